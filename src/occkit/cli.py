@@ -1,0 +1,62 @@
+"""The ``occkit`` command: each subcommand is a thin call into the library.
+
+Subcommands live in ``occkit.commands.<name>`` with ``add_arguments(parser)`` and
+``run(args) -> int``; they are imported only when used, so ``occkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: (subcommand, module, one-line help). Explicit, so "go to definition" works.
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("synth", "occkit.commands.synth", "generate a procedural driving world as an Occ3D-nuScenes (or SemanticKITTI) dataset"),
+    ("show", "occkit.commands.show", "picture of a frame: cameras, occupancy (BEV and 3D), LiDAR; or a prediction beside its ground truth"),
+    ("stats", "occkit.commands.stats", "class frequencies, free and masked fractions, frames per scene"),
+)
+
+
+def build_parser(commands: tuple[tuple[str, str, str], ...] = COMMANDS) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="occkit", description="3D semantic occupancy toolkit.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_text in commands:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Import only the module of the requested subcommand (plus cheap help for the rest).
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    commands = tuple(c for c in COMMANDS if c[0] == chosen) or COMMANDS
+    if chosen is None or chosen not in {c[0] for c in COMMANDS}:
+        parser = argparse.ArgumentParser(prog="occkit", description="3D semantic occupancy toolkit.")
+        parser.add_argument("--version", action="store_true", help="print the version and exit")
+        sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+        for name, _, help_text in COMMANDS:
+            sub.add_parser(name, help=help_text)
+        args = parser.parse_args(argv)
+        if args.version:
+            from occkit import __version__
+
+            print(__version__)
+            return 0
+        parser.print_help()
+        return 0 if chosen is None else 2
+    parser = build_parser(commands)
+    args = parser.parse_args(argv)
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args) or 0)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        print(f"occkit {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

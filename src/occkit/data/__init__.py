@@ -1,0 +1,1 @@
+"""Datasets, samples and batches."""

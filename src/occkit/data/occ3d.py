@@ -1,0 +1,280 @@
+"""Reader for the Occ3D-nuScenes layout, real or synthetic (one code path for both).
+
+Layout under ``root``::
+
+    annotations.json            train_split, val_split, scene_infos[scene][token] = {
+                                  timestamp, camera_sensor[cam] = {img_path, intrinsic,
+                                  extrinsic {translation, rotation} (camera -> ego),
+                                  ego_pose {translation, rotation}}, ego_pose, gt_path, prev, next,
+                                  [lidar_sensor {extrinsic (LiDAR -> ego)}]}   (synthetic addition)
+                                [scene_descriptions {scene: text}]            (synthetic addition)
+    gts/<scene>/<token>/labels.npz   semantics, mask_lidar, mask_camera: uint8 (200, 200, 16)
+    <img_path>                  camera images (JPEG or PNG), relative to root (or image_root)
+    extras/<scene>/<token>/     (synthetic addition) <CAM>.npz {depth, semantics, instance},
+                                lidar.npz {points (P, 4), labels, instance}, objects.json
+
+Readers of the real dataset never require the synthetic additions.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from occkit.fileio import load_npz, read_json
+from occkit.geometry.grid import Grid, occ3d_grid
+from occkit.geometry.transforms import invert_transform, transform_from_pose
+from occkit.data.sample import Sample
+
+#: The nuScenes camera order occkit uses everywhere.
+NUSCENES_CAMERAS: tuple[str, ...] = (
+    "CAM_FRONT",
+    "CAM_FRONT_RIGHT",
+    "CAM_FRONT_LEFT",
+    "CAM_BACK",
+    "CAM_BACK_LEFT",
+    "CAM_BACK_RIGHT",
+)
+
+SPLITS = ("train", "val", "all")
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """Where a frame sits: its scene, token and index within the scene (temporal order)."""
+
+    scene: str
+    token: str
+    index_in_scene: int
+
+
+def load_image(path: Path) -> np.ndarray:
+    """Read an RGB image as ``(H, W, 3) uint8``; a missing or corrupt file raises naming it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image not found")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return np.asarray(im.convert("RGB"))
+    except Exception as e:  # PIL raises several types for truncated/corrupt files
+        raise ValueError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
+
+
+def load_occ3d_labels(path: Path, shape: tuple[int, int, int] = (200, 200, 16)) -> dict[str, np.ndarray]:
+    """Read a ``labels.npz`` and check keys, shapes and dtypes; errors name the file."""
+    z = load_npz(path, keys=("semantics", "mask_lidar", "mask_camera"))
+    for k in ("semantics", "mask_lidar", "mask_camera"):
+        a = z[k]
+        if a.shape != shape:
+            raise ValueError(f"{path}: '{k}' has shape {a.shape}, expected {shape}")
+        if a.dtype != np.uint8 and not (k != "semantics" and a.dtype == np.bool_):
+            raise ValueError(f"{path}: '{k}' has dtype {a.dtype}, expected uint8")
+    if z["semantics"].max(initial=0) > 17:
+        raise ValueError(f"{path}: 'semantics' has class {int(z['semantics'].max())} > 17")
+    return z
+
+
+class Occ3DDataset(torch.utils.data.Dataset):
+    """Frames of an Occ3D-nuScenes-layout dataset as :class:`~occkit.data.sample.Sample`.
+
+    Args:
+        root: folder holding ``annotations.json``.
+        split: ``"train"``, ``"val"`` or ``"all"``.
+        cameras: camera names to load, in this order (default: the six nuScenes cameras).
+        load_images: read the camera images (off for metric-only use).
+        load_gt: read ``labels.npz`` (occupancy and masks).
+        load_extras: read the synthetic extras (depth/semantics/instance maps, LiDAR) when present.
+        image_root: where ``img_path`` is relative to, if not ``root``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        cameras: tuple[str, ...] | None = None,
+        load_images: bool = True,
+        load_gt: bool = True,
+        load_extras: bool = True,
+        image_root: str | os.PathLike | None = None,
+    ) -> None:
+        self.root = Path(root)
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.split = split
+        self.cameras = tuple(cameras) if cameras else NUSCENES_CAMERAS
+        self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
+        self.image_root = Path(image_root) if image_root else self.root
+        ann_path = self.root / "annotations.json"
+        ann = read_json(ann_path)
+        for key in ("scene_infos",):
+            if key not in ann:
+                raise KeyError(f"{ann_path}: missing key '{key}'")
+        self.annotations_path = ann_path
+        self.scene_infos: dict[str, dict[str, Any]] = ann["scene_infos"]
+        self.scene_descriptions: dict[str, str] = ann.get("scene_descriptions", {})
+        if split == "all":
+            scenes = list(self.scene_infos)
+        else:
+            key = f"{split}_split"
+            if key not in ann:
+                raise KeyError(f"{ann_path}: missing key '{key}'")
+            scenes = [s for s in ann[key] if s in self.scene_infos]
+        self.scenes: list[str] = scenes
+        self.frames: list[FrameRef] = []
+        for scene in scenes:
+            for i, token in enumerate(self.scene_tokens(scene)):
+                self.frames.append(FrameRef(scene, token, i))
+        self._index = {f.token: i for i, f in enumerate(self.frames)}
+        self.grid: Grid = occ3d_grid()
+
+    # ------------------------------------------------------------------ lookup
+    def scene_tokens(self, scene: str) -> list[str]:
+        """Tokens of a scene in temporal order (by timestamp)."""
+        infos = self.scene_infos[scene]
+        return sorted(infos, key=lambda t: (infos[t].get("timestamp", 0), t))
+
+    def info(self, token: str) -> dict[str, Any]:
+        """The raw ``scene_infos`` entry of a frame."""
+        if token not in self._index:
+            raise KeyError(f"token {token!r} is not in split '{self.split}' of {self.annotations_path}")
+        f = self.frames[self._index[token]]
+        return self.scene_infos[f.scene][token]
+
+    def index_of(self, token: str) -> int:
+        if token not in self._index:
+            raise KeyError(f"token {token!r} is not in split '{self.split}' of {self.annotations_path}")
+        return self._index[token]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    # ------------------------------------------------------------------ paths
+    def gt_path(self, token: str) -> Path:
+        f = self.frames[self.index_of(token)]
+        rel = self.info(token).get("gt_path") or f"gts/{f.scene}/{token}/labels.npz"
+        return self.root / rel.removeprefix("./")
+
+    def image_path(self, token: str, cam: str) -> Path:
+        info = self.info(token)
+        try:
+            rel = info["camera_sensor"][cam]["img_path"]
+        except KeyError as e:
+            raise KeyError(f"{self.annotations_path}: frame {token} has no img_path for camera {cam}") from e
+        p = Path(rel)
+        if p.is_absolute():
+            return p
+        return self.image_root / rel.removeprefix("./")
+
+    def extras_dir(self, token: str) -> Path:
+        f = self.frames[self.index_of(token)]
+        return self.root / "extras" / f.scene / token
+
+    # ------------------------------------------------------------------ poses
+    def T_global_from_ego(self, token: str) -> torch.Tensor:
+        """``(4, 4)`` float64 ego pose of the frame."""
+        pose = self.info(token)["ego_pose"]
+        return transform_from_pose(pose["translation"], pose["rotation"])
+
+    def T_ego_from_cam(self, token: str, cam: str) -> torch.Tensor:
+        """``(4, 4)`` float64 camera -> ego (at the frame's timestamp).
+
+        nuScenes cameras fire at slightly different times from the frame: with the camera's own
+        ego pose, ``T_ego_from_cam = T_ego_from_global @ T_global_from_egocam @ T_egocam_from_cam``.
+        """
+        sensor = self.info(token)["camera_sensor"][cam]
+        ext = sensor["extrinsic"]
+        T = transform_from_pose(ext["translation"], ext["rotation"])
+        if "ego_pose" in sensor:
+            cam_pose = sensor["ego_pose"]
+            T_global_from_egocam = transform_from_pose(cam_pose["translation"], cam_pose["rotation"])
+            T = invert_transform(self.T_global_from_ego(token)) @ T_global_from_egocam @ T
+        return T
+
+    def T_ego_from_lidar(self, token: str) -> torch.Tensor | None:
+        """``(4, 4)`` float64 LiDAR -> ego, when the annotations carry ``lidar_sensor``."""
+        sensor = self.info(token).get("lidar_sensor")
+        if not sensor:
+            return None
+        ext = sensor["extrinsic"]
+        return transform_from_pose(ext["translation"], ext["rotation"])
+
+    def intrinsics(self, token: str, cam: str) -> torch.Tensor:
+        K = torch.as_tensor(self.info(token)["camera_sensor"][cam]["intrinsic"], dtype=torch.float64)
+        if K.shape != (3, 3):
+            raise ValueError(f"{self.annotations_path}: frame {token} camera {cam}: intrinsic has shape {tuple(K.shape)}, expected (3, 3)")
+        return K
+
+    # ------------------------------------------------------------------ loading
+    def load_gt(self, token: str) -> dict[str, np.ndarray]:
+        return load_occ3d_labels(self.gt_path(token), self.grid.shape)
+
+    def __getitem__(self, i: int) -> Sample:
+        f = self.frames[i]
+        token = f.token
+        info = self.info(token)
+        Ks = torch.stack([self.intrinsics(token, c) for c in self.cameras]).float()
+        Ts = torch.stack([self.T_ego_from_cam(token, c) for c in self.cameras]).float()
+        if self.load_images:
+            imgs = [load_image(self.image_path(token, c)) for c in self.cameras]
+            shapes = {im.shape for im in imgs}
+            if len(shapes) != 1:
+                raise ValueError(f"frame {token}: camera images differ in size {sorted(shapes)}")
+            images = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div_(255)
+        else:
+            images = torch.zeros(len(self.cameras), 3, 0, 0)
+        sample = Sample(
+            token=token,
+            scene=f.scene,
+            timestamp=int(info.get("timestamp", 0)),
+            cam_names=self.cameras,
+            images=images,
+            intrinsics=Ks,
+            T_ego_from_cam=Ts,
+            T_global_from_ego=self.T_global_from_ego(token),
+            description=self.scene_descriptions.get(f.scene),
+        )
+        T_l = self.T_ego_from_lidar(token)
+        if T_l is not None:
+            sample.T_ego_from_lidar = T_l.float()
+        if self.load_gt:
+            gt = self.load_gt(token)
+            sample.occupancy = torch.from_numpy(gt["semantics"].astype(np.int64))
+            sample.mask_camera = torch.from_numpy(gt["mask_camera"].astype(bool))
+            sample.mask_lidar = torch.from_numpy(gt["mask_lidar"].astype(bool))
+        if self.load_extras:
+            self._load_extras(sample)
+        return sample
+
+    def _load_extras(self, sample: Sample) -> None:
+        d = self.extras_dir(sample.token)
+        if not d.is_dir():
+            return
+        lidar_path = d / "lidar.npz"
+        if lidar_path.exists():
+            z = load_npz(lidar_path, keys=("points", "labels"))
+            pts = z["points"]
+            if pts.ndim != 2 or pts.shape[1] != 4:
+                raise ValueError(f"{lidar_path}: 'points' has shape {pts.shape}, expected (P, 4)")
+            if len(z["labels"]) != len(pts):
+                raise ValueError(f"{lidar_path}: 'labels' has {len(z['labels'])} entries for {len(pts)} points")
+            sample.lidar = torch.from_numpy(pts.astype(np.float32))
+            sample.lidar_labels = torch.from_numpy(z["labels"].astype(np.int64))
+        cam_files = [d / f"{c}.npz" for c in self.cameras]
+        if all(p.exists() for p in cam_files):
+            maps = [load_npz(p, keys=("depth", "semantics", "instance")) for p in cam_files]
+            H, W = maps[0]["depth"].shape
+            for p, m in zip(cam_files, maps):
+                for k in ("depth", "semantics", "instance"):
+                    if m[k].shape != (H, W):
+                        raise ValueError(f"{p}: '{k}' has shape {m[k].shape}, expected {(H, W)}")
+            if self.load_images and sample.images.shape[-2:] != (H, W):
+                raise ValueError(f"{cam_files[0]}: maps are {(H, W)} but the images are {tuple(sample.images.shape[-2:])}")
+            sample.depth = torch.from_numpy(np.stack([m["depth"] for m in maps]).astype(np.float32))
+            sample.semantics_2d = torch.from_numpy(np.stack([m["semantics"] for m in maps]).astype(np.int64))
+            sample.instance_2d = torch.from_numpy(np.stack([m["instance"] for m in maps]).astype(np.int64))

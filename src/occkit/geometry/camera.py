@@ -1,0 +1,78 @@
+"""Pinhole cameras in the OpenCV convention: x right, y down, z forward; pixel (u, v) has its
+centre at (u + 0.5, v + 0.5) in continuous image coordinates, i.e. pixel centres of a W x H image
+are at u = 0.5 .. W - 0.5.
+
+``K`` is the 3x3 intrinsic matrix; a point ``p_cam`` projects to ``(K @ p_cam)[:2] / z``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from occkit.shapes import check_shape
+
+
+def project(points_cam: torch.Tensor, K: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Project camera-frame points to pixels.
+
+    Args:
+        points_cam: ``(..., N, 3)`` camera-frame points.
+        K: ``(..., 3, 3)`` intrinsics.
+    Returns:
+        uv: ``(..., N, 2)`` continuous pixel coordinates; depth: ``(..., N)`` the z coordinate.
+        Points with ``z <= eps`` get uv from a clamped z: mask them with ``depth > eps``.
+    """
+    check_shape(points_cam, "... N 3", name="points_cam")
+    check_shape(K, "... 3 3", name="K")
+    z = points_cam[..., 2]
+    p = points_cam @ K.transpose(-1, -2)  # (..., N, 3)
+    uv = p[..., :2] / z.clamp(min=eps)[..., None]
+    return uv, z
+
+
+def unproject(uv: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Lift pixels with z-depth to camera-frame points.
+
+    Args:
+        uv: ``(..., N, 2)`` pixel coordinates; depth: ``(..., N)`` z-depth; K: ``(..., 3, 3)``.
+    Returns:
+        ``(..., N, 3)`` camera-frame points.
+    """
+    check_shape(uv, "... N 2", name="uv")
+    rays = pixel_rays(uv, K)
+    return rays * depth[..., None]
+
+
+def pixel_rays(uv: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Camera-frame ray directions with z = 1 through pixels ``uv (..., N, 2)``: ``(..., N, 3)``."""
+    check_shape(uv, "... N 2", name="uv")
+    check_shape(K, "... 3 3", name="K")
+    fx, fy = K[..., 0, 0, None], K[..., 1, 1, None]
+    cx, cy = K[..., 0, 2, None], K[..., 1, 2, None]
+    skew = K[..., 0, 1, None]
+    y = (uv[..., 1] - cy) / fy
+    x = (uv[..., 0] - cx - skew * y) / fx
+    return torch.stack([x, y, torch.ones_like(x)], -1)
+
+
+def pixel_centers(height: int, width: int, stride: int = 1, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Centres of every ``stride``-th pixel, row-major: ``(H', W', 2)`` as (u, v)."""
+    v = torch.arange(0, height, stride, dtype=dtype, device=device) + 0.5 * stride
+    u = torch.arange(0, width, stride, dtype=dtype, device=device) + 0.5 * stride
+    vv, uu = torch.meshgrid(v, u, indexing="ij")
+    return torch.stack([uu, vv], -1)
+
+
+def scale_intrinsics(K: torch.Tensor, sx: float, sy: float) -> torch.Tensor:
+    """Intrinsics after resizing the image by (sx, sy) (pixel-edge convention): ``(..., 3, 3)``."""
+    check_shape(K, "... 3 3", name="K")
+    S = torch.tensor([[sx, 0, 0], [0, sy, 0], [0, 0, 1]], dtype=K.dtype, device=K.device)
+    return S @ K
+
+
+def crop_intrinsics(K: torch.Tensor, left: float, top: float) -> torch.Tensor:
+    """Intrinsics after cropping ``left`` columns and ``top`` rows off the image."""
+    K = K.clone()
+    K[..., 0, 2] -= left
+    K[..., 1, 2] -= top
+    return K

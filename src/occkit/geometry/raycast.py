@@ -1,0 +1,206 @@
+"""Vectorised voxel ray traversal (Amanatides & Woo, 1987) in pure torch.
+
+All rays advance together one voxel per step; a step costs a handful of tensor ops over the
+rays still alive, so the loop runs at most ``X + Y + Z`` times for rays crossing the grid.
+
+:func:`traverse` yields the voxels each ray visits in order; :func:`first_hit` stops at the first
+voxel marked occupied (RayIoU, LiDAR-style depth on voxels); :func:`mark_visible` marks every
+voxel a ray reaches up to and including its first occupied voxel or its end distance (Occ3D-style
+visibility masks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from occkit.geometry.grid import Grid
+from occkit.shapes import check_shape
+
+
+@dataclass
+class TraversalStep:
+    """State of every ray at one step of the traversal.
+
+    Attributes:
+        ray: ``(R',)`` long, which rays (indices into the input) are alive at this step.
+        index: ``(R', 3)`` long, the voxel each of them is in.
+        t_in: ``(R',)`` distance along the ray where it entered the voxel.
+        t_out: ``(R',)`` distance where it leaves the voxel.
+    """
+
+    ray: torch.Tensor
+    index: torch.Tensor
+    t_in: torch.Tensor
+    t_out: torch.Tensor
+
+
+def _box_entry(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:
+    """Slab test: parameter interval ``[t0, t1]`` where each ray is inside the grid box (t0 >= 0)."""
+    lo = torch.tensor(grid.range_min, dtype=origins.dtype, device=origins.device)
+    hi = torch.tensor(grid.range_max, dtype=origins.dtype, device=origins.device)
+    with torch.no_grad():
+        inv = 1.0 / dirs  # +-inf where a component is 0
+        ta = (lo - origins) * inv
+        tb = (hi - origins) * inv
+        # 0 * inf = nan when the origin lies exactly on a slab plane and the direction is parallel
+        tmin = torch.minimum(ta, tb).nan_to_num(nan=-float("inf"))
+        tmax = torch.maximum(ta, tb).nan_to_num(nan=float("inf"))
+        t0 = tmin.amax(-1).clamp(min=0)
+        t1 = tmax.amin(-1)
+    return t0, t1
+
+
+def traverse(
+    origins: torch.Tensor,
+    dirs: torch.Tensor,
+    grid: Grid,
+    t_max: torch.Tensor | float | None = None,
+) -> Iterator[TraversalStep]:
+    """Walk rays through ``grid`` voxel by voxel, yielding one :class:`TraversalStep` per step.
+
+    Args:
+        origins: ``(R, 3)`` ray origins in the grid's frame (inside or outside the grid).
+        dirs: ``(R, 3)`` directions (need not be unit; distances are in units of ``|dirs|``).
+        grid: the voxel grid.
+        t_max: scalar or ``(R,)``: stop a ray once it has gone this far (default: until it leaves
+            the grid). A voxel is visited when the ray enters it before ``t_max``.
+
+    The caller may stop consuming the iterator at any time. Rays that miss the box yield nothing.
+    """
+    check_shape(origins, "R 3", name="origins")
+    check_shape(dirs, "R 3", name="dirs", dims={"R": origins.shape[0]})
+    if not torch.is_floating_point(origins) or not torch.is_floating_point(dirs):
+        raise TypeError("origins and dirs must be floating point tensors")
+    device, dtype = origins.device, origins.dtype
+    R = origins.shape[0]
+    lo = torch.tensor(grid.range_min, dtype=dtype, device=device)
+    vs = torch.tensor(grid.voxel_size, dtype=dtype, device=device)
+    shape = torch.tensor(grid.shape, device=device)
+
+    t0, t1 = _box_entry(origins, dirs, grid)
+    if t_max is not None:
+        t1 = torch.minimum(t1, torch.as_tensor(t_max, dtype=dtype, device=device).expand(R))
+    alive = t1 > t0
+    ray = torch.arange(R, device=device)[alive]
+    o, d, t_cur, t_end = origins[alive], dirs[alive], t0[alive], t1[alive]
+
+    # Start voxel: the point just inside the box along the ray, clamped against round-off.
+    p = o + d * t_cur[:, None]
+    idx = torch.floor((p - lo) / vs).long()
+    idx = torch.minimum(torch.maximum(idx, torch.zeros_like(idx)), shape - 1)
+    step = torch.sign(d).long()
+    inv = 1.0 / d
+    boundary = lo + (idx + (step > 0).long()).to(dtype) * vs
+    t_next = torch.where(step != 0, (boundary - o) * inv, torch.full_like(o, float("inf")))
+    t_delta = torch.where(step != 0, vs * inv.abs(), torch.full_like(o, float("inf")))
+
+    while ray.numel() > 0:
+        t_out_axis, axis = t_next.min(-1)
+        t_out = torch.minimum(t_out_axis, t_end)
+        yield TraversalStep(ray=ray, index=idx, t_in=t_cur, t_out=t_out)
+        # advance along the axis whose boundary comes first
+        ar = torch.arange(ray.numel(), device=device)
+        idx = idx.clone()
+        idx[ar, axis] += step[ar, axis]
+        t_next = t_next.clone()
+        t_next[ar, axis] += t_delta[ar, axis]
+        t_cur = t_out_axis
+        keep = (t_cur < t_end) & ((idx >= 0) & (idx < shape)).all(-1)
+        if not bool(keep.all()):
+            ray, idx, t_cur, t_end = ray[keep], idx[keep], t_cur[keep], t_end[keep]
+            t_next, t_delta, step = t_next[keep], t_delta[keep], step[keep]
+
+
+@dataclass
+class RayHit:
+    """Result of :func:`first_hit` for ``R`` rays.
+
+    Attributes:
+        hit: ``(R,)`` bool, the ray met an occupied voxel.
+        index: ``(R, 3)`` long, that voxel (``-1`` where no hit).
+        t_in: ``(R,)`` distance where the ray entered it (``inf`` where no hit).
+        t_out: ``(R,)`` distance where the ray leaves it (``inf`` where no hit).
+    """
+
+    hit: torch.Tensor
+    index: torch.Tensor
+    t_in: torch.Tensor
+    t_out: torch.Tensor
+
+
+def first_hit(
+    occupied: torch.Tensor,
+    origins: torch.Tensor,
+    dirs: torch.Tensor,
+    grid: Grid,
+    t_max: torch.Tensor | float | None = None,
+) -> RayHit:
+    """First occupied voxel along each ray.
+
+    Args:
+        occupied: ``(X, Y, Z)`` bool, matching ``grid.shape``.
+        origins, dirs: ``(R, 3)``; t_max as in :func:`traverse`.
+    """
+    check_shape(occupied, "X Y Z", name="occupied", dims=dict(zip("XYZ", grid.shape)))
+    R = origins.shape[0]
+    dev, dt = origins.device, origins.dtype
+    hit = torch.zeros(R, dtype=torch.bool, device=dev)
+    index = torch.full((R, 3), -1, dtype=torch.long, device=dev)
+    t_in = torch.full((R,), float("inf"), dtype=dt, device=dev)
+    t_out = torch.full((R,), float("inf"), dtype=dt, device=dev)
+    occ = occupied.to(device=dev, dtype=torch.bool)
+    done = torch.zeros(R, dtype=torch.bool, device=dev)
+    for s in traverse(origins, dirs, grid, t_max):
+        live = ~done[s.ray]
+        h = live & occ[s.index[:, 0], s.index[:, 1], s.index[:, 2]]
+        if bool(h.any()):
+            r = s.ray[h]
+            hit[r] = True
+            done[r] = True
+            index[r] = s.index[h]
+            t_in[r] = s.t_in[h]
+            t_out[r] = s.t_out[h]
+            if bool(done.all()):
+                break
+    return RayHit(hit=hit, index=index, t_in=t_in, t_out=t_out)
+
+
+def mark_visible(
+    origins: torch.Tensor,
+    dirs: torch.Tensor,
+    grid: Grid,
+    occupied: torch.Tensor | None = None,
+    t_max: torch.Tensor | float | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mark the voxels rays reach: every voxel entered before ``t_max``, stopping after the first
+    voxel in ``occupied`` (that voxel is marked too).
+
+    Args:
+        origins, dirs: ``(R, 3)``; t_max as in :func:`traverse`.
+        occupied: optional ``(X, Y, Z)`` bool; rays stop in the first occupied voxel.
+        out: optional ``(X, Y, Z)`` bool to accumulate into (modified in place).
+    Returns:
+        ``(X, Y, Z)`` bool.
+    """
+    X, Y, Z = grid.shape
+    if out is None:
+        out = torch.zeros(grid.shape, dtype=torch.bool, device=origins.device)
+    check_shape(out, "X Y Z", name="out", dims={"X": X, "Y": Y, "Z": Z})
+    occ = None if occupied is None else occupied.to(device=origins.device, dtype=torch.bool)
+    flat_out = out.view(-1)
+    done = torch.zeros(origins.shape[0], dtype=torch.bool, device=origins.device)
+    for s in traverse(origins, dirs, grid, t_max):
+        live = ~done[s.ray]
+        ix = s.index[live]
+        flat_out[(ix[:, 0] * Y + ix[:, 1]) * Z + ix[:, 2]] = True
+        if occ is not None:
+            h = occ[ix[:, 0], ix[:, 1], ix[:, 2]]
+            if bool(h.any()):
+                done[s.ray[live][h]] = True
+                if bool(done.all()):
+                    break
+    return out

@@ -1,0 +1,112 @@
+"""Rigid transforms as 4x4 homogeneous matrices, and quaternions (w, x, y, z) as nuScenes writes them.
+
+Name a transform by what it does to points: ``T_ego_from_cam @ p_cam = p_ego``. Compose right to
+left: ``T_global_from_cam = T_global_from_ego @ T_ego_from_cam``. All functions take torch
+tensors with any leading batch axes, and work in the tensor's dtype and device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from occkit.shapes import check_shape
+
+
+def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """Unit quaternion to rotation matrix.
+
+    Args:
+        q: ``(..., 4)`` as (w, x, y, z); normalised here (a zero quaternion raises).
+    Returns:
+        ``(..., 3, 3)`` rotation matrices.
+    """
+    check_shape(q, "... 4", name="q")
+    norm = q.norm(dim=-1, keepdim=True)
+    if bool((norm == 0).any()):
+        raise ValueError("q: zero quaternion has no rotation")
+    w, x, y, z = (q / norm).unbind(-1)
+    row0 = torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1)
+    row1 = torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1)
+    row2 = torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)
+    return torch.stack([row0, row1, row2], -2)
+
+
+def matrix_to_quat(R: torch.Tensor) -> torch.Tensor:
+    """Rotation matrix to unit quaternion (w, x, y, z) with w >= 0.
+
+    Args:
+        R: ``(..., 3, 3)`` rotation matrices.
+    Returns:
+        ``(..., 4)``.
+    """
+    check_shape(R, "... 3 3", name="R")
+    m = R
+    tr = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
+    # Four candidate solutions; pick, per matrix, the numerically best (largest denominator).
+    cand = torch.stack(
+        [
+            torch.stack([1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
+            torch.stack([m[..., 2, 1] - m[..., 1, 2], 1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2], m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
+            torch.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2], m[..., 1, 2] + m[..., 2, 1]], -1),
+            torch.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2]], -1),
+        ],
+        -2,
+    )  # (..., 4 candidates, 4)
+    diag = torch.stack([1 + tr, 1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2], 1 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2], 1 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2]], -1)
+    best = diag.argmax(-1)
+    q = torch.gather(cand, -2, best[..., None, None].expand(*best.shape, 1, 4)).squeeze(-2)
+    q = q / q.norm(dim=-1, keepdim=True)
+    return torch.where(q[..., :1] < 0, -q, q)
+
+
+def make_transform(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Build ``(..., 4, 4)`` from rotation ``(..., 3, 3)`` and translation ``(..., 3)``."""
+    check_shape(R, "... 3 3", name="R")
+    check_shape(t, "... 3", name="t")
+    batch = torch.broadcast_shapes(R.shape[:-2], t.shape[:-1])
+    T = torch.zeros(*batch, 4, 4, dtype=R.dtype, device=R.device)
+    T[..., :3, :3] = R
+    T[..., :3, 3] = t
+    T[..., 3, 3] = 1
+    return T
+
+
+def transform_from_pose(translation: Sequence[float], rotation: Sequence[float], dtype=torch.float64) -> torch.Tensor:
+    """A ``(4, 4)`` transform from a nuScenes-style pose (translation xyz, rotation wxyz)."""
+    t = torch.as_tensor(translation, dtype=dtype)
+    q = torch.as_tensor(rotation, dtype=dtype)
+    if t.shape != (3,) or q.shape != (4,):
+        raise ValueError(f"pose: expected translation (3,) and rotation (4,), got {tuple(t.shape)} and {tuple(q.shape)}")
+    return make_transform(quat_to_matrix(q), t)
+
+
+def pose_from_transform(T: torch.Tensor) -> dict[str, list[float]]:
+    """Inverse of :func:`transform_from_pose`: ``{"translation": [3], "rotation": [w, x, y, z]}``."""
+    check_shape(T, "4 4", name="T")
+    T = T.double()
+    return {"translation": T[:3, 3].tolist(), "rotation": matrix_to_quat(T[:3, :3]).tolist()}
+
+
+def invert_transform(T: torch.Tensor) -> torch.Tensor:
+    """Inverse of rigid transforms ``(..., 4, 4)`` (uses R^T, not a general inverse)."""
+    check_shape(T, "... 4 4", name="T")
+    R_inv = T[..., :3, :3].transpose(-1, -2)
+    t_inv = -(R_inv @ T[..., :3, 3:4]).squeeze(-1)
+    return make_transform(R_inv, t_inv)
+
+
+def apply_transform(T: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Apply ``T (..., 4, 4)`` to ``points (..., N, 3)``, giving ``(..., N, 3)``."""
+    check_shape(T, "... 4 4", name="T")
+    check_shape(points, "... 3", name="points")
+    return points @ T[..., :3, :3].transpose(-1, -2) + T[..., None, :3, 3]
+
+
+def rotation_z(yaw: torch.Tensor | float, dtype=torch.float64) -> torch.Tensor:
+    """Rotation about +z by ``yaw`` radians: ``(..., 3, 3)``."""
+    yaw = torch.as_tensor(yaw, dtype=dtype)
+    c, s = torch.cos(yaw), torch.sin(yaw)
+    z, o = torch.zeros_like(yaw), torch.ones_like(yaw)
+    return torch.stack([torch.stack([c, -s, z], -1), torch.stack([s, c, z], -1), torch.stack([z, z, o], -1)], -2)

@@ -1,0 +1,136 @@
+"""Class tables and palettes of the benchmarks occkit reads.
+
+Occ3D-nuScenes: 18 classes, 17 = free. SemanticKITTI SSC: 20 learning classes, 0 = empty, with
+the official raw-id learning map. Everything here is an immutable tuple or mapping proxy: no
+module-level mutable state.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import numpy as np
+
+OCC3D_CLASSES: tuple[str, ...] = (
+    "others",
+    "barrier",
+    "bicycle",
+    "bus",
+    "car",
+    "construction_vehicle",
+    "motorcycle",
+    "pedestrian",
+    "traffic_cone",
+    "trailer",
+    "truck",
+    "driveable_surface",
+    "other_flat",
+    "sidewalk",
+    "terrain",
+    "manmade",
+    "vegetation",
+    "free",
+)
+OCC3D_NUM_CLASSES = 18
+OCC3D_FREE = 17
+#: Classes that enter the official mIoU (free excluded, others included).
+OCC3D_EVAL_CLASSES: tuple[int, ...] = tuple(range(17))
+
+#: The palette the Occ3D / nuScenes-lidarseg visualisations use (RGB, uint8), index = class.
+OCC3D_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 0),  # others
+    (255, 120, 50),  # barrier
+    (255, 192, 203),  # bicycle
+    (255, 255, 0),  # bus
+    (0, 150, 245),  # car
+    (0, 255, 255),  # construction_vehicle
+    (200, 180, 0),  # motorcycle
+    (255, 0, 0),  # pedestrian
+    (255, 240, 150),  # traffic_cone
+    (135, 60, 0),  # trailer
+    (160, 32, 240),  # truck
+    (255, 0, 255),  # driveable_surface
+    (139, 137, 137),  # other_flat
+    (75, 0, 75),  # sidewalk
+    (150, 240, 80),  # terrain
+    (230, 230, 250),  # manmade
+    (0, 175, 0),  # vegetation
+    (255, 255, 255),  # free
+)
+
+SEMANTICKITTI_CLASSES: tuple[str, ...] = (
+    "empty",
+    "car",
+    "bicycle",
+    "motorcycle",
+    "truck",
+    "other-vehicle",
+    "person",
+    "bicyclist",
+    "motorcyclist",
+    "road",
+    "parking",
+    "sidewalk",
+    "other-ground",
+    "building",
+    "fence",
+    "vegetation",
+    "trunk",
+    "terrain",
+    "pole",
+    "traffic-sign",
+)
+SEMANTICKITTI_NUM_CLASSES = 20
+SEMANTICKITTI_IGNORE = 255
+
+#: semantic-kitti.yaml `learning_map`: raw label id -> learning class.
+SEMANTICKITTI_LEARNING_MAP = MappingProxyType(
+    {
+        0: 0, 1: 0, 10: 1, 11: 2, 13: 5, 15: 3, 16: 5, 18: 4, 20: 5, 30: 6, 31: 7, 32: 8,
+        40: 9, 44: 10, 48: 11, 49: 12, 50: 13, 51: 14, 52: 0, 60: 9, 70: 15, 71: 16, 72: 17,
+        80: 18, 81: 19, 99: 0, 252: 1, 253: 7, 254: 6, 255: 8, 256: 5, 257: 5, 258: 4, 259: 5,
+    }
+)
+#: semantic-kitti.yaml `learning_map_inv`: learning class -> raw label id.
+SEMANTICKITTI_LEARNING_MAP_INV = MappingProxyType(
+    {
+        0: 0, 1: 10, 2: 11, 3: 15, 4: 18, 5: 20, 6: 30, 7: 31, 8: 32, 9: 40, 10: 44, 11: 48,
+        12: 49, 13: 50, 14: 51, 15: 70, 16: 71, 17: 72, 18: 80, 19: 81,
+    }
+)
+
+SEMANTICKITTI_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 0), (100, 150, 245), (100, 230, 245), (30, 60, 150), (80, 30, 180), (100, 80, 250),
+    (255, 30, 30), (255, 40, 200), (150, 30, 90), (255, 0, 255), (255, 150, 255), (75, 0, 75),
+    (175, 0, 75), (255, 200, 0), (255, 120, 50), (0, 175, 0), (135, 60, 0), (150, 240, 80),
+    (255, 240, 150), (255, 0, 0),
+)
+
+
+def palette_array(palette: tuple[tuple[int, int, int], ...] = OCC3D_PALETTE) -> np.ndarray:
+    """The palette as a fresh ``(C, 3) uint8`` array (safe to modify)."""
+    return np.asarray(palette, dtype=np.uint8)
+
+
+def semantickitti_remap_lut(for_completion: bool = True) -> np.ndarray:
+    """Lookup table raw id -> learning class, ``(max_raw + 1,) uint8``.
+
+    With ``for_completion`` (the SSC evaluation), every raw id that the learning map sends to 0
+    except raw 0 itself becomes 255 (ignored), and unknown raw ids are 255 too, as the
+    semantic-kitti-api's completion evaluation does: only "empty" stays empty.
+    """
+    size = max(SEMANTICKITTI_LEARNING_MAP) + 1
+    lut = np.full(size, SEMANTICKITTI_IGNORE if for_completion else 0, dtype=np.uint8)
+    for raw, cls in SEMANTICKITTI_LEARNING_MAP.items():
+        lut[raw] = cls
+    if for_completion:
+        lut[lut == 0] = SEMANTICKITTI_IGNORE
+        lut[0] = 0
+    return lut
+
+
+def semantickitti_inverse_lut() -> np.ndarray:
+    """Lookup table learning class -> raw id, ``(20,) uint16``."""
+    return np.asarray(
+        [SEMANTICKITTI_LEARNING_MAP_INV[c] for c in range(SEMANTICKITTI_NUM_CLASSES)], dtype=np.uint16
+    )

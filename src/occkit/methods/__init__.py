@@ -1,0 +1,1 @@
+"""Training recipes: one file per method (model + losses + what a training step does)."""

@@ -1,1 +1,7 @@
-"""occkit.metrics."""
+"""Official metrics: Occ3D-nuScenes mIoU (:mod:`.occ3d`), SparseOcc RayIoU (:mod:`.rayiou`),
+SemanticKITTI semantic scene completion (:mod:`.ssc`), each as pure functions over confusion
+counts and as streaming accumulators mergeable across processes."""
+
+from occkit.metrics.occ3d import Occ3DMetric
+
+__all__ = ["Occ3DMetric"]

@@ -1,0 +1,209 @@
+"""Occ3D-nuScenes mIoU exactly as the official challenge code computes it, and a streaming
+accumulator for validation during training.
+
+The official per-frame code keeps the voxels of a mask (``mask_camera`` by default),
+adds ``bincount(18 * gt + pred)`` into an 18 x 18 matrix accumulated over the whole dataset
+(rows = ground truth, columns = prediction), and at the end computes
+``IoU_c = diag / (row sum + column sum - diag)`` and ``mIoU = nanmean(IoU_0 .. IoU_16)``
+(free, class 17, excluded; "others" included), printed x 100 with two decimals. A class absent
+from both ground truth and prediction has 0 / 0 = NaN and is skipped by the mean.
+
+The geometry IoU (occupied vs free, under the same mask) comes out of the same matrix:
+``TP = sum hist[:17, :17]``, ``FP = sum hist[17, :17]``, ``FN = sum hist[:17, 17]``.
+
+Everything reported is in percent, like the official tables.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
+from occkit.metrics.confusion import all_reduce_sum, confusion_matrix
+
+#: The mask choices: which voxels of a frame are evaluated.
+MASK_MODES: tuple[str, ...] = ("camera", "lidar", "both", "none")
+
+
+def select_mask(
+    mode: str,
+    mask_camera: torch.Tensor | None,
+    mask_lidar: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """The evaluation mask for ``mode`` (``camera``, ``lidar``, ``both`` = camera & lidar,
+    ``none``): ``(...)`` bool, or ``None`` for every voxel. A mask the mode needs but that is
+    missing raises naming it."""
+    if mode not in MASK_MODES:
+        raise ValueError(f"mask must be one of {MASK_MODES}, got {mode!r}")
+    if mode == "none":
+        return None
+    need = {"camera": ("mask_camera",), "lidar": ("mask_lidar",), "both": ("mask_camera", "mask_lidar")}[mode]
+    given = {"mask_camera": mask_camera, "mask_lidar": mask_lidar}
+    for name in need:
+        if given[name] is None:
+            raise ValueError(f"mask={mode!r} needs {name}, which was not given")
+    if mode == "camera":
+        return mask_camera.bool()  # type: ignore[union-attr]
+    if mode == "lidar":
+        return mask_lidar.bool()  # type: ignore[union-attr]
+    return mask_camera.bool() & mask_lidar.bool()  # type: ignore[union-attr]
+
+
+def iou_from_confusion(hist: torch.Tensor) -> torch.Tensor:
+    """Per-class IoU ``diag / (row sum + column sum - diag)`` of a ``(C, C)`` matrix:
+    ``(C,)`` float64 in [0, 1], NaN where the class is absent from both."""
+    h = hist.double()
+    diag = torch.diagonal(h)
+    denom = h.sum(1) + h.sum(0) - diag
+    return diag / denom  # 0/0 -> nan, as numpy does in the official code
+
+
+def geometry_iou_from_confusion(hist: torch.Tensor, free_class: int = OCC3D_FREE) -> float:
+    """Occupied-vs-free IoU in [0, 1] (NaN when nothing is occupied in either) from a ``(C, C)``
+    matrix with rows = ground truth."""
+    h = hist.double()
+    occ = [c for c in range(h.shape[0]) if c != free_class]
+    tp = h[occ][:, occ].sum()
+    fp = h[free_class, occ].sum()
+    fn = h[occ, free_class].sum()
+    denom = tp + fp + fn
+    return float(tp / denom) if denom > 0 else math.nan
+
+
+def nanmean(values: torch.Tensor) -> float:
+    """Mean over the non-NaN entries; NaN when all are NaN (numpy's nanmean, without the warning)."""
+    v = values[~torch.isnan(values)]
+    return float(v.mean()) if v.numel() else math.nan
+
+
+def occ3d_scores(
+    hist: torch.Tensor,
+    class_names: tuple[str, ...] = OCC3D_CLASSES,
+    free_class: int = OCC3D_FREE,
+) -> dict[str, Any]:
+    """The official numbers from an accumulated ``(C, C)`` matrix (rows = ground truth).
+
+    Returns:
+        ``miou`` (mean over every class but ``free_class``, NaN skipped), ``geometry_iou`` and
+        ``iou`` (class name -> value for every class but free), all in percent; NaN for a class
+        absent from both ground truth and prediction.
+    """
+    if hist.shape != (len(class_names), len(class_names)):
+        raise ValueError(f"hist: shape {tuple(hist.shape)} does not match {len(class_names)} classes")
+    ious = iou_from_confusion(hist)
+    keep = [c for c in range(len(class_names)) if c != free_class]
+    return {
+        "miou": 100.0 * nanmean(ious[keep]),
+        "geometry_iou": 100.0 * geometry_iou_from_confusion(hist, free_class),
+        "iou": {class_names[c]: 100.0 * float(ious[c]) for c in keep},
+    }
+
+
+def _as_labels(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Class ids from ``pred``: integer ``(B, X, Y, Z)`` as is, or float logits ``(B, C, X, Y, Z)``
+    through an argmax over ``C``."""
+    if pred.is_floating_point():
+        if pred.dim() != gt.dim() + 1:
+            raise ValueError(
+                f"pred: float logits must be (B, C, X, Y, Z) for gt {tuple(gt.shape)}, got {tuple(pred.shape)}"
+            )
+        return pred.argmax(1)
+    return pred
+
+
+class Occ3DMetric:
+    """Streaming Occ3D-nuScenes mIoU: ``update`` per batch, ``compute`` at the end.
+
+    The state is one ``(C, C)`` int64 confusion matrix (rows = ground truth) and a frame count,
+    on ``device`` (default: the device of the first update). Processes of a DDP job each
+    accumulate their share, then :meth:`all_reduce` sums the counts (or :meth:`merge` adds another
+    metric's), so the result equals the single-process one.
+
+    Args:
+        mask: ``"camera"`` (official default), ``"lidar"``, ``"both"`` or ``"none"``.
+        num_classes: ``C`` (18 for Occ3D-nuScenes; free = ``C - 1``).
+        class_names: names for the ``iou`` table (default: the Occ3D classes when ``C = 18``,
+            else ``"0", "1", ...``).
+        device: where the counts live.
+    """
+
+    def __init__(
+        self,
+        mask: str = "camera",
+        num_classes: int = OCC3D_NUM_CLASSES,
+        class_names: tuple[str, ...] | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if mask not in MASK_MODES:
+            raise ValueError(f"mask must be one of {MASK_MODES}, got {mask!r}")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        if class_names is None:
+            class_names = OCC3D_CLASSES if num_classes == OCC3D_NUM_CLASSES else tuple(str(c) for c in range(num_classes))
+        if len(class_names) != num_classes:
+            raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
+        self.mask = mask
+        self.num_classes = int(num_classes)
+        self.free_class = self.num_classes - 1
+        self.class_names = tuple(class_names)
+        self.device = torch.device(device) if device is not None else None
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the counts."""
+        self.hist = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=self.device)
+        self.frames = 0
+
+    @torch.no_grad()
+    def update(
+        self,
+        pred: torch.Tensor,
+        gt: torch.Tensor,
+        mask_camera: torch.Tensor | None = None,
+        mask_lidar: torch.Tensor | None = None,
+    ) -> None:
+        """Add a batch.
+
+        Args:
+            pred: ``(B, X, Y, Z)`` integer class ids, or ``(B, C, X, Y, Z)`` float logits
+                (argmax over ``C``).
+            gt: ``(B, X, Y, Z)`` integer class ids.
+            mask_camera, mask_lidar: ``(B, X, Y, Z)`` bool (or 0/1), as the mask mode needs.
+        """
+        if gt.dim() != 4:
+            raise ValueError(f"gt: expected shape (B, X, Y, Z), got {tuple(gt.shape)}")
+        labels = _as_labels(pred, gt)
+        m = select_mask(self.mask, mask_camera, mask_lidar)
+        if self.hist.device != gt.device:
+            if self.frames == 0 and self.device is None:
+                self.hist = self.hist.to(gt.device)
+            else:
+                gt = gt.to(self.hist.device)
+        self.hist += confusion_matrix(gt, labels.to(gt.device), self.num_classes, None if m is None else m.to(gt.device))
+        self.frames += int(gt.shape[0])
+
+    def merge(self, other: "Occ3DMetric") -> "Occ3DMetric":
+        """Add ``other``'s counts into this one (same mask and classes); returns ``self``."""
+        if not isinstance(other, Occ3DMetric) or other.mask != self.mask or other.num_classes != self.num_classes:
+            raise ValueError("merge: the other metric must be an Occ3DMetric with the same mask and num_classes")
+        self.hist += other.hist.to(self.hist.device)
+        self.frames += other.frames
+        return self
+
+    def all_reduce(self) -> None:
+        """Sum the counts across ``torch.distributed`` processes (no-op when not initialised)."""
+        state = torch.cat([self.hist.reshape(-1), torch.tensor([self.frames], device=self.hist.device)])
+        all_reduce_sum(state)
+        self.hist = state[:-1].view(self.num_classes, self.num_classes).clone()
+        self.frames = int(state[-1])
+
+    def compute(self) -> dict[str, Any]:
+        """``miou``, ``geometry_iou``, ``iou`` (class name -> value), all in percent (NaN for a
+        class absent from both), plus ``mask`` and ``frames``."""
+        out = occ3d_scores(self.hist.cpu(), self.class_names, self.free_class)
+        out["mask"] = self.mask
+        out["frames"] = self.frames
+        return out

@@ -1,0 +1,157 @@
+"""Occ3D mIoU: hand-computed matrices, the official per-frame formula (numpy, written here),
+NaN for absent classes, empty masks, merging and the streaming accumulator."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from occkit.labels import OCC3D_CLASSES
+from occkit.metrics.confusion import confusion_matrix
+from occkit.metrics.occ3d import Occ3DMetric, iou_from_confusion, occ3d_scores, select_mask
+
+
+def reference_occ3d(preds, gts, masks, n=18):
+    """The official Occ3D per-frame code, straightforwardly (numpy)."""
+    hist = np.zeros((n, n), dtype=np.int64)
+    for p, g, m in zip(preds, gts, masks):
+        mg = g[m] if m is not None else g.reshape(-1)
+        mp = p[m] if m is not None else p.reshape(-1)
+        k = (mg >= 0) & (mg < n)
+        hist += np.bincount(n * mg[k].astype(int) + mp[k].astype(int), minlength=n * n).reshape(n, n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.diag(hist) / (hist.sum(1) + hist.sum(0) - np.diag(hist))
+    return hist, iou, np.nanmean(iou[:17]) * 100
+
+
+def test_hand_computed_small():
+    # 3 classes (2 = free). gt / pred over 6 voxels.
+    gt = torch.tensor([[0, 0, 1, 2, 2, 1]])
+    pred = torch.tensor([[0, 1, 1, 2, 0, 2]])
+    h = confusion_matrix(gt, pred, 3)
+    expected = torch.tensor([[1, 1, 0], [0, 1, 1], [1, 0, 1]])
+    assert torch.equal(h, expected)
+    iou = iou_from_confusion(h)
+    # class 0: tp 1, row 2, col 2 -> 1/3 ; class 1: 1/(2+2-1) = 1/3 ; class 2: 1/(2+2-1)
+    assert torch.allclose(iou, torch.tensor([1 / 3, 1 / 3, 1 / 3], dtype=torch.float64))
+    s = occ3d_scores(h, ("a", "b", "free"), free_class=2)
+    assert s["miou"] == pytest.approx(100 / 3)
+    # geometry: occupied = {0,1}. gt occupied voxels 0..3 and 5; pred occupied 0,1,2,4.
+    # tp = voxels 0,1,2 -> 3 ; fp = gt free & pred occ = voxel 4 -> 1 ; fn = gt occ & pred free = 5 -> 1
+    assert s["geometry_iou"] == pytest.approx(100 * 3 / 5)
+
+
+def test_mask_and_absent_class_nan():
+    gt = torch.full((1, 4, 4, 2), 17)
+    gt[0, 0, 0, 0] = 4  # car
+    pred = gt.clone()
+    mask = torch.zeros_like(gt, dtype=torch.bool)
+    mask[0, :2] = True
+    m = Occ3DMetric(mask="camera")
+    m.update(pred, gt, mask_camera=mask)
+    r = m.compute()
+    assert r["iou"]["car"] == pytest.approx(100.0)
+    assert math.isnan(r["iou"]["bus"])
+    assert r["miou"] == pytest.approx(100.0)  # NaN classes skipped
+    assert r["geometry_iou"] == pytest.approx(100.0)
+    assert r["frames"] == 1 and r["mask"] == "camera"
+    assert set(r["iou"]) == set(OCC3D_CLASSES[:17])
+
+
+def test_empty_mask_gives_nan_everywhere():
+    gt = torch.randint(0, 18, (2, 5, 5, 3))
+    m = Occ3DMetric(mask="camera")
+    m.update(gt, gt, mask_camera=torch.zeros_like(gt, dtype=torch.bool))
+    r = m.compute()
+    assert int(m.hist.sum()) == 0
+    assert math.isnan(r["miou"]) and math.isnan(r["geometry_iou"])
+    assert all(math.isnan(v) for v in r["iou"].values())
+
+
+def test_perfect_prediction_is_100():
+    g = torch.Generator().manual_seed(0)
+    gt = torch.randint(0, 18, (3, 10, 10, 4), generator=g)
+    mc = torch.rand(gt.shape, generator=g) > 0.3
+    m = Occ3DMetric()
+    m.update(gt, gt, mask_camera=mc)
+    r = m.compute()
+    assert r["miou"] == pytest.approx(100.0)
+    assert r["geometry_iou"] == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("mode", ["camera", "lidar", "both", "none"])
+def test_against_official_reference_random(mode):
+    rng = np.random.default_rng(1)
+    F, shape = 4, (12, 10, 6)
+    gts = [rng.integers(0, 18, shape).astype(np.uint8) for _ in range(F)]
+    preds = [np.where(rng.random(shape) < 0.5, g, rng.integers(0, 18, shape)).astype(np.uint8) for g in gts]
+    mcs = [rng.random(shape) < 0.6 for _ in range(F)]
+    mls = [rng.random(shape) < 0.6 for _ in range(F)]
+    masks = {"camera": mcs, "lidar": mls, "both": [a & b for a, b in zip(mcs, mls)], "none": [None] * F}[mode]
+    hist_ref, iou_ref, miou_ref = reference_occ3d(preds, gts, masks)
+
+    m = Occ3DMetric(mask=mode)
+    for i in range(0, F, 2):  # batches of 2
+        sl = slice(i, i + 2)
+        m.update(
+            torch.from_numpy(np.stack(preds[sl])),
+            torch.from_numpy(np.stack(gts[sl])),
+            mask_camera=torch.from_numpy(np.stack(mcs[sl])),
+            mask_lidar=torch.from_numpy(np.stack(mls[sl]).astype(np.uint8)),
+        )
+    assert np.array_equal(m.hist.numpy(), hist_ref)
+    r = m.compute()
+    assert r["miou"] == pytest.approx(miou_ref, abs=1e-9)
+    for c, name in enumerate(OCC3D_CLASSES[:17]):
+        assert r["iou"][name] == pytest.approx(100 * iou_ref[c], abs=1e-9)
+    assert r["frames"] == F and r["mask"] == mode
+
+
+def test_merge_equals_single_and_logits_input():
+    g = torch.Generator().manual_seed(2)
+    gt = torch.randint(0, 18, (4, 6, 6, 3), generator=g)
+    logits = torch.randn(4, 18, 6, 6, 3, generator=g)
+    mc = torch.rand(gt.shape, generator=g) > 0.5
+    whole = Occ3DMetric()
+    whole.update(logits, gt, mask_camera=mc)
+    a, b = Occ3DMetric(), Occ3DMetric()
+    a.update(logits[:2].argmax(1), gt[:2], mask_camera=mc[:2])
+    b.update(logits[2:].argmax(1), gt[2:], mask_camera=mc[2:])
+    a.merge(b)
+    assert torch.equal(a.hist, whole.hist) and a.frames == 4
+    a.all_reduce()  # no process group: no-op
+    assert torch.equal(a.hist, whole.hist) and a.frames == 4
+    a.reset()
+    assert int(a.hist.sum()) == 0 and a.frames == 0
+
+
+def test_invalid_inputs():
+    gt = torch.zeros(1, 2, 2, 2, dtype=torch.long)
+    m = Occ3DMetric(mask="camera")
+    with pytest.raises(ValueError, match="mask_camera"):
+        m.update(gt, gt)
+    with pytest.raises(ValueError, match="shape"):
+        m.update(gt[:, :1], gt, mask_camera=torch.ones_like(gt, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"\[0, 18\)"):
+        m.update(gt + 18, gt, mask_camera=torch.ones_like(gt, dtype=torch.bool))
+    with pytest.raises(ValueError, match="mask must be one of"):
+        Occ3DMetric(mask="radar")
+    with pytest.raises(ValueError, match="mask_lidar"):
+        select_mask("both", torch.ones(2, dtype=torch.bool), None)
+    with pytest.raises(ValueError, match="merge"):
+        Occ3DMetric(mask="camera").merge(Occ3DMetric(mask="lidar"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    g = torch.Generator().manual_seed(3)
+    gt = torch.randint(0, 18, (2, 8, 8, 4), generator=g)
+    pred = torch.randint(0, 18, (2, 8, 8, 4), generator=g)
+    mc = torch.rand(gt.shape, generator=g) > 0.5
+    a, b = Occ3DMetric(), Occ3DMetric()
+    a.update(pred, gt, mask_camera=mc)
+    b.update(pred.cuda(), gt.cuda(), mask_camera=mc.cuda())
+    assert b.hist.is_cuda and torch.equal(a.hist, b.hist.cpu())

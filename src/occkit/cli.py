@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             print(__version__)
             return 0
         parser.print_help()
-        return 0 if chosen is None else 2
+        return 0
     parser = build_parser(commands)
     args = parser.parse_args(argv)
     module = importlib.import_module(args._module)

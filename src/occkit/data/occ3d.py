@@ -211,7 +211,8 @@ class Occ3DDataset(torch.utils.data.Dataset):
         return K
 
     # ------------------------------------------------------------------ loading
-    def load_gt(self, token: str) -> dict[str, np.ndarray]:
+    def read_labels(self, token: str) -> dict[str, np.ndarray]:
+        """The frame's ``labels.npz`` arrays (semantics, mask_lidar, mask_camera), checked."""
         return load_occ3d_labels(self.gt_path(token), self.grid.shape)
 
     def __getitem__(self, i: int) -> Sample:
@@ -243,7 +244,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
         if T_l is not None:
             sample.T_ego_from_lidar = T_l.float()
         if self.load_gt:
-            gt = self.load_gt(token)
+            gt = self.read_labels(token)
             sample.occupancy = torch.from_numpy(gt["semantics"].astype(np.int64))
             sample.mask_camera = torch.from_numpy(gt["mask_camera"].astype(bool))
             sample.mask_lidar = torch.from_numpy(gt["mask_lidar"].astype(bool))

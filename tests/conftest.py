@@ -1,0 +1,89 @@
+"""Shared fixtures.
+
+`tiny_occ3d_root`: a small hand-made Occ3D-nuScenes-layout folder (random labels, small random
+images) that exercises the reader and anything that reads the format, written without the
+synthetic world.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from occkit.data.occ3d import NUSCENES_CAMERAS
+from occkit.fileio import save_npz_atomic, write_json_atomic
+
+
+def write_tiny_occ3d(
+    root: Path,
+    scenes: int = 2,
+    frames: int = 2,
+    image_size: tuple[int, int] = (24, 64),
+    seed: int = 0,
+) -> Path:
+    """Write a tiny Occ3D-layout dataset with random content; returns ``root``."""
+    rng = np.random.default_rng(seed)
+    H, W = image_size
+    K = [[W * 0.8, 0.0, W / 2], [0.0, W * 0.8, H / 2], [0.0, 0.0, 1.0]]
+    yaws = [0, -55, 55, 180, 110, -110]
+    scene_infos: dict = {}
+    names = [f"scene-{i:04d}" for i in range(scenes)]
+    for si, scene in enumerate(names):
+        tokens = [f"{si:02d}{fi:02d}" + "ab" * 14 for fi in range(frames)]
+        scene_infos[scene] = {}
+        for fi, token in enumerate(tokens):
+            ego = {"translation": [10.0 * fi, 2.0 * si, 0.0], "rotation": [1.0, 0.0, 0.0, 0.0]}
+            cams = {}
+            for cam, yaw in zip(NUSCENES_CAMERAS, yaws):
+                # camera looks along ego yaw; OpenCV camera axes: x right, y down, z forward
+                a = np.deg2rad(yaw)
+                # rotation camera->ego: columns are camera axes in ego coords
+                z_axis = [np.cos(a), np.sin(a), 0.0]
+                x_axis = [np.sin(a), -np.cos(a), 0.0]
+                y_axis = [0.0, 0.0, -1.0]
+                R = np.array([x_axis, y_axis, z_axis]).T
+                from occkit.geometry.transforms import matrix_to_quat
+                import torch
+
+                q = matrix_to_quat(torch.from_numpy(R)).tolist()
+                rel = f"imgs/{cam}/{token}.png"
+                img = rng.integers(0, 255, size=(H, W, 3), dtype=np.uint8)
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(img).save(root / rel)
+                cams[cam] = {
+                    "img_path": rel,
+                    "intrinsic": K,
+                    "extrinsic": {"translation": [1.0, 0.0, 1.5], "rotation": q},
+                    "ego_pose": ego,
+                }
+            sem = rng.integers(0, 18, size=(200, 200, 16), dtype=np.uint8)
+            sem[rng.random((200, 200, 16)) < 0.8] = 17
+            gt = f"gts/{scene}/{token}/labels.npz"
+            save_npz_atomic(
+                root / gt,
+                semantics=sem,
+                mask_lidar=(rng.random((200, 200, 16)) < 0.5).astype(np.uint8),
+                mask_camera=(rng.random((200, 200, 16)) < 0.5).astype(np.uint8),
+            )
+            scene_infos[scene][token] = {
+                "timestamp": 1_000_000 + 500_000 * fi,
+                "camera_sensor": cams,
+                "ego_pose": ego,
+                "gt_path": gt,
+                "prev": tokens[fi - 1] if fi > 0 else "",
+                "next": tokens[fi + 1] if fi + 1 < frames else "",
+            }
+    n_val = 1 if scenes > 1 else 0
+    write_json_atomic(
+        root / "annotations.json",
+        {"train_split": names[: scenes - n_val], "val_split": names[scenes - n_val :], "scene_infos": scene_infos},
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_occ3d_root(tmp_path_factory) -> Path:
+    return write_tiny_occ3d(tmp_path_factory.mktemp("tiny_occ3d"))

@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from occkit.fileio import load_npz, read_json, save_npz_atomic, write_json_atomic
+
+
+def test_npz_round_trip_and_no_temp_left(tmp_path):
+    a = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    p = save_npz_atomic(tmp_path / "sub" / "x.npz", a=a)
+    assert np.array_equal(load_npz(p, keys=("a",))["a"], a)
+    assert [f.name for f in p.parent.iterdir()] == ["x.npz"]
+
+
+def test_failed_write_keeps_previous_file(tmp_path):
+    p = write_json_atomic(tmp_path / "c.json", {"v": 1})
+    with pytest.raises(TypeError):
+        write_json_atomic(p, {"v": object()})
+    assert read_json(p) == {"v": 1}
+    assert [f.name for f in tmp_path.iterdir()] == ["c.json"]
+
+
+def test_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        load_npz(tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="bad.npz"):
+        load_npz(bad)
+    p = save_npz_atomic(tmp_path / "k.npz", a=np.zeros(2))
+    with pytest.raises(KeyError, match="k.npz.*'b'"):
+        load_npz(p, keys=("b",))
+    j = tmp_path / "j.json"
+    j.write_text("{oops")
+    with pytest.raises(ValueError, match="j.json"):
+        read_json(j)

@@ -1,0 +1,82 @@
+"""Image backbone: a timm model with ``features_only=True``; channels come from ``feature_info``.
+
+Pretrained hub weights cannot be fetched by occkit; pass a local safetensors file (a timm
+``state_dict`` of the same architecture, e.g. exported once from ``timm.create_model(name,
+pretrained=True)``) or train from random initialisation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from occkit.shapes import check_shape
+
+
+class Backbone(nn.Module):
+    """A timm feature extractor returning the levels whose stride is at least ``min_stride``.
+
+    Attributes:
+        channels: channels of each returned level (from timm's ``feature_info``).
+        strides: stride (reduction) of each returned level, increasing.
+    """
+
+    def __init__(self, name: str, min_stride: int, weights: str | None = None) -> None:
+        super().__init__()
+        try:
+            body = timm.create_model(name, pretrained=False, features_only=True)
+        except RuntimeError as e:  # timm raises RuntimeError for unknown names
+            raise ValueError(f"backbone: unknown timm model {name!r} ({e})") from e
+        reductions = body.feature_info.reduction()
+        keep = [i for i, r in enumerate(reductions) if r >= min_stride]
+        if not keep or reductions[keep[0]] != min_stride:
+            raise ValueError(
+                f"backbone {name!r}: no feature level at stride {min_stride} (levels at {reductions})"
+            )
+        self.body = body
+        self.keep = keep
+        self.channels: list[int] = [body.feature_info.channels()[i] for i in keep]
+        self.strides: list[int] = [reductions[i] for i in keep]
+        if weights is not None:
+            load_backbone_weights(self.body, weights)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``x: (B, 3, H, W)`` normalised images -> one ``(B, C_l, H/s_l, W/s_l)`` per kept level."""
+        check_shape(x, "B 3 H W", name="backbone input")
+        feats = self.body(x)
+        return [feats[i] for i in self.keep]
+
+
+def load_backbone_weights(body: nn.Module, path: str | Path) -> None:
+    """Load a timm ``state_dict`` from a safetensors file into ``body`` (a features_only model).
+
+    Keys of the classifier head (absent from a features_only model) are ignored; any missing
+    backbone key is an error naming the file.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: backbone weights not found")
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise ValueError(f"{path}: cannot read safetensors ({type(e).__name__}: {e})") from e
+    own = body.state_dict()
+    # features_only wrappers may rename modules with '_' for '.'; match on both spellings.
+    remapped = {}
+    for k, v in state.items():
+        if k in own:
+            remapped[k] = v
+        elif k.replace(".", "_", 1) in own:
+            remapped[k.replace(".", "_", 1)] = v
+    missing = sorted(set(own) - set(remapped))
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} backbone weights missing, e.g. {missing[:3]}")
+    for k, v in remapped.items():
+        if v.shape != own[k].shape:
+            raise ValueError(f"{path}: weight {k} has shape {tuple(v.shape)}, expected {tuple(own[k].shape)}")
+    body.load_state_dict(remapped, strict=True)

@@ -1,0 +1,88 @@
+"""Encoders for the lifted volume (3D) or BEV map (2D): a small residual U-Net.
+
+One class serves both: ``dims=3`` uses Conv3d/BatchNorm3d, ``dims=2`` Conv2d/BatchNorm2d.
+Stage 0 keeps the resolution; every further stage halves it (stride 2); the decoder upsamples
+each stage back, concatenates the skip and fuses with a 3x3 conv, so the output has the input's
+resolution and ``widths[0]`` channels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _layers(dims: int) -> tuple[type[nn.Module], type[nn.Module]]:
+    if dims == 2:
+        return nn.Conv2d, nn.BatchNorm2d
+    if dims == 3:
+        return nn.Conv3d, nn.BatchNorm3d
+    raise ValueError(f"encoder: dims must be 2 or 3, got {dims}")
+
+
+class ResBlock(nn.Module):
+    """Two 3x3(x3) conv-BN layers with a residual connection (1x1 projection when needed)."""
+
+    def __init__(self, dims: int, in_ch: int, out_ch: int, stride: int = 1) -> None:
+        super().__init__()
+        Conv, Norm = _layers(dims)
+        self.conv1 = Conv(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = Norm(out_ch)
+        self.conv2 = Conv(out_ch, out_ch, 3, padding=1, bias=False)
+        self.bn2 = Norm(out_ch)
+        self.skip = (
+            nn.Sequential(Conv(in_ch, out_ch, 1, stride=stride, bias=False), Norm(out_ch))
+            if stride != 1 or in_ch != out_ch
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + self.skip(x), inplace=True)
+
+
+class UNetEncoder(nn.Module):
+    """Residual U-Net over ``(B, C, X, Y[, Z])``.
+
+    Args:
+        dims: 2 (BEV) or 3 (voxels).
+        in_channels: channels of the input.
+        widths: channels per stage; stage ``i > 0`` runs at ``1 / 2**i`` resolution.
+        blocks: residual blocks per stage (>= 1).
+    """
+
+    def __init__(self, dims: int, in_channels: int, widths: tuple[int, ...], blocks: int = 1) -> None:
+        super().__init__()
+        Conv, Norm = _layers(dims)
+        if not widths or blocks < 1:
+            raise ValueError(f"UNetEncoder: need >= 1 width and >= 1 block, got {widths}, {blocks}")
+        self.dims = dims
+        self.out_channels = widths[0]
+        stages = []
+        prev = in_channels
+        for i, w in enumerate(widths):
+            layers = [ResBlock(dims, prev, w, stride=1 if i == 0 else 2)]
+            layers += [ResBlock(dims, w, w) for _ in range(blocks - 1)]
+            stages.append(nn.Sequential(*layers))
+            prev = w
+        self.stages = nn.ModuleList(stages)
+        self.fuse = nn.ModuleList(
+            nn.Sequential(Conv(widths[i] + widths[i + 1], widths[i], 3, padding=1, bias=False), Norm(widths[i]), nn.ReLU(inplace=True))
+            for i in range(len(widths) - 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C_in, *S)`` -> ``(B, widths[0], *S)``."""
+        if x.dim() != self.dims + 2:
+            raise ValueError(f"UNetEncoder: expected a {self.dims + 2}-D input, got shape {tuple(x.shape)}")
+        skips = []
+        for stage in self.stages:
+            x = stage(x)
+            skips.append(x)
+        x = skips[-1]
+        for i in range(len(skips) - 2, -1, -1):
+            up = F.interpolate(x, size=skips[i].shape[2:], mode="nearest")
+            x = self.fuse[i](torch.cat([skips[i], up], 1))
+        return x

@@ -1,0 +1,203 @@
+"""Lift-Splat-Shoot view transform in pure PyTorch.
+
+Each feature pixel of each camera predicts a categorical distribution over ``D`` depth bins and a
+``C``-channel context vector. Their outer product is "splatted" at the ``D`` frustum points of the
+pixel: the points are lifted to the camera frame with the inverse intrinsics and moved to the ego
+frame with ``T_ego_from_cam``, then summed into the voxel (or BEV cell) that contains them with one
+``index_add_``; points outside the grid are dropped. Image augmentation is handled by updating the
+intrinsics (see :mod:`occkit.data.augment`), so no extra "post-augmentation" matrices are needed;
+BEV augmentation by updating ``T_ego_from_cam``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from occkit.geometry.camera import pixel_centers, unproject
+from occkit.geometry.grid import Grid
+from occkit.shapes import check_shape
+
+
+def depth_bin_centers(d_min: float, d_max: float, d_step: float, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Centres of the depth bins ``[d_min + i * d_step, d_min + (i + 1) * d_step)``: ``(D,)`` metres.
+
+    ``D = round((d_max - d_min) / d_step)``; the range must be a whole number of steps.
+    """
+    if d_step <= 0 or d_max <= d_min or d_min <= 0:
+        raise ValueError(f"depth bins: need 0 < d_min < d_max and d_step > 0, got ({d_min}, {d_max}, {d_step})")
+    n = (d_max - d_min) / d_step
+    if abs(n - round(n)) > 1e-6:
+        raise ValueError(f"depth bins: [{d_min}, {d_max}] is not a whole number of steps of {d_step}")
+    return d_min + (torch.arange(int(round(n)), dtype=dtype, device=device) + 0.5) * d_step
+
+
+def make_frustum(image_hw: tuple[int, int], stride: int, depths: torch.Tensor) -> torch.Tensor:
+    """Frustum points of a feature map in image pixels and depth.
+
+    Args:
+        image_hw: (H, W) of the network input image; the feature map is ``(H/stride, W/stride)``.
+        stride: feature stride; feature pixel (i, j) covers image pixels
+            ``[j*stride, (j+1)*stride) x [i*stride, (i+1)*stride)``, its centre is used.
+        depths: ``(D,)`` depth bin centres (metres, camera z).
+    Returns:
+        ``(D, h, w, 3)`` as (u, v, depth).
+    """
+    check_shape(depths, "D", name="depths")
+    H, W = image_hw
+    if H % stride or W % stride:
+        raise ValueError(f"make_frustum: image size {(H, W)} is not a multiple of the stride {stride}")
+    uv = pixel_centers(H, W, stride, dtype=depths.dtype, device=depths.device)  # (h, w, 2)
+    D, (h, w) = depths.shape[0], uv.shape[:2]
+    uv = uv[None].expand(D, h, w, 2)
+    d = depths[:, None, None, None].expand(D, h, w, 1)
+    return torch.cat([uv, d], -1)
+
+
+def frustum_to_ego(frustum: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor) -> torch.Tensor:
+    """Frustum points in the ego frame.
+
+    Args:
+        frustum: ``(D, h, w, 3)`` (u, v, depth) from :func:`make_frustum`.
+        intrinsics: ``(B, N, 3, 3)`` of the network input images.
+        T_ego_from_cam: ``(B, N, 4, 4)``.
+    Returns:
+        ``(B, N, D, h, w, 3)`` ego-frame points.
+    """
+    check_shape(frustum, "D h w 3", name="frustum")
+    dims = check_shape(intrinsics, "B N 3 3", name="intrinsics")
+    check_shape(T_ego_from_cam, "B N 4 4", name="T_ego_from_cam", dims=dims)
+    D, h, w, _ = frustum.shape
+    B, N = intrinsics.shape[:2]
+    K = intrinsics.to(frustum.dtype)
+    T = T_ego_from_cam.to(frustum.dtype)
+    uv = frustum[..., :2].reshape(1, 1, -1, 2)  # (1, 1, D*h*w, 2)
+    depth = frustum[..., 2].reshape(1, 1, -1)  # (1, 1, D*h*w)
+    cam = unproject(uv.expand(B, N, -1, 2), depth.expand(B, N, -1), K)  # (B, N, D*h*w, 3)
+    ego = cam @ T[..., :3, :3].transpose(-1, -2) + T[..., None, :3, 3]  # (B, N, D*h*w, 3)
+    return ego.view(B, N, D, h, w, 3)
+
+
+def splat(
+    depth_prob: torch.Tensor,
+    context: torch.Tensor,
+    points_ego: torch.Tensor,
+    grid: Grid,
+    collapse_z: bool = False,
+) -> torch.Tensor:
+    """Sum ``depth_prob x context`` of every frustum point into the grid cell that holds it.
+
+    Args:
+        depth_prob: ``(B, N, D, h, w)`` depth distribution per feature pixel.
+        context: ``(B, N, C, h, w)`` context features.
+        points_ego: ``(B, N, D, h, w, 3)`` frustum points in the grid's (ego) frame.
+        grid: the lift grid; points outside ``[range_min, range_max)`` are dropped.
+        collapse_z: sum over height too, giving a BEV map.
+    Returns:
+        ``(B, C, X, Y, Z)``, or ``(B, C, X, Y)`` when ``collapse_z``.
+    """
+    dims = check_shape(depth_prob, "B N D h w", name="depth_prob")
+    check_shape(context, "B N C h w", name="context", dims={k: dims[k] for k in ("B", "N", "h", "w")})
+    check_shape(points_ego, "B N D h w 3", name="points_ego", dims=dims)
+    B, N, D, h, w = depth_prob.shape
+    C = context.shape[2]
+    X, Y, Z = grid.shape
+    idx, valid = grid.point_to_index(points_ego)  # (B, N, D, h, w, 3), (B, N, D, h, w)
+    cells = X * Y if collapse_z else X * Y * Z
+    flat = idx[..., 0] * Y + idx[..., 1]
+    if not collapse_z:
+        flat = flat * Z + idx[..., 2]
+    batch = torch.arange(B, device=flat.device).view(B, 1, 1, 1, 1)
+    flat = flat + batch * cells
+    # Dropped points go to one extra "trash" row, avoiding a data-dependent boolean gather.
+    flat = torch.where(valid, flat, torch.full_like(flat, B * cells))
+    ctx = context.permute(0, 1, 3, 4, 2)  # (B, N, h, w, C)
+    vals = depth_prob.unsqueeze(-1) * ctx.unsqueeze(2)  # (B, N, D, h, w, C)
+    out = vals.new_zeros(B * cells + 1, C)
+    out = out.index_add(0, flat.reshape(-1), vals.reshape(-1, C))
+    out = out[:-1]
+    if collapse_z:
+        return out.view(B, X, Y, C).permute(0, 3, 1, 2).contiguous()
+    return out.view(B, X, Y, Z, C).permute(0, 4, 1, 2, 3).contiguous()
+
+
+class DepthNet(nn.Module):
+    """Per feature pixel: ``D`` depth logits and ``C`` context channels (3x3 conv, BN, ReLU, 1x1)."""
+
+    def __init__(self, in_channels: int, num_bins: int, context_channels: int) -> None:
+        super().__init__()
+        self.num_bins = num_bins
+        self.context_channels = context_channels
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(in_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, num_bins + context_channels, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x: (M, C_in, h, w)`` -> depth logits ``(M, D, h, w)``, context ``(M, C, h, w)``."""
+        y = self.body(x)
+        return y[:, : self.num_bins], y[:, self.num_bins :]
+
+
+class LSSViewTransform(nn.Module):
+    """Depth net + frustum lifting + splatting into the lift grid.
+
+    Args:
+        in_channels: channels of the image feature map.
+        depth_range: (d_min, d_max, d_step) metres.
+        context_channels: C, channels of the lifted features.
+        stride: image-to-feature stride.
+        grid: lift grid (ego frame).
+        collapse_z: splat into a BEV map instead of voxels.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        depth_range: tuple[float, float, float],
+        context_channels: int,
+        stride: int,
+        grid: Grid,
+        collapse_z: bool = False,
+    ) -> None:
+        super().__init__()
+        bins = depth_bin_centers(*depth_range)
+        self.register_buffer("depth_bins", bins, persistent=False)
+        self.depth_range = tuple(depth_range)
+        self.stride = stride
+        self.grid = grid
+        self.collapse_z = collapse_z
+        self.depth_net = DepthNet(in_channels, bins.shape[0], context_channels)
+
+    def forward(
+        self,
+        feats: torch.Tensor,
+        intrinsics: torch.Tensor,
+        T_ego_from_cam: torch.Tensor,
+        image_hw: tuple[int, int],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Lift image features into the grid.
+
+        Args:
+            feats: ``(B, N, C_in, h, w)`` image features at ``stride``.
+            intrinsics: ``(B, N, 3, 3)`` of the input images of size ``image_hw``.
+            T_ego_from_cam: ``(B, N, 4, 4)``.
+        Returns:
+            volume ``(B, C, X, Y, Z)`` (or ``(B, C, X, Y)`` when collapsing z),
+            depth_prob ``(B, N, D, h, w)``, context ``(B, N, C, h, w)``.
+        """
+        dims = check_shape(feats, "B N C h w", name="feats")
+        B, N, Cin, h, w = feats.shape
+        H, W = image_hw
+        if (h * self.stride, w * self.stride) != (H, W):
+            raise ValueError(f"LSSViewTransform: features {(h, w)} x stride {self.stride} != image {(H, W)}")
+        logits, context = self.depth_net(feats.flatten(0, 1))  # (B*N, D, h, w), (B*N, C, h, w)
+        depth_prob = logits.softmax(1).view(B, N, -1, h, w)
+        context = context.view(B, N, -1, h, w)
+        frustum = make_frustum(image_hw, self.stride, self.depth_bins)  # (D, h, w, 3)
+        points = frustum_to_ego(frustum, intrinsics, T_ego_from_cam)  # (B, N, D, h, w, 3)
+        volume = splat(depth_prob, context, points, self.grid, collapse_z=self.collapse_z)
+        return volume, depth_prob, context

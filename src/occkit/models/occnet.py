@@ -1,0 +1,201 @@
+"""The camera occupancy network, assembled from its parts in one place (:func:`build_occnet`).
+
+images ``(B, N, 3, H, W)`` -> ImageNet normalisation -> timm backbone -> FPN neck at
+``feature_stride`` -> LSS view transform (depth distribution x context, splatted into the lift
+grid) -> either
+
+- ``head="voxel"``: 3D residual U-Net + per-voxel classifier, or
+- ``head="bev"`` (FlashOcc): splat into a BEV map (z collapsed), 2D residual U-Net, and a head
+  predicting ``num_classes * Z_out`` channels reshaped to heights (channel-to-height),
+
+-> logits ``(B, num_classes, X, Y, Z)`` on the output grid (upsampled from the lift grid when
+that is coarser: trilinear for voxels, bilinear over x, y for BEV).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from occkit.geometry.grid import Grid
+from occkit.models.backbone import Backbone
+from occkit.models.encoder3d import UNetEncoder
+from occkit.models.heads import BEVHead, VoxelHead
+from occkit.models.lift import LSSViewTransform
+from occkit.models.neck import FPNNeck
+from occkit.shapes import check_shape
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class OccNetConfig:
+    """Configuration of :class:`OccNet` (defaults: the ``occ3d-r50`` setting)."""
+
+    backbone: str = "resnet50"
+    """timm model name (``features_only``), e.g. ``resnet18``, ``resnet50``."""
+    backbone_weights: str | None = None
+    """Optional local safetensors file with the backbone's timm state_dict; None = random init."""
+    neck_channels: int = 256
+    """Channels of the FPN neck output (also the depth net's hidden width)."""
+    feature_stride: int = 16
+    """Stride of the lifted image features; the backbone must have a level at this stride."""
+    depth_min: float = 1.0
+    """Nearest depth bin edge (metres, camera z)."""
+    depth_max: float = 45.0
+    """Farthest depth bin edge (metres)."""
+    depth_step: float = 0.5
+    """Depth bin width (metres); D = (depth_max - depth_min) / depth_step bins."""
+    context_channels: int = 64
+    """C, channels of the lifted context features."""
+    point_range: tuple[float, float, float, float, float, float] = (-40.0, -40.0, -1.0, 40.0, 40.0, 5.4)
+    """Output grid range [xmin, ymin, zmin, xmax, ymax, zmax] metres, ego frame (Occ3D)."""
+    voxel_size: float = 0.4
+    """Output voxel size (metres); Occ3D: 0.4 m -> (200, 200, 16)."""
+    lift_downsample: tuple[int, int, int] = (1, 1, 1)
+    """Lift grid = output grid coarsened by these factors per (x, y, z); logits are upsampled.
+    The z factor is ignored by the BEV head (it predicts every output height directly)."""
+    head: Literal["voxel", "bev"] = "voxel"
+    """'voxel': 3D encoder + per-voxel head; 'bev': FlashOcc BEV encoder + channel-to-height."""
+    encoder_widths: tuple[int, ...] = (64, 128)
+    """Encoder U-Net channels per stage (stage i at 1/2**i of the lift resolution)."""
+    encoder_blocks: int = 1
+    """Residual blocks per encoder stage."""
+    num_classes: int = 18
+    """Output classes (Occ3D: 18, 17 = free)."""
+
+
+@dataclass
+class OccNetOutput:
+    """What :meth:`OccNet.forward` returns (later methods use the intermediates).
+
+    Attributes:
+        logits: ``(B, num_classes, X, Y, Z)`` on the output grid.
+        depth_prob: ``(B, N, D, h, w)`` depth distribution per feature pixel (sums to 1 over D).
+        context: ``(B, N, C, h, w)`` lifted context features.
+        lifted: splatted volume ``(B, C, X', Y', Z')`` (voxel head) or BEV ``(B, C, X', Y')``.
+        features: encoder output, same layout as ``lifted`` with ``encoder_widths[0]`` channels.
+    """
+
+    logits: torch.Tensor
+    depth_prob: torch.Tensor
+    context: torch.Tensor
+    lifted: torch.Tensor
+    features: torch.Tensor
+
+
+class OccNet(nn.Module):
+    """Camera occupancy network; build it with :func:`build_occnet`.
+
+    Attributes:
+        cfg: its config; output_grid / lift_grid: the grids; depth_bins: ``(D,)`` bin centres.
+    """
+
+    def __init__(
+        self,
+        cfg: OccNetConfig,
+        output_grid: Grid,
+        lift_grid: Grid,
+        backbone: Backbone,
+        neck: FPNNeck,
+        view_transform: LSSViewTransform,
+        encoder: UNetEncoder,
+        head: VoxelHead | BEVHead,
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.output_grid = output_grid
+        self.lift_grid = lift_grid
+        self.backbone = backbone
+        self.neck = neck
+        self.view_transform = view_transform
+        self.encoder = encoder
+        self.head = head
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def depth_bins(self) -> torch.Tensor:
+        return self.view_transform.depth_bins
+
+    def forward(self, images: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor) -> OccNetOutput:
+        """Predict occupancy logits.
+
+        Args:
+            images: ``(B, N, 3, H, W)`` float in [0, 1]; H and W multiples of the largest backbone
+                stride kept (32 for ResNets).
+            intrinsics: ``(B, N, 3, 3)`` of these images (after any resize/crop).
+            T_ego_from_cam: ``(B, N, 4, 4)`` camera (OpenCV) -> ego.
+        Returns:
+            :class:`OccNetOutput`.
+        """
+        dims = check_shape(images, "B N 3 H W", name="images")
+        check_shape(intrinsics, "B N 3 3", name="intrinsics", dims={"B": dims["B"], "N": dims["N"]})
+        check_shape(T_ego_from_cam, "B N 4 4", name="T_ego_from_cam", dims={"B": dims["B"], "N": dims["N"]})
+        if not images.is_floating_point():
+            raise ValueError(f"images: expected float in [0, 1], got dtype {images.dtype}")
+        B, N, _, H, W = images.shape
+        top = self.backbone.strides[-1]
+        if H % top or W % top:
+            raise ValueError(f"images: H, W = {(H, W)} must be multiples of the backbone stride {top}")
+        x = (images.flatten(0, 1) - self.mean) / self.std  # (B*N, 3, H, W)
+        feats = self.neck(self.backbone(x))  # (B*N, C_neck, H/s, W/s)
+        feats = feats.view(B, N, *feats.shape[1:])  # (B, N, C_neck, h, w)
+        lifted, depth_prob, context = self.view_transform(feats, intrinsics, T_ego_from_cam, (H, W))
+        features = self.encoder(lifted)
+        X, Y, Z = self.output_grid.shape
+        if isinstance(self.head, BEVHead):
+            y = self.head(features)  # (B, classes * Z, X', Y')
+            if y.shape[-2:] != (X, Y):
+                y = F.interpolate(y, size=(X, Y), mode="bilinear", align_corners=False)
+            logits = self.head.to_voxels(y)  # (B, classes, X, Y, Z)
+        else:
+            logits = self.head(features)  # (B, classes, X', Y', Z')
+            if logits.shape[-3:] != (X, Y, Z):
+                logits = F.interpolate(logits, size=(X, Y, Z), mode="trilinear", align_corners=False)
+        return OccNetOutput(logits=logits, depth_prob=depth_prob, context=context, lifted=lifted, features=features)
+
+
+def lift_grid_of(cfg: OccNetConfig) -> tuple[Grid, Grid]:
+    """(output grid, lift grid) of a config; raises when a factor does not divide the grid."""
+    output = Grid.from_range(cfg.point_range, cfg.voxel_size)
+    factors = tuple(cfg.lift_downsample)
+    if len(factors) != 3 or any(f < 1 for f in factors):
+        raise ValueError(f"lift_downsample: expected 3 positive integers, got {factors}")
+    if cfg.head == "bev":
+        factors = (factors[0], factors[1], output.shape[2])  # z collapsed anyway
+    for n, f, axis in zip(output.shape, factors, "xyz"):
+        if n % f:
+            raise ValueError(f"lift_downsample: {axis} factor {f} does not divide the grid size {n}")
+    lift = Grid(output.range_min, output.range_max, tuple(s * f for s, f in zip(output.voxel_size, factors)))
+    return output, lift
+
+
+def build_occnet(cfg: OccNetConfig) -> OccNet:
+    """Assemble an :class:`OccNet` from ``cfg``; derived sizes (backbone channels from timm's
+    ``feature_info``, grid shapes, number of depth bins) are computed here."""
+    if cfg.head not in ("voxel", "bev"):
+        raise ValueError(f"head: expected 'voxel' or 'bev', got {cfg.head!r}")
+    output, lift = lift_grid_of(cfg)
+    backbone = Backbone(cfg.backbone, cfg.feature_stride, cfg.backbone_weights)
+    neck = FPNNeck(backbone.channels, cfg.neck_channels)
+    view = LSSViewTransform(
+        cfg.neck_channels,
+        (cfg.depth_min, cfg.depth_max, cfg.depth_step),
+        cfg.context_channels,
+        cfg.feature_stride,
+        lift,
+        collapse_z=cfg.head == "bev",
+    )
+    if cfg.head == "bev":
+        encoder = UNetEncoder(2, cfg.context_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
+        head: VoxelHead | BEVHead = BEVHead(encoder.out_channels, cfg.num_classes, output.shape[2])
+    else:
+        encoder = UNetEncoder(3, cfg.context_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
+        head = VoxelHead(encoder.out_channels, cfg.num_classes)
+    return OccNet(cfg, output, lift, backbone, neck, view, encoder, head)

@@ -1,1 +1,7 @@
-"""occkit.rendering."""
+"""occkit.rendering: differentiable volume rendering of occupancy grids (pure functions).
+
+- :mod:`~occkit.rendering.rays`: camera rays through pixel centres (all, strided, chosen, random).
+- :mod:`~occkit.rendering.sampling`: ray/box slab test, uniform and importance samples.
+- :mod:`~occkit.rendering.volrend`: densities from logits, alpha compositing, grid lookups,
+  chunked rendering of depth, semantics, features and termination weights.
+"""

@@ -1,0 +1,158 @@
+"""Render whole camera views of an occupancy grid: per-pixel depth, class and opacity maps.
+
+Two sources, one renderer (:func:`~occkit.rendering.volrend.render_rays`):
+
+- a label grid ``(X, Y, Z)`` of class ids, as a *hard* density: occupied voxels (class !=
+  free) get a large density ``sigma_occupied`` and free ones 0, looked up by nearest voxel, so
+  the transmittance drops from 1 to ~0 where the ray enters the first occupied voxel;
+- occupancy logits ``(C, X, Y, Z)``: ``sigma = -log p(free) / voxel``, classes from the
+  non-free probabilities (:func:`~occkit.rendering.volrend.density_from_logits`).
+
+A pixel's depth is the ray distance where the transmittance falls to 0.5 (``median_depth``),
+converted to camera z-depth (``z = t * z_per_t``, the convention of ``Sample.depth``); its class
+is the argmax of the rendered class distribution. Pixels whose ray leaves the grid box with
+transmittance above 0.5 have depth 0 and class ``free_index`` ("nothing inside the grid").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from occkit.geometry.grid import Grid
+from occkit.rendering.rays import Rays, camera_rays
+from occkit.rendering.volrend import RenderOutput, density_from_logits, grid_field, render_rays, semantic_probs_from_logits
+from occkit.shapes import check_shape
+
+
+@dataclass
+class ViewMaps:
+    """Per-camera maps of ``N`` views of size ``H' x W'`` (``H' = ceil(H / stride)``).
+
+    Attributes:
+        depth: ``(N, H', W')`` float32 camera z-depth in metres, 0 = no surface in the grid.
+        distance: ``(N, H', W')`` float32 distance along the ray, 0 = no surface.
+        semantics: ``(N, H', W')`` long class ids, ``free_index`` = no surface.
+        opacity: ``(N, H', W')`` float32 ``sum_i w_i`` of the ray inside the grid.
+    """
+
+    depth: torch.Tensor
+    distance: torch.Tensor
+    semantics: torch.Tensor
+    opacity: torch.Tensor
+
+
+def hard_density(occupancy: torch.Tensor, free_index: int = 17, sigma_occupied: float = 1000.0, dtype=torch.float32) -> torch.Tensor:
+    """``(X, Y, Z)`` densities: ``sigma_occupied`` (per metre) where ``occupancy != free_index``, else 0."""
+    check_shape(occupancy, "X Y Z", name="occupancy")
+    if torch.is_floating_point(occupancy):
+        raise TypeError(f"occupancy: expected integer class ids, got {occupancy.dtype}")
+    return (occupancy != free_index).to(dtype) * sigma_occupied
+
+
+def _maps(r: RenderOutput, rays: Rays, shape: tuple[int, int, int], free_index: int, sem: torch.Tensor) -> ViewMaps:
+    hit = torch.isfinite(r.median_depth)
+    dist = torch.where(hit, r.median_depth, torch.zeros_like(r.median_depth))
+    depth = dist * rays.z_per_t.to(dist.dtype)
+    sem = torch.where(hit, sem, torch.full_like(sem, free_index))
+    return ViewMaps(
+        depth=depth.float().reshape(shape), distance=dist.float().reshape(shape),
+        semantics=sem.reshape(shape), opacity=r.opacity.detach().float().reshape(shape),
+    )
+
+
+def _check_views(intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor) -> None:
+    dims = check_shape(intrinsics, "N 3 3", name="intrinsics")
+    check_shape(T_ego_from_cam, "N 4 4", name="T_ego_from_cam", dims=dims)
+
+
+@torch.no_grad()
+def render_occupancy_views(
+    occupancy: torch.Tensor,
+    grid: Grid,
+    intrinsics: torch.Tensor,
+    T_ego_from_cam: torch.Tensor,
+    height: int,
+    width: int,
+    *,
+    stride: int = 1,
+    free_index: int = 17,
+    num_classes: int = 18,
+    step: float | None = None,
+    sigma_occupied: float = 1000.0,
+    chunk: int = 16384,
+    block: int = 32,
+) -> ViewMaps:
+    """Render a label grid into camera views (hard density, nearest lookups, no gradients).
+
+    Args:
+        occupancy: ``(X, Y, Z)`` long class ids in ``[0, num_classes)``, ``free_index`` = free.
+        grid: its grid (``grid.shape == (X, Y, Z)``).
+        intrinsics: ``(N, 3, 3)``; T_ego_from_cam: ``(N, 4, 4)``; height, width: image size.
+        stride: render every ``stride``-th pixel (see :func:`~occkit.rendering.rays.camera_rays`).
+        step: metres between samples (default a quarter of the smallest voxel side).
+        sigma_occupied: density of occupied voxels per metre (``sigma * step >> 1``: opaque).
+        chunk, block: rays and samples per pass (memory bound), rays stop once opaque.
+    Returns:
+        :class:`ViewMaps`.
+    """
+    check_shape(occupancy, "X Y Z", name="occupancy", dims=dict(zip("XYZ", grid.shape)))
+    _check_views(intrinsics, T_ego_from_cam)
+    if int(occupancy.min()) < 0 or int(occupancy.max()) >= num_classes:
+        raise ValueError(f"occupancy: class ids must lie in [0, {num_classes}), got [{int(occupancy.min())}, {int(occupancy.max())}]")
+    dev = occupancy.device
+    step = min(grid.voxel_size) / 4 if step is None else step
+    occ = occupancy.long()
+    dens = hard_density(occ, free_index, sigma_occupied)
+    keep = [c for c in range(num_classes) if c != free_index]
+    onehot = F.one_hot(occ, num_classes).permute(3, 0, 1, 2)[keep].float()  # (C-1, X, Y, Z)
+    rays = camera_rays(intrinsics.to(dev, torch.float32), T_ego_from_cam.to(dev, torch.float32), height, width, stride=stride)
+    N = intrinsics.shape[0]
+    shape = (N, len(range(stride // 2, height, stride)), len(range(stride // 2, width, stride)))
+    r = render_rays(grid_field(dens, grid, onehot, "nearest"), rays.origins, rays.dirs, grid, step=step, chunk=chunk, block=block, stop_transmittance=1e-4)
+    classes = torch.tensor(keep, device=dev)[r.values.argmax(-1)]
+    return _maps(r, rays, shape, free_index, classes)
+
+
+@torch.no_grad()
+def render_logits_views(
+    logits: torch.Tensor,
+    grid: Grid,
+    intrinsics: torch.Tensor,
+    T_ego_from_cam: torch.Tensor,
+    height: int,
+    width: int,
+    *,
+    stride: int = 1,
+    free_index: int = 17,
+    step: float | None = None,
+    mode: str = "trilinear",
+    chunk: int = 16384,
+    block: int = 32,
+) -> ViewMaps:
+    """Render occupancy logits into camera views (soft density, no gradients).
+
+    Args:
+        logits: ``(C, X, Y, Z)``, class ``free_index`` = free.
+        grid, intrinsics, T_ego_from_cam, height, width, stride, step, chunk, block: as in
+            :func:`render_occupancy_views` (step default: half the smallest voxel side).
+        mode: grid lookup, ``"trilinear"`` or ``"nearest"``.
+    Returns:
+        :class:`ViewMaps`.
+    """
+    check_shape(logits, "C X Y Z", name="logits", dims=dict(zip("XYZ", grid.shape)))
+    _check_views(intrinsics, T_ego_from_cam)
+    dev = logits.device
+    C = logits.shape[0]
+    step = min(grid.voxel_size) / 2 if step is None else step
+    sigma = density_from_logits(logits.float(), free_index, min(grid.voxel_size), dim=0)
+    probs = semantic_probs_from_logits(logits.float(), free_index, dim=0)
+    keep = [c for c in range(C) if c != free_index]
+    rays = camera_rays(intrinsics.to(dev, torch.float32), T_ego_from_cam.to(dev, torch.float32), height, width, stride=stride)
+    N = intrinsics.shape[0]
+    shape = (N, len(range(stride // 2, height, stride)), len(range(stride // 2, width, stride)))
+    r = render_rays(grid_field(sigma, grid, probs, mode), rays.origins, rays.dirs, grid, step=step, chunk=chunk, block=block, stop_transmittance=1e-4)  # type: ignore[arg-type]
+    classes = torch.tensor(keep, device=dev)[r.values.argmax(-1)]
+    return _maps(r, rays, shape, free_index, classes)

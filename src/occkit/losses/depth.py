@@ -1,0 +1,133 @@
+"""Depth supervision of the LSS depth distribution.
+
+Targets are one depth bin per feature pixel (``-1`` where there is none), BEVDet-style: the
+*smallest* depth of the points (or depth-map pixels) falling into the feature pixel's
+``stride x stride`` footprint, which is the visible surface. Two sources:
+
+- :func:`lidar_depth_targets`: LiDAR points (ego frame) projected into each camera — the real-data
+  source (nuScenes LiDAR);
+- :func:`depth_map_targets`: dense per-pixel depth maps (``Batch.depth``, the synthetic world's
+  extras; 0 = no hit).
+
+A feature pixel whose nearest depth lies outside ``[d_min, d_max)`` gets no target (it is not
+moved to a far point behind it).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from occkit.geometry.camera import project
+from occkit.geometry.transforms import apply_transform, invert_transform
+from occkit.shapes import check_shape
+
+
+def depth_to_bin(depth: torch.Tensor, depth_range: tuple[float, float, float]) -> torch.Tensor:
+    """Bin index ``floor((d - d_min) / d_step)`` of depths (any shape); -1 outside ``[d_min, d_max)``
+    or where ``depth`` is not finite."""
+    d_min, d_max, d_step = depth_range
+    n = int(round((d_max - d_min) / d_step))
+    b = torch.floor((depth - d_min) / d_step)
+    ok = torch.isfinite(depth) & (depth >= d_min) & (depth < d_max)
+    b = torch.where(ok, b, torch.full_like(b, -1)).long()
+    return b.clamp(max=n - 1)
+
+
+def lidar_depth_targets(
+    points: torch.Tensor,
+    intrinsics: torch.Tensor,
+    T_ego_from_cam: torch.Tensor,
+    image_hw: tuple[int, int],
+    stride: int,
+    depth_range: tuple[float, float, float],
+) -> torch.Tensor:
+    """Depth-bin targets of one frame from its LiDAR points.
+
+    Args:
+        points: ``(P, 3+)`` ego-frame points (extra columns such as intensity ignored).
+        intrinsics: ``(N, 3, 3)`` of the network input images of size ``image_hw`` (H, W).
+        T_ego_from_cam: ``(N, 4, 4)``.
+        stride: feature stride (H and W multiples of it).
+        depth_range: (d_min, d_max, d_step) metres.
+    Returns:
+        ``(N, H/stride, W/stride)`` long bin index, -1 where no point falls.
+    """
+    check_shape(points, "P _", name="points")
+    if points.shape[1] < 3:
+        raise ValueError(f"points: expected at least 3 columns (x, y, z), got {points.shape[1]}")
+    dims = check_shape(intrinsics, "N 3 3", name="intrinsics")
+    check_shape(T_ego_from_cam, "N 4 4", name="T_ego_from_cam", dims=dims)
+    H, W = image_hw
+    if H % stride or W % stride:
+        raise ValueError(f"image size {(H, W)} is not a multiple of the stride {stride}")
+    N = intrinsics.shape[0]
+    h, w = H // stride, W // stride
+    xyz = points[:, :3].float()
+    T_cam_from_ego = invert_transform(T_ego_from_cam.float())  # (N, 4, 4)
+    cam = apply_transform(T_cam_from_ego, xyz.expand(N, -1, 3))  # (N, P, 3)
+    uv, z = project(cam, intrinsics.float())  # (N, P, 2), (N, P)
+    u, v = uv[..., 0], uv[..., 1]
+    ok = (z > 1e-3) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
+    col = (u / stride).floor().long().clamp(0, w - 1)
+    row = (v / stride).floor().long().clamp(0, h - 1)
+    cam_idx = torch.arange(N, device=points.device)[:, None].expand_as(row)
+    flat = (cam_idx * h + row) * w + col
+    flat = torch.where(ok, flat, torch.full_like(flat, N * h * w))  # trash slot
+    nearest = torch.full((N * h * w + 1,), float("inf"), device=points.device)
+    nearest = nearest.scatter_reduce(0, flat.reshape(-1), torch.where(ok, z, torch.full_like(z, float("inf"))).reshape(-1), reduce="amin")
+    return depth_to_bin(nearest[:-1].view(N, h, w), depth_range)
+
+
+def depth_map_targets(depth: torch.Tensor, stride: int, depth_range: tuple[float, float, float]) -> torch.Tensor:
+    """Depth-bin targets from dense depth maps (0 or non-finite = no depth).
+
+    Args:
+        depth: ``(..., H, W)`` metres (camera z).
+    Returns:
+        ``(..., H/stride, W/stride)`` long bin index of the smallest valid depth per block, -1 where
+        the block has none.
+    """
+    check_shape(depth, "... H W", name="depth")
+    H, W = depth.shape[-2:]
+    if H % stride or W % stride:
+        raise ValueError(f"depth: size {(H, W)} is not a multiple of the stride {stride}")
+    d = torch.where(torch.isfinite(depth) & (depth > 0), depth.float(), torch.full_like(depth.float(), float("inf")))
+    lead = d.shape[:-2]
+    d = d.reshape(-1, 1, H, W)
+    nearest = -F.max_pool2d(-d, stride)  # (M, 1, h, w) min pooling; inf where no depth
+    return depth_to_bin(nearest.view(*lead, H // stride, W // stride), depth_range)
+
+
+def depth_loss(depth_prob: torch.Tensor, target: torch.Tensor, mode: str = "bce") -> torch.Tensor:
+    """Loss of the predicted depth distribution against target bins.
+
+    ``mode="bce"`` (BEVDet): binary cross-entropy of every bin against the one-hot target, summed
+    over bins and averaged over pixels with a target; ``mode="ce"``: ``-log p[target]`` averaged
+    over those pixels. 0 (still differentiable) when no pixel has a target.
+
+    Args:
+        depth_prob: ``(B, N, D, h, w)`` probabilities over D.
+        target: ``(B, N, h, w)`` long bin index, -1 = none.
+    Returns:
+        scalar.
+    """
+    dims = check_shape(depth_prob, "B N D h w", name="depth_prob")
+    check_shape(target, "B N h w", name="target", dims={k: dims[k] for k in ("B", "N", "h", "w")})
+    if mode not in ("bce", "ce"):
+        raise ValueError(f"mode: expected 'bce' or 'ce', got {mode!r}")
+    D = dims["D"]
+    if bool((target >= D).any()) or bool((target < -1).any()):
+        raise ValueError(f"target: bins must lie in [-1, {D})")
+    valid = target >= 0  # (B, N, h, w)
+    n = valid.sum()
+    if int(n) == 0:
+        return depth_prob.sum() * 0.0
+    p = depth_prob.movedim(2, -1)[valid]  # (M, D)
+    t = target[valid]  # (M,)
+    if mode == "ce":
+        return -torch.log(p.gather(1, t[:, None]).clamp_min(1e-12)).mean()
+    onehot = F.one_hot(t, D).to(p.dtype)
+    with torch.autocast(device_type=p.device.type, enabled=False):
+        bce = F.binary_cross_entropy(p.float().clamp(1e-7, 1 - 1e-7), onehot.float(), reduction="sum")
+    return bce / n

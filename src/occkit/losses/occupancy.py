@@ -1,0 +1,176 @@
+"""Voxel losses: class-weighted cross-entropy and Lovász-softmax, both with an optional mask.
+
+Voxels are kept where ``mask`` is true (e.g. Occ3D's camera mask) and the target differs from
+``ignore_index``. All functions are pure and differentiable in ``logits`` / ``probs``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from occkit.shapes import check_shape
+
+
+def _masked_target(target: torch.Tensor, mask: torch.Tensor | None, ignore_index: int, num_classes: int) -> torch.Tensor:
+    if target.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(f"target: expected integer class ids, got dtype {target.dtype}")
+    target = target.long()
+    bad = (target != ignore_index) & ((target < 0) | (target >= num_classes))
+    if bool(bad.any()):
+        raise ValueError(f"target: class ids must lie in [0, {num_classes}) or equal ignore_index={ignore_index}")
+    if mask is not None:
+        if mask.dtype != torch.bool:
+            raise ValueError(f"mask: expected bool, got dtype {mask.dtype}")
+        target = torch.where(mask, target, torch.full_like(target, ignore_index))
+    return target
+
+
+def voxel_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = 255,
+) -> torch.Tensor:
+    """Class-weighted cross-entropy over kept voxels.
+
+    ``sum_i w[t_i] * -log softmax(logits_i)[t_i] / sum_i w[t_i]`` over kept voxels ``i``
+    (PyTorch's weighted mean); 0 (still differentiable) when no voxel is kept.
+
+    Args:
+        logits: ``(B, C, X, Y, Z)``.
+        target: ``(B, X, Y, Z)`` integer class ids.
+        mask: ``(B, X, Y, Z)`` bool, voxels to keep; None keeps all.
+        weight: ``(C,)`` class weights; None = all 1.
+        ignore_index: target value that is never counted.
+    Returns:
+        scalar tensor.
+    """
+    dims = check_shape(logits, "B C X Y Z", name="logits")
+    check_shape(target, "B X Y Z", name="target", dims={k: dims[k] for k in "BXYZ"})
+    if mask is not None:
+        check_shape(mask, "B X Y Z", name="mask", dims={k: dims[k] for k in "BXYZ"})
+    if weight is not None:
+        check_shape(weight, "C", name="weight", dims={"C": dims["C"]})
+        weight = weight.to(logits.dtype)
+    t = _masked_target(target, mask, ignore_index, dims["C"])
+    if not bool((t != ignore_index).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, t, weight=weight, ignore_index=ignore_index)
+
+
+def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
+    """Gradient of the Lovász extension of the Jaccard loss for errors sorted in decreasing order.
+
+    With ``g`` the ground-truth indicator in that order, ``G = sum g``,
+    ``J_k = 1 - (G - cumsum(g)_k) / (G + cumsum(1 - g)_k)`` (the Jaccard loss of predicting the
+    first ``k`` as wrong) and the result is ``J_1, J_2 - J_1, ..., J_P - J_{P-1}``.
+
+    Args:
+        gt_sorted: ``(P,)`` float 0/1.
+    Returns:
+        ``(P,)``.
+    """
+    gts = gt_sorted.sum()
+    intersection = gts - gt_sorted.cumsum(0)
+    union = gts + (1.0 - gt_sorted).cumsum(0)
+    jaccard = 1.0 - intersection / union
+    if jaccard.numel() > 1:
+        jaccard = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+    return jaccard
+
+
+def lovasz_softmax_flat(probs: torch.Tensor, labels: torch.Tensor, classes: str = "present") -> torch.Tensor:
+    """Lovász-softmax (Berman et al., CVPR 2018) on flat inputs.
+
+    For each class ``c``: errors ``e_i = |[y_i = c] - p_i(c)|`` sorted decreasingly, loss
+    ``<e_sorted, lovasz_grad(gt_sorted)>``; averaged over classes present in ``labels``
+    (``classes="present"``) or all classes (``"all"``).
+
+    Args:
+        probs: ``(P, C)`` class probabilities.
+        labels: ``(P,)`` class ids in ``[0, C)``.
+    Returns:
+        scalar; 0 when ``P == 0`` or no class is present.
+    """
+    check_shape(probs, "P C", name="probs")
+    check_shape(labels, "P", name="labels", dims={"P": probs.shape[0]})
+    if classes not in ("present", "all"):
+        raise ValueError(f"classes: expected 'present' or 'all', got {classes!r}")
+    C = probs.shape[1]
+    if probs.shape[0] == 0:
+        return probs.sum() * 0.0
+    # Work class-major, (C, P): sorting along the last, contiguous axis is much faster on CPU.
+    fg = F.one_hot(labels.long(), C).t().to(probs.dtype)  # (C, P)
+    errors = (fg - probs.t()).abs()  # (C, P)
+    errors_sorted, perm = errors.sort(1, descending=True)  # (C, P)
+    fg_sorted = fg.gather(1, perm)  # (C, P)
+    gts = fg_sorted.sum(1, keepdim=True)  # (C, 1)
+    intersection = gts - fg_sorted.cumsum(1)
+    union = gts + (1.0 - fg_sorted).cumsum(1)
+    jaccard = 1.0 - intersection / union  # (C, P)
+    grad = torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], 1)  # lovasz_grad per row
+    per_class = (errors_sorted * grad).sum(1)  # (C,)
+    if classes == "present":
+        present = fg.sum(1) > 0
+        if not bool(present.any()):
+            return probs.sum() * 0.0
+        return per_class[present].mean()
+    return per_class.mean()
+
+
+def lovasz_softmax(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    ignore_index: int = 255,
+    classes: str = "present",
+    max_voxels: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Lovász-softmax over the kept voxels of the whole batch (softmax over ``C`` taken here).
+
+    Args:
+        logits: ``(B, C, X, Y, Z)``; target ``(B, X, Y, Z)``; mask ``(B, X, Y, Z)`` bool or None.
+        max_voxels: when more voxels are kept, use a uniform random subset of this many (the
+            sort is the cost; Jaccard ratios are estimated well by a random subset). None = all.
+        generator: for that subset (None: PyTorch's default generator).
+    Returns:
+        scalar.
+    """
+    dims = check_shape(logits, "B C X Y Z", name="logits")
+    check_shape(target, "B X Y Z", name="target", dims={k: dims[k] for k in "BXYZ"})
+    if mask is not None:
+        check_shape(mask, "B X Y Z", name="mask", dims={k: dims[k] for k in "BXYZ"})
+    t = _masked_target(target, mask, ignore_index, dims["C"]).reshape(-1)
+    probs = logits.softmax(1).movedim(1, -1).reshape(-1, dims["C"])  # (B*X*Y*Z, C)
+    keep = (t != ignore_index).nonzero().squeeze(1)  # (P,)
+    if max_voxels is not None:
+        if max_voxels < 1:
+            raise ValueError(f"max_voxels: expected a positive integer or None, got {max_voxels}")
+        if keep.numel() > max_voxels:
+            pick = torch.randperm(keep.numel(), generator=generator, device="cpu")[:max_voxels]
+            keep = keep[pick.to(keep.device)]
+    return lovasz_softmax_flat(probs[keep], t[keep], classes=classes)
+
+
+def class_weights_from_counts(counts: torch.Tensor, c: float = 1.02) -> torch.Tensor:
+    """Log-inverse class weights ``w_k = 1 / log(c + f_k)`` (ENet) with ``f_k = n_k / sum n``,
+    rescaled to mean 1 over classes.
+
+    Args:
+        counts: ``(C,)`` non-negative voxel counts per class (e.g. from ``occkit stats``).
+        c: the offset > 1 that bounds the largest weight at ``1 / log(c)``.
+    Returns:
+        ``(C,)`` float32.
+    """
+    check_shape(counts, "C", name="counts")
+    counts = counts.double()
+    if c <= 1:
+        raise ValueError(f"c: must be > 1, got {c}")
+    if bool((counts < 0).any()) or not bool(torch.isfinite(counts).all()) or float(counts.sum()) <= 0:
+        raise ValueError("counts: expected finite non-negative counts with a positive sum")
+    f = counts / counts.sum()
+    w = 1.0 / torch.log(c + f)
+    return (w / w.mean()).float()

@@ -1,0 +1,138 @@
+"""The ``supervised`` recipe: the camera occupancy network trained on 3D labels.
+
+A training step: ``OccNet`` forward; class-weighted cross-entropy and (optionally) Lovász-softmax
+on the voxels (inside the camera mask when ``use_camera_mask``); depth supervision of the LSS depth
+distribution from LiDAR or the synthetic depth maps (see ``depth_source``). Each returned loss is
+already multiplied by its weight; the engine sums them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from occkit.data.sample import Batch
+from occkit.losses.depth import depth_loss, depth_map_targets, lidar_depth_targets
+from occkit.losses.occupancy import class_weights_from_counts, lovasz_softmax, voxel_cross_entropy
+from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
+from occkit.shapes import check_shape
+
+
+@dataclass
+class SupervisedConfig:
+    """Losses of the ``supervised`` method."""
+
+    ce_weight: float = 1.0
+    """Weight of the voxel cross-entropy (``loss_ce``)."""
+    lovasz: bool = True
+    """Add the Lovász-softmax loss (``loss_lovasz``)."""
+    lovasz_weight: float = 1.0
+    """Weight of the Lovász-softmax loss."""
+    lovasz_max_voxels: int | None = None
+    """Compute Lovász on a random subset of at most this many kept voxels (CPU speed); None = all."""
+    depth_weight: float = 1.0
+    """Weight of the depth loss (``loss_depth``); 0 drops the term."""
+    depth_source: Literal["auto", "lidar", "depth_map", "none"] = "auto"
+    """Depth targets: 'lidar' (batch.lidar projected into the cameras), 'depth_map' (batch.depth,
+    synthetic extras), 'auto' (LiDAR when the batch has it, else depth maps, else no depth loss),
+    'none'."""
+    depth_loss: Literal["bce", "ce"] = "bce"
+    """'bce': BEVDet's binary cross-entropy against the one-hot bin; 'ce': -log p(bin)."""
+    use_camera_mask: bool = True
+    """Compute the voxel losses only where batch.mask_camera is true (Occ3D's camera-visible set)."""
+    class_weights: tuple[float, ...] | None = None
+    """Per-class CE weights (num_classes values); None = uniform unless class_counts is given."""
+    class_counts: tuple[float, ...] | None = None
+    """Per-class voxel counts; weights = log-inverse frequency (``class_weights_from_counts``)."""
+    ignore_index: int = 255
+    """Label value never counted in the voxel losses."""
+
+
+class SupervisedMethod(nn.Module):
+    """OccNet + voxel and depth losses; implements :class:`occkit.methods.base.Method`."""
+
+    def __init__(self, model_cfg: OccNetConfig, method_cfg: SupervisedConfig) -> None:
+        super().__init__()
+        self.model_cfg = model_cfg
+        self.cfg = method_cfg
+        self.model: OccNet = build_occnet(model_cfg)
+        C = model_cfg.num_classes
+        if method_cfg.class_weights is not None and method_cfg.class_counts is not None:
+            raise ValueError("SupervisedConfig: give class_weights or class_counts, not both")
+        weight = None
+        if method_cfg.class_weights is not None:
+            weight = torch.tensor(method_cfg.class_weights, dtype=torch.float32)
+            if weight.shape != (C,) or bool((weight < 0).any()) or not bool(torch.isfinite(weight).all()):
+                raise ValueError(f"SupervisedConfig.class_weights: expected {C} finite non-negative values, got {method_cfg.class_weights}")
+        elif method_cfg.class_counts is not None:
+            counts = torch.tensor(method_cfg.class_counts, dtype=torch.float64)
+            if counts.shape != (C,):
+                raise ValueError(f"SupervisedConfig.class_counts: expected {C} values, got {len(method_cfg.class_counts)}")
+            weight = class_weights_from_counts(counts)
+        self.register_buffer("class_weight", weight, persistent=False)
+        if method_cfg.depth_source not in ("auto", "lidar", "depth_map", "none"):
+            raise ValueError(f"SupervisedConfig.depth_source: unknown value {method_cfg.depth_source!r}")
+
+    def forward(self, batch: Batch) -> OccNetOutput:
+        """The model's full output for ``batch`` (logits and intermediates)."""
+        return self.model(batch.images, batch.intrinsics, batch.T_ego_from_cam)
+
+    @torch.no_grad()
+    def predict(self, batch: Batch) -> torch.Tensor:
+        """Logits ``(B, num_classes, X, Y, Z)`` on the output grid."""
+        return self.forward(batch).logits
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Weighted losses ``loss_ce``, ``loss_lovasz`` (when enabled), ``loss_depth`` (when the
+        depth term is enabled; 0 when 'auto' finds no depth source in the batch)."""
+        cfg = self.cfg
+        if batch.occupancy is None:
+            raise ValueError("batch.occupancy is None: the supervised method needs 3D labels")
+        mask = None
+        if cfg.use_camera_mask:
+            if batch.mask_camera is None:
+                raise ValueError("batch.mask_camera is None but SupervisedConfig.use_camera_mask is true")
+            mask = batch.mask_camera
+        out = self.forward(batch)
+        check_shape(batch.occupancy, "B X Y Z", name="batch.occupancy", dims=dict(zip("XYZ", self.model.output_grid.shape)))
+        losses: dict[str, torch.Tensor] = {}
+        losses["loss_ce"] = cfg.ce_weight * voxel_cross_entropy(
+            out.logits, batch.occupancy, mask, self.class_weight, cfg.ignore_index
+        )
+        if cfg.lovasz:
+            losses["loss_lovasz"] = cfg.lovasz_weight * lovasz_softmax(
+                out.logits, batch.occupancy, mask, cfg.ignore_index, max_voxels=cfg.lovasz_max_voxels
+            )
+        if cfg.depth_weight > 0 and cfg.depth_source != "none":
+            target = self.depth_targets(batch)
+            if target is None:
+                losses["loss_depth"] = out.depth_prob.sum() * 0.0
+            else:
+                losses["loss_depth"] = cfg.depth_weight * depth_loss(out.depth_prob, target, cfg.depth_loss)
+        return losses
+
+    def depth_targets(self, batch: Batch) -> torch.Tensor | None:
+        """Depth-bin targets ``(B, N, H/stride, W/stride)`` (-1 = none) from the configured source,
+        or None when ``depth_source='auto'`` and the batch has neither LiDAR nor depth maps."""
+        m = self.model_cfg
+        rng = (m.depth_min, m.depth_max, m.depth_step)
+        B, N, _, H, W = batch.images.shape
+        source = self.cfg.depth_source
+        if source == "auto":
+            source = "lidar" if batch.lidar is not None else "depth_map" if batch.depth is not None else "none"
+        if source == "none":
+            return None
+        if source == "lidar":
+            if batch.lidar is None:
+                raise ValueError("batch.lidar is None but SupervisedConfig.depth_source is 'lidar'")
+            return torch.stack([
+                lidar_depth_targets(batch.lidar[b], batch.intrinsics[b], batch.T_ego_from_cam[b], (H, W), m.feature_stride, rng)
+                for b in range(B)
+            ])
+        if batch.depth is None:
+            raise ValueError("batch.depth is None but SupervisedConfig.depth_source is 'depth_map'")
+        check_shape(batch.depth, "B N H W", name="batch.depth", dims={"B": B, "N": N, "H": H, "W": W})
+        return depth_map_targets(batch.depth, m.feature_stride, rng)

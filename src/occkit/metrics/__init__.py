@@ -3,5 +3,6 @@ SemanticKITTI semantic scene completion (:mod:`.ssc`), each as pure functions ov
 counts and as streaming accumulators mergeable across processes."""
 
 from occkit.metrics.occ3d import Occ3DMetric
+from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
 
-__all__ = ["Occ3DMetric"]
+__all__ = ["Occ3DMetric", "RayIoUMetric", "rayiou_origins"]

@@ -1,0 +1,513 @@
+"""RayIoU as SparseOcc defines it (Liu et al., "Fully Sparse 3D Occupancy Prediction", 2024),
+in vectorised torch (CPU or GPU, no custom kernels).
+
+Per frame:
+
+1. Origins: the LiDAR origins of every frame of the scene, mapped into this frame's ego frame,
+   kept where ``|x| < 39`` and ``|y| < 39`` m; when more than 8 remain, 8 picked evenly
+   (``round(linspace(0, K - 1, 8))``). See :func:`lidar_origins_in_ego`.
+2. Rays: from each origin, 360 azimuths (1 degree) x SparseOcc's pitch angles
+   (:func:`sparseocc_pitch_angles`: ``-(pi/2 - atan(k))`` for k = 1..10, then continued with the
+   last spacing until the angle reaches 0.21 rad, the top of the nuScenes LiDAR's field of view;
+   39 angles, 14 040 rays per origin).
+3. Each ray walks the voxels from its origin's voxel (Amanatides & Woo) to the first occupied
+   voxel (class < free); its label is that voxel's class and its depth the distance where the
+   ray *leaves* that voxel (SparseOcc's ``dvr`` records the exit distance ``_d`` of each voxel).
+   There is no distance limit other than the grid: a ray that leaves the grid without a hit
+   gets the free label (and the grid-exit distance as depth, unused by the metric).
+4. Rays whose ground-truth label is free are dropped. For thresholds 1, 2, 4 m and class c:
+   ``TP = #(label_gt = label_pred = c and |depth_gt - depth_pred| < threshold)``,
+   ``IoU_c = TP / (N_gt,c + N_pred,c - TP)`` with the counts summed over the dataset.
+   RayIoU = nanmean over the 3 x 17 values; RayIoU@t the nanmean over the 17 classes at t.
+
+Ties in the traversal (a ray crossing an edge or corner) step z before y before x, as
+SparseOcc's ``dvr`` does. Distances are computed in float64 by default (as ``dvr``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from occkit.geometry.grid import Grid, occ3d_grid
+from occkit.geometry.transforms import invert_transform, transform_from_pose
+from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
+from occkit.metrics.confusion import all_reduce_sum
+from occkit.metrics.occ3d import nanmean
+from occkit.shapes import check_shape
+
+#: Depth-error thresholds in metres.
+RAYIOU_THRESHOLDS: tuple[float, ...] = (1.0, 2.0, 4.0)
+#: Origins farther than this from the ego origin (in x or y) are dropped.
+ORIGIN_XY_LIMIT = 39.0
+#: At most this many origins per frame.
+MAX_ORIGINS = 8
+
+_OUTSIDE = 255  # label of the one-voxel border around a padded volume
+
+
+def sparseocc_pitch_angles() -> torch.Tensor:
+    """SparseOcc's pitch angles, ``(39,)`` float64 radians, from -pi/4 (down) up to ~0.219."""
+    angles = [-(math.pi / 2 - math.atan(k + 1)) for k in range(10)]
+    while angles[-1] < 0.21:  # nuScenes LiDAR vertical field of view tops out near 0.2108 rad
+        angles.append(angles[-1] + (angles[-1] - angles[-2]))
+    return torch.tensor(angles, dtype=torch.float64)
+
+
+def lidar_ray_directions(dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> torch.Tensor:
+    """Unit ray directions, ``(P * 360, 3)``: for each pitch angle (outer) the azimuths
+    0, 1, ..., 359 degrees (inner); x forward, y left, z up."""
+    pitch = sparseocc_pitch_angles()[:, None]  # (P, 1)
+    az = torch.deg2rad(torch.arange(360, dtype=torch.float64))[None, :]  # (1, 360)
+    d = torch.stack(
+        [torch.cos(pitch) * torch.cos(az), torch.cos(pitch) * torch.sin(az), torch.sin(pitch).expand(-1, 360)], -1
+    )  # (P, 360, 3)
+    return d.reshape(-1, 3).to(dtype=dtype, device=device)
+
+
+# ---------------------------------------------------------------------------------------------
+# ray casting
+
+
+@torch.no_grad()
+def cast_rays(
+    volumes: torch.Tensor,
+    frame: torch.Tensor,
+    origins: torch.Tensor,
+    dirs: torch.Tensor,
+    grid: Grid,
+    free_class: int = OCC3D_FREE,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """First occupied voxel along each ray, in ``V`` label volumes that share the rays.
+
+    A specialised fast path of :func:`occkit.geometry.raycast.first_hit` for metrics: the rays
+    of many frames walk together (``frame`` says which volume each reads), the ground truth and
+    the prediction are read in the same walk (``V = 2``), voxels are addressed by one flat index
+    into volumes padded with a border of 255, so leaving the grid is a lookup, and only rays
+    still running are carried from step to step.
+
+    Args:
+        volumes: ``(V, F, X, Y, Z)`` integer labels in ``[0, 254]``; ``label < free_class`` is
+            occupied.
+        frame: ``(R,)`` long, the frame each ray belongs to, in ``[0, F)``.
+        origins: ``(R, 3)`` metres in the grid's frame; must lie inside the grid.
+        dirs: ``(R, 3)`` unit directions (depths are in units of ``|dirs|``).
+        grid: the voxel grid of the volumes.
+        free_class: the first label that is not occupied.
+        dtype: float type of the distances.
+    Returns:
+        labels: ``(V, R)`` long, the class of the first occupied voxel, ``free_class`` if none;
+        depth: ``(V, R)`` distance where the ray leaves that voxel (the grid if none).
+    """
+    X, Y, Z = grid.shape
+    dims = check_shape(volumes, "V F X Y Z", name="volumes", dims={"X": X, "Y": Y, "Z": Z})
+    V, F = dims["V"], dims["F"]
+    R = check_shape(origins, "R 3", name="origins")["R"]
+    check_shape(dirs, "R 3", name="dirs", dims={"R": R})
+    check_shape(frame, "R", name="frame", dims={"R": R})
+    dev = volumes.device
+    if volumes.is_floating_point():
+        raise TypeError(f"volumes: expected integer labels, got {volumes.dtype}")
+    if volumes.numel() and (int(volumes.min()) < 0 or int(volumes.max()) >= _OUTSIDE):
+        raise ValueError(f"volumes: labels must lie in [0, {_OUTSIDE - 1}]")
+    o = origins.to(device=dev, dtype=dtype)
+    d = dirs.to(device=dev, dtype=dtype)
+    lo = torch.tensor(grid.range_min, dtype=dtype, device=dev)
+    hi = torch.tensor(grid.range_max, dtype=dtype, device=dev)
+    vs = torch.tensor(grid.voxel_size, dtype=dtype, device=dev)
+    if R and not bool(((o >= lo) & (o < hi)).all()):
+        bad = int((~((o >= lo) & (o < hi)).all(-1)).nonzero()[0])
+        raise ValueError(f"origins: ray {bad} starts at {o[bad].tolist()}, outside the grid {grid.point_range}")
+
+    # Padded volumes, flattened: (V, F * (X+2) * (Y+2) * (Z+2)) uint8, border = _OUTSIDE.
+    pad = torch.full((V, F, X + 2, Y + 2, Z + 2), _OUTSIDE, dtype=torch.uint8, device=dev)
+    pad[:, :, 1:-1, 1:-1, 1:-1] = volumes
+    flat = pad.view(V, -1)
+    sx, sy, sz = (Y + 2) * (Z + 2), Z + 2, 1
+    per_frame = (X + 2) * sx
+
+    idx = torch.floor((o - lo) / vs).long()
+    idx = torch.minimum(idx, torch.tensor([X - 1, Y - 1, Z - 1], device=dev))  # round-off at hi
+    cur = frame.to(dev).long() * per_frame + (idx[:, 0] + 1) * sx + (idx[:, 1] + 1) * sy + (idx[:, 2] + 1) * sz
+    # Axes ordered (z, y, x) so that argmin breaks ties as SparseOcc's dvr does.
+    order = [2, 1, 0]
+    step = torch.where(d >= 0, 1, -1)[:, order]  # (R, 3)
+    do, dd, di, dvs, dlo = o[:, order], d[:, order], idx[:, order], vs[order], lo[order]
+    boundary = dlo + (di + (step > 0).long()).to(dtype) * dvs
+    inf = torch.full_like(dd, float("inf"))
+    nz = dd != 0
+    t_next = torch.where(nz, (boundary - do) / torch.where(nz, dd, 1), inf)  # (R, 3)
+    t_delta = torch.where(nz, dvs / dd.abs().clamp_min(1e-300), inf)  # (R, 3)
+    flat_step = step * torch.tensor([sz, sy, sx], device=dev)  # (R, 3)
+
+    labels = torch.full((V, R), free_class, dtype=torch.long, device=dev)
+    depth = torch.zeros((V, R), dtype=dtype, device=dev)
+    rid = torch.arange(R, device=dev)
+    done = torch.zeros((V, R), dtype=torch.bool, device=dev)
+    t_prev = torch.zeros(R, dtype=dtype, device=dev)
+    while rid.numel():
+        lab = flat.index_select(1, cur)  # (V, R')
+        t_exit, axis = t_next.min(1)  # (R',) distance where the ray leaves the current voxel
+        outside = lab[0] == _OUTSIDE
+        hit = (lab.long() < free_class) & ~done  # sentinel (255) is never < free_class
+        if bool(hit.any()):
+            vv, rr = hit.nonzero(as_tuple=True)
+            labels[vv, rid[rr]] = lab[vv, rr].long()
+            depth[vv, rid[rr]] = t_exit[rr]
+            done = done | hit
+        miss = outside[None, :] & ~done
+        if bool(miss.any()):
+            vv, rr = miss.nonzero(as_tuple=True)
+            depth[vv, rid[rr]] = t_prev[rr]
+        finished = outside | done.all(0)
+        if bool(finished.any()):
+            keep = ~finished
+            rid, cur, t_next, t_delta, flat_step = rid[keep], cur[keep], t_next[keep], t_delta[keep], flat_step[keep]
+            done, t_exit, axis = done[:, keep], t_exit[keep], axis[keep]
+        ax = axis[:, None]
+        cur = cur + flat_step.gather(1, ax).squeeze(1)
+        t_next = t_next.scatter_add(1, ax, t_delta.gather(1, ax))
+        t_prev = t_exit
+    return labels, depth
+
+
+# ---------------------------------------------------------------------------------------------
+# counts and scores
+
+
+def rayiou_counts(
+    labels_pred: torch.Tensor,
+    depth_pred: torch.Tensor,
+    labels_gt: torch.Tensor,
+    depth_gt: torch.Tensor,
+    num_classes: int = OCC3D_NUM_CLASSES,
+    thresholds: tuple[float, ...] = RAYIOU_THRESHOLDS,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-class counts of a set of rays (rays whose ground-truth label is free are dropped).
+
+    Args:
+        labels_pred, labels_gt: ``(R,)`` long; depth_pred, depth_gt: ``(R,)`` float.
+    Returns:
+        gt_count ``(C,)``, pred_count ``(C,)`` and tp ``(T, C)`` int64 (T thresholds).
+    """
+    free = num_classes - 1
+    keep = labels_gt != free
+    lg, lp = labels_gt[keep], labels_pred[keep]
+    err = (depth_pred[keep] - depth_gt[keep]).abs()
+    same = lg == lp
+    gt_count = torch.bincount(lg, minlength=num_classes)
+    pred_count = torch.bincount(lp, minlength=num_classes)
+    tp = torch.stack([torch.bincount(lg[same & (err < t)], minlength=num_classes) for t in thresholds])
+    return gt_count, pred_count, tp
+
+
+def rayiou_scores(
+    gt_count: torch.Tensor,
+    pred_count: torch.Tensor,
+    tp: torch.Tensor,
+    thresholds: tuple[float, ...] = RAYIOU_THRESHOLDS,
+    class_names: tuple[str, ...] = OCC3D_CLASSES,
+) -> dict[str, Any]:
+    """RayIoU in percent from accumulated counts (free, the last class, excluded).
+
+    Returns:
+        ``rayiou`` (nanmean over thresholds x classes), ``rayiou@<t>`` for each threshold
+        (``rayiou@1``, ``rayiou@2``, ``rayiou@4``) and ``rayiou_iou`` (class name -> list of
+        per-threshold values); NaN for a class with no ray in ground truth nor prediction.
+    """
+    C = gt_count.shape[0]
+    tpd = tp.double()  # (T, C)
+    iou = tpd / ((gt_count.double() + pred_count.double())[None, :] - tpd)  # (T, C)
+    iou = iou[:, : C - 1]
+    out: dict[str, Any] = {"rayiou": 100.0 * nanmean(iou.reshape(-1))}
+    for j, t in enumerate(thresholds):
+        out[f"rayiou@{t:g}"] = 100.0 * nanmean(iou[j])
+    out["rayiou_iou"] = {class_names[c]: [100.0 * float(iou[j, c]) for j in range(len(thresholds))] for c in range(C - 1)}
+    return out
+
+
+class RayIoUMetric:
+    """Streaming RayIoU: ``update`` per batch, ``compute`` at the end; mergeable like
+    :class:`~occkit.metrics.occ3d.Occ3DMetric`.
+
+    Args:
+        num_classes: ``C`` (free = ``C - 1``).
+        grid: the voxel grid of the volumes (default: Occ3D's).
+        thresholds: depth-error thresholds in metres.
+        class_names: for the per-class table.
+        device: where the counts live (default: the device of the first update).
+        dtype: float type of the ray distances.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = OCC3D_NUM_CLASSES,
+        grid: Grid | None = None,
+        thresholds: tuple[float, ...] = RAYIOU_THRESHOLDS,
+        class_names: tuple[str, ...] | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        if class_names is None:
+            class_names = OCC3D_CLASSES if num_classes == OCC3D_NUM_CLASSES else tuple(str(c) for c in range(num_classes))
+        if len(class_names) != num_classes:
+            raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
+        self.num_classes = int(num_classes)
+        self.grid = grid if grid is not None else occ3d_grid()
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.class_names = tuple(class_names)
+        self.device = torch.device(device) if device is not None else None
+        self.dtype = dtype
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the counts."""
+        C, T = self.num_classes, len(self.thresholds)
+        # one flat int64 state: gt_count (C) | pred_count (C) | tp (T * C) | frames (1)
+        self.state = torch.zeros(2 * C + T * C + 1, dtype=torch.int64, device=self.device)
+
+    @property
+    def frames(self) -> int:
+        return int(self.state[-1])
+
+    def _split(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        C, T = self.num_classes, len(self.thresholds)
+        s = self.state
+        return s[:C], s[C : 2 * C], s[2 * C : 2 * C + T * C].view(T, C)
+
+    @torch.no_grad()
+    def update(
+        self,
+        pred: torch.Tensor,
+        gt: torch.Tensor,
+        origins: torch.Tensor | list[torch.Tensor],
+    ) -> None:
+        """Add a batch.
+
+        Args:
+            pred: ``(B, X, Y, Z)`` integer class ids, or ``(B, C, X, Y, Z)`` float logits.
+            gt: ``(B, X, Y, Z)`` integer class ids.
+            origins: per frame the LiDAR origins in that frame's ego frame: ``(B, K, 3)`` or a
+                list of ``B`` tensors ``(K_b, 3)`` (see :func:`rayiou_origins`).
+        """
+        X, Y, Z = self.grid.shape
+        B = check_shape(gt, "B X Y Z", name="gt", dims={"X": X, "Y": Y, "Z": Z})["B"]
+        if pred.is_floating_point():
+            check_shape(pred, "B C X Y Z", name="pred", dims={"B": B, "C": self.num_classes, "X": X, "Y": Y, "Z": Z})
+            pred = pred.argmax(1)
+        check_shape(pred, "B X Y Z", name="pred", dims={"B": B, "X": X, "Y": Y, "Z": Z})
+        origin_list = list(origins.unbind(0)) if isinstance(origins, torch.Tensor) else list(origins)
+        if len(origin_list) != B:
+            raise ValueError(f"origins: {len(origin_list)} frames of origins for a batch of {B}")
+        if self.state.device != gt.device and self.frames == 0 and self.device is None:
+            self.state = self.state.to(gt.device)
+        dev = self.state.device
+        dirs = lidar_ray_directions(self.dtype, dev)  # (D, 3)
+        all_o, all_d, all_f = [], [], []
+        for b, ob in enumerate(origin_list):
+            check_shape(ob, "K 3", name=f"origins[{b}]")
+            if ob.shape[0] == 0:
+                raise ValueError(f"origins[{b}]: no LiDAR origin for this frame")
+            ob = ob.to(device=dev, dtype=self.dtype)
+            K = ob.shape[0]
+            all_o.append(ob.repeat_interleave(dirs.shape[0], 0))  # (K*D, 3)
+            all_d.append(dirs.repeat(K, 1))
+            all_f.append(torch.full((K * dirs.shape[0],), b, dtype=torch.long, device=dev))
+        volumes = torch.stack([gt.to(dev), pred.to(dev)])  # (2, B, X, Y, Z)
+        labels, depth = cast_rays(
+            volumes, torch.cat(all_f), torch.cat(all_o), torch.cat(all_d), self.grid, self.num_classes - 1, self.dtype
+        )
+        g, p, tp = rayiou_counts(labels[1], depth[1], labels[0], depth[0], self.num_classes, self.thresholds)
+        gc, pc, tpc = self._split()
+        gc += g
+        pc += p
+        tpc += tp
+        self.state[-1] += B
+
+    def merge(self, other: "RayIoUMetric") -> "RayIoUMetric":
+        """Add ``other``'s counts (same classes and thresholds); returns ``self``."""
+        if not isinstance(other, RayIoUMetric) or other.num_classes != self.num_classes or other.thresholds != self.thresholds:
+            raise ValueError("merge: the other metric must be a RayIoUMetric with the same classes and thresholds")
+        self.state += other.state.to(self.state.device)
+        return self
+
+    def all_reduce(self) -> None:
+        """Sum the counts across ``torch.distributed`` processes (no-op when not initialised)."""
+        all_reduce_sum(self.state)
+
+    def compute(self) -> dict[str, Any]:
+        """``rayiou``, ``rayiou@1``, ``rayiou@2``, ``rayiou@4`` (percent), ``rayiou_iou`` (class
+        name -> per-threshold values) and ``frames``."""
+        g, p, tp = (t.cpu() for t in self._split())
+        out = rayiou_scores(g, p, tp, self.thresholds, self.class_names)
+        out["frames"] = self.frames
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# origins
+
+
+def lidar_origins_in_ego(
+    T_global_from_ego: torch.Tensor,
+    T_ego_from_lidar: torch.Tensor,
+    ref_index: int,
+    xy_limit: float = ORIGIN_XY_LIMIT,
+    max_origins: int = MAX_ORIGINS,
+) -> torch.Tensor:
+    """The LiDAR origins of a scene's frames in the ego frame of frame ``ref_index``.
+
+    Args:
+        T_global_from_ego: ``(N, 4, 4)`` ego poses of the scene's frames in temporal order.
+        T_ego_from_lidar: ``(N, 4, 4)`` (or ``(4, 4)``, shared) LiDAR -> ego of each frame.
+        ref_index: the frame whose ego frame the origins are expressed in.
+    Returns:
+        ``(K, 3)`` float64, K <= ``max_origins``: origins with ``|x|, |y| < xy_limit`` in temporal
+        order, ``max_origins`` of them picked at ``round(linspace(0, K' - 1, max_origins))``
+        when more.
+    """
+    N = check_shape(T_global_from_ego, "N 4 4", name="T_global_from_ego")["N"]
+    if T_ego_from_lidar.dim() == 2:
+        T_ego_from_lidar = T_ego_from_lidar.expand(N, 4, 4)
+    check_shape(T_ego_from_lidar, "N 4 4", name="T_ego_from_lidar", dims={"N": N})
+    if not 0 <= ref_index < N:
+        raise ValueError(f"ref_index {ref_index} outside [0, {N})")
+    Tg = T_global_from_ego.double()
+    Tl = T_ego_from_lidar.double()
+    T_ref_ego_from_global = invert_transform(Tg[ref_index])
+    lidar_pos_global = (Tg @ Tl)[:, :3, 3]  # (N, 3)
+    o = lidar_pos_global @ T_ref_ego_from_global[:3, :3].T + T_ref_ego_from_global[:3, 3]  # (N, 3)
+    o[ref_index] = Tl[ref_index, :3, 3]  # exact for the frame itself (no round trip)
+    o = o[(o[:, 0].abs() < xy_limit) & (o[:, 1].abs() < xy_limit)]
+    if o.shape[0] > max_origins:
+        pick = np.round(np.linspace(0, o.shape[0] - 1, max_origins)).astype(np.int64)
+        o = o[torch.from_numpy(pick)]
+    return o
+
+
+def rayiou_origins(dataset: Any, token: str) -> torch.Tensor:
+    """LiDAR origins for RayIoU of frame ``token`` of an
+    :class:`~occkit.data.occ3d.Occ3DDataset`, in its ego frame: ``(K, 3)`` float64.
+
+    Uses the frames of the token's scene (all of them, whatever the split) and their
+    ``lidar_sensor`` extrinsics, which the synthetic world writes; the real Occ3D annotations
+    lack them: use :func:`load_nuscenes_infos` and :func:`rayiou_origins_from_infos` then.
+    """
+    scene = dataset.frames[dataset.index_of(token)].scene
+    tokens = dataset.scene_tokens(scene)
+    infos = dataset.scene_infos[scene]
+    T_g, T_l = [], []
+    for t in tokens:
+        sensor = infos[t].get("lidar_sensor")
+        if not sensor or "extrinsic" not in sensor:
+            raise ValueError(
+                f"{dataset.annotations_path}: frame {t} of scene {scene} has no lidar_sensor.extrinsic; RayIoU needs "
+                "the LiDAR poses: pass nuScenes-style info files (lidar2ego_*, ego2global_*) instead"
+            )
+        ext = sensor["extrinsic"]
+        pose = infos[t]["ego_pose"]
+        T_l.append(transform_from_pose(ext["translation"], ext["rotation"]))
+        T_g.append(transform_from_pose(pose["translation"], pose["rotation"]))
+    return lidar_origins_in_ego(torch.stack(T_g), torch.stack(T_l), tokens.index(token))
+
+
+class _InfoUnpickler(pickle.Unpickler):
+    """Unpickles only plain containers and numpy arrays (what nuScenes info files hold)."""
+
+    _ALLOWED = {
+        ("collections", "OrderedDict"),
+        ("collections", "defaultdict"),
+        ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("builtins", "set"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED or (module == "numpy" and name in {"float64", "float32", "int64", "int32"}):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from an info file")
+
+
+def load_nuscenes_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Per-token LiDAR and ego poses from nuScenes-style info files (as mmdet3d / SparseOcc
+    write them): a ``.pkl`` (read with a restricted unpickler: containers and numpy arrays only)
+    or ``.json``, holding a list of frames or ``{"infos": [...]}`` / ``{"data_list": [...]}``;
+    each frame has ``token``, ``scene_name`` (or ``scene_token``), ``timestamp``,
+    ``lidar2ego_translation``, ``lidar2ego_rotation`` (w, x, y, z), ``ego2global_translation``,
+    ``ego2global_rotation``.
+
+    Returns:
+        token -> ``{"scene", "timestamp", "T_global_from_ego" (4, 4), "T_ego_from_lidar" (4, 4)}``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such info file")
+    try:
+        if path.suffix == ".json":
+            import json
+
+            data = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            with path.open("rb") as f:
+                data = _InfoUnpickler(f).load()
+    except Exception as e:
+        raise ValueError(f"{path}: cannot read info file ({type(e).__name__}: {e})") from e
+    if isinstance(data, dict):
+        data = data.get("infos", data.get("data_list"))
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a list of frames or a dict with 'infos'")
+    out: dict[str, dict[str, Any]] = {}
+    need = ("token", "lidar2ego_translation", "lidar2ego_rotation", "ego2global_translation", "ego2global_rotation")
+    for i, info in enumerate(data):
+        missing = [k for k in need if k not in info]
+        if missing:
+            raise KeyError(f"{path}: frame {i} lacks {missing}")
+        scene = info.get("scene_name", info.get("scene_token"))
+        if scene is None:
+            raise KeyError(f"{path}: frame {i} lacks 'scene_name' (or 'scene_token')")
+        out[str(info["token"])] = {
+            "scene": str(scene),
+            "timestamp": int(info.get("timestamp", i)),
+            "order": i,
+            "T_global_from_ego": transform_from_pose(list(map(float, info["ego2global_translation"])), list(map(float, info["ego2global_rotation"]))),
+            "T_ego_from_lidar": transform_from_pose(list(map(float, info["lidar2ego_translation"])), list(map(float, info["lidar2ego_rotation"]))),
+        }
+    return out
+
+
+def scene_frames_from_infos(infos: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Scene -> its tokens in temporal order, from :func:`load_nuscenes_infos`'s result."""
+    scenes: dict[str, list[str]] = {}
+    for t, v in infos.items():
+        scenes.setdefault(v["scene"], []).append(t)
+    for frames in scenes.values():
+        frames.sort(key=lambda t: (infos[t]["timestamp"], infos[t]["order"]))
+    return scenes
+
+
+def rayiou_origins_from_infos(
+    infos: dict[str, dict[str, Any]],
+    token: str,
+    scene_frames: dict[str, list[str]] | None = None,
+) -> torch.Tensor:
+    """:func:`rayiou_origins` for a token of :func:`load_nuscenes_infos`'s result: ``(K, 3)``.
+    Pass ``scene_frames`` (from :func:`scene_frames_from_infos`) when calling for many tokens."""
+    if token not in infos:
+        raise KeyError(f"token {token!r} is not in the info files")
+    scene = infos[token]["scene"]
+    if scene_frames is None:
+        scene_frames = scene_frames_from_infos({t: v for t, v in infos.items() if v["scene"] == scene})
+    frames = scene_frames[scene]
+    return lidar_origins_in_ego(
+        torch.stack([infos[t]["T_global_from_ego"] for t in frames]),
+        torch.stack([infos[t]["T_ego_from_lidar"] for t in frames]),
+        frames.index(token),
+    )

@@ -1,0 +1,278 @@
+"""RayIoU: SparseOcc's rays, the traversal, the count formula against a reference written here,
+origins from poses, and the accumulator's properties (GT vs itself = 100, shifts)."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from occkit.fileio import save_npz_atomic, write_json_atomic
+from occkit.geometry.grid import Grid
+from occkit.geometry.raycast import first_hit
+from occkit.geometry.transforms import pose_from_transform, rotation_z
+from occkit.metrics.rayiou import (
+    RayIoUMetric,
+    cast_rays,
+    lidar_origins_in_ego,
+    lidar_ray_directions,
+    load_nuscenes_infos,
+    rayiou_counts,
+    rayiou_origins,
+    rayiou_origins_from_infos,
+    rayiou_scores,
+    scene_frames_from_infos,
+    sparseocc_pitch_angles,
+)
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The traversal runs thousands of tiny ops: on a shared 2-core machine, intra-op threads
+    oversubscribe and slow it ~10x, so these tests run single-threaded (restored after)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+SMALL = Grid((-8.0, -8.0, -1.0), (8.0, 8.0, 5.4), (0.4, 0.4, 0.4))  # 40 x 40 x 16
+
+
+def small_scene(seed: int = 0) -> torch.Tensor:
+    """(40, 40, 16) labels: ground (11), a wall (15), some cars (4), the rest free (17)."""
+    g = torch.Generator().manual_seed(seed)
+    s = torch.full(SMALL.shape, 17, dtype=torch.long)
+    s[:, :, :2] = 11
+    s[35:, :, :10] = 15
+    cars = torch.rand(SMALL.shape, generator=g) < 0.01
+    cars[:, :, 8:] = False
+    s[cars] = 4
+    return s
+
+
+def test_pitch_angles_and_directions():
+    p = sparseocc_pitch_angles()
+    assert p.shape == (39,)
+    assert p[0] == pytest.approx(-math.pi / 4)
+    assert p[1] == pytest.approx(-(math.pi / 2 - math.atan(2)))
+    assert p[-2] < 0.21 <= p[-1]
+    d = np.diff(p.numpy())
+    assert np.allclose(d[9:], d[8])  # constant spacing after the 10 atan angles
+    dirs = lidar_ray_directions()
+    assert dirs.shape == (39 * 360, 3)
+    assert torch.allclose(dirs.norm(dim=-1), torch.ones(39 * 360, dtype=torch.float64))
+    assert torch.allclose(dirs[0], torch.tensor([math.cos(p[0]), 0.0, math.sin(p[0])], dtype=torch.float64))
+
+
+def test_cast_rays_hand_computed():
+    grid = Grid((0.0, 0.0, 0.0), (4.0, 2.0, 2.0), (1.0, 1.0, 1.0))  # 4 x 2 x 2
+    vol = torch.full((4, 2, 2), 3, dtype=torch.long)  # 3 = free
+    vol[2, 0, 0] = 1
+    o = torch.tensor([[0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [3.5, 0.5, 0.5]], dtype=torch.float64)
+    d = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]], dtype=torch.float64)
+    lab, dep = cast_rays(vol[None, None], torch.zeros(3, dtype=torch.long), o, d, grid, free_class=3)
+    # ray 0 enters voxel x=2 at 1.5 and leaves it at 2.5; ray 1 leaves the grid at y=2 (1.5)
+    assert lab[0].tolist() == [1, 3, 1]
+    assert dep[0].tolist() == pytest.approx([2.5, 1.5, 1.5])
+    # the origin's own voxel counts
+    vol[0, 0, 0] = 2
+    lab, dep = cast_rays(vol[None, None], torch.zeros(3, dtype=torch.long), o, d, grid, free_class=3)
+    assert lab[0].tolist() == [2, 2, 1] and dep[0, :2].tolist() == pytest.approx([0.5, 0.5])
+    with pytest.raises(ValueError, match="outside the grid"):
+        cast_rays(vol[None, None], torch.zeros(1, dtype=torch.long), o[:1] + 10, d[:1], grid, free_class=3)
+
+
+def test_cast_rays_matches_generic_first_hit():
+    s = small_scene(1)
+    dirs = lidar_ray_directions()
+    o = torch.tensor([0.3, -0.2, 1.84], dtype=torch.float64).expand_as(dirs)
+    lab, dep = cast_rays(s[None, None], torch.zeros(len(dirs), dtype=torch.long), o, dirs, SMALL)
+    h = first_hit(s < 17, o, dirs, SMALL)
+    ix = h.index.clamp(min=0)
+    ref = torch.where(h.hit, s[ix[:, 0], ix[:, 1], ix[:, 2]], 17)
+    same = ref == lab[0]
+    assert same.float().mean() > 0.999  # edge/corner ties may differ on a handful of rays
+    assert torch.allclose(dep[0][same & h.hit], h.t_out[same & h.hit], atol=1e-6)
+
+
+def reference_rayiou(preds, gts, C=18, thresholds=(1, 2, 4)):
+    """SparseOcc's calc_rayiou written straightforwardly: lists of (label, depth) arrays per frame."""
+    gt_cnt, pred_cnt, tp_cnt = np.zeros(C), np.zeros(C), np.zeros((len(thresholds), C))
+    for (lp, dp), (lg, dg) in zip(preds, gts):
+        keep = lg != C - 1
+        lp, dp, lg, dg = lp[keep], dp[keep], lg[keep], dg[keep]
+        for j, th in enumerate(thresholds):
+            ok = np.abs(dp - dg) < th
+            for c in range(C):
+                if j == 0:
+                    gt_cnt[c] += (lg == c).sum()
+                    pred_cnt[c] += (lp == c).sum()
+                tp_cnt[j, c] += ((lg == c) & (lp == c) & ok).sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = [(tp_cnt[j] / (gt_cnt + pred_cnt - tp_cnt[j]))[:-1] for j in range(len(thresholds))]
+    return np.nanmean(iou), [np.nanmean(i) for i in iou]
+
+
+def test_counts_against_reference():
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(3):
+        n = 500
+        lg = rng.integers(0, 18, n)
+        lg[lg == 3] = 17  # class 3 absent from gt
+        lp = np.where(rng.random(n) < 0.6, lg, rng.integers(0, 18, n))
+        lp[lp == 5] = 6  # class 5 absent from pred
+        dg = rng.uniform(0, 40, n)
+        dp = dg + rng.normal(0, 2, n)
+        frames.append(((lp, dp), (lg, dg)))
+    ref, ref_t = reference_rayiou([f[0] for f in frames], [f[1] for f in frames])
+    tot = None
+    for (lp, dp), (lg, dg) in frames:
+        c = rayiou_counts(torch.from_numpy(lp), torch.from_numpy(dp), torch.from_numpy(lg), torch.from_numpy(dg))
+        tot = c if tot is None else tuple(a + b for a, b in zip(tot, c))
+    s = rayiou_scores(*tot)
+    assert s["rayiou"] == pytest.approx(100 * ref)
+    for t, r in zip((1, 2, 4), ref_t):
+        assert s[f"rayiou@{t}"] == pytest.approx(100 * r)
+    assert s["rayiou_iou"]["others"][0] == pytest.approx(s["rayiou_iou"]["others"][0])
+
+
+def test_absent_class_nan_in_scores():
+    C = 18
+    g = torch.zeros(C, dtype=torch.long)
+    p = torch.zeros(C, dtype=torch.long)
+    tp = torch.zeros(3, C, dtype=torch.long)
+    g[4], p[4], tp[:, 4] = 10, 10, torch.tensor([5, 10, 10])
+    s = rayiou_scores(g, p, tp)
+    assert math.isnan(s["rayiou_iou"]["bus"][0])
+    assert s["rayiou@1"] == pytest.approx(100 * 5 / 15)
+    assert s["rayiou@4"] == pytest.approx(100.0)
+    assert s["rayiou"] == pytest.approx(100 * (5 / 15 + 1 + 1) / 3)
+
+
+def test_gt_against_itself_is_100_and_shift_hurts_tight_threshold_most():
+    s = small_scene(2)[None]
+    origins = [torch.tensor([[0.0, 0.0, 1.84], [2.0, 1.0, 1.84]])]
+    m = RayIoUMetric(grid=SMALL)
+    m.update(s, s, origins)
+    r = m.compute()
+    assert r["rayiou"] == pytest.approx(100.0) and r["rayiou@1"] == pytest.approx(100.0)
+    assert r["frames"] == 1
+    shifted = torch.full_like(s, 17)
+    shifted[..., 1:] = s[..., :-1]  # everything one voxel (0.4 m) up
+    m2 = RayIoUMetric(grid=SMALL)
+    m2.update(shifted, s, origins)
+    r2 = m2.compute()
+    assert r2["rayiou@1"] < r2["rayiou@2"] <= r2["rayiou@4"] <= 100.0
+    assert 100.0 - r2["rayiou@1"] > 100.0 - r2["rayiou@4"]
+
+
+def test_merge_batches_and_logits():
+    s1, s2 = small_scene(3), small_scene(4)
+    gt = torch.stack([s1, s2])
+    pred = torch.stack([s2, s1])
+    o = torch.tensor([[[0.0, 0.0, 1.8]], [[1.0, -1.0, 1.8]]])
+    whole = RayIoUMetric(grid=SMALL)
+    whole.update(torch.nn.functional.one_hot(pred, 18).permute(0, 4, 1, 2, 3).float(), gt, o)
+    a, b = RayIoUMetric(grid=SMALL), RayIoUMetric(grid=SMALL)
+    a.update(pred[:1], gt[:1], o[:1])
+    b.update(pred[1:], gt[1:], [o[1]])
+    a.merge(b)
+    a.all_reduce()
+    assert torch.equal(a.state, whole.state) and a.frames == 2
+    with pytest.raises(ValueError, match="origins"):
+        a.update(pred, gt, o[:1])
+    with pytest.raises(ValueError, match="no LiDAR origin"):
+        a.update(pred[:1], gt[:1], [torch.zeros(0, 3)])
+    a.reset()
+    assert a.frames == 0
+
+
+def test_lidar_origins_in_ego_hand_made():
+    # 20 frames driving along +x at 5 m per frame, LiDAR 1 m ahead and 1.8 m up.
+    N = 20
+    Tg = torch.eye(4, dtype=torch.float64).repeat(N, 1, 1)
+    Tg[:, 0, 3] = torch.arange(N, dtype=torch.float64) * 5.0 + 100.0
+    Tl = torch.eye(4, dtype=torch.float64)
+    Tl[0, 3], Tl[2, 3] = 1.0, 1.8
+    o = lidar_origins_in_ego(Tg, Tl, ref_index=10)
+    # candidates: frame k at x = 5 (k - 10) + 1, kept when |x| < 39: k = 3 .. 17 (15 of them)
+    xs = [5.0 * (k - 10) + 1.0 for k in range(3, 18)]
+    pick = np.round(np.linspace(0, 14, 8)).astype(int)
+    assert o.shape == (8, 3)
+    assert o[:, 0].tolist() == pytest.approx([xs[i] for i in pick])
+    assert o[:, 2].tolist() == pytest.approx([1.8] * 8)
+    # a rotated reference frame: yaw 90 degrees, so global +x is ego -y
+    Tg2 = Tg.clone()
+    Tg2[:, :3, :3] = rotation_z(math.pi / 2)[:3, :3]
+    o2 = lidar_origins_in_ego(Tg2[:3], Tl, ref_index=0)
+    assert o2[0].tolist() == pytest.approx([1.0, 0.0, 1.8])
+    # frame 1: lidar at global (105, 0) + R (1, 0) = (105, 1); ref ego at (100, 0) yawed 90
+    assert o2[1].tolist() == pytest.approx([1.0, -5.0, 1.8], abs=1e-9)
+
+
+def _tiny_occ3d(root, with_lidar=True):
+    infos = {"scene-0": {}}
+    for i in range(3):
+        tok = f"tok{i}"
+        T = torch.eye(4, dtype=torch.float64)
+        T[0, 3] = 4.0 * i
+        entry = {"timestamp": i, "ego_pose": pose_from_transform(T), "camera_sensor": {}, "gt_path": f"gts/scene-0/{tok}/labels.npz"}
+        if with_lidar:
+            entry["lidar_sensor"] = {"extrinsic": {"translation": [0.9, 0.0, 1.8], "rotation": [1.0, 0.0, 0.0, 0.0]}}
+        infos["scene-0"][tok] = entry
+        z = np.zeros((200, 200, 16), np.uint8)
+        save_npz_atomic(root / f"gts/scene-0/{tok}/labels.npz", semantics=z + 17, mask_lidar=z, mask_camera=z)
+    write_json_atomic(root / "annotations.json", {"train_split": [], "val_split": ["scene-0"], "scene_infos": infos})
+
+
+def test_rayiou_origins_from_dataset(tmp_path):
+    from occkit.data.occ3d import Occ3DDataset
+
+    _tiny_occ3d(tmp_path)
+    ds = Occ3DDataset(tmp_path, "val", load_images=False, load_extras=False)
+    o = rayiou_origins(ds, "tok1")
+    assert np.allclose(o.numpy(), [[-3.1, 0, 1.8], [0.9, 0, 1.8], [4.9, 0, 1.8]])
+    _tiny_occ3d(tmp_path / "b", with_lidar=False)
+    ds2 = Occ3DDataset(tmp_path / "b", "val", load_images=False, load_extras=False)
+    with pytest.raises(ValueError, match="lidar_sensor"):
+        rayiou_origins(ds2, "tok1")
+
+
+def test_nuscenes_infos_json_and_pkl(tmp_path):
+    frames = [
+        {"token": f"t{i}", "scene_name": "s", "timestamp": 10 - i,
+         "lidar2ego_translation": [0.9, 0.0, 1.8], "lidar2ego_rotation": [1, 0, 0, 0],
+         "ego2global_translation": np.array([10.0 - i, 0.0, 0.0]), "ego2global_rotation": [1, 0, 0, 0]}
+        for i in range(3)
+    ]
+    with open(tmp_path / "infos.pkl", "wb") as f:
+        pickle.dump({"infos": frames, "metadata": {"version": "v1.0-trainval"}}, f)
+    js = [dict(f, ego2global_translation=list(map(float, f["ego2global_translation"]))) for f in frames]
+    write_json_atomic(tmp_path / "infos.json", js)
+    for name in ("infos.pkl", "infos.json"):
+        infos = load_nuscenes_infos(tmp_path / name)
+        sf = scene_frames_from_infos(infos)
+        assert sf == {"s": ["t2", "t1", "t0"]}  # by timestamp
+        o = rayiou_origins_from_infos(infos, "t1", sf)
+        assert np.allclose(o.numpy(), [[-0.1, 0, 1.8], [0.9, 0, 1.8], [1.9, 0, 1.8]])
+    with open(tmp_path / "evil.pkl", "wb") as f:
+        pickle.dump({"infos": [torch.nn.Identity()]}, f)
+    with pytest.raises(ValueError, match="refusing"):
+        load_nuscenes_infos(tmp_path / "evil.pkl")
+    write_json_atomic(tmp_path / "bad.json", [{"token": "x"}])
+    with pytest.raises(KeyError, match="lacks"):
+        load_nuscenes_infos(tmp_path / "bad.json")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    s1, s2 = small_scene(5), small_scene(6)
+    o = torch.tensor([[[0.0, 0.0, 1.8], [1.0, 2.0, 1.8]]])
+    a, b = RayIoUMetric(grid=SMALL), RayIoUMetric(grid=SMALL)
+    a.update(s1[None], s2[None], o)
+    b.update(s1[None].cuda(), s2[None].cuda(), o.cuda())
+    assert torch.equal(a.state, b.state.cpu())

@@ -1,0 +1,151 @@
+"""Semantic occupancy of the posed world on any voxel grid, and Occ3D's visibility masks.
+
+Voxelisation: every voxel is sampled at ``s^3`` points (``s`` = supersample); a sample is solid
+when it lies inside a primitive (thin primitives inflated to at least half the sample spacing so
+that poles and cones are never lost between samples) or inside the ground slab (``SLAB`` metres
+below the surface, so the ground is a layer of occupied voxels, as in Occ3D). A voxel takes the
+class with the most solid samples (objects count double against the ground, so a car's wheel
+layer stays a car); no solid sample means free (17).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from occkit.data.synth.layout import CURB
+from occkit.data.synth.scene import SceneState
+from occkit.data.synth.primitives import inflated, inside
+from occkit.geometry.grid import Grid
+from occkit.geometry.raycast import mark_visible
+from occkit.geometry.transforms import apply_transform, invert_transform
+from occkit.shapes import check_shape
+
+FREE = 17
+SLAB = 0.5
+"""Thickness of the solid ground below its surface, metres."""
+OBJECT_WEIGHT = 2
+"""Weight of an object sample against a ground sample when a voxel holds both."""
+
+
+def _sample_offsets(grid: Grid, s: int) -> torch.Tensor:
+    """``(s^3, 3)`` offsets of the samples from a voxel centre."""
+    vs = torch.tensor(grid.voxel_size, dtype=torch.float64)
+    f = (torch.arange(s, dtype=torch.float64) + 0.5) / s - 0.5
+    g = torch.stack(torch.meshgrid(f, f, f, indexing="ij"), -1).view(-1, 3)
+    return (g * vs).float()
+
+
+def semantic_occupancy(state: SceneState, grid: Grid, T_global_from_grid: torch.Tensor, supersample: int | None = None) -> torch.Tensor:
+    """Voxelise the posed world on ``grid``.
+
+    Args:
+        state: the scene at a frame.
+        grid: any voxel grid (e.g. :func:`~occkit.geometry.grid.occ3d_grid` in the ego frame, or
+            a SemanticKITTI grid in a LiDAR frame).
+        T_global_from_grid: ``(4, 4)`` grid frame -> world.
+        supersample: samples per voxel edge (default: the scene config's).
+    Returns:
+        ``(X, Y, Z)`` uint8 Occ3D classes, 17 = free.
+    """
+    check_shape(T_global_from_grid, "4 4", name="T_global_from_grid")
+    s = state.scene.config.occupancy_supersample if supersample is None else supersample
+    if s < 1:
+        raise ValueError(f"supersample must be >= 1, got {s}")
+    X, Y, Z = grid.shape
+    vs = grid.voxel_size
+    T = T_global_from_grid.double()
+    T_inv = invert_transform(T)
+    offs = _sample_offsets(grid, s)  # (S, 3)
+    S = offs.shape[0]
+    counts = torch.zeros(18, X, Y, Z, dtype=torch.int16)
+
+    # ---- ground: samples whose world height is within the slab under the surface
+    centers = grid.centers(dtype=torch.float32)  # (X, Y, Z, 3)
+    Tf = T.float()
+    zw_axis = Tf[2, :3]
+    # world z of every sample = zc(voxel) + dz(sample); keep only voxels that can touch the slab
+    zc = (centers @ zw_axis) + Tf[2, 3]  # (X, Y, Z)
+    reach = 0.5 * math.sqrt(sum(v * v for v in vs))
+    cand = (zc >= -SLAB - reach) & (zc <= CURB + reach)
+    ci = cand.nonzero()  # (M, 3)
+    if ci.numel():
+        pts = (centers[ci[:, 0], ci[:, 1], ci[:, 2]][:, None, :] + offs[None]).reshape(-1, 3)  # (M*S, 3)
+        pw = apply_transform(Tf, pts)
+        gcls, lv, _ = state.ground.lookup(pw[:, :2])
+        top = lv.float() * CURB
+        solid = (pw[:, 2] <= top) & (pw[:, 2] > top - SLAB)
+        n = solid.view(-1, S)
+        flat_vox = (ci[:, 0] * Y + ci[:, 1]) * Z + ci[:, 2]
+        cls_s = gcls.view(-1, S)
+        cflat = counts.view(18, -1)
+        for k in range(S):
+            m = n[:, k]
+            if bool(m.any()):
+                cflat.index_put_((cls_s[m, k], flat_vox[m]), torch.ones(int(m.sum()), dtype=torch.int16), accumulate=True)
+
+    # ---- primitives
+    prims = state.prims
+    if len(prims):
+        prims = inflated(prims, 0.5 * min(vs) / s)
+        corners = prims.corners().reshape(-1, 3)
+        cg = apply_transform(T_inv.float(), corners).view(-1, 8, 3)
+        lo_idx, _ = grid.point_to_index(cg.amin(1))
+        hi_idx, _ = grid.point_to_index(cg.amax(1))
+        shape_t = torch.tensor(grid.shape)
+        lo_idx = lo_idx.clamp(min=0)
+        hi_idx = torch.minimum(hi_idx, shape_t - 1)
+        valid = (lo_idx <= hi_idx).all(-1) & (cg.amax(1) >= torch.tensor(grid.range_min)).all(-1) & (cg.amin(1) < torch.tensor(grid.range_max)).all(-1)
+        lo_l, hi_l = lo_idx.tolist(), hi_idx.tolist()
+        for i in valid.nonzero().squeeze(1).tolist():
+            (x0, y0, z0), (x1, y1, z1) = lo_l[i], hi_l[i]
+            block = centers[x0:x1 + 1, y0:y1 + 1, z0:z1 + 1]  # (bx, by, bz, 3)
+            bshape = block.shape[:3]
+            pts = (block.reshape(-1, 1, 3) + offs[None]).reshape(-1, 3)
+            pw = apply_transform(Tf, pts)
+            inn = inside(prims, i, pw).view(-1, S).sum(1).to(torch.int16).view(bshape)
+            c = int(prims.cls[i])
+            counts[c, x0:x1 + 1, y0:y1 + 1, z0:z1 + 1] += inn * OBJECT_WEIGHT
+
+    total = counts.sum(0)
+    label = counts.float().argmax(0)
+    label[total == 0] = FREE
+    return label.to(torch.uint8)
+
+
+def lidar_visibility(grid: Grid, origin: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Occ3D's LiDAR mask: voxels traversed by the rays from ``origin (3,)`` to each return
+    ``points (N, 3)`` (grid frame), up to and including the voxel of the return.
+
+    Returns:
+        ``(X, Y, Z)`` bool.
+    """
+    check_shape(origin, "3", name="origin")
+    check_shape(points, "N 3", name="points")
+    d = points.double() - origin.double()
+    rng = d.norm(dim=-1)
+    keep = rng > 1e-6
+    d, rng = d[keep], rng[keep]
+    dirs = d / rng[:, None]
+    o = origin.double()[None].expand(dirs.shape[0], 3).contiguous()
+    return mark_visible(o, dirs, grid, occupied=None, t_max=rng + 1e-4)
+
+
+def camera_visibility(grid: Grid, occupied: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+    """Occ3D's camera mask: voxels traversed by camera rays ``origins, dirs (R, 3)`` (grid
+    frame) up to and including the first occupied voxel (``occupied (X, Y, Z)`` bool).
+
+    Returns:
+        ``(X, Y, Z)`` bool.
+    """
+    check_shape(occupied, "X Y Z", name="occupied", dims=dict(zip("XYZ", grid.shape)))
+    return mark_visible(origins, dirs, grid, occupied=occupied)
+
+
+def auto_mask_stride(K: torch.Tensor, grid: Grid) -> int:
+    """Pixel stride so that neighbouring camera rays are less than one voxel apart at the far
+    corner of the grid (horizontal extent) from a camera near the grid centre."""
+    reach = math.hypot(max(abs(grid.range_min[0]), abs(grid.range_max[0])), max(abs(grid.range_min[1]), abs(grid.range_max[1])))
+    f = float(K[0, 0])
+    return max(1, int(f * min(grid.voxel_size) / reach))

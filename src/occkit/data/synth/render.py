@@ -1,0 +1,169 @@
+"""Camera images of the synthetic world: ray casting the analytic primitives and the ground,
+then shading (sun + sky ambient, procedural textures, fog, sky gradient, sensor noise)."""
+
+from __future__ import annotations
+
+import torch
+
+from occkit.data.synth.layout import DRIVEABLE, OTHER_FLAT, PAINT_WHITE, PAINT_YELLOW, SIDEWALK, TERRAIN
+from occkit.data.synth.primitives import (
+    TEX_BARK, TEX_BRICK, TEX_FACADE, TEX_FOLIAGE, TEX_GLASS, TEX_STRIPES, to_local,
+)
+from occkit.data.synth.scene import Lighting, SceneState
+from occkit.data.synth.tracer import Hits, camera_rects, trace_layout
+from occkit.geometry.camera import pixel_centers, pixel_rays
+from occkit.geometry.transforms import invert_transform
+from occkit.shapes import check_shape
+
+
+def hash3(p: torch.Tensor, scale: float) -> torch.Tensor:
+    """Value in [0, 1) per cell of size ``1 / scale`` at points ``p (N, 3)`` (a fixed hash)."""
+    q = torch.floor(p * scale)
+    h = torch.sin(q[:, 0] * 12.9898 + q[:, 1] * 78.233 + q[:, 2] * 37.719) * 43758.5453
+    return h - torch.floor(h)
+
+
+def value_noise(p: torch.Tensor, scale: float) -> torch.Tensor:
+    """Two octaves of blocky value noise in [0, 1): ``(N,)``."""
+    return 0.6 * hash3(p, scale) + 0.4 * hash3(p + 17.31, scale * 2.7)
+
+
+def render_camera(state: SceneState, K: torch.Tensor, T_global_from_cam: torch.Tensor, height: int, width: int,
+                  noise_seed: int | None = None) -> dict[str, torch.Tensor]:
+    """Render one camera.
+
+    Args:
+        state: the scene at a frame.
+        K: ``(3, 3)`` intrinsics; T_global_from_cam: ``(4, 4)`` camera (OpenCV) -> world.
+        height, width: image size in pixels.
+        noise_seed: seed of the sensor noise (None: no noise).
+    Returns:
+        ``rgb (H, W, 3) uint8``, ``depth (H, W) float32`` z-depth in metres (0 = nothing hit),
+        ``semantics (H, W) uint8`` Occ3D classes (17 = sky), ``instance (H, W) int32`` (0 = none).
+    """
+    check_shape(K, "3 3", name="K")
+    check_shape(T_global_from_cam, "4 4", name="T_global_from_cam")
+    if height < 1 or width < 1:
+        raise ValueError(f"render_camera: image size must be positive, got {height}x{width}")
+    T = T_global_from_cam.double()
+    origin = T[:3, 3].float()
+    uv = pixel_centers(height, width, dtype=torch.float64).view(-1, 2)
+    d_cam = pixel_rays(uv, K.double())  # (H*W, 3), z = 1
+    dirs = (d_cam @ T[:3, :3].T).float()
+    prims = state.prims
+    cfg = state.scene.config
+    if len(prims):
+        far = (prims.center - origin).norm(dim=-1) - prims.bounding_radius() <= cfg.max_render_distance
+        prims = prims.select(far)
+    rects = camera_rects(prims, K, invert_transform(T), height, width)
+    hits = trace_layout(prims, state.ground, origin, dirs, rects, width, ground_t_max=cfg.max_render_distance * 2)
+    rgb = shade(hits, prims, origin, dirs, state.lighting)
+    if noise_seed is not None:
+        g = torch.Generator().manual_seed(int(noise_seed))
+        rgb = rgb + torch.randn(rgb.shape, generator=g) * 0.012
+    img = (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).view(height, width, 3)
+    depth = torch.where(hits.hit, hits.t, torch.zeros_like(hits.t)).view(height, width).float()
+    return {
+        "rgb": img,
+        "depth": depth,
+        "semantics": hits.cls.view(height, width).to(torch.uint8),
+        "instance": hits.instance.view(height, width).to(torch.int32),
+    }
+
+
+def _ground_albedo(hits: Hits, p: torch.Tensor) -> torch.Tensor:
+    cls, paint = hits.cls, hits.paint
+    n = value_noise(p, 2.0)
+    fine = hash3(p, 12.0)
+    a = torch.zeros(p.shape[0], 3)
+    road = torch.tensor([0.26, 0.26, 0.27])
+    a[:] = road
+    a = torch.where((cls == OTHER_FLAT)[:, None], torch.tensor([0.46, 0.44, 0.41]), a)
+    side = torch.tensor([0.62, 0.6, 0.57])
+    tiles = ((torch.remainder(p[:, 0], 1.2) < 0.05) | (torch.remainder(p[:, 1], 1.2) < 0.05))
+    sw = torch.where(tiles[:, None], side * 0.75, side)
+    a = torch.where((cls == SIDEWALK)[:, None], sw, a)
+    grass = torch.tensor([0.2, 0.36, 0.1]) * (0.7 + 0.6 * n)[:, None]
+    a = torch.where((cls == TERRAIN)[:, None], grass, a)
+    a = a * (0.88 + 0.12 * fine)[:, None] * torch.where((cls == DRIVEABLE), 0.85 + 0.3 * n, torch.ones_like(n))[:, None]
+    a = torch.where((paint == PAINT_WHITE)[:, None], torch.tensor([0.82, 0.82, 0.8]), a)
+    a = torch.where((paint == PAINT_YELLOW)[:, None], torch.tensor([0.8, 0.62, 0.1]), a)
+    vertical = hits.normal[:, 2].abs() < 0.5  # curb sides
+    a = torch.where(vertical[:, None], torch.tensor([0.7, 0.7, 0.68]), a)
+    return a
+
+
+def _prim_albedo(hits: Hits, prims, idx: torch.Tensor, p: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
+    """Albedo of primitive hits (``idx`` into the primitives, ``p`` world points)."""
+    base = prims.color[idx]
+    tex = prims.texture[idx]
+    loc = to_local(p, prims.center[idx], prims.yaw[idx])
+    z = loc[:, 2] + prims.half[idx, 2]  # height above the primitive's bottom
+    nl = hits.normal
+    a = base.clone()
+    # facades: windows on the vertical faces, floor height 3 m, 2.6 m spacing
+    horiz = torch.where(nl[:, 0].abs() > nl[:, 1].abs(), loc[:, 1], loc[:, 0]) if nl.numel() else loc[:, 0]
+    fz = torch.remainder(z, 3.0)
+    fa = torch.remainder(horiz + 50.0, 2.6)
+    window = (fz > 0.9) & (fz < 2.3) & (fa > 0.6) & (fa < 2.0) & (z > 0.5)
+    glass = torch.tensor([0.1, 0.13, 0.18]) + 0.25 * sky
+    lit = hash3(torch.stack([torch.floor(horiz / 2.6), torch.floor(z / 3.0), prims.center[idx, 0]], -1), 1.0)
+    glass_f = glass * (0.7 + 0.6 * lit)[:, None]
+    is_fac = (tex == TEX_FACADE) & (nl[:, 2].abs() < 0.5)
+    a = torch.where((is_fac & window)[:, None], glass_f, a)
+    brick_line = (torch.remainder(z, 0.3) < 0.04) | (torch.remainder(horiz + 50.0 + 0.6 * torch.floor(z / 0.3), 1.2) < 0.04)
+    a = torch.where(((tex == TEX_BRICK) & brick_line)[:, None], a * 0.6, a)
+    fol = value_noise(p, 4.0)
+    a = torch.where((tex == TEX_FOLIAGE)[:, None], a * (0.55 + 0.8 * fol)[:, None], a)
+    a = torch.where((tex == TEX_GLASS)[:, None], a * 0.6 + 0.35 * sky, a)
+    stripe = torch.remainder(z, 0.3) < 0.13
+    a = torch.where(((tex == TEX_STRIPES) & stripe)[:, None], torch.tensor([0.9, 0.9, 0.88]), a)
+    bark = hash3(torch.stack([loc[:, 0] * 8, loc[:, 1] * 8, z * 1.5], -1), 1.0)
+    a = torch.where((tex == TEX_BARK)[:, None], a * (0.7 + 0.5 * bark)[:, None], a)
+    return a
+
+
+def sky_color(dirs: torch.Tensor, light: Lighting) -> torch.Tensor:
+    """``(R, 3)`` sky radiance for directions ``dirs (R, 3)``."""
+    d = dirs / dirs.norm(dim=-1, keepdim=True)
+    up = d[:, 2].clamp(min=0)
+    zen, hor = torch.tensor(light.sky_zenith), torch.tensor(light.sky_horizon)
+    k = up.pow(0.6)[:, None]
+    c = hor * (1 - k) + zen * k
+    sun = torch.tensor(light.sun_dir, dtype=d.dtype)
+    glow = (d @ sun).clamp(min=0)
+    c = c + torch.tensor(light.sun_color) * (0.5 * glow.pow(48) + 0.15 * glow.pow(6))[:, None]
+    return c
+
+
+def shade(hits: Hits, prims, origin: torch.Tensor, dirs: torch.Tensor, light: Lighting) -> torch.Tensor:
+    """Colours ``(R, 3)`` in [0, 1] (unclamped) of the hits of rays ``dirs (R, 3)`` from ``origin``."""
+    R = dirs.shape[0]
+    sky = sky_color(dirs, light)
+    out = sky.clone()
+    hit = hits.hit
+    if not bool(hit.any()):
+        return out
+    idx = hit.nonzero().squeeze(1)
+    t = hits.t[idx]
+    d = dirs[idx]
+    p = origin[None] + t[:, None] * d
+    sub = Hits(t=t, cls=hits.cls[idx], instance=hits.instance[idx], prim=hits.prim[idx], normal=hits.normal[idx], paint=hits.paint[idx])
+    alb = _ground_albedo(sub, p)
+    isp = sub.prim >= 0
+    if bool(isp.any()):
+        j = isp.nonzero().squeeze(1)
+        sub_p = Hits(t=t[j], cls=sub.cls[j], instance=sub.instance[j], prim=sub.prim[j], normal=sub.normal[j], paint=sub.paint[j])
+        alb[j] = _prim_albedo(sub_p, prims, sub.prim[j], p[j], sky[idx][j])
+    n = sub.normal
+    n = torch.where(((n * d).sum(-1) > 0)[:, None], -n, n)
+    sun = torch.tensor(light.sun_dir)
+    lam = (n @ sun).clamp(min=0)
+    amb = light.ambient * (0.7 + 0.3 * n[:, 2].clamp(-1, 1))
+    col = alb * (amb[:, None] * torch.tensor(light.sky_horizon) * 1.2 + lam[:, None] * torch.tensor(light.sun_color))
+    col = col * light.exposure * torch.tensor(light.tint)
+    dist = t * d.norm(dim=-1)
+    fog = torch.exp(-dist / light.fog_distance)[:, None]
+    col = col * fog + torch.tensor(light.sky_horizon) * (1 - fog)
+    out[idx] = col
+    return out

@@ -1,0 +1,161 @@
+"""SemanticKITTI semantic scene completion metrics as the semantic-kitti-api computes them, and
+a streaming accumulator.
+
+One 20 x 20 confusion matrix over the dataset, **rows = prediction, columns = ground truth**,
+over the voxels whose ground truth is not 255 (unlabelled / ignored raw ids) and not invalid.
+
+- completion IoU = ``sum conf[1:, 1:] / (sum conf - conf[0, 0])``
+- precision = ``sum conf[1:, 1:] / sum conf[1:, :]``; recall = ``sum conf[1:, 1:] / sum conf[:, 1:]``
+- SSC mIoU = plain mean over classes 1..19 of ``tp / (tp + fp + fn + 1e-15)``, so a class absent
+  from both counts as 0 (unlike Occ3D's NaN-skipping mean).
+
+All reported in percent.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from occkit.labels import SEMANTICKITTI_CLASSES, SEMANTICKITTI_IGNORE, SEMANTICKITTI_NUM_CLASSES
+from occkit.metrics.confusion import all_reduce_sum, confusion_matrix
+
+
+def ssc_confusion(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    invalid: torch.Tensor | None = None,
+    num_classes: int = SEMANTICKITTI_NUM_CLASSES,
+    ignore_index: int = SEMANTICKITTI_IGNORE,
+) -> torch.Tensor:
+    """The SSC confusion matrix of one or more frames.
+
+    Args:
+        pred: ``(...)`` integer learning classes in ``[0, C)``.
+        gt: ``(...)`` integer learning classes, ``ignore_index`` where ignored.
+        invalid: optional ``(...)`` bool, voxels left out (the ``.invalid`` files).
+    Returns:
+        ``(C, C)`` int64, rows = prediction, columns = ground truth.
+    """
+    if gt.shape != pred.shape:
+        raise ValueError(f"pred: shape {tuple(pred.shape)} differs from gt {tuple(gt.shape)}")
+    valid = gt != ignore_index
+    if invalid is not None:
+        if invalid.shape != gt.shape:
+            raise ValueError(f"invalid: shape {tuple(invalid.shape)} differs from gt {tuple(gt.shape)}")
+        valid = valid & ~invalid.to(device=gt.device, dtype=torch.bool)
+    g = torch.where(valid, gt, torch.zeros_like(gt))
+    # predictions where the ground truth is ignored do not count; keep the range check honest
+    p = torch.where(valid, pred.to(gt.device), torch.zeros_like(gt))
+    return confusion_matrix(g, p, num_classes, valid).T.contiguous()
+
+
+def ssc_scores(conf: torch.Tensor, class_names: tuple[str, ...] = SEMANTICKITTI_CLASSES) -> dict[str, Any]:
+    """Official numbers from a ``(C, C)`` matrix (rows = prediction, columns = ground truth).
+
+    Returns:
+        ``ssc_miou``, ``completion_iou``, ``precision``, ``recall`` and ``iou`` (class name ->
+        value, classes 1..C-1), in percent; a ratio with a zero denominator is NaN (except the
+        per-class IoUs, which have the official 1e-15).
+    """
+    c = conf.double()
+    if c.shape != (len(class_names), len(class_names)):
+        raise ValueError(f"conf: shape {tuple(c.shape)} does not match {len(class_names)} classes")
+
+    def ratio(a: torch.Tensor, b: torch.Tensor) -> float:
+        return 100.0 * float(a / b) if float(b) > 0 else math.nan
+
+    occ_tp = c[1:, 1:].sum()
+    tp = torch.diagonal(c)
+    fp = c.sum(1) - tp
+    fn = c.sum(0) - tp
+    iou = tp / (tp + fp + fn + 1e-15)
+    return {
+        "ssc_miou": 100.0 * float(iou[1:].mean()),
+        "completion_iou": ratio(occ_tp, c.sum() - c[0, 0]),
+        "precision": ratio(occ_tp, c[1:, :].sum()),
+        "recall": ratio(occ_tp, c[:, 1:].sum()),
+        "iou": {class_names[k]: 100.0 * float(iou[k]) for k in range(1, c.shape[0])},
+    }
+
+
+class SSCMetric:
+    """Streaming SemanticKITTI SSC metrics: ``update`` per batch, ``compute`` at the end;
+    ``merge`` / ``all_reduce`` to combine processes.
+
+    Args:
+        num_classes: ``C`` (20 for SemanticKITTI; 0 = empty).
+        ignore_index: ground-truth value left out (255).
+        class_names: for the ``iou`` table.
+        device: where the counts live (default: the device of the first update).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = SEMANTICKITTI_NUM_CLASSES,
+        ignore_index: int = SEMANTICKITTI_IGNORE,
+        class_names: tuple[str, ...] | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if class_names is None:
+            class_names = SEMANTICKITTI_CLASSES if num_classes == SEMANTICKITTI_NUM_CLASSES else tuple(str(k) for k in range(num_classes))
+        if len(class_names) != num_classes:
+            raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
+        self.num_classes = int(num_classes)
+        self.ignore_index = int(ignore_index)
+        self.class_names = tuple(class_names)
+        self.device = torch.device(device) if device is not None else None
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the counts."""
+        self.conf = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=self.device)
+        self.frames = 0
+
+    @torch.no_grad()
+    def update(self, pred: torch.Tensor, gt: torch.Tensor, invalid: torch.Tensor | None = None) -> None:
+        """Add a batch.
+
+        Args:
+            pred: ``(B, X, Y, Z)`` integer learning classes, or ``(B, C, X, Y, Z)`` float logits.
+            gt: ``(B, X, Y, Z)`` integer learning classes with ``ignore_index``.
+            invalid: optional ``(B, X, Y, Z)`` bool.
+        """
+        if gt.dim() != 4:
+            raise ValueError(f"gt: expected shape (B, X, Y, Z), got {tuple(gt.shape)}")
+        if pred.is_floating_point():
+            if pred.dim() != 5:
+                raise ValueError(f"pred: float logits must be (B, C, X, Y, Z), got {tuple(pred.shape)}")
+            pred = pred.argmax(1)
+        if self.conf.device != gt.device:
+            if self.frames == 0 and self.device is None:
+                self.conf = self.conf.to(gt.device)
+            else:
+                gt = gt.to(self.conf.device)
+                invalid = None if invalid is None else invalid.to(self.conf.device)
+        self.conf += ssc_confusion(pred, gt, invalid, self.num_classes, self.ignore_index)
+        self.frames += int(gt.shape[0])
+
+    def merge(self, other: "SSCMetric") -> "SSCMetric":
+        """Add ``other``'s counts (same classes); returns ``self``."""
+        if not isinstance(other, SSCMetric) or other.num_classes != self.num_classes:
+            raise ValueError("merge: the other metric must be an SSCMetric with the same num_classes")
+        self.conf += other.conf.to(self.conf.device)
+        self.frames += other.frames
+        return self
+
+    def all_reduce(self) -> None:
+        """Sum the counts across ``torch.distributed`` processes (no-op when not initialised)."""
+        state = torch.cat([self.conf.reshape(-1), torch.tensor([self.frames], device=self.conf.device)])
+        all_reduce_sum(state)
+        self.conf = state[:-1].view(self.num_classes, self.num_classes).clone()
+        self.frames = int(state[-1])
+
+    def compute(self) -> dict[str, Any]:
+        """``ssc_miou``, ``completion_iou``, ``precision``, ``recall`` (percent), ``iou`` (class
+        name -> percent) and ``frames``."""
+        out = ssc_scores(self.conf.cpu(), self.class_names)
+        out["frames"] = self.frames
+        return out

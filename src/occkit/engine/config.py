@@ -1,0 +1,65 @@
+"""Settings of the engine: the optimiser (:class:`OptimConfig`) and the loop (:class:`TrainConfig`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass
+class OptimConfig:
+    """AdamW, linear warm-up then cosine decay, gradient clipping, mixed precision, EMA."""
+
+    lr: float = 2e-4
+    """Peak learning rate (after warm-up)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay, applied to parameters with 2 or more dimensions only."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    warmup_steps: int = 200
+    """Linear warm-up from 0 to ``lr`` over this many steps."""
+    max_steps: int = 10000
+    """Length of the run in optimiser steps; the cosine reaches ``lr * min_lr_ratio`` here."""
+    min_lr_ratio: float = 0.05
+    """Final learning rate as a fraction of ``lr``."""
+    grad_clip: float = 35.0
+    """Clip the global gradient norm to this value (0 = no clipping)."""
+    amp: Literal["bf16", "fp16", "none"] = "bf16"
+    """Mixed precision on CUDA: bf16 autocast, or fp16 autocast with a gradient scaler. Ignored
+    on CPU (always float32 there)."""
+    ema: bool = False
+    """Keep an exponential moving average of the weights; validation and checkpoints use it."""
+    ema_decay: float = 0.999
+    """EMA decay per step."""
+
+
+@dataclass
+class TrainConfig:
+    """The loop: seeding, device, when to log, validate and save."""
+
+    seed: int = 0
+    """Seeds the data order, augmentation and the per-step RNGs (dropout, ray sampling ...)."""
+    device: str = "auto"
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    threads: int = 0
+    """``torch.set_num_threads`` per process on CPU (0 = leave PyTorch's default)."""
+    log_every: int = 10
+    """Log the losses every this many steps."""
+    val_every: int = 1000
+    """Validate every this many steps (0 = only at the end)."""
+    val_every_minutes: float = 0.0
+    """Also validate when this many minutes of training passed since the last validation (0 = off)."""
+    val_max_frames: int = 0
+    """Validate on the first this many frames of the val split only (0 = all)."""
+    val_rayiou: bool = False
+    """Also compute RayIoU on validation (needs the LiDAR origins of the scenes' frames)."""
+    ckpt_every: int = 1000
+    """Save a checkpoint every this many steps (and always at the end)."""
+    keep_checkpoints: int = 3
+    """Keep the newest this many checkpoints (0 = all)."""
+    max_minutes: float = 0.0
+    """Stop after this many minutes of training (validation excluded; 0 = no time limit)."""
+    find_unused_parameters: bool = False
+    """DDP: allow parameters that get no gradient in a step (slower; needed by some methods)."""
+    tensorboard: bool = True
+    """Write TensorBoard logs under ``RUN/tb``."""

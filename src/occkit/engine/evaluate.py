@@ -1,0 +1,115 @@
+"""Validation and prediction loops: a method's logits -> streaming metrics or submission files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from occkit.data.sample import Batch
+from occkit.fileio import save_npz_atomic
+from occkit.metrics.occ3d import Occ3DMetric
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """bf16/fp16 autocast on CUDA; nothing on CPU or with ``amp="none"``."""
+    if device.type != "cuda" or amp == "none":
+        return contextlib.nullcontext()
+    if amp not in ("bf16", "fp16"):
+        raise ValueError(f"optim.amp must be 'bf16', 'fp16' or 'none', got {amp!r}")
+    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+@torch.no_grad()
+def predict_labels(method: torch.nn.Module, batch: Batch, device: torch.device, amp: str = "none") -> torch.Tensor:
+    """Class ids ``(B, X, Y, Z)`` long: argmax of ``method.predict(batch)`` ``(B, C, X, Y, Z)``."""
+    batch = batch.to(device, non_blocking=True)
+    with autocast(device, amp):
+        logits = method.predict(batch)
+    if logits.dim() != 5 or logits.shape[0] != batch.size:
+        raise ValueError(f"{type(method).__name__}.predict: expected logits (B, C, X, Y, Z) with B={batch.size}, got {tuple(logits.shape)}")
+    return logits.argmax(1)
+
+
+@torch.no_grad()
+def evaluate(
+    method: torch.nn.Module,
+    batches: Iterable[Batch],
+    device: torch.device,
+    amp: str = "none",
+    mask: str = "camera",
+    num_classes: int = 18,
+    rayiou: Any | None = None,
+    rayiou_origins: Callable[[str], torch.Tensor] | None = None,
+    progress: bool = False,
+    distributed: bool = False,
+) -> dict[str, Any]:
+    """mIoU (``mask``) over ``batches``, plus RayIoU when a metric and an origin lookup are given.
+
+    Args:
+        method: has ``predict(batch) -> (B, C, X, Y, Z)``; put in eval mode here, restored after.
+        batches: this process's share of the frames (with ground truth).
+        rayiou: a ``RayIoUMetric``-like object with ``update(pred, gt, origins)``, ``compute()``
+            and ``all_reduce()``; ``rayiou_origins(token) -> (K, 3)`` ego-frame ray origins.
+        distributed: sum the counts over processes before computing (every rank must call this).
+    Returns:
+        the metric's dict (``miou``, ``geometry_iou``, ``iou``, ``mask``, ``frames``) plus
+        ``rayiou`` (and its details under ``rayiou_detail``) when computed.
+    """
+    was_training = method.training
+    method.eval()
+    metric = Occ3DMetric(mask=mask, num_classes=num_classes, device=device)
+    try:
+        for batch in tqdm(batches, desc="validate", disable=not progress, leave=False, dynamic_ncols=True):
+            if batch.occupancy is None:
+                raise ValueError("evaluate: the validation frames carry no ground truth (occupancy)")
+            labels = predict_labels(method, batch, device, amp)
+            gt = batch.occupancy.to(device)
+            mc = None if batch.mask_camera is None else batch.mask_camera.to(device)
+            ml = None if batch.mask_lidar is None else batch.mask_lidar.to(device)
+            metric.update(labels, gt, mc, ml)
+            if rayiou is not None and rayiou_origins is not None:
+                for i, token in enumerate(batch.tokens):
+                    rayiou.update(labels[i].cpu(), batch.occupancy[i], rayiou_origins(token))
+    finally:
+        method.train(was_training)
+    if distributed:
+        metric.all_reduce()
+        if rayiou is not None:
+            rayiou.all_reduce()
+    out = metric.compute()
+    if rayiou is not None and rayiou_origins is not None:
+        r = rayiou.compute()
+        out["rayiou"] = float(r["rayiou"]) if isinstance(r, dict) else float(r)
+        out["rayiou_detail"] = r
+    return out
+
+
+@torch.no_grad()
+def write_predictions(
+    method: torch.nn.Module,
+    batches: Iterable[Batch],
+    out_dir: str | os.PathLike,
+    device: torch.device,
+    amp: str = "none",
+    progress: bool = True,
+    total: int | None = None,
+) -> int:
+    """Occ3D submission files: ``out_dir/<token>.npz`` with ``semantics`` uint8 ``(X, Y, Z)``,
+    each written atomically. Returns the number of frames written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    method.eval()
+    n = 0
+    for batch in tqdm(batches, desc="predict", unit="batch", disable=not progress, total=total, dynamic_ncols=True):
+        labels = predict_labels(method, batch, device, amp).to(torch.uint8).cpu().numpy()
+        for token, sem in zip(batch.tokens, labels):
+            save_npz_atomic(out / f"{token}.npz", semantics=np.ascontiguousarray(sem))
+            n += 1
+    return n

@@ -1,0 +1,85 @@
+"""Run logs: TensorBoard scalars under ``RUN/tb`` and one JSON line per event in ``RUN/*.jsonl``.
+
+Only rank 0 creates a :class:`RunLogger`; other ranks get ``None`` and log nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+
+class RunLogger:
+    """Scalars to TensorBoard and JSON lines (``train.jsonl`` for losses, ``metrics.jsonl`` for
+    validation). JSON lines are appended and flushed at once, so a crash loses at most one line.
+
+    Args:
+        run_dir: the run folder.
+        tensorboard: also write TensorBoard event files under ``run_dir/tb``.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, tensorboard: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # imported here: slow import
+
+            self._tb = SummaryWriter(log_dir=str(self.run_dir / "tb"))
+
+    def scalars(self, step: int, values: dict[str, float], prefix: str = "") -> None:
+        """TensorBoard scalars named ``prefix + key``."""
+        if self._tb is None:
+            return
+        for k, v in values.items():
+            if isinstance(v, (int, float)) and math.isfinite(float(v)):
+                self._tb.add_scalar(prefix + k, float(v), step)
+
+    def jsonl(self, name: str, record: dict[str, Any]) -> None:
+        """Append ``record`` as one line to ``run_dir/name``."""
+        with open(self.run_dir / name, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=_plain) + "\n")
+            f.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.flush()
+            self._tb.close()
+            self._tb = None
+
+
+def _plain(v: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(v, np.ndarray):
+            return v.tolist()
+        if isinstance(v, np.generic):
+            return v.item()
+    except ImportError:  # pragma: no cover
+        pass
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    return str(v)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """All records of a JSON-lines file (a torn last line is skipped); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    out = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:
+                break
+            raise ValueError(f"{path}:{i + 1}: not valid JSON ({e})") from e
+    return out

@@ -1,0 +1,86 @@
+"""Optimiser, learning-rate schedule and weight EMA.
+
+- AdamW with weight decay on matrices and convolution kernels only (biases, norms and other
+  1-D parameters get none), as nanoGPT and timm do.
+- Linear warm-up from 0 to ``lr`` over ``warmup_steps``, then a cosine decay to
+  ``lr * min_lr_ratio`` at ``max_steps``:
+  ``factor(s) = (s + 1) / warmup`` for ``s < warmup``, else
+  ``min + (1 - min) * (1 + cos(pi * p)) / 2`` with ``p = (s - warmup) / (max_steps - warmup)``.
+- EMA: ``ema = decay * ema + (1 - decay) * param`` after each step (buffers copied).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+
+
+class WarmupCosine:
+    """Multiplicative LR factor for ``torch.optim.lr_scheduler.LambdaLR`` (picklable state: 3 numbers)."""
+
+    def __init__(self, warmup_steps: int, max_steps: int, min_ratio: float = 0.0) -> None:
+        if warmup_steps < 0 or max_steps < 1:
+            raise ValueError(f"optim: need warmup_steps >= 0 and max_steps >= 1, got {warmup_steps}, {max_steps}")
+        if not 0.0 <= min_ratio <= 1.0:
+            raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {min_ratio}")
+        self.warmup_steps = int(warmup_steps)
+        self.max_steps = int(max_steps)
+        self.min_ratio = float(min_ratio)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        span = max(1, self.max_steps - self.warmup_steps)
+        p = min(1.0, (step - self.warmup_steps) / span)
+        return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def build_optimizer(
+    module: torch.nn.Module,
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    fused: bool = False,
+) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters; decay only on parameters with 2 or more dimensions."""
+    decay, no_decay = [], []
+    for p in module.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    if not decay and not no_decay:
+        raise ValueError("build_optimizer: the method has no trainable parameters")
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused or None)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, max_steps: int, min_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """``LambdaLR`` with :class:`WarmupCosine`; call ``step()`` once after each optimiser step."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup_steps, max_steps, min_ratio))
+
+
+class EMA:
+    """Exponential moving average of a module's weights, kept in a frozen copy (``.module``)."""
+
+    def __init__(self, module: torch.nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"optim.ema_decay must be in (0, 1), got {decay}")
+        self.decay = float(decay)
+        self.module = copy.deepcopy(module).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module) -> None:
+        """Blend ``module``'s current parameters in; copy its buffers (e.g. BatchNorm statistics)."""
+        ema_params = [p for p in self.module.parameters()]
+        params = [p.detach() for p in module.parameters()]
+        floats = [(e, p) for e, p in zip(ema_params, params) if e.is_floating_point()]
+        if floats:
+            torch._foreach_lerp_([e for e, _ in floats], [p.to(e.dtype) for e, p in floats], 1.0 - self.decay)
+        for e, b in zip(self.module.buffers(), module.buffers()):
+            e.copy_(b)

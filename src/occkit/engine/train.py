@@ -1,0 +1,282 @@
+"""The training loop: explicit and short (nanoGPT's ``train.py`` is the model).
+
+One step: take this rank's next batch, move it to the device, seed the step's RNGs, call the
+method's ``training_step`` (under autocast on CUDA) for a dict of named losses, back-propagate
+their sum, clip the gradient norm, step AdamW and the warm-up + cosine schedule, update the EMA.
+Around it: logging (tqdm, TensorBoard, ``train.jsonl``), validation (``metrics.jsonl``) and
+checkpoints, all from rank 0 only. The engine knows nothing of a method's insides.
+
+Multi-process: launch with ``torchrun --nproc_per_node N -m occkit.engine.train CONFIG --data DIR
+--out RUN`` (the same arguments as ``occkit train``); each process takes ``data.batch_size``
+frames per step, so the global batch is ``N * data.batch_size``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from occkit.config import to_dict
+from occkit.data.sample import Batch
+from occkit.engine.checkpoint import (
+    EMA_FILE, MODEL_FILE, latest_checkpoint, load_config_dict, load_trainer_state, load_weights, save_checkpoint,
+)
+from occkit.engine.data import eval_batches, seed_everything, step_seed, train_batches
+from occkit.engine.distributed import (
+    DistInfo, all_reduce_mean, any_process, cleanup_distributed, init_distributed, is_distributed,
+)
+from occkit.engine.evaluate import autocast, evaluate
+from occkit.engine.logging import RunLogger
+from occkit.engine.optim import EMA, build_optimizer, build_scheduler
+from occkit.experiment import ExperimentConfig, build_method
+from occkit.fileio import write_json_atomic
+
+
+class TrainingStep(nn.Module):
+    """Presents ``method.training_step`` as ``forward`` so that DDP's gradient hooks run."""
+
+    def __init__(self, method: nn.Module) -> None:
+        super().__init__()
+        self.method = method
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self.method.training_step(batch)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (on every rank; ``losses`` and ``validations`` from this rank)."""
+
+    step: int
+    """Optimiser steps taken in total (including those before a resume)."""
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    """(step, this rank's total loss) for each step run in this call."""
+    validations: list[dict[str, Any]] = field(default_factory=list)
+    """The validation records written to ``metrics.jsonl`` in this call."""
+    checkpoint: Path | None = None
+    """The last checkpoint written."""
+    train_seconds: float = 0.0
+    """Seconds spent in training steps (validation and checkpoints excluded), all calls."""
+
+
+def train(
+    cfg: ExperimentConfig,
+    run_dir: str | os.PathLike,
+    train_set: Dataset,
+    val_set: Dataset | None = None,
+    method: nn.Module | None = None,
+    resume: bool = False,
+    stop_at: int | None = None,
+    rayiou: Callable[[], Any] | None = None,
+    rayiou_origins: Callable[[str], torch.Tensor] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``cfg.method`` (or the given ``method``) for ``cfg.optim.max_steps`` steps.
+
+    Args:
+        cfg: the experiment config (saved with every checkpoint).
+        run_dir: where checkpoints, logs and metrics go.
+        train_set, val_set: datasets of :class:`~occkit.data.sample.Sample` (val with ground truth).
+        method: a ready method (tests, custom recipes); default: ``build_method(cfg)``.
+        resume: continue from the newest complete checkpoint in ``run_dir`` (exactly: same data
+            order, RNG streams, optimiser and schedule); start fresh when there is none.
+        stop_at: stop after this step as if interrupted (the schedule still spans max_steps).
+        rayiou: factory of a fresh RayIoU metric, with ``rayiou_origins(token) -> (K, 3)``.
+        progress: show a progress bar (rank 0).
+    """
+    owns_group = not is_distributed()
+    info, device = init_distributed(cfg.train.device)
+    try:
+        return _train(cfg, Path(run_dir), info, device, train_set, val_set, method, resume, stop_at, rayiou, rayiou_origins, progress)
+    finally:
+        if owns_group:
+            cleanup_distributed()
+
+
+def _train(
+    cfg: ExperimentConfig, run_dir: Path, info: DistInfo, device: torch.device, train_set: Dataset,
+    val_set: Dataset | None, method: nn.Module | None, resume: bool, stop_at: int | None,
+    rayiou: Callable[[], Any] | None, rayiou_origins: Callable[[str], torch.Tensor] | None, progress: bool,
+) -> TrainResult:
+    oc, tc = cfg.optim, cfg.train
+    if tc.threads > 0 and device.type == "cpu":
+        torch.set_num_threads(tc.threads)
+    seed_everything(tc.seed)  # the same initial weights on every rank
+    if method is None:
+        method = build_method(cfg)
+    method.to(device)
+    ema = EMA(method, oc.ema_decay) if oc.ema else None
+    optimizer = build_optimizer(method, oc.lr, oc.weight_decay, tuple(oc.betas))
+    scheduler = build_scheduler(optimizer, oc.warmup_steps, oc.max_steps, oc.min_lr_ratio)
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and oc.amp == "fp16" else None
+    amp = oc.amp if device.type == "cuda" else "none"
+    cfg_dict = to_dict(cfg)
+
+    step, train_seconds = 0, 0.0
+    if resume:
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is not None:
+            _warn_config_change(load_config_dict(ckpt), cfg_dict, ckpt, info)
+            load_weights(method, ckpt / MODEL_FILE)
+            if ema is not None:
+                load_weights(ema.module, ckpt / EMA_FILE if (ckpt / EMA_FILE).is_file() else ckpt / MODEL_FILE)
+            state = load_trainer_state(ckpt)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            step, train_seconds = int(state["step"]), float(state.get("train_seconds", 0.0))
+            if info.is_main:
+                print(f"resuming from {ckpt} at step {step}", file=sys.stderr)
+        elif info.is_main:
+            print(f"--resume: no checkpoint under {run_dir / 'checkpoints'}; starting from step 0", file=sys.stderr)
+
+    model: nn.Module = TrainingStep(method)
+    if info.enabled:
+        model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=tc.find_unused_parameters,
+        )
+    batches = train_batches(
+        train_set, cfg.data.batch_size, tc.seed, step, info.rank, info.world_size,
+        cfg.data.workers, pin_memory=device.type == "cuda",
+    )
+    logger = RunLogger(run_dir, tensorboard=tc.tensorboard) if info.is_main else None
+    if info.is_main:
+        write_json_atomic(run_dir / "config.json", cfg_dict)
+    end = oc.max_steps if stop_at is None else min(oc.max_steps, stop_at)
+    result = TrainResult(step=step, train_seconds=train_seconds)
+    bar = tqdm(total=oc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
+               disable=not (progress and info.is_main))
+    wall0, last_val_seconds, log_t0, log_step0 = time.perf_counter(), train_seconds, time.perf_counter(), step
+    timed = tc.max_minutes > 0 or tc.val_every_minutes > 0
+    method.train()
+    try:
+        while step < end:
+            # ---------------------------------------------------------------- one step
+            t0 = time.perf_counter()
+            batch = next(batches).to(device, non_blocking=True)
+            seed_everything(step_seed(tc.seed, info.rank, step))
+            with autocast(device, amp):
+                losses = model(batch)
+            loss = sum(losses.values())
+            if not torch.isfinite(loss):
+                named = {k: float(v.detach()) for k, v in losses.items()}
+                raise FloatingPointError(f"step {step}: the loss is not finite: {named} (frames {batch.tokens})")
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            grad_norm = nn.utils.clip_grad_norm_(method.parameters(), oc.grad_clip if oc.grad_clip > 0 else math.inf)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(method)
+            step += 1
+            train_seconds += time.perf_counter() - t0
+            # ---------------------------------------------------------------- around it
+            loss_value = float(loss.detach())
+            result.losses.append((step, loss_value))
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            if step % tc.log_every == 0 or step == end:
+                named = torch.stack([v.detach().float() for v in losses.values()] + [grad_norm.detach().float()])
+                named = all_reduce_mean(named).tolist()
+                record = {k: v for k, v in zip(list(losses) + ["grad_norm"], named)}
+                record["loss"] = sum(named[:-1])
+                record["lr"] = scheduler.get_last_lr()[0]
+                record["steps_per_s"] = (step - log_step0) / max(1e-9, time.perf_counter() - log_t0)
+                log_t0, log_step0 = time.perf_counter(), step
+                if logger is not None:
+                    logger.scalars(step, record, prefix="train/")
+                    logger.jsonl("train.jsonl", {"step": step, **record})
+            out_of_time = timed and any_process(tc.max_minutes > 0 and train_seconds >= tc.max_minutes * 60, device)
+            finished = step == end or out_of_time
+            due_by_time = timed and any_process(
+                tc.val_every_minutes > 0 and train_seconds - last_val_seconds >= tc.val_every_minutes * 60, device)
+            if val_set is not None and (finished or (tc.val_every > 0 and step % tc.val_every == 0) or due_by_time):
+                record = _validate(cfg, method if ema is None else ema.module, val_set, info, device, amp,
+                                   rayiou, rayiou_origins, step, train_seconds, wall0)
+                last_val_seconds = train_seconds
+                result.validations.append(record)
+                if logger is not None:
+                    logger.jsonl("metrics.jsonl", record)
+                    logger.scalars(step, {k: record[k] for k in ("miou", "geometry_iou", "rayiou") if k in record}, prefix="val/")
+                    bar.write(f"step {step}: val mIoU {record['miou']:.2f}" + (f", RayIoU {record['rayiou']:.2f}" if "rayiou" in record else ""))
+            if finished or (tc.ckpt_every > 0 and step % tc.ckpt_every == 0):
+                if info.is_main:
+                    trainer_state = {
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict() if scaler is not None else {},
+                        "train_seconds": train_seconds,
+                        "world_size": info.world_size,
+                        "seed": tc.seed,
+                    }
+                    result.checkpoint = save_checkpoint(run_dir, step, method, cfg_dict, trainer_state,
+                                                        ema.module if ema is not None else None, tc.keep_checkpoints)
+            if finished:
+                break
+    finally:
+        bar.close()
+        if logger is not None:
+            logger.close()
+    result.step, result.train_seconds = step, train_seconds
+    return result
+
+
+def _validate(
+    cfg: ExperimentConfig, method: nn.Module, val_set: Dataset, info: DistInfo, device: torch.device, amp: str,
+    rayiou: Callable[[], Any] | None, rayiou_origins: Callable[[str], torch.Tensor] | None,
+    step: int, train_seconds: float, wall0: float,
+) -> dict[str, Any]:
+    """Validate on this rank's share of ``val_set``; every rank returns the all-reduced record."""
+    batches = eval_batches(val_set, cfg.data.val_batch_size, info.rank, info.world_size, cfg.data.workers,
+                           cfg.train.val_max_frames, pin_memory=device.type == "cuda")
+    use_ray = cfg.train.val_rayiou and rayiou is not None and rayiou_origins is not None
+    scores = evaluate(method, batches, device, amp, mask="camera", num_classes=cfg.model.num_classes,
+                      rayiou=rayiou() if use_ray else None, rayiou_origins=rayiou_origins if use_ray else None,
+                      progress=info.is_main, distributed=info.enabled)
+    record = {"step": step, "train_minutes": train_seconds / 60, "wall_minutes": (time.perf_counter() - wall0) / 60}
+    record.update({k: v for k, v in scores.items() if k != "rayiou_detail"})
+    return record
+
+
+def _warn_config_change(saved: dict[str, Any], current: dict[str, Any], ckpt: Path, info: DistInfo) -> None:
+    """Print the keys whose values differ between the checkpoint's config and this run's."""
+    if not info.is_main:
+        return
+    diffs: list[str] = []
+
+    def walk(a: Any, b: Any, prefix: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                walk(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
+        elif a != b:
+            diffs.append(f"{prefix}: {a!r} -> {b!r}")
+
+    walk(saved, current, "")
+    if diffs:
+        print(f"warning: the config differs from {ckpt / 'config.json'}: " + "; ".join(diffs), file=sys.stderr)
+
+
+if __name__ == "__main__":  # torchrun -m occkit.engine.train CONFIG --data DIR --out RUN ...
+    from occkit.cli import main as _cli_main
+
+    sys.exit(_cli_main(["train", *sys.argv[1:]]))

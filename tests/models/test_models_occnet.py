@@ -1,0 +1,126 @@
+"""OccNet assembly: shapes of every part, both heads, gradients, weights loading, bad input."""
+
+import math
+
+import pytest
+import torch
+
+from occkit.geometry.transforms import make_transform, rotation_z
+from occkit.models.backbone import Backbone
+from occkit.models.encoder3d import UNetEncoder
+from occkit.models.heads import BEVHead, VoxelHead
+from occkit.models.neck import FPNNeck
+from occkit.models.occnet import OccNetConfig, OccNetOutput, build_occnet, lift_grid_of
+
+
+def tiny_cfg(**kw) -> OccNetConfig:
+    base = dict(
+        backbone="resnet18", neck_channels=16, context_channels=8, depth_min=1.0, depth_max=9.0, depth_step=1.0,
+        point_range=(-4.0, -4.0, -1.0, 4.0, 4.0, 1.4), voxel_size=0.4, lift_downsample=(2, 2, 2),
+        encoder_widths=(8, 16), head="voxel",
+    )
+    base.update(kw)
+    return OccNetConfig(**base)
+
+
+def tiny_inputs(B: int = 1, N: int = 2, H: int = 32, W: int = 96):
+    R0 = torch.tensor([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]])
+    R = rotation_z(torch.arange(N) * (2 * math.pi / N)).float() @ R0
+    T = make_transform(R, torch.tensor([0.0, 0.0, 1.0]).expand(N, 3)).expand(B, N, 4, 4)
+    K = torch.tensor([[30.0, 0, W / 2], [0, 30.0, H / 2], [0, 0, 1]]).expand(B, N, 3, 3)
+    return torch.rand(B, N, 3, H, W), K, T
+
+
+def test_parts_shapes():
+    bb = Backbone("resnet18", 16)
+    assert bb.channels == [256, 512] and bb.strides == [16, 32]
+    feats = bb(torch.rand(2, 3, 64, 96))
+    assert [tuple(f.shape) for f in feats] == [(2, 256, 4, 6), (2, 512, 2, 3)]
+    neck = FPNNeck(bb.channels, 16)
+    assert neck(feats).shape == (2, 16, 4, 6)
+    enc3 = UNetEncoder(3, 4, (6, 8, 10))
+    assert enc3(torch.rand(1, 4, 10, 10, 4)).shape == (1, 6, 10, 10, 4)
+    enc2 = UNetEncoder(2, 4, (6,))
+    assert enc2(torch.rand(1, 4, 5, 7)).shape == (1, 6, 5, 7)
+    assert VoxelHead(6, 18)(torch.rand(1, 6, 3, 4, 5)).shape == (1, 18, 3, 4, 5)
+    head = BEVHead(6, 18, 5)
+    y = head(torch.rand(1, 6, 3, 4))
+    assert y.shape == (1, 90, 3, 4)
+    vox = head.to_voxels(y)
+    assert vox.shape == (1, 18, 3, 4, 5)
+    assert torch.equal(vox[0, 2, 1, 3, 4], y[0, 2 * 5 + 4, 1, 3])  # channel = class * Z + z
+    with pytest.raises(ValueError, match="stride 12"):
+        Backbone("resnet18", 12)
+    with pytest.raises(ValueError, match="unknown timm model"):
+        Backbone("no_such_net", 16)
+
+
+@pytest.mark.parametrize("head", ["voxel", "bev"])
+def test_occnet_forward_backward(head):
+    torch.manual_seed(0)
+    cfg = tiny_cfg(head=head)
+    model = build_occnet(cfg)
+    assert model.output_grid.shape == (20, 20, 6)
+    images, K, T = tiny_inputs()
+    out = model(images, K, T)
+    assert isinstance(out, OccNetOutput)
+    assert out.logits.shape == (1, 18, 20, 20, 6)
+    assert out.depth_prob.shape == (1, 2, 8, 2, 6) and out.context.shape == (1, 2, 8, 2, 6)
+    if head == "voxel":
+        assert model.lift_grid.shape == (10, 10, 3)
+        assert out.lifted.shape == (1, 8, 10, 10, 3) and out.features.shape == (1, 8, 10, 10, 3)
+    else:
+        assert out.lifted.shape == (1, 8, 10, 10) and out.features.shape == (1, 8, 10, 10)
+    assert out.lifted.abs().sum() > 0  # the cameras see into the grid
+    out.logits.square().mean().backward()
+    for name in ("backbone.body.conv1.weight", "neck.out.0.weight", "view_transform.depth_net.body.3.weight"):
+        grad = dict(model.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_normalisation_inside_model():
+    model = build_occnet(tiny_cfg()).eval()
+    images, K, T = tiny_inputs()
+    assert torch.allclose(model.mean.flatten(), torch.tensor([0.485, 0.456, 0.406]))
+    with pytest.raises(ValueError, match="float"):
+        model((images * 255).to(torch.uint8), K, T)
+
+
+def test_bad_inputs_and_configs():
+    model = build_occnet(tiny_cfg())
+    images, K, T = tiny_inputs()
+    with pytest.raises(ValueError, match="images"):
+        model(images[0], K, T)
+    with pytest.raises(ValueError, match="intrinsics"):
+        model(images, K[:, :1], T)
+    with pytest.raises(ValueError, match="T_ego_from_cam"):
+        model(images, K, T[..., :3, :])
+    with pytest.raises(ValueError, match="multiples"):
+        model(images[..., :48], K, T)
+    with pytest.raises(ValueError, match="lift_downsample"):
+        lift_grid_of(tiny_cfg(lift_downsample=(3, 2, 2)))
+    with pytest.raises(ValueError, match="head"):
+        build_occnet(tiny_cfg(head="mlp"))
+    # the BEV head ignores the z factor
+    assert lift_grid_of(tiny_cfg(head="bev", lift_downsample=(2, 2, 4)))[1].shape == (10, 10, 1)
+
+
+def test_backbone_weights_round_trip(tmp_path):
+    from safetensors.torch import save_file
+
+    src = Backbone("resnet18", 16)
+    path = tmp_path / "r18.safetensors"
+    save_file({k: v.contiguous() for k, v in src.body.state_dict().items()}, str(path))
+    dst = Backbone("resnet18", 16, weights=str(path))
+    for k, v in src.body.state_dict().items():
+        assert torch.equal(v, dst.body.state_dict()[k])
+    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
+        Backbone("resnet18", 16, weights=str(tmp_path / "missing.safetensors"))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="bad.safetensors"):
+        Backbone("resnet18", 16, weights=str(bad))
+    partial = tmp_path / "partial.safetensors"
+    save_file({"conv1.weight": src.body.state_dict()["conv1.weight"].contiguous()}, str(partial))
+    with pytest.raises(ValueError, match="missing"):
+        Backbone("resnet18", 16, weights=str(partial))

@@ -1,0 +1,309 @@
+"""SemanticKITTI semantic scene completion: the official on-disk layout, read and written.
+
+Layout under ``root``::
+
+    sequences/<XX>/calib.txt                  P0..P3 (3x4 projections), Tr (velodyne -> cam0, 3x4)
+    sequences/<XX>/poses.txt                  (optional) cam0 poses, one 3x4 per line
+    sequences/<XX>/image_2/<NNNNNN>.png       left colour camera
+    sequences/<XX>/voxels/<NNNNNN>.bin        input occupancy, bit-packed (256*256*32 bits)
+    sequences/<XX>/voxels/<NNNNNN>.label      uint16 raw label ids per voxel
+    sequences/<XX>/voxels/<NNNNNN>.invalid    bit-packed, voxels left out of the evaluation
+    sequences/<XX>/voxels/<NNNNNN>.occluded   bit-packed
+    sequences/<XX>/predictions/<NNNNNN>.label submission: uint16 raw ids (through the inverse map)
+
+Voxel files hold the 256 x 256 x 32 grid (0.2 m, from [0, -25.6, -2] m in the LiDAR frame) in
+C order with axes ``[x, y, z]``; bit-packed files are unpacked most significant bit first.
+Ground truth is read as learning classes through the completion lookup table (raw ids that map
+to nothing become 255, ignored), see :func:`occkit.labels.semantickitti_remap_lut`.
+
+In a :class:`~occkit.data.sample.Sample` the "ego" frame is the LiDAR (velodyne) frame, the one
+camera is ``image_2``, ``occupancy`` holds learning classes with 255 where ignored, and
+``mask_camera`` = ``mask_lidar`` = not invalid; ``extra["input_occupancy"]`` is the ``.bin``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from occkit.data.occ3d import load_image
+from occkit.data.sample import Sample
+from occkit.fileio import write_bytes_atomic, write_text_atomic
+from occkit.geometry.grid import Grid, semantickitti_grid
+from occkit.labels import semantickitti_inverse_lut, semantickitti_remap_lut
+
+#: The official splits (sequences).
+SEMANTICKITTI_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("00", "01", "02", "03", "04", "05", "06", "07", "09", "10"),
+    "val": ("08",),
+    "test": tuple(f"{i:02d}" for i in range(11, 22)),
+}
+SSC_SHAPE: tuple[int, int, int] = (256, 256, 32)
+
+
+# ------------------------------------------------------------------------------------ voxels
+
+
+def unpack_bits(packed: np.ndarray, shape: tuple[int, int, int] = SSC_SHAPE) -> np.ndarray:
+    """Bit-packed bytes (most significant bit first) to a ``shape`` bool array."""
+    n = int(np.prod(shape))
+    bits = np.unpackbits(packed.astype(np.uint8, copy=False))
+    if bits.size != n:
+        raise ValueError(f"bit-packed data holds {bits.size} bits, expected {n} for {shape}")
+    return bits.reshape(shape).astype(bool)
+
+
+def pack_bits(voxels: np.ndarray) -> np.ndarray:
+    """A bool (or 0/1) voxel array to bytes, most significant bit first (C order)."""
+    return np.packbits(np.asarray(voxels).reshape(-1).astype(bool))
+
+
+def _read_raw(path: Path, dtype: np.dtype, count: int, what: str) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what} file")
+    data = np.fromfile(path, dtype=dtype)
+    if data.size != count:
+        raise ValueError(f"{path}: holds {data.size} values of {np.dtype(dtype).name}, expected {count} ({what})")
+    return data
+
+
+def read_bitpacked(path: str | os.PathLike, shape: tuple[int, int, int] = SSC_SHAPE) -> np.ndarray:
+    """Read a ``.bin`` / ``.invalid`` / ``.occluded`` file: ``shape`` bool."""
+    path = Path(path)
+    n = int(np.prod(shape))
+    return unpack_bits(_read_raw(path, np.uint8, (n + 7) // 8, "bit-packed voxel"), shape)
+
+
+def write_bitpacked(path: str | os.PathLike, voxels: np.ndarray) -> Path:
+    """Write a bool voxel array as a bit-packed file (atomically)."""
+    return write_bytes_atomic(path, pack_bits(voxels).tobytes())
+
+
+def read_label(path: str | os.PathLike, shape: tuple[int, int, int] = SSC_SHAPE) -> np.ndarray:
+    """Read a voxel ``.label`` file: ``shape`` uint16 raw ids."""
+    path = Path(path)
+    return _read_raw(path, np.dtype("<u2"), int(np.prod(shape)), "uint16 voxel label").reshape(shape).astype(np.uint16)
+
+
+def write_label(path: str | os.PathLike, raw: np.ndarray) -> Path:
+    """Write uint16 raw ids as a voxel ``.label`` file (atomically)."""
+    raw = np.asarray(raw)
+    if raw.dtype != np.uint16:
+        raise TypeError(f"{path}: .label data must be uint16 raw ids, got {raw.dtype}")
+    return write_bytes_atomic(path, raw.astype("<u2").reshape(-1).tobytes())
+
+
+def raw_to_learning(raw: np.ndarray, for_completion: bool = True) -> np.ndarray:
+    """Raw ids to learning classes (uint8, 255 = ignored) through the official learning map.
+    Raw ids beyond the map's largest key are ignored (255) with ``for_completion``."""
+    lut = semantickitti_remap_lut(for_completion)
+    raw = np.asarray(raw).astype(np.int64)
+    out = np.full(raw.shape, 255 if for_completion else 0, dtype=np.uint8)
+    inside = raw < lut.size
+    out[inside] = lut[raw[inside]]
+    return out
+
+
+def learning_to_raw(classes: np.ndarray) -> np.ndarray:
+    """Learning classes ``[0, 20)`` to uint16 raw ids through the inverse map (for submission)."""
+    classes = np.asarray(classes)
+    if classes.size and (classes.min() < 0 or classes.max() >= 20):
+        raise ValueError(f"learning classes must lie in [0, 20), got [{classes.min()}, {classes.max()}]")
+    return semantickitti_inverse_lut()[classes.astype(np.int64)]
+
+
+def write_ssc_prediction(path: str | os.PathLike, classes: np.ndarray | torch.Tensor) -> Path:
+    """Write a prediction in the official submission format: ``(256, 256, 32)`` learning classes
+    -> uint16 raw ids ``.label`` (atomically)."""
+    if isinstance(classes, torch.Tensor):
+        classes = classes.detach().cpu().numpy()
+    if classes.shape != SSC_SHAPE:
+        raise ValueError(f"{path}: prediction has shape {classes.shape}, expected {SSC_SHAPE}")
+    return write_label(path, learning_to_raw(classes))
+
+
+def read_ssc_prediction(path: str | os.PathLike) -> np.ndarray:
+    """Read a submission ``.label`` as learning classes ``(256, 256, 32)`` uint8 (the official
+    evaluation remaps predictions with the same table; ignored raw ids come back as 255)."""
+    return raw_to_learning(read_label(path))
+
+
+# ------------------------------------------------------------------------------------ calib
+
+
+def read_calib(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read ``calib.txt``: ``P0``..``P3`` as ``(3, 4)`` and ``Tr`` padded to ``(4, 4)`` float64."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such calibration file")
+    out: dict[str, np.ndarray] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        key, _, vals = line.partition(":")
+        try:
+            v = np.array([float(x) for x in vals.split()], dtype=np.float64)
+        except ValueError as e:
+            raise ValueError(f"{path}:{n}: cannot parse numbers ({e})") from e
+        if v.size != 12:
+            raise ValueError(f"{path}:{n}: '{key.strip()}' has {v.size} numbers, expected 12")
+        out[key.strip()] = v.reshape(3, 4)
+    for k in ("P2", "Tr"):
+        if k not in out:
+            raise KeyError(f"{path}: missing '{k}'")
+    Tr = np.eye(4)
+    Tr[:3] = out["Tr"]
+    out["Tr"] = Tr
+    return out
+
+
+def write_calib(path: str | os.PathLike, P2: np.ndarray, Tr: np.ndarray, others: dict[str, np.ndarray] | None = None) -> Path:
+    """Write a ``calib.txt`` with ``P0``..``P3`` (P2 given; the others default to P2) and ``Tr``
+    (``(3, 4)`` or ``(4, 4)``), atomically."""
+    mats = {f"P{i}": np.asarray(P2) for i in range(4)}
+    mats.update(others or {})
+    mats["P2"] = np.asarray(P2)
+    mats["Tr"] = np.asarray(Tr)[:3]
+    lines = []
+    for k in ("P0", "P1", "P2", "P3", "Tr"):
+        m = np.asarray(mats[k], dtype=np.float64)
+        if m.shape != (3, 4):
+            raise ValueError(f"{path}: {k} has shape {m.shape}, expected (3, 4)")
+        lines.append(f"{k}: " + " ".join(f"{x:.12e}" for x in m.reshape(-1)))
+    return write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def camera_from_calib(P2: np.ndarray, Tr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Intrinsics ``K (3, 3)`` and ``T_cam_from_lidar (4, 4)`` with ``P2 @ Tr = K @ T[:3]``
+    (P2 = K [I | t] for the rectified camera 2, so the camera sits at ``K^-1 P2[:, 3]``)."""
+    K = np.asarray(P2, dtype=np.float64)[:, :3]
+    t = np.linalg.solve(K, np.asarray(P2, dtype=np.float64)[:, 3])
+    T_cam2_from_cam0 = np.eye(4)
+    T_cam2_from_cam0[:3, 3] = t
+    Tr4 = np.eye(4)
+    Tr4[: np.asarray(Tr).shape[0]] = np.asarray(Tr)[:4]
+    return K, T_cam2_from_cam0 @ Tr4
+
+
+def read_poses(path: str | os.PathLike) -> np.ndarray:
+    """Read ``poses.txt`` (one 3x4 per line): ``(N, 4, 4)`` float64."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such poses file")
+    rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    out = np.tile(np.eye(4), (len(rows), 1, 1))
+    for i, r in enumerate(rows):
+        if len(r) != 12:
+            raise ValueError(f"{path}:{i + 1}: expected 12 numbers, got {len(r)}")
+        out[i, :3] = np.array(r, dtype=np.float64).reshape(3, 4)
+    return out
+
+
+# ------------------------------------------------------------------------------------ dataset
+
+
+class SemanticKITTIDataset(torch.utils.data.Dataset):
+    """Frames of a SemanticKITTI SSC layout as :class:`~occkit.data.sample.Sample` (monocular).
+
+    Args:
+        root: the folder holding ``sequences/``.
+        split: ``"train"``, ``"val"``, ``"test"`` (official sequences), ``"all"`` (every sequence
+            found), or a tuple of sequence names.
+        load_images: read ``image_2``.
+        load_gt: read ``.label`` / ``.invalid`` (absent for the test split).
+        frame_stride: keep every n-th labelled frame.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str | tuple[str, ...] = "train",
+        load_images: bool = True,
+        load_gt: bool = True,
+        frame_stride: int = 1,
+    ) -> None:
+        self.root = Path(root)
+        seq_root = self.root / "sequences"
+        if not seq_root.is_dir():
+            raise FileNotFoundError(f"{seq_root}: no 'sequences' folder (not a SemanticKITTI layout)")
+        if isinstance(split, str):
+            if split == "all":
+                seqs = tuple(sorted(p.name for p in seq_root.iterdir() if p.is_dir()))
+            elif split in SEMANTICKITTI_SPLITS:
+                seqs = SEMANTICKITTI_SPLITS[split]
+            else:
+                raise ValueError(f"split must be one of {sorted(SEMANTICKITTI_SPLITS) + ['all']} or a tuple of sequences, got {split!r}")
+        else:
+            seqs = tuple(split)
+        self.sequences = tuple(s for s in seqs if (seq_root / s).is_dir())
+        self.load_images, self.load_gt = load_images, load_gt
+        self.grid: Grid = semantickitti_grid()
+        self.frames: list[tuple[str, str]] = []
+        self._calib: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._poses: dict[str, np.ndarray | None] = {}
+        for s in self.sequences:
+            vox = seq_root / s / "voxels"
+            ids = sorted(p.stem for p in vox.glob("*.label")) if load_gt else sorted(p.stem for p in vox.glob("*.bin"))
+            self.frames += [(s, i) for i in ids[::frame_stride]]
+            calib = read_calib(seq_root / s / "calib.txt")
+            self._calib[s] = camera_from_calib(calib["P2"], calib["Tr"])
+            poses_path = seq_root / s / "poses.txt"
+            self._poses[s] = read_poses(poses_path) if poses_path.is_file() else None
+            if self._poses[s] is not None:
+                self._poses[s] = self._poses[s] @ calib["Tr"]  # T_world_from_velo
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def token(self, i: int) -> str:
+        """``"<sequence>/<frame id>"``, the frame's name in predictions and reports."""
+        s, f = self.frames[i]
+        return f"{s}/{f}"
+
+    def voxel_path(self, i: int, ext: str) -> Path:
+        s, f = self.frames[i]
+        return self.root / "sequences" / s / "voxels" / f"{f}.{ext}"
+
+    def load_gt_arrays(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Learning classes ``(256, 256, 32)`` uint8 (255 ignored) and invalid ``(256, 256, 32)``
+        bool (all False when the ``.invalid`` file is absent)."""
+        labels = raw_to_learning(read_label(self.voxel_path(i, "label")))
+        inv_path = self.voxel_path(i, "invalid")
+        invalid = read_bitpacked(inv_path) if inv_path.is_file() else np.zeros(SSC_SHAPE, dtype=bool)
+        return labels, invalid
+
+    def __getitem__(self, i: int) -> Sample:
+        s, f = self.frames[i]
+        K, T_cam_from_lidar = self._calib[s]
+        T_ego_from_cam = np.linalg.inv(T_cam_from_lidar)
+        if self.load_images:
+            img = load_image(self.root / "sequences" / s / "image_2" / f"{f}.png")
+            images = torch.from_numpy(img).permute(2, 0, 1)[None].float().div_(255)
+        else:
+            images = torch.zeros(1, 3, 0, 0)
+        poses = self._poses[s]
+        T_g = torch.from_numpy(poses[int(f)]) if poses is not None and int(f) < len(poses) else torch.eye(4, dtype=torch.float64)
+        sample = Sample(
+            token=f"{s}/{f}",
+            scene=s,
+            timestamp=int(f),
+            cam_names=("image_2",),
+            images=images,
+            intrinsics=torch.from_numpy(K).float()[None],
+            T_ego_from_cam=torch.from_numpy(T_ego_from_cam).float()[None],
+            T_global_from_ego=T_g,
+            T_ego_from_lidar=torch.eye(4),
+        )
+        bin_path = self.voxel_path(i, "bin")
+        if bin_path.is_file():
+            sample.extra["input_occupancy"] = torch.from_numpy(read_bitpacked(bin_path))
+        if self.load_gt:
+            labels, invalid = self.load_gt_arrays(i)
+            sample.occupancy = torch.from_numpy(labels.astype(np.int64))
+            valid = torch.from_numpy(~invalid)
+            sample.mask_camera = valid
+            sample.mask_lidar = valid.clone()
+        return sample

@@ -1,0 +1,119 @@
+"""SemanticKITTI I/O: bit packing (MSB first), label maps, calib, predictions, the dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from occkit.data.semantickitti import (
+    SSC_SHAPE,
+    SemanticKITTIDataset,
+    camera_from_calib,
+    learning_to_raw,
+    pack_bits,
+    raw_to_learning,
+    read_bitpacked,
+    read_calib,
+    read_label,
+    read_ssc_prediction,
+    unpack_bits,
+    write_bitpacked,
+    write_calib,
+    write_label,
+    write_ssc_prediction,
+)
+
+
+def test_bits_msb_first_and_round_trip(tmp_path):
+    b = unpack_bits(np.array([0b10000001, 0b01000000], dtype=np.uint8), (1, 2, 8))
+    assert b.reshape(-1).tolist() == [True] + [False] * 6 + [True] + [False, True] + [False] * 6
+    assert pack_bits(b).tolist() == [0b10000001, 0b01000000]
+    rng = np.random.default_rng(0)
+    v = rng.random(SSC_SHAPE) < 0.3
+    write_bitpacked(tmp_path / "a.invalid", v)
+    assert (tmp_path / "a.invalid").stat().st_size == 256 * 256 * 32 // 8
+    assert np.array_equal(read_bitpacked(tmp_path / "a.invalid"), v)
+    (tmp_path / "short.bin").write_bytes(b"\x00" * 10)
+    with pytest.raises(ValueError, match="short.bin"):
+        read_bitpacked(tmp_path / "short.bin")
+    with pytest.raises(FileNotFoundError, match="nope.bin"):
+        read_bitpacked(tmp_path / "nope.bin")
+
+
+def test_label_maps():
+    raw = np.array([0, 1, 10, 52, 99, 252, 81, 300, 44])
+    # completion lut: raw 0 -> 0; ids mapping to 0 other than 0 (1 outlier, 52 other-structure,
+    # 99 other-object) -> 255; unknown (300) -> 255
+    assert raw_to_learning(raw).tolist() == [0, 255, 1, 255, 255, 1, 19, 255, 10]
+    assert learning_to_raw(np.arange(20)).tolist() == [0, 10, 11, 15, 18, 20, 30, 31, 32, 40, 44, 48, 49, 50, 51, 70, 71, 72, 80, 81]
+    assert learning_to_raw(np.arange(20)).dtype == np.uint16
+    assert np.array_equal(raw_to_learning(learning_to_raw(np.arange(20))), np.arange(20))
+    with pytest.raises(ValueError):
+        learning_to_raw(np.array([20]))
+
+
+def test_prediction_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    pred = rng.integers(0, 20, SSC_SHAPE).astype(np.uint8)
+    p = write_ssc_prediction(tmp_path / "sequences/08/predictions/000000.label", torch.from_numpy(pred))
+    assert p.stat().st_size == 256 * 256 * 32 * 2
+    raw = read_label(p)
+    assert raw.dtype == np.uint16 and raw[0, 0, 0] == learning_to_raw(pred[0, 0, 0])
+    assert np.array_equal(read_ssc_prediction(p), pred)
+    with pytest.raises(ValueError, match="shape"):
+        write_ssc_prediction(tmp_path / "x.label", pred[:10])
+    with pytest.raises(TypeError):
+        write_label(tmp_path / "y.label", pred)
+
+
+def test_calib_round_trip_and_camera():
+    import tempfile
+    from pathlib import Path
+
+    K = np.array([[700.0, 0, 600], [0, 700, 180], [0, 0, 1]])
+    P2 = K @ np.hstack([np.eye(3), np.array([[0.06], [0.0], [0.0]])])
+    Tr = np.array([[0.0, -1, 0, 0], [0, 0, -1, -0.08], [1, 0, 0, -0.27], [0, 0, 0, 1]])
+    with tempfile.TemporaryDirectory() as d:
+        path = write_calib(Path(d) / "calib.txt", P2, Tr)
+        c = read_calib(path)
+        assert np.allclose(c["P2"], P2) and np.allclose(c["Tr"], Tr)
+        Kc, T = camera_from_calib(c["P2"], c["Tr"])
+        assert np.allclose(Kc, K)
+        pts = np.array([[10.0, 2.0, -1.0, 1.0], [5.0, -3.0, 0.5, 1.0]])
+        assert np.allclose((P2 @ Tr @ pts.T).T, (K @ (T @ pts.T)[:3]).T)
+        (Path(d) / "bad.txt").write_text("P2: 1 2 3\n")
+        with pytest.raises(ValueError, match="bad.txt"):
+            read_calib(Path(d) / "bad.txt")
+
+
+def test_dataset(tmp_path):
+    seq = tmp_path / "sequences" / "08"
+    K = np.array([[50.0, 0, 32], [0, 50, 16], [0, 0, 1]])
+    Tr = np.array([[0.0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
+    write_calib(seq / "calib.txt", K @ np.hstack([np.eye(3), np.zeros((3, 1))]), Tr)
+    rng = np.random.default_rng(2)
+    raw = np.zeros(SSC_SHAPE, np.uint16)
+    raw[:10, :, :3] = 40  # road
+    raw[0, 0, 0] = 52  # ignored
+    inv = np.zeros(SSC_SHAPE, bool)
+    inv[200:] = True
+    for f in ("000000", "000005"):
+        write_label(seq / "voxels" / f"{f}.label", raw)
+        write_bitpacked(seq / "voxels" / f"{f}.invalid", inv)
+        write_bitpacked(seq / "voxels" / f"{f}.bin", rng.random(SSC_SHAPE) < 0.01)
+        (seq / "image_2").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((32, 64, 3), np.uint8)).save(seq / "image_2" / f"{f}.png")
+    ds = SemanticKITTIDataset(tmp_path, "val")
+    assert len(ds) == 2 and ds.token(1) == "08/000005"
+    s = ds[0]
+    assert s.images.shape == (1, 3, 32, 64)
+    assert s.occupancy.shape == SSC_SHAPE and int(s.occupancy[5, 5, 1]) == 9 and int(s.occupancy[0, 0, 0]) == 255
+    assert not bool(s.mask_camera[210, 0, 0]) and bool(s.mask_camera[0, 0, 0])
+    assert s.extra["input_occupancy"].dtype == torch.bool
+    # camera at the LiDAR origin looking along +x: T_ego_from_cam maps cam z to lidar x
+    assert torch.allclose(s.T_ego_from_cam[0, :3, 2], torch.tensor([1.0, 0, 0]))
+    assert torch.allclose(s.intrinsics[0], torch.from_numpy(K).float())
+    with pytest.raises(FileNotFoundError, match="sequences"):
+        SemanticKITTIDataset(tmp_path / "nothing")

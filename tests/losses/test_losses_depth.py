@@ -1,0 +1,74 @@
+"""Depth targets from LiDAR and depth maps, and the depth loss, against hand-computed values."""
+
+import math
+
+import pytest
+import torch
+
+from occkit.losses.depth import depth_loss, depth_map_targets, depth_to_bin, lidar_depth_targets
+
+RANGE = (1.0, 9.0, 1.0)  # 8 bins
+
+
+def test_depth_to_bin():
+    d = torch.tensor([0.5, 1.0, 1.99, 8.99, 9.0, float("inf"), float("nan")])
+    assert depth_to_bin(d, RANGE).tolist() == [-1, 0, 0, 7, -1, -1, -1]
+
+
+def test_depth_map_targets_min_per_block():
+    d = torch.zeros(1, 4, 4)
+    d[0, 0, 0], d[0, 1, 1] = 5.5, 3.2  # block (0, 0): min 3.2 -> bin 2
+    d[0, 0, 2] = 0.5  # block (0, 1): nearest is out of range -> none (even with a farther point)
+    d[0, 1, 3] = 6.0
+    d[0, 3, 3] = 8.5  # block (1, 1) -> bin 7; block (1, 0) empty -> none
+    t = depth_map_targets(d, 2, RANGE)
+    assert t.tolist() == [[[2, -1], [-1, 7]]]
+    with pytest.raises(ValueError, match="multiple"):
+        depth_map_targets(torch.zeros(1, 5, 4), 2, RANGE)
+
+
+def test_lidar_targets_hand_values():
+    K = torch.tensor([[[10.0, 0, 8], [0, 10.0, 4], [0, 0, 1]]])  # 8 x 16 image
+    T = torch.eye(4)[None]  # camera frame == ego frame
+    pts = torch.tensor([
+        [0.0, 0.0, 5.0, 1.0],  # u=8, v=4 -> feature (1, 2), bin 4
+        [0.0, 0.0, 7.0, 1.0],  # behind it in the same feature pixel: min stays 5
+        [-0.55, -0.35, 2.5, 1.0],  # u=5.8, v=2.6 -> feature (0, 1), bin 1
+        [0.0, 0.0, -3.0, 1.0],  # behind the camera
+        [5.0, 0.0, 5.0, 1.0],  # u=18: outside the image
+        [0.5, 0.1, 0.8, 0.0],  # u=14.25, v=5.25 -> feature (1, 3), depth 0.8 < d_min: none
+        [5.0, 1.0, 8.0, 0.0],  # same feature pixel (u=14.25, v=5.25) farther: hidden
+    ])
+    t = lidar_depth_targets(pts, K, T, (8, 16), 4, RANGE)
+    expect = torch.full((1, 2, 4), -1)
+    expect[0, 1, 2], expect[0, 0, 1] = 4, 1
+    assert torch.equal(t, expect)
+    # a second camera 1 m back along z: depths grow by 1 and the near point now lands at
+    # (0.5, 0.1, 1.8) -> u=10.8, v=4.6, feature (1, 2), in range, hiding the point at depth 6
+    T2 = torch.eye(4)
+    T2[2, 3] = -1.0
+    t2 = lidar_depth_targets(pts, torch.cat([K, K]), torch.stack([torch.eye(4), T2]), (8, 16), 4, RANGE)
+    assert torch.equal(t2[0], expect[0])
+    assert t2[1].tolist() == [[-1, 2, -1, -1], [-1, -1, 0, -1]]
+    with pytest.raises(ValueError, match="points"):
+        lidar_depth_targets(pts[:, :2], K, T, (8, 16), 4, RANGE)
+    with pytest.raises(ValueError, match="T_ego_from_cam"):
+        lidar_depth_targets(pts, K, torch.eye(4), (8, 16), 4, RANGE)
+
+
+def test_depth_loss_hand_values():
+    prob = torch.tensor([0.5, 0.25, 0.25]).view(1, 1, 3, 1, 1).expand(1, 1, 3, 1, 2).clone()
+    target = torch.tensor([[[[0, -1]]]])
+    assert depth_loss(prob, target, "ce").item() == pytest.approx(math.log(2), rel=1e-6)
+    bce = -(math.log(0.5) + 2 * math.log(0.75))
+    assert depth_loss(prob, target, "bce").item() == pytest.approx(bce, rel=1e-5)
+    p = prob.clone().requires_grad_(True)
+    loss = depth_loss(p, torch.full((1, 1, 1, 2), -1))
+    loss.backward()
+    assert loss.item() == 0.0 and p.grad is not None
+    with pytest.raises(ValueError, match="bins"):
+        depth_loss(prob, torch.tensor([[[[3, 0]]]]))
+    with pytest.raises(ValueError, match="mode"):
+        depth_loss(prob, target, "l1")
+    with pytest.raises(ValueError, match="target"):
+        depth_loss(prob, target[..., :1])

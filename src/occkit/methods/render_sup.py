@@ -1,0 +1,193 @@
+"""The ``render_sup`` recipe: the camera occupancy network trained from 2D maps only (RenderOcc).
+
+No 3D label is read. A training step:
+
+1. ``OccNet`` forward: logits ``(B, 18, X, Y, Z)``.
+2. The logits become a radiance-free field: density ``sigma = -log p(free) / voxel`` (so a ray
+   crossing one voxel stops there with probability ``p(occupied)``) and class probabilities
+   given "occupied" (softmax over the 17 non-free logits); see :mod:`occkit.rendering.volrend`.
+3. ``num_rays`` random pixels per frame across its cameras are rendered through the grid
+   (samples every ``sample_step`` metres, trilinear lookups, optional importance pass).
+4. Losses against the per-camera maps ``batch.depth`` (camera z-depth in metres, 0 = none) and
+   ``batch.semantics_2d`` (Occ3D class ids, 17 = sky / nothing):
+
+   - ``loss_sem``: cross-entropy of the rendered class distribution, on rays whose true surface
+     lies inside the grid box (other rays' class is not in the grid to be rendered);
+   - ``loss_depth``: SILog (or L1) of the rendered depth against the true ray distance
+     (``z-depth / z_per_t``), on the same rays;
+   - ``loss_opacity``: binary cross-entropy of the ray's opacity against "the surface lies
+     inside the grid box" (1) or "the ray leaves the grid unstopped" (0: sky, or a surface
+     beyond the box), which carves free space;
+   - ``loss_distortion`` (Mip-NeRF 360, distances divided by the ray's span inside the box) and
+     ``loss_entropy`` (entropy of the termination distribution) on surface rays;
+   - ``loss_lss_depth``: the LSS depth-distribution loss from the depth maps, as the supervised
+     recipe does (2D supervision too).
+
+``predict`` returns the logits, so the engine evaluates it exactly like ``supervised``. The 2D
+targets come from the synthetic world's extras now; LiDAR projections or 2D priors can fill
+``batch.depth`` / ``batch.semantics_2d`` later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from occkit.data.sample import Batch
+from occkit.losses.depth import depth_loss, depth_map_targets
+from occkit.losses.render import (
+    distortion_loss,
+    l1_depth_loss,
+    rendered_semantic_loss,
+    silog_loss,
+    weight_entropy_loss,
+)
+from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
+from occkit.rendering.rays import Rays, camera_rays
+from occkit.rendering.sampling import ray_box
+from occkit.rendering.volrend import (
+    RenderOutput,
+    density_from_logits,
+    grid_field,
+    render_rays,
+    semantic_probs_from_logits,
+)
+from occkit.shapes import check_shape
+
+
+@dataclass
+class RenderSupConfig:
+    """Rays, rendering and losses of the ``render_sup`` method."""
+
+    num_rays: int = 2048
+    """Random pixels rendered per frame per step (uniform over all cameras' pixels)."""
+    sample_step: float = 0.2
+    """Metres between samples along a ray inside the grid box (half a 0.4 m voxel)."""
+    num_importance: int = 0
+    """Extra samples per ray from a coarse pass (inverse CDF); 0 = uniform samples only."""
+    lookup: Literal["trilinear", "nearest"] = "trilinear"
+    """How samples read the voxel grid: trilinear interpolation (smooth gradients) or nearest."""
+    chunk: int = 8192
+    """Rays rendered per pass (bounds memory with ``checkpoint``)."""
+    checkpoint: bool = False
+    """Recompute each chunk during backward instead of keeping its graph (saves memory)."""
+    free_index: int = 17
+    """The free class of the logits; also the sky / nothing label of the 2D semantic maps."""
+    semantic_weight: float = 1.0
+    """Weight of ``loss_sem``."""
+    depth_weight: float = 1.0
+    """Weight of ``loss_depth``."""
+    depth_loss: Literal["silog", "l1"] = "silog"
+    """Rendered depth loss: scale-invariant log (``silog_lambda``) or L1 in metres."""
+    silog_lambda: float = 0.85
+    """Variance focus of SILog (0: log-RMSE, 1: fully scale invariant)."""
+    opacity_weight: float = 1.0
+    """Weight of ``loss_opacity`` (free-space carving); 0 drops it."""
+    distortion_weight: float = 0.01
+    """Weight of ``loss_distortion``; 0 drops it."""
+    entropy_weight: float = 0.001
+    """Weight of ``loss_entropy``; 0 drops it."""
+    lss_depth_weight: float = 1.0
+    """Weight of the LSS depth-distribution loss from the depth maps (``loss_lss_depth``); 0 drops it."""
+
+
+class RenderSupMethod(nn.Module):
+    """OccNet + volume-rendering losses against 2D maps; implements :class:`occkit.methods.base.Method`."""
+
+    def __init__(self, model_cfg: OccNetConfig, method_cfg: RenderSupConfig) -> None:
+        super().__init__()
+        c = method_cfg
+        if c.num_rays < 1:
+            raise ValueError(f"RenderSupConfig.num_rays: expected >= 1, got {c.num_rays}")
+        if not c.sample_step > 0:
+            raise ValueError(f"RenderSupConfig.sample_step: expected > 0, got {c.sample_step}")
+        if c.depth_loss not in ("silog", "l1"):
+            raise ValueError(f"RenderSupConfig.depth_loss: expected 'silog' or 'l1', got {c.depth_loss!r}")
+        if c.lookup not in ("trilinear", "nearest"):
+            raise ValueError(f"RenderSupConfig.lookup: expected 'trilinear' or 'nearest', got {c.lookup!r}")
+        if not 0 <= c.free_index < model_cfg.num_classes:
+            raise ValueError(f"RenderSupConfig.free_index {c.free_index} outside the model's {model_cfg.num_classes} classes")
+        self.model_cfg = model_cfg
+        self.cfg = method_cfg
+        self.model: OccNet = build_occnet(model_cfg)
+        self.grid = self.model.output_grid
+
+    def forward(self, batch: Batch) -> OccNetOutput:
+        """The model's full output for ``batch`` (logits and intermediates)."""
+        return self.model(batch.images, batch.intrinsics, batch.T_ego_from_cam)
+
+    @torch.no_grad()
+    def predict(self, batch: Batch) -> torch.Tensor:
+        """Logits ``(B, num_classes, X, Y, Z)`` on the output grid."""
+        return self.forward(batch).logits
+
+    def render(self, logits: torch.Tensor, rays: Rays, **kwargs) -> RenderOutput:
+        """Render one frame's logits ``(C, X, Y, Z)`` along ``rays``: depth (ray distance),
+        opacity, values ``(R, C-1)`` = rendered non-free class probabilities, and (with
+        ``return_weights``) the weights. Keyword arguments override the config's."""
+        check_shape(logits, "C X Y Z", name="logits", dims=dict(zip("XYZ", self.grid.shape), C=self.model_cfg.num_classes))
+        c = self.cfg
+        vs = min(self.grid.voxel_size)
+        sigma = density_from_logits(logits.float(), c.free_index, vs, dim=0)  # (X, Y, Z)
+        probs = semantic_probs_from_logits(logits.float(), c.free_index, dim=0)  # (C-1, X, Y, Z)
+        field = grid_field(sigma, self.grid, probs, mode=kwargs.pop("lookup", c.lookup))
+        opts = dict(step=c.sample_step, num_importance=c.num_importance, chunk=c.chunk, checkpoint=c.checkpoint)
+        opts.update(kwargs)
+        return render_rays(field, rays.origins.float(), rays.dirs.float(), self.grid, **opts)
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Weighted losses ``loss_sem``, ``loss_depth``, ``loss_opacity``, ``loss_distortion``,
+        ``loss_entropy``, ``loss_lss_depth`` (terms with weight 0 are left out)."""
+        c = self.cfg
+        if batch.depth is None or batch.semantics_2d is None:
+            raise ValueError("batch.depth / batch.semantics_2d is None: render_sup needs per-camera depth and semantic maps (load the extras)")
+        B, N, _, H, W = batch.images.shape
+        check_shape(batch.depth, "B N H W", name="batch.depth", dims={"B": B, "N": N, "H": H, "W": W})
+        check_shape(batch.semantics_2d, "B N H W", name="batch.semantics_2d", dims={"B": B, "N": N, "H": H, "W": W})
+        out = self.forward(batch)
+        totals: dict[str, list[torch.Tensor]] = {}
+        for b in range(B):
+            rays = camera_rays(batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float(), H, W, num_random=c.num_rays)
+            z = rays.gather(batch.depth[b]).float()  # (R,) camera z-depth, 0 = none
+            sem = rays.gather(batch.semantics_2d[b]).long()  # (R,)
+            if bool(((sem < 0) | (sem >= self.model_cfg.num_classes)).any()):
+                raise ValueError(f"batch.semantics_2d: class ids must lie in [0, {self.model_cfg.num_classes})")
+            t_true = torch.where(z > 0, z / rays.z_per_t.clamp(min=1e-6), torch.zeros_like(z))  # ray distance
+            near, far = ray_box(rays.origins, rays.dirs, self.grid)
+            surface = (t_true > 0) & (t_true > near) & (t_true <= far) & (sem != c.free_index)  # (R,) hit inside the box
+            r = self.render(out.logits[b], rays, return_weights=c.distortion_weight > 0 or c.entropy_weight > 0)
+            terms: dict[str, torch.Tensor] = {}
+            terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(r.values, torch.where(surface, sem, torch.full_like(sem, c.free_index)), ignore_index=c.free_index)
+            if c.depth_weight > 0:
+                if c.depth_loss == "silog":
+                    terms["loss_depth"] = c.depth_weight * silog_loss(r.depth, t_true, surface, lam=c.silog_lambda)
+                else:
+                    terms["loss_depth"] = c.depth_weight * l1_depth_loss(r.depth, t_true, surface)
+            if c.opacity_weight > 0:
+                with torch.autocast(device_type=r.opacity.device.type, enabled=False):
+                    terms["loss_opacity"] = c.opacity_weight * F.binary_cross_entropy(r.opacity.float().clamp(1e-5, 1 - 1e-5), surface.float())
+            if r.weights is not None and bool(surface.any()):
+                s = r.samples
+                w = r.weights[surface]
+                if c.distortion_weight > 0:
+                    span = (far - near)[surface].clamp(min=1e-3)
+                    terms["loss_distortion"] = c.distortion_weight * distortion_loss(w, s.t_starts[surface], s.t_ends[surface], scale=span)
+                if c.entropy_weight > 0:
+                    terms["loss_entropy"] = c.entropy_weight * weight_entropy_loss(w)
+            elif r.weights is not None:
+                if c.distortion_weight > 0:
+                    terms["loss_distortion"] = r.weights.sum() * 0
+                if c.entropy_weight > 0:
+                    terms["loss_entropy"] = r.weights.sum() * 0
+            for k, v in terms.items():
+                totals.setdefault(k, []).append(v)
+        losses = {k: torch.stack(v).mean() for k, v in totals.items()}
+        if c.lss_depth_weight > 0:
+            m = self.model_cfg
+            target = depth_map_targets(batch.depth, m.feature_stride, (m.depth_min, m.depth_max, m.depth_step))
+            losses["loss_lss_depth"] = c.lss_depth_weight * depth_loss(out.depth_prob, target, "bce")
+        return losses

@@ -1,0 +1,81 @@
+"""render_sup: a tiny network trained from 2D depth and semantic maps only; the loss must fall."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from occkit.data.sample import Sample, collate
+from occkit.geometry.grid import Grid
+from occkit.geometry.transforms import make_transform
+from occkit.methods.render_sup import RenderSupConfig, RenderSupMethod
+from occkit.models.occnet import OccNetConfig
+from occkit.rendering.views import render_occupancy_views
+
+
+def tiny_model_cfg() -> OccNetConfig:
+    return OccNetConfig(
+        backbone="resnet18", neck_channels=16, feature_stride=16, depth_min=0.5, depth_max=8.5, depth_step=0.5,
+        context_channels=8, point_range=(-3.2, -3.2, -1.0, 3.2, 3.2, 1.4), voxel_size=0.4,
+        lift_downsample=(2, 2, 2), encoder_widths=(8, 16), encoder_blocks=1,
+    )
+
+
+def tiny_batch() -> "Batch":  # noqa: F821
+    """One frame, two cameras (front, back) of a ground plane and a box, with rendered 2D maps."""
+    grid = Grid.from_range((-3.2, -3.2, -1.0, 3.2, 3.2, 1.4), 0.4)  # (16, 16, 6)
+    occ = torch.full(grid.shape, 17, dtype=torch.long)
+    occ[:, :, 0] = 11
+    occ[11:14, 6:10, 1:4] = 4
+    occ[2:4, 9:12, 1:3] = 15
+    H, W = 32, 64
+    K = torch.tensor([[24.0, 0, W / 2], [0, 24.0, H / 2], [0, 0, 1]]).expand(2, 3, 3).clone()
+    c, s = math.cos(0.2), math.sin(0.2)
+    R_front = torch.tensor([[0.0, -s, c], [-1, 0, 0], [0, -c, -s]])
+    R_back = torch.diag(torch.tensor([-1.0, -1.0, 1.0])) @ R_front
+    T = torch.stack([make_transform(R_front, torch.tensor([0.5, 0.0, 0.4])), make_transform(R_back, torch.tensor([-0.5, 0.0, 0.4]))])
+    maps = render_occupancy_views(occ, grid, K, T, H, W)
+    g = torch.Generator().manual_seed(0)
+    sample = Sample(
+        token="t0", scene="s0", timestamp=0, cam_names=("CAM_FRONT", "CAM_BACK"),
+        images=torch.rand(2, 3, H, W, generator=g), intrinsics=K, T_ego_from_cam=T,
+        T_global_from_ego=torch.eye(4, dtype=torch.float64), depth=maps.depth, semantics_2d=maps.semantics,
+    )
+    return collate([sample])
+
+
+def test_render_sup_loss_falls():
+    torch.manual_seed(0)
+    batch = tiny_batch()
+    assert (batch.depth > 0).float().mean() > 0.3
+    method = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(num_rays=512, sample_step=0.2))
+    opt = torch.optim.Adam(method.parameters(), lr=1e-2)
+    history = []
+    for _ in range(12):
+        losses = method.training_step(batch)
+        assert set(losses) == {"loss_sem", "loss_depth", "loss_opacity", "loss_distortion", "loss_entropy", "loss_lss_depth"}
+        total = sum(losses.values())
+        assert torch.isfinite(total)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        history.append(float(total.detach()))
+    first, last = sum(history[:3]) / 3, sum(history[-3:]) / 3
+    assert last < 0.8 * first, history
+    method.eval()
+    logits = method.predict(batch)
+    assert logits.shape == (1, 18, 16, 16, 6)
+
+
+def test_render_sup_needs_2d_maps_and_checks_config():
+    batch = tiny_batch()
+    batch.depth = None
+    method = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(num_rays=8))
+    with pytest.raises(ValueError, match="batch.depth"):
+        method.training_step(batch)
+    with pytest.raises(ValueError, match="num_rays"):
+        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(num_rays=0))
+    with pytest.raises(ValueError, match="depth_loss"):
+        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(depth_loss="l2"))  # type: ignore[arg-type]

@@ -1,0 +1,99 @@
+"""``occkit show DIR --token T --out FILE.png``: a picture of one frame of an Occ3D-layout dataset
+(cameras with LiDAR points, occupancy in bird's-eye view and 3D), optionally with a prediction
+beside its ground truth."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from occkit.data.occ3d import SPLITS, Occ3DDataset
+from occkit.fileio import load_npz
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("root", type=Path, help="dataset folder (holds annotations.json)")
+    p.add_argument("--token", default=None, help="frame token (default: the first frame of the split)")
+    p.add_argument("--out", type=Path, default=None, help="PNG to write (default: show_<token>.png)")
+    p.add_argument("--split", default="all", choices=SPLITS, help="which frames to look in (default: all)")
+    p.add_argument("--list", action="store_true", help="print the scenes and tokens of the split and exit")
+    p.add_argument(
+        "--pred",
+        type=Path,
+        default=None,
+        help="prediction: a folder of <token>.npz submission files, or one .npz (key 'semantics', uint8 X Y Z)",
+    )
+    p.add_argument("--mask", default="none", choices=("none", "camera", "lidar"), help="visibility mask to apply (default: none)")
+    p.add_argument("--mask-mode", default="hide", choices=("hide", "grey"), help="what to do with voxels outside the mask")
+    p.add_argument("--lidar-color", default="depth", choices=("depth", "class", "none"), help="colour of LiDAR points on the images")
+    p.add_argument("--panel-height", type=int, default=400, help="height in pixels of the BEV and 3D panels")
+    p.add_argument("--device", default="cpu", help="torch device for the 3D ray caster (e.g. cuda)")
+
+
+def load_prediction(path: Path, token: str, shape: tuple[int, int, int]) -> np.ndarray:
+    """The predicted grid of ``token``: ``path`` is a ``<token>.npz`` file or a folder of them.
+
+    Returns:
+        ``(X, Y, Z)`` uint8 class ids. Raises naming the file for a missing or corrupt file, a
+        missing ``semantics`` key, or a wrong shape / dtype / class range.
+    """
+    f = path / f"{token}.npz" if path.is_dir() else path
+    if not f.is_file():
+        where = f"no file {f.name} in folder {path}" if path.is_dir() else "no such file"
+        raise FileNotFoundError(f"{f}: prediction not found ({where})")
+    z = load_npz(f)
+    if "semantics" not in z:
+        raise KeyError(f"{f}: missing array 'semantics' (has {sorted(z)})")
+    sem = z["semantics"]
+    if sem.shape != tuple(shape):
+        raise ValueError(f"{f}: 'semantics' has shape {sem.shape}, expected {tuple(shape)}")
+    if not np.issubdtype(sem.dtype, np.integer):
+        raise ValueError(f"{f}: 'semantics' has dtype {sem.dtype}, expected integer class ids (uint8)")
+    if sem.size and (sem.min() < 0 or sem.max() > 17):
+        raise ValueError(f"{f}: 'semantics' has classes outside [0, 17]: [{sem.min()}, {sem.max()}]")
+    return sem.astype(np.uint8)
+
+
+def run(args: argparse.Namespace) -> int:
+    from occkit.viz.draw import save_png
+    from occkit.viz.figure import compose_frame_figure
+
+    if not args.root.is_dir():
+        raise FileNotFoundError(f"{args.root}: dataset folder not found")
+    ds = Occ3DDataset(args.root, split=args.split)
+    if args.list:
+        for scene in ds.scenes:
+            tokens = ds.scene_tokens(scene)
+            print(f"{scene}: {len(tokens)} frames")
+            for t in tokens:
+                print(f"  {t}")
+        return 0
+    if len(ds) == 0:
+        raise ValueError(f"{ds.annotations_path}: split '{args.split}' has no frames")
+    token = args.token or ds.frames[0].token
+    if token not in {f.token for f in ds.frames}:
+        raise KeyError(f"token {token!r} is not in split '{args.split}' of the dataset {args.root} (see --list)")
+    sample = ds[ds.index_of(token)]
+    pred = None
+    if args.pred is not None:
+        pred = load_prediction(args.pred, token, ds.grid.shape)
+    if args.panel_height < 16:
+        raise ValueError(f"--panel-height must be at least 16, got {args.panel_height}")
+    # The ray caster is a loop of many small tensor ops: on a CPU, intra-op threads cost more
+    # than they give (and stall badly on a busy machine), so cast with one thread.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        image = compose_frame_figure(
+            sample, pred=pred, mask=args.mask, mask_mode=args.mask_mode, lidar_color=args.lidar_color,
+            panel_height=args.panel_height, device=args.device,
+        )
+    finally:
+        torch.set_num_threads(threads)
+    out = args.out or Path(f"show_{token}.png")
+    save_png(out, image)
+    print(f"wrote {out} ({image.shape[1]}x{image.shape[0]})")
+    return 0

@@ -1,0 +1,28 @@
+"""``occkit stats DIR [--json FILE] [--split all|train|val]``: class frequencies, free and masked
+fractions, frames per scene of an Occ3D-layout dataset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from occkit.data.occ3d import SPLITS
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("root", type=Path, help="dataset folder (holds annotations.json)")
+    p.add_argument("--json", type=Path, default=None, help="also write the statistics to this JSON file")
+    p.add_argument("--split", default="all", choices=SPLITS, help="which frames to count (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from occkit.data.stats import dataset_stats
+    from occkit.fileio import write_json_atomic
+
+    stats = dataset_stats(args.root, split=args.split, progress=not args.no_progress)
+    print(stats.format_table())
+    if args.json is not None:
+        write_json_atomic(args.json, stats.to_dict())
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,204 @@
+"""Small drawing helpers on ``(H, W, 3) uint8`` numpy images: colour maps, text, panels, legends.
+
+Everything returns a new array (inputs are never modified) except where a function says so.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from occkit.fileio import atomic_write
+from occkit.shapes import check_shape
+
+#: Anchor colours of the depth colour map, near (index 0) to far: red, orange, yellow, green,
+#: cyan, blue, violet.
+_DEPTH_ANCHORS = np.array(
+    [[230, 25, 25], [255, 140, 0], [250, 230, 40], [60, 200, 60], [40, 200, 220], [40, 90, 240], [140, 60, 220]],
+    dtype=np.float64,
+)
+
+#: Background colour of panels (dark grey, so that the near-white "manmade" class stays visible).
+BACKGROUND: tuple[int, int, int] = (32, 32, 36)
+
+
+def check_image(image: np.ndarray, name: str = "image") -> None:
+    """Raise unless ``image`` is an ``(H, W, 3) uint8`` numpy array."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(image).__name__}")
+    check_shape(image, "H W 3", name=name)
+    if image.dtype != np.uint8:
+        raise TypeError(f"{name}: expected dtype uint8, got {image.dtype}")
+
+
+def colormap(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
+    """Map scalars to colours (red near ``vmin`` ... violet near ``vmax``).
+
+    Args:
+        values: ``(...)`` float; NaN maps to grey.
+    Returns:
+        ``(..., 3) uint8``.
+    """
+    if not vmax > vmin:
+        raise ValueError(f"colormap: vmax ({vmax}) must be greater than vmin ({vmin})")
+    v = np.asarray(values, dtype=np.float64)
+    t = np.clip((v - vmin) / (vmax - vmin), 0.0, 1.0) * (len(_DEPTH_ANCHORS) - 1)
+    t = np.nan_to_num(t, nan=0.0)
+    i0 = np.floor(t).astype(np.int64).clip(0, len(_DEPTH_ANCHORS) - 2)
+    w = (t - i0)[..., None]
+    out = _DEPTH_ANCHORS[i0] * (1 - w) + _DEPTH_ANCHORS[i0 + 1] * w
+    out[np.isnan(v)] = 128
+    return np.round(out).astype(np.uint8)
+
+
+def font(size: int = 14) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """PIL's bundled font at ``size`` pixels (a fixed small bitmap font on Pillow < 10.1)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has no size argument
+        return ImageFont.load_default()
+
+
+def text_size(text: str, size: int = 14) -> tuple[int, int]:
+    """``(width, height)`` in pixels of ``text`` drawn with :func:`font` at ``size``."""
+    box = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), text, font=font(size))
+    return int(box[2] - box[0]), int(box[3] - box[1])
+
+
+def put_text(
+    image: np.ndarray,
+    text: str,
+    xy: tuple[int, int],
+    size: int = 14,
+    color: tuple[int, int, int] = (255, 255, 255),
+    box: tuple[int, int, int] | None = (0, 0, 0),
+    pad: int = 3,
+) -> np.ndarray:
+    """Draw ``text`` with its top-left corner at ``xy = (column, row)``, on a filled ``box`` colour
+    (``None``: no box). Returns a new ``(H, W, 3) uint8`` image."""
+    check_image(image)
+    pil = Image.fromarray(image)
+    draw = ImageDraw.Draw(pil)
+    f = font(size)
+    x, y = xy
+    l, t, r, b = draw.textbbox((x + pad, y + pad), text, font=f)
+    if box is not None:
+        draw.rectangle([x, y, r + pad, b + pad], fill=tuple(box))
+    draw.text((x + pad, y + pad), text, fill=tuple(color), font=f)
+    return np.asarray(pil).copy()
+
+
+def resize(image: np.ndarray, width: int, height: int, nearest: bool = False) -> np.ndarray:
+    """Resize ``(H, W, 3) uint8`` to ``(height, width, 3)`` (bilinear, or nearest for label maps)."""
+    check_image(image)
+    if width <= 0 or height <= 0:
+        raise ValueError(f"resize: size must be positive, got {width}x{height}")
+    if image.shape[:2] == (height, width):
+        return image.copy()
+    im = Image.fromarray(image).resize((width, height), Image.NEAREST if nearest else Image.BILINEAR)
+    return np.asarray(im).copy()
+
+
+def fit_width(image: np.ndarray, width: int, nearest: bool = False) -> np.ndarray:
+    """Resize keeping the aspect ratio so that the width is ``width``."""
+    check_image(image)
+    h, w = image.shape[:2]
+    return resize(image, width, max(1, round(h * width / w)), nearest=nearest)
+
+
+def pad_to(image: np.ndarray, height: int, width: int, color: Sequence[int] = BACKGROUND) -> np.ndarray:
+    """Centre ``image`` on a ``(height, width)`` canvas of ``color`` (cropping nothing)."""
+    check_image(image)
+    h, w = image.shape[:2]
+    if h > height or w > width:
+        raise ValueError(f"pad_to: image {h}x{w} is larger than the canvas {height}x{width}")
+    out = np.empty((height, width, 3), np.uint8)
+    out[:] = np.asarray(color, np.uint8)
+    top, left = (height - h) // 2, (width - w) // 2
+    out[top : top + h, left : left + w] = image
+    return out
+
+
+def hstack(images: Sequence[np.ndarray], gap: int = 0, color: Sequence[int] = BACKGROUND) -> np.ndarray:
+    """Place images side by side (vertically centred), ``gap`` pixels apart."""
+    if not images:
+        raise ValueError("hstack: no images")
+    h = max(im.shape[0] for im in images)
+    parts: list[np.ndarray] = []
+    for i, im in enumerate(images):
+        if i and gap:
+            parts.append(np.broadcast_to(np.asarray(color, np.uint8), (h, gap, 3)))
+        parts.append(pad_to(im, h, im.shape[1], color))
+    return np.concatenate(parts, axis=1)
+
+
+def vstack(images: Sequence[np.ndarray], gap: int = 0, color: Sequence[int] = BACKGROUND) -> np.ndarray:
+    """Place images one above the other (horizontally centred), ``gap`` pixels apart."""
+    if not images:
+        raise ValueError("vstack: no images")
+    w = max(im.shape[1] for im in images)
+    parts: list[np.ndarray] = []
+    for i, im in enumerate(images):
+        if i and gap:
+            parts.append(np.broadcast_to(np.asarray(color, np.uint8), (gap, w, 3)))
+        parts.append(pad_to(im, im.shape[0], w, color))
+    return np.concatenate(parts, axis=0)
+
+
+def titled(image: np.ndarray, title: str, size: int = 16, color: Sequence[int] = BACKGROUND) -> np.ndarray:
+    """``image`` with a title strip above it."""
+    check_image(image)
+    _, th = text_size(title or " ", size)
+    strip = np.empty((th + 12, image.shape[1], 3), np.uint8)
+    strip[:] = np.asarray(color, np.uint8)
+    strip = put_text(strip, title, (2, 2), size=size, box=None)
+    return np.concatenate([strip, image], axis=0)
+
+
+def legend(
+    names: Sequence[str],
+    palette: Sequence[Sequence[int]],
+    width: int,
+    size: int = 13,
+    present: Sequence[bool] | None = None,
+    color: Sequence[int] = BACKGROUND,
+) -> np.ndarray:
+    """A class legend: a colour swatch and ``"<id> <name>"`` per class, wrapped to ``width``.
+
+    Args:
+        names: class names, index = class id.
+        palette: ``(C, 3)`` colours.
+        present: optional per-class flags; absent classes are drawn dimmed.
+    Returns:
+        ``(H, width, 3) uint8``.
+    """
+    if len(palette) < len(names):
+        raise ValueError(f"legend: palette has {len(palette)} colours for {len(names)} names")
+    labels = [f"{i} {n}" for i, n in enumerate(names)]
+    sw = size  # swatch side
+    cell = max(text_size(s, size)[0] for s in labels) + sw + 18
+    per_row = max(1, width // cell)
+    rows = -(-len(labels) // per_row)
+    row_h = sw + 10
+    pil = Image.new("RGB", (width, rows * row_h + 8), tuple(color))
+    draw = ImageDraw.Draw(pil)
+    f = font(size)
+    for i, s in enumerate(labels):
+        r, c = divmod(i, per_row)
+        x, y = 6 + c * cell, 4 + r * row_h
+        dim = present is not None and not present[i]
+        fill = tuple(int(v) for v in palette[i])
+        draw.rectangle([x, y + 2, x + sw, y + 2 + sw], fill=fill, outline=(90, 90, 90) if dim else (255, 255, 255))
+        draw.text((x + sw + 5, y + 1), s, fill=(110, 110, 110) if dim else (235, 235, 235), font=f)
+    return np.asarray(pil).copy()
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray, optimize: bool = True) -> Path:
+    """Write ``(H, W, 3) uint8`` as a PNG atomically (temporary file, then rename)."""
+    check_image(image)
+    pil = Image.fromarray(image)
+    return atomic_write(path, lambda f: pil.save(f, format="PNG", optimize=optimize))

@@ -1,0 +1,167 @@
+"""One picture of a frame: the camera mosaic (with LiDAR points), the occupancy in bird's-eye view
+and in 3D, a class legend, and optionally a prediction beside the ground truth."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from occkit.data.sample import Sample
+from occkit.geometry.grid import Grid
+from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_PALETTE
+from occkit.viz.bev import MASK_MODES, as_label_grid, bev_image
+from occkit.viz.cameras import camera_mosaic, overlay_lidar
+from occkit.viz.draw import BACKGROUND, hstack, legend, put_text, titled, vstack
+from occkit.viz.perspective import EGO_BOX, ViewCamera, default_grid, perspective_image
+
+MASKS = ("none", "camera", "lidar")
+LIDAR_COLORS = ("depth", "class", "none")
+
+
+def images_uint8(images: torch.Tensor) -> np.ndarray:
+    """``(N, 3, H, W)`` float in [0, 1] -> ``(N, H, W, 3) uint8``."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images: expected shape (N, 3, H, W), got {tuple(images.shape)}")
+    return (images.detach().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def draw_ego_bev(image: np.ndarray, grid: Grid, scale: int, box=EGO_BOX) -> np.ndarray:
+    """Outline the ego footprint ``box = (lo, hi)`` (metres) on a :func:`bev_image` of ``grid``."""
+    (x0, y0, _), (x1, y1, _) = box
+    X, Y, _ = grid.shape
+    lo, vs = grid.range_min, grid.voxel_size
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        xi, yi = (x - lo[0]) / vs[0], (y - lo[1]) / vs[1]
+        return (Y - yi) * scale, (X - xi) * scale  # (column, row)
+
+    c0, r0 = px(x1, y1)  # front-left corner is the top-left of the rectangle
+    c1, r1 = px(x0, y0)
+    pil = Image.fromarray(image)
+    d = ImageDraw.Draw(pil)
+    d.rectangle([c0, r0, c1, r1], fill=(250, 250, 250), outline=(0, 0, 0))
+    # a notch at the front so the heading reads at a glance
+    cm = (c0 + c1) / 2
+    d.polygon([(cm, r0 - 0.6 * (c1 - c0)), (c0, r0), (c1, r0)], fill=(250, 250, 250), outline=(0, 0, 0))
+    return np.asarray(pil).copy()
+
+
+def occupancy_panels(
+    semantics: np.ndarray | torch.Tensor,
+    name: str,
+    mask: np.ndarray | torch.Tensor | None = None,
+    mask_mode: str = "hide",
+    grid: Grid | None = None,
+    panel_height: int = 400,
+    camera: ViewCamera = ViewCamera(),
+    palette: Sequence[Sequence[int]] = OCC3D_PALETTE,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Bird's-eye view and 3D view of one grid side by side, titled ``"<name> - ..."``.
+
+    Args:
+        semantics: ``(X, Y, Z)`` class ids; mask: optional ``(X, Y, Z)`` bool.
+    Returns:
+        ``(h, w, 3) uint8``.
+    """
+    sem = as_label_grid(semantics)
+    grid = grid or default_grid(sem.shape)
+    X, Y, _ = sem.shape
+    scale = max(1, panel_height // max(X, Y))
+    bev = bev_image(sem, mask=mask, palette=palette, mask_mode=mask_mode, scale=scale)
+    bev = draw_ego_bev(bev, grid, scale)
+    view = perspective_image(
+        sem, mask=mask, palette=palette, grid=grid, camera=camera, mask_mode=mask_mode,
+        width=round(panel_height * 1.5), height=panel_height, device=device,
+    )
+    return hstack([titled(bev, f"{name} - bird's-eye view (x forward = up)"), titled(view, f"{name} - 3D view")], gap=8)
+
+
+def compose_frame_figure(
+    sample: Sample,
+    pred: np.ndarray | torch.Tensor | None = None,
+    mask: str = "none",
+    mask_mode: str = "hide",
+    lidar_color: str = "depth",
+    panel_height: int = 400,
+    title: str | None = None,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """The picture ``occkit show`` writes.
+
+    Layout, top to bottom: a title; the camera mosaic with LiDAR points (when the sample has
+    images and LiDAR); ground truth BEV + 3D view; prediction BEV + 3D view (when ``pred`` is
+    given); the class legend (classes present in the frame are bright).
+
+    Args:
+        sample: a frame (images ``(N, 3, H, W)``, occupancy ``(X, Y, Z)``, masks, LiDAR optional).
+        pred: optional ``(X, Y, Z)`` predicted class ids, same grid as the ground truth.
+        mask: ``"none"``, ``"camera"`` or ``"lidar"``: which visibility mask to apply to the
+            ground truth and the prediction.
+        mask_mode: ``"hide"`` or ``"grey"`` for voxels outside the mask.
+        lidar_color: ``"depth"``, ``"class"`` (the point labels in the Occ3D palette) or ``"none"``.
+    Returns:
+        ``(H, W, 3) uint8``.
+    """
+    if mask not in MASKS:
+        raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
+    if mask_mode not in MASK_MODES:
+        raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
+    if lidar_color not in LIDAR_COLORS:
+        raise ValueError(f"lidar_color must be one of {LIDAR_COLORS}, got {lidar_color!r}")
+    gt = None if sample.occupancy is None else as_label_grid(sample.occupancy, "sample.occupancy")
+    pr = None if pred is None else as_label_grid(pred, "pred")
+    if gt is not None and pr is not None and gt.shape != pr.shape:
+        raise ValueError(f"pred: shape {pr.shape} does not match the ground truth {gt.shape}")
+    vis = None
+    if mask != "none":
+        vis = sample.mask_camera if mask == "camera" else sample.mask_lidar
+        if vis is None:
+            raise ValueError(f"mask={mask!r}: the sample has no mask_{mask}")
+    shape = (gt if gt is not None else pr).shape if (gt is not None or pr is not None) else None
+    grid = default_grid(shape) if shape is not None else None
+
+    rows: list[np.ndarray] = []
+    if gt is not None:
+        rows.append(occupancy_panels(gt, "ground truth", vis, mask_mode, grid, panel_height, device=device))
+    if pr is not None:
+        rows.append(occupancy_panels(pr, "prediction", vis, mask_mode, grid, panel_height, device=device))
+    width = max((r.shape[1] for r in rows), default=1200)
+
+    parts: list[np.ndarray] = []
+    head = title or f"{sample.scene}   frame {sample.token}"
+    if sample.description:
+        head += f"   -   {sample.description}"
+    strip = np.empty((30, width, 3), np.uint8)
+    strip[:] = np.asarray(BACKGROUND, np.uint8)
+    parts.append(put_text(strip, head, (4, 4), size=17, box=None))
+
+    if sample.images.numel() > 0:
+        imgs = images_uint8(sample.images)
+        if sample.lidar is not None and lidar_color != "none" and sample.lidar.shape[0] > 0:
+            colors = None
+            if lidar_color == "class" and sample.lidar_labels is not None:
+                lab = sample.lidar_labels.cpu().numpy()
+                pal = np.asarray(OCC3D_PALETTE, np.uint8)
+                if lab.size and (lab.min() < 0 or lab.max() >= len(pal)):
+                    raise ValueError(f"sample.lidar_labels: classes must lie in [0, {len(pal)}), got [{lab.min()}, {lab.max()}]")
+                colors = pal[lab]
+            r = max(1, imgs.shape[2] // 500)
+            imgs = np.stack([
+                overlay_lidar(im, sample.lidar[:, :3], K, T, colors=colors, radius=r)
+                for im, K, T in zip(imgs, sample.intrinsics, sample.T_ego_from_cam)
+            ])
+        tile_w = (width - 2 * 2) // 3
+        label = "cameras" + (f" + LiDAR ({lidar_color})" if sample.lidar is not None and lidar_color != "none" else "")
+        parts.append(titled(camera_mosaic(imgs, sample.cam_names, tile_width=tile_w), label))
+
+    parts.extend(rows)
+    present = np.zeros(len(OCC3D_CLASSES), bool)
+    for g in (gt, pr):
+        if g is not None:
+            present[np.unique(g[(g >= 0) & (g < len(present))])] = True
+    parts.append(legend(OCC3D_CLASSES[:OCC3D_FREE], OCC3D_PALETTE, width, present=present[:OCC3D_FREE]))
+    return vstack(parts, gap=6)

@@ -39,8 +39,9 @@ class SynthConfig:
     lidar_max_range: float = 70.0
     """LiDAR range in metres; farther surfaces give no return."""
     mask_ray_stride: int = 0
-    """Pixel stride of the camera rays cast for ``mask_camera`` (0 = automatic: fine enough that
-    neighbouring rays are less than one 0.4 m voxel apart at the far corner of the grid)."""
+    """Pixel stride of the camera rays cast for ``mask_camera``. 0 = adaptive: neighbouring rays
+    less than a voxel apart where they end (dense towards the horizon, sparse on near surfaces);
+    see :func:`occkit.data.synth.occupancy.camera_mask_rays`."""
     occupancy_supersample: int = 2
     """Samples per voxel edge when voxelising the primitives (2 -> 8 samples per voxel)."""
     max_render_distance: float = 120.0

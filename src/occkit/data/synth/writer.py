@@ -18,12 +18,11 @@ from PIL import Image
 from occkit.data.occ3d import NUSCENES_CAMERAS
 from occkit.data.synth.config import SynthConfig, frame_token, scene_name
 from occkit.data.synth.lidar import simulate_lidar
-from occkit.data.synth.occupancy import FREE, auto_mask_stride, camera_visibility, lidar_visibility, semantic_occupancy
+from occkit.data.synth.occupancy import FREE, camera_mask_rays, camera_visibility, lidar_visibility, semantic_occupancy
 from occkit.data.synth.render import render_camera
 from occkit.data.synth.scene import Scene, SceneState, build_scene, scene_state_at
 from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar, camera_intrinsics
 from occkit.fileio import save_npz_atomic, write_bytes_atomic, write_json_atomic
-from occkit.geometry.camera import pixel_centers, pixel_rays
 from occkit.geometry.grid import occ3d_grid
 from occkit.geometry.transforms import apply_transform, invert_transform, pose_from_transform
 
@@ -85,12 +84,10 @@ def frame_data(scene: Scene, frame_index: int) -> dict[str, Any]:
     occupied = sem != FREE
     origins, dirs = [], []
     for cam in NUSCENES_CAMERAS:
-        K, T_ec = cams[cam]["K"], cams[cam]["T_ego_from_cam"]
-        stride = cfg.mask_ray_stride or auto_mask_stride(K, grid)
-        uv = pixel_centers(H, W, stride=stride, dtype=torch.float64).view(-1, 2)
-        d = pixel_rays(uv, K) @ T_ec[:3, :3].T
-        dirs.append(d / d.norm(dim=-1, keepdim=True))
-        origins.append(T_ec[:3, 3].expand(d.shape[0], 3))
+        c = cams[cam]
+        o, d = camera_mask_rays(c["K"], c["T_ego_from_cam"], c["depth"], grid, cfg.mask_ray_stride)
+        origins.append(o)
+        dirs.append(d)
     mask_c = camera_visibility(grid, occupied, torch.cat(origins), torch.cat(dirs))
     T_eg = invert_transform(T_ge)
     yaw_e = math.atan2(float(T_ge[1, 0]), float(T_ge[0, 0]))

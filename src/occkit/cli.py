@@ -15,6 +15,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("synth", "occkit.commands.synth", "generate a procedural driving world as an Occ3D-nuScenes (or SemanticKITTI) dataset"),
     ("show", "occkit.commands.show", "picture of a frame: cameras, occupancy (BEV and 3D), LiDAR; or a prediction beside its ground truth"),
     ("stats", "occkit.commands.stats", "class frequencies, free and masked fractions, frames per scene"),
+    ("eval", "occkit.commands.eval", "official metrics of a predictions folder: Occ3D mIoU / RayIoU or SemanticKITTI SSC"),
 )
 
 

@@ -1,0 +1,70 @@
+"""``occkit eval --gt DIR --pred DIR [--format auto|occ3d|semantickitti] [--split val|train|all]
+[--mask camera|lidar|both|none] [--metrics miou,rayiou] [--infos FILE] [--json FILE] [--csv FILE]
+[--allow-missing]``: the official metrics of a folder of predictions.
+
+The benchmark is detected from the ground-truth layout (``annotations.json``: Occ3D-nuScenes;
+``sequences/``: SemanticKITTI). Prints a per-class table; numbers are percentages like the
+official tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gt", type=Path, required=True, help="ground-truth dataset folder")
+    p.add_argument("--pred", type=Path, required=True, help="predictions folder (<token>.npz for Occ3D; sequences/XX/predictions/NNNNNN.label for SemanticKITTI)")
+    p.add_argument("--format", default="auto", choices=("auto", "occ3d", "semantickitti"), help="benchmark (default: detected from --gt)")
+    p.add_argument("--split", default="val", help="val (default), train, all (SemanticKITTI also: test)")
+    p.add_argument("--mask", default="camera", choices=("camera", "lidar", "both", "none"), help="Occ3D voxels evaluated (default: camera, as the official challenge)")
+    p.add_argument("--metrics", default=None, help="comma list: miou,rayiou for Occ3D (default miou); ssc for SemanticKITTI")
+    p.add_argument("--infos", type=Path, default=None, help="nuScenes-style info file (.pkl/.json with lidar2ego_*, ego2global_*) giving the LiDAR poses RayIoU needs on real Occ3D")
+    p.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
+    p.add_argument("--csv", type=Path, default=None, help="write the per-class table to this CSV file")
+    p.add_argument("--allow-missing", action="store_true", help="evaluate the frames that have predictions; warn about missing or extra ones")
+    p.add_argument("--device", default="cpu", help="torch device for the accumulation (cpu, cuda, ...)")
+    p.add_argument("--workers", type=int, default=4, help="reader threads (default 4)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from occkit.metrics.evaluate import (
+        detect_format,
+        evaluate_occ3d,
+        evaluate_semantickitti,
+        format_table,
+        write_result_csv,
+        write_result_json,
+    )
+
+    fmt = detect_format(args.gt) if args.format == "auto" else args.format
+    metrics = tuple(m.strip() for m in (args.metrics or "").split(",") if m.strip())
+    progress = False if args.no_progress else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if fmt == "occ3d":
+            result = evaluate_occ3d(
+                args.gt, args.pred, split=args.split, mask=args.mask, metrics=metrics or ("miou",),
+                infos=args.infos, allow_missing=args.allow_missing, device=args.device,
+                workers=args.workers, progress=progress,
+            )
+        else:
+            if set(metrics) - {"ssc", "miou"}:
+                raise ValueError(f"--metrics: {sorted(set(metrics) - {'ssc', 'miou'})} not available for SemanticKITTI (ssc only)")
+            result = evaluate_semantickitti(
+                args.gt, args.pred, split=args.split, allow_missing=args.allow_missing,
+                device=args.device, workers=args.workers, progress=progress,
+            )
+    for w in caught:
+        print(f"occkit eval: warning: {w.message}")
+    print(format_table(result))
+    if args.json is not None:
+        write_result_json(args.json, result)
+        print(f"wrote {args.json}")
+    if args.csv is not None:
+        write_result_csv(args.csv, result)
+        print(f"wrote {args.csv}")
+    return 0

@@ -1,0 +1,351 @@
+"""Evaluate a folder of predictions against a ground-truth dataset (what ``occkit eval`` runs).
+
+- Occ3D-nuScenes: ground truth ``<gt>/annotations.json`` + ``gts/<scene>/<token>/labels.npz``;
+  predictions ``<pred>/<token>.npz`` (found anywhere under ``<pred>``), uint8 (200, 200, 16)
+  under the key ``semantics`` (or ``pred``, or a single unnamed array).
+- SemanticKITTI: ground truth ``<gt>/sequences/XX/voxels/NNNNNN.{label,invalid}``; predictions
+  ``<pred>/sequences/XX/predictions/NNNNNN.label`` (the submission layout) or
+  ``<pred>/XX/NNNNNN.label``: uint16 raw ids.
+
+Results are in percent; NaN (a class absent from both) becomes ``null`` in JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from occkit.fileio import load_npz, write_json_atomic, write_text_atomic
+from occkit.labels import OCC3D_CLASSES, SEMANTICKITTI_CLASSES
+
+OCC3D_SHAPE: tuple[int, int, int] = (200, 200, 16)
+
+
+def detect_format(gt_root: str | os.PathLike) -> str:
+    """``"occ3d"`` when ``annotations.json`` is there, ``"semantickitti"`` when ``sequences/`` is;
+    otherwise an error naming the folder."""
+    root = Path(gt_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: ground-truth folder not found")
+    if (root / "annotations.json").is_file():
+        return "occ3d"
+    if (root / "sequences").is_dir():
+        return "semantickitti"
+    raise ValueError(f"{root}: cannot tell the benchmark (no annotations.json for Occ3D, no sequences/ for SemanticKITTI); pass --format")
+
+
+def load_occ3d_prediction(path: str | os.PathLike, shape: tuple[int, int, int] = OCC3D_SHAPE) -> np.ndarray:
+    """A prediction in the Occ3D submission format: ``shape`` uint8 class ids in [0, 17].
+
+    Reads key ``semantics``, else ``pred``, else the file's only array; wrong shape, a float
+    dtype or out-of-range classes raise naming the file."""
+    z = load_npz(path)
+    if "semantics" in z:
+        a = z["semantics"]
+    elif "pred" in z:
+        a = z["pred"]
+    elif len(z) == 1:
+        a = next(iter(z.values()))
+    else:
+        raise KeyError(f"{path}: no 'semantics' or 'pred' array and more than one array ({sorted(z)})")
+    if a.shape != shape:
+        raise ValueError(f"{path}: prediction has shape {a.shape}, expected {shape}")
+    if not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
+        raise ValueError(f"{path}: prediction has dtype {a.dtype}, expected uint8 class ids")
+    if a.size and (int(a.min()) < 0 or int(a.max()) > 17):
+        raise ValueError(f"{path}: prediction has classes in [{int(a.min())}, {int(a.max())}], expected [0, 17]")
+    return a.astype(np.uint8, copy=False)
+
+
+def _match(gt_ids: list[str], pred_files: dict[str, Path], pred_dir: Path, allow_missing: bool) -> tuple[list[str], int, int]:
+    """Frames with both; missing / extra predictions raise (or warn with ``allow_missing``)."""
+    missing = [t for t in gt_ids if t not in pred_files]
+    gt_set = set(gt_ids)
+    extra = sorted(t for t in pred_files if t not in gt_set)
+    for what, items in (("missing predictions for", missing), ("predictions for frames not in the ground truth:", extra)):
+        if not items:
+            continue
+        shown = ", ".join(items[:5]) + (f" ... ({len(items)} in all)" if len(items) > 5 else "")
+        msg = f"{pred_dir}: {what} {len(items)} frame(s): {shown}"
+        if not allow_missing:
+            raise ValueError(msg + " (use --allow-missing to evaluate the rest)")
+        warnings.warn(msg, stacklevel=3)
+    keep = [t for t in gt_ids if t in pred_files]
+    if not keep:
+        raise ValueError(f"{pred_dir}: no prediction matches a ground-truth frame")
+    return keep, len(missing), len(extra)
+
+
+def _batched(items: list[Any], n: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _bar(total: int, show: bool | None) -> Any:
+    """A tqdm progress bar on stderr (``show=None``: only on a terminal), or ``None``."""
+    if show is False:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="eval", unit="frame", disable=None if show is None else not show, file=sys.stderr)
+
+
+def _prefetch(fn: Callable[[Any], Any], items: list[Any], workers: int) -> Iterator[Any]:
+    """``map(fn, items)`` with reading done by a few threads at most ``4 * workers`` items ahead
+    of use (zlib and file reads release the GIL), so memory stays bounded."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    from collections import deque
+
+    with ThreadPoolExecutor(workers) as ex:
+        pending: deque = deque()
+        it = iter(items)
+        for item in it:
+            pending.append(ex.submit(fn, item))
+            if len(pending) >= 4 * workers:
+                break
+        for item in it:
+            yield pending.popleft().result()
+            pending.append(ex.submit(fn, item))
+        while pending:
+            yield pending.popleft().result()
+
+
+def evaluate_occ3d(
+    gt_root: str | os.PathLike,
+    pred_dir: str | os.PathLike,
+    split: str = "val",
+    mask: str = "camera",
+    metrics: tuple[str, ...] = ("miou",),
+    infos: str | os.PathLike | None = None,
+    allow_missing: bool = False,
+    device: str | torch.device = "cpu",
+    batch_size: int = 8,
+    workers: int = 4,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Occ3D-nuScenes mIoU (and RayIoU when ``"rayiou"`` is in ``metrics``) of a prediction folder.
+
+    Returns the :class:`~occkit.metrics.occ3d.Occ3DMetric` result (``miou``, ``geometry_iou``,
+    ``iou``, ``mask``, ``frames``) plus ``benchmark``, ``missing``, ``extra`` and, for RayIoU,
+    ``rayiou``, ``rayiou@1``, ``rayiou@2``, ``rayiou@4``, ``rayiou_iou``.
+    """
+    from occkit.data.occ3d import Occ3DDataset, load_occ3d_labels
+    from occkit.metrics.occ3d import Occ3DMetric
+    from occkit.metrics.rayiou import (
+        RayIoUMetric,
+        load_nuscenes_infos,
+        rayiou_origins,
+        rayiou_origins_from_infos,
+        scene_frames_from_infos,
+    )
+
+    unknown = set(metrics) - {"miou", "rayiou"}
+    if unknown:
+        raise ValueError(f"--metrics: unknown {sorted(unknown)} for Occ3D (choose from miou, rayiou)")
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
+    ds = Occ3DDataset(gt_root, split, load_images=False, load_gt=True, load_extras=False)
+    pred_files: dict[str, Path] = {}
+    for p in sorted(pred_dir.rglob("*.npz")):
+        if p.stem in pred_files:
+            raise ValueError(f"{pred_dir}: two predictions for token {p.stem}: {pred_files[p.stem]} and {p}")
+        pred_files[p.stem] = p
+    tokens, n_missing, n_extra = _match([f.token for f in ds.frames], pred_files, pred_dir, allow_missing)
+
+    origin_fn: Callable[[str], torch.Tensor] | None = None
+    if "rayiou" in metrics:
+        if infos is not None:
+            info_table = load_nuscenes_infos(infos)
+            scene_frames = scene_frames_from_infos(info_table)
+            absent = [t for t in tokens if t not in info_table]
+            if absent:
+                raise KeyError(f"{infos}: no LiDAR/ego poses for {len(absent)} frame(s), e.g. {absent[:3]}")
+            origin_fn = lambda t: rayiou_origins_from_infos(info_table, t, scene_frames)  # noqa: E731
+        else:
+            if not ds.info(tokens[0]).get("lidar_sensor"):
+                raise ValueError(
+                    f"{ds.annotations_path}: RayIoU needs the LiDAR poses of every frame, and these annotations have no "
+                    "'lidar_sensor' entries: pass --infos FILE (nuScenes-style infos with lidar2ego_translation/rotation "
+                    "and ego2global_translation/rotation per token)"
+                )
+            origin_fn = lambda t: rayiou_origins(ds, t)  # noqa: E731
+
+    occ = Occ3DMetric(mask=mask, device=device)
+    ray = RayIoUMetric(device=device) if origin_fn is not None else None
+
+    def load(token: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        # (Occ3DDataset.load_gt the method is shadowed by its load_gt flag: read directly)
+        return load_occ3d_prediction(pred_files[token]), load_occ3d_labels(ds.gt_path(token), ds.grid.shape)
+
+    loaded = _prefetch(load, tokens, workers)
+    bar = _bar(len(tokens), progress)
+    for batch in _batched(tokens, batch_size):
+        items = [next(loaded) for _ in batch]
+        pred = torch.from_numpy(np.stack([p for p, _ in items])).to(device)
+        gt = torch.from_numpy(np.stack([g["semantics"] for _, g in items])).to(device)
+        mc = torch.from_numpy(np.stack([g["mask_camera"] for _, g in items]).astype(bool)).to(device)
+        ml = torch.from_numpy(np.stack([g["mask_lidar"] for _, g in items]).astype(bool)).to(device)
+        occ.update(pred, gt, mask_camera=mc, mask_lidar=ml)
+        if ray is not None and origin_fn is not None:
+            ray.update(pred, gt, [origin_fn(t) for t in batch])
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    out: dict[str, Any] = {"benchmark": "occ3d", "split": split}
+    out.update(occ.compute())
+    if ray is not None:
+        out.update(ray.compute())
+        out.pop("frames", None)
+        out["frames"] = occ.frames
+    out["missing"], out["extra"] = n_missing, n_extra
+    return out
+
+
+def evaluate_semantickitti(
+    gt_root: str | os.PathLike,
+    pred_dir: str | os.PathLike,
+    split: str = "val",
+    allow_missing: bool = False,
+    device: str | torch.device = "cpu",
+    workers: int = 4,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """SemanticKITTI SSC metrics of a prediction folder (submission layout).
+
+    Returns ``ssc_miou``, ``completion_iou``, ``precision``, ``recall``, ``iou``, ``frames``,
+    plus ``miou`` (= ``ssc_miou``), ``geometry_iou`` (= ``completion_iou``), ``mask``
+    (``"invalid"``: 255 and invalid voxels left out), ``benchmark``, ``missing``, ``extra``.
+    """
+    from occkit.data.semantickitti import SemanticKITTIDataset, read_ssc_prediction
+    from occkit.metrics.ssc import SSCMetric
+
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
+    ds = SemanticKITTIDataset(gt_root, split, load_images=False, load_gt=True)
+    if len(ds) == 0:
+        raise ValueError(f"{gt_root}: no labelled frames in split {split!r} (sequences {ds.sequences or 'none found'})")
+    pred_files: dict[str, Path] = {}
+    for p in pred_dir.rglob("*.label"):
+        seq = p.parent.parent.name if p.parent.name == "predictions" else p.parent.name
+        pred_files[f"{seq}/{p.stem}"] = p
+    gt_ids = [ds.token(i) for i in range(len(ds))]
+    tokens, n_missing, n_extra = _match(gt_ids, pred_files, pred_dir, allow_missing)
+    index = {t: i for i, t in enumerate(gt_ids)}
+
+    def load(token: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pred = read_ssc_prediction(pred_files[token])
+        if int(pred.max(initial=0)) == 255:
+            raise ValueError(f"{pred_files[token]}: prediction holds raw ids outside the learning map (mapped to 255)")
+        labels, invalid = ds.load_gt_arrays(index[token])
+        return pred, labels, invalid
+
+    m = SSCMetric(device=device)
+    bar = _bar(len(tokens), progress)
+    for pred, labels, invalid in _prefetch(load, tokens, workers):
+        m.update(
+            torch.from_numpy(pred[None]).to(device),
+            torch.from_numpy(labels[None]).to(device),
+            torch.from_numpy(invalid[None]).to(device),
+        )
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    out: dict[str, Any] = {"benchmark": "semantickitti", "split": split}
+    r = m.compute()
+    out.update(r)
+    out["miou"], out["geometry_iou"], out["mask"] = r["ssc_miou"], r["completion_iou"], "invalid"
+    out["missing"], out["extra"] = n_missing, n_extra
+    return out
+
+
+# ------------------------------------------------------------------------------------ output
+
+
+def _fmt(v: float) -> str:
+    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A per-class table and the summary lines, two decimals like the official printouts."""
+    ray = result.get("rayiou_iou")
+    names = list(result["iou"])
+    head = f"{'class':<22}{'IoU':>8}" + ("".join(f"{'Ray@' + k:>9}" for k in ("1", "2", "4")) if ray else "")
+    lines = [head, "-" * len(head)]
+    for n in names:
+        row = f"{n:<22}{_fmt(result['iou'][n]):>8}"
+        if ray:
+            row += "".join(f"{_fmt(v):>9}" for v in ray[n])
+        lines.append(row)
+    lines.append("-" * len(head))
+    if result["benchmark"] == "semantickitti":
+        keys = ("ssc_miou", "completion_iou", "precision", "recall")
+    else:
+        keys = ("miou", "geometry_iou") + (("rayiou", "rayiou@1", "rayiou@2", "rayiou@4") if ray else ())
+    for k in keys:
+        lines.append(f"{k:<22}{_fmt(result[k]):>8}")
+    lines.append(f"frames: {result['frames']}  mask: {result['mask']}" + (f"  missing: {result['missing']}" if result.get("missing") else ""))
+    return "\n".join(lines)
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+def write_result_json(path: str | os.PathLike, result: dict[str, Any]) -> Path:
+    """Write the result as JSON (NaN -> null), atomically."""
+    return write_json_atomic(path, _json_safe(result), indent=1)
+
+
+def write_result_csv(path: str | os.PathLike, result: dict[str, Any]) -> Path:
+    """Write ``class,iou[,rayiou@1,rayiou@2,rayiou@4]`` rows, then the summary values as
+    ``<name>,<value>`` rows, atomically (NaN as an empty field)."""
+    ray = result.get("rayiou_iou")
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["class", "iou"] + (["rayiou@1", "rayiou@2", "rayiou@4"] if ray else []))
+
+    def cell(v: Any) -> str:
+        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
+
+    for n, v in result["iou"].items():
+        w.writerow([n, cell(v)] + ([cell(x) for x in ray[n]] if ray else []))
+    for k in ("miou", "geometry_iou", "rayiou", "rayiou@1", "rayiou@2", "rayiou@4", "ssc_miou", "completion_iou", "precision", "recall"):
+        if k in result:
+            w.writerow([k, cell(result[k])])
+    return write_text_atomic(path, buf.getvalue())
+
+
+__all__ = [
+    "OCC3D_CLASSES",
+    "SEMANTICKITTI_CLASSES",
+    "detect_format",
+    "evaluate_occ3d",
+    "evaluate_semantickitti",
+    "format_table",
+    "load_occ3d_prediction",
+    "write_result_csv",
+    "write_result_json",
+]

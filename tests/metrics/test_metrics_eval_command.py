@@ -1,0 +1,142 @@
+"""`occkit eval` end to end on tiny Occ3D and SemanticKITTI folders written here."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from occkit.cli import main
+from occkit.data.semantickitti import SSC_SHAPE, write_bitpacked, write_calib, write_label, write_ssc_prediction
+from occkit.fileio import save_npz_atomic, write_json_atomic
+from occkit.metrics.evaluate import detect_format, evaluate_occ3d, load_occ3d_prediction
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def write_occ3d(root, frames=3, lidar=True, seed=0):
+    rng = np.random.default_rng(seed)
+    infos, gts = {"scene-a": {}}, {}
+    for i in range(frames):
+        tok = f"tok{i:02d}"
+        sem = np.full((200, 200, 16), 17, np.uint8)
+        low = rng.random((200, 200, 5)) < 0.3
+        sem[:, :, :5][low] = rng.integers(0, 17, low.sum())
+        sem[:, :, 0] = 11
+        mc = (rng.random(sem.shape) < 0.7).astype(np.uint8)
+        ml = (rng.random(sem.shape) < 0.7).astype(np.uint8)
+        save_npz_atomic(root / f"gts/scene-a/{tok}/labels.npz", semantics=sem, mask_lidar=ml, mask_camera=mc)
+        e = {"timestamp": i, "ego_pose": {"translation": [3.0 * i, 0, 0], "rotation": [1, 0, 0, 0]}, "camera_sensor": {}}
+        if lidar:
+            e["lidar_sensor"] = {"extrinsic": {"translation": [0.9, 0.0, 1.8], "rotation": [1, 0, 0, 0]}}
+        infos["scene-a"][tok] = e
+        gts[tok] = (sem, mc, ml)
+    write_json_atomic(root / "annotations.json", {"train_split": [], "val_split": ["scene-a"], "scene_infos": infos})
+    return gts
+
+
+def test_occ3d_eval_perfect_and_noisy(tmp_path, capsys):
+    gts = write_occ3d(tmp_path / "gt", frames=2)
+    assert detect_format(tmp_path / "gt") == "occ3d"
+    for t, (sem, _, _) in gts.items():
+        save_npz_atomic(tmp_path / "pred" / f"{t}.npz", semantics=sem)
+    out = tmp_path / "r.json"
+    rc = main(["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--json", str(out),
+               "--csv", str(tmp_path / "r.csv"), "--metrics", "miou,rayiou", "--no-progress"])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert r["miou"] == pytest.approx(100.0) and r["geometry_iou"] == pytest.approx(100.0)
+    assert r["rayiou"] == pytest.approx(100.0) and r["rayiou@1"] == pytest.approx(100.0)
+    assert r["frames"] == 2 and r["mask"] == "camera"
+    assert "miou" in capsys.readouterr().out
+    assert (tmp_path / "r.csv").read_text().startswith("class,iou,rayiou@1")
+
+    # noisy predictions, other keys and masks: compare with the official formula computed here
+    rng = np.random.default_rng(5)
+    hist = np.zeros((18, 18), np.int64)
+    for i, (t, (sem, mc, ml)) in enumerate(gts.items()):
+        pred = np.where(rng.random(sem.shape) < 0.8, sem, rng.integers(0, 18, sem.shape)).astype(np.uint8)
+        m = (mc & ml).astype(bool)
+        hist += np.bincount(18 * sem[m].astype(int) + pred[m], minlength=324).reshape(18, 18)
+        kw = {"pred": pred} if i == 0 else {"semantics": pred} if i == 1 else {"arr_0": pred}
+        save_npz_atomic(tmp_path / "pred2" / f"{t}.npz", **kw)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.diag(hist) / (hist.sum(0) + hist.sum(1) - np.diag(hist))
+    r = evaluate_occ3d(tmp_path / "gt", tmp_path / "pred2", mask="both", progress=False)
+    assert r["miou"] == pytest.approx(100 * np.nanmean(iou[:17]))
+    assert r["mask"] == "both"
+
+
+def test_occ3d_eval_errors(tmp_path, capsys):
+    gts = write_occ3d(tmp_path / "gt", lidar=False)
+    toks = list(gts)
+    for t in toks[:2]:
+        save_npz_atomic(tmp_path / "pred" / f"{t}.npz", semantics=gts[t][0])
+    save_npz_atomic(tmp_path / "pred" / "stranger.npz", semantics=gts[toks[0]][0])
+    args = ["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--no-progress"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "tok02" in err and "missing" in err
+    assert main(args + ["--allow-missing", "--json", str(tmp_path / "r.json")]) == 0
+    cap = capsys.readouterr().out
+    assert "warning" in cap and "stranger" in cap
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["frames"] == 2 and r["missing"] == 1 and r["extra"] == 1
+    assert r["iou"]["others"] is None or isinstance(r["iou"]["others"], float)
+    # RayIoU without LiDAR poses: refused, saying what is missing
+    assert main(args + ["--allow-missing", "--metrics", "rayiou"]) == 1
+    assert "lidar_sensor" in capsys.readouterr().err
+    # wrong shape / dtype / corrupt
+    save_npz_atomic(tmp_path / "bad" / "tok00.npz", semantics=np.zeros((200, 200, 8), np.uint8))
+    with pytest.raises(ValueError, match="shape"):
+        load_occ3d_prediction(tmp_path / "bad" / "tok00.npz")
+    save_npz_atomic(tmp_path / "bad" / "tok01.npz", semantics=np.zeros((200, 200, 16), np.float32))
+    with pytest.raises(ValueError, match="dtype"):
+        load_occ3d_prediction(tmp_path / "bad" / "tok01.npz")
+    (tmp_path / "bad" / "tok02.npz").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="tok02.npz"):
+        load_occ3d_prediction(tmp_path / "bad" / "tok02.npz")
+    assert main(["eval", "--gt", str(tmp_path / "nope"), "--pred", str(tmp_path / "pred")]) == 1
+
+
+def write_kitti(root, frames=("000000", "000005"), seed=0):
+    rng = np.random.default_rng(seed)
+    seq = root / "sequences" / "08"
+    write_calib(seq / "calib.txt", np.hstack([np.eye(3), np.zeros((3, 1))]), np.eye(4))
+    out = {}
+    for f in frames:
+        learn = np.zeros(SSC_SHAPE, np.uint8)
+        occ = rng.random(SSC_SHAPE) < 0.05
+        learn[occ] = rng.integers(1, 20, occ.sum())
+        raw = np.array([0, 10, 11, 15, 18, 20, 30, 31, 32, 40, 44, 48, 49, 50, 51, 70, 71, 72, 80, 81], np.uint16)[learn]
+        raw[0, :5, 0] = 52  # ignored
+        inv = rng.random(SSC_SHAPE) < 0.1
+        write_label(seq / "voxels" / f"{f}.label", raw)
+        write_bitpacked(seq / "voxels" / f"{f}.invalid", inv)
+        out[f] = (learn, inv)
+    return out
+
+
+def test_semantickitti_eval(tmp_path):
+    gts = write_kitti(tmp_path / "gt")
+    assert detect_format(tmp_path / "gt") == "semantickitti"
+    for f, (learn, _) in gts.items():
+        write_ssc_prediction(tmp_path / "pred" / "sequences" / "08" / "predictions" / f"{f}.label", learn)
+    out = tmp_path / "k.json"
+    assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--json", str(out), "--no-progress"]) == 0
+    r = json.loads(out.read_text())
+    assert r["benchmark"] == "semantickitti" and r["frames"] == 2
+    for k in ("ssc_miou", "completion_iou", "precision", "recall"):
+        assert r[k] == pytest.approx(100.0)
+    # missing frame -> error naming it
+    (tmp_path / "pred" / "sequences" / "08" / "predictions" / "000005.label").unlink()
+    assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--no-progress"]) == 1

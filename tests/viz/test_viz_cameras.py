@@ -100,3 +100,12 @@ def test_mosaic_other_cameras_and_errors():
         camera_mosaic(imgs, ["a"])
     with pytest.raises(ValueError, match="size"):
         camera_mosaic([imgs[0], np.zeros((4, 4, 3), np.uint8)], ["a", "b"])
+
+
+def test_fit_text():
+    from occkit.viz.draw import fit_text, text_size
+
+    assert fit_text("short", 500) == "short"
+    long = "a very long title " * 20
+    cut = fit_text(long, 200)
+    assert cut.endswith("...") and text_size(cut)[0] <= 200 and long.startswith(cut[:-3])

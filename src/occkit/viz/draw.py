@@ -69,6 +69,20 @@ def text_size(text: str, size: int = 14) -> tuple[int, int]:
     return int(box[2] - box[0]), int(box[3] - box[1])
 
 
+def fit_text(text: str, width: int, size: int = 14) -> str:
+    """``text``, cut and ended with an ellipsis if needed so that it is at most ``width`` pixels wide."""
+    if text_size(text, size)[0] <= width:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:  # longest prefix that fits with the ellipsis
+        mid = (lo + hi + 1) // 2
+        if text_size(text[:mid] + "...", size)[0] <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo].rstrip() + "..."
+
+
 def put_text(
     image: np.ndarray,
     text: str,

@@ -14,7 +14,7 @@ from occkit.geometry.grid import Grid
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_PALETTE
 from occkit.viz.bev import MASK_MODES, as_label_grid, bev_image
 from occkit.viz.cameras import camera_mosaic, overlay_lidar
-from occkit.viz.draw import BACKGROUND, hstack, legend, put_text, titled, vstack
+from occkit.viz.draw import BACKGROUND, fit_text, hstack, legend, put_text, titled, vstack
 from occkit.viz.perspective import EGO_BOX, ViewCamera, default_grid, perspective_image
 
 MASKS = ("none", "camera", "lidar")
@@ -137,7 +137,7 @@ def compose_frame_figure(
         head += f"   -   {sample.description}"
     strip = np.empty((30, width, 3), np.uint8)
     strip[:] = np.asarray(BACKGROUND, np.uint8)
-    parts.append(put_text(strip, head, (4, 4), size=17, box=None))
+    parts.append(put_text(strip, fit_text(head, width - 16, size=17), (4, 4), size=17, box=None))
 
     if sample.images.numel() > 0:
         imgs = images_uint8(sample.images)

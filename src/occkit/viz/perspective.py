@@ -34,8 +34,8 @@ class ViewCamera:
         fov_deg: horizontal field of view in degrees.
     """
 
-    eye: tuple[float, float, float] = (-42.0, 0.0, 30.0)
-    target: tuple[float, float, float] = (6.0, 0.0, -4.0)
+    eye: tuple[float, float, float] = (-30.0, 0.0, 24.0)
+    target: tuple[float, float, float] = (12.0, 0.0, -6.0)
     fov_deg: float = 62.0
 
 

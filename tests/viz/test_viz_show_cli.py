@@ -53,9 +53,9 @@ def test_show_writes_a_png_of_the_expected_size(tiny_occ3d_root, tmp_path, capsy
     assert main(["show", str(tiny_occ3d_root), "--out", str(out), "--panel-height", "60", "--mask", "camera"]) == 0
     im = Image.open(out)
     assert im.mode == "RGB"
-    # panel row: BEV 200 px (scale 1) + gap 8 + 3D view 1.5 * 60 = 90 px
-    assert im.width == 200 + 8 + 90
-    assert im.height > 200 + 60  # title, mosaic, panels, legend
+    # panel row: BEV 60 px + gap 8 + 3D view 1.5 * 60 = 90 px
+    assert im.width == 60 + 8 + 90
+    assert im.height > 60 + 60  # title, mosaic, panels, legend
     assert "wrote" in capsys.readouterr().out
     assert not list(out.parent.glob(".*tmp"))  # atomic write left nothing behind
 
@@ -70,7 +70,7 @@ def test_show_prediction_beside_ground_truth(tiny_occ3d_root, tmp_path):
     assert main(["show", str(tiny_occ3d_root), "--token", token, "--out", str(a), "--panel-height", "40"]) == 0
     assert main(["show", str(tiny_occ3d_root), "--token", token, "--out", str(b), "--panel-height", "40",
                  "--pred", str(pred_dir)]) == 0
-    assert Image.open(b).height > Image.open(a).height + 150
+    assert Image.open(b).height > Image.open(a).height + 40  # one more row of 40 px panels
     # a single file works too
     assert main(["show", str(tiny_occ3d_root), "--token", token, "--out", str(b), "--panel-height", "40",
                  "--pred", str(pred_dir / f"{token}.npz")]) == 0
@@ -102,3 +102,20 @@ def test_show_list(tiny_occ3d_root, capsys):
     assert main(["show", str(tiny_occ3d_root), "--list", "--split", "val"]) == 0
     out = capsys.readouterr().out
     assert "scene-0001: 2 frames" in out and "scene-0000" not in out
+
+
+def test_show_prediction_without_ground_truth(tiny_occ3d_root, tmp_path, capsys):
+    from occkit.data.occ3d import Occ3DDataset
+
+    root = tmp_path / "nolabels"
+    shutil.copytree(tiny_occ3d_root, root)
+    ds = Occ3DDataset(root, split="all", load_images=False)
+    token = ds.frames[0].token
+    ds.gt_path(token).unlink()
+    out = tmp_path / "p.png"
+    assert main(["show", str(root), "--token", token, "--out", str(out), "--panel-height", "40"]) == 1
+    assert "labels.npz" in capsys.readouterr().err
+    pred = tmp_path / f"{token}.npz"
+    save_npz_atomic(pred, semantics=np.full((200, 200, 16), 11, np.uint8))
+    assert main(["show", str(root), "--token", token, "--out", str(out), "--panel-height", "40", "--pred", str(pred)]) == 0
+    assert out.is_file()

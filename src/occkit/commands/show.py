@@ -76,10 +76,12 @@ def run(args: argparse.Namespace) -> int:
     token = args.token or ds.frames[0].token
     if token not in {f.token for f in ds.frames}:
         raise KeyError(f"token {token!r} is not in split '{args.split}' of the dataset {args.root} (see --list)")
-    sample = ds[ds.index_of(token)]
     pred = None
     if args.pred is not None:
         pred = load_prediction(args.pred, token, ds.grid.shape)
+        if not ds.gt_path(token).is_file():  # e.g. a test split without labels: the prediction alone
+            ds = Occ3DDataset(args.root, split=args.split, load_gt=False)
+    sample = ds[ds.index_of(token)]
     if args.panel_height < 16:
         raise ValueError(f"--panel-height must be at least 16, got {args.panel_height}")
     # The ray caster is a loop of many small tensor ops: on a CPU, intra-op threads cost more

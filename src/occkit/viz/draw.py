@@ -169,7 +169,7 @@ def titled(image: np.ndarray, title: str, size: int = 16, color: Sequence[int] =
     _, th = text_size(title or " ", size)
     strip = np.empty((th + 12, image.shape[1], 3), np.uint8)
     strip[:] = np.asarray(color, np.uint8)
-    strip = put_text(strip, title, (2, 2), size=size, box=None)
+    strip = put_text(strip, fit_text(title, image.shape[1] - 8, size), (2, 2), size=size, box=None)
     return np.concatenate([strip, image], axis=0)
 
 
@@ -216,3 +216,15 @@ def save_png(path: str | os.PathLike, image: np.ndarray, optimize: bool = True) 
     check_image(image)
     pil = Image.fromarray(image)
     return atomic_write(path, lambda f: pil.save(f, format="PNG", optimize=optimize))
+
+
+def colorbar(vmin: float, vmax: float, width: int = 160, height: int = 10, unit: str = "m", size: int = 12,
+             color: Sequence[int] = BACKGROUND) -> np.ndarray:
+    """A horizontal bar of :func:`colormap` from ``vmin`` to ``vmax`` with its end values written
+    either side: ``(h, w, 3) uint8``."""
+    bar = colormap(np.broadcast_to(np.linspace(vmin, vmax, width), (height, width)), vmin, vmax)
+    left = put_text(np.full((height + 8, text_size(f"{vmin:g} {unit}", size)[0] + 10, 3), color, np.uint8),
+                    f"{vmin:g} {unit}", (0, 0), size=size, box=None, pad=2)
+    right = put_text(np.full((height + 8, text_size(f"{vmax:g} {unit}", size)[0] + 10, 3), color, np.uint8),
+                     f"{vmax:g} {unit}", (2, 0), size=size, box=None, pad=2)
+    return hstack([left, bar, right], gap=2, color=color)

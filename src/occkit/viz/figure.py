@@ -14,11 +14,13 @@ from occkit.geometry.grid import Grid
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_PALETTE
 from occkit.viz.bev import MASK_MODES, as_label_grid, bev_image
 from occkit.viz.cameras import camera_mosaic, overlay_lidar
-from occkit.viz.draw import BACKGROUND, fit_text, hstack, legend, put_text, titled, vstack
+from occkit.viz.draw import BACKGROUND, colorbar, fit_text, hstack, legend, put_text, resize, titled, vstack
 from occkit.viz.perspective import EGO_BOX, ViewCamera, default_grid, perspective_image
 
 MASKS = ("none", "camera", "lidar")
 LIDAR_COLORS = ("depth", "class", "none")
+#: Depth (metres) at the violet end of the LiDAR depth colours.
+LIDAR_MAX_DEPTH = 60.0
 
 
 def images_uint8(images: torch.Tensor) -> np.ndarray:
@@ -70,9 +72,10 @@ def occupancy_panels(
     sem = as_label_grid(semantics)
     grid = grid or default_grid(sem.shape)
     X, Y, _ = sem.shape
-    scale = max(1, panel_height // max(X, Y))
+    scale = max(1, -(-panel_height // max(X, Y)))  # whole pixels per voxel, then resized
     bev = bev_image(sem, mask=mask, palette=palette, mask_mode=mask_mode, scale=scale)
     bev = draw_ego_bev(bev, grid, scale)
+    bev = resize(bev, max(1, round(panel_height * Y / max(X, Y))), max(1, round(panel_height * X / max(X, Y))), nearest=True)
     view = perspective_image(
         sem, mask=mask, palette=palette, grid=grid, camera=camera, mask_mode=mask_mode,
         width=round(panel_height * 1.5), height=panel_height, device=device,
@@ -151,12 +154,19 @@ def compose_frame_figure(
                 colors = pal[lab]
             r = max(1, imgs.shape[2] // 500)
             imgs = np.stack([
-                overlay_lidar(im, sample.lidar[:, :3], K, T, colors=colors, radius=r)
+                overlay_lidar(im, sample.lidar[:, :3], K, T, colors=colors, radius=r, max_depth=LIDAR_MAX_DEPTH)
                 for im, K, T in zip(imgs, sample.intrinsics, sample.T_ego_from_cam)
             ])
         tile_w = (width - 2 * 2) // 3
-        label = "cameras" + (f" + LiDAR ({lidar_color})" if sample.lidar is not None and lidar_color != "none" else "")
-        parts.append(titled(camera_mosaic(imgs, sample.cam_names, tile_width=tile_w), label))
+        with_lidar = sample.lidar is not None and lidar_color != "none"
+        label = "cameras" + (f" + LiDAR ({lidar_color})" if with_lidar else "")
+        mosaic = titled(camera_mosaic(imgs, sample.cam_names, tile_width=tile_w), label)
+        if with_lidar and lidar_color == "depth":
+            bar = colorbar(0.0, LIDAR_MAX_DEPTH)
+            if bar.shape[1] + 260 < mosaic.shape[1]:
+                y, x = 4, mosaic.shape[1] - bar.shape[1] - 6
+                mosaic[y : y + bar.shape[0], x : x + bar.shape[1]] = bar
+        parts.append(mosaic)
 
     parts.extend(rows)
     present = np.zeros(len(OCC3D_CLASSES), bool)

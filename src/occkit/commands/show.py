@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.root.is_dir():
         raise FileNotFoundError(f"{args.root}: dataset folder not found")
+    if str(args.device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: CUDA is not available here")
+    if args.panel_height < 16:
+        raise ValueError(f"--panel-height must be at least 16, got {args.panel_height}")
     ds = Occ3DDataset(args.root, split=args.split)
     if args.list:
         for scene in ds.scenes:
@@ -82,8 +86,6 @@ def run(args: argparse.Namespace) -> int:
         if not ds.gt_path(token).is_file():  # e.g. a test split without labels: the prediction alone
             ds = Occ3DDataset(args.root, split=args.split, load_gt=False)
     sample = ds[ds.index_of(token)]
-    if args.panel_height < 16:
-        raise ValueError(f"--panel-height must be at least 16, got {args.panel_height}")
     # The ray caster is a loop of many small tensor ops: on a CPU, intra-op threads cost more
     # than they give (and stall badly on a busy machine), so cast with one thread.
     threads = torch.get_num_threads()

@@ -93,7 +93,10 @@ class Primitives:
     def corners(self) -> torch.Tensor:
         """``(P, 8, 3)`` corners of each primitive's oriented bounding box."""
         s = torch.tensor([[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)], dtype=self.half.dtype)
-        local = s[None] * self.half[:, None, :]  # (P, 8, 3)
+        half = self.half.clone()
+        cyl = self.kind == CYLINDER
+        half[cyl, 1] = half[cyl, 0]  # a cylinder's radius is half[0]
+        local = s[None] * half[:, None, :]  # (P, 8, 3)
         c, si = torch.cos(self.yaw)[:, None], torch.sin(self.yaw)[:, None]
         x = c * local[..., 0] - si * local[..., 1]
         y = si * local[..., 0] + c * local[..., 1]

@@ -55,8 +55,9 @@ def split_scenes(n: int, val_fraction: float) -> tuple[list[int], list[int]]:
     return list(range(n - n_val)), list(range(n - n_val, n))
 
 
-def frame_data(scene: Scene, frame_index: int) -> dict[str, Any]:
-    """All ground truth of one frame, in memory.
+def frame_data(scene: Scene, frame_index: int, state: SceneState | None = None) -> dict[str, Any]:
+    """All ground truth of one frame, in memory (``state`` overrides the posed scene, e.g. a
+    hand-built world in tests).
 
     Returns a dict with ``state`` (:class:`SceneState`), ``T_global_from_ego`` (4, 4) float64,
     ``cameras`` {cam: {K (3,3) float64, T_ego_from_cam (4,4) float64, rgb (H,W,3) uint8,
@@ -67,7 +68,7 @@ def frame_data(scene: Scene, frame_index: int) -> dict[str, Any]:
     """
     cfg = scene.config
     H, W = cfg.image_size
-    state = scene_state_at(scene, frame_index)
+    state = scene_state_at(scene, frame_index) if state is None else state
     T_ge = state.T_global_from_ego
     grid = occ3d_grid()
     cams: dict[str, dict[str, Any]] = {}

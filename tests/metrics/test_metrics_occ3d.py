@@ -155,3 +155,16 @@ def test_cuda_matches_cpu():
     a.update(pred, gt, mask_camera=mc)
     b.update(pred.cuda(), gt.cuda(), mask_camera=mc.cuda())
     assert b.hist.is_cuda and torch.equal(a.hist, b.hist.cpu())
+
+
+def test_uint8_fast_path_matches_general_path():
+    g = torch.Generator().manual_seed(4)
+    gt = torch.randint(0, 18, (2, 7, 5, 3), generator=g)
+    pred = torch.randint(0, 18, (2, 7, 5, 3), generator=g)
+    mask = torch.rand(gt.shape, generator=g) > 0.4
+    for m in (mask, None):
+        fast = confusion_matrix(gt.to(torch.uint8), pred.to(torch.uint8), 18, m)
+        slow = confusion_matrix(gt, pred, 18, m)
+        assert torch.equal(fast, slow) and fast.dtype == torch.int64
+    with pytest.raises(ValueError, match="up to 200"):
+        confusion_matrix(gt.to(torch.uint8), torch.full_like(pred, 200).to(torch.uint8), 18, mask)

@@ -281,7 +281,7 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         T_ego_from_cam = np.linalg.inv(T_cam_from_lidar)
         if self.load_images:
             img = load_image(self.root / "sequences" / s / "image_2" / f"{f}.png")
-            images = torch.from_numpy(img).permute(2, 0, 1)[None].float().div_(255)
+            images = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div_(255)
         else:
             images = torch.zeros(1, 3, 0, 0)
         poses = self._poses[s]

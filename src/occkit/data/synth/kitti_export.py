@@ -1,0 +1,177 @@
+"""The synthetic world written as SemanticKITTI-style monocular SSC sequences.
+
+One sequence per scene, one frame per keyframe (``NNNNNN`` = frame index), in the layout
+:mod:`occkit.data.semantickitti` reads::
+
+    sequences/<XX>/calib.txt            P0..P3 = P2 = K [I | 0] (front camera), Tr = velodyne -> camera
+    sequences/<XX>/poses.txt            camera poses relative to the sequence's first frame
+    sequences/<XX>/image_2/NNNNNN.png   the front camera (CAM_FRONT of the rig, config.image_size)
+    sequences/<XX>/voxels/NNNNNN.label  uint16 raw SemanticKITTI ids (256 x 256 x 32, [x, y, z])
+    sequences/<XX>/voxels/NNNNNN.invalid  bit-packed: voxels seen by neither the LiDAR nor the camera
+    sequences/<XX>/voxels/NNNNNN.occluded bit-packed: voxels the LiDAR rays did not reach
+    sequences/<XX>/voxels/NNNNNN.bin    bit-packed: the LiDAR sweep voxelised (the SSC input)
+    splits.json                         {"train": [...], "val": [...]} sequence names
+
+Frames: the "velodyne" frame sits at the rig's LiDAR position with the ego's axes (x forward,
+y left, z up), as KITTI's; the grid is 256 x 256 x 32 at 0.2 m from [0, -25.6, -2] m in it.
+Sequence names follow SemanticKITTI's split: validation scenes are ``08`` (then ``30``, ``31``,
+...), training scenes take ``00`` .. ``07``, ``09``, ``10`` (then ``22``, ``23``, ...), so
+``SemanticKITTIDataset(root, "val")`` finds the validation scene.
+
+Occ3D class -> SemanticKITTI learning class (:data:`OCC3D_TO_SEMANTICKITTI`):
+
+    others -> (raw 99 "other-object": ignored, 255)    barrier -> fence
+    bicycle -> bicycle        bus -> other-vehicle      car -> car
+    construction_vehicle -> other-vehicle               motorcycle -> motorcycle
+    pedestrian -> person      traffic_cone -> (raw 99: ignored)    trailer -> other-vehicle
+    truck -> truck            driveable_surface -> road            other_flat -> other-ground
+    sidewalk -> sidewalk      terrain -> terrain        manmade -> building
+    vegetation -> vegetation  free -> empty
+
+Classes with no SemanticKITTI counterpart are written as raw id 99 ("other-object"), which the
+completion evaluation ignores, as it does in the real data. Learning classes go to raw ids
+through the official inverse map.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from occkit.data.semantickitti import SEMANTICKITTI_SPLITS, write_bitpacked, write_calib, write_label
+from occkit.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
+from occkit.geometry.grid import semantickitti_grid
+from occkit.geometry.transforms import apply_transform, invert_transform, make_transform
+from occkit.labels import semantickitti_inverse_lut
+
+#: Occ3D class (index) -> SemanticKITTI learning class; -1 = raw 99 "other-object" (ignored).
+OCC3D_TO_SEMANTICKITTI: tuple[int, ...] = (
+    -1,  # others -> other-object (ignored)
+    14,  # barrier -> fence
+    2,  # bicycle
+    5,  # bus -> other-vehicle
+    1,  # car
+    5,  # construction_vehicle -> other-vehicle
+    3,  # motorcycle
+    6,  # pedestrian -> person
+    -1,  # traffic_cone -> other-object (ignored)
+    5,  # trailer -> other-vehicle
+    4,  # truck
+    9,  # driveable_surface -> road
+    12,  # other_flat -> other-ground
+    11,  # sidewalk
+    17,  # terrain
+    13,  # manmade -> building
+    15,  # vegetation
+    0,  # free -> empty
+)
+OTHER_OBJECT_RAW = 99
+
+
+def occ3d_to_semantickitti_raw(occ3d: np.ndarray) -> np.ndarray:
+    """Occ3D classes ``(...)`` uint8 in [0, 17] to SemanticKITTI raw ids ``(...)`` uint16."""
+    inv = semantickitti_inverse_lut()
+    lut = np.array([OTHER_OBJECT_RAW if c < 0 else int(inv[c]) for c in OCC3D_TO_SEMANTICKITTI], dtype=np.uint16)
+    occ3d = np.asarray(occ3d)
+    if occ3d.size and int(occ3d.max()) >= len(lut):
+        raise ValueError(f"Occ3D classes must lie in [0, {len(lut) - 1}], got {int(occ3d.max())}")
+    return lut[occ3d.astype(np.int64)]
+
+
+def sequence_names(train: list[int], val: list[int]) -> dict[int, str]:
+    """Scene index -> sequence name (see the module docstring)."""
+    train_names = list(SEMANTICKITTI_SPLITS["train"]) + [f"{i:02d}" for i in range(22, 30)]
+    val_names = ["08"] + [f"{i:02d}" for i in range(30, 100)]
+    if len(train) > len(train_names) or len(val) > len(val_names):
+        raise ValueError(f"too many scenes for SemanticKITTI-style names ({len(train)} train, {len(val)} val)")
+    out = {s: train_names[k] for k, s in enumerate(train)}
+    out.update({s: val_names[k] for k, s in enumerate(val)})
+    return out
+
+
+def T_ego_from_velodyne() -> torch.Tensor:
+    """``(4, 4)`` float64: the KITTI-style LiDAR frame (at the rig's LiDAR, ego axes) -> ego."""
+    from occkit.data.synth.sensors import LIDAR_TRANSLATION
+
+    return make_transform(torch.eye(3, dtype=torch.float64), torch.tensor(LIDAR_TRANSLATION, dtype=torch.float64))
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig", scene_index: int, sequence: str) -> Path:  # noqa: F821
+    """Write scene ``scene_index`` as ``sequences/<sequence>``; returns the sequence folder."""
+    from occkit.data.synth import build_scene, render_camera, scene_state_at, semantic_occupancy, simulate_lidar
+    from occkit.data.synth.occupancy import FREE, camera_mask_rays, camera_visibility, lidar_visibility
+    from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar, camera_intrinsics
+
+    seq = Path(out_dir) / "sequences" / sequence
+    grid = semantickitti_grid()
+    H, W = config.image_size
+    K = camera_intrinsics("CAM_FRONT", (H, W))
+    T_ec = T_ego_from_camera("CAM_FRONT")
+    T_ev = T_ego_from_velodyne()
+    T_cv = invert_transform(T_ec) @ T_ev  # velodyne -> camera ("Tr")
+    T_vc = invert_transform(T_cv)
+    T_el = T_ego_from_lidar()
+    T_vl = invert_transform(T_ev) @ T_el  # the simulated LiDAR -> velodyne frame
+    P2 = torch.cat([K, torch.zeros(3, 1, dtype=torch.float64)], 1)
+    write_calib(seq / "calib.txt", P2.numpy(), T_cv.numpy())
+
+    scene = build_scene(config, scene_index)
+    poses = []
+    T_cam0_inv = None
+    for j in range(config.frames):
+        state = scene_state_at(scene, j)
+        T_ge = state.T_global_from_ego.double()
+        T_gv = T_ge @ T_ev
+        T_gc = T_ge @ T_ec
+        if T_cam0_inv is None:
+            T_cam0_inv = invert_transform(T_gc)
+        poses.append((T_cam0_inv @ T_gc)[:3].reshape(-1))
+        name = f"{j:06d}"
+
+        cam = render_camera(state, K, T_gc, H, W, noise_seed=config.seed * 1_000_003 + scene_index * 7919 + j * 31)
+        write_bytes_atomic(seq / "image_2" / f"{name}.png", _png(cam["rgb"].numpy() if isinstance(cam["rgb"], torch.Tensor) else cam["rgb"]))
+
+        sem = semantic_occupancy(state, grid, T_gv)  # (256, 256, 32) Occ3D classes
+        pts_l, _, _ = simulate_lidar(state, T_ge @ T_el)
+        pts_v = apply_transform(T_vl.float(), pts_l[:, :3].float())  # (N, 3) velodyne frame
+        lidar_seen = lidar_visibility(grid, torch.zeros(3), pts_v)
+        o, d = camera_mask_rays(K, T_vc, torch.as_tensor(cam["depth"]), grid)
+        cam_seen = camera_visibility(grid, sem != FREE, o, d)
+        raw = occ3d_to_semantickitti_raw(sem.numpy())
+        write_label(seq / "voxels" / f"{name}.label", raw)
+        write_bitpacked(seq / "voxels" / f"{name}.invalid", (~(lidar_seen | cam_seen)).numpy())
+        write_bitpacked(seq / "voxels" / f"{name}.occluded", (~lidar_seen).numpy())
+        write_bitpacked(seq / "voxels" / f"{name}.bin", grid.voxelize(pts_v).numpy())
+    write_text_atomic(seq / "poses.txt", "".join(" ".join(f"{x:.9e}" for x in p.tolist()) + "\n" for p in poses))
+    return seq
+
+
+def export_semantickitti(out_dir: str | os.PathLike, config: "SynthConfig", progress: bool = False) -> Path:  # noqa: F821
+    """Write the synthetic world (``config.scenes`` scenes of ``config.frames`` frames) as
+    SemanticKITTI-style sequences under ``out_dir``; returns ``out_dir``. Deterministic for a
+    given config. Train / validation scenes as :func:`occkit.data.synth.split_scenes`."""
+    from occkit.data.synth import split_scenes
+
+    out = Path(out_dir)
+    train, val = split_scenes(config.scenes, config.val_fraction)
+    names = sequence_names(train, val)
+    it = range(config.scenes)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="semantickitti", unit="scene")
+    for s in it:
+        export_semantickitti_scene(out, config, s, names[s])
+    write_json_atomic(out / "splits.json", {"train": [names[s] for s in train], "val": [names[s] for s in val]})
+    return out

@@ -1,0 +1,103 @@
+"""The synthetic world as SemanticKITTI: files read back by the SemanticKITTI reader, the class
+table, and geometric consistency of image, calibration and voxels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from occkit.data.semantickitti import SSC_SHAPE, SemanticKITTIDataset, camera_from_calib, read_calib, read_label
+from occkit.data.synth import SynthConfig, build_scene, render_camera, scene_state_at
+from occkit.data.synth.kitti_export import (
+    OCC3D_TO_SEMANTICKITTI,
+    T_ego_from_velodyne,
+    export_semantickitti,
+    occ3d_to_semantickitti_raw,
+    sequence_names,
+)
+from occkit.data.synth.sensors import T_ego_from_camera, camera_intrinsics
+from occkit.geometry.grid import semantickitti_grid
+from occkit.labels import OCC3D_CLASSES, SEMANTICKITTI_CLASSES, semantickitti_remap_lut
+
+
+def test_class_table():
+    raw = occ3d_to_semantickitti_raw(np.arange(18, dtype=np.uint8))
+    learn = semantickitti_remap_lut(True)[raw]
+    names = {OCC3D_CLASSES[c]: (SEMANTICKITTI_CLASSES[int(l)] if l != 255 else None) for c, l in enumerate(learn)}
+    assert names["car"] == "car" and names["pedestrian"] == "person" and names["free"] == "empty"
+    assert names["driveable_surface"] == "road" and names["manmade"] == "building" and names["barrier"] == "fence"
+    assert names["others"] is None and names["traffic_cone"] is None  # raw 99: ignored by the evaluation
+    assert len(OCC3D_TO_SEMANTICKITTI) == 18
+    with pytest.raises(ValueError):
+        occ3d_to_semantickitti_raw(np.array([18]))
+
+
+def test_sequence_names():
+    assert sequence_names([0, 1], [2]) == {0: "00", 1: "01", 2: "08"}
+    assert sequence_names(list(range(9)), [9])[8] == "09"
+
+
+@pytest.fixture(scope="module")
+def kitti_root(tmp_path_factory):
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # many small ops: threads only contend on a shared machine
+    try:
+        cfg = SynthConfig(scenes=2, frames=1, image_size=(48, 160), lidar_beams=16, lidar_azimuth_steps=360, occupancy_supersample=1)
+        root = tmp_path_factory.mktemp("kitti")
+        export_semantickitti(root, cfg)
+    finally:
+        torch.set_num_threads(n)
+    return root, cfg
+
+
+def test_export_reads_back(kitti_root):
+    root, cfg = kitti_root
+    ds = SemanticKITTIDataset(root, "val")
+    assert ds.sequences == ("08",) and len(ds) == 1
+    s = ds[0]
+    assert s.images.shape == (1, 3, 48, 160)
+    occ = s.occupancy
+    assert occ.shape == SSC_SHAPE
+    counts = torch.bincount(occ[occ != 255].flatten(), minlength=20)
+    assert counts[0] > 0.5 * occ.numel()  # mostly empty
+    assert counts[9] > 1000  # road under the car
+    valid = s.mask_camera
+    assert 0.01 < valid.float().mean() < 0.99
+    assert s.extra["input_occupancy"].sum() > 100
+    # LiDAR returns are observed voxels, so the input occupancy is never invalid
+    assert not bool((s.extra["input_occupancy"] & ~valid).any())
+    assert SemanticKITTIDataset(root, "train").sequences == ("00",)
+
+
+def test_image_calib_and_voxels_agree(kitti_root):
+    """Back-project the rendered front camera through calib.txt into the velodyne frame: the
+    voxel there (just behind the surface) carries the rendered pixel's class."""
+    root, cfg = kitti_root
+    seq = root / "sequences" / "08"
+    c = read_calib(seq / "calib.txt")
+    K, T_cam_from_velo = camera_from_calib(c["P2"], c["Tr"])
+    scene = build_scene(cfg, 1)
+    state = scene_state_at(scene, 0)
+    H, W = cfg.image_size
+    Kc = camera_intrinsics("CAM_FRONT", (H, W))
+    assert np.allclose(K, Kc.numpy())
+    assert np.allclose(np.linalg.inv(T_cam_from_velo), (torch.linalg.inv(T_ego_from_velodyne()) @ T_ego_from_camera("CAM_FRONT")).numpy())
+    cam = render_camera(state, Kc, state.T_global_from_ego.double() @ T_ego_from_camera("CAM_FRONT"), H, W)
+    depth, sem = cam["depth"].numpy(), cam["semantics"].numpy()
+    v, u = np.nonzero((depth > 0) & (depth < 40))
+    rays = np.linalg.solve(K, np.stack([u + 0.5, v + 0.5, np.ones_like(u)], 0).astype(np.float64))  # z = 1
+    pts_cam = rays * (depth[v, u] + 0.1)  # 10 cm behind the surface
+    T_velo_from_cam = np.linalg.inv(T_cam_from_velo)
+    pts = (T_velo_from_cam[:3, :3] @ pts_cam).T + T_velo_from_cam[:3, 3]
+    grid = semantickitti_grid()
+    idx, ok = grid.point_to_index(torch.from_numpy(pts))
+    idx = idx[ok].numpy()
+    labels = semantickitti_remap_lut(True)[read_label(seq / "voxels" / "000000.label")]
+    got = labels[idx[:, 0], idx[:, 1], idx[:, 2]]
+    want = semantickitti_remap_lut(True)[occ3d_to_semantickitti_raw(sem[v, u][ok.numpy()])]
+    keep = want != 255
+    assert keep.sum() > 200
+    agree = (got[keep] == want[keep]).mean()
+    print(f"pixel/voxel class agreement {agree:.3f} over {int(keep.sum())} pixels")
+    assert agree > 0.7, agree

@@ -15,7 +15,7 @@ from occkit.models.occnet import OccNetConfig, OccNetOutput, build_occnet, lift_
 
 def tiny_cfg(**kw) -> OccNetConfig:
     base = dict(
-        backbone="resnet18", neck_channels=16, context_channels=8, depth_min=1.0, depth_max=9.0, depth_step=1.0,
+        backbone="test_resnet", neck_channels=16, context_channels=8, depth_min=1.0, depth_max=9.0, depth_step=1.0,
         point_range=(-4.0, -4.0, -1.0, 4.0, 4.0, 1.4), voxel_size=0.4, lift_downsample=(2, 2, 2),
         encoder_widths=(8, 16), head="voxel",
     )
@@ -73,9 +73,10 @@ def test_occnet_forward_backward(head):
         assert out.lifted.shape == (1, 8, 10, 10) and out.features.shape == (1, 8, 10, 10)
     assert out.lifted.abs().sum() > 0  # the cameras see into the grid
     out.logits.square().mean().backward()
-    for name in ("backbone.body.conv1.weight", "neck.out.0.weight", "view_transform.depth_net.body.3.weight"):
-        grad = dict(model.named_parameters())[name].grad
-        assert grad is not None and grad.abs().sum() > 0, name
+    first_backbone_param = next(model.backbone.parameters())
+    for name, p in (("backbone", first_backbone_param), ("neck", model.neck.out[0].weight),
+                    ("depth net", model.view_transform.depth_net.body[3].weight)):
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
 def test_normalisation_inside_model():

@@ -1,0 +1,129 @@
+"""The supervised method: named losses, depth sources, a tiny overfit, errors."""
+
+import math
+
+import pytest
+import torch
+
+from occkit.data.sample import Batch
+from occkit.geometry.transforms import make_transform, rotation_z
+from occkit.methods.base import Method
+from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
+from occkit.models.occnet import OccNetConfig
+
+
+def tiny_model_cfg(**kw) -> OccNetConfig:
+    base = dict(
+        backbone="test_resnet", neck_channels=16, context_channels=8, depth_min=1.0, depth_max=9.0, depth_step=1.0,
+        point_range=(-4.0, -4.0, -1.0, 4.0, 4.0, 1.4), voxel_size=0.4, lift_downsample=(2, 2, 2),
+        encoder_widths=(16,), head="voxel",
+    )
+    base.update(kw)
+    return OccNetConfig(**base)
+
+
+def tiny_batch(seed: int = 0, B: int = 1, N: int = 2, H: int = 32, W: int = 64, lidar: bool = True, depth: bool = True) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    R0 = torch.tensor([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]])
+    R = rotation_z(torch.arange(N) * (2 * math.pi / N)).float() @ R0
+    T = make_transform(R, torch.tensor([0.0, 0.0, 1.0]).expand(N, 3)).expand(B, N, 4, 4).clone()
+    K = torch.tensor([[20.0, 0, W / 2], [0, 20.0, H / 2], [0, 0, 1]]).expand(B, N, 3, 3).clone()
+    occ = torch.full((B, 20, 20, 6), 17)
+    occ[:, :, :, 0] = 11  # ground
+    occ[:, 14:17, 8:12, 1:4] = 4  # a car in front
+    occ[:, 2:5, 9:12, 1:3] = 7  # a pedestrian behind
+    return Batch(
+        tokens=[f"t{i}" for i in range(B)], scenes=["s"] * B, timestamps=list(range(B)), cam_names=("F", "B")[:N],
+        images=torch.rand(B, N, 3, H, W, generator=g), intrinsics=K, T_ego_from_cam=T,
+        T_global_from_ego=torch.eye(4, dtype=torch.float64).expand(B, 4, 4),
+        occupancy=occ, mask_camera=torch.rand(B, 20, 20, 6, generator=g) > 0.2, mask_lidar=None,
+        lidar=[torch.rand(200, 4, generator=g) * torch.tensor([8.0, 8.0, 2.0, 1.0]) - torch.tensor([4.0, 4.0, 0.0, 0.0]) for _ in range(B)] if lidar else None,
+        depth=torch.rand(B, N, H, W, generator=g) * 6 + 1.5 if depth else None,
+    )
+
+
+def test_training_step_and_predict():
+    torch.manual_seed(0)
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(depth_weight=2.0))
+    assert isinstance(m, Method)
+    batch = tiny_batch(B=2)
+    losses = m.training_step(batch)
+    assert set(losses) == {"loss_ce", "loss_lovasz", "loss_depth"}
+    for k, v in losses.items():
+        assert v.dim() == 0 and torch.isfinite(v), k
+    sum(losses.values()).backward()
+    assert m.model.view_transform.depth_net.body[3].weight.grad.abs().sum() > 0
+    m.eval()
+    logits = m.predict(batch)
+    assert logits.shape == (2, 18, 20, 20, 6) and not logits.requires_grad
+    out = m(batch)
+    assert out.depth_prob.shape == (2, 2, 8, 2, 4)
+
+
+def test_depth_sources_and_weights():
+    torch.manual_seed(0)
+    batch = tiny_batch(lidar=True, depth=True)
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(depth_source="lidar"))
+    t_lidar = m.depth_targets(batch)
+    m.cfg.depth_source = "depth_map"
+    t_map = m.depth_targets(batch)
+    m.cfg.depth_source = "auto"
+    assert torch.equal(m.depth_targets(batch), t_lidar)  # auto prefers LiDAR
+    batch.lidar = None
+    assert torch.equal(m.depth_targets(batch), t_map)
+    assert t_map.shape == (1, 2, 2, 4) and (t_map >= 0).any()
+    batch.depth = None
+    assert m.depth_targets(batch) is None
+    assert m.training_step(batch)["loss_depth"].item() == 0.0
+    m.cfg.depth_source = "lidar"
+    with pytest.raises(ValueError, match="batch.lidar"):
+        m.training_step(batch)
+    # weights are applied; switched-off terms are absent
+    m2 = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(lovasz=False, depth_source="none", ce_weight=0.0))
+    losses = m2.training_step(tiny_batch())
+    assert set(losses) == {"loss_ce"} and losses["loss_ce"].item() == 0.0
+
+
+def test_class_weights_and_config_errors():
+    w = tuple(float(i + 1) for i in range(18))
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_weights=w))
+    assert torch.equal(m.class_weight, torch.tensor(w))
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_counts=tuple([10.0] * 17 + [1000.0])))
+    assert m.class_weight[17] < m.class_weight[0]
+    with pytest.raises(ValueError, match="class_weights"):
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_weights=(1.0, 2.0)))
+    with pytest.raises(ValueError, match="not both"):
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_weights=w, class_counts=w))
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig())
+    batch = tiny_batch()
+    batch.mask_camera = None
+    with pytest.raises(ValueError, match="mask_camera"):
+        m.training_step(batch)
+    batch = tiny_batch()
+    batch.occupancy = None
+    with pytest.raises(ValueError, match="occupancy"):
+        m.training_step(batch)
+    batch = tiny_batch()
+    batch.occupancy = batch.occupancy[:, :10]
+    with pytest.raises(ValueError, match="occupancy"):
+        m.training_step(batch)
+
+
+@pytest.mark.parametrize("head", ["voxel", "bev"])
+def test_tiny_overfit_lowers_the_loss(head):
+    torch.manual_seed(0)
+    m = SupervisedMethod(tiny_model_cfg(head=head), SupervisedConfig(depth_source="depth_map"))
+    batch = tiny_batch(lidar=False)
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    history = []
+    for _ in range(20):
+        losses = m.training_step(batch)
+        total = sum(losses.values())
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        history.append({k: v.item() for k, v in losses.items()})
+    first, last = history[0], history[-1]
+    assert last["loss_ce"] < 0.8 * first["loss_ce"]
+    assert last["loss_lovasz"] < first["loss_lovasz"]
+    assert last["loss_depth"] < first["loss_depth"]

@@ -74,8 +74,9 @@ def semantic_occupancy(state: SceneState, grid: Grid, T_global_from_grid: torch.
     if ci.numel():
         pts = (centers[ci[:, 0], ci[:, 1], ci[:, 2]][:, None, :] + offs[None]).reshape(-1, 3)  # (M*S, 3)
         pw = apply_transform(Tf, pts)
-        gcls, lv, _ = state.ground.lookup(pw[:, :2])
-        top = lv.float() * CURB
+        code = state.ground.lookup_code(pw[:, :2])
+        gcls = code & 31
+        top = ((code >> 5) & 1).float() * CURB
         solid = (pw[:, 2] <= top) & (pw[:, 2] > top - SLAB)
         n = solid.view(-1, S)
         flat_vox = (ci[:, 0] * Y + ci[:, 1]) * Z + ci[:, 2]
@@ -109,10 +110,11 @@ def semantic_occupancy(state: SceneState, grid: Grid, T_global_from_grid: torch.
             c = int(prims.cls[i])
             counts[c, x0:x1 + 1, y0:y1 + 1, z0:z1 + 1] += inn * OBJECT_WEIGHT
 
-    total = counts.sum(0)
-    label = counts.float().argmax(0)
-    label[total == 0] = FREE
-    return label.to(torch.uint8)
+    cflat = counts.view(18, -1)
+    solid = (cflat != 0).any(0).nonzero().squeeze(1)
+    label = torch.full((X * Y * Z,), FREE, dtype=torch.uint8)
+    label[solid] = cflat[:, solid].argmax(0).to(torch.uint8)
+    return label.view(X, Y, Z)
 
 
 def fast_mark_visible(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, occupied: torch.Tensor | None = None,

@@ -96,6 +96,8 @@ class Scene:
     description: str
     times: np.ndarray
     """``(T,)`` frame times in seconds."""
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Derived tables (filled on first use by :func:`scene_state_at`)."""
 
     @property
     def ground(self) -> GroundMap:
@@ -314,7 +316,7 @@ def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
                             b.add(spec, xx, yy, yaw)
                     t += w
         elif blk.use == "park":
-            n = int(bw * bh / 90)
+            n = int(bw * bh / 60)
             for _ in range(n):
                 x, y = rng.uniform(blk.x0 + 2, blk.x1 - 2), rng.uniform(blk.y0 + 2, blk.y1 - 2)
                 u = rng.random()
@@ -366,7 +368,7 @@ def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
 
 def _sidewalk_furniture(b: _Builder, rng: np.random.Generator, town: Town, area: str) -> None:
     names = ["street lamp", "stop sign", "speed limit sign", "street sign", "parking sign", "fire hydrant", "bollard", "mailbox", "bench", "utility pole", "bus shelter"]
-    p_tree = {"residential": 0.45, "downtown": 0.25, "industrial": 0.15, "park": 0.55}[area]
+    p_tree = {"residential": 0.55, "downtown": 0.35, "industrial": 0.25, "park": 0.6}[area]
     for s, a, e in _sidewalk_stretches(town):
         for side in (-1.0, 1.0):
             across = side * (s.half_road + 0.7)
@@ -579,6 +581,20 @@ def ground_height(ground: GroundMap, x: np.ndarray, y: np.ndarray) -> np.ndarray
     return level.numpy().astype(np.float64) * CURB
 
 
+def _object_table(scene: Scene) -> dict[str, Any]:
+    """Per-scene cache: every object's parts in one :class:`Primitives` (object frames), the
+    owner of each part, and each object's box size and box centre (object frame)."""
+    if "table" not in scene.cache:
+        parts = Primitives.cat([o.parts for o in scene.objects])
+        owner = torch.cat([torch.full((len(o.parts),), k, dtype=torch.long) for k, o in enumerate(scene.objects)]) if scene.objects else torch.zeros(0, dtype=torch.long)
+        scene.cache["table"] = {
+            "parts": parts, "owner": owner,
+            "size": [o.spec.size() for o in scene.objects],
+            "box_center": [_local_box_center(o) for o in scene.objects],
+        }
+    return scene.cache["table"]
+
+
 def scene_state_at(scene: Scene, frame_index: int, radius: float | None = None) -> SceneState:
     """The scene posed at frame ``frame_index``: objects within ``radius`` (default
     ``config.max_render_distance``) of the ego, as world primitives, and their boxes."""
@@ -587,43 +603,43 @@ def scene_state_at(scene: Scene, frame_index: int, radius: float | None = None) 
     radius = scene.config.max_render_distance if radius is None else radius
     t = float(scene.times[frame_index])
     ex, ey, eyaw = scene.ego_pose(frame_index)
-    objs, poses = [], []
-    for o in scene.objects:
-        x, y, yaw = o.pose(t)
-        if (x - ex) ** 2 + (y - ey) ** 2 <= (radius + 20.0) ** 2:
-            objs.append(o)
-            poses.append((x, y, yaw))
-    pose = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
-    zs = ground_height(scene.ground, pose[:, 0], pose[:, 1]) if len(objs) else np.zeros(0)
-    prims, records = [], []
-    for o, (x, y, yaw), z in zip(objs, pose, zs):
-        p = o.parts
-        c, s = math.cos(yaw), math.sin(yaw)
-        cx = p.center[:, 0] * c - p.center[:, 1] * s + x
-        cy = p.center[:, 0] * s + p.center[:, 1] * c + y
-        world = Primitives(
-            kind=p.kind, center=torch.stack([cx, cy, p.center[:, 2] + z], -1).float(), half=p.half,
-            yaw=(p.yaw + yaw).float(), cls=p.cls, instance=p.instance, color=p.color, texture=p.texture, reflect=p.reflect,
-        )
-        prims.append(world)
-        lo = (world.corners().reshape(-1, 3))
-        L, W, H = o.spec.size()
-        # box centre: mid of the parts' extent in the object frame, posed
-        loc = _local_box_center(o)
-        bx = x + loc[0] * c - loc[1] * s
-        by = y + loc[0] * s + loc[1] * c
+    table = _object_table(scene)
+    pose = np.asarray([o.pose(t) for o in scene.objects], dtype=np.float64).reshape(-1, 3)
+    near = (pose[:, 0] - ex) ** 2 + (pose[:, 1] - ey) ** 2 <= (radius + 20.0) ** 2
+    keep = np.nonzero(near)[0]
+    zs = np.zeros(len(scene.objects))
+    if keep.size:
+        zs[keep] = ground_height(scene.ground, pose[keep, 0], pose[keep, 1])
+    owner = table["owner"]
+    sel = torch.from_numpy(near)[owner] if len(owner) else torch.zeros(0, dtype=torch.bool)
+    p = table["parts"].select(sel)
+    own = owner[sel]
+    pz = torch.from_numpy(np.stack([pose[:, 0], pose[:, 1], pose[:, 2], zs], -1))[own]  # (P, 4) float64
+    c, s = torch.cos(pz[:, 2]), torch.sin(pz[:, 2])
+    lc = p.center.double()
+    cx = lc[:, 0] * c - lc[:, 1] * s + pz[:, 0]
+    cy = lc[:, 0] * s + lc[:, 1] * c + pz[:, 1]
+    prims = Primitives(
+        kind=p.kind, center=torch.stack([cx, cy, lc[:, 2] + pz[:, 3]], -1).float(), half=p.half,
+        yaw=(p.yaw.double() + pz[:, 2]).float(), cls=p.cls, instance=p.instance, color=p.color, texture=p.texture, reflect=p.reflect,
+    )
+    records = []
+    for k in keep.tolist():
+        o = scene.objects[k]
+        x, y, yaw = pose[k]
+        L, W, H = table["size"][k]
+        loc = table["box_center"][k]
+        cc, ss = math.cos(yaw), math.sin(yaw)
         vx, vy = o.velocity(t)
         records.append({
             "instance": o.instance, "class_id": o.spec.cls, "class_name": OCC3D_CLASSES[o.spec.cls], "name": o.spec.name,
-            "attributes": {"colour": o.spec.colour, "size": [round(L, 3), round(W, 3), round(H, 3)], **{k: v for k, v in o.spec.extra.items() if isinstance(v, (str, bool))}},
-            "center": [float(bx), float(by), float(z + loc[2])], "size": [L, W, H], "yaw": float(yaw),
-            "velocity": [float(vx), float(vy)], "dynamic": o.dynamic, "_zmin": float(lo[:, 2].min()),
+            "attributes": {"colour": o.spec.colour, "size": [round(L, 3), round(W, 3), round(H, 3)], **{k2: v for k2, v in o.spec.extra.items() if isinstance(v, (str, bool))}},
+            "center": [float(x + loc[0] * cc - loc[1] * ss), float(y + loc[0] * ss + loc[1] * cc), float(zs[k] + loc[2])],
+            "size": [L, W, H], "yaw": float(yaw), "velocity": [float(vx), float(vy)], "dynamic": o.dynamic,
         })
-    for r in records:
-        r.pop("_zmin")
     return SceneState(
         scene=scene, frame_index=frame_index, time=t, T_global_from_ego=T_global_from_pose(ex, ey, eyaw, 0.0),
-        prims=Primitives.cat(prims), objects=records,
+        prims=prims, objects=records,
     )
 
 

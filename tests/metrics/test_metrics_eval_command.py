@@ -140,3 +140,23 @@ def test_semantickitti_eval(tmp_path):
     # missing frame -> error naming it
     (tmp_path / "pred" / "sequences" / "08" / "predictions" / "000005.label").unlink()
     assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--no-progress"]) == 1
+
+
+def test_occ3d_rayiou_with_info_file(tmp_path):
+    gts = write_occ3d(tmp_path / "gt", frames=2, lidar=False)
+    infos = [
+        {"token": t, "scene_name": "scene-a", "timestamp": i, "lidar2ego_translation": [0.9, 0.0, 1.8],
+         "lidar2ego_rotation": [1, 0, 0, 0], "ego2global_translation": [3.0 * i, 0, 0], "ego2global_rotation": [1, 0, 0, 0]}
+        for i, t in enumerate(gts)
+    ]
+    write_json_atomic(tmp_path / "infos.json", {"infos": infos})
+    for t, (sem, _, _) in gts.items():
+        shifted = np.full_like(sem, 17)
+        shifted[:, :, 1:] = sem[:, :, :-1]
+        save_npz_atomic(tmp_path / "pred" / f"{t}.npz", semantics=shifted)
+    r = evaluate_occ3d(tmp_path / "gt", tmp_path / "pred", metrics=("miou", "rayiou"), infos=tmp_path / "infos.json", progress=False)
+    assert 0 < r["rayiou@1"] < r["rayiou@4"] <= 100
+    assert not math.isnan(r["rayiou"]) and r["frames"] == 2
+    write_json_atomic(tmp_path / "few.json", infos[:1])
+    with pytest.raises(KeyError, match="tok01"):
+        evaluate_occ3d(tmp_path / "gt", tmp_path / "pred", metrics=("rayiou",), infos=tmp_path / "few.json", progress=False)

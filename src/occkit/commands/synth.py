@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=float, default=0.2, help="fraction of validation scenes (default 0.2)")
     p.add_argument("--frame-rate", type=float, default=2.0, help="frames per second (default 2, nuScenes keyframes)")
     p.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="image files (default jpg)")
-    p.add_argument("--format", choices=("occ3d",), default="occ3d", help="dataset layout (default occ3d)")
+    p.add_argument("--format", choices=("occ3d", "semantickitti"), default="occ3d",
+                   help="dataset layout: occ3d (Occ3D-nuScenes, default) or semantickitti (SSC sequences, front camera)")
     p.add_argument("--overwrite", action="store_true", help="write into a folder that already holds a dataset")
 
 
@@ -28,7 +29,12 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, frame_rate_hz=args.frame_rate, image_format=args.image_format,
     )
     t0 = time.perf_counter()
-    out = generate_dataset(args.out, config, overwrite=args.overwrite, progress=True)
+    if args.format == "semantickitti":
+        from occkit.data.synth.kitti_export import export_semantickitti
+
+        out = export_semantickitti(args.out, config, progress=True)
+    else:
+        out = generate_dataset(args.out, config, overwrite=args.overwrite, progress=True)
     dt = time.perf_counter() - t0
     n = config.scenes * config.frames
     print(f"synth: wrote {config.scenes} scenes x {config.frames} frames to {out} in {dt:.1f} s ({n / dt:.2f} frames/s)")

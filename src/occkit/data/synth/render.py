@@ -149,12 +149,14 @@ def shade(hits: Hits, prims, origin: torch.Tensor, dirs: torch.Tensor, light: Li
     d = dirs[idx]
     p = origin[None] + t[:, None] * d
     sub = Hits(t=t, cls=hits.cls[idx], instance=hits.instance[idx], prim=hits.prim[idx], normal=hits.normal[idx], paint=hits.paint[idx])
-    alb = _ground_albedo(sub, p)
+    alb = torch.empty(idx.numel(), 3)
     isp = sub.prim >= 0
-    if bool(isp.any()):
-        j = isp.nonzero().squeeze(1)
-        sub_p = Hits(t=t[j], cls=sub.cls[j], instance=sub.instance[j], prim=sub.prim[j], normal=sub.normal[j], paint=sub.paint[j])
-        alb[j] = _prim_albedo(sub_p, prims, sub.prim[j], p[j], sky[idx][j])
+    for mask, fn in ((~isp, "ground"), (isp, "prim")):
+        if not bool(mask.any()):
+            continue
+        j = mask.nonzero().squeeze(1)
+        part = Hits(t=t[j], cls=sub.cls[j], instance=sub.instance[j], prim=sub.prim[j], normal=sub.normal[j], paint=sub.paint[j])
+        alb[j] = _ground_albedo(part, p[j]) if fn == "ground" else _prim_albedo(part, prims, sub.prim[j], p[j], sky[idx][j])
     n = sub.normal
     n = torch.where(((n * d).sum(-1) > 0)[:, None], -n, n)
     sun = torch.tensor(light.sun_dir)

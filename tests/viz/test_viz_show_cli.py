@@ -157,3 +157,19 @@ def test_show_on_the_synthetic_world(synth_root, tmp_path):
                  "--lidar-color", "class"]) == 0
     im = np.asarray(Image.open(out))
     assert im.shape[1] == 48 + 8 + 72
+
+
+def test_frame_scores_hand_computed():
+    from occkit.viz.figure import frame_scores
+
+    gt = np.full((2, 2, 1), 17, np.uint8)
+    gt[0, 0, 0] = 4
+    gt[1, 0, 0] = 4
+    pred = gt.copy()
+    assert frame_scores(gt, pred)["miou"] == pytest.approx(100.0)
+    pred[1, 0, 0] = 17  # car: TP 1, FN 1 -> IoU 1/2; free: TP 2, FP 1 (not in the mean)
+    sc = frame_scores(gt, pred)
+    assert sc["miou"] == pytest.approx(50.0) and sc["geometry_iou"] == pytest.approx(50.0)
+    mask = np.ones((2, 2, 1), bool)
+    mask[1, 0, 0] = False  # the miss is outside the mask
+    assert frame_scores(gt, pred, mask)["miou"] == pytest.approx(100.0)

@@ -61,8 +61,10 @@ def occupancy_panels(
     camera: ViewCamera = ViewCamera(),
     palette: Sequence[Sequence[int]] = OCC3D_PALETTE,
     device: str | torch.device = "cpu",
+    note: str | None = None,
 ) -> np.ndarray:
-    """Bird's-eye view and 3D view of one grid side by side, titled ``"<name> - ..."``.
+    """Bird's-eye view and 3D view of one grid side by side, titled ``"<name> - ..."`` (and
+    ``note`` after the 3D view's title).
 
     Args:
         semantics: ``(X, Y, Z)`` class ids; mask: optional ``(X, Y, Z)`` bool.
@@ -80,7 +82,22 @@ def occupancy_panels(
         sem, mask=mask, palette=palette, grid=grid, camera=camera, mask_mode=mask_mode,
         width=round(panel_height * 1.5), height=panel_height, device=device,
     )
-    return hstack([titled(bev, f"{name} - bird's-eye view (x forward = up)"), titled(view, f"{name} - 3D view")], gap=8)
+    return hstack([titled(bev, f"{name} - bird's-eye view (x forward = up)"), titled(view, f"{name} - 3D view" + (f"   {note}" if note else ""))], gap=8)
+
+
+def frame_scores(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray | torch.Tensor | None = None) -> dict:
+    """Occ3D scores of one frame (official formula, on this frame alone): ``miou`` and
+    ``geometry_iou`` in percent over the voxels of ``mask`` (all when ``None``).
+
+    Args:
+        gt, pred: ``(X, Y, Z)`` integer class ids in [0, 17]; mask: optional ``(X, Y, Z)`` bool.
+    """
+    from occkit.metrics.confusion import confusion_matrix
+    from occkit.metrics.occ3d import occ3d_scores
+
+    m = None if mask is None else torch.as_tensor(np.asarray(mask, dtype=bool))
+    hist = confusion_matrix(torch.from_numpy(np.asarray(gt)), torch.from_numpy(np.asarray(pred)), len(OCC3D_CLASSES), mask=m)
+    return occ3d_scores(hist)
 
 
 def compose_frame_figure(
@@ -131,7 +148,11 @@ def compose_frame_figure(
     if gt is not None:
         rows.append(occupancy_panels(gt, "ground truth", vis, mask_mode, grid, panel_height, device=device))
     if pr is not None:
-        rows.append(occupancy_panels(pr, "prediction", vis, mask_mode, grid, panel_height, device=device))
+        note = None
+        if gt is not None:
+            sc = frame_scores(gt, pr, vis)
+            note = f"mIoU {sc['miou']:.2f}  IoU {sc['geometry_iou']:.2f}  ({mask + ' mask' if vis is not None else 'all voxels'})"
+        rows.append(occupancy_panels(pr, "prediction", vis, mask_mode, grid, panel_height, device=device, note=note))
     width = max((r.shape[1] for r in rows), default=1200)
 
     parts: list[np.ndarray] = []

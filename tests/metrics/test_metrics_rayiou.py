@@ -178,13 +178,15 @@ def test_merge_batches_and_logits():
     whole = RayIoUMetric(grid=SMALL)
     whole.update(torch.nn.functional.one_hot(pred, 18).permute(0, 4, 1, 2, 3).float(), gt, o)
     a, b = RayIoUMetric(grid=SMALL), RayIoUMetric(grid=SMALL)
-    a.update(pred[:1], gt[:1], o[:1])
+    a.update(pred[:1], gt[:1].to(torch.uint8), o[:1])  # mixed integer dtypes are fine
     b.update(pred[1:], gt[1:], [o[1]])
     a.merge(b)
     a.all_reduce()
     assert torch.equal(a.state, whole.state) and a.frames == 2
     with pytest.raises(ValueError, match="origins"):
         a.update(pred, gt, o[:1])
+    with pytest.raises(ValueError, match="class ids"):
+        a.update(pred[:1] + 18, gt[:1], o[:1])
     with pytest.raises(ValueError, match="no LiDAR origin"):
         a.update(pred[:1], gt[:1], [torch.zeros(0, 3)])
     a.reset()

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from occkit.fileio import load_npz, write_json_atomic, write_text_atomic
-from occkit.labels import OCC3D_CLASSES, SEMANTICKITTI_CLASSES
 
 OCC3D_SHAPE: tuple[int, int, int] = (200, 200, 16)
 
@@ -339,8 +338,6 @@ def write_result_csv(path: str | os.PathLike, result: dict[str, Any]) -> Path:
 
 
 __all__ = [
-    "OCC3D_CLASSES",
-    "SEMANTICKITTI_CLASSES",
     "detect_format",
     "evaluate_occ3d",
     "evaluate_semantickitti",

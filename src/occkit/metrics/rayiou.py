@@ -264,6 +264,8 @@ class RayIoUMetric:
             class_names = OCC3D_CLASSES if num_classes == OCC3D_NUM_CLASSES else tuple(str(c) for c in range(num_classes))
         if len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
+        if not 2 <= num_classes <= 254:
+            raise ValueError(f"num_classes must lie in [2, 254], got {num_classes}")
         self.num_classes = int(num_classes)
         self.grid = grid if grid is not None else occ3d_grid()
         self.thresholds = tuple(float(t) for t in thresholds)
@@ -325,7 +327,10 @@ class RayIoUMetric:
             all_o.append(ob.repeat_interleave(dirs.shape[0], 0))  # (K*D, 3)
             all_d.append(dirs.repeat(K, 1))
             all_f.append(torch.full((K * dirs.shape[0],), b, dtype=torch.long, device=dev))
-        volumes = torch.stack([gt.to(dev), pred.to(dev)])  # (2, B, X, Y, Z)
+        for name, t in (("gt", gt), ("pred", pred)):
+            if t.is_floating_point() or (t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.num_classes)):
+                raise ValueError(f"{name}: expected integer class ids in [0, {self.num_classes})")
+        volumes = torch.stack([gt.to(dev, torch.uint8), pred.to(dev, torch.uint8)])  # (2, B, X, Y, Z)
         labels, depth = cast_rays(
             volumes, torch.cat(all_f), torch.cat(all_o), torch.cat(all_d), self.grid, self.num_classes - 1, self.dtype
         )

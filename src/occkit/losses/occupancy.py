@@ -16,8 +16,10 @@ def _masked_target(target: torch.Tensor, mask: torch.Tensor | None, ignore_index
     if target.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise ValueError(f"target: expected integer class ids, got dtype {target.dtype}")
     target = target.long()
-    bad = (target != ignore_index) & ((target < 0) | (target >= num_classes))
-    if bool(bad.any()):
+    # fast path: two reductions; the exact test only when something lies outside [0, C)
+    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes) and bool(
+        ((target != ignore_index) & ((target < 0) | (target >= num_classes))).any()
+    ):
         raise ValueError(f"target: class ids must lie in [0, {num_classes}) or equal ignore_index={ignore_index}")
     if mask is not None:
         if mask.dtype != torch.bool:
@@ -143,16 +145,18 @@ def lovasz_softmax(
     check_shape(target, "B X Y Z", name="target", dims={k: dims[k] for k in "BXYZ"})
     if mask is not None:
         check_shape(mask, "B X Y Z", name="mask", dims={k: dims[k] for k in "BXYZ"})
-    t = _masked_target(target, mask, ignore_index, dims["C"]).reshape(-1)
-    probs = logits.softmax(1).movedim(1, -1).reshape(-1, dims["C"])  # (B*X*Y*Z, C)
-    keep = (t != ignore_index).nonzero().squeeze(1)  # (P,)
-    if max_voxels is not None:
-        if max_voxels < 1:
-            raise ValueError(f"max_voxels: expected a positive integer or None, got {max_voxels}")
-        if keep.numel() > max_voxels:
-            pick = torch.randperm(keep.numel(), generator=generator, device="cpu")[:max_voxels]
-            keep = keep[pick.to(keep.device)]
-    return lovasz_softmax_flat(probs[keep], t[keep], classes=classes)
+    if max_voxels is not None and max_voxels < 1:
+        raise ValueError(f"max_voxels: expected a positive integer or None, got {max_voxels}")
+    B, C = dims["B"], dims["C"]
+    t = _masked_target(target, mask, ignore_index, C).reshape(-1)  # (B*X*Y*Z,)
+    keep = (t != ignore_index).nonzero().squeeze(1)  # (P,) flat indices into (B, X*Y*Z)
+    if max_voxels is not None and keep.numel() > max_voxels:
+        pick = torch.randperm(keep.numel(), generator=generator, device="cpu")[:max_voxels]
+        keep = keep[pick.to(keep.device)]
+    # Gather the kept voxels' logits first, so the softmax runs on them only.
+    n = t.numel() // B
+    kept_logits = logits.reshape(B, C, n)[keep // n, :, keep % n]  # (P, C)
+    return lovasz_softmax_flat(kept_logits.softmax(1), t[keep], classes=classes)
 
 
 def class_weights_from_counts(counts: torch.Tensor, c: float = 1.02) -> torch.Tensor:

@@ -4,7 +4,8 @@ Two sources, one renderer (:func:`~occkit.rendering.volrend.render_rays`):
 
 - a label grid ``(X, Y, Z)`` of class ids, as a *hard* density: occupied voxels (class !=
   free) get a large density ``sigma_occupied`` and free ones 0, looked up by nearest voxel, so
-  the transmittance drops from 1 to ~0 where the ray enters the first occupied voxel;
+  the transmittance drops from 1 to ~0 in the first sample inside the first occupied voxel (the
+  depth is exact to half a sample step, the class is that voxel's);
 - occupancy logits ``(C, X, Y, Z)``: ``sigma = -log p(free) / voxel``, classes from the
   non-free probabilities (:func:`~occkit.rendering.volrend.density_from_logits`).
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from occkit.geometry.grid import Grid
 from occkit.rendering.rays import Rays, camera_rays
@@ -106,13 +106,15 @@ def render_occupancy_views(
     step = min(grid.voxel_size) / 4 if step is None else step
     occ = occupancy.long()
     dens = hard_density(occ, free_index, sigma_occupied)
-    keep = [c for c in range(num_classes) if c != free_index]
-    onehot = F.one_hot(occ, num_classes).permute(3, 0, 1, 2)[keep].float()  # (C-1, X, Y, Z)
+    # With a hard density every interval inside an occupied voxel is opaque (alpha = 1 - exp(-sigma
+    # step)), so a ray's weights are one spike: rendering the class id as a 1-channel value gives
+    # that voxel's class times the opacity (the one-hot rendering of all classes, 17x cheaper).
+    class_value = occ.to(torch.float32)[None]  # (1, X, Y, Z)
     rays = camera_rays(intrinsics.to(dev, torch.float32), T_ego_from_cam.to(dev, torch.float32), height, width, stride=stride)
     N = intrinsics.shape[0]
     shape = (N, len(range(stride // 2, height, stride)), len(range(stride // 2, width, stride)))
-    r = render_rays(grid_field(dens, grid, onehot, "nearest"), rays.origins, rays.dirs, grid, step=step, chunk=chunk, block=block, stop_transmittance=1e-4)
-    classes = torch.tensor(keep, device=dev)[r.values.argmax(-1)]
+    r = render_rays(grid_field(dens, grid, class_value, "nearest"), rays.origins, rays.dirs, grid, step=step, chunk=chunk, block=block, stop_transmittance=1e-4)
+    classes = torch.round(r.values[:, 0] / r.opacity.clamp(min=1e-6)).long().clamp(0, num_classes - 1)
     return _maps(r, rays, shape, free_index, classes)
 
 

@@ -254,14 +254,23 @@ def render_samples(
         sigma, vals = field(pts.reshape(-1, 3))
         sigma = sigma.reshape(t.shape)  # (Ra, b)
         lt0 = None if log_T is None else log_T[sel]
-        w, lt1 = weights_from_density(sigma, delta, lt0)
+        tau = sigma * delta
+        csum = torch.cumsum(tau, -1)  # inclusive
+        log_T_in = tau - csum if lt0 is None else lt0[:, None] + tau - csum  # exclusive: log T_i
+        T_in = torch.exp(log_T_in)
+        w = T_in * -torch.expm1(-tau)
+        lt1 = log_T_in[:, -1] - tau[:, -1]
         with torch.no_grad():  # median: T_i * exp(-sigma x) = 0.5 inside the interval
-            T_in = torch.exp(-(torch.cumsum(sigma * delta, -1) - sigma * delta) + (0 if lt0 is None else lt0[:, None]))
-            T_out = T_in * torch.exp(-sigma * delta)
-            cross = (T_in >= 0.5) & (T_out < 0.5)
-            x = torch.log(2 * T_in.clamp(min=1e-30)) / sigma.clamp(min=1e-30)
-            m = torch.where(cross, start + torch.minimum(x, delta), torch.full_like(t, float("inf"))).amin(-1)
-            median[alive] = torch.minimum(median[alive], m.to(median.dtype))
+            T_d = T_in.detach()
+            cross = (T_d >= 0.5) & (T_d * torch.exp(-tau.detach()) < 0.5)
+            if bool(cross.any()):
+                rows = cross.any(-1).nonzero()[:, 0]
+                i = cross[rows].int().argmax(-1)  # the one crossing interval
+                sd = sigma.detach()[rows, i].clamp(min=1e-30)
+                x = torch.log(2 * T_d[rows, i]) / sd
+                m = start[rows, i] + torch.minimum(x, delta[rows, i])
+                r_idx = alive[rows]
+                median[r_idx] = torch.minimum(median[r_idx], m.to(median.dtype))
         d_c = (w * t).sum(-1)
         o_c = w.sum(-1)
         v_c = None if vals is None else (w[..., None] * vals.reshape(*t.shape, -1)).sum(1)  # (Ra, C)

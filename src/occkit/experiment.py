@@ -15,16 +15,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import torch.nn.functional as F
+import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from occkit.config import ConfigError, from_dict, load_config
+from occkit.data.augment import BEVAugConfig, ImageAugConfig, augment_bev, augment_images
 from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset
 from occkit.data.sample import Sample
+from occkit.engine.checkpoint import CONFIG_FILE, EMA_FILE, MODEL_FILE, load_config_dict, load_weights, resolve_checkpoint
 from occkit.engine.config import OptimConfig, TrainConfig
-from occkit.geometry.camera import scale_intrinsics
-from occkit.models.occnet import OccNetConfig
+from occkit.engine.distributed import resolve_device
+from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
+from occkit.models.occnet import OccNetConfig, lift_grid_of
 
 #: Methods :func:`build_method` knows, for error messages and ``--help``.
 METHODS: tuple[str, ...] = ("supervised",)
@@ -40,8 +43,11 @@ class DataConfig:
     """Split validated on."""
     cameras: tuple[str, ...] = NUSCENES_CAMERAS
     """Camera names, in this order."""
-    image_size: tuple[int, int] = (256, 704)
-    """(H, W) the images are resized to (intrinsics scaled alike); (0, 0) keeps the file's size."""
+    image_aug: ImageAugConfig = field(default_factory=ImageAugConfig)
+    """Training image resize/crop/flip; ``image_aug.out_hw`` is the network input (H, W) for
+    training and evaluation (evaluation uses the deterministic default transform at that size)."""
+    bev_aug: BEVAugConfig = field(default_factory=BEVAugConfig)
+    """Training BEV flips/rotations (none by default)."""
     batch_size: int = 1
     """Frames per step per process (the global batch is this times the number of processes)."""
     val_batch_size: int = 1
@@ -60,7 +66,7 @@ class ExperimentConfig:
     """The recipe, built by :func:`build_method`."""
     model: OccNetConfig = field(default_factory=OccNetConfig)
     """The occupancy network."""
-    supervised: dict[str, Any] = field(default_factory=dict)
+    supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
     """Settings of the ``supervised`` method."""
     data: DataConfig = field(default_factory=DataConfig)
     """Frames, image size, batches."""
@@ -111,9 +117,9 @@ def check_experiment(cfg: ExperimentConfig) -> None:
     """Value checks the types alone do not catch; errors name the key."""
     if cfg.method not in METHODS:
         raise ConfigError(f"method: {cfg.method!r} is not one of {METHODS}")
-    H, W = cfg.data.image_size
-    if (H, W) != (0, 0) and (H <= 0 or W <= 0):
-        raise ConfigError(f"data.image_size: expected positive (H, W) or (0, 0), got {(H, W)}")
+    H, W = cfg.data.image_aug.out_hw
+    if H <= 0 or W <= 0:
+        raise ConfigError(f"data.image_aug.out_hw: expected positive (H, W), got {(H, W)}")
     if cfg.data.batch_size < 1 or cfg.data.val_batch_size < 1:
         raise ConfigError("data.batch_size and data.val_batch_size must be >= 1")
     if cfg.data.workers < 0:
@@ -130,50 +136,70 @@ def check_experiment(cfg: ExperimentConfig) -> None:
 def build_method(cfg: ExperimentConfig) -> nn.Module:
     """The method named by ``cfg.method``, built from its config. The one place methods are chosen."""
     if cfg.method == "supervised":
-        from occkit.methods.supervised import SupervisedConfig, SupervisedMethod  # TODO(engine): top-level once landed
-
-        return SupervisedMethod(cfg.model, from_dict(SupervisedConfig, cfg.supervised, prefix="supervised"))
+        return SupervisedMethod(cfg.model, cfg.supervised)
     raise ConfigError(f"method: {cfg.method!r} is not one of {METHODS}")
 
 
-class ResizedFrames(Dataset):
-    """A dataset of :class:`Sample` resized to ``(H, W)``: images (bilinear, antialiased),
-    intrinsics scaled alike, per-camera depth/semantics/instance maps (nearest).
+class AugmentedFrames(Dataset):
+    """Frames with the image transform (and, for training, the BEV transform) applied.
+
+    Random draws use the global torch RNG, which the engine seeds per item
+    (:class:`occkit.engine.data.SeededItems`), so augmentation is reproducible and resumable.
 
     Args:
-        dataset: yields samples with ``images (N, 3, H0, W0)``.
-        size: ``(H, W)`` target size.
+        dataset: yields :class:`Sample`.
+        image_aug: resize/crop/flip to the network input size.
+        bev_aug: ego-frame flips/rotations, or None.
+        free_class: the class that voxels rotated in from outside the grid get.
     """
 
-    def __init__(self, dataset: Dataset, size: tuple[int, int]) -> None:
-        self.dataset = dataset
-        self.size = (int(size[0]), int(size[1]))
+    def __init__(self, dataset: Dataset, image_aug: ImageAugConfig, bev_aug: BEVAugConfig | None = None, free_class: int = 17) -> None:
+        self.dataset, self.image_aug, self.bev_aug, self.free_class = dataset, image_aug, bev_aug, free_class
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, i: int) -> Sample:
         s: Sample = self.dataset[i]
-        H, W = self.size
-        H0, W0 = s.images.shape[-2:]
-        if (H0, W0) == (H, W) or H0 == 0:
-            return s
-        s.images = F.interpolate(s.images, size=(H, W), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
-        s.intrinsics = scale_intrinsics(s.intrinsics, W / W0, H / H0)
-        for name in ("depth", "semantics_2d", "instance_2d"):
-            m = getattr(s, name)
-            if m is not None:
-                r = F.interpolate(m[:, None].float(), size=(H, W), mode="nearest")[:, 0]
-                setattr(s, name, r.to(m.dtype))
+        if s.images.shape[-1] > 0:  # images loaded
+            s = augment_images(s, self.image_aug)
+        if self.bev_aug is not None and s.occupancy is not None:
+            s = augment_bev(s, self.bev_aug, free_class=self.free_class)
         return s
 
 
-def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, load_gt: bool = True) -> Dataset:
-    """The frames of ``split`` under ``root`` as the method sees them (resized to ``data.image_size``)."""
-    ds: Dataset = Occ3DDataset(root, split, cameras=tuple(cfg.data.cameras), load_gt=load_gt, load_extras=cfg.data.load_extras)
-    if tuple(cfg.data.image_size) != (0, 0):
-        ds = ResizedFrames(ds, tuple(cfg.data.image_size))  # type: ignore[arg-type]
-    return ds
+def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, train: bool = False, load_gt: bool = True) -> Dataset:
+    """The frames of ``split`` under ``root`` as the method sees them.
+
+    Training frames get ``data.image_aug`` and ``data.bev_aug``; evaluation frames the
+    deterministic resize/crop to ``data.image_aug.out_hw`` and no BEV transform. The model's
+    output grid must be the dataset's (checked here, naming both).
+    """
+    ds = Occ3DDataset(root, split, cameras=tuple(cfg.data.cameras), load_gt=load_gt, load_extras=cfg.data.load_extras)
+    output_grid, _ = lift_grid_of(cfg.model)
+    if output_grid.shape != ds.grid.shape:
+        raise ConfigError(f"model.point_range/voxel_size give a grid {output_grid.shape} but {root} is {ds.grid.shape}")
+    if train:
+        return AugmentedFrames(ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=cfg.model.num_classes - 1)
+    return AugmentedFrames(ds, ImageAugConfig(out_hw=tuple(cfg.data.image_aug.out_hw)), None)
+
+
+def load_checkpoint_method(
+    ckpt: str | os.PathLike, device: str = "auto", ema: bool = True,
+) -> tuple[nn.Module, ExperimentConfig, Path, torch.device]:
+    """A trained method from a checkpoint (folder, run folder or weights file), in eval mode.
+
+    Reads ``config.json`` and the safetensors weights (``ema.safetensors`` when present and
+    ``ema``), no pickle. Returns (method on ``device``, its config, the checkpoint folder, the
+    device). Errors name the missing or corrupt file.
+    """
+    folder = resolve_checkpoint(ckpt)
+    cfg = experiment_from_dict(load_config_dict(folder), where=str(folder / CONFIG_FILE))
+    method = build_method(cfg)
+    weights = folder / EMA_FILE if ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
+    load_weights(method, weights)
+    dev = resolve_device(device)
+    return method.to(dev).eval(), cfg, folder, dev
 
 
 def base_dataset(ds: Dataset) -> Occ3DDataset:

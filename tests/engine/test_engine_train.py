@@ -26,7 +26,7 @@ from occkit.experiment import DataConfig, ExperimentConfig  # noqa: E402
 
 def toy_config(max_steps: int, batch_size: int = 4, **train_kw) -> ExperimentConfig:
     cfg = ExperimentConfig(
-        data=DataConfig(batch_size=batch_size, val_batch_size=3, image_size=(0, 0)),
+        data=DataConfig(batch_size=batch_size, val_batch_size=3),
         optim=OptimConfig(lr=5e-3, warmup_steps=2, max_steps=max_steps, grad_clip=1.0, amp="none"),
         train=TrainConfig(device="cpu", log_every=2, val_every=0, ckpt_every=4, tensorboard=False, **train_kw),
     )

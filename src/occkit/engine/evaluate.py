@@ -55,8 +55,9 @@ def evaluate(
     Args:
         method: has ``predict(batch) -> (B, C, X, Y, Z)``; put in eval mode here, restored after.
         batches: this process's share of the frames (with ground truth).
-        rayiou: a ``RayIoUMetric``-like object with ``update(pred, gt, origins)``, ``compute()``
-            and ``all_reduce()``; ``rayiou_origins(token) -> (K, 3)`` ego-frame ray origins.
+        rayiou: a fresh :class:`occkit.metrics.rayiou.RayIoUMetric` (or alike: ``update(pred, gt,
+            origins)``, ``all_reduce()``, ``compute()``) and ``rayiou_origins(token) -> (K, 3)``,
+            the frame's ego-frame ray origins.
         distributed: sum the counts over processes before computing (every rank must call this).
     Returns:
         the metric's dict (``miou``, ``geometry_iou``, ``iou``, ``mask``, ``frames``) plus
@@ -75,8 +76,7 @@ def evaluate(
             ml = None if batch.mask_lidar is None else batch.mask_lidar.to(device)
             metric.update(labels, gt, mc, ml)
             if rayiou is not None and rayiou_origins is not None:
-                for i, token in enumerate(batch.tokens):
-                    rayiou.update(labels[i].cpu(), batch.occupancy[i], rayiou_origins(token))
+                rayiou.update(labels, gt, [rayiou_origins(t).to(device) for t in batch.tokens])
     finally:
         method.train(was_training)
     if distributed:

@@ -35,7 +35,7 @@ from occkit.engine.checkpoint import (
 )
 from occkit.engine.data import eval_batches, seed_everything, step_seed, train_batches
 from occkit.engine.distributed import (
-    DistInfo, all_reduce_mean, any_process, cleanup_distributed, init_distributed, is_distributed,
+    DistInfo, all_reduce_mean, any_process, cleanup_distributed, init_distributed, is_distributed, resolve_device,
 )
 from occkit.engine.evaluate import autocast, evaluate
 from occkit.engine.logging import RunLogger
@@ -239,6 +239,34 @@ def _train(
             logger.close()
     result.step, result.train_seconds = step, train_seconds
     return result
+
+
+def measure_step_seconds(cfg: ExperimentConfig, train_set: Dataset, steps: int = 2, method: nn.Module | None = None) -> float:
+    """Seconds per training step of ``cfg`` on this machine (one warm-up step, then the median of
+    ``steps`` timed ones, data loading included), on a throwaway copy of the method. Used to turn
+    a time budget into ``optim.max_steps`` so that the schedule fits the budget."""
+    device = resolve_device(cfg.train.device)
+    if cfg.train.threads > 0 and device.type == "cpu":
+        torch.set_num_threads(cfg.train.threads)
+    with torch.random.fork_rng(devices=[]):
+        seed_everything(cfg.train.seed)
+        m = (method if method is not None else build_method(cfg)).to(device).train()
+        opt = build_optimizer(m, cfg.optim.lr, cfg.optim.weight_decay, tuple(cfg.optim.betas))
+        batches = train_batches(train_set, cfg.data.batch_size, cfg.train.seed, 0)
+        times = []
+        for i in range(steps + 1):
+            t0 = time.perf_counter()
+            batch = next(batches).to(device)
+            with autocast(device, cfg.optim.amp if device.type == "cuda" else "none"):
+                loss = sum(m.training_step(batch).values())
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i > 0:
+                times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
 
 
 def _validate(

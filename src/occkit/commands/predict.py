@@ -1,0 +1,47 @@
+"""``occkit predict --ckpt CKPT --data DIR --out PRED``: Occ3D submission files, one per frame.
+
+Loads the checkpoint's ``config.json`` and safetensors weights (no pickle), runs the method over
+a split and writes ``PRED/<token>.npz`` (``semantics`` uint8 (200, 200, 16)) atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", required=True, help="checkpoint folder (checkpoints/step_N) or run folder (its newest)")
+    p.add_argument("--data", required=True, help="dataset root (holding annotations.json)")
+    p.add_argument("--out", required=True, help="output folder for <token>.npz")
+    p.add_argument("--split", default="val", choices=("train", "val", "all"), help="split to predict (default val)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    p.add_argument("--batch-size", type=int, default=1, help="frames per forward pass (default 1)")
+    p.add_argument("--workers", type=int, default=0, help="data loader workers (default 0)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights even when the checkpoint has EMA weights")
+    p.add_argument("--eval", action="store_true", help="also print mIoU (camera mask) against the split's ground truth")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from occkit.engine.data import eval_batches
+    from occkit.engine.evaluate import evaluate, write_predictions
+    from occkit.experiment import build_dataset, load_checkpoint_method
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema)
+    amp = cfg.optim.amp if device.type == "cuda" else "none"
+    ds = build_dataset(cfg, args.data, args.split, load_gt=args.eval)
+    if len(ds) == 0:
+        raise ValueError(f"{args.data}: split '{args.split}' has no frames")
+    loader = eval_batches(ds, args.batch_size, workers=args.workers, pin_memory=device.type == "cuda")
+    torch.set_grad_enabled(False)
+    n = write_predictions(method, loader, args.out, device, amp, progress=not args.no_progress, total=len(loader))
+    print(f"occkit predict: wrote {n} predictions to {args.out} (checkpoint {folder})")
+    if args.eval:
+        scores = evaluate(method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes,
+                          progress=not args.no_progress)
+        print(f"occkit predict: mIoU (camera mask) {scores['miou']:.2f}, geometry IoU {scores['geometry_iou']:.2f} over {scores['frames']} frames")
+    return 0

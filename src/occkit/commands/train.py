@@ -1,0 +1,57 @@
+"""``occkit train CONFIG --data DIR --out RUN``: train a method with the engine.
+
+CONFIG is a preset name (``synth-cpu``, ``occ3d-r50``) or a YAML path. Under ``torchrun`` (which
+sets RANK/WORLD_SIZE) every process runs this same command and the engine joins the group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="preset name (synth-cpu, occ3d-r50) or path to a YAML config")
+    p.add_argument("--data", required=True, help="dataset root (holding annotations.json)")
+    p.add_argument("--out", required=True, help="run folder: checkpoints/, tb/, train.jsonl, metrics.jsonl")
+    p.add_argument("--max-steps", type=int, default=None, help="length of the run in steps (sets optim.max_steps)")
+    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of training (sets train.max_minutes)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=1e-3 data.batch_size=2")
+    p.add_argument("--no-val", action="store_true", help="skip validation")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from occkit.engine.train import train
+    from occkit.experiment import base_dataset, build_dataset, load_experiment
+    from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
+
+    overrides = list(args.set or [])
+    if args.max_steps is not None:
+        overrides.append(f"optim.max_steps={args.max_steps}")
+    if args.minutes is not None:
+        overrides.append(f"train.max_minutes={args.minutes}")
+    cfg = load_experiment(args.config, overrides)
+    train_set = build_dataset(cfg, args.data, cfg.data.train_split, train=True)
+    if len(train_set) == 0:
+        raise ValueError(f"{args.data}: split '{cfg.data.train_split}' has no frames")
+    val_set = None if args.no_val else build_dataset(cfg, args.data, cfg.data.val_split)
+    if val_set is not None and len(val_set) == 0:
+        print(f"occkit train: split '{cfg.data.val_split}' of {args.data} has no frames; no validation", file=sys.stderr)
+        val_set = None
+    rayiou = origins = None
+    if val_set is not None and cfg.train.val_rayiou:
+        rayiou = partial(RayIoUMetric, num_classes=cfg.model.num_classes)
+        origins = partial(rayiou_origins, base_dataset(val_set))
+    result = train(cfg, args.out, train_set, val_set, resume=args.resume, rayiou=rayiou, rayiou_origins=origins,
+                   progress=not args.no_progress)
+    last = result.validations[-1] if result.validations else None
+    msg = f"occkit train: {result.step} steps ({result.train_seconds / 60:.1f} min of training), checkpoint {result.checkpoint}"
+    if last is not None:
+        msg += f", val mIoU {last['miou']:.2f}" + (f", RayIoU {last['rayiou']:.2f}" if "rayiou" in last else "")
+    if result.checkpoint is not None or last is not None:
+        print(msg)
+    return 0

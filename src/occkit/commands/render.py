@@ -1,0 +1,138 @@
+"""``occkit render``: volume-render an occupancy grid into a frame's camera views.
+
+The grid is the frame's ground truth (``--data DIR --token T``), a predicted label grid
+(``--pred FILE``: an Occ3D submission ``<token>.npz`` with ``semantics``, or a ``.npy``) or a
+checkpoint's logits (``--ckpt``). Writes into ``--out``:
+
+- ``<CAM>_depth.npy``: ``(H, W)`` float32 camera z-depth in metres (0 = no surface in the grid);
+- ``<CAM>_semantics.npy``: ``(H, W)`` uint8 Occ3D classes (17 = no surface in the grid);
+- ``render.png``: each camera image beside its rendered semantics and depth.
+
+Label grids render as a hard density (exact surfaces); logits as ``sigma = -log p(free) / voxel``
+(see :mod:`occkit.rendering`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="dataset root (holding annotations.json): cameras, and the ground truth")
+    p.add_argument("--token", required=True, help="the frame to render")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--pred", type=Path, help="predicted labels: <token>.npz with 'semantics' (X, Y, Z) uint8, or a .npy")
+    src.add_argument("--ckpt", help="checkpoint folder or run folder: render the method's logits")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--stride", type=int, default=1, help="render every N-th pixel (maps are (H/N, W/N); default 1)")
+    p.add_argument("--step", type=float, default=None, help="metres between samples (default half a voxel)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    p.add_argument("--no-picture", action="store_true", help="write the .npy maps only")
+
+
+def _load_pred(path: Path, shape: tuple[int, int, int]):
+    import numpy as np
+
+    from occkit.fileio import load_npz
+
+    if path.suffix == ".npz":
+        arr = load_npz(path, keys=("semantics",))["semantics"]
+    elif path.suffix == ".npy":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as e:
+            raise ValueError(f"{path}: cannot read as .npy ({type(e).__name__}: {e})") from e
+    else:
+        raise ValueError(f"{path}: expected a .npz (with 'semantics') or a .npy file")
+    if arr.shape != shape:
+        raise ValueError(f"{path}: labels have shape {arr.shape}, expected {shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{path}: labels have dtype {arr.dtype}, expected integers")
+    if arr.min(initial=0) < 0 or arr.max(initial=0) > 17:
+        raise ValueError(f"{path}: labels must lie in [0, 17]")
+    return arr
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from occkit.data.occ3d import Occ3DDataset
+    from occkit.fileio import save_npy_atomic
+    from occkit.rendering.views import render_logits_views, render_occupancy_views
+
+    if args.stride < 1:
+        raise ValueError(f"--stride must be >= 1, got {args.stride}")
+    if args.step is not None and not args.step > 0:
+        raise ValueError(f"--step must be > 0, got {args.step}")
+    ds = Occ3DDataset(args.data, split="all", load_gt=args.pred is None and args.ckpt is None, load_extras=False)
+    sample = ds[ds.index_of(args.token)]
+    N, _, H, W = sample.images.shape
+    grid = ds.grid
+    kw = dict(stride=args.stride, step=args.step)
+    if args.ckpt is not None:
+        from occkit.data.sample import collate
+        from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method
+
+        method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device)
+        if tuple(cfg.data.cameras) != tuple(ds.cameras):
+            raise ValueError(f"{folder}: the checkpoint uses cameras {cfg.data.cameras}, the render uses {ds.cameras}")
+        mds = build_dataset(cfg, args.data, "all", load_gt=False)
+        batch = collate([mds[base_dataset(mds).index_of(args.token)]]).to(device)
+        with torch.no_grad():
+            logits = method.predict(batch)[0].float()  # (C, X, Y, Z)
+        if tuple(logits.shape[1:]) != grid.shape:
+            raise ValueError(f"{folder}: the method predicts a {tuple(logits.shape[1:])} grid, the dataset's is {grid.shape}")
+        maps = render_logits_views(logits, grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw)
+        source = f"checkpoint {folder}"
+    else:
+        device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+        if args.pred is not None:
+            occ = torch.from_numpy(_load_pred(args.pred, grid.shape).astype(np.int64))
+            source = f"prediction {args.pred}"
+        else:
+            if sample.occupancy is None:
+                raise ValueError(f"{args.data}: frame {args.token} has no ground truth")
+            occ = sample.occupancy
+            source = "ground truth"
+        maps = render_occupancy_views(occ.to(device), grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    depth = maps.depth.cpu().numpy().astype(np.float32)
+    sem = maps.semantics.cpu().numpy().astype(np.uint8)
+    for i, cam in enumerate(ds.cameras):
+        save_npy_atomic(out / f"{cam}_depth.npy", depth[i])
+        save_npy_atomic(out / f"{cam}_semantics.npy", sem[i])
+    if not args.no_picture:
+        _picture(out / "render.png", sample.images, depth, sem, ds.cameras, source, args.token)
+    hit = (depth > 0).mean()
+    print(f"occkit render: {source} of frame {args.token} -> {out} ({N} cameras, {depth.shape[1]}x{depth.shape[2]} maps, {100 * hit:.1f}% of pixels see a surface in the grid)")
+    return 0
+
+
+def _picture(path: Path, images, depth, sem, cameras, source: str, token: str) -> None:
+    """One row per camera: the image, the rendered semantics, the rendered depth."""
+    import numpy as np
+    import torch
+
+    from occkit.labels import palette_array
+    from occkit.viz.draw import BACKGROUND, colorbar, colormap, hstack, resize, save_png, titled, vstack
+
+    imgs = (images.permute(0, 2, 3, 1).clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    H, W = imgs.shape[1:3]
+    pal = palette_array()
+    vmax = float(max(1.0, np.percentile(depth[depth > 0], 99))) if (depth > 0).any() else 1.0
+    rows = []
+    for i, cam in enumerate(cameras):
+        s = pal[sem[i]]
+        s[sem[i] == 17] = BACKGROUND
+        d = colormap(depth[i], 0.0, vmax)
+        d[depth[i] <= 0] = BACKGROUND
+        row = hstack([imgs[i], resize(s, W, H, nearest=True), resize(d, W, H, nearest=True)], gap=4)
+        rows.append(titled(row, f"{cam}: image | rendered semantics | rendered depth"))
+    fig = titled(vstack(rows, gap=6), f"{source}, frame {token}")
+    fig = vstack([fig, colorbar(0.0, vmax)], gap=4)
+    save_png(path, np.ascontiguousarray(fig))

@@ -12,7 +12,7 @@ import torch
 from occkit.cli import main
 from occkit.data.semantickitti import SSC_SHAPE, write_bitpacked, write_calib, write_label, write_ssc_prediction
 from occkit.fileio import save_npz_atomic, write_json_atomic
-from occkit.metrics.evaluate import detect_format, evaluate_occ3d, load_occ3d_prediction
+from occkit.metrics.evaluate import detect_format, evaluate_occ3d, evaluate_semantickitti, load_occ3d_prediction
 
 
 @pytest.fixture(autouse=True)
@@ -137,6 +137,12 @@ def test_semantickitti_eval(tmp_path):
     assert r["benchmark"] == "semantickitti" and r["frames"] == 2
     for k in ("ssc_miou", "completion_iou", "precision", "recall"):
         assert r[k] == pytest.approx(100.0)
+    # the flat layout <pred>/<sequence>/<frame>.label, format given explicitly
+    for f, (learn, _) in gts.items():
+        write_ssc_prediction(tmp_path / "flat" / "08" / f"{f}.label", np.where(learn == 1, 4, learn).astype(np.uint8))
+    r2 = evaluate_semantickitti(tmp_path / "gt", tmp_path / "flat", progress=False)
+    assert r2["iou"]["car"] == 0.0 and r2["completion_iou"] == pytest.approx(100.0) and r2["ssc_miou"] < 100.0
+    assert main(["eval", "--format", "semantickitti", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "flat"), "--no-progress"]) == 0
     # missing frame -> error naming it
     (tmp_path / "pred" / "sequences" / "08" / "predictions" / "000005.label").unlink()
     assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--no-progress"]) == 1

@@ -26,11 +26,12 @@ from occkit.data.sample import Sample
 from occkit.engine.checkpoint import CONFIG_FILE, EMA_FILE, MODEL_FILE, load_config_dict, load_weights, resolve_checkpoint
 from occkit.engine.config import OptimConfig, TrainConfig
 from occkit.engine.distributed import resolve_device
+from occkit.methods.render_sup import RenderSupConfig, RenderSupMethod
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig, lift_grid_of
 
 #: Methods :func:`build_method` knows, for error messages and ``--help``.
-METHODS: tuple[str, ...] = ("supervised",)
+METHODS: tuple[str, ...] = ("supervised", "render_sup")
 
 
 @dataclass
@@ -62,12 +63,14 @@ class DataConfig:
 class ExperimentConfig:
     """Everything a training run needs; ``configs/*.yaml`` presets override these defaults."""
 
-    method: Literal["supervised"] = "supervised"
+    method: Literal["supervised", "render_sup"] = "supervised"
     """The recipe, built by :func:`build_method`."""
     model: OccNetConfig = field(default_factory=OccNetConfig)
     """The occupancy network."""
     supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
     """Settings of the ``supervised`` method."""
+    render_sup: RenderSupConfig = field(default_factory=RenderSupConfig)
+    """Settings of the ``render_sup`` method (2D depth/semantic maps only, volume rendering)."""
     data: DataConfig = field(default_factory=DataConfig)
     """Frames, image size, batches."""
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -137,6 +140,8 @@ def build_method(cfg: ExperimentConfig) -> nn.Module:
     """The method named by ``cfg.method``, built from its config. The one place methods are chosen."""
     if cfg.method == "supervised":
         return SupervisedMethod(cfg.model, cfg.supervised)
+    if cfg.method == "render_sup":
+        return RenderSupMethod(cfg.model, cfg.render_sup)
     raise ConfigError(f"method: {cfg.method!r} is not one of {METHODS}")
 
 

@@ -79,3 +79,16 @@ def test_render_sup_needs_2d_maps_and_checks_config():
         RenderSupMethod(tiny_model_cfg(), RenderSupConfig(num_rays=0))
     with pytest.raises(ValueError, match="depth_loss"):
         RenderSupMethod(tiny_model_cfg(), RenderSupConfig(depth_loss="l2"))  # type: ignore[arg-type]
+
+
+def test_preset_builds_render_sup_through_the_engine_builder():
+    from occkit.config import to_dict
+    from occkit.experiment import build_method, experiment_from_dict, load_experiment
+
+    cfg = load_experiment("render-sup-cpu", ["render_sup.num_rays=64"])
+    assert cfg.method == "render_sup" and cfg.render_sup.num_rays == 64
+    assert cfg.data.load_extras  # the 2D maps come from the extras
+    again = experiment_from_dict(to_dict(cfg))  # as a checkpoint's config.json is read back
+    assert again.render_sup == cfg.render_sup
+    method = build_method(again)
+    assert isinstance(method, RenderSupMethod) and method.cfg.num_rays == 64

@@ -33,3 +33,13 @@ def test_errors_name_the_file(tmp_path):
     j.write_text("{oops")
     with pytest.raises(ValueError, match="j.json"):
         read_json(j)
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    p = write_json_atomic(tmp_path / "perm.json", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~mask

@@ -127,3 +127,19 @@ def test_tiny_overfit_lowers_the_loss(head):
     assert last["loss_ce"] < 0.8 * first["loss_ce"]
     assert last["loss_lovasz"] < first["loss_lovasz"]
     assert last["loss_depth"] < first["loss_depth"]
+
+
+def test_training_step_under_bf16_autocast_keeps_sensitive_parts_in_float32():
+    torch.manual_seed(0)
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(depth_source="lidar"))
+    batch = tiny_batch()
+    ref_targets = m.depth_targets(batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = m.training_step(batch)
+        out = m(batch)
+        targets = m.depth_targets(batch)
+    assert torch.equal(targets, ref_targets)
+    assert out.lifted.dtype == torch.float32
+    for k, v in losses.items():
+        assert v.dtype == torch.float32 and torch.isfinite(v), k
+    sum(losses.values()).backward()

@@ -96,3 +96,12 @@ def test_view_transform_shapes_and_geometry():
     assert occupied[9:].sum() > 0 and occupied[:7].sum() > 0
     with pytest.raises(ValueError, match="stride"):
         vt(feats, K[None], T[None], (48, 96))
+
+
+def test_frustum_geometry_is_float32_under_autocast():
+    K, T = _cams(2)
+    fr = make_frustum((32, 96), 16, depth_bin_centers(1.0, 45.0, 0.5))
+    ref = frustum_to_ego(fr, K[None], T[None])
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        got = frustum_to_ego(fr, K[None], T[None])
+    assert got.dtype == torch.float32 and torch.equal(got, ref)

@@ -156,7 +156,10 @@ def lovasz_softmax(
     # Gather the kept voxels' logits first, so the softmax runs on them only.
     n = t.numel() // B
     kept_logits = logits.reshape(B, C, n)[keep // n, :, keep % n]  # (P, C)
-    return lovasz_softmax_flat(kept_logits.softmax(1), t[keep], classes=classes)
+    # float32 even under autocast: the cumulative sums below count up to P voxels.
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        probs = kept_logits.float().softmax(1)
+        return lovasz_softmax_flat(probs, t[keep], classes=classes)
 
 
 def class_weights_from_counts(counts: torch.Tensor, c: float = 1.02) -> torch.Tensor:

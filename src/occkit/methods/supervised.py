@@ -116,7 +116,12 @@ class SupervisedMethod(nn.Module):
 
     def depth_targets(self, batch: Batch) -> torch.Tensor | None:
         """Depth-bin targets ``(B, N, H/stride, W/stride)`` (-1 = none) from the configured source,
-        or None when ``depth_source='auto'`` and the batch has neither LiDAR nor depth maps."""
+        or None when ``depth_source='auto'`` and the batch has neither LiDAR nor depth maps.
+        Computed in float32 even under autocast (projections need the precision)."""
+        with torch.autocast(device_type=batch.images.device.type, enabled=False):
+            return self._depth_targets(batch)
+
+    def _depth_targets(self, batch: Batch) -> torch.Tensor | None:
         m = self.model_cfg
         rng = (m.depth_min, m.depth_max, m.depth_step)
         B, N, _, H, W = batch.images.shape

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from occkit.config import from_dict, load_yaml, to_dict
+from occkit.config import from_dict, load_yaml, merge, parse_overrides, to_dict
 from occkit.data.sample import Batch
 from occkit.geometry.transforms import make_transform, rotation_z
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
@@ -54,12 +54,15 @@ def sync(device: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", required=True)
-    ap.add_argument("--steps", type=int, default=5, help="timed steps (after 2 warm-up steps)")
+    ap.add_argument("--steps", type=int, default=5, help="timed steps")
     ap.add_argument("--cams", type=int, default=6)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     ap.add_argument("--no-train", action="store_true", help="only inference")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="overrides of the preset, e.g. model.head=bev supervised.lovasz_max_voxels=20000")
     args = ap.parse_args()
-    preset = load_yaml(args.preset)
+    preset = merge(load_yaml(args.preset), parse_overrides(args.set))
     model_cfg = from_dict(OccNetConfig, {**to_dict(OccNetConfig()), **preset.get("model", {})})
     method_cfg = from_dict(SupervisedConfig, {**to_dict(SupervisedConfig()), **preset.get("supervised", {})})
     hw = tuple(preset.get("data", {}).get("image_aug", {}).get("out_hw", (256, 704)))
@@ -75,7 +78,7 @@ def main() -> None:
         method.train()
         opt = torch.optim.AdamW(method.parameters(), lr=1e-4)
         rows = []
-        for i in range(args.steps + 2):
+        for i in range(args.steps + args.warmup):
             sync(args.device); t0 = time.perf_counter()
             out = method.model(batch.images, batch.intrinsics, batch.T_ego_from_cam)
             sync(args.device); t1 = time.perf_counter()
@@ -95,7 +98,7 @@ def main() -> None:
             sync(args.device); t3 = time.perf_counter()
             opt.step()
             sync(args.device); t4 = time.perf_counter()
-            if i >= 2:
+            if i >= args.warmup:
                 rows.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0))
         med = [statistics.median(c) for c in zip(*rows)]
         print(f"train step (batch 1, median of {args.steps}): forward {med[0]:.3f} s, losses {med[1]:.3f} s, "
@@ -111,11 +114,11 @@ def main() -> None:
     method.eval()
     times = []
     with torch.no_grad():
-        for i in range(args.steps + 2):
+        for i in range(args.steps + args.warmup):
             sync(args.device); t0 = time.perf_counter()
             method.predict(batch)
             sync(args.device)
-            if i >= 2:
+            if i >= args.warmup:
                 times.append(time.perf_counter() - t0)
     m = statistics.median(times)
     print(f"inference (batch 1, median of {args.steps}): {m:.3f} s per frame = {1 / m:.2f} FPS")

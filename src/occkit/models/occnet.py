@@ -51,7 +51,7 @@ class OccNetConfig:
     """Farthest depth bin edge (metres)."""
     depth_step: float = 0.5
     """Depth bin width (metres); D = (depth_max - depth_min) / depth_step bins."""
-    context_channels: int = 64
+    context_channels: int = 32
     """C, channels of the lifted context features."""
     point_range: tuple[float, float, float, float, float, float] = (-40.0, -40.0, -1.0, 40.0, 40.0, 5.4)
     """Output grid range [xmin, ymin, zmin, xmax, ymax, zmax] metres, ego frame (Occ3D)."""
@@ -62,8 +62,9 @@ class OccNetConfig:
     The z factor is ignored by the BEV head (it predicts every output height directly)."""
     head: Literal["voxel", "bev"] = "voxel"
     """'voxel': 3D encoder + per-voxel head; 'bev': FlashOcc BEV encoder + channel-to-height."""
-    encoder_widths: tuple[int, ...] = (64, 128)
-    """Encoder U-Net channels per stage (stage i at 1/2**i of the lift resolution)."""
+    encoder_widths: tuple[int, ...] = (32, 64, 128)
+    """Encoder U-Net channels per stage (stage i at 1/2**i of the lift resolution). Stage 0 runs at
+    the full lift resolution: keep it narrow for the voxel head (3D convs on 200x200x16)."""
     encoder_blocks: int = 1
     """Residual blocks per encoder stage."""
     num_classes: int = 18

@@ -68,6 +68,9 @@ def test_export_reads_back(kitti_root):
     # LiDAR returns are observed voxels, so the input occupancy is never invalid
     assert not bool((s.extra["input_occupancy"] & ~valid).any())
     assert SemanticKITTIDataset(root, "train").sequences == ("00",)
+    assert (root / "splits.json").read_text().count("08") == 1
+    with pytest.raises(FileExistsError, match="sequences"):
+        export_semantickitti(root, cfg)
 
 
 def test_image_calib_and_voxels_agree(kitti_root):

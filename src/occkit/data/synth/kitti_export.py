@@ -157,13 +157,21 @@ def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig"
     return seq
 
 
-def export_semantickitti(out_dir: str | os.PathLike, config: "SynthConfig", progress: bool = False) -> Path:  # noqa: F821
+def export_semantickitti(
+    out_dir: str | os.PathLike,
+    config: "SynthConfig",  # noqa: F821
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
     """Write the synthetic world (``config.scenes`` scenes of ``config.frames`` frames) as
     SemanticKITTI-style sequences under ``out_dir``; returns ``out_dir``. Deterministic for a
-    given config. Train / validation scenes as :func:`occkit.data.synth.split_scenes`."""
+    given config. Train / validation scenes as :func:`occkit.data.synth.split_scenes`.
+    A folder that already holds ``sequences/`` raises unless ``overwrite``."""
     from occkit.data.synth import split_scenes
 
     out = Path(out_dir)
+    if (out / "sequences").exists() and not overwrite:
+        raise FileExistsError(f"{out}: already holds sequences/ (pass overwrite=True to write over it)")
     train, val = split_scenes(config.scenes, config.val_fraction)
     names = sequence_names(train, val)
     it = range(config.scenes)

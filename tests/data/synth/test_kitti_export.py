@@ -104,3 +104,17 @@ def test_image_calib_and_voxels_agree(kitti_root):
     agree = (got[keep] == want[keep]).mean()
     print(f"pixel/voxel class agreement {agree:.3f} over {int(keep.sum())} pixels")
     assert agree > 0.7, agree
+
+
+def test_eval_on_export(kitti_root, tmp_path):
+    from occkit.data.semantickitti import write_ssc_prediction
+    from occkit.metrics.evaluate import evaluate_semantickitti
+
+    root, _ = kitti_root
+    ds = SemanticKITTIDataset(root, "val", load_images=False)
+    labels, _ = ds.load_gt_arrays(0)
+    write_ssc_prediction(tmp_path / "sequences" / "08" / "predictions" / "000000.label", np.where(labels == 255, 0, labels).astype(np.uint8))
+    r = evaluate_semantickitti(root, tmp_path, progress=False)
+    assert r["completion_iou"] == pytest.approx(100.0) and r["precision"] == pytest.approx(100.0)
+    present = set(np.unique(labels[labels != 255]).tolist()) - {0}
+    assert all(r["iou"][SEMANTICKITTI_CLASSES[c]] == pytest.approx(100.0) for c in present)

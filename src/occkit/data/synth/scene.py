@@ -14,7 +14,7 @@ import torch
 
 from occkit.data.synth import catalog as cat
 from occkit.data.synth.config import SynthConfig, scene_name, scene_seed
-from occkit.data.synth.layout import CURB, LANE, GroundMap, Path, Street, Town, build_town, lane_offset, random_route
+from occkit.data.synth.layout import CURB, GroundMap, Path, Street, Town, build_town, random_route
 from occkit.data.synth.primitives import Primitives, empty_primitives
 from occkit.geometry.transforms import make_transform, rotation_z
 from occkit.labels import OCC3D_CLASSES
@@ -577,8 +577,8 @@ def T_global_from_pose(x: float, y: float, yaw: float, z: float = 0.0) -> torch.
 
 def ground_height(ground: GroundMap, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Surface height (0 or ``CURB``) at world points."""
-    _, level, _ = ground.lookup(torch.as_tensor(np.stack([x, y], -1), dtype=torch.float32).view(-1, 2))
-    return level.numpy().astype(np.float64) * CURB
+    code = ground.lookup_code(torch.as_tensor(np.stack([x, y], -1), dtype=torch.float32).view(-1, 2))
+    return ((code >> 5) & 1).numpy().astype(np.float64) * CURB
 
 
 def _object_table(scene: Scene) -> dict[str, Any]:

@@ -44,9 +44,9 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def split_scenes(n: int, val_fraction: float) -> tuple[list[int], list[int]]:
-    """Scene indices of (train, val): the last ``round(n * val_fraction)`` scenes are
-    validation, at least one whenever ``n >= 2`` and ``val_fraction > 0`` ... and always when
-    ``n >= 2`` (the issue asks for a validation scene whenever there are two or more)."""
+    """Scene indices of (train, val): the last ``round(n * val_fraction)`` scenes are validation,
+    clamped so that there is at least one validation scene whenever ``n >= 2`` (even with
+    ``val_fraction = 0``) and at least one training scene."""
     n_val = int(round(n * val_fraction))
     if n >= 2:
         n_val = min(max(n_val, 1), n - 1)

@@ -337,7 +337,10 @@ def render_rays(
     Memory: rays are processed ``chunk`` at a time and samples ``block`` at a time, so a
     forward pass without gradients needs ``O(chunk * block * C)`` whatever the number of rays.
     With gradients the graph of every chunk is kept, unless ``checkpoint=True``, which keeps
-    only each chunk's outputs and recomputes the chunk during backward.
+    only each chunk's outputs and recomputes the chunk during backward. When training through
+    :func:`grid_field`, every lookup call back-propagates into a gradient the size of the whole
+    volume, so prefer large chunks and ``block=None`` there; blocks and early termination pay
+    off in forward passes (rendering views, coarse passes).
 
     Args:
         field: ``points (P, 3) -> (sigma (P,), values (P, C) | None)``, e.g. :func:`grid_field`.

@@ -79,7 +79,7 @@ def main() -> None:
         opt = torch.optim.AdamW(method.parameters(), lr=1e-4)
         rows = []
         for i in range(args.steps + args.warmup):
-            sync(args.device); t0 = time.perf_counter()
+            sync(args.device); t0 = time.perf_counter(); c0 = time.process_time()
             out = method.model(batch.images, batch.intrinsics, batch.T_ego_from_cam)
             sync(args.device); t1 = time.perf_counter()
             # the method's losses on the same batch (it runs the model again: time only the losses)
@@ -99,11 +99,12 @@ def main() -> None:
             opt.step()
             sync(args.device); t4 = time.perf_counter()
             if i >= args.warmup:
-                rows.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0))
+                rows.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0, time.process_time() - c0))
         med = [statistics.median(c) for c in zip(*rows)]
         print(f"train step (batch 1, median of {args.steps}): forward {med[0]:.3f} s, losses {med[1]:.3f} s, "
               f"backward {med[2]:.3f} s, optimiser {med[3]:.3f} s, total {med[4]:.3f} s "
-              f"(min {min(r[4] for r in rows):.3f} s)")
+              f"(min {min(r[4] for r in rows):.3f} s); process CPU time {med[5]:.3f} s per step "
+              f"(all threads; on a busy machine wall time >> CPU time / threads)")
         t0 = time.perf_counter()
         losses = method.training_step(batch)
         sync(args.device)
@@ -115,13 +116,15 @@ def main() -> None:
     times = []
     with torch.no_grad():
         for i in range(args.steps + args.warmup):
-            sync(args.device); t0 = time.perf_counter()
+            sync(args.device); t0 = time.perf_counter(); c0 = time.process_time()
             method.predict(batch)
             sync(args.device)
             if i >= args.warmup:
-                times.append(time.perf_counter() - t0)
-    m = statistics.median(times)
-    print(f"inference (batch 1, median of {args.steps}): {m:.3f} s per frame = {1 / m:.2f} FPS")
+                times.append((time.perf_counter() - t0, time.process_time() - c0))
+    m = statistics.median(t for t, _ in times)
+    c = statistics.median(c for _, c in times)
+    print(f"inference (batch 1, median of {args.steps}): {m:.3f} s per frame = {1 / m:.2f} FPS; "
+          f"process CPU time {c:.3f} s per frame")
 
 
 if __name__ == "__main__":

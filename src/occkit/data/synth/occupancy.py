@@ -169,7 +169,7 @@ def fast_mark_visible(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, occ
         flat = ((idx + 1) * strides).sum(-1)
         fstep = step * strides  # (n, 3)
         park = 0  # a padding voxel: never occupied, cropped away
-        t_end = t1
+        t_end = t1.clone()
         k = 0
         while flat.numel():
             out[flat] = True
@@ -179,9 +179,9 @@ def fast_mark_visible(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, occ
             flat = flat + fstep.gather(1, ax1).squeeze(1)
             t_next.scatter_add_(1, ax1, t_delta.gather(1, ax1))
             dead = hit | (t_out >= t_end)
-            flat = torch.where(dead, torch.zeros_like(flat) + park, flat)
-            fstep = torch.where(dead[:, None], torch.zeros_like(fstep), fstep)
-            t_end = torch.where(dead, torch.full_like(t_end, -1.0), t_end)
+            flat.masked_fill_(dead, park)
+            fstep.masked_fill_(dead[:, None], 0)
+            t_end.masked_fill_(dead, -1.0)
             k += 1
             if k % compact_every == 0:
                 keep = t_end >= 0

@@ -302,6 +302,13 @@ def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
                     yaw = 0.0 if along_x else math.pi / 2
                     if rng.random() < 0.9:
                         b.add(cat.building(rng, kind, w - (2.0 if kind == "house" else 0.5), dp), x, y, yaw)
+                    if kind == "house":  # back yard trees (when the block leaves room)
+                        room = (bh if along_x else bw) / 2 - sb - dp
+                        for _ in range(int(rng.integers(0, 3)) if room > 4.0 else 0):
+                            cb = fixed + inward * (sb + dp + float(rng.uniform(2.0, min(room - 1.0, 9.0))))
+                            ab = a + float(rng.uniform(-w / 2.5, w / 2.5))
+                            xx, yy = (ab, cb) if along_x else (cb, ab)
+                            b.add(cat.tree(rng) if rng.random() < 0.75 else cat.bush(rng), xx, yy, float(rng.uniform(0, 6.28)))
                     if kind == "house":  # front yard: trees, bushes, hedge or fence
                         yc = fixed + inward * sb / 2
                         u = rng.random()
@@ -498,7 +505,7 @@ def _pedestrians(b: _Builder, rng: np.random.Generator, town: Town, dens: float,
 
 def _road_works(b: _Builder, rng: np.random.Generator, town: Town) -> None:
     """Sometimes: cones and barriers closing a parking strip or the outer lane near the ego."""
-    n = int(rng.integers(0, 3))
+    n = int(rng.integers(1, 4))
     for _ in range(n):
         k = int(rng.integers(len(b.route_xy)))
         x0, y0 = b.route_xy[k]

@@ -59,9 +59,14 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     ap.add_argument("--no-train", action="store_true", help="only inference")
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
+    ap.add_argument("--compare-lovasz", action="store_true",
+                    help="also time Lovasz-softmax (forward + backward) on all kept voxels vs the preset's subset")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="overrides of the preset, e.g. model.head=bev supervised.lovasz_max_voxels=20000")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     preset = merge(load_yaml(args.preset), parse_overrides(args.set))
     model_cfg = from_dict(OccNetConfig, {**to_dict(OccNetConfig()), **preset.get("model", {})})
     method_cfg = from_dict(SupervisedConfig, {**to_dict(SupervisedConfig()), **preset.get("supervised", {})})
@@ -112,6 +117,18 @@ def main() -> None:
               + ", ".join(f"{k}={v.item():.3f}" for k, v in losses.items()))
         if args.device.startswith("cuda"):
             print(f"peak GPU memory (training): {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+    if args.compare_lovasz:
+        from occkit.losses.occupancy import lovasz_softmax
+
+        X, Y, Z = method.model.output_grid.shape
+        logits = torch.randn(1, model_cfg.num_classes, X, Y, Z, device=args.device, requires_grad=True)
+        for label, cap in (("all kept voxels", None), (f"max_voxels={method_cfg.lovasz_max_voxels}", method_cfg.lovasz_max_voxels)):
+            ts = []
+            for _ in range(3):
+                sync(args.device); t0 = time.perf_counter()
+                lovasz_softmax(logits, batch.occupancy, batch.mask_camera, max_voxels=cap).backward()
+                sync(args.device); ts.append(time.perf_counter() - t0)
+            print(f"Lovasz-softmax fwd+bwd, {label} ({int(batch.mask_camera.sum())} kept): {statistics.median(ts):.3f} s")
     method.eval()
     times = []
     with torch.no_grad():

@@ -161,8 +161,10 @@ def make_lighting(rng: np.random.Generator, weather: str) -> Lighting:
 class _Builder:
     """Collects objects, checks clearance of anything on the road against the ego and movers."""
 
-    def __init__(self, rng: np.random.Generator, town: Town, ego: Path, ego_speed: float, times: np.ndarray) -> None:
+    def __init__(self, rng: np.random.Generator, town: Town, ego: Path, ego_speed: float, times: np.ndarray, extra_seed: list[int]) -> None:
         self.rng, self.town, self.times = rng, town, times
+        # a second stream (seeded apart) for additions that must leave the main stream's draws alone
+        self.rng_extra = np.random.default_rng(extra_seed)
         self.objects: list[SynthObject] = []
         self.ego_xy = np.stack(ego.pose_at(ego_speed * times), -1)  # (T, 3) x, y, yaw
         route = ego.xy[:: max(1, int(5.0 / 0.25))]
@@ -247,7 +249,7 @@ def build_scene(config: SynthConfig, scene_index: int) -> Scene:
     duration = float(times[-1])
     ego_speed = 0.0 if rng.random() < 0.08 else float(rng.uniform(3.0, 11.0))
     ego_path = random_route(rng, town, ego_speed * duration + 5.0, lane=0)
-    b = _Builder(rng, town, ego_path, ego_speed, times)
+    b = _Builder(rng, town, ego_path, ego_speed, times, scene_seed(config.seed, scene_index) + [1])
     dens = {"residential": 1.0, "downtown": 1.5, "industrial": 0.8, "park": 0.8}[area]
 
     _fill_blocks(b, rng, town)
@@ -304,11 +306,12 @@ def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
                         b.add(cat.building(rng, kind, w - (2.0 if kind == "house" else 0.5), dp), x, y, yaw)
                     if kind == "house":  # back yard trees (when the block leaves room)
                         room = (bh if along_x else bw) / 2 - sb - dp
-                        for _ in range(int(rng.integers(0, 3)) if room > 4.0 else 0):
-                            cb = fixed + inward * (sb + dp + float(rng.uniform(2.0, min(room - 1.0, 9.0))))
-                            ab = a + float(rng.uniform(-w / 2.5, w / 2.5))
+                        yr = b.rng_extra
+                        for _ in range(int(yr.integers(0, 3)) if room > 4.0 else 0):
+                            cb = fixed + inward * (sb + dp + float(yr.uniform(2.0, min(room - 1.0, 9.0))))
+                            ab = a + float(yr.uniform(-w / 2.5, w / 2.5))
                             xx, yy = (ab, cb) if along_x else (cb, ab)
-                            b.add(cat.tree(rng) if rng.random() < 0.75 else cat.bush(rng), xx, yy, float(rng.uniform(0, 6.28)))
+                            b.add(cat.tree(yr) if yr.random() < 0.75 else cat.bush(yr), xx, yy, float(yr.uniform(0, 6.28)))
                     if kind == "house":  # front yard: trees, bushes, hedge or fence
                         yc = fixed + inward * sb / 2
                         u = rng.random()

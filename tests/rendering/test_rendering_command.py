@@ -46,3 +46,21 @@ def test_render_errors(tiny_occ3d_root, tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
     assert main(["render", "--data", str(tiny_occ3d_root), "--token", token, "--pred", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "o")]) == 1
     assert "missing.npz" in capsys.readouterr().err
+
+
+def test_render_checkpoint_logits(tiny_occ3d_root, tmp_path, capsys):
+    from occkit.config import to_dict
+    from occkit.engine.checkpoint import save_checkpoint
+    from occkit.experiment import build_method, load_experiment
+
+    cfg = load_experiment("render-sup-cpu", ["data.image_aug.out_hw=[32, 64]", "data.load_extras=false", "data.workers=0"])
+    run = tmp_path / "run"
+    save_checkpoint(run, 1, build_method(cfg), to_dict(cfg), {"step": 1})
+    token = Occ3DDataset(tiny_occ3d_root, split="all", load_images=False).frames[0].token
+    out = tmp_path / "ckpt"
+    args = ["render", "--data", str(tiny_occ3d_root), "--token", token, "--ckpt", str(run), "--out", str(out), "--stride", "4", "--device", "cpu"]
+    assert main(args) == 0
+    assert "checkpoint" in capsys.readouterr().out
+    d = np.load(out / "CAM_BACK_depth.npy")
+    assert d.shape == (6, 16) and d.dtype == np.float32 and np.isfinite(d).all()
+    assert (out / "render.png").is_file()

@@ -12,7 +12,6 @@ BEV augmentation by updating ``T_ego_from_cam``.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from occkit.geometry.camera import pixel_centers, unproject
@@ -194,7 +193,7 @@ class LSSViewTransform(nn.Module):
             volume ``(B, C, X, Y, Z)`` (or ``(B, C, X, Y)`` when collapsing z),
             depth_prob ``(B, N, D, h, w)``, context ``(B, N, C, h, w)``.
         """
-        dims = check_shape(feats, "B N C h w", name="feats")
+        check_shape(feats, "B N C h w", name="feats")
         B, N, Cin, h, w = feats.shape
         H, W = image_hw
         if (h * self.stride, w * self.stride) != (H, W):

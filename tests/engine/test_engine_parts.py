@@ -174,3 +174,12 @@ def test_presets_by_name_and_path_unknown_keys_named(tmp_path):
         load_experiment("no-such-preset")
     with pytest.raises(ConfigError, match="optim.max_steps"):
         load_experiment("synth-cpu", ["optim.max_steps=0"])
+
+
+def test_time_schedule_follows_the_budget_fraction():
+    f = WarmupCosine(warmup_steps=2, max_steps=10**6, min_ratio=0.0)
+    f.time_fraction = 0.5
+    assert f(0) == 0.5  # warm-up stays in steps
+    assert f(5) == pytest.approx(0.5) and f(500) == pytest.approx(0.5)
+    f.time_fraction = 1.0
+    assert f(7) == pytest.approx(0.0)

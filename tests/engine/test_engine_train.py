@@ -144,3 +144,17 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path):
     # validation split across ranks, all-reduced: the same frames and scores as one process
     assert r0["val"][-1]["frames"] == 6 == ref.validations[-1]["frames"]
     assert abs(r0["val"][-1]["miou"] - ref.validations[-1]["miou"]) < 1e-3
+
+
+def test_time_budget_stops_and_decays(tmp_path):
+    cfg = toy_config(10**6)
+    cfg.optim.schedule, cfg.train.max_minutes, cfg.train.ckpt_every = "time", 0.03, 0
+    torch.manual_seed(0)
+    res = train(cfg, tmp_path, ToyFrames(8), method=ToyMethod(), progress=False)
+    assert 3 <= res.step < 10**6 and res.train_seconds >= 1.8
+    lrs = [r["lr"] for r in read_jsonl(tmp_path / "train.jsonl")]
+    assert lrs[-1] == pytest.approx(cfg.optim.min_lr_ratio * cfg.optim.lr)  # the cosine ended with the budget
+    assert latest_checkpoint(tmp_path).name == f"step_{res.step:06d}"
+    cfg.train.max_minutes = 0
+    with pytest.raises(ValueError, match="max_minutes"):
+        train(cfg, tmp_path / "b", ToyFrames(8), method=ToyMethod(), progress=False)

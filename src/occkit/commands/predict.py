@@ -23,8 +23,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from occkit.engine.data import eval_batches
     from occkit.engine.evaluate import evaluate, write_predictions
     from occkit.experiment import build_dataset, load_checkpoint_method
@@ -37,7 +35,6 @@ def run(args: argparse.Namespace) -> int:
     if len(ds) == 0:
         raise ValueError(f"{args.data}: split '{args.split}' has no frames")
     loader = eval_batches(ds, args.batch_size, workers=args.workers, pin_memory=device.type == "cuda")
-    torch.set_grad_enabled(False)
     n = write_predictions(method, loader, args.out, device, amp, progress=not args.no_progress, total=len(loader))
     print(f"occkit predict: wrote {n} predictions to {args.out} (checkpoint {folder})")
     if args.eval:

@@ -20,6 +20,10 @@ class OptimConfig:
     """Linear warm-up from 0 to ``lr`` over this many steps."""
     max_steps: int = 10000
     """Length of the run in optimiser steps; the cosine reaches ``lr * min_lr_ratio`` here."""
+    schedule: Literal["steps", "time"] = "steps"
+    """What the cosine follows: ``steps`` (``max_steps``; exactly resumable) or ``time`` (the
+    fraction of ``train.max_minutes`` spent: fits a wall-clock budget on a machine of unknown or
+    varying speed; the run then stops at the budget or at ``max_steps``, whichever comes first)."""
     min_lr_ratio: float = 0.05
     """Final learning rate as a fraction of ``lr``."""
     grad_clip: float = 35.0
@@ -50,7 +54,7 @@ class TrainConfig:
     val_every_minutes: float = 0.0
     """Also validate when this many minutes of training passed since the last validation (0 = off)."""
     val_max_frames: int = 0
-    """Validate on the first this many frames of the val split only (0 = all)."""
+    """Validate on this many frames spread evenly over the val split (0 = all)."""
     val_rayiou: bool = False
     """Also compute RayIoU on validation (needs the LiDAR origins of the scenes' frames)."""
     ckpt_every: int = 1000

@@ -158,12 +158,14 @@ def eval_batches(
 ) -> DataLoader:
     """This rank's share of the evaluation frames (strided, nothing repeated), in dataset order.
 
-    ``max_frames`` > 0 keeps the first ``max_frames`` frames of the dataset (a quick evaluation).
+    ``max_frames`` > 0 keeps ``max_frames`` frames spread evenly over the dataset (a quick
+    evaluation that still visits every scene).
     """
     n = len(dataset)  # type: ignore[arg-type]
-    if max_frames > 0:
-        n = min(n, max_frames)
-    indices = list(range(rank, n, world_size))
+    keep = list(range(n))
+    if 0 < max_frames < n:
+        keep = sorted({round(i * (n - 1) / max(1, max_frames - 1)) for i in range(max_frames)})
+    indices = keep[rank::world_size]
     return DataLoader(
         torch.utils.data.Subset(dataset, indices),
         batch_size=batch_size,

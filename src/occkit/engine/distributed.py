@@ -114,6 +114,15 @@ def any_process(flag: bool, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
+def max_over_processes(value: float, device: torch.device) -> float:
+    """The largest ``value`` over all processes (so that every rank uses the same number)."""
+    if not is_distributed():
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
 def barrier() -> None:
     """Wait for every process. No-op alone."""
     if is_distributed():

@@ -6,6 +6,9 @@
   ``lr * min_lr_ratio`` at ``max_steps``:
   ``factor(s) = (s + 1) / warmup`` for ``s < warmup``, else
   ``min + (1 - min) * (1 + cos(pi * p)) / 2`` with ``p = (s - warmup) / (max_steps - warmup)``.
+  With a time budget instead (``optim.schedule = "time"``), ``p`` is the fraction of the budget
+  spent, set by the loop before each step in ``time_fraction``: the decay then fits the budget
+  whatever the machine's speed (at the price of a run that depends on timing).
 - EMA: ``ema = decay * ema + (1 - decay) * param`` after each step (buffers copied).
 """
 
@@ -28,12 +31,15 @@ class WarmupCosine:
         self.warmup_steps = int(warmup_steps)
         self.max_steps = int(max_steps)
         self.min_ratio = float(min_ratio)
+        self.time_fraction: float | None = None  # set by the loop in time-budget mode
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
-        span = max(1, self.max_steps - self.warmup_steps)
-        p = min(1.0, (step - self.warmup_steps) / span)
+        if self.time_fraction is not None:
+            p = min(1.0, max(0.0, self.time_fraction))
+        else:
+            p = min(1.0, (step - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps))
         return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * p))
 
 

@@ -35,7 +35,7 @@ from occkit.engine.checkpoint import (
 )
 from occkit.engine.data import eval_batches, seed_everything, step_seed, train_batches
 from occkit.engine.distributed import (
-    DistInfo, all_reduce_mean, any_process, cleanup_distributed, init_distributed, is_distributed, resolve_device,
+    DistInfo, all_reduce_mean, any_process, cleanup_distributed, init_distributed, is_distributed, max_over_processes,
 )
 from occkit.engine.evaluate import autocast, evaluate
 from occkit.engine.logging import RunLogger
@@ -111,6 +111,8 @@ def _train(
     rayiou: Callable[[], Any] | None, rayiou_origins: Callable[[str], torch.Tensor] | None, progress: bool,
 ) -> TrainResult:
     oc, tc = cfg.optim, cfg.train
+    if oc.schedule == "time" and tc.max_minutes <= 0:
+        raise ValueError("optim.schedule='time' needs a time budget: set train.max_minutes > 0")
     if tc.threads > 0 and device.type == "cpu":
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed)  # the same initial weights on every rank
@@ -158,7 +160,7 @@ def _train(
         write_json_atomic(run_dir / "config.json", cfg_dict)
     end = oc.max_steps if stop_at is None else min(oc.max_steps, stop_at)
     result = TrainResult(step=step, train_seconds=train_seconds)
-    bar = tqdm(total=oc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
+    bar = tqdm(total=oc.max_steps if oc.schedule == "steps" else None, initial=step, desc="train", unit="step", dynamic_ncols=True,
                disable=not (progress and info.is_main))
     wall0, last_val_seconds, log_t0, log_step0 = time.perf_counter(), train_seconds, time.perf_counter(), step
     timed = tc.max_minutes > 0 or tc.val_every_minutes > 0
@@ -184,6 +186,9 @@ def _train(
                 scaler.update()
             else:
                 optimizer.step()
+            if oc.schedule == "time":  # the cosine follows the share of the time budget spent
+                spent = train_seconds + time.perf_counter() - t0
+                scheduler.lr_lambdas[0].time_fraction = max_over_processes(spent, device) / (tc.max_minutes * 60)
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             if ema is not None:
@@ -195,7 +200,9 @@ def _train(
             result.losses.append((step, loss_value))
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-            if step % tc.log_every == 0 or step == end:
+            out_of_time = timed and any_process(tc.max_minutes > 0 and train_seconds >= tc.max_minutes * 60, device)
+            finished = step == end or out_of_time
+            if step % tc.log_every == 0 or finished:
                 named = torch.stack([v.detach().float() for v in losses.values()] + [grad_norm.detach().float()])
                 named = all_reduce_mean(named).tolist()
                 record = {k: v for k, v in zip(list(losses) + ["grad_norm"], named)}
@@ -206,8 +213,6 @@ def _train(
                 if logger is not None:
                     logger.scalars(step, record, prefix="train/")
                     logger.jsonl("train.jsonl", {"step": step, **record})
-            out_of_time = timed and any_process(tc.max_minutes > 0 and train_seconds >= tc.max_minutes * 60, device)
-            finished = step == end or out_of_time
             due_by_time = timed and any_process(
                 tc.val_every_minutes > 0 and train_seconds - last_val_seconds >= tc.val_every_minutes * 60, device)
             if val_set is not None and (finished or (tc.val_every > 0 and step % tc.val_every == 0) or due_by_time):
@@ -239,34 +244,6 @@ def _train(
             logger.close()
     result.step, result.train_seconds = step, train_seconds
     return result
-
-
-def measure_step_seconds(cfg: ExperimentConfig, train_set: Dataset, steps: int = 2, method: nn.Module | None = None) -> float:
-    """Seconds per training step of ``cfg`` on this machine (one warm-up step, then the median of
-    ``steps`` timed ones, data loading included), on a throwaway copy of the method. Used to turn
-    a time budget into ``optim.max_steps`` so that the schedule fits the budget."""
-    device = resolve_device(cfg.train.device)
-    if cfg.train.threads > 0 and device.type == "cpu":
-        torch.set_num_threads(cfg.train.threads)
-    with torch.random.fork_rng(devices=[]):
-        seed_everything(cfg.train.seed)
-        m = (method if method is not None else build_method(cfg)).to(device).train()
-        opt = build_optimizer(m, cfg.optim.lr, cfg.optim.weight_decay, tuple(cfg.optim.betas))
-        batches = train_batches(train_set, cfg.data.batch_size, cfg.train.seed, 0)
-        times = []
-        for i in range(steps + 1):
-            t0 = time.perf_counter()
-            batch = next(batches).to(device)
-            with autocast(device, cfg.optim.amp if device.type == "cuda" else "none"):
-                loss = sum(m.training_step(batch).values())
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if i > 0:
-                times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
 
 
 def _validate(

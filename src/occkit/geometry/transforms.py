@@ -61,11 +61,24 @@ def matrix_to_quat(R: torch.Tensor) -> torch.Tensor:
     return torch.where(q[..., :1] < 0, -q, q)
 
 
+def _broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """Broadcast two shapes. (``torch.broadcast_shapes`` imports sympy on its first call, about
+    a second of start-up in every process that builds a transform.)"""
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    out = []
+    for x, y in zip(a, b):
+        if x != y and x != 1 and y != 1:
+            raise ValueError(f"batch shapes {a} and {b} do not broadcast")
+        out.append(y if x == 1 else x)
+    return tuple(out)
+
+
 def make_transform(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Build ``(..., 4, 4)`` from rotation ``(..., 3, 3)`` and translation ``(..., 3)``."""
     check_shape(R, "... 3 3", name="R")
     check_shape(t, "... 3", name="t")
-    batch = torch.broadcast_shapes(R.shape[:-2], t.shape[:-1])
+    batch = _broadcast_shapes(tuple(R.shape[:-2]), tuple(t.shape[:-1]))
     T = torch.zeros(*batch, 4, 4, dtype=R.dtype, device=R.device)
     T[..., :3, :3] = R
     T[..., :3, 3] = t

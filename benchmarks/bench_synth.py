@@ -42,41 +42,49 @@ def bench_speed(args: argparse.Namespace) -> None:
     t_build = time.perf_counter() - t0
     grid = occ3d_grid()
     stages: dict[str, float] = defaultdict(float)
+    cpu_stages: dict[str, float] = defaultdict(float)
     n_rays = 0
     cpu0 = time.process_time()
     with torch.no_grad():
         for i in range(args.frames):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             state = scene_state_at(scene, i)
             stages["pose scene"] += time.perf_counter() - t
+            cpu_stages["pose scene"] += time.process_time() - c
             T_ge = state.T_global_from_ego
             cams = {}
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             for cam in NUSCENES_CAMERAS:
                 K, T_ec = camera_intrinsics(cam, (H, W)), T_ego_from_camera(cam)
                 cams[cam] = (K, T_ec, render_camera(state, K, T_ge @ T_ec, H, W, noise_seed=i)["depth"])
             stages["6 cameras"] += time.perf_counter() - t
-            t = time.perf_counter()
+            cpu_stages["6 cameras"] += time.process_time() - c
+            t, c = time.perf_counter(), time.process_time()
             T_el = T_ego_from_lidar()
             pts, _, _ = simulate_lidar(state, T_ge @ T_el)
             stages["lidar"] += time.perf_counter() - t
-            t = time.perf_counter()
+            cpu_stages["lidar"] += time.process_time() - c
+            t, c = time.perf_counter(), time.process_time()
             sem = semantic_occupancy(state, grid, T_ge)
             stages["occupancy"] += time.perf_counter() - t
-            t = time.perf_counter()
+            cpu_stages["occupancy"] += time.process_time() - c
+            t, c = time.perf_counter(), time.process_time()
             lidar_visibility(grid, T_el[:3, 3].float(), apply_transform(T_el.float(), pts[:, :3]))
             stages["mask_lidar"] += time.perf_counter() - t
-            t = time.perf_counter()
+            cpu_stages["mask_lidar"] += time.process_time() - c
+            t, c = time.perf_counter(), time.process_time()
             rays = [camera_mask_rays(K, T_ec, d, grid) for K, T_ec, d in cams.values()]
             o, d = torch.cat([r[0] for r in rays]), torch.cat([r[1] for r in rays])
             n_rays += o.shape[0]
             camera_visibility(grid, sem != FREE, o, d)
             stages["mask_camera"] += time.perf_counter() - t
+            cpu_stages["mask_camera"] += time.process_time() - c
     total = sum(stages.values())
     cpu = time.process_time() - cpu0
     print(f"scene build: {t_build:.2f} s ({len(scene.objects)} objects)")
+    print(f"  {'stage':12s} {'wall ms/frame':>14s} {'CPU ms/frame':>13s}")
     for k, v in stages.items():
-        print(f"  {k:12s} {v / args.frames * 1000:8.1f} ms/frame")
+        print(f"  {k:12s} {v / args.frames * 1000:14.1f} {cpu_stages[k] / args.frames * 1000:13.1f}")
     print(f"  mask_camera rays per frame: {n_rays // args.frames}")
     print(f"in memory: {total / args.frames:.2f} s/frame = {args.frames / total:.2f} frames/s wall (1 thread); "
           f"CPU time {cpu / args.frames:.2f} s/frame = {args.frames / cpu:.2f} frames/s per core")

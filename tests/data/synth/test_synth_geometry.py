@@ -115,6 +115,7 @@ def test_camera_fast_path_equals_reference():
             h = (h[0], h[0], h[2])
         rows.append((kind, c, h, float(torch.rand(1) * 6), i % 17))
     prims = _prims(rows)
+    prims = prims.select(torch.argsort(prims.kind, stable=True))  # grouped by kind, as scene states are
     g = _ground()
     H, W = 40, 88
     for cam in ("CAM_FRONT_LEFT", "CAM_BACK"):
@@ -138,7 +139,7 @@ def test_lidar_fast_path_equals_reference():
         c = (r * math.cos(a), r * math.sin(a), float(torch.rand(1) * 4))
         rows.append((i % 3, c, (0.4 + float(torch.rand(1)), 0.4 + float(torch.rand(1)), 0.3 + float(torch.rand(1))), float(torch.rand(1) * 6), i % 17))
     rows.append((BOX, (0.0, 0.0, 4.0), (3.0, 3.0, 0.2), 0.0, 15))  # a roof over the sensor
-    prims = _prims(rows)
+    prims = _prims(rows)  # interleaved kinds: the other path of intersect_pairs
     el = lidar_elevations(32)
     n_az = 360
     az0 = 0.3

@@ -228,13 +228,23 @@ def intersect_pairs(
     t = torch.full((K,), float("inf"), dtype=ray_d.dtype)
     normal = torch.zeros(K, 3, dtype=ray_d.dtype)
     kinds = prims.kind[pair_prim]
+    # pairs grouped by kind (primitives sorted by kind, as scene states are): slice, don't gather
+    grouped = K < 2 or bool((kinds[1:] >= kinds[:-1]).all())
+    bounds = torch.searchsorted(kinds, torch.arange(4)).tolist() if grouped else []
     for kind, fn in enumerate(_INTERSECT):
-        sel = (kinds == kind).nonzero().squeeze(1)
-        if sel.numel() == 0:
-            continue
+        if grouped:
+            sel = slice(bounds[kind], bounds[kind + 1])
+            if bounds[kind + 1] == bounds[kind]:
+                continue
+            n_sel = bounds[kind + 1] - bounds[kind]
+        else:
+            sel = (kinds == kind).nonzero().squeeze(1)
+            n_sel = sel.numel()
+            if n_sel == 0:
+                continue
         pp = pair_prim[sel]
         rr = pair_ray[sel]
-        o = ray_o[0].expand(sel.numel(), 3) if ray_o.shape[0] == 1 else ray_o[rr]
+        o = ray_o[0].expand(n_sel, 3) if ray_o.shape[0] == 1 else ray_o[rr]
         yaw = prims.yaw[pp]
         o_l = to_local(o, prims.center[pp], yaw)
         d_l = rotate_to_local(ray_d[rr], yaw)

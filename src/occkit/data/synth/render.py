@@ -71,55 +71,78 @@ def render_camera(state: SceneState, K: torch.Tensor, T_global_from_cam: torch.T
     }
 
 
+_GROUND_BASE = {DRIVEABLE: (0.26, 0.26, 0.27), OTHER_FLAT: (0.46, 0.44, 0.41), SIDEWALK: (0.62, 0.6, 0.57), TERRAIN: (0.2, 0.36, 0.1)}
+
+
+def _subset(mask: torch.Tensor) -> torch.Tensor | None:
+    idx = mask.nonzero().squeeze(1)
+    return idx if idx.numel() else None
+
+
 def _ground_albedo(hits: Hits, p: torch.Tensor) -> torch.Tensor:
+    """Albedo ``(N, 3)`` of ground hits at world points ``p (N, 3)``: asphalt, paving slabs,
+    grass, concrete; lane paint; light curb sides. Each pattern is computed only where used."""
     cls, paint = hits.cls, hits.paint
-    n = value_noise(p, 2.0)
-    fine = hash3(p, 12.0)
-    a = torch.zeros(p.shape[0], 3)
-    road = torch.tensor([0.26, 0.26, 0.27])
-    a[:] = road
-    a = torch.where((cls == OTHER_FLAT)[:, None], torch.tensor([0.46, 0.44, 0.41]), a)
-    side = torch.tensor([0.62, 0.6, 0.57])
-    tiles = ((torch.remainder(p[:, 0], 1.2) < 0.05) | (torch.remainder(p[:, 1], 1.2) < 0.05))
-    sw = torch.where(tiles[:, None], side * 0.75, side)
-    a = torch.where((cls == SIDEWALK)[:, None], sw, a)
-    grass = torch.tensor([0.2, 0.36, 0.1]) * (0.7 + 0.6 * n)[:, None]
-    a = torch.where((cls == TERRAIN)[:, None], grass, a)
-    a = a * (0.88 + 0.12 * fine)[:, None] * torch.where((cls == DRIVEABLE), 0.85 + 0.3 * n, torch.ones_like(n))[:, None]
-    a = torch.where((paint == PAINT_WHITE)[:, None], torch.tensor([0.82, 0.82, 0.8]), a)
-    a = torch.where((paint == PAINT_YELLOW)[:, None], torch.tensor([0.8, 0.62, 0.1]), a)
-    vertical = hits.normal[:, 2].abs() < 0.5  # curb sides
-    a = torch.where(vertical[:, None], torch.tensor([0.7, 0.7, 0.68]), a)
+    table = torch.zeros(18, 3)
+    for c, rgb in _GROUND_BASE.items():
+        table[c] = torch.tensor(rgb)
+    a = table[cls] * (0.88 + 0.12 * hash3(p, 12.0))[:, None]
+    j = _subset((cls == DRIVEABLE) | (cls == TERRAIN))
+    if j is not None:
+        n = value_noise(p[j], 2.0)
+        gain = torch.where(cls[j] == TERRAIN, 0.7 + 0.6 * n, 0.85 + 0.3 * n)
+        a[j] *= gain[:, None]
+    j = _subset(cls == SIDEWALK)
+    if j is not None:
+        q = p[j]
+        tiles = (torch.remainder(q[:, 0], 1.2) < 0.05) | (torch.remainder(q[:, 1], 1.2) < 0.05)
+        a[j[tiles]] *= 0.75
+    a[paint == PAINT_WHITE] = torch.tensor([0.82, 0.82, 0.8])
+    a[paint == PAINT_YELLOW] = torch.tensor([0.8, 0.62, 0.1])
+    a[hits.normal[:, 2].abs() < 0.5] = torch.tensor([0.7, 0.7, 0.68])  # curb sides
     return a
 
 
 def _prim_albedo(hits: Hits, prims, idx: torch.Tensor, p: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
-    """Albedo of primitive hits (``idx`` into the primitives, ``p`` world points)."""
-    base = prims.color[idx]
+    """Albedo ``(N, 3)`` of primitive hits (``idx`` into the primitives, ``p`` world points,
+    ``sky`` the sky colour in the ray's direction, for reflections). Each texture is computed
+    only on the hits that carry it."""
+    a = prims.color[idx].clone()
     tex = prims.texture[idx]
-    loc = to_local(p, prims.center[idx], prims.yaw[idx])
-    z = loc[:, 2] + prims.half[idx, 2]  # height above the primitive's bottom
     nl = hits.normal
-    a = base.clone()
-    # facades: windows on the vertical faces, floor height 3 m, 2.6 m spacing
-    horiz = torch.where(nl[:, 0].abs() > nl[:, 1].abs(), loc[:, 1], loc[:, 0]) if nl.numel() else loc[:, 0]
-    fz = torch.remainder(z, 3.0)
-    fa = torch.remainder(horiz + 50.0, 2.6)
-    window = (fz > 0.9) & (fz < 2.3) & (fa > 0.6) & (fa < 2.0) & (z > 0.5)
-    glass = torch.tensor([0.1, 0.13, 0.18]) + 0.25 * sky
-    lit = hash3(torch.stack([torch.floor(horiz / 2.6), torch.floor(z / 3.0), prims.center[idx, 0]], -1), 1.0)
-    glass_f = glass * (0.7 + 0.6 * lit)[:, None]
-    is_fac = (tex == TEX_FACADE) & (nl[:, 2].abs() < 0.5)
-    a = torch.where((is_fac & window)[:, None], glass_f, a)
-    brick_line = (torch.remainder(z, 0.3) < 0.04) | (torch.remainder(horiz + 50.0 + 0.6 * torch.floor(z / 0.3), 1.2) < 0.04)
-    a = torch.where(((tex == TEX_BRICK) & brick_line)[:, None], a * 0.6, a)
-    fol = value_noise(p, 4.0)
-    a = torch.where((tex == TEX_FOLIAGE)[:, None], a * (0.55 + 0.8 * fol)[:, None], a)
-    a = torch.where((tex == TEX_GLASS)[:, None], a * 0.6 + 0.35 * sky, a)
-    stripe = torch.remainder(z, 0.3) < 0.13
-    a = torch.where(((tex == TEX_STRIPES) & stripe)[:, None], torch.tensor([0.9, 0.9, 0.88]), a)
-    bark = hash3(torch.stack([loc[:, 0] * 8, loc[:, 1] * 8, z * 1.5], -1), 1.0)
-    a = torch.where((tex == TEX_BARK)[:, None], a * (0.7 + 0.5 * bark)[:, None], a)
+    j = _subset((tex == TEX_FACADE) | (tex == TEX_BRICK) | (tex == TEX_STRIPES) | (tex == TEX_BARK))
+    if j is not None:
+        pj = idx[j]
+        loc = to_local(p[j], prims.center[pj], prims.yaw[pj])
+        z = loc[:, 2] + prims.half[pj, 2]  # height above the primitive's bottom
+        tj = tex[j]
+        horiz = torch.where(nl[j, 0].abs() > nl[j, 1].abs(), loc[:, 1], loc[:, 0])
+        # facades: windows on the vertical faces, floor height 3 m, 2.6 m spacing, some lit
+        k = _subset((tj == TEX_FACADE) & (nl[j, 2].abs() < 0.5))
+        if k is not None:
+            fz = torch.remainder(z[k], 3.0)
+            fa = torch.remainder(horiz[k] + 50.0, 2.6)
+            window = (fz > 0.9) & (fz < 2.3) & (fa > 0.6) & (fa < 2.0) & (z[k] > 0.5)
+            w = k[window]
+            lit = hash3(torch.stack([torch.floor(horiz[w] / 2.6), torch.floor(z[w] / 3.0), prims.center[pj[w], 0]], -1), 1.0)
+            a[j[w]] = (torch.tensor([0.1, 0.13, 0.18]) + 0.25 * sky[j[w]]) * (0.7 + 0.6 * lit)[:, None]
+        k = _subset(tj == TEX_BRICK)
+        if k is not None:
+            line = (torch.remainder(z[k], 0.3) < 0.04) | (torch.remainder(horiz[k] + 50.0 + 0.6 * torch.floor(z[k] / 0.3), 1.2) < 0.04)
+            a[j[k[line]]] *= 0.6
+        k = _subset(tj == TEX_STRIPES)
+        if k is not None:
+            a[j[k[torch.remainder(z[k], 0.3) < 0.13]]] = torch.tensor([0.9, 0.9, 0.88])
+        k = _subset(tj == TEX_BARK)
+        if k is not None:
+            bark = hash3(torch.stack([loc[k, 0] * 8, loc[k, 1] * 8, z[k] * 1.5], -1), 1.0)
+            a[j[k]] *= (0.7 + 0.5 * bark)[:, None]
+    j = _subset(tex == TEX_FOLIAGE)
+    if j is not None:
+        a[j] *= (0.55 + 0.8 * value_noise(p[j], 4.0))[:, None]
+    j = _subset(tex == TEX_GLASS)
+    if j is not None:
+        a[j] = a[j] * 0.6 + 0.35 * sky[j]
     return a
 
 

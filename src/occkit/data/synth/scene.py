@@ -633,6 +633,7 @@ def scene_state_at(scene: Scene, frame_index: int, radius: float | None = None) 
         kind=p.kind, center=torch.stack([cx, cy, lc[:, 2] + pz[:, 3]], -1).float(), half=p.half,
         yaw=(p.yaw.double() + pz[:, 2]).float(), cls=p.cls, instance=p.instance, color=p.color, texture=p.texture, reflect=p.reflect,
     )
+    prims = prims.select(torch.argsort(prims.kind, stable=True))  # grouped by kind: faster ray tests
     records = []
     for k in keep.tolist():
         o = scene.objects[k]

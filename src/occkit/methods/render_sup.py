@@ -30,6 +30,7 @@ targets come from the synthetic world's extras now; LiDAR projections or 2D prio
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -93,6 +94,10 @@ class RenderSupConfig:
     """Weight of ``loss_entropy``; 0 drops it."""
     lss_depth_weight: float = 1.0
     """Weight of the LSS depth-distribution loss from the depth maps (``loss_lss_depth``); 0 drops it."""
+    free_prior: float = 0.0
+    """Initial p(free) of every voxel, through a learnable offset added to the free logit
+    (``log(p / (1 - p)) + log(C - 1)``, as detectors initialise a rare-class bias); 0 = no offset.
+    Without it the untrained network's p(free) ~ 1/C makes every ray opaque at its first sample."""
 
 
 class RenderSupMethod(nn.Module):
@@ -113,12 +118,22 @@ class RenderSupMethod(nn.Module):
             raise ValueError(f"RenderSupConfig.free_index {c.free_index} outside the model's {model_cfg.num_classes} classes")
         self.model_cfg = model_cfg
         self.cfg = method_cfg
+        if not 0 <= c.free_prior < 1:
+            raise ValueError(f"RenderSupConfig.free_prior: expected a probability in [0, 1), got {c.free_prior}")
         self.model: OccNet = build_occnet(model_cfg)
         self.grid = self.model.output_grid
+        C = model_cfg.num_classes
+        init = math.log(c.free_prior / (1 - c.free_prior)) + math.log(C - 1) if c.free_prior > 0 else 0.0
+        self.free_bias = nn.Parameter(torch.tensor(float(init)))
+        """Learnable offset of the free logit (see ``free_prior``)."""
 
     def forward(self, batch: Batch) -> OccNetOutput:
-        """The model's full output for ``batch`` (logits and intermediates)."""
-        return self.model(batch.images, batch.intrinsics, batch.T_ego_from_cam)
+        """The model's full output for ``batch`` (logits and intermediates), with ``free_bias``
+        added to the free logit."""
+        out = self.model(batch.images, batch.intrinsics, batch.T_ego_from_cam)
+        offset = F.one_hot(torch.tensor(self.cfg.free_index), self.model_cfg.num_classes).to(out.logits)
+        out.logits = out.logits + (self.free_bias * offset).view(1, -1, 1, 1, 1)
+        return out
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> torch.Tensor:

@@ -80,12 +80,12 @@ def test_render_sup_needs_2d_maps_and_checks_config():
     with pytest.raises(ValueError, match="free_prior"):
         RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free_prior=1.0))
     m = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free_prior=0.9))
-    assert float(m.free_bias) == pytest.approx(math.log(9) + math.log(17))
+    assert float(m.free_bias.detach()) == pytest.approx(math.log(9) + math.log(17))
     m.eval()
     with torch.no_grad():
         base = m.model(batch.images, batch.intrinsics, batch.T_ego_from_cam).logits
     shifted = m.predict(batch)
-    torch.testing.assert_close(shifted[:, 17] - base[:, 17], torch.full_like(base[:, 17], float(m.free_bias)))
+    torch.testing.assert_close(shifted[:, 17] - base[:, 17], torch.full_like(base[:, 17], float(m.free_bias.detach())))
     torch.testing.assert_close(shifted[:, :17], base[:, :17])
     with pytest.raises(ValueError, match="depth_loss"):
         RenderSupMethod(tiny_model_cfg(), RenderSupConfig(depth_loss="l2"))  # type: ignore[arg-type]

@@ -540,37 +540,26 @@ def describe_scene(scene: Scene) -> str:
     tall_trees = sum(1 for o in near if o.spec.cls == 16 and o.spec.extra.get("height", 0) > 8)
     weather = {"sunny": "sunny", "overcast": "overcast", "dusk": "dusky", "hazy": "hazy"}[scene.lighting.weather]
     area = {"residential": "residential street", "downtown": "downtown street", "industrial": "street in an industrial area", "park": "street along a park"}[scene.area]
-    parts = []
-    if parked >= 3:
-        parts.append("parked cars")
-    if moving[4] + moving[10] + moving[3] >= 6:
-        parts.append("busy traffic")
-    elif moving[4] + moving[10] + moving[3] >= 1:
-        parts.append("light traffic")
-    if cls[3]:
-        parts.append("a bus" if cls[3] == 1 else "buses")
-    if cls[10] + cls[9] >= 2:
-        parts.append("trucks and trailers")
-    if tall_trees >= 4:
-        parts.append("tall trees")
-    elif cls[16] >= 4:
-        parts.append("trees and bushes")
-    if any(o.spec.name in ("office tower", "apartment building", "hotel") and o.spec.extra.get("height", 0) > 20 for o in near):
-        parts.append("tall buildings")
-    if cls[7] >= 4:
-        parts.append("pedestrians on the sidewalks")
-    elif cls[7]:
-        parts.append("a few pedestrians")
-    if moving[2]:
-        parts.append("cyclists")
-    if cls[5] or cls[8] >= 3:
-        parts.append("a construction zone with " + ("traffic cones and barriers" if cls[1] else "traffic cones") if cls[8] else "construction vehicles")
+    n_moving = moving[4] + moving[10] + moving[3] + moving[6]
+    # salient features, scored by how much of each there is; the description names the top three
+    scored = [
+        (parked / 8, "parked cars"),
+        (n_moving / 6, "busy traffic" if n_moving >= 6 else "light traffic"),
+        (1.1 * min(cls[3], 1), "a bus" if cls[3] == 1 else "buses"),
+        ((cls[10] + cls[9]) / 5, "trucks and trailers"),
+        (max(tall_trees / 10, cls[16] / 30), "tall trees" if tall_trees >= 4 else "trees and bushes"),
+        (1.2 * any(o.spec.name in ("office tower", "apartment building", "hotel") and o.spec.extra.get("height", 0) > 20 for o in near), "tall buildings"),
+        (cls[7] / 6, "pedestrians on the sidewalks" if cls[7] >= 3 else "a few pedestrians"),
+        (0.9 * min(moving[2], 1), "cyclists"),
+        (cls[8] / 12 + cls[5] / 2 + cls[1] / 6, "road works with traffic cones" + (" and barriers" if cls[1] else "") if cls[8] else "construction vehicles"),
+    ]
+    scored.sort(key=lambda x: -x[0])
+    parts = [text for score, text in scored[:3] if score >= 0.3]
     if scene.ego_speed == 0:
         parts.append("the ego car standing still")
-    if not parts:
-        parts.append(names.most_common(1)[0][0] + "s" if names else "nothing around")
     body = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
-    return f"a {weather} {area} with {body}"
+    article = "an" if weather[0] in "aeiou" else "a"
+    return f"{article} {weather} {area} with {body}"
 
 
 def _min_route_dist(scene: Scene, o: SynthObject) -> float:

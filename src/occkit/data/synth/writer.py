@@ -184,6 +184,9 @@ def generate_dataset(out_dir: str | os.PathLike, config: SynthConfig, overwrite:
         config: the options; the same config gives byte-identical files.
         overwrite: allow writing into a folder that already holds an ``annotations.json``.
         progress: print one line per finished scene.
+
+    With ``config.workers > 1`` the scenes are generated in "spawn" processes, which import the
+    calling script again: call this from a script guarded by ``if __name__ == "__main__":``.
     Returns:
         ``out_dir`` as a Path (holding ``annotations.json``).
     """

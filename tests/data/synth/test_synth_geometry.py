@@ -167,3 +167,23 @@ def test_fast_voxel_walk_equals_core():
     t_max = torch.rand(R, generator=gen, dtype=torch.float64) * 15
     for oc, tm in ((occ, None), (None, t_max), (occ, t_max)):
         assert torch.equal(fast_mark_visible(o, d, g, oc, tm), mark_visible(o, d, g, oc, tm))
+
+
+def test_sun_shadow_map():
+    import dataclasses
+
+    from occkit.data.synth import SynthConfig, build_scene, scene_state_at
+    from occkit.data.synth.render import sun_shadow_map
+
+    scene = build_scene(SynthConfig(scenes=1, frames=1, image_size=(32, 88)), 0)
+    sun = (0.6, 0.0, 0.8)  # from +x, 53 degrees up
+    scene = dataclasses.replace(scene, lighting=dataclasses.replace(scene.lighting, sun_dir=sun), cache={})
+    state = scene_state_at(scene, 0)
+    c = state.T_global_from_ego[:3, 3].float()
+    state.prims = _prims([(BOX, (float(c[0]) + 10.0, float(c[1]), 3.0), (1.0, 1.0, 0.2), 0.0, 15)])  # a roof 3 m up
+    sm = sun_shadow_map(state)
+    up = torch.tensor([[0.0, 0.0, 1.0]]).expand(3, 3)
+    # the roof's shadow falls 3 * 0.6 / 0.8 = 2.25 m away from the sun (towards -x)
+    pts = torch.stack([c + torch.tensor([10.0 - 2.25, 0.0, 0.0]), c + torch.tensor([10.0 + 2.0, 0.0, 0.0]), c + torch.tensor([10.0 - 2.25, 3.0, 0.0])])
+    assert sm.shadow(pts, up).tolist() == [1.0, 0.0, 0.0]
+    assert sun_shadow_map(state) is sm  # cached per frame

@@ -44,6 +44,9 @@ class SynthConfig:
     see :func:`occkit.data.synth.occupancy.camera_mask_rays`."""
     occupancy_supersample: int = 2
     """Samples per voxel edge when voxelising the primitives (2 -> 8 samples per voxel)."""
+    shadows: bool = True
+    """Cast sun shadows in the images (an orthographic shadow map of 0.3 m cells over 112 m
+    around the ego, seen from the sun; beyond it nothing is shadowed)."""
     max_render_distance: float = 120.0
     """Primitives farther than this from the ego vehicle are not rendered (fog hides the cut)."""
 

@@ -3,6 +3,8 @@ then shading (sun + sky ambient, procedural textures, fog, sky gradient, sensor 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from occkit.data.synth.layout import DRIVEABLE, OTHER_FLAT, PAINT_WHITE, PAINT_YELLOW, SIDEWALK, TERRAIN
@@ -26,6 +28,78 @@ def hash3(p: torch.Tensor, scale: float) -> torch.Tensor:
 def value_noise(p: torch.Tensor, scale: float) -> torch.Tensor:
     """Two octaves of blocky value noise in [0, 1): ``(N,)``."""
     return 0.6 * hash3(p, scale) + 0.4 * hash3(p + 17.31, scale * 2.7)
+
+
+@dataclass
+class ShadowMap:
+    """Depth of the first surface along parallel sun rays, on a square of the plane facing the
+    sun: cell ``(row, col)`` holds the ray through ``center + a u + b v`` (``a``, ``b`` the cell
+    centre, ``back`` metres towards the sun), ``depth`` its hit distance (``inf``: none)."""
+
+    center: torch.Tensor  # (3,)
+    u: torch.Tensor  # (3,) unit, horizontal
+    v: torch.Tensor  # (3,) unit
+    w: torch.Tensor  # (3,) unit ray direction (away from the sun)
+    half: float
+    cell: float
+    back: float
+    depth: torch.Tensor  # (n, n) float32
+
+    def shadow(self, p: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
+        """Fraction in shadow ``(N,)`` of world points ``p (N, 3)`` with unit normals ``normal``
+        (2x2 percentage-closer filtering; a slope-scaled bias against self-shadowing)."""
+        n = self.depth.shape[0]
+        rel = p - self.center
+        a = (rel @ self.u + self.half) / self.cell - 0.5
+        b = (rel @ self.v + self.half) / self.cell - 0.5
+        dep = rel @ self.w + self.back
+        cos = (-(normal @ self.w)).clamp(min=0.05)
+        bias = 0.08 + self.cell * (torch.sqrt(1 - cos * cos) / cos).clamp(max=8.0)
+        c0, r0 = torch.floor(a).long(), torch.floor(b).long()
+        out = torch.zeros(p.shape[0])
+        for dr in (0, 1):
+            for dc in (0, 1):
+                r, c = r0 + dr, c0 + dc
+                ok = (r >= 0) & (r < n) & (c >= 0) & (c < n)
+                d = self.depth.view(-1)[(r.clamp(0, n - 1) * n + c.clamp(0, n - 1))]
+                out += (ok & (dep > d + bias)).float()
+        return out / 4
+
+
+def sun_shadow_map(state: SceneState, half: float = 56.0, cell: float = 0.3) -> ShadowMap | None:
+    """The frame's shadow map around the ego (cached in ``state.cache``); None when the sun is
+    (nearly) down. Only the primitives cast shadows (the ground is flat but for 0.15 m curbs)."""
+    if "shadow_map" in state.cache:
+        return state.cache["shadow_map"]
+    sun = torch.tensor(state.lighting.sun_dir, dtype=torch.float32)
+    sm = None
+    if float(sun[2]) > 0.02:
+        w = -sun / sun.norm()
+        u = torch.linalg.cross(w, torch.tensor([0.0, 0.0, 1.0]))
+        u = u / u.norm()
+        v = torch.linalg.cross(w, u)
+        center = state.T_global_from_ego[:3, 3].float()
+        back = 1000.0
+        n = int(round(2 * half / cell))
+        ax = -half + (torch.arange(n, dtype=torch.float32) + 0.5) * cell
+        bb, aa = torch.meshgrid(ax, ax, indexing="ij")  # rows: b, cols: a
+        origins = (center - back * w) + aa.reshape(-1, 1) * u + bb.reshape(-1, 1) * v  # (n*n, 3)
+        dirs = w.expand(n * n, 3).contiguous()
+        prims = state.prims
+        if len(prims):
+            rel = prims.corners() - center  # (P, 8, 3)
+            ca, cb = rel @ u, rel @ v
+            c0 = torch.floor((ca.amin(1) + half) / cell).clamp(0, n)
+            c1 = (torch.floor((ca.amax(1) + half) / cell) + 1).clamp(0, n)
+            r0 = torch.floor((cb.amin(1) + half) / cell).clamp(0, n)
+            r1 = (torch.floor((cb.amax(1) + half) / cell) + 1).clamp(0, n)
+            rects = torch.stack([r0, r1, c0, c1], -1).long()
+        else:
+            rects = torch.zeros(0, 4, dtype=torch.long)
+        hits = trace_layout(prims, None, origins, dirs, rects, n)
+        sm = ShadowMap(center=center, u=u, v=v, w=w, half=half, cell=cell, back=back, depth=hits.t.view(n, n))
+    state.cache["shadow_map"] = sm
+    return sm
 
 
 def render_camera(state: SceneState, K: torch.Tensor, T_global_from_cam: torch.Tensor, height: int, width: int,
@@ -57,7 +131,8 @@ def render_camera(state: SceneState, K: torch.Tensor, T_global_from_cam: torch.T
         prims = prims.select(far)
     rects = camera_rects(prims, K, invert_transform(T), height, width)
     hits = trace_layout(prims, state.ground, origin, dirs, rects, width, ground_t_max=cfg.max_render_distance * 2)
-    rgb = shade(hits, prims, origin, dirs, state.lighting)
+    sm = sun_shadow_map(state) if cfg.shadows else None
+    rgb = shade(hits, prims, origin, dirs, state.lighting, sm)
     if noise_seed is not None:
         g = torch.Generator().manual_seed(int(noise_seed))
         rgb = rgb + torch.randn(rgb.shape, generator=g) * 0.012
@@ -159,8 +234,9 @@ def sky_color(dirs: torch.Tensor, light: Lighting) -> torch.Tensor:
     return c
 
 
-def shade(hits: Hits, prims, origin: torch.Tensor, dirs: torch.Tensor, light: Lighting) -> torch.Tensor:
-    """Colours ``(R, 3)`` in [0, 1] (unclamped) of the hits of rays ``dirs (R, 3)`` from ``origin``."""
+def shade(hits: Hits, prims, origin: torch.Tensor, dirs: torch.Tensor, light: Lighting, shadow_map: ShadowMap | None = None) -> torch.Tensor:
+    """Colours ``(R, 3)`` in [0, 1] (unclamped) of the hits of rays ``dirs (R, 3)`` from
+    ``origin``; sunlight is blocked where ``shadow_map`` says so."""
     R = dirs.shape[0]
     sky = sky_color(dirs, light)
     out = sky.clone()
@@ -184,6 +260,11 @@ def shade(hits: Hits, prims, origin: torch.Tensor, dirs: torch.Tensor, light: Li
     n = torch.where(((n * d).sum(-1) > 0)[:, None], -n, n)
     sun = torch.tensor(light.sun_dir)
     lam = (n @ sun).clamp(min=0)
+    if shadow_map is not None:
+        lit = lam > 0
+        if bool(lit.any()):
+            j = lit.nonzero().squeeze(1)
+            lam[j] = lam[j] * (1 - shadow_map.shadow(p[j], n[j]))
     amb = light.ambient * (0.7 + 0.3 * n[:, 2].clamp(-1, 1))
     col = alb * (amb[:, None] * torch.tensor(light.sky_horizon) * 1.2 + lam[:, None] * torch.tensor(light.sun_color))
     col = col * light.exposure * torch.tensor(light.tint)

@@ -127,6 +127,8 @@ class SceneState:
     T_global_from_ego: torch.Tensor
     prims: Primitives
     objects: list[dict[str, Any]]
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Derived per-frame data (e.g. the sun's shadow map), filled on first use."""
 
     @property
     def ground(self) -> GroundMap:

@@ -167,17 +167,21 @@ def trace_layout(prims: Primitives, ground: GroundMap | None, origin: torch.Tens
     Args:
         prims: world primitives.
         ground: the ground raster (None: no ground).
-        origin: ``(3,)`` world origin of every ray.
+        origin: ``(3,)`` world origin of every ray, or ``(Hr * Wr, 3)`` one per ray (e.g. an
+            orthographic shadow map's parallel rays).
         dirs: ``(Hr * Wr, 3)`` world directions, row-major.
         rects: ``(P, 4)`` long ``[row0, row1, col0, col1)`` of the rays each primitive may hit
             (columns may run past ``Wr`` when ``wrap``: they are taken modulo ``Wr``).
         wrap: columns wrap around (LiDAR azimuths).
     """
-    check_shape(origin, "3", name="origin")
+    if origin.dim() != 1:
+        check_shape(origin, "R 3", name="origin", dims={"R": dirs.shape[0]})
+    else:
+        check_shape(origin, "3", name="origin")
     check_shape(dirs, "R 3", name="dirs")
     check_shape(rects, "P 4", name="rects", dims={"P": len(prims)})
     R = dirs.shape[0]
-    o = origin.to(dirs.dtype)[None]
+    o = origin.to(dirs.dtype).view(-1, 3)  # (1, 3) shared, or (R, 3) per ray
     best_t = torch.full((R,), float("inf"), dtype=dirs.dtype)
     best_prim = torch.full((R,), -1, dtype=torch.long)
     best_n = torch.zeros(R, 3, dtype=dirs.dtype)

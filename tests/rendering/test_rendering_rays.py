@@ -83,6 +83,10 @@ def test_ray_errors():
         camera_rays(K, T, 4, 4, num_random=3, weights=-torch.ones(2, 4, 4))
     with pytest.raises(ValueError, match="stride"):
         camera_rays(K, T, 4, 4, stride=0)
+    K_nan = K.clone()
+    K_nan[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="finite"):
+        camera_rays(K_nan, T, 4, 4)
 
 
 def test_ray_box_hand_computed():

@@ -180,6 +180,8 @@ def test_field_errors_and_step_sampling():
     f = grid_field(torch.ones(grid.shape, dtype=torch.float64), grid)
     with pytest.raises(ValueError, match="exactly one"):
         render_rays(f, o, d, grid)
+    with pytest.raises(ValueError, match="finite"):
+        render_rays(f, o, d * float("nan"), grid, num_samples=4)
     # step sampling: constant density 1 => opacity 1 - exp(-length inside the box)
     out = render_rays(f, o, d, grid, step=0.01, chunk=2)
     from occkit.rendering.sampling import ray_box

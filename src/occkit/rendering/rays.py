@@ -103,6 +103,8 @@ def camera_rays(
         raise ValueError("camera_rays: give at most one of stride, pixels, num_random")
     if weights is not None and num_random is None:
         raise ValueError("camera_rays: weights needs num_random")
+    if not (torch.isfinite(intrinsics).all() and torch.isfinite(T_ego_from_cam).all()):
+        raise ValueError("intrinsics, T_ego_from_cam: expected finite values (found NaN or inf)")
     device, dtype = intrinsics.device, intrinsics.dtype
 
     if pixels is not None:

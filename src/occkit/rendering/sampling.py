@@ -8,6 +8,7 @@ intervals (``near == far``), which carry no weight. Distances are along unit dir
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -105,7 +106,7 @@ def uniform_samples(
         if not step > 0:
             raise ValueError(f"step: expected a positive length, got {step}")
         span = float((far - near).max()) if near.numel() else 0.0
-        S = max(1, int(torch.ceil(torch.tensor(span / step)).item()))
+        S = max(1, math.ceil(span / step))
         k = torch.arange(S + 1, device=device, dtype=dtype) * step  # (S+1,)
         edges = torch.minimum(near[:, None] + k, far[:, None])  # (R, S+1)
     starts, ends = edges[:, :-1], edges[:, 1:]

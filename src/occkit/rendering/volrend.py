@@ -27,6 +27,7 @@ the class distribution conditioned on "occupied": ``softmax`` over the 17 non-fr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -357,6 +358,8 @@ def render_rays(
     """
     dims = check_shape(origins, "R 3", name="origins")
     check_shape(dirs, "R 3", name="dirs", dims=dims)
+    if not (torch.isfinite(origins).all() and torch.isfinite(dirs).all()):
+        raise ValueError("origins, dirs: expected finite values (found NaN or inf)")
     if chunk <= 0:
         raise ValueError(f"chunk: expected a positive count, got {chunk}")
     if num_importance < 0:
@@ -366,7 +369,7 @@ def render_rays(
     S_fixed = None
     if step is not None and num_samples is None and R > 0:
         span = float((far - near).max())
-        S_fixed = max(1, int(torch.ceil(torch.tensor(span / step)).item()))
+        S_fixed = max(1, math.ceil(span / step))
     outs: list[RenderOutput] = []
     for c0 in range(0, R, chunk):
         sl = slice(c0, min(R, c0 + chunk))

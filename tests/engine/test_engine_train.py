@@ -158,3 +158,16 @@ def test_time_budget_stops_and_decays(tmp_path):
     cfg.train.max_minutes = 0
     with pytest.raises(ValueError, match="max_minutes"):
         train(cfg, tmp_path / "b", ToyFrames(8), method=ToyMethod(), progress=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (mixed precision paths)")
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_on_cuda(tmp_path, amp):
+    cfg = toy_config(30)
+    cfg.optim.lr, cfg.optim.amp, cfg.train.device, cfg.train.ckpt_every = 2e-2, amp, "cuda", 0
+    torch.manual_seed(0)
+    res = train(cfg, tmp_path, ToyFrames(12), ToyFrames(6), method=ToyMethod(), progress=False)
+    assert sum(v for _, v in res.losses[-5:]) / 5 < 0.5 * res.losses[0][1]
+    assert res.validations[-1]["miou"] > 90.0
+    if amp == "fp16":
+        assert load_trainer_state(latest_checkpoint(tmp_path))["scaler"]  # GradScaler state saved

@@ -249,8 +249,11 @@ def build_scene(config: SynthConfig, scene_index: int) -> Scene:
     town = build_town(rng, area)
     times = np.arange(config.frames, dtype=np.float64) / config.frame_rate_hz
     duration = float(times[-1])
-    ego_speed = 0.0 if rng.random() < 0.08 else float(rng.uniform(3.0, 11.0))
-    ego_path = random_route(rng, town, ego_speed * duration + 5.0, lane=0)
+    ego_lane = 1 if rng.random() < 0.3 else 0  # the outer lane, where a street has two
+    ego_speed = float(rng.uniform(3.0, 11.0))
+    if np.random.default_rng(scene_seed(config.seed, scene_index) + [3]).random() < 0.05:
+        ego_speed = 0.0  # now and then the ego waits (its own stream: the rest of the scene stays put)
+    ego_path = random_route(rng, town, ego_speed * duration + 5.0, lane=ego_lane)
     b = _Builder(rng, town, ego_path, ego_speed, times, scene_seed(config.seed, scene_index) + [1])
     dens = {"residential": 1.0, "downtown": 1.5, "industrial": 0.8, "park": 0.8}[area]
 
@@ -553,7 +556,7 @@ def describe_scene(scene: Scene) -> str:
         (1.2 * any(o.spec.name in ("office tower", "apartment building", "hotel") and o.spec.extra.get("height", 0) > 20 for o in near), "tall buildings"),
         (cls[7] / 6, "pedestrians on the sidewalks" if cls[7] >= 3 else "a few pedestrians"),
         (0.9 * min(moving[2], 1), "cyclists"),
-        (cls[8] / 12 + cls[5] / 2 + cls[1] / 6, "road works with traffic cones" + (" and barriers" if cls[1] else "") if cls[8] else "construction vehicles"),
+        (cls[8] / 12 + cls[5] / 2 + cls[1] / 6, "road works marked by traffic cones" + (" and barriers" if cls[1] else "") if cls[8] else "construction vehicles"),
     ]
     scored.sort(key=lambda x: -x[0])
     parts = [text for score, text in scored[:3] if score >= 0.3]

@@ -9,7 +9,7 @@ import torch
 
 from occkit.data.synth.layout import DRIVEABLE, OTHER_FLAT, PAINT_WHITE, PAINT_YELLOW, SIDEWALK, TERRAIN
 from occkit.data.synth.primitives import (
-    TEX_BARK, TEX_BRICK, TEX_FACADE, TEX_FOLIAGE, TEX_GLASS, TEX_STRIPES, to_local,
+    TEX_BARK, TEX_BRICK, TEX_FACADE, TEX_FOLIAGE, TEX_GLASS, TEX_STRIPES, Primitives, to_local,
 )
 from occkit.data.synth.scene import Lighting, SceneState
 from occkit.data.synth.tracer import Hits, camera_rects, trace_layout
@@ -178,7 +178,7 @@ def _ground_albedo(hits: Hits, p: torch.Tensor) -> torch.Tensor:
     return a
 
 
-def _prim_albedo(hits: Hits, prims, idx: torch.Tensor, p: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
+def _prim_albedo(hits: Hits, prims: Primitives, idx: torch.Tensor, p: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
     """Albedo ``(N, 3)`` of primitive hits (``idx`` into the primitives, ``p`` world points,
     ``sky`` the sky colour in the ray's direction, for reflections). Each texture is computed
     only on the hits that carry it."""
@@ -234,7 +234,7 @@ def sky_color(dirs: torch.Tensor, light: Lighting) -> torch.Tensor:
     return c
 
 
-def shade(hits: Hits, prims, origin: torch.Tensor, dirs: torch.Tensor, light: Lighting, shadow_map: ShadowMap | None = None) -> torch.Tensor:
+def shade(hits: Hits, prims: Primitives, origin: torch.Tensor, dirs: torch.Tensor, light: Lighting, shadow_map: ShadowMap | None = None) -> torch.Tensor:
     """Colours ``(R, 3)`` in [0, 1] (unclamped) of the hits of rays ``dirs (R, 3)`` from
     ``origin``; sunlight is blocked where ``shadow_map`` says so."""
     R = dirs.shape[0]

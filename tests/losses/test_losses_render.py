@@ -53,3 +53,17 @@ def test_semantic_loss_and_entropies():
     w = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.2, 0.0]])
     assert weight_entropy_loss(w).item() == pytest.approx(math.log(2) / 2, rel=1e-5)
     assert opacity_entropy_loss(torch.tensor([0.5, 1.0])).item() == pytest.approx(math.log(2) / 2, rel=1e-4)
+
+
+def test_termination_loss_hand_values():
+    from occkit.losses.render import termination_loss
+
+    w = torch.tensor([[0.1, 0.6, 0.2, 0.0], [0.5, 0.0, 0.0, 0.5]])
+    t = torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]])
+    target = torch.tensor([2.2, 0.0])  # second ray: no depth, ignored
+    # band |t - 2.2| <= 0.5 holds only t = 2 -> p = 0.6
+    assert termination_loss(w, t, target, window=0.5, eps=0.0).item() == pytest.approx(-math.log(0.6), rel=1e-6)
+    # a wider band takes t = 2 and 3 -> 0.8
+    assert termination_loss(w, t, target, window=1.0, eps=0.0).item() == pytest.approx(-math.log(0.8), rel=1e-6)
+    with pytest.raises(ValueError, match="window"):
+        termination_loss(w, t, target, window=0.0)

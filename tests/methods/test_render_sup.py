@@ -55,7 +55,7 @@ def test_render_sup_loss_falls():
     history = []
     for _ in range(12):
         losses = method.training_step(batch)
-        assert set(losses) == {"loss_sem", "loss_depth", "loss_opacity", "loss_distortion", "loss_entropy", "loss_lss_depth"}
+        assert set(losses) == {"loss_sem", "loss_depth", "loss_opacity", "loss_termination", "loss_distortion", "loss_entropy", "loss_lss_depth"}
         total = sum(losses.values())
         assert torch.isfinite(total)
         opt.zero_grad()
@@ -79,7 +79,7 @@ def test_render_sup_needs_2d_maps_and_checks_config():
         RenderSupMethod(tiny_model_cfg(), RenderSupConfig(num_rays=0))
     with pytest.raises(ValueError, match="free_prior"):
         RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free_prior=1.0))
-    m = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free_prior=0.9))
+    m = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free_prior=0.9, occupied_threshold=0.0))
     assert float(m.free_bias.detach()) == pytest.approx(math.log(9) + math.log(17))
     m.eval()
     with torch.no_grad():
@@ -102,3 +102,16 @@ def test_preset_builds_render_sup_through_the_engine_builder():
     assert again.render_sup == cfg.render_sup
     method = build_method(again)
     assert isinstance(method, RenderSupMethod) and method.cfg.num_rays == 64
+
+
+def test_predict_thresholds_p_occupied():
+    batch = tiny_batch()
+    m = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(occupied_threshold=0.3)).eval()
+    with torch.no_grad():
+        logits = m.forward(batch).logits
+    scores = m.predict(batch)
+    p = torch.softmax(logits, 1)
+    pred = scores.argmax(1)
+    occupied = (1 - p[:, 17]) >= 0.3
+    assert torch.equal(pred == 17, ~occupied)
+    torch.testing.assert_close(pred[occupied], p[:, :17].argmax(1)[occupied])

@@ -79,6 +79,38 @@ def l1_depth_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor 
     return _masked_mean((pred - target).abs(), valid)
 
 
+def termination_loss(
+    weights: torch.Tensor,
+    t: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    window: float = 0.4,
+    eps: float = 1e-4,
+) -> torch.Tensor:
+    """Negative log-probability that each ray terminates within ``window`` of its true depth.
+
+    ``loss = -log(eps + sum_{i : |t_i - t*| <= window} w_i)``, mean over valid rays: a depth
+    likelihood under the termination distribution (as DS-NeRF's ray-distribution loss). Unlike a
+    loss on the expected depth it cannot be met by a diffuse fog whose mean happens to match:
+    the mass must sit at the surface, so the space before it must be clear.
+
+    Args:
+        weights: ``(R, S)`` termination weights; t: ``(R, S)`` their sample distances.
+        target: ``(R,)`` true distances along the rays (metres; 0 = none).
+        valid: ``(R,)`` bool (default ``target > 0``).
+        window: half-width of the accepted band, metres (e.g. one voxel).
+    """
+    dims = check_shape(weights, "R S", name="weights")
+    check_shape(t, "R S", name="t", dims=dims)
+    check_shape(target, "R", name="target", dims=dims)
+    if not window > 0:
+        raise ValueError(f"window: expected a positive length, got {window}")
+    valid = (target > 0) if valid is None else valid & (target > 0)
+    near = (t - target[:, None]).abs() <= window
+    p = (weights * near).sum(-1)
+    return _masked_mean(-torch.log(p + eps), valid)
+
+
 def distortion_loss(weights: torch.Tensor, t_starts: torch.Tensor, t_ends: torch.Tensor, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
     """Mip-NeRF 360 distortion loss, mean over rays.
 

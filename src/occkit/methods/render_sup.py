@@ -45,6 +45,7 @@ from occkit.losses.render import (
     l1_depth_loss,
     rendered_semantic_loss,
     silog_loss,
+    termination_loss,
     weight_entropy_loss,
 )
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
@@ -86,6 +87,11 @@ class RenderSupConfig:
     """Rendered depth loss: scale-invariant log (``silog_lambda``) or L1 in metres."""
     silog_lambda: float = 0.85
     """Variance focus of SILog (0: log-RMSE, 1: fully scale invariant)."""
+    termination_weight: float = 1.0
+    """Weight of ``loss_termination``: -log P(ray stops within ``termination_window`` of the true
+    depth) under the termination distribution; 0 drops it."""
+    termination_window: float = 0.4
+    """Half-width of that band, metres (one Occ3D voxel)."""
     opacity_weight: float = 1.0
     """Weight of ``loss_opacity`` (free-space carving); 0 drops it."""
     distortion_weight: float = 0.01
@@ -94,6 +100,11 @@ class RenderSupConfig:
     """Weight of ``loss_entropy``; 0 drops it."""
     lss_depth_weight: float = 1.0
     """Weight of the LSS depth-distribution loss from the depth maps (``loss_lss_depth``); 0 drops it."""
+    occupied_threshold: float = 0.5
+    """``predict``: a voxel is occupied when ``p(occupied) = 1 - p(free)`` reaches this, then takes
+    its most likely non-free class (rendering spreads a surface's opacity over the 2-3 voxels a
+    ray crosses near it, so ``p(occupied)`` of surface voxels stays below what a plain argmax
+    over all 18 classes needs). 0 = plain argmax of the logits."""
     free_prior: float = 0.0
     """Initial p(free) of every voxel, through a learnable offset added to the free logit
     (``log(p / (1 - p)) + log(C - 1)``, as detectors initialise a rare-class bias); 0 = no offset.
@@ -137,8 +148,22 @@ class RenderSupMethod(nn.Module):
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> torch.Tensor:
-        """Logits ``(B, num_classes, X, Y, Z)`` on the output grid."""
-        return self.forward(batch).logits
+        """Scores ``(B, num_classes, X, Y, Z)`` whose argmax is the prediction: with
+        ``occupied_threshold = tau > 0``, the non-free classes' scores are their log-probabilities
+        given "occupied" and the free score is +1 where ``p(occupied) < tau``, else -inf (-1e4);
+        with ``tau = 0``, the logits."""
+        logits = self.forward(batch).logits
+        tau = self.cfg.occupied_threshold
+        if tau <= 0:
+            return logits
+        f = self.cfg.free_index
+        log_p = torch.log_softmax(logits.float(), 1)
+        occupied = -torch.expm1(log_p[:, f]) >= tau  # (B, X, Y, Z)
+        keep = [c for c in range(logits.shape[1]) if c != f]
+        scores = torch.empty_like(log_p)
+        scores[:, keep] = torch.log_softmax(logits.float()[:, keep], 1)
+        scores[:, f] = torch.where(occupied, torch.full_like(log_p[:, f], -1e4), torch.ones_like(log_p[:, f]))
+        return scores
 
     def render(self, logits: torch.Tensor, rays: Rays, **kwargs) -> RenderOutput:
         """Render one frame's logits ``(C, X, Y, Z)`` along ``rays``: depth (ray distance),
@@ -174,7 +199,7 @@ class RenderSupMethod(nn.Module):
             t_true = torch.where(z > 0, z / rays.z_per_t.clamp(min=1e-6), torch.zeros_like(z))  # ray distance
             near, far = ray_box(rays.origins, rays.dirs, self.grid)
             surface = (t_true > 0) & (t_true > near) & (t_true <= far) & (sem != c.free_index)  # (R,) hit inside the box
-            r = self.render(out.logits[b], rays, return_weights=c.distortion_weight > 0 or c.entropy_weight > 0)
+            r = self.render(out.logits[b], rays, return_weights=c.distortion_weight > 0 or c.entropy_weight > 0 or c.termination_weight > 0)
             terms: dict[str, torch.Tensor] = {}
             terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(r.values, torch.where(surface, sem, torch.full_like(sem, c.free_index)), ignore_index=c.free_index)
             if c.depth_weight > 0:
@@ -185,6 +210,8 @@ class RenderSupMethod(nn.Module):
             if c.opacity_weight > 0:
                 with torch.autocast(device_type=r.opacity.device.type, enabled=False):
                     terms["loss_opacity"] = c.opacity_weight * F.binary_cross_entropy(r.opacity.float().clamp(1e-5, 1 - 1e-5), surface.float())
+            if c.termination_weight > 0:
+                terms["loss_termination"] = c.termination_weight * termination_loss(r.weights, r.samples.t, t_true, surface, c.termination_window)
             if r.weights is not None and bool(surface.any()):
                 s = r.samples
                 w = r.weights[surface]

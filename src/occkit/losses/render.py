@@ -107,8 +107,8 @@ def termination_loss(
         raise ValueError(f"window: expected a positive length, got {window}")
     valid = (target > 0) if valid is None else valid & (target > 0)
     near = (t - target[:, None]).abs() <= window
-    p = (weights * near).sum(-1)
-    return _masked_mean(-torch.log(p + eps), valid)
+    p = torch.where(valid, (weights * near).sum(-1) + eps, torch.ones_like(target))
+    return _masked_mean(-torch.log(p), valid)
 
 
 def distortion_loss(weights: torch.Tensor, t_starts: torch.Tensor, t_ends: torch.Tensor, scale: float | torch.Tensor = 1.0) -> torch.Tensor:

@@ -18,12 +18,19 @@ No 3D label is read. A training step:
    - ``loss_opacity``: binary cross-entropy of the ray's opacity against "the surface lies
      inside the grid box" (1) or "the ray leaves the grid unstopped" (0: sky, or a surface
      beyond the box), which carves free space;
+   - ``loss_termination``: ``-log P(the ray stops within termination_window of the true
+     depth)`` under its termination distribution, on surface rays: the expected-depth loss alone
+     is met by a diffuse fog (many voxels each slightly opaque), this one needs the mass at the
+     surface and clear space before it;
    - ``loss_distortion`` (Mip-NeRF 360, distances divided by the ray's span inside the box) and
      ``loss_entropy`` (entropy of the termination distribution) on surface rays;
    - ``loss_lss_depth``: the LSS depth-distribution loss from the depth maps, as the supervised
      recipe does (2D supervision too).
 
-``predict`` returns the logits, so the engine evaluates it exactly like ``supervised``. The 2D
+The network is unchanged; a learnable offset of the free logit starts every voxel at
+``p(free) = free_prior``. ``predict`` returns ``(B, 18, X, Y, Z)`` scores whose argmax is the
+prediction (occupied where ``p(occupied) >= occupied_threshold``, then the most likely non-free
+class), so the engine evaluates it exactly like ``supervised``. The 2D
 targets come from the synthetic world's extras now; LiDAR projections or 2D priors can fill
 ``batch.depth`` / ``batch.semantics_2d`` later.
 """

@@ -73,3 +73,45 @@ def test_bad_input():
         next(traverse(torch.zeros(3, 3), torch.zeros(2, 3), g))
     with pytest.raises(TypeError):
         next(traverse(torch.zeros(3, 3, dtype=torch.long), torch.ones(3, 3, dtype=torch.long), g))
+
+
+def _reference_walk(occ, o, d, g, t_max=None):
+    """first_hit / mark_visible written directly on the generic `traverse` generator."""
+    R = o.shape[0]
+    X, Y, Z = g.shape
+    marked = torch.zeros(g.shape, dtype=torch.bool)
+    hit = torch.zeros(R, dtype=torch.bool)
+    index = torch.full((R, 3), -1)
+    t_in = torch.full((R,), float("inf"), dtype=o.dtype)
+    t_out = torch.full((R,), float("inf"), dtype=o.dtype)
+    for s in traverse(o, d, g, t_max):
+        live = ~hit[s.ray]
+        ix = s.index[live]
+        marked[ix[:, 0], ix[:, 1], ix[:, 2]] = True
+        h = live & occ[s.index[:, 0], s.index[:, 1], s.index[:, 2]]
+        r = s.ray[h]
+        hit[r] = True
+        index[r] = s.index[h]
+        t_in[r] = s.t_in[h]
+        t_out[r] = s.t_out[h]
+    return marked, hit, index, t_in, t_out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_walk_equals_generic_traversal(dtype):
+    g = Grid((-4, -4, -1), (4, 4, 1.4), (0.4, 0.4, 0.4))
+    gen = torch.Generator().manual_seed(3)
+    occ = torch.rand(g.shape, generator=gen) < 0.03
+    o = ((torch.rand(500, 3, generator=gen) - 0.5) * torch.tensor([12.0, 12.0, 3.0])).to(dtype)
+    d = torch.randn(500, 3, generator=gen).to(dtype)
+    d[:20, 1:] = 0  # axis-parallel rays
+    t_max = (torch.rand(500, generator=gen) * 10).to(dtype)
+    marked, hit, index, t_in, t_out = _reference_walk(occ, o, d, g, t_max)
+    h = first_hit(occ, o, d, g, t_max)
+    assert torch.equal(h.hit, hit) and torch.equal(h.index, index)
+    assert torch.equal(h.t_in, t_in) and torch.equal(h.t_out, t_out)
+    assert torch.equal(mark_visible(o, d, g, occ, t_max), marked)
+    acc = torch.zeros(g.shape, dtype=torch.bool)
+    mark_visible(o[:250], d[:250], g, occ, t_max[:250], out=acc)
+    mark_visible(o[250:], d[250:], g, occ, t_max[250:], out=acc)
+    assert torch.equal(acc, marked)

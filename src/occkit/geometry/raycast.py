@@ -131,6 +131,99 @@ class RayHit:
     t_out: torch.Tensor
 
 
+def _padded_walk(
+    origins: torch.Tensor,
+    dirs: torch.Tensor,
+    grid: Grid,
+    occupied: torch.Tensor | None,
+    t_max: torch.Tensor | float | None,
+    mark: bool,
+    compact_every: int = 8,
+) -> tuple[torch.Tensor | None, RayHit | None]:
+    """The fast walk behind :func:`first_hit` and :func:`mark_visible`.
+
+    Same voxels and distances as :func:`traverse`, computed differently: the rays walk a grid
+    padded by one voxel on every side, addressed by flat index, so no bounds check is needed (a
+    ray that leaves the box dies by distance at most one padding voxel later); a ray that stops
+    parks on a padding voxel (never occupied, cropped away) and the alive rays are compacted
+    only every ``compact_every`` steps. Rays stop at their first occupied voxel.
+    """
+    X, Y, Z = grid.shape
+    PX, PY, PZ = X + 2, Y + 2, Z + 2
+    device, dtype = origins.device, origins.dtype
+    R = origins.shape[0]
+    lo = torch.tensor(grid.range_min, dtype=dtype, device=device)
+    vs = torch.tensor(grid.voxel_size, dtype=dtype, device=device)
+    shape = torch.tensor(grid.shape, device=device)
+
+    t0, t1 = _box_entry(origins, dirs, grid)
+    if t_max is not None:
+        t1 = torch.minimum(t1, torch.as_tensor(t_max, dtype=dtype, device=device).expand(R))
+    occ = None
+    if occupied is not None:
+        check_shape(occupied, "X Y Z", name="occupied", dims={"X": X, "Y": Y, "Z": Z})
+        occ = torch.zeros(PX, PY, PZ, dtype=torch.bool, device=device)
+        occ[1:-1, 1:-1, 1:-1] = occupied.to(device=device, dtype=torch.bool)
+        occ = occ.view(-1)
+    out = torch.zeros(PX * PY * PZ, dtype=torch.bool, device=device) if mark else None
+    hits: RayHit | None = None
+    if occ is not None and not mark:
+        hits = RayHit(
+            hit=torch.zeros(R, dtype=torch.bool, device=device),
+            index=torch.full((R, 3), -1, dtype=torch.long, device=device),
+            t_in=torch.full((R,), float("inf"), dtype=dtype, device=device),
+            t_out=torch.full((R,), float("inf"), dtype=dtype, device=device),
+        )
+
+    alive = t1 > t0
+    ray = torch.arange(R, device=device)[alive]
+    o, d, t_cur, t_end = origins[alive], dirs[alive], t0[alive], t1[alive]
+    p = o + d * t_cur[:, None]
+    idx = torch.floor((p - lo) / vs).long()
+    idx = torch.minimum(torch.maximum(idx, torch.zeros_like(idx)), shape - 1)
+    step = torch.sign(d).long()
+    inv = 1.0 / d
+    boundary = lo + (idx + (step > 0).long()).to(dtype) * vs
+    t_next = torch.where(step != 0, (boundary - o) * inv, torch.full_like(o, float("inf")))
+    t_delta = torch.where(step != 0, vs * inv.abs(), torch.full_like(o, float("inf")))
+    strides = torch.tensor([PY * PZ, PZ, 1], device=device)
+    flat = ((idx + 1) * strides).sum(-1)
+    fstep = step * strides
+    k = 0
+    while flat.numel():
+        if out is not None:
+            out[flat] = True
+        t_out_axis, ax = t_next.min(1)
+        hit = occ[flat] if occ is not None else None
+        if hits is not None and hit is not None and bool(hit.any()):
+            r, f = ray[hit], flat[hit]
+            hits.hit[r] = True
+            hits.index[r] = torch.stack([f // (PY * PZ), (f // PZ) % PY, f % PZ], -1) - 1
+            hits.t_in[r] = t_cur[hit]
+            hits.t_out[r] = torch.minimum(t_out_axis[hit], t_end[hit])
+        ax1 = ax[:, None]
+        flat = flat + fstep.gather(1, ax1).squeeze(1)
+        t_next.scatter_add_(1, ax1, t_delta.gather(1, ax1))
+        t_cur = t_out_axis
+        dead = t_cur >= t_end
+        if hit is not None:
+            dead |= hit
+        flat = torch.where(dead, torch.zeros_like(flat), flat)  # park on padding voxel 0
+        fstep = torch.where(dead[:, None], torch.zeros_like(fstep), fstep)
+        t_end = torch.where(dead, torch.full_like(t_end, -float("inf")), t_end)
+        k += 1
+        if k % compact_every == 0:
+            keep = t_end > -float("inf")
+            if not bool(keep.any()):
+                break
+            if not bool(keep.all()):
+                ray, flat, fstep, t_next, t_delta, t_cur, t_end = (
+                    ray[keep], flat[keep], fstep[keep], t_next[keep], t_delta[keep], t_cur[keep], t_end[keep]
+                )
+    marked = out.view(PX, PY, PZ)[1:-1, 1:-1, 1:-1].clone() if out is not None else None
+    return marked, hits
+
+
 def first_hit(
     occupied: torch.Tensor,
     origins: torch.Tensor,
@@ -142,30 +235,16 @@ def first_hit(
 
     Args:
         occupied: ``(X, Y, Z)`` bool, matching ``grid.shape``.
-        origins, dirs: ``(R, 3)``; t_max as in :func:`traverse`.
+        origins, dirs: ``(R, 3)`` floating point; t_max as in :func:`traverse`.
     """
     check_shape(occupied, "X Y Z", name="occupied", dims=dict(zip("XYZ", grid.shape)))
-    R = origins.shape[0]
-    dev, dt = origins.device, origins.dtype
-    hit = torch.zeros(R, dtype=torch.bool, device=dev)
-    index = torch.full((R, 3), -1, dtype=torch.long, device=dev)
-    t_in = torch.full((R,), float("inf"), dtype=dt, device=dev)
-    t_out = torch.full((R,), float("inf"), dtype=dt, device=dev)
-    occ = occupied.to(device=dev, dtype=torch.bool)
-    done = torch.zeros(R, dtype=torch.bool, device=dev)
-    for s in traverse(origins, dirs, grid, t_max):
-        live = ~done[s.ray]
-        h = live & occ[s.index[:, 0], s.index[:, 1], s.index[:, 2]]
-        if bool(h.any()):
-            r = s.ray[h]
-            hit[r] = True
-            done[r] = True
-            index[r] = s.index[h]
-            t_in[r] = s.t_in[h]
-            t_out[r] = s.t_out[h]
-            if bool(done.all()):
-                break
-    return RayHit(hit=hit, index=index, t_in=t_in, t_out=t_out)
+    check_shape(origins, "R 3", name="origins")
+    check_shape(dirs, "R 3", name="dirs", dims={"R": origins.shape[0]})
+    if not torch.is_floating_point(origins) or not torch.is_floating_point(dirs):
+        raise TypeError("origins and dirs must be floating point tensors")
+    _, hits = _padded_walk(origins, dirs.to(origins.dtype), grid, occupied, t_max, mark=False)
+    assert hits is not None
+    return hits
 
 
 def mark_visible(
@@ -180,27 +259,21 @@ def mark_visible(
     voxel in ``occupied`` (that voxel is marked too).
 
     Args:
-        origins, dirs: ``(R, 3)``; t_max as in :func:`traverse`.
+        origins, dirs: ``(R, 3)`` floating point; t_max as in :func:`traverse`.
         occupied: optional ``(X, Y, Z)`` bool; rays stop in the first occupied voxel.
         out: optional ``(X, Y, Z)`` bool to accumulate into (modified in place).
     Returns:
         ``(X, Y, Z)`` bool.
     """
     X, Y, Z = grid.shape
+    check_shape(origins, "R 3", name="origins")
+    check_shape(dirs, "R 3", name="dirs", dims={"R": origins.shape[0]})
+    if not torch.is_floating_point(origins) or not torch.is_floating_point(dirs):
+        raise TypeError("origins and dirs must be floating point tensors")
     if out is None:
         out = torch.zeros(grid.shape, dtype=torch.bool, device=origins.device)
     check_shape(out, "X Y Z", name="out", dims={"X": X, "Y": Y, "Z": Z})
-    occ = None if occupied is None else occupied.to(device=origins.device, dtype=torch.bool)
-    flat_out = out.view(-1)
-    done = torch.zeros(origins.shape[0], dtype=torch.bool, device=origins.device)
-    for s in traverse(origins, dirs, grid, t_max):
-        live = ~done[s.ray]
-        ix = s.index[live]
-        flat_out[(ix[:, 0] * Y + ix[:, 1]) * Z + ix[:, 2]] = True
-        if occ is not None:
-            h = occ[ix[:, 0], ix[:, 1], ix[:, 2]]
-            if bool(h.any()):
-                done[s.ray[live][h]] = True
-                if bool(done.all()):
-                    break
+    marked, _ = _padded_walk(origins, dirs.to(origins.dtype), grid, occupied, t_max, mark=True)
+    assert marked is not None
+    out |= marked.to(out.device)
     return out

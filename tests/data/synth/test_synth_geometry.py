@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from occkit.data.synth.layout import CELL, CURB, DRIVEABLE, SIDEWALK, GroundMap
-from occkit.data.synth.occupancy import fast_mark_visible
 from occkit.data.synth.primitives import (
     BOX, CYLINDER, ELLIPSOID, Primitives, inside, intersect_box, intersect_cylinder, intersect_ellipsoid,
 )
@@ -151,22 +150,6 @@ def test_lidar_fast_path_equals_reference():
     assert torch.equal(fast.instance, ref.instance)
     assert torch.allclose(fast.t, ref.t)
     assert int(fast.hit.sum()) > 1000
-
-
-def test_fast_voxel_walk_equals_core():
-    g = Grid((-8.0, -8.0, -1.0), (8.0, 8.0, 2.2), (0.4, 0.4, 0.4))  # 40 x 40 x 8
-    gen = torch.Generator().manual_seed(0)
-    occ = torch.rand(g.shape, generator=gen) < 0.03
-    R = 2000
-    o = torch.randn(R, 3, generator=gen, dtype=torch.float64) * torch.tensor([6.0, 6.0, 1.0], dtype=torch.float64)
-    o[::5] = torch.tensor([0.5, 0.0, 1.6], dtype=torch.float64)
-    o[::7] = torch.tensor([12.0, 3.0, 1.0], dtype=torch.float64)  # outside the grid
-    d = torch.randn(R, 3, generator=gen, dtype=torch.float64)
-    d[::4, 2] = 0.0  # parallel to a slab
-    d[::9, 0] = 0.0
-    t_max = torch.rand(R, generator=gen, dtype=torch.float64) * 15
-    for oc, tm in ((occ, None), (None, t_max), (occ, t_max)):
-        assert torch.equal(fast_mark_visible(o, d, g, oc, tm), mark_visible(o, d, g, oc, tm))
 
 
 def test_sun_shadow_map():

@@ -117,80 +117,6 @@ def semantic_occupancy(state: SceneState, grid: Grid, T_global_from_grid: torch.
     return label.view(X, Y, Z)
 
 
-def fast_mark_visible(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, occupied: torch.Tensor | None = None,
-                      t_max: torch.Tensor | float | None = None, compact_every: int = 8) -> torch.Tensor:
-    """Same result as :func:`occkit.geometry.raycast.mark_visible`, faster for many rays.
-
-    Differences in how (not what): rays walk a grid padded by one voxel on every side, so a ray
-    needs no bounds check (it dies by distance once it has left the box, at most one padded
-    voxel later); a dead ray parks on a padding voxel instead of being removed, and the alive
-    rays are compacted only every ``compact_every`` steps.
-
-    Args:
-        origins, dirs: ``(R, 3)`` in the grid frame; occupied: optional ``(X, Y, Z)`` bool;
-        t_max: scalar or ``(R,)``.
-    Returns:
-        ``(X, Y, Z)`` bool.
-    """
-    check_shape(origins, "R 3", name="origins")
-    check_shape(dirs, "R 3", name="dirs", dims={"R": origins.shape[0]})
-    X, Y, Z = grid.shape
-    PX, PY, PZ = X + 2, Y + 2, Z + 2
-    dt = torch.float64
-    o, d = origins.to(dt), dirs.to(dt)
-    R = o.shape[0]
-    lo = torch.tensor(grid.range_min, dtype=dt)
-    hi = torch.tensor(grid.range_max, dtype=dt)
-    vs = torch.tensor(grid.voxel_size, dtype=dt)
-    shape = torch.tensor(grid.shape)
-    inv = 1.0 / d
-    ta, tb = (lo - o) * inv, (hi - o) * inv
-    t0 = torch.minimum(ta, tb).nan_to_num(nan=-float("inf")).amax(-1).clamp(min=0)
-    t1 = torch.maximum(ta, tb).nan_to_num(nan=float("inf")).amin(-1)
-    if t_max is not None:
-        t1 = torch.minimum(t1, torch.as_tensor(t_max, dtype=dt).expand(R))
-    out = torch.zeros(PX * PY * PZ, dtype=torch.bool)
-    occ = torch.zeros(PX, PY, PZ, dtype=torch.bool)
-    if occupied is not None:
-        check_shape(occupied, "X Y Z", name="occupied", dims={"X": X, "Y": Y, "Z": Z})
-        occ[1:-1, 1:-1, 1:-1] = occupied.bool()
-    occ = occ.view(-1)
-    alive = t1 > t0
-    o, d, t0, t1, inv = o[alive], d[alive], t0[alive], t1[alive], inv[alive]
-    if o.shape[0]:
-        p = o + d * t0[:, None]
-        idx = torch.floor((p - lo) / vs).long()
-        idx = torch.minimum(idx.clamp(min=0), shape - 1)
-        step = torch.sign(d).long()
-        boundary = lo + (idx + (step > 0).long()).to(dt) * vs
-        t_next = torch.where(step != 0, (boundary - o) * inv, torch.full_like(o, float("inf")))
-        t_delta = torch.where(step != 0, vs * inv.abs(), torch.full_like(o, float("inf")))
-        strides = torch.tensor([PY * PZ, PZ, 1])
-        flat = ((idx + 1) * strides).sum(-1)
-        fstep = step * strides  # (n, 3)
-        park = 0  # a padding voxel: never occupied, cropped away
-        t_end = t1.clone()
-        k = 0
-        while flat.numel():
-            out[flat] = True
-            hit = occ[flat]
-            t_out, ax = t_next.min(1)
-            ax1 = ax[:, None]
-            flat = flat + fstep.gather(1, ax1).squeeze(1)
-            t_next.scatter_add_(1, ax1, t_delta.gather(1, ax1))
-            dead = hit | (t_out >= t_end)
-            flat.masked_fill_(dead, park)
-            fstep.masked_fill_(dead[:, None], 0)
-            t_end.masked_fill_(dead, -1.0)
-            k += 1
-            if k % compact_every == 0:
-                keep = t_end >= 0
-                if not bool(keep.any()):
-                    break
-                flat, fstep, t_next, t_delta, t_end = flat[keep], fstep[keep], t_next[keep], t_delta[keep], t_end[keep]
-    return out.view(PX, PY, PZ)[1:-1, 1:-1, 1:-1].clone()
-
-
 def lidar_visibility(grid: Grid, origin: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Occ3D's LiDAR mask: voxels traversed by the rays from ``origin (3,)`` to each return
     ``points (N, 3)`` (grid frame), up to and including the voxel of the return.
@@ -206,7 +132,7 @@ def lidar_visibility(grid: Grid, origin: torch.Tensor, points: torch.Tensor) -> 
     d, rng = d[keep], rng[keep]
     dirs = d / rng[:, None]
     o = origin.double()[None].expand(dirs.shape[0], 3).contiguous()
-    return fast_mark_visible(o, dirs, grid, occupied=None, t_max=rng + 1e-4)
+    return mark_visible(o, dirs, grid, occupied=None, t_max=rng + 1e-4)
 
 
 def camera_visibility(grid: Grid, occupied: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
@@ -217,7 +143,7 @@ def camera_visibility(grid: Grid, occupied: torch.Tensor, origins: torch.Tensor,
         ``(X, Y, Z)`` bool.
     """
     check_shape(occupied, "X Y Z", name="occupied", dims=dict(zip("XYZ", grid.shape)))
-    return fast_mark_visible(origins, dirs, grid, occupied=occupied)
+    return mark_visible(origins.double(), dirs.double(), grid, occupied=occupied)
 
 
 def _exit_distance(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid) -> torch.Tensor:

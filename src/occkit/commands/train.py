@@ -7,6 +7,7 @@ sets RANK/WORLD_SIZE) every process runs this same command and the engine joins 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -52,6 +53,6 @@ def run(args: argparse.Namespace) -> int:
     msg = f"occkit train: {result.step} steps ({result.train_seconds / 60:.1f} min of training), checkpoint {result.checkpoint}"
     if last is not None:
         msg += f", val mIoU {last['miou']:.2f}" + (f", RayIoU {last['rayiou']:.2f}" if "rayiou" in last else "")
-    if result.checkpoint is not None or last is not None:
+    if os.environ.get("RANK", "0") == "0":  # one summary per job, from rank 0
         print(msg)
     return 0

@@ -37,8 +37,15 @@ class TraversalStep:
     t_out: torch.Tensor
 
 
-def _box_entry(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:
-    """Slab test: parameter interval ``[t0, t1]`` where each ray is inside the grid box (t0 >= 0)."""
+def ray_box_interval(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, min_t: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Slab test: the parameter interval ``[t0, t1]`` where each ray is inside the grid's box.
+
+    Args:
+        origins, dirs: ``(R, 3)``; distances are in units of ``|dirs|``.
+        min_t: ``t0`` is clamped to at least this (0: nothing behind the origin).
+    Returns:
+        t0, t1: ``(R,)`` each (no gradient); the ray misses the box where ``t1 <= t0``.
+    """
     lo = torch.tensor(grid.range_min, dtype=origins.dtype, device=origins.device)
     hi = torch.tensor(grid.range_max, dtype=origins.dtype, device=origins.device)
     with torch.no_grad():
@@ -48,9 +55,52 @@ def _box_entry(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid) -> tuple[t
         # 0 * inf = nan when the origin lies exactly on a slab plane and the direction is parallel
         tmin = torch.minimum(ta, tb).nan_to_num(nan=-float("inf"))
         tmax = torch.maximum(ta, tb).nan_to_num(nan=float("inf"))
-        t0 = tmin.amax(-1).clamp(min=0)
+        t0 = tmin.amax(-1).clamp(min=min_t)
         t1 = tmax.amin(-1)
     return t0, t1
+
+
+@dataclass
+class _WalkStart:
+    """Where the rays that enter the box start walking (rays that miss are dropped)."""
+
+    ray: torch.Tensor  # (R',) long, indices into the input
+    index: torch.Tensor  # (R', 3) long, first voxel
+    step: torch.Tensor  # (R', 3) long, -1 / 0 / +1 per axis
+    t_cur: torch.Tensor  # (R',) entry distance
+    t_end: torch.Tensor  # (R',) where the walk ends (box exit or t_max)
+    t_next: torch.Tensor  # (R', 3) distance to the next boundary along each axis
+    t_delta: torch.Tensor  # (R', 3) distance between boundaries along each axis
+
+
+def _walk_start(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, t_max: torch.Tensor | float | None) -> _WalkStart:
+    """Checks the rays and sets up the Amanatides-Woo state of those that enter the box."""
+    check_shape(origins, "R 3", name="origins")
+    check_shape(dirs, "R 3", name="dirs", dims={"R": origins.shape[0]})
+    if not torch.is_floating_point(origins) or not torch.is_floating_point(dirs):
+        raise TypeError("origins and dirs must be floating point tensors")
+    device, dtype = origins.device, origins.dtype
+    dirs = dirs.to(dtype)
+    R = origins.shape[0]
+    lo = torch.tensor(grid.range_min, dtype=dtype, device=device)
+    vs = torch.tensor(grid.voxel_size, dtype=dtype, device=device)
+    shape = torch.tensor(grid.shape, device=device)
+    t0, t1 = ray_box_interval(origins, dirs, grid)
+    if t_max is not None:
+        t1 = torch.minimum(t1, torch.as_tensor(t_max, dtype=dtype, device=device).expand(R))
+    alive = t1 > t0
+    ray = torch.arange(R, device=device)[alive]
+    o, d, t_cur, t_end = origins[alive], dirs[alive], t0[alive], t1[alive]
+    # Start voxel: the point just inside the box along the ray, clamped against round-off.
+    p = o + d * t_cur[:, None]
+    idx = torch.floor((p - lo) / vs).long()
+    idx = torch.minimum(torch.maximum(idx, torch.zeros_like(idx)), shape - 1)
+    step = torch.sign(d).long()
+    inv = 1.0 / d
+    boundary = lo + (idx + (step > 0).long()).to(dtype) * vs
+    t_next = torch.where(step != 0, (boundary - o) * inv, torch.full_like(o, float("inf")))
+    t_delta = torch.where(step != 0, vs * inv.abs(), torch.full_like(o, float("inf")))
+    return _WalkStart(ray, idx, step, t_cur, t_end, t_next, t_delta)
 
 
 def traverse(
@@ -70,32 +120,10 @@ def traverse(
 
     The caller may stop consuming the iterator at any time. Rays that miss the box yield nothing.
     """
-    check_shape(origins, "R 3", name="origins")
-    check_shape(dirs, "R 3", name="dirs", dims={"R": origins.shape[0]})
-    if not torch.is_floating_point(origins) or not torch.is_floating_point(dirs):
-        raise TypeError("origins and dirs must be floating point tensors")
-    device, dtype = origins.device, origins.dtype
-    R = origins.shape[0]
-    lo = torch.tensor(grid.range_min, dtype=dtype, device=device)
-    vs = torch.tensor(grid.voxel_size, dtype=dtype, device=device)
+    w = _walk_start(origins, dirs, grid, t_max)
+    device = origins.device
     shape = torch.tensor(grid.shape, device=device)
-
-    t0, t1 = _box_entry(origins, dirs, grid)
-    if t_max is not None:
-        t1 = torch.minimum(t1, torch.as_tensor(t_max, dtype=dtype, device=device).expand(R))
-    alive = t1 > t0
-    ray = torch.arange(R, device=device)[alive]
-    o, d, t_cur, t_end = origins[alive], dirs[alive], t0[alive], t1[alive]
-
-    # Start voxel: the point just inside the box along the ray, clamped against round-off.
-    p = o + d * t_cur[:, None]
-    idx = torch.floor((p - lo) / vs).long()
-    idx = torch.minimum(torch.maximum(idx, torch.zeros_like(idx)), shape - 1)
-    step = torch.sign(d).long()
-    inv = 1.0 / d
-    boundary = lo + (idx + (step > 0).long()).to(dtype) * vs
-    t_next = torch.where(step != 0, (boundary - o) * inv, torch.full_like(o, float("inf")))
-    t_delta = torch.where(step != 0, vs * inv.abs(), torch.full_like(o, float("inf")))
+    ray, idx, step, t_cur, t_end, t_next, t_delta = w.ray, w.index, w.step, w.t_cur, w.t_end, w.t_next, w.t_delta
 
     while ray.numel() > 0:
         t_out_axis, axis = t_next.min(-1)
@@ -152,13 +180,6 @@ def _padded_walk(
     PX, PY, PZ = X + 2, Y + 2, Z + 2
     device, dtype = origins.device, origins.dtype
     R = origins.shape[0]
-    lo = torch.tensor(grid.range_min, dtype=dtype, device=device)
-    vs = torch.tensor(grid.voxel_size, dtype=dtype, device=device)
-    shape = torch.tensor(grid.shape, device=device)
-
-    t0, t1 = _box_entry(origins, dirs, grid)
-    if t_max is not None:
-        t1 = torch.minimum(t1, torch.as_tensor(t_max, dtype=dtype, device=device).expand(R))
     occ = None
     if occupied is not None:
         check_shape(occupied, "X Y Z", name="occupied", dims={"X": X, "Y": Y, "Z": Z})
@@ -175,17 +196,8 @@ def _padded_walk(
             t_out=torch.full((R,), float("inf"), dtype=dtype, device=device),
         )
 
-    alive = t1 > t0
-    ray = torch.arange(R, device=device)[alive]
-    o, d, t_cur, t_end = origins[alive], dirs[alive], t0[alive], t1[alive]
-    p = o + d * t_cur[:, None]
-    idx = torch.floor((p - lo) / vs).long()
-    idx = torch.minimum(torch.maximum(idx, torch.zeros_like(idx)), shape - 1)
-    step = torch.sign(d).long()
-    inv = 1.0 / d
-    boundary = lo + (idx + (step > 0).long()).to(dtype) * vs
-    t_next = torch.where(step != 0, (boundary - o) * inv, torch.full_like(o, float("inf")))
-    t_delta = torch.where(step != 0, vs * inv.abs(), torch.full_like(o, float("inf")))
+    w = _walk_start(origins, dirs, grid, t_max)
+    ray, idx, step, t_cur, t_end, t_next, t_delta = w.ray, w.index, w.step, w.t_cur, w.t_end, w.t_next, w.t_delta
     strides = torch.tensor([PY * PZ, PZ, 1], device=device)
     flat = ((idx + 1) * strides).sum(-1)
     fstep = step * strides
@@ -238,11 +250,7 @@ def first_hit(
         origins, dirs: ``(R, 3)`` floating point; t_max as in :func:`traverse`.
     """
     check_shape(occupied, "X Y Z", name="occupied", dims=dict(zip("XYZ", grid.shape)))
-    check_shape(origins, "R 3", name="origins")
-    check_shape(dirs, "R 3", name="dirs", dims={"R": origins.shape[0]})
-    if not torch.is_floating_point(origins) or not torch.is_floating_point(dirs):
-        raise TypeError("origins and dirs must be floating point tensors")
-    _, hits = _padded_walk(origins, dirs.to(origins.dtype), grid, occupied, t_max, mark=False)
+    _, hits = _padded_walk(origins, dirs, grid, occupied, t_max, mark=False)
     assert hits is not None
     return hits
 
@@ -266,14 +274,10 @@ def mark_visible(
         ``(X, Y, Z)`` bool.
     """
     X, Y, Z = grid.shape
-    check_shape(origins, "R 3", name="origins")
-    check_shape(dirs, "R 3", name="dirs", dims={"R": origins.shape[0]})
-    if not torch.is_floating_point(origins) or not torch.is_floating_point(dirs):
-        raise TypeError("origins and dirs must be floating point tensors")
     if out is None:
         out = torch.zeros(grid.shape, dtype=torch.bool, device=origins.device)
     check_shape(out, "X Y Z", name="out", dims={"X": X, "Y": Y, "Z": Z})
-    marked, _ = _padded_walk(origins, dirs.to(origins.dtype), grid, occupied, t_max, mark=True)
+    marked, _ = _padded_walk(origins, dirs, grid, occupied, t_max, mark=True)
     assert marked is not None
     out |= marked.to(out.device)
     return out

@@ -64,7 +64,7 @@ def main() -> None:
     cfg.train.val_every_minutes = args.eval_every
     cfg.train.val_max_frames = args.eval_frames
     cfg.train.val_rayiou = True
-    cfg.train.ckpt_every = 100
+    cfg.train.ckpt_every = 500
     print(f"{len(train_set)} training frames, {len(val_set)} validation frames; {args.minutes:g} min budget; "
           f"torch threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}", flush=True)

@@ -170,3 +170,36 @@ def test_sun_shadow_map():
     pts = torch.stack([c + torch.tensor([10.0 - 2.25, 0.0, 0.0]), c + torch.tensor([10.0 + 2.0, 0.0, 0.0]), c + torch.tensor([10.0 - 2.25, 3.0, 0.0])])
     assert sm.shadow(pts, up).tolist() == [1.0, 0.0, 0.0]
     assert sun_shadow_map(state) is sm  # cached per frame
+
+
+def test_camera_mask_covers_ground_at_any_image_size():
+    """Occ3D's voxel-centre rays observe every visible ground voxel even from a tiny image, where
+    pixel rays alone leave stripes; a wall still hides what is behind it."""
+    from occkit.data.synth.occupancy import camera_mask_rays, camera_visibility, voxel_center_rays
+    from occkit.geometry.transforms import make_transform
+
+    g = Grid((0.0, -4.0, -1.0), (20.0, 4.0, 2.2), (0.4, 0.4, 0.4))  # 50 x 20 x 8
+    occ = torch.zeros(g.shape, dtype=torch.bool)
+    occ[:, :, 2] = True  # ground layer, top at z = 0.2
+    occ[40, :, 3:] = True  # a wall at x = 16 m
+    H, W = 8, 16
+    K = torch.tensor([[8.0, 0, 8.0], [0, 8.0, 4.0], [0, 0, 1]], dtype=torch.float64)
+    R = torch.tensor([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]], dtype=torch.float64)  # camera looks along +x
+    T = make_transform(R, torch.tensor([0.2, 0.0, 1.5], dtype=torch.float64))
+    depth = torch.full((H, W), 10.0)
+    o, d = camera_mask_rays(K, T, depth, g, stride=1)
+    pixel_only = camera_visibility(g, occ, o, d)
+    ov, dv = voxel_center_rays(K, T, (H, W), g, occ)
+    both = camera_visibility(g, occ, torch.cat([o, ov]), torch.cat([d, dv]))
+    # ground voxels in front of the wall inside the horizontal field of view (|y| < x / 2)
+    x = g.centers()[..., 0]
+    y = g.centers()[..., 1]
+    ahead = (x > 3.0) & (x < 15.5) & (y.abs() < 0.45 * x)
+    ground = torch.zeros_like(occ)
+    ground[:, :, 2] = True
+    target = ground & ahead
+    assert float(pixel_only[target].float().mean()) < 0.9  # 8 pixel rows cannot cover the road
+    assert bool(both[target].all())
+    # the wall's face is seen, nothing behind it is
+    assert bool(both[40, 8:12, 3].all())
+    assert not bool(both[41:].any())

@@ -110,7 +110,7 @@ def _png(rgb: np.ndarray) -> bytes:
 def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig", scene_index: int, sequence: str) -> Path:  # noqa: F821
     """Write scene ``scene_index`` as ``sequences/<sequence>``; returns the sequence folder."""
     from occkit.data.synth import build_scene, render_camera, scene_state_at, semantic_occupancy, simulate_lidar
-    from occkit.data.synth.occupancy import FREE, camera_mask_rays, camera_visibility, lidar_visibility
+    from occkit.data.synth.occupancy import FREE, camera_mask_rays, camera_visibility, lidar_visibility, voxel_center_rays
     from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar, camera_intrinsics
 
     seq = Path(out_dir) / "sequences" / sequence
@@ -147,7 +147,8 @@ def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig"
         pts_v = apply_transform(T_vl.float(), pts_l[:, :3].float())  # (N, 3) velodyne frame
         lidar_seen = lidar_visibility(grid, torch.zeros(3), pts_v)
         o, d = camera_mask_rays(K, T_vc, torch.as_tensor(cam["depth"]), grid)
-        cam_seen = camera_visibility(grid, sem != FREE, o, d)
+        ov, dv = voxel_center_rays(K, T_vc, (H, W), grid, sem != FREE)
+        cam_seen = camera_visibility(grid, sem != FREE, torch.cat([o, ov]), torch.cat([d, dv]))
         raw = occ3d_to_semantickitti_raw(sem.numpy())
         write_label(seq / "voxels" / f"{name}.label", raw)
         write_bitpacked(seq / "voxels" / f"{name}.invalid", (~(lidar_seen | cam_seen)).numpy())

@@ -18,7 +18,14 @@ from PIL import Image
 from occkit.data.occ3d import NUSCENES_CAMERAS
 from occkit.data.synth.config import SynthConfig, frame_token, scene_name
 from occkit.data.synth.lidar import simulate_lidar
-from occkit.data.synth.occupancy import FREE, camera_mask_rays, camera_visibility, lidar_visibility, semantic_occupancy
+from occkit.data.synth.occupancy import (
+    FREE,
+    camera_mask_rays,
+    camera_visibility,
+    lidar_visibility,
+    semantic_occupancy,
+    voxel_center_rays,
+)
 from occkit.data.synth.render import render_camera
 from occkit.data.synth.scene import Scene, SceneState, build_scene, scene_state_at
 from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar, camera_intrinsics
@@ -87,8 +94,9 @@ def frame_data(scene: Scene, frame_index: int, state: SceneState | None = None) 
     for cam in NUSCENES_CAMERAS:
         c = cams[cam]
         o, d = camera_mask_rays(c["K"], c["T_ego_from_cam"], c["depth"], grid, cfg.mask_ray_stride)
-        origins.append(o)
-        dirs.append(d)
+        ov, dv = voxel_center_rays(c["K"], c["T_ego_from_cam"], (H, W), grid, occupied)
+        origins += [o, ov]
+        dirs += [d, dv]
     mask_c = camera_visibility(grid, occupied, torch.cat(origins), torch.cat(dirs))
     T_eg = invert_transform(T_ge)
     yaw_e = math.atan2(float(T_ge[1, 0]), float(T_ge[0, 0]))

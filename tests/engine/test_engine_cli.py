@@ -1,4 +1,5 @@
-"""``occkit train`` / ``occkit predict`` end to end on a tiny dataset (a small, fast model config)."""
+"""``occkit train`` / ``occkit predict`` end to end on the tiny synthetic world (a small, fast model
+config; the synthetic extras give the depth loss LiDAR targets and RayIoU its LiDAR origins)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ TINY = [
 ]
 
 
-def test_train_resume_predict_cli(tiny_occ3d_root, tmp_path, capsys):
+def test_train_resume_predict_cli(synth_root, tmp_path, capsys):
     run, pred = tmp_path / "run", tmp_path / "pred"
-    args = ["train", "synth-cpu", "--data", str(tiny_occ3d_root), "--out", str(run), "--no-progress", "--set", *TINY]
+    args = ["train", "synth-cpu", "--data", str(synth_root), "--out", str(run), "--no-progress", "--set", *TINY]
     assert main([*args, "--max-steps", "3"]) == 0
     assert load_trainer_state(latest_checkpoint(run))["step"] == 3
-    assert main([*args, "--max-steps", "4", "--resume"]) == 0
+    assert main([*args, "train.val_rayiou=true", "--max-steps", "4", "--resume"]) == 0
     assert load_trainer_state(latest_checkpoint(run))["step"] == 4
     err = capsys.readouterr().err
     assert "resuming from" in err and "optim.max_steps: 3 -> 4" in err
@@ -32,8 +33,10 @@ def test_train_resume_predict_cli(tiny_occ3d_root, tmp_path, capsys):
     assert [r["step"] for r in logs] == [1, 2, 3, 4] and all(np.isfinite(r["loss"]) for r in logs)
     vals = read_jsonl(run / "metrics.jsonl")
     assert [v["step"] for v in vals] == [3, 4] and vals[-1]["frames"] == 2 and vals[-1]["mask"] == "camera"
-    assert main(["predict", "--ckpt", str(run), "--data", str(tiny_occ3d_root), "--out", str(pred), "--no-progress", "--eval"]) == 0
-    tokens = [f.token for f in Occ3DDataset(tiny_occ3d_root, "val").frames]
+    assert "rayiou" not in vals[0] and 0.0 <= vals[-1]["rayiou"] <= 100.0
+    assert [r["loss_depth"] > 0 for r in logs] == [True] * 4  # LiDAR depth targets from the extras
+    assert main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(pred), "--no-progress", "--eval"]) == 0
+    tokens = [f.token for f in Occ3DDataset(synth_root, "val").frames]
     assert sorted(p.stem for p in pred.glob("*.npz")) == sorted(tokens)
     with np.load(pred / f"{tokens[0]}.npz") as z:
         assert z.files == ["semantics"] and z["semantics"].dtype == np.uint8 and z["semantics"].shape == (200, 200, 16)

@@ -26,7 +26,7 @@ def bench_speed(args: argparse.Namespace) -> None:
     from occkit.data.occ3d import NUSCENES_CAMERAS
     from occkit.data.synth import SynthConfig, build_scene
     from occkit.data.synth.lidar import simulate_lidar
-    from occkit.data.synth.occupancy import FREE, camera_mask_rays, camera_visibility, lidar_visibility, semantic_occupancy
+    from occkit.data.synth.occupancy import FREE, camera_mask_rays, camera_visibility, lidar_visibility, semantic_occupancy, voxel_center_rays
     from occkit.data.synth.render import render_camera
     from occkit.data.synth.scene import scene_state_at
     from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar, camera_intrinsics
@@ -74,6 +74,7 @@ def bench_speed(args: argparse.Namespace) -> None:
             cpu_stages["mask_lidar"] += time.process_time() - c
             t, c = time.perf_counter(), time.process_time()
             rays = [camera_mask_rays(K, T_ec, d, grid) for K, T_ec, d in cams.values()]
+            rays += [voxel_center_rays(K, T_ec, (H, W), grid, sem != FREE) for K, T_ec, d in cams.values()]
             o, d = torch.cat([r[0] for r in rays]), torch.cat([r[1] for r in rays])
             n_rays += o.shape[0]
             camera_visibility(grid, sem != FREE, o, d)

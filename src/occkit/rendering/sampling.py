@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from occkit.geometry.grid import Grid
+from occkit.geometry.raycast import ray_box_interval
 from occkit.shapes import check_shape
 
 
@@ -56,18 +57,8 @@ def ray_box(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, min_near: flo
     """
     check_shape(origins, "R 3", name="origins")
     check_shape(dirs, "R 3", name="dirs", dims={"R": origins.shape[0]})
-    lo = torch.tensor(grid.range_min, dtype=origins.dtype, device=origins.device)
-    hi = torch.tensor(grid.range_max, dtype=origins.dtype, device=origins.device)
-    with torch.no_grad():
-        inv = 1.0 / dirs  # +-inf where a component is 0
-        ta = (lo - origins) * inv
-        tb = (hi - origins) * inv
-        # 0 * inf = nan when an origin lies on a slab plane with a parallel direction
-        tmin = torch.minimum(ta, tb).nan_to_num(nan=-float("inf"))
-        tmax = torch.maximum(ta, tb).nan_to_num(nan=float("inf"))
-        near = tmin.amax(-1).clamp(min=min_near)
-        far = tmax.amin(-1)
-        far = torch.maximum(far, near)
+    near, far = ray_box_interval(origins, dirs, grid, min_t=min_near)
+    far = torch.maximum(far, near)
     return near, far
 
 

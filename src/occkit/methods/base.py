@@ -21,8 +21,6 @@ class Method(Protocol):
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Named scalar losses for one batch, weights applied; the engine back-propagates their sum."""
-        ...
 
     def predict(self, batch: Batch) -> torch.Tensor:
         """Occupancy logits ``(B, C, X, Y, Z)`` for evaluation (argmax over C gives classes)."""
-        ...

@@ -15,7 +15,7 @@ import torch
 
 from occkit.labels import OCC3D_FREE, OCC3D_PALETTE
 from occkit.shapes import check_shape
-from occkit.viz.draw import BACKGROUND
+from occkit.viz.draw import BACKGROUND, checked_palette
 
 MASK_MODES = ("hide", "grey")
 
@@ -100,11 +100,7 @@ def bev_image(
         raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
     if scale < 1:
         raise ValueError(f"scale must be >= 1, got {scale}")
-    pal = np.asarray(palette, dtype=np.uint8)
-    check_shape(pal, "C 3", name="palette")
-    top_cls_max = int(sem[sem != free_class].max(initial=0))
-    if top_cls_max >= len(pal):
-        raise ValueError(f"semantics: class {top_cls_max} has no colour in a palette of {len(pal)}")
+    pal = checked_palette(palette, sem, free_class)
     if m is not None and mask_mode == "hide":
         sem = np.where(m, sem, free_class)
     z, cls = top_voxels(sem, free_class)

@@ -19,9 +19,8 @@ from occkit.geometry.camera import pixel_centers, pixel_rays
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.raycast import RayHit, first_hit
 from occkit.labels import OCC3D_FREE, OCC3D_PALETTE
-from occkit.shapes import check_shape
 from occkit.viz.bev import MASK_MODES, as_label_grid, as_mask, desaturate
-from occkit.viz.draw import BACKGROUND
+from occkit.viz.draw import BACKGROUND, checked_palette
 
 
 @dataclass(frozen=True)
@@ -131,11 +130,7 @@ def perspective_image(
     grid = grid or default_grid(sem.shape)
     if tuple(sem.shape) != grid.shape:
         raise ValueError(f"semantics: shape {sem.shape} does not match the grid {grid.shape}")
-    pal = np.asarray(palette, dtype=np.uint8)
-    check_shape(pal, "C 3", name="palette")
-    cmax = int(sem[sem != free_class].max(initial=0))
-    if cmax >= len(pal):
-        raise ValueError(f"semantics: class {cmax} has no colour in a palette of {len(pal)}")
+    pal = checked_palette(palette, sem, free_class)
 
     occupied = sem != free_class
     if m is not None and mask_mode == "hide":

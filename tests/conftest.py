@@ -11,10 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from occkit.data.occ3d import NUSCENES_CAMERAS
 from occkit.fileio import save_npz_atomic, write_json_atomic
+from occkit.geometry.transforms import matrix_to_quat
 
 
 def write_tiny_occ3d(
@@ -45,9 +47,6 @@ def write_tiny_occ3d(
                 x_axis = [np.sin(a), -np.cos(a), 0.0]
                 y_axis = [0.0, 0.0, -1.0]
                 R = np.array([x_axis, y_axis, z_axis]).T
-                from occkit.geometry.transforms import matrix_to_quat
-                import torch
-
                 q = matrix_to_quat(torch.from_numpy(R)).tolist()
                 rel = f"imgs/{cam}/{token}.png"
                 img = rng.integers(0, 255, size=(H, W, 3), dtype=np.uint8)
@@ -82,6 +81,16 @@ def write_tiny_occ3d(
         {"train_split": names[: scenes - n_val], "val_split": names[scenes - n_val :], "scene_infos": scene_infos},
     )
     return root
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread: the voxel walks are loops of small tensor ops, and on a
+    busy 2-core machine a second intra-op thread stalls them more than it helps."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from occkit.cli import main
 from occkit.data.semantickitti import SSC_SHAPE, write_bitpacked, write_calib, write_label, write_ssc_prediction
@@ -15,12 +14,7 @@ from occkit.fileio import save_npz_atomic, write_json_atomic
 from occkit.metrics.evaluate import detect_format, evaluate_occ3d, evaluate_semantickitti, load_occ3d_prediction
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_occ3d(root, frames=3, lidar=True, seed=0):

@@ -28,14 +28,7 @@ from occkit.metrics.rayiou import (
     sparseocc_pitch_angles,
 )
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The traversal runs thousands of tiny ops: on a shared 2-core machine, intra-op threads
-    oversubscribe and slow it ~10x, so these tests run single-threaded (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SMALL = Grid((-8.0, -8.0, -1.0), (8.0, 8.0, 5.4), (0.4, 0.4, 0.4))  # 40 x 40 x 16

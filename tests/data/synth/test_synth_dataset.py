@@ -24,12 +24,7 @@ from occkit.geometry.transforms import apply_transform, invert_transform
 TINY = dict(scenes=2, frames=2, seed=0, image_size=(64, 176))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_every_sample_loads_with_shapes_and_dtypes(synth_root: Path):

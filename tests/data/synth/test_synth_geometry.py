@@ -11,23 +11,16 @@ import torch
 
 from occkit.data.synth.layout import CELL, CURB, DRIVEABLE, SIDEWALK, GroundMap
 from occkit.data.synth.primitives import (
-    BOX, CYLINDER, ELLIPSOID, Primitives, inside, intersect_box, intersect_cylinder, intersect_ellipsoid,
+    BOX, CYLINDER, Primitives, inside, intersect_box, intersect_cylinder, intersect_ellipsoid,
 )
 from occkit.data.synth.sensors import T_ego_from_camera, camera_intrinsics, lidar_elevations
 from occkit.data.synth.tracer import camera_rects, cast_rays, intersect_ground, spherical_rects, trace_layout
 from occkit.geometry.camera import pixel_centers, pixel_rays
 from occkit.geometry.grid import Grid
-from occkit.geometry.raycast import mark_visible
 from occkit.geometry.transforms import invert_transform
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensor ops on a shared, busy machine: one thread avoids pool stalls."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _prims(rows: list[tuple[int, tuple, tuple, float, int]]) -> Primitives:

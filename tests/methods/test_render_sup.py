@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from occkit.data.sample import Sample, collate
+from occkit.data.sample import Batch, Sample, collate
 from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import make_transform
 from occkit.methods.render_sup import RenderSupConfig, RenderSupMethod
@@ -23,7 +23,7 @@ def tiny_model_cfg() -> OccNetConfig:
     )
 
 
-def tiny_batch() -> "Batch":  # noqa: F821
+def tiny_batch() -> Batch:
     """One frame, two cameras (front, back) of a ground plane and a box, with rendered 2D maps."""
     grid = Grid.from_range((-3.2, -3.2, -1.0, 3.2, 3.2, 1.4), 0.4)  # (16, 16, 6)
     occ = torch.full(grid.shape, 17, dtype=torch.long)

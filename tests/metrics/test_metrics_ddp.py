@@ -3,7 +3,6 @@ process seeing every frame."""
 
 from __future__ import annotations
 
-import os
 
 import pytest
 import torch

@@ -9,7 +9,7 @@ import torch
 
 from occkit.geometry.camera import project
 from occkit.geometry.grid import Grid
-from occkit.geometry.transforms import apply_transform, invert_transform, make_transform, quat_to_matrix
+from occkit.geometry.transforms import invert_transform, make_transform, quat_to_matrix
 from occkit.rendering.rays import camera_rays
 from occkit.rendering.sampling import importance_samples, ray_box, uniform_samples
 

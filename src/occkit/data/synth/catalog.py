@@ -156,7 +156,7 @@ def bus(rng: np.random.Generator) -> ObjectSpec:
     colour = "yellow" if name == "school bus" else str(rng.choice(["white", "red", "blue", "green", "orange"]))
     col = _c(colour, rng)
     L = {"articulated bus": 17.5, "school bus": 10.5}.get(name, 12.0)
-    W, H = 2.55, 3.2
+    W = 2.55
     parts = [
         Part(BOX, (0, 0, 0.35 + 0.85), (L / 2, W / 2, 0.85), col, reflect=0.8),
         Part(BOX, (0, 0, 2.05 + 0.45), (L / 2 - 0.05, W / 2 - 0.01, 0.45), GLASS, TEX_GLASS, reflect=0.3),

@@ -38,6 +38,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -48,6 +49,9 @@ from occkit.fileio import write_bytes_atomic, write_json_atomic, write_text_atom
 from occkit.geometry.grid import semantickitti_grid
 from occkit.geometry.transforms import apply_transform, invert_transform, make_transform
 from occkit.labels import semantickitti_inverse_lut
+
+if TYPE_CHECKING:  # the synth package imports this module lazily; no import cycle at run time
+    from occkit.data.synth.config import SynthConfig
 
 #: Occ3D class (index) -> SemanticKITTI learning class; -1 = raw 99 "other-object" (ignored).
 OCC3D_TO_SEMANTICKITTI: tuple[int, ...] = (
@@ -107,7 +111,7 @@ def _png(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig", scene_index: int, sequence: str) -> Path:  # noqa: F821
+def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig", scene_index: int, sequence: str) -> Path:
     """Write scene ``scene_index`` as ``sequences/<sequence>``; returns the sequence folder."""
     from occkit.data.synth import build_scene, render_camera, scene_state_at, semantic_occupancy, simulate_lidar
     from occkit.data.synth.occupancy import FREE, camera_mask_rays, camera_visibility, lidar_visibility, voxel_center_rays
@@ -160,7 +164,7 @@ def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig"
 
 def export_semantickitti(
     out_dir: str | os.PathLike,
-    config: "SynthConfig",  # noqa: F821
+    config: "SynthConfig",
     overwrite: bool = False,
     progress: bool = False,
 ) -> Path:

@@ -237,7 +237,6 @@ def sky_color(dirs: torch.Tensor, light: Lighting) -> torch.Tensor:
 def shade(hits: Hits, prims: Primitives, origin: torch.Tensor, dirs: torch.Tensor, light: Lighting, shadow_map: ShadowMap | None = None) -> torch.Tensor:
     """Colours ``(R, 3)`` in [0, 1] (unclamped) of the hits of rays ``dirs (R, 3)`` from
     ``origin``; sunlight is blocked where ``shadow_map`` says so."""
-    R = dirs.shape[0]
     sky = sky_color(dirs, light)
     out = sky.clone()
     hit = hits.hit

@@ -538,7 +538,6 @@ def _road_works(b: _Builder, rng: np.random.Generator, town: Town) -> None:
 def describe_scene(scene: Scene) -> str:
     """A one-sentence description generated from the scene's content near the ego route."""
     near = [o for o in scene.objects if _min_route_dist(scene, o) < 45.0]
-    names = Counter(o.spec.name for o in near)
     cls = Counter(o.spec.cls for o in near)
     moving = Counter(o.spec.cls for o in near if o.dynamic)
     parked = sum(1 for o in near if o.spec.cls == 4 and not o.dynamic)

@@ -115,3 +115,32 @@ def test_predict_thresholds_p_occupied():
     occupied = (1 - p[:, 17]) >= 0.3
     assert torch.equal(pred == 17, ~occupied)
     torch.testing.assert_close(pred[occupied], p[:, :17].argmax(1)[occupied])
+
+
+def test_auto_threshold_is_calibrated_from_2d_depth_only():
+    from occkit.methods.render_sup import CALIBRATION_BINS
+
+    torch.manual_seed(0)
+    m = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(num_rays=64, free_prior=0.9))
+    assert m.cfg.occupied_threshold == "auto" and m.threshold() == 0.5  # nothing seen yet
+    batch = tiny_batch()
+    batch.occupancy = None  # no 3D label anywhere: the calibration reads the depth maps
+    m.training_step(batch)
+    surf, free = m.calibration
+    assert float(surf.sum()) > 0 and float(free.sum()) > 0
+    assert "calibration" in m.state_dict()  # saved with the weights, so predictions reproduce
+    # hand-made histograms: surface samples at p = 0.30-0.39, free ones at 0.05 and 0.35
+    m.calibration.zero_()
+    m.calibration[0, 30:40] = 10.0
+    m.calibration[1, 5] = 1000.0
+    m.calibration[1, 35] = 10.0
+    # tau in (0.05, 0.30] keeps all 100 surface samples and 10 free ones (IoU 100/110); tau = 0.36
+    # keeps 40 surface samples and no free one (IoU 0.4): the middle of the plateau 0.06-0.30 wins
+    assert m.threshold() == pytest.approx(18 / CALIBRATION_BINS)
+    m.calibration[1, 35] = 1000.0  # now passing the free bump costs more than the surface lost
+    assert m.threshold() == pytest.approx(36 / CALIBRATION_BINS)
+    fixed = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(occupied_threshold=0.2))
+    fixed.training_step(batch)
+    assert fixed.threshold() == 0.2 and float(fixed.calibration.sum()) == 0
+    with pytest.raises(ValueError, match="occupied_threshold"):
+        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(occupied_threshold=1.5))

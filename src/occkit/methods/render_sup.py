@@ -68,6 +68,10 @@ from occkit.rendering.volrend import (
 from occkit.shapes import check_shape
 
 
+CALIBRATION_BINS = 100
+"""Bins of the ``p(occupied)`` histograms behind ``occupied_threshold: auto``."""
+
+
 @dataclass
 class RenderSupConfig:
     """Rays, rendering and losses of the ``render_sup`` method."""
@@ -107,11 +111,17 @@ class RenderSupConfig:
     """Weight of ``loss_entropy``; 0 drops it."""
     lss_depth_weight: float = 1.0
     """Weight of the LSS depth-distribution loss from the depth maps (``loss_lss_depth``); 0 drops it."""
-    occupied_threshold: float = 0.5
+    occupied_threshold: float | Literal["auto"] = "auto"
     """``predict``: a voxel is occupied when ``p(occupied) = 1 - p(free)`` reaches this, then takes
-    its most likely non-free class (rendering spreads a surface's opacity over the 2-3 voxels a
-    ray crosses near it, so ``p(occupied)`` of surface voxels stays below what a plain argmax
-    over all 18 classes needs). 0 = plain argmax of the logits."""
+    its most likely non-free class. Rendering spreads a surface's opacity over the voxels a ray
+    crosses near it (several for grazing rays on the ground), so surface voxels keep a
+    ``p(occupied)`` far below what a plain argmax over 18 classes needs. ``auto``: calibrated
+    while training, from the 2D depth maps only (:meth:`RenderSupMethod.threshold`); a number:
+    that fixed value; 0: plain argmax of the logits."""
+    calibration_decay: float = 0.99
+    """``auto`` threshold: per-step decay of the calibration histograms (recent steps count most)."""
+    calibration_margin: float = 0.8
+    """``auto`` threshold: free-space samples lie at least this many metres before the surface."""
     free_prior: float = 0.0
     """Initial p(free) of every voxel, through a learnable offset added to the free logit
     (``log(p / (1 - p)) + log(C - 1)``, as detectors initialise a rare-class bias); 0 = no offset.
@@ -144,6 +154,13 @@ class RenderSupMethod(nn.Module):
         init = math.log(c.free_prior / (1 - c.free_prior)) + math.log(C - 1) if c.free_prior > 0 else 0.0
         self.free_bias = nn.Parameter(torch.tensor(float(init)))
         """Learnable offset of the free logit (see ``free_prior``)."""
+        if not (c.occupied_threshold == "auto" or (isinstance(c.occupied_threshold, float) and 0 <= c.occupied_threshold < 1)):
+            raise ValueError(f"RenderSupConfig.occupied_threshold: expected 'auto' or a number in [0, 1), got {c.occupied_threshold!r}")
+        if not 0 < c.calibration_decay <= 1:
+            raise ValueError(f"RenderSupConfig.calibration_decay: expected a number in (0, 1], got {c.calibration_decay}")
+        self.register_buffer("calibration", torch.zeros(2, CALIBRATION_BINS))
+        """Decayed histograms of p(occupied) over [0, 1]: row 0 at training rays' surface voxels,
+        row 1 at voxels of the free space before them (saved with the weights)."""
 
     def forward(self, batch: Batch) -> OccNetOutput:
         """The model's full output for ``batch`` (logits and intermediates), with ``free_bias``
@@ -153,6 +170,52 @@ class RenderSupMethod(nn.Module):
         out.logits = out.logits + (self.free_bias * offset).view(1, -1, 1, 1, 1)
         return out
 
+    def threshold(self) -> float:
+        """The ``p(occupied)`` threshold ``predict`` uses.
+
+        With ``occupied_threshold: auto``, the bin edge ``tau`` that maximises
+        ``S(>= tau) / (S(all) + F(>= tau))`` — the IoU of "occupied" if the surface samples ``S``
+        were the occupied voxels and the free-space samples ``F`` the free ones — over the
+        calibration histograms, one surface and one free sample per training ray, all derived
+        from the 2D depth maps (no 3D label); on a plateau of equal scores, its middle. 0.5
+        before any training step.
+        """
+        tau = self.cfg.occupied_threshold
+        if tau != "auto":
+            return float(tau)
+        surf, free = self.calibration.double()
+        if float(surf.sum()) <= 0:
+            return 0.5
+        tp = surf.flip(0).cumsum(0).flip(0)  # surface samples at or above each bin edge
+        fp = free.flip(0).cumsum(0).flip(0)
+        iou = tp / (surf.sum() + fp)
+        best = iou >= iou.max() - 1e-12
+        lo = int(best.nonzero()[0])
+        hi = lo
+        while hi + 1 < CALIBRATION_BINS and bool(best[hi + 1]):
+            hi += 1
+        return float((lo + hi) // 2) / CALIBRATION_BINS  # the middle of the best plateau
+
+    @torch.no_grad()
+    def _calibrate(self, logits: torch.Tensor, rays: Rays, t_true: torch.Tensor, near: torch.Tensor, surface: torch.Tensor) -> None:
+        """Add one frame's rays to the calibration histograms (see :meth:`threshold`)."""
+        c = self.cfg
+        p_occ = -torch.expm1(torch.log_softmax(logits.detach().float(), 0)[c.free_index])  # (X, Y, Z)
+        o, d, t, n = rays.origins[surface].float(), rays.dirs[surface].float(), t_true[surface], near[surface]
+        bins = CALIBRATION_BINS
+
+        def hist(points: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+            idx, ok = self.grid.point_to_index(points)
+            ok = ok & keep
+            v = p_occ[idx[ok, 0], idx[ok, 1], idx[ok, 2]]
+            return torch.bincount((v * bins).long().clamp(0, bins - 1), minlength=bins).float()
+
+        before = t - c.calibration_margin
+        t_free = n + torch.rand_like(t) * (before - n).clamp(min=0)
+        self.calibration.mul_(c.calibration_decay)
+        self.calibration[0] += hist(o + t[:, None] * d, torch.ones_like(surface[surface]))
+        self.calibration[1] += hist(o + t_free[:, None] * d, before > n)
+
     @torch.no_grad()
     def predict(self, batch: Batch) -> torch.Tensor:
         """Scores ``(B, num_classes, X, Y, Z)`` whose argmax is the prediction: with
@@ -160,7 +223,7 @@ class RenderSupMethod(nn.Module):
         given "occupied" and the free score is +1 where ``p(occupied) < tau``, else -inf (-1e4);
         with ``tau = 0``, the logits."""
         logits = self.forward(batch).logits
-        tau = self.cfg.occupied_threshold
+        tau = self.threshold()
         if tau <= 0:
             return logits
         f = self.cfg.free_index
@@ -206,6 +269,8 @@ class RenderSupMethod(nn.Module):
             t_true = torch.where(z > 0, z / rays.z_per_t.clamp(min=1e-6), torch.zeros_like(z))  # ray distance
             near, far = ray_box(rays.origins, rays.dirs, self.grid)
             surface = (t_true > 0) & (t_true > near) & (t_true <= far) & (sem != c.free_index)  # (R,) hit inside the box
+            if c.occupied_threshold == "auto":
+                self._calibrate(out.logits[b], rays, t_true, near, surface)
             r = self.render(out.logits[b], rays, return_weights=c.distortion_weight > 0 or c.entropy_weight > 0 or c.termination_weight > 0)
             terms: dict[str, torch.Tensor] = {}
             terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(r.values, torch.where(surface, sem, torch.full_like(sem, c.free_index)), ignore_index=c.free_index)

@@ -9,12 +9,14 @@ method is one import and one ``elif`` there (plus its config field here).
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -205,6 +207,46 @@ def load_checkpoint_method(
     load_weights(method, weights)
     dev = resolve_device(device)
     return method.to(dev).eval(), cfg, folder, dev
+
+
+def resolve_auto_class_counts(cfg: ExperimentConfig, train_set: Dataset, max_frames: int = 2000, progress: bool = False) -> ExperimentConfig:
+    """Replace ``supervised.class_counts: auto`` by the label counts of the training frames.
+
+    Counts every class over the frames of the dataset under ``train_set`` (at most ``max_frames``
+    of them, evenly spaced), inside the camera mask when ``supervised.use_camera_mask``. Returns
+    ``cfg`` unchanged when nothing is 'auto', else a copy with the counts filled in, so that the
+    run's config.json records the weights it trained with.
+    """
+    sup = cfg.supervised
+    if cfg.method != "supervised" or sup.class_counts != "auto":
+        return cfg
+    ds = base_dataset(train_set)
+    frames = ds.frames
+    if not frames:
+        raise ValueError(f"supervised.class_counts='auto': the training split of {ds.root} has no frames to count")
+    if len(frames) > max_frames:
+        frames = [frames[round(i * (len(frames) - 1) / (max_frames - 1))] for i in range(max_frames)]
+    C = cfg.model.num_classes
+    counts = np.zeros(C, dtype=np.int64)
+    it = frames
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(frames, desc="class counts", unit="frame", leave=False)
+    for f in it:
+        gt = ds.read_labels(f.token)
+        sem = gt["semantics"].reshape(-1).astype(np.int64)
+        if sup.use_camera_mask:
+            sem = sem[gt["mask_camera"].reshape(-1).astype(bool)]
+        sem = sem[sem != sup.ignore_index]
+        if sem.size and (sem.min() < 0 or sem.max() >= C):
+            raise ValueError(f"{ds.gt_path(f.token)}: class ids outside [0, {C})")
+        counts += np.bincount(sem, minlength=C)
+    if counts.sum() == 0:
+        raise ValueError(f"supervised.class_counts='auto': no labelled voxels in the training split of {ds.root}")
+    out = copy.deepcopy(cfg)
+    out.supervised.class_counts = tuple(float(c) for c in counts)
+    return out
 
 
 def base_dataset(ds: Dataset) -> Occ3DDataset:

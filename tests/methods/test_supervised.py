@@ -8,6 +8,7 @@ import torch
 from occkit.data.sample import Batch
 from occkit.geometry.transforms import make_transform, rotation_z
 from occkit.methods.base import Method
+from occkit.losses.occupancy import class_weights_from_counts
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig
 
@@ -107,6 +108,61 @@ def test_class_weights_and_config_errors():
     batch.occupancy = batch.occupancy[:, :10]
     with pytest.raises(ValueError, match="occupancy"):
         m.training_step(batch)
+
+
+def test_auxiliary_2d_semantic_loss():
+    torch.manual_seed(0)
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(semantic_2d_weight=0.5))
+    batch = tiny_batch()  # 32 x 64 images, feature stride 16 -> 2 x 4 feature pixels per camera
+    sem = torch.full((1, 2, 32, 64), 17)
+    sem[:, :, :, :16] = 11  # first feature column: road
+    sem[:, :, :7, 16:32] = 4  # second column: car on 7 of 16 rows of each block -> free wins
+    sem[:, :, :9, 32:48] = 4  # third: car on 9 of 16 rows of the top block -> car wins there
+    batch.semantics_2d = sem
+    losses = m.training_step(batch)
+    assert "loss_sem2d" in losses
+    out = m(batch)
+    logits = m.semantic_2d_head(out.image_features.flatten(0, 1))
+    target = torch.full((2, 2, 4), 17)
+    target[:, :, 0] = 11
+    target[:, 0, 2] = 4
+    expect = 0.5 * torch.nn.functional.cross_entropy(logits, target)
+    assert torch.allclose(losses["loss_sem2d"], expect, atol=1e-5)
+    losses["loss_sem2d"].backward()
+    assert m.model.backbone.parameters().__next__().grad is not None
+    batch.semantics_2d = None  # no maps (e.g. real data without 2D labels): a zero term
+    assert float(m.training_step(batch)["loss_sem2d"].detach()) == 0.0
+    assert SupervisedMethod(tiny_model_cfg(), SupervisedConfig()).semantic_2d_head is None
+    with pytest.raises(ValueError, match="semantic_2d_weight"):
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(semantic_2d_weight=-1.0))
+
+
+def test_auto_class_counts_count_the_training_labels(tiny_occ3d_root):
+    from occkit.data.occ3d import Occ3DDataset
+    from occkit.experiment import build_dataset, load_experiment, resolve_auto_class_counts
+
+    cfg = load_experiment("synth-cpu", ["supervised.class_counts=auto", "data.load_extras=false"])
+    with pytest.raises(ValueError, match="auto"):
+        SupervisedMethod(cfg.model, cfg.supervised)
+    train_set = build_dataset(cfg, tiny_occ3d_root, "train", train=True)
+    resolved = resolve_auto_class_counts(cfg, train_set)
+    assert cfg.supervised.class_counts == "auto"  # the input config is left alone
+    ds = Occ3DDataset(tiny_occ3d_root, "train", load_images=False)
+    expect = torch.zeros(18, dtype=torch.float64)
+    for f in ds.frames:
+        gt = ds.read_labels(f.token)
+        sem = torch.from_numpy(gt["semantics"].astype("int64"))[torch.from_numpy(gt["mask_camera"].astype(bool))]
+        expect += torch.bincount(sem, minlength=18).double()
+    assert torch.equal(torch.tensor(resolved.supervised.class_counts, dtype=torch.float64), expect)
+    m = SupervisedMethod(resolved.model, resolved.supervised)
+    assert torch.allclose(m.class_weight, class_weights_from_counts(expect))
+    # without the camera mask every voxel counts
+    cfg.supervised.use_camera_mask = False
+    all_voxels = resolve_auto_class_counts(cfg, train_set).supervised.class_counts
+    assert sum(all_voxels) == len(ds.frames) * 200 * 200 * 16
+    # an explicit list is kept as given
+    cfg.supervised.class_counts = tuple([1.0] * 18)
+    assert resolve_auto_class_counts(cfg, train_set) is cfg
 
 
 @pytest.fixture

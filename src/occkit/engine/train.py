@@ -40,7 +40,7 @@ from occkit.engine.distributed import (
 from occkit.engine.evaluate import autocast, evaluate
 from occkit.engine.logging import RunLogger
 from occkit.engine.optim import EMA, build_optimizer, build_scheduler
-from occkit.experiment import ExperimentConfig, build_method
+from occkit.experiment import ExperimentConfig, build_method, resolve_auto_class_counts
 from occkit.fileio import write_json_atomic
 
 
@@ -116,6 +116,7 @@ def _train(
     if tc.threads > 0 and device.type == "cpu":
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed)  # the same initial weights on every rank
+    cfg = resolve_auto_class_counts(cfg, train_set, progress=progress and info.is_main)
     if method is None:
         method = build_method(cfg)
     method.to(device)

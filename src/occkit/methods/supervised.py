@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from occkit.data.sample import Batch
@@ -41,12 +42,21 @@ class SupervisedConfig:
     'none'."""
     depth_loss: Literal["bce", "ce"] = "bce"
     """'bce': BEVDet's binary cross-entropy against the one-hot bin; 'ce': -log p(bin)."""
+    semantic_2d_weight: float = 0.0
+    """Weight of the auxiliary 2D semantic loss (``loss_sem2d``): a 1x1 conv on the image features
+    predicts each feature pixel's class (the majority Occ3D class of its stride x stride block of
+    ``batch.semantics_2d``; 17 = sky / nothing), cross-entropy. Dense 2D labels teach the image
+    features what things are much faster than the 3D loss through the view transform alone. 0
+    drops the term (and the head); 0-valued when the batch has no semantic maps."""
     use_camera_mask: bool = True
     """Compute the voxel losses only where batch.mask_camera is true (Occ3D's camera-visible set)."""
     class_weights: tuple[float, ...] | None = None
     """Per-class CE weights (num_classes values); None = uniform unless class_counts is given."""
-    class_counts: tuple[float, ...] | None = None
-    """Per-class voxel counts; weights = log-inverse frequency (``class_weights_from_counts``)."""
+    class_counts: tuple[float, ...] | Literal["auto"] | None = None
+    """Per-class voxel counts; weights = log-inverse frequency (``class_weights_from_counts``).
+    ``auto``: the engine counts the training split's labels (inside the camera mask when
+    ``use_camera_mask``) when training starts and writes the counts into the run's config.json
+    (:func:`occkit.experiment.resolve_auto_class_counts`)."""
     ignore_index: int = 255
     """Label value never counted in the voxel losses."""
 
@@ -67,12 +77,21 @@ class SupervisedMethod(nn.Module):
             weight = torch.tensor(method_cfg.class_weights, dtype=torch.float32)
             if weight.shape != (C,) or bool((weight < 0).any()) or not bool(torch.isfinite(weight).all()):
                 raise ValueError(f"SupervisedConfig.class_weights: expected {C} finite non-negative values, got {method_cfg.class_weights}")
+        elif method_cfg.class_counts == "auto":
+            raise ValueError(
+                "SupervisedConfig.class_counts='auto' is resolved from the training split when training starts "
+                "(occkit.experiment.resolve_auto_class_counts); resolve it before building the method"
+            )
         elif method_cfg.class_counts is not None:
             counts = torch.tensor(method_cfg.class_counts, dtype=torch.float64)
             if counts.shape != (C,):
                 raise ValueError(f"SupervisedConfig.class_counts: expected {C} values, got {len(method_cfg.class_counts)}")
             weight = class_weights_from_counts(counts)
         self.register_buffer("class_weight", weight, persistent=False)
+        if method_cfg.semantic_2d_weight < 0:
+            raise ValueError(f"SupervisedConfig.semantic_2d_weight: expected >= 0, got {method_cfg.semantic_2d_weight}")
+        self.semantic_2d_head = nn.Conv2d(model_cfg.neck_channels, C, 1) if method_cfg.semantic_2d_weight > 0 else None
+        """Auxiliary per-feature-pixel classifier (training only; None when the term is off)."""
         if method_cfg.depth_source not in ("auto", "lidar", "depth_map", "none"):
             raise ValueError(f"SupervisedConfig.depth_source: unknown value {method_cfg.depth_source!r}")
 
@@ -86,7 +105,8 @@ class SupervisedMethod(nn.Module):
         return self.forward(batch).logits
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Weighted losses ``loss_ce``, ``loss_lovasz`` (when enabled), ``loss_depth`` (when the
+        """Weighted losses ``loss_ce``, ``loss_lovasz`` (when enabled), ``loss_sem2d`` (when
+        ``semantic_2d_weight > 0``), ``loss_depth`` (when the
         depth term is enabled; 0 when 'auto' finds no depth source in the batch)."""
         cfg = self.cfg
         if batch.occupancy is None:
@@ -106,6 +126,8 @@ class SupervisedMethod(nn.Module):
             losses["loss_lovasz"] = cfg.lovasz_weight * lovasz_softmax(
                 out.logits, batch.occupancy, mask, cfg.ignore_index, max_voxels=cfg.lovasz_max_voxels
             )
+        if self.semantic_2d_head is not None:
+            losses["loss_sem2d"] = cfg.semantic_2d_weight * self.semantic_2d_loss(out, batch)
         if cfg.depth_weight > 0 and cfg.depth_source != "none":
             target = self.depth_targets(batch)
             if target is None:
@@ -113,6 +135,28 @@ class SupervisedMethod(nn.Module):
             else:
                 losses["loss_depth"] = cfg.depth_weight * depth_loss(out.depth_prob, target, cfg.depth_loss)
         return losses
+
+    def semantic_2d_loss(self, out: OccNetOutput, batch: Batch) -> torch.Tensor:
+        """Cross-entropy of the auxiliary 2D head against the majority class of each feature
+        pixel's block of ``batch.semantics_2d`` (0, still differentiable, without semantic maps)."""
+        assert self.semantic_2d_head is not None and out.image_features is not None
+        B, N, Cf, h, w = out.image_features.shape
+        logits = self.semantic_2d_head(out.image_features.flatten(0, 1))  # (B*N, C, h, w)
+        if batch.semantics_2d is None:
+            return logits.sum() * 0.0
+        C = logits.shape[1]
+        sem = batch.semantics_2d
+        check_shape(sem, "B N H W", name="batch.semantics_2d", dims={"B": B, "N": N})
+        H, W = sem.shape[-2:]
+        if (H % h) or (W % w) or H // h != W // w:
+            raise ValueError(f"batch.semantics_2d: size {(H, W)} is not the image features' {(h, w)} times the stride")
+        sem = sem.flatten(0, 1).long()
+        if bool(((sem < 0) | (sem >= C)).any()):
+            raise ValueError(f"batch.semantics_2d: class ids must lie in [0, {C})")
+        with torch.no_grad():  # majority class per block
+            votes = F.avg_pool2d(F.one_hot(sem, C).permute(0, 3, 1, 2).float(), H // h)  # (B*N, C, h, w)
+            target = votes.argmax(1)
+        return F.cross_entropy(logits.float(), target)
 
     def depth_targets(self, batch: Batch) -> torch.Tensor | None:
         """Depth-bin targets ``(B, N, H/stride, W/stride)`` (-1 = none) from the configured source,

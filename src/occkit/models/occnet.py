@@ -81,6 +81,7 @@ class OccNetOutput:
         context: ``(B, N, C, h, w)`` lifted context features.
         lifted: splatted volume ``(B, C, X', Y', Z')`` (voxel head) or BEV ``(B, C, X', Y')``.
         features: encoder output, same layout as ``lifted`` with ``encoder_widths[0]`` channels.
+        image_features: neck output ``(B, N, neck_channels, h, w)`` (2D auxiliary heads read it).
     """
 
     logits: torch.Tensor
@@ -88,6 +89,7 @@ class OccNetOutput:
     context: torch.Tensor
     lifted: torch.Tensor
     features: torch.Tensor
+    image_features: torch.Tensor | None = None
 
 
 class OccNet(nn.Module):
@@ -159,7 +161,7 @@ class OccNet(nn.Module):
             logits = self.head(features)  # (B, classes, X', Y', Z')
             if logits.shape[-3:] != (X, Y, Z):
                 logits = F.interpolate(logits, size=(X, Y, Z), mode="trilinear", align_corners=False)
-        return OccNetOutput(logits=logits, depth_prob=depth_prob, context=context, lifted=lifted, features=features)
+        return OccNetOutput(logits=logits, depth_prob=depth_prob, context=context, lifted=lifted, features=features, image_features=feats)
 
 
 def lift_grid_of(cfg: OccNetConfig) -> tuple[Grid, Grid]:

@@ -14,7 +14,7 @@ from occkit.engine.logging import read_jsonl
 #: synth-cpu made tiny: the output grid (200 x 200 x 16) stays, everything else shrinks.
 TINY = [
     "data.image_aug.out_hw=[32, 64]", "data.workers=0", "model.neck_channels=16", "model.context_channels=8",
-    "model.depth_step=4.0", "model.lift_downsample=[4, 4, 1]", "model.encoder_widths=[8, 16]",
+    "model.depth_step=4.0", "model.lift_downsample=[4, 4, 2]", "model.encoder_widths=[8, 16]",
     "supervised.lovasz_max_voxels=2000", "train.log_every=1", "train.ckpt_every=1", "train.tensorboard=false",
     "optim.warmup_steps=1",
 ]

@@ -142,8 +142,10 @@ def test_auto_class_counts_count_the_training_labels(tiny_occ3d_root):
     from occkit.experiment import build_dataset, load_experiment, resolve_auto_class_counts
 
     cfg = load_experiment("synth-cpu", ["supervised.class_counts=auto", "data.load_extras=false"])
-    with pytest.raises(ValueError, match="auto"):
-        SupervisedMethod(cfg.model, cfg.supervised)
+    unresolved = SupervisedMethod(tiny_model_cfg(), cfg.supervised)  # builds (inference needs no weights) ...
+    assert unresolved.class_weight is None
+    with pytest.raises(ValueError, match="unresolved"):  # ... but does not train
+        unresolved.training_step(tiny_batch())
     train_set = build_dataset(cfg, tiny_occ3d_root, "train", train=True)
     resolved = resolve_auto_class_counts(cfg, train_set)
     assert cfg.supervised.class_counts == "auto"  # the input config is left alone

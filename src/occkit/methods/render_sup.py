@@ -176,8 +176,9 @@ class RenderSupMethod(nn.Module):
         With ``occupied_threshold: auto``, the bin edge ``tau`` that maximises
         ``S(>= tau) / (S(all) + F(>= tau))`` — the IoU of "occupied" if the surface samples ``S``
         were the occupied voxels and the free-space samples ``F`` the free ones — over the
-        calibration histograms, one surface and one free sample per training ray, all derived
-        from the 2D depth maps (no 3D label); on a plateau of equal scores, its middle. 0.5
+        calibration histograms: per training ray, its surface voxel (weight 1) and one random voxel
+        of the free space before it (weight sqrt of the voxels that free stretch crosses), all
+        derived from the 2D depth maps (no 3D label); on a plateau of equal scores, its middle. 0.5
         before any training step.
         """
         tau = self.cfg.occupied_threshold
@@ -204,17 +205,22 @@ class RenderSupMethod(nn.Module):
         o, d, t, n = rays.origins[surface].float(), rays.dirs[surface].float(), t_true[surface], near[surface]
         bins = CALIBRATION_BINS
 
-        def hist(points: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        def hist(points: torch.Tensor, keep: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
             idx, ok = self.grid.point_to_index(points)
             ok = ok & keep
             v = p_occ[idx[ok, 0], idx[ok, 1], idx[ok, 2]]
-            return torch.bincount((v * bins).long().clamp(0, bins - 1), minlength=bins).float()
+            w = None if weight is None else weight[ok].float()
+            return torch.bincount((v * bins).long().clamp(0, bins - 1), weights=w, minlength=bins).float()
 
         before = t - c.calibration_margin
         t_free = n + torch.rand_like(t) * (before - n).clamp(min=0)
+        # a free sample stands for the sqrt(L) of the L voxels its ray crosses before the surface:
+        # between counting rays (1: threshold too low) and counting voxel crossings (L: near voxels,
+        # crossed by many rays, counted many times over: too high)
+        weight = ((before - n).clamp(min=0) / min(self.grid.voxel_size)).sqrt()
         self.calibration.mul_(c.calibration_decay)
         self.calibration[0] += hist(o + t[:, None] * d, torch.ones_like(surface[surface]))
-        self.calibration[1] += hist(o + t_free[:, None] * d, before > n)
+        self.calibration[1] += hist(o + t_free[:, None] * d, before > n, weight)
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> torch.Tensor:

@@ -78,10 +78,7 @@ class SupervisedMethod(nn.Module):
             if weight.shape != (C,) or bool((weight < 0).any()) or not bool(torch.isfinite(weight).all()):
                 raise ValueError(f"SupervisedConfig.class_weights: expected {C} finite non-negative values, got {method_cfg.class_weights}")
         elif method_cfg.class_counts == "auto":
-            raise ValueError(
-                "SupervisedConfig.class_counts='auto' is resolved from the training split when training starts "
-                "(occkit.experiment.resolve_auto_class_counts); resolve it before building the method"
-            )
+            pass  # resolved from the training split before training (training_step checks); inference needs no weights
         elif method_cfg.class_counts is not None:
             counts = torch.tensor(method_cfg.class_counts, dtype=torch.float64)
             if counts.shape != (C,):
@@ -109,6 +106,11 @@ class SupervisedMethod(nn.Module):
         ``semantic_2d_weight > 0``), ``loss_depth`` (when the
         depth term is enabled; 0 when 'auto' finds no depth source in the batch)."""
         cfg = self.cfg
+        if cfg.class_counts == "auto":
+            raise ValueError(
+                "SupervisedConfig.class_counts='auto' is unresolved: the engine counts the training split's labels "
+                "when training starts (occkit.experiment.resolve_auto_class_counts); call it before training this method"
+            )
         if batch.occupancy is None:
             raise ValueError("batch.occupancy is None: the supervised method needs 3D labels")
         mask = None

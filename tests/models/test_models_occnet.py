@@ -125,3 +125,30 @@ def test_backbone_weights_round_trip(tmp_path):
     save_file({"conv1.weight": src.body.state_dict()["conv1.weight"].contiguous()}, str(partial))
     with pytest.raises(ValueError, match="missing"):
         Backbone("resnet18", 16, weights=str(partial))
+
+
+def test_deeper_depth_net_keeps_shapes_and_widens_the_view():
+    from occkit.models.lift import DepthNet
+
+    torch.manual_seed(0)
+    plain, deep = DepthNet(16, 8, 4), DepthNet(16, 8, 4, blocks=3)
+    x = torch.randn(2, 16, 6, 16, requires_grad=True)
+    for net in (plain, deep):
+        d, c = net(x)
+        assert d.shape == (2, 8, 6, 16) and c.shape == (2, 4, 6, 16)
+    # receptive field: a change at one pixel reaches 1 pixel away through the plain 3x3 conv,
+    # and further (dilations 1, 2, 4) through the residual blocks
+    def reach(net):
+        net.eval()
+        x0 = torch.zeros(1, 16, 6, 16)
+        x1 = x0.clone()
+        x1[0, :, 3, 0] = 1.0
+        diff = (net(x1)[0] - net(x0)[0]).abs().sum((0, 1, 2))  # per column
+        return int((diff > 1e-6).nonzero().max())
+    assert reach(plain) == 1 and reach(deep) >= 8
+    model = build_occnet(tiny_cfg(depth_blocks=2))
+    images, K, T = tiny_inputs()
+    assert model(images, K, T).logits.shape == build_occnet(tiny_cfg())(images, K, T).logits.shape
+    with pytest.raises(ValueError, match="blocks"):
+        DepthNet(16, 8, 4, blocks=-1)
+    assert sum(p.numel() for p in model.parameters()) > sum(p.numel() for p in build_occnet(tiny_cfg()).parameters())

@@ -126,17 +126,38 @@ def splat(
     return out.view(B, X, Y, Z, C).permute(0, 4, 1, 2, 3).contiguous()
 
 
-class DepthNet(nn.Module):
-    """Per feature pixel: ``D`` depth logits and ``C`` context channels (3x3 conv, BN, ReLU, 1x1)."""
+class _DilatedBlock(nn.Module):
+    """Residual block of two 3x3 convs, the second dilated (wider context for depth)."""
 
-    def __init__(self, in_channels: int, num_bins: int, context_channels: int) -> None:
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.body(x))
+
+
+class DepthNet(nn.Module):
+    """Per feature pixel: ``D`` depth logits and ``C`` context channels (3x3 conv, BN, ReLU,
+    ``blocks`` residual blocks with dilations 1, 2, 4, ... for a wider view, 1x1)."""
+
+    def __init__(self, in_channels: int, num_bins: int, context_channels: int, blocks: int = 0) -> None:
         super().__init__()
         self.num_bins = num_bins
         self.context_channels = context_channels
+        if blocks < 0:
+            raise ValueError(f"DepthNet: blocks must be >= 0, got {blocks}")
         self.body = nn.Sequential(
             nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(in_channels),
             nn.ReLU(inplace=True),
+            *[_DilatedBlock(in_channels, 2 ** i) for i in range(blocks)],
             nn.Conv2d(in_channels, num_bins + context_channels, 1),
         )
 
@@ -156,6 +177,7 @@ class LSSViewTransform(nn.Module):
         stride: image-to-feature stride.
         grid: lift grid (ego frame).
         collapse_z: splat into a BEV map instead of voxels.
+        depth_blocks: residual dilated blocks in the depth net (0 = one 3x3 conv).
     """
 
     def __init__(
@@ -166,6 +188,7 @@ class LSSViewTransform(nn.Module):
         stride: int,
         grid: Grid,
         collapse_z: bool = False,
+        depth_blocks: int = 0,
     ) -> None:
         super().__init__()
         bins = depth_bin_centers(*depth_range)
@@ -174,7 +197,7 @@ class LSSViewTransform(nn.Module):
         self.stride = stride
         self.grid = grid
         self.collapse_z = collapse_z
-        self.depth_net = DepthNet(in_channels, bins.shape[0], context_channels)
+        self.depth_net = DepthNet(in_channels, bins.shape[0], context_channels, depth_blocks)
 
     def forward(
         self,

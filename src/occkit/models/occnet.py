@@ -53,6 +53,9 @@ class OccNetConfig:
     """Depth bin width (metres); D = (depth_max - depth_min) / depth_step bins."""
     context_channels: int = 32
     """C, channels of the lifted context features."""
+    depth_blocks: int = 0
+    """Residual blocks (dilations 1, 2, 4, ...) in the depth net before its 1x1 output; 0 = the
+    plain 3x3 conv. A wider view helps the depth of objects far from their ground contact."""
     point_range: tuple[float, float, float, float, float, float] = (-40.0, -40.0, -1.0, 40.0, 40.0, 5.4)
     """Output grid range [xmin, ymin, zmin, xmax, ymax, zmax] metres, ego frame (Occ3D)."""
     voxel_size: float = 0.4
@@ -194,6 +197,7 @@ def build_occnet(cfg: OccNetConfig) -> OccNet:
         cfg.feature_stride,
         lift,
         collapse_z=cfg.head == "bev",
+        depth_blocks=cfg.depth_blocks,
     )
     if cfg.head == "bev":
         encoder = UNetEncoder(2, cfg.context_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)

@@ -26,15 +26,8 @@ import torch.nn.functional as F
 from occkit.data.sample import collate
 from occkit.experiment import build_dataset, load_checkpoint_method
 from occkit.labels import OCC3D_CLASSES
-from occkit.losses.depth import depth_map_targets
+from occkit.losses.depth import depth_map_targets, semantic_map_targets
 from occkit.models.lift import frustum_to_ego, make_frustum, splat
-
-
-def block_classes(semantics_2d: torch.Tensor, stride: int, num_classes: int) -> torch.Tensor:
-    """Majority class of each ``stride x stride`` block: ``(B, N, H, W) -> (B, N, H/s, W/s)``."""
-    B, N, H, W = semantics_2d.shape
-    votes = F.avg_pool2d(F.one_hot(semantics_2d.flatten(0, 1).long(), num_classes).permute(0, 3, 1, 2).float(), stride)
-    return votes.argmax(1).view(B, N, H // stride, W // stride)
 
 
 def main() -> None:
@@ -70,7 +63,7 @@ def main() -> None:
         with torch.no_grad():
             out = method.forward(b)
         t = depth_map_targets(b.depth, s, rng)
-        cls = block_classes(b.semantics_2d, s, C)
+        cls = semantic_map_targets(b.semantics_2d, s, C)
         expected = (out.depth_prob * bins[None, None, :, None, None]).sum(2)
         valid = t >= 0
         for c in range(C):
@@ -95,7 +88,7 @@ def main() -> None:
         oracle_total += int(hit.sum())
     names = list(OCC3D_CLASSES) + (["free"] if len(OCC3D_CLASSES) < C else [])
     print(f"{args.ckpt} on {args.data} ({args.split}, {len(frames)} frames); feature stride {s}")
-    print(f"\n| class | feature pixels | median true depth (m) | median abs depth error (m) | 2D head IoU |")
+    print("\n| class | feature pixels | median true depth (m) | median abs depth error (m) | 2D head IoU |")
     print("|---|---:|---:|---:|---:|")
     for c in range(C):
         if not err[c]:
@@ -106,7 +99,7 @@ def main() -> None:
             tp = conf[c, c]
             iou = float(tp / (conf[c].sum() + conf[:, c].sum() - tp))
         print(f"| {names[c]} | {e.numel()} | {float(d.median()):.1f} | {float(e.median()):.2f} | {iou:.2f} |")
-    print(f"\noracle lift (true depth bin of each stride-{os_} feature pixel): {oracle_total} voxels hit per run, "
+    print(f"\noracle lift (true depth bin of each stride-{os_} feature pixel): {oracle_total} voxels hit over the frames, "
           f"{100 * oracle_hits / max(oracle_total, 1):.1f} % within one voxel of an occupied ground-truth voxel")
 
 

@@ -72,3 +72,18 @@ def test_depth_loss_hand_values():
         depth_loss(prob, target, "l1")
     with pytest.raises(ValueError, match="target"):
         depth_loss(prob, target[..., :1])
+
+
+def test_semantic_map_targets_take_the_block_majority():
+    from occkit.losses.depth import semantic_map_targets
+
+    sem = torch.full((2, 4, 8), 17)
+    sem[0, :, :4] = 11  # left block all road
+    sem[0, :3, 4:] = 4  # right block: 12 of 16 car
+    sem[1, :2, :4] = 3  # 8 of 16 bus vs 8 free: a tie goes to the lower id
+    out = semantic_map_targets(sem, 4, 18)
+    assert out.tolist() == [[[11, 4]], [[3, 17]]]
+    with pytest.raises(ValueError, match="multiple"):
+        semantic_map_targets(sem, 3, 18)
+    with pytest.raises(ValueError, match="class ids"):
+        semantic_map_targets(sem, 4, 17)

@@ -99,6 +99,27 @@ def depth_map_targets(depth: torch.Tensor, stride: int, depth_range: tuple[float
     return depth_to_bin(nearest.view(*lead, H // stride, W // stride), depth_range)
 
 
+def semantic_map_targets(semantics: torch.Tensor, stride: int, num_classes: int) -> torch.Tensor:
+    """Class targets per feature pixel from dense 2D semantic maps: the majority class of each
+    ``stride x stride`` block (ties go to the lower class id).
+
+    Args:
+        semantics: ``(..., H, W)`` integer class ids in ``[0, num_classes)``.
+    Returns:
+        ``(..., H/stride, W/stride)`` long.
+    """
+    check_shape(semantics, "... H W", name="semantics")
+    H, W = semantics.shape[-2:]
+    if H % stride or W % stride:
+        raise ValueError(f"semantics: size {(H, W)} is not a multiple of the stride {stride}")
+    lead = semantics.shape[:-2]
+    sem = semantics.reshape(-1, H, W).long()
+    if sem.numel() and (int(sem.min()) < 0 or int(sem.max()) >= num_classes):
+        raise ValueError(f"semantics: class ids must lie in [0, {num_classes})")
+    votes = F.avg_pool2d(F.one_hot(sem, num_classes).permute(0, 3, 1, 2).float(), stride)  # (M, C, h, w)
+    return votes.argmax(1).view(*lead, H // stride, W // stride)
+
+
 def depth_loss(depth_prob: torch.Tensor, target: torch.Tensor, mode: str = "bce") -> torch.Tensor:
     """Loss of the predicted depth distribution against target bins.
 

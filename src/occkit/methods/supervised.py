@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from occkit.data.sample import Batch
-from occkit.losses.depth import depth_loss, depth_map_targets, lidar_depth_targets
+from occkit.losses.depth import depth_loss, depth_map_targets, lidar_depth_targets, semantic_map_targets
 from occkit.losses.occupancy import class_weights_from_counts, lovasz_softmax, voxel_cross_entropy
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.shapes import check_shape
@@ -146,18 +146,11 @@ class SupervisedMethod(nn.Module):
         logits = self.semantic_2d_head(out.image_features.flatten(0, 1))  # (B*N, C, h, w)
         if batch.semantics_2d is None:
             return logits.sum() * 0.0
-        C = logits.shape[1]
-        sem = batch.semantics_2d
-        check_shape(sem, "B N H W", name="batch.semantics_2d", dims={"B": B, "N": N})
-        H, W = sem.shape[-2:]
+        check_shape(batch.semantics_2d, "B N H W", name="batch.semantics_2d", dims={"B": B, "N": N})
+        H, W = batch.semantics_2d.shape[-2:]
         if (H % h) or (W % w) or H // h != W // w:
             raise ValueError(f"batch.semantics_2d: size {(H, W)} is not the image features' {(h, w)} times the stride")
-        sem = sem.flatten(0, 1).long()
-        if bool(((sem < 0) | (sem >= C)).any()):
-            raise ValueError(f"batch.semantics_2d: class ids must lie in [0, {C})")
-        with torch.no_grad():  # majority class per block
-            votes = F.avg_pool2d(F.one_hot(sem, C).permute(0, 3, 1, 2).float(), H // h)  # (B*N, C, h, w)
-            target = votes.argmax(1)
+        target = semantic_map_targets(batch.semantics_2d.flatten(0, 1), H // h, logits.shape[1])  # (B*N, h, w)
         return F.cross_entropy(logits.float(), target)
 
     def depth_targets(self, batch: Batch) -> torch.Tensor | None:

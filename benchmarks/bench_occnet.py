@@ -20,6 +20,7 @@ import torch
 
 from occkit.config import from_dict, load_yaml, merge, parse_overrides, to_dict
 from occkit.data.sample import Batch
+from occkit.experiment import find_preset
 from occkit.geometry.transforms import make_transform, rotation_z
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig
@@ -53,7 +54,7 @@ def sync(device: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", required=True)
+    ap.add_argument("--preset", required=True, help="preset name (synth-cpu, occ3d-r50) or YAML path")
     ap.add_argument("--steps", type=int, default=5, help="timed steps")
     ap.add_argument("--cams", type=int, default=6)
     ap.add_argument("--device", default="cpu")
@@ -67,7 +68,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    preset = merge(load_yaml(args.preset), parse_overrides(args.set))
+    preset = merge(load_yaml(find_preset(args.preset)), parse_overrides(args.set))
+    if preset.get("supervised", {}).get("class_counts") == "auto":
+        # random batches, no dataset to count: uniform weights (the weights do not change the speed)
+        preset["supervised"]["class_counts"] = None
     model_cfg = from_dict(OccNetConfig, {**to_dict(OccNetConfig()), **preset.get("model", {})})
     method_cfg = from_dict(SupervisedConfig, {**to_dict(SupervisedConfig()), **preset.get("supervised", {})})
     hw = tuple(preset.get("data", {}).get("image_aug", {}).get("out_hw", (256, 704)))

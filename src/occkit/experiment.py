@@ -16,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -25,6 +24,8 @@ from occkit.config import ConfigError, from_dict, load_config
 from occkit.data.augment import BEVAugConfig, ImageAugConfig, augment_bev, augment_images
 from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset
 from occkit.data.sample import Sample
+from occkit.data.stats import LabelCounts
+from occkit.labels import OCC3D_NUM_CLASSES
 from occkit.engine.checkpoint import CONFIG_FILE, EMA_FILE, MODEL_FILE, load_config_dict, load_weights, resolve_checkpoint
 from occkit.engine.config import OptimConfig, TrainConfig
 from occkit.engine.distributed import resolve_device
@@ -226,8 +227,9 @@ def resolve_auto_class_counts(cfg: ExperimentConfig, train_set: Dataset, max_fra
         raise ValueError(f"supervised.class_counts='auto': the training split of {ds.root} has no frames to count")
     if len(frames) > max_frames:
         frames = [frames[round(i * (len(frames) - 1) / (max_frames - 1))] for i in range(max_frames)]
-    C = cfg.model.num_classes
-    counts = np.zeros(C, dtype=np.int64)
+    if cfg.model.num_classes != OCC3D_NUM_CLASSES:
+        raise ValueError(f"supervised.class_counts='auto' counts Occ3D's {OCC3D_NUM_CLASSES} classes; the model has {cfg.model.num_classes}")
+    labels = LabelCounts()  # the counting of `occkit stats`
     it = frames
     if progress:
         from tqdm import tqdm
@@ -235,14 +237,12 @@ def resolve_auto_class_counts(cfg: ExperimentConfig, train_set: Dataset, max_fra
         it = tqdm(frames, desc="class counts", unit="frame", leave=False)
     for f in it:
         gt = ds.read_labels(f.token)
-        sem = gt["semantics"].reshape(-1).astype(np.int64)
-        if sup.use_camera_mask:
-            sem = sem[gt["mask_camera"].reshape(-1).astype(bool)]
-        sem = sem[sem != sup.ignore_index]
-        if sem.size and (sem.min() < 0 or sem.max() >= C):
-            raise ValueError(f"{ds.gt_path(f.token)}: class ids outside [0, {C})")
-        counts += np.bincount(sem, minlength=C)
-    if counts.sum() == 0:
+        try:
+            labels.add(gt["semantics"], gt["mask_camera"], gt["mask_lidar"])
+        except ValueError as e:
+            raise ValueError(f"{ds.gt_path(f.token)}: {e}") from e
+    counts = labels.counts_camera if sup.use_camera_mask else labels.counts
+    if sum(counts) == 0:
         raise ValueError(f"supervised.class_counts='auto': no labelled voxels in the training split of {ds.root}")
     out = copy.deepcopy(cfg)
     out.supervised.class_counts = tuple(float(c) for c in counts)

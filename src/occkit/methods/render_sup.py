@@ -205,9 +205,10 @@ class RenderSupMethod(nn.Module):
         o, d, t, n = rays.origins[surface].float(), rays.dirs[surface].float(), t_true[surface], near[surface]
         bins = CALIBRATION_BINS
 
-        def hist(points: torch.Tensor, keep: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        def hist(points: torch.Tensor, keep: torch.Tensor | None = None, weight: torch.Tensor | None = None) -> torch.Tensor:
             idx, ok = self.grid.point_to_index(points)
-            ok = ok & keep
+            if keep is not None:
+                ok = ok & keep
             v = p_occ[idx[ok, 0], idx[ok, 1], idx[ok, 2]]
             w = None if weight is None else weight[ok].float()
             return torch.bincount((v * bins).long().clamp(0, bins - 1), weights=w, minlength=bins).float()
@@ -219,7 +220,7 @@ class RenderSupMethod(nn.Module):
         # crossed by many rays, counted many times over: too high)
         weight = ((before - n).clamp(min=0) / min(self.grid.voxel_size)).sqrt()
         self.calibration.mul_(c.calibration_decay)
-        self.calibration[0] += hist(o + t[:, None] * d, torch.ones_like(surface[surface]))
+        self.calibration[0] += hist(o + t[:, None] * d)
         self.calibration[1] += hist(o + t_free[:, None] * d, before > n, weight)
 
     @torch.no_grad()

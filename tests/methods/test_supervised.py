@@ -91,6 +91,9 @@ def test_class_weights_and_config_errors():
     assert torch.equal(m.class_weight, torch.tensor(w))
     m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_counts=tuple([10.0] * 17 + [1000.0])))
     assert m.class_weight[17] < m.class_weight[0]
+    # A larger ENet offset c flattens the weights: the rare/frequent ratio shrinks.
+    soft = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_counts=tuple([10.0] * 17 + [1000.0]), class_weight_offset=1.5))
+    assert 1.0 < float(soft.class_weight[0] / soft.class_weight[17]) < float(m.class_weight[0] / m.class_weight[17])
     with pytest.raises(ValueError, match="class_weights"):
         SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_weights=(1.0, 2.0)))
     with pytest.raises(ValueError, match="not both"):

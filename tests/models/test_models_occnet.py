@@ -152,3 +152,22 @@ def test_deeper_depth_net_keeps_shapes_and_widens_the_view():
     with pytest.raises(ValueError, match="blocks"):
         DepthNet(16, 8, 4, blocks=-1)
     assert sum(p.numel() for p in model.parameters()) > sum(p.numel() for p in build_occnet(tiny_cfg()).parameters())
+
+
+def test_subvoxel_head_places_each_child():
+    head = VoxelHead(4, 3, subvoxels=(2, 2, 2))
+    x = torch.rand(1, 4, 3, 4, 5)
+    y = head(x)
+    assert y.shape == (1, 3, 6, 8, 10)
+    # Child (i, j, k) of coarse voxel (a, b, c) is fine voxel (2a+i, 2b+j, 2c+k) and depends on that
+    # coarse voxel only: channel ((cls * 2 + i) * 2 + j) * 2 + k of the flat prediction.
+    flat = head.body(x)
+    for cls, i, j, k, a, b, c in [(0, 0, 0, 0, 0, 0, 0), (2, 1, 0, 1, 2, 3, 4), (1, 0, 1, 1, 1, 2, 0)]:
+        assert torch.equal(y[0, cls, 2 * a + i, 2 * b + j, 2 * c + k], flat[0, ((cls * 2 + i) * 2 + j) * 2 + k, a, b, c])
+    with pytest.raises(ValueError, match="subvoxels"):
+        VoxelHead(4, 3, subvoxels=(2, 0, 1))
+    model = build_occnet(tiny_cfg(voxel_upsample="subvoxel"))
+    images, K, T = tiny_inputs()
+    assert model(images, K, T).logits.shape == (1, 18, 20, 20, 6)
+    with pytest.raises(ValueError, match="voxel_upsample"):
+        build_occnet(tiny_cfg(voxel_upsample="nearest"))

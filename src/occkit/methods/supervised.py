@@ -57,6 +57,9 @@ class SupervisedConfig:
     ``auto``: the engine counts the training split's labels (inside the camera mask when
     ``use_camera_mask``) when training starts and writes the counts into the run's config.json
     (:func:`occkit.experiment.resolve_auto_class_counts`)."""
+    class_weight_offset: float = 1.02
+    """ENet's ``c`` of the log-inverse weights ``1 / log(c + f)`` from ``class_counts``: the rarest
+    class weighs at most ``1 / log(c)`` (1.02: about 50x a frequent class; larger is softer)."""
     ignore_index: int = 255
     """Label value never counted in the voxel losses."""
 
@@ -83,7 +86,7 @@ class SupervisedMethod(nn.Module):
             counts = torch.tensor(method_cfg.class_counts, dtype=torch.float64)
             if counts.shape != (C,):
                 raise ValueError(f"SupervisedConfig.class_counts: expected {C} values, got {len(method_cfg.class_counts)}")
-            weight = class_weights_from_counts(counts)
+            weight = class_weights_from_counts(counts, method_cfg.class_weight_offset)
         self.register_buffer("class_weight", weight, persistent=False)
         if method_cfg.semantic_2d_weight < 0:
             raise ValueError(f"SupervisedConfig.semantic_2d_weight: expected >= 0, got {method_cfg.semantic_2d_weight}")

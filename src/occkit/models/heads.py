@@ -7,19 +7,40 @@ from torch import nn
 
 
 class VoxelHead(nn.Module):
-    """Per-voxel MLP (two 1x1x1 convs): ``(B, C_in, X, Y, Z) -> (B, num_classes, X, Y, Z)``."""
+    """Per-voxel MLP (two 1x1x1 convs): ``(B, C_in, X, Y, Z) -> (B, num_classes, X, Y, Z)``.
 
-    def __init__(self, in_channels: int, num_classes: int, hidden: int | None = None) -> None:
+    With ``subvoxels = (fx, fy, fz)`` each input voxel predicts the logits of its ``fx*fy*fz``
+    children (channel-to-subvoxel, FlashOcc's channel-to-height in three axes):
+    ``(B, C_in, X, Y, Z) -> (B, num_classes, fx*X, fy*Y, fz*Z)``. A coarse grid then places a
+    one-voxel-thick surface (a road layer, a facade) at the fine resolution, which trilinear
+    upsampling of coarse logits smears over two voxels.
+    """
+
+    def __init__(
+        self, in_channels: int, num_classes: int, hidden: int | None = None, subvoxels: tuple[int, int, int] = (1, 1, 1)
+    ) -> None:
         super().__init__()
         hidden = hidden or in_channels
+        if len(subvoxels) != 3 or any(int(f) < 1 for f in subvoxels):
+            raise ValueError(f"VoxelHead: subvoxels must be 3 positive integers, got {subvoxels}")
+        self.num_classes = num_classes
+        self.subvoxels = tuple(int(f) for f in subvoxels)
+        fx, fy, fz = self.subvoxels
         self.body = nn.Sequential(
             nn.Conv3d(in_channels, hidden, 1),
             nn.Softplus(),
-            nn.Conv3d(hidden, num_classes, 1),
+            nn.Conv3d(hidden, num_classes * fx * fy * fz, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        y = self.body(x)
+        fx, fy, fz = self.subvoxels
+        if fx * fy * fz == 1:
+            return y
+        B, _, X, Y, Z = y.shape
+        # channel index = ((class * fx + i) * fy + j) * fz + k for child (i, j, k)
+        y = y.view(B, self.num_classes, fx, fy, fz, X, Y, Z).permute(0, 1, 5, 2, 6, 3, 7, 4)
+        return y.reshape(B, self.num_classes, X * fx, Y * fy, Z * fz)
 
 
 class BEVHead(nn.Module):

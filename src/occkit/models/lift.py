@@ -12,6 +12,7 @@ BEV augmentation by updating ``T_ego_from_cam``.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from occkit.geometry.camera import pixel_centers, unproject
@@ -81,6 +82,68 @@ def frustum_to_ego(frustum: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_c
     return ego.view(B, N, D, h, w, 3)
 
 
+def ray_geometry(
+    image_hw: tuple[int, int], stride: int, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, ground_z: float = 0.0
+) -> torch.Tensor:
+    """Per feature pixel: where its ray points, as 4 channels for a camera-aware depth net.
+
+    Channels: the ego-frame direction of the ray through the pixel centre (unit vector, 3) and the
+    inverse of the camera-z depth at which that ray meets the ground plane ``z = ground_z``
+    (``1 / d``; 0 for rays at or above the horizon). For a flat road the second is the answer, and
+    an object standing on it has the ground depth of its contact row: the depth net no longer has
+    to infer each pixel's row, camera height and pitch from padding and image content. Computed
+    from the (augmented) intrinsics, so it follows image resizing and cropping.
+
+    Args:
+        image_hw: (H, W) of the input images; stride: feature stride.
+        intrinsics: ``(B, N, 3, 3)``; T_ego_from_cam: ``(B, N, 4, 4)``.
+    Returns:
+        ``(B, N, 4, H/stride, W/stride)`` float32.
+    """
+    dims = check_shape(intrinsics, "B N 3 3", name="intrinsics")
+    check_shape(T_ego_from_cam, "B N 4 4", name="T_ego_from_cam", dims=dims)
+    H, W = image_hw
+    B, N = intrinsics.shape[:2]
+    with torch.autocast(device_type=intrinsics.device.type, enabled=False):
+        uv = pixel_centers(H, W, stride, dtype=torch.float32, device=intrinsics.device)  # (h, w, 2)
+        h, w = uv.shape[:2]
+        K = intrinsics.float()
+        T = T_ego_from_cam.float()
+        cam = unproject(uv.reshape(1, 1, -1, 2).expand(B, N, -1, 2), torch.ones(B, N, h * w, device=K.device), K)
+        ray = cam @ T[..., :3, :3].transpose(-1, -2)  # (B, N, h*w, 3) ego-frame, camera-z depth 1
+        height = (T[..., 2, 3] - ground_z)[..., None]  # (B, N, 1) camera above the ground
+        inv_depth = (-ray[..., 2] / height.clamp_min(1e-3)).clamp_min(0.0)  # (B, N, h*w)
+        out = torch.cat([F.normalize(ray, dim=-1), inv_depth[..., None]], -1)  # (B, N, h*w, 4)
+    return out.view(B, N, h, w, 4).permute(0, 1, 4, 2, 3).contiguous()
+
+
+def _cell_index(points_ego: torch.Tensor, grid: Grid, collapse_z: bool) -> tuple[torch.Tensor, int]:
+    """Flat cell index of every point (``B * cells`` = the "trash" row for points outside) and
+    ``cells`` per batch element."""
+    B = points_ego.shape[0]
+    X, Y, Z = grid.shape
+    idx, valid = grid.point_to_index(points_ego)  # (B, ..., 3), (B, ...)
+    cells = X * Y if collapse_z else X * Y * Z
+    flat = idx[..., 0] * Y + idx[..., 1]
+    if not collapse_z:
+        flat = flat * Z + idx[..., 2]
+    batch = torch.arange(B, device=flat.device).view(B, *([1] * (flat.dim() - 1)))
+    flat = flat + batch * cells
+    # Dropped points go to one extra "trash" row, avoiding a data-dependent boolean gather.
+    return torch.where(valid, flat, torch.full_like(flat, B * cells)), cells
+
+
+def _scatter_sum(values: torch.Tensor, flat: torch.Tensor, cells: int, grid: Grid, collapse_z: bool) -> torch.Tensor:
+    """Sum ``values (B, ..., K)`` into the cells ``flat (B, ...)``: ``(B, K, X, Y[, Z])``."""
+    B, K = values.shape[0], values.shape[-1]
+    X, Y, Z = grid.shape
+    out = values.new_zeros(B * cells + 1, K)
+    out = out.index_add(0, flat.reshape(-1), values.reshape(-1, K))[:-1]
+    if collapse_z:
+        return out.view(B, X, Y, K).permute(0, 3, 1, 2).contiguous()
+    return out.view(B, X, Y, Z, K).permute(0, 4, 1, 2, 3).contiguous()
+
+
 def splat(
     depth_prob: torch.Tensor,
     context: torch.Tensor,
@@ -102,28 +165,42 @@ def splat(
     dims = check_shape(depth_prob, "B N D h w", name="depth_prob")
     check_shape(context, "B N C h w", name="context", dims={k: dims[k] for k in ("B", "N", "h", "w")})
     check_shape(points_ego, "B N D h w 3", name="points_ego", dims=dims)
-    B, N, D, h, w = depth_prob.shape
-    C = context.shape[2]
-    X, Y, Z = grid.shape
-    idx, valid = grid.point_to_index(points_ego)  # (B, N, D, h, w, 3), (B, N, D, h, w)
-    cells = X * Y if collapse_z else X * Y * Z
-    flat = idx[..., 0] * Y + idx[..., 1]
-    if not collapse_z:
-        flat = flat * Z + idx[..., 2]
-    batch = torch.arange(B, device=flat.device).view(B, 1, 1, 1, 1)
-    flat = flat + batch * cells
-    # Dropped points go to one extra "trash" row, avoiding a data-dependent boolean gather.
-    flat = torch.where(valid, flat, torch.full_like(flat, B * cells))
+    flat, cells = _cell_index(points_ego, grid, collapse_z)
     # Accumulate in float32 (at least) even under autocast: many points add into one cell.
     acc = torch.promote_types(torch.promote_types(depth_prob.dtype, context.dtype), torch.float32)
     ctx = context.to(acc).permute(0, 1, 3, 4, 2)  # (B, N, h, w, C)
     vals = depth_prob.to(acc).unsqueeze(-1) * ctx.unsqueeze(2)  # (B, N, D, h, w, C)
-    out = vals.new_zeros(B * cells + 1, C)
-    out = out.index_add(0, flat.reshape(-1), vals.reshape(-1, C))
-    out = out[:-1]
-    if collapse_z:
-        return out.view(B, X, Y, C).permute(0, 3, 1, 2).contiguous()
-    return out.view(B, X, Y, Z, C).permute(0, 4, 1, 2, 3).contiguous()
+    return _scatter_sum(vals, flat, cells, grid, collapse_z)
+
+
+VISIBILITY_CHANNELS = 3
+
+
+def splat_visibility(depth_prob: torch.Tensor, points_ego: torch.Tensor, grid: Grid, collapse_z: bool = False) -> torch.Tensor:
+    """What the cameras' rays say about each cell, from the depth distributions alone.
+
+    Per cell, over the frustum points that fall in it: the mean probability that the ray reaches
+    the point (transmittance ``P(depth >= d)``: near 1 in front of the surface, near 0 behind it),
+    the mean probability that it ends there (``p(d)``), and whether any ray passes (0/1). Free
+    space in front of a surface and the unseen space behind it look alike in the lifted context
+    (small ``p(d) x context`` in both); these channels tell them apart.
+
+    Args:
+        depth_prob: ``(B, N, D, h, w)``; points_ego: ``(B, N, D, h, w, 3)``; grid, collapse_z: as
+            :func:`splat`.
+    Returns:
+        ``(B, 3, X, Y, Z)`` (or ``(B, 3, X, Y)``): transmittance, termination, seen.
+    """
+    dims = check_shape(depth_prob, "B N D h w", name="depth_prob")
+    check_shape(points_ego, "B N D h w 3", name="points_ego", dims=dims)
+    flat, cells = _cell_index(points_ego, grid, collapse_z)
+    p = depth_prob.float()
+    reach = 1.0 - p.cumsum(2) + p  # P(depth >= bin d)
+    vals = torch.stack([reach.clamp(0.0, 1.0), p, torch.ones_like(p)], -1)  # (B, N, D, h, w, 3)
+    s = _scatter_sum(vals, flat, cells, grid, collapse_z)
+    count = s[:, 2:3]
+    mean = s[:, :2] / count.clamp_min(1.0)
+    return torch.cat([mean, (count > 0).to(mean.dtype)], 1)
 
 
 class _DilatedBlock(nn.Module):
@@ -178,6 +255,12 @@ class LSSViewTransform(nn.Module):
         grid: lift grid (ego frame).
         collapse_z: splat into a BEV map instead of voxels.
         depth_blocks: residual dilated blocks in the depth net (0 = one 3x3 conv).
+        geometry_input: append :func:`ray_geometry` (4 channels) to the depth net's input.
+        ground_z: ego-frame height of the ground plane for ``geometry_input``.
+        visibility: append :func:`splat_visibility` (3 channels) to the lifted volume.
+
+    Attributes:
+        out_channels: channels of the lifted volume (``context_channels`` [+ 3]).
     """
 
     def __init__(
@@ -189,6 +272,9 @@ class LSSViewTransform(nn.Module):
         grid: Grid,
         collapse_z: bool = False,
         depth_blocks: int = 0,
+        geometry_input: bool = False,
+        ground_z: float = 0.0,
+        visibility: bool = False,
     ) -> None:
         super().__init__()
         bins = depth_bin_centers(*depth_range)
@@ -197,7 +283,12 @@ class LSSViewTransform(nn.Module):
         self.stride = stride
         self.grid = grid
         self.collapse_z = collapse_z
-        self.depth_net = DepthNet(in_channels, bins.shape[0], context_channels, depth_blocks)
+        self.geometry_input = geometry_input
+        self.visibility = visibility
+        self.out_channels = context_channels + (VISIBILITY_CHANNELS if visibility else 0)
+        self.ground_z = ground_z
+        extra = 4 if geometry_input else 0
+        self.depth_net = DepthNet(in_channels + extra, bins.shape[0], context_channels, depth_blocks)
 
     def forward(
         self,
@@ -221,10 +312,17 @@ class LSSViewTransform(nn.Module):
         H, W = image_hw
         if (h * self.stride, w * self.stride) != (H, W):
             raise ValueError(f"LSSViewTransform: features {(h, w)} x stride {self.stride} != image {(H, W)}")
-        logits, context = self.depth_net(feats.flatten(0, 1))  # (B*N, D, h, w), (B*N, C, h, w)
+        x = feats.flatten(0, 1)
+        if self.geometry_input:
+            geo = ray_geometry(image_hw, self.stride, intrinsics, T_ego_from_cam, self.ground_z)
+            x = torch.cat([x, geo.flatten(0, 1).to(x.dtype)], 1)
+        logits, context = self.depth_net(x)  # (B*N, D, h, w), (B*N, C, h, w)
         depth_prob = logits.softmax(1).view(B, N, -1, h, w)
         context = context.view(B, N, -1, h, w)
         frustum = make_frustum(image_hw, self.stride, self.depth_bins)  # (D, h, w, 3)
         points = frustum_to_ego(frustum, intrinsics, T_ego_from_cam)  # (B, N, D, h, w, 3)
         volume = splat(depth_prob, context, points, self.grid, collapse_z=self.collapse_z)
+        if self.visibility:
+            vis = splat_visibility(depth_prob, points, self.grid, collapse_z=self.collapse_z)
+            volume = torch.cat([volume, vis.to(volume.dtype)], 1)
         return volume, depth_prob, context

@@ -56,6 +56,17 @@ class OccNetConfig:
     depth_blocks: int = 0
     """Residual blocks (dilations 1, 2, 4, ...) in the depth net before its 1x1 output; 0 = the
     plain 3x3 conv. A wider view helps the depth of objects far from their ground contact."""
+    depth_geometry: bool = False
+    """Camera-aware depth net: append each feature pixel's ego-frame ray direction and the inverse
+    depth at which its ray meets the ground plane (:func:`occkit.models.lift.ray_geometry`) to the
+    depth net's input."""
+    ground_z: float = 0.0
+    """Ego-frame height of the ground plane for ``depth_geometry`` (0: nuScenes' and the synthetic
+    world's ego frames sit on the road)."""
+    lift_visibility: bool = False
+    """Append 3 ray channels to the lifted volume (:func:`occkit.models.lift.splat_visibility`: mean
+    transmittance and termination probability of the frustum points in each cell, and whether any
+    ray passes), so the 3D net can tell seen free space from the unseen space behind surfaces."""
     point_range: tuple[float, float, float, float, float, float] = (-40.0, -40.0, -1.0, 40.0, 40.0, 5.4)
     """Output grid range [xmin, ymin, zmin, xmax, ymax, zmax] metres, ego frame (Occ3D)."""
     voxel_size: float = 0.4
@@ -65,6 +76,10 @@ class OccNetConfig:
     The z factor is ignored by the BEV head (it predicts every output height directly)."""
     head: Literal["voxel", "bev"] = "voxel"
     """'voxel': 3D encoder + per-voxel head; 'bev': FlashOcc BEV encoder + channel-to-height."""
+    voxel_upsample: Literal["trilinear", "subvoxel"] = "trilinear"
+    """How the voxel head reaches the output grid from a coarser lift grid: 'trilinear'
+    interpolation of the coarse logits, or 'subvoxel': each coarse voxel predicts the logits of
+    its ``lift_downsample`` children (:class:`occkit.models.heads.VoxelHead`)."""
     encoder_widths: tuple[int, ...] = (32, 64, 128)
     """Encoder U-Net channels per stage (stage i at 1/2**i of the lift resolution). Stage 0 runs at
     the full lift resolution: keep it narrow for the voxel head (3D convs on 200x200x16)."""
@@ -198,11 +213,17 @@ def build_occnet(cfg: OccNetConfig) -> OccNet:
         lift,
         collapse_z=cfg.head == "bev",
         depth_blocks=cfg.depth_blocks,
+        geometry_input=cfg.depth_geometry,
+        ground_z=cfg.ground_z,
+        visibility=cfg.lift_visibility,
     )
     if cfg.head == "bev":
-        encoder = UNetEncoder(2, cfg.context_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
+        encoder = UNetEncoder(2, view.out_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
         head: VoxelHead | BEVHead = BEVHead(encoder.out_channels, cfg.num_classes, output.shape[2])
     else:
-        encoder = UNetEncoder(3, cfg.context_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
-        head = VoxelHead(encoder.out_channels, cfg.num_classes)
+        encoder = UNetEncoder(3, view.out_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
+        if cfg.voxel_upsample not in ("trilinear", "subvoxel"):
+            raise ValueError(f"voxel_upsample: expected 'trilinear' or 'subvoxel', got {cfg.voxel_upsample!r}")
+        sub = tuple(o // l for o, l in zip(output.shape, lift.shape)) if cfg.voxel_upsample == "subvoxel" else (1, 1, 1)
+        head = VoxelHead(encoder.out_channels, cfg.num_classes, subvoxels=sub)
     return OccNet(cfg, output, lift, backbone, neck, view, encoder, head)

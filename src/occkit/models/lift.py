@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from occkit.geometry.camera import pixel_centers, unproject
+from occkit.geometry.camera import pixel_centers, pixel_rays, unproject
 from occkit.geometry.grid import Grid
 from occkit.shapes import check_shape
 
@@ -109,7 +109,7 @@ def ray_geometry(
         h, w = uv.shape[:2]
         K = intrinsics.float()
         T = T_ego_from_cam.float()
-        cam = unproject(uv.reshape(1, 1, -1, 2).expand(B, N, -1, 2), torch.ones(B, N, h * w, device=K.device), K)
+        cam = pixel_rays(uv.reshape(1, 1, -1, 2).expand(B, N, -1, 2), K)  # camera frame, z = 1
         ray = cam @ T[..., :3, :3].transpose(-1, -2)  # (B, N, h*w, 3) ego-frame, camera-z depth 1
         height = (T[..., 2, 3] - ground_z)[..., None]  # (B, N, 1) camera above the ground
         inv_depth = (-ray[..., 2] / height.clamp_min(1e-3)).clamp_min(0.0)  # (B, N, h*w)
@@ -150,6 +150,7 @@ def splat(
     points_ego: torch.Tensor,
     grid: Grid,
     collapse_z: bool = False,
+    index: tuple[torch.Tensor, int] | None = None,
 ) -> torch.Tensor:
     """Sum ``depth_prob x context`` of every frustum point into the grid cell that holds it.
 
@@ -159,13 +160,14 @@ def splat(
         points_ego: ``(B, N, D, h, w, 3)`` frustum points in the grid's (ego) frame.
         grid: the lift grid; points outside ``[range_min, range_max)`` are dropped.
         collapse_z: sum over height too, giving a BEV map.
+        index: ``_cell_index(points_ego, grid, collapse_z)`` when the caller already has it.
     Returns:
         ``(B, C, X, Y, Z)``, or ``(B, C, X, Y)`` when ``collapse_z``.
     """
     dims = check_shape(depth_prob, "B N D h w", name="depth_prob")
     check_shape(context, "B N C h w", name="context", dims={k: dims[k] for k in ("B", "N", "h", "w")})
     check_shape(points_ego, "B N D h w 3", name="points_ego", dims=dims)
-    flat, cells = _cell_index(points_ego, grid, collapse_z)
+    flat, cells = index if index is not None else _cell_index(points_ego, grid, collapse_z)
     # Accumulate in float32 (at least) even under autocast: many points add into one cell.
     acc = torch.promote_types(torch.promote_types(depth_prob.dtype, context.dtype), torch.float32)
     ctx = context.to(acc).permute(0, 1, 3, 4, 2)  # (B, N, h, w, C)
@@ -176,7 +178,13 @@ def splat(
 VISIBILITY_CHANNELS = 3
 
 
-def splat_visibility(depth_prob: torch.Tensor, points_ego: torch.Tensor, grid: Grid, collapse_z: bool = False) -> torch.Tensor:
+def splat_visibility(
+    depth_prob: torch.Tensor,
+    points_ego: torch.Tensor,
+    grid: Grid,
+    collapse_z: bool = False,
+    index: tuple[torch.Tensor, int] | None = None,
+) -> torch.Tensor:
     """What the cameras' rays say about each cell, from the depth distributions alone.
 
     Per cell, over the frustum points that fall in it: the mean probability that the ray reaches
@@ -186,14 +194,14 @@ def splat_visibility(depth_prob: torch.Tensor, points_ego: torch.Tensor, grid: G
     (small ``p(d) x context`` in both); these channels tell them apart.
 
     Args:
-        depth_prob: ``(B, N, D, h, w)``; points_ego: ``(B, N, D, h, w, 3)``; grid, collapse_z: as
-            :func:`splat`.
+        depth_prob: ``(B, N, D, h, w)``; points_ego: ``(B, N, D, h, w, 3)``; grid, collapse_z,
+            index: as :func:`splat`.
     Returns:
         ``(B, 3, X, Y, Z)`` (or ``(B, 3, X, Y)``): transmittance, termination, seen.
     """
     dims = check_shape(depth_prob, "B N D h w", name="depth_prob")
     check_shape(points_ego, "B N D h w 3", name="points_ego", dims=dims)
-    flat, cells = _cell_index(points_ego, grid, collapse_z)
+    flat, cells = index if index is not None else _cell_index(points_ego, grid, collapse_z)
     p = depth_prob.float()
     reach = 1.0 - p.cumsum(2) + p  # P(depth >= bin d)
     vals = torch.stack([reach.clamp(0.0, 1.0), p, torch.ones_like(p)], -1)  # (B, N, D, h, w, 3)
@@ -321,8 +329,9 @@ class LSSViewTransform(nn.Module):
         context = context.view(B, N, -1, h, w)
         frustum = make_frustum(image_hw, self.stride, self.depth_bins)  # (D, h, w, 3)
         points = frustum_to_ego(frustum, intrinsics, T_ego_from_cam)  # (B, N, D, h, w, 3)
-        volume = splat(depth_prob, context, points, self.grid, collapse_z=self.collapse_z)
+        index = _cell_index(points, self.grid, self.collapse_z)  # shared by both splats
+        volume = splat(depth_prob, context, points, self.grid, collapse_z=self.collapse_z, index=index)
         if self.visibility:
-            vis = splat_visibility(depth_prob, points, self.grid, collapse_z=self.collapse_z)
+            vis = splat_visibility(depth_prob, points, self.grid, collapse_z=self.collapse_z, index=index)
             volume = torch.cat([volume, vis.to(volume.dtype)], 1)
         return volume, depth_prob, context

@@ -20,6 +20,7 @@ import torch
 
 from occkit.config import from_dict, load_yaml, merge, parse_overrides, to_dict
 from occkit.data.sample import Batch
+from occkit.engine.evaluate import autocast, resolve_amp
 from occkit.experiment import find_preset
 from occkit.geometry.transforms import make_transform, rotation_z
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
@@ -61,6 +62,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     ap.add_argument("--no-train", action="store_true", help="only inference")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
+    ap.add_argument("--amp", choices=("preset", "none", "bf16", "fp16"), default="preset",
+                    help="autocast of the timed steps: the preset's optim.amp / optim.cpu_bf16 as training "
+                         "resolves them (default), or this one (CPU: bf16 only, and only with native bf16)")
     ap.add_argument("--compare-lovasz", action="store_true",
                     help="also time Lovasz-softmax (forward + backward) on all kept voxels vs the preset's subset")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -75,6 +79,9 @@ def main() -> None:
     model_cfg = from_dict(OccNetConfig, {**to_dict(OccNetConfig()), **preset.get("model", {})})
     method_cfg = from_dict(SupervisedConfig, {**to_dict(SupervisedConfig()), **preset.get("supervised", {})})
     hw = tuple(preset.get("data", {}).get("image_aug", {}).get("out_hw", (256, 704)))
+    optim = preset.get("optim", {})
+    amp = resolve_amp(torch.device(args.device), optim.get("amp", "bf16") if args.amp == "preset" else args.amp,
+                      optim.get("cpu_bf16", False) if args.amp == "preset" else True)
     torch.manual_seed(0)
     method = SupervisedMethod(model_cfg, method_cfg).to(args.device)
     batch = random_batch(model_cfg, hw, args.cams, args.device)
@@ -82,14 +89,15 @@ def main() -> None:
     print(f"preset {args.preset}: {model_cfg.backbone}, head {model_cfg.head}, input {args.cams}x{hw[0]}x{hw[1]}, "
           f"lift grid {method.model.lift_grid.shape}, output {method.model.output_grid.shape}, "
           f"{method.model.depth_bins.numel()} depth bins, {n_params:.2f} M parameters, "
-          f"device {args.device}, torch threads {torch.get_num_threads()}")
+          f"device {args.device}, torch threads {torch.get_num_threads()}, autocast {amp}")
     if not args.no_train:
         method.train()
         opt = torch.optim.AdamW(method.parameters(), lr=1e-4)
         rows = []
         for i in range(args.steps + args.warmup):
             sync(args.device); t0 = time.perf_counter(); c0 = time.process_time()
-            out = method.model(batch.images, batch.intrinsics, batch.T_ego_from_cam)
+            with autocast(torch.device(args.device), amp):
+                out = method.model(batch.images, batch.intrinsics, batch.T_ego_from_cam)
             sync(args.device); t1 = time.perf_counter()
             # the method's losses on the same batch (it runs the model again: time only the losses)
             from occkit.losses.depth import depth_loss
@@ -115,7 +123,8 @@ def main() -> None:
               f"(min {min(r[4] for r in rows):.3f} s); process CPU time {med[5]:.3f} s per step "
               f"(all threads; on a busy machine wall time >> CPU time / threads)")
         t0 = time.perf_counter()
-        losses = method.training_step(batch)
+        with autocast(torch.device(args.device), amp):
+            losses = method.training_step(batch)
         sync(args.device)
         print(f"method.training_step forward+losses: {time.perf_counter() - t0:.3f} s; "
               + ", ".join(f"{k}={v.item():.3f}" for k, v in losses.items()))
@@ -138,7 +147,8 @@ def main() -> None:
     with torch.no_grad():
         for i in range(args.steps + args.warmup):
             sync(args.device); t0 = time.perf_counter(); c0 = time.process_time()
-            method.predict(batch)
+            with autocast(torch.device(args.device), amp):
+                method.predict(batch)
             sync(args.device)
             if i >= args.warmup:
                 times.append((time.perf_counter() - t0, time.process_time() - c0))

@@ -26,7 +26,7 @@ import torch
 
 from occkit.data.synth import SynthConfig, generate_dataset
 from occkit.engine.data import eval_batches
-from occkit.engine.evaluate import evaluate
+from occkit.engine.evaluate import evaluate, resolve_amp
 from occkit.engine.train import train
 from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method, load_experiment
 from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
@@ -76,7 +76,8 @@ def main() -> None:
     # the intermediate validations used a subset: evaluate the final weights on --final-frames (all)
     method, cfg, ckpt, device = load_checkpoint_method(result.checkpoint, cfg.train.device)
     t1 = time.perf_counter()
-    final = evaluate(method, eval_batches(val_set, 1, max_frames=args.final_frames), device, mask="camera", num_classes=cfg.model.num_classes,
+    amp = resolve_amp(device, cfg.optim.amp, cfg.optim.cpu_bf16)  # as the run's validations
+    final = evaluate(method, eval_batches(val_set, 1, max_frames=args.final_frames), device, amp, mask="camera", num_classes=cfg.model.num_classes,
                      rayiou=rayiou(), rayiou_origins=origins, progress=True)
     eval_s = time.perf_counter() - t1
     rows = [(v["train_minutes"], v["step"], v["miou"], v["geometry_iou"], v.get("rayiou", float("nan")), v["frames"])

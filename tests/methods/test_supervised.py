@@ -85,6 +85,38 @@ def test_depth_sources_and_weights():
     assert set(losses) == {"loss_ce"} and losses["loss_ce"].item() == 0.0
 
 
+def test_sensor_lift_places_features_at_the_sensor_depth():
+    """lift_depth='sensor': where a feature pixel has a depth target the lift uses that bin alone
+    (the volume equals a lift with a one-hot distribution), the depth loss still trains the
+    predicted distribution, and the option is checked."""
+    torch.manual_seed(0)
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(depth_source="depth_map", lift_depth="sensor"))
+    batch = tiny_batch(lidar=False)
+    bins = m.depth_targets(batch)
+    bins[0, 0, 0, 0] = -1  # one pixel without a sensor depth keeps the prediction
+    out = m.model(batch.images, batch.intrinsics, batch.T_ego_from_cam, bins)
+    predicted = m.model(batch.images, batch.intrinsics, batch.T_ego_from_cam)
+    assert torch.equal(out.depth_prob, predicted.depth_prob)  # the prediction is still returned
+    assert not torch.allclose(out.lifted, predicted.lifted)
+    vt = m.model.view_transform
+    D = out.depth_prob.shape[2]
+    expect = torch.nn.functional.one_hot(bins.clamp(min=0), D).permute(0, 1, 4, 2, 3).float()
+    expect[0, 0, :, 0, 0] = out.depth_prob[0, 0, :, 0, 0]
+    from occkit.models.lift import frustum_to_ego, make_frustum, splat
+    pts = frustum_to_ego(make_frustum((32, 64), vt.stride, vt.depth_bins), batch.intrinsics, batch.T_ego_from_cam)
+    assert torch.allclose(out.lifted, splat(expect, out.context, pts, vt.grid), atol=1e-6)
+    losses = m.training_step(batch)
+    sum(losses.values()).backward()
+    assert m.model.view_transform.depth_net.body[3].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="lift_depth"):
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(lift_depth="lidar"))
+    with pytest.raises(ValueError, match="depth_source"):
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(lift_depth="sensor", depth_source="none"))
+    batch.depth = None
+    with pytest.raises(ValueError, match="neither LiDAR nor depth maps"):
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(lift_depth="sensor")).training_step(batch)
+
+
 def test_class_weights_and_config_errors():
     w = tuple(float(i + 1) for i in range(18))
     m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_weights=w))

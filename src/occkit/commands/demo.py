@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from occkit.data.occ3d import Occ3DDataset
     from occkit.data.synth import SynthConfig, generate_dataset
     from occkit.engine.data import eval_batches
-    from occkit.engine.evaluate import evaluate, write_predictions
+    from occkit.engine.evaluate import evaluate, resolve_amp, write_predictions
     from occkit.engine.train import train
     from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method, load_experiment
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
@@ -90,14 +90,15 @@ def run(args: argparse.Namespace) -> int:
     method, cfg, ckpt, device = load_checkpoint_method(result.checkpoint, cfg.train.device)
     loader = eval_batches(val_set, 1)
     base = base_dataset(val_set)
+    amp = resolve_amp(device, cfg.optim.amp, cfg.optim.cpu_bf16)
     try:
-        scores = evaluate(method, loader, device, mask="camera", num_classes=cfg.model.num_classes,
+        scores = evaluate(method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes,
                           rayiou=RayIoUMetric(num_classes=cfg.model.num_classes),
                           rayiou_origins=partial(rayiou_origins, base), progress=True)
     except ValueError as e:  # e.g. no LiDAR poses: report mIoU alone
         print(f"RayIoU unavailable ({e}); mIoU only", flush=True)
-        scores = evaluate(method, loader, device, mask="camera", num_classes=cfg.model.num_classes, progress=True)
-    n = write_predictions(method, loader, out / "predictions", device, total=len(loader))
+        scores = evaluate(method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes, progress=True)
+    n = write_predictions(method, loader, out / "predictions", device, amp, total=len(loader))
     timings["evaluate"] = time.perf_counter() - t0
     print(f"mIoU {scores['miou']:.2f}  geometry IoU {scores['geometry_iou']:.2f}"
           + (f"  RayIoU {scores['rayiou']:.2f}" if "rayiou" in scores else "") + f"  ({n} predictions written)", flush=True)

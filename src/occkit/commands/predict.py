@@ -24,13 +24,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from occkit.engine.data import eval_batches
-    from occkit.engine.evaluate import evaluate, write_predictions
+    from occkit.engine.evaluate import evaluate, resolve_amp, write_predictions
     from occkit.experiment import build_dataset, load_checkpoint_method
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema)
-    amp = cfg.optim.amp if device.type == "cuda" else "none"
+    amp = resolve_amp(device, cfg.optim.amp, cfg.optim.cpu_bf16)
     ds = build_dataset(cfg, args.data, args.split, load_gt=args.eval)
     if len(ds) == 0:
         raise ValueError(f"{args.data}: split '{args.split}' has no frames")

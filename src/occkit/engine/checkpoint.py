@@ -76,9 +76,9 @@ def save_checkpoint(
     final = root / checkpoint_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
     try:
-        save_model(method, str(tmp / MODEL_FILE))
+        save_model(method, str(tmp / MODEL_FILE), force_contiguous=True)
         if ema is not None:
-            save_model(ema, str(tmp / EMA_FILE))
+            save_model(ema, str(tmp / EMA_FILE), force_contiguous=True)
         write_json_atomic(tmp / CONFIG_FILE, config)
         torch.save({**trainer_state, "step": int(step)}, tmp / TRAINER_FILE)
         if final.exists():  # the same step saved again (e.g. after a resume): replace it

@@ -29,8 +29,12 @@ class OptimConfig:
     grad_clip: float = 35.0
     """Clip the global gradient norm to this value (0 = no clipping)."""
     amp: Literal["bf16", "fp16", "none"] = "bf16"
-    """Mixed precision on CUDA: bf16 autocast, or fp16 autocast with a gradient scaler. Ignored
-    on CPU (always float32 there)."""
+    """Mixed precision on CUDA: bf16 autocast, or fp16 autocast with a gradient scaler. On CPU
+    float32 unless ``cpu_bf16``."""
+    cpu_bf16: bool = False
+    """On CPU, train and validate under bf16 autocast (unless ``amp`` is 'none') when the CPU
+    computes bf16 natively (AVX512-BF16 / AMX, as oneDNN reports it); elsewhere float32. Losses,
+    depth targets and the view transform's geometry stay float32 either way."""
     ema: bool = False
     """Keep an exponential moving average of the weights; validation and checkpoints use it."""
     ema_decay: float = 0.999

@@ -17,13 +17,40 @@ from occkit.fileio import save_npz_atomic
 from occkit.metrics.occ3d import Occ3DMetric
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX, as oneDNN reports it); without
+    it bf16 is emulated and slower than float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_amp(device: torch.device, amp: str, cpu_bf16: bool = False) -> str:
+    """The mixed precision a run actually uses on ``device``: ``amp`` on CUDA; on CPU 'bf16' when
+    ``cpu_bf16`` asks for it (and ``amp`` is not 'none') and the CPU has native bf16, else 'none'
+    (float32)."""
+    if amp not in ("bf16", "fp16", "none"):
+        raise ValueError(f"optim.amp must be 'bf16', 'fp16' or 'none', got {amp!r}")
+    if device.type == "cuda":
+        return amp
+    if device.type == "cpu" and cpu_bf16 and amp != "none" and cpu_has_native_bf16():
+        return "bf16"
+    return "none"
+
+
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """bf16/fp16 autocast on CUDA; nothing on CPU or with ``amp="none"``."""
-    if device.type != "cuda" or amp == "none":
+    """bf16/fp16 autocast on CUDA, bf16 on CPU, for an ``amp`` from :func:`resolve_amp`; nothing
+    with ``amp="none"``."""
+    if amp == "none":
         return contextlib.nullcontext()
     if amp not in ("bf16", "fp16"):
         raise ValueError(f"optim.amp must be 'bf16', 'fp16' or 'none', got {amp!r}")
-    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+    if device.type == "cpu" and amp == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 @torch.no_grad()

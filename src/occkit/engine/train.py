@@ -37,7 +37,7 @@ from occkit.engine.data import eval_batches, seed_everything, step_seed, train_b
 from occkit.engine.distributed import (
     DistInfo, all_reduce_mean, any_process, cleanup_distributed, init_distributed, is_distributed, max_over_processes,
 )
-from occkit.engine.evaluate import autocast, evaluate
+from occkit.engine.evaluate import autocast, evaluate, resolve_amp
 from occkit.engine.logging import RunLogger
 from occkit.engine.optim import EMA, build_optimizer, build_scheduler
 from occkit.experiment import ExperimentConfig, build_method, resolve_auto_class_counts
@@ -124,7 +124,7 @@ def _train(
     optimizer = build_optimizer(method, oc.lr, oc.weight_decay, tuple(oc.betas))
     scheduler = build_scheduler(optimizer, oc.warmup_steps, oc.max_steps, oc.min_lr_ratio)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and oc.amp == "fp16" else None
-    amp = oc.amp if device.type == "cuda" else "none"
+    amp = resolve_amp(device, oc.amp, oc.cpu_bf16)
     cfg_dict = to_dict(cfg)
 
     step, train_seconds = 0, 0.0

@@ -62,6 +62,12 @@ class SupervisedConfig:
     class weighs at most ``1 / log(c)`` (1.02: about 50x a frequent class; larger is softer)."""
     ignore_index: int = 255
     """Label value never counted in the voxel losses."""
+    lift_depth: Literal["predicted", "sensor"] = "predicted"
+    """What places the image features along their rays: 'predicted' (the camera-only network's
+    depth distribution) or 'sensor' (the depth targets of ``depth_source``, one-hot, wherever a
+    feature pixel has one; the prediction elsewhere): a LiDAR-camera model, which needs the sensor
+    at test time too (RadOcc's teacher; an upper bound on what exact depth gives the rest of the
+    network)."""
 
 
 class SupervisedMethod(nn.Module):
@@ -94,10 +100,22 @@ class SupervisedMethod(nn.Module):
         """Auxiliary per-feature-pixel classifier (training only; None when the term is off)."""
         if method_cfg.depth_source not in ("auto", "lidar", "depth_map", "none"):
             raise ValueError(f"SupervisedConfig.depth_source: unknown value {method_cfg.depth_source!r}")
+        if method_cfg.lift_depth not in ("predicted", "sensor"):
+            raise ValueError(f"SupervisedConfig.lift_depth: expected 'predicted' or 'sensor', got {method_cfg.lift_depth!r}")
+        if method_cfg.lift_depth == "sensor" and method_cfg.depth_source == "none":
+            raise ValueError("SupervisedConfig.lift_depth='sensor' needs a depth_source other than 'none'")
 
     def forward(self, batch: Batch) -> OccNetOutput:
         """The model's full output for ``batch`` (logits and intermediates)."""
-        return self.model(batch.images, batch.intrinsics, batch.T_ego_from_cam)
+        return self._forward(batch, self.depth_targets(batch) if self.cfg.lift_depth == "sensor" else None)
+
+    def _forward(self, batch: Batch, depth_target: torch.Tensor | None) -> OccNetOutput:
+        """The model on ``batch``; with ``lift_depth='sensor'`` it lifts with ``depth_target``."""
+        if self.cfg.lift_depth != "sensor":
+            depth_target = None
+        elif depth_target is None:
+            raise ValueError("SupervisedConfig.lift_depth='sensor' but the batch has neither LiDAR nor depth maps")
+        return self.model(batch.images, batch.intrinsics, batch.T_ego_from_cam, depth_target)
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> torch.Tensor:
@@ -121,7 +139,9 @@ class SupervisedMethod(nn.Module):
             if batch.mask_camera is None:
                 raise ValueError("batch.mask_camera is None but SupervisedConfig.use_camera_mask is true")
             mask = batch.mask_camera
-        out = self.forward(batch)
+        need_depth = cfg.lift_depth == "sensor" or (cfg.depth_weight > 0 and cfg.depth_source != "none")
+        target = self.depth_targets(batch) if need_depth else None
+        out = self._forward(batch, target)
         check_shape(batch.occupancy, "B X Y Z", name="batch.occupancy", dims=dict(zip("XYZ", self.model.output_grid.shape)))
         losses: dict[str, torch.Tensor] = {}
         losses["loss_ce"] = cfg.ce_weight * voxel_cross_entropy(
@@ -134,7 +154,6 @@ class SupervisedMethod(nn.Module):
         if self.semantic_2d_head is not None:
             losses["loss_sem2d"] = cfg.semantic_2d_weight * self.semantic_2d_loss(out, batch)
         if cfg.depth_weight > 0 and cfg.depth_source != "none":
-            target = self.depth_targets(batch)
             if target is None:
                 losses["loss_depth"] = out.depth_prob.sum() * 0.0
             else:

@@ -84,5 +84,8 @@ class UNetEncoder(nn.Module):
         x = skips[-1]
         for i in range(len(skips) - 2, -1, -1):
             up = F.interpolate(x, size=skips[i].shape[2:], mode="nearest")
-            x = self.fuse[i](torch.cat([skips[i], up], 1))
+            cat = torch.cat([skips[i], up], 1)
+            if self.dims == 3 and skips[i].is_contiguous(memory_format=torch.channels_last_3d):
+                cat = cat.contiguous(memory_format=torch.channels_last_3d)  # cat drops the layout
+            x = self.fuse[i](cat)
         return x

@@ -304,6 +304,7 @@ class LSSViewTransform(nn.Module):
         intrinsics: torch.Tensor,
         T_ego_from_cam: torch.Tensor,
         image_hw: tuple[int, int],
+        depth_bins: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Lift image features into the grid.
 
@@ -311,6 +312,9 @@ class LSSViewTransform(nn.Module):
             feats: ``(B, N, C_in, h, w)`` image features at ``stride``.
             intrinsics: ``(B, N, 3, 3)`` of the input images of size ``image_hw``.
             T_ego_from_cam: ``(B, N, 4, 4)``.
+            depth_bins: optional ``(B, N, h, w)`` integer bin per feature pixel from a depth sensor
+                (-1 = unknown): where known the lift uses that bin (one-hot) instead of the predicted
+                distribution (a LiDAR-camera model; the returned ``depth_prob`` stays the prediction).
         Returns:
             volume ``(B, C, X, Y, Z)`` (or ``(B, C, X, Y)`` when collapsing z),
             depth_prob ``(B, N, D, h, w)``, context ``(B, N, C, h, w)``.
@@ -330,8 +334,14 @@ class LSSViewTransform(nn.Module):
         frustum = make_frustum(image_hw, self.stride, self.depth_bins)  # (D, h, w, 3)
         points = frustum_to_ego(frustum, intrinsics, T_ego_from_cam)  # (B, N, D, h, w, 3)
         index = _cell_index(points, self.grid, self.collapse_z)  # shared by both splats
-        volume = splat(depth_prob, context, points, self.grid, collapse_z=self.collapse_z, index=index)
+        lift_prob = depth_prob
+        if depth_bins is not None:
+            check_shape(depth_bins, "B N h w", name="depth_bins", dims={"B": B, "N": N, "h": h, "w": w})
+            D = depth_prob.shape[2]
+            onehot = F.one_hot(depth_bins.long().clamp(0, D - 1), D).permute(0, 1, 4, 2, 3).to(depth_prob.dtype)
+            lift_prob = torch.where((depth_bins >= 0)[:, :, None], onehot, depth_prob)
+        volume = splat(lift_prob, context, points, self.grid, collapse_z=self.collapse_z, index=index)
         if self.visibility:
-            vis = splat_visibility(depth_prob, points, self.grid, collapse_z=self.collapse_z, index=index)
+            vis = splat_visibility(lift_prob, points, self.grid, collapse_z=self.collapse_z, index=index)
             volume = torch.cat([volume, vis.to(volume.dtype)], 1)
         return volume, depth_prob, context

@@ -48,7 +48,7 @@ def rss_mib() -> float:
 
 
 def one(preset: str, device_name: str, amp: str, runs: int, threads: int) -> dict:
-    from occkit.engine.evaluate import autocast
+    from occkit.engine.evaluate import autocast, resolve_amp
     from occkit.experiment import build_method, load_experiment, num_parameters
 
     if threads > 0:
@@ -58,7 +58,10 @@ def one(preset: str, device_name: str, amp: str, runs: int, threads: int) -> dic
     torch.manual_seed(0)
     method = build_method(cfg).to(device).eval()
     batch = random_batch(cfg, device)
-    amp = amp if device.type == "cuda" else "none"
+    if amp == "preset":  # as training and `occkit predict` resolve the preset's optim section
+        amp = resolve_amp(device, cfg.optim.amp, cfg.optim.cpu_bf16)
+    else:  # CPU: bf16 only, and only where the CPU has native bf16
+        amp = resolve_amp(device, amp, cpu_bf16=True)
 
     def step() -> torch.Tensor:
         with torch.no_grad(), autocast(device, amp):
@@ -99,7 +102,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", nargs="+", default=["synth-cpu", "occ3d-r50"])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--amp", default="bf16", choices=("bf16", "fp16", "none"), help="autocast on CUDA")
+    ap.add_argument("--amp", default="preset", choices=("preset", "bf16", "fp16", "none"),
+                    help="autocast: the preset's optim.amp / optim.cpu_bf16 (default) or this one "
+                         "(on CPU bf16 only, and only with native bf16)")
     ap.add_argument("--runs", type=int, default=5, help="timed runs after 2 warm-up runs")
     ap.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0 = default)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
@@ -117,7 +122,7 @@ def main() -> None:
             print(f"| {p} | failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode} |")
             continue
         r = json.loads(res.stdout.strip().splitlines()[-1])
-        dev = r["device"] + (f" ({r['gpu']}, {r['amp']})" if "gpu" in r else f" ({r['threads']} threads)")
+        dev = r["device"] + (f" ({r['gpu']}, {r['amp']})" if "gpu" in r else f" ({r['threads']} threads, {r['amp']})")
         print(f"| {p} | {dev} | {r['cameras']}x{r['input'][0]}x{r['input'][1]} | {r['params_M']:.1f} | {r['median_s']:.3f} | "
               f"{r['fps']:.2f} | {r['peak_rss_MiB']:.0f} | {r['inference_rss_increase_MiB']:.0f} | "
               f"{r.get('peak_gpu_MiB', float('nan')):.0f} |", flush=True)

@@ -20,6 +20,7 @@ import torch
 
 from occkit.config import from_dict, load_yaml, merge, parse_overrides, to_dict
 from occkit.data.sample import Batch
+from occkit.engine.config import OptimConfig
 from occkit.engine.evaluate import autocast, resolve_amp
 from occkit.experiment import find_preset
 from occkit.geometry.transforms import make_transform, rotation_z
@@ -79,9 +80,9 @@ def main() -> None:
     model_cfg = from_dict(OccNetConfig, {**to_dict(OccNetConfig()), **preset.get("model", {})})
     method_cfg = from_dict(SupervisedConfig, {**to_dict(SupervisedConfig()), **preset.get("supervised", {})})
     hw = tuple(preset.get("data", {}).get("image_aug", {}).get("out_hw", (256, 704)))
-    optim = preset.get("optim", {})
-    amp = resolve_amp(torch.device(args.device), optim.get("amp", "bf16") if args.amp == "preset" else args.amp,
-                      optim.get("cpu_bf16", False) if args.amp == "preset" else True)
+    optim = from_dict(OptimConfig, {**to_dict(OptimConfig()), **preset.get("optim", {})})  # the engine's defaults
+    amp = resolve_amp(torch.device(args.device), optim.amp if args.amp == "preset" else args.amp,
+                      optim.cpu_bf16 if args.amp == "preset" else True)
     torch.manual_seed(0)
     method = SupervisedMethod(model_cfg, method_cfg).to(args.device)
     batch = random_batch(model_cfg, hw, args.cams, args.device)

@@ -117,6 +117,22 @@ def test_sensor_lift_places_features_at_the_sensor_depth():
         SupervisedMethod(tiny_model_cfg(), SupervisedConfig(lift_depth="sensor")).training_step(batch)
 
 
+def test_factored_cross_entropy_mode():
+    counts = tuple([10.0] * 4 + [1000.0] * 13 + [10**6])
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(ce_mode="factored", class_counts=counts, depth_source="none"))
+    # weights among the occupied classes only: free gets none, rare occupied classes more than frequent ones
+    assert m.class_weight[17] == 0 and m.class_weight[0] > m.class_weight[10] > 0
+    assert torch.allclose(m.class_weight[:17], class_weights_from_counts(torch.tensor(counts[:17])))
+    losses = m.training_step(tiny_batch())
+    assert set(losses) == {"loss_geo", "loss_sem", "loss_lovasz"}
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(v) for v in losses.values())
+    with pytest.raises(ValueError, match="ce_mode"):
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(ce_mode="split"))
+    with pytest.raises(ValueError, match="free_index"):
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free_index=18))
+
+
 def test_class_weights_and_config_errors():
     w = tuple(float(i + 1) for i in range(18))
     m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_weights=w))

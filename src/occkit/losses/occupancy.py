@@ -62,6 +62,79 @@ def voxel_cross_entropy(
     return F.cross_entropy(logits, t, weight=weight, ignore_index=ignore_index)
 
 
+def geometry_semantic_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+    free_index: int = -1,
+    occupied_weight: float = 1.0,
+    ignore_index: int = 255,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy factored into geometry (free or occupied) and semantics (which class, given
+    occupied), on the same ``C``-way logits.
+
+    The softmax over ``C`` classes factors as ``p(free)`` and ``p(c) = p(occ) * p(c | occ)`` with
+    ``p(c | occ)`` the softmax over the non-free classes. Over the kept voxels:
+
+    - ``loss_geo``: binary cross-entropy of ``p(occ)``, a weighted mean with weight
+      ``occupied_weight`` on occupied voxels and 1 on free ones;
+    - ``loss_sem``: ``-log p(t | occ)`` over the kept occupied voxels, class-weighted mean with
+      ``weight[t]``.
+
+    The plain weighted cross-entropy lets rare-class weights (tens of times a free voxel's) also
+    decide *whether* a voxel is occupied: the network then grows every uncertain object into the
+    free space around it. Here the class weights only decide *which* class an occupied voxel is.
+
+    Args:
+        logits: ``(B, C, X, Y, Z)``; target ``(B, X, Y, Z)`` integer ids; mask ``(B, X, Y, Z)``
+            bool or None.
+        weight: ``(C,)`` class weights of the semantic term (``weight[free_index]`` unused);
+            None = all 1.
+        free_index: the free class (negative counts from the end; Occ3D: 17 or -1).
+        occupied_weight: weight of an occupied voxel in the geometry term (> 0).
+    Returns:
+        ``(loss_geo, loss_sem)``, scalars; each 0 (still differentiable) when it has no voxel.
+    """
+    dims = check_shape(logits, "B C X Y Z", name="logits")
+    check_shape(target, "B X Y Z", name="target", dims={k: dims[k] for k in "BXYZ"})
+    if mask is not None:
+        check_shape(mask, "B X Y Z", name="mask", dims={k: dims[k] for k in "BXYZ"})
+    B, C = dims["B"], dims["C"]
+    free = free_index % C if -C <= free_index < C else None
+    if free is None:
+        raise ValueError(f"free_index: {free_index} is not a class of {C}")
+    if not occupied_weight > 0:
+        raise ValueError(f"occupied_weight: expected > 0, got {occupied_weight}")
+    if weight is not None:
+        check_shape(weight, "C", name="weight", dims={"C": C})
+    t = _masked_target(target, mask, ignore_index, C).reshape(-1)
+    keep = (t != ignore_index).nonzero().squeeze(1)
+    if keep.numel() == 0:
+        zero = logits.sum() * 0.0
+        return zero, zero
+    n = t.numel() // B
+    tk = t[keep]
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        z = logits.reshape(B, C, n)[keep // n, :, keep % n].float()  # (P, C)
+        occ_cols = torch.tensor([c for c in range(C) if c != free], device=z.device)
+        z_occ = z.index_select(1, occ_cols)  # (P, C-1)
+        lse_all = z.logsumexp(1)
+        lse_occ = z_occ.logsumexp(1)
+        is_occ = tk != free
+        # geometry: -log p(occ) or -log p(free)
+        nll_geo = torch.where(is_occ, lse_all - lse_occ, lse_all - z[:, free])
+        w_geo = torch.where(is_occ, torch.full_like(nll_geo, float(occupied_weight)), torch.ones_like(nll_geo))
+        loss_geo = (w_geo * nll_geo).sum() / w_geo.sum()
+        if not bool(is_occ.any()):
+            return loss_geo, z.sum() * 0.0
+        zo, to = z[is_occ], tk[is_occ]
+        nll_sem = lse_occ[is_occ] - zo.gather(1, to[:, None]).squeeze(1)  # -log p(t | occ)
+        w_sem = weight.to(z.device, torch.float32)[to] if weight is not None else torch.ones_like(nll_sem)
+        loss_sem = (w_sem * nll_sem).sum() / w_sem.sum().clamp_min(1e-12)
+    return loss_geo, loss_sem
+
+
 def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
     """Gradient of the Lovász extension of the Jaccard loss for errors sorted in decreasing order.
 

@@ -17,7 +17,12 @@ from torch import nn
 
 from occkit.data.sample import Batch
 from occkit.losses.depth import depth_loss, depth_map_targets, lidar_depth_targets, semantic_map_targets
-from occkit.losses.occupancy import class_weights_from_counts, lovasz_softmax, voxel_cross_entropy
+from occkit.losses.occupancy import (
+    class_weights_from_counts,
+    geometry_semantic_cross_entropy,
+    lovasz_softmax,
+    voxel_cross_entropy,
+)
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.shapes import check_shape
 
@@ -27,7 +32,18 @@ class SupervisedConfig:
     """Losses of the ``supervised`` method."""
 
     ce_weight: float = 1.0
-    """Weight of the voxel cross-entropy (``loss_ce``)."""
+    """Weight of the voxel cross-entropy (``loss_ce``, or ``loss_geo`` and ``loss_sem``)."""
+    ce_mode: Literal["joint", "factored"] = "joint"
+    """'joint': one class-weighted cross-entropy over all classes, free included (``loss_ce``).
+    'factored': the same logits' cross-entropy split into geometry, free or occupied
+    (``loss_geo``, unweighted but for ``occupied_weight``), and semantics, the class given
+    occupied (``loss_sem``, class-weighted among the occupied classes only;
+    :func:`occkit.losses.occupancy.geometry_semantic_cross_entropy`): rare classes' weights then
+    no longer make the network call uncertain free space occupied."""
+    occupied_weight: float = 1.0
+    """``ce_mode='factored'``: weight of an occupied voxel against a free one in ``loss_geo``."""
+    free_index: int = 17
+    """The free class (Occ3D: 17); used by ``ce_mode='factored'``."""
     lovasz: bool = True
     """Add the Lovász-softmax loss (``loss_lovasz``)."""
     lovasz_weight: float = 1.0
@@ -79,6 +95,10 @@ class SupervisedMethod(nn.Module):
         self.cfg = method_cfg
         self.model: OccNet = build_occnet(model_cfg)
         C = model_cfg.num_classes
+        if method_cfg.ce_mode not in ("joint", "factored"):
+            raise ValueError(f"SupervisedConfig.ce_mode: expected 'joint' or 'factored', got {method_cfg.ce_mode!r}")
+        if not -C <= method_cfg.free_index < C:
+            raise ValueError(f"SupervisedConfig.free_index: {method_cfg.free_index} is not a class of {C}")
         if method_cfg.class_weights is not None and method_cfg.class_counts is not None:
             raise ValueError("SupervisedConfig: give class_weights or class_counts, not both")
         weight = None
@@ -92,7 +112,12 @@ class SupervisedMethod(nn.Module):
             counts = torch.tensor(method_cfg.class_counts, dtype=torch.float64)
             if counts.shape != (C,):
                 raise ValueError(f"SupervisedConfig.class_counts: expected {C} values, got {len(method_cfg.class_counts)}")
-            weight = class_weights_from_counts(counts, method_cfg.class_weight_offset)
+            if method_cfg.ce_mode == "factored":  # weights among the occupied classes only
+                occ = torch.arange(C) != method_cfg.free_index % C
+                weight = torch.zeros(C)
+                weight[occ] = class_weights_from_counts(counts[occ], method_cfg.class_weight_offset)
+            else:
+                weight = class_weights_from_counts(counts, method_cfg.class_weight_offset)
         self.register_buffer("class_weight", weight, persistent=False)
         if method_cfg.semantic_2d_weight < 0:
             raise ValueError(f"SupervisedConfig.semantic_2d_weight: expected >= 0, got {method_cfg.semantic_2d_weight}")
@@ -123,7 +148,8 @@ class SupervisedMethod(nn.Module):
         return self.forward(batch).logits
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Weighted losses ``loss_ce``, ``loss_lovasz`` (when enabled), ``loss_sem2d`` (when
+        """Weighted losses ``loss_ce`` (``ce_mode='joint'``) or ``loss_geo`` and ``loss_sem``
+        (``'factored'``), ``loss_lovasz`` (when enabled), ``loss_sem2d`` (when
         ``semantic_2d_weight > 0``), ``loss_depth`` (when the
         depth term is enabled; 0 when 'auto' finds no depth source in the batch)."""
         cfg = self.cfg
@@ -144,9 +170,16 @@ class SupervisedMethod(nn.Module):
         out = self._forward(batch, target)
         check_shape(batch.occupancy, "B X Y Z", name="batch.occupancy", dims=dict(zip("XYZ", self.model.output_grid.shape)))
         losses: dict[str, torch.Tensor] = {}
-        losses["loss_ce"] = cfg.ce_weight * voxel_cross_entropy(
-            out.logits, batch.occupancy, mask, self.class_weight, cfg.ignore_index
-        )
+        if cfg.ce_mode == "factored":
+            geo, sem = geometry_semantic_cross_entropy(
+                out.logits, batch.occupancy, mask, self.class_weight, cfg.free_index, cfg.occupied_weight, cfg.ignore_index
+            )
+            losses["loss_geo"] = cfg.ce_weight * geo
+            losses["loss_sem"] = cfg.ce_weight * sem
+        else:
+            losses["loss_ce"] = cfg.ce_weight * voxel_cross_entropy(
+                out.logits, batch.occupancy, mask, self.class_weight, cfg.ignore_index
+            )
         if cfg.lovasz:
             losses["loss_lovasz"] = cfg.lovasz_weight * lovasz_softmax(
                 out.logits, batch.occupancy, mask, cfg.ignore_index, max_voxels=cfg.lovasz_max_voxels

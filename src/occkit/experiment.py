@@ -180,7 +180,8 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
     """The frames of ``split`` under ``root`` as the method sees them.
 
     Training frames get ``data.image_aug`` and ``data.bev_aug``; evaluation frames the
-    deterministic resize/crop to ``data.image_aug.out_hw`` and no BEV transform. The model's
+    deterministic resize/crop in the middle of the training ranges
+    (:meth:`ImageAugConfig.evaluation`) and no BEV transform. The model's
     output grid must be the dataset's (checked here, naming both).
     """
     ds = Occ3DDataset(root, split, cameras=tuple(cfg.data.cameras), load_gt=load_gt, load_extras=cfg.data.load_extras)
@@ -189,7 +190,7 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
         raise ConfigError(f"model.point_range/voxel_size give a grid {output_grid.shape} but {root} is {ds.grid.shape}")
     if train:
         return AugmentedFrames(ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=cfg.model.num_classes - 1)
-    return AugmentedFrames(ds, ImageAugConfig(out_hw=tuple(cfg.data.image_aug.out_hw)), None)
+    return AugmentedFrames(ds, cfg.data.image_aug.evaluation(), None)
 
 
 def load_checkpoint_method(

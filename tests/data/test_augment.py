@@ -109,6 +109,12 @@ def test_random_image_augment_is_consistent_and_deterministic():
     # eval default: deterministic, bottom-anchored, centred
     ev = augment_images(s, ImageAugConfig(out_hw=(32, 40)))
     assert ev.extra["augment"]["image"]["crops"] == [(4, 0), (4, 0)]
+    # the evaluation transform of a training config: the middle of each range, never flipped
+    band = ImageAugConfig(out_hw=(20, 40), resize_range=(0.9, 1.1), crop_left_range=(0.0, 1.0), crop_top_range=(0.0, 0.5), flip_prob=0.5)
+    e = band.evaluation()
+    assert e == ImageAugConfig(out_hw=(20, 40), resize_range=(1.0, 1.0), crop_left_range=(0.5, 0.5), crop_top_range=(0.25, 0.25), flip_prob=0.0)
+    # 64x96 -> 27x40 (the width binds): 7 rows of slack, a quarter of them above the window
+    assert augment_images(s, e).extra["augment"]["image"]["crops"] == [(0, 2), (0, 2)]
 
 
 def _voxel_pixel(s: Sample, cls: int, cam: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=float, default=9.0, help="training budget in minutes (default 9)")
     p.add_argument("--scenes", type=int, default=20, help="synthetic scenes (default 20; 20%% are validation)")
     p.add_argument("--frames", type=int, default=16, help="frames per scene (default 16)")
-    p.add_argument("--image-size", type=int, nargs=2, default=(96, 256), metavar=("H", "W"), help="camera images (default 96 256)")
+    p.add_argument("--image-size", type=int, nargs=2, default=(192, 512), metavar=("H", "W"),
+                   help="camera images (default 192 512: synth-cpu trains on the 96x512 band around the horizon)")
     p.add_argument("--workers", type=int, default=2, help="processes generating the world (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the world and of training (default 0)")
     p.add_argument("--config", default="synth-cpu", help="preset or YAML to train (default synth-cpu)")

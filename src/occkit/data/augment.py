@@ -55,7 +55,9 @@ class ImageAugConfig:
         """The deterministic transform for evaluation and inference: the middle of each training
         range (resize factor, crop position), no flip. A model trained on, say, a band cropped
         around the horizon is evaluated on that same band."""
-        mid = lambda r: (0.5 * (r[0] + r[1]),) * 2  # noqa: E731
+        def mid(r: tuple[float, float]) -> tuple[float, float]:
+            return (0.5 * (r[0] + r[1]),) * 2
+
         return ImageAugConfig(
             out_hw=tuple(self.out_hw), resize_range=mid(self.resize_range),
             crop_left_range=mid(self.crop_left_range), crop_top_range=mid(self.crop_top_range), flip_prob=0.0,

@@ -28,6 +28,23 @@ def _masked_target(target: torch.Tensor, mask: torch.Tensor | None, ignore_index
     return target
 
 
+def _kept_voxels(
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, ignore_index: int,
+    max_voxels: int | None = None, generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``(P, C)`` and labels ``(P,)`` of the kept voxels of ``(B, C, X, Y, Z)`` logits (at
+    most ``max_voxels``, a uniform random subset, when more are kept)."""
+    B, C = logits.shape[:2]
+    t = _masked_target(target, mask, ignore_index, C).reshape(-1)  # (B*X*Y*Z,)
+    keep = (t != ignore_index).nonzero().squeeze(1)  # (P,) flat indices into (B, X*Y*Z)
+    if max_voxels is not None and keep.numel() > max_voxels:
+        pick = torch.randperm(keep.numel(), generator=generator, device="cpu")[:max_voxels]
+        keep = keep[pick.to(keep.device)]
+    # Gather the kept voxels' logits only, so later work (softmax, sorting) runs on them alone.
+    n = t.numel() // B
+    return logits.reshape(B, C, n)[keep // n, :, keep % n], t[keep]
+
+
 def voxel_cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -100,23 +117,20 @@ def geometry_semantic_cross_entropy(
     check_shape(target, "B X Y Z", name="target", dims={k: dims[k] for k in "BXYZ"})
     if mask is not None:
         check_shape(mask, "B X Y Z", name="mask", dims={k: dims[k] for k in "BXYZ"})
-    B, C = dims["B"], dims["C"]
-    free = free_index % C if -C <= free_index < C else None
-    if free is None:
+    C = dims["C"]
+    if not -C <= free_index < C:
         raise ValueError(f"free_index: {free_index} is not a class of {C}")
+    free = free_index % C
     if not occupied_weight > 0:
         raise ValueError(f"occupied_weight: expected > 0, got {occupied_weight}")
     if weight is not None:
         check_shape(weight, "C", name="weight", dims={"C": C})
-    t = _masked_target(target, mask, ignore_index, C).reshape(-1)
-    keep = (t != ignore_index).nonzero().squeeze(1)
-    if keep.numel() == 0:
+    kept_logits, tk = _kept_voxels(logits, target, mask, ignore_index)
+    if tk.numel() == 0:
         zero = logits.sum() * 0.0
         return zero, zero
-    n = t.numel() // B
-    tk = t[keep]
     with torch.autocast(device_type=logits.device.type, enabled=False):
-        z = logits.reshape(B, C, n)[keep // n, :, keep % n].float()  # (P, C)
+        z = kept_logits.float()  # (P, C)
         occ_cols = torch.tensor([c for c in range(C) if c != free], device=z.device)
         z_occ = z.index_select(1, occ_cols)  # (P, C-1)
         lse_all = z.logsumexp(1)
@@ -220,19 +234,11 @@ def lovasz_softmax(
         check_shape(mask, "B X Y Z", name="mask", dims={k: dims[k] for k in "BXYZ"})
     if max_voxels is not None and max_voxels < 1:
         raise ValueError(f"max_voxels: expected a positive integer or None, got {max_voxels}")
-    B, C = dims["B"], dims["C"]
-    t = _masked_target(target, mask, ignore_index, C).reshape(-1)  # (B*X*Y*Z,)
-    keep = (t != ignore_index).nonzero().squeeze(1)  # (P,) flat indices into (B, X*Y*Z)
-    if max_voxels is not None and keep.numel() > max_voxels:
-        pick = torch.randperm(keep.numel(), generator=generator, device="cpu")[:max_voxels]
-        keep = keep[pick.to(keep.device)]
-    # Gather the kept voxels' logits first, so the softmax runs on them only.
-    n = t.numel() // B
-    kept_logits = logits.reshape(B, C, n)[keep // n, :, keep % n]  # (P, C)
+    kept_logits, labels = _kept_voxels(logits, target, mask, ignore_index, max_voxels, generator)  # (P, C), (P,)
     # float32 even under autocast: the cumulative sums below count up to P voxels.
     with torch.autocast(device_type=logits.device.type, enabled=False):
         probs = kept_logits.float().softmax(1)
-        return lovasz_softmax_flat(probs, t[keep], classes=classes)
+        return lovasz_softmax_flat(probs, labels, classes=classes)
 
 
 def class_weights_from_counts(counts: torch.Tensor, c: float = 1.02) -> torch.Tensor:

@@ -87,3 +87,17 @@ def test_semantic_map_targets_take_the_block_majority():
         semantic_map_targets(sem, 3, 18)
     with pytest.raises(ValueError, match="class ids"):
         semantic_map_targets(sem, 4, 17)
+
+
+def test_semantic_map_targets_match_a_one_hot_vote():
+    # Against the plain definition: one-hot per pixel, mean over each block, argmax (first max).
+    import torch.nn.functional as F
+
+    from occkit.losses.depth import semantic_map_targets
+
+    g = torch.Generator().manual_seed(0)
+    for shape, stride, classes in [((3, 16, 24), 4, 18), ((2, 8, 8), 8, 5), ((1, 12, 12), 2, 3)]:
+        sem = torch.randint(0, classes, shape, generator=g)
+        sem[:, : shape[1] // 2] = classes - 1  # some blocks with a clear majority
+        votes = F.avg_pool2d(F.one_hot(sem, classes).permute(0, 3, 1, 2).float(), stride)
+        assert torch.equal(semantic_map_targets(sem.to(torch.uint8), stride, classes), votes.argmax(1))

@@ -153,3 +153,24 @@ def test_class_weights_from_counts():
         class_weights_from_counts(torch.tensor([-1.0, 2.0]))
     with pytest.raises(ValueError, match="counts"):
         class_weights_from_counts(torch.tensor([float("nan"), 2.0]))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cross_entropy_on_kept_voxels_matches_the_full_grid_loss(channels_last):
+    # The loss gathers the kept voxels first; value and gradient must be PyTorch's weighted,
+    # ignore_index cross-entropy over the whole grid, for batches and channels-last logits alike.
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(2, 5, 6, 4, 3, generator=g)
+    if channels_last:
+        z = z.contiguous(memory_format=torch.channels_last_3d)
+    t = torch.randint(0, 5, (2, 6, 4, 3), generator=g)
+    mask = torch.rand(2, 6, 4, 3, generator=g) < 0.6
+    w = torch.rand(5, generator=g) + 0.2
+    a = z.clone().requires_grad_(True)
+    b = z.clone().requires_grad_(True)
+    loss = voxel_cross_entropy(a, t, mask=mask, weight=w)
+    ref = torch.nn.functional.cross_entropy(b, torch.where(mask, t, torch.full_like(t, 255)), weight=w, ignore_index=255)
+    loss.backward()
+    ref.backward()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert torch.allclose(a.grad, b.grad, atol=1e-7)

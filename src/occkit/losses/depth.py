@@ -116,8 +116,15 @@ def semantic_map_targets(semantics: torch.Tensor, stride: int, num_classes: int)
     sem = semantics.reshape(-1, H, W).long()
     if sem.numel() and (int(sem.min()) < 0 or int(sem.max()) >= num_classes):
         raise ValueError(f"semantics: class ids must lie in [0, {num_classes})")
-    votes = F.avg_pool2d(F.one_hot(sem, num_classes).permute(0, 3, 1, 2).float(), stride)  # (M, C, h, w)
-    return votes.argmax(1).view(*lead, H // stride, W // stride)
+    M, h, w = sem.shape[0], H // stride, W // stride
+    # Votes per (map, block, class) counted with one scatter-add, not a one-hot of every pixel.
+    rows = torch.arange(H, device=sem.device) // stride
+    cols = torch.arange(W, device=sem.device) // stride
+    block = (rows[:, None] * w + cols[None, :]).expand(M, H, W)  # (M, H, W) block of each pixel
+    slot = (torch.arange(M, device=sem.device)[:, None, None] * (h * w) + block) * num_classes + sem
+    votes = torch.zeros(M * h * w * num_classes, dtype=torch.int32, device=sem.device)
+    votes.scatter_add_(0, slot.reshape(-1), torch.ones(slot.numel(), dtype=torch.int32, device=sem.device))
+    return votes.view(M, h, w, num_classes).argmax(-1).view(*lead, h, w)
 
 
 def depth_loss(depth_prob: torch.Tensor, target: torch.Tensor, mode: str = "bce") -> torch.Tensor:

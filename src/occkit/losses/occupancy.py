@@ -40,9 +40,10 @@ def _kept_voxels(
     if max_voxels is not None and keep.numel() > max_voxels:
         pick = torch.randperm(keep.numel(), generator=generator, device="cpu")[:max_voxels]
         keep = keep[pick.to(keep.device)]
-    # Gather the kept voxels' logits only, so later work (softmax, sorting) runs on them alone.
-    n = t.numel() // B
-    return logits.reshape(B, C, n)[keep // n, :, keep % n], t[keep]
+    # Gather the kept voxels' logits only, so later work (softmax, sorting) runs on them alone. As
+    # rows of a (voxels, C) view: free for channels-last logits (NDHWC), one copy otherwise.
+    rows = logits.movedim(1, -1).reshape(-1, C)  # (B*X*Y*Z, C)
+    return rows.index_select(0, keep), t[keep]
 
 
 def voxel_cross_entropy(
@@ -72,11 +73,13 @@ def voxel_cross_entropy(
         check_shape(mask, "B X Y Z", name="mask", dims={k: dims[k] for k in "BXYZ"})
     if weight is not None:
         check_shape(weight, "C", name="weight", dims={"C": dims["C"]})
-        weight = weight.to(logits.dtype)
-    t = _masked_target(target, mask, ignore_index, dims["C"])
-    if not bool((t != ignore_index).any()):
+        weight = weight.to(logits.device)
+    kept_logits, tk = _kept_voxels(logits, target, mask, ignore_index)  # (P, C), (P,)
+    if tk.numel() == 0:
         return logits.sum() * 0.0
-    return F.cross_entropy(logits, t, weight=weight, ignore_index=ignore_index)
+    # On the kept voxels alone (a third of Occ3D's grid lies outside the camera mask), in float32.
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        return F.cross_entropy(kept_logits.float(), tk, weight=None if weight is None else weight.float())
 
 
 def geometry_semantic_cross_entropy(

@@ -34,7 +34,7 @@ def _kept_voxels(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``(P, C)`` and labels ``(P,)`` of the kept voxels of ``(B, C, X, Y, Z)`` logits (at
     most ``max_voxels``, a uniform random subset, when more are kept)."""
-    B, C = logits.shape[:2]
+    C = logits.shape[1]
     t = _masked_target(target, mask, ignore_index, C).reshape(-1)  # (B*X*Y*Z,)
     keep = (t != ignore_index).nonzero().squeeze(1)  # (P,) flat indices into (B, X*Y*Z)
     if max_voxels is not None and keep.numel() > max_voxels:

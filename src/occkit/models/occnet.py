@@ -27,6 +27,7 @@ from occkit.models.encoder3d import UNetEncoder
 from occkit.models.heads import BEVHead, VoxelHead
 from occkit.models.lift import LSSViewTransform
 from occkit.models.neck import FPNNeck
+from occkit.models.norm import frame_batchnorms
 from occkit.shapes import check_shape
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -92,6 +93,13 @@ class OccNetConfig:
     nothing. A memory layout only: weights, state dicts and outputs are the same."""
     num_classes: int = 18
     """Output classes (Occ3D: 18, 17 = free)."""
+    image_norm_eval: Literal["running", "frame"] = "running"
+    """How the BatchNorms of the image path (backbone, neck, depth net) normalise at inference:
+    'running', with the running averages (PyTorch's eval mode); 'frame', with the statistics of
+    each frame's own camera images, as training with a batch of one frame does
+    (:mod:`occkit.models.norm`). 'frame' suits small training batches and backbones trained from
+    scratch, whose running averages mix scenes of different light; the weights are the same
+    either way, so a checkpoint can be evaluated both ways."""
 
 
 @dataclass
@@ -142,6 +150,11 @@ class OccNet(nn.Module):
         self.view_transform = view_transform
         self.encoder = encoder
         self.head = head
+        if cfg.image_norm_eval not in ("running", "frame"):
+            raise ValueError(f"image_norm_eval: expected 'running' or 'frame', got {cfg.image_norm_eval!r}")
+        self._frame_norms = [m for part in (backbone, neck, view_transform) for m in frame_batchnorms(part)]
+        for m in self._frame_norms:
+            m.frame_stats = cfg.image_norm_eval == "frame"
         self.channels_last = cfg.channels_last and encoder.dims == 3
         if self.channels_last:  # see OccNetConfig.channels_last
             encoder.to(memory_format=torch.channels_last_3d)
@@ -179,6 +192,8 @@ class OccNet(nn.Module):
         top = self.backbone.strides[-1]
         if H % top or W % top:
             raise ValueError(f"images: H, W = {(H, W)} must be multiples of the backbone stride {top}")
+        for m in self._frame_norms:
+            m.images_per_frame = N
         x = (images.flatten(0, 1) - self.mean) / self.std  # (B*N, 3, H, W)
         feats = self.neck(self.backbone(x))  # (B*N, C_neck, H/s, W/s)
         feats = feats.view(B, N, *feats.shape[1:])  # (B, N, C_neck, h, w)

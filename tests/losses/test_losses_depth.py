@@ -27,6 +27,39 @@ def test_depth_map_targets_min_per_block():
         depth_map_targets(torch.zeros(1, 5, 4), 2, RANGE)
 
 
+def test_depth_map_targets_median_per_block():
+    d = torch.zeros(1, 4, 4)
+    d[0, 0, 0], d[0, 1, 1] = 5.5, 3.2  # block (0, 0): valid {3.2, 5.5}: lower median 3.2 -> bin 2
+    d[0, 0, 2], d[0, 0, 3], d[0, 1, 2] = 2.5, 6.5, 4.5  # block (0, 1): median 4.5 -> bin 3 (nearest: 1)
+    d[0, 2, 0], d[0, 2, 1], d[0, 3, 0], d[0, 3, 1] = 1.5, 7.5, 8.5, float("inf")  # (1, 0): 7.5 -> bin 6
+    # block (1, 1) all zero -> none
+    t = depth_map_targets(d, 2, RANGE, pool="median")
+    assert t.tolist() == [[[2, 3], [6, -1]]]
+    assert depth_map_targets(d, 2, RANGE).tolist() == [[[2, 1], [0, -1]]]
+    with pytest.raises(ValueError, match="pool"):
+        depth_map_targets(d, 2, RANGE, pool="mean")
+
+
+def test_lidar_targets_median_matches_a_loop():
+    g = torch.Generator().manual_seed(0)
+    K = torch.tensor([[[10.0, 0, 8], [0, 10.0, 4], [0, 0, 1]]])
+    pts = torch.cat([torch.rand(300, 2, generator=g) * 6 - 3, torch.rand(300, 1, generator=g) * 10 - 1, torch.zeros(300, 1)], 1)
+    pts[:, :2] *= pts[:, 2:3].clamp_min(0.1) / 3  # most points in the view
+    t = lidar_depth_targets(pts, K, torch.eye(4)[None], (8, 16), 4, RANGE, pool="median")
+    z = pts[:, 2]
+    u, v = 10 * pts[:, 0] / z + 8, 10 * pts[:, 1] / z + 4
+    expect = torch.full((1, 2, 4), -1)
+    for r in range(2):
+        for c in range(4):
+            inside = (z > 1e-3) & (u >= 0) & (u < 16) & (v >= 0) & (v < 8) & ((u / 4).floor() == c) & ((v / 4).floor() == r)
+            if inside.any():
+                zs = z[inside].sort().values
+                expect[0, r, c] = depth_to_bin(zs[(len(zs) - 1) // 2], RANGE)
+    assert (expect >= 0).sum() >= 4  # the draw covers most blocks with in-range medians
+    assert torch.equal(t, expect)
+    assert not torch.equal(t, lidar_depth_targets(pts, K, torch.eye(4)[None], (8, 16), 4, RANGE))
+
+
 def test_lidar_targets_hand_values():
     K = torch.tensor([[[10.0, 0, 8], [0, 10.0, 4], [0, 0, 1]]])  # 8 x 16 image
     T = torch.eye(4)[None]  # camera frame == ego frame

@@ -70,6 +70,15 @@ def test_depth_sources_and_weights():
     t_map = m.depth_targets(batch)
     m.cfg.depth_source = "auto"
     assert torch.equal(m.depth_targets(batch), t_lidar)  # auto prefers LiDAR
+    m.cfg.depth_source = "depth_map_or_lidar"
+    assert torch.equal(m.depth_targets(batch), t_map)
+    m.cfg.depth_pool = "median"
+    assert m.depth_targets(batch).shape == t_map.shape
+    m.cfg.depth_pool = "nearest"
+    maps, batch.depth = batch.depth, None  # keep the maps aside: without them it falls back to LiDAR
+    assert torch.equal(m.depth_targets(batch), t_lidar)
+    batch.depth = maps
+    m.cfg.depth_source = "auto"
     batch.lidar = None
     assert torch.equal(m.depth_targets(batch), t_map)
     assert t_map.shape == (1, 2, 2, 4) and (t_map >= 0).any()

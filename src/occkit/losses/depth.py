@@ -23,6 +23,21 @@ from occkit.geometry.transforms import apply_transform, invert_transform
 from occkit.shapes import check_shape
 
 
+#: How one depth target is drawn from the depths inside a feature pixel's ``stride x stride`` block.
+#: 'nearest' (BEVDet, BEVDepth): the smallest. 'median': the lower median. The lift places the
+#: feature along the ray through the block's centre; on ground seen at a grazing angle the block
+#: spans metres of depth (at stride 8 a block 30 m away reaches from about 25 to 36 m), and the
+#: nearest depth is its lower edge, metres short of where the centre ray meets the ground. The
+#: median is about the centre's depth there, and the object's depth where an object fills most
+#: of the block.
+DEPTH_POOLS: tuple[str, ...] = ("nearest", "median")
+
+
+def _check_pool(pool: str) -> None:
+    if pool not in DEPTH_POOLS:
+        raise ValueError(f"pool: expected one of {DEPTH_POOLS}, got {pool!r}")
+
+
 def depth_to_bin(depth: torch.Tensor, depth_range: tuple[float, float, float]) -> torch.Tensor:
     """Bin index ``floor((d - d_min) / d_step)`` of depths (any shape); -1 outside ``[d_min, d_max)``
     or where ``depth`` is not finite."""
@@ -41,6 +56,7 @@ def lidar_depth_targets(
     image_hw: tuple[int, int],
     stride: int,
     depth_range: tuple[float, float, float],
+    pool: str = "nearest",
 ) -> torch.Tensor:
     """Depth-bin targets of one frame from its LiDAR points.
 
@@ -50,9 +66,12 @@ def lidar_depth_targets(
         T_ego_from_cam: ``(N, 4, 4)``.
         stride: feature stride (H and W multiples of it).
         depth_range: (d_min, d_max, d_step) metres.
+        pool: which depth a feature pixel gets from the points that fall in its block: 'nearest'
+            (BEVDet's smallest depth) or 'median' (the lower median; see :data:`DEPTH_POOLS`).
     Returns:
         ``(N, H/stride, W/stride)`` long bin index, -1 where no point falls.
     """
+    _check_pool(pool)
     check_shape(points, "P _", name="points")
     if points.shape[1] < 3:
         raise ValueError(f"points: expected at least 3 columns (x, y, z), got {points.shape[1]}")
@@ -74,20 +93,34 @@ def lidar_depth_targets(
     cam_idx = torch.arange(N, device=points.device)[:, None].expand_as(row)
     flat = (cam_idx * h + row) * w + col
     flat = torch.where(ok, flat, torch.full_like(flat, N * h * w))  # trash slot
+    if pool == "median":
+        flat, z = flat.reshape(-1), z.reshape(-1)
+        by_depth = torch.argsort(z, stable=True)
+        order = by_depth[torch.argsort(flat[by_depth], stable=True)]  # by block, then by depth
+        counts = torch.bincount(flat, minlength=N * h * w + 1)[: N * h * w]
+        starts = torch.cumsum(counts, 0) - counts
+        mid = (starts + (counts - 1).clamp_min(0) // 2).clamp_max(max(len(order) - 1, 0))
+        med = z[order][mid] if len(order) else torch.zeros_like(counts, dtype=z.dtype)
+        med = torch.where(counts > 0, med, torch.full_like(med, float("inf")))
+        return depth_to_bin(med.view(N, h, w), depth_range)
     nearest = torch.full((N * h * w + 1,), float("inf"), device=points.device)
     nearest = nearest.scatter_reduce(0, flat.reshape(-1), torch.where(ok, z, torch.full_like(z, float("inf"))).reshape(-1), reduce="amin")
     return depth_to_bin(nearest[:-1].view(N, h, w), depth_range)
 
 
-def depth_map_targets(depth: torch.Tensor, stride: int, depth_range: tuple[float, float, float]) -> torch.Tensor:
+def depth_map_targets(
+    depth: torch.Tensor, stride: int, depth_range: tuple[float, float, float], pool: str = "nearest",
+) -> torch.Tensor:
     """Depth-bin targets from dense depth maps (0 or non-finite = no depth).
 
     Args:
         depth: ``(..., H, W)`` metres (camera z).
+        pool: 'nearest' (the smallest valid depth of each block, BEVDet) or 'median' (the lower
+            median of its valid depths); see :data:`DEPTH_POOLS`.
     Returns:
-        ``(..., H/stride, W/stride)`` long bin index of the smallest valid depth per block, -1 where
-        the block has none.
+        ``(..., H/stride, W/stride)`` long bin index per block, -1 where the block has no valid depth.
     """
+    _check_pool(pool)
     check_shape(depth, "... H W", name="depth")
     H, W = depth.shape[-2:]
     if H % stride or W % stride:
@@ -95,6 +128,12 @@ def depth_map_targets(depth: torch.Tensor, stride: int, depth_range: tuple[float
     d = torch.where(torch.isfinite(depth) & (depth > 0), depth.float(), torch.full_like(depth.float(), float("inf")))
     lead = d.shape[:-2]
     d = d.reshape(-1, 1, H, W)
+    if pool == "median":
+        blocks = F.unfold(d, stride, stride=stride)  # (M, stride^2, h*w)
+        blocks = torch.where(torch.isinf(blocks), torch.full_like(blocks, float("nan")), blocks)
+        med = blocks.nanmedian(dim=1).values  # lower median of the valid depths; nan where none
+        med = torch.where(torch.isnan(med), torch.full_like(med, float("inf")), med)
+        return depth_to_bin(med.view(*lead, H // stride, W // stride), depth_range)
     nearest = -F.max_pool2d(-d, stride)  # (M, 1, h, w) min pooling; inf where no depth
     return depth_to_bin(nearest.view(*lead, H // stride, W // stride), depth_range)
 

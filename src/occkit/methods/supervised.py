@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from occkit.data.sample import Batch
-from occkit.losses.depth import depth_loss, depth_map_targets, lidar_depth_targets, semantic_map_targets
+from occkit.losses.depth import DEPTH_POOLS, depth_loss, depth_map_targets, lidar_depth_targets, semantic_map_targets
 from occkit.losses.occupancy import (
     class_weights_from_counts,
     geometry_semantic_cross_entropy,
@@ -52,10 +52,15 @@ class SupervisedConfig:
     """Compute Lovász on a random subset of at most this many kept voxels (CPU speed); None = all."""
     depth_weight: float = 1.0
     """Weight of the depth loss (``loss_depth``); 0 drops the term."""
-    depth_source: Literal["auto", "lidar", "depth_map", "none"] = "auto"
-    """Depth targets: 'lidar' (batch.lidar projected into the cameras), 'depth_map' (batch.depth,
-    synthetic extras), 'auto' (LiDAR when the batch has it, else depth maps, else no depth loss),
-    'none'."""
+    depth_source: Literal["auto", "depth_map_or_lidar", "lidar", "depth_map", "none"] = "auto"
+    """Depth targets: 'lidar' (batch.lidar projected into the cameras), 'depth_map' (batch.depth:
+    dense maps, the synthetic extras or a depth model's), 'auto' (LiDAR when the batch has it,
+    else depth maps, else no depth loss), 'depth_map_or_lidar' (dense maps first, else LiDAR,
+    else none), 'none'."""
+    depth_pool: Literal["nearest", "median"] = "nearest"
+    """Which depth a feature pixel's target takes from the depths in its ``stride x stride`` block:
+    'nearest' (BEVDet) or 'median', about the depth of the block's centre ray that the lift uses
+    (:data:`occkit.losses.depth.DEPTH_POOLS`)."""
     depth_loss: Literal["bce", "ce"] = "bce"
     """'bce': BEVDet's binary cross-entropy against the one-hot bin; 'ce': -log p(bin)."""
     semantic_2d_weight: float = 0.0
@@ -123,8 +128,10 @@ class SupervisedMethod(nn.Module):
             raise ValueError(f"SupervisedConfig.semantic_2d_weight: expected >= 0, got {method_cfg.semantic_2d_weight}")
         self.semantic_2d_head = nn.Conv2d(model_cfg.neck_channels, C, 1) if method_cfg.semantic_2d_weight > 0 else None
         """Auxiliary per-feature-pixel classifier (training only; None when the term is off)."""
-        if method_cfg.depth_source not in ("auto", "lidar", "depth_map", "none"):
+        if method_cfg.depth_source not in ("auto", "depth_map_or_lidar", "lidar", "depth_map", "none"):
             raise ValueError(f"SupervisedConfig.depth_source: unknown value {method_cfg.depth_source!r}")
+        if method_cfg.depth_pool not in DEPTH_POOLS:
+            raise ValueError(f"SupervisedConfig.depth_pool: expected one of {DEPTH_POOLS}, got {method_cfg.depth_pool!r}")
         if method_cfg.lift_depth not in ("predicted", "sensor"):
             raise ValueError(f"SupervisedConfig.lift_depth: expected 'predicted' or 'sensor', got {method_cfg.lift_depth!r}")
         if method_cfg.lift_depth == "sensor" and method_cfg.depth_source == "none":
@@ -210,7 +217,7 @@ class SupervisedMethod(nn.Module):
 
     def depth_targets(self, batch: Batch) -> torch.Tensor | None:
         """Depth-bin targets ``(B, N, H/stride, W/stride)`` (-1 = none) from the configured source,
-        or None when ``depth_source='auto'`` and the batch has neither LiDAR nor depth maps.
+        or None when ``depth_source`` is 'auto' or 'depth_map_or_lidar' and the batch has neither LiDAR nor depth maps.
         Computed in float32 even under autocast (projections need the precision)."""
         with torch.autocast(device_type=batch.images.device.type, enabled=False):
             return self._depth_targets(batch)
@@ -222,16 +229,20 @@ class SupervisedMethod(nn.Module):
         source = self.cfg.depth_source
         if source == "auto":
             source = "lidar" if batch.lidar is not None else "depth_map" if batch.depth is not None else "none"
+        elif source == "depth_map_or_lidar":
+            source = "depth_map" if batch.depth is not None else "lidar" if batch.lidar is not None else "none"
         if source == "none":
             return None
         if source == "lidar":
             if batch.lidar is None:
                 raise ValueError("batch.lidar is None but SupervisedConfig.depth_source is 'lidar'")
             return torch.stack([
-                lidar_depth_targets(batch.lidar[b], batch.intrinsics[b], batch.T_ego_from_cam[b], (H, W), m.feature_stride, rng)
+                lidar_depth_targets(
+                    batch.lidar[b], batch.intrinsics[b], batch.T_ego_from_cam[b], (H, W), m.feature_stride, rng, self.cfg.depth_pool
+                )
                 for b in range(B)
             ])
         if batch.depth is None:
             raise ValueError("batch.depth is None but SupervisedConfig.depth_source is 'depth_map'")
         check_shape(batch.depth, "B N H W", name="batch.depth", dims={"B": B, "N": N, "H": H, "W": W})
-        return depth_map_targets(batch.depth, m.feature_stride, rng)
+        return depth_map_targets(batch.depth, m.feature_stride, rng, self.cfg.depth_pool)

@@ -60,6 +60,10 @@ class DataConfig:
     """DataLoader worker processes per training process (0 = load in the main process)."""
     load_extras: bool = False
     """Load the synthetic extras (LiDAR points, per-camera depth/semantics) when present."""
+    cache_mb: float = 0.0
+    """Keep each split's decoded files (images, labels, extras) in memory up to this many MiB
+    (0 = read them from disk at every visit): spares the decoding when a small dataset is read
+    many times with ``workers: 0``. Each worker process would hold its own copy."""
 
 
 @dataclass
@@ -184,7 +188,8 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
     (:meth:`ImageAugConfig.evaluation`) and no BEV transform. The model's
     output grid must be the dataset's (checked here, naming both).
     """
-    ds = Occ3DDataset(root, split, cameras=tuple(cfg.data.cameras), load_gt=load_gt, load_extras=cfg.data.load_extras)
+    ds = Occ3DDataset(root, split, cameras=tuple(cfg.data.cameras), load_gt=load_gt, load_extras=cfg.data.load_extras,
+                       cache_mb=cfg.data.cache_mb)
     output_grid, _ = lift_grid_of(cfg.model)
     if output_grid.shape != ds.grid.shape:
         raise ConfigError(f"model.point_range/voxel_size give a grid {output_grid.shape} but {root} is {ds.grid.shape}")

@@ -98,3 +98,32 @@ def test_missing_and_corrupt_files_are_named(tiny_occ3d_root, tmp_path):
         Occ3DDataset(tmp_path / "broken")
     with pytest.raises(ValueError, match="split"):
         Occ3DDataset(root, "test")
+
+
+def test_memory_cache_gives_the_same_frames_and_keeps_its_limit(synth_root, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(synth_root, root)
+    plain = Occ3DDataset(root, "all")
+    cached = Occ3DDataset(root, "all", cache_mb=1024)
+    fields = ("images", "occupancy", "mask_camera", "mask_lidar", "lidar", "lidar_labels", "depth", "semantics_2d", "instance_2d")
+    first = [cached[i] for i in range(len(cached))]
+    assert cached.cache_bytes > 0 and len(cached._cache) == len(cached)
+    for s in first:  # a consumer writing into its sample must not reach the cache
+        for k in fields:
+            getattr(s, k).zero_()
+    for d in (tmp_path / "copy" / "gts").iterdir():  # served from memory now
+        shutil.rmtree(d)
+    for i in range(len(cached)):
+        a, b = cached[i], Occ3DDataset(synth_root, "all")[i]
+        for k in fields:
+            x, y = getattr(a, k), getattr(b, k)
+            assert x is not None and x.dtype == y.dtype and torch.equal(x, y), k
+    with pytest.raises(FileNotFoundError, match="labels.npz"):
+        plain[0]
+    per_frame = cached.cache_bytes / len(cached)
+    small = Occ3DDataset(synth_root, "all", cache_mb=1.5 * per_frame / 2**20)  # room for one frame
+    for i in range(len(small)):
+        small[i]
+    assert len(small._cache) == 1 and small.cache_bytes <= small.cache_limit
+    with pytest.raises(ValueError, match="cache_mb"):
+        Occ3DDataset(synth_root, "all", cache_mb=-1)

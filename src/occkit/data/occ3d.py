@@ -91,6 +91,10 @@ class Occ3DDataset(torch.utils.data.Dataset):
         load_gt: read ``labels.npz`` (occupancy and masks).
         load_extras: read the synthetic extras (depth/semantics/instance maps, LiDAR) when present.
         image_root: where ``img_path`` is relative to, if not ``root``.
+        cache_mb: keep the decoded files of frames in memory, up to this many MiB (0 = off): the
+            first read of a frame decodes its files, later reads copy them from memory. Frames
+            are kept in the order first read, none evicted. Each DataLoader worker holds its own
+            cache, so it suits ``workers: 0`` (a small dataset read many times on a few cores).
     """
 
     def __init__(
@@ -102,8 +106,14 @@ class Occ3DDataset(torch.utils.data.Dataset):
         load_gt: bool = True,
         load_extras: bool = True,
         image_root: str | os.PathLike | None = None,
+        cache_mb: float = 0.0,
     ) -> None:
         self.root = Path(root)
+        if not cache_mb >= 0:
+            raise ValueError(f"cache_mb must be >= 0, got {cache_mb!r}")
+        self.cache_limit = int(cache_mb * 2**20)
+        self._cache: dict[str, dict[str, Any]] = {}
+        self.cache_bytes = 0
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.split = split
@@ -215,18 +225,44 @@ class Occ3DDataset(torch.utils.data.Dataset):
         """The frame's ``labels.npz`` arrays (semantics, mask_lidar, mask_camera), checked."""
         return load_occ3d_labels(self.gt_path(token), self.grid.shape)
 
+    def _read_files(self, token: str) -> dict[str, Any]:
+        """The frame's decoded files, checked: ``images`` (list of ``(H, W, 3)`` uint8),
+        ``labels`` (dict, with ``load_gt``), ``lidar`` and ``cams`` (extras, when present)."""
+        raw: dict[str, Any] = {}
+        if self.load_images:
+            imgs = [load_image(self.image_path(token, c)) for c in self.cameras]
+            shapes = {im.shape for im in imgs}
+            if len(shapes) != 1:
+                raise ValueError(f"frame {token}: camera images differ in size {sorted(shapes)}")
+            raw["images"] = imgs
+        if self.load_gt:
+            raw["labels"] = self.read_labels(token)
+        if self.load_extras:
+            raw.update(self._read_extras(token, raw.get("images")))
+        return raw
+
+    def _files(self, token: str) -> dict[str, Any]:
+        """:meth:`_read_files`, through the memory cache when ``cache_mb`` > 0."""
+        if self.cache_limit <= 0:
+            return self._read_files(token)
+        raw = self._cache.get(token)
+        if raw is None:
+            raw = self._read_files(token)
+            size = _nbytes(raw)
+            if self.cache_bytes + size <= self.cache_limit:
+                self._cache[token] = raw
+                self.cache_bytes += size
+        return raw
+
     def __getitem__(self, i: int) -> Sample:
         f = self.frames[i]
         token = f.token
         info = self.info(token)
         Ks = torch.stack([self.intrinsics(token, c) for c in self.cameras]).float()
         Ts = torch.stack([self.T_ego_from_cam(token, c) for c in self.cameras]).float()
+        raw = self._files(token)
         if self.load_images:
-            imgs = [load_image(self.image_path(token, c)) for c in self.cameras]
-            shapes = {im.shape for im in imgs}
-            if len(shapes) != 1:
-                raise ValueError(f"frame {token}: camera images differ in size {sorted(shapes)}")
-            images = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div_(255)
+            images = torch.from_numpy(np.stack(raw["images"])).permute(0, 3, 1, 2).float().div_(255)
         else:
             images = torch.zeros(len(self.cameras), 3, 0, 0)
         sample = Sample(
@@ -244,18 +280,26 @@ class Occ3DDataset(torch.utils.data.Dataset):
         if T_l is not None:
             sample.T_ego_from_lidar = T_l.float()
         if self.load_gt:
-            gt = self.read_labels(token)
+            gt = raw["labels"]
             sample.occupancy = torch.from_numpy(gt["semantics"].astype(np.int64))
             sample.mask_camera = torch.from_numpy(gt["mask_camera"].astype(bool))
             sample.mask_lidar = torch.from_numpy(gt["mask_lidar"].astype(bool))
-        if self.load_extras:
-            self._load_extras(sample)
+        # every array below is a new copy (astype / stack): the cached ones are never handed out
+        if "lidar" in raw:
+            sample.lidar = torch.from_numpy(raw["lidar"]["points"].astype(np.float32))
+            sample.lidar_labels = torch.from_numpy(raw["lidar"]["labels"].astype(np.int64))
+        if "cams" in raw:
+            maps = raw["cams"]
+            sample.depth = torch.from_numpy(np.stack([m["depth"] for m in maps]).astype(np.float32))
+            sample.semantics_2d = torch.from_numpy(np.stack([m["semantics"] for m in maps]).astype(np.int64))
+            sample.instance_2d = torch.from_numpy(np.stack([m["instance"] for m in maps]).astype(np.int64))
         return sample
 
-    def _load_extras(self, sample: Sample) -> None:
-        d = self.extras_dir(sample.token)
+    def _read_extras(self, token: str, images: list[np.ndarray] | None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        d = self.extras_dir(token)
         if not d.is_dir():
-            return
+            return out
         lidar_path = d / "lidar.npz"
         if lidar_path.exists():
             z = load_npz(lidar_path, keys=("points", "labels"))
@@ -264,8 +308,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
                 raise ValueError(f"{lidar_path}: 'points' has shape {pts.shape}, expected (P, 4)")
             if len(z["labels"]) != len(pts):
                 raise ValueError(f"{lidar_path}: 'labels' has {len(z['labels'])} entries for {len(pts)} points")
-            sample.lidar = torch.from_numpy(pts.astype(np.float32))
-            sample.lidar_labels = torch.from_numpy(z["labels"].astype(np.int64))
+            out["lidar"] = {"points": pts, "labels": z["labels"]}
         cam_files = [d / f"{c}.npz" for c in self.cameras]
         if all(p.exists() for p in cam_files):
             maps = [load_npz(p, keys=("depth", "semantics", "instance")) for p in cam_files]
@@ -274,8 +317,18 @@ class Occ3DDataset(torch.utils.data.Dataset):
                 for k in ("depth", "semantics", "instance"):
                     if m[k].shape != (H, W):
                         raise ValueError(f"{p}: '{k}' has shape {m[k].shape}, expected {(H, W)}")
-            if self.load_images and sample.images.shape[-2:] != (H, W):
-                raise ValueError(f"{cam_files[0]}: maps are {(H, W)} but the images are {tuple(sample.images.shape[-2:])}")
-            sample.depth = torch.from_numpy(np.stack([m["depth"] for m in maps]).astype(np.float32))
-            sample.semantics_2d = torch.from_numpy(np.stack([m["semantics"] for m in maps]).astype(np.int64))
-            sample.instance_2d = torch.from_numpy(np.stack([m["instance"] for m in maps]).astype(np.int64))
+            if images is not None and images[0].shape[:2] != (H, W):
+                raise ValueError(f"{cam_files[0]}: maps are {(H, W)} but the images are {images[0].shape[:2]}")
+            out["cams"] = [{k: m[k] for k in ("depth", "semantics", "instance")} for m in maps]
+        return out
+
+
+def _nbytes(tree: Any) -> int:
+    """Bytes of the numpy arrays in nested dicts / lists."""
+    if isinstance(tree, np.ndarray):
+        return tree.nbytes
+    if isinstance(tree, dict):
+        return sum(_nbytes(v) for v in tree.values())
+    if isinstance(tree, (list, tuple)):
+        return sum(_nbytes(v) for v in tree)
+    return 0

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(args._module)
     try:
         return int(module.run(args) or 0)
-    except (FileNotFoundError, ValueError, KeyError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
         print(f"occkit {args.command}: error: {e}", file=sys.stderr)
         return 1
 

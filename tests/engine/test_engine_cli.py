@@ -25,6 +25,8 @@ def test_train_resume_predict_cli(synth_root, tmp_path, capsys):
     args = ["train", "synth-cpu", "--data", str(synth_root), "--out", str(run), "--no-progress", "--set", *TINY]
     assert main([*args, "--max-steps", "3"]) == 0
     assert load_trainer_state(latest_checkpoint(run))["step"] == 3
+    assert main([*args, "--max-steps", "4"]) == 1  # a fresh run over it would overwrite its checkpoints
+    assert "earlier run" in capsys.readouterr().err
     assert main([*args, "train.val_rayiou=true", "--max-steps", "4", "--resume"]) == 0
     assert load_trainer_state(latest_checkpoint(run))["step"] == 4
     err = capsys.readouterr().err
@@ -34,7 +36,7 @@ def test_train_resume_predict_cli(synth_root, tmp_path, capsys):
     vals = read_jsonl(run / "metrics.jsonl")
     assert [v["step"] for v in vals] == [3, 4] and vals[-1]["frames"] == 2 and vals[-1]["mask"] == "camera"
     assert "rayiou" not in vals[0] and 0.0 <= vals[-1]["rayiou"] <= 100.0
-    assert [r["loss_depth"] > 0 for r in logs] == [True] * 4  # LiDAR depth targets from the extras
+    assert [r["loss_depth"] > 0 for r in logs] == [True] * 4  # depth targets from the extras (the depth maps)
     assert main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(pred), "--no-progress", "--eval"]) == 0
     tokens = [f.token for f in Occ3DDataset(synth_root, "val").frames]
     assert sorted(p.stem for p in pred.glob("*.npz")) == sorted(tokens)

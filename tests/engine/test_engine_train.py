@@ -82,6 +82,15 @@ def test_resume_without_checkpoint_starts_fresh(tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
 
 
+def test_fresh_run_refuses_a_folder_with_checkpoints(tmp_path):
+    train(toy_config(2), tmp_path, ToyFrames(8), method=ToyMethod(), progress=False)
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "checkpoints").glob("step_*/*")}
+    with pytest.raises(FileExistsError, match=r"earlier run.*step_000002.*--resume"):
+        train(toy_config(2), tmp_path, ToyFrames(8), method=ToyMethod(), progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "checkpoints").glob("step_*/*")} == before
+    assert train(toy_config(4), tmp_path, ToyFrames(8), method=ToyMethod(), resume=True, progress=False).step == 4
+
+
 def test_workers_give_the_same_batches(tmp_path):
     cfg = toy_config(4)
     torch.manual_seed(0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     cfg.train.val_every = 0  # validate once, at the end (stage 3)
     cfg.train.ckpt_every = 100
     t0 = time.perf_counter()
+    if (out / "run").exists():  # the demo retrains from scratch each time it runs
+        print(f"replacing the earlier demo run in {out / 'run'}", flush=True)
+        shutil.rmtree(out / "run")
     result = train(cfg, out / "run", train_set, None, resume=False)
     timings["train"] = time.perf_counter() - t0
 

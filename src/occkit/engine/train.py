@@ -91,7 +91,9 @@ def train(
         train_set, val_set: datasets of :class:`~occkit.data.sample.Sample` (val with ground truth).
         method: a ready method (tests, custom recipes); default: ``build_method(cfg)``.
         resume: continue from the newest complete checkpoint in ``run_dir`` (exactly: same data
-            order, RNG streams, optimiser and schedule); start fresh when there is none.
+            order, RNG streams, optimiser and schedule); start fresh when there is none. Without
+            it, a ``run_dir`` that already holds checkpoints is refused (``FileExistsError``): a
+            fresh run there would overwrite them and mix its logs with theirs.
         stop_at: stop after this step as if interrupted (the schedule still spans max_steps).
         rayiou: factory of a fresh RayIoU metric, with ``rayiou_origins(token) -> (K, 3)``.
         progress: show a progress bar (rank 0).
@@ -128,6 +130,11 @@ def _train(
     cfg_dict = to_dict(cfg)
 
     step, train_seconds = 0, 0.0
+    if not resume and (earlier := latest_checkpoint(run_dir)) is not None:
+        raise FileExistsError(
+            f"{run_dir} holds checkpoints of an earlier run (newest: {earlier.name}): resume it (--resume), "
+            "or train into another folder"
+        )
     if resume:
         ckpt = latest_checkpoint(run_dir)
         if ckpt is not None:

@@ -43,6 +43,9 @@ def test_train_resume_predict_cli(synth_root, tmp_path, capsys):
     with np.load(pred / f"{tokens[0]}.npz") as z:
         assert z.files == ["semantics"] and z["semantics"].dtype == np.uint8 and z["semantics"].shape == (200, 200, 16)
     assert "mIoU (camera mask)" in capsys.readouterr().out
+    for norm in ("running", "frame"):  # the checkpoint's weights, normalised either way
+        assert main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(tmp_path / norm), "--no-progress", "--image-norm", norm]) == 0
+        assert len(list((tmp_path / norm).glob("*.npz"))) == len(tokens)
 
 
 def test_cli_errors_name_the_problem(tiny_occ3d_root, tmp_path, capsys):

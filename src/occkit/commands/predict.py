@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="frames per forward pass (default 1)")
     p.add_argument("--workers", type=int, default=0, help="data loader workers (default 0)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even when the checkpoint has EMA weights")
+    p.add_argument("--image-norm", choices=("running", "frame"), default=None,
+                   help="override the checkpoint's model.image_norm_eval: how the image BatchNorms normalise "
+                        "(running averages or each frame's own statistics); the weights are the same")
     p.add_argument("--eval", action="store_true", help="also print mIoU (camera mask) against the split's ground truth")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -26,10 +29,17 @@ def run(args: argparse.Namespace) -> int:
     from occkit.engine.data import eval_batches
     from occkit.engine.evaluate import evaluate, resolve_amp, write_predictions
     from occkit.experiment import build_dataset, load_checkpoint_method
+    from occkit.models.occnet import OccNet
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema)
+    if args.image_norm is not None:
+        nets = [m for m in method.modules() if isinstance(m, OccNet)]
+        if not nets:
+            raise ValueError(f"--image-norm: the checkpoint {folder} holds no OccNet")
+        for net in nets:
+            net.set_image_norm_eval(args.image_norm)
     amp = resolve_amp(device, cfg.optim.amp, cfg.optim.cpu_bf16)
     ds = build_dataset(cfg, args.data, args.split, load_gt=args.eval)
     if len(ds) == 0:

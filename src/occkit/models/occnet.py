@@ -150,17 +150,23 @@ class OccNet(nn.Module):
         self.view_transform = view_transform
         self.encoder = encoder
         self.head = head
-        if cfg.image_norm_eval not in ("running", "frame"):
-            raise ValueError(f"image_norm_eval: expected 'running' or 'frame', got {cfg.image_norm_eval!r}")
         self._frame_norms = [m for part in (backbone, neck, view_transform) for m in frame_batchnorms(part)]
-        for m in self._frame_norms:
-            m.frame_stats = cfg.image_norm_eval == "frame"
+        self.set_image_norm_eval(cfg.image_norm_eval)
         self.channels_last = cfg.channels_last and encoder.dims == 3
         if self.channels_last:  # see OccNetConfig.channels_last
             encoder.to(memory_format=torch.channels_last_3d)
             head.to(memory_format=torch.channels_last_3d)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def set_image_norm_eval(self, mode: str) -> None:
+        """Switch how the image path's BatchNorms normalise at inference ('running' or 'frame',
+        :attr:`OccNetConfig.image_norm_eval`); the weights stay as they are."""
+        if mode not in ("running", "frame"):
+            raise ValueError(f"image_norm_eval: expected 'running' or 'frame', got {mode!r}")
+        for m in self._frame_norms:
+            m.frame_stats = mode == "frame"
+        self.cfg.image_norm_eval = mode  # type: ignore[assignment]
 
     @property
     def depth_bins(self) -> torch.Tensor:

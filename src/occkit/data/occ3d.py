@@ -77,7 +77,46 @@ def load_occ3d_labels(path: Path, shape: tuple[int, int, int] = (200, 200, 16)) 
             raise ValueError(f"{path}: '{k}' has dtype {a.dtype}, expected uint8")
     if z["semantics"].max(initial=0) > 17:
         raise ValueError(f"{path}: 'semantics' has class {int(z['semantics'].max())} > 17")
+    for k in ("mask_lidar", "mask_camera"):
+        m = z[k]
+        if m.dtype == np.uint8 and m.max(initial=0) > 1:
+            bad = np.unique(m[m > 1])
+            shown = ", ".join(str(int(v)) for v in bad[:8]) + (", ..." if len(bad) > 8 else "")
+            raise ValueError(f"{path}: '{k}' must hold 0/1, found {shown} in {int((m > 1).sum())} voxels")
     return z
+
+
+#: How far the principal point may lie from the image centre, as a fraction of the width, before
+#: the image is taken to be resized without its intrinsics (nuScenes: under 0.03; a half-size
+#: image with full-size intrinsics: 0.5).
+PRINCIPAL_POINT_TOLERANCE = 0.2
+
+
+def check_image_fits_intrinsics(K: torch.Tensor, hw: tuple[int, int], where: str,
+                                recorded_hw: tuple[int, int] | None = None) -> None:
+    """Refuse an image whose size does not fit its intrinsics (a resized image with the original
+    ``K`` would give a silently wrong model input).
+
+    Checks: the image size equals the size the dataset records for the camera (``recorded_hw``,
+    when it records one); the principal point lies inside the image and within
+    :data:`PRINCIPAL_POINT_TOLERANCE` of the width from its horizontal centre (vertically only
+    inside: crops from the top, as BEVDet-style pipelines and the synthetic world make them,
+    move it up).
+
+    Args:
+        K: ``(3, 3)`` intrinsics. hw: the image's ``(H, W)``. where: what to name in the error.
+    """
+    H, W = hw
+    if recorded_hw is not None and tuple(recorded_hw) != (H, W):
+        raise ValueError(f"{where}: the image is {W}x{H} but the annotations record {recorded_hw[1]}x{recorded_hw[0]} "
+                         "for this camera: resize the image back, or rescale the intrinsics and the recorded size")
+    cx, cy = float(K[0, 2]), float(K[1, 2])
+    if not (0 < cx < W and 0 < cy < H) or abs(cx / W - 0.5) > PRINCIPAL_POINT_TOLERANCE:
+        raise ValueError(
+            f"{where}: the image is {W}x{H} but the intrinsics put the principal point at ({cx:.1f}, {cy:.1f}), "
+            f"which fits an image of about {2 * cx:.0f} pixels wide: a resized image with the original intrinsics? "
+            "Rescale 'intrinsic' in annotations.json to the image size (occkit does not guess)"
+        )
 
 
 class Occ3DDataset(torch.utils.data.Dataset):
@@ -172,10 +211,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
 
     def image_path(self, token: str, cam: str) -> Path:
         info = self.info(token)
-        try:
-            rel = info["camera_sensor"][cam]["img_path"]
-        except KeyError as e:
-            raise KeyError(f"{self.annotations_path}: frame {token} has no img_path for camera {cam}") from e
+        rel = self._field(info, ("camera_sensor", cam, "img_path"), token, cam)
         p = Path(rel)
         if p.is_absolute():
             return p
@@ -205,10 +241,35 @@ class Occ3DDataset(torch.utils.data.Dataset):
             raise ValueError(f"{path}: an object lacks 'instance' or 'name' ({e})") from e
 
     # ------------------------------------------------------------------ poses
+    def _where(self, token: str, cam: str | None = None) -> str:
+        """``annotations.json: scene S, frame T[, camera C]``, for errors."""
+        f = self.frames[self.index_of(token)]
+        return f"{self.annotations_path}: scene {f.scene}, frame {token}" + (f", camera {cam}" if cam else "")
+
+    def _field(self, entry: Any, keys: tuple[str, ...], token: str, cam: str | None = None) -> Any:
+        """``entry[k0][k1]...``; a missing key raises ``KeyError`` naming file, scene, frame, camera."""
+        node, path = entry, []
+        for k in keys:
+            path.append(k)
+            if not isinstance(node, dict) or k not in node:
+                raise KeyError(f"{self._where(token, cam)}: no '{'.'.join(path)}'")
+            node = node[k]
+        return node
+
+    def _pose(self, pose: Any, token: str, cam: str | None, what: str) -> torch.Tensor:
+        """A checked ``transform_from_pose`` of a ``{translation, rotation}`` entry named ``what``."""
+        t = self._field(pose, ("translation",), token, cam) if isinstance(pose, dict) else None
+        q = self._field(pose, ("rotation",), token, cam) if isinstance(pose, dict) else None
+        if t is None or q is None:
+            raise KeyError(f"{self._where(token, cam)}: '{what}' is not a {{translation, rotation}} mapping")
+        try:
+            return transform_from_pose(t, q)
+        except (ValueError, TypeError, RuntimeError) as e:
+            raise ValueError(f"{self._where(token, cam)}: '{what}' is degenerate ({e})") from e
+
     def T_global_from_ego(self, token: str) -> torch.Tensor:
         """``(4, 4)`` float64 ego pose of the frame."""
-        pose = self.info(token)["ego_pose"]
-        return transform_from_pose(pose["translation"], pose["rotation"])
+        return self._pose(self._field(self.info(token), ("ego_pose",), token), token, None, "ego_pose")
 
     def T_ego_from_cam(self, token: str, cam: str) -> torch.Tensor:
         """``(4, 4)`` float64 camera -> ego (at the frame's timestamp).
@@ -216,12 +277,10 @@ class Occ3DDataset(torch.utils.data.Dataset):
         nuScenes cameras fire at slightly different times from the frame: with the camera's own
         ego pose, ``T_ego_from_cam = T_ego_from_global @ T_global_from_egocam @ T_egocam_from_cam``.
         """
-        sensor = self.info(token)["camera_sensor"][cam]
-        ext = sensor["extrinsic"]
-        T = transform_from_pose(ext["translation"], ext["rotation"])
+        sensor = self._field(self.info(token), ("camera_sensor", cam), token, cam)
+        T = self._pose(self._field(sensor, ("extrinsic",), token, cam), token, cam, "extrinsic")
         if "ego_pose" in sensor:
-            cam_pose = sensor["ego_pose"]
-            T_global_from_egocam = transform_from_pose(cam_pose["translation"], cam_pose["rotation"])
+            T_global_from_egocam = self._pose(sensor["ego_pose"], token, cam, "ego_pose")
             T = invert_transform(self.T_global_from_ego(token)) @ T_global_from_egocam @ T
         return T
 
@@ -230,14 +289,27 @@ class Occ3DDataset(torch.utils.data.Dataset):
         sensor = self.info(token).get("lidar_sensor")
         if not sensor:
             return None
-        ext = sensor["extrinsic"]
-        return transform_from_pose(ext["translation"], ext["rotation"])
+        return self._pose(self._field(sensor, ("extrinsic",), token, "lidar_sensor"), token, "lidar_sensor", "extrinsic")
 
     def intrinsics(self, token: str, cam: str) -> torch.Tensor:
-        K = torch.as_tensor(self.info(token)["camera_sensor"][cam]["intrinsic"], dtype=torch.float64)
+        raw = self._field(self.info(token), ("camera_sensor", cam, "intrinsic"), token, cam)
+        try:
+            K = torch.as_tensor(raw, dtype=torch.float64)
+        except (ValueError, TypeError, RuntimeError) as e:
+            raise ValueError(f"{self._where(token, cam)}: 'intrinsic' is not a 3x3 matrix of numbers ({e})") from e
         if K.shape != (3, 3):
-            raise ValueError(f"{self.annotations_path}: frame {token} camera {cam}: intrinsic has shape {tuple(K.shape)}, expected (3, 3)")
+            raise ValueError(f"{self._where(token, cam)}: 'intrinsic' has shape {tuple(K.shape)}, expected (3, 3)")
+        if not bool(torch.isfinite(K).all()) or float(K[0, 0]) <= 0 or float(K[1, 1]) <= 0:
+            raise ValueError(f"{self._where(token, cam)}: 'intrinsic' is degenerate (focal lengths must be finite and > 0): {K.tolist()}")
         return K
+
+    def recorded_image_size(self, token: str, cam: str) -> tuple[int, int] | None:
+        """``(H, W)`` the annotations record for a camera image (``height`` / ``width`` beside
+        ``img_path``, as nuScenes' sample_data has them), or None: Occ3D records none."""
+        sensor = self._field(self.info(token), ("camera_sensor", cam), token, cam)
+        if "height" in sensor and "width" in sensor:
+            return int(sensor["height"]), int(sensor["width"])
+        return None
 
     # ------------------------------------------------------------------ loading
     def read_labels(self, token: str) -> dict[str, np.ndarray]:
@@ -281,6 +353,9 @@ class Occ3DDataset(torch.utils.data.Dataset):
         Ts = torch.stack([self.T_ego_from_cam(token, c) for c in self.cameras]).float()
         raw = self._files(token)
         if self.load_images:
+            for c, K, im in zip(self.cameras, Ks, raw["images"]):
+                check_image_fits_intrinsics(K, im.shape[:2], f"{self.image_path(token, c)} ({self._where(token, c)})",
+                                            self.recorded_image_size(token, c))
             images = torch.from_numpy(np.stack(raw["images"])).permute(0, 3, 1, 2).float().div_(255)
         else:
             images = torch.zeros(len(self.cameras), 3, 0, 0)

@@ -11,7 +11,8 @@ Layout under ``root``::
     gts/<scene>/<token>/labels.npz   semantics, mask_lidar, mask_camera: uint8 (200, 200, 16)
     <img_path>                  camera images (JPEG or PNG), relative to root (or image_root)
     extras/<scene>/<token>/     (synthetic addition) <CAM>.npz {depth, semantics, instance},
-                                lidar.npz {points (P, 4), labels, instance}, objects.json
+                                lidar.npz {points (P, 4), labels, instance}, objects.json,
+                                instances.npz {instance (200, 200, 16) int32}
 
 Readers of the real dataset never require the synthetic additions.
 """
@@ -239,6 +240,18 @@ class Occ3DDataset(torch.utils.data.Dataset):
             return {int(o["instance"]): str(o["name"]) for o in self.objects(token)}
         except (KeyError, TypeError) as e:
             raise ValueError(f"{path}: an object lacks 'instance' or 'name' ({e})") from e
+
+    def read_instances(self, token: str) -> np.ndarray | None:
+        """The frame's voxel instance ids (synthetic extras ``instances.npz``): ``(X, Y, Z)`` int32,
+        the object that gives each voxel of ``semantics`` its class, 0 = ground / free; ``None``
+        when the file is absent. A wrong shape or dtype raises naming the file."""
+        path = self.extras_dir(token) / "instances.npz"
+        if not path.is_file():
+            return None
+        inst = load_npz(path, keys=("instance",))["instance"]
+        if inst.shape != self.grid.shape or inst.dtype != np.int32:
+            raise ValueError(f"{path}: 'instance' is {inst.dtype} {inst.shape}, expected int32 {self.grid.shape}")
+        return inst
 
     # ------------------------------------------------------------------ poses
     def _where(self, token: str, cam: str | None = None) -> str:

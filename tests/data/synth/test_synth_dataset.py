@@ -136,7 +136,10 @@ def test_voxels_behind_a_wall_are_unobserved():
         reflect=torch.tensor([0.5]),
     )
     state.prims = wall
-    state.objects = []
+    state.objects = [{  # every instance a frame shows must have a record (objects.json)
+        "instance": 1, "class_id": 15, "class_name": "manmade", "name": "concrete wall", "attributes": {}, "dynamic": False,
+        "center": c_w.tolist(), "size": [2.0, 60.0, 8.0], "yaw": yaw, "velocity": [0.0, 0.0],
+    }]
     fd = frame_data(scene, 0, state=state)
     g = occ3d_grid()
     centres = g.centers()

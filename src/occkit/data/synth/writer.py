@@ -23,7 +23,7 @@ from occkit.data.synth.occupancy import (
     camera_mask_rays,
     camera_visibility,
     lidar_visibility,
-    semantic_occupancy,
+    semantic_instance_occupancy,
     voxel_center_rays,
 )
 from occkit.data.synth.render import render_camera
@@ -32,11 +32,13 @@ from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar, camer
 from occkit.fileio import save_npz_atomic, write_bytes_atomic, write_json_atomic
 from occkit.geometry.grid import occ3d_grid
 from occkit.geometry.transforms import apply_transform, invert_transform, pose_from_transform
+from occkit.shapes import check_shape
 
 TIMESTAMP_BASE_US = 1_600_000_000_000_000
 """Timestamp (microseconds) of frame 0 of scene 0; scenes are 10 minutes apart."""
 OBJECT_RADIUS = 60.0
-"""objects.json lists the objects within this many metres of the ego."""
+"""objects.json lists the objects within this many metres of the ego (and any farther one that a
+pixel, LiDAR point or voxel of the frame shows)."""
 
 
 @contextmanager
@@ -70,8 +72,11 @@ def frame_data(scene: Scene, frame_index: int, state: SceneState | None = None) 
     ``cameras`` {cam: {K (3,3) float64, T_ego_from_cam (4,4) float64, rgb (H,W,3) uint8,
     depth (H,W) float32, semantics (H,W) uint8, instance (H,W) int32}}, ``lidar`` {points (N,4)
     float32 ego frame, labels (N,) uint8, instance (N,) int32, T_ego_from_lidar}, ``semantics``,
-    ``mask_lidar``, ``mask_camera`` (200, 200, 16) uint8, and ``objects`` (list of dicts, ego
-    frame boxes and velocities added).
+    ``mask_lidar``, ``mask_camera`` (200, 200, 16) uint8, ``instance`` (200, 200, 16) int32 (the
+    instance that gives each voxel its class, 0 = ground / free; see
+    :func:`~occkit.data.synth.occupancy.semantic_instance_occupancy`), and ``objects`` (list of
+    dicts, ego frame boxes and velocities added: :func:`object_records`, every instance any map
+    shows included).
     """
     cfg = scene.config
     H, W = cfg.image_size
@@ -87,7 +92,7 @@ def frame_data(scene: Scene, frame_index: int, state: SceneState | None = None) 
     T_el = T_ego_from_lidar()
     pts_l, labels, inst = simulate_lidar(state, T_ge @ T_el)
     pts_e = torch.cat([apply_transform(T_el.float(), pts_l[:, :3]), pts_l[:, 3:]], -1)
-    sem = semantic_occupancy(state, grid, T_ge)
+    sem, inst_vox = semantic_instance_occupancy(state, grid, T_ge)
     mask_l = lidar_visibility(grid, T_el[:3, 3].float(), pts_e[:, :3])
     occupied = sem != FREE
     origins, dirs = [], []
@@ -98,17 +103,51 @@ def frame_data(scene: Scene, frame_index: int, state: SceneState | None = None) 
         origins += [o, ov]
         dirs += [d, dv]
     mask_c = camera_visibility(grid, occupied, torch.cat(origins), torch.cat(dirs))
-    T_eg = invert_transform(T_ge)
-    yaw_e = math.atan2(float(T_ge[1, 0]), float(T_ge[0, 0]))
+    seen = torch.cat([inst_vox.flatten().long(), inst.flatten().long(), *(c["instance"].flatten().long() for c in cams.values())]).unique()
+    objects = object_records(state, seen.tolist())
+    return {
+        "state": state, "T_global_from_ego": T_ge, "cameras": cams,
+        "lidar": {"points": pts_e.float(), "labels": labels, "instance": inst, "T_ego_from_lidar": T_el},
+        "semantics": sem, "instance": inst_vox, "mask_lidar": mask_l.to(torch.uint8), "mask_camera": mask_c.to(torch.uint8),
+        "objects": objects,
+    }
+
+
+def object_records(state: SceneState, seen: list[int] | tuple[int, ...] = (), T_global_from_frame: torch.Tensor | None = None,
+                   radius: float = OBJECT_RADIUS) -> list[dict[str, Any]]:
+    """``objects.json`` entries of a frame: every object within ``radius`` metres (horizontally)
+    of the ego, and every object whose instance id is in ``seen`` (ids shown by a pixel, a LiDAR
+    point or a voxel; 0 = none is skipped), in instance order.
+
+    Args:
+        state: the posed scene; its ``objects`` must hold a record of every id in ``seen``.
+        seen: instance ids the frame's maps show.
+        T_global_from_frame: ``(4, 4)`` frame of ``box_ego`` / ``velocity_ego`` -> world (default:
+            the ego frame; the SemanticKITTI export passes its velodyne frame).
+        radius: metres.
+    Returns:
+        dicts with instance, class_id, class_name, name, attributes, dynamic, box_ego {center,
+        size, yaw}, velocity_ego [vx, vy], box_global, velocity_global.
+    """
+    T_ge = state.T_global_from_ego.double()
+    T_gf = T_ge if T_global_from_frame is None else T_global_from_frame.double()
+    check_shape(T_gf, "4 4", name="T_global_from_frame")
+    wanted = {int(i) for i in seen} - {0}
+    missing = wanted - {int(o["instance"]) for o in state.objects}
+    if missing:
+        raise ValueError(f"{state.scene.name} frame {state.frame_index}: instances {sorted(missing)[:10]} are shown but have no "
+                         f"record in state.objects ({len(missing)} missing)")
+    T_fg = invert_transform(T_gf)
+    yaw_f = math.atan2(float(T_gf[1, 0]), float(T_gf[0, 0]))
     objects = []
     for o in state.objects:
         c = torch.tensor(o["center"], dtype=torch.float64)
-        if float((c[:2] - T_ge[:2, 3]).norm()) > OBJECT_RADIUS:
+        if float((c[:2] - T_ge[:2, 3]).norm()) > radius and int(o["instance"]) not in wanted:
             continue
-        ce = apply_transform(T_eg, c[None])[0]
+        ce = apply_transform(T_fg, c[None])[0]
         v = torch.tensor([o["velocity"][0], o["velocity"][1], 0.0], dtype=torch.float64)
-        ve = T_eg[:3, :3] @ v
-        yaw = (o["yaw"] - yaw_e + math.pi) % (2 * math.pi) - math.pi
+        ve = T_fg[:3, :3] @ v
+        yaw = (o["yaw"] - yaw_f + math.pi) % (2 * math.pi) - math.pi
         objects.append({
             "instance": o["instance"], "class_id": o["class_id"], "class_name": o["class_name"], "name": o["name"],
             "attributes": o["attributes"], "dynamic": o["dynamic"],
@@ -117,11 +156,7 @@ def frame_data(scene: Scene, frame_index: int, state: SceneState | None = None) 
             "box_global": {"center": [round(x, 4) for x in o["center"]], "size": [round(x, 4) for x in o["size"]], "yaw": round(o["yaw"], 5)},
             "velocity_global": [round(x, 4) for x in o["velocity"]],
         })
-    return {
-        "state": state, "T_global_from_ego": T_ge, "cameras": cams,
-        "lidar": {"points": pts_e.float(), "labels": labels, "instance": inst, "T_ego_from_lidar": T_el},
-        "semantics": sem, "mask_lidar": mask_l.to(torch.uint8), "mask_camera": mask_c.to(torch.uint8), "objects": objects,
-    }
+    return objects
 
 
 def _encode_image(rgb: np.ndarray, fmt: str, quality: int) -> bytes:
@@ -167,6 +202,7 @@ def generate_scene(out_dir: str | os.PathLike, config: SynthConfig, scene_index:
             write_json_atomic(out / "extras" / name / token / "objects.json", {"token": token, "scene": name, "objects": fd["objects"]})
             gt_rel = f"gts/{name}/{token}/labels.npz"
             save_npz_atomic(out / gt_rel, semantics=fd["semantics"].numpy(), mask_lidar=fd["mask_lidar"].numpy(), mask_camera=fd["mask_camera"].numpy())
+            save_npz_atomic(out / "extras" / name / token / "instances.npz", instance=fd["instance"].numpy())
             infos[token] = {
                 "timestamp": ts,
                 "camera_sensor": cam_infos,

@@ -13,6 +13,9 @@ Public API::
     frame_data(scene, frame_index) -> every ground truth of a frame, in memory
     object_records(state, seen) -> objects.json entries (near the ego, and every instance seen)
 
+The fine-name vocabulary (every object name with its class, ground and sky words, held-out names)
+is :mod:`occkit.data.synth.vocabulary` (FINE_NAMES, CLASS_WORDS, HELDOUT_NAMES, describe()).
+
 See docs/DATASET.md for the on-disk layout.
 """
 

@@ -112,7 +112,7 @@ def test_checkpoint_round_trip_and_latest(tmp_path):
     m = Tiny()
     m.bn.running_mean.fill_(0.25)
     ck = _save(tmp_path, 7, m, ema=Tiny())
-    assert ck.name == "step_000007" and sorted(p.name for p in ck.iterdir()) == ["config.json", "ema.safetensors", "model.safetensors", "trainer.pt"]
+    assert ck.name == "step_000007" and sorted(p.name for p in ck.iterdir()) == ["checksums.json", "config.json", "ema.safetensors", "model.safetensors", "trainer.pt"]
     other = Tiny()
     load_weights(other, ck / "model.safetensors")
     for k, v in m.state_dict().items():

@@ -8,15 +8,23 @@ Layout of a run folder::
         config.json           the experiment config (plain dict)
         trainer.pt            {"step", "optimizer", "scheduler", "scaler", "world_size", "seed"}
                               (tensors, numbers and strings only: loads with weights_only=True)
+        checksums.json        SHA-256 of each file above, verified whenever one is loaded
     RUN/checkpoints/latest    text file holding the name of the newest complete checkpoint
 
 A checkpoint is written into a hidden temporary folder which is renamed into place when complete,
-and ``latest`` is then replaced atomically, so a crash never leaves a torn checkpoint behind.
-Nothing here unpickles arbitrary objects.
+and ``latest`` is then replaced atomically, so a crash never leaves a torn checkpoint behind; the
+hidden folders a crash leaves are removed by :func:`remove_partial_checkpoints` (the engine calls
+it when a run starts or resumes). Files get the permissions a plain ``open()`` gives (0666 &
+~umask), folders 0777 & ~umask. A file whose bytes no longer match its checksum (a flipped bit
+in the tensor data leaves the safetensors header intact) and weights holding NaN or infinity are
+refused with an error naming the file. Checkpoints written before checksums existed load
+unverified. Nothing here unpickles arbitrary objects.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import re
 import shutil
@@ -35,7 +43,78 @@ EMA_FILE = "ema.safetensors"
 CONFIG_FILE = "config.json"
 TRAINER_FILE = "trainer.pt"
 LATEST_FILE = "latest"
+CHECKSUM_FILE = "checksums.json"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+_PARTIAL_DIR = re.compile(r"^\.(step_\d+)\.(?:.+\.tmp|old)$")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_checksum(path: str | os.PathLike) -> bool:
+    """Check ``path`` against the ``checksums.json`` beside it.
+
+    Returns True when verified, False when there is no record to check against (a checkpoint
+    from before checksums, or a file saved outside :func:`save_checkpoint`). Raises ``ValueError``
+    naming the file when its bytes do not match the record.
+    """
+    path = Path(path)
+    record_path = path.parent / CHECKSUM_FILE
+    if not record_path.is_file():
+        return False
+    record = read_json(record_path)
+    expected = record.get(path.name) if isinstance(record, dict) else None
+    if expected is None:
+        return False
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ValueError(
+            f"{path}: corrupted: its SHA-256 is {actual[:16]}... but {record_path.name} recorded "
+            f"{str(expected)[:16]}... when it was saved (a damaged copy or disk?); use another checkpoint"
+        )
+    return True
+
+
+def _permissions(folder: Path) -> None:
+    """Files 0666 & ~umask and the folder 0777 & ~umask, as ``open()`` and ``mkdir`` give them
+    (``mkdtemp`` makes 0700 and some writers 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in folder.iterdir():
+        if f.is_file():
+            os.chmod(f, 0o666 & ~mask)
+    os.chmod(folder, 0o777 & ~mask)
+
+
+def remove_partial_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Remove the hidden half-written checkpoint folders a crash left in ``RUN/checkpoints``.
+
+    ``.step_N.*.tmp`` folders (a save that did not finish) are removed. A ``.step_N.old`` folder
+    (the previous copy of a step being saved again) is removed when ``step_N`` exists, and renamed
+    back to ``step_N`` when the crash came between the two renames. Returns the folders removed.
+    Call it only when no other process is saving into this run.
+    """
+    root = Path(run_dir) / "checkpoints"
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for p in sorted(root.iterdir()):
+        m = _PARTIAL_DIR.match(p.name)
+        if not m or not p.is_dir():
+            continue
+        final = root / m.group(1)
+        if p.name.endswith(".old") and not final.exists() and is_complete(p):
+            os.replace(p, final)
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
 
 
 def checkpoint_name(step: int) -> str:
@@ -81,6 +160,9 @@ def save_checkpoint(
             save_model(ema, str(tmp / EMA_FILE), force_contiguous=True)
         write_json_atomic(tmp / CONFIG_FILE, config)
         torch.save({**trainer_state, "step": int(step)}, tmp / TRAINER_FILE)
+        sums = {f.name: file_sha256(f) for f in sorted(tmp.iterdir()) if f.is_file()}
+        write_json_atomic(tmp / CHECKSUM_FILE, sums)
+        _permissions(tmp)
         if final.exists():  # the same step saved again (e.g. after a resume): replace it
             old = root / f".{final.name}.old"
             shutil.rmtree(old, ignore_errors=True)
@@ -156,12 +238,36 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike, strict: bool 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such weights file")
+    verify_checksum(path)
     try:
         load_model(module, str(path), strict=strict, device="cpu")
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{path}: cannot read as safetensors ({type(e).__name__}: {e})") from e
     except RuntimeError as e:  # missing/unexpected keys or shape mismatch
         raise ValueError(f"{path}: does not fit the model ({e})") from e
+    bad = non_finite_tensors(module.state_dict())
+    if bad:
+        raise ValueError(f"{path}: weights hold NaN or infinity in {len(bad)} tensor(s), e.g. {', '.join(bad[:3])}: "
+                         "a diverged or corrupted run; use an earlier checkpoint")
+
+
+def non_finite_tensors(tree: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the floating-point tensors holding NaN or infinity in nested dicts/lists
+    (a ``state_dict``, an optimiser state), or of such float numbers."""
+    out: list[str] = []
+    if isinstance(tree, torch.Tensor):
+        if tree.is_floating_point() and not bool(torch.isfinite(tree).all()):
+            out.append(prefix or "tensor")
+    elif isinstance(tree, float):
+        if not math.isfinite(tree):
+            out.append(prefix or "value")
+    elif isinstance(tree, dict):
+        for k, v in tree.items():
+            out += non_finite_tensors(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            out += non_finite_tensors(v, f"{prefix}[{i}]")
+    return out
 
 
 def load_trainer_state(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
@@ -169,18 +275,25 @@ def load_trainer_state(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(ckpt_dir) / TRAINER_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such trainer state file")
+    verify_checksum(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError, RuntimeError (zip), EOFError ...
         raise ValueError(f"{path}: cannot read trainer state ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or "step" not in state:
         raise ValueError(f"{path}: trainer state has no 'step'")
+    bad = non_finite_tensors({k: state.get(k) for k in ("optimizer", "scheduler", "scaler")})
+    if bad:
+        raise ValueError(f"{path}: trainer state holds NaN or infinity ({', '.join(bad[:3])}): a diverged or "
+                         "corrupted run; resume from an earlier checkpoint")
     return state
 
 
 def load_config_dict(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
     """The experiment config saved with a checkpoint (plain dict)."""
     path = Path(ckpt_dir) / CONFIG_FILE
+    if path.is_file():
+        verify_checksum(path)
     data = read_json(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object")

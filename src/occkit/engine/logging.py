@@ -19,16 +19,27 @@ class RunLogger:
     Args:
         run_dir: the run folder.
         tensorboard: also write TensorBoard event files under ``run_dir/tb``.
+        start_step: the step the run starts (or resumes) from: the JSON-lines records of later
+            steps, left by the run before a crash, are dropped (their steps are about to be
+            redone), and TensorBoard is told to purge its events from ``start_step + 1`` on
+            (``SummaryWriter(purge_step=...)``). None keeps every record.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, tensorboard: bool = True) -> None:
+    #: The JSON-lines files :class:`RunLogger` writes and ``start_step`` truncates.
+    JSONL_FILES = ("train.jsonl", "metrics.jsonl")
+
+    def __init__(self, run_dir: str | os.PathLike, tensorboard: bool = True, start_step: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if start_step is not None:
+            for name in self.JSONL_FILES:
+                truncate_jsonl(self.run_dir / name, start_step)
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # imported here: slow import
 
-            self._tb = SummaryWriter(log_dir=str(self.run_dir / "tb"))
+            purge = None if start_step is None else start_step + 1
+            self._tb = SummaryWriter(log_dir=str(self.run_dir / "tb"), purge_step=purge)
 
     def scalars(self, step: int, values: dict[str, float], prefix: str = "") -> None:
         """TensorBoard scalars named ``prefix + key``."""
@@ -64,6 +75,23 @@ def _plain(v: Any) -> Any:
     if hasattr(v, "tolist"):
         return v.tolist()
     return str(v)
+
+
+def truncate_jsonl(path: str | os.PathLike, last_step: int) -> int:
+    """Drop the records of a JSON-lines log whose ``step`` is past ``last_step`` (atomically; a
+    torn last line goes too). Returns how many were dropped; a missing file drops none."""
+    from occkit.fileio import write_text_atomic
+
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    records = read_jsonl(path)
+    keep = [r for r in records if not (isinstance(r.get("step"), (int, float)) and r["step"] > last_step)]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if len(keep) == len(records) and len([x for x in lines if x.strip()]) == len(records):
+        return 0
+    write_text_atomic(path, "".join(json.dumps(r, default=_plain) + "\n" for r in keep))
+    return len(records) - len(keep)
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:

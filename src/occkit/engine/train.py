@@ -31,7 +31,8 @@ from tqdm import tqdm
 from occkit.config import to_dict
 from occkit.data.sample import Batch
 from occkit.engine.checkpoint import (
-    EMA_FILE, MODEL_FILE, latest_checkpoint, load_config_dict, load_trainer_state, load_weights, save_checkpoint,
+    EMA_FILE, MODEL_FILE, latest_checkpoint, load_config_dict, load_trainer_state, load_weights,
+    remove_partial_checkpoints, save_checkpoint,
 )
 from occkit.engine.data import eval_batches, seed_everything, step_seed, train_batches
 from occkit.engine.distributed import (
@@ -93,7 +94,11 @@ def train(
         resume: continue from the newest complete checkpoint in ``run_dir`` (exactly: same data
             order, RNG streams, optimiser and schedule); start fresh when there is none. Without
             it, a ``run_dir`` that already holds checkpoints is refused (``FileExistsError``): a
-            fresh run there would overwrite them and mix its logs with theirs.
+            fresh run there would overwrite them and mix its logs with theirs. Either way, the
+            half-written checkpoint folders a crash left are removed first, a checkpoint whose
+            files fail their checksum or hold NaN / infinity is refused before any step, and the
+            records of ``train.jsonl`` / ``metrics.jsonl`` (and TensorBoard's events) past the
+            step the run starts from are dropped, so the redone steps are not logged twice.
         stop_at: stop after this step as if interrupted (the schedule still spans max_steps).
         rayiou: factory of a fresh RayIoU metric, with ``rayiou_origins(token) -> (K, 3)``.
         progress: show a progress bar (rank 0).
@@ -130,6 +135,9 @@ def _train(
     cfg_dict = to_dict(cfg)
 
     step, train_seconds = 0, 0.0
+    if info.is_main:
+        for partial in remove_partial_checkpoints(run_dir):
+            print(f"removed {partial}: a checkpoint left half-written by an earlier crash", file=sys.stderr)
     if not resume and (earlier := latest_checkpoint(run_dir)) is not None:
         raise FileExistsError(
             f"{run_dir} holds checkpoints of an earlier run (newest: {earlier.name}): resume it (--resume), "
@@ -163,7 +171,7 @@ def _train(
         train_set, cfg.data.batch_size, tc.seed, step, info.rank, info.world_size,
         cfg.data.workers, pin_memory=device.type == "cuda",
     )
-    logger = RunLogger(run_dir, tensorboard=tc.tensorboard) if info.is_main else None
+    logger = RunLogger(run_dir, tensorboard=tc.tensorboard, start_step=step) if info.is_main else None
     if info.is_main:
         write_json_atomic(run_dir / "config.json", cfg_dict)
     end = oc.max_steps if stop_at is None else min(oc.max_steps, stop_at)
@@ -225,7 +233,7 @@ def _train(
                 tc.val_every_minutes > 0 and train_seconds - last_val_seconds >= tc.val_every_minutes * 60, device)
             if val_set is not None and (finished or (tc.val_every > 0 and step % tc.val_every == 0) or due_by_time):
                 record = _validate(cfg, method if ema is None else ema.module, val_set, info, device, amp,
-                                   rayiou, rayiou_origins, step, train_seconds, wall0)
+                                   rayiou, rayiou_origins, step, train_seconds, wall0, progress)
                 last_val_seconds = train_seconds
                 result.validations.append(record)
                 if logger is not None:
@@ -257,7 +265,7 @@ def _train(
 def _validate(
     cfg: ExperimentConfig, method: nn.Module, val_set: Dataset, info: DistInfo, device: torch.device, amp: str,
     rayiou: Callable[[], Any] | None, rayiou_origins: Callable[[str], torch.Tensor] | None,
-    step: int, train_seconds: float, wall0: float,
+    step: int, train_seconds: float, wall0: float, progress: bool = True,
 ) -> dict[str, Any]:
     """Validate on this rank's share of ``val_set``; every rank returns the all-reduced record."""
     batches = eval_batches(val_set, cfg.data.val_batch_size, info.rank, info.world_size, cfg.data.workers,
@@ -265,7 +273,7 @@ def _validate(
     use_ray = cfg.train.val_rayiou and rayiou is not None and rayiou_origins is not None
     scores = evaluate(method, batches, device, amp, mask="camera", num_classes=cfg.model.num_classes,
                       rayiou=rayiou() if use_ray else None, rayiou_origins=rayiou_origins if use_ray else None,
-                      progress=info.is_main, distributed=info.enabled)
+                      progress=progress and info.is_main, distributed=info.enabled)
     record = {"step": step, "train_minutes": train_seconds / 60, "wall_minutes": (time.perf_counter() - wall0) / 60}
     record.update({k: v for k, v in scores.items() if k != "rayiou_detail"})
     return record

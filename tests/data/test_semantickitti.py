@@ -117,3 +117,61 @@ def test_dataset(tmp_path):
     assert torch.allclose(s.intrinsics[0], torch.from_numpy(K).float())
     with pytest.raises(FileNotFoundError, match="sequences"):
         SemanticKITTIDataset(tmp_path / "nothing")
+
+
+def _tiny_layout(root, frames=("000000",), hw=(32, 64)):
+    seq = root / "sequences" / "08"
+    K = np.array([[50.0, 0, 32], [0, 50, 16], [0, 0, 1]])
+    write_calib(seq / "calib.txt", K @ np.hstack([np.eye(3), np.zeros((3, 1))]), np.eye(4))
+    for f in frames:
+        write_label(seq / "voxels" / f"{f}.label", np.zeros(SSC_SHAPE, np.uint16))
+        (seq / "image_2").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((*hw, 3), np.uint8)).save(seq / "image_2" / f"{f}.png")
+    return seq
+
+
+def test_dataset_synthetic_extras(tmp_path):
+    """extras/<NNNNNN>.npz fills depth / semantics_2d / instance_2d when asked; instances.npz and
+    objects.json read through read_instances / objects / instance_names; bad files name themselves."""
+    from occkit.fileio import save_npz_atomic, write_json_atomic
+
+    seq = _tiny_layout(tmp_path, ("000000", "000001"))
+    H, W = 32, 64
+    depth = np.linspace(1, 30, H * W, dtype=np.float32).reshape(H, W)
+    sem = np.full((H, W), 17, np.uint8)
+    sem[20:] = 11
+    inst = np.zeros((H, W), np.int32)
+    inst[5:9, 10:14] = 3
+    sem[5:9, 10:14] = 4
+    save_npz_atomic(seq / "extras" / "000000.npz", depth=depth, semantics=sem, instance=inst)
+    vox = np.zeros(SSC_SHAPE, np.int32)
+    vox[10, 128, 10] = 3
+    save_npz_atomic(seq / "extras" / "000000.instances.npz", instance=vox)
+    write_json_atomic(seq / "extras" / "000000.objects.json", {"token": "08/000000", "objects": [{"instance": 3, "name": "sedan", "class_id": 4}]})
+
+    plain = SemanticKITTIDataset(tmp_path, "val")
+    assert plain[0].depth is None and plain[0].semantics_2d is None  # not asked
+    ds = SemanticKITTIDataset(tmp_path, "val", load_extras=True)
+    s = ds[0]
+    assert s.depth.shape == (1, H, W) and s.depth.dtype == torch.float32 and torch.equal(s.depth[0], torch.from_numpy(depth))
+    assert s.semantics_2d.dtype == torch.long and int(s.semantics_2d[0, 6, 11]) == 4 and int(s.semantics_2d[0, 0, 0]) == 17
+    assert s.instance_2d.dtype == torch.long and int(s.instance_2d[0, 6, 11]) == 3
+    assert ds[1].depth is None  # a frame without extras
+    assert np.array_equal(ds.read_instances("08/000000"), vox) and ds.read_instances("08/000001") is None
+    assert ds.instance_names("08/000000") == {3: "sedan"} and ds.objects("08/000001") == [] and ds.instance_names("08/000001") == {}
+    assert ds.extras_path("08/000001", ".objects.json") == seq / "extras" / "000001.objects.json"
+    with pytest.raises(KeyError, match="09/000000"):
+        ds.objects("09/000000")
+
+    save_npz_atomic(seq / "extras" / "000001.instances.npz", instance=vox.astype(np.int16))
+    with pytest.raises(ValueError, match="000001.instances.npz"):
+        ds.read_instances("08/000001")
+    save_npz_atomic(seq / "extras" / "000001.npz", depth=depth, semantics=sem.astype(np.int64), instance=inst)
+    with pytest.raises(ValueError, match="000001.npz"):
+        ds[1]
+    save_npz_atomic(seq / "extras" / "000001.npz", depth=depth[:16], semantics=sem[:16], instance=inst[:16])
+    with pytest.raises(ValueError, match="000001.npz"):
+        ds[1]  # maps that do not fit image_2
+    write_json_atomic(seq / "extras" / "000001.objects.json", {"objects": [{"name": "sedan"}]})
+    with pytest.raises(ValueError, match="000001.objects.json"):
+        ds.instance_names("08/000001")

@@ -19,19 +19,32 @@ to nothing become 255, ignored), see :func:`occkit.labels.semantickitti_remap_lu
 In a :class:`~occkit.data.sample.Sample` the "ego" frame is the LiDAR (velodyne) frame, the one
 camera is ``image_2``, ``occupancy`` holds learning classes with 255 where ignored, and
 ``mask_camera`` = ``mask_lidar`` = not invalid; ``extra["input_occupancy"]`` is the ``.bin``.
+
+Synthetic additions (written by ``occkit synth --format semantickitti``; never required)::
+
+    sequences/<XX>/extras/<NNNNNN>.npz            depth float32, semantics uint8, instance int32,
+                                                  each (H, W): image_2's exact z-depth (0 = sky),
+                                                  Occ3D class (17 = sky), instance id (0 = none)
+    sequences/<XX>/extras/<NNNNNN>.instances.npz  instance int32 (256, 256, 32), 0 = none
+    sequences/<XX>/extras/<NNNNNN>.objects.json   {"objects": [...]}: fine names by instance
+
+With ``load_extras`` the maps fill the Sample's ``depth``, ``semantics_2d`` and ``instance_2d``
+(``(1, H, W)``); ``semantics_2d`` is in Occ3D classes with 17 = sky (the prior layer's
+vocabulary, :data:`occkit.priors.base.PRIOR_CLASSES`), not in SemanticKITTI learning classes.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from occkit.data.occ3d import load_image
 from occkit.data.sample import Sample
-from occkit.fileio import write_bytes_atomic, write_text_atomic
+from occkit.fileio import load_npz, read_json, write_bytes_atomic, write_text_atomic
 from occkit.geometry.grid import Grid, semantickitti_grid
 from occkit.labels import semantickitti_inverse_lut, semantickitti_remap_lut
 
@@ -215,6 +228,8 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         load_images: read ``image_2``.
         load_gt: read ``.label`` / ``.invalid`` (absent for the test split).
         frame_stride: keep every n-th labelled frame.
+        load_extras: fill ``depth``, ``semantics_2d``, ``instance_2d`` from the synthetic extras
+            (``extras/<NNNNNN>.npz``) where a frame has them (off: real data has none).
     """
 
     def __init__(
@@ -224,6 +239,7 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         load_images: bool = True,
         load_gt: bool = True,
         frame_stride: int = 1,
+        load_extras: bool = False,
     ) -> None:
         self.root = Path(root)
         seq_root = self.root / "sequences"
@@ -239,7 +255,7 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         else:
             seqs = tuple(split)
         self.sequences = tuple(s for s in seqs if (seq_root / s).is_dir())
-        self.load_images, self.load_gt = load_images, load_gt
+        self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
         self.grid: Grid = semantickitti_grid()
         self.frames: list[tuple[str, str]] = []
         self._calib: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -255,6 +271,8 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
             if self._poses[s] is not None:
                 self._poses[s] = self._poses[s] @ calib["Tr"]  # T_world_from_velo
 
+        self._index = {f"{s}/{f}": i for i, (s, f) in enumerate(self.frames)}
+
     def __len__(self) -> int:
         return len(self.frames)
 
@@ -266,6 +284,64 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
     def voxel_path(self, i: int, ext: str) -> Path:
         s, f = self.frames[i]
         return self.root / "sequences" / s / "voxels" / f"{f}.{ext}"
+
+    def index_of(self, token: str) -> int:
+        """Index of the frame ``"<sequence>/<frame id>"``; an unknown token raises naming the root."""
+        if token not in self._index:
+            raise KeyError(f"token {token!r} is not a frame of {self.sequences} under {self.root}")
+        return self._index[token]
+
+    # ---------------------------------------------------------------- synthetic extras
+    def extras_path(self, token: str, suffix: str = ".npz") -> Path:
+        """``sequences/<XX>/extras/<NNNNNN><suffix>`` of a frame (``.npz``, ``.instances.npz``,
+        ``.objects.json``); the file may not exist (real data has no extras)."""
+        s, f = self.frames[self.index_of(token)]
+        return self.root / "sequences" / s / "extras" / f"{f}{suffix}"
+
+    def read_camera_extras(self, token: str) -> dict[str, np.ndarray] | None:
+        """image_2's exact maps (synthetic extras): ``depth`` float32, ``semantics`` uint8 (Occ3D
+        classes, 17 = sky), ``instance`` int32, each ``(H, W)``; ``None`` when absent. Wrong
+        shapes or dtypes raise naming the file."""
+        path = self.extras_path(token)
+        if not path.is_file():
+            return None
+        z = load_npz(path, keys=("depth", "semantics", "instance"))
+        shape = z["depth"].shape
+        for k, dt in (("depth", np.float32), ("semantics", np.uint8), ("instance", np.int32)):
+            if z[k].ndim != 2 or z[k].shape != shape or z[k].dtype != dt:
+                raise ValueError(f"{path}: '{k}' is {z[k].dtype} {z[k].shape}, expected {np.dtype(dt).name} (H, W) like 'depth' {shape}")
+        return {k: z[k] for k in ("depth", "semantics", "instance")}
+
+    def read_instances(self, token: str) -> np.ndarray | None:
+        """The frame's voxel instance ids (synthetic extras ``<NNNNNN>.instances.npz``):
+        ``(256, 256, 32)`` int32 on the ``.label`` grid, 0 = none; ``None`` when absent. A wrong
+        shape or dtype raises naming the file."""
+        path = self.extras_path(token, ".instances.npz")
+        if not path.is_file():
+            return None
+        inst = load_npz(path, keys=("instance",))["instance"]
+        if inst.shape != SSC_SHAPE or inst.dtype != np.int32:
+            raise ValueError(f"{path}: 'instance' is {inst.dtype} {inst.shape}, expected int32 {SSC_SHAPE}")
+        return inst
+
+    def objects(self, token: str) -> list[dict[str, Any]]:
+        """The frame's ``<NNNNNN>.objects.json`` entries (synthetic extras), ``[]`` when absent."""
+        path = self.extras_path(token, ".objects.json")
+        if not path.is_file():
+            return []
+        data = read_json(path)
+        objs = data.get("objects") if isinstance(data, dict) else None
+        if not isinstance(objs, list):
+            raise ValueError(f"{path}: expected {{'objects': [...]}}")
+        return objs
+
+    def instance_names(self, token: str) -> dict[int, str]:
+        """``{instance id: fine name}`` of the frame's objects (synthetic extras; ``{}`` when absent)."""
+        path = self.extras_path(token, ".objects.json")
+        try:
+            return {int(o["instance"]): str(o["name"]) for o in self.objects(token)}
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{path}: an object lacks 'instance' or 'name' ({e})") from e
 
     def load_gt_arrays(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Learning classes ``(256, 256, 32)`` uint8 (255 ignored) and invalid ``(256, 256, 32)``
@@ -306,4 +382,12 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
             valid = torch.from_numpy(~invalid)
             sample.mask_camera = valid
             sample.mask_lidar = valid.clone()
+        if self.load_extras:
+            maps = self.read_camera_extras(sample.token)
+            if maps is not None:
+                if self.load_images and tuple(images.shape[-2:]) != maps["depth"].shape:
+                    raise ValueError(f"{self.extras_path(sample.token)}: maps are {maps['depth'].shape} but image_2 is {tuple(images.shape[-2:])}")
+                sample.depth = torch.from_numpy(maps["depth"])[None]  # (1, H, W)
+                sample.semantics_2d = torch.from_numpy(maps["semantics"].astype(np.int64))[None]
+                sample.instance_2d = torch.from_numpy(maps["instance"].astype(np.int64))[None]
         return sample

@@ -3,6 +3,8 @@ table, and geometric consistency of image, calibration and voxels."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -120,3 +122,47 @@ def test_eval_on_export(kitti_root, tmp_path):
     # all invalid is absent from the confusion matrix (IoU 0 by the SSC convention)
     present = set(np.unique(labels[(labels != 255) & ~invalid]).tolist()) - {0}
     assert all(r["iou"][SEMANTICKITTI_CLASSES[c]] == pytest.approx(100.0) for c in present)
+
+
+def test_export_extras(kitti_root):
+    """The front camera's exact maps, the voxel instances on the .label grid and the objects list
+    (velodyne-frame boxes) sit beside the official files and read back through the reader."""
+    from occkit.data.synth.vocabulary import FINE_NAME_CLASS
+
+    root, cfg = kitti_root
+    ds = SemanticKITTIDataset(root, "val", load_extras=True)
+    token = ds.token(0)
+    s = ds[0]
+    H, W = cfg.image_size
+    assert s.depth.shape == s.semantics_2d.shape == s.instance_2d.shape == (1, H, W)
+    state = scene_state_at(build_scene(cfg, 1), 0)
+    cam = render_camera(state, camera_intrinsics("CAM_FRONT", (H, W)), state.T_global_from_ego.double() @ T_ego_from_camera("CAM_FRONT"), H, W)
+    assert torch.equal(s.depth[0], cam["depth"]) and torch.equal(s.semantics_2d[0], cam["semantics"].long())
+    assert torch.equal(s.instance_2d[0], cam["instance"].long())
+
+    inst = ds.read_instances(token)
+    assert inst.dtype == np.int32 and inst.shape == SSC_SHAPE
+    learning = semantickitti_remap_lut(True)[read_label(root / "sequences" / "08" / "voxels" / "000000.label")]
+    ground_or_empty = np.isin(learning, [0, 9, 11, 12, 17])  # empty, road, sidewalk, other-ground, terrain
+    assert np.array_equal(inst > 0, ~ground_or_empty)
+
+    objs = {o["instance"]: o for o in ds.objects(token)}
+    names = ds.instance_names(token)
+    meta = json.loads((root / "sequences" / "08" / "extras" / "000000.objects.json").read_text())
+    assert meta["token"] == "08/000000" and meta["scene"] == "scene-0001" and meta["frame"] == 0
+    sem2d, inst2d = s.semantics_2d[0].numpy(), s.instance_2d[0].numpy()
+    for i in np.unique(inst2d[inst2d > 0]).tolist():
+        assert set(np.unique(sem2d[inst2d == i]).tolist()) == {objs[i]["class_id"]}
+    centres = semantickitti_grid().centers().numpy()
+    n_checked = 0
+    for i in np.unique(inst[inst > 0]).tolist():
+        o = objs[i]  # every voxel instance is listed ...
+        assert FINE_NAME_CLASS[names[i]] == o["class_id"]
+        # ... and its voxels lie in its box, given in the velodyne frame (voxel half-diagonal slack)
+        b = o["box_ego"]
+        p = centres[inst == i] - np.array(b["center"])
+        c, sn = np.cos(b["yaw"]), np.sin(b["yaw"])
+        local = np.stack([c * p[:, 0] + sn * p[:, 1], -sn * p[:, 0] + c * p[:, 1], p[:, 2]], -1)
+        assert (np.abs(local) <= np.array(b["size"]) / 2 + 0.3).all(), (i, o["name"])
+        n_checked += 1
+    assert n_checked >= 5

@@ -12,6 +12,20 @@ One sequence per scene, one frame per keyframe (``NNNNNN`` = frame index), in th
     sequences/<XX>/voxels/NNNNNN.bin    bit-packed: the LiDAR sweep voxelised (the SSC input)
     splits.json                         {"train": [...], "val": [...]} sequence names
 
+and, beside the official files (which stay exactly as SemanticKITTI has them), the synthetic
+extras the oracle priors read::
+
+    sequences/<XX>/extras/NNNNNN.npz            the front camera's exact maps: depth float32 (H, W)
+                                                z-depth (0 = sky), semantics uint8 (H, W) Occ3D
+                                                class (17 = sky), instance int32 (H, W) (0 = none)
+    sequences/<XX>/extras/NNNNNN.instances.npz  instance int32 (256, 256, 32): the object that gives
+                                                each voxel of the .label its class, 0 = none
+    sequences/<XX>/extras/NNNNNN.objects.json   {"token": "<XX>/NNNNNN", "sequence", "scene",
+                                                "frame", "objects": [...]}: every object within
+                                                60 m of the ego or shown by a pixel, a LiDAR point or
+                                                a voxel, as the Occ3D layout's objects.json, with
+                                                box_ego / velocity_ego in the velodyne frame
+
 Frames: the "velodyne" frame sits at the rig's LiDAR position with the ego's axes (x forward,
 y left, z up), as KITTI's; the grid is 256 x 256 x 32 at 0.2 m from [0, -25.6, -2] m in it.
 Sequence names follow SemanticKITTI's split: validation scenes are ``08`` (then ``30``, ``31``,
@@ -45,7 +59,7 @@ import torch
 from PIL import Image
 
 from occkit.data.semantickitti import SEMANTICKITTI_SPLITS, write_bitpacked, write_calib, write_label
-from occkit.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
+from occkit.fileio import save_npz_atomic, write_bytes_atomic, write_json_atomic, write_text_atomic
 from occkit.geometry.grid import semantickitti_grid
 from occkit.geometry.transforms import apply_transform, invert_transform, make_transform
 from occkit.labels import semantickitti_inverse_lut
@@ -113,7 +127,8 @@ def _png(rgb: np.ndarray) -> bytes:
 
 def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig", scene_index: int, sequence: str) -> Path:
     """Write scene ``scene_index`` as ``sequences/<sequence>``; returns the sequence folder."""
-    from occkit.data.synth import build_scene, render_camera, scene_state_at, semantic_occupancy, simulate_lidar
+    from occkit.data.synth import build_scene, render_camera, scene_state_at, semantic_instance_occupancy, simulate_lidar
+    from occkit.data.synth.writer import object_records
     from occkit.data.synth.occupancy import FREE, camera_mask_rays, camera_visibility, lidar_visibility, voxel_center_rays
     from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar, camera_intrinsics
 
@@ -146,8 +161,8 @@ def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig"
         cam = render_camera(state, K, T_gc, H, W, noise_seed=config.seed * 1_000_003 + scene_index * 7919 + j * 31)
         write_bytes_atomic(seq / "image_2" / f"{name}.png", _png(cam["rgb"].numpy() if isinstance(cam["rgb"], torch.Tensor) else cam["rgb"]))
 
-        sem = semantic_occupancy(state, grid, T_gv)  # (256, 256, 32) Occ3D classes
-        pts_l, _, _ = simulate_lidar(state, T_ge @ T_el)
+        sem, inst_vox = semantic_instance_occupancy(state, grid, T_gv)  # (256, 256, 32) Occ3D classes, instances
+        pts_l, _, inst_l = simulate_lidar(state, T_ge @ T_el)
         pts_v = apply_transform(T_vl.float(), pts_l[:, :3].float())  # (N, 3) velodyne frame
         lidar_seen = lidar_visibility(grid, torch.zeros(3), pts_v)
         o, d = camera_mask_rays(K, T_vc, torch.as_tensor(cam["depth"]), grid)
@@ -158,6 +173,12 @@ def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig"
         write_bitpacked(seq / "voxels" / f"{name}.invalid", (~(lidar_seen | cam_seen)).numpy())
         write_bitpacked(seq / "voxels" / f"{name}.occluded", (~lidar_seen).numpy())
         write_bitpacked(seq / "voxels" / f"{name}.bin", grid.voxelize(pts_v).numpy())
+        ex = seq / "extras"
+        save_npz_atomic(ex / f"{name}.npz", depth=cam["depth"].numpy(), semantics=cam["semantics"].numpy(), instance=cam["instance"].numpy())
+        save_npz_atomic(ex / f"{name}.instances.npz", instance=inst_vox.numpy())
+        seen = torch.cat([inst_vox.flatten().long(), inst_l.flatten().long(), cam["instance"].flatten().long()]).unique()
+        objects = object_records(state, seen.tolist(), T_global_from_frame=T_gv)
+        write_json_atomic(ex / f"{name}.objects.json", {"token": f"{sequence}/{name}", "sequence": sequence, "scene": scene.name, "frame": j, "objects": objects})
     write_text_atomic(seq / "poses.txt", "".join(" ".join(f"{x:.9e}" for x in p.tolist()) + "\n" for p in poses))
     return seq
 

@@ -420,6 +420,11 @@ def test_incomplete_subfolders_name_the_path(hf_root, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"pytorch_model.bin, which is a pickle"):
         build_prior(f"hf:{root}")
     shutil.rmtree(root / "clip")
+    shutil.copytree(hf_root / "detector", root / "detector")
+    (root / "detector" / "tokenizer.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"detector.*missing tokenizer"):  # not an empty vocabulary, silently
+        build_prior(f"hf:{root}")
+    shutil.rmtree(root / "detector")
     shutil.copytree(hf_root / "depth", root / "depth")
     (root / "depth" / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match=r"depth.*missing config.json"):
@@ -436,3 +441,18 @@ def test_bad_options(hf_root):
         build_prior(f"hf:{hf_root}", feature_stride=0)
     with pytest.raises(TypeError, match="colour"):
         build_prior(f"hf:{hf_root}", colour="red")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu(hf_root, prior):
+    gpu = build_prior(f"hf:{hf_root}", device="cuda", **SAM_OPTIONS, **DET_OPTIONS)
+    frame = make_frame(2)
+    a, b = prior(frame, prior.kinds), gpu(frame, gpu.kinds)
+    b.validate(2, (H, W), where="cuda")
+    for k in ("semantics", "confidence", "segments", "depth", "features"):
+        assert getattr(b, k).device.type == "cpu", k
+    torch.testing.assert_close(b.depth, a.depth, atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(b.features, a.features, atol=1e-3, rtol=1e-3)
+    # thresholded outputs may flip at a few pixels where a logit is ~0
+    assert float((a.semantics == b.semantics).float().mean()) > 0.95
+    assert float((a.segments == b.segments).float().mean()) > 0.95

@@ -48,7 +48,9 @@ What each kind is (all on the CPU in the returned :class:`~occkit.priors.base.Pr
 - **depth**: the model's prediction, resized bilinearly to the image, in metres (z-depth).
   Relative depth (Depth Anything's default ``depth_estimation_type="relative"``, DPT/MiDaS) is
   inverse depth up to an unknown scale and shift, not metres: such a model is refused unless
-  ``assume_metric_depth=True`` asserts that this checkpoint predicts metres.
+  ``assume_metric_depth=True`` asserts that this checkpoint predicts metres. The intrinsics are
+  not used: a metric model's scale is right only near the focal lengths it was trained with
+  (Metric3D's canonical-camera correction is not applied here).
 - **features** (MaskCLIP on CLIP's vision tower, METHODS.md §4): see :func:`maskclip_tokens`;
   the patch tokens are sampled bilinearly at the centre of each cell of the ``feature_stride``
   grid (``ceil(H/s) x ceil(W/s)``) and L2-normalised. The text encoder (:class:`ClipText`) is the
@@ -72,7 +74,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from occkit.priors.base import PRIOR_CLASSES, UNKNOWN, PriorFrame, Priors, check_kinds
+from occkit.priors.base import KINDS, PRIOR_CLASSES, UNKNOWN, PriorFrame, Priors, check_kinds
 from occkit.priors.text import offline_hf
 
 #: The subfolder of ROOT that each model lives in.
@@ -103,12 +105,15 @@ PROMPT_CLASSES: dict[str, str] = {
 
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 _PROCESSOR = ("preprocessor_config.json", "processor_config.json")
+_TOKENIZER = ("tokenizer.json", "vocab.json", "vocab.txt", "tokenizer.model")
 
 
 # --------------------------------------------------------------------------------- loading
-def check_model_dir(path: Path, what: str, processor: bool = True) -> Path:
-    """Raise ``FileNotFoundError`` naming ``path`` unless it holds a saved model (config, safetensors
-    weights and, with ``processor``, a processor config); ``what`` says what the folder is for."""
+def check_model_dir(path: Path, what: str, processor: bool = True, tokenizer: bool = False) -> Path:
+    """Raise ``FileNotFoundError`` naming ``path`` unless it holds a saved model: ``config.json``,
+    safetensors weights, with ``processor`` a processor config, with ``tokenizer`` tokenizer files
+    (without them ``AutoTokenizer`` would build an empty vocabulary silently); ``what`` says what
+    the folder is for."""
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such folder ({what})")
     missing = []
@@ -120,6 +125,8 @@ def check_model_dir(path: Path, what: str, processor: bool = True) -> Path:
         missing.append(f"weights ({' or '.join(_WEIGHTS)}{hint})")
     if processor and not any((path / p).is_file() for p in _PROCESSOR):
         missing.append(f"processor ({' or '.join(_PROCESSOR)})")
+    if tokenizer and not any((path / t).is_file() for t in _TOKENIZER):
+        missing.append(f"tokenizer ({' or '.join(_TOKENIZER)})")
     if missing:
         raise FileNotFoundError(f"{path}: incomplete saved model for {what}: missing {', '.join(missing)}")
     return path
@@ -232,28 +239,29 @@ class SamMasks:
         t = (torch.arange(n, device=self.device, dtype=torch.float32) + 0.5) / n
         ys, xs = torch.meshgrid(t * h, t * w, indexing="ij")
         points = torch.stack([xs.flatten(), ys.flatten()], dim=-1)  # (n*n, 2) as (x, y) in the resized image
-        logits, scores = [], []
+        fh, fw = self._valid(size)
+        logits, scores = [], []  # the masks kept by the filters, batch by batch (all of them would not fit)
         for i in range(0, len(points), self.points_batch):
             p = points[i:i + self.points_batch]
-            out = self.model(image_embeddings=embedding[None], input_points=p[None, :, None, :], multimask_output=True)
-            logits.append(out.pred_masks[0].flatten(0, 1))  # (P*3, L, L)
-            scores.append(out.iou_scores[0].flatten())  # (P*3,)
-        low = torch.cat(logits)  # (M, L, L)
-        iou = torch.cat(scores)  # (M,)
-        L = low.shape[-1]
-        fh, fw = self._valid(size)
-        crop = low[:, : max(1, math.ceil(fh * L)), : max(1, math.ceil(fw * L))]  # the image part of the masks
-        hi = (crop > self.stability_offset).flatten(1).sum(1)
-        lo = (crop > -self.stability_offset).flatten(1).sum(1)
-        stability = hi.float() / lo.clamp_min(1).float()
-        binary = crop > 0
-        keep = (iou > self.pred_iou_thresh) & (stability > self.stability_thresh) & binary.flatten(1).any(1)
-        idx = keep.nonzero().flatten()
+            pred = self.model(image_embeddings=embedding[None], input_points=p[None, :, None, :], multimask_output=True)
+            low = pred.pred_masks[0].flatten(0, 1)  # (P*3, L, L) mask logits, low resolution
+            iou = pred.iou_scores[0].flatten()  # (P*3,) predicted IoU
+            L = low.shape[-1]
+            crop = low[:, : max(1, math.ceil(fh * L)), : max(1, math.ceil(fw * L))]  # the image part (no padding)
+            hi = (crop > self.stability_offset).flatten(1).sum(1)
+            lo = (crop > -self.stability_offset).flatten(1).sum(1)
+            stability = hi.float() / lo.clamp_min(1).float()
+            keep = (iou > self.pred_iou_thresh) & (stability > self.stability_thresh) & (crop > 0).flatten(1).any(1)
+            logits.append(low[keep])
+            scores.append(iou[keep].float())
+        low, iou = torch.cat(logits), torch.cat(scores)  # (K, L, L), (K,)
         out = torch.zeros(H, W, dtype=torch.int32, device=self.device)
-        if len(idx) == 0:
+        if len(low) == 0:
             return out.cpu()
-        boxes = masks_to_boxes(binary[idx]).float()  # (K, 4) x1 y1 x2 y2 on the low-res crop
-        idx = idx[nms(boxes + torch.tensor([0, 0, 1, 1], device=boxes.device), iou[idx].float(), self.mask_nms_iou)]
+        L = low.shape[-1]
+        binary = low[:, : max(1, math.ceil(fh * L)), : max(1, math.ceil(fw * L))] > 0  # (K, h_L, w_L)
+        boxes = masks_to_boxes(binary).float() + torch.tensor([0.0, 0.0, 1.0, 1.0], device=low.device)  # (K, 4) on the crop
+        idx = nms(boxes, iou, self.mask_nms_iou)  # duplicates removed, best predicted IoU first
         area = binary[idx].flatten(1).sum(1)
         idx = idx[torch.argsort(area, descending=True, stable=True)]  # paint the largest first
         for start in range(0, len(idx), self.points_batch):
@@ -303,7 +311,7 @@ class BoxDetector:
                  text_threshold: float = 0.2) -> None:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
-        self.path = check_model_dir(path, "open-vocabulary detector (semantics)")
+        self.path = check_model_dir(path, "open-vocabulary detector (semantics)", tokenizer=True)
         self.device = device
         self.model = _load(AutoModelForZeroShotObjectDetection, path, device)
         self.processor = AutoProcessor.from_pretrained(str(path), local_files_only=True)
@@ -487,14 +495,11 @@ class ClipText:
         from transformers import AutoTokenizer, CLIPModel
 
         offline_hf()
-        self.path = check_model_dir(Path(path), "CLIP (features and text encoder)", processor=False)
+        self.path = check_model_dir(Path(path), "CLIP (features and text encoder)", processor=False, tokenizer=True)
         self.spec = spec or f"clip:{path}"
         self.device = torch.device(device)
         self.model = _load(CLIPModel, self.path, self.device)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
-        except (OSError, ValueError) as e:
-            raise FileNotFoundError(f"{self.path}: no usable tokenizer for CLIP's text encoder ({e})") from e
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
         self.dim = int(self.model.config.projection_dim)
         self.max_length = int(self.model.config.text_config.max_position_embeddings)
         self._memo: dict[str, torch.Tensor] = {}
@@ -599,8 +604,9 @@ class HFPrior:
                                     f"(expected subfolders {', '.join(s + '/' for s in SUBFOLDERS.values())} of saved models)")
         if feature_stride is not None and feature_stride < 1:
             raise ValueError(f"HFPrior: feature_stride must be >= 1, got {feature_stride}")
-        if batch_size < 1:
-            raise ValueError(f"HFPrior: batch_size must be >= 1, got {batch_size}")
+        for name, v in (("batch_size", batch_size), ("points_per_side", points_per_side), ("points_batch", points_batch)):
+            if v < 1:
+                raise ValueError(f"HFPrior: {name} must be >= 1, got {v}")
         present = {k: self.root / s for k, s in SUBFOLDERS.items() if (self.root / s).exists()}
         if not present:
             raise FileNotFoundError(f"prior {self.spec!r}: {self.root} holds none of the model subfolders "
@@ -623,8 +629,7 @@ class HFPrior:
             self.text_encoder = ClipText(present["clip"], dev, spec=f"clip:{present['clip']}")
             self.clip = MaskClipFeatures(self.text_encoder, batch_size, clip_size, maskclip_residual)
         given = {"semantics": self.detector, "segments": self.sam, "depth": self.depth, "features": self.clip}
-        self.kinds = tuple(k for k, v in given.items() if v is not None)
-        self.kinds = tuple(k for k in ("semantics", "segments", "depth", "features") if k in self.kinds)
+        self.kinds = tuple(k for k in KINDS if given[k] is not None)
 
     def describe(self) -> dict[str, Any]:
         """The spec, options and, per model, its folder, type, architecture and weight files (name, bytes)."""

@@ -372,6 +372,34 @@ def test_grounding_dino_token_spans(prior):
     assert named["[CLS]"] == named["."] == named["[SEP]"] == -1
 
 
+def test_detector_scoring_rule(prior, monkeypatch):
+    """Thresholds, name by token span and box scaling, on hand-made logits through the real code path."""
+    det = prior.detector
+    names = ("pedestrian", "bus", "truck")
+    _, owner = det._caption(names)
+    T = len(owner)
+    logits = torch.full((1, 3, T + 4), -10.0)  # 3 boxes; 4 padding positions beyond the caption
+    logits[0, 0, torch.where(owner == 1)[0]] = math.log(0.9 / 0.1)  # box 0: "bus" at 0.9
+    logits[0, 0, torch.where(owner == 2)[0]] = math.log(0.3 / 0.7)  # ... "truck" at 0.3: bus wins
+    logits[0, 1, torch.where(owner == -1)[0]] = 5.0  # box 1: only the separators and special tokens: no name
+    logits[0, 2, torch.where(owner == 0)[0]] = math.log(0.1 / 0.9)  # box 2: "pedestrian" at 0.1 < 0.2
+    boxes = torch.tensor([[[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.2, 0.2, 0.1, 0.1]]])
+
+    class Out:
+        pass
+
+    out = Out()
+    out.logits, out.pred_boxes = logits, boxes
+    monkeypatch.setattr(det, "model", lambda **kw: out)
+    monkeypatch.setattr(det, "groups", lambda: (names,))
+    monkeypatch.setattr(det, "box_threshold", 0.2)
+    monkeypatch.setattr(det, "text_threshold", 0.2)
+    (b, sc, cl), = det.detect(torch.rand(1, 3, H, W))
+    assert cl.tolist() == [PRIOR_CLASSES.index("bus")]
+    assert sc.tolist() == pytest.approx([0.9], abs=1e-5)
+    torch.testing.assert_close(b, torch.tensor([[W / 4, H / 4, 3 * W / 4, 3 * H / 4]]))
+
+
 def test_semantics_boxes_filled_without_sam_highest_score_wins(hf_root, tmp_path):
     root = tmp_path / "root"
     root.mkdir()

@@ -347,8 +347,8 @@ class BoxDetector:
             images: ``(N, 3, H, W)`` float in [0, 1].
 
         Returns:
-            per image ``(boxes (K, 4) x1 y1 x2 y2 pixels, scores (K,) in [0, 1], classes (K,) long``
-            :data:`PRIOR_CLASSES` ids)``, on ``device``.
+            per image ``(boxes, scores, classes)``: ``(K, 4)`` x1 y1 x2 y2 in pixels, ``(K,)`` in
+            [0, 1], ``(K,)`` long :data:`PRIOR_CLASSES` ids; on ``device``.
         """
         from torchvision.ops import box_convert
 
@@ -367,16 +367,17 @@ class BoxDetector:
                     max_len = int(self.model.config.text_config.max_position_embeddings)
                     inputs = self.processor(images=batch, text=[list(names)] * len(batch), do_rescale=False,
                                             padding="max_length", truncation=True, max_length=max_len, return_tensors="pt")
-                    scale = torch.tensor([max(H, W)] * 4, dtype=torch.float32)  # OWLv2 pads to a square
+                    # OWLv2 pads the image to a square before resizing, OWL-ViT stretches it
+                    scale = torch.tensor([max(H, W)] * 4 if self.model_type == "owlv2" else [W, H, W, H], dtype=torch.float32)
                 else:
                     inputs = self.processor(images=batch, text=[caption] * len(batch), do_rescale=False, return_tensors="pt")
                     scale = torch.tensor([W, H, W, H], dtype=torch.float32)
                 out = self.model(**inputs.to(self.device))
-                probs = out.logits.float().sigmoid()  # (B, Q, T)
-                o = owner.to(self.device)
-                T = min(probs.shape[-1], len(o))
-                name_p = torch.stack([probs[..., :T][..., o[:T] == k].amax(-1) if bool((o[:T] == k).any())
-                                      else torch.zeros(probs.shape[:2], device=self.device) for k in range(len(names))], -1)
+                probs = out.logits.float().sigmoid()  # (B, Q, T): per box, per token (query)
+                T = min(probs.shape[-1], len(owner))
+                o = owner[:T].to(self.device)
+                member = F.one_hot(o.clamp_min(0), len(names)).bool() & (o >= 0)[:, None]  # (T, K): token in name
+                name_p = (probs[..., :T, None] * member).amax(-2)  # (B, Q, K): best token of each name
                 box_p = probs.amax(-1)  # (B, Q)
                 best_p, best = name_p.max(-1)  # (B, Q)
                 boxes = box_convert(out.pred_boxes.float(), "cxcywh", "xyxy") * scale.to(self.device)

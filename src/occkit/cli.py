@@ -16,9 +16,10 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("show", "occkit.commands.show", "picture of a frame: cameras, occupancy (BEV and 3D), LiDAR; or a prediction beside its ground truth"),
     ("stats", "occkit.commands.stats", "class frequencies, free and masked fractions, frames per scene"),
     ("eval", "occkit.commands.eval", "official metrics of a predictions folder: Occ3D mIoU / RayIoU or SemanticKITTI SSC"),
-    ("train", "occkit.commands.train", "train a method from a preset (synth-cpu, occ3d-r50) or YAML config; --resume; DDP under torchrun"),
+    ("train", "occkit.commands.train", "train a method from a preset (listed by occkit train --help) or a YAML config; --resume; DDP under torchrun"),
     ("predict", "occkit.commands.predict", "Occ3D submission files (<token>.npz) from a checkpoint over a split"),
     ("demo", "occkit.commands.demo", "the main job on a laptop: synthetic world -> train synth-cpu -> evaluate -> pictures and report"),
+    ("priors", "occkit.commands.priors", "2D priors (segments, semantics, metric depth, vision-language features): run providers into a cache, score it, train occkit's own, list the vocabulary"),
     ("render", "occkit.commands.render", "volume-render an occupancy grid (ground truth, prediction or checkpoint) into the camera views: depth and semantic maps, picture"),
 )
 

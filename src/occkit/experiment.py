@@ -60,6 +60,12 @@ class DataConfig:
     """DataLoader worker processes per training process (0 = load in the main process)."""
     load_extras: bool = False
     """Load the synthetic extras (LiDAR points, per-camera depth/semantics) when present."""
+    priors: str | None = None
+    """A prior cache (``occkit priors run --out PRIORS``) whose 2D priors are attached to every
+    frame (``Sample.prior_*`` fields); it must have been made for these frames and image size."""
+    prior_kinds: tuple[str, ...] = ()
+    """Which kinds of the cache to attach (``semantics``, ``segments``, ``depth``, ``features``);
+    empty = all it has."""
     cache_mb: float = 0.0
     """Keep each split's decoded files (images, labels, extras) in memory up to this many MiB
     (0 = read them from disk at every visit): spares the decoding when a small dataset is read
@@ -136,6 +142,13 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"data.workers must be >= 0, got {cfg.data.workers}")
     if not cfg.data.cameras:
         raise ConfigError("data.cameras: need at least one camera")
+    from occkit.priors.base import KINDS
+
+    bad = [k for k in cfg.data.prior_kinds if k not in KINDS]
+    if bad:
+        raise ConfigError(f"data.prior_kinds: {bad} are not prior kinds ({', '.join(KINDS)})")
+    if cfg.data.prior_kinds and not cfg.data.priors:
+        raise ConfigError("data.prior_kinds is set but data.priors (the prior cache) is not")
     if cfg.optim.max_steps < 1:
         raise ConfigError(f"optim.max_steps must be >= 1, got {cfg.optim.max_steps}")
     if cfg.optim.lr <= 0:
@@ -188,11 +201,15 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
     (:meth:`ImageAugConfig.evaluation`) and no BEV transform. The model's
     output grid must be the dataset's (checked here, naming both).
     """
-    ds = Occ3DDataset(root, split, cameras=tuple(cfg.data.cameras), load_gt=load_gt, load_extras=cfg.data.load_extras,
-                       cache_mb=cfg.data.cache_mb)
+    ds: Dataset = Occ3DDataset(root, split, cameras=tuple(cfg.data.cameras), load_gt=load_gt, load_extras=cfg.data.load_extras,
+                                cache_mb=cfg.data.cache_mb)
+    if cfg.data.priors:
+        from occkit.priors.cache import PriorCache, WithPriors
+
+        ds = WithPriors(ds, PriorCache(cfg.data.priors, kinds=cfg.data.prior_kinds or None))
     output_grid, _ = lift_grid_of(cfg.model)
-    if output_grid.shape != ds.grid.shape:
-        raise ConfigError(f"model.point_range/voxel_size give a grid {output_grid.shape} but {root} is {ds.grid.shape}")
+    if output_grid.shape != base_dataset(ds).grid.shape:
+        raise ConfigError(f"model.point_range/voxel_size give a grid {output_grid.shape} but {root} is {base_dataset(ds).grid.shape}")
     if train:
         return AugmentedFrames(ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=cfg.model.num_classes - 1)
     return AugmentedFrames(ds, cfg.data.image_aug.evaluation(), None)

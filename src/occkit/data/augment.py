@@ -6,7 +6,11 @@ Every function returns a new ``Sample`` and keeps the geometry consistent:
   ``(sx, sy)``, crop (or zero-pad) a window of the output size at ``(left, top)``, optionally flip
   horizontally. ``intrinsics`` follow: ``K' = F @ crop(scale(K))`` with ``F = [[-1, 0, W], [0, 1, 0],
   [0, 0, 1]]`` when flipped (``fx`` turns negative; projection and ``pixel_rays`` stay exact). The
-  per-pixel maps ``depth`` / ``semantics_2d`` / ``instance_2d`` are warped the same way (nearest).
+  per-pixel maps ``depth`` / ``semantics_2d`` / ``instance_2d`` and the priors' ``prior_semantics``
+  / ``prior_confidence`` / ``prior_segments`` / ``prior_depth`` are warped the same way (nearest;
+  pixels from outside the image get 255 = unknown for ``prior_semantics``, 0 otherwise), and
+  ``prior_features`` (stride ``s``) bilinearly at its own stride: resized to ``(h/s, w/s)``, cropped
+  at ``(left/s, top/s)`` (rounded: within half a feature cell of the exact window), renormalised.
   ``T_ego_from_cam`` is unchanged.
 - **BEV** (:func:`bev_matrix`, :func:`apply_bev_transform`, :func:`augment_bev`): a map ``A`` of the
   ego frame (flip x, flip y, rotation about z) with ``p_new = A p_old``. ``T_ego_from_cam`` and
@@ -78,6 +82,13 @@ class BEVAugConfig:
     """Extra uniform rotation in [-max, max] degrees (voxels resampled by nearest neighbour)."""
 
 
+#: Per-pixel maps warped with the images (nearest), and the value of pixels from outside the image.
+_PIXEL_MAPS: dict[str, float] = {
+    "depth": 0.0, "semantics_2d": 0.0, "instance_2d": 0.0,
+    "prior_semantics": 255.0, "prior_confidence": 0.0, "prior_segments": 0.0, "prior_depth": 0.0,
+}
+
+
 def _uniform(lo: float, hi: float, generator: torch.Generator | None) -> float:
     if hi < lo:
         raise ValueError(f"range ({lo}, {hi}) is empty")
@@ -88,9 +99,10 @@ def _bernoulli(p: float, generator: torch.Generator | None) -> bool:
     return p > 0 and float(torch.rand((), generator=generator)) < p
 
 
-def _warp(x: torch.Tensor, size: tuple[int, int], left: int, top: int, out_hw: tuple[int, int], flip: bool, mode: str) -> torch.Tensor:
+def _warp(x: torch.Tensor, size: tuple[int, int], left: int, top: int, out_hw: tuple[int, int], flip: bool, mode: str,
+          fill: float = 0.0) -> torch.Tensor:
     """Resize ``x (C, H, W)`` to ``size``, take the window ``[top, top+H_out) x [left, left+W_out)``
-    (zeros outside), flip horizontally if asked: ``(C, H_out, W_out)``."""
+    (``fill`` outside), flip horizontally if asked: ``(C, H_out, W_out)``."""
     dtype = x.dtype
     y = x if x.is_floating_point() else x.double()
     if tuple(y.shape[-2:]) != size:
@@ -99,7 +111,7 @@ def _warp(x: torch.Tensor, size: tuple[int, int], left: int, top: int, out_hw: t
         else:
             y = F.interpolate(y[None], size=size, mode="nearest-exact")[0]
     Ho, Wo = out_hw
-    out = y.new_zeros(y.shape[0], Ho, Wo)
+    out = y.new_full((y.shape[0], Ho, Wo), fill)
     h, w = size
     y0, y1 = max(top, 0), min(top + Ho, h)
     x0, x1 = max(left, 0), min(left + Wo, w)
@@ -139,9 +151,14 @@ def resize_crop_flip(
     Ho, Wo = out_hw
     if Ho <= 0 or Wo <= 0:
         raise ValueError(f"out_hw: expected positive sizes, got {out_hw}")
-    maps = {k: getattr(sample, k) for k in ("depth", "semantics_2d", "instance_2d") if getattr(sample, k) is not None}
+    maps = {k: getattr(sample, k) for k in _PIXEL_MAPS if getattr(sample, k) is not None}
     for k, v in maps.items():
         check_shape(v, "N H W", name=f"sample.{k}", dims=dims)
+    feats = sample.prior_features
+    fs = sample.prior_feature_stride
+    if feats is not None:
+        check_shape(feats, "N D h w", name="sample.prior_features", dims={"N": N, "h": -(-H // fs), "w": -(-W // fs)})
+    new_feats: list[torch.Tensor] = []
     images, Ks = [], []
     new_maps: dict[str, list[torch.Tensor]] = {k: [] for k in maps}
     for i in range(N):
@@ -155,7 +172,11 @@ def resize_crop_flip(
             K = Fm @ K
         Ks.append(K)
         for k, v in maps.items():
-            new_maps[k].append(_warp(v[i][None], (h, w), left, top, out_hw, flip, "nearest")[0])
+            new_maps[k].append(_warp(v[i][None], (h, w), left, top, out_hw, flip, "nearest", _PIXEL_MAPS[k])[0])
+        if feats is not None:
+            f = _warp(feats[i], (max(1, round(h / fs)), max(1, round(w / fs))), round(left / fs), round(top / fs),
+                      (-(-Ho // fs), -(-Wo // fs)), flip, "bilinear")
+            new_feats.append(f / f.norm(dim=0, keepdim=True).clamp_min(1e-12))
     record = {"sizes": list(sizes), "crops": list(crops), "flips": list(flips), "out_hw": tuple(out_hw)}
     extra = dict(sample.extra)
     extra["augment"] = {**extra.get("augment", {}), "image": record}
@@ -165,6 +186,7 @@ def resize_crop_flip(
         intrinsics=torch.stack(Ks),
         extra=extra,
         **{k: torch.stack(v) for k, v in new_maps.items()},
+        **({"prior_features": torch.stack(new_feats)} if feats is not None else {}),
     )
 
 

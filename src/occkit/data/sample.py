@@ -12,6 +12,11 @@ Shapes (N = cameras, H x W image, X x Y x Z grid, P LiDAR points):
 - T_ego_from_lidar: ``(4, 4)`` float32
 - depth: ``(N, H, W)`` float32 metres (0 = no hit); semantics_2d ``(N, H, W)`` long;
   instance_2d ``(N, H, W)`` long
+- 2D priors (:mod:`occkit.priors`, attached from a cache when ``data.priors`` is set):
+  prior_semantics ``(N, H, W)`` long (0..16 Occ3D, 17 sky, 255 unknown), prior_confidence
+  ``(N, H, W)`` float32, prior_segments ``(N, H, W)`` long (0 = none), prior_depth ``(N, H, W)``
+  float32 metres (0 = unknown), prior_features ``(N, D, h, w)`` float32 at stride
+  ``prior_feature_stride`` (``h = ceil(H / s)``)
 
 A `Batch` has the same fields with a leading ``B`` axis, except the LiDAR fields, which stay
 lists (one tensor per frame) since their lengths differ. Optional fields are ``None`` when any
@@ -45,6 +50,12 @@ class Sample:
     depth: torch.Tensor | None = None
     semantics_2d: torch.Tensor | None = None
     instance_2d: torch.Tensor | None = None
+    prior_semantics: torch.Tensor | None = None
+    prior_confidence: torch.Tensor | None = None
+    prior_segments: torch.Tensor | None = None
+    prior_depth: torch.Tensor | None = None
+    prior_features: torch.Tensor | None = None
+    prior_feature_stride: int = 0
     description: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -53,6 +64,7 @@ class Sample:
 _STACKED = (
     "images", "intrinsics", "T_ego_from_cam", "T_global_from_ego", "occupancy", "mask_camera",
     "mask_lidar", "depth", "semantics_2d", "instance_2d", "T_ego_from_lidar",
+    "prior_semantics", "prior_confidence", "prior_segments", "prior_depth", "prior_features",
 )
 #: Fields kept as lists.
 _LISTED = ("lidar", "lidar_labels")
@@ -79,6 +91,12 @@ class Batch:
     depth: torch.Tensor | None = None
     semantics_2d: torch.Tensor | None = None
     instance_2d: torch.Tensor | None = None
+    prior_semantics: torch.Tensor | None = None
+    prior_confidence: torch.Tensor | None = None
+    prior_segments: torch.Tensor | None = None
+    prior_depth: torch.Tensor | None = None
+    prior_features: torch.Tensor | None = None
+    prior_feature_stride: int = 0
     descriptions: list[str | None] = field(default_factory=list)
     extra: list[dict[str, Any]] = field(default_factory=list)
 
@@ -119,8 +137,12 @@ def collate(samples: list[Sample]) -> Batch:
     for name in _LISTED:
         vals = [getattr(s, name) for s in samples]
         out[name] = None if any(v is None for v in vals) else vals
+    strides = {s.prior_feature_stride for s in samples}
+    if len(strides) != 1:
+        raise ValueError(f"collate: frames have prior features at different strides {sorted(strides)}")
     return Batch(
         tokens=[s.token for s in samples],
+        prior_feature_stride=samples[0].prior_feature_stride,
         scenes=[s.scene for s in samples],
         timestamps=[s.timestamp for s in samples],
         cam_names=cams,

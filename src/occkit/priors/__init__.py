@@ -64,16 +64,20 @@ class CompositePrior:
         parts: ``(kinds, provider)`` pairs; a kind is answered by the last part that names it.
     """
 
-    def __init__(self, parts: Sequence[tuple[tuple[str, ...], PriorProvider]]) -> None:
+    def __init__(self, parts: Sequence[tuple[tuple[str, ...], PriorProvider]], spec: str | None = None) -> None:
         self.route: dict[str, PriorProvider] = {}
         for kinds, p in parts:
             for k in kinds:
                 self.route[k] = p
         self.providers = list(dict.fromkeys(p for _, p in parts))
         self.kinds = tuple(k for k in KINDS if k in self.route)
-        self.spec = " ".join(p.spec if set(kinds) == set(p.kinds) else f"{'+'.join(kinds)}={p.spec}" for kinds, p in parts)
+        self.spec = spec or " ".join(f"{'+'.join(kinds)}={p.spec}" for kinds, p in parts)
+
+    @property
+    def text_encoder(self) -> Any:
+        """The text encoder of the provider that gives the features (None without features)."""
         feat = self.route.get("features")
-        self.text_encoder = feat.text_encoder if feat is not None else None
+        return feat.text_encoder if feat is not None else None
 
     def describe(self) -> dict[str, Any]:
         return {"spec": self.spec, "kinds": {k: p.describe() for k, p in self.route.items()}}
@@ -107,4 +111,4 @@ def build_prior(specs: str | Sequence[str], **options: Any) -> PriorProvider:
         parts.append((check_kinds(kinds, p.kinds, spec) if kinds else tuple(p.kinds), p))
     if len(parts) == 1 and set(parts[0][0]) == set(parts[0][1].kinds):
         return parts[0][1]
-    return CompositePrior(parts)
+    return CompositePrior(parts, spec=" ".join(specs))

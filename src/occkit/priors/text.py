@@ -78,7 +78,8 @@ class SentenceTransformerText:
         self.spec = spec or f"st:{path}"
         self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
         self.model.eval()
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
         self._memo: dict[str, torch.Tensor] = {}
 
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
@@ -103,14 +104,15 @@ def encode_prompts(encoder: TextEncoder, names: Sequence[str], templates: Sequen
     """
     if not templates:
         raise ValueError("encode_prompts: no templates")
-    rows = []
-    for name in names:
-        syns = [name] if isinstance(name, str) else list(name)
-        prompts = [t.format(s) for s in syns for t in templates]
-        e = encoder.encode_text(prompts).mean(0)
-        rows.append(e / e.norm().clamp_min(1e-12))
-    if not rows:
+    groups = [[t.format(s) for s in ([name] if isinstance(name, str) else list(name)) for t in templates] for name in names]
+    if not groups:
         return torch.zeros(0, encoder.dim)
+    emb = encoder.encode_text([p for g in groups for p in g])  # one call: the encoder batches
+    rows, start = [], 0
+    for g in groups:
+        e = emb[start : start + len(g)].mean(0)
+        rows.append(e / e.norm().clamp_min(1e-12))
+        start += len(g)
     return torch.stack(rows)
 
 

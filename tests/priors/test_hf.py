@@ -190,6 +190,10 @@ def test_all_kinds_validate_deterministic_and_batched(prior):
         assert torch.equal(getattr(a, k), torch.cat([getattr(s, k) for s in singles])), k
     for k in ("confidence", "depth", "features"):
         torch.testing.assert_close(getattr(a, k), torch.cat([getattr(s, k) for s in singles]), atol=1e-5, rtol=1e-5)
+    for k in ("semantics", "confidence", "segments", "depth", "features"):  # ordinary tensors: editable in place
+        t = getattr(a, k)
+        assert t.device.type == "cpu" and not t.requires_grad and not t.is_inference()
+        t.view(-1)[0] = 0
 
 
 def test_only_the_kinds_asked(prior):

@@ -514,7 +514,7 @@ class ClipText:
         for i in range(0, len(new), 256):
             chunk = new[i:i + 256]
             enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-            with torch.inference_mode():
+            with torch.no_grad():  # not inference_mode: callers may edit the outputs in place
                 emb = self.model.get_text_features(**enc.to(self.device)).pooler_output.float()
             emb = F.normalize(emb, dim=-1).cpu()
             for t, e in zip(chunk, emb):
@@ -652,7 +652,7 @@ class HFPrior:
         images = frame.images.to(self.device, torch.float32)  # (N, 3, H, W)
         N, _, H, W = images.shape
         out = Priors()
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: callers may edit the outputs in place
             emb = None
             if self.sam is not None and ("segments" in kinds or "semantics" in kinds):
                 emb = self.sam.embed(images)  # (N, C, e, e)
@@ -679,14 +679,17 @@ class HFPrior:
         for i, (boxes, scores, classes) in enumerate(self.detector.detect(images)):
             order = torch.argsort(scores, stable=True)  # ascending: higher scores paint last and win
             boxes, scores, classes = boxes[order], scores[order], classes[order]
-            if emb is not None and self.sam is not None:
-                masks = self.sam.box_masks(emb[i], boxes, (H, W))  # (K, H, W)
-            else:
-                ys = torch.arange(H, device=self.device, dtype=torch.float32)[None, :, None] + 0.5
-                xs = torch.arange(W, device=self.device, dtype=torch.float32)[None, None, :] + 0.5
-                b = boxes[:, :, None, None]
-                masks = (xs >= b[:, 0]) & (xs <= b[:, 2]) & (ys >= b[:, 1]) & (ys <= b[:, 3])  # (K, H, W)
-            for k in range(len(boxes)):
-                sem[i][masks[k]] = classes[k].to(torch.uint8)
-                conf[i][masks[k]] = scores[k]
+            step = self.sam.points_batch if self.sam is not None else 64
+            for start in range(0, len(boxes), step):  # a chunk of masks at a time (K full-size masks may not fit)
+                b = boxes[start:start + step]
+                if emb is not None and self.sam is not None:
+                    masks = self.sam.box_masks(emb[i], b, (H, W))  # (k, H, W)
+                else:
+                    ys = torch.arange(H, device=self.device, dtype=torch.float32)[None, :, None] + 0.5
+                    xs = torch.arange(W, device=self.device, dtype=torch.float32)[None, None, :] + 0.5
+                    c = b[:, :, None, None]
+                    masks = (xs >= c[:, 0]) & (xs <= c[:, 2]) & (ys >= c[:, 1]) & (ys <= c[:, 3])  # (k, H, W)
+                for k in range(len(b)):
+                    sem[i][masks[k]] = classes[start + k].to(torch.uint8)
+                    conf[i][masks[k]] = scores[start + k]
         return sem.cpu(), conf.cpu()

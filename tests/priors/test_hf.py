@@ -146,8 +146,10 @@ def hf_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def prior(hf_root):
-    torch.set_num_threads(1)
-    return build_prior(f"hf:{hf_root}", **SAM_OPTIONS, **DET_OPTIONS)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: a second thread only adds overhead on a shared machine
+    yield build_prior(f"hf:{hf_root}", **SAM_OPTIONS, **DET_OPTIONS)
+    torch.set_num_threads(old)
 
 
 def make_frame(n: int = 2, seed: int = 0) -> PriorFrame:

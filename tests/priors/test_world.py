@@ -1,0 +1,200 @@
+"""The ``world:RUN`` prior: training on a tiny synthetic world, loading, outputs, held-out masking, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from occkit.config import ConfigError
+from occkit.data.synth.vocabulary import CLASS_WORDS, HELDOUT_NAMES
+from occkit.priors import PRIOR_CLASSES, PriorFrame, build_prior
+from occkit.priors.world import WorldPrior, WorldPriorConfig, build_net, segments_from_maps
+from occkit.priors.world_train import (
+    HELDOUT, UNNAMED, boundary_map, load_world_images, name_map, sample_batch, seen_names, total_loss,
+    train_world_prior, vl_targets, world_losses,
+)
+
+#: A small, fast config for tests (the tiny world's images are 64 x 176).
+TINY = dict(image_size=(32, 96), width=16, batch_size=4, log_every=1, save_every_minutes=0.0, warmup_steps=1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    yield
+
+
+@pytest.fixture(scope="module")
+def text_encoder():
+    from occkit.priors.text import load_text_encoder
+
+    return load_text_encoder("minilm")
+
+
+@pytest.fixture(scope="module")
+def world(synth_root):
+    return load_world_images(synth_root, "train")
+
+
+@pytest.fixture(scope="module")
+def world_run(synth_root, text_encoder, tmp_path_factory) -> Path:
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("world_prior") / "run"
+    return train_world_prior(synth_root, out, WorldPriorConfig(steps=3, seed=3, **TINY), progress=False, text_encoder=text_encoder)
+
+
+def _frame(root: Path) -> PriorFrame:
+    from occkit.data.occ3d import Occ3DDataset
+
+    s = Occ3DDataset(root, "val", load_gt=False, load_extras=False)[0]
+    return PriorFrame(scene=s.scene, token=s.token, cam_names=s.cam_names, images=s.images, intrinsics=s.intrinsics)
+
+
+def test_run_folder_records_what_made_it(world_run, synth_root):
+    rec = json.loads((world_run / "config.json").read_text())
+    assert rec["format"] == "occkit.world_prior" and rec["status"] == "complete"
+    train = rec["train"]
+    assert train["data"] == str(Path(synth_root).resolve())
+    assert train["seed"] == 3 and train["world_seed"] == 0 and train["steps"] == 3
+    assert train["wall_s"] >= 0 and set(train["final_losses"]) == {"semantics", "depth", "boundary", "vl", "total"}
+    assert not set(rec["names"]) & set(HELDOUT_NAMES)
+    assert set(CLASS_WORDS.values()) <= set(rec["names"])
+    from safetensors.torch import load_file
+
+    table = load_file(str(world_run / "text_table.safetensors"))["embeddings"]
+    assert table.shape == (len(rec["names"]), 384)
+    assert torch.allclose(table.norm(dim=1), torch.ones(len(table)), atol=1e-4)
+
+
+def test_prior_outputs(world_run, synth_root, text_encoder):
+    prior = build_prior(f"world:{world_run}", text_encoder=text_encoder)
+    assert isinstance(prior, WorldPrior)
+    assert prior.kinds == ("semantics", "segments", "depth", "features")
+    assert prior.text_encoder.spec == "minilm" and prior.text_encoder.dim == 384
+    frame = _frame(synth_root)
+    H, W = frame.image_size
+    out = prior(frame, prior.kinds)
+    out.validate(6, (H, W), where="world")
+    assert out.semantics.dtype == torch.uint8 and int(out.semantics.max()) < len(PRIOR_CLASSES)
+    assert out.confidence.dtype == torch.float32 and float(out.confidence.min()) >= 1 / len(PRIOR_CLASSES) - 1e-6
+    assert out.depth.dtype == torch.float32 and float(out.depth.min()) > 0
+    assert out.segments.dtype == torch.int32 and int(out.segments.min()) >= 1
+    assert out.feature_stride == 8 and out.features.shape == (6, 384, -(-H // 8), -(-W // 8))
+    assert torch.allclose(out.features.norm(dim=1), torch.ones(1), atol=1e-4)
+    only = prior(frame, ["depth"])
+    assert only.kinds() == ("depth",)
+    coarse = WorldPrior(world_run, feature_stride=16, text_encoder=text_encoder)(frame, ["features"])
+    assert coarse.features.shape[-2:] == (-(-H // 16), -(-W // 16))
+    desc = prior.describe()
+    json.dumps(desc)
+    assert desc["train_world_seed"] == 0 and len(desc["weights_sha256"]) == 64
+
+
+def test_prior_is_frozen_and_refuses_bad_runs(world_run, tmp_path, text_encoder):
+    prior = WorldPrior(world_run, text_encoder=text_encoder)
+    assert not prior.net.training
+    assert not any(p.requires_grad for p in prior.net.parameters())
+    with pytest.raises(FileNotFoundError, match="missing"):
+        WorldPrior(tmp_path / "missing")
+    (tmp_path / "config.json").write_text('{"format": "other"}')
+    with pytest.raises(ValueError, match="not a world-prior run"):
+        WorldPrior(tmp_path)
+    with pytest.raises(ValueError, match="text_encoder"):
+        WorldPrior(world_run, text_encoder=type("E", (), {"spec": "st:/elsewhere", "dim": 384})())
+
+
+def test_loss_goes_down_on_one_batch(world):
+    torch.manual_seed(0)
+    cfg = WorldPriorConfig(**TINY)
+    net = build_net(cfg, 384)
+    table = torch.nn.functional.normalize(torch.randn(len(world.table_names), 384, generator=torch.Generator().manual_seed(0)), dim=1)
+    batch = sample_batch(world, [0, 3, 6, 9], cfg, gen=None)
+    assert batch.images.shape == (4, 3, 32, 96) and batch.names.shape == (4, 32, 96)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    totals = []
+    for _ in range(8):
+        losses = world_losses(net(batch.images), batch, table, cfg, None, 100.0)
+        loss = total_loss(losses, cfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        totals.append(float(loss.detach()))
+    assert set(losses) == {"semantics", "depth", "boundary", "vl"}
+    assert totals[-1] < 0.8 * totals[0], totals
+
+
+def test_heldout_pixels_get_no_vl_gradient(world):
+    cfg = WorldPriorConfig(**TINY, w_semantics=0, w_depth=0, w_boundary=0)
+    net = build_net(cfg, 384)
+    table = torch.nn.functional.normalize(torch.randn(len(world.table_names), 384), dim=1)
+    batch = sample_batch(world, [0, 1], cfg, gen=None)
+    batch.names = torch.full_like(batch.names, HELDOUT)  # every pixel held out
+    losses = world_losses(net(batch.images), batch, table, cfg, None, 100.0)
+    assert set(losses) == {"vl"} and float(losses["vl"].detach()) == 0.0
+    losses["vl"].backward()
+    assert all(p.grad is None or float(p.grad.abs().max()) == 0 for p in net.parameters())
+    # one held-out pixel makes its whole cell untrained; a clean cell of a seen name is trained
+    names = torch.full((1, 16, 16), 5)
+    names[0, 3, 3] = HELDOUT
+    target, valid = vl_targets(names, (2, 2), 8, num_names=10, min_purity=0.5)
+    assert valid.tolist() == [[[False, True], [True, True]]] and int(target[0, 1, 1]) == 5
+    names[0, 8:, 8:] = UNNAMED
+    assert not bool(vl_targets(names, (2, 2), 8, 10, 0.5)[1][0, 1, 1])
+
+
+def test_name_map_masks_heldout_names():
+    names = seen_names()
+    index = {n: i for i, n in enumerate(names)}
+    assert not set(names) & set(HELDOUT_NAMES)
+    inst = np.array([[0, 0, 1, 2, 3]])
+    sem = np.array([[11, 17, 3, 4, 15]])
+    nm = name_map(inst, sem, {1: "school bus", 2: "sedan"}, index)
+    assert nm.tolist() == [[index["road"], index["sky"], HELDOUT, index["sedan"], UNNAMED]]
+
+
+def test_world_images_mask_heldout(world):
+    assert world.images.dtype == torch.uint8 and world.images.shape[0] == world.names.shape[0] == 6 * world.frames
+    assert int(world.names.max()) < len(world.table_names) and int(world.names.min()) >= HELDOUT
+
+
+def test_boundary_and_segments_by_hand():
+    inst = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1]])
+    sem = torch.tensor([[11, 11, 4, 4], [13, 13, 4, 4]])
+    b = boundary_map(inst, sem)
+    assert b.tolist() == [[True, True, True, False], [True, True, True, False]]
+    prob = np.zeros((6, 6), np.float32)
+    prob[:, 3] = 1.0  # a vertical boundary line
+    seg = segments_from_maps(prob, np.zeros((6, 6), np.int64), threshold=0.5, min_pixels=1)
+    assert seg.dtype == np.int32 and seg.min() == 1 and len(np.unique(seg)) == 2
+    assert len(np.unique(seg[:, :3])) == 1 and len(np.unique(seg[:, 4:])) == 1
+    sem2 = np.zeros((6, 6), np.int64)
+    sem2[:, 4:] = 7  # a class edge splits the right part, a 1-pixel speck is absorbed
+    sem2[0, 0] = 2
+    seg2 = segments_from_maps(prob, sem2, min_pixels=2)
+    assert len(np.unique(seg2)) == 2 and seg2[0, 0] == seg2[1, 1]
+
+
+def test_config_and_cli_refuse_bad_input(world_run, synth_root, tmp_path):
+    from occkit.commands import priors_train
+
+    with pytest.raises(ConfigError, match="feature_stride"):
+        WorldPriorConfig(feature_stride=12).check()
+    with pytest.raises(ConfigError, match="steps"):
+        WorldPriorConfig(steps=0, minutes=0).check()
+    parser = __import__("argparse").ArgumentParser()
+    priors_train.add_arguments(parser)
+    args = parser.parse_args(["--data", str(synth_root), "--out", str(tmp_path / "r"), "--set", "no_such_key=1"])
+    with pytest.raises(ConfigError, match="no_such_key"):
+        priors_train.build_config(args)
+    assert priors_train.main(["--data", str(synth_root), "--out", str(tmp_path / "r"), "--set", "no_such_key=1"]) == 1
+    cfg = priors_train.build_config(parser.parse_args(["--data", "d", "--out", "o", "--minutes", "2", "--set", "batch_size=2"]))
+    assert cfg.minutes == 2 and cfg.steps == 0 and cfg.batch_size == 2
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data", "d", "--out", "o", "--minutes", "2", "--steps", "3"])
+    # a non-empty run folder is refused (before any work), by the function and the command
+    with pytest.raises(FileExistsError, match="not empty"):
+        train_world_prior(synth_root, world_run, WorldPriorConfig(steps=1, **TINY), progress=False)
+    assert priors_train.main(["--data", str(synth_root), "--out", str(world_run), "--steps", "1", "--no-progress"]) == 1

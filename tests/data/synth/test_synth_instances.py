@@ -14,11 +14,11 @@ import torch
 from conftest import write_tiny_occ3d
 
 from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset
-from occkit.data.synth import SynthConfig, build_scene, frame_data, scene_state_at
+from occkit.data.synth import SynthConfig, build_scene, object_records, scene_state_at
 from occkit.data.synth.occupancy import semantic_instance_occupancy, semantic_occupancy
 from occkit.data.synth.primitives import BOX, Primitives
 from occkit.data.synth.vocabulary import FINE_NAME_CLASS
-from occkit.data.synth.writer import OBJECT_RADIUS
+from occkit.data.synth.writer import OBJECT_RADIUS, shown_instances
 from occkit.fileio import load_npz, save_npz_atomic
 from occkit.geometry.grid import occ3d_grid
 from occkit.geometry.transforms import apply_transform
@@ -68,14 +68,23 @@ def test_instance_vote_by_hand():
     assert (sem[:, :, 1] == 11).any() and not inst[:, :, 1][sem[:, :, 1] == 11].any()  # ground: 0
 
 
-def test_frame_data_needs_a_record_for_every_shown_instance():
+def test_object_records_cover_the_shown_instances():
+    """Near objects and shown far ones are listed, in instance order; a shown instance with no
+    record raises (frame_data calls this with every id its maps show)."""
     cfg = SynthConfig(scenes=1, frames=1, seed=0, image_size=(32, 88))
-    scene = build_scene(cfg, 0)
-    state = scene_state_at(scene, 0)
-    state.prims = _boxes([(8.0, 0.0, 1.0)], [(1.0, 1.0, 1.0)], [0], [42], state.T_global_from_ego)
-    state.objects = []
-    with pytest.raises(ValueError, match=r"instances \[42\]"):
-        frame_data(scene, 0, state=state)
+    state = scene_state_at(build_scene(cfg, 0), 0)
+    ego = state.T_global_from_ego[:2, 3].numpy()
+    dist = {o["instance"]: float(np.hypot(*(np.array(o["center"][:2]) - ego))) for o in state.objects}
+    far = [i for i, d in dist.items() if d > OBJECT_RADIUS][:3]
+    assert far
+    near = sorted(i for i, d in dist.items() if d <= OBJECT_RADIUS)
+    assert [o["instance"] for o in object_records(state)] == near
+    recs = object_records(state, [0, *far])
+    assert [o["instance"] for o in recs] == sorted(near + far)
+    o = recs[0]
+    assert {"instance", "class_id", "class_name", "name", "attributes", "dynamic", "box_ego", "velocity_ego", "box_global", "velocity_global"} == set(o)
+    with pytest.raises(ValueError, match=r"instances \[99999\]"):
+        object_records(state, [far[0], 99999])
 
 
 def test_instances_on_disk_match_semantics_and_objects(synth_root: Path):
@@ -130,3 +139,11 @@ def test_read_instances_checks_the_file(tmp_path: Path):
     save_npz_atomic(path, other=good)
     with pytest.raises(KeyError, match="instances.npz"):
         ds.read_instances(token)
+
+
+def test_shown_instances():
+    ids = shown_instances(torch.tensor([[0, 3], [3, 1]], dtype=torch.int32), torch.tensor([7, 0]), torch.zeros(0, dtype=torch.long))
+    assert ids == [1, 3, 7]
+    assert shown_instances(torch.zeros(4, dtype=torch.int32)) == [] and shown_instances() == []
+    with pytest.raises(ValueError, match="-2"):
+        shown_instances(torch.tensor([1, -2]))

@@ -128,7 +128,7 @@ def _png(rgb: np.ndarray) -> bytes:
 def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig", scene_index: int, sequence: str) -> Path:
     """Write scene ``scene_index`` as ``sequences/<sequence>``; returns the sequence folder."""
     from occkit.data.synth import build_scene, render_camera, scene_state_at, semantic_instance_occupancy, simulate_lidar
-    from occkit.data.synth.writer import object_records
+    from occkit.data.synth.writer import object_records, shown_instances
     from occkit.data.synth.occupancy import FREE, camera_mask_rays, camera_visibility, lidar_visibility, voxel_center_rays
     from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar, camera_intrinsics
 
@@ -176,8 +176,7 @@ def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig"
         ex = seq / "extras"
         save_npz_atomic(ex / f"{name}.npz", depth=cam["depth"].numpy(), semantics=cam["semantics"].numpy(), instance=cam["instance"].numpy())
         save_npz_atomic(ex / f"{name}.instances.npz", instance=inst_vox.numpy())
-        seen = torch.cat([inst_vox.flatten().long(), inst_l.flatten().long(), cam["instance"].flatten().long()]).unique()
-        objects = object_records(state, seen.tolist(), T_global_from_frame=T_gv)
+        objects = object_records(state, shown_instances(inst_vox, inst_l, cam["instance"]), T_global_from_frame=T_gv)
         write_json_atomic(ex / f"{name}.objects.json", {"token": f"{sequence}/{name}", "sequence": sequence, "scene": scene.name, "frame": j, "objects": objects})
     write_text_atomic(seq / "poses.txt", "".join(" ".join(f"{x:.9e}" for x in p.tolist()) + "\n" for p in poses))
     return seq

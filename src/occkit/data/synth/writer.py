@@ -103,14 +103,28 @@ def frame_data(scene: Scene, frame_index: int, state: SceneState | None = None) 
         origins += [o, ov]
         dirs += [d, dv]
     mask_c = camera_visibility(grid, occupied, torch.cat(origins), torch.cat(dirs))
-    seen = torch.cat([inst_vox.flatten().long(), inst.flatten().long(), *(c["instance"].flatten().long() for c in cams.values())]).unique()
-    objects = object_records(state, seen.tolist())
+    objects = object_records(state, shown_instances(inst_vox, inst, *(c["instance"] for c in cams.values())))
     return {
         "state": state, "T_global_from_ego": T_ge, "cameras": cams,
         "lidar": {"points": pts_e.float(), "labels": labels, "instance": inst, "T_ego_from_lidar": T_el},
         "semantics": sem, "instance": inst_vox, "mask_lidar": mask_l.to(torch.uint8), "mask_camera": mask_c.to(torch.uint8),
         "objects": objects,
     }
+
+
+def shown_instances(*ids: torch.Tensor) -> list[int]:
+    """The distinct instance ids > 0 in any of the integer tensors ``ids`` (any shapes), ascending."""
+    flat = [a.reshape(-1).long() for a in ids if a.numel()]
+    if not flat:
+        return []
+    n = max(int(a.max()) for a in flat) + 1
+    present = torch.zeros(n, dtype=torch.bool)
+    for a in flat:
+        if int(a.min()) < 0:
+            raise ValueError(f"instance ids must be >= 0, got {int(a.min())}")
+        present |= torch.bincount(a, minlength=n) > 0
+    present[0] = False
+    return present.nonzero().squeeze(1).tolist()
 
 
 def object_records(state: SceneState, seen: list[int] | tuple[int, ...] = (), T_global_from_frame: torch.Tensor | None = None,
@@ -139,20 +153,24 @@ def object_records(state: SceneState, seen: list[int] | tuple[int, ...] = (), T_
                          f"record in state.objects ({len(missing)} missing)")
     T_fg = invert_transform(T_gf)
     yaw_f = math.atan2(float(T_gf[1, 0]), float(T_gf[0, 0]))
+    recs = state.objects
+    if not recs:
+        return []
+    centres = torch.tensor([o["center"] for o in recs], dtype=torch.float64)  # (M, 3) world
+    near = ((centres[:, :2] - T_ge[:2, 3]).norm(dim=-1) <= radius).tolist()
+    keep = [k for k, o in enumerate(recs) if near[k] or int(o["instance"]) in wanted]
+    ce = apply_transform(T_fg, centres[keep]).tolist()  # (K, 3) frame
+    vel = torch.tensor([[*recs[k]["velocity"], 0.0] for k in keep], dtype=torch.float64).view(-1, 3)
+    ve = (vel @ T_fg[:3, :3].T).tolist()
     objects = []
-    for o in state.objects:
-        c = torch.tensor(o["center"], dtype=torch.float64)
-        if float((c[:2] - T_ge[:2, 3]).norm()) > radius and int(o["instance"]) not in wanted:
-            continue
-        ce = apply_transform(T_fg, c[None])[0]
-        v = torch.tensor([o["velocity"][0], o["velocity"][1], 0.0], dtype=torch.float64)
-        ve = T_fg[:3, :3] @ v
+    for k, c, v in zip(keep, ce, ve):
+        o = recs[k]
         yaw = (o["yaw"] - yaw_f + math.pi) % (2 * math.pi) - math.pi
         objects.append({
             "instance": o["instance"], "class_id": o["class_id"], "class_name": o["class_name"], "name": o["name"],
             "attributes": o["attributes"], "dynamic": o["dynamic"],
-            "box_ego": {"center": [round(float(x), 4) for x in ce], "size": [round(x, 4) for x in o["size"]], "yaw": round(yaw, 5)},
-            "velocity_ego": [round(float(ve[0]), 4), round(float(ve[1]), 4)],
+            "box_ego": {"center": [round(x, 4) for x in c], "size": [round(x, 4) for x in o["size"]], "yaw": round(yaw, 5)},
+            "velocity_ego": [round(v[0], 4), round(v[1], 4)],
             "box_global": {"center": [round(x, 4) for x in o["center"]], "size": [round(x, 4) for x in o["size"]], "yaw": round(o["yaw"], 5)},
             "velocity_global": [round(x, 4) for x in o["velocity"]],
         })

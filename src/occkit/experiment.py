@@ -29,12 +29,13 @@ from occkit.labels import OCC3D_NUM_CLASSES
 from occkit.engine.checkpoint import CONFIG_FILE, EMA_FILE, MODEL_FILE, load_config_dict, load_weights, resolve_checkpoint
 from occkit.engine.config import OptimConfig, TrainConfig
 from occkit.engine.distributed import resolve_device
+from occkit.methods.occscene import OccSceneConfig, OccSceneMethod
 from occkit.methods.render_sup import RenderSupConfig, RenderSupMethod
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig, lift_grid_of
 
 #: Methods :func:`build_method` knows, for error messages and ``--help``.
-METHODS: tuple[str, ...] = ("supervised", "render_sup")
+METHODS: tuple[str, ...] = ("supervised", "render_sup", "occscene")
 
 
 @dataclass
@@ -76,7 +77,7 @@ class DataConfig:
 class ExperimentConfig:
     """Everything a training run needs; ``configs/*.yaml`` presets override these defaults."""
 
-    method: Literal["supervised", "render_sup"] = "supervised"
+    method: Literal["supervised", "render_sup", "occscene"] = "supervised"
     """The recipe, built by :func:`build_method`."""
     model: OccNetConfig = field(default_factory=OccNetConfig)
     """The occupancy network."""
@@ -84,6 +85,9 @@ class ExperimentConfig:
     """Settings of the ``supervised`` method."""
     render_sup: RenderSupConfig = field(default_factory=RenderSupConfig)
     """Settings of the ``render_sup`` method (2D depth/semantic maps only, volume rendering)."""
+    occscene: OccSceneConfig = field(default_factory=OccSceneConfig)
+    """Settings of the ``occscene`` method (occupancy-guided text-to-image diffusion trained jointly
+    with the perception model)."""
     data: DataConfig = field(default_factory=DataConfig)
     """Frames, image size, batches."""
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -162,6 +166,8 @@ def build_method(cfg: ExperimentConfig) -> nn.Module:
         return SupervisedMethod(cfg.model, cfg.supervised)
     if cfg.method == "render_sup":
         return RenderSupMethod(cfg.model, cfg.render_sup)
+    if cfg.method == "occscene":
+        return OccSceneMethod(cfg.model, cfg.occscene)
     raise ConfigError(f"method: {cfg.method!r} is not one of {METHODS}")
 
 

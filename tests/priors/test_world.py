@@ -198,3 +198,14 @@ def test_config_and_cli_refuse_bad_input(world_run, synth_root, tmp_path):
     with pytest.raises(FileExistsError, match="not empty"):
         train_world_prior(synth_root, world_run, WorldPriorConfig(steps=1, **TINY), progress=False)
     assert priors_train.main(["--data", str(synth_root), "--out", str(world_run), "--steps", "1", "--no-progress"]) == 1
+
+
+def test_augmentation_is_seeded_and_in_range(world):
+    cfg = WorldPriorConfig(**TINY, zoom_max=1.5, color_jitter=0.4)
+    a = sample_batch(world, [0, 1], cfg, torch.Generator().manual_seed(1))
+    b = sample_batch(world, [0, 1], cfg, torch.Generator().manual_seed(1))
+    assert torch.equal(a.images, b.images) and torch.equal(a.names, b.names)
+    assert float(a.images.min()) >= 0 and float(a.images.max()) <= 1
+    plain = sample_batch(world, [0, 1], cfg, gen=None)
+    assert not torch.equal(a.images, plain.images)
+    assert bool((a.focal >= plain.focal - 1e-3).all())  # a zoom-crop lengthens the focal

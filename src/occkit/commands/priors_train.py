@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     train = read_json(out / "config.json")["train"]
     losses = ", ".join(f"{k} {v:.4f}" for k, v in train.get("final_losses", {}).items())
-    print(f"priors train: {train['steps']} steps ({train['images_seen']} images) in {train['wall_s']:.0f} s "
+    print(f"priors train: {train['steps']} steps ({train['images_seen']} images) in {train['wall_s']:.0f} s ({train['cpu_s']:.0f} s of CPU) "
           f"(total {time.perf_counter() - t0:.0f} s); final losses: {losses}; run: {out}")
     return 0
 

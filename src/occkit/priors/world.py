@@ -50,7 +50,6 @@ from torch import nn
 from occkit.config import ConfigError, from_dict, to_dict
 from occkit.fileio import read_json
 from occkit.priors.base import KINDS, PRIOR_CLASSES, PriorFrame, Priors, check_kinds
-from occkit.shapes import check_shape
 
 #: ``format`` of a world-prior run's ``config.json``.
 RUN_FORMAT = "occkit.world_prior"
@@ -123,6 +122,8 @@ class WorldPriorConfig:
     """Random horizontal flips."""
     zoom_max: float = 1.25
     """Random zoom-crops: a window ``1/z`` of the image, ``z`` uniform in ``[1, zoom_max]`` (1 = off); depth stays consistent through the canonical focal."""
+    color_jitter: float = 0.3
+    """Photometric augmentation strength ``j``: gamma, brightness, contrast and saturation factors in ``[1-j, 1+j]``, per-channel gains in ``[1-j/3, 1+j/3]`` (0 = off); the synthetic world's scenes differ in weather, exposure and tint."""
     log_every: int = 10
     """Steps between entries of the loss history kept in the run's JSON."""
     save_every_minutes: float = 5.0
@@ -143,6 +144,8 @@ class WorldPriorConfig:
             raise ConfigError(f"{where}.batch_size: expected >= 1, got {self.batch_size}")
         if self.zoom_max < 1:
             raise ConfigError(f"{where}.zoom_max: expected >= 1, got {self.zoom_max}")
+        if not 0 <= self.color_jitter < 1:
+            raise ConfigError(f"{where}.color_jitter: expected in [0, 1), got {self.color_jitter}")
         if not 0 <= self.vl_min_purity <= 1:
             raise ConfigError(f"{where}.vl_min_purity: expected in [0, 1], got {self.vl_min_purity}")
         for k in ("w_semantics", "w_depth", "w_boundary", "w_vl", "lr", "vl_temperature", "class_balance"):
@@ -417,5 +420,4 @@ class WorldPrior:
                 feat = F.interpolate(feat, size=grid, mode="bilinear", align_corners=False)
             pri.features = F.normalize(feat, dim=1).float().cpu()
             pri.feature_stride = s
-        check_shape(frame.images, "N 3 H W", name="PriorFrame.images")
         return pri

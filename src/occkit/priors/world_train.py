@@ -3,7 +3,7 @@
 :func:`train_world_prior` reads the ``train`` split of a synthetic world in the Occ3D layout
 (every camera of every frame: the images and the extras ``depth``, ``semantics``, ``instance``
 and ``objects.json``) into memory once, embeds every fine name once into a ``(K, D)`` table, and
-runs a short explicit loop: draw a batch of images (random zoom-crop and flip), run the
+runs a short explicit loop: draw a batch of images (random zoom-crop, flip and colour jitter), run the
 network, :func:`world_losses`, one AdamW step. The run folder is described in
 :mod:`occkit.priors.world`.
 """
@@ -210,8 +210,26 @@ def boundary_map(instance: torch.Tensor, semantics: torch.Tensor) -> torch.Tenso
     return b
 
 
+def color_jitter(image: torch.Tensor, strength: float, gen: torch.Generator) -> torch.Tensor:
+    """Random gamma, brightness, contrast, saturation and per-channel gains (factors ``1 +- strength``).
+
+    ``image: (3, H, W)`` in [0, 1] -> ``(3, H, W)`` in [0, 1].
+    """
+    def factor(n: int = 1, s: float = strength) -> torch.Tensor:
+        return 1 + s * (2 * torch.rand(n, generator=gen) - 1)
+
+    x = image.clamp(0, 1) ** factor()
+    x = x * factor()
+    mean = x.mean()
+    x = (x - mean) * factor() + mean
+    gray = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])[None]
+    x = gray + (x - gray) * factor()
+    x = x * factor(3, strength / 3).view(3, 1, 1)
+    return x.clamp(0, 1)
+
+
 def sample_batch(world: WorldImages, idx: list[int], cfg: WorldPriorConfig, gen: torch.Generator | None = None) -> WorldBatch:
-    """Images ``idx`` of ``world`` zoom-cropped, flipped and resized to ``cfg.image_size``.
+    """Images ``idx`` of ``world`` zoom-cropped, flipped, colour-jittered and resized to ``cfg.image_size``.
 
     With ``gen=None`` no augmentation is applied (the whole image, resized).
     """
@@ -235,6 +253,8 @@ def sample_batch(world: WorldImages, idx: list[int], cfg: WorldPriorConfig, gen:
         maps = [img, pick(world.semantics).long(), pick(world.depth), pick(world.instance), pick(world.names).long()]
         if flip:
             maps = [m.flip(-1) for m in maps]
+        if gen is not None and cfg.color_jitter > 0:
+            maps[0] = color_jitter(maps[0], cfg.color_jitter, gen)
         for lst, m in zip((imgs, sems, deps, insts, names), maps):
             lst.append(m)
         focals.append(effective_focal(world.intrinsics[i], Hn / ch, Wn / cw))
@@ -431,6 +451,7 @@ def train_world_prior(
     order = torch.randperm(len(world.images), generator=gen).tolist()
     pos, step = 0, 0
     t0 = last_save = time.perf_counter()
+    cpu0 = time.process_time()
     while True:
         elapsed = time.perf_counter() - t0
         frac = max(step / cfg.steps if cfg.steps else 0.0, elapsed / budget_s if budget_s else 0.0)
@@ -471,7 +492,7 @@ def train_world_prior(
     net.eval()
     record["status"] = "complete"
     record["train"].update(
-        steps=step, wall_s=round(time.perf_counter() - t0, 1), images_seen=step * cfg.batch_size,
+        steps=step, wall_s=round(time.perf_counter() - t0, 1), cpu_s=round(time.process_time() - cpu0, 1), images_seen=step * cfg.batch_size,
         finished_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), final_losses=final, history=history,
     )
     _save_run(out, net, table, record)

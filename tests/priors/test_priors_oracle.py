@@ -246,3 +246,23 @@ def test_cli_run_eval_vocab(synth_root, tmp_path):
     assert main(["priors", "vocab", "--json", str(tmp_path / "v.json")]) == 0
     rows = json.loads((tmp_path / "v.json").read_text())
     assert {"name": "school bus", "class_id": 3, "class_name": "bus", "heldout": True, "kind": "object"} in rows
+
+
+def test_semantickitti_layout(tmp_path, text):
+    from occkit.data.synth import SynthConfig
+    from occkit.data.synth.kitti_export import export_semantickitti
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = SynthConfig(scenes=2, frames=1, image_size=(48, 160), lidar_beams=16, lidar_azimuth_steps=360, occupancy_supersample=1)
+        root = tmp_path / "kitti"
+        export_semantickitti(root, cfg)
+    finally:
+        torch.set_num_threads(n)
+    out = run_priors(root, tmp_path / "kp", build_prior("oracle:clean", text_encoder=text), kinds=["semantics", "depth", "segments"], progress=False)
+    rec = json.loads((out / "prior.json").read_text())
+    assert rec["layout"] == "semantickitti" and rec["cameras"] == ["image_2"]
+    assert sorted(p.name for p in out.rglob("*.npz")) == ["image_2.npz", "image_2.npz"]
+    r = evaluate_priors(root, out)
+    assert r["frames"] == 2 and r["semantic_miou"] == 100.0 and r["depth_absrel"] == 0.0

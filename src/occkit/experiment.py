@@ -30,12 +30,13 @@ from occkit.engine.checkpoint import CONFIG_FILE, EMA_FILE, MODEL_FILE, load_con
 from occkit.engine.config import OptimConfig, TrainConfig
 from occkit.engine.distributed import resolve_device
 from occkit.methods.occscene import OccSceneConfig, OccSceneMethod
+from occkit.methods.radocc import RadOccConfig, RadOccMethod
 from occkit.methods.render_sup import RenderSupConfig, RenderSupMethod
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig, lift_grid_of
 
 #: Methods :func:`build_method` knows, for error messages and ``--help``.
-METHODS: tuple[str, ...] = ("supervised", "render_sup", "occscene")
+METHODS: tuple[str, ...] = ("supervised", "render_sup", "occscene", "radocc")
 
 
 @dataclass
@@ -77,7 +78,7 @@ class DataConfig:
 class ExperimentConfig:
     """Everything a training run needs; ``configs/*.yaml`` presets override these defaults."""
 
-    method: Literal["supervised", "render_sup", "occscene"] = "supervised"
+    method: Literal["supervised", "render_sup", "occscene", "radocc"] = "supervised"
     """The recipe, built by :func:`build_method`."""
     model: OccNetConfig = field(default_factory=OccNetConfig)
     """The occupancy network."""
@@ -88,6 +89,9 @@ class ExperimentConfig:
     occscene: OccSceneConfig = field(default_factory=OccSceneConfig)
     """Settings of the ``occscene`` method (occupancy-guided text-to-image diffusion trained jointly
     with the perception model)."""
+    radocc: RadOccConfig = field(default_factory=RadOccConfig)
+    """Settings of the ``radocc`` method (frozen LiDAR teacher distilled through rendered views;
+    the student's own losses are ``supervised``'s)."""
     data: DataConfig = field(default_factory=DataConfig)
     """Frames, image size, batches."""
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -168,6 +172,8 @@ def build_method(cfg: ExperimentConfig) -> nn.Module:
         return RenderSupMethod(cfg.model, cfg.render_sup)
     if cfg.method == "occscene":
         return OccSceneMethod(cfg.model, cfg.occscene)
+    if cfg.method == "radocc":
+        return RadOccMethod(cfg.model, cfg.supervised, cfg.radocc)
     raise ConfigError(f"method: {cfg.method!r} is not one of {METHODS}")
 
 
@@ -248,7 +254,7 @@ def resolve_auto_class_counts(cfg: ExperimentConfig, train_set: Dataset, max_fra
     run's config.json records the weights it trained with.
     """
     sup = cfg.supervised
-    if cfg.method != "supervised" or sup.class_counts != "auto":
+    if cfg.method not in ("supervised", "radocc") or sup.class_counts != "auto":
         return cfg
     ds = base_dataset(train_set)
     frames = ds.frames

@@ -136,6 +136,13 @@ class SupervisedMethod(nn.Module):
             raise ValueError(f"SupervisedConfig.lift_depth: expected 'predicted' or 'sensor', got {method_cfg.lift_depth!r}")
         if method_cfg.lift_depth == "sensor" and method_cfg.depth_source == "none":
             raise ValueError("SupervisedConfig.lift_depth='sensor' needs a depth_source other than 'none'")
+        if not self.model.uses_camera:  # modality 'lidar': no image path to put a depth or 2D loss on
+            image_terms = {"depth_weight": method_cfg.depth_weight > 0 and method_cfg.depth_source != "none",
+                           "semantic_2d_weight": method_cfg.semantic_2d_weight > 0, "lift_depth": method_cfg.lift_depth == "sensor"}
+            bad = [k for k, on in image_terms.items() if on]
+            if bad:
+                raise ValueError(f"SupervisedConfig: {', '.join(bad)} act on the image path, which a LiDAR-only network "
+                                 "(model.modality: lidar) lacks: set supervised.depth_weight=0, semantic_2d_weight=0, lift_depth=predicted")
 
     def forward(self, batch: Batch) -> OccNetOutput:
         """The model's full output for ``batch`` (logits and intermediates)."""
@@ -147,7 +154,8 @@ class SupervisedMethod(nn.Module):
             depth_target = None
         elif depth_target is None:
             raise ValueError("SupervisedConfig.lift_depth='sensor' but the batch has neither LiDAR nor depth maps")
-        return self.model(batch.images, batch.intrinsics, batch.T_ego_from_cam, depth_target)
+        return self.model(batch.images, batch.intrinsics, batch.T_ego_from_cam, depth_target,
+                          lidar=batch.lidar if self.model.uses_lidar else None)
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> torch.Tensor:
@@ -159,6 +167,11 @@ class SupervisedMethod(nn.Module):
         (``'factored'``), ``loss_lovasz`` (when enabled), ``loss_sem2d`` (when
         ``semantic_2d_weight > 0``), ``loss_depth`` (when the
         depth term is enabled; 0 when 'auto' finds no depth source in the batch)."""
+        return self.training_outputs(batch)[0]
+
+    def training_outputs(self, batch: Batch) -> tuple[dict[str, torch.Tensor], OccNetOutput]:
+        """:meth:`training_step`'s losses and the model output they were computed from (recipes
+        that add terms on the same forward pass, e.g. ``radocc``, read the output)."""
         cfg = self.cfg
         if cfg.class_counts == "auto":
             raise ValueError(
@@ -198,7 +211,7 @@ class SupervisedMethod(nn.Module):
                 losses["loss_depth"] = out.depth_prob.sum() * 0.0
             else:
                 losses["loss_depth"] = cfg.depth_weight * depth_loss(out.depth_prob, target, cfg.depth_loss)
-        return losses
+        return losses, out
 
     def semantic_2d_loss(self, out: OccNetOutput, batch: Batch) -> torch.Tensor:
         """Cross-entropy of the auxiliary 2D head against the majority class of each feature

@@ -10,6 +10,11 @@ grid) -> either
 
 -> logits ``(B, num_classes, X, Y, Z)`` on the output grid (upsampled from the lift grid when
 that is coarser: trilinear for voxels, bilinear over x, y for BEV).
+
+``modality`` chooses what fills the lift grid (RadOcc's teachers, :mod:`occkit.models.lidar`):
+'camera' (the above), 'lidar' (the frame's LiDAR points voxelised into the lift grid and a
+3D conv stem: no image path at all) or 'fusion' (the camera lift's volume and the LiDAR volume
+concatenated before the 3D encoder). LiDAR modalities need the voxel head.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from occkit.geometry.grid import Grid
 from occkit.models.backbone import Backbone
 from occkit.models.encoder3d import UNetEncoder
 from occkit.models.heads import BEVHead, VoxelHead
+from occkit.models.lidar import LidarVoxelEncoder
 from occkit.models.lift import LSSViewTransform
 from occkit.models.neck import FPNNeck
 from occkit.models.norm import frame_batchnorms
@@ -93,6 +99,17 @@ class OccNetConfig:
     nothing. A memory layout only: weights, state dicts and outputs are the same."""
     num_classes: int = 18
     """Output classes (Occ3D: 18, 17 = free)."""
+    modality: Literal["camera", "lidar", "fusion"] = "camera"
+    """What fills the lift grid: 'camera' (the LSS lift of the images), 'lidar' (the frame's LiDAR
+    points, ``Batch.lidar``, voxelised into the lift grid: occupancy, log point count, mean
+    height and intensity per cell, :func:`occkit.models.lidar.voxelize_lidar`, then a 3D conv
+    stem; no image path), or 'fusion' (both volumes concatenated before the 3D encoder). The
+    LiDAR modalities need ``head: voxel`` and LiDAR in the batch (``data.load_extras: true`` on
+    the synthetic world); they are RadOcc's teachers."""
+    lidar_channels: int = 32
+    """Width of the LiDAR stem's features (``modality`` 'lidar' or 'fusion')."""
+    lidar_intensity_scale: float = 1.0
+    """LiDAR intensities are divided by this (nuScenes and the synthetic world store 0..255: 255)."""
     image_norm_eval: Literal["running", "frame"] = "running"
     """How the BatchNorms of the image path (backbone, neck, depth net) normalise at inference:
     'running', with the running averages (PyTorch's eval mode); 'frame', with the statistics of
@@ -108,7 +125,9 @@ class OccNetOutput:
 
     Attributes:
         logits: ``(B, num_classes, X, Y, Z)`` on the output grid.
-        depth_prob: ``(B, N, D, h, w)`` depth distribution per feature pixel (sums to 1 over D).
+        depth_prob: ``(B, N, D, h, w)`` depth distribution per feature pixel (sums to 1 over D);
+            None for a LiDAR-only network (``modality: lidar``), as are ``context`` and
+            ``image_features``.
         context: ``(B, N, C, h, w)`` lifted context features.
         lifted: splatted volume ``(B, C, X', Y', Z')`` (voxel head) or BEV ``(B, C, X', Y')``.
         features: encoder output, same layout as ``lifted`` with ``encoder_widths[0]`` channels.
@@ -116,8 +135,8 @@ class OccNetOutput:
     """
 
     logits: torch.Tensor
-    depth_prob: torch.Tensor
-    context: torch.Tensor
+    depth_prob: torch.Tensor | None
+    context: torch.Tensor | None
     lifted: torch.Tensor
     features: torch.Tensor
     image_features: torch.Tensor | None = None
@@ -135,11 +154,12 @@ class OccNet(nn.Module):
         cfg: OccNetConfig,
         output_grid: Grid,
         lift_grid: Grid,
-        backbone: Backbone,
-        neck: FPNNeck,
-        view_transform: LSSViewTransform,
+        backbone: Backbone | None,
+        neck: FPNNeck | None,
+        view_transform: LSSViewTransform | None,
         encoder: UNetEncoder,
         head: VoxelHead | BEVHead,
+        lidar_encoder: LidarVoxelEncoder | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg
@@ -150,7 +170,8 @@ class OccNet(nn.Module):
         self.view_transform = view_transform
         self.encoder = encoder
         self.head = head
-        self._frame_norms = [m for part in (backbone, neck, view_transform) for m in frame_batchnorms(part)]
+        self.lidar_encoder = lidar_encoder
+        self._frame_norms = [m for part in (backbone, neck, view_transform) if part is not None for m in frame_batchnorms(part)]
         self.set_image_norm_eval(cfg.image_norm_eval)
         self.channels_last = cfg.channels_last and encoder.dims == 3
         if self.channels_last:  # see OccNetConfig.channels_last
@@ -170,11 +191,24 @@ class OccNet(nn.Module):
 
     @property
     def depth_bins(self) -> torch.Tensor:
+        if self.view_transform is None:
+            raise AttributeError("depth_bins: a LiDAR-only network (modality 'lidar') has no depth bins")
         return self.view_transform.depth_bins
+
+    @property
+    def uses_camera(self) -> bool:
+        """Whether the network reads the images (modality 'camera' or 'fusion')."""
+        return self.view_transform is not None
+
+    @property
+    def uses_lidar(self) -> bool:
+        """Whether the network reads ``lidar`` (modality 'lidar' or 'fusion')."""
+        return self.lidar_encoder is not None
 
     def forward(
         self, images: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor,
         depth_bins: torch.Tensor | None = None,
+        lidar: list[torch.Tensor] | None = None,
     ) -> OccNetOutput:
         """Predict occupancy logits.
 
@@ -186,6 +220,8 @@ class OccNet(nn.Module):
             depth_bins: optional ``(B, N, h, w)`` sensor depth bin per feature pixel (-1 = unknown)
                 that the lift uses instead of the predicted depth where known (see
                 :meth:`LSSViewTransform.forward`).
+            lidar: ``B`` tensors ``(P_b, 4)`` (x, y, z, intensity) in the ego frame; needed by the
+                LiDAR modalities, ignored by 'camera'.
         Returns:
             :class:`OccNetOutput`.
         """
@@ -195,15 +231,26 @@ class OccNet(nn.Module):
         if not images.is_floating_point():
             raise ValueError(f"images: expected float in [0, 1], got dtype {images.dtype}")
         B, N, _, H, W = images.shape
-        top = self.backbone.strides[-1]
-        if H % top or W % top:
-            raise ValueError(f"images: H, W = {(H, W)} must be multiples of the backbone stride {top}")
-        for m in self._frame_norms:
-            m.images_per_frame = N
-        x = (images.flatten(0, 1) - self.mean) / self.std  # (B*N, 3, H, W)
-        feats = self.neck(self.backbone(x))  # (B*N, C_neck, H/s, W/s)
-        feats = feats.view(B, N, *feats.shape[1:])  # (B, N, C_neck, h, w)
-        lifted, depth_prob, context = self.view_transform(feats, intrinsics, T_ego_from_cam, (H, W), depth_bins)
+        feats = depth_prob = context = None
+        if self.uses_lidar:
+            if lidar is None or len(lidar) != B:
+                raise ValueError(f"lidar: modality {self.cfg.modality!r} needs one LiDAR point tensor per frame ({B}), got "
+                                 f"{'None' if lidar is None else len(lidar)} (load the LiDAR: data.load_extras: true)")
+            lidar_volume = self.lidar_encoder(lidar)  # (B, lidar_channels, X', Y', Z')
+        if self.uses_camera:
+            top = self.backbone.strides[-1]
+            if H % top or W % top:
+                raise ValueError(f"images: H, W = {(H, W)} must be multiples of the backbone stride {top}")
+            for m in self._frame_norms:
+                m.images_per_frame = N
+            x = (images.flatten(0, 1) - self.mean) / self.std  # (B*N, 3, H, W)
+            feats = self.neck(self.backbone(x))  # (B*N, C_neck, H/s, W/s)
+            feats = feats.view(B, N, *feats.shape[1:])  # (B, N, C_neck, h, w)
+            lifted, depth_prob, context = self.view_transform(feats, intrinsics, T_ego_from_cam, (H, W), depth_bins)
+            if self.uses_lidar:
+                lifted = torch.cat([lifted, lidar_volume.to(lifted.dtype)], 1)  # (B, C + lidar_channels, X', Y', Z')
+        else:
+            lifted = lidar_volume
         if self.channels_last:
             lifted = lifted.contiguous(memory_format=torch.channels_last_3d)
         features = self.encoder(lifted)
@@ -240,7 +287,18 @@ def build_occnet(cfg: OccNetConfig) -> OccNet:
     ``feature_info``, grid shapes, number of depth bins) are computed here."""
     if cfg.head not in ("voxel", "bev"):
         raise ValueError(f"head: expected 'voxel' or 'bev', got {cfg.head!r}")
+    if cfg.modality not in ("camera", "lidar", "fusion"):
+        raise ValueError(f"modality: expected 'camera', 'lidar' or 'fusion', got {cfg.modality!r}")
+    if cfg.modality != "camera" and cfg.head != "voxel":
+        raise ValueError(f"modality {cfg.modality!r}: the LiDAR volume needs head 'voxel', got {cfg.head!r}")
+    if cfg.voxel_upsample not in ("trilinear", "subvoxel"):
+        raise ValueError(f"voxel_upsample: expected 'trilinear' or 'subvoxel', got {cfg.voxel_upsample!r}")
     output, lift = lift_grid_of(cfg)
+    lidar = LidarVoxelEncoder(lift, cfg.lidar_channels, cfg.lidar_intensity_scale) if cfg.modality != "camera" else None
+    if cfg.modality == "lidar":
+        encoder = UNetEncoder(3, lidar.out_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
+        sub = tuple(o // l for o, l in zip(output.shape, lift.shape)) if cfg.voxel_upsample == "subvoxel" else (1, 1, 1)
+        return OccNet(cfg, output, lift, None, None, None, encoder, VoxelHead(encoder.out_channels, cfg.num_classes, subvoxels=sub), lidar)
     backbone = Backbone(cfg.backbone, cfg.feature_stride, cfg.backbone_weights)
     neck = FPNNeck(backbone.channels, cfg.neck_channels)
     view = LSSViewTransform(
@@ -259,9 +317,10 @@ def build_occnet(cfg: OccNetConfig) -> OccNet:
         encoder = UNetEncoder(2, view.out_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
         head: VoxelHead | BEVHead = BEVHead(encoder.out_channels, cfg.num_classes, output.shape[2])
     else:
-        encoder = UNetEncoder(3, view.out_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
+        in_channels = view.out_channels + (lidar.out_channels if lidar is not None else 0)
+        encoder = UNetEncoder(3, in_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
         if cfg.voxel_upsample not in ("trilinear", "subvoxel"):
             raise ValueError(f"voxel_upsample: expected 'trilinear' or 'subvoxel', got {cfg.voxel_upsample!r}")
         sub = tuple(o // l for o, l in zip(output.shape, lift.shape)) if cfg.voxel_upsample == "subvoxel" else (1, 1, 1)
         head = VoxelHead(encoder.out_channels, cfg.num_classes, subvoxels=sub)
-    return OccNet(cfg, output, lift, backbone, neck, view, encoder, head)
+    return OccNet(cfg, output, lift, backbone, neck, view, encoder, head, lidar)

@@ -1,0 +1,206 @@
+"""Distillation losses from a frozen teacher to a student (RadOcc, METHODS.md §1).
+
+Rendered (along the same camera rays, :mod:`occkit.rendering`):
+
+- :func:`rendered_depth_kl` — rendered depth consistency (RDC): per ray, the teacher's and the
+  student's termination weights ``w`` as distributions,
+  ``KL(softmax(w_T / tau) || softmax(w_S / tau)) * tau^2``, averaged over rays (the released
+  code; weight 100, tau 1 with a LiDAR teacher, 10 with a camera+LiDAR one).
+- :func:`segment_affinity_loss` — rendered semantic consistency (RSC), the paper's version:
+  rendered semantic features pooled per 2D segment into ``F (K, C)``, rows L2-normalised,
+  affinity ``A = F F^T``, ``MSE(A_S, A_T)``.
+- :func:`rendered_semantic_kl` — RSC as the released configs have it: KL between the teacher's
+  and the student's rendered class distributions (weight 10).
+
+In 3D (the baselines RadOcc compares with):
+
+- :func:`feature_l1` — masked L1 between voxel features (the student's through a learnt 1x1x1
+  adapter when the widths differ; weight 0.1);
+- :func:`logit_kl` — KL between the voxel class distributions at a temperature (weight 0.1).
+
+All are pure functions: the teacher's tensors are targets (detached here), the student's
+carry the gradients. Each returns a scalar.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from occkit.shapes import check_shape
+
+
+def _kl_rows(log_p_student: torch.Tensor, p_teacher: torch.Tensor, log_p_teacher: torch.Tensor) -> torch.Tensor:
+    """``sum_j p_T (log p_T - log p_S)`` per row: ``(..., K) -> (...)``."""
+    return (p_teacher * (log_p_teacher - log_p_student)).sum(-1)
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return x.mean() if x.numel() else x.sum() * 0.0
+    m = mask.to(x.dtype)
+    return (x * m).sum() / m.sum().clamp(min=1.0)
+
+
+def rendered_depth_kl(
+    weights_student: torch.Tensor,
+    weights_teacher: torch.Tensor,
+    tau: float = 1.0,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Rendered depth consistency: KL between termination distributions, per ray.
+
+    ``tau^2 * mean_r KL(softmax(w_T[r] / tau) || softmax(w_S[r] / tau))`` over the rays ``r``
+    (kept by ``mask``). Both renders must use the same samples along the same rays.
+
+    Args:
+        weights_student: ``(R, S)`` the student's termination weights ``w_i = T_i alpha_i``.
+        weights_teacher: ``(R, S)`` the teacher's (no gradient flows into them).
+        tau: temperature (> 0).
+        mask: optional ``(R,)`` bool, the rays counted.
+    Returns:
+        scalar (0 when no ray is kept).
+    """
+    dims = check_shape(weights_student, "R S", name="weights_student")
+    check_shape(weights_teacher, "R S", name="weights_teacher", dims=dims)
+    if not tau > 0:
+        raise ValueError(f"tau: expected > 0, got {tau}")
+    if mask is not None:
+        check_shape(mask, "R", name="mask", dims=dims)
+    s = weights_student.float() / tau
+    t = weights_teacher.detach().float() / tau
+    kl = _kl_rows(torch.log_softmax(s, -1), torch.softmax(t, -1), torch.log_softmax(t, -1))  # (R,)
+    return _masked_mean(kl, mask) * tau**2
+
+
+def segment_pool(features: torch.Tensor, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of ``features`` over the rays of each segment.
+
+    Args:
+        features: ``(R, C)``.
+        segments: ``(R,)`` long segment ids; ids <= 0 belong to no segment.
+    Returns:
+        ``(K, C)`` the segments' mean features (in order of increasing id) and ``(K,)`` their ids.
+    """
+    dims = check_shape(features, "R C", name="features")
+    check_shape(segments, "R", name="segments", dims=dims)
+    keep = segments > 0
+    ids, inverse = torch.unique(segments[keep], return_inverse=True)
+    K = ids.numel()
+    f = features[keep]
+    sums = f.new_zeros(K, f.shape[1]).index_add(0, inverse, f)
+    counts = f.new_zeros(K).index_add(0, inverse, torch.ones_like(inverse, dtype=f.dtype))
+    return sums / counts[:, None].clamp(min=1.0), ids
+
+
+def segment_affinity(features: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+    """``(K, K)`` cosine affinities between the segments' mean features (:func:`segment_pool`)."""
+    pooled, _ = segment_pool(features, segments)
+    pooled = F.normalize(pooled, dim=-1, eps=1e-8)
+    return pooled @ pooled.T
+
+
+def segment_affinity_loss(
+    features_student: torch.Tensor,
+    features_teacher: torch.Tensor,
+    segments: torch.Tensor,
+) -> torch.Tensor:
+    """Segment-guided affinity distillation (the paper's rendered semantic consistency).
+
+    Features of the rays of each 2D segment are averaged, ``F (K, C)``; rows L2-normalised; the
+    affinities ``A = F F^T`` of teacher and student are compared by mean squared error over the
+    ``K x K`` entries.
+
+    Args:
+        features_student, features_teacher: ``(R, C)`` rendered semantic features of the same rays
+            (the teacher's get no gradient).
+        segments: ``(R,)`` long, each ray's segment id (unique across cameras); <= 0 = none.
+    Returns:
+        scalar; 0 with fewer than two segments.
+    """
+    dims = check_shape(features_student, "R C", name="features_student")
+    check_shape(features_teacher, "R C", name="features_teacher", dims=dims)
+    check_shape(segments, "R", name="segments", dims={"R": dims["R"]})
+    a_s = segment_affinity(features_student.float(), segments)
+    if a_s.shape[0] < 2:
+        return features_student.sum() * 0.0
+    with torch.no_grad():
+        a_t = segment_affinity(features_teacher.detach().float(), segments)
+    return F.mse_loss(a_s, a_t)
+
+
+def rendered_semantic_kl(
+    probs_student: torch.Tensor,
+    probs_teacher: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """KL between rendered class distributions (the released code's semantic consistency).
+
+    Rendered class probabilities ``sum_i w_i p_i`` sum to the ray's opacity, not to 1: each row is
+    renormalised (``p / sum p``, ``eps`` added) before ``KL(p_T || p_S)``, averaged over rays.
+
+    Args:
+        probs_student, probs_teacher: ``(R, C)`` non-negative rendered class probabilities.
+        mask: optional ``(R,)`` bool, the rays counted.
+    Returns:
+        scalar.
+    """
+    dims = check_shape(probs_student, "R C", name="probs_student")
+    check_shape(probs_teacher, "R C", name="probs_teacher", dims=dims)
+    if mask is not None:
+        check_shape(mask, "R", name="mask", dims={"R": dims["R"]})
+    ps = probs_student.float().clamp(min=0) + eps
+    pt = probs_teacher.detach().float().clamp(min=0) + eps
+    ps = ps / ps.sum(-1, keepdim=True)
+    pt = pt / pt.sum(-1, keepdim=True)
+    return _masked_mean(_kl_rows(ps.log(), pt, pt.log()), mask)
+
+
+def feature_l1(
+    features_student: torch.Tensor,
+    features_teacher: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Masked L1 between voxel features (3D feature distillation).
+
+    Args:
+        features_student: ``(B, C, X, Y, Z)`` (already through the width adapter if any).
+        features_teacher: ``(B, C, X, Y, Z)``, no gradient.
+        mask: optional ``(B, X, Y, Z)`` bool, the voxels counted.
+    Returns:
+        scalar: mean over kept voxels and channels of ``|f_S - f_T|``.
+    """
+    dims = check_shape(features_student, "B C X Y Z", name="features_student")
+    check_shape(features_teacher, "B C X Y Z", name="features_teacher", dims=dims)
+    d = (features_student.float() - features_teacher.detach().float()).abs().mean(1)  # (B, X, Y, Z)
+    if mask is not None:
+        check_shape(mask, "B X Y Z", name="mask", dims={k: dims[k] for k in "BXYZ"})
+    return _masked_mean(d, mask)
+
+
+def logit_kl(
+    logits_student: torch.Tensor,
+    logits_teacher: torch.Tensor,
+    tau: float = 1.0,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """3D logit distillation: ``tau^2 * mean_v KL(softmax(l_T / tau) || softmax(l_S / tau))``.
+
+    Args:
+        logits_student, logits_teacher: ``(B, C, X, Y, Z)``.
+        tau: temperature (> 0).
+        mask: optional ``(B, X, Y, Z)`` bool, the voxels counted.
+    Returns:
+        scalar.
+    """
+    dims = check_shape(logits_student, "B C X Y Z", name="logits_student")
+    check_shape(logits_teacher, "B C X Y Z", name="logits_teacher", dims=dims)
+    if not tau > 0:
+        raise ValueError(f"tau: expected > 0, got {tau}")
+    if mask is not None:
+        check_shape(mask, "B X Y Z", name="mask", dims={k: dims[k] for k in "BXYZ"})
+    s = torch.log_softmax(logits_student.float() / tau, 1).movedim(1, -1)  # (B, X, Y, Z, C)
+    t = logits_teacher.detach().float() / tau
+    kl = _kl_rows(s, torch.softmax(t, 1).movedim(1, -1), torch.log_softmax(t, 1).movedim(1, -1))  # (B, X, Y, Z)
+    return _masked_mean(kl, mask) * tau**2

@@ -1,0 +1,195 @@
+"""radocc: the frozen teacher stays frozen and out of the checkpoint, the distillation terms fall,
+and a radocc run loads like any other (predict = the student)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from occkit.config import to_dict
+from occkit.data.sample import Batch, Sample, collate
+from occkit.engine.checkpoint import save_checkpoint
+from occkit.engine.optim import build_optimizer
+from occkit.experiment import ExperimentConfig, build_method, load_checkpoint_method
+from occkit.geometry.grid import Grid
+from occkit.geometry.transforms import make_transform
+from occkit.methods.radocc import RadOccConfig, RadOccMethod, lidar_pixel_mask
+from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
+from occkit.models.occnet import OccNetConfig
+from occkit.rendering.views import render_occupancy_views
+
+RANGE = (-3.2, -3.2, -1.0, 3.2, 3.2, 1.4)
+
+
+def model_cfg(modality: str = "camera") -> OccNetConfig:
+    return OccNetConfig(
+        backbone="resnet18", neck_channels=16, feature_stride=16, depth_min=0.5, depth_max=8.5, depth_step=1.0,
+        context_channels=8, point_range=RANGE, voxel_size=0.4, lift_downsample=(2, 2, 2), encoder_widths=(8, 16),
+        modality=modality, lidar_channels=8,
+    )
+
+
+def student_sup() -> SupervisedConfig:
+    return SupervisedConfig(depth_weight=0.5, depth_source="depth_map", lovasz=False)
+
+
+def teacher_sup() -> SupervisedConfig:
+    return SupervisedConfig(depth_weight=0.0, lovasz=False)
+
+
+def tiny_batch() -> Batch:
+    """One frame, two cameras of a ground plane and two boxes; LiDAR points = the depth maps
+    unprojected; segments = the 2D classes per camera."""
+    grid = Grid.from_range(RANGE, 0.4)  # (16, 16, 6)
+    occ = torch.full(grid.shape, 17, dtype=torch.long)
+    occ[:, :, 0] = 11
+    occ[11:14, 6:10, 1:4] = 4
+    occ[2:4, 9:12, 1:3] = 15
+    H, W = 32, 64
+    K = torch.tensor([[24.0, 0, W / 2], [0, 24.0, H / 2], [0, 0, 1]]).expand(2, 3, 3).clone()
+    c, s = math.cos(0.2), math.sin(0.2)
+    R_front = torch.tensor([[0.0, -s, c], [-1, 0, 0], [0, -c, -s]])
+    R_back = torch.diag(torch.tensor([-1.0, -1.0, 1.0])) @ R_front
+    T = torch.stack([make_transform(R_front, torch.tensor([0.5, 0.0, 0.4])), make_transform(R_back, torch.tensor([-0.5, 0.0, 0.4]))])
+    maps = render_occupancy_views(occ, grid, K, T, H, W)
+    pts = []
+    v, u = torch.meshgrid(torch.arange(0, H, 2) + 0.5, torch.arange(0, W, 2) + 0.5, indexing="ij")
+    for n in range(2):
+        z = maps.depth[n, ::2, ::2]
+        keep = z > 0
+        cam = torch.stack([(u - K[n, 0, 2]) / K[n, 0, 0] * z, (v - K[n, 1, 2]) / K[n, 1, 1] * z, z], -1)[keep]  # (P, 3)
+        pts.append(cam @ T[n, :3, :3].T + T[n, :3, 3])
+    lidar = torch.cat(pts)
+    lidar = torch.cat([lidar, torch.full((lidar.shape[0], 1), 0.5)], 1)
+    g = torch.Generator().manual_seed(0)
+    sample = Sample(
+        token="t0", scene="s0", timestamp=0, cam_names=("CAM_FRONT", "CAM_BACK"),
+        images=torch.rand(2, 3, H, W, generator=g), intrinsics=K, T_ego_from_cam=T,
+        T_global_from_ego=torch.eye(4, dtype=torch.float64), occupancy=occ, mask_camera=torch.ones(grid.shape, dtype=torch.bool),
+        lidar=lidar, depth=maps.depth, semantics_2d=maps.semantics, prior_segments=maps.semantics + 1,
+    )
+    return collate([sample])
+
+
+def make_teacher(steps: int = 0) -> SupervisedMethod:
+    torch.manual_seed(1)
+    teacher = SupervisedMethod(model_cfg("lidar"), teacher_sup())
+    if steps:
+        opt = torch.optim.Adam(teacher.parameters(), lr=1e-2)
+        batch = tiny_batch()
+        for _ in range(steps):
+            opt.zero_grad()
+            sum(teacher.training_step(batch).values()).backward()
+            opt.step()
+    return teacher
+
+
+def radocc_cfg(**kw) -> RadOccConfig:
+    base = dict(num_rays=256, sample_step=0.2, depth_weight=100.0, semantic_weight=10.0, feature_weight=0.1, logit_weight=0.1)
+    base.update(kw)
+    return RadOccConfig(**base)
+
+
+def test_teacher_frozen_and_outside_the_state(one_torch_thread):
+    teacher = make_teacher()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    torch.manual_seed(0)
+    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(), teacher=teacher)
+    assert not any(k.startswith("teacher") for k in method.state_dict())
+    ids = {id(p) for p in method.parameters()}
+    assert not any(id(p) in ids for p in teacher.parameters())
+    assert all(not p.requires_grad for p in teacher.parameters())
+    opt = build_optimizer(method, 1e-2, 0.01, (0.9, 0.999))
+    method.train()
+    assert not teacher.training
+    batch = tiny_batch()
+    student_before = {k: v.clone() for k, v in method.model.state_dict().items()}
+    losses = method.training_step(batch)
+    assert {"loss_rdc", "loss_rsc", "loss_feat", "loss_logit", "loss_ce", "loss_depth"} <= set(losses)
+    sum(losses.values()).backward()
+    opt.step()
+    for k, v in teacher.state_dict().items():  # weights and BatchNorm statistics unchanged
+        assert torch.equal(v, before[k]), k
+    assert any(not torch.equal(v, student_before[k]) for k, v in method.model.state_dict().items())
+    import copy
+
+    assert copy.deepcopy(method).teacher is teacher  # the engine's EMA copy shares the teacher
+
+
+@pytest.mark.parametrize("term,weight", [("loss_rdc", "depth_weight"), ("loss_rsc", "semantic_weight"),
+                                         ("loss_feat", "feature_weight"), ("loss_logit", "logit_weight")])
+def test_distillation_losses_fall(term, weight, one_torch_thread):
+    """A few steps along each term's gradient (normalised steps, the student's own losses off,
+    BatchNorm on running statistics so the loss is one function of the weights) lower it."""
+    teacher = make_teacher(steps=40)
+    torch.manual_seed(0)
+    weights = dict(depth_weight=0.0, semantic_weight=0.0, feature_weight=0.0, logit_weight=0.0)
+    weights[weight] = 1.0
+    method = RadOccMethod(model_cfg(), SupervisedConfig(ce_weight=0.0, depth_weight=0.0, lovasz=False),
+                          radocc_cfg(jitter=False, **weights), teacher=teacher).eval()
+    batch = tiny_batch()
+    history = []
+    for _ in range(4):
+        torch.manual_seed(0)  # the same rays every step
+        loss = method.training_step(batch)[term]
+        history.append(float(loss.detach()))
+        method.zero_grad()
+        loss.backward()
+        params = [p for p in method.parameters() if p.grad is not None]
+        norm = torch.sqrt(sum((p.grad**2).sum() for p in params))
+        with torch.no_grad():
+            for p in params:
+                p -= 0.05 * p.grad / norm
+    assert all(b < a for a, b in zip(history, history[1:])), history
+
+
+def test_rsc_kl_variant_and_all_pixel_rays(one_torch_thread):
+    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(semantic_mode="kl", rays="all", feature_weight=0.0), teacher=make_teacher())
+    losses = method.training_step(tiny_batch())
+    assert "loss_rsc" in losses and "loss_feat" not in losses and torch.isfinite(losses["loss_rsc"])
+    alone = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(depth_weight=0, semantic_weight=0, feature_weight=0, logit_weight=0),
+                         teacher=make_teacher())
+    assert set(alone.training_step(tiny_batch())) == {"loss_ce", "loss_depth"}  # the student alone
+
+
+def test_lidar_rays_hit_lidar_pixels():
+    batch = tiny_batch()
+    hits = lidar_pixel_mask(batch.lidar[0][:, :3], batch.intrinsics[0], batch.T_ego_from_cam[0], 32, 64)
+    assert hits.shape == (2, 32, 64)
+    assert hits[:, ::2, ::2].float().mean() > 0.5 * (batch.depth[0, :, ::2, ::2] > 0).float().mean()
+    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(), teacher=make_teacher())
+    rays = method.ray_pixels(batch, 0, 500)
+    assert bool(hits[rays.cam, rays.row, rays.col].all())
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="radocc.teacher"):
+        RadOccMethod(model_cfg(), student_sup(), RadOccConfig())
+    with pytest.raises(ValueError, match="semantic_mode"):
+        RadOccMethod(model_cfg(), student_sup(), radocc_cfg(semantic_mode="mse"), teacher=make_teacher())
+    with pytest.raises(FileNotFoundError, match="radocc.teacher"):
+        RadOccMethod(model_cfg(), student_sup(), radocc_cfg(teacher="/nonexistent/run"))
+    batch = tiny_batch()
+    batch.prior_segments = None
+    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(), teacher=make_teacher())
+    with pytest.raises(ValueError, match="data.priors"):
+        method.training_step(batch)
+
+
+def test_teacher_from_a_run_and_radocc_run_predicts_the_student(tmp_path, one_torch_thread):
+    t_cfg = ExperimentConfig(method="supervised", model=model_cfg("lidar"), supervised=teacher_sup())
+    teacher = build_method(t_cfg)
+    save_checkpoint(tmp_path / "teacher", 1, teacher, to_dict(t_cfg), {})
+    cfg = ExperimentConfig(method="radocc", model=model_cfg(), supervised=student_sup(),
+                           radocc=radocc_cfg(teacher=str(tmp_path / "teacher")))
+    method = build_method(cfg)
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(method.teacher.state_dict()[k], v)
+    ckpt = save_checkpoint(tmp_path / "student", 1, method, to_dict(cfg), {})
+    loaded, cfg2, _, _ = load_checkpoint_method(ckpt, device="cpu")
+    assert cfg2.method == "radocc"
+    batch = tiny_batch()
+    method.eval()
+    assert torch.allclose(loaded.predict(batch), method.predict(batch))

@@ -68,6 +68,14 @@ class DataConfig:
     prior_kinds: tuple[str, ...] = ()
     """Which kinds of the cache to attach (``semantics``, ``segments``, ``depth``, ``features``);
     empty = all it has."""
+    lidar_sweeps: int = 1
+    """LiDAR sweeps per frame in ``Sample.lidar`` (the LiDAR teachers' input): the frame's and up
+    to ``lidar_sweeps - 1`` earlier ones brought into its ego frame
+    (:class:`occkit.data.lidar_sweeps.WithLidarSweeps`); 1 = the frame's own LiDAR."""
+    lidar_infos: str | None = None
+    """A nuScenes-style info file (``.pkl``/``.json``: ``lidar_path``, ``lidar2ego_*``, ``sweeps``)
+    giving each frame's LiDAR on real Occ3D-nuScenes (files under the dataset root's ``samples/``
+    and ``sweeps/``); None = the synthetic extras (``load_extras``)."""
     cache_mb: float = 0.0
     """Keep each split's decoded files (images, labels, extras) in memory up to this many MiB
     (0 = read them from disk at every visit): spares the decoding when a small dataset is read
@@ -219,6 +227,10 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
         from occkit.priors.cache import PriorCache, WithPriors
 
         ds = WithPriors(ds, PriorCache(cfg.data.priors, kinds=cfg.data.prior_kinds or None))
+    if cfg.data.lidar_sweeps > 1 or cfg.data.lidar_infos:
+        from occkit.data.lidar_sweeps import WithLidarSweeps
+
+        ds = WithLidarSweeps(ds, cfg.data.lidar_sweeps, cfg.data.lidar_infos)
     output_grid, _ = lift_grid_of(cfg.model)
     if output_grid.shape != base_dataset(ds).grid.shape:
         raise ConfigError(f"model.point_range/voxel_size give a grid {output_grid.shape} but {root} is {base_dataset(ds).grid.shape}")

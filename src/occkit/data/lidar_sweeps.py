@@ -1,0 +1,181 @@
+"""LiDAR for the LiDAR teachers (RadOcc): several sweeps in the frame's ego frame.
+
+Two sources, one wrapper (:class:`WithLidarSweeps`, set up by ``data.lidar_sweeps`` /
+``data.lidar_infos``):
+
+- **the synthetic world** (no info file): the frame's own ``extras/.../lidar.npz`` and those of
+  its ``lidar_sweeps - 1`` previous frames (``prev`` links of annotations.json), brought into the
+  frame's ego frame through the frames' ``T_global_from_ego``
+  (:func:`occkit.models.lidar.merge_sweeps`);
+- **Occ3D-nuScenes** (``data.lidar_infos``: a nuScenes-style info file as mmdet3d / BEVDet write
+  it, read like RayIoU's, :func:`occkit.metrics.rayiou.load_nuscenes_infos`): per frame
+  ``lidar_path`` (a ``.pcd.bin``, float32 rows of x, y, z, intensity, ring), ``lidar2ego_*`` and
+  ``sweeps`` (each with ``data_path``, ``sensor2lidar_rotation`` (3, 3), ``sensor2lidar_translation``);
+  the key frame's points and the first ``lidar_sweeps - 1`` sweeps go into the LiDAR frame, then
+  the ego frame. Paths are read from their ``samples/`` or ``sweeps/`` folder on, under the
+  dataset root (where Occ3D-nuScenes keeps nuScenes' ``samples`` and ``sweeps``), or as given
+  when absolute.
+
+The points replace ``Sample.lidar`` ((P, 4): x, y, z, intensity; ``lidar_labels`` dropped when
+sweeps are added, since only the key frame has labels).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from occkit.data.sample import Sample
+from occkit.fileio import load_npz
+from occkit.geometry.transforms import transform_from_pose
+from occkit.models.lidar import merge_sweeps
+
+
+def read_pcd_bin(path: str | os.PathLike, columns: int = 5) -> torch.Tensor:
+    """A nuScenes ``.pcd.bin``: float32 rows of ``columns`` values -> ``(P, 4)`` x, y, z, intensity."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such LiDAR file")
+    raw = np.fromfile(path, dtype=np.float32)
+    if raw.size % columns:
+        raise ValueError(f"{path}: {raw.size} float32 values are not rows of {columns}")
+    return torch.from_numpy(raw.reshape(-1, columns)[:, :4].copy())
+
+
+def _load_info_list(path: Path) -> list[dict[str, Any]]:
+    """The raw frame dicts of an info file (.json, or .pkl with RayIoU's restricted unpickler)."""
+    from occkit.metrics.rayiou import _InfoUnpickler
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such info file (data.lidar_infos)")
+    try:
+        if path.suffix == ".json":
+            import json
+
+            data = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            with path.open("rb") as f:
+                data = _InfoUnpickler(f).load()
+    except Exception as e:
+        raise ValueError(f"{path}: cannot read info file ({type(e).__name__}: {e})") from e
+    if isinstance(data, dict):
+        data = data.get("infos", data.get("data_list"))
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a list of frames or a dict with 'infos'")
+    return data
+
+
+def load_lidar_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """token -> ``{"lidar_path", "T_ego_from_lidar" (4, 4) float64, "sweeps": [(data_path,
+    T_lidar_from_sweep (4, 4) float64), ...]}`` from a nuScenes-style info file."""
+    path = Path(path)
+    out: dict[str, dict[str, Any]] = {}
+    for i, info in enumerate(_load_info_list(path)):
+        missing = [k for k in ("token", "lidar_path", "lidar2ego_translation", "lidar2ego_rotation") if k not in info]
+        if missing:
+            raise KeyError(f"{path}: frame {i} lacks {missing}")
+        sweeps = []
+        for j, s in enumerate(info.get("sweeps", [])):
+            if not all(k in s for k in ("data_path", "sensor2lidar_rotation", "sensor2lidar_translation")):
+                raise KeyError(f"{path}: frame {i} sweep {j} lacks data_path / sensor2lidar_rotation / sensor2lidar_translation")
+            T = torch.eye(4, dtype=torch.float64)
+            T[:3, :3] = torch.as_tensor(np.asarray(s["sensor2lidar_rotation"], dtype=np.float64))
+            T[:3, 3] = torch.as_tensor(np.asarray(s["sensor2lidar_translation"], dtype=np.float64))
+            sweeps.append((str(s["data_path"]), T))
+        out[str(info["token"])] = {
+            "lidar_path": str(info["lidar_path"]),
+            "T_ego_from_lidar": transform_from_pose(list(map(float, info["lidar2ego_translation"])), list(map(float, info["lidar2ego_rotation"]))),
+            "sweeps": sweeps,
+        }
+    return out
+
+
+def resolve_lidar_path(root: Path, data_path: str) -> Path:
+    """An info file's LiDAR path under the dataset root: absolute paths as given, others from
+    their ``samples/`` or ``sweeps/`` component on (``./data/nuscenes/samples/LIDAR_TOP/x.bin``
+    -> ``ROOT/samples/LIDAR_TOP/x.bin``), else relative to the root."""
+    p = Path(data_path)
+    if p.is_absolute():
+        return p
+    parts = p.parts
+    for k, part in enumerate(parts):
+        if part in ("samples", "sweeps"):
+            return root.joinpath(*parts[k:])
+    return root / p
+
+
+class WithLidarSweeps(Dataset):
+    """Frames of ``dataset`` (an :class:`~occkit.data.occ3d.Occ3DDataset`) with ``Sample.lidar``
+    = the frame's LiDAR and up to ``sweeps - 1`` earlier sweeps, in its ego frame.
+
+    Args:
+        dataset: the frames.
+        sweeps: how many sweeps (>= 1; 1 = the key frame only).
+        infos: a nuScenes-style info file (real Occ3D-nuScenes); None = the synthetic extras.
+    """
+
+    def __init__(self, dataset: Dataset, sweeps: int = 1, infos: str | os.PathLike | None = None) -> None:
+        if sweeps < 1:
+            raise ValueError(f"data.lidar_sweeps: expected >= 1, got {sweeps}")
+        self.dataset, self.sweeps = dataset, int(sweeps)
+        self.infos_path = Path(infos) if infos is not None else None
+        self.infos = load_lidar_infos(self.infos_path) if self.infos_path is not None else None
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def _base(self):
+        from occkit.experiment import base_dataset
+
+        return base_dataset(self.dataset)
+
+    def __getitem__(self, i: int) -> Sample:
+        s: Sample = self.dataset[i]
+        if self.infos is not None:
+            s.lidar, s.lidar_labels = self._from_infos(s.token), None
+        elif self.sweeps > 1:
+            s.lidar, s.lidar_labels = self._from_extras(s), None
+        return s
+
+    def _from_infos(self, token: str) -> torch.Tensor:
+        assert self.infos is not None and self.infos_path is not None
+        info = self.infos.get(token)
+        if info is None:
+            raise KeyError(f"{self.infos_path}: no frame {token} (data.lidar_infos must list every frame of the dataset)")
+        root = Path(self._base().root)
+        pts = [read_pcd_bin(resolve_lidar_path(root, info["lidar_path"]))]
+        T_lidar = [torch.eye(4, dtype=torch.float64)]
+        for data_path, T in info["sweeps"][: self.sweeps - 1]:
+            pts.append(read_pcd_bin(resolve_lidar_path(root, data_path)))
+            T_lidar.append(T)
+        T_ego = info["T_ego_from_lidar"]
+        out = []
+        for p, T in zip(pts, T_lidar):
+            T_ego_from_sweep = T_ego @ T  # (4, 4) float64
+            xyz = p[:, :3].double() @ T_ego_from_sweep[:3, :3].T + T_ego_from_sweep[:3, 3]
+            out.append(torch.cat([xyz.float(), p[:, 3:4]], 1))
+        return torch.cat(out)
+
+    def _from_extras(self, s: Sample) -> torch.Tensor:
+        ds = self._base()
+        if s.lidar is None:
+            raise ValueError(f"data.lidar_sweeps > 1: frame {s.token} has no LiDAR (data.load_extras: true on the synthetic world, "
+                             "or data.lidar_infos on real Occ3D-nuScenes)")
+        pts, poses = [s.lidar], [ds.T_global_from_ego(s.token)]
+        token = s.token
+        while len(pts) < self.sweeps:
+            token = ds.info(token).get("prev") or ""
+            if not token:
+                break  # the scene's first frames have fewer sweeps
+            path = ds.extras_dir(token) / "lidar.npz"
+            points = load_npz(path, keys=("points",))["points"]
+            if points.ndim != 2 or points.shape[1] != 4:
+                raise ValueError(f"{path}: 'points' has shape {points.shape}, expected (P, 4)")
+            pts.append(torch.from_numpy(points.astype(np.float32)))
+            poses.append(ds.T_global_from_ego(token))
+        return merge_sweeps(pts, torch.stack(poses), reference=0)

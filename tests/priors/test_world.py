@@ -192,6 +192,8 @@ def test_config_and_cli_refuse_bad_input(world_run, synth_root, tmp_path):
     assert priors_train.main(["--data", str(synth_root), "--out", str(tmp_path / "r"), "--set", "no_such_key=1"]) == 1
     cfg = priors_train.build_config(parser.parse_args(["--data", "d", "--out", "o", "--minutes", "2", "--set", "batch_size=2"]))
     assert cfg.minutes == 2 and cfg.steps == 0 and cfg.batch_size == 2
+    cfg = priors_train.build_config(parser.parse_args(["--data", "d", "--out", "o", "--cpu-minutes", "12", "--minutes", "70"]))
+    assert (cfg.cpu_minutes, cfg.minutes, cfg.steps) == (12, 70, 0)
     with pytest.raises(SystemExit):
         parser.parse_args(["--data", "d", "--out", "o", "--minutes", "2", "--steps", "3"])
     # a non-empty run folder is refused (before any work), by the function and the command

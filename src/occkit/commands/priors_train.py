@@ -4,6 +4,7 @@ Example::
 
     occkit priors train --data runs/world_train_s7 --out runs/world_prior_s7 --minutes 12
     occkit priors train --data DIR --out RUN --steps 500 --set batch_size=4 --set feature_stride=16
+    occkit priors train --data DIR --out RUN --cpu-minutes 12 --minutes 70 --threads 1   # 12 core-minutes, at most 70 wall
 
 The run is used with ``--prior world:RUN`` (``occkit priors run`` / ``eval``). Config keys are the
 fields of :class:`occkit.priors.world.WorldPriorConfig` (unknown keys are refused); also runnable
@@ -23,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes (sets minutes=M, steps=0)")
     budget.add_argument("--steps", type=int, default=None, help="optimiser steps (sets steps=N, minutes=0)")
+    p.add_argument("--cpu-minutes", type=float, default=None,
+                   help="budget of CPU time in minutes (sets cpu_minutes=M, and steps=0 unless --steps is given); "
+                        "with --minutes the wall clock caps it")
     p.add_argument("--config", default=None, help="YAML file overriding WorldPriorConfig fields")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a WorldPriorConfig field (repeatable), e.g. --set batch_size=4")
@@ -42,6 +46,8 @@ def build_config(args: argparse.Namespace):  # -> WorldPriorConfig
         overrides += [f"minutes={args.minutes}", "steps=0"]
     if args.steps is not None:
         overrides += [f"steps={args.steps}", "minutes=0"]
+    if args.cpu_minutes is not None:
+        overrides += [f"cpu_minutes={args.cpu_minutes}"] + (["steps=0"] if args.steps is None else [])
     cfg = load_config(WorldPriorConfig, args.config, overrides)
     cfg.check()
     return cfg

@@ -113,7 +113,9 @@ class WorldPriorConfig:
     steps: int = 2000
     """Optimiser steps (0 = no step limit; then ``minutes`` must be set)."""
     minutes: float = 0.0
-    """Wall-clock budget in minutes (0 = none); training stops at whichever budget ends first and the cosine schedule follows the fraction used."""
+    """Wall-clock budget in minutes (0 = none); training stops at whichever budget (steps, minutes, cpu_minutes) ends first and the cosine schedule follows the largest fraction used."""
+    cpu_minutes: float = 0.0
+    """Budget of the process's CPU time in minutes (0 = none): on a shared machine it counts the work done, not the waiting (with one torch thread, CPU minutes = core minutes)."""
     batch_size: int = 8
     """Images per step (drawn from every camera of every training frame)."""
     seed: int = 0
@@ -138,8 +140,8 @@ class WorldPriorConfig:
             raise ConfigError(f"{where}.feature_stride: expected 4, 8, 16 or 32, got {self.feature_stride}")
         if self.vl_loss not in ("contrastive", "cosine"):
             raise ConfigError(f"{where}.vl_loss: expected 'contrastive' or 'cosine', got {self.vl_loss!r}")
-        if self.steps < 0 or self.minutes < 0 or (self.steps == 0 and self.minutes == 0):
-            raise ConfigError(f"{where}: need steps > 0 or minutes > 0 (got steps={self.steps}, minutes={self.minutes})")
+        if self.steps < 0 or self.minutes < 0 or self.cpu_minutes < 0 or (self.steps == 0 and self.minutes == 0 and self.cpu_minutes == 0):
+            raise ConfigError(f"{where}: need steps, minutes or cpu_minutes > 0 (got steps={self.steps}, minutes={self.minutes}, cpu_minutes={self.cpu_minutes})")
         if self.batch_size < 1:
             raise ConfigError(f"{where}.batch_size: expected >= 1, got {self.batch_size}")
         if self.zoom_max < 1:

@@ -450,11 +450,12 @@ def train_world_prior(
     window: dict[str, list[float]] = {}
     order = torch.randperm(len(world.images), generator=gen).tolist()
     pos, step = 0, 0
+    cpu_budget_s = cfg.cpu_minutes * 60
     t0 = last_save = time.perf_counter()
     cpu0 = time.process_time()
     while True:
-        elapsed = time.perf_counter() - t0
-        frac = max(step / cfg.steps if cfg.steps else 0.0, elapsed / budget_s if budget_s else 0.0)
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        frac = max(step / cfg.steps if cfg.steps else 0.0, elapsed / budget_s if budget_s else 0.0, cpu / cpu_budget_s if cpu_budget_s else 0.0)
         if frac >= 1.0:
             break
         for g in opt.param_groups:
@@ -478,7 +479,7 @@ def train_world_prior(
             window = {}
         if bar is not None:
             bar.update(1)
-            bar.set_postfix({k: f"{float(v):.3f}" for k, v in {**losses, "total": loss}.items()})
+            bar.set_postfix({k: f"{float(v.detach()):.3f}" for k, v in {**losses, "total": loss}.items()})
         if cfg.save_every_minutes > 0 and time.perf_counter() - last_save > cfg.save_every_minutes * 60:
             record["train"].update(steps=step, wall_s=round(time.perf_counter() - t0, 1), history=history)
             _save_run(out, net, table, record)

@@ -18,14 +18,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gt", type=Path, required=True, help="ground-truth dataset folder")
     p.add_argument("--pred", type=Path, required=True, help="predictions folder (<token>.npz for Occ3D; sequences/XX/predictions/NNNNNN.label for SemanticKITTI)")
     p.add_argument("--format", default="auto", choices=("auto", "occ3d", "semantickitti"), help="benchmark (default: detected from --gt)")
-    p.add_argument("--split", default="val", help="val (default), train, all (SemanticKITTI also: test)")
+    p.add_argument("--split", default="val", choices=("train", "val", "all", "test"),
+                   help="frames evaluated (default: val); test only for SemanticKITTI")
     p.add_argument("--mask", default="camera", choices=("camera", "lidar", "both", "none"), help="Occ3D voxels evaluated (default: camera, as the official challenge)")
-    p.add_argument("--metrics", default=None, help="comma list: miou,rayiou for Occ3D (default miou); ssc for SemanticKITTI")
+    p.add_argument("--metrics", default=None, help="comma list: miou,rayiou for Occ3D (default: miou); ssc for SemanticKITTI (default: ssc)")
     p.add_argument("--infos", type=Path, default=None, help="nuScenes-style info file (.pkl/.json with lidar2ego_*, ego2global_*) giving the LiDAR poses RayIoU needs on real Occ3D")
     p.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     p.add_argument("--csv", type=Path, default=None, help="write the per-class table to this CSV file")
     p.add_argument("--allow-missing", action="store_true", help="evaluate the frames that have predictions; warn about missing or extra ones")
-    p.add_argument("--device", default="cpu", help="torch device for the accumulation (cpu, cuda, ...)")
+    p.add_argument("--device", default="cpu", help="torch device for the accumulation: cpu, cuda, ... (default: cpu)")
     p.add_argument("--workers", type=int, default=4, help="reader threads (default 4)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice; 1 is faster on a busy machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -47,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    fmt = detect_format(args.gt) if args.format == "auto" else args.format
+    fmt = detect_format(args.gt, args.pred) if args.format == "auto" else args.format
+    if fmt == "occ3d" and args.split == "test":
+        raise ValueError("--split test: Occ3D's annotations have train_split and val_split only (train, val, all)")
     metrics = tuple(m.strip() for m in (args.metrics or "").split(",") if m.strip())
     progress = False if args.no_progress else None
     with warnings.catch_warnings(record=True) as caught:

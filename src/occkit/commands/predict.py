@@ -1,18 +1,25 @@
 """``occkit predict --ckpt CKPT --data DIR --out PRED``: Occ3D submission files, one per frame.
 
-Loads the checkpoint's ``config.json`` and safetensors weights (no pickle), runs the method over
-a split and writes ``PRED/<token>.npz`` (``semantics`` uint8 (200, 200, 16)) atomically.
+Loads the checkpoint's ``config.json`` and safetensors weights (no pickle; checksums verified),
+runs the method over a split and writes ``PRED/<token>.npz`` (``semantics`` uint8 (200, 200, 16))
+and ``PRED/provenance.json`` (checkpoint, data, split, time, tokens). The folder is written
+whole: into a hidden temporary folder beside it, renamed into place at the end, so a failure
+leaves no mix of old and new files. A non-empty ``PRED`` is refused unless ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="checkpoint folder (checkpoints/step_N) or run folder (its newest)")
     p.add_argument("--data", required=True, help="dataset root (holding annotations.json)")
-    p.add_argument("--out", required=True, help="output folder for <token>.npz")
+    p.add_argument("--out", required=True, help="output folder for <token>.npz and provenance.json (new or empty, "
+                                                "unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder (only once every new "
+                                                            "prediction is written)")
     p.add_argument("--split", default="val", choices=("train", "val", "all"), help="split to predict (default val)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--batch-size", type=int, default=1, help="frames per forward pass (default 1)")
@@ -27,12 +34,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from occkit.engine.data import eval_batches
-    from occkit.engine.evaluate import evaluate, resolve_amp, write_predictions
+    from occkit import __version__
+    from occkit.engine.checkpoint import EMA_FILE, MODEL_FILE, file_sha256
+    from occkit.engine.evaluate import check_prediction_target, evaluate, resolve_amp, write_prediction_folder
     from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.models.occnet import OccNet
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_prediction_target(args.out, args.overwrite)  # before loading anything
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema)
     if args.image_norm is not None:
         nets = [m for m in method.modules() if isinstance(m, OccNet)]
@@ -45,7 +55,14 @@ def run(args: argparse.Namespace) -> int:
     if len(ds) == 0:
         raise ValueError(f"{args.data}: split '{args.split}' has no frames")
     loader = eval_batches(ds, args.batch_size, workers=args.workers, pin_memory=device.type == "cuda")
-    n = write_predictions(method, loader, args.out, device, amp, progress=not args.no_progress, total=len(loader))
+    weights = folder / EMA_FILE if not args.no_ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
+    provenance = {
+        "checkpoint": str(folder.resolve()), "weights": weights.name, "weights_sha256": file_sha256(weights),
+        "data": str(Path(args.data).resolve()), "split": args.split,
+        "image_norm": args.image_norm or getattr(cfg.model, "image_norm_eval", None), "occkit_version": __version__,
+    }
+    n = write_prediction_folder(method, loader, args.out, device, provenance, amp, overwrite=args.overwrite,
+                                progress=not args.no_progress, total=len(loader))
     print(f"occkit predict: wrote {n} predictions to {args.out} (checkpoint {folder})")
     if args.eval:
         scores = evaluate(method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,8 @@ import torch
 from tqdm import tqdm
 
 from occkit.data.sample import Batch
-from occkit.fileio import save_npz_atomic
+from occkit.fileio import save_npz_atomic, write_json_atomic
+from occkit.metrics.evaluate import PROVENANCE_FILE
 from occkit.metrics.occ3d import Occ3DMetric
 
 
@@ -127,9 +131,11 @@ def write_predictions(
     amp: str = "none",
     progress: bool = True,
     total: int | None = None,
+    tokens: list[str] | None = None,
 ) -> int:
     """Occ3D submission files: ``out_dir/<token>.npz`` with ``semantics`` uint8 ``(X, Y, Z)``,
-    each written atomically. Returns the number of frames written."""
+    each written atomically. Returns the number of frames written (their tokens are appended to
+    ``tokens`` when given). To replace a whole folder safely, use :func:`write_prediction_folder`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     method.eval()
@@ -139,4 +145,74 @@ def write_predictions(
         for token, sem in zip(batch.tokens, labels):
             save_npz_atomic(out / f"{token}.npz", semantics=np.ascontiguousarray(sem))
             n += 1
+            if tokens is not None:
+                tokens.append(token)
+    return n
+
+
+def check_prediction_target(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse a prediction folder that exists and holds anything, unless ``overwrite``; refuse a
+    path that is a file. Raises ``FileExistsError`` naming the folder."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a folder")
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise FileExistsError(f"{out}: the folder is not empty; predict into a new folder, or pass --overwrite to replace "
+                              "it (its contents are replaced only once every new prediction is written)")
+
+
+def write_prediction_folder(
+    method: torch.nn.Module,
+    batches: Iterable[Batch],
+    out_dir: str | os.PathLike,
+    device: torch.device,
+    provenance: dict[str, Any],
+    amp: str = "none",
+    overwrite: bool = False,
+    progress: bool = True,
+    total: int | None = None,
+) -> int:
+    """A whole prediction folder, replaced at once: ``out_dir/<token>.npz`` for every frame plus
+    ``out_dir/provenance.json``.
+
+    The files are written into a new hidden folder beside ``out_dir`` (``.NAME.*.tmp``) that is
+    renamed to ``out_dir`` when every prediction is written, so a failure midway leaves the old
+    folder untouched and never a mix of old and new files. A non-empty ``out_dir`` is refused
+    before any work unless ``overwrite``. Hidden folders a crash left beside ``out_dir`` are
+    removed first.
+
+    Args:
+        provenance: what made the predictions (checkpoint, data, split, ...); written to
+            ``provenance.json`` with the time, the number of frames and their tokens.
+    Returns:
+        the number of frames written.
+    """
+    out = Path(out_dir)
+    check_prediction_target(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        tokens: list[str] = []
+        n = write_predictions(method, batches, tmp, device, amp, progress=progress, total=total, tokens=tokens)
+        record = {**provenance, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                  "frames": n, "tokens": tokens}
+        write_json_atomic(tmp / PROVENANCE_FILE, record)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700
+        if out.exists():
+            check_prediction_target(out, overwrite)  # it may have filled while we predicted
+            old = out.parent / f".{out.name}.old.tmp"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return n

@@ -26,14 +26,33 @@ from typing import Any
 import numpy as np
 import torch
 
-from occkit.fileio import load_npz, write_json_atomic, write_text_atomic
+from occkit.fileio import load_npz, read_json, write_json_atomic, write_text_atomic
 
 OCC3D_SHAPE: tuple[int, int, int] = (200, 200, 16)
 
 
-def detect_format(gt_root: str | os.PathLike) -> str:
+#: The record ``occkit predict`` writes into a prediction folder (``occkit.engine.evaluate``).
+PROVENANCE_FILE = "provenance.json"
+
+
+def looks_like_predictions(folder: str | os.PathLike) -> str | None:
+    """Why ``folder`` looks like an Occ3D prediction folder rather than a dataset (a
+    ``provenance.json``, or ``<token>.npz`` files at its top and no ``annotations.json``), or None."""
+    root = Path(folder)
+    if not root.is_dir() or (root / "annotations.json").is_file():
+        return None
+    if (root / PROVENANCE_FILE).is_file():
+        return f"it holds {PROVENANCE_FILE}, as occkit predict writes"
+    n = sum(1 for _ in root.glob("*.npz"))
+    if n:
+        return f"it holds {n} .npz file(s) at its top and no annotations.json"
+    return None
+
+
+def detect_format(gt_root: str | os.PathLike, pred_root: str | os.PathLike | None = None) -> str:
     """``"occ3d"`` when ``annotations.json`` is there, ``"semantickitti"`` when ``sequences/`` is;
-    otherwise an error naming the folder."""
+    otherwise an error naming the folder, and saying so when it is a prediction folder (and
+    ``pred_root`` the dataset: the two swapped)."""
     root = Path(gt_root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: ground-truth folder not found")
@@ -41,7 +60,42 @@ def detect_format(gt_root: str | os.PathLike) -> str:
         return "occ3d"
     if (root / "sequences").is_dir():
         return "semantickitti"
+    why = looks_like_predictions(root)
+    if why is not None:
+        if pred_root is not None and (Path(pred_root) / "annotations.json").is_file():
+            raise ValueError(f"--gt {root} is a prediction folder ({why}) and --pred {pred_root} is the dataset "
+                             "(it holds annotations.json): --gt and --pred are swapped")
+        raise ValueError(f"--gt {root} is a prediction folder ({why}); --gt takes the dataset folder holding annotations.json")
     raise ValueError(f"{root}: cannot tell the benchmark (no annotations.json for Occ3D, no sequences/ for SemanticKITTI); pass --format")
+
+
+def check_provenance(pred_dir: str | os.PathLike, pred_files: dict[str, Path]) -> list[str]:
+    """Warnings about where the predictions of ``pred_dir`` came from: no ``provenance.json``
+    (who made them is not recorded), or files it does not list (a mix of runs). Each is also
+    issued with :func:`warnings.warn`."""
+    import warnings
+
+    pred_dir = Path(pred_dir)
+    path = pred_dir / PROVENANCE_FILE
+    out: list[str] = []
+    if not path.is_file():
+        out.append(f"{pred_dir} has no {PROVENANCE_FILE}: which checkpoint made these predictions is not recorded "
+                   "(occkit predict writes one)")
+    else:
+        try:
+            record = read_json(path)
+            listed = set(record["tokens"])
+            made = f"checkpoint {record.get('checkpoint', '?')}, {record.get('created', '?')}"
+        except (ValueError, KeyError, TypeError) as e:
+            out.append(f"{path}: unreadable provenance record ({e}): where these predictions came from is unknown")
+        else:
+            foreign = sorted(t for t in pred_files if t not in listed)
+            if foreign:
+                out.append(f"{pred_dir}: mixed predictions: {len(foreign)} of {len(pred_files)} file(s) were not written by "
+                           f"the run {PROVENANCE_FILE} records ({made}), e.g. {pred_files[foreign[0]]}")
+    for w in out:
+        warnings.warn(w, stacklevel=2)
+    return out
 
 
 def load_occ3d_prediction(path: str | os.PathLike, shape: tuple[int, int, int] = OCC3D_SHAPE) -> np.ndarray:
@@ -157,12 +211,16 @@ def evaluate_occ3d(
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
+    if (pred_dir / "annotations.json").is_file() and looks_like_predictions(gt_root) is not None:
+        raise ValueError(f"--pred {pred_dir} is a dataset (it holds annotations.json) and --gt {gt_root} a prediction "
+                         "folder: --gt and --pred are swapped")
     ds = Occ3DDataset(gt_root, split, load_images=False, load_gt=True, load_extras=False)
     pred_files: dict[str, Path] = {}
     for p in sorted(pred_dir.rglob("*.npz")):
         if p.stem in pred_files:
             raise ValueError(f"{pred_dir}: two predictions for token {p.stem}: {pred_files[p.stem]} and {p}")
         pred_files[p.stem] = p
+    check_provenance(pred_dir, pred_files)
     tokens, n_missing, n_extra = _match([f.token for f in ds.frames], pred_files, pred_dir, allow_missing)
 
     origin_fn: Callable[[str], torch.Tensor] | None = None

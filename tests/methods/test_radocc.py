@@ -3,6 +3,7 @@ and a radocc run loads like any other (predict = the student)."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -74,6 +75,15 @@ def tiny_batch() -> Batch:
 
 
 def make_teacher(steps: int = 0) -> SupervisedMethod:
+    """A LiDAR teacher, trained ``steps`` Adam steps on the tiny batch (weights cached per count)."""
+    torch.manual_seed(1)
+    teacher = SupervisedMethod(model_cfg("lidar"), teacher_sup())
+    teacher.load_state_dict(_trained_teacher_state(steps))
+    return teacher
+
+
+@functools.lru_cache(maxsize=4)
+def _trained_teacher_state(steps: int) -> dict[str, torch.Tensor]:
     torch.manual_seed(1)
     teacher = SupervisedMethod(model_cfg("lidar"), teacher_sup())
     if steps:
@@ -83,7 +93,7 @@ def make_teacher(steps: int = 0) -> SupervisedMethod:
             opt.zero_grad()
             sum(teacher.training_step(batch).values()).backward()
             opt.step()
-    return teacher
+    return {k: v.detach().clone() for k, v in teacher.state_dict().items()}
 
 
 def radocc_cfg(**kw) -> RadOccConfig:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: (subcommand, module, one-line help). Explicit, so "go to definition" works.
@@ -21,6 +22,9 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("demo", "occkit.commands.demo", "the main job on a laptop: synthetic world -> train synth-cpu -> evaluate -> pictures and report"),
     ("priors", "occkit.commands.priors", "2D priors (segments, semantics, metric depth, vision-language features): run providers into a cache, score it, train occkit's own, list the vocabulary"),
     ("render", "occkit.commands.render", "volume-render an occupancy grid (ground truth, prediction or checkpoint) into the camera views: depth and semantic maps, picture"),
+    ("generate", "occkit.commands.generate", "OccScene: generate camera images from text (+ a layout, or perception feedback) with an occscene run, written as a dataset"),
+    ("eval-gen", "occkit.commands.eval_gen", "score generated scenes: FID/KID in an occkit-trained image encoder, layout-consistency mIoU of a frozen judge"),
+    ("pseudolabel", "occkit.commands.pseudolabel", "EasyOcc 3D pseudo-labels from a 2D prior cache (lift, densify over past frames, vote, carve free space) as an Occ3D-layout dataset; --quality against the real labels"),
 )
 
 
@@ -35,8 +39,17 @@ def build_parser(commands: tuple[tuple[str, str, str], ...] = COMMANDS) -> argpa
     return parser
 
 
+#: OpenMP's wait policy for the ``occkit`` command unless the environment sets one. Threads that
+#: spin while they wait (OpenMP's default) collapse when another job shares the cores: a synth-cpu
+#: training step took 65.5 s with 2 spinning threads against 25.0 s with 2 passive ones and 22.9 s
+#: with 1 thread, on 2 cores at load average 10-12 (BENCHMARKS.md, "Training (supervised)").
+OMP_WAIT_POLICY = "PASSIVE"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # read by OpenMP when torch is first imported, which happens below (in the subcommands)
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     # Import only the module of the requested subcommand (plus cheap help for the rest).
     chosen = next((a for a in argv if not a.startswith("-")), None)
     commands = tuple(c for c in COMMANDS if c[0] == chosen) or COMMANDS

@@ -163,8 +163,8 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
     """Defaults of ``cls``, then the YAML preset at ``path``, then ``overrides``."""
     data = to_dict(cls())
     if path is not None:
+        data = merge(data, load_yaml(path))  # its errors name the file
         try:
-            data = merge(data, load_yaml(path))
             from_dict(cls, data)
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from e

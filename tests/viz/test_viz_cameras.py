@@ -109,3 +109,28 @@ def test_fit_text():
     long = "a very long title " * 20
     cut = fit_text(long, 200)
     assert cut.endswith("...") and text_size(cut)[0] <= 200 and long.startswith(cut[:-3])
+
+
+def test_titles_wrap_instead_of_being_cut():
+    from occkit.viz.draw import text_size, title_lines, titled
+
+    title = "ground truth: bird's-eye view (x forward = up)"
+    lines = title_lines(title, 200)
+    assert len(lines) >= 2 and " ".join(lines) == title and all(text_size(s, 16)[0] <= 192 for s in lines)
+    img = np.zeros((10, 200, 3), np.uint8)
+    one, two = titled(img, "short", min_lines=1), titled(img, "short", min_lines=2)
+    assert two.shape[0] > one.shape[0] and titled(img, title).shape[0] == two.shape[0]
+
+
+def test_mask_tint_is_apart_from_every_class_colour_and_the_background():
+    from occkit.labels import OCC3D_PALETTE
+    from occkit.viz.bev import MASK_TINT
+    from occkit.viz.draw import BACKGROUND, legend
+
+    for c in list(OCC3D_PALETTE) + [BACKGROUND]:
+        assert np.abs(np.subtract(c, MASK_TINT)).max() >= 40, c  # other_flat's grey included
+    names = ["a", "b"]
+    plain = legend(names, [(255, 0, 0), (0, 255, 0)], 2000)
+    more = legend(names, [(255, 0, 0), (0, 255, 0)], 2000, extras=[("empty (free)", BACKGROUND), ("outside", MASK_TINT)])
+    assert (np.all(more == np.asarray(MASK_TINT, np.uint8), axis=-1)).sum() > 50
+    assert not (np.all(plain == np.asarray(MASK_TINT, np.uint8), axis=-1)).any()

@@ -27,10 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="prediction: a folder of <token>.npz submission files, or one .npz (key 'semantics', uint8 X Y Z)",
     )
     p.add_argument("--mask", default="none", choices=("none", "camera", "lidar"), help="visibility mask to apply (default: none)")
-    p.add_argument("--mask-mode", default="hide", choices=("hide", "grey"), help="what to do with voxels outside the mask")
-    p.add_argument("--lidar-color", default="depth", choices=("depth", "class", "none"), help="colour of LiDAR points on the images")
-    p.add_argument("--panel-height", type=int, default=400, help="height in pixels of the BEV and 3D panels")
-    p.add_argument("--device", default="cpu", help="torch device for the 3D ray caster (e.g. cuda)")
+    p.add_argument("--mask-mode", default="hide", choices=("hide", "grey"), help="voxels outside the mask: hide them, or draw them grey (default: hide)")
+    p.add_argument("--lidar-color", default="depth", choices=("depth", "class", "none"), help="colour of LiDAR points on the images: by depth, by class, or no points (default: depth)")
+    p.add_argument("--panel-height", type=int, default=400, help="height in pixels of the BEV and 3D panels (default: 400)")
+    p.add_argument("--device", default="cpu", help="torch device for the 3D ray caster, e.g. cuda (default: cpu)")
 
 
 def load_prediction(path: Path, token: str, shape: tuple[int, int, int]) -> np.ndarray:

@@ -1,6 +1,7 @@
 """``occkit train CONFIG --data DIR --out RUN``: train a method with the engine.
 
-CONFIG is a preset name (``synth-cpu``, ``occ3d-r50``) or a YAML path. Under ``torchrun`` (which
+CONFIG is the name of a preset shipped in ``occkit/configs/`` (``occkit train --help`` lists them)
+or a YAML path. Under ``torchrun`` (which
 sets RANK/WORLD_SIZE) every process runs this same command and the engine joins the group.
 """
 
@@ -12,15 +13,17 @@ import sys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="preset name (synth-cpu, occ3d-r50) or path to a YAML config")
+    from occkit.experiment import preset_names
+
+    p.add_argument("config", help=f"preset name ({', '.join(preset_names())}) or path to a YAML config")
     p.add_argument("--data", required=True, help="dataset root (holding annotations.json)")
     p.add_argument("--out", required=True, help="run folder: checkpoints/, tb/, train.jsonl, metrics.jsonl")
-    p.add_argument("--max-steps", type=int, default=None, help="length of the run in steps (sets optim.max_steps)")
-    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of training (sets train.max_minutes)")
+    p.add_argument("--max-steps", type=int, default=None, help="length of the run in steps (sets optim.max_steps; default: the preset's)")
+    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of training (sets train.max_minutes; default: the preset's, 0 = no limit)")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=1e-3 data.batch_size=2")
     p.add_argument("--no-val", action="store_true", help="skip validation")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (training, class counts, validation)")
 
 
 def run(args: argparse.Namespace) -> int:

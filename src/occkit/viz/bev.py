@@ -42,9 +42,15 @@ def as_mask(mask: np.ndarray | torch.Tensor | None, shape: tuple[int, ...], name
     return np.asarray(mask).astype(bool, copy=False)
 
 
-def desaturate(colors: np.ndarray, amount: float = 0.75, grey: int = 110) -> np.ndarray:
-    """Blend ``(..., 3) uint8`` colours towards ``grey`` by ``amount`` in [0, 1]."""
-    c = colors.astype(np.float32) * (1 - amount) + grey * amount
+#: The colour voxels outside a visibility mask are blended towards with ``mask_mode="grey"``: a
+#: slate blue-grey, apart from every class colour (other_flat's neutral grey among them) and from
+#: the background of empty cells.
+MASK_TINT: tuple[int, int, int] = (92, 104, 150)
+
+
+def desaturate(colors: np.ndarray, amount: float = 0.8, grey: Sequence[int] = MASK_TINT) -> np.ndarray:
+    """Blend ``(..., 3) uint8`` colours towards ``grey`` (a colour) by ``amount`` in [0, 1]."""
+    c = colors.astype(np.float32) * (1 - amount) + np.asarray(grey, np.float32) * amount
     return np.round(c).astype(np.uint8)
 
 

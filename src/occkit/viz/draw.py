@@ -94,6 +94,19 @@ def fit_text(text: str, width: int, size: int = 14) -> str:
     return text[:lo].rstrip() + "..."
 
 
+def wrap_text(text: str, width: int, size: int = 14) -> list[str]:
+    """``text`` broken at spaces into lines at most ``width`` pixels wide (a single word wider
+    than that is cut with an ellipsis). No-break spaces (U+00A0) hold words together and come
+    out as plain spaces."""
+    lines: list[str] = []
+    for word in (w.replace("\u00a0", " ") for w in text.split(" ")):
+        if lines and text_size(lines[-1] + " " + word, size)[0] <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return [fit_text(line, width, size) for line in lines] or [""]
+
+
 def put_text(
     image: np.ndarray,
     text: str,
@@ -174,13 +187,21 @@ def vstack(images: Sequence[np.ndarray], gap: int = 0, color: Sequence[int] = BA
     return np.concatenate(parts, axis=0)
 
 
-def titled(image: np.ndarray, title: str, size: int = 16, color: Sequence[int] = BACKGROUND) -> np.ndarray:
-    """``image`` with a title strip above it."""
+def title_lines(title: str, width: int, size: int = 16) -> list[str]:
+    """The lines :func:`titled` draws ``title`` on above an image ``width`` pixels wide."""
+    return wrap_text(title, width - 8, size)
+
+
+def titled(image: np.ndarray, title: str, size: int = 16, color: Sequence[int] = BACKGROUND, min_lines: int = 1) -> np.ndarray:
+    """``image`` with a title strip above it: the title wrapped onto as many lines as it needs
+    (at least ``min_lines``, so that panels side by side can share one strip height)."""
     check_image(image)
-    _, th = text_size(title or " ", size)
-    strip = np.empty((th + 12, image.shape[1], 3), np.uint8)
+    lines = title_lines(title, image.shape[1], size)
+    th = text_size("Ag", size)[1] + 4  # one line's height, the same for every text
+    strip = np.empty((th * max(len(lines), min_lines) + 8, image.shape[1], 3), np.uint8)
     strip[:] = np.asarray(color, np.uint8)
-    strip = put_text(strip, fit_text(title, image.shape[1] - 8, size), (2, 2), size=size, box=None)
+    for i, line in enumerate(lines):
+        strip = put_text(strip, line, (2, 2 + i * th), size=size, box=None)
     return np.concatenate([strip, image], axis=0)
 
 
@@ -191,8 +212,10 @@ def legend(
     size: int = 13,
     present: Sequence[bool] | None = None,
     color: Sequence[int] = BACKGROUND,
+    extras: Sequence[tuple[str, Sequence[int]]] = (),
 ) -> np.ndarray:
-    """A class legend: a colour swatch and ``"<id> <name>"`` per class, wrapped to ``width``.
+    """A class legend: a colour swatch and ``"<id> <name>"`` per class, wrapped to ``width``,
+    then the ``extras`` (``(label, colour)`` entries without an id, e.g. empty cells).
 
     Args:
         names: class names, index = class id.
@@ -203,7 +226,10 @@ def legend(
     """
     if len(palette) < len(names):
         raise ValueError(f"legend: palette has {len(palette)} colours for {len(names)} names")
-    labels = [f"{i} {n}" for i, n in enumerate(names)]
+    labels = [f"{i} {n}" for i, n in enumerate(names)] + [label for label, _ in extras]
+    palette = [tuple(p) for p in palette[: len(names)]] + [tuple(c) for _, c in extras]
+    if present is not None:
+        present = list(present) + [True] * len(extras)
     sw = size  # swatch side
     cell = max(text_size(s, size)[0] for s in labels) + sw + 18
     per_row = max(1, width // cell)

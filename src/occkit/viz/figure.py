@@ -12,9 +12,11 @@ from PIL import Image, ImageDraw
 from occkit.data.sample import Sample
 from occkit.geometry.grid import Grid
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_PALETTE
-from occkit.viz.bev import MASK_MODES, as_label_grid, bev_image
+from occkit.viz.bev import MASK_MODES, MASK_TINT, as_label_grid, bev_image
 from occkit.viz.cameras import camera_mosaic, overlay_lidar
-from occkit.viz.draw import BACKGROUND, colorbar, fit_text, hstack, legend, put_text, resize, titled, vstack
+from occkit.viz.draw import (
+    BACKGROUND, colorbar, hstack, legend, put_text, resize, text_size, title_lines, titled, vstack, wrap_text,
+)
 from occkit.viz.perspective import EGO_BOX, ViewCamera, default_grid, perspective_image
 
 MASKS = ("none", "camera", "lidar")
@@ -82,7 +84,9 @@ def occupancy_panels(
         sem, mask=mask, palette=palette, grid=grid, camera=camera, mask_mode=mask_mode,
         width=round(panel_height * 1.5), height=panel_height, device=device,
     )
-    return hstack([titled(bev, f"{name} - bird's-eye view (x forward = up)"), titled(view, f"{name} - 3D view" + (f"   {note}" if note else ""))], gap=8)
+    t_bev, t_view = f"{name}: bird's-eye view " + "(x forward = up)".replace(" ", "\u00a0"), f"{name}: 3D view" + (f"   {note}" if note else "")
+    lines = max(len(title_lines(t_bev, bev.shape[1])), len(title_lines(t_view, view.shape[1])))
+    return hstack([titled(bev, t_bev, min_lines=lines), titled(view, t_view, min_lines=lines)], gap=8)
 
 
 def frame_scores(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray | torch.Tensor | None = None) -> dict:
@@ -159,9 +163,13 @@ def compose_frame_figure(
     head = title or f"{sample.scene}   frame {sample.token}"
     if sample.description:
         head += f"   -   {sample.description}"
-    strip = np.empty((30, width, 3), np.uint8)
+    head_lines = wrap_text(head, width - 16, size=17)
+    line_h = text_size("Ag", 17)[1] + 5
+    strip = np.empty((12 + line_h * len(head_lines), width, 3), np.uint8)
     strip[:] = np.asarray(BACKGROUND, np.uint8)
-    parts.append(put_text(strip, fit_text(head, width - 16, size=17), (4, 4), size=17, box=None))
+    for i, line in enumerate(head_lines):
+        strip = put_text(strip, line, (4, 4 + i * line_h), size=17, box=None)
+    parts.append(strip)
 
     if sample.images.numel() > 0:
         imgs = images_uint8(sample.images)
@@ -194,5 +202,8 @@ def compose_frame_figure(
     for g in (gt, pr):
         if g is not None:
             present[np.unique(g[(g >= 0) & (g < len(present))])] = True
-    parts.append(legend(OCC3D_CLASSES[:OCC3D_FREE], OCC3D_PALETTE, width, present=present[:OCC3D_FREE]))
+    extras = [("empty (free)", BACKGROUND)]
+    if vis is not None and mask_mode == "grey":
+        extras.append((f"outside the {mask} mask (dimmed)", MASK_TINT))
+    parts.append(legend(OCC3D_CLASSES[:OCC3D_FREE], OCC3D_PALETTE, width, present=present[:OCC3D_FREE], extras=extras))
     return vstack(parts, gap=6)

@@ -29,6 +29,7 @@ from occkit.labels import OCC3D_NUM_CLASSES
 from occkit.engine.checkpoint import CONFIG_FILE, EMA_FILE, MODEL_FILE, load_config_dict, load_weights, resolve_checkpoint
 from occkit.engine.config import OptimConfig, TrainConfig
 from occkit.engine.distributed import resolve_device
+from occkit.methods.langocc import LangOccConfig, LangOccMethod
 from occkit.methods.occscene import OccSceneConfig, OccSceneMethod
 from occkit.methods.radocc import RadOccConfig, RadOccMethod
 from occkit.methods.render_sup import RenderSupConfig, RenderSupMethod
@@ -36,7 +37,7 @@ from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig, lift_grid_of
 
 #: Methods :func:`build_method` knows, for error messages and ``--help``.
-METHODS: tuple[str, ...] = ("supervised", "render_sup", "occscene", "radocc")
+METHODS: tuple[str, ...] = ("supervised", "render_sup", "occscene", "radocc", "langocc")
 
 
 @dataclass
@@ -86,7 +87,7 @@ class DataConfig:
 class ExperimentConfig:
     """Everything a training run needs; ``configs/*.yaml`` presets override these defaults."""
 
-    method: Literal["supervised", "render_sup", "occscene", "radocc"] = "supervised"
+    method: Literal["supervised", "render_sup", "occscene", "radocc", "langocc"] = "supervised"
     """The recipe, built by :func:`build_method`."""
     model: OccNetConfig = field(default_factory=OccNetConfig)
     """The occupancy network."""
@@ -100,6 +101,8 @@ class ExperimentConfig:
     radocc: RadOccConfig = field(default_factory=RadOccConfig)
     """Settings of the ``radocc`` method (frozen LiDAR teacher distilled through rendered views;
     the student's own losses are ``supervised``'s)."""
+    langocc: LangOccConfig = field(default_factory=LangOccConfig)
+    """Settings of the ``langocc`` method (rendered vision-language features, zero-shot classes)."""
     data: DataConfig = field(default_factory=DataConfig)
     """Frames, image size, batches."""
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -182,6 +185,8 @@ def build_method(cfg: ExperimentConfig) -> nn.Module:
         return OccSceneMethod(cfg.model, cfg.occscene)
     if cfg.method == "radocc":
         return RadOccMethod(cfg.model, cfg.supervised, cfg.radocc)
+    if cfg.method == "langocc":
+        return LangOccMethod(cfg.model, cfg.langocc)
     raise ConfigError(f"method: {cfg.method!r} is not one of {METHODS}")
 
 

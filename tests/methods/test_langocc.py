@@ -1,0 +1,163 @@
+"""langocc: feature rendering, zero-shot prediction, the lifted baseline; a tiny network's loss falls."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from occkit.data.sample import Batch, Sample, collate
+from occkit.geometry.grid import Grid
+from occkit.geometry.transforms import make_transform
+from occkit.methods.langocc import LangOccConfig, LangOccMethod, lidar_pixels, lifted_features, sample_feature_map
+from occkit.models.occnet import OccNetConfig
+from occkit.rendering.rays import camera_rays
+from occkit.rendering.views import render_occupancy_views
+
+D = 16
+RANGE = (-3.2, -3.2, -1.0, 3.2, 3.2, 1.4)
+
+
+def tiny_model_cfg() -> OccNetConfig:
+    return OccNetConfig(
+        backbone="resnet18", neck_channels=16, feature_stride=16, depth_min=0.5, depth_max=8.5, depth_step=0.5,
+        context_channels=8, point_range=RANGE, voxel_size=0.4, lift_downsample=(2, 2, 2), encoder_widths=(8, 16), encoder_blocks=1,
+    )
+
+
+def tiny_method(**kw) -> LangOccMethod:
+    opts = dict(feature_dim=D, mlp_width=32, num_rays=256, num_proposal=16, num_importance=16)
+    cfg = LangOccConfig(**{**opts, **kw})
+    m = LangOccMethod(tiny_model_cfg(), cfg)
+    g = torch.Generator().manual_seed(1)
+    m.class_text.copy_(torch.nn.functional.normalize(torch.randn(17, D, generator=g), dim=-1))
+    m.class_text_ready.fill_(True)  # no text encoder in tests
+    return m
+
+
+def cameras(H: int = 32, W: int = 64):
+    K = torch.tensor([[24.0, 0, W / 2], [0, 24.0, H / 2], [0, 0, 1]]).expand(2, 3, 3).clone()
+    c, s = math.cos(0.2), math.sin(0.2)
+    R_front = torch.tensor([[0.0, -s, c], [-1, 0, 0], [0, -c, -s]])
+    R_back = torch.diag(torch.tensor([-1.0, -1.0, 1.0])) @ R_front
+    T = torch.stack([make_transform(R_front, torch.tensor([0.5, 0.0, 0.4])), make_transform(R_back, torch.tensor([-0.5, 0.0, 0.4]))])
+    return K, T
+
+
+def tiny_batch(stride: int = 4) -> Batch:
+    """One frame, two cameras of a ground plane and two boxes; 2D features = a unit vector per
+    class of the rendered semantic map, at ``stride``."""
+    grid = Grid.from_range(RANGE, 0.4)
+    occ = torch.full(grid.shape, 17, dtype=torch.long)
+    occ[:, :, 0] = 11
+    occ[11:14, 6:10, 1:4] = 4
+    occ[2:4, 9:12, 1:3] = 15
+    H, W = 32, 64
+    K, T = cameras(H, W)
+    maps = render_occupancy_views(occ, grid, K, T, H, W)
+    g = torch.Generator().manual_seed(0)
+    vocab = torch.nn.functional.normalize(torch.randn(18, D, generator=g), dim=-1)
+    sem = maps.semantics[:, stride // 2 :: stride, stride // 2 :: stride]  # (N, h, w) cell centres
+    feats = vocab[sem].permute(0, 3, 1, 2).contiguous()  # (N, D, h, w)
+    sample = Sample(
+        token="t0", scene="s0", timestamp=0, cam_names=("CAM_FRONT", "CAM_BACK"),
+        images=torch.rand(2, 3, H, W, generator=g), intrinsics=K, T_ego_from_cam=T,
+        T_global_from_ego=torch.eye(4, dtype=torch.float64), prior_features=feats, prior_feature_stride=stride,
+    )
+    return collate([sample])
+
+
+def test_one_opaque_voxel_renders_its_feature():
+    m = tiny_method(num_importance=8)
+    X, Y, Z = m.grid.shape
+    logits = torch.full((1, X, Y, Z), -30.0)
+    logits[0, 12, 8, 3] = 30.0  # one opaque voxel, centre (1.8, 0.2, 0.4)
+    latent = torch.zeros(m.latent_dim, *m.latent_grid.shape)
+    latent[0] = 1.0
+    latent[3] = -0.5
+    origins = torch.tensor([[-1.0, 0.2, 0.4], [-1.0, -2.0, 0.4]])
+    dirs = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    from occkit.rendering.rays import Rays
+
+    rays = Rays(origins, dirs, torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long), torch.ones(2))
+    with torch.no_grad():
+        out = m.render(logits, latent, rays)
+        want = m.language(latent[:, 0, 0, 0][None])[0]
+    assert float(out.opacity[0]) == pytest.approx(1.0, abs=1e-4)
+    assert torch.allclose(out.values[0], want, atol=1e-4)
+    assert 2.4 < float(out.depth[0]) < 3.0  # enters the voxel at x = 1.6 (t = 2.6): trilinear density spreads it a little
+    assert float(out.opacity[1]) < 1e-3  # the other ray misses it
+
+
+def test_sample_feature_map_and_lidar_pixels():
+    feats = torch.arange(2 * 3 * 4, dtype=torch.float32).view(1, 2, 3, 4).expand(2, -1, -1, -1).clone()  # (N=2, D=2, 3, 4)
+    feats[1] += 100
+    K, T = cameras(9, 12)
+    pix = torch.tensor([[0, 1, 1], [1, 4, 7], [0, 7, 10]])  # centres of cells (0, 0), (1, 2), (2, 3) at stride 3
+    rays = camera_rays(K, T, 9, 12, pixels=pix)
+    got = sample_feature_map(feats, rays, 3)
+    want = torch.stack([feats[0, :, 0, 0], feats[1, :, 1, 2], feats[0, :, 2, 3]])
+    assert torch.allclose(got, want, atol=1e-4)
+    # a point 5 m in front of the front camera, on its axis, projects to the principal point
+    K, T = cameras(12, 16)
+    p = (T[0] @ torch.tensor([0.0, 0.0, 5.0, 1.0]))[:3]
+    px = lidar_pixels(torch.cat([p, torch.zeros(1)])[None], K, T, 12, 16)
+    assert px.tolist() == [[0, 6, 8]]
+
+
+def test_lifted_features_take_the_pixel_feature():
+    K, T = cameras(12, 16)
+    feats = torch.zeros(2, 3, 3, 4)
+    feats[0, 0] = 1.0  # camera 0 sees direction e0 everywhere
+    feats[1, 1] = 1.0
+    front = (T[0] @ torch.tensor([0.0, 0.0, 5.0, 1.0]))[:3]
+    back = (T[1] @ torch.tensor([0.0, 0.0, 5.0, 1.0]))[:3]
+    side = torch.tensor([0.0, 30.0, 0.0])  # seen by neither
+    f, seen = lifted_features(feats, K, T, (12, 16), 4, torch.stack([front, back, side]))
+    assert seen.tolist() == [True, True, False]
+    assert torch.allclose(f, torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 0]]))
+
+
+def test_langocc_loss_falls_and_predicts_occ3d_scores():
+    torch.manual_seed(0)
+    batch = tiny_batch()
+    method = tiny_method()
+    opt = torch.optim.Adam(method.parameters(), lr=1e-2)
+    history = []
+    for _ in range(10):
+        losses = method.training_step(batch)
+        assert set(losses) == {"loss_feat"}
+        opt.zero_grad()
+        losses["loss_feat"].backward()
+        opt.step()
+        history.append(float(losses["loss_feat"].detach()))
+    assert sum(history[-3:]) / 3 < 0.7 * sum(history[:3]) / 3, history
+    method.eval()
+    scores = method.predict(batch)
+    assert scores.shape == (1, 18, 16, 16, 6)
+    pred = scores.argmax(1)
+    p_occ = method.p_occupied(method.forward(batch).logits)
+    assert torch.equal(pred == 17, p_occ < method.threshold())
+
+
+def test_checks():
+    batch = tiny_batch()
+    batch.prior_features = None
+    with pytest.raises(ValueError, match="prior_features"):
+        tiny_method().training_step(batch)
+    batch = tiny_batch()
+    batch.prior_features = batch.prior_features[:, :, :8]
+    with pytest.raises(ValueError, match="feature_dim"):
+        tiny_method().training_step(batch)
+    with pytest.raises(ValueError, match="ray_pixels"):
+        tiny_method(ray_pixels="sky")
+    with pytest.raises(ValueError, match="occupied_threshold"):
+        tiny_method(occupied_threshold=1.5)
+    batch = tiny_batch()
+    with pytest.raises(ValueError, match="LiDAR"):
+        tiny_method(ray_pixels="lidar").training_step(batch)
+    cfg = tiny_model_cfg()
+    cfg.head = "bev"
+    with pytest.raises(ValueError, match="voxel head"):
+        LangOccMethod(cfg, LangOccConfig(feature_dim=D))

@@ -1,0 +1,67 @@
+"""What a first-time user meets: help texts, config errors, progress bars, the demo's fixed steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from occkit.cli import main
+from occkit.experiment import preset_names
+
+
+def test_train_help_lists_every_shipped_preset(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for name in preset_names():
+        assert name in out, name
+    assert "render-sup-cpu" in out
+
+
+def test_show_help_gives_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["show", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for default in ("(default: hide)", "(default: depth)", "(default: 400)", "(default: cpu)"):
+        assert default in out, default
+
+
+def test_a_yaml_error_names_the_file_once(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [1,\n")
+    assert main(["train", str(bad), "--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.count(str(bad)) == 1 and "invalid YAML" in err
+
+
+def test_no_progress_hides_the_validation_bar(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).parent / "engine"))
+    from engine_toy import ToyFrames, ToyMethod
+    from test_engine_train import toy_config
+
+    from occkit.engine.train import train
+
+    cfg = toy_config(4)
+    cfg.train.val_every = 2
+    train(cfg, tmp_path, ToyFrames(4), ToyFrames(3), method=ToyMethod(), progress=False)
+    captured = capsys.readouterr()
+    assert "validate" not in captured.err and "train" not in captured.err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("OCCKIT_SLOW_TESTS"), reason="the demo end to end takes 1-3 minutes: set OCCKIT_SLOW_TESTS=1")
+def test_demo_trains_a_fixed_number_of_steps(tmp_path, capsys, one_torch_thread):
+    out = tmp_path / "demo"
+    rc = main(["demo", "--out", str(out), "--scenes", "5", "--frames", "1", "--image-size", "64", "176",
+               "--workers", "1", "--steps", "3", "--pictures", "1"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "training synth-cpu for 3 steps" in text and "about 0 minutes on an idle 2-core CPU" in text
+    report = json.loads((out / "report.json").read_text())
+    assert report["steps"] == 3
+    prov = json.loads((out / "predictions" / "provenance.json").read_text())
+    assert prov["made_by"] == "occkit demo" and prov["frames"] == len(list((out / "predictions").glob("*.npz")))

@@ -1,0 +1,59 @@
+"""``occkit pseudolabel --data DIR --priors PRIORS --out DIR2 [--past K] [--future K]
+[--dynamic filter|keep] [--free carve|none] [--workers N] [--quality [JSON]]``: EasyOcc's 3D
+pseudo-labels from a 2D prior cache, written as an Occ3D-layout dataset that any recipe trains on
+(``occkit train ... --set data.root=DIR2`` / ``--data DIR2``); evaluate against the real labels
+(``occkit eval --gt DIR``).
+
+``--quality``: after writing (or alone, when DIR2 is complete), score the pseudo-labels against
+DIR's real labels (mIoU and geometry IoU with the camera mask and without, occupied precision and
+recall, density) and print them (and write them to JSON when a path is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="source dataset (Occ3D layout): poses, images; its real labels for --quality")
+    p.add_argument("--priors", type=Path, help="prior cache of DATA with semantics and depth (occkit priors run)")
+    p.add_argument("--out", type=Path, required=True, help="pseudo-label dataset to write (Occ3D layout)")
+    p.add_argument("--past", type=int, default=13, help="previous frames densifying each frame (default 13, the paper's)")
+    p.add_argument("--future", type=int, default=0, help="next frames densifying each frame (default 0)")
+    p.add_argument("--dynamic", default="filter", choices=("filter", "keep"), help="dynamic classes from the current frame only (filter, default) or from all")
+    p.add_argument("--free", default="carve", choices=("carve", "none"), help="carve free space along camera rays (default) or observe only occupied voxels")
+    p.add_argument("--min-points", type=int, default=1, help="points a voxel needs to be occupied (default 1)")
+    p.add_argument("--max-depth", type=float, default=60.0, help="drop pixels whose prior depth exceeds this, metres (default 60)")
+    p.add_argument("--min-confidence", type=float, default=0.0, help="drop pixels whose prior confidence is below this (default 0)")
+    p.add_argument("--carve-every", type=int, default=8, help="one point in this many casts a carving ray (default 8)")
+    p.add_argument("--split", default="all", choices=("train", "val", "all"), help="frames labelled (default all)")
+    p.add_argument("--workers", type=int, default=1, help="processes, one scene each at a time (default 1)")
+    p.add_argument("--quality", nargs="?", const="-", default=None, metavar="JSON",
+                   help="score the pseudo-labels against DATA's real labels (and write them to JSON)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from occkit.pseudolabel.dataset import RECORD_FILE, PseudoLabelConfig, make_pseudo_labels
+    from occkit.pseudolabel.quality import format_quality, label_quality
+
+    if args.priors is not None:
+        cfg = PseudoLabelConfig(
+            past=args.past, future=args.future, dynamic=args.dynamic, free=args.free, min_points=args.min_points,
+            max_depth=args.max_depth, min_confidence=args.min_confidence, carve_every=args.carve_every, split=args.split,
+        )
+        make_pseudo_labels(args.data, args.priors, args.out, cfg, workers=args.workers, progress=not args.no_progress)
+        print(f"wrote {args.out} ({RECORD_FILE}: how the labels were made)")
+    elif args.quality is None:
+        raise ValueError("--priors is required to write pseudo-labels (or give --quality to score an existing --out)")
+    if args.quality is not None:
+        q = label_quality(args.out, args.data, split=args.split)
+        print(format_quality(q))
+        if args.quality != "-":
+            from occkit.fileio import write_json_atomic
+
+            write_json_atomic(args.quality, json.loads(json.dumps(q, default=float)))
+            print(f"wrote {args.quality}")
+    return 0

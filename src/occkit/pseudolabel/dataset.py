@@ -1,0 +1,291 @@
+"""A dataset of EasyOcc pseudo-labels in the Occ3D layout (``occkit pseudolabel``).
+
+For every frame of the source dataset ``DATA`` and its prior cache ``PRIORS``
+(``occkit priors run``, with ``semantics`` and ``depth``):
+
+1. each camera's prior semantics are lifted with the prior depth to global points
+   (:func:`occkit.pseudolabel.lift.lift_pixels`);
+2. the points of the ``past`` previous (and ``future`` next) frames of the same scene join them
+   through the ego poses; with ``dynamic: filter`` only the current frame contributes points of
+   the dynamic classes (:data:`DYNAMIC_CLASSES`), so moving objects leave no trail;
+3. in the frame's ego grid, voxels are voted and free space carved along the camera rays
+   (:mod:`occkit.pseudolabel.voxelise`);
+4. ``OUT/gts/<scene>/<token>/labels.npz`` gets ``semantics`` (uint8, 17 = free or unobserved),
+   ``mask_camera`` (the observed voxels: occupied or carved) and ``mask_lidar`` (the same: there is
+   no LiDAR in this recipe).
+
+``OUT/annotations.json`` is the source's with the same frames, image paths made absolute (so
+``Occ3DDataset(OUT)`` reads the source's images) and the splits limited to the scenes labelled;
+``OUT/pseudolabel.json`` records how the labels were made (config, prior spec, source, counts).
+Every file is written atomically; a stopped run resumes when run again with the same settings
+(frames whose labels exist are skipped); scenes are processed in parallel by ``workers``
+processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+
+from occkit.config import from_dict
+from occkit.fileio import read_json, save_npz_atomic, write_json_atomic
+from occkit.geometry.grid import Grid, occ3d_grid
+from occkit.geometry.transforms import invert_transform
+from occkit.pseudolabel.lift import LiftedPoints, cat_points, lift_pixels
+from occkit.pseudolabel.voxelise import carve_free, vote_voxels
+
+RECORD_FILE = "pseudolabel.json"
+RECORD_FORMAT = 1
+
+#: Occ3D classes that may move (bicycle, bus, car, construction vehicle, motorcycle, pedestrian,
+#: trailer, truck): with ``dynamic: filter`` they come from the current frame only. Parked cars
+#: are dropped from other frames too: a 2D prior cannot tell parked from moving, and the
+#: paper's class-based rule (METHODS.md §2, list [unsure]) does the same.
+DYNAMIC_CLASSES: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 9, 10)
+
+
+@dataclass
+class PseudoLabelConfig:
+    """How ``occkit pseudolabel`` makes the labels (recorded in ``pseudolabel.json``)."""
+
+    past: int = 13
+    """Previous frames of the scene whose points densify a frame (EasyOcc: 13)."""
+    future: int = 0
+    """Next frames of the scene whose points densify a frame (0: causal, as the paper)."""
+    dynamic: Literal["filter", "keep"] = "filter"
+    """'filter': points of :attr:`dynamic_classes` from the current frame only; 'keep': from every
+    frame (moving objects leave trails: the ablation)."""
+    dynamic_classes: tuple[int, ...] = DYNAMIC_CLASSES
+    """Classes treated as dynamic by 'filter'."""
+    free: Literal["carve", "none"] = "carve"
+    """'carve': voxels the camera rays cross before their points are free and observed; 'none':
+    only the occupied voxels are observed (``mask_camera``)."""
+    min_points: int = 1
+    """Points a voxel needs to be occupied."""
+    max_depth: float = 60.0
+    """Pixels whose prior depth exceeds this (metres) make no point."""
+    min_confidence: float = 0.0
+    """Pixels whose prior semantic confidence is below this make no point."""
+    pixel_stride: int = 1
+    """Every ``pixel_stride``-th pixel (each direction) makes a point."""
+    carve_every: int = 8
+    """One point in this many casts a carving ray (the walk is the slow part; voxels near the
+    camera are crossed by many rays anyway)."""
+    sky_stride: int = 4
+    """Every ``sky_stride``-th pixel (each direction) that the prior calls sky casts a carving ray
+    to the grid's edge; 0 = no sky rays."""
+    carve_margin: float = 0.2
+    """Carving rays stop this many metres before their point (half a voxel)."""
+    split: Literal["train", "val", "all"] = "all"
+    """Frames labelled (their scenes' frames are the densification sources)."""
+
+
+def check_config(cfg: PseudoLabelConfig) -> None:
+    """Value checks; errors name the key."""
+    if cfg.past < 0 or cfg.future < 0:
+        raise ValueError(f"past/future must be >= 0, got {cfg.past}, {cfg.future}")
+    if cfg.dynamic not in ("filter", "keep"):
+        raise ValueError(f"dynamic: expected 'filter' or 'keep', got {cfg.dynamic!r}")
+    if cfg.free not in ("carve", "none"):
+        raise ValueError(f"free: expected 'carve' or 'none', got {cfg.free!r}")
+    if cfg.min_points < 1 or cfg.pixel_stride < 1 or cfg.carve_every < 1 or cfg.sky_stride < 0:
+        raise ValueError("min_points, pixel_stride and carve_every must be >= 1, sky_stride >= 0")
+    if cfg.split not in ("train", "val", "all"):
+        raise ValueError(f"split: expected train, val or all, got {cfg.split!r}")
+
+
+def frame_labels(
+    frames: list[LiftedPoints],
+    current: int,
+    T_ego_from_global: torch.Tensor,
+    cfg: PseudoLabelConfig,
+    grid: Grid,
+) -> dict[str, np.ndarray]:
+    """One frame's pseudo-labels from the global points of its scene's frames.
+
+    Args:
+        frames: per source frame, its lifted points in the global frame.
+        current: which of ``frames`` is the labelled frame (its dynamic points always count).
+        T_ego_from_global: ``(4, 4)`` of the labelled frame.
+    Returns:
+        ``semantics``, ``mask_camera``, ``mask_lidar`` uint8 ``(X, Y, Z)``.
+    """
+    parts, carve_parts = [], []
+    dyn = torch.tensor(cfg.dynamic_classes, dtype=torch.long)
+    for j, f in enumerate(frames):
+        if j != current and cfg.dynamic == "filter" and f.labels.numel():
+            f = f.select(~torch.isin(f.labels, dyn))
+        f = f.transformed(T_ego_from_global)
+        parts.append(f)
+        carve_parts.append(f.select(torch.arange(f.points.shape[0]) % cfg.carve_every == 0))
+    pts = cat_points(parts)
+    sem, occupied = vote_voxels(pts.points, pts.labels, grid, num_classes=18, weights=pts.weights, min_points=cfg.min_points)
+    if cfg.free == "carve":
+        c = cat_points(carve_parts)
+        seen = carve_free(c.origins, c.points, grid, cfg.carve_margin, c.sky_origins, c.sky_dirs) | occupied
+    else:
+        seen = occupied
+    mask = seen.numpy().astype(np.uint8)
+    return {"semantics": sem.numpy().astype(np.uint8), "mask_camera": mask, "mask_lidar": mask.copy()}
+
+
+def _lift_frame(ds: Any, cache: Any, scene: str, token: str, cfg: PseudoLabelConfig) -> LiftedPoints:
+    """A frame's prior points and sky rays in the global frame."""
+    cams = ds.cameras
+    pr = cache.load(scene, token, cams, cache.image_size)
+    if "prior_semantics" not in pr or "prior_depth" not in pr:
+        raise ValueError(f"{cache.root}: the cache needs the kinds 'semantics' and 'depth' (it has {list(cache.kinds)})")
+    T_global_from_ego = ds.T_global_from_ego(token)
+    K = torch.stack([ds.intrinsics(token, c) for c in cams])
+    T = torch.stack([T_global_from_ego @ ds.T_ego_from_cam(token, c) for c in cams])
+    sem = pr["prior_semantics"].clone()
+    conf = pr.get("prior_confidence")
+    if conf is not None and cfg.min_confidence > 0:
+        sem[conf < cfg.min_confidence] = 255
+    return lift_pixels(sem, pr["prior_depth"], K, T, confidence=conf, max_depth=cfg.max_depth,
+                       stride=cfg.pixel_stride, sky_stride=cfg.sky_stride or 10**9)
+
+
+def label_scene(data: str, priors: str, out: str, cfg_dict: dict[str, Any], scene: str,
+                on_frame: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Write the pseudo-labels of one scene's frames (skipping those already written); returns
+    counts (frames written and skipped, mean occupied and observed voxels of the written)."""
+    from occkit.data.occ3d import Occ3DDataset
+    from occkit.priors.cache import PriorCache
+
+    cfg = from_dict(PseudoLabelConfig, cfg_dict)
+    ds = Occ3DDataset(data, "all", load_images=False, load_gt=False, load_extras=False)
+    cache = PriorCache(priors, kinds=[k for k in ("semantics", "depth") if k in PriorCache(priors).kinds])
+    grid = ds.grid
+    tokens = ds.scene_tokens(scene)
+    lifted: dict[int, LiftedPoints] = {}
+    stats = {"written": 0, "skipped": 0, "occupied": 0, "observed": 0, "seconds": 0.0}
+    for i, token in enumerate(tokens):
+        path = Path(out) / "gts" / scene / token / "labels.npz"
+        if path.is_file():
+            stats["skipped"] += 1
+            if on_frame:
+                on_frame(token)
+            continue
+        t0 = time.perf_counter()
+        lo, hi = max(0, i - cfg.past), min(len(tokens), i + cfg.future + 1)
+        for j in list(lifted):
+            if j < lo:
+                del lifted[j]
+        for j in range(lo, hi):
+            if j not in lifted:
+                lifted[j] = _lift_frame(ds, cache, scene, tokens[j], cfg)
+        T_ego_from_global = invert_transform(ds.T_global_from_ego(token))
+        arrays = frame_labels([lifted[j] for j in range(lo, hi)], i - lo, T_ego_from_global, cfg, grid)
+        save_npz_atomic(path, **arrays)
+        stats["written"] += 1
+        stats["occupied"] += int((arrays["semantics"] != 17).sum())
+        stats["observed"] += int(arrays["mask_camera"].sum())
+        stats["seconds"] += time.perf_counter() - t0
+        if on_frame:
+            on_frame(token)
+    return stats
+
+
+def _scene_job(args: tuple) -> tuple[str, dict[str, Any]]:
+    torch.set_num_threads(1)
+    data, priors, out, cfg_dict, scene = args
+    return scene, label_scene(data, priors, out, cfg_dict, scene)
+
+
+def make_pseudo_labels(
+    data: str | os.PathLike,
+    priors: str | os.PathLike,
+    out: str | os.PathLike,
+    cfg: PseudoLabelConfig | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> Path:
+    """Write the pseudo-label dataset ``out`` (see the module docstring); returns ``out``.
+
+    Refuses an ``out`` that holds labels made with other settings (its ``pseudolabel.json``),
+    an ``out`` equal to ``data``, and a cache without semantics and depth or made for other frames.
+    """
+    from occkit.data.occ3d import Occ3DDataset
+    from occkit.priors.cache import PriorCache
+
+    cfg = cfg or PseudoLabelConfig()
+    check_config(cfg)
+    data, priors, out = Path(data).resolve(), Path(priors).resolve(), Path(out).resolve()
+    if out == data:
+        raise ValueError(f"--out {out}: the same folder as --data (the real ground truth would be overwritten)")
+    cache = PriorCache(priors)
+    missing = [k for k in ("semantics", "depth") if k not in cache.kinds]
+    if missing:
+        raise ValueError(f"{priors}: the prior cache lacks {missing} (make it with `occkit priors run` and a provider giving semantics and depth)")
+    ds = Occ3DDataset(data, cfg.split, load_images=False, load_gt=False, load_extras=False)
+    cache.check_dataset(Occ3DDataset(data, "all", cameras=ds.cameras, load_images=False, load_gt=False, load_extras=False))
+    record_path = out / RECORD_FILE
+    cfg_dict = asdict(cfg)
+    cfg_dict["dynamic_classes"] = list(cfg.dynamic_classes)
+    if record_path.is_file():
+        old = read_json(record_path)
+        if old.get("config") != cfg_dict or old.get("priors") != str(priors) or old.get("source") != str(data):
+            raise ValueError(f"{record_path}: {out} holds pseudo-labels made with other settings, priors or source; use another --out")
+    record = {
+        "format": RECORD_FORMAT, "source": str(data), "priors": str(priors), "prior_spec": cache.spec,
+        "config": cfg_dict, "complete": False, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    from occkit import __version__
+
+    record["occkit_version"] = __version__
+    write_json_atomic(record_path, record)
+    scenes = list(ds.scenes)
+    total = len(ds.frames)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="pseudolabel", unit="frame", dynamic_ncols=True)
+    stats: dict[str, dict[str, Any]] = {}
+    jobs = [(str(data), str(priors), str(out), cfg_dict, s) for s in scenes]
+    if workers <= 1:
+        for job in jobs:
+            stats[job[-1]] = label_scene(*job, on_frame=(lambda _t: bar.update(1)) if bar else None)
+    else:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for scene, st in pool.imap_unordered(_scene_job, jobs):
+                stats[scene] = st
+                if bar:
+                    bar.update(st["written"] + st["skipped"])
+    if bar:
+        bar.close()
+    ann = read_json(data / "annotations.json")
+    for scene in list(ann["scene_infos"]):
+        if scene not in scenes:
+            del ann["scene_infos"][scene]
+            continue
+        for token, info in ann["scene_infos"][scene].items():
+            info["gt_path"] = f"gts/{scene}/{token}/labels.npz"
+            for cam in info.get("camera_sensor", {}).values():
+                p = Path(cam["img_path"])
+                if not p.is_absolute():
+                    cam["img_path"] = str(data / cam["img_path"].removeprefix("./"))
+    for key in ("train_split", "val_split"):
+        if key in ann:
+            ann[key] = [s for s in ann[key] if s in scenes]
+    ann["pseudolabel"] = {"record": RECORD_FILE}
+    write_json_atomic(out / "annotations.json", ann)
+    written = sum(s["written"] for s in stats.values())
+    record.update(
+        complete=True,
+        frames=total,
+        written_this_run=written,
+        mean_occupied_voxels=sum(s["occupied"] for s in stats.values()) / max(written, 1),
+        mean_observed_voxels=sum(s["observed"] for s in stats.values()) / max(written, 1),
+        seconds_per_frame=sum(s["seconds"] for s in stats.values()) / max(written, 1),
+    )
+    write_json_atomic(record_path, record)
+    return out

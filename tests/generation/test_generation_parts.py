@@ -157,7 +157,7 @@ def test_gradients_reach_every_mda_part():
     for name, p in [("zero conv", mda.zero_convs[0].weight), ("zero mid", mda.zero_mid.weight), ("to_image", mda.to_image[0].weight),
                     ("mamba", mda.mamba[0].forward_branch.in_proj.weight), ("mamba reversed", mda.mamba[0].backward_branch.in_proj.weight),
                     ("patch", mda.patch_embed.weight), ("camera", mda.camera.mlp[0].weight), ("deform", mda.deform.mix.weight),
-                    ("offsets", mda.deform.offset.weight), ("embed", mda.embed.weight)]:
+                    ("offsets", mda.deform.offset.weight)]:
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 

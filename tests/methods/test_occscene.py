@@ -64,7 +64,7 @@ def test_joint_gradients_reach_mda_and_perception_through_the_decoded_estimate()
     assert set(losses) == {"loss_diff", "loss_occ_gen"}
     m.zero_grad(set_to_none=True)
     losses["loss_occ_gen"].backward()  # the perception loss alone
-    assert m.generator.mda.embed.weight.grad.abs().sum() > 0  # through decoder, x0 and eps into MDA
+    assert m.generator.mda.deform.mix.weight.grad.abs().sum() > 0  # through decoder, x0 and eps into MDA
     assert m.generator.unet.conv_in.weight.grad.abs().sum() > 0
     assert m.model.head.parameters().__next__().grad.abs().sum() > 0
     assert all(p.grad is None for p in m.generator.vae.parameters())  # the VAE stays frozen

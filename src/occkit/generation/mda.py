@@ -3,9 +3,11 @@ denoiser's features, ControlNet-style.
 
 1. Cross-view camera encoding: the occupancy, as class probabilities ``(B, C, X, Y, Z)`` (one-hot
    for a ground-truth layout, softmax for a perception model's), cropped to ``region`` and
-   interpolated (area) to ``grid``; a 1x1x1 convolution embeds the classes; a 3D deformable
-   convolution (:class:`DeformConv3d`) mixes neighbours at learned offsets; the result is
-   multiplied by an encoding of each camera's parameters (:class:`CameraEncoder`).
+   interpolated (area) to ``grid`` (class fractions per cell); a 3D deformable convolution
+   (:class:`DeformConv3d`) reads them at learned offsets and embeds them in ``channels``; the
+   result is multiplied by an encoding of each camera's parameters (:class:`CameraEncoder`).
+   (The deformable convolution reads the occupancy itself, which needs no gradient: the
+   backward of ``grid_sample`` with respect to its input, a scatter, is what costs on a CPU.)
 2. Sequential feature encoding: a 3D patch embedding (strided Conv3d) makes tokens; the tokens of
    every camera are stacked into one sequence; a bidirectional Mamba block (:class:`BiMamba`,
    ``mambapy``: two Linear -> causal depthwise conv -> selective SSM -> Linear branches, one on
@@ -177,8 +179,7 @@ class MDA(nn.Module):
         if any(g % p for g, p in zip(cfg.grid, cfg.patch)):
             raise ValueError(f"mda.patch {cfg.patch} must divide mda.grid {cfg.grid}")
         c = cfg.channels
-        self.embed = nn.Conv3d(num_classes, c, 1)
-        self.deform = DeformConv3d(c, c) if cfg.deformable else nn.Conv3d(c, c, 3, padding=1)
+        self.deform = DeformConv3d(num_classes, c) if cfg.deformable else nn.Conv3d(num_classes, c, 3, padding=1)
         self.camera = CameraEncoder(c) if cfg.camera_encoding else None
         self.patch_embed = nn.Conv3d(c, cfg.token_dim, cfg.patch, stride=cfg.patch)
         self.mamba = nn.ModuleList(BiMamba(cfg.token_dim, cfg.mamba_state) for _ in range(cfg.mamba_layers))
@@ -210,7 +211,7 @@ class MDA(nn.Module):
         cfg = self.cfg
         occ = occupancy[(slice(None), slice(None), *self.slices)].float()
         occ = F.interpolate(occ, size=tuple(cfg.grid), mode="area")  # (B, C, gx, gy, gz)
-        feat = F.silu(self.deform(F.silu(self.embed(occ))))  # (B, c, gx, gy, gz)
+        feat = F.silu(self.deform(occ))  # (B, c, gx, gy, gz)
         feat = feat[:, None].expand(-1, N, -1, -1, -1, -1).flatten(0, 1)  # (B*N, c, gx, gy, gz)
         K, T = intrinsics.flatten(0, 1), T_ego_from_cam.flatten(0, 1)  # (B*N, 3, 3), (B*N, 4, 4)
         if self.camera is not None:

@@ -57,7 +57,8 @@ class TextConditioner:
         if not text:
             mask[0] = True
             return states, mask
-        feats = self.model.tokenize([text])
+        tok = getattr(self.model, "preprocess", None) or self.model.tokenize  # preprocess: sentence-transformers >= 5
+        feats = tok([text])
         ids = feats["input_ids"][:, :T]
         att = feats["attention_mask"][:, :T]
         dev = next(self.transformer.parameters()).device

@@ -1,0 +1,84 @@
+"""Scoring generated scenes without pretrained Inception or CLIP weights.
+
+The *judge* is an occkit run trained on real synthetic frames (an ``occscene`` run with
+``train_generator: false``, or a ``supervised`` run) with its occupancy network at ``.model``:
+
+- image quality: FID and KID between the real split's and the generated images in the feature
+  space of the judge's image backbone (timm ResNet trained by occkit on the synthetic images;
+  the deepest kept level, global average pooled, averaged over cameras);
+- layout consistency: the judge predicts occupancy from the generated images; its mIoU against
+  the occupancy written with them (the conditioning layout), inside their mask; the judge's mIoU
+  on the real split (inside the cameras' frusta and the camera mask) is the ceiling to read it by.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from occkit.data.sample import Batch
+from occkit.generation.frustum import frustum_mask
+from occkit.generation.metrics import frechet_distance, kernel_distance
+from occkit.metrics.occ3d import Occ3DMetric
+
+
+def judge_network(method):
+    net = getattr(method, "model", None)
+    if net is None or not hasattr(net, "backbone"):
+        raise ValueError(f"the judge ({type(method).__name__}) has no occupancy network at .model")
+    return net
+
+
+@torch.no_grad()
+def image_features(net, images: torch.Tensor) -> torch.Tensor:
+    """``(B, N, 3, H, W)`` in [0, 1] -> ``(B, D)``: the backbone's deepest level, pooled, camera mean."""
+    B, N = images.shape[:2]
+    x = (images.flatten(0, 1) - net.mean) / net.std  # (B*N, 3, H, W)
+    f = net.backbone(x)[-1].float().mean((2, 3))  # (B*N, D)
+    return f.view(B, N, -1).mean(1)
+
+
+@torch.no_grad()
+def score_frames(method, batches, device: torch.device, frustum: bool = True) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Features ``(F, D)`` of every frame and the judge's mIoU (Occ3D's, camera-mask mode, inside
+    the cameras' frusta when ``frustum``) over ``batches``."""
+    net = judge_network(method)
+    metric = Occ3DMetric(mask="camera", num_classes=net.cfg.num_classes)
+    feats = []
+    for batch in batches:
+        batch: Batch = batch.to(device)
+        feats.append(image_features(net, batch.images).cpu())
+        logits = method.predict(batch)
+        mask = batch.mask_camera.bool()
+        if frustum:
+            mask = mask & frustum_mask(net.output_grid, batch.intrinsics, batch.T_ego_from_cam, tuple(batch.images.shape[-2:]))
+        metric.update(logits.argmax(1), batch.occupancy, mask_camera=mask)
+    scores = metric.compute()
+    return torch.cat(feats), {"miou": scores["miou"], "frames": metric.frames}
+
+
+def evaluate_generation(judge, judge_cfg, gen_root: str | os.PathLike, real_root: str | os.PathLike, real_split: str = "val",
+                        device: torch.device | str = "cpu", batch_size: int = 4, kid_subset: int = 100) -> dict[str, Any]:
+    """FID, KID (judge features, real split vs generated) and layout mIoU; see the module docstring."""
+    from occkit.engine.data import eval_batches
+    from occkit.experiment import build_dataset
+
+    device = torch.device(device)
+    judge.to(device).eval()
+    real = build_dataset(judge_cfg, real_root, real_split, train=False)
+    gen = build_dataset(judge_cfg, gen_root, "all", train=False)
+    if len(real) < 2 or len(gen) < 2:
+        raise ValueError(f"evaluate_generation: need at least 2 frames each, got {len(real)} real ({real_root}, {real_split}) "
+                         f"and {len(gen)} generated ({gen_root})")
+    f_real, s_real = score_frames(judge, eval_batches(real, batch_size), device)
+    f_gen, s_gen = score_frames(judge, eval_batches(gen, batch_size), device, frustum=False)  # their masks are the frusta
+    return {
+        "fid": frechet_distance(f_real, f_gen),
+        "kid": kernel_distance(f_real, f_gen, subset_size=kid_subset),
+        "layout_miou": s_gen["miou"],
+        "judge_real_miou": s_real["miou"],
+        "n_real": int(f_real.shape[0]), "n_gen": int(f_gen.shape[0]), "feature_dim": int(f_real.shape[1]),
+        "features": "judge image backbone, deepest level, global average pool",
+    }

@@ -1,0 +1,41 @@
+"""The picture of generated scenes: each row the layout (bird's-eye view of the cameras' half of
+the grid), the generated camera images beside it, and the text above."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from occkit.viz.bev import bev_image
+from occkit.viz.draw import hstack, pad_to, titled, vstack
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """``(N, 3, H, W)`` float [0, 1] -> the N images side by side, ``(H, N*W, 3) uint8``."""
+    return np.ascontiguousarray(np.concatenate(
+        [(im.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy() for im in images], 1))
+
+
+def generation_figure(rows: list[dict], title: str = "", front_only: bool = True, bev_scale: int = 1) -> np.ndarray:
+    """``(H, W, 3) uint8``.
+
+    Args:
+        rows: dicts with ``panels`` (list of (label, ``(N, 3, H, W)`` float [0, 1] images)),
+            ``semantics`` ``(X, Y, Z)`` class ids or None, ``mask`` ``(X, Y, Z)`` bool or None, and
+            ``text``.
+        front_only: show the front half of the BEV (x > 0), where a front camera looks.
+    """
+    out = []
+    for r in rows:
+        panels = []
+        if r.get("semantics") is not None:
+            bev = bev_image(r["semantics"], r.get("mask"), mask_mode="grey", scale=bev_scale)  # row 0 = front
+            if front_only:
+                bev = np.ascontiguousarray(bev[: bev.shape[0] // 2])
+            panels.append(titled(bev, "layout (BEV, front up)", size=12))
+        for label, imgs in r["panels"]:
+            panels.append(titled(to_uint8(imgs), label, size=12))
+        out.append(titled(hstack(panels, gap=6), r.get("text", ""), size=12))
+    width = max(o.shape[1] for o in out)
+    fig = vstack([pad_to(o, o.shape[0], width) for o in out], gap=10)
+    return titled(fig, title, size=14) if title else fig

@@ -32,12 +32,13 @@ from occkit.engine.distributed import resolve_device
 from occkit.methods.langocc import LangOccConfig, LangOccMethod
 from occkit.methods.occscene import OccSceneConfig, OccSceneMethod
 from occkit.methods.radocc import RadOccConfig, RadOccMethod
+from occkit.methods.easyocc import EasyOccConfig, EasyOccMethod
 from occkit.methods.render_sup import RenderSupConfig, RenderSupMethod
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig, lift_grid_of
 
 #: Methods :func:`build_method` knows, for error messages and ``--help``.
-METHODS: tuple[str, ...] = ("supervised", "render_sup", "occscene", "radocc", "langocc")
+METHODS: tuple[str, ...] = ("supervised", "render_sup", "occscene", "radocc", "langocc", "easyocc")
 
 
 @dataclass
@@ -87,7 +88,7 @@ class DataConfig:
 class ExperimentConfig:
     """Everything a training run needs; ``configs/*.yaml`` presets override these defaults."""
 
-    method: Literal["supervised", "render_sup", "occscene", "radocc", "langocc"] = "supervised"
+    method: Literal["supervised", "render_sup", "occscene", "radocc", "langocc", "easyocc"] = "supervised"
     """The recipe, built by :func:`build_method`."""
     model: OccNetConfig = field(default_factory=OccNetConfig)
     """The occupancy network."""
@@ -103,6 +104,8 @@ class ExperimentConfig:
     the student's own losses are ``supervised``'s)."""
     langocc: LangOccConfig = field(default_factory=LangOccConfig)
     """Settings of the ``langocc`` method (rendered vision-language features, zero-shot classes)."""
+    easyocc: EasyOccConfig = field(default_factory=EasyOccConfig)
+    """Settings of the ``easyocc`` method (3D pseudo-labels from 2D priors, ``occkit pseudolabel``)."""
     data: DataConfig = field(default_factory=DataConfig)
     """Frames, image size, batches."""
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -187,6 +190,8 @@ def build_method(cfg: ExperimentConfig) -> nn.Module:
         return RadOccMethod(cfg.model, cfg.supervised, cfg.radocc)
     if cfg.method == "langocc":
         return LangOccMethod(cfg.model, cfg.langocc)
+    if cfg.method == "easyocc":
+        return EasyOccMethod(cfg.model, cfg.easyocc)
     raise ConfigError(f"method: {cfg.method!r} is not one of {METHODS}")
 
 

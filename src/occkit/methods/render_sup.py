@@ -27,6 +27,15 @@ No 3D label is read. A training step:
    - ``loss_lss_depth``: the LSS depth-distribution loss from the depth maps, as the supervised
      recipe does (2D supervision too).
 
+Two options serve EasyOcc's plug-in claim (METHODS.md §2): ``targets: priors`` takes the 2D
+targets from a prior cache (``data.priors``: ``batch.prior_depth``, 0 = unknown, and
+``batch.prior_semantics``, 255 = unknown) instead of the synthetic world's exact maps, so the
+self-supervised baseline sees the same 2D priors as the pseudo-labels; rays with unknown depth that
+the prior does not call sky are left out of ``loss_opacity``, unknown classes out of ``loss_sem``.
+``pseudo_label_weight > 0`` adds ``loss_pseudo``: class-balanced cross-entropy of the voxel logits
+against 3D pseudo-labels (``occkit pseudolabel``; train with ``--data DIR2``, where
+``batch.occupancy`` / ``batch.mask_camera`` are the pseudo-labels and their observed voxels).
+
 The network is unchanged; a learnable offset of the free logit starts every voxel at
 ``p(free) = free_prior``. ``predict`` returns ``(B, 18, X, Y, Z)`` scores whose argmax is the
 prediction (occupied where ``p(occupied) >= occupied_threshold``, then the most likely non-free
@@ -47,6 +56,7 @@ from torch import nn
 
 from occkit.data.sample import Batch
 from occkit.losses.depth import depth_loss, depth_map_targets
+from occkit.losses.pseudo_labels import balanced_cross_entropy, count_labels
 from occkit.losses.render import (
     distortion_loss,
     l1_depth_loss,
@@ -122,6 +132,16 @@ class RenderSupConfig:
     """``auto`` threshold: per-step decay of the calibration histograms (recent steps count most)."""
     calibration_margin: float = 0.8
     """``auto`` threshold: free-space samples lie at least this many metres before the surface."""
+    targets: Literal["extras", "priors"] = "extras"
+    """Where the 2D targets come from: 'extras' (``batch.depth`` / ``batch.semantics_2d``, the
+    synthetic world's exact maps, ``data.load_extras``) or 'priors' (``batch.prior_depth`` /
+    ``batch.prior_semantics`` from the prior cache of ``data.priors``)."""
+    pseudo_label_weight: float = 0.0
+    """Weight of ``loss_pseudo``, class-balanced voxel cross-entropy against 3D pseudo-labels
+    (``batch.occupancy`` of an ``occkit pseudolabel`` dataset, inside its ``mask_camera``); 0 = off."""
+    pseudo_label_offset: float = 1.05
+    """ENet's ``c`` of ``loss_pseudo``'s class weights (log-inverse frequencies of the pseudo-labels
+    seen so far)."""
     free_prior: float = 0.0
     """Initial p(free) of every voxel, through a learnable offset added to the free logit
     (``log(p / (1 - p)) + log(C - 1)``, as detectors initialise a rare-class bias); 0 = no offset.
@@ -158,6 +178,15 @@ class RenderSupMethod(nn.Module):
             raise ValueError(f"RenderSupConfig.occupied_threshold: expected 'auto' or a number in [0, 1), got {c.occupied_threshold!r}")
         if not 0 < c.calibration_decay <= 1:
             raise ValueError(f"RenderSupConfig.calibration_decay: expected a number in (0, 1], got {c.calibration_decay}")
+        if c.targets not in ("extras", "priors"):
+            raise ValueError(f"RenderSupConfig.targets: expected 'extras' or 'priors', got {c.targets!r}")
+        if c.pseudo_label_weight < 0:
+            raise ValueError(f"RenderSupConfig.pseudo_label_weight: expected >= 0, got {c.pseudo_label_weight}")
+        if model_cfg.lift == "sample" and c.lss_depth_weight > 0:
+            raise ValueError("RenderSupConfig.lss_depth_weight > 0 needs the LSS lift's depth distribution; model.lift is 'sample' (set it to 0)")
+        if c.pseudo_label_weight > 0:
+            self.register_buffer("label_counts", torch.zeros(C, dtype=torch.float64))
+            """Pseudo-label voxels per class seen so far (``loss_pseudo``'s class weights)."""
         self.register_buffer("calibration", torch.zeros(2, CALIBRATION_BINS))
         """Decayed histograms of p(occupied) over [0, 1]: row 0 at training rays' surface voxels,
         row 1 at voxels of the free space before them (saved with the weights)."""
@@ -260,27 +289,28 @@ class RenderSupMethod(nn.Module):
         """Weighted losses ``loss_sem``, ``loss_depth``, ``loss_opacity``, ``loss_distortion``,
         ``loss_entropy``, ``loss_lss_depth`` (terms with weight 0 are left out)."""
         c = self.cfg
-        if batch.depth is None or batch.semantics_2d is None:
-            raise ValueError("batch.depth / batch.semantics_2d is None: render_sup needs per-camera depth and semantic maps (load the extras)")
+        depth_maps, sem_maps = self.targets_2d(batch)
         B, N, _, H, W = batch.images.shape
-        check_shape(batch.depth, "B N H W", name="batch.depth", dims={"B": B, "N": N, "H": H, "W": W})
-        check_shape(batch.semantics_2d, "B N H W", name="batch.semantics_2d", dims={"B": B, "N": N, "H": H, "W": W})
+        check_shape(depth_maps, "B N H W", name="batch.depth", dims={"B": B, "N": N, "H": H, "W": W})
+        check_shape(sem_maps, "B N H W", name="batch.semantics_2d", dims={"B": B, "N": N, "H": H, "W": W})
         out = self.forward(batch)
         totals: dict[str, list[torch.Tensor]] = {}
         for b in range(B):
             rays = camera_rays(batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float(), H, W, num_random=c.num_rays)
-            z = rays.gather(batch.depth[b]).float()  # (R,) camera z-depth, 0 = none
-            sem = rays.gather(batch.semantics_2d[b]).long()  # (R,)
+            z = rays.gather(depth_maps[b]).float()  # (R,) camera z-depth, 0 = none
+            sem_raw = rays.gather(sem_maps[b]).long()  # (R,)
+            unknown = sem_raw == 255 if c.targets == "priors" else torch.zeros_like(sem_raw, dtype=torch.bool)
+            sem = torch.where(unknown, torch.full_like(sem_raw, c.free_index), sem_raw)
             if bool(((sem < 0) | (sem >= self.model_cfg.num_classes)).any()):
                 raise ValueError(f"batch.semantics_2d: class ids must lie in [0, {self.model_cfg.num_classes})")
             t_true = torch.where(z > 0, z / rays.z_per_t.clamp(min=1e-6), torch.zeros_like(z))  # ray distance
             near, far = ray_box(rays.origins, rays.dirs, self.grid)
-            surface = (t_true > 0) & (t_true > near) & (t_true <= far) & (sem != c.free_index)  # (R,) hit inside the box
+            surface = (t_true > 0) & (t_true > near) & (t_true <= far) & ((sem != c.free_index) | unknown)  # (R,) hit inside the box
             if c.occupied_threshold == "auto":
                 self._calibrate(out.logits[b], rays, t_true, near, surface)
             r = self.render(out.logits[b], rays, return_weights=c.distortion_weight > 0 or c.entropy_weight > 0 or c.termination_weight > 0)
             terms: dict[str, torch.Tensor] = {}
-            terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(r.values, torch.where(surface, sem, torch.full_like(sem, c.free_index)), ignore_index=c.free_index)
+            terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(r.values, torch.where(surface & ~unknown, sem, torch.full_like(sem, c.free_index)), ignore_index=c.free_index)
             if c.depth_weight > 0:
                 if c.depth_loss == "silog":
                     terms["loss_depth"] = c.depth_weight * silog_loss(r.depth, t_true, surface, lam=c.silog_lambda)
@@ -288,7 +318,12 @@ class RenderSupMethod(nn.Module):
                     terms["loss_depth"] = c.depth_weight * l1_depth_loss(r.depth, t_true, surface)
             if c.opacity_weight > 0:
                 with torch.autocast(device_type=r.opacity.device.type, enabled=False):
-                    terms["loss_opacity"] = c.opacity_weight * F.binary_cross_entropy(r.opacity.float().clamp(1e-5, 1 - 1e-5), surface.float())
+                    if c.targets == "priors":  # depth 0 = unknown, not "nothing": only sky rays and rays with a depth count
+                        known = (z > 0) | (sem_raw == c.free_index)
+                        bce = F.binary_cross_entropy(r.opacity.float().clamp(1e-5, 1 - 1e-5), surface.float(), reduction="none")
+                        terms["loss_opacity"] = c.opacity_weight * (bce * known).sum() / known.sum().clamp(min=1)
+                    else:
+                        terms["loss_opacity"] = c.opacity_weight * F.binary_cross_entropy(r.opacity.float().clamp(1e-5, 1 - 1e-5), surface.float())
             if c.termination_weight > 0:
                 terms["loss_termination"] = c.termination_weight * termination_loss(r.weights, r.samples.t, t_true, surface, c.termination_window)
             if r.weights is not None and bool(surface.any()):
@@ -309,6 +344,25 @@ class RenderSupMethod(nn.Module):
         losses = {k: torch.stack(v).mean() for k, v in totals.items()}
         if c.lss_depth_weight > 0:
             m = self.model_cfg
-            target = depth_map_targets(batch.depth, m.feature_stride, (m.depth_min, m.depth_max, m.depth_step))
+            target = depth_map_targets(depth_maps, m.feature_stride, (m.depth_min, m.depth_max, m.depth_step))
             losses["loss_lss_depth"] = c.lss_depth_weight * depth_loss(out.depth_prob, target, "bce")
+        if c.pseudo_label_weight > 0:
+            if batch.occupancy is None or batch.mask_camera is None:
+                raise ValueError("render_sup.pseudo_label_weight > 0 needs 3D pseudo-labels in the batch (train with --data DIR2 of occkit pseudolabel)")
+            mask = batch.mask_camera.bool()
+            with torch.no_grad():
+                self.label_counts += count_labels(batch.occupancy, mask, self.model_cfg.num_classes).to(self.label_counts)
+            losses["loss_pseudo"] = c.pseudo_label_weight * balanced_cross_entropy(
+                out.logits, batch.occupancy, mask, self.label_counts, c.pseudo_label_offset)
         return losses
+
+    def targets_2d(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-camera depth ``(B, N, H, W)`` (metres, 0 = none/unknown) and class maps
+        ``(B, N, H, W)`` the rendering losses use, from ``targets`` ('extras' or 'priors')."""
+        if self.cfg.targets == "priors":
+            if batch.prior_depth is None or batch.prior_semantics is None:
+                raise ValueError("render_sup.targets='priors' needs batch.prior_depth / batch.prior_semantics: set data.priors to a prior cache with depth and semantics")
+            return batch.prior_depth, batch.prior_semantics
+        if batch.depth is None or batch.semantics_2d is None:
+            raise ValueError("batch.depth / batch.semantics_2d is None: render_sup needs per-camera depth and semantic maps (load the extras, or render_sup.targets: priors)")
+        return batch.depth, batch.semantics_2d

@@ -347,3 +347,125 @@ class LSSViewTransform(nn.Module):
             vis = splat_visibility(lift_prob, points, self.grid, collapse_z=self.collapse_z, index=index)
             volume = torch.cat([volume, vis.to(volume.dtype)], 1)
         return volume, depth_prob, context
+
+
+# ---------------------------------------------------------------------------------------- sampling lift
+def project_points(
+    points_ego: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, image_hw: tuple[int, int], eps: float = 0.1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where ego-frame points land in each camera, in ``grid_sample`` coordinates.
+
+    Args:
+        points_ego: ``(P, 3)`` points (e.g. voxel centres).
+        intrinsics: ``(B, N, 3, 3)`` of images of size ``image_hw``; T_ego_from_cam: ``(B, N, 4, 4)``.
+        eps: points nearer than this camera z (metres) count as behind the camera.
+    Returns:
+        xy: ``(B, N, P, 2)`` in [-1, 1] across the image (``align_corners=False``: -1 and 1 are the
+        outer edges of the border pixels, pixel centres at ``u + 0.5``); valid: ``(B, N, P)`` bool,
+        in front of the camera and inside the image.
+    """
+    check_shape(points_ego, "P 3", name="points_ego")
+    dims = check_shape(intrinsics, "B N 3 3", name="intrinsics")
+    check_shape(T_ego_from_cam, "B N 4 4", name="T_ego_from_cam", dims=dims)
+    H, W = image_hw
+    with torch.autocast(device_type=points_ego.device.type, enabled=False):
+        T = torch.linalg.inv(T_ego_from_cam.float())  # (B, N, 4, 4) cam <- ego
+        cam = points_ego.float() @ T[..., :3, :3].transpose(-1, -2) + T[..., None, :3, 3]  # (B, N, P, 3)
+        z = cam[..., 2]
+        uv = cam @ intrinsics.float().transpose(-1, -2)  # (B, N, P, 3)
+        uv = uv[..., :2] / z.clamp(min=eps)[..., None]
+        xy = torch.stack([uv[..., 0] / W * 2 - 1, uv[..., 1] / H * 2 - 1], -1)
+        valid = (z > eps) & (xy.abs() <= 1).all(-1)
+    return xy, valid
+
+
+def sample_volume(
+    feats: list[torch.Tensor], xy: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear samples of image features at projected points, summed over the feature levels
+    (MonoScene's FLoSP) and averaged over the cameras that see each point.
+
+    Args:
+        feats: per level ``(B, N, C, h_l, w_l)`` (the same ``C``; any strides: ``xy`` is relative
+            to the image).
+        xy: ``(B, N, P, 2)``; valid: ``(B, N, P)`` from :func:`project_points`.
+    Returns:
+        ``(B, C, P)`` mean features (0 where no camera sees a point) and ``(B, P)`` the number of
+        cameras that see it.
+    """
+    B, N, P = valid.shape
+    C = feats[0].shape[2]
+    acc = torch.promote_types(feats[0].dtype, torch.float32)
+    out = feats[0].new_zeros(B, C, P, dtype=acc)
+    for n in range(N):  # one camera at a time: (B, C, 1, P) per level, not (B*N, C, 1, P)
+        g = xy[:, n, None].to(acc)  # (B, 1, P, 2)
+        m = valid[:, n, None].to(acc)  # (B, 1, P)
+        for f in feats:
+            s = F.grid_sample(f[:, n].to(acc), g, mode="bilinear", padding_mode="zeros", align_corners=False)  # (B, C, 1, P)
+            out = out + s[:, :, 0] * m
+    count = valid.sum(1)  # (B, P)
+    return out / count.clamp(min=1)[:, None].to(acc), count
+
+
+class SampleViewTransform(nn.Module):
+    """The voxel-centre sampling lift (EasyOcc, MonoScene's FLoSP): no depth distribution.
+
+    Every lift-grid voxel centre is projected into every camera; each feature level (after a 1x1
+    conv to ``out_channels``) is sampled bilinearly there; levels are summed, cameras that see the
+    voxel averaged. Along a camera ray all voxels get the same features: the 3D network behind
+    decides where the surface is, helped by the extra channels (the fraction of cameras that see
+    the voxel, and with ``coords`` its normalised ego position).
+
+    Args:
+        in_channels: channels of each feature level (one level: one camera setup's neck output).
+        out_channels: C, channels sampled from each level.
+        grid: lift grid (ego frame).
+        collapse_z: average the volume over z into a BEV map (the BEV head).
+        coords: append the voxel centre's ego coordinates scaled to [-1, 1] by the grid (3 channels).
+
+    Attributes:
+        out_channels: channels of the lifted volume (``C + 1 [+ 3]``).
+    """
+
+    def __init__(self, in_channels: list[int], out_channels: int, grid: Grid, collapse_z: bool = False, coords: bool = False) -> None:
+        super().__init__()
+        if not in_channels:
+            raise ValueError("SampleViewTransform: in_channels is empty (no feature level to sample)")
+        self.proj = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in in_channels)
+        self.grid = grid
+        self.collapse_z = collapse_z
+        self.coords = coords
+        self.out_channels = out_channels + 1 + (3 if coords else 0)
+        centres = grid.centers().reshape(-1, 3)  # (X*Y*Z, 3)
+        self.register_buffer("centres", centres, persistent=False)
+        lo, hi = torch.tensor(grid.range_min), torch.tensor(grid.range_max)
+        self.register_buffer("coords_norm", ((centres - lo) / (hi - lo) * 2 - 1).T.contiguous(), persistent=False)  # (3, P)
+
+    def forward(
+        self, feats: list[torch.Tensor], intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, image_hw: tuple[int, int]
+    ) -> torch.Tensor:
+        """Lift image features into the grid.
+
+        Args:
+            feats: per level ``(B, N, C_l, h_l, w_l)``, as many levels as ``in_channels``.
+            intrinsics: ``(B, N, 3, 3)`` of the input images of size ``image_hw``.
+            T_ego_from_cam: ``(B, N, 4, 4)``.
+        Returns:
+            volume ``(B, out_channels, X, Y, Z)`` (or ``(B, out_channels, X, Y)`` with ``collapse_z``).
+        """
+        if len(feats) != len(self.proj):
+            raise ValueError(f"SampleViewTransform: expected {len(self.proj)} feature levels, got {len(feats)}")
+        B, N = feats[0].shape[:2]
+        levels = []
+        for f, proj in zip(feats, self.proj):
+            check_shape(f, "B N C h w", name="feats", dims={"B": B, "N": N})
+            y = proj(f.flatten(0, 1))  # (B*N, C, h, w)
+            levels.append(y.view(B, N, *y.shape[1:]))
+        xy, valid = project_points(self.centres, intrinsics, T_ego_from_cam, image_hw)
+        vol, count = sample_volume(levels, xy, valid)  # (B, C, P), (B, P)
+        parts = [vol, (count.to(vol.dtype) / N)[:, None]]
+        if self.coords:
+            parts.append(self.coords_norm.to(vol.dtype)[None].expand(B, -1, -1))
+        X, Y, Z = self.grid.shape
+        volume = torch.cat(parts, 1).view(B, -1, X, Y, Z)
+        return volume.mean(-1) if self.collapse_z else volume

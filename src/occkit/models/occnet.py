@@ -11,6 +11,12 @@ grid) -> either
 -> logits ``(B, num_classes, X, Y, Z)`` on the output grid (upsampled from the lift grid when
 that is coarser: trilinear for voxels, bilinear over x, y for BEV).
 
+``lift`` chooses the view transform: 'lss' (the depth distribution splat above, the default) or
+'sample' (EasyOcc / MonoScene's FLoSP: every lift-grid voxel centre samples the image features
+where it projects, averaged over the cameras that see it; no depth distribution,
+:class:`occkit.models.lift.SampleViewTransform`), optionally from several feature levels
+(``sample_strides``), summed.
+
 ``modality`` chooses what fills the lift grid (RadOcc's teachers, :mod:`occkit.models.lidar`):
 'camera' (the above), 'lidar' (the frame's LiDAR points voxelised into the lift grid and a
 3D conv stem: no image path at all) or 'fusion' (the camera lift's volume and the LiDAR volume
@@ -31,7 +37,7 @@ from occkit.models.backbone import Backbone
 from occkit.models.encoder3d import UNetEncoder
 from occkit.models.heads import BEVHead, VoxelHead
 from occkit.models.lidar import LidarVoxelEncoder
-from occkit.models.lift import LSSViewTransform
+from occkit.models.lift import LSSViewTransform, SampleViewTransform
 from occkit.models.neck import FPNNeck
 from occkit.models.norm import frame_batchnorms
 from occkit.shapes import check_shape
@@ -99,6 +105,20 @@ class OccNetConfig:
     nothing. A memory layout only: weights, state dicts and outputs are the same."""
     num_classes: int = 18
     """Output classes (Occ3D: 18, 17 = free)."""
+    lift: Literal["lss", "sample"] = "lss"
+    """View transform: 'lss' (depth distribution x context splatted along each pixel's ray) or
+    'sample' (bilinear samples of the image features at the projections of the lift-grid voxel
+    centres, averaged over the cameras that see a voxel: EasyOcc, MonoScene; ``depth_*`` and
+    ``depth_blocks``/``depth_geometry``/``lift_visibility`` then do nothing, ``depth_prob`` is
+    None, so recipes must not put a depth loss on it)."""
+    sample_strides: tuple[int, ...] = ()
+    """``lift: sample``: coarser backbone levels (their strides, each > ``feature_stride``) sampled
+    as well as the neck output, each through its own 1x1 conv to ``context_channels``, the samples
+    summed (MonoScene's FLoSP over scales); empty = the neck output only."""
+    sample_coords: bool = False
+    """``lift: sample``: append each voxel's ego position, scaled to [-1, 1] over the grid (3
+    channels): along a camera ray every voxel samples the same features, and the 3D network needs
+    to know how far a voxel lies to place the surface."""
     modality: Literal["camera", "lidar", "fusion"] = "camera"
     """What fills the lift grid: 'camera' (the LSS lift of the images), 'lidar' (the frame's LiDAR
     points, ``Batch.lidar``, voxelised into the lift grid: occupancy, log point count, mean
@@ -156,7 +176,7 @@ class OccNet(nn.Module):
         lift_grid: Grid,
         backbone: Backbone | None,
         neck: FPNNeck | None,
-        view_transform: LSSViewTransform | None,
+        view_transform: LSSViewTransform | SampleViewTransform | None,
         encoder: UNetEncoder,
         head: VoxelHead | BEVHead,
         lidar_encoder: LidarVoxelEncoder | None = None,
@@ -244,9 +264,15 @@ class OccNet(nn.Module):
             for m in self._frame_norms:
                 m.images_per_frame = N
             x = (images.flatten(0, 1) - self.mean) / self.std  # (B*N, 3, H, W)
-            feats = self.neck(self.backbone(x))  # (B*N, C_neck, H/s, W/s)
+            levels = self.backbone(x)  # (B*N, C_l, H/s_l, W/s_l) per level
+            feats = self.neck(levels)  # (B*N, C_neck, H/s, W/s)
             feats = feats.view(B, N, *feats.shape[1:])  # (B, N, C_neck, h, w)
-            lifted, depth_prob, context = self.view_transform(feats, intrinsics, T_ego_from_cam, (H, W), depth_bins)
+            if isinstance(self.view_transform, SampleViewTransform):
+                extra = [levels[self.backbone.strides.index(s)] for s in self.cfg.sample_strides]
+                extra = [f.view(B, N, *f.shape[1:]) for f in extra]  # (B, N, C_l, H/s_l, W/s_l)
+                lifted = self.view_transform([feats, *extra], intrinsics, T_ego_from_cam, (H, W))
+            else:
+                lifted, depth_prob, context = self.view_transform(feats, intrinsics, T_ego_from_cam, (H, W), depth_bins)
             if self.uses_lidar:
                 lifted = torch.cat([lifted, lidar_volume.to(lifted.dtype)], 1)  # (B, C + lidar_channels, X', Y', Z')
         else:
@@ -299,20 +325,31 @@ def build_occnet(cfg: OccNetConfig) -> OccNet:
         encoder = UNetEncoder(3, lidar.out_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
         sub = tuple(o // l for o, l in zip(output.shape, lift.shape)) if cfg.voxel_upsample == "subvoxel" else (1, 1, 1)
         return OccNet(cfg, output, lift, None, None, None, encoder, VoxelHead(encoder.out_channels, cfg.num_classes, subvoxels=sub), lidar)
+    if cfg.lift not in ("lss", "sample"):
+        raise ValueError(f"lift: expected 'lss' or 'sample', got {cfg.lift!r}")
     backbone = Backbone(cfg.backbone, cfg.feature_stride, cfg.backbone_weights)
     neck = FPNNeck(backbone.channels, cfg.neck_channels)
-    view = LSSViewTransform(
-        cfg.neck_channels,
-        (cfg.depth_min, cfg.depth_max, cfg.depth_step),
-        cfg.context_channels,
-        cfg.feature_stride,
-        lift,
-        collapse_z=cfg.head == "bev",
-        depth_blocks=cfg.depth_blocks,
-        geometry_input=cfg.depth_geometry,
-        ground_z=cfg.ground_z,
-        visibility=cfg.lift_visibility,
-    )
+    if cfg.lift == "sample":
+        bad = [s for s in cfg.sample_strides if s not in backbone.strides[1:]]
+        if bad:
+            raise ValueError(f"sample_strides: {bad} are not backbone levels coarser than feature_stride {cfg.feature_stride} "
+                             f"({cfg.backbone!r} has {backbone.strides[1:]})")
+        in_channels = [cfg.neck_channels] + [backbone.channels[backbone.strides.index(s)] for s in cfg.sample_strides]
+        view: LSSViewTransform | SampleViewTransform = SampleViewTransform(
+            in_channels, cfg.context_channels, lift, collapse_z=cfg.head == "bev", coords=cfg.sample_coords)
+    else:
+        view = LSSViewTransform(
+            cfg.neck_channels,
+            (cfg.depth_min, cfg.depth_max, cfg.depth_step),
+            cfg.context_channels,
+            cfg.feature_stride,
+            lift,
+            collapse_z=cfg.head == "bev",
+            depth_blocks=cfg.depth_blocks,
+            geometry_input=cfg.depth_geometry,
+            ground_z=cfg.ground_z,
+            visibility=cfg.lift_visibility,
+        )
     if cfg.head == "bev":
         encoder = UNetEncoder(2, view.out_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
         head: VoxelHead | BEVHead = BEVHead(encoder.out_channels, cfg.num_classes, output.shape[2])

@@ -162,6 +162,8 @@ def test_rsc_kl_variant_and_all_pixel_rays(one_torch_thread):
     alone = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(depth_weight=0, semantic_weight=0, feature_weight=0, logit_weight=0),
                          teacher=make_teacher())
     assert set(alone.training_step(tiny_batch())) == {"loss_ce", "loss_depth"}  # the student alone
+    no_teacher = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(depth_weight=0, semantic_weight=0, feature_weight=0, logit_weight=0))
+    assert set(no_teacher.training_step(tiny_batch())) == {"loss_ce", "loss_depth"}  # needs no teacher
 
 
 def test_lidar_rays_hit_lidar_pixels():

@@ -54,7 +54,7 @@ class RadOccConfig:
 
     teacher: str | None = None
     """The teacher: a run folder, checkpoint folder or weights file of a trained method (its
-    config.json is read from the run). Required."""
+    config.json is read from the run). Required unless every distillation weight is 0."""
     teacher_ema: bool = True
     """Load the teacher's EMA weights when its checkpoint has them."""
     num_rays: int = 2048
@@ -152,6 +152,14 @@ class RadOccMethod(SupervisedMethod):
                 raise ValueError(f"radocc.{name}: expected one of {allowed}, got {getattr(c, name)!r}")
         if not 0 <= c.free_index < model_cfg.num_classes:
             raise ValueError(f"radocc.free_index {c.free_index} outside the model's {model_cfg.num_classes} classes")
+        self.distills = bool(c.depth_weight or c.semantic_weight or c.feature_weight or c.logit_weight)
+        """Whether any distillation term is on (all weights 0: the student alone, no teacher needed)."""
+        self.adapter: nn.Module | None = None
+        """Learnt 1x1x1 conv from the student's voxel features to the teacher's width (only when
+        ``feature_weight > 0``; identity when the widths agree)."""
+        if teacher is None and not c.teacher and not self.distills:
+            self._teacher = None  # the ablation's "student alone" arm
+            return
         if teacher is None:
             if not c.teacher:
                 raise ValueError("radocc.teacher: give the teacher's run folder (a run trained with model.modality lidar or fusion)")
@@ -166,9 +174,6 @@ class RadOccMethod(SupervisedMethod):
                              f"student's {self.model.output_grid.shape} / {model_cfg.num_classes}")
         self._teacher = _Frozen(teacher)
         t_width, s_width = teacher.model.encoder.out_channels, self.model.encoder.out_channels
-        self.adapter: nn.Module | None = None
-        """Learnt 1x1x1 conv from the student's voxel features to the teacher's width (only when
-        ``feature_weight > 0``; identity when the widths agree)."""
         if c.feature_weight > 0:
             if teacher.model.lift_grid != self.model.lift_grid:
                 raise ValueError(f"radocc.feature_weight > 0: the teacher's lift grid {teacher.model.lift_grid.shape} differs from the "
@@ -178,11 +183,14 @@ class RadOccMethod(SupervisedMethod):
     @property
     def teacher(self) -> nn.Module:
         """The frozen teacher (not a submodule: never in ``parameters()`` or ``state_dict()``)."""
+        if self._teacher is None:
+            raise ValueError("radocc.teacher is not set (every distillation weight is 0: the student alone)")
         return self._teacher.module
 
     def train(self, mode: bool = True) -> "RadOccMethod":
         super().train(mode)
-        self.teacher.eval()  # frozen whatever the student does
+        if self._teacher is not None:
+            self.teacher.eval()  # frozen whatever the student does
         return self
 
     # ------------------------------------------------------------------------------ rays
@@ -234,7 +242,7 @@ class RadOccMethod(SupervisedMethod):
         ``loss_feat``, ``loss_logit`` of the terms whose weight is > 0."""
         c = self.radocc
         losses, out = self.training_outputs(batch)
-        if not (c.depth_weight or c.semantic_weight or c.feature_weight or c.logit_weight):
+        if not self.distills:
             return losses  # the student alone
         t_out = self.teacher_outputs(batch)
         if c.depth_weight > 0 or c.semantic_weight > 0:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # RadOcc's ablation on runs/abl_world: every arm of benchmarks/ablate_radocc.py at STEPS steps,
 # seeds 0 and 1, in two lanes of one process each (1 torch thread), resumable (an arm whose
-# result.json exists is skipped). Lane 1 trains the LiDAR teacher first (lidar-teacher, 500 steps)
+# result.json exists is skipped). Lane 1 trains the LiDAR teacher first (lidar-teacher, TEACHER_STEPS = 250 steps)
 # and evaluates it; the distillation arms wait for the teacher's final checkpoint.
 #   nohup benchmarks/run_radocc_ablation.sh 1 > runs/radocc_abl_lane1.log 2>&1 &
 #   nohup benchmarks/run_radocc_ablation.sh 2 > runs/radocc_abl_lane2.log 2>&1 &
@@ -11,6 +11,7 @@ LANE=${1:?lane 1 or 2}
 STEPS=${STEPS:-300}
 DATA=${DATA:-runs/abl_world}
 TEACHER=${TEACHER:-runs/radocc_teacher_lidar}
+TEACHER_STEPS=${TEACHER_STEPS:-250}
 OUT=${OUT:-runs/radocc_abl}
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=1
@@ -25,13 +26,13 @@ arm() {  # arm seed
 }
 
 wait_teacher() {
-  until [ -f "$TEACHER/checkpoints/step_500/checksums.json" ]; do sleep 60; done
+  until [ -f "$TEACHER/checkpoints/step_${TEACHER_STEPS}/checksums.json" ]; do sleep 60; done
 }
 
 if [ "$LANE" = 1 ]; then
-  if [ ! -f "$TEACHER/checkpoints/step_500/checksums.json" ] && ! pgrep -f "occkit train lidar-teacher" > /dev/null; then
-    .venv/bin/occkit train lidar-teacher --data "$DATA" --out "$TEACHER" --max-steps 500 --no-progress \
-        --set train.threads=1 train.seed=0 train.val_every=500 train.ckpt_every=250
+  if [ ! -f "$TEACHER/checkpoints/step_${TEACHER_STEPS}/checksums.json" ] && ! pgrep -f "occkit train lidar-teacher" > /dev/null; then
+    .venv/bin/occkit train lidar-teacher --data "$DATA" --out "$TEACHER" --max-steps "$TEACHER_STEPS" --no-progress \
+        --set train.threads=1 train.seed=0 train.val_every="$TEACHER_STEPS" train.ckpt_every="$TEACHER_STEPS"
   fi
   wait_teacher
   [ -f "$OUT/teacher/result.json" ] || $PY benchmarks/ablate_radocc.py --arm teacher --data "$DATA" --teacher "$TEACHER" --out "$OUT"

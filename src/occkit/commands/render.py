@@ -10,6 +10,11 @@ checkpoint's logits (``--ckpt``). Writes into ``--out``:
 
 Label grids render as a hard density (exact surfaces); logits as ``sigma = -log p(free) / voxel``
 (see :mod:`occkit.rendering`).
+
+``--teacher`` (with ``--ckpt`` of a ``radocc`` run) renders the frozen teacher's logits as well and
+writes ``compare.png`` instead: per camera (``--cameras``), the image, then the ground truth's,
+the teacher's and the student's rendered semantics, and below them their rendered depths (the
+teacher's maps also as ``<CAM>_teacher_depth.npy`` / ``_teacher_semantics.npy``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--step", type=float, default=None, help="metres between samples (default half a voxel)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--no-picture", action="store_true", help="write the .npy maps only")
+    p.add_argument("--teacher", action="store_true",
+                   help="with --ckpt of a radocc run: render its teacher too; compare.png = ground truth | teacher | student")
+    p.add_argument("--cameras", default=None, help="comma list of cameras in compare.png (default: all)")
 
 
 def _load_pred(path: Path, shape: tuple[int, int, int]):
@@ -84,10 +92,23 @@ def run(args: argparse.Namespace) -> int:
         batch = collate([mds[base_dataset(mds).index_of(args.token)]]).to(device)
         with torch.no_grad():
             logits = method.predict(batch)[0].float()  # (C, X, Y, Z)
+            if args.teacher:
+                if not hasattr(method, "teacher_outputs"):
+                    raise ValueError(f"--teacher: {folder} is a {cfg.method} run, not a radocc run (no teacher)")
+                if cfg.data.load_extras is False and cfg.data.lidar_infos is None and method.teacher.model.uses_lidar:
+                    raise ValueError(f"--teacher: {folder}'s data config loads no LiDAR for its LiDAR teacher")
+                teacher_logits = method.teacher_outputs(batch).logits[0].float()
         if tuple(logits.shape[1:]) != grid.shape:
             raise ValueError(f"{folder}: the method predicts a {tuple(logits.shape[1:])} grid, the dataset's is {grid.shape}")
         maps = render_logits_views(logits, grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw)
         source = f"checkpoint {folder}"
+        if args.teacher:
+            t_maps = render_logits_views(teacher_logits, grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw)
+            gt_sample = Occ3DDataset(args.data, split="all", load_gt=True, load_extras=False)
+            occ = gt_sample[gt_sample.index_of(args.token)].occupancy
+            if occ is None:
+                raise ValueError(f"{args.data}: frame {args.token} has no ground truth to compare with")
+            gt_maps = render_occupancy_views(occ.to(device), grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw)
     else:
         device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
         if args.pred is not None:
@@ -106,7 +127,21 @@ def run(args: argparse.Namespace) -> int:
     for i, cam in enumerate(ds.cameras):
         save_npy_atomic(out / f"{cam}_depth.npy", depth[i])
         save_npy_atomic(out / f"{cam}_semantics.npy", sem[i])
-    if not args.no_picture:
+    if args.teacher:
+        t_depth = t_maps.depth.cpu().numpy().astype(np.float32)
+        t_sem = t_maps.semantics.cpu().numpy().astype(np.uint8)
+        for i, cam in enumerate(ds.cameras):
+            save_npy_atomic(out / f"{cam}_teacher_depth.npy", t_depth[i])
+            save_npy_atomic(out / f"{cam}_teacher_semantics.npy", t_sem[i])
+        if not args.no_picture:
+            cams = args.cameras.split(",") if args.cameras else list(ds.cameras)
+            bad = [c for c in cams if c not in ds.cameras]
+            if bad:
+                raise ValueError(f"--cameras: {bad} are not cameras of {args.data} ({', '.join(ds.cameras)})")
+            gt = (gt_maps.depth.cpu().numpy().astype(np.float32), gt_maps.semantics.cpu().numpy().astype(np.uint8))
+            _compare_picture(out / "compare.png", sample.images, [("ground truth", *gt), ("teacher", t_depth, t_sem), ("student", depth, sem)],
+                             [ds.cameras.index(c) for c in cams], list(cams), f"{source} (student) and its teacher", args.token)
+    elif not args.no_picture:
         _picture(out / "render.png", sample.images, depth, sem, ds.cameras, source, args.token)
     hit = (depth > 0).mean()
     print(f"occkit render: {source} of frame {args.token} -> {out} ({N} cameras, {depth.shape[1]}x{depth.shape[2]} maps, {100 * hit:.1f}% of pixels see a surface in the grid)")
@@ -134,5 +169,38 @@ def _picture(path: Path, images, depth, sem, cameras, source: str, token: str) -
         row = hstack([imgs[i], resize(s, W, H, nearest=True), resize(d, W, H, nearest=True)], gap=4)
         rows.append(titled(row, f"{cam}: image | rendered semantics | rendered depth"))
     fig = titled(vstack(rows, gap=6), f"{source}, frame {token}")
+    fig = vstack([fig, colorbar(0.0, vmax)], gap=4)
+    save_png(path, np.ascontiguousarray(fig))
+
+
+def _compare_picture(path: Path, images, sources, cam_idx: list[int], cam_names: list[str], title: str, token: str) -> None:
+    """Per camera: the image and each source's rendered semantics on one row, their rendered depths
+    on the next (one depth scale for all, from the first source)."""
+    import numpy as np
+    import torch
+
+    from occkit.labels import palette_array
+    from occkit.viz.draw import BACKGROUND, colorbar, colormap, hstack, resize, save_png, titled, vstack
+
+    imgs = (images.permute(0, 2, 3, 1).clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    H, W = imgs.shape[1:3]
+    pal = palette_array()
+    ref = sources[0][1]
+    vmax = float(max(1.0, np.percentile(ref[ref > 0], 99))) if (ref > 0).any() else 1.0
+    blank = np.full_like(imgs[0], BACKGROUND)
+    rows = []
+    for i, cam in zip(cam_idx, cam_names):
+        sem_tiles, depth_tiles = [imgs[i]], [blank]
+        for _, d, s in sources:
+            c = pal[s[i]]
+            c[s[i] == 17] = BACKGROUND
+            sem_tiles.append(resize(c, W, H, nearest=True))
+            dm = colormap(d[i], 0.0, vmax)
+            dm[d[i] <= 0] = BACKGROUND
+            depth_tiles.append(resize(dm, W, H, nearest=True))
+        names = " | ".join(n for n, _, _ in sources)
+        rows.append(titled(vstack([hstack(sem_tiles, gap=4), hstack(depth_tiles, gap=4)], gap=4),
+                           f"{cam}: image | rendered semantics and depth of {names}"))
+    fig = titled(vstack(rows, gap=6), f"{title}, frame {token}")
     fig = vstack([fig, colorbar(0.0, vmax)], gap=4)
     save_png(path, np.ascontiguousarray(fig))

@@ -22,6 +22,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("demo", "occkit.commands.demo", "the main job on a laptop: synthetic world -> train synth-cpu -> evaluate -> pictures and report"),
     ("priors", "occkit.commands.priors", "2D priors (segments, semantics, metric depth, vision-language features): run providers into a cache, score it, train occkit's own, list the vocabulary"),
     ("render", "occkit.commands.render", "volume-render an occupancy grid (ground truth, prediction or checkpoint) into the camera views: depth and semantic maps, picture"),
+    ("retrieval", "occkit.commands.retrieval", "open-vocabulary retrieval mAP of free-text queries (seen / held-out names) for a langocc run or the lifted-2D baseline"),
+    ("query", "occkit.commands.query", "find free text in 3D with a langocc run: matching voxels in bird's-eye and 3D view and in the cameras, with the similarity scale"),
     ("generate", "occkit.commands.generate", "OccScene: generate camera images from text (+ a layout, or perception feedback) with an occscene run, written as a dataset"),
     ("eval-gen", "occkit.commands.eval_gen", "score generated scenes: FID/KID in an occkit-trained image encoder, layout-consistency mIoU of a frozen judge"),
     ("pseudolabel", "occkit.commands.pseudolabel", "EasyOcc 3D pseudo-labels from a 2D prior cache (lift, densify over past frames, vote, carve free space) as an Occ3D-layout dataset; --quality against the real labels"),

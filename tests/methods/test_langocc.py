@@ -161,3 +161,18 @@ def test_checks():
     cfg.head = "bev"
     with pytest.raises(ValueError, match="voxel head"):
         LangOccMethod(cfg, LangOccConfig(feature_dim=D))
+
+
+def test_query_picture_draws_matches():
+    from occkit.commands.query import query_picture
+
+    grid = Grid.from_range(RANGE, 0.4)
+    occ = torch.zeros(grid.shape, dtype=torch.bool)
+    occ[:, :, 0] = True
+    occ[11:14, 6:10, 1:4] = True
+    sim = torch.where(occ, torch.full(grid.shape, 0.1), torch.full(grid.shape, float("nan")))
+    sim[11:14, 6:10, 1:4] = 0.9
+    match = occ & (sim > 0.5)
+    K, T = cameras()
+    pic = query_picture(torch.rand(2, 3, 32, 64), K, T, ("CAM_FRONT", "CAM_BACK"), grid, occ, sim, match, "car", 0.1, 0.9)
+    assert pic.ndim == 3 and pic.shape[2] == 3 and pic.dtype.name == "uint8"

@@ -1,0 +1,144 @@
+"""``occkit retrieval``: open-vocabulary retrieval mAP of a ``langocc`` run or of the lifted-2D baseline.
+
+Each query of the query set (``--queries``, default ``configs/queries/synth.yaml``) ranks the
+candidate points of every frame of ``--split`` by the cosine similarity of their 3D feature with
+its text embedding (:mod:`occkit.metrics.retrieval`):
+
+- ``--protocol voxels`` (default): the voxel centres the ground truth says are occupied, relevant
+  when their instance (``extras/.../instances.npz``) has a fine name the query means; visible =
+  inside the camera mask;
+- ``--protocol points`` (POP-3D): the LiDAR points inside the grid, with the instance of their
+  voxel (needs the LiDAR extras).
+
+Features come from a checkpoint (``--ckpt RUN``: the language MLP at the points; the
+geometry does not matter, the truth chooses the points) or, with ``--lifted``, straight from
+the 2D features of a prior cache (``--priors``): each point the mean of the features at its
+projections into the cameras (:func:`occkit.methods.langocc.lifted_features`), the baseline
+without rendering. Prints mAP (seen / held-out names; all / visible points) and writes the
+per-query APs to ``--out`` (JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="dataset root with per-voxel instances (the synthetic world)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", help="a langocc checkpoint folder or run folder")
+    src.add_argument("--lifted", action="store_true", help="the baseline: 2D features of --priors lifted into the grid")
+    p.add_argument("--priors", type=Path, help="prior cache with features (for --lifted)")
+    p.add_argument("--queries", type=Path, default=None, help="query set YAML (default: configs/queries/synth.yaml)")
+    p.add_argument("--protocol", choices=("voxels", "points"), default="voxels", help="candidates: occupied voxels or LiDAR points (POP-3D)")
+    p.add_argument("--split", default="val", choices=("train", "val", "all"), help="split (default val)")
+    p.add_argument("--max-frames", type=int, default=0, help="at most this many frames, evenly spaced (0 = all)")
+    p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+
+
+def _features_fn(args: argparse.Namespace, queries):
+    """(dataset, text embeddings (Q, d), fn(sample, points (P, 3)) -> (P, d), description)."""
+    import torch
+
+    from occkit.data.occ3d import Occ3DDataset
+    from occkit.data.sample import collate
+    from occkit.experiment import build_dataset, load_checkpoint_method
+    from occkit.methods.langocc import LangOccMethod, lifted_features
+    from occkit.priors.quality import load_class_vocabulary
+    from occkit.priors.text import encode_prompts
+
+    texts = [q.text for q in queries]
+    if args.ckpt:
+        method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device)
+        if not isinstance(method, LangOccMethod):
+            raise ValueError(f"--ckpt {folder}: a {cfg.method!r} run; retrieval needs a langocc run (or --lifted)")
+        cfg.data.priors, cfg.data.prior_kinds = None, ()
+        cfg.data.load_extras = args.protocol == "points"
+        ds = build_dataset(cfg, args.data, args.split, load_gt=True)
+        with torch.no_grad():
+            text = method.encode_text(texts).to(device)
+
+        @torch.no_grad()
+        def feats(sample, points):
+            batch = collate([sample]).to(device)
+            latent = method.forward(batch).features[0]
+            lookup = method.latent_field(latent)
+            pts = points.to(device)
+            return torch.cat([method.language(lookup(pts[i : i + 65536])) for i in range(0, len(pts), 65536)] or [pts.new_zeros(0, text.shape[1])])
+
+        return ds, text, feats, f"langocc {folder}"
+    if args.priors is None:
+        raise ValueError("--lifted needs --priors (a prior cache with features)")
+    from occkit.priors.cache import PriorCache, WithPriors
+
+    cache = PriorCache(args.priors, kinds=["features"])
+    base = Occ3DDataset(args.data, args.split, cameras=cache.cameras, load_gt=True, load_extras=args.protocol == "points")
+    ds = WithPriors(base, cache)
+    text = encode_prompts(cache.text_encoder(), texts, load_class_vocabulary()[2])
+
+    def feats(sample, points):
+        H, W = sample.images.shape[-2:] if sample.images.shape[-1] > 0 else cache.image_size
+        f, _ = lifted_features(sample.prior_features, sample.intrinsics, sample.T_ego_from_cam, (int(H), int(W)),
+                               sample.prior_feature_stride, points)
+        return f
+
+    return ds, text, feats, f"lifted 2D features of {args.priors}"
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from occkit.experiment import base_dataset
+    from occkit.fileio import write_json_atomic
+    from occkit.metrics.retrieval import RetrievalAccumulator, load_queries
+
+    queries = load_queries(args.queries)
+    ds, text, feats, what = _features_fn(args, queries)
+    base = base_dataset(ds)
+    n = len(ds)
+    if n == 0:
+        raise ValueError(f"{args.data}: split '{args.split}' has no frames")
+    idx = list(range(n)) if args.max_frames <= 0 or args.max_frames >= n else [round(i * (n - 1) / (args.max_frames - 1)) if args.max_frames > 1 else 0 for i in range(args.max_frames)]
+    acc = RetrievalAccumulator(queries)
+    grid = base.grid
+    centres = grid.centers().reshape(-1, 3)
+    for i in idx:
+        s = ds[i]
+        inst_np = base.read_instances(s.token)
+        if inst_np is None:
+            raise FileNotFoundError(f"{base.extras_dir(s.token)}: no instances.npz (retrieval needs per-voxel instance ids: the synthetic world)")
+        inst = torch.from_numpy(inst_np).long()
+        names = base.instance_names(s.token)
+        sem = s.occupancy.long()
+        cam = s.mask_camera.bool()
+        if args.protocol == "voxels":
+            sel = (sem != 17).reshape(-1)
+            points = centres[sel]
+            inst_p, sem_p, vis = inst.reshape(-1)[sel], sem.reshape(-1)[sel], cam.reshape(-1)[sel]
+        else:
+            if s.lidar is None:
+                raise ValueError(f"frame {s.token}: no LiDAR points (--protocol points needs the LiDAR extras)")
+            pts = s.lidar[:, :3].float()
+            vi, inside = grid.point_to_index(pts)
+            points, vi = pts[inside], vi[inside]
+            inst_p, sem_p, vis = (t[vi[:, 0], vi[:, 1], vi[:, 2]] for t in (inst, sem, cam))
+        f = feats(s, points).float().cpu()
+        acc.add(f @ text.float().cpu().t(), inst_p, names, sem_p, vis)
+    result = acc.compute()
+    result.update({"features": what, "protocol": args.protocol, "split": args.split, "data": str(args.data)})
+    for row in result["queries"]:
+        ap = "  n/a" if row["ap_all"] is None else f"{row['ap_all']:5.1f}"
+        apv = "  n/a" if row["ap_visible"] is None else f"{row['ap_visible']:5.1f}"
+        print(f"  {row['text'][:40]:40s} {'held-out' if row['heldout'] else 'seen    '} AP {ap} (visible {apv})  relevant {row['relevant_all']}")
+
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.2f}"
+
+    print(f"occkit retrieval: {what}, {args.protocol}, {result['frames']} frames, {result['queries_scored']}/{len(queries)} queries with relevant points")
+    print(f"  mAP all {fmt(result['map_all'])} (seen {fmt(result['map_seen_all'])}, held-out {fmt(result['map_heldout_all'])}); "
+          f"visible {fmt(result['map_visible'])} (seen {fmt(result['map_seen_visible'])}, held-out {fmt(result['map_heldout_visible'])})")
+    if args.out is not None:
+        write_json_atomic(args.out, result)
+    return 0

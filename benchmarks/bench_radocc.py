@@ -58,8 +58,8 @@ def main() -> None:
     ap.add_argument("--config", default="radocc")
     ap.add_argument("--set", nargs="*", default=[])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     dev = torch.device(args.device)
@@ -74,8 +74,8 @@ def main() -> None:
     results = []
     print(f"{args.config} on {args.data}: 1 frame, {batch.images.shape[1]} cameras {tuple(batch.images.shape[-2:])}, "
           f"{cfg.radocc.num_rays} rays, step {cfg.radocc.sample_step} m; {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    print("\n| term | step s (median) | vs student | saved for backward MB | CUDA peak MB |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n| term | step s (median) | vs student | saved for backward MB | CUDA peak MB | weighted losses (last step) |")
+    print("|---|---:|---:|---:|---:|---|")
     ref = None
     for name, kw in ROWS:
         c = load_experiment(args.config, base + [f"radocc.{k}={v}" for k, v in {**OFF, **kw}.items()])
@@ -100,8 +100,10 @@ def main() -> None:
         peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else float("nan")
         med = statistics.median(times)
         ref = ref or med
-        results.append({"term": name, "seconds": med, "saved_mb": saved / 2**20, "cuda_peak_mb": peak, "losses": sorted(losses)})
-        print(f"| {name} | {med:.3f} | {med / ref:.2f}x | {saved / 2**20:.1f} | {peak:.0f} |", flush=True)
+        values = {k: round(float(v.detach()), 4) for k, v in losses.items()}
+        results.append({"term": name, "seconds": med, "saved_mb": saved / 2**20, "cuda_peak_mb": peak, "losses": values})
+        shown = ", ".join(f"{k[5:]} {v:.3g}" for k, v in values.items())
+        print(f"| {name} | {med:.3f} | {med / ref:.2f}x | {saved / 2**20:.1f} | {peak:.0f} | {shown} |", flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"rows": results, "config": args.config, "set": base, "threads": torch.get_num_threads()}, f, indent=1)

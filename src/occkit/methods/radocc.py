@@ -207,24 +207,28 @@ class RadOccMethod(SupervisedMethod):
             return camera_rays(K, T, H, W, num_random=num)
         return camera_rays(K, T, H, W, num_random=num, weights=hits.float())
 
-    def render(self, logits: torch.Tensor, rays: Rays, seed: int | None) -> RenderOutput:
+    def render(self, logits: torch.Tensor, rays: Rays, seed: int | None, values: bool = True) -> RenderOutput:
         """Render one frame's logits ``(C, X, Y, Z)`` along ``rays``, with the weights; ``values``
         ``(R, 2 (C-1))`` are the rendered class probabilities given occupied (first ``C-1``) and the
         rendered centred non-free logits (``l_c - mean_c l_c``, the last ``C-1``: semantic features
         whose cosines span [-1, 1], where probabilities, all positive, give cosines near 1).
-        ``seed`` fixes the jitter (the same for teacher and student)."""
+        ``seed`` fixes the jitter (the same for teacher and student). ``values=False`` renders the
+        density only (``values`` None: what the depth term needs, at a fraction of the cost)."""
         c = self.radocc
         grid = self.model.output_grid
         check_shape(logits, "C X Y Z", name="logits", dims=dict(zip("XYZ", grid.shape)))
         sigma = density_from_logits(logits.float(), c.free_index, min(grid.voxel_size), dim=0)  # (X, Y, Z)
-        probs = semantic_probs_from_logits(logits.float(), c.free_index, dim=0)  # (C-1, X, Y, Z)
-        keep = [k for k in range(logits.shape[0]) if k != c.free_index]
-        feats = logits.float()[keep]
-        feats = feats - feats.mean(0, keepdim=True)  # (C-1, X, Y, Z)
+        field_values = None
+        if values:
+            probs = semantic_probs_from_logits(logits.float(), c.free_index, dim=0)  # (C-1, X, Y, Z)
+            keep = [k for k in range(logits.shape[0]) if k != c.free_index]
+            feats = logits.float()[keep]
+            feats = feats - feats.mean(0, keepdim=True)  # (C-1, X, Y, Z)
+            field_values = torch.cat([probs, feats])  # (2 (C-1), X, Y, Z)
         gen = None
         if c.jitter and seed is not None:
             gen = torch.Generator(device=logits.device).manual_seed(seed)
-        return render_rays(grid_field(sigma, grid, torch.cat([probs, feats]), mode=c.lookup), rays.origins.float(), rays.dirs.float(), grid,
+        return render_rays(grid_field(sigma, grid, field_values, mode=c.lookup), rays.origins.float(), rays.dirs.float(), grid,
                            step=c.sample_step, jitter=c.jitter and seed is not None, generator=gen, chunk=c.chunk, return_weights=True)
 
     # ------------------------------------------------------------------------------ the step
@@ -274,9 +278,9 @@ class RadOccMethod(SupervisedMethod):
         for b in range(B):
             rays = self.ray_pixels(batch, b, c.num_rays)
             seed = int(torch.randint(0, 2**62, ())) if c.jitter else None  # the step's seeded global RNG
-            r_s = self.render(logits[b], rays, seed)
+            r_s = self.render(logits[b], rays, seed, values=c.semantic_weight > 0)
             with torch.no_grad():
-                r_t = self.render(teacher_logits[b], rays, seed)
+                r_t = self.render(teacher_logits[b], rays, seed, values=c.semantic_weight > 0)
             if c.depth_weight > 0:
                 totals.setdefault("loss_rdc", []).append(c.depth_weight * rendered_depth_kl(r_s.weights, r_t.weights, c.depth_tau))
             if c.semantic_weight > 0:

@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="condition on the ground-truth layout of a frame token, or of each frame of a split in turn")
     how.add_argument("--from-perception", action="store_true",
                      help="no layout: the perception model's occupancy of each step's estimate is fed back through MDA")
+    p.add_argument("--text-only", action="store_true",
+                   help="with --occupancy: sample from text alone, but write the layouts as the labels (the reference for "
+                        "scoring a text-only generator's layout consistency)")
     p.add_argument("--split", default="val", choices=("train", "val", "all"),
                    help="frames giving calibration and text when --occupancy is not a split (default val)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the run's schedule.sample_steps)")
@@ -39,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from occkit.viz.draw import save_png
 
     out = Path(args.out)
+    if args.text_only and not args.occupancy:
+        raise ValueError("--text-only goes with --occupancy (whose layouts become the labels)")
     if (out / "annotations.json").exists():
         raise FileExistsError(f"{out}: already holds a dataset; choose a new --out")
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema)
@@ -47,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
     root, rows = generate_scenes(
         method, cfg, args.data, out, args.n, text=args.text, occupancy=args.occupancy, from_perception=args.from_perception,
         split=args.split, steps=args.steps, guidance_scale=args.guidance, seed=args.seed, batch_size=args.batch_size,
-        progress=not args.no_progress, record={"checkpoint": str(folder.resolve())},
+        progress=not args.no_progress, record={"checkpoint": str(folder.resolve())}, use_layout=not args.text_only,
     )
-    mode = "layout" if args.occupancy else "perception feedback" if args.from_perception else "text only"
+    mode = "text only, layouts as labels" if args.text_only else "layout" if args.occupancy else "perception feedback" if args.from_perception else "text only"
     save_png(root / "preview.png", generation_figure(rows, title=f"occkit generate ({mode}): {folder}"))
     print(f"occkit generate: {args.n} frames ({mode}) in {root} (preview.png)")
     return 0

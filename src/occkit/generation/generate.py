@@ -8,7 +8,9 @@ Three ways to condition, per sample:
 - ``from_perception``: no layout: at each denoising step the run's perception model reads the
   current clean-image estimate and its occupancy returns through MDA; the labels written are the
   perception model's prediction on the final images;
-- neither: text only (no MDA residuals); the labels are again the perception model's prediction.
+- neither: text only (no MDA residuals); the labels are again the perception model's prediction;
+- ``occupancy`` with ``use_layout=False``: text-only sampling, the frames' layouts written as
+  labels all the same (the reference a text-only generator is scored against: it never saw them).
 
 The real frames also give each sample its camera calibration, ego pose and (unless ``text`` is
 given) the text: their scene's description.
@@ -57,7 +59,7 @@ def generate_scenes(
     method, cfg, data: str | os.PathLike, out: str | os.PathLike, n: int, text: str | None = None,
     occupancy: str | None = None, from_perception: bool = False, split: str = "val", steps: int | None = None,
     guidance_scale: float = 1.0, seed: int = 0, batch_size: int = 4, progress: bool = True,
-    record: dict[str, Any] | None = None,
+    record: dict[str, Any] | None = None, use_layout: bool = True,
 ) -> tuple[Path, list[dict]]:
     """Sample ``n`` frames and write them under ``out`` (:mod:`occkit.generation.dataset`).
 
@@ -68,7 +70,7 @@ def generate_scenes(
         raise ValueError("this run has no generator (occscene.train_generator was false)")
     if occupancy is not None and from_perception:
         raise ValueError("give --occupancy or --from-perception, not both")
-    if occupancy is not None and gen.mda is None:
+    if occupancy is not None and use_layout and gen.mda is None:
         raise ValueError("--occupancy: this run's generator has no MDA (occscene.generator.mda.enabled was false)")
     if n < 1 or batch_size < 1:
         raise ValueError(f"n and batch_size must be >= 1, got {n}, {batch_size}")
@@ -89,7 +91,7 @@ def generate_scenes(
         idx = picks[start : start + batch_size]
         batch = collate([ds[j] for j in idx]).to(device)
         texts = [text if text is not None else (d or "") for d in batch.descriptions]
-        occ = one_hot_occupancy(batch.occupancy, method.model_cfg.num_classes) if occupancy is not None else None
+        occ = one_hot_occupancy(batch.occupancy, method.model_cfg.num_classes) if occupancy is not None and use_layout else None
         res = sample(gen, scheduler, texts, batch.intrinsics, batch.T_ego_from_cam, (H, W), occupancy=occ,
                      perception=method.perceive, feedback=from_perception, steps=steps, guidance_scale=guidance_scale,
                      seed=seed + start)
@@ -107,7 +109,7 @@ def generate_scenes(
             if len(rows) < 4:
                 rows.append({"panels": [("generated", res.images[b].cpu()), ("real frame", batch.images[b].cpu())],
                              "semantics": sem.cpu(), "mask": mask.cpu(), "text": texts[b]})
-    rec = {"n": n, "text": text, "occupancy": occupancy, "from_perception": from_perception, "split": split, "steps": steps,
+    rec = {"n": n, "text": text, "occupancy": occupancy, "use_layout": use_layout, "from_perception": from_perception, "split": split, "steps": steps,
            "guidance_scale": guidance_scale, "seed": seed, "data": str(data), **(record or {})}
     root = write_generated_dataset(out, frames, tuple(cfg.data.cameras), rec)
     return root, rows

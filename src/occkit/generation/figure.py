@@ -16,7 +16,8 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
         [(im.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy() for im in images], 1))
 
 
-def generation_figure(rows: list[dict], title: str = "", front_only: bool = True, bev_scale: int = 1) -> np.ndarray:
+def generation_figure(rows: list[dict], title: str = "", front_only: bool = True, bev_scale: int = 1,
+                      image_scale: int = 2) -> np.ndarray:
     """``(H, W, 3) uint8``.
 
     Args:
@@ -24,6 +25,7 @@ def generation_figure(rows: list[dict], title: str = "", front_only: bool = True
             ``semantics`` ``(X, Y, Z)`` class ids or None, ``mask`` ``(X, Y, Z)`` bool or None, and
             ``text``.
         front_only: show the front half of the BEV (x > 0), where a front camera looks.
+        bev_scale, image_scale: pixels per voxel / per image pixel (nearest-neighbour blow-up).
     """
     out = []
     for r in rows:
@@ -34,7 +36,8 @@ def generation_figure(rows: list[dict], title: str = "", front_only: bool = True
                 bev = np.ascontiguousarray(bev[: bev.shape[0] // 2])
             panels.append(titled(bev, "layout (BEV, front up)", size=12))
         for label, imgs in r["panels"]:
-            panels.append(titled(to_uint8(imgs), label, size=12))
+            img = to_uint8(imgs).repeat(image_scale, 0).repeat(image_scale, 1)
+            panels.append(titled(np.ascontiguousarray(img), label, size=12))
         out.append(titled(hstack(panels, gap=6), r.get("text", ""), size=12))
     width = max(o.shape[1] for o in out)
     fig = vstack([pad_to(o, o.shape[0], width) for o in out], gap=10)

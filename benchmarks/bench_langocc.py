@@ -64,6 +64,22 @@ def evaluate_run(run: Path, data: Path, device: str = "cpu") -> dict:
     threshold = getattr(method, "threshold", None)
     if callable(threshold):
         out["occupied_threshold"] = threshold()
+    if hasattr(method, "p_occupied"):  # diagnostic only (it reads the 3D truth): geometry IoU at other thresholds
+        import torch
+
+        from occkit.data.sample import collate
+
+        ths = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
+        inter, union = [0] * len(ths), [0] * len(ths)
+        with torch.no_grad():
+            for i in range(len(ds)):
+                s = ds[i]
+                p = method.p_occupied(method.forward(collate([s]).to(dev)).logits)[0].cpu()
+                gt, cam = s.occupancy != 17, s.mask_camera.bool()
+                for k, t in enumerate(ths):
+                    inter[k] += int((p.ge(t) & gt & cam).sum())
+                    union[k] += int(((p.ge(t) | gt) & cam).sum())
+        out["diagnostic_geometry_iou_by_threshold"] = {str(t): 100 * a / max(b, 1) for t, a, b in zip(ths, inter, union)}
     return out
 
 

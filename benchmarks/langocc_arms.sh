@@ -18,13 +18,14 @@ if [ -d runs/world_prior_s7 ] && [ ! -f $WORLD/prior.json ]; then
 fi
 
 arms=()
+# the lifted-2D baseline first: no training, retrieval only
+arms+=("--arm lifted --priors $TYPICAL --out $OUT/lifted_typical")
+[ -f $WORLD/prior.json ] && arms+=("--arm lifted --priors $WORLD --out $OUT/lifted_world")
 for s in 0 1; do
   arms+=("--arm langocc --priors $TYPICAL --seed $s --out $OUT/langocc_typical_s$s")
   arms+=("--arm render_sup --seed $s --out $OUT/render_sup_s$s")
   [ -f $WORLD/prior.json ] && arms+=("--arm langocc --priors $WORLD --seed $s --out $OUT/langocc_world_s$s")
 done
-arms+=("--arm lifted --priors $TYPICAL --out $OUT/lifted_typical")
-[ -f $WORLD/prior.json ] && arms+=("--arm lifted --priors $WORLD --out $OUT/lifted_world")
 # options (one seed): rays from LiDAR-projected pixels as the paper; threshold calibrated from 2D prior depth
 arms+=("--arm langocc --priors $TYPICAL --seed 0 --out $OUT/langocc_typical_lidar_s0 --set data.load_extras=true langocc.ray_pixels=lidar")
 arms+=("--arm langocc --priors $TYPICAL --seed 0 --out $OUT/langocc_typical_auto_s0 --set data.prior_kinds=[features,depth] langocc.occupied_threshold=auto")

@@ -26,11 +26,11 @@ arm() {  # arm seed
 }
 
 wait_teacher() {
-  until [ -f "$TEACHER/checkpoints/step_${TEACHER_STEPS}/checksums.json" ]; do sleep 60; done
+  until [ -f "$TEACHER/checkpoints/step_$(printf %06d "$TEACHER_STEPS")/checksums.json" ]; do sleep 60; done
 }
 
 if [ "$LANE" = 1 ]; then
-  if [ ! -f "$TEACHER/checkpoints/step_${TEACHER_STEPS}/checksums.json" ] && ! pgrep -f "occkit train lidar-teacher" > /dev/null; then
+  if [ ! -f "$TEACHER/checkpoints/step_$(printf %06d "$TEACHER_STEPS")/checksums.json" ] && ! pgrep -f "occkit train lidar-teacher" > /dev/null; then
     .venv/bin/occkit train lidar-teacher --data "$DATA" --out "$TEACHER" --max-steps "$TEACHER_STEPS" --no-progress \
         --set train.threads=1 train.seed=0 train.val_every="$TEACHER_STEPS" train.ckpt_every="$TEACHER_STEPS"
   fi

@@ -15,7 +15,8 @@ Arms (each at a fixed number of training STEPS, a seed, 1 torch thread by defaul
   perc_realgen  the same + scenes gen_mda's run generates from that quarter's layouts (new seeds)
 
 Each arm writes ARM_sSEED.json under --out (figures + the exact commands); run_occscene_arms.sh
-lists every arm in dependency order. Perception mIoU is Occ3D's (camera mask) inside the front
+lists every arm in dependency order. Rerunning an interrupted arm resumes its training from the
+newest checkpoint (and redoes the sampling and scoring). Perception mIoU is Occ3D's (camera mask) inside the front
 camera's frustum, on the val split.
 
   python benchmarks/bench_occscene.py --arm judge --seed 0 --data runs/abl_world --out runs/occscene_bench
@@ -51,9 +52,8 @@ def sh(cmd: list[str], log: Path) -> None:
 
 def train(preset: str, data: str, run: Path, steps: int, seed: int, sets: list[str], log: Path) -> list[str]:
     cmd = occkit("train", preset, "--data", data, "--out", str(run), "--max-steps", str(steps), "--no-val", "--no-progress",
-                 "--set", f"train.seed={seed}", "train.threads=1", *sets)
-    if not (run / "checkpoints").is_dir() or not any((run / "checkpoints").iterdir()):
-        sh(cmd, log)
+                 "--resume", "--set", f"train.seed={seed}", "train.threads=1", "train.ckpt_every=100", *sets)
+    sh(cmd, log)  # --resume: an interrupted arm continues exactly; a finished one returns at once
     return cmd
 
 
@@ -89,7 +89,7 @@ def train_perception_on(preset: str, data: str, gen: str | None, run: Path, step
 
     torch.set_num_threads(1)
     cfg = load_experiment(preset, ["occscene.train_generator=false", f"optim.max_steps={steps}", f"train.seed={seed}",
-                                   "train.threads=1", *sets])
+                                   "train.threads=1", "train.ckpt_every=100", *sets])
     real = build_dataset(cfg, data, "train", train=True)
     base = base_dataset(real)
     keep_scenes = base.scenes[: max(1, round(len(base.scenes) * scenes_fraction))]
@@ -98,8 +98,7 @@ def train_perception_on(preset: str, data: str, gen: str | None, run: Path, step
     if gen:
         parts.append(build_dataset(cfg, gen, "all", train=True))
     train_set = ConcatDataset(parts)
-    if not (run / "checkpoints").is_dir():
-        engine_train(cfg, run, train_set, progress=False)
+    engine_train(cfg, run, train_set, resume=True, progress=False)  # continues an interrupted arm
     return {"real_scenes": keep_scenes, "real_frames": len(idx), "generated_frames": len(parts[1]) if gen else 0}
 
 

@@ -100,6 +100,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=600, help="training steps (equal for every training arm)")
     ap.add_argument("--workers", type=int, default=1, help="pseudolabel processes")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra overrides for a training arm")
+    ap.add_argument("--force", action="store_true", help="run the arm even when its result.json exists")
     args = ap.parse_args()
     if args.list or not args.arm:
         print("label arms:", " ".join(LABEL_ARMS))
@@ -112,6 +113,9 @@ def main() -> None:
         out = Path(args.out or root / f"{args.arm}_s{args.seed}")
     else:
         raise SystemExit(f"unknown arm {args.arm!r} (--list)")
+    if (out / "result.json").is_file() and not args.force:
+        print(f"{out / 'result.json'} exists: arm done (--force to run it again)")
+        return
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
     commands: list[str] = []

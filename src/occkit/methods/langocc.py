@@ -41,7 +41,10 @@ Readings taken where METHODS.md is unsure or where occkit differs:
   0.4 m in ``langocc-gpu``), the density is at the output grid's 0.4 m.
 - ``far``: where the ray leaves the grid box (the paper's 40 m is the box's half-width).
 - Temporal rays (neighbouring keyframes rendered in the current frame) are not built: a
-  ``Batch`` holds one frame.
+  ``Batch`` holds one frame. They matter more than an option: the six surround cameras of one
+  frame barely overlap, so one frame's rays are satisfied by a "feature fog" (every point along
+  a ray takes the feature of the pixel the ray comes from: the lifted baseline) with no
+  geometry; the paper's geometry comes from surfaces seen again from other keyframes.
 - ``reduction_dim`` (the reduced variant): a learnt linear map ``D -> d`` applied to targets,
   texts and nothing else (the MLP outputs ``d``); it can collapse (all projections alike gives a
   zero loss), which the paper does not discuss: initialised orthonormal, use with care.

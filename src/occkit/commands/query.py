@@ -7,7 +7,7 @@ frame's grid (density and per-voxel vision-language features), scores every occu
 
 - bird's-eye view: each column's highest matching voxel coloured by its similarity, other
   occupied columns grey;
-- a 3D view of the same voxels;
+- a 3D view of the matching voxels over the occupied voxels of the two lowest layers (grey);
 - the camera images with the matching voxels volume-rendered into them (occlusion included);
 - the similarity scale (cosine).
 
@@ -78,8 +78,8 @@ def query_picture(images, intrinsics, T_ego_from_cam, cam_names, grid, occ, sim,
     # 3D view: similarity bins as classes of a palette, other occupied voxels grey
     bins = 16
     labels = np.full((X, Y, Z), bins + 1, np.uint8)
-    labels[o] = bins
-    idx = np.clip(((s - vmin) / max(vmax - vmin, 1e-6) * bins).astype(np.int64), 0, bins - 1)
+    labels[:, :, :2][o[:, :, :2]] = bins  # context: the occupied voxels of the two lowest layers (ground), grey
+    idx = np.clip(((np.nan_to_num(s, nan=vmin) - vmin) / max(vmax - vmin, 1e-6) * bins).astype(np.int64), 0, bins - 1)
     labels[m] = idx[m]
     palette = [tuple(int(v) for v in colormap(np.array([vmin + (i + 0.5) * (vmax - vmin) / bins]), vmin, vmax)[0]) for i in range(bins)]
     palette += [(185, 185, 185), (0, 0, 0)]

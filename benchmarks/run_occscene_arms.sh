@@ -6,7 +6,7 @@
 set -euo pipefail
 DATA=${1:-runs/abl_world}
 OUT=${2:-runs/occscene_bench}
-B="python benchmarks/bench_occscene.py --data $DATA --out $OUT"
+B="${PYTHON:-.venv/bin/python} benchmarks/bench_occscene.py --data $DATA --out $OUT"
 export OMP_NUM_THREADS=1
 $B --arm judge --seed 0 & $B --arm perc_real --seed 0; wait
 $B --arm gen_mda --seed 0 & $B --arm gen_text --seed 0; wait

@@ -33,12 +33,13 @@ from occkit.methods.langocc import LangOccConfig, LangOccMethod
 from occkit.methods.occscene import OccSceneConfig, OccSceneMethod
 from occkit.methods.radocc import RadOccConfig, RadOccMethod
 from occkit.methods.easyocc import EasyOccConfig, EasyOccMethod
+from occkit.methods.cigocc import CIGOccConfig, CIGOccMethod
 from occkit.methods.render_sup import RenderSupConfig, RenderSupMethod
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig, lift_grid_of
 
 #: Methods :func:`build_method` knows, for error messages and ``--help``.
-METHODS: tuple[str, ...] = ("supervised", "render_sup", "occscene", "radocc", "langocc", "easyocc")
+METHODS: tuple[str, ...] = ("supervised", "render_sup", "occscene", "radocc", "langocc", "easyocc", "cigocc")
 
 
 @dataclass
@@ -78,6 +79,10 @@ class DataConfig:
     """A nuScenes-style info file (``.pkl``/``.json``: ``lidar_path``, ``lidar2ego_*``, ``sweeps``)
     giving each frame's LiDAR on real Occ3D-nuScenes (files under the dataset root's ``samples/``
     and ``sweeps/``); None = the synthetic extras (``load_extras``)."""
+    format: Literal["auto", "occ3d", "semantickitti"] = "auto"
+    """Dataset layout: 'occ3d' (``annotations.json``), 'semantickitti' (``sequences/``; one camera
+    ``image_2``, 20 classes with 0 = empty, validated with the SSC metrics) or 'auto' (semantickitti
+    when the root holds ``sequences/`` and no ``annotations.json``, else occ3d)."""
     cache_mb: float = 0.0
     """Keep each split's decoded files (images, labels, extras) in memory up to this many MiB
     (0 = read them from disk at every visit): spares the decoding when a small dataset is read
@@ -88,7 +93,7 @@ class DataConfig:
 class ExperimentConfig:
     """Everything a training run needs; ``configs/*.yaml`` presets override these defaults."""
 
-    method: Literal["supervised", "render_sup", "occscene", "radocc", "langocc", "easyocc"] = "supervised"
+    method: Literal["supervised", "render_sup", "occscene", "radocc", "langocc", "easyocc", "cigocc"] = "supervised"
     """The recipe, built by :func:`build_method`."""
     model: OccNetConfig = field(default_factory=OccNetConfig)
     """The occupancy network."""
@@ -106,6 +111,9 @@ class ExperimentConfig:
     """Settings of the ``langocc`` method (rendered vision-language features, zero-shot classes)."""
     easyocc: EasyOccConfig = field(default_factory=EasyOccConfig)
     """Settings of the ``easyocc`` method (3D pseudo-labels from 2D priors, ``occkit pseudolabel``)."""
+    cigocc: CIGOccConfig = field(default_factory=CIGOccConfig)
+    """Settings of the ``cigocc`` method (monocular SSC on SemanticKITTI; the ``kitti-mono``
+    baseline is it with appearance features only)."""
     data: DataConfig = field(default_factory=DataConfig)
     """Frames, image size, batches."""
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -192,6 +200,8 @@ def build_method(cfg: ExperimentConfig) -> nn.Module:
         return LangOccMethod(cfg.model, cfg.langocc)
     if cfg.method == "easyocc":
         return EasyOccMethod(cfg.model, cfg.easyocc)
+    if cfg.method == "cigocc":
+        return CIGOccMethod(cfg.model, cfg.cigocc)
     raise ConfigError(f"method: {cfg.method!r} is not one of {METHODS}")
 
 
@@ -231,8 +241,17 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
     (:meth:`ImageAugConfig.evaluation`) and no BEV transform. The model's
     output grid must be the dataset's (checked here, naming both).
     """
-    ds: Dataset = Occ3DDataset(root, split, cameras=tuple(cfg.data.cameras), load_gt=load_gt, load_extras=cfg.data.load_extras,
-                                cache_mb=cfg.data.cache_mb)
+    kitti = data_format(cfg, root) == "semantickitti"
+    if kitti:
+        from occkit.data.semantickitti import SemanticKITTIDataset
+        from occkit.fileio import read_json
+
+        splits = Path(root) / "splits.json"  # the synthetic world's own split (its val has more than sequence 08)
+        seqs = tuple(read_json(splits)[split]) if split in ("train", "val") and splits.is_file() else split
+        ds: Dataset = SemanticKITTIDataset(root, seqs, load_gt=load_gt, load_extras=cfg.data.load_extras)
+    else:
+        ds = Occ3DDataset(root, split, cameras=tuple(cfg.data.cameras), load_gt=load_gt, load_extras=cfg.data.load_extras,
+                          cache_mb=cfg.data.cache_mb)
     if cfg.data.priors:
         from occkit.priors.cache import PriorCache, WithPriors
 
@@ -245,7 +264,7 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
     if output_grid.shape != base_dataset(ds).grid.shape:
         raise ConfigError(f"model.point_range/voxel_size give a grid {output_grid.shape} but {root} is {base_dataset(ds).grid.shape}")
     if train:
-        return AugmentedFrames(ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=cfg.model.num_classes - 1)
+        return AugmentedFrames(ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=0 if kitti else cfg.model.num_classes - 1)
     return AugmentedFrames(ds, cfg.data.image_aug.evaluation(), None)
 
 
@@ -306,9 +325,21 @@ def resolve_auto_class_counts(cfg: ExperimentConfig, train_set: Dataset, max_fra
     return out
 
 
+def data_format(cfg: ExperimentConfig, root: str | os.PathLike) -> str:
+    """'occ3d' or 'semantickitti': ``data.format``, or with 'auto' by the folder (``sequences/``
+    and no ``annotations.json``: semantickitti)."""
+    if cfg.data.format != "auto":
+        return cfg.data.format
+    r = Path(root)
+    return "semantickitti" if (r / "sequences").is_dir() and not (r / "annotations.json").is_file() else "occ3d"
+
+
 def base_dataset(ds: Dataset) -> Occ3DDataset:
-    """The :class:`Occ3DDataset` under any wrappers (for tokens, scenes and poses)."""
-    while not isinstance(ds, Occ3DDataset):
+    """The :class:`Occ3DDataset` (or ``SemanticKITTIDataset``) under any wrappers (for tokens,
+    scenes and poses)."""
+    from occkit.data.semantickitti import SemanticKITTIDataset
+
+    while not isinstance(ds, (Occ3DDataset, SemanticKITTIDataset)):
         inner = getattr(ds, "dataset", None)
         if inner is None:
             raise TypeError(f"{type(ds).__name__} does not wrap an Occ3DDataset")

@@ -15,12 +15,13 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="checkpoint folder (checkpoints/step_N) or run folder (its newest)")
-    p.add_argument("--data", required=True, help="dataset root (holding annotations.json)")
+    p.add_argument("--data", required=True, help="dataset root (holding annotations.json, or sequences/ for SemanticKITTI: "
+                                                 "then .label files in OUT/sequences/XX/predictions/)")
     p.add_argument("--out", required=True, help="output folder for <token>.npz and provenance.json (new or empty, "
                                                 "unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder (only once every new "
                                                             "prediction is written)")
-    p.add_argument("--split", default="val", choices=("train", "val", "all"), help="split to predict (default val)")
+    p.add_argument("--split", default="val", choices=("train", "val", "all", "test"), help="split to predict (default val; test: SemanticKITTI)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--batch-size", type=int, default=1, help="frames per forward pass (default 1)")
     p.add_argument("--workers", type=int, default=0, help="data loader workers (default 0)")
@@ -61,11 +62,14 @@ def run(args: argparse.Namespace) -> int:
         "data": str(Path(args.data).resolve()), "split": args.split,
         "image_norm": args.image_norm or getattr(cfg.model, "image_norm_eval", None), "occkit_version": __version__,
     }
+    from occkit.experiment import base_dataset
+
+    kitti = type(base_dataset(ds)).__name__ == "SemanticKITTIDataset"  # .label submissions (occkit eval --format semantickitti)
     n = write_prediction_folder(method, loader, args.out, device, provenance, amp, overwrite=args.overwrite,
-                                progress=not args.no_progress, total=len(loader))
+                                progress=not args.no_progress, total=len(loader), file_format="semantickitti" if kitti else "occ3d")
     print(f"occkit predict: wrote {n} predictions to {args.out} (checkpoint {folder})")
     if args.eval:
         scores = evaluate(method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, metric_kind="ssc" if kitti else "occ3d")
         print(f"occkit predict: mIoU (camera mask) {scores['miou']:.2f}, geometry IoU {scores['geometry_iou']:.2f} over {scores['frames']} frames")
     return 0

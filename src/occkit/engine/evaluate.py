@@ -80,6 +80,7 @@ def evaluate(
     rayiou_origins: Callable[[str], torch.Tensor] | None = None,
     progress: bool = False,
     distributed: bool = False,
+    metric_kind: str = "occ3d",
 ) -> dict[str, Any]:
     """mIoU (``mask``) over ``batches``, plus RayIoU when a metric and an origin lookup are given.
 
@@ -90,13 +91,24 @@ def evaluate(
             origins)``, ``all_reduce()``, ``compute()``) and ``rayiou_origins(token) -> (K, 3)``,
             the frame's ego-frame ray origins.
         distributed: sum the counts over processes before computing (every rank must call this).
+        metric_kind: 'occ3d' (:class:`Occ3DMetric` with ``mask``) or 'ssc' (SemanticKITTI's SSC
+            metrics, :class:`occkit.metrics.ssc.SSCMetric`: voxels outside ``mask_camera``, the
+            ``.invalid`` ones, left out; ``mask`` unused; ``miou`` = ``ssc_miou`` and
+            ``geometry_iou`` = ``completion_iou`` are added so loops can log either alike).
     Returns:
         the metric's dict (``miou``, ``geometry_iou``, ``iou``, ``mask``, ``frames``) plus
         ``rayiou`` (and its details under ``rayiou_detail``) when computed.
     """
+    if metric_kind not in ("occ3d", "ssc"):
+        raise ValueError(f"evaluate: metric_kind must be 'occ3d' or 'ssc', got {metric_kind!r}")
     was_training = method.training
     method.eval()
-    metric = Occ3DMetric(mask=mask, num_classes=num_classes, device=device)
+    if metric_kind == "ssc":
+        from occkit.metrics.ssc import SSCMetric
+
+        ssc = SSCMetric(num_classes=num_classes, device=device)
+    else:
+        metric = Occ3DMetric(mask=mask, num_classes=num_classes, device=device)
     try:
         for batch in tqdm(batches, desc="validate", disable=not progress, leave=False, dynamic_ncols=True):
             if batch.occupancy is None:
@@ -105,11 +117,20 @@ def evaluate(
             gt = batch.occupancy.to(device)
             mc = None if batch.mask_camera is None else batch.mask_camera.to(device)
             ml = None if batch.mask_lidar is None else batch.mask_lidar.to(device)
+            if metric_kind == "ssc":
+                ssc.update(labels, gt, None if mc is None else ~mc.bool())
+                continue
             metric.update(labels, gt, mc, ml)
             if rayiou is not None and rayiou_origins is not None:
                 rayiou.update(labels, gt, [rayiou_origins(t).to(device) for t in batch.tokens])
     finally:
         method.train(was_training)
+    if metric_kind == "ssc":
+        if distributed:
+            ssc.all_reduce()
+        out = ssc.compute()
+        out.update(miou=out["ssc_miou"], geometry_iou=out["completion_iou"], mask="invalid")
+        return out
     if distributed:
         metric.all_reduce()
         if rayiou is not None:
@@ -132,9 +153,11 @@ def write_predictions(
     progress: bool = True,
     total: int | None = None,
     tokens: list[str] | None = None,
+    file_format: str = "occ3d",
 ) -> int:
     """Occ3D submission files: ``out_dir/<token>.npz`` with ``semantics`` uint8 ``(X, Y, Z)``,
-    each written atomically. Returns the number of frames written (their tokens are appended to
+    each written atomically (``file_format="semantickitti"``: SemanticKITTI ``.label`` files,
+    ``out_dir/sequences/<seq>/predictions/<frame>.label`` for the token ``<seq>/<frame>``). Returns the number of frames written (their tokens are appended to
     ``tokens`` when given). To replace a whole folder safely, use :func:`write_prediction_folder`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -143,7 +166,13 @@ def write_predictions(
     for batch in tqdm(batches, desc="predict", unit="batch", disable=not progress, total=total, dynamic_ncols=True):
         labels = predict_labels(method, batch, device, amp).to(torch.uint8).cpu().numpy()
         for token, sem in zip(batch.tokens, labels):
-            save_npz_atomic(out / f"{token}.npz", semantics=np.ascontiguousarray(sem))
+            if file_format == "semantickitti":  # token "<seq>/<frame>" -> sequences/<seq>/predictions/<frame>.label
+                from occkit.data.semantickitti import write_ssc_prediction
+
+                seq, frame = token.split("/")
+                write_ssc_prediction(out / "sequences" / seq / "predictions" / f"{frame}.label", sem)
+            else:
+                save_npz_atomic(out / f"{token}.npz", semantics=np.ascontiguousarray(sem))
             n += 1
             if tokens is not None:
                 tokens.append(token)
@@ -171,6 +200,7 @@ def write_prediction_folder(
     overwrite: bool = False,
     progress: bool = True,
     total: int | None = None,
+    file_format: str = "occ3d",
 ) -> int:
     """A whole prediction folder, replaced at once: ``out_dir/<token>.npz`` for every frame plus
     ``out_dir/provenance.json``.
@@ -196,7 +226,7 @@ def write_prediction_folder(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         tokens: list[str] = []
-        n = write_predictions(method, batches, tmp, device, amp, progress=progress, total=total, tokens=tokens)
+        n = write_predictions(method, batches, tmp, device, amp, progress=progress, total=total, tokens=tokens, file_format=file_format)
         record = {**provenance, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                   "frames": n, "tokens": tokens}
         write_json_atomic(tmp / PROVENANCE_FILE, record)

@@ -271,9 +271,12 @@ def _validate(
     batches = eval_batches(val_set, cfg.data.val_batch_size, info.rank, info.world_size, cfg.data.workers,
                            cfg.train.val_max_frames, pin_memory=device.type == "cuda")
     use_ray = cfg.train.val_rayiou and rayiou is not None and rayiou_origins is not None
+    from occkit.experiment import base_dataset
+
+    kind = "ssc" if type(base_dataset(val_set)).__name__ == "SemanticKITTIDataset" else "occ3d"  # SemanticKITTI: SSC metrics
     scores = evaluate(method, batches, device, amp, mask="camera", num_classes=cfg.model.num_classes,
                       rayiou=rayiou() if use_ray else None, rayiou_origins=rayiou_origins if use_ray else None,
-                      progress=progress and info.is_main, distributed=info.enabled)
+                      progress=progress and info.is_main, distributed=info.enabled, metric_kind=kind)
     record = {"step": step, "train_minutes": train_seconds / 60, "wall_minutes": (time.perf_counter() - wall0) / 60}
     record.update({k: v for k, v in scores.items() if k != "rayiou_detail"})
     return record

@@ -1,0 +1,353 @@
+"""The ``cigocc`` recipe (CIGOcc, METHODS.md §3) and its monocular SSC baseline (preset
+``kitti-mono``, MonoScene-like): semantic scene completion from one camera on the SemanticKITTI
+layout (``data.format: semantickitti``; 20 classes, 0 = empty, 255 ignored).
+
+The network (:class:`CIGOccNet`) reads one image:
+
+- **appearance** features: a timm backbone + FPN neck at ``model.feature_stride`` (plus the
+  backbone levels at ``model.sample_strides``, as MonoScene's FLoSP over scales, in the baseline);
+- **depth** features (``"depth" in features``): a depth branch on the neck (3x3 conv, ReLU) with a
+  log-depth output supervised by the depth prior (``Batch.prior_depth``, L1 in log depth on the
+  known pixels, ``loss_depth``); its hidden map and log depth are the features;
+- **segmentation** features (``"segmentation" in features``): a segmentation branch on the neck
+  with 18 outputs (the prior vocabulary: Occ3D classes 0..16, 17 sky) supervised by the
+  semantics prior (``Batch.prior_semantics``, CE with 255 unknown, ``loss_seg``); its hidden map
+  and class probabilities are the features.
+
+With more than one kind of feature they are fused by :class:`occkit.models.fusion.MultiScaleFusion`
+(``fusion: deformable``: DeformConv2d with offsets from the concatenated levels, at every scale
+of ``fusion_scales``; ``fusion: concat``: the same conv without offsets). The fused pyramid (or
+the baseline's appearance pyramid) is lifted by the sampling lift (voxel centres projected into
+the image, bilinear samples summed over scales, :class:`occkit.models.lift.SampleViewTransform`).
+
+**Depth-aware voxel queries** (``depth_queries``, with depth features): every voxel also gets
+two channels from the predicted depth ``d`` at its projection and its own camera depth ``z``:
+``exp(-|z - d| / depth_query_sigma)`` (near the predicted surface: VoxFormer's query proposal,
+soft) and ``clamp((z - d) / 10 m, -1, 1)`` (in front of / behind it).
+
+**Stage 2, simplified** (the paper's deformable cross-attention from the voxel queries to the
+fused features, then deformable self-attention): the cross-attention is the multi-scale
+sampling lift of the fused maps (one reference point per voxel and scale, uniform weights:
+deformable attention with zero offsets), the self-attention a 3D residual U-Net
+(:class:`occkit.models.encoder3d.UNetEncoder`), then the voxel head.
+
+**SAM-guided distillation** (``distill_weight > 0``): an auxiliary mask head on the image
+branch (the neck) predicts, at every feature pixel, whether its right and lower neighbours lie
+in the same prior segment (``Batch.prior_segments``, 0 = none, pairs touching 0 left out):
+BCE against these same-segment affinities (``loss_distill``). Affinities are used because SAM's
+segments have no class or order, so a per-pixel mask target would be arbitrary; an affinity is
+invariant to the segment ids and marks the segment boundaries.
+
+3D losses (MonoScene's, all weight 1): ``loss_ce`` (class-weighted CE, ``w_c = 1/ln(f_c +
+0.001)`` with ``f_c`` the voxel counts: ``class_counts`` given, or with ``class_balance:
+running`` the counts of the training batches seen so far), ``loss_scal_geo``, ``loss_scal_sem``
+(:mod:`occkit.losses.ssc`). Voxels outside ``Batch.mask_camera`` (SemanticKITTI's ``.invalid``)
+are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from occkit.data.sample import Batch
+from occkit.losses.pseudo_labels import count_labels
+from occkit.losses.ssc import scal_geo, scal_sem, ssc_class_weights, ssc_cross_entropy
+from occkit.models.backbone import Backbone
+from occkit.models.encoder3d import UNetEncoder
+from occkit.models.fusion import MultiScaleFusion
+from occkit.models.heads import VoxelHead
+from occkit.models.lift import SampleViewTransform, project_points
+from occkit.models.neck import FPNNeck
+from occkit.models.occnet import IMAGENET_MEAN, IMAGENET_STD, OccNetConfig, OccNetOutput, lift_grid_of
+from occkit.shapes import check_shape
+
+FEATURE_KINDS = ("appearance", "depth", "segmentation")
+PRIOR_SEG_CLASSES = 18  # Occ3D classes 0..16 + sky (17), the prior layer's vocabulary
+
+
+@dataclass
+class CIGOccConfig:
+    """The ``cigocc`` method: which image features, how they are fused, and the losses."""
+
+    features: tuple[str, ...] = ("appearance", "depth", "segmentation")
+    """Image features lifted to 3D: any of 'appearance' (always needed), 'depth', 'segmentation'.
+    ``("appearance",)`` is the MonoScene-like baseline (``kitti-mono``)."""
+    fusion: Literal["deformable", "concat"] = "deformable"
+    """How several kinds of features are fused: 'deformable' (DeformConv2d, offsets from the
+    concatenated levels) or 'concat' (the same conv, no offsets: the ablation)."""
+    fusion_channels: int = 64
+    """Channels of each fused map."""
+    fusion_scales: tuple[int, ...] = (8, 16)
+    """Strides (w.r.t. the image) of the fused maps the lift samples (summed)."""
+    branch_channels: int = 32
+    """Hidden channels of the depth and segmentation branches."""
+    depth_queries: bool = True
+    """Depth-aware voxel query channels (needs 'depth' in ``features``)."""
+    depth_query_sigma: float = 1.0
+    """Metres: width of the near-the-predicted-surface channel ``exp(-|z - d| / sigma)``."""
+    depth_range: tuple[float, float] = (0.5, 80.0)
+    """Predicted depth is clamped to this range (metres)."""
+    depth_weight: float = 1.0
+    """Weight of ``loss_depth`` (the depth branch vs ``prior_depth``)."""
+    seg_weight: float = 1.0
+    """Weight of ``loss_seg`` (the segmentation branch vs ``prior_semantics``)."""
+    distill_weight: float = 0.0
+    """Weight of ``loss_distill`` (SAM-guided distillation into the image branch); 0 = off."""
+    ce_weight: float = 1.0
+    """Weight of ``loss_ce``."""
+    scal_geo_weight: float = 1.0
+    """Weight of ``loss_scal_geo``."""
+    scal_sem_weight: float = 1.0
+    """Weight of ``loss_scal_sem``."""
+    class_balance: Literal["running", "none"] = "running"
+    """'running': CE weights from the label counts of the training batches seen so far; 'none':
+    uniform (unless ``class_counts``)."""
+    class_counts: tuple[float, ...] | None = None
+    """Fixed voxel counts per class for the CE weights (e.g. SemanticKITTI's,
+    :data:`occkit.losses.ssc.SEMANTICKITTI_CLASS_FREQUENCIES`); overrides ``class_balance``."""
+    empty_index: int = 0
+    """The empty class (SemanticKITTI: 0)."""
+    ignore_index: int = 255
+    """Unknown label."""
+
+
+class CIGOccNet(nn.Module):
+    """Monocular SSC network of :mod:`occkit.methods.cigocc` (see there)."""
+
+    def __init__(self, mcfg: OccNetConfig, cfg: CIGOccConfig) -> None:
+        super().__init__()
+        bad = [f for f in cfg.features if f not in FEATURE_KINDS]
+        if bad or "appearance" not in cfg.features:
+            raise ValueError(f"cigocc.features: {tuple(cfg.features)} must include 'appearance' and only {FEATURE_KINDS}")
+        if cfg.fusion not in ("deformable", "concat"):
+            raise ValueError(f"cigocc.fusion: expected 'deformable' or 'concat', got {cfg.fusion!r}")
+        if mcfg.head != "voxel":
+            raise ValueError("cigocc: needs model.head: voxel")
+        self.mcfg, self.cfg = mcfg, cfg
+        self.output_grid, self.lift_grid = lift_grid_of(mcfg)
+        self.backbone = Backbone(mcfg.backbone, mcfg.feature_stride, mcfg.backbone_weights)
+        self.neck = FPNNeck(self.backbone.channels, mcfg.neck_channels)
+        Cn, Cb = mcfg.neck_channels, cfg.branch_channels
+        self.use_depth = "depth" in cfg.features
+        self.use_seg = "segmentation" in cfg.features
+        self.fused = self.use_depth or self.use_seg
+        self.depth_branch = self.seg_branch = None
+        if self.use_depth:
+            self.depth_branch = nn.Sequential(nn.Conv2d(Cn, Cb, 3, padding=1), nn.BatchNorm2d(Cb), nn.ReLU(inplace=True))
+            self.depth_out = nn.Conv2d(Cb, 1, 1)
+        if self.use_seg:
+            self.seg_branch = nn.Sequential(nn.Conv2d(Cn, Cb, 3, padding=1), nn.BatchNorm2d(Cb), nn.ReLU(inplace=True))
+            self.seg_out = nn.Conv2d(Cb, PRIOR_SEG_CLASSES, 1)
+        # the SAM-distillation mask head (same-segment affinity to the right / lower neighbour)
+        self.mask_head = nn.Sequential(nn.Conv2d(Cn, Cb, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(Cb, 2, 1)) \
+            if cfg.distill_weight > 0 else None
+        if self.fused:
+            in_ch = [Cn] + ([Cb + 1] if self.use_depth else []) + ([Cb + PRIOR_SEG_CLASSES] if self.use_seg else [])
+            self.fusion = MultiScaleFusion(in_ch, cfg.fusion_channels, tuple(cfg.fusion_scales), cfg.fusion)
+            lift_in = [cfg.fusion_channels] * len(cfg.fusion_scales)
+        else:
+            self.fusion = None
+            bad_s = [s for s in mcfg.sample_strides if s not in self.backbone.strides[1:]]
+            if bad_s:
+                raise ValueError(f"model.sample_strides: {bad_s} are not backbone levels coarser than {mcfg.feature_stride}")
+            lift_in = [Cn] + [self.backbone.channels[self.backbone.strides.index(s)] for s in mcfg.sample_strides]
+        self.lift = SampleViewTransform(lift_in, mcfg.context_channels, self.lift_grid, coords=mcfg.sample_coords)
+        self.queries = self.use_depth and cfg.depth_queries
+        in3d = self.lift.out_channels + (2 if self.queries else 0)
+        self.encoder = UNetEncoder(3, in3d, tuple(mcfg.encoder_widths), mcfg.encoder_blocks)
+        sub = tuple(o // l for o, l in zip(self.output_grid.shape, self.lift_grid.shape)) if mcfg.voxel_upsample == "subvoxel" else (1, 1, 1)
+        self.head = VoxelHead(self.encoder.out_channels, mcfg.num_classes, subvoxels=sub)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor) -> tuple[OccNetOutput, dict[str, torch.Tensor]]:
+        """Logits and the 2D branch outputs.
+
+        Args:
+            images: ``(B, N, 3, H, W)`` in [0, 1] (N = 1 on SemanticKITTI); intrinsics ``(B, N, 3,
+                3)``; T_ego_from_cam ``(B, N, 4, 4)``.
+        Returns:
+            :class:`OccNetOutput` (``logits (B, C, X, Y, Z)``) and a dict of 2D maps at the feature
+            stride, each ``(B*N, ., h, w)``: ``log_depth`` (1 channel), ``seg_logits`` (18),
+            ``affinity_logits`` (2: right, down), as the configuration has them.
+        """
+        dims = check_shape(images, "B N 3 H W", name="images")
+        check_shape(intrinsics, "B N 3 3", name="intrinsics", dims={"B": dims["B"], "N": dims["N"]})
+        check_shape(T_ego_from_cam, "B N 4 4", name="T_ego_from_cam", dims={"B": dims["B"], "N": dims["N"]})
+        B, N, _, H, W = images.shape
+        top = self.backbone.strides[-1]
+        if H % top or W % top:
+            raise ValueError(f"images: H, W = {(H, W)} must be multiples of the backbone stride {top}")
+        x = (images.flatten(0, 1) - self.mean) / self.std
+        levels = self.backbone(x)
+        app = self.neck(levels)  # (B*N, Cn, h, w)
+        aux: dict[str, torch.Tensor] = {}
+        inputs = [app]
+        if self.use_depth:
+            hd = self.depth_branch(app)
+            lo, hi = self.cfg.depth_range
+            log_d = self.depth_out(hd).clamp(min=float(torch.tensor(lo).log()), max=float(torch.tensor(hi).log()))
+            aux["log_depth"] = log_d
+            inputs.append(torch.cat([hd, log_d], 1))
+        if self.use_seg:
+            hs = self.seg_branch(app)
+            sl = self.seg_out(hs)
+            aux["seg_logits"] = sl
+            inputs.append(torch.cat([hs, sl.softmax(1)], 1))
+        if self.mask_head is not None:
+            aux["affinity_logits"] = self.mask_head(app)
+        if self.fusion is not None:
+            maps = self.fusion(inputs, (H, W))
+        else:
+            maps = [app] + [levels[self.backbone.strides.index(s)] for s in self.mcfg.sample_strides]
+        maps = [m.view(B, N, *m.shape[1:]) for m in maps]
+        lifted = self.lift(maps, intrinsics, T_ego_from_cam, (H, W))  # (B, C', X', Y', Z')
+        if self.queries:
+            lifted = torch.cat([lifted, self.depth_query_channels(aux["log_depth"].view(B, N, 1, *aux["log_depth"].shape[-2:]),
+                                                                  intrinsics, T_ego_from_cam, (H, W))], 1)
+        feats = self.encoder(lifted)
+        logits = self.head(feats)
+        X, Y, Z = self.output_grid.shape
+        if logits.shape[-3:] != (X, Y, Z):
+            logits = F.interpolate(logits, size=(X, Y, Z), mode="trilinear", align_corners=False)
+        out = OccNetOutput(logits=logits, depth_prob=None, context=None, lifted=lifted, features=feats,
+                           image_features=app.view(B, N, *app.shape[1:]))
+        return out, aux
+
+    def depth_query_channels(self, log_depth: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor,
+                             image_hw: tuple[int, int]) -> torch.Tensor:
+        """``(B, 2, X', Y', Z')``: nearness to the predicted surface and signed offset behind it,
+        averaged over the cameras that see each voxel (0 where none does).
+
+        Args:
+            log_depth: ``(B, N, 1, h, w)`` predicted log depth.
+        """
+        B, N = log_depth.shape[:2]
+        centres = self.lift.centres  # (P, 3)
+        xy, valid = project_points(centres, intrinsics, T_ego_from_cam, image_hw)  # (B, N, P, 2), (B, N, P)
+        T = torch.linalg.inv(T_ego_from_cam.float())
+        z = (centres.float() @ T[..., 2, :3, None])[..., 0] + T[..., 2, 3, None]  # (B, N, P) camera depth
+        acc = log_depth.new_zeros(B, 2, centres.shape[0])
+        for n in range(N):
+            d = F.grid_sample(log_depth[:, n].float(), xy[:, n, None].float(), mode="bilinear", padding_mode="border",
+                              align_corners=False)[:, 0, 0].exp()  # (B, P)
+            m = valid[:, n].float()
+            near = torch.exp(-(z[:, n] - d).abs() / self.cfg.depth_query_sigma)
+            behind = ((z[:, n] - d) / 10.0).clamp(-1, 1)
+            acc = acc + torch.stack([near, behind], 1) * m[:, None]
+        acc = acc / valid.sum(1).clamp(min=1)[:, None].to(acc)
+        return acc.view(B, 2, *self.lift_grid.shape)
+
+
+def affinity_targets(segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same-segment affinities of a segment-id map: targets and validity, each ``(M, 2, h, w)``.
+
+    Channel 0: pixel and its right neighbour share a segment; channel 1: its lower neighbour. Pairs
+    with a 0 (no segment) or outside the map are invalid.
+
+    Args:
+        segments: ``(M, h, w)`` long segment ids, 0 = none.
+    """
+    check_shape(segments, "M h w", name="segments")
+    s = segments.long()
+    tgt = torch.zeros(s.shape[0], 2, *s.shape[1:], dtype=torch.float32, device=s.device)
+    val = torch.zeros_like(tgt, dtype=torch.bool)
+    tgt[:, 0, :, :-1] = (s[:, :, :-1] == s[:, :, 1:]).float()
+    val[:, 0, :, :-1] = (s[:, :, :-1] > 0) & (s[:, :, 1:] > 0)
+    tgt[:, 1, :-1] = (s[:, :-1] == s[:, 1:]).float()
+    val[:, 1, :-1] = (s[:, :-1] > 0) & (s[:, 1:] > 0)
+    return tgt, val
+
+
+def _nearest(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """``(M, H, W)`` map sampled at the centres of an ``hw`` grid (nearest)."""
+    return F.interpolate(x[:, None].float(), size=hw, mode="nearest")[:, 0].to(x.dtype)
+
+
+class CIGOccMethod(nn.Module):
+    """:class:`CIGOccNet` + MonoScene's SSC losses + the 2D branch losses; implements
+    :class:`occkit.methods.base.Method`."""
+
+    def __init__(self, model_cfg: OccNetConfig, method_cfg: CIGOccConfig) -> None:
+        super().__init__()
+        c = method_cfg
+        C = model_cfg.num_classes
+        if c.class_counts is not None and len(c.class_counts) != C:
+            raise ValueError(f"cigocc.class_counts: expected {C} values, got {len(c.class_counts)}")
+        if c.class_balance not in ("running", "none"):
+            raise ValueError(f"cigocc.class_balance: expected 'running' or 'none', got {c.class_balance!r}")
+        if not 0 <= c.empty_index < C:
+            raise ValueError(f"cigocc.empty_index: {c.empty_index} is not a class of {C}")
+        for k in ("depth_weight", "seg_weight", "distill_weight", "ce_weight", "scal_geo_weight", "scal_sem_weight"):
+            if getattr(c, k) < 0:
+                raise ValueError(f"cigocc.{k} must be >= 0")
+        self.model_cfg, self.cfg = model_cfg, method_cfg
+        self.model = CIGOccNet(model_cfg, method_cfg)
+        self.register_buffer("label_counts", torch.zeros(C, dtype=torch.float64))
+        """Voxels per class seen by ``training_step`` (``class_balance: running``)."""
+
+    def forward(self, batch: Batch) -> tuple[OccNetOutput, dict[str, torch.Tensor]]:
+        return self.model(batch.images, batch.intrinsics, batch.T_ego_from_cam)
+
+    @torch.no_grad()
+    def predict(self, batch: Batch) -> torch.Tensor:
+        """Logits ``(B, num_classes, X, Y, Z)``."""
+        return self.forward(batch)[0].logits
+
+    def class_weight(self) -> torch.Tensor | None:
+        """``(C,)`` CE weights now (None = uniform)."""
+        c = self.cfg
+        if c.class_counts is not None:
+            return ssc_class_weights(torch.tensor(c.class_counts, dtype=torch.float64)).float()
+        if c.class_balance == "running" and float(self.label_counts.sum()) > 0:
+            return ssc_class_weights(self.label_counts).float()
+        return None
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        if batch.occupancy is None:
+            raise ValueError("batch.occupancy is None: cigocc trains on 3D labels (SemanticKITTI .label)")
+        check_shape(batch.occupancy, "B X Y Z", name="batch.occupancy", dims=dict(zip("XYZ", self.model.output_grid.shape)))
+        target = batch.occupancy.long()
+        if batch.mask_camera is not None:
+            target = torch.where(batch.mask_camera.bool(), target, torch.full_like(target, c.ignore_index))
+        if c.class_balance == "running" and c.class_counts is None:
+            with torch.no_grad():
+                self.label_counts += count_labels(target, None, self.model_cfg.num_classes, c.ignore_index).to(self.label_counts)
+        out, aux = self.forward(batch)
+        logits = out.logits
+        losses: dict[str, torch.Tensor] = {}
+        if c.ce_weight > 0:
+            losses["loss_ce"] = c.ce_weight * ssc_cross_entropy(logits, target, self.class_weight(), c.ignore_index)
+        if c.scal_geo_weight > 0:
+            losses["loss_scal_geo"] = c.scal_geo_weight * scal_geo(logits, target, c.empty_index, c.ignore_index)
+        if c.scal_sem_weight > 0:
+            losses["loss_scal_sem"] = c.scal_sem_weight * scal_sem(logits, target, c.ignore_index)
+        if "log_depth" in aux and c.depth_weight > 0:
+            if batch.prior_depth is None:
+                raise ValueError("cigocc: depth features need the depth prior (data.priors with kind 'depth')")
+            ld = aux["log_depth"][:, 0]  # (M, h, w)
+            gt = _nearest(batch.prior_depth.flatten(0, 1), tuple(ld.shape[-2:]))
+            known = gt > 0
+            losses["loss_depth"] = c.depth_weight * ((ld - gt.clamp(min=1e-3).log()).abs()[known].mean() if bool(known.any()) else ld.sum() * 0)
+        if "seg_logits" in aux and c.seg_weight > 0:
+            if batch.prior_semantics is None:
+                raise ValueError("cigocc: segmentation features need the semantics prior (data.priors with kind 'semantics')")
+            sl = aux["seg_logits"]
+            gt = _nearest(batch.prior_semantics.flatten(0, 1), tuple(sl.shape[-2:])).long()
+            gt = torch.where(gt < PRIOR_SEG_CLASSES, gt, torch.full_like(gt, 255))
+            losses["loss_seg"] = c.seg_weight * (F.cross_entropy(sl.float(), gt, ignore_index=255) if bool((gt != 255).any()) else sl.sum() * 0)
+        if "affinity_logits" in aux and c.distill_weight > 0:
+            if batch.prior_segments is None:
+                raise ValueError("cigocc: distillation needs the segments prior (data.priors with kind 'segments')")
+            al = aux["affinity_logits"]
+            segs = _nearest(batch.prior_segments.flatten(0, 1), tuple(al.shape[-2:]))
+            tgt, val = affinity_targets(segs)
+            losses["loss_distill"] = c.distill_weight * (
+                F.binary_cross_entropy_with_logits(al.float()[val], tgt[val]) if bool(val.any()) else al.sum() * 0)
+        return losses

@@ -136,8 +136,7 @@ def test_submission_round_trip(tmp_path):
                 "data.image_aug.out_hw=[32,96]", "optim.max_steps=2", "optim.warmup_steps=1", "train.val_every=2",
                 "train.ckpt_every=2", "train.tensorboard=false"]
         args = ["train", "kitti-mono", "--data", str(root), "--out", str(run), "--no-progress"]
-        for s in sets:
-            args += ["--set", s]
+        args += ["--set", *sets]  # one --set with every override (a second --set would replace the first)
         assert main(args) == 0
         assert main(["predict", "--ckpt", str(run), "--data", str(root), "--out", str(pred), "--no-progress"]) == 0
         labels = sorted(p.relative_to(pred).as_posix() for p in pred.rglob("*.label"))

@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="processes generating the world (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the world and of training (default 0)")
     p.add_argument("--config", default="synth-cpu", help="preset or YAML to train (default synth-cpu)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides (repeatable)")
     p.add_argument("--pictures", type=int, default=3, help="validation frames to draw (default 3)")
 
 

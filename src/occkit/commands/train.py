@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="length of the run in steps (sets optim.max_steps; default: the preset's)")
     p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of training (sets train.max_minutes; default: the preset's, 0 = no limit)")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=1e-3 data.batch_size=2")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=1e-3 data.batch_size=2 (repeatable: every --set counts)")
     p.add_argument("--no-val", action="store_true", help="skip validation")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (training, class counts, validation)")
 

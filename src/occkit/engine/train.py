@@ -271,9 +271,12 @@ def _validate(
     batches = eval_batches(val_set, cfg.data.val_batch_size, info.rank, info.world_size, cfg.data.workers,
                            cfg.train.val_max_frames, pin_memory=device.type == "cuda")
     use_ray = cfg.train.val_rayiou and rayiou is not None and rayiou_origins is not None
-    from occkit.experiment import base_dataset
+    from occkit.data.semantickitti import SemanticKITTIDataset
 
-    kind = "ssc" if type(base_dataset(val_set)).__name__ == "SemanticKITTIDataset" else "occ3d"  # SemanticKITTI: SSC metrics
+    inner = val_set
+    while not isinstance(inner, SemanticKITTIDataset) and hasattr(inner, "dataset"):
+        inner = inner.dataset  # under any wrappers; any other dataset is scored as Occ3D
+    kind = "ssc" if isinstance(inner, SemanticKITTIDataset) else "occ3d"  # SemanticKITTI: SSC metrics
     scores = evaluate(method, batches, device, amp, mask="camera", num_classes=cfg.model.num_classes,
                       rayiou=rayiou() if use_ray else None, rayiou_origins=rayiou_origins if use_ray else None,
                       progress=progress and info.is_main, distributed=info.enabled, metric_kind=kind)

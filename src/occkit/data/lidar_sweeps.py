@@ -48,26 +48,10 @@ def read_pcd_bin(path: str | os.PathLike, columns: int = 5) -> torch.Tensor:
 
 
 def _load_info_list(path: Path) -> list[dict[str, Any]]:
-    """The raw frame dicts of an info file (.json, or .pkl with RayIoU's restricted unpickler)."""
-    from occkit.metrics.rayiou import _InfoUnpickler
+    """The raw frame dicts of an info file (:func:`occkit.metrics.rayiou.read_info_list`)."""
+    from occkit.metrics.rayiou import read_info_list
 
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such info file (data.lidar_infos)")
-    try:
-        if path.suffix == ".json":
-            import json
-
-            data = json.loads(path.read_text(encoding="utf-8"))
-        else:
-            with path.open("rb") as f:
-                data = _InfoUnpickler(f).load()
-    except Exception as e:
-        raise ValueError(f"{path}: cannot read info file ({type(e).__name__}: {e})") from e
-    if isinstance(data, dict):
-        data = data.get("infos", data.get("data_list"))
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a list of frames or a dict with 'infos'")
-    return data
+    return read_info_list(path, what="data.lidar_infos")
 
 
 def load_lidar_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:

@@ -446,20 +446,13 @@ class _InfoUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from an info file")
 
 
-def load_nuscenes_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Per-token LiDAR and ego poses from nuScenes-style info files (as mmdet3d / SparseOcc
-    write them): a ``.pkl`` (read with a restricted unpickler: containers and numpy arrays only)
-    or ``.json``, holding a list of frames or ``{"infos": [...]}`` / ``{"data_list": [...]}``;
-    each frame has ``token``, ``scene_name`` (or ``scene_token``), ``timestamp``,
-    ``lidar2ego_translation``, ``lidar2ego_rotation`` (w, x, y, z), ``ego2global_translation``,
-    ``ego2global_rotation``.
-
-    Returns:
-        token -> ``{"scene", "timestamp", "T_global_from_ego" (4, 4), "T_ego_from_lidar" (4, 4)}``.
-    """
+def read_info_list(path: str | os.PathLike, what: str = "info file") -> list[dict[str, Any]]:
+    """The raw frame dicts of a nuScenes-style info file: ``.json``, or ``.pkl`` read with a
+    restricted unpickler (containers and numpy arrays only), holding a list of frames or
+    ``{"infos": [...]}`` / ``{"data_list": [...]}``. Errors name the file (``what`` says whose)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such info file")
+        raise FileNotFoundError(f"{path}: no such info file ({what})")
     try:
         if path.suffix == ".json":
             import json
@@ -474,6 +467,22 @@ def load_nuscenes_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         data = data.get("infos", data.get("data_list"))
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a list of frames or a dict with 'infos'")
+    return data
+
+
+def load_nuscenes_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Per-token LiDAR and ego poses from nuScenes-style info files (as mmdet3d / SparseOcc
+    write them): a ``.pkl`` (read with a restricted unpickler: containers and numpy arrays only)
+    or ``.json``, holding a list of frames or ``{"infos": [...]}`` / ``{"data_list": [...]}``;
+    each frame has ``token``, ``scene_name`` (or ``scene_token``), ``timestamp``,
+    ``lidar2ego_translation``, ``lidar2ego_rotation`` (w, x, y, z), ``ego2global_translation``,
+    ``ego2global_rotation``.
+
+    Returns:
+        token -> ``{"scene", "timestamp", "T_global_from_ego" (4, 4), "T_ego_from_lidar" (4, 4)}``.
+    """
+    path = Path(path)
+    data = read_info_list(path)
     out: dict[str, dict[str, Any]] = {}
     need = ("token", "lidar2ego_translation", "lidar2ego_rotation", "ego2global_translation", "ego2global_rotation")
     for i, info in enumerate(data):

@@ -120,6 +120,25 @@ def check_image_fits_intrinsics(K: torch.Tensor, hw: tuple[int, int], where: str
         )
 
 
+def read_objects(path: Path) -> list[dict[str, Any]]:
+    """The ``objects`` list of a synthetic ``objects.json`` (``[]`` when the file is absent)."""
+    if not path.is_file():
+        return []
+    data = read_json(path)
+    objs = data.get("objects") if isinstance(data, dict) else None
+    if not isinstance(objs, list):
+        raise ValueError(f"{path}: expected {{'objects': [...]}}")
+    return objs
+
+
+def read_instance_names(path: Path) -> dict[int, str]:
+    """``{instance id: fine name}`` of a synthetic ``objects.json`` (``{}`` when absent)."""
+    try:
+        return {int(o["instance"]): str(o["name"]) for o in read_objects(path)}
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: an object lacks 'instance' or 'name' ({e})") from e
+
+
 class Occ3DDataset(torch.utils.data.Dataset):
     """Frames of an Occ3D-nuScenes-layout dataset as :class:`~occkit.data.sample.Sample`.
 
@@ -224,22 +243,11 @@ class Occ3DDataset(torch.utils.data.Dataset):
 
     def objects(self, token: str) -> list[dict[str, Any]]:
         """The frame's ``objects.json`` entries (synthetic extras), ``[]`` when absent."""
-        path = self.extras_dir(token) / "objects.json"
-        if not path.is_file():
-            return []
-        data = read_json(path)
-        objs = data.get("objects") if isinstance(data, dict) else None
-        if not isinstance(objs, list):
-            raise ValueError(f"{path}: expected {{'objects': [...]}}")
-        return objs
+        return read_objects(self.extras_dir(token) / "objects.json")
 
     def instance_names(self, token: str) -> dict[int, str]:
         """``{instance id: fine name}`` of the frame's objects (synthetic extras; ``{}`` when absent)."""
-        path = self.extras_dir(token) / "objects.json"
-        try:
-            return {int(o["instance"]): str(o["name"]) for o in self.objects(token)}
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"{path}: an object lacks 'instance' or 'name' ({e})") from e
+        return read_instance_names(self.extras_dir(token) / "objects.json")
 
     def read_instances(self, token: str) -> np.ndarray | None:
         """The frame's voxel instance ids (synthetic extras ``instances.npz``): ``(X, Y, Z)`` int32,

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from occkit.data.occ3d import load_image
+from occkit.data.occ3d import load_image, read_instance_names, read_objects
 from occkit.data.sample import Sample
 from occkit.fileio import load_npz, read_json, write_bytes_atomic, write_text_atomic
 from occkit.geometry.grid import Grid, semantickitti_grid
@@ -326,22 +326,11 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
 
     def objects(self, token: str) -> list[dict[str, Any]]:
         """The frame's ``<NNNNNN>.objects.json`` entries (synthetic extras), ``[]`` when absent."""
-        path = self.extras_path(token, ".objects.json")
-        if not path.is_file():
-            return []
-        data = read_json(path)
-        objs = data.get("objects") if isinstance(data, dict) else None
-        if not isinstance(objs, list):
-            raise ValueError(f"{path}: expected {{'objects': [...]}}")
-        return objs
+        return read_objects(self.extras_path(token, ".objects.json"))
 
     def instance_names(self, token: str) -> dict[int, str]:
         """``{instance id: fine name}`` of the frame's objects (synthetic extras; ``{}`` when absent)."""
-        path = self.extras_path(token, ".objects.json")
-        try:
-            return {int(o["instance"]): str(o["name"]) for o in self.objects(token)}
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"{path}: an object lacks 'instance' or 'name' ({e})") from e
+        return read_instance_names(self.extras_path(token, ".objects.json"))
 
     def load_gt_arrays(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Learning classes ``(256, 256, 32)`` uint8 (255 ignored) and invalid ``(256, 256, 32)``

@@ -44,7 +44,7 @@ import torch
 
 from occkit.data.occ3d import load_image, read_instance_names, read_objects
 from occkit.data.sample import Sample
-from occkit.fileio import load_npz, read_json, write_bytes_atomic, write_text_atomic
+from occkit.fileio import load_npz, write_bytes_atomic, write_text_atomic
 from occkit.geometry.grid import Grid, semantickitti_grid
 from occkit.labels import semantickitti_inverse_lut, semantickitti_remap_lut
 

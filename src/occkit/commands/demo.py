@@ -7,9 +7,10 @@
    ground truth (``DIR/pictures``) and a short report (``DIR/report.md``).
 
 The demo trains a fixed number of steps (``--steps``, default 900), so the same command gives the
-same model on a fast, a slow or a busy machine; only the time changes. On an idle 2-core CPU the
-defaults take about 15 minutes: ~4 to generate, ~9 to train (about 0.6 s per step), ~1 to
-evaluate and draw. ``--minutes`` trains for a time budget instead (the time-to-accuracy setting
+same model on a fast, a slow or a busy machine; only the time changes. On an idle 2-core CPU with
+native bf16 (AVX512-BF16 / AMX) the defaults take about 15 minutes: ~4 to generate, ~9 to train
+(about 0.6 s per step), ~1 to evaluate and draw. A CPU without it (AVX2 only) trains in float32
+at about 3 s per step: about an hour in all (BENCHMARKS.md). ``--minutes`` trains for a time budget instead (the time-to-accuracy setting
 of the benchmarks; the result then depends on the machine's speed and load).
 """
 
@@ -26,9 +27,20 @@ from typing import Any
 #: Training steps of the demo: what 9 minutes gave on an idle 2-core CPU (900-950 steps at commit
 #: 13537c8, BENCHMARKS.md), fixed so that a busy machine trains the same model, only slower.
 DEMO_STEPS = 900
-#: Seconds per synth-cpu training step on an idle 2-core CPU (0.57-0.60 in the loop), for the
-#: time estimate printed before training.
+#: Seconds per synth-cpu training step on an idle 2-core CPU, for the time estimate printed before
+#: training: with native bf16 (AVX512-BF16 / AMX; 0.57-0.60 in the loop at commit 13537c8) and
+#: without it (AVX2 only, float32: 2.9-3.6 in benchmarks/bench_train_step.py, BENCHMARKS.md).
 SECONDS_PER_STEP = 0.6
+SECONDS_PER_STEP_FP32 = 3.0
+
+
+def seconds_per_step() -> tuple[float, str]:
+    """The expected seconds per demo step on this CPU and the CPU class it assumes."""
+    from occkit.engine.evaluate import cpu_has_native_bf16
+
+    if cpu_has_native_bf16():
+        return SECONDS_PER_STEP, "an idle 2-core CPU with native bf16"
+    return SECONDS_PER_STEP_FP32, "an idle 2-core CPU without native bf16 (float32)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, default=DEMO_STEPS,
                         help=f"training steps (default {DEMO_STEPS}: about {DEMO_STEPS * SECONDS_PER_STEP / 60:.0f} minutes "
-                             "on an idle 2-core CPU)")
+                             f"on an idle 2-core CPU with native bf16, about {DEMO_STEPS * SECONDS_PER_STEP_FP32 / 60:.0f} "
+                             "without)")
     budget.add_argument("--minutes", type=float, default=None,
                         help="train for this many minutes instead of --steps (the result then depends on the machine's "
                              "speed and load; default: off)")
@@ -101,9 +114,10 @@ def run(args: argparse.Namespace) -> int:
         cfg.optim.max_steps = 10**6
         cfg.train.max_minutes = args.minutes
     else:
+        sps, cpu = seconds_per_step()
         _stage(2, f"training {args.config} for {args.steps} steps on {len(train_set)} frames: about "
-                  f"{args.steps * SECONDS_PER_STEP / 60:.0f} minutes on an idle 2-core CPU "
-                  f"({SECONDS_PER_STEP} s per step; the bar shows this machine's estimate)")
+                  f"{args.steps * sps / 60:.0f} minutes on {cpu} "
+                  f"({sps} s per step; the bar shows this machine's estimate)")
         cfg.optim.schedule = "steps"
         cfg.optim.max_steps = args.steps
         cfg.train.max_minutes = 0

@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from occkit.data.sample import Sample
+from occkit.data.temporal import scene_neighbours
 from occkit.fileio import load_npz
 from occkit.geometry.transforms import transform_from_pose
 from occkit.models.lidar import merge_sweeps
@@ -151,11 +152,7 @@ class WithLidarSweeps(Dataset):
             raise ValueError(f"data.lidar_sweeps > 1: frame {s.token} has no LiDAR (data.load_extras: true on the synthetic world, "
                              "or data.lidar_infos on real Occ3D-nuScenes)")
         pts, poses = [s.lidar], [ds.T_global_from_ego(s.token)]
-        token = s.token
-        while len(pts) < self.sweeps:
-            token = ds.info(token).get("prev") or ""
-            if not token:
-                break  # the scene's first frames have fewer sweeps
+        for token in scene_neighbours(ds, s.token, -1, self.sweeps - 1):  # fewer at the scene's first frames
             path = ds.extras_dir(token) / "lidar.npz"
             points = load_npz(path, keys=("points",))["points"]
             if points.ndim != 2 or points.shape[1] != 4:

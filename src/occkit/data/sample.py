@@ -17,6 +17,11 @@ Shapes (N = cameras, H x W image, X x Y x Z grid, P LiDAR points):
   ``(N, H, W)`` float32, prior_segments ``(N, H, W)`` long (0 = none), prior_depth ``(N, H, W)``
   float32 metres (0 = unknown), prior_features ``(N, D, h, w)`` float32 at stride
   ``prior_feature_stride`` (``h = ceil(H / s)``)
+- neighbouring keyframes' priors (:class:`occkit.data.temporal.WithTemporalPriors`, LangOcc's
+  temporal rays; T offsets): temporal_features ``(T, N, D, h, w)`` float16 (stride
+  ``prior_feature_stride``), temporal_intrinsics ``(T, N, 3, 3)`` float32 of unaugmented
+  ``temporal_image_hw`` images, temporal_T_ego_from_cam ``(T, N, 4, 4)`` float32 (neighbour
+  camera -> the frame's ego frame), temporal_offsets ``(T,)`` long (after clamping at scene ends)
 
 A `Batch` has the same fields with a leading ``B`` axis, except the LiDAR fields, which stay
 lists (one tensor per frame) since their lengths differ. Optional fields are ``None`` when any
@@ -56,6 +61,11 @@ class Sample:
     prior_depth: torch.Tensor | None = None
     prior_features: torch.Tensor | None = None
     prior_feature_stride: int = 0
+    temporal_features: torch.Tensor | None = None
+    temporal_intrinsics: torch.Tensor | None = None
+    temporal_T_ego_from_cam: torch.Tensor | None = None
+    temporal_offsets: torch.Tensor | None = None
+    temporal_image_hw: tuple[int, int] | None = None
     description: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -65,6 +75,7 @@ _STACKED = (
     "images", "intrinsics", "T_ego_from_cam", "T_global_from_ego", "occupancy", "mask_camera",
     "mask_lidar", "depth", "semantics_2d", "instance_2d", "T_ego_from_lidar",
     "prior_semantics", "prior_confidence", "prior_segments", "prior_depth", "prior_features",
+    "temporal_features", "temporal_intrinsics", "temporal_T_ego_from_cam", "temporal_offsets",
 )
 #: Fields kept as lists.
 _LISTED = ("lidar", "lidar_labels")
@@ -97,6 +108,11 @@ class Batch:
     prior_depth: torch.Tensor | None = None
     prior_features: torch.Tensor | None = None
     prior_feature_stride: int = 0
+    temporal_features: torch.Tensor | None = None
+    temporal_intrinsics: torch.Tensor | None = None
+    temporal_T_ego_from_cam: torch.Tensor | None = None
+    temporal_offsets: torch.Tensor | None = None
+    temporal_image_hw: tuple[int, int] | None = None
     descriptions: list[str | None] = field(default_factory=list)
     extra: list[dict[str, Any]] = field(default_factory=list)
 
@@ -140,9 +156,14 @@ def collate(samples: list[Sample]) -> Batch:
     strides = {s.prior_feature_stride for s in samples}
     if len(strides) != 1:
         raise ValueError(f"collate: frames have prior features at different strides {sorted(strides)}")
+    sizes = {s.temporal_image_hw for s in samples}
+    if len(sizes) != 1 and None not in sizes:
+        raise ValueError(f"collate: frames have neighbour images of different sizes (temporal_image_hw) {sorted(sizes)}")
+    temporal_hw = None if None in sizes else samples[0].temporal_image_hw
     return Batch(
         tokens=[s.token for s in samples],
         prior_feature_stride=samples[0].prior_feature_stride,
+        temporal_image_hw=temporal_hw,
         scenes=[s.scene for s in samples],
         timestamps=[s.timestamp for s in samples],
         cam_names=cams,

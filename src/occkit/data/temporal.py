@@ -1,0 +1,154 @@
+"""Neighbouring keyframes of a frame: the scene walk (``prev`` / ``next`` links) and LangOcc's
+temporal rays' data (:class:`WithTemporalPriors`).
+
+:func:`scene_neighbours` is the one walk along a scene's keyframes; the LiDAR sweeps
+(:class:`occkit.data.lidar_sweeps.WithLidarSweeps`) and the temporal priors both use it.
+
+:class:`WithTemporalPriors` (set up by ``langocc.temporal_offsets`` for training frames) attaches
+to each frame, for every offset ``o`` of the list, the keyframe ``o`` steps away in the same
+scene: its **2D prior features** (from the prior cache; never its images: the network sees only
+the current frame's images), its cameras' intrinsics and its cameras' poses **in the current
+frame's ego frame**::
+
+    T_cur_ego_from_nbr_cam = inv(T_global_from_ego_cur) @ T_global_from_ego_nbr @ T_ego_from_cam_nbr
+
+(the global part in float64). Fields (``T`` offsets, ``N`` cameras):
+
+- ``temporal_features (T, N, D, h, w)`` float16, as the cache stores them (T frames of features
+  in float32 would double the loader's memory); the cache's ``feature_stride``;
+- ``temporal_intrinsics (T, N, 3, 3)`` float32, of the **unaugmented** ``temporal_image_hw``
+  images: neighbour cameras are never augmented (image or BEV resize/crop/flip leaves these
+  fields alone, except that a BEV transform ``A`` maps ``temporal_T_ego_from_cam`` to
+  ``A @ T`` with the rest of the ego frame);
+- ``temporal_T_ego_from_cam (T, N, 4, 4)`` float32;
+- ``temporal_offsets (T,)`` long: the offsets actually used (see below);
+- ``temporal_image_hw``: ``(H, W)`` of the neighbour images (the current frame's size before
+  augmentation; the cache is made at one image size).
+
+Scene ends: an offset past the scene's first or last keyframe is **clamped** to the farthest
+existing keyframe in that direction (the current frame itself, offset 0, at the scene's first
+frame for a negative offset), so every frame has ``T`` entries and batches keep their shapes;
+``temporal_offsets`` records what was used. Repeated frames (several offsets clamped to one) are
+repeated, so they weigh more in the rays.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from occkit.data.sample import Sample
+from occkit.geometry.transforms import invert_transform
+
+if TYPE_CHECKING:
+    from occkit.priors.cache import PriorCache
+
+
+def scene_neighbours(ds: Any, token: str, step: int, count: int) -> list[str]:
+    """The tokens ``1 .. count`` keyframes away from ``token`` in direction ``step`` (-1 earlier,
+    +1 later), following the annotations' ``prev`` / ``next`` links; shorter at the scene's ends
+    (an empty or absent link ends the walk).
+
+    Args:
+        ds: an :class:`~occkit.data.occ3d.Occ3DDataset` (``info(token)`` gives the raw entry).
+    """
+    if step not in (-1, 1):
+        raise ValueError(f"step: expected -1 or +1, got {step}")
+    key = "prev" if step < 0 else "next"
+    out: list[str] = []
+    while len(out) < count:
+        token = ds.info(token).get(key) or ""
+        if not token:
+            break
+        out.append(token)
+    return out
+
+
+def check_offsets(offsets: Sequence[int], where: str = "langocc.temporal_offsets") -> tuple[int, ...]:
+    """Offsets as a tuple of distinct non-zero integers (else ``ValueError`` naming ``where``)."""
+    out = tuple(offsets)
+    for o in out:
+        if isinstance(o, bool) or not isinstance(o, int):
+            raise ValueError(f"{where}: expected integers, got {o!r}")
+    if 0 in out:
+        raise ValueError(f"{where}: 0 is the current frame itself, not a neighbour: {list(out)}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{where}: repeated offsets {list(out)}")
+    return out
+
+
+class WithTemporalPriors(Dataset):
+    """Frames of ``dataset`` with the 2D prior features and cameras of the keyframes at
+    ``offsets`` (fields and scene-end rule: the module docstring).
+
+    Wrap below the augmentation (:class:`occkit.experiment.AugmentedFrames`): the poses are
+    composed from the dataset's, and the image size read from the unaugmented images.
+
+    Args:
+        dataset: yields :class:`Sample` of an :class:`~occkit.data.occ3d.Occ3DDataset`
+            (Occ3D-nuScenes layout: the scenes' ``prev`` / ``next`` links).
+        cache: the prior cache with ``features`` (every neighbour must be in it).
+        offsets: keyframe offsets, distinct and non-zero (e.g. ``[-2, -1, 1, 2]``).
+    """
+
+    def __init__(self, dataset: Dataset, cache: "PriorCache", offsets: Sequence[int]) -> None:
+        from occkit.data.occ3d import Occ3DDataset
+
+        self.offsets = check_offsets(offsets)
+        if not self.offsets:
+            raise ValueError("langocc.temporal_offsets: empty (no neighbour to attach)")
+        if "features" not in cache.kinds:
+            raise ValueError(f"{cache.root}: temporal rays read the neighbours' 2D features; the cache is read for kinds "
+                             f"{list(cache.kinds)} (data.prior_kinds must include features)")
+        self.dataset, self.cache = dataset, cache
+        if not isinstance(self._base(), Occ3DDataset):
+            raise ValueError(f"langocc.temporal_offsets: neighbouring keyframes need the Occ3D-nuScenes layout "
+                             f"(prev/next links), got {type(self._base()).__name__}")
+        self._back = max([-o for o in self.offsets if o < 0], default=0)
+        self._ahead = max([o for o in self.offsets if o > 0], default=0)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def _base(self):
+        from occkit.experiment import base_dataset
+
+        return base_dataset(self.dataset)
+
+    def __getitem__(self, i: int) -> Sample:
+        s: Sample = self.dataset[i]
+        ds = self._base()
+        H, W = (int(v) for v in s.images.shape[-2:])
+        if H == 0 or W == 0:
+            raise ValueError(f"frame {s.token}: no images loaded; temporal priors need the image size")
+        T_ego_from_global = invert_transform(ds.T_global_from_ego(s.token))  # (4, 4) float64
+        chains = {-1: scene_neighbours(ds, s.token, -1, self._back), 1: scene_neighbours(ds, s.token, 1, self._ahead)}
+        loaded: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        feats, Ks, Ts, used = [], [], [], []
+        for o in self.offsets:
+            sign = 1 if o > 0 else -1
+            chain = chains[sign]
+            k = min(abs(o), len(chain))  # clamped at the scene's ends
+            token = chain[k - 1] if k else s.token
+            used.append(sign * k)
+            if token not in loaded:
+                if not self.cache.has(s.scene, token):
+                    raise ValueError(f"{self.cache.root}: no features of frame {s.scene}/{token}, the offset {o} neighbour of "
+                                     f"{s.token} (langocc.temporal_offsets needs every frame of the scenes in the cache)")
+                f = self.cache.load(s.scene, token, s.cam_names, (H, W))["prior_features"]  # (N, D, h, w)
+                K = torch.stack([ds.intrinsics(token, c) for c in s.cam_names]).float()  # (N, 3, 3)
+                T_cur_from_nbr = T_ego_from_global @ ds.T_global_from_ego(token)  # (4, 4) float64
+                T = T_cur_from_nbr @ torch.stack([ds.T_ego_from_cam(token, c) for c in s.cam_names])  # (N, 4, 4)
+                loaded[token] = (f.half(), K, T.float())
+            f, K, T = loaded[token]
+            feats.append(f)
+            Ks.append(K)
+            Ts.append(T)
+        s.temporal_features = torch.stack(feats)  # (T, N, D, h, w)
+        s.temporal_intrinsics = torch.stack(Ks)  # (T, N, 3, 3)
+        s.temporal_T_ego_from_cam = torch.stack(Ts)  # (T, N, 4, 4)
+        s.temporal_offsets = torch.tensor(used, dtype=torch.long)
+        s.temporal_image_hw = (H, W)
+        return s

@@ -256,6 +256,13 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
         from occkit.priors.cache import PriorCache, WithPriors
 
         ds = WithPriors(ds, PriorCache(cfg.data.priors, kinds=cfg.data.prior_kinds or None))
+    if train and cfg.method == "langocc" and cfg.langocc.temporal_offsets:  # LangOcc's temporal rays: neighbours' 2D features
+        if not cfg.data.priors:
+            raise ConfigError("langocc.temporal_offsets: the neighbours' 2D features come from the prior cache; set data.priors")
+        from occkit.data.temporal import WithTemporalPriors
+        from occkit.priors.cache import PriorCache
+
+        ds = WithTemporalPriors(ds, PriorCache(cfg.data.priors, kinds=("features",)), cfg.langocc.temporal_offsets)
     if cfg.data.lidar_sweeps > 1 or cfg.data.lidar_infos:
         from occkit.data.lidar_sweeps import WithLidarSweeps
 

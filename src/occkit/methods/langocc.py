@@ -11,15 +11,18 @@ latent the language features are decoded from. A training step:
    ``p(occupied) = density_init``), so a ray crossing one voxel stops there with probability
    ``p(occupied) = sigmoid(l + b)`` (the paper's sigmoid density head).
 2. ``num_rays`` pixels per frame (uniform over every camera's pixels, or LiDAR-projected pixels:
-   ``ray_pixels``) give rays; ``num_proposal`` uniform samples between ``near`` and where the ray
-   leaves the grid box, then ``num_importance`` more drawn from their termination weights (a
-   pass without gradients), all merged.
+   ``ray_pixels``) give rays; with ``temporal_offsets`` a share of them (``temporal_rays_fraction``)
+   comes from the cameras of neighbouring keyframes, rendered in the *current* frame's grid
+   against those frames' 2D features (temporal rays, below). ``num_proposal`` uniform samples
+   between ``near`` and where the ray leaves the grid box, then ``num_importance`` more drawn
+   from their termination weights (a pass without gradients), all merged.
 3. At every sample the density and the latent are read trilinearly (each on its grid) and the latent decoded by the *language MLP*
    (``K -> mlp_width x mlp_layers -> D``) into an L2-normalised feature; the ray's feature is
    ``sum_i w_i f_i``, L2-normalised.
-4. ``loss_feat``: :func:`~occkit.losses.language.cosine_weighted_mse` against
-   ``batch.prior_features`` (the cached 2D vision-language features, bilinearly sampled at the
-   ray's pixel at the cache's feature stride, L2-normalised); rays with zero opacity dropped.
+4. ``loss_feat``: :func:`~occkit.losses.language.cosine_weighted_mse` against the 2D features of
+   the ray's frame, ``batch.prior_features`` or ``batch.temporal_features`` (the cached 2D
+   vision-language features, bilinearly sampled at the ray's pixel at the cache's feature stride,
+   L2-normalised); rays with zero opacity dropped.
 
 Zero-shot semantic occupancy (:meth:`LangOccMethod.predict`): a voxel is free where
 ``p(occupied) < occupied_threshold``; otherwise its class is that of the best-matching class
@@ -40,11 +43,26 @@ Readings taken where METHODS.md is unsure or where occkit differs:
   upsampling and of the lookups): the latent stays on the lift grid (0.8 m in ``langocc``,
   0.4 m in ``langocc-gpu``), the density is at the output grid's 0.4 m.
 - ``far``: where the ray leaves the grid box (the paper's 40 m is the box's half-width).
-- Temporal rays (neighbouring keyframes rendered in the current frame) are not built: a
-  ``Batch`` holds one frame. They matter more than an option: the six surround cameras of one
-  frame barely overlap, so one frame's rays are satisfied by a "feature fog" (every point along
-  a ray takes the feature of the pixel the ray comes from: the lifted baseline) with no
-  geometry; the paper's geometry comes from surfaces seen again from other keyframes.
+- Temporal rays (the paper: keyframes -12..+12 rendered in the current frame): ``temporal_offsets``
+  lists keyframe offsets; :class:`occkit.data.temporal.WithTemporalPriors` (wrapped by
+  ``build_dataset`` for langocc training frames) attaches the neighbours' cached 2D features
+  (never their images: the network sees the current frame only) and their cameras expressed in
+  the current ego frame (``inv(T_global_from_ego_cur) @ T_global_from_ego_nbr @ T_ego_from_cam_nbr``).
+  Offsets past a scene's ends are clamped to its farthest existing keyframe (the current frame
+  itself at its first / last frame), so shapes stay fixed. ``num_rays`` is shared:
+  ``temporal_rays_fraction`` (``even``: ``T / (T + 1)``, every frame alike) of the rays are
+  uniform over all ``T x N`` neighbour cameras' pixels, the rest over the current ones, so a
+  step costs the same. Neighbour cameras are never image-augmented (their intrinsics describe
+  the cache's unaugmented images); a BEV transform moves them with the ego frame.
+  ``ray_pixels: lidar``: the neighbour rays start where the *current* frame's LiDAR points
+  project into the neighbour cameras (no neighbour LiDAR is read; a point occluded in the
+  neighbour view still gives a valid ray, LiDAR only chooses pixels). Dynamic objects move
+  between keyframes and are not compensated (as in the paper): a neighbour ray through a moving
+  car supervises the voxels where the car was then. Why temporal rays matter: the six surround
+  cameras of one frame barely overlap, so one frame's rays are satisfied by a "feature fog"
+  (every point along a ray takes the feature of the pixel the ray comes from: the lifted
+  baseline) with no geometry (a 100-step run without them learnt a flat density); the paper's
+  geometry comes from surfaces seen again from other keyframes.
 - ``reduction_dim`` (the reduced variant): a learnt linear map ``D -> d`` applied to targets,
   texts and nothing else (the MLP outputs ``d``); it can collapse (all projections alike gives a
   zero loss), which the paper does not discuss: initialised orthonormal, use with care.
@@ -61,6 +79,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from occkit.data.sample import Batch
+from occkit.data.temporal import check_offsets
 from occkit.geometry.camera import project
 from occkit.labels import OCC3D_CLASSES
 from occkit.losses.language import cosine_weighted_mse, normalize_features
@@ -95,7 +114,20 @@ class LangOccConfig:
     """Rays per frame per step (the paper: 32768 per batch)."""
     ray_pixels: Literal["all", "lidar"] = "all"
     """Where rays start: ``all`` = uniform over all cameras' pixels; ``lidar`` = pixels that
-    LiDAR points project to (the paper; LiDAR only chooses the pixels; needs data.load_extras)."""
+    LiDAR points project to (the paper; LiDAR only chooses the pixels; needs data.load_extras).
+    Temporal rays with ``lidar``: the pixels of the neighbour cameras that the *current* frame's
+    LiDAR points project to (no neighbour LiDAR is read)."""
+    temporal_offsets: tuple[int, ...] = ()
+    """Temporal rays (the paper: keyframes -12..+12): offsets of keyframes of the same scene whose
+    cameras' rays are rendered in the current frame's grid against those frames' 2D features
+    (:class:`occkit.data.temporal.WithTemporalPriors` attaches them to training frames; offsets
+    past the scene's ends are clamped to its last existing keyframe); distinct, non-zero;
+    () = the current frame's rays only."""
+    temporal_rays_fraction: float | Literal["even"] = "even"
+    """Share of ``num_rays`` cast from the neighbour frames' cameras (uniform over all of their
+    cameras' pixels); the rest from the current frame's. ``even``: ``T / (T + 1)`` for ``T``
+    offsets, every frame alike (the paper samples rays over all its keyframes). The step's cost
+    stays that of ``num_rays`` rays."""
     near: float = 0.05
     """Nearest sample distance along a ray, metres (the far end is the grid box)."""
     num_proposal: int = 32
@@ -131,25 +163,36 @@ def sample_feature_map(features: torch.Tensor, rays: Rays, stride: int) -> torch
     at feature coordinate ``u / s`` (``align_corners=False``, border padding).
 
     Args:
-        features: ``(N, D, h, w)`` per camera; rays: ``R`` rays of these cameras; stride: ``s``.
+        features: ``(N, D, h, w)`` per camera (float16 / bfloat16 are read camera by camera in
+            float32); rays: ``R`` rays of these cameras; stride: ``s``.
     Returns:
-        ``(R, D)``.
+        ``(R, D)`` (float32 for half-precision features).
     """
     check_shape(features, "N D h w", name="features")
     N, D, h, w = features.shape
-    u = (rays.col.to(features.dtype) + 0.5) / stride  # (R,) feature coordinates
-    v = (rays.row.to(features.dtype) + 0.5) / stride
+    dtype = torch.float32 if features.dtype in (torch.float16, torch.bfloat16) else features.dtype
+    u = (rays.col.to(dtype) + 0.5) / stride  # (R,) feature coordinates
+    v = (rays.row.to(dtype) + 0.5) / stride
     g = torch.stack([u / w * 2 - 1, v / h * 2 - 1], -1)  # (R, 2)
-    out = torch.zeros(len(rays), D, dtype=features.dtype, device=features.device)
+    out = torch.zeros(len(rays), D, dtype=dtype, device=features.device)
     cam = rays.cam.to(features.device)
     for n in range(N):
         sel = (cam == n).nonzero()[:, 0]
         if sel.numel() == 0:
             continue
-        s = F.grid_sample(features[n : n + 1], g[sel].view(1, 1, -1, 2).to(features.device), mode="bilinear",
+        s = F.grid_sample(features[n : n + 1].to(dtype), g[sel].view(1, 1, -1, 2).to(features.device), mode="bilinear",
                           padding_mode="border", align_corners=False)  # (1, D, 1, r)
         out[sel] = s[0, :, 0].t()
     return out
+
+
+def cat_rays(parts: Sequence[Rays]) -> Rays:
+    """Rays of several camera sets as one ``Rays`` (``cam`` then indexes each part's own cameras)."""
+    if not parts:
+        raise ValueError("cat_rays: no rays")
+    if len(parts) == 1:
+        return parts[0]
+    return Rays(**{k: torch.cat([getattr(p, k) for p in parts]) for k in ("origins", "dirs", "cam", "row", "col", "z_per_t")})
 
 
 def lidar_pixels(lidar: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -251,6 +294,10 @@ class LangOccMethod(nn.Module):
             raise ValueError(f"LangOccConfig.occupied_threshold: expected 'auto' or a number in (0, 1), got {c.occupied_threshold!r}")
         if not 0 < c.calibration_decay <= 1:
             raise ValueError(f"LangOccConfig.calibration_decay: expected a number in (0, 1], got {c.calibration_decay}")
+        check_offsets(c.temporal_offsets, "LangOccConfig.temporal_offsets")
+        f = c.temporal_rays_fraction
+        if not (f == "even" or (isinstance(f, (int, float)) and not isinstance(f, bool) and 0 <= f <= 1)):
+            raise ValueError(f"LangOccConfig.temporal_rays_fraction: expected 'even' or a number in [0, 1], got {f!r}")
         self.cfg = c
         if model_cfg.head != "voxel":
             raise ValueError(f"model.head: langocc needs the voxel head (a 3D latent), got {model_cfg.head!r}")
@@ -418,18 +465,75 @@ class LangOccMethod(nn.Module):
         return scores
 
     # ------------------------------------------------------------------------------- training
-    def _rays(self, batch: Batch, b: int, H: int, W: int) -> Rays:
-        c = self.cfg
-        K, T = batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float()
-        if c.ray_pixels == "all":
-            return camera_rays(K, T, H, W, num_random=c.num_rays)
-        if batch.lidar is None:
+    def _cast(self, K: torch.Tensor, T: torch.Tensor, H: int, W: int, num: int, lidar: torch.Tensor | None, where: str) -> Rays:
+        """``num`` rays of the cameras ``K (N, 3, 3)``, ``T (N, 4, 4)`` of ``H x W`` images, at
+        uniform pixels or LiDAR-projected ones (``ray_pixels``; ``lidar (P, >=3)`` in the ego frame)."""
+        if self.cfg.ray_pixels == "all":
+            return camera_rays(K, T, H, W, num_random=num)
+        if lidar is None:
             raise ValueError("langocc.ray_pixels='lidar' needs the LiDAR points (data.load_extras: true)")
-        px = lidar_pixels(batch.lidar[b].to(K.device), K, T, H, W)
+        px = lidar_pixels(lidar.to(K.device), K, T, H, W)
         if px.shape[0] == 0:
-            raise ValueError(f"frame {batch.tokens[b]}: no LiDAR point projects into a camera (langocc.ray_pixels='lidar')")
-        pick = torch.randint(0, px.shape[0], (c.num_rays,), device=px.device)
+            raise ValueError(f"{where}: no LiDAR point projects into a camera (langocc.ray_pixels='lidar')")
+        pick = torch.randint(0, px.shape[0], (num,), device=px.device)
         return camera_rays(K, T, H, W, pixels=px[pick])
+
+    def ray_split(self) -> tuple[int, int]:
+        """``(current, temporal)``: how ``num_rays`` is shared between the current frame's cameras
+        and the neighbour frames' (``temporal_rays_fraction``)."""
+        c = self.cfg
+        n_frames = len(c.temporal_offsets)
+        if n_frames == 0:
+            return c.num_rays, 0
+        f = n_frames / (n_frames + 1) if c.temporal_rays_fraction == "even" else float(c.temporal_rays_fraction)
+        n = int(round(f * c.num_rays))
+        return c.num_rays - n, n
+
+    def _check_temporal(self, batch: Batch) -> None:
+        """With ``temporal_offsets``: the batch carries the neighbours' fields, of matching shapes."""
+        c = self.cfg
+        if not c.temporal_offsets:
+            return
+        names = ("temporal_features", "temporal_intrinsics", "temporal_T_ego_from_cam", "temporal_image_hw")
+        missing = [n for n in names if getattr(batch, n) is None]
+        if missing:
+            raise ValueError(f"langocc.temporal_offsets={list(c.temporal_offsets)} but the batch has no {', '.join(missing)}: the training "
+                             "frames must be wrapped in occkit.data.temporal.WithTemporalPriors (build_dataset does it for langocc "
+                             "training with data.priors)")
+        B, N = batch.images.shape[:2]
+        n_frames = len(c.temporal_offsets)
+        if batch.temporal_features.dim() != 6 or batch.temporal_features.shape[1] != n_frames:
+            raise ValueError(f"batch.temporal_features {tuple(batch.temporal_features.shape)}: expected (B, T, N, D, h, w) with "
+                             f"T = {n_frames} neighbour frames, one per offset of langocc.temporal_offsets={list(c.temporal_offsets)}")
+        dims = {"B": B, "T": n_frames, "N": N}
+        check_shape(batch.temporal_features, "B T N D h w", name="batch.temporal_features", dims={**dims, "D": c.feature_dim})
+        check_shape(batch.temporal_intrinsics, "B T N 3 3", name="batch.temporal_intrinsics", dims=dims)
+        check_shape(batch.temporal_T_ego_from_cam, "B T N 4 4", name="batch.temporal_T_ego_from_cam", dims=dims)
+
+    def frame_rays(self, batch: Batch, b: int) -> dict[str, tuple[Rays, torch.Tensor]]:
+        """Frame ``b``'s training rays and their 2D targets ``(R, D)`` (float32, not projected):
+        ``current`` = rays of its own cameras against ``prior_features``; ``temporal`` = rays of
+        the neighbour frames' cameras (``temporal_T_ego_from_cam``: already in this frame's ego
+        frame, unaugmented images of ``temporal_image_hw``) against ``temporal_features``, their
+        ``cam`` indexing the ``T * N`` neighbour cameras (offset-major). A part with no rays
+        (:meth:`ray_split`) is absent."""
+        _, _, _, H, W = batch.images.shape
+        stride = batch.prior_feature_stride
+        n_cur, n_tmp = self.ray_split()
+        lidar = batch.lidar[b] if batch.lidar is not None else None
+        out: dict[str, tuple[Rays, torch.Tensor]] = {}
+        if n_cur:
+            rays = self._cast(batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float(), H, W, n_cur, lidar, f"frame {batch.tokens[b]}")
+            out["current"] = (rays, sample_feature_map(batch.prior_features[b].float(), rays, stride))
+        if n_tmp:
+            assert batch.temporal_features is not None and batch.temporal_intrinsics is not None
+            assert batch.temporal_T_ego_from_cam is not None and batch.temporal_image_hw is not None
+            Ht, Wt = batch.temporal_image_hw
+            K = batch.temporal_intrinsics[b].flatten(0, 1).float()  # (T*N, 3, 3)
+            T = batch.temporal_T_ego_from_cam[b].flatten(0, 1).float()  # (T*N, 4, 4)
+            rays = self._cast(K, T, Ht, Wt, n_tmp, lidar, f"frame {batch.tokens[b]}, neighbour cameras")
+            out["temporal"] = (rays, sample_feature_map(batch.temporal_features[b].flatten(0, 1), rays, stride))  # (T*N, D, h, w)
+        return out
 
     @torch.no_grad()
     def _calibrate(self, logits: torch.Tensor, rays: Rays, z: torch.Tensor) -> None:
@@ -457,25 +561,29 @@ class LangOccMethod(nn.Module):
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """``loss_feat``: the cosine-weighted MSE of the rendered features against the 2D prior
-        features (``batch.prior_features``), mean over frames."""
+        features, over the current frame's rays and (``temporal_offsets``) the neighbour frames'
+        rays rendered in the current frame's grid (:meth:`frame_rays`), mean over frames."""
         c = self.cfg
         if batch.prior_features is None or batch.prior_feature_stride < 1:
             raise ValueError("batch.prior_features is None: langocc trains on 2D vision-language features "
                              "(data.priors: a cache made with --kinds features)")
-        B, N, _, H, W = batch.images.shape
+        B, N = batch.images.shape[:2]
         check_shape(batch.prior_features, "B N D h w", name="batch.prior_features", dims={"B": B, "N": N})
         if batch.prior_features.shape[2] != c.feature_dim:
             raise ValueError(f"batch.prior_features are {batch.prior_features.shape[2]}-d but langocc.feature_dim is {c.feature_dim}")
+        self._check_temporal(batch)
         self.ensure_class_text()
         out = self.forward(batch)
         losses = []
         for b in range(B):
-            rays = self._rays(batch, b, H, W)
-            target = sample_feature_map(batch.prior_features[b].float(), rays, batch.prior_feature_stride)  # (R, D)
+            parts = self.frame_rays(batch, b)
+            if c.occupied_threshold == "auto" and batch.prior_depth is not None and "current" in parts:
+                cur = parts["current"][0]
+                self._calibrate(out.logits[b], cur, cur.gather(batch.prior_depth[b]).float())
+            rays = cat_rays([p[0] for p in parts.values()])
+            target = torch.cat([p[1] for p in parts.values()])  # (R, D)
             has_target = target.norm(dim=-1) > 1e-6
             target = self.project(target)
-            if c.occupied_threshold == "auto" and batch.prior_depth is not None:
-                self._calibrate(out.logits[b], rays, rays.gather(batch.prior_depth[b]).float())
             r = self.render(out.logits[b], out.features[b], rays, jitter=True)
             valid = (r.opacity.detach() > 1e-6) & has_target
             losses.append(cosine_weighted_mse(r.values, target, valid, detach_weight=c.detach_weight))

@@ -62,7 +62,8 @@ Readings taken where METHODS.md is unsure or where occkit differs:
   cameras of one frame barely overlap, so one frame's rays are satisfied by a "feature fog"
   (every point along a ray takes the feature of the pixel the ray comes from: the lifted
   baseline) with no geometry (a 100-step run without them learnt a flat density); the paper's
-  geometry comes from surfaces seen again from other keyframes.
+  geometry comes from surfaces seen again from other keyframes. On the CPU preset ([-1, 1]) they
+  cost no step time, and 150 steps only began to separate occupied from free voxels (BENCHMARKS.md).
 - ``reduction_dim`` (the reduced variant): a learnt linear map ``D -> d`` applied to targets,
   texts and nothing else (the MLP outputs ``d``); it can collapse (all projections alike gives a
   zero loss), which the paper does not discuss: initialised orthonormal, use with care.

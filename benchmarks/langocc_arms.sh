@@ -26,6 +26,10 @@ for s in 0 1; do
   arms+=("--arm render_sup --seed $s --out $OUT/render_sup_s$s")
   [ -f $WORLD/prior.json ] && arms+=("--arm langocc --priors $WORLD --seed $s --out $OUT/langocc_world_s$s")
 done
+# the temporal-ray ablation: the preset's rays from the previous and next keyframes vs the current frame only
+for s in 0 1; do
+  arms+=("--arm langocc --priors $TYPICAL --seed $s --out $OUT/langocc_typical_notemporal_s$s --set langocc.temporal_offsets=[]")
+done
 # options (one seed): rays from LiDAR-projected pixels as the paper; threshold calibrated from 2D prior depth
 arms+=("--arm langocc --priors $TYPICAL --seed 0 --out $OUT/langocc_typical_lidar_s0 --set data.load_extras=true langocc.ray_pixels=lidar")
 arms+=("--arm langocc --priors $TYPICAL --seed 0 --out $OUT/langocc_typical_auto_s0 --set data.prior_kinds=[features,depth] langocc.occupied_threshold=auto")

@@ -42,6 +42,22 @@ def test_hand_computed_small():
     # geometry: occupied = {0,1}. gt occupied voxels 0..3 and 5; pred occupied 0,1,2,4.
     # tp = voxels 0,1,2 -> 3 ; fp = gt free & pred occ = voxel 4 -> 1 ; fn = gt occ & pred free = 5 -> 1
     assert s["geometry_iou"] == pytest.approx(100 * 3 / 5)
+    # precision 3 / (3 + 1), recall 3 / (3 + 1)
+    assert s["geometry_precision"] == pytest.approx(75.0)
+    assert s["geometry_recall"] == pytest.approx(75.0)
+
+
+def test_geometry_precision_recall_tell_over_from_under_prediction():
+    # 2 classes (1 = free); gt: 2 occupied of 8; pred: 6 occupied, covering both -> P 2/6, R 1
+    gt = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1]])
+    pred = torch.tensor([[0, 0, 0, 0, 0, 0, 1, 1]])
+    s = occ3d_scores(confusion_matrix(gt, pred, 2), ("a", "free"), free_class=1)
+    assert s["geometry_precision"] == pytest.approx(100 * 2 / 6)
+    assert s["geometry_recall"] == pytest.approx(100.0)
+    assert s["geometry_iou"] == pytest.approx(100 * 2 / 6)
+    # nothing predicted occupied: precision undefined (NaN), recall 0
+    s = occ3d_scores(confusion_matrix(gt, torch.ones_like(gt), 2), ("a", "free"), free_class=1)
+    assert math.isnan(s["geometry_precision"]) and s["geometry_recall"] == 0.0
 
 
 def test_mask_and_absent_class_nan():

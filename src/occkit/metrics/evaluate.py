@@ -354,8 +354,8 @@ def format_table(result: dict[str, Any]) -> str:
     if result["benchmark"] == "semantickitti":
         keys = ("ssc_miou", "completion_iou", "precision", "recall")
     else:
-        keys = ("miou", "geometry_iou") + (("rayiou", "rayiou@1", "rayiou@2", "rayiou@4") if ray else ())
-    for k in keys:
+        keys = ("miou", "geometry_iou", "geometry_precision", "geometry_recall") + (("rayiou", "rayiou@1", "rayiou@2", "rayiou@4") if ray else ())
+    for k in (k for k in keys if k in result):
         lines.append(f"{k:<22}{_fmt(result[k]):>8}")
     lines.append(f"frames: {result['frames']}  mask: {result['mask']}" + (f"  missing: {result['missing']}" if result.get("missing") else ""))
     return "\n".join(lines)
@@ -389,7 +389,7 @@ def write_result_csv(path: str | os.PathLike, result: dict[str, Any]) -> Path:
 
     for n, v in result["iou"].items():
         w.writerow([n, cell(v)] + ([cell(x) for x in ray[n]] if ray else []))
-    for k in ("miou", "geometry_iou", "rayiou", "rayiou@1", "rayiou@2", "rayiou@4", "ssc_miou", "completion_iou", "precision", "recall"):
+    for k in ("miou", "geometry_iou", "geometry_precision", "geometry_recall", "rayiou", "rayiou@1", "rayiou@2", "rayiou@4", "ssc_miou", "completion_iou", "precision", "recall"):
         if k in result:
             w.writerow([k, cell(result[k])])
     return write_text_atomic(path, buf.getvalue())

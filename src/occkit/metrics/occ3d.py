@@ -73,6 +73,20 @@ def geometry_iou_from_confusion(hist: torch.Tensor, free_class: int = OCC3D_FREE
     return float(tp / denom) if denom > 0 else math.nan
 
 
+def geometry_precision_recall(hist: torch.Tensor, free_class: int = OCC3D_FREE) -> tuple[float, float]:
+    """Occupied-vs-free precision ``tp / (tp + fp)`` and recall ``tp / (tp + fn)`` in [0, 1] (NaN
+    when the denominator is 0) from a ``(C, C)`` matrix with rows = ground truth: the two halves of
+    :func:`geometry_iou_from_confusion`, telling over-predicted occupancy from missed occupancy."""
+    h = hist.double()
+    occ = [c for c in range(h.shape[0]) if c != free_class]
+    tp = float(h[occ][:, occ].sum())
+    fp = float(h[free_class, occ].sum())
+    fn = float(h[occ, free_class].sum())
+    precision = tp / (tp + fp) if tp + fp > 0 else math.nan
+    recall = tp / (tp + fn) if tp + fn > 0 else math.nan
+    return precision, recall
+
+
 def nanmean(values: torch.Tensor) -> float:
     """Mean over the non-NaN entries; NaN when all are NaN (numpy's nanmean, without the warning)."""
     v = values[~torch.isnan(values)]
@@ -89,15 +103,19 @@ def occ3d_scores(
     Returns:
         ``miou`` (mean over every class but ``free_class``, NaN skipped), ``geometry_iou`` and
         ``iou`` (class name -> value for every class but free), all in percent; NaN for a class
-        absent from both ground truth and prediction.
+        absent from both ground truth and prediction. Also ``geometry_precision`` and
+        ``geometry_recall`` (occupied vs free, percent; not part of the official output).
     """
     if hist.shape != (len(class_names), len(class_names)):
         raise ValueError(f"hist: shape {tuple(hist.shape)} does not match {len(class_names)} classes")
     ious = iou_from_confusion(hist)
     keep = [c for c in range(len(class_names)) if c != free_class]
+    precision, recall = geometry_precision_recall(hist, free_class)
     return {
         "miou": 100.0 * nanmean(ious[keep]),
         "geometry_iou": 100.0 * geometry_iou_from_confusion(hist, free_class),
+        "geometry_precision": 100.0 * precision,
+        "geometry_recall": 100.0 * recall,
         "iou": {class_names[c]: 100.0 * float(ious[c]) for c in keep},
     }
 

@@ -37,6 +37,8 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     "rsc": ("+ rendered semantic consistency (segment affinity, oracle segments)", OFF + ["radocc.semantic_weight=10"]),
     "rdc_rsc": ("+ both rendered terms (the radocc preset)", []),
     "rsc_sp": ("+ rendered semantic consistency, superpixel segments", OFF + ["radocc.semantic_weight=10", "{sp}"]),
+    "rdc_rsc_hard": ("+ both rendered terms, the teacher rendered as its hard argmax occupancy (occkit's option)",
+                     ["radocc.teacher_density=hard"]),
     "rsc_kl": ("+ rendered semantic consistency, released-code KL (weight 10)", OFF + ["radocc.semantic_weight=10", "radocc.semantic_mode=kl"]),
 }
 

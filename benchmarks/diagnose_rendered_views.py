@@ -50,7 +50,8 @@ def summarise(acc: dict[str, float]) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ckpt", required=True, help="radocc run or checkpoint folder (its teacher is rendered too)")
+    ap.add_argument("--ckpt", required=True, help="run or checkpoint folder (a radocc run's teacher is rendered too)")
+    ap.add_argument("--teacher", help="teacher run to render beside it (default: a radocc run's own teacher, if it loads one)")
     ap.add_argument("--data", required=True, help="Occ3D-layout dataset root")
     ap.add_argument("--split", default="val")
     ap.add_argument("--stride", type=int, default=4, help="render every N-th pixel (default 4)")
@@ -65,15 +66,22 @@ def main() -> None:
     from occkit.fileio import write_json_atomic
     from occkit.rendering.views import render_logits_views, render_occupancy_views
 
+    from occkit.methods.radocc import load_teacher
+
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, "cpu")
-    if not hasattr(method, "teacher_outputs"):
-        raise SystemExit(f"{folder}: a {cfg.method} run, not a radocc run (no teacher to render)")
+    if args.teacher:
+        teacher = load_teacher(args.teacher)
+        teacher_logits = lambda batch: teacher.forward(batch).logits[0].float()  # noqa: E731
+    elif getattr(method, "_teacher", None) is not None:
+        teacher_logits = lambda batch: method.teacher_outputs(batch).logits[0].float()  # noqa: E731
+    else:
+        teacher_logits = None
     ds = build_dataset(cfg, args.data, args.split, load_gt=False)
     gt_ds = Occ3DDataset(args.data, split=args.split, load_gt=True, load_extras=False)
     grid = gt_ds.grid
     n = len(ds) if args.frames <= 0 else min(args.frames, len(ds))
     keys = ("gt_pixels", "hit", "abs_rel_sum", "delta1", "sem_ok")
-    acc = {who: dict.fromkeys(keys, 0.0) for who in ("teacher", "student")}
+    acc = {who: dict.fromkeys(keys, 0.0) for who in (("teacher", "student") if teacher_logits else ("student",))}
     t0 = time.perf_counter()
     for i in range(n):
         s = ds[i]
@@ -81,7 +89,9 @@ def main() -> None:
         H, W = (int(v) for v in s.images.shape[-2:])
         batch = collate([s]).to(device)
         with torch.no_grad():
-            logits = {"student": method.predict(batch)[0].float(), "teacher": method.teacher_outputs(batch).logits[0].float()}
+            logits = {"student": method.predict(batch)[0].float()}
+            if teacher_logits is not None:
+                logits["teacher"] = teacher_logits(batch)
         views = (s.intrinsics, s.T_ego_from_cam, H, W)
         gt_maps = render_occupancy_views(gs.occupancy, grid, *views, stride=args.stride)
         for who, lg in logits.items():
@@ -90,7 +100,7 @@ def main() -> None:
                 acc[who][k] += r[k]
         print(f"frame {i + 1}/{n} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     res = {who: summarise(a) for who, a in acc.items()}
-    res.update(run=str(folder), data=args.data, split=args.split, frames=n, stride=args.stride,
+    res.update(run=str(folder), teacher=args.teacher or (cfg.radocc.teacher if teacher_logits else None), data=args.data, split=args.split, frames=n, stride=args.stride,
                command=" ".join(["python", *sys.argv]))
     print(json.dumps(res, indent=1))
     if args.out:

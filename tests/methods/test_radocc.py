@@ -176,6 +176,30 @@ def test_lidar_rays_hit_lidar_pixels():
     assert bool(hits[rays.cam, rays.row, rays.col].all())
 
 
+def test_hard_teacher_density_terminates_at_its_argmax_surface(one_torch_thread):
+    """With teacher_density='hard', a ray of logits whose argmax is free everywhere but one voxel,
+    and p(free) only 0.6 everywhere (a fog when soft), puts its termination weight in that voxel."""
+    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(jitter=False, lookup="nearest"), teacher=make_teacher())
+    grid = method.model.output_grid  # (16, 16, 6), 0.4 m, x from -3.2
+    logits = torch.zeros(18, *grid.shape)
+    logits[17] = math.log(0.6 / 0.4 * 17)  # p(free) = 0.6 everywhere: argmax free
+    logits[4, 12, 8, 2] = 10.0  # one car voxel: x in [1.6, 2.0)
+    from occkit.rendering.rays import Rays
+
+    z = (2 + 0.5) * 0.4 - 1.0  # the voxel's centre height
+    rays = Rays(origins=torch.tensor([[-3.0, 0.2, z]]), dirs=torch.tensor([[1.0, 0.0, 0.0]]), z_per_t=torch.ones(1),
+                cam=torch.zeros(1, dtype=torch.long), row=torch.zeros(1, dtype=torch.long), col=torch.zeros(1, dtype=torch.long))
+    hard = method.render(logits, rays, None, values=False, hard=True)
+    soft = method.render(logits, rays, None, values=False, hard=False)
+    # soft: -log 0.6 / 0.4 m per metre -> transmittance halves within ~0.55 m of the entry at x = -3.2
+    assert float(soft.median_depth[0]) < 1.0
+    # hard: all the weight where the car voxel is (x 1.6..2.0, i.e. t 4.6..5.0 from x = -3.0)
+    assert 4.6 <= float(hard.median_depth[0]) <= 5.0
+    assert float(hard.weights.sum()) == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(ValueError, match="teacher_density"):
+        RadOccMethod(model_cfg(), student_sup(), radocc_cfg(teacher_density="sharp"), teacher=make_teacher())
+
+
 def test_config_errors():
     with pytest.raises(ValueError, match="radocc.teacher"):
         RadOccMethod(model_cfg(), student_sup(), RadOccConfig())

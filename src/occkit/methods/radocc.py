@@ -25,6 +25,12 @@ LiDAR return, as the released code, or any pixel: ``rays``):
   voxel class distributions at temperature ``logit_tau`` (both inside the camera mask when
   ``mask_3d: camera``).
 
+``teacher_density: hard`` (occkit's option, not the paper's) renders the teacher's argmax
+occupancy as a hard density instead of ``-log p(free) / voxel``: a teacher whose voxel argmax is
+right but whose ``p(free)`` stays well below 1 in free space (a short or class-weighted training)
+renders a near fog, and distilling that fog teaches the student to fill free space
+(BENCHMARKS.md); the hard density keeps the teacher's surfaces sharp where its argmax is.
+
 Every term has its weight (0 = off), so each ablation arm is the preset plus ``--set``.
 """
 
@@ -68,6 +74,12 @@ class RadOccConfig:
     """One random offset of the samples per ray per step (the same for teacher and student)."""
     lookup: Literal["trilinear", "nearest"] = "trilinear"
     """How samples read the voxel grids."""
+    teacher_density: Literal["soft", "hard"] = "soft"
+    """How the teacher's logits become density: 'soft', ``-log p(free) / voxel`` (as the student;
+    the released code's family); 'hard', ``hard_sigma`` where the teacher's argmax is not free,
+    else 0 (occkit's option for teachers whose renders are a fog; the module docstring)."""
+    hard_sigma: float = 1000.0
+    """Density per metre of the teacher's occupied voxels with ``teacher_density: hard``."""
     chunk: int = 8192
     """Rays rendered per pass."""
     free_index: int = 17
@@ -144,9 +156,12 @@ class RadOccMethod(SupervisedMethod):
         for name in ("depth_weight", "semantic_weight", "feature_weight", "logit_weight"):
             if getattr(c, name) < 0:
                 raise ValueError(f"radocc.{name}: expected >= 0, got {getattr(c, name)}")
+        if not c.hard_sigma > 0:
+            raise ValueError(f"radocc.hard_sigma: expected > 0, got {c.hard_sigma}")
         if not (c.depth_tau > 0 and c.logit_tau > 0):
             raise ValueError(f"radocc.depth_tau and logit_tau: expected > 0, got {c.depth_tau}, {c.logit_tau}")
-        checks = {"rays": ("lidar", "all"), "semantic_mode": ("affinity", "kl"), "lookup": ("trilinear", "nearest"), "mask_3d": ("camera", "all")}
+        checks = {"rays": ("lidar", "all"), "semantic_mode": ("affinity", "kl"), "lookup": ("trilinear", "nearest"), "mask_3d": ("camera", "all"),
+                  "teacher_density": ("soft", "hard")}
         for name, allowed in checks.items():
             if getattr(c, name) not in allowed:
                 raise ValueError(f"radocc.{name}: expected one of {allowed}, got {getattr(c, name)!r}")
@@ -207,17 +222,21 @@ class RadOccMethod(SupervisedMethod):
             return camera_rays(K, T, H, W, num_random=num)
         return camera_rays(K, T, H, W, num_random=num, weights=hits.float())
 
-    def render(self, logits: torch.Tensor, rays: Rays, seed: int | None, values: bool = True) -> RenderOutput:
+    def render(self, logits: torch.Tensor, rays: Rays, seed: int | None, values: bool = True, hard: bool = False) -> RenderOutput:
         """Render one frame's logits ``(C, X, Y, Z)`` along ``rays``, with the weights; ``values``
         ``(R, 2 (C-1))`` are the rendered class probabilities given occupied (first ``C-1``) and the
         rendered centred non-free logits (``l_c - mean_c l_c``, the last ``C-1``: semantic features
         whose cosines span [-1, 1], where probabilities, all positive, give cosines near 1).
         ``seed`` fixes the jitter (the same for teacher and student). ``values=False`` renders the
-        density only (``values`` None: what the depth term needs, at a fraction of the cost)."""
+        density only (``values`` None: what the depth term needs, at a fraction of the cost).
+        ``hard``: density ``hard_sigma`` where the argmax is not free, else 0 (no gradient)."""
         c = self.radocc
         grid = self.model.output_grid
         check_shape(logits, "C X Y Z", name="logits", dims=dict(zip("XYZ", grid.shape)))
-        sigma = density_from_logits(logits.float(), c.free_index, min(grid.voxel_size), dim=0)  # (X, Y, Z)
+        if hard:
+            sigma = (logits.argmax(0) != c.free_index).float() * c.hard_sigma  # (X, Y, Z)
+        else:
+            sigma = density_from_logits(logits.float(), c.free_index, min(grid.voxel_size), dim=0)  # (X, Y, Z)
         field_values = None
         if values:
             probs = semantic_probs_from_logits(logits.float(), c.free_index, dim=0)  # (C-1, X, Y, Z)
@@ -280,7 +299,7 @@ class RadOccMethod(SupervisedMethod):
             seed = int(torch.randint(0, 2**62, ())) if c.jitter else None  # the step's seeded global RNG
             r_s = self.render(logits[b], rays, seed, values=c.semantic_weight > 0)
             with torch.no_grad():
-                r_t = self.render(teacher_logits[b], rays, seed, values=c.semantic_weight > 0)
+                r_t = self.render(teacher_logits[b], rays, seed, values=c.semantic_weight > 0, hard=c.teacher_density == "hard")
             if c.depth_weight > 0:
                 totals.setdefault("loss_rdc", []).append(c.depth_weight * rendered_depth_kl(r_s.weights, r_t.weights, c.depth_tau))
             if c.semantic_weight > 0:

@@ -25,11 +25,11 @@ LiDAR return, as the released code, or any pixel: ``rays``):
   voxel class distributions at temperature ``logit_tau`` (both inside the camera mask when
   ``mask_3d: camera``).
 
-``teacher_density: hard`` (occkit's option, not the paper's) renders the teacher's argmax
-occupancy as a hard density instead of ``-log p(free) / voxel``: a teacher whose voxel argmax is
-right but whose ``p(free)`` stays well below 1 in free space (a short or class-weighted training)
-renders a near fog, and distilling that fog teaches the student to fill free space
-(BENCHMARKS.md); the hard density keeps the teacher's surfaces sharp where its argmax is.
+``teacher_density: hard`` (occkit's option, not the paper's, for diagnosis) renders the
+teacher's argmax occupancy as a hard density instead of ``-log p(free) / voxel``: a teacher whose
+voxel argmax is right but whose ``p(free)`` stays well below 1 in free space (a short or
+class-weighted training) renders a near fog; the hard density keeps its surfaces sharp where its
+argmax is. On the ablation world it made distillation worse, not better (BENCHMARKS.md).
 
 Every term has its weight (0 = off), so each ablation arm is the preset plus ``--set``.
 """

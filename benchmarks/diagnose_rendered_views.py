@@ -64,9 +64,8 @@ def main() -> None:
     from occkit.data.sample import collate
     from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.fileio import write_json_atomic
-    from occkit.rendering.views import render_logits_views, render_occupancy_views
-
     from occkit.methods.radocc import load_teacher
+    from occkit.rendering.views import render_logits_views, render_occupancy_views
 
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, "cpu")
     if args.teacher:

@@ -61,27 +61,26 @@ def iou_from_confusion(hist: torch.Tensor) -> torch.Tensor:
     return diag / denom  # 0/0 -> nan, as numpy does in the official code
 
 
+def _geometry_counts(hist: torch.Tensor, free_class: int) -> tuple[float, float, float]:
+    """Occupied-vs-free ``(tp, fp, fn)`` voxel counts of a ``(C, C)`` matrix with rows = ground truth."""
+    h = hist.double()
+    occ = [c for c in range(h.shape[0]) if c != free_class]
+    return float(h[occ][:, occ].sum()), float(h[free_class, occ].sum()), float(h[occ, free_class].sum())
+
+
 def geometry_iou_from_confusion(hist: torch.Tensor, free_class: int = OCC3D_FREE) -> float:
     """Occupied-vs-free IoU in [0, 1] (NaN when nothing is occupied in either) from a ``(C, C)``
     matrix with rows = ground truth."""
-    h = hist.double()
-    occ = [c for c in range(h.shape[0]) if c != free_class]
-    tp = h[occ][:, occ].sum()
-    fp = h[free_class, occ].sum()
-    fn = h[occ, free_class].sum()
+    tp, fp, fn = _geometry_counts(hist, free_class)
     denom = tp + fp + fn
-    return float(tp / denom) if denom > 0 else math.nan
+    return tp / denom if denom > 0 else math.nan
 
 
 def geometry_precision_recall(hist: torch.Tensor, free_class: int = OCC3D_FREE) -> tuple[float, float]:
     """Occupied-vs-free precision ``tp / (tp + fp)`` and recall ``tp / (tp + fn)`` in [0, 1] (NaN
     when the denominator is 0) from a ``(C, C)`` matrix with rows = ground truth: the two halves of
     :func:`geometry_iou_from_confusion`, telling over-predicted occupancy from missed occupancy."""
-    h = hist.double()
-    occ = [c for c in range(h.shape[0]) if c != free_class]
-    tp = float(h[occ][:, occ].sum())
-    fp = float(h[free_class, occ].sum())
-    fn = float(h[occ, free_class].sum())
+    tp, fp, fn = _geometry_counts(hist, free_class)
     precision = tp / (tp + fp) if tp + fp > 0 else math.nan
     recall = tp / (tp + fn) if tp + fn > 0 else math.nan
     return precision, recall

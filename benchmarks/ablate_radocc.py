@@ -39,6 +39,10 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     "rsc_sp": ("+ rendered semantic consistency, superpixel segments", OFF + ["radocc.semantic_weight=10", "{sp}"]),
     "rdc_rsc_hard": ("+ both rendered terms, the teacher rendered as its hard argmax occupancy (occkit's option)",
                      ["radocc.teacher_density=hard"]),
+    "rsc_sg": ("+ rendered semantic consistency, its gradient stopped at the student's density (occkit's option)",
+               OFF + ["radocc.semantic_weight=10", "radocc.semantic_density_grad=false"]),
+    "rdc_rsc_sg": ("+ both rendered terms, the semantic term's gradient stopped at the student's density (occkit's option)",
+                   ["radocc.semantic_density_grad=false"]),
     "rsc_kl": ("+ rendered semantic consistency, released-code KL (weight 10)", OFF + ["radocc.semantic_weight=10", "radocc.semantic_mode=kl"]),
 }
 

@@ -200,6 +200,34 @@ def test_hard_teacher_density_terminates_at_its_argmax_surface(one_torch_thread)
         RadOccMethod(model_cfg(), student_sup(), radocc_cfg(teacher_density="sharp"), teacher=make_teacher())
 
 
+@pytest.mark.parametrize("mode", ["affinity", "kl"])
+def test_semantic_term_without_density_gradient(mode, one_torch_thread):
+    """semantic_density_grad=False: the same loss values, but loss_rsc's gradient no longer reaches
+    the free logit (the density's only own input) while it still reaches the class logits; loss_rdc
+    keeps its gradient through the density."""
+    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(semantic_mode=mode, rays="all"), teacher=make_teacher(steps=40))
+    batch = tiny_batch()
+    t_logits = method.teacher_outputs(batch).logits
+    torch.manual_seed(1)
+    s_logits = torch.randn_like(t_logits)
+    grads, values = {}, {}
+    for flag in (True, False):
+        method.radocc.semantic_density_grad = flag
+        for term in ("loss_rsc", "loss_rdc"):
+            x = s_logits.clone().requires_grad_(True)
+            torch.manual_seed(0)  # the same rays and jitter
+            loss = method.rendered_losses(batch, x, t_logits)[term]
+            loss.backward()
+            grads[flag, term], values[flag, term] = x.grad, loss.item()
+    free = method.radocc.free_index
+    for term in ("loss_rsc", "loss_rdc"):
+        assert values[True, term] == pytest.approx(values[False, term], rel=1e-5)
+    assert float(grads[True, "loss_rsc"][:, free].abs().sum()) > 0
+    assert float(grads[False, "loss_rsc"][:, free].abs().sum()) == 0
+    assert float(grads[False, "loss_rsc"].abs().sum()) > 0
+    assert torch.allclose(grads[True, "loss_rdc"], grads[False, "loss_rdc"])
+
+
 def test_config_errors():
     with pytest.raises(ValueError, match="radocc.teacher"):
         RadOccMethod(model_cfg(), student_sup(), RadOccConfig())

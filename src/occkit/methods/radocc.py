@@ -30,6 +30,9 @@ teacher's argmax occupancy as a hard density instead of ``-log p(free) / voxel``
 voxel argmax is right but whose ``p(free)`` stays well below 1 in free space (a short or
 class-weighted training) renders a near fog; the hard density keeps its surfaces sharp where its
 argmax is. On the ablation world it made distillation worse, not better (BENCHMARKS.md).
+``semantic_density_grad: false`` (occkit's diagnostic option) stops ``loss_rsc``'s gradient at the
+student's density (the semantic term renders the student a second time with its density detached),
+so the semantic term can only change what the student's rays render, not where they stop.
 
 Every term has its weight (0 = off), so each ablation arm is the preset plus ``--set``.
 """
@@ -94,6 +97,11 @@ class RadOccConfig:
     semantic_mode: Literal["affinity", "kl"] = "affinity"
     """'affinity': segment-guided affinity MSE (the paper's; needs ``Batch.prior_segments``,
     ``data.priors`` with segments); 'kl': KL of rendered class distributions per ray."""
+    semantic_density_grad: bool = True
+    """Whether ``loss_rsc`` trains the student's density too (True: one render of the student
+    serves both terms, as the released code). False: the semantic term renders the student with
+    its density detached, so it trains the rendered semantics only (occkit's diagnostic option:
+    does the semantic term harm the geometry through the density?)."""
     feature_weight: float = 0.0
     """Weight of ``loss_feat`` (3D feature distillation baseline; released: 0.1); 0 = off."""
     logit_weight: float = 0.0
@@ -222,21 +230,23 @@ class RadOccMethod(SupervisedMethod):
             return camera_rays(K, T, H, W, num_random=num)
         return camera_rays(K, T, H, W, num_random=num, weights=hits.float())
 
-    def render(self, logits: torch.Tensor, rays: Rays, seed: int | None, values: bool = True, hard: bool = False) -> RenderOutput:
+    def render(self, logits: torch.Tensor, rays: Rays, seed: int | None, values: bool = True, hard: bool = False,
+               detach_density: bool = False) -> RenderOutput:
         """Render one frame's logits ``(C, X, Y, Z)`` along ``rays``, with the weights; ``values``
         ``(R, 2 (C-1))`` are the rendered class probabilities given occupied (first ``C-1``) and the
         rendered centred non-free logits (``l_c - mean_c l_c``, the last ``C-1``: semantic features
         whose cosines span [-1, 1], where probabilities, all positive, give cosines near 1).
         ``seed`` fixes the jitter (the same for teacher and student). ``values=False`` renders the
         density only (``values`` None: what the depth term needs, at a fraction of the cost).
-        ``hard``: density ``hard_sigma`` where the argmax is not free, else 0 (no gradient)."""
+        ``hard``: density ``hard_sigma`` where the argmax is not free, else 0 (no gradient).
+        ``detach_density``: the density carries no gradient (the values still do)."""
         c = self.radocc
         grid = self.model.output_grid
         check_shape(logits, "C X Y Z", name="logits", dims=dict(zip("XYZ", grid.shape)))
         if hard:
             sigma = (logits.argmax(0) != c.free_index).float() * c.hard_sigma  # (X, Y, Z)
         else:
-            sigma = density_from_logits(logits.float(), c.free_index, min(grid.voxel_size), dim=0)  # (X, Y, Z)
+            sigma = density_from_logits((logits.detach() if detach_density else logits).float(), c.free_index, min(grid.voxel_size), dim=0)
         field_values = None
         if values:
             probs = semantic_probs_from_logits(logits.float(), c.free_index, dim=0)  # (C-1, X, Y, Z)
@@ -297,19 +307,21 @@ class RadOccMethod(SupervisedMethod):
         for b in range(B):
             rays = self.ray_pixels(batch, b, c.num_rays)
             seed = int(torch.randint(0, 2**62, ())) if c.jitter else None  # the step's seeded global RNG
-            r_s = self.render(logits[b], rays, seed, values=c.semantic_weight > 0)
+            split = c.semantic_weight > 0 and not c.semantic_density_grad  # the semantic term renders its own detached density
+            r_s = self.render(logits[b], rays, seed, values=c.semantic_weight > 0 and not split) if (c.depth_weight > 0 or not split) else None
+            r_sem = self.render(logits[b], rays, seed, values=True, detach_density=True) if split else r_s
             with torch.no_grad():
                 r_t = self.render(teacher_logits[b], rays, seed, values=c.semantic_weight > 0, hard=c.teacher_density == "hard")
             if c.depth_weight > 0:
                 totals.setdefault("loss_rdc", []).append(c.depth_weight * rendered_depth_kl(r_s.weights, r_t.weights, c.depth_tau))
             if c.semantic_weight > 0:
-                k = r_s.values.shape[1] // 2
+                k = r_sem.values.shape[1] // 2
                 if c.semantic_mode == "kl":
-                    term = rendered_semantic_kl(r_s.values[:, :k], r_t.values[:, :k])
+                    term = rendered_semantic_kl(r_sem.values[:, :k], r_t.values[:, :k])
                 else:
                     seg = rays.gather(batch.prior_segments[b]).long()  # (R,) ids per camera, 0 = none
                     key = torch.where(seg > 0, rays.cam * (int(seg.max()) + 1) + seg, torch.zeros_like(seg))  # unique across cameras
-                    term = segment_affinity_loss(r_s.values[:, k:], r_t.values[:, k:], key)
+                    term = segment_affinity_loss(r_sem.values[:, k:], r_t.values[:, k:], key)
                 totals.setdefault("loss_rsc", []).append(c.semantic_weight * term)
         return {k: torch.stack(v).mean() for k, v in totals.items()}
 

@@ -99,7 +99,7 @@ def main() -> None:
                 acc[who][k] += r[k]
         print(f"frame {i + 1}/{n} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     res = {who: summarise(a) for who, a in acc.items()}
-    res.update(run=str(folder), teacher=args.teacher or (cfg.radocc.teacher if teacher_logits else None), data=args.data, split=args.split, frames=n, stride=args.stride,
+    res.update(run=str(folder), teacher_run=args.teacher or (cfg.radocc.teacher if teacher_logits else None), data=args.data, split=args.split, frames=n, stride=args.stride,
                command=" ".join(["python", *sys.argv]))
     print(json.dumps(res, indent=1))
     if args.out:

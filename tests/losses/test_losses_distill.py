@@ -64,7 +64,7 @@ def test_segment_affinity_loss_by_hand():
     teacher = torch.tensor([[1.0, 1.0], [1.0, 1.0], [2.0, 2.0], [0.0, 1.0]])  # segments parallel
     loss = segment_affinity_loss(student, teacher, seg)
     # A_S = I, A_T = all ones: two off-diagonal entries differ by 1 -> MSE 2 / 4
-    assert float(loss) == pytest.approx(0.5, rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(0.5, rel=1e-6)
     loss.backward()
     assert student.grad[:3].abs().sum() > 0 and student.grad[3].abs().sum() == 0
     one = torch.tensor([3, 3, 0, 0])

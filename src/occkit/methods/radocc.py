@@ -304,11 +304,11 @@ class RadOccMethod(SupervisedMethod):
         if c.semantic_weight > 0 and c.semantic_mode == "affinity" and batch.prior_segments is None:
             raise ValueError("radocc.semantic_mode='affinity' needs 2D segments: set data.priors to a prior cache with segments")
         totals: dict[str, list[torch.Tensor]] = {}
+        split = c.semantic_weight > 0 and not c.semantic_density_grad  # the semantic term renders its own detached density
         for b in range(B):
             rays = self.ray_pixels(batch, b, c.num_rays)
             seed = int(torch.randint(0, 2**62, ())) if c.jitter else None  # the step's seeded global RNG
-            split = c.semantic_weight > 0 and not c.semantic_density_grad  # the semantic term renders its own detached density
-            r_s = self.render(logits[b], rays, seed, values=c.semantic_weight > 0 and not split) if (c.depth_weight > 0 or not split) else None
+            r_s = None if split and c.depth_weight <= 0 else self.render(logits[b], rays, seed, values=c.semantic_weight > 0 and not split)
             r_sem = self.render(logits[b], rays, seed, values=True, detach_density=True) if split else r_s
             with torch.no_grad():
                 r_t = self.render(teacher_logits[b], rays, seed, values=c.semantic_weight > 0, hard=c.teacher_density == "hard")

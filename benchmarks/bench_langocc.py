@@ -92,13 +92,14 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", nargs="*", default=[], help="extra config overrides of the preset")
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--device", default="cpu", help="where the scoring runs: cpu, cuda, auto (training picks its own: auto)")
     ap.add_argument("--retrieval-frames", type=int, default=0, help="frames for retrieval (0 = the whole val split)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "bench.log"
     result: dict = {"arm": args.arm, "data": str(args.data), "priors": str(args.priors) if args.priors else None, "steps": args.steps,
                     "seed": args.seed, "overrides": args.set, "machine": platform.processor() or platform.machine(),
-                    "torch_threads": os.environ.get("OMP_NUM_THREADS"), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "torch_threads": os.environ.get("OMP_NUM_THREADS"), "device": args.device, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "commands": []}
     if args.arm in ("langocc", "lifted") and args.priors is None:
         ap.error(f"--arm {args.arm} needs --priors")
@@ -115,13 +116,15 @@ def main() -> int:
         result["commands"].append(shlex.join(cmd))
         result["train_seconds"] = sh(cmd, log)
         t = time.time()
-        result["occupancy"] = evaluate_run(run, args.data)
+        result["occupancy"] = evaluate_run(run, args.data, args.device)
+        result["train_last"] = json.loads((run / "train.jsonl").read_text().splitlines()[-1])
         result["eval_seconds"] = time.time() - t
         print(f"{args.arm} seed {args.seed}: mIoU {result['occupancy']['miou']:.2f}, geometry IoU {result['occupancy']['geometry_iou']:.2f}")
     if args.arm in ("langocc", "lifted"):
         ret = args.out / "retrieval.json"
         src = ["--ckpt", str(args.out / "run")] if args.arm == "langocc" else ["--lifted", "--priors", str(args.priors)]
-        cmd = [occkit_bin(), "retrieval", "--data", str(args.data), *src, "--max-frames", str(args.retrieval_frames), "--out", str(ret)]
+        cmd = [occkit_bin(), "retrieval", "--data", str(args.data), *src, "--max-frames", str(args.retrieval_frames), "--out", str(ret),
+               "--device", args.device]
         result["commands"].append(shlex.join(cmd))
         result["retrieval_seconds"] = sh(cmd, log)
         r = json.loads(ret.read_text())

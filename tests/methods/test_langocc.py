@@ -90,6 +90,34 @@ def test_one_opaque_voxel_renders_its_feature():
     assert float(out.opacity[1]) < 1e-3  # the other ray misses it
 
 
+def test_density_learns_only_from_features_that_differ_along_a_ray():
+    """The rendered feature is L2-normalised, so the opacity's scale cancels: where the language
+    features along a ray are all alike (early training), the feature loss gives the density no
+    gradient; where they differ, the density is pushed towards the sample that matches the target."""
+    from occkit.losses.language import cosine_weighted_mse
+    from occkit.rendering.rays import Rays
+
+    m = tiny_method(num_importance=0)
+    X, Y, Z = m.grid.shape
+    rays = Rays(torch.tensor([[-3.0, 0.2, 0.4]]), torch.tensor([[1.0, 0.0, 0.0]]), *(torch.zeros(1, dtype=torch.long),) * 3, torch.ones(1))
+    target = torch.nn.functional.normalize(torch.randn(1, D, generator=torch.Generator().manual_seed(3)), dim=-1)
+
+    def density_grad(latent):
+        logits = torch.full((1, X, Y, Z), -1.0, requires_grad=True)
+        out = m.render(logits, latent, rays)
+        cosine_weighted_mse(out.values, target).backward()
+        return logits.grad
+
+    alike = torch.zeros(m.latent_dim, *m.latent_grid.shape)
+    alike[0] = 1.0  # the same latent everywhere: the same feature at every sample
+    g = density_grad(alike)
+    assert float(g.abs().max()) < 1e-6
+    differ = alike.clone()
+    differ[1, alike.shape[1] // 2 :] = 3.0  # the far half of the ray has another feature
+    g = density_grad(differ)
+    assert float(g.abs().max()) > 1e-4
+
+
 def test_sample_feature_map_and_lidar_pixels():
     feats = torch.arange(2 * 3 * 4, dtype=torch.float32).view(1, 2, 3, 4).expand(2, -1, -1, -1).clone()  # (N=2, D=2, 3, 4)
     feats[1] += 100

@@ -10,6 +10,7 @@ DATA=runs/abl_world
 STEPS=${STEPS:-1000}
 OUT=${OUT:-runs/bench_langocc}
 JOBS=${JOBS:-1}
+DEVICE=${DEVICE:-cpu}                           # where each arm is scored (training picks CUDA when it has one); on a GPU: DEVICE=auto JOBS=4
 TYPICAL=runs/abl_world_priors_typical          # occkit priors run --data runs/abl_world --prior oracle:typical --out runs/abl_world_priors_typical
 WORLD=runs/abl_world_priors_world_s7           # made below from the world prior run, if it exists
 
@@ -38,8 +39,8 @@ for a in "${arms[@]}"; do
   name=$(echo "$a" | sed -E 's/.*--out ([^ ]+).*/\1/')
   [ -f "$name/result.json" ] && { echo "done: $name"; continue; }
   mkdir -p "$name"
-  echo "$PY benchmarks/bench_langocc.py --data $DATA --steps $STEPS $a"
-  $PY benchmarks/bench_langocc.py --data $DATA --steps $STEPS $a > "$name.log" 2>&1 &
+  echo "$PY benchmarks/bench_langocc.py --data $DATA --steps $STEPS --device $DEVICE $a"
+  $PY benchmarks/bench_langocc.py --data $DATA --steps $STEPS --device $DEVICE $a > "$name.log" 2>&1 &
   while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 10; done
 done
 wait

@@ -115,9 +115,9 @@ def main() -> int:
             cmd.append("--resume")
         result["commands"].append(shlex.join(cmd))
         result["train_seconds"] = sh(cmd, log)
+        result["train_last"] = json.loads((run / "train.jsonl").read_text().splitlines()[-1])
         t = time.time()
         result["occupancy"] = evaluate_run(run, args.data, args.device)
-        result["train_last"] = json.loads((run / "train.jsonl").read_text().splitlines()[-1])
         result["eval_seconds"] = time.time() - t
         print(f"{args.arm} seed {args.seed}: mIoU {result['occupancy']['miou']:.2f}, geometry IoU {result['occupancy']['geometry_iou']:.2f}")
     if args.arm in ("langocc", "lifted"):

@@ -22,11 +22,11 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"not in the query set (configs/queries/synth.yaml): {unknown}")
     ds = Occ3DDataset(data, "val", load_gt=True)
     best = {t: (-1, None) for t in texts}
-    for i, f in enumerate(ds.frames):
+    for f in ds.frames:
         inst = ds.read_instances(f.token)
         if inst is None:
             raise SystemExit(f"{ds.extras_dir(f.token)}: no instances.npz")
-        cam = ds[i].mask_camera.numpy().astype(bool)
+        cam = np.asarray(ds.read_labels(f.token)["mask_camera"]).astype(bool)  # the labels only, not the images
         names = ds.instance_names(f.token)
         for t in texts:
             ids = [k for k, n in names.items() if n in means[t]]

@@ -63,7 +63,7 @@ def stage_sets(steps: int) -> list[str]:
             f"occscene.occ_warmup_steps={max(1, steps // 20)}"]
 
 
-def perception_miou(run: Path, data: str, split: str = "val") -> float:
+def perception_miou(run: Path, data: str, split: str = "val", device: str = "cpu") -> float:
     """The run's perception mIoU on ``split`` (camera mask, front frustum)."""
     import torch
 
@@ -72,8 +72,8 @@ def perception_miou(run: Path, data: str, split: str = "val") -> float:
     from occkit.generation.evaluate import score_frames
 
     torch.set_num_threads(1)
-    method, cfg, _, device = load_checkpoint_method(run, "cpu")
-    _, scores = score_frames(method, eval_batches(build_dataset(cfg, data, split), 2), device)
+    method, cfg, _, dev = load_checkpoint_method(run, device)
+    _, scores = score_frames(method, eval_batches(build_dataset(cfg, data, split), 2), dev)
     return scores["miou"]
 
 
@@ -117,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample-steps", type=int, default=25, help="DDIM steps")
     p.add_argument("--quarter", type=float, default=0.25, help="fraction of the real training scenes of the perc_* arms")
     p.add_argument("--set", nargs="*", default=[], help="extra config overrides for every training of this arm")
+    p.add_argument("--device", default="cpu", help="where sampling and scoring run: cpu (default), auto, cuda "
+                   "(training always takes CUDA when there is one)")
+    p.add_argument("--train-only", action="store_true", help="gen_mda / gen_text: train, then stop (sample and "
+                   "score on a second call, once the judge exists)")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     out = Path(args.out)
@@ -132,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def eval_gen(gen_dir: Path) -> dict:
         cmd = occkit("eval-gen", "--gen", str(gen_dir), "--real", args.data, "--judge", str(judge), "--split", "val",
-                     "--device", "cpu", "--out", str(gen_dir) + ".scores.json")
+                     "--device", args.device, "--out", str(gen_dir) + ".scores.json")
         sh(cmd, log)
         result["commands"].append(" ".join(cmd))
         return json.loads(Path(str(gen_dir) + ".scores.json").read_text())
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     def generate(run: Path, gen_dir: Path, *how: str, n: int | None = None, split: str = "val", seed: int = 0) -> None:
         if not (gen_dir / "annotations.json").exists():
             cmd = occkit("generate", "--ckpt", str(run), "--data", args.data, "--n", str(n or args.n), "--out", str(gen_dir),
-                         "--steps", str(args.sample_steps), "--seed", str(seed), "--split", split, "--device", "cpu",
+                         "--steps", str(args.sample_steps), "--seed", str(seed), "--split", split, "--device", args.device,
                          "--no-progress", *how)
             sh(cmd, log)
             result["commands"].append(" ".join(cmd))
@@ -149,11 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         run = out / name / "run"
         result["commands"].append(" ".join(train(args.preset, args.data, run, args.perception_steps, args.seed,
                                                  ["occscene.train_generator=false", *args.set], log)))
-        result["val_miou"] = perception_miou(run, args.data)
+        result["val_miou"] = perception_miou(run, args.data, device=args.device)
     elif args.arm in ("gen_mda", "gen_text"):
         run = out / name / "run"
         sets = steps_gen + (["occscene.generator.mda.enabled=false", "occscene.occ_dropout=0"] if args.arm == "gen_text" else [])
         result["commands"].append(" ".join(train(args.preset, args.data, run, args.steps, args.seed, sets, log)))
+        if args.train_only:
+            print(f"trained: {run}")
+            return 0
         gen_dir = out / name / "gen_val"
         generate(run, gen_dir, "--occupancy", "val", *(["--text-only"] if args.arm == "gen_text" else []))
         result.update(eval_gen(gen_dir))
@@ -179,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                                    args.quarter, args.set)
         result.update(info)
         result["commands"].append(f"bench_occscene.py --arm {args.arm} --seed {args.seed} (engine train on the concatenation)")
-        result["val_miou"] = perception_miou(run, args.data)
+        result["val_miou"] = perception_miou(run, args.data, device=args.device)
     result["minutes"] = (time.time() - t0) / 60
     from occkit.fileio import write_json_atomic
 

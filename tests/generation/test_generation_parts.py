@@ -149,7 +149,9 @@ def test_gradients_reach_every_mda_part():
     occ = one_hot_occupancy(torch.randint(0, 18, (1, 20, 20, 6)), 18)
     text, mask = gen.encode_text(["a street"])
     opt = torch.optim.SGD(gen.mda.parameters(), lr=0.1)
-    for _ in range(2):  # the zero convolutions get gradients first; after one step everything upstream does
+    # the zero convolutions get gradients first; after one step everything upstream does, except the camera
+    # encoder's first layer, behind its own zero-initialised last layer: after two
+    for _ in range(3):
         opt.zero_grad()
         gen.denoise(torch.randn(1, 4, 4, 8), torch.tensor([30]), text, mask, occ, K, T).square().mean().backward()
         opt.step()
@@ -203,3 +205,25 @@ def test_sampling_with_perception_feedback_reads_every_step(generator):
     assert out.perception_logits.shape == (1, 18, 20, 20, 6)
     with pytest.raises(ValueError, match="perception"):
         sample(generator, sched, ["a"], K, T, (32, 64), feedback=True, steps=2)
+
+
+def test_mda_ray_depths_and_camera_modulation():
+    from occkit.generation.mda import CameraEncoder, ray_depths
+
+    d = ray_depths(1.0, 45.0, 16, "log")
+    assert d[0] == pytest.approx(1.0) and d[-1] == pytest.approx(45.0)
+    ratio = d[1:] / d[:-1]
+    assert torch.allclose(ratio, ratio[0].expand_as(ratio))  # geometric: as many samples per doubling of depth
+    assert int((d > 5.0).sum()) >= 7  # the first version (inverse) kept 3 of 16 beyond 5 m
+    inv = ray_depths(1.0, 45.0, 16, "inverse")
+    assert torch.allclose(1 / inv, torch.linspace(1.0, 1 / 45.0, 16)) and int((inv > 5.0).sum()) == 3
+    assert torch.allclose(ray_depths(2.0, 8.0, 4, "linear"), torch.tensor([2.0, 4.0, 6.0, 8.0]))
+    with pytest.raises(ValueError, match="ray_spacing"):
+        ray_depths(1.0, 2.0, 4, "cubic")
+    K, T = front_camera(B=3)
+    enc = CameraEncoder(8)  # residual: exactly 1 at initialisation, so the occupancy features keep their scale
+    assert torch.equal(enc(K.flatten(0, 1), T.flatten(0, 1), (32, 64)), torch.ones(3, 8))
+    plain = CameraEncoder(8, residual=False)
+    assert not torch.allclose(plain(K.flatten(0, 1), T.flatten(0, 1), (32, 64)), torch.ones(3, 8))
+    with pytest.raises(ValueError, match="camera_modulation"):
+        SceneGenerator(tiny_generator_cfg(camera_modulation="add"), 18, GRID)

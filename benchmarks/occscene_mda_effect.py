@@ -31,6 +31,7 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     from occkit.data.sample import collate
     from occkit.experiment import load_checkpoint_method
+    from occkit.generation.autoencoder import to_image_range, to_model_range
     from occkit.generation.generate import conditioning_frames
     from occkit.generation.losses import one_hot_occupancy
 
@@ -68,8 +69,8 @@ def main(argv: list[str]) -> int:
     out: dict = {"checkpoint": str(folder), "frames": B, "timesteps": {},
                  "voxels_changed_by_mirroring": float((occ.argmax(1) != other_layout(occ).argmax(1)).float().mean())}
     with torch.no_grad():
-        z0 = gen.encode(images * 2 - 1, sample=False)
-        rec = (gen.decode(z0).clamp(-1, 1) + 1) / 2
+        z0 = gen.encode(to_model_range(images), sample=False)
+        rec = to_image_range(gen.decode(z0))
         mse = (rec - images).pow(2).flatten(1).mean(1)
         out["vae_psnr_db"] = float((10 * torch.log10(1 / mse.clamp_min(1e-10))).mean())
         ac = method.alphas_cumprod
@@ -111,6 +112,7 @@ def layout_share(gen, z: torch.Tensor, occ: torch.Tensor, batch) -> float:
         hook.remove()
     own, other = seen
     return float((own - other).abs().mean() / own.abs().mean().clamp_min(1e-12))
+
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

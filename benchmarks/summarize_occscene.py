@@ -43,15 +43,14 @@ def main() -> int:
     if rows or fb:
         print("| generation | seeds | FID | KID x 1000 | layout mIoU |")
         print("|---|---|---|---|---|")
-        for name, rs in rows:
-            print(f"| {name} | {len(rs)} | {fmt([r['fid'] for r in rs], 3)} | {fmt([1000 * r['kid'] for r in rs], 3)} | "
-                  f"{fmt([r['layout_miou'] for r in rs])} |")
         for key, label in (("with_feedback", "gen_mda's run, perception feedback (no layout)"),
                            ("text_only", "gen_mda's run, text only (no layout)")):
             rs = [r[key] for r in fb if key in r]
             if rs:
-                print(f"| {label} | {len(rs)} | {fmt([r['fid'] for r in rs], 3)} | {fmt([1000 * r['kid'] for r in rs], 3)} | "
-                      f"{fmt([r['layout_miou'] for r in rs])} |")
+                rows.append((label, rs))
+        for name, rs in rows:
+            print(f"| {name} | {len(rs)} | {fmt([r['fid'] for r in rs], 3)} | {fmt([1000 * r['kid'] for r in rs], 3)} | "
+                  f"{fmt([r['layout_miou'] for r in rs])} |")
         print()
     perc = [(arm, load(root, arm)) for arm in ("perc_real", "perc_realgen")]
     if any(rs for _, rs in perc):

@@ -13,6 +13,8 @@ Arms (each at a fixed number of training STEPS, a seed, 1 torch thread by defaul
                 against the labels the run's perception model predicts)
   perc_real     perception only, a quarter of the real training scenes
   perc_realgen  the same + scenes gen_mda's run generates from that quarter's layouts (new seeds)
+  perc_blankgen control of perc_realgen: its generated layouts (labels), each image replaced by
+                its own mean colour: what the extra labels give without any generated appearance
 
 Each arm writes ARM_sSEED.json under --out (figures + the exact commands); run_occscene_arms.sh
 lists every arm in dependency order. Rerunning an interrupted arm resumes its training from the
@@ -33,7 +35,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ARMS = ("judge", "gen_mda", "gen_text", "feedback", "perc_real", "perc_realgen")
+ARMS = ("judge", "gen_mda", "gen_text", "feedback", "perc_real", "perc_realgen", "perc_blankgen")
 
 
 def occkit(*args: str) -> list[str]:
@@ -100,6 +102,35 @@ def train_perception_on(preset: str, data: str, gen: str | None, run: Path, step
     train_set = ConcatDataset(parts)
     engine_train(cfg, run, train_set, resume=True, progress=False)  # continues an interrupted arm
     return {"real_scenes": keep_scenes, "real_frames": len(idx), "generated_frames": len(parts[1]) if gen else 0}
+
+
+def blank_copy(src: Path, dst: Path) -> int:
+    """Copy the generated dataset ``src`` to ``dst`` with every camera image replaced by its own
+    mean colour (labels, poses and layout untouched); returns the number of images blanked."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    if (dst / "annotations.json").exists():
+        return sum(1 for _ in (dst / "samples").rglob("*.png"))
+    tmp = dst.with_name(dst.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    images = sorted((tmp / "samples").rglob("*.png"))
+    if not images:
+        raise SystemExit(f"{src}: no generated images under samples/")
+    for f in images:
+        a = np.asarray(Image.open(f).convert("RGB"))
+        mean = a.reshape(-1, 3).mean(0).round().astype(np.uint8)
+        Image.fromarray(np.broadcast_to(mean, a.shape).copy()).save(f)
+    meta = tmp / "generation.json"
+    if meta.exists():
+        info = json.loads(meta.read_text())
+        info["images_blanked_to_mean_colour_from"] = str(src)
+        meta.write_text(json.dumps(info, indent=1))
+    tmp.rename(dst)  # complete or absent: a rerun after an interruption starts the copy over
+    return len(images)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,10 +203,16 @@ def main(argv: list[str] | None = None) -> int:
             gen_dir = out / name / label
             generate(gen_mda, gen_dir, *how)
             result[label] = eval_gen(gen_dir)
-    elif args.arm in ("perc_real", "perc_realgen"):
+    elif args.arm in ("perc_real", "perc_realgen", "perc_blankgen"):
         run = out / name / "run"
         gen = None
-        if args.arm == "perc_realgen":
+        if args.arm == "perc_blankgen":
+            src = out / f"perc_realgen_s{args.seed}" / "gen_train"
+            if not (src / "annotations.json").exists():
+                raise SystemExit(f"run the perc_realgen arm of seed {args.seed} first ({src})")
+            gen = out / name / "gen_train"
+            result["blanked_images"] = blank_copy(src, gen)
+        elif args.arm == "perc_realgen":
             if not (gen_mda / "checkpoints").is_dir():
                 raise SystemExit(f"run the gen_mda arm of seed {args.seed} first ({gen_mda})")
             gen = out / name / "gen_train"

@@ -13,4 +13,5 @@ $B --arm gen_mda --seed 0 & $B --arm gen_text --seed 0; wait
 $B --arm gen_mda --seed 1 & $B --arm gen_text --seed 1; wait
 $B --arm feedback --seed 0 & $B --arm feedback --seed 1; wait
 $B --arm perc_realgen --seed 0 & $B --arm perc_realgen --seed 1; wait
+$B --arm perc_blankgen --seed 0 & $B --arm perc_blankgen --seed 1; wait
 $B --arm perc_real --seed 1; wait

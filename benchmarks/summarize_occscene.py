@@ -5,7 +5,8 @@
 Each figure: the mean over seeds, +- half the range, then the seeds' values. Generation arms: FID
 and KID in the judge's image features (lower is better) and layout mIoU (the judge's occupancy
 from the generated images against the occupancy they were generated from; higher is better).
-Perception arms: val mIoU (camera mask, front frustum).
+Perception arms: val mIoU (camera mask, front frustum); perc_blankgen is perc_realgen with every
+generated image replaced by its mean colour (the generated labels without their appearance).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def main() -> int:
             print(f"| {name} | {len(rs)} | {fmt([r['fid'] for r in rs], 3)} | {fmt([1000 * r['kid'] for r in rs], 3)} | "
                   f"{fmt([r['layout_miou'] for r in rs])} |")
         print()
-    perc = [(arm, load(root, arm)) for arm in ("perc_real", "perc_realgen")]
+    perc = [(arm, load(root, arm)) for arm in ("perc_real", "perc_realgen", "perc_blankgen")]
     if any(rs for _, rs in perc):
         print("| perception | seeds | real frames | generated frames | val mIoU |")
         print("|---|---|---|---|---|")

@@ -3,8 +3,9 @@
 On val frames of DATA, with the same image latents, noise and timesteps for every case:
 
 - the denoiser's noise-prediction error (the diffusion loss, MSE) with the frame's own layout
-  through MDA, with a different layout (the frame's own, mirrored left-right), and without a layout
-  (text only): MDA helps when the own layout gives the lowest error;
+  through MDA, with a different layout (the frame's own, mirrored left-right), with an empty layout
+  (every voxel free: what MDA adds from the camera rays alone, a positional signal), and without a
+  layout (text only): MDA uses the layout when the own layout gives a lower error than the others;
 - how much the layout moves the prediction: ``|eps(layout) - eps(text only)| / |eps(text only)|``;
 - the autoencoder's reconstruction of the real images (PSNR in dB, images in [0, 1]): the
   sharpest a generated image can be;
@@ -82,10 +83,12 @@ def main(argv: list[str]) -> int:
             args = (batch.intrinsics, batch.T_ego_from_cam)
             e_own = gen.denoise(zt, tt, text, mask, occ, *args)
             e_other = gen.denoise(zt, tt, text, mask, other_layout(occ), *args)
+            e_empty = gen.denoise(zt, tt, text, mask, empty_layout(occ), *args)
             e_none = gen.denoise(zt, tt, text, mask, None, *args)
             out["timesteps"][t] = {
                 "mse_own_layout": float((e_own - noise).pow(2).mean()),
                 "mse_other_layout": float((e_other - noise).pow(2).mean()),
+                "mse_empty_layout": float((e_empty - noise).pow(2).mean()),
                 "mse_text_only": float((e_none - noise).pow(2).mean()),
                 "layout_moves_eps": float((e_own - e_none).norm() / e_none.norm()),
             }
@@ -97,6 +100,13 @@ def main(argv: list[str]) -> int:
 def other_layout(occ: torch.Tensor) -> torch.Tensor:
     """The layout mirrored left-right (y): the same classes in other places."""
     return occ.flip(-2)
+
+
+def empty_layout(occ: torch.Tensor, free_class: int = 17) -> torch.Tensor:
+    """Every voxel free (Occ3D's class 17): MDA's input without any object or surface."""
+    empty = torch.zeros_like(occ)
+    empty[:, free_class] = 1
+    return empty
 
 
 def layout_share(gen, z: torch.Tensor, occ: torch.Tensor, batch) -> float:

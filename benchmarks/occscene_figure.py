@@ -2,7 +2,7 @@
 occscene run generates from the scene's text with that layout through MDA, from the text alone,
 and with perception feedback (no layout), beside the real frame.
 
-  python benchmarks/occscene_figure.py --ckpt runs/occscene_smoke/run --data runs/abl_world \
+  python benchmarks/occscene_figure.py --ckpt runs/occscene_fix2000/gen_mda_s0/run --data runs/abl_world \
       --out docs/images/occscene_generation.png
 """
 

@@ -64,6 +64,9 @@ def main(argv: list[str]) -> int:
                 rows[f"{modulation}, {spacing}"] = layout_share(fresh, z, occ, batch)
         print(json.dumps({"run_config": str(folder), "frames": B, "layout_share_at_init": rows}, indent=1))
         return 0
+    from occkit.experiment import data_format
+
+    free = 0 if data_format(cfg, data) == "semantickitti" else method.model_cfg.num_classes - 1  # as the trainers do
     texts = [d or "" for d in batch.descriptions]
     text, mask = gen.encode_text([t for t in texts for _ in range(N)])
     g = torch.Generator().manual_seed(0)
@@ -83,7 +86,7 @@ def main(argv: list[str]) -> int:
             args = (batch.intrinsics, batch.T_ego_from_cam)
             e_own = gen.denoise(zt, tt, text, mask, occ, *args)
             e_other = gen.denoise(zt, tt, text, mask, other_layout(occ), *args)
-            e_empty = gen.denoise(zt, tt, text, mask, empty_layout(occ), *args)
+            e_empty = gen.denoise(zt, tt, text, mask, empty_layout(occ, free), *args)
             e_none = gen.denoise(zt, tt, text, mask, None, *args)
             out["timesteps"][t] = {
                 "mse_own_layout": float((e_own - noise).pow(2).mean()),
@@ -102,8 +105,8 @@ def other_layout(occ: torch.Tensor) -> torch.Tensor:
     return occ.flip(-2)
 
 
-def empty_layout(occ: torch.Tensor, free_class: int = 17) -> torch.Tensor:
-    """Every voxel free (Occ3D's class 17): MDA's input without any object or surface."""
+def empty_layout(occ: torch.Tensor, free_class: int) -> torch.Tensor:
+    """Every voxel ``free_class`` (Occ3D's 17, SemanticKITTI's 0): MDA's input without any object or surface."""
     empty = torch.zeros_like(occ)
     empty[:, free_class] = 1
     return empty

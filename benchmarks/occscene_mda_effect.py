@@ -31,7 +31,7 @@ import torch
 def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     from occkit.data.sample import collate
-    from occkit.experiment import load_checkpoint_method
+    from occkit.experiment import data_format, load_checkpoint_method
     from occkit.generation.autoencoder import to_image_range, to_model_range
     from occkit.generation.generate import conditioning_frames
     from occkit.generation.losses import one_hot_occupancy
@@ -64,8 +64,6 @@ def main(argv: list[str]) -> int:
                 rows[f"{modulation}, {spacing}"] = layout_share(fresh, z, occ, batch)
         print(json.dumps({"run_config": str(folder), "frames": B, "layout_share_at_init": rows}, indent=1))
         return 0
-    from occkit.experiment import data_format
-
     free = 0 if data_format(cfg, data) == "semantickitti" else method.model_cfg.num_classes - 1  # as the trainers do
     texts = [d or "" for d in batch.descriptions]
     text, mask = gen.encode_text([t for t in texts for _ in range(N)])

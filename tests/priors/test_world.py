@@ -211,3 +211,27 @@ def test_augmentation_is_seeded_and_in_range(world):
     plain = sample_batch(world, [0, 1], cfg, gen=None)
     assert not torch.equal(a.images, plain.images)
     assert bool((a.focal >= plain.focal - 1e-3).all())  # a zoom-crop lengthens the focal
+
+
+def test_run_exports_its_backbone_for_occupancy_networks(world_run):
+    """``backbone.safetensors`` is the run's timm encoder, tagged with its model name, and loads
+    into an occupancy network's backbone (``model.backbone_weights``) tensor for tensor."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from occkit.models.backbone import Backbone
+    from occkit.priors.world import BACKBONE_FILE, MODEL_FILE
+
+    path = world_run / BACKBONE_FILE
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["format"] == "occkit.backbone" and meta["steps"] == "3" and meta["status"] == "complete"
+    whole = load_file(str(world_run / MODEL_FILE))
+    body = load_file(str(path))
+    assert body and all(torch.equal(v, whole[f"body.{k}"]) for k, v in body.items())
+    bb = Backbone(meta["backbone"], 8, weights=str(path))
+    for k, v in bb.body.state_dict().items():
+        assert torch.equal(v, body[k])
+    other = "resnet34" if meta["backbone"] != "resnet34" else "resnet18"
+    with pytest.raises(ValueError, match=f"weights of a '{meta['backbone']}' backbone, but model.backbone is '{other}'"):
+        Backbone(other, 8, weights=str(path))

@@ -32,6 +32,9 @@ A run folder (written atomically, file by file, ``config.json`` last)::
                                wall time, steps, losses ...}, "status": "complete" | "partial"}
     RUN/model.safetensors     the network's state_dict
     RUN/text_table.safetensors  {"embeddings": (K, D)} the text embeddings of ``names``
+    RUN/backbone.safetensors  the timm encoder alone, with metadata {format: occkit.backbone,
+                              backbone: timm name, steps, world_seed}: a pretrained backbone for any
+                              occupancy network of the same timm model (``model.backbone_weights``)
 """
 
 from __future__ import annotations
@@ -56,6 +59,11 @@ RUN_FORMAT = "occkit.world_prior"
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 TABLE_FILE = "text_table.safetensors"
+#: The run's image encoder alone (a timm ``features_only`` state_dict): the pretrained backbone
+#: that ``model.backbone_weights`` reads (occkit's stand-in for ImageNet / depth pretraining).
+BACKBONE_FILE = "backbone.safetensors"
+#: ``format`` in the safetensors metadata of :data:`BACKBONE_FILE`.
+BACKBONE_FORMAT = "occkit.backbone"
 
 #: ImageNet statistics the network normalises its input with (timm's convention).
 _MEAN = (0.485, 0.456, 0.406)

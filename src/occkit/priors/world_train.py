@@ -28,7 +28,7 @@ from occkit.data.synth.vocabulary import CLASS_WORDS, HELDOUT_NAMES, fine_names
 from occkit.fileio import read_json, write_bytes_atomic, write_json_atomic
 from occkit.priors.base import PRIOR_CLASSES
 from occkit.priors.world import (
-    CONFIG_FILE, MODEL_FILE, RUN_FORMAT, TABLE_FILE, WorldNet, WorldPriorConfig, build_net, effective_focal,
+    BACKBONE_FILE, BACKBONE_FORMAT, CONFIG_FILE, MODEL_FILE, RUN_FORMAT, TABLE_FILE, WorldNet, WorldPriorConfig, build_net, effective_focal,
 )
 
 #: Name index of a pixel whose name is held out (masked in the VL loss, never relabelled).
@@ -356,6 +356,10 @@ def _save_run(out: Path, net: WorldNet, table: torch.Tensor, record: dict[str, A
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     write_bytes_atomic(out / MODEL_FILE, save(state))
     write_bytes_atomic(out / TABLE_FILE, save({"embeddings": table.detach().cpu().contiguous()}))
+    body = {k: v.detach().cpu().contiguous() for k, v in net.body.state_dict().items()}
+    meta = {"format": BACKBONE_FORMAT, "backbone": str(record["config"]["backbone"]), "status": str(record["status"]),
+            "steps": str(record["train"].get("steps", 0)), "world_seed": str(record["train"].get("world_seed"))}
+    write_bytes_atomic(out / BACKBONE_FILE, save(body, metadata=meta))
     write_json_atomic(out / CONFIG_FILE, record)
 
 
@@ -392,7 +396,7 @@ def train_world_prior(
         raise FileExistsError(f"{out}: folder is not empty (pass overwrite / --overwrite to write into it)")
     out.mkdir(parents=True, exist_ok=True)
     if overwrite:
-        for name in (CONFIG_FILE, MODEL_FILE, TABLE_FILE):
+        for name in (CONFIG_FILE, MODEL_FILE, TABLE_FILE, BACKBONE_FILE):
             (out / name).unlink(missing_ok=True)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     torch.manual_seed(cfg.seed)

@@ -195,3 +195,24 @@ def test_3d_encoder_runs_channels_last_with_unchanged_results():
 
 def _contiguous_input(f):
     return lambda x: f(x.contiguous())
+
+
+def test_frozen_backbone_gets_no_update_and_keeps_its_statistics():
+    torch.manual_seed(0)
+    net = build_occnet(tiny_cfg(backbone="resnet18", freeze_backbone=True))
+    before = {k: v.clone() for k, v in net.backbone.state_dict().items()}
+    net.train()
+    assert not net.backbone.training and net.neck.training  # the frozen part stays in eval mode
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-2)
+    images, K, T = tiny_inputs()
+    out = net(images, K, T)
+    out.logits.mean().backward()
+    assert all(p.grad is None for p in net.backbone.parameters())
+    assert any(p.grad is not None for p in net.neck.parameters())
+    opt.step()
+    for k, v in net.backbone.state_dict().items():
+        assert torch.equal(v, before[k]), k  # weights and BatchNorm running statistics
+    # the same weights unfrozen: the backbone does get gradients
+    net2 = build_occnet(tiny_cfg(backbone="resnet18"))
+    net2(images, K, T).logits.mean().backward()
+    assert any(p.grad is not None for p in net2.backbone.parameters())

@@ -41,7 +41,7 @@ class Backbone(nn.Module):
         self.channels: list[int] = [body.feature_info.channels()[i] for i in keep]
         self.strides: list[int] = [reductions[i] for i in keep]
         if weights is not None:
-            load_backbone_weights(self.body, weights)
+            load_backbone_weights(self.body, weights, name)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``x: (B, 3, H, W)`` normalised images -> one ``(B, C_l, H/s_l, W/s_l)`` per kept level."""
@@ -50,12 +50,14 @@ class Backbone(nn.Module):
         return [feats[i] for i in self.keep]
 
 
-def load_backbone_weights(body: nn.Module, path: str | Path) -> None:
+def load_backbone_weights(body: nn.Module, path: str | Path, name: str | None = None) -> None:
     """Load a timm ``state_dict`` from a safetensors file into ``body`` (a features_only model).
 
     Keys of the classifier head (absent from a features_only model) are ignored; any missing
-    backbone key is an error naming the file.
+    backbone key is an error naming the file. A file that records the timm model it was trained
+    for (occkit's pretrained backbones: metadata ``backbone``) is refused for another ``name``.
     """
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -65,6 +67,11 @@ def load_backbone_weights(body: nn.Module, path: str | Path) -> None:
         state = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for corrupt files
         raise ValueError(f"{path}: cannot read safetensors ({type(e).__name__}: {e})") from e
+    if name is not None:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("backbone") and meta["backbone"] != name:
+            raise ValueError(f"{path}: weights of a {meta['backbone']!r} backbone, but model.backbone is {name!r}")
     own = body.state_dict()
     # features_only wrappers may rename modules with '_' for '.'; match on both spellings.
     remapped = {}

@@ -53,7 +53,15 @@ class OccNetConfig:
     backbone: str = "resnet50"
     """timm model name (``features_only``), e.g. ``resnet18``, ``resnet50``."""
     backbone_weights: str | None = None
-    """Optional local safetensors file with the backbone's timm state_dict; None = random init."""
+    """Optional local safetensors file with the backbone's timm state_dict; None = random init.
+    occkit's own pretrained backbone is ``backbone.safetensors`` of a ``world`` prior run
+    (``occkit priors train``: semantics, metric depth, boundaries and vision-language features
+    learnt on a synthetic world of another seed), its stand-in for ImageNet / depth pretraining."""
+    freeze_backbone: bool = False
+    """Keep the backbone fixed: no gradient, and its BatchNorms in eval mode in training too (they
+    normalise as ``image_norm_eval`` says, so training and inference agree). For a pretrained
+    backbone (``backbone_weights``) where a method leaves the 2D network alone; a training step
+    then skips the backbone's backward pass."""
     neck_channels: int = 256
     """Channels of the FPN neck output (also the depth net's hidden width)."""
     feature_stride: int = 16
@@ -193,6 +201,10 @@ class OccNet(nn.Module):
         self.lidar_encoder = lidar_encoder
         self._frame_norms = [m for part in (backbone, neck, view_transform) if part is not None for m in frame_batchnorms(part)]
         self.set_image_norm_eval(cfg.image_norm_eval)
+        self.frozen_backbone = bool(cfg.freeze_backbone and backbone is not None)
+        if self.frozen_backbone:
+            backbone.requires_grad_(False)
+            backbone.eval()
         self.channels_last = cfg.channels_last and encoder.dims == 3
         if self.channels_last:  # see OccNetConfig.channels_last
             encoder.to(memory_format=torch.channels_last_3d)
@@ -208,6 +220,13 @@ class OccNet(nn.Module):
         for m in self._frame_norms:
             m.frame_stats = mode == "frame"
         self.cfg.image_norm_eval = mode  # type: ignore[assignment]
+
+    def train(self, mode: bool = True) -> "OccNet":
+        """``nn.Module.train``, keeping a frozen backbone (``freeze_backbone``) in eval mode."""
+        super().train(mode)
+        if self.frozen_backbone:
+            self.backbone.eval()
+        return self
 
     @property
     def depth_bins(self) -> torch.Tensor:
@@ -264,7 +283,8 @@ class OccNet(nn.Module):
             for m in self._frame_norms:
                 m.images_per_frame = N
             x = (images.flatten(0, 1) - self.mean) / self.std  # (B*N, 3, H, W)
-            levels = self.backbone(x)  # (B*N, C_l, H/s_l, W/s_l) per level
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_backbone):
+                levels = self.backbone(x)  # (B*N, C_l, H/s_l, W/s_l) per level
             feats = self.neck(levels)  # (B*N, C_neck, H/s, W/s)
             feats = feats.view(B, N, *feats.shape[1:])  # (B, N, C_neck, h, w)
             if isinstance(self.view_transform, SampleViewTransform):

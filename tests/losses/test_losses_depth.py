@@ -134,3 +134,30 @@ def test_semantic_map_targets_match_a_one_hot_vote():
         sem[:, : shape[1] // 2] = classes - 1  # some blocks with a clear majority
         votes = F.avg_pool2d(F.one_hot(sem, classes).permute(0, 3, 1, 2).float(), stride)
         assert torch.equal(semantic_map_targets(sem.to(torch.uint8), stride, classes), votes.argmax(1))
+
+
+def test_lidar_depth_maps_by_hand():
+    """Two points on one pixel keep the nearer; points behind the camera, off the image or beyond
+    max_depth are dropped; every other pixel is 0."""
+    from occkit.losses.depth import lidar_depth_maps
+
+    K = torch.tensor([[[10.0, 0, 4], [0, 10.0, 3], [0, 0, 1]]])
+    # camera looking along ego +x: camera z = ego x, camera x = -ego y, camera y = -ego z
+    R = torch.tensor([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]])
+    T = torch.eye(4)
+    T[:3, :3] = R
+    T = T[None]
+    pts = torch.tensor([
+        [5.0, 0.0, 0.0, 1],    # centre: u = 4, v = 3, z 5
+        [2.0, 0.0, 0.0, 1],    # same pixel, nearer: kept
+        [4.0, -0.8, 0.4, 1],   # u = 4 + 10 * 0.8 / 4 = 6, v = 3 - 10 * 0.4 / 4 = 2, z 4
+        [-3.0, 0.0, 0.0, 1],   # behind the camera
+        [1.0, -5.0, 0.0, 1],   # off the image (u = 54)
+        [30.0, 0.0, 0.3, 1],   # beyond max_depth (v = 2.9 -> row 2, u = 4)
+    ])
+    d = lidar_depth_maps(pts, K, T, (6, 8), max_depth=20.0)
+    assert d.shape == (1, 6, 8)
+    expect = torch.zeros(1, 6, 8)
+    expect[0, 3, 4] = 2.0
+    expect[0, 2, 6] = 4.0
+    assert torch.allclose(d, expect)

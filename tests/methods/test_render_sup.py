@@ -144,3 +144,47 @@ def test_auto_threshold_is_calibrated_from_2d_depth_only():
     assert fixed.threshold() == 0.2 and float(fixed.calibration.sum()) == 0
     with pytest.raises(ValueError, match="occupied_threshold"):
         RenderSupMethod(tiny_model_cfg(), RenderSupConfig(occupied_threshold=1.5))
+
+
+def test_lidar_targets_train_depth_only_at_lidar_pixels():
+    """``targets: lidar``: depth maps from the frame's LiDAR points, rays only where a point is,
+    no semantic term; the depth losses fall, and a batch without LiDAR is refused."""
+    torch.manual_seed(0)
+    batch = tiny_batch()
+    # LiDAR: the surface points the front and back cameras see, every 7th pixel, in the ego frame
+    from occkit.geometry.transforms import apply_transform
+
+    pts = []
+    for n in range(2):
+        K, T, depth = batch.intrinsics[0, n], batch.T_ego_from_cam[0, n], batch.depth[0, n]
+        v, u = torch.nonzero(depth > 0, as_tuple=True)
+        v, u = v[::7], u[::7]
+        z = depth[v, u]
+        x = (u.float() + 0.5 - K[0, 2]) / K[0, 0] * z
+        y = (v.float() + 0.5 - K[1, 2]) / K[1, 1] * z
+        pts.append(apply_transform(T, torch.stack([x, y, z], -1)))
+    pts = torch.cat(pts)
+    batch.lidar = [torch.cat([pts, torch.ones(len(pts), 1)], 1)]
+    with pytest.raises(ValueError, match="semantic_weight=0"):
+        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(targets="lidar"))
+    method = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(targets="lidar", semantic_weight=0.0, num_rays=256, sample_step=0.2))
+    depth, sem = method.targets_2d(batch)
+    hit = depth > 0
+    assert 0 < hit.float().mean() < 0.2 and bool((sem == 255).all())
+    assert torch.allclose(depth[hit], batch.depth[hit], atol=1e-3)  # the points' own pixels and depths
+    opt = torch.optim.Adam(method.parameters(), lr=1e-2)
+    first = last = None
+    for _ in range(10):
+        losses = method.training_step(batch)
+        assert "loss_sem" not in losses and "loss_depth" in losses
+        total = sum(losses.values())
+        assert torch.isfinite(total)
+        first = float(total.detach()) if first is None else first
+        last = float(total.detach())
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    assert last < first
+    batch.lidar = None
+    with pytest.raises(ValueError, match="LiDAR"):
+        method.training_step(batch)

@@ -108,6 +108,43 @@ def lidar_depth_targets(
     return depth_to_bin(nearest[:-1].view(N, h, w), depth_range)
 
 
+def lidar_depth_maps(
+    points: torch.Tensor,
+    intrinsics: torch.Tensor,
+    T_ego_from_cam: torch.Tensor,
+    image_hw: tuple[int, int],
+    max_depth: float = float("inf"),
+) -> torch.Tensor:
+    """Sparse per-camera depth maps of one frame from its LiDAR points (the nearest point per pixel).
+
+    Args:
+        points: ``(P, 3+)`` ego-frame points (extra columns such as intensity ignored).
+        intrinsics: ``(N, 3, 3)`` of the images of size ``image_hw`` (H, W).
+        T_ego_from_cam: ``(N, 4, 4)``.
+        max_depth: points farther (camera z, metres) are left out.
+    Returns:
+        ``(N, H, W)`` float32 camera z-depth in metres of the nearest point projecting into each
+        pixel, 0 where none does.
+    """
+    check_shape(points, "P _", name="points")
+    if points.shape[1] < 3:
+        raise ValueError(f"points: expected at least 3 columns (x, y, z), got {points.shape[1]}")
+    dims = check_shape(intrinsics, "N 3 3", name="intrinsics")
+    check_shape(T_ego_from_cam, "N 4 4", name="T_ego_from_cam", dims=dims)
+    H, W = image_hw
+    N = intrinsics.shape[0]
+    cam = apply_transform(invert_transform(T_ego_from_cam.float()), points[:, :3].float().expand(N, -1, 3))  # (N, P, 3)
+    uv, z = project(cam, intrinsics.float())  # (N, P, 2), (N, P)
+    u, v = uv[..., 0].floor().long(), uv[..., 1].floor().long()
+    ok = (z > 1e-3) & (z <= max_depth) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
+    cam_idx = torch.arange(N, device=points.device)[:, None].expand_as(u)
+    flat = torch.where(ok, (cam_idx * H + v.clamp(0, H - 1)) * W + u.clamp(0, W - 1), torch.full_like(u, N * H * W))
+    nearest = torch.full((N * H * W + 1,), float("inf"), device=points.device)
+    nearest = nearest.scatter_reduce(0, flat.reshape(-1), torch.where(ok, z, torch.full_like(z, float("inf"))).reshape(-1), reduce="amin")
+    out = nearest[:-1].view(N, H, W)
+    return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
+
+
 def depth_map_targets(
     depth: torch.Tensor, stride: int, depth_range: tuple[float, float, float], pool: str = "nearest",
 ) -> torch.Tensor:

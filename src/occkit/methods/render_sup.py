@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from occkit.data.sample import Batch
-from occkit.losses.depth import depth_loss, depth_map_targets
+from occkit.losses.depth import depth_loss, depth_map_targets, lidar_depth_maps
 from occkit.losses.pseudo_labels import balanced_cross_entropy, count_labels
 from occkit.losses.render import (
     distortion_loss,
@@ -132,10 +132,14 @@ class RenderSupConfig:
     """``auto`` threshold: per-step decay of the calibration histograms (recent steps count most)."""
     calibration_margin: float = 0.8
     """``auto`` threshold: free-space samples lie at least this many metres before the surface."""
-    targets: Literal["extras", "priors"] = "extras"
+    targets: Literal["extras", "priors", "lidar"] = "extras"
     """Where the 2D targets come from: 'extras' (``batch.depth`` / ``batch.semantics_2d``, the
-    synthetic world's exact maps, ``data.load_extras``) or 'priors' (``batch.prior_depth`` /
-    ``batch.prior_semantics`` from the prior cache of ``data.priors``)."""
+    synthetic world's exact maps, ``data.load_extras``), 'priors' (``batch.prior_depth`` /
+    ``batch.prior_semantics`` from the prior cache of ``data.priors``) or 'lidar' (depth only:
+    each camera's sparse depth map from the frame's LiDAR points, ``batch.lidar``; rays are drawn
+    at the pixels a point hits, no class is known, so set ``semantic_weight: 0``). 'lidar' trains
+    occkit's base checkpoint (``base-cpu``): geometry from LiDAR depth, no labels, as BEVStereo4D's
+    depth net is trained."""
     pseudo_label_weight: float = 0.0
     """Weight of ``loss_pseudo``, class-balanced voxel cross-entropy against 3D pseudo-labels
     (``batch.occupancy`` of an ``occkit pseudolabel`` dataset, inside its ``mask_camera``); 0 = off."""
@@ -178,8 +182,10 @@ class RenderSupMethod(nn.Module):
             raise ValueError(f"RenderSupConfig.occupied_threshold: expected 'auto' or a number in [0, 1), got {c.occupied_threshold!r}")
         if not 0 < c.calibration_decay <= 1:
             raise ValueError(f"RenderSupConfig.calibration_decay: expected a number in (0, 1], got {c.calibration_decay}")
-        if c.targets not in ("extras", "priors"):
-            raise ValueError(f"RenderSupConfig.targets: expected 'extras' or 'priors', got {c.targets!r}")
+        if c.targets not in ("extras", "priors", "lidar"):
+            raise ValueError(f"RenderSupConfig.targets: expected 'extras', 'priors' or 'lidar', got {c.targets!r}")
+        if c.targets == "lidar" and c.semantic_weight > 0:
+            raise ValueError("render_sup.targets='lidar' gives depth only: set render_sup.semantic_weight=0")
         if c.pseudo_label_weight < 0:
             raise ValueError(f"RenderSupConfig.pseudo_label_weight: expected >= 0, got {c.pseudo_label_weight}")
         if model_cfg.lift == "sample" and c.lss_depth_weight > 0:
@@ -296,10 +302,13 @@ class RenderSupMethod(nn.Module):
         out = self.forward(batch)
         totals: dict[str, list[torch.Tensor]] = {}
         for b in range(B):
-            rays = camera_rays(batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float(), H, W, num_random=c.num_rays)
+            at = (depth_maps[b] > 0).float() if c.targets == "lidar" else None  # LiDAR: rays where a point is
+            if at is not None and not bool(at.any()):
+                raise ValueError(f"render_sup.targets='lidar': frame {batch.tokens[b]} has no LiDAR point in any camera")
+            rays = camera_rays(batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float(), H, W, num_random=c.num_rays, weights=at)
             z = rays.gather(depth_maps[b]).float()  # (R,) camera z-depth, 0 = none
             sem_raw = rays.gather(sem_maps[b]).long()  # (R,)
-            unknown = sem_raw == 255 if c.targets == "priors" else torch.zeros_like(sem_raw, dtype=torch.bool)
+            unknown = sem_raw == 255 if c.targets in ("priors", "lidar") else torch.zeros_like(sem_raw, dtype=torch.bool)
             sem = torch.where(unknown, torch.full_like(sem_raw, c.free_index), sem_raw)
             if bool(((sem < 0) | (sem >= self.model_cfg.num_classes)).any()):
                 raise ValueError(f"batch.semantics_2d: class ids must lie in [0, {self.model_cfg.num_classes})")
@@ -310,7 +319,8 @@ class RenderSupMethod(nn.Module):
                 self._calibrate(out.logits[b], rays, t_true, near, surface)
             r = self.render(out.logits[b], rays, return_weights=c.distortion_weight > 0 or c.entropy_weight > 0 or c.termination_weight > 0)
             terms: dict[str, torch.Tensor] = {}
-            terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(r.values, torch.where(surface & ~unknown, sem, torch.full_like(sem, c.free_index)), ignore_index=c.free_index)
+            if c.semantic_weight > 0:
+                terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(r.values, torch.where(surface & ~unknown, sem, torch.full_like(sem, c.free_index)), ignore_index=c.free_index)
             if c.depth_weight > 0:
                 if c.depth_loss == "silog":
                     terms["loss_depth"] = c.depth_weight * silog_loss(r.depth, t_true, surface, lam=c.silog_lambda)
@@ -318,7 +328,7 @@ class RenderSupMethod(nn.Module):
                     terms["loss_depth"] = c.depth_weight * l1_depth_loss(r.depth, t_true, surface)
             if c.opacity_weight > 0:
                 with torch.autocast(device_type=r.opacity.device.type, enabled=False):
-                    if c.targets == "priors":  # depth 0 = unknown, not "nothing": only sky rays and rays with a depth count
+                    if c.targets in ("priors", "lidar"):  # depth 0 = unknown, not "nothing": only sky rays and rays with a depth count
                         known = (z > 0) | (sem_raw == c.free_index)
                         bce = F.binary_cross_entropy(r.opacity.float().clamp(1e-5, 1 - 1e-5), surface.float(), reduction="none")
                         terms["loss_opacity"] = c.opacity_weight * (bce * known).sum() / known.sum().clamp(min=1)
@@ -358,7 +368,15 @@ class RenderSupMethod(nn.Module):
 
     def targets_2d(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The per-camera depth ``(B, N, H, W)`` (metres, 0 = none/unknown) and class maps
-        ``(B, N, H, W)`` the rendering losses use, from ``targets`` ('extras' or 'priors')."""
+        ``(B, N, H, W)`` the rendering losses use, from ``targets`` ('extras', 'priors' or 'lidar';
+        'lidar' has no classes: 255 everywhere)."""
+        if self.cfg.targets == "lidar":
+            if batch.lidar is None:
+                raise ValueError("render_sup.targets='lidar' needs the frames' LiDAR (data.load_extras: true, or data.lidar_infos)")
+            B, N, _, H, W = batch.images.shape
+            depth = torch.stack([lidar_depth_maps(batch.lidar[b], batch.intrinsics[b], batch.T_ego_from_cam[b], (H, W))
+                                 for b in range(B)])  # (B, N, H, W)
+            return depth, torch.full(depth.shape, 255, dtype=torch.uint8, device=depth.device)
         if self.cfg.targets == "priors":
             if batch.prior_depth is None or batch.prior_semantics is None:
                 raise ValueError("render_sup.targets='priors' needs batch.prior_depth / batch.prior_semantics: set data.priors to a prior cache with depth and semantics")

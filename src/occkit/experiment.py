@@ -25,6 +25,7 @@ from occkit.data.augment import BEVAugConfig, ImageAugConfig, augment_bev, augme
 from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset
 from occkit.data.sample import Sample
 from occkit.data.stats import LabelCounts
+from occkit.data.wrappers import base_dataset  # re-exported: callers import it from here
 from occkit.labels import OCC3D_NUM_CLASSES
 from occkit.engine.checkpoint import CONFIG_FILE, EMA_FILE, MODEL_FILE, load_config_dict, load_weights, resolve_checkpoint
 from occkit.engine.config import OptimConfig, TrainConfig
@@ -339,19 +340,6 @@ def data_format(cfg: ExperimentConfig, root: str | os.PathLike) -> str:
         return cfg.data.format
     r = Path(root)
     return "semantickitti" if (r / "sequences").is_dir() and not (r / "annotations.json").is_file() else "occ3d"
-
-
-def base_dataset(ds: Dataset) -> Occ3DDataset:
-    """The :class:`Occ3DDataset` (or ``SemanticKITTIDataset``) under any wrappers (for tokens,
-    scenes and poses)."""
-    from occkit.data.semantickitti import SemanticKITTIDataset
-
-    while not isinstance(ds, (Occ3DDataset, SemanticKITTIDataset)):
-        inner = getattr(ds, "dataset", None)
-        if inner is None:
-            raise TypeError(f"{type(ds).__name__} does not wrap an Occ3DDataset")
-        ds = inner
-    return ds
 
 
 def num_parameters(module: nn.Module) -> int:

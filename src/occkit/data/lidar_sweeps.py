@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from occkit.data.sample import Sample
+from occkit.data.wrappers import base_dataset
 from occkit.data.temporal import scene_neighbours
 from occkit.fileio import load_npz
 from occkit.geometry.transforms import transform_from_pose
@@ -115,8 +116,6 @@ class WithLidarSweeps(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def _base(self):
-        from occkit.experiment import base_dataset
-
         return base_dataset(self.dataset)
 
     def __getitem__(self, i: int) -> Sample:

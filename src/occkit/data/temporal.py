@@ -40,6 +40,7 @@ import torch
 from torch.utils.data import Dataset
 
 from occkit.data.sample import Sample
+from occkit.data.wrappers import base_dataset
 from occkit.geometry.transforms import invert_transform
 
 if TYPE_CHECKING:
@@ -113,8 +114,6 @@ class WithTemporalPriors(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def _base(self):
-        from occkit.experiment import base_dataset
-
         return base_dataset(self.dataset)
 
     def __getitem__(self, i: int) -> Sample:

@@ -62,9 +62,8 @@ def main() -> None:
 
     from occkit.data.occ3d import Occ3DDataset
     from occkit.data.sample import collate
-    from occkit.experiment import build_dataset, load_checkpoint_method
+    from occkit.experiment import build_dataset, load_checkpoint_method, load_teacher
     from occkit.fileio import write_json_atomic
-    from occkit.methods.radocc import load_teacher
     from occkit.rendering.views import render_logits_views, render_occupancy_views
 
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, "cpu")

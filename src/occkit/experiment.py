@@ -37,7 +37,7 @@ from occkit.methods.easyocc import EasyOccConfig, EasyOccMethod
 from occkit.methods.cigocc import CIGOccConfig, CIGOccMethod
 from occkit.methods.render_sup import RenderSupConfig, RenderSupMethod
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
-from occkit.models.occnet import OccNetConfig, lift_grid_of
+from occkit.models.occnet import OccNet, OccNetConfig, lift_grid_of
 
 #: Methods :func:`build_method` knows, for error messages and ``--help``.
 METHODS: tuple[str, ...] = ("supervised", "render_sup", "occscene", "radocc", "langocc", "easyocc", "cigocc")
@@ -188,15 +188,23 @@ def check_experiment(cfg: ExperimentConfig) -> None:
 
 # ---------------------------------------------------------------------------------------- builders
 def build_method(cfg: ExperimentConfig) -> nn.Module:
-    """The method named by ``cfg.method``, built from its config. The one place methods are chosen."""
+    """The method named by ``cfg.method``, built from its config. The one place methods are chosen.
+
+    The trained models a recipe starts from or distills from are loaded here and handed to it
+    (the recipes never load runs themselves): ``radocc.teacher`` (:func:`load_teacher`) and
+    ``occscene.perception_ckpt`` (:func:`load_perception`). Loading them leaves the global RNG as
+    it was, so the recipe's own initial weights do not depend on them.
+    """
     if cfg.method == "supervised":
         return SupervisedMethod(cfg.model, cfg.supervised)
     if cfg.method == "render_sup":
         return RenderSupMethod(cfg.model, cfg.render_sup)
     if cfg.method == "occscene":
-        return OccSceneMethod(cfg.model, cfg.occscene)
+        perception = load_perception(cfg.occscene.perception_ckpt) if cfg.occscene.perception_ckpt else None
+        return OccSceneMethod(cfg.model, cfg.occscene, perception=perception)
     if cfg.method == "radocc":
-        return RadOccMethod(cfg.model, cfg.supervised, cfg.radocc)
+        teacher = load_teacher(cfg.radocc.teacher, cfg.radocc.teacher_ema) if cfg.radocc.teacher else None
+        return RadOccMethod(cfg.model, cfg.supervised, cfg.radocc, teacher=teacher)
     if cfg.method == "langocc":
         return LangOccMethod(cfg.model, cfg.langocc)
     if cfg.method == "easyocc":
@@ -292,6 +300,41 @@ def load_checkpoint_method(
     load_weights(method, weights)
     dev = resolve_device(device)
     return method.to(dev).eval(), cfg, folder, dev
+
+
+def load_teacher(path: str | os.PathLike, ema: bool = True) -> nn.Module:
+    """radocc's teacher: a trained method from its run (own config), frozen: eval mode,
+    ``requires_grad`` False, on the CPU; the global RNG is left as it was.
+
+    The method must return an :class:`~occkit.models.occnet.OccNetOutput` from ``forward(batch)``
+    (``supervised``, ``render_sup``, ``radocc``). Errors start with ``radocc.teacher:``.
+    """
+    try:
+        with torch.random.fork_rng(devices=[]):  # building it draws initial weights: not from the caller's stream
+            teacher, _, _, _ = load_checkpoint_method(path, device="cpu", ema=ema)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise FileNotFoundError(f"radocc.teacher: {e}") from e
+    if not hasattr(teacher, "model") or not callable(getattr(teacher, "forward", None)):
+        raise TypeError(f"radocc.teacher: {path} holds a {type(teacher).__name__}, not an occupancy method")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher.eval()
+
+
+def load_perception(path: str | os.PathLike) -> OccNet:
+    """occscene's starting perception network: the ``OccNet`` at ``.model`` of the method a run
+    (or checkpoint) holds (a ``supervised`` or ``occscene`` run), on the CPU, its EMA weights when
+    it has them; the global RNG is left as it was. Errors start with ``occscene.perception_ckpt:``.
+    """
+    try:
+        with torch.random.fork_rng(devices=[]):  # building it draws initial weights: not from the caller's stream
+            other, _, folder, _ = load_checkpoint_method(path, device="cpu")
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise FileNotFoundError(f"occscene.perception_ckpt: {e}") from e
+    net = getattr(other, "model", None)
+    if not isinstance(net, OccNet):
+        raise ValueError(f"occscene.perception_ckpt: {folder} holds a {type(other).__name__} without an OccNet at .model")
+    return net
 
 
 def resolve_auto_class_counts(cfg: ExperimentConfig, train_set: Dataset, max_frames: int = 2000, progress: bool = False) -> ExperimentConfig:

@@ -105,3 +105,37 @@ def test_perception_only_and_errors(tmp_path):
     b.occupancy = None
     with pytest.raises(ValueError, match="occupancy"):
         m.training_step(b)
+
+
+def test_perception_from_a_checkpoint_is_loaded_by_the_composition_root(tmp_path):
+    from occkit.config import to_dict
+    from occkit.engine.checkpoint import save_checkpoint
+    from occkit.experiment import ExperimentConfig, build_method
+    from occkit.methods.supervised import SupervisedMethod
+
+    torch.manual_seed(1)
+    src_cfg = ExperimentConfig(method="supervised", model=tiny_model_cfg())
+    src = build_method(src_cfg)
+    save_checkpoint(tmp_path / "src", 1, src, to_dict(src_cfg), {})
+    occ = dict(generator=tiny_generator_cfg(), schedule=tiny_schedule())
+
+    def cfg(**kw) -> ExperimentConfig:
+        return ExperimentConfig(method="occscene", model=tiny_model_cfg(), occscene=OccSceneConfig(**occ, **kw))
+
+    torch.manual_seed(0)
+    m = build_method(cfg(perception_ckpt=str(tmp_path / "src")))
+    for k, v in src.model.state_dict().items():
+        assert torch.equal(m.model.state_dict()[k], v), k
+    torch.manual_seed(0)
+    plain = build_method(cfg())  # loading the perception run leaves the caller's RNG alone
+    for k, v in plain.generator.state_dict().items():
+        assert torch.equal(m.generator.state_dict()[k], v), k
+    with pytest.raises(FileNotFoundError, match="occscene.perception_ckpt"):
+        build_method(cfg(perception_ckpt=str(tmp_path / "nope")))
+    with pytest.raises(ValueError, match="occscene.perception_ckpt: .* is not loaded"):  # a recipe never loads runs
+        OccSceneMethod(tiny_model_cfg(), OccSceneConfig(**occ, perception_ckpt=str(tmp_path / "src")))
+    other = tiny_model_cfg()
+    other.num_classes = 5
+    with pytest.raises(ValueError, match="does not match this run's model config"):
+        OccSceneMethod(other, OccSceneConfig(**occ), perception=src.model)
+    assert isinstance(src, SupervisedMethod)

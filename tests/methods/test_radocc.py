@@ -233,7 +233,10 @@ def test_config_errors():
         RadOccMethod(model_cfg(), student_sup(), RadOccConfig())
     with pytest.raises(ValueError, match="semantic_mode"):
         RadOccMethod(model_cfg(), student_sup(), radocc_cfg(semantic_mode="mse"), teacher=make_teacher())
-    with pytest.raises(FileNotFoundError, match="radocc.teacher"):
+    with pytest.raises(FileNotFoundError, match="radocc.teacher"):  # the composition root loads the teacher
+        build_method(ExperimentConfig(method="radocc", model=model_cfg(), supervised=student_sup(),
+                                      radocc=radocc_cfg(teacher="/nonexistent/run")))
+    with pytest.raises(ValueError, match="radocc.teacher: /nonexistent/run is not loaded"):  # a recipe never loads runs
         RadOccMethod(model_cfg(), student_sup(), radocc_cfg(teacher="/nonexistent/run"))
     batch = tiny_batch()
     batch.prior_segments = None

@@ -93,9 +93,21 @@ class OccSceneConfig:
 
 class OccSceneMethod(nn.Module):
     """Perception ``model`` (an :class:`OccNet`) + ``generator`` (:class:`SceneGenerator`);
-    implements :class:`occkit.methods.base.Method`."""
+    implements :class:`occkit.methods.base.Method`.
 
-    def __init__(self, model_cfg: OccNetConfig, cfg: OccSceneConfig) -> None:
+    Args:
+        model_cfg: the perception network. cfg: the recipe's settings.
+        perception: the trained network the perception model starts from (an :class:`OccNet` of
+            ``model_cfg``; its weights are copied, the module itself is not kept), required when
+            ``cfg.perception_ckpt`` is set: :func:`occkit.experiment.build_method` loads it
+            from there (:func:`occkit.experiment.load_perception`); a recipe never loads runs itself.
+    """
+
+    #: State that a run started from another run's weights (``train.init_from``) does not take
+    #: over: the stage counter, so that the new run's stages start at its own step 0.
+    init_from_fresh: tuple[str, ...] = ("step",)
+
+    def __init__(self, model_cfg: OccNetConfig, cfg: OccSceneConfig, perception: OccNet | None = None) -> None:
         super().__init__()
         self.model_cfg, self.cfg = model_cfg, cfg
         for name in ("vae_steps", "diffusion_steps", "occ_warmup_steps", "occ_max_timestep"):
@@ -107,8 +119,11 @@ class OccSceneMethod(nn.Module):
         if cfg.occ_weight < 0 or cfg.real_occ_weight < 0:
             raise ValueError("occscene.occ_weight and occscene.real_occ_weight must be >= 0")
         self.model: OccNet = build_occnet(model_cfg)
-        if cfg.perception_ckpt:
-            self._load_perception(cfg.perception_ckpt)
+        if cfg.perception_ckpt and perception is None:
+            raise ValueError(f"occscene.perception_ckpt: {cfg.perception_ckpt} is not loaded: build the method with "
+                             "occkit.experiment.build_method (which loads it), or pass perception=")
+        if perception is not None:
+            self._load_perception(perception, cfg.perception_ckpt or "the given perception network")
         C = model_cfg.num_classes
         weight = None
         if cfg.class_weights is not None:
@@ -123,17 +138,13 @@ class OccSceneMethod(nn.Module):
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         """Training steps taken (decides the stage; saved with the weights)."""
 
-    def _load_perception(self, ckpt: str) -> None:
-        from occkit.experiment import load_checkpoint_method  # the experiment module imports this one
-
-        other, other_cfg, folder, _ = load_checkpoint_method(ckpt, device="cpu")
-        net = getattr(other, "model", None)
+    def _load_perception(self, net: OccNet, where: str) -> None:
         if not isinstance(net, OccNet):
-            raise ValueError(f"occscene.perception_ckpt: {folder} holds a {type(other).__name__} without an OccNet at .model")
+            raise ValueError(f"occscene.perception_ckpt: {where}: a {type(net).__name__}, not an OccNet")
         try:
             self.model.load_state_dict(net.state_dict())
         except RuntimeError as e:
-            raise ValueError(f"occscene.perception_ckpt: {folder}'s network does not match this run's model config: {e}") from e
+            raise ValueError(f"occscene.perception_ckpt: {where}'s network does not match this run's model config: {e}") from e
 
     # ------------------------------------------------------------------------------------ stages
     def stage(self, step: int | None = None) -> int:

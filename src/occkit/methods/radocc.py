@@ -124,32 +124,19 @@ class _Frozen:
         return self
 
 
-def load_teacher(path: str, ema: bool = True) -> nn.Module:
-    """A trained method from its run, frozen: eval mode, ``requires_grad`` False, on the CPU.
-
-    The method must return an :class:`OccNetOutput` from ``forward(batch)`` (``supervised``,
-    ``render_sup``, ``radocc``)."""
-    from occkit.experiment import load_checkpoint_method  # the experiment module imports this one
-
-    try:
-        teacher, _, _, _ = load_checkpoint_method(path, device="cpu", ema=ema)
-    except (FileNotFoundError, NotADirectoryError) as e:
-        raise FileNotFoundError(f"radocc.teacher: {e}") from e
-    if not hasattr(teacher, "model") or not callable(getattr(teacher, "forward", None)):
-        raise TypeError(f"radocc.teacher: {path} holds a {type(teacher).__name__}, not an occupancy method")
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher.eval()
-
-
 class RadOccMethod(SupervisedMethod):
     """The camera student (a :class:`SupervisedMethod`: same weights, same ``predict``) plus the
     distillation terms from a frozen teacher; implements :class:`occkit.methods.base.Method`.
 
     Args:
         model_cfg: the student's network. method_cfg: the student's own losses.
-        radocc_cfg: teacher and distillation. teacher: an already loaded teacher (tests); default
-            loaded from ``radocc_cfg.teacher``.
+        radocc_cfg: teacher and distillation.
+        teacher: the teacher, a loaded method whose ``forward(batch)`` returns an
+            :class:`OccNetOutput` (``supervised``, ``render_sup``, ``radocc``); it is frozen here
+            (eval mode, ``requires_grad`` False). :func:`occkit.experiment.build_method` loads it
+            from ``radocc_cfg.teacher`` (:func:`occkit.experiment.load_teacher`); a recipe never
+            loads runs itself. None: the student alone, allowed only when every distillation
+            weight is 0.
     """
 
     def __init__(self, model_cfg: OccNetConfig, method_cfg: SupervisedConfig, radocc_cfg: RadOccConfig,
@@ -180,17 +167,19 @@ class RadOccMethod(SupervisedMethod):
         self.adapter: nn.Module | None = None
         """Learnt 1x1x1 conv from the student's voxel features to the teacher's width (only when
         ``feature_weight > 0``; identity when the widths agree)."""
-        if teacher is None and not c.teacher and not self.distills:
+        if teacher is None and not self.distills:
             self._teacher = None  # the ablation's "student alone" arm
             return
         if teacher is None:
             if not c.teacher:
                 raise ValueError("radocc.teacher: give the teacher's run folder (a run trained with model.modality lidar or fusion)")
-            teacher = load_teacher(c.teacher, c.teacher_ema)
-        else:
-            for p in teacher.parameters():
-                p.requires_grad_(False)
-            teacher.eval()
+            raise ValueError(f"radocc.teacher: {c.teacher} is not loaded: build the method with occkit.experiment.build_method "
+                             "(which loads it), or pass teacher=")
+        if not hasattr(teacher, "model") or not callable(getattr(teacher, "forward", None)):
+            raise TypeError(f"radocc.teacher: a {type(teacher).__name__}, not an occupancy method")
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        teacher.eval()
         t_grid = teacher.model.output_grid
         if t_grid != self.model.output_grid or teacher.model.cfg.num_classes != model_cfg.num_classes:
             raise ValueError(f"radocc.teacher: its output grid {t_grid.shape} / {teacher.model.cfg.num_classes} classes differ from the "

@@ -139,3 +139,25 @@ def test_perception_from_a_checkpoint_is_loaded_by_the_composition_root(tmp_path
     with pytest.raises(ValueError, match="does not match this run's model config"):
         OccSceneMethod(other, OccSceneConfig(**occ), perception=src.model)
     assert isinstance(src, SupervisedMethod)
+
+
+def test_init_from_an_occscene_run_restarts_the_stages(tmp_path):
+    from occkit.config import to_dict
+    from occkit.engine.checkpoint import save_checkpoint
+    from occkit.engine.init_from import init_from
+    from occkit.experiment import ExperimentConfig
+
+    src = make()
+    src.training_step(batch())
+    src.training_step(batch())
+    assert src.stage() == 2
+    cfg = to_dict(ExperimentConfig(method="occscene", model=tiny_model_cfg()))
+    save_checkpoint(tmp_path / "src", 2, src, cfg, {})
+    torch.manual_seed(3)
+    m = OccSceneMethod(tiny_model_cfg(), src.cfg)
+    _, report = init_from(m, tmp_path / "src", cfg["model"])
+    assert report.fresh == ["step"] and int(m.step) == 0 and m.stage() == 0  # a fresh run's stages
+    assert not report.new and not report.skipped and not report.unused
+    for k, v in src.state_dict().items():
+        if k != "step":
+            assert torch.equal(m.state_dict()[k], v), k

@@ -21,6 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="length of the run in steps (sets optim.max_steps; default: the preset's)")
     p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of training (sets train.max_minutes; default: the preset's, 0 = no limit)")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
+    p.add_argument("--init-from", metavar="RUN", default=None,
+                   help="start from another run's weights (a run folder, RUN/checkpoints/step_N or a .safetensors file; "
+                        "sets train.init_from): tensors matching by name and shape are loaded, with a fresh optimiser and "
+                        "schedule at step 0; what loaded goes to stderr and RUN/init_from.json")
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=1e-3 data.batch_size=2 (repeatable: every --set counts)")
     p.add_argument("--no-val", action="store_true", help="skip validation")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (training, class counts, validation)")
@@ -39,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.minutes is not None:
         overrides.append(f"train.max_minutes={args.minutes}")
     cfg = load_experiment(args.config, overrides)
+    if args.init_from is not None:  # set as given (a path is not parsed as YAML as --set values are)
+        cfg.train.init_from = args.init_from
     train_set = build_dataset(cfg, args.data, cfg.data.train_split, train=True)
     if len(train_set) == 0:
         raise ValueError(f"{args.data}: split '{cfg.data.train_split}' has no frames")

@@ -71,3 +71,19 @@ class TrainConfig:
     """DDP: allow parameters that get no gradient in a step (slower; needed by some methods)."""
     tensorboard: bool = True
     """Write TensorBoard logs under ``RUN/tb``."""
+    init_from: str | None = None
+    """Start from another run's weights: a run folder (its newest checkpoint), a checkpoint folder
+    (``RUN/checkpoints/step_N``) or a ``.safetensors`` weights file (``occkit train --init-from``).
+    Unlike ``--resume`` the optimiser, the schedule and the step start afresh at 0. Every tensor of
+    this method's ``state_dict`` whose name and shape match one of the source's is loaded; the rest
+    keep their initial values. The source's files are checked against its ``checksums.json`` and
+    NaN is refused; a source whose ``model.point_range`` / ``model.voxel_size`` (output grid),
+    ``model.num_classes`` or ``model.modality`` cannot fit this run's is refused (camera and lidar
+    share no input path; fusion starts from either and seeds either). What was loaded, new, skipped
+    for its shape and left unused is printed and written to ``RUN/init_from.json`` (with the
+    weights file and its SHA-256). A resumed run (``--resume`` with a checkpoint of its own) does
+    not apply it again and does not re-check the source: its checkpoint holds the weights."""
+    init_from_ema: bool = True
+    """With ``init_from`` a run or checkpoint folder: take the source's EMA weights
+    (``ema.safetensors``) when it has them, else its raw weights. A weights file named directly is
+    used as named."""

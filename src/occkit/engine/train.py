@@ -34,15 +34,21 @@ from occkit.engine.checkpoint import (
     EMA_FILE, MODEL_FILE, latest_checkpoint, load_config_dict, load_trainer_state, load_weights,
     remove_partial_checkpoints, save_checkpoint,
 )
+from occkit.engine.config import TrainConfig
 from occkit.engine.data import eval_batches, seed_everything, step_seed, train_batches
 from occkit.engine.distributed import (
     DistInfo, all_reduce_mean, any_process, cleanup_distributed, init_distributed, is_distributed, max_over_processes,
 )
 from occkit.engine.evaluate import autocast, evaluate, resolve_amp
+from occkit.engine.init_from import init_from, init_record, report_lines
 from occkit.engine.logging import RunLogger
 from occkit.engine.optim import EMA, build_optimizer, build_scheduler
 from occkit.experiment import ExperimentConfig, build_method, resolve_auto_class_counts
 from occkit.fileio import write_json_atomic
+
+
+INIT_RECORD = "init_from.json"
+"""Where a run started from another's weights records the source and what loaded (in the run folder)."""
 
 
 class TrainingStep(nn.Module):
@@ -99,6 +105,12 @@ def train(
             files fail their checksum or hold NaN / infinity is refused before any step, and the
             records of ``train.jsonl`` / ``metrics.jsonl`` (and TensorBoard's events) past the
             step the run starts from are dropped, so the redone steps are not logged twice.
+            ``cfg.train.init_from`` applies to a run that starts at step 0 (a fresh one, or a
+            resume that finds no checkpoint): the source's matching weights are loaded on every
+            rank before the EMA copy, the optimiser and the DDP wrapper are made
+            (:mod:`occkit.engine.init_from`; rank 0 prints what loaded and writes
+            ``RUN/init_from.json``). A resume from the run's own checkpoint neither applies nor
+            re-checks it.
         stop_at: stop after this step as if interrupted (the schedule still spans max_steps).
         rayiou: factory of a fresh RayIoU metric, with ``rayiou_origins(token) -> (K, 3)``.
         progress: show a progress bar (rank 0).
@@ -120,6 +132,8 @@ def _train(
     oc, tc = cfg.optim, cfg.train
     if oc.schedule == "time" and tc.max_minutes <= 0:
         raise ValueError("optim.schedule='time' needs a time budget: set train.max_minutes > 0")
+    if tc.init_from is not None and not str(tc.init_from).strip():
+        raise ValueError("train.init_from: empty; give a run folder, a checkpoint folder or a weights file (or leave it unset)")
     if tc.threads > 0 and device.type == "cpu":
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed)  # the same initial weights on every rank
@@ -127,14 +141,8 @@ def _train(
     if method is None:
         method = build_method(cfg)
     method.to(device)
-    ema = EMA(method, oc.ema_decay) if oc.ema else None
-    optimizer = build_optimizer(method, oc.lr, oc.weight_decay, tuple(oc.betas))
-    scheduler = build_scheduler(optimizer, oc.warmup_steps, oc.max_steps, oc.min_lr_ratio)
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and oc.amp == "fp16" else None
-    amp = resolve_amp(device, oc.amp, oc.cpu_bf16)
     cfg_dict = to_dict(cfg)
 
-    step, train_seconds = 0, 0.0
     if info.is_main:
         for partial in remove_partial_checkpoints(run_dir):
             print(f"removed {partial}: a checkpoint left half-written by an earlier crash", file=sys.stderr)
@@ -143,8 +151,19 @@ def _train(
             f"{run_dir} holds checkpoints of an earlier run (newest: {earlier.name}): resume it (--resume), "
             "or train into another folder"
         )
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    if tc.init_from and ckpt is None:  # every rank loads, before the EMA copy and the DDP wrapper
+        _init_from(method, tc, cfg_dict, run_dir, info)
+    elif tc.init_from and info.is_main:
+        print(f"train.init_from: not applied again on resume ({ckpt} holds the weights)", file=sys.stderr)
+    ema = EMA(method, oc.ema_decay) if oc.ema else None
+    optimizer = build_optimizer(method, oc.lr, oc.weight_decay, tuple(oc.betas))
+    scheduler = build_scheduler(optimizer, oc.warmup_steps, oc.max_steps, oc.min_lr_ratio)
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and oc.amp == "fp16" else None
+    amp = resolve_amp(device, oc.amp, oc.cpu_bf16)
+
+    step, train_seconds = 0, 0.0
     if resume:
-        ckpt = latest_checkpoint(run_dir)
         if ckpt is not None:
             _warn_config_change(load_config_dict(ckpt), cfg_dict, ckpt, info)
             load_weights(method, ckpt / MODEL_FILE)
@@ -260,6 +279,17 @@ def _train(
             logger.close()
     result.step, result.train_seconds = step, train_seconds
     return result
+
+
+def _init_from(method: nn.Module, tc: TrainConfig, cfg_dict: dict[str, Any], run_dir: Path, info: DistInfo) -> None:
+    """Load ``train.init_from``'s matching weights into ``method`` (:mod:`occkit.engine.init_from`);
+    rank 0 prints the report and writes ``RUN/init_from.json``."""
+    source, report = init_from(method, tc.init_from, cfg_dict["model"], tc.init_from_ema)
+    if info.is_main:
+        for line in report_lines(source, report):
+            print(line, file=sys.stderr)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / INIT_RECORD, init_record(source, report))
 
 
 def _validate(

@@ -1,0 +1,201 @@
+"""The scorers run on each arm's run once its training reaches the budget: one small table.
+
+Each scorer turns options from the spec's ``scoring:`` list into occkit commands that write JSON
+files in the run folder, and names the keys of those files the results table reports. An arm x
+seed is finished when every scorer's files exist; a scorer whose files all exist is not rerun.
+Adding a scorer is one entry in :data:`SCORERS`.
+
+Every entry of ``scoring:`` also takes ``data`` (the dataset scored; default the arm's ``data``,
+e.g. the real world where an arm trains on pseudo-labels) and ``arms`` (the arms it applies to;
+default all). The learning curve (the spec's ``metric`` in ``RUN/metrics.jsonl``) is always read.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: An option with no default: the spec must give it.
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class ScoreContext:
+    """What a scorer's commands need: one run, where and how to score it."""
+
+    run: Path
+    """The arm x seed run folder (its newest checkpoint is scored)."""
+    data: str
+    """The dataset scored (resolved path)."""
+    device: str
+    """``cpu`` / ``cuda`` (the runner's ``--device``)."""
+    threads: int
+    """Torch threads per process (the runner's ``--threads``)."""
+    options: dict[str, Any]
+    """The scoring entry's options (defaults filled, stage references resolved)."""
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """How to run one kind of scoring and what to report of it."""
+
+    name: str
+    help: str
+    options: dict[str, Any]
+    """Its own options -> default (:data:`REQUIRED` when the spec must give it)."""
+    outputs: Callable[[dict[str, Any]], list[str]]
+    """Options -> the JSON file names it writes in the run folder."""
+    commands: Callable[[ScoreContext, list[str]], list[list[str]]]
+    """``(context, missing outputs)`` -> occkit argv lists (after ``occkit``), run in order."""
+    figures: tuple[tuple[str, str], ...]
+    """``(key in its JSON, column label)`` reported in the table (keys absent from a file are skipped)."""
+    temporary: Callable[[ScoreContext], list[Path]] = lambda ctx: []
+    """Folders removed once its files are written (unless ``keep: true``)."""
+    check: Callable[[dict[str, Any]], None] = lambda opts: None
+    """Raises ``ValueError`` naming a bad option value."""
+
+
+# ----------------------------------------------------------------------------------- occ3d / ssc
+OCC3D_MASKS = ("camera", "lidar", "both", "none")
+
+
+def _occ3d_outputs(o: dict[str, Any]) -> list[str]:
+    return [f"score_occ3d_{m}.json" for m in o["masks"]]
+
+
+def _occ3d_check(o: dict[str, Any]) -> None:
+    masks = o["masks"]
+    if not isinstance(masks, list) or not masks or any(m not in OCC3D_MASKS for m in masks):
+        raise ValueError(f"masks: expected a non-empty list of {', '.join(OCC3D_MASKS)}, got {masks!r}")
+    metrics = o["metrics"]
+    if not isinstance(metrics, list) or not metrics or any(m not in ("miou", "rayiou") for m in metrics):
+        raise ValueError(f"metrics: expected a list of miou, rayiou, got {metrics!r}")
+
+
+def _predict(ctx: ScoreContext, pred: Path) -> list[str]:
+    return ["predict", "--ckpt", str(ctx.run), "--data", ctx.data, "--out", str(pred), "--split", ctx.options["split"],
+            "--device", ctx.device, "--overwrite", "--no-progress"]
+
+
+def _occ3d_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
+    pred = ctx.run / "pred_occ3d"
+    out = [_predict(ctx, pred)]
+    for m in ctx.options["masks"]:
+        if f"score_occ3d_{m}.json" in missing:
+            out.append(["eval", "--gt", ctx.data, "--pred", str(pred), "--format", "occ3d", "--split", ctx.options["split"],
+                        "--mask", m, "--metrics", ",".join(ctx.options["metrics"]), "--json", str(ctx.run / f"score_occ3d_{m}.json"),
+                        "--threads", str(ctx.threads), "--no-progress"])
+    return out
+
+
+def _ssc_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
+    pred = ctx.run / "pred_ssc"
+    return [_predict(ctx, pred),
+            ["eval", "--gt", ctx.data, "--pred", str(pred), "--format", "semantickitti", "--split", ctx.options["split"],
+             "--json", str(ctx.run / "score_ssc.json"), "--threads", str(ctx.threads), "--no-progress"]]
+
+
+# ----------------------------------------------------------------------------------- retrieval
+def _retrieval_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
+    o = ctx.options
+    argv = ["retrieval", "--data", ctx.data, "--ckpt", str(ctx.run), "--split", o["split"], "--protocol", o["protocol"],
+            "--max-frames", str(o["max_frames"]), "--device", ctx.device, "--out", str(ctx.run / "score_retrieval.json")]
+    if o["queries"] is not None:
+        argv += ["--queries", str(o["queries"])]
+    return [argv]
+
+
+def _retrieval_check(o: dict[str, Any]) -> None:
+    if o["protocol"] not in ("voxels", "points"):
+        raise ValueError(f"protocol: expected voxels or points, got {o['protocol']!r}")
+
+
+# ----------------------------------------------------------------------------------- eval_gen
+def _eval_gen_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
+    from occkit.ablate.cliargs import mapping_argv, verb_parsers
+
+    o = ctx.options
+    gen = ctx.run / "gen"
+    if gen.exists():  # occkit generate wants a new folder: a half-written one from a stop goes
+        shutil.rmtree(gen)
+    generate = ["generate", "--ckpt", str(ctx.run), "--data", ctx.data, "--out", str(gen), "--device", ctx.device,
+                "--no-progress", *mapping_argv(verb_parsers("generate")[1], o["generate"])]
+    judge = ["eval-gen", "--gen", str(gen), "--real", ctx.data, "--judge", str(o["judge"]), "--split", o["split"],
+             "--device", ctx.device, "--out", str(ctx.run / "score_eval_gen.json")]
+    return [generate, judge]
+
+
+def _eval_gen_check(o: dict[str, Any]) -> None:
+    from occkit.ablate.cliargs import mapping_argv, parse_check, verb_parsers
+
+    if not isinstance(o["generate"], dict):
+        raise ValueError(f"generate: expected a mapping of occkit generate options, got {o['generate']!r}")
+    for k in ("ckpt", "data", "out", "device"):
+        if k in o["generate"]:
+            raise ValueError(f"generate.{k}: set by the runner")
+    words = mapping_argv(verb_parsers("generate")[1], o["generate"])
+    try:
+        parse_check("generate", ["--ckpt", "RUN", "--data", "DATA", "--out", "GEN", *words])
+    except ValueError as e:
+        raise ValueError(f"generate: {e}") from None
+
+
+#: name -> scorer. ``occkit ablate --help`` and the spec checks read this table.
+SCORERS: dict[str, Scorer] = {
+    s.name: s
+    for s in (
+        Scorer(
+            name="occ3d",
+            help="occkit predict on the split, then occkit eval --mask M --json per mask (Occ3D mIoU, geometry IoU, RayIoU)",
+            options={"masks": ["camera"], "metrics": ["miou"], "split": "val", "keep_predictions": False},
+            outputs=_occ3d_outputs,
+            commands=_occ3d_commands,
+            figures=(("miou", "mIoU"), ("geometry_iou", "IoU"), ("rayiou", "RayIoU")),
+            temporary=lambda ctx: [ctx.run / "pred_occ3d"],
+            check=_occ3d_check,
+        ),
+        Scorer(
+            name="ssc",
+            help="occkit predict, then occkit eval --format semantickitti (SemanticKITTI SSC mIoU, completion IoU)",
+            options={"split": "val", "keep_predictions": False},
+            outputs=lambda o: ["score_ssc.json"],
+            commands=_ssc_commands,
+            figures=(("ssc_miou", "SSC mIoU"), ("completion_iou", "completion IoU")),
+            temporary=lambda ctx: [ctx.run / "pred_ssc"],
+        ),
+        Scorer(
+            name="retrieval",
+            help="occkit retrieval --ckpt RUN (open-vocabulary mAP: all, seen, held-out names)",
+            options={"split": "val", "protocol": "voxels", "max_frames": 0, "queries": None},
+            outputs=lambda o: ["score_retrieval.json"],
+            commands=_retrieval_commands,
+            figures=(("map_all", "mAP"), ("map_seen_all", "mAP seen"), ("map_heldout_all", "mAP held-out")),
+            check=_retrieval_check,
+        ),
+        Scorer(
+            name="eval_gen",
+            help="occkit generate (options in generate:) then occkit eval-gen --judge JUDGE (FID, KID, layout mIoU)",
+            options={"judge": REQUIRED, "generate": {}, "split": "val", "keep_predictions": False},
+            outputs=lambda o: ["score_eval_gen.json"],
+            commands=_eval_gen_commands,
+            figures=(("fid", "FID"), ("kid", "KID"), ("layout_miou", "layout mIoU")),
+            temporary=lambda ctx: [ctx.run / "gen"],
+            check=_eval_gen_check,
+        ),
+    )
+}
+
+#: Keys every ``scoring:`` entry takes besides its scorer's own options.
+COMMON_KEYS = ("scorer", "data", "arms")
+
+#: Options holding a path (a stage reference, or a path relative to the spec file).
+PATH_OPTIONS = ("data", "judge", "queries")
+
+
+def output_label(scorer: str, output: str) -> str:
+    """A short column suffix for one output file: ``score_occ3d_camera.json`` -> ``occ3d camera``."""
+    stem = output.removesuffix(".json").removeprefix("score_")
+    return stem.replace(f"{scorer}_", f"{scorer} ", 1) if stem != scorer else scorer

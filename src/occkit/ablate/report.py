@@ -1,0 +1,410 @@
+"""The ablation's results, rebuilt from disk: ``results.json``, ``results.md`` and ``curves.png``.
+
+Everything is read from the run folders (``metrics.jsonl``, the scorers' JSON, ``ablate.json``,
+the newest checkpoint) and the stages' ``stage.json``, so ``occkit ablate SPEC --out DIR
+--report`` rebuilds the same files without running anything, and the runner rewrites them after
+every finished arm x seed (arms not run yet are marked so).
+
+Per arm x seed: the spec's ``metric`` at the last validation at or before the budget (the
+curve's end), the scorers' figures, the last two validations and whether they differ by at most
+``tolerance`` (converged; None with fewer than two validations). Per arm, over the seeds that
+have a value: the mean and the half-range ((max - min) / 2) of each figure; converged when every
+seed is.
+
+``results.json``::
+
+    {"name", "description", "spec", "command", "updated", "budget", "validations", "val_every",
+     "tolerance", "metric", "seeds",
+     "columns": [{"id": "occ3d_camera.miou", "label": "mIoU (occ3d camera)", "file", "key"}, ...],
+     "stages": {NAME: {"command", "hash", "folder", "status", "wall_seconds", "finished"}},
+     "arms": {ARM: {"preset", "set", "init_from", "data", "description", "status",
+                    "seeds": {"0": {"run", "status", "detail", "step", "metric", "curve": [[step, value], ...],
+                                    "last_two", "delta", "converged", "scores": {COLUMN_ID: value},
+                                    "train_seconds", "score_seconds", "train_minutes", "error"}},
+                    "summary": {"metric" | COLUMN_ID: {"mean", "half_range", "values", "seeds", "n"}},
+                    "converged", "train_seconds", "score_seconds"}},
+     "spec_resolved": the spec's mapping after the command line's overrides}
+
+Wall seconds are the runner's clock around each subprocess, summed over sessions (a session
+killed mid-command loses its share); ``train_minutes`` is the engine's own count of training
+time (validation excluded), which survives stops.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from occkit.ablate.scorers import SCORERS, output_label
+from occkit.fileio import read_json, write_json_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    from occkit.ablate.runner import Ablation
+
+
+# ------------------------------------------------------------------------------------- figures
+def metric_curve(records: Sequence[dict[str, Any]], metric: str, budget: int | None = None) -> list[list[float]]:
+    """``[[step, value], ...]`` of ``metric`` in validation records, by step (a step logged twice
+    keeps its last record; steps past ``budget`` and non-finite values are left out)."""
+    by_step: dict[int, float] = {}
+    for r in records:
+        step, v = r.get("step"), r.get(metric)
+        if not isinstance(step, (int, float)) or isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if budget is not None and step > budget or not math.isfinite(float(v)):
+            continue
+        by_step[int(step)] = float(v)
+    return [[s, by_step[s]] for s in sorted(by_step)]
+
+
+def convergence(curve: Sequence[Sequence[float]], tolerance: float) -> dict[str, Any]:
+    """The last two validations of a curve and whether they differ by at most ``tolerance``
+    (``converged`` None with fewer than two)."""
+    if len(curve) < 2:
+        return {"last_two": [v for _, v in curve[-1:]] or None, "delta": None, "converged": None}
+    a, b = curve[-2][1], curve[-1][1]
+    delta = b - a
+    return {"last_two": [a, b], "delta": delta, "converged": bool(abs(delta) <= tolerance)}
+
+
+def spread(values: dict[str, float | None]) -> dict[str, Any] | None:
+    """Mean and half-range ((max - min) / 2) over the seeds that have a value, or None."""
+    have = {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
+    if not have:
+        return None
+    vs = list(have.values())
+    return {"mean": sum(vs) / len(vs), "half_range": (max(vs) - min(vs)) / 2, "values": vs, "seeds": list(have), "n": len(vs)}
+
+
+def columns(spec: Any) -> list[dict[str, str]]:
+    """The table's scorer columns, in the order of ``scoring:``."""
+    out = []
+    for sc in spec.scoring:
+        scorer = SCORERS[sc.scorer]
+        for f in scorer.outputs(sc.options):
+            for key, label in scorer.figures:
+                if sc.scorer == "occ3d" and key == "rayiou" and "rayiou" not in sc.options["metrics"]:
+                    continue
+                out.append({"id": f"{f.removesuffix('.json').removeprefix('score_')}.{key}",
+                            "label": f"{label} ({output_label(sc.scorer, f)})", "file": f, "key": key})
+    return out
+
+
+def _figure(data: dict[str, Any], key: str) -> float | None:
+    v = data.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+        return None
+    return float(v)
+
+
+def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -> dict[str, Any]:
+    """One arm x seed, as results.json records it, from its run folder."""
+    from occkit.ablate.runner import RUN_RECORD, checkpoint_step
+    from occkit.engine.logging import read_jsonl
+
+    sp, run = ab.spec, ab.run_dir(arm, seed)
+    status, detail = ab.run_state(arm, seed)
+    res: dict[str, Any] = {"run": os.path.relpath(run, ab.out), "status": "not run" if status == "new" else status, "detail": detail,
+                           "step": None, "metric": None, "curve": [], "last_two": None, "delta": None, "converged": None,
+                           "scores": {}, "train_seconds": None, "score_seconds": None, "train_minutes": None, "error": None}
+    if not run.exists():
+        return res
+    res["step"] = checkpoint_step(run)
+    records = read_jsonl(run / "metrics.jsonl") if (run / "metrics.jsonl").is_file() else []
+    res["curve"] = metric_curve(records, sp.metric, sp.budget)
+    if res["step"] == sp.budget and res["curve"] and res["curve"][-1][0] == sp.budget:
+        res["metric"] = res["curve"][-1][1]
+    res.update(convergence(res["curve"], sp.tolerance) if res["step"] == sp.budget else {})
+    minutes = [r.get("train_minutes") for r in records if isinstance(r.get("train_minutes"), (int, float))]
+    res["train_minutes"] = minutes[-1] if minutes else None
+    files = {o for s in sp.scorings_for(arm) for o in SCORERS[s.scorer].outputs(s.options)}
+    for c in cols:
+        f = run / c["file"]
+        if c["file"] in files and f.is_file():
+            res["scores"][c["id"]] = _figure(read_json(f), c["key"])
+    if (run / RUN_RECORD).is_file():
+        rec = read_json(run / RUN_RECORD)
+        res["train_seconds"], res["score_seconds"], res["error"] = rec.get("train_seconds"), rec.get("score_seconds"), rec.get("error")
+        if rec.get("error") and status != "done" and status != "locked":
+            res["status"] = "failed"
+    return res
+
+
+def collect(ab: Ablation) -> dict[str, Any]:
+    """The whole results record (see the module docstring) from disk."""
+    sp = ab.spec
+    cols = columns(sp)
+    out: dict[str, Any] = {
+        "name": sp.name, "description": sp.description, "spec": str(sp.path), "command": ab.opts.command,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "budget": sp.budget, "validations": sp.validations,
+        "val_every": sp.val_every, "tolerance": sp.tolerance, "metric": sp.metric, "seeds": list(sp.seeds),
+        "columns": cols, "stages": {}, "arms": {},
+    }
+    for name in ab.reported:
+        plan = ab.plans[name]
+        rec = plan.record() or {}
+        out["stages"][name] = {"command": plan.command, "hash": plan.hash, "folder": os.path.relpath(plan.out, ab.out),
+                               "status": plan.status(), "wall_seconds": rec.get("wall_seconds"), "finished": rec.get("finished")}
+    for arm_name, arm in sp.arms.items():
+        seeds = {str(s): seed_result(ab, arm_name, s, cols) for s in sp.seeds}
+        arm_cols = [c for c in cols if any(c["file"] in SCORERS[x.scorer].outputs(x.options) for x in sp.scorings_for(arm_name))]
+        summary: dict[str, Any] = {"metric": spread({k: v["metric"] for k, v in seeds.items()})}
+        for c in arm_cols:
+            summary[c["id"]] = spread({k: v["scores"].get(c["id"]) for k, v in seeds.items() if v["status"] == "done"})
+        flags = [v["converged"] for v in seeds.values() if v["status"] == "done"]
+        statuses = [v["status"] for v in seeds.values()]
+        status = ("done" if all(s == "done" for s in statuses) else "not run" if all(s == "not run" for s in statuses)
+                  else "failed" if "failed" in statuses else "partial")
+        out["arms"][arm_name] = {
+            "preset": arm.preset, "set": list(arm.set), "init_from": arm.init_from, "data": arm.data,
+            "description": arm.description, "status": status, "seeds": seeds, "summary": summary,
+            "converged": (False if False in flags else True if flags and all(f is True for f in flags) else None),
+            "train_seconds": sum(v["train_seconds"] or 0.0 for v in seeds.values()),
+            "score_seconds": sum(v["score_seconds"] or 0.0 for v in seeds.values()),
+        }
+    out["spec_resolved"] = sp.raw
+    return out
+
+
+# ------------------------------------------------------------------------------------- markdown
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def _pm(s: dict[str, Any] | None) -> str:
+    return "" if s is None else f"{s['mean']:.2f} ± {s['half_range']:.2f}"
+
+
+def converged_cell(arm: dict[str, Any], tolerance: float) -> str:
+    """``yes``, ``no (s1: Δ 0.83)``, ``n/a`` (one validation) or empty (no seed done)."""
+    done = {k: v for k, v in arm["seeds"].items() if v["status"] == "done"}
+    if not done:
+        return ""
+    bad = [f"s{k}: Δ {v['delta']:+.2f}" for k, v in done.items() if v["converged"] is False]
+    if bad:
+        return "no (" + ", ".join(bad) + ")"
+    if all(v["converged"] is None for v in done.values()):
+        return "n/a"
+    return "yes" + ("" if len(done) == len(arm["seeds"]) else f" ({len(done)} of {len(arm['seeds'])} seeds)")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """``results.md``: the arms' table, its legend, and the stages' wall times."""
+    r = results
+    seeds = ", ".join(str(s) for s in r["seeds"])
+    cols = r["columns"]
+    head = [f"arm", f"{r['metric']} at step {r['budget']}: mean ± half-range (per seed)", *[c["label"] for c in cols], "converged"]
+    lines = [f"# Ablation: {r['name']}", ""]
+    if r["description"]:
+        lines += [r["description"], ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, arm in r["arms"].items():
+        s = arm["summary"]["metric"]
+        if s is not None:
+            values = ", ".join(f"s{k} {_num(v['metric'])}" for k, v in arm["seeds"].items() if v["metric"] is not None)
+            first = f"{_pm(s)} ({values})"
+            n_done = sum(1 for v in arm["seeds"].values() if v["status"] == "done")
+            if n_done < len(arm["seeds"]):
+                first += f" [{n_done} of {len(arm['seeds'])} seeds done]"
+        else:
+            first = {"not run": "not run yet", "failed": "failed (see its log)"}.get(arm["status"], "running or stopped")
+            steps = [f"s{k}: step {v['step']}" for k, v in arm["seeds"].items() if v["step"] is not None]
+            if steps and arm["status"] != "not run":
+                first += " (" + ", ".join(steps) + ")"
+        cells = [_pm(arm["summary"].get(c["id"])) for c in cols]
+        lines.append("| " + " | ".join([name, first, *cells, converged_cell(arm, r["tolerance"])]) + " |")
+    lines += [
+        "",
+        f"Spec `{r['spec']}`; budget {r['budget']} steps; seeds {seeds}; validation every {r['val_every']} steps; "
+        f"tolerance {r['tolerance']:g} ({r['metric']}: converged = the last two validations of every seed differ by at most that). "
+        f"Figures: each seed's value at step {r['budget']}, mean ± half of the range over the seeds; scorer columns likewise. "
+        f"Command: `{r['command']}`. Updated {r['updated']}.",
+    ]
+    if r["stages"]:
+        lines += ["", "| stage | command | folder | wall |", "|---|---|---|---|"]
+        for name, st in r["stages"].items():
+            wall = "not built" if st["wall_seconds"] is None else _duration(st["wall_seconds"])
+            lines.append(f"| {name} | {st['command']} | `{st['folder']}` | {wall} |")
+    return "\n".join(lines) + "\n"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+# ------------------------------------------------------------------------------------- curves
+#: One colour per arm (matplotlib's tab10).
+ARM_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+               (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+#: One marker and dash pattern per seed (cycled).
+SEED_STYLES = [("circle", None), ("square", (8, 5)), ("triangle", (2, 4)), ("diamond", (12, 4, 2, 4)), ("cross", (4, 4))]
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """About ``n`` round tick values covering ``[lo, hi]``."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [0.0, 1.0]
+    if hi <= lo:
+        hi = lo + (abs(lo) * 0.1 or 1.0)
+    raw = (hi - lo) / max(1, n)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    start = math.floor(lo / step) * step
+    ticks = []
+    t = start
+    while t <= hi + step * 1e-9:
+        ticks.append(round(t, 12))
+        t += step
+    if ticks[-1] < hi:
+        ticks.append(round(t, 12))
+    return ticks
+
+
+def _tick_text(v: float, step: float) -> str:
+    if step >= 1 and float(v).is_integer():
+        return f"{int(v)}"
+    digits = max(0, -math.floor(math.log10(step)) + (1 if step * 10 ** -math.floor(math.log10(step)) == 2.5 else 0))
+    return f"{v:.{min(digits, 6)}f}"
+
+
+def _marker(draw: Any, x: float, y: float, kind: str, colour: tuple[int, int, int], r: int = 4) -> None:
+    if kind == "circle":
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)
+    elif kind == "square":
+        draw.rectangle([x - r, y - r, x + r, y + r], fill=colour)
+    elif kind == "triangle":
+        draw.polygon([(x, y - r - 1), (x - r - 1, y + r), (x + r + 1, y + r)], fill=colour)
+    elif kind == "diamond":
+        draw.polygon([(x, y - r - 1), (x + r + 1, y), (x, y + r + 1), (x - r - 1, y)], fill=colour)
+    else:
+        draw.line([x - r, y - r, x + r, y + r], fill=colour, width=2)
+        draw.line([x - r, y + r, x + r, y - r], fill=colour, width=2)
+
+
+def _polyline(draw: Any, pts: list[tuple[float, float]], colour: tuple[int, int, int], dash: tuple[int, ...] | None, width: int = 2) -> None:
+    if dash is None:
+        if len(pts) > 1:
+            draw.line(pts, fill=colour, width=width, joint="curve")
+        return
+    pattern, k, left, on = list(dash), 0, float(dash[0]), True
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        seg = math.hypot(x1 - x0, y1 - y0)
+        pos = 0.0
+        while pos < seg:
+            step = min(left, seg - pos)
+            if on:
+                a, b = pos / seg, (pos + step) / seg
+                draw.line([(x0 + (x1 - x0) * a, y0 + (y1 - y0) * a), (x0 + (x1 - x0) * b, y0 + (y1 - y0) * b)], fill=colour, width=width)
+            pos += step
+            left -= step
+            if left <= 1e-9:
+                k = (k + 1) % len(pattern)
+                left, on = float(pattern[k]), not on
+
+
+def curves_image(results: dict[str, Any], width: int = 960, height: int = 560) -> np.ndarray:
+    """``(H, W, 3) uint8``: the metric against the step, one colour per arm, one marker and dash
+    pattern per seed, with axes, ticks, labels and a legend."""
+    from PIL import Image, ImageDraw
+
+    from occkit.viz.draw import font, text_size
+
+    r = results
+    series = []
+    arm_names = list(r["arms"])
+    for i, (name, arm) in enumerate(r["arms"].items()):
+        for j, (seed, s) in enumerate(arm["seeds"].items()):
+            if s["curve"]:
+                series.append((name, seed, ARM_COLOURS[i % len(ARM_COLOURS)], SEED_STYLES[j % len(SEED_STYLES)], s["curve"]))
+    img = Image.new("RGB", (width, height), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    f, fs, ft = font(13), font(12), font(16)
+    legend_w = max([text_size(n, 13)[0] for n in arm_names] + [text_size("seed 0000", 13)[0]]) + 60
+    left, right, top, bottom = 78, width - legend_w - 20, 44, height - 56
+    title = f"{r['name']}: {r['metric']} on validation (budget {r['budget']} steps, seeds {', '.join(str(s) for s in r['seeds'])})"
+    d.text((left, 12), title, fill=(0, 0, 0), font=ft)
+    xs = [p[0] for s in series for p in s[4]]
+    ys = [p[1] for s in series for p in s[4]]
+    xt = nice_ticks(0, max([r["budget"], *xs]))
+    yt = nice_ticks(min(ys), max(ys)) if ys else [0.0, 1.0]
+    x0, x1, y0, y1 = xt[0], xt[-1], yt[0], yt[-1]
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        return (left + (x - x0) / (x1 - x0) * (right - left), bottom - (y - y0) / (y1 - y0 or 1) * (bottom - top))
+
+    for t in yt:
+        _, y = px(x0, t)
+        d.line([left, y, right, y], fill=(230, 230, 230))
+        label = _tick_text(t, yt[1] - yt[0] if len(yt) > 1 else 1.0)
+        w, h = text_size(label, 12)
+        d.text((left - w - 8, y - h / 2 - 2), label, fill=(40, 40, 40), font=fs)
+    for t in xt:
+        x, _ = px(t, y0)
+        d.line([x, top, x, bottom], fill=(240, 240, 240))
+        d.line([x, bottom, x, bottom + 5], fill=(0, 0, 0))
+        label = _tick_text(t, xt[1] - xt[0] if len(xt) > 1 else 1.0)
+        w, _ = text_size(label, 12)
+        d.text((x - w / 2, bottom + 8), label, fill=(40, 40, 40), font=fs)
+    d.rectangle([left, top, right, bottom], outline=(0, 0, 0))
+    xl = "optimiser step"
+    d.text(((left + right) / 2 - text_size(xl, 13)[0] / 2, bottom + 28), xl, fill=(0, 0, 0), font=f)
+    yl_w, yl_h = text_size(r["metric"], 13)
+    yl = Image.new("RGB", (yl_w + 4, yl_h + 6), (255, 255, 255))
+    ImageDraw.Draw(yl).text((2, 0), r["metric"], fill=(0, 0, 0), font=f)
+    yl = yl.rotate(90, expand=True)
+    img.paste(yl, (10, int((top + bottom) / 2 - yl.size[1] / 2)))
+    if not series:
+        msg = "no validations yet"
+        d.text(((left + right) / 2 - text_size(msg, 13)[0] / 2, (top + bottom) / 2), msg, fill=(120, 120, 120), font=f)
+    for name, seed, colour, (marker, dash), curve in series:
+        pts = [px(x, y) for x, y in curve]
+        _polyline(d, pts, colour, dash)
+        for x, y in pts:
+            _marker(d, x, y, marker, colour)
+    # legend: arms by colour, then seeds by marker and dash
+    lx, ly = right + 20, top
+    d.text((lx, ly), "arms", fill=(0, 0, 0), font=f)
+    ly += 20
+    for i, name in enumerate(arm_names):
+        colour = ARM_COLOURS[i % len(ARM_COLOURS)]
+        d.line([lx, ly + 8, lx + 28, ly + 8], fill=colour, width=3)
+        d.text((lx + 36, ly), name, fill=(0, 0, 0), font=f)
+        ly += 20
+    ly += 10
+    d.text((lx, ly), "seeds", fill=(0, 0, 0), font=f)
+    ly += 20
+    for j, seed in enumerate(r["seeds"]):
+        marker, dash = SEED_STYLES[j % len(SEED_STYLES)]
+        _polyline(d, [(lx, ly + 8), (lx + 28, ly + 8)], (60, 60, 60), dash)
+        _marker(d, lx + 14, ly + 8, marker, (60, 60, 60))
+        d.text((lx + 36, ly), f"seed {seed}", fill=(0, 0, 0), font=f)
+        ly += 20
+    return np.asarray(img).copy()
+
+
+# ------------------------------------------------------------------------------------- writing
+def write_outputs(results: dict[str, Any], out: str | Path) -> None:
+    """``results.json``, ``results.md`` and ``curves.png`` in ``out``, each written atomically."""
+    from occkit.viz.draw import save_png
+
+    out = Path(out)
+    write_json_atomic(out / "results.json", results)
+    write_text_atomic(out / "results.md", markdown(results))
+    save_png(out / "curves.png", curves_image(results))
+
+
+def write_report(ab: Ablation) -> dict[str, Any]:
+    """Collect the results from disk and write the three files; returns the results."""
+    results = collect(ab)
+    write_outputs(results, ab.out)
+    return results

@@ -1,0 +1,497 @@
+"""The ablation runner: stages first, then each arm x seed in lanes, resumable after any stop.
+
+Layout of ``--out DIR``::
+
+    DIR/runs/<arm>_s<seed>/     an ordinary occkit run folder (checkpoints/, metrics.jsonl, ...)
+        train.log               occkit train's output (every session appended)
+        score_<scorer>.log      the scorers' commands' output
+        score_*.json            the scorers' results
+        ablate.json             what trained it (arm, seed, preset, overrides, data as stage hashes,
+                                budget), wall seconds of training and scoring, the last error
+        ablate.lock             while a runner works on it
+    DIR/results.json, results.md, curves.png   rewritten after every finished arm x seed
+
+Every command runs as a subprocess (``python -m occkit.cli ...``), its output to a log file; up
+to ``lanes`` at a time, each with ``threads`` torch threads (``OMP_NUM_THREADS`` too). Stages are
+built first, in dependency order (independent ones side by side), then the arms x seeds in the
+order seed 0 of every arm, seed 1 of every arm, ... (a first comparison arrives early). Each
+arm x seed trains (``--resume`` when its folder holds a checkpoint), then runs its scorers in the
+same lane.
+
+Stops: everything lives on disk, so rerunning the same command resumes: a stopped training goes
+on from its newest checkpoint (the engine resumes exactly: same data order, RNG streams and
+schedule, so the figures are those of an uninterrupted run), finished arms x seeds are skipped,
+missing scorer files are made. The children die with the runner (Linux: ``PR_SET_PDEATHSIG``; and
+they share its process group); a folder locked by a process that still runs is reported and
+left alone. A run folder trained with other settings (another budget, world, overrides) is
+refused rather than mixed: use another ``--out``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from occkit.ablate.lock import FolderLock, LockBusy
+from occkit.ablate.scorers import SCORERS, ScoreContext
+from occkit.ablate.spec import AblationSpec, Scoring, arm_sets, init_from_words, refs_in, runner_sets, substitute, upstream
+from occkit.ablate.stages import StagePlan, plan_stages, stage_folders, stage_hashes
+from occkit.fileio import read_json, write_json_atomic
+
+RUN_RECORD = "ablate.json"
+RUN_LOCK = "ablate.lock"
+STAGE_LOCK = "stage.lock"
+
+
+class JobError(RuntimeError):
+    """A stage or an arm x seed failed; the message is one line naming it and its log."""
+
+
+@dataclass
+class RunOptions:
+    """How ``occkit ablate`` runs a spec (none of this changes the figures, except the device)."""
+
+    out: Path
+    """The ablation folder."""
+    cache: Path
+    """The stage cache (shared by specs)."""
+    lanes: int = 1
+    """Subprocesses at once."""
+    threads: int = 1
+    """Torch threads per subprocess."""
+    device: str = "cpu"
+    """``cpu`` or ``cuda`` (all lanes share the GPU)."""
+    only: list[str] | None = None
+    """Run only these arms (None = all)."""
+    command: str = ""
+    """The ``occkit ablate`` command line, for the report."""
+    poll_seconds: float = 0.1
+    """How often the lanes are checked."""
+
+
+@dataclass
+class Command:
+    """One subprocess of a job: ``occkit <argv>`` with its output appended to ``log``."""
+
+    argv: list[str]
+    log: Path
+    on_start: Callable[[int], None] | None = None
+
+
+@dataclass
+class Job:
+    """A stage or an arm x seed: a generator yielding :class:`Command` s and receiving their exit codes."""
+
+    name: str
+    label: str
+    make: Callable[[], Generator[Command, int, None]]
+    deps: list[str] = field(default_factory=list)
+
+
+def occkit_argv(argv: list[str]) -> list[str]:
+    """The full command line of ``occkit <argv>`` in this Python."""
+    return [sys.executable, "-m", "occkit.cli", *argv]
+
+
+def show(argv: list[str]) -> str:
+    """``occkit <argv>`` as one shell-quoted line."""
+    return "occkit " + shlex.join(argv)
+
+
+def _death_signal() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux kill the child (SIGKILL) when the runner dies, or None
+    elsewhere. (It fires when the thread that started the child ends: the runner starts them all
+    from its main thread.)"""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the runner died before prctl took effect
+            os._exit(1)
+
+    return set_death_signal
+
+
+def checkpoint_step(run: Path) -> int | None:
+    """The step of a run folder's newest complete checkpoint, or None."""
+    if not (run / "checkpoints").is_dir():
+        return None
+    from occkit.engine.checkpoint import latest_checkpoint
+
+    ckpt = latest_checkpoint(run)
+    return None if ckpt is None else int(ckpt.name.split("_", 1)[1])
+
+
+class Ablation:
+    """A parsed spec with its stages planned, ready to run, plan or report."""
+
+    def __init__(self, spec: AblationSpec, opts: RunOptions) -> None:
+        self.spec, self.opts = spec, opts
+        self.out = Path(opts.out).resolve()
+        self.arms = list(opts.only or spec.arms)
+        self.plans: dict[str, StagePlan] = plan_stages(spec, opts.cache)
+        self.folders = stage_folders(self.plans)
+        self.needed = upstream(spec.stages, self._refs(self.arms))
+        """The stages the arms to run need (with their upstream), in dependency order."""
+        self.reported = upstream(spec.stages, self._refs(list(spec.arms)))
+        """The stages any arm of the spec needs (the report's stage table)."""
+
+    # ---------------------------------------------------------------------------- what and where
+    def _refs(self, arms: list[str]) -> list[str]:
+        refs: list[str] = []
+        for a in arms:
+            arm = self.spec.arms[a]
+            refs += refs_in(arm.data) + refs_in(arm.set) + refs_in(arm.init_from or "")
+            for s in self.spec.scorings_for(a):
+                refs += refs_in(s.options) + refs_in(s.data or "")
+        return list(dict.fromkeys(refs))
+
+    def runs(self) -> list[tuple[str, int]]:
+        """The arm x seed pairs to run, seed-major."""
+        return [(a, s) for s in self.spec.seeds for a in self.arms]
+
+    def run_dir(self, arm: str, seed: int) -> Path:
+        return self.out / "runs" / f"{arm}_s{seed}"
+
+    def identity(self, arm: str, seed: int) -> dict[str, Any]:
+        """What makes a run's figures: recorded in ``ablate.json``, compared on every resume."""
+        a, h = self.spec.arms[arm], stage_hashes(self.plans)
+        return {"arm": arm, "seed": seed, "preset": a.preset, "data": substitute(a.data, h),
+                "set": [substitute(s, h) for s in a.set], "init_from": substitute(a.init_from, h) if a.init_from else None,
+                "budget": self.spec.budget, "val_every": self.spec.val_every}
+
+    def train_argv(self, arm: str, seed: int) -> list[str]:
+        """``occkit train`` of one arm x seed (``--resume`` when its folder holds a checkpoint)."""
+        a, run = self.spec.arms[arm], self.run_dir(arm, seed)
+        argv = ["train", a.preset, "--data", substitute(a.data, self.folders), "--out", str(run),
+                "--max-steps", str(self.spec.budget),
+                "--set", *runner_sets(self.spec, seed, self.opts.threads, self.opts.device)]
+        sets = arm_sets(a, self.folders)
+        if sets:
+            argv += ["--set", *sets]
+        argv += [*init_from_words(a, self.folders), "--no-progress"]
+        if checkpoint_step(run) is not None:
+            argv.append("--resume")
+        return argv
+
+    def score_context(self, arm: str, seed: int, scoring: Scoring) -> ScoreContext:
+        """What one scoring entry needs for one arm x seed (stage references resolved)."""
+        data = substitute(scoring.data or self.spec.arms[arm].data, self.folders)
+        return ScoreContext(run=self.run_dir(arm, seed), data=data, device=self.opts.device, threads=self.opts.threads,
+                            options=substitute(scoring.options, self.folders))
+
+    def missing_scores(self, arm: str, seed: int) -> list[tuple[Scoring, ScoreContext, list[str]]]:
+        """The scorers of an arm x seed whose files are not all there, with their missing files."""
+        run = self.run_dir(arm, seed)
+        out = []
+        for sc in self.spec.scorings_for(arm):
+            ctx = self.score_context(arm, seed, sc)
+            missing = [o for o in SCORERS[sc.scorer].outputs(ctx.options) if not (run / o).is_file()]
+            if missing:
+                out.append((sc, ctx, missing))
+        return out
+
+    def run_state(self, arm: str, seed: int) -> tuple[str, str]:
+        """``(status, detail)``: status ``done``, ``partial``, ``new`` or ``locked``."""
+        run = self.run_dir(arm, seed)
+        if not run.exists():
+            return "new", ""
+        who = FolderLock(run / RUN_LOCK, "").busy()
+        if who is not None:
+            return "locked", f"by {who}"
+        step = checkpoint_step(run)
+        if step is None:
+            return ("partial", "no checkpoint yet") if (run / RUN_RECORD).is_file() else ("new", "")
+        if step < self.spec.budget:
+            return "partial", f"step {step} of {self.spec.budget}"
+        missing = [o for _, _, m in self.missing_scores(arm, seed) for o in m]
+        if missing:
+            return "partial", f"trained; to score: {', '.join(missing)}"
+        return "done", ""
+
+    # ---------------------------------------------------------------------------- the plan
+    def plan_text(self) -> str:
+        """What a run would do: stages cached or not, arms x seeds done or not, and the commands."""
+        sp = self.spec
+        lines = [f"ablation {sp.name} ({sp.path}): {len(self.arms)} arm(s) x {len(sp.seeds)} seed(s), budget {sp.budget} steps, "
+                 f"validation and checkpoint every {sp.val_every} steps, metric {sp.metric}, tolerance {sp.tolerance:g}",
+                 f"stages (cache {Path(self.opts.cache).resolve()}):"]
+        if not self.needed:
+            lines.append("  (none)")
+        unused = [n for n in self.plans if n not in self.needed]
+        for name in self.needed:
+            plan = self.plans[name]
+            status = plan.status()
+            note = {"partial": " (stopped half-way: " + ("continued)" if plan.continues() else "redone from scratch)")}.get(status, "")
+            lines.append(f"  {name:<16} {status:<8} {plan.out}{note}")
+            if status != "cached":
+                lines.append(f"      $ {show(plan.argv(self.opts.threads, self.opts.device))}")
+        if unused:
+            lines.append(f"  not needed by these arms (not built): {', '.join(unused)}")
+        lines.append(f"runs ({self.out / 'runs'}; {self.opts.lanes} lane(s) x {self.opts.threads} thread(s) on {self.opts.device}):")
+        for arm, seed in self.runs():
+            status, detail = self.run_state(arm, seed)
+            lines.append(f"  {arm + '_s' + str(seed):<24} {status}" + (f" ({detail})" if detail else ""))
+            if status in ("done", "locked"):
+                continue
+            step = checkpoint_step(self.run_dir(arm, seed))
+            if step is None or step < sp.budget:
+                lines.append(f"      $ {show(self.train_argv(arm, seed))}")
+            pending = self.missing_scores(arm, seed)
+            for sc, ctx, missing in pending:
+                for argv in SCORERS[sc.scorer].commands(ctx, missing):
+                    lines.append(f"      $ {show(argv)}")
+        return "\n".join(lines)
+
+    # ---------------------------------------------------------------------------- jobs
+    def _stage_job(self, plan: StagePlan) -> Generator[Command, int, None]:
+        if plan.status() == "cached":
+            return
+        plan.folder.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(plan.folder / STAGE_LOCK, f"stage {plan.name}")
+        try:
+            lock.acquire()
+        except LockBusy as e:
+            raise JobError(str(e)) from None
+        try:
+            if plan.status() == "cached":  # another runner finished it meanwhile
+                return
+            plan.prepare()
+            argv = plan.argv(self.opts.threads, self.opts.device)
+            self._say(f"stage {plan.name}: building ({plan.command}) -> {plan.log}")
+            t0 = time.monotonic()
+            rc = yield Command(argv, plan.log, lock.set_child)
+            wall = time.monotonic() - t0
+            if rc != 0:
+                raise JobError(f"stage {plan.name} (occkit {plan.command}) failed with exit code {rc}; see {plan.log}")
+            write_json_atomic(plan.record_path, {
+                "stage": plan.name, "command": plan.command, "args": plan.args, "argv": argv, "hash": plan.hash,
+                "occkit": _version(), "wall_seconds": round(wall, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            })
+            self._say(f"stage {plan.name}: built in {wall:.1f} s -> {plan.out}")
+        finally:
+            lock.release()
+
+    def _arm_job(self, arm: str, seed: int) -> Generator[Command, int, None]:
+        sp, run = self.spec, self.run_dir(arm, seed)
+        label = f"arm {arm} seed {seed}"
+        run.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(run / RUN_LOCK, label)
+        try:
+            lock.acquire()
+        except LockBusy as e:
+            raise JobError(str(e)) from None
+        record: dict[str, Any] = {}
+        try:
+            record = self._run_record(arm, seed)
+            step = checkpoint_step(run)
+            if step is not None and step > sp.budget:
+                raise JobError(f"{label}: {run} holds a checkpoint at step {step}, past the budget {sp.budget}; use another --out")
+            if step is None or step < sp.budget:
+                argv = self.train_argv(arm, seed)
+                self._say(f"{label}: training " + (f"from step {step}" if step else "from step 0") + f" -> {run / 'train.log'}")
+                t0 = time.monotonic()
+                rc = yield Command(argv, run / "train.log", lock.set_child)
+                record["train_seconds"] = record.get("train_seconds", 0.0) + time.monotonic() - t0
+                write_json_atomic(run / RUN_RECORD, record)
+                if rc != 0:
+                    raise JobError(f"{label}: occkit train failed with exit code {rc}; see {run / 'train.log'}")
+                step = checkpoint_step(run)
+                if step != sp.budget:
+                    raise JobError(f"{label}: training ended at step {step}, not the budget {sp.budget} (a time limit, "
+                                   f"train.max_minutes?); see {run / 'train.log'}")
+            for sc, ctx, missing in self.missing_scores(arm, seed):
+                scorer = SCORERS[sc.scorer]
+                for tmp in scorer.temporary(ctx):  # a half-written leftover of a stopped scoring
+                    shutil.rmtree(tmp, ignore_errors=True)
+                log = run / f"score_{sc.scorer}.log"
+                self._say(f"{label}: scoring ({sc.scorer}) -> {log}")
+                t0 = time.monotonic()
+                try:
+                    for argv in scorer.commands(ctx, missing):
+                        rc = yield Command(argv, log, lock.set_child)
+                        if rc != 0:
+                            raise JobError(f"{label}: scorer {sc.scorer} (occkit {argv[0]}) failed with exit code {rc}; see {log}")
+                finally:
+                    record["score_seconds"] = record.get("score_seconds", 0.0) + time.monotonic() - t0
+                    write_json_atomic(run / RUN_RECORD, record)
+                if not ctx.options.get("keep_predictions"):
+                    for tmp in scorer.temporary(ctx):
+                        shutil.rmtree(tmp, ignore_errors=True)
+            record["error"] = None
+            write_json_atomic(run / RUN_RECORD, record)
+        except JobError as e:
+            if record:
+                record["error"] = str(e)
+                write_json_atomic(run / RUN_RECORD, record)
+            raise
+        finally:
+            lock.release()
+
+    def _run_record(self, arm: str, seed: int) -> dict[str, Any]:
+        """The run's ``ablate.json``, made on its first start; a run trained with other settings is refused."""
+        run, ident = self.run_dir(arm, seed), self.identity(arm, seed)
+        path = run / RUN_RECORD
+        if path.is_file():
+            record = read_json(path)
+            old = record.get("identity", {})
+            if old != ident:
+                diff = next((k for k in ident if old.get(k) != ident[k]), "identity")
+                raise JobError(f"arm {arm} seed {seed}: {run} was trained with other settings ({diff}: {old.get(diff)!r}, now "
+                               f"{ident.get(diff)!r}); use another --out, or remove that folder")
+            return record
+        if checkpoint_step(run) is not None:
+            raise JobError(f"arm {arm} seed {seed}: {run} holds checkpoints that occkit ablate did not make ({RUN_RECORD} is "
+                           "missing); use another --out, or remove that folder")
+        record = {"identity": ident, "train_seconds": 0.0, "score_seconds": 0.0, "error": None}
+        write_json_atomic(path, record)
+        return record
+
+    # ---------------------------------------------------------------------------- running
+    def _say(self, msg: str) -> None:
+        print(f"occkit ablate: {msg}", flush=True)
+
+    def run(self) -> int:
+        """Build the needed stages, then run every arm x seed; 0 when all are done."""
+        from occkit.ablate.report import write_report
+
+        stage_jobs = [Job(n, f"stage {n}", lambda p=self.plans[n]: self._stage_job(p),
+                          [d for d in self.plans[n].deps if d in self.needed])
+                      for n in self.needed if self.plans[n].status() != "cached"]
+        errors = run_jobs(stage_jobs, self.opts.lanes, self._env(), self.opts.poll_seconds)
+        failed = [e for e in errors.values() if e]
+        if failed:
+            for e in failed:
+                self._say(f"error: {e}")
+            return 1
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_report(self)
+
+        def finished(job: Job, error: str | None) -> None:
+            results = write_report(self)
+            arm, seed = job.name.rsplit("_s", 1)
+            if error:
+                self._say(f"error: {error}")
+                return
+            s = results["arms"][arm]["seeds"][seed]
+            value = s.get("metric")
+            shown = "n/a" if value is None else f"{value:.2f}"
+            self._say(f"{job.label}: done: {self.spec.metric} {shown} at step {s.get('step')} -> {self.out / 'results.md'}")
+
+        arm_jobs = [Job(f"{a}_s{s}", f"arm {a} seed {s}", lambda a=a, s=s: self._arm_job(a, s)) for a, s in self.runs()]
+        errors = run_jobs(arm_jobs, self.opts.lanes, self._env(), self.opts.poll_seconds, on_finish=finished)
+        results = write_report(self)
+        bad = [n for n, e in errors.items() if e]
+        done = sum(1 for a, s in self.runs() if results["arms"][a]["seeds"][str(s)]["status"] == "done")
+        self._say(f"{done} of {len(self.runs())} run(s) done" + (f", {len(bad)} not ({', '.join(bad)})" if bad else "")
+                  + f": {self.out / 'results.md'}")
+        return 1 if bad else 0
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        t = str(max(1, self.opts.threads))
+        env.update(OMP_NUM_THREADS=t, MKL_NUM_THREADS=t, PYTHONUNBUFFERED="1")
+        return env
+
+
+def _version() -> str:
+    from occkit import __version__
+
+    return __version__
+
+
+def run_jobs(
+    jobs: list[Job], lanes: int, env: dict[str, str], poll_seconds: float = 0.1,
+    on_finish: Callable[[Job, str | None], None] | None = None,
+) -> dict[str, str | None]:
+    """Run jobs in up to ``lanes`` subprocesses at once, a job after those in its ``deps``.
+
+    Returns job name -> None (done) or its one-line error. A job whose dependency failed is not
+    started. On an exception (Ctrl-C, SIGTERM) the running children are stopped and each job's
+    generator closed (its ``finally`` releases its lock) before it propagates.
+    """
+    results: dict[str, str | None] = {}
+    pending = list(jobs)
+    running: dict[str, tuple[Job, Generator[Command, int, None], subprocess.Popen, Any]] = {}
+    preexec = _death_signal()
+
+    def finish(job: Job, error: str | None) -> None:
+        results[job.name] = error
+        if on_finish is not None:
+            on_finish(job, error)
+
+    def advance(job: Job, gen: Generator[Command, int, None], rc: int | None) -> None:
+        try:
+            cmd = next(gen) if rc is None else gen.send(rc)
+        except StopIteration:
+            finish(job, None)
+            return
+        except (JobError, OSError, ValueError) as e:
+            finish(job, str(e))
+            return
+        cmd.log.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(cmd.log, "ab")
+        fh.write(f"\n# occkit ablate {time.strftime('%Y-%m-%d %H:%M:%S')}: {show(cmd.argv)}\n".encode())
+        fh.flush()
+        proc = subprocess.Popen(occkit_argv(cmd.argv), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, preexec_fn=preexec)
+        if cmd.on_start is not None:
+            cmd.on_start(proc.pid)
+        running[job.name] = (job, gen, proc, fh)
+
+    try:
+        while pending or running:
+            for job in list(pending):
+                failed = [d for d in job.deps if results.get(d)]
+                if failed:
+                    pending.remove(job)
+                    finish(job, f"{job.label}: not run: {failed[0]} failed")
+            while len(running) < max(1, lanes):
+                ready = next((j for j in pending if all(d in results for d in j.deps)), None)
+                if ready is None:
+                    break
+                pending.remove(ready)
+                advance(ready, ready.make(), None)
+            if not running and pending and not any(all(d in results for d in j.deps) for j in pending):
+                for job in pending:  # dependencies that are not jobs here: nothing will run them
+                    finish(job, f"{job.label}: not run: waits on {', '.join(d for d in job.deps if d not in results)}")
+                pending.clear()
+            for name, (job, gen, proc, fh) in list(running.items()):
+                rc = proc.poll()
+                if rc is None:
+                    continue
+                fh.close()
+                del running[name]
+                advance(job, gen, rc)
+            if running:
+                time.sleep(poll_seconds)
+    finally:
+        for job, gen, proc, fh in running.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for job, gen, proc, fh in running.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            fh.close()
+            gen.close()
+    return results

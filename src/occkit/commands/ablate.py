@@ -1,0 +1,146 @@
+"""``occkit ablate SPEC.yaml --out DIR``: run an ablation spec (DESIGN.md §8, "an ablation is a file").
+
+Shared stages are built once into a cache (``--cache``, default ``DIR/../stages``, so ablations
+side by side share them), each arm x seed trains in ``DIR/runs/<arm>_s<seed>/`` and is scored,
+in ``--lanes`` subprocesses at once; ``DIR/results.md``, ``results.json`` and ``curves.png`` are
+rewritten after every finished run. Rerunning the same command after any stop resumes. The spec
+format: :mod:`occkit.ablate.spec`; the runner: :mod:`occkit.ablate.runner`; the outputs:
+:mod:`occkit.ablate.report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import textwrap
+import signal
+import sys
+import threading
+from pathlib import Path
+
+EPILOG = """\
+spec (YAML; full format in occkit.ablate.spec's docstring):
+  name, description      the ablation's name (default: the file's) and one line about it
+  stages: NAME: {command, args}
+                         shared inputs built once, cached by their inputs in CACHE/<NAME>-<hash>/;
+                         command: synth | priors run | priors train | pseudolabel | train;
+                         args: the command's options without --out; ${NAME} = a stage's folder
+  data                   dataset the arms train and are scored on (${stage} or a path)
+  budget                 optimiser steps per arm (optim.max_steps)
+  validations            validations per arm (default 4; train.val_every = ckpt_every = ceil(budget/validations))
+  tolerance              flag "not converged" when the last two validations differ by more (default 0.5)
+  metric                 key of metrics.jsonl for the curves and the first column (default miou)
+  seeds                  train.seed values (default [0])
+  arms: NAME: {preset, set, init_from, data}
+                         a preset (name or YAML path) plus occkit train --set overrides and a start
+  scoring: [{scorer, ...}]
+                         run on each finished arm x seed; scorers: %(scorers)s
+
+outputs in --out: runs/<arm>_s<seed>/ (run folders), results.json, results.md, curves.png
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from occkit.ablate.scorers import SCORERS
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.description = textwrap.fill(p.description or "", 80)
+    p.epilog = EPILOG % {"scorers": ", ".join(SCORERS)}
+    p.add_argument("spec", help="the ablation spec (YAML)")
+    p.add_argument("--out", required=True, help="ablation folder: runs/<arm>_s<seed>/, results.json, results.md, curves.png")
+    p.add_argument("--cache", default=None, help="stage cache folder (default: OUT/../stages, shared by the ablations beside OUT)")
+    p.add_argument("--lanes", type=int, default=1, help="subprocesses at once: stages side by side, then arms x seeds (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per subprocess (train.threads, OMP_NUM_THREADS; default 1)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for every training and scoring; on cuda all lanes share "
+                                                  "the GPU (default cpu)")
+    p.add_argument("--seeds", default=None, metavar="S[,S...]", help="comma list replacing the spec's seeds (default: the spec's)")
+    p.add_argument("--budget", type=int, default=None, help="optimiser steps per arm, replacing the spec's budget (default: the spec's)")
+    p.add_argument("--world-seed", type=int, default=None, metavar="S",
+                   help="set args.seed of the stage named world, or else of every synth stage under the arms' data "
+                        "(default: the spec's)")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override the spec: dotted path, YAML value; KEY+=VALUE appends to a list, e.g. "
+                        "stages.world.args.scenes=20 'arms.a.set+=[optim.lr=1e-3]' (repeatable; default none)")
+    p.add_argument("--only", default=None, metavar="ARM[,ARM...]", help="run only these arms (default: all)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="check the spec and print the plan (stages cached or missing, "
+                                                             "runs done, partial or new, the exact commands); run nothing (default off)")
+    mode.add_argument("--report", action="store_true", help="rebuild results.json, results.md and curves.png from disk; "
+                                                            "run nothing (default off)")
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The ``occkit ablate`` command line that makes these results (without --dry-run/--report)."""
+    words = ["ablate", args.spec, "--out", args.out]
+    for opt, value in (("--cache", args.cache), ("--seeds", args.seeds), ("--budget", args.budget),
+                       ("--world-seed", args.world_seed), ("--only", args.only)):
+        if value is not None:
+            words += [opt, str(value)]
+    if args.set:
+        words += ["--set", *args.set]
+    words += ["--lanes", str(args.lanes), "--threads", str(args.threads), "--device", args.device]
+    return "occkit " + shlex.join(words)
+
+
+def _seeds(text: str | None, spec: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds {text}: expected a comma list of integers such as 0,1,2") from None
+    if not seeds:
+        raise ValueError(f"--seeds {text}: no seeds")
+    return seeds
+
+
+def run(args: argparse.Namespace) -> int:
+    from occkit.ablate.runner import Ablation, RunOptions
+    from occkit.ablate.spec import Overrides, SpecError, check_spec, parse_spec
+
+    if args.lanes < 1:
+        raise ValueError(f"--lanes must be >= 1, got {args.lanes}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if args.budget is not None and args.budget < 1:
+        raise ValueError(f"--budget must be >= 1, got {args.budget}")
+    overrides = Overrides(set=list(args.set), seeds=_seeds(args.seeds, args.spec), budget=args.budget, world_seed=args.world_seed)
+    spec = parse_spec(args.spec, overrides)
+    only = None
+    if args.only is not None:
+        only = [a.strip() for a in args.only.split(",") if a.strip()]
+        unknown = [a for a in only if a not in spec.arms]
+        if unknown or not only:
+            raise SpecError(f"{spec.path} (--only {args.only}): unknown arm(s) {', '.join(unknown) or '(none given)'} "
+                            f"(arms: {', '.join(spec.arms)})")
+    if not args.report:
+        check_spec(spec, only)
+    out = Path(args.out)
+    cache = Path(args.cache) if args.cache is not None else out.resolve().parent / "stages"
+    ab = Ablation(spec, RunOptions(out=out, cache=cache, lanes=args.lanes, threads=args.threads, device=args.device,
+                                   only=only, command=command_line(args)))
+    if args.dry_run:
+        print(ab.plan_text())
+        return 0
+    if args.report:
+        from occkit.ablate.report import write_report
+
+        results = write_report(ab)
+        done = sum(1 for a in results["arms"].values() for s in a["seeds"].values() if s["status"] == "done")
+        total = sum(len(a["seeds"]) for a in results["arms"].values())
+        print(f"occkit ablate: {done} of {total} run(s) done; wrote {ab.out / 'results.md'}, results.json, curves.png")
+        return 0
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def stop(signum, frame):  # SIGTERM: stop the children and release the locks, as Ctrl-C does
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return ab.run()
+    except KeyboardInterrupt:
+        print(f"occkit ablate: stopped; run the same command again to resume ({ab.out})", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

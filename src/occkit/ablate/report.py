@@ -213,10 +213,13 @@ def markdown(results: dict[str, Any]) -> str:
             if n_done < len(arm["seeds"]):
                 first += f" [{n_done} of {len(arm['seeds'])} seeds done]"
         else:
-            first = {"not run": "not run yet", "failed": "failed (see its log)"}.get(arm["status"], "running or stopped")
+            first = {"not run": "not run yet", "failed": "failed (see the logs)"}.get(arm["status"], "running or stopped")
             steps = [f"s{k}: step {v['step']}" for k, v in arm["seeds"].items() if v["step"] is not None]
             if steps and arm["status"] != "not run":
                 first += " (" + ", ".join(steps) + ")"
+        failed = [f"s{k}" for k, v in arm["seeds"].items() if v["status"] == "failed"]
+        if failed and arm["status"] != "failed":
+            first += f" [failed: {', '.join(failed)} (see {'its' if len(failed) == 1 else 'their'} logs)]"
         cells = [_pm(arm["summary"].get(c["id"])) for c in cols]
         lines.append("| " + " | ".join([name, first, *cells, converged_cell(arm, r["tolerance"])]) + " |")
     lines += [

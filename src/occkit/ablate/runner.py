@@ -368,14 +368,17 @@ class Ablation:
     def _say(self, msg: str) -> None:
         print(f"occkit ablate: {msg}", flush=True)
 
+    def stage_jobs(self) -> list[Job]:
+        """A job per needed stage not built yet, each after those of its upstream stages being built."""
+        to_build = [n for n in self.needed if self.plans[n].status() != "cached"]
+        return [Job(n, f"stage {n}", lambda p=self.plans[n]: self._stage_job(p), [d for d in self.plans[n].deps if d in to_build])
+                for n in to_build]
+
     def run(self) -> int:
         """Build the needed stages, then run every arm x seed; 0 when all are done."""
         from occkit.ablate.report import write_report
 
-        stage_jobs = [Job(n, f"stage {n}", lambda p=self.plans[n]: self._stage_job(p),
-                          [d for d in self.plans[n].deps if d in self.needed])
-                      for n in self.needed if self.plans[n].status() != "cached"]
-        errors = run_jobs(stage_jobs, self.opts.lanes, self._env(), self.opts.poll_seconds)
+        errors = run_jobs(self.stage_jobs(), self.opts.lanes, self._env(), self.opts.poll_seconds)
         failed = [e for e in errors.values() if e]
         if failed:
             for e in failed:

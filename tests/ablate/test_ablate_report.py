@@ -1,0 +1,81 @@
+"""The ablation report from hand-made run folders: curves, convergence flags, means and
+half-ranges, the Markdown table, the picture; ``--report`` runs nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from ablate_helpers import write
+from PIL import Image
+
+from occkit.ablate.report import ARM_COLOURS, convergence, metric_curve, nice_ticks, spread
+from occkit.cli import main
+
+
+def test_curve_and_convergence_by_hand():
+    records = [{"step": 2, "miou": 5.0}, {"step": 4, "miou": 6.0}, {"step": 4, "miou": 6.5},  # a redone step keeps its last
+               {"step": 6, "miou": 7.0}, {"step": 8, "geometry_iou": 3.0}, {"step": 10, "miou": float("nan")}]
+    assert metric_curve(records, "miou", budget=8) == [[2, 5.0], [4, 6.5], [6, 7.0]]
+    assert convergence([[2, 5.0], [4, 6.5], [6, 7.0]], tolerance=0.5) == {"last_two": [6.5, 7.0], "delta": 0.5, "converged": True}
+    assert convergence([[2, 5.0], [4, 6.5], [6, 7.0]], tolerance=0.4)["converged"] is False
+    assert convergence([[4, 6.0]], tolerance=0.5) == {"last_two": [6.0], "delta": None, "converged": None}
+    s = spread({"0": 10.3, "1": 11.2, "2": None})
+    assert s["mean"] == pytest.approx(10.75) and s["half_range"] == pytest.approx(0.45) and s["seeds"] == ["0", "1"]
+    assert spread({"0": None}) is None
+    assert nice_ticks(0, 4) == [0, 1, 2, 3, 4] and nice_ticks(0.3, 0.92)[0] <= 0.3 and nice_ticks(0.3, 0.92)[-1] >= 0.92
+
+
+def _fake_run(run, values, budget=4):
+    """A run folder as training leaves it: metrics.jsonl and a (hollow) checkpoint at ``budget``."""
+    ck = run / "checkpoints" / f"step_{budget:06d}"
+    ck.mkdir(parents=True)
+    for f in ("model.safetensors", "config.json", "trainer.pt"):
+        (ck / f).write_bytes(b"")
+    (run / "checkpoints" / "latest").write_text(ck.name)
+    with open(run / "metrics.jsonl", "w") as f:
+        for step, v in values:
+            f.write(json.dumps({"step": step, "miou": v, "train_minutes": step / 100}) + "\n")
+
+
+def test_report_from_disk_flags_the_arm_that_has_not_converged(tmp_path, capsys):
+    (tmp_path / "world").mkdir()
+    spec = write(tmp_path, "spec.yaml", "name: hand\ndata: world\nbudget: 4\nvalidations: 2\ntolerance: 0.5\nseeds: [0, 1]\n"
+                                        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n  c: {preset: tiny.yaml}\n")
+    out = tmp_path / "abl"
+    _fake_run(out / "runs" / "a_s0", [(2, 10.0), (4, 10.3)])
+    _fake_run(out / "runs" / "a_s1", [(2, 11.0), (4, 11.2)])
+    _fake_run(out / "runs" / "b_s0", [(2, 8.0), (4, 8.4)])
+    _fake_run(out / "runs" / "b_s1", [(2, 7.0), (4, 8.0)])  # moved by 1.0 > 0.5 over its last two validations
+    assert main(["ablate", str(spec), "--out", str(out), "--report"]) == 0
+    assert "4 of 6 run(s) done" in capsys.readouterr().out
+    r = json.loads((out / "results.json").read_text())
+    a, b, c = r["arms"]["a"], r["arms"]["b"], r["arms"]["c"]
+    assert a["converged"] is True and b["converged"] is False and c["converged"] is None
+    assert b["seeds"]["1"]["converged"] is False and b["seeds"]["1"]["delta"] == pytest.approx(1.0)
+    assert b["seeds"]["1"]["last_two"] == [7.0, 8.0] and b["seeds"]["0"]["converged"] is True
+    assert a["summary"]["metric"]["mean"] == pytest.approx(10.75) and a["summary"]["metric"]["half_range"] == pytest.approx(0.45)
+    assert b["summary"]["metric"]["mean"] == pytest.approx(8.2) and b["summary"]["metric"]["half_range"] == pytest.approx(0.2)
+    assert c["status"] == "not run" and c["summary"]["metric"] is None and c["seeds"]["0"]["status"] == "not run"
+    assert a["seeds"]["0"]["curve"] == [[2, 10.0], [4, 10.3]] and a["seeds"]["0"]["train_minutes"] == pytest.approx(0.04)
+    md = (out / "results.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    assert "10.75 ± 0.45 (s0 10.30, s1 11.20)" in rows["a"] and rows["a"].rstrip(" |").endswith("yes")
+    assert "8.20 ± 0.20 (s0 8.40, s1 8.00)" in rows["b"] and "no (s1: Δ +1.00)" in rows["b"]
+    assert "not run yet" in rows["c"]
+    assert "budget 4 steps; seeds 0, 1" in md and "tolerance 0.5" in md and f"`occkit ablate {spec} --out {out}" in md
+    img = np.asarray(Image.open(out / "curves.png").convert("RGB"))
+    assert img.shape == (560, 960, 3)
+    for colour in ARM_COLOURS[:2]:  # a line of each arm that has a curve
+        assert (np.abs(img.astype(int) - colour).sum(-1) < 10).sum() > 50
+    # a partial arm: one seed stopped half-way is shown as such, its done seed counted
+    (out / "runs" / "a_s1" / "checkpoints" / "latest").write_text("step_000002")
+    (out / "runs" / "a_s1" / "checkpoints" / "step_000004").rename(out / "runs" / "a_s1" / "checkpoints" / "step_000002")
+    shutil.copy(out / "curves.png", tmp_path / "curves_done.png")
+    assert main(["ablate", str(spec), "--out", str(out), "--report"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["arms"]["a"]["status"] == "partial" and r["arms"]["a"]["seeds"]["1"]["detail"] == "step 2 of 4"
+    assert r["arms"]["a"]["summary"]["metric"]["values"] == [10.3]  # its validation at step 4 is to be redone
+    assert "10.30 ± 0.00 (s0 10.30) [1 of 2 seeds done]" in (out / "results.md").read_text()

@@ -1,0 +1,166 @@
+"""Ablation specs: every class of error is one line naming the file and the line; overrides;
+stage hashes; ``--dry-run`` prints the plan and runs nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from ablate_helpers import tiny_spec, write
+
+from occkit.ablate.spec import Overrides, parse_spec
+from occkit.ablate.stages import plan_stages
+from occkit.cli import main
+
+BASE = """\
+name: t
+stages:
+  world:
+    command: synth
+    args: {scenes: 2, frames: 1}
+  priors:
+    command: priors run
+    args: {data: "${world}", prior: "oracle:typical"}
+data: ${world}
+budget: 4
+validations: 2
+seeds: [0, 1]
+arms:
+  a:
+    preset: tiny.yaml
+    set:
+      - optim.lr=0.01
+      - model.neck_channels=8
+scoring:
+  - {scorer: occ3d, masks: [camera]}
+"""
+
+
+def _edit(old: str, new: str) -> str:
+    assert old in BASE, old
+    return BASE.replace(old, new, 1)
+
+
+#: (case, spec text, line of the error, words the message must hold)
+BAD = [
+    ("unknown top-level key", BASE + "colour: red\n", 21, "unknown key"),
+    ("unknown arm key", _edit("    preset: tiny.yaml\n", "    preset: tiny.yaml\n    seed: 3\n"), 16, "unknown arm key"),
+    ("unknown stage key", _edit("    args: {scenes: 2, frames: 1}", "    argz: {scenes: 2, frames: 1}"), 5, "unknown stage key"),
+    ("unknown stage command", _edit("command: synth", "command: synthesize"), 4, "unknown stage command"),
+    ("unknown preset", _edit("preset: tiny.yaml", "preset: no-such-preset"), 15, "unknown preset"),
+    ("unknown --set key of an arm", _edit("model.neck_channels=8", "model.bogus=8"), 18, "model.bogus"),
+    ("a key the runner sets", _edit("optim.lr=0.01", "train.seed=3"), 17, "set by the runner"),
+    ("unknown stage reference", _edit("data: ${world}", "data: ${wrold}"), 9, "unknown stage reference ${wrold}"),
+    ("cycle", _edit("args: {scenes: 2, frames: 1}", 'args: {scenes: 2, frames: 1, workers: "${priors}"}'), 3, "cycle of stage references: world -> priors -> world"),
+    ("unknown scorer", _edit("{scorer: occ3d, masks: [camera]}", "{scorer: occ4d}"), 20, "unknown scorer 'occ4d'"),
+    ("unknown scorer option", _edit("masks: [camera]", "mask: [camera]"), 20, "unknown option of scorer occ3d"),
+    ("bad scorer value", _edit("masks: [camera]", "masks: [cameras]"), 20, "masks"),
+    ("budget zero", _edit("budget: 4", "budget: 0"), 10, "budget: expected an integer number of steps >= 1"),
+    ("budget not a number", _edit("budget: 4", "budget: many"), 10, "budget: expected"),
+    ("validations past the budget", _edit("validations: 2", "validations: 9"), 11, "validations"),
+    ("repeated seeds", _edit("seeds: [0, 1]", "seeds: [1, 1]"), 12, "repeated seeds"),
+    ("unknown stage option", _edit("args: {scenes: 2, frames: 1}", "args: {scenez: 2, frames: 1}"), 5, "scenez: not an option"),
+    ("stage option its parser refuses", _edit("args: {scenes: 2, frames: 1}", "args: {scenes: two, frames: 1}"), 5, "invalid int value: 'two'"),
+    ("duplicate key", _edit("validations: 2\n", "validations: 2\nvalidations: 3\n"), 12, "duplicate key"),
+]
+
+
+@pytest.mark.parametrize("case,text,line,words", BAD, ids=[c[0] for c in BAD])
+def test_bad_spec_is_one_line_naming_file_and_line(case, text, line, words, tmp_path, capsys):
+    spec = write(tmp_path, "spec.yaml", text)
+    assert main(["ablate", str(spec), "--out", str(tmp_path / "out"), "--dry-run"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"occkit ablate: error: {spec}:{line}: "), err
+    assert words in err, err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "stages").exists()
+
+
+def test_the_base_spec_is_valid(tmp_path, capsys):
+    spec = write(tmp_path, "spec.yaml", BASE)
+    assert main(["ablate", str(spec), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "not needed by these arms (not built): priors" in out
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, capsys):
+    spec = write(tmp_path, "spec.yaml", tiny_spec(scoring="scoring:\n  - {scorer: occ3d, masks: [camera, none], arms: [b]}\n"))
+    out = tmp_path / "abl"
+    assert main(["ablate", str(spec), "--out", str(out), "--dry-run", "--lanes", "2"]) == 0
+    text = capsys.readouterr().out
+    assert not out.exists() and not (tmp_path / "stages").exists()  # nothing made
+    lines = text.splitlines()
+    world = next(x for x in lines if x.strip().startswith("world "))
+    assert " missing " in world and str(tmp_path / "stages" / "world-") in world
+    assert "$ occkit synth --scenes 2 --frames 1 --seed 0 --image-size 32 88 --out" in text
+    for run in ("a_s0", "b_s0", "a_s1", "b_s1"):
+        assert any(x.split() == [run, "new"] for x in lines), run
+    assert f"--out {out.resolve() / 'runs' / 'a_s1'} --max-steps 2 --set train.seed=1 train.threads=1 train.device=cpu " \
+           "train.val_every=1 train.ckpt_every=1 --no-progress" in text
+    assert "--set train.seed=0 train.threads=1 train.device=cpu train.val_every=1 train.ckpt_every=1 --set optim.lr=0.01" in text
+    assert text.count("$ occkit predict") == 2 and text.count("--mask none") == 2  # arm b only, 2 seeds
+    assert text.index("a_s0") < text.index("b_s0") < text.index("a_s1")  # seed-major
+
+
+def test_command_line_overrides(tmp_path, capsys):
+    spec = write(tmp_path, "spec.yaml", tiny_spec())
+    args = ["ablate", str(spec), "--out", str(tmp_path / "abl"), "--dry-run", "--seeds", "5", "--budget", "6", "--only", "a",
+            "--world-seed", "7", "--set", "stages.world.args.scenes=3", "arms.a.set+=[optim.lr=0.5]", "validations=3"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "--scenes 3 --frames 1 --seed 7" in text
+    assert "--max-steps 6 --set train.seed=5 train.threads=1 train.device=cpu train.val_every=2 train.ckpt_every=2 --set optim.lr=0.5" in text
+    assert "b_s5" not in text and "a_s0" not in text
+    # an override is named in the error it causes
+    assert main(["ablate", str(spec), "--out", str(tmp_path / "abl"), "--dry-run", "--set", "arms.a.bogus=1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"occkit ablate: error: {spec} (--set arms.a.bogus=1): arms.a.bogus: unknown arm key (known: preset, set, init_from, data, description)"
+    assert main(["ablate", str(spec), "--out", str(tmp_path / "abl"), "--dry-run", "--only", "c"]) == 1
+    assert "unknown arm(s) c" in capsys.readouterr().err
+
+
+def test_world_seed_without_a_world_stage_seeds_the_synth_stages_under_the_data(tmp_path):
+    text = """\
+stages:
+  w1: {command: synth, args: {scenes: 2}}
+  w2: {command: synth, args: {scenes: 2}}
+  unused: {command: synth, args: {scenes: 2}}
+  priors: {command: priors run, args: {data: "${w1}", prior: oracle}}
+budget: 2
+arms:
+  a: {preset: synth-cpu, data: "${w2}"}
+  b: {preset: synth-cpu, set: ["data.priors=${priors}"], data: "${w1}"}
+"""
+    spec = parse_spec(write(tmp_path, "s.yaml", text), Overrides(world_seed=9))
+    assert [spec.stages[n].args.get("seed") for n in ("w1", "w2", "unused")] == [9, 9, None]
+
+
+def test_stage_hash_follows_its_inputs_not_the_cache(tmp_path):
+    def plans(scenes: int, cache: str, order: str = "scenes, frames"):
+        args = {"scenes, frames": f"{{scenes: {scenes}, frames: 1}}", "frames, scenes": f"{{frames: 1, scenes: {scenes}}}"}[order]
+        text = tiny_spec().replace("args: {scenes: 2, frames: 1, seed: 0, image-size: [32, 88]}", f"args: {args}")
+        text = text.replace("stages:\n", 'stages:\n  priors: {command: priors run, args: {data: "${world}", prior: oracle}}\n')
+        return plan_stages(parse_spec(write(tmp_path, "s.yaml", text)), tmp_path / cache)
+
+    a, b, c, d = plans(2, "c1"), plans(2, "c2"), plans(3, "c1"), plans(2, "c1", "frames, scenes")
+    assert a["world"].hash == b["world"].hash == d["world"].hash and a["priors"].hash == b["priors"].hash
+    assert a["world"].folder.name == f"world-{a['world'].hash}" and a["world"].folder.parent == (tmp_path / "c1").resolve()
+    assert c["world"].hash != a["world"].hash and c["priors"].hash != a["priors"].hash  # upstream change reaches downstream
+    assert a["priors"].args["data"] == str(a["world"].out)
+
+
+def _has_init_from() -> bool:
+    from occkit.engine.config import TrainConfig
+
+    return any(f.name == "init_from" for f in dataclasses.fields(TrainConfig))
+
+
+@pytest.mark.skipif(not _has_init_from(), reason="TrainConfig has no init_from field yet")
+def test_init_from_a_stage_is_passed_to_occkit_train(tmp_path, capsys):
+    text = tiny_spec(arms="  a: {preset: tiny.yaml, init_from: '${base}'}\n").replace(
+        "stages:\n", "stages:\n  base: {command: train, args: {config: tiny.yaml, data: '${world}', max-steps: 2}}\n")
+    spec = write(tmp_path, "spec.yaml", text)
+    assert main(["ablate", str(spec), "--out", str(tmp_path / "abl"), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    base = next(x for x in text.splitlines() if x.strip().startswith("base ")).split()[2]
+    assert f"--set optim.lr=0.01 --init-from {base} --no-progress" in text or f"--init-from {base} --no-progress" in text

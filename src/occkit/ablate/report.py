@@ -213,7 +213,8 @@ def markdown(results: dict[str, Any]) -> str:
             if n_done < len(arm["seeds"]):
                 first += f" [{n_done} of {len(arm['seeds'])} seeds done]"
         else:
-            first = {"not run": "not run yet", "failed": "failed (see the logs)"}.get(arm["status"], "running or stopped")
+            first = {"not run": "not run yet", "failed": "failed (see the logs)",
+                     "done": f"no {r['metric']!r} at step {r['budget']} in metrics.jsonl"}.get(arm["status"], "running or stopped")
             steps = [f"s{k}: step {v['step']}" for k, v in arm["seeds"].items() if v["step"] is not None]
             if steps and arm["status"] != "not run":
                 first += " (" + ", ".join(steps) + ")"

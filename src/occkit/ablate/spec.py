@@ -12,13 +12,13 @@ The format
         args: {scenes: 10, frames: 8, seed: 0, image-size: [96, 256]}
       priors:
         command: priors run
-        args: {data: ${world}, prior: "oracle:typical"}
+        args: {data: "${world}", prior: "oracle:typical"}
       backbone:
         command: priors train
-        args: {data: ${world}, steps: 2000, threads: 1}
+        args: {data: "${world}", steps: 2000, threads: 1}
       base:
         command: train
-        args: {config: synth-cpu, data: ${world}, max-steps: 1000, set: [supervised.depth_weight=1.0]}
+        args: {config: synth-cpu, data: "${world}", max-steps: 1000, set: [supervised.depth_weight=1.0]}
     data: ${world}                 # what the arms train on and are scored on (an arm may override it)
     budget: 2000                   # optimiser steps per arm (sets optim.max_steps)
     validations: 4                 # validations per arm (train.val_every = ckpt_every = ceil(budget / validations))
@@ -28,21 +28,21 @@ The format
     arms:
       supervised:
         preset: synth-cpu          # preset name, or a YAML path (relative to this file)
-        set: [model.backbone_weights=${backbone}/backbone.safetensors]   # occkit train --set overrides
+        set: ["model.backbone_weights=${backbone}/backbone.safetensors"]   # occkit train --set overrides
         init_from: ${base}         # optional start: a stage or a path (occkit train --init-from)
         data: ${world}             # optional: this arm's dataset
         description: one line      # optional
       no_pretrain: {preset: synth-cpu}
     scoring:                       # optional: run on each arm x seed once it reaches the budget
       - {scorer: occ3d, masks: [camera, none]}
-      - {scorer: retrieval, arms: [lang]}
+      # - {scorer: retrieval, arms: [a_langocc_arm]}   # a scorer for some arms only
 
 Keys
 ----
 - Top level: ``name``, ``description``, ``stages``, ``data``, ``budget`` (required, integer >= 1),
-  ``validations`` (default 4, or the budget when smaller; 1..budget), ``tolerance`` (default 0.5, >= 0), ``metric`` (default
-  ``miou``), ``seeds`` (default ``[0]``; distinct integers >= 0), ``arms`` (required, at least one),
-  ``scoring`` (default none). Any other key is an error.
+  ``validations`` (default 4, or the budget when smaller; 1..budget), ``tolerance`` (default 0.5,
+  >= 0), ``metric`` (default ``miou``), ``seeds`` (default ``[0]``; distinct integers >= 0),
+  ``arms`` (required, at least one), ``scoring`` (default none). Any other key is an error.
 - A stage: ``command`` (one of :data:`STAGE_COMMANDS`), ``args`` (the command's options without
   ``--out``, which the runner gives: see :mod:`occkit.ablate.cliargs` for how a mapping becomes
   options; checked with the command's own parser), ``description``.
@@ -58,6 +58,9 @@ Keys
 
 References and paths
 --------------------
+YAML reads ``{`` and ``[`` inside a flow collection (``{...}``, ``[...]``) as structure: there,
+quote a string holding a reference (``args: {data: "${world}"}``); in block style
+(``data: ${world}``) no quotes are needed.
 ``${name}`` is the output folder of stage ``name``; a string may embed it
 (``${backbone}/backbone.safetensors``). References may appear in stage ``args``, in ``data``, an
 arm's ``set``, ``init_from`` and ``data``, and in scoring options. Stages may depend on stages; an

@@ -392,6 +392,28 @@ def upstream(stages: dict[str, Stage], names: list[str]) -> list[str]:
     return [n for n in stage_order(stages) if n in need]
 
 
+def shipped_specs() -> list[str]:
+    """Names of the ablation specs shipped with occkit (``configs/ablations/*.yaml`` in the package)."""
+    from importlib import resources
+
+    folder = resources.files("occkit") / "configs" / "ablations"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml")) if folder.is_dir() else []
+
+
+def find_spec(name_or_path: str | Path) -> Path:
+    """A spec file from a path, or the name of a shipped spec (``regime``, ``radocc`` ...)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    if p.suffix not in (".yaml", ".yml") and "/" not in str(name_or_path):
+        from importlib import resources
+
+        cand = resources.files("occkit") / "configs" / "ablations" / f"{name_or_path}.yaml"
+        if cand.is_file():
+            return Path(str(cand))
+    raise SpecError(f"{name_or_path}: no such spec file or shipped spec (shipped: {', '.join(shipped_specs()) or 'none'})")
+
+
 def parse_spec(path: str | Path, overrides: Overrides | None = None) -> AblationSpec:
     """Read a spec, apply the command line's overrides, check its structure and references.
 

@@ -46,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.description = textwrap.fill(p.description or "", 80)
     p.epilog = EPILOG % {"scorers": ", ".join(SCORERS)}
-    p.add_argument("spec", help="the ablation spec (YAML)")
+    p.add_argument("spec", help="the ablation spec: a YAML path, or the name of a spec shipped in occkit's configs/ablations/ "
+                                "(regime, radocc, easyocc, cigocc, langocc, occscene)")
     p.add_argument("--out", required=True, help="ablation folder: runs/<arm>_s<seed>/, results.json, results.md, curves.png")
     p.add_argument("--cache", default=None, help="stage cache folder (default: OUT/../stages, shared by the ablations beside OUT)")
     p.add_argument("--lanes", type=int, default=1, help="subprocesses at once: stages side by side, then arms x seeds (default 1)")
@@ -96,7 +97,7 @@ def _seeds(text: str | None, spec: str) -> list[int] | None:
 
 def run(args: argparse.Namespace) -> int:
     from occkit.ablate.runner import Ablation, RunOptions
-    from occkit.ablate.spec import Overrides, SpecError, check_spec, parse_spec
+    from occkit.ablate.spec import Overrides, SpecError, check_spec, find_spec, parse_spec
 
     if args.lanes < 1:
         raise ValueError(f"--lanes must be >= 1, got {args.lanes}")
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if args.budget is not None and args.budget < 1:
         raise ValueError(f"--budget must be >= 1, got {args.budget}")
     overrides = Overrides(set=list(args.set), seeds=_seeds(args.seeds, args.spec), budget=args.budget, world_seed=args.world_seed)
-    spec = parse_spec(args.spec, overrides)
+    spec = parse_spec(find_spec(args.spec), overrides)
     only = None
     if args.only is not None:
         only = [a.strip() for a in args.only.split(",") if a.strip()]

@@ -150,10 +150,22 @@ def test_lanes_keep_dependencies_and_skip_what_follows_a_failure(tmp_path):
 
 
 def test_a_stage_waits_only_on_stages_still_to_build(tmp_path):
-    text = tiny_spec(arms="  a: {preset: tiny.yaml, set: ['data.priors=${priors}']}\n").replace(
+    text = tiny_spec(arms="  a: {preset: tiny.yaml, set: ['data.priors=${priors}']}\n", seeds="[0]").replace(
         "stages:\n", 'stages:\n  priors: {command: priors run, args: {data: "${world}", prior: oracle}}\n  unused: {command: synth}\n')
     ab = Ablation(parse_spec(write(tmp_path, "s.yaml", text)), RunOptions(out=tmp_path / "abl", cache=tmp_path / "stages"))
-    assert [(j.name, j.deps) for j in ab.stage_jobs()] == [("world", []), ("priors", ["world"])]
+    assert [(j.name, j.deps) for j in ab.stage_jobs()] == [("stage:world", []), ("stage:priors", ["stage:world"])]
+    # a run waits on the stages it needs that are still to build, and on no other
+    assert [(j.name, j.deps) for j in ab.arm_jobs({"world", "priors"})] == [("run:a_s0", ["stage:world", "stage:priors"])]
     ab.plans["world"].folder.mkdir(parents=True)
     ab.plans["world"].record_path.write_text("{}")  # built
-    assert [(j.name, j.deps) for j in ab.stage_jobs()] == [("priors", [])]
+    assert [(j.name, j.deps) for j in ab.stage_jobs()] == [("stage:priors", [])]
+    assert [(j.name, j.deps) for j in ab.arm_jobs({"priors"})] == [("run:a_s0", ["stage:priors"])]
+
+
+def test_a_run_does_not_wait_for_stages_it_does_not_need(tmp_path):
+    """With two lanes, an arm that needs only the world trains while another arm's stage builds."""
+    text = tiny_spec(arms="  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml, set: ['data.priors=${priors}']}\n", seeds="[0]").replace(
+        "stages:\n", 'stages:\n  priors: {command: priors run, args: {data: "${world}", prior: oracle}}\n')
+    ab = Ablation(parse_spec(write(tmp_path, "s.yaml", text)), RunOptions(out=tmp_path / "abl", cache=tmp_path / "stages"))
+    deps = {j.name: j.deps for j in ab.arm_jobs({"world", "priors"})}
+    assert deps == {"run:a_s0": ["stage:world"], "run:b_s0": ["stage:world", "stage:priors"]}

@@ -369,43 +369,55 @@ class Ablation:
         print(f"occkit ablate: {msg}", flush=True)
 
     def stage_jobs(self) -> list[Job]:
-        """A job per needed stage not built yet, each after those of its upstream stages being built."""
+        """A job per needed stage not built yet (named ``stage:NAME``), each after those of its
+        upstream stages being built."""
         to_build = [n for n in self.needed if self.plans[n].status() != "cached"]
-        return [Job(n, f"stage {n}", lambda p=self.plans[n]: self._stage_job(p), [d for d in self.plans[n].deps if d in to_build])
+        return [Job(f"stage:{n}", f"stage {n}", lambda p=self.plans[n]: self._stage_job(p),
+                    [f"stage:{d}" for d in self.plans[n].deps if d in to_build])
                 for n in to_build]
 
+    def arm_jobs(self, building: set[str]) -> list[Job]:
+        """A job per arm x seed (named ``run:ARM_sSEED``), seed-major, each after the stages in
+        ``building`` that it needs (its data, ``set``, ``init_from`` and scorers, with their upstream)."""
+        jobs = []
+        for a, s in self.runs():
+            needs = upstream(self.spec.stages, self._refs([a]))
+            jobs.append(Job(f"run:{a}_s{s}", f"arm {a} seed {s}", lambda a=a, s=s: self._arm_job(a, s),
+                            [f"stage:{n}" for n in needs if n in building]))
+        return jobs
+
     def run(self) -> int:
-        """Build the needed stages, then run every arm x seed; 0 when all are done."""
+        """Build the needed stages and run every arm x seed, each as soon as the stages it needs
+        are built (a lane never waits for a stage its next run does not need); 0 when all are done."""
         from occkit.ablate.report import write_report
 
-        errors = run_jobs(self.stage_jobs(), self.opts.lanes, self._env(), self.opts.poll_seconds)
-        failed = [e for e in errors.values() if e]
-        if failed:
-            for e in failed:
-                self._say(f"error: {e}")
-            return 1
+        stages = self.stage_jobs()
         self.out.mkdir(parents=True, exist_ok=True)
         write_report(self)
 
         def finished(job: Job, error: str | None) -> None:
-            results = write_report(self)
-            arm, seed = job.name.rsplit("_s", 1)
             if error:
                 self._say(f"error: {error}")
+            if not job.name.startswith("run:"):
                 return
+            results = write_report(self)
+            if error:
+                return
+            arm, seed = job.name[len("run:"):].rsplit("_s", 1)
             s = results["arms"][arm]["seeds"][seed]
             value = s.get("metric")
             shown = "n/a" if value is None else f"{value:.2f}"
             self._say(f"{job.label}: done: {self.spec.metric} {shown} at step {s.get('step')} -> {self.out / 'results.md'}")
 
-        arm_jobs = [Job(f"{a}_s{s}", f"arm {a} seed {s}", lambda a=a, s=s: self._arm_job(a, s)) for a, s in self.runs()]
-        errors = run_jobs(arm_jobs, self.opts.lanes, self._env(), self.opts.poll_seconds, on_finish=finished)
+        arms = self.arm_jobs({j.name[len("stage:"):] for j in stages})
+        errors = run_jobs(stages + arms, self.opts.lanes, self._env(), self.opts.poll_seconds, on_finish=finished)
         results = write_report(self)
-        bad = [n for n, e in errors.items() if e]
+        bad = [n[len("run:"):] for n, e in errors.items() if e and n.startswith("run:")]
+        bad_stages = [n[len("stage:"):] for n, e in errors.items() if e and n.startswith("stage:")]
         done = sum(1 for a, s in self.runs() if results["arms"][a]["seeds"][str(s)]["status"] == "done")
         self._say(f"{done} of {len(self.runs())} run(s) done" + (f", {len(bad)} not ({', '.join(bad)})" if bad else "")
-                  + f": {self.out / 'results.md'}")
-        return 1 if bad else 0
+                  + (f"; stage(s) failed: {', '.join(bad_stages)}" if bad_stages else "") + f": {self.out / 'results.md'}")
+        return 1 if bad or bad_stages else 0
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -17,6 +17,10 @@ set after the warm-up's model and data were built).
 
     python benchmarks/bench_easyocc.py --data runs/easyocc_abl/labels-K13-filter/dataset \
         --priors runs/abl_world_priors_typical --steps 5 --json runs/easyocc_abl/bench_easyocc.json
+
+The pseudo-label dataset and the prior cache are stages of configs/ablations/easyocc.yaml
+(``labels_dense`` and ``priors``, under ``runs/abl/stages/`` after ``occkit ablate
+configs/ablations/easyocc.yaml --out runs/abl/easyocc``); the folders above are the recorded run's.
 """
 
 from __future__ import annotations

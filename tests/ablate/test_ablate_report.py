@@ -79,3 +79,21 @@ def test_report_from_disk_flags_the_arm_that_has_not_converged(tmp_path, capsys)
     assert r["arms"]["a"]["status"] == "partial" and r["arms"]["a"]["seeds"]["1"]["detail"] == "step 2 of 4"
     assert r["arms"]["a"]["summary"]["metric"]["values"] == [10.3]  # its validation at step 4 is to be redone
     assert "10.30 ± 0.00 (s0 10.30) [1 of 2 seeds done]" in (out / "results.md").read_text()
+
+
+def test_stage_quality_reads_what_the_stage_wrote(tmp_path):
+    """A train stage shows its last validation, a priors train stage its steps and final losses."""
+    import json
+
+    from occkit.ablate.report import stage_quality
+
+    train = tmp_path / "teacher"
+    train.mkdir()
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 500, "miou": 10.0, "geometry_iou": 40.0}) + "\n"
+                                         + json.dumps({"step": 1000, "miou": 12.5, "geometry_iou": 41.25, "other": 3}) + "\n")
+    assert stage_quality("train", train) == {"step": 1000, "miou": 12.5, "geometry_iou": 41.25}
+    prior = tmp_path / "backbone"
+    prior.mkdir()
+    (prior / "config.json").write_text(json.dumps({"train": {"steps": 2000, "final_losses": {"semantics": 0.5, "depth": 0.25}}}))
+    assert stage_quality("priors train", prior) == {"steps": 2000, "loss_semantics": 0.5, "loss_depth": 0.25}
+    assert stage_quality("synth", prior) == {} and stage_quality("train", tmp_path / "missing") == {}

@@ -16,7 +16,8 @@ seed is.
     {"name", "description", "spec", "command", "updated", "budget", "validations", "val_every",
      "tolerance", "metric", "seeds",
      "columns": [{"id": "occ3d_camera.miou", "label": "mIoU (occ3d camera)", "file", "key"}, ...],
-     "stages": {NAME: {"command", "hash", "folder", "status", "wall_seconds", "finished"}},
+     "stages": {NAME: {"command", "hash", "folder", "status", "wall_seconds", "finished",
+                       "quality": the stage's own figures (a train stage's last validation, a priors train run's losses)}},
      "arms": {ARM: {"preset", "set", "init_from", "data", "description", "status",
                     "seeds": {"0": {"run", "status", "detail", "step", "metric", "curve": [[step, value], ...],
                                     "last_two", "delta", "converged", "scores": {COLUMN_ID: value},
@@ -150,7 +151,8 @@ def collect(ab: Ablation) -> dict[str, Any]:
         plan = ab.plans[name]
         rec = plan.record() or {}
         out["stages"][name] = {"command": plan.command, "hash": plan.hash, "folder": os.path.relpath(plan.out, ab.out),
-                               "status": plan.status(), "wall_seconds": rec.get("wall_seconds"), "finished": rec.get("finished")}
+                               "status": plan.status(), "wall_seconds": rec.get("wall_seconds"), "finished": rec.get("finished"),
+                               "quality": stage_quality(plan.command, Path(plan.out))}
     for arm_name, arm in sp.arms.items():
         seeds = {str(s): seed_result(ab, arm_name, s, cols) for s in sp.seeds}
         arm_cols = [c for c in cols if any(c["file"] in SCORERS[x.scorer].outputs(x.options) for x in sp.scorings_for(arm_name))]
@@ -231,11 +233,37 @@ def markdown(results: dict[str, Any]) -> str:
         f"Command: `{r['command']}`. Updated {r['updated']}.",
     ]
     if r["stages"]:
-        lines += ["", "| stage | command | folder | wall |", "|---|---|---|---|"]
+        lines += ["", "| stage | command | folder | wall | its own figures |", "|---|---|---|---|---|"]
         for name, st in r["stages"].items():
             wall = "not built" if st["wall_seconds"] is None else _duration(st["wall_seconds"])
-            lines.append(f"| {name} | {st['command']} | `{st['folder']}` | {wall} |")
+            q = st.get("quality") or {}
+            figs = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in q.items()) or "-"
+            lines.append(f"| {name} | {st['command']} | `{st['folder']}` | {wall} | {figs} |")
     return "\n".join(lines) + "\n"
+
+
+#: Figures of a ``train`` stage's last validation record shown in the stage table.
+STAGE_FIGURES = ("miou", "geometry_iou", "rayiou", "ssc_miou", "completion_iou")
+
+
+def stage_quality(command: str, out: Path) -> dict[str, Any]:
+    """A stage's own figures, read from what its command wrote: a ``train`` stage's last validation
+    (step and :data:`STAGE_FIGURES` of ``metrics.jsonl``), a ``priors train`` run's steps and final
+    losses; empty for other commands or before anything was written."""
+    from occkit.engine.logging import read_jsonl
+
+    try:
+        if command == "train" and (out / "metrics.jsonl").is_file():
+            records = read_jsonl(out / "metrics.jsonl")
+            last = records[-1] if records else {}
+            return {"step": last.get("step"), **{k: float(last[k]) for k in STAGE_FIGURES if isinstance(last.get(k), (int, float))}} if last else {}
+        if command == "priors train" and (out / "config.json").is_file():
+            train = read_json(out / "config.json").get("train", {})
+            losses = train.get("final_losses") or {}
+            return {"steps": train.get("steps"), **{f"loss_{k}": float(v) for k, v in losses.items() if isinstance(v, (int, float))}}
+    except (OSError, ValueError):
+        return {}
+    return {}
 
 
 def _duration(seconds: float) -> str:

@@ -51,3 +51,13 @@ def test_a_stage_stopped_half_way_is_redone_unless_its_command_continues(tmp_pat
         plan.prepare()
         kept = (plan.out / "part").exists()
         assert kept == (name in ("priors", "base")) and plan.log.exists() == kept, name
+
+
+def test_an_optional_value_option_given_true_is_the_bare_flag():
+    """``pseudolabel --quality [JSON]``: ``quality: true`` -> ``--quality``, a path -> ``--quality PATH``, false -> nothing."""
+    from occkit.ablate.cliargs import mapping_argv, verb_parsers
+
+    _, parser = verb_parsers("pseudolabel")
+    assert mapping_argv(parser, {"quality": True}) == ["--quality"]
+    assert mapping_argv(parser, {"quality": "q.json"}) == ["--quality", "q.json"]
+    assert mapping_argv(parser, {"quality": False}) == []

@@ -98,6 +98,10 @@ def mapping_argv(parser: argparse.ArgumentParser, args: dict[str, Any]) -> list[
             if value != (isinstance(action, argparse._StoreFalseAction)):
                 words.append(flag)
             continue
+        if action.nargs == "?" and isinstance(value, bool):  # an optional value (--quality [JSON]): true = the bare flag
+            if value:
+                words.append(flag)
+            continue
         values = value if isinstance(value, list) else [value]
         text = [_word(v) for v in values]
         if isinstance(action, argparse._AppendAction) and action.nargs is None:

@@ -49,6 +49,15 @@ def depth_to_bin(depth: torch.Tensor, depth_range: tuple[float, float, float]) -
     return b.clamp(max=n - 1)
 
 
+def _check_points_and_cameras(points: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor) -> None:
+    """``points: (P, 3+)``, ``intrinsics: (N, 3, 3)``, ``T_ego_from_cam: (N, 4, 4)``, or a ``ValueError`` naming the tensor."""
+    check_shape(points, "P _", name="points")
+    if points.shape[1] < 3:
+        raise ValueError(f"points: expected at least 3 columns (x, y, z), got {points.shape[1]}")
+    dims = check_shape(intrinsics, "N 3 3", name="intrinsics")
+    check_shape(T_ego_from_cam, "N 4 4", name="T_ego_from_cam", dims=dims)
+
+
 def lidar_depth_targets(
     points: torch.Tensor,
     intrinsics: torch.Tensor,
@@ -72,11 +81,7 @@ def lidar_depth_targets(
         ``(N, H/stride, W/stride)`` long bin index, -1 where no point falls.
     """
     _check_pool(pool)
-    check_shape(points, "P _", name="points")
-    if points.shape[1] < 3:
-        raise ValueError(f"points: expected at least 3 columns (x, y, z), got {points.shape[1]}")
-    dims = check_shape(intrinsics, "N 3 3", name="intrinsics")
-    check_shape(T_ego_from_cam, "N 4 4", name="T_ego_from_cam", dims=dims)
+    _check_points_and_cameras(points, intrinsics, T_ego_from_cam)
     H, W = image_hw
     if H % stride or W % stride:
         raise ValueError(f"image size {(H, W)} is not a multiple of the stride {stride}")
@@ -126,11 +131,7 @@ def lidar_depth_maps(
         ``(N, H, W)`` float32 camera z-depth in metres of the nearest point projecting into each
         pixel, 0 where none does.
     """
-    check_shape(points, "P _", name="points")
-    if points.shape[1] < 3:
-        raise ValueError(f"points: expected at least 3 columns (x, y, z), got {points.shape[1]}")
-    dims = check_shape(intrinsics, "N 3 3", name="intrinsics")
-    check_shape(T_ego_from_cam, "N 4 4", name="T_ego_from_cam", dims=dims)
+    _check_points_and_cameras(points, intrinsics, T_ego_from_cam)
     H, W = image_hw
     N = intrinsics.shape[0]
     cam = apply_transform(invert_transform(T_ego_from_cam.float()), points[:, :3].float().expand(N, -1, 3))  # (N, P, 3)

@@ -28,6 +28,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("eval-gen", "occkit.commands.eval_gen", "score generated scenes: FID/KID in an occkit-trained image encoder, layout-consistency mIoU of a frozen judge"),
     ("pseudolabel", "occkit.commands.pseudolabel", "EasyOcc 3D pseudo-labels from a 2D prior cache (lift, densify over past frames, vote, carve free space) as an Occ3D-layout dataset; --quality against the real labels"),
     ("ablate", "occkit.commands.ablate", "run an ablation spec: shared stages built once and cached, arms x seeds trained in lanes and scored, resumable; results.md/json and curves.png"),
+    ("export", "occkit.commands.export", "ONNX file of a run's camera network (images, intrinsics, poses -> logits, labels), checked against PyTorch under onnxruntime: logit difference, label agreement, time per frame"),
 )
 
 

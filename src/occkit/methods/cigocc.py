@@ -61,7 +61,7 @@ from occkit.models.backbone import Backbone
 from occkit.models.encoder3d import UNetEncoder
 from occkit.models.fusion import MultiScaleFusion
 from occkit.models.heads import VoxelHead
-from occkit.models.lift import SampleViewTransform, project_points
+from occkit.models.lift import SampleViewTransform, invert_poses, project_points
 from occkit.models.neck import FPNNeck
 from occkit.models.occnet import IMAGENET_MEAN, IMAGENET_STD, OccNetConfig, OccNetOutput, lift_grid_of
 from occkit.shapes import check_shape
@@ -230,7 +230,7 @@ class CIGOccNet(nn.Module):
         B, N = log_depth.shape[:2]
         centres = self.lift.centres  # (P, 3)
         xy, valid = project_points(centres, intrinsics, T_ego_from_cam, image_hw)  # (B, N, P, 2), (B, N, P)
-        T = torch.linalg.inv(T_ego_from_cam.float())
+        T = invert_poses(T_ego_from_cam.float())  # (B, N, 4, 4) cam <- ego
         z = (centres.float() @ T[..., 2, :3, None])[..., 0] + T[..., 2, 3, None]  # (B, N, P) camera depth
         acc = log_depth.new_zeros(B, 2, centres.shape[0])
         for n in range(N):

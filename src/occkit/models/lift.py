@@ -17,6 +17,7 @@ from torch import nn
 
 from occkit.geometry.camera import pixel_centers, pixel_rays, unproject
 from occkit.geometry.grid import Grid
+from occkit.geometry.transforms import inverse_4x4
 from occkit.shapes import check_shape
 
 
@@ -138,7 +139,14 @@ def _scatter_sum(values: torch.Tensor, flat: torch.Tensor, cells: int, grid: Gri
     B, K = values.shape[0], values.shape[-1]
     X, Y, Z = grid.shape
     out = values.new_zeros(B * cells + 1, K)
-    out = out.index_add(0, flat.reshape(-1), values.reshape(-1, K))[:-1]
+    index, rows = flat.reshape(-1), values.reshape(-1, K)
+    if torch.jit.is_tracing():
+        # The TorchScript-based ONNX exporter writes index_add as a scatter that keeps one of the
+        # rows sent to a cell (duplicate indices: a wrong model); scatter_add it writes as a summing
+        # scatter. Same sums; eager and torch.export (whose index_add sums) keep index_add.
+        out = out.scatter_add(0, index[:, None].expand(-1, K), rows)[:-1]
+    else:
+        out = out.index_add(0, index, rows)[:-1]
     if collapse_z:
         return out.view(B, X, Y, K).permute(0, 3, 1, 2).contiguous()
     return out.view(B, X, Y, Z, K).permute(0, 4, 1, 2, 3).contiguous()
@@ -350,6 +358,15 @@ class LSSViewTransform(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------- sampling lift
+def invert_poses(T: torch.Tensor) -> torch.Tensor:
+    """``torch.linalg.inv`` of ``(..., 4, 4)`` matrices; while exporting to ONNX, which has no
+    matrix-inverse operator, the closed form :func:`occkit.geometry.transforms.inverse_4x4` (the
+    same matrices up to float rounding), so the exported graph takes the poses as inputs."""
+    if torch.onnx.is_in_onnx_export():
+        return inverse_4x4(T)
+    return torch.linalg.inv(T)
+
+
 def project_points(
     points_ego: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, image_hw: tuple[int, int], eps: float = 0.1
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -369,7 +386,7 @@ def project_points(
     check_shape(T_ego_from_cam, "B N 4 4", name="T_ego_from_cam", dims=dims)
     H, W = image_hw
     with torch.autocast(device_type=points_ego.device.type, enabled=False):
-        T = torch.linalg.inv(T_ego_from_cam.float())  # (B, N, 4, 4) cam <- ego
+        T = invert_poses(T_ego_from_cam.float())  # (B, N, 4, 4) cam <- ego
         cam = points_ego.float() @ T[..., :3, :3].transpose(-1, -2) + T[..., None, :3, 3]  # (B, N, P, 3)
         z = cam[..., 2]
         uv = cam @ intrinsics.float().transpose(-1, -2)  # (B, N, P, 3)

@@ -1,0 +1,172 @@
+"""``occkit export --ckpt RUN --out model.onnx``: a run's camera network as an ONNX file, checked
+against PyTorch under onnxruntime.
+
+The graph takes ``images (B, N, 3, H, W)`` in [0, 1], ``intrinsics (B, N, 3, 3)`` and
+``T_ego_from_cam (B, N, 4, 4)`` and gives ``logits (B, C, X, Y, Z)`` and ``labels (B, X, Y, Z)``
+uint8, as the recipe's ``predict`` makes them (:mod:`occkit.export.onnx`). Recipes whose prediction
+is the camera network are exported (supervised, render_sup, radocc's student, easyocc, cigocc);
+LiDAR and fusion networks, langocc and occscene are refused with the reason.
+
+Parity: on ``--frames`` validation frames of ``--check-data`` (random frames of a plausible rig,
+with a warning, when no dataset is given: a run's config does not record its dataset folder),
+eager PyTorch and onnxruntime run the same inputs: the largest logit difference, the agreement of
+the labels with the recipe's own ``predict`` over all voxels, and the time per frame of each at
+batch 1 side by side. Below ``--min-agreement`` nothing is written. The figures go to
+``OUT.json`` beside the model too; the model's ``metadata_props`` record the checkpoint, its
+SHA-256, the recipe, grid, classes, image size and the exporter that wrote it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", required=True, help="checkpoint folder (checkpoints/step_N) or run folder (its newest)")
+    p.add_argument("--out", required=True, type=Path, help="the .onnx file to write (its report: OUT.json beside it)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (and its .json)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's; at least 16)")
+    p.add_argument("--dynamic-batch", action="store_true", help="leave the batch axis free (default: batch 1); the parity "
+                                                                 "check then also runs the frames as one batch")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                   help="network input size (default: the run's data.image_aug.out_hw); multiples of the backbone's "
+                        "largest stride")
+    p.add_argument("--check-data", default=None, metavar="DATA",
+                   help="dataset whose validation frames the parity check runs on (default: random frames, with a warning)")
+    p.add_argument("--frames", type=int, default=4, help="frames of the parity check (default 4; 0: no check)")
+    p.add_argument("--runs", type=int, default=5, help="timed runs of each runtime after a warm-up (default 5)")
+    p.add_argument("--threads", type=int, default=1, help="threads of PyTorch and of onnxruntime in the check (default 1)")
+    p.add_argument("--min-agreement", type=float, default=99.9,
+                   help="label agreement (percent of voxels) below which the export fails and nothing is written (default 99.9)")
+    p.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",
+                   help="auto (default): torch.export-based, the TorchScript-based one when that fails")
+    p.add_argument("--no-ema", action="store_true", help="the raw weights even when the checkpoint has EMA weights")
+    p.add_argument("--image-norm", choices=("running", "frame"), default=None,
+                   help="override the checkpoint's model.image_norm_eval (how the image BatchNorms normalise)")
+
+
+def check_target(out: Path, overwrite: bool, folder: Path | None = None) -> None:
+    """Refuse an existing ``out`` (or its ``.json``) without ``overwrite``, a folder, and a path
+    inside the checkpoint folder or the run's ``checkpoints/`` (pruned and checksummed as a whole)."""
+    if out.is_dir():
+        raise FileExistsError(f"--out {out}: is a folder; give the .onnx file's path")
+    report = out.with_name(out.name + ".json")
+    if not overwrite:
+        for p in (out, report):
+            if p.exists():
+                raise FileExistsError(f"--out {out}: {p} exists (pass --overwrite to replace it)")
+    if folder is not None:
+        guard = folder.parent if folder.parent.name == "checkpoints" else folder
+        if out.resolve().is_relative_to(guard.resolve()):
+            raise ValueError(f"--out {out}: inside the checkpoint folder {guard} (checkpoints are checksummed and pruned "
+                             "as a whole); write the model elsewhere")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from occkit import __version__
+    from occkit.export.onnx import (
+        OccPredictor, check_image_size, check_parity, dataset_frames, export_onnx, load_source, random_frames, stack_frames,
+    )
+    from occkit.fileio import write_json_atomic
+    from occkit.labels import OCC3D_CLASSES, SEMANTICKITTI_CLASSES
+
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise ValueError(f"needs onnx, onnxscript and onnxruntime ({e}): pip install 'occkit[export]'") from e
+    if args.frames < 0 or args.runs < 1 or args.threads < 1:
+        raise ValueError("--frames must be >= 0, --runs and --threads >= 1")
+    check_target(args.out, args.overwrite)  # before loading anything
+    src = load_source(args.ckpt, ema=not args.no_ema)
+    check_target(args.out, args.overwrite, src.folder)
+    cfg, method = src.cfg, src.method
+    if args.image_norm is not None:
+        if not hasattr(method.model, "set_image_norm_eval"):
+            raise ValueError(f"--image-norm: the {cfg.method} network of {src.folder} has no image_norm_eval setting")
+        method.model.set_image_norm_eval(args.image_norm)
+    predictor = OccPredictor(method, cfg.method).eval()
+    hw = tuple(args.image_size) if args.image_size else tuple(cfg.data.image_aug.out_hw)
+    check_image_size(predictor, hw, "--image-size" if args.image_size else f"{src.folder}: data.image_aug.out_hw")
+    cams = tuple(cfg.data.cameras)
+
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        frames, source = [], None
+        if args.frames > 0 and args.check_data:
+            frames, split = dataset_frames(cfg, args.check_data, args.frames, hw)
+            source = f"{len(frames)} frames of {args.check_data} ({split})"
+        elif args.frames > 0:
+            print("occkit export: warning: no --check-data (a run's config does not record its dataset folder): "
+                  f"the parity check runs on {args.frames} random frames of a plausible {len(cams)}-camera rig", file=sys.stderr)
+            frames = random_frames(args.frames, cams, hw, seed=0)
+            source = f"{len(frames)} random frames"
+        example_frames = random_frames(2 if args.dynamic_batch else 1, cams, hw, seed=1)
+        ex = stack_frames(example_frames)
+        example = (ex.images, ex.intrinsics.float(), ex.T_ego_from_cam.float())
+        net_cfg = cfg.model
+        grid = predictor.net.output_grid
+        classes = (OCC3D_CLASSES if net_cfg.num_classes == len(OCC3D_CLASSES) and cfg.data.format != "semantickitti"
+                   else SEMANTICKITTI_CLASSES if net_cfg.num_classes == len(SEMANTICKITTI_CLASSES) else None)
+        metadata = {
+            "occkit_version": __version__, "checkpoint": str(src.folder.resolve()), "weights": src.weights.name,
+            "weights_sha256": src.sha256, "weights_sha256_source": "checksums.json" if src.sha256_recorded else "computed",
+            "recipe": cfg.method, "grid_range": list(grid.range_min) + list(grid.range_max),
+            "voxel_size": list(grid.voxel_size), "grid_shape": list(grid.shape), "num_classes": net_cfg.num_classes,
+            "classes": list(classes) if classes else None, "image_size": list(hw), "cameras": list(cams),
+            "image_norm_eval": getattr(getattr(predictor.net, "cfg", None), "image_norm_eval", None),
+            "dynamic_batch": bool(args.dynamic_batch),
+            "inputs": "images (B,N,3,H,W) float32 in [0,1]; intrinsics (B,N,3,3); T_ego_from_cam (B,N,4,4)",
+            "outputs": "logits (B,C,X,Y,Z) float32; labels (B,X,Y,Z) uint8",
+        }
+        if cfg.method == "render_sup":
+            metadata["occupied_threshold"] = predictor.threshold
+        # into a hidden file beside --out first: nothing lands at --out unless the check passes
+        tmp = args.out.with_name(f".{args.out.name}.check.tmp")
+        try:
+            res = export_onnx(predictor, example, tmp, opset=args.opset, dynamic_batch=args.dynamic_batch,
+                              exporter=args.exporter, metadata=metadata)
+            note = f", after the dynamo exporter failed ({res.fallback})" if res.fallback else ""
+            print(f"occkit export: {cfg.method} network of {src.folder} exported by the {res.exporter} exporter{note}, "
+                  f"opset {res.opset}, {res.bytes / 2**20:.1f} MiB, in {res.seconds:.1f} s")
+            parity = None
+            if frames:
+                parity = check_parity(tmp, predictor, method, frames, threads=args.threads, runs=args.runs,
+                                      batch_check=args.dynamic_batch)
+                parity["source"] = source
+                _print_parity(parity, args.threads)
+            report = {"model": str(args.out), "export": {"exporter": res.exporter, "opset": res.opset, "seconds": round(res.seconds, 2),
+                                                         "bytes": res.bytes, "dynamo_error": res.fallback},
+                      "metadata": metadata, "parity": parity}
+            if parity is not None:
+                worst = min(r["label_agreement"] for r in parity["providers"].values())
+                worst_b = min((r["batch"]["label_agreement"] for r in parity["providers"].values() if "batch" in r), default=1.0)
+                if 100 * min(worst, worst_b) < args.min_agreement:
+                    raise ValueError(f"parity check failed: labels agree on {100 * min(worst, worst_b):.3f} % of voxels, below "
+                                     f"--min-agreement {args.min_agreement} %; {args.out} not written")
+            tmp.replace(args.out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        write_json_atomic(args.out.with_name(args.out.name + ".json"), report)
+        print(f"occkit export: wrote {args.out} and {args.out.name}.json")
+    finally:
+        torch.set_num_threads(old_threads)
+    return 0
+
+
+def _print_parity(parity: dict, threads: int) -> None:
+    print(f"occkit export: parity on {parity['source']} ({parity['voxels']} voxels), batch 1, float32, {threads} thread(s), "
+          f"median of {parity['runs']} runs after a warm-up:")
+    print(f"  {'provider':<22} {'max |logit diff|':>16} {'labels agree':>13} {'PyTorch ms/frame':>17} {'onnxruntime ms/frame':>21}")
+    for prov, r in parity["providers"].items():
+        print(f"  {prov:<22} {r['max_abs_logit_diff']:>16.3g} {100 * r['label_agreement']:>12.3f}% "
+              f"{r['ms_per_frame_torch']:>17.1f} {r['ms_per_frame_onnxruntime']:>21.1f}")
+        if "batch" in r:
+            b = r["batch"]
+            print(f"  {'  as one batch of ' + str(b['size']):<22} {b['max_abs_logit_diff']:>16.3g} {100 * b['label_agreement']:>12.3f}%")

@@ -470,7 +470,8 @@ def check_parity(
             graph exported with a dynamic batch).
     Returns:
         ``{"frames", "voxels", "providers": {provider: {"max_abs_logit_diff", "max_abs_logit",
-        "label_agreement", "ms_per_frame_torch", "ms_per_frame_onnxruntime", "batch": {...}}}}``.
+        "label_agreement", "labels_differ", "ms_per_frame_torch", "ms_per_frame_onnxruntime",
+        "batch": {...}}}}``.
     """
     if not frames:
         raise ValueError("check_parity: no frames")
@@ -497,6 +498,7 @@ def check_parity(
             t_torch, t_ort = _time_both(pred, sess, frames, device, runs)
             row: dict[str, Any] = {
                 "max_abs_logit_diff": max_diff, "max_abs_logit": max_abs, "label_agreement": agree / max(total, 1),
+                "labels_differ": total - agree,
                 "ms_per_frame_torch": t_torch, "ms_per_frame_onnxruntime": t_ort,
             }
             if batch_check:

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     from occkit.data.sample import collate
-    from occkit.experiment import load_checkpoint_method
+    from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.generation.figure import generation_figure
     from occkit.generation.frustum import frustum_mask
     from occkit.generation.generate import conditioning_frames
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from occkit.viz.draw import save_png
 
     method, cfg, folder, _ = load_checkpoint_method(args.ckpt, "cpu")
-    ds, picks = conditioning_frames(cfg, args.data, "val", "val", args.n)
+    ds, picks = conditioning_frames(lambda root, split: build_dataset(cfg, root, split, train=False), args.data, "val", "val", args.n)
     batch = collate([ds[j] for j in picks])
     hw = tuple(cfg.data.image_aug.out_hw)
     sched = sampling_scheduler(cfg.occscene.schedule)

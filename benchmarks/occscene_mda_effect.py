@@ -31,7 +31,7 @@ import torch
 def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     from occkit.data.sample import collate
-    from occkit.experiment import data_format, load_checkpoint_method
+    from occkit.experiment import build_dataset, data_format, load_checkpoint_method
     from occkit.generation.autoencoder import to_image_range, to_model_range
     from occkit.generation.generate import conditioning_frames
     from occkit.generation.losses import one_hot_occupancy
@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     frames = int(argv[2]) if len(argv) > 2 else 8
     method, cfg, folder, _ = load_checkpoint_method(ckpt, "cpu")
     gen = method.generator
-    ds, picks = conditioning_frames(cfg, data, "val", "val", frames)
+    ds, picks = conditioning_frames(lambda root, split: build_dataset(cfg, root, split, train=False), data, "val", "val", frames)
     batch = collate([ds[j] for j in picks])
     B, N = batch.images.shape[:2]
     images = batch.images.flatten(0, 1)  # (B*N, 3, H, W) in [0, 1]

@@ -1,4 +1,4 @@
-"""Layers point down: the recipes (``occkit.methods``) and the datasets (``occkit.data``) never import
+"""Layers point down: the recipes (``occkit.methods``), the datasets (``occkit.data``) and generation never import
 the composition root (``occkit.experiment``), not even inside a function (DESIGN.md §8: run loading
 sits below the recipes; the root hands them what they need)."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import occkit
 
 PACKAGE = Path(occkit.__file__).parent
-LOWER = ("methods", "data")
+LOWER = ("methods", "data", "generation")
 ROOT = "occkit.experiment"
 
 

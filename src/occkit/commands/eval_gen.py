@@ -22,12 +22,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from occkit.experiment import load_checkpoint_method
+    from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.fileio import write_json_atomic
     from occkit.generation.evaluate import evaluate_generation
 
     judge, cfg, folder, device = load_checkpoint_method(args.judge, args.device)
-    scores = evaluate_generation(judge, cfg, args.gen, args.real, args.split, device, args.batch_size)
+    scores = evaluate_generation(judge, lambda root, split: build_dataset(cfg, root, split, train=False), args.gen, args.real,
+                                 args.split, device, args.batch_size)
     scores.update({"gen": str(args.gen), "real": str(args.real), "split": args.split, "judge": str(folder)})
     if args.out:
         write_json_atomic(args.out, scores)

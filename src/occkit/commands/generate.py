@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from occkit.experiment import load_checkpoint_method
+    from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.generation.figure import generation_figure
     from occkit.generation.generate import generate_scenes
     from occkit.viz.draw import save_png
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         method, cfg, args.data, out, args.n, text=args.text, occupancy=args.occupancy, from_perception=args.from_perception,
         split=args.split, steps=args.steps, guidance_scale=args.guidance, seed=args.seed, batch_size=args.batch_size,
         progress=not args.no_progress, record={"checkpoint": str(folder.resolve())}, use_layout=not args.text_only,
+        make_dataset=lambda root, split: build_dataset(cfg, root, split, train=False),
     )
     mode = "text only, layouts as labels" if args.text_only else "layout" if args.occupancy else "perception feedback" if args.from_perception else "text only"
     save_png(root / "preview.png", generation_figure(rows, title=f"occkit generate ({mode}): {folder}"))

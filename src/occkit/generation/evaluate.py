@@ -59,16 +59,18 @@ def score_frames(method, batches, device: torch.device, frustum: bool = True) ->
     return torch.cat(feats), {"miou": scores["miou"], "frames": metric.frames}
 
 
-def evaluate_generation(judge, judge_cfg, gen_root: str | os.PathLike, real_root: str | os.PathLike, real_split: str = "val",
+def evaluate_generation(judge, make_dataset, gen_root: str | os.PathLike, real_root: str | os.PathLike, real_split: str = "val",
                         device: torch.device | str = "cpu", batch_size: int = 4, kid_subset: int = 100) -> dict[str, Any]:
-    """FID, KID (judge features, real split vs generated) and layout mIoU; see the module docstring."""
+    """FID, KID (judge features, real split vs generated) and layout mIoU; see the module docstring.
+
+    ``make_dataset(root, split)`` gives the frames of a split as the judge sees them (the composition
+    root passes ``occkit.experiment.build_dataset`` with the judge's config, evaluation transform)."""
     from occkit.engine.data import eval_batches
-    from occkit.experiment import build_dataset
 
     device = torch.device(device)
     judge.to(device).eval()
-    real = build_dataset(judge_cfg, real_root, real_split, train=False)
-    gen = build_dataset(judge_cfg, gen_root, "all", train=False)
+    real = make_dataset(real_root, real_split)
+    gen = make_dataset(gen_root, "all")
     if len(real) < 2 or len(gen) < 2:
         raise ValueError(f"evaluate_generation: need at least 2 frames each, got {len(real)} real ({real_root}, {real_split}) "
                          f"and {len(gen)} generated ({gen_root})")

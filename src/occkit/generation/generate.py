@@ -33,19 +33,21 @@ from occkit.generation.sampling import sample
 from occkit.generation.schedule import sampling_scheduler
 
 
-def conditioning_frames(cfg, data: str | os.PathLike, occupancy: str | None, split: str, n: int):
+def conditioning_frames(make_dataset, data: str | os.PathLike, occupancy: str | None, split: str, n: int):
     """(dataset, indices of the frames each of the ``n`` samples takes its calibration, text and
-    layout from): ``occupancy`` a token (every sample from it) or a split; else ``split``."""
-    from occkit.experiment import base_dataset, build_dataset
+    layout from): ``occupancy`` a token (every sample from it) or a split; else ``split``.
+    ``make_dataset(root, split)`` gives a split's frames as the run sees them (the composition root
+    passes ``occkit.experiment.build_dataset`` with the run's config, evaluation transform)."""
+    from occkit.data.wrappers import base_dataset
 
     if occupancy is not None and occupancy not in SPLITS:
-        ds = build_dataset(cfg, data, "all", train=False)
+        ds = make_dataset(data, "all")
         base = base_dataset(ds)
         try:
             return ds, [base.index_of(occupancy)] * n
         except KeyError:
             raise KeyError(f"--occupancy {occupancy!r}: neither a split ({', '.join(SPLITS)}) nor a frame token of {data}") from None
-    ds = build_dataset(cfg, data, occupancy or split, train=False)
+    ds = make_dataset(data, occupancy or split)
     m = len(ds)
     if m == 0:
         raise ValueError(f"{data}: split '{occupancy or split}' has no frames")
@@ -59,9 +61,12 @@ def generate_scenes(
     method, cfg, data: str | os.PathLike, out: str | os.PathLike, n: int, text: str | None = None,
     occupancy: str | None = None, from_perception: bool = False, split: str = "val", steps: int | None = None,
     guidance_scale: float = 1.0, seed: int = 0, batch_size: int = 4, progress: bool = True,
-    record: dict[str, Any] | None = None, use_layout: bool = True,
+    record: dict[str, Any] | None = None, use_layout: bool = True, make_dataset=None,
 ) -> tuple[Path, list[dict]]:
     """Sample ``n`` frames and write them under ``out`` (:mod:`occkit.generation.dataset`).
+
+    ``make_dataset(root, split)`` (required) gives the conditioning frames as the run sees them
+    (the composition root passes ``occkit.experiment.build_dataset`` with the run's config).
 
     Returns (``out``, rows for :func:`occkit.generation.figure.generation_figure`, the first 4).
     """
@@ -76,7 +81,9 @@ def generate_scenes(
         raise ValueError(f"n and batch_size must be >= 1, got {n}, {batch_size}")
     method.eval()
     device = gen.latent_scale.device
-    ds, picks = conditioning_frames(cfg, data, occupancy, split, n)
+    if make_dataset is None:
+        raise ValueError("generate_scenes: make_dataset (root, split) -> dataset is required")
+    ds, picks = conditioning_frames(make_dataset, data, occupancy, split, n)
     scheduler = sampling_scheduler(cfg.occscene.schedule)
     steps = steps or cfg.occscene.schedule.sample_steps
     H, W = cfg.data.image_aug.out_hw

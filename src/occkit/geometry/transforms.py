@@ -110,42 +110,6 @@ def invert_transform(T: torch.Tensor) -> torch.Tensor:
     return make_transform(R_inv, t_inv)
 
 
-def inverse_4x4(T: torch.Tensor) -> torch.Tensor:
-    """Inverse of any invertible ``(..., 4, 4)`` matrices in closed form: the adjugate (from the
-    2x2 minors of the top and bottom row pairs) over the determinant.
-
-    Elementwise arithmetic only, so an exporter can write it where no matrix-inverse operator
-    exists (ONNX has none); it agrees with ``torch.linalg.inv`` up to float rounding on
-    well-conditioned matrices such as camera poses.
-    """
-    check_shape(T, "... 4 4", name="T")
-    a = [[T[..., i, j] for j in range(4)] for i in range(4)]
-    s0 = a[0][0] * a[1][1] - a[1][0] * a[0][1]
-    s1 = a[0][0] * a[1][2] - a[1][0] * a[0][2]
-    s2 = a[0][0] * a[1][3] - a[1][0] * a[0][3]
-    s3 = a[0][1] * a[1][2] - a[1][1] * a[0][2]
-    s4 = a[0][1] * a[1][3] - a[1][1] * a[0][3]
-    s5 = a[0][2] * a[1][3] - a[1][2] * a[0][3]
-    c5 = a[2][2] * a[3][3] - a[3][2] * a[2][3]
-    c4 = a[2][1] * a[3][3] - a[3][1] * a[2][3]
-    c3 = a[2][1] * a[3][2] - a[3][1] * a[2][2]
-    c2 = a[2][0] * a[3][3] - a[3][0] * a[2][3]
-    c1 = a[2][0] * a[3][2] - a[3][0] * a[2][2]
-    c0 = a[2][0] * a[3][1] - a[3][0] * a[2][1]
-    det = s0 * c5 - s1 * c4 + s2 * c3 + s3 * c2 - s4 * c1 + s5 * c0
-    adj = [
-        [a[1][1] * c5 - a[1][2] * c4 + a[1][3] * c3, -a[0][1] * c5 + a[0][2] * c4 - a[0][3] * c3,
-         a[3][1] * s5 - a[3][2] * s4 + a[3][3] * s3, -a[2][1] * s5 + a[2][2] * s4 - a[2][3] * s3],
-        [-a[1][0] * c5 + a[1][2] * c2 - a[1][3] * c1, a[0][0] * c5 - a[0][2] * c2 + a[0][3] * c1,
-         -a[3][0] * s5 + a[3][2] * s2 - a[3][3] * s1, a[2][0] * s5 - a[2][2] * s2 + a[2][3] * s1],
-        [a[1][0] * c4 - a[1][1] * c2 + a[1][3] * c0, -a[0][0] * c4 + a[0][1] * c2 - a[0][3] * c0,
-         a[3][0] * s4 - a[3][1] * s2 + a[3][3] * s0, -a[2][0] * s4 + a[2][1] * s2 - a[2][3] * s0],
-        [-a[1][0] * c3 + a[1][1] * c1 - a[1][2] * c0, a[0][0] * c3 - a[0][1] * c1 + a[0][2] * c0,
-         -a[3][0] * s3 + a[3][1] * s1 - a[3][2] * s0, a[2][0] * s3 - a[2][1] * s1 + a[2][2] * s0],
-    ]
-    return torch.stack([torch.stack(row, -1) for row in adj], -2) / det[..., None, None]
-
-
 def apply_transform(T: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Apply ``T (..., 4, 4)`` to ``points (..., N, 3)``, giving ``(..., N, 3)``."""
     check_shape(T, "... 4 4", name="T")

@@ -17,7 +17,7 @@ from torch import nn
 
 from occkit.geometry.camera import pixel_centers, pixel_rays, unproject
 from occkit.geometry.grid import Grid
-from occkit.geometry.transforms import inverse_4x4
+from occkit.geometry.transforms import invert_transform
 from occkit.shapes import check_shape
 
 
@@ -359,11 +359,12 @@ class LSSViewTransform(nn.Module):
 
 # ---------------------------------------------------------------------------------------- sampling lift
 def invert_poses(T: torch.Tensor) -> torch.Tensor:
-    """``torch.linalg.inv`` of ``(..., 4, 4)`` matrices; while exporting to ONNX, which has no
-    matrix-inverse operator, the closed form :func:`occkit.geometry.transforms.inverse_4x4` (the
-    same matrices up to float rounding), so the exported graph takes the poses as inputs."""
+    """``torch.linalg.inv`` of rigid ``(..., 4, 4)`` camera poses; while exporting to ONNX, which has
+    no matrix-inverse operator, the rigid inverse :func:`occkit.geometry.transforms.invert_transform`
+    (R^T, elementwise: the same matrices up to float rounding), so the exported graph takes the poses
+    as inputs."""
     if torch.onnx.is_in_onnx_export():
-        return inverse_4x4(T)
+        return invert_transform(T)
     return torch.linalg.inv(T)
 
 

@@ -85,3 +85,67 @@ def test_a_moving_object_leaves_no_trail_when_filtered_and_does_when_kept():
     assert filt["mask_camera"].sum() > 2 and (filt["mask_lidar"] == filt["mask_camera"]).all()
     none = frame_labels(moving_car_frames(), 2, eye, PseudoLabelConfig(past=2, free="none"), GRID)
     assert int(none["mask_camera"].sum()) == 2
+
+
+def test_vote_by_count_takes_the_majority_whatever_the_confidence():
+    pts = torch.tensor([[0.1, 0.1, 0.1]] * 3, dtype=torch.float64)
+    labels = torch.tensor([4, 4, 10])
+    conf = torch.tensor([0.2, 0.2, 0.9])
+    frames = [LiftedPoints(pts, labels, conf, torch.zeros(3, 3, dtype=torch.float64),
+                           torch.zeros(0, 3, dtype=torch.float64), torch.zeros(0, 3, dtype=torch.float64))]
+    eye = torch.eye(4, dtype=torch.float64)
+    by_conf = frame_labels(frames, 0, eye, PseudoLabelConfig(past=0, free="none"), GRID)
+    by_count = frame_labels(frames, 0, eye, PseudoLabelConfig(past=0, free="none", vote="count"), GRID)
+    assert int(by_conf["semantics"][20, 20, 2]) == 10  # 0.9 > 0.2 + 0.2
+    assert int(by_count["semantics"][20, 20, 2]) == 4  # two points against one
+
+
+def test_frame_consistency_frees_a_voxel_more_frames_saw_through_than_hit():
+    from occkit.pseudolabel.voxelise import frame_consistency
+
+    sem = torch.full((2, 1, 1), 17)
+    sem[0, 0, 0], sem[1, 0, 0] = 15, 4
+    occ = sem != 17
+    # voxel 0: 1 frame hit it, 2 saw through -> free; voxel 1 (class 4): same counts, exempt -> kept
+    occ_frames = torch.tensor([1, 1]).view(2, 1, 1)
+    free_frames = torch.tensor([2, 2]).view(2, 1, 1)
+    s, o = frame_consistency(sem, occ, occ_frames, free_frames, exempt_classes=(4,))
+    assert s.flatten().tolist() == [17, 4] and o.flatten().tolist() == [False, True]
+    # a tie keeps the vote
+    s, o = frame_consistency(sem, occ, occ_frames, torch.tensor([1, 1]).view(2, 1, 1))
+    assert s.flatten().tolist() == [15, 4] and o.flatten().tolist() == [True, True]
+
+
+def stray_point_frames() -> list[LiftedPoints]:
+    """Three frames (identity poses, camera at the origin): each sees a wall point at x = 6.1;
+    frame 0 alone also puts a stray point at x = 3.1 on the same ray (prior depth noise)."""
+    frames = []
+    for j in range(3):
+        pts = [[6.1, 0.1, 0.1]] + ([[3.1, 0.1, 0.1]] if j == 0 else [])
+        n = len(pts)
+        frames.append(LiftedPoints(torch.tensor(pts, dtype=torch.float64), torch.tensor([15] * n), torch.ones(n),
+                                   torch.full((n, 3), 0.1, dtype=torch.float64),
+                                   torch.zeros(0, 3, dtype=torch.float64), torch.zeros(0, 3, dtype=torch.float64)))
+    return frames
+
+
+def test_consistency_across_frames_removes_a_stray_point_that_two_frames_saw_through():
+    eye = torch.eye(4, dtype=torch.float64)
+    cfg = dict(past=2, carve_every=1, free="carve")
+    plain = frame_labels(stray_point_frames(), 2, eye, PseudoLabelConfig(**cfg), GRID)
+    checked = frame_labels(stray_point_frames(), 2, eye, PseudoLabelConfig(**cfg, consistency="frames"), GRID)
+    # x = 3.1 -> voxel (3.1 + 8) / 0.4 = 27.75 -> 27; x = 6.1 -> 35
+    assert int(plain["semantics"][27, 20, 2]) == 15  # the merged vote keeps the stray point
+    assert int(checked["semantics"][27, 20, 2]) == 17 and checked["mask_camera"][27, 20, 2] == 1  # free, observed
+    assert int(checked["semantics"][35, 20, 2]) == 15  # the wall every frame hit stays
+    assert (checked["mask_camera"] == plain["mask_camera"]).all()  # the same voxels observed
+
+
+def test_consistency_needs_carving():
+    import pytest
+    from occkit.pseudolabel.dataset import check_config
+
+    with pytest.raises(ValueError, match="needs free: 'carve'"):
+        check_config(PseudoLabelConfig(free="none", consistency="frames"))
+    with pytest.raises(ValueError, match="vote"):
+        check_config(PseudoLabelConfig(vote="mode"))

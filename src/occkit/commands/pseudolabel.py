@@ -1,5 +1,6 @@
 """``occkit pseudolabel --data DIR --priors PRIORS --out DIR2 [--past K] [--future K]
-[--dynamic filter|keep] [--free carve|none] [--workers N] [--quality [JSON]]``: EasyOcc's 3D
+[--dynamic filter|keep] [--free carve|none] [--min-points N] [--vote confidence|count]
+[--consistency none|frames] [--carve-every K] [--workers N] [--quality [JSON]]``: EasyOcc's 3D
 pseudo-labels from a 2D prior cache, written as an Occ3D-layout dataset that any recipe trains on
 (``occkit train ... --set data.root=DIR2`` / ``--data DIR2``); evaluate against the real labels
 (``occkit eval --gt DIR``).
@@ -25,6 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dynamic", default="filter", choices=("filter", "keep"), help="dynamic classes from the current frame only (filter, default) or from all")
     p.add_argument("--free", default="carve", choices=("carve", "none"), help="carve free space along camera rays (default) or observe only occupied voxels")
     p.add_argument("--min-points", type=int, default=1, help="points a voxel needs to be occupied (default 1)")
+    p.add_argument("--vote", default="confidence", choices=("confidence", "count"),
+                   help="a voxel's class: largest summed prior confidence of its points (confidence, default) or most points (count)")
+    p.add_argument("--consistency", default="none", choices=("none", "frames"),
+                   help="frames: an occupied voxel more source frames saw through than put a point in becomes free "
+                        "(dynamic classes exempt under --dynamic filter); none: the merged vote alone (default)")
     p.add_argument("--max-depth", type=float, default=60.0, help="drop pixels whose prior depth exceeds this, metres (default 60)")
     p.add_argument("--min-confidence", type=float, default=0.0, help="drop pixels whose prior confidence is below this (default 0)")
     p.add_argument("--carve-every", type=int, default=8, help="one point in this many casts a carving ray (default 8)")
@@ -42,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.priors is not None:
         cfg = PseudoLabelConfig(
             past=args.past, future=args.future, dynamic=args.dynamic, free=args.free, min_points=args.min_points,
+            vote=args.vote, consistency=args.consistency,
             max_depth=args.max_depth, min_confidence=args.min_confidence, carve_every=args.carve_every, split=args.split,
         )
         make_pseudo_labels(args.data, args.priors, args.out, cfg, workers=args.workers, progress=not args.no_progress)

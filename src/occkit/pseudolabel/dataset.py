@@ -39,7 +39,7 @@ from occkit.fileio import read_json, save_npz_atomic, write_json_atomic
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.transforms import invert_transform
 from occkit.pseudolabel.lift import LiftedPoints, cat_points, lift_pixels
-from occkit.pseudolabel.voxelise import carve_free, vote_voxels
+from occkit.pseudolabel.voxelise import carve_free, frame_consistency, vote_voxels
 
 RECORD_FILE = "pseudolabel.json"
 RECORD_FORMAT = 1
@@ -68,7 +68,15 @@ class PseudoLabelConfig:
     """'carve': voxels the camera rays cross before their points are free and observed; 'none':
     only the occupied voxels are observed (``mask_camera``)."""
     min_points: int = 1
-    """Points a voxel needs to be occupied."""
+    """Points a voxel needs to be occupied (occkit's default; EasyOcc publishes no rule)."""
+    vote: Literal["confidence", "count"] = "confidence"
+    """A voxel's class: the largest summed prior confidence of its points ('confidence', occkit's
+    default) or the most points ('count'). EasyOcc publishes no rule."""
+    consistency: Literal["none", "frames"] = "none"
+    """'frames': an occupied voxel that more source frames saw through (carving) than put a point
+    in becomes free (:func:`occkit.pseudolabel.voxelise.frame_consistency`; with ``dynamic:
+    filter`` the dynamic classes are exempt); 'none' (default): the merged vote alone. Every
+    frame's points then cast carving rays, each frame walked on its own (slower)."""
     max_depth: float = 60.0
     """Pixels whose prior depth exceeds this (metres) make no point."""
     min_confidence: float = 0.0
@@ -95,6 +103,12 @@ def check_config(cfg: PseudoLabelConfig) -> None:
         raise ValueError(f"dynamic: expected 'filter' or 'keep', got {cfg.dynamic!r}")
     if cfg.free not in ("carve", "none"):
         raise ValueError(f"free: expected 'carve' or 'none', got {cfg.free!r}")
+    if cfg.vote not in ("confidence", "count"):
+        raise ValueError(f"vote: expected 'confidence' or 'count', got {cfg.vote!r}")
+    if cfg.consistency not in ("none", "frames"):
+        raise ValueError(f"consistency: expected 'none' or 'frames', got {cfg.consistency!r}")
+    if cfg.consistency == "frames" and cfg.free != "carve":
+        raise ValueError("consistency: 'frames' needs free: 'carve' (the frames' free space comes from the carving rays)")
     if cfg.min_points < 1 or cfg.pixel_stride < 1 or cfg.carve_every < 1 or cfg.sky_stride < 0:
         raise ValueError("min_points, pixel_stride and carve_every must be >= 1, sky_stride >= 0")
     if cfg.split not in ("train", "val", "all"):
@@ -126,8 +140,21 @@ def frame_labels(
         parts.append(f)
         carve_parts.append(f.select(torch.arange(f.points.shape[0]) % cfg.carve_every == 0))
     pts = cat_points(parts)
-    sem, occupied = vote_voxels(pts.points, pts.labels, grid, num_classes=18, weights=pts.weights, min_points=cfg.min_points)
-    if cfg.free == "carve":
+    weights = pts.weights if cfg.vote == "confidence" else None
+    sem, occupied = vote_voxels(pts.points, pts.labels, grid, num_classes=18, weights=weights, min_points=cfg.min_points)
+    if cfg.free == "carve" and cfg.consistency == "frames":
+        occ_frames = torch.zeros(grid.shape, dtype=torch.int32)
+        free_frames = torch.zeros(grid.shape, dtype=torch.int32)
+        seen = occupied.clone()
+        for f, c in zip(parts, carve_parts):
+            _, occ_j = vote_voxels(f.points, f.labels, grid, num_classes=18)
+            free_j = carve_free(c.origins, c.points, grid, cfg.carve_margin, c.sky_origins, c.sky_dirs) & ~occ_j
+            occ_frames += occ_j
+            free_frames += free_j
+            seen |= free_j
+        exempt = tuple(cfg.dynamic_classes) if cfg.dynamic == "filter" else ()
+        sem, occupied = frame_consistency(sem, occupied, occ_frames, free_frames, exempt_classes=exempt)
+    elif cfg.free == "carve":
         c = cat_points(carve_parts)
         seen = carve_free(c.origins, c.points, grid, cfg.carve_margin, c.sky_origins, c.sky_dirs) | occupied
     else:

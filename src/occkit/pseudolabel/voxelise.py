@@ -3,12 +3,17 @@
 The vote (EasyOcc publishes none; METHODS.md §2 marks it [unsure]; this is occkit's rule):
 
 - a voxel is **occupied** when at least ``min_points`` points fall in it;
-- its class is the one with the largest summed weight (each point weighs its prior confidence,
-  or 1) among the points in it; ties go to the smaller class id;
+- its class is the one with the largest summed weight among the points in it (``vote:
+  confidence``, the default: each point weighs its prior confidence; ``vote: count``: each point
+  weighs 1, the majority); ties go to the smaller class id;
 - a voxel is **free** when a ray from a camera centre to one of its points (stopped ``margin``
   metres before the point), or a sky pixel's ray (to the grid's edge), crosses it and it is not
   occupied: what a camera saw through is empty;
-- every other voxel is **unobserved**: class free (17) as Occ3D writes it, outside the mask.
+- every other voxel is **unobserved**: class free (17) as Occ3D writes it, outside the mask;
+- optionally (``consistency: frames``) a voxel the rays of more source frames saw through than
+  put a point in it is **free** (observed), whatever the merged vote said
+  (:func:`frame_consistency`): a past frame's stray points do not outvote the frames that saw
+  empty space there.
 
 ``mask_camera`` of the written labels = occupied or free, the voxels the points or the carving
 observed.
@@ -100,3 +105,34 @@ def carve_free(
         for i in range(0, sky_origins.shape[0], chunk):
             mark_visible(sky_origins[i:i + chunk].double(), sky_dirs[i:i + chunk].double(), grid, out=out)
     return out
+
+
+def frame_consistency(
+    semantics: torch.Tensor,
+    occupied: torch.Tensor,
+    occupied_frames: torch.Tensor,
+    free_frames: torch.Tensor,
+    exempt_classes: tuple[int, ...] = (),
+    free_class: int = 17,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-voxel consistency check across frames: an occupied voxel that more source frames
+    saw as free (a ray crossed it) than saw as occupied (a point fell in it) becomes free.
+
+    Args:
+        semantics, occupied: ``(X, Y, Z)`` the merged vote (:func:`vote_voxels`).
+        occupied_frames: ``(X, Y, Z)`` integer, per voxel the number of source frames with a
+            point in it.
+        free_frames: ``(X, Y, Z)`` integer, per voxel the number of source frames whose carving
+            rays crossed it without putting a point in it.
+        exempt_classes: voxels voted to these classes keep their vote (the dynamic classes when
+            they come from the current frame alone: a moving car is where the other frames saw
+            through).
+    Returns:
+        semantics, occupied, with the outvoted voxels set to ``free_class`` / False.
+    """
+    for name, t in (("occupied", occupied), ("occupied_frames", occupied_frames), ("free_frames", free_frames)):
+        check_shape(t, "X Y Z", name=name, dims=dict(zip("XYZ", semantics.shape)))
+    outvoted = occupied & (free_frames > occupied_frames)
+    if exempt_classes:
+        outvoted &= ~torch.isin(semantics, torch.tensor(exempt_classes, dtype=semantics.dtype))
+    return torch.where(outvoted, torch.full_like(semantics, free_class), semantics), occupied & ~outvoted

@@ -17,6 +17,7 @@ from occkit.geometry.transforms import pose_from_transform, rotation_z
 from occkit.metrics.rayiou import (
     RayIoUMetric,
     cast_rays,
+    cast_rays_reference,
     lidar_origins_in_ego,
     lidar_ray_directions,
     load_nuscenes_infos,
@@ -89,6 +90,50 @@ def test_cast_rays_matches_generic_first_hit():
     same = ref == lab[0]
     assert same.float().mean() > 0.999  # edge/corner ties may differ on a handful of rays
     assert torch.allclose(dep[0][same & h.hit], h.t_out[same & h.hit], atol=1e-6)
+
+
+def _rays_with_ties(grid: Grid, n_random: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """SparseOcc's directions from origins on voxel faces, edges and corners (exact ties in the
+    walk), plus random origins with random and axis-aligned directions (zero components)."""
+    g = torch.Generator().manual_seed(seed)
+    lo = torch.tensor(grid.range_min, dtype=torch.float64)
+    vs = torch.tensor(grid.voxel_size, dtype=torch.float64)
+    corners = lo + vs * torch.tensor([[10.0, 12.0, 7.0], [10.5, 12.0, 7.0], [10.0, 12.5, 7.5], [20.25, 20.25, 6.25]])
+    dirs = lidar_ray_directions()
+    o = [corners.repeat_interleave(len(dirs), 0)]
+    d = [dirs.repeat(len(corners), 1)]
+    hi = torch.tensor(grid.range_max, dtype=torch.float64)
+    o.append(lo + (hi - lo) * torch.rand(n_random, 3, generator=g, dtype=torch.float64))
+    rd = torch.randn(n_random, 3, generator=g, dtype=torch.float64)
+    rd[: n_random // 4, :2] = 0.0  # straight up or down
+    rd[n_random // 4 : n_random // 2, 1] = 0.0
+    rd[n_random // 2 : 3 * n_random // 4] = torch.tensor([[1.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 1.0]], dtype=torch.float64).repeat(n_random, 1)[: n_random // 4]
+    d.append(rd / rd.norm(dim=-1, keepdim=True))
+    return torch.cat(o), torch.cat(d)
+
+
+@pytest.mark.parametrize("walk,threads,dtype", [("numpy", 1, torch.float64), ("numpy", 2, torch.float64), ("torch", 1, torch.float64), ("numpy", 1, torch.float32)])
+def test_cast_rays_equals_reference_bit_for_bit(walk, threads, dtype):
+    vols = torch.stack([torch.stack([small_scene(10), small_scene(11)]), torch.stack([small_scene(12), small_scene(10)]),
+                        torch.randint(0, 18, (2, *SMALL.shape), generator=torch.Generator().manual_seed(0))])  # (3, 2, X, Y, Z)
+    o, d = _rays_with_ties(SMALL, 3000, seed=1)
+    frame = torch.arange(len(o)) % 2
+    for V in (1, 2, 3):
+        ref = cast_rays_reference(vols[:V], frame, o, d, SMALL, dtype=dtype)
+        new = cast_rays(vols[:V], frame, o, d, SMALL, dtype=dtype, threads=threads, walk=walk)
+        assert torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1])
+    with pytest.raises(ValueError, match="walk"):
+        cast_rays(vols[:1], frame, o, d, SMALL, walk="gpu")
+
+
+def test_cast_rays_no_rays_and_many_volumes():
+    vols = small_scene(3)[None, None].expand(8, 1, *SMALL.shape)  # 8 volumes: past one byte's bits
+    o = torch.tensor([[0.3, -0.2, 1.84]], dtype=torch.float64).expand(14040, 3)
+    ref = cast_rays_reference(vols, torch.zeros(14040, dtype=torch.long), o, lidar_ray_directions(), SMALL)
+    new = cast_rays(vols, torch.zeros(14040, dtype=torch.long), o, lidar_ray_directions(), SMALL)
+    assert torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1])
+    lab, dep = cast_rays(vols[:2], torch.zeros(0, dtype=torch.long), o[:0], o[:0], SMALL)
+    assert lab.shape == (2, 0) and dep.shape == (2, 0)
 
 
 def reference_rayiou(preds, gts, C=18, thresholds=(1, 2, 4)):
@@ -290,6 +335,15 @@ def test_synthetic_world_against_itself(synth_root):
     assert occ.compute()["miou"] == pytest.approx(100.0)
     r = ray.compute()
     assert r["rayiou"] == pytest.approx(100.0) and r["frames"] == len(ds)
+    # the walk against the reference on the world, with a prediction one voxel off
+    pred = torch.roll(batch.occupancy, 1, dims=1)
+    dirs = lidar_ray_directions()
+    o = torch.cat([ob.repeat_interleave(len(dirs), 0) for ob in origins])
+    d = torch.cat([dirs.repeat(len(ob), 1) for ob in origins])
+    f = torch.cat([torch.full((len(ob) * len(dirs),), b) for b, ob in enumerate(origins)])
+    vols = torch.stack([batch.occupancy, pred]).to(torch.uint8)
+    ref, new = cast_rays_reference(vols, f, o, d, ray.grid), cast_rays(vols, f, o, d, ray.grid)
+    assert torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1])
     # a prediction of nothing but free space scores 0 on every class the ground truth has
     empty = torch.full_like(batch.occupancy, 17)
     ray.reset()

@@ -22,6 +22,10 @@ Per frame:
 
 Ties in the traversal (a ray crossing an edge or corner) step z before y before x, as
 SparseOcc's ``dvr`` does. Distances are computed in float64 by default (as ``dvr``).
+
+Speed: :func:`cast_rays` walks every ray a block of steps at a time in numpy on the CPU (torch
+elsewhere) and equals :func:`cast_rays_reference`, the one-step-per-iteration torch walk it
+replaced, bit for bit (labels and depths); ``benchmarks/bench_metrics.py`` times both.
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ def lidar_ray_directions(dtype: torch.dtype = torch.float64, device: torch.devic
 
 
 @torch.no_grad()
-def cast_rays(
+def cast_rays_reference(
     volumes: torch.Tensor,
     frame: torch.Tensor,
     origins: torch.Tensor,
@@ -85,9 +89,10 @@ def cast_rays(
     free_class: int = OCC3D_FREE,
     dtype: torch.dtype = torch.float64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """First occupied voxel along each ray, in ``V`` label volumes that share the rays.
+    """The straightforward walk that :func:`cast_rays` must equal bit for bit (same arguments
+    and results); kept as the reference for tests and ``benchmarks/bench_metrics.py``.
 
-    A specialised fast path of :func:`occkit.geometry.raycast.first_hit` for metrics: the rays
+    Every ray steps one voxel per iteration of one Python loop, all rays at once in torch: the rays
     of many frames walk together (``frame`` says which volume each reads), the ground truth and
     the prediction are read in the same walk (``V = 2``), voxels are addressed by one flat index
     into volumes padded with a border of 255, so leaving the grid is a lookup, and finished
@@ -183,6 +188,319 @@ def cast_rays(
     return labels, depth
 
 
+#: Steps every ray takes between two looks at what the rays met.
+_BLOCK = 16
+#: Rays walked together on the CPU (their state stays in the caches).
+_CHUNK = 1 << 14
+
+
+def _numpy_dtype(dtype: torch.dtype) -> type:
+    return {torch.float64: np.float64, torch.float32: np.float32}[dtype]
+
+
+@torch.no_grad()
+def cast_rays(
+    volumes: torch.Tensor,
+    frame: torch.Tensor,
+    origins: torch.Tensor,
+    dirs: torch.Tensor,
+    grid: Grid,
+    free_class: int = OCC3D_FREE,
+    dtype: torch.dtype = torch.float64,
+    threads: int | None = None,
+    walk: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """First occupied voxel along each ray, in ``V`` label volumes that share the rays.
+
+    A specialised fast path of :func:`occkit.geometry.raycast.first_hit` for metrics, equal bit
+    for bit to :func:`cast_rays_reference` (the same Amanatides & Woo walk with the same float
+    operations in the same order; ties step z before y before x). The rays of many frames walk
+    together (``frame`` says which volume each reads) and all ``V`` volumes are read in one walk:
+    each voxel holds one byte whose bit ``v`` says "occupied in volume ``v``" and whose top bit
+    marks the border around the grid. Every ray takes :data:`_BLOCK` steps with no look at what
+    it met (a few branch-free array operations per step, recording each voxel's byte and exit
+    distance); then the first voxel with its volume's bit (a hit) or the border bit (a miss) is
+    found per ray and volume, and finished rays are dropped. The border is ``_BLOCK + 1`` voxels
+    thick, so a ray that left the grid can walk on until that look (and stop there).
+
+    On the CPU the walk runs in numpy over chunks of :data:`_CHUNK` rays (``threads`` chunks at
+    a time; numpy releases the GIL inside its loops); on other devices in torch, all rays at once
+    (one look, and one synchronisation, per block).
+
+    Args:
+        volumes: ``(V, F, X, Y, Z)`` integer labels in ``[0, 254]``; ``label < free_class`` is
+            occupied.
+        frame: ``(R,)`` long, the frame each ray belongs to, in ``[0, F)``.
+        origins: ``(R, 3)`` metres in the grid's frame; must lie inside the grid.
+        dirs: ``(R, 3)`` unit directions (depths are in units of ``|dirs|``).
+        grid: the voxel grid of the volumes.
+        free_class: the first label that is not occupied.
+        dtype: float type of the distances (float64 or float32).
+        threads: CPU threads walking chunks at once (default: ``torch.get_num_threads()``).
+        walk: ``"auto"`` (numpy on the CPU, torch elsewhere), ``"numpy"`` (CPU only) or
+            ``"torch"`` (any device; on the CPU for tests of the GPU path).
+    Returns:
+        labels: ``(V, R)`` long, the class of the first occupied voxel, ``free_class`` if none;
+        depth: ``(V, R)`` distance where the ray leaves that voxel (the grid if none).
+    """
+    X, Y, Z = grid.shape
+    dims = check_shape(volumes, "V F X Y Z", name="volumes", dims={"X": X, "Y": Y, "Z": Z})
+    V, F = dims["V"], dims["F"]
+    R = check_shape(origins, "R 3", name="origins")["R"]
+    check_shape(dirs, "R 3", name="dirs", dims={"R": R})
+    check_shape(frame, "R", name="frame", dims={"R": R})
+    if walk not in ("auto", "numpy", "torch"):
+        raise ValueError(f"walk must be 'auto', 'numpy' or 'torch', got {walk!r}")
+    dev = volumes.device
+    if walk == "numpy" and dev.type != "cpu":
+        raise ValueError(f"walk='numpy' needs CPU tensors, got volumes on {dev}")
+    if V > 7 or dtype not in (torch.float64, torch.float32):  # one byte holds 7 volumes' bits
+        return cast_rays_reference(volumes, frame, origins, dirs, grid, free_class, dtype)
+    if volumes.is_floating_point():
+        raise TypeError(f"volumes: expected integer labels, got {volumes.dtype}")
+    if volumes.numel() and (int(volumes.min()) < 0 or int(volumes.max()) >= _OUTSIDE):
+        raise ValueError(f"volumes: labels must lie in [0, {_OUTSIDE - 1}]")
+    o = origins.to(device=dev, dtype=dtype)
+    d = dirs.to(device=dev, dtype=dtype)
+    lo = torch.tensor(grid.range_min, dtype=dtype, device=dev)
+    hi = torch.tensor(grid.range_max, dtype=dtype, device=dev)
+    vs = torch.tensor(grid.voxel_size, dtype=dtype, device=dev)
+    if R and not bool(((o >= lo) & (o < hi)).all()):
+        bad = int((~((o >= lo) & (o < hi)).all(-1)).nonzero()[0])
+        raise ValueError(f"origins: ray {bad} starts at {o[bad].tolist()}, outside the grid {grid.point_range}")
+
+    # One byte per voxel: bit v = occupied in volume v; the border (P voxels thick) = 0x80.
+    P = _BLOCK + 1
+    PX, PY, PZ = X + 2 * P, Y + 2 * P, Z + 2 * P
+    code = torch.full((F, PX, PY, PZ), 0x80, dtype=torch.uint8, device=dev)
+    inner = torch.zeros((F, X, Y, Z), dtype=torch.uint8, device=dev)
+    for v in range(V):
+        inner |= (volumes[v] < free_class).to(torch.uint8) << v
+    code[:, P:-P, P:-P, P:-P] = inner
+    sx, sy, sz = PY * PZ, PZ, 1
+    per_frame = PX * sx
+
+    labels = torch.full((V, R), free_class, dtype=torch.long, device=dev)
+    depth = torch.zeros((V, R), dtype=dtype, device=dev)
+    if not R:
+        return labels, depth
+    if walk == "numpy" or (walk == "auto" and dev.type == "cpu"):
+        grid_np = (np.array(grid.range_min, _numpy_dtype(dtype)), np.array(grid.voxel_size, _numpy_dtype(dtype)), (X, Y, Z), P)
+        arrays = (code.view(-1).numpy(), volumes.to(torch.uint8).reshape(V, -1).numpy(), o.numpy(), d.numpy(), frame.to("cpu", torch.long).numpy())
+        outs = (labels.numpy(), depth.numpy())
+        chunks = [slice(s, min(R, s + _CHUNK)) for s in range(0, R, _CHUNK)]
+        n_threads = max(1, min(len(chunks), threads if threads is not None else torch.get_num_threads()))
+        if n_threads == 1:
+            for sl in chunks:
+                _walk_numpy(*arrays, *grid_np, sl, *outs)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(n_threads) as pool:
+                list(pool.map(lambda sl: _walk_numpy(*arrays, *grid_np, sl, *outs), chunks))
+        return labels, depth
+
+    # In torch (GPUs): the initial state with the reference's operations (axes ordered z, y, x).
+    idx = torch.floor((o - lo) / vs).long()
+    idx = torch.minimum(idx, torch.tensor([X - 1, Y - 1, Z - 1], device=dev))  # round-off at hi
+    cur = frame.to(dev).long() * per_frame + (idx[:, 0] + P) * sx + (idx[:, 1] + P) * sy + (idx[:, 2] + P) * sz
+    order = [2, 1, 0]
+    step = torch.where(d >= 0, 1, -1)[:, order]  # (R, 3)
+    do, dd, di, dvs, dlo = o[:, order], d[:, order], idx[:, order], vs[order], lo[order]
+    boundary = dlo + (di + (step > 0).long()).to(dtype) * dvs
+    nz = dd != 0
+    # An axis the ray never crosses: a distance no other axis reaches, and a step of 0 (the
+    # reference's inf + inf); it is never the nearest, so nothing else changes.
+    t_next = torch.where(nz, (boundary - do) / torch.where(nz, dd, 1), torch.finfo(dtype).max)  # (R, 3)
+    t_delta = torch.where(nz, dvs / dd.abs().clamp_min(1e-300), 0.0)  # (R, 3)
+    flat_step = step * torch.tensor([sz, sy, sx], device=dev)  # (R, 3)
+    hit_at = torch.full((V, R), -1, dtype=torch.long, device=dev)  # padded flat index of the hit
+    _walk_torch(code.view(-1), cur, t_next, t_delta, flat_step, V, hit_at, depth)
+    vv, rr = (hit_at >= 0).nonzero(as_tuple=True)
+    h = hit_at[vv, rr]
+    f, rem = h // per_frame, h % per_frame
+    labels[vv, rr] = volumes[vv, f, rem // sx - P, (rem // sy) % PY - P, rem % PZ - P].long()
+    return labels, depth
+
+
+def _walk_numpy(
+    code: np.ndarray,
+    volumes: np.ndarray,
+    origins: np.ndarray,
+    dirs: np.ndarray,
+    frame: np.ndarray,
+    lo: np.ndarray,
+    vs: np.ndarray,
+    shape: tuple[int, int, int],
+    P: int,
+    sl: slice,
+    labels: np.ndarray,
+    depth: np.ndarray,
+) -> None:
+    """The walk of :func:`cast_rays` for the rays ``sl``, in numpy; writes ``labels[:, sl]`` and
+    ``depth[:, sl]``.
+
+    ``code``: the padded bytes, flat; ``volumes``: ``(V, F * X * Y * Z)`` uint8 labels;
+    ``origins, dirs (R, 3)``; ``frame (R,)``; ``lo, vs (3,)`` the grid's minimum and voxel size;
+    ``P`` the border's thickness. Each axis is its own array (z, y, x: the tie order). Per step,
+    branch-free: ``t_exit = min(tz, min(ty, tx))``; z steps when ``tz <= min(ty, tx)``, else y
+    when ``ty <= tx``, else x (the reference's first-index argmin); the chosen axis adds its
+    ``t_delta`` (the others add ``t_delta * 0 = 0``, which changes no bit).
+    """
+    M = _BLOCK
+    X, Y, Z = shape
+    V = volumes.shape[0]
+    PY, PZ = Y + 2 * P, Z + 2 * P
+    strides = (PY * PZ, PZ, 1)
+    per_frame = (X + 2 * P) * strides[0]
+    o, d = origins[sl], dirs[sl]
+    n = o.shape[0]
+    ftype = o.dtype
+    # Initial state: the reference's operations, per axis.
+    cur = frame[sl] * per_frame
+    t, dt, st = [], [], []
+    for a, top in zip((2, 1, 0), (Z - 1, Y - 1, X - 1)):
+        oa, da = o[:, a], d[:, a]
+        ia = np.minimum(np.floor((oa - lo[a]) / vs[a]).astype(np.int64), top)  # round-off at hi
+        cur += (ia + P) * strides[a]
+        up = da >= 0
+        nz = da != 0
+        boundary = lo[a] + (ia + up).astype(ftype) * vs[a]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # an axis the ray never crosses: a distance no other axis reaches and a step of 0
+            # (the reference's inf + inf): it is never the nearest, so nothing else changes
+            t.append(np.where(nz, (boundary - oa) / np.where(nz, da, 1), np.finfo(ftype).max).astype(ftype))
+            dt.append(np.where(nz, vs[a] / np.maximum(np.abs(da), 1e-300), 0).astype(ftype))
+        st.append(np.where(up, strides[a], -strides[a]))
+    tz, ty, tx = t
+    dz, dy, dx = dt
+    sz, sy, sx = st
+    rid = np.arange(sl.start, sl.start + n)
+    done = np.zeros((V, n), bool)
+    t_prev = np.zeros(n, ftype)  # exit distance of the voxel before the block's first
+    T = np.empty((M, n), ftype)  # (M, n) exit distance of the voxel at each step
+    C = np.empty((M, n), np.uint8)  # (M, n) its byte
+    K = np.empty((M, n), np.int64)  # (M, n) its padded flat index
+    t_yx, tmp = np.empty(n, ftype), np.empty(n, ftype)
+    itmp = np.empty(n, np.int64)
+    mz, my, mx = np.empty(n, bool), np.empty(n, bool), np.empty(n, bool)
+    bits = [np.uint8((1 << v) | 0x80) for v in range(V)]
+    while n:
+        a, f, i = t_yx[:n], tmp[:n], itmp[:n]
+        bz, by, bx = mz[:n], my[:n], mx[:n]
+        for k in range(M):
+            np.fmin(ty, tx, out=a)
+            np.fmin(tz, a, out=T[k, :n])
+            np.take(code, cur, out=C[k, :n])
+            K[k, :n] = cur
+            np.less_equal(tz, a, out=bz)  # z steps
+            np.less_equal(ty, tx, out=by)
+            np.greater(by, bz, out=by)  # y steps: ty <= tx and not z
+            np.logical_or(bz, by, out=bx)
+            np.logical_not(bx, out=bx)  # x steps
+            np.multiply(dz, bz, out=f)
+            tz += f
+            np.multiply(dy, by, out=f)
+            ty += f
+            np.multiply(dx, bx, out=f)
+            tx += f
+            np.multiply(sz, bz, out=i)
+            cur += i
+            np.multiply(sy, by, out=i)
+            cur += i
+            np.multiply(sx, bx, out=i)
+            cur += i
+        # What the block met: only rays with a non-zero byte (an occupied voxel or the border).
+        Cn = C[:, :n]
+        S = np.flatnonzero(Cn.max(0))
+        if S.size:
+            Cs = Cn[:, S]
+            cols = np.arange(S.size)
+            for v in range(V):
+                met = (Cs & bits[v]) != 0  # (M, |S|)
+                kk = met.argmax(0)  # first step that met a voxel of volume v or the border
+                new = met[kk, cols] & ~done[v, S]
+                if not new.any():
+                    continue
+                Sv, kv = S[new], kk[new]
+                miss = (Cn[kv, Sv] & 0x80) != 0
+                r = rid[Sv]
+                h = K[kv, Sv]  # padded flat index -> the volume's flat index
+                fr, rem = np.divmod(h, per_frame)
+                x, rem = np.divmod(rem, strides[0])
+                y, z = np.divmod(rem, PZ)
+                flat = ((fr * X + x - P) * Y + y - P) * Z + z - P
+                hit = ~miss
+                labels[v, r[hit]] = volumes[v, flat[hit]]
+                before = np.where(kv > 0, T[np.maximum(kv - 1, 0), Sv], t_prev[Sv])  # the grid's exit
+                depth[v, r] = np.where(miss, before, T[kv, Sv])
+                done[v, Sv] = True
+        t_prev = T[M - 1, :n].copy()
+        finished = done.all(0)
+        n_finished = int(finished.sum())
+        if 4 * n_finished > n:  # carry only the rays still walking
+            keep = ~finished
+            rid, cur, tz, ty, tx, dz, dy, dx, sz, sy, sx, t_prev = (
+                x[keep] for x in (rid, cur, tz, ty, tx, dz, dy, dx, sz, sy, sx, t_prev)
+            )
+            done = done[:, keep]
+            n = rid.shape[0]
+        elif n_finished:  # park them: they stay on their last voxel (inside the border)
+            sz[finished] = 0
+            sy[finished] = 0
+            sx[finished] = 0
+
+
+def _walk_torch(
+    code: torch.Tensor,
+    cur: torch.Tensor,
+    t_next: torch.Tensor,
+    t_delta: torch.Tensor,
+    flat_step: torch.Tensor,
+    V: int,
+    hit_at: torch.Tensor,
+    depth: torch.Tensor,
+) -> None:
+    """:func:`_walk_numpy` in torch, for GPUs: the same steps, all rays at once, one look (and
+    one synchronisation) per block."""
+    M = _BLOCK
+    R = cur.shape[0]
+    dev = cur.device
+    t = t_next.clone()  # (n, 3)
+    dt, fs = t_delta, flat_step.clone()
+    rid = torch.arange(R, device=dev)
+    done = torch.zeros((V, R), dtype=torch.bool, device=dev)
+    t_prev = torch.zeros(R, dtype=t.dtype, device=dev)
+    bits = torch.tensor([(1 << v) | 0x80 for v in range(V)], dtype=torch.uint8, device=dev)[:, None, None]
+    while rid.numel():
+        Ts, Cs, Ks = [], [], []
+        for _ in range(M):
+            t_yx = torch.fmin(t[:, 1], t[:, 2])
+            Ts.append(torch.fmin(t[:, 0], t_yx))
+            Cs.append(code[cur])
+            Ks.append(cur)
+            bz = t[:, 0] <= t_yx
+            by = (t[:, 1] <= t[:, 2]) > bz
+            bx = ~(bz | by)
+            m = torch.stack([bz, by, bx], 1)  # (n, 3)
+            t = t + dt * m
+            cur = cur + (fs * m).sum(1)
+        T, C, K = torch.stack(Ts), torch.stack(Cs), torch.stack(Ks)  # (M, n)
+        met = (C[None] & bits) != 0  # (V, M, n)
+        kk = met.byte().argmax(1)  # (V, n)
+        found = met.gather(1, kk[:, None]).squeeze(1) & ~done
+        vv, rr = found.nonzero(as_tuple=True)
+        k = kk[vv, rr]
+        miss = (C[k, rr] & 0x80) != 0
+        hit_at[vv, rid[rr]] = torch.where(miss, -1, K[k, rr])
+        before = torch.where(k > 0, T[(k - 1).clamp_min(0), rr], t_prev[rr])
+        depth[vv, rid[rr]] = torch.where(miss, before, T[k, rr])
+        done |= found
+        t_prev = T[-1]
+        keep = ~done.all(0)
+        rid, cur, t, dt, fs, done, t_prev = rid[keep], cur[keep], t[keep], dt[keep], fs[keep], done[:, keep], t_prev[keep]
+
+
 # ---------------------------------------------------------------------------------------------
 # counts and scores
 
@@ -249,6 +567,7 @@ class RayIoUMetric:
         class_names: for the per-class table.
         device: where the counts live (default: the device of the first update).
         dtype: float type of the ray distances.
+        threads: CPU threads of the ray walk (default: ``torch.get_num_threads()`` at each update).
     """
 
     def __init__(
@@ -259,11 +578,14 @@ class RayIoUMetric:
         class_names: tuple[str, ...] | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float64,
+        threads: int | None = None,
     ) -> None:
         if class_names is None:
             class_names = OCC3D_CLASSES if num_classes == OCC3D_NUM_CLASSES else tuple(str(c) for c in range(num_classes))
         if len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
         if not 2 <= num_classes <= 254:
             raise ValueError(f"num_classes must lie in [2, 254], got {num_classes}")
         self.num_classes = int(num_classes)
@@ -272,6 +594,7 @@ class RayIoUMetric:
         self.class_names = tuple(class_names)
         self.device = torch.device(device) if device is not None else None
         self.dtype = dtype
+        self.threads = threads
         self.reset()
 
     def reset(self) -> None:
@@ -332,7 +655,8 @@ class RayIoUMetric:
                 raise ValueError(f"{name}: expected integer class ids in [0, {self.num_classes})")
         volumes = torch.stack([gt.to(dev, torch.uint8), pred.to(dev, torch.uint8)])  # (2, B, X, Y, Z)
         labels, depth = cast_rays(
-            volumes, torch.cat(all_f), torch.cat(all_o), torch.cat(all_d), self.grid, self.num_classes - 1, self.dtype
+            volumes, torch.cat(all_f), torch.cat(all_o), torch.cat(all_d), self.grid, self.num_classes - 1, self.dtype,
+            threads=self.threads,
         )
         g, p, tp = rayiou_counts(labels[1], depth[1], labels[0], depth[0], self.num_classes, self.thresholds)
         gc, pc, tpc = self._split()

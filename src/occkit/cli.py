@@ -29,6 +29,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("pseudolabel", "occkit.commands.pseudolabel", "EasyOcc 3D pseudo-labels from a 2D prior cache (lift, densify over past frames, vote, carve free space) as an Occ3D-layout dataset; --quality against the real labels"),
     ("ablate", "occkit.commands.ablate", "run an ablation spec: shared stages built once and cached, arms x seeds trained in lanes and scored, resumable; results.md/json and curves.png"),
     ("export", "occkit.commands.export", "ONNX file of a run's camera network (images, intrinsics, poses -> logits, labels), checked against PyTorch under onnxruntime: logit difference, label agreement, time per frame"),
+    ("view", "occkit.commands.view", "live 3D viewer in the browser (viser): voxels by class, frame slider, class toggles, ground truth vs prediction and its errors, cameras, masks, LiDAR; a langocc run's text query; --html: a file that opens without a server"),
 )
 
 

@@ -1,0 +1,237 @@
+"""``occkit view DATA [--pred PRED] [--ckpt RUN]``: a live 3D viewer in the browser (viser).
+
+Voxels by class in the Occ3D palette (surface voxels only), a frame slider, class toggles, ground
+truth and prediction (either, side by side, or the prediction's errors coloured), camera
+frustums with their images, the camera or LiDAR mask (outside voxels shown, hidden or dimmed),
+LiDAR points. ``--ckpt`` of a run predicts the frames on the fly (when no ``--pred`` is given);
+a ``langocc`` run adds a text box that colours the occupied voxels by their similarity to the
+typed text (the ``occkit query`` machinery).
+
+It serves on ``--host`` (default 127.0.0.1, this machine only) and ``--port`` and prints the
+URL; a port in use is an error, never silently another port. ``--html FILE`` writes a
+self-contained HTML file instead (viser's client with the frames recorded in it, one per second
+on a time slider) that opens from disk without a Python server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+import time
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", type=Path, help="dataset folder (holds annotations.json)")
+    p.add_argument("--pred", type=Path, default=None,
+                   help="prediction: a folder of <token>.npz submission files (one per frame shown), or one .npz")
+    p.add_argument("--ckpt", default=None,
+                   help="a run or checkpoint folder: predicts the frames when no --pred is given; a langocc run adds a text query")
+    p.add_argument("--split", default="all", choices=("train", "val", "all"), help="which frames (default: all)")
+    p.add_argument("--scene", default=None, help="only the frames of this scene")
+    p.add_argument("--token", default=None, help="start at this frame (default: the first)")
+    p.add_argument("--frames", type=int, default=None,
+                   help="at most this many frames from the start (default: all; 10 with --html)")
+    p.add_argument("--view", default=None, choices=("ground truth", "prediction", "side by side", "errors"),
+                   help="the first view (default: side by side with a prediction, else ground truth)")
+    p.add_argument("--mask", default="none", choices=("none", "camera", "lidar"), help="visibility mask (default: none)")
+    p.add_argument("--mask-mode", default="dim", choices=("show", "hide", "dim"),
+                   help="voxels outside the mask: shown, hidden or dimmed (default: dim)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument("--port", type=int, default=8080, help="port to serve on (default 8080; an error when it is in use)")
+    p.add_argument("--html", type=Path, default=None,
+                   help="write a self-contained HTML file of the frames (opens without a server) instead of serving")
+    p.add_argument("--exit-after", type=float, default=None, metavar="SECONDS",
+                   help="stop serving after this many seconds (for scripts and tests; default: until Ctrl-C)")
+    p.add_argument("--device", default="auto", help="device of --ckpt's network: auto, cpu, cuda, cuda:N (default auto)")
+
+
+def _check_host(host: str) -> bool:
+    """Whether ``host`` is a loopback address (``localhost`` included); ``ValueError`` for a
+    name that is not an address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        raise ValueError(f"--host {host!r}: not an IP address (give e.g. 127.0.0.1, or 0.0.0.0 for every interface)") from None
+
+
+class _CkptPredictor:
+    """Predictions (and, for langocc, text similarities) of a run's network, frame by frame."""
+
+    def __init__(self, ckpt: str, data: Path, split: str, device: str) -> None:
+        from occkit.data.wrappers import base_dataset
+        from occkit.experiment import build_dataset, load_checkpoint_method
+        from occkit.methods.langocc import LangOccMethod
+
+        self.method, cfg, self.folder, self.device = load_checkpoint_method(ckpt, device)
+        if not hasattr(self.method, "predict"):
+            raise ValueError(f"--ckpt {self.folder}: a {cfg.method!r} run, which predicts no occupancy grid")
+        cfg.data.priors, cfg.data.prior_kinds = None, ()
+        self.recipe = cfg.method
+        self.dataset = build_dataset(cfg, data, split, load_gt=False)
+        self.base = base_dataset(self.dataset)
+        self.langocc = isinstance(self.method, LangOccMethod)
+        self._text: dict[str, object] = {}
+        self._feats: dict[str, tuple] = {}
+
+    def _batch(self, token: str):
+        from occkit.data.sample import collate
+
+        return collate([self.dataset[self.base.index_of(token)]]).to(self.device)
+
+    def predict(self, token: str):
+        import numpy as np
+        import torch
+
+        with torch.no_grad():
+            labels = self.method.predict(self._batch(token)).argmax(1)[0]  # (X, Y, Z)
+        return labels.cpu().numpy().astype(np.uint8)
+
+    def similarity(self, token: str, text: str, grid):
+        """(centres ``(M, 3)``, cosine similarity ``(M,)``) of the frame's occupied voxels."""
+        import torch
+
+        from occkit.viz.viewer_scene import voxel_centres
+
+        with torch.no_grad():
+            if token not in self._feats:
+                out = self.method.forward(self._batch(token))
+                occ = self.method.p_occupied(out.logits)[0] >= self.method.threshold()  # (X, Y, Z)
+                f = self.method.voxel_features(out.features[0], occ)  # (M, d)
+                self._feats = {token: (voxel_centres(occ.nonzero().cpu().numpy(), grid), f)}
+            if text not in self._text:
+                self._text[text] = self.method.encode_text([text]).to(self.device)[0]  # (d,)
+            centres, f = self._feats[token]
+            sim = (f @ self._text[text].to(f.dtype)).float().cpu().numpy()
+        return centres, sim
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from occkit.commands.show import load_prediction
+    from occkit.data.occ3d import Occ3DDataset
+    from occkit.viz.viewer_scene import FrameData
+
+    if not args.data.is_dir():
+        raise FileNotFoundError(f"{args.data}: dataset folder not found")
+    if not (args.data / "annotations.json").is_file():
+        raise FileNotFoundError(f"{args.data}: not an Occ3D-layout dataset (no annotations.json in it)")
+    if args.frames is not None and args.frames < 1:
+        raise ValueError(f"--frames must be at least 1, got {args.frames}")
+    loopback = _check_host(args.host)
+    if args.pred is not None and not args.pred.exists():
+        raise FileNotFoundError(f"--pred {args.pred}: no such folder or file")
+    try:
+        import viser  # noqa: F401
+    except ImportError as e:
+        raise ValueError(f"needs viser ({e}): pip install 'occkit[view]'") from e
+
+    ds = Occ3DDataset(args.data, split=args.split)
+    refs = [f for f in ds.frames if args.scene is None or f.scene == args.scene]
+    if args.scene is not None and not refs:
+        raise ValueError(f"--scene {args.scene}: not a scene of split '{args.split}' of {args.data} (scenes: {', '.join(ds.scenes[:8])}"
+                         f"{', ...' if len(ds.scenes) > 8 else ''})")
+    if not refs:
+        raise ValueError(f"{ds.annotations_path}: split '{args.split}' has no frames")
+    start = 0
+    if args.token is not None:
+        tokens = [f.token for f in refs]
+        if args.token not in tokens:
+            raise ValueError(f"--token {args.token}: not a frame of split '{args.split}'{' of scene ' + args.scene if args.scene else ''}")
+        start = tokens.index(args.token)
+    limit = args.frames or (10 if args.html else None)
+    if args.html is not None or limit is not None:
+        refs = refs[start : start + limit] if limit else refs[start:]
+        start = 0
+    has_gt = ds.gt_path(refs[0].token).is_file()
+    if not has_gt:  # a test split without labels: predictions alone
+        ds = Occ3DDataset(args.data, split=args.split, load_gt=False)
+    shape = ds.grid.shape
+
+    if args.pred is not None:
+        if args.pred.is_dir():
+            missing = [f.token for f in refs if not (args.pred / f"{f.token}.npz").is_file()]
+            if missing:
+                raise FileNotFoundError(f"--pred {args.pred}: no prediction for {len(missing)} of the {len(refs)} frames shown "
+                                        f"(first: {missing[0]}.npz); pick the frames it covers with --split, --scene or --token")
+        elif len(refs) > 1:
+            raise ValueError(f"--pred {args.pred}: one file for {len(refs)} frames; give a folder of <token>.npz, "
+                             "or one frame with --token T --frames 1")
+        load_prediction(args.pred, refs[0].token, shape)  # its grid, before anything starts
+    predictor = None
+    if args.ckpt is not None:
+        predictor = _CkptPredictor(args.ckpt, args.data, args.split, args.device)
+        if args.pred is not None and not predictor.langocc:
+            raise ValueError(f"--ckpt {predictor.folder}: a {predictor.recipe!r} run gives a prediction, and so does --pred; "
+                             "give one of them (a langocc run with --pred adds only its text query)")
+        missing = [f.token for f in refs if f.token not in predictor.base._index]
+        if missing:
+            raise ValueError(f"--ckpt: frame {missing[0]} is not in the run's view of {args.data}")
+        print(f"occkit view: predicting with the {predictor.recipe} run {predictor.folder} (each frame when first shown)")
+    has_pred = args.pred is not None or predictor is not None
+    if not has_gt and not has_pred:
+        raise ValueError(f"{args.data}: its frames have no ground truth ({ds.gt_path(refs[0].token)} missing); give --pred or --ckpt")
+    view = args.view or ("side by side" if has_pred and has_gt else "ground truth" if has_gt else "prediction")
+    if view != "ground truth" and not has_pred:
+        raise ValueError(f"--view {view}: needs a prediction (--pred or --ckpt)")
+    if view != "prediction" and not has_gt:
+        raise ValueError(f"--view {view}: needs ground truth, and {args.data} has none")
+    if args.mask != "none" and not has_gt:
+        raise ValueError(f"--mask {args.mask}: the masks come with the ground truth, and {args.data} has none")
+
+    def load(i: int) -> FrameData:
+        ref = refs[i]
+        s = ds[ds.index_of(ref.token)]
+        pred = None
+        if args.pred is not None:
+            pred = load_prediction(args.pred, ref.token, shape)
+        elif predictor is not None:
+            pred = predictor.predict(ref.token)
+        as_u8 = (lambda t: None if t is None else t.numpy().astype(np.uint8))
+        images = (s.images.permute(0, 2, 3, 1).clamp(0, 1) * 255).round().byte().numpy() if s.images.numel() else None
+        return FrameData(
+            token=ref.token, scene=ref.scene, gt=as_u8(s.occupancy), pred=pred,
+            mask_camera=None if s.mask_camera is None else s.mask_camera.numpy(),
+            mask_lidar=None if s.mask_lidar is None else s.mask_lidar.numpy(),
+            cam_names=tuple(s.cam_names), images=images, intrinsics=s.intrinsics.numpy(),
+            T_ego_from_cam=s.T_ego_from_cam.numpy(),
+            lidar=None if s.lidar is None else s.lidar.numpy(),
+            lidar_labels=None if s.lidar_labels is None else s.lidar_labels.numpy(),
+        )
+
+    from occkit.viz.viewer import FrameCache, Viewer, ViewState, start_server, stop_server, write_html
+
+    state = ViewState(view=view, mask=args.mask, mask_mode=args.mask_mode)
+    frames = FrameCache(load, len(refs))
+    if args.html is not None:
+        if args.html.is_dir():
+            raise FileExistsError(f"--html {args.html}: is a folder; give the .html file's path")
+        t0 = time.perf_counter()
+        size = write_html(args.html, [frames[i] for i in range(len(frames))], ds.grid, state)
+        print(f"occkit view: wrote {args.html} ({size / 2**20:.1f} MiB, {len(refs)} frame(s), view {view!r}) in "
+              f"{time.perf_counter() - t0:.1f} s; open it in a browser (no server needed)")
+        return 0
+
+    query = None
+    if predictor is not None and predictor.langocc:
+        query = lambda i, text: predictor.similarity(refs[i].token, text, ds.grid)  # noqa: E731
+    server = start_server(args.host, args.port)
+    try:
+        Viewer(server, frames, ds.grid, has_pred=has_pred, has_gt=has_gt, query=query, state=state, start=start)
+        host = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
+        print(f"occkit view: {len(refs)} frame(s) of {args.data} at http://{host}:{server.get_port()}"
+              f"{'' if loopback else ' (reachable from the network)'}; Ctrl-C stops", flush=True)
+        t_end = None if args.exit_after is None else time.monotonic() + args.exit_after
+        try:
+            while t_end is None or time.monotonic() < t_end:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            print("occkit view: stopped", file=sys.stderr)
+    finally:
+        stop_server(server)
+    return 0

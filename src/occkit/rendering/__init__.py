@@ -4,4 +4,6 @@
 - :mod:`~occkit.rendering.sampling`: ray/box slab test, uniform and importance samples.
 - :mod:`~occkit.rendering.volrend`: densities from logits, alpha compositing, grid lookups,
   chunked rendering of depth, semantics, features and termination weights.
+- :mod:`~occkit.rendering.fixed_steps`: rendering on fixed steps from the ray origin, read at the
+  left edge, zero outside the box (RadOcc's released renderer).
 """

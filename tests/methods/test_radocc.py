@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from occkit.config import to_dict
 from occkit.data.sample import Batch, Sample, collate
@@ -200,7 +201,7 @@ def test_hard_teacher_density_terminates_at_its_argmax_surface(one_torch_thread)
         RadOccMethod(model_cfg(), student_sup(), radocc_cfg(teacher_density="sharp"), teacher=make_teacher())
 
 
-@pytest.mark.parametrize("mode", ["affinity", "kl"])
+@pytest.mark.parametrize("mode", ["raw_kl", "affinity", "kl"])
 def test_semantic_term_without_density_gradient(mode, one_torch_thread):
     """semantic_density_grad=False: the same loss values, but loss_rsc's gradient no longer reaches
     the free logit (the density's only own input) while it still reaches the class logits; loss_rdc
@@ -240,9 +241,19 @@ def test_config_errors():
         RadOccMethod(model_cfg(), student_sup(), radocc_cfg(teacher="/nonexistent/run"))
     batch = tiny_batch()
     batch.prior_segments = None
-    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(), teacher=make_teacher())
+    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(semantic_mode="affinity"), teacher=make_teacher())
     with pytest.raises(ValueError, match="data.priors"):
         method.training_step(batch)
+    with pytest.raises(ValueError, match="radocc.jitter"):
+        RadOccMethod(model_cfg(), student_sup(), radocc_cfg(sampling="camera"), teacher=make_teacher())
+    with pytest.raises(ValueError, match="radocc.num_rays"):
+        RadOccMethod(model_cfg(), student_sup(), radocc_cfg(num_rays=-1), teacher=make_teacher())
+    with pytest.raises(ValueError, match="radocc.lidar_depth_range"):
+        RadOccMethod(model_cfg(), student_sup(), radocc_cfg(lidar_depth_range=(45.0, 1.0)), teacher=make_teacher())
+    for name, bad in (("density", "sigmoid"), ("depth_reduction", "max"), ("logit_reduction", "max"), ("feature_reduction", "sum"),
+                      ("sampling", "uniform")):
+        with pytest.raises(ValueError, match=f"radocc.{name}"):
+            RadOccMethod(model_cfg(), student_sup(), radocc_cfg(**{name: bad}), teacher=make_teacher())
 
 
 def test_teacher_from_a_run_and_radocc_run_predicts_the_student(tmp_path, one_torch_thread):
@@ -260,3 +271,166 @@ def test_teacher_from_a_run_and_radocc_run_predicts_the_student(tmp_path, one_to
     batch = tiny_batch()
     method.eval()
     assert torch.allclose(loaded.predict(batch), method.predict(batch))
+
+
+# ------------------------------------------------------------------ the released code's readings (issue 31)
+RELEASED = dict(sampling="camera", jitter=False, num_samples=60, sample_step=0.2, num_rays=0, lidar_depth_range=(1.0, 45.0),
+                density="free_logit", alpha_scale=0.2, depth_reduction="mean", depth_tau=10.0, semantic_mode="raw_kl",
+                logit_reduction="mean", logit_tau=10.0, feature_reduction="sum_channels", checkpoint=True, chunk=300)
+
+
+def one_ray(origin_x: float, z_per_t: float = 1.0):
+    """A ray along +x at y = 0.2, z = 0 (voxel centres of the tiny grid), whose camera z is x."""
+    from occkit.rendering.rays import Rays
+
+    zero = torch.zeros(1, dtype=torch.long)
+    return Rays(origins=torch.tensor([[origin_x, 0.2, 0.0]]), dirs=torch.tensor([[1.0, 0.0, 0.0]]),
+                z_per_t=torch.tensor([z_per_t]), cam=zero, row=zero, col=zero)
+
+
+def test_lidar_pixel_mask_depth_range_by_hand():
+    """A camera at the origin looking along ego x (f 10, centre (8, 4)); five points at camera
+    depths 0.5, 1, 20, 44.99, 45 m land in columns 8..12 of row 4: [1, 45) keeps 9, 10, 11."""
+    K = torch.tensor([[[10.0, 0, 8], [0, 10.0, 4], [0, 0, 1]]])
+    R = torch.tensor([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]])  # camera (x right, y down, z forward) -> ego
+    T = make_transform(R, torch.zeros(3))[None]
+    xs = torch.tensor([0.5, 1.0, 20.0, 44.99, 45.0])
+    pts = torch.stack([xs, -xs * (0.5 + torch.arange(5.0)) / 10, -0.05 * xs], -1)  # u = 8.5 + k, v = 4.5
+    default = lidar_pixel_mask(pts, K, T, 8, 16)
+    assert default[0].nonzero().tolist() == [[4, 8], [4, 9], [4, 10], [4, 11], [4, 12]]
+    released = lidar_pixel_mask(pts, K, T, 8, 16, depth_range=(1.0, 45.0))
+    assert released[0].nonzero().tolist() == [[4, 9], [4, 10], [4, 11]]
+
+
+def test_every_lidar_pixel_once_with_num_rays_0():
+    batch = tiny_batch()
+    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(**RELEASED), teacher=make_teacher())
+    hits = lidar_pixel_mask(batch.lidar[0][:, :3], batch.intrinsics[0], batch.T_ego_from_cam[0], 32, 64, depth_range=(1.0, 45.0))
+    rays = method.ray_pixels(batch, 0, 0)
+    assert len(rays) == int(hits.sum()) > 100
+    assert torch.equal(torch.stack([rays.cam, rays.row, rays.col], -1), hits.nonzero())  # each pixel once, in order
+    near = lidar_pixel_mask(batch.lidar[0][:, :3], batch.intrinsics[0], batch.T_ego_from_cam[0], 32, 64)
+    assert int(near.sum()) > int(hits.sum())  # the tiny world has LiDAR points nearer than 1 m
+    all_pixels = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(**{**RELEASED, "rays": "all"}), teacher=make_teacher())
+    assert len(all_pixels.ray_pixels(batch, 0, 0)) == 2 * 32 * 64
+
+
+def test_camera_sampling_free_logit_by_hand():
+    """sampling camera, density free_logit: from x = -3.7 the samples x = -3.7 + 0.2 k enter the
+    box [-3.2, 3.2] at k = 3 and leave after k = 34; a constant free logit l gives
+    alpha = 1 - exp(-softplus(-l) 0.2), w_k = a (1 - a)^(k - 3) inside, 0 outside, and the
+    rendered raw logits are l_c * opacity."""
+    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(**{**RELEASED, "num_samples": 40}), teacher=make_teacher())
+    grid = method.model.output_grid
+    logits = (torch.arange(18.0) * 0.1).view(18, 1, 1, 1).expand(18, *grid.shape).clone()
+    l_free = 0.3
+    logits[17] = l_free
+    out = method.render(logits, one_ray(-3.7), None, values=True)
+    a = 1 - math.exp(-math.log1p(math.exp(-l_free)) * 0.2)
+    k = torch.arange(40)
+    expected = torch.where((k >= 3) & (k <= 34), a * (1 - a) ** (k - 3).clamp(min=0).double(), torch.zeros(40, dtype=torch.float64))
+    assert torch.allclose(out.weights[0].double(), expected, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(out.values[0], torch.arange(17.0) * 0.1 * out.opacity[0], atol=1e-5)
+    # occkit's density on the same samples: sigma = -log p(free) / 0.4 over 0.2 / z_per_t metres a sample;
+    # with z_per_t = 0.5 the samples are 0.4 m apart (x = -3.7 + 0.4 k, inside for k = 2..17) and alpha = p(occupied)
+    method.radocc.density = "prob_free"
+    p_free = float(torch.softmax(logits[:, 0, 0, 0], 0)[17])
+    out = method.render(logits, one_ray(-3.7, z_per_t=0.5), None, values=False)
+    inside = (k >= 2) & (k <= 17)
+    expected = torch.where(inside, (1 - p_free) * p_free ** (k - 2).clamp(min=0).double(), torch.zeros(40, dtype=torch.float64))
+    assert torch.allclose(out.weights[0].double(), expected, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("density", ["free_logit", "prob_free"])
+def test_depth_term_moves_only_the_free_logit_with_the_released_density(density, one_torch_thread):
+    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(**{**RELEASED, "density": density}), teacher=make_teacher(steps=40))
+    batch = tiny_batch()
+    t_logits = method.teacher_outputs(batch).logits
+    torch.manual_seed(1)
+    x = torch.randn_like(t_logits).requires_grad_(True)
+    method.radocc.semantic_weight = 0.0
+    method.rendered_losses(batch, x, t_logits)["loss_rdc"].backward()
+    free = method.radocc.free_index
+    assert float(x.grad[:, free].abs().sum()) > 0
+    others = float(x.grad[:, :free].abs().sum())
+    assert others == 0.0 if density == "free_logit" else others > 0
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")
+def test_released_step_matches_the_released_formulas(one_torch_thread):
+    """Every released option at once trains (finite losses, a backward pass); loss_rdc and
+    loss_rsc equal the released code's expressions written with torch.nn.functional here (to
+    float32 rounding: at T = 10 the KL per ray is ~1e-5, a difference of logs ~4)."""
+    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(**RELEASED), teacher=make_teacher(steps=40))
+    batch = tiny_batch()
+    torch.manual_seed(0)
+    losses = method.training_step(batch)
+    assert {"loss_rdc", "loss_rsc", "loss_feat", "loss_logit", "loss_ce", "loss_depth"} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    with torch.no_grad():
+        s_logits = method.forward(batch).logits
+        t_logits = method.teacher_outputs(batch).logits
+        rays = method.ray_pixels(batch, 0, 0)
+        r_s, r_t = method.render(s_logits[0], rays, None), method.render(t_logits[0], rays, None)
+        T = 10.0
+        rdc = (F.kl_div(F.log_softmax(r_s.weights / T, 1), F.softmax(r_t.weights / T, 1), reduction="none").mean(1) * T * T).mean()
+        rsc = F.kl_div(F.log_softmax(r_s.values, 1), F.softmax(r_t.values, 1), reduction="mean")
+        got = method.rendered_losses(batch, s_logits, t_logits)
+    assert r_s.weights.shape == (len(rays), 60)
+    assert float(got["loss_rdc"]) == pytest.approx(100.0 * float(rdc), rel=5e-3)
+    assert float(got["loss_rsc"]) == pytest.approx(10.0 * float(rsc), rel=1e-4)
+
+
+def test_3d_baseline_reductions(one_torch_thread):
+    """feature_reduction sum_channels = C_teacher x mean; logit_reduction mean = sum / C."""
+    batch = tiny_batch()
+    values = {}
+    for feat, logit in (("mean", "sum"), ("sum_channels", "mean")):
+        torch.manual_seed(0)
+        method = RadOccMethod(model_cfg(), student_sup(),
+                              radocc_cfg(depth_weight=0, semantic_weight=0, feature_reduction=feat, logit_reduction=logit),
+                              teacher=make_teacher()).eval()
+        values[feat] = method.training_step(batch)
+    width = make_teacher().model.encoder.out_channels
+    assert float(values["sum_channels"]["loss_feat"]) == pytest.approx(width * float(values["mean"]["loss_feat"]), rel=1e-4)
+    assert float(values["sum_channels"]["loss_logit"]) == pytest.approx(float(values["mean"]["loss_logit"]) / 18, rel=1e-4)
+
+
+def test_presets_hold_the_released_values():
+    from occkit.experiment import load_experiment
+
+    for name in ("radocc-occ3d", "radocc"):
+        c = load_experiment(name).radocc
+        assert (c.sampling, c.jitter, c.density, c.alpha_scale) == ("camera", False, "free_logit", 0.2)
+        assert (c.depth_reduction, c.depth_tau) == ("mean", 10.0)
+        assert (c.semantic_mode, c.logit_reduction, c.logit_tau, c.feature_reduction) == ("raw_kl", "mean", 10.0, "sum_channels")
+        assert tuple(c.lidar_depth_range) == (1.0, 45.0)
+    gpu = load_experiment("radocc-occ3d")
+    assert (gpu.radocc.num_rays, gpu.radocc.num_samples, gpu.radocc.sample_step) == (0, 287, 0.2)
+    assert (gpu.supervised.lovasz, gpu.supervised.depth_weight) == (False, 0.05)
+
+
+def test_box_sampling_with_the_free_logit_density():
+    """density free_logit with occkit's box sampling: softplus(-l_free) * alpha_scale / step per
+    metre, so a full 0.2 m interval has the released alpha 1 - exp(-softplus(-l) 0.2)."""
+    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(jitter=False, lookup="nearest", density="free_logit"),
+                          teacher=make_teacher())
+    grid = method.model.output_grid
+    logits = torch.zeros(18, *grid.shape)
+    logits[17] = -0.5
+    out = method.render(logits, one_ray(-3.1), None, values=False)  # origin inside: 6.3 m to the far face
+    a = 1 - math.exp(-math.log1p(math.exp(0.5)) * 0.2)
+    expected = a * (1 - a) ** torch.arange(31, dtype=torch.float64)
+    assert torch.allclose(out.weights[0, :31].double(), expected, rtol=1e-4)
+
+
+def test_frame_without_lidar_pixels_adds_zero(one_torch_thread):
+    batch = tiny_batch()
+    batch.lidar = [torch.tensor([[0.0, 0.0, 50.0, 0.5]])]  # one point above every camera's view
+    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(**RELEASED), teacher=make_teacher())
+    assert len(method.ray_pixels(batch, 0, 0)) == 0
+    x = torch.randn(1, 18, *method.model.output_grid.shape, requires_grad=True)
+    losses = method.rendered_losses(batch, x, x.detach())
+    assert float(losses["loss_rdc"].detach()) == 0.0 and float(losses["loss_rsc"].detach()) == 0.0
+    sum(losses.values()).backward()

@@ -7,23 +7,37 @@ is an ordinary run (``radocc.teacher: RUN``, trained with ``supervised`` and ``m
 lidar`` or ``fusion``), loaded with its own config, in eval mode, gradients off, held outside
 this module's parameters and state: the optimiser never sees it and the run's checkpoints hold
 the student (and the feature adapter) only, so ``occkit predict`` / ``eval`` on a radocc run
-score the student. A training step adds, on ``num_rays`` camera rays per frame (pixels with a
-LiDAR return, as the released code, or any pixel: ``rays``):
+score the student. A training step adds, on camera rays (``num_rays`` per frame drawn from the
+pixels with a LiDAR return, or every such pixel with ``num_rays: 0``, the released code's; or any
+pixel: ``rays``):
 
 - ``loss_rdc`` (rendered depth consistency): both networks' logits are volume-rendered along the
-  same rays on the same samples (density ``-log p(free) / voxel``, occkit's
-  :func:`~occkit.rendering.volrend.density_from_logits`, the family of the released code's
-  ``softplus``); ``tau^2 KL(softmax(w_T / tau) || softmax(w_S / tau))`` of the termination
-  weights per ray (:func:`occkit.losses.distill.rendered_depth_kl`);
-- ``loss_rsc`` (rendered semantic consistency): the rendered semantic features (the non-free
-  logits centred per voxel, weighted by ``w``) pooled per 2D segment (``Batch.prior_segments``, from a prior
-  cache: SAM-like oracle segments or superpixels), cosine affinities between segments, MSE
-  teacher vs student (``semantic_mode: affinity``, the paper's); or the KL of the per-ray
-  rendered class distributions (``semantic_mode: kl``, the released configs');
+  same rays on the same samples; ``tau^2 KL(softmax(w_T / tau) || softmax(w_S / tau))`` of the
+  termination weights per ray, summed or averaged over the samples (``depth_reduction``;
+  :func:`occkit.losses.distill.rendered_depth_kl`);
+- ``loss_rsc`` (rendered semantic consistency): the KL of the softmaxes of the rendered raw
+  non-free logits (``semantic_mode: raw_kl``, the released code's, every config); the paper's
+  segment affinity (``affinity``: rendered centred logits pooled per 2D segment,
+  ``Batch.prior_segments`` from a prior cache, cosine affinities between segments, MSE teacher vs
+  student); or occkit's KL of renormalised rendered class distributions (``kl``);
 - the 3D baselines: ``loss_feat``, masked L1 between the 3D encoders' voxel features (the
   student's through a learnt 1x1x1 adapter when the widths differ), and ``loss_logit``, KL of the
   voxel class distributions at temperature ``logit_tau`` (both inside the camera mask when
-  ``mask_3d: camera``).
+  ``mask_3d: camera``; ``feature_reduction``, ``logit_reduction``).
+
+The rendering has two readings (README.md's RadOcc table):
+
+- occkit's former: density ``-log p(free) / voxel`` (``density: prob_free``,
+  :func:`~occkit.rendering.volrend.density_from_logits`: every class's logit moves it), samples
+  every ``sample_step`` metres inside the grid's box with jitter (``sampling: box``), a sum over
+  the samples, ``num_rays`` rays per frame;
+- the released code's (zhanghm1995/OCC_Distill): ``alpha = 1 - exp(-softplus(-l_free) *
+  alpha_scale)`` from the raw free logit alone (``density: free_logit``), ``num_samples`` fixed
+  samples ``t_k = sample_step * k`` from the camera centre in z-depth units, read at the left edge,
+  zero outside the box (``sampling: camera``, :func:`occkit.rendering.fixed_steps.render_fixed_steps`),
+  the KL averaged over the samples, tau 10, every LiDAR pixel with depth in ``lidar_depth_range``
+  [1, 45) m (``num_rays: 0``; rendered ``chunk`` rays at a time, ``checkpoint`` to keep memory
+  per chunk).
 
 ``teacher_density: hard`` (occkit's option, not the paper's, for diagnosis) renders the
 teacher's argmax occupancy as a hard density instead of ``-log p(free) / voxel``: a teacher whose
@@ -48,9 +62,17 @@ from torch import nn
 
 from occkit.data.sample import Batch
 from occkit.geometry.camera import project
-from occkit.losses.distill import feature_l1, logit_kl, rendered_depth_kl, rendered_semantic_kl, segment_affinity_loss
+from occkit.losses.distill import (
+    feature_l1,
+    logit_kl,
+    rendered_depth_kl,
+    rendered_raw_logit_kl,
+    rendered_semantic_kl,
+    segment_affinity_loss,
+)
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig, OccNetOutput
+from occkit.rendering.fixed_steps import render_fixed_steps
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.volrend import RenderOutput, density_from_logits, grid_field, render_rays, semantic_probs_from_logits
 from occkit.shapes import check_shape
@@ -59,7 +81,10 @@ from occkit.shapes import check_shape
 @dataclass
 class RadOccConfig:
     """Teacher, rays and distillation terms of the ``radocc`` method (the student's own losses
-    are the ``supervised`` section's)."""
+    are the ``supervised`` section's). Each option says which reading it is: the released code
+    (zhanghm1995/OCC_Distill, branches ``zhm_nerf_S`` / ``zhm_cvpr``), the paper's text, or
+    occkit's own (README.md's RadOcc table lists the released values beside occkit's former
+    ones)."""
 
     teacher: str | None = None
     """The teacher: a run folder, checkpoint folder or weights file of a trained method (its
@@ -67,36 +92,82 @@ class RadOccConfig:
     teacher_ema: bool = True
     """Load the teacher's EMA weights when its checkpoint has them."""
     num_rays: int = 2048
-    """Camera rays rendered per frame per step (the paper: ~80k per batch on GPUs)."""
+    """Camera rays rendered per frame per step, drawn with replacement from the pixels of
+    ``rays`` (occkit's; the paper: ~80k per batch on GPUs). 0: every such pixel once, no
+    subsampling (the released code's: every pixel with a LiDAR return of every camera)."""
     rays: Literal["lidar", "all"] = "lidar"
     """Which pixels: 'lidar', those a LiDAR point of the frame projects into (the released code;
-    needs ``Batch.lidar``); 'all', uniform over every camera's pixels."""
+    needs ``Batch.lidar``); 'all', uniform over every camera's pixels (occkit's)."""
+    lidar_depth_range: tuple[float, float] | None = None
+    """``rays: lidar``: keep the LiDAR points whose camera z-depth ``z`` has ``lo <= z < hi``
+    (the released code: [1, 45) m, the depth bins' range); None: every point in front of the
+    camera (``z > 0.1`` m, occkit's former)."""
+    sampling: Literal["box", "camera"] = "box"
+    """Where the samples of a ray lie. 'box' (occkit's): the part of the ray inside the grid's box,
+    every ``sample_step`` metres along unit directions, read at the interval's midpoint or a
+    jittered point (:func:`occkit.rendering.volrend.render_rays`). 'camera' (the released code's):
+    ``num_samples`` fixed samples ``t_k = sample_step * k`` from the camera centre along rays
+    whose camera-frame z is 1 (z-depth units), read at the left edge ``t_k``, no jitter; a sample
+    outside the box weighs 0 and reads 0 yet stays in the softmax over samples
+    (:func:`occkit.rendering.fixed_steps.render_fixed_steps`)."""
+    num_samples: int = 287
+    """``sampling: camera``: samples per ray (the released code: 287, ``int(|(101, 101, 9)| / 0.5)
+    + 1``: half-voxel steps to the grid's far corner)."""
     sample_step: float = 0.2
-    """Metres between samples along a ray (the released code: 0.2, half an Occ3D voxel)."""
+    """Between samples: metres with ``sampling: box``; z-depth units with ``sampling: camera``
+    (the released code: 0.2, half an Occ3D voxel)."""
     jitter: bool = True
-    """One random offset of the samples per ray per step (the same for teacher and student)."""
+    """``sampling: box``: one random offset of the samples per ray per step (the same for teacher
+    and student; occkit's). Must be false with ``sampling: camera`` (the released code has none)."""
     lookup: Literal["trilinear", "nearest"] = "trilinear"
-    """How samples read the voxel grids."""
+    """How samples read the voxel grids (the released code: trilinear)."""
+    align_corners: bool = True
+    """``sampling: camera``: True reads the grids as the released code does (``grid_sample`` with
+    ``align_corners=True`` on the box mapped to [-1, 1], which places voxel ``i`` at ``range_min
+    + i (range_max - range_min) / (X - 1)``, up to half a voxel from its centre); False at the
+    voxel centres (occkit's convention). ``sampling: box`` always reads at the voxel centres."""
+    density: Literal["prob_free", "free_logit"] = "prob_free"
+    """How logits become opacity. 'prob_free' (occkit's): ``sigma = -log p(free) / voxel``
+    (:func:`~occkit.rendering.volrend.density_from_logits`; every class's logit moves it).
+    'free_logit' (the released code's): ``alpha = 1 - exp(-softplus(-l_free) * alpha_scale)`` per
+    sample from the raw free logit alone, so the depth term trains only the free logit (with
+    ``sampling: box``, ``softplus(-l_free) * alpha_scale / sample_step`` per metre, taken per
+    voxel before the lookup; with ``sampling: camera`` after it, as the released code)."""
+    alpha_scale: float = 0.2
+    """``density: free_logit``: the factor of ``softplus(-l_free)`` in a sample's optical
+    thickness (the released code: 0.2, its step)."""
     teacher_density: Literal["soft", "hard"] = "soft"
-    """How the teacher's logits become density: 'soft', ``-log p(free) / voxel`` (as the student;
-    the released code's family); 'hard', ``hard_sigma`` where the teacher's argmax is not free,
-    else 0 (occkit's option for teachers whose renders are a fog; the module docstring)."""
+    """How the teacher's logits become density: 'soft', as the student's (``density``); 'hard',
+    ``hard_sigma`` where the teacher's argmax is not free, else 0 (occkit's option for teachers
+    whose renders are a fog; the module docstring)."""
     hard_sigma: float = 1000.0
     """Density per metre of the teacher's occupied voxels with ``teacher_density: hard``."""
     chunk: int = 8192
     """Rays rendered per pass."""
+    checkpoint: bool = False
+    """Recompute each chunk of rays in the backward pass instead of keeping its graph (memory
+    ``O(chunk)`` instead of ``O(rays)``, about one more forward pass of the rendering; occkit's,
+    for ``num_rays: 0``)."""
     free_index: int = 17
     """The free class of the logits."""
     depth_weight: float = 100.0
     """Weight of ``loss_rdc`` (released code: 100); 0 = off."""
     depth_tau: float = 1.0
-    """Temperature of ``loss_rdc`` (released code: 1 with a LiDAR teacher, 10 with camera+LiDAR)."""
+    """Temperature of ``loss_rdc`` (released code: 10, mmdet's default, in the "all" configs with
+    either teacher; 1 in the depth-only ablation configs)."""
+    depth_reduction: Literal["sum", "mean"] = "sum"
+    """``loss_rdc``'s KL per ray over its samples: 'sum' (occkit's, a proper KL) or 'mean' (the
+    released code's, ``S`` times weaker; :func:`occkit.losses.distill.rendered_depth_kl`)."""
     semantic_weight: float = 0.0
-    """Weight of ``loss_rsc``; 0 = off. The KL variant's released weight is 10; the affinity
-    variant's is not given (METHODS.md: unsure)."""
-    semantic_mode: Literal["affinity", "kl"] = "affinity"
-    """'affinity': segment-guided affinity MSE (the paper's; needs ``Batch.prior_segments``,
-    ``data.priors`` with segments); 'kl': KL of rendered class distributions per ray."""
+    """Weight of ``loss_rsc``; 0 = off. Released (``raw_kl``): 1 or 10; the affinity variant's
+    is not given (METHODS.md: unsure)."""
+    semantic_mode: Literal["raw_kl", "kl", "affinity"] = "raw_kl"
+    """'raw_kl' (the released code's, every config): ``kl_div(log_softmax(rendered raw logits_S),
+    softmax(rendered raw logits_T))``, reduction 'mean' (rays x classes), the rendered raw logits
+    ``sum_i w_i l_i`` over the non-free classes; 'kl' (occkit's former): KL of the renormalised
+    rendered class probabilities, summed over classes; 'affinity' (the paper's text):
+    segment-guided affinity MSE of rendered centred logits (needs ``Batch.prior_segments``,
+    ``data.priors`` with segments)."""
     semantic_density_grad: bool = True
     """Whether ``loss_rsc`` trains the student's density too (True: one render of the student
     serves both terms, as the released code). False: the semantic term renders the student with
@@ -104,11 +175,17 @@ class RadOccConfig:
     does the semantic term harm the geometry through the density?)."""
     feature_weight: float = 0.0
     """Weight of ``loss_feat`` (3D feature distillation baseline; released: 0.1); 0 = off."""
+    feature_reduction: Literal["mean", "sum_channels"] = "mean"
+    """``loss_feat``: mean over voxels and channels (occkit's) or the sum over channels divided by
+    the masked voxels (the released code's ``avg_factor``; :func:`occkit.losses.distill.feature_l1`)."""
     logit_weight: float = 0.0
     """Weight of ``loss_logit`` (3D logit distillation baseline; released: 0.1 baseline, 10 in the
     final config); 0 = off."""
     logit_tau: float = 1.0
-    """Temperature of ``loss_logit``."""
+    """Temperature of ``loss_logit`` (released code: 10, mmdet's default)."""
+    logit_reduction: Literal["sum", "mean"] = "sum"
+    """``loss_logit``'s KL per voxel over the classes: 'sum' (occkit's, a proper KL) or 'mean'
+    (the released code's; :func:`occkit.losses.distill.logit_kl`)."""
     mask_3d: Literal["camera", "all"] = "camera"
     """Voxels the 3D terms count: 'camera' (``Batch.mask_camera``) or 'all'."""
 
@@ -144,10 +221,16 @@ class RadOccMethod(SupervisedMethod):
         super().__init__(model_cfg, method_cfg)
         c = radocc_cfg
         self.radocc = c
-        if c.num_rays < 1:
-            raise ValueError(f"radocc.num_rays: expected >= 1, got {c.num_rays}")
+        if c.num_rays < 0:
+            raise ValueError(f"radocc.num_rays: expected >= 0 (0 = every pixel of radocc.rays), got {c.num_rays}")
         if not c.sample_step > 0:
             raise ValueError(f"radocc.sample_step: expected > 0, got {c.sample_step}")
+        if c.num_samples < 1:
+            raise ValueError(f"radocc.num_samples: expected >= 1, got {c.num_samples}")
+        if not c.alpha_scale > 0:
+            raise ValueError(f"radocc.alpha_scale: expected > 0, got {c.alpha_scale}")
+        if c.chunk < 1:
+            raise ValueError(f"radocc.chunk: expected >= 1, got {c.chunk}")
         for name in ("depth_weight", "semantic_weight", "feature_weight", "logit_weight"):
             if getattr(c, name) < 0:
                 raise ValueError(f"radocc.{name}: expected >= 0, got {getattr(c, name)}")
@@ -155,11 +238,19 @@ class RadOccMethod(SupervisedMethod):
             raise ValueError(f"radocc.hard_sigma: expected > 0, got {c.hard_sigma}")
         if not (c.depth_tau > 0 and c.logit_tau > 0):
             raise ValueError(f"radocc.depth_tau and logit_tau: expected > 0, got {c.depth_tau}, {c.logit_tau}")
-        checks = {"rays": ("lidar", "all"), "semantic_mode": ("affinity", "kl"), "lookup": ("trilinear", "nearest"), "mask_3d": ("camera", "all"),
-                  "teacher_density": ("soft", "hard")}
+        checks = {"rays": ("lidar", "all"), "semantic_mode": ("raw_kl", "kl", "affinity"), "lookup": ("trilinear", "nearest"),
+                  "mask_3d": ("camera", "all"), "teacher_density": ("soft", "hard"), "sampling": ("box", "camera"),
+                  "density": ("prob_free", "free_logit"), "depth_reduction": ("sum", "mean"), "logit_reduction": ("sum", "mean"),
+                  "feature_reduction": ("mean", "sum_channels")}
         for name, allowed in checks.items():
             if getattr(c, name) not in allowed:
                 raise ValueError(f"radocc.{name}: expected one of {allowed}, got {getattr(c, name)!r}")
+        if c.sampling == "camera" and c.jitter:
+            raise ValueError("radocc.jitter: sampling 'camera' has fixed samples (the released code's); set radocc.jitter=false")
+        if c.lidar_depth_range is not None:
+            lo, hi = c.lidar_depth_range
+            if not 0 <= lo < hi:
+                raise ValueError(f"radocc.lidar_depth_range: expected [lo, hi] with 0 <= lo < hi, got {list(c.lidar_depth_range)}")
         if not 0 <= c.free_index < model_cfg.num_classes:
             raise ValueError(f"radocc.free_index {c.free_index} outside the model's {model_cfg.num_classes} classes")
         self.distills = bool(c.depth_weight or c.semantic_weight or c.feature_weight or c.logit_weight)
@@ -176,7 +267,7 @@ class RadOccMethod(SupervisedMethod):
             raise ValueError(f"radocc.teacher: {c.teacher} is not loaded: build the method with occkit.experiment.build_method "
                              "(which loads it), or pass teacher=")
         if not hasattr(teacher, "model") or not callable(getattr(teacher, "forward", None)):
-            raise TypeError(f"radocc.teacher: a {type(teacher).__name__}, not an occupancy method")
+            raise ValueError(f"radocc.teacher: a {type(teacher).__name__}, not an occupancy method")
         for p in teacher.parameters():
             p.requires_grad_(False)
         teacher.eval()
@@ -207,47 +298,82 @@ class RadOccMethod(SupervisedMethod):
 
     # ------------------------------------------------------------------------------ rays
     def ray_pixels(self, batch: Batch, b: int, num: int) -> Rays:
-        """``num`` camera rays of frame ``b``: pixels with a LiDAR return (``rays: lidar``) or any."""
+        """Camera rays of frame ``b`` through pixels with a LiDAR return (``rays: lidar``, points
+        filtered by ``lidar_depth_range``) or any pixel (``rays: all``): ``num`` drawn with
+        replacement, or every such pixel once when ``num`` is 0 (camera-major, row-major; none
+        when no point projects)."""
+        c = self.radocc
         _, N, _, H, W = batch.images.shape
         K, T = batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float()
-        if self.radocc.rays == "all":
-            return camera_rays(K, T, H, W, num_random=num)
+        if c.rays == "all":
+            return camera_rays(K, T, H, W, num_random=num) if num > 0 else camera_rays(K, T, H, W, stride=1)
         if batch.lidar is None:
             raise ValueError("radocc.rays='lidar' but the batch has no LiDAR (data.load_extras: true, or radocc.rays=all)")
-        hits = lidar_pixel_mask(batch.lidar[b][:, :3].float(), K, T, H, W)  # (N, H, W)
+        hits = lidar_pixel_mask(batch.lidar[b][:, :3].float(), K, T, H, W, depth_range=c.lidar_depth_range)  # (N, H, W)
+        if num == 0:
+            return camera_rays(K, T, H, W, pixels=hits.nonzero())
         if not bool(hits.any()):
             return camera_rays(K, T, H, W, num_random=num)
         return camera_rays(K, T, H, W, num_random=num, weights=hits.float())
 
+    def field_volumes(self, logits: torch.Tensor, values: bool = True, hard: bool = False, detach_density: bool = False,
+                      ) -> tuple[torch.Tensor, bool, torch.Tensor | None]:
+        """What :meth:`render` reads from one frame's logits ``(C, X, Y, Z)``: the density volume
+        ``(X, Y, Z)``, whether it is the raw ``-l_free`` (``density: free_logit``, softplus still
+        to apply) rather than a density per metre, and the values ``(C-1, X, Y, Z)`` of
+        ``semantic_mode`` (None unless ``values``): the raw non-free logits ('raw_kl'), the class
+        probabilities given occupied ('kl') or the centred non-free logits ``l_c - mean_c l_c``
+        ('affinity': semantic features whose cosines span [-1, 1], where probabilities, all
+        positive, give cosines near 1)."""
+        c = self.radocc
+        src = (logits.detach() if detach_density else logits).float()
+        if hard:
+            dens, raw = (logits.argmax(0) != c.free_index).float() * c.hard_sigma, False  # (X, Y, Z) per metre, no gradient
+        elif c.density == "free_logit":
+            dens, raw = -src[c.free_index], True
+        else:
+            dens, raw = density_from_logits(src, c.free_index, min(self.model.output_grid.voxel_size), dim=0), False
+        field_values = None
+        if values:
+            keep = [k for k in range(logits.shape[0]) if k != c.free_index]
+            if c.semantic_mode == "kl":
+                field_values = semantic_probs_from_logits(logits.float(), c.free_index, dim=0)
+            elif c.semantic_mode == "raw_kl":
+                field_values = logits.float()[keep]
+            else:
+                feats = logits.float()[keep]
+                field_values = feats - feats.mean(0, keepdim=True)  # (C-1, X, Y, Z)
+        return dens, raw, field_values
+
     def render(self, logits: torch.Tensor, rays: Rays, seed: int | None, values: bool = True, hard: bool = False,
                detach_density: bool = False) -> RenderOutput:
-        """Render one frame's logits ``(C, X, Y, Z)`` along ``rays``, with the weights; ``values``
-        ``(R, 2 (C-1))`` are the rendered class probabilities given occupied (first ``C-1``) and the
-        rendered centred non-free logits (``l_c - mean_c l_c``, the last ``C-1``: semantic features
-        whose cosines span [-1, 1], where probabilities, all positive, give cosines near 1).
-        ``seed`` fixes the jitter (the same for teacher and student). ``values=False`` renders the
-        density only (``values`` None: what the depth term needs, at a fraction of the cost).
-        ``hard``: density ``hard_sigma`` where the argmax is not free, else 0 (no gradient).
-        ``detach_density``: the density carries no gradient (the values still do)."""
+        """Render one frame's logits ``(C, X, Y, Z)`` along ``rays``, with the weights ``(R, S)``;
+        ``values`` ``(R, C-1)`` are the rendered values of ``semantic_mode``
+        (:meth:`field_volumes`). ``seed`` fixes the jitter of ``sampling: box`` (the same for
+        teacher and student). ``values=False`` renders the density only (``values`` None: what
+        the depth term needs, at a fraction of the cost). ``hard``: density ``hard_sigma`` where
+        the argmax is not free, else 0 (no gradient). ``detach_density``: the density carries no
+        gradient (the values still do)."""
         c = self.radocc
         grid = self.model.output_grid
         check_shape(logits, "C X Y Z", name="logits", dims=dict(zip("XYZ", grid.shape)))
-        if hard:
-            sigma = (logits.argmax(0) != c.free_index).float() * c.hard_sigma  # (X, Y, Z)
-        else:
-            sigma = density_from_logits((logits.detach() if detach_density else logits).float(), c.free_index, min(grid.voxel_size), dim=0)
-        field_values = None
-        if values:
-            probs = semantic_probs_from_logits(logits.float(), c.free_index, dim=0)  # (C-1, X, Y, Z)
-            keep = [k for k in range(logits.shape[0]) if k != c.free_index]
-            feats = logits.float()[keep]
-            feats = feats - feats.mean(0, keepdim=True)  # (C-1, X, Y, Z)
-            field_values = torch.cat([probs, feats])  # (2 (C-1), X, Y, Z)
+        dens, raw, field_values = self.field_volumes(logits, values, hard, detach_density)
+        if c.sampling == "camera":
+            dirs = rays.dirs.float() / rays.z_per_t.float()[:, None]  # (R, 3) camera-frame z = 1: t in z-depth units
+            # optical thickness of a sample: alpha_scale on softplus(-l_free), or the interval's metres on a density
+            thickness = c.alpha_scale if raw else c.sample_step / rays.z_per_t.float()
+            return render_fixed_steps(dens, grid, rays.origins.float(), dirs, field_values, num_samples=c.num_samples,
+                                      step=c.sample_step, thickness=thickness, activation="softplus" if raw else "identity",
+                                      mode="bilinear" if c.lookup == "trilinear" else "nearest", align_corners=c.align_corners,
+                                      chunk=c.chunk, checkpoint=c.checkpoint)
+        if raw:
+            dens = F.softplus(dens) * (c.alpha_scale / c.sample_step)  # per metre: alpha_scale * softplus over a full step
         gen = None
         if c.jitter and seed is not None:
             gen = torch.Generator(device=logits.device).manual_seed(seed)
-        return render_rays(grid_field(sigma, grid, field_values, mode=c.lookup), rays.origins.float(), rays.dirs.float(), grid,
-                           step=c.sample_step, jitter=c.jitter and seed is not None, generator=gen, chunk=c.chunk, return_weights=True)
+        return render_rays(grid_field(dens, grid, field_values, mode=c.lookup), rays.origins.float(), rays.dirs.float(), grid,
+                           step=c.sample_step, jitter=c.jitter and seed is not None, generator=gen, chunk=c.chunk,
+                           return_weights=True, checkpoint=c.checkpoint)
 
     # ------------------------------------------------------------------------------ the step
     @torch.no_grad()
@@ -275,7 +401,7 @@ class RadOccMethod(SupervisedMethod):
                 raise ValueError("radocc.mask_3d='camera' but batch.mask_camera is None")
             mask = batch.mask_camera.bool()
         if c.logit_weight > 0:
-            losses["loss_logit"] = c.logit_weight * logit_kl(out.logits, t_out.logits, c.logit_tau, mask)
+            losses["loss_logit"] = c.logit_weight * logit_kl(out.logits, t_out.logits, c.logit_tau, mask, reduction=c.logit_reduction)
         if c.feature_weight > 0:
             assert self.adapter is not None
             f_s = self.adapter(out.features)  # (B, C_teacher, X', Y', Z')
@@ -283,11 +409,12 @@ class RadOccMethod(SupervisedMethod):
             if mask is not None:
                 factors = tuple(o // l for o, l in zip(self.model.output_grid.shape, self.model.lift_grid.shape))
                 m = F.max_pool3d(mask[:, None].float(), factors, factors)[:, 0] > 0 if factors != (1, 1, 1) else mask
-            losses["loss_feat"] = c.feature_weight * feature_l1(f_s, t_out.features, m)
+            losses["loss_feat"] = c.feature_weight * feature_l1(f_s, t_out.features, m, reduction=c.feature_reduction)
         return losses
 
     def rendered_losses(self, batch: Batch, logits: torch.Tensor, teacher_logits: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``loss_rdc`` and ``loss_rsc`` (weighted, those with weight > 0), averaged over frames."""
+        """``loss_rdc`` and ``loss_rsc`` (weighted, those with weight > 0), averaged over frames
+        (a frame without rays, ``num_rays: 0`` and no LiDAR pixel, adds 0)."""
         c = self.radocc
         B = logits.shape[0]
         if c.semantic_weight > 0 and c.semantic_mode == "affinity" and batch.prior_segments is None:
@@ -296,31 +423,43 @@ class RadOccMethod(SupervisedMethod):
         split = c.semantic_weight > 0 and not c.semantic_density_grad  # the semantic term renders its own detached density
         for b in range(B):
             rays = self.ray_pixels(batch, b, c.num_rays)
-            seed = int(torch.randint(0, 2**62, ())) if c.jitter else None  # the step's seeded global RNG
+            if len(rays) == 0:
+                zero = logits[b].sum() * 0.0
+                for name, w in (("loss_rdc", c.depth_weight), ("loss_rsc", c.semantic_weight)):
+                    if w > 0:
+                        totals.setdefault(name, []).append(zero)
+                continue
+            jitter = c.jitter and c.sampling == "box"
+            seed = int(torch.randint(0, 2**62, ())) if jitter else None  # the step's seeded global RNG
             r_s = None if split and c.depth_weight <= 0 else self.render(logits[b], rays, seed, values=c.semantic_weight > 0 and not split)
             r_sem = self.render(logits[b], rays, seed, values=True, detach_density=True) if split else r_s
             with torch.no_grad():
                 r_t = self.render(teacher_logits[b], rays, seed, values=c.semantic_weight > 0, hard=c.teacher_density == "hard")
             if c.depth_weight > 0:
-                totals.setdefault("loss_rdc", []).append(c.depth_weight * rendered_depth_kl(r_s.weights, r_t.weights, c.depth_tau))
+                term = rendered_depth_kl(r_s.weights, r_t.weights, c.depth_tau, reduction=c.depth_reduction)
+                totals.setdefault("loss_rdc", []).append(c.depth_weight * term)
             if c.semantic_weight > 0:
-                k = r_sem.values.shape[1] // 2
-                if c.semantic_mode == "kl":
-                    term = rendered_semantic_kl(r_sem.values[:, :k], r_t.values[:, :k])
+                if c.semantic_mode == "raw_kl":
+                    term = rendered_raw_logit_kl(r_sem.values, r_t.values)
+                elif c.semantic_mode == "kl":
+                    term = rendered_semantic_kl(r_sem.values, r_t.values)
                 else:
                     seg = rays.gather(batch.prior_segments[b]).long()  # (R,) ids per camera, 0 = none
                     key = torch.where(seg > 0, rays.cam * (int(seg.max()) + 1) + seg, torch.zeros_like(seg))  # unique across cameras
-                    term = segment_affinity_loss(r_sem.values[:, k:], r_t.values[:, k:], key)
+                    term = segment_affinity_loss(r_sem.values, r_t.values, key)
                 totals.setdefault("loss_rsc", []).append(c.semantic_weight * term)
         return {k: torch.stack(v).mean() for k, v in totals.items()}
 
 
 def lidar_pixel_mask(points: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, height: int, width: int,
-                     min_depth: float = 0.1) -> torch.Tensor:
-    """Pixels a LiDAR point projects into.
+                     min_depth: float = 0.1, depth_range: tuple[float, float] | None = None) -> torch.Tensor:
+    """Pixels a LiDAR point projects into (the pixel containing its projection).
 
     Args:
         points: ``(P, 3)`` ego frame. intrinsics: ``(N, 3, 3)``. T_ego_from_cam: ``(N, 4, 4)``.
+        min_depth: keep points with camera z-depth ``z > min_depth`` (metres; used when
+            ``depth_range`` is None).
+        depth_range: ``(lo, hi)``: keep ``lo <= z < hi`` instead (the released code: [1, 45)).
     Returns:
         ``(N, H, W)`` bool.
     """
@@ -331,7 +470,8 @@ def lidar_pixel_mask(points: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_
     cam = points[None] @ T_cam_from_ego[:, :3, :3].transpose(1, 2) + T_cam_from_ego[:, None, :3, 3]  # (N, P, 3)
     uv, z = project(cam, intrinsics.float())
     col, row = uv[..., 0].floor().long(), uv[..., 1].floor().long()
-    ok = (z > min_depth) & (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    in_depth = z > min_depth if depth_range is None else (z >= depth_range[0]) & (z < depth_range[1]) & (z > 0)
+    ok = in_depth & (col >= 0) & (col < width) & (row >= 0) & (row < height)
     n = torch.arange(dims["N"], device=points.device)[:, None].expand_as(col)
     out = torch.zeros(dims["N"], height, width, dtype=torch.bool, device=points.device)
     out[n[ok], row[ok], col[ok]] = True

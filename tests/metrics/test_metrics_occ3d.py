@@ -184,3 +184,16 @@ def test_uint8_fast_path_matches_general_path():
         assert torch.equal(fast, slow) and fast.dtype == torch.int64
     with pytest.raises(ValueError, match="up to 200"):
         confusion_matrix(gt.to(torch.uint8), torch.full_like(pred, 200).to(torch.uint8), 18, mask)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_uint8_fast_path_in_pieces_and_threads(threads):
+    g = torch.Generator().manual_seed(5)
+    shape = (3, 200, 200, 16)  # 1.92 M voxels: several pieces, the last one short
+    gt = torch.randint(0, 18, shape, generator=g, dtype=torch.uint8)
+    pred = torch.where(torch.rand(shape, generator=g) < 0.7, gt, torch.randint(0, 18, shape, generator=g, dtype=torch.uint8))
+    mask = torch.rand(shape, generator=g) > 0.4
+    for m in (mask, None):
+        fast = confusion_matrix(gt, pred, 18, m, threads=threads)
+        slow = confusion_matrix(gt.long(), pred.long(), 18, m)
+        assert torch.equal(fast, slow)

@@ -10,11 +10,17 @@ import numpy as np
 import torch
 
 
+#: Voxels per piece of the CPU path: its int16 keys (512 KiB) stay in the cache between being
+#: written and being counted.
+_PIECE = 1 << 18
+
+
 def confusion_matrix(
     gt: torch.Tensor,
     pred: torch.Tensor,
     num_classes: int,
     mask: torch.Tensor | None = None,
+    threads: int | None = None,
 ) -> torch.Tensor:
     """Counts of (ground truth, prediction) pairs over the voxels where ``mask`` is true.
 
@@ -23,14 +29,17 @@ def confusion_matrix(
         pred: ``(...)`` integer class ids, same shape as ``gt``.
         num_classes: ``C``.
         mask: optional ``(...)`` bool (or 0/1 integer) selecting the voxels to count.
+        threads: CPU threads for uint8 inputs (default: ``torch.get_num_threads()``).
     Returns:
         ``(C, C)`` int64 on ``gt``'s device, rows = ground truth, columns = prediction.
 
     One ``bincount`` over ``2C * gt + pred + C * (not mask)``: masked-out voxels land in columns
     ``C..2C-1``, which are dropped, so no boolean gather copies the data first and no
     ``where`` is needed. uint8 inputs on the CPU build the index in int16 with numpy (whose
-    uint8 -> int16 conversion is vectorised; torch's is several times slower on CPU); other
-    inputs use torch ops (any device). Values outside ``[0, C)`` raise.
+    uint8 -> int16 arithmetic is vectorised; torch's is several times slower on CPU), in pieces
+    of :data:`_PIECE` voxels so that the index is counted while still in the cache, ``threads``
+    pieces at a time (numpy and ``torch.bincount`` release the GIL); other inputs use torch ops
+    (any device). Values outside ``[0, C)`` raise.
     """
     if gt.shape != pred.shape:
         raise ValueError(f"pred: shape {tuple(pred.shape)} differs from gt {tuple(gt.shape)}")
@@ -49,12 +58,16 @@ def confusion_matrix(
         hi = max(int(gn.max(initial=0)), int(pn.max(initial=0)))  # numpy: no intra-op threads
         if hi >= C:
             raise ValueError(f"class ids must lie in [0, {C}), got values up to {hi}")
-        if m is not None:
-            pn = pn + (~m.numpy()).view(np.uint8) * np.uint8(C)  # uint8: < 2C <= 255
-        idx = gn.astype(np.int16)
-        idx *= W
-        idx += pn
-        counts = torch.bincount(torch.from_numpy(idx), minlength=C * W)
+        mn = None if m is None else m.numpy()
+        pieces = [slice(s, s + _PIECE) for s in range(0, gn.shape[0], _PIECE)]
+        n_threads = max(1, min(len(pieces), threads if threads is not None else torch.get_num_threads()))
+        if n_threads == 1:
+            counts = sum((_count_piece(gn, pn, mn, C, W, sl) for sl in pieces), torch.zeros(C * W, dtype=torch.int64))
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(n_threads) as pool:
+                counts = sum(pool.map(lambda sl: _count_piece(gn, pn, mn, C, W, sl), pieces), torch.zeros(C * W, dtype=torch.int64))
     else:
         if g.numel():
             lo = min(int(g.min()), int(p.min()))
@@ -66,6 +79,22 @@ def confusion_matrix(
             idx += (~m).long() * C
         counts = torch.bincount(idx, minlength=C * W)
     return counts.view(C, W)[:, :C].to(torch.int64).contiguous()
+
+
+def _count_piece(g: np.ndarray, p: np.ndarray, m: np.ndarray | None, C: int, W: int, sl: slice) -> torch.Tensor:
+    """``bincount(W * g + p + C * (not m))`` of the voxels ``sl`` of flat uint8 arrays:
+    ``(C * W,)`` int64."""
+    gs, ps = g[sl], p[sl]
+    key = np.empty(gs.shape[0], np.int16)
+    np.multiply(gs, np.int16(W), out=key)
+    if m is None:
+        key += ps
+    else:
+        col = np.logical_not(m[sl]).view(np.uint8)  # 1 where masked out
+        col *= np.uint8(C)
+        col += ps  # < 2C <= 128: no overflow
+        key += col
+    return torch.bincount(torch.from_numpy(key), minlength=C * W)
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:

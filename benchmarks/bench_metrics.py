@@ -1,16 +1,26 @@
-"""Speed of the official metrics: Occ3D mIoU (ours vs. the official per-frame numpy code, side by
-side in one run), against the machine's memory bandwidth, and RayIoU frames per second.
+"""Speed of the official metrics, each against its reference side by side in one run:
+Occ3D mIoU (ours vs. the official per-frame numpy code) against the machine's memory
+bandwidth, and RayIoU (ours vs. ``cast_rays_reference``, the straightforward torch walk).
 
-    python benchmarks/bench_metrics.py                 # 6019 frames of 200 x 200 x 16
-    python benchmarks/bench_metrics.py --frames 600 --rayiou-frames 2 --threads 1
+    python benchmarks/bench_metrics.py --threads 1                 # 6019 frames of 200 x 200 x 16
+    python benchmarks/bench_metrics.py --frames 600 --rayiou-frames 8 --rayiou-ref-frames 2 --threads 1
+    python benchmarks/bench_metrics.py --frames 0 --rayiou-data runs/world --rayiou-frames 32 --threads 2
 
-Frames are random arrays (the metric's speed does not depend on the content): a pool of
+mIoU frames are random arrays (the metric's speed does not depend on the content): a pool of
 ``--pool`` distinct frames (ground truth, prediction, camera mask; uint8) is cycled through, so
 the data streams from memory rather than the caches once the pool is larger than the last-level
 cache. Both implementations see the same frames and must give the same confusion matrix.
 
 Bandwidth yardstick: a large numpy copy (reads + writes counted). Our mIoU reads three bytes per
 voxel (gt, prediction, mask), so its "effective bandwidth" is 3 x voxels / seconds.
+
+RayIoU frames: ``--rayiou-data`` (an Occ3D-layout folder whose annotations carry the LiDAR poses,
+as ``occkit synth`` writes them: each frame's own LiDAR origins, up to 8) or, without it,
+driving-like volumes (ground, side walls, 40 boxes) seen from 8 fixed origins. The prediction is
+the ground truth shifted one voxel along x. Both walks must give the same counts.
+
+Times are wall clock and, beside them, the process's CPU time (on a machine shared with other
+jobs the CPU time is the steadier figure; with 2 threads it adds both threads' time).
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import torch
 
 from occkit.geometry.grid import occ3d_grid
 from occkit.metrics.occ3d import Occ3DMetric
-from occkit.metrics.rayiou import RayIoUMetric
+from occkit.metrics.rayiou import RayIoUMetric, cast_rays_reference, lidar_ray_directions, rayiou_counts
 
 
 def official_per_frame(preds: np.ndarray, gts: np.ndarray, masks: np.ndarray, order: np.ndarray, n: int = 18) -> np.ndarray:
@@ -63,13 +73,58 @@ def synthetic_scene(rng: np.random.Generator, shape: tuple[int, int, int]) -> np
     return s
 
 
+class Clock:
+    """Wall and process CPU seconds of a block: ``with Clock() as c: ...; c.wall, c.cpu``."""
+
+    def __enter__(self) -> "Clock":
+        self._w, self._c = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self._w, time.process_time() - self._c
+
+
+def reference_rayiou_state(pred: torch.Tensor, gt: torch.Tensor, origins: torch.Tensor) -> torch.Tensor:
+    """RayIoUMetric's counts for one frame, walked by ``cast_rays_reference``: the flat state
+    ``gt_count | pred_count | tp`` (without the frame count)."""
+    dirs = lidar_ray_directions()
+    K = origins.shape[0]
+    o = origins.double().repeat_interleave(dirs.shape[0], 0)
+    d = dirs.repeat(K, 1)
+    vols = torch.stack([gt.to(torch.uint8), pred.to(torch.uint8)])[:, None]  # (2, 1, X, Y, Z)
+    labels, depth = cast_rays_reference(vols, torch.zeros(o.shape[0], dtype=torch.long), o, d, occ3d_grid())
+    g, p, tp = rayiou_counts(labels[1], depth[1], labels[0], depth[0])
+    return torch.cat([g, p, tp.reshape(-1)])
+
+
+def rayiou_frames(args: argparse.Namespace, rng: np.random.Generator) -> tuple[torch.Tensor, list[torch.Tensor], str]:
+    """``(N, X, Y, Z)`` uint8 ground truths, their origins and a description."""
+    shape = occ3d_grid().shape
+    n = max(args.rayiou_frames, args.rayiou_ref_frames)
+    if args.rayiou_data:
+        from occkit.data.occ3d import Occ3DDataset, load_occ3d_labels
+        from occkit.metrics.rayiou import rayiou_origins
+
+        ds = Occ3DDataset(args.rayiou_data, "all", load_images=False, load_gt=True, load_extras=False)
+        pick = np.linspace(0, len(ds) - 1, n).round().astype(int)
+        tokens = [ds.frames[i].token for i in pick]
+        gts = torch.from_numpy(np.stack([load_occ3d_labels(ds.gt_path(t), shape)["semantics"] for t in tokens]))
+        origins = [rayiou_origins(ds, t) for t in tokens]
+        return gts, origins, f"{n} frames of {args.rayiou_data} with their own LiDAR origins"
+    gts = torch.from_numpy(np.stack([synthetic_scene(rng, shape) for _ in range(n)]))
+    o = torch.tensor([[0.9 + 4 * k - 14, 0.3 * k, 1.84] for k in range(8)], dtype=torch.float64)
+    return gts, [o] * n, f"{n} driving-like volumes, 8 fixed origins"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frames", type=int, default=6019, help="frames evaluated (6019 = Occ3D-nuScenes val)")
+    ap.add_argument("--frames", type=int, default=6019, help="mIoU frames evaluated (6019 = Occ3D-nuScenes val; 0: skip)")
     ap.add_argument("--pool", type=int, default=48, help="distinct random frames cycled through")
-    ap.add_argument("--batch", type=int, default=16, help="frames per update of our metric")
-    ap.add_argument("--rayiou-frames", type=int, default=4, help="frames for the RayIoU timing (8 origins each)")
-    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: leave the default)")
+    ap.add_argument("--batch", type=int, default=16, help="frames per update of our mIoU")
+    ap.add_argument("--rayiou-frames", type=int, default=16, help="frames for our RayIoU (0: skip RayIoU)")
+    ap.add_argument("--rayiou-ref-frames", type=int, default=2, help="frames for the reference walk (slow)")
+    ap.add_argument("--rayiou-data", default=None, help="Occ3D-layout folder with LiDAR poses (default: made-up volumes)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads, also our metrics' threads (0: leave the default)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     if args.threads:
@@ -77,62 +132,77 @@ def main() -> None:
     shape = occ3d_grid().shape
     voxels = int(np.prod(shape))
     rng = np.random.default_rng(0)
-    P = args.pool
-    gts = rng.integers(0, 18, (P, *shape), dtype=np.uint8)
-    preds = np.where(rng.random((P, *shape)) < 0.7, gts, rng.integers(0, 18, (P, *shape), dtype=np.uint8)).astype(np.uint8)
-    masks = rng.random((P, *shape)) < 0.6
-    order = np.arange(args.frames) % P
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}")
-    print(f"frames {args.frames} of {shape} ({voxels} voxels), pool {P} ({3 * P * voxels / 2**20:.0f} MiB)")
-
-    bw = memory_bandwidth()
-    print(f"memory bandwidth (numpy copy, read+write): {bw / 1e9:.2f} GB/s")
-
-    t = time.perf_counter()
-    ref = official_per_frame(preds, gts, masks, order)
-    t_ref = time.perf_counter() - t
-    print(f"official per-frame numpy: {t_ref:.2f} s  ({args.frames / t_ref:.0f} frames/s)")
-
     dev = torch.device(args.device)
-    g_t = torch.from_numpy(gts).to(dev)
-    p_t = torch.from_numpy(preds).to(dev)
-    m_t = torch.from_numpy(masks).to(dev)
-    metric = Occ3DMetric(mask="camera", device=dev)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    done = 0
-    while done < args.frames:
-        start = done % P
-        n = min(args.batch, args.frames - done, P - start)
-        sl = slice(start, start + n)
-        metric.update(p_t[sl], g_t[sl], mask_camera=m_t[sl])
-        done += n
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t_ours = time.perf_counter() - t
-    ok = np.array_equal(metric.hist.cpu().numpy(), ref)
-    eff = 3 * voxels * args.frames / t_ours
-    print(f"occkit Occ3DMetric:       {t_ours:.2f} s  ({args.frames / t_ours:.0f} frames/s), "
-          f"speed-up x{t_ref / t_ours:.1f}, same matrix: {ok}")
-    print(f"  effective read bandwidth {eff / 1e9:.2f} GB/s = {100 * eff / bw:.0f}% of the copy bandwidth")
-    print(f"  mIoU {metric.compute()['miou']:.2f}")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}")
+    if args.frames > 0:
+        P = args.pool
+        gts = rng.integers(0, 18, (P, *shape), dtype=np.uint8)
+        preds = np.where(rng.random((P, *shape)) < 0.7, gts, rng.integers(0, 18, (P, *shape), dtype=np.uint8)).astype(np.uint8)
+        masks = rng.random((P, *shape)) < 0.6
+        order = np.arange(args.frames) % P
+        print(f"mIoU: {args.frames} frames of {shape} ({voxels} voxels), pool {P} ({3 * P * voxels / 2**20:.0f} MiB)")
 
-    if args.rayiou_frames > 0:
-        scenes = torch.from_numpy(np.stack([synthetic_scene(rng, shape) for _ in range(args.rayiou_frames)])).to(dev)
-        shifted = torch.roll(scenes, 1, dims=1)
-        origins = torch.tensor([[0.9 + 4 * k - 14, 0.3 * k, 1.84] for k in range(8)], dtype=torch.float64)
-        ray = RayIoUMetric(device=dev)
-        t = time.perf_counter()
-        for i in range(args.rayiou_frames):
-            ray.update(shifted[i : i + 1], scenes[i : i + 1], origins[None])
+        bw = memory_bandwidth()
+        print(f"memory bandwidth (numpy copy, read+write): {bw / 1e9:.2f} GB/s")
+
+        with Clock() as c_ref:
+            ref = official_per_frame(preds, gts, masks, order)
+        print(f"official per-frame numpy: {c_ref.wall:.2f} s ({args.frames / c_ref.wall:.0f} frames/s), CPU {c_ref.cpu:.2f} s")
+
+        g_t = torch.from_numpy(gts).to(dev)
+        p_t = torch.from_numpy(preds).to(dev)
+        m_t = torch.from_numpy(masks).to(dev)
+        metric = Occ3DMetric(mask="camera", device=dev)
         if dev.type == "cuda":
             torch.cuda.synchronize()
-        t_ray = time.perf_counter() - t
+        with Clock() as c:
+            done = 0
+            while done < args.frames:
+                start = done % P
+                n = min(args.batch, args.frames - done, P - start)
+                sl = slice(start, start + n)
+                metric.update(p_t[sl], g_t[sl], mask_camera=m_t[sl])
+                done += n
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+        ok = np.array_equal(metric.hist.cpu().numpy(), ref)
+        eff = 3 * voxels * args.frames / c.wall
+        print(f"occkit Occ3DMetric:       {c.wall:.2f} s ({args.frames / c.wall:.0f} frames/s), CPU {c.cpu:.2f} s; "
+              f"speed-up x{c_ref.wall / c.wall:.1f} (wall), x{c_ref.cpu / c.cpu:.1f} (CPU); same matrix: {ok}")
+        print(f"  effective read bandwidth {eff / 1e9:.2f} GB/s = {100 * eff / bw:.0f}% of the copy bandwidth")
+        print(f"  mIoU {metric.compute()['miou']:.2f}")
+
+    if args.rayiou_frames > 0:
+        gts_r, origins, what = rayiou_frames(args, rng)
+        preds_r = torch.roll(gts_r, 1, dims=1)
+        rays = [o.shape[0] * 39 * 360 for o in origins]
+        print(f"RayIoU: {what}; {np.mean(rays):.0f} rays per frame on average (gt and prediction walked together)")
+        R = args.rayiou_ref_frames
+        if R > 0:
+            with Clock() as c_ref:
+                ref_state = sum(reference_rayiou_state(preds_r[i], gts_r[i], origins[i]) for i in range(R))
+            print(f"reference walk (cast_rays_reference): {R} frames in {c_ref.wall:.2f} s = "
+                  f"{R / c_ref.wall:.2f} frames/s, CPU {c_ref.cpu / R:.3f} s per frame")
+        ray = RayIoUMetric(device=dev)
+        N = args.rayiou_frames
+        with Clock() as c:
+            for i in range(N):
+                if i == R:
+                    ours_first = ray.state[:-1].clone()
+                ray.update(preds_r[i : i + 1].to(dev), gts_r[i : i + 1].to(dev), [origins[i]])
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+        if N <= R:
+            ours_first = ray.state[:-1].clone()
         r = ray.compute()
-        rays = 8 * 39 * 360
-        print(f"RayIoU: {args.rayiou_frames} frames x {rays} rays (gt and prediction) in {t_ray:.2f} s = "
-              f"{args.rayiou_frames / t_ray:.2f} frames/s  (RayIoU {r['rayiou']:.2f} for a 1-voxel shift)")
+        print(f"occkit RayIoUMetric: {N} frames in {c.wall:.2f} s = {N / c.wall:.2f} frames/s, CPU {c.cpu / N:.3f} s per frame "
+              f"(RayIoU {r['rayiou']:.2f} for a 1-voxel shift)")
+        if R > 0:
+            same = torch.equal(ours_first.cpu(), ref_state) if N >= R else None
+            print(f"  speed-up x{(c_ref.wall / R) / (c.wall / N):.1f} (wall), x{(c_ref.cpu / R) / (c.cpu / N):.1f} (CPU per frame); "
+                  f"same counts on the first {min(R, N)} frames: {same}")
+        print(f"  6019 frames at this rate: {6019 * c.wall / N / 60:.1f} min wall; "
+              f"{6019 * c.cpu / N / 60:.1f} CPU-minutes (/ 2 cores = {6019 * c.cpu / N / 120:.1f} min when both are free)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,90 @@
+"""README's command blocks, as a new user copies them: every ``occkit`` line parses with the CLI
+as written, and every run or folder a line reads was made by a line before it (or is a
+placeholder in capitals, explained in the text)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from occkit.cli import build_parser
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+#: options whose value is a folder or run an earlier command must have made
+INPUTS = ("--data", "--ckpt", "--judge", "--gt", "--pred", "--priors", "--gen", "--real", "--init-from")
+#: made outside occkit (downloads) or by the user's own files
+EXTERNAL = {"nuscenes_infos_val.pkl"}
+
+
+def readme_commands() -> list[tuple[int, list[str]]]:
+    """``(line number, argv)`` of every ``occkit`` command in README's bash blocks, in order."""
+    out, in_bash = [], False
+    for i, line in enumerate(README.read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith("```"):
+            in_bash = line.strip() == "```bash"
+            continue
+        if not in_bash:
+            continue
+        code = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
+        for part in re.split(r"&&|;", code):
+            argv = shlex.split(part)
+            if argv and argv[0] in ("occkit", ".venv/bin/occkit"):
+                out.append((i, argv[1:]))
+    return out
+
+
+_PARSER = []
+
+
+def parser():
+    """The CLI's parser, built once (it imports every command's module)."""
+    if not _PARSER:
+        _PARSER.append(build_parser())
+    return _PARSER[0]
+
+
+def placeholder(value: str) -> bool:
+    return bool(re.fullmatch(r"[A-Z][A-Z0-9_]*([./][A-Za-z0-9_.]*)?", value))
+
+
+def test_readme_has_commands():
+    cmds = readme_commands()
+    assert len(cmds) > 20
+    assert any(argv[0] == "demo" for _, argv in cmds)
+
+
+@pytest.mark.parametrize("line,argv", readme_commands(), ids=lambda x: str(x) if isinstance(x, int) else None)
+def test_readme_command_parses(line, argv):
+    try:
+        parser().parse_args(argv)
+    except SystemExit as e:
+        pytest.fail(f"README.md:{line}: occkit {shlex.join(argv)} does not parse ({e})")
+
+
+def test_readme_reads_only_what_it_made():
+    made: set[str] = set()
+    problems = []
+    for line, argv in readme_commands():
+        ns = parser().parse_args(argv)
+        reads = [getattr(ns, opt[2:].replace("-", "_"), None) for opt in INPUTS]
+        reads += [getattr(ns, "root", None)] if argv[0] in ("show", "stats", "view") else []
+        reads += [s.split("=", 1)[1] for s in (getattr(ns, "set", None) or []) if s.startswith("radocc.teacher=")]
+        for value in reads:
+            if not isinstance(value, str) or placeholder(value) or value in EXTERNAL or value.startswith("configs/"):
+                continue
+            if not any(value == m or value.startswith(m.rstrip("/") + "/") for m in made):
+                problems.append(f"README.md:{line}: occkit {argv[0]} reads {value}, which no earlier command makes")
+        if "--out" in argv:
+            made.add(argv[argv.index("--out") + 1])
+    assert not problems, "\n".join(problems)
+
+
+def test_show_with_a_prediction_looks_where_predict_wrote():
+    """``occkit predict`` writes the val split by default and ``occkit show`` looks in every split:
+    a README ``show --pred`` names the split or the frame."""
+    for line, argv in readme_commands():
+        if argv[0] == "show" and "--pred" in argv:
+            assert "--split" in argv or "--token" in argv, f"README.md:{line}"

@@ -4,7 +4,8 @@ bandwidth, and RayIoU (ours vs. ``cast_rays_reference``, the straightforward tor
 
     python benchmarks/bench_metrics.py --threads 1                 # 6019 frames of 200 x 200 x 16
     python benchmarks/bench_metrics.py --frames 600 --rayiou-frames 8 --rayiou-ref-frames 2 --threads 1
-    python benchmarks/bench_metrics.py --frames 0 --rayiou-data runs/world --rayiou-frames 32 --threads 2
+    python benchmarks/bench_metrics.py --frames 0 --rayiou-data W --rayiou-frames 32 --threads 2
+    # W: a world with LiDAR poses, e.g. occkit synth --out W --scenes 20 --frames 8 --seed 0 --image-size 96 256
 
 mIoU references: the Occ3D challenge's per-frame code as it is (``official``), and that loop
 cut to what the matrix needs (``lean``, the reference of figures recorded before 2026-11-23).
@@ -28,7 +29,12 @@ jobs the CPU time is the steadier figure; with 2 threads it adds both threads' t
 from __future__ import annotations
 
 import argparse
+import os
 import time
+
+# as the occkit command does: torch's idle intra-op threads wait without spinning, so that they do
+# not take the cores from the metrics' own threads (read by OpenMP when torch is imported)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch

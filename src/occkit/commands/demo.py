@@ -6,6 +6,10 @@
 4. write Occ3D submission files (``DIR/predictions``), pictures of predictions beside their
    ground truth (``DIR/pictures``) and a short report (``DIR/report.md``).
 
+Stopped (Ctrl-C), it says in one line what it kept; the same command again resumes: the world's
+finished scenes are kept (``DIR/data/.scenes/``) and training continues from its newest checkpoint
+(every 100 steps) when the options are those of the stopped run (``DIR/demo.json``).
+
 The demo trains a fixed number of steps (``--steps``, default 900), so the same command gives the
 same model on a fast, a slow or a busy machine; only the time changes. On an idle 2-core CPU with
 native bf16 (AVX512-BF16 / AMX) the defaults take about 15 minutes: ~4 to generate, ~9 to train
@@ -68,15 +72,95 @@ def _stage(i: int, text: str) -> None:
     print(f"\n[{i}/4] {text}", flush=True)
 
 
+#: Steps between two training checkpoints: what a stopped demo can lose.
+CKPT_EVERY = 100
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _scene_record(data: Path, i: int) -> Path:
+    return data / ".scenes" / f"{i:04d}.json"
+
+
+def generate_world(data: Path, synth: Any) -> None:
+    """``generate_dataset``'s world, one scene at a time: a finished scene's record (what goes into
+    ``annotations.json``) is kept in ``data/.scenes/``, so a stopped generation resumes with the
+    scenes it lacks; one line per scene with the time left. Writes ``annotations.json`` last."""
+    import json
+    import multiprocessing as mp
+    from dataclasses import asdict
+
+    from occkit.data.synth.config import scene_name
+    from occkit.data.synth.writer import _worker, split_scenes
+    from occkit.fileio import write_json_atomic
+
+    data.mkdir(parents=True, exist_ok=True)
+    cfg = asdict(synth)
+    cfg.pop("workers")  # does not change the output
+    cfg = json.loads(json.dumps(cfg))  # as read back (lists, not tuples)
+    records: dict[int, dict[str, Any]] = {}
+    for i in range(synth.scenes):
+        f = _scene_record(data, i)
+        if f.is_file():
+            rec = json.loads(f.read_text(encoding="utf-8"))
+            if rec.get("synth_config") == cfg:
+                records[i] = rec
+    todo = [i for i in range(synth.scenes) if i not in records]
+    if records:
+        print(f"resuming the world: {len(records)} of {synth.scenes} scenes already written", flush=True)
+    t0 = time.perf_counter()
+
+    def finished(i: int, r: dict[str, Any]) -> None:
+        write_json_atomic(_scene_record(data, i), {**r, "synth_config": cfg})
+        records[i] = r
+        done = len(records) - (synth.scenes - len(todo))
+        left = (time.perf_counter() - t0) / done * (len(todo) - done)
+        print(f"synth: {r['scene']} done ({len(r['infos'])} frames), {len(records)}/{synth.scenes} scenes, "
+              f"about {_minutes(left)} left", flush=True)
+
+    jobs = [(str(data), synth, i) for i in todo]
+    if synth.workers > 1 and len(todo) > 1:
+        with mp.get_context("spawn").Pool(min(synth.workers, len(todo))) as pool:
+            for (_, _, i), r in zip(jobs, pool.imap(_worker, jobs)):
+                finished(i, r)
+    else:
+        for job in jobs:
+            finished(job[2], _worker(job))
+    train, val = split_scenes(synth.scenes, synth.val_fraction)
+    write_json_atomic(data / "annotations.json", {
+        "train_split": [scene_name(i) for i in train],
+        "val_split": [scene_name(i) for i in val],
+        "scene_infos": {records[i]["scene"]: records[i]["infos"] for i in range(synth.scenes)},
+        "scene_descriptions": {records[i]["scene"]: records[i]["description"] for i in range(synth.scenes)},
+        "synth_config": cfg,
+    })
+
+
 def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    kept: list[str] = []  # what a stop keeps, for the one line it prints
+    try:
+        return _run(args, out, kept)
+    except KeyboardInterrupt:
+        print(f"\nocckit demo: stopped; kept {', '.join(kept) or 'nothing yet'}; "
+              f"`occkit demo --out {out}` with the same options resumes", flush=True)
+        return 130
+
+
+def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
+    import json
     from functools import partial
 
 
     from occkit.data.occ3d import Occ3DDataset
-    from occkit.data.synth import SynthConfig, generate_dataset
+    from occkit.data.synth import SynthConfig
     from occkit.engine.data import eval_batches
     from occkit.engine.evaluate import evaluate, resolve_amp, write_prediction_folder
+    from occkit.engine.checkpoint import latest_checkpoint
     from occkit.engine.train import train
+    from occkit.fileio import write_json_atomic
     from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method, load_experiment
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
 
@@ -84,7 +168,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--minutes must be > 0, got {args.minutes}")
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -99,7 +182,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         _stage(1, f"generating a synthetic world: {args.scenes} scenes x {args.frames} frames, 6 cameras at "
                   f"{args.image_size[0]}x{args.image_size[1]}, LiDAR, occupancy -> {data}")
-        generate_dataset(data, synth, progress=True)
+        kept.append(f"the world's finished scenes in {data}")
+        generate_world(data, synth)
+    kept[:] = [f"the world in {data}"]
     timings["generate"] = time.perf_counter() - t0
 
     # 2. training ----------------------------------------------------------------------------
@@ -122,12 +207,23 @@ def run(args: argparse.Namespace) -> int:
         cfg.optim.max_steps = args.steps
         cfg.train.max_minutes = 0
     cfg.train.val_every = 0  # validate once, at the end (stage 3)
-    cfg.train.ckpt_every = 100
+    cfg.train.ckpt_every = CKPT_EVERY
     t0 = time.perf_counter()
-    if (out / "run").exists():  # the demo retrains from scratch each time it runs
-        print(f"replacing the earlier demo run in {out / 'run'}", flush=True)
-        shutil.rmtree(out / "run")
-    result = train(cfg, out / "run", train_set, None, resume=False)
+    # the options that make the run: the same ones again resume it, other ones retrain
+    options = {"config": args.config, "set": list(args.set), "seed": args.seed, "steps": args.steps, "minutes": args.minutes,
+               "scenes": args.scenes, "frames": args.frames, "image_size": list(args.image_size)}
+    run_dir, record = out / "run", out / "demo.json"
+    earlier = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+    resume = earlier == options and latest_checkpoint(run_dir) is not None
+    if run_dir.exists() and not resume:
+        print(f"replacing the earlier demo run in {run_dir}" + (" (other options)" if earlier not in (None, options) else ""), flush=True)
+        shutil.rmtree(run_dir)
+    write_json_atomic(record, options)
+    kept.append(f"training's checkpoints in {run_dir / 'checkpoints'} (every {CKPT_EVERY} steps)")
+    result = train(cfg, run_dir, train_set, None, resume=resume)
+    if result.checkpoint is None:  # resumed a run that had finished: nothing left to train
+        result.checkpoint = latest_checkpoint(run_dir)
+    kept[-1] = f"the trained run in {run_dir}"
     timings["train"] = time.perf_counter() - t0
 
     # 3. evaluation --------------------------------------------------------------------------
@@ -203,7 +299,8 @@ def _report(out: Path, args, synth, cfg, result, scores: dict, pictures: list[Pa
         f"The `{args.config}` preset ({cfg.model.backbone}, {cfg.model.head} head, input "
         f"{cfg.data.image_aug.out_hw[0]}x{cfg.data.image_aug.out_hw[1]}) trained for {result.step} steps "
         f"({result.train_seconds / 60:.1f} min of training, {result.train_seconds / max(1, len(losses)):.2f} s per step).",
-        f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10.",
+        (f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10 (of this invocation)."
+         if losses else "No step trained in this invocation (a finished run resumed): its losses are in run/train.jsonl."),
         "",
         "## Validation (Occ3D metrics, percent)",
         "",

@@ -4,6 +4,7 @@ placeholder in capitals, explained in the text)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from pathlib import Path
@@ -88,3 +89,43 @@ def test_show_with_a_prediction_looks_where_predict_wrote():
     for line, argv in readme_commands():
         if argv[0] == "show" and "--pred" in argv:
             assert "--split" in argv or "--token" in argv, f"README.md:{line}"
+
+
+#: What the tiny world changes in the typical workflow (sizes and budget only; every other word as written).
+TINY = {("--scenes", "20"): ["--scenes", "5"], ("--frames", "10"): ["--frames", "2"],
+        ("--image-size", "192"): ["--image-size", "64"], ("512",): ["176"], ("--workers", "2"): ["--workers", "1"],
+        ("--minutes", "30"): ["--max-steps", "2"]}
+
+
+def tiny(argv: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(argv):
+        for key, new in TINY.items():
+            if tuple(argv[i : i + len(key)]) == key:
+                out += new
+                i += len(key)
+                break
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("OCCKIT_SLOW_TESTS"), reason="runs README's typical workflow (about half a minute): set OCCKIT_SLOW_TESTS=1")
+def test_readme_typical_workflow_runs_on_a_tiny_world(tmp_path, monkeypatch, one_torch_thread):
+    from occkit.cli import main
+
+    cmds = readme_commands()
+    start = next((i for i, (_, a) in enumerate(cmds) if a[:3] == ["synth", "--out", "data/synth"]), None)
+    assert start is not None, "README: the typical workflow starts with occkit synth --out data/synth"
+    block: list[tuple[int, list[str]]] = []
+    for ln, argv in cmds[start:]:
+        if block and ln != block[-1][0] + 1:
+            break
+        block.append((ln, argv))
+    assert [a[0] for _, a in block] == ["synth", "train", "predict", "eval", "show", "show"]
+    monkeypatch.chdir(tmp_path)
+    for ln, argv in block:
+        assert main(tiny(argv)) == 0, f"README.md:{ln}: occkit {shlex.join(tiny(argv))}"
+    assert (tmp_path / "runs/sup/frame.png").is_file() and (tmp_path / "runs/sup/eval.json").is_file()

@@ -3,22 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
+
+from occkit.commands.checks import nonneg_int, positive_float, positive_int, unit_float
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--scenes", type=int, default=2, help="number of scenes (default 2)")
-    p.add_argument("--frames", type=int, default=3, help="frames per scene (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
-    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=(256, 704), help="camera image size (default 256 704)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="fraction of validation scenes (default 0.2)")
-    p.add_argument("--frame-rate", type=float, default=2.0, help="frames per second (default 2, nuScenes keyframes)")
+    p.add_argument("--scenes", type=positive_int, default=2, help="number of scenes (default 2)")
+    p.add_argument("--frames", type=positive_int, default=3, help="frames per scene (default 3)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="master seed (default 0)")
+    p.add_argument("--image-size", type=positive_int, nargs=2, metavar=("H", "W"), default=(256, 704), help="camera image size (default 256 704)")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
+    p.add_argument("--val-fraction", type=unit_float, default=0.2, help="fraction of validation scenes (default 0.2)")
+    p.add_argument("--frame-rate", type=positive_float, default=2.0, help="frames per second (default 2, nuScenes keyframes)")
     p.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="image files (default jpg)")
     p.add_argument("--format", choices=("occ3d", "semantickitti"), default="occ3d",
                    help="dataset layout: occ3d (Occ3D-nuScenes, default) or semantickitti (SSC sequences, front camera)")
-    p.add_argument("--overwrite", action="store_true", help="write into a folder that already holds a dataset")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset that occkit synth wrote earlier in --out "
+                                                            "(a folder of anything else is never written into)")
+
+
+def _made_by_synth(out: Path) -> bool:
+    """Whether ``out`` holds a dataset occkit synth wrote before output records existed."""
+    ann = out / "annotations.json"
+    if ann.is_file():
+        try:
+            return "synth_config" in json.loads(ann.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+    return (out / "splits.json").is_file() and (out / "sequences").is_dir()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,13 +44,20 @@ def run(args: argparse.Namespace) -> int:
         scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=tuple(args.image_size), workers=args.workers,
         val_fraction=args.val_fraction, frame_rate_hz=args.frame_rate, image_format=args.image_format,
     )
-    t0 = time.perf_counter()
-    if args.format == "semantickitti":
-        from occkit.data.synth.kitti_export import export_semantickitti
+    from occkit.outputs import check_output_folder, staged_folder
 
-        out = export_semantickitti(args.out, config, progress=True)
-    else:
-        out = generate_dataset(args.out, config, overwrite=args.overwrite, progress=True)
+    check_output_folder(args.out, "synth", overwrite=args.overwrite, legacy=_made_by_synth)
+    t0 = time.perf_counter()
+    # written whole into a hidden folder beside --out and renamed at the end: a failure leaves no
+    # folder that looks like a dataset, and an --overwrite replaces the old one only then
+    with staged_folder(args.out, "synth", format=args.format) as tmp:
+        if args.format == "semantickitti":
+            from occkit.data.synth.kitti_export import export_semantickitti
+
+            export_semantickitti(tmp, config, progress=True)
+        else:
+            generate_dataset(tmp, config, progress=True)
+    out = args.out
     dt = time.perf_counter() - t0
     n = config.scenes * config.frames
     print(f"synth: wrote {config.scenes} scenes x {config.frames} frames to {out} in {dt:.1f} s ({n / dt:.2f} frames/s)")

@@ -57,9 +57,13 @@ def test_bad_tensors_raise():
 
 
 def test_cli_errors_and_help(tmp_path: Path, capsys):
-    assert main(["synth", "--out", str(tmp_path / "d"), "--scenes", "0"]) == 1
-    assert "scenes" in capsys.readouterr().err
-    assert main(["synth", "--out", str(tmp_path / "d"), "--val-fraction", "1.5"]) == 1
+    # numbers out of range are refused by the parser itself (one line, exit status 2), before any work
+    for argv, words in ((["--scenes", "0"], "--scenes: expected an integer >= 1"), (["--val-fraction", "1.5"], "--val-fraction")):
+        with pytest.raises(SystemExit) as e:
+            main(["synth", "--out", str(tmp_path / "d"), *argv])
+        assert e.value.code == 2 and words in capsys.readouterr().err
+    assert main(["synth", "--out", str(tmp_path / "d"), "--image-size", "4", "4"]) == 1  # SynthConfig's own check
+    assert "image_size" in capsys.readouterr().err and not (tmp_path / "d").exists()
     with pytest.raises(SystemExit):
         main(["synth", "--out", str(tmp_path / "d"), "--image-format", "gif"])
 

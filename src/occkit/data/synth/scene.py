@@ -272,6 +272,17 @@ def build_scene(config: SynthConfig, scene_index: int) -> Scene:
     return scene
 
 
+def _uniform_within(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """A uniform draw in ``[lo, hi]``; where a small block leaves no room (``hi < lo``), its middle.
+
+    One draw is taken either way, so the scenes of every other seed stay byte-identical (a
+    construction block narrower than 16 m made ``rng.uniform`` raise ``high - low < 0``: seed
+    4242, scene 2)."""
+    if hi < lo:
+        lo = hi = (lo + hi) / 2
+    return float(rng.uniform(lo, hi))
+
+
 def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
     for blk in town.blocks:
         cx, cy = (blk.x0 + blk.x1) / 2, (blk.y0 + blk.y1) / 2
@@ -368,7 +379,7 @@ def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
                     b.add(spec, x, y, 0.0)
             else:
                 for _ in range(int(rng.integers(2, 5))):
-                    b.add(cat.construction_vehicle(rng), rng.uniform(blk.x0 + 8, blk.x1 - 8), rng.uniform(blk.y0 + 8, blk.y1 - 8), float(rng.uniform(0, 6.28)))
+                    b.add(cat.construction_vehicle(rng), _uniform_within(rng, blk.x0 + 8, blk.x1 - 8), _uniform_within(rng, blk.y0 + 8, blk.y1 - 8), float(rng.uniform(0, 6.28)))
                 for _ in range(int(rng.integers(6, 14))):
                     u = rng.random()
                     spec = cat.other_object(rng) if u < 0.45 else cat.traffic_cone(rng) if u < 0.75 else cat.barrier(rng)

@@ -1,0 +1,86 @@
+"""Checks of command-line values shared by the commands: argparse types that refuse a number
+outside its range (argparse then prints one line naming the option), and texts.
+
+Use as ``p.add_argument("--steps", type=positive_int, ...)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+MAX_TEXT = 500
+"""Longest free text (``--text`` of query and generate) in characters: a query or a scene
+description is a phrase or two; the text encoders read a few dozen words."""
+
+
+def check_text(text: str, what: str = "--text") -> str:
+    """Refuse an empty text (or only spaces) and one longer than :data:`MAX_TEXT` characters
+    (``ValueError`` naming ``what``)."""
+    if not text.strip():
+        raise ValueError(f"{what}: empty; give a phrase, e.g. \"fire hydrant\"")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{what}: {len(text)} characters; at most {MAX_TEXT}")
+    return text
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None  # argparse's own words
+
+
+def _float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    v = _int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    """An integer >= 0."""
+    v = _int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    v = _float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {v:g}")
+    return v
+
+
+def nonneg_float(text: str) -> float:
+    """A finite number >= 0."""
+    v = _float(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v:g}")
+    return v
+
+
+def unit_float(text: str) -> float:
+    """A finite number in [0, 1] (a probability, a confidence, a fraction)."""
+    v = _float(text)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {v:g}")
+    return v
+
+
+def finite_float(text: str) -> float:
+    """Any finite number."""
+    return _float(text)

@@ -1,0 +1,194 @@
+"""Where a command may write: one set of rules for every ``--out``.
+
+- A folder is wanted where a file is (or the reverse): refused.
+- An ``--out`` equal to, inside, or holding one of the command's inputs (the dataset it reads,
+  the cache, the run): refused, ``--overwrite`` or not.
+- A non-empty folder is written into only when the same command made it: its record
+  (:data:`OUTPUT_RECORD`, written when the command starts in a new or empty folder) or an older
+  marker of that command says so. A folder of anything else, or of another command, is refused,
+  ``--overwrite`` or not: nothing of the user's is ever overwritten.
+- :func:`staged_folder` writes a folder whole: into a hidden temporary folder beside ``--out``,
+  renamed into place at the end, so a failed command leaves no folder that looks like a result.
+
+The errors are ``FileExistsError`` (something is in the way) and ``ValueError`` (the path is
+wrong), each naming ``--out`` and what is wrong; the command line prints them in one line.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+OUTPUT_RECORD = ".occkit-output.json"
+"""The record a writing command leaves in its output folder: ``{"command": ..., "occkit": ...}``."""
+
+#: Commands whose output is a dataset (another command's ``--data``).
+DATASET_COMMANDS = ("synth", "pseudolabel", "generate")
+
+#: Files that a caller (``occkit ablate``) puts in a folder before it runs a command there; they
+#: neither make the folder foreign nor count as content.
+CALLER_FILES = ("ablate.lock", "ablate.json", "stage.lock", "*.log")
+
+
+def _resolved(p: str | os.PathLike) -> Path:
+    return Path(p).expanduser().resolve()
+
+
+def check_not_inside_inputs(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None], what: str = "--out") -> None:
+    """Refuse ``out`` equal to, inside, or holding an input (``{"--data": path, ...}``)."""
+    o = _resolved(out)
+    for name, p in inputs.items():
+        if p is None:
+            continue
+        i = _resolved(p)
+        if o == i:
+            raise ValueError(f"{what} {out}: the same folder as {name} (an input); choose a new folder outside it")
+        if i in o.parents:
+            raise ValueError(f"{what} {out}: lies inside {name} {p} (an input, which a command never writes into); "
+                             "choose a folder outside it")
+        if o in i.parents:
+            raise ValueError(f"{what} {out}: holds {name} {p} (an input); choose a folder that does not contain it")
+
+
+def dataset_holding(path: str | os.PathLike) -> Path | None:
+    """The nearest folder above ``path`` that is a dataset (``annotations.json``, ``sequences/``
+    or an occkit dataset's record), or None."""
+    for parent in _resolved(path).parents:
+        if (parent / "annotations.json").is_file() or (parent / "sequences").is_dir():
+            return parent
+        rec = read_output_record(parent)
+        if rec is not None and rec.get("command") in DATASET_COMMANDS:
+            return parent
+    return None
+
+
+def check_not_inside_dataset(out: str | os.PathLike, what: str = "--out") -> None:
+    """Refuse a folder ``out`` inside a dataset (a command's output goes beside data, not into it)."""
+    ds = dataset_holding(out)
+    if ds is not None:
+        raise ValueError(f"{what} {out}: lies inside the dataset {ds}; write outputs beside a dataset, not into it")
+
+
+def read_output_record(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The folder's :data:`OUTPUT_RECORD`, or None (missing or unreadable)."""
+    path = Path(folder) / OUTPUT_RECORD
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def _content(folder: Path, ignore: tuple[str, ...]) -> list[str]:
+    pats = CALLER_FILES + ignore + (OUTPUT_RECORD,)
+    return [p.name for p in folder.iterdir() if not any(fnmatch.fnmatch(p.name, pat) for pat in pats)]
+
+
+def check_output_folder(
+    out: str | os.PathLike,
+    command: str,
+    inputs: Mapping[str, str | os.PathLike | None] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    legacy: Callable[[Path], bool] | None = None,
+    ignore: tuple[str, ...] = (),
+) -> str:
+    """Check a folder ``--out`` of ``occkit COMMAND`` before any work; return its state:
+    ``"new"`` (absent), ``"empty"`` or ``"own"`` (a previous output of the same command, which
+    the caller may continue when ``resume`` or replace when ``overwrite``).
+
+    Args:
+        inputs: the command's inputs by option name; ``out`` may not be, lie in, or hold one.
+        legacy: recognises an output of this command made before records existed.
+        ignore: names (glob patterns) of the command's own leftovers that do not count as content.
+    Raises:
+        FileExistsError: ``out`` is a file; a non-empty folder another command (or the user)
+            made; a previous output of this command without ``overwrite`` / ``resume``.
+        ValueError: ``out`` is, lies in, or holds an input.
+    """
+    o = Path(out)
+    if o.exists() and not o.is_dir():
+        raise FileExistsError(f"--out {o}: is a file; occkit {command} writes a folder there: give a folder's path")
+    check_not_inside_inputs(o, inputs or {})
+    check_not_inside_dataset(o)
+    if not o.exists():
+        return "new"
+    if not _content(o, ignore):
+        return "empty"
+    rec = read_output_record(o)
+    other = rec.get("command") if rec else None
+    if other is not None and other != command:
+        raise FileExistsError(f"--out {o}: holds the output of occkit {other}, not of occkit {command}; choose another folder")
+    if other is None and not (legacy is not None and legacy(o)):
+        raise FileExistsError(f"--out {o}: the folder is not empty and occkit {command} did not make it; nothing in it is "
+                              "touched, --overwrite or not: choose a new or empty folder")
+    if not (overwrite or resume):
+        raise FileExistsError(f"--out {o}: holds an earlier output of occkit {command}; pass --overwrite to replace it, "
+                              "or choose a new folder")
+    return "own"
+
+
+def mark_output(out: str | os.PathLike, command: str, **extra: Any) -> Path:
+    """Write ``out``'s :data:`OUTPUT_RECORD` (creating ``out``): the folder is occkit COMMAND's."""
+    from occkit import __version__
+    from occkit.fileio import write_json_atomic
+
+    o = Path(out)
+    o.mkdir(parents=True, exist_ok=True)
+    return write_json_atomic(o / OUTPUT_RECORD, {"command": command, "occkit": __version__, **extra})
+
+
+def check_output_file(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None] | None = None,
+                      what: str = "--out") -> None:
+    """A file output (a picture, a JSON report): refuse a folder there, and a path that is, lies
+    in, or holds an input (``inputs``)."""
+    o = Path(out)
+    if o.is_dir():
+        raise FileExistsError(f"{what} {o}: is a folder; give a file's path")
+    if o.parent.exists() and not o.parent.is_dir():
+        raise FileExistsError(f"{what} {o}: {o.parent} is a file, not a folder")
+    check_not_inside_inputs(o, inputs or {}, what)
+
+
+@contextmanager
+def staged_folder(out: str | os.PathLike, command: str, **record: Any) -> Iterator[Path]:
+    """Write a folder whole: yields a new hidden folder beside ``out`` (``.NAME.*.tmp``) to fill;
+    on success the record is added and it replaces ``out`` (which must have passed
+    :func:`check_output_folder`); on any failure it is removed and ``out`` is left as it was.
+    Hidden folders a crash left beside ``out`` are removed first."""
+    o = Path(out)
+    try:
+        o.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"--out {o}: cannot create {o.parent} ({e.strerror or e})") from e
+    for stale in o.parent.glob(f".{o.name}.*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{o.name}.", suffix=".tmp", dir=o.parent))
+    except OSError as e:
+        raise OSError(f"--out {o}: cannot create a folder in {o.parent} ({e.strerror or e})") from e
+    try:
+        yield tmp
+        mark_output(tmp, command, **record)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700
+        if o.exists():
+            old = o.parent / f".{o.name}.old.tmp"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(o, old)
+            os.replace(tmp, o)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, o)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

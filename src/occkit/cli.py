@@ -53,6 +53,9 @@ OMP_WAIT_POLICY = "PASSIVE"
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug (anywhere; no subcommand has an option of that name): tracebacks of every error
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     # read by OpenMP when torch is first imported, which happens below (in the subcommands)
     os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     # Import only the module of the requested subcommand (plus cheap help for the rest).
@@ -61,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     if chosen is None or chosen not in {c[0] for c in COMMANDS}:
         parser = argparse.ArgumentParser(prog="occkit", description="3D semantic occupancy toolkit.")
         parser.add_argument("--version", action="store_true", help="print the version and exit")
+        parser.add_argument("--debug", action="store_true", help=f"show the traceback of every error (or set {DEBUG_ENV}=1); "
+                                                                 "without it, bad input or a problem with files gives one line")
         sub = parser.add_subparsers(dest="command", metavar="COMMAND")
         for name, _, help_text in COMMANDS:
             sub.add_parser(name, help=help_text)
@@ -75,11 +80,64 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(commands)
     args = parser.parse_args(argv)
     module = importlib.import_module(args._module)
+    return run_guarded(f"occkit {args.command}", lambda: module.run(args), debug)
+
+
+#: Set (to anything but "" or "0") to see the traceback of every error, as ``--debug`` does.
+DEBUG_ENV = "OCCKIT_DEBUG"
+
+
+def user_error_message(e: BaseException) -> str | None:
+    """The one-line message of an error caused by the user's input or environment, or None for
+    what is a bug in occkit (whose traceback the user should see and report).
+
+    Input and environment: files and folders (``OSError``: missing, in the way, permission
+    denied, disk full, ...), values and shapes (``ValueError``, which occkit raises naming the
+    file or argument; ``KeyError`` for a missing name), non-finite numbers (``FloatingPointError``,
+    e.g. a training loss), memory (``MemoryError``, CUDA out of memory)."""
+    if isinstance(e, OSError):
+        if e.filename is not None and e.strerror:
+            where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 is not None else "")
+            return f"{where}: {e.strerror}"
+        return str(e) or type(e).__name__
+    if isinstance(e, KeyError):
+        return str(e.args[0]) if len(e.args) == 1 else str(e)
+    if isinstance(e, (ValueError, FloatingPointError, MemoryError)):
+        return str(e) or type(e).__name__
+    if type(e).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError (a RuntimeError)
+        return f"out of memory: {str(e).splitlines()[0] if str(e) else ''}".rstrip()
+    return None
+
+
+def run_guarded(prog: str, fn, debug: bool = False) -> int:
+    """Run ``fn() -> int | None`` as a command: the exit status it returns; an error caused by
+    the input or environment becomes one line ``PROG: error: ...`` on stderr and status 1 (the
+    traceback too with ``debug`` or ``OCCKIT_DEBUG=1``); Ctrl-C status 130; any other exception
+    is a bug in occkit and keeps its traceback."""
+    import warnings
+
+    debug = debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    format_warning = warnings.formatwarning
+    if not debug:  # a warning is one line too: "PROG: warning: ..."
+        warnings.formatwarning = lambda message, category, filename, lineno, line=None: f"{prog}: warning: {message}\n"
     try:
-        return int(module.run(args) or 0)
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
-        print(f"occkit {args.command}: error: {e}", file=sys.stderr)
+        return int(fn() or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        msg = user_error_message(e)
+        if msg is None:
+            print(f"{prog}: internal error (a bug in occkit; please report it with the traceback below)", file=sys.stderr)
+            raise
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"{prog}: error: {msg}", file=sys.stderr)
         return 1
+    finally:
+        warnings.formatwarning = format_warning
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -315,7 +315,13 @@ def load_teacher(path: str | os.PathLike, ema: bool = True) -> nn.Module:
     except (FileNotFoundError, NotADirectoryError) as e:
         raise FileNotFoundError(f"radocc.teacher: {e}") from e
     if not hasattr(teacher, "model") or not callable(getattr(teacher, "forward", None)):
-        raise TypeError(f"radocc.teacher: {path} holds a {type(teacher).__name__}, not an occupancy method")
+        raise ValueError(f"radocc.teacher: {path} holds a {type(teacher).__name__}, not an occupancy method")
+    modality = getattr(getattr(teacher.model, "cfg", None), "modality", None)
+    if modality == "camera":  # allowed (a camera teacher is an experiment too), but never silently
+        import warnings
+
+        warnings.warn(f"radocc.teacher: {path} is a camera-only run (model.modality camera), not the LiDAR or fusion "
+                      "teacher RadOcc distils from", stacklevel=2)
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher.eval()

@@ -18,6 +18,8 @@ import sys
 import threading
 from pathlib import Path
 
+from occkit.commands.checks import nonneg_int, positive_int
+
 EPILOG = """\
 spec (YAML; full format in occkit.ablate.spec's docstring):
   name, description      the ablation's name (default: the file's) and one line about it
@@ -50,13 +52,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                 "(regime, radocc, easyocc, cigocc, langocc, occscene)")
     p.add_argument("--out", required=True, help="ablation folder: runs/<arm>_s<seed>/, results.json, results.md, curves.png")
     p.add_argument("--cache", default=None, help="stage cache folder (default: OUT/../stages, shared by the ablations beside OUT)")
-    p.add_argument("--lanes", type=int, default=1, help="subprocesses at once: stages side by side, then arms x seeds (default 1)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per subprocess (train.threads, OMP_NUM_THREADS; default 1)")
+    p.add_argument("--lanes", type=positive_int, default=1, help="subprocesses at once: stages side by side, then arms x seeds (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads per subprocess (train.threads, OMP_NUM_THREADS; default 1)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for every training and scoring; on cuda all lanes share "
                                                   "the GPU (default cpu)")
     p.add_argument("--seeds", default=None, metavar="S[,S...]", help="comma list replacing the spec's seeds (default: the spec's)")
-    p.add_argument("--budget", type=int, default=None, help="optimiser steps per arm, replacing the spec's budget (default: the spec's)")
-    p.add_argument("--world-seed", type=int, default=None, metavar="S",
+    p.add_argument("--budget", type=positive_int, default=None, help="optimiser steps per arm, replacing the spec's budget (default: the spec's)")
+    p.add_argument("--world-seed", type=nonneg_int, default=None, metavar="S",
                    help="set args.seed of the stage named world, or else of every synth stage under the arms' data "
                         "(default: the spec's)")
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",

@@ -13,6 +13,8 @@ import argparse
 import warnings
 from pathlib import Path
 
+from occkit.commands.checks import nonneg_int, positive_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gt", type=Path, required=True, help="ground-truth dataset folder")
@@ -27,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", type=Path, default=None, help="write the per-class table to this CSV file")
     p.add_argument("--allow-missing", action="store_true", help="evaluate the frames that have predictions; warn about missing or extra ones")
     p.add_argument("--device", default="cpu", help="torch device for the accumulation: cpu, cuda, ... (default: cpu)")
-    p.add_argument("--workers", type=int, default=4, help="reader threads (default 4)")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice; 1 is faster on a busy machine)")
+    p.add_argument("--workers", type=positive_int, default=4, help="reader threads (default 4)")
+    p.add_argument("--threads", type=nonneg_int, default=0, help="torch intra-op threads (default: torch's choice; 1 is faster on a busy machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -42,8 +44,15 @@ def run(args: argparse.Namespace) -> int:
         write_result_json,
     )
 
+    from occkit.outputs import check_output_file
+
     if args.threads < 0:
         raise ValueError(f"--threads must be >= 0, got {args.threads}")
+    if args.workers < 1:
+        raise ValueError(f"--workers: expected an integer >= 1, got {args.workers}")
+    for opt, path in (("--json", args.json), ("--csv", args.csv)):
+        if path is not None:
+            check_output_file(path, {"--gt": args.gt, "--pred": args.pred}, what=opt)
     if args.threads:
         import torch
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from occkit.commands.checks import positive_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gen", required=True, help="generated dataset (occkit generate --out)")
@@ -16,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--judge", required=True, help="run trained on real frames whose method has an OccNet at .model "
                                                  "(occscene with train_generator false, or supervised)")
     p.add_argument("--split", default="val", choices=("train", "val", "all"), help="real split (default val)")
-    p.add_argument("--batch-size", type=int, default=4, help="frames per forward pass")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="frames per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--out", default=None, help="write the scores as JSON here")
 
@@ -26,10 +28,33 @@ def run(args: argparse.Namespace) -> int:
     from occkit.fileio import write_json_atomic
     from occkit.generation.evaluate import evaluate_generation
 
+    from pathlib import Path
+
+    from occkit.fileio import read_json
+    from occkit.outputs import check_output_file
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
+    if args.out:
+        check_output_file(args.out, {"--gen": args.gen, "--real": args.real})
+    gen_record = Path(args.gen) / "generation.json"
+    if not gen_record.is_file():
+        raise FileNotFoundError(f"--gen {args.gen}: no generation.json: not a dataset occkit generate wrote")
     judge, cfg, folder, device = load_checkpoint_method(args.judge, args.device)
+    generator = read_json(gen_record).get("checkpoint")
+    self_judged = bool(generator) and Path(generator).resolve().parent == folder.resolve().parent
+    if self_judged:  # allowed (a smoke test), never silently: the scores say so too
+        import warnings
+
+        warnings.warn(f"--judge {args.judge}: the run that generated {args.gen}; a generator judging itself flatters its "
+                      "layout consistency: give a run trained on real frames", stacklevel=1)
+    if getattr(getattr(judge, "model", None), "cfg", None) is None:
+        raise ValueError(f"--judge {folder}: a {cfg.method!r} run without an occupancy network at .model; the judge must be "
+                         "an occscene run with train_generator false, or a supervised run")
     scores = evaluate_generation(judge, lambda root, split: build_dataset(cfg, root, split, train=False), args.gen, args.real,
                                  args.split, device, args.batch_size)
-    scores.update({"gen": str(args.gen), "real": str(args.real), "split": args.split, "judge": str(folder)})
+    scores.update({"gen": str(args.gen), "real": str(args.real), "split": args.split, "judge": str(folder),
+                   "judge_is_generator": self_judged})
     if args.out:
         write_json_atomic(args.out, scores)
     print(json.dumps(scores, indent=1))

@@ -22,6 +22,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from occkit.commands.checks import nonneg_int, positive_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="checkpoint folder (checkpoints/step_N) or run folder (its newest)")
@@ -35,9 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "largest stride")
     p.add_argument("--check-data", default=None, metavar="DATA",
                    help="dataset whose validation frames the parity check runs on (default: random frames, with a warning)")
-    p.add_argument("--frames", type=int, default=4, help="frames of the parity check (default 4; 0: no check)")
-    p.add_argument("--runs", type=int, default=5, help="timed runs of each runtime after a warm-up (default 5)")
-    p.add_argument("--threads", type=int, default=1, help="threads of PyTorch and of onnxruntime in the check (default 1)")
+    p.add_argument("--frames", type=nonneg_int, default=4, help="frames of the parity check (default 4; 0: no check)")
+    p.add_argument("--runs", type=positive_int, default=5, help="timed runs of each runtime after a warm-up (default 5)")
+    p.add_argument("--threads", type=positive_int, default=1, help="threads of PyTorch and of onnxruntime in the check (default 1)")
     p.add_argument("--min-agreement", type=float, default=99.9,
                    help="label agreement (percent of voxels) below which the export fails and nothing is written (default 99.9)")
     p.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",

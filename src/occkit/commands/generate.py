@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from occkit.commands.checks import nonneg_float, nonneg_int, positive_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="occscene run folder or checkpoint")
     p.add_argument("--data", required=True, help="real dataset root: camera calibration, ego poses, texts, layouts")
     p.add_argument("--out", required=True, help="new folder for the generated dataset")
-    p.add_argument("--n", type=int, default=8, help="frames to generate (default 8)")
-    p.add_argument("--text", default=None, help="description for every frame (default: each source frame's scene description)")
+    p.add_argument("--n", type=positive_int, default=8, help="frames to generate (default 8)")
+    p.add_argument("--text", default=None, help="description for every frame (default: each source frame's scene description; non-empty, at most 500 characters)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--occupancy", default=None, metavar="FRAME|SPLIT",
                      help="condition on the ground-truth layout of a frame token, or of each frame of a split in turn")
@@ -26,10 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "scoring a text-only generator's layout consistency)")
     p.add_argument("--split", default="val", choices=("train", "val", "all"),
                    help="frames giving calibration and text when --occupancy is not a split (default val)")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the run's schedule.sample_steps)")
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale on the text (1 = none)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise (default 0)")
-    p.add_argument("--batch-size", type=int, default=4, help="frames sampled together (default 4)")
+    p.add_argument("--steps", type=positive_int, default=None, help="DDIM steps (default: the run's schedule.sample_steps)")
+    p.add_argument("--guidance", type=nonneg_float, default=1.0, help="classifier-free guidance scale on the text (1 = none)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the initial noise (default 0)")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="frames sampled together (default 4)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even when the checkpoint has EMA weights")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -42,20 +44,27 @@ def run(args: argparse.Namespace) -> int:
     from occkit.viz.draw import save_png
 
     out = Path(args.out)
+    if args.text is not None:
+        from occkit.commands.checks import check_text
+
+        check_text(args.text)
     if args.text_only and not args.occupancy:
         raise ValueError("--text-only goes with --occupancy (whose layouts become the labels)")
-    if (out / "annotations.json").exists():
-        raise FileExistsError(f"{out}: already holds a dataset; choose a new --out")
+    from occkit.outputs import check_output_folder, staged_folder
+
+    check_output_folder(out, "generate", inputs={"--data": args.data})
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema)
     if cfg.method != "occscene":
         raise ValueError(f"--ckpt {folder}: a {cfg.method!r} run; occkit generate needs an occscene run")
-    root, rows = generate_scenes(
-        method, cfg, args.data, out, args.n, text=args.text, occupancy=args.occupancy, from_perception=args.from_perception,
-        split=args.split, steps=args.steps, guidance_scale=args.guidance, seed=args.seed, batch_size=args.batch_size,
-        progress=not args.no_progress, record={"checkpoint": str(folder.resolve())}, use_layout=not args.text_only,
-        make_dataset=lambda root, split: build_dataset(cfg, root, split, train=False),
-    )
-    mode = "text only, layouts as labels" if args.text_only else "layout" if args.occupancy else "perception feedback" if args.from_perception else "text only"
-    save_png(root / "preview.png", generation_figure(rows, title=f"occkit generate ({mode}): {folder}"))
+    with staged_folder(out, "generate") as tmp:  # written whole: a failure leaves no half dataset
+        _, rows = generate_scenes(
+            method, cfg, args.data, tmp, args.n, text=args.text, occupancy=args.occupancy, from_perception=args.from_perception,
+            split=args.split, steps=args.steps, guidance_scale=args.guidance, seed=args.seed, batch_size=args.batch_size,
+            progress=not args.no_progress, record={"checkpoint": str(folder.resolve())}, use_layout=not args.text_only,
+            make_dataset=lambda root, split: build_dataset(cfg, root, split, train=False),
+        )
+        mode = "text only, layouts as labels" if args.text_only else "layout" if args.occupancy else "perception feedback" if args.from_perception else "text only"
+        save_png(tmp / "preview.png", generation_figure(rows, title=f"occkit generate ({mode}): {folder}"))
+    root = out
     print(f"occkit generate: {args.n} frames ({mode}) in {root} (preview.png)")
     return 0

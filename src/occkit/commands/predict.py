@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from occkit.commands.checks import nonneg_int, positive_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="checkpoint folder (checkpoints/step_N) or run folder (its newest)")
@@ -23,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                             "prediction is written)")
     p.add_argument("--split", default="val", choices=("train", "val", "all", "test"), help="split to predict (default val; test: SemanticKITTI)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
-    p.add_argument("--batch-size", type=int, default=1, help="frames per forward pass (default 1)")
-    p.add_argument("--workers", type=int, default=0, help="data loader workers (default 0)")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="frames per forward pass (default 1)")
+    p.add_argument("--workers", type=nonneg_int, default=0, help="data loader workers (default 0)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even when the checkpoint has EMA weights")
     p.add_argument("--image-norm", choices=("running", "frame"), default=None,
                    help="override the checkpoint's model.image_norm_eval: how the image BatchNorms normalise "
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    check_prediction_target(args.out, args.overwrite)  # before loading anything
+    check_prediction_target(args.out, args.overwrite, inputs={"--data": args.data})  # before loading anything
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema)
     if args.image_norm is not None:
         nets = [m for m in method.modules() if isinstance(m, OccNet)]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from occkit.commands.checks import nonneg_int, positive_int
+
 SPLITS = ("all", "train", "val")
 
 
@@ -30,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--kinds", default=None, help="comma-separated kinds to compute (default: all the providers give)")
     r.add_argument("--split", default="all", choices=SPLITS, help="frames to run on (default: all)")
     r.add_argument("--cameras", default=None, help="comma-separated camera names (default: all of the layout)")
-    r.add_argument("--feature-stride", type=int, default=None, help="stride of the feature maps (default: the provider's, 8 for the oracle)")
-    r.add_argument("--max-frames", type=int, default=0, help="only this many frames, evenly spaced (default 0 = all)")
+    r.add_argument("--feature-stride", type=positive_int, default=None, help="stride of the feature maps (default: the provider's, 8 for the oracle)")
+    r.add_argument("--max-frames", type=nonneg_int, default=0, help="only this many frames, evenly spaced (default 0 = all)")
     r.add_argument("--device", default="cpu", help="where models run (default: cpu)")
     r.add_argument("--overwrite", action="store_true", help="rewrite a cache made by other priors")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -42,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--data", type=Path, required=True, help="the synthetic dataset the cache was made from")
     e.add_argument("--priors", type=Path, required=True, help="the prior cache")
     e.add_argument("--split", default="all", choices=SPLITS, help="frames to score (default: all)")
-    e.add_argument("--max-frames", type=int, default=0, help="only this many frames, evenly spaced (default 0 = all)")
+    e.add_argument("--max-frames", type=nonneg_int, default=0, help="only this many frames, evenly spaced (default 0 = all)")
     e.add_argument("--vocabulary", type=Path, default=None, help="class vocabulary YAML (default: occkit's occ3d.yaml)")
     e.add_argument("--json", type=Path, default=None, help="also write the report to this JSON file")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -60,12 +62,19 @@ def _run(args: argparse.Namespace) -> int:
     from occkit.priors import build_prior
     from occkit.priors.cache import run_priors
 
+    from occkit.outputs import check_output_folder, mark_output
+
+    # a cache of this command is continued (or, of other priors, rewritten with --overwrite): run_priors decides
+    state = check_output_folder(args.out, "priors run", inputs={"--data": args.data}, resume=True,
+                                legacy=lambda o: (o / "prior.json").is_file())
     options = {"device": args.device}
     if args.feature_stride is not None:
         options["feature_stride"] = args.feature_stride
     prior = build_prior(args.prior, **options)
     kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else None
     cams = [c.strip() for c in args.cameras.split(",")] if args.cameras else None
+    if state != "own":
+        mark_output(args.out, "priors run")
     out = run_priors(args.data, args.out, prior, kinds=kinds, split=args.split, cameras=cams, overwrite=args.overwrite,
                      progress=not args.no_progress, max_frames=args.max_frames)
     print(f"wrote {out} ({prior.spec})")
@@ -74,7 +83,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from occkit.fileio import write_json_atomic
+    from occkit.outputs import check_output_file
     from occkit.priors.quality import evaluate_priors, format_report
+
+    if args.json is not None:
+        check_output_file(args.json, {"--data": args.data, "--priors": args.priors}, what="--json")
 
     report = evaluate_priors(args.data, args.priors, split=args.split, max_frames=args.max_frames,
                              vocabulary=args.vocabulary, progress=not args.no_progress)
@@ -91,6 +104,9 @@ def _vocab(args: argparse.Namespace) -> int:
 
     rows = describe()
     if args.json is not None:
+        from occkit.outputs import check_output_file
+
+        check_output_file(args.json, what="--json")
         write_json_atomic(args.json, rows)
         print(f"wrote {args.json} ({len(rows)} names)")
         return 0

@@ -21,16 +21,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from occkit.commands.checks import finite_float, unit_float
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="a langocc checkpoint folder or run folder")
     p.add_argument("--data", required=True, type=Path, help="dataset root (holding annotations.json)")
     p.add_argument("--token", required=True, help="the frame")
-    p.add_argument("--text", required=True, help='what to look for, e.g. "fire hydrant"')
+    p.add_argument("--text", required=True, help='what to look for, e.g. "fire hydrant" (non-empty, at most 500 characters)')
     p.add_argument("--out", required=True, type=Path, help="picture (.png)")
-    p.add_argument("--top", type=float, default=0.02, help="fraction of occupied voxels shown as matches (default 0.02)")
-    p.add_argument("--min-sim", type=float, default=None, help="show voxels with cosine similarity >= this instead of --top")
-    p.add_argument("--occupied", type=float, default=None, help="p(occupied) threshold of the voxels shown (default: the run's)")
+    p.add_argument("--top", type=unit_float, default=0.02, help="fraction of occupied voxels shown as matches (default 0.02)")
+    p.add_argument("--min-sim", type=finite_float, default=None, help="show voxels with cosine similarity >= this instead of --top")
+    p.add_argument("--occupied", type=unit_float, default=None, help="p(occupied) threshold of the voxels shown (default: the run's)")
     p.add_argument("--json", type=Path, default=None, help="also write the matching voxels (indices, similarities) here")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
 
@@ -119,8 +121,19 @@ def run(args: argparse.Namespace) -> int:
     from occkit.methods.langocc import LangOccMethod
     from occkit.viz.draw import save_png
 
+    from occkit.commands.checks import check_text
+    from occkit.outputs import check_output_file
+
     if not 0 < args.top <= 1:
         raise ValueError(f"--top: expected a fraction in (0, 1], got {args.top}")
+    check_text(args.text)
+    if args.min_sim is not None and not -1.0 <= args.min_sim <= 1.0:
+        raise ValueError(f"--min-sim: a cosine similarity lies in [-1, 1], got {args.min_sim}")
+    if args.occupied is not None and not 0.0 <= args.occupied <= 1.0:
+        raise ValueError(f"--occupied: a probability lies in [0, 1], got {args.occupied}")
+    check_output_file(args.out, {"--data": args.data})
+    if args.json is not None:
+        check_output_file(args.json, {"--data": args.data}, what="--json")
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device)
     if not isinstance(method, LangOccMethod):
         raise ValueError(f"--ckpt {folder}: a {cfg.method!r} run; occkit query needs a langocc run")

@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from occkit.commands.checks import positive_float, positive_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="dataset root (holding annotations.json): cameras, and the ground truth")
@@ -30,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--pred", type=Path, help="predicted labels: <token>.npz with 'semantics' (X, Y, Z) uint8, or a .npy")
     src.add_argument("--ckpt", help="checkpoint folder or run folder: render the method's logits")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--stride", type=int, default=1, help="render every N-th pixel (maps are (H/N, W/N); default 1)")
-    p.add_argument("--step", type=float, default=None, help="metres between samples (default half a voxel)")
+    p.add_argument("--stride", type=positive_int, default=1, help="render every N-th pixel (maps are (H/N, W/N); default 1)")
+    p.add_argument("--step", type=positive_float, default=None, help="metres between samples (default half a voxel)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--no-picture", action="store_true", help="write the .npy maps only")
     p.add_argument("--teacher", action="store_true",

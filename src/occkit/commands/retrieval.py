@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from occkit.commands.checks import nonneg_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="dataset root with per-voxel instances (the synthetic world)")
@@ -33,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queries", type=Path, default=None, help="query set YAML (default: configs/queries/synth.yaml)")
     p.add_argument("--protocol", choices=("voxels", "points"), default="voxels", help="candidates: occupied voxels or LiDAR points (POP-3D)")
     p.add_argument("--split", default="val", choices=("train", "val", "all"), help="split (default val)")
-    p.add_argument("--max-frames", type=int, default=0, help="at most this many frames, evenly spaced (0 = all)")
+    p.add_argument("--max-frames", type=nonneg_int, default=0, help="at most this many frames, evenly spaced (0 = all)")
     p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
 
@@ -94,6 +96,12 @@ def run(args: argparse.Namespace) -> int:
     from occkit.fileio import write_json_atomic
     from occkit.metrics.retrieval import RetrievalAccumulator, load_queries
 
+    from occkit.outputs import check_output_file
+
+    if args.max_frames < 0:
+        raise ValueError(f"--max-frames: expected an integer >= 0 (0 = all), got {args.max_frames}")
+    if args.out is not None:
+        check_output_file(args.out, {"--data": args.data, "--priors": args.priors})
     queries = load_queries(args.queries)
     ds, text, feats, what = _features_fn(args, queries)
     base = base_dataset(ds)

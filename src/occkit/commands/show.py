@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from occkit.commands.checks import positive_int
+
 import numpy as np
 import torch
 
@@ -29,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask", default="none", choices=("none", "camera", "lidar"), help="visibility mask to apply (default: none)")
     p.add_argument("--mask-mode", default="hide", choices=("hide", "grey"), help="voxels outside the mask: hide them, or draw them grey (default: hide)")
     p.add_argument("--lidar-color", default="depth", choices=("depth", "class", "none"), help="colour of LiDAR points on the images: by depth, by class, or no points (default: depth)")
-    p.add_argument("--panel-height", type=int, default=400, help="height in pixels of the BEV and 3D panels (default: 400)")
+    p.add_argument("--panel-height", type=positive_int, default=400, help="height in pixels of the BEV and 3D panels (default: 400)")
     p.add_argument("--device", default="cpu", help="torch device for the 3D ray caster, e.g. cuda (default: cpu)")
 
 
@@ -58,6 +60,7 @@ def load_prediction(path: Path, token: str, shape: tuple[int, int, int]) -> np.n
 
 
 def run(args: argparse.Namespace) -> int:
+    from occkit.outputs import check_output_file
     from occkit.viz.draw import save_png
     from occkit.viz.figure import compose_frame_figure
 
@@ -98,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         torch.set_num_threads(threads)
     out = args.out or Path(f"show_{token}.png")
+    check_output_file(out, {"DIR": args.root})
     save_png(out, image)
     print(f"wrote {out} ({image.shape[1]}x{image.shape[0]})")
     return 0

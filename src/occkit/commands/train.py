@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
+
+from occkit.commands.checks import nonneg_float, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,8 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help=f"preset name ({', '.join(preset_names())}) or path to a YAML config")
     p.add_argument("--data", required=True, help="dataset root (holding annotations.json)")
     p.add_argument("--out", required=True, help="run folder: checkpoints/, tb/, train.jsonl, metrics.jsonl")
-    p.add_argument("--max-steps", type=int, default=None, help="length of the run in steps (sets optim.max_steps; default: the preset's)")
-    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of training (sets train.max_minutes; default: the preset's, 0 = no limit)")
+    p.add_argument("--max-steps", type=positive_int, default=None, help="length of the run in steps (sets optim.max_steps; default: the preset's)")
+    p.add_argument("--minutes", type=nonneg_float, default=None, help="stop after this many minutes of training (sets train.max_minutes; default: the preset's, 0 = no limit)")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
     p.add_argument("--init-from", metavar="RUN", default=None,
                    help="start from another run's weights (a run folder, RUN/checkpoints/step_N or a .safetensors file; "
@@ -28,6 +31,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=1e-3 data.batch_size=2 (repeatable: every --set counts)")
     p.add_argument("--no-val", action="store_true", help="skip validation")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (training, class counts, validation)")
+
+
+def _made_by_train(out: Path) -> bool:
+    """Whether ``out`` is a run folder of occkit train from before output records existed."""
+    return any((out / name).exists() for name in ("checkpoints", "train.jsonl", "metrics.jsonl", "tb"))
+
+
+def _check_run_folder(args: argparse.Namespace) -> None:
+    """--out: a new or empty folder, or a run of occkit train (which the engine continues with
+    --resume and otherwise refuses when it holds checkpoints); never a file, a folder of
+    something else, or a folder inside --data or --init-from. Marks a new run folder as train's."""
+    from occkit.outputs import check_output_folder, mark_output
+
+    inputs = {"--data": args.data, "--init-from": args.init_from}
+    state = check_output_folder(args.out, "train", inputs=inputs, resume=True, legacy=_made_by_train)
+    if state != "own":
+        mark_output(args.out, "train")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.minutes is not None:
         overrides.append(f"train.max_minutes={args.minutes}")
     cfg = load_experiment(args.config, overrides)
+    _check_run_folder(args)
     if args.init_from is not None:  # set as given (a path is not parsed as YAML as --set values are)
         cfg.train.init_from = args.init_from
     train_set = build_dataset(cfg, args.data, cfg.data.train_split, train=True)

@@ -179,15 +179,25 @@ def write_predictions(
     return n
 
 
-def check_prediction_target(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
-    """Refuse a prediction folder that exists and holds anything, unless ``overwrite``; refuse a
-    path that is a file. Raises ``FileExistsError`` naming the folder."""
+def check_prediction_target(out_dir: str | os.PathLike, overwrite: bool = False,
+                            inputs: dict[str, Any] | None = None) -> None:
+    """Refuse a prediction folder that exists and holds anything, unless ``overwrite`` and it
+    holds predictions (their ``provenance.json``); refuse a path that is a file
+    (``FileExistsError`` naming the folder) and one that is, lies in or holds an input
+    (``inputs``: ``{"--data": path}``; ``ValueError``)."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a folder")
     if not overwrite and out.is_dir() and any(out.iterdir()):
         raise FileExistsError(f"{out}: the folder is not empty; predict into a new folder, or pass --overwrite to replace "
                               "it (its contents are replaced only once every new prediction is written)")
+    if overwrite and out.is_dir() and any(out.iterdir()) and not (out / PROVENANCE_FILE).is_file():
+        raise FileExistsError(f"{out}: the folder is not empty and holds no {PROVENANCE_FILE}: occkit predict did not make "
+                              "it, and --overwrite replaces only predictions; choose a new or empty folder")
+    if inputs:
+        from occkit.outputs import check_not_inside_inputs
+
+        check_not_inside_inputs(out, inputs)
 
 
 def write_prediction_folder(

@@ -23,6 +23,7 @@ running the same command again: frames whose files all exist are skipped.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -88,6 +89,43 @@ def frame_files(root: str | os.PathLike, scene: str, token: str, cameras: Sequen
     """The ``.npz`` paths of a frame's cameras in a cache."""
     d = Path(root) / scene / frame_name(token)
     return [d / f"{c}.npz" for c in cameras]
+
+
+FRAME_SUMS = "files.json"
+"""Beside a frame's ``.npz`` files: ``{name: {"size": bytes, "sha256": hex}}`` of each, written
+after them; a resumed run keeps a frame only when every file matches it."""
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def record_frame_files(files: Sequence[Path]) -> None:
+    """Write the size and checksum of a frame's files (:data:`FRAME_SUMS`)."""
+    sums = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in files}
+    write_json_atomic(Path(files[0]).parent / FRAME_SUMS, sums)
+
+
+def frame_intact(files: Sequence[Path]) -> bool:
+    """Whether a frame's files are all there with the size and checksum recorded when they were
+    written: a missing, zero-byte, truncated or changed file (or no record: a cache from before
+    records, or a run killed between the files and the record) means the frame is redone."""
+    path = Path(files[0]).parent / FRAME_SUMS
+    try:
+        sums = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    for p in files:
+        want = sums.get(p.name) if isinstance(sums, dict) else None
+        if not want or not p.is_file() or p.stat().st_size != want.get("size") or _sha256(p) != want.get("sha256"):
+            return False
+    return True
 
 
 def prior_frame(dataset: Dataset, sample: Sample) -> PriorFrame:
@@ -187,7 +225,7 @@ def run_priors(
     for j in it:
         scene, token = frames[j]
         files = frame_files(out, scene, token, cams)
-        if not overwrite and all(p.is_file() for p in files):
+        if not overwrite and frame_intact(files):
             continue
         t0 = time.perf_counter()
         sample = first if j == index[0] else ds[j]
@@ -200,6 +238,7 @@ def run_priors(
             write_json_atomic(path, record)
         for i, p in enumerate(files):
             save_npz_atomic(p, **priors_to_arrays(pr, i))
+        record_frame_files(files)
         if on_frame is not None:
             on_frame(token, time.perf_counter() - t0)
     record["complete"] = True
@@ -233,6 +272,7 @@ class PriorCache:
         self.cameras = tuple(self.record["cameras"])
         self.image_size = tuple(self.record["image_size"])
         self.feature_stride = int(self.record.get("feature_stride", 0))
+        self.feature_dim = int(self.record.get("feature_dim", 0) or 0)
         self._frames = {(s, f) for s, fs in self.record["frames"].items() for f in fs}
 
     @property
@@ -279,6 +319,10 @@ class PriorCache:
                 want = (*image_size,) if k != "features" else None
                 if want is not None and z[k].shape != want:
                     raise ValueError(f"{p}: '{k}' has shape {z[k].shape}, expected {want}")
+                if z[k].dtype.kind == "f" and not np.isfinite(z[k]).all():
+                    raise ValueError(f"{p}: '{k}' holds {int((~np.isfinite(z[k])).sum())} NaN or infinite values")
+            if "features" in z and self.feature_dim and z["features"].ndim == 3 and z["features"].shape[0] != self.feature_dim:
+                raise ValueError(f"{p}: features of width {z['features'].shape[0]}; the cache's record says {self.feature_dim}")
             per_cam.append(z)
         out: dict[str, torch.Tensor] = {}
         for k in keys:

@@ -225,3 +225,75 @@ def test_temporal_checks():
         tiny_method(temporal_offsets=(0, 1))
     with pytest.raises(ValueError, match="temporal_rays_fraction"):
         tiny_method(temporal_offsets=(1,), temporal_rays_fraction=1.5)
+
+
+# ----------------------------------------------------------------------------------- neighbours' own LiDAR
+def lidar_world(tmp_path):
+    """The module's 4-keyframe scene (frame 2 turned 90 degrees) with a LiDAR file per frame:
+    frame i's one point at (i + 1, 0, 0) of its own ego frame, intensity i."""
+    root = write_tiny_occ3d(tmp_path / "data", scenes=1, frames=4, image_size=(H, W))
+    ann = json.loads((root / "annotations.json").read_text())
+    info = ann["scene_infos"]["scene-0000"][tokens(2)]
+    c = math.cos(math.pi / 4)
+    info["ego_pose"]["rotation"] = [c, 0.0, 0.0, c]
+    for cam in info["camera_sensor"].values():
+        cam["ego_pose"]["rotation"] = [c, 0.0, 0.0, c]
+    (root / "annotations.json").write_text(json.dumps(ann))
+    ds = Occ3DDataset(root, "train", load_gt=False, load_extras=True)
+    for fi in range(4):
+        save_npz_atomic(ds.extras_dir(tokens(fi)) / "lidar.npz", points=np.array([[fi + 1.0, 0, 0, fi]], np.float32),
+                        labels=np.zeros(1, np.int64))
+    return root, ds, write_feature_cache(tmp_path / "priors", [0, 1, 2, 3])
+
+
+def test_neighbours_own_lidar_in_their_own_frames(tmp_path):
+    root, ds, priors = lidar_world(tmp_path)
+    s = WithTemporalPriors(ds, PriorCache(priors), [-2, -1, 1])[1]  # frame 1 (ego at x = 10); -2 clamps to -1
+    assert s.temporal_offsets.tolist() == [-1, -1, 1]
+    assert [p[:, 3].tolist() for p in s.temporal_lidar] == [[0.0], [0.0], [2.0]]  # frames 0, 0, 2: their own points ...
+    assert torch.equal(s.temporal_lidar[2], torch.tensor([[3.0, 0.0, 0.0, 2.0]]))  # ... in their own ego frames
+    # frame 0 (ego at x = 0) from frame 1: its point (1, 0, 0) is at (-9, 0, 0); frame 2 (at x = 20, turned 90
+    # degrees): its point (3, 0, 0) is global (20, 3, 0), i.e. (10, 3, 0) from frame 1
+    E = s.temporal_T_ego_from_ego
+    assert E.shape == (3, 4, 4)
+    assert torch.allclose(E[0] @ torch.tensor([1.0, 0, 0, 1]), torch.tensor([-9.0, 0, 0, 1]), atol=1e-5)
+    assert torch.allclose(E[2] @ torch.tensor([3.0, 0, 0, 1]), torch.tensor([10.0, 3.0, 0, 1]), atol=1e-5)
+    # the cameras and the ego frames agree: a neighbour camera is its ego frame's camera
+    assert torch.allclose(s.temporal_T_ego_from_cam[2, 0], E[2] @ ds.T_ego_from_cam(tokens(2), s.cam_names[0]).float(), atol=1e-5)
+    first = WithTemporalPriors(ds, PriorCache(priors), [-1])[0]  # clamped to the frame itself: its own LiDAR
+    assert torch.equal(first.temporal_lidar[0], first.lidar) and torch.allclose(first.temporal_T_ego_from_ego[0], torch.eye(4))
+    batch = collate([s, s])
+    assert len(batch.temporal_lidar) == 2 and len(batch.temporal_lidar[0]) == 3 and batch.temporal_T_ego_from_ego.shape == (2, 3, 4, 4)
+    assert batch.to("cpu").temporal_lidar[1][2].shape == (1, 4)
+    # a BEV transform moves the neighbour ego frames with this one; their points stay in their own frames
+    A = bev_matrix(flip_y=True, yaw=math.pi / 2)
+    out = apply_bev_transform(s, A)  # no occupancy loaded
+    assert torch.allclose(out.temporal_T_ego_from_ego, A.float() @ E)
+    assert out.temporal_lidar is s.temporal_lidar
+    # without extras: no neighbour LiDAR (as before)
+    plain = WithTemporalPriors(Occ3DDataset(root, "train", load_gt=False, load_extras=False), PriorCache(priors), [1])[1]
+    assert plain.temporal_lidar is None and plain.temporal_T_ego_from_ego.shape == (1, 4, 4)
+
+
+def test_neighbours_own_lidar_from_an_info_file(tmp_path):
+    from occkit.data.lidar_sweeps import WithLidarSweeps
+
+    root, _, priors = lidar_world(tmp_path)
+    ds = Occ3DDataset(root, "train", load_gt=False, load_extras=False)
+    lidar_dir = root / "samples" / "LIDAR_TOP"
+    lidar_dir.mkdir(parents=True)
+    infos = []
+    for fi in range(4):
+        np.array([[fi + 1.0, 0.0, 0.0, 10.0 * fi, 0.0]], np.float32).tofile(lidar_dir / f"{tokens(fi)}.pcd.bin")
+        infos.append({"token": tokens(fi), "lidar_path": f"samples/LIDAR_TOP/{tokens(fi)}.pcd.bin",
+                      "lidar2ego_translation": [0.0, 0.0, 1.8], "lidar2ego_rotation": [1.0, 0.0, 0.0, 0.0],
+                      "sweeps": [{"data_path": f"samples/LIDAR_TOP/{tokens(0)}.pcd.bin", "sensor2lidar_rotation": np.eye(3).tolist(),
+                                  "sensor2lidar_translation": [0.0, 0.0, 0.0]}]})
+    path = tmp_path / "infos.json"
+    path.write_text(json.dumps({"infos": infos}))
+    s = WithLidarSweeps(WithTemporalPriors(ds, PriorCache(priors), [-1, 2]), sweeps=2, infos=path)[1]
+    assert s.lidar.shape == (2, 4)  # the frame itself: key frame + one sweep
+    # neighbours: key frames only (frames 0 and 3), each in its own ego frame (LiDAR 1.8 m up)
+    assert len(s.temporal_lidar) == 2
+    assert torch.allclose(s.temporal_lidar[0], torch.tensor([[1.0, 0.0, 1.8, 0.0]]))
+    assert torch.allclose(s.temporal_lidar[1], torch.tensor([[4.0, 0.0, 1.8, 30.0]]))

@@ -14,7 +14,8 @@ Every function returns a new ``Sample`` and keeps the geometry consistent:
   ``T_ego_from_cam`` is unchanged.
 - **BEV** (:func:`bev_matrix`, :func:`apply_bev_transform`, :func:`augment_bev`): a map ``A`` of the
   ego frame (flip x, flip y, rotation about z) with ``p_new = A p_old``. ``T_ego_from_cam`` and
-  ``T_ego_from_lidar`` (and the neighbour cameras' ``temporal_T_ego_from_cam``) become ``A @ T``, LiDAR points ``A p``, ``T_global_from_ego`` becomes
+  ``T_ego_from_lidar`` (and the neighbour cameras' ``temporal_T_ego_from_cam`` and neighbour ego
+  frames' ``temporal_T_ego_from_ego``; the neighbours' ``temporal_lidar`` stays in their own frames) become ``A @ T``, LiDAR points ``A p``, ``T_global_from_ego`` becomes
   ``T_global_from_ego @ A^-1`` (global positions unchanged), and ``occupancy`` / masks are
   resampled: new voxel ``v`` takes the old voxel containing ``A^-1 centre(v)`` (exact for flips and
   multiples of 90 degrees on grids symmetric about the origin in x and y, nearest otherwise);
@@ -246,6 +247,9 @@ def apply_bev_transform(sample: Sample, A: torch.Tensor, grid: Grid | None = Non
     if sample.temporal_T_ego_from_cam is not None:  # neighbour cameras (LangOcc temporal rays) live in this ego frame too
         T_nbr = sample.temporal_T_ego_from_cam
         changes["temporal_T_ego_from_cam"] = (A.double() @ T_nbr.double()).to(T_nbr.dtype)
+    if sample.temporal_T_ego_from_ego is not None:
+        T_nbr = sample.temporal_T_ego_from_ego
+        changes["temporal_T_ego_from_ego"] = (A.double() @ T_nbr.double()).to(T_nbr.dtype)
     changes["T_global_from_ego"] = (sample.T_global_from_ego.double() @ A_inv).to(sample.T_global_from_ego.dtype)
     if sample.T_ego_from_lidar is not None:
         changes["T_ego_from_lidar"] = (A.double() @ sample.T_ego_from_lidar.double()).to(sample.T_ego_from_lidar.dtype)

@@ -17,7 +17,9 @@ Two sources, one wrapper (:class:`WithLidarSweeps`, set up by ``data.lidar_sweep
   when absolute.
 
 The points replace ``Sample.lidar`` ((P, 4): x, y, z, intensity; ``lidar_labels`` dropped when
-sweeps are added, since only the key frame has labels).
+sweeps are added, since only the key frame has labels). From an info file, a frame with LangOcc's
+neighbouring keyframes (``temporal_offsets``) also gets ``temporal_lidar``: each neighbour's own
+key-frame points (no sweeps) in its own ego frame.
 """
 
 from __future__ import annotations
@@ -122,11 +124,16 @@ class WithLidarSweeps(Dataset):
         s: Sample = self.dataset[i]
         if self.infos is not None:
             s.lidar, s.lidar_labels = self._from_infos(s.token), None
+            if s.temporal_offsets is not None:  # LangOcc's temporal rays: each neighbour's own key-frame LiDAR, its own ego frame
+                from occkit.data.temporal import neighbour_tokens
+
+                toks = neighbour_tokens(self._base(), s.token, s.temporal_offsets.tolist())
+                s.temporal_lidar = [self._from_infos(t, sweeps=1) for t in toks]
         elif self.sweeps > 1:
             s.lidar, s.lidar_labels = self._from_extras(s), None
         return s
 
-    def _from_infos(self, token: str) -> torch.Tensor:
+    def _from_infos(self, token: str, sweeps: int | None = None) -> torch.Tensor:
         assert self.infos is not None and self.infos_path is not None
         info = self.infos.get(token)
         if info is None:
@@ -134,7 +141,7 @@ class WithLidarSweeps(Dataset):
         root = Path(self._base().root)
         pts = [read_pcd_bin(resolve_lidar_path(root, info["lidar_path"]))]
         T_lidar = [torch.eye(4, dtype=torch.float64)]
-        for data_path, T in info["sweeps"][: self.sweeps - 1]:
+        for data_path, T in info["sweeps"][: (self.sweeps if sweeps is None else sweeps) - 1]:
             pts.append(read_pcd_bin(resolve_lidar_path(root, data_path)))
             T_lidar.append(T)
         T_ego = info["T_ego_from_lidar"]

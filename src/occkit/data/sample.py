@@ -21,7 +21,10 @@ Shapes (N = cameras, H x W image, X x Y x Z grid, P LiDAR points):
   temporal rays; T offsets): temporal_features ``(T, N, D, h, w)`` float16 (stride
   ``prior_feature_stride``), temporal_intrinsics ``(T, N, 3, 3)`` float32 of unaugmented
   ``temporal_image_hw`` images, temporal_T_ego_from_cam ``(T, N, 4, 4)`` float32 (neighbour
-  camera -> the frame's ego frame), temporal_offsets ``(T,)`` long (after clamping at scene ends)
+  camera -> the frame's ego frame), temporal_offsets ``(T,)`` long (after clamping at scene ends),
+  temporal_T_ego_from_ego ``(T, 4, 4)`` float32 (neighbour's ego frame -> the frame's) and, when
+  the frames carry LiDAR, temporal_lidar: T tensors ``(P_t, 4)`` float32, each neighbour's own
+  key-frame LiDAR in *its own* ego frame (a list per frame in a `Batch`)
 
 A `Batch` has the same fields with a leading ``B`` axis, except the LiDAR fields, which stay
 lists (one tensor per frame) since their lengths differ. Optional fields are ``None`` when any
@@ -66,6 +69,8 @@ class Sample:
     temporal_T_ego_from_cam: torch.Tensor | None = None
     temporal_offsets: torch.Tensor | None = None
     temporal_image_hw: tuple[int, int] | None = None
+    temporal_T_ego_from_ego: torch.Tensor | None = None
+    temporal_lidar: list[torch.Tensor] | None = None
     description: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -76,9 +81,10 @@ _STACKED = (
     "mask_lidar", "depth", "semantics_2d", "instance_2d", "T_ego_from_lidar",
     "prior_semantics", "prior_confidence", "prior_segments", "prior_depth", "prior_features",
     "temporal_features", "temporal_intrinsics", "temporal_T_ego_from_cam", "temporal_offsets",
+    "temporal_T_ego_from_ego",
 )
 #: Fields kept as lists.
-_LISTED = ("lidar", "lidar_labels")
+_LISTED = ("lidar", "lidar_labels", "temporal_lidar")
 
 
 @dataclass
@@ -113,6 +119,8 @@ class Batch:
     temporal_T_ego_from_cam: torch.Tensor | None = None
     temporal_offsets: torch.Tensor | None = None
     temporal_image_hw: tuple[int, int] | None = None
+    temporal_T_ego_from_ego: torch.Tensor | None = None
+    temporal_lidar: list[list[torch.Tensor]] | None = None
     descriptions: list[str | None] = field(default_factory=list)
     extra: list[dict[str, Any]] = field(default_factory=list)
 
@@ -129,6 +137,8 @@ class Batch:
                 changes[f.name] = v.to(device, non_blocking=non_blocking)
             elif isinstance(v, list) and v and isinstance(v[0], torch.Tensor):
                 changes[f.name] = [t.to(device, non_blocking=non_blocking) for t in v]
+            elif isinstance(v, list) and v and isinstance(v[0], list):  # temporal_lidar: per frame, per neighbour
+                changes[f.name] = [[t.to(device, non_blocking=non_blocking) for t in per] for per in v]
         return replace(self, **changes)
 
 

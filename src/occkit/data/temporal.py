@@ -23,7 +23,15 @@ frame's ego frame**::
 - ``temporal_T_ego_from_cam (T, N, 4, 4)`` float32;
 - ``temporal_offsets (T,)`` long: the offsets actually used (see below);
 - ``temporal_image_hw``: ``(H, W)`` of the neighbour images (the current frame's size before
-  augmentation; the cache is made at one image size).
+  augmentation; the cache is made at one image size);
+- ``temporal_T_ego_from_ego (T, 4, 4)`` float32: ``inv(T_global_from_ego_cur) @ T_global_from_ego_nbr``,
+  each neighbour's ego frame in the current one (a BEV transform ``A`` maps it to ``A @ T``);
+- ``temporal_lidar``: a list of ``T`` tensors ``(P_t, 4)``, each neighbour's own key-frame LiDAR
+  in **its own** ego frame (LangOcc's released rays: each keyframe's pixels are where its own
+  LiDAR points project, filtered by its own grid box), only when the frames carry LiDAR: here the
+  synthetic extras (``extras/.../lidar.npz``, when the dataset loads extras and the frame has
+  LiDAR); on real Occ3D-nuScenes :class:`occkit.data.lidar_sweeps.WithLidarSweeps` fills it from
+  ``data.lidar_infos``. None otherwise.
 
 Scene ends: an offset past the scene's first or last keyframe is **clamped** to the farthest
 existing keyframe in that direction (the current frame itself, offset 0, at the scene's first
@@ -124,8 +132,10 @@ class WithTemporalPriors(Dataset):
             raise ValueError(f"frame {s.token}: no images loaded; temporal priors need the image size")
         T_ego_from_global = invert_transform(ds.T_global_from_ego(s.token))  # (4, 4) float64
         chains = {-1: scene_neighbours(ds, s.token, -1, self._back), 1: scene_neighbours(ds, s.token, 1, self._ahead)}
-        loaded: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-        feats, Ks, Ts, used = [], [], [], []
+        loaded: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        with_lidar = s.lidar is not None and bool(getattr(ds, "load_extras", False))
+        lidars: dict[str, torch.Tensor] = {}
+        feats, Ks, Ts, Es, used, nbr_tokens = [], [], [], [], [], []
         for o in self.offsets:
             sign = 1 if o > 0 else -1
             chain = chains[sign]
@@ -140,14 +150,51 @@ class WithTemporalPriors(Dataset):
                 K = torch.stack([ds.intrinsics(token, c) for c in s.cam_names]).float()  # (N, 3, 3)
                 T_cur_from_nbr = T_ego_from_global @ ds.T_global_from_ego(token)  # (4, 4) float64
                 T = T_cur_from_nbr @ torch.stack([ds.T_ego_from_cam(token, c) for c in s.cam_names])  # (N, 4, 4)
-                loaded[token] = (f.half(), K, T.float())
-            f, K, T = loaded[token]
+                loaded[token] = (f.half(), K, T.float(), T_cur_from_nbr.float())
+                if with_lidar:
+                    lidars[token] = s.lidar if token == s.token else extras_lidar(ds, token)
+            f, K, T, E = loaded[token]
             feats.append(f)
             Ks.append(K)
             Ts.append(T)
+            Es.append(E)
+            nbr_tokens.append(token)
         s.temporal_features = torch.stack(feats)  # (T, N, D, h, w)
         s.temporal_intrinsics = torch.stack(Ks)  # (T, N, 3, 3)
         s.temporal_T_ego_from_cam = torch.stack(Ts)  # (T, N, 4, 4)
         s.temporal_offsets = torch.tensor(used, dtype=torch.long)
         s.temporal_image_hw = (H, W)
+        s.temporal_T_ego_from_ego = torch.stack(Es)  # (T, 4, 4)
+        s.temporal_lidar = [lidars[t] for t in nbr_tokens] if with_lidar else None
         return s
+
+
+def extras_lidar(ds: Any, token: str) -> torch.Tensor:
+    """A synthetic frame's own LiDAR ``(P, 4)`` float32 in its ego frame (``extras/.../lidar.npz``)."""
+    import numpy as np
+
+    from occkit.fileio import load_npz
+
+    path = ds.extras_dir(token) / "lidar.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no LiDAR of keyframe {token} (temporal rays from each keyframe's own LiDAR)")
+    points = load_npz(path, keys=("points",))["points"]
+    if points.ndim != 2 or points.shape[1] != 4:
+        raise ValueError(f"{path}: 'points' has shape {points.shape}, expected (P, 4)")
+    return torch.from_numpy(points.astype(np.float32))
+
+
+def neighbour_tokens(ds: Any, token: str, offsets: Sequence[int]) -> list[str]:
+    """The keyframe tokens at ``offsets`` (as recorded in ``temporal_offsets``: already clamped, so
+    each exists; 0 = ``token`` itself)."""
+    out = []
+    for o in offsets:
+        o = int(o)
+        if o == 0:
+            out.append(token)
+            continue
+        chain = scene_neighbours(ds, token, 1 if o > 0 else -1, abs(o))
+        if len(chain) < abs(o):
+            raise ValueError(f"frame {token}: no keyframe at offset {o} (offsets must be clamped to the scene)")
+        out.append(chain[-1])
+    return out

@@ -9,13 +9,16 @@ latent the language features are decoded from. A training step:
 1. ``OccNet`` forward: density logits ``(B, 1, X, Y, Z)``, latent ``(B, K, X', Y', Z')``; the density is
    ``sigma = softplus(l + b) / voxel`` (``b`` a learnable offset starting every voxel at
    ``p(occupied) = density_init``), so a ray crossing one voxel stops there with probability
-   ``p(occupied) = sigmoid(l + b)`` (the paper's sigmoid density head).
+   ``p(occupied) = sigmoid(l + b)``; or (``density: sigmoid``, the released head) ``sigma =
+   sigmoid(l + b)`` in 1/m. With ``heads: separate`` the density and the features come from two
+   MLPs on per-voxel features instead (the table below).
 2. ``num_rays`` pixels per frame (uniform over every camera's pixels, or LiDAR-projected pixels:
-   ``ray_pixels``) give rays; with ``temporal_offsets`` a share of them (``temporal_rays_fraction``)
-   comes from the cameras of neighbouring keyframes, rendered in the *current* frame's grid
-   against those frames' 2D features (temporal rays, below). ``num_proposal`` uniform samples
-   between ``near`` and where the ray leaves the grid box, then ``num_importance`` more drawn
-   from their termination weights (a pass without gradients), all merged.
+   ``ray_pixels``, ``ray_box``, ``ray_depth``) give rays; with ``temporal_offsets`` a share of them
+   (``temporal_rays_fraction``) comes from the cameras of neighbouring keyframes, rendered in the
+   *current* frame's grid against those frames' 2D features (temporal rays, below). ``num_proposal``
+   uniform samples between ``near`` and where the ray leaves the grid box (or ``far``), then
+   ``num_importance`` more drawn from them (a pass without gradients), merged with them or
+   replacing them (``sampler``).
 3. At every sample the density and the latent are read trilinearly (each on its grid) and the latent decoded by the *language MLP*
    (``K -> mlp_width x mlp_layers -> D``) into an L2-normalised feature; the ray's feature is
    ``sum_i w_i f_i``, L2-normalised.
@@ -34,6 +37,39 @@ encoded once, at the first step, by ``text_encoder`` and saved with the weights 
 Free-text queries (:meth:`LangOccMethod.voxel_features`, :meth:`LangOccMethod.encode_text`):
 ``occkit query`` and ``occkit retrieval``. :func:`lifted_features` is the baseline without
 rendering: each voxel the mean of the 2D features at its centre's projections.
+
+Two readings of what surrounds the renderer and the loss (which equal the released code's):
+each choice is an option; the defaults are occkit's own reading (what ``langocc.yaml`` trains),
+``langocc-gpu.yaml`` takes the released code's (``boschresearch/LangOcc``):
+
+=====================  ==========================================  ===========================================
+option                 released code (``langocc-gpu``)              occkit's own reading (default)
+=====================  ==========================================  ===========================================
+``ray_pixels``         ``lidar``: pixels a LiDAR point hits         ``all``: any pixel (sky, beyond the box)
+``ray_box``            true: points inside the grid box             false
+``ray_depth``          ``[1, 40]``: camera depth 1-40 m             null: depth > 0.1 m
+``ray_lidar``          ``own``: each keyframe its own LiDAR         ``current``: the current frame's LiDAR
+``temporal_offsets``   -12..+12 (24 keyframes)                      (preset: -1, +1)
+``temporal_rays_...``  ``pooled``: one pool of all keyframes'       ``even``: ``T / (T + 1)`` of the rays
+                       LiDAR pixels (about 1/25 each)                from the neighbours
+``num_rays``           8192 per frame (32768 per batch of 4)         1024 (preset)
+``density``            ``sigmoid``: ``sigma = sigmoid(x)`` in 1/m   ``softplus``: ``softplus(x) / voxel``
+``density_init``       0.5 (0.5/m at start)                          0.05 (p(occupied), about 0.13/m)
+``occupied_threshold`` 0.1 (density 0.1/m: p 0.039 per voxel)        0.1 (p(occupied))
+``sampler``            ``replace``: 50 uniform, 100 importance       ``merged``: both sets, blur, midpoints
+                       samples replacing them
+``far``                40 m (density zero outside the box)           null: where the ray leaves the box
+``heads``              ``separate``: 3x256 density and language     ``latent``: the voxel head's density,
+                       MLPs on 256-d voxel features                  an MLP decoding the encoder's latent
+=====================  ==========================================  ===========================================
+
+Not an option: the released network sees two frames (BEVStereo4D: the previous frame's images
+feed a stereo depth and a second BEV volume); occkit's :class:`~occkit.models.occnet.OccNet` reads
+one frame. Smaller differences kept: rays go through the centre of the pixel containing the LiDAR
+projection (the released code: the exact projection, at most half a pixel away); the grid is read
+with voxel centres where they are (the released ``grid_sample`` with ``align_corners=True`` puts
+the box's faces at the outer voxels' centres, a 0.2 m stretch at the edges); the proposal is
+sampled without gradient (the released code's gets none either: only the final samples render).
 
 Readings taken where METHODS.md is unsure or where occkit differs:
 
@@ -54,9 +90,11 @@ Readings taken where METHODS.md is unsure or where occkit differs:
   uniform over all ``T x N`` neighbour cameras' pixels, the rest over the current ones, so a
   step costs the same. Neighbour cameras are never image-augmented (their intrinsics describe
   the cache's unaugmented images); a BEV transform moves them with the ego frame.
-  ``ray_pixels: lidar``: the neighbour rays start where the *current* frame's LiDAR points
-  project into the neighbour cameras (no neighbour LiDAR is read; a point occluded in the
-  neighbour view still gives a valid ray, LiDAR only chooses pixels). Dynamic objects move
+  ``ray_pixels: lidar`` with ``ray_lidar: current``: the neighbour rays start where the *current*
+  frame's LiDAR points project into the neighbour cameras (no neighbour LiDAR is read; a point
+  occluded in the neighbour view still gives a valid ray, LiDAR only chooses pixels); with
+  ``ray_lidar: own`` (the released code) each keyframe's own LiDAR chooses its pixels
+  (``batch.temporal_lidar``, in its own ego frame, and ``temporal_T_ego_from_ego``). Dynamic objects move
   between keyframes and are not compensated (as in the paper): a neighbour ray through a moving
   car supervises the voxels where the car was then. Why temporal rays matter: the six surround
   cameras of one frame barely overlap, so one frame's rays are satisfied by a "feature fog"
@@ -82,11 +120,13 @@ from torch import nn
 from occkit.data.sample import Batch
 from occkit.data.temporal import check_offsets
 from occkit.geometry.camera import project
+from occkit.geometry.grid import Grid
 from occkit.labels import OCC3D_CLASSES
 from occkit.losses.language import cosine_weighted_mse, normalize_features
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.rendering.rays import Rays, camera_rays
-from occkit.rendering.sampling import importance_samples, ray_box, uniform_samples
+from occkit.rendering.resampling import jittered_uniform_samples, resample_from_transmittance
+from occkit.rendering.sampling import RaySamples, importance_samples, ray_box, uniform_samples
 from occkit.rendering.volrend import RenderOutput, grid_field, render_samples, weights_from_density
 from occkit.shapes import check_shape
 
@@ -105,47 +145,99 @@ class LangOccConfig:
     """D, the width of the 2D features and of the text encoder (the prior cache's
     ``feature_dim``: 384 for MiniLM, 512 for CLIP ViT-B); checked against the batch."""
     mlp_width: int = 128
-    """Hidden width of the language MLP (latent -> feature), applied at every ray sample."""
+    """Hidden width of the language MLP (and of the density MLP with ``heads: separate``)."""
     mlp_layers: int = 2
-    """Hidden layers of the language MLP (the paper: 3 x 256)."""
+    """Hidden layers of the language MLP (and of the density MLP with ``heads: separate``; the
+    released code: 3 x 256)."""
+    heads: Literal["latent", "separate"] = "latent"
+    """Where density and features come from. ``latent`` (occkit's own reading): the network's
+    voxel head gives the density logit on the output grid; the language MLP decodes the 3D
+    encoder's ``K``-channel latent, read trilinearly on the lift grid at every ray sample.
+    ``separate`` (the released code): a 3x3x3 convolution (+ ReLU) maps the encoder's output, on
+    the output grid (trilinearly upsampled when the lift grid is coarser), to
+    ``voxel_feature_dim`` channels per voxel; a density MLP and a language MLP (each ``mlp_layers``
+    x ``mlp_width``) decode every voxel into a density logit and an L2-normalised feature, and the
+    two volumes are read trilinearly at the samples (the network's own head is unused)."""
+    voxel_feature_dim: int = 256
+    """``heads: separate``: channels of the per-voxel features the two MLPs read (the released
+    code: 256)."""
     reduction_dim: int = 0
     """d > 0: the reduced variant, a learnt linear map ``D -> d`` applied to the targets and the
     texts (the MLP outputs d); 0 = features in the text encoder's space."""
     num_rays: int = 1024
     """Rays per frame per step (the paper: 32768 per batch)."""
     ray_pixels: Literal["all", "lidar"] = "all"
-    """Where rays start: ``all`` = uniform over all cameras' pixels; ``lidar`` = pixels that
-    LiDAR points project to (the paper; LiDAR only chooses the pixels; needs data.load_extras).
-    Temporal rays with ``lidar``: the pixels of the neighbour cameras that the *current* frame's
-    LiDAR points project to (no neighbour LiDAR is read)."""
+    """Where rays start: ``all`` = uniform over all cameras' pixels (occkit's own reading, sky and
+    pixels beyond the box included); ``lidar`` = pixels that LiDAR points project to (the released
+    code; LiDAR only chooses the pixels; needs data.load_extras or data.lidar_infos). Temporal rays
+    with ``lidar``: see ``ray_lidar``."""
+    ray_lidar: Literal["current", "own"] = "current"
+    """``ray_pixels: lidar``, temporal rays: whose LiDAR chooses the neighbour keyframes' pixels.
+    ``current`` (occkit's own reading): the *current* frame's points projected into the neighbour
+    cameras (no neighbour LiDAR is read); ``own`` (the released code): each keyframe's own
+    key-frame LiDAR (``batch.temporal_lidar``, attached by the data pipeline when the frames carry
+    LiDAR) projected into its own cameras, box-tested in its own ego frame."""
+    ray_box: bool = False
+    """``ray_pixels: lidar``: keep only the LiDAR points strictly inside the grid's box, tested in
+    the ego frame of the keyframe they belong to (the released code: True); False = any point."""
+    ray_depth: tuple[float, float] | None = None
+    """``ray_pixels: lidar``: keep only the points whose camera-frame depth ``z`` lies strictly
+    between these two distances, metres (the released code: ``[1, 40]``); None = ``z > 0.1``
+    (occkit's own reading)."""
     temporal_offsets: tuple[int, ...] = ()
     """Temporal rays (the paper: keyframes -12..+12): offsets of keyframes of the same scene whose
     cameras' rays are rendered in the current frame's grid against those frames' 2D features
     (:class:`occkit.data.temporal.WithTemporalPriors` attaches them to training frames; offsets
     past the scene's ends are clamped to its last existing keyframe); distinct, non-zero;
     () = the current frame's rays only."""
-    temporal_rays_fraction: float | Literal["even"] = "even"
+    temporal_rays_fraction: float | Literal["even", "pooled"] = "even"
     """Share of ``num_rays`` cast from the neighbour frames' cameras (uniform over all of their
-    cameras' pixels); the rest from the current frame's. ``even``: ``T / (T + 1)`` for ``T``
-    offsets, every frame alike (the paper samples rays over all its keyframes). The step's cost
-    stays that of ``num_rays`` rays."""
+    cameras' pixels); the rest from the current frame's. ``even`` (occkit's own reading):
+    ``T / (T + 1)`` for ``T`` offsets, every frame alike. ``pooled`` (the released code; needs
+    ``ray_pixels: lidar``): the LiDAR pixels of all keyframes, the current one included, are pooled
+    and ``num_rays`` of them drawn without replacement (with replacement when the pool is
+    smaller), so each keyframe's share is its share of the pool (about ``1 / (T + 1)``). The
+    step's cost stays that of ``num_rays`` rays."""
     near: float = 0.05
-    """Nearest sample distance along a ray, metres (the far end is the grid box)."""
+    """Nearest sample distance along a ray, metres."""
+    far: float | None = None
+    """Farthest sample distance along a ray, metres, the same for every ray (the released code:
+    40; the density is zero outside the grid box); None = where the ray leaves the grid box
+    (occkit's own reading)."""
+    sampler: Literal["merged", "replace"] = "merged"
+    """How the ``num_importance`` samples are placed. ``merged`` (occkit's own reading): drawn
+    from the proposal weights with a uniform blur and merged with the proposal edges
+    (``num_proposal + num_importance`` intervals at midpoints,
+    :func:`~occkit.rendering.sampling.importance_samples`). ``replace`` (the released code,
+    nerfacc's ``importance_sampling``): drawn from the proposal's transmittance, the transmittance
+    left at the far end given to the last interval, and replacing the proposal samples
+    (``num_importance`` intervals, :mod:`occkit.rendering.resampling`); proposal edges jittered."""
     num_proposal: int = 32
-    """Uniform (stratified while training) samples per ray of the proposal pass (the paper: 50)."""
+    """Uniform (stratified while training) samples per ray of the proposal pass (the released
+    code: 50)."""
     num_importance: int = 32
-    """Samples added from the proposal weights (inverse CDF; the paper: to 100 in all); 0 = none."""
+    """Samples drawn from the proposal pass (inverse CDF): added to it (``merged``) or replacing it
+    (``replace``; the released code: 100); 0 = the proposal samples only."""
     feature_weight: float = 1.0
     """Weight of ``loss_feat``."""
     detach_weight: bool = True
     """The loss's ``2 (1 - cos)`` weight is a constant (stop-gradient), as the paper's code."""
+    density: Literal["softplus", "sigmoid"] = "softplus"
+    """The density from the head's logit ``l`` (offset ``b`` included). ``softplus`` (occkit's own
+    reading): ``sigma = softplus(l + b) / voxel``, unbounded, so that a ray crossing one voxel stops
+    there with probability ``sigmoid(l + b)``. ``sigmoid`` (the released code): ``sigma =
+    sigmoid(l + b)`` in 1/m (at most 1/m; ``alpha = 1 - exp(-sigma delta)``)."""
     density_init: float = 0.05
-    """Initial ``p(occupied)`` of every voxel (a learnable offset of the density logit)."""
+    """Initial ``sigmoid(l + b)`` of every voxel (a learnable offset ``b`` of the density logit):
+    ``p(occupied)`` with ``density: softplus`` (0.05: about 0.13/m), the density in 1/m with
+    ``sigmoid`` (the released code: 0.5, its head's last bias starting at 0)."""
     occupied_threshold: float | Literal["auto"] = 0.1
-    """``predict``: a voxel is occupied where ``p(occupied)`` reaches this (the paper: density
-    0.1). ``auto``: calibrated while training from the 2D prior depth maps (``prior_depth`` of the
-    cache: 2D data only, never a loss): the threshold that best separates the voxels at the rays'
-    surfaces from those of the free space before them."""
+    """``predict``: a voxel is occupied where ``sigmoid(l + b)`` reaches this: ``p(occupied)`` with
+    ``density: softplus`` (occkit's 0.1), the density in 1/m with ``sigmoid`` (the released code:
+    free below 0.1/m, i.e. ``p(occupied)`` 0.039 over a 0.4 m voxel). ``auto``: calibrated while
+    training from the 2D prior depth maps (``prior_depth`` of the cache: 2D data only, never a
+    loss): the threshold that best separates the voxels at the rays' surfaces from those of the
+    free space before them."""
     calibration_decay: float = 0.99
     """``auto``: per-step decay of the calibration histograms."""
     calibration_margin: float = 0.8
@@ -196,22 +288,47 @@ def cat_rays(parts: Sequence[Rays]) -> Rays:
     return Rays(**{k: torch.cat([getattr(p, k) for p in parts]) for k in ("origins", "dirs", "cam", "row", "col", "z_per_t")})
 
 
-def lidar_pixels(lidar: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """The pixels LiDAR points project to: ``(P', 3)`` long ``(cam, row, col)`` (a point seen by
-    two cameras counts in both).
+def lidar_pixels(
+    lidar: torch.Tensor,
+    intrinsics: torch.Tensor,
+    T_ego_from_cam: torch.Tensor,
+    height: int,
+    width: int,
+    *,
+    box: Grid | None = None,
+    depth_range: tuple[float, float] | None = None,
+    T_ego_from_points: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The pixels LiDAR points project to: ``(P', 3)`` long ``(cam, row, col)``, the pixel that
+    contains the projection (a point seen by two cameras counts in both).
 
     Args:
-        lidar: ``(P, >=3)`` points in the ego frame; intrinsics ``(N, 3, 3)``;
-        T_ego_from_cam ``(N, 4, 4)``; height, width: the image size.
+        lidar: ``(P, >=3)`` points (in the cameras' ego frame unless ``T_ego_from_points``);
+        intrinsics ``(N, 3, 3)``; T_ego_from_cam ``(N, 4, 4)``; height, width: the image size.
+        box: keep only points strictly inside this grid's box, tested on ``lidar`` as given
+            (the points' own ego frame) before ``T_ego_from_points``.
+        depth_range: ``(lo, hi)``: keep projections with camera depth ``lo < z < hi``; None =
+            ``z > 0.1``.
+        T_ego_from_points: ``(4, 4)`` maps the points into the cameras' ego frame (a neighbour
+            keyframe's LiDAR into the current frame); None = identity.
     """
     check_shape(lidar, "P C", name="lidar")
     pts = lidar[:, :3].float()
+    if box is not None:
+        lo = torch.tensor(box.range_min, dtype=pts.dtype, device=pts.device)
+        hi = torch.tensor(box.range_max, dtype=pts.dtype, device=pts.device)
+        pts = pts[((pts > lo) & (pts < hi)).all(-1)]
+    if T_ego_from_points is not None:
+        check_shape(T_ego_from_points, "4 4", name="T_ego_from_points")
+        E = T_ego_from_points.to(pts)
+        pts = pts @ E[:3, :3].T + E[:3, 3]
     T_cam_from_ego = torch.linalg.inv(T_ego_from_cam.float())  # (N, 4, 4)
     pc = pts @ T_cam_from_ego[:, :3, :3].transpose(1, 2) + T_cam_from_ego[:, None, :3, 3]  # (N, P, 3)
     uv, z = project(pc, intrinsics.float())  # (N, P, 2), (N, P)
     col, row = torch.floor(uv[..., 0]), torch.floor(uv[..., 1])
-    ok = (z > 0.1) & (col >= 0) & (col < width) & (row >= 0) & (row < height)
-    cam = torch.arange(len(intrinsics), device=lidar.device)[:, None].expand_as(ok)
+    in_depth = (z > 0.1) if depth_range is None else ((z > depth_range[0]) & (z < depth_range[1]))
+    ok = in_depth & (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    cam = torch.arange(len(intrinsics), device=pts.device)[:, None].expand_as(ok)
     return torch.stack([cam[ok], row[ok].long(), col[ok].long()], -1)
 
 
@@ -256,21 +373,47 @@ def lifted_features(
     return normalize_features(acc), ok.any(0)
 
 
+def mlp(in_dim: int, width: int, layers: int, out_dim: int) -> nn.Sequential:
+    """``layers`` hidden ``Linear(width) + ReLU``, then ``Linear(out_dim)``: ``(..., in_dim) -> (..., out_dim)``."""
+    mods: list[nn.Module] = []
+    d = in_dim
+    for _ in range(layers):
+        mods += [nn.Linear(d, width), nn.ReLU(inplace=True)]
+        d = width
+    mods.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*mods)
+
+
 class LanguageMLP(nn.Module):
     """Latent ``(P, K)`` -> L2-normalised feature ``(P, D)``: ``layers`` hidden layers of ``width`` (ReLU)."""
 
     def __init__(self, latent_dim: int, width: int, layers: int, out_dim: int) -> None:
         super().__init__()
-        mods: list[nn.Module] = []
-        d = latent_dim
-        for _ in range(layers):
-            mods += [nn.Linear(d, width), nn.ReLU(inplace=True)]
-            d = width
-        mods.append(nn.Linear(d, out_dim))
-        self.net = nn.Sequential(*mods)
+        self.net = mlp(latent_dim, width, layers, out_dim)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return normalize_features(self.net(latent))
+
+
+class SeparateHeads(nn.Module):
+    """The released code's heads (``heads: separate``): encoder output on the output grid
+    ``(B, K, X, Y, Z)`` -> 3x3x3 conv + ReLU -> ``(B, F, X, Y, Z)`` -> per voxel a density MLP
+    (``(B, 1, X, Y, Z)`` logit, before the offset) and a language MLP (``(B, d, X, Y, Z)``,
+    L2-normalised over ``d``)."""
+
+    def __init__(self, in_channels: int, feature_dim: int, width: int, layers: int, out_dim: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv3d(in_channels, feature_dim, 3, padding=1), nn.ReLU(inplace=True))
+        self.density = mlp(feature_dim, width, layers, 1)
+        nn.init.zeros_(self.density[-1].bias)
+        self.language = LanguageMLP(feature_dim, width, layers, out_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_shape(x, "B K X Y Z", name="encoder features")
+        v = self.conv(x).permute(0, 2, 3, 4, 1)  # (B, X, Y, Z, F)
+        logit = self.density(v).permute(0, 4, 1, 2, 3)  # (B, 1, X, Y, Z)
+        feat = self.language(v).permute(0, 4, 1, 2, 3)  # (B, d, X, Y, Z)
+        return logit, feat
 
 
 class LangOccMethod(nn.Module):
@@ -287,8 +430,21 @@ class LangOccMethod(nn.Module):
             raise ValueError("LangOccConfig.mlp_layers, num_importance, reduction_dim: expected >= 0")
         if c.ray_pixels not in ("all", "lidar"):
             raise ValueError(f"LangOccConfig.ray_pixels: expected 'all' or 'lidar', got {c.ray_pixels!r}")
+        choices = {"ray_lidar": ("current", "own"), "density": ("softplus", "sigmoid"), "sampler": ("merged", "replace"),
+                   "heads": ("latent", "separate")}
+        for key, allowed in choices.items():
+            if getattr(c, key) not in allowed:
+                raise ValueError(f"LangOccConfig.{key}: expected one of {list(allowed)}, got {getattr(c, key)!r}")
+        if c.ray_depth is not None and not (len(c.ray_depth) == 2 and 0 <= c.ray_depth[0] < c.ray_depth[1]):
+            raise ValueError(f"LangOccConfig.ray_depth: expected [lo, hi] with 0 <= lo < hi, or null, got {c.ray_depth!r}")
+        if c.temporal_rays_fraction == "pooled" and c.ray_pixels != "lidar":
+            raise ValueError("LangOccConfig.temporal_rays_fraction: 'pooled' pools the keyframes' LiDAR pixels; it needs ray_pixels: lidar")
         if not c.near >= 0:
             raise ValueError(f"LangOccConfig.near: expected >= 0, got {c.near}")
+        if c.far is not None and not c.far > c.near:
+            raise ValueError(f"LangOccConfig.far: expected a distance beyond near ({c.near}) or null, got {c.far}")
+        if c.voxel_feature_dim < 1:
+            raise ValueError(f"LangOccConfig.voxel_feature_dim: expected >= 1, got {c.voxel_feature_dim}")
         if not 0 < c.density_init < 1:
             raise ValueError(f"LangOccConfig.density_init: expected a probability in (0, 1), got {c.density_init}")
         if not (c.occupied_threshold == "auto" or (isinstance(c.occupied_threshold, (int, float)) and 0 < c.occupied_threshold < 1)):
@@ -297,8 +453,8 @@ class LangOccMethod(nn.Module):
             raise ValueError(f"LangOccConfig.calibration_decay: expected a number in (0, 1], got {c.calibration_decay}")
         check_offsets(c.temporal_offsets, "LangOccConfig.temporal_offsets")
         f = c.temporal_rays_fraction
-        if not (f == "even" or (isinstance(f, (int, float)) and not isinstance(f, bool) and 0 <= f <= 1)):
-            raise ValueError(f"LangOccConfig.temporal_rays_fraction: expected 'even' or a number in [0, 1], got {f!r}")
+        if not (f in ("even", "pooled") or (isinstance(f, (int, float)) and not isinstance(f, bool) and 0 <= f <= 1)):
+            raise ValueError(f"LangOccConfig.temporal_rays_fraction: expected 'even', 'pooled' or a number in [0, 1], got {f!r}")
         self.cfg = c
         if model_cfg.head != "voxel":
             raise ValueError(f"model.head: langocc needs the voxel head (a 3D latent), got {model_cfg.head!r}")
@@ -310,7 +466,14 @@ class LangOccMethod(nn.Module):
         self.latent_grid = self.model.lift_grid
         self.latent_dim = int(mc.encoder_widths[0])
         out_dim = c.reduction_dim or c.feature_dim
-        self.language = LanguageMLP(self.latent_dim, c.mlp_width, c.mlp_layers, out_dim)
+        self.out_dim = out_dim
+        self.heads: SeparateHeads | None = None
+        if c.heads == "separate":
+            self.model.head = nn.Identity()  # the network's output: the encoder's features on the output grid
+            self.heads = SeparateHeads(self.latent_dim, c.voxel_feature_dim, c.mlp_width, c.mlp_layers, out_dim)
+            self.language = self.heads.language
+        else:
+            self.language = LanguageMLP(self.latent_dim, c.mlp_width, c.mlp_layers, out_dim)
         self.reduction: nn.Linear | None = None
         if c.reduction_dim:
             self.reduction = nn.Linear(c.feature_dim, c.reduction_dim, bias=False)
@@ -365,19 +528,26 @@ class LangOccMethod(nn.Module):
 
     # ------------------------------------------------------------------------------- field
     def forward(self, batch: Batch) -> OccNetOutput:
-        """The network's output: ``logits (B, 1, X, Y, Z)`` the density logit (offset included),
-        ``features (B, K, X', Y', Z')`` the latent on the lift grid."""
+        """The network's output: ``logits (B, 1, X, Y, Z)`` the density logit (offset included);
+        ``features``: with ``heads: latent`` the latent ``(B, K, X', Y', Z')`` on the lift grid, with
+        ``separate`` the L2-normalised features ``(B, d, X, Y, Z)`` on the output grid."""
         out = self.model(batch.images, batch.intrinsics, batch.T_ego_from_cam)
+        if self.heads is not None:
+            out.logits, out.features = self.heads(out.logits)  # the identity head's output: encoder features on the output grid
         out.logits = out.logits + self.density_bias
         return out
 
     def p_occupied(self, logits: torch.Tensor) -> torch.Tensor:
-        """``sigmoid`` of density logits ``(..., 1, X, Y, Z)``: ``(..., X, Y, Z)``, the
-        probability that a ray crossing a whole voxel stops in it."""
+        """``sigmoid`` of density logits ``(..., 1, X, Y, Z)``: ``(..., X, Y, Z)``; with ``density:
+        softplus`` the probability that a ray crossing a whole voxel stops in it, with ``sigmoid``
+        the density in 1/m. ``predict`` compares it with :meth:`threshold`."""
         return torch.sigmoid(logits[..., 0, :, :, :].float())
 
     def density(self, logits: torch.Tensor) -> torch.Tensor:
-        """Density per metre ``softplus(l) / voxel`` of one frame's ``(1, X, Y, Z)``: ``(X, Y, Z)``."""
+        """Density per metre of one frame's logits ``(1, X, Y, Z)``: ``(X, Y, Z)``;
+        ``softplus(l) / voxel`` or ``sigmoid(l)`` (``density``)."""
+        if self.cfg.density == "sigmoid":
+            return torch.sigmoid(logits[0].float())
         return F.softplus(logits[0].float()) / min(self.grid.voxel_size)
 
     def threshold(self) -> float:
@@ -397,50 +567,113 @@ class LangOccMethod(nn.Module):
 
     def _check_frame(self, logits: torch.Tensor, latent: torch.Tensor) -> None:
         check_shape(logits, "1 X Y Z", name="logits", dims=dict(zip("XYZ", self.grid.shape)))
-        check_shape(latent, "K X Y Z", name="latent", dims={"K": self.latent_dim, **dict(zip("XYZ", self.latent_grid.shape))})
+        self._check_features(latent)
+
+    def _check_features(self, features: torch.Tensor) -> None:
+        if self.heads is None:
+            check_shape(features, "K X Y Z", name="latent", dims={"K": self.latent_dim, **dict(zip("XYZ", self.latent_grid.shape))})
+        else:
+            check_shape(features, "d X Y Z", name="features", dims={"d": self.out_dim, **dict(zip("XYZ", self.grid.shape))})
+
+    def feature_field(self, features: torch.Tensor):
+        """One frame's features at points: ``points (P, 3) -> (P, d)`` L2-normalised; ``heads: latent``:
+        the language MLP of the latent ``(K, X', Y', Z')`` read trilinearly; ``separate``: the
+        feature volume ``(d, X, Y, Z)`` read trilinearly."""
+        self._check_features(features)
+        if self.heads is None:
+            lookup = self.latent_field(features)
+            return lambda points: self.language(lookup(points))
+        f = grid_field(torch.zeros(features.shape[1:], dtype=torch.float32, device=features.device), self.grid,
+                       features.float(), mode="trilinear")
+        return lambda points: f(points)[1]
+
+    def _inside_box(self, points: torch.Tensor) -> torch.Tensor:
+        """``(P,)`` bool: points strictly inside the output grid's box."""
+        lo = torch.tensor(self.grid.range_min, dtype=points.dtype, device=points.device)
+        hi = torch.tensor(self.grid.range_max, dtype=points.dtype, device=points.device)
+        return ((points > lo) & (points < hi)).all(-1)
+
+    def samples(self, sigma: torch.Tensor, rays: Rays, jitter: bool = False) -> RaySamples:
+        """Where one frame's ``rays`` are rendered (``sampler``, ``near``, ``far``), given its
+        density ``sigma (X, Y, Z)`` per metre for the proposal pass (no gradient)."""
+        c = self.cfg
+        o, d = rays.origins.float(), rays.dirs.float()
+        if c.far is None:
+            near, far = ray_box(o, d, self.grid, min_near=c.near)
+        else:
+            near, far = torch.full_like(o[:, 0], c.near), torch.full_like(o[:, 0], c.far)
+        density_field = self.density_field(sigma)
+        if c.sampler == "replace":
+            samples = jittered_uniform_samples(near, far, c.num_proposal, jitter=jitter)
+        else:
+            samples = uniform_samples(near, far, num_samples=c.num_proposal, jitter=jitter)
+        if c.num_importance == 0:
+            return samples
+        with torch.no_grad():
+            pts = o[:, None] + d[:, None] * samples.t[..., None]  # (R, S, 3)
+            s_c = density_field(pts.reshape(-1, 3))[0].view(samples.t.shape)  # (R, S)
+            if c.sampler == "replace":
+                return resample_from_transmittance(samples, s_c, c.num_importance, jitter=jitter)
+            w, _ = weights_from_density(s_c, samples.deltas)
+        return importance_samples(samples, w, c.num_importance, jitter=jitter)
+
+    def density_field(self, sigma: torch.Tensor, values: torch.Tensor | None = None):
+        """Trilinear field of one frame's density ``(X, Y, Z)`` (and values ``(C, X, Y, Z)``); with
+        ``far`` set the samples leave the box, where the density is zero (the released code)."""
+        f = grid_field(sigma, self.grid, values, mode="trilinear")
+        if self.cfg.far is None:
+            return f
+
+        def boxed(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            s, v = f(points)
+            return s * self._inside_box(points).to(s.dtype), v
+
+        return boxed
 
     def latent_field(self, latent: torch.Tensor):
-        """Trilinear lookup of one frame's latent ``(K, X', Y', Z')``: ``points (P, 3) -> (P, K)``."""
+        """Trilinear lookup of one frame's latent ``(K, X', Y', Z')``: ``points (P, 3) -> (P, K)``
+        (``heads: latent``; features at points, whatever the heads: :meth:`feature_field`)."""
+        if self.heads is not None:
+            raise ValueError("langocc.heads is 'separate': there is no latent to decode; read features with feature_field()")
         f = grid_field(torch.zeros(latent.shape[1:], dtype=torch.float32, device=latent.device), self.latent_grid,
                        latent.float(), mode="trilinear")
         return lambda points: f(points)[1]
 
     def render(self, logits: torch.Tensor, latent: torch.Tensor, rays: Rays, jitter: bool = False) -> RenderOutput:
-        """Render one frame (density logits ``(1, X, Y, Z)``, latent ``(K, X', Y', Z')``) along
-        ``rays``: ``values (R, d)`` = the L2-normalised rendered features (zero where the opacity
-        is 0), opacity, depth."""
-        c = self.cfg
+        """Render one frame (density logits ``(1, X, Y, Z)``; ``latent``: the frame's
+        ``features`` of :meth:`forward`) along ``rays``: ``values (R, d)`` = the L2-normalised
+        rendered features (zero where the opacity is 0), opacity, depth."""
         self._check_frame(logits, latent)
         o, d = rays.origins.float(), rays.dirs.float()
         sigma = self.density(logits)  # (X, Y, Z)
-        near, far = ray_box(o, d, self.grid, min_near=c.near)
-        samples = uniform_samples(near, far, num_samples=c.num_proposal, jitter=jitter)
-        density_field = grid_field(sigma, self.grid, None, mode="trilinear")
-        if c.num_importance > 0:
-            with torch.no_grad():
-                pts = o[:, None] + d[:, None] * samples.t[..., None]  # (R, S, 3)
-                s_c, _ = density_field(pts.reshape(-1, 3))
-                w, _ = weights_from_density(s_c.view(samples.t.shape), samples.deltas)
-            samples = importance_samples(samples, w, c.num_importance, jitter=jitter)
-        lookup = self.latent_field(latent)
+        samples = self.samples(sigma, rays, jitter=jitter)
+        if self.heads is None:
+            density_field = self.density_field(sigma)
+            lookup = self.latent_field(latent)
 
-        def field(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return density_field(points)[0], self.language(lookup(points))
+            def field(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                return density_field(points)[0], self.language(lookup(points))
+        else:
+            field = self.density_field(sigma, latent.float())  # one trilinear read of density and features
 
         out = render_samples(field, o, d, samples)
         out.values = normalize_features(out.values)
         return out
 
     def voxel_features(self, latent: torch.Tensor, mask: torch.Tensor | None = None, chunk: int = 65536) -> torch.Tensor:
-        """Features at the output grid's voxel centres of one frame (latent ``(K, X', Y', Z')``):
-        ``(M, d)`` for the ``M`` voxels of ``mask (X, Y, Z)`` bool (all voxels, x-major, when None)."""
-        check_shape(latent, "K X Y Z", name="latent", dims={"K": self.latent_dim, **dict(zip("XYZ", self.latent_grid.shape))})
+        """Features at the output grid's voxel centres of one frame (its ``features`` of
+        :meth:`forward`): ``(M, d)`` for the ``M`` voxels of ``mask (X, Y, Z)`` bool (all voxels,
+        x-major, when None)."""
+        self._check_features(latent)
+        if self.heads is not None:  # the feature volume is on the output grid already
+            f = latent.float().reshape(latent.shape[0], -1).t()  # (X*Y*Z, d)
+            return f if mask is None else f[mask.reshape(-1).to(latent.device)]
         pts = self.grid.centers(device=latent.device).reshape(-1, 3)  # (X*Y*Z, 3)
         if mask is not None:
             pts = pts[mask.reshape(-1).to(latent.device)]
-        lookup = self.latent_field(latent)
-        parts = [self.language(lookup(pts[i : i + chunk])) for i in range(0, pts.shape[0], chunk)]
-        return torch.cat(parts) if parts else pts.new_zeros(0, self.language.net[-1].out_features)
+        lookup = self.feature_field(latent)
+        parts = [lookup(pts[i : i + chunk]) for i in range(0, pts.shape[0], chunk)]
+        return torch.cat(parts) if parts else pts.new_zeros(0, self.out_dim)
 
     # ------------------------------------------------------------------------------- predict
     @torch.no_grad()
@@ -466,27 +699,55 @@ class LangOccMethod(nn.Module):
         return scores
 
     # ------------------------------------------------------------------------------- training
-    def _cast(self, K: torch.Tensor, T: torch.Tensor, H: int, W: int, num: int, lidar: torch.Tensor | None, where: str) -> Rays:
-        """``num`` rays of the cameras ``K (N, 3, 3)``, ``T (N, 4, 4)`` of ``H x W`` images, at
-        uniform pixels or LiDAR-projected ones (``ray_pixels``; ``lidar (P, >=3)`` in the ego frame)."""
-        if self.cfg.ray_pixels == "all":
-            return camera_rays(K, T, H, W, num_random=num)
-        if lidar is None:
-            raise ValueError("langocc.ray_pixels='lidar' needs the LiDAR points (data.load_extras: true)")
-        px = lidar_pixels(lidar.to(K.device), K, T, H, W)
-        if px.shape[0] == 0:
-            raise ValueError(f"{where}: no LiDAR point projects into a camera (langocc.ray_pixels='lidar')")
-        pick = torch.randint(0, px.shape[0], (num,), device=px.device)
-        return camera_rays(K, T, H, W, pixels=px[pick])
+    def _lidar_filters(self) -> dict:
+        """``lidar_pixels`` keywords of ``ray_box`` and ``ray_depth``."""
+        c = self.cfg
+        return {"box": self.grid if c.ray_box else None, "depth_range": None if c.ray_depth is None else tuple(c.ray_depth)}
+
+    def lidar_pools(self, batch: Batch, b: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Frame ``b``'s candidate ray pixels with ``ray_pixels: lidar``: ``(P0, 3)`` long
+        ``(cam, row, col)`` of its own cameras, and (``temporal_offsets``) ``(P1, 3)`` of the
+        neighbour cameras (``cam`` indexing the ``T * N`` of them, offset-major) or None. The
+        neighbours' pixels come from the current frame's LiDAR (``ray_lidar: current``) or each
+        keyframe's own (``own``: ``batch.temporal_lidar``, box-tested in its ego frame, then
+        mapped into this one by ``batch.temporal_T_ego_from_ego``); ``ray_box`` and ``ray_depth``
+        filter both."""
+        c = self.cfg
+        _, N, _, H, W = batch.images.shape
+        lidar = batch.lidar[b] if batch.lidar is not None else None
+        if lidar is None and not (c.temporal_offsets and c.ray_lidar == "own" and c.temporal_rays_fraction == "pooled"):
+            raise ValueError("langocc.ray_pixels='lidar' needs the LiDAR points (data.load_extras: true, or data.lidar_infos)")
+        dev = batch.intrinsics.device
+        kw = self._lidar_filters()
+        if lidar is not None:
+            cur = lidar_pixels(lidar.to(dev), batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float(), H, W, **kw)
+        else:
+            cur = torch.zeros(0, 3, dtype=torch.long, device=dev)
+        if not c.temporal_offsets:
+            return cur, None
+        assert batch.temporal_intrinsics is not None and batch.temporal_T_ego_from_cam is not None and batch.temporal_image_hw is not None
+        Ht, Wt = batch.temporal_image_hw
+        K, T = batch.temporal_intrinsics[b].float(), batch.temporal_T_ego_from_cam[b].float()  # (T, N, 3, 3), (T, N, 4, 4)
+        if c.ray_lidar == "current":
+            assert lidar is not None
+            return cur, lidar_pixels(lidar.to(dev), K.flatten(0, 1), T.flatten(0, 1), Ht, Wt, **kw)
+        assert batch.temporal_lidar is not None and batch.temporal_T_ego_from_ego is not None
+        parts = []
+        for t, pts in enumerate(batch.temporal_lidar[b]):
+            px = lidar_pixels(pts.to(dev), K[t], T[t], Ht, Wt, T_ego_from_points=batch.temporal_T_ego_from_ego[b, t], **kw)
+            px[:, 0] += t * N
+            parts.append(px)
+        return cur, torch.cat(parts)
 
     def ray_split(self) -> tuple[int, int]:
         """``(current, temporal)``: how ``num_rays`` is shared between the current frame's cameras
-        and the neighbour frames' (``temporal_rays_fraction``)."""
+        and the neighbour frames' (``temporal_rays_fraction``; ``pooled`` decides per frame, from
+        the pools: this returns its expectation with pools of equal size, the ``even`` split)."""
         c = self.cfg
         n_frames = len(c.temporal_offsets)
         if n_frames == 0:
             return c.num_rays, 0
-        f = n_frames / (n_frames + 1) if c.temporal_rays_fraction == "even" else float(c.temporal_rays_fraction)
+        f = n_frames / (n_frames + 1) if c.temporal_rays_fraction in ("even", "pooled") else float(c.temporal_rays_fraction)
         n = int(round(f * c.num_rays))
         return c.num_rays - n, n
 
@@ -495,12 +756,15 @@ class LangOccMethod(nn.Module):
         c = self.cfg
         if not c.temporal_offsets:
             return
-        names = ("temporal_features", "temporal_intrinsics", "temporal_T_ego_from_cam", "temporal_image_hw")
+        names = ["temporal_features", "temporal_intrinsics", "temporal_T_ego_from_cam", "temporal_image_hw"]
+        if c.ray_pixels == "lidar" and c.ray_lidar == "own":
+            names += ["temporal_lidar", "temporal_T_ego_from_ego"]
         missing = [n for n in names if getattr(batch, n) is None]
         if missing:
             raise ValueError(f"langocc.temporal_offsets={list(c.temporal_offsets)} but the batch has no {', '.join(missing)}: the training "
                              "frames must be wrapped in occkit.data.temporal.WithTemporalPriors (build_dataset does it for langocc "
-                             "training with data.priors)")
+                             "training with data.priors; the neighbours' LiDAR, for ray_lidar: own, comes with data.load_extras on the "
+                             "synthetic world or data.lidar_infos)")
         B, N = batch.images.shape[:2]
         n_frames = len(c.temporal_offsets)
         if batch.temporal_features.dim() != 6 or batch.temporal_features.shape[1] != n_frames:
@@ -510,6 +774,18 @@ class LangOccMethod(nn.Module):
         check_shape(batch.temporal_features, "B T N D h w", name="batch.temporal_features", dims={**dims, "D": c.feature_dim})
         check_shape(batch.temporal_intrinsics, "B T N 3 3", name="batch.temporal_intrinsics", dims=dims)
         check_shape(batch.temporal_T_ego_from_cam, "B T N 4 4", name="batch.temporal_T_ego_from_cam", dims=dims)
+        if "temporal_lidar" in names:
+            check_shape(batch.temporal_T_ego_from_ego, "B T 4 4", name="batch.temporal_T_ego_from_ego", dims=dims)
+            if len(batch.temporal_lidar) != B or any(len(per) != n_frames for per in batch.temporal_lidar):
+                raise ValueError(f"batch.temporal_lidar: expected {B} lists of {n_frames} point clouds, one per neighbour")
+
+    @staticmethod
+    def _pick(px: torch.Tensor, num: int, replacement: bool = True) -> torch.Tensor:
+        """``num`` rows of ``px``: uniform with replacement, or without (a random subset) when
+        ``replacement`` is False and there are enough."""
+        if not replacement and px.shape[0] >= num:
+            return px[torch.randperm(px.shape[0], device=px.device)[:num]]
+        return px[torch.randint(0, px.shape[0], (num,), device=px.device)]
 
     def frame_rays(self, batch: Batch, b: int) -> dict[str, tuple[Rays, torch.Tensor]]:
         """Frame ``b``'s training rays and their 2D targets ``(R, D)`` (float32, not projected):
@@ -517,23 +793,54 @@ class LangOccMethod(nn.Module):
         the neighbour frames' cameras (``temporal_T_ego_from_cam``: already in this frame's ego
         frame, unaugmented images of ``temporal_image_hw``) against ``temporal_features``, their
         ``cam`` indexing the ``T * N`` neighbour cameras (offset-major). A part with no rays
-        (:meth:`ray_split`) is absent."""
+        (:meth:`ray_split`, or the ``pooled`` draw) is absent."""
+        c = self.cfg
         _, _, _, H, W = batch.images.shape
         stride = batch.prior_feature_stride
-        n_cur, n_tmp = self.ray_split()
-        lidar = batch.lidar[b] if batch.lidar is not None else None
-        out: dict[str, tuple[Rays, torch.Tensor]] = {}
-        if n_cur:
-            rays = self._cast(batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float(), H, W, n_cur, lidar, f"frame {batch.tokens[b]}")
-            out["current"] = (rays, sample_feature_map(batch.prior_features[b].float(), rays, stride))
-        if n_tmp:
-            assert batch.temporal_features is not None and batch.temporal_intrinsics is not None
-            assert batch.temporal_T_ego_from_cam is not None and batch.temporal_image_hw is not None
+        where = f"frame {batch.tokens[b]}"
+        K_cur, T_cur = batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float()
+        if c.temporal_offsets:
+            assert batch.temporal_intrinsics is not None and batch.temporal_T_ego_from_cam is not None
+            assert batch.temporal_image_hw is not None and batch.temporal_features is not None
             Ht, Wt = batch.temporal_image_hw
-            K = batch.temporal_intrinsics[b].flatten(0, 1).float()  # (T*N, 3, 3)
-            T = batch.temporal_T_ego_from_cam[b].flatten(0, 1).float()  # (T*N, 4, 4)
-            rays = self._cast(K, T, Ht, Wt, n_tmp, lidar, f"frame {batch.tokens[b]}, neighbour cameras")
-            out["temporal"] = (rays, sample_feature_map(batch.temporal_features[b].flatten(0, 1), rays, stride))  # (T*N, D, h, w)
+            K_tmp = batch.temporal_intrinsics[b].flatten(0, 1).float()  # (T*N, 3, 3)
+            T_tmp = batch.temporal_T_ego_from_cam[b].flatten(0, 1).float()  # (T*N, 4, 4)
+        rays: dict[str, Rays] = {}
+        if c.ray_pixels == "all":
+            n_cur, n_tmp = self.ray_split()
+            if n_cur:
+                rays["current"] = camera_rays(K_cur, T_cur, H, W, num_random=n_cur)
+            if n_tmp:
+                rays["temporal"] = camera_rays(K_tmp, T_tmp, Ht, Wt, num_random=n_tmp)
+        else:
+            cur, tmp = self.lidar_pools(batch, b)
+            if c.temporal_rays_fraction == "pooled" and tmp is not None:
+                pool = torch.cat([cur, tmp])
+                if pool.shape[0] == 0:
+                    raise ValueError(f"{where}: no LiDAR point of any keyframe projects into a camera (langocc.ray_pixels='lidar')")
+                pick = torch.randperm(pool.shape[0], device=pool.device)[: c.num_rays] if pool.shape[0] >= c.num_rays else \
+                    torch.randint(0, pool.shape[0], (c.num_rays,), device=pool.device)
+                is_cur = pick < cur.shape[0]
+                if bool(is_cur.any()):
+                    rays["current"] = camera_rays(K_cur, T_cur, H, W, pixels=pool[pick[is_cur]])
+                if bool((~is_cur).any()):
+                    rays["temporal"] = camera_rays(K_tmp, T_tmp, Ht, Wt, pixels=pool[pick[~is_cur]])
+            else:
+                n_cur, n_tmp = self.ray_split() if c.temporal_rays_fraction != "pooled" else (c.num_rays, 0)
+                for name, n, px, K, T, hw in (("current", n_cur, cur, K_cur, T_cur, (H, W)),
+                                              ("temporal", n_tmp, tmp, *((K_tmp, T_tmp, (Ht, Wt)) if n_tmp else (None, None, None)))):
+                    if not n:
+                        continue
+                    if px is None or px.shape[0] == 0:
+                        cams = "" if name == "current" else ", neighbour cameras"
+                        raise ValueError(f"{where}{cams}: no LiDAR point projects into a camera (langocc.ray_pixels='lidar')")
+                    rays[name] = camera_rays(K, T, hw[0], hw[1], pixels=self._pick(px, n))
+        out: dict[str, tuple[Rays, torch.Tensor]] = {}
+        if "current" in rays:
+            out["current"] = (rays["current"], sample_feature_map(batch.prior_features[b].float(), rays["current"], stride))
+        if "temporal" in rays:
+            feats = batch.temporal_features[b].flatten(0, 1)  # (T*N, D, h, w)
+            out["temporal"] = (rays["temporal"], sample_feature_map(feats, rays["temporal"], stride))
         return out
 
     @torch.no_grad()

@@ -8,6 +8,8 @@ resolution and ``widths[0]`` channels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,15 +75,19 @@ class UNetEncoder(nn.Module):
             for i in range(len(widths) - 1)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C_in, *S)`` -> ``(B, widths[0], *S)``."""
+    def forward(self, x: torch.Tensor, bottleneck: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """``(B, C_in, *S)`` -> ``(B, widths[0], *S)``.
+
+        ``bottleneck``, when given, maps the deepest stage's output ``(B, widths[-1], *S / 2**k)``
+        to a tensor of the same shape before the decoder reads it (e.g. MonoScene's 3D context
+        prior, :class:`occkit.models.context_prior.ContextPrior3D`)."""
         if x.dim() != self.dims + 2:
             raise ValueError(f"UNetEncoder: expected a {self.dims + 2}-D input, got shape {tuple(x.shape)}")
         skips = []
         for stage in self.stages:
             x = stage(x)
             skips.append(x)
-        x = skips[-1]
+        x = skips[-1] if bottleneck is None else bottleneck(skips[-1])
         for i in range(len(skips) - 2, -1, -1):
             up = F.interpolate(x, size=skips[i].shape[2:], mode="nearest")
             cat = torch.cat([skips[i], up], 1)

@@ -42,26 +42,24 @@ Two readings of what surrounds the renderer and the loss (which equal the releas
 each choice is an option; the defaults are occkit's own reading (what ``langocc.yaml`` trains),
 ``langocc-gpu.yaml`` takes the released code's (``boschresearch/LangOcc``):
 
-=====================  ==========================================  ===========================================
-option                 released code (``langocc-gpu``)              occkit's own reading (default)
-=====================  ==========================================  ===========================================
-``ray_pixels``         ``lidar``: pixels a LiDAR point hits         ``all``: any pixel (sky, beyond the box)
-``ray_box``            true: points inside the grid box             false
-``ray_depth``          ``[1, 40]``: camera depth 1-40 m             null: depth > 0.1 m
-``ray_lidar``          ``own``: each keyframe its own LiDAR         ``current``: the current frame's LiDAR
-``temporal_offsets``   -12..+12 (24 keyframes)                      (preset: -1, +1)
-``temporal_rays_...``  ``pooled``: one pool of all keyframes'       ``even``: ``T / (T + 1)`` of the rays
-                       LiDAR pixels (about 1/25 each)                from the neighbours
-``num_rays``           8192 per frame (32768 per batch of 4)         1024 (preset)
-``density``            ``sigmoid``: ``sigma = sigmoid(x)`` in 1/m   ``softplus``: ``softplus(x) / voxel``
-``density_init``       0.5 (0.5/m at start)                          0.05 (p(occupied), about 0.13/m)
-``occupied_threshold`` 0.1 (density 0.1/m: p 0.039 per voxel)        0.1 (p(occupied))
-``sampler``            ``replace``: 50 uniform, 100 importance       ``merged``: both sets, blur, midpoints
-                       samples replacing them
-``far``                40 m (density zero outside the box)           null: where the ray leaves the box
-``heads``              ``separate``: 3x256 density and language     ``latent``: the voxel head's density,
-                       MLPs on 256-d voxel features                  an MLP decoding the encoder's latent
-=====================  ==========================================  ===========================================
+- ``ray_pixels``: released ``lidar`` (pixels a LiDAR point hits); occkit ``all`` (any pixel, sky
+  and beyond the box included).
+- ``ray_box``, ``ray_depth``: released true, ``[1, 40]`` (points inside the grid box, 1-40 m from
+  the camera); occkit false, null (depth > 0.1 m).
+- ``ray_lidar``: released ``own`` (each keyframe's own LiDAR, box-tested in its own ego frame);
+  occkit ``current`` (the current frame's LiDAR in the neighbour cameras).
+- ``temporal_offsets``, ``temporal_rays_fraction``, ``num_rays``: released keyframes -12..+12,
+  ``pooled`` (one pool of all keyframes' LiDAR pixels, about 1/25 each), 8192 rays per frame;
+  occkit's CPU preset -1, +1, ``even`` (2/3 from the neighbours), 1024.
+- ``density``, ``density_init``, ``occupied_threshold``: released ``sigmoid`` (sigma in 1/m, at
+  most 1/m), 0.5 (0.5/m at start), 0.1 (free below 0.1/m: p 0.039 over a 0.4 m voxel); occkit
+  ``softplus`` (``softplus(x) / voxel``, unbounded), 0.05 (p(occupied), about 0.13/m), 0.1 (p).
+- ``sampler``, ``far``, ``num_proposal``, ``num_importance``: released ``replace``, 40 m, 50, 100
+  (the importance samples replace the uniform ones; the transmittance left at 40 m goes to the
+  last interval); occkit ``merged``, the box, 32, 32 (merged, with jitter and a blur).
+- ``heads``: released ``separate`` (3x256 density and language MLPs on 256-d features of the
+  0.4 m voxels); occkit ``latent`` (the density from the voxel head, the language MLP decoding a
+  32-channel latent of the 0.8 m lift grid at the samples).
 
 Not an option: the released network sees two frames (BEVStereo4D: the previous frame's images
 feed a stereo depth and a second BEV volume); occkit's :class:`~occkit.models.occnet.OccNet` reads
@@ -73,12 +71,15 @@ sampled without gradient (the released code's gets none either: only the final s
 
 Readings taken where METHODS.md is unsure or where occkit differs:
 
-- The per-voxel feature is decoded from the encoder's latent by an MLP applied at the samples
-  (the paper's language MLP on voxel features); a 384-d volume at 200x200x16 would not fit a
-  CPU, and a latent volume upsampled to the output grid made steps 4x slower (backward of the
-  upsampling and of the lookups): the latent stays on the lift grid (0.8 m in ``langocc``,
-  0.4 m in ``langocc-gpu``), the density is at the output grid's 0.4 m.
-- ``far``: where the ray leaves the grid box (the paper's 40 m is the box's half-width).
+- ``heads: latent``: the per-voxel feature is decoded from the encoder's latent by an MLP applied
+  at the samples (the paper's language MLP on voxel features); a 384-d volume at 200x200x16 would
+  not fit a CPU, and a latent volume upsampled to the output grid made steps 4x slower (backward
+  of the upsampling and of the lookups): the latent stays on the lift grid (0.8 m in
+  ``langocc``), the density is at the output grid's 0.4 m. ``langocc-gpu`` takes the released
+  ``separate`` heads on the 0.4 m grid.
+- ``far: null``: where the ray leaves the grid box (the released 40 m is the box's half-width;
+  beyond the box the released density is zero, so only rays leaving the box through its top or
+  ends differ, by where their samples are spent).
 - Temporal rays (the paper: keyframes -12..+12 rendered in the current frame): ``temporal_offsets``
   lists keyframe offsets; :class:`occkit.data.temporal.WithTemporalPriors` (wrapped by
   ``build_dataset`` for langocc training frames) attaches the neighbours' cached 2D features

@@ -349,8 +349,11 @@ def resolve_auto_class_counts(cfg: ExperimentConfig, train_set: Dataset, max_fra
     Counts every class over the frames of the dataset under ``train_set`` (at most ``max_frames``
     of them, evenly spaced), inside the camera mask when ``supervised.use_camera_mask``. Returns
     ``cfg`` unchanged when nothing is 'auto', else a copy with the counts filled in, so that the
-    run's config.json records the weights it trained with.
+    run's config.json records the weights it trained with. For ``cigocc`` it is
+    :func:`resolve_cigocc_class_counts` (``cigocc.class_balance: dataset``).
     """
+    if cfg.method == "cigocc":
+        return resolve_cigocc_class_counts(cfg, train_set, max_frames, progress)
     sup = cfg.supervised
     if cfg.method not in ("supervised", "radocc") or sup.class_counts != "auto":
         return cfg
@@ -379,6 +382,50 @@ def resolve_auto_class_counts(cfg: ExperimentConfig, train_set: Dataset, max_fra
         raise ValueError(f"supervised.class_counts='auto': no labelled voxels in the training split of {ds.root}")
     out = copy.deepcopy(cfg)
     out.supervised.class_counts = tuple(float(c) for c in counts)
+    return out
+
+
+def resolve_cigocc_class_counts(cfg: ExperimentConfig, train_set: Dataset, max_frames: int = 2000, progress: bool = False) -> ExperimentConfig:
+    """``cigocc.class_balance: dataset`` without ``class_counts``: the voxel counts of the training
+    frames' labels (at most ``max_frames``, evenly spaced) written into a copy of ``cfg``, as
+    :func:`resolve_auto_class_counts` does for ``supervised.class_counts: auto``. SemanticKITTI:
+    every label but 255 outside ``.invalid`` (what cigocc trains on); Occ3D: inside the camera
+    mask. ``cfg`` unchanged otherwise.
+    """
+    c = cfg.cigocc
+    if cfg.method != "cigocc" or c.class_balance != "dataset" or c.class_counts is not None:
+        return cfg
+    import numpy as np
+
+    from occkit.data.semantickitti import SemanticKITTIDataset
+
+    ds = base_dataset(train_set)
+    C = cfg.model.num_classes
+    n = len(ds.frames)
+    if n == 0:
+        raise ValueError(f"cigocc.class_balance='dataset': the training split of {ds.root} has no frames to count")
+    picks = range(n) if n <= max_frames else [round(i * (n - 1) / (max_frames - 1)) for i in range(max_frames)]
+    if progress:
+        from tqdm import tqdm
+
+        picks = tqdm(picks, desc="class counts", unit="frame", leave=False)
+    counts = np.zeros(C, dtype=np.float64)
+    for i in picks:
+        if isinstance(ds, SemanticKITTIDataset):
+            labels, invalid = ds.load_gt_arrays(i)
+            known = labels[~invalid & (labels != 255)]
+            where = ds.voxel_path(i, "label")
+        else:
+            gt = ds.read_labels(ds.frames[i].token)
+            known = gt["semantics"][gt["mask_camera"].astype(bool)]
+            where = ds.gt_path(ds.frames[i].token)
+        if known.size and int(known.max()) >= C:
+            raise ValueError(f"{where}: label {int(known.max())} is not a class of model.num_classes={C}")
+        counts += np.bincount(known.astype(np.int64), minlength=C)
+    if counts.sum() == 0:
+        raise ValueError(f"cigocc.class_balance='dataset': no labelled voxels in the training split of {ds.root}")
+    out = copy.deepcopy(cfg)
+    out.cigocc.class_counts = tuple(float(v) for v in counts)
     return out
 
 

@@ -31,18 +31,50 @@ sampling lift of the fused maps (one reference point per voxel and scale, unifor
 deformable attention with zero offsets), the self-attention a 3D residual U-Net
 (:class:`occkit.models.encoder3d.UNetEncoder`), then the voxel head.
 
-**SAM-guided distillation** (``distill_weight > 0``): an auxiliary mask head on the image
-branch (the neck) predicts, at every feature pixel, whether its right and lower neighbours lie
-in the same prior segment (``Batch.prior_segments``, 0 = none, pairs touching 0 left out):
-BCE against these same-segment affinities (``loss_distill``). Affinities are used because SAM's
-segments have no class or order, so a per-pixel mask target would be arbitrary; an affinity is
-invariant to the segment ids and marks the segment boundaries.
+**Stage-1 SSC loss** (``stage1_weight > 0``; the paper figure's reading [paper figure]: stage 1's
+3D U-Net output carries an SSC loss). A small 3D U-Net (``encoder_widths[:2]``) on the raw voxel
+features (the lifted volume and the depth query channels) with its own voxel head predicts the
+classes at the lift grid; its features are appended to the input of the main (stage-2) U-Net.
+``loss_stage1`` = CE + scal_geo + scal_sem of these logits against the labels brought to the
+lift grid by SSCNet's rule (:func:`occkit.losses.monoscene.downsample_labels`), times the
+weight. The figure gives neither the resolution nor the loss's parts [unsure]: occkit takes the
+lift grid and MonoScene's three terms.
+
+**SAM-guided distillation** (``distill_weight > 0``), two readings (``distill``):
+
+- ``affinity`` (occkit's own reading, the default): an auxiliary head on the image branch (the
+  neck) predicts, at every feature pixel, whether its right and lower neighbours lie in the
+  same prior segment (``Batch.prior_segments``, 0 = none, pairs touching 0 left out): BCE
+  against these same-segment affinities (``loss_distill``). An affinity is invariant to the
+  segment ids (SAM's segments have no class or order) and marks the segment boundaries.
+- ``masks`` (the paper figure's reading [paper figure]: the extractor's features supervised by
+  BCE against SAM's masks): a head on the image branch gives every feature pixel an embedding
+  ``e_p`` (``branch_channels``); each prior segment ``s`` of the frame is a query, the mean
+  embedding ``q_s`` of its pixels; the mask logits ``<e_p, q_s> / sqrt(D)`` are pushed by BCE
+  to the segment's binary mask (:func:`segment_mask_bce`). How the figure turns class-agnostic
+  masks into targets is not published [unsure]; queries from the masks themselves keep the
+  loss independent of the segment ids.
 
 3D losses (MonoScene's, all weight 1): ``loss_ce`` (class-weighted CE, ``w_c = 1/ln(f_c +
 0.001)`` with ``f_c`` the voxel counts: ``class_counts`` given, or with ``class_balance:
-running`` the counts of the training batches seen so far), ``loss_scal_geo``, ``loss_scal_sem``
-(:mod:`occkit.losses.ssc`). Voxels outside ``Batch.mask_camera`` (SemanticKITTI's ``.invalid``)
-are ignored.
+dataset`` (default) the counts of the training split's labels, filled in by the engine when
+training starts (:func:`occkit.experiment.resolve_auto_class_counts`) and recorded in the run's
+config; ``running``: the counts of the training batches seen so far, which weigh a class seen
+once in the first frames ~1000 times more than MonoScene's fixed counts would), ``loss_scal_geo``,
+``loss_scal_sem`` (:mod:`occkit.losses.ssc`). Voxels outside ``Batch.mask_camera``
+(SemanticKITTI's ``.invalid``) are ignored.
+
+MonoScene's further parts, each a switch (:mod:`occkit.losses.monoscene`; on in ``kitti-mono``
+as in MonoScene's shipped config, off in ``cigocc``, whose losses the paper lists without them):
+
+- ``frustum_weight > 0``: the frustum proportion loss ``loss_frustum`` over ``frustum_size x
+  frustum_size`` local frusta of the image (MonoScene: 8), on the output grid;
+- ``context_prior``: MonoScene's 3D context relation prior
+  (:class:`occkit.models.context_prior.ContextPrior3D`) at the bottleneck of the main 3D U-Net,
+  and with ``relation_weight > 0`` its relation loss ``loss_relation`` against the relation
+  matrices of the labels brought to the bottleneck grid by SSCNet's rule. The matrix is ``R x N
+  x N/8`` over the ``N`` bottleneck voxels: at ``kitti-mono``'s 32x32x4 bottleneck (MonoScene's
+  own size) 4 x 4096 x 512 = 8.4 M logits per frame (32 MiB).
 """
 
 from __future__ import annotations
@@ -55,9 +87,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from occkit.data.sample import Batch
+from occkit.losses.monoscene import downsample_labels, frustum_ids, frustum_proportion_loss, relation_loss, relation_targets
 from occkit.losses.pseudo_labels import count_labels
 from occkit.losses.ssc import scal_geo, scal_sem, ssc_class_weights, ssc_cross_entropy
 from occkit.models.backbone import Backbone
+from occkit.models.context_prior import ContextPrior3D
 from occkit.models.encoder3d import UNetEncoder
 from occkit.models.fusion import MultiScaleFusion
 from occkit.models.heads import VoxelHead
@@ -98,15 +132,34 @@ class CIGOccConfig:
     """Weight of ``loss_seg`` (the segmentation branch vs ``prior_semantics``)."""
     distill_weight: float = 0.0
     """Weight of ``loss_distill`` (SAM-guided distillation into the image branch); 0 = off."""
+    distill: Literal["affinity", "masks"] = "affinity"
+    """Which distillation: 'affinity' (occkit's reading: BCE of same-segment affinities of
+    neighbouring pixels) or 'masks' (the paper figure's: BCE of per-segment mask logits from the
+    extractor's features against SAM's masks)."""
+    stage1_weight: float = 0.0
+    """Weight of ``loss_stage1`` (the paper figure's SSC loss on a stage-1 3D U-Net at the lift
+    grid, whose features feed the main U-Net); 0 = no stage-1 U-Net."""
+    frustum_weight: float = 0.0
+    """Weight of ``loss_frustum`` (MonoScene's frustum proportion loss); 0 = off."""
+    frustum_size: int = 8
+    """Local frusta per image side (MonoScene's ``frustum_size``: 8)."""
+    context_prior: bool = False
+    """MonoScene's 3D context relation prior at the bottleneck of the main 3D U-Net."""
+    relation_weight: float = 0.0
+    """Weight of ``loss_relation`` (the context prior's relation loss; needs ``context_prior``)."""
+    num_relations: int = 4
+    """Relations of the context prior: 4 (MonoScene's) or 2 (its binary same / different)."""
     ce_weight: float = 1.0
     """Weight of ``loss_ce``."""
     scal_geo_weight: float = 1.0
     """Weight of ``loss_scal_geo``."""
     scal_sem_weight: float = 1.0
     """Weight of ``loss_scal_sem``."""
-    class_balance: Literal["running", "none"] = "running"
-    """'running': CE weights from the label counts of the training batches seen so far; 'none':
-    uniform (unless ``class_counts``)."""
+    class_balance: Literal["dataset", "running", "none"] = "dataset"
+    """CE weights when ``class_counts`` is not given: 'dataset': from the label counts of the
+    training split, counted by the engine when training starts and written into
+    ``class_counts`` (as ``supervised.class_counts: auto``); 'running': from the label counts of
+    the training batches seen so far; 'none': uniform."""
     class_counts: tuple[float, ...] | None = None
     """Fixed voxel counts per class for the CE weights (e.g. SemanticKITTI's,
     :data:`occkit.losses.ssc.SEMANTICKITTI_CLASS_FREQUENCIES`); overrides ``class_balance``."""
@@ -143,8 +196,10 @@ class CIGOccNet(nn.Module):
         if self.use_seg:
             self.seg_branch = nn.Sequential(nn.Conv2d(Cn, Cb, 3, padding=1), nn.BatchNorm2d(Cb), nn.ReLU(inplace=True))
             self.seg_out = nn.Conv2d(Cb, PRIOR_SEG_CLASSES, 1)
-        # the SAM-distillation mask head (same-segment affinity to the right / lower neighbour)
-        self.mask_head = nn.Sequential(nn.Conv2d(Cn, Cb, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(Cb, 2, 1)) \
+        # the SAM-distillation head: same-segment affinity to the right / lower neighbour (2
+        # channels) or pixel embeddings for the per-segment mask logits (Cb channels)
+        dist_out = 2 if cfg.distill == "affinity" else Cb
+        self.mask_head = nn.Sequential(nn.Conv2d(Cn, Cb, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(Cb, dist_out, 1)) \
             if cfg.distill_weight > 0 else None
         if self.fused:
             in_ch = [Cn] + ([Cb + 1] if self.use_depth else []) + ([Cb + PRIOR_SEG_CLASSES] if self.use_seg else [])
@@ -159,7 +214,25 @@ class CIGOccNet(nn.Module):
         self.lift = SampleViewTransform(lift_in, mcfg.context_channels, self.lift_grid, coords=mcfg.sample_coords)
         self.queries = self.use_depth and cfg.depth_queries
         in3d = self.lift.out_channels + (2 if self.queries else 0)
+        self.stage1 = self.stage1_head = None
+        if cfg.stage1_weight > 0:  # the figure's stage-1 3D U-Net with its own SSC head
+            w1 = tuple(mcfg.encoder_widths[:2])
+            self.stage1 = UNetEncoder(3, in3d, w1, 1)
+            self.stage1_head = VoxelHead(w1[0], mcfg.num_classes)
+            in3d += w1[0]
         self.encoder = UNetEncoder(3, in3d, tuple(mcfg.encoder_widths), mcfg.encoder_blocks)
+        self.context_prior = None
+        self.bottleneck_shape: tuple[int, ...] | None = None
+        """``(X, Y, Z)`` of the main U-Net's bottleneck where the context prior sits (else None)."""
+        if cfg.context_prior:
+            shape = self.lift_grid.shape
+            for _ in range(len(mcfg.encoder_widths) - 1):
+                shape = tuple((s + 1) // 2 for s in shape)  # a stride-2 3x3x3 conv, padding 1
+            if any(s % 2 for s in shape):
+                raise ValueError(f"cigocc.context_prior: the 3D U-Net's bottleneck {shape} must be even on every axis "
+                                 "(2x2x2 supervoxels); change model.lift_downsample or model.encoder_widths")
+            self.context_prior = ContextPrior3D(mcfg.encoder_widths[-1], shape, cfg.num_relations)
+            self.bottleneck_shape = shape
         sub = tuple(o // l for o, l in zip(self.output_grid.shape, self.lift_grid.shape)) if mcfg.voxel_upsample == "subvoxel" else (1, 1, 1)
         self.head = VoxelHead(self.encoder.out_channels, mcfg.num_classes, subvoxels=sub)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -172,9 +245,11 @@ class CIGOccNet(nn.Module):
             images: ``(B, N, 3, H, W)`` in [0, 1] (N = 1 on SemanticKITTI); intrinsics ``(B, N, 3,
                 3)``; T_ego_from_cam ``(B, N, 4, 4)``.
         Returns:
-            :class:`OccNetOutput` (``logits (B, C, X, Y, Z)``) and a dict of 2D maps at the feature
-            stride, each ``(B*N, ., h, w)``: ``log_depth`` (1 channel), ``seg_logits`` (18),
-            ``affinity_logits`` (2: right, down), as the configuration has them.
+            :class:`OccNetOutput` (``logits (B, C, X, Y, Z)``) and a dict of the auxiliary outputs
+            the configuration has: 2D maps at the feature stride, each ``(B*N, ., h, w)``:
+            ``log_depth`` (1 channel), ``seg_logits`` (18), ``affinity_logits`` (2: right, down)
+            or ``mask_embeddings`` (``branch_channels``); ``stage1_logits`` ``(B, C, X', Y', Z')``
+            at the lift grid; ``relation_logits`` ``(B, R, N_b, N_b / 8)`` over the bottleneck.
         """
         dims = check_shape(images, "B N 3 H W", name="images")
         check_shape(intrinsics, "B N 3 3", name="intrinsics", dims={"B": dims["B"], "N": dims["N"]})
@@ -200,7 +275,7 @@ class CIGOccNet(nn.Module):
             aux["seg_logits"] = sl
             inputs.append(torch.cat([hs, sl.softmax(1)], 1))
         if self.mask_head is not None:
-            aux["affinity_logits"] = self.mask_head(app)
+            aux["affinity_logits" if self.cfg.distill == "affinity" else "mask_embeddings"] = self.mask_head(app)
         if self.fusion is not None:
             maps = self.fusion(inputs, (H, W))
         else:
@@ -210,7 +285,19 @@ class CIGOccNet(nn.Module):
         if self.queries:
             lifted = torch.cat([lifted, self.depth_query_channels(aux["log_depth"].view(B, N, 1, *aux["log_depth"].shape[-2:]),
                                                                   intrinsics, T_ego_from_cam, (H, W))], 1)
-        feats = self.encoder(lifted)
+        x3d = lifted
+        if self.stage1 is not None:
+            s1 = self.stage1(lifted)  # (B, w0, X', Y', Z')
+            aux["stage1_logits"] = self.stage1_head(s1)
+            x3d = torch.cat([lifted, s1], 1)
+        if self.context_prior is not None:
+            def bottleneck(x: torch.Tensor) -> torch.Tensor:
+                y, aux["relation_logits"] = self.context_prior(x)
+                return y
+
+            feats = self.encoder(x3d, bottleneck=bottleneck)
+        else:
+            feats = self.encoder(x3d)
         logits = self.head(feats)
         X, Y, Z = self.output_grid.shape
         if logits.shape[-3:] != (X, Y, Z):
@@ -264,6 +351,36 @@ def affinity_targets(segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return tgt, val
 
 
+def segment_mask_bce(embeddings: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+    """BCE of per-segment mask logits against the segments' binary masks (``distill: masks``).
+
+    For every image ``m`` and segment id ``s > 0`` in it: the query ``q_s`` is the mean embedding
+    of the segment's pixels; the logit of pixel ``p`` is ``<e_p, q_s> / sqrt(D)``; the target is
+    ``[segment(p) == s]`` (pixels of no segment are negatives of every mask). The result is the
+    mean over every (segment, pixel) pair of the batch; 0 (connected) when no image has a segment.
+
+    Args:
+        embeddings: ``(M, D, h, w)``; segments: ``(M, h, w)`` long, 0 = none.
+    """
+    d = check_shape(embeddings, "M D h w", name="embeddings")
+    check_shape(segments, "M h w", name="segments", dims={k: d[k] for k in ("M", "h", "w")})
+    D = d["D"]
+    logits, targets = [], []
+    for m in range(d["M"]):
+        e = embeddings[m].float().flatten(1)  # (D, P)
+        ids = segments[m].long().flatten()  # (P,)
+        uniq = torch.unique(ids[ids > 0])
+        if uniq.numel() == 0:
+            continue
+        member = ids[None] == uniq[:, None]  # (S, P)
+        q = (member.float() @ e.T) / member.sum(1, keepdim=True).float()  # (S, D)
+        logits.append((q @ e / D ** 0.5).flatten())  # (S*P,)
+        targets.append(member.float().flatten())
+    if not logits:
+        return embeddings.sum() * 0
+    return F.binary_cross_entropy_with_logits(torch.cat(logits), torch.cat(targets))
+
+
 def _nearest(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     """``(M, H, W)`` map sampled at the centres of an ``hw`` grid (nearest)."""
     return F.interpolate(x[:, None].float(), size=hw, mode="nearest")[:, 0].to(x.dtype)
@@ -279,15 +396,33 @@ class CIGOccMethod(nn.Module):
         C = model_cfg.num_classes
         if c.class_counts is not None and len(c.class_counts) != C:
             raise ValueError(f"cigocc.class_counts: expected {C} values, got {len(c.class_counts)}")
-        if c.class_balance not in ("running", "none"):
-            raise ValueError(f"cigocc.class_balance: expected 'running' or 'none', got {c.class_balance!r}")
+        if c.class_balance not in ("dataset", "running", "none"):
+            raise ValueError(f"cigocc.class_balance: expected 'dataset', 'running' or 'none', got {c.class_balance!r}")
+        if c.distill not in ("affinity", "masks"):
+            raise ValueError(f"cigocc.distill: expected 'affinity' or 'masks', got {c.distill!r}")
         if not 0 <= c.empty_index < C:
             raise ValueError(f"cigocc.empty_index: {c.empty_index} is not a class of {C}")
-        for k in ("depth_weight", "seg_weight", "distill_weight", "ce_weight", "scal_geo_weight", "scal_sem_weight"):
+        for k in ("depth_weight", "seg_weight", "distill_weight", "ce_weight", "scal_geo_weight", "scal_sem_weight",
+                  "stage1_weight", "frustum_weight", "relation_weight"):
             if getattr(c, k) < 0:
                 raise ValueError(f"cigocc.{k} must be >= 0")
+        if c.frustum_size < 1:
+            raise ValueError(f"cigocc.frustum_size: expected >= 1 frusta per side, got {c.frustum_size}")
+        if c.num_relations not in (2, 4):
+            raise ValueError(f"cigocc.num_relations: expected 4 (MonoScene's) or 2 (binary), got {c.num_relations}")
+        if c.relation_weight > 0 and not c.context_prior:
+            raise ValueError("cigocc.relation_weight > 0 supervises the context prior: set cigocc.context_prior: true")
         self.model_cfg, self.cfg = model_cfg, method_cfg
         self.model = CIGOccNet(model_cfg, method_cfg)
+        out_shape = self.model.output_grid.shape
+        self.stage1_factor = tuple(o // l for o, l in zip(out_shape, self.model.lift_grid.shape))
+        self.bottleneck_factor = None
+        if self.model.bottleneck_shape is not None:
+            if any(o % b for o, b in zip(out_shape, self.model.bottleneck_shape)):
+                raise ValueError(f"cigocc.context_prior: the bottleneck {self.model.bottleneck_shape} does not divide the output grid {out_shape}")
+            self.bottleneck_factor = tuple(o // b for o, b in zip(out_shape, self.model.bottleneck_shape))
+        if c.frustum_weight > 0:  # output voxel centres, projected every step (the camera may change)
+            self.register_buffer("output_centres", self.model.output_grid.centers().reshape(-1, 3), persistent=False)
         self.register_buffer("label_counts", torch.zeros(C, dtype=torch.float64))
         """Voxels per class seen by ``training_step`` (``class_balance: running``)."""
 
@@ -304,6 +439,10 @@ class CIGOccMethod(nn.Module):
         c = self.cfg
         if c.class_counts is not None:
             return ssc_class_weights(torch.tensor(c.class_counts, dtype=torch.float64)).float()
+        if c.class_balance == "dataset":
+            raise ValueError(
+                "cigocc.class_balance='dataset' has no counts: the engine counts the training split's labels when training "
+                "starts (occkit.experiment.resolve_auto_class_counts); call it before training, or give cigocc.class_counts")
         if c.class_balance == "running" and float(self.label_counts.sum()) > 0:
             return ssc_class_weights(self.label_counts).float()
         return None
@@ -342,12 +481,44 @@ class CIGOccMethod(nn.Module):
             gt = _nearest(batch.prior_semantics.flatten(0, 1), tuple(sl.shape[-2:])).long()
             gt = torch.where(gt < PRIOR_SEG_CLASSES, gt, torch.full_like(gt, 255))
             losses["loss_seg"] = c.seg_weight * (F.cross_entropy(sl.float(), gt, ignore_index=255) if bool((gt != 255).any()) else sl.sum() * 0)
-        if "affinity_logits" in aux and c.distill_weight > 0:
+        if c.distill_weight > 0 and ("affinity_logits" in aux or "mask_embeddings" in aux):
             if batch.prior_segments is None:
                 raise ValueError("cigocc: distillation needs the segments prior (data.priors with kind 'segments')")
-            al = aux["affinity_logits"]
-            segs = _nearest(batch.prior_segments.flatten(0, 1), tuple(al.shape[-2:]))
-            tgt, val = affinity_targets(segs)
-            losses["loss_distill"] = c.distill_weight * (
-                F.binary_cross_entropy_with_logits(al.float()[val], tgt[val]) if bool(val.any()) else al.sum() * 0)
+            if "affinity_logits" in aux:
+                al = aux["affinity_logits"]
+                segs = _nearest(batch.prior_segments.flatten(0, 1), tuple(al.shape[-2:]))
+                tgt, val = affinity_targets(segs)
+                losses["loss_distill"] = c.distill_weight * (
+                    F.binary_cross_entropy_with_logits(al.float()[val], tgt[val]) if bool(val.any()) else al.sum() * 0)
+            else:
+                emb = aux["mask_embeddings"]
+                segs = _nearest(batch.prior_segments.flatten(0, 1), tuple(emb.shape[-2:]))
+                losses["loss_distill"] = c.distill_weight * segment_mask_bce(emb, segs)
+        if "stage1_logits" in aux and c.stage1_weight > 0:
+            s1 = aux["stage1_logits"]
+            t1 = downsample_labels(target, self.stage1_factor, c.empty_index, c.ignore_index, self.model_cfg.num_classes)
+            losses["loss_stage1"] = c.stage1_weight * (
+                ssc_cross_entropy(s1, t1, self.class_weight(), c.ignore_index) + scal_geo(s1, t1, c.empty_index, c.ignore_index)
+                + scal_sem(s1, t1, c.ignore_index))
+        if c.frustum_weight > 0:
+            ids, n = self.frustum_ids(batch)
+            losses["loss_frustum"] = c.frustum_weight * frustum_proportion_loss(logits, target, ids, n, c.ignore_index)
+        if "relation_logits" in aux and c.relation_weight > 0:
+            tb = downsample_labels(target, self.bottleneck_factor, c.empty_index, c.ignore_index, self.model_cfg.num_classes)
+            rel = relation_targets(tb, c.num_relations, c.empty_index, c.ignore_index, self.model_cfg.num_classes)
+            losses["loss_relation"] = c.relation_weight * relation_loss(aux["relation_logits"], rel)
         return losses
+
+    def frustum_ids(self, batch: Batch) -> tuple[torch.Tensor, int]:
+        """Local frustum of every output voxel ``(B, X, Y, Z)`` long (-1 = seen by no camera) and
+        the number of frusta: ``frustum_size**2`` per camera, a voxel seen by several cameras taking
+        the first's (SemanticKITTI has one)."""
+        B, N, _, H, W = batch.images.shape
+        size = self.cfg.frustum_size
+        xy, valid = project_points(self.output_centres, batch.intrinsics, batch.T_ego_from_cam, (H, W))  # (B, N, P, 2), (B, N, P)
+        uv = (xy + 1) / 2 * xy.new_tensor([W, H])  # pixel coordinates
+        ids = torch.full((B, valid.shape[2]), -1, dtype=torch.long, device=valid.device)  # (B, P)
+        for n in range(N):
+            fid = frustum_ids(uv[:, n], valid[:, n], (H, W), size)
+            ids = torch.where((ids < 0) & (fid >= 0), fid + n * size * size, ids)
+        return ids.view(B, *self.model.output_grid.shape), N * size * size

@@ -78,8 +78,9 @@ Readings taken where METHODS.md is unsure or where occkit differs:
   ``langocc``), the density is at the output grid's 0.4 m. ``langocc-gpu`` takes the released
   ``separate`` heads on the 0.4 m grid.
 - ``far: null``: where the ray leaves the grid box (the released 40 m is the box's half-width;
-  beyond the box the released density is zero, so only rays leaving the box through its top or
-  ends differ, by where their samples are spent).
+  beyond the box the released density is zero, so the two differ only in where the samples are
+  spent: the released ones partly beyond the box, and the importance samples of rays that keep
+  transmittance at 40 m in the last interval there).
 - Temporal rays (the paper: keyframes -12..+12 rendered in the current frame): ``temporal_offsets``
   lists keyframe offsets; :class:`occkit.data.temporal.WithTemporalPriors` (wrapped by
   ``build_dataset`` for langocc training frames) attaches the neighbours' cached 2D features

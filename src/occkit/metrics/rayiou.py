@@ -376,11 +376,14 @@ def _walk_numpy(
     dz, dy, dx = dt
     sz, sy, sx = st
     rid = np.arange(sl.start, sl.start + n)
-    done = np.zeros((V, n), bool)
+    # per ray, the bits still looked for: volumes without a hit yet, and the border
+    volume_bits = np.uint8((1 << V) - 1)
+    want = np.full(n, volume_bits | 0x80, np.uint8)
     t_prev = np.zeros(n, ftype)  # exit distance of the voxel before the block's first
     T = np.empty((M, n), ftype)  # (M, n) exit distance of the voxel at each step
     C = np.empty((M, n), np.uint8)  # (M, n) its byte
     K = np.empty((M, n), np.int64)  # (M, n) its padded flat index
+    width = n  # the buffers' row length (rays carried fill the first n columns)
     t_yx, tmp = np.empty(n, ftype), np.empty(n, ftype)
     itmp = np.empty(n, np.int64)
     mz, my, mx = np.empty(n, bool), np.empty(n, bool), np.empty(n, bool)
@@ -410,45 +413,49 @@ def _walk_numpy(
             cur += i
             np.multiply(sx, bx, out=i)
             cur += i
-        # What the block met: only rays with a non-zero byte (an occupied voxel or the border).
+        # What the block met: only rays with a byte they look for (a first hit or the border).
         Cn = C[:, :n]
-        S = np.flatnonzero(Cn.max(0))
+        Cn &= want
+        S = np.flatnonzero(Cn.max(0) != 0)
         if S.size:
-            Cs = Cn[:, S]
+            Cs = np.take(Cn, S, axis=1)  # (M, |S|); faster than Cn[:, S]
             cols = np.arange(S.size)
+            wanted = want[S]
             for v in range(V):
                 met = (Cs & bits[v]) != 0  # (M, |S|)
                 kk = met.argmax(0)  # first step that met a voxel of volume v or the border
-                new = met[kk, cols] & ~done[v, S]
+                new = met[kk, cols] & ((wanted & np.uint8(1 << v)) != 0)
                 if not new.any():
                     continue
                 Sv, kv = S[new], kk[new]
-                miss = (Cn[kv, Sv] & 0x80) != 0
+                at = kv * width + Sv  # flat index into the (M, width) buffers
+                miss = (C.ravel().take(at) & 0x80) != 0
                 r = rid[Sv]
-                h = K[kv, Sv]  # padded flat index -> the volume's flat index
+                h = K.ravel().take(at)  # padded flat index -> the volume's flat index
                 fr, rem = np.divmod(h, per_frame)
                 x, rem = np.divmod(rem, strides[0])
                 y, z = np.divmod(rem, PZ)
                 flat = ((fr * X + x - P) * Y + y - P) * Z + z - P
                 hit = ~miss
                 labels[v, r[hit]] = volumes[v, flat[hit]]
-                before = np.where(kv > 0, T[np.maximum(kv - 1, 0), Sv], t_prev[Sv])  # the grid's exit
-                depth[v, r] = np.where(miss, before, T[kv, Sv])
-                done[v, Sv] = True
+                Tf = T.ravel()
+                before = np.where(kv > 0, Tf.take(np.maximum(at - width, Sv)), t_prev[Sv])  # the grid's exit
+                depth[v, r] = np.where(miss, before, Tf.take(at))
+                want[Sv] &= np.uint8(~(1 << v) & 0xFF)
         t_prev = T[M - 1, :n].copy()
-        finished = done.all(0)
+        finished = (want & volume_bits) == 0
         n_finished = int(finished.sum())
-        if 4 * n_finished > n:  # carry only the rays still walking
+        if 32 * n_finished > n:  # carry only the rays still walking (copying is cheaper than walking)
             keep = ~finished
-            rid, cur, tz, ty, tx, dz, dy, dx, sz, sy, sx, t_prev = (
-                x[keep] for x in (rid, cur, tz, ty, tx, dz, dy, dx, sz, sy, sx, t_prev)
+            rid, cur, tz, ty, tx, dz, dy, dx, sz, sy, sx, t_prev, want = (
+                x[keep] for x in (rid, cur, tz, ty, tx, dz, dy, dx, sz, sy, sx, t_prev, want)
             )
-            done = done[:, keep]
             n = rid.shape[0]
-        elif n_finished:  # park them: they stay on their last voxel (inside the border)
+        elif n_finished:  # park them: they stay on their last voxel (inside the border), looking for nothing
             sz[finished] = 0
             sy[finished] = 0
             sx[finished] = 0
+            want[finished] = 0
 
 
 def _walk_torch(

@@ -86,18 +86,20 @@ def frustum_proportion_loss(logits: torch.Tensor, target: torch.Tensor, frustum:
     d = check_shape(logits, "B C X Y Z", name="logits")
     check_shape(target, "B X Y Z", name="target", dims={k: d[k] for k in "BXYZ"})
     check_shape(frustum, "B X Y Z", name="frustum", dims={k: d[k] for k in "BXYZ"})
-    C = d["C"]
+    B, C = d["B"], d["C"]
     keep = (target != ignore_index) & (frustum >= 0) & (frustum < num_frusta)
     if not bool(keep.any()):
         return logits.sum() * 0
-    prob = logits.float().softmax(1).movedim(1, -1)[keep]  # (K, C)
-    ids = frustum[keep]  # (K,)
-    labels = target[keep]  # (K,)
+    labels = torch.where(keep, target, torch.zeros_like(target)).flatten(1)  # (B, P)
     if bool((labels < 0).any()) or bool((labels >= C).any()):
         raise ValueError(f"target: labels outside 0..{C - 1} (other than {ignore_index})")
-    pred = prob.new_zeros(num_frusta, C).index_add_(0, ids, prob)  # (F, C) summed probabilities
-    count = prob.new_zeros(num_frusta * C).index_add_(0, ids * C + labels, torch.ones_like(ids, dtype=prob.dtype))
-    count = count.view(num_frusta, C)  # (F, C) label counts
+    ids = torch.where(keep, frustum, torch.full_like(frustum, num_frusta)).flatten(1)  # (B, P); bucket F = left out
+    # channel-first scatter over every voxel (no masked copies of the (B, C, P) probabilities)
+    prob = logits.float().softmax(1).flatten(2)  # (B, C, P)
+    pred = prob.new_zeros(B, C, num_frusta + 1).scatter_add_(2, ids[:, None].expand(-1, C, -1), prob)
+    pred = pred.sum(0)[:, :num_frusta].T  # (F, C) summed probabilities, frames pooled
+    count = prob.new_zeros((num_frusta + 1) * C).index_add_(0, (ids * C + labels).flatten(), prob.new_ones(ids.numel()))
+    count = count.view(num_frusta + 1, C)[:num_frusta]  # (F, C) label counts
     total = count.sum(1)  # (F,)
     used = total > 0
     p = count[used] / total[used, None]  # (F', C) ground-truth proportions

@@ -157,6 +157,7 @@ def _picture(path: Path, images, depth, sem, cameras, source: str, token: str) -
 
     from occkit.labels import palette_array
     from occkit.viz.draw import BACKGROUND, colorbar, colormap, hstack, resize, save_png, titled, vstack
+    from occkit.viz.figure import occ3d_legend
 
     imgs = (images.permute(0, 2, 3, 1).clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
     H, W = imgs.shape[1:3]
@@ -171,7 +172,7 @@ def _picture(path: Path, images, depth, sem, cameras, source: str, token: str) -
         row = hstack([imgs[i], resize(s, W, H, nearest=True), resize(d, W, H, nearest=True)], gap=4)
         rows.append(titled(row, f"{cam}: image | rendered semantics | rendered depth"))
     fig = titled(vstack(rows, gap=6), f"{source}, frame {token}")
-    fig = vstack([fig, colorbar(0.0, vmax)], gap=4)
+    fig = vstack([fig, colorbar(0.0, vmax), occ3d_legend(sem, width=fig.shape[1])], gap=4)
     save_png(path, np.ascontiguousarray(fig))
 
 
@@ -183,6 +184,7 @@ def _compare_picture(path: Path, images, sources, cam_idx: list[int], cam_names:
 
     from occkit.labels import palette_array
     from occkit.viz.draw import BACKGROUND, colorbar, colormap, hstack, resize, save_png, titled, vstack
+    from occkit.viz.figure import occ3d_legend
 
     imgs = (images.permute(0, 2, 3, 1).clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
     H, W = imgs.shape[1:3]
@@ -204,5 +206,5 @@ def _compare_picture(path: Path, images, sources, cam_idx: list[int], cam_names:
         rows.append(titled(vstack([hstack(sem_tiles, gap=4), hstack(depth_tiles, gap=4)], gap=4),
                            f"{cam}: image | rendered semantics and depth of {names}"))
     fig = titled(vstack(rows, gap=6), f"{title}, frame {token}")
-    fig = vstack([fig, colorbar(0.0, vmax)], gap=4)
+    fig = vstack([fig, colorbar(0.0, vmax), occ3d_legend(*(s for _, _, s in sources), width=fig.shape[1])], gap=4)
     save_png(path, np.ascontiguousarray(fig))

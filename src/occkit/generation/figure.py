@@ -1,13 +1,15 @@
 """The picture of generated scenes: each row the layout (bird's-eye view of the cameras' half of
-the grid), the generated camera images beside it, and the text above."""
+the grid), the generated camera images beside it, and the text above; the layouts' class legend
+below."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from occkit.viz.bev import bev_image
+from occkit.viz.bev import MASK_TINT, bev_image
 from occkit.viz.draw import hstack, pad_to, titled, vstack
+from occkit.viz.figure import occ3d_legend
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -40,5 +42,11 @@ def generation_figure(rows: list[dict], title: str = "", front_only: bool = True
             panels.append(titled(np.ascontiguousarray(img), label, size=12))
         out.append(titled(hstack(panels, gap=6), r.get("text", ""), size=12))
     width = max(o.shape[1] for o in out)
-    fig = vstack([pad_to(o, o.shape[0], width) for o in out], gap=10)
+    parts = [pad_to(o, o.shape[0], width) for o in out]
+    layouts = [r["semantics"] for r in rows if r.get("semantics") is not None]
+    if layouts:  # the layouts' classes (and the grey of voxels outside the mask)
+        masked = any(r.get("mask") is not None for r in rows if r.get("semantics") is not None)
+        parts.append(occ3d_legend(*(np.asarray(s) for s in layouts), width=width,
+                                  extras=[("outside the mask (dimmed)", MASK_TINT)] if masked else []))
+    fig = vstack(parts, gap=10)
     return titled(fig, title, size=14) if title else fig

@@ -207,3 +207,16 @@ def compose_frame_figure(
         extras.append((f"outside the {mask} mask (dimmed)", MASK_TINT))
     parts.append(legend(OCC3D_CLASSES[:OCC3D_FREE], OCC3D_PALETTE, width, present=present[:OCC3D_FREE], extras=extras))
     return vstack(parts, gap=6)
+
+
+def occ3d_legend(*labels: np.ndarray | None, width: int, extras: Sequence[tuple[str, Sequence[int]]] = ()) -> np.ndarray:
+    """The Occ3D class legend for pictures of class maps or grids (``labels``: any shapes of class
+    ids; None skipped): classes present in any of them bright, the others dimmed, free drawn as
+    the background ("empty (free)") and then the ``extras``. ``(H, width, 3) uint8``."""
+    present = np.zeros(len(OCC3D_CLASSES), bool)
+    for g in labels:
+        if g is not None:
+            g = np.asarray(g)
+            present[np.unique(g[(g >= 0) & (g < len(present))])] = True
+    return legend(OCC3D_CLASSES[:OCC3D_FREE], OCC3D_PALETTE, width, present=present[:OCC3D_FREE],
+                  extras=[("empty (free)", BACKGROUND), *extras])

@@ -232,3 +232,17 @@ def test_separate_heads_shapes_and_training():
     assert all(p.grad is None for p in m.model.head.parameters())  # the network's own head is unused (identity)
     scores = m.predict(batch)
     assert scores.shape == (1, 18, X, Y, Z)
+
+
+def test_feature_field_of_latent_heads_is_the_language_mlp_of_the_latent_lookup():
+    """`occkit retrieval --ckpt` reads features through `feature_field` (both head kinds): for
+    `heads: latent` it must equal the former path, the language MLP of the latent read trilinearly."""
+    m = tiny_method().eval()
+    g = torch.Generator().manual_seed(3)
+    latent = torch.randn(m.latent_dim, *m.latent_grid.shape, generator=g)
+    pts = (torch.rand(50, 3, generator=g) - 0.5) * 6.0
+    with torch.no_grad():
+        want = m.language(m.latent_field(latent)(pts))
+        got = m.feature_field(latent)(pts)
+    assert got.shape == (50, D)
+    torch.testing.assert_close(got, want)

@@ -65,10 +65,9 @@ def _features_fn(args: argparse.Namespace, queries):
         @torch.no_grad()
         def feats(sample, points):
             batch = collate([sample]).to(device)
-            latent = method.forward(batch).features[0]
-            lookup = method.latent_field(latent)
+            field = method.feature_field(method.forward(batch).features[0])  # heads: latent or separate
             pts = points.to(device)
-            return torch.cat([method.language(lookup(pts[i : i + 65536])) for i in range(0, len(pts), 65536)] or [pts.new_zeros(0, text.shape[1])])
+            return torch.cat([field(pts[i : i + 65536]) for i in range(0, len(pts), 65536)] or [pts.new_zeros(0, text.shape[1])])
 
         return ds, text, feats, f"langocc {folder}"
     if args.priors is None:

@@ -84,6 +84,12 @@ def _scene_record(data: Path, i: int) -> Path:
     return data / ".scenes" / f"{i:04d}.json"
 
 
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def generate_world(data: Path, synth: Any) -> None:
     """``generate_dataset``'s world, one scene at a time: a finished scene's record (what goes into
     ``annotations.json``) is kept in ``data/.scenes/``, so a stopped generation resumes with the
@@ -122,7 +128,9 @@ def generate_world(data: Path, synth: Any) -> None:
 
     jobs = [(str(data), synth, i) for i in todo]
     if synth.workers > 1 and len(todo) > 1:
-        with mp.get_context("spawn").Pool(min(synth.workers, len(todo))) as pool:
+        # Ctrl-C reaches the workers too: they ignore it and this process stops them, so a stop
+        # prints one line rather than a traceback per worker
+        with mp.get_context("spawn").Pool(min(synth.workers, len(todo)), initializer=_ignore_sigint) as pool:
             for (_, _, i), r in zip(jobs, pool.imap(_worker, jobs)):
                 finished(i, r)
     else:

@@ -8,7 +8,7 @@ quality JSON exists is not redone (the script resumes). ``OUT/labels_quality.jso
 row and ``OUT/labels_quality.md`` the table.
 
     python benchmarks/easyocc_labels.py --data WORLD --priors PRIORS --out runs/easyocc_labels \
-        --split val --past 0,3,7
+        --split val --past 0,3,7 --skip carve_all-K7,consistency_carve_all-K3,consistency_carve_all-K7
 
 On the ablation regime's stages (configs/ablations/easyocc.yaml): WORLD = the ``world`` stage,
 PRIORS = the ``priors`` stage (``occkit ablate easyocc --out runs/abl/easyocc --dry-run`` prints
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="val", choices=("train", "val", "all"), help="frames labelled and scored (default val)")
     ap.add_argument("--past", default="0,3,7", help="comma-separated K (default 0,3,7)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {','.join(VARIANTS)}")
+    ap.add_argument("--skip", default="", help="comma-separated VARIANT-KK rows not to run (e.g. carve_all-K7: every point's ray is slow)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = ap.parse_args(argv)
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for k in ks:
         for name in names:
-            if k == 0 and name in MULTI_FRAME_ONLY:
+            if (k == 0 and name in MULTI_FRAME_ONLY) or f"{name}-K{k}" in args.skip.split(","):
                 continue
             folder = args.out / f"{name}-K{k}"
             qpath = folder / "quality.json"

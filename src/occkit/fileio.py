@@ -9,7 +9,7 @@ import io as _io
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -95,3 +95,42 @@ def load_npz(path: str | os.PathLike, keys: tuple[str, ...] = ()) -> dict[str, n
     if missing:
         raise KeyError(f"{path}: missing arrays {missing} (has {sorted(out)})")
     return out
+
+
+FILE_SUMS = "files.json"
+"""Beside files written one folder at a time (a prior cache's frame, a pseudo-label frame):
+``{name: {"size": bytes, "sha256": hex}}`` of each, written after them; a resumed run keeps
+the files only when every one matches it (:func:`files_intact`)."""
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def record_files(files: Sequence[Path]) -> None:
+    """Write the size and checksum of files of one folder (:data:`FILE_SUMS`, atomically)."""
+    sums = {Path(p).name: {"size": Path(p).stat().st_size, "sha256": sha256_file(p)} for p in files}
+    write_json_atomic(Path(files[0]).parent / FILE_SUMS, sums)
+
+
+def files_intact(files: Sequence[Path]) -> bool:
+    """Whether files of one folder are all there with the size and checksum recorded when they
+    were written: a missing, zero-byte, truncated or changed file (or no record: output from
+    before records, or a run killed between the files and the record) means they are redone."""
+    path = Path(files[0]).parent / FILE_SUMS
+    try:
+        sums = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    for p in map(Path, files):
+        want = sums.get(p.name) if isinstance(sums, dict) else None
+        if not want or not p.is_file() or p.stat().st_size != want.get("size") or sha256_file(p) != want.get("sha256"):
+            return False
+    return True

@@ -73,3 +73,37 @@ def test_quality_of_the_real_labels_is_perfect(synth_root):
     q = label_quality(synth_root, synth_root)
     assert q["miou_camera"] == pytest.approx(100.0) and q["precision_none"] == pytest.approx(100.0)
     assert q["recall_camera"] == pytest.approx(100.0)
+
+
+def test_resume_redoes_missing_short_and_changed_labels_bit_identically(synth_root, priors, tmp_path, one_torch_thread):
+    cfg = PseudoLabelConfig(past=1, split="val", carve_every=16)
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    make_pseudo_labels(synth_root, priors, whole, cfg, progress=False)
+    make_pseudo_labels(synth_root, priors, cut, cfg, progress=False)
+    files = sorted(p.relative_to(cut) for p in cut.glob("gts/*/*/labels.npz"))
+    assert len(files) >= 2 and all((p.parent / "files.json").is_file() for p in cut.glob("gts/*/*/labels.npz"))
+    (cut / files[0]).write_bytes((cut / files[0]).read_bytes()[:100])  # truncated
+    (cut / files[1]).write_bytes(b"")  # zero bytes
+    if len(files) > 2:
+        (cut / files[2]).unlink()  # missing
+    make_pseudo_labels(synth_root, priors, cut, cfg, progress=False)
+    for f in files:
+        assert (cut / f).read_bytes() == (whole / f).read_bytes(), f
+
+
+def test_labels_of_another_prior_cache_at_the_same_path_are_refused(synth_root, priors, tmp_path, one_torch_thread):
+    cfg = PseudoLabelConfig(past=0, free="none", split="val")
+    out = tmp_path / "pl"
+    make_pseudo_labels(synth_root, priors, out, cfg, progress=False)
+    record = json.loads((out / RECORD_FILE).read_text())
+    # a record written before the vote / consistency options existed still resumes
+    for key in ("vote", "consistency"):
+        del record["config"][key]
+    (out / RECORD_FILE).write_text(json.dumps(record))
+    make_pseudo_labels(synth_root, priors, out, cfg, progress=False)
+    # the cache at that path remade (another creation time): refused, not mixed
+    record = json.loads((out / RECORD_FILE).read_text())
+    record["prior_created"] = "2000-01-01T00:00:00Z"
+    (out / RECORD_FILE).write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="another prior cache"):
+        make_pseudo_labels(synth_root, priors, out, cfg, progress=False)

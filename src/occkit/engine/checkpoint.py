@@ -23,7 +23,6 @@ unverified. Nothing here unpickles arbitrary objects.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -36,7 +35,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
-from occkit.fileio import read_json, write_json_atomic, write_text_atomic
+from occkit.fileio import read_json, sha256_file, write_json_atomic, write_text_atomic
 
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
@@ -48,13 +47,8 @@ _STEP_DIR = re.compile(r"^step_(\d+)$")
 _PARTIAL_DIR = re.compile(r"^\.(step_\d+)\.(?:.+\.tmp|old)$")
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+file_sha256 = sha256_file
+"""Hex SHA-256 of a file's bytes (:func:`occkit.fileio.sha256_file`)."""
 
 
 def verify_checksum(path: str | os.PathLike) -> bool:

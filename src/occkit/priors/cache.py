@@ -91,41 +91,9 @@ def frame_files(root: str | os.PathLike, scene: str, token: str, cameras: Sequen
     return [d / f"{c}.npz" for c in cameras]
 
 
-FRAME_SUMS = "files.json"
-"""Beside a frame's ``.npz`` files: ``{name: {"size": bytes, "sha256": hex}}`` of each, written
-after them; a resumed run keeps a frame only when every file matches it."""
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def record_frame_files(files: Sequence[Path]) -> None:
-    """Write the size and checksum of a frame's files (:data:`FRAME_SUMS`)."""
-    sums = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in files}
-    write_json_atomic(Path(files[0]).parent / FRAME_SUMS, sums)
-
-
-def frame_intact(files: Sequence[Path]) -> bool:
-    """Whether a frame's files are all there with the size and checksum recorded when they were
-    written: a missing, zero-byte, truncated or changed file (or no record: a cache from before
-    records, or a run killed between the files and the record) means the frame is redone."""
-    path = Path(files[0]).parent / FRAME_SUMS
-    try:
-        sums = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    for p in files:
-        want = sums.get(p.name) if isinstance(sums, dict) else None
-        if not want or not p.is_file() or p.stat().st_size != want.get("size") or _sha256(p) != want.get("sha256"):
-            return False
-    return True
+from occkit.fileio import FILE_SUMS as FRAME_SUMS  # noqa: E402  (the record beside a frame's .npz files)
+from occkit.fileio import files_intact as frame_intact  # noqa: E402
+from occkit.fileio import record_files as record_frame_files  # noqa: E402
 
 
 def prior_frame(dataset: Dataset, sample: Sample) -> PriorFrame:

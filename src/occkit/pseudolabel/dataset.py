@@ -17,9 +17,10 @@ For every frame of the source dataset ``DATA`` and its prior cache ``PRIORS``
 ``OUT/annotations.json`` is the source's with the same frames, image paths made absolute (so
 ``Occ3DDataset(OUT)`` reads the source's images) and the splits limited to the scenes labelled;
 ``OUT/pseudolabel.json`` records how the labels were made (config, prior spec, source, counts).
-Every file is written atomically; a stopped run resumes when run again with the same settings
-(frames whose labels exist are skipped); scenes are processed in parallel by ``workers``
-processes.
+Every file is written atomically, each frame's ``labels.npz`` with its size and checksum beside it
+(``files.json``); a stopped run resumes when run again with the same settings and the same prior
+cache (frames whose labels are there and match their record are skipped; a missing, short or
+changed file is redone); scenes are processed in parallel by ``workers`` processes.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 
 from occkit.config import from_dict
-from occkit.fileio import read_json, save_npz_atomic, write_json_atomic
+from occkit.fileio import files_intact, read_json, record_files, save_npz_atomic, write_json_atomic
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.transforms import invert_transform
 from occkit.pseudolabel.lift import LiftedPoints, cat_points, lift_pixels
@@ -111,6 +112,12 @@ def check_config(cfg: PseudoLabelConfig) -> None:
         raise ValueError("consistency: 'frames' needs free: 'carve' (the frames' free space comes from the carving rays)")
     if cfg.min_points < 1 or cfg.pixel_stride < 1 or cfg.carve_every < 1 or cfg.sky_stride < 0:
         raise ValueError("min_points, pixel_stride and carve_every must be >= 1, sky_stride >= 0")
+    if not cfg.max_depth > 0:
+        raise ValueError(f"max_depth: expected > 0 metres, got {cfg.max_depth}")
+    if not 0 <= cfg.min_confidence <= 1:
+        raise ValueError(f"min_confidence: expected in [0, 1], got {cfg.min_confidence}")
+    if not cfg.carve_margin >= 0:
+        raise ValueError(f"carve_margin: expected >= 0 metres, got {cfg.carve_margin}")
     if cfg.split not in ("train", "val", "all"):
         raise ValueError(f"split: expected train, val or all, got {cfg.split!r}")
 
@@ -196,7 +203,7 @@ def label_scene(data: str, priors: str, out: str, cfg_dict: dict[str, Any], scen
     stats = {"written": 0, "skipped": 0, "occupied": 0, "observed": 0, "seconds": 0.0}
     for i, token in enumerate(tokens):
         path = Path(out) / "gts" / scene / token / "labels.npz"
-        if path.is_file():
+        if files_intact([path]):  # there with the size and checksum recorded when written
             stats["skipped"] += 1
             if on_frame:
                 on_frame(token)
@@ -212,6 +219,7 @@ def label_scene(data: str, priors: str, out: str, cfg_dict: dict[str, Any], scen
         T_ego_from_global = invert_transform(ds.T_global_from_ego(token))
         arrays = frame_labels([lifted[j] for j in range(lo, hi)], i - lo, T_ego_from_global, cfg, grid)
         save_npz_atomic(path, **arrays)
+        record_files([path])
         stats["written"] += 1
         stats["occupied"] += int((arrays["semantics"] != 17).sum())
         stats["observed"] += int(arrays["mask_camera"].sum())
@@ -257,12 +265,19 @@ def make_pseudo_labels(
     record_path = out / RECORD_FILE
     cfg_dict = asdict(cfg)
     cfg_dict["dynamic_classes"] = list(cfg.dynamic_classes)
+    prior_created = cache.record.get("created")
     if record_path.is_file():
         old = read_json(record_path)
-        if old.get("config") != cfg_dict or old.get("priors") != str(priors) or old.get("source") != str(data):
+        defaults = asdict(PseudoLabelConfig())
+        defaults["dynamic_classes"] = list(defaults["dynamic_classes"])
+        old_cfg = {**defaults, **(old.get("config") or {})}  # a record from before an option existed: its default
+        if old_cfg != cfg_dict or old.get("priors") != str(priors) or old.get("source") != str(data):
             raise ValueError(f"{record_path}: {out} holds pseudo-labels made with other settings, priors or source; use another --out")
+        if old.get("prior_spec") != cache.spec or ("prior_created" in old and old["prior_created"] != prior_created):
+            raise ValueError(f"{record_path}: {out} holds pseudo-labels of another prior cache at {priors} (made {old.get('prior_created')}, "
+                             f"spec {old.get('prior_spec')!r}; the cache now: {prior_created}, {cache.spec!r}); use another --out")
     record = {
-        "format": RECORD_FORMAT, "source": str(data), "priors": str(priors), "prior_spec": cache.spec,
+        "format": RECORD_FORMAT, "source": str(data), "priors": str(priors), "prior_spec": cache.spec, "prior_created": prior_created,
         "config": cfg_dict, "complete": False, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     from occkit import __version__

@@ -3,7 +3,8 @@ number of past frames K (issue 32): which rule sets the labels' occupied precisi
 
 For every rule variant x K: ``occkit pseudolabel`` on the chosen split of WORLD with the prior
 cache PRIORS (the Python API, the same code), then ``--quality`` against WORLD's real labels.
-Each variant's labels and quality JSON live under ``OUT/<variant>-K<k>/``; a variant whose
+Each variant's labels and quality JSON (with its wall seconds: beside other jobs and with the
+prior cache cold or in the page cache, they are not a speed figure) live under ``OUT/<variant>-K<k>/``; a variant whose
 quality JSON exists is not redone (the script resumes). ``OUT/labels_quality.json`` holds every
 row and ``OUT/labels_quality.md`` the table.
 
@@ -89,14 +90,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"recall {row['recall_camera']:.1f} / {row['recall_none']:.1f}  ({row['seconds']:.0f} s)", flush=True)
     write_json_atomic(args.out / "labels_quality.json", rows)
     lines = [
-        "| rule | K | mIoU camera / none | geometry IoU camera / none | occupied precision camera / none | occupied recall camera / none | observed % | occupied % | s / frame |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| rule | K | mIoU camera / none | geometry IoU camera / none | occupied precision camera / none | occupied recall camera / none | observed % | occupied % |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['variant']} | {r['past']} | {r['miou_camera']:.2f} / {r['miou_none']:.2f} | {r['geometry_iou_camera']:.2f} / "
             f"{r['geometry_iou_none']:.2f} | {r['precision_camera']:.1f} / {r['precision_none']:.1f} | {r['recall_camera']:.1f} / "
-            f"{r['recall_none']:.1f} | {r['density']:.1f} | {r['occupied_fraction']:.2f} | {r['seconds'] / r['frames']:.2f} |"
+            f"{r['recall_none']:.1f} | {r['density']:.1f} | {r['occupied_fraction']:.2f} |"
         )
     write_text_atomic(args.out / "labels_quality.md", "\n".join(lines) + "\n")
     print(f"wrote {args.out / 'labels_quality.md'}")

@@ -80,6 +80,26 @@ def lidar_ray_directions(dtype: torch.dtype = torch.float64, device: torch.devic
 
 
 @torch.no_grad()
+
+def _checked_rays(volumes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, dtype: torch.dtype,
+                  dev: torch.device) -> tuple[torch.Tensor, ...]:
+    """Value checks shared by both walks (integer labels in range, every ray starting inside the
+    grid); returns origins, directions, the grid's lower and upper corners and voxel size as
+    ``dtype`` tensors on ``dev``."""
+    if volumes.is_floating_point():
+        raise TypeError(f"volumes: expected integer labels, got {volumes.dtype}")
+    if volumes.numel() and (int(volumes.min()) < 0 or int(volumes.max()) >= _OUTSIDE):
+        raise ValueError(f"volumes: labels must lie in [0, {_OUTSIDE - 1}]")
+    o = origins.to(device=dev, dtype=dtype)
+    d = dirs.to(device=dev, dtype=dtype)
+    lo = torch.tensor(grid.range_min, dtype=dtype, device=dev)
+    hi = torch.tensor(grid.range_max, dtype=dtype, device=dev)
+    vs = torch.tensor(grid.voxel_size, dtype=dtype, device=dev)
+    if origins.shape[0] and not bool(((o >= lo) & (o < hi)).all()):
+        bad = int((~((o >= lo) & (o < hi)).all(-1)).nonzero()[0])
+        raise ValueError(f"origins: ray {bad} starts at {o[bad].tolist()}, outside the grid {grid.point_range}")
+    return o, d, lo, hi, vs
+
 def cast_rays_reference(
     volumes: torch.Tensor,
     frame: torch.Tensor,
@@ -118,18 +138,7 @@ def cast_rays_reference(
     check_shape(dirs, "R 3", name="dirs", dims={"R": R})
     check_shape(frame, "R", name="frame", dims={"R": R})
     dev = volumes.device
-    if volumes.is_floating_point():
-        raise TypeError(f"volumes: expected integer labels, got {volumes.dtype}")
-    if volumes.numel() and (int(volumes.min()) < 0 or int(volumes.max()) >= _OUTSIDE):
-        raise ValueError(f"volumes: labels must lie in [0, {_OUTSIDE - 1}]")
-    o = origins.to(device=dev, dtype=dtype)
-    d = dirs.to(device=dev, dtype=dtype)
-    lo = torch.tensor(grid.range_min, dtype=dtype, device=dev)
-    hi = torch.tensor(grid.range_max, dtype=dtype, device=dev)
-    vs = torch.tensor(grid.voxel_size, dtype=dtype, device=dev)
-    if R and not bool(((o >= lo) & (o < hi)).all()):
-        bad = int((~((o >= lo) & (o < hi)).all(-1)).nonzero()[0])
-        raise ValueError(f"origins: ray {bad} starts at {o[bad].tolist()}, outside the grid {grid.point_range}")
+    o, d, lo, hi, vs = _checked_rays(volumes, origins, dirs, grid, dtype, dev)
 
     # Padded volumes, flattened: (V, F * (X+2) * (Y+2) * (Z+2)) uint8, border = _OUTSIDE.
     pad = torch.full((V, F, X + 2, Y + 2, Z + 2), _OUTSIDE, dtype=torch.uint8, device=dev)
@@ -256,18 +265,7 @@ def cast_rays(
         raise ValueError(f"walk='numpy' needs CPU tensors, got volumes on {dev}")
     if V > 7 or dtype not in (torch.float64, torch.float32):  # one byte holds 7 volumes' bits
         return cast_rays_reference(volumes, frame, origins, dirs, grid, free_class, dtype)
-    if volumes.is_floating_point():
-        raise TypeError(f"volumes: expected integer labels, got {volumes.dtype}")
-    if volumes.numel() and (int(volumes.min()) < 0 or int(volumes.max()) >= _OUTSIDE):
-        raise ValueError(f"volumes: labels must lie in [0, {_OUTSIDE - 1}]")
-    o = origins.to(device=dev, dtype=dtype)
-    d = dirs.to(device=dev, dtype=dtype)
-    lo = torch.tensor(grid.range_min, dtype=dtype, device=dev)
-    hi = torch.tensor(grid.range_max, dtype=dtype, device=dev)
-    vs = torch.tensor(grid.voxel_size, dtype=dtype, device=dev)
-    if R and not bool(((o >= lo) & (o < hi)).all()):
-        bad = int((~((o >= lo) & (o < hi)).all(-1)).nonzero()[0])
-        raise ValueError(f"origins: ray {bad} starts at {o[bad].tolist()}, outside the grid {grid.point_range}")
+    o, d, lo, hi, vs = _checked_rays(volumes, origins, dirs, grid, dtype, dev)
 
     # One byte per voxel: bit v = occupied in volume v; the border (P voxels thick) = 0x80.
     P = _BLOCK + 1

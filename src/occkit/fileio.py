@@ -8,6 +8,7 @@ from __future__ import annotations
 import io as _io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -134,3 +135,21 @@ def files_intact(files: Sequence[Path]) -> bool:
         if not want or not p.is_file() or p.stat().st_size != want.get("size") or sha256_file(p) != want.get("sha256"):
             return False
     return True
+
+
+def publish_folder(tmp: str | os.PathLike, final: str | os.PathLike, old: str | os.PathLike) -> Path:
+    """Put the finished folder ``tmp`` (``mkdtemp``, mode 0700) in place as ``final`` with the mode
+    ``mkdir`` would give (0777 & ~umask): renamed over nothing, or, when ``final`` exists, the old
+    one first renamed to ``old`` (a hidden name beside it), then removed. A crash leaves either
+    folder whole at ``final``."""
+    tmp, final, old = Path(tmp), Path(final), Path(old)
+    mask = _current_umask()
+    os.chmod(tmp, 0o777 & ~mask)
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    return final

@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from occkit.fileio import publish_folder
+
 OUTPUT_RECORD = ".occkit-output.json"
 """The record a writing command leaves in its output folder: ``{"command": ..., "occkit": ...}``."""
 
@@ -178,17 +180,7 @@ def staged_folder(out: str | os.PathLike, command: str, **record: Any) -> Iterat
     try:
         yield tmp
         mark_output(tmp, command, **record)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700
-        if o.exists():
-            old = o.parent / f".{o.name}.old.tmp"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(o, old)
-            os.replace(tmp, o)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, o)
+        publish_folder(tmp, o, o.parent / f".{o.name}.old.tmp")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -35,7 +35,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
-from occkit.fileio import read_json, sha256_file, write_json_atomic, write_text_atomic
+from occkit.fileio import publish_folder, read_json, sha256_file, write_json_atomic, write_text_atomic
 
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
@@ -157,14 +157,7 @@ def save_checkpoint(
         sums = {f.name: file_sha256(f) for f in sorted(tmp.iterdir()) if f.is_file()}
         write_json_atomic(tmp / CHECKSUM_FILE, sums)
         _permissions(tmp)
-        if final.exists():  # the same step saved again (e.g. after a resume): replace it
-            old = root / f".{final.name}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        publish_folder(tmp, final, root / f".{final.name}.old")  # the same step saved again (a resume): replaced
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

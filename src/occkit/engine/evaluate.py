@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from occkit.data.sample import Batch
-from occkit.fileio import save_npz_atomic, write_json_atomic
+from occkit.fileio import publish_folder, save_npz_atomic, write_json_atomic
 from occkit.metrics.evaluate import PROVENANCE_FILE
 from occkit.metrics.occ3d import Occ3DMetric
 
@@ -240,18 +240,9 @@ def write_prediction_folder(
         record = {**provenance, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                   "frames": n, "tokens": tokens}
         write_json_atomic(tmp / PROVENANCE_FILE, record)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700
         if out.exists():
             check_prediction_target(out, overwrite)  # it may have filled while we predicted
-            old = out.parent / f".{out.name}.old.tmp"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        publish_folder(tmp, out, out.parent / f".{out.name}.old.tmp")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

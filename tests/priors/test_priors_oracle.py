@@ -266,3 +266,20 @@ def test_semantickitti_layout(tmp_path, text):
     assert sorted(p.name for p in out.rglob("*.npz")) == ["image_2.npz", "image_2.npz"]
     r = evaluate_priors(root, out)
     assert r["frames"] == 2 and r["semantic_miou"] == 100.0 and r["depth_absrel"] == 0.0
+
+
+def test_resumed_cache_is_bit_identical_to_an_uninterrupted_one(synth_root, tmp_path):
+    kw = dict(kinds=["features"], progress=False)
+    whole = run_priors(synth_root, tmp_path / "whole", build_prior("oracle:typical"), **kw)
+    part = run_priors(synth_root, tmp_path / "part", build_prior("oracle:typical"), **kw)
+    later = sorted(part.rglob("*.npz"))[len(list(part.rglob("*.npz"))) // 2:]
+    for f in later:  # a stop after half of the frames
+        f.unlink()
+    run_priors(synth_root, part, build_prior("oracle:typical"), **kw)
+    files = sorted(whole.rglob("*.npz"))
+    assert len(files) == len(list(part.rglob("*.npz"))) > 4
+    for f in files:
+        a, b = np.load(f), np.load(part / f.relative_to(whole))
+        assert a.files == b.files and "features" in a.files
+        for k in a.files:
+            assert np.array_equal(a[k], b[k]), f"{f.relative_to(whole)} {k}"

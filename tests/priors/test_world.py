@@ -235,3 +235,14 @@ def test_run_exports_its_backbone_for_occupancy_networks(world_run):
     other = "resnet34" if meta["backbone"] != "resnet34" else "resnet18"
     with pytest.raises(ValueError, match=f"weights of a '{meta['backbone']}' backbone, but model.backbone is '{other}'"):
         Backbone(other, 8, weights=str(path))
+
+
+def test_text_embedding_does_not_depend_on_its_batch_mates():
+    """A text meets other texts in another order after a resume; its embedding must be the same
+    to the bit (in one padded batch it moved by float ulps), or resumed caches differ."""
+    from occkit.priors.text import load_text_encoder
+
+    together = load_text_encoder("minilm").encode_text(["car", "a photo of a long articulated bus on a road", "tree"])
+    alone = load_text_encoder("minilm")
+    one_by_one = torch.cat([alone.encode_text([t]) for t in ("tree", "car", "a photo of a long articulated bus on a road")])
+    assert torch.equal(together, one_by_one[[1, 2, 0]])

@@ -511,8 +511,10 @@ class ClipText:
         if not all(isinstance(t, str) for t in texts):
             raise TypeError("encode_text: expected a list of strings")
         new = sorted({t for t in texts if t not in self._memo})
-        for i in range(0, len(new), 256):
-            chunk = new[i:i + 256]
+        # one text per forward pass: in a padded batch a text's embedding moves by a few float ulps
+        # with its batch mates, and a resumed cache must be bit-identical to an uninterrupted one
+        for i in range(len(new)):
+            chunk = new[i:i + 1]
             enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
             with torch.no_grad():  # not inference_mode: callers may edit the outputs in place
                 emb = self.model.get_text_features(**enc.to(self.device)).pooler_output.float()

@@ -88,8 +88,12 @@ class SentenceTransformerText:
             raise TypeError("encode_text: expected a list of strings")
         new = sorted({t for t in texts if t not in self._memo})
         if new:
+            # one text per forward pass: in a padded batch a text's embedding moves by a few float
+            # ulps with its batch mates, so a cache resumed after a stop (other texts first met
+            # together) would not be bit-identical to one written in a single run
             with torch.no_grad():
-                emb = self.model.encode(new, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False)
+                emb = self.model.encode(new, batch_size=1, convert_to_tensor=True, normalize_embeddings=True,
+                                        show_progress_bar=False)
             for t, e in zip(new, emb.float().cpu()):
                 self._memo[t] = e
         if not texts:

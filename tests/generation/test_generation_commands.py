@@ -83,3 +83,99 @@ def test_train_generate_stats_eval_gen(run_dir, synth_root, tmp_path, capsys):
                  "--no-progress", "--device", "cpu"]) == 1  # refuses to write over a dataset
     assert main(["generate", "--ckpt", str(run_dir), "--data", str(synth_root), "--occupancy", "nope", "--n", "1",
                  "--out", str(tmp_path / "gen4"), "--no-progress", "--device", "cpu"]) == 1
+
+
+def _tree(folder):
+    """{relative path: bytes} of every file under ``folder``."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _occkit_lines(text: str) -> list[str]:
+    """The command's own lines (not a progress bar's) of what it printed."""
+    return [line for line in text.replace("\r", "\n").splitlines() if line.startswith("occkit generate")]
+
+
+def _stop_sampler(monkeypatch, at: int, error: BaseException, calls: list):
+    """Make the ``at``-th call (1-based) of the sampler raise ``error``; count the calls in ``calls``."""
+    import occkit.generation.generate as g
+
+    real = g.sample
+
+    def sample(*a, **k):
+        calls.append(k["seed"])
+        if len(calls) == at:
+            raise error
+        return real(*a, **k)
+
+    monkeypatch.setattr(g, "sample", sample)
+
+
+def test_an_interrupted_generate_resumes_to_the_same_bytes(run_dir, synth_root, tmp_path, capsys, monkeypatch):
+    from occkit.fileio import sha256_file
+    from occkit.generation.generate import partial_folder
+
+    def gen(out, *more):
+        return main(["generate", "--ckpt", str(run_dir), "--data", str(synth_root), "--occupancy", "val", "--n", "3",
+                     "--batch-size", "2", "--out", str(out), "--no-progress", "--device", "cpu", *more])
+
+    assert gen(tmp_path / "ref") == 0
+    ref = _tree(tmp_path / "ref")
+    assert not partial_folder(tmp_path / "ref").exists()
+    # files.json: the size and checksum of every file written (all but itself and the folder's output record)
+    sums = json.loads(ref["files.json"])
+    assert set(sums) == set(ref) - {"files.json", ".occkit-output.json"}
+    assert {"preview.png", "annotations.json", "generation.json"} <= set(sums) and sum(k.endswith(".png") for k in sums) == 4
+    for rel, want in sums.items():
+        assert want == {"size": len(ref[rel]), "sha256": sha256_file(tmp_path / "ref" / rel)}, rel
+
+    out = tmp_path / "gen"
+    work = partial_folder(out)
+    calls: list = []
+    _stop_sampler(monkeypatch, 2, KeyboardInterrupt(), calls)
+    capsys.readouterr()
+    assert gen(out) == 130  # Ctrl-C during the second batch
+    err = _occkit_lines(capsys.readouterr().err)
+    assert len(err) == 1 and "stopped" in err[0] and "2 of 3 frames kept" in err[0]
+    assert str(work) in err[0] and "same command" in err[0]
+    assert not out.exists() and sorted(p.name for p in work.iterdir()) == ["batch_000000", "settings.json"]
+    monkeypatch.undo()
+
+    saved = _tree(work)
+    assert gen(out, "--seed", "1") == 1  # other settings: refused in one line, the work folder untouched
+    err = _occkit_lines(capsys.readouterr().err)
+    assert len(err) == 1 and str(work) in err[0] and "seed differ" in err[0] and "delete" in err[0]
+    assert _tree(work) == saved and not out.exists()
+
+    calls.clear()
+    _stop_sampler(monkeypatch, 0, KeyboardInterrupt(), calls)
+    assert gen(out) == 0
+    assert calls == [2]  # only the missing batch was sampled (seeded seed + start)
+    assert "2 of 3 frames kept" in capsys.readouterr().out
+    assert _tree(out) == ref  # every file byte-identical to the uninterrupted run's
+    assert not work.exists()
+
+
+def test_a_broken_saved_batch_is_redone(run_dir, synth_root, tmp_path, capsys, monkeypatch):
+    from occkit.generation.generate import partial_folder
+
+    def gen(out):
+        return main(["generate", "--ckpt", str(run_dir), "--data", str(synth_root), "--from-perception", "--n", "4",
+                     "--batch-size", "1", "--out", str(out), "--no-progress", "--device", "cpu"])
+
+    assert gen(tmp_path / "ref") == 0
+    out = tmp_path / "gen"
+    work = partial_folder(out)
+    calls: list = []
+    _stop_sampler(monkeypatch, 3, ValueError("a failure"), calls)
+    assert gen(out) == 1  # an error in the third batch: the first two are kept
+    assert "a failure" in capsys.readouterr().err
+    assert sorted(p.name for p in work.glob("batch_*")) == ["batch_000000", "batch_000001"]
+    npz = work / "batch_000001" / "frames.npz"
+    npz.write_bytes(npz.read_bytes()[:100])  # truncated
+    calls.clear()
+    monkeypatch.undo()
+    _stop_sampler(monkeypatch, 0, KeyboardInterrupt(), calls)
+    assert gen(out) == 0
+    assert calls == [1, 2, 3]  # the broken batch and the two never sampled
+    assert "1 of 4 frames kept" in capsys.readouterr().out
+    assert _tree(out) == _tree(tmp_path / "ref") and not work.exists()

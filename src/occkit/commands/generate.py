@@ -1,21 +1,38 @@
 """``occkit generate --ckpt RUN --data ROOT [--text T] [--occupancy FRAME|SPLIT | --from-perception] --n N --out DIR``:
 scenes from a trained ``occscene`` run, written as an Occ3D-layout dataset (images + the
 occupancy that conditioned them, or that the perception model predicted) that ``occkit train``,
-``occkit stats`` and ``occkit eval-gen`` read; plus ``preview.png``.
+``occkit stats`` and ``occkit eval-gen`` read; plus ``preview.png`` (the first 4 frames) and
+``files.json`` (the size and SHA-256 of every file written).
+
+Resumable: each sampled batch is saved at once in a hidden work folder beside ``--out``
+(``.NAME.generate-partial``, with the settings that decide the output: the checkpoint's files'
+checksums, the data, the options, the image size, the cameras, the device); the same command
+again after a stop (Ctrl-C, kill, a crash) keeps the intact batches and samples only the others,
+and the dataset it writes is byte-identical to an uninterrupted run's. A work folder of other
+settings is refused, never mixed or deleted. The dataset is written whole at the end (a failure
+leaves nothing at ``--out``), then the work folder is removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_float, nonneg_int, positive_int
 
+EPILOG = ("An interrupted run (Ctrl-C, kill, a crash) continues when the same command is run again: finished batches "
+          "are kept in a hidden folder beside --out (.NAME.generate-partial) and only the missing ones are sampled; "
+          "the result is byte-identical to an uninterrupted run's. Delete that folder to start over.")
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = EPILOG
     p.add_argument("--ckpt", required=True, help="occscene run folder or checkpoint")
     p.add_argument("--data", required=True, help="real dataset root: camera calibration, ego poses, texts, layouts")
-    p.add_argument("--out", required=True, help="new folder for the generated dataset")
+    p.add_argument("--out", required=True, help="new folder for the generated dataset (an interrupted run into it "
+                                                 "continues when the same command is run again)")
     p.add_argument("--n", type=positive_int, default=8, help="frames to generate (default 8)")
     p.add_argument("--text", default=None, help="description for every frame (default: each source frame's scene description; non-empty, at most 500 characters)")
     how = p.add_mutually_exclusive_group()
@@ -31,16 +48,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=positive_int, default=None, help="DDIM steps (default: the run's schedule.sample_steps)")
     p.add_argument("--guidance", type=nonneg_float, default=1.0, help="classifier-free guidance scale on the text (1 = none)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the initial noise (default 0)")
-    p.add_argument("--batch-size", type=positive_int, default=4, help="frames sampled together (default 4)")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="frames sampled together (default 4); each finished "
+                                                                      "batch is saved, so a stop loses at most one")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even when the checkpoint has EMA weights")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def checkpoint_identity(folder: Path, ema: bool) -> dict[str, str]:
+    """The checkpoint as ``load_checkpoint_method`` reads it: its folder, the weights file it loads
+    and the SHA-256 of that file and of its config."""
+    from occkit.engine.checkpoint import CONFIG_FILE, EMA_FILE, MODEL_FILE
+    from occkit.fileio import sha256_file
+
+    weights = folder / EMA_FILE if ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
+    return {"checkpoint": str(folder.resolve()), "weights": weights.name, "weights_sha256": sha256_file(weights),
+            "config_sha256": sha256_file(folder / CONFIG_FILE)}
+
+
 def run(args: argparse.Namespace) -> int:
     from occkit.experiment import build_dataset, load_checkpoint_method
+    from occkit.generation.dataset import record_dataset_files
     from occkit.generation.figure import generation_figure
-    from occkit.generation.generate import generate_scenes
+    from occkit.generation.generate import generate_scenes, partial_folder, saved_frames
     from occkit.viz.draw import save_png
 
     out = Path(args.out)
@@ -56,15 +86,26 @@ def run(args: argparse.Namespace) -> int:
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema)
     if cfg.method != "occscene":
         raise ValueError(f"--ckpt {folder}: a {cfg.method!r} run; occkit generate needs an occscene run")
-    with staged_folder(out, "generate") as tmp:  # written whole: a failure leaves no half dataset
-        _, rows = generate_scenes(
-            method, cfg, args.data, tmp, args.n, text=args.text, occupancy=args.occupancy, from_perception=args.from_perception,
-            split=args.split, steps=args.steps, guidance_scale=args.guidance, seed=args.seed, batch_size=args.batch_size,
-            progress=not args.no_progress, record={"checkpoint": str(folder.resolve())}, use_layout=not args.text_only,
-            make_dataset=lambda root, split: build_dataset(cfg, root, split, train=False),
-        )
-        mode = "text only, layouts as labels" if args.text_only else "layout" if args.occupancy else "perception feedback" if args.from_perception else "text only"
-        save_png(tmp / "preview.png", generation_figure(rows, title=f"occkit generate ({mode}): {folder}"))
-    root = out
-    print(f"occkit generate: {args.n} frames ({mode}) in {root} (preview.png)")
+    mode = ("text only, layouts as labels" if args.text_only else "layout" if args.occupancy
+            else "perception feedback" if args.from_perception else "text only")
+    work = partial_folder(out)
+    try:
+        with staged_folder(out, "generate") as tmp:  # written whole: a failure leaves no half dataset
+            _, rows = generate_scenes(
+                method, cfg, args.data, tmp, args.n, text=args.text, occupancy=args.occupancy,
+                from_perception=args.from_perception, split=args.split, steps=args.steps, guidance_scale=args.guidance,
+                seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress,
+                record=checkpoint_identity(folder, ema=not args.no_ema), use_layout=not args.text_only,
+                make_dataset=lambda root, split: build_dataset(cfg, root, split, train=False), work=work,
+            )
+            save_png(tmp / "preview.png", generation_figure(rows, title=f"occkit generate ({mode}): {folder}"))
+            record_dataset_files(tmp)
+    except KeyboardInterrupt:
+        kept = saved_frames(work) if work.is_dir() else 0
+        where = (f"{kept} of {args.n} frames kept in {work}; run the same command again to continue" if kept
+                 else "no batch finished")
+        print(f"occkit generate: stopped; {where}", file=sys.stderr, flush=True)
+        return 130
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"occkit generate: {args.n} frames ({mode}) in {out} (preview.png, files.json)")
     return 0

@@ -5,7 +5,8 @@ Layout under ``out``: ``samples/<CAM>/<token>.png``, ``gts/<scene>/<token>/label
 (``semantics`` = the occupancy that conditioned the images, or the one the perception model
 predicted; ``mask_camera`` = ``mask_lidar`` = the voxels the generated cameras see, within the
 conditioning frame's camera mask), ``annotations.json`` (every scene in ``train_split``, an empty
-``val_split``, the texts in ``scene_descriptions``) and ``generation.json`` (what made it).
+``val_split``, the texts in ``scene_descriptions``) and ``generation.json`` (what made it);
+:func:`record_dataset_files` then adds ``files.json``: the size and SHA-256 of every file.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from occkit.fileio import save_npz_atomic, write_json_atomic
+from occkit.fileio import FILE_SUMS, save_npz_atomic, sha256_file, write_json_atomic
 from occkit.geometry.transforms import pose_from_transform
 from occkit.shapes import check_shape
 
@@ -29,7 +30,8 @@ class GeneratedFrame:
 
     Attributes:
         token, scene: names in the written dataset; text: its description.
-        images: ``(N, 3, H, W)`` float in [0, 1]; intrinsics ``(N, 3, 3)``; T_ego_from_cam ``(N, 4, 4)``.
+        images: ``(N, 3, H, W)`` float in [0, 1], or uint8 (written as they are);
+            intrinsics ``(N, 3, 3)``; T_ego_from_cam ``(N, 4, 4)``.
         semantics: ``(X, Y, Z)`` class ids; mask: ``(X, Y, Z)`` bool, the voxels counted.
         T_global_from_ego: ``(4, 4)``; source: the conditioning frame's token (or None).
     """
@@ -71,7 +73,9 @@ def write_generated_dataset(out: str | os.PathLike, frames: list[GeneratedFrame]
         cams = {}
         for i, cam in enumerate(cam_names):
             rel = f"samples/{cam}/{f.token}.png"
-            img = (f.images[i].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+            im = f.images[i]
+            im = im if im.dtype == torch.uint8 else (im.clamp(0, 1) * 255).round().byte()
+            img = im.permute(1, 2, 0).cpu().numpy()
             pil = Image.fromarray(np.ascontiguousarray(img))
             atomic_write(root / rel, lambda fh, pil=pil: pil.save(fh, format="PNG"))
             cams[cam] = {"img_path": rel, "intrinsic": f.intrinsics[i].double().tolist(),
@@ -92,3 +96,13 @@ def write_generated_dataset(out: str | os.PathLike, frames: list[GeneratedFrame]
     write_json_atomic(root / "annotations.json", {"train_split": list(order), "val_split": [], "scene_infos": scene_infos,
                                                   "scene_descriptions": descriptions})
     return root
+
+
+def record_dataset_files(root: str | os.PathLike) -> Path:
+    """Write ``root/files.json`` (:data:`occkit.fileio.FILE_SUMS`): ``{relative path: {"size":
+    bytes, "sha256": hex}}`` of every file under ``root`` but itself, sorted by path; returns it."""
+    root = Path(root)
+    record = root / FILE_SUMS
+    sums = {p.relative_to(root).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(root.rglob("*")) if p.is_file() and p != record}
+    return write_json_atomic(record, sums)

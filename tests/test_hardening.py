@@ -88,6 +88,41 @@ def test_output_folder_rules(tmp_path):
     assert check_output_folder(run, "train") == "empty"
 
 
+def test_output_file_rules(tmp_path):
+    from occkit.outputs import check_output_file, file_writer, record_output_file
+
+    mine = tmp_path / "report.json"
+    mine.write_text("mine")
+    with pytest.raises(FileExistsError, match="occkit did not write it"):
+        check_output_file(mine, command="eval")
+    assert mine.read_text() == "mine"
+    ours = tmp_path / "scores.json"
+    ours.write_text("{}")
+    record_output_file(ours, "eval")
+    assert file_writer(ours) == "eval"
+    check_output_file(ours, command="eval")  # its own earlier report: rewritten
+    with pytest.raises(FileExistsError, match="not occkit stats"):
+        check_output_file(ours, command="stats")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        check_output_file(ours, command="eval", replace_own=False)
+    ours.write_text('{"edited": 1}')  # changed by the user since: now theirs
+    assert file_writer(ours) is None
+    with pytest.raises(FileExistsError, match="changed since"):
+        check_output_file(ours, command="eval")
+    check_output_file(tmp_path / "new.json", command="eval")
+
+
+def test_a_users_file_is_never_overwritten_by_a_report(tiny_occ3d_root, tmp_path, capsys):
+    mine = tmp_path / "stats.json"
+    mine.write_text("my notes")
+    assert main(["stats", str(tiny_occ3d_root), "--json", str(mine), "--no-progress"]) == 1
+    assert "occkit did not write it" in _err(capsys) and mine.read_text() == "my notes"
+    ours = tmp_path / "ours.json"
+    for _ in range(2):  # the same command rewrites its own report
+        assert main(["stats", str(tiny_occ3d_root), "--json", str(ours), "--no-progress"]) == 0
+    assert json.loads(ours.read_text())
+
+
 def test_a_failed_staged_folder_leaves_nothing(tmp_path):
     out = tmp_path / "W"
     with pytest.raises(RuntimeError, match="midway"):

@@ -7,6 +7,10 @@
   (:data:`OUTPUT_RECORD`, written when the command starts in a new or empty folder) or an older
   marker of that command says so. A folder of anything else, or of another command, is refused,
   ``--overwrite`` or not: nothing of the user's is ever overwritten.
+- A single file (a picture, a report, an exported model) is written over an existing file only
+  when occkit's record of that folder (:data:`FILES_RECORD`) says the same command wrote it and
+  its size and checksum still match: a file of the user's, one changed since, or one of another
+  command is refused (:func:`check_output_file`, :func:`record_output_file`).
 - :func:`staged_folder` writes a folder whole: into a hidden temporary folder beside ``--out``,
   renamed into place at the end, so a failed command leaves no folder that looks like a result.
 
@@ -147,16 +151,70 @@ def mark_output(out: str | os.PathLike, command: str, **extra: Any) -> Path:
     return write_json_atomic(o / OUTPUT_RECORD, {"command": command, "occkit": __version__, **extra})
 
 
+FILES_RECORD = ".occkit-files.json"
+"""In a folder where occkit wrote single files: ``{name: {"command", "size", "sha256"}}`` of each,
+updated after each write; what lets a command replace its own earlier file and never a user's."""
+
+
+def _files_record(folder: Path) -> dict[str, Any]:
+    try:
+        rec = json.loads((folder / FILES_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return rec if isinstance(rec, dict) else {}
+
+
+def file_writer(path: str | os.PathLike) -> str | None:
+    """The occkit command that wrote the file ``path``, when the record of its folder says so and
+    the file still has the recorded size and checksum; else None (the user's, or changed since)."""
+    from occkit.fileio import sha256_file
+
+    p = Path(path)
+    want = _files_record(p.parent).get(p.name)
+    if not isinstance(want, dict) or not p.is_file():
+        return None
+    if p.stat().st_size != want.get("size") or sha256_file(p) != want.get("sha256"):
+        return None
+    cmd = want.get("command")
+    return cmd if isinstance(cmd, str) else None
+
+
+def record_output_file(path: str | os.PathLike, command: str) -> Path:
+    """Record that occkit COMMAND wrote the file ``path`` (its size and SHA-256) in the folder's
+    :data:`FILES_RECORD`, atomically. Two commands writing into one folder at the same moment may
+    drop each other's entry: the file is then treated as the user's (refused, never lost)."""
+    from occkit.fileio import sha256_file, write_json_atomic
+
+    p = Path(path)
+    rec = _files_record(p.parent)
+    rec[p.name] = {"command": command, "size": p.stat().st_size, "sha256": sha256_file(p)}
+    write_json_atomic(p.parent / FILES_RECORD, rec)
+    return p
+
+
 def check_output_file(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None] | None = None,
-                      what: str = "--out") -> None:
-    """A file output (a picture, a JSON report): refuse a folder there, and a path that is, lies
-    in, or holds an input (``inputs``)."""
+                      what: str = "--out", command: str | None = None, replace_own: bool = True) -> None:
+    """A file output (a picture, a JSON report, an exported model): refuse a folder there, and a
+    path that is, lies in, or holds an input (``inputs``). An existing file is refused unless
+    occkit ``command`` wrote it (:func:`file_writer`), and then only with ``replace_own`` (a
+    command's ``--overwrite``; a report or a picture is simply rewritten). ``command`` None skips
+    that check (a caller that has its own)."""
     o = Path(out)
     if o.is_dir():
         raise FileExistsError(f"{what} {o}: is a folder; give a file's path")
     if o.parent.exists() and not o.parent.is_dir():
         raise FileExistsError(f"{what} {o}: {o.parent} is a file, not a folder")
     check_not_inside_inputs(o, inputs or {}, what)
+    if command is None or not (o.exists() or o.is_symlink()):
+        return
+    by = file_writer(o)
+    if by is None:
+        raise FileExistsError(f"{what} {o}: the file exists and occkit did not write it (or it was changed since); "
+                              "nothing of yours is overwritten: give another path, or move the file away")
+    if by != command:
+        raise FileExistsError(f"{what} {o}: written by occkit {by}, not occkit {command}; give another path")
+    if not replace_own:
+        raise FileExistsError(f"{what} {o}: exists (written by occkit {command} before); pass --overwrite to replace it")
 
 
 @contextmanager

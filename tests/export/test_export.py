@@ -136,6 +136,8 @@ def test_torchscript_exporter_sums_the_splat_and_the_agreement_gate(sup_run, syn
     assert read_metadata(out)["exporter"] == "torchscript"
     cpu = json.loads((tmp_path / "t.onnx.json").read_text())["parity"]["providers"]["CPUExecutionProvider"]
     assert cpu["max_abs_logit_diff"] < 1e-4 and cpu["label_agreement"] >= 0.999
+    assert main(base) == 1 and "--overwrite" in _err_line(capsys)  # its own earlier export: only with --overwrite
+    assert main([*base, "--overwrite"]) == 0
 
 
 def test_render_sup_thresholded_labels(tmp_path):
@@ -223,8 +225,10 @@ def test_refusals_one_line(sup_run, tmp_path, capsys):
     refused(["--ckpt", str(sup_run), "--out", out, "--image-size", "30", "64"], "--image-size 30 64", "multiples of 32", "nearest: 32 64")
     refused(["--ckpt", str(sup_run), "--out", str(sup_run / "checkpoints" / "m.onnx")], "inside the checkpoint folder")
     refused(["--ckpt", str(tmp_path / "nope"), "--out", out], "no such checkpoint")
-    Path(out).write_bytes(b"")
-    refused(["--ckpt", str(sup_run), "--out", out], "exists", "--overwrite")
+    Path(out).write_bytes(b"")  # a file of the user's: never replaced, --overwrite or not
+    refused(["--ckpt", str(sup_run), "--out", out], "exists", "occkit did not write it")
+    refused(["--ckpt", str(sup_run), "--out", out, "--overwrite"], "exists", "occkit did not write it")
+    assert Path(out).read_bytes() == b""
     bad = _save(tmp_path / "bad", _tiny_cfg("supervised"))
     data = bytearray((bad / "model.safetensors").read_bytes())
     data[-1] ^= 0xFF

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         write_result_json,
     )
 
-    from occkit.outputs import check_output_file
+    from occkit.outputs import check_output_file, record_output_file
 
     if args.threads < 0:
         raise ValueError(f"--threads must be >= 0, got {args.threads}")
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--workers: expected an integer >= 1, got {args.workers}")
     for opt, path in (("--json", args.json), ("--csv", args.csv)):
         if path is not None:
-            check_output_file(path, {"--gt": args.gt, "--pred": args.pred}, what=opt)
+            check_output_file(path, {"--gt": args.gt, "--pred": args.pred}, what=opt, command="eval")
     if args.threads:
         import torch
 
@@ -82,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(result))
     if args.json is not None:
         write_result_json(args.json, result)
+        record_output_file(args.json, "eval")
         print(f"wrote {args.json}")
     if args.csv is not None:
         write_result_csv(args.csv, result)
+        record_output_file(args.csv, "eval")
         print(f"wrote {args.csv}")
     return 0

@@ -31,12 +31,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from occkit.fileio import read_json
-    from occkit.outputs import check_output_file
+    from occkit.outputs import check_output_file, record_output_file
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
     if args.out:
-        check_output_file(args.out, {"--gen": args.gen, "--real": args.real})
+        check_output_file(args.out, {"--gen": args.gen, "--real": args.real}, command="eval-gen")
     gen_record = Path(args.gen) / "generation.json"
     if not gen_record.is_file():
         raise FileNotFoundError(f"--gen {args.gen}: no generation.json: not a dataset occkit generate wrote")
@@ -57,5 +57,6 @@ def run(args: argparse.Namespace) -> int:
                    "judge_is_generator": self_judged})
     if args.out:
         write_json_atomic(args.out, scores)
+        record_output_file(args.out, "eval-gen")
     print(json.dumps(scores, indent=1))
     return 0

@@ -50,15 +50,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def check_target(out: Path, overwrite: bool, folder: Path | None = None) -> None:
-    """Refuse an existing ``out`` (or its ``.json``) without ``overwrite``, a folder, and a path
-    inside the checkpoint folder or the run's ``checkpoints/`` (pruned and checksummed as a whole)."""
+    """Refuse a folder, an existing ``out`` (or its ``.json``) unless ``overwrite`` and an earlier
+    ``occkit export`` wrote it (a file of the user's is never replaced), and a path inside the
+    checkpoint folder or the run's ``checkpoints/`` (pruned and checksummed as a whole)."""
+    from occkit.outputs import check_output_file
+
     if out.is_dir():
         raise FileExistsError(f"--out {out}: is a folder; give the .onnx file's path")
     report = out.with_name(out.name + ".json")
-    if not overwrite:
-        for p in (out, report):
-            if p.exists():
-                raise FileExistsError(f"--out {out}: {p} exists (pass --overwrite to replace it)")
+    for p in (out, report):
+        check_output_file(p, what="--out" if p == out else f"--out {out}: its report", command="export", replace_own=overwrite)
     if folder is not None:
         guard = folder.parent if folder.parent.name == "checkpoints" else folder
         if out.resolve().is_relative_to(guard.resolve()):
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         OccPredictor, check_image_size, check_parity, dataset_frames, export_onnx, load_source, random_frames, stack_frames,
     )
     from occkit.fileio import write_json_atomic
+    from occkit.outputs import record_output_file
     from occkit.labels import OCC3D_CLASSES, SEMANTICKITTI_CLASSES
 
     try:
@@ -155,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
             tmp.replace(args.out)
         finally:
             tmp.unlink(missing_ok=True)
-        write_json_atomic(args.out.with_name(args.out.name + ".json"), report)
+        record_output_file(args.out, "export")
+        record_output_file(write_json_atomic(args.out.with_name(args.out.name + ".json"), report), "export")
         print(f"occkit export: wrote {args.out} and {args.out.name}.json")
     finally:
         torch.set_num_threads(old_threads)

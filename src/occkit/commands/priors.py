@@ -83,17 +83,18 @@ def _run(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from occkit.fileio import write_json_atomic
-    from occkit.outputs import check_output_file
+    from occkit.outputs import check_output_file, record_output_file
     from occkit.priors.quality import evaluate_priors, format_report
 
     if args.json is not None:
-        check_output_file(args.json, {"--data": args.data, "--priors": args.priors}, what="--json")
+        check_output_file(args.json, {"--data": args.data, "--priors": args.priors}, what="--json", command="priors eval")
 
     report = evaluate_priors(args.data, args.priors, split=args.split, max_frames=args.max_frames,
                              vocabulary=args.vocabulary, progress=not args.no_progress)
     print(format_report(report))
     if args.json is not None:
         write_json_atomic(args.json, report)
+        record_output_file(args.json, "priors eval")
         print(f"wrote {args.json}")
     return 0
 
@@ -104,10 +105,11 @@ def _vocab(args: argparse.Namespace) -> int:
 
     rows = describe()
     if args.json is not None:
-        from occkit.outputs import check_output_file
+        from occkit.outputs import check_output_file, record_output_file
 
-        check_output_file(args.json, what="--json")
+        check_output_file(args.json, what="--json", command="priors vocab")
         write_json_atomic(args.json, rows)
+        record_output_file(args.json, "priors vocab")
         print(f"wrote {args.json} ({len(rows)} names)")
         return 0
     print(f"{'name':<26} {'class':<22} held-out")

@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} ({RECORD_FILE}: how the labels were made)")
     elif args.quality is None:
         raise ValueError("--priors is required to write pseudo-labels (or give --quality to score an existing --out)")
+    if args.quality not in (None, "-"):
+        from occkit.outputs import check_output_file
+
+        check_output_file(args.quality, {"--data": args.data, "--out": args.out}, what="--quality", command="pseudolabel")
     if args.quality is not None:
         if not (args.out / RECORD_FILE).is_file():
             raise ValueError(f"--out {args.out}: not a pseudo-label dataset (no {RECORD_FILE}); --quality scores what occkit pseudolabel wrote")
@@ -71,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         if args.quality != "-":
             from occkit.fileio import write_json_atomic
 
+            from occkit.outputs import record_output_file
+
             write_json_atomic(args.quality, json.loads(json.dumps(q, default=float)))
+            record_output_file(args.quality, "pseudolabel")
             print(f"wrote {args.quality}")
     return 0

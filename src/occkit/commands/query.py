@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from occkit.viz.draw import save_png
 
     from occkit.commands.checks import check_text
-    from occkit.outputs import check_output_file
+    from occkit.outputs import check_output_file, record_output_file
 
     if not 0 < args.top <= 1:
         raise ValueError(f"--top: expected a fraction in (0, 1], got {args.top}")
@@ -131,9 +131,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--min-sim: a cosine similarity lies in [-1, 1], got {args.min_sim}")
     if args.occupied is not None and not 0.0 <= args.occupied <= 1.0:
         raise ValueError(f"--occupied: a probability lies in [0, 1], got {args.occupied}")
-    check_output_file(args.out, {"--data": args.data})
+    check_output_file(args.out, {"--data": args.data}, command="query")
     if args.json is not None:
-        check_output_file(args.json, {"--data": args.data}, what="--json")
+        check_output_file(args.json, {"--data": args.data}, what="--json", command="query")
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device)
     if not isinstance(method, LangOccMethod):
         raise ValueError(f"--ckpt {folder}: a {cfg.method!r} run; occkit query needs a langocc run")
@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     pic = query_picture(sample.images, sample.intrinsics, sample.T_ego_from_cam, sample.cam_names, method.grid, occ, sim, match,
                         args.text, vmin, vmax)
     save_png(args.out, pic)
+    record_output_file(args.out, "query")
     print(f'occkit query: "{args.text}" in {args.token}: {int(match.sum())} of {int(occ.sum())} occupied voxels match '
           f"(cosine >= {thr:.3f}; range {vmin:.3f} .. {vmax:.3f}); picture {args.out}")
     if args.json is not None:

@@ -95,12 +95,12 @@ def run(args: argparse.Namespace) -> int:
     from occkit.fileio import write_json_atomic
     from occkit.metrics.retrieval import RetrievalAccumulator, load_queries
 
-    from occkit.outputs import check_output_file
+    from occkit.outputs import check_output_file, record_output_file
 
     if args.max_frames < 0:
         raise ValueError(f"--max-frames: expected an integer >= 0 (0 = all), got {args.max_frames}")
     if args.out is not None:
-        check_output_file(args.out, {"--data": args.data, "--priors": args.priors})
+        check_output_file(args.out, {"--data": args.data, "--priors": args.priors}, command="retrieval")
     queries = load_queries(args.queries)
     ds, text, feats, what = _features_fn(args, queries)
     base = base_dataset(ds)
@@ -148,4 +148,5 @@ def run(args: argparse.Namespace) -> int:
           f"visible {fmt(result['map_visible'])} (seen {fmt(result['map_seen_visible'])}, held-out {fmt(result['map_heldout_visible'])})")
     if args.out is not None:
         write_json_atomic(args.out, result)
+        record_output_file(args.out, "retrieval")
     return 0

@@ -60,7 +60,7 @@ def load_prediction(path: Path, token: str, shape: tuple[int, int, int]) -> np.n
 
 
 def run(args: argparse.Namespace) -> int:
-    from occkit.outputs import check_output_file
+    from occkit.outputs import check_output_file, record_output_file
     from occkit.viz.draw import save_png
     from occkit.viz.figure import compose_frame_figure
 
@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         torch.set_num_threads(threads)
     out = args.out or Path(f"show_{token}.png")
-    check_output_file(out, {"DIR": args.root})
+    check_output_file(out, {"DIR": args.root}, command="show")
     save_png(out, image)
+    record_output_file(out, "show")
     print(f"wrote {out} ({image.shape[1]}x{image.shape[0]})")
     return 0

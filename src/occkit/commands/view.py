@@ -209,10 +209,12 @@ def run(args: argparse.Namespace) -> int:
     state = ViewState(view=view, mask=args.mask, mask_mode=args.mask_mode)
     frames = FrameCache(load, len(refs))
     if args.html is not None:
-        if args.html.is_dir():
-            raise FileExistsError(f"--html {args.html}: is a folder; give the .html file's path")
+        from occkit.outputs import check_output_file, record_output_file
+
+        check_output_file(args.html, what="--html", command="view")
         t0 = time.perf_counter()
         size = write_html(args.html, [frames[i] for i in range(len(frames))], ds.grid, state)
+        record_output_file(args.html, "view")
         print(f"occkit view: wrote {args.html} ({size / 2**20:.1f} MiB, {len(refs)} frame(s), view {view!r}) in "
               f"{time.perf_counter() - t0:.1f} s; open it in a browser (no server needed)")
         return 0

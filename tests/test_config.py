@@ -50,3 +50,16 @@ def test_yaml_preset_and_overrides(tmp_path):
         load_config(Outer, bad)
     with pytest.raises(ConfigError):
         parse_overrides(["novalue"])
+
+
+def test_scientific_notation_is_a_number_in_presets_and_overrides(tmp_path):
+    # YAML 1.1 (PyYAML) reads 1e-3 as a string; a float field takes it as the number it means
+    p = tmp_path / "preset.yaml"
+    p.write_text("inner:\n  lr: 2e-4\n")
+    assert load_config(Outer, p).inner.lr == 2e-4
+    cfg = load_config(Outer, None, ["inner.lr=1e30", "weights=[1E-2, -3e+1]"])
+    assert cfg.inner.lr == 1e30 and cfg.weights == [0.01, -30.0]
+    with pytest.raises(ConfigError, match="expected a number"):
+        load_config(Outer, None, ["inner.lr=1e-3x"])
+    with pytest.raises(ConfigError, match="expected an integer"):
+        load_config(Outer, None, ["steps=1e3"])  # an integer field stays strict

@@ -264,7 +264,12 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
     if cfg.data.priors:
         from occkit.priors.cache import PriorCache, WithPriors
 
-        ds = WithPriors(ds, PriorCache(cfg.data.priors, kinds=cfg.data.prior_kinds or None))
+        cache = PriorCache(cfg.data.priors, kinds=cfg.data.prior_kinds or None)
+        if cfg.method == "langocc" and "features" in cache.kinds and cache.feature_dim and cache.feature_dim != cfg.langocc.feature_dim:
+            raise ConfigError(f"data.priors {cfg.data.priors}: its features are {cache.feature_dim}-d (its prior.json, text "
+                              f"encoder {cache.record.get('text_encoder')}) but langocc.feature_dim is {cfg.langocc.feature_dim}; "
+                              "set langocc.feature_dim to the cache's width")
+        ds = WithPriors(ds, cache)
     if train and cfg.method == "langocc" and cfg.langocc.temporal_offsets:  # LangOcc's temporal rays: neighbours' 2D features
         if not cfg.data.priors:
             raise ConfigError("langocc.temporal_offsets: the neighbours' 2D features come from the prior cache; set data.priors")

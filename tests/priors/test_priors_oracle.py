@@ -232,6 +232,10 @@ def test_build_dataset_attaches_priors_through_augmentation(synth_root, caches, 
     assert torch.allclose(n[n > 0], torch.ones_like(n[n > 0]), atol=1e-3)
     with pytest.raises(Exception, match="prior_kinds"):
         load_experiment(None, ["data.prior_kinds=[colour]", f"data.priors={full}"])
+    # features of another width than the language head's: refused when the data is built, naming the cache
+    wide = load_experiment(None, [f"data.priors={full}", "method=langocc", "langocc.feature_dim=512"])
+    with pytest.raises(ValueError, match=r"all: its features are 384-d .* langocc.feature_dim is 512"):
+        build_dataset(wide, synth_root, "val", train=False)
 
 
 def test_cli_run_eval_vocab(synth_root, tmp_path):

@@ -164,3 +164,26 @@ def test_init_from_a_stage_is_passed_to_occkit_train(tmp_path, capsys):
     text = capsys.readouterr().out
     base = next(x for x in text.splitlines() if x.strip().startswith("base ")).split()[2]
     assert f"--set optim.lr=0.01 --init-from {base} --no-progress" in text or f"--init-from {base} --no-progress" in text
+
+
+def test_one_run_sampled_several_ways_by_named_eval_gen_entries(tmp_path):
+    from occkit.ablate.scorers import SCORERS, ScoreContext
+    from occkit.ablate.spec import SpecError
+
+    entries = ('  - {scorer: eval_gen, judge: "${world}", name: layout, generate: {occupancy: val, n: 2}}\n'
+               '  - {scorer: eval_gen, judge: "${world}", name: feedback, generate: {from-perception: true, n: 2}}\n')
+    spec = parse_spec(write(tmp_path, "spec.yaml", BASE.replace("  - {scorer: occ3d, masks: [camera]}\n", entries)))
+    outs = [o for s in spec.scoring for o in SCORERS[s.scorer].outputs(s.options)]
+    assert outs == ["score_eval_gen_layout.json", "score_eval_gen_feedback.json"]
+    s = spec.scoring[1]
+    ctx = ScoreContext(run=tmp_path / "run", data="W", device="cpu", threads=1, options=s.options)
+    generate, judge = SCORERS["eval_gen"].commands(ctx, outs[1:])
+    assert generate[generate.index("--out") + 1] == str(tmp_path / "run" / "gen_feedback") and "--from-perception" in generate
+    assert judge[judge.index("--out") + 1] == str(tmp_path / "run" / "score_eval_gen_feedback.json")
+    assert SCORERS["eval_gen"].temporary(ctx) == [tmp_path / "run" / "gen_feedback"]
+    unnamed = entries.replace(" name: layout,", "").replace(" name: feedback,", "")
+    with pytest.raises(SpecError, match="same file"):
+        parse_spec(write(tmp_path, "dup.yaml", BASE.replace("  - {scorer: occ3d, masks: [camera]}\n", unnamed)))
+    with pytest.raises(SpecError, match="name: expected a short lower-case name"):
+        parse_spec(write(tmp_path, "bad.yaml", BASE.replace("  - {scorer: occ3d, masks: [camera]}\n",
+                                                            entries.replace("name: layout", "name: Lay-out"))))

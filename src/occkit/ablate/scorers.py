@@ -118,18 +118,32 @@ def _eval_gen_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]
     from occkit.ablate.cliargs import mapping_argv, verb_parsers
 
     o = ctx.options
-    gen = ctx.run / "gen"
-    if gen.exists():  # occkit generate wants a new folder: a half-written one from a stop goes
+    gen = _eval_gen_folder(ctx)
+    if gen.exists():  # occkit generate wants a new folder (a stopped one resumes from its hidden work folder)
         shutil.rmtree(gen)
     generate = ["generate", "--ckpt", str(ctx.run), "--data", ctx.data, "--out", str(gen), "--device", ctx.device,
                 "--no-progress", *mapping_argv(verb_parsers("generate")[1], o["generate"])]
     judge = ["eval-gen", "--gen", str(gen), "--real", ctx.data, "--judge", str(o["judge"]), "--split", o["split"],
-             "--device", ctx.device, "--out", str(ctx.run / "score_eval_gen.json")]
+             "--device", ctx.device, "--out", str(ctx.run / _eval_gen_outputs(o)[0])]
     return [generate, judge]
 
 
+def _eval_gen_outputs(o: dict[str, Any]) -> list[str]:
+    return [f"score_eval_gen_{o['name']}.json" if o["name"] else "score_eval_gen.json"]
+
+
+def _eval_gen_folder(ctx: ScoreContext) -> Path:
+    """Where the entry's samples are written: ``RUN/gen`` or, for a named entry, ``RUN/gen_NAME``."""
+    return ctx.run / (f"gen_{ctx.options['name']}" if ctx.options["name"] else "gen")
+
+
 def _eval_gen_check(o: dict[str, Any]) -> None:
+    import re
+
     from occkit.ablate.cliargs import mapping_argv, parse_check, verb_parsers
+
+    if o["name"] is not None and not (isinstance(o["name"], str) and re.fullmatch(r"[a-z0-9][a-z0-9_]*", o["name"])):
+        raise ValueError(f"name: expected a short lower-case name (letters, digits, _), got {o['name']!r}")
 
     if not isinstance(o["generate"], dict):
         raise ValueError(f"generate: expected a mapping of occkit generate options, got {o['generate']!r}")
@@ -177,12 +191,13 @@ SCORERS: dict[str, Scorer] = {
         ),
         Scorer(
             name="eval_gen",
-            help="occkit generate (options in generate:) then occkit eval-gen --judge JUDGE (FID, KID, layout mIoU)",
-            options={"judge": REQUIRED, "generate": {}, "split": "val", "keep_predictions": False},
-            outputs=lambda o: ["score_eval_gen.json"],
+            help="occkit generate (options in generate:) then occkit eval-gen --judge JUDGE (FID, KID, layout mIoU); "
+                 "name: N writes score_eval_gen_N.json and samples into gen_N/, so that one run is sampled several ways",
+            options={"judge": REQUIRED, "generate": {}, "split": "val", "keep_predictions": False, "name": None},
+            outputs=_eval_gen_outputs,
             commands=_eval_gen_commands,
             figures=(("fid", "FID"), ("kid", "KID"), ("layout_miou", "layout mIoU")),
-            temporary=lambda ctx: [ctx.run / "gen"],
+            temporary=lambda ctx: [_eval_gen_folder(ctx)],
             check=_eval_gen_check,
         ),
     )

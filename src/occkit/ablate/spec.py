@@ -587,7 +587,7 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
     names = [f"{s.scorer}:{o}" for s in scoring for o in SCORERS[s.scorer].outputs(s.options)]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
-        raise loc.error(("scoring",), f"two entries write the same file ({dup.split(':', 1)[1]}); give one entry per scorer and split their arms")
+        raise loc.error(("scoring",), f"two entries write the same file ({dup.split(':', 1)[1]}); give one entry per scorer and split their arms (eval_gen: a name per entry)")
 
     spec = AblationSpec(
         path=path, name=str(data.get("name") or path.name.removesuffix(".yaml").removesuffix(".yml")),

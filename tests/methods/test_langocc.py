@@ -167,6 +167,9 @@ def test_langocc_loss_falls_and_predicts_occ3d_scores():
     pred = scores.argmax(1)
     p_occ = method.p_occupied(method.forward(batch).logits)
     assert torch.equal(pred == 17, p_occ < method.threshold())
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as the engine validates on a CPU with native bf16
+        scores_bf16 = method.predict(batch)
+    assert scores_bf16.dtype == torch.float32 and torch.equal((scores_bf16.argmax(1) == 17), pred == 17)
 
 
 def test_checks():

@@ -695,7 +695,8 @@ class LangOccMethod(nn.Module):
         scores[:, NUM_SEMANTIC] = torch.where(occ, torch.full_like(scores[:, 0], -1e4), torch.full_like(scores[:, 0], 2.0))
         for b in range(B):
             f = self.voxel_features(out.features[b], occ[b])  # (M, d)
-            sims = f @ text.t()  # (M, 17)
+            with torch.autocast(logits.device.type, enabled=False):  # float32 cosines, also under bf16 autocast
+                sims = f.float() @ text.float().t()  # (M, 17)
             view = scores[b].view(NUM_SEMANTIC + 1, -1)
             view[:NUM_SEMANTIC, occ[b].reshape(-1)] = sims.t()
         return scores

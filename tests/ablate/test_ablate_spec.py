@@ -187,3 +187,28 @@ def test_one_run_sampled_several_ways_by_named_eval_gen_entries(tmp_path):
     with pytest.raises(SpecError, match="name: expected a short lower-case name"):
         parse_spec(write(tmp_path, "bad.yaml", BASE.replace("  - {scorer: occ3d, masks: [camera]}\n",
                                                             entries.replace("name: layout", "name: Lay-out"))))
+
+
+def test_a_baseline_stage_is_built_and_reported_whatever_arms_run(tmp_path):
+    import json
+
+    from occkit.ablate.report import stage_quality
+    from occkit.ablate.runner import Ablation, RunOptions
+    from occkit.ablate.spec import SpecError
+
+    lifted = ('  lifted:\n    command: retrieval\n'
+              '    args: {data: "${world}", lifted: true, priors: "${priors}", split: val}\n')
+    text = BASE.replace("data: ${world}\n", lifted + "baselines: [lifted]\ndata: ${world}\n", 1)
+    ab = Ablation(parse_spec(write(tmp_path, "s.yaml", text)), RunOptions(out=tmp_path / "abl", cache=tmp_path / "stages", only=["a"]))
+    assert ab.needed == ["world", "priors", "lifted"] and "lifted" in ab.reported  # no arm refers to it
+    plan = ab.plans["lifted"]
+    argv = plan.argv(1, "cpu")
+    assert argv[:2] == ["retrieval", "--data"] and "--lifted" in argv
+    assert argv[argv.index("--out") + 1] == str(plan.out / "score_retrieval.json")
+    plan.prepare()
+    assert plan.out.is_dir()  # the command writes its one file into the stage's out folder
+    (plan.out / "score_retrieval.json").write_text(json.dumps({"map_all": 16.6, "map_seen_all": 20.0, "map_heldout_all": 9.5,
+                                                               "map_visible": 36.4, "aps": {}}))
+    assert stage_quality("retrieval", plan.out) == {"map_all": 16.6, "map_seen_all": 20.0, "map_heldout_all": 9.5, "map_visible": 36.4}
+    with pytest.raises(SpecError, match="unknown stage 'lifte'"):
+        parse_spec(write(tmp_path, "bad.yaml", text.replace("baselines: [lifted]", "baselines: [lifte]")))

@@ -244,12 +244,14 @@ def markdown(results: dict[str, Any]) -> str:
 
 #: Figures of a ``train`` stage's last validation record shown in the stage table.
 STAGE_FIGURES = ("miou", "geometry_iou", "rayiou", "ssc_miou", "completion_iou")
+#: Figures of a ``retrieval`` stage (a baseline row: ``occkit retrieval --lifted``) in the stage table.
+RETRIEVAL_FIGURES = ("map_all", "map_seen_all", "map_heldout_all", "map_visible")
 
 
 def stage_quality(command: str, out: Path) -> dict[str, Any]:
     """A stage's own figures, read from what its command wrote: a ``train`` stage's last validation
     (step and :data:`STAGE_FIGURES` of ``metrics.jsonl``), a ``priors train`` run's steps and final
-    losses; empty for other commands or before anything was written."""
+    losses, a ``retrieval`` stage's mAPs; empty for other commands or before anything was written."""
     from occkit.engine.logging import read_jsonl
 
     try:
@@ -257,6 +259,9 @@ def stage_quality(command: str, out: Path) -> dict[str, Any]:
             records = read_jsonl(out / "metrics.jsonl")
             last = records[-1] if records else {}
             return {"step": last.get("step"), **{k: float(last[k]) for k in STAGE_FIGURES if isinstance(last.get(k), (int, float))}} if last else {}
+        if command == "retrieval" and (out / "score_retrieval.json").is_file():
+            r = read_json(out / "score_retrieval.json")
+            return {k: float(r[k]) for k in RETRIEVAL_FIGURES if isinstance(r.get(k), (int, float))}
         if command == "priors train" and (out / "config.json").is_file():
             train = read_json(out / "config.json").get("train", {})
             losses = train.get("final_losses") or {}

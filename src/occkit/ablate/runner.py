@@ -148,9 +148,9 @@ class Ablation:
         self.arms = list(opts.only or spec.arms)
         self.plans: dict[str, StagePlan] = plan_stages(spec, opts.cache)
         self.folders = stage_folders(self.plans)
-        self.needed = upstream(spec.stages, self._refs(self.arms))
-        """The stages the arms to run need (with their upstream), in dependency order."""
-        self.reported = upstream(spec.stages, self._refs(list(spec.arms)))
+        self.needed = upstream(spec.stages, self._refs(self.arms) + list(spec.baselines))
+        """The stages the arms to run need and the baselines (with their upstream), in dependency order."""
+        self.reported = upstream(spec.stages, self._refs(list(spec.arms)) + list(spec.baselines))
         """The stages any arm of the spec needs (the report's stage table)."""
 
     # ---------------------------------------------------------------------------- what and where

@@ -42,7 +42,9 @@ Keys
 - Top level: ``name``, ``description``, ``stages``, ``data``, ``budget`` (required, integer >= 1),
   ``validations`` (default 4, or the budget when smaller; 1..budget), ``tolerance`` (default 0.5,
   >= 0), ``metric`` (default ``miou``), ``seeds`` (default ``[0]``; distinct integers >= 0),
-  ``arms`` (required, at least one), ``scoring`` (default none). Any other key is an error.
+  ``arms`` (required, at least one), ``scoring`` (default none), ``baselines`` (default none: names
+  of stages built and reported whatever arms run, e.g. a ``retrieval --lifted`` stage, a row
+  without training beside the arms). Any other key is an error.
 - A stage: ``command`` (one of :data:`STAGE_COMMANDS`), ``args`` (the command's options without
   ``--out``, which the runner gives: see :mod:`occkit.ablate.cliargs` for how a mapping becomes
   options; checked with the command's own parser), ``description``.
@@ -97,9 +99,10 @@ import yaml
 from occkit.ablate.scorers import COMMON_KEYS, PATH_OPTIONS, REQUIRED, SCORERS
 
 #: The occkit verbs a stage may run.
-STAGE_COMMANDS: tuple[str, ...] = ("synth", "priors run", "priors train", "pseudolabel", "train")
+STAGE_COMMANDS: tuple[str, ...] = ("synth", "priors run", "priors train", "pseudolabel", "train", "retrieval")
 
-TOP_KEYS = ("name", "description", "stages", "data", "budget", "validations", "tolerance", "metric", "seeds", "arms", "scoring")
+TOP_KEYS = ("name", "description", "stages", "data", "budget", "validations", "tolerance", "metric", "seeds", "arms", "scoring",
+            "baselines")
 STAGE_KEYS = ("command", "args", "description")
 ARM_KEYS = ("preset", "set", "init_from", "data", "description")
 
@@ -311,6 +314,8 @@ class AblationSpec:
     raw: dict[str, Any]
     """The mapping after overrides (recorded in results.json)."""
     locator: Locator
+    baselines: list[str] = field(default_factory=list)
+    """Stages built and reported whatever arms run (rows without training, e.g. a lifted baseline)."""
 
     @property
     def val_every(self) -> int:
@@ -589,11 +594,16 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
     if dup is not None:
         raise loc.error(("scoring",), f"two entries write the same file ({dup.split(':', 1)[1]}); give one entry per scorer and split their arms (eval_gen: a name per entry)")
 
+    baselines = data.get("baselines") or []
+    want(baselines, list, ("baselines",), "a list of stage names")
+    for i, b in enumerate(baselines):
+        if b not in stages:
+            raise loc.error(("baselines", i), f"unknown stage {b!r} (stages: {', '.join(stages) or 'none'})")
     spec = AblationSpec(
         path=path, name=str(data.get("name") or path.name.removesuffix(".yaml").removesuffix(".yml")),
         description=str(data.get("description") or ""), stages=stages, data=top_data, budget=budget,
         validations=validations, tolerance=float(tolerance), metric=metric, seeds=list(seeds), arms=arms,
-        scoring=scoring, raw=data, locator=loc,
+        scoring=scoring, raw=data, locator=loc, baselines=baselines,
     )
     if ov.world_seed is not None:
         set_world_seed(spec, ov.world_seed)

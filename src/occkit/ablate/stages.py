@@ -39,6 +39,9 @@ STAGE_OUT = "out"
 #: that continues it ('' = the same command continues by itself).
 RESUMABLE = {"train": "--resume", "priors run": ""}
 
+#: Stage commands that write one file, not a folder: the file's name inside the stage's ``out``.
+FILE_OUTPUT = {"retrieval": "score_retrieval.json"}
+
 
 def _occkit_version() -> str:
     from occkit import __version__
@@ -62,6 +65,13 @@ class StagePlan:
     def out(self) -> Path:
         """The command's ``--out``: what ``${name}`` resolves to."""
         return self.folder / STAGE_OUT
+
+    @property
+    def out_arg(self) -> Path:
+        """The ``--out`` given to the command: ``out`` itself, or for a command that writes one
+        file (:data:`FILE_OUTPUT`) that file inside ``out``."""
+        name = FILE_OUTPUT.get(self.command)
+        return self.out / name if name else self.out
 
     @property
     def log(self) -> Path:
@@ -105,7 +115,7 @@ class StagePlan:
             for opt, value in (("threads", threads), ("device", device)):
                 if find_action(parser, opt) is not None and opt not in args:
                     args[opt] = value
-        words = [*VERBS[self.command], *mapping_argv(parser, args), "--out", str(self.out)]
+        words = [*VERBS[self.command], *mapping_argv(parser, args), "--out", str(self.out_arg)]
         if find_action(parser, "no-progress") is not None and "no-progress" not in args and "no_progress" not in args:
             words.append("--no-progress")
         if self.command == "train" and _has_checkpoint(self.out):
@@ -121,6 +131,8 @@ class StagePlan:
                 shutil.rmtree(self.out)
             if self.log.exists():
                 self.log.unlink()
+        if self.command in FILE_OUTPUT:
+            self.out.mkdir(parents=True, exist_ok=True)
 
 
 def _has_checkpoint(run: Path) -> bool:

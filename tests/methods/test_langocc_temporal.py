@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,10 +46,8 @@ def write_feature_cache(out, frames: list[int]):
     return out
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """One scene of 4 keyframes, ego at x = 10 * i; frame 2 turned 90 degrees left; a feature cache."""
-    tmp = tmp_path_factory.mktemp("temporal")
+def turned_scene(tmp: Path) -> Path:
+    """One scene of 4 keyframes at ``tmp/data``, ego at x = 10 * i, frame 2 turned 90 degrees left."""
     root = write_tiny_occ3d(tmp / "data", scenes=1, frames=4, image_size=(H, W))
     ann = json.loads((root / "annotations.json").read_text())
     info = ann["scene_infos"]["scene-0000"][tokens(2)]
@@ -57,7 +56,14 @@ def world(tmp_path_factory):
     for cam in info["camera_sensor"].values():
         cam["ego_pose"]["rotation"] = [c, 0.0, 0.0, c]
     (root / "annotations.json").write_text(json.dumps(ann))
-    return root, write_feature_cache(tmp / "priors", [0, 1, 2, 3])
+    return root
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """One scene of 4 keyframes, ego at x = 10 * i; frame 2 turned 90 degrees left; a feature cache."""
+    tmp = tmp_path_factory.mktemp("temporal")
+    return turned_scene(tmp), write_feature_cache(tmp / "priors", [0, 1, 2, 3])
 
 
 def test_neighbour_cameras_land_in_the_current_ego_frame(world):
@@ -231,14 +237,7 @@ def test_temporal_checks():
 def lidar_world(tmp_path):
     """The module's 4-keyframe scene (frame 2 turned 90 degrees) with a LiDAR file per frame:
     frame i's one point at (i + 1, 0, 0) of its own ego frame, intensity i."""
-    root = write_tiny_occ3d(tmp_path / "data", scenes=1, frames=4, image_size=(H, W))
-    ann = json.loads((root / "annotations.json").read_text())
-    info = ann["scene_infos"]["scene-0000"][tokens(2)]
-    c = math.cos(math.pi / 4)
-    info["ego_pose"]["rotation"] = [c, 0.0, 0.0, c]
-    for cam in info["camera_sensor"].values():
-        cam["ego_pose"]["rotation"] = [c, 0.0, 0.0, c]
-    (root / "annotations.json").write_text(json.dumps(ann))
+    root = turned_scene(tmp_path)
     ds = Occ3DDataset(root, "train", load_gt=False, load_extras=True)
     for fi in range(4):
         save_npz_atomic(ds.extras_dir(tokens(fi)) / "lidar.npz", points=np.array([[fi + 1.0, 0, 0, fi]], np.float32),

@@ -109,8 +109,10 @@ class OccNetConfig:
     channels_last: bool = False
     """Run the voxel path's 3D encoder and head in the NDHWC memory layout (``channels_last_3d``):
     oneDNN's bf16 and cuDNN's mixed-precision 3D convolutions are faster so (synth-cpu on 2 CPU
-    cores under bf16: inference 6.1 -> 9.5 frames/s, BENCHMARKS.md); in float32 on CPU it gains
-    nothing. A memory layout only: weights, state dicts and outputs are the same."""
+    cores under bf16: inference 6.1 -> 9.5 frames/s, BENCHMARKS.md), and so are oneDNN's float32
+    ones on AVX2-only CPUs (a synth-abl training step 12-14 % faster, its backward 18 %;
+    BENCHMARKS.md). A memory layout only: weights and state dicts are the same, outputs equal up
+    to the order of float sums."""
     num_classes: int = 18
     """Output classes (Occ3D: 18, 17 = free)."""
     lift: Literal["lss", "sample"] = "lss"

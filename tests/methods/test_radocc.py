@@ -434,3 +434,34 @@ def test_frame_without_lidar_pixels_adds_zero(one_torch_thread):
     losses = method.rendered_losses(batch, x, x.detach())
     assert float(losses["loss_rdc"].detach()) == 0.0 and float(losses["loss_rsc"].detach()) == 0.0
     sum(losses.values()).backward()
+
+
+def test_feature_align_pool_pairs_a_coarser_teacher(one_torch_thread):
+    """A teacher with lift grid 4x4x3 under a student's 8x8x3: 'same' refuses it; 'pool' scores the
+    student's adapted features average-pooled 2x2x1 against the teacher's, over the teacher voxels
+    any of whose output voxels is in the camera mask."""
+    import dataclasses
+
+    t_cfg = dataclasses.replace(model_cfg("lidar"), lift_downsample=(4, 4, 2))
+    torch.manual_seed(1)
+    teacher = SupervisedMethod(t_cfg, teacher_sup())
+    only_feat = dict(depth_weight=0.0, semantic_weight=0.0, feature_weight=1.0, logit_weight=0.0)
+    with pytest.raises(ValueError, match="feature_align=pool"):
+        RadOccMethod(model_cfg(), student_sup(), radocc_cfg(**only_feat), teacher=teacher)
+    torch.manual_seed(0)
+    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(feature_align="pool", feature_reduction="sum_channels", **only_feat),
+                          teacher=teacher).eval()
+    batch = tiny_batch()
+    batch.mask_camera[0, :8] = False  # the half x < 8 of the output grid (16 voxels) out of the mask
+    loss = method.training_step(batch)["loss_feat"]
+    with torch.no_grad():
+        f_s = method.adapter(method.training_outputs(batch)[1].features)  # (1, C, 8, 8, 3)
+        f_t = teacher(batch).features  # (1, C, 4, 4, 3)
+    assert f_s.shape[2:] == (8, 8, 3) and f_t.shape[2:] == (4, 4, 3)
+    pooled = (f_s[:, :, 0::2, 0::2] + f_s[:, :, 1::2, 0::2] + f_s[:, :, 0::2, 1::2] + f_s[:, :, 1::2, 1::2]) / 4
+    d = (pooled - f_t).abs().sum(1)[0]  # the released reduction: sum over channels
+    expected = d[2:].mean()  # teacher voxels x >= 2 cover output voxels x >= 8
+    assert torch.allclose(loss, expected, rtol=1e-5), (float(loss), float(expected))
+    finer = SupervisedMethod(dataclasses.replace(model_cfg("lidar"), lift_downsample=(1, 1, 1)), teacher_sup())  # 16x16x6
+    with pytest.raises(ValueError, match="integer multiple"):
+        RadOccMethod(model_cfg(), student_sup(), radocc_cfg(feature_align="pool", **only_feat), teacher=finer)

@@ -178,6 +178,13 @@ class RadOccConfig:
     feature_reduction: Literal["mean", "sum_channels"] = "mean"
     """``loss_feat``: mean over voxels and channels (occkit's) or the sum over channels divided by
     the masked voxels (the released code's ``avg_factor``; :func:`occkit.losses.distill.feature_l1`)."""
+    feature_align: Literal["same", "pool"] = "same"
+    """How ``loss_feat`` pairs the student's lift-grid voxels with the teacher's: 'same' (the
+    released code's: teacher and student share one voxel grid; a different grid is an error);
+    'pool' (occkit's, for a teacher whose lift grid is coarser by integer factors, e.g. the
+    50x50x8 lidar-teacher under the 100x100x8 synth-abl student): the student's adapted features
+    are average-pooled onto the teacher's grid, and a teacher voxel is counted when any of its
+    output voxels is in the mask."""
     logit_weight: float = 0.0
     """Weight of ``loss_logit`` (3D logit distillation baseline; released: 0.1 baseline, 10 in the
     final config); 0 = off."""
@@ -241,7 +248,7 @@ class RadOccMethod(SupervisedMethod):
         checks = {"rays": ("lidar", "all"), "semantic_mode": ("raw_kl", "kl", "affinity"), "lookup": ("trilinear", "nearest"),
                   "mask_3d": ("camera", "all"), "teacher_density": ("soft", "hard"), "sampling": ("box", "camera"),
                   "density": ("prob_free", "free_logit"), "depth_reduction": ("sum", "mean"), "logit_reduction": ("sum", "mean"),
-                  "feature_reduction": ("mean", "sum_channels")}
+                  "feature_reduction": ("mean", "sum_channels"), "feature_align": ("same", "pool")}
         for name, allowed in checks.items():
             if getattr(c, name) not in allowed:
                 raise ValueError(f"radocc.{name}: expected one of {allowed}, got {getattr(c, name)!r}")
@@ -278,9 +285,13 @@ class RadOccMethod(SupervisedMethod):
         self._teacher = _Frozen(teacher)
         t_width, s_width = teacher.model.encoder.out_channels, self.model.encoder.out_channels
         if c.feature_weight > 0:
-            if teacher.model.lift_grid != self.model.lift_grid:
-                raise ValueError(f"radocc.feature_weight > 0: the teacher's lift grid {teacher.model.lift_grid.shape} differs from the "
-                                 f"student's {self.model.lift_grid.shape}; 3D feature distillation needs the same voxels")
+            t_shape, s_shape = tuple(teacher.model.lift_grid.shape), tuple(self.model.lift_grid.shape)
+            if c.feature_align == "same" and teacher.model.lift_grid != self.model.lift_grid:
+                raise ValueError(f"radocc.feature_weight > 0: the teacher's lift grid {t_shape} differs from the student's {s_shape}; "
+                                 "3D feature distillation needs the same voxels (or radocc.feature_align=pool for a coarser teacher)")
+            if c.feature_align == "pool" and any(s % t for s, t in zip(s_shape, t_shape)):
+                raise ValueError(f"radocc.feature_align=pool: the student's lift grid {s_shape} is not an integer multiple of the "
+                                 f"teacher's {t_shape}")
             self.adapter = nn.Conv3d(s_width, t_width, 1) if s_width != t_width else nn.Identity()
 
     @property
@@ -405,9 +416,13 @@ class RadOccMethod(SupervisedMethod):
         if c.feature_weight > 0:
             assert self.adapter is not None
             f_s = self.adapter(out.features)  # (B, C_teacher, X', Y', Z')
+            t_shape = tuple(t_out.features.shape[2:])
+            if c.feature_align == "pool" and tuple(f_s.shape[2:]) != t_shape:
+                k = tuple(s // t for s, t in zip(f_s.shape[2:], t_shape))
+                f_s = F.avg_pool3d(f_s, k, k)
             m = None
             if mask is not None:
-                factors = tuple(o // l for o, l in zip(self.model.output_grid.shape, self.model.lift_grid.shape))
+                factors = tuple(o // t for o, t in zip(self.model.output_grid.shape, t_shape))
                 m = F.max_pool3d(mask[:, None].float(), factors, factors)[:, 0] > 0 if factors != (1, 1, 1) else mask
             losses["loss_feat"] = c.feature_weight * feature_l1(f_s, t_out.features, m, reduction=c.feature_reduction)
         return losses

@@ -60,8 +60,33 @@ def test_demo_trains_a_fixed_number_of_steps(tmp_path, capsys, one_torch_thread)
                "--workers", "1", "--steps", "3", "--pictures", "1"])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "training synth-cpu for 3 steps" in text and "about 0 minutes on an idle 2-core CPU" in text
+    assert "fine-tuning the synth-cpu weights occkit ships" in text and "for 3 steps" in text and "on an idle 2-core CPU" in text
     report = json.loads((out / "report.json").read_text())
     assert report["steps"] == 3
+    loaded = json.loads((out / "run" / "init_from.json").read_text())
+    assert loaded["init_from"].endswith("synth-cpu-demo.safetensors") and not loaded.get("skipped")
     prov = json.loads((out / "predictions" / "provenance.json").read_text())
     assert prov["made_by"] == "occkit demo" and prov["frames"] == len(list((out / "predictions").glob("*.npz")))
+
+
+def test_demo_shipped_weights_are_synth_cpus(tmp_path, capsys):
+    """Another preset needs --from-scratch: the shipped weights are synth-cpu's (one line, before any work)."""
+    rc = main(["demo", "--out", str(tmp_path / "demo"), "--config", "synth-abl"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "the shipped weights are synth-cpu's" in err and "--from-scratch" in err
+    assert "Traceback" not in err and not (tmp_path / "demo" / "data").exists()
+
+
+def test_shipped_demo_weights_fit_synth_cpu():
+    """The packaged weights load into the synth-cpu network whole: every tensor by name and shape,
+    finite, with the record of how they were made."""
+    from occkit.commands.demo import shipped_record, shipped_weights
+    from occkit.engine.init_from import load_matching
+    from occkit.experiment import build_method, load_experiment
+
+    method = build_method(load_experiment("synth-cpu", ["supervised.class_counts=null"]))
+    report = load_matching(method, shipped_weights())
+    assert not report.new and not report.skipped and not report.unused
+    assert report.loaded_values == report.total_values
+    made = shipped_record()
+    assert made["preset"] == "synth-cpu" and made["world_seed"] != 0 and made["steps"] > 0

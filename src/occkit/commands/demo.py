@@ -1,21 +1,24 @@
 """``occkit demo [--out DIR]``: the main job on a laptop, end to end, with progress throughout.
 
 1. generate a small synthetic world (``DIR/data``; reused when already there),
-2. train the ``synth-cpu`` preset for a fixed number of steps (``DIR/run``),
+2. fine-tune the ``synth-cpu`` network that occkit ships (``occkit/weights/synth-cpu-demo.safetensors``:
+   trained 3000 steps on a synthetic world of seed 1000, a seed the demo does not generate, by
+   ``tools/make_demo_weights.py``) on this world for a fixed number of steps (``DIR/run``); or, with
+   ``--from-scratch``, train it from random weights (900 steps, a larger world),
 3. evaluate on the validation scenes: mIoU (camera mask), geometry IoU, RayIoU,
 4. write Occ3D submission files (``DIR/predictions``), pictures of predictions beside their
    ground truth (``DIR/pictures``) and a short report (``DIR/report.md``).
 
 Stopped (Ctrl-C), it says in one line what it kept; the same command again resumes: the world's
 finished scenes are kept (``DIR/data/.scenes/``) and training continues from its newest checkpoint
-(every 100 steps) when the options are those of the stopped run (``DIR/demo.json``).
+(every 50 steps, ``CKPT_EVERY``) when the options are those of the stopped run (``DIR/demo.json``).
 
-The demo trains a fixed number of steps (``--steps``, default 900), so the same command gives the
-same model on a fast, a slow or a busy machine; only the time changes. On an idle 2-core CPU with
-native bf16 (AVX512-BF16 / AMX) the defaults take about 15 minutes: ~4 to generate, ~9 to train
-(about 0.6 s per step), ~1 to evaluate and draw. A CPU without it (AVX2 only) trains in float32
-at about 3 s per step: about an hour in all (BENCHMARKS.md). ``--minutes`` trains for a time budget instead (the time-to-accuracy setting
-of the benchmarks; the result then depends on the machine's speed and load).
+The demo trains a fixed number of steps (``--steps``), so the same command gives the same model on
+a fast, a slow or a busy machine; only the time changes. The times of each CPU class (native bf16:
+AVX512-BF16 / AMX; AVX2 only, where training runs in float32) are measured in BENCHMARKS.md;
+the estimate printed before training is this module's ``SECONDS_PER_STEP*``. ``--minutes`` trains
+for a time budget instead (the time-to-accuracy setting of the benchmarks; the result then depends
+on the machine's speed and load).
 """
 
 from __future__ import annotations
@@ -28,9 +31,21 @@ from pathlib import Path
 from typing import Any
 
 
-#: Training steps of the demo: what 9 minutes gave on an idle 2-core CPU (900-950 steps at commit
-#: 13537c8, BENCHMARKS.md), fixed so that a busy machine trains the same model, only slower.
+#: Training steps of ``--from-scratch``: what 9 minutes gave on an idle 2-core CPU with native bf16
+#: (900-950 steps at commit 13537c8, BENCHMARKS.md), fixed so that a busy machine trains the same
+#: model, only slower.
 DEMO_STEPS = 900
+#: Fine-tuning steps from the shipped weights (the default start).
+FINETUNE_STEPS = 100
+#: The world of each start: (scenes, frames per scene). Fine-tuning needs few frames; 20 % of the
+#: scenes (at least one) are validation.
+WORLD_SHIPPED = (10, 8)
+WORLD_SCRATCH = (20, 16)
+#: Overrides of the fine-tuning run (before the user's ``--set``): a tenth of synth-cpu's rate,
+#: a short warm-up.
+FINETUNE_SET = ("optim.lr=0.0002", "optim.warmup_steps=10")
+#: The preset the shipped weights are for.
+SHIPPED_PRESET = "synth-cpu"
 #: Seconds per synth-cpu training step on an idle 2-core CPU, for the time estimate printed before
 #: training: with native bf16 (AVX512-BF16 / AMX; 0.57-0.60 in the loop at commit 13537c8) and
 #: without it (AVX2 only, float32: 2.9-3.6 in benchmarks/bench_train_step.py, BENCHMARKS.md).
@@ -47,23 +62,49 @@ def seconds_per_step() -> tuple[float, str]:
     return SECONDS_PER_STEP_FP32, "an idle 2-core CPU without native bf16 (float32)"
 
 
+def shipped_weights() -> Path:
+    """The packaged ``synth-cpu`` weights the demo starts from (a one-line error when absent)."""
+    from importlib.resources import files
+
+    path = Path(str(files("occkit") / "weights" / "synth-cpu-demo.safetensors"))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: occkit's shipped demo weights are missing from this install; "
+                                "reinstall occkit, or run `occkit demo --from-scratch`")
+    return path
+
+
+def shipped_record() -> dict[str, Any]:
+    """How the shipped weights were made (``synth-cpu-demo.json`` beside them; {} when absent)."""
+    import json
+
+    side = shipped_weights().with_suffix(".json")
+    return json.loads(side.read_text(encoding="utf-8")) if side.is_file() else {}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo", help="output folder (default ./demo)")
+    p.add_argument("--from-scratch", action="store_true",
+                   help=f"train {SHIPPED_PRESET} from random weights ({DEMO_STEPS} steps, {WORLD_SCRATCH[0]} scenes x "
+                        f"{WORLD_SCRATCH[1]} frames) instead of fine-tuning the weights occkit ships (default off: "
+                        f"fine-tune them {FINETUNE_STEPS} steps on {WORLD_SHIPPED[0]} scenes x {WORLD_SHIPPED[1]} frames)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, default=DEMO_STEPS,
-                        help=f"training steps (default {DEMO_STEPS}: about {DEMO_STEPS * SECONDS_PER_STEP / 60:.0f} minutes "
-                             f"on an idle 2-core CPU with native bf16, about {DEMO_STEPS * SECONDS_PER_STEP_FP32 / 60:.0f} "
-                             "without)")
+    budget.add_argument("--steps", type=int, default=None,
+                        help=f"training steps (default {FINETUNE_STEPS} from the shipped weights, {DEMO_STEPS} with "
+                             "--from-scratch)")
     budget.add_argument("--minutes", type=float, default=None,
                         help="train for this many minutes instead of --steps (the result then depends on the machine's "
                              "speed and load; default: off)")
-    p.add_argument("--scenes", type=int, default=20, help="synthetic scenes (default 20; 20%% are validation)")
-    p.add_argument("--frames", type=int, default=16, help="frames per scene (default 16)")
+    p.add_argument("--scenes", type=int, default=None,
+                   help=f"synthetic scenes (default {WORLD_SHIPPED[0]}, {WORLD_SCRATCH[0]} with --from-scratch; 20%% are "
+                        "validation)")
+    p.add_argument("--frames", type=int, default=None,
+                   help=f"frames per scene (default {WORLD_SHIPPED[1]}, {WORLD_SCRATCH[1]} with --from-scratch)")
     p.add_argument("--image-size", type=int, nargs=2, default=(192, 512), metavar=("H", "W"),
                    help="camera images (default 192 512: synth-cpu trains on the 96x512 band around the horizon)")
     p.add_argument("--workers", type=int, default=2, help="processes generating the world (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the world and of training (default 0)")
-    p.add_argument("--config", default="synth-cpu", help="preset or YAML to train (default synth-cpu)")
+    p.add_argument("--config", default=SHIPPED_PRESET,
+                   help=f"preset or YAML to train (default {SHIPPED_PRESET}; another one needs --from-scratch)")
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides (repeatable)")
     p.add_argument("--pictures", type=int, default=3, help="validation frames to draw (default 3)")
 
@@ -73,7 +114,7 @@ def _stage(i: int, text: str) -> None:
 
 
 #: Steps between two training checkpoints: what a stopped demo can lose.
-CKPT_EVERY = 100
+CKPT_EVERY = 50
 
 
 def _minutes(seconds: float) -> str:
@@ -172,10 +213,20 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method, load_experiment
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
 
+    shipped = not args.from_scratch
+    if shipped and args.config != SHIPPED_PRESET:
+        raise ValueError(f"--config {args.config}: the shipped weights are {SHIPPED_PRESET}'s; add --from-scratch to train "
+                         "another preset from random weights")
+    world = WORLD_SHIPPED if shipped else WORLD_SCRATCH
+    args.scenes = world[0] if args.scenes is None else args.scenes
+    args.frames = world[1] if args.frames is None else args.frames
+    if args.steps is None:
+        args.steps = FINETUNE_STEPS if shipped else DEMO_STEPS
     if args.minutes is not None and args.minutes <= 0:
         raise ValueError(f"--minutes must be > 0, got {args.minutes}")
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    start_set = [f"train.init_from={shipped_weights()}", *FINETUNE_SET] if shipped else []
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -196,20 +247,27 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     timings["generate"] = time.perf_counter() - t0
 
     # 2. training ----------------------------------------------------------------------------
-    cfg = load_experiment(args.config, [f"train.seed={args.seed}", *args.set])
+    cfg = load_experiment(args.config, [f"train.seed={args.seed}", *start_set, *args.set])
     train_set = build_dataset(cfg, data, cfg.data.train_split, train=True)
     val_set = build_dataset(cfg, data, cfg.data.val_split)
     if len(train_set) == 0 or len(val_set) == 0:
         raise ValueError(f"{data}: need frames in both splits (train {len(train_set)}, val {len(val_set)}); use more --scenes")
+    if shipped:
+        made = shipped_record()
+        how = (f" (trained {made['steps']} steps on a world of seed {made['world_seed']}: val mIoU {made['val_miou']})"
+               if {"steps", "world_seed", "val_miou"} <= set(made) else "")
+        verb = f"fine-tuning the {args.config} weights occkit ships{how}"
+    else:
+        verb = f"training {args.config} from random weights"
     if args.minutes is not None:
-        _stage(2, f"training {args.config} for {args.minutes:g} minutes on {len(train_set)} frames")
+        _stage(2, f"{verb} for {args.minutes:g} minutes on {len(train_set)} frames")
         cfg.optim.schedule = "time"  # the cosine fits the budget whatever this machine's speed
         cfg.optim.max_steps = 10**6
         cfg.train.max_minutes = args.minutes
     else:
         sps, cpu = seconds_per_step()
-        _stage(2, f"training {args.config} for {args.steps} steps on {len(train_set)} frames: about "
-                  f"{args.steps * sps / 60:.0f} minutes on {cpu} "
+        _stage(2, f"{verb} for {args.steps} steps on {len(train_set)} frames: about "
+                  f"{_minutes(args.steps * sps)} on {cpu} "
                   f"({sps} s per step; the bar shows this machine's estimate)")
         cfg.optim.schedule = "steps"
         cfg.optim.max_steps = args.steps
@@ -218,7 +276,8 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     cfg.train.ckpt_every = CKPT_EVERY
     t0 = time.perf_counter()
     # the options that make the run: the same ones again resume it, other ones retrain
-    options = {"config": args.config, "set": list(args.set), "seed": args.seed, "steps": args.steps, "minutes": args.minutes,
+    options = {"config": args.config, "from_scratch": args.from_scratch, "set": list(args.set), "seed": args.seed,
+               "steps": args.steps, "minutes": args.minutes,
                "scenes": args.scenes, "frames": args.frames, "image_size": list(args.image_size)}
     run_dir, record = out / "run", out / "demo.json"
     earlier = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
@@ -288,6 +347,18 @@ def _draw(raw, out: Path, count: int) -> list[Path]:
     return pics
 
 
+def _made(weights: str) -> str:
+    """One phrase on how the shipped weights were made (their JSON record)."""
+    import json
+
+    side = Path(weights).with_suffix(".json")
+    made = json.loads(side.read_text(encoding="utf-8")) if side.is_file() else {}
+    if not {"steps", "world_seed", "val_miou"} <= set(made):
+        return Path(weights).name
+    return (f"{Path(weights).name}: {made['steps']} steps on a synthetic world of seed {made['world_seed']}, val mIoU "
+            f"{made['val_miou']} there; made by `python tools/make_demo_weights.py`")
+
+
 def _fmt(v: Any) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
 
@@ -305,7 +376,9 @@ def _report(out: Path, args, synth, cfg, result, scores: dict, pictures: list[Pa
         f"A synthetic world of {synth.scenes} scenes x {synth.frames} frames (6 cameras at "
         f"{synth.image_size[0]}x{synth.image_size[1]}, seed {synth.seed}): {n_train} training and {n_val} validation frames.",
         f"The `{args.config}` preset ({cfg.model.backbone}, {cfg.model.head} head, input "
-        f"{cfg.data.image_aug.out_hw[0]}x{cfg.data.image_aug.out_hw[1]}) trained for {result.step} steps "
+        f"{cfg.data.image_aug.out_hw[0]}x{cfg.data.image_aug.out_hw[1]}) "
+        + (f"started from occkit's shipped weights ({_made(cfg.train.init_from)}) and fine-tuned"
+           if cfg.train.init_from else "trained from random weights") + f" for {result.step} steps "
         f"({result.train_seconds / 60:.1f} min of training, {result.train_seconds / max(1, len(losses)):.2f} s per step).",
         (f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10 (of this invocation)."
          if losses else "No step trained in this invocation (a finished run resumed): its losses are in run/train.jsonl."),

@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
     from occkit.commands.show import load_prediction
     from occkit.data.occ3d import Occ3DDataset
+    from occkit.viz.cameras import images_uint8
     from occkit.viz.viewer_scene import FrameData
 
     if not args.data.is_dir():
@@ -193,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         elif predictor is not None:
             pred = predictor.predict(ref.token)
         as_u8 = (lambda t: None if t is None else t.numpy().astype(np.uint8))
-        images = (s.images.permute(0, 2, 3, 1).clamp(0, 1) * 255).round().byte().numpy() if s.images.numel() else None
+        images = images_uint8(s.images) if s.images.numel() else None
         return FrameData(
             token=ref.token, scene=ref.scene, gt=as_u8(s.occupancy), pred=pred,
             mask_camera=None if s.mask_camera is None else s.mask_camera.numpy(),

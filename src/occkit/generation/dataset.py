@@ -22,6 +22,7 @@ import torch
 from occkit.fileio import FILE_SUMS, save_npz_atomic, sha256_file, write_json_atomic
 from occkit.geometry.transforms import pose_from_transform
 from occkit.shapes import check_shape
+from occkit.viz.cameras import images_uint8
 
 
 @dataclass
@@ -73,10 +74,7 @@ def write_generated_dataset(out: str | os.PathLike, frames: list[GeneratedFrame]
         cams = {}
         for i, cam in enumerate(cam_names):
             rel = f"samples/{cam}/{f.token}.png"
-            im = f.images[i]
-            im = im if im.dtype == torch.uint8 else (im.clamp(0, 1) * 255).round().byte()
-            img = im.permute(1, 2, 0).cpu().numpy()
-            pil = Image.fromarray(np.ascontiguousarray(img))
+            pil = Image.fromarray(images_uint8(f.images[i]))
             atomic_write(root / rel, lambda fh, pil=pil: pil.save(fh, format="PNG"))
             cams[cam] = {"img_path": rel, "intrinsic": f.intrinsics[i].double().tolist(),
                          "extrinsic": pose_from_transform(f.T_ego_from_cam[i].double()), "ego_pose": ego}

@@ -8,14 +8,14 @@ import numpy as np
 import torch
 
 from occkit.viz.bev import MASK_TINT, bev_image
+from occkit.viz.cameras import images_uint8
 from occkit.viz.draw import hstack, pad_to, titled, vstack
 from occkit.viz.figure import occ3d_legend
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """``(N, 3, H, W)`` float [0, 1] -> the N images side by side, ``(H, N*W, 3) uint8``."""
-    return np.ascontiguousarray(np.concatenate(
-        [(im.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy() for im in images], 1))
+    return np.ascontiguousarray(np.concatenate(list(images_uint8(images)), 1))
 
 
 def generation_figure(rows: list[dict], title: str = "", front_only: bool = True, bev_scale: int = 1,

@@ -43,6 +43,7 @@ from occkit.generation.frustum import frustum_mask
 from occkit.generation.losses import one_hot_occupancy
 from occkit.generation.sampling import sample
 from occkit.generation.schedule import sampling_scheduler
+from occkit.viz.cameras import images_uint8
 
 
 def conditioning_frames(make_dataset, data: str | os.PathLike, occupancy: str | None, split: str, n: int):
@@ -131,7 +132,7 @@ def open_work_folder(work: str | os.PathLike, settings: dict[str, Any]) -> None:
 
 def _as_uint8(images: torch.Tensor) -> np.ndarray:
     """Float [0, 1] images -> uint8, exactly as they are written to PNG (and drawn in the preview)."""
-    return (images.clamp(0, 1) * 255).round().byte().cpu().numpy()
+    return images_uint8(images, channels_last=False)
 
 
 def _frames_of(arrays: dict[str, np.ndarray], meta: dict[str, list], start: int) -> tuple[list[GeneratedFrame], list[dict]]:

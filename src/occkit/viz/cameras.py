@@ -19,6 +19,13 @@ NUSCENES_MOSAIC: tuple[tuple[str, ...], ...] = (
 )
 
 
+def images_uint8(images: torch.Tensor, channels_last: bool = True) -> np.ndarray:
+    """Float images in [0, 1] (``(..., 3, H, W)``) -> uint8, rounded as occkit writes them to PNG;
+    uint8 input passes through. ``channels_last``: ``(..., H, W, 3)``, else ``(..., 3, H, W)``."""
+    u8 = images if images.dtype == torch.uint8 else (images.detach().clamp(0, 1) * 255).round().byte()
+    return np.ascontiguousarray((u8.movedim(-3, -1) if channels_last else u8).cpu().numpy())
+
+
 def _as_tensor(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().cpu()
     if not torch.is_floating_point(t):

@@ -63,6 +63,7 @@ def test_demo_trains_a_fixed_number_of_steps(tmp_path, capsys, one_torch_thread)
     assert "fine-tuning the synth-cpu weights occkit ships" in text and "for 3 steps" in text and "on an idle 2-core CPU" in text
     report = json.loads((out / "report.json").read_text())
     assert report["steps"] == 3
+    assert "the shipped weights before fine-tuning, same frames: mIoU" in text and report["start_scores"]["frames"] == report["scores"]["frames"]
     loaded = json.loads((out / "run" / "init_from.json").read_text())
     assert loaded["init_from"].endswith("synth-cpu-demo.safetensors") and not loaded.get("skipped")
     prov = json.loads((out / "predictions" / "provenance.json").read_text())

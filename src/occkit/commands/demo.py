@@ -314,9 +314,18 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
                   "data": str(data.resolve()), "split": cfg.data.val_split, "made_by": "occkit demo"}
     n = write_prediction_folder(method, loader, out / "predictions", device, provenance, amp, overwrite=True,
                                 total=len(loader))
+    start_scores = None
+    if cfg.train.init_from:  # the start too, on the same frames: what the fine-tuning changed
+        from occkit.engine.init_from import load_matching
+
+        load_matching(method, cfg.train.init_from)
+        start_scores = evaluate(method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes, progress=False)
     timings["evaluate"] = time.perf_counter() - t0
     print(f"mIoU {scores['miou']:.2f}  geometry IoU {scores['geometry_iou']:.2f}"
           + (f"  RayIoU {scores['rayiou']:.2f}" if "rayiou" in scores else "") + f"  ({n} predictions written)", flush=True)
+    if start_scores is not None:
+        print(f"(the shipped weights before fine-tuning, same frames: mIoU {start_scores['miou']:.2f}  geometry IoU "
+              f"{start_scores['geometry_iou']:.2f})", flush=True)
 
     # 4. pictures and report -----------------------------------------------------------------
     _stage(4, f"drawing {args.pictures} predictions beside their ground truth; writing {out / 'report.md'}")
@@ -325,7 +334,7 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     pictures = _draw(raw, out, args.pictures)
     timings["pictures"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
-    _report(out, args, synth, cfg, result, scores, pictures, timings, len(train_set), len(val_set))
+    _report(out, args, synth, cfg, result, scores, pictures, timings, len(train_set), len(val_set), start_scores)
     print(f"\ndone in {timings['total'] / 60:.1f} min: {out / 'report.md'}", flush=True)
     return 0
 
@@ -364,7 +373,7 @@ def _fmt(v: Any) -> str:
 
 
 def _report(out: Path, args, synth, cfg, result, scores: dict, pictures: list[Path], timings: dict,
-            n_train: int, n_val: int) -> None:
+            n_train: int, n_val: int, start_scores: dict | None = None) -> None:
     from occkit.fileio import write_json_atomic, write_text_atomic
 
     losses = result.losses
@@ -391,6 +400,8 @@ def _report(out: Path, args, synth, cfg, result, scores: dict, pictures: list[Pa
         f"| geometry IoU (camera mask) | {_fmt(scores['geometry_iou'])} |",
         f"| RayIoU | {_fmt(scores.get('rayiou'))} |",
         f"| frames | {scores['frames']} |",
+        *([f"| mIoU / geometry IoU of the start (the shipped weights before fine-tuning) | {_fmt(start_scores['miou'])} / "
+           f"{_fmt(start_scores['geometry_iou'])} |"] if start_scores is not None else []),
         "",
         "Per-class IoU (camera mask; n/a = class absent from both ground truth and prediction):",
         "",
@@ -414,6 +425,7 @@ def _report(out: Path, args, synth, cfg, result, scores: dict, pictures: list[Pa
     write_text_atomic(out / "report.md", "\n".join(lines))
     write_json_atomic(out / "report.json", {
         "scores": {k: v for k, v in scores.items() if k != "rayiou_detail"},
+        "start_scores": None if start_scores is None else {k: v for k, v in start_scores.items() if k != "rayiou_detail"},
         "steps": result.step, "train_minutes": result.train_seconds / 60,
         "timings_s": timings, "pictures": [str(p) for p in pictures],
     })

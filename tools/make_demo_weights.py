@@ -10,7 +10,8 @@ working model within minutes on any CPU. This script makes that network, from no
 3. the final checkpoint's weights in float16 (half the bytes; the demo loads them into its float32
    network through ``train.init_from``), with a metadata record of how they were made
    (the commands, the world's seed, the steps, the run's last validation mIoU, the occkit commit)
-   and ``synth-cpu-demo.json`` beside them; both written atomically.
+   and ``synth-cpu-demo.json`` beside them (the same record plus the run's ``model`` config
+   section, which ``train.init_from`` checks a run against); both written atomically.
 
     python tools/make_demo_weights.py --work runs/demo_weights --steps 3000 --threads 2
 
@@ -45,6 +46,17 @@ def _last_val(run: Path) -> dict:
     return rows[-1]
 
 
+def _write_record(out: Path, record: dict, run: Path) -> Path:
+    """``<out>.json``: the record plus the run's ``model`` config section (train.init_from checks a
+    run's grid, classes and modality against it)."""
+    config = json.loads((resolve_checkpoint(run) / "config.json").read_text(encoding="utf-8"))
+    side = out.with_suffix(".json")
+    tmp = side.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({**record, "model": config["model"]}, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(side)
+    return side
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="runs/demo_weights", help="folder for the world and the run (default runs/demo_weights)")
@@ -54,7 +66,18 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the training run (default 2)")
     ap.add_argument("--out", default=str(OUT), help=f"weights file to write (default {OUT})")
+    ap.add_argument("--record-only", action="store_true",
+                    help="rewrite only the record beside an existing weights file (its own metadata plus the run's model section)")
     args = ap.parse_args()
+    if args.record_only:
+        from safetensors import safe_open
+
+        out = Path(args.out)
+        with safe_open(str(out), framework="pt") as f:
+            record = json.loads((f.metadata() or {})["occkit_demo"])
+        _write_record(out, record, Path(args.work) / "run")
+        print(f"wrote {out.with_suffix('.json')}")
+        return 0
     occkit = [sys.executable, "-m", "occkit.cli"]
     work = Path(args.work)
     world, run = work / "world", work / "run"
@@ -90,10 +113,7 @@ def main() -> int:
     tmp = out.with_suffix(".tmp")
     save_file(state, str(tmp), metadata={"occkit_demo": json.dumps(record)})
     tmp.replace(out)
-    side = out.with_suffix(".json")
-    side_tmp = side.with_suffix(".json.tmp")
-    side_tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    side_tmp.replace(side)
+    side = _write_record(out, record, run)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {side}: val mIoU {record['val_miou']} at step {args.steps}")
     return 0
 

@@ -282,3 +282,31 @@ def test_ddp_loads_on_every_rank_and_rank_0_writes(run_a, tmp_path):
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5)
     assert json.loads((tmp_path / "ddp/init_from.json").read_text())["loaded"] == ["conv.weight", "conv.bias", "fc.weight", "fc.bias"]
+
+
+def test_a_standalone_weights_file_is_checked_against_its_record(run_a, tmp_path, capsys):
+    """A weights file copied out of its run, with ``<name>.json`` beside it holding the run's
+    ``model`` section (occkit's shipped weights), is checked as a run folder is; without the record
+    it loads unchecked, and an unreadable record is refused naming it."""
+    import json
+    import shutil
+
+    from occkit.engine.checkpoint import resolve_checkpoint
+
+    ckpt = resolve_checkpoint(run_a)
+    weights = tmp_path / "standalone.safetensors"
+    shutil.copy(ckpt / MODEL_FILE, weights)
+    model = json.loads((ckpt / "config.json").read_text())["model"]
+    (tmp_path / "standalone.json").write_text(json.dumps({"steps": 4, "model": model}))
+    cfg = toy_config(2, init_from=str(weights))
+    cfg.model.num_classes = 20
+    with pytest.raises(ConfigError, match="20 \\(model.num_classes\\)"):
+        train(cfg, tmp_path / "b", ToyFrames(8), method=Target(), progress=False)
+    start_b(tmp_path, weights)  # the same grid and classes: loads, and says it checked them
+    assert "not checked" not in capsys.readouterr().err
+    (tmp_path / "standalone.json").unlink()
+    start_b(tmp_path / "again", weights)
+    assert "not checked" in capsys.readouterr().err
+    (tmp_path / "standalone.json").write_text("{not json")
+    with pytest.raises(ValueError, match="standalone.json: cannot read the weights' record"):
+        start_b(tmp_path / "third", weights)

@@ -17,6 +17,7 @@ source whose recipe needs a teacher or a generator loads as cheaply as any other
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -102,7 +103,23 @@ def resolve_init_source(path: str | os.PathLike, ema: bool = True) -> InitSource
     verified = verify_checksum(weights)  # raises naming the file when its bytes changed
     sha = str(read_json(weights.parent / CHECKSUM_FILE)[weights.name]) if verified else file_sha256(weights)
     config = load_config_dict(folder) if (folder / CONFIG_FILE).is_file() else None  # checksum-verified too
+    if config is None and checkpoint is None:
+        config = _weights_record(weights)
     return InitSource(str(path), checkpoint, weights, sha, verified, config)
+
+
+def _weights_record(weights: Path) -> dict[str, Any] | None:
+    """The ``model`` section of a standalone weights file's record, ``<name>.json`` beside it
+    (occkit's shipped weights: ``tools/make_demo_weights.py``), as a config dict; None without one."""
+    side = weights.with_suffix(".json")
+    if not side.is_file():
+        return None
+    try:
+        record = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{KEY}: {side}: cannot read the weights' record ({type(e).__name__}: {e})") from e
+    model = record.get("model") if isinstance(record, dict) else None
+    return {"model": model} if isinstance(model, dict) else None
 
 
 def check_fits(source_model: dict[str, Any], model: dict[str, Any], where: str | os.PathLike) -> None:
@@ -225,7 +242,8 @@ def report_lines(source: InitSource, report: InitReport, limit: int = 8) -> list
         f"tensors ({report.loaded_values:,} of {report.total_values:,} values)",
     ]
     if source.config is None:
-        lines.append(f"{KEY}: no config.json beside the weights: grid, classes and modality not checked")
+        lines.append(f"{KEY}: no config.json (or record with a model section) beside the weights: grid, classes and "
+                     "modality not checked")
     if report.new:
         lines.append(f"{KEY}: new here (not in the source, left as built): {_groups_text(report.new)}")
     if report.skipped:

@@ -73,12 +73,17 @@ def shipped_weights() -> Path:
     return path
 
 
-def shipped_record() -> dict[str, Any]:
-    """How the shipped weights were made (``synth-cpu-demo.json`` beside them; {} when absent)."""
+def weights_record(weights: str | Path) -> dict[str, Any]:
+    """How a weights file was made: ``<name>.json`` beside it ({} when absent)."""
     import json
 
-    side = shipped_weights().with_suffix(".json")
+    side = Path(weights).with_suffix(".json")
     return json.loads(side.read_text(encoding="utf-8")) if side.is_file() else {}
+
+
+def shipped_record() -> dict[str, Any]:
+    """How the shipped weights were made (``synth-cpu-demo.json`` beside them; {} when absent)."""
+    return weights_record(shipped_weights())
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -358,10 +363,7 @@ def _draw(raw, out: Path, count: int) -> list[Path]:
 
 def _made(weights: str) -> str:
     """One phrase on how the shipped weights were made (their JSON record)."""
-    import json
-
-    side = Path(weights).with_suffix(".json")
-    made = json.loads(side.read_text(encoding="utf-8")) if side.is_file() else {}
+    made = weights_record(weights)
     if not {"steps", "world_seed", "val_miou"} <= set(made):
         return Path(weights).name
     return (f"{Path(weights).name}: {made['steps']} steps on a synthetic world of seed {made['world_seed']}, val mIoU "

@@ -26,10 +26,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 
 from occkit.engine.checkpoint import resolve_checkpoint
+from occkit.fileio import write_json_atomic
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "occkit" / "weights" / "synth-cpu-demo.safetensors"
 
@@ -50,11 +50,7 @@ def _write_record(out: Path, record: dict, run: Path) -> Path:
     """``<out>.json``: the record plus the run's ``model`` config section (train.init_from checks a
     run's grid, classes and modality against it)."""
     config = json.loads((resolve_checkpoint(run) / "config.json").read_text(encoding="utf-8"))
-    side = out.with_suffix(".json")
-    tmp = side.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**record, "model": config["model"]}, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(side)
-    return side
+    return write_json_atomic(out.with_suffix(".json"), {**record, "model": config["model"]}, indent=2)
 
 
 def main() -> int:

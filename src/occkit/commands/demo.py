@@ -73,17 +73,18 @@ def shipped_weights() -> Path:
     return path
 
 
-def weights_record(weights: str | Path) -> dict[str, Any]:
-    """How a weights file was made: ``<name>.json`` beside it ({} when absent)."""
-    import json
-
-    side = Path(weights).with_suffix(".json")
-    return json.loads(side.read_text(encoding="utf-8")) if side.is_file() else {}
-
-
 def shipped_record() -> dict[str, Any]:
     """How the shipped weights were made (``synth-cpu-demo.json`` beside them; {} when absent)."""
+    from occkit.engine.init_from import weights_record
+
     return weights_record(shipped_weights())
+
+
+def _made(record: dict[str, Any]) -> str | None:
+    """One phrase on how shipped weights were made, from their record (None when it lacks the facts)."""
+    if not {"steps", "world_seed", "val_miou"} <= set(record):
+        return None
+    return f"trained {record['steps']} steps on a world of seed {record['world_seed']}: val mIoU {record['val_miou']} there"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -258,10 +259,8 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     if len(train_set) == 0 or len(val_set) == 0:
         raise ValueError(f"{data}: need frames in both splits (train {len(train_set)}, val {len(val_set)}); use more --scenes")
     if shipped:
-        made = shipped_record()
-        how = (f" (trained {made['steps']} steps on a world of seed {made['world_seed']}: val mIoU {made['val_miou']})"
-               if {"steps", "world_seed", "val_miou"} <= set(made) else "")
-        verb = f"fine-tuning the {args.config} weights occkit ships{how}"
+        how = _made(shipped_record())
+        verb = f"fine-tuning the {args.config} weights occkit ships" + (f" ({how})" if how else "")
     else:
         verb = f"training {args.config} from random weights"
     if args.minutes is not None:
@@ -361,15 +360,6 @@ def _draw(raw, out: Path, count: int) -> list[Path]:
     return pics
 
 
-def _made(weights: str) -> str:
-    """One phrase on how the shipped weights were made (their JSON record)."""
-    made = weights_record(weights)
-    if not {"steps", "world_seed", "val_miou"} <= set(made):
-        return Path(weights).name
-    return (f"{Path(weights).name}: {made['steps']} steps on a synthetic world of seed {made['world_seed']}, val mIoU "
-            f"{made['val_miou']} there; made by `python tools/make_demo_weights.py`")
-
-
 def _fmt(v: Any) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
 
@@ -379,6 +369,7 @@ def _report(out: Path, args, synth, cfg, result, scores: dict, pictures: list[Pa
     from occkit.fileio import write_json_atomic, write_text_atomic
 
     losses = result.losses
+    how = _made(shipped_record()) if cfg.train.init_from else None
     first = sum(v for _, v in losses[:10]) / max(1, len(losses[:10]))
     last = sum(v for _, v in losses[-10:]) / max(1, len(losses[-10:]))
     lines = [
@@ -388,7 +379,8 @@ def _report(out: Path, args, synth, cfg, result, scores: dict, pictures: list[Pa
         f"{synth.image_size[0]}x{synth.image_size[1]}, seed {synth.seed}): {n_train} training and {n_val} validation frames.",
         f"The `{args.config}` preset ({cfg.model.backbone}, {cfg.model.head} head, input "
         f"{cfg.data.image_aug.out_hw[0]}x{cfg.data.image_aug.out_hw[1]}) "
-        + (f"started from occkit's shipped weights ({_made(cfg.train.init_from)}) and fine-tuned"
+        + (f"started from occkit's shipped weights ({Path(cfg.train.init_from).name}"
+           + (f": {how}; made by `python tools/make_demo_weights.py`" if how else "") + ") and fine-tuned"
            if cfg.train.init_from else "trained from random weights") + f" for {result.step} steps "
         f"({result.train_seconds / 60:.1f} min of training, {result.train_seconds / max(1, len(losses)):.2f} s per step).",
         (f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10 (of this invocation)."

@@ -104,22 +104,23 @@ def resolve_init_source(path: str | os.PathLike, ema: bool = True) -> InitSource
     sha = str(read_json(weights.parent / CHECKSUM_FILE)[weights.name]) if verified else file_sha256(weights)
     config = load_config_dict(folder) if (folder / CONFIG_FILE).is_file() else None  # checksum-verified too
     if config is None and checkpoint is None:
-        config = _weights_record(weights)
+        model = weights_record(weights).get("model")
+        config = {"model": model} if isinstance(model, dict) else None
     return InitSource(str(path), checkpoint, weights, sha, verified, config)
 
 
-def _weights_record(weights: Path) -> dict[str, Any] | None:
-    """The ``model`` section of a standalone weights file's record, ``<name>.json`` beside it
-    (occkit's shipped weights: ``tools/make_demo_weights.py``), as a config dict; None without one."""
-    side = weights.with_suffix(".json")
+def weights_record(weights: str | os.PathLike) -> dict[str, Any]:
+    """The record of a standalone weights file, ``<name>.json`` beside it (occkit's shipped weights:
+    ``tools/make_demo_weights.py``; how they were made and the run's ``model`` section); {} without
+    one. Raises ValueError naming the record when it cannot be read."""
+    side = Path(weights).with_suffix(".json")
     if not side.is_file():
-        return None
+        return {}
     try:
         record = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{KEY}: {side}: cannot read the weights' record ({type(e).__name__}: {e})") from e
-    model = record.get("model") if isinstance(record, dict) else None
-    return {"model": model} if isinstance(model, dict) else None
+    return record if isinstance(record, dict) else {}
 
 
 def check_fits(source_model: dict[str, Any], model: dict[str, Any], where: str | os.PathLike) -> None:

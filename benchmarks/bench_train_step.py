@@ -23,8 +23,10 @@ from occkit.engine.evaluate import autocast, resolve_amp
 from occkit.experiment import build_dataset, build_method, load_experiment, resolve_auto_class_counts
 
 
-def time_steps(cfg, train_set, workers: int, steps: int, warmup: int) -> dict[str, float]:
-    """Mean seconds per phase over ``steps`` steps after ``warmup`` untimed ones."""
+def time_steps(cfg, train_set, workers: int, steps: int, warmup: int) -> tuple[dict[str, float], list[float]]:
+    """Mean seconds per phase over ``steps`` steps after ``warmup`` untimed ones, and every step's
+    total loss (the same seed, so two versions of a step that compute the same numbers print the
+    same losses)."""
     device = torch.device("cpu")
     amp = resolve_amp(device, cfg.optim.amp, cfg.optim.cpu_bf16)
     torch.manual_seed(0)
@@ -33,6 +35,7 @@ def time_steps(cfg, train_set, workers: int, steps: int, warmup: int) -> dict[st
     opt = torch.optim.AdamW(method.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     batches = train_batches(train_set, cfg.data.batch_size, 0, 0, 0, 1, workers)
     sums = {"data": 0.0, "forward+losses": 0.0, "backward": 0.0, "optimiser": 0.0}
+    losses: list[float] = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
         batch = next(batches).to(device)
@@ -40,6 +43,7 @@ def time_steps(cfg, train_set, workers: int, steps: int, warmup: int) -> dict[st
         with autocast(device, amp):
             loss = sum(method.training_step(batch).values())
         t2 = time.perf_counter()
+        losses.append(float(loss))
         loss.backward()
         t3 = time.perf_counter()
         nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.grad_clip)
@@ -49,7 +53,7 @@ def time_steps(cfg, train_set, workers: int, steps: int, warmup: int) -> dict[st
         if i >= warmup:
             for k, v in zip(sums, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 sums[k] += v / steps
-    return sums
+    return sums, losses
 
 
 def main() -> None:
@@ -73,9 +77,9 @@ def main() -> None:
           f"{len(train_set)} frames of {args.data}, torch threads {torch.get_num_threads()}, "
           f"{args.steps} timed steps after {args.warmup}")
     for workers in args.workers if args.workers else [cfg.data.workers]:
-        t = time_steps(cfg, train_set, workers, args.steps, args.warmup)
+        t, losses = time_steps(cfg, train_set, workers, args.steps, args.warmup)
         phases = ", ".join(f"{k} {v:.3f}" for k, v in t.items())
-        print(f"workers {workers}: {sum(t.values()):.3f} s per step ({phases})")
+        print(f"workers {workers}: {sum(t.values()):.3f} s per step ({phases}); loss per step {' '.join(f'{x:.6f}' for x in losses)}")
 
 
 if __name__ == "__main__":

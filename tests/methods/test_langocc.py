@@ -207,3 +207,39 @@ def test_query_picture_draws_matches():
     K, T = cameras()
     pic = query_picture(torch.rand(2, 3, 32, 64), K, T, ("CAM_FRONT", "CAM_BACK"), grid, occ, sim, match, "car", 0.1, 0.9)
     assert pic.ndim == 3 and pic.shape[2] == 3 and pic.dtype.name == "uint8"
+
+
+def test_render_folds_the_feature_norms_into_the_weights():
+    """``render`` (latent heads) composites the language MLP's raw features with their norms folded
+    into the weights; the same as rendering the normalised features, values and gradients."""
+    from occkit.losses.language import normalize_features
+    from occkit.rendering.rays import Rays
+    from occkit.rendering.volrend import render_samples
+
+    m = tiny_method(num_importance=8)
+    g = torch.Generator().manual_seed(3)
+    X, Y, Z = m.grid.shape
+    logits = torch.randn(1, X, Y, Z, generator=g).mul(3).requires_grad_()
+    latent = torch.randn(m.latent_dim, *m.latent_grid.shape, generator=g).requires_grad_()
+    origins = torch.tensor([[-1.0, 0.2, 0.4], [0.0, -2.0, 0.3], [0.5, 0.5, 0.2]])
+    dirs = torch.nn.functional.normalize(torch.tensor([[1.0, 0.1, 0.0], [0.2, 1.0, 0.0], [-1.0, 0.3, -0.1]]), dim=-1)
+    rays = Rays(origins, dirs, torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long), torch.ones(3))
+    up = torch.randn(3, m.out_dim, generator=g)
+
+    torch.manual_seed(5)
+    fast = m.render(logits, latent, rays, jitter=True)
+    grads_fast = torch.autograd.grad((fast.values * up).sum() + fast.depth.sum(), (logits, latent))
+
+    torch.manual_seed(5)  # the same jittered samples
+    sigma = m.density(logits)
+    samples = m.samples(sigma, rays, jitter=True)
+    dens, lookup = m.density_field(sigma), m.latent_field(latent)
+    slow = render_samples(lambda p: (dens(p)[0], m.language(lookup(p))), origins, dirs, samples)
+    slow_values = normalize_features(slow.values)
+    grads_slow = torch.autograd.grad((slow_values * up).sum() + slow.depth.sum(), (logits, latent))
+
+    assert float(fast.opacity.min()) > 0.05  # the rays meet density, so the features matter
+    assert torch.allclose(fast.values, slow_values, atol=1e-5)
+    assert torch.allclose(fast.depth, slow.depth) and torch.allclose(fast.opacity, slow.opacity)
+    for a, b in zip(grads_fast, grads_slow):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)

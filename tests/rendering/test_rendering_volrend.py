@@ -207,3 +207,38 @@ def test_cuda_matches_cpu():
     gpu = render_grid(density.cuda(), grid, o.cuda(), d.cuda(), values.cuda(), num_samples=16, block=4, stop_transmittance=1e-6)
     torch.testing.assert_close(gpu.depth.cpu(), cpu.depth, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(gpu.values.cpu(), cpu.values, atol=1e-5, rtol=1e-5)
+
+
+def test_composite_values_hand_computed():
+    from occkit.rendering.volrend import composite_unit_values, composite_values
+
+    w = torch.tensor([[0.5, 0.25]])
+    v = torch.tensor([[[2.0, 0.0], [0.0, 4.0]]])  # (R=1, S=2, C=2)
+    assert torch.allclose(composite_values(w, v), torch.tensor([[1.0, 1.0]]))  # 0.5*(2,0) + 0.25*(0,4)
+    assert torch.allclose(composite_values(w, v, scale=torch.tensor([[2.0, 0.0]])), torch.tensor([[2.0, 0.0]]))
+    assert torch.allclose(composite_unit_values(w, v), torch.tensor([[0.5, 0.25]]))  # unit vectors (1,0), (0,1)
+    zero = torch.zeros(1, 2, 2)
+    assert torch.equal(composite_unit_values(w, zero), torch.zeros(1, 2))  # zero vectors stay zero
+
+
+def test_composite_values_equal_the_elementwise_sum_with_gradients():
+    from occkit.losses.language import normalize_features
+    from occkit.rendering.volrend import composite_unit_values, composite_values
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.rand(7, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(7, 5, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    up = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    for fast, slow in ((composite_values(w, v), (w[..., None] * v).sum(1)),
+                       (composite_unit_values(w, v), (w[..., None] * normalize_features(v)).sum(1))):
+        assert fast.dtype == torch.float64
+        gf = torch.autograd.grad((fast * up).sum(), (w, v))
+        gs = torch.autograd.grad((slow * up).sum(), (w, v))
+        assert torch.allclose(fast, slow, atol=1e-12)
+        assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(gf, gs))
+    # float32 out of bfloat16 values under autocast (the training path), not a bfloat16 product
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = composite_values(w.detach().float(), v.detach().bfloat16())
+    assert out.dtype == torch.float32
+    with pytest.raises(ValueError, match="values"):
+        composite_values(w, v[:, :4])

@@ -188,6 +188,37 @@ def grid_field(
     raise ValueError(f"mode: expected 'nearest' or 'trilinear', got {mode!r}")
 
 
+def composite_values(weights: torch.Tensor, values: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``sum_i w_i s_i v_i`` over a ray's samples: ``weights (R, S)``, ``values (R, S, C)``, optional
+    per-sample ``scale (R, S)`` -> ``(R, C)``, in float32 or wider (also under autocast).
+
+    One batched matrix product per ray (``bmm``): no ``(R, S, C)`` product is materialised in the
+    forward pass, and the backward pass needs one such tensor (the values' gradient) where
+    ``(w[..., None] * v).sum(1)`` needs two. The same sum in another order (float32 rounding).
+    """
+    check_shape(weights, "R S", name="weights")
+    check_shape(values, "R S C", name="values", dims={"R": weights.shape[0], "S": weights.shape[1]})
+    dt = torch.promote_types(torch.promote_types(weights.dtype, values.dtype), torch.float32)
+    with torch.autocast(weights.device.type, enabled=False):
+        w = weights.to(dt) if scale is None else weights.to(dt) * scale.to(dt)
+        return torch.bmm(w.unsqueeze(1), values.to(dt)).squeeze(1)
+
+
+def composite_unit_values(weights: torch.Tensor, values: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """``sum_i w_i v_i / max(||v_i||, eps)``: the composite of L2-normalised values without
+    normalising them (``weights (R, S)``, raw ``values (R, S, C)`` -> ``(R, C)``, float32).
+
+    Equal to ``composite_values(weights, normalize(values))`` up to float32 rounding, with the
+    norm folded into the weights: no normalised ``(R, S, C)`` copy and no division of it, forward
+    or backward (LangOcc's 384-d features at 150 samples per ray).
+    """
+    check_shape(values, "R S C", name="values")
+    dt = torch.promote_types(values.dtype, torch.float32)
+    with torch.autocast(values.device.type, enabled=False):
+        norm = values.to(dt).norm(dim=-1).clamp_min(eps)  # (R, S)
+    return composite_values(weights, values, scale=1.0 / norm)
+
+
 # ----------------------------------------------------------------------------- rendering
 @dataclass
 class RenderOutput:
@@ -274,7 +305,7 @@ def render_samples(
                 median[r_idx] = torch.minimum(median[r_idx], m.to(median.dtype))
         d_c = (w * t).sum(-1)
         o_c = w.sum(-1)
-        v_c = None if vals is None else (w[..., None] * vals.reshape(*t.shape, -1)).sum(1)  # (Ra, C)
+        v_c = None if vals is None else composite_values(w, vals.reshape(*t.shape, -1))  # (Ra, C)
         if full and log_T is None:
             depth, opacity, values, log_T = d_c, o_c, v_c, lt1
         else:
@@ -293,7 +324,9 @@ def render_samples(
     if depth is None:  # S == 0 cannot happen (RaySamples always has S >= 1) but stay total
         raise ValueError("render_samples: no samples")
     weights = None
-    if return_weights:
+    if return_weights and len(parts) == 1 and parts[0][2].shape == (R, S):  # one block, every ray
+        weights = parts[0][2]
+    elif return_weights:
         weights = torch.zeros(R, S, dtype=parts[0][2].dtype, device=dev)
         for rows, b0, w in parts:
             weights[rows, b0 : b0 + w.shape[1]] = w

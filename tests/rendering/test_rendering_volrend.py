@@ -242,3 +242,25 @@ def test_composite_values_equal_the_elementwise_sum_with_gradients():
     assert out.dtype == torch.float32
     with pytest.raises(ValueError, match="values"):
         composite_values(w, v[:, :4])
+
+
+def test_composite_unit_values_gradcheck_and_dtypes():
+    from occkit.rendering.volrend import composite_unit_values
+
+    g = torch.Generator().manual_seed(1)
+    w = torch.rand(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(3, 4, 5, generator=g, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a, b: composite_unit_values(a, b), (w, v.clone().requires_grad_()))
+    # a zero vector: the norm is clamped, so its gradient is w / eps times the upstream gradient, no projection
+    v0 = v.clone()
+    v0[1, 2] = 0
+    v0.requires_grad_()
+    up = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    (gv,) = torch.autograd.grad((composite_unit_values(w, v0, eps=1e-3) * up).sum(), v0)
+    assert torch.allclose(gv[1, 2], w[1, 2].detach() / 1e-3 * up[1])
+    # bfloat16 values (the autocast MLP's output): a float32 composite, a bfloat16 gradient
+    vb = v.bfloat16().requires_grad_()
+    out = composite_unit_values(w.detach().float(), vb)
+    assert out.dtype == torch.float32
+    out.sum().backward()
+    assert vb.grad is not None and vb.grad.dtype == torch.bfloat16

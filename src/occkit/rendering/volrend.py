@@ -204,19 +204,50 @@ def composite_values(weights: torch.Tensor, values: torch.Tensor, scale: torch.T
         return torch.bmm(w.unsqueeze(1), values.to(dt)).squeeze(1)
 
 
+class _UnitComposite(torch.autograd.Function):
+    """``sum_i w_i v_i / max(||v_i||, eps)`` with a fused backward pass (float32 inside, the values'
+    gradient returned in their own dtype): ``dL/dw_i = g . u_i`` and ``dL/dv_i = (w_i / n_i) (g -
+    (g . u_i) u_i)`` with ``u_i = v_i / n_i`` (no projection where the norm is clamped at ``eps``)."""
+
+    @staticmethod
+    def forward(ctx, weights: torch.Tensor, values: torch.Tensor, eps: float) -> torch.Tensor:  # type: ignore[override]
+        dt = torch.promote_types(torch.promote_types(weights.dtype, values.dtype), torch.float32)
+        v = values.to(dt)
+        raw = v.norm(dim=-1)  # (R, S)
+        norm = raw.clamp_min(eps)
+        w = weights.to(dt)
+        ctx.save_for_backward(w, values, norm, raw >= eps)
+        return torch.bmm((w / norm).unsqueeze(1), v).squeeze(1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        w, values, norm, unclamped = ctx.saved_tensors
+        v = values.to(w.dtype)
+        g = grad.to(w.dtype)
+        p = torch.bmm(v, g.unsqueeze(-1)).squeeze(-1) / norm  # (R, S) g . u_i
+        grad_w = p.to(w.dtype) if ctx.needs_input_grad[0] else None
+        grad_v = None
+        if ctx.needs_input_grad[1]:
+            a = w / norm
+            c = torch.where(unclamped, a * p / norm, torch.zeros_like(a))
+            grad_v = torch.baddbmm(v * -c.unsqueeze(-1), a.unsqueeze(-1), g.unsqueeze(1)).to(values.dtype)
+        return grad_w, grad_v, None
+
+
 def composite_unit_values(weights: torch.Tensor, values: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """``sum_i w_i v_i / max(||v_i||, eps)``: the composite of L2-normalised values without
-    normalising them (``weights (R, S)``, raw ``values (R, S, C)`` -> ``(R, C)``, float32).
+    normalising them (``weights (R, S)``, raw ``values (R, S, C)`` -> ``(R, C)``, float32 or wider,
+    also under autocast).
 
     Equal to ``composite_values(weights, normalize(values))`` up to float32 rounding, with the
-    norm folded into the weights: no normalised ``(R, S, C)`` copy and no division of it, forward
-    or backward (LangOcc's 384-d features at 150 samples per ray).
+    norm folded into the weights and the backward pass written out (two passes over the values):
+    no normalised ``(R, S, C)`` copy, no division of it, forward or backward (LangOcc's 384-d
+    features at 150 samples per ray).
     """
-    check_shape(values, "R S C", name="values")
-    dt = torch.promote_types(values.dtype, torch.float32)
+    check_shape(weights, "R S", name="weights")
+    check_shape(values, "R S C", name="values", dims={"R": weights.shape[0], "S": weights.shape[1]})
     with torch.autocast(values.device.type, enabled=False):
-        norm = values.to(dt).norm(dim=-1).clamp_min(eps)  # (R, S)
-    return composite_values(weights, values, scale=1.0 / norm)
+        return _UnitComposite.apply(weights, values, float(eps))
 
 
 # ----------------------------------------------------------------------------- rendering

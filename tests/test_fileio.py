@@ -43,3 +43,10 @@ def test_atomic_files_get_normal_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~mask
+
+
+def test_load_npz_with_keys_reads_only_those(tmp_path):
+    p = tmp_path / "z.npz"
+    np.savez_compressed(p, a=np.arange(3), b=np.ones(2))
+    assert sorted(load_npz(p, keys=("b",))) == ["b"]
+    assert sorted(load_npz(p)) == ["a", "b"]

@@ -82,19 +82,21 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def load_npz(path: str | os.PathLike, keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    """Load an ``.npz`` into a dict (no pickles); missing file, corrupt file or missing keys raise
-    an error naming the file."""
+    """Load an ``.npz`` into a dict (no pickles): every array, or with ``keys`` those arrays only
+    (the others are not decompressed); missing file, corrupt file or missing keys raise an error
+    naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
         with np.load(path, allow_pickle=False) as z:
-            out = {k: z[k] for k in z.files}
+            names = list(z.files)
+            missing = [k for k in keys if k not in names]
+            out = {} if missing else {k: z[k] for k in (keys or names)}
     except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, EOFError ...
         raise ValueError(f"{path}: cannot read as .npz ({type(e).__name__}: {e})") from e
-    missing = [k for k in keys if k not in out]
     if missing:
-        raise KeyError(f"{path}: missing arrays {missing} (has {sorted(out)})")
+        raise KeyError(f"{path}: missing arrays {missing} (has {sorted(names)})")
     return out
 
 

@@ -169,3 +169,20 @@ def test_a_run_does_not_wait_for_stages_it_does_not_need(tmp_path):
     ab = Ablation(parse_spec(write(tmp_path, "s.yaml", text)), RunOptions(out=tmp_path / "abl", cache=tmp_path / "stages"))
     deps = {j.name: j.deps for j in ab.arm_jobs({"world", "priors"})}
     assert deps == {"run:a_s0": ["stage:world"], "run:b_s0": ["stage:world", "stage:priors"]}
+
+
+def test_a_start_stopped_before_its_first_checkpoint_restarts_with_new_settings(full_run, capsys):
+    root, full_out, _ = full_run
+    spec = write(root, "fourth.yaml", tiny_spec(name="fourth", arms="  a: {preset: tiny.yaml}\n", seeds="[0]"))
+    out = root / "abl" / "fourth"
+    run = out / "runs" / "a_s0"
+    shutil.copytree(full_out / "runs" / "a_s0", run)
+    for p in [*run.glob("score_*"), run / "checkpoints"]:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    (run / "stale.txt").write_text("from the former start")
+    assert main(["ablate", str(spec), "--out", str(out), "--budget", "3"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "holds no checkpoint of its former settings (budget: 2); starting it again with 3" in text
+    assert not (run / "stale.txt").exists()
+    assert json.loads((run / "ablate.json").read_text())["identity"]["budget"] == 3
+    assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1].endswith("3")  # trained to the new budget

@@ -24,7 +24,8 @@ schedule, so the figures are those of an uninterrupted run), finished arms x see
 missing scorer files are made. The children die with the runner (Linux: ``PR_SET_PDEATHSIG``; and
 they share its process group); a folder locked by a process that still runs is reported and
 left alone. A run folder trained with other settings (another budget, world, overrides) is
-refused rather than mixed: use another ``--out``.
+refused rather than mixed: use another ``--out``; one that holds no checkpoint and no score yet
+(a start stopped before its first checkpoint) is emptied and started again with the new settings.
 """
 
 from __future__ import annotations
@@ -354,6 +355,16 @@ class Ablation:
             old = record.get("identity", {})
             if old != ident:
                 diff = next((k for k in ident if old.get(k) != ident[k]), "identity")
+                if checkpoint_step(run) is None and not any(run.glob("score_*.json")):
+                    # nothing trained or scored under the former settings: start again with these (the lock stays)
+                    self._say(f"arm {arm} seed {seed}: {run} holds no checkpoint of its former settings ({diff}: "
+                              f"{old.get(diff)!r}); starting it again with {ident.get(diff)!r}")
+                    for p in run.iterdir():
+                        if p.name != RUN_LOCK:
+                            shutil.rmtree(p) if p.is_dir() else p.unlink()
+                    record = {"identity": ident, "train_seconds": 0.0, "score_seconds": 0.0, "error": None}
+                    write_json_atomic(path, record)
+                    return record
                 raise JobError(f"arm {arm} seed {seed}: {run} was trained with other settings ({diff}: {old.get(diff)!r}, now "
                                f"{ident.get(diff)!r}); use another --out, or remove that folder")
             return record

@@ -126,13 +126,13 @@ from occkit.geometry.grid import Grid
 from occkit.labels import OCC3D_CLASSES
 from occkit.losses.language import cosine_weighted_mse, normalize_features
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
+from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.resampling import jittered_uniform_samples, resample_from_transmittance
 from occkit.rendering.sampling import RaySamples, importance_samples, ray_box, uniform_samples
 from occkit.rendering.volrend import RenderOutput, composite_unit_values, grid_field, render_samples, weights_from_density
 from occkit.shapes import check_shape
 
-CALIBRATION_BINS = 100
 """Bins of the ``p(occupied)`` histograms behind ``occupied_threshold: auto``."""
 
 NUM_SEMANTIC = 17
@@ -239,7 +239,8 @@ class LangOccConfig:
     free below 0.1/m, i.e. ``p(occupied)`` 0.039 over a 0.4 m voxel). ``auto``: calibrated while
     training from the 2D prior depth maps (``prior_depth`` of the cache: 2D data only, never a
     loss): the threshold that best separates the voxels at the rays' surfaces from those of the
-    free space before them."""
+    free space before them (:mod:`occkit.methods.calibration`, shared with ``render_sup``; each
+    free sample weighted by the square root of the voxels its stretch crosses)."""
     calibration_decay: float = 0.99
     """``auto``: per-step decay of the calibration histograms."""
     calibration_margin: float = 0.8
@@ -556,16 +557,7 @@ class LangOccMethod(nn.Module):
         """The ``p(occupied)`` threshold of ``predict`` (``auto``: the bin edge maximising the
         IoU of "occupied" on the calibration histograms; 0.1 before any calibration)."""
         tau = self.cfg.occupied_threshold
-        if tau != "auto":
-            return float(tau)
-        surf, free = self.calibration.double()
-        if float(surf.sum()) <= 0:
-            return 0.1
-        tp = surf.flip(0).cumsum(0).flip(0)
-        fp = free.flip(0).cumsum(0).flip(0)
-        iou = tp / (surf.sum() + fp)
-        best = (iou >= iou.max() - 1e-12).nonzero()[:, 0]
-        return float(max(1, int(best[len(best) // 2]))) / CALIBRATION_BINS
+        return float(tau) if tau != "auto" else calibration_threshold(self.calibration, 0.1)
 
     def _check_frame(self, logits: torch.Tensor, latent: torch.Tensor) -> None:
         check_shape(logits, "1 X Y Z", name="logits", dims=dict(zip("XYZ", self.grid.shape)))
@@ -857,20 +849,8 @@ class LangOccMethod(nn.Module):
         t = z / rays.z_per_t.clamp(min=1e-6)
         near, far = ray_box(rays.origins.float(), rays.dirs.float(), self.grid, min_near=c.near)
         ok = (z > 0) & (t > near) & (t <= far)
-        o, d, t, n = rays.origins[ok].float(), rays.dirs[ok].float(), t[ok], near[ok]
-
-        def hist(points: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-            idx, inside = self.grid.point_to_index(points)
-            if keep is not None:
-                inside = inside & keep
-            v = p[idx[inside, 0], idx[inside, 1], idx[inside, 2]]
-            return torch.bincount((v * CALIBRATION_BINS).long().clamp(0, CALIBRATION_BINS - 1), minlength=CALIBRATION_BINS).float()
-
-        before = t - c.calibration_margin
-        t_free = n + torch.rand_like(t) * (before - n).clamp(min=0)
-        self.calibration.mul_(c.calibration_decay)
-        self.calibration[0] += hist(o + t[:, None] * d)
-        self.calibration[1] += hist(o + t_free[:, None] * d, before > n)
+        calibration_update(self.calibration, p, self.grid, rays.origins[ok].float(), rays.dirs[ok].float(), t[ok], near[ok],
+                           c.calibration_margin, c.calibration_decay)
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """``loss_feat``: the cosine-weighted MSE of the rendered features against the 2D prior

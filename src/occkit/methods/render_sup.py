@@ -66,6 +66,7 @@ from occkit.losses.render import (
     weight_entropy_loss,
 )
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
+from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.sampling import ray_box
 from occkit.rendering.volrend import (
@@ -78,7 +79,6 @@ from occkit.rendering.volrend import (
 from occkit.shapes import check_shape
 
 
-CALIBRATION_BINS = 100
 """Bins of the ``p(occupied)`` histograms behind ``occupied_threshold: auto``."""
 
 
@@ -217,46 +217,15 @@ class RenderSupMethod(nn.Module):
         before any training step.
         """
         tau = self.cfg.occupied_threshold
-        if tau != "auto":
-            return float(tau)
-        surf, free = self.calibration.double()
-        if float(surf.sum()) <= 0:
-            return 0.5
-        tp = surf.flip(0).cumsum(0).flip(0)  # surface samples at or above each bin edge
-        fp = free.flip(0).cumsum(0).flip(0)
-        iou = tp / (surf.sum() + fp)
-        best = iou >= iou.max() - 1e-12
-        lo = int(best.nonzero()[0])
-        hi = lo
-        while hi + 1 < CALIBRATION_BINS and bool(best[hi + 1]):
-            hi += 1
-        return float((lo + hi) // 2) / CALIBRATION_BINS  # the middle of the best plateau
+        return float(tau) if tau != "auto" else calibration_threshold(self.calibration, 0.5)
 
     @torch.no_grad()
     def _calibrate(self, logits: torch.Tensor, rays: Rays, t_true: torch.Tensor, near: torch.Tensor, surface: torch.Tensor) -> None:
         """Add one frame's rays to the calibration histograms (see :meth:`threshold`)."""
         c = self.cfg
         p_occ = -torch.expm1(torch.log_softmax(logits.detach().float(), 0)[c.free_index])  # (X, Y, Z)
-        o, d, t, n = rays.origins[surface].float(), rays.dirs[surface].float(), t_true[surface], near[surface]
-        bins = CALIBRATION_BINS
-
-        def hist(points: torch.Tensor, keep: torch.Tensor | None = None, weight: torch.Tensor | None = None) -> torch.Tensor:
-            idx, ok = self.grid.point_to_index(points)
-            if keep is not None:
-                ok = ok & keep
-            v = p_occ[idx[ok, 0], idx[ok, 1], idx[ok, 2]]
-            w = None if weight is None else weight[ok].float()
-            return torch.bincount((v * bins).long().clamp(0, bins - 1), weights=w, minlength=bins).float()
-
-        before = t - c.calibration_margin
-        t_free = n + torch.rand_like(t) * (before - n).clamp(min=0)
-        # a free sample stands for the sqrt(L) of the L voxels its ray crosses before the surface:
-        # between counting rays (1: threshold too low) and counting voxel crossings (L: near voxels,
-        # crossed by many rays, counted many times over: too high)
-        weight = ((before - n).clamp(min=0) / min(self.grid.voxel_size)).sqrt()
-        self.calibration.mul_(c.calibration_decay)
-        self.calibration[0] += hist(o + t[:, None] * d)
-        self.calibration[1] += hist(o + t_free[:, None] * d, before > n, weight)
+        calibration_update(self.calibration, p_occ, self.grid, rays.origins[surface].float(), rays.dirs[surface].float(),
+                           t_true[surface], near[surface], c.calibration_margin, c.calibration_decay)
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> torch.Tensor:

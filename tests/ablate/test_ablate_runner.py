@@ -186,3 +186,15 @@ def test_a_start_stopped_before_its_first_checkpoint_restarts_with_new_settings(
     assert not (run / "stale.txt").exists()
     assert json.loads((run / "ablate.json").read_text())["identity"]["budget"] == 3
     assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1].endswith("3")  # trained to the new budget
+
+
+def test_stages_only_builds_the_stages_and_runs_no_arm(tmp_path, capsys):
+    spec = write(tmp_path, "s.yaml", tiny_spec(name="stagesonly"))
+    out = tmp_path / "abl" / "stagesonly"
+    assert main(["ablate", str(spec), "--out", str(out), "--stages-only"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "stages: 1 of 1 cached" in text and "no arm run (--stages-only)" in text
+    assert not (out / "runs").exists() or not any((out / "runs").iterdir())
+    assert main(["ablate", str(spec), "--out", str(out), "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert "cached" in plan.split("runs (")[0] and "missing" not in plan.split("runs (")[0]

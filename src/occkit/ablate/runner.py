@@ -73,6 +73,8 @@ class RunOptions:
     """``cpu`` or ``cuda`` (all lanes share the GPU)."""
     only: list[str] | None = None
     """Run only these arms (None = all)."""
+    stages_only: bool = False
+    """Build the stages the arms need and stop (no arm runs)."""
     command: str = ""
     """The ``occkit ablate`` command line, for the report."""
     poll_seconds: float = 0.1
@@ -420,9 +422,14 @@ class Ablation:
             shown = "n/a" if value is None else f"{value:.2f}"
             self._say(f"{job.label}: done: {self.spec.metric} {shown} at step {s.get('step')} -> {self.out / 'results.md'}")
 
-        arms = self.arm_jobs({j.name[len("stage:"):] for j in stages})
+        arms = [] if self.opts.stages_only else self.arm_jobs({j.name[len("stage:"):] for j in stages})
         errors = run_jobs(stages + arms, self.opts.lanes, self._env(), self.opts.poll_seconds, on_finish=finished)
         results = write_report(self)
+        if self.opts.stages_only:
+            bad_stages = [n[len("stage:"):] for n, e in errors.items() if e]
+            self._say(f"stages: {len(self.needed) - len(bad_stages)} of {len(self.needed)} cached"
+                      + (f"; failed: {', '.join(bad_stages)}" if bad_stages else "") + f" ({self.opts.cache}); no arm run (--stages-only)")
+            return 1 if bad_stages else 0
         bad = [n[len("run:"):] for n, e in errors.items() if e and n.startswith("run:")]
         bad_stages = [n[len("stage:"):] for n, e in errors.items() if e and n.startswith("stage:")]
         done = sum(1 for a, s in self.runs() if results["arms"][a]["seeds"][str(s)]["status"] == "done")

@@ -66,6 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "stages.world.args.scenes=20 'arms.a.set+=[optim.lr=1e-3]' (repeatable; default none)")
     p.add_argument("--only", default=None, metavar="ARM[,ARM...]", help="run only these arms (default: all)")
     mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--stages-only", action="store_true",
+                      help="build the stages the arms (or --only's) need, then stop: caches ready for a later run "
+                           "or another machine (default off)")
     mode.add_argument("--dry-run", action="store_true", help="check the spec and print the plan (stages cached or missing, "
                                                              "runs done, partial or new, the exact commands); run nothing (default off)")
     mode.add_argument("--report", action="store_true", help="rebuild results.json, results.md and curves.png from disk; "
@@ -121,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     cache = Path(args.cache) if args.cache is not None else out.resolve().parent / "stages"
     ab = Ablation(spec, RunOptions(out=out, cache=cache, lanes=args.lanes, threads=args.threads, device=args.device,
-                                   only=only, command=command_line(args)))
+                                   only=only, command=command_line(args), stages_only=args.stages_only))
     if args.dry_run:
         print(ab.plan_text())
         return 0

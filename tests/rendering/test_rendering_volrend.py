@@ -215,7 +215,6 @@ def test_composite_values_hand_computed():
     w = torch.tensor([[0.5, 0.25]])
     v = torch.tensor([[[2.0, 0.0], [0.0, 4.0]]])  # (R=1, S=2, C=2)
     assert torch.allclose(composite_values(w, v), torch.tensor([[1.0, 1.0]]))  # 0.5*(2,0) + 0.25*(0,4)
-    assert torch.allclose(composite_values(w, v, scale=torch.tensor([[2.0, 0.0]])), torch.tensor([[2.0, 0.0]]))
     assert torch.allclose(composite_unit_values(w, v), torch.tensor([[0.5, 0.25]]))  # unit vectors (1,0), (0,1)
     zero = torch.zeros(1, 2, 2)
     assert torch.equal(composite_unit_values(w, zero), torch.zeros(1, 2))  # zero vectors stay zero

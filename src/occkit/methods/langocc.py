@@ -125,15 +125,14 @@ from occkit.geometry.camera import project
 from occkit.geometry.grid import Grid
 from occkit.labels import OCC3D_CLASSES
 from occkit.losses.language import cosine_weighted_mse, normalize_features
-from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
+from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.resampling import jittered_uniform_samples, resample_from_transmittance
 from occkit.rendering.sampling import RaySamples, importance_samples, ray_box, uniform_samples
 from occkit.rendering.volrend import RenderOutput, composite_unit_values, grid_field, render_samples, weights_from_density
 from occkit.shapes import check_shape
 
-"""Bins of the ``p(occupied)`` histograms behind ``occupied_threshold: auto``."""
 
 NUM_SEMANTIC = 17
 """Occ3D's non-free classes (0..16); 17 is free."""

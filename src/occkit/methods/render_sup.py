@@ -65,8 +65,8 @@ from occkit.losses.render import (
     termination_loss,
     weight_entropy_loss,
 )
-from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
+from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.sampling import ray_box
 from occkit.rendering.volrend import (
@@ -77,9 +77,6 @@ from occkit.rendering.volrend import (
     semantic_probs_from_logits,
 )
 from occkit.shapes import check_shape
-
-
-"""Bins of the ``p(occupied)`` histograms behind ``occupied_threshold: auto``."""
 
 
 @dataclass

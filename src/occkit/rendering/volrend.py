@@ -188,9 +188,9 @@ def grid_field(
     raise ValueError(f"mode: expected 'nearest' or 'trilinear', got {mode!r}")
 
 
-def composite_values(weights: torch.Tensor, values: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
-    """``sum_i w_i s_i v_i`` over a ray's samples: ``weights (R, S)``, ``values (R, S, C)``, optional
-    per-sample ``scale (R, S)`` -> ``(R, C)``, in float32 or wider (also under autocast).
+def composite_values(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``sum_i w_i v_i`` over a ray's samples: ``weights (R, S)``, ``values (R, S, C)`` -> ``(R, C)``,
+    in float32 or wider (also under autocast).
 
     One batched matrix product per ray (``bmm``): no ``(R, S, C)`` product is materialised in the
     forward pass, and the backward pass needs one such tensor (the values' gradient) where
@@ -200,8 +200,7 @@ def composite_values(weights: torch.Tensor, values: torch.Tensor, scale: torch.T
     check_shape(values, "R S C", name="values", dims={"R": weights.shape[0], "S": weights.shape[1]})
     dt = torch.promote_types(torch.promote_types(weights.dtype, values.dtype), torch.float32)
     with torch.autocast(weights.device.type, enabled=False):
-        w = weights.to(dt) if scale is None else weights.to(dt) * scale.to(dt)
-        return torch.bmm(w.unsqueeze(1), values.to(dt)).squeeze(1)
+        return torch.bmm(weights.to(dt).unsqueeze(1), values.to(dt)).squeeze(1)
 
 
 class _UnitComposite(torch.autograd.Function):
@@ -216,6 +215,7 @@ class _UnitComposite(torch.autograd.Function):
         raw = v.norm(dim=-1)  # (R, S)
         norm = raw.clamp_min(eps)
         w = weights.to(dt)
+        ctx.weights_dtype = weights.dtype
         ctx.save_for_backward(w, values, norm, raw >= eps)
         return torch.bmm((w / norm).unsqueeze(1), v).squeeze(1)
 
@@ -225,7 +225,7 @@ class _UnitComposite(torch.autograd.Function):
         v = values.to(w.dtype)
         g = grad.to(w.dtype)
         p = torch.bmm(v, g.unsqueeze(-1)).squeeze(-1) / norm  # (R, S) g . u_i
-        grad_w = p.to(w.dtype) if ctx.needs_input_grad[0] else None
+        grad_w = p.to(ctx.weights_dtype) if ctx.needs_input_grad[0] else None
         grad_v = None
         if ctx.needs_input_grad[1]:
             a = w / norm

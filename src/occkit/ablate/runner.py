@@ -425,13 +425,12 @@ class Ablation:
         arms = [] if self.opts.stages_only else self.arm_jobs({j.name[len("stage:"):] for j in stages})
         errors = run_jobs(stages + arms, self.opts.lanes, self._env(), self.opts.poll_seconds, on_finish=finished)
         results = write_report(self)
+        bad_stages = [n[len("stage:"):] for n, e in errors.items() if e and n.startswith("stage:")]
         if self.opts.stages_only:
-            bad_stages = [n[len("stage:"):] for n, e in errors.items() if e]
             self._say(f"stages: {len(self.needed) - len(bad_stages)} of {len(self.needed)} cached"
                       + (f"; failed: {', '.join(bad_stages)}" if bad_stages else "") + f" ({self.opts.cache}); no arm run (--stages-only)")
             return 1 if bad_stages else 0
         bad = [n[len("run:"):] for n, e in errors.items() if e and n.startswith("run:")]
-        bad_stages = [n[len("stage:"):] for n, e in errors.items() if e and n.startswith("stage:")]
         done = sum(1 for a, s in self.runs() if results["arms"][a]["seeds"][str(s)]["status"] == "done")
         self._say(f"{done} of {len(self.runs())} run(s) done" + (f", {len(bad)} not ({', '.join(bad)})" if bad else "")
                   + (f"; stage(s) failed: {', '.join(bad_stages)}" if bad_stages else "") + f": {self.out / 'results.md'}")

@@ -203,16 +203,9 @@ class RenderSupMethod(nn.Module):
         return out
 
     def threshold(self) -> float:
-        """The ``p(occupied)`` threshold ``predict`` uses.
-
-        With ``occupied_threshold: auto``, the bin edge ``tau`` that maximises
-        ``S(>= tau) / (S(all) + F(>= tau))`` — the IoU of "occupied" if the surface samples ``S``
-        were the occupied voxels and the free-space samples ``F`` the free ones — over the
-        calibration histograms: per training ray, its surface voxel (weight 1) and one random voxel
-        of the free space before it (weight sqrt of the voxels that free stretch crosses), all
-        derived from the 2D depth maps (no 3D label); on a plateau of equal scores, its middle. 0.5
-        before any training step.
-        """
+        """The ``p(occupied)`` threshold ``predict`` uses; with ``occupied_threshold: auto`` the one
+        calibrated from the 2D depth maps while training (:mod:`occkit.methods.calibration`), 0.5
+        before any training step."""
         tau = self.cfg.occupied_threshold
         return float(tau) if tau != "auto" else calibration_threshold(self.calibration, 0.5)
 

@@ -79,6 +79,12 @@ def test_report_from_disk_flags_the_arm_that_has_not_converged(tmp_path, capsys)
     assert r["arms"]["a"]["status"] == "partial" and r["arms"]["a"]["seeds"]["1"]["detail"] == "step 2 of 4"
     assert r["arms"]["a"]["summary"]["metric"]["values"] == [10.3]  # its validation at step 4 is to be redone
     assert "10.30 ± 0.00 (s0 10.30) [1 of 2 seeds done]" in (out / "results.md").read_text()
+    # a run of other seeds (--seeds 1,3) still reports the spec's seeds found on disk, its own after them
+    assert main(["ablate", str(spec), "--out", str(out), "--report", "--seeds", "1,3"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["seeds"] == [0, 1, 3] and list(r["arms"]["b"]["seeds"]) == ["0", "1", "3"]
+    assert r["arms"]["b"]["summary"]["metric"]["values"] == [8.4, 8.0] and r["arms"]["b"]["seeds"]["3"]["status"] == "not run"
+    assert "8.20 ± 0.20 (s0 8.40, s1 8.00) [2 of 3 seeds done]" in (out / "results.md").read_text()
 
 
 def test_stage_quality_reads_what_the_stage_wrote(tmp_path):

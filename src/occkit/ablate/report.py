@@ -144,7 +144,7 @@ def collect(ab: Ablation) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": sp.name, "description": sp.description, "spec": str(sp.path), "command": ab.opts.command,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "budget": sp.budget, "validations": sp.validations,
-        "val_every": sp.val_every, "tolerance": sp.tolerance, "metric": sp.metric, "seeds": list(sp.seeds),
+        "val_every": sp.val_every, "tolerance": sp.tolerance, "metric": sp.metric, "seeds": list(sp.report_seeds or sp.seeds),
         "columns": cols, "stages": {}, "arms": {},
     }
     for name in ab.reported:
@@ -154,7 +154,7 @@ def collect(ab: Ablation) -> dict[str, Any]:
                                "status": plan.status(), "wall_seconds": rec.get("wall_seconds"), "finished": rec.get("finished"),
                                "quality": stage_quality(plan.command, Path(plan.out))}
     for arm_name, arm in sp.arms.items():
-        seeds = {str(s): seed_result(ab, arm_name, s, cols) for s in sp.seeds}
+        seeds = {str(s): seed_result(ab, arm_name, s, cols) for s in (sp.report_seeds or sp.seeds)}
         arm_cols = [c for c in cols if any(c["file"] in SCORERS[x.scorer].outputs(x.options) for x in sp.scorings_for(arm_name))]
         summary: dict[str, Any] = {"metric": spread({k: v["metric"] for k, v in seeds.items()})}
         for c in arm_cols:

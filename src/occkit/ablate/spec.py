@@ -316,6 +316,9 @@ class AblationSpec:
     locator: Locator
     baselines: list[str] = field(default_factory=list)
     """Stages built and reported whatever arms run (rows without training, e.g. a lifted baseline)."""
+    report_seeds: list[int] = field(default_factory=list)
+    """The seeds results.md reports: the spec file's own, then ``--seeds``' others. A run of one seed
+    (``--seeds 2``) still reports every seed on disk; empty = ``seeds``."""
 
     @property
     def val_every(self) -> int:
@@ -429,6 +432,9 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
     ov = overrides or Overrides()
     for item in ov.set:
         apply_set(data, item, loc)
+    file_seeds = data.get("seeds", [0])
+    file_seeds = [file_seeds] if isinstance(file_seeds, int) else file_seeds
+    file_seeds = [x for x in file_seeds if isinstance(x, int) and not isinstance(x, bool) and x >= 0] if isinstance(file_seeds, list) else []
     if ov.seeds is not None:
         data["seeds"] = list(ov.seeds)
         loc.origins[("seeds",)] = "--seeds " + ",".join(str(s) for s in ov.seeds)
@@ -604,6 +610,7 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
         description=str(data.get("description") or ""), stages=stages, data=top_data, budget=budget,
         validations=validations, tolerance=float(tolerance), metric=metric, seeds=list(seeds), arms=arms,
         scoring=scoring, raw=data, locator=loc, baselines=baselines,
+        report_seeds=list(dict.fromkeys([*file_seeds, *seeds])),
     )
     if ov.world_seed is not None:
         set_world_seed(spec, ov.world_seed)

@@ -50,7 +50,7 @@ def test_demo_stopped_and_started_again_resumes(tmp_path, capsys, monkeypatch, o
     monkeypatch.setattr(demo, "CKPT_EVERY", 1)
     assert main(argv) == 130
     said = capsys.readouterr().out
-    assert "resuming the world: 2 of 5 scenes already written" in said and generated == [2, 3, 4]
+    assert "2 of 5 scenes already written" in said and generated == [2, 3, 4]
     assert "scenes, about" in said  # the time left
     assert "kept the world in" in said.strip().splitlines()[-1] and "checkpoints" in said.strip().splitlines()[-1]
 

@@ -217,6 +217,44 @@ def check_output_file(out: str | os.PathLike, inputs: Mapping[str, str | os.Path
         raise FileExistsError(f"{what} {o}: exists (written by occkit {command} before); pass --overwrite to replace it")
 
 
+PARTIAL_SUFFIX = ".partial"
+"""A resumable command's folder in the making: ``.NAME.partial`` beside ``--out``."""
+
+
+@contextmanager
+def resumable_folder(out: str | os.PathLike, command: str, key: Any, **record: Any) -> Iterator[tuple[Path, bool]]:
+    """As :func:`staged_folder`, but the folder being filled (``.NAME.partial`` beside ``out``) is
+    kept when the work stops or fails, so the same command again continues it; yields ``(folder,
+    resumed)``. ``key`` (JSON) identifies the work: a partial folder left by other work (another
+    key) is removed and started again."""
+    from occkit.fileio import write_json_atomic
+
+    o = Path(out)
+    try:
+        o.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"--out {o}: cannot create {o.parent} ({e.strerror or e})") from e
+    for stale in o.parent.glob(f".{o.name}.*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    part = o.parent / f".{o.name}{PARTIAL_SUFFIX}"
+    key_file = part / ".partial.json"
+    key = json.loads(json.dumps(key))
+    try:
+        earlier = json.loads(key_file.read_text(encoding="utf-8")).get("key") if key_file.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        earlier = None
+    resumed = part.is_dir() and earlier == key
+    if part.exists() and not resumed:
+        shutil.rmtree(part)
+    part.mkdir(exist_ok=True)
+    write_json_atomic(key_file, {"command": command, "key": key})
+    yield part, resumed
+    key_file.unlink()
+    mark_output(part, command, **record)
+    publish_folder(part, o, o.parent / f".{o.name}.old.tmp")
+
+
 @contextmanager
 def staged_folder(out: str | os.PathLike, command: str, **record: Any) -> Iterator[Path]:
     """Write a folder whole: yields a new hidden folder beside ``out`` (``.NAME.*.tmp``) to fill;

@@ -50,7 +50,12 @@ def test_a_stage_stopped_half_way_is_redone_unless_its_command_continues(tmp_pat
         assert plan.status() == "partial"
         plan.prepare()
         kept = (plan.out / "part").exists()
-        assert kept == (name in ("priors", "base")) and plan.log.exists() == kept, name
+        assert kept == (name in ("priors", "base")) and plan.log.exists() == (name in ("world", "priors", "base")), name
+    # synth continues from the scenes kept beside its output (.out.partial), never from a half-written out
+    world = plans["world"]
+    (world.folder / ".out.partial").mkdir()
+    world.prepare()
+    assert (world.folder / ".out.partial").is_dir() and not world.out.exists() and world.continues()
 
 
 def test_an_optional_value_option_given_true_is_the_bare_flag():

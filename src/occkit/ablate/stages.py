@@ -12,8 +12,9 @@ The hash (12 hex digits of a SHA-256) covers the command, its arguments with eve
 replaced by that stage's own hash (so an upstream change reaches downstream folders, and the cache
 may move), and occkit's version. A stage is done when ``stage.json`` exists. One stopped half-way
 is redone from scratch (``out`` and the log removed first), except ``train`` stages, which
-continue from their newest checkpoint (``--resume``), and ``priors run``, whose cache continues
-where it stopped when the same command runs again.
+continue from their newest checkpoint (``--resume``), and ``priors run`` and ``synth``, which
+continue where they stopped when the same command runs again (a prior cache; the scenes kept in
+``.out.partial``).
 
 Threads and device are how a stage runs, not what it makes: the runner adds ``--threads`` /
 ``--device`` (``train.threads`` / ``train.device`` for ``train``) where the command has them and
@@ -37,7 +38,7 @@ STAGE_OUT = "out"
 
 #: Commands whose half-done output is continued rather than removed: command -> the extra flag
 #: that continues it ('' = the same command continues by itself).
-RESUMABLE = {"train": "--resume", "priors run": ""}
+RESUMABLE = {"train": "--resume", "priors run": "", "synth": ""}
 
 #: Stage commands that write one file, not a folder: the file's name inside the stage's ``out``.
 FILE_OUTPUT = {"retrieval": "score_retrieval.json"}
@@ -126,10 +127,10 @@ class StagePlan:
         """Make the folder ready for a build: a half-done output of a command that cannot
         continue is removed (with its log)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        if not self.continues():
+        if not self.continues() or self.command == "synth":  # synth continues from .out.partial, never into out
             if self.out.exists():
                 shutil.rmtree(self.out)
-            if self.log.exists():
+            if self.log.exists() and not self.continues():
                 self.log.unlink()
         if self.command in FILE_OUTPUT:
             self.out.mkdir(parents=True, exist_ok=True)

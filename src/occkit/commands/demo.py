@@ -127,70 +127,13 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def _scene_record(data: Path, i: int) -> Path:
-    return data / ".scenes" / f"{i:04d}.json"
-
-
-def _ignore_sigint() -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def generate_world(data: Path, synth: Any) -> None:
-    """``generate_dataset``'s world, one scene at a time: a finished scene's record (what goes into
-    ``annotations.json``) is kept in ``data/.scenes/``, so a stopped generation resumes with the
-    scenes it lacks; one line per scene with the time left. Writes ``annotations.json`` last."""
-    import json
-    import multiprocessing as mp
-    from dataclasses import asdict
+    """``generate_dataset``'s world, resumable: a finished scene's record is kept in
+    ``data/.scenes/`` until ``annotations.json`` is written, so a stopped generation resumes with
+    the scenes it lacks; one line per scene with the time left."""
+    from occkit.data.synth.writer import generate_dataset
 
-    from occkit.data.synth.config import scene_name
-    from occkit.data.synth.writer import _worker, split_scenes
-    from occkit.fileio import write_json_atomic
-
-    data.mkdir(parents=True, exist_ok=True)
-    cfg = asdict(synth)
-    cfg.pop("workers")  # does not change the output
-    cfg = json.loads(json.dumps(cfg))  # as read back (lists, not tuples)
-    records: dict[int, dict[str, Any]] = {}
-    for i in range(synth.scenes):
-        f = _scene_record(data, i)
-        if f.is_file():
-            rec = json.loads(f.read_text(encoding="utf-8"))
-            if rec.get("synth_config") == cfg:
-                records[i] = rec
-    todo = [i for i in range(synth.scenes) if i not in records]
-    if records:
-        print(f"resuming the world: {len(records)} of {synth.scenes} scenes already written", flush=True)
-    t0 = time.perf_counter()
-
-    def finished(i: int, r: dict[str, Any]) -> None:
-        write_json_atomic(_scene_record(data, i), {**r, "synth_config": cfg})
-        records[i] = r
-        done = len(records) - (synth.scenes - len(todo))
-        left = (time.perf_counter() - t0) / done * (len(todo) - done)
-        print(f"synth: {r['scene']} done ({len(r['infos'])} frames), {len(records)}/{synth.scenes} scenes, "
-              f"about {_minutes(left)} left", flush=True)
-
-    jobs = [(str(data), synth, i) for i in todo]
-    if synth.workers > 1 and len(todo) > 1:
-        # Ctrl-C reaches the workers too: they ignore it and this process stops them, so a stop
-        # prints one line rather than a traceback per worker
-        with mp.get_context("spawn").Pool(min(synth.workers, len(todo)), initializer=_ignore_sigint) as pool:
-            for (_, _, i), r in zip(jobs, pool.imap(_worker, jobs)):
-                finished(i, r)
-    else:
-        for job in jobs:
-            finished(job[2], _worker(job))
-    train, val = split_scenes(synth.scenes, synth.val_fraction)
-    write_json_atomic(data / "annotations.json", {
-        "train_split": [scene_name(i) for i in train],
-        "val_split": [scene_name(i) for i in val],
-        "scene_infos": {records[i]["scene"]: records[i]["infos"] for i in range(synth.scenes)},
-        "scene_descriptions": {records[i]["scene"]: records[i]["description"] for i in range(synth.scenes)},
-        "synth_config": cfg,
-    })
+    generate_dataset(data, synth, progress=True, resume=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -44,19 +45,31 @@ def run(args: argparse.Namespace) -> int:
         scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=tuple(args.image_size), workers=args.workers,
         val_fraction=args.val_fraction, frame_rate_hz=args.frame_rate, image_format=args.image_format,
     )
-    from occkit.outputs import check_output_folder, staged_folder
+    from occkit.data.synth.writer import SCENE_RECORDS, config_record
+    from occkit.outputs import check_output_folder, resumable_folder
 
     check_output_folder(args.out, "synth", overwrite=args.overwrite, legacy=_made_by_synth)
     t0 = time.perf_counter()
-    # written whole into a hidden folder beside --out and renamed at the end: a failure leaves no
-    # folder that looks like a dataset, and an --overwrite replaces the old one only then
-    with staged_folder(args.out, "synth", format=args.format) as tmp:
-        if args.format == "semantickitti":
-            from occkit.data.synth.kitti_export import export_semantickitti
+    # written into a hidden folder beside --out (.NAME.partial) and renamed at the end: a failure
+    # leaves no folder that looks like a dataset, an --overwrite replaces the old one only then, and
+    # a stop keeps the finished scenes, which the same command again does not generate twice
+    key = {"format": args.format, "synth_config": config_record(config)}
+    part = None
+    try:
+        with resumable_folder(args.out, "synth", key, format=args.format) as (part, resumed):
+            if resumed:
+                print(f"synth: continuing the stopped run kept in {part}", flush=True)
+            if args.format == "semantickitti":
+                from occkit.data.synth.kitti_export import export_semantickitti
 
-            export_semantickitti(tmp, config, progress=True)
-        else:
-            generate_dataset(tmp, config, progress=True)
+                export_semantickitti(part, config, overwrite=True, progress=True, resume=True)
+            else:
+                generate_dataset(part, config, overwrite=True, progress=True, resume=True)
+    except KeyboardInterrupt:
+        n = len(list((part / SCENE_RECORDS).glob("*.json"))) if part is not None and (part / SCENE_RECORDS).is_dir() else 0
+        print(f"occkit synth: stopped; {n} of {config.scenes} scenes kept in {part}; the same command resumes them",
+              file=sys.stderr, flush=True)
+        return 130
     out = args.out
     dt = time.perf_counter() - t0
     n = config.scenes * config.frames

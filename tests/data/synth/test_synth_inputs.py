@@ -77,6 +77,59 @@ def test_cli_writes_a_dataset(tmp_path: Path, capsys):
     assert "frames/s" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("fmt", ["occ3d", "semantickitti"])
+def test_cli_stopped_and_started_again_resumes_the_scenes(tmp_path: Path, capsys, monkeypatch, fmt):
+    """Ctrl-C keeps the finished scenes (one line says so; no dataset appears at --out); the same
+    command again generates only the others and writes what an unstopped run writes; other
+    options start again."""
+    import hashlib
+
+    import occkit.data.synth.kitti_export as kitti
+    import occkit.data.synth.writer as writer
+
+    mod, name = (kitti, "_kitti_worker") if fmt == "semantickitti" else (writer, "_worker")
+    real = getattr(mod, name)
+    generated: list[int] = []
+
+    def stopping_at(n):
+        def worker(job):
+            if job[2] == n:
+                raise KeyboardInterrupt
+            generated.append(job[2])
+            return real(job)
+        return worker
+
+    argv = ["synth", "--scenes", "3", "--frames", "1", "--image-size", "32", "88", "--seed", "4", "--format", fmt]
+    out = tmp_path / "w"
+    monkeypatch.setattr(mod, name, stopping_at(1))
+    assert main([*argv, "--out", str(out)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("occkit synth: stopped; 1 of 3 scenes kept in") and "resumes" in err[-1]
+    assert not out.exists() and (tmp_path / ".w.partial").is_dir() and generated == [0]
+    generated.clear()
+    monkeypatch.setattr(mod, name, stopping_at(-1))
+    assert main([*argv, "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "1 of 3 scenes already written" in said and generated == [1, 2] and "about" in said
+    assert not (tmp_path / ".w.partial").exists() and not (out / ".scenes").exists()
+    # the same bytes as a run never stopped
+    assert main([*argv, "--out", str(tmp_path / "ref")]) == 0
+
+    def digest(root: Path) -> dict[str, str]:
+        return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(root.rglob("*"))
+                if f.is_file() and f.name != ".occkit-output.json"}
+
+    assert digest(out) == digest(tmp_path / "ref")
+    # a stopped run of other options is not continued
+    generated.clear()
+    monkeypatch.setattr(mod, name, stopping_at(1))
+    assert main([*argv, "--out", str(tmp_path / "x")]) == 130
+    monkeypatch.setattr(mod, name, stopping_at(-1))
+    generated.clear()
+    assert main([*argv[:-4], "--seed", "5", "--format", fmt, "--out", str(tmp_path / "x")]) == 0
+    assert generated == [0, 1, 2]
+
+
 def test_ten_scenes_hold_every_class_and_fine_names():
     cfg = SynthConfig(scenes=10, frames=3)
     classes: Counter[int] = Counter()

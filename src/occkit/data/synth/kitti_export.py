@@ -52,7 +52,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -182,29 +182,40 @@ def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig"
     return seq
 
 
+def _kitti_worker(job: tuple[str, "SynthConfig", int, str]) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    out, config, i, sequence = job
+    export_semantickitti_scene(out, config, i, sequence)
+    return {"scene": sequence, "frames": config.frames}
+
+
 def export_semantickitti(
     out_dir: str | os.PathLike,
     config: "SynthConfig",
     overwrite: bool = False,
     progress: bool = False,
+    resume: bool = False,
 ) -> Path:
     """Write the synthetic world (``config.scenes`` scenes of ``config.frames`` frames) as
     SemanticKITTI-style sequences under ``out_dir``; returns ``out_dir``. Deterministic for a
     given config. Train / validation scenes as :func:`occkit.data.synth.split_scenes`.
-    A folder that already holds ``sequences/`` raises unless ``overwrite``."""
+    A folder that already holds ``splits.json`` (a finished export) raises unless ``overwrite``.
+    ``progress``: a line per scene with the time left; ``resume``: skip the scenes a stopped run
+    of the same config finished (as :func:`occkit.data.synth.writer.run_scenes`); ``config.workers``
+    scenes at once."""
     from occkit.data.synth import split_scenes
+    from occkit.data.synth.writer import drop_scene_records, run_scenes
 
     out = Path(out_dir)
-    if (out / "sequences").exists() and not overwrite:
+    if (out / "splits.json").exists() and not overwrite:
+        raise FileExistsError(f"{out}: already holds a SemanticKITTI export (sequences/ and splits.json; pass overwrite=True to write over it)")
+    if (out / "sequences").exists() and not overwrite and not resume:
         raise FileExistsError(f"{out}: already holds sequences/ (pass overwrite=True to write over it)")
     train, val = split_scenes(config.scenes, config.val_fraction)
     names = sequence_names(train, val)
-    it = range(config.scenes)
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(it, desc="semantickitti", unit="scene")
-    for s in it:
-        export_semantickitti_scene(out, config, s, names[s])
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(out), config, s, names[s]) for s in range(config.scenes)]
+    run_scenes(out, config, _kitti_worker, progress=progress, resume=resume, jobs=jobs)
     write_json_atomic(out / "splits.json", {"train": [names[s] for s in train], "val": [names[s] for s in val]})
+    drop_scene_records(out)
     return out

@@ -6,6 +6,7 @@ import io
 import math
 import multiprocessing as mp
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -238,14 +239,100 @@ def _worker(args: tuple[str, SynthConfig, int]) -> dict[str, Any]:
     return generate_scene(*args)
 
 
-def generate_dataset(out_dir: str | os.PathLike, config: SynthConfig, overwrite: bool = False, progress: bool = False) -> Path:
+SCENE_RECORDS = ".scenes"
+"""Folder (inside the dataset being written) of one JSON record per finished scene, kept while a
+resumable generation runs: a stopped one resumes with the scenes it lacks."""
+
+
+def config_record(config: SynthConfig) -> dict[str, Any]:
+    """The config as ``annotations.json`` records it: without ``workers`` (which does not change the
+    output), lists rather than tuples (as read back from JSON)."""
+    import json
+
+    cfg = asdict(config)
+    cfg.pop("workers")
+    return json.loads(json.dumps(cfg))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_scenes(out: Path, config: SynthConfig, worker: Any, progress: bool = False, resume: bool = False,
+               jobs: list[tuple[Any, ...]] | None = None) -> dict[int, dict[str, Any]]:
+    """``worker((str(out), config, i, ...))`` for every scene ``i``; returns each scene's result by
+    index. With ``workers > 1`` in "spawn" processes that ignore Ctrl-C (this process stops them).
+
+    ``resume``: each finished scene's result is kept in ``out/.scenes/NNNN.json`` with the config,
+    and scenes already recorded there under the same config are not generated again (their files
+    are on disk: a scene's record is written after its last file). ``progress``: one line per
+    scene with the time left, from this run's own pace.
+    """
+    import json
+
+    from occkit.fileio import write_json_atomic
+
+    cfg = config_record(config)
+    jobs = jobs if jobs is not None else [(str(out), config, i) for i in range(config.scenes)]
+    records: dict[int, dict[str, Any]] = {}
+    if resume:
+        for i in range(config.scenes):
+            f = out / SCENE_RECORDS / f"{i:04d}.json"
+            try:
+                rec = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+            except (OSError, ValueError):
+                rec = None  # unreadable: the scene is generated again
+            if isinstance(rec, dict) and rec.pop("synth_config", None) == cfg:
+                records[i] = rec
+    todo = [j for j in jobs if j[2] not in records]
+    if records and progress:
+        print(f"synth: resuming: {len(records)} of {config.scenes} scenes already written", flush=True)
+    t0 = time.perf_counter()
+
+    def finished(i: int, r: dict[str, Any]) -> None:
+        if resume:
+            write_json_atomic(out / SCENE_RECORDS / f"{i:04d}.json", {**r, "synth_config": cfg})
+        records[i] = r
+        if progress:
+            done = len(records) - (config.scenes - len(todo))
+            left = (time.perf_counter() - t0) / done * (len(todo) - done)
+            eta = f", about {_duration(left)} left" if len(todo) > done else ""
+            print(f"synth: {r['scene']} done, {len(records)}/{config.scenes} scenes{eta}", flush=True)
+
+    if config.workers > 1 and len(todo) > 1:
+        with mp.get_context("spawn").Pool(min(config.workers, len(todo)), initializer=_ignore_sigint) as pool:
+            for job, r in zip(todo, pool.imap(worker, todo)):
+                finished(job[2], r)
+    else:
+        for job in todo:
+            finished(job[2], worker(job))
+    return records
+
+
+def drop_scene_records(out: Path) -> None:
+    """Remove ``out/.scenes/`` once the dataset's index is written."""
+    import shutil
+
+    shutil.rmtree(out / SCENE_RECORDS, ignore_errors=True)
+
+
+def generate_dataset(out_dir: str | os.PathLike, config: SynthConfig, overwrite: bool = False, progress: bool = False,
+                     resume: bool = False) -> Path:
     """Generate ``config.scenes`` scenes under ``out_dir`` in the Occ3D-nuScenes layout.
 
     Args:
         out_dir: output folder (created).
         config: the options; the same config gives byte-identical files.
         overwrite: allow writing into a folder that already holds an ``annotations.json``.
-        progress: print one line per finished scene.
+        progress: print one line per finished scene, with the time left.
+        resume: keep a record per finished scene (``out_dir/.scenes/``) and skip the scenes a
+            stopped run of the same config already wrote; the records are removed at the end.
 
     With ``config.workers > 1`` the scenes are generated in "spawn" processes, which import the
     calling script again: call this from a script guarded by ``if __name__ == "__main__":``.
@@ -260,24 +347,10 @@ def generate_dataset(out_dir: str | os.PathLike, config: SynthConfig, overwrite:
     if (out / "annotations.json").exists() and not overwrite:
         raise ValueError(f"{out}: already holds a dataset (annotations.json); pass overwrite=True (--overwrite) to write over it")
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out), config, i) for i in range(config.scenes)]
-    results: list[dict[str, Any]] = []
-    if config.workers > 1 and config.scenes > 1:
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(min(config.workers, config.scenes)) as pool:
-            for r in pool.imap(_worker, jobs):
-                results.append(r)
-                if progress:
-                    print(f"synth: {r['scene']} done ({len(r['infos'])} frames)", flush=True)
-    else:
-        for j in jobs:
-            r = generate_scene(*j)
-            results.append(r)
-            if progress:
-                print(f"synth: {r['scene']} done ({len(r['infos'])} frames)", flush=True)
+    records = run_scenes(out, config, _worker, progress=progress, resume=resume)
+    results = [records[i] for i in range(config.scenes)]
     train, val = split_scenes(config.scenes, config.val_fraction)
-    cfg = asdict(config)
-    cfg.pop("workers")  # does not change the output
+    cfg = config_record(config)
     ann = {
         "train_split": [scene_name(i) for i in train],
         "val_split": [scene_name(i) for i in val],
@@ -286,4 +359,5 @@ def generate_dataset(out_dir: str | os.PathLike, config: SynthConfig, overwrite:
         "synth_config": cfg,
     }
     write_json_atomic(out / "annotations.json", ann)
+    drop_scene_records(out)
     return out

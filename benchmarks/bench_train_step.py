@@ -43,7 +43,7 @@ def time_steps(cfg, train_set, workers: int, steps: int, warmup: int) -> tuple[d
         with autocast(device, amp):
             loss = sum(method.training_step(batch).values())
         t2 = time.perf_counter()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         loss.backward()
         t3 = time.perf_counter()
         nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.grad_clip)

@@ -86,22 +86,30 @@ def frustum_proportion_loss(logits: torch.Tensor, target: torch.Tensor, frustum:
     d = check_shape(logits, "B C X Y Z", name="logits")
     check_shape(target, "B X Y Z", name="target", dims={k: d[k] for k in "BXYZ"})
     check_shape(frustum, "B X Y Z", name="frustum", dims={k: d[k] for k in "BXYZ"})
-    B, C = d["B"], d["C"]
+    C = d["C"]
     keep = (target != ignore_index) & (frustum >= 0) & (frustum < num_frusta)
     if not bool(keep.any()):
         return logits.sum() * 0
-    labels = torch.where(keep, target, torch.zeros_like(target)).flatten(1)  # (B, P)
+    labels = target[keep]
     if bool((labels < 0).any()) or bool((labels >= C).any()):
         raise ValueError(f"target: labels outside 0..{C - 1} (other than {ignore_index})")
-    ids = torch.where(keep, frustum, torch.full_like(frustum, num_frusta)).flatten(1)  # (B, P); bucket F = left out
-    # channel-first scatter over every voxel (no masked copies of the (B, C, P) probabilities)
-    prob = logits.float().softmax(1).flatten(2)  # (B, C, P)
-    pred = prob.new_zeros(B, C, num_frusta + 1).scatter_add_(2, ids[:, None].expand(-1, C, -1), prob)
-    pred = pred.sum(0)[:, :num_frusta].T  # (F, C) summed probabilities, frames pooled
-    count = prob.new_zeros((num_frusta + 1) * C).index_add_(0, (ids * C + labels).flatten(), prob.new_ones(ids.numel()))
+    # the kept voxels as rows (K, C): their softmax only, not the full grid's
+    return frustum_kl_rows(logits.movedim(1, -1)[keep].float().softmax(1), labels, frustum[keep], num_frusta)
+
+
+def frustum_kl_rows(prob: torch.Tensor, labels: torch.Tensor, frustum: torch.Tensor, num_frusta: int) -> torch.Tensor:
+    """:func:`frustum_proportion_loss` from voxels as rows: ``(K, C)`` probabilities, ``(K,)``
+    labels and ``(K,)`` frustum ids (rows with an id outside ``0..num_frusta-1`` are left out)."""
+    C = prob.shape[1]
+    inside = (frustum >= 0) & (frustum < num_frusta)
+    ids = torch.where(inside, frustum, torch.full_like(frustum, num_frusta))  # bucket F = left out
+    pred = prob.new_zeros(num_frusta + 1, C).index_add_(0, ids, prob)[:num_frusta]  # (F, C) summed probabilities
+    count = prob.new_zeros((num_frusta + 1) * C).index_add_(0, ids * C + labels, prob.new_ones(ids.numel()))
     count = count.view(num_frusta + 1, C)[:num_frusta]  # (F, C) label counts
     total = count.sum(1)  # (F,)
     used = total > 0
+    if not bool(used.any()):
+        return prob.sum() * 0
     p = count[used] / total[used, None]  # (F', C) ground-truth proportions
     q = pred[used] / pred[used].sum(1, keepdim=True)  # (F', C) mean predicted distribution
     present = p > 0

@@ -87,9 +87,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from occkit.data.sample import Batch
-from occkit.losses.monoscene import downsample_labels, frustum_ids, frustum_proportion_loss, relation_loss, relation_targets
+from occkit.losses.monoscene import downsample_labels, frustum_ids, relation_loss, relation_targets
 from occkit.losses.pseudo_labels import count_labels
-from occkit.losses.ssc import scal_geo, scal_sem, ssc_class_weights, ssc_cross_entropy
+from occkit.losses.ssc import ssc_class_weights, ssc_losses
 from occkit.models.backbone import Backbone
 from occkit.models.context_prior import ContextPrior3D
 from occkit.models.encoder3d import UNetEncoder
@@ -461,12 +461,12 @@ class CIGOccMethod(nn.Module):
         out, aux = self.forward(batch)
         logits = out.logits
         losses: dict[str, torch.Tensor] = {}
-        if c.ce_weight > 0:
-            losses["loss_ce"] = c.ce_weight * ssc_cross_entropy(logits, target, self.class_weight(), c.ignore_index)
-        if c.scal_geo_weight > 0:
-            losses["loss_scal_geo"] = c.scal_geo_weight * scal_geo(logits, target, c.empty_index, c.ignore_index)
-        if c.scal_sem_weight > 0:
-            losses["loss_scal_sem"] = c.scal_sem_weight * scal_sem(logits, target, c.ignore_index)
+        # CE, scal_geo, scal_sem and the frustum proportions from one gather of the known voxels and one softmax
+        weights = {"ce": c.ce_weight, "scal_geo": c.scal_geo_weight, "scal_sem": c.scal_sem_weight, "frustum": c.frustum_weight}
+        terms = tuple(k for k, w in weights.items() if w > 0)
+        ids, n = self.frustum_ids(batch) if c.frustum_weight > 0 else (None, 0)
+        for k, v in ssc_losses(logits, target, self.class_weight(), c.empty_index, c.ignore_index, terms, ids, n).items():
+            losses[f"loss_{k}"] = weights[k] * v
         if "log_depth" in aux and c.depth_weight > 0:
             if batch.prior_depth is None:
                 raise ValueError("cigocc: depth features need the depth prior (data.priors with kind 'depth')")
@@ -497,12 +497,7 @@ class CIGOccMethod(nn.Module):
         if "stage1_logits" in aux and c.stage1_weight > 0:
             s1 = aux["stage1_logits"]
             t1 = downsample_labels(target, self.stage1_factor, c.empty_index, c.ignore_index, self.model_cfg.num_classes)
-            losses["loss_stage1"] = c.stage1_weight * (
-                ssc_cross_entropy(s1, t1, self.class_weight(), c.ignore_index) + scal_geo(s1, t1, c.empty_index, c.ignore_index)
-                + scal_sem(s1, t1, c.ignore_index))
-        if c.frustum_weight > 0:
-            ids, n = self.frustum_ids(batch)
-            losses["loss_frustum"] = c.frustum_weight * frustum_proportion_loss(logits, target, ids, n, c.ignore_index)
+            losses["loss_stage1"] = c.stage1_weight * sum(ssc_losses(s1, t1, self.class_weight(), c.empty_index, c.ignore_index).values())
         if "relation_logits" in aux and c.relation_weight > 0:
             tb = downsample_labels(target, self.bottleneck_factor, c.empty_index, c.ignore_index, self.model_cfg.num_classes)
             rel = relation_targets(tb, c.num_relations, c.empty_index, c.ignore_index, self.model_cfg.num_classes)

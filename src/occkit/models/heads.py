@@ -33,14 +33,23 @@ class VoxelHead(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x)
         fx, fy, fz = self.subvoxels
         if fx * fy * fz == 1:
-            return y
-        B, _, X, Y, Z = y.shape
-        # channel index = ((class * fx + i) * fy + j) * fz + k for child (i, j, k)
-        y = y.view(B, self.num_classes, fx, fy, fz, X, Y, Z).permute(0, 1, 5, 2, 6, 3, 7, 4)
-        return y.reshape(B, self.num_classes, X * fx, Y * fy, Z * fz)
+            return self.body(x)
+        # The last 1x1x1 conv as one matmul whose columns are ordered (i, j, k, class): its output
+        # (voxel, child, class) moves to the fine grid in contiguous runs of fz * classes values,
+        # and the logits come out channels-last (B, C, X', Y', Z' logically; the class innermost in
+        # memory), the layout the losses gather the known voxels from. The weights keep the conv's
+        # layout: channel = ((class * fx + i) * fy + j) * fz + k for child (i, j, k).
+        h = self.body[1](self.body[0](x))
+        conv = self.body[2]
+        B, hid, X, Y, Z = h.shape
+        C, n = self.num_classes, fx * fy * fz
+        w = conv.weight.view(C, n, hid).transpose(0, 1).reshape(n * C, hid)  # rows (i, j, k, class)
+        b = conv.bias.view(C, n).T.reshape(n * C)
+        y = torch.addmm(b.to(h.dtype), h.movedim(1, -1).reshape(-1, hid), w.to(h.dtype).T)  # (B X Y Z, n C)
+        y = y.view(B, X, Y, Z, fx, fy, fz, C).permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(B, X * fx, Y * fy, Z * fz, C)
+        return y.permute(0, 4, 1, 2, 3)
 
 
 class BEVHead(nn.Module):

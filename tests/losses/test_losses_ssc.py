@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from occkit.losses.ssc import SEMANTICKITTI_CLASS_FREQUENCIES, scal_geo, scal_sem, ssc_class_weights, ssc_cross_entropy
+from occkit.losses.monoscene import frustum_proportion_loss
+from occkit.losses.ssc import SEMANTICKITTI_CLASS_FREQUENCIES, scal_geo, scal_sem, ssc_class_weights, ssc_cross_entropy, ssc_losses
 
 
 def three_voxels() -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,3 +76,52 @@ def test_scal_perfect_prediction_is_zero_and_absent_class_skipped():
 def test_shape_errors_name_the_argument():
     with pytest.raises(ValueError, match="target"):
         scal_sem(torch.zeros(1, 2, 3, 1, 1), torch.zeros(1, 4, 1, 1, dtype=torch.long))
+
+
+def _scal_sem_loop(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MonoScene's ``sem_scal_loss`` as it is written: a loop over the classes on the full grid."""
+    pred = logits.softmax(1)
+    mask = target != 255
+    loss, count = 0.0, 0
+    for i in range(pred.shape[1]):
+        p = pred[:, i][mask]
+        y = (target[mask] == i).float()
+        if y.sum() > 0:
+            count += 1
+            nom = (p * y).sum()
+            term = 0.0
+            if p.sum() > 0:
+                term = term + torch.nn.functional.binary_cross_entropy(nom / p.sum(), torch.ones(()))
+            term = term + torch.nn.functional.binary_cross_entropy(nom / y.sum(), torch.ones(()))
+            if (1 - y).sum() > 0:
+                term = term + torch.nn.functional.binary_cross_entropy(((1 - p) * (1 - y)).sum() / (1 - y).sum(), torch.ones(()))
+            loss = loss + term
+    return loss / count
+
+
+def test_scal_sem_all_classes_at_once_equals_the_loop_and_ssc_losses_each_function():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 8, 8, 3) * 3
+    target = torch.randint(0, 6, (2, 8, 8, 3))
+    target[torch.rand(target.shape) < 0.4] = 255
+    target[target == 4] = 255  # a class absent from the known voxels
+    frustum = torch.randint(-1, 9, target.shape)
+    a, b = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    _scal_sem_loop(a, target).backward()
+    scal_sem(b, target).backward()
+    torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-7)
+    assert float(scal_sem(logits, target)) == pytest.approx(float(_scal_sem_loop(logits, target)), rel=1e-6)
+    w = torch.rand(6) + 0.5
+    both = ssc_losses(logits, target, w, empty_index=0, terms=("ce", "scal_geo", "scal_sem", "frustum"), frustum=frustum, num_frusta=9)
+    assert float(both["ce"]) == pytest.approx(float(ssc_cross_entropy(logits, target, w)), rel=1e-6)
+    assert float(both["scal_geo"]) == pytest.approx(float(scal_geo(logits, target, 0)), rel=1e-6)
+    assert float(both["scal_sem"]) == pytest.approx(float(scal_sem(logits, target)), rel=1e-6)
+    assert float(both["frustum"]) == pytest.approx(float(frustum_proportion_loss(logits, target, frustum, 9)), rel=1e-6)
+    with pytest.raises(ValueError, match="unknown terms"):
+        ssc_losses(logits, target, terms=("ce", "dice"))
+    with pytest.raises(ValueError, match="frustum ids"):
+        ssc_losses(logits, target, terms=("frustum",))
+    bad = target.clone()
+    bad[0, 0, 0, 0] = 7
+    with pytest.raises(ValueError, match="labels outside 0..5"):
+        scal_sem(logits, bad)

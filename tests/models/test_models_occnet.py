@@ -164,6 +164,16 @@ def test_subvoxel_head_places_each_child():
     flat = head.body(x)
     for cls, i, j, k, a, b, c in [(0, 0, 0, 0, 0, 0, 0), (2, 1, 0, 1, 2, 3, 4), (1, 0, 1, 1, 1, 2, 0)]:
         assert torch.equal(y[0, cls, 2 * a + i, 2 * b + j, 2 * c + k], flat[0, ((cls * 2 + i) * 2 + j) * 2 + k, a, b, c])
+    # the logits come out channels-last (what the SSC losses gather voxels from), with the gradients of the conv's
+    assert y.is_contiguous(memory_format=torch.channels_last_3d)
+    g = torch.rand_like(y)
+    (head(x) * g).sum().backward()
+    grads = [p.grad.clone() for p in head.parameters()]
+    head.zero_grad()
+    ref = flat.view(1, 3, 2, 2, 2, 3, 4, 5).permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(1, 3, 6, 8, 10)
+    (ref * g).sum().backward()
+    for a, b in zip(grads, [p.grad for p in head.parameters()]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="subvoxels"):
         VoxelHead(4, 3, subvoxels=(2, 0, 1))
     model = build_occnet(tiny_cfg(voxel_upsample="subvoxel"))

@@ -263,3 +263,30 @@ def test_composite_unit_values_gradcheck_and_dtypes():
     assert out.dtype == torch.float32
     out.sum().backward()
     assert vb.grad is not None and vb.grad.dtype == torch.bfloat16
+
+
+def test_composite_unit_affine_equals_the_composite_of_the_made_values():
+    """The last Linear taken after the sum, the norms from the Gram matrix: the same composite (and
+    gradients) as making ``W h + b``, normalising and compositing (float64); by hand; shapes named."""
+    from occkit.rendering.volrend import composite_unit_affine, composite_unit_values
+
+    torch.manual_seed(1)
+    R, S, K, C = 5, 9, 6, 10
+    w = torch.rand(R, S, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(R, S, K, dtype=torch.float64, requires_grad=True)
+    W = torch.randn(C, K, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(C, dtype=torch.float64, requires_grad=True)
+    ref = composite_unit_values(w, h @ W.T + b)
+    new = composite_unit_affine(w, h, W, b)
+    assert new.dtype == torch.float64
+    torch.testing.assert_close(new, ref, rtol=1e-9, atol=1e-12)
+    g = torch.randn(R, C, dtype=torch.float64)
+    ga = torch.autograd.grad((ref * g).sum(), (w, h, W, b))
+    gb = torch.autograd.grad((new * g).sum(), (w, h, W, b))
+    for a, c in zip(ga, gb):
+        torch.testing.assert_close(c, a, rtol=1e-8, atol=1e-10)
+    # without a bias, and by hand for one ray of one sample: w v / ||v||
+    one = composite_unit_affine(torch.tensor([[0.5]]), torch.tensor([[[3.0, 0.0]]]), torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+    torch.testing.assert_close(one, torch.tensor([[0.5, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="weight"):
+        composite_unit_affine(w, h, W[:, :3], b)

@@ -130,7 +130,7 @@ from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occne
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.resampling import jittered_uniform_samples, resample_from_transmittance
 from occkit.rendering.sampling import RaySamples, importance_samples, ray_box, uniform_samples
-from occkit.rendering.volrend import RenderOutput, composite_unit_values, grid_field, render_samples, weights_from_density
+from occkit.rendering.volrend import RenderOutput, composite_unit_affine, grid_field, render_samples, weights_from_density
 from occkit.shapes import check_shape
 
 
@@ -641,13 +641,15 @@ class LangOccMethod(nn.Module):
         sigma = self.density(logits)  # (X, Y, Z)
         samples = self.samples(sigma, rays, jitter=jitter)
         if self.heads is None:
-            # sum_i w_i f_i / ||f_i|| with the norms folded into the weights (composite_unit_values):
-            # the language MLP's normalised (R, S, d) features are never materialised
+            # sum_i w_i f_i / ||f_i|| with the norms folded into the weights and the language MLP's
+            # last layer taken after the sum (composite_unit_affine): its (R, S, d) features are never made
             density_field = self.density_field(sigma)
             out = render_samples(lambda p: (density_field(p)[0], None), o, d, samples, return_weights=True)
             pts = o[:, None, :] + d[:, None, :] * samples.t[..., None]  # (R, S, 3): the points the weights are at
-            raw = self.language.net(self.latent_field(latent)(pts.reshape(-1, 3)))  # (R*S, d), before the L2 norm
-            values = composite_unit_values(out.weights, raw.view(*samples.t.shape, -1))
+            net = self.language.net
+            hidden = net[:-1](self.latent_field(latent)(pts.reshape(-1, 3)))  # (R*S, width): before the last Linear
+            last = net[-1]
+            values = composite_unit_affine(out.weights, hidden.view(*samples.t.shape, -1), last.weight, last.bias)
             out = RenderOutput(depth=out.depth, median_depth=out.median_depth, opacity=out.opacity, values=values)
         else:
             field = self.density_field(sigma, latent.float())  # one trilinear read of density and features

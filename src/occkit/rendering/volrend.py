@@ -250,6 +250,39 @@ def composite_unit_values(weights: torch.Tensor, values: torch.Tensor, eps: floa
         return _UnitComposite.apply(weights, values, float(eps))
 
 
+def composite_unit_affine(weights: torch.Tensor, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                          eps: float = 1e-8) -> torch.Tensor:
+    """``sum_i w_i v_i / max(||v_i||, eps)`` for values that an affine map makes from hidden
+    vectors, ``v_i = W h_i + b`` (an MLP's last ``nn.Linear``), without making them: ``weights
+    (R, S)``, ``hidden (R, S, K)``, ``weight (C, K)``, ``bias (C,)`` -> ``(R, C)``, float32 (also
+    under autocast).
+
+    The norms come from the ``K x K`` Gram matrix (``||W h + b||^2 = h.(W^T W) h + 2 h.(W^T b) +
+    b.b``) and the composite is taken in the hidden space (``W (sum_i a_i h_i) + b sum_i a_i``,
+    ``a_i = w_i / n_i``): for LangOcc's 128 -> 384 feature head that spares the ``(R, S, 384)``
+    values, their matmul and its backward. Equal to :func:`composite_unit_values` of ``W h + b``
+    up to float32 rounding; no gradient flows through a norm clamped at ``eps``.
+    """
+    check_shape(weights, "R S", name="weights")
+    d = check_shape(hidden, "R S K", name="hidden", dims={"R": weights.shape[0], "S": weights.shape[1]})
+    check_shape(weight, "C K", name="weight", dims={"K": d["K"]})
+    if bias is not None:
+        check_shape(bias, "C", name="bias", dims={"C": weight.shape[0]})
+    with torch.autocast(hidden.device.type, enabled=False):
+        dt = torch.promote_types(torch.promote_types(hidden.dtype, weight.dtype), torch.float32)
+        h, W, w = hidden.to(dt), weight.to(dt), weights.to(dt)
+        q = ((h @ (W.T @ W)) * h).sum(-1)  # (R, S) ||W h||^2
+        if bias is not None:
+            b = bias.to(dt)
+            q = q + 2 * (h @ (W.T @ b)) + b.dot(b)
+        n = q.clamp_min(eps * eps).sqrt()
+        a = w / n  # (R, S)
+        out = torch.bmm(a.unsqueeze(1), h).squeeze(1) @ W.T  # (R, C)
+        if bias is not None:
+            out = out + a.sum(1, keepdim=True) * b
+        return out
+
+
 # ----------------------------------------------------------------------------- rendering
 @dataclass
 class RenderOutput:

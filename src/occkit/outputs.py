@@ -217,6 +217,19 @@ def check_output_file(out: str | os.PathLike, inputs: Mapping[str, str | os.Path
         raise FileExistsError(f"{what} {o}: exists (written by occkit {command} before); pass --overwrite to replace it")
 
 
+def _parent_ready(out: str | os.PathLike) -> Path:
+    """``out`` as a Path, its parent created and the hidden folders a crash left beside it removed."""
+    o = Path(out)
+    try:
+        o.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"--out {o}: cannot create {o.parent} ({e.strerror or e})") from e
+    for stale in o.parent.glob(f".{o.name}.*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    return o
+
+
 PARTIAL_SUFFIX = ".partial"
 """A resumable command's folder in the making: ``.NAME.partial`` beside ``--out``."""
 
@@ -229,14 +242,7 @@ def resumable_folder(out: str | os.PathLike, command: str, key: Any, **record: A
     key) is removed and started again."""
     from occkit.fileio import write_json_atomic
 
-    o = Path(out)
-    try:
-        o.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OSError(f"--out {o}: cannot create {o.parent} ({e.strerror or e})") from e
-    for stale in o.parent.glob(f".{o.name}.*.tmp"):
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
+    o = _parent_ready(out)
     part = o.parent / f".{o.name}{PARTIAL_SUFFIX}"
     key_file = part / ".partial.json"
     key = json.loads(json.dumps(key))
@@ -261,14 +267,7 @@ def staged_folder(out: str | os.PathLike, command: str, **record: Any) -> Iterat
     on success the record is added and it replaces ``out`` (which must have passed
     :func:`check_output_folder`); on any failure it is removed and ``out`` is left as it was.
     Hidden folders a crash left beside ``out`` are removed first."""
-    o = Path(out)
-    try:
-        o.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OSError(f"--out {o}: cannot create {o.parent} ({e.strerror or e})") from e
-    for stale in o.parent.glob(f".{o.name}.*.tmp"):
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
+    o = _parent_ready(out)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{o.name}.", suffix=".tmp", dir=o.parent))
     except OSError as e:

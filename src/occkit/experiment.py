@@ -290,16 +290,25 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
 
 
 def load_checkpoint_method(
-    ckpt: str | os.PathLike, device: str = "auto", ema: bool = True,
+    ckpt: str | os.PathLike, device: str = "auto", ema: bool = True, overrides: list[str] | None = None,
 ) -> tuple[nn.Module, ExperimentConfig, Path, torch.device]:
     """A trained method from a checkpoint (folder, run folder or weights file), in eval mode.
 
     Reads ``config.json`` and the safetensors weights (``ema.safetensors`` when present and
-    ``ema``), no pickle. Returns (method on ``device``, its config, the checkpoint folder, the
-    device). Errors name the missing or corrupt file.
+    ``ema``), no pickle. ``overrides`` (``key=value``, as ``--set``) change the saved config
+    first: inference settings (a threshold, a sampler); one that changes the network's shapes
+    fails when the weights load. Returns (method on ``device``, its config, the checkpoint
+    folder, the device). Errors name the missing or corrupt file.
     """
+    from occkit.config import merge, parse_overrides
+
     folder = resolve_checkpoint(ckpt)
-    cfg = experiment_from_dict(load_config_dict(folder), where=str(folder / CONFIG_FILE))
+    data = load_config_dict(folder)
+    where = str(folder / CONFIG_FILE)
+    if overrides:
+        data = merge(data, parse_overrides(list(overrides)))
+        where += " with --set " + " ".join(overrides)
+    cfg = experiment_from_dict(data, where=where)
     method = build_method(cfg)
     weights = folder / EMA_FILE if ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
     load_weights(method, weights)

@@ -3,6 +3,8 @@ config; the synthetic extras give the depth loss LiDAR targets and RayIoU its Li
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -43,6 +45,19 @@ def test_train_resume_predict_cli(synth_root, tmp_path, capsys):
     with np.load(pred / f"{tokens[0]}.npz") as z:
         assert z.files == ["semantics"] and z["semantics"].dtype == np.uint8 and z["semantics"].shape == (200, 200, 16)
     assert "mIoU (camera mask)" in capsys.readouterr().out
+    # --set: an inference setting changed for one prediction, recorded; unknown keys and shape changes named
+    assert main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(tmp_path / "set"), "--no-progress",
+                 "--set", "train.val_max_frames=1"]) == 0
+    assert json.loads((tmp_path / "set" / "provenance.json").read_text())["set"] == ["train.val_max_frames=1"]
+    capsys.readouterr()
+    assert main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(tmp_path / "bad"), "--no-progress",
+                 "--set", "model.bogus_key=1"]) == 1
+    err = capsys.readouterr().err
+    assert "model.bogus_key" in err and "--set" in err and len(err.strip().splitlines()) == 1
+    assert main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(tmp_path / "bad"), "--no-progress",
+                 "--set", "model.num_classes=5"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "internal error" not in err
     for norm in ("running", "frame"):  # the checkpoint's weights, normalised either way
         assert main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(tmp_path / norm), "--no-progress", "--image-norm", norm]) == 0
         assert len(list((tmp_path / norm).glob("*.npz"))) == len(tokens)

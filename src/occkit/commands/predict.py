@@ -31,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-norm", choices=("running", "frame"), default=None,
                    help="override the checkpoint's model.image_norm_eval: how the image BatchNorms normalise "
                         "(running averages or each frame's own statistics); the weights are the same")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override the checkpoint's config for this prediction: inference settings, e.g. "
+                        "langocc.occupied_threshold=0.35 (recorded in provenance.json; a key that changes the network's "
+                        "shapes fails at loading)")
     p.add_argument("--eval", action="store_true", help="also print mIoU (camera mask) against the split's ground truth")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -46,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_prediction_target(args.out, args.overwrite, inputs={"--data": args.data})  # before loading anything
-    method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema)
+    method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema, overrides=args.set)
     if args.image_norm is not None:
         nets = [m for m in method.modules() if isinstance(m, OccNet)]
         if not nets:
@@ -64,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         "data": str(Path(args.data).resolve()), "split": args.split,
         "image_norm": args.image_norm or getattr(cfg.model, "image_norm_eval", None), "occkit_version": __version__,
     }
+    if args.set:
+        provenance["set"] = list(args.set)
     from occkit.experiment import base_dataset
 
     kitti = type(base_dataset(ds)).__name__ == "SemanticKITTIDataset"  # .label submissions (occkit eval --format semantickitti)

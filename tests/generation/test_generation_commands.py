@@ -179,3 +179,22 @@ def test_a_broken_saved_batch_is_redone(run_dir, synth_root, tmp_path, capsys, m
     assert calls == [1, 2, 3]  # the broken batch and the two never sampled
     assert "1 of 4 frames kept" in capsys.readouterr().out
     assert _tree(out) == _tree(tmp_path / "ref") and not work.exists()
+
+
+def test_validation_records_the_generators_own_figures(synth_root, tmp_path):
+    """A validating run writes the VAE's reconstruction PSNR and the held-out denoising loss beside
+    the perception's mIoU (what the ablation's generator stage shows for its plateau); the same
+    weights give the same figures (fixed noise)."""
+    from occkit.engine.train import method_figures
+    from occkit.engine.data import eval_batches
+    from occkit.experiment import build_dataset, load_checkpoint_method
+
+    cfg = {**TINY, "train": {**TINY["train"], "val_every": 2, "ckpt_every": 2, "val_max_frames": 2}, "optim": {**TINY["optim"], "max_steps": 2}}
+    (tmp_path / "v.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(tmp_path / "v.yaml"), "--data", str(synth_root), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    rec = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
+    assert rec["step"] == 2 and 0 < rec["vae_psnr"] < 100 and rec["diffusion_loss"] > 0 and "miou" in rec
+    method, c, _, device = load_checkpoint_method(tmp_path / "run", "cpu", ema=False)
+    ds = build_dataset(c, synth_root, "val", load_gt=True)
+    again = method_figures(method, eval_batches(ds, 2, max_frames=2), device, "none")
+    assert again["diffusion_loss"] == pytest.approx(method_figures(method, eval_batches(ds, 2, max_frames=2), device, "none")["diffusion_loss"])

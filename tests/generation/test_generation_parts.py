@@ -85,6 +85,19 @@ def test_fid_and_kid_hand_computed():
     assert abs(kernel_distance(a[:200], a[200:], subset_size=100, subsets=20)) < 0.05
 
 
+def test_psnr_hand_computed():
+    from occkit.generation.metrics import psnr
+
+    ref = torch.zeros(2, 1, 2, 2)
+    img = ref.clone()
+    img[0, 0, 0, 0] = 0.2  # MSE 0.01 -> 20 dB
+    out = psnr(img, ref)
+    assert out[0].item() == pytest.approx(20.0, abs=1e-4) and math.isinf(out[1].item())
+    assert psnr(img * 255, ref, peak=255.0)[0].item() == pytest.approx(20.0, abs=1e-4)
+    with pytest.raises(ValueError, match="psnr"):
+        psnr(img, ref[:1])
+
+
 # ------------------------------------------------------------------------------- geometry
 def test_frustum_mask_and_ray_points():
     K, T = front_camera()

@@ -243,7 +243,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 #: Figures of a ``train`` stage's last validation record shown in the stage table.
-STAGE_FIGURES = ("miou", "geometry_iou", "rayiou", "ssc_miou", "completion_iou")
+STAGE_FIGURES = ("miou", "geometry_iou", "rayiou", "ssc_miou", "completion_iou", "vae_psnr", "diffusion_loss")
 #: Figures of a ``retrieval`` stage (a baseline row: ``occkit retrieval --lifted``) in the stage table.
 RETRIEVAL_FIGURES = ("map_all", "map_seen_all", "map_heldout_all", "map_visible")
 

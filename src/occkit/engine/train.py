@@ -312,7 +312,38 @@ def _validate(
                       progress=progress and info.is_main, distributed=info.enabled, metric_kind=kind)
     record = {"step": step, "train_minutes": train_seconds / 60, "wall_minutes": (time.perf_counter() - wall0) / 60}
     record.update({k: v for k, v in scores.items() if k != "rayiou_detail"})
+    if callable(getattr(method, "validation_figures", None)):
+        batches = eval_batches(val_set, cfg.data.val_batch_size, info.rank, info.world_size, cfg.data.workers,
+                               cfg.train.val_max_frames, pin_memory=device.type == "cuda")
+        record.update(method_figures(method, batches, device, amp, distributed=info.enabled))
     return record
+
+
+def method_figures(method: nn.Module, batches: Any, device: torch.device, amp: str, distributed: bool = False) -> dict[str, float]:
+    """The method's own validation figures (``validation_figures``, see :mod:`occkit.methods.base`):
+    each ``sum / count`` over ``batches`` (and over the ranks when ``distributed``)."""
+    from occkit.engine.evaluate import autocast
+
+    totals: dict[str, list[float]] = {}
+    was_training = method.training
+    method.eval()
+    try:
+        with torch.no_grad(), autocast(device, amp):
+            for batch in batches:
+                for k, (total, count) in method.validation_figures(batch.to(device, non_blocking=True)).items():
+                    acc = totals.setdefault(k, [0.0, 0.0])
+                    acc[0] += float(total)
+                    acc[1] += float(count)
+    finally:
+        method.train(was_training)
+    if distributed:
+        import torch.distributed as dist
+
+        keys = sorted(totals)
+        t = torch.tensor([totals[k][i] for k in keys for i in (0, 1)], dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        totals = {k: [float(t[2 * i]), float(t[2 * i + 1])] for i, k in enumerate(keys)}
+    return {k: s / c for k, (s, c) in totals.items() if c > 0}
 
 
 def _warn_config_change(saved: dict[str, Any], current: dict[str, Any], ckpt: Path, info: DistInfo) -> None:

@@ -53,3 +53,13 @@ def kernel_distance(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 1
         mmd = ((kxx.sum() - kxx.diagonal().sum()) + (kyy.sum() - kyy.diagonal().sum())) / (n * (n - 1)) - 2 * kxy.mean()
         vals.append(float(mmd))
     return sum(vals) / len(vals)
+
+
+def psnr(images: torch.Tensor, reference: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image, ``10 log10(peak^2 / MSE)`` in dB: ``(M, C, H, W)``
+    images against ``(M, C, H, W)`` references (values in ``[0, peak]``) -> ``(M,)``; ``inf``
+    where an image equals its reference."""
+    if images.shape != reference.shape or images.dim() != 4:
+        raise ValueError(f"psnr: expected two (M, C, H, W) tensors of one shape, got {tuple(images.shape)} and {tuple(reference.shape)}")
+    mse = (images.double() - reference.double()).pow(2).flatten(1).mean(1)
+    return (10 * torch.log10(peak**2 / mse)).float()

@@ -193,6 +193,41 @@ class OccSceneMethod(nn.Module):
             loss = loss + lovasz_softmax(logits, target, mask, self.cfg.ignore_index, max_voxels=20000)
         return loss
 
+    #: Timesteps of the held-out denoising loss (``validation_figures``), as fractions of the schedule's
+    #: ``num_train_timesteps`` (100, 300, ..., 900 of 1000); the noise is drawn from a fixed seed.
+    VALIDATION_TIMESTEPS: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+    @torch.no_grad()
+    def validation_figures(self, batch: Batch) -> dict[str, tuple[float, int]]:
+        """The generator's own figures on validation frames (summed; the engine averages them):
+        ``vae_psnr`` (dB), the VAE's reconstruction of each image from its posterior mean, and
+        ``diffusion_loss``, the epsilon-MSE at the :data:`VALIDATION_TIMESTEPS` with noise of a fixed
+        seed and the frame's text and layout (the same draws at every validation, so the curve
+        shows the denoiser's plateau). Nothing without a generator."""
+        from occkit.generation.metrics import psnr
+
+        gen = self.generator
+        if gen is None:
+            return {}
+        B, N, _, H, W = batch.images.shape
+        x = to_model_range(batch.images.flatten(0, 1).float())
+        z0 = gen.encode(x, sample=False)  # the posterior's mode: no draw
+        rec = gen.decode(z0)
+        figs: dict[str, tuple[float, int]] = {"vae_psnr": (float(psnr(to_image_range(rec.float()), batch.images.flatten(0, 1).float()).clamp(max=100).sum()), B * N)}
+        seed = torch.Generator().manual_seed(0)
+        texts = [d or "" for d in (batch.descriptions or [""] * B)]
+        text, text_mask = gen.encode_text([txt for txt in texts for _ in range(N)])
+        occ = one_hot_occupancy(batch.occupancy, self.model_cfg.num_classes) if batch.occupancy is not None else None
+        keep = torch.ones(B * N, device=x.device)
+        total = 0.0
+        for frac in self.VALIDATION_TIMESTEPS:
+            noise = torch.randn(z0.shape, generator=seed).to(z0)
+            t = torch.full((B * N,), int(frac * self.cfg.schedule.num_train_timesteps), dtype=torch.long, device=x.device)
+            eps = gen.denoise(self.noise.add_noise(z0, noise, t), t, text, text_mask, occ, batch.intrinsics, batch.T_ego_from_cam, keep)
+            total += float(diffusion_loss(eps, noise)) * B * N
+        figs["diffusion_loss"] = (total / len(self.VALIDATION_TIMESTEPS), B * N)
+        return figs
+
     # ------------------------------------------------------------------------------------ training
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Named weighted losses of this step's stage (see the module docstring)."""

@@ -253,11 +253,9 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
     kitti = data_format(cfg, root) == "semantickitti"
     if kitti:
         from occkit.data.semantickitti import SemanticKITTIDataset
-        from occkit.fileio import read_json
 
-        splits = Path(root) / "splits.json"  # the synthetic world's own split (its val has more than sequence 08)
-        seqs = tuple(read_json(splits)[split]) if split in ("train", "val") and splits.is_file() else split
-        ds: Dataset = SemanticKITTIDataset(root, seqs, load_gt=load_gt, load_extras=cfg.data.load_extras)
+        # a named split is the dataset's own (splits.json, the synthetic world's) before the official one
+        ds: Dataset = SemanticKITTIDataset(root, split, load_gt=load_gt, load_extras=cfg.data.load_extras)
     else:
         ds = Occ3DDataset(root, split, cameras=tuple(cfg.data.cameras), load_gt=load_gt, load_extras=cfg.data.load_extras,
                           cache_mb=cfg.data.cache_mb)

@@ -35,6 +35,7 @@ vocabulary, :data:`occkit.priors.base.PRIOR_CLASSES`), not in SemanticKITTI lear
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,26 @@ SEMANTICKITTI_SPLITS: dict[str, tuple[str, ...]] = {
     "test": tuple(f"{i:02d}" for i in range(11, 22)),
 }
 SSC_SHAPE: tuple[int, int, int] = (256, 256, 32)
+SPLITS_FILE = "splits.json"
+"""A dataset's own split of its sequences, ``{"train": [...], "val": [...]}`` (the synthetic world
+writes one: its validation has more scenes than sequence 08); read before the official split."""
+
+
+def dataset_splits(root: str | os.PathLike) -> dict[str, tuple[str, ...]]:
+    """The named splits of ``root/splits.json`` (empty when there is none); a malformed file raises
+    naming it."""
+    path = Path(root) / SPLITS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable JSON split file ({e})") from e
+    if not isinstance(data, dict) or not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in data.values()):
+        raise ValueError(f"{path}: expected {{\"train\": [sequence, ...], \"val\": [...]}}")
+    return {str(k): tuple(v) for k, v in data.items()}
+
+
 
 
 # ------------------------------------------------------------------------------------ voxels
@@ -246,8 +267,11 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         if not seq_root.is_dir():
             raise FileNotFoundError(f"{seq_root}: no 'sequences' folder (not a SemanticKITTI layout)")
         if isinstance(split, str):
+            own = dataset_splits(self.root)
             if split == "all":
                 seqs = tuple(sorted(p.name for p in seq_root.iterdir() if p.is_dir()))
+            elif split in own:
+                seqs = own[split]
             elif split in SEMANTICKITTI_SPLITS:
                 seqs = SEMANTICKITTI_SPLITS[split]
             else:

@@ -166,3 +166,22 @@ def test_export_extras(kitti_root):
         assert (np.abs(local) <= np.array(b["size"]) / 2 + 0.3).all(), (i, o["name"])
         n_checked += 1
     assert n_checked >= 5
+
+
+def test_a_datasets_own_splits_come_before_the_official_ones(kitti_root, tmp_path):
+    """splits.json (the synthetic world's, whose validation has more scenes than 08) decides the
+    named splits for every reader: training, prediction, occkit eval and the prior caches."""
+    import json
+    import shutil
+
+    from occkit.data.semantickitti import SemanticKITTIDataset
+
+    root = tmp_path / "k"
+    shutil.copytree(kitti_root[0], root)
+    assert SemanticKITTIDataset(root, "val").sequences == ("08",)
+    (root / "splits.json").write_text(json.dumps({"train": ["08"], "val": ["00"]}))
+    assert SemanticKITTIDataset(root, "val").sequences == ("00",) and SemanticKITTIDataset(root, "train").sequences == ("08",)
+    assert SemanticKITTIDataset(root, "all").sequences == ("00", "08")
+    (root / "splits.json").write_text("{not json")
+    with pytest.raises(ValueError, match="splits.json"):
+        SemanticKITTIDataset(root, "val")

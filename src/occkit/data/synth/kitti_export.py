@@ -29,8 +29,8 @@ extras the oracle priors read::
 Frames: the "velodyne" frame sits at the rig's LiDAR position with the ego's axes (x forward,
 y left, z up), as KITTI's; the grid is 256 x 256 x 32 at 0.2 m from [0, -25.6, -2] m in it.
 Sequence names follow SemanticKITTI's split: validation scenes are ``08`` (then ``30``, ``31``,
-...), training scenes take ``00`` .. ``07``, ``09``, ``10`` (then ``22``, ``23``, ...), so
-``SemanticKITTIDataset(root, "val")`` finds the validation scene.
+...), training scenes take ``00`` .. ``07``, ``09``, ``10`` (then ``22``, ``23``, ...); ``splits.json``
+lists them, and ``SemanticKITTIDataset(root, "val")`` reads it before the official split (08 alone).
 
 Occ3D class -> SemanticKITTI learning class (:data:`OCC3D_TO_SEMANTICKITTI`):
 

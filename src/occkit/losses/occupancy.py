@@ -193,13 +193,10 @@ def lovasz_softmax_flat(probs: torch.Tensor, labels: torch.Tensor, classes: str 
     C = probs.shape[1]
     if probs.shape[0] == 0:
         return probs.sum() * 0.0
-    # Work class-major, (C, P), and sort each class's row on its own: one (C, P) sort along its last
-    # axis takes about four times as long as C sorts of P on the CPU (torch 2.14; P = 20 000).
+    # Work class-major, (C, P): sorting along the last, contiguous axis is much faster on CPU.
     fg = F.one_hot(labels.long(), C).t().to(probs.dtype)  # (C, P)
     errors = (fg - probs.t()).abs()  # (C, P)
-    rows = [row.sort(descending=True) for row in errors.unbind(0)]
-    errors_sorted = torch.stack([r.values for r in rows])  # (C, P)
-    perm = torch.stack([r.indices for r in rows])
+    errors_sorted, perm = errors.sort(1, descending=True)  # (C, P)
     fg_sorted = fg.gather(1, perm)  # (C, P)
     gts = fg_sorted.sum(1, keepdim=True)  # (C, 1)
     intersection = gts - fg_sorted.cumsum(1)

@@ -127,7 +127,6 @@ from occkit.labels import OCC3D_CLASSES
 from occkit.losses.language import cosine_weighted_mse, normalize_features
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
-from occkit.ops import softplus
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.resampling import jittered_uniform_samples, resample_from_transmittance
 from occkit.rendering.sampling import RaySamples, importance_samples, ray_box, uniform_samples
@@ -551,7 +550,7 @@ class LangOccMethod(nn.Module):
         ``softplus(l) / voxel`` or ``sigmoid(l)`` (``density``)."""
         if self.cfg.density == "sigmoid":
             return torch.sigmoid(logits[0].float())
-        return softplus(logits[0].float()) / min(self.grid.voxel_size)
+        return F.softplus(logits[0].float()) / min(self.grid.voxel_size)
 
     def threshold(self) -> float:
         """The ``p(occupied)`` threshold of ``predict`` (``auto``: the bin edge maximising the

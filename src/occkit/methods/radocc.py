@@ -72,7 +72,6 @@ from occkit.losses.distill import (
 )
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig, OccNetOutput
-from occkit.ops import softplus
 from occkit.rendering.fixed_steps import render_fixed_steps
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.volrend import RenderOutput, density_from_logits, grid_field, render_rays, semantic_probs_from_logits
@@ -379,7 +378,7 @@ class RadOccMethod(SupervisedMethod):
                                       mode="bilinear" if c.lookup == "trilinear" else "nearest", align_corners=c.align_corners,
                                       chunk=c.chunk, checkpoint=c.checkpoint)
         if raw:
-            dens = softplus(dens) * (c.alpha_scale / c.sample_step)  # per metre: alpha_scale * softplus over a full step
+            dens = F.softplus(dens) * (c.alpha_scale / c.sample_step)  # per metre: alpha_scale * softplus over a full step
         gen = None
         if c.jitter and seed is not None:
             gen = torch.Generator(device=logits.device).manual_seed(seed)

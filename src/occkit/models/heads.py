@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from occkit.ops import Softplus
-
 
 class VoxelHead(nn.Module):
     """Per-voxel MLP (two 1x1x1 convs): ``(B, C_in, X, Y, Z) -> (B, num_classes, X, Y, Z)``.
@@ -30,7 +28,7 @@ class VoxelHead(nn.Module):
         fx, fy, fz = self.subvoxels
         self.body = nn.Sequential(
             nn.Conv3d(in_channels, hidden, 1),
-            Softplus(),  # nn.Softplus's CPU kernel is scalar: 25x slower than this one
+            nn.Softplus(),
             nn.Conv3d(hidden, num_classes * fx * fy * fz, 1),
         )
 

@@ -32,7 +32,6 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 
 from occkit.geometry.grid import Grid
-from occkit.ops import softplus
 from occkit.rendering.sampling import RaySamples
 from occkit.rendering.volrend import RenderOutput
 from occkit.shapes import check_shape
@@ -87,7 +86,7 @@ def _march(density: torch.Tensor, values: torch.Tensor | None, grid: Grid, origi
     read = grid_read(vol, grid, pts[ri, si], mode=mode, align_corners=align_corners)  # (P, 1+C)
     d = read[:, 0]
     if activation == "softplus":
-        d = softplus(d)
+        d = F.softplus(d)
     a_in = -torch.expm1(-d * thickness[ri])  # (P,) alpha inside the box
     alpha = torch.zeros(r, S, device=pts.device, dtype=a_in.dtype).index_put((ri, si), a_in)  # (r, S), 0 outside
     trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), (1 - alpha).clamp_min(1e-10)], -1), -1)[:, :-1]

@@ -94,31 +94,47 @@ class Chromium:
         self.ws = connect(page["webSocketDebuggerUrl"], max_size=2**28, open_timeout=30)
         self.n = 0
 
-    def call(self, method: str, **params):
+    def call(self, method: str, timeout: float = 120.0, **params):
+        """Send one DevTools command and return its result; :class:`TimeoutError` (naming the
+        command) where no answer comes within ``timeout`` s. A late answer to an abandoned command
+        is skipped by its id."""
         self.n += 1
         self.ws.send(json.dumps({"id": self.n, "method": method, "params": params}))
+        deadline = time.monotonic() + timeout
         while True:
-            m = json.loads(self.ws.recv(timeout=120))
+            left = deadline - time.monotonic()
+            try:
+                m = json.loads(self.ws.recv(timeout=max(left, 0.01)))
+            except TimeoutError:
+                raise TimeoutError(f"DevTools {method}: no answer within {timeout:.0f} s") from None
             if m.get("id") == self.n:
                 if "error" in m:
                     raise RuntimeError(f"{method}: {m['error']}")
                 return m["result"]
 
-    def screenshot(self) -> np.ndarray:
-        data = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
+    def screenshot(self, timeout: float = 120.0) -> np.ndarray:
+        data = base64.b64decode(self.call("Page.captureScreenshot", timeout=timeout, format="png")["data"])
         return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
-    def open_and_wait(self, url: str, timeout: float = 120.0, settle: float = 2.0) -> np.ndarray:
+    def open_and_wait(self, url: str, timeout: float = 240.0, settle: float = 2.0) -> np.ndarray:
         """Open ``url`` and return the first screenshot holding every class of :data:`SHOWN`
-        (the last one taken when ``timeout`` passes)."""
-        self.call("Page.navigate", url=url)
+        (the last one taken when ``timeout`` passes). A screenshot that gets no answer (the
+        software WebGL renderer can stall a cold browser for minutes on a loaded machine) is
+        abandoned and asked again until ``timeout``."""
         deadline = time.monotonic() + timeout
-        img = None
+        self.call("Page.navigate", timeout=timeout, url=url)
+        img, stalled = None, None
         while time.monotonic() < deadline:
             time.sleep(settle)
-            img = self.screenshot()
+            try:
+                img = self.screenshot(timeout=max(min(60.0, deadline - time.monotonic()), 1.0))
+            except TimeoutError as e:
+                stalled = e
+                continue
             if min(palette_hits(img).values()) > 20:
                 break
+        if img is None:
+            pytest.fail(f"no screenshot of {url} within {timeout:.0f} s ({stalled})")
         return img
 
     def close(self) -> None:

@@ -116,7 +116,23 @@ def test_command_line_overrides(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == f"occkit ablate: error: {spec} (--set arms.a.bogus=1): arms.a.bogus: unknown arm key (known: preset, set, init_from, data, description)"
     assert main(["ablate", str(spec), "--out", str(tmp_path / "abl"), "--dry-run", "--only", "c"]) == 1
-    assert "unknown arm(s) c" in capsys.readouterr().err
+    assert "--only c: unknown arm or run (arms: a, b; a single run is ARM_sSEED)" in capsys.readouterr().err
+
+
+def test_only_names_single_runs_in_their_order(tmp_path, capsys):
+    """--only b_s1,a: the runs a session lacks, in the order given (a plain arm: every seed, in place)."""
+    spec = write(tmp_path, "spec.yaml", tiny_spec())
+    out = tmp_path / "abl"
+    assert main(["ablate", str(spec), "--out", str(out), "--dry-run", "--only", "b_s1,a"]) == 0
+    runs = [x.split()[0] for x in capsys.readouterr().out.splitlines() if x.startswith("  ") and x.split()[-1] == "new"
+            and x.split()[0][-3:-1] == "_s"]
+    assert runs == ["b_s1", "a_s0", "a_s1"]
+    for bad, words in (("b_s7", "seed 7 is not among the seeds [0, 1] (add it with --seeds)"),
+                       ("c_s0", "--only c_s0: unknown arm or run"), ("b_sx", "--only b_sx: unknown arm or run")):
+        assert main(["ablate", str(spec), "--out", str(out), "--dry-run", "--only", bad]) == 1
+        err = capsys.readouterr().err.strip()
+        assert words in err and err.count("\n") == 0, err
+    assert main(["ablate", str(spec), "--out", str(out), "--dry-run", "--only", "b_s7", "--seeds", "7"]) == 0
 
 
 def test_world_seed_without_a_world_stage_seeds_the_synth_stages_under_the_data(tmp_path):

@@ -72,7 +72,8 @@ class RunOptions:
     device: str = "cpu"
     """``cpu`` or ``cuda`` (all lanes share the GPU)."""
     only: list[str] | None = None
-    """Run only these arms (None = all)."""
+    """Run only these (None = all): arm names (every seed, seed-major) or single runs named as their
+    folders, ``ARM_sSEED``; with any single run named, the runs go in the order listed."""
     stages_only: bool = False
     """Build the stages the arms need and stop (no arm runs)."""
     command: str = ""
@@ -148,7 +149,8 @@ class Ablation:
     def __init__(self, spec: AblationSpec, opts: RunOptions) -> None:
         self.spec, self.opts = spec, opts
         self.out = Path(opts.out).resolve()
-        self.arms = list(opts.only or spec.arms)
+        self._runs = select_runs(spec, opts.only)
+        self.arms = list(dict.fromkeys(a for a, _ in self._runs))
         self.plans: dict[str, StagePlan] = plan_stages(spec, opts.cache)
         self.folders = stage_folders(self.plans)
         self.needed = upstream(spec.stages, self._refs(self.arms) + list(spec.baselines))
@@ -167,8 +169,8 @@ class Ablation:
         return list(dict.fromkeys(refs))
 
     def runs(self) -> list[tuple[str, int]]:
-        """The arm x seed pairs to run, seed-major."""
-        return [(a, s) for s in self.spec.seeds for a in self.arms]
+        """The arm x seed pairs to run: seed-major, or in ``--only``'s order when it names single runs."""
+        return list(self._runs)
 
     def run_dir(self, arm: str, seed: int) -> Path:
         return self.out / "runs" / f"{arm}_s{seed}"
@@ -233,7 +235,7 @@ class Ablation:
     def plan_text(self) -> str:
         """What a run would do: stages cached or not, arms x seeds done or not, and the commands."""
         sp = self.spec
-        lines = [f"ablation {sp.name} ({sp.path}): {len(self.arms)} arm(s) x {len(sp.seeds)} seed(s), budget {sp.budget} steps, "
+        lines = [f"ablation {sp.name} ({sp.path}): {len(self.arms)} arm(s), {len(self._runs)} run(s), budget {sp.budget} steps, "
                  f"validation and checkpoint every {sp.val_every} steps, metric {sp.metric}, tolerance {sp.tolerance:g}",
                  f"stages (cache {Path(self.opts.cache).resolve()}):"]
         if not self.needed:
@@ -441,6 +443,31 @@ class Ablation:
         t = str(max(1, self.opts.threads))
         env.update(OMP_NUM_THREADS=t, MKL_NUM_THREADS=t, PYTHONUNBUFFERED="1")
         return env
+
+
+def select_runs(spec: AblationSpec, only: list[str] | None) -> list[tuple[str, int]]:
+    """The arm x seed pairs ``--only`` asks for (see :attr:`RunOptions.only`).
+
+    Raises ``ValueError`` naming an entry that is neither an arm of the spec nor ``ARM_sSEED``
+    with a seed of the spec (its ``seeds``, or ``--seeds``).
+    """
+    if not only:
+        return [(a, s) for s in spec.seeds for a in spec.arms]
+    singles = [w for w in only if w not in spec.arms]
+    if not singles:
+        return [(a, s) for s in spec.seeds for a in only]
+    runs: list[tuple[str, int]] = []
+    for word in only:
+        if word in spec.arms:
+            runs += [(word, s) for s in spec.seeds]
+            continue
+        arm, sep, seed = word.rpartition("_s")
+        if not sep or arm not in spec.arms or not seed.isdigit():
+            raise ValueError(f"--only {word}: unknown arm or run (arms: {', '.join(spec.arms)}; a single run is ARM_sSEED)")
+        if int(seed) not in spec.seeds:
+            raise ValueError(f"--only {word}: seed {seed} is not among the seeds {spec.seeds} (add it with --seeds)")
+        runs.append((arm, int(seed)))
+    return list(dict.fromkeys(runs))
 
 
 def _version() -> str:

@@ -64,7 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override the spec: dotted path, YAML value; KEY+=VALUE appends to a list, e.g. "
                         "stages.world.args.scenes=20 'arms.a.set+=[optim.lr=1e-3]' (repeatable; default none)")
-    p.add_argument("--only", default=None, metavar="ARM[,ARM...]", help="run only these arms (default: all)")
+    p.add_argument("--only", default=None, metavar="ARM[,ARM_sSEED...]",
+                   help="run only these arms (every seed), or single runs named as their folders (logit3d_s1); with a single "
+                        "run named, the runs go in the order listed (default: all)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--stages-only", action="store_true",
                       help="build the stages the arms (or --only's) need, then stop: caches ready for a later run "
@@ -114,13 +116,17 @@ def run(args: argparse.Namespace) -> int:
     spec = parse_spec(find_spec(args.spec), overrides)
     only = None
     if args.only is not None:
+        from occkit.ablate.runner import select_runs
+
         only = [a.strip() for a in args.only.split(",") if a.strip()]
-        unknown = [a for a in only if a not in spec.arms]
-        if unknown or not only:
-            raise SpecError(f"{spec.path} (--only {args.only}): unknown arm(s) {', '.join(unknown) or '(none given)'} "
-                            f"(arms: {', '.join(spec.arms)})")
+        if not only:
+            raise SpecError(f"{spec.path} (--only {args.only}): no arm given (arms: {', '.join(spec.arms)})")
+        try:
+            select_runs(spec, only)
+        except ValueError as e:
+            raise SpecError(f"{spec.path} ({e})") from None
     if not args.report:
-        check_spec(spec, only)
+        check_spec(spec, None if only is None else list(dict.fromkeys(a for a, _ in select_runs(spec, only))))
     out = Path(args.out)
     cache = Path(args.cache) if args.cache is not None else out.resolve().parent / "stages"
     ab = Ablation(spec, RunOptions(out=out, cache=cache, lanes=args.lanes, threads=args.threads, device=args.device,

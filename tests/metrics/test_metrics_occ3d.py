@@ -197,3 +197,36 @@ def test_uint8_fast_path_in_pieces_and_threads(threads):
         fast = confusion_matrix(gt, pred, 18, m, threads=threads)
         slow = confusion_matrix(gt.long(), pred.long(), 18, m)
         assert torch.equal(fast, slow)
+
+
+def _driving_like(g: torch.Generator, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mostly free volumes (ground, a few boxes, scattered voxels) with a coherent camera-like
+    mask and a prediction that differs in places: long runs of one class pair."""
+    gt = torch.full(shape, 17, dtype=torch.uint8)
+    gt[..., :2] = 11
+    for _ in range(6):
+        x, y = (int(v) for v in torch.randint(0, shape[1] - 4, (2,), generator=g))
+        gt[:, x : x + 4, y : y + 3, 2:5] = 4
+    scatter = torch.rand(shape, generator=g) < 0.01
+    gt[scatter] = torch.randint(0, 17, (int(scatter.sum()),), generator=g, dtype=torch.uint8)
+    pred = torch.where(torch.rand(shape, generator=g) < 0.05, torch.randint(0, 18, shape, generator=g, dtype=torch.uint8), gt)
+    mask = torch.zeros(shape, dtype=torch.bool)
+    mask[:, : shape[1] // 2, :, : shape[3] - 3] = True
+    mask[:, shape[1] // 2 :, 1::4] = True  # a striped region: words partly masked
+    return gt, pred, mask
+
+
+@pytest.mark.parametrize("shape", [(2, 40, 30, 16), (1, 13, 11, 7), (3, 200, 200, 16)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_uint8_fast_path_on_driving_like_volumes(shape, threads, monkeypatch):
+    """The interleaved histogram copies give the plain count on volumes of long runs of one class
+    pair (free air, masked-out stretches), several pieces with short tails included."""
+    import occkit.metrics.confusion as confusion
+
+    if shape[1] < 100:
+        monkeypatch.setattr(confusion, "_PIECE", 1 << 12)
+    gt, pred, mask = _driving_like(torch.Generator().manual_seed(6), shape)
+    for m in (mask, None):
+        fast = confusion_matrix(gt, pred, 18, m, threads=threads)
+        slow = confusion_matrix(gt.long(), pred.long(), 18, m)
+        assert torch.equal(fast, slow) and int(fast.sum()) == int(gt.numel() if m is None else m.sum())

@@ -228,3 +228,15 @@ def test_a_baseline_stage_is_built_and_reported_whatever_arms_run(tmp_path):
     assert stage_quality("retrieval", plan.out) == {"map_all": 16.6, "map_seen_all": 20.0, "map_heldout_all": 9.5, "map_visible": 36.4}
     with pytest.raises(SpecError, match="unknown stage 'lifte'"):
         parse_spec(write(tmp_path, "bad.yaml", text.replace("baselines: [lifted]", "baselines: [lifte]")))
+
+
+def test_a_stopped_priors_train_stage_resumes(tmp_path):
+    """A `priors train` stage continues from its last save (--resume) once its folder holds a stopped run."""
+    text = BASE.replace("  priors:\n    command: priors run\n    args: {data: \"${world}\", prior: \"oracle:typical\"}\n",
+                        "  backbone:\n    command: priors train\n    args: {data: \"${world}\", steps: 5}\n")
+    plan = plan_stages(parse_spec(write(tmp_path, "s.yaml", text)), tmp_path / "stages")["backbone"]
+    assert plan.continues() and "--resume" not in plan.argv(1, "cpu")
+    plan.out.mkdir(parents=True)
+    (plan.out / "config.json").write_text("{}")
+    plan.prepare()  # kept, not removed
+    assert (plan.out / "config.json").is_file() and plan.argv(1, "cpu")[-1] == "--resume"

@@ -246,3 +246,55 @@ def test_text_embedding_does_not_depend_on_its_batch_mates():
     alone = load_text_encoder("minilm")
     one_by_one = torch.cat([alone.encode_text([t]) for t in ("tree", "car", "a photo of a long articulated bus on a road")])
     assert torch.equal(together, one_by_one[[1, 2, 0]])
+
+
+def test_a_stopped_run_resumes_to_the_weights_of_an_unstopped_one(synth_root, text_encoder, tmp_path, monkeypatch):
+    """``resume=True`` (``occkit priors train --resume``) continues from the last save: a step budget
+    ends with the weights of a run never stopped; other settings are refused in one line."""
+    import occkit.priors.world_train as wt
+    from occkit.commands import priors_train
+    from safetensors.torch import load_file
+
+    kw = {**TINY, "steps": 5, "seed": 3, "save_every_minutes": 1e-9}  # a save after every step
+    ref = train_world_prior(synth_root, tmp_path / "ref", WorldPriorConfig(**kw), progress=False, text_encoder=text_encoder)
+    assert not (ref / wt.RESUME_FILE).exists()
+
+    real, saves = wt._write_resume, []
+
+    def stop_after_three(*a, **k):
+        real(*a, **k)
+        saves.append(1)
+        if len(saves) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(wt, "_write_resume", stop_after_three)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train_world_prior(synth_root, run, WorldPriorConfig(**kw), progress=False, text_encoder=text_encoder)
+    monkeypatch.setattr(wt, "_write_resume", real)
+    partial = json.loads((run / "config.json").read_text())
+    assert partial["status"] == "partial" and partial["train"]["steps"] == 3 and (run / wt.RESUME_FILE).is_file()
+    with pytest.raises(FileExistsError, match="not empty"):  # neither resume nor overwrite: refused
+        train_world_prior(synth_root, run, WorldPriorConfig(**kw), progress=False, text_encoder=text_encoder)
+    with pytest.raises(ValueError, match="trained with seed=3, now 4"):
+        train_world_prior(synth_root, run, WorldPriorConfig(**{**kw, "seed": 4}), progress=False, text_encoder=text_encoder, resume=True)
+
+    train_world_prior(synth_root, run, WorldPriorConfig(**kw), progress=False, text_encoder=text_encoder, resume=True)
+    done = json.loads((run / "config.json").read_text())
+    assert done["status"] == "complete" and done["train"]["steps"] == 5 and done["train"]["resumed_at"] == [3]
+    assert not (run / wt.RESUME_FILE).exists()
+    a, b = load_file(ref / "model.safetensors"), load_file(run / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["total"] for h in done["train"]["history"]] == [h["total"] for h in json.loads((ref / "config.json").read_text())["train"]["history"]]
+    # the command: --resume on a finished run has nothing to do
+    assert priors_train.main(["--data", str(synth_root), "--out", str(run), "--resume", "--no-progress"]) == 0
+
+
+def test_resume_without_a_save_starts_from_scratch(synth_root, text_encoder, tmp_path):
+    """A run stopped before its first save leaves no resume state: --resume trains it from step 0."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"format": "occkit.world_prior", "status": "partial"}))
+    train_world_prior(synth_root, run, WorldPriorConfig(steps=2, **TINY), progress=False, text_encoder=text_encoder, resume=True)
+    done = json.loads((run / "config.json").read_text())
+    assert done["status"] == "complete" and done["train"]["steps"] == 2 and "resumed_at" not in done["train"]

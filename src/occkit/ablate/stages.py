@@ -11,8 +11,8 @@ A stage lives in ``CACHE/<stage>-<hash>/``::
 The hash (12 hex digits of a SHA-256) covers the command, its arguments with every ``${stage}``
 replaced by that stage's own hash (so an upstream change reaches downstream folders, and the cache
 may move), and occkit's version. A stage is done when ``stage.json`` exists. One stopped half-way
-is redone from scratch (``out`` and the log removed first), except ``train`` stages, which
-continue from their newest checkpoint (``--resume``), and ``priors run`` and ``synth``, which
+is redone from scratch (``out`` and the log removed first), except ``train`` and ``priors train``
+stages, which continue from their newest checkpoint or save (``--resume``), and ``priors run`` and ``synth``, which
 continue where they stopped when the same command runs again (a prior cache; the scenes kept in
 ``.out.partial``).
 
@@ -38,7 +38,7 @@ STAGE_OUT = "out"
 
 #: Commands whose half-done output is continued rather than removed: command -> the extra flag
 #: that continues it ('' = the same command continues by itself).
-RESUMABLE = {"train": "--resume", "priors run": "", "synth": ""}
+RESUMABLE = {"train": "--resume", "priors train": "--resume", "priors run": "", "synth": ""}
 
 #: Stage commands that write one file, not a folder: the file's name inside the stage's ``out``.
 FILE_OUTPUT = {"retrieval": "score_retrieval.json"}
@@ -121,6 +121,8 @@ class StagePlan:
             words.append("--no-progress")
         if self.command == "train" and _has_checkpoint(self.out):
             words.append(RESUMABLE["train"])
+        if self.command == "priors train" and self.out.is_dir() and any(self.out.iterdir()):
+            words.append(RESUMABLE["priors train"])  # from its last save, or from scratch if it stopped before one
         return words
 
     def prepare(self) -> None:

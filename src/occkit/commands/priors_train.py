@@ -34,7 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a WorldPriorConfig field (repeatable), e.g. --set batch_size=4")
     p.add_argument("--device", default="cpu", help="device to train on (default cpu)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--overwrite", action="store_true", help="write into a non-empty run folder")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
+    mode.add_argument("--resume", action="store_true",
+                      help="continue the run stopped in --out from its last save (every save_every_minutes, default 5): "
+                           "the same settings and --data; a step budget ends with the weights of an unstopped run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -64,19 +68,26 @@ def run(args: argparse.Namespace) -> int:
     from occkit.outputs import check_output_folder
 
     # a run of this command may be replaced with --overwrite; a folder of anything else never
-    check_output_folder(args.out, "priors train", inputs={"--data": args.data}, overwrite=args.overwrite,
+    check_output_folder(args.out, "priors train", inputs={"--data": args.data}, overwrite=args.overwrite, resume=args.resume,
                         legacy=lambda o: (o / "config.json").is_file() and (o / "model.safetensors").is_file())
+    from pathlib import Path
+
+    from occkit.fileio import read_json
+
+    done = Path(args.out) / "config.json"
+    if args.resume and done.is_file() and read_json(done).get("status") == "complete":
+        print(f"priors train: {args.out} is a finished run; nothing to resume")
+        return 0
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads: expected >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    out = train_world_prior(args.data, args.out, cfg, progress=not args.no_progress, overwrite=args.overwrite, device=args.device)
+    out = train_world_prior(args.data, args.out, cfg, progress=not args.no_progress, overwrite=args.overwrite, device=args.device,
+                            resume=args.resume)
     from occkit.outputs import mark_output
 
     mark_output(out, "priors train")
-    from occkit.fileio import read_json
-
     train = read_json(out / "config.json")["train"]
     losses = ", ".join(f"{k} {v:.4f}" for k, v in train.get("final_losses", {}).items())
     print(f"priors train: {train['steps']} steps ({train['images_seen']} images) in {train['wall_s']:.0f} s ({train['cpu_s']:.0f} s of CPU) "

@@ -31,6 +31,10 @@ from occkit.priors.world import (
     BACKBONE_FILE, BACKBONE_FORMAT, CONFIG_FILE, MODEL_FILE, RUN_FORMAT, TABLE_FILE, WorldNet, WorldPriorConfig, build_net, effective_focal,
 )
 
+#: What a stopped run continues from (``resume=True``): weights, optimiser, random generators, the
+#: batch order and the loss history at its last save; written with each partial save, removed at the end.
+RESUME_FILE = "resume.pt"
+
 #: Name index of a pixel whose name is held out (masked in the VL loss, never relabelled).
 HELDOUT = -2
 #: Name index of a pixel with no known name (an instance missing from ``objects.json``).
@@ -371,8 +375,14 @@ def train_world_prior(
     overwrite: bool = False,
     text_encoder: Any = None,
     device: str = "cpu",
+    resume: bool = False,
 ) -> Path:
     """Train a world prior on the ``train`` split of the synthetic world ``data``; write the run ``out``.
+
+    A partial run is written every ``cfg.save_every_minutes`` with :data:`RESUME_FILE`; with
+    ``resume`` a stopped run continues from it, and a run of a step budget ends with the same
+    weights as one never stopped (same data order, augmentation draws and schedule). Without the
+    file (stopped before its first save) ``resume`` starts from scratch.
 
     Args:
         data: folder of an Occ3D-layout synthetic world (``occkit synth``) with its extras.
@@ -380,6 +390,7 @@ def train_world_prior(
         cfg: the config (default :class:`WorldPriorConfig()`).
         progress: tqdm bars on stderr.
         overwrite: write into a non-empty folder (the run's own files are replaced).
+        resume: continue the stopped run in ``out`` (its settings and data must be these).
         text_encoder: an already loaded encoder whose ``spec`` is ``cfg.text_encoder``.
         device: where the network trains.
     Returns:
@@ -392,11 +403,12 @@ def train_world_prior(
         raise FileNotFoundError(f"{data}: no annotations.json (expected a world written by occkit synth)")
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
         raise FileExistsError(f"{out}: folder is not empty (pass overwrite / --overwrite to write into it)")
     out.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        for name in (CONFIG_FILE, MODEL_FILE, TABLE_FILE, BACKBONE_FILE):
+    state = _read_resume(out, cfg, data) if resume else None
+    if state is None and (overwrite or resume):
+        for name in (CONFIG_FILE, MODEL_FILE, TABLE_FILE, BACKBONE_FILE, RESUME_FILE):
             (out / name).unlink(missing_ok=True)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     torch.manual_seed(cfg.seed)
@@ -457,6 +469,23 @@ def train_world_prior(
     cpu_budget_s = cfg.cpu_minutes * 60
     t0 = last_save = time.perf_counter()
     cpu0 = time.process_time()
+    if state is not None:  # continue where the last save left off
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        order, pos, step = [int(i) for i in state["order"]], int(state["pos"]), int(state["step"])
+        history, window = state["history"], state["window"]
+        record["train"]["started_utc"] = state["started_utc"]
+        record["train"]["resumed_at"] = record["train"].get("resumed_at", []) + [step]
+        t0 -= float(state["wall_s"])
+        cpu0 -= float(state["cpu_s"])
+        if bar is not None:
+            bar.update(step)
+    else:
+        from occkit.outputs import mark_output
+
+        mark_output(out, "priors train")  # the folder is this command's from the start: a stop leaves it resumable
     while True:
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         frac = max(step / cfg.steps if cfg.steps else 0.0, elapsed / budget_s if budget_s else 0.0, cpu / cpu_budget_s if cpu_budget_s else 0.0)
@@ -487,6 +516,8 @@ def train_world_prior(
         if cfg.save_every_minutes > 0 and time.perf_counter() - last_save > cfg.save_every_minutes * 60:
             record["train"].update(steps=step, wall_s=round(time.perf_counter() - t0, 1), history=history)
             _save_run(out, net, table, record)
+            _write_resume(out, cfg, data, net, opt, gen, order, pos, step, history, window, record,
+                          time.perf_counter() - t0, time.process_time() - cpu0)
             last_save = time.perf_counter()
     if bar is not None:
         bar.close()
@@ -501,4 +532,43 @@ def train_world_prior(
         finished_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), final_losses=final, history=history,
     )
     _save_run(out, net, table, record)
+    (out / RESUME_FILE).unlink(missing_ok=True)
     return out
+
+
+def _write_resume(out: Path, cfg: WorldPriorConfig, data: Path, net: WorldNet, opt: torch.optim.Optimizer,
+                  gen: torch.Generator, order: list[int], pos: int, step: int, history: list[dict[str, float]],
+                  window: dict[str, list[float]], record: dict[str, Any], wall_s: float, cpu_s: float) -> None:
+    """:data:`RESUME_FILE`: everything the loop needs to go on as if never stopped, in one atomic file."""
+    import io
+
+    state = {
+        "config": to_dict(cfg), "data": str(data.resolve()), "step": step, "pos": pos, "order": torch.tensor(order),
+        "net": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "optimizer": opt.state_dict(),
+        "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "history": history, "window": window,
+        "started_utc": record["train"]["started_utc"], "wall_s": wall_s, "cpu_s": cpu_s,
+    }
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_bytes_atomic(out / RESUME_FILE, buf.getvalue())
+
+
+def _read_resume(out: Path, cfg: WorldPriorConfig, data: Path) -> dict[str, Any] | None:
+    """The saved state of a stopped run in ``out`` (None when it stopped before its first save);
+    a run of other settings or data is refused in one line naming the first difference."""
+    path = out / RESUME_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a torn or foreign file: name it, never unpickle anything else
+        raise ValueError(f"{path}: cannot be read as a resume state ({type(e).__name__}); remove it to start again") from None
+    saved, now = state.get("config", {}), to_dict(cfg)
+    diff = next((k for k in now if saved.get(k) != now[k] and k not in ("save_every_minutes",)), None)
+    if diff is not None:
+        raise ValueError(f"{out}: the stopped run was trained with {diff}={saved.get(diff)!r}, now {now[diff]!r}; "
+                         "resume it with the same settings, or pass --overwrite to start again")
+    if state.get("data") != str(data.resolve()):
+        raise ValueError(f"{out}: the stopped run trained on {state.get('data')}, not {data.resolve()}; "
+                         "resume it with the same --data, or pass --overwrite to start again")
+    return state

@@ -188,23 +188,23 @@ def evaluate_occ3d(
     batch_size: int = 8,
     workers: int = 4,
     progress: bool | None = None,
+    processes: int = 1,
 ) -> dict[str, Any]:
     """Occ3D-nuScenes mIoU (and RayIoU when ``"rayiou"`` is in ``metrics``) of a prediction folder.
+
+    ``processes`` > 1 (CPU): the frames are split into that many contiguous shards, each counted in
+    its own process of one torch thread, and the counts summed: the same scores, about ``processes``
+    times faster where the cores are free (the RayIoU walk is many short numpy calls, which threads
+    of one process do not run side by side).
 
     Returns the :class:`~occkit.metrics.occ3d.Occ3DMetric` result (``miou``, ``geometry_iou``,
     ``iou``, ``mask``, ``frames``) plus ``benchmark``, ``missing``, ``extra`` and, for RayIoU,
     ``rayiou``, ``rayiou@1``, ``rayiou@2``, ``rayiou@4``, ``rayiou_iou``.
     """
-    from occkit.data.occ3d import Occ3DDataset, load_occ3d_labels
-    from occkit.metrics.occ3d import Occ3DMetric
-    from occkit.metrics.rayiou import (
-        RayIoUMetric,
-        load_nuscenes_infos,
-        rayiou_origins,
-        rayiou_origins_from_infos,
-        scene_frames_from_infos,
-    )
+    from occkit.data.occ3d import Occ3DDataset
 
+    if processes < 1:
+        raise ValueError(f"processes: expected >= 1, got {processes}")
     unknown = set(metrics) - {"miou", "rayiou"}
     if unknown:
         raise ValueError(f"--metrics: unknown {sorted(unknown)} for Occ3D (choose from miou, rayiou)")
@@ -223,23 +223,56 @@ def evaluate_occ3d(
     check_provenance(pred_dir, pred_files)
     tokens, n_missing, n_extra = _match([f.token for f in ds.frames], pred_files, pred_dir, allow_missing)
 
-    origin_fn: Callable[[str], torch.Tensor] | None = None
-    if "rayiou" in metrics:
-        if infos is not None:
-            info_table = load_nuscenes_infos(infos)
-            scene_frames = scene_frames_from_infos(info_table)
-            absent = [t for t in tokens if t not in info_table]
-            if absent:
-                raise KeyError(f"{infos}: no LiDAR/ego poses for {len(absent)} frame(s), e.g. {absent[:3]}")
-            origin_fn = lambda t: rayiou_origins_from_infos(info_table, t, scene_frames)  # noqa: E731
-        else:
-            if not ds.info(tokens[0]).get("lidar_sensor"):
-                raise ValueError(
-                    f"{ds.annotations_path}: RayIoU needs the LiDAR poses of every frame, and these annotations have no "
-                    "'lidar_sensor' entries: pass --infos FILE (nuScenes-style infos with lidar2ego_translation/rotation "
-                    "and ego2global_translation/rotation per token)"
-                )
-            origin_fn = lambda t: rayiou_origins(ds, t)  # noqa: E731
+    origin_fn = _origin_fn(ds, tokens, metrics, infos)  # checks the poses before any work
+    if processes > 1 and torch.device(device).type == "cpu" and len(tokens) >= 2 * processes:
+        occ, ray = _occ3d_in_processes(gt_root, split, pred_files, tokens, mask, metrics, infos, batch_size, workers,
+                                       processes, progress)
+    else:
+        bar = _bar(len(tokens), progress)
+        occ, ray = _occ3d_counts(ds, pred_files, tokens, mask, origin_fn, device, batch_size, workers,
+                                 None if bar is None else bar.update)
+        if bar is not None:
+            bar.close()
+    out: dict[str, Any] = {"benchmark": "occ3d", "split": split}
+    out.update(occ.compute())
+    if ray is not None:
+        out.update(ray.compute())
+        out.pop("frames", None)
+        out["frames"] = occ.frames
+    out["missing"], out["extra"] = n_missing, n_extra
+    return out
+
+
+def _origin_fn(ds: Any, tokens: list[str], metrics: tuple[str, ...], infos: str | os.PathLike | None
+               ) -> Callable[[str], torch.Tensor] | None:
+    """A frame's LiDAR origins for RayIoU (None without ``"rayiou"``), from ``infos`` or the annotations."""
+    from occkit.metrics.rayiou import load_nuscenes_infos, rayiou_origins, rayiou_origins_from_infos, scene_frames_from_infos
+
+    if "rayiou" not in metrics:
+        return None
+    if infos is not None:
+        info_table = load_nuscenes_infos(infos)
+        scene_frames = scene_frames_from_infos(info_table)
+        absent = [t for t in tokens if t not in info_table]
+        if absent:
+            raise KeyError(f"{infos}: no LiDAR/ego poses for {len(absent)} frame(s), e.g. {absent[:3]}")
+        return lambda t: rayiou_origins_from_infos(info_table, t, scene_frames)
+    if not ds.info(tokens[0]).get("lidar_sensor"):
+        raise ValueError(
+            f"{ds.annotations_path}: RayIoU needs the LiDAR poses of every frame, and these annotations have no "
+            "'lidar_sensor' entries: pass --infos FILE (nuScenes-style infos with lidar2ego_translation/rotation "
+            "and ego2global_translation/rotation per token)"
+        )
+    return lambda t: rayiou_origins(ds, t)
+
+
+def _occ3d_counts(ds: Any, pred_files: dict[str, Path], tokens: list[str], mask: str,
+                  origin_fn: Callable[[str], torch.Tensor] | None, device: str | torch.device, batch_size: int,
+                  workers: int, advance: Callable[[int], Any] | None) -> tuple[Any, Any]:
+    """The Occ3D (and RayIoU) metrics with ``tokens`` counted: ``(Occ3DMetric, RayIoUMetric or None)``."""
+    from occkit.data.occ3d import load_occ3d_labels
+    from occkit.metrics.occ3d import Occ3DMetric
+    from occkit.metrics.rayiou import RayIoUMetric
 
     occ = Occ3DMetric(mask=mask, device=device)
     ray = RayIoUMetric(device=device) if origin_fn is not None else None
@@ -249,7 +282,6 @@ def evaluate_occ3d(
         return load_occ3d_prediction(pred_files[token]), load_occ3d_labels(ds.gt_path(token), ds.grid.shape)
 
     loaded = _prefetch(load, tokens, workers)
-    bar = _bar(len(tokens), progress)
     for batch in _batched(tokens, batch_size):
         items = [next(loaded) for _ in batch]
         pred = torch.from_numpy(np.stack([p for p, _ in items])).to(device)
@@ -259,18 +291,64 @@ def evaluate_occ3d(
         occ.update(pred, gt, mask_camera=mc, mask_lidar=ml)
         if ray is not None and origin_fn is not None:
             ray.update(pred, gt, [origin_fn(t) for t in batch])
-        if bar is not None:
-            bar.update(len(batch))
+        if advance is not None:
+            advance(len(batch))
+    return occ, ray
+
+
+def _occ3d_shard(gt_root: str, split: str, pred_files: dict[str, Path], tokens: list[str], mask: str,
+                 metrics: tuple[str, ...], infos: str | None, batch_size: int, workers: int, queue: Any
+                 ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
+    """One process's share of :func:`evaluate_occ3d`: its counts (Occ3D matrix, frames, RayIoU
+    state); each finished batch's frame count is put on ``queue`` (the parent's progress bar)."""
+    from occkit.data.occ3d import Occ3DDataset
+
+    torch.set_num_threads(1)
+    ds = Occ3DDataset(gt_root, split, load_images=False, load_gt=True, load_extras=False)
+    occ, ray = _occ3d_counts(ds, pred_files, tokens, mask, _origin_fn(ds, tokens, metrics, infos), "cpu", batch_size,
+                             workers, queue.put)
+    return occ.hist, occ.frames, None if ray is None else ray.state
+
+
+def _occ3d_in_processes(gt_root: str | os.PathLike, split: str, pred_files: dict[str, Path], tokens: list[str], mask: str,
+                        metrics: tuple[str, ...], infos: str | os.PathLike | None, batch_size: int, workers: int,
+                        processes: int, progress: bool | None) -> tuple[Any, Any]:
+    """:func:`_occ3d_counts` over ``processes`` contiguous shards of ``tokens`` in spawned
+    processes (no fork of a process whose OpenMP pool may already run), counts summed."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from queue import Empty
+
+    from occkit.metrics.occ3d import Occ3DMetric
+    from occkit.metrics.rayiou import RayIoUMetric
+
+    ctx = multiprocessing.get_context("spawn")
+    shards = [list(a) for a in np.array_split(np.array(tokens, dtype=object), processes)]
+    occ = Occ3DMetric(mask=mask)
+    ray = RayIoUMetric() if "rayiou" in metrics else None
+    bar = _bar(len(tokens), progress)
+    reader_threads = max(1, workers // processes)
+    with ctx.Manager() as manager, ProcessPoolExecutor(processes, mp_context=ctx) as pool:
+        queue = manager.Queue()
+        futures = [pool.submit(_occ3d_shard, str(gt_root), split, {t: pred_files[t] for t in shard}, shard, mask,
+                               metrics, None if infos is None else str(infos), batch_size, reader_threads, queue)
+                   for shard in shards]
+        while not all(f.done() for f in futures):
+            try:
+                n = queue.get(timeout=0.2)
+            except Empty:
+                continue
+            if bar is not None:
+                bar.update(n)
+        for f in futures:
+            hist, frames, state = f.result()  # a shard's error is raised here, as it was raised there
+            occ.hist += hist
+            occ.frames += frames
+            if ray is not None and state is not None:
+                ray.state += state
     if bar is not None:
         bar.close()
-    out: dict[str, Any] = {"benchmark": "occ3d", "split": split}
-    out.update(occ.compute())
-    if ray is not None:
-        out.update(ray.compute())
-        out.pop("frames", None)
-        out["frames"] = occ.frames
-    out["missing"], out["extra"] = n_missing, n_extra
-    return out
+    return occ, ray
 
 
 def evaluate_semantickitti(

@@ -230,3 +230,12 @@ def test_uint8_fast_path_on_driving_like_volumes(shape, threads, monkeypatch):
         fast = confusion_matrix(gt, pred, 18, m, threads=threads)
         slow = confusion_matrix(gt.long(), pred.long(), 18, m)
         assert torch.equal(fast, slow) and int(fast.sum()) == int(gt.numel() if m is None else m.sum())
+
+
+def test_uint8_counts_of_many_classes_do_not_overflow():
+    """100 classes without a mask: the interleaved int16 keys would pass 2**15, so the general path
+    counts them; the matrix is the plain one."""
+    g = torch.Generator().manual_seed(7)
+    gt = torch.randint(0, 100, (3, 50, 40), generator=g, dtype=torch.uint8)
+    pred = torch.randint(0, 100, (3, 50, 40), generator=g, dtype=torch.uint8)
+    assert torch.equal(confusion_matrix(gt, pred, 100), confusion_matrix(gt.long(), pred.long(), 100))

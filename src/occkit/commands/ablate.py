@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--budget must be >= 1, got {args.budget}")
     overrides = Overrides(set=list(args.set), seeds=_seeds(args.seeds, args.spec), budget=args.budget, world_seed=args.world_seed)
     spec = parse_spec(find_spec(args.spec), overrides)
-    only = None
+    only, only_arms = None, None
     if args.only is not None:
         from occkit.ablate.runner import select_runs
 
@@ -122,11 +122,11 @@ def run(args: argparse.Namespace) -> int:
         if not only:
             raise SpecError(f"{spec.path} (--only {args.only}): no arm given (arms: {', '.join(spec.arms)})")
         try:
-            select_runs(spec, only)
+            only_arms = list(dict.fromkeys(a for a, _ in select_runs(spec, only)))
         except ValueError as e:
             raise SpecError(f"{spec.path} ({e})") from None
     if not args.report:
-        check_spec(spec, None if only is None else list(dict.fromkeys(a for a, _ in select_runs(spec, only))))
+        check_spec(spec, only_arms)
     out = Path(args.out)
     cache = Path(args.cache) if args.cache is not None else out.resolve().parent / "stages"
     ab = Ablation(spec, RunOptions(out=out, cache=cache, lanes=args.lanes, threads=args.threads, device=args.device,

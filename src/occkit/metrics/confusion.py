@@ -18,7 +18,8 @@ _PIECE = 1 << 18
 
 #: Copies of the histogram that consecutive voxels are counted into (voxel i into copy i % _SPREAD),
 #: summed at the end: a run of one class pair (free air) then increments four counters in turn
-#: instead of waiting on one (on driving scenes 1.10 -> 0.68 ms per frame; random frames +7 %).
+#: instead of waiting on one (6019 driving frames 6.67 -> 4.64 s on one thread; random frames +13 %,
+#: BENCHMARKS.md "Metrics").
 _SPREAD = 4
 
 
@@ -60,7 +61,7 @@ def confusion_matrix(
     g = gt.reshape(-1)
     p = pred.reshape(-1)
     m = None if mask is None else mask.reshape(-1).to(device=gt.device, dtype=torch.bool)
-    if g.device.type == "cpu" and g.dtype == torch.uint8 and p.dtype == torch.uint8 and W <= 128:
+    if g.device.type == "cpu" and g.dtype == torch.uint8 and p.dtype == torch.uint8 and W <= 128 and _SPREAD * C * W <= 1 << 15:
         gn, pn = g.numpy(), p.numpy()
         hi = max(int(gn.max(initial=0)), int(pn.max(initial=0)))  # numpy: no intra-op threads
         if hi >= C:
@@ -102,7 +103,7 @@ def _count_piece(g: np.ndarray, p: np.ndarray, m: np.ndarray | None, C: int, W: 
         col *= np.uint8(C)
         col += ps  # < 2C <= 128: no overflow
         key += col
-    key += _spread_offsets(C * W, max(n, _PIECE))[:n]  # < _SPREAD * C * W <= 4 * 128 * 64: fits int16
+    key += _spread_offsets(C * W, max(n, _PIECE))[:n]  # < _SPREAD * C * W <= 2**15 (the caller checks): fits int16
     return torch.bincount(torch.from_numpy(key), minlength=_SPREAD * C * W).view(_SPREAD, C * W).sum(0)
 
 

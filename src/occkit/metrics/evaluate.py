@@ -298,16 +298,16 @@ def _occ3d_counts(ds: Any, pred_files: dict[str, Path], tokens: list[str], mask:
 
 def _occ3d_shard(gt_root: str, split: str, pred_files: dict[str, Path], tokens: list[str], mask: str,
                  metrics: tuple[str, ...], infos: str | None, batch_size: int, workers: int, queue: Any
-                 ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
-    """One process's share of :func:`evaluate_occ3d`: its counts (Occ3D matrix, frames, RayIoU
-    state); each finished batch's frame count is put on ``queue`` (the parent's progress bar)."""
+                 ) -> tuple[Any, Any]:
+    """One process's share of :func:`evaluate_occ3d`: its metrics ``(Occ3DMetric, RayIoUMetric or
+    None)``; each finished batch's frame count is put on ``queue`` (the parent's progress bar)."""
     from occkit.data.occ3d import Occ3DDataset
 
     torch.set_num_threads(1)
     ds = Occ3DDataset(gt_root, split, load_images=False, load_gt=True, load_extras=False)
     occ, ray = _occ3d_counts(ds, pred_files, tokens, mask, _origin_fn(ds, tokens, metrics, infos), "cpu", batch_size,
                              workers, queue.put)
-    return occ.hist, occ.frames, None if ray is None else ray.state
+    return occ, ray
 
 
 def _occ3d_in_processes(gt_root: str | os.PathLike, split: str, pred_files: dict[str, Path], tokens: list[str], mask: str,
@@ -341,11 +341,10 @@ def _occ3d_in_processes(gt_root: str | os.PathLike, split: str, pred_files: dict
             if bar is not None:
                 bar.update(n)
         for f in futures:
-            hist, frames, state = f.result()  # a shard's error is raised here, as it was raised there
-            occ.hist += hist
-            occ.frames += frames
-            if ray is not None and state is not None:
-                ray.state += state
+            shard_occ, shard_ray = f.result()  # a shard's error is raised here, as it was raised there
+            occ.merge(shard_occ)
+            if ray is not None:
+                ray.merge(shard_ray)
     if bar is not None:
         bar.close()
     return occ, ray

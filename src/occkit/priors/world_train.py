@@ -477,7 +477,8 @@ def train_world_prior(
         order, pos, step = [int(i) for i in state["order"]], int(state["pos"]), int(state["step"])
         history, window = state["history"], state["window"]
         record["train"]["started_utc"] = state["started_utc"]
-        record["train"]["resumed_at"] = record["train"].get("resumed_at", []) + [step]
+        earlier = read_json(out / CONFIG_FILE)["train"].get("resumed_at", []) if (out / CONFIG_FILE).is_file() else []
+        record["train"]["resumed_at"] = earlier + [step]
         t0 -= float(state["wall_s"])
         cpu0 -= float(state["cpu_s"])
         if bar is not None:

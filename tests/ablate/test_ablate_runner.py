@@ -198,3 +198,55 @@ def test_stages_only_builds_the_stages_and_runs_no_arm(tmp_path, capsys):
     assert main(["ablate", str(spec), "--out", str(out), "--dry-run"]) == 0
     plan = capsys.readouterr().out
     assert "cached" in plan.split("runs (")[0] and "missing" not in plan.split("runs (")[0]
+
+
+def test_a_rebuilt_stage_is_never_mixed_into_a_run_or_a_mean(full_run, capsys):
+    """Runs record the builds of their stages: a finished run from another build is reported apart
+    (dagger, out of the means); an unfinished one is refused, not continued; one with no checkpoint
+    starts again from the new build. Runs recorded before builds were are dated by train.log."""
+    root, full_out, full = full_run
+    spec = write(root, "fifth.yaml", tiny_spec(name="fifth", scoring=SCORING))
+    out, cache = root / "abl" / "fifth", root / "cache5"
+    shutil.copytree(next((root / "abl" / "stages").glob("world-*")), cache / next((root / "abl" / "stages").glob("world-*")).name)
+    for run in ("a_s0", "a_s1", "b_s0", "b_s1"):
+        shutil.copytree(full_out / "runs" / run, out / "runs" / run)
+    args = ["ablate", str(spec), "--out", str(out), "--cache", str(cache)]
+    stage_json = next(cache.glob("world-*/stage.json"))
+    built = json.loads(stage_json.read_text())
+    assert built["machine"]["cpu"] and "bf16" in built["machine"]
+    for run in ("a_s0", "a_s1", "b_s0", "b_s1"):  # each run recorded the build it started from
+        assert json.loads((out / "runs" / run / "ablate.json").read_text())["stage_builds"] == {"world": built["finished"]}
+    assert main(args + ["--report"]) == 0
+    assert json.loads((out / "results.json").read_text())["arms"]["a"]["seeds"]["0"]["build"] == "current"
+    # a record written before builds were: dated by its first start (the world was built before it)
+    rec = json.loads((out / "runs" / "a_s1" / "ablate.json").read_text())
+    del rec["stage_builds"]
+    (out / "runs" / "a_s1" / "ablate.json").write_text(json.dumps(rec))
+    assert main(args + ["--report"]) == 0
+    assert json.loads((out / "results.json").read_text())["arms"]["a"]["seeds"]["1"]["build"] == "current"
+    # the world rebuilt (same hash, a later build); b_s1 half-trained, a_s0 not started
+    stage_json.write_text(json.dumps({**built, "finished": "2099-01-01T00:00:00+0000"}))
+    shutil.rmtree(out / "runs" / "a_s0" / "checkpoints")
+    for p in (out / "runs" / "a_s0").glob("score_*"):
+        p.unlink()
+    ckpts = sorted((out / "runs" / "b_s1" / "checkpoints").glob("step_*"))
+    shutil.rmtree(ckpts[-1])
+    (out / "runs" / "b_s1" / "checkpoints" / "latest").write_text(ckpts[0].name)
+    assert main(args + ["--dry-run"]) == 0
+    plan = " ".join(capsys.readouterr().out.split())
+    assert "b_s0 done (from another build of stage(s) world)" in plan
+    assert "b_s1 partial (step 1 of 2; stage(s) world rebuilt since it started)" in plan
+    assert main(args) == 1  # b_s1 refused; a_s0 started again; a_s1 (dated) and b_s0 kept as they are
+    text = " ".join(capsys.readouterr().out.split())
+    assert "stage(s) world were rebuilt since" in text and "remove that folder" in text
+    assert "arm a seed 0: stage(s) world rebuilt since" in text and "starting it again from the current build" in text
+    r = json.loads((out / "results.json").read_text())
+    assert r["arms"]["a"]["seeds"]["0"]["build"] == "current" and r["arms"]["a"]["seeds"]["1"]["build"] == "other"
+    assert r["arms"]["b"]["seeds"]["0"]["build"] == "other" and r["arms"]["b"]["seeds"]["0"]["rebuilt_stages"] == ["world"]
+    a0 = r["arms"]["a"]["seeds"]["0"]["metric"]
+    assert a0 == full["arms"]["a"]["seeds"]["0"]["metric"]  # the same bytes here: the same figures
+    assert (out / "runs" / "a_s0" / "train.log").read_text().count("# occkit ablate") == 1  # begun again: the old log gone
+    assert r["arms"]["a"]["summary"]["metric"]["seeds"] == ["0"] and r["arms"]["b"]["summary"]["metric"] is None
+    md = (out / "results.md").read_text()
+    assert f"(s0 {a0:.2f}, s1 " in md and "†) [1 of 2 seeds done]" in md and "[no seed of the current builds]" in md
+    assert "† started from another build of stage(s) world" in md

@@ -7,8 +7,10 @@ every finished arm x seed (arms not run yet are marked so).
 
 Per arm x seed: the spec's ``metric`` at the last validation at or before the budget (the
 curve's end), the scorers' figures, the last two validations and whether they differ by at most
-``tolerance`` (converged; None with fewer than two validations). Per arm, over the seeds that
-have a value: the mean and the half-range ((max - min) / 2) of each figure; converged when every
+``tolerance`` (converged; None with fewer than two validations), and whether it started from the
+stages' current builds (``build``: a run from another build, a stage rebuilt since, is listed
+with a dagger and left out of the means). Per arm, over the seeds that have a value and the
+current builds: the mean and the half-range ((max - min) / 2) of each figure; converged when every
 seed is.
 
 ``results.json``::
@@ -21,7 +23,8 @@ seed is.
      "arms": {ARM: {"preset", "set", "init_from", "data", "description", "status",
                     "seeds": {"0": {"run", "status", "detail", "step", "metric", "curve": [[step, value], ...],
                                     "last_two", "delta", "converged", "scores": {COLUMN_ID: value},
-                                    "train_seconds", "score_seconds", "train_minutes", "error"}},
+                                    "train_seconds", "score_seconds", "train_minutes", "error",
+                                    "build": "current" | "other" | "unknown" | "new", "rebuilt_stages"}},
                     "summary": {"metric" | COLUMN_ID: {"mean", "half_range", "values", "seeds", "n"}},
                     "converged", "train_seconds", "score_seconds"}},
      "spec_resolved": the spec's mapping after the command line's overrides}
@@ -113,9 +116,11 @@ def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -
     status, detail = ab.run_state(arm, seed)
     res: dict[str, Any] = {"run": os.path.relpath(run, ab.out), "status": "not run" if status == "new" else status, "detail": detail,
                            "step": None, "metric": None, "curve": [], "last_two": None, "delta": None, "converged": None,
-                           "scores": {}, "train_seconds": None, "score_seconds": None, "train_minutes": None, "error": None}
+                           "scores": {}, "train_seconds": None, "score_seconds": None, "train_minutes": None, "error": None,
+                           "build": "new", "rebuilt_stages": []}
     if not run.exists():
         return res
+    res["build"], res["rebuilt_stages"] = ab.build_state(arm, seed)
     res["step"] = checkpoint_step(run)
     records = read_jsonl(run / "metrics.jsonl") if (run / "metrics.jsonl").is_file() else []
     res["curve"] = metric_curve(records, sp.metric, sp.budget)
@@ -156,9 +161,10 @@ def collect(ab: Ablation) -> dict[str, Any]:
     for arm_name, arm in sp.arms.items():
         seeds = {str(s): seed_result(ab, arm_name, s, cols) for s in (sp.report_seeds or sp.seeds)}
         arm_cols = [c for c in cols if any(c["file"] in SCORERS[x.scorer].outputs(x.options) for x in sp.scorings_for(arm_name))]
-        summary: dict[str, Any] = {"metric": spread({k: v["metric"] for k, v in seeds.items()})}
+        same = {k: v for k, v in seeds.items() if v["build"] != "other"}  # another build of a stage is not averaged in
+        summary: dict[str, Any] = {"metric": spread({k: v["metric"] for k, v in same.items()})}
         for c in arm_cols:
-            summary[c["id"]] = spread({k: v["scores"].get(c["id"]) for k, v in seeds.items() if v["status"] == "done"})
+            summary[c["id"]] = spread({k: v["scores"].get(c["id"]) for k, v in same.items() if v["status"] == "done"})
         flags = [v["converged"] for v in seeds.values() if v["status"] == "done"]
         statuses = [v["status"] for v in seeds.values()]
         status = ("done" if all(s == "done" for s in statuses) else "not run" if all(s == "not run" for s in statuses)
@@ -208,10 +214,13 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, arm in r["arms"].items():
         s = arm["summary"]["metric"]
-        if s is not None:
-            values = ", ".join(f"s{k} {_num(v['metric'])}" for k, v in arm["seeds"].items() if v["metric"] is not None)
+        values = ", ".join(f"s{k} {_num(v['metric'])}" + ("†" if v.get("build") == "other" else "")
+                           for k, v in arm["seeds"].items() if v["metric"] is not None)
+        if s is None and values:
+            first = f"({values}) [no seed of the current builds]"
+        elif s is not None:
             first = f"{_pm(s)} ({values})"
-            n_done = sum(1 for v in arm["seeds"].values() if v["status"] == "done")
+            n_done = sum(1 for v in arm["seeds"].values() if v["status"] == "done" and v.get("build") != "other")
             if n_done < len(arm["seeds"]):
                 first += f" [{n_done} of {len(arm['seeds'])} seeds done]"
         else:
@@ -225,6 +234,12 @@ def markdown(results: dict[str, Any]) -> str:
             first += f" [failed: {', '.join(failed)} (see {'its' if len(failed) == 1 else 'their'} logs)]"
         cells = [_pm(arm["summary"].get(c["id"])) for c in cols]
         lines.append("| " + " | ".join([name, first, *cells, converged_cell(arm, r["tolerance"])]) + " |")
+    rebuilt = sorted({st for arm in r["arms"].values() for v in arm["seeds"].values() if v.get("build") == "other"
+                      for st in v.get("rebuilt_stages", [])})
+    if rebuilt:
+        lines += ["", f"† started from another build of stage(s) {', '.join(rebuilt)} than the cache holds now (rebuilt since; "
+                  "a rebuild need not give the same bytes): listed, left out of the means and spreads. Remove such a run's "
+                  "folder and run the same command to train it again from the current build."]
     lines += [
         "",
         f"Spec `{r['spec']}`; budget {r['budget']} steps; seeds {seeds}; validation every {r['val_every']} steps; "

@@ -7,7 +7,8 @@ Layout of ``--out DIR``::
         score_<scorer>.log      the scorers' commands' output
         score_*.json            the scorers' results
         ablate.json             what trained it (arm, seed, preset, overrides, data as stage hashes,
-                                budget), wall seconds of training and scoring, the last error
+                                budget), the builds of the stages it started from, wall seconds of
+                                training and scoring, the last error
         ablate.lock             while a runner works on it
     DIR/results.json, results.md, curves.png   rewritten after every finished arm x seed
 
@@ -26,6 +27,14 @@ they share its process group); a folder locked by a process that still runs is r
 left alone. A run folder trained with other settings (another budget, world, overrides) is
 refused rather than mixed: use another ``--out``; one that holds no checkpoint and no score yet
 (a start stopped before its first checkpoint) is emptied and started again with the new settings.
+
+Builds: a stage rebuilt under the same hash (the cache lost, another machine) need not hold the
+same bytes, so each run records the build (``stage.json``'s finished time) of every stage it
+depends on. A run whose stages were rebuilt since it started is not continued (its checkpoints
+would mix two builds; remove its folder to run it again); a finished one is kept and reported as
+of another build, listed but left out of the means (``occkit.ablate.report``). Runs recorded
+before builds were (no ``stage_builds``) are dated by their first start in ``train.log``: a stage
+finished after it is another build.
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ from typing import Any
 from occkit.ablate.lock import FolderLock, LockBusy
 from occkit.ablate.scorers import SCORERS, ScoreContext
 from occkit.ablate.spec import AblationSpec, Scoring, arm_sets, init_from_words, refs_in, runner_sets, substitute, upstream
-from occkit.ablate.stages import StagePlan, plan_stages, stage_folders, stage_hashes
+from occkit.ablate.stages import StagePlan, machine_info, plan_stages, stage_folders, stage_hashes
 from occkit.fileio import read_json, write_json_atomic
 
 RUN_RECORD = "ablate.json"
@@ -133,6 +142,36 @@ def _death_signal() -> Callable[[], None] | None:
     return set_death_signal
 
 
+def _parse_time(text: str | None) -> float | None:
+    """Seconds since the epoch of a ``stage.json`` time (``%Y-%m-%dT%H:%M:%S%z``), or None."""
+    import datetime as dt
+
+    try:
+        return dt.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None
+
+
+def first_start(log: Path) -> float | None:
+    """When a run first started (seconds since the epoch): the first ``# occkit ablate`` header of its
+    ``train.log`` (local time, as written), or None."""
+    try:
+        with log.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("# occkit ablate "):
+                    return time.mktime(time.strptime(line[16:35], "%Y-%m-%d %H:%M:%S"))
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _empty_but_lock(run: Path) -> None:
+    """Remove everything in a run folder but its lock (a start begun again)."""
+    for p in run.iterdir():
+        if p.name != RUN_LOCK:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
 def checkpoint_step(run: Path) -> int | None:
     """The step of a run folder's newest complete checkpoint, or None."""
     if not (run / "checkpoints").is_dir():
@@ -182,6 +221,29 @@ class Ablation:
                 "set": [substitute(s, h) for s in a.set], "init_from": substitute(a.init_from, h) if a.init_from else None,
                 "budget": self.spec.budget, "val_every": self.spec.val_every}
 
+    def stage_builds(self, arm: str) -> dict[str, str | None]:
+        """The current build of every stage the arm depends on (with their upstream)."""
+        return {n: self.plans[n].build() for n in upstream(self.spec.stages, self._refs([arm]))}
+
+    def build_state(self, arm: str, seed: int) -> tuple[str, list[str]]:
+        """``(state, stages)``: whether a run started from the stages' current builds: ``current``,
+        ``other`` (with the stages rebuilt since it started), ``unknown`` (no record to tell) or
+        ``new`` (not started)."""
+        run = self.run_dir(arm, seed)
+        if not (run / RUN_RECORD).is_file():
+            return "new", []
+        rec = read_json(run / RUN_RECORD)
+        now = self.stage_builds(arm)
+        recorded = rec.get("stage_builds")
+        if isinstance(recorded, dict):
+            other = [n for n in now if n in recorded and recorded[n] != now[n]]
+            return ("other" if other else "current"), other
+        started = first_start(run / "train.log")  # a run recorded before builds were: date it
+        if started is None or any(b is None for b in now.values()):
+            return "unknown", []
+        other = [n for n, b in now.items() if _parse_time(b) is not None and _parse_time(b) > started]
+        return ("other" if other else "current"), other
+
     def train_argv(self, arm: str, seed: int) -> list[str]:
         """``occkit train`` of one arm x seed (``--resume`` when its folder holds a checkpoint)."""
         a, run = self.spec.arms[arm], self.run_dir(arm, seed)
@@ -213,6 +275,10 @@ class Ablation:
                 out.append((sc, ctx, missing))
         return out
 
+    def complete(self, arm: str, seed: int) -> bool:
+        """Whether a run is trained to the budget and scored by every scorer (lock aside)."""
+        return checkpoint_step(self.run_dir(arm, seed)) == self.spec.budget and not self.missing_scores(arm, seed)
+
     def run_state(self, arm: str, seed: int) -> tuple[str, str]:
         """``(status, detail)``: status ``done``, ``partial``, ``new`` or ``locked``."""
         run = self.run_dir(arm, seed)
@@ -224,12 +290,14 @@ class Ablation:
         step = checkpoint_step(run)
         if step is None:
             return ("partial", "no checkpoint yet") if (run / RUN_RECORD).is_file() else ("new", "")
+        build, stages = self.build_state(arm, seed)
+        rebuilt = f"; stage(s) {', '.join(stages)} rebuilt since it started" if build == "other" else ""
         if step < self.spec.budget:
-            return "partial", f"step {step} of {self.spec.budget}"
+            return "partial", f"step {step} of {self.spec.budget}{rebuilt}"
         missing = [o for _, _, m in self.missing_scores(arm, seed) for o in m]
         if missing:
-            return "partial", f"trained; to score: {', '.join(missing)}"
-        return "done", ""
+            return "partial", f"trained; to score: {', '.join(missing)}{rebuilt}"
+        return "done", (f"from another build of stage(s) {', '.join(stages)}" if build == "other" else "")
 
     # ---------------------------------------------------------------------------- the plan
     def plan_text(self) -> str:
@@ -289,6 +357,7 @@ class Ablation:
             write_json_atomic(plan.record_path, {
                 "stage": plan.name, "command": plan.command, "args": plan.args, "argv": argv, "hash": plan.hash,
                 "occkit": _version(), "wall_seconds": round(wall, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "machine": machine_info(),
             })
             self._say(f"stage {plan.name}: built in {wall:.1f} s -> {plan.out}")
         finally:
@@ -357,16 +426,32 @@ class Ablation:
         if path.is_file():
             record = read_json(path)
             old = record.get("identity", {})
+            if old == ident and not isinstance(record.get("stage_builds"), dict) and checkpoint_step(run) is None \
+                    and not any(run.glob("score_*.json")):
+                record["stage_builds"] = self.stage_builds(arm)  # nothing made yet: it starts from these builds
+                write_json_atomic(path, record)
+            if old == ident and self.build_state(arm, seed)[0] == "other":
+                _, stages = self.build_state(arm, seed)
+                if checkpoint_step(run) is None and not any(run.glob("score_*.json")):
+                    self._say(f"arm {arm} seed {seed}: stage(s) {', '.join(stages)} rebuilt since {run} started, and it holds "
+                              "no checkpoint: starting it again from the current build")
+                    _empty_but_lock(run)
+                    record = {"identity": ident, "stage_builds": self.stage_builds(arm), "train_seconds": 0.0,
+                              "score_seconds": 0.0, "error": None}
+                    write_json_atomic(path, record)
+                    return record
+                if not self.complete(arm, seed):
+                    raise JobError(f"arm {arm} seed {seed}: stage(s) {', '.join(stages)} were rebuilt since {run} started; "
+                                   "continuing it would mix two builds: remove that folder to run it again from the current build")
             if old != ident:
                 diff = next((k for k in ident if old.get(k) != ident[k]), "identity")
                 if checkpoint_step(run) is None and not any(run.glob("score_*.json")):
                     # nothing trained or scored under the former settings: start again with these (the lock stays)
                     self._say(f"arm {arm} seed {seed}: {run} holds no checkpoint of its former settings ({diff}: "
                               f"{old.get(diff)!r}); starting it again with {ident.get(diff)!r}")
-                    for p in run.iterdir():
-                        if p.name != RUN_LOCK:
-                            shutil.rmtree(p) if p.is_dir() else p.unlink()
-                    record = {"identity": ident, "train_seconds": 0.0, "score_seconds": 0.0, "error": None}
+                    _empty_but_lock(run)
+                    record = {"identity": ident, "stage_builds": self.stage_builds(arm), "train_seconds": 0.0,
+                              "score_seconds": 0.0, "error": None}
                     write_json_atomic(path, record)
                     return record
                 raise JobError(f"arm {arm} seed {seed}: {run} was trained with other settings ({diff}: {old.get(diff)!r}, now "
@@ -375,7 +460,8 @@ class Ablation:
         if checkpoint_step(run) is not None:
             raise JobError(f"arm {arm} seed {seed}: {run} holds checkpoints that occkit ablate did not make ({RUN_RECORD} is "
                            "missing); use another --out, or remove that folder")
-        record = {"identity": ident, "train_seconds": 0.0, "score_seconds": 0.0, "error": None}
+        record = {"identity": ident, "stage_builds": self.stage_builds(arm), "train_seconds": 0.0, "score_seconds": 0.0,
+                  "error": None}
         write_json_atomic(path, record)
         return record
 

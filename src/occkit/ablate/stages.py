@@ -7,6 +7,7 @@ A stage lives in ``CACHE/<stage>-<hash>/``::
         stage.log     the command's stdout and stderr
         stage.lock    while a runner builds it: that runner's and its child's process ids
         stage.json    written last (atomically): command, args, hash, wall seconds, finished time
+                      (the build's identity: a run records the builds it started from), the machine
 
 The hash (12 hex digits of a SHA-256) covers the command, its arguments with every ``${stage}``
 replaced by that stage's own hash (so an upstream change reaches downstream folders, and the cache
@@ -90,6 +91,14 @@ class StagePlan:
 
         return read_json(self.record_path)
 
+    def build(self) -> str | None:
+        """Which build of the stage the cache holds: its ``finished`` time (None while not built).
+        The hash says what a stage is made from; the build says which making of it this is: a stage
+        rebuilt (the cache lost, another machine) has the same hash and a new build, and need not hold
+        the same bytes (bf16 kernels differ between CPUs)."""
+        rec = self.record()
+        return None if rec is None else rec.get("finished")
+
     def status(self) -> str:
         """``cached`` (built), ``partial`` (a folder without stage.json) or ``missing``."""
         if self.record_path.is_file():
@@ -136,6 +145,29 @@ class StagePlan:
                 self.log.unlink()
         if self.command in FILE_OUTPUT:
             self.out.mkdir(parents=True, exist_ok=True)
+
+
+def machine_info() -> dict[str, Any]:
+    """Where a stage was built (recorded in ``stage.json``): host, CPU model, whether the CPU has
+    native bf16 (``synth-abl`` trains under bf16 autocast there and in float32 elsewhere), torch's version."""
+    import platform
+    from importlib import metadata
+
+    info: dict[str, Any] = {"host": platform.node(), "cpu": platform.processor() or platform.machine()}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), None)
+        flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
+        if model:
+            info["cpu"] = model
+        info["bf16"] = "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        pass
+    try:
+        info["torch"] = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        pass
+    return info
 
 
 def _has_checkpoint(run: Path) -> bool:

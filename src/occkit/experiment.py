@@ -88,6 +88,17 @@ class DataConfig:
     """Keep each split's decoded files (images, labels, extras) in memory up to this many MiB
     (0 = read them from disk at every visit): spares the decoding when a small dataset is read
     many times with ``workers: 0``. Each worker process would hold its own copy."""
+    train_scene_fraction: float = 1.0
+    """Train on the first fraction of ``train_split``'s scenes (in the split's order, at least one
+    scene): a smaller real training set, the regime in which extra frames (``extra_train``) can
+    show what they add. 1 = every scene."""
+    extra_train: tuple[str, ...] = ()
+    """More datasets (roots in the Occ3D layout, e.g. ``occkit generate``'s output) whose every frame
+    joins the training frames, read with the same cameras, transforms and grid; validation stays on
+    ``--data`` alone. OccScene's claim that generated frames help perception trains on these."""
+    extra_images: Literal["as_is", "mean_colour"] = "as_is"
+    """The ``extra_train`` frames' camera images as they are, or each replaced by its own mean
+    colour: the control that keeps the extra frames' labels (layouts) and drops their appearance."""
 
 
 @dataclass
@@ -180,6 +191,10 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"data.prior_kinds: {bad} are not prior kinds ({', '.join(KINDS)})")
     if cfg.data.prior_kinds and not cfg.data.priors:
         raise ConfigError("data.prior_kinds is set but data.priors (the prior cache) is not")
+    if not 0.0 < cfg.data.train_scene_fraction <= 1.0:
+        raise ConfigError(f"data.train_scene_fraction must be in (0, 1], got {cfg.data.train_scene_fraction}")
+    if cfg.data.extra_images != "as_is" and not cfg.data.extra_train:
+        raise ConfigError(f"data.extra_images: {cfg.data.extra_images} applies to data.extra_train, which is empty")
     if cfg.optim.max_steps < 1:
         raise ConfigError(f"optim.max_steps must be >= 1, got {cfg.optim.max_steps}")
     if cfg.optim.lr <= 0:
@@ -285,6 +300,36 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
     if train:
         return AugmentedFrames(ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=0 if kitti else cfg.model.num_classes - 1)
     return AugmentedFrames(ds, cfg.data.image_aug.evaluation(), None)
+
+
+def build_train_set(cfg: ExperimentConfig, root: str | os.PathLike) -> Dataset:
+    """The training frames: ``data.train_split`` of ``root`` (its first ``data.train_scene_fraction``
+    of scenes), then every frame of each ``data.extra_train`` dataset (their images replaced by their
+    mean colour with ``data.extra_images: mean_colour``), all with the training transforms.
+    :func:`base_dataset` of the result is ``root``'s frame dataset (its tokens, scenes, grid)."""
+    from torch.utils.data import Subset
+
+    from occkit.data.wrappers import ConcatFrames, MeanColourImages
+
+    d = cfg.data
+    train = build_dataset(cfg, root, d.train_split, train=True)
+    if d.train_scene_fraction < 1.0:
+        base = base_dataset(train)
+        keep = set(base.scenes[: max(1, round(len(base.scenes) * d.train_scene_fraction))])
+        train = Subset(train, [i for i, f in enumerate(base.frames) if f.scene in keep])
+    if not d.extra_train:
+        return train
+    extras = []
+    for extra in d.extra_train:
+        if not Path(extra).is_dir():
+            raise ConfigError(f"data.extra_train: {extra} is not a folder (a dataset in the Occ3D layout, e.g. occkit generate's --out)")
+        ds = build_dataset(cfg, extra, "all", train=True)
+        if len(ds) == 0:
+            raise ConfigError(f"data.extra_train: {extra} has no frames")
+        if d.extra_images == "mean_colour":
+            ds.dataset = MeanColourImages(ds.dataset)  # under the augmentation: a flat image stays flat
+        extras.append(ds)
+    return ConcatFrames(train, extras)
 
 
 def load_checkpoint_method(

@@ -198,3 +198,26 @@ def test_validation_records_the_generators_own_figures(synth_root, tmp_path):
     ds = build_dataset(c, synth_root, "val", load_gt=True)
     again = method_figures(method, eval_batches(ds, 2, max_frames=2), device, "none")
     assert again["diffusion_loss"] == pytest.approx(method_figures(method, eval_batches(ds, 2, max_frames=2), device, "none")["diffusion_loss"])
+
+
+def test_perception_trains_on_real_plus_generated_frames_and_the_blank_control(run_dir, synth_root, tmp_path):
+    """OccScene's real + generated arm: a generated dataset joins the training frames
+    (data.extra_train), as it is or with its images flattened (data.extra_images: mean_colour)."""
+    from occkit.experiment import build_train_set, load_experiment
+
+    gen = tmp_path / "gen"
+    assert main(["generate", "--ckpt", str(run_dir), "--data", str(synth_root), "--occupancy", "train", "--split", "train",
+                 "--n", "2", "--out", str(gen), "--no-progress", "--device", "cpu"]) == 0
+    preset = run_dir.parent / "tiny.yaml"
+    for how in ("as_is", "mean_colour"):
+        sets = ["occscene.train_generator=false", "data.train_scene_fraction=0.5", f"data.extra_train=[{gen}]",
+                f"data.extra_images={how}", "optim.max_steps=2"]
+        cfg = load_experiment(preset, sets)
+        frames = build_train_set(cfg, synth_root)
+        assert len(frames) == 2 + 2  # the one training scene's 2 frames, then the 2 generated ones
+        img = frames[3].images
+        assert torch.allclose(img, img[..., :1, :1].expand_as(img)) is (how == "mean_colour")
+        out = tmp_path / f"perc_{how}"
+        assert main(["train", str(preset), "--data", str(synth_root), "--out", str(out), "--no-val", "--no-progress",
+                     "--set", *sets]) == 0
+        assert json.loads((out / "config.json").read_text())["data"]["extra_train"] == [str(gen)]

@@ -99,7 +99,7 @@ import yaml
 from occkit.ablate.scorers import COMMON_KEYS, PATH_OPTIONS, REQUIRED, SCORERS
 
 #: The occkit verbs a stage may run.
-STAGE_COMMANDS: tuple[str, ...] = ("synth", "priors run", "priors train", "pseudolabel", "train", "retrieval")
+STAGE_COMMANDS: tuple[str, ...] = ("synth", "priors run", "priors train", "pseudolabel", "train", "retrieval", "generate")
 
 TOP_KEYS = ("name", "description", "stages", "data", "budget", "validations", "tolerance", "metric", "seeds", "arms", "scoring",
             "baselines")

@@ -13,9 +13,9 @@ The hash (12 hex digits of a SHA-256) covers the command, its arguments with eve
 replaced by that stage's own hash (so an upstream change reaches downstream folders, and the cache
 may move), and occkit's version. A stage is done when ``stage.json`` exists. One stopped half-way
 is redone from scratch (``out`` and the log removed first), except ``train`` and ``priors train``
-stages, which continue from their newest checkpoint or save (``--resume``), and ``priors run`` and ``synth``, which
-continue where they stopped when the same command runs again (a prior cache; the scenes kept in
-``.out.partial``).
+stages, which continue from their newest checkpoint or save (``--resume``), and ``priors run``, ``synth`` and
+``generate``, which continue where they stopped when the same command runs again (a prior cache; the
+scenes kept in ``.out.partial``; the batches of frames already written).
 
 Threads and device are how a stage runs, not what it makes: the runner adds ``--threads`` /
 ``--device`` (``train.threads`` / ``train.device`` for ``train``) where the command has them and
@@ -39,7 +39,7 @@ STAGE_OUT = "out"
 
 #: Commands whose half-done output is continued rather than removed: command -> the extra flag
 #: that continues it ('' = the same command continues by itself).
-RESUMABLE = {"train": "--resume", "priors train": "--resume", "priors run": "", "synth": ""}
+RESUMABLE = {"train": "--resume", "priors train": "--resume", "priors run": "", "synth": "", "generate": ""}
 
 #: Stage commands that write one file, not a folder: the file's name inside the stage's ``out``.
 FILE_OUTPUT = {"retrieval": "score_retrieval.json"}

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from functools import partial
 
     from occkit.engine.train import train
-    from occkit.experiment import base_dataset, build_dataset, load_experiment
+    from occkit.experiment import base_dataset, build_dataset, build_train_set, load_experiment
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
 
     overrides = list(args.set or [])
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     _check_run_folder(args)
     if args.init_from is not None:  # set as given (a path is not parsed as YAML as --set values are)
         cfg.train.init_from = args.init_from
-    train_set = build_dataset(cfg, args.data, cfg.data.train_split, train=True)
+    train_set = build_train_set(cfg, args.data)
     if len(train_set) == 0:
         raise ValueError(f"{args.data}: split '{cfg.data.train_split}' has no frames")
     val_set = None if args.no_val else build_dataset(cfg, args.data, cfg.data.val_split)

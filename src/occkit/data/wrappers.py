@@ -24,3 +24,48 @@ def base_dataset(ds: Dataset) -> Occ3DDataset:
             raise TypeError(f"{type(ds).__name__} does not wrap an Occ3DDataset")
         ds = inner
     return ds
+
+
+class ConcatFrames(Dataset):
+    """``first``'s frames, then each of ``more``'s: one training set read from several datasets.
+
+    ``.dataset`` is ``first``, so :func:`base_dataset` finds the main dataset (its tokens, scenes
+    and grid), as for any other wrapper; the extra datasets only add frames.
+    """
+
+    def __init__(self, first: Dataset, more: list[Dataset]) -> None:
+        self.dataset, self.more = first, list(more)
+        self._sizes = [len(first), *(len(m) for m in self.more)]  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return sum(self._sizes)
+
+    def __getitem__(self, i: int):  # noqa: ANN204 - a Sample
+        if i < 0:
+            i += len(self)
+        for part, size in zip([self.dataset, *self.more], self._sizes):
+            if 0 <= i < size:
+                return part[i]
+            i -= size
+        raise IndexError(f"frame {i} past the {len(self)} frames")
+
+
+class MeanColourImages(Dataset):
+    """Each frame's camera images replaced by their own mean colour (per image and channel),
+    everything else (labels, poses, masks) unchanged: a control that keeps a dataset's layouts
+    and drops its appearance."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int):  # noqa: ANN204 - a Sample
+        import dataclasses
+
+        s = self.dataset[i]
+        if s.images.shape[-1] == 0:
+            return s
+        mean = s.images.float().mean(dim=(-2, -1), keepdim=True).to(s.images.dtype)
+        return dataclasses.replace(s, images=mean.expand_as(s.images).clone())

@@ -420,49 +420,46 @@ class Ablation:
             lock.release()
 
     def _run_record(self, arm: str, seed: int) -> dict[str, Any]:
-        """The run's ``ablate.json``, made on its first start; a run trained with other settings is refused."""
+        """The run's ``ablate.json``, made on its first start; a run trained with other settings, or
+        from stages rebuilt since it started, is refused (or, holding nothing yet, started again)."""
         run, ident = self.run_dir(arm, seed), self.identity(arm, seed)
         path = run / RUN_RECORD
-        if path.is_file():
-            record = read_json(path)
-            old = record.get("identity", {})
-            if old == ident and not isinstance(record.get("stage_builds"), dict) and checkpoint_step(run) is None \
-                    and not any(run.glob("score_*.json")):
-                record["stage_builds"] = self.stage_builds(arm)  # nothing made yet: it starts from these builds
-                write_json_atomic(path, record)
-            if old == ident and self.build_state(arm, seed)[0] == "other":
-                _, stages = self.build_state(arm, seed)
-                if checkpoint_step(run) is None and not any(run.glob("score_*.json")):
-                    self._say(f"arm {arm} seed {seed}: stage(s) {', '.join(stages)} rebuilt since {run} started, and it holds "
-                              "no checkpoint: starting it again from the current build")
-                    _empty_but_lock(run)
-                    record = {"identity": ident, "stage_builds": self.stage_builds(arm), "train_seconds": 0.0,
-                              "score_seconds": 0.0, "error": None}
-                    write_json_atomic(path, record)
-                    return record
-                if not self.complete(arm, seed):
-                    raise JobError(f"arm {arm} seed {seed}: stage(s) {', '.join(stages)} were rebuilt since {run} started; "
-                                   "continuing it would mix two builds: remove that folder to run it again from the current build")
-            if old != ident:
-                diff = next((k for k in ident if old.get(k) != ident[k]), "identity")
-                if checkpoint_step(run) is None and not any(run.glob("score_*.json")):
-                    # nothing trained or scored under the former settings: start again with these (the lock stays)
-                    self._say(f"arm {arm} seed {seed}: {run} holds no checkpoint of its former settings ({diff}: "
-                              f"{old.get(diff)!r}); starting it again with {ident.get(diff)!r}")
-                    _empty_but_lock(run)
-                    record = {"identity": ident, "stage_builds": self.stage_builds(arm), "train_seconds": 0.0,
-                              "score_seconds": 0.0, "error": None}
-                    write_json_atomic(path, record)
-                    return record
+
+        def start_again(empty: bool = True) -> dict[str, Any]:
+            if empty:
+                _empty_but_lock(run)
+            record = {"identity": ident, "stage_builds": self.stage_builds(arm), "train_seconds": 0.0, "score_seconds": 0.0,
+                      "error": None}
+            write_json_atomic(path, record)
+            return record
+
+        if not path.is_file():
+            if checkpoint_step(run) is not None:
+                raise JobError(f"arm {arm} seed {seed}: {run} holds checkpoints that occkit ablate did not make ({RUN_RECORD} is "
+                               "missing); use another --out, or remove that folder")
+            return start_again(empty=False)  # a first start: nothing of occkit ablate's there to remove
+        record = read_json(path)
+        old = record.get("identity", {})
+        fresh = checkpoint_step(run) is None and not any(run.glob("score_*.json"))  # nothing trained or scored yet
+        if old != ident:
+            diff = next((k for k in ident if old.get(k) != ident[k]), "identity")
+            if not fresh:
                 raise JobError(f"arm {arm} seed {seed}: {run} was trained with other settings ({diff}: {old.get(diff)!r}, now "
                                f"{ident.get(diff)!r}); use another --out, or remove that folder")
-            return record
-        if checkpoint_step(run) is not None:
-            raise JobError(f"arm {arm} seed {seed}: {run} holds checkpoints that occkit ablate did not make ({RUN_RECORD} is "
-                           "missing); use another --out, or remove that folder")
-        record = {"identity": ident, "stage_builds": self.stage_builds(arm), "train_seconds": 0.0, "score_seconds": 0.0,
-                  "error": None}
-        write_json_atomic(path, record)
+            self._say(f"arm {arm} seed {seed}: {run} holds no checkpoint of its former settings ({diff}: "
+                      f"{old.get(diff)!r}); starting it again with {ident.get(diff)!r}")
+            return start_again()
+        build, stages = self.build_state(arm, seed)
+        if build == "other" and fresh:
+            self._say(f"arm {arm} seed {seed}: stage(s) {', '.join(stages)} rebuilt since {run} started, and it holds "
+                      "no checkpoint: starting it again from the current build")
+            return start_again()
+        if build == "other" and not self.complete(arm, seed):
+            raise JobError(f"arm {arm} seed {seed}: stage(s) {', '.join(stages)} were rebuilt since {run} started; "
+                           "continuing it would mix two builds: remove that folder to run it again from the current build")
+        if fresh and not isinstance(record.get("stage_builds"), dict):  # recorded before builds were: starts from these
+            record["stage_builds"] = self.stage_builds(arm)
+            write_json_atomic(path, record)
         return record
 
     # ---------------------------------------------------------------------------- running

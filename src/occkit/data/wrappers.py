@@ -9,7 +9,7 @@ never reaches up into the composition root (``occkit.experiment``, which re-expo
 
 from __future__ import annotations
 
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from occkit.data.occ3d import Occ3DDataset
 from occkit.data.semantickitti import SemanticKITTIDataset
@@ -26,28 +26,17 @@ def base_dataset(ds: Dataset) -> Occ3DDataset:
     return ds
 
 
-class ConcatFrames(Dataset):
-    """``first``'s frames, then each of ``more``'s: one training set read from several datasets.
+class ConcatFrames(ConcatDataset):
+    """``first``'s frames, then each of ``more``'s: one training set read from several datasets
+    (torch's :class:`ConcatDataset`).
 
     ``.dataset`` is ``first``, so :func:`base_dataset` finds the main dataset (its tokens, scenes
     and grid), as for any other wrapper; the extra datasets only add frames.
     """
 
     def __init__(self, first: Dataset, more: list[Dataset]) -> None:
+        super().__init__([first, *more])
         self.dataset, self.more = first, list(more)
-        self._sizes = [len(first), *(len(m) for m in self.more)]  # type: ignore[arg-type]
-
-    def __len__(self) -> int:
-        return sum(self._sizes)
-
-    def __getitem__(self, i: int):  # noqa: ANN204 - a Sample
-        if i < 0:
-            i += len(self)
-        for part, size in zip([self.dataset, *self.more], self._sizes):
-            if 0 <= i < size:
-                return part[i]
-            i -= size
-        raise IndexError(f"frame {i} past the {len(self)} frames")
 
 
 class MeanColourImages(Dataset):

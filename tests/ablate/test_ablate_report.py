@@ -87,6 +87,13 @@ def test_report_from_disk_flags_the_arm_that_has_not_converged(tmp_path, capsys)
     assert "8.20 ± 0.20 (s0 8.40, s1 8.00) [2 of 3 seeds done]" in (out / "results.md").read_text()
 
 
+def test_arm_colours_tell_every_arm_of_a_large_spec_apart():
+    # RadOcc's spec has 11 arms: with tab10 alone its first and last arm were drawn the same blue
+    assert len(ARM_COLOURS) >= 12 and len(set(ARM_COLOURS)) == len(ARM_COLOURS)
+    nearest = min(sum(abs(a - b) for a, b in zip(x, y)) for i, x in enumerate(ARM_COLOURS) for y in ARM_COLOURS[i + 1:])
+    assert nearest >= 100  # no closer than tab10's own nearest pair (purple and pink)
+
+
 def test_stage_quality_reads_what_the_stage_wrote(tmp_path):
     """A train stage shows its last validation, a priors train stage its steps and final losses."""
     import json

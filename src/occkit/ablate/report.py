@@ -295,9 +295,11 @@ def _duration(seconds: float) -> str:
 
 
 # ------------------------------------------------------------------------------------- curves
-#: One colour per arm (matplotlib's tab10).
+#: One colour per arm: matplotlib's tab10, then seven darker or stronger ones that none of tab10's is
+#: near, so a spec of up to 17 arms (RadOcc's has 11) never draws two arms alike; more arms cycle.
 ARM_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-               (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+               (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+               (0, 0, 0), (0, 0, 128), (128, 0, 0), (110, 110, 0), (0, 110, 110), (90, 0, 160), (255, 0, 255)]
 #: One marker and dash pattern per seed (cycled).
 SEED_STYLES = [("circle", None), ("square", (8, 5)), ("triangle", (2, 4)), ("diamond", (12, 4, 2, 4)), ("cross", (4, 4))]
 

@@ -59,9 +59,12 @@ def test_losses_hand_computed():
     x = torch.zeros(1, 3, 2, 2)
     assert reconstruction_loss(x + 0.5, x).item() == pytest.approx(0.5)
     assert diffusion_loss(torch.ones(1, 4, 1, 1) * 2, torch.zeros(1, 4, 1, 1)).item() == pytest.approx(4.0)
-    oh = one_hot_occupancy(torch.tensor([[[[0, 2, 255]]]]), 3)
-    assert oh.shape == (1, 3, 1, 1, 3)
-    assert oh[0, :, 0, 0].T.tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 0]]
+    oh = one_hot_occupancy(torch.tensor([[[[0, 2, 255, -1]]]]), 3)
+    assert oh.shape == (1, 3, 1, 1, 4) and oh.dtype == torch.float32
+    assert oh[0, :, 0, 0].T.tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 0], [0, 0, 0]]
+    labels = torch.randint(0, 20, (2, 5, 4, 3), generator=torch.Generator().manual_seed(0))  # 18, 19 out of range
+    ref = torch.nn.functional.one_hot(labels.clamp(max=17), 18).permute(0, 4, 1, 2, 3).float() * (labels < 18)[:, None]
+    assert torch.equal(one_hot_occupancy(labels, 18), ref) and torch.equal(one_hot_occupancy(labels.to(torch.uint8), 18), ref)
     with pytest.raises(ValueError, match="reconstruction"):
         reconstruction_loss(torch.zeros(1, 3, 2, 3), x)
 

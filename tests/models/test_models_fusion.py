@@ -48,3 +48,20 @@ def test_errors():
         DeformableFusion([4], 4, mode="sum")
     with pytest.raises(ValueError, match="levels"):
         DeformableFusion([4, 3], 4)([torch.zeros(1, 4, 2, 2)])
+
+
+def test_deformable_fusion_trains_under_cpu_bf16_autocast():
+    # torchvision's deform_conv2d has no bf16 CPU kernel: under autocast the fusion runs it in float32,
+    # so the cigocc presets can train under cpu_bf16 and give the float32 output to bf16's precision
+    fus = DeformableFusion([4, 3, 5], 7)
+    with torch.no_grad():
+        fus.offset.bias.normal_(generator=torch.Generator().manual_seed(1))
+    fus.eval()
+    ref = fus(levels())
+    xs = [t.bfloat16().requires_grad_(True) for t in levels()]  # what a bf16 backbone hands over
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = fus(xs)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, ref, rtol=0.05, atol=0.05)
+    y.sum().backward()
+    assert all(t.grad is not None and t.grad.dtype == torch.bfloat16 and torch.isfinite(t.grad).all() for t in xs)

@@ -217,7 +217,8 @@ class OccSceneMethod(nn.Module):
         seed = torch.Generator().manual_seed(0)
         texts = [d or "" for d in (batch.descriptions or [""] * B)]
         text, text_mask = gen.encode_text([txt for txt in texts for _ in range(N)])
-        occ = one_hot_occupancy(batch.occupancy, self.model_cfg.num_classes) if batch.occupancy is not None else None
+        occ = (one_hot_occupancy(batch.occupancy, self.model_cfg.num_classes)
+               if batch.occupancy is not None and gen.mda is not None else None)  # text only: no layout read
         keep = torch.ones(B * N, device=x.device)
         total = 0.0
         for frac in self.VALIDATION_TIMESTEPS:
@@ -267,7 +268,7 @@ class OccSceneMethod(nn.Module):
         texts = ["" if dropped else txt for txt, dropped in zip(texts, drop_text.tolist())]
         text, text_mask = gen.encode_text([txt for txt in texts for _ in range(N)])
         keep = (torch.rand(B, device=x.device) >= cfg.occ_dropout).float().repeat_interleave(N)
-        occ = one_hot_occupancy(batch.occupancy, self.model_cfg.num_classes)
+        occ = one_hot_occupancy(batch.occupancy, self.model_cfg.num_classes) if gen.mda is not None else None
         eps = gen.denoise(z_t, t, text, text_mask, occ, batch.intrinsics, batch.T_ego_from_cam, keep)
         losses["loss_diff"] = diffusion_loss(eps, noise)
         if stage == 2 and cfg.occ_weight > 0:

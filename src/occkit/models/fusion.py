@@ -70,7 +70,11 @@ class DeformableFusion(nn.Module):
         size = tuple(levels[0].shape[-2:]) if size is None else tuple(size)
         x = self.concat(levels, size)
         if self.offset is not None:
-            y = self.conv(x, self.offset(x))
+            offset = self.offset(x)
+            # torchvision's deform_conv2d has no bf16 CPU kernel (and casts to float32 under CUDA
+            # autocast itself): under autocast it runs in float32, as on CUDA
+            with torch.autocast(x.device.type, enabled=False):
+                y = self.conv(x.float(), offset.float())
         else:
             y = self.conv(x)
         return F.relu(self.norm(y))

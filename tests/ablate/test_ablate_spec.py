@@ -230,6 +230,31 @@ def test_a_baseline_stage_is_built_and_reported_whatever_arms_run(tmp_path):
         parse_spec(write(tmp_path, "bad.yaml", text.replace("baselines: [lifted]", "baselines: [lifte]")))
 
 
+def test_an_eval_gen_stage_scores_a_stage_of_samples_and_shows_fid(tmp_path):
+    """OccScene's generator_quality: generate from a stage, then eval-gen as a baseline stage writing one JSON."""
+    import json
+
+    from occkit.ablate.report import stage_quality
+    from occkit.ablate.runner import Ablation, RunOptions
+
+    stages = ('  judge:\n    command: train\n    args: {config: tiny.yaml, data: "${world}", max-steps: 2}\n'
+              '  samples:\n    command: generate\n    args: {ckpt: "${judge}", data: "${world}", occupancy: val, text-only: true, n: 2}\n'
+              '  quality:\n    command: eval-gen\n    args: {gen: "${samples}", real: "${world}", judge: "${judge}", split: val}\n')
+    text = BASE.replace("data: ${world}\n", stages + "baselines: [quality]\ndata: ${world}\n", 1)
+    ab = Ablation(parse_spec(write(tmp_path, "s.yaml", text)), RunOptions(out=tmp_path / "abl", cache=tmp_path / "stages", only=["a"]))
+    assert {"judge", "samples", "quality"} <= set(ab.needed) and "quality" in ab.reported
+    plan = ab.plans["quality"]
+    argv = plan.argv(1, "cpu")
+    assert argv[:3] == ["eval-gen", "--gen", str(ab.plans["samples"].out)] and "--threads" not in argv
+    assert argv[argv.index("--judge") + 1] == str(ab.plans["judge"].out)
+    assert argv[argv.index("--out") + 1] == str(plan.out / "score_eval_gen.json")
+    gen_argv = ab.plans["samples"].argv(1, "cpu")
+    assert gen_argv[0] == "generate" and "--text-only" in gen_argv and gen_argv[gen_argv.index("--occupancy") + 1] == "val"
+    plan.prepare()
+    (plan.out / "score_eval_gen.json").write_text(json.dumps({"fid": 12.5, "kid": 0.031, "layout_miou": 7.25, "judge_real_miou": 20.0}))
+    assert stage_quality("eval-gen", plan.out) == {"fid": 12.5, "kid": 0.031, "layout_miou": 7.25}
+
+
 def test_a_stopped_priors_train_stage_resumes(tmp_path):
     """A `priors train` stage continues from its last save (--resume) once its folder holds a stopped run."""
     text = BASE.replace("  priors:\n    command: priors run\n    args: {data: \"${world}\", prior: \"oracle:typical\"}\n",

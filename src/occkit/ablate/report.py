@@ -261,12 +261,16 @@ def markdown(results: dict[str, Any]) -> str:
 STAGE_FIGURES = ("miou", "geometry_iou", "rayiou", "ssc_miou", "completion_iou", "vae_psnr", "diffusion_loss")
 #: Figures of a ``retrieval`` stage (a baseline row: ``occkit retrieval --lifted``) in the stage table.
 RETRIEVAL_FIGURES = ("map_all", "map_seen_all", "map_heldout_all", "map_visible")
+#: What an ``eval-gen`` stage shows of its scores (FID and KID in the judge's features, the judge's
+#: mIoU on the samples against their layouts).
+EVAL_GEN_FIGURES = ("fid", "kid", "layout_miou")
 
 
 def stage_quality(command: str, out: Path) -> dict[str, Any]:
     """A stage's own figures, read from what its command wrote: a ``train`` stage's last validation
     (step and :data:`STAGE_FIGURES` of ``metrics.jsonl``), a ``priors train`` run's steps and final
-    losses, a ``retrieval`` stage's mAPs; empty for other commands or before anything was written."""
+    losses, a ``retrieval`` stage's mAPs, an ``eval-gen`` stage's FID, KID and layout mIoU; empty for other
+    commands or before anything was written."""
     from occkit.engine.logging import read_jsonl
 
     try:
@@ -277,6 +281,9 @@ def stage_quality(command: str, out: Path) -> dict[str, Any]:
         if command == "retrieval" and (out / "score_retrieval.json").is_file():
             r = read_json(out / "score_retrieval.json")
             return {k: float(r[k]) for k in RETRIEVAL_FIGURES if isinstance(r.get(k), (int, float))}
+        if command == "eval-gen" and (out / "score_eval_gen.json").is_file():
+            r = read_json(out / "score_eval_gen.json")
+            return {k: float(r[k]) for k in EVAL_GEN_FIGURES if isinstance(r.get(k), (int, float))}
         if command == "priors train" and (out / "config.json").is_file():
             train = read_json(out / "config.json").get("train", {})
             losses = train.get("final_losses") or {}

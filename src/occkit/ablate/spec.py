@@ -44,7 +44,7 @@ Keys
   >= 0), ``metric`` (default ``miou``), ``seeds`` (default ``[0]``; distinct integers >= 0),
   ``arms`` (required, at least one), ``scoring`` (default none), ``baselines`` (default none: names
   of stages built and reported whatever arms run, e.g. a ``retrieval --lifted`` stage, a row
-  without training beside the arms). Any other key is an error.
+  without training beside the arms, or an ``eval-gen`` stage that scores a stage's samples). Any other key is an error.
 - A stage: ``command`` (one of :data:`STAGE_COMMANDS`), ``args`` (the command's options without
   ``--out``, which the runner gives: see :mod:`occkit.ablate.cliargs` for how a mapping becomes
   options; checked with the command's own parser), ``description``.
@@ -99,7 +99,8 @@ import yaml
 from occkit.ablate.scorers import COMMON_KEYS, PATH_OPTIONS, REQUIRED, SCORERS
 
 #: The occkit verbs a stage may run.
-STAGE_COMMANDS: tuple[str, ...] = ("synth", "priors run", "priors train", "pseudolabel", "train", "retrieval", "generate")
+STAGE_COMMANDS: tuple[str, ...] = ("synth", "priors run", "priors train", "pseudolabel", "train", "retrieval", "generate",
+                                   "eval-gen")
 
 TOP_KEYS = ("name", "description", "stages", "data", "budget", "validations", "tolerance", "metric", "seeds", "arms", "scoring",
             "baselines")

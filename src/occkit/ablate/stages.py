@@ -42,7 +42,7 @@ STAGE_OUT = "out"
 RESUMABLE = {"train": "--resume", "priors train": "--resume", "priors run": "", "synth": "", "generate": ""}
 
 #: Stage commands that write one file, not a folder: the file's name inside the stage's ``out``.
-FILE_OUTPUT = {"retrieval": "score_retrieval.json"}
+FILE_OUTPUT = {"retrieval": "score_retrieval.json", "eval-gen": "score_eval_gen.json"}
 
 
 def _occkit_version() -> str:

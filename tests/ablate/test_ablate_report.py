@@ -87,6 +87,14 @@ def test_report_from_disk_flags_the_arm_that_has_not_converged(tmp_path, capsys)
     assert "8.20 ± 0.20 (s0 8.40, s1 8.00) [2 of 3 seeds done]" in (out / "results.md").read_text()
 
 
+def test_small_figures_keep_three_significant_digits():
+    from occkit.ablate.report import _num, _pm
+
+    assert _num(14.333) == "14.33" and _num(0.0) == "0.00" and _num(0.25) == "0.25" and _num(None) == "n/a"
+    assert _num(0.0312) == "0.0312" and _num(0.00456) == "0.00456" and _num(-0.05) == "-0.0500"  # KID-sized
+    assert _pm({"mean": 0.0312, "half_range": 0.002}) == "0.0312 ± 0.0020" and _pm({"mean": 10.75, "half_range": 0.45}) == "10.75 ± 0.45"
+
+
 def test_arm_colours_tell_every_arm_of_a_large_spec_apart():
     # RadOcc's spec has 11 arms: with tab10 alone its first and last arm were drawn the same blue
     assert len(ARM_COLOURS) >= 12 and len(set(ARM_COLOURS)) == len(ARM_COLOURS)

@@ -181,12 +181,22 @@ def collect(ab: Ablation) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------- markdown
+def _decimals(v: float) -> int:
+    """Two decimals, or three significant digits for a small figure (a KID of 0.031, not 0.03)."""
+    if v == 0 or not math.isfinite(v) or abs(v) >= 0.1:
+        return 2
+    return min(8, 2 - math.floor(math.log10(abs(v))))
+
+
 def _num(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.2f}"
+    return "n/a" if v is None else f"{v:.{_decimals(v)}f}"
 
 
 def _pm(s: dict[str, Any] | None) -> str:
-    return "" if s is None else f"{s['mean']:.2f} ± {s['half_range']:.2f}"
+    if s is None:
+        return ""
+    d = _decimals(s["mean"])
+    return f"{s['mean']:.{d}f} ± {s['half_range']:.{d}f}"
 
 
 def converged_cell(arm: dict[str, Any], tolerance: float) -> str:
@@ -252,7 +262,7 @@ def markdown(results: dict[str, Any]) -> str:
         for name, st in r["stages"].items():
             wall = "not built" if st["wall_seconds"] is None else _duration(st["wall_seconds"])
             q = st.get("quality") or {}
-            figs = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in q.items()) or "-"
+            figs = ", ".join(f"{k} {_num(v)}" if isinstance(v, float) else f"{k} {v}" for k, v in q.items()) or "-"
             lines.append(f"| {name} | {st['command']} | `{st['folder']}` | {wall} | {figs} |")
     return "\n".join(lines) + "\n"
 

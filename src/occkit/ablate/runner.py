@@ -4,7 +4,7 @@ Layout of ``--out DIR``::
 
     DIR/runs/<arm>_s<seed>/     an ordinary occkit run folder (checkpoints/, metrics.jsonl, ...)
         train.log               occkit train's output (every session appended)
-        score_<scorer>.log      the scorers' commands' output
+        score_<scorer>[_<name>].log  the scorers' commands' output (an entry's name, when it has one)
         score_*.json            the scorers' results
         ablate.json             what trained it (arm, seed, preset, overrides, data as stage hashes,
                                 budget), the builds of the stages it started from, wall seconds of
@@ -395,8 +395,9 @@ class Ablation:
                 scorer = SCORERS[sc.scorer]
                 for tmp in scorer.temporary(ctx):  # a half-written leftover of a stopped scoring
                     shutil.rmtree(tmp, ignore_errors=True)
-                log = run / f"score_{sc.scorer}.log"
-                self._say(f"{label}: scoring ({sc.scorer}) -> {log}")
+                named = f"{sc.scorer}_{sc.options['name']}" if sc.options.get("name") else sc.scorer  # eval_gen's feedback, text
+                log = run / f"score_{named}.log"
+                self._say(f"{label}: scoring ({named}) -> {log}")
                 t0 = time.monotonic()
                 try:
                     for argv in scorer.commands(ctx, missing):

@@ -15,6 +15,7 @@ import time
 import pytest
 from ablate_helpers import tiny_spec, write
 
+from occkit.ablate.report import _num
 from occkit.ablate.lock import process_alive
 from occkit.ablate.runner import Ablation, Command, Job, JobError, RunOptions, run_jobs
 from occkit.ablate.spec import parse_spec
@@ -248,5 +249,5 @@ def test_a_rebuilt_stage_is_never_mixed_into_a_run_or_a_mean(full_run, capsys):
     assert (out / "runs" / "a_s0" / "train.log").read_text().count("# occkit ablate") == 1  # begun again: the old log gone
     assert r["arms"]["a"]["summary"]["metric"]["seeds"] == ["0"] and r["arms"]["b"]["summary"]["metric"] is None
     md = (out / "results.md").read_text()
-    assert f"(s0 {a0:.2f}, s1 " in md and "†) [1 of 2 seeds done]" in md and "[no seed of the current builds]" in md
+    assert f"(s0 {_num(a0)}, s1 " in md and "†) [1 of 2 seeds done]" in md and "[no seed of the current builds]" in md
     assert "† started from another build of stage(s) world" in md

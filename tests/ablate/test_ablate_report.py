@@ -66,6 +66,7 @@ def test_report_from_disk_flags_the_arm_that_has_not_converged(tmp_path, capsys)
     assert "8.20 ± 0.20 (s0 8.40, s1 8.00)" in rows["b"] and "no (s1: Δ +1.00)" in rows["b"]
     assert "not run yet" in rows["c"]
     assert "budget 4 steps; seeds 0, 1" in md and "tolerance 0.5" in md and f"`occkit ablate {spec} --out {out}" in md
+    assert "Time left: " in md and "time_left" in r
     img = np.asarray(Image.open(out / "curves.png").convert("RGB"))
     assert img.shape == (560, 960, 3)
     for colour in ARM_COLOURS[:2]:  # a line of each arm that has a curve
@@ -93,6 +94,28 @@ def test_small_figures_keep_three_significant_digits():
     assert _num(14.333) == "14.33" and _num(0.0) == "0.00" and _num(0.25) == "0.25" and _num(None) == "n/a"
     assert _num(0.0312) == "0.0312" and _num(0.00456) == "0.00456" and _num(-0.05) == "-0.0500"  # KID-sized
     assert _pm({"mean": 0.0312, "half_range": 0.002}) == "0.0312 ± 0.0020" and _pm({"mean": 10.75, "half_range": 0.45}) == "10.75 ± 0.45"
+
+
+def test_time_left_paces_each_arm_by_its_own_finished_runs():
+    from occkit.ablate.report import time_left, time_left_text
+
+    def seed(status, train=None, score=None, step=None, build="current"):
+        return {"status": status, "train_seconds": train, "score_seconds": score, "step": step, "build": build}
+
+    r = {"budget": 4, "arms": {
+        "a": {"seeds": {"0": seed("done", 100.0, 20.0, 4), "1": seed("done", 140.0, 20.0, 4), "2": seed("partial", 50.0, 0.0, 2)}},
+        "b": {"seeds": {"0": seed("not run"), "1": seed("not run")}},
+        "c": {"seeds": {"0": seed("done", 900.0, 0.0, 4, build="other"), "1": seed("not run")}},  # another build paces nothing
+    }}
+    t = time_left(r, lanes=2)
+    # a's pace (120 + 160) / 2 = 140: its seed 2 has half its steps left (70); b and c have no pace of their own: 140 each
+    assert t == {"runs": 4, "lane_seconds": 70.0 + 2 * 140.0 + 140.0, "estimated_runs": 3, "paced_by": 2, "lanes": 2,
+                 "wall_seconds": 245.0}
+    assert "4 run(s), about 0.1 lane-hours at the pace of the 2 finished here; 3 of them" in time_left_text(t)
+    assert "about 4.1 min on 2 lane(s)" in time_left_text(t)
+    assert time_left({"budget": 4, "arms": {"b": r["arms"]["b"]}}, 2) is None and "no run has finished" in time_left_text(None)
+    done = {"budget": 4, "arms": {"a": {"seeds": {"0": seed("done", 10.0, 0.0, 4)}}}}
+    assert time_left(done, 3)["runs"] == 0 and "every run is done" in time_left_text(time_left(done, 3))
 
 
 def test_arm_colours_tell_every_arm_of_a_large_spec_apart():

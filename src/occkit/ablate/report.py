@@ -27,7 +27,14 @@ seed is.
                                     "build": "current" | "other" | "unknown" | "new", "rebuilt_stages"}},
                     "summary": {"metric" | COLUMN_ID: {"mean", "half_range", "values", "seeds", "n"}},
                     "converged", "train_seconds", "score_seconds"}},
+     "time_left": {"runs", "lane_seconds", "estimated_runs", "paced_by", "lanes", "wall_seconds"} or None,
      "spec_resolved": the spec's mapping after the command line's overrides}
+
+``time_left`` is what the runs not done yet should take at the pace of the done ones: each arm's
+mean wall seconds (training + scoring) over its finished runs of the current builds, the mean over
+every arm's finished runs for an arm with none (``estimated_runs`` counts those), a stopped run
+counted for the steps it has left; ``wall_seconds`` spreads it over the lanes of the command
+(``lanes``). Stages still to build are not counted. None before any run has finished.
 
 Wall seconds are the runner's clock around each subprocess, summed over sessions (a session
 killed mid-command loses its share); ``train_minutes`` is the engine's own count of training
@@ -176,8 +183,49 @@ def collect(ab: Ablation) -> dict[str, Any]:
             "train_seconds": sum(v["train_seconds"] or 0.0 for v in seeds.values()),
             "score_seconds": sum(v["score_seconds"] or 0.0 for v in seeds.values()),
         }
+    out["time_left"] = time_left(out, ab.opts.lanes)
     out["spec_resolved"] = sp.raw
     return out
+
+
+def time_left(results: dict[str, Any], lanes: int) -> dict[str, Any] | None:
+    """What the runs of ``results`` not done yet should take (``results.json``'s ``time_left``, see
+    the module docstring); None when no run has finished."""
+    paces: dict[str, list[float]] = {}
+    for name, arm in results["arms"].items():
+        for v in arm["seeds"].values():
+            if v["status"] == "done" and v.get("build") != "other" and v.get("train_seconds"):
+                paces.setdefault(name, []).append(float(v["train_seconds"]) + float(v.get("score_seconds") or 0.0))
+    finished = [x for xs in paces.values() for x in xs]
+    if not finished:
+        return None
+    overall = sum(finished) / len(finished)
+    runs, estimated, seconds = 0, 0, 0.0
+    for name, arm in results["arms"].items():
+        pace = sum(paces[name]) / len(paces[name]) if name in paces else overall
+        for v in arm["seeds"].values():
+            if v["status"] == "done":
+                continue
+            step = v.get("step") or 0
+            seconds += pace * max(0.0, 1.0 - step / results["budget"])
+            runs += 1
+            estimated += name not in paces
+    lanes = max(1, int(lanes))
+    return {"runs": runs, "lane_seconds": seconds, "estimated_runs": estimated, "paced_by": len(finished), "lanes": lanes,
+            "wall_seconds": seconds / min(lanes, runs) if runs else 0.0}
+
+
+def time_left_text(t: dict[str, Any] | None) -> str:
+    """One line for results.md and the command line: the runs left and their estimated time."""
+    if t is None:
+        return "Time left: no run has finished yet, so no pace to estimate it from."
+    if t["runs"] == 0:
+        return "Time left: none, every run is done."
+    guess = (f"; {t['estimated_runs']} of them of arms with no finished run, paced by the mean of the others"
+             if t["estimated_runs"] else "")
+    return (f"Time left: {t['runs']} run(s), about {t['lane_seconds'] / 3600:.1f} lane-hours at the pace of the "
+            f"{t['paced_by']} finished here{guess}: about {_duration(t['wall_seconds'])} on {t['lanes']} lane(s) "
+            "(stages still to build not counted).")
 
 
 # ------------------------------------------------------------------------------------- markdown
@@ -256,6 +304,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"tolerance {r['tolerance']:g} ({r['metric']}: converged = the last two validations of every seed differ by at most that). "
         f"Figures: each seed's value at step {r['budget']}, mean ± half of the range over the seeds; scorer columns likewise. "
         f"Command: `{r['command']}`. Updated {r['updated']}.",
+        "",
+        time_left_text(r.get("time_left")),
     ]
     if r["stages"]:
         lines += ["", "| stage | command | folder | wall | its own figures |", "|---|---|---|---|---|"]

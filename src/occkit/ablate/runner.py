@@ -331,6 +331,9 @@ class Ablation:
             for sc, ctx, missing in pending:
                 for argv in SCORERS[sc.scorer].commands(ctx, missing):
                     lines.append(f"      $ {show(argv)}")
+        from occkit.ablate.report import collect, time_left_text
+
+        lines.append(time_left_text(collect(self)["time_left"]))
         return "\n".join(lines)
 
     # ---------------------------------------------------------------------------- jobs
@@ -520,6 +523,10 @@ class Ablation:
         done = sum(1 for a, s in self.runs() if results["arms"][a]["seeds"][str(s)]["status"] == "done")
         self._say(f"{done} of {len(self.runs())} run(s) done" + (f", {len(bad)} not ({', '.join(bad)})" if bad else "")
                   + (f"; stage(s) failed: {', '.join(bad_stages)}" if bad_stages else "") + f": {self.out / 'results.md'}")
+        if done < len(self.runs()) or results["time_left"] and results["time_left"]["runs"]:
+            from occkit.ablate.report import time_left_text
+
+            self._say(time_left_text(results["time_left"]))
         return 1 if bad or bad_stages else 0
 
     def _env(self) -> dict[str, str]:

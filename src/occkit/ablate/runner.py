@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from occkit.ablate.lock import FolderLock, LockBusy
+from occkit.ablate.report import collect, time_left_text, write_report
 from occkit.ablate.scorers import SCORERS, ScoreContext
 from occkit.ablate.spec import AblationSpec, Scoring, arm_sets, init_from_words, refs_in, runner_sets, substitute, upstream
 from occkit.ablate.stages import StagePlan, machine_info, plan_stages, stage_folders, stage_hashes
@@ -331,8 +332,6 @@ class Ablation:
             for sc, ctx, missing in pending:
                 for argv in SCORERS[sc.scorer].commands(ctx, missing):
                     lines.append(f"      $ {show(argv)}")
-        from occkit.ablate.report import collect, time_left_text
-
         lines.append(time_left_text(collect(self)["time_left"]))
         return "\n".join(lines)
 
@@ -491,8 +490,6 @@ class Ablation:
     def run(self) -> int:
         """Build the needed stages and run every arm x seed, each as soon as the stages it needs
         are built (a lane never waits for a stage its next run does not need); 0 when all are done."""
-        from occkit.ablate.report import write_report
-
         stages = self.stage_jobs()
         self.out.mkdir(parents=True, exist_ok=True)
         write_report(self)
@@ -524,8 +521,6 @@ class Ablation:
         self._say(f"{done} of {len(self.runs())} run(s) done" + (f", {len(bad)} not ({', '.join(bad)})" if bad else "")
                   + (f"; stage(s) failed: {', '.join(bad_stages)}" if bad_stages else "") + f": {self.out / 'results.md'}")
         if done < len(self.runs()) or results["time_left"] and results["time_left"]["runs"]:
-            from occkit.ablate.report import time_left_text
-
             self._say(time_left_text(results["time_left"]))
         return 1 if bad or bad_stages else 0
 

@@ -135,13 +135,11 @@ def run(args: argparse.Namespace) -> int:
         print(ab.plan_text())
         return 0
     if args.report:
-        from occkit.ablate.report import write_report
+        from occkit.ablate.report import time_left_text, write_report
 
         results = write_report(ab)
         done = sum(1 for a in results["arms"].values() for s in a["seeds"].values() if s["status"] == "done")
         total = sum(len(a["seeds"]) for a in results["arms"].values())
-        from occkit.ablate.report import time_left_text
-
         print(f"occkit ablate: {done} of {total} run(s) done; wrote {ab.out / 'results.md'}, results.json, curves.png")
         print(f"occkit ablate: {time_left_text(results['time_left'])}")
         return 0

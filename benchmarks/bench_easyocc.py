@@ -26,7 +26,6 @@ configs/ablations/easyocc.yaml --out runs/abl/easyocc``); the folders above are 
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import platform

@@ -264,7 +264,6 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     shape = occ3d_grid().shape
-    voxels = int(np.prod(shape))
     rng = np.random.default_rng(0)
     dev = torch.device(args.device)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}")

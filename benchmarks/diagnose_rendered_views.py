@@ -20,7 +20,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 
 def view_scores(pred, gt) -> dict[str, float]:

@@ -17,12 +17,12 @@ from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset
 from occkit.data.sample import Sample, collate
 from occkit.data.temporal import WithTemporalPriors, scene_neighbours
 from occkit.fileio import save_npz_atomic, write_json_atomic
-from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import make_transform
 from occkit.methods.langocc import LangOccConfig, LangOccMethod, sample_feature_map
-from occkit.models.occnet import OccNetConfig
 from occkit.priors.cache import PriorCache
 from occkit.rendering.views import render_occupancy_views
+
+from two_cameras import cameras, scene, tiny_model_cfg
 
 H, W, STRIDE, DF = 16, 32, 8, 4  # tiny dataset's images, the fake cache's feature stride and width
 
@@ -146,15 +146,8 @@ def test_augmentation_moves_neighbour_cameras_with_the_ego_frame_only():
 
 # ----------------------------------------------------------------------------------- training
 D = 16
-RANGE = (-3.2, -3.2, -1.0, 3.2, 3.2, 1.4)
-
-
 def tiny_method(**kw) -> LangOccMethod:
-    model = OccNetConfig(
-        backbone="resnet18", neck_channels=16, feature_stride=16, depth_min=0.5, depth_max=8.5, depth_step=0.5,
-        context_channels=8, point_range=RANGE, voxel_size=0.4, lift_downsample=(2, 2, 2), encoder_widths=(8, 16), encoder_blocks=1,
-    )
-    m = LangOccMethod(model, LangOccConfig(**{**dict(feature_dim=D, mlp_width=32, num_rays=256, num_proposal=16, num_importance=16), **kw}))
+    m = LangOccMethod(tiny_model_cfg(), LangOccConfig(**{**dict(feature_dim=D, mlp_width=32, num_rays=256, num_proposal=16, num_importance=16), **kw}))
     m.class_text.copy_(torch.nn.functional.normalize(torch.randn(17, D, generator=torch.Generator().manual_seed(1)), dim=-1))
     m.class_text_ready.fill_(True)  # no text encoder in tests
     return m
@@ -163,16 +156,9 @@ def tiny_method(**kw) -> LangOccMethod:
 def temporal_batch(stride: int = 4, with_neighbour: bool = True):
     """One frame with two cameras over a ground plane and a box; its neighbour: the same cameras
     0.8 m further along x; 2D features = a unit vector per class of the rendered semantics."""
-    grid = Grid.from_range(RANGE, 0.4)
-    occ = torch.full(grid.shape, 17, dtype=torch.long)
-    occ[:, :, 0] = 11
-    occ[11:14, 6:10, 1:4] = 4
+    occ, grid = scene(wall=False)
     Hc, Wc = 32, 64
-    K = torch.tensor([[24.0, 0, Wc / 2], [0, 24.0, Hc / 2], [0, 0, 1]]).expand(2, 3, 3).clone()
-    c, s = math.cos(0.2), math.sin(0.2)
-    R_front = torch.tensor([[0.0, -s, c], [-1, 0, 0], [0, -c, -s]])
-    R_back = torch.diag(torch.tensor([-1.0, -1.0, 1.0])) @ R_front
-    T = torch.stack([make_transform(R_front, torch.tensor([0.5, 0.0, 0.4])), make_transform(R_back, torch.tensor([-0.5, 0.0, 0.4]))])
+    K, T = cameras(Hc, Wc)
     T_nbr = make_transform(torch.eye(3), torch.tensor([0.8, 0.0, 0.0])) @ T
     vocab = torch.nn.functional.normalize(torch.randn(18, D, generator=torch.Generator().manual_seed(0)), dim=-1)
 

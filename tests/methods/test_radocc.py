@@ -15,15 +15,13 @@ from occkit.data.sample import Batch, Sample, collate
 from occkit.engine.checkpoint import save_checkpoint
 from occkit.engine.optim import build_optimizer
 from occkit.experiment import ExperimentConfig, build_method, load_checkpoint_method
-from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import make_transform
 from occkit.methods.radocc import RadOccConfig, RadOccMethod, lidar_pixel_mask
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig
 from occkit.rendering.views import render_occupancy_views
 
-RANGE = (-3.2, -3.2, -1.0, 3.2, 3.2, 1.4)
-
+from two_cameras import RANGE, cameras, scene
 
 def model_cfg(modality: str = "camera") -> OccNetConfig:
     return OccNetConfig(
@@ -44,17 +42,9 @@ def teacher_sup() -> SupervisedConfig:
 def tiny_batch() -> Batch:
     """One frame, two cameras of a ground plane and two boxes; LiDAR points = the depth maps
     unprojected; segments = the 2D classes per camera."""
-    grid = Grid.from_range(RANGE, 0.4)  # (16, 16, 6)
-    occ = torch.full(grid.shape, 17, dtype=torch.long)
-    occ[:, :, 0] = 11
-    occ[11:14, 6:10, 1:4] = 4
-    occ[2:4, 9:12, 1:3] = 15
+    occ, grid = scene()
     H, W = 32, 64
-    K = torch.tensor([[24.0, 0, W / 2], [0, 24.0, H / 2], [0, 0, 1]]).expand(2, 3, 3).clone()
-    c, s = math.cos(0.2), math.sin(0.2)
-    R_front = torch.tensor([[0.0, -s, c], [-1, 0, 0], [0, -c, -s]])
-    R_back = torch.diag(torch.tensor([-1.0, -1.0, 1.0])) @ R_front
-    T = torch.stack([make_transform(R_front, torch.tensor([0.5, 0.0, 0.4])), make_transform(R_back, torch.tensor([-0.5, 0.0, 0.4]))])
+    K, T = cameras(H, W)
     maps = render_occupancy_views(occ, grid, K, T, H, W)
     pts = []
     v, u = torch.meshgrid(torch.arange(0, H, 2) + 0.5, torch.arange(0, W, 2) + 0.5, indexing="ij")

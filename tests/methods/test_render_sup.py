@@ -8,34 +8,17 @@ import pytest
 import torch
 
 from occkit.data.sample import Batch, Sample, collate
-from occkit.geometry.grid import Grid
-from occkit.geometry.transforms import make_transform
 from occkit.methods.render_sup import RenderSupConfig, RenderSupMethod
-from occkit.models.occnet import OccNetConfig
 from occkit.rendering.views import render_occupancy_views
 
-
-def tiny_model_cfg() -> OccNetConfig:
-    return OccNetConfig(
-        backbone="resnet18", neck_channels=16, feature_stride=16, depth_min=0.5, depth_max=8.5, depth_step=0.5,
-        context_channels=8, point_range=(-3.2, -3.2, -1.0, 3.2, 3.2, 1.4), voxel_size=0.4,
-        lift_downsample=(2, 2, 2), encoder_widths=(8, 16), encoder_blocks=1,
-    )
+from two_cameras import cameras, scene, tiny_model_cfg
 
 
 def tiny_batch() -> Batch:
     """One frame, two cameras (front, back) of a ground plane and a box, with rendered 2D maps."""
-    grid = Grid.from_range((-3.2, -3.2, -1.0, 3.2, 3.2, 1.4), 0.4)  # (16, 16, 6)
-    occ = torch.full(grid.shape, 17, dtype=torch.long)
-    occ[:, :, 0] = 11
-    occ[11:14, 6:10, 1:4] = 4
-    occ[2:4, 9:12, 1:3] = 15
+    occ, grid = scene()
     H, W = 32, 64
-    K = torch.tensor([[24.0, 0, W / 2], [0, 24.0, H / 2], [0, 0, 1]]).expand(2, 3, 3).clone()
-    c, s = math.cos(0.2), math.sin(0.2)
-    R_front = torch.tensor([[0.0, -s, c], [-1, 0, 0], [0, -c, -s]])
-    R_back = torch.diag(torch.tensor([-1.0, -1.0, 1.0])) @ R_front
-    T = torch.stack([make_transform(R_front, torch.tensor([0.5, 0.0, 0.4])), make_transform(R_back, torch.tensor([-0.5, 0.0, 0.4]))])
+    K, T = cameras(H, W)
     maps = render_occupancy_views(occ, grid, K, T, H, W)
     g = torch.Generator().manual_seed(0)
     sample = Sample(

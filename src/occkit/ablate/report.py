@@ -265,7 +265,7 @@ def markdown(results: dict[str, Any]) -> str:
     r = results
     seeds = ", ".join(str(s) for s in r["seeds"])
     cols = r["columns"]
-    head = [f"arm", f"{r['metric']} at step {r['budget']}: mean ± half-range (per seed)", *[c["label"] for c in cols], "converged"]
+    head = ["arm", f"{r['metric']} at step {r['budget']}: mean ± half-range (per seed)", *[c["label"] for c in cols], "converged"]
     lines = [f"# Ablation: {r['name']}", ""]
     if r["description"]:
         lines += [r["description"], ""]

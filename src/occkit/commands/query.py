@@ -112,7 +112,6 @@ def query_picture(images, intrinsics, T_ego_from_cam, cam_names, grid, occ, sim,
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
     from occkit.data.sample import collate

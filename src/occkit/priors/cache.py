@@ -23,7 +23,6 @@ running the same command again: frames whose files all exist are skipped.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +35,7 @@ from torch.utils.data import Dataset
 
 from occkit.data.sample import Sample
 from occkit.fileio import load_npz, read_json, save_npz_atomic, write_json_atomic
-from occkit.priors.base import KINDS, PriorFrame, PriorProvider, Priors, check_kinds
+from occkit.priors.base import PriorFrame, PriorProvider, Priors, check_kinds
 
 PRIOR_FILE = "prior.json"
 CACHE_FORMAT = 1
@@ -91,7 +90,6 @@ def frame_files(root: str | os.PathLike, scene: str, token: str, cameras: Sequen
     return [d / f"{c}.npz" for c in cameras]
 
 
-from occkit.fileio import FILE_SUMS as FRAME_SUMS  # noqa: E402  (the record beside a frame's .npz files)
 from occkit.fileio import files_intact as frame_intact  # noqa: E402
 from occkit.fileio import record_files as record_frame_files  # noqa: E402
 

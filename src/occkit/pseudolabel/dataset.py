@@ -28,7 +28,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -37,7 +37,7 @@ import torch
 
 from occkit.config import from_dict
 from occkit.fileio import files_intact, read_json, record_files, save_npz_atomic, write_json_atomic
-from occkit.geometry.grid import Grid, occ3d_grid
+from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import invert_transform
 from occkit.pseudolabel.lift import LiftedPoints, cat_points, lift_pixels
 from occkit.pseudolabel.voxelise import carve_free, frame_consistency, vote_voxels

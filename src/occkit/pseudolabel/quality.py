@@ -15,7 +15,6 @@ For a pseudo-label dataset (``occkit pseudolabel --out``) and the source dataset
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -28,7 +28,7 @@ from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import matrix_to_quat
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_PALETTE
 from occkit.shapes import check_shape
-from occkit.viz.bev import MASK_TINT, desaturate
+from occkit.viz.bev import desaturate
 from occkit.viz.draw import colormap
 
 #: What the viewer shows of a frame: the ground truth, the prediction, both side by side, or the

@@ -7,26 +7,9 @@ import math
 import pytest
 import torch
 
-from occkit.data.sample import Batch, Sample, collate
 from occkit.methods.render_sup import RenderSupConfig, RenderSupMethod
-from occkit.rendering.views import render_occupancy_views
 
-from two_cameras import cameras, scene, tiny_model_cfg
-
-
-def tiny_batch() -> Batch:
-    """One frame, two cameras (front, back) of a ground plane and a box, with rendered 2D maps."""
-    occ, grid = scene()
-    H, W = 32, 64
-    K, T = cameras(H, W)
-    maps = render_occupancy_views(occ, grid, K, T, H, W)
-    g = torch.Generator().manual_seed(0)
-    sample = Sample(
-        token="t0", scene="s0", timestamp=0, cam_names=("CAM_FRONT", "CAM_BACK"),
-        images=torch.rand(2, 3, H, W, generator=g), intrinsics=K, T_ego_from_cam=T,
-        T_global_from_ego=torch.eye(4, dtype=torch.float64), depth=maps.depth, semantics_2d=maps.semantics,
-    )
-    return collate([sample])
+from two_cameras import rendered_batch as tiny_batch, tiny_model_cfg
 
 
 def test_render_sup_loss_falls():

@@ -9,9 +9,11 @@ import math
 
 import torch
 
+from occkit.data.sample import Batch, Sample, collate
 from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import make_transform
 from occkit.models.occnet import OccNetConfig
+from occkit.rendering.views import render_occupancy_views
 
 RANGE = (-3.2, -3.2, -1.0, 3.2, 3.2, 1.4)
 
@@ -46,3 +48,19 @@ def cameras(H: int = 32, W: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     R_back = torch.diag(torch.tensor([-1.0, -1.0, 1.0])) @ R_front
     T = torch.stack([make_transform(R_front, torch.tensor([0.5, 0.0, 0.4])), make_transform(R_back, torch.tensor([-0.5, 0.0, 0.4]))])
     return K, T
+
+
+def rendered_batch() -> Batch:
+    """A batch of one frame: the two cameras of :func:`scene` (with its wall), random images, and the
+    depth and semantic maps rendered from the occupancy (the targets of the 2D-supervised methods)."""
+    occ, grid = scene()
+    H, W = 32, 64
+    K, T = cameras(H, W)
+    maps = render_occupancy_views(occ, grid, K, T, H, W)
+    g = torch.Generator().manual_seed(0)
+    sample = Sample(
+        token="t0", scene="s0", timestamp=0, cam_names=("CAM_FRONT", "CAM_BACK"),
+        images=torch.rand(2, 3, H, W, generator=g), intrinsics=K, T_ego_from_cam=T,
+        T_global_from_ego=torch.eye(4, dtype=torch.float64), depth=maps.depth, semantics_2d=maps.semantics,
+    )
+    return collate([sample])

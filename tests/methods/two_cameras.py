@@ -1,6 +1,7 @@
 """The small scene the method tests share: a 6.4 x 6.4 x 2.4 m grid of 0.4 m voxels (16 x 16 x 6)
 with a ground plane (class 11), a car (4) and a wall (15), seen by two 32 x 64 cameras (front and
-back, pitched 0.2 rad down), and the tiny camera network that fits it. A helper module, not a test
+back, pitched 0.2 rad down), the tiny camera network that fits it, and a batch of the scene with
+its rendered depth and semantic maps. A helper module, not a test
 file: pytest puts this folder on the path of the tests beside it."""
 
 from __future__ import annotations

@@ -205,6 +205,30 @@ def test_one_run_sampled_several_ways_by_named_eval_gen_entries(tmp_path):
                                                             entries.replace("name: layout", "name: Lay-out"))))
 
 
+def test_occ3d_inside_the_run_cameras_frusta_is_its_own_file(tmp_path):
+    from occkit.ablate.scorers import SCORERS, ScoreContext
+    from occkit.ablate.spec import SpecError
+
+    entries = "  - {scorer: occ3d, masks: [camera]}\n  - {scorer: occ3d, masks: [camera, none], frustum: true}\n"
+    spec = parse_spec(write(tmp_path, "spec.yaml", BASE.replace("  - {scorer: occ3d, masks: [camera]}\n", entries)))
+    outs = [o for s in spec.scoring for o in SCORERS[s.scorer].outputs(s.options)]
+    assert outs == ["score_occ3d_camera.json", "score_occ3d_camera_frustum.json", "score_occ3d_none_frustum.json"]
+    run = tmp_path / "run"
+    ctx = ScoreContext(run=run, data="W", device="cpu", threads=1, options=spec.scoring[1].options)
+    predict, ev = SCORERS["occ3d"].commands(ctx, ["score_occ3d_none_frustum.json"])  # only the missing file is scored
+    assert predict[0] == "predict" and ev[ev.index("--mask") + 1] == "none"
+    assert ev[ev.index("--json") + 1] == str(run / "score_occ3d_none_frustum.json") and ev[-2:] == ["--frustum", str(run)]
+    plain = SCORERS["occ3d"].commands(ScoreContext(run=run, data="W", device="cpu", threads=1, options=spec.scoring[0].options),
+                                      ["score_occ3d_camera.json"])
+    assert "--frustum" not in plain[1]
+    with pytest.raises(SpecError, match="frustum: true scores mIoU only"):
+        parse_spec(write(tmp_path, "bad.yaml", BASE.replace("  - {scorer: occ3d, masks: [camera]}\n",
+                                                            "  - {scorer: occ3d, metrics: [rayiou], frustum: true}\n")))
+    with pytest.raises(SpecError, match="frustum: expected true or false"):
+        parse_spec(write(tmp_path, "bad2.yaml", BASE.replace("  - {scorer: occ3d, masks: [camera]}\n",
+                                                             "  - {scorer: occ3d, frustum: front}\n")))
+
+
 def test_a_baseline_stage_is_built_and_reported_whatever_arms_run(tmp_path):
     import json
 

@@ -181,3 +181,46 @@ def test_occ3d_eval_in_processes_gives_the_same_scores(tmp_path, capsys):
     assert two["iou"] == pytest.approx(one["iou"], nan_ok=True)
     with pytest.raises(ValueError, match="processes"):
         evaluate_occ3d(tmp_path / "gt", tmp_path / "pred", processes=0, progress=False)
+
+
+def test_occ3d_eval_inside_the_frusta_of_the_cameras_a_run_sees(tmp_path, capsys, tiny_occ3d_root):
+    import pickle
+
+    from occkit.commands.eval import FrustumRegion
+    from occkit.config import to_dict
+    from occkit.data.occ3d import Occ3DDataset, load_occ3d_labels
+    from occkit.experiment import load_experiment
+
+    run = tmp_path / "run"  # a run's config is all --frustum reads: a model that sees the front camera only
+    write_json_atomic(run / "config.json", to_dict(load_experiment("synth-cpu", ["data.cameras=[CAM_FRONT]"])))
+    (run / "model.safetensors").write_bytes(b"")
+    ds = Occ3DDataset(tiny_occ3d_root, "val", load_images=False)
+    tok = ds.frames[0].token
+    region = FrustumRegion(run, tiny_occ3d_root, "val")
+    m = region(tok)
+    assert m.shape == (200, 200, 16) and m.dtype == np.bool_
+    # the front camera (yaw 0, 1 m ahead of the ego origin, 1.5 m up): voxel (x, y, z) centre = index * 0.4 - 40 + 0.2
+    assert m[125, 100, 6] and m[180, 100, 6]  # 10 m and 32 m straight ahead, 1.8 m up
+    assert not m[75, 100, 6] and not m[100, 190, 6]  # 10 m behind; 36 m to the left
+    assert 0.05 < m.mean() < 0.5
+    assert np.array_equal(pickle.loads(pickle.dumps(region))(tok), m)  # the shard processes get a working copy
+
+    # predictions right inside the frustum, wrong outside: 100 with --frustum, lower without
+    pred = tmp_path / "pred"
+    for f in ds.frames:
+        sem = load_occ3d_labels(ds.gt_path(f.token), ds.grid.shape)["semantics"]
+        inside = region(f.token)
+        save_npz_atomic(pred / f"{f.token}.npz", semantics=np.where(inside, sem, (sem + 1) % 18).astype(np.uint8))
+    args = ["eval", "--gt", str(tiny_occ3d_root), "--pred", str(pred), "--mask", "none", "--no-progress"]
+    assert main(args + ["--frustum", str(run), "--json", str(tmp_path / "in.json")]) == 0
+    r = json.loads((tmp_path / "in.json").read_text())
+    assert r["miou"] == pytest.approx(100.0) and r["geometry_iou"] == pytest.approx(100.0)
+    assert r["region"].startswith("frusta of the cameras CAM_FRONT")
+    assert main(args + ["--json", str(tmp_path / "all.json")]) == 0
+    assert json.loads((tmp_path / "all.json").read_text())["miou"] < 50
+    capsys.readouterr()
+    # one-line errors: RayIoU is not a region metric; a folder that is no run
+    assert main(args + ["--frustum", str(run), "--metrics", "rayiou"]) == 1
+    assert "RayIoU" in capsys.readouterr().err
+    assert main(args + ["--frustum", str(tmp_path / "nope")]) == 1
+    assert "nope" in capsys.readouterr().err

@@ -77,6 +77,32 @@ def test_mask_and_absent_class_nan():
     assert set(r["iou"]) == set(OCC3D_CLASSES[:17])
 
 
+def test_region_counts_only_its_voxels_on_top_of_the_mask():
+    # 1 x 4 x 1 x 1: car, car, free, free; the prediction is wrong at voxels 1 (car -> free) and 2 (free -> car)
+    gt = torch.tensor([4, 4, 17, 17]).view(1, 4, 1, 1)
+    pred = torch.tensor([4, 17, 4, 17]).view(1, 4, 1, 1)
+    camera = torch.tensor([True, True, True, False]).view(1, 4, 1, 1)
+    region = torch.tensor([True, False, True, True]).view(1, 4, 1, 1)
+    # camera & region = voxels 0 and 2: car tp 1, fp 1 (voxel 2) -> 1/2; free: tp 0 -> 0
+    m = Occ3DMetric(mask="camera")
+    m.update(pred, gt, mask_camera=camera, region=region)
+    r = m.compute()
+    assert r["iou"]["car"] == pytest.approx(50.0)
+    assert r["geometry_iou"] == pytest.approx(50.0)  # occupied: tp voxel 0, fp voxel 2
+    assert r["geometry_precision"] == pytest.approx(50.0) and r["geometry_recall"] == pytest.approx(100.0)
+    # mask none: the region alone, here voxels 1, 2, 3: car in gt at 1, predicted at 2 -> IoU 0, recall 0
+    m = Occ3DMetric(mask="none")
+    m.update(pred, gt, region=torch.tensor([False, True, True, True]).view(1, 4, 1, 1))
+    r = m.compute()
+    assert r["iou"]["car"] == pytest.approx(0.0) and r["geometry_recall"] == pytest.approx(0.0)
+    # without a region: camera = voxels 0, 1, 2: car tp 1 of gt 2 + pred 2 - 1 = 3 -> 1/3
+    m = Occ3DMetric(mask="camera")
+    m.update(pred, gt, mask_camera=camera)
+    assert m.compute()["iou"]["car"] == pytest.approx(100 / 3)
+    with pytest.raises(ValueError, match="region: expected shape"):
+        Occ3DMetric(mask="none").update(pred, gt, region=region[:, :2])
+
+
 def test_empty_mask_gives_nan_everywhere():
     gt = torch.randint(0, 18, (2, 5, 5, 3))
     m = Occ3DMetric(mask="camera")

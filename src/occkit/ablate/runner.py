@@ -398,6 +398,7 @@ class Ablation:
                 for tmp in scorer.temporary(ctx):  # a half-written leftover of a stopped scoring
                     shutil.rmtree(tmp, ignore_errors=True)
                 named = f"{sc.scorer}_{sc.options['name']}" if sc.options.get("name") else sc.scorer  # eval_gen's feedback, text
+                named += "_frustum" if sc.options.get("frustum") else ""  # occ3d inside the run's camera frusta
                 log = run / f"score_{named}.log"
                 self._say(f"{label}: scoring ({named}) -> {log}")
                 t0 = time.monotonic()

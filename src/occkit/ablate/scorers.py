@@ -63,7 +63,8 @@ OCC3D_MASKS = ("camera", "lidar", "both", "none")
 
 
 def _occ3d_outputs(o: dict[str, Any]) -> list[str]:
-    return [f"score_occ3d_{m}.json" for m in o["masks"]]
+    suffix = "_frustum" if o["frustum"] else ""
+    return [f"score_occ3d_{m}{suffix}.json" for m in o["masks"]]
 
 
 def _occ3d_check(o: dict[str, Any]) -> None:
@@ -73,6 +74,10 @@ def _occ3d_check(o: dict[str, Any]) -> None:
     metrics = o["metrics"]
     if not isinstance(metrics, list) or not metrics or any(m not in ("miou", "rayiou") for m in metrics):
         raise ValueError(f"metrics: expected a list of miou, rayiou, got {metrics!r}")
+    if not isinstance(o["frustum"], bool):
+        raise ValueError(f"frustum: expected true or false, got {o['frustum']!r}")
+    if o["frustum"] and "rayiou" in metrics:
+        raise ValueError("frustum: true scores mIoU only (RayIoU is scored along LiDAR rays); give metrics: [miou]")
 
 
 def _predict(ctx: ScoreContext, pred: Path) -> list[str]:
@@ -83,11 +88,12 @@ def _predict(ctx: ScoreContext, pred: Path) -> list[str]:
 def _occ3d_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
     pred = ctx.run / "pred_occ3d"
     out = [_predict(ctx, pred)]
-    for m in ctx.options["masks"]:
-        if f"score_occ3d_{m}.json" in missing:
+    for m, name in zip(ctx.options["masks"], _occ3d_outputs(ctx.options)):
+        if name in missing:
             out.append(["eval", "--gt", ctx.data, "--pred", str(pred), "--format", "occ3d", "--split", ctx.options["split"],
-                        "--mask", m, "--metrics", ",".join(ctx.options["metrics"]), "--json", str(ctx.run / f"score_occ3d_{m}.json"),
-                        "--threads", str(ctx.threads), "--no-progress"])
+                        "--mask", m, "--metrics", ",".join(ctx.options["metrics"]), "--json", str(ctx.run / name),
+                        "--threads", str(ctx.threads), "--no-progress"]
+                       + (["--frustum", str(ctx.run)] if ctx.options["frustum"] else []))
     return out
 
 
@@ -163,8 +169,10 @@ SCORERS: dict[str, Scorer] = {
     for s in (
         Scorer(
             name="occ3d",
-            help="occkit predict on the split, then occkit eval --mask M --json per mask (Occ3D mIoU, geometry IoU, RayIoU)",
-            options={"masks": ["camera"], "metrics": ["miou"], "split": "val", "keep_predictions": False},
+            help="occkit predict on the split, then occkit eval --mask M --json per mask (Occ3D mIoU, geometry IoU, RayIoU); "
+                 "frustum: true scores only inside the view frusta of the cameras the run sees (eval --frustum RUN; "
+                 "score_occ3d_M_frustum.json), for a model given fewer cameras than the dataset has",
+            options={"masks": ["camera"], "metrics": ["miou"], "split": "val", "keep_predictions": False, "frustum": False},
             outputs=_occ3d_outputs,
             commands=_occ3d_commands,
             figures=(("miou", "mIoU"), ("geometry_iou", "IoU"), ("rayiou", "RayIoU")),

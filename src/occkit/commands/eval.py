@@ -1,6 +1,11 @@
 """``occkit eval --gt DIR --pred DIR [--format auto|occ3d|semantickitti] [--split val|train|all]
-[--mask camera|lidar|both|none] [--metrics miou,rayiou] [--infos FILE] [--json FILE] [--csv FILE]
+[--mask camera|lidar|both|none] [--metrics miou,rayiou] [--frustum RUN] [--infos FILE] [--json FILE] [--csv FILE]
 [--allow-missing]``: the official metrics of a folder of predictions.
+
+``--frustum RUN`` (Occ3D mIoU, not part of the official metric): only the voxels inside the view
+frusta of the cameras the trained run sees count, on top of ``--mask``: a model given fewer
+cameras than the dataset has (``data.cameras``: OccScene's CPU preset sees the front camera only) is
+then scored where it can see, not on the whole camera mask.
 
 The benchmark is detected from the ground-truth layout (``annotations.json``: Occ3D-nuScenes;
 ``sequences/``: SemanticKITTI). Prints a per-class table; numbers are percentages like the
@@ -10,8 +15,13 @@ official tables.
 from __future__ import annotations
 
 import argparse
+import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from occkit.commands.checks import nonneg_int, positive_int
 
@@ -24,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="frames evaluated (default: val); test only for SemanticKITTI")
     p.add_argument("--mask", default="camera", choices=("camera", "lidar", "both", "none"), help="Occ3D voxels evaluated (default: camera, as the official challenge)")
     p.add_argument("--metrics", default=None, help="comma list: miou,rayiou for Occ3D (default: miou); ssc for SemanticKITTI (default: ssc)")
+    p.add_argument("--frustum", type=Path, default=None, metavar="RUN",
+                   help="Occ3D mIoU only inside the view frusta of the cameras the run (folder or checkpoint) sees, "
+                        "as its evaluation transform crops them, on top of --mask (not the official metric)")
     p.add_argument("--infos", type=Path, default=None, help="nuScenes-style info file (.pkl/.json with lidar2ego_*, ego2global_*) giving the LiDAR poses RayIoU needs on real Occ3D")
     p.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     p.add_argument("--csv", type=Path, default=None, help="write the per-class table to this CSV file")
@@ -64,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
     if fmt == "occ3d" and args.split == "test":
         raise ValueError("--split test: Occ3D's annotations have train_split and val_split only (train, val, all)")
     metrics = tuple(m.strip() for m in (args.metrics or "").split(",") if m.strip())
+    region = None
+    if args.frustum is not None:
+        if fmt != "occ3d":
+            raise ValueError("--frustum: Occ3D only (SemanticKITTI's SSC metric is scored in the camera's frustum already)")
+        region = FrustumRegion(args.frustum, args.gt, args.split)
+        region.check()
     progress = False if args.no_progress else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -71,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             result = evaluate_occ3d(
                 args.gt, args.pred, split=args.split, mask=args.mask, metrics=metrics or ("miou",),
                 infos=args.infos, allow_missing=args.allow_missing, device=args.device,
-                workers=args.workers, progress=progress, processes=args.processes,
+                workers=args.workers, progress=progress, processes=args.processes, region=region,
             )
         else:
             if set(metrics) - {"ssc", "miou"}:
@@ -92,3 +111,59 @@ def run(args: argparse.Namespace) -> int:
         record_output_file(args.csv, "eval")
         print(f"wrote {args.csv}")
     return 0
+
+
+class FrustumRegion:
+    """``token -> (X, Y, Z) bool``: the voxels inside the view frusta of the cameras a trained run
+    sees (its ``data.cameras``, resized and cropped as its evaluation transform does), for
+    :func:`occkit.metrics.evaluate.evaluate_occ3d`'s ``region``. Picklable (the dataset is opened
+    lazily in each process); frames with the same calibration share one mask."""
+
+    def __init__(self, run: str | Path, gt_root: str | Path, split: str) -> None:
+        self.run, self.gt_root, self.split = str(run), str(gt_root), split
+        self._state: Any = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"run": self.run, "gt_root": self.gt_root, "split": self.split}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["run"], state["gt_root"], state["split"])
+
+    def _open(self) -> Any:
+        if self._state is None:
+            from occkit.data.wrappers import base_dataset
+            from occkit.engine.checkpoint import CONFIG_FILE, load_config_dict, resolve_checkpoint
+            from occkit.experiment import build_dataset, experiment_from_dict
+
+            folder = resolve_checkpoint(self.run)
+            cfg = experiment_from_dict(load_config_dict(folder), where=str(folder / CONFIG_FILE))
+            ds = build_dataset(cfg, self.gt_root, self.split, load_gt=False)
+            base = base_dataset(ds)
+            self._state = (ds, base, tuple(cfg.data.cameras), {})
+        return self._state
+
+    def check(self) -> None:
+        """Opens the run's config and the dataset now, so that a bad ``--frustum`` fails before any work."""
+        ds, base, cams, _ = self._open()
+        if len(ds) == 0:
+            raise ValueError(f"--frustum {self.run}: {self.gt_root} has no frames in split {self.split!r}")
+
+    def __call__(self, token: str) -> np.ndarray:
+        from occkit.geometry.frustum import frustum_mask
+
+        with self._lock:
+            ds, base, _, cache = self._open()
+            s = ds[base.index_of(token)]
+            hw = tuple(int(v) for v in s.images.shape[-2:])
+            key = (s.intrinsics.numpy().tobytes(), s.T_ego_from_cam.numpy().tobytes(), hw)
+            if key not in cache:
+                m = frustum_mask(base.grid, s.intrinsics[None].float(), s.T_ego_from_cam[None].float(), hw)[0]
+                cache[key] = m.numpy()
+                if len(cache) > 64:
+                    cache.pop(next(iter(cache)))
+            return cache[key]
+
+    def __str__(self) -> str:
+        cams = ", ".join(self._state[2]) if self._state is not None else "?"
+        return f"frusta of the cameras {cams} as the run {self.run} sees them"

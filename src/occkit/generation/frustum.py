@@ -1,39 +1,15 @@
-"""Which voxels a set of cameras sees (their view frusta), and ray points for each latent pixel."""
+"""Ray points for each latent pixel (and, re-exported from :mod:`occkit.geometry.frustum`, which voxels a set of
+cameras sees)."""
 
 from __future__ import annotations
 
 import torch
 
-from occkit.geometry.camera import pixel_centers, pixel_rays, project
-from occkit.geometry.grid import Grid
+from occkit.geometry.camera import pixel_centers, pixel_rays
+from occkit.geometry.frustum import frustum_mask, voxel_centers
 from occkit.shapes import check_shape
 
-
-def voxel_centers(grid: Grid, device: torch.device | str = "cpu") -> torch.Tensor:
-    """``(X, Y, Z, 3)`` ego-frame voxel centres (``index * size + size / 2 + range_min``)."""
-    axes = [torch.arange(n, device=device, dtype=torch.float32) * s + s / 2 + lo
-            for n, s, lo in zip(grid.shape, grid.voxel_size, grid.range_min)]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1)
-
-
-def frustum_mask(grid: Grid, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, image_hw: tuple[int, int],
-                 max_depth: float = 60.0) -> torch.Tensor:
-    """Voxels whose centre projects inside any camera's image, in front of it, nearer than ``max_depth``.
-
-    Args:
-        intrinsics: ``(B, N, 3, 3)``; T_ego_from_cam: ``(B, N, 4, 4)``; image_hw: (H, W).
-    Returns:
-        ``(B, X, Y, Z)`` bool.
-    """
-    dims = check_shape(intrinsics, "B N 3 3", name="intrinsics")
-    check_shape(T_ego_from_cam, "B N 4 4", name="T_ego_from_cam", dims=dims)
-    H, W = image_hw
-    pts = voxel_centers(grid, intrinsics.device).reshape(-1, 3)  # (V, 3)
-    T_cam_from_ego = torch.linalg.inv(T_ego_from_cam.float())  # (B, N, 4, 4)
-    p_cam = pts @ T_cam_from_ego[..., :3, :3].transpose(-1, -2) + T_cam_from_ego[..., None, :3, 3]  # (B, N, V, 3)
-    uv, z = project(p_cam, intrinsics.float())  # (B, N, V, 2), (B, N, V)
-    inside = (z > 0.1) & (z < max_depth) & (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H)
-    return inside.any(1).view(dims["B"], *grid.shape)
+__all__ = ["frustum_mask", "latent_ray_points", "voxel_centers"]
 
 
 def latent_ray_points(intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, image_hw: tuple[int, int], stride: int,

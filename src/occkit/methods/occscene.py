@@ -39,7 +39,7 @@ from torch import nn
 
 from occkit.data.sample import Batch
 from occkit.generation.autoencoder import to_image_range, to_model_range
-from occkit.generation.frustum import frustum_mask
+from occkit.geometry.frustum import frustum_mask
 from occkit.generation.losses import diffusion_loss, kl_to_standard_normal, one_hot_occupancy, reconstruction_loss
 from occkit.generation.model import GeneratorConfig, SceneGenerator
 from occkit.generation.schedule import NoiseScheduleConfig, training_scheduler, x0_from_eps

@@ -189,8 +189,14 @@ def evaluate_occ3d(
     workers: int = 4,
     progress: bool | None = None,
     processes: int = 1,
+    region: Callable[[str], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Occ3D-nuScenes mIoU (and RayIoU when ``"rayiou"`` is in ``metrics``) of a prediction folder.
+
+    ``region`` (optional; mIoU only): a picklable ``token -> (X, Y, Z) bool`` array; only those voxels
+    count, on top of ``mask`` (e.g. :class:`occkit.commands.eval.FrustumRegion`, the view frusta of
+    the cameras a model sees). Not part of the official metric: the result records ``region``'s
+    ``name`` (its ``str``).
 
     ``processes`` > 1 (CPU): the frames are split into that many contiguous shards, each counted in
     its own process of one torch thread, and the counts summed: the same scores, about ``processes``
@@ -208,6 +214,9 @@ def evaluate_occ3d(
     unknown = set(metrics) - {"miou", "rayiou"}
     if unknown:
         raise ValueError(f"--metrics: unknown {sorted(unknown)} for Occ3D (choose from miou, rayiou)")
+    if region is not None and "rayiou" in metrics:
+        raise ValueError("--metrics rayiou: RayIoU is scored along LiDAR rays, not over a region of voxels; "
+                         "score it without --frustum")
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
@@ -226,11 +235,11 @@ def evaluate_occ3d(
     origin_fn = _origin_fn(ds, tokens, metrics, infos)  # checks the poses before any work
     if processes > 1 and torch.device(device).type == "cpu" and len(tokens) >= 2 * processes:
         occ, ray = _occ3d_in_processes(gt_root, split, pred_files, tokens, mask, metrics, infos, batch_size, workers,
-                                       processes, progress)
+                                       processes, progress, region)
     else:
         bar = _bar(len(tokens), progress)
         occ, ray = _occ3d_counts(ds, pred_files, tokens, mask, origin_fn, device, batch_size, workers,
-                                 None if bar is None else bar.update)
+                                 None if bar is None else bar.update, region)
         if bar is not None:
             bar.close()
     out: dict[str, Any] = {"benchmark": "occ3d", "split": split}
@@ -240,6 +249,8 @@ def evaluate_occ3d(
         out.pop("frames", None)
         out["frames"] = occ.frames
     out["missing"], out["extra"] = n_missing, n_extra
+    if region is not None:
+        out["region"] = str(region)
     return out
 
 
@@ -268,7 +279,8 @@ def _origin_fn(ds: Any, tokens: list[str], metrics: tuple[str, ...], infos: str 
 
 def _occ3d_counts(ds: Any, pred_files: dict[str, Path], tokens: list[str], mask: str,
                   origin_fn: Callable[[str], torch.Tensor] | None, device: str | torch.device, batch_size: int,
-                  workers: int, advance: Callable[[int], Any] | None) -> tuple[Any, Any]:
+                  workers: int, advance: Callable[[int], Any] | None,
+                  region: Callable[[str], np.ndarray] | None = None) -> tuple[Any, Any]:
     """The Occ3D (and RayIoU) metrics with ``tokens`` counted: ``(Occ3DMetric, RayIoUMetric or None)``."""
     from occkit.data.occ3d import load_occ3d_labels
     from occkit.metrics.occ3d import Occ3DMetric
@@ -279,7 +291,14 @@ def _occ3d_counts(ds: Any, pred_files: dict[str, Path], tokens: list[str], mask:
 
     def load(token: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         # (Occ3DDataset.load_gt the method is shadowed by its load_gt flag: read directly)
-        return load_occ3d_prediction(pred_files[token]), load_occ3d_labels(ds.gt_path(token), ds.grid.shape)
+        labels = load_occ3d_labels(ds.gt_path(token), ds.grid.shape)
+        if region is not None:
+            r = np.asarray(region(token))
+            if r.shape != tuple(ds.grid.shape) or r.dtype != np.bool_:
+                raise ValueError(f"region {region}: frame {token}: expected a bool array of shape {tuple(ds.grid.shape)}, "
+                                 f"got {r.dtype} {r.shape}")
+            labels = {**labels, "region": r}
+        return load_occ3d_prediction(pred_files[token]), labels
 
     loaded = _prefetch(load, tokens, workers)
     for batch in _batched(tokens, batch_size):
@@ -288,7 +307,8 @@ def _occ3d_counts(ds: Any, pred_files: dict[str, Path], tokens: list[str], mask:
         gt = torch.from_numpy(np.stack([g["semantics"] for _, g in items])).to(device)
         mc = torch.from_numpy(np.stack([g["mask_camera"] for _, g in items]).astype(bool)).to(device)
         ml = torch.from_numpy(np.stack([g["mask_lidar"] for _, g in items]).astype(bool)).to(device)
-        occ.update(pred, gt, mask_camera=mc, mask_lidar=ml)
+        reg = torch.from_numpy(np.stack([g["region"] for _, g in items])).to(device) if region is not None else None
+        occ.update(pred, gt, mask_camera=mc, mask_lidar=ml, region=reg)
         if ray is not None and origin_fn is not None:
             ray.update(pred, gt, [origin_fn(t) for t in batch])
         if advance is not None:
@@ -297,8 +317,8 @@ def _occ3d_counts(ds: Any, pred_files: dict[str, Path], tokens: list[str], mask:
 
 
 def _occ3d_shard(gt_root: str, split: str, pred_files: dict[str, Path], tokens: list[str], mask: str,
-                 metrics: tuple[str, ...], infos: str | None, batch_size: int, workers: int, queue: Any
-                 ) -> tuple[Any, Any]:
+                 metrics: tuple[str, ...], infos: str | None, batch_size: int, workers: int, queue: Any,
+                 region: Callable[[str], np.ndarray] | None = None) -> tuple[Any, Any]:
     """One process's share of :func:`evaluate_occ3d`: its metrics ``(Occ3DMetric, RayIoUMetric or
     None)``; each finished batch's frame count is put on ``queue`` (the parent's progress bar)."""
     from occkit.data.occ3d import Occ3DDataset
@@ -306,13 +326,14 @@ def _occ3d_shard(gt_root: str, split: str, pred_files: dict[str, Path], tokens: 
     torch.set_num_threads(1)
     ds = Occ3DDataset(gt_root, split, load_images=False, load_gt=True, load_extras=False)
     occ, ray = _occ3d_counts(ds, pred_files, tokens, mask, _origin_fn(ds, tokens, metrics, infos), "cpu", batch_size,
-                             workers, queue.put)
+                             workers, queue.put, region)
     return occ, ray
 
 
 def _occ3d_in_processes(gt_root: str | os.PathLike, split: str, pred_files: dict[str, Path], tokens: list[str], mask: str,
                         metrics: tuple[str, ...], infos: str | os.PathLike | None, batch_size: int, workers: int,
-                        processes: int, progress: bool | None) -> tuple[Any, Any]:
+                        processes: int, progress: bool | None,
+                        region: Callable[[str], np.ndarray] | None = None) -> tuple[Any, Any]:
     """:func:`_occ3d_counts` over ``processes`` contiguous shards of ``tokens`` in spawned
     processes (no fork of a process whose OpenMP pool may already run), counts summed."""
     import multiprocessing
@@ -331,7 +352,7 @@ def _occ3d_in_processes(gt_root: str | os.PathLike, split: str, pred_files: dict
     with ctx.Manager() as manager, ProcessPoolExecutor(processes, mp_context=ctx) as pool:
         queue = manager.Queue()
         futures = [pool.submit(_occ3d_shard, str(gt_root), split, {t: pred_files[t] for t in shard}, shard, mask,
-                               metrics, None if infos is None else str(infos), batch_size, reader_threads, queue)
+                               metrics, None if infos is None else str(infos), batch_size, reader_threads, queue, region)
                    for shard in shards]
         while not all(f.done() for f in futures):
             try:

@@ -181,6 +181,7 @@ class Occ3DMetric:
         gt: torch.Tensor,
         mask_camera: torch.Tensor | None = None,
         mask_lidar: torch.Tensor | None = None,
+        region: torch.Tensor | None = None,
     ) -> None:
         """Add a batch.
 
@@ -189,11 +190,19 @@ class Occ3DMetric:
                 (argmax over ``C``).
             gt: ``(B, X, Y, Z)`` integer class ids.
             mask_camera, mask_lidar: ``(B, X, Y, Z)`` bool (or 0/1), as the mask mode needs.
+            region: ``(B, X, Y, Z)`` bool, optional: only these voxels count, on top of the mask
+                mode (e.g. the view frusta of the cameras a model sees; not part of the official
+                metric).
         """
         if gt.dim() != 4:
             raise ValueError(f"gt: expected shape (B, X, Y, Z), got {tuple(gt.shape)}")
         labels = _as_labels(pred, gt)
         m = select_mask(self.mask, mask_camera, mask_lidar)
+        if region is not None:
+            if tuple(region.shape) != tuple(gt.shape):
+                raise ValueError(f"region: expected shape {tuple(gt.shape)} (as gt), got {tuple(region.shape)}")
+            region = region.bool().to(gt.device)
+            m = region if m is None else m.bool().to(gt.device) & region
         if self.hist.device != gt.device:
             if self.frames == 0 and self.device is None:
                 self.hist = self.hist.to(gt.device)

@@ -195,8 +195,8 @@ def evaluate_occ3d(
 
     ``region`` (optional; mIoU only): a picklable ``token -> (X, Y, Z) bool`` array; only those voxels
     count, on top of ``mask`` (e.g. :class:`occkit.commands.eval.FrustumRegion`, the view frusta of
-    the cameras a model sees). Not part of the official metric: the result records ``region``'s
-    ``name`` (its ``str``).
+    the cameras a model sees). Not part of the official metric: the result records ``str(region)``
+    under ``region``.
 
     ``processes`` > 1 (CPU): the frames are split into that many contiguous shards, each counted in
     its own process of one torch thread, and the counts summed: the same scores, about ``processes``

@@ -88,6 +88,24 @@ def test_report_from_disk_flags_the_arm_that_has_not_converged(tmp_path, capsys)
     assert "8.20 ± 0.20 (s0 8.40, s1 8.00) [2 of 3 seeds done]" in (out / "results.md").read_text()
 
 
+def test_report_decides_the_spec_claims(tmp_path, capsys):
+    (tmp_path / "world").mkdir()
+    spec = write(tmp_path, "spec.yaml", "name: hand\ndata: world\nbudget: 4\nvalidations: 2\nseeds: [0, 1]\n"
+                                        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n"
+                                        "claims:\n  - {name: a beats b, arm: a, against: b}\n")
+    out = tmp_path / "abl"
+    _fake_run(out / "runs" / "a_s0", [(2, 10.0), (4, 10.3)])
+    _fake_run(out / "runs" / "a_s1", [(2, 11.0), (4, 11.2)])
+    _fake_run(out / "runs" / "b_s0", [(2, 8.0), (4, 8.4)])
+    _fake_run(out / "runs" / "b_s1", [(2, 8.0), (4, 8.2)])
+    assert main(["ablate", str(spec), "--out", str(out), "--report"]) == 0
+    assert "claim 'a beats b' (miou): holds (ahead in 2, behind in 0 of 2 seed(s) paired)" in capsys.readouterr().out
+    (c,) = json.loads((out / "results.json").read_text())["claims"]
+    assert c["differences"] == pytest.approx({"0": 1.9, "1": 3.0}) and c["verdict"] == "holds"
+    md = (out / "results.md").read_text()
+    assert "| a beats b | a against b | miou | s0 +1.90, s1 +3.00 | +2.45 ± 0.55 | holds (ahead in 2" in md
+
+
 def test_small_figures_keep_three_significant_digits():
     from occkit.ablate.report import _num, _pm
 
@@ -141,3 +159,42 @@ def test_stage_quality_reads_what_the_stage_wrote(tmp_path):
     (prior / "config.json").write_text(json.dumps({"train": {"steps": 2000, "final_losses": {"semantics": 0.5, "depth": 0.25}}}))
     assert stage_quality("priors train", prior) == {"steps": 2000, "loss_semantics": 0.5, "loss_depth": 0.25}
     assert stage_quality("synth", prior) == {} and stage_quality("train", tmp_path / "missing") == {}
+
+
+def test_a_claim_pairs_its_sides_seed_by_seed():
+    from occkit.ablate.report import claim_cell, claim_result
+
+    def arm(values, scores=None, converged=True, build="current"):
+        seeds = {}
+        for k, v in values.items():
+            seeds[k] = {"status": "not run" if v is None else "done", "metric": v, "build": build,
+                        "scores": {"x.fid": (scores or {}).get(k)}}
+        return {"seeds": seeds, "converged": converged}
+
+    r = {"metric": "miou", "seeds": [0, 1, 2], "columns": [{"id": "x.fid", "label": "FID (x)"}], "arms": {
+        "a": arm({"0": 10.5, "1": 10.2, "2": None}, {"0": 1.10, "1": 1.30}),
+        "b": arm({"0": 10.0, "1": 10.4, "2": 9.0}, {"0": 1.20, "1": 1.40}),
+        "c": arm({"0": 9.0, "1": 9.5, "2": 8.0}, converged=False),
+        "d": arm({"0": 9.0, "1": 9.0, "2": 9.0}, build="other"),  # another build of a stage: never paired
+    }}
+    claim = {"name": "a beats b", "arm": "a", "against": "b", "figure": "metric", "against_figure": "metric", "higher": True}
+    c = claim_result(r, claim)
+    # seed 2 of a is not done: paired over seeds 0 and 1; 10.5 - 10.0 = +0.5, 10.2 - 10.4 = -0.2
+    assert c["differences"] == pytest.approx({"0": 0.5, "1": -0.2}) and c["verdict"] == "mixed"
+    assert c["summary"]["mean"] == pytest.approx(0.15) and c["summary"]["half_range"] == pytest.approx(0.35)
+    assert (c["ahead"], c["behind"], c["paired"], c["label"]) == (1, 1, 2, "miou")
+    assert claim_cell(c, 3) == "mixed (ahead in 1, behind in 1 of 2 seed(s) paired, of 3)"
+    c = claim_result(r, {**claim, "arm": "b", "against": "c"})  # 1.0, 0.9, 1.0: b ahead everywhere, c not converged
+    assert c["verdict"] == "holds" and c["not_converged"] == ["c"] and c["paired"] == 3
+    assert claim_cell(c, 3) == "holds (ahead in 3, behind in 0 of 3 seed(s) paired) [not converged: c]"
+    c = claim_result(r, {**claim, "arm": "c", "against": "b"})
+    assert c["verdict"] == "reversed" and c["summary"]["mean"] == pytest.approx(-(1.0 + 0.9 + 1.0) / 3)
+    # a lower figure is better (FID): a's 1.10 and 1.30 against b's 1.20 and 1.40 are ahead in both seeds
+    c = claim_result(r, {**claim, "figure": "x.fid", "against_figure": "x.fid", "higher": False})
+    assert c["verdict"] == "holds" and c["differences"] == pytest.approx({"0": -0.1, "1": -0.1}) and c["label"] == "FID (x)"
+    # one run's figure against another of its own figures (one run sampled two ways)
+    c = claim_result(r, {**claim, "against": "a", "against_figure": "x.fid"})
+    assert c["differences"] == pytest.approx({"0": 10.5 - 1.10, "1": 10.2 - 1.30}) and c["label"] == "miou against FID (x)"
+    assert claim_result(r, {**claim, "against": "d"})["verdict"] == "not run yet"
+    one = claim_result({**r, "arms": {**r["arms"], "a": arm({"0": 10.5, "1": None, "2": None})}}, claim)
+    assert one["verdict"] == "one seed" and claim_cell(one, 3) == "one seed so far (s0: ahead)"

@@ -62,6 +62,11 @@ BAD = [
     ("unknown stage option", _edit("args: {scenes: 2, frames: 1}", "args: {scenez: 2, frames: 1}"), 5, "scenez: not an option"),
     ("stage option its parser refuses", _edit("args: {scenes: 2, frames: 1}", "args: {scenes: two, frames: 1}"), 5, "invalid int value: 'two'"),
     ("duplicate key", _edit("validations: 2\n", "validations: 2\nvalidations: 3\n"), 12, "duplicate key"),
+    ("claim against an unknown arm", BASE + "claims:\n  - {arm: a, against: b}\n", 22, "unknown arm 'b'"),
+    ("claim on a figure the arm has not", BASE + "claims:\n  - {arm: a, against: a, figure: occ3d_camera.rayiou}\n", 22,
+     "arm 'a' has no figure 'occ3d_camera.rayiou' (its figures: metric, occ3d_camera.miou, occ3d_camera.geometry_iou)"),
+    ("unknown claim key", BASE + "claims:\n  - {arm: a, against: a, figures: x}\n", 22, "unknown claim key"),
+    ("claim's higher not a boolean", BASE + "claims:\n  - {arm: a, against: a, higher: maybe}\n", 22, "higher: expected true or false"),
 ]
 
 

@@ -27,8 +27,18 @@ seed is.
                                     "build": "current" | "other" | "unknown" | "new", "rebuilt_stages"}},
                     "summary": {"metric" | COLUMN_ID: {"mean", "half_range", "values", "seeds", "n"}},
                     "converged", "train_seconds", "score_seconds"}},
+     "claims": [{"name", "arm", "against", "figure", "against_figure", "higher", "label",
+                 "differences": {SEED: arm's figure - against's figure}, "summary": {"mean", "half_range", ...},
+                 "ahead", "behind", "equal", "paired", "verdict": "holds" | "reversed" | "mixed" | "one seed" | "not run yet",
+                 "not_converged": [arm names]}],
      "time_left": {"runs", "lane_seconds", "estimated_runs", "paced_by", "lanes", "wall_seconds"} or None,
      "spec_resolved": the spec's mapping after the command line's overrides}
+
+A claim (the spec's ``claims:``) pairs its two sides seed by seed, over the seeds where both runs
+are done and of the current builds: the difference ``arm - against`` per seed, their mean and
+half-range, and in how many seeds the arm is ahead (above with ``higher``, below without). It
+``holds`` when the arm is ahead in every paired seed (two or more), is ``reversed`` when behind in
+every one, ``mixed`` otherwise (``one seed`` with a single pair); ``not_converged`` names a side whose arm the convergence rule flags.
 
 ``time_left`` is what the runs not done yet should take at the pace of the done ones: each arm's
 mean wall seconds (training + scoring) over its finished runs of the current builds, the mean over
@@ -52,7 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from occkit.ablate.scorers import SCORERS, output_label
+from occkit.ablate.scorers import SCORERS, score_columns
 from occkit.fileio import read_json, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
@@ -95,16 +105,7 @@ def spread(values: dict[str, float | None]) -> dict[str, Any] | None:
 
 def columns(spec: Any) -> list[dict[str, str]]:
     """The table's scorer columns, in the order of ``scoring:``."""
-    out = []
-    for sc in spec.scoring:
-        scorer = SCORERS[sc.scorer]
-        for f in scorer.outputs(sc.options):
-            for key, label in scorer.figures:
-                if sc.scorer == "occ3d" and key == "rayiou" and "rayiou" not in sc.options["metrics"]:
-                    continue
-                out.append({"id": f"{f.removesuffix('.json').removeprefix('score_')}.{key}",
-                            "label": f"{label} ({output_label(sc.scorer, f)})", "file": f, "key": key})
-    return out
+    return score_columns(spec.scoring)
 
 
 def _figure(data: dict[str, Any], key: str) -> float | None:
@@ -183,9 +184,63 @@ def collect(ab: Ablation) -> dict[str, Any]:
             "train_seconds": sum(v["train_seconds"] or 0.0 for v in seeds.values()),
             "score_seconds": sum(v["score_seconds"] or 0.0 for v in seeds.values()),
         }
+    out["claims"] = [claim_result(out, vars(c)) for c in sp.claims]
     out["time_left"] = time_left(out, ab.opts.lanes)
     out["spec_resolved"] = sp.raw
     return out
+
+
+def _side(arm: dict[str, Any], seed: str, figure: str) -> float | None:
+    v = arm["seeds"].get(seed)
+    if v is None or v["status"] != "done" or v.get("build") == "other":
+        return None
+    return v["metric"] if figure == "metric" else v["scores"].get(figure)
+
+
+def figure_label(results: dict[str, Any], figure: str) -> str:
+    """A claim figure's name in the report: the metric's key, or its scorer column's label."""
+    if figure == "metric":
+        return results["metric"]
+    return next((c["label"] for c in results["columns"] if c["id"] == figure), figure)
+
+
+def claim_result(results: dict[str, Any], claim: dict[str, Any]) -> dict[str, Any]:
+    """One claim decided on ``results`` (the arms as :func:`collect` records them; see the module
+    docstring): ``claim`` holds ``name, arm, against, figure, against_figure, higher``."""
+    a, b = results["arms"][claim["arm"]], results["arms"][claim["against"]]
+    diffs: dict[str, float] = {}
+    for seed in a["seeds"]:
+        x, y = _side(a, seed, claim["figure"]), _side(b, seed, claim["against_figure"])
+        if x is not None and y is not None:
+            diffs[seed] = x - y
+    sign = 1.0 if claim["higher"] else -1.0
+    ahead = sum(1 for d in diffs.values() if sign * d > 0)
+    behind = sum(1 for d in diffs.values() if sign * d < 0)
+    verdict = ("not run yet" if not diffs else "one seed" if len(diffs) == 1 else "holds" if ahead == len(diffs)
+               else "reversed" if behind == len(diffs) else "mixed")
+    label = figure_label(results, claim["figure"])
+    if claim["against_figure"] != claim["figure"]:
+        label += " against " + figure_label(results, claim["against_figure"])
+    arms = dict.fromkeys([claim["arm"], claim["against"]])
+    return {**claim, "label": label, "differences": diffs, "summary": spread(dict(diffs)), "ahead": ahead, "behind": behind,
+            "equal": len(diffs) - ahead - behind, "paired": len(diffs), "verdict": verdict,
+            "not_converged": [n for n in arms if results["arms"][n]["converged"] is False]}
+
+
+def claim_cell(c: dict[str, Any], n_seeds: int) -> str:
+    """The verdict column: ``holds (ahead in 2 of 2 seeds paired, of 3)`` and what it rests on."""
+    if c["verdict"] == "not run yet":
+        return "not run yet"
+    if c["verdict"] == "one seed":
+        (seed, d), = c["differences"].items()
+        where = "ahead" if c["ahead"] else "behind" if c["behind"] else "equal"
+        return f"one seed so far (s{seed}: {where})" + (f" [not converged: {', '.join(c['not_converged'])}]" if c["not_converged"] else "")
+    text = f"{c['verdict']} (ahead in {c['ahead']}, behind in {c['behind']}"
+    text += f", equal in {c['equal']}" if c["equal"] else ""
+    text += f" of {c['paired']} seed(s) paired" + (f", of {n_seeds}" if c["paired"] < n_seeds else "") + ")"
+    if c["not_converged"]:
+        text += f" [not converged: {', '.join(c['not_converged'])}]"
+    return text
 
 
 def time_left(results: dict[str, Any], lanes: int) -> dict[str, Any] | None:
@@ -304,9 +359,22 @@ def markdown(results: dict[str, Any]) -> str:
         f"tolerance {r['tolerance']:g} ({r['metric']}: converged = the last two validations of every seed differ by at most that). "
         f"Figures: each seed's value at step {r['budget']}, mean ± half of the range over the seeds; scorer columns likewise. "
         f"Command: `{r['command']}`. Updated {r['updated']}.",
-        "",
-        time_left_text(r.get("time_left")),
     ]
+    if r.get("claims"):
+        lines += ["", "| claim | arm against | figure | difference per seed | mean ± half-range | verdict |",
+                  "|---|---|---|---|---|---|"]
+        for c in r["claims"]:
+            per = ", ".join(f"s{k} {d:+.{_decimals(d)}f}" for k, d in c["differences"].items()) or "-"
+            side = c["arm"] + (" against " + c["against"] if c["against"] != c["arm"] else "")
+            label = c["label"] + ("" if c["higher"] else "; lower is better")
+            mean = c["summary"]
+            pm = "" if mean is None else f"{mean['mean']:+.{_decimals(mean['mean'])}f} ± {mean['half_range']:.{_decimals(mean['mean'])}f}"
+            lines.append(f"| {c['name']} | {side} | {label} | {per} | {pm} | "
+                         f"{claim_cell(c, len(r['seeds']))} |")
+        lines += ["", "Claims: the arm's figure minus the other side's, seed by seed over the seeds where both runs are done; "
+                  "holds = ahead in every seed paired (two or more), reversed = behind in every one, mixed otherwise; a larger "
+                  "figure is better unless the row says otherwise."]
+    lines += ["", time_left_text(r.get("time_left"))]
     if r["stages"]:
         lines += ["", "| stage | command | folder | wall | its own figures |", "|---|---|---|---|---|"]
         for name, st in r["stages"].items():

@@ -222,3 +222,19 @@ def output_label(scorer: str, output: str) -> str:
     """A short column suffix for one output file: ``score_occ3d_camera.json`` -> ``occ3d camera``."""
     stem = output.removesuffix(".json").removeprefix("score_")
     return stem.replace(f"{scorer}_", f"{scorer} ", 1) if stem != scorer else scorer
+
+
+def score_columns(scoring: Any) -> list[dict[str, str]]:
+    """The figures a spec's ``scoring:`` entries write, in their order: ``[{"id", "label", "file",
+    "key"}, ...]`` with ``id`` = ``FILE_STEM.KEY`` (``score_occ3d_camera.json``'s mIoU is
+    ``occ3d_camera.miou``). The results table's columns and the names a claim's figure takes."""
+    out = []
+    for sc in scoring:
+        scorer = SCORERS[sc.scorer]
+        for f in scorer.outputs(sc.options):
+            for key, label in scorer.figures:
+                if sc.scorer == "occ3d" and key == "rayiou" and "rayiou" not in sc.options["metrics"]:
+                    continue
+                out.append({"id": f"{f.removesuffix('.json').removeprefix('score_')}.{key}",
+                            "label": f"{label} ({output_label(sc.scorer, f)})", "file": f, "key": key})
+    return out

@@ -36,13 +36,17 @@ The format
     scoring:                       # optional: run on each arm x seed once it reaches the budget
       - {scorer: occ3d, masks: [camera, none]}
       # - {scorer: retrieval, arms: [a_langocc_arm]}   # a scorer for some arms only
+    claims:                        # optional: the comparisons the ablation decides, arm against arm per seed
+      - {name: pretraining helps, arm: supervised, against: no_pretrain}                # on the metric
+      - {arm: supervised, against: no_pretrain, figure: occ3d_none.geometry_iou}         # on a scorer's figure
+      # - {arm: a, figure: eval_gen.fid, against: a, against_figure: eval_gen_text.fid, higher: false}
 
 Keys
 ----
 - Top level: ``name``, ``description``, ``stages``, ``data``, ``budget`` (required, integer >= 1),
   ``validations`` (default 4, or the budget when smaller; 1..budget), ``tolerance`` (default 0.5,
   >= 0), ``metric`` (default ``miou``), ``seeds`` (default ``[0]``; distinct integers >= 0),
-  ``arms`` (required, at least one), ``scoring`` (default none), ``baselines`` (default none: names
+  ``arms`` (required, at least one), ``scoring`` (default none), ``claims`` (default none), ``baselines`` (default none: names
   of stages built and reported whatever arms run, e.g. a ``retrieval --lifted`` stage, a row
   without training beside the arms, or an ``eval-gen`` stage that scores a stage's samples). Any other key is an error.
 - A stage: ``command`` (one of :data:`STAGE_COMMANDS`), ``args`` (the command's options without
@@ -55,6 +59,13 @@ Keys
   ``data``, ``description``.
 - A scoring entry: ``scorer`` (a name of :data:`occkit.ablate.scorers.SCORERS`), ``data``,
   ``arms``, and the scorer's own options (see :mod:`occkit.ablate.scorers`).
+- A claim: ``arm`` and ``against`` (arm names, required), ``figure`` (default ``metric``: the
+  spec's metric at the budget; or a scorer figure ``FILE_STEM.KEY`` as results.json's columns name
+  them, e.g. ``occ3d_camera.miou``, ``ssc.completion_iou``, ``eval_gen_text.layout_miou``),
+  ``against_figure`` (default: ``figure``; another figure of the same run, e.g. one run sampled two
+  ways), ``higher`` (default true: a larger figure is better; false for FID, KID), ``name`` (a line
+  of text). The report pairs the two sides seed by seed (``arm - against`` where both are done) and
+  says in how many seeds the claim holds.
 - Names of stages and arms: letters, digits, ``_`` and ``-``, starting with a letter (they name
   folders).
 
@@ -96,16 +107,17 @@ from typing import Any
 
 import yaml
 
-from occkit.ablate.scorers import COMMON_KEYS, PATH_OPTIONS, REQUIRED, SCORERS
+from occkit.ablate.scorers import COMMON_KEYS, PATH_OPTIONS, REQUIRED, SCORERS, score_columns
 
 #: The occkit verbs a stage may run.
 STAGE_COMMANDS: tuple[str, ...] = ("synth", "priors run", "priors train", "pseudolabel", "train", "retrieval", "generate",
                                    "eval-gen")
 
 TOP_KEYS = ("name", "description", "stages", "data", "budget", "validations", "tolerance", "metric", "seeds", "arms", "scoring",
-            "baselines")
+            "claims", "baselines")
 STAGE_KEYS = ("command", "args", "description")
 ARM_KEYS = ("preset", "set", "init_from", "data", "description")
+CLAIM_KEYS = ("name", "arm", "against", "figure", "against_figure", "higher")
 
 #: Config keys the runner sets for every arm (from the spec's budget, seeds, validations, its
 #: options and the arm's ``init_from``); an arm's ``set`` may not touch them.
@@ -297,6 +309,20 @@ class Scoring:
 
 
 @dataclass
+class Claim:
+    """One entry of ``claims:``: arm against arm (or one run's figure against another), per seed."""
+
+    name: str
+    arm: str
+    against: str
+    figure: str
+    """``metric`` (the spec's metric at the budget) or a scorer figure's column id (``ssc.ssc_miou``)."""
+    against_figure: str
+    higher: bool = True
+    """A larger figure is better (false: FID, KID)."""
+
+
+@dataclass
 class AblationSpec:
     """A parsed ablation spec (overrides applied, structure checked)."""
 
@@ -315,6 +341,8 @@ class AblationSpec:
     raw: dict[str, Any]
     """The mapping after overrides (recorded in results.json)."""
     locator: Locator
+    claims: list[Claim] = field(default_factory=list)
+    """The comparisons the report decides (``claims:``)."""
     baselines: list[str] = field(default_factory=list)
     """Stages built and reported whatever arms run (rows without training, e.g. a lifted baseline)."""
     report_seeds: list[int] = field(default_factory=list)
@@ -601,6 +629,36 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
     if dup is not None:
         raise loc.error(("scoring",), f"two entries write the same file ({dup.split(':', 1)[1]}); give one entry per scorer and split their arms (eval_gen: a name per entry)")
 
+    claims: list[Claim] = []
+    raw_claims = data.get("claims") or []
+    want(raw_claims, list, ("claims",), "a list of {arm: A, against: B, figure: F}")
+    for i, entry in enumerate(raw_claims):
+        p = ("claims", i)
+        want(entry, dict, p, "a mapping {arm: A, against: B, figure: F}")
+        for k in entry:
+            if k not in CLAIM_KEYS:
+                raise loc.error(p + (k,), f"unknown claim key (known: {', '.join(CLAIM_KEYS)})")
+        sides = {}
+        for k in ("arm", "against"):
+            if k not in entry:
+                raise loc.error(p, f"no {k} (an arm name)")
+            if entry[k] not in arms:
+                raise loc.error(p + (k,), f"unknown arm {entry[k]!r} (arms: {', '.join(arms)})")
+            sides[k] = entry[k]
+        figs = {}
+        for k, arm_key in (("figure", "arm"), ("against_figure", "against")):
+            fig = want(entry.get(k, figs.get("figure", "metric")), str, p + (k,), "a figure name")
+            if fig == metric:
+                fig = "metric"
+            known = ["metric", *(c["id"] for c in score_columns(sc for sc in scoring if sc.arms is None or sides[arm_key] in sc.arms))]
+            if fig not in known:
+                raise loc.error(p + ((k,) if k in entry else ()),
+                                f"arm {sides[arm_key]!r} has no figure {fig!r} (its figures: {', '.join(known)})")
+            figs[k] = fig
+        higher = want(entry.get("higher", True), bool, p + ("higher",), "true or false")
+        name = str(entry.get("name") or f"{sides['arm']} against {sides['against']}")
+        claims.append(Claim(name, sides["arm"], sides["against"], figs["figure"], figs["against_figure"], higher))
+
     baselines = data.get("baselines") or []
     want(baselines, list, ("baselines",), "a list of stage names")
     for i, b in enumerate(baselines):
@@ -610,7 +668,7 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
         path=path, name=str(data.get("name") or path.name.removesuffix(".yaml").removesuffix(".yml")),
         description=str(data.get("description") or ""), stages=stages, data=top_data, budget=budget,
         validations=validations, tolerance=float(tolerance), metric=metric, seeds=list(seeds), arms=arms,
-        scoring=scoring, raw=data, locator=loc, baselines=baselines,
+        scoring=scoring, raw=data, locator=loc, claims=claims, baselines=baselines,
         report_seeds=list(dict.fromkeys([*file_seeds, *seeds])),
     )
     if ov.world_seed is not None:

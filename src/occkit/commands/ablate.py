@@ -37,6 +37,9 @@ spec (YAML; full format in occkit.ablate.spec's docstring):
                          a preset (name or YAML path) plus occkit train --set overrides and a start
   scoring: [{scorer, ...}]
                          run on each finished arm x seed; scorers: %(scorers)s
+  claims: [{arm, against, figure, against_figure, higher, name}]
+                         comparisons decided seed by seed in results.md (figure: metric, or a
+                         column id such as ssc.completion_iou; higher: false for FID, KID)
 
 outputs in --out: runs/<arm>_s<seed>/ (run folders), results.json, results.md, curves.png
 """
@@ -135,12 +138,14 @@ def run(args: argparse.Namespace) -> int:
         print(ab.plan_text())
         return 0
     if args.report:
-        from occkit.ablate.report import time_left_text, write_report
+        from occkit.ablate.report import claim_cell, time_left_text, write_report
 
         results = write_report(ab)
         done = sum(1 for a in results["arms"].values() for s in a["seeds"].values() if s["status"] == "done")
         total = sum(len(a["seeds"]) for a in results["arms"].values())
         print(f"occkit ablate: {done} of {total} run(s) done; wrote {ab.out / 'results.md'}, results.json, curves.png")
+        for c in results.get("claims", []):
+            print(f"occkit ablate: claim {c['name']!r} ({c['label']}): {claim_cell(c, len(results['seeds']))}")
         print(f"occkit ablate: {time_left_text(results['time_left'])}")
         return 0
     previous = None

@@ -106,6 +106,30 @@ def test_report_decides_the_spec_claims(tmp_path, capsys):
     assert "| a beats b | a against b | miou | s0 +1.90, s1 +3.00 | +2.45 ± 0.55 | holds (ahead in 2" in md
 
 
+def test_a_scored_figure_that_moved_since_the_checkpoint_before_is_flagged(tmp_path, capsys):
+    (tmp_path / "world").mkdir()
+    spec = write(tmp_path, "spec.yaml", "name: hand\ndata: world\nbudget: 4\nvalidations: 2\ntolerance: 0.5\nseeds: [0, 1]\n"
+                                        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n"
+                                        "scoring:\n  - {scorer: ssc, previous: true}\n"
+                                        "claims:\n  - {arm: a, against: b, figure: ssc.ssc_miou}\n")
+    out = tmp_path / "abl"
+    scored = {"a_s0": (10.0, 9.8), "a_s1": (10.4, 9.7), "b_s0": (9.0, 9.1), "b_s1": (9.2, 9.0)}  # (step 4, step 2)
+    for run, (now, before) in scored.items():
+        _fake_run(out / "runs" / run, [(2, 5.0), (4, 5.1)])  # the metric's own curve is flat everywhere
+        (out / "runs" / run / "score_ssc.json").write_text(json.dumps({"ssc_miou": now, "completion_iou": 50.0}))
+        (out / "runs" / run / "score_ssc_prev.json").write_text(json.dumps({"ssc_miou": before, "completion_iou": 50.0}))
+    assert main(["ablate", str(spec), "--out", str(out), "--report"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    a1 = r["arms"]["a"]["seeds"]["1"]["plateau"]["ssc.ssc_miou"]
+    assert a1["previous"] == 9.7 and a1["delta"] == pytest.approx(0.7) and a1["converged"] is False
+    assert r["arms"]["b"]["seeds"]["0"]["plateau"]["ssc.ssc_miou"]["converged"] is True
+    assert [c["id"] for c in r["columns"]] == ["ssc.ssc_miou", "ssc.completion_iou"]  # no column of its own
+    rows = {line.split("|")[1].strip(): line for line in (out / "results.md").read_text().splitlines() if line.startswith("| ")}
+    assert "yes; SSC mIoU (ssc) no (s1: Δ +0.70)" in rows["a"] and "yes; scored figures: yes" in rows["b"]
+    (c,) = r["claims"]
+    assert c["verdict"] == "holds" and c["not_converged"] == ["a"]  # flagged on its figure, not on the flat metric
+
+
 def test_small_figures_keep_three_significant_digits():
     from occkit.ablate.report import _num, _pm
 

@@ -22,7 +22,7 @@ from occkit.ablate.spec import parse_spec
 from occkit.cli import main
 from occkit.engine.logging import read_jsonl
 
-SCORING = "scoring:\n  - {scorer: occ3d, masks: [camera], arms: [b]}\n"
+SCORING = "scoring:\n  - {scorer: occ3d, masks: [camera], arms: [b], previous: true}\n"
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,11 @@ def test_results_of_two_arms_by_two_seeds(full_run):
                 score = json.loads((run / "score_occ3d_camera.json").read_text())
                 assert s["scores"] == {"occ3d_camera.miou": score["miou"], "occ3d_camera.geometry_iou": score["geometry_iou"]}
                 assert score["mask"] == "camera" and not (run / "pred_occ3d").exists() and s["score_seconds"] > 0
+                # previous: true scored the checkpoint of step 1 the same way, beside the column
+                before = json.loads((run / "score_occ3d_camera_prev.json").read_text())
+                assert not (run / "pred_occ3d_prev").exists()
+                assert s["plateau"]["occ3d_camera.miou"]["previous"] == pytest.approx(before["miou"])
+                assert s["plateau"]["occ3d_camera.miou"]["delta"] == pytest.approx(score["miou"] - before["miou"])
             else:
                 assert s["scores"] == {} and not list(run.glob("score_*"))
         m = a["summary"]["metric"]

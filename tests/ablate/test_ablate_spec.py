@@ -234,6 +234,41 @@ def test_occ3d_inside_the_run_cameras_frusta_is_its_own_file(tmp_path):
                                                              "  - {scorer: occ3d, frustum: front}\n")))
 
 
+def test_previous_scores_the_checkpoint_before_the_last_into_its_own_files(tmp_path):
+    from occkit.ablate.scorers import SCORERS, ScoreContext
+    from occkit.ablate.spec import SpecError
+
+    entries = ("  - {scorer: occ3d, masks: [camera, none], frustum: true, previous: true}\n"
+               "  - {scorer: ssc, previous: true}\n")
+    spec = parse_spec(write(tmp_path, "spec.yaml", BASE.replace("  - {scorer: occ3d, masks: [camera]}\n", entries)))
+    occ3d, ssc = spec.scoring
+    assert SCORERS["occ3d"].outputs(occ3d.options) == [
+        "score_occ3d_camera_frustum.json", "score_occ3d_none_frustum.json",
+        "score_occ3d_camera_frustum_prev.json", "score_occ3d_none_frustum_prev.json"]
+    assert SCORERS["ssc"].outputs(ssc.options) == ["score_ssc.json", "score_ssc_prev.json"]
+    run = tmp_path / "run"
+    for step in (2, 4, 6):  # three complete checkpoints: the one before the last is step 4
+        ck = run / "checkpoints" / f"step_{step:06d}"
+        ck.mkdir(parents=True)
+        for f in ("model.safetensors", "config.json", "trainer.pt"):
+            (ck / f).write_bytes(b"")
+    ctx = ScoreContext(run=run, data="W", device="cpu", threads=1, options=occ3d.options)
+    cmds = SCORERS["occ3d"].commands(ctx, SCORERS["occ3d"].outputs(occ3d.options))
+    assert [c[0] for c in cmds] == ["predict", "eval", "eval", "predict", "eval", "eval"]
+    assert cmds[0][cmds[0].index("--ckpt") + 1] == str(run)  # the newest
+    assert cmds[3][cmds[3].index("--ckpt") + 1] == str(run / "checkpoints" / "step_000004")
+    assert cmds[3][cmds[3].index("--out") + 1] == str(run / "pred_occ3d_prev") and cmds[4][cmds[4].index("--pred") + 1] == str(run / "pred_occ3d_prev")
+    assert cmds[5][cmds[5].index("--json") + 1] == str(run / "score_occ3d_none_frustum_prev.json")
+    # only the previous checkpoint's file missing: the newest is not predicted again
+    (only,) = [SCORERS["occ3d"].commands(ctx, ["score_occ3d_none_frustum_prev.json"])]
+    assert [c[0] for c in only] == ["predict", "eval"] and only[0][only[0].index("--ckpt") + 1].endswith("step_000004")
+    sctx = ScoreContext(run=run, data="W", device="cpu", threads=1, options=ssc.options)
+    p, e = SCORERS["ssc"].commands(sctx, ["score_ssc_prev.json"])
+    assert p[p.index("--ckpt") + 1].endswith("step_000004") and e[e.index("--json") + 1] == str(run / "score_ssc_prev.json")
+    with pytest.raises(SpecError, match="previous: expected true or false"):
+        parse_spec(write(tmp_path, "bad.yaml", BASE.replace("  - {scorer: occ3d, masks: [camera]}\n", "  - {scorer: ssc, previous: 2}\n")))
+
+
 def test_a_baseline_stage_is_built_and_reported_whatever_arms_run(tmp_path):
     import json
 

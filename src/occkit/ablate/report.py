@@ -24,7 +24,8 @@ seed is.
                     "seeds": {"0": {"run", "status", "detail", "step", "metric", "curve": [[step, value], ...],
                                     "last_two", "delta", "converged", "scores": {COLUMN_ID: value},
                                     "train_seconds", "score_seconds", "train_minutes", "error",
-                                    "build": "current" | "other" | "unknown" | "new", "rebuilt_stages"}},
+                                    "build": "current" | "other" | "unknown" | "new", "rebuilt_stages",
+                                    "plateau": {COLUMN_ID: {"previous", "delta", "converged"}}}},
                     "summary": {"metric" | COLUMN_ID: {"mean", "half_range", "values", "seeds", "n"}},
                     "converged", "train_seconds", "score_seconds"}},
      "claims": [{"name", "arm", "against", "figure", "against_figure", "higher", "label",
@@ -39,6 +40,11 @@ are done and of the current builds: the difference ``arm - against`` per seed, t
 half-range, and in how many seeds the arm is ahead (above with ``higher``, below without). It
 ``holds`` when the arm is ahead in every paired seed (two or more), is ``reversed`` when behind in
 every one, ``mixed`` otherwise (``one seed`` with a single pair); ``not_converged`` names a side whose arm the convergence rule flags.
+
+``plateau`` holds, for a scorer run with ``previous: true``, each figure at the checkpoint before
+the last and whether it moved by at most ``tolerance`` since; results.md's converged column names
+the figures that did not, and a claim on such a figure names its arm as not converged (on a figure
+without it, the metric's curve decides).
 
 ``time_left`` is what the runs not done yet should take at the pace of the done ones: each arm's
 mean wall seconds (training + scoring) over its finished runs of the current builds, the mean over
@@ -62,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from occkit.ablate.scorers import SCORERS, score_columns
+from occkit.ablate.scorers import PREVIOUS, SCORERS, score_columns
 from occkit.fileio import read_json, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
@@ -125,7 +131,7 @@ def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -
     res: dict[str, Any] = {"run": os.path.relpath(run, ab.out), "status": "not run" if status == "new" else status, "detail": detail,
                            "step": None, "metric": None, "curve": [], "last_two": None, "delta": None, "converged": None,
                            "scores": {}, "train_seconds": None, "score_seconds": None, "train_minutes": None, "error": None,
-                           "build": "new", "rebuilt_stages": []}
+                           "build": "new", "rebuilt_stages": [], "plateau": {}}
     if not run.exists():
         return res
     res["build"], res["rebuilt_stages"] = ab.build_state(arm, seed)
@@ -138,10 +144,17 @@ def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -
     minutes = [r.get("train_minutes") for r in records if isinstance(r.get("train_minutes"), (int, float))]
     res["train_minutes"] = minutes[-1] if minutes else None
     files = {o for s in sp.scorings_for(arm) for o in SCORERS[s.scorer].outputs(s.options)}
+    res["plateau"] = {}
     for c in cols:
         f = run / c["file"]
         if c["file"] in files and f.is_file():
             res["scores"][c["id"]] = _figure(read_json(f), c["key"])
+        prev = c["file"].removesuffix(".json") + f"{PREVIOUS}.json"
+        if prev in files and (run / prev).is_file() and res["scores"].get(c["id"]) is not None:
+            before = _figure(read_json(run / prev), c["key"])
+            if before is not None:
+                delta = res["scores"][c["id"]] - before
+                res["plateau"][c["id"]] = {"previous": before, "delta": delta, "converged": bool(abs(delta) <= sp.tolerance)}
     if (run / RUN_RECORD).is_file():
         rec = read_json(run / RUN_RECORD)
         res["train_seconds"], res["score_seconds"], res["error"] = rec.get("train_seconds"), rec.get("score_seconds"), rec.get("error")
@@ -221,10 +234,18 @@ def claim_result(results: dict[str, Any], claim: dict[str, Any]) -> dict[str, An
     label = figure_label(results, claim["figure"])
     if claim["against_figure"] != claim["figure"]:
         label += " against " + figure_label(results, claim["against_figure"])
-    arms = dict.fromkeys([claim["arm"], claim["against"]])
+    flagged: list[str] = []
+    for name, fig in ((claim["arm"], claim["figure"]), (claim["against"], claim["against_figure"])):
+        arm = results["arms"][name]
+        checks = [arm["seeds"][k].get("plateau", {}).get(fig) for k in diffs] if fig != "metric" else []
+        if any(c is not None for c in checks):  # the figure was scored at the checkpoint before the last too
+            bad = any(c is not None and not c["converged"] for c in checks)
+        else:
+            bad = arm["converged"] is False
+        if bad and name not in flagged:
+            flagged.append(name)
     return {**claim, "label": label, "differences": diffs, "summary": spread(dict(diffs)), "ahead": ahead, "behind": behind,
-            "equal": len(diffs) - ahead - behind, "paired": len(diffs), "verdict": verdict,
-            "not_converged": [n for n in arms if results["arms"][n]["converged"] is False]}
+            "equal": len(diffs) - ahead - behind, "paired": len(diffs), "verdict": verdict, "not_converged": flagged}
 
 
 def claim_cell(c: dict[str, Any], n_seeds: int) -> str:
@@ -302,17 +323,33 @@ def _pm(s: dict[str, Any] | None) -> str:
     return f"{s['mean']:.{d}f} ± {s['half_range']:.{d}f}"
 
 
-def converged_cell(arm: dict[str, Any], tolerance: float) -> str:
-    """``yes``, ``no (s1: Δ 0.83)``, ``n/a`` (one validation) or empty (no seed done)."""
+def converged_cell(arm: dict[str, Any], tolerance: float, columns: Sequence[dict[str, str]] = ()) -> str:
+    """``yes``, ``no (s1: Δ 0.83)``, ``n/a`` (one validation) or empty (no seed done); then the
+    scored figures checked at the checkpoint before the last (``previous: true``): those that moved
+    by more than the tolerance, ``scored figures: yes`` when none did."""
     done = {k: v for k, v in arm["seeds"].items() if v["status"] == "done"}
     if not done:
         return ""
     bad = [f"s{k}: Δ {v['delta']:+.2f}" for k, v in done.items() if v["converged"] is False]
     if bad:
-        return "no (" + ", ".join(bad) + ")"
-    if all(v["converged"] is None for v in done.values()):
-        return "n/a"
-    return "yes" + ("" if len(done) == len(arm["seeds"]) else f" ({len(done)} of {len(arm['seeds'])} seeds)")
+        text = "no (" + ", ".join(bad) + ")"
+    elif all(v["converged"] is None for v in done.values()):
+        text = "n/a"
+    else:
+        text = "yes" + ("" if len(done) == len(arm["seeds"]) else f" ({len(done)} of {len(arm['seeds'])} seeds)")
+    labels = {c["id"]: c["label"] for c in columns}
+    checked = [c for c in labels if any(c in v.get("plateau", {}) for v in done.values())]
+    moved = []
+    for c in checked:
+        deltas = [f"s{k}: Δ {v['plateau'][c]['delta']:+.2f}" for k, v in done.items()
+                  if c in v.get("plateau", {}) and not v["plateau"][c]["converged"]]
+        if deltas:
+            moved.append(f"{labels[c]} no ({', '.join(deltas)})")
+    if moved:
+        text += "; " + "; ".join(moved)
+    elif checked:
+        text += "; scored figures: yes"
+    return text
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -346,7 +383,7 @@ def markdown(results: dict[str, Any]) -> str:
         if failed and arm["status"] != "failed":
             first += f" [failed: {', '.join(failed)} (see {'its' if len(failed) == 1 else 'their'} logs)]"
         cells = [_pm(arm["summary"].get(c["id"])) for c in cols]
-        lines.append("| " + " | ".join([name, first, *cells, converged_cell(arm, r["tolerance"])]) + " |")
+        lines.append("| " + " | ".join([name, first, *cells, converged_cell(arm, r["tolerance"], cols)]) + " |")
     rebuilt = sorted({st for arm in r["arms"].values() for v in arm["seeds"].values() if v.get("build") == "other"
                       for st in v.get("rebuilt_stages", [])})
     if rebuilt:

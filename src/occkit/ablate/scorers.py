@@ -8,6 +8,12 @@ Adding a scorer is one entry in :data:`SCORERS`.
 Every entry of ``scoring:`` also takes ``data`` (the dataset scored; default the arm's ``data``,
 e.g. the real world where an arm trains on pseudo-labels) and ``arms`` (the arms it applies to;
 default all). The learning curve (the spec's ``metric`` in ``RUN/metrics.jsonl``) is always read.
+
+``occ3d`` and ``ssc`` also take ``previous: true``: the checkpoint before the last (the previous
+validation's) is scored the same way into ``score_..._prev.json``, and the report flags a scored
+figure that moved by more than the spec's ``tolerance`` between the two, as it flags the metric's
+curve. That is the plateau check of a figure the training validation does not compute (a region,
+a mask, another dataset).
 """
 
 from __future__ import annotations
@@ -62,9 +68,26 @@ class Scorer:
 OCC3D_MASKS = ("camera", "lidar", "both", "none")
 
 
-def _occ3d_outputs(o: dict[str, Any]) -> list[str]:
-    suffix = "_frustum" if o["frustum"] else ""
+#: Suffix of the files scored from the checkpoint before the last (``previous: true``).
+PREVIOUS = "_prev"
+
+
+def _occ3d_names(o: dict[str, Any], previous: bool = False) -> list[str]:
+    suffix = ("_frustum" if o["frustum"] else "") + (PREVIOUS if previous else "")
     return [f"score_occ3d_{m}{suffix}.json" for m in o["masks"]]
+
+
+def _occ3d_outputs(o: dict[str, Any]) -> list[str]:
+    return _occ3d_names(o) + (_occ3d_names(o, previous=True) if o["previous"] else [])
+
+
+def _ssc_outputs(o: dict[str, Any]) -> list[str]:
+    return ["score_ssc.json"] + ([f"score_ssc{PREVIOUS}.json"] if o["previous"] else [])
+
+
+def _previous_check(o: dict[str, Any]) -> None:
+    if not isinstance(o["previous"], bool):
+        raise ValueError(f"previous: expected true or false, got {o['previous']!r}")
 
 
 def _occ3d_check(o: dict[str, Any]) -> None:
@@ -78,18 +101,33 @@ def _occ3d_check(o: dict[str, Any]) -> None:
         raise ValueError(f"frustum: expected true or false, got {o['frustum']!r}")
     if o["frustum"] and "rayiou" in metrics:
         raise ValueError("frustum: true scores mIoU only (RayIoU is scored along LiDAR rays); give metrics: [miou]")
+    _previous_check(o)
 
 
-def _predict(ctx: ScoreContext, pred: Path) -> list[str]:
-    return ["predict", "--ckpt", str(ctx.run), "--data", ctx.data, "--out", str(pred), "--split", ctx.options["split"],
+def previous_checkpoint(run: Path) -> Path:
+    """The run's checkpoint before its newest (the previous validation's, with ``ckpt_every`` =
+    ``val_every`` as the runner sets them); a path that does not exist when the run kept only one,
+    so that ``occkit predict`` fails with an error naming it."""
+    from occkit.engine.checkpoint import list_checkpoints
+
+    ckpts = list_checkpoints(run)
+    return ckpts[-2] if len(ckpts) >= 2 else run / "checkpoints" / "no-checkpoint-before-the-last"
+
+
+def _predict(ctx: ScoreContext, pred: Path, ckpt: Path | None = None) -> list[str]:
+    return ["predict", "--ckpt", str(ckpt or ctx.run), "--data", ctx.data, "--out", str(pred), "--split", ctx.options["split"],
             "--device", ctx.device, "--overwrite", "--no-progress"]
 
 
 def _occ3d_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
-    pred = ctx.run / "pred_occ3d"
-    out = [_predict(ctx, pred)]
-    for m, name in zip(ctx.options["masks"], _occ3d_outputs(ctx.options)):
-        if name in missing:
+    out = []
+    for previous in (False, True) if ctx.options["previous"] else (False,):
+        todo = [(m, n) for m, n in zip(ctx.options["masks"], _occ3d_names(ctx.options, previous)) if n in missing]
+        if not todo:
+            continue
+        pred = ctx.run / ("pred_occ3d" + (PREVIOUS if previous else ""))
+        out.append(_predict(ctx, pred, previous_checkpoint(ctx.run) if previous else None))
+        for m, name in todo:
             out.append(["eval", "--gt", ctx.data, "--pred", str(pred), "--format", "occ3d", "--split", ctx.options["split"],
                         "--mask", m, "--metrics", ",".join(ctx.options["metrics"]), "--json", str(ctx.run / name),
                         "--threads", str(ctx.threads), "--no-progress"]
@@ -98,10 +136,16 @@ def _occ3d_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
 
 
 def _ssc_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
-    pred = ctx.run / "pred_ssc"
-    return [_predict(ctx, pred),
-            ["eval", "--gt", ctx.data, "--pred", str(pred), "--format", "semantickitti", "--split", ctx.options["split"],
-             "--json", str(ctx.run / "score_ssc.json"), "--threads", str(ctx.threads), "--no-progress"]]
+    out = []
+    for name in _ssc_outputs(ctx.options):
+        if name not in missing:
+            continue
+        previous = name.endswith(f"{PREVIOUS}.json")
+        pred = ctx.run / ("pred_ssc" + (PREVIOUS if previous else ""))
+        out += [_predict(ctx, pred, previous_checkpoint(ctx.run) if previous else None),
+                ["eval", "--gt", ctx.data, "--pred", str(pred), "--format", "semantickitti", "--split", ctx.options["split"],
+                 "--json", str(ctx.run / name), "--threads", str(ctx.threads), "--no-progress"]]
+    return out
 
 
 # ----------------------------------------------------------------------------------- retrieval
@@ -171,22 +215,26 @@ SCORERS: dict[str, Scorer] = {
             name="occ3d",
             help="occkit predict on the split, then occkit eval --mask M --json per mask (Occ3D mIoU, geometry IoU, RayIoU); "
                  "frustum: true scores only inside the view frusta of the cameras the run sees (eval --frustum RUN; "
-                 "score_occ3d_M_frustum.json), for a model given fewer cameras than the dataset has",
-            options={"masks": ["camera"], "metrics": ["miou"], "split": "val", "keep_predictions": False, "frustum": False},
+                 "score_occ3d_M_frustum.json), for a model given fewer cameras than the dataset has; previous: true also "
+                 "scores the checkpoint before the last (score_..._prev.json: whether the scored figure is at its plateau)",
+            options={"masks": ["camera"], "metrics": ["miou"], "split": "val", "keep_predictions": False, "frustum": False,
+                     "previous": False},
             outputs=_occ3d_outputs,
             commands=_occ3d_commands,
             figures=(("miou", "mIoU"), ("geometry_iou", "IoU"), ("rayiou", "RayIoU")),
-            temporary=lambda ctx: [ctx.run / "pred_occ3d"],
+            temporary=lambda ctx: [ctx.run / "pred_occ3d", ctx.run / f"pred_occ3d{PREVIOUS}"],
             check=_occ3d_check,
         ),
         Scorer(
             name="ssc",
-            help="occkit predict, then occkit eval --format semantickitti (SemanticKITTI SSC mIoU, completion IoU)",
-            options={"split": "val", "keep_predictions": False},
-            outputs=lambda o: ["score_ssc.json"],
+            help="occkit predict, then occkit eval --format semantickitti (SemanticKITTI SSC mIoU, completion IoU); "
+                 "previous: true as occ3d's",
+            options={"split": "val", "keep_predictions": False, "previous": False},
+            outputs=_ssc_outputs,
             commands=_ssc_commands,
             figures=(("ssc_miou", "SSC mIoU"), ("completion_iou", "completion IoU")),
-            temporary=lambda ctx: [ctx.run / "pred_ssc"],
+            temporary=lambda ctx: [ctx.run / "pred_ssc", ctx.run / f"pred_ssc{PREVIOUS}"],
+            check=_previous_check,
         ),
         Scorer(
             name="retrieval",
@@ -232,6 +280,8 @@ def score_columns(scoring: Any) -> list[dict[str, str]]:
     for sc in scoring:
         scorer = SCORERS[sc.scorer]
         for f in scorer.outputs(sc.options):
+            if f.endswith(f"{PREVIOUS}.json"):  # the checkpoint before the last: read beside its column
+                continue
             for key, label in scorer.figures:
                 if sc.scorer == "occ3d" and key == "rayiou" and "rayiou" not in sc.options["metrics"]:
                     continue

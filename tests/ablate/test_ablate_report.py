@@ -128,6 +128,14 @@ def test_a_scored_figure_that_moved_since_the_checkpoint_before_is_flagged(tmp_p
     assert "yes; SSC mIoU (ssc) no (s1: Δ +0.70)" in rows["a"] and "yes; scored figures: yes" in rows["b"]
     (c,) = r["claims"]
     assert c["verdict"] == "holds" and c["not_converged"] == ["a"]  # flagged on its figure, not on the flat metric
+    # a scorer added to the spec after a run finished: the run is trained, its other figures still count
+    (out / "runs" / "b_s1" / "score_ssc_prev.json").unlink()
+    assert main(["ablate", str(spec), "--out", str(out), "--report"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["arms"]["b"]["seeds"]["1"]["status"] == "partial" and r["arms"]["b"]["summary"]["ssc.ssc_miou"]["n"] == 2
+    assert r["claims"][0]["paired"] == 2
+    rows = {line.split("|")[1].strip(): line for line in (out / "results.md").read_text().splitlines() if line.startswith("| ")}
+    assert "[s1: a scorer still to run]" in rows["b"] and "seeds done" not in rows["b"]
 
 
 def test_small_figures_keep_three_significant_digits():

@@ -185,8 +185,8 @@ def collect(ab: Ablation) -> dict[str, Any]:
         same = {k: v for k, v in seeds.items() if v["build"] != "other"}  # another build of a stage is not averaged in
         summary: dict[str, Any] = {"metric": spread({k: v["metric"] for k, v in same.items()})}
         for c in arm_cols:
-            summary[c["id"]] = spread({k: v["scores"].get(c["id"]) for k, v in same.items() if v["status"] == "done"})
-        flags = [v["converged"] for v in seeds.values() if v["status"] == "done"]
+            summary[c["id"]] = spread({k: v["scores"].get(c["id"]) for k, v in same.items() if trained(v, sp.budget)})
+        flags = [v["converged"] for v in seeds.values() if trained(v, sp.budget)]
         statuses = [v["status"] for v in seeds.values()]
         status = ("done" if all(s == "done" for s in statuses) else "not run" if all(s == "not run" for s in statuses)
                   else "failed" if "failed" in statuses else "partial")
@@ -203,9 +203,15 @@ def collect(ab: Ablation) -> dict[str, Any]:
     return out
 
 
-def _side(arm: dict[str, Any], seed: str, figure: str) -> float | None:
+def trained(v: dict[str, Any], budget: int | None) -> bool:
+    """Whether a seed's run is done, or trained to the budget with a scorer still to run (a scorer
+    added to the spec later): its figures that exist are reported."""
+    return v["status"] == "done" or (v["status"] == "partial" and budget is not None and v.get("step") == budget)
+
+
+def _side(arm: dict[str, Any], seed: str, figure: str, budget: int | None) -> float | None:
     v = arm["seeds"].get(seed)
-    if v is None or v["status"] != "done" or v.get("build") == "other":
+    if v is None or not trained(v, budget) or v.get("build") == "other":
         return None
     return v["metric"] if figure == "metric" else v["scores"].get(figure)
 
@@ -223,7 +229,7 @@ def claim_result(results: dict[str, Any], claim: dict[str, Any]) -> dict[str, An
     a, b = results["arms"][claim["arm"]], results["arms"][claim["against"]]
     diffs: dict[str, float] = {}
     for seed in a["seeds"]:
-        x, y = _side(a, seed, claim["figure"]), _side(b, seed, claim["against_figure"])
+        x, y = _side(a, seed, claim["figure"], results.get("budget")), _side(b, seed, claim["against_figure"], results.get("budget"))
         if x is not None and y is not None:
             diffs[seed] = x - y
     sign = 1.0 if claim["higher"] else -1.0
@@ -323,11 +329,11 @@ def _pm(s: dict[str, Any] | None) -> str:
     return f"{s['mean']:.{d}f} ± {s['half_range']:.{d}f}"
 
 
-def converged_cell(arm: dict[str, Any], tolerance: float, columns: Sequence[dict[str, str]] = ()) -> str:
+def converged_cell(arm: dict[str, Any], tolerance: float, columns: Sequence[dict[str, str]] = (), budget: int | None = None) -> str:
     """``yes``, ``no (s1: Δ 0.83)``, ``n/a`` (one validation) or empty (no seed done); then the
     scored figures checked at the checkpoint before the last (``previous: true``): those that moved
     by more than the tolerance, ``scored figures: yes`` when none did."""
-    done = {k: v for k, v in arm["seeds"].items() if v["status"] == "done"}
+    done = {k: v for k, v in arm["seeds"].items() if trained(v, budget)}
     if not done:
         return ""
     bad = [f"s{k}: Δ {v['delta']:+.2f}" for k, v in done.items() if v["converged"] is False]
@@ -370,9 +376,12 @@ def markdown(results: dict[str, Any]) -> str:
             first = f"({values}) [no seed of the current builds]"
         elif s is not None:
             first = f"{_pm(s)} ({values})"
-            n_done = sum(1 for v in arm["seeds"].values() if v["status"] == "done" and v.get("build") != "other")
+            n_done = sum(1 for v in arm["seeds"].values() if trained(v, r["budget"]) and v.get("build") != "other")
             if n_done < len(arm["seeds"]):
                 first += f" [{n_done} of {len(arm['seeds'])} seeds done]"
+            unscored = [f"s{k}" for k, v in arm["seeds"].items() if v["status"] == "partial" and trained(v, r["budget"])]
+            if unscored:
+                first += f" [{', '.join(unscored)}: a scorer still to run]"
         else:
             first = {"not run": "not run yet", "failed": "failed (see the logs)",
                      "done": f"no {r['metric']!r} at step {r['budget']} in metrics.jsonl"}.get(arm["status"], "running or stopped")
@@ -383,7 +392,7 @@ def markdown(results: dict[str, Any]) -> str:
         if failed and arm["status"] != "failed":
             first += f" [failed: {', '.join(failed)} (see {'its' if len(failed) == 1 else 'their'} logs)]"
         cells = [_pm(arm["summary"].get(c["id"])) for c in cols]
-        lines.append("| " + " | ".join([name, first, *cells, converged_cell(arm, r["tolerance"], cols)]) + " |")
+        lines.append("| " + " | ".join([name, first, *cells, converged_cell(arm, r["tolerance"], cols, r["budget"])]) + " |")
     rebuilt = sorted({st for arm in r["arms"].values() for v in arm["seeds"].values() if v.get("build") == "other"
                       for st in v.get("rebuilt_stages", [])})
     if rebuilt:

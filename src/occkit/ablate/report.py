@@ -36,10 +36,11 @@ seed is.
      "spec_resolved": the spec's mapping after the command line's overrides}
 
 A claim (the spec's ``claims:``) pairs its two sides seed by seed, over the seeds where both runs
-are done and of the current builds: the difference ``arm - against`` per seed, their mean and
+are trained to the budget (a scorer may be left to run) and of the current builds: the difference ``arm - against`` per seed, their mean and
 half-range, and in how many seeds the arm is ahead (above with ``higher``, below without). It
 ``holds`` when the arm is ahead in every paired seed (two or more), is ``reversed`` when behind in
-every one, ``mixed`` otherwise (``one seed`` with a single pair); ``not_converged`` names a side whose arm the convergence rule flags.
+every one, ``mixed`` otherwise (``one seed`` with a single pair); ``not_converged`` names a side
+whose arm the convergence rule flags.
 
 ``plateau`` holds, for a scorer run with ``previous: true``, each figure at the checkpoint before
 the last and whether it moved by at most ``tolerance`` since; results.md's converged column names
@@ -144,7 +145,6 @@ def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -
     minutes = [r.get("train_minutes") for r in records if isinstance(r.get("train_minutes"), (int, float))]
     res["train_minutes"] = minutes[-1] if minutes else None
     files = {o for s in sp.scorings_for(arm) for o in SCORERS[s.scorer].outputs(s.options)}
-    res["plateau"] = {}
     for c in cols:
         f = run / c["file"]
         if c["file"] in files and f.is_file():
@@ -259,15 +259,13 @@ def claim_cell(c: dict[str, Any], n_seeds: int) -> str:
     if c["verdict"] == "not run yet":
         return "not run yet"
     if c["verdict"] == "one seed":
-        (seed, d), = c["differences"].items()
-        where = "ahead" if c["ahead"] else "behind" if c["behind"] else "equal"
-        return f"one seed so far (s{seed}: {where})" + (f" [not converged: {', '.join(c['not_converged'])}]" if c["not_converged"] else "")
-    text = f"{c['verdict']} (ahead in {c['ahead']}, behind in {c['behind']}"
-    text += f", equal in {c['equal']}" if c["equal"] else ""
-    text += f" of {c['paired']} seed(s) paired" + (f", of {n_seeds}" if c["paired"] < n_seeds else "") + ")"
-    if c["not_converged"]:
-        text += f" [not converged: {', '.join(c['not_converged'])}]"
-    return text
+        (seed,) = c["differences"]
+        text = f"one seed so far (s{seed}: {'ahead' if c['ahead'] else 'behind' if c['behind'] else 'equal'})"
+    else:
+        text = f"{c['verdict']} (ahead in {c['ahead']}, behind in {c['behind']}"
+        text += f", equal in {c['equal']}" if c["equal"] else ""
+        text += f" of {c['paired']} seed(s) paired" + (f", of {n_seeds}" if c["paired"] < n_seeds else "") + ")"
+    return text + (f" [not converged: {', '.join(c['not_converged'])}]" if c["not_converged"] else "")
 
 
 def time_left(results: dict[str, Any], lanes: int) -> dict[str, Any] | None:

@@ -64,7 +64,7 @@ Keys
   them, e.g. ``occ3d_camera.miou``, ``ssc.completion_iou``, ``eval_gen_text.layout_miou``),
   ``against_figure`` (default: ``figure``; another figure of the same run, e.g. one run sampled two
   ways), ``higher`` (default true: a larger figure is better; false for FID, KID), ``name`` (a line
-  of text). The report pairs the two sides seed by seed (``arm - against`` where both are done) and
+  of text). The report pairs the two sides seed by seed (``arm - against`` where both are trained to the budget) and
   says in how many seeds the claim holds.
 - Names of stages and arms: letters, digits, ``_`` and ``-``, starting with a letter (they name
   folders).

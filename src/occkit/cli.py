@@ -23,6 +23,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("priors", "occkit.commands.priors", "2D priors (segments, semantics, metric depth, vision-language features): run providers into a cache, score it, train occkit's own, list the vocabulary"),
     ("render", "occkit.commands.render", "volume-render an occupancy grid (ground truth, prediction or checkpoint) into the camera views: depth and semantic maps, picture"),
     ("retrieval", "occkit.commands.retrieval", "open-vocabulary retrieval mAP of free-text queries (seen / held-out names) for a langocc run or the lifted-2D baseline"),
+    ("geometry", "occkit.commands.geometry", "how well a run's p(occupied) ranks occupied above free voxels before any threshold: geometry AP, the IoU at its own and at the best threshold"),
     ("query", "occkit.commands.query", "find free text in 3D with a langocc run: matching voxels in bird's-eye and 3D view and in the cameras, with the similarity scale"),
     ("generate", "occkit.commands.generate", "OccScene: generate camera images from text (+ a layout, or perception feedback) with an occscene run, written as a dataset"),
     ("eval-gen", "occkit.commands.eval_gen", "score generated scenes: FID/KID in an occkit-trained image encoder, layout-consistency mIoU of a frozen judge"),

@@ -210,6 +210,25 @@ def test_one_run_sampled_several_ways_by_named_eval_gen_entries(tmp_path):
                                                             entries.replace("name: layout", "name: Lay-out"))))
 
 
+def test_geometry_scorer_command_and_checks(tmp_path):
+    from occkit.ablate.scorers import SCORERS, ScoreContext, score_columns
+    from occkit.ablate.spec import SpecError
+
+    spec = parse_spec(write(tmp_path, "spec.yaml", BASE.replace("  - {scorer: occ3d, masks: [camera]}\n",
+                                                                "  - {scorer: geometry, max_frames: 8}\n")))
+    s = spec.scoring[0]
+    assert SCORERS["geometry"].outputs(s.options) == ["score_geometry.json"]
+    run = tmp_path / "run"
+    (argv,) = SCORERS["geometry"].commands(ScoreContext(run=run, data="W", device="cpu", threads=1, options=s.options), [])
+    assert argv[:3] == ["geometry", "--ckpt", str(run)] and argv[argv.index("--mask") + 1] == "camera"
+    assert argv[argv.index("--max-frames") + 1] == "8" and argv[argv.index("--out") + 1] == str(run / "score_geometry.json")
+    assert [c["id"] for c in score_columns(spec.scoring)] == ["geometry.geometry_ap", "geometry.geometry_iou_best"]
+    for bad, msg in (("mask: cameras", "mask: expected camera"), ("max_frames: -1", "max_frames: expected")):
+        with pytest.raises(SpecError, match=msg):
+            parse_spec(write(tmp_path, "bad.yaml", BASE.replace("  - {scorer: occ3d, masks: [camera]}\n",
+                                                                f"  - {{scorer: geometry, {bad}}}\n")))
+
+
 def test_occ3d_inside_the_run_cameras_frusta_is_its_own_file(tmp_path):
     from occkit.ablate.scorers import SCORERS, ScoreContext
     from occkit.ablate.spec import SpecError

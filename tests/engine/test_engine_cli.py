@@ -61,6 +61,16 @@ def test_train_resume_predict_cli(synth_root, tmp_path, capsys):
     for norm in ("running", "frame"):  # the checkpoint's weights, normalised either way
         assert main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(tmp_path / norm), "--no-progress", "--image-norm", norm]) == 0
         assert len(list((tmp_path / norm).glob("*.npz"))) == len(tokens)
+    # occkit geometry: p(occupied) = 1 - p(free) of the class logits, ranked against the truth of the camera mask
+    capsys.readouterr()
+    assert main(["geometry", "--ckpt", str(run), "--data", str(synth_root), "--max-frames", "2", "--out", str(tmp_path / "g.json")]) == 0
+    g = json.loads((tmp_path / "g.json").read_text())
+    assert g["frames"] == 2 and g["mask"] == "camera" and g["method"] == "supervised" and g["threshold"] is None
+    assert g["voxels"] > 0 and 0 < g["occupied_fraction"] < 100 and 0 <= g["geometry_ap"] <= 100
+    assert 0 < g["geometry_iou_best"] <= 100 and 0 <= g["best_threshold"] <= 1
+    assert "geometry AP" in capsys.readouterr().out
+    assert main(["geometry", "--ckpt", str(run), "--data", str(synth_root), "--max-frames", "2", "--mask", "none"]) == 0
+    assert f"{200 * 200 * 16 * 2} voxels" in capsys.readouterr().out
 
 
 def test_cli_errors_name_the_problem(tiny_occ3d_root, tmp_path, capsys):
@@ -68,6 +78,9 @@ def test_cli_errors_name_the_problem(tiny_occ3d_root, tmp_path, capsys):
     assert rc == 1 and "optim.bogus" in capsys.readouterr().err
     rc = main(["predict", "--ckpt", str(tmp_path / "nope"), "--data", str(tiny_occ3d_root), "--out", str(tmp_path / "p")])
     assert rc == 1 and "nope" in capsys.readouterr().err
+    rc = main(["geometry", "--ckpt", str(tmp_path / "nope"), "--data", str(tiny_occ3d_root)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "nope" in err and len(err.strip().splitlines()) == 1
     rc = main(["train", "synth-cpu", "--data", str(tmp_path / "no_data"), "--out", str(tmp_path / "r")])
     assert rc == 1 and "annotations.json" in capsys.readouterr().err
 

@@ -163,6 +163,20 @@ def _retrieval_check(o: dict[str, Any]) -> None:
         raise ValueError(f"protocol: expected voxels or points, got {o['protocol']!r}")
 
 
+# ----------------------------------------------------------------------------------- geometry
+def _geometry_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
+    o = ctx.options
+    return [["geometry", "--ckpt", str(ctx.run), "--data", ctx.data, "--split", o["split"], "--mask", o["mask"],
+             "--max-frames", str(o["max_frames"]), "--device", ctx.device, "--out", str(ctx.run / "score_geometry.json")]]
+
+
+def _geometry_check(o: dict[str, Any]) -> None:
+    if o["mask"] not in ("camera", "lidar", "none"):
+        raise ValueError(f"mask: expected camera, lidar or none, got {o['mask']!r}")
+    if not isinstance(o["max_frames"], int) or isinstance(o["max_frames"], bool) or o["max_frames"] < 0:
+        raise ValueError(f"max_frames: expected an integer >= 0 (0 = all), got {o['max_frames']!r}")
+
+
 # ----------------------------------------------------------------------------------- eval_gen
 def _eval_gen_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
     from occkit.ablate.cliargs import mapping_argv, verb_parsers
@@ -244,6 +258,17 @@ SCORERS: dict[str, Scorer] = {
             commands=_retrieval_commands,
             figures=(("map_all", "mAP"), ("map_seen_all", "mAP seen"), ("map_heldout_all", "mAP held-out")),
             check=_retrieval_check,
+        ),
+        Scorer(
+            name="geometry",
+            help="occkit geometry --ckpt RUN (p(occupied) ranked against the truth before any threshold: geometry AP, "
+                 "the IoU at the best threshold, chosen by the truth, and at the run's own), for runs that cut a "
+                 "p(occupied) field at a threshold (langocc, render_sup)",
+            options={"split": "val", "mask": "camera", "max_frames": 0},
+            outputs=lambda o: ["score_geometry.json"],
+            commands=_geometry_commands,
+            figures=(("geometry_ap", "geometry AP"), ("geometry_iou_best", "IoU at the best threshold")),
+            check=_geometry_check,
         ),
         Scorer(
             name="eval_gen",

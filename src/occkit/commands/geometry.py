@@ -1,0 +1,92 @@
+"""``occkit geometry``: how well a run's p(occupied) ranks occupied above free voxels, before any threshold.
+
+For a run whose ``predict`` cuts p(occupied) at a threshold (``langocc``'s density, ``render_sup``
+with ``occupied_threshold``), its geometry IoU measures the threshold as much as the field. This
+scores the field over a split's frames and a mask (:mod:`occkit.metrics.geometry_rank`):
+geometry AP, the IoU at the run's own threshold (what ``predict`` uses), and the best IoU with the
+threshold that reaches it (chosen by reading the truth: an upper bound of any calibration, and the
+threshold to set as ``occupied_threshold`` if the validation labels may choose it).
+
+p(occupied) is the method's own (``langocc``: from its density) or, for a model with class logits,
+1 - p(free class). The truth is read in the Occ3D layout (free = class 17). Prints the figures and writes them to ``--out`` (JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from occkit.commands.checks import nonneg_int
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", required=True, help="a checkpoint folder or run folder (its newest checkpoint)")
+    p.add_argument("--data", required=True, type=Path, help="dataset root with ground truth")
+    p.add_argument("--split", default="val", choices=("train", "val", "all"), help="split (default val)")
+    p.add_argument("--mask", default="camera", choices=("camera", "lidar", "none"), help="voxels scored (default camera)")
+    p.add_argument("--max-frames", type=nonneg_int, default=0, help="at most this many frames, evenly spaced (0 = all)")
+    p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+
+
+def p_occupied(method, logits):
+    """``(X, Y, Z)`` p(occupied) of one frame's logits ``(C, X, Y, Z)``: the method's own
+    ``p_occupied`` where it has one, else 1 - softmax's free class (``cfg.free_index``, or the last)."""
+    import torch
+
+    if hasattr(method, "p_occupied"):
+        return method.p_occupied(logits)
+    free = getattr(getattr(method, "cfg", None), "free_index", logits.shape[0] - 1)
+    return -torch.expm1(torch.log_softmax(logits.float(), 0)[free])
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from occkit.data.sample import collate
+    from occkit.experiment import build_dataset, load_checkpoint_method
+    from occkit.fileio import write_json_atomic
+    from occkit.labels import OCC3D_FREE
+    from occkit.metrics.geometry_rank import GeometryRanking
+    from occkit.outputs import check_output_file, record_output_file
+
+    if args.out is not None:
+        check_output_file(args.out, {"--data": args.data}, command="geometry")
+    method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device)
+    cfg.data.priors, cfg.data.prior_kinds, cfg.data.load_extras = None, (), False
+    ds = build_dataset(cfg, args.data, args.split, load_gt=True)
+    n = len(ds)
+    if n == 0:
+        raise ValueError(f"{args.data}: split '{args.split}' has no frames")
+    m = args.max_frames
+    idx = list(range(n)) if m <= 0 or m >= n else [round(i * (n - 1) / (m - 1)) if m > 1 else 0 for i in range(m)]
+    threshold = float(method.threshold()) if hasattr(method, "threshold") else None
+    rank = GeometryRanking()
+    method.eval()
+    with torch.no_grad():
+        for i in idx:
+            s = ds[i]
+            if s.occupancy is None:
+                raise ValueError(f"{args.data}: frame {s.token} has no ground truth")
+            mask = None if args.mask == "none" else getattr(s, f"mask_{args.mask}")
+            if args.mask != "none" and mask is None:
+                raise ValueError(f"{args.data}: frame {s.token} has no {args.mask} mask (use --mask none)")
+            logits = method.forward(collate([s]).to(device)).logits[0]
+            rank.add(p_occupied(method, logits).float().cpu(), s.occupancy.long() != OCC3D_FREE, mask)
+    result = rank.compute(threshold)
+    result.update({"checkpoint": str(folder), "method": cfg.method, "threshold": threshold, "frames": len(idx),
+                   "split": args.split, "mask": args.mask, "data": str(args.data)})
+
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.2f}"
+
+    own = "" if threshold is None else f"; at its threshold {threshold:.3g}: IoU {fmt(result['geometry_iou_at_threshold'])}"
+    print(f"occkit geometry: {cfg.method} {folder}, {len(idx)} frames, mask {args.mask} ({result['voxels']} voxels, "
+          f"{fmt(result['occupied_fraction'])} % occupied)")
+    print(f"  geometry AP {fmt(result['geometry_ap'])}; best IoU {fmt(result['geometry_iou_best'])} at p >= "
+          f"{fmt(result['best_threshold'])} (chosen by the truth){own}; mean p(occupied) at occupied / free voxels "
+          f"{fmt(result['p_at_occupied_mean'])} / {fmt(result['p_at_free_mean'])}")
+    if args.out is not None:
+        write_json_atomic(args.out, result)
+        record_output_file(args.out, "geometry")
+    return 0

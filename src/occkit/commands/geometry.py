@@ -8,7 +8,9 @@ threshold that reaches it (chosen by reading the truth: an upper bound of any ca
 threshold to set as ``occupied_threshold`` if the validation labels may choose it).
 
 p(occupied) is the method's own (``langocc``: from its density) or, for a model with class logits,
-1 - p(free class). The truth is read in the Occ3D layout (free = class 17). Prints the figures and writes them to ``--out`` (JSON).
+1 - p(free class). The truth is read in the Occ3D layout (free = class 17). The figures are exact,
+so every scored voxel's p is kept (5 bytes: about 1.4 MB per frame of the synthetic world's camera
+mask; ``--max-frames`` bounds it on a large split). Prints the figures and writes them to ``--out`` (JSON).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="dataset root with ground truth")
     p.add_argument("--split", default="val", choices=("train", "val", "all"), help="split (default val)")
     p.add_argument("--mask", default="camera", choices=("camera", "lidar", "none"), help="voxels scored (default camera)")
-    p.add_argument("--max-frames", type=nonneg_int, default=0, help="at most this many frames, evenly spaced (0 = all)")
+    p.add_argument("--max-frames", type=nonneg_int, default=0, help="at most this many frames, evenly spaced (0 = all; each keeps its scored voxels in memory)")
     p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
 

@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     from occkit.data.sample import collate
     from occkit.experiment import build_dataset, load_checkpoint_method
+    from occkit.engine.data import spread_indices
     from occkit.fileio import write_json_atomic
     from occkit.labels import OCC3D_FREE
     from occkit.metrics.geometry_rank import GeometryRanking
@@ -60,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
     n = len(ds)
     if n == 0:
         raise ValueError(f"{args.data}: split '{args.split}' has no frames")
-    m = args.max_frames
-    idx = list(range(n)) if m <= 0 or m >= n else [round(i * (n - 1) / (m - 1)) if m > 1 else 0 for i in range(m)]
+    idx = spread_indices(n, args.max_frames)
     threshold = float(method.threshold()) if hasattr(method, "threshold") else None
     rank = GeometryRanking()
     method.eval()

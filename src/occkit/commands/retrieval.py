@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from occkit.experiment import base_dataset
+    from occkit.engine.data import spread_indices
     from occkit.fileio import write_json_atomic
     from occkit.metrics.retrieval import RetrievalAccumulator, load_queries
 
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     n = len(ds)
     if n == 0:
         raise ValueError(f"{args.data}: split '{args.split}' has no frames")
-    idx = list(range(n)) if args.max_frames <= 0 or args.max_frames >= n else [round(i * (n - 1) / (args.max_frames - 1)) if args.max_frames > 1 else 0 for i in range(args.max_frames)]
+    idx = spread_indices(n, args.max_frames)
     acc = RetrievalAccumulator(queries)
     grid = base.grid
     centres = grid.centers().reshape(-1, 3)

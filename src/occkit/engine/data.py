@@ -147,6 +147,14 @@ def train_batches(
         epoch, start_batch = epoch + 1, 0
 
 
+def spread_indices(n: int, max_frames: int) -> list[int]:
+    """Indices of ``max_frames`` frames spread evenly over ``n`` (first and last included), or all
+    ``n`` when ``max_frames`` is 0 or not below ``n``: a quick pass that still visits every scene."""
+    if not 0 < max_frames < n:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / max(1, max_frames - 1)) for i in range(max_frames)})
+
+
 def eval_batches(
     dataset: Dataset,
     batch_size: int,
@@ -161,11 +169,7 @@ def eval_batches(
     ``max_frames`` > 0 keeps ``max_frames`` frames spread evenly over the dataset (a quick
     evaluation that still visits every scene).
     """
-    n = len(dataset)  # type: ignore[arg-type]
-    keep = list(range(n))
-    if 0 < max_frames < n:
-        keep = sorted({round(i * (n - 1) / max(1, max_frames - 1)) for i in range(max_frames)})
-    indices = keep[rank::world_size]
+    indices = spread_indices(len(dataset), max_frames)[rank::world_size]  # type: ignore[arg-type]
     return DataLoader(
         torch.utils.data.Subset(dataset, indices),
         batch_size=batch_size,

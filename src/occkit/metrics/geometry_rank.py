@@ -7,7 +7,7 @@ below it, so at the released 0.1/m nearly every voxel is occupied). :class:`Geom
 scores the field itself over the voxels of a mask:
 
 - ``geometry_ap``: the average precision of p(occupied) as a score for "occupied"
-  (:func:`occkit.metrics.retrieval.average_precision`, ties one step): 100 = every occupied voxel
+  (as :func:`occkit.metrics.retrieval.average_precision`, ties one step): 100 = every occupied voxel
   above every free one; the occupied fraction is chance;
 - ``geometry_iou_best`` and ``best_threshold``: the geometry IoU at the threshold that maximises it
   (the highest such score): it reads the truth to choose, an upper bound of any calibration;
@@ -19,12 +19,10 @@ Figures are percentages, over all voxels added (every frame pooled, as the geome
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
-from occkit.metrics.retrieval import average_precision
+from occkit.metrics.retrieval import ap_from_counts, ranked_counts
 
 
 class GeometryRanking:
@@ -62,17 +60,12 @@ class GeometryRanking:
             if threshold is not None:
                 out["geometry_iou_at_threshold"] = None
             return out
-        ap = average_precision(p, occ)
-        out["geometry_ap"] = None if math.isnan(ap) else 100.0 * ap
-        order = np.argsort(-p, kind="mergesort")
-        s, y = p[order], occ[order]
-        tp = np.cumsum(y)
-        last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # the last index of each distinct score: "p >= that score"
-        tp_at, fp_at = tp[last], (last + 1) - tp[last]
-        iou = tp_at / (n_pos + fp_at)
+        score_at, tp_at, n_at = ranked_counts(p, occ)  # the cut "p >= score" at each distinct score
+        out["geometry_ap"] = 100.0 * ap_from_counts(tp_at, n_at)
+        iou = tp_at / (n_pos + n_at - tp_at)
         k = int(np.argmax(iou))  # the first maximum: the highest threshold reaching it
         out["geometry_iou_best"] = 100.0 * float(iou[k])
-        out["best_threshold"] = float(s[last[k]])
+        out["best_threshold"] = float(score_at[k])
         if threshold is not None:
             above = p >= threshold
             out["geometry_iou_at_threshold"] = 100.0 * float((above & occ).sum()) / float(n_pos + (above & ~occ).sum())

@@ -43,20 +43,30 @@ def average_precision(scores: np.ndarray | torch.Tensor, relevant: np.ndarray | 
     Returns:
         AP in [0, 1]; NaN when nothing is relevant.
     """
+    _, tp_at, n_at = ranked_counts(scores, relevant)
+    n_rel = int(tp_at[-1]) if len(tp_at) else 0
+    if n_rel == 0:
+        return math.nan
+    return ap_from_counts(tp_at, n_at)
+
+
+def ranked_counts(scores: np.ndarray | torch.Tensor, relevant: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """At each distinct score, highest first: ``(score, relevant at or above it, all at or above it)``,
+    three ``(K,)`` arrays (the counts of the ranking cut at ``score >= s``; ties form one step)."""
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     r = np.asarray(relevant, dtype=bool).reshape(-1)
     if s.shape != r.shape:
         raise ValueError(f"scores {s.shape} and relevant {r.shape} differ in shape")
-    n_rel = int(r.sum())
-    if n_rel == 0:
-        return math.nan
     order = np.argsort(-s, kind="mergesort")
     s, r = s[order], r[order]
     tp = np.cumsum(r)
-    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # the last index of each distinct score
-    tp_at, n_at = tp[last], last + 1
-    precision = tp_at / n_at
-    recall = tp_at / n_rel
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1] if len(s) else np.zeros(0, np.int64)  # the last index of each distinct score
+    return s[last], tp[last], last + 1
+
+
+def ap_from_counts(tp_at: np.ndarray, n_at: np.ndarray) -> float:
+    """AP from :func:`ranked_counts`' counts: ``sum_n (R_n - R_{n-1}) P_n`` (at least one relevant)."""
+    precision, recall = tp_at / n_at, tp_at / tp_at[-1]
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 

@@ -183,3 +183,43 @@ def test_time_schedule_follows_the_budget_fraction():
     assert f(5) == pytest.approx(0.5) and f(500) == pytest.approx(0.5)
     f.time_fraction = 1.0
     assert f(7) == pytest.approx(0.0)
+
+
+def test_lr_mult_groups_by_name_longest_key_wins_and_scales_the_schedule():
+    m = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))  # names 0.weight, 0.bias, 1.weight, 1.bias
+    opt = build_optimizer(m, lr=0.1, weight_decay=0.5, lr_mult={"1.": 0.1, "1.bias": 0.0})
+    got = [([p.shape for p in g["params"]], g["lr"], g["weight_decay"]) for g in opt.param_groups]
+    # the factor-1 groups first (decay, no decay), then one group per (factor, decay)
+    assert got == [([m[0].weight.shape], 0.1, 0.5), ([m[0].bias.shape], 0.1, 0.0),
+                   ([m[1].weight.shape], pytest.approx(0.01), 0.5), ([m[1].bias.shape], 0.0, 0.0)]
+    assert opt.param_groups[2]["params"][0] is m[1].weight and opt.param_groups[3]["params"][0] is m[1].bias
+    sched = build_scheduler(opt, 2, 10, 0.0)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.05, 0.05, 0.005, 0.0])  # warm-up step 0: half
+    opt.step()
+    sched.step()
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.1, 0.1, 0.01, 0.0])
+    # a frozen parameter's factor makes no group; every parameter with a factor leaves the first two empty
+    m[0].requires_grad_(False)
+    opt = build_optimizer(m, lr=0.1, weight_decay=0.5, lr_mult={"1.": 2.0})
+    assert [len(g["params"]) for g in opt.param_groups] == [0, 0, 1, 1]
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.1, 0.1, 0.2, 0.2])
+
+
+def test_lr_mult_rejects_a_key_matching_nothing_and_bad_factors():
+    m = nn.Linear(3, 2)
+    with pytest.raises(ValueError, match="no trainable parameter's name contains 'ofset'"):
+        build_optimizer(m, lr=0.1, weight_decay=0.0, lr_mult={"ofset": 0.1})
+    for bad in (-1.0, float("nan"), True, "0.1"):
+        with pytest.raises(ValueError, match="optim.lr_mult: 'weight'"):
+            build_optimizer(m, lr=0.1, weight_decay=0.0, lr_mult={"weight": bad})
+
+
+def test_optim_lr_mult_from_config_converts_its_values():
+    from occkit.config import ConfigError, from_dict, parse_overrides
+    from occkit.engine.config import OptimConfig
+
+    assert OptimConfig().lr_mult == {}
+    got = from_dict(OptimConfig, parse_overrides(["lr_mult.offset=1"])).lr_mult
+    assert got == {"offset": 1.0} and isinstance(got["offset"], float)
+    with pytest.raises(ConfigError, match=r"lr_mult.offset: expected a number, got 'abc'"):
+        from_dict(OptimConfig, {"lr_mult": {"offset": "abc"}})

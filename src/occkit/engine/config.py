@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 
@@ -14,6 +14,11 @@ class OptimConfig:
     """Peak learning rate (after warm-up)."""
     weight_decay: float = 0.01
     """AdamW weight decay, applied to parameters with 2 or more dimensions only."""
+    lr_mult: dict[str, float] = field(default_factory=dict)
+    """Learning-rate factors by parameter name: a substring of the name -> a factor on ``lr`` (the
+    longest matching key wins; a key matching nothing is an error). E.g. ``--set
+    optim.lr_mult.offset=0.1``: cigocc's deformable offsets (``fusion.fusions.N.offset.*``) at a
+    tenth of the rate, as Deformable DETR (its sampling offsets) and mmcv's ``dcn_offset_lr_mult`` do."""
     betas: tuple[float, float] = (0.9, 0.999)
     """AdamW betas."""
     warmup_steps: int = 200

@@ -2,6 +2,11 @@
 
 - AdamW with weight decay on matrices and convolution kernels only (biases, norms and other
   1-D parameters get none), as nanoGPT and timm do.
+- Per-parameter learning-rate multipliers (``optim.lr_mult``: a name substring -> a factor), as
+  mmcv's ``paramwise_cfg`` (``custom_keys``, ``dcn_offset_lr_mult``) and Deformable DETR's
+  ``lr_linear_proj_mult`` (0.1 on the sampling offsets) do: under Adam a parameter moves about
+  ``lr`` per step whatever its gradient's scale, so a layer whose output is a length (deformable
+  offsets) needs its own, smaller rate.
 - Linear warm-up from 0 to ``lr`` over ``warmup_steps``, then a cosine decay to
   ``lr * min_lr_ratio`` at ``max_steps``:
   ``factor(s) = (s + 1) / warmup`` for ``s < warmup``, else
@@ -49,18 +54,40 @@ def build_optimizer(
     weight_decay: float,
     betas: tuple[float, float] = (0.9, 0.999),
     fused: bool = False,
+    lr_mult: dict[str, float] | None = None,
 ) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters; decay only on parameters with 2 or more dimensions."""
-    decay, no_decay = [], []
-    for p in module.parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    if not decay and not no_decay:
+    """AdamW over the trainable parameters; decay only on parameters with 2 or more dimensions.
+
+    ``lr_mult`` maps a substring of a parameter's name (``module.named_parameters()``, e.g.
+    ``"offset"`` for ``net.fusion.fusions.0.offset.weight``) to a factor on ``lr`` (and on the
+    schedule that follows it); where several keys match, the longest wins. The first two groups
+    are always the factor-1 ones (decay, no decay; empty when every parameter has a factor), so
+    ``param_groups[0]`` carries the run's ``lr`` and a run without ``lr_mult`` has the two groups
+    it always had. A key that matches no trainable parameter, or a negative or non-finite factor,
+    raises ``ValueError`` naming it.
+    """
+    mult = dict(lr_mult or {})
+    for k, v in mult.items():
+        if not isinstance(k, str) or not k or isinstance(v, bool) or not isinstance(v, (int, float)) \
+                or not math.isfinite(v) or v < 0:
+            raise ValueError(f"optim.lr_mult: {k!r}: expected a name substring and a factor >= 0, got {v!r}")
+    keys = sorted(mult, key=len, reverse=True)
+    groups_by: dict[tuple[float, bool], list[torch.nn.Parameter]] = {(1.0, True): [], (1.0, False): []}
+    used: set[str] = set()
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        key = next((k for k in keys if k in name), None)
+        if key is not None:
+            used.add(key)
+        groups_by.setdefault((float(mult[key]) if key else 1.0, p.ndim >= 2), []).append(p)
+    if not any(groups_by.values()):
         raise ValueError("build_optimizer: the method has no trainable parameters")
-    groups = [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    unused = sorted(set(mult) - used)
+    if unused:
+        raise ValueError(f"optim.lr_mult: no trainable parameter's name contains {', '.join(map(repr, unused))}")
+    groups = [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr": lr * f}
+              for (f, decay), ps in groups_by.items() if ps or f == 1.0]
     return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused or None)
 
 

@@ -157,7 +157,7 @@ def _train(
     elif tc.init_from and info.is_main:
         print(f"train.init_from: not applied again on resume ({ckpt} holds the weights)", file=sys.stderr)
     ema = EMA(method, oc.ema_decay) if oc.ema else None
-    optimizer = build_optimizer(method, oc.lr, oc.weight_decay, tuple(oc.betas))
+    optimizer = build_optimizer(method, oc.lr, oc.weight_decay, tuple(oc.betas), lr_mult=oc.lr_mult)
     scheduler = build_scheduler(optimizer, oc.warmup_steps, oc.max_steps, oc.min_lr_ratio)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and oc.amp == "fp16" else None
     amp = resolve_amp(device, oc.amp, oc.cpu_bf16)

@@ -103,3 +103,23 @@ def test_torchrun_two_cpu_processes(tiny_occ3d_root, tmp_path):
     assert res.stdout.count("occkit train: 2 steps") == 1  # the summary comes from rank 0 only
     assert load_trainer_state(latest_checkpoint(tmp_path / "run"))["world_size"] == 2
     assert read_jsonl(tmp_path / "run" / "metrics.jsonl")[-1]["frames"] == 2  # val split shared, all-reduced
+
+
+def test_only_rank_0_checks_and_marks_the_run_folder(tmp_path, monkeypatch):
+    """Under torchrun every rank runs ``occkit train``; a rank other than 0 must not write the
+    folder's record (its half-written temporary file made rank 0's check refuse the folder)."""
+    import argparse
+
+    from occkit.commands.train import _check_run_folder
+    from occkit.outputs import OUTPUT_RECORD, read_output_record
+
+    args = argparse.Namespace(data=str(tmp_path / "data"), init_from=None)
+    monkeypatch.setenv("RANK", "1")
+    args.out = str(tmp_path / "rank1")
+    _check_run_folder(args)
+    assert not (tmp_path / "rank1").exists()
+    monkeypatch.setenv("RANK", "0")
+    args.out = str(tmp_path / "rank0")
+    _check_run_folder(args)
+    assert read_output_record(tmp_path / "rank0")["command"] == "train"
+    assert (tmp_path / "rank0" / OUTPUT_RECORD).is_file()

@@ -41,9 +41,15 @@ def _made_by_train(out: Path) -> bool:
 def _check_run_folder(args: argparse.Namespace) -> None:
     """--out: a new or empty folder, or a run of occkit train (which the engine continues with
     --resume and otherwise refuses when it holds checkpoints); never a file, a folder of
-    something else, or a folder inside --data or --init-from. Marks a new run folder as train's."""
+    something else, or a folder inside --data or --init-from. Marks a new run folder as train's.
+
+    Under torchrun only rank 0 checks and marks it (rank 0 alone writes the run): were every rank
+    to, one rank's half-written record would be a stranger's file to another's check.
+    """
     from occkit.outputs import check_output_folder, mark_output
 
+    if os.environ.get("RANK", "0") != "0":
+        return
     inputs = {"--data": args.data, "--init-from": args.init_from}
     state = check_output_folder(args.out, "train", inputs=inputs, resume=True, legacy=_made_by_train)
     if state != "own":

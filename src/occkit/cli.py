@@ -102,12 +102,26 @@ def user_error_message(e: BaseException) -> str | None:
             return f"{where}: {e.strerror}"
         return str(e) or type(e).__name__
     if isinstance(e, KeyError):
-        return str(e.args[0]) if len(e.args) == 1 else str(e)
+        return _from_loader_worker(e, str(e.args[0]) if len(e.args) == 1 else str(e))
     if isinstance(e, (ValueError, FloatingPointError, MemoryError)):
-        return str(e) or type(e).__name__
+        return _from_loader_worker(e, str(e) or type(e).__name__)
     if type(e).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError (a RuntimeError)
         return f"out of memory: {str(e).splitlines()[0] if str(e) else ''}".rstrip()
     return None
+
+
+def _from_loader_worker(e: BaseException, msg: str) -> str:
+    """The error's own message when a data loader worker raised it: torch re-raises it in the main
+    process as ``Caught ValueError in DataLoader worker process 0. Original Traceback (...): ...``,
+    the worker's traceback inside the message; the last line of which is the message occkit wrote."""
+    if not msg.startswith("Caught ") or "Original Traceback" not in msg:
+        return msg
+    lines = msg.rstrip().splitlines()
+    head = f"{type(e).__name__}: "
+    for i in range(len(lines) - 1, 0, -1):
+        if lines[i].startswith(head):
+            return " ".join(x.strip() for x in [lines[i][len(head):], *lines[i + 1:]] if x.strip()) + " (in a data loader worker)"
+    return lines[-1].strip()
 
 
 def run_guarded(prog: str, fn, debug: bool = False) -> int:

@@ -9,9 +9,13 @@ for each GPU preset (``preset_bench.ROWS``):
 1. the user's path: ``occkit train PRESET --max-steps 2 --no-val``, ``occkit predict`` on the val
    split and ``occkit eval`` of it, each timed (wall, CPU, peak resident set);
 2. in a process of its own, the step measured (``preset_bench.measure_step``): parameters, FLOPs
-   per training step at the preset's batch, CPU seconds per step on ``--threads`` threads, peak
-   resident set, and the peak of live tensors over one step (the GPU memory the step would
-   allocate at that batch, before the allocator's rounding and the CUDA context).
+   per training step at the preset's batch, peak resident set, and the peak of live tensors over
+   one step (the GPU memory the step would allocate at that batch, before the allocator's rounding
+   and the CUDA context).
+
+The CPU seconds per step are those of the second step of ``occkit train`` (its ``train.jsonl``,
+logged every step: the loader's workers run beside it, as in any training), on ``--threads``
+threads; ``--steps N`` also times N steps in the measuring process.
 
 Results go to ``OUT/rows/<row>.json`` as each row finishes (run the same command again and
 finished rows and stages are kept) and the table to ``OUT/table.md``.
@@ -36,7 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from preset_bench import ROWS, Row, Table, build_stages, occkit_argv, run_logged  # noqa: E402
 
 
-def cli_rehearsal(row: Row, folders: dict[str, Path], out: Path, threads: int) -> dict:
+def batch_sets(batch: int | None) -> list[str]:
+    return [] if batch is None else [f"data.batch_size={batch}"]
+
+
+def cli_rehearsal(row: Row, folders: dict[str, Path], out: Path, threads: int, batch: int | None) -> dict:
     """Train 2 steps, predict the val split, evaluate: each an ``occkit`` command, timed."""
     run = out / "runs" / row.label.replace(" ", "_")
     log = out / "logs" / f"{row.label.replace(' ', '_')}.log"
@@ -47,7 +55,7 @@ def cli_rehearsal(row: Row, folders: dict[str, Path], out: Path, threads: int) -
         import shutil
 
         shutil.rmtree(run)
-    sets = row.resolved_sets(folders) + [f"train.threads={threads}", "train.ckpt_every=2", "train.log_every=1"]
+    sets = row.resolved_sets(folders) + [f"train.threads={threads}", "train.ckpt_every=2", "train.log_every=1"] + batch_sets(batch)
     res["train"] = run_logged(occkit_argv(["train", row.preset, "--data", str(data), "--out", str(run), "--max-steps", "2",
                                            "--no-val", "--no-progress", "--set", *sets]), log, env)
     if res["train"]["rc"] != 0:
@@ -62,14 +70,14 @@ def cli_rehearsal(row: Row, folders: dict[str, Path], out: Path, threads: int) -
     return res
 
 
-def measure_in_process(row: Row, folders: dict[str, Path], out: Path, threads: int, steps: int) -> dict:
+def measure_in_process(row: Row, folders: dict[str, Path], out: Path, threads: int, steps: int, batch: int | None) -> dict:
     """``preset_bench.measure_step`` in a fresh process (its peak memory its own)."""
     dest = out / "logs" / f"{row.label.replace(' ', '_')}.measure.json"
     dest.unlink(missing_ok=True)
     code = ("import json, sys, torch; sys.path.insert(0, %r); torch.set_num_threads(%d); from preset_bench import measure_step; "
             "r = measure_step(%r, %r, %r, 'cpu', steps=%d, warmup=1); open(%r, 'w').write(json.dumps(r))"
-            % (str(Path(__file__).resolve().parent), threads, row.preset, str(folders[row.data]), row.resolved_sets(folders),
-               steps, str(dest)))
+            % (str(Path(__file__).resolve().parent), threads, row.preset, str(folders[row.data]),
+               row.resolved_sets(folders) + batch_sets(batch), steps, str(dest)))
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     res = run_logged([sys.executable, "-c", code], out / "logs" / f"{row.label.replace(' ', '_')}.log", env)
     if res["rc"] != 0 or not dest.is_file():
@@ -77,12 +85,42 @@ def measure_in_process(row: Row, folders: dict[str, Path], out: Path, threads: i
     return {**json.loads(dest.read_text()), "wall_s": res["wall_s"]}
 
 
+def project_to_preset_batch(m: dict, preset: str) -> dict:
+    """FLOPs and tensor memory at the preset's own batch from a measurement at another batch:
+    FLOPs in proportion; parameters, gradients and optimiser state as they are, activations and
+    temporaries in proportion (what a step holds per frame)."""
+    from occkit.experiment import load_experiment
+
+    if "batch_size" not in m:
+        return {}
+    b0, b = m["batch_size"], load_experiment(preset).data.batch_size
+    out = {"preset_batch_size": b}
+    if "gflop_per_step" in m:
+        out["gflop_per_step_at_preset_batch"] = round(m["gflop_per_step"] * b / b0, 1)
+    kinds = m.get("tensor_peak_by_kind_gib")
+    if kinds is not None:
+        fixed = sum(v for k, v in kinds.items() if k in ("param", "grad", "opt", "buffer"))
+        per_batch = sum(v for k, v in kinds.items() if k not in ("param", "grad", "opt", "buffer"))
+        out["tensor_peak_gib_at_preset_batch"] = round(fixed + per_batch * b / b0, 2)
+    return out
+
+
+def train_step_seconds(run: Path) -> float | None:
+    """Seconds of the last step ``occkit train`` logged (``train.jsonl``, ``log_every=1``)."""
+    p = run / "train.jsonl"
+    if not p.is_file():
+        return None
+    recs = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+    rate = recs[-1].get("steps_per_s") if recs else None
+    return None if not rate else 1.0 / rate
+
+
 def _gib(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}"
 
 
 def table(out: Path) -> str:
-    t = Table(["preset", "input (cameras x H x W), batch", "parameters", "GFLOP per training step", "CPU s per step (2 threads)",
+    t = Table(["preset", "input (cameras x H x W), batch trained", "parameters", "GFLOP per training step", "CPU s per step",
                "peak RSS (GiB)", "projected GPU memory at the preset's batch (GiB)", "occkit train 2 steps / predict / eval"])
     for row in ROWS:
         p = out / "rows" / f"{row.label.replace(' ', '_')}.json"
@@ -96,9 +134,12 @@ def table(out: Path) -> str:
             t.add(row.label, "", "", "", f"failed: {m['error']}", "", "", cli)
             continue
         hw = m.get("input_hw", ["?", "?"])
+        step_s = r.get("train_step_s") or m.get("s_per_step")
+        rss = max(m.get("process_peak_rss_mib", 0), c.get("train", {}).get("peak_rss_mib", 0)) / 1024
         t.add(row.label, f"{m.get('cameras')} x {hw[0]} x {hw[1]}, {m.get('batch_size')}", f"{m.get('parameters', 0) / 1e6:.1f} M",
-              f"{m.get('gflop_per_step', 0):.0f}", f"{m.get('s_per_step', 0):.1f}", _gib(m.get("process_peak_rss_mib", 0) / 1024),
-              _gib(m.get("tensor_peak_gib")), cli)
+              f"{m.get('gflop_per_step', 0):.0f}", "—" if step_s is None else f"{step_s:.1f}", _gib(rss),
+              _gib(m.get("tensor_peak_gib_at_preset_batch", m.get("tensor_peak_gib"))) + f" (batch {m.get('preset_batch_size')})",
+              cli)
     return t.text()
 
 
@@ -111,7 +152,10 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=3, help="frames per scene (default 3)")
     ap.add_argument("--workers", type=int, default=1, help="occkit synth's worker processes")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=2, help="timed steps per preset (after one counted warm-up step)")
+    ap.add_argument("--steps", type=int, default=0, help="steps timed in the measuring process too (default 0: the "
+                                                         "CPU step time is occkit train's second step)")
+    ap.add_argument("--batch", type=int, default=None, help="train and measure at this batch instead of the preset's (FLOPs "
+                                                            "and tensor memory are then projected to the preset's batch)")
     ap.add_argument("--rows", nargs="*", default=None, help="rows to run (default all): " + ", ".join(r.label for r in ROWS))
     ap.add_argument("--redo", action="store_true", help="run the asked rows again even when finished")
     args = ap.parse_args()
@@ -126,13 +170,15 @@ def main() -> int:
         if dest.is_file() and not args.redo:
             continue
         print(f"{row.label}: occkit train / predict / eval ...", flush=True)
-        cli = cli_rehearsal(row, folders, args.out, args.threads)
+        cli = cli_rehearsal(row, folders, args.out, args.threads, args.batch)
         print(f"{row.label}: " + ", ".join(f"{k} rc {v['rc']} {v['wall_s']} s" for k, v in cli.items()), flush=True)
         print(f"{row.label}: measuring the step ...", flush=True)
-        m = measure_in_process(row, folders, args.out, args.threads, args.steps)
+        m = measure_in_process(row, folders, args.out, args.threads, args.steps, args.batch)
+        m.update(project_to_preset_batch(m, row.preset))
         print(f"{row.label}: " + json.dumps({k: m.get(k) for k in ("parameters", "gflop_per_step", "s_per_step",
                                                                     "tensor_peak_gib", "process_peak_rss_mib", "error")}), flush=True)
         rec = {"row": row.label, "preset": row.preset, "sets": list(row.sets), "cli": cli, "measure": m,
+               "train_step_s": train_step_seconds(args.out / "runs" / row.label.replace(" ", "_")),
                "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
                "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
                "loadavg": os.getloadavg()}

@@ -15,7 +15,7 @@ clip + optimiser step on a few batches of real frames held in memory (the loader
 (``torch.utils.flop_counter.FlopCounterMode``: matrix products, convolutions and attention,
 forward and backward; element-wise work is not counted), seconds per step and the peak memory:
 on CUDA ``torch.cuda.max_memory_allocated`` / ``max_memory_reserved``; on the CPU the process's
-peak resident set and the peak of live tensors over one step as
+peak resident set and the peak of live tensors over the first step (the one counted) as
 ``torch.distributed._tools.mem_tracker.MemTracker`` counts them (parameters, gradients, optimiser
 state, activations and temporaries, by storage), which is what the same step holds in GPU memory
 before the caching allocator's rounding and the CUDA context.
@@ -223,8 +223,9 @@ def load_preset(preset: str, data: str | Path, sets: list[str], device: torch.de
 def measure_step(preset: str, data: str | Path, sets: list[str], device: str = "cpu", steps: int = 2, warmup: int = 1,
                  flops: bool = True, memory: bool = True, batch_size: int | None = None,
                  max_seconds: float | None = None) -> dict[str, Any]:
-    """A preset's training step at its batch: see the module docstring. ``max_seconds`` stops the
-    timed steps early (at least one is timed)."""
+    """A preset's training step at its batch: see the module docstring. ``steps`` timed steps
+    (0: none, only the FLOP count and the memory); ``max_seconds`` stops them early (at least one
+    is timed)."""
     from torch import nn
 
     from occkit.engine.evaluate import autocast, resolve_amp
@@ -259,12 +260,24 @@ def measure_step(preset: str, data: str | Path, sets: list[str], device: str = "
                            "cameras": len(cfg.data.cameras), "threads": torch.get_num_threads(),
                            "parameters": num_parameters(method), "trainable_parameters": sum(p.numel() for p in params),
                            "build_s": round(build_s, 2)}
-    if flops:  # the first step, counted (also the warm-up's first step)
+    tracker = None
+    if memory and dev.type != "cuda":  # the first step's tensors, optimiser state included (made in it)
+        from torch.distributed._tools.mem_tracker import MemTracker
+
+        tracker = MemTracker()
+        tracker.track_external(method, opt)
+    if flops or tracker is not None:  # the first step, counted (also the warm-up's first step)
+        from contextlib import ExitStack
+
         from torch.utils.flop_counter import FlopCounterMode
 
-        with FlopCounterMode(display=False) as fc:
+        with ExitStack() as stack:
+            fc = stack.enter_context(FlopCounterMode(display=False)) if flops else None
+            if tracker is not None:
+                stack.enter_context(tracker)
             step(0)
-        out["gflop_per_step"] = round(fc.get_total_flops() / 1e9, 2)
+        if fc is not None:
+            out["gflop_per_step"] = round(fc.get_total_flops() / 1e9, 2)
         warmup = max(0, warmup - 1)
     for i in range(warmup):
         step(i)
@@ -272,7 +285,7 @@ def measure_step(preset: str, data: str | Path, sets: list[str], device: str = "
         torch.cuda.reset_peak_memory_stats(dev)
     times = []
     t_all = time.perf_counter()
-    for i in range(max(1, steps)):
+    for i in range(steps):
         _sync(dev)
         t0 = time.perf_counter()
         step(i)
@@ -281,21 +294,16 @@ def measure_step(preset: str, data: str | Path, sets: list[str], device: str = "
         if max_seconds is not None and time.perf_counter() - t_all > max_seconds:
             break
     out["steps_timed"] = len(times)
-    out["s_per_step"] = round(sum(times) / len(times), 4)
-    out["s_per_step_min"] = round(min(times), 4)
-    if "gflop_per_step" in out:
-        out["tflops"] = round(out["gflop_per_step"] / out["s_per_step"] / 1e3, 3)
+    if times:
+        out["s_per_step"] = round(sum(times) / len(times), 4)
+        out["s_per_step_min"] = round(min(times), 4)
+        if "gflop_per_step" in out:
+            out["tflops"] = round(out["gflop_per_step"] / out["s_per_step"] / 1e3, 3)
     if dev.type == "cuda":
         out["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
         out["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved(dev) / 2**30, 2)
-    elif memory:
-        from torch.distributed._tools.mem_tracker import MemTracker
-
-        mt = MemTracker()
-        mt.track_external(method, opt)
-        with mt:
-            step(0)
-        peak = mt.get_tracker_snapshot("peak")
+    elif tracker is not None:
+        peak = tracker.get_tracker_snapshot("peak")
         total = sum(v.get("Total", 0) for v in peak.values())
         kinds = {str(k).split(".")[-1].lower(): v for d in peak.values() for k, v in d.items() if str(k) != "Total"}
         out["tensor_peak_gib"] = round(total / 2**30, 2)

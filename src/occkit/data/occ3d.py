@@ -56,15 +56,34 @@ class FrameRef:
 
 
 def load_image(path: Path) -> np.ndarray:
-    """Read an RGB image as ``(H, W, 3) uint8``; a missing or corrupt file raises naming it."""
+    """Read an RGB image as ``(H, W, 3) uint8``; a missing or corrupt file raises naming it.
+
+    JPEGs are decoded by ``simplejpeg`` (libjpeg-turbo: the same pixels as Pillow's decoder in 0.6
+    of its time on nuScenes-size frames; BENCHMARKS.md, "The input pipeline at full size"), other
+    formats, and JPEGs it declines, by Pillow."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image not found")
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        img = _decode_jpeg(path)
+        if img is not None:
+            return img
     try:
         with Image.open(path) as im:
             im.load()
             return np.asarray(im.convert("RGB"))
     except Exception as e:  # PIL raises several types for truncated/corrupt files
         raise ValueError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
+
+
+def _decode_jpeg(path: Path) -> np.ndarray | None:
+    """``simplejpeg`` (libjpeg-turbo) decoding, or None where it declines (a file it cannot read,
+    a colour space it does not convert): Pillow then decodes it, or names the file it cannot."""
+    import simplejpeg
+
+    try:
+        return simplejpeg.decode_jpeg(path.read_bytes(), colorspace="RGB", strict=True)
+    except (ValueError, RuntimeError):
+        return None
 
 
 def load_occ3d_labels(path: Path, shape: tuple[int, int, int] = (200, 200, 16)) -> dict[str, np.ndarray]:

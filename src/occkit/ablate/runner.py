@@ -12,20 +12,31 @@ Layout of ``--out DIR``::
         ablate.lock             while a runner works on it
     DIR/results.json, results.md, curves.png   rewritten after every finished arm x seed
 
-Every command runs as a subprocess (``python -m occkit.cli ...``), its output to a log file; up
-to ``lanes`` at a time, each with ``threads`` torch threads (``OMP_NUM_THREADS`` too). Stages are
-built first, in dependency order (independent ones side by side), then the arms x seeds in the
-order seed 0 of every arm, seed 1 of every arm, ... (a first comparison arrives early). Each
-arm x seed trains (``--resume`` when its folder holds a checkpoint), then runs its scorers in the
-same lane.
+Every command runs as ``python -m occkit.cli ...``, its output appended to a log file; up to
+``lanes`` at a time, each with ``threads`` torch threads (``OMP_NUM_THREADS`` too). Where it runs is
+the launcher's (:class:`Launcher`): :class:`LocalLauncher` starts subprocesses here (with
+``--device cuda`` and lanes on several GPUs, lane slot ``i`` gets the ``i``-th GPU in turn through
+``CUDA_VISIBLE_DEVICES``: :func:`lane_gpus`); :class:`RayLauncher` (``--launcher ray``) submits each
+command as a Ray task asking for ``threads`` CPUs (and a GPU on cuda), on a local cluster or the one
+``RAY_ADDRESS`` names, after a task on each node has checked that it sees ``out`` and the stage
+cache as the runner's own, writable folders (a shared file system). Either way the jobs (the
+generators below: locks, ``ablate.json``, reports) run in the runner, so resume, locks and figures
+are the same.
+
+Stages are built first, in dependency order (independent ones side by side), then the arms x
+seeds in the order seed 0 of every arm, seed 1 of every arm, ... (a first comparison arrives
+early). Each arm x seed trains (``--resume`` when its folder holds a checkpoint), then runs its
+scorers in the same lane.
 
 Stops: everything lives on disk, so rerunning the same command resumes: a stopped training goes
 on from its newest checkpoint (the engine resumes exactly: same data order, RNG streams and
 schedule, so the figures are those of an uninterrupted run), finished arms x seeds are skipped,
 missing scorer files are made. The children die with the runner (Linux: ``PR_SET_PDEATHSIG``; and
-they share its process group); a folder locked by a process that still runs is reported and
-left alone. A run folder trained with other settings (another budget, world, overrides) is
-refused rather than mixed: use another ``--out``; one that holds no checkpoint and no score yet
+they share its process group; a Ray task's child dies with its worker, which Ray ends with the
+runner or on a stop's ``ray.cancel``); a folder locked by a process that still runs is reported and
+left alone (under Ray the lock names the runner, on the runner's host). A run folder trained with
+other settings (another budget, world, overrides) is refused rather than mixed: use another
+``--out``; one that holds no checkpoint and no score yet
 (a start stopped before its first checkpoint) is emptied and started again with the new settings.
 
 Builds: a stage rebuilt under the same hash (the cache lost, another machine) need not hold the

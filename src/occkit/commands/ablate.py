@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     ab = Ablation(spec, RunOptions(out=out, cache=cache, lanes=args.lanes or 1, threads=args.threads, device=args.device,
                                    only=only, command=command_line(args), stages_only=args.stages_only, launcher=args.launcher))
     if args.lanes is None and args.launcher == "ray":  # no cap: every ready run in flight, the cluster's resources decide
-        ab.opts.lanes = max(1, len(ab.needed) + (0 if args.stages_only else len(ab.runs())))
+        ab.opts.lanes = max(1, len(ab.stage_jobs()) + (0 if args.stages_only else len(ab.runs())))
     if args.dry_run:
         print(ab.plan_text())
         if args.launcher == "ray":

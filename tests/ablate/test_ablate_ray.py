@@ -148,3 +148,19 @@ def test_without_ray_the_launcher_says_how_to_install_it(tmp_path, monkeypatch, 
     assert main(["ablate", str(spec), "--out", str(tmp_path / "abl"), "--launcher", "ray"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ray is not installed; pip install -e '.[ray]'" in err[0]
+
+
+def test_a_ray_address_where_nothing_answers_is_refused_at_once():
+    import socket
+
+    from occkit.ablate.runner import _reachable
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        _reachable(f"127.0.0.1:{port}")  # something answers: Ray's to judge
+    with pytest.raises(ValueError, match=f"RAY_ADDRESS=127.0.0.1:{port}: no Ray cluster answers there"):
+        _reachable(f"127.0.0.1:{port}")  # closed now
+    _reachable("auto")
+    _reachable("ray://head:10001")  # Ray client addresses: Ray's to check

@@ -637,8 +637,6 @@ class Launcher:
     log after ``header``), :meth:`poll` its exit code (None while it runs), :meth:`stop` those
     still running (on a stop of the runner), :meth:`close` when the runner is done."""
 
-    name = "launcher"
-
     def start(self, cmd: Command, header: str, slot: int) -> Any:
         raise NotImplementedError
 
@@ -655,8 +653,6 @@ class Launcher:
 class LocalLauncher(Launcher):
     """Each command a subprocess of the runner, with ``env`` (and lane slot ``i``'s GPU when ``gpus``
     is given: :func:`lane_env`); the children die with the runner."""
-
-    name = "local"
 
     def __init__(self, env: dict[str, str], gpus: list[str] | None = None) -> None:
         self.env, self.gpus = env, gpus
@@ -750,8 +746,6 @@ class RayLauncher(Launcher):
     cluster with this machine's resources unless it runs already or ``RAY_ADDRESS`` names one;
     :meth:`close` shuts down what this launcher started."""
 
-    name = "ray"
-
     def __init__(self, env: dict[str, str], num_cpus: int, num_gpus: int = 0) -> None:
         try:
             import ray
@@ -768,6 +762,7 @@ class RayLauncher(Launcher):
                 kwargs["include_dashboard"] = False
             import threading
 
+            _reachable(os.environ.get("RAY_ADDRESS", ""))
             main = threading.current_thread() is threading.main_thread()
             on_term = signal.getsignal(signal.SIGTERM) if main else None
             try:
@@ -859,6 +854,22 @@ class RayLauncher(Launcher):
         if self.started and self.ray.is_initialized():
             self.ray.shutdown()
         self.started = False
+
+
+def _reachable(address: str, timeout: float = 10.0) -> None:
+    """Refuse (``ValueError``) a ``RAY_ADDRESS`` of the form ``HOST:PORT`` where nothing answers
+    (``ray.init`` would retry for minutes); other forms (``auto``, ``ray://...``) are Ray's to check."""
+    import re
+    import socket
+
+    m = re.fullmatch(r"(?:\[([^\]]+)\]|([^/:\[\]]+)):(\d+)", address.strip())  # host:port, [ipv6]:port
+    if m is None:
+        return
+    try:
+        socket.create_connection((m.group(1) or m.group(2), int(m.group(3))), timeout=timeout).close()
+    except OSError as e:
+        raise ValueError(f"--launcher ray: RAY_ADDRESS={address}: no Ray cluster answers there ({e.strerror or e}); "
+                         "start one (ray start --head) or unset RAY_ADDRESS for a local cluster") from None
 
 
 def _check_folders(folders: list[str], token: str) -> list[tuple[str, str | None]]:

@@ -12,20 +12,31 @@ Layout of ``--out DIR``::
         ablate.lock             while a runner works on it
     DIR/results.json, results.md, curves.png   rewritten after every finished arm x seed
 
-Every command runs as a subprocess (``python -m occkit.cli ...``), its output to a log file; up
-to ``lanes`` at a time, each with ``threads`` torch threads (``OMP_NUM_THREADS`` too). Stages are
-built first, in dependency order (independent ones side by side), then the arms x seeds in the
-order seed 0 of every arm, seed 1 of every arm, ... (a first comparison arrives early). Each
-arm x seed trains (``--resume`` when its folder holds a checkpoint), then runs its scorers in the
-same lane.
+Every command runs as ``python -m occkit.cli ...``, its output appended to a log file; up to
+``lanes`` at a time, each with ``threads`` torch threads (``OMP_NUM_THREADS`` too). Where it runs is
+the launcher's (:class:`Launcher`): :class:`LocalLauncher` starts subprocesses here (with
+``--device cuda`` and lanes on several GPUs, lane slot ``i`` gets the ``i``-th GPU in turn through
+``CUDA_VISIBLE_DEVICES``: :func:`lane_gpus`); :class:`RayLauncher` (``--launcher ray``) submits each
+command as a Ray task asking for ``threads`` CPUs (and a GPU on cuda), on a local cluster or the one
+``RAY_ADDRESS`` names, after a task on each node has checked that it sees ``out`` and the stage
+cache as the runner's own, writable folders (a shared file system). Either way the jobs (the
+generators below: locks, ``ablate.json``, reports) run in the runner, so resume, locks and figures
+are the same.
+
+Stages are built first, in dependency order (independent ones side by side), then the arms x
+seeds in the order seed 0 of every arm, seed 1 of every arm, ... (a first comparison arrives
+early). Each arm x seed trains (``--resume`` when its folder holds a checkpoint), then runs its
+scorers in the same lane.
 
 Stops: everything lives on disk, so rerunning the same command resumes: a stopped training goes
 on from its newest checkpoint (the engine resumes exactly: same data order, RNG streams and
 schedule, so the figures are those of an uninterrupted run), finished arms x seeds are skipped,
 missing scorer files are made. The children die with the runner (Linux: ``PR_SET_PDEATHSIG``; and
-they share its process group); a folder locked by a process that still runs is reported and
-left alone. A run folder trained with other settings (another budget, world, overrides) is
-refused rather than mixed: use another ``--out``; one that holds no checkpoint and no score yet
+they share its process group; a Ray task's child dies with its worker, which Ray ends with the
+runner or on a stop's ``ray.cancel``); a folder locked by a process that still runs is reported and
+left alone (under Ray the lock names the runner, on the runner's host). A run folder trained with
+other settings (another budget, world, overrides) is refused rather than mixed: use another
+``--out``; one that holds no checkpoint and no score yet
 (a start stopped before its first checkpoint) is emptied and started again with the new settings.
 
 Builds: a stage rebuilt under the same hash (the cache lost, another machine) need not hold the
@@ -76,11 +87,14 @@ class RunOptions:
     cache: Path
     """The stage cache (shared by specs)."""
     lanes: int = 1
-    """Subprocesses at once."""
+    """Commands at once (subprocesses, or Ray tasks in flight)."""
     threads: int = 1
     """Torch threads per subprocess."""
     device: str = "cpu"
-    """``cpu`` or ``cuda`` (all lanes share the GPU)."""
+    """``cpu``, ``cuda`` (with several lanes on several GPUs, lane slot ``i`` takes GPU ``i`` mod
+    their number: :func:`lane_gpus`; on Ray, each task its own GPU) or ``cuda:N`` (all lanes share GPU N)."""
+    launcher: str = "local"
+    """``local`` (subprocesses of the runner) or ``ray`` (a Ray task per command: :class:`RayLauncher`)."""
     only: list[str] | None = None
     """Run only these (None = all): arm names (every seed, seed-major) or single runs named as their
     folders, ``ARM_sSEED``; with any single run named, the runs go in the order listed."""
@@ -491,6 +505,33 @@ class Ablation:
     def run(self) -> int:
         """Build the needed stages and run every arm x seed, each as soon as the stages it needs
         are built (a lane never waits for a stage its next run does not need); 0 when all are done."""
+        launcher = self.launcher()  # before any work: a Ray cluster that cannot run these is refused here
+        try:
+            return self._run(launcher)
+        finally:
+            launcher.close()
+
+    def launcher(self) -> Launcher:
+        """Where the commands run (``--launcher``): subprocesses here (``--device cuda`` with lanes
+        on several GPUs: a GPU per lane slot), or Ray tasks with ``--threads`` CPUs (and a GPU on
+        cuda) each, after checking that every node sees ``--out`` and the stage cache."""
+        env = self._env()
+        if self.opts.launcher == "local":
+            return LocalLauncher(env, lane_gpus(env, self.opts.device, self.opts.lanes))
+        if self.opts.launcher != "ray":
+            raise ValueError(f"--launcher {self.opts.launcher}: unknown (local or ray)")
+        if self.opts.device not in ("cpu", "cuda"):
+            raise ValueError(f"--device {self.opts.device} with --launcher ray: Ray gives each task its own GPU; use --device cuda")
+        changed = {k: v for k, v in env.items() if os.environ.get(k) != v}
+        launcher = RayLauncher(changed, num_cpus=max(1, self.opts.threads), num_gpus=1 if self.opts.device == "cuda" else 0)
+        try:
+            launcher.check([self.out, Path(self.opts.cache).resolve()])
+        except BaseException:
+            launcher.close()
+            raise
+        return launcher
+
+    def _run(self, launcher: Launcher) -> int:
         stages = self.stage_jobs()
         self.out.mkdir(parents=True, exist_ok=True)
         write_report(self)
@@ -510,7 +551,8 @@ class Ablation:
             self._say(f"{job.label}: done: {self.spec.metric} {shown} at step {s.get('step')} -> {self.out / 'results.md'}")
 
         arms = [] if self.opts.stages_only else self.arm_jobs({j.name[len("stage:"):] for j in stages})
-        errors = run_jobs(stages + arms, self.opts.lanes, self._env(), self.opts.poll_seconds, on_finish=finished)
+        errors = run_jobs(stages + arms, self.opts.lanes, self._env(), self.opts.poll_seconds, on_finish=finished,
+                          launcher=launcher)
         results = write_report(self)
         bad_stages = [n[len("stage:"):] for n, e in errors.items() if e and n.startswith("stage:")]
         if self.opts.stages_only:
@@ -563,27 +605,304 @@ def _version() -> str:
     return __version__
 
 
+def lane_gpus(env: dict[str, str], device: str, lanes: int, count: Callable[[], int] | None = None) -> list[str] | None:
+    """The GPUs the lanes take in turn (lane slot ``i`` gets ``gpus[i % len(gpus)]``), or None when
+    the lanes share what they see: only ``--device cuda`` with two lanes or more on two GPUs or
+    more spreads them. The GPUs are those of ``CUDA_VISIBLE_DEVICES`` in ``env`` when it is set,
+    else ``0 .. count()-1`` (``count`` defaults to ``torch.cuda.device_count``)."""
+    if device != "cuda" or lanes < 2:
+        return None
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        gpus = [g.strip() for g in visible.split(",") if g.strip()]
+    else:
+        if count is None:
+            import torch
+
+            count = torch.cuda.device_count
+        gpus = [str(i) for i in range(count())]
+    return gpus if len(gpus) > 1 else None
+
+
+def lane_env(env: dict[str, str], slot: int, gpus: list[str] | None) -> dict[str, str]:
+    """The environment of a command in lane slot ``slot``: ``env`` with ``CUDA_VISIBLE_DEVICES``
+    set to the slot's GPU when the lanes spread over ``gpus`` (see :func:`lane_gpus`)."""
+    if not gpus:
+        return env
+    return {**env, "CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]}
+
+
+class Launcher:
+    """Where the commands of :func:`run_jobs` run: :meth:`start` one (its output appended to its
+    log after ``header``), :meth:`poll` its exit code (None while it runs), :meth:`stop` those
+    still running (on a stop of the runner), :meth:`close` when the runner is done."""
+
+    def start(self, cmd: Command, header: str, slot: int) -> Any:
+        raise NotImplementedError
+
+    def poll(self, handle: Any) -> int | None:
+        raise NotImplementedError
+
+    def stop(self, handles: list[Any]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class LocalLauncher(Launcher):
+    """Each command a subprocess of the runner, with ``env`` (and lane slot ``i``'s GPU when ``gpus``
+    is given: :func:`lane_env`); the children die with the runner."""
+
+    def __init__(self, env: dict[str, str], gpus: list[str] | None = None) -> None:
+        self.env, self.gpus = env, gpus
+        self._preexec = _death_signal()
+
+    def start(self, cmd: Command, header: str, slot: int) -> tuple[subprocess.Popen, Any]:
+        fh = open(cmd.log, "ab")
+        try:
+            fh.write(header.encode())
+            fh.flush()
+            proc = subprocess.Popen(occkit_argv(cmd.argv), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=lane_env(self.env, slot, self.gpus), preexec_fn=self._preexec)
+        except BaseException:
+            fh.close()
+            raise
+        if cmd.on_start is not None:
+            cmd.on_start(proc.pid)
+        return proc, fh
+
+    def poll(self, handle: tuple[subprocess.Popen, Any]) -> int | None:
+        proc, fh = handle
+        rc = proc.poll()
+        if rc is not None:
+            fh.close()
+        return rc
+
+    def stop(self, handles: list[tuple[subprocess.Popen, Any]]) -> None:
+        for proc, _ in handles:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc, fh in handles:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            fh.close()
+
+
+def run_command(argv: list[str], log: str, header: str, env: dict[str, str], cwd: str) -> int:
+    """Run ``occkit <argv>`` here, its output appended to ``log`` after ``header``, with this
+    process's environment updated by ``env``, in ``cwd``; its exit code. (The body of a Ray task:
+    the child dies with the worker, so ``ray.cancel(force=True)`` stops it.)"""
+    if not os.path.isdir(cwd):
+        raise OSError(f"the runner's working folder {cwd} is not on this node ({_node_name()})")
+    with open(log, "ab") as fh:
+        fh.write(header.encode())
+        fh.flush()
+        proc = subprocess.Popen(occkit_argv(argv), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **env}, cwd=cwd, preexec_fn=_death_signal())
+        try:
+            return proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+
+
+def _node_name() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def check_folder(path: str, token: str) -> str | None:
+    """None when ``path`` is a folder this node can write in and that holds the file ``.occkit-ray-<token>``
+    the runner wrote (so the same folder as the runner's, not one of the same name); else why not."""
+    if not os.path.isdir(path):
+        return "no such folder"
+    mark = os.path.join(path, f".occkit-ray-{token}")
+    try:
+        with open(mark, encoding="utf-8") as f:
+            if f.read() != token:
+                return "not the runner's folder (another file system under the same name?)"
+    except OSError:
+        return "not the runner's folder (another file system under the same name?)"
+    probe = os.path.join(path, f".occkit-ray-{token}-{os.getpid()}-{_node_name()}")
+    try:
+        with open(probe, "w", encoding="utf-8") as f:
+            f.write(token)
+        os.unlink(probe)
+    except OSError as e:
+        return f"not writable ({e.strerror or e})"
+    return None
+
+
+class RayLauncher(Launcher):
+    """Each command a Ray task running :func:`run_command` with ``num_cpus`` CPUs and ``num_gpus``
+    GPUs (Ray sets the task's ``CUDA_VISIBLE_DEVICES``); ``env`` holds what the runner changes in
+    its environment (``OMP_NUM_THREADS`` ...), which travels with each task. Ray starts a local
+    cluster with this machine's resources unless it runs already or ``RAY_ADDRESS`` names one;
+    :meth:`close` shuts down what this launcher started."""
+
+    def __init__(self, env: dict[str, str], num_cpus: int, num_gpus: int = 0) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ValueError("--launcher ray: ray is not installed; pip install -e '.[ray]' (or pip install 'ray>=2.9')") from None
+        self.ray = ray
+        self.env, self.num_cpus, self.num_gpus = env, num_cpus, num_gpus
+        self.started = False
+        if not ray.is_initialized():
+            import logging
+
+            kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+            if not os.environ.get("RAY_ADDRESS"):
+                kwargs["include_dashboard"] = False
+            import threading
+
+            _reachable(os.environ.get("RAY_ADDRESS", ""))
+            main = threading.current_thread() is threading.main_thread()
+            on_term = signal.getsignal(signal.SIGTERM) if main else None
+            try:
+                ray.init(**kwargs)
+            except (ConnectionError, RuntimeError) as e:
+                where = f"RAY_ADDRESS={os.environ['RAY_ADDRESS']}" if os.environ.get("RAY_ADDRESS") else "a local cluster"
+                raise ValueError(f"--launcher ray: could not start or reach {where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            if on_term is not None:  # Ray's own handler aborts the process: SIGTERM stops the runs and releases the locks again
+                signal.signal(signal.SIGTERM, on_term)
+            self.started = True
+        self._task = ray.remote(run_command).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)
+        self._logs: dict[Any, Path] = {}
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """The cluster's alive nodes (``ray.nodes()`` entries)."""
+        return [n for n in self.ray.nodes() if n.get("Alive")]
+
+    def check(self, folders: list[Path], timeout: float = 120.0) -> None:
+        """Refuse (``ValueError``, one line naming the node and the folder) a cluster where no node
+        has the resources of a task, or where an alive node does not see one of ``folders`` (the
+        runner's, made here first) as the same writable folder."""
+        import uuid
+
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = self.nodes()
+        fits = [n for n in nodes if n.get("Resources", {}).get("CPU", 0) >= self.num_cpus
+                and n.get("Resources", {}).get("GPU", 0) >= self.num_gpus]
+        if not fits:
+            have = ", ".join(f"{n.get('NodeManagerAddress')}: {n.get('Resources', {}).get('CPU', 0):g} CPU, "
+                             f"{n.get('Resources', {}).get('GPU', 0):g} GPU" for n in nodes)
+            raise ValueError(f"--launcher ray: no node of the cluster has the {self.num_cpus} CPU(s)"
+                             + (f" and {self.num_gpus} GPU" if self.num_gpus else "") + f" a run asks for (--threads"
+                             + (", --device cuda" if self.num_gpus else "") + f"; nodes: {have or 'none'})")
+        token = uuid.uuid4().hex
+        marks = []
+        try:
+            for folder in folders:
+                folder.mkdir(parents=True, exist_ok=True)
+                mark = folder / f".occkit-ray-{token}"
+                mark.write_text(token, encoding="utf-8")
+                marks.append(mark)
+            probe = self.ray.remote(_check_folders)
+            refs = {probe.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+                n["NodeID"], soft=False)).remote([str(f) for f in folders], token): n for n in nodes}
+            ready, waiting = self.ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+            if waiting:
+                n = refs[waiting[0]]
+                raise ValueError(f"--launcher ray: node {n.get('NodeManagerAddress')} did not answer the check of "
+                                 f"{', '.join(map(str, folders))} in {timeout:.0f} s")
+            for ref in ready:
+                for folder, why in self.ray.get(ref):
+                    if why is not None:
+                        raise ValueError(f"--launcher ray: node {refs[ref].get('NodeManagerAddress')} does not see {folder} "
+                                         f"({why}); --out and --cache must be on a file system every node shares")
+        finally:
+            for mark in marks:
+                mark.unlink(missing_ok=True)
+
+    def start(self, cmd: Command, header: str, slot: int) -> Any:
+        ref = self._task.remote(cmd.argv, str(cmd.log), header, self.env, os.getcwd())
+        self._logs[ref] = cmd.log
+        return ref
+
+    def poll(self, handle: Any) -> int | None:
+        ready, _ = self.ray.wait([handle], timeout=0)
+        if not ready:
+            return None
+        log = self._logs.pop(handle)
+        try:
+            return int(self.ray.get(handle))
+        except Exception as e:  # the task failed or its worker was lost: say so in the log
+            cause = getattr(e, "cause", None) or e
+            line = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
+            try:
+                with open(log, "a", encoding="utf-8") as fh:
+                    fh.write(f"\n# occkit ablate: the Ray task failed: {type(cause).__name__}: {line}\n")
+            except OSError:
+                pass
+            return 1
+
+    def stop(self, handles: list[Any]) -> None:
+        for ref in handles:
+            self.ray.cancel(ref, force=True)
+        if handles:
+            self.ray.wait(handles, num_returns=len(handles), timeout=30)
+
+    def close(self) -> None:
+        if self.started and self.ray.is_initialized():
+            self.ray.shutdown()
+        self.started = False
+
+
+def _reachable(address: str, timeout: float = 10.0) -> None:
+    """Refuse (``ValueError``) a ``RAY_ADDRESS`` of the form ``HOST:PORT`` where nothing answers
+    (``ray.init`` would retry for minutes); other forms (``auto``, ``ray://...``) are Ray's to check."""
+    import re
+    import socket
+
+    m = re.fullmatch(r"(?:\[([^\]]+)\]|([^/:\[\]]+)):(\d+)", address.strip())  # host:port, [ipv6]:port
+    if m is None:
+        return
+    try:
+        socket.create_connection((m.group(1) or m.group(2), int(m.group(3))), timeout=timeout).close()
+    except OSError as e:
+        raise ValueError(f"--launcher ray: RAY_ADDRESS={address}: no Ray cluster answers there ({e.strerror or e}); "
+                         "start one (ray start --head) or unset RAY_ADDRESS for a local cluster") from None
+
+
+def _check_folders(folders: list[str], token: str) -> list[tuple[str, str | None]]:
+    """:func:`check_folder` of each folder (the body of the Ray task of :meth:`RayLauncher.check`)."""
+    return [(f, check_folder(f, token)) for f in folders]
+
+
 def run_jobs(
     jobs: list[Job], lanes: int, env: dict[str, str], poll_seconds: float = 0.1,
-    on_finish: Callable[[Job, str | None], None] | None = None,
+    on_finish: Callable[[Job, str | None], None] | None = None, launcher: Launcher | None = None,
 ) -> dict[str, str | None]:
-    """Run jobs in up to ``lanes`` subprocesses at once, a job after those in its ``deps``.
+    """Run jobs in up to ``lanes`` commands at once, a job after those in its ``deps``.
+
+    The commands run through ``launcher`` (default: :class:`LocalLauncher` ``(env)``, subprocesses
+    of this process); the generators run here, so locks, records and reports are the same on any
+    launcher. A job keeps its lane slot (0 .. lanes-1) from its first command to its last.
 
     Returns job name -> None (done) or its one-line error. A job whose dependency failed is not
-    started. On an exception (Ctrl-C, SIGTERM) the running children are stopped and each job's
+    started. On an exception (Ctrl-C, SIGTERM) the running commands are stopped and each job's
     generator closed (its ``finally`` releases its lock) before it propagates.
     """
+    launcher = launcher if launcher is not None else LocalLauncher(env)
     results: dict[str, str | None] = {}
     pending = list(jobs)
-    running: dict[str, tuple[Job, Generator[Command, int, None], subprocess.Popen, Any]] = {}
-    preexec = _death_signal()
+    running: dict[str, tuple[Job, Generator[Command, int, None], Any, int]] = {}
+    lanes = max(1, lanes)
 
     def finish(job: Job, error: str | None) -> None:
         results[job.name] = error
         if on_finish is not None:
             on_finish(job, error)
 
-    def advance(job: Job, gen: Generator[Command, int, None], rc: int | None) -> None:
+    def advance(job: Job, gen: Generator[Command, int, None], rc: int | None, slot: int) -> None:
         try:
             cmd = next(gen) if rc is None else gen.send(rc)
         except StopIteration:
@@ -593,14 +912,14 @@ def run_jobs(
             finish(job, str(e))
             return
         cmd.log.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(cmd.log, "ab")
-        fh.write(f"\n# occkit ablate {time.strftime('%Y-%m-%d %H:%M:%S')}: {show(cmd.argv)}\n".encode())
-        fh.flush()
-        proc = subprocess.Popen(occkit_argv(cmd.argv), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, preexec_fn=preexec)
-        if cmd.on_start is not None:
-            cmd.on_start(proc.pid)
-        running[job.name] = (job, gen, proc, fh)
+        header = f"\n# occkit ablate {time.strftime('%Y-%m-%d %H:%M:%S')}: {show(cmd.argv)}\n"
+        try:
+            handle = launcher.start(cmd, header, slot)
+        except OSError as e:
+            gen.close()
+            finish(job, f"{job.label}: could not start occkit {cmd.argv[0]}: {e}")
+            return
+        running[job.name] = (job, gen, handle, slot)
 
     try:
         while pending or running:
@@ -609,35 +928,27 @@ def run_jobs(
                 if failed:
                     pending.remove(job)
                     finish(job, f"{job.label}: not run: {failed[0]} failed")
-            while len(running) < max(1, lanes):
+            while len(running) < lanes:
                 ready = next((j for j in pending if all(d in results for d in j.deps)), None)
                 if ready is None:
                     break
                 pending.remove(ready)
-                advance(ready, ready.make(), None)
+                used = {slot for *_, slot in running.values()}
+                advance(ready, ready.make(), None, min(set(range(lanes)) - used))
             if not running and pending and not any(all(d in results for d in j.deps) for j in pending):
                 for job in pending:  # dependencies that are not jobs here: nothing will run them
                     finish(job, f"{job.label}: not run: waits on {', '.join(d for d in job.deps if d not in results)}")
                 pending.clear()
-            for name, (job, gen, proc, fh) in list(running.items()):
-                rc = proc.poll()
+            for name, (job, gen, handle, slot) in list(running.items()):
+                rc = launcher.poll(handle)
                 if rc is None:
                     continue
-                fh.close()
                 del running[name]
-                advance(job, gen, rc)
+                advance(job, gen, rc, slot)
             if running:
                 time.sleep(poll_seconds)
     finally:
-        for job, gen, proc, fh in running.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for job, gen, proc, fh in running.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            fh.close()
+        launcher.stop([handle for _, _, handle, _ in running.values()])
+        for job, gen, _, _ in running.values():
             gen.close()
     return results

@@ -2,15 +2,16 @@
 
 Shared stages are built once into a cache (``--cache``, default ``DIR/../stages``, so ablations
 side by side share them), each arm x seed trains in ``DIR/runs/<arm>_s<seed>/`` and is scored,
-in ``--lanes`` subprocesses at once; ``DIR/results.md``, ``results.json`` and ``curves.png`` are
-rewritten after every finished run. Rerunning the same command after any stop resumes. The spec
-format: :mod:`occkit.ablate.spec`; the runner: :mod:`occkit.ablate.runner`; the outputs:
-:mod:`occkit.ablate.report`.
+in ``--lanes`` subprocesses at once, or as Ray tasks on a cluster (``--launcher ray``);
+``DIR/results.md``, ``results.json`` and ``curves.png`` are rewritten after every finished run.
+Rerunning the same command after any stop resumes. The spec format: :mod:`occkit.ablate.spec`;
+the runner and its launchers: :mod:`occkit.ablate.runner`; the outputs: :mod:`occkit.ablate.report`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import textwrap
 import signal
@@ -55,10 +56,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                 "(regime, radocc, easyocc, cigocc, langocc, occscene)")
     p.add_argument("--out", required=True, help="ablation folder: runs/<arm>_s<seed>/, results.json, results.md, curves.png")
     p.add_argument("--cache", default=None, help="stage cache folder (default: OUT/../stages, shared by the ablations beside OUT)")
-    p.add_argument("--lanes", type=positive_int, default=1, help="subprocesses at once: stages side by side, then arms x seeds (default 1)")
-    p.add_argument("--threads", type=positive_int, default=1, help="torch threads per subprocess (train.threads, OMP_NUM_THREADS; default 1)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for every training and scoring; on cuda all lanes share "
-                                                  "the GPU (default cpu)")
+    p.add_argument("--lanes", type=positive_int, default=None,
+                   help="commands at once: stages side by side, then arms x seeds (default 1; with --launcher ray: every "
+                        "run ready, the cluster's resources decide)")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="torch threads per command (train.threads, OMP_NUM_THREADS; a Ray task's num_cpus; default 1)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda or cuda:N for every training and scoring; cuda with --lanes N on several GPUs: lane i "
+                        "takes GPU i (round-robin over CUDA_VISIBLE_DEVICES or every GPU); cuda:N: all lanes share GPU N; "
+                        "with --launcher ray, cuda gives each task a GPU (default cpu)")
+    p.add_argument("--launcher", choices=("local", "ray"), default="local",
+                   help="local: subprocesses of this command; ray: each stage build and arm x seed command a Ray task "
+                        "(num_cpus = --threads, num_gpus = 1 on cuda) on a local cluster, or the one RAY_ADDRESS names; "
+                        "--out and the stage cache must be on a file system every node sees (checked first); "
+                        "needs pip install -e '.[ray]' (default local)")
     p.add_argument("--seeds", default=None, metavar="S[,S...]", help="comma list replacing the spec's seeds (default: the spec's)")
     p.add_argument("--budget", type=positive_int, default=None, help="optimiser steps per arm, replacing the spec's budget (default: the spec's)")
     p.add_argument("--world-seed", type=nonneg_int, default=None, metavar="S",
@@ -89,7 +100,11 @@ def command_line(args: argparse.Namespace) -> str:
             words += [opt, str(value)]
     if args.set:
         words += ["--set", *args.set]
-    words += ["--lanes", str(args.lanes), "--threads", str(args.threads), "--device", args.device]
+    if args.launcher != "local":
+        words += ["--launcher", args.launcher]
+    if args.lanes is not None or args.launcher == "local":
+        words += ["--lanes", str(args.lanes or 1)]
+    words += ["--threads", str(args.threads), "--device", args.device]
     return "occkit " + shlex.join(words)
 
 
@@ -109,12 +124,17 @@ def run(args: argparse.Namespace) -> int:
     from occkit.ablate.runner import Ablation, RunOptions
     from occkit.ablate.spec import Overrides, SpecError, check_spec, find_spec, parse_spec
 
-    if args.lanes < 1:
+    if args.lanes is not None and args.lanes < 1:
         raise ValueError(f"--lanes must be >= 1, got {args.lanes}")
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     if args.budget is not None and args.budget < 1:
         raise ValueError(f"--budget must be >= 1, got {args.budget}")
+    if args.launcher == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError("--launcher ray: ray is not installed; pip install -e '.[ray]' (or pip install 'ray>=2.9')")
     overrides = Overrides(set=list(args.set), seeds=_seeds(args.seeds, args.spec), budget=args.budget, world_seed=args.world_seed)
     spec = parse_spec(find_spec(args.spec), overrides)
     only, only_arms = None, None
@@ -132,10 +152,15 @@ def run(args: argparse.Namespace) -> int:
         check_spec(spec, only_arms)
     out = Path(args.out)
     cache = Path(args.cache) if args.cache is not None else out.resolve().parent / "stages"
-    ab = Ablation(spec, RunOptions(out=out, cache=cache, lanes=args.lanes, threads=args.threads, device=args.device,
-                                   only=only, command=command_line(args), stages_only=args.stages_only))
+    ab = Ablation(spec, RunOptions(out=out, cache=cache, lanes=args.lanes or 1, threads=args.threads, device=args.device,
+                                   only=only, command=command_line(args), stages_only=args.stages_only, launcher=args.launcher))
+    if args.lanes is None and args.launcher == "ray":  # no cap: every ready run in flight, the cluster's resources decide
+        ab.opts.lanes = max(1, len(ab.stage_jobs()) + (0 if args.stages_only else len(ab.runs())))
     if args.dry_run:
         print(ab.plan_text())
+        if args.launcher == "ray":
+            print(f"launcher: ray, a task per command with {args.threads} CPU(s)" + (" and 1 GPU" if args.device == "cuda" else "")
+                  + f", up to {ab.opts.lanes} at once (RAY_ADDRESS={os.environ.get('RAY_ADDRESS') or 'unset: a local cluster'})")
         return 0
     if args.report:
         from occkit.ablate.report import claim_cell, time_left_text, write_report

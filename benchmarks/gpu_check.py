@@ -62,7 +62,8 @@ SMOKE_ROW: dict[str, tuple[str, ...]] = {
                    "cigocc.branch_channels=16"),
     "langocc-gpu": ("model.encoder_widths=[8,16,16]", "model.lift_downsample=[4,4,2]", "model.depth_step=4.0",
                     "langocc.num_rays=256", "langocc.num_proposal=8", "langocc.num_importance=8",
-                    "langocc.voxel_feature_dim=32", "langocc.mlp_width=32"),
+                    "langocc.voxel_feature_dim=32", "langocc.mlp_width=32", "langocc.temporal_offsets=[-1,1]",
+                    "langocc.heads=latent"),  # the released separate heads run MLPs on all 640k voxels: minutes a step on a CPU
     "occscene-gpu": ("model.encoder_widths=[8,16]", "model.lift_downsample=[4,4,2]", "model.depth_step=4.0",
                      "occscene.generator.autoencoder.channels=[16,16,16,16]", "occscene.generator.autoencoder.layers_per_block=1",
                      "occscene.generator.autoencoder.norm_groups=8", "occscene.generator.denoiser.channels=[16,32,32]",

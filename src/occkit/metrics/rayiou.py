@@ -198,7 +198,7 @@ def cast_rays_reference(
 
 
 #: Steps every ray takes between two looks at what the rays met.
-_BLOCK = 16
+_BLOCK = 12
 #: Rays walked together on the CPU (their state stays in the caches).
 _CHUNK = 1 << 14
 
@@ -229,8 +229,10 @@ def cast_rays(
     marks the border around the grid. Every ray takes :data:`_BLOCK` steps with no look at what
     it met (a few branch-free array operations per step, recording each voxel's byte and exit
     distance); then the first voxel with its volume's bit (a hit) or the border bit (a miss) is
-    found per ray and volume, and finished rays are dropped. The border is ``_BLOCK + 1`` voxels
-    thick, so a ray that left the grid can walk on until that look (and stop there).
+    found per ray and volume, and finished rays are dropped. A ray that left the grid walks on
+    until that look (and stops there): in numpy over a border one voxel thick, its reads clipped
+    to the array (what it reads after the border is never looked at); in torch over a border
+    ``_BLOCK + 1`` voxels thick.
 
     On the CPU the walk runs in numpy over chunks of :data:`_CHUNK` rays (``threads`` chunks at
     a time; numpy releases the GIL inside its loops); on other devices in torch, all rays at once
@@ -267,8 +269,11 @@ def cast_rays(
         return cast_rays_reference(volumes, frame, origins, dirs, grid, free_class, dtype)
     o, d, lo, hi, vs = _checked_rays(volumes, origins, dirs, grid, dtype, dev)
 
-    # One byte per voxel: bit v = occupied in volume v; the border (P voxels thick) = 0x80.
-    P = _BLOCK + 1
+    # One byte per voxel: bit v = occupied in volume v; the border (P voxels thick) = 0x80. The
+    # numpy walk clips its reads to the array, so one voxel of border is enough there (what a ray
+    # reads after it met the border is never looked at) and the volume stays small in the caches.
+    on_cpu = walk == "numpy" or (walk == "auto" and dev.type == "cpu")
+    P = 1 if on_cpu else _BLOCK + 1
     PX, PY, PZ = X + 2 * P, Y + 2 * P, Z + 2 * P
     code = torch.full((F, PX, PY, PZ), 0x80, dtype=torch.uint8, device=dev)
     inner = torch.zeros((F, X, Y, Z), dtype=torch.uint8, device=dev)
@@ -282,9 +287,11 @@ def cast_rays(
     depth = torch.zeros((V, R), dtype=dtype, device=dev)
     if not R:
         return labels, depth
-    if walk == "numpy" or (walk == "auto" and dev.type == "cpu"):
-        grid_np = (np.array(grid.range_min, _numpy_dtype(dtype)), np.array(grid.voxel_size, _numpy_dtype(dtype)), (X, Y, Z), P)
-        arrays = (code.view(-1).numpy(), volumes.to(torch.uint8).reshape(V, -1).numpy(), o.numpy(), d.numpy(), frame.to("cpu", torch.long).numpy())
+    if on_cpu:
+        code_np = code.numpy()
+        skip = _add_free_squares(code_np, V)
+        grid_np = (np.array(grid.range_min, _numpy_dtype(dtype)), np.array(grid.voxel_size, _numpy_dtype(dtype)), (X, Y, Z), P, skip)
+        arrays = (code_np.reshape(-1), volumes.to(torch.uint8).reshape(V, -1).numpy(), o.numpy(), d.numpy(), frame.to("cpu", torch.long).numpy())
         outs = (labels.numpy(), depth.numpy())
         chunks = [slice(s, min(R, s + _CHUNK)) for s in range(0, R, _CHUNK)]
         n_threads = max(1, min(len(chunks), threads if threads is not None else torch.get_num_threads()))
@@ -321,6 +328,90 @@ def cast_rays(
     return labels, depth
 
 
+#: Largest free square (its half side, in voxels) recorded per voxel for the numpy walk's jumps.
+_MAX_SQUARE = 15
+#: A ray jumps where the free square around it is at least this (a shorter jump costs more than steps).
+_MIN_JUMP = 3
+
+
+def _add_free_squares(code: np.ndarray, V: int) -> bool:
+    """Records in the bits above the ``V`` volume bits of ``code`` (``(F, PX, PY, PZ)`` padded
+    bytes, changed in place) each voxel's free square: the largest ``r`` (at most
+    :data:`_MAX_SQUARE`, or what the spare bits hold) such that the voxels ``x - r .. x + r``,
+    ``y - r .. y + r``, ``z - 1 .. z + 1`` are free in every volume and inside the grid. Returns
+    False (nothing recorded) when fewer than two spare bits are left."""
+    cap = min(_MAX_SQUARE, (1 << (7 - V)) - 1)
+    if cap < _MIN_JUMP:
+        return False
+    free = code == 0  # no volume's bit, no border
+    box = free.copy()
+    box[..., 1:] &= free[..., :-1]
+    box[..., :-1] &= free[..., 1:]
+    square = np.zeros(code.shape, np.uint8)
+    e = box
+    for _ in range(cap):
+        ex = e.copy()
+        ex[:, 1:] &= e[:, :-1]
+        ex[:, :-1] &= e[:, 1:]
+        e = ex.copy()
+        e[:, :, 1:] &= ex[:, :, :-1]
+        e[:, :, :-1] &= ex[:, :, 1:]
+        if not e.any():
+            break
+        square += e
+    code |= square << np.uint8(V)
+    return True
+
+
+def _jump(code: np.ndarray, shift: int, want: np.ndarray, cur: np.ndarray, t: list[np.ndarray], dt: list[np.ndarray],
+          st: list[np.ndarray]) -> None:
+    """Moves the rays that sit in a free square (:func:`_add_free_squares`) of half side
+    ``r >= _MIN_JUMP`` past every crossing they make before ``tau``, changing ``cur`` and the
+    per-axis crossing distances ``t = [tz, ty, tx]`` in place, with the walk's own additions (each
+    axis adds its ``t_delta`` once per crossing, as a step does): the state is the one the steps
+    would reach, bit for bit.
+
+    ``tau = min(tz + dz, ty + (r - 1) dy, tx + (r - 1) dx)``: before it the ray crosses z at most
+    once (``tz + dz`` is the exact distance of its second z crossing) and x and y at most ``r``
+    times each (``ty + (r - 1) dy`` lies a whole ``dy`` below the exact ``r + 1``-th crossing, so
+    rounding cannot matter), so every voxel it enters is in the free box around its voxel. The
+    crossings before ``tau`` are a prefix of the walk's order (which sorts them by distance, ties
+    z, y, x), so the state is one the walk passes through; the voxel reached is free, so the next
+    step reads no border and needs no earlier exit distance."""
+    r_all = np.take(code, cur, mode="clip")
+    r_all &= np.uint8(0x7F)  # a ray may stand on the border (read at the next step): no square there
+    r_all >>= np.uint8(shift)
+    r_all[want == 0] = 0  # parked rays stay
+    S = np.flatnonzero(r_all >= _MIN_JUMP)
+    if S.size * 8 < cur.shape[0]:  # too few to pay for the gathers
+        return
+    rs = r_all[S]
+    S = S[np.argsort(-rs.astype(np.int16), kind="stable")]  # largest squares first
+    rs = r_all[S]
+    ts = [a[S] for a in t]
+    ds = [a[S] for a in dt]
+    r = rs.astype(ts[0].dtype) - 1
+    tau = np.fmin(ts[0] + ds[0], np.fmin(ts[1] + r * ds[1], ts[2] + r * ds[2]))
+    # rays still crossing at pass j have a square larger than j: a prefix of S
+    still = np.cumsum(np.bincount(rs, minlength=int(rs[0]) + 1)[::-1])[::-1]  # still[j] = #(rs >= j)
+    c = cur[S]
+    m = np.empty(S.size, bool)
+    for axis, (ta, da, sa) in enumerate(zip(ts, ds, st)):
+        t0 = ta.copy()
+        for j in range(1 if axis == 0 else int(rs[0])):  # z: at most one crossing; x, y: at most r
+            n = S.size if axis == 0 else int(still[j + 1])
+            tj, dj, mj = ta[:n], da[:n], m[:n]
+            np.less(tj, tau[:n], out=mj)
+            tj += dj * mj
+        with np.errstate(divide="ignore", invalid="ignore"):  # an axis never crossed: 0 / 0, no crossing
+            k = np.rint((ta - t0) / da)  # whole crossings: the sums stray from k * da by far less than one
+        k[da == 0] = 0
+        c += sa[S] * k.astype(np.int64)
+    cur[S] = c
+    for a, ta in zip(t, ts):
+        a[S] = ta
+
+
 def _walk_numpy(
     code: np.ndarray,
     volumes: np.ndarray,
@@ -331,6 +422,7 @@ def _walk_numpy(
     vs: np.ndarray,
     shape: tuple[int, int, int],
     P: int,
+    skip: bool,
     sl: slice,
     labels: np.ndarray,
     depth: np.ndarray,
@@ -340,7 +432,8 @@ def _walk_numpy(
 
     ``code``: the padded bytes, flat; ``volumes``: ``(V, F * X * Y * Z)`` uint8 labels;
     ``origins, dirs (R, 3)``; ``frame (R,)``; ``lo, vs (3,)`` the grid's minimum and voxel size;
-    ``P`` the border's thickness. Each axis is its own array (z, y, x: the tie order). Per step,
+    ``P`` the border's thickness; ``skip``: the bits above the volumes' hold the free squares
+    (:func:`_add_free_squares`), and before each block the rays in one jump (:func:`_jump`). Each axis is its own array (z, y, x: the tie order). Per step,
     branch-free: ``t_exit = min(tz, min(ty, tx))``; z steps when ``tz <= min(ty, tx)``, else y
     when ``ty <= tx``, else x (the reference's first-index argmin); the chosen axis adds its
     ``t_delta`` (the others add ``t_delta * 0 = 0``, which changes no bit).
@@ -387,12 +480,14 @@ def _walk_numpy(
     mz, my, mx = np.empty(n, bool), np.empty(n, bool), np.empty(n, bool)
     bits = [np.uint8((1 << v) | 0x80) for v in range(V)]
     while n:
+        if skip:
+            _jump(code, V, want, cur, [tz, ty, tx], [dz, dy, dx], [sz, sy, sx])
         a, f, i = t_yx[:n], tmp[:n], itmp[:n]
         bz, by, bx = mz[:n], my[:n], mx[:n]
         for k in range(M):
             np.fmin(ty, tx, out=a)
             np.fmin(tz, a, out=T[k, :n])
-            np.take(code, cur, out=C[k, :n])
+            np.take(code, cur, out=C[k, :n], mode="clip")  # past the border: any byte will do
             K[k, :n] = cur
             np.less_equal(tz, a, out=bz)  # z steps
             np.less_equal(ty, tx, out=by)
@@ -449,7 +544,7 @@ def _walk_numpy(
                 x[keep] for x in (rid, cur, tz, ty, tx, dz, dy, dx, sz, sy, sx, t_prev, want)
             )
             n = rid.shape[0]
-        elif n_finished:  # park them: they stay on their last voxel (inside the border), looking for nothing
+        elif n_finished:  # park them: they stay where they are (reads clipped to the array), looking for nothing
             sz[finished] = 0
             sy[finished] = 0
             sx[finished] = 0

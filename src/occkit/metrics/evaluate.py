@@ -296,7 +296,8 @@ def _origin_fn(ds: Any, tokens: list[str], metrics: tuple[str, ...], infos: str 
             "'lidar_sensor' entries: pass --infos FILE (nuScenes-style infos with lidar2ego_translation/rotation "
             "and ego2global_translation/rotation per token)"
         )
-    return lambda t: rayiou_origins(ds, t)
+    poses: dict[str, Any] = {}  # each scene's poses built once
+    return lambda t: rayiou_origins(ds, t, poses)
 
 
 def _occ3d_counts(ds: Any, pred_files: dict[str, Path], tokens: list[str], mask: str,

@@ -343,23 +343,23 @@ def _add_free_squares(code: np.ndarray, V: int) -> bool:
     cap = min(_MAX_SQUARE, (1 << (7 - V)) - 1)
     if cap < _MIN_JUMP:
         return False
-    free = code == 0  # no volume's bit, no border
-    box = free.copy()
-    box[..., 1:] &= free[..., :-1]
-    box[..., :-1] &= free[..., 1:]
+    free = code == 0  # no volume's bit, no border (so the outermost voxels of each axis are never free)
+    e = np.zeros_like(free)  # free with the voxels above and below: the square of half side 0
+    np.logical_and(free[..., :-2], free[..., 1:-1], out=e[..., 1:-1])
+    e[..., 1:-1] &= free[..., 2:]
+    ex = np.zeros_like(free)
     square = np.zeros(code.shape, np.uint8)
-    e = box
-    for _ in range(cap):
-        ex = e.copy()
-        ex[:, 1:] &= e[:, :-1]
-        ex[:, :-1] &= e[:, 1:]
-        e = ex.copy()
-        e[:, :, 1:] &= ex[:, :, :-1]
-        e[:, :, :-1] &= ex[:, :, 1:]
+    for _ in range(cap):  # one more voxel on each side in x, then in y
+        np.logical_and(e[:, :-2], e[:, 1:-1], out=ex[:, 1:-1])
+        ex[:, 1:-1] &= e[:, 2:]
+        np.logical_and(ex[:, :, :-2], ex[:, :, 1:-1], out=e[:, :, 1:-1])
+        e[:, :, 1:-1] &= ex[:, :, 2:]
+        e[:, :, 0] = e[:, :, -1] = False
         if not e.any():
             break
         square += e
-    code |= square << np.uint8(V)
+    square <<= np.uint8(V)
+    code |= square
     return True
 
 
@@ -620,14 +620,25 @@ def rayiou_counts(
     Returns:
         gt_count ``(C,)``, pred_count ``(C,)`` and tp ``(T, C)`` int64 (T thresholds).
     """
-    free = num_classes - 1
-    keep = labels_gt != free
-    lg, lp = labels_gt[keep], labels_pred[keep]
-    err = (depth_pred[keep] - depth_gt[keep]).abs()
-    same = lg == lp
-    gt_count = torch.bincount(lg, minlength=num_classes)
-    pred_count = torch.bincount(lp, minlength=num_classes)
-    tp = torch.stack([torch.bincount(lg[same & (err < t)], minlength=num_classes) for t in thresholds])
+    C, T = num_classes, len(thresholds)
+    free = C - 1
+    gt_free = labels_gt == free
+    gt_count = torch.bincount(labels_gt, minlength=C)[:C].clone()
+    gt_count[free] = 0
+    # the prediction's labels on the kept rays: the dropped ones counted apart, in bins C .. 2C - 1
+    pred_count = torch.bincount(labels_pred + C * gt_free, minlength=2 * C)[:C]
+    # per ray, how many thresholds its depth error is under (0 .. T); one count per (class, level)
+    err = (depth_pred - depth_gt).abs()
+    level = torch.zeros_like(labels_gt)
+    for t in thresholds:
+        level += err < t
+    same = (labels_gt == labels_pred) & ~gt_free
+    key = torch.where(same, labels_gt * (T + 1) + level, C * (T + 1))  # other rays: a last bin, dropped
+    h = torch.bincount(key, minlength=C * (T + 1) + 1)[: C * (T + 1)].view(C, T + 1)
+    # err < t  <=>  err is under every threshold u >= t  <=>  level >= #(thresholds u >= t)
+    need = torch.tensor([sum(u >= t for u in thresholds) for t in thresholds], device=h.device)
+    atleast = h.flip(1).cumsum(1).flip(1)  # atleast[:, k] = #(level >= k)
+    tp = atleast[:, need].T.contiguous()
     return gt_count, pred_count, tp
 
 
@@ -826,15 +837,19 @@ def lidar_origins_in_ego(
     return o
 
 
-def rayiou_origins(dataset: Any, token: str) -> torch.Tensor:
+def rayiou_origins(dataset: Any, token: str, cache: dict[str, Any] | None = None) -> torch.Tensor:
     """LiDAR origins for RayIoU of frame ``token`` of an
     :class:`~occkit.data.occ3d.Occ3DDataset`, in its ego frame: ``(K, 3)`` float64.
 
     Uses the frames of the token's scene (all of them, whatever the split) and their
     ``lidar_sensor`` extrinsics, which the synthetic world writes; the real Occ3D annotations
     lack them: use :func:`load_nuscenes_infos` and :func:`rayiou_origins_from_infos` then.
+    ``cache`` (a dict kept across calls on one dataset): each scene's poses are built once.
     """
     scene = dataset.frames[dataset.index_of(token)].scene
+    if cache is not None and scene in cache:
+        tokens, T_g, T_l = cache[scene]
+        return lidar_origins_in_ego(T_g, T_l, tokens.index(token))
     tokens = dataset.scene_tokens(scene)
     infos = dataset.scene_infos[scene]
     T_g, T_l = [], []
@@ -849,6 +864,8 @@ def rayiou_origins(dataset: Any, token: str) -> torch.Tensor:
         pose = infos[t]["ego_pose"]
         T_l.append(transform_from_pose(ext["translation"], ext["rotation"]))
         T_g.append(transform_from_pose(pose["translation"], pose["rotation"]))
+    if cache is not None:
+        cache[scene] = (list(tokens), torch.stack(T_g), torch.stack(T_l))
     return lidar_origins_in_ego(torch.stack(T_g), torch.stack(T_l), tokens.index(token))
 
 

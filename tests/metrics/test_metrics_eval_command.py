@@ -185,8 +185,8 @@ def test_occ3d_eval_in_processes_gives_the_same_scores(tmp_path, capsys):
 
 def test_occ3d_eval_default_uses_the_usable_cores_with_the_scores_of_one_process(tmp_path, monkeypatch):
     """`occkit eval` without --processes counts the frames in one process per usable core (affinity
-    mocked: 16 cores), capped at half the frames (5 frames: 2 processes); every class's IoU, mIoU
-    and RayIoU equal `--processes 1`'s exactly."""
+    mocked: 16 cores), capped at half the frames (5 frames: 2 processes) and at --threads; every
+    class's IoU, mIoU and RayIoU equal `--processes 1`'s exactly."""
     import occkit.metrics.evaluate as ev
 
     gts = write_occ3d(tmp_path / "gt", frames=5)
@@ -205,6 +205,8 @@ def test_occ3d_eval_default_uses_the_usable_cores_with_the_scores_of_one_process
     monkeypatch.setattr(ev, "_occ3d_in_processes", spy)
     base = ["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--metrics", "miou,rayiou", "--no-progress"]
     assert main(base + ["--processes", "1", "--json", str(tmp_path / "one.json")]) == 0
+    assert spawned == []
+    assert main(base + ["--threads", "1"]) == 0  # a run given one core (an ablation lane): one process
     assert spawned == []
     assert main(base + ["--json", str(tmp_path / "default.json")]) == 0
     assert spawned == [2]

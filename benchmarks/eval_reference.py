@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_metrics import official_per_frame, reference_rayiou_state  # noqa: E402
+from bench_metrics import official_per_frame, reference_rayiou_state
 
-from occkit.data.occ3d import Occ3DDataset  # noqa: E402
-from occkit.labels import OCC3D_CLASSES  # noqa: E402
-from occkit.metrics.rayiou import RAYIOU_THRESHOLDS, rayiou_origins, rayiou_scores  # noqa: E402
+from occkit.data.occ3d import Occ3DDataset
+from occkit.labels import OCC3D_CLASSES
+from occkit.metrics.rayiou import RAYIOU_THRESHOLDS, rayiou_origins, rayiou_scores
 
 
 def main() -> None:

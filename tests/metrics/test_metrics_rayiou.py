@@ -130,7 +130,7 @@ def test_cast_rays_jumps_across_free_squares_bit_for_bit(monkeypatch):
     """The numpy walk's jumps (free squares around a ray's voxel) do happen on open scenes, and the
     labels and depths still equal the reference's bit for bit, with ties (origins on faces, edges
     and corners), 1-3 volumes and float32; without jumps the same."""
-    import occkit.metrics.rayiou as rayiou
+    from occkit.metrics import rayiou
 
     moved = []
     real = rayiou._jump

@@ -218,9 +218,10 @@ def evaluate_occ3d(
     under ``region``.
 
     ``processes`` > 1 (CPU): the frames are split into that many contiguous shards (no more than half
-    the frames: a process costs more to start than a frame to count), each counted in its own spawned process of one thread (torch and OpenMP), and the
-    counts summed: the same scores, about ``processes`` times faster where the cores are free (the
-    RayIoU walk is many short numpy calls, which threads of one process do not run side by side).
+    the frames: a process costs more to start than a frame to count), each counted in its own
+    spawned process of one thread (torch and OpenMP), and the counts summed: the same scores, about
+    ``processes`` times faster where the cores are free (the RayIoU walk is many short numpy calls,
+    which threads of one process do not run side by side).
     The default here is 1 (what training, ``occkit predict --eval`` and other callers inside a run
     get); ``occkit eval`` passes :func:`default_processes`.
 
@@ -549,7 +550,8 @@ __all__ = [
     "evaluate_semantickitti",
     "format_table",
     "load_occ3d_prediction",
-    "write_result_csv",
+    "one_thread_pool",
     "usable_cores",
+    "write_result_csv",
     "write_result_json",
 ]

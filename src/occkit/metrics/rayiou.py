@@ -436,7 +436,8 @@ def _walk_numpy(
     ``code``: the padded bytes, flat; ``volumes``: ``(V, F * X * Y * Z)`` uint8 labels;
     ``origins, dirs (R, 3)``; ``frame (R,)``; ``lo, vs (3,)`` the grid's minimum and voxel size;
     ``P`` the border's thickness; ``skip``: the bits above the volumes' hold the free squares
-    (:func:`_add_free_squares`), and before each block the rays in one jump (:func:`_jump`). Each axis is its own array (z, y, x: the tie order). Per step,
+    (:func:`_add_free_squares`), and before each block the rays in one jump (:func:`_jump`). Each
+    axis is its own array (z, y, x: the tie order). Per step,
     branch-free: ``t_exit = min(tz, min(ty, tx))``; z steps when ``tz <= min(ty, tx)``, else y
     when ``ty <= tx``, else x (the reference's first-index argmin); the chosen axis adds its
     ``t_delta`` (the others add ``t_delta * 0 = 0``, which changes no bit).

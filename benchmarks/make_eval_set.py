@@ -4,7 +4,8 @@ world's frames repeated under new scene names (each frame's ``gt_path`` points a
 x (written once per source frame, linked for its repeats).
 
     python benchmarks/make_eval_set.py W E --repeat 38      # W's 160 frames -> 6080 in E
-    occkit eval --gt E --pred E/pred --metrics miou,rayiou --processes 2 --threads 1
+    occkit eval --gt E --pred E/pred --metrics miou,rayiou      # one process per usable core
+    python benchmarks/eval_reference.py E --frames 160         # the reference per-frame code
 """
 
 from __future__ import annotations

@@ -183,6 +183,75 @@ def test_occ3d_eval_in_processes_gives_the_same_scores(tmp_path, capsys):
         evaluate_occ3d(tmp_path / "gt", tmp_path / "pred", processes=0, progress=False)
 
 
+def test_occ3d_eval_default_uses_the_usable_cores_with_the_scores_of_one_process(tmp_path, monkeypatch):
+    """`occkit eval` without --processes counts the frames in one process per usable core (affinity
+    mocked: 16 cores), capped at half the frames (5 frames: 2 processes) and at --threads; every
+    class's IoU, mIoU and RayIoU equal `--processes 1`'s exactly."""
+    import occkit.metrics.evaluate as ev
+
+    gts = write_occ3d(tmp_path / "gt", frames=5)
+    rng = np.random.default_rng(3)
+    for t, (sem, _, _) in gts.items():
+        pred = np.where(rng.random(sem.shape) < 0.85, sem, rng.integers(0, 18, sem.shape)).astype(np.uint8)
+        save_npz_atomic(tmp_path / "pred" / f"{t}.npz", semantics=pred)
+    monkeypatch.setattr(ev.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    spawned = []
+    real = ev._occ3d_in_processes
+
+    def spy(*a, **k):
+        spawned.append(a[9])  # processes
+        return real(*a, **k)
+
+    monkeypatch.setattr(ev, "_occ3d_in_processes", spy)
+    base = ["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--metrics", "miou,rayiou", "--no-progress"]
+    assert main(base + ["--processes", "1", "--json", str(tmp_path / "one.json")]) == 0
+    assert spawned == []
+    assert main(base + ["--threads", "1"]) == 0  # a run given one core (an ablation lane): one process
+    assert spawned == []
+    assert main(base + ["--json", str(tmp_path / "default.json")]) == 0
+    assert spawned == [2]
+    one, default = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "default"))
+    assert default["frames"] == one["frames"] == 5
+    for key in ("miou", "geometry_iou", "geometry_precision", "geometry_recall", "rayiou", "rayiou@1", "rayiou@2",
+                "rayiou@4", "iou", "rayiou_iou"):
+        assert default[key] == one[key], key  # the same integer counts: equal, not close
+    assert one["rayiou"] < 100.0 and one["miou"] < 100.0
+
+
+def test_eval_default_process_count(monkeypatch):
+    """The default: the process's CPU affinity (not the machine's CPU count), no more than
+    --threads when given (a lane's cores); os.cpu_count() where there is no affinity."""
+    import occkit.metrics.evaluate as ev
+
+    monkeypatch.setattr(ev.os, "sched_getaffinity", lambda pid: {2, 5, 7}, raising=False)
+    monkeypatch.setattr(ev.os, "cpu_count", lambda: 64)
+    assert ev.usable_cores() == 3
+    assert ev.default_processes() == 3 and ev.default_processes(0) == 3
+    assert ev.default_processes(1) == 1 and ev.default_processes(2) == 2 and ev.default_processes(8) == 3
+    monkeypatch.delattr(ev.os, "sched_getaffinity")
+    assert ev.usable_cores() == 64 and ev.default_processes(4) == 4
+    monkeypatch.setattr(ev.os, "cpu_count", lambda: None)
+    assert ev.default_processes() == 1
+
+
+def test_eval_processes_run_one_thread_each(monkeypatch):
+    """The spawned processes run one torch thread and see OMP_NUM_THREADS=1 (read when torch
+    loads); the parent's environment is left as it was."""
+    import os
+
+    import torch
+
+    from occkit.metrics.evaluate import one_thread_pool
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    with one_thread_pool(1) as pool:
+        assert pool.submit(torch.get_num_threads).result() == 1
+        assert pool.submit(os.getenv, "OMP_NUM_THREADS").result() == "1"
+        assert pool.submit(os.getenv, "MKL_NUM_THREADS").result() == "1"
+    assert os.environ["OMP_NUM_THREADS"] == "7" and "MKL_NUM_THREADS" not in os.environ
+
+
 def test_occ3d_eval_inside_the_frusta_of_the_cameras_a_run_sees(tmp_path, capsys, tiny_occ3d_root):
     import pickle
 

@@ -126,6 +126,60 @@ def test_cast_rays_equals_reference_bit_for_bit(walk, threads, dtype):
         cast_rays(vols[:1], frame, o, d, SMALL, walk="gpu")
 
 
+def test_cast_rays_jumps_across_free_squares_bit_for_bit(monkeypatch):
+    """The numpy walk's jumps (free squares around a ray's voxel) do happen on open scenes, and the
+    labels and depths still equal the reference's bit for bit, with ties (origins on faces, edges
+    and corners), 1-3 volumes and float32; without jumps the same."""
+    from occkit.metrics import rayiou
+
+    moved = []
+    real = rayiou._jump
+
+    def spy(code, shift, want, cur, *rest):
+        before = cur.copy()
+        real(code, shift, want, cur, *rest)
+        moved.append(int((cur != before).sum()))
+
+    monkeypatch.setattr(rayiou, "_jump", spy)
+    open_scene = torch.full(SMALL.shape, 17, dtype=torch.long)
+    open_scene[:, :, :2] = 11
+    open_scene[30:33, 5:9, 2:6] = 4
+    vols = torch.stack([torch.stack([open_scene, small_scene(11)]), torch.stack([torch.roll(open_scene, 1, 0), open_scene]),
+                        torch.stack([small_scene(12), open_scene])])  # (3, 2, X, Y, Z)
+    o, d = _rays_with_ties(SMALL, 2000, seed=4)
+    frame = torch.arange(len(o)) % 2
+    for V, dtype in ((1, torch.float64), (2, torch.float64), (3, torch.float64), (2, torch.float32)):
+        moved.clear()
+        ref = cast_rays_reference(vols[:V], frame, o, d, SMALL, dtype=dtype)
+        new = cast_rays(vols[:V], frame, o, d, SMALL, dtype=dtype, walk="numpy", threads=1)
+        assert sum(moved) > len(o) // 10, (V, dtype)  # many rays jumped
+        assert torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1]), (V, dtype)
+    monkeypatch.setattr(rayiou, "_MIN_JUMP", 10**6)  # no square is that large: steps only
+    moved.clear()
+    new = cast_rays(vols[:2], frame, o, d, SMALL, walk="numpy", threads=1)
+    ref = cast_rays_reference(vols[:2], frame, o, d, SMALL)
+    assert sum(moved) == 0 and torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1])
+
+
+def test_counts_thresholds_in_any_order():
+    """rayiou_counts' one-histogram count equals the direct count per threshold, whatever the
+    thresholds' order (repeats included); rays whose ground truth is free are dropped."""
+    g = torch.Generator().manual_seed(2)
+    R = 5000
+    lg, lp = torch.randint(0, 18, (R,), generator=g), torch.randint(0, 18, (R,), generator=g)
+    lp[:2000] = lg[:2000]
+    dg = torch.rand(R, dtype=torch.float64, generator=g) * 40
+    dp = dg + torch.randn(R, dtype=torch.float64, generator=g) * 3
+    for th in ((1.0, 2.0, 4.0), (4.0, 0.5, 2.0), (2.0, 2.0), (3.0,)):
+        gc, pc, tp = rayiou_counts(lp, dp, lg, dg, 18, th)
+        keep = lg != 17
+        assert torch.equal(gc, torch.bincount(lg[keep], minlength=18))
+        assert torch.equal(pc, torch.bincount(lp[keep], minlength=18))
+        err = (dp - dg).abs()
+        for j, t in enumerate(th):
+            assert torch.equal(tp[j], torch.bincount(lg[keep & (lg == lp) & (err < t)], minlength=18)), th
+
+
 def test_cast_rays_no_rays_and_many_volumes():
     vols = small_scene(3)[None, None].expand(8, 1, *SMALL.shape)  # 8 volumes: past one byte's bits
     o = torch.tensor([[0.3, -0.2, 1.84]], dtype=torch.float64).expand(14040, 3)
@@ -276,6 +330,10 @@ def test_rayiou_origins_from_dataset(tmp_path):
     ds = Occ3DDataset(tmp_path, "val", load_images=False, load_extras=False)
     o = rayiou_origins(ds, "tok1")
     assert np.allclose(o.numpy(), [[-3.1, 0, 1.8], [0.9, 0, 1.8], [4.9, 0, 1.8]])
+    cache: dict = {}  # the scene's poses built once, the same origins for every frame
+    for t in ("tok1", "tok0", "tok1", "tok2"):
+        assert torch.equal(rayiou_origins(ds, t, cache), rayiou_origins(ds, t))
+    assert len(cache) == 1
     _tiny_occ3d(tmp_path / "b", with_lidar=False)
     ds2 = Occ3DDataset(tmp_path / "b", "val", load_images=False, load_extras=False)
     with pytest.raises(ValueError, match="lidar_sensor"):

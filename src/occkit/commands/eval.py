@@ -43,15 +43,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-missing", action="store_true", help="evaluate the frames that have predictions; warn about missing or extra ones")
     p.add_argument("--device", default="cpu", help="torch device for the accumulation: cpu, cuda, ... (default: cpu)")
     p.add_argument("--workers", type=positive_int, default=4, help="reader threads (default 4)")
-    p.add_argument("--processes", type=positive_int, default=1,
-                   help="Occ3D on the CPU: count the frames in this many processes of one thread each, the same scores "
-                        "(2 on 2 free cores halves a RayIoU run; default 1)")
-    p.add_argument("--threads", type=nonneg_int, default=0, help="torch intra-op threads (default: torch's choice; 1 is faster on a busy machine)")
+    p.add_argument("--processes", type=positive_int, default=None,
+                   help="Occ3D on the CPU: count the frames in this many spawned processes of one thread each, the same "
+                        "scores (default: the cores this process may use, its CPU affinity, no more than --threads when "
+                        "given, nor than the frames; 1: one process of --threads threads)")
+    p.add_argument("--threads", type=nonneg_int, default=0,
+                   help="the cores the run is given: torch intra-op threads of a single process, and the most processes "
+                        "the default --processes starts (default 0: torch's choice, all usable cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from occkit.metrics.evaluate import (
+        default_processes,
         detect_format,
         evaluate_occ3d,
         evaluate_semantickitti,
@@ -90,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
             result = evaluate_occ3d(
                 args.gt, args.pred, split=args.split, mask=args.mask, metrics=metrics or ("miou",),
                 infos=args.infos, allow_missing=args.allow_missing, device=args.device,
-                workers=args.workers, progress=progress, processes=args.processes, region=region,
+                workers=args.workers, progress=progress, region=region,
+                processes=args.processes if args.processes is not None else default_processes(args.threads),
             )
         else:
             if set(metrics) - {"ssc", "miou"}:

@@ -12,6 +12,7 @@ Results are in percent; NaN (a class absent from both) becomes ``null`` in JSON.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -176,6 +177,24 @@ def _prefetch(fn: Callable[[Any], Any], items: list[Any], workers: int) -> Itera
             yield pending.popleft().result()
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity, as ``taskset`` or a container's cpuset
+    sets it), else ``os.cpu_count()``, at least 1."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, n)
+
+
+def default_processes(threads: int = 0) -> int:
+    """``occkit eval``'s process count when ``--processes`` is not given: the usable cores
+    (:func:`usable_cores`), no more than ``threads`` when that is set (``--threads N``: the run
+    was given N cores, as an ablation lane is). :func:`evaluate_occ3d` caps it by the frames."""
+    n = usable_cores()
+    return min(n, threads) if threads and threads > 0 else n
+
+
 def evaluate_occ3d(
     gt_root: str | os.PathLike,
     pred_dir: str | os.PathLike,
@@ -198,10 +217,13 @@ def evaluate_occ3d(
     the cameras a model sees). Not part of the official metric: the result records ``str(region)``
     under ``region``.
 
-    ``processes`` > 1 (CPU): the frames are split into that many contiguous shards, each counted in
-    its own process of one torch thread, and the counts summed: the same scores, about ``processes``
-    times faster where the cores are free (the RayIoU walk is many short numpy calls, which threads
-    of one process do not run side by side).
+    ``processes`` > 1 (CPU): the frames are split into that many contiguous shards (no more than half
+    the frames: a process costs more to start than a frame to count), each counted in its own
+    spawned process of one thread (torch and OpenMP), and the counts summed: the same scores, about
+    ``processes`` times faster where the cores are free (the RayIoU walk is many short numpy calls,
+    which threads of one process do not run side by side).
+    The default here is 1 (what training, ``occkit predict --eval`` and other callers inside a run
+    get); ``occkit eval`` passes :func:`default_processes`.
 
     Returns the :class:`~occkit.metrics.occ3d.Occ3DMetric` result (``miou``, ``geometry_iou``,
     ``iou``, ``mask``, ``frames``) plus ``benchmark``, ``missing``, ``extra`` and, for RayIoU,
@@ -233,7 +255,8 @@ def evaluate_occ3d(
     tokens, n_missing, n_extra = _match([f.token for f in ds.frames], pred_files, pred_dir, allow_missing)
 
     origin_fn = _origin_fn(ds, tokens, metrics, infos)  # checks the poses before any work
-    if processes > 1 and torch.device(device).type == "cpu" and len(tokens) >= 2 * processes:
+    processes = max(1, min(processes, len(tokens) // 2))  # two frames at least per process
+    if processes > 1 and torch.device(device).type == "cpu":
         occ, ray = _occ3d_in_processes(gt_root, split, pred_files, tokens, mask, metrics, infos, batch_size, workers,
                                        processes, progress, region)
     else:
@@ -274,7 +297,8 @@ def _origin_fn(ds: Any, tokens: list[str], metrics: tuple[str, ...], infos: str 
             "'lidar_sensor' entries: pass --infos FILE (nuScenes-style infos with lidar2ego_translation/rotation "
             "and ego2global_translation/rotation per token)"
         )
-    return lambda t: rayiou_origins(ds, t)
+    poses: dict[str, Any] = {}  # each scene's poses built once
+    return lambda t: rayiou_origins(ds, t, poses)
 
 
 def _occ3d_counts(ds: Any, pred_files: dict[str, Path], tokens: list[str], mask: str,
@@ -316,6 +340,33 @@ def _occ3d_counts(ds: Any, pred_files: dict[str, Path], tokens: list[str], mask:
     return occ, ray
 
 
+#: Thread counts of the libraries a spawned process reads from its environment when it starts.
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def one_thread_pool(processes: int) -> Iterator[Any]:
+    """A ``ProcessPoolExecutor`` of ``processes`` spawned processes (no fork of a process whose
+    OpenMP pool may already run) that each run one thread: the thread variables are set to 1 while
+    the processes start (they read them when torch loads) and restored after; each process also
+    sets ``torch.set_num_threads(1)`` before its first task."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: "1" for k in _THREAD_VARS})
+    try:
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            yield pool
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _occ3d_shard(gt_root: str, split: str, pred_files: dict[str, Path], tokens: list[str], mask: str,
                  metrics: tuple[str, ...], infos: str | None, batch_size: int, workers: int, queue: Any,
                  region: Callable[[str], np.ndarray] | None = None) -> tuple[Any, Any]:
@@ -337,19 +388,18 @@ def _occ3d_in_processes(gt_root: str | os.PathLike, split: str, pred_files: dict
     """:func:`_occ3d_counts` over ``processes`` contiguous shards of ``tokens`` in spawned
     processes (no fork of a process whose OpenMP pool may already run), counts summed."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
     from queue import Empty
 
     from occkit.metrics.occ3d import Occ3DMetric
     from occkit.metrics.rayiou import RayIoUMetric
 
-    ctx = multiprocessing.get_context("spawn")
     shards = [list(a) for a in np.array_split(np.array(tokens, dtype=object), processes)]
     occ = Occ3DMetric(mask=mask)
     ray = RayIoUMetric() if "rayiou" in metrics else None
     bar = _bar(len(tokens), progress)
     reader_threads = max(1, workers // processes)
-    with ctx.Manager() as manager, ProcessPoolExecutor(processes, mp_context=ctx) as pool:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, one_thread_pool(processes) as pool:
         queue = manager.Queue()
         futures = [pool.submit(_occ3d_shard, str(gt_root), split, {t: pred_files[t] for t in shard}, shard, mask,
                                metrics, None if infos is None else str(infos), batch_size, reader_threads, queue, region)
@@ -494,11 +544,14 @@ def write_result_csv(path: str | os.PathLike, result: dict[str, Any]) -> Path:
 
 
 __all__ = [
+    "default_processes",
     "detect_format",
     "evaluate_occ3d",
     "evaluate_semantickitti",
     "format_table",
     "load_occ3d_prediction",
+    "one_thread_pool",
+    "usable_cores",
     "write_result_csv",
     "write_result_json",
 ]

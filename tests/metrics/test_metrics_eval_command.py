@@ -293,3 +293,29 @@ def test_occ3d_eval_inside_the_frusta_of_the_cameras_a_run_sees(tmp_path, capsys
     assert "RayIoU" in capsys.readouterr().err
     assert main(args + ["--frustum", str(tmp_path / "nope")]) == 1
     assert "nope" in capsys.readouterr().err
+
+
+def test_eval_processes_end_with_the_command(tmp_path):
+    """Killing ``occkit eval`` (SIGTERM or SIGKILL to its own process) ends the processes it counts in."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = ("import os, sys, time\n"
+              "from occkit.metrics.evaluate import one_thread_pool\n"
+              "with one_thread_pool(1) as pool:\n"
+              "    print(pool.submit(os.getpid).result(), flush=True)\n"
+              "    pool.submit(time.sleep, 600)\n"  # busy, as while counting frames
+              "    time.sleep(1)\n"
+              "    os._exit(0)\n")  # the parent dies without shutting the pool down
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    child = int(out.stdout.split()[0])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the pool process {child} outlived its parent")

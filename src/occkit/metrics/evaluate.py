@@ -357,7 +357,7 @@ def one_thread_pool(processes: int) -> Iterator[Any]:
     os.environ.update({k: "1" for k in _THREAD_VARS})
     try:
         with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
+                                 initializer=_pool_process_start, initargs=(os.getpid(),)) as pool:
             yield pool
     finally:
         for k, v in saved.items():
@@ -365,6 +365,22 @@ def one_thread_pool(processes: int) -> Iterator[Any]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _pool_process_start(parent: int) -> None:
+    """A pool process's start: one torch thread, and (Linux) ended by the kernel when the process
+    that started it dies, so that stopping ``occkit eval`` (SIGTERM, kill) stops its processes too."""
+    torch.set_num_threads(1)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
 
 
 def _occ3d_shard(gt_root: str, split: str, pred_files: dict[str, Path], tokens: list[str], mask: str,
@@ -399,7 +415,11 @@ def _occ3d_in_processes(gt_root: str | os.PathLike, split: str, pred_files: dict
     bar = _bar(len(tokens), progress)
     reader_threads = max(1, workers // processes)
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager, one_thread_pool(processes) as pool:
+    from multiprocessing.managers import SyncManager
+
+    manager = SyncManager(ctx=ctx)  # the progress queue's server, ended with this process like the pool's
+    manager.start(_pool_process_start, (os.getpid(),))
+    with manager, one_thread_pool(processes) as pool:
         queue = manager.Queue()
         futures = [pool.submit(_occ3d_shard, str(gt_root), split, {t: pred_files[t] for t in shard}, shard, mask,
                                metrics, None if infos is None else str(infos), batch_size, reader_threads, queue, region)

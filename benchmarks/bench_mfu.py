@@ -6,9 +6,12 @@ Per CPU preset (``preset_bench.CPU_ROWS``) on a small synthetic world and the st
 step at the preset's batch (``FlopCounterMode``: matrix products, convolutions, attention;
 forward and backward), the mean seconds of ``--steps`` steps after a warm-up (the preset's own
 autocast: bf16 where the CPU has native bf16, else float32), and the rate of a 2048x2048 product
-in bf16 and float32 measured in the same process just before. MFU = step FLOPs / step seconds /
-matmul rate. Element-wise work is not counted, so an MFU below 100 % is also work the count
-does not see.
+in bf16 and float32 measured in the same process just before (the best product of 3 s) and
+between the timed steps (one product of each dtype before every step, their mean rate: on a
+loaded machine the estimate that sees the steps' load). MFU = step FLOPs / step seconds / matmul
+rate, also from the best step against the best product. Element-wise work is not counted, so an
+MFU below 100 % is also work the count does not see. Writes ``OUT/rows/*.json`` (kept: a second
+run measures only the missing rows; ``--redo`` all) and ``OUT/table.md``.
 
     python benchmarks/bench_mfu.py --out runs/mfu --threads 2
 """

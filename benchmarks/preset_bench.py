@@ -222,10 +222,10 @@ def load_preset(preset: str, data: str | Path, sets: list[str], device: torch.de
 
 def measure_step(preset: str, data: str | Path, sets: list[str], device: str = "cpu", steps: int = 2, warmup: int = 1,
                  flops: bool = True, memory: bool = True, batch_size: int | None = None,
-                 max_seconds: float | None = None) -> dict[str, Any]:
+                 max_seconds: float | None = None, between: Any = None) -> dict[str, Any]:
     """A preset's training step at its batch: see the module docstring. ``steps`` timed steps
     (0: none, only the FLOP count and the memory); ``max_seconds`` stops them early (at least one
-    is timed)."""
+    is timed); ``between``, when given, is called (untimed) before each timed step."""
     from torch import nn
 
     from occkit.engine.evaluate import autocast, resolve_amp
@@ -286,6 +286,8 @@ def measure_step(preset: str, data: str | Path, sets: list[str], device: str = "
     times = []
     t_all = time.perf_counter()
     for i in range(steps):
+        if between is not None:
+            between()
         _sync(dev)
         t0 = time.perf_counter()
         step(i)

@@ -7,8 +7,10 @@ delivers for each GPU preset.
    (what occkit uses), Pillow's ``draft`` (the JPEG decoded at 1/2, 1/4 or 1/8 scale straight from
    the DCT, where the input is that much smaller), ``torchvision.io.decode_jpeg``, and
    ``simplejpeg`` (libjpeg-turbo) when installed.
-2. Per preset: frames per second of one loader worker (one process, one thread): the dataset's
-   ``__getitem__`` with the preset's training transforms (read and decode six images, resize,
+2. Per preset: frames per second of one loader worker (one process, one thread; from its CPU time,
+   which is what a worker with a core of its own runs at, and steadier than the wall time on a
+   shared machine; both are recorded): the dataset's ``__getitem__`` with the preset's training
+   transforms (read and decode six images, resize,
    crop, flip, BEV augmentation, labels, LiDAR and priors where the preset reads them), and the
    workers one GPU step needs at the preset's batch: ``batch / (step seconds x frames/s per
    worker)`` for the step times given (``--gpu-step``; the GPU check measures them).
@@ -97,11 +99,11 @@ def decoders(files: list[Path], target_w: int, seconds: float) -> list[dict]:
             except ImportError as e:
                 rows.append({"decoder": name, "resize_to": tw, "error": f"not installed ({e.name})"})
                 break
-            n, t0 = 0, time.perf_counter()
+            n, t0, c0 = 0, time.perf_counter(), time.process_time()
             while time.perf_counter() - t0 < seconds or n < 6:
                 fn(blobs[n % len(blobs)], tw)
                 n += 1
-            dt = (time.perf_counter() - t0) / n
+            dt = (time.process_time() - c0) / n  # CPU time: one thread, steadier than wall time on a shared machine
             ref = ref_full if tw is None else ref_small
             outs = [fn(b, tw) for b in blobs[:6]]
             same_shape = all(o.shape == r.shape for o, r in zip(outs, ref))
@@ -121,12 +123,14 @@ def worker_rate(preset: str, data: Path, sets: list[str], frames: int) -> dict:
     seed_everything(0)
     ds[0]  # opens files, caches calibration
     n = min(frames, len(ds))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(n):
         ds[(i + 1) % len(ds)]
-    dt = (time.perf_counter() - t0) / n
-    return {"preset": preset, "batch_size": cfg.data.batch_size, "frames_per_s": round(1 / dt, 2), "s_per_frame": round(dt, 3),
-            "cameras": len(cfg.data.cameras), "input_hw": list(cfg.data.image_aug.out_hw), "frames_timed": n}
+    dt, dc = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
+    # a worker on a core of its own runs at its CPU time: the rate that sizes the workers
+    return {"preset": preset, "batch_size": cfg.data.batch_size, "frames_per_s": round(1 / dc, 2), "cpu_s_per_frame": round(dc, 3),
+            "wall_s_per_frame": round(dt, 3), "cameras": len(cfg.data.cameras), "input_hw": list(cfg.data.image_aug.out_hw),
+            "frames_timed": n}
 
 
 def main() -> int:

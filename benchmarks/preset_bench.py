@@ -262,9 +262,7 @@ def measure_step(preset: str, data: str | Path, sets: list[str], device: str = "
                            "build_s": round(build_s, 2)}
     tracker = None
     if memory and dev.type != "cuda":  # the first step's tensors, optimiser state included (made in it)
-        from torch.distributed._tools.mem_tracker import MemTracker
-
-        tracker = MemTracker()
+        tracker = _memory_tracker()
         tracker.track_external(method, opt)
     if flops or tracker is not None:  # the first step, counted (also the warm-up's first step)
         from contextlib import ExitStack
@@ -314,6 +312,22 @@ def measure_step(preset: str, data: str | Path, sets: list[str], device: str = "
     out["losses"] = [round(x, 5) for x in losses]
     out["finite"] = all(x == x and abs(x) != float("inf") for x in losses)
     return out
+
+
+def _memory_tracker() -> Any:
+    """torch's ``MemTracker``, able to follow a frozen module (a teacher): torch 2.14's installs a
+    gradient hook on every parameter of a module, which a parameter without gradient refuses; a
+    module holding one is tracked without the hooks (its gradients then count as other memory,
+    in the total all the same)."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    class Tracker(MemTracker):
+        def _track_module_params_and_buffers(self, module, install_grad_hooks=True):  # type: ignore[override]
+            if install_grad_hooks and any(not p.requires_grad for p in module.parameters()):
+                install_grad_hooks = False
+            return super()._track_module_params_and_buffers(module, install_grad_hooks=install_grad_hooks)
+
+    return Tracker()
 
 
 def matmul_rate(threads: int, dtype: torch.dtype, n: int = 2048, seconds: float = 3.0, device: str = "cpu") -> float:

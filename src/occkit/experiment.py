@@ -1,15 +1,19 @@
 """The experiment: one config for a whole training run, and the builders that read it.
 
-:class:`ExperimentConfig` gathers the method's name, the model, each method's own settings, the
-data, the optimiser and the loop. A preset (``configs/<name>.yaml``, shipped inside the package)
-overrides its defaults, ``--set a.b=c`` overrides the preset, and unknown keys are errors naming
-the key. :func:`build_method` is the ONE place that turns the config into a method: adding a
-method is one import and one ``elif`` there (plus its config field here).
+An :class:`ExperimentConfig` gathers the method's name, the model, the sections the method reads
+(its own settings; :class:`~occkit.methods.registry.MethodSpec.sections`), the data, the optimiser
+and the loop. A preset (``configs/<name>.yaml``, shipped inside the package, or one a method's
+package ships) overrides its defaults, ``--set a.b=c`` overrides the preset, and unknown keys are
+errors naming the key. This module is the composition root: it names no method, it asks the
+registry (:mod:`occkit.methods.registry`) for the one ``method:`` names, builds it
+(:func:`build_method`, loading the runs it needs), wraps its datasets (:func:`build_dataset`) and
+resolves what its config leaves to the training frames (:func:`prepare_run`). docs/design.md
+walks through the data flow from a preset to a loss.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -20,27 +24,18 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from occkit.config import ConfigError, from_dict, load_config
+from occkit.config import ConfigError, from_dict, load_yaml, merge, parse_overrides, to_dict
 from occkit.data.augment import BEVAugConfig, ImageAugConfig, augment_bev, augment_images
 from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset
 from occkit.data.sample import Sample
-from occkit.data.stats import LabelCounts
 from occkit.data.wrappers import base_dataset  # re-exported: callers import it from here
-from occkit.labels import OCC3D_NUM_CLASSES
 from occkit.engine.checkpoint import CONFIG_FILE, EMA_FILE, MODEL_FILE, load_config_dict, load_weights, resolve_checkpoint
 from occkit.engine.config import OptimConfig, TrainConfig
 from occkit.engine.distributed import resolve_device
-from occkit.methods.langocc import LangOccConfig, LangOccMethod
-from occkit.methods.occscene import OccSceneConfig, OccSceneMethod
-from occkit.methods.radocc import RadOccConfig, RadOccMethod
-from occkit.methods.easyocc import EasyOccConfig, EasyOccMethod
-from occkit.methods.cigocc import CIGOccConfig, CIGOccMethod
-from occkit.methods.render_sup import RenderSupConfig, RenderSupMethod
-from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
-from occkit.models.occnet import OccNet, OccNetConfig, lift_grid_of
-
-#: Methods :func:`build_method` knows, for error messages and ``--help``.
-METHODS: tuple[str, ...] = ("supervised", "render_sup", "occscene", "radocc", "langocc", "easyocc", "cigocc")
+from occkit.methods.registry import (
+    DEFAULT_METHOD, MethodSpec, RegistryError, all_sections, get_method, method_names, preset_folders,
+)
+from occkit.models.occnet import OccNetConfig, lift_grid_of
 
 
 @dataclass
@@ -101,44 +96,105 @@ class DataConfig:
     colour: the control that keeps the extra frames' labels (layouts) and drops their appearance."""
 
 
-@dataclass
 class ExperimentConfig:
-    """Everything a training run needs; ``configs/*.yaml`` presets override these defaults."""
+    """Everything a training run needs; presets override these defaults.
 
-    method: Literal["supervised", "render_sup", "occscene", "radocc", "langocc", "easyocc", "cigocc"] = "supervised"
-    """The recipe, built by :func:`build_method`."""
-    model: OccNetConfig = field(default_factory=OccNetConfig)
+    Each method has its own config class (:func:`experiment_class`): a dataclass whose fields are
+    ``method``, ``model``, the sections the method reads, ``data``, ``optim`` and ``train``; this
+    class is their common base. ``ExperimentConfig(method="radocc", supervised=..., radocc=...)``
+    makes an instance of radocc's class (a section the method does not read is an error), so that
+    a run's config (and its ``config.json``) holds the sections its method uses and no other.
+    """
+
+    method: str
+    """The recipe, a registered method's name (:func:`occkit.methods.registry.method_names`)."""
+    model: OccNetConfig
     """The occupancy network."""
-    supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
-    """Settings of the ``supervised`` method."""
-    render_sup: RenderSupConfig = field(default_factory=RenderSupConfig)
-    """Settings of the ``render_sup`` method (2D depth/semantic maps only, volume rendering)."""
-    occscene: OccSceneConfig = field(default_factory=OccSceneConfig)
-    """Settings of the ``occscene`` method (occupancy-guided text-to-image diffusion trained jointly
-    with the perception model)."""
-    radocc: RadOccConfig = field(default_factory=RadOccConfig)
-    """Settings of the ``radocc`` method (frozen LiDAR teacher distilled through rendered views;
-    the student's own losses are ``supervised``'s)."""
-    langocc: LangOccConfig = field(default_factory=LangOccConfig)
-    """Settings of the ``langocc`` method (rendered vision-language features, zero-shot classes)."""
-    easyocc: EasyOccConfig = field(default_factory=EasyOccConfig)
-    """Settings of the ``easyocc`` method (3D pseudo-labels from 2D priors, ``occkit pseudolabel``)."""
-    cigocc: CIGOccConfig = field(default_factory=CIGOccConfig)
-    """Settings of the ``cigocc`` method (monocular SSC on SemanticKITTI; the ``kitti-mono``
-    baseline is it with appearance features only)."""
-    data: DataConfig = field(default_factory=DataConfig)
+    data: DataConfig
     """Frames, image size, batches."""
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    optim: OptimConfig
     """Optimiser, schedule, precision, EMA."""
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig
     """The loop: seed, device, logging, validation, checkpoints."""
+
+    def __new__(cls, *args: Any, method: str = DEFAULT_METHOD, **kwargs: Any) -> "ExperimentConfig":
+        if cls is ExperimentConfig:
+            if args:
+                raise TypeError("ExperimentConfig: pass its fields by name (method=..., model=..., ...)")
+            cls = experiment_class(method)
+        return object.__new__(cls)
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def experiment_class(method: str) -> type:
+    """The config class of ``method``: method, model, its sections, data, optim, train."""
+    if method not in _CLASSES:
+        try:
+            spec = get_method(method)
+        except RegistryError as e:
+            raise ConfigError(str(e)) from e
+        name = f"ExperimentConfig_{method}"
+        fields = [("method", str, field(default=method)), ("model", OccNetConfig, field(default_factory=OccNetConfig))]
+        fields += [(key, sec, field(default_factory=sec)) for key, sec in spec.sections.items()]
+        fields += [("data", DataConfig, field(default_factory=DataConfig)), ("optim", OptimConfig, field(default_factory=OptimConfig)),
+                   ("train", TrainConfig, field(default_factory=TrainConfig))]
+        cls = dataclasses.make_dataclass(name, fields, bases=(ExperimentConfig,), namespace={"__module__": __name__})
+        cls.__doc__ = f"The experiment config of a {method} run ({spec.summary})."
+        globals()[name] = cls  # found by name, so that configs pickle (DataLoader workers, spawn)
+        _CLASSES[method] = cls
+    return _CLASSES[method]
+
+
+def __getattr__(name: str) -> Any:  # a pickled config's class in a fresh process
+    if name.startswith("ExperimentConfig_"):
+        return experiment_class(name[len("ExperimentConfig_"):])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def experiment_from_dict(data: dict[str, Any], where: str = "config") -> ExperimentConfig:
+    """An :class:`ExperimentConfig` from a plain dict (e.g. a checkpoint's ``config.json``).
+
+    The sections of other registered methods are dropped: a ``config.json`` written before
+    methods registered themselves holds every method's section.
+    """
+    method = data.get("method", DEFAULT_METHOD)
+    if not isinstance(method, str):
+        raise ConfigError(f"{where}: method: expected a string, got {method!r}")
+    try:
+        cls = experiment_class(method)
+        cfg = from_dict(cls, _own_sections(data, method))
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from e
+    check_experiment(cfg)
+    return cfg
+
+
+def _own_sections(data: dict[str, Any], method: str) -> dict[str, Any]:
+    """``data`` without the sections that only other methods read."""
+    own = get_method(method).sections
+    return {k: v for k, v in data.items() if k in own or k not in all_sections()}
 
 
 # ---------------------------------------------------------------------------------------- presets
-def preset_names() -> list[str]:
-    """Names of the presets shipped with occkit (``configs/*.yaml`` inside the package)."""
+def _preset_files() -> dict[str, Path]:
+    """Preset name -> file: occkit's ``configs/*.yaml``, then those of methods from other packages."""
+    out: dict[str, Path] = {}
     folder = resources.files("occkit") / "configs"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    for p in folder.iterdir():
+        if p.name.endswith(".yaml"):
+            out[p.name[:-5]] = Path(str(p))
+    for extra in preset_folders():
+        for p in sorted(Path(extra).glob("*.yaml")):
+            out.setdefault(p.stem, p)
+    return out
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped with occkit (``configs/*.yaml`` inside the package) and with
+    the methods of other packages."""
+    return sorted(_preset_files())
 
 
 def find_preset(name_or_path: str | os.PathLike) -> Path:
@@ -147,34 +203,45 @@ def find_preset(name_or_path: str | os.PathLike) -> Path:
     if p.is_file():
         return p
     if p.suffix not in (".yaml", ".yml") and os.sep not in str(name_or_path):
-        cand = resources.files("occkit") / "configs" / f"{name_or_path}.yaml"
-        if cand.is_file():
-            return Path(str(cand))
+        found = _preset_files().get(str(name_or_path))
+        if found is not None and found.is_file():
+            return found
     raise FileNotFoundError(f"{name_or_path}: no such config file or preset (presets: {', '.join(preset_names())})")
+
+
+def methods_help() -> str:
+    """One line per registered method, for ``--help``."""
+    return "\n".join(f"  {name}: {get_method(name).summary}" for name in method_names())
 
 
 def load_experiment(name_or_path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Defaults, then the preset (by name or path), then ``key=value`` overrides."""
     path = find_preset(name_or_path) if name_or_path is not None else None
-    cfg = load_config(ExperimentConfig, path, overrides)
-    check_experiment(cfg)
-    return cfg
-
-
-def experiment_from_dict(data: dict[str, Any], where: str = "config") -> ExperimentConfig:
-    """An :class:`ExperimentConfig` from a plain dict (e.g. a checkpoint's ``config.json``)."""
-    try:
-        cfg = from_dict(ExperimentConfig, data)
-    except ConfigError as e:
-        raise ConfigError(f"{where}: {e}") from e
+    data = load_yaml(path) if path is not None else {}
+    over = parse_overrides(list(overrides)) if overrides else {}
+    method = over.get("method", data.get("method", DEFAULT_METHOD))
+    if not isinstance(method, str) or method not in method_names():
+        where = "--set method" if "method" in over else f"{path}: method" if path is not None else "method"
+        raise ConfigError(f"{where}: {method!r} is not one of {', '.join(method_names())}")
+    cls = experiment_class(method)
+    merged = to_dict(cls())
+    if path is not None:
+        merged = merge(merged, _own_sections(data, method))  # its errors name the file
+        try:
+            from_dict(cls, merged)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from e
+    if over:
+        merged = merge(merged, _own_sections(over, method))
+    cfg = from_dict(cls, merged)
     check_experiment(cfg)
     return cfg
 
 
 def check_experiment(cfg: ExperimentConfig) -> None:
     """Value checks the types alone do not catch; errors name the key."""
-    if cfg.method not in METHODS:
-        raise ConfigError(f"method: {cfg.method!r} is not one of {METHODS}")
+    if cfg.method not in method_names():
+        raise ConfigError(f"method: {cfg.method!r} is not one of {', '.join(method_names())}")
     H, W = cfg.data.image_aug.out_hw
     if H <= 0 or W <= 0:
         raise ConfigError(f"data.image_aug.out_hw: expected positive (H, W), got {(H, W)}")
@@ -202,31 +269,57 @@ def check_experiment(cfg: ExperimentConfig) -> None:
 
 
 # ---------------------------------------------------------------------------------------- builders
-def build_method(cfg: ExperimentConfig) -> nn.Module:
-    """The method named by ``cfg.method``, built from its config. The one place methods are chosen.
+def method_spec(cfg: ExperimentConfig) -> MethodSpec:
+    """The registry's entry for ``cfg.method``."""
+    try:
+        return get_method(cfg.method)
+    except RegistryError as e:
+        raise ConfigError(str(e)) from e
 
-    The trained models a recipe starts from or distills from are loaded here and handed to it
-    (the recipes never load runs themselves): ``radocc.teacher`` (:func:`load_teacher`) and
-    ``occscene.perception_ckpt`` (:func:`load_perception`). Loading them leaves the global RNG as
-    it was, so the recipe's own initial weights do not depend on them.
+
+def load_run(path: str | os.PathLike, what: str, ema: bool = True) -> nn.Module:
+    """A trained method from its run, for a recipe that distils from or starts from it (the
+    :class:`~occkit.methods.registry.RunLoader` handed to every method's build): on the CPU, in
+    eval mode, its EMA weights when it has them and ``ema``; the global RNG is left as it was, so
+    that the recipe's own initial weights do not depend on it. Errors start with ``what``."""
+    try:
+        with torch.random.fork_rng(devices=[]):  # building it draws initial weights: not from the caller's stream
+            method, _, _, _ = load_checkpoint_method(path, device="cpu", ema=ema)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise FileNotFoundError(f"{what}: {e}") from e
+    return method
+
+
+def build_method(cfg: ExperimentConfig) -> nn.Module:
+    """The method named by ``cfg.method``, built from its config by its registered builder.
+
+    The trained models a recipe starts from or distills from (``radocc.teacher``,
+    ``occscene.perception_ckpt``) are loaded here (:func:`load_run`) and handed to it: the
+    recipes never load runs themselves.
     """
-    if cfg.method == "supervised":
-        return SupervisedMethod(cfg.model, cfg.supervised)
-    if cfg.method == "render_sup":
-        return RenderSupMethod(cfg.model, cfg.render_sup)
-    if cfg.method == "occscene":
-        perception = load_perception(cfg.occscene.perception_ckpt) if cfg.occscene.perception_ckpt else None
-        return OccSceneMethod(cfg.model, cfg.occscene, perception=perception)
-    if cfg.method == "radocc":
-        teacher = load_teacher(cfg.radocc.teacher, cfg.radocc.teacher_ema) if cfg.radocc.teacher else None
-        return RadOccMethod(cfg.model, cfg.supervised, cfg.radocc, teacher=teacher)
-    if cfg.method == "langocc":
-        return LangOccMethod(cfg.model, cfg.langocc)
-    if cfg.method == "easyocc":
-        return EasyOccMethod(cfg.model, cfg.easyocc)
-    if cfg.method == "cigocc":
-        return CIGOccMethod(cfg.model, cfg.cigocc)
-    raise ConfigError(f"method: {cfg.method!r} is not one of {METHODS}")
+    return method_spec(cfg).build(cfg, load_run)
+
+
+def resolve_auto_class_counts(cfg: ExperimentConfig, train_set: Dataset, max_frames: int = 2000, progress: bool = False) -> ExperimentConfig:
+    """What the method's config leaves to the training frames, filled in from them
+    (``supervised.class_counts: auto``, ``cigocc.class_balance: dataset``): a copy of ``cfg``, so
+    that the run's config.json records what it trained with; ``cfg`` itself when nothing is left."""
+    resolve = method_spec(cfg).resolve
+    return resolve(cfg, train_set, max_frames, progress) if resolve is not None else cfg
+
+
+def prepare_run(cfg: ExperimentConfig, train_set: Dataset, progress: bool = True) -> tuple[ExperimentConfig, nn.Module]:
+    """The resolved config and the built method of a run, as the engine takes them.
+
+    Seeds every RNG with ``train.seed`` first (the same initial weights on every process),
+    resolves the config from the training frames (:func:`resolve_auto_class_counts`; a progress
+    bar on rank 0 only), then builds the method (:func:`build_method`).
+    """
+    from occkit.engine.data import seed_everything
+
+    seed_everything(cfg.train.seed)
+    cfg = resolve_auto_class_counts(cfg, train_set, progress=progress and os.environ.get("RANK", "0") == "0")
+    return cfg, build_method(cfg)
 
 
 class AugmentedFrames(Dataset):
@@ -277,19 +370,10 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
     if cfg.data.priors:
         from occkit.priors.cache import PriorCache, WithPriors
 
-        cache = PriorCache(cfg.data.priors, kinds=cfg.data.prior_kinds or None)
-        if cfg.method == "langocc" and "features" in cache.kinds and cache.feature_dim and cache.feature_dim != cfg.langocc.feature_dim:
-            raise ConfigError(f"data.priors {cfg.data.priors}: its features are {cache.feature_dim}-d (its prior.json, text "
-                              f"encoder {cache.record.get('text_encoder')}) but langocc.feature_dim is {cfg.langocc.feature_dim}; "
-                              "set langocc.feature_dim to the cache's width")
-        ds = WithPriors(ds, cache)
-    if train and cfg.method == "langocc" and cfg.langocc.temporal_offsets:  # LangOcc's temporal rays: neighbours' 2D features
-        if not cfg.data.priors:
-            raise ConfigError("langocc.temporal_offsets: the neighbours' 2D features come from the prior cache; set data.priors")
-        from occkit.data.temporal import WithTemporalPriors
-        from occkit.priors.cache import PriorCache
-
-        ds = WithTemporalPriors(ds, PriorCache(cfg.data.priors, kinds=("features",)), cfg.langocc.temporal_offsets)
+        ds = WithPriors(ds, PriorCache(cfg.data.priors, kinds=cfg.data.prior_kinds or None))
+    wrap = method_spec(cfg).wrap_dataset
+    if wrap is not None:  # what the method adds to every frame (LangOcc: its neighbours' 2D features)
+        ds = wrap(cfg, ds, train)
     if cfg.data.lidar_sweeps > 1 or cfg.data.lidar_infos:
         from occkit.data.lidar_sweeps import WithLidarSweeps
 
@@ -357,133 +441,6 @@ def load_checkpoint_method(
     load_weights(method, weights)
     dev = resolve_device(device)
     return method.to(dev).eval(), cfg, folder, dev
-
-
-def load_teacher(path: str | os.PathLike, ema: bool = True) -> nn.Module:
-    """radocc's teacher: a trained method from its run (own config), frozen: eval mode,
-    ``requires_grad`` False, on the CPU; the global RNG is left as it was.
-
-    The method must return an :class:`~occkit.models.occnet.OccNetOutput` from ``forward(batch)``
-    (``supervised``, ``render_sup``, ``radocc``). Errors start with ``radocc.teacher:``.
-    """
-    try:
-        with torch.random.fork_rng(devices=[]):  # building it draws initial weights: not from the caller's stream
-            teacher, _, _, _ = load_checkpoint_method(path, device="cpu", ema=ema)
-    except (FileNotFoundError, NotADirectoryError) as e:
-        raise FileNotFoundError(f"radocc.teacher: {e}") from e
-    if not hasattr(teacher, "model") or not callable(getattr(teacher, "forward", None)):
-        raise ValueError(f"radocc.teacher: {path} holds a {type(teacher).__name__}, not an occupancy method")
-    modality = getattr(getattr(teacher.model, "cfg", None), "modality", None)
-    if modality == "camera":  # allowed (a camera teacher is an experiment too), but never silently
-        import warnings
-
-        warnings.warn(f"radocc.teacher: {path} is a camera-only run (model.modality camera), not the LiDAR or fusion "
-                      "teacher RadOcc distils from", stacklevel=2)
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher.eval()
-
-
-def load_perception(path: str | os.PathLike) -> OccNet:
-    """occscene's starting perception network: the ``OccNet`` at ``.model`` of the method a run
-    (or checkpoint) holds (a ``supervised`` or ``occscene`` run), on the CPU, its EMA weights when
-    it has them; the global RNG is left as it was. Errors start with ``occscene.perception_ckpt:``.
-    """
-    try:
-        with torch.random.fork_rng(devices=[]):  # building it draws initial weights: not from the caller's stream
-            other, _, folder, _ = load_checkpoint_method(path, device="cpu")
-    except (FileNotFoundError, NotADirectoryError) as e:
-        raise FileNotFoundError(f"occscene.perception_ckpt: {e}") from e
-    net = getattr(other, "model", None)
-    if not isinstance(net, OccNet):
-        raise ValueError(f"occscene.perception_ckpt: {folder} holds a {type(other).__name__} without an OccNet at .model")
-    return net
-
-
-def resolve_auto_class_counts(cfg: ExperimentConfig, train_set: Dataset, max_frames: int = 2000, progress: bool = False) -> ExperimentConfig:
-    """Replace ``supervised.class_counts: auto`` by the label counts of the training frames.
-
-    Counts every class over the frames of the dataset under ``train_set`` (at most ``max_frames``
-    of them, evenly spaced), inside the camera mask when ``supervised.use_camera_mask``. Returns
-    ``cfg`` unchanged when nothing is 'auto', else a copy with the counts filled in, so that the
-    run's config.json records the weights it trained with. For ``cigocc`` it is
-    :func:`resolve_cigocc_class_counts` (``cigocc.class_balance: dataset``).
-    """
-    if cfg.method == "cigocc":
-        return resolve_cigocc_class_counts(cfg, train_set, max_frames, progress)
-    sup = cfg.supervised
-    if cfg.method not in ("supervised", "radocc") or sup.class_counts != "auto":
-        return cfg
-    ds = base_dataset(train_set)
-    frames = ds.frames
-    if not frames:
-        raise ValueError(f"supervised.class_counts='auto': the training split of {ds.root} has no frames to count")
-    if len(frames) > max_frames:
-        frames = [frames[round(i * (len(frames) - 1) / (max_frames - 1))] for i in range(max_frames)]
-    if cfg.model.num_classes != OCC3D_NUM_CLASSES:
-        raise ValueError(f"supervised.class_counts='auto' counts Occ3D's {OCC3D_NUM_CLASSES} classes; the model has {cfg.model.num_classes}")
-    labels = LabelCounts()  # the counting of `occkit stats`
-    it = frames
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(frames, desc="class counts", unit="frame", leave=False)
-    for f in it:
-        gt = ds.read_labels(f.token)
-        try:
-            labels.add(gt["semantics"], gt["mask_camera"], gt["mask_lidar"])
-        except ValueError as e:
-            raise ValueError(f"{ds.gt_path(f.token)}: {e}") from e
-    counts = labels.counts_camera if sup.use_camera_mask else labels.counts
-    if sum(counts) == 0:
-        raise ValueError(f"supervised.class_counts='auto': no labelled voxels in the training split of {ds.root}")
-    out = copy.deepcopy(cfg)
-    out.supervised.class_counts = tuple(float(c) for c in counts)
-    return out
-
-
-def resolve_cigocc_class_counts(cfg: ExperimentConfig, train_set: Dataset, max_frames: int = 2000, progress: bool = False) -> ExperimentConfig:
-    """``cigocc.class_balance: dataset`` without ``class_counts``: the voxel counts of the training
-    frames' labels (at most ``max_frames``, evenly spaced) written into a copy of ``cfg``, as
-    :func:`resolve_auto_class_counts` does for ``supervised.class_counts: auto``. SemanticKITTI:
-    every label but 255 outside ``.invalid`` (what cigocc trains on); Occ3D: inside the camera
-    mask. ``cfg`` unchanged otherwise.
-    """
-    c = cfg.cigocc
-    if cfg.method != "cigocc" or c.class_balance != "dataset" or c.class_counts is not None:
-        return cfg
-    import numpy as np
-
-    from occkit.data.semantickitti import SemanticKITTIDataset
-
-    ds = base_dataset(train_set)
-    C = cfg.model.num_classes
-    n = len(ds.frames)
-    if n == 0:
-        raise ValueError(f"cigocc.class_balance='dataset': the training split of {ds.root} has no frames to count")
-    picks = range(n) if n <= max_frames else [round(i * (n - 1) / (max_frames - 1)) for i in range(max_frames)]
-    if progress:
-        from tqdm import tqdm
-
-        picks = tqdm(picks, desc="class counts", unit="frame", leave=False)
-    counts = np.zeros(C, dtype=np.float64)
-    for i in picks:
-        if isinstance(ds, SemanticKITTIDataset):
-            labels, invalid = ds.load_gt_arrays(i)
-            known = labels[~invalid & (labels != 255)]
-            where = ds.voxel_path(i, "label")
-        else:
-            gt = ds.read_labels(ds.frames[i].token)
-            known = gt["semantics"][gt["mask_camera"].astype(bool)]
-            where = ds.gt_path(ds.frames[i].token)
-        if known.size and int(known.max()) >= C:
-            raise ValueError(f"{where}: label {int(known.max())} is not a class of model.num_classes={C}")
-        counts += np.bincount(known.astype(np.int64), minlength=C)
-    if counts.sum() == 0:
-        raise ValueError(f"cigocc.class_balance='dataset': no labelled voxels in the training split of {ds.root}")
-    out = copy.deepcopy(cfg)
-    out.cigocc.class_counts = tuple(float(v) for v in counts)
-    return out
 
 
 def data_format(cfg: ExperimentConfig, root: str | os.PathLike) -> str:

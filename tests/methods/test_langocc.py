@@ -158,8 +158,10 @@ def test_checks():
     batch.prior_features = batch.prior_features[:, :, :8]
     with pytest.raises(ValueError, match="feature_dim"):
         tiny_method().training_step(batch)
-    with pytest.raises(ValueError, match="ray_pixels"):
-        tiny_method(ray_pixels="sky")
+    from occkit.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match="ray_pixels: 'sky' is not one of"):  # checked once, when the config loads
+        from_dict(LangOccConfig, {"ray_pixels": "sky"})
     with pytest.raises(ValueError, match="occupied_threshold"):
         tiny_method(occupied_threshold=1.5)
     batch = tiny_batch()

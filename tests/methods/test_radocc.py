@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from occkit.config import to_dict
+from occkit.config import ConfigError, from_dict, to_dict
 from occkit.data.sample import Batch, Sample, collate
 from occkit.engine.checkpoint import save_checkpoint
 from occkit.engine.optim import build_optimizer
@@ -187,8 +187,8 @@ def test_hard_teacher_density_terminates_at_its_argmax_surface(one_torch_thread)
     # hard: all the weight where the car voxel is (x 1.6..2.0, i.e. t 4.6..5.0 from x = -3.0)
     assert 4.6 <= float(hard.median_depth[0]) <= 5.0
     assert float(hard.weights.sum()) == pytest.approx(1.0, abs=1e-3)
-    with pytest.raises(ValueError, match="teacher_density"):
-        RadOccMethod(model_cfg(), student_sup(), radocc_cfg(teacher_density="sharp"), teacher=make_teacher())
+    with pytest.raises(ConfigError, match="teacher_density: 'sharp' is not one of"):  # checked once, when the config loads
+        from_dict(RadOccConfig, {"teacher_density": "sharp"})
 
 
 @pytest.mark.parametrize("mode", ["raw_kl", "affinity", "kl"])
@@ -222,8 +222,8 @@ def test_semantic_term_without_density_gradient(mode, one_torch_thread):
 def test_config_errors():
     with pytest.raises(ValueError, match="radocc.teacher"):
         RadOccMethod(model_cfg(), student_sup(), RadOccConfig())
-    with pytest.raises(ValueError, match="semantic_mode"):
-        RadOccMethod(model_cfg(), student_sup(), radocc_cfg(semantic_mode="mse"), teacher=make_teacher())
+    with pytest.raises(ConfigError, match="semantic_mode: 'mse' is not one of"):  # checked once, when the config loads
+        from_dict(RadOccConfig, {"semantic_mode": "mse"})
     with pytest.raises(FileNotFoundError, match="radocc.teacher"):  # the composition root loads the teacher
         build_method(ExperimentConfig(method="radocc", model=model_cfg(), supervised=student_sup(),
                                       radocc=radocc_cfg(teacher="/nonexistent/run")))
@@ -242,8 +242,8 @@ def test_config_errors():
         RadOccMethod(model_cfg(), student_sup(), radocc_cfg(lidar_depth_range=(45.0, 1.0)), teacher=make_teacher())
     for name, bad in (("density", "sigmoid"), ("depth_reduction", "max"), ("logit_reduction", "max"), ("feature_reduction", "sum"),
                       ("sampling", "uniform")):
-        with pytest.raises(ValueError, match=f"radocc.{name}"):
-            RadOccMethod(model_cfg(), student_sup(), radocc_cfg(**{name: bad}), teacher=make_teacher())
+        with pytest.raises(ConfigError, match=f"{name}: '{bad}' is not one of"):  # checked once, when the config loads
+            from_dict(RadOccConfig, {name: bad})
 
 
 def test_teacher_from_a_run_and_radocc_run_predicts_the_student(tmp_path, one_torch_thread):

@@ -53,8 +53,10 @@ def test_render_sup_needs_2d_maps_and_checks_config():
     shifted = m.predict(batch)
     torch.testing.assert_close(shifted[:, 17] - base[:, 17], torch.full_like(base[:, 17], float(m.free_bias.detach())))
     torch.testing.assert_close(shifted[:, :17], base[:, :17])
-    with pytest.raises(ValueError, match="depth_loss"):
-        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(depth_loss="l2"))  # type: ignore[arg-type]
+    from occkit.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match="depth_loss: 'l2' is not one of"):  # checked once, when the config loads
+        from_dict(RenderSupConfig, {"depth_loss": "l2"})
 
 
 def test_preset_builds_render_sup_through_the_engine_builder():

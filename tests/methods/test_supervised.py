@@ -117,8 +117,10 @@ def test_sensor_lift_places_features_at_the_sensor_depth():
     losses = m.training_step(batch)
     sum(losses.values()).backward()
     assert m.model.view_transform.depth_net.body[3].weight.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="lift_depth"):
-        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(lift_depth="lidar"))
+    from occkit.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match="lift_depth: 'lidar' is not one of"):  # checked once, when the config loads
+        from_dict(SupervisedConfig, {"lift_depth": "lidar"})
     with pytest.raises(ValueError, match="depth_source"):
         SupervisedMethod(tiny_model_cfg(), SupervisedConfig(lift_depth="sensor", depth_source="none"))
     batch.depth = None
@@ -136,8 +138,10 @@ def test_factored_cross_entropy_mode():
     assert set(losses) == {"loss_geo", "loss_sem", "loss_lovasz"}
     sum(losses.values()).backward()
     assert all(torch.isfinite(v) for v in losses.values())
-    with pytest.raises(ValueError, match="ce_mode"):
-        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(ce_mode="split"))
+    from occkit.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match="ce_mode: 'split' is not one of"):  # checked once, when the config loads
+        from_dict(SupervisedConfig, {"ce_mode": "split"})
     with pytest.raises(ValueError, match="free_index"):
         SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free_index=18))
 

@@ -1,4 +1,4 @@
-"""``occkit ablate SPEC.yaml --out DIR``: run an ablation spec (DESIGN.md §8, "an ablation is a file").
+"""``occkit ablate SPEC.yaml --out DIR``: run an ablation spec (docs/design.md §8, "an ablation is a file").
 
 Shared stages are built once into a cache (``--cache``, default ``DIR/../stages``, so ablations
 side by side share them), each arm x seed trains in ``DIR/runs/<arm>_s<seed>/`` and is scored,
@@ -48,12 +48,13 @@ outputs in --out: runs/<arm>_s<seed>/ (run folders), results.json, results.md, c
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from occkit.ablate.scorers import SCORERS
+    from occkit.ablate.spec import shipped_specs
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.description = textwrap.fill(p.description or "", 80)
     p.epilog = EPILOG % {"scorers": ", ".join(SCORERS)}
-    p.add_argument("spec", help="the ablation spec: a YAML path, or the name of a spec shipped in occkit's configs/ablations/ "
-                                "(regime, radocc, easyocc, cigocc, langocc, occscene)")
+    p.add_argument("spec", help=f"the ablation spec: a YAML path, or the name of a spec shipped in occkit's configs/ablations/ "
+                                f"({', '.join(shipped_specs())})")
     p.add_argument("--out", required=True, help="ablation folder: runs/<arm>_s<seed>/, results.json, results.md, curves.png")
     p.add_argument("--cache", default=None, help="stage cache folder (default: OUT/../stages, shared by the ablations beside OUT)")
     p.add_argument("--lanes", type=positive_int, default=None,

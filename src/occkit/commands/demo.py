@@ -159,7 +159,7 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     from occkit.engine.checkpoint import latest_checkpoint
     from occkit.engine.train import train
     from occkit.fileio import write_json_atomic
-    from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method, load_experiment
+    from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method, load_experiment, prepare_run
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
 
     shipped = not args.from_scratch
@@ -234,7 +234,8 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         shutil.rmtree(run_dir)
     write_json_atomic(record, options)
     kept.append(f"training's checkpoints in {run_dir / 'checkpoints'} (every {CKPT_EVERY} steps)")
-    result = train(cfg, run_dir, train_set, None, resume=resume)
+    cfg, method = prepare_run(cfg, train_set)
+    result = train(cfg, run_dir, train_set, None, method, resume=resume)
     if result.checkpoint is None:  # resumed a run that had finished: nothing left to train
         result.checkpoint = latest_checkpoint(run_dir)
     kept[-1] = f"the trained run in {run_dir}"

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             "inputs": "images (B,N,3,H,W) float32 in [0,1]; intrinsics (B,N,3,3); T_ego_from_cam (B,N,4,4)",
             "outputs": "logits (B,C,X,Y,Z) float32; labels (B,X,Y,Z) uint8",
         }
-        if cfg.method == "render_sup":
+        if predictor.threshold > 0:  # a calibrated predict (render_sup's): free below it
             metadata["occupied_threshold"] = predictor.threshold
         # into a hidden file beside --out first: nothing lands at --out unless the check passes
         tmp = args.out.with_name(f".{args.out.name}.check.tmp")

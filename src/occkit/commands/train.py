@@ -16,9 +16,13 @@ from occkit.commands.checks import nonneg_float, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from occkit.experiment import preset_names
+    from occkit.experiment import methods_help, preset_names
+    from occkit.methods.registry import method_names
 
-    p.add_argument("config", help=f"preset name ({', '.join(preset_names())}) or path to a YAML config")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = "methods (a preset's method:, from occkit and from installed packages):\n" + methods_help()
+    p.add_argument("config", help=f"preset name ({', '.join(preset_names())}) or path to a YAML config; its method: is one of "
+                                  f"{', '.join(method_names())}")
     p.add_argument("--data", required=True, help="dataset root (holding annotations.json)")
     p.add_argument("--out", required=True, help="run folder: checkpoints/, tb/, train.jsonl, metrics.jsonl")
     p.add_argument("--max-steps", type=positive_int, default=None, help="length of the run in steps (sets optim.max_steps; default: the preset's)")
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from functools import partial
 
     from occkit.engine.train import train
-    from occkit.experiment import base_dataset, build_dataset, build_train_set, load_experiment
+    from occkit.experiment import base_dataset, build_dataset, build_train_set, load_experiment, prepare_run
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
 
     overrides = list(args.set or [])
@@ -83,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     if val_set is not None and cfg.train.val_rayiou:
         rayiou = partial(RayIoUMetric, num_classes=cfg.model.num_classes)
         origins = partial(rayiou_origins, base_dataset(val_set))
-    result = train(cfg, args.out, train_set, val_set, resume=args.resume, rayiou=rayiou, rayiou_origins=origins,
+    cfg, method = prepare_run(cfg, train_set, progress=not args.no_progress)
+    result = train(cfg, args.out, train_set, val_set, method, resume=args.resume, rayiou=rayiou, rayiou_origins=origins,
                    progress=not args.no_progress)
     last = result.validations[-1] if result.validations else None
     msg = f"occkit train: {result.step} steps ({result.train_seconds / 60:.1f} min of training), checkpoint {result.checkpoint}"

@@ -33,105 +33,90 @@ frame lacks them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass, replace
 from typing import Any
 
 import torch
 
 
+def _in_batch(how: str, name: str | None = None) -> dict[str, str]:
+    """A :class:`Sample` field's metadata: how frames combine into a :class:`Batch` field
+    (``stack``: along a new first axis, None when any frame lacks it; ``list``: one per frame,
+    None when any frame lacks it; ``each``: one per frame, always a list; ``same``: one value
+    for the batch) and that field's name (default: the same)."""
+    return {"batch": how, "batch_name": name or ""}
+
+
 @dataclass
 class Sample:
-    token: str
-    scene: str
-    timestamp: int
-    cam_names: tuple[str, ...]
-    images: torch.Tensor
-    intrinsics: torch.Tensor
-    T_ego_from_cam: torch.Tensor
-    T_global_from_ego: torch.Tensor
-    occupancy: torch.Tensor | None = None
-    mask_camera: torch.Tensor | None = None
-    mask_lidar: torch.Tensor | None = None
-    lidar: torch.Tensor | None = None
-    lidar_labels: torch.Tensor | None = None
-    T_ego_from_lidar: torch.Tensor | None = None
-    depth: torch.Tensor | None = None
-    semantics_2d: torch.Tensor | None = None
-    instance_2d: torch.Tensor | None = None
-    prior_semantics: torch.Tensor | None = None
-    prior_confidence: torch.Tensor | None = None
-    prior_segments: torch.Tensor | None = None
-    prior_depth: torch.Tensor | None = None
-    prior_features: torch.Tensor | None = None
-    prior_feature_stride: int = 0
-    temporal_features: torch.Tensor | None = None
-    temporal_intrinsics: torch.Tensor | None = None
-    temporal_T_ego_from_cam: torch.Tensor | None = None
-    temporal_offsets: torch.Tensor | None = None
-    temporal_image_hw: tuple[int, int] | None = None
-    temporal_T_ego_from_ego: torch.Tensor | None = None
-    temporal_lidar: list[torch.Tensor] | None = None
-    description: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    """One frame; see the module docstring for shapes. Each field says how it enters a
+    :class:`Batch`, which is made from this one list of fields."""
+
+    token: str = field(metadata=_in_batch("each", "tokens"))
+    scene: str = field(metadata=_in_batch("each", "scenes"))
+    timestamp: int = field(metadata=_in_batch("each", "timestamps"))
+    cam_names: tuple[str, ...] = field(metadata=_in_batch("same"))
+    images: torch.Tensor = field(metadata=_in_batch("stack"))
+    intrinsics: torch.Tensor = field(metadata=_in_batch("stack"))
+    T_ego_from_cam: torch.Tensor = field(metadata=_in_batch("stack"))
+    T_global_from_ego: torch.Tensor = field(metadata=_in_batch("stack"))
+    occupancy: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    mask_camera: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    mask_lidar: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    lidar: torch.Tensor | None = field(default=None, metadata=_in_batch("list"))
+    lidar_labels: torch.Tensor | None = field(default=None, metadata=_in_batch("list"))
+    T_ego_from_lidar: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    depth: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    semantics_2d: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    instance_2d: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    prior_semantics: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    prior_confidence: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    prior_segments: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    prior_depth: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    prior_features: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    prior_feature_stride: int = field(default=0, metadata=_in_batch("same"))
+    temporal_features: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    temporal_intrinsics: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    temporal_T_ego_from_cam: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    temporal_offsets: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    temporal_image_hw: tuple[int, int] | None = field(default=None, metadata=_in_batch("same"))
+    temporal_T_ego_from_ego: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
+    temporal_lidar: list[torch.Tensor] | None = field(default=None, metadata=_in_batch("list"))
+    description: str | None = field(default=None, metadata=_in_batch("each", "descriptions"))
+    extra: dict[str, Any] = field(default_factory=dict, metadata=_in_batch("each"))
 
 
-#: Fields stacked along a new batch axis.
-_STACKED = (
-    "images", "intrinsics", "T_ego_from_cam", "T_global_from_ego", "occupancy", "mask_camera",
-    "mask_lidar", "depth", "semantics_2d", "instance_2d", "T_ego_from_lidar",
-    "prior_semantics", "prior_confidence", "prior_segments", "prior_depth", "prior_features",
-    "temporal_features", "temporal_intrinsics", "temporal_T_ego_from_cam", "temporal_offsets",
-    "temporal_T_ego_from_ego",
-)
-#: Fields kept as lists.
-_LISTED = ("lidar", "lidar_labels", "temporal_lidar")
+def _batch_fields() -> list[tuple[str, str, Any]]:
+    """The :class:`Batch` fields made from :class:`Sample`'s: (name, type, dataclass field)."""
+    out = []
+    for f in fields(Sample):
+        how, name = f.metadata["batch"], f.metadata["batch_name"] or f.name
+        optional = f.default is None
+        if how == "stack":
+            tp = "torch.Tensor | None" if optional else "torch.Tensor"
+        elif how == "list":
+            tp = f"list[{str(f.type).removesuffix(' | None')}] | None"
+        elif how == "each":
+            tp = f"list[{f.type}]"
+        else:
+            tp = str(f.type)
+        if how == "each":
+            spec = field(default_factory=list) if f.default is not MISSING or f.default_factory is not MISSING else field()
+        else:
+            spec = field() if f.default is MISSING and f.default_factory is MISSING else field(default=f.default)
+        out.append((name, tp, spec))
+    return out
 
 
-@dataclass
-class Batch:
-    """A batch of ``B`` frames; see the module docstring for shapes (with a leading ``B``)."""
-
-    tokens: list[str]
-    scenes: list[str]
-    timestamps: list[int]
-    cam_names: tuple[str, ...]
-    images: torch.Tensor
-    intrinsics: torch.Tensor
-    T_ego_from_cam: torch.Tensor
-    T_global_from_ego: torch.Tensor
-    occupancy: torch.Tensor | None = None
-    mask_camera: torch.Tensor | None = None
-    mask_lidar: torch.Tensor | None = None
-    lidar: list[torch.Tensor] | None = None
-    lidar_labels: list[torch.Tensor] | None = None
-    T_ego_from_lidar: torch.Tensor | None = None
-    depth: torch.Tensor | None = None
-    semantics_2d: torch.Tensor | None = None
-    instance_2d: torch.Tensor | None = None
-    prior_semantics: torch.Tensor | None = None
-    prior_confidence: torch.Tensor | None = None
-    prior_segments: torch.Tensor | None = None
-    prior_depth: torch.Tensor | None = None
-    prior_features: torch.Tensor | None = None
-    prior_feature_stride: int = 0
-    temporal_features: torch.Tensor | None = None
-    temporal_intrinsics: torch.Tensor | None = None
-    temporal_T_ego_from_cam: torch.Tensor | None = None
-    temporal_offsets: torch.Tensor | None = None
-    temporal_image_hw: tuple[int, int] | None = None
-    temporal_T_ego_from_ego: torch.Tensor | None = None
-    temporal_lidar: list[list[torch.Tensor]] | None = None
-    descriptions: list[str | None] = field(default_factory=list)
-    extra: list[dict[str, Any]] = field(default_factory=list)
-
+class _BatchMethods:
     @property
     def size(self) -> int:
-        return len(self.tokens)
+        return len(self.tokens)  # type: ignore[attr-defined]
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
         """A copy with every tensor moved to ``device`` (T_global_from_ego keeps float64)."""
         changes: dict[str, Any] = {}
-        for f in fields(self):
+        for f in fields(self):  # type: ignore[arg-type]
             v = getattr(self, f.name)
             if isinstance(v, torch.Tensor):
                 changes[f.name] = v.to(device, non_blocking=non_blocking)
@@ -139,7 +124,15 @@ class Batch:
                 changes[f.name] = [t.to(device, non_blocking=non_blocking) for t in v]
             elif isinstance(v, list) and v and isinstance(v[0], list):  # temporal_lidar: per frame, per neighbour
                 changes[f.name] = [[t.to(device, non_blocking=non_blocking) for t in per] for per in v]
-        return replace(self, **changes)
+        return replace(self, **changes)  # type: ignore[type-var]
+
+
+Batch = make_dataclass(
+    "Batch", _batch_fields(), bases=(_BatchMethods,),
+    namespace={"__module__": __name__, "__doc__": "A batch of ``B`` frames; see the module docstring for shapes (with a "
+               "leading ``B``). Its fields are :class:`Sample`'s, as each one's metadata says (tokens, scenes, "
+               "timestamps, descriptions: one per frame)."},
+)
 
 
 def collate(samples: list[Sample]) -> Batch:
@@ -150,34 +143,27 @@ def collate(samples: list[Sample]) -> Batch:
     for s in samples:
         if s.cam_names != cams:
             raise ValueError(f"collate: frame {s.token} has cameras {s.cam_names}, expected {cams}")
-    out: dict[str, Any] = {}
-    for name in _STACKED:
-        vals = [getattr(s, name) for s in samples]
-        if any(v is None for v in vals):
-            out[name] = None
-            continue
-        shapes = {tuple(v.shape) for v in vals}
-        if len(shapes) != 1:
-            raise ValueError(f"collate: field {name} has different shapes across frames: {sorted(shapes)}")
-        out[name] = torch.stack(vals)
-    for name in _LISTED:
-        vals = [getattr(s, name) for s in samples]
-        out[name] = None if any(v is None for v in vals) else vals
     strides = {s.prior_feature_stride for s in samples}
     if len(strides) != 1:
         raise ValueError(f"collate: frames have prior features at different strides {sorted(strides)}")
     sizes = {s.temporal_image_hw for s in samples}
     if len(sizes) != 1 and None not in sizes:
         raise ValueError(f"collate: frames have neighbour images of different sizes (temporal_image_hw) {sorted(sizes)}")
-    temporal_hw = None if None in sizes else samples[0].temporal_image_hw
-    return Batch(
-        tokens=[s.token for s in samples],
-        prior_feature_stride=samples[0].prior_feature_stride,
-        temporal_image_hw=temporal_hw,
-        scenes=[s.scene for s in samples],
-        timestamps=[s.timestamp for s in samples],
-        cam_names=cams,
-        descriptions=[s.description for s in samples],
-        extra=[s.extra for s in samples],
-        **out,
-    )
+    out: dict[str, Any] = {}
+    for f in fields(Sample):
+        how, name = f.metadata["batch"], f.metadata["batch_name"] or f.name
+        vals = [getattr(s, f.name) for s in samples]
+        if how == "same":
+            out[name] = None if any(v is None for v in vals) else vals[0]
+        elif how == "each":
+            out[name] = vals
+        elif any(v is None for v in vals):
+            out[name] = None
+        elif how == "list":
+            out[name] = vals
+        else:
+            shapes = {tuple(v.shape) for v in vals}
+            if len(shapes) != 1:
+                raise ValueError(f"collate: field {f.name} has different shapes across frames: {sorted(shapes)}")
+            out[name] = torch.stack(vals)
+    return Batch(**out)

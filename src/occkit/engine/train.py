@@ -4,7 +4,9 @@ One step: take this rank's next batch, move it to the device, seed the step's RN
 method's ``training_step`` (under autocast on CUDA) for a dict of named losses, back-propagate
 their sum, clip the gradient norm, step AdamW and the warm-up + cosine schedule, update the EMA.
 Around it: logging (tqdm, TensorBoard, ``train.jsonl``), validation (``metrics.jsonl``) and
-checkpoints, all from rank 0 only. The engine knows nothing of a method's insides.
+checkpoints, all from rank 0 only. The engine knows nothing of a method's insides, nor which
+methods there are: it takes a built method and its resolved config (the composition root,
+:func:`occkit.experiment.prepare_run`, makes both).
 
 Multi-process: launch with ``torchrun --nproc_per_node N -m occkit.engine.train CONFIG --data DIR
 --out RUN`` (the same arguments as ``occkit train``); each process takes ``data.batch_size``
@@ -43,7 +45,6 @@ from occkit.engine.evaluate import autocast, evaluate, resolve_amp
 from occkit.engine.init_from import init_from, init_record, report_lines
 from occkit.engine.logging import RunLogger
 from occkit.engine.optim import EMA, build_optimizer, build_scheduler
-from occkit.experiment import ExperimentConfig, build_method, resolve_auto_class_counts
 from occkit.fileio import write_json_atomic
 
 
@@ -79,7 +80,7 @@ class TrainResult:
 
 
 def train(
-    cfg: ExperimentConfig,
+    cfg: Any,
     run_dir: str | os.PathLike,
     train_set: Dataset,
     val_set: Dataset | None = None,
@@ -90,13 +91,15 @@ def train(
     rayiou_origins: Callable[[str], torch.Tensor] | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train ``cfg.method`` (or the given ``method``) for ``cfg.optim.max_steps`` steps.
+    """Train ``method`` for ``cfg.optim.max_steps`` steps.
 
     Args:
-        cfg: the experiment config (saved with every checkpoint).
+        cfg: the run's resolved experiment config (saved with every checkpoint): it reads
+            ``optim``, ``train``, ``data`` (batch sizes, workers) and ``model.num_classes``.
         run_dir: where checkpoints, logs and metrics go.
         train_set, val_set: datasets of :class:`~occkit.data.sample.Sample` (val with ground truth).
-        method: a ready method (tests, custom recipes); default: ``build_method(cfg)``.
+        method: the built method (:func:`occkit.experiment.prepare_run` builds it from ``cfg``
+            after seeding every RNG with ``train.seed``); required.
         resume: continue from the newest complete checkpoint in ``run_dir`` (exactly: same data
             order, RNG streams, optimiser and schedule); start fresh when there is none. Without
             it, a ``run_dir`` that already holds checkpoints is refused (``FileExistsError``): a
@@ -125,7 +128,7 @@ def train(
 
 
 def _train(
-    cfg: ExperimentConfig, run_dir: Path, info: DistInfo, device: torch.device, train_set: Dataset,
+    cfg: Any, run_dir: Path, info: DistInfo, device: torch.device, train_set: Dataset,
     val_set: Dataset | None, method: nn.Module | None, resume: bool, stop_at: int | None,
     rayiou: Callable[[], Any] | None, rayiou_origins: Callable[[str], torch.Tensor] | None, progress: bool,
 ) -> TrainResult:
@@ -136,10 +139,9 @@ def _train(
         raise ValueError("train.init_from: empty; give a run folder, a checkpoint folder or a weights file (or leave it unset)")
     if tc.threads > 0 and device.type == "cpu":
         torch.set_num_threads(tc.threads)
-    seed_everything(tc.seed)  # the same initial weights on every rank
-    cfg = resolve_auto_class_counts(cfg, train_set, progress=progress and info.is_main)
     if method is None:
-        method = build_method(cfg)
+        raise TypeError("train(): pass the built method (occkit.experiment.prepare_run builds it from the config)")
+    seed_everything(tc.seed)
     method.to(device)
     cfg_dict = to_dict(cfg)
 
@@ -293,7 +295,7 @@ def _init_from(method: nn.Module, tc: TrainConfig, cfg_dict: dict[str, Any], run
 
 
 def _validate(
-    cfg: ExperimentConfig, method: nn.Module, val_set: Dataset, info: DistInfo, device: torch.device, amp: str,
+    cfg: Any, method: nn.Module, val_set: Dataset, info: DistInfo, device: torch.device, amp: str,
     rayiou: Callable[[], Any] | None, rayiou_origins: Callable[[str], torch.Tensor] | None,
     step: int, train_seconds: float, wall0: float, progress: bool = True,
 ) -> dict[str, Any]:
@@ -347,10 +349,14 @@ def method_figures(method: nn.Module, batches: Any, device: torch.device, amp: s
 
 
 def _warn_config_change(saved: dict[str, Any], current: dict[str, Any], ckpt: Path, info: DistInfo) -> None:
-    """Print the keys whose values differ between the checkpoint's config and this run's."""
+    """Print the keys whose values differ between the checkpoint's config and this run's.
+
+    Sections the checkpoint has and this run's config has not are not compared: a config.json
+    written before methods registered themselves holds every method's section."""
     if not info.is_main:
         return
     diffs: list[str] = []
+    saved = {k: v for k, v in saved.items() if k in current or not isinstance(v, dict)}
 
     def walk(a: Any, b: Any, prefix: str) -> None:
         if isinstance(a, dict) and isinstance(b, dict):

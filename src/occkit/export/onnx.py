@@ -49,36 +49,34 @@ from torch import nn
 
 from occkit.data.sample import Batch
 
-#: Recipes whose prediction is the camera network.
-EXPORTABLE_METHODS: tuple[str, ...] = ("supervised", "render_sup", "radocc", "easyocc", "cigocc")
 INPUT_NAMES: tuple[str, ...] = ("images", "intrinsics", "T_ego_from_cam")
 OUTPUT_NAMES: tuple[str, ...] = ("logits", "labels")
 #: GridSample (the sampling lift) and the summing ScatterND / ScatterElements (the LSS splat).
 MIN_OPSET = 16
 EXPORTERS: tuple[str, ...] = ("auto", "dynamo", "torchscript")
 
-_REFUSED_METHODS = {
-    "langocc": "its prediction is not the network's output: each voxel's vision-language feature is matched against "
-               "text embeddings of a sentence-transformer (zero-shot classes) under a calibrated density threshold",
-    "occscene": "the run is a text-to-image diffusion generator trained with its perception network; only recipes "
-                "whose checkpoint is the camera network are exported",
-}
+def exportable_methods() -> tuple[str, ...]:
+    """The registered methods whose runs export (their prediction is the camera network's output)."""
+    from occkit.methods.registry import registry
+
+    return tuple(name for name, spec in registry().items() if spec.export is not None)
 
 
 def unexportable_reason(cfg: Any) -> str | None:
     """Why the run of ``cfg`` (an :class:`occkit.experiment.ExperimentConfig`) cannot be exported,
-    in one sentence, or None when it can."""
-    ok = ", ".join(EXPORTABLE_METHODS)
-    if cfg.method in _REFUSED_METHODS:
-        return f"a {cfg.method} run is not exported: {_REFUSED_METHODS[cfg.method]} (exported: {ok})"
-    if cfg.method not in EXPORTABLE_METHODS:
-        return f"a {cfg.method} run is not exported (exported: {ok})"
+    in one sentence, or None when it can. The method's registry entry says whether and why not."""
+    from occkit.methods.registry import get_method
+
+    spec = get_method(cfg.method)
+    ok = ", ".join(exportable_methods())
+    if spec.export is None:
+        return f"a {cfg.method} run is not exported: {spec.export_refused} (exported: {ok})"
     if cfg.model.modality != "camera":
         return (f"model.modality is {cfg.model.modality!r}: the network reads LiDAR points (a list of a varying number "
                 "per frame), and the exported graph takes the camera inputs only (images, intrinsics, T_ego_from_cam)")
-    if cfg.method in ("supervised", "radocc") and cfg.supervised.lift_depth == "sensor":
-        return ("supervised.lift_depth is 'sensor': the lift reads each frame's measured depth (LiDAR or depth maps), "
-                "an input the exported graph does not take")
+    reason = spec.export.check(cfg)
+    if reason is not None:
+        return reason
     if cfg.model.num_classes > 256:
         return f"model.num_classes is {cfg.model.num_classes}: the uint8 labels output holds at most 256 classes"
     return None
@@ -110,14 +108,14 @@ def load_source(ckpt: str | os.PathLike, ema: bool = True) -> ExportSource:
     """The run at ``ckpt`` (checkpoint folder, run folder or weights file), refused in one line
     when it cannot be exported (:func:`unexportable_reason`) before anything is built.
 
-    Every recipe but radocc is loaded by :func:`occkit.experiment.load_checkpoint_method`. A radocc
-    run is its camera student (a :class:`~occkit.methods.supervised.SupervisedMethod`, the same
-    weights and ``predict``), built without loading the teacher run its config names; the
-    checkpoint's distillation adapter (``adapter.*``) is all that is left out.
+    A run is loaded by :func:`occkit.experiment.load_checkpoint_method`, unless its method's
+    export support loads it itself (``ExportSupport.load``: a radocc run is its camera student,
+    built without loading the teacher run its config names).
     """
     from occkit.engine.checkpoint import CHECKSUM_FILE, CONFIG_FILE, EMA_FILE, MODEL_FILE, file_sha256, load_config_dict, resolve_checkpoint
     from occkit.experiment import experiment_from_dict, load_checkpoint_method
     from occkit.fileio import read_json
+    from occkit.methods.registry import get_method
 
     folder = resolve_checkpoint(ckpt)
     cfg = experiment_from_dict(load_config_dict(folder), where=str(folder / CONFIG_FILE))
@@ -125,8 +123,9 @@ def load_source(ckpt: str | os.PathLike, ema: bool = True) -> ExportSource:
     if reason is not None:
         raise ValueError(f"{folder}: {reason}")
     weights = folder / EMA_FILE if ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
-    if cfg.method == "radocc":
-        method = _load_radocc_student(cfg, weights)
+    load = get_method(cfg.method).export.load
+    if load is not None:
+        method = load(cfg, weights)
     else:
         method, cfg, folder, _ = load_checkpoint_method(folder, "cpu", ema=ema)
     sums = folder / CHECKSUM_FILE
@@ -136,40 +135,12 @@ def load_source(ckpt: str | os.PathLike, ema: bool = True) -> ExportSource:
     return ExportSource(method.eval(), cfg, folder, weights, sha, recorded)
 
 
-def _load_radocc_student(cfg: Any, weights: Path) -> nn.Module:
-    """radocc's camera student from its weights file, without the teacher (see :func:`load_source`)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_model
-
-    from occkit.engine.checkpoint import non_finite_tensors, verify_checksum
-    from occkit.methods.supervised import SupervisedMethod
-
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights}: no such weights file")
-    verify_checksum(weights)
-    with torch.random.fork_rng(devices=[]):
-        student = SupervisedMethod(cfg.model, cfg.supervised)
-    try:
-        missing, unexpected = load_model(student, str(weights), strict=False, device="cpu")
-    except (SafetensorError, OSError) as e:
-        raise ValueError(f"{weights}: cannot read as safetensors ({type(e).__name__}: {e})") from e
-    except RuntimeError as e:
-        raise ValueError(f"{weights}: does not fit radocc's student ({e})") from e
-    other = [k for k in unexpected if not k.startswith("adapter.")]
-    if missing or other:
-        raise ValueError(f"{weights}: does not fit radocc's student (missing {sorted(missing)[:3]}, unexpected {sorted(other)[:3]})")
-    bad = non_finite_tensors(student.state_dict())
-    if bad:
-        raise ValueError(f"{weights}: weights hold NaN or infinity in {len(bad)} tensor(s), e.g. {', '.join(bad[:3])}")
-    return student
-
-
 # ------------------------------------------------------------------------------------------ the graph
 class OccPredictor(nn.Module):
     """What is exported: a recipe's network, its logits and the labels its ``predict`` gives.
 
     Args:
-        method: a loaded exportable recipe (see :data:`EXPORTABLE_METHODS`) in eval mode; its
+        method: a loaded exportable recipe (see :func:`exportable_methods`) in eval mode; its
             network is shared, not copied.
         recipe: its name (``cfg.method``).
 
@@ -179,25 +150,27 @@ class OccPredictor(nn.Module):
 
     def __init__(self, method: nn.Module, recipe: str) -> None:
         super().__init__()
-        if recipe not in EXPORTABLE_METHODS:
-            raise ValueError(f"recipe: {recipe!r} is not exported ({', '.join(EXPORTABLE_METHODS)})")
+        from occkit.methods.registry import get_method
+
+        spec = get_method(recipe)
+        if spec.export is None:
+            raise ValueError(f"recipe: {recipe!r} is not exported ({', '.join(exportable_methods())})")
+        head = spec.export.head(method)
         self.recipe = recipe
-        self.net = method.model
+        self.net = head.net
+        self.output_index = head.output_index
         self.num_classes = int(method.model_cfg.num_classes)
         self.backbone_name = str(method.model_cfg.backbone)
-        self.threshold = 0.0
-        self.free_index = 0
-        self.free_bias: nn.Parameter | None = None
-        if recipe == "render_sup":
-            self.free_bias = method.free_bias
-            self.free_index = int(method.cfg.free_index)
-            self.threshold = float(method.threshold())  # a constant of the exported graph
+        self.threshold = float(head.threshold)
+        self.free_index = int(head.free_index)
+        self.free_bias: nn.Parameter | None = head.free_bias
+        if self.free_bias is not None:
             self.register_buffer("free_onehot", F.one_hot(torch.tensor(self.free_index), self.num_classes).float(), persistent=False)
 
     def forward(self, images: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.net(images, intrinsics, T_ego_from_cam)
-        logits = (out[0] if self.recipe == "cigocc" else out).logits  # (B, C, X, Y, Z)
-        if self.free_bias is not None:  # RenderSupMethod.forward
+        logits = (out if self.output_index is None else out[self.output_index]).logits  # (B, C, X, Y, Z)
+        if self.free_bias is not None:  # the method's forward adds it (render_sup)
             logits = logits + (self.free_bias * self.free_onehot.to(logits)).view(1, -1, 1, 1, 1)
         return logits, self.labels(logits)
 
@@ -205,7 +178,7 @@ class OccPredictor(nn.Module):
         """``(B, X, Y, Z)`` uint8: the argmax of what the recipe's ``predict`` scores."""
         if self.threshold <= 0:
             return logits.argmax(1).to(torch.uint8)
-        # RenderSupMethod.predict: free where p(occupied) < tau, else the best class given occupied
+        # a calibrated predict (render_sup's): free where p(occupied) < tau, else the best class given occupied
         f = self.free_index
         log_p = torch.log_softmax(logits.float(), 1)
         occupied = -torch.expm1(log_p[:, f]) >= self.threshold  # (B, X, Y, Z)

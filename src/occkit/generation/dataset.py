@@ -1,5 +1,5 @@
 """Generated scenes written as a dataset in the Occ3D-nuScenes layout, which every occkit reader,
-trainer and ``occkit stats`` read (DESIGN.md section 7: methods compose through files).
+trainer and ``occkit stats`` read (docs/design.md §7: methods compose through files).
 
 Layout under ``out``: ``samples/<CAM>/<token>.png``, ``gts/<scene>/<token>/labels.npz``
 (``semantics`` = the occupancy that conditioned the images, or the one the perception model

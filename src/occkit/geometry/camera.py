@@ -30,6 +30,30 @@ def project(points_cam: torch.Tensor, K: torch.Tensor, eps: float = 1e-6) -> tup
     return uv, z
 
 
+def project_ego(points: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Project ego-frame points into cameras: ego -> camera (the inverse of ``T_ego_from_cam``) -> pixels.
+
+    Args:
+        points: ``(P, 3)`` ego-frame points (or ``(..., P, 3)`` broadcasting with the cameras).
+        intrinsics: ``(..., N, 3, 3)``; T_ego_from_cam: ``(..., N, 4, 4)``.
+    Returns:
+        uv ``(..., N, P, 2)`` continuous pixel coordinates and z ``(..., N, P)`` camera depth, in
+        float32 (see :func:`project`: mask with ``z > eps``; :func:`in_image` tests the bounds).
+    """
+    check_shape(points, "... P 3", name="points")
+    check_shape(intrinsics, "... 3 3", name="intrinsics")
+    check_shape(T_ego_from_cam, "... 4 4", name="T_ego_from_cam")
+    T_cam_from_ego = torch.linalg.inv(T_ego_from_cam.float())
+    p_cam = points.float() @ T_cam_from_ego[..., :3, :3].transpose(-1, -2) + T_cam_from_ego[..., None, :3, 3]
+    return project(p_cam, intrinsics.float())
+
+
+def in_image(uv: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(...)`` bool: pixel coordinates ``uv (..., 2)`` inside a ``height x width`` image
+    (``0 <= u < W`` and ``0 <= v < H``: the pixel ``floor(uv)`` exists)."""
+    return (uv[..., 0] >= 0) & (uv[..., 0] < width) & (uv[..., 1] >= 0) & (uv[..., 1] < height)
+
+
 def unproject(uv: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     """Lift pixels with z-depth to camera-frame points.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from occkit.geometry.camera import project
+from occkit.geometry.camera import in_image, project_ego
 from occkit.geometry.grid import Grid
 from occkit.shapes import check_shape
 
@@ -29,8 +29,6 @@ def frustum_mask(grid: Grid, intrinsics: torch.Tensor, T_ego_from_cam: torch.Ten
     check_shape(T_ego_from_cam, "B N 4 4", name="T_ego_from_cam", dims=dims)
     H, W = image_hw
     pts = voxel_centers(grid, intrinsics.device).reshape(-1, 3)  # (V, 3)
-    T_cam_from_ego = torch.linalg.inv(T_ego_from_cam.float())  # (B, N, 4, 4)
-    p_cam = pts @ T_cam_from_ego[..., :3, :3].transpose(-1, -2) + T_cam_from_ego[..., None, :3, 3]  # (B, N, V, 3)
-    uv, z = project(p_cam, intrinsics.float())  # (B, N, V, 2), (B, N, V)
-    inside = (z > 0.1) & (z < max_depth) & (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H)
+    uv, z = project_ego(pts, intrinsics, T_ego_from_cam)  # (B, N, V, 2), (B, N, V)
+    inside = (z > 0.1) & (z < max_depth) & in_image(uv, H, W)
     return inside.any(1).view(dims["B"], *grid.shape)

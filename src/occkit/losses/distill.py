@@ -1,4 +1,4 @@
-"""Distillation losses from a frozen teacher to a student (RadOcc, METHODS.md §1).
+"""Distillation losses from a frozen teacher to a student (RadOcc, docs/methods.md §1).
 
 Each function says which reading it is: the released code (zhanghm1995/OCC_Distill, branches
 ``zhm_nerf_S`` and ``zhm_cvpr``; its KL is mmdet 2.x's ``KnowledgeDistillationKLDivLoss``), the

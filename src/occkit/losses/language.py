@@ -1,4 +1,4 @@
-"""Losses for rendered vision-language features (LangOcc, METHODS.md §4).
+"""Losses for rendered vision-language features (LangOcc, docs/methods.md §4).
 
 LangOcc regresses a ray's rendered, L2-normalised feature ``f_hat`` onto the 2D
 vision-language feature ``f`` of its pixel with a squared error weighted by how far apart the

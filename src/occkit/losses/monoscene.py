@@ -1,4 +1,4 @@
-"""MonoScene's two further losses (METHODS.md §3; its paper and released code), as pure functions.
+"""MonoScene's two further losses (docs/methods.md §3; its paper and released code), as pure functions.
 
 **Frustum proportion loss** (:func:`frustum_ids`, :func:`frustum_proportion_loss`). The image is
 split into ``l x l`` equal rectangles (MonoScene's ``frustum_size``, 8 in its shipped config);

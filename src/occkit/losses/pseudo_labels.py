@@ -1,4 +1,4 @@
-"""Losses on 3D pseudo-labels (EasyOcc, METHODS.md §2): class-balanced voxel cross-entropy whose
+"""Losses on 3D pseudo-labels (EasyOcc, docs/methods.md §2): class-balanced voxel cross-entropy whose
 class weights come from the pseudo-label counts seen so far.
 
 Pure functions: the caller keeps the counts (a buffer of its method) and passes them in.

@@ -1,4 +1,4 @@
-"""MonoScene's semantic scene completion losses (METHODS.md §3), as pure functions.
+"""MonoScene's semantic scene completion losses (docs/methods.md §3), as pure functions.
 
 - :func:`ssc_class_weights`: ``w_c = 1 / ln(f_c + 0.001)`` from per-class voxel counts ``f_c``
   (MonoScene passes the raw SemanticKITTI counts, :data:`SEMANTICKITTI_CLASS_FREQUENCIES`, not

@@ -1,4 +1,4 @@
-"""The ``cigocc`` recipe (CIGOcc, METHODS.md §3) and its monocular SSC baseline (preset
+"""The ``cigocc`` recipe (CIGOcc, docs/methods.md §3) and its monocular SSC baseline (preset
 ``kitti-mono``, MonoScene-like): semantic scene completion from one camera on the SemanticKITTI
 layout (``data.format: semantickitti``; 20 classes, 0 = empty, 255 ignored).
 
@@ -80,7 +80,7 @@ as in MonoScene's shipped config, off in ``cigocc``, whose losses the paper list
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +90,7 @@ from occkit.data.sample import Batch
 from occkit.losses.monoscene import downsample_labels, frustum_ids, relation_loss, relation_targets
 from occkit.losses.pseudo_labels import count_labels
 from occkit.losses.ssc import ssc_class_weights, ssc_losses
+from occkit.methods.registry import ExportHead, ExportSupport, MethodSpec
 from occkit.models.backbone import Backbone
 from occkit.models.context_prior import ContextPrior3D
 from occkit.models.encoder3d import UNetEncoder
@@ -177,8 +178,6 @@ class CIGOccNet(nn.Module):
         bad = [f for f in cfg.features if f not in FEATURE_KINDS]
         if bad or "appearance" not in cfg.features:
             raise ValueError(f"cigocc.features: {tuple(cfg.features)} must include 'appearance' and only {FEATURE_KINDS}")
-        if cfg.fusion not in ("deformable", "concat"):
-            raise ValueError(f"cigocc.fusion: expected 'deformable' or 'concat', got {cfg.fusion!r}")
         if mcfg.head != "voxel":
             raise ValueError("cigocc: needs model.head: voxel")
         self.mcfg, self.cfg = mcfg, cfg
@@ -396,10 +395,6 @@ class CIGOccMethod(nn.Module):
         C = model_cfg.num_classes
         if c.class_counts is not None and len(c.class_counts) != C:
             raise ValueError(f"cigocc.class_counts: expected {C} values, got {len(c.class_counts)}")
-        if c.class_balance not in ("dataset", "running", "none"):
-            raise ValueError(f"cigocc.class_balance: expected 'dataset', 'running' or 'none', got {c.class_balance!r}")
-        if c.distill not in ("affinity", "masks"):
-            raise ValueError(f"cigocc.distill: expected 'affinity' or 'masks', got {c.distill!r}")
         if not 0 <= c.empty_index < C:
             raise ValueError(f"cigocc.empty_index: {c.empty_index} is not a class of {C}")
         for k in ("depth_weight", "seg_weight", "distill_weight", "ce_weight", "scal_geo_weight", "scal_sem_weight",
@@ -517,3 +512,60 @@ class CIGOccMethod(nn.Module):
             fid = frustum_ids(uv[:, n], valid[:, n], (H, W), size)
             ids = torch.where((ids < 0) & (fid >= 0), fid + n * size * size, ids)
         return ids.view(B, *self.model.output_grid.shape), N * size * size
+
+
+# ------------------------------------------------------------------------------------ registration
+def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progress: bool = False) -> Any:
+    """``cigocc.class_balance: dataset`` without ``class_counts``: the voxel counts of the training
+    frames' labels (at most ``max_frames``, evenly spaced) written into a copy of ``cfg``, so that
+    the run's config.json records them. SemanticKITTI: every label but 255 outside ``.invalid``
+    (what cigocc trains on); Occ3D: inside the camera mask. ``cfg`` unchanged otherwise.
+    """
+    import copy
+
+    import numpy as np
+
+    from occkit.data.semantickitti import SemanticKITTIDataset
+    from occkit.data.wrappers import base_dataset
+
+    c = cfg.cigocc
+    if c.class_balance != "dataset" or c.class_counts is not None:
+        return cfg
+    ds = base_dataset(train_set)
+    C = cfg.model.num_classes
+    n = len(ds.frames)
+    if n == 0:
+        raise ValueError(f"cigocc.class_balance='dataset': the training split of {ds.root} has no frames to count")
+    picks = range(n) if n <= max_frames else [round(i * (n - 1) / (max_frames - 1)) for i in range(max_frames)]
+    if progress:
+        from tqdm import tqdm
+
+        picks = tqdm(picks, desc="class counts", unit="frame", leave=False)
+    counts = np.zeros(C, dtype=np.float64)
+    for i in picks:
+        if isinstance(ds, SemanticKITTIDataset):
+            labels, invalid = ds.load_gt_arrays(i)
+            known = labels[~invalid & (labels != 255)]
+            where = ds.voxel_path(i, "label")
+        else:
+            gt = ds.read_labels(ds.frames[i].token)
+            known = gt["semantics"][gt["mask_camera"].astype(bool)]
+            where = ds.gt_path(ds.frames[i].token)
+        if known.size and int(known.max()) >= C:
+            raise ValueError(f"{where}: label {int(known.max())} is not a class of model.num_classes={C}")
+        counts += np.bincount(known.astype(np.int64), minlength=C)
+    if counts.sum() == 0:
+        raise ValueError(f"cigocc.class_balance='dataset': no labelled voxels in the training split of {ds.root}")
+    out = copy.deepcopy(cfg)
+    out.cigocc.class_counts = tuple(float(v) for v in counts)
+    return out
+
+
+METHOD = MethodSpec(
+    name="cigocc",
+    summary="monocular semantic scene completion on SemanticKITTI (CIGOcc; kitti-mono is its MonoScene baseline)",
+    sections={"cigocc": CIGOccConfig},
+    build=lambda cfg, load_run: CIGOccMethod(cfg.model, cfg.cigocc),
+    resolve=resolve_class_counts,
+    export=ExportSupport(head=lambda method: ExportHead(method.model, output_index=0)),
+)

@@ -1,4 +1,4 @@
-"""The ``easyocc`` recipe (EasyOcc / Easy3D-Labels, METHODS.md §2): a light camera network
+"""The ``easyocc`` recipe (EasyOcc / Easy3D-Labels, docs/methods.md §2): a light camera network
 trained on 3D pseudo-labels from 2D priors alone.
 
 The data is a pseudo-label dataset (``occkit pseudolabel --data DIR --priors PRIORS --out DIR2``,
@@ -18,7 +18,7 @@ figure. A training step:
   ``class_balance: running`` counted over the training batches seen so far (a buffer saved with
   the weights, so a resumed run continues with the same counts): no pass over the dataset and no
   3D ground truth;
-- ``loss_lovasz``: Lovász-softmax on the same voxels (METHODS.md §2 [2nd]).
+- ``loss_lovasz``: Lovász-softmax on the same voxels (docs/methods.md §2 [2nd]).
 
 There is no depth term: the sampling lift has no depth distribution to supervise, and the prior
 depth already went into the pseudo-labels.
@@ -35,6 +35,7 @@ from torch import nn
 from occkit.data.sample import Batch
 from occkit.losses.occupancy import class_weights_from_counts, lovasz_softmax
 from occkit.losses.pseudo_labels import balanced_cross_entropy, count_labels
+from occkit.methods.registry import ExportSupport, MethodSpec
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.shapes import check_shape
 
@@ -72,8 +73,6 @@ class EasyOccMethod(nn.Module):
         super().__init__()
         c = method_cfg
         C = model_cfg.num_classes
-        if c.class_balance not in ("running", "none"):
-            raise ValueError(f"EasyOccConfig.class_balance: expected 'running' or 'none', got {c.class_balance!r}")
         if c.ce_weight < 0 or c.lovasz_weight < 0:
             raise ValueError("EasyOccConfig: ce_weight and lovasz_weight must be >= 0")
         if c.class_counts is not None and len(c.class_counts) != C:
@@ -126,3 +125,12 @@ class EasyOccMethod(nn.Module):
         if c.lovasz_weight > 0:
             losses["loss_lovasz"] = c.lovasz_weight * lovasz_softmax(out.logits, batch.occupancy, mask, c.ignore_index, max_voxels=c.lovasz_max_voxels)
         return losses
+
+
+METHOD = MethodSpec(
+    name="easyocc",
+    summary="a light camera network trained on 3D pseudo-labels made from 2D priors (occkit pseudolabel)",
+    sections={"easyocc": EasyOccConfig},
+    build=lambda cfg, load_run: EasyOccMethod(cfg.model, cfg.easyocc),
+    export=ExportSupport(),
+)

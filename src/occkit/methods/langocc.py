@@ -1,5 +1,5 @@
 """The ``langocc`` recipe: open-vocabulary occupancy learnt by volume rendering of
-vision-language features (LangOcc, METHODS.md §4).
+vision-language features (LangOcc, docs/methods.md §4).
 
 No 3D label and no depth is read. The camera network (:class:`~occkit.models.occnet.OccNet`,
 voxel head) predicts per voxel of the output grid a density logit (its head with one output),
@@ -69,7 +69,7 @@ with voxel centres where they are (the released ``grid_sample`` with ``align_cor
 the box's faces at the outer voxels' centres, a 0.2 m stretch at the edges); the proposal is
 sampled without gradient (the released code's gets none either: only the final samples render).
 
-Readings taken where METHODS.md is unsure or where occkit differs:
+Readings taken where docs/methods.md §4 is unsure or where occkit differs:
 
 - ``heads: latent``: the per-voxel feature is decoded from the encoder's latent by an MLP applied
   at the samples (the paper's language MLP on voxel features); a 384-d volume at 200x200x16 would
@@ -113,7 +113,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -121,11 +121,12 @@ from torch import nn
 
 from occkit.data.sample import Batch
 from occkit.data.temporal import check_offsets
-from occkit.geometry.camera import project
+from occkit.geometry.camera import in_image, project_ego
 from occkit.geometry.grid import Grid
 from occkit.labels import OCC3D_CLASSES
 from occkit.losses.language import cosine_weighted_mse, normalize_features
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
+from occkit.methods.registry import MethodSpec
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.resampling import jittered_uniform_samples, resample_from_transmittance
@@ -324,12 +325,10 @@ def lidar_pixels(
         check_shape(T_ego_from_points, "4 4", name="T_ego_from_points")
         E = T_ego_from_points.to(pts)
         pts = pts @ E[:3, :3].T + E[:3, 3]
-    T_cam_from_ego = torch.linalg.inv(T_ego_from_cam.float())  # (N, 4, 4)
-    pc = pts @ T_cam_from_ego[:, :3, :3].transpose(1, 2) + T_cam_from_ego[:, None, :3, 3]  # (N, P, 3)
-    uv, z = project(pc, intrinsics.float())  # (N, P, 2), (N, P)
+    uv, z = project_ego(pts, intrinsics, T_ego_from_cam)  # (N, P, 2), (N, P)
     col, row = torch.floor(uv[..., 0]), torch.floor(uv[..., 1])
     in_depth = (z > 0.1) if depth_range is None else ((z > depth_range[0]) & (z < depth_range[1]))
-    ok = in_depth & (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    ok = in_depth & in_image(uv, height, width)
     cam = torch.arange(len(intrinsics), device=pts.device)[:, None].expand_as(ok)
     return torch.stack([cam[ok], row[ok].long(), col[ok].long()], -1)
 
@@ -360,10 +359,8 @@ def lifted_features(
     check_shape(T_ego_from_cam, "N 4 4", name="T_ego_from_cam", dims={"N": N})
     check_shape(points, "P 3", name="points")
     H, W = image_hw
-    T_cam_from_ego = torch.linalg.inv(T_ego_from_cam.float())
-    pc = points.float() @ T_cam_from_ego[:, :3, :3].transpose(1, 2) + T_cam_from_ego[:, None, :3, 3]  # (N, P, 3)
-    uv, z = project(pc, intrinsics.float())
-    ok = (z > 0.1) & (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H)  # (N, P)
+    uv, z = project_ego(points, intrinsics, T_ego_from_cam)  # (N, P, 2), (N, P)
+    ok = (z > 0.1) & in_image(uv, H, W)  # (N, P)
     acc = torch.zeros(points.shape[0], D, dtype=torch.float32, device=features.device)
     for n in range(N):
         sel = ok[n].nonzero()[:, 0]
@@ -430,13 +427,6 @@ class LangOccMethod(nn.Module):
                 raise ValueError(f"LangOccConfig.{key}: expected >= 1, got {getattr(c, key)}")
         if c.mlp_layers < 0 or c.num_importance < 0 or c.reduction_dim < 0:
             raise ValueError("LangOccConfig.mlp_layers, num_importance, reduction_dim: expected >= 0")
-        if c.ray_pixels not in ("all", "lidar"):
-            raise ValueError(f"LangOccConfig.ray_pixels: expected 'all' or 'lidar', got {c.ray_pixels!r}")
-        choices = {"ray_lidar": ("current", "own"), "density": ("softplus", "sigmoid"), "sampler": ("merged", "replace"),
-                   "heads": ("latent", "separate")}
-        for key, allowed in choices.items():
-            if getattr(c, key) not in allowed:
-                raise ValueError(f"LangOccConfig.{key}: expected one of {list(allowed)}, got {getattr(c, key)!r}")
         if c.ray_depth is not None and not (len(c.ray_depth) == 2 and 0 <= c.ray_depth[0] < c.ray_depth[1]):
             raise ValueError(f"LangOccConfig.ray_depth: expected [lo, hi] with 0 <= lo < hi, or null, got {c.ray_depth!r}")
         if c.temporal_rays_fraction == "pooled" and c.ray_pixels != "lidar":
@@ -882,3 +872,35 @@ class LangOccMethod(nn.Module):
             valid = (r.opacity.detach() > 1e-6) & has_target
             losses.append(cosine_weighted_mse(r.values, target, valid, detach_weight=c.detach_weight))
         return {"loss_feat": c.feature_weight * torch.stack(losses).mean()}
+
+
+# ------------------------------------------------------------------------------------ registration
+def wrap_dataset(cfg: Any, ds: Any, train: bool) -> Any:
+    """The prior cache's features must be ``langocc.feature_dim`` wide; training frames get their
+    neighbours' 2D features and cameras for the temporal rays (``langocc.temporal_offsets``)."""
+    from occkit.config import ConfigError
+
+    cache = getattr(ds, "cache", None)  # the WithPriors of data.priors, when set
+    if cache is not None and "features" in cache.kinds and cache.feature_dim and cache.feature_dim != cfg.langocc.feature_dim:
+        raise ConfigError(f"data.priors {cfg.data.priors}: its features are {cache.feature_dim}-d (its prior.json, text "
+                          f"encoder {cache.record.get('text_encoder')}) but langocc.feature_dim is {cfg.langocc.feature_dim}; "
+                          "set langocc.feature_dim to the cache's width")
+    if train and cfg.langocc.temporal_offsets:  # LangOcc's temporal rays: neighbours' 2D features
+        if not cfg.data.priors:
+            raise ConfigError("langocc.temporal_offsets: the neighbours' 2D features come from the prior cache; set data.priors")
+        from occkit.data.temporal import WithTemporalPriors
+        from occkit.priors.cache import PriorCache
+
+        ds = WithTemporalPriors(ds, PriorCache(cfg.data.priors, kinds=("features",)), cfg.langocc.temporal_offsets)
+    return ds
+
+
+METHOD = MethodSpec(
+    name="langocc",
+    summary="rendered vision-language features from a 2D prior cache; classes zero-shot from text",
+    sections={"langocc": LangOccConfig},
+    build=lambda cfg, load_run: LangOccMethod(cfg.model, cfg.langocc),
+    wrap_dataset=wrap_dataset,
+    export_refused="its prediction is not the network's output: each voxel's vision-language feature is matched against "
+                   "text embeddings of a sentence-transformer (zero-shot classes) under a calibrated density threshold",
+)

@@ -1,6 +1,6 @@
 """The ``occscene`` recipe (OccScene, arXiv 2412.11183): a latent diffusion model generating
 camera images from text, guided by semantic occupancy through MDA, trained jointly with an
-occupancy perception model that reads its denoised output (METHODS.md section 5).
+occupancy perception model that reads its denoised output (docs/methods.md §5).
 
 Stages, by the method's own step counter (a buffer, so a resumed run continues where it was):
 
@@ -19,7 +19,7 @@ Stages, by the method's own step counter (a buffer, so a resumed run continues w
   images whose layout perception can read. The perception model keeps learning from the real
   images (``loss_occ_real``).
 
-L = L_diff + lambda L_occ (METHODS.md marks the weighting [unsure]: occkit's reading is the plain
+L = L_diff + lambda L_occ (docs/methods.md §5 marks the weighting [unsure]: occkit's reading is the plain
 weighted sum with a linear warm-up of lambda; the paper's exact schedule is not known).
 
 The perception losses are computed inside the cameras' view frusta (and the camera mask): with the
@@ -33,6 +33,7 @@ trained on frames (real, generated, or both) with the same frustum-masked loss: 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -44,6 +45,7 @@ from occkit.generation.losses import diffusion_loss, kl_to_standard_normal, one_
 from occkit.generation.model import GeneratorConfig, SceneGenerator
 from occkit.generation.schedule import NoiseScheduleConfig, training_scheduler, x0_from_eps
 from occkit.losses.occupancy import lovasz_softmax, voxel_cross_entropy
+from occkit.methods.registry import MethodSpec, RunLoader
 from occkit.models.occnet import OccNet, OccNetConfig, build_occnet
 
 
@@ -99,8 +101,8 @@ class OccSceneMethod(nn.Module):
         model_cfg: the perception network. cfg: the recipe's settings.
         perception: the trained network the perception model starts from (an :class:`OccNet` of
             ``model_cfg``; its weights are copied, the module itself is not kept), required when
-            ``cfg.perception_ckpt`` is set: :func:`occkit.experiment.build_method` loads it
-            from there (:func:`occkit.experiment.load_perception`); a recipe never loads runs itself.
+            ``cfg.perception_ckpt`` is set: :func:`build` has the composition root load it from
+            there (:func:`load_perception`); a recipe never loads runs itself.
     """
 
     #: State that a run started from another run's weights (``train.init_from``) does not take
@@ -121,7 +123,7 @@ class OccSceneMethod(nn.Module):
         self.model: OccNet = build_occnet(model_cfg)
         if cfg.perception_ckpt and perception is None:
             raise ValueError(f"occscene.perception_ckpt: {cfg.perception_ckpt} is not loaded: build the method with "
-                             "occkit.experiment.build_method (which loads it), or pass perception=")
+                             "occkit.experiment.build_method (which has it loaded), or pass perception=")
         if perception is not None:
             self._load_perception(perception, cfg.perception_ckpt or "the given perception network")
         C = model_cfg.num_classes
@@ -284,3 +286,31 @@ class OccSceneMethod(nn.Module):
             else:
                 losses["loss_occ_gen"] = eps.sum() * 0.0
         return losses
+
+
+# ------------------------------------------------------------------------------------ registration
+def load_perception(load_run: RunLoader, path: str) -> OccNet:
+    """occscene's starting perception network: the ``OccNet`` at ``.model`` of the method the run
+    at ``path`` holds (a ``supervised`` or ``occscene`` run), loaded by the composition root's
+    ``load_run`` (CPU, its EMA weights when it has them). Errors start with ``occscene.perception_ckpt:``."""
+    other = load_run(path, "occscene.perception_ckpt")
+    net = getattr(other, "model", None)
+    if not isinstance(net, OccNet):
+        raise ValueError(f"occscene.perception_ckpt: {path} holds a {type(other).__name__} without an OccNet at .model")
+    return net
+
+
+def build(cfg: Any, load_run: RunLoader) -> OccSceneMethod:
+    """The recipe, its perception network started from ``occscene.perception_ckpt`` when set."""
+    perception = load_perception(load_run, cfg.occscene.perception_ckpt) if cfg.occscene.perception_ckpt else None
+    return OccSceneMethod(cfg.model, cfg.occscene, perception=perception)
+
+
+METHOD = MethodSpec(
+    name="occscene",
+    summary="occupancy-guided text-to-image diffusion trained jointly with the perception network",
+    sections={"occscene": OccSceneConfig},
+    build=build,
+    export_refused="the run is a text-to-image diffusion generator trained with its perception network; only recipes "
+                   "whose checkpoint is the camera network are exported",
+)

@@ -1,5 +1,5 @@
 """The ``radocc`` recipe: a frozen LiDAR (or camera+LiDAR) teacher distilled into the camera
-network through rendered views (RadOcc, AAAI 2024; METHODS.md §1).
+network through rendered views (RadOcc, AAAI 2024; docs/methods.md §1).
 
 The student is the camera occupancy network of the ``supervised`` recipe, with all its own
 losses (the ``supervised`` section of the config: CE, Lovász, depth, 2D semantics). The teacher
@@ -54,14 +54,15 @@ Every term has its weight (0 = off), so each ablation arm is the preset plus ``-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from occkit.data.sample import Batch
-from occkit.geometry.camera import project
+from occkit.geometry.camera import in_image, project_ego
 from occkit.losses.distill import (
     feature_l1,
     logit_kl,
@@ -70,7 +71,8 @@ from occkit.losses.distill import (
     rendered_semantic_kl,
     segment_affinity_loss,
 )
-from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
+from occkit.methods.registry import ExportSupport, MethodSpec, RunLoader
+from occkit.methods.supervised import SupervisedConfig, SupervisedMethod, export_check, resolve_class_counts
 from occkit.models.occnet import OccNetConfig, OccNetOutput
 from occkit.rendering.fixed_steps import render_fixed_steps
 from occkit.rendering.rays import Rays, camera_rays
@@ -160,7 +162,7 @@ class RadOccConfig:
     released code's, ``S`` times weaker; :func:`occkit.losses.distill.rendered_depth_kl`)."""
     semantic_weight: float = 0.0
     """Weight of ``loss_rsc``; 0 = off. Released (``raw_kl``): 1 or 10; the affinity variant's
-    is not given (METHODS.md: unsure)."""
+    is not given (docs/methods.md §1: unsure)."""
     semantic_mode: Literal["raw_kl", "kl", "affinity"] = "raw_kl"
     """'raw_kl' (the released code's, every config): ``kl_div(log_softmax(rendered raw logits_S),
     softmax(rendered raw logits_T))``, reduction 'mean' (rays x classes), the rendered raw logits
@@ -217,8 +219,8 @@ class RadOccMethod(SupervisedMethod):
         radocc_cfg: teacher and distillation.
         teacher: the teacher, a loaded method whose ``forward(batch)`` returns an
             :class:`OccNetOutput` (``supervised``, ``render_sup``, ``radocc``); it is frozen here
-            (eval mode, ``requires_grad`` False). :func:`occkit.experiment.build_method` loads it
-            from ``radocc_cfg.teacher`` (:func:`occkit.experiment.load_teacher`); a recipe never
+            (eval mode, ``requires_grad`` False). :func:`build` has it loaded from
+            ``radocc_cfg.teacher`` by the composition root (:func:`load_teacher`); a recipe never
             loads runs itself. None: the student alone, allowed only when every distillation
             weight is 0.
     """
@@ -245,13 +247,6 @@ class RadOccMethod(SupervisedMethod):
             raise ValueError(f"radocc.hard_sigma: expected > 0, got {c.hard_sigma}")
         if not (c.depth_tau > 0 and c.logit_tau > 0):
             raise ValueError(f"radocc.depth_tau and logit_tau: expected > 0, got {c.depth_tau}, {c.logit_tau}")
-        checks = {"rays": ("lidar", "all"), "semantic_mode": ("raw_kl", "kl", "affinity"), "lookup": ("trilinear", "nearest"),
-                  "mask_3d": ("camera", "all"), "teacher_density": ("soft", "hard"), "sampling": ("box", "camera"),
-                  "density": ("prob_free", "free_logit"), "depth_reduction": ("sum", "mean"), "logit_reduction": ("sum", "mean"),
-                  "feature_reduction": ("mean", "sum_channels"), "feature_align": ("same", "pool")}
-        for name, allowed in checks.items():
-            if getattr(c, name) not in allowed:
-                raise ValueError(f"radocc.{name}: expected one of {allowed}, got {getattr(c, name)!r}")
         if c.sampling == "camera" and c.jitter:
             raise ValueError("radocc.jitter: sampling 'camera' has fixed samples (the released code's); set radocc.jitter=false")
         if c.lidar_depth_range is not None:
@@ -272,7 +267,7 @@ class RadOccMethod(SupervisedMethod):
             if not c.teacher:
                 raise ValueError("radocc.teacher: give the teacher's run folder (a run trained with model.modality lidar or fusion)")
             raise ValueError(f"radocc.teacher: {c.teacher} is not loaded: build the method with occkit.experiment.build_method "
-                             "(which loads it), or pass teacher=")
+                             "(which has it loaded), or pass teacher=")
         if not hasattr(teacher, "model") or not callable(getattr(teacher, "forward", None)):
             raise ValueError(f"radocc.teacher: a {type(teacher).__name__}, not an occupancy method")
         for p in teacher.parameters():
@@ -481,13 +476,78 @@ def lidar_pixel_mask(points: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_
     check_shape(points, "P 3", name="points")
     dims = check_shape(intrinsics, "N 3 3", name="intrinsics")
     check_shape(T_ego_from_cam, "N 4 4", name="T_ego_from_cam", dims=dims)
-    T_cam_from_ego = torch.linalg.inv(T_ego_from_cam.float())  # (N, 4, 4)
-    cam = points[None] @ T_cam_from_ego[:, :3, :3].transpose(1, 2) + T_cam_from_ego[:, None, :3, 3]  # (N, P, 3)
-    uv, z = project(cam, intrinsics.float())
+    uv, z = project_ego(points, intrinsics, T_ego_from_cam)  # (N, P, 2), (N, P)
     col, row = uv[..., 0].floor().long(), uv[..., 1].floor().long()
     in_depth = z > min_depth if depth_range is None else (z >= depth_range[0]) & (z < depth_range[1]) & (z > 0)
-    ok = in_depth & (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    ok = in_depth & in_image(uv, height, width)
     n = torch.arange(dims["N"], device=points.device)[:, None].expand_as(col)
     out = torch.zeros(dims["N"], height, width, dtype=torch.bool, device=points.device)
     out[n[ok], row[ok], col[ok]] = True
     return out
+
+
+# ------------------------------------------------------------------------------------ registration
+def load_teacher(load_run: RunLoader, path: str, ema: bool = True) -> nn.Module:
+    """radocc's teacher: the trained method of the run at ``path`` (loaded by the composition
+    root's ``load_run``), frozen: eval mode, ``requires_grad`` False, on the CPU.
+
+    The method must return an :class:`~occkit.models.occnet.OccNetOutput` from ``forward(batch)``
+    (``supervised``, ``render_sup``, ``radocc``). Errors start with ``radocc.teacher:``.
+    """
+    teacher = load_run(path, "radocc.teacher", ema=ema)
+    if not hasattr(teacher, "model") or not callable(getattr(teacher, "forward", None)):
+        raise ValueError(f"radocc.teacher: {path} holds a {type(teacher).__name__}, not an occupancy method")
+    modality = getattr(getattr(teacher.model, "cfg", None), "modality", None)
+    if modality == "camera":  # allowed (a camera teacher is an experiment too), but never silently
+        import warnings
+
+        warnings.warn(f"radocc.teacher: {path} is a camera-only run (model.modality camera), not the LiDAR or fusion "
+                      "teacher RadOcc distils from", stacklevel=2)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher.eval()
+
+
+def build(cfg: Any, load_run: RunLoader) -> RadOccMethod:
+    """The student with its frozen teacher (``radocc.teacher``, loaded through ``load_run``)."""
+    teacher = load_teacher(load_run, cfg.radocc.teacher, cfg.radocc.teacher_ema) if cfg.radocc.teacher else None
+    return RadOccMethod(cfg.model, cfg.supervised, cfg.radocc, teacher=teacher)
+
+
+def load_student(cfg: Any, weights: Path) -> nn.Module:
+    """radocc's camera student from a run's weights file, without the teacher run its config names
+    (what ``occkit export`` exports: the same weights and ``predict``); the checkpoint's
+    distillation adapter (``adapter.*``) is all that is left out."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
+    from occkit.engine.checkpoint import non_finite_tensors, verify_checksum
+
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: no such weights file")
+    verify_checksum(weights)
+    with torch.random.fork_rng(devices=[]):
+        student = SupervisedMethod(cfg.model, cfg.supervised)
+    try:
+        missing, unexpected = load_model(student, str(weights), strict=False, device="cpu")
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{weights}: cannot read as safetensors ({type(e).__name__}: {e})") from e
+    except RuntimeError as e:
+        raise ValueError(f"{weights}: does not fit radocc's student ({e})") from e
+    other = [k for k in unexpected if not k.startswith("adapter.")]
+    if missing or other:
+        raise ValueError(f"{weights}: does not fit radocc's student (missing {sorted(missing)[:3]}, unexpected {sorted(other)[:3]})")
+    bad = non_finite_tensors(student.state_dict())
+    if bad:
+        raise ValueError(f"{weights}: weights hold NaN or infinity in {len(bad)} tensor(s), e.g. {', '.join(bad[:3])}")
+    return student
+
+
+METHOD = MethodSpec(
+    name="radocc",
+    summary="the camera student of supervised plus distillation from a frozen LiDAR teacher through rendered views",
+    sections={"supervised": SupervisedConfig, "radocc": RadOccConfig},
+    build=build,
+    resolve=resolve_class_counts,
+    export=ExportSupport(check=export_check, load=load_student),
+)

@@ -27,7 +27,7 @@ No 3D label is read. A training step:
    - ``loss_lss_depth``: the LSS depth-distribution loss from the depth maps, as the supervised
      recipe does (2D supervision too).
 
-Two options serve EasyOcc's plug-in claim (METHODS.md §2): ``targets: priors`` takes the 2D
+Two options serve EasyOcc's plug-in claim (docs/methods.md §2): ``targets: priors`` takes the 2D
 targets from a prior cache (``data.priors``: ``batch.prior_depth``, 0 = unknown, and
 ``batch.prior_semantics``, 255 = unknown) instead of the synthetic world's exact maps, so the
 self-supervised baseline sees the same 2D priors as the pseudo-labels; rays with unknown depth that
@@ -66,6 +66,7 @@ from occkit.losses.render import (
     weight_entropy_loss,
 )
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
+from occkit.methods.registry import ExportHead, ExportSupport, MethodSpec
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.sampling import ray_box
@@ -159,10 +160,6 @@ class RenderSupMethod(nn.Module):
             raise ValueError(f"RenderSupConfig.num_rays: expected >= 1, got {c.num_rays}")
         if not c.sample_step > 0:
             raise ValueError(f"RenderSupConfig.sample_step: expected > 0, got {c.sample_step}")
-        if c.depth_loss not in ("silog", "l1"):
-            raise ValueError(f"RenderSupConfig.depth_loss: expected 'silog' or 'l1', got {c.depth_loss!r}")
-        if c.lookup not in ("trilinear", "nearest"):
-            raise ValueError(f"RenderSupConfig.lookup: expected 'trilinear' or 'nearest', got {c.lookup!r}")
         if not 0 <= c.free_index < model_cfg.num_classes:
             raise ValueError(f"RenderSupConfig.free_index {c.free_index} outside the model's {model_cfg.num_classes} classes")
         self.model_cfg = model_cfg
@@ -179,8 +176,6 @@ class RenderSupMethod(nn.Module):
             raise ValueError(f"RenderSupConfig.occupied_threshold: expected 'auto' or a number in [0, 1), got {c.occupied_threshold!r}")
         if not 0 < c.calibration_decay <= 1:
             raise ValueError(f"RenderSupConfig.calibration_decay: expected a number in (0, 1], got {c.calibration_decay}")
-        if c.targets not in ("extras", "priors", "lidar"):
-            raise ValueError(f"RenderSupConfig.targets: expected 'extras', 'priors' or 'lidar', got {c.targets!r}")
         if c.targets == "lidar" and c.semantic_weight > 0:
             raise ValueError("render_sup.targets='lidar' gives depth only: set render_sup.semantic_weight=0")
         if c.pseudo_label_weight < 0:
@@ -343,3 +338,20 @@ class RenderSupMethod(nn.Module):
         if batch.depth is None or batch.semantics_2d is None:
             raise ValueError("batch.depth / batch.semantics_2d is None: render_sup needs per-camera depth and semantic maps (load the extras, or render_sup.targets: priors)")
         return batch.depth, batch.semantics_2d
+
+
+# ------------------------------------------------------------------------------------ registration
+def export_head(method: RenderSupMethod) -> ExportHead:
+    """The network, its learnt free-class bias, and ``predict``'s calibrated occupied threshold
+    (a constant of the exported graph)."""
+    return ExportHead(method.model, free_bias=method.free_bias, free_index=int(method.cfg.free_index),
+                      threshold=float(method.threshold()))
+
+
+METHOD = MethodSpec(
+    name="render_sup",
+    summary="the camera network trained from 2D depth / semantic maps alone through volume rendering",
+    sections={"render_sup": RenderSupConfig},
+    build=lambda cfg, load_run: RenderSupMethod(cfg.model, cfg.render_sup),
+    export=ExportSupport(head=export_head),
+)

@@ -9,20 +9,21 @@ already multiplied by its weight; the engine sums them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from occkit.data.sample import Batch
-from occkit.losses.depth import DEPTH_POOLS, depth_loss, depth_map_targets, lidar_depth_targets, semantic_map_targets
+from occkit.losses.depth import depth_loss, depth_map_targets, lidar_depth_targets, semantic_map_targets
 from occkit.losses.occupancy import (
     class_weights_from_counts,
     geometry_semantic_cross_entropy,
     lovasz_softmax,
     voxel_cross_entropy,
 )
+from occkit.methods.registry import ExportSupport, MethodSpec
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.shapes import check_shape
 
@@ -100,8 +101,6 @@ class SupervisedMethod(nn.Module):
         self.cfg = method_cfg
         self.model: OccNet = build_occnet(model_cfg)
         C = model_cfg.num_classes
-        if method_cfg.ce_mode not in ("joint", "factored"):
-            raise ValueError(f"SupervisedConfig.ce_mode: expected 'joint' or 'factored', got {method_cfg.ce_mode!r}")
         if not -C <= method_cfg.free_index < C:
             raise ValueError(f"SupervisedConfig.free_index: {method_cfg.free_index} is not a class of {C}")
         if method_cfg.class_weights is not None and method_cfg.class_counts is not None:
@@ -128,12 +127,6 @@ class SupervisedMethod(nn.Module):
             raise ValueError(f"SupervisedConfig.semantic_2d_weight: expected >= 0, got {method_cfg.semantic_2d_weight}")
         self.semantic_2d_head = nn.Conv2d(model_cfg.neck_channels, C, 1) if method_cfg.semantic_2d_weight > 0 else None
         """Auxiliary per-feature-pixel classifier (training only; None when the term is off)."""
-        if method_cfg.depth_source not in ("auto", "depth_map_or_lidar", "lidar", "depth_map", "none"):
-            raise ValueError(f"SupervisedConfig.depth_source: unknown value {method_cfg.depth_source!r}")
-        if method_cfg.depth_pool not in DEPTH_POOLS:
-            raise ValueError(f"SupervisedConfig.depth_pool: expected one of {DEPTH_POOLS}, got {method_cfg.depth_pool!r}")
-        if method_cfg.lift_depth not in ("predicted", "sensor"):
-            raise ValueError(f"SupervisedConfig.lift_depth: expected 'predicted' or 'sensor', got {method_cfg.lift_depth!r}")
         if method_cfg.lift_depth == "sensor" and method_cfg.depth_source == "none":
             raise ValueError("SupervisedConfig.lift_depth='sensor' needs a depth_source other than 'none'")
         if not self.model.uses_camera:  # modality 'lidar': no image path to put a depth or 2D loss on
@@ -259,3 +252,67 @@ class SupervisedMethod(nn.Module):
             raise ValueError("batch.depth is None but SupervisedConfig.depth_source is 'depth_map'")
         check_shape(batch.depth, "B N H W", name="batch.depth", dims={"B": B, "N": N, "H": H, "W": W})
         return depth_map_targets(batch.depth, m.feature_stride, rng, self.cfg.depth_pool)
+
+
+# ------------------------------------------------------------------------------------ registration
+def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progress: bool = False) -> Any:
+    """Replace ``supervised.class_counts: auto`` by the label counts of the training frames.
+
+    Counts every class over the frames of the dataset under ``train_set`` (at most ``max_frames``
+    of them, evenly spaced), inside the camera mask when ``supervised.use_camera_mask``. Returns
+    ``cfg`` unchanged when nothing is 'auto', else a copy with the counts filled in, so that the
+    run's config.json records the weights it trained with.
+    """
+    import copy
+
+    from occkit.data.stats import LabelCounts
+    from occkit.data.wrappers import base_dataset
+    from occkit.labels import OCC3D_NUM_CLASSES
+
+    sup = cfg.supervised
+    if sup.class_counts != "auto":
+        return cfg
+    ds = base_dataset(train_set)
+    frames = ds.frames
+    if not frames:
+        raise ValueError(f"supervised.class_counts='auto': the training split of {ds.root} has no frames to count")
+    if len(frames) > max_frames:
+        frames = [frames[round(i * (len(frames) - 1) / (max_frames - 1))] for i in range(max_frames)]
+    if cfg.model.num_classes != OCC3D_NUM_CLASSES:
+        raise ValueError(f"supervised.class_counts='auto' counts Occ3D's {OCC3D_NUM_CLASSES} classes; the model has {cfg.model.num_classes}")
+    labels = LabelCounts()  # the counting of `occkit stats`
+    it = frames
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(frames, desc="class counts", unit="frame", leave=False)
+    for f in it:
+        gt = ds.read_labels(f.token)
+        try:
+            labels.add(gt["semantics"], gt["mask_camera"], gt["mask_lidar"])
+        except ValueError as e:
+            raise ValueError(f"{ds.gt_path(f.token)}: {e}") from e
+    counts = labels.counts_camera if sup.use_camera_mask else labels.counts
+    if sum(counts) == 0:
+        raise ValueError(f"supervised.class_counts='auto': no labelled voxels in the training split of {ds.root}")
+    out = copy.deepcopy(cfg)
+    out.supervised.class_counts = tuple(float(c) for c in counts)
+    return out
+
+
+def export_check(cfg: Any) -> str | None:
+    """Why a run whose config has a ``supervised`` section cannot be exported, or None."""
+    if cfg.supervised.lift_depth == "sensor":
+        return ("supervised.lift_depth is 'sensor': the lift reads each frame's measured depth (LiDAR or depth maps), "
+                "an input the exported graph does not take")
+    return None
+
+
+METHOD = MethodSpec(
+    name="supervised",
+    summary="the camera network trained on 3D labels (voxel cross-entropy, Lovász, LSS depth)",
+    sections={"supervised": SupervisedConfig},
+    build=lambda cfg, load_run: SupervisedMethod(cfg.model, cfg.supervised),
+    resolve=resolve_class_counts,
+    export=ExportSupport(check=export_check),
+)

@@ -1,4 +1,4 @@
-"""Multi-level feature fusion of CIGOcc (METHODS.md §3): segmentation, appearance and depth
+"""Multi-level feature fusion of CIGOcc (docs/methods.md §3): segmentation, appearance and depth
 feature maps fused by a deformable convolution whose offsets come from the concatenated levels.
 
 :class:`DeformableFusion` takes ``L`` feature maps (any channels, any strides), resizes them to

@@ -1,4 +1,4 @@
-"""The LiDAR branch of the occupancy network (RadOcc's teachers, METHODS.md §1).
+"""The LiDAR branch of the occupancy network (RadOcc's teachers, docs/methods.md §1).
 
 A frame's LiDAR points (optionally with past sweeps brought into its ego frame,
 :func:`merge_sweeps`) are voxelised into the lift grid by a pure function,

@@ -20,6 +20,7 @@ cache (:mod:`occkit.priors.cache`) through the dataset.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, Sequence, runtime_checkable
 
@@ -181,3 +182,9 @@ def merge_priors(parts: Sequence[Priors]) -> Priors:
                     raise ValueError(f"merge_priors: two providers give {f.name}")
                 setattr(out, f.name, v)
     return out
+
+
+def offline_hf() -> None:
+    """Forbid Hugging Face libraries any network access in this process."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"

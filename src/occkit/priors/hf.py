@@ -36,7 +36,7 @@ What each kind is (all on the CPU in the returned :class:`~occkit.priors.base.Pr
   NMS (``torchvision.ops.nms``, IoU ``mask_nms_iou``, ranked by predicted IoU); all of this on
   SAM's low-resolution (256 px) masks. Kept masks are painted into the image largest first, so
   smaller ones win; ids are 1..K in painting order, 0 = no mask.
-- **semantics** (Grounded-SAM as OccNeRF prompted it, METHODS.md §2): the detector runs once per
+- **semantics** (Grounded-SAM as OccNeRF prompted it, docs/methods.md §2): the detector runs once per
   caption group of :data:`CAPTION_GROUPS`; a box is kept when its best token (query) probability
   exceeds ``box_threshold`` and its best prompt name's probability exceeds ``text_threshold``
   (0.20 both). A box's name is the prompt name whose tokens it scores highest (the span of the
@@ -51,7 +51,7 @@ What each kind is (all on the CPU in the returned :class:`~occkit.priors.base.Pr
   ``assume_metric_depth=True`` asserts that this checkpoint predicts metres. The intrinsics are
   not used: a metric model's scale is right only near the focal lengths it was trained with
   (Metric3D's canonical-camera correction is not applied here).
-- **features** (MaskCLIP on CLIP's vision tower, METHODS.md §4): see :func:`maskclip_tokens`;
+- **features** (MaskCLIP on CLIP's vision tower, docs/methods.md §4): see :func:`maskclip_tokens`;
   the patch tokens are sampled bilinearly at the centre of each cell of the ``feature_stride``
   grid (``ceil(H/s) x ceil(W/s)``) and L2-normalised. The text encoder (:class:`ClipText`) is the
   same checkpoint's text tower, so features and text share CLIP's space.
@@ -74,13 +74,12 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from occkit.priors.base import KINDS, PRIOR_CLASSES, UNKNOWN, PriorFrame, Priors, check_kinds
-from occkit.priors.text import offline_hf
+from occkit.priors.base import KINDS, PRIOR_CLASSES, UNKNOWN, PriorFrame, Priors, check_kinds, offline_hf
 
 #: The subfolder of ROOT that each model lives in.
 SUBFOLDERS: dict[str, str] = {"sam": "sam", "detector": "detector", "depth": "depth", "clip": "clip"}
 
-#: Grounded-SAM's caption groups as OccNeRF used them (METHODS.md §2); one detector pass per group.
+#: Grounded-SAM's caption groups as OccNeRF used them (docs/methods.md §2); one detector pass per group.
 CAPTION_GROUPS: tuple[tuple[str, ...], ...] = (
     ("pedestrian", "bus", "truck"),
     ("bicycle", "bicyclist"),
@@ -450,7 +449,7 @@ def maskclip_tokens(vision_model: Any, visual_projection: torch.nn.Module, pixel
     each token's value (``v_proj`` of ``layer_norm1(x)``) goes through the output projection
     alone, ``x + out_proj(v)``, then the block's MLP with its residual; then CLIP's
     ``post_layernorm`` and ``visual_projection`` map every patch token into the joint text-image
-    space (METHODS.md §4). ``residual=False`` keeps only ``out_proj(v)`` (no residual, no MLP), the
+    space (docs/methods.md §4). ``residual=False`` keeps only ``out_proj(v)`` (no residual, no MLP), the
     reading of the original MaskCLIP code.
 
     Args:

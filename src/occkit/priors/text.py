@@ -22,6 +22,8 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import torch
 
+from occkit.priors.base import offline_hf  # noqa: F401  (re-exported: callers import it from here)
+
 #: Prompt templates for zero-shot classification (a short list; CLIP's 80 suit CLIP, MiniLM
 #: is a sentence encoder and gains little from more).
 DEFAULT_TEMPLATES: tuple[str, ...] = (
@@ -44,10 +46,6 @@ class TextEncoder(Protocol):
         """``(K, D)`` float32 on the CPU, each row L2-normalised."""
 
 
-def offline_hf() -> None:
-    """Forbid Hugging Face libraries any network access in this process."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 class SentenceTransformerText:

@@ -1,4 +1,4 @@
-"""EasyOcc's 3D pseudo-labels from 2D priors (METHODS.md §2).
+"""EasyOcc's 3D pseudo-labels from 2D priors (docs/methods.md §2).
 
 - :mod:`occkit.pseudolabel.lift`: pixels with a prior class and a metric depth -> labelled 3D
   points (``p = T_global_from_cam [D K^-1 (u, v, 1); 1]``), with their camera centres;

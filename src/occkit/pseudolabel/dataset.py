@@ -48,7 +48,7 @@ RECORD_FORMAT = 1
 #: Occ3D classes that may move (bicycle, bus, car, construction vehicle, motorcycle, pedestrian,
 #: trailer, truck): with ``dynamic: filter`` they come from the current frame only. Parked cars
 #: are dropped from other frames too: a 2D prior cannot tell parked from moving, and the
-#: paper's class-based rule (METHODS.md §2, list [unsure]) does the same.
+#: paper's class-based rule (docs/methods.md §2, list [unsure]) does the same.
 DYNAMIC_CLASSES: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 9, 10)
 
 

@@ -1,7 +1,7 @@
 """Lift 2D prior semantics with prior metric depth to labelled 3D points.
 
 A pixel ``(u, v)`` (centre at ``+0.5``) with z-depth ``D`` and class ``S`` becomes the point
-``p = T_global_from_cam [D K^-1 (u, v, 1)^T; 1]`` with label ``S`` (EasyOcc, METHODS.md §2). Pixels
+``p = T_global_from_cam [D K^-1 (u, v, 1)^T; 1]`` with label ``S`` (EasyOcc, docs/methods.md §2). Pixels
 without a usable class (sky 17, unknown 255, any id >= ``num_labels``) or depth (0 = unknown, beyond
 ``max_depth``) give no point; sky pixels are returned apart as rays (they see free space up to the
 grid's edge).

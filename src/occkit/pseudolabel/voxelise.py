@@ -1,6 +1,6 @@
 """Labelled points -> a pseudo-label grid: a per-voxel vote, then free space carved along rays.
 
-The vote (EasyOcc publishes none; METHODS.md §2 marks it [unsure]; this is occkit's rule):
+The vote (EasyOcc publishes none; docs/methods.md §2 marks it [unsure]; this is occkit's rule):
 
 - a voxel is **occupied** when at least ``min_points`` points fall in it;
 - its class is the one with the largest summed weight among the points in it (``vote:

@@ -1,4 +1,4 @@
-"""Volume rendering on fixed steps from the ray origin (RadOcc's released renderer, METHODS.md §1).
+"""Volume rendering on fixed steps from the ray origin (RadOcc's released renderer, docs/methods.md §1).
 
 :func:`~occkit.rendering.volrend.render_rays` samples the part of a ray inside the grid's box.
 The released RadOcc code (zhanghm1995/OCC_Distill, ``NeRFDecoderHead``, ``render_type='density'``)

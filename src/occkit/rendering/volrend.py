@@ -1,4 +1,4 @@
-"""Differentiable volume rendering of fields and voxel grids (DESIGN.md §4).
+"""Differentiable volume rendering of fields and voxel grids (docs/design.md §1).
 
 Along a ray, samples ``i = 0 .. S-1`` are intervals of length ``delta_i`` evaluated at ``t_i``
 (see :mod:`occkit.rendering.sampling`), with density ``sigma_i >= 0`` (per metre) and optional

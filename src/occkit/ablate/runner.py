@@ -795,7 +795,7 @@ class RayLauncher(Launcher):
             have = ", ".join(f"{n.get('NodeManagerAddress')}: {n.get('Resources', {}).get('CPU', 0):g} CPU, "
                              f"{n.get('Resources', {}).get('GPU', 0):g} GPU" for n in nodes)
             raise ValueError(f"--launcher ray: no node of the cluster has the {self.num_cpus} CPU(s)"
-                             + (f" and {self.num_gpus} GPU" if self.num_gpus else "") + f" a run asks for (--threads"
+                             + (f" and {self.num_gpus} GPU" if self.num_gpus else "") + " a run asks for (--threads"
                              + (", --device cuda" if self.num_gpus else "") + f"; nodes: {have or 'none'})")
         token = uuid.uuid4().hex
         marks = []

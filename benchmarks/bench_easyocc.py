@@ -1,5 +1,5 @@
 """Step time and peak memory of ``easyocc`` (3D pseudo-label losses) against ``render_sup``
-(volume-rendering losses), side by side in one run (METHODS.md §2: 3D pseudo-supervision removes
+(volume-rendering losses), side by side in one run (docs/methods.md, section 2: 3D pseudo-supervision removes
 the rendering losses' cost).
 
 Arms, each in its own process on the same frames of a pseudo-label dataset (with the prior cache

@@ -206,14 +206,13 @@ def load_preset(preset: str, data: str | Path, sets: list[str], device: torch.de
                 batch_size: int | None = None) -> tuple[Any, Any, list[Any]]:
     """``(cfg, method, batches)``: the preset built as ``occkit train`` builds it, on ``device``,
     and ``batches`` training batches of ``data`` at the preset's batch size (or ``batch_size``)."""
-    from occkit.engine.data import seed_everything, train_batches
-    from occkit.experiment import build_method, build_train_set, load_experiment, resolve_auto_class_counts
+    from occkit.engine.data import train_batches
+    from occkit.experiment import build_train_set, load_experiment, prepare_run
 
     cfg = load_experiment(preset, list(sets))
     train_set = build_train_set(cfg, data)
-    cfg = resolve_auto_class_counts(cfg, train_set)
-    seed_everything(cfg.train.seed)
-    method = build_method(cfg).to(device)
+    cfg, method = prepare_run(cfg, train_set, progress=False)  # seeded, resolved and built as occkit train does
+    method = method.to(device)
     method.train()
     bs = int(batch_size or cfg.data.batch_size)
     it = train_batches(train_set, bs, cfg.train.seed, 0, 0, 1, 0)

@@ -1,4 +1,4 @@
-"""``occkit ablate``: an ablation is a file (DESIGN.md §7-§8).
+"""``occkit ablate``: an ablation is a file (docs/design.md, sections 7 and 8).
 
 - :mod:`occkit.ablate.spec`: the spec format (documented there), parsing, command-line overrides
   and every check that runs before anything is built.

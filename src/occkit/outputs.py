@@ -13,6 +13,9 @@
   command is refused (:func:`check_output_file`, :func:`record_output_file`).
 - :func:`staged_folder` writes a folder whole: into a hidden temporary folder beside ``--out``,
   renamed into place at the end, so a failed command leaves no folder that looks like a result.
+  Every file of such a folder is recorded (:func:`record_folder_files`); an ``--overwrite``
+  replaces the folder only when each file in it is still one the command recorded
+  (:func:`check_own_files`), else it refuses naming the first that is not.
 
 The errors are ``FileExistsError`` (something is in the way) and ``ValueError`` (the path is
 wrong), each naming ``--out`` and what is wrong; the command line prints them in one line.
@@ -192,6 +195,71 @@ def record_output_file(path: str | os.PathLike, command: str) -> Path:
     return p
 
 
+def _walk_files(folder: Path, ignore: tuple[str, ...] = ()) -> Iterator[str]:
+    """Relative POSIX paths of the files (and links) under ``folder``, sorted, without occkit's own
+    records and the files a caller puts there (:data:`CALLER_FILES`, ``ignore``) at its top."""
+    top = CALLER_FILES + ignore + (OUTPUT_RECORD, FILES_RECORD, ".partial.json")
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        rel_root = Path(root).relative_to(folder)
+        for name in sorted(files) + sorted(d for d in dirs if (Path(root) / d).is_symlink()):
+            rel = (rel_root / name).as_posix()
+            if rel_root == Path(".") and any(fnmatch.fnmatch(name, pat) for pat in top):
+                continue
+            yield rel
+
+
+def record_folder_files(folder: str | os.PathLike, command: str) -> Path:
+    """Record every file under ``folder`` as occkit COMMAND's (relative path, size, SHA-256) in the
+    folder's :data:`FILES_RECORD`: what lets an ``--overwrite`` later replace the folder, and only
+    when nothing else was put in it since (:func:`check_own_files`)."""
+    from occkit.fileio import sha256_file, write_json_atomic
+
+    f = Path(folder)
+    rec = _files_record(f)
+    for rel in _walk_files(f):
+        p = f / rel
+        if p.is_file() and not p.is_symlink():
+            rec[rel] = {"command": command, "size": p.stat().st_size, "sha256": sha256_file(p)}
+    return write_json_atomic(f / FILES_RECORD, rec)
+
+
+def check_own_files(folder: str | os.PathLike, command: str, what: str = "--out", ignore: tuple[str, ...] = (),
+                    legacy_files: Callable[[Path], set[str] | None] | None = None) -> None:
+    """Before occkit COMMAND replaces (removes) its earlier output ``folder``: every file in it must
+    be one the command recorded as its own (:func:`record_folder_files`) and unchanged since;
+    otherwise ``FileExistsError`` naming the first file that is not, and nothing is touched.
+
+    Args:
+        legacy_files: for an output made before the record existed, the relative paths the
+            command knows it wrote (e.g. the tokens a prediction's provenance lists); None: unknown.
+    """
+    from occkit.fileio import sha256_file
+
+    f = Path(folder)
+    rec = _files_record(f)
+    known = legacy_files(f) if not rec and legacy_files is not None else None
+    if not rec and known is None:
+        first = next(iter(_walk_files(f, ignore)), None)
+        if first is None:
+            return
+        raise FileExistsError(f"{what} {f}: an earlier output of occkit {command} that does not record its files (made by "
+                              f"an older occkit), so it cannot tell {first} from a file of yours; nothing is touched: move "
+                              "the folder away or delete it yourself, or choose a new folder")
+    for rel in _walk_files(f, ignore):
+        p = f / rel
+        if known is not None:
+            ok = rel in known and p.is_file() and not p.is_symlink()
+        else:
+            want = rec.get(rel)
+            ok = (isinstance(want, dict) and want.get("command") == command and p.is_file() and not p.is_symlink()
+                  and p.stat().st_size == want.get("size") and sha256_file(p) == want.get("sha256"))
+        if not ok:
+            raise FileExistsError(f"{what} {f}: {rel} is not a file occkit {command} wrote there (or it was changed "
+                                  "since); --overwrite replaces only the command's own files, and nothing is touched: move "
+                                  "it out of the folder, or choose a new folder")
+
+
 def check_output_file(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None] | None = None,
                       what: str = "--out", command: str | None = None, replace_own: bool = True) -> None:
     """A file output (a picture, a JSON report, an exported model): refuse a folder there, and a
@@ -258,6 +326,9 @@ def resumable_folder(out: str | os.PathLike, command: str, key: Any, **record: A
     yield part, resumed
     key_file.unlink()
     mark_output(part, command, **record)
+    record_folder_files(part, command)
+    if o.exists():
+        check_own_files(o, command)  # files put there while the command ran are never removed
     publish_folder(part, o, o.parent / f".{o.name}.old.tmp")
 
 
@@ -275,6 +346,9 @@ def staged_folder(out: str | os.PathLike, command: str, **record: Any) -> Iterat
     try:
         yield tmp
         mark_output(tmp, command, **record)
+        record_folder_files(tmp, command)
+        if o.exists():
+            check_own_files(o, command)  # only the command's own earlier files are ever removed
         publish_folder(tmp, o, o.parent / f".{o.name}.old.tmp")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,107 @@
+"""Issue 64: hardening, third round. `--overwrite` removes only what occkit wrote, no traceback,
+refusals before the work and naming the real cause, records that tell the truth, and a first
+contact without stumbles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from occkit.cli import main
+from occkit.outputs import FILES_RECORD, check_own_files, record_folder_files, staged_folder
+
+
+def _err(capsys) -> str:
+    return capsys.readouterr().err.strip()
+
+
+TINY = ["--scenes", "1", "--frames", "1", "--image-size", "8", "16"]
+
+
+# ------------------------------------------------- 1. --overwrite replaces only what occkit wrote
+def test_own_files_are_recorded_and_a_foreign_or_changed_file_is_named(tmp_path):
+    out = tmp_path / "W"
+    with staged_folder(out, "synth") as tmp:
+        (tmp / "a").mkdir()
+        (tmp / "a" / "x.bin").write_bytes(b"123")
+        (tmp / "top.json").write_text("{}")
+    rec = json.loads((out / FILES_RECORD).read_text())
+    assert set(rec) == {"a/x.bin", "top.json"} and rec["a/x.bin"]["size"] == 3
+    check_own_files(out, "synth")  # all its own: nothing to say
+    with pytest.raises(FileExistsError, match="not occkit generate|is not a file occkit generate"):
+        check_own_files(out, "generate")
+    (out / "a" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="a/notes.txt is not a file occkit synth wrote"):
+        check_own_files(out, "synth")
+    (out / "a" / "notes.txt").unlink()
+    (out / "top.json").write_text('{"edited": true}')
+    with pytest.raises(FileExistsError, match="top.json.*changed"):
+        check_own_files(out, "synth")
+    # a staged folder refuses to replace it then, and leaves both as they were
+    with pytest.raises(FileExistsError, match="top.json"):
+        with staged_folder(out, "synth") as tmp:
+            (tmp / "new").write_text("1")
+    assert (out / "top.json").read_text() == '{"edited": true}' and not (out / "new").exists()
+    # an output from before the record: nothing can be told apart, so nothing is removed
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "annotations.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="does not record its files"):
+        check_own_files(old, "synth")
+    # a caller's leftovers (occkit ablate's lock and logs) do not count
+    (out / "top.json").write_text("{}")
+    record_folder_files(out, "synth")
+    (out / "synth.log").write_text("log")
+    check_own_files(out, "synth")
+
+
+def test_synth_overwrite_keeps_a_file_the_user_put_in_its_folder(tmp_path, capsys):
+    out = tmp_path / "W"
+    assert main(["synth", "--out", str(out), *TINY]) == 0
+    assert main(["synth", "--out", str(out), *TINY, "--seed", "1", "--overwrite"]) == 0  # its own files only: replaced
+    capsys.readouterr()
+    (out / "my_notes.txt").write_text("notes")
+    assert main(["synth", "--out", str(out), *TINY, "--seed", "2", "--overwrite"]) == 1
+    err = _err(capsys)
+    assert len(err.splitlines()) == 1 and "my_notes.txt is not a file occkit synth wrote" in err
+    assert (out / "my_notes.txt").read_text() == "notes"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # refused before any generation
+
+
+def test_predict_overwrite_keeps_a_file_the_user_put_in_its_folder(tmp_path, capsys):
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    (pred / "provenance.json").write_text(json.dumps({"tokens": ["t0", "t1"]}))  # a folder of an older occkit
+    for t in ("t0", "t1"):
+        (pred / f"{t}.npz").write_bytes(b"x")
+    (pred / "summary.xlsx").write_bytes(b"mine")
+    rc = main(["predict", "--ckpt", str(tmp_path / "no_run"), "--data", str(tmp_path / "d"), "--out", str(pred), "--overwrite"])
+    err = _err(capsys)
+    assert rc == 1 and "summary.xlsx is not a file occkit predict wrote" in err and (pred / "summary.xlsx").exists()
+    (pred / "summary.xlsx").unlink()  # only its own files left: it goes on (to the missing checkpoint)
+    rc = main(["predict", "--ckpt", str(tmp_path / "no_run"), "--data", str(tmp_path / "d"), "--out", str(pred), "--overwrite"])
+    assert rc == 1 and "no_run" in _err(capsys)
+
+
+def test_render_never_replaces_a_users_file_of_a_name_it_writes(tiny_occ3d_root, tmp_path, capsys, one_torch_thread):
+    token = "0000" + "ab" * 14  # the first frame of the tiny dataset (tests/conftest.py)
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "render.png").write_bytes(b"my picture")
+    argv = ["render", "--data", str(tiny_occ3d_root), "--token", token, "--out", str(out), "--stride", "8"]
+    assert main(argv) == 1
+    err = _err(capsys)
+    assert "render.png: the file exists and occkit did not write it" in err and (out / "render.png").read_bytes() == b"my picture"
+    assert not list(out.glob("*.npy"))  # refused before anything was written
+    (out / "render.png").unlink()
+    for _ in range(2):  # its own files: rewritten
+        assert main(argv) == 0
+    assert (out / "render.png").stat().st_size > 1000
+
+
+def test_picture_figures_are_rounded_for_reading():
+    from occkit.viz.draw import readable
+
+    assert readable(35.9263) == "35.9" and readable(0.51234) == "0.512" and readable(1234.5) == "1234" and readable(0) == "0"

@@ -105,3 +105,16 @@ def test_picture_figures_are_rounded_for_reading():
     from occkit.viz.draw import readable
 
     assert readable(35.9263) == "35.9" and readable(0.51234) == "0.512" and readable(1234.5) == "1234" and readable(0) == "0"
+
+
+# ------------------------------------------------------------------------------ 2. no traceback
+def test_a_diverged_depth_distribution_gives_a_nan_loss_not_an_exception():
+    import torch
+
+    from occkit.losses.depth import depth_loss
+
+    p = torch.full((1, 1, 4, 2, 2), 0.25)
+    p[0, 0, 1, 0, 0] = float("nan")
+    target = torch.zeros((1, 1, 2, 2), dtype=torch.long)
+    assert torch.isnan(depth_loss(p, target, "bce"))  # the trainer then stops in one line naming the step
+    assert torch.isfinite(depth_loss(torch.full((1, 1, 4, 2, 2), 0.25), target, "bce"))

@@ -118,3 +118,35 @@ def test_a_diverged_depth_distribution_gives_a_nan_loss_not_an_exception():
     target = torch.zeros((1, 1, 2, 2), dtype=torch.long)
     assert torch.isnan(depth_loss(p, target, "bce"))  # the trainer then stops in one line naming the step
     assert torch.isfinite(depth_loss(torch.full((1, 1, 4, 2, 2), 0.25), target, "bce"))
+
+
+# ----------------------------------------------------------- 3. refuse before the work what cannot work
+@pytest.mark.parametrize("value", ["0", "-1", "100.5", "nan", "inf"])
+def test_export_min_agreement_is_a_percentage(value, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["export", "--ckpt", "R", "--out", "m.onnx", "--min-agreement", value])
+    assert e.value.code == 2 and "--min-agreement" in _err(capsys)
+
+
+def test_eval_frustum_refuses_a_run_without_cameras(tmp_path, capsys, tiny_occ3d_root):
+    from occkit.config import to_dict
+    from occkit.experiment import load_experiment
+    from occkit.fileio import write_json_atomic
+
+    run = tmp_path / "lidar_run"
+    write_json_atomic(run / "config.json", to_dict(load_experiment("lidar-teacher-occ3d")))
+    (run / "model.safetensors").write_bytes(b"")
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    rc = main(["eval", "--gt", str(tiny_occ3d_root), "--pred", str(pred), "--mask", "none", "--no-progress",
+               "--frustum", str(run)])
+    err = _err(capsys)
+    assert rc == 1 and "lidar_run: the run uses no cameras" in err and len(err.splitlines()) == 1
+
+
+def test_easyocc_on_data_without_a_pseudo_label_record_is_warned_about(tmp_path, capsys):
+    data = tmp_path / "real"
+    data.mkdir()
+    with pytest.warns(UserWarning, match="holds no pseudolabel.json"):
+        rc = main(["train", "easyocc", "--data", str(data), "--out", str(tmp_path / "run"), "--max-steps", "1", "--no-progress"])
+    assert rc == 1 and "annotations.json" in _err(capsys)

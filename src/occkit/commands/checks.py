@@ -84,3 +84,11 @@ def unit_float(text: str) -> float:
 def finite_float(text: str) -> float:
     """Any finite number."""
     return _float(text)
+
+
+def percent_float(text: str) -> float:
+    """A finite percentage in (0, 100]."""
+    v = _float(text)
+    if not 0.0 < v <= 100.0:
+        raise argparse.ArgumentTypeError(f"expected a percentage in (0, 100], got {v:g}")
+    return v

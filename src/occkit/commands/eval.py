@@ -140,12 +140,16 @@ class FrustumRegion:
             cfg = experiment_from_dict(load_config_dict(folder), where=str(folder / CONFIG_FILE))
             ds = build_dataset(cfg, self.gt_root, self.split, load_gt=False)
             base = base_dataset(ds)
-            self._state = (ds, base, tuple(cfg.data.cameras), {})
+            lidar_only = getattr(getattr(cfg, "model", None), "modality", "camera") == "lidar"  # its cameras are unused
+            self._state = (ds, base, () if lidar_only else tuple(cfg.data.cameras), {})
         return self._state
 
     def check(self) -> None:
         """Opens the run's config and the dataset now, so that a bad ``--frustum`` fails before any work."""
         ds, base, cams, _ = self._open()
+        if not cams:
+            raise ValueError(f"--frustum {self.run}: the run uses no cameras (a LiDAR-only run: model.modality lidar, or no data.cameras), so it "
+                             "has no view frustum; give a run with cameras")
         if len(ds) == 0:
             raise ValueError(f"--frustum {self.run}: {self.gt_root} has no frames in split {self.split!r}")
 

@@ -70,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"train.max_minutes={args.minutes}")
     cfg = load_experiment(args.config, overrides)
     _check_run_folder(args)
+    if cfg.method == "easyocc" and not (Path(args.data) / "pseudolabel.json").is_file():
+        import warnings
+
+        warnings.warn(f"--data {args.data}: holds no pseudolabel.json, so it is not a pseudo-label set of occkit pseudolabel; "
+                      "easyocc is a pseudo-label recipe: it trains on these labels as if they were pseudo-labels", stacklevel=1)
     if args.init_from is not None:  # set as given (a path is not parsed as YAML as --set values are)
         cfg.train.init_from = args.init_from
     train_set = build_train_set(cfg, args.data)

@@ -284,7 +284,7 @@ def _train(
 def _init_from(method: nn.Module, tc: TrainConfig, cfg_dict: dict[str, Any], run_dir: Path, info: DistInfo) -> None:
     """Load ``train.init_from``'s matching weights into ``method`` (:mod:`occkit.engine.init_from`);
     rank 0 prints the report and writes ``RUN/init_from.json``."""
-    source, report = init_from(method, tc.init_from, cfg_dict["model"], tc.init_from_ema)
+    source, report = init_from(method, tc.init_from, cfg_dict["model"], tc.init_from_ema, allow_empty=tc.init_from_empty)
     if info.is_main:
         for line in report_lines(source, report):
             print(line, file=sys.stderr)

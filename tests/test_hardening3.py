@@ -150,3 +150,79 @@ def test_easyocc_on_data_without_a_pseudo_label_record_is_warned_about(tmp_path,
     with pytest.warns(UserWarning, match="holds no pseudolabel.json"):
         rc = main(["train", "easyocc", "--data", str(data), "--out", str(tmp_path / "run"), "--max-steps", "1", "--no-progress"])
     assert rc == 1 and "annotations.json" in _err(capsys)
+
+
+# --------------------------------------------------------------------------- 4. name the real cause
+def test_a_run_of_one_dataset_format_on_data_of_another_says_they_differ(tmp_path, tiny_occ3d_root):
+    from occkit.experiment import build_dataset, load_experiment
+
+    cfg = load_experiment("kitti-mono")
+    assert cfg.data.format == "semantickitti"
+    with pytest.raises(ValueError, match="an Occ3D-nuScenes dataset, but the run is of a SemanticKITTI dataset.*differ"):
+        build_dataset(cfg, tiny_occ3d_root, "val", load_gt=False)
+
+
+def test_a_spec_that_is_not_utf8_is_named_with_its_line(tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_bytes(b"name: s\n# caf\xe9\n")
+    assert main(["ablate", str(spec), "--out", str(tmp_path / "o"), "--dry-run"]) == 1
+    assert f"{spec}:2: not UTF-8 text" in _err(capsys)
+
+
+def test_ablate_cache_that_is_a_file_is_refused_at_once(tmp_path, capsys):
+    (tmp_path / "cache").write_text("x")
+    spec = Path(__file__).parents[1] / "src/occkit/configs/ablations/regime.yaml"
+    assert main(["ablate", str(spec), "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "cache"), "--dry-run"]) == 1
+    err = _err(capsys)
+    assert "--cache" in err and "is a file" in err
+
+
+def test_a_dataset_given_as_pred_is_named_as_one(tiny_occ3d_root, capsys):
+    assert main(["eval", "--gt", str(tiny_occ3d_root), "--pred", str(tiny_occ3d_root), "--no-progress"]) == 1
+    assert "--pred" in (err := _err(capsys)) and "a dataset (it holds annotations.json), not a prediction folder" in err
+
+
+def test_an_unknown_camera_names_the_option(tiny_occ3d_root, tmp_path, capsys):
+    rc = main(["priors", "run", "--data", str(tiny_occ3d_root), "--out", str(tmp_path / "P"), "--prior", "oracle",
+               "--cameras", "CAM_FRONT,CAM_X", "--no-progress"])
+    err = _err(capsys)
+    assert rc == 1 and "--cameras: CAM_X is not a camera of" in err and "CAM_BACK" in err
+
+
+def test_generate_suggests_no_option_it_lacks(tmp_path):
+    from occkit.outputs import check_output_folder
+
+    with staged_folder(tmp_path / "G", "generate") as tmp:
+        (tmp / "x").write_text("1")
+    with pytest.raises(FileExistsError) as e:
+        check_output_folder(tmp_path / "G", "generate", overwrite_option=False)
+    assert "--overwrite" not in str(e.value) and "choose a new folder" in str(e.value)
+
+
+def test_a_symlink_loop_is_named_as_one(tmp_path, capsys):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    assert main(["synth", "--out", str(tmp_path / "a"), *TINY]) == 1
+    err = _err(capsys)
+    assert "a loop of symbolic links" in err and "Traceback" not in err
+
+
+def test_synth_into_a_read_only_place_is_refused_before_it_generates(tmp_path, capsys, monkeypatch):
+    import os
+
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == tmp_path else real(p, mode, **kw))
+    assert main(["synth", "--out", str(tmp_path / "W"), *TINY]) == 1  # root writes anywhere: the check is what is tested
+    assert "is not writable" in _err(capsys) and list(tmp_path.iterdir()) == []
+
+
+def test_a_set_that_changes_a_shape_at_predict_names_the_key(tmp_path):
+    from occkit.config import to_dict
+    from occkit.engine.checkpoint import save_checkpoint
+    from occkit.experiment import build_method, load_checkpoint_method, load_experiment
+
+    cfg = load_experiment("base-cpu")
+    save_checkpoint(tmp_path / "run", 1, build_method(cfg), to_dict(cfg), {"step": 1})
+    load_checkpoint_method(tmp_path / "run", "cpu")  # as saved: loads
+    with pytest.raises(ValueError, match="--set model.neck_channels=8: changes the network of"):
+        load_checkpoint_method(tmp_path / "run", "cpu", overrides=["model.neck_channels=8"])

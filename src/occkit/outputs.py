@@ -47,7 +47,10 @@ CALLER_FILES = ("ablate.lock", "ablate.json", "stage.lock", "*.log")
 
 
 def _resolved(p: str | os.PathLike) -> Path:
-    return Path(p).expanduser().resolve()
+    try:
+        return Path(p).expanduser().resolve()
+    except RuntimeError as e:  # Python < 3.13: "Symlink loop from ..."
+        raise ValueError(f"{p}: a loop of symbolic links (each points on to the next and back); give a real folder's path") from e
 
 
 def check_not_inside_inputs(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None], what: str = "--out") -> None:
@@ -108,6 +111,7 @@ def check_output_folder(
     resume: bool = False,
     legacy: Callable[[Path], bool] | None = None,
     ignore: tuple[str, ...] = (),
+    overwrite_option: bool = True,
 ) -> str:
     """Check a folder ``--out`` of ``occkit COMMAND`` before any work; return its state:
     ``"new"`` (absent), ``"empty"`` or ``"own"`` (a previous output of the same command, which
@@ -117,6 +121,7 @@ def check_output_folder(
         inputs: the command's inputs by option name; ``out`` may not be, lie in, or hold one.
         legacy: recognises an output of this command made before records existed.
         ignore: names (glob patterns) of the command's own leftovers that do not count as content.
+        overwrite_option: whether the command has ``--overwrite`` (a message suggests it only then).
     Raises:
         FileExistsError: ``out`` is a file; a non-empty folder another command (or the user)
             made; a previous output of this command without ``overwrite`` / ``resume``.
@@ -139,9 +144,24 @@ def check_output_folder(
         raise FileExistsError(f"--out {o}: the folder is not empty and occkit {command} did not make it; nothing in it is "
                               "touched, --overwrite or not: choose a new or empty folder")
     if not (overwrite or resume):
+        if not overwrite_option:
+            raise FileExistsError(f"--out {o}: holds an earlier output of occkit {command}; choose a new folder (or move "
+                                  "that one away)")
         raise FileExistsError(f"--out {o}: holds an earlier output of occkit {command}; pass --overwrite to replace it, "
                               "or choose a new folder")
     return "own"
+
+
+def check_writable_place(out: str | os.PathLike, what: str = "--out") -> None:
+    """Refuse, before any work, an ``out`` whose nearest existing folder above it (where the
+    command makes its folder, or its hidden folder beside it) is not writable."""
+    o = Path(out).absolute()
+    place = o.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if place.is_dir() and not os.access(place, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} {out}: {place} is not writable, so nothing can be written there; nothing was "
+                              "generated: choose a folder you can write to")
 
 
 def mark_output(out: str | os.PathLike, command: str, **extra: Any) -> Path:

@@ -187,7 +187,12 @@ def read_spec_file(path: str | Path) -> tuple[dict[str, Any], Locator]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such ablation spec")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise SpecError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); save the spec "
+                        "as UTF-8") from None
     loc = Locator(path)
     try:
         loader = yaml.SafeLoader(text)

@@ -132,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         check_spec(spec, only_arms)
     out = Path(args.out)
     cache = Path(args.cache) if args.cache is not None else out.resolve().parent / "stages"
+    if cache.exists() and not cache.is_dir():  # refused at once, not after the first stage's training
+        raise FileExistsError(f"--cache {cache}: is a file; the stage cache is a folder: give a folder's path")
     ab = Ablation(spec, RunOptions(out=out, cache=cache, lanes=args.lanes, threads=args.threads, device=args.device,
                                    only=only, command=command_line(args), stages_only=args.stages_only))
     if args.dry_run:

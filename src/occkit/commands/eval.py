@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if (Path(args.pred) / "annotations.json").is_file() and (Path(args.gt) / "annotations.json").is_file():
+        raise ValueError(f"--pred {args.pred}: a dataset (it holds annotations.json), not a prediction folder; give the folder "
+                         "occkit predict wrote (occkit predict --ckpt RUN --data DATA --out PRED)")
     fmt = detect_format(args.gt, args.pred) if args.format == "auto" else args.format
     if fmt == "occ3d" and args.split == "test":
         raise ValueError("--split test: Occ3D's annotations have train_split and val_split only (train, val, all)")

@@ -48,10 +48,11 @@ def run(args: argparse.Namespace) -> int:
     from occkit.data.synth.writer import SCENE_RECORDS, config_record
     from occkit.outputs import check_output_folder, resumable_folder
 
-    from occkit.outputs import check_own_files
+    from occkit.outputs import check_own_files, check_writable_place
 
     if check_output_folder(args.out, "synth", overwrite=args.overwrite, legacy=_made_by_synth) == "own":
         check_own_files(args.out, "synth")  # --overwrite removes only what synth wrote: refused before any work
+    check_writable_place(args.out)
     t0 = time.perf_counter()
     # written into a hidden folder beside --out (.NAME.partial) and renamed at the end: a failure
     # leaves no folder that looks like a dataset, an --overwrite replaces the old one only then, and

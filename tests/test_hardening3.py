@@ -226,3 +226,15 @@ def test_a_set_that_changes_a_shape_at_predict_names_the_key(tmp_path):
     load_checkpoint_method(tmp_path / "run", "cpu")  # as saved: loads
     with pytest.raises(ValueError, match="--set model.neck_channels=8: changes the network of"):
         load_checkpoint_method(tmp_path / "run", "cpu", overrides=["model.neck_channels=8"])
+
+
+# ------------------------------------------------------------------------------- 6. first contact
+def test_a_stop_message_gives_the_command_as_typed(monkeypatch):
+    import sys
+
+    from occkit.commands.checks import typed_command
+
+    monkeypatch.setattr(sys, "argv", [".venv/bin/occkit", "demo", "--out", "my demo"])
+    assert typed_command() == ".venv/bin/occkit demo --out 'my demo'"
+    monkeypatch.setattr(sys, "argv", ["/x/src/occkit/__main__.py", "demo"])
+    assert typed_command().endswith("-m occkit demo")

@@ -159,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         return ab.run()
     except KeyboardInterrupt:
-        print(f"occkit ablate: stopped; run the same command again to resume ({ab.out})", file=sys.stderr)
+        from occkit.commands.checks import typed_command
+
+        print(f"occkit ablate: stopped; run the same command again to resume ({ab.out}): {typed_command()}", file=sys.stderr)
         return 130
     finally:
         if previous is not None:

@@ -92,3 +92,21 @@ def percent_float(text: str) -> float:
     if not 0.0 < v <= 100.0:
         raise argparse.ArgumentTypeError(f"expected a percentage in (0, 100], got {v:g}")
     return v
+
+
+def typed_command() -> str:
+    """The command line as it was typed (``.venv/bin/occkit demo --out demo``), for a message that
+    tells how to run it again: ``sys.argv[0]`` as given, not a bare ``occkit`` that may not be on
+    PATH; ``python -m occkit`` when it ran as a module."""
+    import os
+    import shlex
+    import sys
+
+    argv = list(sys.argv)
+    if not argv:
+        return "occkit"
+    first = argv[0]
+    if os.path.basename(first) in ("__main__.py", "-m") or first.endswith(os.path.join("occkit", "__main__.py")):
+        first = f"{os.path.basename(sys.executable) or 'python'} -m occkit"
+        return first + (" " + shlex.join(argv[1:]) if argv[1:] else "")
+    return shlex.join(argv)

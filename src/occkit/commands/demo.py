@@ -142,8 +142,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args, out, kept)
     except KeyboardInterrupt:
-        print(f"\nocckit demo: stopped; kept {', '.join(kept) or 'nothing yet'}; "
-              f"`occkit demo --out {out}` with the same options resumes", flush=True)
+        from occkit.commands.checks import typed_command
+
+        print(f"\nocckit demo: stopped; kept {', '.join(kept) or 'nothing yet'}; the same command resumes: "
+              f"{typed_command()}", flush=True)
         return 130
 
 

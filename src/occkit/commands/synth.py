@@ -71,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
                 generate_dataset(part, config, overwrite=True, progress=True, resume=True)
     except KeyboardInterrupt:
         n = len(list((part / SCENE_RECORDS).glob("*.json"))) if part is not None and (part / SCENE_RECORDS).is_dir() else 0
-        print(f"occkit synth: stopped; {n} of {config.scenes} scenes kept in {part}; the same command resumes them",
+        from occkit.commands.checks import typed_command
+
+        print(f"occkit synth: stopped; {n} of {config.scenes} scenes kept in {part}; the same command resumes them: "
+              f"{typed_command()}",
               file=sys.stderr, flush=True)
         return 130
     out = args.out

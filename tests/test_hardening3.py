@@ -238,3 +238,19 @@ def test_a_stop_message_gives_the_command_as_typed(monkeypatch):
     assert typed_command() == ".venv/bin/occkit demo --out 'my demo'"
     monkeypatch.setattr(sys, "argv", ["/x/src/occkit/__main__.py", "demo"])
     assert typed_command().endswith("-m occkit demo")
+
+
+def test_dry_run_says_a_stage_is_being_built_when_its_lock_is_held(tmp_path, capsys):
+    import os
+
+    from occkit.ablate.spec import parse_spec
+    from occkit.ablate.stages import plan_stages
+
+    spec = Path(__file__).parents[1] / "src/occkit/configs/ablations/regime.yaml"
+    cache = tmp_path / "stages"
+    world = plan_stages(parse_spec(spec), cache)["world"]
+    (world.out / "part").mkdir(parents=True)  # half-built ...
+    (world.folder / "stage.lock").write_text(json.dumps({"pid": os.getpid(), "start": None}))  # ... by a living process
+    assert main(["ablate", str(spec), "--out", str(tmp_path / "o"), "--cache", str(cache), "--dry-run"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("world "))
+    assert "building" in line and f"being built now by process {os.getpid()}" in line and "half-way" not in line

@@ -254,3 +254,25 @@ def test_dry_run_says_a_stage_is_being_built_when_its_lock_is_held(tmp_path, cap
     assert main(["ablate", str(spec), "--out", str(tmp_path / "o"), "--cache", str(cache), "--dry-run"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("world "))
     assert "building" in line and f"being built now by process {os.getpid()}" in line and "half-way" not in line
+
+
+def test_resume_with_another_preset_names_the_difference(tmp_path):
+    import sys
+
+    import torch
+    from torch import nn
+
+    sys.path.insert(0, str(Path(__file__).parent / "engine"))
+    from engine_toy import ToyFrames, ToyMethod
+    from test_engine_train import toy_config
+
+    from occkit.engine.train import train
+
+    train(toy_config(4), tmp_path, ToyFrames(8), method=ToyMethod(), progress=False)
+    other = ToyMethod()
+    other.conv = nn.Conv2d(3, 8, 5, padding=2)  # another network ...
+    cfg = toy_config(8)
+    cfg.model.neck_channels = 7  # ... from another preset
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=r"--resume .*another network than this run's config \(model.neck_channels: \d+ -> 7\)"):
+        train(cfg, tmp_path, ToyFrames(8), method=other, resume=True, progress=False)

@@ -276,3 +276,20 @@ def test_resume_with_another_preset_names_the_difference(tmp_path):
     torch.manual_seed(0)
     with pytest.raises(ValueError, match=r"--resume .*another network than this run's config \(model.neck_channels: \d+ -> 7\)"):
         train(cfg, tmp_path, ToyFrames(8), method=other, resume=True, progress=False)
+
+
+def test_an_ablation_metric_no_arm_logs_is_refused_at_dry_run(tmp_path, capsys):
+    from occkit.ablate.spec import logged_metrics
+    from occkit.experiment import load_experiment
+
+    assert {"miou", "geometry_iou"} <= logged_metrics(load_experiment("synth-cpu"))
+    assert "ssc_miou" in logged_metrics(load_experiment("kitti-mono"))
+    assert logged_metrics(load_experiment("occscene-cpu")) is None  # its own figures: only a run shows them
+    spec = Path(__file__).parents[1] / "src/occkit/configs/ablations/regime.yaml"
+    text = spec.read_text().replace("metric: miou", "metric: mIoU")
+    bad = tmp_path / "regime.yaml"
+    bad.write_text(text)
+    assert main(["ablate", str(bad), "--out", str(tmp_path / "o"), "--dry-run"]) == 1
+    err = _err(capsys)
+    assert f"{bad}:29" in err and "metric mIoU: arm" in err and "does not log it" in err and "miou" in err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "stages").exists()

@@ -293,3 +293,13 @@ def test_an_ablation_metric_no_arm_logs_is_refused_at_dry_run(tmp_path, capsys):
     err = _err(capsys)
     assert f"{bad}:29" in err and "metric mIoU: arm" in err and "does not log it" in err and "miou" in err
     assert not (tmp_path / "o").exists() and not (tmp_path / "stages").exists()
+
+
+# ----------------------------------------------------------------------- 5. records tell the truth
+def test_the_demo_reports_seconds_per_step_over_the_whole_run_after_a_resume():
+    from types import SimpleNamespace
+
+    from occkit.commands.demo import seconds_per_trained_step
+
+    resumed = SimpleNamespace(step=100, train_seconds=60.0, losses=[(s, 1.0) for s in range(90, 100)])  # 10 steps this time
+    assert seconds_per_trained_step(resumed) == pytest.approx(0.6)

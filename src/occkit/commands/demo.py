@@ -305,6 +305,12 @@ def _draw(raw, out: Path, count: int) -> list[Path]:
     return pics
 
 
+def seconds_per_trained_step(result: Any) -> float:
+    """Seconds of training per step over the whole run: its training seconds (which a resumed run
+    carries on from its checkpoint) over its steps, not over the losses of this invocation alone."""
+    return result.train_seconds / max(1, result.step)
+
+
 def _fmt(v: Any) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
 
@@ -327,7 +333,7 @@ def _report(out: Path, args, synth, cfg, result, scores: dict, pictures: list[Pa
         + (f"started from occkit's shipped weights ({Path(cfg.train.init_from).name}"
            + (f": {how}; made by `python tools/make_demo_weights.py`" if how else "") + ") and fine-tuned"
            if cfg.train.init_from else "trained from random weights") + f" for {result.step} steps "
-        f"({result.train_seconds / 60:.1f} min of training, {result.train_seconds / max(1, len(losses)):.2f} s per step).",
+        f"({result.train_seconds / 60:.1f} min of training, {seconds_per_trained_step(result):.2f} s per step).",
         (f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10 (of this invocation)."
          if losses else "No step trained in this invocation (a finished run resumed): its losses are in run/train.jsonl."),
         "",

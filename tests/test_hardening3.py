@@ -303,3 +303,16 @@ def test_the_demo_reports_seconds_per_step_over_the_whole_run_after_a_resume():
 
     resumed = SimpleNamespace(step=100, train_seconds=60.0, losses=[(s, 1.0) for s in range(90, 100)])  # 10 steps this time
     assert seconds_per_trained_step(resumed) == pytest.approx(0.6)
+
+
+def test_show_and_view_with_pred_alone_take_the_split_it_was_predicted_on(tiny_occ3d_root, tmp_path, capsys):
+    from occkit.commands.checks import default_split
+    from occkit.data.occ3d import Occ3DDataset
+
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    (pred / "provenance.json").write_text(json.dumps({"split": "val", "tokens": []}))
+    assert default_split(None, pred) == "val" and default_split("train", pred) == "train" and default_split(None, None) == "all"
+    assert main(["show", str(tiny_occ3d_root), "--pred", str(pred), "--list"]) == 0
+    listed = {ln.strip() for ln in capsys.readouterr().out.splitlines() if ln.startswith("  ")}
+    assert listed == {f.token for f in Occ3DDataset(tiny_occ3d_root, "val", load_gt=False).frames}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 MAX_TEXT = 500
 """Longest free text (``--text`` of query and generate) in characters: a query or a scene
@@ -110,3 +111,22 @@ def typed_command() -> str:
         first = f"{os.path.basename(sys.executable) or 'python'} -m occkit"
         return first + (" " + shlex.join(argv[1:]) if argv[1:] else "")
     return shlex.join(argv)
+
+
+def default_split(split: str | None, pred: Any = None) -> str:
+    """``--split`` of a command that shows frames: as given; else the split a prediction folder
+    ``pred`` holds (its ``provenance.json`` names it), so that ``--pred`` alone shows the frames it
+    has predictions for; else ``all``."""
+    import json
+    from pathlib import Path
+
+    if split is not None:
+        return split
+    if pred is not None and Path(pred).is_dir():
+        try:
+            named = json.loads((Path(pred) / "provenance.json").read_text(encoding="utf-8")).get("split")
+        except (OSError, ValueError, AttributeError):
+            named = None
+        if named in ("train", "val", "all"):
+            return named
+    return "all"

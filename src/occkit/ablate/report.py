@@ -448,7 +448,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 #: Figures of a ``train`` stage's last validation record shown in the stage table.
-STAGE_FIGURES = ("miou", "geometry_iou", "rayiou", "ssc_miou", "completion_iou", "vae_psnr", "diffusion_loss")
+STAGE_FIGURES = ("miou", "geometry_iou", "rayiou", "ssc_miou", "completion_iou", "vae_psnr", "diffusion_loss", "depth_abs_rel",
+                 "depth_abs_m")
 #: Figures of a ``retrieval`` stage (a baseline row: ``occkit retrieval --lifted``) in the stage table.
 RETRIEVAL_FIGURES = ("map_all", "map_seen_all", "map_heldout_all", "map_visible")
 #: What an ``eval-gen`` stage shows of its scores (FID and KID in the judge's features, the judge's
@@ -467,7 +468,10 @@ def stage_quality(command: str, out: Path) -> dict[str, Any]:
         if command == "train" and (out / "metrics.jsonl").is_file():
             records = read_jsonl(out / "metrics.jsonl")
             last = records[-1] if records else {}
-            return {"step": last.get("step"), **{k: float(last[k]) for k in STAGE_FIGURES if isinstance(last.get(k), (int, float))}} if last else {}
+            figs = {k: float(last[k]) for k in STAGE_FIGURES if isinstance(last.get(k), (int, float))}
+            if "depth_abs_rel" in figs:  # a run that learns no classes: its class mIoU means nothing
+                figs.pop("miou", None)
+            return {"step": last.get("step"), **figs} if last else {}
         if command == "retrieval" and (out / "score_retrieval.json").is_file():
             r = read_json(out / "score_retrieval.json")
             return {k: float(r[k]) for k in RETRIEVAL_FIGURES if isinstance(r.get(k), (int, float))}

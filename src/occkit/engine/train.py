@@ -267,7 +267,11 @@ def _train(
                 if logger is not None:
                     logger.jsonl("metrics.jsonl", record)
                     logger.scalars(step, {k: record[k] for k in ("miou", "geometry_iou", "rayiou") if k in record}, prefix="val/")
-                    bar.write(f"step {step}: val mIoU {record['miou']:.2f}" + (f", RayIoU {record['rayiou']:.2f}" if "rayiou" in record else ""))
+                    if "depth_abs_rel" in record:  # a run that learns no classes: what it learns
+                        bar.write(f"step {step}: val geometry IoU {record['geometry_iou']:.2f}, depth abs-rel "
+                                  f"{record['depth_abs_rel']:.3f} ({record['depth_abs_m']:.2f} m)")
+                    else:
+                        bar.write(f"step {step}: val mIoU {record['miou']:.2f}" + (f", RayIoU {record['rayiou']:.2f}" if "rayiou" in record else ""))
             if finished or (tc.ckpt_every > 0 and step % tc.ckpt_every == 0):
                 if info.is_main:
                     trainer_state = {

@@ -129,3 +129,18 @@ def test_readme_typical_workflow_runs_on_a_tiny_world(tmp_path, monkeypatch, one
     for ln, argv in block:
         assert main(tiny(argv)) == 0, f"README.md:{ln}: occkit {shlex.join(tiny(argv))}"
     assert (tmp_path / "runs/sup/frame.png").is_file() and (tmp_path / "runs/sup/eval.json").is_file()
+
+
+def test_readme_blocks_run_in_order_never_collide_on_a_folder():
+    """A command's --out is never a folder an earlier README command wrote (a later block that
+    reused runs/sup would be refused, or would mix two runs); inside one is fine (runs/sup/pred)."""
+    made: dict[str, int] = {}
+    problems = []
+    for line, argv in readme_commands():
+        if "--out" not in argv:
+            continue
+        out = argv[argv.index("--out") + 1].rstrip("/")
+        if out in made and "--resume" not in argv:
+            problems.append(f"README.md:{line}: occkit {argv[0]} --out {out}, which README.md:{made[out]} made already")
+        made.setdefault(out, line)
+    assert not problems, "\n".join(problems)

@@ -291,7 +291,7 @@ def test_an_ablation_metric_no_arm_logs_is_refused_at_dry_run(tmp_path, capsys):
     bad.write_text(text)
     assert main(["ablate", str(bad), "--out", str(tmp_path / "o"), "--dry-run"]) == 1
     err = _err(capsys)
-    assert f"{bad}:29" in err and "metric mIoU: arm" in err and "does not log it" in err and "miou" in err
+    assert f"{bad}:29" in err and "metric: mIoU: arm" in err and "does not log it" in err and "miou" in err
     assert not (tmp_path / "o").exists() and not (tmp_path / "stages").exists()
 
 

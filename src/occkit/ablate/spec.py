@@ -795,7 +795,7 @@ def check_spec(spec: AblationSpec, arms: list[str] | None = None) -> None:
             raise loc.error(p + ("set",) if arm.set else p, str(e)) from None
         keys = logged_metrics(cfg)
         if keys is not None and spec.metric not in keys:  # found now, not when the table comes out empty
-            raise loc.error(("metric",) if "metric" in spec.raw else p, f"metric {spec.metric}: arm {name} ({arm.preset}) does "
+            raise loc.error(("metric",) if "metric" in spec.raw else p, f"{spec.metric}: arm {name} ({arm.preset}) does "
                             f"not log it in metrics.jsonl; its validations log {', '.join(sorted(keys))}")
 
 

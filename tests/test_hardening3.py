@@ -224,8 +224,9 @@ def test_a_set_that_changes_a_shape_at_predict_names_the_key(tmp_path):
     cfg = load_experiment("base-cpu")
     save_checkpoint(tmp_path / "run", 1, build_method(cfg), to_dict(cfg), {"step": 1})
     load_checkpoint_method(tmp_path / "run", "cpu")  # as saved: loads
-    with pytest.raises(ValueError, match="--set model.neck_channels=8: changes the network of"):
+    with pytest.raises(ValueError, match="--set model.neck_channels=8: changes the network of") as e:
         load_checkpoint_method(tmp_path / "run", "cpu", overrides=["model.neck_channels=8"])
+    assert "\n" not in str(e.value)  # one line
 
 
 # ------------------------------------------------------------------------------- 6. first contact

@@ -359,7 +359,8 @@ def load_checkpoint_method(
     except ValueError as e:
         if overrides and "does not fit the model" in str(e):  # name the --set that changed a shape, not the weights
             raise ValueError(f"--set {' '.join(overrides)}: changes the network of {folder} (its weights no longer fit: "
-                             f"{str(e)[:300]}); --set at inference takes settings such as thresholds, not shapes") from e
+                             f"{' '.join(str(e).split())[:300]}); --set at inference takes settings such as thresholds, "
+                             "not shapes") from e
         raise
     dev = resolve_device(device)
     return method.to(dev).eval(), cfg, folder, dev

@@ -165,8 +165,8 @@ def small(argv: list[str], token: str | None) -> list[str]:
         elif a == "--minutes":
             out += ["--max-steps", "2"]
             i += 2
-        else:
-            out.append(token if a == "TOKEN" and token else a)
+        else:  # README's paths into the repository (configs/...) are read from a clone's root
+            out.append(token if a == "TOKEN" and token else str(README.parent / a) if a.startswith("configs/") else a)
             i += 1
     if out[0] == "train" and "--max-steps" not in out:
         out += ["--max-steps", "2"]

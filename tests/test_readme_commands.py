@@ -152,7 +152,8 @@ SMALL_VALUES = {"--scenes": "5", "--frames": "2", "--workers": "1", "--max-steps
 
 def small(argv: list[str], token: str | None) -> list[str]:
     """``argv`` of a README command at the tiny size: the counts of SMALL_VALUES, 64x176 images,
-    ``--minutes`` as two steps, every ``train`` two steps, ``ablate`` a dry run, TOKEN a frame."""
+    ``--minutes`` as two steps, every ``train`` two steps, ``ablate`` a dry run, TOKEN a frame,
+    ``query`` at ``--occupied 0`` (a two-step model is sure of no voxel)."""
     out, i = [], 0
     while i < len(argv):
         a = argv[i]
@@ -174,6 +175,8 @@ def small(argv: list[str], token: str | None) -> list[str]:
         out.append("--dry-run")
     if out[0] == "generate" and "--steps" not in out:
         out += ["--steps", "2"]
+    if out[0] == "query" and "--occupied" not in out:  # a 2-step LangOcc occupies no voxel at the default threshold
+        out += ["--occupied", "0"]
     return out
 
 

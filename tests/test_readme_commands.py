@@ -147,7 +147,7 @@ def test_readme_blocks_run_in_order_never_collide_on_a_folder():
 
 
 #: Every README block run in order on a tiny world: sizes and budgets only, every other word as written.
-SMALL_VALUES = {"--scenes": "5", "--frames": "2", "--workers": "1", "--max-steps": "2", "--steps": "2", "--n": "1"}
+SMALL_VALUES = {"--scenes": "5", "--frames": "2", "--workers": "1", "--max-steps": "2", "--steps": "2", "--n": "2"}
 
 
 def small(argv: list[str], token: str | None) -> list[str]:

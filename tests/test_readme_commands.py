@@ -129,3 +129,73 @@ def test_readme_typical_workflow_runs_on_a_tiny_world(tmp_path, monkeypatch, one
     for ln, argv in block:
         assert main(tiny(argv)) == 0, f"README.md:{ln}: occkit {shlex.join(tiny(argv))}"
     assert (tmp_path / "runs/sup/frame.png").is_file() and (tmp_path / "runs/sup/eval.json").is_file()
+
+
+def test_readme_blocks_run_in_order_never_collide_on_a_folder():
+    """A command's --out is never a folder an earlier README command wrote (a later block that
+    reused runs/sup would be refused, or would mix two runs); inside one is fine (runs/sup/pred)."""
+    made: dict[str, int] = {}
+    problems = []
+    for line, argv in readme_commands():
+        if "--out" not in argv:
+            continue
+        out = argv[argv.index("--out") + 1].rstrip("/")
+        if out in made and "--resume" not in argv:
+            problems.append(f"README.md:{line}: occkit {argv[0]} --out {out}, which README.md:{made[out]} made already")
+        made.setdefault(out, line)
+    assert not problems, "\n".join(problems)
+
+
+#: Every README block run in order on a tiny world: sizes and budgets only, every other word as written.
+SMALL_VALUES = {"--scenes": "5", "--frames": "2", "--workers": "1", "--max-steps": "2", "--steps": "2", "--n": "2"}
+
+
+def small(argv: list[str], token: str | None) -> list[str]:
+    """``argv`` of a README command at the tiny size: the counts of SMALL_VALUES, 64x176 images,
+    ``--minutes`` as two steps, every ``train`` two steps, ``ablate`` a dry run, TOKEN a frame,
+    ``query`` at ``--occupied 0`` (a two-step model is sure of no voxel)."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in SMALL_VALUES and i + 1 < len(argv):
+            out += [a, SMALL_VALUES[a]]
+            i += 2
+        elif a == "--image-size":
+            out += [a, "64", "176"]
+            i += 3
+        elif a == "--minutes":
+            out += ["--max-steps", "2"]
+            i += 2
+        else:  # README's paths into the repository (configs/...) are read from a clone's root
+            out.append(token if a == "TOKEN" and token else str(README.parent / a) if a.startswith("configs/") else a)
+            i += 1
+    if out[0] == "train" and "--max-steps" not in out:
+        out += ["--max-steps", "2"]
+    if out[0] == "ablate" and "--dry-run" not in out:
+        out.append("--dry-run")
+    if out[0] == "generate" and "--steps" not in out:
+        out += ["--steps", "2"]
+    if out[0] == "query" and "--occupied" not in out:  # a 2-step LangOcc occupies no voxel at the default threshold
+        out += ["--occupied", "0"]
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("OCCKIT_SLOW_TESTS"), reason="runs every README block in order on a tiny world (many "
+                    "minutes on a 2-core CPU): set OCCKIT_SLOW_TESTS=1")
+def test_readme_blocks_run_in_order_on_a_tiny_world(tmp_path, monkeypatch, one_torch_thread):
+    """Each ``occkit`` line of README's bash blocks, in order, at the tiny size (``small``); the demo
+    has its own test (tests/test_cli_first_contact.py)."""
+    import json
+
+    from occkit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    token = None
+    for line, argv in readme_commands():
+        if argv[0] == "demo":
+            continue
+        if token is None and (tmp_path / "runs/sup/pred/provenance.json").is_file():
+            token = json.loads((tmp_path / "runs/sup/pred/provenance.json").read_text())["tokens"][0]
+        run = small(argv, token)
+        assert main(run) == 0, f"README.md:{line}: occkit {shlex.join(run)}"

@@ -438,7 +438,14 @@ def load_checkpoint_method(
     cfg = experiment_from_dict(data, where=where)
     method = build_method(cfg)
     weights = folder / EMA_FILE if ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
-    load_weights(method, weights)
+    try:
+        load_weights(method, weights)
+    except ValueError as e:
+        if overrides and "does not fit the model" in str(e):  # name the --set that changed a shape, not the weights
+            raise ValueError(f"--set {' '.join(overrides)}: changes the network of {folder} (its weights no longer fit: "
+                             f"{' '.join(str(e).split())[:300]}); --set at inference takes settings such as thresholds, "
+                             "not shapes") from e
+        raise
     dev = resolve_device(device)
     return method.to(dev).eval(), cfg, folder, dev
 
@@ -446,10 +453,16 @@ def load_checkpoint_method(
 def data_format(cfg: ExperimentConfig, root: str | os.PathLike) -> str:
     """'occ3d' or 'semantickitti': ``data.format``, or with 'auto' by the folder (``sequences/``
     and no ``annotations.json``: semantickitti)."""
-    if cfg.data.format != "auto":
-        return cfg.data.format
     r = Path(root)
-    return "semantickitti" if (r / "sequences").is_dir() and not (r / "annotations.json").is_file() else "occ3d"
+    found = "semantickitti" if (r / "sequences").is_dir() and not (r / "annotations.json").is_file() else "occ3d"
+    if cfg.data.format != "auto":
+        if cfg.data.format != found and ((r / "sequences").is_dir() or (r / "annotations.json").is_file()):
+            names = {"occ3d": "an Occ3D-nuScenes", "semantickitti": "a SemanticKITTI"}
+            raise ValueError(f"{root}: {names[found]} dataset, but the run is of {names[cfg.data.format]} dataset "
+                             f"(data.format {cfg.data.format}): the run and the data differ; give data of the run's format, "
+                             "or a run trained on data like this")
+        return cfg.data.format
+    return found
 
 
 def num_parameters(module: nn.Module) -> int:

@@ -13,6 +13,9 @@
   command is refused (:func:`check_output_file`, :func:`record_output_file`).
 - :func:`staged_folder` writes a folder whole: into a hidden temporary folder beside ``--out``,
   renamed into place at the end, so a failed command leaves no folder that looks like a result.
+  Every file of such a folder is recorded (:func:`record_folder_files`); an ``--overwrite``
+  replaces the folder only when each file in it is still one the command recorded
+  (:func:`check_own_files`), else it refuses naming the first that is not.
 
 The errors are ``FileExistsError`` (something is in the way) and ``ValueError`` (the path is
 wrong), each naming ``--out`` and what is wrong; the command line prints them in one line.
@@ -44,7 +47,10 @@ CALLER_FILES = ("ablate.lock", "ablate.json", "stage.lock", "*.log")
 
 
 def _resolved(p: str | os.PathLike) -> Path:
-    return Path(p).expanduser().resolve()
+    try:
+        return Path(p).expanduser().resolve()
+    except RuntimeError as e:  # Python < 3.13: "Symlink loop from ..."
+        raise ValueError(f"{p}: a loop of symbolic links (each points on to the next and back); give a real folder's path") from e
 
 
 def check_not_inside_inputs(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None], what: str = "--out") -> None:
@@ -105,6 +111,7 @@ def check_output_folder(
     resume: bool = False,
     legacy: Callable[[Path], bool] | None = None,
     ignore: tuple[str, ...] = (),
+    overwrite_option: bool = True,
 ) -> str:
     """Check a folder ``--out`` of ``occkit COMMAND`` before any work; return its state:
     ``"new"`` (absent), ``"empty"`` or ``"own"`` (a previous output of the same command, which
@@ -114,6 +121,7 @@ def check_output_folder(
         inputs: the command's inputs by option name; ``out`` may not be, lie in, or hold one.
         legacy: recognises an output of this command made before records existed.
         ignore: names (glob patterns) of the command's own leftovers that do not count as content.
+        overwrite_option: whether the command has ``--overwrite`` (a message suggests it only then).
     Raises:
         FileExistsError: ``out`` is a file; a non-empty folder another command (or the user)
             made; a previous output of this command without ``overwrite`` / ``resume``.
@@ -136,9 +144,24 @@ def check_output_folder(
         raise FileExistsError(f"--out {o}: the folder is not empty and occkit {command} did not make it; nothing in it is "
                               "touched, --overwrite or not: choose a new or empty folder")
     if not (overwrite or resume):
+        if not overwrite_option:
+            raise FileExistsError(f"--out {o}: holds an earlier output of occkit {command}; choose a new folder (or move "
+                                  "that one away)")
         raise FileExistsError(f"--out {o}: holds an earlier output of occkit {command}; pass --overwrite to replace it, "
                               "or choose a new folder")
     return "own"
+
+
+def check_writable_place(out: str | os.PathLike, what: str = "--out") -> None:
+    """Refuse, before any work, an ``out`` whose nearest existing folder above it (where the
+    command makes its folder, or its hidden folder beside it) is not writable."""
+    o = Path(out).absolute()
+    place = o.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if place.is_dir() and not os.access(place, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} {out}: {place} is not writable, so nothing can be written there; nothing was "
+                              "generated: choose a folder you can write to")
 
 
 def mark_output(out: str | os.PathLike, command: str, **extra: Any) -> Path:
@@ -190,6 +213,71 @@ def record_output_file(path: str | os.PathLike, command: str) -> Path:
     rec[p.name] = {"command": command, "size": p.stat().st_size, "sha256": sha256_file(p)}
     write_json_atomic(p.parent / FILES_RECORD, rec)
     return p
+
+
+def _walk_files(folder: Path, ignore: tuple[str, ...] = ()) -> Iterator[str]:
+    """Relative POSIX paths of the files (and links) under ``folder``, sorted, without occkit's own
+    records and the files a caller puts there (:data:`CALLER_FILES`, ``ignore``) at its top."""
+    top = CALLER_FILES + ignore + (OUTPUT_RECORD, FILES_RECORD, ".partial.json")
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        rel_root = Path(root).relative_to(folder)
+        for name in sorted(files) + sorted(d for d in dirs if (Path(root) / d).is_symlink()):
+            rel = (rel_root / name).as_posix()
+            if rel_root == Path(".") and any(fnmatch.fnmatch(name, pat) for pat in top):
+                continue
+            yield rel
+
+
+def record_folder_files(folder: str | os.PathLike, command: str) -> Path:
+    """Record every file under ``folder`` as occkit COMMAND's (relative path, size, SHA-256) in the
+    folder's :data:`FILES_RECORD`: what lets an ``--overwrite`` later replace the folder, and only
+    when nothing else was put in it since (:func:`check_own_files`)."""
+    from occkit.fileio import sha256_file, write_json_atomic
+
+    f = Path(folder)
+    rec = _files_record(f)
+    for rel in _walk_files(f):
+        p = f / rel
+        if p.is_file() and not p.is_symlink():
+            rec[rel] = {"command": command, "size": p.stat().st_size, "sha256": sha256_file(p)}
+    return write_json_atomic(f / FILES_RECORD, rec)
+
+
+def check_own_files(folder: str | os.PathLike, command: str, what: str = "--out", ignore: tuple[str, ...] = (),
+                    legacy_files: Callable[[Path], set[str] | None] | None = None) -> None:
+    """Before occkit COMMAND replaces (removes) its earlier output ``folder``: every file in it must
+    be one the command recorded as its own (:func:`record_folder_files`) and unchanged since;
+    otherwise ``FileExistsError`` naming the first file that is not, and nothing is touched.
+
+    Args:
+        legacy_files: for an output made before the record existed, the relative paths the
+            command knows it wrote (e.g. the tokens a prediction's provenance lists); None: unknown.
+    """
+    from occkit.fileio import sha256_file
+
+    f = Path(folder)
+    rec = _files_record(f)
+    known = legacy_files(f) if not rec and legacy_files is not None else None
+    if not rec and known is None:
+        first = next(iter(_walk_files(f, ignore)), None)
+        if first is None:
+            return
+        raise FileExistsError(f"{what} {f}: an earlier output of occkit {command} that does not record its files (made by "
+                              f"an older occkit), so it cannot tell {first} from a file of yours; nothing is touched: move "
+                              "the folder away or delete it yourself, or choose a new folder")
+    for rel in _walk_files(f, ignore):
+        p = f / rel
+        if known is not None:
+            ok = rel in known and p.is_file() and not p.is_symlink()
+        else:
+            want = rec.get(rel)
+            ok = (isinstance(want, dict) and want.get("command") == command and p.is_file() and not p.is_symlink()
+                  and p.stat().st_size == want.get("size") and sha256_file(p) == want.get("sha256"))
+        if not ok:
+            raise FileExistsError(f"{what} {f}: {rel} is not a file occkit {command} wrote there (or it was changed "
+                                  "since); --overwrite replaces only the command's own files, and nothing is touched: move "
+                                  "it out of the folder, or choose a new folder")
 
 
 def check_output_file(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None] | None = None,
@@ -258,6 +346,9 @@ def resumable_folder(out: str | os.PathLike, command: str, key: Any, **record: A
     yield part, resumed
     key_file.unlink()
     mark_output(part, command, **record)
+    record_folder_files(part, command)
+    if o.exists():
+        check_own_files(o, command)  # files put there while the command ran are never removed
     publish_folder(part, o, o.parent / f".{o.name}.old.tmp")
 
 
@@ -275,6 +366,9 @@ def staged_folder(out: str | os.PathLike, command: str, **record: Any) -> Iterat
     try:
         yield tmp
         mark_output(tmp, command, **record)
+        record_folder_files(tmp, command)
+        if o.exists():
+            check_own_files(o, command)  # only the command's own earlier files are ever removed
         publish_folder(tmp, o, o.parent / f".{o.name}.old.tmp")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -230,3 +230,25 @@ def test_a_claim_pairs_its_sides_seed_by_seed():
     assert claim_result(r, {**claim, "against": "d"})["verdict"] == "not run yet"
     one = claim_result({**r, "arms": {**r["arms"], "a": arm({"0": 10.5, "1": None, "2": None})}}, claim)
     assert one["verdict"] == "one seed" and claim_cell(one, 3) == "one seed so far (s0: ahead)"
+
+
+def test_a_command_of_some_arms_and_seeds_reports_over_the_runs_it_asked_for(tmp_path, capsys):
+    """Issue 64: `--seeds 0 --only a,b,c,d` of a three-seed, five-arm spec: the table, the claims and
+    the time left cover those four runs, not the spec's fifteen."""
+    (tmp_path / "world").mkdir()
+    arms = "".join(f"  {a}: {{preset: tiny.yaml}}\n" for a in "abcde")
+    spec = write(tmp_path, "spec.yaml", "name: hand\ndata: world\nbudget: 4\nvalidations: 2\nseeds: [0, 1, 2]\n"
+                                        f"arms:\n{arms}claims:\n  - {{name: a beats b, arm: a, against: b}}\n"
+                                        "  - {name: e beats a, arm: e, against: a}\n")
+    out = tmp_path / "abl"
+    for arm, v in (("a", 10.0), ("b", 8.0)):
+        _fake_run(out / "runs" / f"{arm}_s0", [(2, v), (4, v + 0.1)])
+        (out / "runs" / f"{arm}_s0" / "ablate.json").write_text(json.dumps({"train_seconds": 600.0}))
+    assert main(["ablate", str(spec), "--out", str(out), "--report", "--seeds", "0", "--only", "a,b,c,d"]) == 0
+    said = capsys.readouterr().out
+    r = json.loads((out / "results.json").read_text())
+    assert r["seeds"] == [0] and list(r["arms"]) == ["a", "b", "c", "d"] and r["asked"] == {"runs": 4, "of": 15}
+    assert [c["name"] for c in r["claims"]] == ["a beats b"]
+    assert r["time_left"]["runs"] == 2 and r["time_left"]["lane_seconds"] == pytest.approx(1200.0)
+    md = (out / "results.md").read_text()
+    assert "seeds done" not in md and "asked for 4 of the spec's 15 runs" in md and "Time left: 2 run(s)" in said

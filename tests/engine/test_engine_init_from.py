@@ -310,3 +310,19 @@ def test_a_standalone_weights_file_is_checked_against_its_record(run_a, tmp_path
     (tmp_path / "standalone.json").write_text("{not json")
     with pytest.raises(ValueError, match="standalone.json: cannot read the weights' record"):
         start_b(tmp_path / "third", weights)
+
+
+def test_a_source_of_which_nothing_loads_is_refused_unless_asked(run_a, tmp_path):
+    """Issue 64: an init_from that would load no tensor (another method's run, say) is refused
+    before any step, naming the source; train.init_from_empty=true accepts it."""
+    from occkit.engine.checkpoint import CONFIG_FILE, resolve_checkpoint
+
+    model = json.loads((resolve_checkpoint(run_a) / CONFIG_FILE).read_text())["model"]
+    other = nn.Sequential(nn.Linear(3, 3))  # no name in common with run A's
+    with pytest.raises(ConfigError, match="train.init_from: .*no tensor of it fits this run.*init_from_empty=true"):
+        init_from(other, run_a, model)
+    _, report = init_from(other, run_a, model, allow_empty=True)
+    assert report.loaded == [] and report.new == ["0.weight", "0.bias"]
+    cfg = toy_config(2, init_from=str(run_a))
+    cfg.train.init_from_empty = True
+    assert cfg.train.init_from_empty is True

@@ -121,9 +121,10 @@ def test_an_interrupted_generate_resumes_to_the_same_bytes(run_dir, synth_root, 
     assert gen(tmp_path / "ref") == 0
     ref = _tree(tmp_path / "ref")
     assert not partial_folder(tmp_path / "ref").exists()
-    # files.json: the size and checksum of every file written (all but itself and the folder's output record)
+    # files.json: the size and checksum of every file written (all but itself and occkit's records of the folder)
     sums = json.loads(ref["files.json"])
-    assert set(sums) == set(ref) - {"files.json", ".occkit-output.json"}
+    assert set(sums) == set(ref) - {"files.json", ".occkit-output.json", ".occkit-files.json"}
+    assert set(json.loads(ref[".occkit-files.json"])) == set(ref) - {".occkit-output.json", ".occkit-files.json"}
     assert {"preview.png", "annotations.json", "generation.json"} <= set(sums) and sum(k.endswith(".png") for k in sums) == 4
     for rel, want in sums.items():
         assert want == {"size": len(ref[rel]), "sha256": sha256_file(tmp_path / "ref" / rel)}, rel

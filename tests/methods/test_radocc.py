@@ -455,3 +455,21 @@ def test_feature_align_pool_pairs_a_coarser_teacher(one_torch_thread):
     finer = SupervisedMethod(dataclasses.replace(model_cfg("lidar"), lift_downsample=(1, 1, 1)), teacher_sup())  # 16x16x6
     with pytest.raises(ValueError, match="integer multiple"):
         RadOccMethod(model_cfg(), student_sup(), radocc_cfg(feature_align="pool", **only_feat), teacher=finer)
+
+
+def test_a_teacher_of_another_dataset_format_is_refused_naming_the_run():
+    """A SemanticKITTI run (a cigocc method: its model has no num_classes nor the student's grid)
+    given as radocc.teacher: one ValueError naming the run, not an AttributeError (issue 64)."""
+    from types import SimpleNamespace
+
+    class KittiLike(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = torch.nn.Linear(1, 1)
+            self.model.cfg = SimpleNamespace(voxel_size=0.2)  # no num_classes, no output_grid
+
+        def forward(self, batch):
+            return batch
+
+    with pytest.raises(ValueError, match="radocc.teacher: runs/kitti is a KittiLike run .*same dataset format"):
+        RadOccMethod(model_cfg(), student_sup(), radocc_cfg(teacher="runs/kitti"), teacher=KittiLike())

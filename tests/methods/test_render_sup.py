@@ -156,3 +156,29 @@ def test_lidar_targets_train_depth_only_at_lidar_pixels():
     batch.lidar = None
     with pytest.raises(ValueError, match="LiDAR"):
         method.training_step(batch)
+
+
+def test_a_run_that_learns_no_classes_is_validated_on_its_depth():
+    """Issue 64: render_sup with semantic_weight 0 (base-cpu) reports rendered-depth figures at
+    validation, the same draw each time, and they improve as depth is learnt; a run that learns
+    classes adds none (its class mIoU is its figure)."""
+    torch.manual_seed(0)
+    batch = tiny_batch()
+    assert RenderSupMethod(tiny_model_cfg(), RenderSupConfig()).validation_figures is None  # the engine skips it
+    method = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(semantic_weight=0.0, num_rays=512, sample_step=0.2))
+    method.eval()
+    state = torch.random.get_rng_state()
+    before = method.validation_figures(batch)
+    assert torch.equal(torch.random.get_rng_state(), state) and before == method.validation_figures(batch)
+    assert set(before) == {"depth_abs_rel", "depth_abs_m", "depth_hit"} and before["depth_abs_rel"][1] > 100
+    method.train()
+    opt = torch.optim.Adam(method.parameters(), lr=1e-2)
+    for _ in range(15):
+        total = sum(method.training_step(batch).values())
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    method.eval()
+    after = method.validation_figures(batch)
+    rel = {k: v[0] / v[1] for k, v in after.items()}
+    assert rel["depth_abs_rel"] < before["depth_abs_rel"][0] / before["depth_abs_rel"][1], (before, after)

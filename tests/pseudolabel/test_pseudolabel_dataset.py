@@ -89,6 +89,13 @@ def test_resume_redoes_missing_short_and_changed_labels_bit_identically(synth_ro
     make_pseudo_labels(synth_root, priors, cut, cfg, progress=False)
     for f in files:
         assert (cut / f).read_bytes() == (whole / f).read_bytes(), f
+    # the summary covers every frame after a resume, not only the redone ones (issue 64)
+    (cut / files[0]).unlink()  # one frame redone, the others kept
+    make_pseudo_labels(synth_root, priors, cut, cfg, progress=False)
+    rec_whole, rec_cut = (json.loads((d / RECORD_FILE).read_text()) for d in (whole, cut))
+    assert rec_cut["written_this_run"] == 1 < rec_cut["frames"]
+    for key in ("mean_occupied_voxels", "mean_observed_voxels"):
+        assert rec_cut[key] == pytest.approx(rec_whole[key]) and rec_whole[key] > 0, key
 
 
 def test_labels_of_another_prior_cache_at_the_same_path_are_refused(synth_root, priors, tmp_path, one_torch_thread):

@@ -179,8 +179,23 @@ def collect(ab: Ablation) -> dict[str, Any]:
         out["stages"][name] = {"command": plan.command, "hash": plan.hash, "folder": os.path.relpath(plan.out, ab.out),
                                "status": plan.status(), "wall_seconds": rec.get("wall_seconds"), "finished": rec.get("finished"),
                                "quality": stage_quality(plan.command, Path(plan.out))}
+    every = [(a, s) for a in sp.arms for s in (sp.report_seeds or sp.seeds)]
+    asked = [tuple(r) for r in ab.runs()]
+    seeds_of: dict[str, list[int]] = {a: list(sp.report_seeds or sp.seeds) for a in sp.arms}
+    if set(asked) != set(every):
+        # --only / --seeds: the table, the claims and the time left cover the arms and seeds asked for, and
+        # the spec's other seeds of those arms only where their runs are on disk (not as runs still to do)
+        seeds_of = {}
+        for a, s in asked:
+            seeds_of.setdefault(a, []).append(s)
+        for a in seeds_of:
+            seeds_of[a] = sorted(set(seeds_of[a]) | {s for s in (sp.report_seeds or sp.seeds) if ab.run_dir(a, s).is_dir()})
+        out["seeds"] = sorted({s for ss in seeds_of.values() for s in ss})
+        out["asked"] = {"runs": len(asked), "of": len(every)}
     for arm_name, arm in sp.arms.items():
-        seeds = {str(s): seed_result(ab, arm_name, s, cols) for s in (sp.report_seeds or sp.seeds)}
+        if arm_name not in seeds_of:
+            continue
+        seeds = {str(s): seed_result(ab, arm_name, s, cols) for s in seeds_of[arm_name]}
         arm_cols = [c for c in cols if any(c["file"] in SCORERS[x.scorer].outputs(x.options) for x in sp.scorings_for(arm_name))]
         same = {k: v for k, v in seeds.items() if v["build"] != "other"}  # another build of a stage is not averaged in
         summary: dict[str, Any] = {"metric": spread({k: v["metric"] for k, v in same.items()})}
@@ -197,8 +212,8 @@ def collect(ab: Ablation) -> dict[str, Any]:
             "train_seconds": sum(v["train_seconds"] or 0.0 for v in seeds.values()),
             "score_seconds": sum(v["score_seconds"] or 0.0 for v in seeds.values()),
         }
-    out["claims"] = [claim_result(out, vars(c)) for c in sp.claims]
-    out["time_left"] = time_left(out, ab.opts.lanes)
+    out["claims"] = [claim_result(out, vars(c)) for c in sp.claims if c.arm in out["arms"] and c.against in out["arms"]]
+    out["time_left"] = time_left(out, ab.opts.lanes, asked=set(asked))
     out["spec_resolved"] = sp.raw
     return out
 
@@ -268,9 +283,9 @@ def claim_cell(c: dict[str, Any], n_seeds: int) -> str:
     return text + (f" [not converged: {', '.join(c['not_converged'])}]" if c["not_converged"] else "")
 
 
-def time_left(results: dict[str, Any], lanes: int) -> dict[str, Any] | None:
+def time_left(results: dict[str, Any], lanes: int, asked: set[tuple[str, int]] | None = None) -> dict[str, Any] | None:
     """What the runs of ``results`` not done yet should take (``results.json``'s ``time_left``, see
-    the module docstring); None when no run has finished."""
+    the module docstring), of the runs ``asked`` (arm, seed) when given; None when no run has finished."""
     paces: dict[str, list[float]] = {}
     for name, arm in results["arms"].items():
         for v in arm["seeds"].values():
@@ -283,8 +298,8 @@ def time_left(results: dict[str, Any], lanes: int) -> dict[str, Any] | None:
     runs, estimated, seconds = 0, 0, 0.0
     for name, arm in results["arms"].items():
         pace = sum(paces[name]) / len(paces[name]) if name in paces else overall
-        for v in arm["seeds"].values():
-            if v["status"] == "done":
+        for seed, v in arm["seeds"].items():
+            if v["status"] == "done" or (asked is not None and (name, int(seed)) not in asked):
                 continue
             step = v.get("step") or 0
             seconds += pace * max(0.0, 1.0 - step / results["budget"])
@@ -404,6 +419,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"Figures: each seed's value at step {r['budget']}, mean ± half of the range over the seeds; scorer columns likewise. "
         f"Command: `{r['command']}`. Updated {r['updated']}.",
     ]
+    if r.get("asked"):
+        lines[-1] += (f" This command asked for {r['asked']['runs']} of the spec's {r['asked']['of']} runs (--only / --seeds): "
+                      "the table, the claims and the time left cover those.")
     if r.get("claims"):
         lines += ["", "| claim | arm against | figure | difference per seed | mean ± half-range | verdict |",
                   "|---|---|---|---|---|---|"]
@@ -430,7 +448,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 #: Figures of a ``train`` stage's last validation record shown in the stage table.
-STAGE_FIGURES = ("miou", "geometry_iou", "rayiou", "ssc_miou", "completion_iou", "vae_psnr", "diffusion_loss")
+STAGE_FIGURES = ("miou", "geometry_iou", "rayiou", "ssc_miou", "completion_iou", "vae_psnr", "diffusion_loss", "depth_abs_rel",
+                 "depth_abs_m")
 #: Figures of a ``retrieval`` stage (a baseline row: ``occkit retrieval --lifted``) in the stage table.
 RETRIEVAL_FIGURES = ("map_all", "map_seen_all", "map_heldout_all", "map_visible")
 #: What an ``eval-gen`` stage shows of its scores (FID and KID in the judge's features, the judge's
@@ -449,7 +468,10 @@ def stage_quality(command: str, out: Path) -> dict[str, Any]:
         if command == "train" and (out / "metrics.jsonl").is_file():
             records = read_jsonl(out / "metrics.jsonl")
             last = records[-1] if records else {}
-            return {"step": last.get("step"), **{k: float(last[k]) for k in STAGE_FIGURES if isinstance(last.get(k), (int, float))}} if last else {}
+            figs = {k: float(last[k]) for k in STAGE_FIGURES if isinstance(last.get(k), (int, float))}
+            if "depth_abs_rel" in figs:  # a run that learns no classes: its class mIoU means nothing
+                figs.pop("miou", None)
+            return {"step": last.get("step"), **figs} if last else {}
         if command == "retrieval" and (out / "score_retrieval.json").is_file():
             r = read_json(out / "score_retrieval.json")
             return {k: float(r[k]) for k in RETRIEVAL_FIGURES if isinstance(r.get(k), (int, float))}

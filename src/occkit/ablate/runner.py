@@ -328,6 +328,9 @@ class Ablation:
             plan = self.plans[name]
             status = plan.status()
             note = {"partial": " (stopped half-way: " + ("continued)" if plan.continues() else "redone from scratch)")}.get(status, "")
+            who = FolderLock(plan.folder / STAGE_LOCK, "").busy() if status != "cached" else None
+            if who is not None:  # its lock is held: not stopped, another process is building it now
+                status, note = "building", f" (being built now by {who}, which holds {plan.folder / STAGE_LOCK}; a run waits for it)"
             lines.append(f"  {name:<16} {status:<8} {plan.out}{note}")
             if status != "cached":
                 lines.append(f"      $ {show(plan.argv(self.opts.threads, self.opts.device))}")

@@ -187,7 +187,12 @@ def read_spec_file(path: str | Path) -> tuple[dict[str, Any], Locator]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such ablation spec")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise SpecError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); save the spec "
+                        "as UTF-8") from None
     loc = Locator(path)
     try:
         loader = yaml.SafeLoader(text)
@@ -781,13 +786,48 @@ def check_spec(spec: AblationSpec, arms: list[str] | None = None) -> None:
                 raise loc.error(p + (key,) if key in spec.raw["arms"][name] else ("data",), f"{value}: no such file or folder")
         sets = arm_sets(arm, folders) + ([f"train.init_from={substitute(arm.init_from, folders)}"] if arm.init_from else [])
         try:
-            load_experiment(arm.preset, [*runner_sets(spec, spec.seeds[0]), f"optim.max_steps={spec.budget}", *sets])
+            cfg = load_experiment(arm.preset, [*runner_sets(spec, spec.seeds[0]), f"optim.max_steps={spec.budget}", *sets])
         except ConfigError as e:
             msg = str(e)
             idx = next((i for i, s in enumerate(arm.set) if _key_in(s.split("=", 1)[0].strip(), msg)), None)
             raise loc.error(p + (("set", idx) if idx is not None else ("set",) if arm.set else ("preset",)), msg) from None
         except (ValueError, FileNotFoundError) as e:
             raise loc.error(p + ("set",) if arm.set else p, str(e)) from None
+        keys = logged_metrics(cfg)
+        if keys is not None and spec.metric not in keys:  # found now, not when the table comes out empty
+            raise loc.error(("metric",) if "metric" in spec.raw else p, f"{spec.metric}: arm {name} ({arm.preset}) does "
+                            f"not log it in metrics.jsonl; its validations log {', '.join(sorted(keys))}")
+
+
+def logged_metrics(cfg: Any) -> set[str] | None:
+    """The keys a training run of ``cfg`` logs at each validation (``metrics.jsonl``), or None when
+    the method adds figures of its own (``validation_figures``), which only a run shows. The
+    metrics' keys are read from the metric classes themselves."""
+    from occkit.metrics.occ3d import Occ3DMetric
+    from occkit.metrics.ssc import SSCMetric
+
+    if _method_has_figures(cfg.method):
+        return None
+    keys = {"step", "train_minutes", "wall_minutes"}
+    if cfg.data.format in ("occ3d", "auto"):
+        keys |= set(Occ3DMetric(mask="camera", num_classes=cfg.model.num_classes).compute())
+        if cfg.train.val_rayiou:
+            keys.add("rayiou")
+    if cfg.data.format in ("semantickitti", "auto"):
+        keys |= set(SSCMetric(num_classes=cfg.model.num_classes).compute()) | {"miou", "geometry_iou", "mask"}
+    return keys
+
+
+def _method_has_figures(method: str) -> bool:
+    """Whether the recipe named ``method`` logs validation figures of its own."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"occkit.methods.{method}")  # each recipe's module bears its name
+    except ImportError:
+        return True  # a recipe this check cannot find: its figures cannot be told in advance
+    return any(callable(getattr(obj, "validation_figures", None)) for obj in vars(mod).values()
+               if isinstance(obj, type) and obj.__module__ == mod.__name__)
 
 
 def _key_in(key: str, message: str) -> bool:

@@ -153,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
         check_spec(spec, only_arms)
     out = Path(args.out)
     cache = Path(args.cache) if args.cache is not None else out.resolve().parent / "stages"
+    if cache.exists() and not cache.is_dir():  # refused at once, not after the first stage's training
+        raise FileExistsError(f"--cache {cache}: is a file; the stage cache is a folder: give a folder's path")
     ab = Ablation(spec, RunOptions(out=out, cache=cache, lanes=args.lanes or 1, threads=args.threads, device=args.device,
                                    only=only, command=command_line(args), stages_only=args.stages_only, launcher=args.launcher))
     if args.lanes is None and args.launcher == "ray":  # no cap: every ready run in flight, the cluster's resources decide
@@ -183,7 +185,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         return ab.run()
     except KeyboardInterrupt:
-        print(f"occkit ablate: stopped; run the same command again to resume ({ab.out})", file=sys.stderr)
+        from occkit.commands.checks import typed_command
+
+        print(f"occkit ablate: stopped; run the same command again to resume ({ab.out}): {typed_command()}", file=sys.stderr)
         return 130
     finally:
         if previous is not None:

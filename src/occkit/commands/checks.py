@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 MAX_TEXT = 500
 """Longest free text (``--text`` of query and generate) in characters: a query or a scene
@@ -84,3 +85,48 @@ def unit_float(text: str) -> float:
 def finite_float(text: str) -> float:
     """Any finite number."""
     return _float(text)
+
+
+def percent_float(text: str) -> float:
+    """A finite percentage in (0, 100]."""
+    v = _float(text)
+    if not 0.0 < v <= 100.0:
+        raise argparse.ArgumentTypeError(f"expected a percentage in (0, 100], got {v:g}")
+    return v
+
+
+def typed_command() -> str:
+    """The command line as it was typed (``.venv/bin/occkit demo --out demo``), for a message that
+    tells how to run it again: ``sys.argv[0]`` as given, not a bare ``occkit`` that may not be on
+    PATH; ``python -m occkit`` when it ran as a module."""
+    import os
+    import shlex
+    import sys
+
+    argv = list(sys.argv)
+    if not argv:
+        return "occkit"
+    first = argv[0]
+    if os.path.basename(first) in ("__main__.py", "-m") or first.endswith(os.path.join("occkit", "__main__.py")):
+        first = f"{os.path.basename(sys.executable) or 'python'} -m occkit"
+        return first + (" " + shlex.join(argv[1:]) if argv[1:] else "")
+    return shlex.join(argv)
+
+
+def default_split(split: str | None, pred: Any = None) -> str:
+    """``--split`` of a command that shows frames: as given; else the split a prediction folder
+    ``pred`` holds (its ``provenance.json`` names it), so that ``--pred`` alone shows the frames it
+    has predictions for; else ``all``."""
+    import json
+    from pathlib import Path
+
+    if split is not None:
+        return split
+    if pred is not None and Path(pred).is_dir():
+        try:
+            named = json.loads((Path(pred) / "provenance.json").read_text(encoding="utf-8")).get("split")
+        except (OSError, ValueError, AttributeError):
+            named = None
+        if named in ("train", "val", "all"):
+            return named
+    return "all"

@@ -77,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if (Path(args.pred) / "annotations.json").is_file() and (Path(args.gt) / "annotations.json").is_file():
+        raise ValueError(f"--pred {args.pred}: a dataset (it holds annotations.json), not a prediction folder; give the folder "
+                         "occkit predict wrote (occkit predict --ckpt RUN --data DATA --out PRED)")
     fmt = detect_format(args.gt, args.pred) if args.format == "auto" else args.format
     if fmt == "occ3d" and args.split == "test":
         raise ValueError("--split test: Occ3D's annotations have train_split and val_split only (train, val, all)")
@@ -145,12 +148,16 @@ class FrustumRegion:
             cfg = experiment_from_dict(load_config_dict(folder), where=str(folder / CONFIG_FILE))
             ds = build_dataset(cfg, self.gt_root, self.split, load_gt=False)
             base = base_dataset(ds)
-            self._state = (ds, base, tuple(cfg.data.cameras), {})
+            lidar_only = getattr(getattr(cfg, "model", None), "modality", "camera") == "lidar"  # its cameras are unused
+            self._state = (ds, base, () if lidar_only else tuple(cfg.data.cameras), {})
         return self._state
 
     def check(self) -> None:
         """Opens the run's config and the dataset now, so that a bad ``--frustum`` fails before any work."""
         ds, base, cams, _ = self._open()
+        if not cams:
+            raise ValueError(f"--frustum {self.run}: the run uses no cameras (a LiDAR-only run: model.modality lidar, or no data.cameras), so it "
+                             "has no view frustum; give a run with cameras")
         if len(ds) == 0:
             raise ValueError(f"--frustum {self.run}: {self.gt_root} has no frames in split {self.split!r}")
 

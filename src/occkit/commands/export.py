@@ -22,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from occkit.commands.checks import nonneg_int, positive_int
+from occkit.commands.checks import nonneg_int, percent_float, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=nonneg_int, default=4, help="frames of the parity check (default 4; 0: no check)")
     p.add_argument("--runs", type=positive_int, default=5, help="timed runs of each runtime after a warm-up (default 5)")
     p.add_argument("--threads", type=positive_int, default=1, help="threads of PyTorch and of onnxruntime in the check (default 1)")
-    p.add_argument("--min-agreement", type=float, default=99.9,
+    p.add_argument("--min-agreement", type=percent_float, default=99.9,
                    help="label agreement (percent of voxels) below which the export fails and nothing is written (default 99.9)")
     p.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",
                    help="auto (default): torch.export-based, the TorchScript-based one when that fails")

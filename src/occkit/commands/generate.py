@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--text-only goes with --occupancy (whose layouts become the labels)")
     from occkit.outputs import check_output_folder, staged_folder
 
-    check_output_folder(out, "generate", inputs={"--data": args.data})
+    check_output_folder(out, "generate", inputs={"--data": args.data}, overwrite_option=False)
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema)
     if cfg.method != "occscene":
         raise ValueError(f"--ckpt {folder}: a {cfg.method!r} run; occkit generate needs an occscene run")

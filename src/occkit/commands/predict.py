@@ -39,6 +39,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def predicted_files(folder: Path) -> set[str] | None:
+    """The files an earlier ``occkit predict`` wrote in ``folder`` by its ``provenance.json``
+    (made before the folder recorded its files), or None when it does not say."""
+    import json
+
+    try:
+        prov = json.loads((folder / "provenance.json").read_text(encoding="utf-8"))
+        tokens = [str(t) for t in prov["tokens"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    names = {"provenance.json"}
+    for t in tokens:
+        if "/" in t:  # SemanticKITTI: sequence/frame
+            seq, frame = t.split("/", 1)
+            names.add(f"sequences/{seq}/predictions/{frame}.label")
+        else:
+            names.add(f"{t}.npz")
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     from occkit.engine.data import eval_batches
     from occkit import __version__
@@ -50,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_prediction_target(args.out, args.overwrite, inputs={"--data": args.data})  # before loading anything
+    from occkit.outputs import check_own_files, record_folder_files
+
+    if Path(args.out).is_dir():  # --overwrite replaces only the files predict wrote there
+        check_own_files(args.out, "predict", legacy_files=predicted_files)
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema, overrides=args.set)
     if args.image_norm is not None:
         nets = [m for m in method.modules() if isinstance(m, OccNet)]
@@ -75,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     kitti = type(base_dataset(ds)).__name__ == "SemanticKITTIDataset"  # .label submissions (occkit eval --format semantickitti)
     n = write_prediction_folder(method, loader, args.out, device, provenance, amp, overwrite=args.overwrite,
                                 progress=not args.no_progress, total=len(loader), file_format="semantickitti" if kitti else "occ3d")
+    record_folder_files(args.out, "predict")
     print(f"occkit predict: wrote {n} predictions to {args.out} (checkpoint {folder})")
     if args.eval:
         scores = evaluate(method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes,

@@ -73,6 +73,14 @@ def _run(args: argparse.Namespace) -> int:
     prior = build_prior(args.prior, **options)
     kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else None
     cams = [c.strip() for c in args.cameras.split(",")] if args.cameras else None
+    if cams:  # named as the option, before any frame is read
+        from occkit.priors.cache import open_dataset
+
+        have = tuple(getattr(open_dataset(args.data, args.split)[0], "cameras", ("image_2",)))
+        bad = [c for c in cams if c not in have]
+        if bad:
+            raise ValueError(f"--cameras: {', '.join(bad)} {'is not a camera' if len(bad) == 1 else 'are not cameras'} of "
+                             f"{args.data} (its cameras: {', '.join(have)})")
     if state != "own":
         mark_output(args.out, "priors run")
     out = run_priors(args.data, args.out, prior, kinds=kinds, split=args.split, cameras=cams, overwrite=args.overwrite,

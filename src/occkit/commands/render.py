@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     ds = Occ3DDataset(args.data, split="all", load_gt=args.pred is None and args.ckpt is None, load_extras=False)
     sample = ds[ds.index_of(args.token)]
     N, _, H, W = sample.images.shape
+    written = _files_written(args, ds.cameras)  # refused before any rendering: a file of the user's is never replaced
     grid = ds.grid
     kw = dict(stride=args.stride, step=args.step)
     if args.ckpt is not None:
@@ -145,9 +146,37 @@ def run(args: argparse.Namespace) -> int:
                              [ds.cameras.index(c) for c in cams], list(cams), f"{source} (student) and its teacher", args.token)
     elif not args.no_picture:
         _picture(out / "render.png", sample.images, depth, sem, ds.cameras, source, args.token)
+    from occkit.outputs import record_output_file
+
+    for path in written:
+        if path.is_file():
+            record_output_file(path, "render")
     hit = (depth > 0).mean()
     print(f"occkit render: {source} of frame {args.token} -> {out} ({N} cameras, {depth.shape[1]}x{depth.shape[2]} maps, {100 * hit:.1f}% of pixels see a surface in the grid)")
     return 0
+
+
+def _files_written(args: argparse.Namespace, cameras) -> list[Path]:
+    """The files this render writes into ``--out``, each checked first: a file of that name is
+    replaced only when an earlier ``occkit render`` wrote it and it is unchanged since."""
+    from occkit.outputs import check_output_file
+
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out}: is a file; occkit render writes a folder of maps there: give a folder's path")
+    if args.teacher and args.cameras and not args.no_picture:
+        bad = [c for c in args.cameras.split(",") if c not in cameras]
+        if bad:
+            raise ValueError(f"--cameras: {bad} are not cameras of {args.data} ({', '.join(cameras)})")
+    names = [f"{cam}_{kind}.npy" for cam in cameras for kind in ("depth", "semantics")]
+    if args.teacher:
+        names += [f"{cam}_teacher_{kind}.npy" for cam in cameras for kind in ("depth", "semantics")]
+    if not args.no_picture:
+        names.append("compare.png" if args.teacher else "render.png")
+    paths = [out / n for n in names]
+    for p in paths:
+        check_output_file(p, {"--data": args.data}, what="--out", command="render")
+    return paths
 
 
 def _picture(path: Path, images, depth, sem, cameras, source: str, token: str) -> None:

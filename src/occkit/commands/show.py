@@ -20,7 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("root", type=Path, help="dataset folder (holds annotations.json)")
     p.add_argument("--token", default=None, help="frame token (default: the first frame of the split)")
     p.add_argument("--out", type=Path, default=None, help="PNG to write (default: show_<token>.png)")
-    p.add_argument("--split", default="all", choices=SPLITS, help="which frames to look in (default: all)")
+    p.add_argument("--split", default=None, choices=SPLITS,
+                   help="which frames to look in (default: the split a --pred folder was predicted on, as its provenance.json "
+                        "says; else all)")
     p.add_argument("--list", action="store_true", help="print the scenes and tokens of the split and exit")
     p.add_argument(
         "--pred",
@@ -70,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--device {args.device}: CUDA is not available here")
     if args.panel_height < 16:
         raise ValueError(f"--panel-height must be at least 16, got {args.panel_height}")
+    from occkit.commands.checks import default_split
+
+    args.split = default_split(args.split, args.pred)
     ds = Occ3DDataset(args.root, split=args.split)
     if args.list:
         for scene in ds.scenes:

@@ -48,7 +48,11 @@ def run(args: argparse.Namespace) -> int:
     from occkit.data.synth.writer import SCENE_RECORDS, config_record
     from occkit.outputs import check_output_folder, resumable_folder
 
-    check_output_folder(args.out, "synth", overwrite=args.overwrite, legacy=_made_by_synth)
+    from occkit.outputs import check_own_files, check_writable_place
+
+    if check_output_folder(args.out, "synth", overwrite=args.overwrite, legacy=_made_by_synth) == "own":
+        check_own_files(args.out, "synth")  # --overwrite removes only what synth wrote: refused before any work
+    check_writable_place(args.out)
     t0 = time.perf_counter()
     # written into a hidden folder beside --out (.NAME.partial) and renamed at the end: a failure
     # leaves no folder that looks like a dataset, an --overwrite replaces the old one only then, and
@@ -67,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
                 generate_dataset(part, config, overwrite=True, progress=True, resume=True)
     except KeyboardInterrupt:
         n = len(list((part / SCENE_RECORDS).glob("*.json"))) if part is not None and (part / SCENE_RECORDS).is_dir() else 0
-        print(f"occkit synth: stopped; {n} of {config.scenes} scenes kept in {part}; the same command resumes them",
+        from occkit.commands.checks import typed_command
+
+        print(f"occkit synth: stopped; {n} of {config.scenes} scenes kept in {part}; the same command resumes them: "
+              f"{typed_command()}",
               file=sys.stderr, flush=True)
         return 130
     out = args.out

@@ -74,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"train.max_minutes={args.minutes}")
     cfg = load_experiment(args.config, overrides)
     _check_run_folder(args)
+    if cfg.method == "easyocc" and not (Path(args.data) / "pseudolabel.json").is_file():
+        import warnings
+
+        warnings.warn(f"--data {args.data}: holds no pseudolabel.json, so it is not a pseudo-label set of occkit pseudolabel; "
+                      "easyocc is a pseudo-label recipe: it trains on these labels as if they were pseudo-labels", stacklevel=1)
     if args.init_from is not None:  # set as given (a path is not parsed as YAML as --set values are)
         cfg.train.init_from = args.init_from
     train_set = build_train_set(cfg, args.data)
@@ -93,7 +98,11 @@ def run(args: argparse.Namespace) -> int:
     last = result.validations[-1] if result.validations else None
     msg = f"occkit train: {result.step} steps ({result.train_seconds / 60:.1f} min of training), checkpoint {result.checkpoint}"
     if last is not None:
-        msg += f", val mIoU {last['miou']:.2f}" + (f", RayIoU {last['rayiou']:.2f}" if "rayiou" in last else "")
+        if "depth_abs_rel" in last:  # a preset that learns no classes (base-cpu): its depth and geometry, no class mIoU
+            msg += (f", val geometry IoU {last['geometry_iou']:.2f}, depth abs-rel {last['depth_abs_rel']:.3f} "
+                    f"({last['depth_abs_m']:.2f} m) at LiDAR pixels (this preset learns no classes: no class mIoU)")
+        else:
+            msg += f", val mIoU {last['miou']:.2f}" + (f", RayIoU {last['rayiou']:.2f}" if "rayiou" in last else "")
     if os.environ.get("RANK", "0") == "0":  # one summary per job, from rank 0
         print(msg)
     return 0

@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="prediction: a folder of <token>.npz submission files (one per frame shown), or one .npz")
     p.add_argument("--ckpt", default=None,
                    help="a run or checkpoint folder: predicts the frames when no --pred is given; a langocc run adds a text query")
-    p.add_argument("--split", default="all", choices=("train", "val", "all"), help="which frames (default: all)")
+    p.add_argument("--split", default=None, choices=("train", "val", "all"),
+                   help="which frames (default: the split a --pred folder was predicted on, as its provenance.json says; else all)")
     p.add_argument("--scene", default=None, help="only the frames of this scene")
     p.add_argument("--token", default=None, help="start at this frame (default: the first)")
     p.add_argument("--frames", type=int, default=None,
@@ -132,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise ValueError(f"needs viser ({e}): pip install 'occkit[view]'") from e
 
+    from occkit.commands.checks import default_split
+
+    args.split = default_split(args.split, args.pred)
     ds = Occ3DDataset(args.data, split=args.split)
     refs = [f for f in ds.frames if args.scene is None or f.scene == args.scene]
     if args.scene is not None and not refs:

@@ -88,6 +88,9 @@ class TrainConfig:
     for its shape and left unused is printed and written to ``RUN/init_from.json`` (with the
     weights file and its SHA-256). A resumed run (``--resume`` with a checkpoint of its own) does
     not apply it again and does not re-check the source: its checkpoint holds the weights."""
+    init_from_empty: bool = False
+    """Accept an ``init_from`` source that loads no tensor at all (no name and shape in common);
+    by default that is refused before any step, naming the source: it is almost always the wrong run."""
     init_from_ema: bool = True
     """With ``init_from`` a run or checkpoint folder: take the source's EMA weights
     (``ema.safetensors``) when it has them, else its raw weights. A weights file named directly is

@@ -201,18 +201,25 @@ def load_matching(method: nn.Module, weights: str | os.PathLike) -> InitReport:
     return report
 
 
-def init_from(method: nn.Module, path: str | os.PathLike, model: dict[str, Any], ema: bool = True) -> tuple[InitSource, InitReport]:
+def init_from(method: nn.Module, path: str | os.PathLike, model: dict[str, Any], ema: bool = True,
+              allow_empty: bool = False) -> tuple[InitSource, InitReport]:
     """Resolve and check ``path`` (:func:`resolve_init_source`, :func:`check_fits` against this
     run's ``model`` config section) and load the matching tensors into ``method``
     (:func:`load_matching`). A weights file with no ``config.json`` beside it is loaded unchecked
-    (by shape only). Returns what was read and what was done."""
+    (by shape only). A source of which no tensor loads is refused unless ``allow_empty``.
+    Returns what was read and what was done."""
     source = resolve_init_source(path, ema)
     if source.config is not None:
         src_model = source.config.get("model")
         if not isinstance(src_model, dict):
             raise ConfigError(f"{KEY}: {source.weights.parent / CONFIG_FILE}: no 'model' section")
         check_fits(src_model, model, source.checkpoint or source.weights)
-    return source, load_matching(method, source.weights)
+    report = load_matching(method, source.weights)
+    if not report.loaded and not allow_empty:
+        raise ConfigError(f"{KEY}: {source.checkpoint or source.weights}: no tensor of it fits this run (none has a name and "
+                          f"shape in common with {type(method).__name__}'s); give a run of the same method and network, or "
+                          "set train.init_from_empty=true to start from the initial weights anyway")
+    return source, report
 
 
 def group_names(names: list[str], depth: int = 2) -> list[tuple[str, list[str]]]:

@@ -167,8 +167,17 @@ def _train(
     step, train_seconds = 0, 0.0
     if resume:
         if ckpt is not None:
-            _warn_config_change(load_config_dict(ckpt), cfg_dict, ckpt, info)
-            load_weights(method, ckpt / MODEL_FILE)
+            saved = load_config_dict(ckpt)
+            _warn_config_change(saved, cfg_dict, ckpt, info)
+            try:
+                load_weights(method, ckpt / MODEL_FILE)
+            except ValueError as e:  # another preset's network: name what differs, not only the tensors
+                diff = [f"{k}: {a!r} -> {b!r}" for k, a, b in _differences(saved, cfg_dict) if k == "method" or k.startswith("model.")]
+                if not diff:
+                    raise
+                raise ValueError(f"--resume {run_dir}: its checkpoint {ckpt.name} is of another network than this run's config "
+                                 f"({'; '.join(diff[:6])}{'; ...' if len(diff) > 6 else ''}): resume with the preset and --set the "
+                                 "run was made with, or train into a new --out") from e
             if ema is not None:
                 load_weights(ema.module, ckpt / EMA_FILE if (ckpt / EMA_FILE).is_file() else ckpt / MODEL_FILE)
             state = load_trainer_state(ckpt)
@@ -260,7 +269,11 @@ def _train(
                 if logger is not None:
                     logger.jsonl("metrics.jsonl", record)
                     logger.scalars(step, {k: record[k] for k in ("miou", "geometry_iou", "rayiou") if k in record}, prefix="val/")
-                    bar.write(f"step {step}: val mIoU {record['miou']:.2f}" + (f", RayIoU {record['rayiou']:.2f}" if "rayiou" in record else ""))
+                    if "depth_abs_rel" in record:  # a run that learns no classes: what it learns
+                        bar.write(f"step {step}: val geometry IoU {record['geometry_iou']:.2f}, depth abs-rel "
+                                  f"{record['depth_abs_rel']:.3f} ({record['depth_abs_m']:.2f} m)")
+                    else:
+                        bar.write(f"step {step}: val mIoU {record['miou']:.2f}" + (f", RayIoU {record['rayiou']:.2f}" if "rayiou" in record else ""))
             if finished or (tc.ckpt_every > 0 and step % tc.ckpt_every == 0):
                 if info.is_main:
                     trainer_state = {
@@ -286,7 +299,7 @@ def _train(
 def _init_from(method: nn.Module, tc: TrainConfig, cfg_dict: dict[str, Any], run_dir: Path, info: DistInfo) -> None:
     """Load ``train.init_from``'s matching weights into ``method`` (:mod:`occkit.engine.init_from`);
     rank 0 prints the report and writes ``RUN/init_from.json``."""
-    source, report = init_from(method, tc.init_from, cfg_dict["model"], tc.init_from_ema)
+    source, report = init_from(method, tc.init_from, cfg_dict["model"], tc.init_from_ema, allow_empty=tc.init_from_empty)
     if info.is_main:
         for line in report_lines(source, report):
             print(line, file=sys.stderr)
@@ -346,6 +359,13 @@ def method_figures(method: nn.Module, batches: Any, device: torch.device, amp: s
         dist.all_reduce(t)
         totals = {k: [float(t[2 * i]), float(t[2 * i + 1])] for i, k in enumerate(keys)}
     return {k: s / c for k, (s, c) in totals.items() if c > 0}
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in ``a``, value in ``b``) of every leaf where two configs differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)]
+    return [] if a == b else [(prefix, a, b)]
 
 
 def _warn_config_change(saved: dict[str, Any], current: dict[str, Any], ckpt: Path, info: DistInfo) -> None:

@@ -209,7 +209,8 @@ def depth_loss(depth_prob: torch.Tensor, target: torch.Tensor, mode: str = "bce"
 
     ``mode="bce"`` (BEVDet): binary cross-entropy of every bin against the one-hot target, summed
     over bins and averaged over pixels with a target; ``mode="ce"``: ``-log p[target]`` averaged
-    over those pixels. 0 (still differentiable) when no pixel has a target.
+    over those pixels. 0 (still differentiable) when no pixel has a target; NaN when a
+    probability is not finite (``binary_cross_entropy`` would raise instead).
 
     Args:
         depth_prob: ``(B, N, D, h, w)`` probabilities over D.
@@ -232,6 +233,8 @@ def depth_loss(depth_prob: torch.Tensor, target: torch.Tensor, mode: str = "bce"
     t = target[valid]  # (M,)
     if mode == "ce":
         return -torch.log(p.gather(1, t[:, None]).clamp_min(1e-12)).mean()
+    if not bool(torch.isfinite(p).all()):  # a diverged network: a NaN loss, which the trainer reports in one line
+        return p.float().sum() * float("nan")
     onehot = F.one_hot(t, D).to(p.dtype)
     with torch.autocast(device_type=p.device.type, enabled=False):
         bce = F.binary_cross_entropy(p.float().clamp(1e-7, 1 - 1e-7), onehot.float(), reduction="sum")

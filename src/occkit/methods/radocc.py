@@ -273,10 +273,16 @@ class RadOccMethod(SupervisedMethod):
         for p in teacher.parameters():
             p.requires_grad_(False)
         teacher.eval()
-        t_grid = teacher.model.output_grid
-        if t_grid != self.model.output_grid or teacher.model.cfg.num_classes != model_cfg.num_classes:
-            raise ValueError(f"radocc.teacher: its output grid {t_grid.shape} / {teacher.model.cfg.num_classes} classes differ from the "
-                             f"student's {self.model.output_grid.shape} / {model_cfg.num_classes}")
+        t_grid = getattr(teacher.model, "output_grid", None)
+        t_classes = getattr(getattr(teacher.model, "cfg", None), "num_classes", None)
+        if t_grid != self.model.output_grid or t_classes != model_cfg.num_classes:
+            # e.g. a run of another dataset format (a SemanticKITTI cigocc run): its model has neither
+            who = c.teacher or "the teacher"
+            grid = f"a {t_grid.shape} grid" if t_grid is not None else "no occupancy grid of this kind"
+            raise ValueError(f"radocc.teacher: {who} is a {type(teacher).__name__} run predicting {grid} of "
+                             f"{t_classes if t_classes is not None else 'another set of'} classes, the student a "
+                             f"{self.model.output_grid.shape} grid of {model_cfg.num_classes}: the teacher must be a run on "
+                             "the same dataset format and grid (a lidar-teacher or fusion-teacher run on this data)")
         self._teacher = _Frozen(teacher)
         t_width, s_width = teacher.model.encoder.out_channels, self.model.encoder.out_channels
         if c.feature_weight > 0:

@@ -188,6 +188,8 @@ class RenderSupMethod(nn.Module):
         self.register_buffer("calibration", torch.zeros(2, CALIBRATION_BINS))
         """Decayed histograms of p(occupied) over [0, 1]: row 0 at training rays' surface voxels,
         row 1 at voxels of the free space before them (saved with the weights)."""
+        if c.semantic_weight > 0:  # learns classes: no depth figures, and the engine skips a second pass over validation
+            self.validation_figures = None  # type: ignore[method-assign]
 
     def forward(self, batch: Batch) -> OccNetOutput:
         """The model's full output for ``batch`` (logits and intermediates), with ``free_bias``
@@ -244,6 +246,48 @@ class RenderSupMethod(nn.Module):
         opts = dict(step=c.sample_step, num_importance=c.num_importance, chunk=c.chunk, checkpoint=c.checkpoint)
         opts.update(kwargs)
         return render_rays(field, rays.origins.float(), rays.dirs.float(), self.grid, **opts)
+
+    #: Rays per frame of the validation depth figures (a fixed draw: the same pixels at every validation).
+    VALIDATION_RAYS = 4096
+
+    @torch.no_grad()
+    def validation_figures(self, batch: Batch) -> dict[str, tuple[float, int]]:
+        """What a run that learns no classes (``semantic_weight: 0``, e.g. base-cpu: depth from
+        LiDAR alone) is validated on besides geometry IoU: the rendered depth against the 2D depth
+        targets at up to :data:`VALIDATION_RAYS` pixels per frame that have one, a fixed draw
+        (seed 0; the global RNG is left as it was). ``depth_abs_rel`` = mean |d - d*| / d*,
+        ``depth_abs_m`` = mean |d - d*| in metres (ray distance), ``depth_hit`` = percent of those
+        rays the rendering ends on a surface (opacity > 0.5). Nothing for a run that learns
+        classes: its class mIoU is its figure."""
+        c = self.cfg
+        depth_maps, _ = self.targets_2d(batch)
+        B, N, _, H, W = batch.images.shape
+        logits = self.forward(batch).logits
+        rel = err = hit = 0.0
+        n = 0
+        for b in range(B):
+            at = (depth_maps[b] > 0).float()
+            if not bool(at.any()):
+                continue
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                rays = camera_rays(batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float(), H, W,
+                                   num_random=self.VALIDATION_RAYS, weights=at)
+            z = rays.gather(depth_maps[b]).float()
+            t_true = torch.where(z > 0, z / rays.z_per_t.clamp(min=1e-6), torch.zeros_like(z))
+            near, far = ray_box(rays.origins, rays.dirs, self.grid)
+            ok = (t_true > 0) & (t_true > near) & (t_true <= far)
+            if not bool(ok.any()):
+                continue
+            r = self.render(logits[b], rays)
+            d, t = r.depth.float()[ok], t_true[ok]
+            rel += float(((d - t).abs() / t).sum())
+            err += float((d - t).abs().sum())
+            hit += float((r.opacity.float()[ok] > 0.5).sum())
+            n += int(ok.sum())
+        if n == 0:
+            return {}
+        return {"depth_abs_rel": (rel, n), "depth_abs_m": (err, n), "depth_hit": (100.0 * hit, n)}
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Weighted losses ``loss_sem``, ``loss_depth``, ``loss_opacity``, ``loss_distortion``,

@@ -190,7 +190,8 @@ def _lift_frame(ds: Any, cache: Any, scene: str, token: str, cfg: PseudoLabelCon
 def label_scene(data: str, priors: str, out: str, cfg_dict: dict[str, Any], scene: str,
                 on_frame: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Write the pseudo-labels of one scene's frames (skipping those already written); returns
-    counts (frames written and skipped, mean occupied and observed voxels of the written)."""
+    counts: frames written and skipped, occupied and observed voxels summed over all the scene's
+    frames (those a stopped run kept as well), seconds of the written."""
     from occkit.data.occ3d import Occ3DDataset
     from occkit.priors.cache import PriorCache
 
@@ -205,6 +206,11 @@ def label_scene(data: str, priors: str, out: str, cfg_dict: dict[str, Any], scen
         path = Path(out) / "gts" / scene / token / "labels.npz"
         if files_intact([path]):  # there with the size and checksum recorded when written
             stats["skipped"] += 1
+            from occkit.fileio import load_npz
+
+            kept = load_npz(path, keys=("semantics", "mask_camera"))  # the summary covers every frame, kept ones too
+            stats["occupied"] += int((kept["semantics"] != 17).sum())
+            stats["observed"] += int(kept["mask_camera"].sum())
             if on_frame:
                 on_frame(token)
             continue
@@ -321,12 +327,13 @@ def make_pseudo_labels(
     ann["pseudolabel"] = {"record": RECORD_FILE}
     write_json_atomic(out / "annotations.json", ann)
     written = sum(s["written"] for s in stats.values())
+    counted = written + sum(s["skipped"] for s in stats.values())  # after a resume: the kept frames too
     record.update(
         complete=True,
         frames=total,
         written_this_run=written,
-        mean_occupied_voxels=sum(s["occupied"] for s in stats.values()) / max(written, 1),
-        mean_observed_voxels=sum(s["observed"] for s in stats.values()) / max(written, 1),
+        mean_occupied_voxels=sum(s["occupied"] for s in stats.values()) / max(counted, 1),
+        mean_observed_voxels=sum(s["observed"] for s in stats.values()) / max(counted, 1),
         seconds_per_frame=sum(s["seconds"] for s in stats.values()) / max(written, 1),
     )
     write_json_atomic(record_path, record)

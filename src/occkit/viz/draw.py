@@ -255,13 +255,25 @@ def save_png(path: str | os.PathLike, image: np.ndarray, optimize: bool = True) 
     return atomic_write(path, lambda f: pil.save(f, format="PNG", optimize=optimize))
 
 
+def readable(v: float) -> str:
+    """A figure rounded for reading in a picture: three significant digits, whole numbers from 100
+    on (35.9263 -> '35.9', 0.51234 -> '0.512', 1234.5 -> '1234')."""
+    v = float(v)
+    if not np.isfinite(v):
+        return str(v)
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    return f"{v:.3g}"
+
+
 def colorbar(vmin: float, vmax: float, width: int = 160, height: int = 10, unit: str = "m", size: int = 12,
              color: Sequence[int] = BACKGROUND) -> np.ndarray:
     """A horizontal bar of :func:`colormap` from ``vmin`` to ``vmax`` with its end values written
     either side: ``(h, w, 3) uint8``."""
     bar = colormap(np.broadcast_to(np.linspace(vmin, vmax, width), (height, width)), vmin, vmax)
-    left = put_text(np.full((height + 8, text_size(f"{vmin:g} {unit}", size)[0] + 10, 3), color, np.uint8),
-                    f"{vmin:g} {unit}", (0, 0), size=size, box=None, pad=2)
-    right = put_text(np.full((height + 8, text_size(f"{vmax:g} {unit}", size)[0] + 10, 3), color, np.uint8),
-                     f"{vmax:g} {unit}", (2, 0), size=size, box=None, pad=2)
+    lo, hi = f"{readable(vmin)} {unit}", f"{readable(vmax)} {unit}"
+    left = put_text(np.full((height + 8, text_size(lo, size)[0] + 10, 3), color, np.uint8),
+                    lo, (0, 0), size=size, box=None, pad=2)
+    right = put_text(np.full((height + 8, text_size(hi, size)[0] + 10, 3), color, np.uint8),
+                     hi, (2, 0), size=size, box=None, pad=2)
     return hstack([left, bar, right], gap=2, color=color)

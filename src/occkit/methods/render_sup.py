@@ -259,7 +259,6 @@ class RenderSupMethod(nn.Module):
         ``depth_abs_m`` = mean |d - d*| in metres (ray distance), ``depth_hit`` = percent of those
         rays the rendering ends on a surface (opacity > 0.5). Nothing for a run that learns
         classes: its class mIoU is its figure."""
-        c = self.cfg
         depth_maps, _ = self.targets_2d(batch)
         B, N, _, H, W = batch.images.shape
         logits = self.forward(batch).logits

@@ -1,7 +1,7 @@
 """The prepared GPU check: every GPU preset's training step and occ3d-r50's inference on one GPU,
 in a few minutes, written to one JSON file as each part finishes.
 
-    python benchmarks/gpu_check.py --device cuda --out gpu_check.json     # about 5-8 minutes on one H100
+    python benchmarks/gpu_check.py --device cuda --out gpu_check.json     # within --budget-s (450 s); not yet run on a GPU
     python benchmarks/gpu_check.py --smoke --device cpu --out smoke.json  # the same code paths, tiny, on the CPU
 
 What it measures (each part guarded by the time left of ``--budget-s``; a part that fails is

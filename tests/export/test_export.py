@@ -124,11 +124,26 @@ def test_supervised_running_norm_other_size_dynamic_batch_random_frames(tmp_path
     assert sess.run(None, {"images": images, "intrinsics": K, "T_ego_from_cam": T})[1].shape == (3, 20, 20, 6)
 
 
-def test_torchscript_exporter_sums_the_splat_and_the_agreement_gate(sup_run, synth_root, tmp_path, capsys):
+def test_torchscript_exporter_sums_the_splat_and_the_agreement_gate(sup_run, synth_root, tmp_path, capsys, monkeypatch):
+    import occkit.export.onnx as onnx_mod
+
     out = tmp_path / "t.onnx"
     base = ["export", "--ckpt", str(sup_run), "--out", str(out), "--check-data", str(synth_root), "--frames", "1",
             "--runs", "1", "--exporter", "torchscript"]
-    assert main([*base, "--min-agreement", "100.1"]) == 1  # unreachable: nothing written
+    with pytest.raises(SystemExit) as e:  # a gate no export can pass is refused before any work
+        main([*base, "--min-agreement", "100.1"])
+    assert e.value.code == 2 and "--min-agreement: expected a percentage in (0, 100]" in capsys.readouterr().err
+    real = onnx_mod.check_parity
+
+    def worse(*a, **k):  # the graph's labels agreeing on half the voxels
+        rep = real(*a, **k)
+        for row in rep["providers"].values():
+            row["label_agreement"] = 0.5
+        return rep
+
+    monkeypatch.setattr(onnx_mod, "check_parity", worse)
+    assert main(base) == 1  # below the gate: nothing written
+    monkeypatch.setattr(onnx_mod, "check_parity", real)
     err = _err_line(capsys)
     assert "parity check failed" in err and not out.exists() and not (tmp_path / "t.onnx.json").exists()
     assert not list(tmp_path.iterdir())  # no temporary file left either

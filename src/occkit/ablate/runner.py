@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from occkit import __version__
 from occkit.ablate.lock import FolderLock, LockBusy
 from occkit.ablate.report import collect, time_left_text, write_report
 from occkit.ablate.scorers import SCORERS, ScoreContext
@@ -375,7 +376,7 @@ class Ablation:
                 raise JobError(f"stage {plan.name} (occkit {plan.command}) failed with exit code {rc}; see {plan.log}")
             write_json_atomic(plan.record_path, {
                 "stage": plan.name, "command": plan.command, "args": plan.args, "argv": argv, "hash": plan.hash,
-                "occkit": _version(), "wall_seconds": round(wall, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "occkit": __version__, "wall_seconds": round(wall, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "machine": machine_info(),
             })
             self._say(f"stage {plan.name}: built in {wall:.1f} s -> {plan.out}")
@@ -600,12 +601,6 @@ def select_runs(spec: AblationSpec, only: list[str] | None) -> list[tuple[str, i
             raise ValueError(f"--only {word}: seed {seed} is not among the seeds {spec.seeds} (add it with --seeds)")
         runs.append((arm, int(seed)))
     return list(dict.fromkeys(runs))
-
-
-def _version() -> str:
-    from occkit import __version__
-
-    return __version__
 
 
 def lane_gpus(env: dict[str, str], device: str, lanes: int, count: Callable[[], int] | None = None) -> list[str] | None:

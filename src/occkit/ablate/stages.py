@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from occkit import __version__
 from occkit.ablate.spec import AblationSpec, _stage_config, stage_order, substitute
 
 STAGE_FILE = "stage.json"
@@ -43,12 +44,6 @@ RESUMABLE = {"train": "--resume", "priors train": "--resume", "priors run": "", 
 
 #: Stage commands that write one file, not a folder: the file's name inside the stage's ``out``.
 FILE_OUTPUT = {"retrieval": "score_retrieval.json", "eval-gen": "score_eval_gen.json"}
-
-
-def _occkit_version() -> str:
-    from occkit import __version__
-
-    return __version__
 
 
 @dataclass
@@ -182,7 +177,7 @@ def stage_hash(command: str, args: dict[str, Any], upstream_hashes: dict[str, st
     """12 hex digits of the SHA-256 of the command, its args (upstream stages as their hashes)
     and occkit's version."""
     hashed_args = substitute(args, {n: f"stage:{h}" for n, h in upstream_hashes.items()})
-    blob = json.dumps({"command": command, "args": hashed_args, "occkit": _occkit_version()}, sort_keys=True, default=str)
+    blob = json.dumps({"command": command, "args": hashed_args, "occkit": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 

@@ -65,15 +65,31 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from occkit.ablate.scorers import PREVIOUS, SCORERS, score_columns
+from occkit.ablate.spec import AblationSpec
+from occkit.ablate.stages import RUN_RECORD, StagePlan, checkpoint_step
 from occkit.fileio import read_json, write_json_atomic, write_text_atomic
 
-if TYPE_CHECKING:
-    from occkit.ablate.runner import Ablation
+
+
+class Ablation(Protocol):
+    """What the report reads of an ablation (occkit.ablate.runner.Ablation has it; the runner imports this module,
+    so this module names the runner's class by its shape, not by an import)."""
+
+    spec: AblationSpec
+    opts: Any
+    out: Path
+    plans: dict[str, StagePlan]
+    reported: list[str]
+
+    def runs(self) -> list[tuple[str, int]]: ...
+    def run_dir(self, arm: str, seed: int) -> Path: ...
+    def run_state(self, arm: str, seed: int) -> tuple[str, str]: ...
+    def build_state(self, arm: str, seed: int) -> tuple[str, list[str]]: ...
 
 
 # ------------------------------------------------------------------------------------- figures
@@ -124,7 +140,6 @@ def _figure(data: dict[str, Any], key: str) -> float | None:
 
 def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -> dict[str, Any]:
     """One arm x seed, as results.json records it, from its run folder."""
-    from occkit.ablate.runner import RUN_RECORD, checkpoint_step
     from occkit.engine.logging import read_jsonl
 
     sp, run = ab.spec, ab.run_dir(arm, seed)

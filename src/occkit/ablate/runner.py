@@ -67,10 +67,9 @@ from occkit.ablate.lock import FolderLock, LockBusy
 from occkit.ablate.report import collect, time_left_text, write_report
 from occkit.ablate.scorers import SCORERS, ScoreContext
 from occkit.ablate.spec import AblationSpec, Scoring, arm_sets, init_from_words, refs_in, runner_sets, substitute, upstream
-from occkit.ablate.stages import StagePlan, machine_info, plan_stages, stage_folders, stage_hashes
+from occkit.ablate.stages import RUN_RECORD, StagePlan, checkpoint_step, machine_info, plan_stages, stage_folders, stage_hashes
 from occkit.fileio import read_json, write_json_atomic
 
-RUN_RECORD = "ablate.json"
 RUN_LOCK = "ablate.lock"
 STAGE_LOCK = "stage.lock"
 
@@ -186,16 +185,6 @@ def _empty_but_lock(run: Path) -> None:
     for p in run.iterdir():
         if p.name != RUN_LOCK:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
-
-
-def checkpoint_step(run: Path) -> int | None:
-    """The step of a run folder's newest complete checkpoint, or None."""
-    if not (run / "checkpoints").is_dir():
-        return None
-    from occkit.engine.checkpoint import latest_checkpoint
-
-    ckpt = latest_checkpoint(run)
-    return None if ckpt is None else int(ckpt.name.split("_", 1)[1])
 
 
 class Ablation:

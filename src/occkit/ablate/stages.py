@@ -37,6 +37,8 @@ from occkit.ablate.spec import AblationSpec, _stage_config, stage_order, substit
 STAGE_FILE = "stage.json"
 STAGE_LOG = "stage.log"
 STAGE_OUT = "out"
+#: A run folder's record of what occkit ablate ran in it (written by the runner, read by the report).
+RUN_RECORD = "ablate.json"
 
 #: Commands whose half-done output is continued rather than removed: command -> the extra flag
 #: that continues it ('' = the same command continues by itself).
@@ -215,3 +217,13 @@ def stage_folders(plans: dict[str, StagePlan]) -> dict[str, str]:
 def stage_hashes(plans: dict[str, StagePlan]) -> dict[str, str]:
     """Stage -> ``stage:<hash>`` (how a run's identity names a stage: independent of the cache's place)."""
     return {n: f"stage:{p.hash}" for n, p in plans.items()}
+
+
+def checkpoint_step(run: Path) -> int | None:
+    """The step of a run folder's newest complete checkpoint, or None."""
+    if not (run / "checkpoints").is_dir():
+        return None
+    from occkit.engine.checkpoint import latest_checkpoint
+
+    ckpt = latest_checkpoint(run)
+    return None if ckpt is None else int(ckpt.name.split("_", 1)[1])

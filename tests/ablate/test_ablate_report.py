@@ -11,7 +11,8 @@ import pytest
 from ablate_helpers import write
 from PIL import Image
 
-from occkit.ablate.report import ARM_COLOURS, convergence, metric_curve, nice_ticks, spread
+from occkit.ablate.report import convergence, metric_curve, spread
+from occkit.viz.curves import ARM_COLOURS, nice_ticks
 from occkit.cli import main
 
 

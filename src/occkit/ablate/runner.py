@@ -62,14 +62,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from occkit import __version__
 from occkit.ablate.lock import FolderLock, LockBusy
 from occkit.ablate.report import collect, time_left_text, write_report
 from occkit.ablate.scorers import SCORERS, ScoreContext
 from occkit.ablate.spec import AblationSpec, Scoring, arm_sets, init_from_words, refs_in, runner_sets, substitute, upstream
-from occkit.ablate.stages import StagePlan, machine_info, plan_stages, stage_folders, stage_hashes
+from occkit.ablate.stages import RUN_RECORD, StagePlan, checkpoint_step, machine_info, plan_stages, stage_folders, stage_hashes
 from occkit.fileio import read_json, write_json_atomic
 
-RUN_RECORD = "ablate.json"
 RUN_LOCK = "ablate.lock"
 STAGE_LOCK = "stage.lock"
 
@@ -185,16 +185,6 @@ def _empty_but_lock(run: Path) -> None:
     for p in run.iterdir():
         if p.name != RUN_LOCK:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
-
-
-def checkpoint_step(run: Path) -> int | None:
-    """The step of a run folder's newest complete checkpoint, or None."""
-    if not (run / "checkpoints").is_dir():
-        return None
-    from occkit.engine.checkpoint import latest_checkpoint
-
-    ckpt = latest_checkpoint(run)
-    return None if ckpt is None else int(ckpt.name.split("_", 1)[1])
 
 
 class Ablation:
@@ -375,7 +365,7 @@ class Ablation:
                 raise JobError(f"stage {plan.name} (occkit {plan.command}) failed with exit code {rc}; see {plan.log}")
             write_json_atomic(plan.record_path, {
                 "stage": plan.name, "command": plan.command, "args": plan.args, "argv": argv, "hash": plan.hash,
-                "occkit": _version(), "wall_seconds": round(wall, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "occkit": __version__, "wall_seconds": round(wall, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "machine": machine_info(),
             })
             self._say(f"stage {plan.name}: built in {wall:.1f} s -> {plan.out}")
@@ -600,12 +590,6 @@ def select_runs(spec: AblationSpec, only: list[str] | None) -> list[tuple[str, i
             raise ValueError(f"--only {word}: seed {seed} is not among the seeds {spec.seeds} (add it with --seeds)")
         runs.append((arm, int(seed)))
     return list(dict.fromkeys(runs))
-
-
-def _version() -> str:
-    from occkit import __version__
-
-    return __version__
 
 
 def lane_gpus(env: dict[str, str], device: str, lanes: int, count: Callable[[], int] | None = None) -> list[str] | None:

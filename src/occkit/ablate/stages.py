@@ -31,11 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from occkit import __version__
 from occkit.ablate.spec import AblationSpec, _stage_config, stage_order, substitute
 
 STAGE_FILE = "stage.json"
 STAGE_LOG = "stage.log"
 STAGE_OUT = "out"
+#: A run folder's record of what occkit ablate ran in it (written by the runner, read by the report).
+RUN_RECORD = "ablate.json"
 
 #: Commands whose half-done output is continued rather than removed: command -> the extra flag
 #: that continues it ('' = the same command continues by itself).
@@ -43,12 +46,6 @@ RESUMABLE = {"train": "--resume", "priors train": "--resume", "priors run": "", 
 
 #: Stage commands that write one file, not a folder: the file's name inside the stage's ``out``.
 FILE_OUTPUT = {"retrieval": "score_retrieval.json", "eval-gen": "score_eval_gen.json"}
-
-
-def _occkit_version() -> str:
-    from occkit import __version__
-
-    return __version__
 
 
 @dataclass
@@ -182,7 +179,7 @@ def stage_hash(command: str, args: dict[str, Any], upstream_hashes: dict[str, st
     """12 hex digits of the SHA-256 of the command, its args (upstream stages as their hashes)
     and occkit's version."""
     hashed_args = substitute(args, {n: f"stage:{h}" for n, h in upstream_hashes.items()})
-    blob = json.dumps({"command": command, "args": hashed_args, "occkit": _occkit_version()}, sort_keys=True, default=str)
+    blob = json.dumps({"command": command, "args": hashed_args, "occkit": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 
@@ -220,3 +217,13 @@ def stage_folders(plans: dict[str, StagePlan]) -> dict[str, str]:
 def stage_hashes(plans: dict[str, StagePlan]) -> dict[str, str]:
     """Stage -> ``stage:<hash>`` (how a run's identity names a stage: independent of the cache's place)."""
     return {n: f"stage:{p.hash}" for n, p in plans.items()}
+
+
+def checkpoint_step(run: Path) -> int | None:
+    """The step of a run folder's newest complete checkpoint, or None."""
+    if not (run / "checkpoints").is_dir():
+        return None
+    from occkit.engine.checkpoint import latest_checkpoint
+
+    ckpt = latest_checkpoint(run)
+    return None if ckpt is None else int(ckpt.name.split("_", 1)[1])

@@ -26,7 +26,7 @@ spec (YAML; full format in occkit.ablate.spec's docstring):
   name, description      the ablation's name (default: the file's) and one line about it
   stages: NAME: {command, args}
                          shared inputs built once, cached by their inputs in CACHE/<NAME>-<hash>/;
-                         command: synth | priors run | priors train | pseudolabel | train;
+%(stage_commands)s
                          args: the command's options without --out; ${NAME} = a stage's folder
   data                   dataset the arms train and are scored on (${stage} or a path)
   budget                 optimiser steps per arm (optim.max_steps)
@@ -48,11 +48,13 @@ outputs in --out: runs/<arm>_s<seed>/ (run folders), results.json, results.md, c
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from occkit.ablate.scorers import SCORERS
-    from occkit.ablate.spec import shipped_specs
+    from occkit.ablate.spec import STAGE_COMMANDS, shipped_specs
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.description = textwrap.fill(p.description or "", 80)
-    p.epilog = EPILOG % {"scorers": ", ".join(SCORERS)}
+    commands = textwrap.fill("command: " + " | ".join(STAGE_COMMANDS) + ";", 100, initial_indent=" " * 25,
+                             subsequent_indent=" " * 25, break_on_hyphens=False)
+    p.epilog = EPILOG % {"scorers": ", ".join(SCORERS), "stage_commands": commands}
     p.add_argument("spec", help=f"the ablation spec: a YAML path, or the name of a spec shipped in occkit's configs/ablations/ "
                                 f"({', '.join(shipped_specs())})")
     p.add_argument("--out", required=True, help="ablation folder: runs/<arm>_s<seed>/, results.json, results.md, curves.png")

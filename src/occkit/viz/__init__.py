@@ -5,6 +5,7 @@
 - :func:`overlay_lidar`: LiDAR points drawn onto a camera image (by depth or by class).
 - :func:`camera_mosaic`: the surround cameras in the nuScenes arrangement.
 - :func:`compose_frame_figure`: all of the above for one frame (and a prediction beside it).
+- :func:`occkit.viz.curves.curves_image`: a figure against the step, arms by colour and seeds by marker.
 """
 
 from occkit.viz.bev import bev_image, top_voxels

@@ -27,36 +27,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the occkit command set
 
 import torch
 from bench_mfu import Interleaved
-from preset_bench import load_preset
-from torch import nn
+from preset_bench import load_preset, training_step_fn
 from torch.utils.flop_counter import FlopCounterMode
 
 
 def build(preset: str, data: Path, sets: list[str]):
     """A step function of the preset with ``sets`` (as preset_bench.measure_step runs it) and its losses list."""
-    from occkit.engine.evaluate import autocast, resolve_amp
-    from occkit.engine.optim import build_optimizer
-
     dev = torch.device("cpu")
     cfg, method, batches = load_preset(preset, data, sets, dev)
-    oc = cfg.optim
-    amp = resolve_amp(dev, oc.amp, oc.cpu_bf16)
-    params = [p for p in method.parameters() if p.requires_grad]
-    opt = build_optimizer(method, oc.lr, oc.weight_decay, tuple(oc.betas), lr_mult=oc.lr_mult)
-    losses: list[float] = []
+    inner, losses, amp, _ = training_step_fn(cfg, method, batches, dev)
     rng = [torch.get_rng_state()]  # each setting draws from its own generator state (Lovász's voxel subset), as alone
 
     def step(i: int) -> None:
         torch.set_rng_state(rng[0])
-        batch = batches[i % len(batches)]
-        with autocast(dev, amp):
-            named = method.training_step(batch)
-        loss = sum(named.values())
-        loss.backward()
-        nn.utils.clip_grad_norm_(params, oc.grad_clip if oc.grad_clip > 0 else float("inf"))
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
+        inner(i)
         rng[0] = torch.get_rng_state()
 
     return step, losses, amp or "float32"

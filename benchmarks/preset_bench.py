@@ -219,24 +219,15 @@ def load_preset(preset: str, data: str | Path, sets: list[str], device: torch.de
     return cfg, method, [next(it).to(device) for _ in range(max(1, batches))]
 
 
-def measure_step(preset: str, data: str | Path, sets: list[str], device: str = "cpu", steps: int = 2, warmup: int = 1,
-                 flops: bool = True, memory: bool = True, batch_size: int | None = None,
-                 max_seconds: float | None = None, between: Any = None) -> dict[str, Any]:
-    """A preset's training step at its batch: see the module docstring. ``steps`` timed steps
-    (0: none, only the FLOP count and the memory); ``max_seconds`` stops them early (at least one
-    is timed); ``between``, when given, is called (untimed) before each timed step."""
+def training_step_fn(cfg: Any, method: Any, batches: list[Any], dev: torch.device) -> tuple[Any, list[float], str | None, Any]:
+    """``(step, losses, amp, optimiser)``: ``step(i)`` runs one training step as the engine does
+    (the preset's autocast, backward, gradient clipping, the preset's optimiser) on ``batches[i %
+    len(batches)]`` and appends its loss to ``losses``."""
     from torch import nn
 
     from occkit.engine.evaluate import autocast, resolve_amp
     from occkit.engine.optim import build_optimizer
-    from occkit.experiment import num_parameters
 
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    t_build = time.perf_counter()
-    cfg, method, batches = load_preset(preset, data, sets, dev, batch_size=batch_size)
-    build_s = time.perf_counter() - t_build
     oc = cfg.optim
     amp = resolve_amp(dev, oc.amp, oc.cpu_bf16)
     params = [p for p in method.parameters() if p.requires_grad]
@@ -253,6 +244,26 @@ def measure_step(preset: str, data: str | Path, sets: list[str], device: str = "
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(float(loss.detach()))
+
+    return step, losses, amp, opt
+
+
+def measure_step(preset: str, data: str | Path, sets: list[str], device: str = "cpu", steps: int = 2, warmup: int = 1,
+                 flops: bool = True, memory: bool = True, batch_size: int | None = None,
+                 max_seconds: float | None = None, between: Any = None) -> dict[str, Any]:
+    """A preset's training step at its batch: see the module docstring. ``steps`` timed steps
+    (0: none, only the FLOP count and the memory); ``max_seconds`` stops them early (at least one
+    is timed); ``between``, when given, is called (untimed) before each timed step."""
+    from occkit.experiment import num_parameters
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    t_build = time.perf_counter()
+    cfg, method, batches = load_preset(preset, data, sets, dev, batch_size=batch_size)
+    build_s = time.perf_counter() - t_build
+    step, losses, amp, opt = training_step_fn(cfg, method, batches, dev)
+    params = [p for p in method.parameters() if p.requires_grad]
 
     out: dict[str, Any] = {"preset": preset, "sets": list(sets), "device": str(dev), "amp": amp or "float32",
                            "batch_size": int(batch_size or cfg.data.batch_size), "input_hw": list(cfg.data.image_aug.out_hw),

@@ -57,6 +57,7 @@ import signal
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,20 +142,11 @@ def _death_signal() -> Callable[[], None] | None:
     from its main thread.)"""
     if not sys.platform.startswith("linux"):
         return None
-    try:
-        import ctypes
+    from functools import partial
 
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
+    from occkit.processes import die_with_parent
 
-    def set_death_signal() -> None:
-        prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the runner died before prctl took effect
-            os._exit(1)
-
-    return set_death_signal
+    return partial(die_with_parent, os.getpid(), signal.SIGKILL)
 
 
 def _parse_time(text: str | None) -> float | None:
@@ -619,19 +611,22 @@ def lane_env(env: dict[str, str], slot: int, gpus: list[str] | None) -> dict[str
     return {**env, "CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]}
 
 
-class Launcher:
+class Launcher(ABC):
     """Where the commands of :func:`run_jobs` run: :meth:`start` one (its output appended to its
     log after ``header``), :meth:`poll` its exit code (None while it runs), :meth:`stop` those
     still running (on a stop of the runner), :meth:`close` when the runner is done."""
 
+    @abstractmethod
     def start(self, cmd: Command, header: str, slot: int) -> Any:
-        raise NotImplementedError
+        """See the class."""
 
+    @abstractmethod
     def poll(self, handle: Any) -> int | None:
-        raise NotImplementedError
+        """See the class."""
 
+    @abstractmethod
     def stop(self, handles: list[Any]) -> None:
-        raise NotImplementedError
+        """See the class."""
 
     def close(self) -> None:
         pass

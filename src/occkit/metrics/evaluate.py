@@ -368,19 +368,14 @@ def one_thread_pool(processes: int) -> Iterator[Any]:
 
 
 def _pool_process_start(parent: int) -> None:
-    """A pool process's start: one torch thread, and (Linux) ended by the kernel when the process
-    that started it dies, so that stopping ``occkit eval`` (SIGTERM, kill) stops its processes too."""
-    torch.set_num_threads(1)
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
+    """A pool process's start: one torch thread, and ended (SIGTERM) when the process that started
+    it dies, so that stopping ``occkit eval`` stops its processes too."""
+    import signal
 
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            return
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
+    from occkit.processes import die_with_parent
+
+    torch.set_num_threads(1)
+    die_with_parent(parent, signal.SIGTERM)
 
 
 def _occ3d_shard(gt_root: str, split: str, pred_files: dict[str, Path], tokens: list[str], mask: str,

@@ -65,7 +65,14 @@ def main() -> int:
         step, losses, amp = build(args.preset, args.data, list(sets))
         with FlopCounterMode(display=False) as fc:
             step(0)
-        runs[name] = {"sets": list(sets), "step": step, "losses": losses, "amp": amp, "gflop": fc.get_total_flops() / 1e9, "times": []}
+        runs[name] = {
+            "sets": list(sets),
+            "step": step,
+            "losses": losses,
+            "amp": amp,
+            "gflop": fc.get_total_flops() / 1e9,
+            "times": [],
+        }
     for i in range(1, args.warmup):
         for r in runs.values():
             r["step"](i)
@@ -80,17 +87,29 @@ def main() -> int:
             runs[name]["times"].append(time.perf_counter() - t0)
         load.append(os.getloadavg()[0])
     rates = mm.rates()
-    out = {"preset": args.preset, "threads": args.threads, "steps": args.steps, "warmup": args.warmup,
-           "matmul_gflops_between": {k: round(v / 1e9, 1) for k, v in rates.items()},
-           "loadavg_1min": [round(x, 1) for x in load], "date": time.strftime("%Y-%m-%d %H:%M %Z"), "settings": {}}
+    out = {
+        "preset": args.preset,
+        "threads": args.threads,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "matmul_gflops_between": {k: round(v / 1e9, 1) for k, v in rates.items()},
+        "loadavg_1min": [round(x, 1) for x in load],
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "settings": {},
+    }
     for name, r in runs.items():
         mean = statistics.fmean(r["times"])
         rate = r["gflop"] * 1e9 / mean
-        out["settings"][name] = {"sets": r["sets"], "amp": r["amp"], "gflop_per_step": round(r["gflop"], 2),
-                                 "s_per_step": round(mean, 3), "s_median": round(statistics.median(r["times"]), 3),
-                                 "times": [round(t, 3) for t in r["times"]],
-                                 "mfu": {k: round(100 * rate / v, 1) for k, v in rates.items()},
-                                 "losses": [round(x, 6) for x in r["losses"]]}
+        out["settings"][name] = {
+            "sets": r["sets"],
+            "amp": r["amp"],
+            "gflop_per_step": round(r["gflop"], 2),
+            "s_per_step": round(mean, 3),
+            "s_median": round(statistics.median(r["times"]), 3),
+            "times": [round(t, 3) for t in r["times"]],
+            "mfu": {k: round(100 * rate / v, 1) for k, v in rates.items()},
+            "losses": [round(x, 6) for x in r["losses"]],
+        }
     text = json.dumps(out, indent=1)
     print(text)
     if args.json is not None:

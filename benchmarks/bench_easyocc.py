@@ -35,9 +35,21 @@ import time
 
 ARMS = {
     "easyocc": ("easyocc", []),
-    "render_sup (same net)": ("easyocc", ["method=render_sup", "render_sup.targets=priors", "render_sup.lss_depth_weight=0",
-                                          "render_sup.num_rays=2048", "render_sup.sample_step=0.4", "render_sup.free_prior=0.9"]),
-    "render_sup (its preset)": ("render-sup-cpu", ["render_sup.targets=priors", "data.load_extras=false", "data.workers=0"]),
+    "render_sup (same net)": (
+        "easyocc",
+        [
+            "method=render_sup",
+            "render_sup.targets=priors",
+            "render_sup.lss_depth_weight=0",
+            "render_sup.num_rays=2048",
+            "render_sup.sample_step=0.4",
+            "render_sup.free_prior=0.9",
+        ],
+    ),
+    "render_sup (its preset)": (
+        "render-sup-cpu",
+        ["render_sup.targets=priors", "data.load_extras=false", "data.workers=0"],
+    ),
 }
 
 
@@ -79,8 +91,15 @@ def run_arm(name: str, data: str, priors: str, steps: int, device: str, threads:
                 torch.cuda.reset_peak_memory_stats()
         else:
             times.append(time.perf_counter() - t0)
-    out = {"arm": name, "preset": preset, "overrides": sets, "step_s_median": statistics.median(times), "step_s": times,
-           "losses": sorted(losses), "params_M": sum(p.numel() for p in method.parameters()) / 1e6}
+    out = {
+        "arm": name,
+        "preset": preset,
+        "overrides": sets,
+        "step_s_median": statistics.median(times),
+        "step_s": times,
+        "losses": sorted(losses),
+        "params_M": sum(p.numel() for p in method.parameters()) / 1e6,
+    }
     if device.startswith("cuda"):
         out["peak_mem_MB"] = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -108,10 +127,23 @@ def main() -> None:
         rows.append(q.get())
         p.join()
         r = rows[-1]
-        mem = f"peak {r['peak_mem_MB']:.0f} MB" if "peak_mem_MB" in r else f"peak RSS {r['peak_rss_MB']:.0f} MB (+{r['rss_growth_MB']:.0f} MB over the steps)"
-        print(f"{name:<26} {r['step_s_median']:.2f} s/step  {mem}  {r['params_M']:.1f} M params  losses {', '.join(r['losses'])}", flush=True)
-    result = {"machine": platform.processor() or platform.machine(), "device": args.device, "threads": args.threads,
-              "steps": args.steps, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "arms": rows}
+        mem = (
+            f"peak {r['peak_mem_MB']:.0f} MB"
+            if "peak_mem_MB" in r
+            else f"peak RSS {r['peak_rss_MB']:.0f} MB (+{r['rss_growth_MB']:.0f} MB over the steps)"
+        )
+        print(
+            f"{name:<26} {r['step_s_median']:.2f} s/step  {mem}  {r['params_M']:.1f} M params  losses {', '.join(r['losses'])}",
+            flush=True,
+        )
+    result = {
+        "machine": platform.processor() or platform.machine(),
+        "device": args.device,
+        "threads": args.threads,
+        "steps": args.steps,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "arms": rows,
+    }
     if args.json:
         from occkit.fileio import write_json_atomic
 

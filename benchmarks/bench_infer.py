@@ -36,9 +36,16 @@ def random_batch(cfg, device: torch.device):
     T = make_transform(R, torch.tensor([0.0, 0.0, 1.6]).expand(N, 3))[None]
     f = 0.55 * W
     K = torch.tensor([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1]]).expand(1, N, 3, 3).clone()
-    return Batch(tokens=["bench"], scenes=["bench"], timestamps=[0], cam_names=tuple(cfg.data.cameras),
-                 images=torch.rand(1, N, 3, H, W), intrinsics=K, T_ego_from_cam=T.clone(),
-                 T_global_from_ego=torch.eye(4, dtype=torch.float64)[None]).to(device)
+    return Batch(
+        tokens=["bench"],
+        scenes=["bench"],
+        timestamps=[0],
+        cam_names=tuple(cfg.data.cameras),
+        images=torch.rand(1, N, 3, H, W),
+        intrinsics=K,
+        T_ego_from_cam=T.clone(),
+        T_global_from_ego=torch.eye(4, dtype=torch.float64)[None],
+    ).to(device)
 
 
 def rss_mib() -> float:
@@ -86,10 +93,19 @@ def one(preset: str, device_name: str, amp: str, runs: int, threads: int) -> dic
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     med = statistics.median(times)
     out = {
-        "preset": preset, "device": str(device), "amp": amp, "threads": torch.get_num_threads(),
-        "input": list(cfg.data.image_aug.out_hw), "cameras": len(cfg.data.cameras), "params_M": num_parameters(method) / 1e6,
-        "median_s": med, "min_s": min(times), "fps": 1.0 / med, "runs": runs,
-        "peak_rss_MiB": peak_rss, "inference_rss_increase_MiB": peak_rss - base_rss,
+        "preset": preset,
+        "device": str(device),
+        "amp": amp,
+        "threads": torch.get_num_threads(),
+        "input": list(cfg.data.image_aug.out_hw),
+        "cameras": len(cfg.data.cameras),
+        "params_M": num_parameters(method) / 1e6,
+        "median_s": med,
+        "min_s": min(times),
+        "fps": 1.0 / med,
+        "runs": runs,
+        "peak_rss_MiB": peak_rss,
+        "inference_rss_increase_MiB": peak_rss - base_rss,
     }
     if device.type == "cuda":
         out["peak_gpu_MiB"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -102,9 +118,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", nargs="+", default=["synth-cpu", "occ3d-r50"])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--amp", default="preset", choices=("preset", "bf16", "fp16", "none"),
-                    help="autocast: the preset's optim.amp / optim.cpu_bf16 (default) or this one "
-                         "(on CPU bf16 only, and only with native bf16)")
+    ap.add_argument(
+        "--amp",
+        default="preset",
+        choices=("preset", "bf16", "fp16", "none"),
+        help="autocast: the preset's optim.amp / optim.cpu_bf16 (default) or this one "
+        "(on CPU bf16 only, and only with native bf16)",
+    )
     ap.add_argument("--runs", type=int, default=5, help="timed runs after 2 warm-up runs")
     ap.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0 = default)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
@@ -112,20 +132,38 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.presets[0], args.device, args.amp, args.runs, args.threads)))
         return
-    print("| preset | device | input | params (M) | s / frame (median) | FPS | peak RSS (MiB) | inference RSS increase (MiB) | peak GPU (MiB) |")
+    print(
+        "| preset | device | input | params (M) | s / frame (median) | FPS | peak RSS (MiB) | inference RSS increase (MiB) | peak GPU (MiB) |"
+    )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for p in args.presets:
-        cmd = [sys.executable, __file__, "--one", "--presets", p, "--device", args.device, "--amp", args.amp,
-               "--runs", str(args.runs), "--threads", str(args.threads)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            "--presets",
+            p,
+            "--device",
+            args.device,
+            "--amp",
+            args.amp,
+            "--runs",
+            str(args.runs),
+            "--threads",
+            str(args.threads),
+        ]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             print(f"| {p} | failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode} |")
             continue
         r = json.loads(res.stdout.strip().splitlines()[-1])
         dev = r["device"] + (f" ({r['gpu']}, {r['amp']})" if "gpu" in r else f" ({r['threads']} threads, {r['amp']})")
-        print(f"| {p} | {dev} | {r['cameras']}x{r['input'][0]}x{r['input'][1]} | {r['params_M']:.1f} | {r['median_s']:.3f} | "
-              f"{r['fps']:.2f} | {r['peak_rss_MiB']:.0f} | {r['inference_rss_increase_MiB']:.0f} | "
-              f"{r.get('peak_gpu_MiB', float('nan')):.0f} |", flush=True)
+        print(
+            f"| {p} | {dev} | {r['cameras']}x{r['input'][0]}x{r['input'][1]} | {r['params_M']:.1f} | {r['median_s']:.3f} | "
+            f"{r['fps']:.2f} | {r['peak_rss_MiB']:.0f} | {r['inference_rss_increase_MiB']:.0f} | "
+            f"{r.get('peak_gpu_MiB', float('nan')):.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -65,8 +65,14 @@ def _torchvision(data: bytes, target_w: int | None) -> np.ndarray:
     t = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8))  # (3, H, W)
     if target_w:
         h = round(t.shape[1] * target_w / t.shape[2])
-        t = torch.nn.functional.interpolate(t[None].float(), size=(h, target_w), mode="bilinear", antialias=True,
-                                            align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
+        t = (
+            torch.nn.functional.interpolate(
+                t[None].float(), size=(h, target_w), mode="bilinear", antialias=True, align_corners=False
+            )[0]
+            .round()
+            .clamp(0, 255)
+            .to(torch.uint8)
+        )
     return t.permute(1, 2, 0).numpy()
 
 
@@ -84,7 +90,12 @@ def _simplejpeg(data: bytes, target_w: int | None) -> np.ndarray:
     return a
 
 
-DECODERS = {"pillow": _pil, "pillow draft": _pil_draft, "torchvision.io.decode_jpeg": _torchvision, "simplejpeg": _simplejpeg}
+DECODERS = {
+    "pillow": _pil,
+    "pillow draft": _pil_draft,
+    "torchvision.io.decode_jpeg": _torchvision,
+    "simplejpeg": _simplejpeg,
+}
 
 
 def decoders(files: list[Path], target_w: int, seconds: float) -> list[dict]:
@@ -107,9 +118,21 @@ def decoders(files: list[Path], target_w: int, seconds: float) -> list[dict]:
             ref = ref_full if tw is None else ref_small
             outs = [fn(b, tw) for b in blobs[:6]]
             same_shape = all(o.shape == r.shape for o, r in zip(outs, ref))
-            diff = max(float(np.abs(o.astype(np.int16) - r.astype(np.int16)).mean()) for o, r in zip(outs, ref)) if same_shape else None
-            rows.append({"decoder": name, "resize_to": tw, "ms_per_image": round(dt * 1000, 2), "frames_per_s": round(1 / (6 * dt), 2),
-                         "out_hw": list(outs[0].shape[:2]), "mean_abs_diff_vs_pillow": None if diff is None else round(diff, 2)})
+            diff = (
+                max(float(np.abs(o.astype(np.int16) - r.astype(np.int16)).mean()) for o, r in zip(outs, ref))
+                if same_shape
+                else None
+            )
+            rows.append(
+                {
+                    "decoder": name,
+                    "resize_to": tw,
+                    "ms_per_image": round(dt * 1000, 2),
+                    "frames_per_s": round(1 / (6 * dt), 2),
+                    "out_hw": list(outs[0].shape[:2]),
+                    "mean_abs_diff_vs_pillow": None if diff is None else round(diff, 2),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -128,20 +151,34 @@ def worker_rate(preset: str, data: Path, sets: list[str], frames: int) -> dict:
         ds[(i + 1) % len(ds)]
     dt, dc = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
     # a worker on a core of its own runs at its CPU time: the rate that sizes the workers
-    return {"preset": preset, "batch_size": cfg.data.batch_size, "frames_per_s": round(1 / dc, 2), "cpu_s_per_frame": round(dc, 3),
-            "wall_s_per_frame": round(dt, 3), "cameras": len(cfg.data.cameras), "input_hw": list(cfg.data.image_aug.out_hw),
-            "frames_timed": n}
+    return {
+        "preset": preset,
+        "batch_size": cfg.data.batch_size,
+        "frames_per_s": round(1 / dc, 2),
+        "cpu_s_per_frame": round(dc, 3),
+        "wall_s_per_frame": round(dt, 3),
+        "cameras": len(cfg.data.cameras),
+        "input_hw": list(cfg.data.image_aug.out_hw),
+        "frames_timed": n,
+    }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="an Occ3D-layout world (its train split's JPEGs)")
-    ap.add_argument("--stages", type=Path, default=None, help="full_size.py's stage folder (priors, pseudo-labels, teacher), "
-                                                              "for the presets that read them (default: DATA/..)")
+    ap.add_argument(
+        "--stages",
+        type=Path,
+        default=None,
+        help="full_size.py's stage folder (priors, pseudo-labels, teacher), "
+        "for the presets that read them (default: DATA/..)",
+    )
     ap.add_argument("--frames", type=int, default=6, help="frames timed per preset")
     ap.add_argument("--seconds", type=float, default=4.0, help="seconds per decoder")
     ap.add_argument("--target-width", type=int, default=704)
-    ap.add_argument("--gpu-step", type=float, nargs="*", default=[0.25, 0.5, 1.0], help="GPU step seconds to size workers for")
+    ap.add_argument(
+        "--gpu-step", type=float, nargs="*", default=[0.25, 0.5, 1.0], help="GPU step seconds to size workers for"
+    )
     ap.add_argument("--presets", nargs="*", default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -151,7 +188,11 @@ def main() -> int:
     if not files:
         print(f"bench_input: no .jpg under {args.data}", file=sys.stderr)
         return 2
-    out = {"images": f"{len(files)} JPEGs under {args.data}", "decoders": decoders(files, args.target_width, args.seconds), "presets": []}
+    out = {
+        "images": f"{len(files)} JPEGs under {args.data}",
+        "decoders": decoders(files, args.target_width, args.seconds),
+        "presets": [],
+    }
     from preset_bench import ROWS, STAGES
 
     stages = args.stages or args.data.parent
@@ -170,7 +211,9 @@ def main() -> int:
             r = {"preset": row.preset, "error": f"{type(e).__name__}: {e}"[:300]}
         r["row"] = row.label
         if "frames_per_s" in r:
-            r["workers_for_gpu_step"] = {str(t): math.ceil(r["batch_size"] / (t * r["frames_per_s"])) for t in args.gpu_step}
+            r["workers_for_gpu_step"] = {
+                str(t): math.ceil(r["batch_size"] / (t * r["frames_per_s"])) for t in args.gpu_step
+            }
         out["presets"].append(r)
         print(json.dumps(r), flush=True)
     if args.json:

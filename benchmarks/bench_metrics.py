@@ -48,7 +48,9 @@ from occkit.metrics.occ3d import Occ3DMetric
 from occkit.metrics.rayiou import RayIoUMetric, cast_rays_reference, lidar_ray_directions, rayiou_counts
 
 
-def official_per_frame(preds: np.ndarray, gts: np.ndarray, masks: np.ndarray, order: np.ndarray, n: int = 18) -> np.ndarray:
+def official_per_frame(
+    preds: np.ndarray, gts: np.ndarray, masks: np.ndarray, order: np.ndarray, n: int = 18
+) -> np.ndarray:
     """The Occ3D challenge's per-frame code (``Metric_mIoU.add_batch`` -> ``compute_mIoU`` ->
     ``hist_info``), operation for operation: mask-select gt and prediction; keep ``0 <= gt < n``;
     count the correct voxels; ``bincount(n * gt.astype(int) + pred.astype(int))`` into a fresh
@@ -161,8 +163,15 @@ def world_frames(data: str, pool: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([z["semantics"] for z in frames]), np.stack([z["mask_camera"].astype(bool) for z in frames])
 
 
-def miou_speed(args: argparse.Namespace, what: str, gts: np.ndarray, preds: np.ndarray, masks: np.ndarray,
-               bandwidths: tuple[float, float], dev: torch.device) -> None:
+def miou_speed(
+    args: argparse.Namespace,
+    what: str,
+    gts: np.ndarray,
+    preds: np.ndarray,
+    masks: np.ndarray,
+    bandwidths: tuple[float, float],
+    dev: torch.device,
+) -> None:
     """Our Occ3D mIoU beside the references on ``args.frames`` frames cycled from a pool;
     ``bandwidths``: (copy, read-only) bytes per second."""
     bw, rd = bandwidths
@@ -170,8 +179,10 @@ def miou_speed(args: argparse.Namespace, what: str, gts: np.ndarray, preds: np.n
     voxels = int(np.prod(shape))
     order = np.arange(args.frames) % P
     occupied = float(((gts != 17) & masks).sum() / masks.sum())
-    print(f"mIoU on {what}: {args.frames} frames of {shape}, pool {P} ({3 * P * voxels / 2**20:.0f} MiB); "
-          f"camera mask {100 * masks.mean():.1f} % of voxels, {100 * occupied:.1f} % of those occupied")
+    print(
+        f"mIoU on {what}: {args.frames} frames of {shape}, pool {P} ({3 * P * voxels / 2**20:.0f} MiB); "
+        f"camera mask {100 * masks.mean():.1f} % of voxels, {100 * occupied:.1f} % of those occupied"
+    )
     refs = {}
     for name, fn in (("official per-frame numpy", official_per_frame), ("lean per-frame numpy", lean_per_frame)):
         if name.split()[0] in args.references:
@@ -185,6 +196,7 @@ def miou_speed(args: argparse.Namespace, what: str, gts: np.ndarray, preds: np.n
             continue
         metric = Occ3DMetric(mask="camera", device=dev)
         if former:
+
             def update(p, g, mask_camera, metric=metric):
                 metric.hist += former_confusion(g.numpy(), p.numpy(), mask_camera.numpy())
                 metric.frames += g.shape[0]
@@ -204,14 +216,20 @@ def miou_speed(args: argparse.Namespace, what: str, gts: np.ndarray, preds: np.n
                 torch.cuda.synchronize()
         ok = np.array_equal(metric.hist.cpu().numpy(), ref) if refs else None
         eff = 3 * voxels * args.frames / c.wall
-        print(f"  {name}: {c.wall:.2f} s ({args.frames / c.wall:.0f} frames/s), CPU {c.cpu:.2f} s; same matrix: {ok}; "
-              f"effective read bandwidth {eff / 1e9:.2f} GB/s = {100 * eff / bw:.0f}% of the copy bandwidth")
+        print(
+            f"  {name}: {c.wall:.2f} s ({args.frames / c.wall:.0f} frames/s), CPU {c.cpu:.2f} s; same matrix: {ok}; "
+            f"effective read bandwidth {eff / 1e9:.2f} GB/s = {100 * eff / bw:.0f}% of the copy bandwidth"
+        )
         for ref_name, c_ref in refs.items():
-            print(f"    speed-up over the {ref_name}: x{c_ref.wall / c.wall:.1f} (wall), x{c_ref.cpu / c.cpu:.1f} (CPU)")
+            print(
+                f"    speed-up over the {ref_name}: x{c_ref.wall / c.wall:.1f} (wall), x{c_ref.cpu / c.cpu:.1f} (CPU)"
+            )
     floor = 3 * voxels * args.frames / rd  # reading 3 bytes per voxel once, at one thread's read-only rate
     for ref_name, c_ref in refs.items():
-        print(f"  bandwidth floor: reading the 3 bytes per voxel once takes {floor:.3f} s on one thread, so no one-thread "
-              f"implementation that reads them can exceed x{c_ref.wall / floor:.0f} over the {ref_name} here")
+        print(
+            f"  bandwidth floor: reading the 3 bytes per voxel once takes {floor:.3f} s on one thread, so no one-thread "
+            f"implementation that reads them can exceed x{c_ref.wall / floor:.0f} over the {ref_name} here"
+        )
     print(f"  mIoU {metric.compute()['miou']:.2f}")
 
 
@@ -249,16 +267,30 @@ def rayiou_frames(args: argparse.Namespace, rng: np.random.Generator) -> tuple[t
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frames", type=int, default=6019, help="mIoU frames evaluated (6019 = Occ3D-nuScenes val; 0: skip)")
+    ap.add_argument(
+        "--frames", type=int, default=6019, help="mIoU frames evaluated (6019 = Occ3D-nuScenes val; 0: skip)"
+    )
     ap.add_argument("--pool", type=int, default=48, help="distinct random frames cycled through")
     ap.add_argument("--batch", type=int, default=16, help="frames per update of our mIoU")
-    ap.add_argument("--references", default="official,lean", help="mIoU references timed: official (the challenge's code), lean (its loop cut to the matrix)")
+    ap.add_argument(
+        "--references",
+        default="official,lean",
+        help="mIoU references timed: official (the challenge's code), lean (its loop cut to the matrix)",
+    )
     ap.add_argument("--rayiou-frames", type=int, default=16, help="frames for our RayIoU (0: skip RayIoU)")
     ap.add_argument("--rayiou-ref-frames", type=int, default=2, help="frames for the reference walk (slow)")
-    ap.add_argument("--rayiou-data", default=None, help="Occ3D-layout folder with LiDAR poses (default: made-up volumes)")
-    ap.add_argument("--miou-data", default=None, help="Occ3D-layout folder: mIoU also on its frames and camera masks "
-                                                       "(up to --pool of them), the prediction its ground truth shifted one voxel")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads, also our metrics' threads (0: leave the default)")
+    ap.add_argument(
+        "--rayiou-data", default=None, help="Occ3D-layout folder with LiDAR poses (default: made-up volumes)"
+    )
+    ap.add_argument(
+        "--miou-data",
+        default=None,
+        help="Occ3D-layout folder: mIoU also on its frames and camera masks "
+        "(up to --pool of them), the prediction its ground truth shifted one voxel",
+    )
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch threads, also our metrics' threads (0: leave the default)"
+    )
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     if args.threads:
@@ -270,16 +302,27 @@ def main() -> None:
     if args.frames > 0:
         P = args.pool
         gts = rng.integers(0, 18, (P, *shape), dtype=np.uint8)
-        preds = np.where(rng.random((P, *shape)) < 0.7, gts, rng.integers(0, 18, (P, *shape), dtype=np.uint8)).astype(np.uint8)
+        preds = np.where(rng.random((P, *shape)) < 0.7, gts, rng.integers(0, 18, (P, *shape), dtype=np.uint8)).astype(
+            np.uint8
+        )
         masks = rng.random((P, *shape)) < 0.6
         bw, rd = memory_bandwidth(), read_bandwidth()
-        print(f"memory bandwidth (numpy copy, read+write): {bw / 1e9:.2f} GB/s; one thread reading only: {rd / 1e9:.2f} GB/s")
+        print(
+            f"memory bandwidth (numpy copy, read+write): {bw / 1e9:.2f} GB/s; one thread reading only: {rd / 1e9:.2f} GB/s"
+        )
         bw = (bw, rd)
         miou_speed(args, "random frames (no long runs of one class pair)", gts, preds, masks, bw, dev)
         if args.miou_data:
             gts, masks = world_frames(args.miou_data, args.pool)
-            miou_speed(args, f"the frames of {args.miou_data} (prediction = ground truth shifted one voxel along x)",
-                       gts, np.roll(gts, 1, axis=1), masks, bw, dev)
+            miou_speed(
+                args,
+                f"the frames of {args.miou_data} (prediction = ground truth shifted one voxel along x)",
+                gts,
+                np.roll(gts, 1, axis=1),
+                masks,
+                bw,
+                dev,
+            )
 
     if args.rayiou_frames > 0:
         gts_r, origins, what = rayiou_frames(args, rng)
@@ -290,8 +333,10 @@ def main() -> None:
         if R > 0:
             with Clock() as c_ref:
                 ref_state = sum(reference_rayiou_state(preds_r[i], gts_r[i], origins[i]) for i in range(R))
-            print(f"reference walk (cast_rays_reference): {R} frames in {c_ref.wall:.2f} s = "
-                  f"{R / c_ref.wall:.2f} frames/s, CPU {c_ref.cpu / R:.3f} s per frame")
+            print(
+                f"reference walk (cast_rays_reference): {R} frames in {c_ref.wall:.2f} s = "
+                f"{R / c_ref.wall:.2f} frames/s, CPU {c_ref.cpu / R:.3f} s per frame"
+            )
         ray = RayIoUMetric(device=dev)
         N = args.rayiou_frames
         with Clock() as c:
@@ -304,14 +349,20 @@ def main() -> None:
         if N <= R:
             ours_first = ray.state[:-1].clone()
         r = ray.compute()
-        print(f"occkit RayIoUMetric: {N} frames in {c.wall:.2f} s = {N / c.wall:.2f} frames/s, CPU {c.cpu / N:.3f} s per frame "
-              f"(RayIoU {r['rayiou']:.2f} for a 1-voxel shift)")
+        print(
+            f"occkit RayIoUMetric: {N} frames in {c.wall:.2f} s = {N / c.wall:.2f} frames/s, CPU {c.cpu / N:.3f} s per frame "
+            f"(RayIoU {r['rayiou']:.2f} for a 1-voxel shift)"
+        )
         if R > 0:
             same = torch.equal(ours_first.cpu(), ref_state) if N >= R else None
-            print(f"  speed-up x{(c_ref.wall / R) / (c.wall / N):.1f} (wall), x{(c_ref.cpu / R) / (c.cpu / N):.1f} (CPU per frame); "
-                  f"same counts on the first {min(R, N)} frames: {same}")
-        print(f"  6019 frames at this rate: {6019 * c.wall / N / 60:.1f} min wall; "
-              f"{6019 * c.cpu / N / 60:.1f} CPU-minutes (/ 2 cores = {6019 * c.cpu / N / 120:.1f} min when both are free)")
+            print(
+                f"  speed-up x{(c_ref.wall / R) / (c.wall / N):.1f} (wall), x{(c_ref.cpu / R) / (c.cpu / N):.1f} (CPU per frame); "
+                f"same counts on the first {min(R, N)} frames: {same}"
+            )
+        print(
+            f"  6019 frames at this rate: {6019 * c.wall / N / 60:.1f} min wall; "
+            f"{6019 * c.cpu / N / 60:.1f} CPU-minutes (/ 2 cores = {6019 * c.cpu / N / 120:.1f} min when both are free)"
+        )
 
 
 if __name__ == "__main__":

@@ -67,13 +67,25 @@ def main() -> int:
     ap.add_argument("--image-size", type=int, nargs=2, default=[192, 512])
     ap.add_argument("--rows", nargs="*", default=None, help="default all: " + ", ".join(r.label for r in CPU_ROWS))
     ap.add_argument("--redo", action="store_true")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="overrides added to every row's (to compare a setting: run once with it, once without, under different --tag)")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides added to every row's (to compare a setting: run once with it, once without, under different --tag)",
+    )
     ap.add_argument("--tag", default="", help="appended to the rows' file names and labels")
     args = ap.parse_args()
     rows = [r for r in CPU_ROWS if args.rows is None or r.label in args.rows]
-    opts = {"image_size": args.image_size, "kitti_size": (128, 416), "scenes": 2, "frames": 3, "workers": 1,
-            "threads": args.threads, "teacher_preset": "lidar-teacher"}
+    opts = {
+        "image_size": args.image_size,
+        "kitti_size": (128, 416),
+        "scenes": 2,
+        "frames": 3,
+        "workers": 1,
+        "threads": args.threads,
+        "teacher_preset": "lidar-teacher",
+    }
     folders = build_stages(args.out / "stages", list(dict.fromkeys(s for r in rows for s in r.stages())), opts)
     torch.set_num_threads(args.threads)
     (args.out / "rows").mkdir(parents=True, exist_ok=True)
@@ -84,12 +96,26 @@ def main() -> int:
         rates = {"bf16": matmul_rate(args.threads, torch.bfloat16), "float32": matmul_rate(args.threads, torch.float32)}
         mm = Interleaved()
         try:
-            m = measure_step(row.preset, folders[row.data], row.resolved_sets(folders) + list(args.set), "cpu", steps=args.steps,
-                             warmup=2, memory=False, between=mm)
+            m = measure_step(
+                row.preset,
+                folders[row.data],
+                row.resolved_sets(folders) + list(args.set),
+                "cpu",
+                steps=args.steps,
+                warmup=2,
+                memory=False,
+                between=mm,
+            )
         except Exception as e:  # noqa: BLE001 - reported in the table
             m = {"error": f"{type(e).__name__}: {e}"[:300]}
-        rec = {"row": row.label + (f" {args.tag}" if args.tag else ""), "measure": m, "matmul_gflops": {k: round(v / 1e9, 1) for k, v in rates.items()},
-               "loadavg": os.getloadavg(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+        rec = {
+            "row": row.label + (f" {args.tag}" if args.tag else ""),
+            "measure": m,
+            "matmul_gflops": {k: round(v / 1e9, 1) for k, v in rates.items()},
+            "loadavg": os.getloadavg(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        }
         if "s_per_step" in m:
             rate = m["gflop_per_step"] * 1e9 / m["s_per_step"]
             # against the products timed between the steps: the same stretch of the machine's load, alike averaged
@@ -103,14 +129,32 @@ def main() -> int:
             rec["step_gflops_best"] = round(best / 1e9, 1)
             rec["mfu_bf16_best"] = round(100 * best / rates["bf16"], 1)
             rec["mfu_float32_best"] = round(100 * best / rates["float32"], 1)
-        print(json.dumps({k: v for k, v in rec.items() if k != "measure"} | {"s_per_step": m.get("s_per_step"),
-                                                                              "gflop": m.get("gflop_per_step"), "amp": m.get("amp")}), flush=True)
+        print(
+            json.dumps(
+                {k: v for k, v in rec.items() if k != "measure"}
+                | {"s_per_step": m.get("s_per_step"), "gflop": m.get("gflop_per_step"), "amp": m.get("amp")}
+            ),
+            flush=True,
+        )
         tmp = dest.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec, indent=1))
         tmp.replace(dest)
-    t = Table(["preset", "autocast", "GFLOP per step", "s per step", "step GFLOP/s", "2048² matmul GFLOP/s bf16 / fp32",
-               "MFU vs bf16", "MFU vs fp32", "best step: MFU vs bf16 / fp32", "matmuls between the steps: GFLOP/s bf16 / fp32",
-               "MFU vs those: bf16 / fp32", "load average"])
+    t = Table(
+        [
+            "preset",
+            "autocast",
+            "GFLOP per step",
+            "s per step",
+            "step GFLOP/s",
+            "2048² matmul GFLOP/s bf16 / fp32",
+            "MFU vs bf16",
+            "MFU vs fp32",
+            "best step: MFU vs bf16 / fp32",
+            "matmuls between the steps: GFLOP/s bf16 / fp32",
+            "MFU vs those: bf16 / fp32",
+            "load average",
+        ]
+    )
     for row in rows:
         p = row_file(args.out, row.label, args.tag)
         if not p.is_file():
@@ -125,9 +169,20 @@ def main() -> int:
         if "error" in m:
             t.add(label, "failed: " + m["error"], "", "", "", "", "", "", "", "", "", "")
             continue
-        t.add(label, m["amp"], f"{m['gflop_per_step']:.1f}", f"{m['s_per_step']:.3f}", f"{r['step_gflops']:.0f}",
-              f"{r['matmul_gflops']['bf16']:.0f} / {r['matmul_gflops']['float32']:.0f}", f"{r['mfu_bf16']:.1f} %",
-              f"{r['mfu_float32']:.1f} %", best, between, mfu_between, f"{r['loadavg'][0]:.1f}")
+        t.add(
+            label,
+            m["amp"],
+            f"{m['gflop_per_step']:.1f}",
+            f"{m['s_per_step']:.3f}",
+            f"{r['step_gflops']:.0f}",
+            f"{r['matmul_gflops']['bf16']:.0f} / {r['matmul_gflops']['float32']:.0f}",
+            f"{r['mfu_bf16']:.1f} %",
+            f"{r['mfu_float32']:.1f} %",
+            best,
+            between,
+            mfu_between,
+            f"{r['loadavg'][0]:.1f}",
+        )
     table = args.out / (f"table_{args.tag}.md" if args.tag else "table.md")
     tmp = table.with_suffix(".tmp")
     tmp.write_text(t.text() + "\n")

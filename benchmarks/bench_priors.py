@@ -40,9 +40,13 @@ def main() -> None:
     cams = len(warm.cam_names)
     H, W = warm.image_size
     specs: list[tuple[str, tuple[str, ...] | None]] = [
-        ("oracle:clean", None), ("oracle:typical", None), ("oracle:noisy", None),
-        ("oracle:typical", ("semantics", "segments", "depth")), ("oracle:typical", ("features",)),
-        ("superpixels:slic", None), ("superpixels:felzenszwalb", None),
+        ("oracle:clean", None),
+        ("oracle:typical", None),
+        ("oracle:noisy", None),
+        ("oracle:typical", ("semantics", "segments", "depth")),
+        ("oracle:typical", ("features",)),
+        ("superpixels:slic", None),
+        ("superpixels:felzenszwalb", None),
     ]
     if args.world:
         specs.append((f"world:{args.world}", None))
@@ -60,7 +64,9 @@ def main() -> None:
                 p(f, kinds)
             dt, dc = time.perf_counter() - t, time.process_time() - c
         images = len(timed) * cams
-        print(f"{spec:<40} {','.join(kinds):<36} {images / dt:>9.2f} {1000 * dt / images:>9.1f} {1000 * dc / images:>12.1f}")
+        print(
+            f"{spec:<40} {','.join(kinds):<36} {images / dt:>9.2f} {1000 * dt / images:>9.1f} {1000 * dc / images:>12.1f}"
+        )
 
 
 if __name__ == "__main__":

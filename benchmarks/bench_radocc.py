@@ -73,9 +73,13 @@ def main() -> None:
     torch.manual_seed(0)
     batch = collate([ds[0]]).to(dev)
     results = []
-    print(f"{args.config} on {args.data}: 1 frame, {batch.images.shape[1]} cameras {tuple(batch.images.shape[-2:])}, "
-          f"{cfg.radocc.num_rays} rays, step {cfg.radocc.sample_step} m; {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    print("\n| term | step s (median) | vs student | saved for backward MB | CUDA peak MB | weighted losses (last step) |")
+    print(
+        f"{args.config} on {args.data}: 1 frame, {batch.images.shape[1]} cameras {tuple(batch.images.shape[-2:])}, "
+        f"{cfg.radocc.num_rays} rays, step {cfg.radocc.sample_step} m; {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+    )
+    print(
+        "\n| term | step s (median) | vs student | saved for backward MB | CUDA peak MB | weighted losses (last step) |"
+    )
     print("|---|---:|---:|---:|---:|---|")
     ref = None
     for name, kw in ROWS:
@@ -102,12 +106,16 @@ def main() -> None:
         med = statistics.median(times)
         ref = ref or med
         values = {k: round(float(v.detach()), 4) for k, v in losses.items()}
-        results.append({"term": name, "seconds": med, "saved_mb": saved / 2**20, "cuda_peak_mb": peak, "losses": values})
+        results.append(
+            {"term": name, "seconds": med, "saved_mb": saved / 2**20, "cuda_peak_mb": peak, "losses": values}
+        )
         shown = ", ".join(f"{k[5:]} {v:.3g}" for k, v in values.items())
         print(f"| {name} | {med:.3f} | {med / ref:.2f}x | {saved / 2**20:.1f} | {peak:.0f} | {shown} |", flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"rows": results, "config": args.config, "set": base, "threads": torch.get_num_threads()}, f, indent=1)
+            json.dump(
+                {"rows": results, "config": args.config, "set": base, "threads": torch.get_num_threads()}, f, indent=1
+            )
 
 
 if __name__ == "__main__":

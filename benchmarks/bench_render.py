@@ -103,7 +103,17 @@ def occkit_render(logits, origins, dirs, num_samples, chunk, block, stop, checkp
     sigma = density_from_logits(logits, voxel_size=0.4, dim=0)
     probs = semantic_probs_from_logits(logits, dim=0)
     field = grid_field(sigma, occ3d_grid(), probs, mode="trilinear")
-    r = render_rays(field, origins, dirs, occ3d_grid(), num_samples=num_samples, chunk=chunk, block=block, stop_transmittance=stop, checkpoint=checkpoint)
+    r = render_rays(
+        field,
+        origins,
+        dirs,
+        occ3d_grid(),
+        num_samples=num_samples,
+        chunk=chunk,
+        block=block,
+        stop_transmittance=stop,
+        checkpoint=checkpoint,
+    )
     return r.depth, r.values
 
 
@@ -146,8 +156,12 @@ def run_case(args, case: str, phase: str) -> dict:
     else:
         peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024  # KiB -> MiB
     return {
-        "case": case, "phase": phase, "seconds": sorted(times)[len(times) // 2], "peak_mib": peak,
-        "depth": depth.detach().cpu().tolist(), "sem": sem.detach().argmax(-1).cpu().tolist(),
+        "case": case,
+        "phase": phase,
+        "seconds": sorted(times)[len(times) // 2],
+        "peak_mib": peak,
+        "depth": depth.detach().cpu().tolist(),
+        "sem": sem.detach().argmax(-1).cpu().tolist(),
     }
 
 
@@ -169,8 +183,10 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(args, args.case, args.phase)))
         return
-    print(f"bench_render: {args.rays} rays, {args.samples} samples/ray, 200x200x16 grid, 18 classes, device {args.device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
+    print(
+        f"bench_render: {args.rays} rays, {args.samples} samples/ray, 200x200x16 grid, 18 classes, device {args.device}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
+    )
     res: dict[tuple[str, str], dict] = {}
     for case in ("dense", "occkit", "occkit-ckpt"):
         for phase in ("fwd", "fwdbwd"):
@@ -180,15 +196,21 @@ def main() -> None:
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             res[case, phase] = json.loads(out.strip().splitlines()[-1])
     ref = res["dense", "fwd"]
-    print("\n| implementation | phase | rays/s | peak memory (MiB) | max depth diff vs dense (m) | class agreement vs dense |")
+    print(
+        "\n| implementation | phase | rays/s | peak memory (MiB) | max depth diff vs dense (m) | class agreement vs dense |"
+    )
     print("|---|---|---:|---:|---:|---:|")
     for (case, phase), r in res.items():
         dd = max(abs(a - b) for a, b in zip(r["depth"], ref["depth"]))
         agree = sum(a == b for a, b in zip(r["sem"], ref["sem"])) / len(ref["sem"])
         name = {"fwd": "forward", "fwdbwd": "forward+backward"}[phase]
-        print(f"| {case} | {name} | {args.rays / r['seconds']:,.0f} | {r['peak_mib']:.0f} | {dd:.4f} | {100 * agree:.1f}% |")
-    print(f"\nmedian of {args.repeats} runs after one warm-up; chunk {args.chunk} rays; forward block {args.block} samples, "
-          f"stop at T < {args.stop}")
+        print(
+            f"| {case} | {name} | {args.rays / r['seconds']:,.0f} | {r['peak_mib']:.0f} | {dd:.4f} | {100 * agree:.1f}% |"
+        )
+    print(
+        f"\nmedian of {args.repeats} runs after one warm-up; chunk {args.chunk} rays; forward block {args.block} samples, "
+        f"stop at T < {args.stop}"
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,14 @@ def bench_speed(args: argparse.Namespace) -> None:
     from occkit.data.occ3d import NUSCENES_CAMERAS
     from occkit.data.synth import SynthConfig, build_scene
     from occkit.data.synth.lidar import simulate_lidar
-    from occkit.data.synth.occupancy import FREE, camera_mask_rays, camera_visibility, lidar_visibility, semantic_occupancy, voxel_center_rays
+    from occkit.data.synth.occupancy import (
+        FREE,
+        camera_mask_rays,
+        camera_visibility,
+        lidar_visibility,
+        semantic_occupancy,
+        voxel_center_rays,
+    )
     from occkit.data.synth.render import render_camera
     from occkit.data.synth.scene import scene_state_at
     from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar, camera_intrinsics
@@ -87,14 +94,18 @@ def bench_speed(args: argparse.Namespace) -> None:
     for k, v in stages.items():
         print(f"  {k:12s} {v / args.frames * 1000:14.1f} {cpu_stages[k] / args.frames * 1000:13.1f}")
     print(f"  mask_camera rays per frame: {n_rays // args.frames}")
-    print(f"in memory: {total / args.frames:.2f} s/frame = {args.frames / total:.2f} frames/s wall (1 thread); "
-          f"CPU time {cpu / args.frames:.2f} s/frame = {args.frames / cpu:.2f} frames/s per core")
+    print(
+        f"in memory: {total / args.frames:.2f} s/frame = {args.frames / total:.2f} frames/s wall (1 thread); "
+        f"CPU time {cpu / args.frames:.2f} s/frame = {args.frames / cpu:.2f} frames/s per core"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         t, c = time.perf_counter(), time.process_time()
         generate_dataset(tmp, SynthConfig(scenes=1, frames=args.frames, seed=args.seed, image_size=(H, W)))
         dt, dc = time.perf_counter() - t, time.process_time() - c
-    print(f"generate_dataset incl. scene build and writing: {dt / args.frames:.2f} s/frame = {args.frames / dt:.2f} frames/s wall; "
-          f"CPU time {dc / args.frames:.2f} s/frame = {args.frames / dc:.2f} frames/s per core")
+    print(
+        f"generate_dataset incl. scene build and writing: {dt / args.frames:.2f} s/frame = {args.frames / dt:.2f} frames/s wall; "
+        f"CPU time {dc / args.frames:.2f} s/frame = {args.frames / dc:.2f} frames/s per core"
+    )
 
 
 def bench_classes(args: argparse.Namespace) -> None:
@@ -104,7 +115,9 @@ def bench_classes(args: argparse.Namespace) -> None:
     from occkit.data.synth import SynthConfig, generate_dataset
     from occkit.labels import OCC3D_CLASSES
 
-    cfg = SynthConfig(scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=tuple(args.image_size), workers=args.workers)
+    cfg = SynthConfig(
+        scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=tuple(args.image_size), workers=args.workers
+    )
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         generate_dataset(tmp, cfg)
@@ -123,7 +136,9 @@ def bench_classes(args: argparse.Namespace) -> None:
         occ = counts[:17].sum()
         print(f"{'class':22s} {'% occupied':>10s} {'% in mask_camera':>17s} {'frames':>7s}")
         for k in range(17):
-            print(f"{k:2d} {OCC3D_CLASSES[k]:19s} {100 * counts[k] / occ:10.3f} {100 * cam_counts[k] / max(cam_counts[:17].sum(), 1):17.3f} {frames_with[k]:7d}")
+            print(
+                f"{k:2d} {OCC3D_CLASSES[k]:19s} {100 * counts[k] / occ:10.3f} {100 * cam_counts[k] / max(cam_counts[:17].sum(), 1):17.3f} {frames_with[k]:7d}"
+            )
         print(f"classes present: {(counts[:17] > 0).sum()} of 17; free voxels {100 * counts[17] / counts.sum():.1f} %")
 
 

@@ -61,8 +61,13 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="Occ3D-layout dataset (e.g. from occkit synth)")
     ap.add_argument("--preset", default="synth-cpu", help="preset name or YAML path")
     ap.add_argument("--split", default="train")
-    ap.add_argument("--workers", type=int, nargs="*", default=None,
-                    help="loader processes to compare (default: the preset's data.workers)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        nargs="*",
+        default=None,
+        help="loader processes to compare (default: the preset's data.workers)",
+    )
     ap.add_argument("--steps", type=int, default=40, help="timed steps")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
@@ -73,13 +78,17 @@ def main() -> None:
     train_set = build_dataset(cfg, args.data, args.split, train=True)
     cfg = resolve_auto_class_counts(cfg, train_set)
     hw = cfg.data.image_aug.out_hw
-    print(f"preset {args.preset} {' '.join(args.set)}: input {hw[0]}x{hw[1]}, stride {cfg.model.feature_stride}, "
-          f"{len(train_set)} frames of {args.data}, torch threads {torch.get_num_threads()}, "
-          f"{args.steps} timed steps after {args.warmup}")
+    print(
+        f"preset {args.preset} {' '.join(args.set)}: input {hw[0]}x{hw[1]}, stride {cfg.model.feature_stride}, "
+        f"{len(train_set)} frames of {args.data}, torch threads {torch.get_num_threads()}, "
+        f"{args.steps} timed steps after {args.warmup}"
+    )
     for workers in args.workers if args.workers else [cfg.data.workers]:
         t, losses = time_steps(cfg, train_set, workers, args.steps, args.warmup)
         phases = ", ".join(f"{k} {v:.3f}" for k, v in t.items())
-        print(f"workers {workers}: {sum(t.values()):.3f} s per step ({phases}); loss per step {' '.join(f'{x:.6f}' for x in losses)}")
+        print(
+            f"workers {workers}: {sum(t.values()):.3f} s per step ({phases}); loss per step {' '.join(f'{x:.6f}' for x in losses)}"
+        )
 
 
 if __name__ == "__main__":

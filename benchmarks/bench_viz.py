@@ -58,10 +58,14 @@ def main() -> None:
     t, _ = timed(lambda: bev_image(sem, scale=2), args.repeat)
     print(f"bev_image 200x200 -> 400x400 px:                {1000 * t:8.1f} ms")
     t_band, a = timed(lambda: perspective_image(sem, width=W, height=H, device=args.device), args.repeat)
-    t_once, b = timed(lambda: perspective_image(sem, width=W, height=H, device=args.device, chunk_rays=H * W), args.repeat)
+    t_once, b = timed(
+        lambda: perspective_image(sem, width=W, height=H, device=args.device, chunk_rays=H * W), args.repeat
+    )
     same = float((np.asarray(a) == np.asarray(b)).all(-1).mean())
     print(f"perspective_image {W}x{H}, bands of rows:        {1000 * t_band:8.1f} ms")
-    print(f"perspective_image {W}x{H}, all rays at once:     {1000 * t_once:8.1f} ms   (same pixels: {100 * same:.2f}%)")
+    print(
+        f"perspective_image {W}x{H}, all rays at once:     {1000 * t_once:8.1f} ms   (same pixels: {100 * same:.2f}%)"
+    )
     if s.lidar is not None:
         imgs = (s.images.permute(0, 2, 3, 1) * 255).to(torch.uint8).numpy()
 

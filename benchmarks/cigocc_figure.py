@@ -53,9 +53,21 @@ def main() -> None:
         bev_pred = bev_image(pred.numpy().astype(np.uint8), None, **kw)
         img = (s.images[0].permute(1, 2, 0).numpy() * 255).clip(0, 255).astype(np.uint8)
         img = fit_width(img, 2 * bev_gt.shape[1])
-        rows.append(vstack([titled(img, f"{s.token}: image_2 (input)"),
-                            hstack([titled(bev_gt, "ground truth (BEV)"),
-                                    titled(bev_pred, f"{cfg.method}: IoU {sc['completion_iou']:.1f} mIoU {sc['ssc_miou']:.1f}")], gap=4)], gap=2))
+        rows.append(
+            vstack(
+                [
+                    titled(img, f"{s.token}: image_2 (input)"),
+                    hstack(
+                        [
+                            titled(bev_gt, "ground truth (BEV)"),
+                            titled(bev_pred, f"{cfg.method}: IoU {sc['completion_iou']:.1f} mIoU {sc['ssc_miou']:.1f}"),
+                        ],
+                        gap=4,
+                    ),
+                ],
+                gap=2,
+            )
+        )
     w = max(r.shape[1] for r in rows)
     fig = vstack(rows + [legend(SEMANTICKITTI_CLASSES, SEMANTICKITTI_PALETTE, w)], gap=8)
     from PIL import Image

@@ -46,7 +46,9 @@ def main() -> None:
         method, cfg, folder, dev = load_checkpoint_method(run, "cpu")
         fusions = [m for m in method.modules() if isinstance(m, DeformableFusion) and m.offset is not None]
         if not fusions:
-            raise SystemExit(f"{run}: no deformable fusion in this network (cigocc.fusion: {getattr(cfg, 'cigocc', None) and cfg.cigocc.fusion!r})")
+            raise SystemExit(
+                f"{run}: no deformable fusion in this network (cigocc.fusion: {getattr(cfg, 'cigocc', None) and cfg.cigocc.fusion!r})"
+            )
         multi = [m for m in method.modules() if isinstance(m, MultiScaleFusion)]
         scales = [s for m in multi for s in m.scales] if multi else [None] * len(fusions)
         ds = build_dataset(cfg, args.data, args.split)
@@ -60,6 +62,7 @@ def main() -> None:
                 o = out.detach().float()
                 lengths[i].append(o.view(o.shape[0], -1, 2, *o.shape[-2:]).norm(dim=2).flatten())
                 return out * 0 if zero["on"] else out
+
             return f
 
         handles = [fu.offset.register_forward_hook(hook(i)) for i, fu in enumerate(fusions)]
@@ -77,26 +80,48 @@ def main() -> None:
                 stats = []
                 for i, fu in enumerate(fusions):
                     v = torch.cat(lengths[i])
-                    q = torch.quantile(v[torch.randperm(len(v), generator=torch.Generator().manual_seed(0))[:1_000_000]],
-                                       torch.tensor([0.5, 0.95, 0.99]))
+                    q = torch.quantile(
+                        v[torch.randperm(len(v), generator=torch.Generator().manual_seed(0))[:1_000_000]],
+                        torch.tensor([0.5, 0.95, 0.99]),
+                    )
                     s_ = scales[i]
-                    stats.append({"scale": s_, "mean": float(v.mean()), "p50": float(q[0]), "p95": float(q[1]),
-                                  "p99": float(q[2]), "max": float(v.max()),
-                                  "over_1px": float((v > 1).float().mean() * 100)})
+                    stats.append(
+                        {
+                            "scale": s_,
+                            "mean": float(v.mean()),
+                            "p50": float(q[0]),
+                            "p95": float(q[1]),
+                            "p99": float(q[2]),
+                            "max": float(v.max()),
+                            "over_1px": float((v > 1).float().mean() * 100),
+                        }
+                    )
         for h in handles:
             h.remove()
-        results.append({"run": str(folder), "name": Path(run).name, "frames": len(idx), "offsets": stats, "scores": scores})
+        results.append(
+            {"run": str(folder), "name": Path(run).name, "frames": len(idx), "offsets": stats, "scores": scores}
+        )
 
-    print("| run | scale | offset length, px of the fused map: mean / p50 / p95 / p99 / max | taps over 1 px (%) "
-          "| SSC mIoU / completion IoU / precision / recall, offsets as trained | the same, offsets zeroed |")
+    print(
+        "| run | scale | offset length, px of the fused map: mean / p50 / p95 / p99 / max | taps over 1 px (%) "
+        "| SSC mIoU / completion IoU / precision / recall, offsets as trained | the same, offsets zeroed |"
+    )
     print("|---|---|---|---|---|---|")
     for r in results:
         t, z = r["scores"]["trained"], r["scores"]["zeroed"]
         for j, st in enumerate(r["offsets"]):
-            cells = [r["name"] if j == 0 else "", f"{st['scale']}",
-                     " / ".join(f"{st[k]:.3f}" for k in ("mean", "p50", "p95", "p99", "max")), f"{st['over_1px']:.2f}"]
-            cells += [" / ".join(f"{d[k]:.2f}" for k in ("ssc_miou", "completion_iou", "precision", "recall")) if j == 0 else ""
-                      for d in (t, z)]
+            cells = [
+                r["name"] if j == 0 else "",
+                f"{st['scale']}",
+                " / ".join(f"{st[k]:.3f}" for k in ("mean", "p50", "p95", "p99", "max")),
+                f"{st['over_1px']:.2f}",
+            ]
+            cells += [
+                " / ".join(f"{d[k]:.2f}" for k in ("ssc_miou", "completion_iou", "precision", "recall"))
+                if j == 0
+                else ""
+                for d in (t, z)
+            ]
             print("| " + " | ".join(cells) + " |")
     if args.json:
         write_text_atomic(args.json, json.dumps(results, indent=1))

@@ -99,8 +99,10 @@ def main() -> None:
             tp = conf[c, c]
             iou = float(tp / (conf[c].sum() + conf[:, c].sum() - tp))
         print(f"| {names[c]} | {e.numel()} | {float(d.median()):.1f} | {float(e.median()):.2f} | {iou:.2f} |")
-    print(f"\noracle lift (true depth bin of each stride-{os_} feature pixel): {oracle_total} voxels hit over the frames, "
-          f"{100 * oracle_hits / max(oracle_total, 1):.1f} % within one voxel of an occupied ground-truth voxel")
+    print(
+        f"\noracle lift (true depth bin of each stride-{os_} feature pixel): {oracle_total} voxels hit over the frames, "
+        f"{100 * oracle_hits / max(oracle_total, 1):.1f} % within one voxel of an occupied ground-truth voxel"
+    )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,10 @@ from occkit.losses.depth import semantic_map_targets
 ELEVATED = ("car", "manmade", "vegetation")
 #: 2D classes of the depth table: name -> Occ3D class ids.
 DEPTH_GROUPS = {
-    "ground (11-14)": (11, 12, 13, 14), "car": (4,), "manmade": (15,), "vegetation": (16,),
+    "ground (11-14)": (11, 12, 13, 14),
+    "car": (4,),
+    "manmade": (15,),
+    "vegetation": (16,),
     "other objects (0-3, 5-10)": (0, 1, 2, 3, 5, 6, 7, 8, 9, 10),
 }
 
@@ -69,7 +72,9 @@ def main() -> None:
     d_pred: dict[int, list[np.ndarray]] = {c: [] for c in elevated}
     d_true: dict[int, list[np.ndarray]] = {c: [] for c in elevated}
     edges = [float(r) for r in args.ranges.split(",")]
-    band_of = torch.bucketize(method.model.output_grid.centers()[..., :2].norm(dim=-1), torch.tensor(edges[1:-1]), right=True)  # (X, Y, Z)
+    band_of = torch.bucketize(
+        method.model.output_grid.centers()[..., :2].norm(dim=-1), torch.tensor(edges[1:-1]), right=True
+    )  # (X, Y, Z)
     band_conf = torch.zeros(len(edges) - 1, C, C, dtype=torch.long)
     depth_stats = {g: [0, 0, 0.0, 0.0] for g in DEPTH_GROUPS}  # pixels, within 1 bin, sum |error|, mass within 1
     has_depth = hasattr(method, "depth_targets") and hasattr(method, "model")
@@ -82,7 +87,9 @@ def main() -> None:
             if has_depth:
                 out = method(b)
                 scores = out.logits[0].float()  # (C, X, Y, Z)
-                _depth_accuracy(out.depth_prob[0].float(), method.depth_targets(b), b, cfg.model.feature_stride, C, depth_stats)
+                _depth_accuracy(
+                    out.depth_prob[0].float(), method.depth_targets(b), b, cfg.model.feature_stride, C, depth_stats
+                )
             else:
                 scores = method.predict(b)[0].float()
         gt = b.occupancy[0].long()
@@ -113,14 +120,20 @@ def main() -> None:
     for c in range(C):
         g, p = float(cf[c].sum()), float(cf[:, c].sum())
         iou = float(tp[c]) / max(g + p - float(tp[c]), 1.0)
-        print(f"| {OCC3D_CLASSES[c]} | {int(g)} | {int(p)} | {100 * float(tp[c]) / max(p, 1):.1f} | "
-              f"{100 * float(tp[c]) / max(g, 1):.1f} | {100 * iou:.1f} |")
+        print(
+            f"| {OCC3D_CLASSES[c]} | {int(g)} | {int(p)} | {100 * float(tp[c]) / max(p, 1):.1f} | "
+            f"{100 * float(tp[c]) / max(g, 1):.1f} | {100 * iou:.1f} |"
+        )
     print("\ndistance in voxels (0.4 m), percentiles 25 / 50 / 75 / 90:")
     for c in elevated:
+
         def q(parts: list[np.ndarray]) -> str:
             a = np.concatenate(parts) if parts else np.zeros(0)
             return " / ".join(f"{np.percentile(a, x):.1f}" for x in (25, 50, 75, 90)) if a.size else "-"
-        print(f"  {OCC3D_CLASSES[c]}: predicted -> nearest true {q(d_pred[c])}; true -> nearest predicted {q(d_true[c])}")
+
+        print(
+            f"  {OCC3D_CLASSES[c]}: predicted -> nearest true {q(d_pred[c])}; true -> nearest predicted {q(d_true[c])}"
+        )
 
     bands = [f"{edges[k]:g}-{edges[k + 1]:g} m" for k in range(len(edges) - 1)]
     print("\nby distance from the ego vehicle: share of the true voxels / IoU, percent")
@@ -137,7 +150,9 @@ def main() -> None:
 
     if has_depth and any(v[0] for v in depth_stats.values()):
         print("\ndepth distribution against its targets, per 2D class of the feature pixel")
-        print("| 2D class | feature pixels | argmax within 1 bin (%) | mean error (bins) | probability within 1 bin (%) |")
+        print(
+            "| 2D class | feature pixels | argmax within 1 bin (%) | mean error (bins) | probability within 1 bin (%) |"
+        )
         print("|---|---:|---:|---:|---:|")
         for g, (n, ok, err, mass) in depth_stats.items():
             if n:
@@ -162,7 +177,10 @@ def _depth_accuracy(prob: torch.Tensor, target: torch.Tensor | None, b, stride: 
         if bool(sel.any()):
             err = (am - t).abs()[sel]
             s = stats[g]
-            s[0] += int(sel.sum()); s[1] += int((err <= 1).sum()); s[2] += float(err.float().sum()); s[3] += float(mass[sel].sum())
+            s[0] += int(sel.sum())
+            s[1] += int((err <= 1).sum())
+            s[2] += float(err.float().sum())
+            s[3] += float(mass[sel].sum())
 
 
 def _scores(cf: torch.Tensor, free: int) -> tuple[float, float]:

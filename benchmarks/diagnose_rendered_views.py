@@ -50,7 +50,9 @@ def summarise(acc: dict[str, float]) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", required=True, help="run or checkpoint folder (a radocc run's teacher is rendered too)")
-    ap.add_argument("--teacher", help="teacher run to render beside it (default: a radocc run's own teacher, if it loads one)")
+    ap.add_argument(
+        "--teacher", help="teacher run to render beside it (default: a radocc run's own teacher, if it loads one)"
+    )
     ap.add_argument("--data", required=True, help="Occ3D-layout dataset root")
     ap.add_argument("--split", default="val")
     ap.add_argument("--stride", type=int, default=4, help="render every N-th pixel (default 4)")
@@ -97,8 +99,15 @@ def main() -> None:
                 acc[who][k] += r[k]
         print(f"frame {i + 1}/{n} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     res = {who: summarise(a) for who, a in acc.items()}
-    res.update(run=str(folder), teacher_run=args.teacher or (cfg.radocc.teacher if teacher_logits else None), data=args.data, split=args.split, frames=n, stride=args.stride,
-               command=" ".join(["python", *sys.argv]))
+    res.update(
+        run=str(folder),
+        teacher_run=args.teacher or (cfg.radocc.teacher if teacher_logits else None),
+        data=args.data,
+        split=args.split,
+        frames=n,
+        stride=args.stride,
+        command=" ".join(["python", *sys.argv]),
+    )
     print(json.dumps(res, indent=1))
     if args.out:
         write_json_atomic(args.out, res, indent=1)

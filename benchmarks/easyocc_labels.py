@@ -45,10 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True, help="world with real labels (Occ3D layout)")
     ap.add_argument("--priors", type=Path, required=True, help="its prior cache (semantics, depth)")
     ap.add_argument("--out", type=Path, required=True, help="folder of the label sets and the table")
-    ap.add_argument("--split", default="val", choices=("train", "val", "all"), help="frames labelled and scored (default val)")
+    ap.add_argument(
+        "--split", default="val", choices=("train", "val", "all"), help="frames labelled and scored (default val)"
+    )
     ap.add_argument("--past", default="0,3,7", help="comma-separated K (default 0,3,7)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {','.join(VARIANTS)}")
-    ap.add_argument("--skip", default="", help="comma-separated VARIANT-KK rows not to run (e.g. carve_all-K7: every point's ray is slow)")
+    ap.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated VARIANT-KK rows not to run (e.g. carve_all-K7: every point's ray is slow)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = ap.parse_args(argv)
 
@@ -81,13 +87,21 @@ def main(argv: list[str] | None = None) -> int:
                 make_pseudo_labels(args.data, args.priors, folder / "labels", cfg, workers=1, progress=False)
                 seconds = time.perf_counter() - t0
                 q = label_quality(folder / "labels", args.data, split=args.split)
-                row = {"variant": name, "past": k, "overrides": VARIANTS[name], "seconds": seconds,
-                       **json.loads(json.dumps(q, default=float))}
+                row = {
+                    "variant": name,
+                    "past": k,
+                    "overrides": VARIANTS[name],
+                    "seconds": seconds,
+                    **json.loads(json.dumps(q, default=float)),
+                }
                 write_json_atomic(qpath, row)
             rows.append(row)
-            print(f"{name:>22} K={k}: mIoU {row['miou_camera']:.2f} / {row['miou_none']:.2f}  "
-                  f"precision {row['precision_camera']:.1f} / {row['precision_none']:.1f}  "
-                  f"recall {row['recall_camera']:.1f} / {row['recall_none']:.1f}  ({row['seconds']:.0f} s)", flush=True)
+            print(
+                f"{name:>22} K={k}: mIoU {row['miou_camera']:.2f} / {row['miou_none']:.2f}  "
+                f"precision {row['precision_camera']:.1f} / {row['precision_none']:.1f}  "
+                f"recall {row['recall_camera']:.1f} / {row['recall_none']:.1f}  ({row['seconds']:.0f} s)",
+                flush=True,
+            )
     write_json_atomic(args.out / "labels_quality.json", rows)
     lines = [
         "| rule | K | mIoU camera / none | geometry IoU camera / none | occupied precision camera / none | occupied recall camera / none | observed % | occupied % |",

@@ -61,8 +61,10 @@ def main() -> None:
     miou = 100 * float(np.nanmean(iou[:17]))
     ray = rayiou_scores(state[:18], state[18:36], state[36:].view(3, 18), RAYIOU_THRESHOLDS, OCC3D_CLASSES)
     n = len(tokens)
-    print(f"{n} frames: {wall:.1f} s wall, {cpu:.1f} s CPU ({cpu / n:.3f} s per frame); "
-          f"mIoU {miou:.4f}, RayIoU {ray['rayiou']:.4f}")
+    print(
+        f"{n} frames: {wall:.1f} s wall, {cpu:.1f} s CPU ({cpu / n:.3f} s per frame); "
+        f"mIoU {miou:.4f}, RayIoU {ray['rayiou']:.4f}"
+    )
     if args.check:
         with open(args.check) as f:
             ours = json.load(f)

@@ -55,29 +55,81 @@ def cli_rehearsal(row: Row, folders: dict[str, Path], out: Path, threads: int, b
         import shutil
 
         shutil.rmtree(run)
-    sets = row.resolved_sets(folders) + [f"train.threads={threads}", "train.ckpt_every=2", "train.log_every=1"] + batch_sets(batch)
-    res["train"] = run_logged(occkit_argv(["train", row.preset, "--data", str(data), "--out", str(run), "--max-steps", "2",
-                                           "--no-val", "--no-progress", "--set", *sets]), log, env)
+    sets = (
+        row.resolved_sets(folders)
+        + [f"train.threads={threads}", "train.ckpt_every=2", "train.log_every=1"]
+        + batch_sets(batch)
+    )
+    res["train"] = run_logged(
+        occkit_argv(
+            [
+                "train",
+                row.preset,
+                "--data",
+                str(data),
+                "--out",
+                str(run),
+                "--max-steps",
+                "2",
+                "--no-val",
+                "--no-progress",
+                "--set",
+                *sets,
+            ]
+        ),
+        log,
+        env,
+    )
     if res["train"]["rc"] != 0:
         return res
-    res["predict"] = run_logged(occkit_argv(["predict", "--ckpt", str(run), "--data", str(data), "--out", str(run / "pred"),
-                                             "--split", "val"]), log, env)
+    res["predict"] = run_logged(
+        occkit_argv(["predict", "--ckpt", str(run), "--data", str(data), "--out", str(run / "pred"), "--split", "val"]),
+        log,
+        env,
+    )
     if res["predict"]["rc"] != 0:
         return res
     metrics = [] if row.data == "kitti" else ["--metrics", "miou,rayiou"]
-    res["eval"] = run_logged(occkit_argv(["eval", "--gt", str(data), "--pred", str(run / "pred"), "--split", "val",
-                                          *metrics, "--json", str(run / "eval.json")]), log, env)
+    res["eval"] = run_logged(
+        occkit_argv(
+            [
+                "eval",
+                "--gt",
+                str(data),
+                "--pred",
+                str(run / "pred"),
+                "--split",
+                "val",
+                *metrics,
+                "--json",
+                str(run / "eval.json"),
+            ]
+        ),
+        log,
+        env,
+    )
     return res
 
 
-def measure_in_process(row: Row, folders: dict[str, Path], out: Path, threads: int, steps: int, batch: int | None) -> dict:
+def measure_in_process(
+    row: Row, folders: dict[str, Path], out: Path, threads: int, steps: int, batch: int | None
+) -> dict:
     """``preset_bench.measure_step`` in a fresh process (its peak memory its own)."""
     dest = out / "logs" / f"{row.label.replace(' ', '_')}.measure.json"
     dest.unlink(missing_ok=True)
-    code = ("import json, sys, torch; sys.path.insert(0, %r); torch.set_num_threads(%d); from preset_bench import measure_step; "
-            "r = measure_step(%r, %r, %r, 'cpu', steps=%d, warmup=1); open(%r, 'w').write(json.dumps(r))"
-            % (str(Path(__file__).resolve().parent), threads, row.preset, str(folders[row.data]),
-               row.resolved_sets(folders) + batch_sets(batch), steps, str(dest)))
+    code = (
+        "import json, sys, torch; sys.path.insert(0, %r); torch.set_num_threads(%d); from preset_bench import measure_step; "
+        "r = measure_step(%r, %r, %r, 'cpu', steps=%d, warmup=1); open(%r, 'w').write(json.dumps(r))"
+        % (
+            str(Path(__file__).resolve().parent),
+            threads,
+            row.preset,
+            str(folders[row.data]),
+            row.resolved_sets(folders) + batch_sets(batch),
+            steps,
+            str(dest),
+        )
+    )
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     res = run_logged([sys.executable, "-c", code], out / "logs" / f"{row.label.replace(' ', '_')}.log", env)
     if res["rc"] != 0 or not dest.is_file():
@@ -120,26 +172,45 @@ def _gib(x: float | None) -> str:
 
 
 def table(out: Path) -> str:
-    t = Table(["preset", "input (cameras x H x W), batch trained", "parameters", "GFLOP per training step", "CPU s per step",
-               "peak RSS (GiB)", "projected GPU memory at the preset's batch (GiB)", "occkit train 2 steps / predict / eval"])
+    t = Table(
+        [
+            "preset",
+            "input (cameras x H x W), batch trained",
+            "parameters",
+            "GFLOP per training step",
+            "CPU s per step",
+            "peak RSS (GiB)",
+            "projected GPU memory at the preset's batch (GiB)",
+            "occkit train 2 steps / predict / eval",
+        ]
+    )
     for row in ROWS:
         p = out / "rows" / f"{row.label.replace(' ', '_')}.json"
         if not p.is_file():
             continue
         r = json.loads(p.read_text())
         m, c = r.get("measure", {}), r.get("cli", {})
-        cli = " / ".join(("ok %.0f s" % c[k]["wall_s"]) if c.get(k, {}).get("rc") == 0 else
-                         (f"exit {c[k]['rc']}" if k in c else "—") for k in ("train", "predict", "eval"))
+        cli = " / ".join(
+            ("ok %.0f s" % c[k]["wall_s"]) if c.get(k, {}).get("rc") == 0 else (f"exit {c[k]['rc']}" if k in c else "—")
+            for k in ("train", "predict", "eval")
+        )
         if "error" in m:
             t.add(row.label, "", "", "", f"failed: {m['error']}", "", "", cli)
             continue
         hw = m.get("input_hw", ["?", "?"])
         step_s = r.get("train_step_s") or m.get("s_per_step")
         rss = max(m.get("process_peak_rss_mib", 0), c.get("train", {}).get("peak_rss_mib", 0)) / 1024
-        t.add(row.label, f"{m.get('cameras')} x {hw[0]} x {hw[1]}, {m.get('batch_size')}", f"{m.get('parameters', 0) / 1e6:.1f} M",
-              f"{m.get('gflop_per_step', 0):.0f}", "—" if step_s is None else f"{step_s:.1f}", _gib(rss),
-              _gib(m.get("tensor_peak_gib_at_preset_batch", m.get("tensor_peak_gib"))) + f" (batch {m.get('preset_batch_size')})",
-              cli)
+        t.add(
+            row.label,
+            f"{m.get('cameras')} x {hw[0]} x {hw[1]}, {m.get('batch_size')}",
+            f"{m.get('parameters', 0) / 1e6:.1f} M",
+            f"{m.get('gflop_per_step', 0):.0f}",
+            "—" if step_s is None else f"{step_s:.1f}",
+            _gib(rss),
+            _gib(m.get("tensor_peak_gib_at_preset_batch", m.get("tensor_peak_gib")))
+            + f" (batch {m.get('preset_batch_size')})",
+            cli,
+        )
     return t.text()
 
 
@@ -152,16 +223,33 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=3, help="frames per scene (default 3)")
     ap.add_argument("--workers", type=int, default=1, help="occkit synth's worker processes")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=0, help="steps timed in the measuring process too (default 0: the "
-                                                         "CPU step time is occkit train's second step)")
-    ap.add_argument("--batch", type=int, default=None, help="train and measure at this batch instead of the preset's (FLOPs "
-                                                            "and tensor memory are then projected to the preset's batch)")
-    ap.add_argument("--rows", nargs="*", default=None, help="rows to run (default all): " + ", ".join(r.label for r in ROWS))
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="steps timed in the measuring process too (default 0: the CPU step time is occkit train's second step)",
+    )
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="train and measure at this batch instead of the preset's (FLOPs "
+        "and tensor memory are then projected to the preset's batch)",
+    )
+    ap.add_argument(
+        "--rows", nargs="*", default=None, help="rows to run (default all): " + ", ".join(r.label for r in ROWS)
+    )
     ap.add_argument("--redo", action="store_true", help="run the asked rows again even when finished")
     args = ap.parse_args()
     rows = [r for r in ROWS if args.rows is None or r.label in args.rows or r.label.replace(" ", "_") in args.rows]
-    opts = {"image_size": args.image_size, "kitti_size": args.kitti_size, "scenes": args.scenes, "frames": args.frames,
-            "workers": args.workers, "threads": args.threads}
+    opts = {
+        "image_size": args.image_size,
+        "kitti_size": args.kitti_size,
+        "scenes": args.scenes,
+        "frames": args.frames,
+        "workers": args.workers,
+        "threads": args.threads,
+    }
     need = list(dict.fromkeys(s for r in rows for s in r.stages()))
     folders = build_stages(args.out / "stages", need, opts)
     (args.out / "rows").mkdir(parents=True, exist_ok=True)
@@ -175,13 +263,37 @@ def main() -> int:
         print(f"{row.label}: measuring the step ...", flush=True)
         m = measure_in_process(row, folders, args.out, args.threads, args.steps, args.batch)
         m.update(project_to_preset_batch(m, row.preset))
-        print(f"{row.label}: " + json.dumps({k: m.get(k) for k in ("parameters", "gflop_per_step", "s_per_step",
-                                                                    "tensor_peak_gib", "process_peak_rss_mib", "error")}), flush=True)
-        rec = {"row": row.label, "preset": row.preset, "sets": list(row.sets), "cli": cli, "measure": m,
-               "train_step_s": train_step_seconds(args.out / "runs" / row.label.replace(" ", "_")),
-               "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
-               "loadavg": os.getloadavg()}
+        print(
+            f"{row.label}: "
+            + json.dumps(
+                {
+                    k: m.get(k)
+                    for k in (
+                        "parameters",
+                        "gflop_per_step",
+                        "s_per_step",
+                        "tensor_peak_gib",
+                        "process_peak_rss_mib",
+                        "error",
+                    )
+                }
+            ),
+            flush=True,
+        )
+        rec = {
+            "row": row.label,
+            "preset": row.preset,
+            "sets": list(row.sets),
+            "cli": cli,
+            "measure": m,
+            "train_step_s": train_step_seconds(args.out / "runs" / row.label.replace(" ", "_")),
+            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+            "commit": subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+            ).stdout.strip(),
+            "loadavg": os.getloadavg(),
+        }
         tmp = dest.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec, indent=1))
         tmp.replace(dest)

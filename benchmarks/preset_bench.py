@@ -68,14 +68,24 @@ ROWS: tuple[Row, ...] = (
     Row("occ3d-r50", "occ3d-r50", "world"),
     Row("lidar-teacher-occ3d", "lidar-teacher-occ3d", "world", (SYNTH_LIDAR,), "LiDAR from the world's extras"),
     Row("fusion-teacher-occ3d", "fusion-teacher-occ3d", "world", (SYNTH_LIDAR,), "LiDAR from the world's extras"),
-    Row("radocc-occ3d", "radocc-occ3d", "world", ("radocc.teacher={teacher}", SYNTH_LIDAR),
-        "teacher: a lidar-teacher-occ3d run; LiDAR from the world's extras"),
+    Row(
+        "radocc-occ3d",
+        "radocc-occ3d",
+        "world",
+        ("radocc.teacher={teacher}", SYNTH_LIDAR),
+        "teacher: a lidar-teacher-occ3d run; LiDAR from the world's extras",
+    ),
     Row("easyocc-gpu", "easyocc-gpu", "pseudo", (), "trains on occkit pseudolabel's output"),
     Row("cigocc-gpu", "cigocc-gpu", "kitti", ("data.priors={kitti_priors}",), "SemanticKITTI layout, front camera"),
     Row("langocc-gpu", "langocc-gpu", "world", ("data.priors={priors}",), "features from an oracle prior cache"),
     Row("occscene-gpu", "occscene-gpu", "world", (), "stage 0 (VAE + perception)"),
-    Row("occscene-gpu joint", "occscene-gpu", "world", ("occscene.vae_steps=0", "occscene.diffusion_steps=0"),
-        "stage 2 (joint: VAE, denoiser with MDA, perception)"),
+    Row(
+        "occscene-gpu joint",
+        "occscene-gpu",
+        "world",
+        ("occscene.vae_steps=0", "occscene.diffusion_steps=0"),
+        "stage 2 (joint: VAE, denoiser with MDA, perception)",
+    ),
 )
 
 
@@ -93,7 +103,13 @@ CPU_ROWS: tuple[Row, ...] = (
     Row("cigocc", "cigocc", "kitti", ("data.priors={kitti_priors}",)),
     Row("langocc", "langocc", "world", ("data.priors={priors}", "data.prior_kinds=[features]")),
     Row("occscene-cpu", "occscene-cpu", "world", (), "stage 0 (VAE + perception)"),
-    Row("occscene-cpu joint", "occscene-cpu", "world", ("occscene.vae_steps=0", "occscene.diffusion_steps=0"), "stage 2 (joint)"),
+    Row(
+        "occscene-cpu joint",
+        "occscene-cpu",
+        "world",
+        ("occscene.vae_steps=0", "occscene.diffusion_steps=0"),
+        "stage 2 (joint)",
+    ),
 )
 """The CPU presets, for the FLOP utilisation of ``bench_mfu.py``."""
 
@@ -110,25 +126,97 @@ class Stage:
 def _synth(fmt: str, size_key: str):
     def argv(f: dict[str, Path], o: dict[str, Any]) -> list[str]:
         h, w = o[size_key]
-        return ["synth", "--out", str(f["kitti" if fmt == "semantickitti" else "world"]), "--scenes", str(o["scenes"]),
-                "--frames", str(o["frames"]), "--image-size", str(h), str(w), "--seed", "0", "--workers", str(o["workers"]),
-                "--format", fmt]
+        return [
+            "synth",
+            "--out",
+            str(f["kitti" if fmt == "semantickitti" else "world"]),
+            "--scenes",
+            str(o["scenes"]),
+            "--frames",
+            str(o["frames"]),
+            "--image-size",
+            str(h),
+            str(w),
+            "--seed",
+            "0",
+            "--workers",
+            str(o["workers"]),
+            "--format",
+            fmt,
+        ]
+
     return argv
 
 
 STAGES: dict[str, Stage] = {
     "world": Stage("world", (), _synth("occ3d", "image_size")),
     "kitti": Stage("kitti", (), _synth("semantickitti", "kitti_size")),
-    "priors": Stage("priors", ("world",), lambda f, o: ["priors", "run", "--data", str(f["world"]), "--prior", "oracle:typical",
-                                                         "--out", str(f["priors"]), "--split", "all"]),
-    "kitti_priors": Stage("kitti_priors", ("kitti",), lambda f, o: ["priors", "run", "--data", str(f["kitti"]), "--prior",
-                                                                     "oracle:typical", "--out", str(f["kitti_priors"]), "--split", "all"]),
-    "pseudo": Stage("pseudo", ("world", "priors"), lambda f, o: ["pseudolabel", "--data", str(f["world"]), "--priors",
-                                                                 str(f["priors"]), "--out", str(f["pseudo"])]),
-    "teacher": Stage("teacher", ("world",), lambda f, o: ["train", o.get("teacher_preset", "lidar-teacher-occ3d"), "--data", str(f["world"]), "--out",
-                                                          str(f["teacher"]), "--max-steps", "2", "--no-val", "--no-progress",
-                                                          "--set", f"train.threads={o['threads']}", "train.ckpt_every=2",
-                                                          SYNTH_LIDAR, *o.get("teacher_sets", ())]),
+    "priors": Stage(
+        "priors",
+        ("world",),
+        lambda f, o: [
+            "priors",
+            "run",
+            "--data",
+            str(f["world"]),
+            "--prior",
+            "oracle:typical",
+            "--out",
+            str(f["priors"]),
+            "--split",
+            "all",
+        ],
+    ),
+    "kitti_priors": Stage(
+        "kitti_priors",
+        ("kitti",),
+        lambda f, o: [
+            "priors",
+            "run",
+            "--data",
+            str(f["kitti"]),
+            "--prior",
+            "oracle:typical",
+            "--out",
+            str(f["kitti_priors"]),
+            "--split",
+            "all",
+        ],
+    ),
+    "pseudo": Stage(
+        "pseudo",
+        ("world", "priors"),
+        lambda f, o: [
+            "pseudolabel",
+            "--data",
+            str(f["world"]),
+            "--priors",
+            str(f["priors"]),
+            "--out",
+            str(f["pseudo"]),
+        ],
+    ),
+    "teacher": Stage(
+        "teacher",
+        ("world",),
+        lambda f, o: [
+            "train",
+            o.get("teacher_preset", "lidar-teacher-occ3d"),
+            "--data",
+            str(f["world"]),
+            "--out",
+            str(f["teacher"]),
+            "--max-steps",
+            "2",
+            "--no-val",
+            "--no-progress",
+            "--set",
+            f"train.threads={o['threads']}",
+            "train.ckpt_every=2",
+            SYNTH_LIDAR,
+            *o.get("teacher_sets", ()),
+        ],
+    ),
 }
 
 
@@ -151,7 +239,9 @@ def occkit_argv(argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "occkit.cli", *argv]
 
 
-def run_logged(cmd: list[str], log: Path, env: dict[str, str] | None = None, timeout: float | None = None) -> dict[str, Any]:
+def run_logged(
+    cmd: list[str], log: Path, env: dict[str, str] | None = None, timeout: float | None = None
+) -> dict[str, Any]:
     """Run ``cmd`` with its output appended to ``log``; its exit code, wall seconds, CPU seconds
     and peak resident set (MiB) from ``wait4``."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -171,8 +261,12 @@ def run_logged(cmd: list[str], log: Path, env: dict[str, str] | None = None, tim
                 break
             time.sleep(0.05)
         proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"rc": proc.returncode, "wall_s": round(time.perf_counter() - t0, 2),
-            "cpu_s": round(ru.ru_utime + ru.ru_stime, 2), "peak_rss_mib": round(ru.ru_maxrss / 1024, 1)}
+    return {
+        "rc": proc.returncode,
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "cpu_s": round(ru.ru_utime + ru.ru_stime, 2),
+        "peak_rss_mib": round(ru.ru_maxrss / 1024, 1),
+    }
 
 
 def build_stages(root: Path, names: list[str], opts: dict[str, Any], say=print) -> dict[str, Path]:
@@ -202,8 +296,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def load_preset(preset: str, data: str | Path, sets: list[str], device: torch.device, batches: int = 2,
-                batch_size: int | None = None) -> tuple[Any, Any, list[Any]]:
+def load_preset(
+    preset: str,
+    data: str | Path,
+    sets: list[str],
+    device: torch.device,
+    batches: int = 2,
+    batch_size: int | None = None,
+) -> tuple[Any, Any, list[Any]]:
     """``(cfg, method, batches)``: the preset built as ``occkit train`` builds it, on ``device``,
     and ``batches`` training batches of ``data`` at the preset's batch size (or ``batch_size``)."""
     from occkit.engine.data import train_batches
@@ -219,7 +319,9 @@ def load_preset(preset: str, data: str | Path, sets: list[str], device: torch.de
     return cfg, method, [next(it).to(device) for _ in range(max(1, batches))]
 
 
-def training_step_fn(cfg: Any, method: Any, batches: list[Any], dev: torch.device) -> tuple[Any, list[float], str | None, Any]:
+def training_step_fn(
+    cfg: Any, method: Any, batches: list[Any], dev: torch.device
+) -> tuple[Any, list[float], str | None, Any]:
     """``(step, losses, amp, optimiser)``: ``step(i)`` runs one training step as the engine does
     (the preset's autocast, backward, gradient clipping, the preset's optimiser) on ``batches[i %
     len(batches)]`` and appends its loss to ``losses``."""
@@ -248,9 +350,19 @@ def training_step_fn(cfg: Any, method: Any, batches: list[Any], dev: torch.devic
     return step, losses, amp, opt
 
 
-def measure_step(preset: str, data: str | Path, sets: list[str], device: str = "cpu", steps: int = 2, warmup: int = 1,
-                 flops: bool = True, memory: bool = True, batch_size: int | None = None,
-                 max_seconds: float | None = None, between: Any = None) -> dict[str, Any]:
+def measure_step(
+    preset: str,
+    data: str | Path,
+    sets: list[str],
+    device: str = "cpu",
+    steps: int = 2,
+    warmup: int = 1,
+    flops: bool = True,
+    memory: bool = True,
+    batch_size: int | None = None,
+    max_seconds: float | None = None,
+    between: Any = None,
+) -> dict[str, Any]:
     """A preset's training step at its batch: see the module docstring. ``steps`` timed steps
     (0: none, only the FLOP count and the memory); ``max_seconds`` stops them early (at least one
     is timed); ``between``, when given, is called (untimed) before each timed step."""
@@ -265,11 +377,19 @@ def measure_step(preset: str, data: str | Path, sets: list[str], device: str = "
     step, losses, amp, opt = training_step_fn(cfg, method, batches, dev)
     params = [p for p in method.parameters() if p.requires_grad]
 
-    out: dict[str, Any] = {"preset": preset, "sets": list(sets), "device": str(dev), "amp": amp or "float32",
-                           "batch_size": int(batch_size or cfg.data.batch_size), "input_hw": list(cfg.data.image_aug.out_hw),
-                           "cameras": len(cfg.data.cameras), "threads": torch.get_num_threads(),
-                           "parameters": num_parameters(method), "trainable_parameters": sum(p.numel() for p in params),
-                           "build_s": round(build_s, 2)}
+    out: dict[str, Any] = {
+        "preset": preset,
+        "sets": list(sets),
+        "device": str(dev),
+        "amp": amp or "float32",
+        "batch_size": int(batch_size or cfg.data.batch_size),
+        "input_hw": list(cfg.data.image_aug.out_hw),
+        "cameras": len(cfg.data.cameras),
+        "threads": torch.get_num_threads(),
+        "parameters": num_parameters(method),
+        "trainable_parameters": sum(p.numel() for p in params),
+        "build_s": round(build_s, 2),
+    }
     tracker = None
     if memory and dev.type != "cuda":  # the first step's tensors, optimiser state included (made in it)
         tracker = _memory_tracker()

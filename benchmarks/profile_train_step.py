@@ -32,7 +32,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--top", type=int, default=15, help="operators listed")
-    ap.add_argument("--by-shape", action="store_true", help="list operators by their input shapes too (2D from 3D convolutions)")
+    ap.add_argument(
+        "--by-shape", action="store_true", help="list operators by their input shapes too (2D from 3D convolutions)"
+    )
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of the preset")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -62,17 +64,23 @@ def main() -> None:
         for _ in range(args.steps):
             step()
         wall = (time.perf_counter() - t0) / args.steps
-    rows = sorted(prof.key_averages(group_by_input_shape=args.by_shape), key=lambda e: e.self_cpu_time_total, reverse=True)
+    rows = sorted(
+        prof.key_averages(group_by_input_shape=args.by_shape), key=lambda e: e.self_cpu_time_total, reverse=True
+    )
     total = sum(e.self_cpu_time_total for e in rows)
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "default"), os.environ.get("ATEN_CPU_CAPABILITY", "default")
-    print(f"{args.preset} {' '.join(args.set)}: {wall:.2f} s per step (wall, profiled), amp {amp}, {args.threads} thread(s), "
-          f"oneDNN ISA {isa[0]}, ATen {isa[1]}, torch {torch.__version__}")
+    print(
+        f"{args.preset} {' '.join(args.set)}: {wall:.2f} s per step (wall, profiled), amp {amp}, {args.threads} thread(s), "
+        f"oneDNN ISA {isa[0]}, ATen {isa[1]}, torch {torch.__version__}"
+    )
     print("| operator | share of self CPU | calls per step | ms per step |")
     print("|---|---:|---:|---:|")
     for e in rows[: args.top]:
         shape = f" {e.input_shapes[:2]}" if args.by_shape else ""
-        print(f"| `{e.key}`{shape} | {100 * e.self_cpu_time_total / total:.1f} % | {e.count / args.steps:.0f} | "
-              f"{e.self_cpu_time_total / 1000 / args.steps:.0f} |")
+        print(
+            f"| `{e.key}`{shape} | {100 * e.self_cpu_time_total / total:.1f} % | {e.count / args.steps:.0f} | "
+            f"{e.self_cpu_time_total / 1000 / args.steps:.0f} |"
+        )
 
 
 if __name__ == "__main__":

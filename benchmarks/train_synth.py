@@ -51,9 +51,13 @@ def main() -> None:
     data = Path(args.data)
     if not (data / "annotations.json").is_file():
         t0 = time.perf_counter()
-        cfg_s = SynthConfig(scenes=args.scenes, frames=args.frames, image_size=tuple(args.image_size), workers=args.synth_workers)
+        cfg_s = SynthConfig(
+            scenes=args.scenes, frames=args.frames, image_size=tuple(args.image_size), workers=args.synth_workers
+        )
         generate_dataset(data, cfg_s, progress=True)
-        print(f"generated {args.scenes} x {args.frames} frames in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+        print(
+            f"generated {args.scenes} x {args.frames} frames in {(time.perf_counter() - t0) / 60:.1f} min", flush=True
+        )
     cfg = load_experiment(args.config, args.set)
     train_set = build_dataset(cfg, data, cfg.data.train_split, train=True)
     val_set = build_dataset(cfg, data, cfg.data.val_split)
@@ -65,9 +69,12 @@ def main() -> None:
     cfg.train.val_max_frames = args.eval_frames
     cfg.train.val_rayiou = True
     cfg.train.ckpt_every = 500
-    print(f"{len(train_set)} training frames, {len(val_set)} validation frames; {args.minutes:g} min budget; "
-          f"torch threads {torch.get_num_threads()}, "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}", flush=True)
+    print(
+        f"{len(train_set)} training frames, {len(val_set)} validation frames; {args.minutes:g} min budget; "
+        f"torch threads {torch.get_num_threads()}, "
+        f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
+        flush=True,
+    )
     rayiou = partial(RayIoUMetric, num_classes=cfg.model.num_classes)
     origins = partial(rayiou_origins, base_dataset(val_set))
     t0 = time.perf_counter()
@@ -77,14 +84,36 @@ def main() -> None:
     method, cfg, ckpt, device = load_checkpoint_method(result.checkpoint, cfg.train.device)
     t1 = time.perf_counter()
     amp = resolve_amp(device, cfg.optim.amp, cfg.optim.cpu_bf16)  # as the run's validations
-    final = evaluate(method, eval_batches(val_set, 1, max_frames=args.final_frames), device, amp, mask="camera", num_classes=cfg.model.num_classes,
-                     rayiou=rayiou(), rayiou_origins=origins, progress=True)
+    final = evaluate(
+        method,
+        eval_batches(val_set, 1, max_frames=args.final_frames),
+        device,
+        amp,
+        mask="camera",
+        num_classes=cfg.model.num_classes,
+        rayiou=rayiou(),
+        rayiou_origins=origins,
+        progress=True,
+    )
     eval_s = time.perf_counter() - t1
-    rows = [(v["train_minutes"], v["step"], v["miou"], v["geometry_iou"], v.get("rayiou", float("nan")), v["frames"])
-            for v in result.validations]
-    rows.append((result.train_seconds / 60, result.step, final["miou"], final["geometry_iou"], final.get("rayiou", float("nan")), final["frames"]))
-    print(f"\ntraining: {result.step} steps, {result.train_seconds / 60:.1f} min of steps, {wall / 60:.1f} min wall "
-          f"with validation; final evaluation on {final['frames']} frames took {eval_s / 60:.1f} min")
+    rows = [
+        (v["train_minutes"], v["step"], v["miou"], v["geometry_iou"], v.get("rayiou", float("nan")), v["frames"])
+        for v in result.validations
+    ]
+    rows.append(
+        (
+            result.train_seconds / 60,
+            result.step,
+            final["miou"],
+            final["geometry_iou"],
+            final.get("rayiou", float("nan")),
+            final["frames"],
+        )
+    )
+    print(
+        f"\ntraining: {result.step} steps, {result.train_seconds / 60:.1f} min of steps, {wall / 60:.1f} min wall "
+        f"with validation; final evaluation on {final['frames']} frames took {eval_s / 60:.1f} min"
+    )
     print("\n| train min | step | mIoU (camera) | geometry IoU | RayIoU | val frames |")
     print("|---:|---:|---:|---:|---:|---:|")
     for m, s, mi, g, r, n in rows:
@@ -92,8 +121,16 @@ def main() -> None:
     print("\nper-class IoU (final, camera mask): " + ", ".join(f"{k} {v:.1f}" for k, v in final["iou"].items()))
     Path(args.out).mkdir(parents=True, exist_ok=True)
     with open(Path(args.out) / "bench_train_synth.json", "w", encoding="utf-8") as f:
-        json.dump({"rows": rows, "final": {k: v for k, v in final.items() if k != "rayiou_detail"},
-                   "steps": result.step, "wall_minutes": wall / 60}, f, indent=1)
+        json.dump(
+            {
+                "rows": rows,
+                "final": {k: v for k, v in final.items() if k != "rayiou_detail"},
+                "steps": result.step,
+                "wall_minutes": wall / 60,
+            },
+            f,
+            indent=1,
+        )
 
 
 if __name__ == "__main__":

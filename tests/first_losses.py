@@ -23,8 +23,16 @@ FIXTURE = Path(__file__).parent / "fixtures" / "first_losses.json"
 STEPS = 2
 
 #: the shipped presets that do not run on the synthetic world as shipped: made small here
-BIG = ("cigocc-gpu", "easyocc-gpu", "fusion-teacher-occ3d", "langocc-gpu", "lidar-teacher-occ3d", "occ3d-r50",
-       "occscene-gpu", "radocc-occ3d")
+BIG = (
+    "cigocc-gpu",
+    "easyocc-gpu",
+    "fusion-teacher-occ3d",
+    "langocc-gpu",
+    "lidar-teacher-occ3d",
+    "occ3d-r50",
+    "occscene-gpu",
+    "radocc-occ3d",
+)
 #: SemanticKITTI-layout presets (the world exported as SemanticKITTI)
 KITTI = ("cigocc", "cigocc-gpu", "kitti-mono")
 
@@ -35,23 +43,100 @@ def build_worlds(root: Path) -> dict[str, Path]:
     from occkit.data.synth import SynthConfig
     from occkit.data.synth.kitti_export import export_semantickitti
 
-    out = {"occ3d": root / "world", "kitti": root / "kitti", "priors": root / "priors", "pseudo": root / "pseudo",
-           "teacher": root / "teacher", "kitti_priors": root / "kitti_priors"}
+    out = {
+        "occ3d": root / "world",
+        "kitti": root / "kitti",
+        "priors": root / "priors",
+        "pseudo": root / "pseudo",
+        "teacher": root / "teacher",
+        "kitti_priors": root / "kitti_priors",
+    }
     if not (out["occ3d"] / "annotations.json").is_file():
-        assert main(["synth", "--out", str(out["occ3d"]), "--scenes", "3", "--frames", "2", "--image-size", "64", "176",
-                     "--seed", "0", "--val-fraction", "0.34"]) == 0
+        assert (
+            main(
+                [
+                    "synth",
+                    "--out",
+                    str(out["occ3d"]),
+                    "--scenes",
+                    "3",
+                    "--frames",
+                    "2",
+                    "--image-size",
+                    "64",
+                    "176",
+                    "--seed",
+                    "0",
+                    "--val-fraction",
+                    "0.34",
+                ]
+            )
+            == 0
+        )
     if not (out["kitti"] / "sequences").is_dir():
-        export_semantickitti(out["kitti"], SynthConfig(scenes=2, frames=1, image_size=(32, 96), lidar_beams=16,
-                                                       lidar_azimuth_steps=360, occupancy_supersample=1))
+        export_semantickitti(
+            out["kitti"],
+            SynthConfig(
+                scenes=2,
+                frames=1,
+                image_size=(32, 96),
+                lidar_beams=16,
+                lidar_azimuth_steps=360,
+                occupancy_supersample=1,
+            ),
+        )
     if not out["priors"].is_dir():
-        assert main(["priors", "run", "--data", str(out["occ3d"]), "--prior", "oracle:typical", "--out", str(out["priors"]),
-                     "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "priors",
+                    "run",
+                    "--data",
+                    str(out["occ3d"]),
+                    "--prior",
+                    "oracle:typical",
+                    "--out",
+                    str(out["priors"]),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
     if not out["kitti_priors"].is_dir():
-        assert main(["priors", "run", "--data", str(out["kitti"]), "--prior", "oracle:typical", "--out",
-                     str(out["kitti_priors"]), "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "priors",
+                    "run",
+                    "--data",
+                    str(out["kitti"]),
+                    "--prior",
+                    "oracle:typical",
+                    "--out",
+                    str(out["kitti_priors"]),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
     if not (out["pseudo"] / "annotations.json").is_file():
-        assert main(["pseudolabel", "--data", str(out["occ3d"]), "--priors", str(out["priors"]), "--out", str(out["pseudo"]),
-                     "--past", "1", "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "pseudolabel",
+                    "--data",
+                    str(out["occ3d"]),
+                    "--priors",
+                    str(out["priors"]),
+                    "--out",
+                    str(out["pseudo"]),
+                    "--past",
+                    "1",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
     if not out["teacher"].is_dir():
         first_losses("lidar-teacher", out, run_dir=out["teacher"])
     return out
@@ -59,13 +144,35 @@ def build_worlds(root: Path) -> dict[str, Path]:
 
 def preset_sets(name: str, worlds: dict[str, Path]) -> list[str]:
     """The ``--set`` overrides that make ``name`` a 2-step CPU run on the tiny world."""
-    sets = [f"optim.max_steps={STEPS}", "optim.amp=none", "train.device=cpu", "train.threads=1", "train.log_every=1",
-            "train.val_every=0", f"train.ckpt_every={STEPS}", "train.tensorboard=false", "data.workers=0", "train.seed=0"]
+    sets = [
+        f"optim.max_steps={STEPS}",
+        "optim.amp=none",
+        "train.device=cpu",
+        "train.threads=1",
+        "train.log_every=1",
+        "train.val_every=0",
+        f"train.ckpt_every={STEPS}",
+        "train.tensorboard=false",
+        "data.workers=0",
+        "train.seed=0",
+    ]
     if name in BIG:
-        sets += ["data.image_aug.out_hw=[64,192]", "data.batch_size=1", "data.lidar_sweeps=1", "model.lift_downsample=[2,2,2]"]
+        sets += [
+            "data.image_aug.out_hw=[64,192]",
+            "data.batch_size=1",
+            "data.lidar_sweeps=1",
+            "model.lift_downsample=[2,2,2]",
+        ]
     if name == "langocc-gpu":
-        sets += ["model.lift_downsample=[4,4,2]", "langocc.num_rays=256", "langocc.temporal_offsets=[-1,1]",
-                 "langocc.num_proposal=16", "langocc.num_importance=16", "langocc.voxel_feature_dim=32", "langocc.mlp_width=32"]
+        sets += [
+            "model.lift_downsample=[4,4,2]",
+            "langocc.num_rays=256",
+            "langocc.temporal_offsets=[-1,1]",
+            "langocc.num_proposal=16",
+            "langocc.num_importance=16",
+            "langocc.voxel_feature_dim=32",
+            "langocc.mlp_width=32",
+        ]
     if name in ("occscene-gpu", "occscene-cpu"):
         sets += ["data.batch_size=1", "data.cache_mb=0"]
     if name.startswith("radocc"):
@@ -94,11 +201,23 @@ def first_losses(name: str, worlds: dict[str, Path], run_dir: Path | None = None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             run = run_dir or Path(tmp) / "run"
-            args = ["train", name, "--data", str(data), "--out", str(run), "--no-val", "--no-progress",
-                    "--set", *preset_sets(name, worlds)]
+            args = [
+                "train",
+                name,
+                "--data",
+                str(data),
+                "--out",
+                str(run),
+                "--no-val",
+                "--no-progress",
+                "--set",
+                *preset_sets(name, worlds),
+            ]
             assert main(args) == 0, name
-            return {str(r["step"]): {k: v for k, v in r.items() if k not in ("step", "lr", "steps_per_s")}
-                    for r in read_jsonl(run / "train.jsonl")}
+            return {
+                str(r["step"]): {k: v for k, v in r.items() if k not in ("step", "lr", "steps_per_s")}
+                for r in read_jsonl(run / "train.jsonl")
+            }
     finally:
         torch.set_num_threads(n)
 

@@ -15,7 +15,9 @@ def test_top_level_help_lists_every_command(capsys):
 
 def test_every_subcommand_has_help():
     for name, _, _ in COMMANDS:
-        r = subprocess.run([sys.executable, "-m", "occkit.cli", name, "--help"], capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "occkit.cli", name, "--help"], capture_output=True, text=True, timeout=120
+        )
         assert r.returncode == 0, (name, r.stderr)
         assert "usage: occkit " + name in r.stdout
 

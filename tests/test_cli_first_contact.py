@@ -53,19 +53,46 @@ def test_no_progress_hides_the_validation_bar(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("OCCKIT_SLOW_TESTS"), reason="the demo end to end takes 1-3 minutes: set OCCKIT_SLOW_TESTS=1")
+@pytest.mark.skipif(
+    not os.environ.get("OCCKIT_SLOW_TESTS"), reason="the demo end to end takes 1-3 minutes: set OCCKIT_SLOW_TESTS=1"
+)
 def test_demo_trains_a_fixed_number_of_steps(tmp_path, capsys, one_torch_thread):
     out = tmp_path / "demo"
-    rc = main(["demo", "--out", str(out), "--scenes", "5", "--frames", "1", "--image-size", "64", "176",
-               "--workers", "1", "--steps", "3", "--pictures", "1"])
+    rc = main(
+        [
+            "demo",
+            "--out",
+            str(out),
+            "--scenes",
+            "5",
+            "--frames",
+            "1",
+            "--image-size",
+            "64",
+            "176",
+            "--workers",
+            "1",
+            "--steps",
+            "3",
+            "--pictures",
+            "1",
+        ]
+    )
     assert rc == 0
     said = capsys.readouterr()
     text = said.out
     assert "train.init_from: loaded 182 of this method's 182 tensors" in said.err and "not checked" not in said.err
-    assert "fine-tuning the synth-cpu weights occkit ships" in text and "for 3 steps" in text and "on an idle 2-core CPU" in text
+    assert (
+        "fine-tuning the synth-cpu weights occkit ships" in text
+        and "for 3 steps" in text
+        and "on an idle 2-core CPU" in text
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["steps"] == 3
-    assert "the shipped weights before fine-tuning, same frames: mIoU" in text and report["start_scores"]["frames"] == report["scores"]["frames"]
+    assert (
+        "the shipped weights before fine-tuning, same frames: mIoU" in text
+        and report["start_scores"]["frames"] == report["scores"]["frames"]
+    )
     loaded = json.loads((out / "run" / "init_from.json").read_text())
     assert loaded["init_from"].endswith("synth-cpu-demo.safetensors") and not loaded.get("skipped")
     prov = json.loads((out / "predictions" / "provenance.json").read_text())

@@ -10,11 +10,27 @@ import pytest
 
 from occkit.cli import main
 
-TINY = ["--scenes", "5", "--frames", "1", "--image-size", "64", "176", "--workers", "1", "--steps", "3", "--pictures", "1"]
+TINY = [
+    "--scenes",
+    "5",
+    "--frames",
+    "1",
+    "--image-size",
+    "64",
+    "176",
+    "--workers",
+    "1",
+    "--steps",
+    "3",
+    "--pictures",
+    "1",
+]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("OCCKIT_SLOW_TESTS"), reason="three tiny demos (about half a minute): set OCCKIT_SLOW_TESTS=1")
+@pytest.mark.skipif(
+    not os.environ.get("OCCKIT_SLOW_TESTS"), reason="three tiny demos (about half a minute): set OCCKIT_SLOW_TESTS=1"
+)
 def test_demo_stopped_and_started_again_resumes(tmp_path, capsys, monkeypatch, one_torch_thread):
     import occkit.commands.demo as demo
     import occkit.data.synth.writer as writer

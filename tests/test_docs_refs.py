@@ -12,7 +12,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_docs_the_code_cites_exist_with_their_sections():
     cited = re.compile(r"docs/([\w-]+\.md)(?: §(\d+))?")
     bad = []
-    for path in sorted((ROOT / "src").rglob("*.py")) + sorted((ROOT / "src").rglob("*.yaml")) + sorted((ROOT / "tests").rglob("*.py")):
+    for path in (
+        sorted((ROOT / "src").rglob("*.py"))
+        + sorted((ROOT / "src").rglob("*.yaml"))
+        + sorted((ROOT / "tests").rglob("*.py"))
+    ):
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             for name, section in cited.findall(line):
                 doc = ROOT / "docs" / name

@@ -16,9 +16,21 @@ pytestmark = pytest.mark.skipif(
 )
 
 #: bev-plane-cpu made tiny: the Occ3D output grid stays, the networks shrink
-TINY = ["model.backbone=test_efficientnet", "model.neck_channels=8", "model.context_channels=8", "model.encoder_widths=[8,16]",
-        "model.lift_downsample=[4,4,1]", "model.depth_step=4.0", "data.image_aug.out_hw=[32,96]", "optim.warmup_steps=1",
-        "optim.amp=none", "train.device=cpu", "train.threads=1", "train.tensorboard=false", "train.log_every=1"]
+TINY = [
+    "model.backbone=test_efficientnet",
+    "model.neck_channels=8",
+    "model.context_channels=8",
+    "model.encoder_widths=[8,16]",
+    "model.lift_downsample=[4,4,1]",
+    "model.depth_step=4.0",
+    "data.image_aug.out_hw=[32,96]",
+    "optim.warmup_steps=1",
+    "optim.amp=none",
+    "train.device=cpu",
+    "train.threads=1",
+    "train.tensorboard=false",
+    "train.log_every=1",
+]
 
 
 def test_the_entry_point_registers_the_method_and_its_preset():
@@ -36,13 +48,46 @@ def test_train_predict_eval_ablate_and_export_through_the_entry_point(synth_root
     from occkit.cli import main
 
     run, pred = tmp_path / "run", tmp_path / "pred"
-    assert main(["train", "bev-plane-cpu", "--data", str(synth_root), "--out", str(run), "--no-progress",
-                 "--set", "optim.max_steps=2", "train.val_every=2", "train.ckpt_every=2", *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "bev-plane-cpu",
+                "--data",
+                str(synth_root),
+                "--out",
+                str(run),
+                "--no-progress",
+                "--set",
+                "optim.max_steps=2",
+                "train.val_every=2",
+                "train.ckpt_every=2",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     saved = json.loads((run / "config.json").read_text())
     assert saved["method"] == "bev_plane" and set(saved) == {"method", "model", "bev_plane", "data", "optim", "train"}
     logs = [json.loads(line) for line in (run / "train.jsonl").read_text().splitlines()]
     assert {"loss_ce", "loss_column"} <= set(logs[0])
-    assert main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(pred), "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--ckpt",
+                str(run),
+                "--data",
+                str(synth_root),
+                "--out",
+                str(pred),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert sorted(pred.rglob("*.npz"))
     capsys.readouterr()
     assert main(["eval", "--gt", str(synth_root), "--pred", str(pred)]) == 0
@@ -57,7 +102,8 @@ def test_train_predict_eval_ablate_and_export_through_the_entry_point(synth_root
         "stages:\n  world:\n    command: synth\n    args: {scenes: 2, frames: 1, seed: 0, image-size: [32, 88]}\n"
         "data: ${world}\nbudget: 2\nvalidations: 1\ntolerance: 0.5\nmetric: miou\nseeds: [0]\narms:\n"
         f"  column: {{preset: bev-plane-cpu, set: {sets}}}\n"
-        f"  no_column: {{preset: bev-plane-cpu, set: {json.dumps([*arm, 'bev_plane.column_weight=0.0'])}}}\n")
+        f"  no_column: {{preset: bev-plane-cpu, set: {json.dumps([*arm, 'bev_plane.column_weight=0.0'])}}}\n"
+    )
     out = tmp_path / "abl" / "out"
     assert main(["ablate", str(spec), "--out", str(out), "--device", "cpu"]) == 0
     results = json.loads((out / "results.json").read_text())

@@ -28,7 +28,9 @@ def test_every_shipped_preset_is_recorded():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("OCCKIT_SLOW_TESTS"), reason="every preset trains 2 steps (minutes): set OCCKIT_SLOW_TESTS=1")
+@pytest.mark.skipif(
+    not os.environ.get("OCCKIT_SLOW_TESTS"), reason="every preset trains 2 steps (minutes): set OCCKIT_SLOW_TESTS=1"
+)
 @pytest.mark.parametrize("preset", fl.shipped_presets())
 def test_first_losses_are_the_recorded_ones(preset, worlds):
     record = json.loads(fl.FIXTURE.read_text())

@@ -27,8 +27,26 @@ def smoke(tmp_path_factory):
     out = tmp / "smoke.json"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
     rows = [] if SLOW else ["--rows", *QUICK_ROWS]
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--device", "cpu", "--out", str(out), "--root", str(tmp / "root"),
-                           "--budget-s", "100000", *rows], capture_output=True, text=True, env=env, timeout=3000)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--smoke",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--root",
+            str(tmp / "root"),
+            "--budget-s",
+            "100000",
+            *rows,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=3000,
+    )
     return proc, out
 
 
@@ -73,7 +91,12 @@ def test_cuda_without_a_gpu_is_one_line(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--device", "cuda", "--out", str(tmp_path / "j.json")],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--device", "cuda", "--out", str(tmp_path / "j.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "sees no CUDA device" in proc.stderr

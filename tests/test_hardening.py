@@ -145,15 +145,24 @@ def test_synth_refuses_a_users_folder_and_replaces_only_its_own(tmp_path, capsys
 
 
 # -------------------------------------------------------------------------- values and kinds
-@pytest.mark.parametrize("argv, words", [
-    (["synth", "--out", "W", "--scenes", "0"], "--scenes: expected an integer >= 1"),
-    (["synth", "--out", "W", "--frames", "-3"], "--frames: expected an integer >= 1"),
-    (["train", "synth-cpu", "--data", "D", "--out", "R", "--max-steps", "0"], "--max-steps"),
-    (["pseudolabel", "--data", "D", "--out", "O", "--min-confidence", "1.5"], "--min-confidence: expected a number in [0, 1]"),
-    (["pseudolabel", "--data", "D", "--out", "O", "--max-depth", "-1"], "--max-depth: expected a number > 0"),
-    (["query", "--ckpt", "R", "--data", "D", "--token", "t", "--text", "x", "--out", "o.png", "--top", "nan"], "finite"),
-    (["generate", "--ckpt", "R", "--data", "D", "--out", "G", "--n", "0"], "--n: expected an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["synth", "--out", "W", "--scenes", "0"], "--scenes: expected an integer >= 1"),
+        (["synth", "--out", "W", "--frames", "-3"], "--frames: expected an integer >= 1"),
+        (["train", "synth-cpu", "--data", "D", "--out", "R", "--max-steps", "0"], "--max-steps"),
+        (
+            ["pseudolabel", "--data", "D", "--out", "O", "--min-confidence", "1.5"],
+            "--min-confidence: expected a number in [0, 1]",
+        ),
+        (["pseudolabel", "--data", "D", "--out", "O", "--max-depth", "-1"], "--max-depth: expected a number > 0"),
+        (
+            ["query", "--ckpt", "R", "--data", "D", "--token", "t", "--text", "x", "--out", "o.png", "--top", "nan"],
+            "finite",
+        ),
+        (["generate", "--ckpt", "R", "--data", "D", "--out", "G", "--n", "0"], "--n: expected an integer >= 1"),
+    ],
+)
 def test_numeric_options_are_checked_against_their_range(argv, words, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -161,7 +170,17 @@ def test_numeric_options_are_checked_against_their_range(argv, words, capsys):
 
 
 def test_texts_are_non_empty_and_bounded(tmp_path, capsys):
-    base = ["query", "--ckpt", str(tmp_path / "run"), "--data", str(tmp_path), "--token", "t", "--out", str(tmp_path / "q.png")]
+    base = [
+        "query",
+        "--ckpt",
+        str(tmp_path / "run"),
+        "--data",
+        str(tmp_path),
+        "--token",
+        "t",
+        "--out",
+        str(tmp_path / "q.png"),
+    ]
     assert main([*base, "--text", "   "]) == 1 and "--text: empty" in _err(capsys)
     assert main([*base, "--text", "x" * 10_000]) == 1 and "at most 500" in _err(capsys)
 
@@ -190,6 +209,11 @@ def test_the_world_generator_builds_every_seed():
 def test_synth_seed_4242_end_to_end(tmp_path, capsys):
     """The issue's command at tiny sizes: it used to fail on scene 2 and leave a half-written world."""
     out = tmp_path / "W"
-    assert main(["synth", "--out", str(out), "--scenes", "3", "--frames", "1", "--seed", "4242", "--image-size", "8", "16"]) == 0
+    assert (
+        main(
+            ["synth", "--out", str(out), "--scenes", "3", "--frames", "1", "--seed", "4242", "--image-size", "8", "16"]
+        )
+        == 0
+    )
     ann = json.loads((out / "annotations.json").read_text())
     assert len(ann["scene_infos"]) == 3 and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -77,11 +77,33 @@ def test_predict_overwrite_keeps_a_file_the_user_put_in_its_folder(tmp_path, cap
     for t in ("t0", "t1"):
         (pred / f"{t}.npz").write_bytes(b"x")
     (pred / "summary.xlsx").write_bytes(b"mine")
-    rc = main(["predict", "--ckpt", str(tmp_path / "no_run"), "--data", str(tmp_path / "d"), "--out", str(pred), "--overwrite"])
+    rc = main(
+        [
+            "predict",
+            "--ckpt",
+            str(tmp_path / "no_run"),
+            "--data",
+            str(tmp_path / "d"),
+            "--out",
+            str(pred),
+            "--overwrite",
+        ]
+    )
     err = _err(capsys)
     assert rc == 1 and "summary.xlsx is not a file occkit predict wrote" in err and (pred / "summary.xlsx").exists()
     (pred / "summary.xlsx").unlink()  # only its own files left: it goes on (to the missing checkpoint)
-    rc = main(["predict", "--ckpt", str(tmp_path / "no_run"), "--data", str(tmp_path / "d"), "--out", str(pred), "--overwrite"])
+    rc = main(
+        [
+            "predict",
+            "--ckpt",
+            str(tmp_path / "no_run"),
+            "--data",
+            str(tmp_path / "d"),
+            "--out",
+            str(pred),
+            "--overwrite",
+        ]
+    )
     assert rc == 1 and "no_run" in _err(capsys)
 
 
@@ -93,7 +115,10 @@ def test_render_never_replaces_a_users_file_of_a_name_it_writes(tiny_occ3d_root,
     argv = ["render", "--data", str(tiny_occ3d_root), "--token", token, "--out", str(out), "--stride", "8"]
     assert main(argv) == 1
     err = _err(capsys)
-    assert "render.png: the file exists and occkit did not write it" in err and (out / "render.png").read_bytes() == b"my picture"
+    assert (
+        "render.png: the file exists and occkit did not write it" in err
+        and (out / "render.png").read_bytes() == b"my picture"
+    )
     assert not list(out.glob("*.npy"))  # refused before anything was written
     (out / "render.png").unlink()
     for _ in range(2):  # its own files: rewritten
@@ -104,7 +129,12 @@ def test_render_never_replaces_a_users_file_of_a_name_it_writes(tiny_occ3d_root,
 def test_picture_figures_are_rounded_for_reading():
     from occkit.viz.draw import readable
 
-    assert readable(35.9263) == "35.9" and readable(0.51234) == "0.512" and readable(1234.5) == "1234" and readable(0) == "0"
+    assert (
+        readable(35.9263) == "35.9"
+        and readable(0.51234) == "0.512"
+        and readable(1234.5) == "1234"
+        and readable(0) == "0"
+    )
 
 
 # ------------------------------------------------------------------------------ 2. no traceback
@@ -138,8 +168,20 @@ def test_eval_frustum_refuses_a_run_without_cameras(tmp_path, capsys, tiny_occ3d
     (run / "model.safetensors").write_bytes(b"")
     pred = tmp_path / "pred"
     pred.mkdir()
-    rc = main(["eval", "--gt", str(tiny_occ3d_root), "--pred", str(pred), "--mask", "none", "--no-progress",
-               "--frustum", str(run)])
+    rc = main(
+        [
+            "eval",
+            "--gt",
+            str(tiny_occ3d_root),
+            "--pred",
+            str(pred),
+            "--mask",
+            "none",
+            "--no-progress",
+            "--frustum",
+            str(run),
+        ]
+    )
     err = _err(capsys)
     assert rc == 1 and "lidar_run: the run uses no cameras" in err and len(err.splitlines()) == 1
 
@@ -148,7 +190,19 @@ def test_easyocc_on_data_without_a_pseudo_label_record_is_warned_about(tmp_path,
     data = tmp_path / "real"
     data.mkdir()
     with pytest.warns(UserWarning, match="holds no pseudolabel.json"):
-        rc = main(["train", "easyocc", "--data", str(data), "--out", str(tmp_path / "run"), "--max-steps", "1", "--no-progress"])
+        rc = main(
+            [
+                "train",
+                "easyocc",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "run"),
+                "--max-steps",
+                "1",
+                "--no-progress",
+            ]
+        )
     assert rc == 1 and "annotations.json" in _err(capsys)
 
 
@@ -158,7 +212,9 @@ def test_a_run_of_one_dataset_format_on_data_of_another_says_they_differ(tmp_pat
 
     cfg = load_experiment("kitti-mono")
     assert cfg.data.format == "semantickitti"
-    with pytest.raises(ValueError, match="an Occ3D-nuScenes dataset, but the run is of a SemanticKITTI dataset.*differ"):
+    with pytest.raises(
+        ValueError, match="an Occ3D-nuScenes dataset, but the run is of a SemanticKITTI dataset.*differ"
+    ):
         build_dataset(cfg, tiny_occ3d_root, "val", load_gt=False)
 
 
@@ -172,7 +228,9 @@ def test_a_spec_that_is_not_utf8_is_named_with_its_line(tmp_path, capsys):
 def test_ablate_cache_that_is_a_file_is_refused_at_once(tmp_path, capsys):
     (tmp_path / "cache").write_text("x")
     spec = Path(__file__).parents[1] / "src/occkit/configs/ablations/regime.yaml"
-    assert main(["ablate", str(spec), "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "cache"), "--dry-run"]) == 1
+    assert (
+        main(["ablate", str(spec), "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "cache"), "--dry-run"]) == 1
+    )
     err = _err(capsys)
     assert "--cache" in err and "is a file" in err
 
@@ -183,8 +241,21 @@ def test_a_dataset_given_as_pred_is_named_as_one(tiny_occ3d_root, capsys):
 
 
 def test_an_unknown_camera_names_the_option(tiny_occ3d_root, tmp_path, capsys):
-    rc = main(["priors", "run", "--data", str(tiny_occ3d_root), "--out", str(tmp_path / "P"), "--prior", "oracle",
-               "--cameras", "CAM_FRONT,CAM_X", "--no-progress"])
+    rc = main(
+        [
+            "priors",
+            "run",
+            "--data",
+            str(tiny_occ3d_root),
+            "--out",
+            str(tmp_path / "P"),
+            "--prior",
+            "oracle",
+            "--cameras",
+            "CAM_FRONT,CAM_X",
+            "--no-progress",
+        ]
+    )
     err = _err(capsys)
     assert rc == 1 and "--cameras: CAM_X is not a camera of" in err and "CAM_BACK" in err
 
@@ -212,7 +283,9 @@ def test_synth_into_a_read_only_place_is_refused_before_it_generates(tmp_path, c
 
     real = os.access
     monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == tmp_path else real(p, mode, **kw))
-    assert main(["synth", "--out", str(tmp_path / "W"), *TINY]) == 1  # root writes anywhere: the check is what is tested
+    assert (
+        main(["synth", "--out", str(tmp_path / "W"), *TINY]) == 1
+    )  # root writes anywhere: the check is what is tested
     assert "is not writable" in _err(capsys) and list(tmp_path.iterdir()) == []
 
 
@@ -275,7 +348,9 @@ def test_resume_with_another_preset_names_the_difference(tmp_path):
     cfg = toy_config(8)
     cfg.model.neck_channels = 7  # ... from another preset
     torch.manual_seed(0)
-    with pytest.raises(ValueError, match=r"--resume .*another network than this run's config \(model.neck_channels: \d+ -> 7\)"):
+    with pytest.raises(
+        ValueError, match=r"--resume .*another network than this run's config \(model.neck_channels: \d+ -> 7\)"
+    ):
         train(cfg, tmp_path, ToyFrames(8), method=other, resume=True, progress=False)
 
 
@@ -302,7 +377,9 @@ def test_the_demo_reports_seconds_per_step_over_the_whole_run_after_a_resume():
 
     from occkit.commands.demo import seconds_per_trained_step
 
-    resumed = SimpleNamespace(step=100, train_seconds=60.0, losses=[(s, 1.0) for s in range(90, 100)])  # 10 steps this time
+    resumed = SimpleNamespace(
+        step=100, train_seconds=60.0, losses=[(s, 1.0) for s in range(90, 100)]
+    )  # 10 steps this time
     assert seconds_per_trained_step(resumed) == pytest.approx(0.6)
 
 
@@ -313,7 +390,11 @@ def test_show_and_view_with_pred_alone_take_the_split_it_was_predicted_on(tiny_o
     pred = tmp_path / "pred"
     pred.mkdir()
     (pred / "provenance.json").write_text(json.dumps({"split": "val", "tokens": []}))
-    assert default_split(None, pred) == "val" and default_split("train", pred) == "train" and default_split(None, None) == "all"
+    assert (
+        default_split(None, pred) == "val"
+        and default_split("train", pred) == "train"
+        and default_split(None, None) == "all"
+    )
     assert main(["show", str(tiny_occ3d_root), "--pred", str(pred), "--list"]) == 0
     listed = {ln.strip() for ln in capsys.readouterr().out.splitlines() if ln.startswith("  ")}
     assert listed == {f.token for f in Occ3DDataset(tiny_occ3d_root, "val", load_gt=False).frames}

@@ -29,24 +29,42 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
 def test_methods_and_data_never_import_the_composition_root():
     files = [p for layer in LOWER for p in sorted((PACKAGE / layer).rglob("*.py"))]
     assert len(files) > 10  # the walk found the packages
-    bad = [f"{p.relative_to(PACKAGE.parent)}:{line} imports {mod}"
-           for p in files for line, mod in imports_of(p) if mod == ROOT or mod.startswith(ROOT + ".")]
+    bad = [
+        f"{p.relative_to(PACKAGE.parent)}:{line} imports {mod}"
+        for p in files
+        for line, mod in imports_of(p)
+        if mod == ROOT or mod.startswith(ROOT + ".")
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_the_check_sees_lazy_imports(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("def f():\n    from occkit.experiment import base_dataset\n    from occkit import experiment\n")
-    assert [m for _, m in imports_of(f)] == ["occkit.experiment", "occkit.experiment.base_dataset", "occkit", "occkit.experiment"]
+    assert [m for _, m in imports_of(f)] == [
+        "occkit.experiment",
+        "occkit.experiment.base_dataset",
+        "occkit",
+        "occkit.experiment",
+    ]
 
 
 def _string_constants(path: Path) -> set[str]:
     """The string constants of a file's code (docstrings and comments left out)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
-                  if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body
-                  and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
-    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings}
+    docstrings = {
+        id(n.body[0].value)
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and n.body
+        and isinstance(n.body[0], ast.Expr)
+        and isinstance(n.body[0].value, ast.Constant)
+    }
+    return {
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+    }
 
 
 def test_the_composition_root_the_engine_and_export_name_no_method():
@@ -54,25 +72,39 @@ def test_the_composition_root_the_engine_and_export_name_no_method():
     from occkit.methods.registry import registry
 
     names = set(registry())
-    files = [PACKAGE / "experiment.py", *sorted((PACKAGE / "engine").rglob("*.py")), *sorted((PACKAGE / "export").rglob("*.py"))]
+    files = [
+        PACKAGE / "experiment.py",
+        *sorted((PACKAGE / "engine").rglob("*.py")),
+        *sorted((PACKAGE / "export").rglob("*.py")),
+    ]
     bad = [f"{p.relative_to(PACKAGE.parent)} names {s!r}" for p in files for s in sorted(_string_constants(p) & names)]
-    bad += [f"{p.relative_to(PACKAGE.parent)}:{line} imports {mod}" for p in files for line, mod in imports_of(p)
-            if mod.startswith("occkit.methods.") and not mod.startswith("occkit.methods.registry")]
+    bad += [
+        f"{p.relative_to(PACKAGE.parent)}:{line} imports {mod}"
+        for p in files
+        for line, mod in imports_of(p)
+        if mod.startswith("occkit.methods.") and not mod.startswith("occkit.methods.registry")
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_the_engine_never_imports_the_composition_root():
     """It takes a built method and a resolved config (occkit.experiment.prepare_run makes both)."""
     files = sorted((PACKAGE / "engine").rglob("*.py"))
-    bad = [f"{p.relative_to(PACKAGE.parent)}:{line} imports {mod}"
-           for p in files for line, mod in imports_of(p) if mod == ROOT or mod.startswith(ROOT + ".")]
+    bad = [
+        f"{p.relative_to(PACKAGE.parent)}:{line} imports {mod}"
+        for p in files
+        for line, mod in imports_of(p)
+        if mod == ROOT or mod.startswith(ROOT + ".")
+    ]
     assert not bad, "\n".join(bad)
 
 
 def _import_graph() -> dict[str, set[str]]:
     """occkit module -> the occkit modules it imports (lazy imports included)."""
-    mods = {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p
-            for p in PACKAGE.rglob("*.py")}
+    mods = {
+        ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in PACKAGE.rglob("*.py")
+    }
     graph: dict[str, set[str]] = {}
     for mod, path in mods.items():
         deps = set()
@@ -87,6 +119,5 @@ def _import_graph() -> dict[str, set[str]]:
 
 def test_no_import_circle_between_two_modules():
     graph = _import_graph()
-    pairs = sorted({tuple(sorted((a, b))) for a, deps in graph.items() for b in deps
-                    if a in graph.get(b, ())})
+    pairs = sorted({tuple(sorted((a, b))) for a, deps in graph.items() for b in deps if a in graph.get(b, ())})
     assert not pairs, pairs

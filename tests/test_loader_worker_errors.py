@@ -13,7 +13,9 @@ class _Refuses(Dataset):
         return 2
 
     def __getitem__(self, i: int):
-        raise ValueError(f"data.lidar_sweeps > 1: frame tok{i} has no LiDAR (data.load_extras: true on the synthetic world)")
+        raise ValueError(
+            f"data.lidar_sweeps > 1: frame tok{i} has no LiDAR (data.load_extras: true on the synthetic world)"
+        )
 
 
 def test_a_worker_error_is_its_own_line():
@@ -22,8 +24,10 @@ def test_a_worker_error_is_its_own_line():
         next(iter(loader))
     assert "Original Traceback" in str(info.value)  # what torch hands the main process
     msg = user_error_message(info.value)
-    assert msg == ("data.lidar_sweeps > 1: frame tok0 has no LiDAR (data.load_extras: true on the synthetic world) "
-                   "(in a data loader worker)")
+    assert msg == (
+        "data.lidar_sweeps > 1: frame tok0 has no LiDAR (data.load_extras: true on the synthetic world) "
+        "(in a data loader worker)"
+    )
     assert "\n" not in msg
 
 

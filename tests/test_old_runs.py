@@ -28,8 +28,14 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 RUN = FIXTURES / "run_2026-11-26"
 RECORD = FIXTURES / "run_2026-11-26.json"
-SETS = ["train.device=cpu", "train.threads=1", "train.val_every=0", "train.tensorboard=false", "train.log_every=1",
-        "optim.amp=none"]
+SETS = [
+    "train.device=cpu",
+    "train.threads=1",
+    "train.val_every=0",
+    "train.tensorboard=false",
+    "train.log_every=1",
+    "optim.amp=none",
+]
 
 
 def observe(world: Path, work: Path) -> dict:
@@ -45,8 +51,23 @@ def observe(world: Path, work: Path) -> dict:
     try:
         out: dict = {}
         pred = work / "pred"
-        assert main(["predict", "--ckpt", str(RUN), "--data", str(world), "--out", str(pred), "--device", "cpu",
-                     "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    "--ckpt",
+                    str(RUN),
+                    "--data",
+                    str(world),
+                    "--out",
+                    str(pred),
+                    "--device",
+                    "cpu",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         counts = {}
         for f in sorted(pred.rglob("*.npz")):
             with np.load(f) as z:
@@ -62,12 +83,47 @@ def observe(world: Path, work: Path) -> dict:
         out["logits_first_val_frame"] = [float(logits.sum()), float(logits.abs().sum())]
         resumed = work / "resumed"
         shutil.copytree(RUN, resumed)
-        assert main(["train", str(resumed / "config.json"), "--data", str(world), "--out", str(resumed), "--resume",
-                     "--no-progress", "--no-val", "--set", "optim.max_steps=3", *SETS]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    str(resumed / "config.json"),
+                    "--data",
+                    str(world),
+                    "--out",
+                    str(resumed),
+                    "--resume",
+                    "--no-progress",
+                    "--no-val",
+                    "--set",
+                    "optim.max_steps=3",
+                    *SETS,
+                ]
+            )
+            == 0
+        )
         out["resumed_step_3"] = [r["loss"] for r in read_jsonl(resumed / "train.jsonl") if r["step"] == 3]
         started = work / "started"
-        assert main(["train", str(resumed / "config.json"), "--data", str(world), "--out", str(started), "--init-from",
-                     str(RUN), "--no-progress", "--no-val", "--set", "optim.max_steps=1", *SETS]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    str(resumed / "config.json"),
+                    "--data",
+                    str(world),
+                    "--out",
+                    str(started),
+                    "--init-from",
+                    str(RUN),
+                    "--no-progress",
+                    "--no-val",
+                    "--set",
+                    "optim.max_steps=1",
+                    *SETS,
+                ]
+            )
+            == 0
+        )
         out["init_from_step_1"] = [r["loss"] for r in read_jsonl(started / "train.jsonl")]
         out["init_from_loaded"] = json.loads((started / "init_from.json").read_text())["loaded"]
         return out

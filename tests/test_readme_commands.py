@@ -92,9 +92,14 @@ def test_show_with_a_prediction_looks_where_predict_wrote():
 
 
 #: What the tiny world changes in the typical workflow (sizes and budget only; every other word as written).
-TINY = {("--scenes", "20"): ["--scenes", "5"], ("--frames", "10"): ["--frames", "2"],
-        ("--image-size", "192"): ["--image-size", "64"], ("512",): ["176"], ("--workers", "2"): ["--workers", "1"],
-        ("--minutes", "30"): ["--max-steps", "2"]}
+TINY = {
+    ("--scenes", "20"): ["--scenes", "5"],
+    ("--frames", "10"): ["--frames", "2"],
+    ("--image-size", "192"): ["--image-size", "64"],
+    ("512",): ["176"],
+    ("--workers", "2"): ["--workers", "1"],
+    ("--minutes", "30"): ["--max-steps", "2"],
+}
 
 
 def tiny(argv: list[str]) -> list[str]:
@@ -112,7 +117,10 @@ def tiny(argv: list[str]) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("OCCKIT_SLOW_TESTS"), reason="runs README's typical workflow (about half a minute): set OCCKIT_SLOW_TESTS=1")
+@pytest.mark.skipif(
+    not os.environ.get("OCCKIT_SLOW_TESTS"),
+    reason="runs README's typical workflow (about half a minute): set OCCKIT_SLOW_TESTS=1",
+)
 def test_readme_typical_workflow_runs_on_a_tiny_world(tmp_path, monkeypatch, one_torch_thread):
     from occkit.cli import main
 
@@ -181,8 +189,10 @@ def small(argv: list[str], token: str | None) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("OCCKIT_SLOW_TESTS"), reason="runs every README block in order on a tiny world (many "
-                    "minutes on a 2-core CPU): set OCCKIT_SLOW_TESTS=1")
+@pytest.mark.skipif(
+    not os.environ.get("OCCKIT_SLOW_TESTS"),
+    reason="runs every README block in order on a tiny world (many minutes on a 2-core CPU): set OCCKIT_SLOW_TESTS=1",
+)
 def test_readme_blocks_run_in_order_on_a_tiny_world(tmp_path, monkeypatch, one_torch_thread):
     """Each ``occkit`` line of README's bash blocks, in order, at the tiny size (``small``); the demo
     has its own test (tests/test_cli_first_contact.py)."""

@@ -55,15 +55,20 @@ def _write_record(out: Path, record: dict, run: Path) -> Path:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", default="runs/demo_weights", help="folder for the world and the run (default runs/demo_weights)")
+    ap.add_argument(
+        "--work", default="runs/demo_weights", help="folder for the world and the run (default runs/demo_weights)"
+    )
     ap.add_argument("--seed", type=int, default=1000, help="the world's seed (default 1000: one the demo does not use)")
     ap.add_argument("--scenes", type=int, default=24, help="scenes of the world (default 24)")
     ap.add_argument("--frames", type=int, default=16, help="frames per scene (default 16)")
     ap.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the training run (default 2)")
     ap.add_argument("--out", default=str(OUT), help=f"weights file to write (default {OUT})")
-    ap.add_argument("--record-only", action="store_true",
-                    help="rewrite only the record beside an existing weights file (its own metadata plus the run's model section)")
+    ap.add_argument(
+        "--record-only",
+        action="store_true",
+        help="rewrite only the record beside an existing weights file (its own metadata plus the run's model section)",
+    )
     args = ap.parse_args()
     if args.record_only:
         from safetensors import safe_open
@@ -77,25 +82,55 @@ def main() -> int:
     occkit = [sys.executable, "-m", "occkit.cli"]
     work = Path(args.work)
     world, run = work / "world", work / "run"
-    world_cmd = occkit + ["synth", "--out", str(world), "--scenes", str(args.scenes), "--frames", str(args.frames),
-                          "--seed", str(args.seed), "--image-size", "192", "512"]
+    world_cmd = occkit + [
+        "synth",
+        "--out",
+        str(world),
+        "--scenes",
+        str(args.scenes),
+        "--frames",
+        str(args.frames),
+        "--seed",
+        str(args.seed),
+        "--image-size",
+        "192",
+        "512",
+    ]
     if not (world / "annotations.json").is_file():
         _run(world_cmd + ["--workers", "2"])
-    train_cmd = occkit + ["train", "synth-cpu", "--data", str(world), "--out", str(run), "--max-steps", str(args.steps),
-                          "--set", "train.seed=0", f"train.threads={args.threads}", "train.val_every=500", "train.ckpt_every=500",
-                          "--no-progress"]
+    train_cmd = occkit + [
+        "train",
+        "synth-cpu",
+        "--data",
+        str(world),
+        "--out",
+        str(run),
+        "--max-steps",
+        str(args.steps),
+        "--set",
+        "train.seed=0",
+        f"train.threads={args.threads}",
+        "train.val_every=500",
+        "train.ckpt_every=500",
+        "--no-progress",
+    ]
     _run(train_cmd + (["--resume"] if (run / "checkpoints").is_dir() else []))
     val = _last_val(run)
     if int(val.get("step", -1)) != args.steps:
-        raise SystemExit(f"{run}: the last validation is at step {val.get('step')}, not {args.steps}; run again to finish")
+        raise SystemExit(
+            f"{run}: the last validation is at step {val.get('step')}, not {args.steps}; run again to finish"
+        )
     ckpt = resolve_checkpoint(run)  # the newest complete checkpoint
     src = ckpt / "ema.safetensors" if (ckpt / "ema.safetensors").is_file() else ckpt / "model.safetensors"
     state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_file(str(src)).items()}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    commit = (
+        subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        or "unknown"
+    )
     record = {
         "preset": "synth-cpu",
-        "world": " ".join(["occkit"] + world_cmd[len(occkit):]),
-        "train": " ".join(["occkit"] + train_cmd[len(occkit):]),
+        "world": " ".join(["occkit"] + world_cmd[len(occkit) :]),
+        "train": " ".join(["occkit"] + train_cmd[len(occkit) :]),
         "world_seed": args.seed,
         "steps": args.steps,
         "val_miou": round(float(val["miou"]), 2),
@@ -110,7 +145,9 @@ def main() -> int:
     save_file(state, str(tmp), metadata={"occkit_demo": json.dumps(record)})
     tmp.replace(out)
     side = _write_record(out, record, run)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {side}: val mIoU {record['val_miou']} at step {args.steps}")
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {side}: val mIoU {record['val_miou']} at step {args.steps}"
+    )
     return 0
 
 

@@ -27,7 +27,7 @@ def option_table(module: Path, cls: str) -> str:
                 continue
             default = ast.unparse(st.value) if st.value is not None else ""
             if default.startswith("field(default_factory="):
-                default = default[len("field(default_factory="):].rstrip(")") + "()"
+                default = default[len("field(default_factory=") :].rstrip(")") + "()"
             nxt = node.body[i + 1] if i + 1 < len(node.body) else None
             doc = ""
             if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):

@@ -13,24 +13,88 @@ import sys
 
 #: (subcommand, module, one-line help). Explicit, so "go to definition" works.
 COMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("synth", "occkit.commands.synth", "generate a procedural driving world as an Occ3D-nuScenes (or SemanticKITTI) dataset"),
-    ("show", "occkit.commands.show", "picture of a frame: cameras, occupancy (BEV and 3D), LiDAR; or a prediction beside its ground truth"),
+    (
+        "synth",
+        "occkit.commands.synth",
+        "generate a procedural driving world as an Occ3D-nuScenes (or SemanticKITTI) dataset",
+    ),
+    (
+        "show",
+        "occkit.commands.show",
+        "picture of a frame: cameras, occupancy (BEV and 3D), LiDAR; or a prediction beside its ground truth",
+    ),
     ("stats", "occkit.commands.stats", "class frequencies, free and masked fractions, frames per scene"),
-    ("eval", "occkit.commands.eval", "official metrics of a predictions folder: Occ3D mIoU / RayIoU or SemanticKITTI SSC"),
-    ("train", "occkit.commands.train", "train a method from a preset (listed by occkit train --help) or a YAML config; --resume; DDP under torchrun"),
+    (
+        "eval",
+        "occkit.commands.eval",
+        "official metrics of a predictions folder: Occ3D mIoU / RayIoU or SemanticKITTI SSC",
+    ),
+    (
+        "train",
+        "occkit.commands.train",
+        "train a method from a preset (listed by occkit train --help) or a YAML config; --resume; DDP under torchrun",
+    ),
     ("predict", "occkit.commands.predict", "Occ3D submission files (<token>.npz) from a checkpoint over a split"),
-    ("demo", "occkit.commands.demo", "the main job on a laptop: synthetic world -> train synth-cpu -> evaluate -> pictures and report"),
-    ("priors", "occkit.commands.priors", "2D priors (segments, semantics, metric depth, vision-language features): run providers into a cache, score it, train occkit's own, list the vocabulary"),
-    ("render", "occkit.commands.render", "volume-render an occupancy grid (ground truth, prediction or checkpoint) into the camera views: depth and semantic maps, picture"),
-    ("retrieval", "occkit.commands.retrieval", "open-vocabulary retrieval mAP of free-text queries (seen / held-out names) for a langocc run or the lifted-2D baseline"),
-    ("geometry", "occkit.commands.geometry", "how well a run's p(occupied) ranks occupied above free voxels before any threshold: geometry AP, the IoU at its own and at the best threshold"),
-    ("query", "occkit.commands.query", "find free text in 3D with a langocc run: matching voxels in bird's-eye and 3D view and in the cameras, with the similarity scale"),
-    ("generate", "occkit.commands.generate", "OccScene: generate camera images from text (+ a layout, or perception feedback) with an occscene run, written as a dataset"),
-    ("eval-gen", "occkit.commands.eval_gen", "score generated scenes: FID/KID in an occkit-trained image encoder, layout-consistency mIoU of a frozen judge"),
-    ("pseudolabel", "occkit.commands.pseudolabel", "EasyOcc 3D pseudo-labels from a 2D prior cache (lift, densify over past frames, vote, carve free space) as an Occ3D-layout dataset; --quality against the real labels"),
-    ("ablate", "occkit.commands.ablate", "run an ablation spec: shared stages built once and cached, arms x seeds trained in lanes and scored, resumable; results.md/json and curves.png"),
-    ("export", "occkit.commands.export", "ONNX file of a run's camera network (images, intrinsics, poses -> logits, labels), checked against PyTorch under onnxruntime: logit difference, label agreement, time per frame"),
-    ("view", "occkit.commands.view", "live 3D viewer in the browser (viser): voxels by class, frame slider, class toggles, ground truth vs prediction and its errors, cameras, masks, LiDAR; a langocc run's text query; --html: a file that opens without a server"),
+    (
+        "demo",
+        "occkit.commands.demo",
+        "the main job on a laptop: synthetic world -> train synth-cpu -> evaluate -> pictures and report",
+    ),
+    (
+        "priors",
+        "occkit.commands.priors",
+        "2D priors (segments, semantics, metric depth, vision-language features): run providers into a cache, score it, train occkit's own, list the vocabulary",
+    ),
+    (
+        "render",
+        "occkit.commands.render",
+        "volume-render an occupancy grid (ground truth, prediction or checkpoint) into the camera views: depth and semantic maps, picture",
+    ),
+    (
+        "retrieval",
+        "occkit.commands.retrieval",
+        "open-vocabulary retrieval mAP of free-text queries (seen / held-out names) for a langocc run or the lifted-2D baseline",
+    ),
+    (
+        "geometry",
+        "occkit.commands.geometry",
+        "how well a run's p(occupied) ranks occupied above free voxels before any threshold: geometry AP, the IoU at its own and at the best threshold",
+    ),
+    (
+        "query",
+        "occkit.commands.query",
+        "find free text in 3D with a langocc run: matching voxels in bird's-eye and 3D view and in the cameras, with the similarity scale",
+    ),
+    (
+        "generate",
+        "occkit.commands.generate",
+        "OccScene: generate camera images from text (+ a layout, or perception feedback) with an occscene run, written as a dataset",
+    ),
+    (
+        "eval-gen",
+        "occkit.commands.eval_gen",
+        "score generated scenes: FID/KID in an occkit-trained image encoder, layout-consistency mIoU of a frozen judge",
+    ),
+    (
+        "pseudolabel",
+        "occkit.commands.pseudolabel",
+        "EasyOcc 3D pseudo-labels from a 2D prior cache (lift, densify over past frames, vote, carve free space) as an Occ3D-layout dataset; --quality against the real labels",
+    ),
+    (
+        "ablate",
+        "occkit.commands.ablate",
+        "run an ablation spec: shared stages built once and cached, arms x seeds trained in lanes and scored, resumable; results.md/json and curves.png",
+    ),
+    (
+        "export",
+        "occkit.commands.export",
+        "ONNX file of a run's camera network (images, intrinsics, poses -> logits, labels), checked against PyTorch under onnxruntime: logit difference, label agreement, time per frame",
+    ),
+    (
+        "view",
+        "occkit.commands.view",
+        "live 3D viewer in the browser (viser): voxels by class, frame slider, class toggles, ground truth vs prediction and its errors, cameras, masks, LiDAR; a langocc run's text query; --html: a file that opens without a server",
+    ),
 )
 
 
@@ -65,8 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     if chosen is None or chosen not in {c[0] for c in COMMANDS}:
         parser = argparse.ArgumentParser(prog="occkit", description="3D semantic occupancy toolkit.")
         parser.add_argument("--version", action="store_true", help="print the version and exit")
-        parser.add_argument("--debug", action="store_true", help=f"show the traceback of every error (or set {DEBUG_ENV}=1); "
-                                                                 "without it, bad input or a problem with files gives one line")
+        parser.add_argument(
+            "--debug",
+            action="store_true",
+            help=f"show the traceback of every error (or set {DEBUG_ENV}=1); "
+            "without it, bad input or a problem with files gives one line",
+        )
         sub = parser.add_subparsers(dest="command", metavar="COMMAND")
         for name, _, help_text in COMMANDS:
             sub.add_parser(name, help=help_text)
@@ -120,7 +188,10 @@ def _from_loader_worker(e: BaseException, msg: str) -> str:
     head = f"{type(e).__name__}: "
     for i in range(len(lines) - 1, 0, -1):
         if lines[i].startswith(head):
-            return " ".join(x.strip() for x in [lines[i][len(head):], *lines[i + 1:]] if x.strip()) + " (in a data loader worker)"
+            return (
+                " ".join(x.strip() for x in [lines[i][len(head) :], *lines[i + 1 :]] if x.strip())
+                + " (in a data loader worker)"
+            )
     return lines[-1].strip()
 
 
@@ -143,7 +214,9 @@ def run_guarded(prog: str, fn, debug: bool = False) -> int:
     except Exception as e:
         msg = user_error_message(e)
         if msg is None:
-            print(f"{prog}: internal error (a bug in occkit; please report it with the traceback below)", file=sys.stderr)
+            print(
+                f"{prog}: internal error (a bug in occkit; please report it with the traceback below)", file=sys.stderr
+            )
             raise
         if debug:
             import traceback

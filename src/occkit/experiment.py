@@ -29,11 +29,24 @@ from occkit.data.augment import BEVAugConfig, ImageAugConfig, augment_bev, augme
 from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset
 from occkit.data.sample import Sample
 from occkit.data.wrappers import base_dataset  # re-exported: callers import it from here
-from occkit.engine.checkpoint import CONFIG_FILE, EMA_FILE, MODEL_FILE, load_config_dict, load_weights, resolve_checkpoint
+from occkit.engine.checkpoint import (
+    CONFIG_FILE,
+    EMA_FILE,
+    MODEL_FILE,
+    load_config_dict,
+    load_weights,
+    resolve_checkpoint,
+)
 from occkit.engine.config import OptimConfig, TrainConfig
 from occkit.engine.distributed import resolve_device
 from occkit.methods.registry import (
-    DEFAULT_METHOD, MethodSpec, RegistryError, all_sections, get_method, method_names, preset_folders,
+    DEFAULT_METHOD,
+    MethodSpec,
+    RegistryError,
+    all_sections,
+    get_method,
+    method_names,
+    preset_folders,
 )
 from occkit.models.occnet import OccNetConfig, lift_grid_of
 
@@ -138,8 +151,11 @@ def experiment_class(method: str) -> type:
         name = f"ExperimentConfig_{method}"
         fields = [("method", str, field(default=method)), ("model", OccNetConfig, field(default_factory=OccNetConfig))]
         fields += [(key, sec, field(default_factory=sec)) for key, sec in spec.sections.items()]
-        fields += [("data", DataConfig, field(default_factory=DataConfig)), ("optim", OptimConfig, field(default_factory=OptimConfig)),
-                   ("train", TrainConfig, field(default_factory=TrainConfig))]
+        fields += [
+            ("data", DataConfig, field(default_factory=DataConfig)),
+            ("optim", OptimConfig, field(default_factory=OptimConfig)),
+            ("train", TrainConfig, field(default_factory=TrainConfig)),
+        ]
         cls = dataclasses.make_dataclass(name, fields, bases=(ExperimentConfig,), namespace={"__module__": __name__})
         cls.__doc__ = f"The experiment config of a {method} run ({spec.summary})."
         globals()[name] = cls  # found by name, so that configs pickle (DataLoader workers, spawn)
@@ -149,7 +165,7 @@ def experiment_class(method: str) -> type:
 
 def __getattr__(name: str) -> Any:  # a pickled config's class in a fresh process
     if name.startswith("ExperimentConfig_"):
-        return experiment_class(name[len("ExperimentConfig_"):])
+        return experiment_class(name[len("ExperimentConfig_") :])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -214,7 +230,9 @@ def methods_help() -> str:
     return "\n".join(f"  {name}: {get_method(name).summary}" for name in method_names())
 
 
-def load_experiment(name_or_path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+def load_experiment(
+    name_or_path: str | os.PathLike | None = None, overrides: list[str] | None = None
+) -> ExperimentConfig:
     """Defaults, then the preset (by name or path), then ``key=value`` overrides."""
     path = find_preset(name_or_path) if name_or_path is not None else None
     data = load_yaml(path) if path is not None else {}
@@ -300,7 +318,9 @@ def build_method(cfg: ExperimentConfig) -> nn.Module:
     return method_spec(cfg).build(cfg, load_run)
 
 
-def resolve_auto_class_counts(cfg: ExperimentConfig, train_set: Dataset, max_frames: int = 2000, progress: bool = False) -> ExperimentConfig:
+def resolve_auto_class_counts(
+    cfg: ExperimentConfig, train_set: Dataset, max_frames: int = 2000, progress: bool = False
+) -> ExperimentConfig:
     """What the method's config leaves to the training frames, filled in from them
     (``supervised.class_counts: auto``, ``cigocc.class_balance: dataset``): a copy of ``cfg``, so
     that the run's config.json records what it trained with; ``cfg`` itself when nothing is left."""
@@ -335,7 +355,9 @@ class AugmentedFrames(Dataset):
         free_class: the class that voxels rotated in from outside the grid get.
     """
 
-    def __init__(self, dataset: Dataset, image_aug: ImageAugConfig, bev_aug: BEVAugConfig | None = None, free_class: int = 17) -> None:
+    def __init__(
+        self, dataset: Dataset, image_aug: ImageAugConfig, bev_aug: BEVAugConfig | None = None, free_class: int = 17
+    ) -> None:
         self.dataset, self.image_aug, self.bev_aug, self.free_class = dataset, image_aug, bev_aug, free_class
 
     def __len__(self) -> int:
@@ -350,7 +372,9 @@ class AugmentedFrames(Dataset):
         return s
 
 
-def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, train: bool = False, load_gt: bool = True) -> Dataset:
+def build_dataset(
+    cfg: ExperimentConfig, root: str | os.PathLike, split: str, train: bool = False, load_gt: bool = True
+) -> Dataset:
     """The frames of ``split`` under ``root`` as the method sees them.
 
     Training frames get ``data.image_aug`` and ``data.bev_aug``; evaluation frames the
@@ -365,8 +389,14 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
         # a named split is the dataset's own (splits.json, the synthetic world's) before the official one
         ds: Dataset = SemanticKITTIDataset(root, split, load_gt=load_gt, load_extras=cfg.data.load_extras)
     else:
-        ds = Occ3DDataset(root, split, cameras=tuple(cfg.data.cameras), load_gt=load_gt, load_extras=cfg.data.load_extras,
-                          cache_mb=cfg.data.cache_mb)
+        ds = Occ3DDataset(
+            root,
+            split,
+            cameras=tuple(cfg.data.cameras),
+            load_gt=load_gt,
+            load_extras=cfg.data.load_extras,
+            cache_mb=cfg.data.cache_mb,
+        )
     if cfg.data.priors:
         from occkit.priors.cache import PriorCache, WithPriors
 
@@ -380,9 +410,13 @@ def build_dataset(cfg: ExperimentConfig, root: str | os.PathLike, split: str, tr
         ds = WithLidarSweeps(ds, cfg.data.lidar_sweeps, cfg.data.lidar_infos)
     output_grid, _ = lift_grid_of(cfg.model)
     if output_grid.shape != base_dataset(ds).grid.shape:
-        raise ConfigError(f"model.point_range/voxel_size give a grid {output_grid.shape} but {root} is {base_dataset(ds).grid.shape}")
+        raise ConfigError(
+            f"model.point_range/voxel_size give a grid {output_grid.shape} but {root} is {base_dataset(ds).grid.shape}"
+        )
     if train:
-        return AugmentedFrames(ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=0 if kitti else cfg.model.num_classes - 1)
+        return AugmentedFrames(
+            ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=0 if kitti else cfg.model.num_classes - 1
+        )
     return AugmentedFrames(ds, cfg.data.image_aug.evaluation(), None)
 
 
@@ -406,7 +440,9 @@ def build_train_set(cfg: ExperimentConfig, root: str | os.PathLike) -> Dataset:
     extras = []
     for extra in d.extra_train:
         if not Path(extra).is_dir():
-            raise ConfigError(f"data.extra_train: {extra} is not a folder (a dataset in the Occ3D layout, e.g. occkit generate's --out)")
+            raise ConfigError(
+                f"data.extra_train: {extra} is not a folder (a dataset in the Occ3D layout, e.g. occkit generate's --out)"
+            )
         ds = build_dataset(cfg, extra, "all", train=True)
         if len(ds) == 0:
             raise ConfigError(f"data.extra_train: {extra} has no frames")
@@ -417,7 +453,10 @@ def build_train_set(cfg: ExperimentConfig, root: str | os.PathLike) -> Dataset:
 
 
 def load_checkpoint_method(
-    ckpt: str | os.PathLike, device: str = "auto", ema: bool = True, overrides: list[str] | None = None,
+    ckpt: str | os.PathLike,
+    device: str = "auto",
+    ema: bool = True,
+    overrides: list[str] | None = None,
 ) -> tuple[nn.Module, ExperimentConfig, Path, torch.device]:
     """A trained method from a checkpoint (folder, run folder or weights file), in eval mode.
 
@@ -442,9 +481,11 @@ def load_checkpoint_method(
         load_weights(method, weights)
     except ValueError as e:
         if overrides and "does not fit the model" in str(e):  # name the --set that changed a shape, not the weights
-            raise ValueError(f"--set {' '.join(overrides)}: changes the network of {folder} (its weights no longer fit: "
-                             f"{' '.join(str(e).split())[:300]}); --set at inference takes settings such as thresholds, "
-                             "not shapes") from e
+            raise ValueError(
+                f"--set {' '.join(overrides)}: changes the network of {folder} (its weights no longer fit: "
+                f"{' '.join(str(e).split())[:300]}); --set at inference takes settings such as thresholds, "
+                "not shapes"
+            ) from e
         raise
     dev = resolve_device(device)
     return method.to(dev).eval(), cfg, folder, dev
@@ -458,13 +499,14 @@ def data_format(cfg: ExperimentConfig, root: str | os.PathLike) -> str:
     if cfg.data.format != "auto":
         if cfg.data.format != found and ((r / "sequences").is_dir() or (r / "annotations.json").is_file()):
             names = {"occ3d": "an Occ3D-nuScenes", "semantickitti": "a SemanticKITTI"}
-            raise ValueError(f"{root}: {names[found]} dataset, but the run is of {names[cfg.data.format]} dataset "
-                             f"(data.format {cfg.data.format}): the run and the data differ; give data of the run's format, "
-                             "or a run trained on data like this")
+            raise ValueError(
+                f"{root}: {names[found]} dataset, but the run is of {names[cfg.data.format]} dataset "
+                f"(data.format {cfg.data.format}): the run and the data differ; give data of the run's format, "
+                "or a run trained on data like this"
+            )
         return cfg.data.format
     return found
 
 
 def num_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-

@@ -50,10 +50,14 @@ def _resolved(p: str | os.PathLike) -> Path:
     try:
         return Path(p).expanduser().resolve()
     except RuntimeError as e:  # Python < 3.13: "Symlink loop from ..."
-        raise ValueError(f"{p}: a loop of symbolic links (each points on to the next and back); give a real folder's path") from e
+        raise ValueError(
+            f"{p}: a loop of symbolic links (each points on to the next and back); give a real folder's path"
+        ) from e
 
 
-def check_not_inside_inputs(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None], what: str = "--out") -> None:
+def check_not_inside_inputs(
+    out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None], what: str = "--out"
+) -> None:
     """Refuse ``out`` equal to, inside, or holding an input (``{"--data": path, ...}``)."""
     o = _resolved(out)
     for name, p in inputs.items():
@@ -63,8 +67,10 @@ def check_not_inside_inputs(out: str | os.PathLike, inputs: Mapping[str, str | o
         if o == i:
             raise ValueError(f"{what} {out}: the same folder as {name} (an input); choose a new folder outside it")
         if i in o.parents:
-            raise ValueError(f"{what} {out}: lies inside {name} {p} (an input, which a command never writes into); "
-                             "choose a folder outside it")
+            raise ValueError(
+                f"{what} {out}: lies inside {name} {p} (an input, which a command never writes into); "
+                "choose a folder outside it"
+            )
         if o in i.parents:
             raise ValueError(f"{what} {out}: holds {name} {p} (an input); choose a folder that does not contain it")
 
@@ -139,16 +145,23 @@ def check_output_folder(
     rec = read_output_record(o)
     other = rec.get("command") if rec else None
     if other is not None and other != command:
-        raise FileExistsError(f"--out {o}: holds the output of occkit {other}, not of occkit {command}; choose another folder")
+        raise FileExistsError(
+            f"--out {o}: holds the output of occkit {other}, not of occkit {command}; choose another folder"
+        )
     if other is None and not (legacy is not None and legacy(o)):
-        raise FileExistsError(f"--out {o}: the folder is not empty and occkit {command} did not make it; nothing in it is "
-                              "touched, --overwrite or not: choose a new or empty folder")
+        raise FileExistsError(
+            f"--out {o}: the folder is not empty and occkit {command} did not make it; nothing in it is "
+            "touched, --overwrite or not: choose a new or empty folder"
+        )
     if not (overwrite or resume):
         if not overwrite_option:
-            raise FileExistsError(f"--out {o}: holds an earlier output of occkit {command}; choose a new folder (or move "
-                                  "that one away)")
-        raise FileExistsError(f"--out {o}: holds an earlier output of occkit {command}; pass --overwrite to replace it, "
-                              "or choose a new folder")
+            raise FileExistsError(
+                f"--out {o}: holds an earlier output of occkit {command}; choose a new folder (or move that one away)"
+            )
+        raise FileExistsError(
+            f"--out {o}: holds an earlier output of occkit {command}; pass --overwrite to replace it, "
+            "or choose a new folder"
+        )
     return "own"
 
 
@@ -160,8 +173,10 @@ def check_writable_place(out: str | os.PathLike, what: str = "--out") -> None:
     while not place.exists() and place != place.parent:
         place = place.parent
     if place.is_dir() and not os.access(place, os.W_OK | os.X_OK):
-        raise PermissionError(f"{what} {out}: {place} is not writable, so nothing can be written there; nothing was "
-                              "generated: choose a folder you can write to")
+        raise PermissionError(
+            f"{what} {out}: {place} is not writable, so nothing can be written there; nothing was "
+            "generated: choose a folder you can write to"
+        )
 
 
 def mark_output(out: str | os.PathLike, command: str, **extra: Any) -> Path:
@@ -244,8 +259,13 @@ def record_folder_files(folder: str | os.PathLike, command: str) -> Path:
     return write_json_atomic(f / FILES_RECORD, rec)
 
 
-def check_own_files(folder: str | os.PathLike, command: str, what: str = "--out", ignore: tuple[str, ...] = (),
-                    legacy_files: Callable[[Path], set[str] | None] | None = None) -> None:
+def check_own_files(
+    folder: str | os.PathLike,
+    command: str,
+    what: str = "--out",
+    ignore: tuple[str, ...] = (),
+    legacy_files: Callable[[Path], set[str] | None] | None = None,
+) -> None:
     """Before occkit COMMAND replaces (removes) its earlier output ``folder``: every file in it must
     be one the command recorded as its own (:func:`record_folder_files`) and unchanged since;
     otherwise ``FileExistsError`` naming the first file that is not, and nothing is touched.
@@ -263,25 +283,40 @@ def check_own_files(folder: str | os.PathLike, command: str, what: str = "--out"
         first = next(iter(_walk_files(f, ignore)), None)
         if first is None:
             return
-        raise FileExistsError(f"{what} {f}: an earlier output of occkit {command} that does not record its files (made by "
-                              f"an older occkit), so it cannot tell {first} from a file of yours; nothing is touched: move "
-                              "the folder away or delete it yourself, or choose a new folder")
+        raise FileExistsError(
+            f"{what} {f}: an earlier output of occkit {command} that does not record its files (made by "
+            f"an older occkit), so it cannot tell {first} from a file of yours; nothing is touched: move "
+            "the folder away or delete it yourself, or choose a new folder"
+        )
     for rel in _walk_files(f, ignore):
         p = f / rel
         if known is not None:
             ok = rel in known and p.is_file() and not p.is_symlink()
         else:
             want = rec.get(rel)
-            ok = (isinstance(want, dict) and want.get("command") == command and p.is_file() and not p.is_symlink()
-                  and p.stat().st_size == want.get("size") and sha256_file(p) == want.get("sha256"))
+            ok = (
+                isinstance(want, dict)
+                and want.get("command") == command
+                and p.is_file()
+                and not p.is_symlink()
+                and p.stat().st_size == want.get("size")
+                and sha256_file(p) == want.get("sha256")
+            )
         if not ok:
-            raise FileExistsError(f"{what} {f}: {rel} is not a file occkit {command} wrote there (or it was changed "
-                                  "since); --overwrite replaces only the command's own files, and nothing is touched: move "
-                                  "it out of the folder, or choose a new folder")
+            raise FileExistsError(
+                f"{what} {f}: {rel} is not a file occkit {command} wrote there (or it was changed "
+                "since); --overwrite replaces only the command's own files, and nothing is touched: move "
+                "it out of the folder, or choose a new folder"
+            )
 
 
-def check_output_file(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None] | None = None,
-                      what: str = "--out", command: str | None = None, replace_own: bool = True) -> None:
+def check_output_file(
+    out: str | os.PathLike,
+    inputs: Mapping[str, str | os.PathLike | None] | None = None,
+    what: str = "--out",
+    command: str | None = None,
+    replace_own: bool = True,
+) -> None:
     """A file output (a picture, a JSON report, an exported model): refuse a folder there, and a
     path that is, lies in, or holds an input (``inputs``). An existing file is refused unless
     occkit ``command`` wrote it (:func:`file_writer`), and then only with ``replace_own`` (a
@@ -297,12 +332,16 @@ def check_output_file(out: str | os.PathLike, inputs: Mapping[str, str | os.Path
         return
     by = file_writer(o)
     if by is None:
-        raise FileExistsError(f"{what} {o}: the file exists and occkit did not write it (or it was changed since); "
-                              "nothing of yours is overwritten: give another path, or move the file away")
+        raise FileExistsError(
+            f"{what} {o}: the file exists and occkit did not write it (or it was changed since); "
+            "nothing of yours is overwritten: give another path, or move the file away"
+        )
     if by != command:
         raise FileExistsError(f"{what} {o}: written by occkit {by}, not occkit {command}; give another path")
     if not replace_own:
-        raise FileExistsError(f"{what} {o}: exists (written by occkit {command} before); pass --overwrite to replace it")
+        raise FileExistsError(
+            f"{what} {o}: exists (written by occkit {command} before); pass --overwrite to replace it"
+        )
 
 
 def _parent_ready(out: str | os.PathLike) -> Path:

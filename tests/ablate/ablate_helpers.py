@@ -50,5 +50,7 @@ def write(folder: Path, name: str, text: str) -> Path:
 def tiny_spec(name: str = "tiny", arms: str | None = None, scoring: str = "", seeds: str = "[0, 1]") -> str:
     """A spec over the tiny world: budget 2, 2 validations, the given arms and scoring."""
     arms = arms or "  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml, set: [optim.lr=0.01]}\n"
-    return (f"name: {name}\ndescription: a tiny ablation for the tests\n{WORLD_STAGE}data: ${{world}}\n"
-            f"budget: 2\nvalidations: 2\ntolerance: 0.5\nmetric: miou\nseeds: {seeds}\narms:\n{arms}{scoring}")
+    return (
+        f"name: {name}\ndescription: a tiny ablation for the tests\n{WORLD_STAGE}data: ${{world}}\n"
+        f"budget: 2\nvalidations: 2\ntolerance: 0.5\nmetric: miou\nseeds: {seeds}\narms:\n{arms}{scoring}"
+    )

@@ -34,8 +34,10 @@ def test_lane_env_takes_the_gpus_in_turn():
 
 def test_each_lane_runs_on_its_own_gpu(tmp_path, monkeypatch):
     # the children print their GPU and when they ran, in place of occkit
-    child = ("import json, os, sys, time; t = time.time(); time.sleep(float(sys.argv[1])); "
-             "print(json.dumps([os.environ.get('CUDA_VISIBLE_DEVICES'), t, time.time()]))")
+    child = (
+        "import json, os, sys, time; t = time.time(); time.sleep(float(sys.argv[1])); "
+        "print(json.dumps([os.environ.get('CUDA_VISIBLE_DEVICES'), t, time.time()]))"
+    )
     monkeypatch.setattr(runner, "occkit_argv", lambda argv: [sys.executable, "-c", child, *argv])
 
     def job(name, sleeps):
@@ -43,6 +45,7 @@ def test_each_lane_runs_on_its_own_gpu(tmp_path, monkeypatch):
             for s in sleeps:  # a job's commands (train, then scorers) stay in its lane
                 rc = yield Command([str(s)], tmp_path / f"{name}.log")
                 assert rc == 0
+
         return Job(name, name, make)
 
     env = {"PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": "3,5,6"}

@@ -23,7 +23,9 @@ from ablate_helpers import tiny_spec, write
 from occkit.ablate.runner import check_folder
 from occkit.cli import main
 
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install -e '.[ray]')")
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install -e '.[ray]')"
+)
 
 SCORING = "scoring:\n  - {scorer: occ3d, masks: [camera], arms: [b]}\n"
 
@@ -57,7 +59,9 @@ def two_ways(tmp_path_factory, cluster):
 def _figures(results: dict) -> dict:
     """What the launcher must not change: each arm x seed's metric, curve, convergence and scores."""
     keys = ("status", "step", "metric", "curve", "last_two", "delta", "converged", "scores")
-    return {arm: {seed: {k: s[k] for k in keys} for seed, s in a["seeds"].items()} for arm, a in results["arms"].items()}
+    return {
+        arm: {seed: {k: s[k] for k in keys} for seed, s in a["seeds"].items()} for arm, a in results["arms"].items()
+    }
 
 
 @needs_ray
@@ -72,7 +76,9 @@ def test_a_ray_ablation_gives_the_figures_of_local_lanes(two_ways):
         assert not (d / "ablate.lock").exists() and json.loads((d / "ablate.json").read_text())["error"] is None
         assert (d / "train.log").read_text().count("# occkit ablate ") == 1  # the header, written by the task
     assert (on_ray / "runs" / "b_s0" / "score_occ3d.log").is_file()
-    assert not list(on_ray.glob(".occkit-ray-*")) and not list((root / "abl" / "stages").glob(".occkit-ray-*"))  # checks cleaned
+    assert not list(on_ray.glob(".occkit-ray-*")) and not list(
+        (root / "abl" / "stages").glob(".occkit-ray-*")
+    )  # checks cleaned
 
 
 def _processes_naming(text: str) -> list[int]:
@@ -95,8 +101,12 @@ def test_a_stopped_ray_runner_resumes_to_the_same_figures(two_ways, cluster):
     out = root / "abl" / "stopped"
     args = ["ablate", str(spec), "--out", str(out), "--launcher", "ray"]
     # another runner process, on the module's cluster through RAY_ADDRESS
-    proc = subprocess.Popen([sys.executable, "-m", "occkit.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "RAY_ADDRESS": cluster})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "occkit.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "RAY_ADDRESS": cluster},
+    )
     run = out / "runs" / "a_s0"
     latest = run / "checkpoints" / "latest"
     deadline = time.monotonic() + 180
@@ -127,7 +137,9 @@ def test_a_cluster_without_the_resources_of_a_task_is_refused(two_ways, capsys):
     assert len(err) == 1 and "no node of the cluster has the 3 CPU(s) a run asks for" in err[0] and "2 CPU" in err[0]
     assert main(["ablate", str(spec), "--out", str(root / "abl" / "big"), "--launcher", "ray", "--device", "cuda"]) == 1
     assert "no node of the cluster has the 1 CPU(s) and 1 GPU" in capsys.readouterr().err
-    assert main(["ablate", str(spec), "--out", str(root / "abl" / "big"), "--launcher", "ray", "--device", "cuda:1"]) == 1
+    assert (
+        main(["ablate", str(spec), "--out", str(root / "abl" / "big"), "--launcher", "ray", "--device", "cuda:1"]) == 1
+    )
     assert "use --device cuda" in capsys.readouterr().err
     assert not (root / "abl" / "big" / "runs").exists()  # refused before any work
 

@@ -17,10 +17,20 @@ from occkit.cli import main
 
 
 def test_curve_and_convergence_by_hand():
-    records = [{"step": 2, "miou": 5.0}, {"step": 4, "miou": 6.0}, {"step": 4, "miou": 6.5},  # a redone step keeps its last
-               {"step": 6, "miou": 7.0}, {"step": 8, "geometry_iou": 3.0}, {"step": 10, "miou": float("nan")}]
+    records = [
+        {"step": 2, "miou": 5.0},
+        {"step": 4, "miou": 6.0},
+        {"step": 4, "miou": 6.5},  # a redone step keeps its last
+        {"step": 6, "miou": 7.0},
+        {"step": 8, "geometry_iou": 3.0},
+        {"step": 10, "miou": float("nan")},
+    ]
     assert metric_curve(records, "miou", budget=8) == [[2, 5.0], [4, 6.5], [6, 7.0]]
-    assert convergence([[2, 5.0], [4, 6.5], [6, 7.0]], tolerance=0.5) == {"last_two": [6.5, 7.0], "delta": 0.5, "converged": True}
+    assert convergence([[2, 5.0], [4, 6.5], [6, 7.0]], tolerance=0.5) == {
+        "last_two": [6.5, 7.0],
+        "delta": 0.5,
+        "converged": True,
+    }
     assert convergence([[2, 5.0], [4, 6.5], [6, 7.0]], tolerance=0.4)["converged"] is False
     assert convergence([[4, 6.0]], tolerance=0.5) == {"last_two": [6.0], "delta": None, "converged": None}
     s = spread({"0": 10.3, "1": 11.2, "2": None})
@@ -43,8 +53,12 @@ def _fake_run(run, values, budget=4):
 
 def test_report_from_disk_flags_the_arm_that_has_not_converged(tmp_path, capsys):
     (tmp_path / "world").mkdir()
-    spec = write(tmp_path, "spec.yaml", "name: hand\ndata: world\nbudget: 4\nvalidations: 2\ntolerance: 0.5\nseeds: [0, 1]\n"
-                                        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n  c: {preset: tiny.yaml}\n")
+    spec = write(
+        tmp_path,
+        "spec.yaml",
+        "name: hand\ndata: world\nbudget: 4\nvalidations: 2\ntolerance: 0.5\nseeds: [0, 1]\n"
+        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n  c: {preset: tiny.yaml}\n",
+    )
     out = tmp_path / "abl"
     _fake_run(out / "runs" / "a_s0", [(2, 10.0), (4, 10.3)])
     _fake_run(out / "runs" / "a_s1", [(2, 11.0), (4, 11.2)])
@@ -57,10 +71,16 @@ def test_report_from_disk_flags_the_arm_that_has_not_converged(tmp_path, capsys)
     assert a["converged"] is True and b["converged"] is False and c["converged"] is None
     assert b["seeds"]["1"]["converged"] is False and b["seeds"]["1"]["delta"] == pytest.approx(1.0)
     assert b["seeds"]["1"]["last_two"] == [7.0, 8.0] and b["seeds"]["0"]["converged"] is True
-    assert a["summary"]["metric"]["mean"] == pytest.approx(10.75) and a["summary"]["metric"]["half_range"] == pytest.approx(0.45)
-    assert b["summary"]["metric"]["mean"] == pytest.approx(8.2) and b["summary"]["metric"]["half_range"] == pytest.approx(0.2)
+    assert a["summary"]["metric"]["mean"] == pytest.approx(10.75) and a["summary"]["metric"][
+        "half_range"
+    ] == pytest.approx(0.45)
+    assert b["summary"]["metric"]["mean"] == pytest.approx(8.2) and b["summary"]["metric"][
+        "half_range"
+    ] == pytest.approx(0.2)
     assert c["status"] == "not run" and c["summary"]["metric"] is None and c["seeds"]["0"]["status"] == "not run"
-    assert a["seeds"]["0"]["curve"] == [[2, 10.0], [4, 10.3]] and a["seeds"]["0"]["train_minutes"] == pytest.approx(0.04)
+    assert a["seeds"]["0"]["curve"] == [[2, 10.0], [4, 10.3]] and a["seeds"]["0"]["train_minutes"] == pytest.approx(
+        0.04
+    )
     md = (out / "results.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
     assert "10.75 ± 0.45 (s0 10.30, s1 11.20)" in rows["a"] and rows["a"].rstrip(" |").endswith("yes")
@@ -74,7 +94,9 @@ def test_report_from_disk_flags_the_arm_that_has_not_converged(tmp_path, capsys)
         assert (np.abs(img.astype(int) - colour).sum(-1) < 10).sum() > 50
     # a partial arm: one seed stopped half-way is shown as such, its done seed counted
     (out / "runs" / "a_s1" / "checkpoints" / "latest").write_text("step_000002")
-    (out / "runs" / "a_s1" / "checkpoints" / "step_000004").rename(out / "runs" / "a_s1" / "checkpoints" / "step_000002")
+    (out / "runs" / "a_s1" / "checkpoints" / "step_000004").rename(
+        out / "runs" / "a_s1" / "checkpoints" / "step_000002"
+    )
     shutil.copy(out / "curves.png", tmp_path / "curves_done.png")
     assert main(["ablate", str(spec), "--out", str(out), "--report"]) == 0
     r = json.loads((out / "results.json").read_text())
@@ -85,15 +107,22 @@ def test_report_from_disk_flags_the_arm_that_has_not_converged(tmp_path, capsys)
     assert main(["ablate", str(spec), "--out", str(out), "--report", "--seeds", "1,3"]) == 0
     r = json.loads((out / "results.json").read_text())
     assert r["seeds"] == [0, 1, 3] and list(r["arms"]["b"]["seeds"]) == ["0", "1", "3"]
-    assert r["arms"]["b"]["summary"]["metric"]["values"] == [8.4, 8.0] and r["arms"]["b"]["seeds"]["3"]["status"] == "not run"
+    assert (
+        r["arms"]["b"]["summary"]["metric"]["values"] == [8.4, 8.0]
+        and r["arms"]["b"]["seeds"]["3"]["status"] == "not run"
+    )
     assert "8.20 ± 0.20 (s0 8.40, s1 8.00) [2 of 3 seeds done]" in (out / "results.md").read_text()
 
 
 def test_report_decides_the_spec_claims(tmp_path, capsys):
     (tmp_path / "world").mkdir()
-    spec = write(tmp_path, "spec.yaml", "name: hand\ndata: world\nbudget: 4\nvalidations: 2\nseeds: [0, 1]\n"
-                                        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n"
-                                        "claims:\n  - {name: a beats b, arm: a, against: b}\n")
+    spec = write(
+        tmp_path,
+        "spec.yaml",
+        "name: hand\ndata: world\nbudget: 4\nvalidations: 2\nseeds: [0, 1]\n"
+        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n"
+        "claims:\n  - {name: a beats b, arm: a, against: b}\n",
+    )
     out = tmp_path / "abl"
     _fake_run(out / "runs" / "a_s0", [(2, 10.0), (4, 10.3)])
     _fake_run(out / "runs" / "a_s1", [(2, 11.0), (4, 11.2)])
@@ -109,23 +138,33 @@ def test_report_decides_the_spec_claims(tmp_path, capsys):
 
 def test_a_scored_figure_that_moved_since_the_checkpoint_before_is_flagged(tmp_path, capsys):
     (tmp_path / "world").mkdir()
-    spec = write(tmp_path, "spec.yaml", "name: hand\ndata: world\nbudget: 4\nvalidations: 2\ntolerance: 0.5\nseeds: [0, 1]\n"
-                                        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n"
-                                        "scoring:\n  - {scorer: ssc, previous: true}\n"
-                                        "claims:\n  - {arm: a, against: b, figure: ssc.ssc_miou}\n")
+    spec = write(
+        tmp_path,
+        "spec.yaml",
+        "name: hand\ndata: world\nbudget: 4\nvalidations: 2\ntolerance: 0.5\nseeds: [0, 1]\n"
+        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n"
+        "scoring:\n  - {scorer: ssc, previous: true}\n"
+        "claims:\n  - {arm: a, against: b, figure: ssc.ssc_miou}\n",
+    )
     out = tmp_path / "abl"
     scored = {"a_s0": (10.0, 9.8), "a_s1": (10.4, 9.7), "b_s0": (9.0, 9.1), "b_s1": (9.2, 9.0)}  # (step 4, step 2)
     for run, (now, before) in scored.items():
         _fake_run(out / "runs" / run, [(2, 5.0), (4, 5.1)])  # the metric's own curve is flat everywhere
         (out / "runs" / run / "score_ssc.json").write_text(json.dumps({"ssc_miou": now, "completion_iou": 50.0}))
-        (out / "runs" / run / "score_ssc_prev.json").write_text(json.dumps({"ssc_miou": before, "completion_iou": 50.0}))
+        (out / "runs" / run / "score_ssc_prev.json").write_text(
+            json.dumps({"ssc_miou": before, "completion_iou": 50.0})
+        )
     assert main(["ablate", str(spec), "--out", str(out), "--report"]) == 0
     r = json.loads((out / "results.json").read_text())
     a1 = r["arms"]["a"]["seeds"]["1"]["plateau"]["ssc.ssc_miou"]
     assert a1["previous"] == 9.7 and a1["delta"] == pytest.approx(0.7) and a1["converged"] is False
     assert r["arms"]["b"]["seeds"]["0"]["plateau"]["ssc.ssc_miou"]["converged"] is True
     assert [c["id"] for c in r["columns"]] == ["ssc.ssc_miou", "ssc.completion_iou"]  # no column of its own
-    rows = {line.split("|")[1].strip(): line for line in (out / "results.md").read_text().splitlines() if line.startswith("| ")}
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in (out / "results.md").read_text().splitlines()
+        if line.startswith("| ")
+    }
     assert "yes; SSC mIoU (ssc) no (s1: Δ +0.70)" in rows["a"] and "yes; scored figures: yes" in rows["b"]
     (c,) = r["claims"]
     assert c["verdict"] == "holds" and c["not_converged"] == ["a"]  # flagged on its figure, not on the flat metric
@@ -135,7 +174,11 @@ def test_a_scored_figure_that_moved_since_the_checkpoint_before_is_flagged(tmp_p
     r = json.loads((out / "results.json").read_text())
     assert r["arms"]["b"]["seeds"]["1"]["status"] == "partial" and r["arms"]["b"]["summary"]["ssc.ssc_miou"]["n"] == 2
     assert r["claims"][0]["paired"] == 2
-    rows = {line.split("|")[1].strip(): line for line in (out / "results.md").read_text().splitlines() if line.startswith("| ")}
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in (out / "results.md").read_text().splitlines()
+        if line.startswith("| ")
+    }
     assert "[s1: a scorer still to run]" in rows["b"] and "seeds done" not in rows["b"]
 
 
@@ -144,7 +187,10 @@ def test_small_figures_keep_three_significant_digits():
 
     assert _num(14.333) == "14.33" and _num(0.0) == "0.00" and _num(0.25) == "0.25" and _num(None) == "n/a"
     assert _num(0.0312) == "0.0312" and _num(0.00456) == "0.00456" and _num(-0.05) == "-0.0500"  # KID-sized
-    assert _pm({"mean": 0.0312, "half_range": 0.002}) == "0.0312 ± 0.0020" and _pm({"mean": 10.75, "half_range": 0.45}) == "10.75 ± 0.45"
+    assert (
+        _pm({"mean": 0.0312, "half_range": 0.002}) == "0.0312 ± 0.0020"
+        and _pm({"mean": 10.75, "half_range": 0.45}) == "10.75 ± 0.45"
+    )
 
 
 def test_time_left_paces_each_arm_by_its_own_finished_runs():
@@ -153,18 +199,37 @@ def test_time_left_paces_each_arm_by_its_own_finished_runs():
     def seed(status, train=None, score=None, step=None, build="current"):
         return {"status": status, "train_seconds": train, "score_seconds": score, "step": step, "build": build}
 
-    r = {"budget": 4, "arms": {
-        "a": {"seeds": {"0": seed("done", 100.0, 20.0, 4), "1": seed("done", 140.0, 20.0, 4), "2": seed("partial", 50.0, 0.0, 2)}},
-        "b": {"seeds": {"0": seed("not run"), "1": seed("not run")}},
-        "c": {"seeds": {"0": seed("done", 900.0, 0.0, 4, build="other"), "1": seed("not run")}},  # another build paces nothing
-    }}
+    r = {
+        "budget": 4,
+        "arms": {
+            "a": {
+                "seeds": {
+                    "0": seed("done", 100.0, 20.0, 4),
+                    "1": seed("done", 140.0, 20.0, 4),
+                    "2": seed("partial", 50.0, 0.0, 2),
+                }
+            },
+            "b": {"seeds": {"0": seed("not run"), "1": seed("not run")}},
+            "c": {
+                "seeds": {"0": seed("done", 900.0, 0.0, 4, build="other"), "1": seed("not run")}
+            },  # another build paces nothing
+        },
+    }
     t = time_left(r, lanes=2)
     # a's pace (120 + 160) / 2 = 140: its seed 2 has half its steps left (70); b and c have no pace of their own: 140 each
-    assert t == {"runs": 4, "lane_seconds": 70.0 + 2 * 140.0 + 140.0, "estimated_runs": 3, "paced_by": 2, "lanes": 2,
-                 "wall_seconds": 245.0}
+    assert t == {
+        "runs": 4,
+        "lane_seconds": 70.0 + 2 * 140.0 + 140.0,
+        "estimated_runs": 3,
+        "paced_by": 2,
+        "lanes": 2,
+        "wall_seconds": 245.0,
+    }
     assert "4 run(s), about 0.1 lane-hours at the pace of the 2 finished here; 3 of them" in time_left_text(t)
     assert "about 4.1 min on 2 lane(s)" in time_left_text(t)
-    assert time_left({"budget": 4, "arms": {"b": r["arms"]["b"]}}, 2) is None and "no run has finished" in time_left_text(None)
+    assert time_left(
+        {"budget": 4, "arms": {"b": r["arms"]["b"]}}, 2
+    ) is None and "no run has finished" in time_left_text(None)
     done = {"budget": 4, "arms": {"a": {"seeds": {"0": seed("done", 10.0, 0.0, 4)}}}}
     assert time_left(done, 3)["runs"] == 0 and "every run is done" in time_left_text(time_left(done, 3))
 
@@ -172,7 +237,9 @@ def test_time_left_paces_each_arm_by_its_own_finished_runs():
 def test_arm_colours_tell_every_arm_of_a_large_spec_apart():
     # RadOcc's spec has 11 arms: with tab10 alone its first and last arm were drawn the same blue
     assert len(ARM_COLOURS) >= 12 and len(set(ARM_COLOURS)) == len(ARM_COLOURS)
-    nearest = min(sum(abs(a - b) for a, b in zip(x, y)) for i, x in enumerate(ARM_COLOURS) for y in ARM_COLOURS[i + 1:])
+    nearest = min(
+        sum(abs(a - b) for a, b in zip(x, y)) for i, x in enumerate(ARM_COLOURS) for y in ARM_COLOURS[i + 1 :]
+    )
     assert nearest >= 100  # no closer than tab10's own nearest pair (purple and pink)
 
 
@@ -184,12 +251,18 @@ def test_stage_quality_reads_what_the_stage_wrote(tmp_path):
 
     train = tmp_path / "teacher"
     train.mkdir()
-    (train / "metrics.jsonl").write_text(json.dumps({"step": 500, "miou": 10.0, "geometry_iou": 40.0}) + "\n"
-                                         + json.dumps({"step": 1000, "miou": 12.5, "geometry_iou": 41.25, "other": 3}) + "\n")
+    (train / "metrics.jsonl").write_text(
+        json.dumps({"step": 500, "miou": 10.0, "geometry_iou": 40.0})
+        + "\n"
+        + json.dumps({"step": 1000, "miou": 12.5, "geometry_iou": 41.25, "other": 3})
+        + "\n"
+    )
     assert stage_quality("train", train) == {"step": 1000, "miou": 12.5, "geometry_iou": 41.25}
     prior = tmp_path / "backbone"
     prior.mkdir()
-    (prior / "config.json").write_text(json.dumps({"train": {"steps": 2000, "final_losses": {"semantics": 0.5, "depth": 0.25}}}))
+    (prior / "config.json").write_text(
+        json.dumps({"train": {"steps": 2000, "final_losses": {"semantics": 0.5, "depth": 0.25}}})
+    )
     assert stage_quality("priors train", prior) == {"steps": 2000, "loss_semantics": 0.5, "loss_depth": 0.25}
     assert stage_quality("synth", prior) == {} and stage_quality("train", tmp_path / "missing") == {}
 
@@ -200,17 +273,33 @@ def test_a_claim_pairs_its_sides_seed_by_seed():
     def arm(values, scores=None, converged=True, build="current"):
         seeds = {}
         for k, v in values.items():
-            seeds[k] = {"status": "not run" if v is None else "done", "metric": v, "build": build,
-                        "scores": {"x.fid": (scores or {}).get(k)}}
+            seeds[k] = {
+                "status": "not run" if v is None else "done",
+                "metric": v,
+                "build": build,
+                "scores": {"x.fid": (scores or {}).get(k)},
+            }
         return {"seeds": seeds, "converged": converged}
 
-    r = {"metric": "miou", "seeds": [0, 1, 2], "columns": [{"id": "x.fid", "label": "FID (x)"}], "arms": {
-        "a": arm({"0": 10.5, "1": 10.2, "2": None}, {"0": 1.10, "1": 1.30}),
-        "b": arm({"0": 10.0, "1": 10.4, "2": 9.0}, {"0": 1.20, "1": 1.40}),
-        "c": arm({"0": 9.0, "1": 9.5, "2": 8.0}, converged=False),
-        "d": arm({"0": 9.0, "1": 9.0, "2": 9.0}, build="other"),  # another build of a stage: never paired
-    }}
-    claim = {"name": "a beats b", "arm": "a", "against": "b", "figure": "metric", "against_figure": "metric", "higher": True}
+    r = {
+        "metric": "miou",
+        "seeds": [0, 1, 2],
+        "columns": [{"id": "x.fid", "label": "FID (x)"}],
+        "arms": {
+            "a": arm({"0": 10.5, "1": 10.2, "2": None}, {"0": 1.10, "1": 1.30}),
+            "b": arm({"0": 10.0, "1": 10.4, "2": 9.0}, {"0": 1.20, "1": 1.40}),
+            "c": arm({"0": 9.0, "1": 9.5, "2": 8.0}, converged=False),
+            "d": arm({"0": 9.0, "1": 9.0, "2": 9.0}, build="other"),  # another build of a stage: never paired
+        },
+    }
+    claim = {
+        "name": "a beats b",
+        "arm": "a",
+        "against": "b",
+        "figure": "metric",
+        "against_figure": "metric",
+        "higher": True,
+    }
     c = claim_result(r, claim)
     # seed 2 of a is not done: paired over seeds 0 and 1; 10.5 - 10.0 = +0.5, 10.2 - 10.4 = -0.2
     assert c["differences"] == pytest.approx({"0": 0.5, "1": -0.2}) and c["verdict"] == "mixed"
@@ -224,10 +313,16 @@ def test_a_claim_pairs_its_sides_seed_by_seed():
     assert c["verdict"] == "reversed" and c["summary"]["mean"] == pytest.approx(-(1.0 + 0.9 + 1.0) / 3)
     # a lower figure is better (FID): a's 1.10 and 1.30 against b's 1.20 and 1.40 are ahead in both seeds
     c = claim_result(r, {**claim, "figure": "x.fid", "against_figure": "x.fid", "higher": False})
-    assert c["verdict"] == "holds" and c["differences"] == pytest.approx({"0": -0.1, "1": -0.1}) and c["label"] == "FID (x)"
+    assert (
+        c["verdict"] == "holds"
+        and c["differences"] == pytest.approx({"0": -0.1, "1": -0.1})
+        and c["label"] == "FID (x)"
+    )
     # one run's figure against another of its own figures (one run sampled two ways)
     c = claim_result(r, {**claim, "against": "a", "against_figure": "x.fid"})
-    assert c["differences"] == pytest.approx({"0": 10.5 - 1.10, "1": 10.2 - 1.30}) and c["label"] == "miou against FID (x)"
+    assert (
+        c["differences"] == pytest.approx({"0": 10.5 - 1.10, "1": 10.2 - 1.30}) and c["label"] == "miou against FID (x)"
+    )
     assert claim_result(r, {**claim, "against": "d"})["verdict"] == "not run yet"
     one = claim_result({**r, "arms": {**r["arms"], "a": arm({"0": 10.5, "1": None, "2": None})}}, claim)
     assert one["verdict"] == "one seed" and claim_cell(one, 3) == "one seed so far (s0: ahead)"
@@ -238,9 +333,13 @@ def test_a_command_of_some_arms_and_seeds_reports_over_the_runs_it_asked_for(tmp
     the time left cover those four runs, not the spec's fifteen."""
     (tmp_path / "world").mkdir()
     arms = "".join(f"  {a}: {{preset: tiny.yaml}}\n" for a in "abcde")
-    spec = write(tmp_path, "spec.yaml", "name: hand\ndata: world\nbudget: 4\nvalidations: 2\nseeds: [0, 1, 2]\n"
-                                        f"arms:\n{arms}claims:\n  - {{name: a beats b, arm: a, against: b}}\n"
-                                        "  - {name: e beats a, arm: e, against: a}\n")
+    spec = write(
+        tmp_path,
+        "spec.yaml",
+        "name: hand\ndata: world\nbudget: 4\nvalidations: 2\nseeds: [0, 1, 2]\n"
+        f"arms:\n{arms}claims:\n  - {{name: a beats b, arm: a, against: b}}\n"
+        "  - {name: e beats a, arm: e, against: a}\n",
+    )
     out = tmp_path / "abl"
     for arm, v in (("a", 10.0), ("b", 8.0)):
         _fake_run(out / "runs" / f"{arm}_s0", [(2, v), (4, v + 0.1)])

@@ -61,13 +61,20 @@ def test_results_of_two_arms_by_two_seeds(full_run):
             records = read_jsonl(run / "metrics.jsonl")
             assert [x["step"] for x in records] == [1, 2]  # 2 validations over the budget of 2
             s = a["seeds"][seed]
-            assert s["step"] == 2 and s["metric"] == records[-1]["miou"] and s["curve"] == [[1, records[0]["miou"]], [2, records[1]["miou"]]]
+            assert (
+                s["step"] == 2
+                and s["metric"] == records[-1]["miou"]
+                and s["curve"] == [[1, records[0]["miou"]], [2, records[1]["miou"]]]
+            )
             assert s["converged"] is (abs(records[1]["miou"] - records[0]["miou"]) <= 0.5)
             assert s["train_seconds"] > 0 and not (run / "ablate.lock").exists()
             values[seed] = records[-1]["miou"]
             if arm == "b":  # scored (the occ3d scorer is b's only); predictions removed afterwards
                 score = json.loads((run / "score_occ3d_camera.json").read_text())
-                assert s["scores"] == {"occ3d_camera.miou": score["miou"], "occ3d_camera.geometry_iou": score["geometry_iou"]}
+                assert s["scores"] == {
+                    "occ3d_camera.miou": score["miou"],
+                    "occ3d_camera.geometry_iou": score["geometry_iou"],
+                }
                 assert score["mask"] == "camera" and not (run / "pred_occ3d").exists() and s["score_seconds"] > 0
                 # previous: true scored the checkpoint of step 1 the same way, beside the column
                 before = json.loads((run / "score_occ3d_camera_prev.json").read_text())
@@ -79,7 +86,10 @@ def test_results_of_two_arms_by_two_seeds(full_run):
         m = a["summary"]["metric"]
         assert m["mean"] == pytest.approx(sum(values.values()) / 2)
         assert m["half_range"] == pytest.approx(abs(values["0"] - values["1"]) / 2)
-    assert r["arms"]["b"]["summary"]["occ3d_camera.miou"]["n"] == 2 and "occ3d_camera.miou" not in r["arms"]["a"]["summary"]
+    assert (
+        r["arms"]["b"]["summary"]["occ3d_camera.miou"]["n"] == 2
+        and "occ3d_camera.miou" not in r["arms"]["a"]["summary"]
+    )
     md = (out / "results.md").read_text()
     assert "| a | " in md and "| b | " in md and "mIoU (occ3d camera)" in md and "| world | synth |" in md
 
@@ -92,8 +102,12 @@ def test_kill_mid_arm_and_rerun_gives_the_same_figures_reusing_the_stage(full_ru
     spec = write(root, "second.yaml", tiny_spec(name="second", arms="  a: {preset: tiny.yaml}\n", seeds="[1]"))
     out = root / "abl" / "killed"
     args = ["ablate", str(spec), "--out", str(out), "--device", "cpu"]
-    proc = subprocess.Popen([sys.executable, "-m", "occkit.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "occkit.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     latest = out / "runs" / "a_s1" / "checkpoints" / "latest"
     deadline = time.monotonic() + 120
     while not latest.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -148,9 +162,15 @@ def test_lanes_keep_dependencies_and_skip_what_follows_a_failure(tmp_path):
             events.append(("end", name, rc))
             if rc:
                 raise JobError(f"{name} failed ({rc})")
+
         return Job(name, name, make, list(deps))
 
-    jobs = [job("a", ["--version"]), job("b", ["no-such-verb"]), job("c", ["--version"], ["a"]), job("d", ["--version"], ["b"])]
+    jobs = [
+        job("a", ["--version"]),
+        job("b", ["no-such-verb"]),
+        job("c", ["--version"], ["a"]),
+        job("d", ["--version"], ["b"]),
+    ]
     errors = run_jobs(jobs, lanes=2, env=dict(os.environ), poll_seconds=0.01)
     assert errors == {"a": None, "b": "b failed (2)", "c": None, "d": "d: not run: b failed"}
     assert events.index(("end", "a", 0)) < events.index(("start", "c")) and ("start", "d") not in events
@@ -159,11 +179,17 @@ def test_lanes_keep_dependencies_and_skip_what_follows_a_failure(tmp_path):
 
 def test_a_stage_waits_only_on_stages_still_to_build(tmp_path):
     text = tiny_spec(arms="  a: {preset: tiny.yaml, set: ['data.priors=${priors}']}\n", seeds="[0]").replace(
-        "stages:\n", 'stages:\n  priors: {command: priors run, args: {data: "${world}", prior: oracle}}\n  unused: {command: synth}\n')
-    ab = Ablation(parse_spec(write(tmp_path, "s.yaml", text)), RunOptions(out=tmp_path / "abl", cache=tmp_path / "stages"))
+        "stages:\n",
+        'stages:\n  priors: {command: priors run, args: {data: "${world}", prior: oracle}}\n  unused: {command: synth}\n',
+    )
+    ab = Ablation(
+        parse_spec(write(tmp_path, "s.yaml", text)), RunOptions(out=tmp_path / "abl", cache=tmp_path / "stages")
+    )
     assert [(j.name, j.deps) for j in ab.stage_jobs()] == [("stage:world", []), ("stage:priors", ["stage:world"])]
     # a run waits on the stages it needs that are still to build, and on no other
-    assert [(j.name, j.deps) for j in ab.arm_jobs({"world", "priors"})] == [("run:a_s0", ["stage:world", "stage:priors"])]
+    assert [(j.name, j.deps) for j in ab.arm_jobs({"world", "priors"})] == [
+        ("run:a_s0", ["stage:world", "stage:priors"])
+    ]
     ab.plans["world"].folder.mkdir(parents=True)
     ab.plans["world"].record_path.write_text("{}")  # built
     assert [(j.name, j.deps) for j in ab.stage_jobs()] == [("stage:priors", [])]
@@ -172,9 +198,12 @@ def test_a_stage_waits_only_on_stages_still_to_build(tmp_path):
 
 def test_a_run_does_not_wait_for_stages_it_does_not_need(tmp_path):
     """With two lanes, an arm that needs only the world trains while another arm's stage builds."""
-    text = tiny_spec(arms="  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml, set: ['data.priors=${priors}']}\n", seeds="[0]").replace(
-        "stages:\n", 'stages:\n  priors: {command: priors run, args: {data: "${world}", prior: oracle}}\n')
-    ab = Ablation(parse_spec(write(tmp_path, "s.yaml", text)), RunOptions(out=tmp_path / "abl", cache=tmp_path / "stages"))
+    text = tiny_spec(
+        arms="  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml, set: ['data.priors=${priors}']}\n", seeds="[0]"
+    ).replace("stages:\n", 'stages:\n  priors: {command: priors run, args: {data: "${world}", prior: oracle}}\n')
+    ab = Ablation(
+        parse_spec(write(tmp_path, "s.yaml", text)), RunOptions(out=tmp_path / "abl", cache=tmp_path / "stages")
+    )
     deps = {j.name: j.deps for j in ab.arm_jobs({"world", "priors"})}
     assert deps == {"run:a_s0": ["stage:world"], "run:b_s0": ["stage:world", "stage:priors"]}
 
@@ -215,7 +244,9 @@ def test_a_rebuilt_stage_is_never_mixed_into_a_run_or_a_mean(full_run, capsys):
     root, full_out, full = full_run
     spec = write(root, "fifth.yaml", tiny_spec(name="fifth", scoring=SCORING))
     out, cache = root / "abl" / "fifth", root / "cache5"
-    shutil.copytree(next((root / "abl" / "stages").glob("world-*")), cache / next((root / "abl" / "stages").glob("world-*")).name)
+    shutil.copytree(
+        next((root / "abl" / "stages").glob("world-*")), cache / next((root / "abl" / "stages").glob("world-*")).name
+    )
     for run in ("a_s0", "a_s1", "b_s0", "b_s1"):
         shutil.copytree(full_out / "runs" / run, out / "runs" / run)
     args = ["ablate", str(spec), "--out", str(out), "--cache", str(cache)]
@@ -223,7 +254,9 @@ def test_a_rebuilt_stage_is_never_mixed_into_a_run_or_a_mean(full_run, capsys):
     built = json.loads(stage_json.read_text())
     assert built["machine"]["cpu"] and "bf16" in built["machine"]
     for run in ("a_s0", "a_s1", "b_s0", "b_s1"):  # each run recorded the build it started from
-        assert json.loads((out / "runs" / run / "ablate.json").read_text())["stage_builds"] == {"world": built["finished"]}
+        assert json.loads((out / "runs" / run / "ablate.json").read_text())["stage_builds"] == {
+            "world": built["finished"]
+        }
     assert main(args + ["--report"]) == 0
     assert json.loads((out / "results.json").read_text())["arms"]["a"]["seeds"]["0"]["build"] == "current"
     # a record written before builds were: dated by its first start (the world was built before it)
@@ -250,10 +283,14 @@ def test_a_rebuilt_stage_is_never_mixed_into_a_run_or_a_mean(full_run, capsys):
     assert "arm a seed 0: stage(s) world rebuilt since" in text and "starting it again from the current build" in text
     r = json.loads((out / "results.json").read_text())
     assert r["arms"]["a"]["seeds"]["0"]["build"] == "current" and r["arms"]["a"]["seeds"]["1"]["build"] == "other"
-    assert r["arms"]["b"]["seeds"]["0"]["build"] == "other" and r["arms"]["b"]["seeds"]["0"]["rebuilt_stages"] == ["world"]
+    assert r["arms"]["b"]["seeds"]["0"]["build"] == "other" and r["arms"]["b"]["seeds"]["0"]["rebuilt_stages"] == [
+        "world"
+    ]
     a0 = r["arms"]["a"]["seeds"]["0"]["metric"]
     assert a0 == full["arms"]["a"]["seeds"]["0"]["metric"]  # the same bytes here: the same figures
-    assert (out / "runs" / "a_s0" / "train.log").read_text().count("# occkit ablate") == 1  # begun again: the old log gone
+    assert (out / "runs" / "a_s0" / "train.log").read_text().count(
+        "# occkit ablate"
+    ) == 1  # begun again: the old log gone
     assert r["arms"]["a"]["summary"]["metric"]["seeds"] == ["0"] and r["arms"]["b"]["summary"]["metric"] is None
     md = (out / "results.md").read_text()
     assert f"(s0 {_num(a0)}, s1 " in md and "†) [1 of 2 seeds done]" in md and "[no seed of the current builds]" in md

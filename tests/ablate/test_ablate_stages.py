@@ -24,15 +24,56 @@ def test_stage_command_lines(tmp_path):
     plans = plan_stages(parse_spec(write(tmp_path, "s.yaml", SPEC)), tmp_path / "stages")
     world = str(plans["world"].out)
     assert plans["world"].argv(2, "cuda") == ["synth", "--scenes", "2", "--image-size", "32", "88", "--out", world]
-    assert plans["priors"].argv(2, "cuda") == ["priors", "run", "--data", world, "--prior", "semantics=oracle", "--prior",
-                                               "depth=oracle:noisy", "--device", "cuda", "--out", str(plans["priors"].out), "--no-progress"]
-    assert plans["backbone"].argv(1, "cpu") == ["priors", "train", "--data", world, "--steps", "3", "--set", "batch_size=1", "--set",
-                                                "lr=0.01", "--threads", "1", "--device", "cpu", "--out", str(plans["backbone"].out),
-                                                "--no-progress"]
+    assert plans["priors"].argv(2, "cuda") == [
+        "priors",
+        "run",
+        "--data",
+        world,
+        "--prior",
+        "semantics=oracle",
+        "--prior",
+        "depth=oracle:noisy",
+        "--device",
+        "cuda",
+        "--out",
+        str(plans["priors"].out),
+        "--no-progress",
+    ]
+    assert plans["backbone"].argv(1, "cpu") == [
+        "priors",
+        "train",
+        "--data",
+        world,
+        "--steps",
+        "3",
+        "--set",
+        "batch_size=1",
+        "--set",
+        "lr=0.01",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(plans["backbone"].out),
+        "--no-progress",
+    ]
     # the spec's train.threads wins over the runner's; the preset path is the spec's neighbour
     base = plans["base"]
-    assert base.argv(1, "cpu") == ["train", str((tmp_path / "tiny.yaml").resolve()), "--data", world, "--max-steps", "2", "--set",
-                                   "train.device=cpu", "train.threads=3", "--out", str(base.out), "--no-progress"]
+    assert base.argv(1, "cpu") == [
+        "train",
+        str((tmp_path / "tiny.yaml").resolve()),
+        "--data",
+        world,
+        "--max-steps",
+        "2",
+        "--set",
+        "train.device=cpu",
+        "train.threads=3",
+        "--out",
+        str(base.out),
+        "--no-progress",
+    ]
     # a train stage stopped after a checkpoint resumes
     ck = base.out / "checkpoints" / "step_000001"
     ck.mkdir(parents=True)

@@ -40,10 +40,21 @@ def _sample(seed: int = 0, N: int = 2, H: int = 64, W: int = 96) -> Sample:
     mask[12, 5, 1] = mask[3, 9, 2] = mask[0, 0, 0] = True
     lidar = torch.tensor([[GRID.index_to_point(torch.tensor([12, 5, 1])).tolist() + [0.7], [1.0, 2.0, 0.3, 0.1]]])[0]
     return Sample(
-        token="t", scene="s", timestamp=0, cam_names=("A", "B")[:N], images=images, intrinsics=K,
-        T_ego_from_cam=T, T_global_from_ego=make_transform(rotation_z(0.7), torch.tensor([100.0, 50.0, 0.0])),
-        occupancy=occ, mask_camera=mask, mask_lidar=mask.clone(), lidar=lidar,
-        T_ego_from_lidar=torch.eye(4), depth=torch.full((N, H, W), 7.0), semantics_2d=sem,
+        token="t",
+        scene="s",
+        timestamp=0,
+        cam_names=("A", "B")[:N],
+        images=images,
+        intrinsics=K,
+        T_ego_from_cam=T,
+        T_global_from_ego=make_transform(rotation_z(0.7), torch.tensor([100.0, 50.0, 0.0])),
+        occupancy=occ,
+        mask_camera=mask,
+        mask_lidar=mask.clone(),
+        lidar=lidar,
+        T_ego_from_lidar=torch.eye(4),
+        depth=torch.full((N, H, W), 7.0),
+        semantics_2d=sem,
     )
 
 
@@ -91,7 +102,9 @@ def test_fixed_resize_crop_flip_keeps_projection():
 
 def test_random_image_augment_is_consistent_and_deterministic():
     s = _sample(1)
-    cfg = ImageAugConfig(out_hw=(32, 48), resize_range=(0.9, 1.2), crop_left_range=(0.0, 1.0), crop_top_range=(0.0, 1.0), flip_prob=0.5)
+    cfg = ImageAugConfig(
+        out_hw=(32, 48), resize_range=(0.9, 1.2), crop_left_range=(0.0, 1.0), crop_top_range=(0.0, 1.0), flip_prob=0.5
+    )
     a = augment_images(s, cfg, torch.Generator().manual_seed(5))
     b = augment_images(s, cfg, torch.Generator().manual_seed(5))
     assert torch.equal(a.images, b.images) and torch.equal(a.intrinsics, b.intrinsics)
@@ -110,9 +123,13 @@ def test_random_image_augment_is_consistent_and_deterministic():
     ev = augment_images(s, ImageAugConfig(out_hw=(32, 40)))
     assert ev.extra["augment"]["image"]["crops"] == [(4, 0), (4, 0)]
     # the evaluation transform of a training config: the middle of each range, never flipped
-    band = ImageAugConfig(out_hw=(20, 40), resize_range=(0.9, 1.1), crop_left_range=(0.0, 1.0), crop_top_range=(0.0, 0.5), flip_prob=0.5)
+    band = ImageAugConfig(
+        out_hw=(20, 40), resize_range=(0.9, 1.1), crop_left_range=(0.0, 1.0), crop_top_range=(0.0, 0.5), flip_prob=0.5
+    )
     e = band.evaluation()
-    assert e == ImageAugConfig(out_hw=(20, 40), resize_range=(1.0, 1.0), crop_left_range=(0.5, 0.5), crop_top_range=(0.25, 0.25), flip_prob=0.0)
+    assert e == ImageAugConfig(
+        out_hw=(20, 40), resize_range=(1.0, 1.0), crop_left_range=(0.5, 0.5), crop_top_range=(0.25, 0.25), flip_prob=0.0
+    )
     # 64x96 -> 27x40 (the width binds): 7 rows of slack, a quarter of them above the window
     assert augment_images(s, e).extra["augment"]["image"]["crops"] == [(0, 2), (0, 2)]
 
@@ -125,7 +142,10 @@ def _voxel_pixel(s: Sample, cls: int, cam: int) -> tuple[torch.Tensor, torch.Ten
     return uv[0], z[0]
 
 
-@pytest.mark.parametrize("flip_x,flip_y,yaw", [(True, False, 0.0), (False, True, 0.0), (True, True, math.pi / 2), (False, False, -math.pi / 2)])
+@pytest.mark.parametrize(
+    "flip_x,flip_y,yaw",
+    [(True, False, 0.0), (False, True, 0.0), (True, True, math.pi / 2), (False, False, -math.pi / 2)],
+)
 def test_bev_transform_keeps_voxels_cameras_and_lidar_consistent(flip_x, flip_y, yaw):
     s = _sample()
     A = bev_matrix(flip_x, flip_y, yaw)

@@ -19,13 +19,17 @@ def test_synthetic_sweeps_land_where_the_key_frame_sees_them(tiny_occ3d_root):
     t0, t1 = ds.frames[0].token, ds.frames[1].token  # scene 0: ego at x = 0 then x = 10, no rotation
     assert ds.info(t1)["prev"] == t0
     for tok, pts in ((t0, [[15.0, 0.0, 1.0, 100.0]]), (t1, [[5.0, 0.0, 1.0, 50.0], [1.0, 2.0, 0.5, 7.0]])):
-        save_npz_atomic(ds.extras_dir(tok) / "lidar.npz", points=np.array(pts, np.float32), labels=np.zeros(len(pts), np.uint8))
+        save_npz_atomic(
+            ds.extras_dir(tok) / "lidar.npz", points=np.array(pts, np.float32), labels=np.zeros(len(pts), np.uint8)
+        )
     try:
         one = WithLidarSweeps(ds, sweeps=1)[1]
         assert one.lidar.shape == (2, 4) and one.lidar_labels is not None  # unchanged
         s = WithLidarSweeps(ds, sweeps=3)[1]  # only one earlier frame exists
         assert s.lidar.shape == (3, 4) and s.lidar_labels is None
-        assert torch.allclose(s.lidar[2], torch.tensor([5.0, 0.0, 1.0, 100.0]))  # frame 0's point, in frame 1's ego frame
+        assert torch.allclose(
+            s.lidar[2], torch.tensor([5.0, 0.0, 1.0, 100.0])
+        )  # frame 0's point, in frame 1's ego frame
         assert WithLidarSweeps(ds, sweeps=3)[0].lidar.shape == (1, 4)  # the scene's first frame
     finally:
         for tok in (t0, t1):
@@ -42,14 +46,27 @@ def test_info_file_sweeps_into_the_ego_frame(tiny_occ3d_root, tmp_path):
     lidar_dir.mkdir(parents=True, exist_ok=True)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     np.array([[1.0, 0.0, 0.0, 10.0, 0.0]], np.float32).tofile(lidar_dir / f"{token}.pcd.bin")
-    np.array([[0.0, 1.0, 0.0, 20.0, 1.0], [0.0, 0.0, 0.0, 30.0, 2.0]], np.float32).tofile(sweep_dir / f"{token}.pcd.bin")
+    np.array([[0.0, 1.0, 0.0, 20.0, 1.0], [0.0, 0.0, 0.0, 30.0, 2.0]], np.float32).tofile(
+        sweep_dir / f"{token}.pcd.bin"
+    )
     c, s = math.cos(math.pi / 4), math.sin(math.pi / 4)  # LiDAR yawed -90 degrees in the ego frame, 1.8 m up
-    info = {"infos": [{
-        "token": token, "lidar_path": f"./data/nuscenes/samples/LIDAR_TOP/{token}.pcd.bin",
-        "lidar2ego_translation": [0.9, 0.0, 1.8], "lidar2ego_rotation": [c, 0.0, 0.0, -s],
-        "sweeps": [{"data_path": f"./data/nuscenes/sweeps/LIDAR_TOP/{token}.pcd.bin",
-                    "sensor2lidar_rotation": np.eye(3).tolist(), "sensor2lidar_translation": [0.0, -2.0, 0.0]}],
-    }]}
+    info = {
+        "infos": [
+            {
+                "token": token,
+                "lidar_path": f"./data/nuscenes/samples/LIDAR_TOP/{token}.pcd.bin",
+                "lidar2ego_translation": [0.9, 0.0, 1.8],
+                "lidar2ego_rotation": [c, 0.0, 0.0, -s],
+                "sweeps": [
+                    {
+                        "data_path": f"./data/nuscenes/sweeps/LIDAR_TOP/{token}.pcd.bin",
+                        "sensor2lidar_rotation": np.eye(3).tolist(),
+                        "sensor2lidar_translation": [0.0, -2.0, 0.0],
+                    }
+                ],
+            }
+        ]
+    }
     path = tmp_path / "infos.json"
     path.write_text(json.dumps(info))
     assert resolve_lidar_path(tiny_occ3d_root, info["infos"][0]["lidar_path"]) == lidar_dir / f"{token}.pcd.bin"

@@ -48,7 +48,9 @@ def test_resized_image_with_original_intrinsics_is_refused_without_extras(root):
         img = ds.image_path(token, cam)
         with Image.open(img) as im:
             im.resize((im.width // 2, im.height // 2)).save(img)
-    with pytest.raises(ValueError, match=r"CAM_FRONT.*image is 32x12 but the intrinsics put the principal point at \(32.0"):
+    with pytest.raises(
+        ValueError, match=r"CAM_FRONT.*image is 32x12 but the intrinsics put the principal point at \(32.0"
+    ):
         ds[0]
 
 
@@ -65,7 +67,10 @@ def test_a_consistent_recorded_size_is_accepted(root):
 
 def test_missing_intrinsic_names_file_scene_token_camera(root):
     scene, token = _edit_annotations(root, lambda info: info["camera_sensor"]["CAM_BACK_LEFT"].pop("intrinsic"))
-    with pytest.raises(KeyError, match=rf"annotations.json: scene {scene}, frame {token}, camera CAM_BACK_LEFT: no 'camera_sensor.CAM_BACK_LEFT.intrinsic'"):
+    with pytest.raises(
+        KeyError,
+        match=rf"annotations.json: scene {scene}, frame {token}, camera CAM_BACK_LEFT: no 'camera_sensor.CAM_BACK_LEFT.intrinsic'",
+    ):
         Occ3DDataset(root, "all")[0]
 
 
@@ -74,7 +79,10 @@ def test_zero_quaternion_names_file_scene_token_camera(root):
         info["camera_sensor"]["CAM_FRONT_RIGHT"]["extrinsic"]["rotation"] = [0, 0, 0, 0]
 
     scene, token = _edit_annotations(root, zero)
-    with pytest.raises(ValueError, match=rf"scene {scene}, frame {token}, camera CAM_FRONT_RIGHT: 'extrinsic' is degenerate .*zero quaternion"):
+    with pytest.raises(
+        ValueError,
+        match=rf"scene {scene}, frame {token}, camera CAM_FRONT_RIGHT: 'extrinsic' is degenerate .*zero quaternion",
+    ):
         Occ3DDataset(root, "all")[0]
 
 
@@ -84,7 +92,9 @@ def test_missing_ego_pose_and_degenerate_focal_are_named(root, tmp_path):
     scene, token = _edit_annotations(root, lambda info: info.pop("ego_pose"))
     with pytest.raises(KeyError, match=rf"scene {scene}, frame {token}: no 'ego_pose'"):
         Occ3DDataset(root, "all")[0]
-    _edit_annotations(other, lambda info: info["camera_sensor"]["CAM_FRONT"].update(intrinsic=[[0, 0, 32], [0, 0, 12], [0, 0, 1]]))
+    _edit_annotations(
+        other, lambda info: info["camera_sensor"]["CAM_FRONT"].update(intrinsic=[[0, 0, 32], [0, 0, 12], [0, 0, 1]])
+    )
     with pytest.raises(ValueError, match=r"camera CAM_FRONT: 'intrinsic' is degenerate"):
         Occ3DDataset(other, "all")[0]
 

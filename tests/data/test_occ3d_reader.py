@@ -35,7 +35,9 @@ def test_write_read_round_trip(tiny_occ3d_root):
     assert np.array_equal(s.occupancy.numpy(), raw["semantics"])
     assert np.array_equal(s.mask_camera.numpy(), raw["mask_camera"].astype(bool))
     info = ds.info(s.token)
-    assert torch.allclose(s.T_global_from_ego[:3, 3], torch.tensor(info["ego_pose"]["translation"], dtype=torch.float64))
+    assert torch.allclose(
+        s.T_global_from_ego[:3, 3], torch.tensor(info["ego_pose"]["translation"], dtype=torch.float64)
+    )
     assert torch.allclose(s.intrinsics[0], torch.tensor(info["camera_sensor"]["CAM_FRONT"]["intrinsic"]))
 
 
@@ -84,7 +86,12 @@ def test_missing_and_corrupt_files_are_named(tiny_occ3d_root, tmp_path):
     with pytest.raises(FileNotFoundError, match="CAM_BACK"):
         ds[0]
     gt = ds.gt_path(ds.frames[1].token)
-    np.savez(gt, semantics=np.zeros((200, 200, 8), np.uint8), mask_lidar=np.zeros((200, 200, 16), np.uint8), mask_camera=np.zeros((200, 200, 16), np.uint8))
+    np.savez(
+        gt,
+        semantics=np.zeros((200, 200, 8), np.uint8),
+        mask_lidar=np.zeros((200, 200, 16), np.uint8),
+        mask_camera=np.zeros((200, 200, 16), np.uint8),
+    )
     with pytest.raises(ValueError, match=r"labels\.npz.*semantics.*shape"):
         ds[1]
     gt.unlink()
@@ -105,7 +112,17 @@ def test_memory_cache_gives_the_same_frames_and_keeps_its_limit(synth_root, tmp_
     shutil.copytree(synth_root, root)
     plain = Occ3DDataset(root, "all")
     cached = Occ3DDataset(root, "all", cache_mb=1024)
-    fields = ("images", "occupancy", "mask_camera", "mask_lidar", "lidar", "lidar_labels", "depth", "semantics_2d", "instance_2d")
+    fields = (
+        "images",
+        "occupancy",
+        "mask_camera",
+        "mask_lidar",
+        "lidar",
+        "lidar_labels",
+        "depth",
+        "semantics_2d",
+        "instance_2d",
+    )
     first = [cached[i] for i in range(len(cached))]
     assert cached.cache_bytes > 0 and len(cached._cache) == len(cached)
     for s in first:  # a consumer writing into its sample must not reach the cache

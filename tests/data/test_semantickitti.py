@@ -47,7 +47,28 @@ def test_label_maps():
     # completion lut: raw 0 -> 0; ids mapping to 0 other than 0 (1 outlier, 52 other-structure,
     # 99 other-object) -> 255; unknown (300) -> 255
     assert raw_to_learning(raw).tolist() == [0, 255, 1, 255, 255, 1, 19, 255, 10]
-    assert learning_to_raw(np.arange(20)).tolist() == [0, 10, 11, 15, 18, 20, 30, 31, 32, 40, 44, 48, 49, 50, 51, 70, 71, 72, 80, 81]
+    assert learning_to_raw(np.arange(20)).tolist() == [
+        0,
+        10,
+        11,
+        15,
+        18,
+        20,
+        30,
+        31,
+        32,
+        40,
+        44,
+        48,
+        49,
+        50,
+        51,
+        70,
+        71,
+        72,
+        80,
+        81,
+    ]
     assert learning_to_raw(np.arange(20)).dtype == np.uint16
     assert np.array_equal(raw_to_learning(learning_to_raw(np.arange(20))), np.arange(20))
     with pytest.raises(ValueError):
@@ -147,18 +168,31 @@ def test_dataset_synthetic_extras(tmp_path):
     vox = np.zeros(SSC_SHAPE, np.int32)
     vox[10, 128, 10] = 3
     save_npz_atomic(seq / "extras" / "000000.instances.npz", instance=vox)
-    write_json_atomic(seq / "extras" / "000000.objects.json", {"token": "08/000000", "objects": [{"instance": 3, "name": "sedan", "class_id": 4}]})
+    write_json_atomic(
+        seq / "extras" / "000000.objects.json",
+        {"token": "08/000000", "objects": [{"instance": 3, "name": "sedan", "class_id": 4}]},
+    )
 
     plain = SemanticKITTIDataset(tmp_path, "val")
     assert plain[0].depth is None and plain[0].semantics_2d is None  # not asked
     ds = SemanticKITTIDataset(tmp_path, "val", load_extras=True)
     s = ds[0]
-    assert s.depth.shape == (1, H, W) and s.depth.dtype == torch.float32 and torch.equal(s.depth[0], torch.from_numpy(depth))
-    assert s.semantics_2d.dtype == torch.long and int(s.semantics_2d[0, 6, 11]) == 4 and int(s.semantics_2d[0, 0, 0]) == 17
+    assert (
+        s.depth.shape == (1, H, W)
+        and s.depth.dtype == torch.float32
+        and torch.equal(s.depth[0], torch.from_numpy(depth))
+    )
+    assert (
+        s.semantics_2d.dtype == torch.long and int(s.semantics_2d[0, 6, 11]) == 4 and int(s.semantics_2d[0, 0, 0]) == 17
+    )
     assert s.instance_2d.dtype == torch.long and int(s.instance_2d[0, 6, 11]) == 3
     assert ds[1].depth is None  # a frame without extras
     assert np.array_equal(ds.read_instances("08/000000"), vox) and ds.read_instances("08/000001") is None
-    assert ds.instance_names("08/000000") == {3: "sedan"} and ds.objects("08/000001") == [] and ds.instance_names("08/000001") == {}
+    assert (
+        ds.instance_names("08/000000") == {3: "sedan"}
+        and ds.objects("08/000001") == []
+        and ds.instance_names("08/000001") == {}
+    )
     assert ds.extras_path("08/000001", ".objects.json") == seq / "extras" / "000001.objects.json"
     with pytest.raises(KeyError, match="09/000000"):
         ds.objects("09/000000")

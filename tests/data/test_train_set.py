@@ -40,7 +40,9 @@ def test_extra_datasets_follow_the_real_frames_and_base_dataset_stays_the_real_o
     assert base_dataset(ds).root == base_dataset(build_train_set(_cfg(), real)).root
     tokens = [ds[i].token for i in range(len(ds))]
     extra_frames = base_dataset(build_dataset(_cfg(), extra, "all")).frames
-    assert tokens[:2] == [f.token for f in base_dataset(ds).frames[:2]] and tokens[2:] == [f.token for f in extra_frames]
+    assert tokens[:2] == [f.token for f in base_dataset(ds).frames[:2]] and tokens[2:] == [
+        f.token for f in extra_frames
+    ]
     assert "0002" + "ab" * 14 in tokens[2:]  # a third frame: only the extra dataset has one
     assert ds[-1].token == tokens[-1] and ds[7].occupancy is not None
     with pytest.raises(IndexError):

@@ -31,9 +31,17 @@ class ToyFrames(torch.utils.data.Dataset):
         occ = torch.randint(0, C, GRID, generator=g)
         mask = torch.ones(GRID, dtype=torch.bool)
         return Sample(
-            token=f"t{i:03d}", scene=f"s{i // 4}", timestamp=i, cam_names=("CAM_FRONT",),
-            images=img, intrinsics=torch.eye(3)[None], T_ego_from_cam=torch.eye(4)[None],
-            T_global_from_ego=torch.eye(4, dtype=torch.float64), occupancy=occ, mask_camera=mask, mask_lidar=mask,
+            token=f"t{i:03d}",
+            scene=f"s{i // 4}",
+            timestamp=i,
+            cam_names=("CAM_FRONT",),
+            images=img,
+            intrinsics=torch.eye(3)[None],
+            T_ego_from_cam=torch.eye(4)[None],
+            T_global_from_ego=torch.eye(4, dtype=torch.float64),
+            occupancy=occ,
+            mask_camera=mask,
+            mask_lidar=mask,
         )
 
 

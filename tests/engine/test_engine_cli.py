@@ -15,9 +15,17 @@ from occkit.engine.logging import read_jsonl
 
 #: synth-cpu made tiny: the output grid (200 x 200 x 16) stays, everything else shrinks.
 TINY = [
-    "data.image_aug.out_hw=[32, 64]", "data.workers=0", "model.neck_channels=16", "model.context_channels=8",
-    "model.depth_step=4.0", "model.lift_downsample=[4, 4, 2]", "model.encoder_widths=[8, 16]",
-    "supervised.lovasz_max_voxels=2000", "train.log_every=1", "train.ckpt_every=1", "train.tensorboard=false",
+    "data.image_aug.out_hw=[32, 64]",
+    "data.workers=0",
+    "model.neck_channels=16",
+    "model.context_channels=8",
+    "model.depth_step=4.0",
+    "model.lift_downsample=[4, 4, 2]",
+    "model.encoder_widths=[8, 16]",
+    "supervised.lovasz_max_voxels=2000",
+    "train.log_every=1",
+    "train.ckpt_every=1",
+    "train.tensorboard=false",
     "optim.warmup_steps=1",
 ]
 
@@ -39,31 +47,110 @@ def test_train_resume_predict_cli(synth_root, tmp_path, capsys):
     assert [v["step"] for v in vals] == [3, 4] and vals[-1]["frames"] == 2 and vals[-1]["mask"] == "camera"
     assert "rayiou" not in vals[0] and 0.0 <= vals[-1]["rayiou"] <= 100.0
     assert [r["loss_depth"] > 0 for r in logs] == [True] * 4  # depth targets from the extras (the depth maps)
-    assert main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(pred), "--no-progress", "--eval"]) == 0
+    assert (
+        main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(pred), "--no-progress", "--eval"])
+        == 0
+    )
     tokens = [f.token for f in Occ3DDataset(synth_root, "val").frames]
     assert sorted(p.stem for p in pred.glob("*.npz")) == sorted(tokens)
     with np.load(pred / f"{tokens[0]}.npz") as z:
         assert z.files == ["semantics"] and z["semantics"].dtype == np.uint8 and z["semantics"].shape == (200, 200, 16)
     assert "mIoU (camera mask)" in capsys.readouterr().out
     # --set: an inference setting changed for one prediction, recorded; unknown keys and shape changes named
-    assert main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(tmp_path / "set"), "--no-progress",
-                 "--set", "train.val_max_frames=1"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--ckpt",
+                str(run),
+                "--data",
+                str(synth_root),
+                "--out",
+                str(tmp_path / "set"),
+                "--no-progress",
+                "--set",
+                "train.val_max_frames=1",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "set" / "provenance.json").read_text())["set"] == ["train.val_max_frames=1"]
     capsys.readouterr()
-    assert main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(tmp_path / "bad"), "--no-progress",
-                 "--set", "model.bogus_key=1"]) == 1
+    assert (
+        main(
+            [
+                "predict",
+                "--ckpt",
+                str(run),
+                "--data",
+                str(synth_root),
+                "--out",
+                str(tmp_path / "bad"),
+                "--no-progress",
+                "--set",
+                "model.bogus_key=1",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "model.bogus_key" in err and "--set" in err and len(err.strip().splitlines()) == 1
-    assert main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(tmp_path / "bad"), "--no-progress",
-                 "--set", "model.num_classes=5"]) == 1
+    assert (
+        main(
+            [
+                "predict",
+                "--ckpt",
+                str(run),
+                "--data",
+                str(synth_root),
+                "--out",
+                str(tmp_path / "bad"),
+                "--no-progress",
+                "--set",
+                "model.num_classes=5",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "internal error" not in err
     for norm in ("running", "frame"):  # the checkpoint's weights, normalised either way
-        assert main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(tmp_path / norm), "--no-progress", "--image-norm", norm]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    "--ckpt",
+                    str(run),
+                    "--data",
+                    str(synth_root),
+                    "--out",
+                    str(tmp_path / norm),
+                    "--no-progress",
+                    "--image-norm",
+                    norm,
+                ]
+            )
+            == 0
+        )
         assert len(list((tmp_path / norm).glob("*.npz"))) == len(tokens)
     # occkit geometry: p(occupied) = 1 - p(free) of the class logits, ranked against the truth of the camera mask
     capsys.readouterr()
-    assert main(["geometry", "--ckpt", str(run), "--data", str(synth_root), "--max-frames", "2", "--out", str(tmp_path / "g.json")]) == 0
+    assert (
+        main(
+            [
+                "geometry",
+                "--ckpt",
+                str(run),
+                "--data",
+                str(synth_root),
+                "--max-frames",
+                "2",
+                "--out",
+                str(tmp_path / "g.json"),
+            ]
+        )
+        == 0
+    )
     g = json.loads((tmp_path / "g.json").read_text())
     assert g["frames"] == 2 and g["mask"] == "camera" and g["method"] == "supervised" and g["threshold"] is None
     assert g["voxels"] > 0 and 0 < g["occupied_fraction"] < 100 and 0 <= g["geometry_ap"] <= 100
@@ -76,7 +163,9 @@ def test_train_resume_predict_cli(synth_root, tmp_path, capsys):
 def test_cli_errors_name_the_problem(tiny_occ3d_root, tmp_path, capsys):
     rc = main(["train", "synth-cpu", "--data", str(tiny_occ3d_root), "--out", str(tmp_path), "--set", "optim.bogus=1"])
     assert rc == 1 and "optim.bogus" in capsys.readouterr().err
-    rc = main(["predict", "--ckpt", str(tmp_path / "nope"), "--data", str(tiny_occ3d_root), "--out", str(tmp_path / "p")])
+    rc = main(
+        ["predict", "--ckpt", str(tmp_path / "nope"), "--data", str(tiny_occ3d_root), "--out", str(tmp_path / "p")]
+    )
     assert rc == 1 and "nope" in capsys.readouterr().err
     rc = main(["geometry", "--ckpt", str(tmp_path / "nope"), "--data", str(tiny_occ3d_root)])
     err = capsys.readouterr().err
@@ -95,9 +184,25 @@ def test_torchrun_two_cpu_processes(tiny_occ3d_root, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     if not torchrun.exists() and shutil.which("torchrun") is None:
         pytest.skip("torchrun not found next to the Python executable or on PATH")
-    cmd = [str(torchrun if torchrun.exists() else shutil.which("torchrun")), "--standalone", "--nproc_per_node", "2",
-           "-m", "occkit.engine.train", "synth-cpu", "--data", str(tiny_occ3d_root), "--out", str(tmp_path / "run"),
-           "--max-steps", "2", "--no-progress", "--set", *TINY, "train.threads=1"]
+    cmd = [
+        str(torchrun if torchrun.exists() else shutil.which("torchrun")),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "occkit.engine.train",
+        "synth-cpu",
+        "--data",
+        str(tiny_occ3d_root),
+        "--out",
+        str(tmp_path / "run"),
+        "--max-steps",
+        "2",
+        "--no-progress",
+        "--set",
+        *TINY,
+        "train.threads=1",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("occkit train: 2 steps") == 1  # the summary comes from rank 0 only

@@ -19,8 +19,14 @@ from engine_toy import ToyFrames, ToyMethod  # noqa: E402
 from test_engine_train import toy_config  # noqa: E402
 
 from occkit.engine.checkpoint import (  # noqa: E402
-    CHECKSUM_FILE, MODEL_FILE, TRAINER_FILE, latest_checkpoint, load_trainer_state, load_weights,
-    remove_partial_checkpoints, save_checkpoint,
+    CHECKSUM_FILE,
+    MODEL_FILE,
+    TRAINER_FILE,
+    latest_checkpoint,
+    load_trainer_state,
+    load_weights,
+    remove_partial_checkpoints,
+    save_checkpoint,
 )
 from occkit.engine.logging import read_jsonl  # noqa: E402
 from occkit.engine.train import train  # noqa: E402
@@ -69,7 +75,9 @@ def test_resume_on_nan_weights_stops_with_a_clear_error(tmp_path):
     weights[name] = torch.full_like(weights[name], float("nan"))
     save_file(weights, str(ck / MODEL_FILE))
     (ck / CHECKSUM_FILE).unlink()  # a NaN state saved as such (no checksum to catch it)
-    with pytest.raises(ValueError, match=rf"model.safetensors: weights hold NaN or infinity in 1 tensor\(s\), e.g. {name}"):
+    with pytest.raises(
+        ValueError, match=rf"model.safetensors: weights hold NaN or infinity in 1 tensor\(s\), e.g. {name}"
+    ):
         train(cfg, tmp_path, ToyFrames(8), method=ToyMethod(), resume=True, progress=False)
 
 

@@ -18,7 +18,14 @@ from test_engine_hardening import _flip_byte_in_tensor_data  # noqa: E402
 from test_engine_train import toy_config  # noqa: E402
 
 from occkit.config import ConfigError, to_dict  # noqa: E402
-from occkit.engine.checkpoint import CHECKSUM_FILE, EMA_FILE, MODEL_FILE, latest_checkpoint, load_trainer_state, save_checkpoint  # noqa: E402
+from occkit.engine.checkpoint import (
+    CHECKSUM_FILE,
+    EMA_FILE,
+    MODEL_FILE,
+    latest_checkpoint,
+    load_trainer_state,
+    save_checkpoint,
+)  # noqa: E402
 from occkit.engine.init_from import group_names, init_from  # noqa: E402
 from occkit.engine.logging import read_jsonl  # noqa: E402
 from occkit.engine.train import train  # noqa: E402
@@ -112,7 +119,9 @@ def test_b_starts_at_step_0_with_a_fresh_optimiser_and_its_ema_from_the_loaded_w
     fresh = toy_config(3)  # the same run without init_from: the same schedule
     torch.manual_seed(1)
     plain = train(fresh, tmp_path / "plain", ToyFrames(8), method=Target(), progress=False)
-    assert [r["lr"] for r in read_jsonl(tmp_path / "b/train.jsonl")] == [r["lr"] for r in read_jsonl(tmp_path / "plain/train.jsonl")]
+    assert [r["lr"] for r in read_jsonl(tmp_path / "b/train.jsonl")] == [
+        r["lr"] for r in read_jsonl(tmp_path / "plain/train.jsonl")
+    ]
     assert res.losses[0][1] != plain.losses[0][1]
     # with an EMA (decay 0.5), after one step: ema = (start + weights) / 2, so start = 2 ema - weights
     cfg = toy_config(1, init_from=str(run_a), init_from_ema=False)
@@ -127,12 +136,15 @@ def test_b_starts_at_step_0_with_a_fresh_optimiser_and_its_ema_from_the_loaded_w
     torch.testing.assert_close(2 * ema["extra.weight"] - w["extra.weight"], before["extra.weight"], rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("key, value, says", [
-    ("voxel_size", 0.8, "model.voxel_size"),
-    ("point_range", (-40.0, -40.0, -1.0, 40.0, 40.0, 6.2), "model.point_range"),
-    ("num_classes", 20, "20 (model.num_classes)"),
-    ("modality", "lidar", "modality 'camera' cannot start a 'lidar' network"),
-])
+@pytest.mark.parametrize(
+    "key, value, says",
+    [
+        ("voxel_size", 0.8, "model.voxel_size"),
+        ("point_range", (-40.0, -40.0, -1.0, 40.0, 40.0, 6.2), "model.point_range"),
+        ("num_classes", 20, "20 (model.num_classes)"),
+        ("modality", "lidar", "modality 'camera' cannot start a 'lidar' network"),
+    ],
+)
 def test_a_source_that_cannot_fit_is_refused_in_one_line(run_a, tmp_path, key, value, says):
     cfg = toy_config(2, init_from=str(run_a))
     setattr(cfg.model, key, value)
@@ -192,16 +204,29 @@ def test_resume_does_not_init_again(run_a, tmp_path, capsys):
 
 def test_group_names():
     assert group_names(["model.lidar.stem.0.weight", "adapter.weight", "model.lidar.stem.0.bias", "step"]) == [
-        ("model.lidar", ["model.lidar.stem.0.weight", "model.lidar.stem.0.bias"]), ("adapter", ["adapter.weight"]), ("step", ["step"])]
+        ("model.lidar", ["model.lidar.stem.0.weight", "model.lidar.stem.0.bias"]),
+        ("adapter", ["adapter.weight"]),
+        ("step", ["step"]),
+    ]
 
 
 # ------------------------------------------------------------------------------------------ real recipes
 def tiny_net(**kw):
     from occkit.models.occnet import OccNetConfig
 
-    base = dict(backbone="test_resnet", neck_channels=16, context_channels=8, depth_min=1.0, depth_max=9.0, depth_step=1.0,
-                point_range=(-4.0, -4.0, -1.0, 4.0, 4.0, 1.4), voxel_size=0.4, lift_downsample=(2, 2, 2),
-                encoder_widths=(16,), head="voxel")
+    base = dict(
+        backbone="test_resnet",
+        neck_channels=16,
+        context_channels=8,
+        depth_min=1.0,
+        depth_max=9.0,
+        depth_step=1.0,
+        point_range=(-4.0, -4.0, -1.0, 4.0, 4.0, 1.4),
+        voxel_size=0.4,
+        lift_downsample=(2, 2, 2),
+        encoder_widths=(16,),
+        head="voxel",
+    )
     base.update(kw)
     return OccNetConfig(**base)
 
@@ -215,9 +240,11 @@ def test_a_supervised_run_starts_other_recipes(tmp_path, capsys):
     save_checkpoint(tmp_path / "sup", 1, src, to_dict(src_cfg), {})
     a = src.state_dict()
     off = dict(depth_weight=0.0, semantic_weight=0.0, feature_weight=0.0, logit_weight=0.0)
-    for cfg in (ExperimentConfig(method="render_sup", model=tiny_net()),
-                ExperimentConfig(method="radocc", model=tiny_net()),
-                ExperimentConfig(method="supervised", model=tiny_net(modality="fusion"))):
+    for cfg in (
+        ExperimentConfig(method="render_sup", model=tiny_net()),
+        ExperimentConfig(method="radocc", model=tiny_net()),
+        ExperimentConfig(method="supervised", model=tiny_net(modality="fusion")),
+    ):
         if cfg.method == "radocc":
             for k, v in off.items():
                 setattr(cfg.radocc, k, v)
@@ -233,7 +260,9 @@ def test_a_supervised_run_starts_other_recipes(tmp_path, capsys):
         else:  # fusion: the camera path loads; the LiDAR stem is new; the encoder's first conv widens
             assert any(k.startswith("model.backbone") for k in report.loaded)
             assert any(k.startswith("model.lidar") for k in report.new)
-            assert [n for n, _, _ in report.skipped] and all(n.startswith("model.encoder") for n, _, _ in report.skipped)
+            assert [n for n, _, _ in report.skipped] and all(
+                n.startswith("model.encoder") for n, _, _ in report.skipped
+            )
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -244,7 +273,9 @@ def test_cli_init_from(synth_root, tmp_path, capsys):
     common = ["synth-cpu", "--data", str(synth_root), "--no-progress", "--no-val", "--max-steps", "1", "--set", *TINY]
     assert main(["train", *common[:3], "--out", str(tmp_path / "a"), *common[3:]]) == 0
     capsys.readouterr()
-    assert main(["train", *common[:3], "--out", str(tmp_path / "b"), "--init-from", str(tmp_path / "a"), *common[3:]]) == 0
+    assert (
+        main(["train", *common[:3], "--out", str(tmp_path / "b"), "--init-from", str(tmp_path / "a"), *common[3:]]) == 0
+    )
     err = capsys.readouterr().err
     rec = json.loads((tmp_path / "b/init_from.json").read_text())
     assert rec["loaded"] and not rec["new"] and not rec["skipped"] and not rec["unused"]
@@ -260,11 +291,15 @@ def test_cli_init_from(synth_root, tmp_path, capsys):
 def _ddp_worker(rank: int, world: int, port: int, run_dir: str, cfg_dict: dict) -> None:
     import os
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world)
+    )
     torch.set_num_threads(1)
     from occkit.experiment import experiment_from_dict
 
-    torch.manual_seed(rank)  # different initial weights per rank (DDP's wrap broadcasts rank 0's; the init runs before it on every rank)
+    torch.manual_seed(
+        rank
+    )  # different initial weights per rank (DDP's wrap broadcasts rank 0's; the init runs before it on every rank)
     train(experiment_from_dict(cfg_dict), run_dir, ToyFrames(8), method=ToyMethod(), progress=False)
 
 
@@ -281,7 +316,12 @@ def test_ddp_loads_on_every_rank_and_rank_0_writes(run_a, tmp_path):
     wb = load_file(str(tmp_path / "ddp/checkpoints/step_000003/model.safetensors"))
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5)
-    assert json.loads((tmp_path / "ddp/init_from.json").read_text())["loaded"] == ["conv.weight", "conv.bias", "fc.weight", "fc.bias"]
+    assert json.loads((tmp_path / "ddp/init_from.json").read_text())["loaded"] == [
+        "conv.weight",
+        "conv.bias",
+        "fc.weight",
+        "fc.bias",
+    ]
 
 
 def test_a_standalone_weights_file_is_checked_against_its_record(run_a, tmp_path, capsys):

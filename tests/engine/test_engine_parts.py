@@ -10,7 +10,12 @@ from torch import nn
 
 from occkit.config import ConfigError
 from occkit.engine.checkpoint import (
-    latest_checkpoint, list_checkpoints, load_config_dict, load_trainer_state, load_weights, resolve_checkpoint,
+    latest_checkpoint,
+    list_checkpoints,
+    load_config_dict,
+    load_trainer_state,
+    load_weights,
+    resolve_checkpoint,
     save_checkpoint,
 )
 from occkit.engine.data import SeededItems, StepSampler
@@ -104,7 +109,14 @@ class Tiny(nn.Module):
 
 def _save(run, step, model, **kw):
     opt = torch.optim.AdamW(model.parameters(), lr=0.1)
-    return save_checkpoint(run, step, model, {"method": "x", "n": step}, {"optimizer": opt.state_dict(), "rng": torch.get_rng_state()}, **kw)
+    return save_checkpoint(
+        run,
+        step,
+        model,
+        {"method": "x", "n": step},
+        {"optimizer": opt.state_dict(), "rng": torch.get_rng_state()},
+        **kw,
+    )
 
 
 def test_checkpoint_round_trip_and_latest(tmp_path):
@@ -112,13 +124,21 @@ def test_checkpoint_round_trip_and_latest(tmp_path):
     m = Tiny()
     m.bn.running_mean.fill_(0.25)
     ck = _save(tmp_path, 7, m, ema=Tiny())
-    assert ck.name == "step_000007" and sorted(p.name for p in ck.iterdir()) == ["checksums.json", "config.json", "ema.safetensors", "model.safetensors", "trainer.pt"]
+    assert ck.name == "step_000007" and sorted(p.name for p in ck.iterdir()) == [
+        "checksums.json",
+        "config.json",
+        "ema.safetensors",
+        "model.safetensors",
+        "trainer.pt",
+    ]
     other = Tiny()
     load_weights(other, ck / "model.safetensors")
     for k, v in m.state_dict().items():
         assert torch.equal(v, other.state_dict()[k])
     state = load_trainer_state(ck)
-    assert state["step"] == 7 and state["rng"].dtype == torch.uint8 and state["optimizer"]["param_groups"][0]["lr"] == 0.1
+    assert (
+        state["step"] == 7 and state["rng"].dtype == torch.uint8 and state["optimizer"]["param_groups"][0]["lr"] == 0.1
+    )
     assert load_config_dict(ck) == {"method": "x", "n": 7}
     _save(tmp_path, 9, m)
     _save(tmp_path, 12, m, keep=2)
@@ -190,8 +210,12 @@ def test_lr_mult_groups_by_name_longest_key_wins_and_scales_the_schedule():
     opt = build_optimizer(m, lr=0.1, weight_decay=0.5, lr_mult={"1.": 0.1, "1.bias": 0.0})
     got = [([p.shape for p in g["params"]], g["lr"], g["weight_decay"]) for g in opt.param_groups]
     # the factor-1 groups first (decay, no decay), then one group per (factor, decay)
-    assert got == [([m[0].weight.shape], 0.1, 0.5), ([m[0].bias.shape], 0.1, 0.0),
-                   ([m[1].weight.shape], pytest.approx(0.01), 0.5), ([m[1].bias.shape], 0.0, 0.0)]
+    assert got == [
+        ([m[0].weight.shape], 0.1, 0.5),
+        ([m[0].bias.shape], 0.1, 0.0),
+        ([m[1].weight.shape], pytest.approx(0.01), 0.5),
+        ([m[1].bias.shape], 0.0, 0.0),
+    ]
     assert opt.param_groups[2]["params"][0] is m[1].weight and opt.param_groups[3]["params"][0] is m[1].bias
     sched = build_scheduler(opt, 2, 10, 0.0)
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.05, 0.05, 0.005, 0.0])  # warm-up step 0: half

@@ -29,8 +29,9 @@ def _batches(n=5, fail_after=None):
 
 def test_prediction_folder_is_written_whole_with_provenance(tmp_path):
     out = tmp_path / "pred"
-    n = write_prediction_folder(ToyMethod(), _batches(), out, torch.device("cpu"), {"checkpoint": "ck", "split": "val"},
-                                progress=False)
+    n = write_prediction_folder(
+        ToyMethod(), _batches(), out, torch.device("cpu"), {"checkpoint": "ck", "split": "val"}, progress=False
+    )
     assert n == 5
     rec = json.loads((out / PROVENANCE_FILE).read_text())
     assert rec["checkpoint"] == "ck" and rec["split"] == "val" and rec["frames"] == 5 and "created" in rec
@@ -44,16 +45,26 @@ def test_failed_predict_into_a_non_empty_folder_leaves_it_untouched(tmp_path):
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     # without --overwrite: refused before any work
     with pytest.raises(FileExistsError, match="pred: the folder is not empty.*--overwrite"):
-        write_prediction_folder(ToyMethod(), _batches(), out, torch.device("cpu"), {"checkpoint": "new"}, progress=False)
+        write_prediction_folder(
+            ToyMethod(), _batches(), out, torch.device("cpu"), {"checkpoint": "new"}, progress=False
+        )
     # with it, a failure midway: the old folder stays whole, nothing half-written is left
     with pytest.raises(RuntimeError, match="killed midway"):
-        write_prediction_folder(ToyMethod(), _batches(fail_after=3), out, torch.device("cpu"), {"checkpoint": "new"},
-                                overwrite=True, progress=False)
+        write_prediction_folder(
+            ToyMethod(),
+            _batches(fail_after=3),
+            out,
+            torch.device("cpu"),
+            {"checkpoint": "new"},
+            overwrite=True,
+            progress=False,
+        )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     # a success replaces it
-    write_prediction_folder(ToyMethod(), _batches(3), out, torch.device("cpu"), {"checkpoint": "new"}, overwrite=True,
-                            progress=False)
+    write_prediction_folder(
+        ToyMethod(), _batches(3), out, torch.device("cpu"), {"checkpoint": "new"}, overwrite=True, progress=False
+    )
     assert json.loads((out / PROVENANCE_FILE).read_text())["checkpoint"] == "new" and len(list(out.glob("*.npz"))) == 3
 
 

@@ -118,8 +118,9 @@ def _free_port() -> int:
 
 
 def _ddp_worker(rank: int, world: int, port: int, run_dir: str, cfg_dict: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world)
+    )
     torch.set_num_threads(1)
     from occkit.experiment import experiment_from_dict
 

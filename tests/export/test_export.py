@@ -23,7 +23,14 @@ from occkit.config import to_dict  # noqa: E402
 from occkit.engine.checkpoint import CHECKSUM_FILE, save_checkpoint  # noqa: E402
 from occkit.experiment import ExperimentConfig, build_method, load_experiment  # noqa: E402
 from occkit.export.onnx import (  # noqa: E402
-    OccPredictor, check_parity, dataset_frames, export_onnx, load_source, ort_session, random_frames, read_metadata,
+    OccPredictor,
+    check_parity,
+    dataset_frames,
+    export_onnx,
+    load_source,
+    ort_session,
+    random_frames,
+    read_metadata,
 )
 
 # synth-cpu's network (camera-aware LSS, frame BatchNorm, channels-last 3D path) made tiny
@@ -70,18 +77,36 @@ def _err_line(capsys) -> str:
 
 def test_supervised_frame_norm_on_data_and_metadata(sup_run, synth_root, tmp_path, capsys):
     out = tmp_path / "m.onnx"
-    argv = ["export", "--ckpt", str(sup_run), "--out", str(out), "--check-data", str(synth_root), "--frames", "2", "--runs", "1"]
+    argv = [
+        "export",
+        "--ckpt",
+        str(sup_run),
+        "--out",
+        str(out),
+        "--check-data",
+        str(synth_root),
+        "--frames",
+        "2",
+        "--runs",
+        "1",
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "dynamo exporter" in text and "labels agree" in text and "PyTorch ms/frame" in text
     rep = json.loads((tmp_path / "m.onnx.json").read_text())
     cpu = rep["parity"]["providers"]["CPUExecutionProvider"]
     assert cpu["max_abs_logit_diff"] < 1e-4 and cpu["label_agreement"] >= 0.999
-    assert rep["parity"]["voxels"] == 2 * 200 * 200 * 16 and cpu["ms_per_frame_torch"] > 0 and cpu["ms_per_frame_onnxruntime"] > 0
+    assert (
+        rep["parity"]["voxels"] == 2 * 200 * 200 * 16
+        and cpu["ms_per_frame_torch"] > 0
+        and cpu["ms_per_frame_onnxruntime"] > 0
+    )
 
     meta = read_metadata(out)
     ckpt = sup_run / "checkpoints" / "step_000001"
-    assert meta["exporter"] == "dynamo" and meta["recipe"] == "supervised" and meta["weights"] == "ema.safetensors"  # EMA by default
+    assert (
+        meta["exporter"] == "dynamo" and meta["recipe"] == "supervised" and meta["weights"] == "ema.safetensors"
+    )  # EMA by default
     assert meta["weights_sha256"] == json.loads((ckpt / CHECKSUM_FILE).read_text())["ema.safetensors"]
     assert meta["checkpoint"] == str(ckpt.resolve()) and meta["occkit_version"] and int(meta["opset"]) >= 16
     assert json.loads(meta["image_size"]) == [32, 64] and json.loads(meta["grid_shape"]) == [200, 200, 16]
@@ -94,8 +119,14 @@ def test_supervised_frame_norm_on_data_and_metadata(sup_run, synth_root, tmp_pat
     sess = ort_session(out)
     assert [i.name for i in sess.get_inputs()] == ["images", "intrinsics", "T_ego_from_cam"]
     assert sess.get_inputs()[0].shape == [1, 6, 3, 32, 64]  # batch 1 without --dynamic-batch
-    logits, labels = sess.run(None, {"images": b.images.numpy(), "intrinsics": b.intrinsics.float().numpy(),
-                                     "T_ego_from_cam": b.T_ego_from_cam.float().numpy()})
+    logits, labels = sess.run(
+        None,
+        {
+            "images": b.images.numpy(),
+            "intrinsics": b.intrinsics.float().numpy(),
+            "T_ego_from_cam": b.T_ego_from_cam.float().numpy(),
+        },
+    )
     assert logits.shape == (1, 18, 200, 200, 16) and labels.dtype.name == "uint8" and labels.shape == (1, 200, 200, 16)
     with torch.no_grad():
         ref = src.method.predict(b)
@@ -106,16 +137,43 @@ def test_supervised_frame_norm_on_data_and_metadata(sup_run, synth_root, tmp_pat
 def test_supervised_running_norm_other_size_dynamic_batch_random_frames(tmp_path, capsys):
     run = _save(tmp_path / "run", _tiny_cfg("supervised", image_norm_eval="running"), ema=True)
     out = tmp_path / "r.onnx"
-    assert main(["export", "--ckpt", str(run), "--out", str(out), "--image-size", "64", "96", "--frames", "2", "--runs", "1",
-                 "--no-ema", "--dynamic-batch"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--ckpt",
+                str(run),
+                "--out",
+                str(out),
+                "--image-size",
+                "64",
+                "96",
+                "--frames",
+                "2",
+                "--runs",
+                "1",
+                "--no-ema",
+                "--dynamic-batch",
+            ]
+        )
+        == 0
+    )
     cap = capsys.readouterr()
     assert "warning: no --check-data" in cap.err
     rep = json.loads((tmp_path / "r.onnx.json").read_text())
     cpu = rep["parity"]["providers"]["CPUExecutionProvider"]
     assert cpu["max_abs_logit_diff"] < 1e-4 and cpu["label_agreement"] >= 0.999
-    assert cpu["batch"]["size"] == 2 and cpu["batch"]["label_agreement"] >= 0.999 and cpu["batch"]["max_abs_logit_diff"] < 1e-4
+    assert (
+        cpu["batch"]["size"] == 2
+        and cpu["batch"]["label_agreement"] >= 0.999
+        and cpu["batch"]["max_abs_logit_diff"] < 1e-4
+    )
     meta = read_metadata(out)
-    assert meta["image_norm_eval"] == "running" and json.loads(meta["image_size"]) == [64, 96] and meta["weights"] == "model.safetensors"
+    assert (
+        meta["image_norm_eval"] == "running"
+        and json.loads(meta["image_size"]) == [64, 96]
+        and meta["weights"] == "model.safetensors"
+    )
     sess = ort_session(out)
     assert sess.get_inputs()[0].shape[1:] == [2, 3, 64, 96] and not isinstance(sess.get_inputs()[0].shape[0], int)
     b = random_frames(3, ("F", "B"), (64, 96))
@@ -128,8 +186,21 @@ def test_torchscript_exporter_sums_the_splat_and_the_agreement_gate(sup_run, syn
     import occkit.export.onnx as onnx_mod
 
     out = tmp_path / "t.onnx"
-    base = ["export", "--ckpt", str(sup_run), "--out", str(out), "--check-data", str(synth_root), "--frames", "1",
-            "--runs", "1", "--exporter", "torchscript"]
+    base = [
+        "export",
+        "--ckpt",
+        str(sup_run),
+        "--out",
+        str(out),
+        "--check-data",
+        str(synth_root),
+        "--frames",
+        "1",
+        "--runs",
+        "1",
+        "--exporter",
+        "torchscript",
+    ]
     with pytest.raises(SystemExit) as e:  # a gate no export can pass is refused before any work
         main([*base, "--min-agreement", "100.1"])
     assert e.value.code == 2 and "--min-agreement: expected a percentage in (0, 100]" in capsys.readouterr().err
@@ -165,7 +236,7 @@ def test_render_sup_thresholded_labels(tmp_path):
         p_occ = 1 - logits.softmax(1)[:, cfg.render_sup.free_index]
     # in the widest gap between the values of the middle half (rounding must not decide a voxel)
     u = p_occ.unique().sort().values
-    u = u[len(u) // 4: 3 * len(u) // 4 + 1]
+    u = u[len(u) // 4 : 3 * len(u) // 4 + 1]
     i = int((u[1:] - u[:-1]).argmax())
     tau = float(u[i] + u[i + 1]) / 2
     method.cfg.occupied_threshold = tau
@@ -173,15 +244,25 @@ def test_render_sup_thresholded_labels(tmp_path):
     src = load_source(ckpt)
     pred = OccPredictor(src.method, "render_sup")
     assert pred.threshold == pytest.approx(tau)
-    res = export_onnx(pred, (frames[0].images, frames[0].intrinsics, frames[0].T_ego_from_cam), tmp_path / "rs.onnx",
-                      metadata={"recipe": "render_sup"})
+    res = export_onnx(
+        pred,
+        (frames[0].images, frames[0].intrinsics, frames[0].T_ego_from_cam),
+        tmp_path / "rs.onnx",
+        metadata={"recipe": "render_sup"},
+    )
     assert res.exporter == "dynamo" and read_metadata(tmp_path / "rs.onnx")["recipe"] == "render_sup"
     rep = check_parity(tmp_path / "rs.onnx", pred, src.method, frames, runs=1)
     assert rep["providers"]["CPUExecutionProvider"]["label_agreement"] >= 0.999
     sess = ort_session(tmp_path / "rs.onnx")
     for b in frames:
-        o_logits, o_labels = sess.run(None, {"images": b.images.numpy(), "intrinsics": b.intrinsics.numpy(),
-                                             "T_ego_from_cam": b.T_ego_from_cam.numpy()})
+        o_logits, o_labels = sess.run(
+            None,
+            {
+                "images": b.images.numpy(),
+                "intrinsics": b.intrinsics.numpy(),
+                "T_ego_from_cam": b.T_ego_from_cam.numpy(),
+            },
+        )
         with torch.no_grad():
             ref = src.method.predict(b).argmax(1)
         o_labels = torch.from_numpy(o_labels).long()
@@ -197,10 +278,21 @@ def test_cigocc_and_radocc_student(tmp_path):
     from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 
     # cigocc: deformable fusion, depth queries, sampling lift (the pose inverse's export path)
-    mc = tiny_net(lift="sample", sample_coords=True, point_range=(0.0, -3.2, -1.0, 6.4, 3.2, 0.6),
-                  voxel_size=0.2, lift_downsample=(4, 4, 2), voxel_upsample="subvoxel", encoder_widths=(8, 16), num_classes=20)
-    cfg = ExperimentConfig(method="cigocc", model=mc, cigocc=CIGOccConfig(features=("appearance", "depth"),
-                                                                           fusion="deformable", depth_queries=True))
+    mc = tiny_net(
+        lift="sample",
+        sample_coords=True,
+        point_range=(0.0, -3.2, -1.0, 6.4, 3.2, 0.6),
+        voxel_size=0.2,
+        lift_downsample=(4, 4, 2),
+        voxel_upsample="subvoxel",
+        encoder_widths=(8, 16),
+        num_classes=20,
+    )
+    cfg = ExperimentConfig(
+        method="cigocc",
+        model=mc,
+        cigocc=CIGOccConfig(features=("appearance", "depth"), fusion="deformable", depth_queries=True),
+    )
     cfg.data.cameras, cfg.data.format, cfg.data.image_aug.out_hw = ("image_2",), "semantickitti", (32, 64)
     src = load_source(_save(tmp_path / "cig", cfg))
     pred = OccPredictor(src.method, "cigocc")
@@ -213,7 +305,12 @@ def test_cigocc_and_radocc_student(tmp_path):
     cfg = _tiny_cfg("radocc")
     cfg.radocc.teacher, cfg.radocc.feature_weight = str(tmp_path / "no_such_teacher"), 1.0
     torch.manual_seed(0)
-    m = RadOccMethod(cfg.model, cfg.supervised, cfg.radocc, teacher=SupervisedMethod(tiny_net(encoder_widths=(8,)), SupervisedConfig()))
+    m = RadOccMethod(
+        cfg.model,
+        cfg.supervised,
+        cfg.radocc,
+        teacher=SupervisedMethod(tiny_net(encoder_widths=(8,)), SupervisedConfig()),
+    )
     assert any(k.startswith("adapter.") for k in m.state_dict())
     src = load_source(save_checkpoint(tmp_path / "rad", 1, m, to_dict(cfg), {}))
     assert type(src.method) is SupervisedMethod
@@ -237,7 +334,12 @@ def test_refusals_one_line(sup_run, tmp_path, capsys):
         cfg = _tiny_cfg(name)
         ckpt = save_checkpoint(tmp_path / name, 1, build_method(_tiny_cfg("supervised")), to_dict(cfg), {})
         refused(["--ckpt", str(ckpt), "--out", out], f"a {name} run is not exported", word)
-    refused(["--ckpt", str(sup_run), "--out", out, "--image-size", "30", "64"], "--image-size 30 64", "multiples of 32", "nearest: 32 64")
+    refused(
+        ["--ckpt", str(sup_run), "--out", out, "--image-size", "30", "64"],
+        "--image-size 30 64",
+        "multiples of 32",
+        "nearest: 32 64",
+    )
     refused(["--ckpt", str(sup_run), "--out", str(sup_run / "checkpoints" / "m.onnx")], "inside the checkpoint folder")
     refused(["--ckpt", str(tmp_path / "nope"), "--out", out], "no such checkpoint")
     Path(out).write_bytes(b"")  # a file of the user's: never replaced, --overwrite or not

@@ -15,18 +15,42 @@ from occkit.data.occ3d import Occ3DDataset
 
 TINY = {
     "method": "occscene",
-    "model": {"backbone": "test_resnet", "neck_channels": 16, "context_channels": 8, "depth_min": 1.0, "depth_max": 41.0,
-              "depth_step": 4.0, "lift_downsample": [8, 8, 4], "encoder_widths": [8], "feature_stride": 16},
+    "model": {
+        "backbone": "test_resnet",
+        "neck_channels": 16,
+        "context_channels": 8,
+        "depth_min": 1.0,
+        "depth_max": 41.0,
+        "depth_step": 4.0,
+        "lift_downsample": [8, 8, 4],
+        "encoder_widths": [8],
+        "feature_stride": 16,
+    },
     "occscene": {
         "generator": {
             "autoencoder": {"channels": [8, 8, 16, 16], "norm_groups": 8},
-            "denoiser": {"channels": [16, 32], "cross_attention": [False, True], "attention_head_dim": 8, "norm_groups": 8},
-            "mda": {"grid": [8, 8, 2], "channels": 8, "patch": [2, 2, 1], "token_dim": 16, "mamba_state": 4, "ray_samples": 4,
-                    "out_channels": 16},
+            "denoiser": {
+                "channels": [16, 32],
+                "cross_attention": [False, True],
+                "attention_head_dim": 8,
+                "norm_groups": 8,
+            },
+            "mda": {
+                "grid": [8, 8, 2],
+                "channels": 8,
+                "patch": [2, 2, 1],
+                "token_dim": 16,
+                "mamba_state": 4,
+                "ray_samples": 4,
+                "out_channels": 16,
+            },
             "max_tokens": 16,
         },
         "schedule": {"num_train_timesteps": 100, "sample_steps": 2},
-        "vae_steps": 1, "diffusion_steps": 1, "occ_warmup_steps": 0, "occ_max_timestep": 100,
+        "vae_steps": 1,
+        "diffusion_steps": 1,
+        "occ_warmup_steps": 0,
+        "occ_max_timestep": 100,
     },
     "data": {"cameras": ["CAM_FRONT"], "image_aug": {"out_hw": [32, 96]}, "load_extras": False},
     "optim": {"max_steps": 3, "warmup_steps": 0, "lr": 0.001},
@@ -38,17 +62,55 @@ TINY = {
 def run_dir(synth_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("occscene_run")
     (tmp / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    assert main(["train", str(tmp / "tiny.yaml"), "--data", str(synth_root), "--out", str(tmp / "run"), "--no-val", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tmp / "tiny.yaml"),
+                "--data",
+                str(synth_root),
+                "--out",
+                str(tmp / "run"),
+                "--no-val",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return tmp / "run"
 
 
 def test_train_generate_stats_eval_gen(run_dir, synth_root, tmp_path, capsys):
     rows = [json.loads(line) for line in (run_dir / "train.jsonl").read_text().splitlines()]
     assert [sorted(k for k in r if k.startswith("loss_")) for r in rows] == [
-        ["loss_occ_real", "loss_vae_kl", "loss_vae_rec"], ["loss_diff"], ["loss_diff", "loss_occ_gen", "loss_occ_real"]]
+        ["loss_occ_real", "loss_vae_kl", "loss_vae_rec"],
+        ["loss_diff"],
+        ["loss_diff", "loss_occ_gen", "loss_occ_real"],
+    ]
     out = tmp_path / "gen"
-    assert main(["generate", "--ckpt", str(run_dir), "--data", str(synth_root), "--occupancy", "val", "--n", "3", "--out", str(out),
-                 "--batch-size", "2", "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--ckpt",
+                str(run_dir),
+                "--data",
+                str(synth_root),
+                "--occupancy",
+                "val",
+                "--n",
+                "3",
+                "--out",
+                str(out),
+                "--batch-size",
+                "2",
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     ds = Occ3DDataset(out, "all", cameras=("CAM_FRONT",))
     assert len(ds) == 3 and (out / "preview.png").is_file()
     s = ds[0]
@@ -58,31 +120,128 @@ def test_train_generate_stats_eval_gen(run_dir, synth_root, tmp_path, capsys):
     source = src["scene_infos"][ds.frames[0].scene][tok]["source_token"]
     real = Occ3DDataset(synth_root, "all", cameras=("CAM_FRONT",), load_images=False)
     assert torch.equal(s.occupancy, real[real.index_of(source)].occupancy)  # the conditioning layout
-    assert s.mask_camera.sum() > 0 and s.mask_camera.sum() < real[real.index_of(source)].mask_camera.sum()  # front frustum only
+    assert (
+        s.mask_camera.sum() > 0 and s.mask_camera.sum() < real[real.index_of(source)].mask_camera.sum()
+    )  # front frustum only
     assert main(["stats", str(out), "--split", "all", "--no-progress"]) == 0
     # same seed, same images
     out2 = tmp_path / "gen2"
-    assert main(["generate", "--ckpt", str(run_dir), "--data", str(synth_root), "--occupancy", "val", "--n", "3", "--out", str(out2),
-                 "--batch-size", "2", "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--ckpt",
+                str(run_dir),
+                "--data",
+                str(synth_root),
+                "--occupancy",
+                "val",
+                "--n",
+                "3",
+                "--out",
+                str(out2),
+                "--batch-size",
+                "2",
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     a = np.asarray(Occ3DDataset(out2, "all", cameras=("CAM_FRONT",))[0].images)
     assert np.array_equal(a, np.asarray(s.images))
     # perception feedback: labels are the perception model's prediction
     out3 = tmp_path / "gen3"
-    assert main(["generate", "--ckpt", str(run_dir), "--data", str(synth_root), "--from-perception", "--text", "a quiet road",
-                 "--n", "2", "--out", str(out3), "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--ckpt",
+                str(run_dir),
+                "--data",
+                str(synth_root),
+                "--from-perception",
+                "--text",
+                "a quiet road",
+                "--n",
+                "2",
+                "--out",
+                str(out3),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     s3 = Occ3DDataset(out3, "all", cameras=("CAM_FRONT",))[0]
     assert s3.description == "a quiet road"
     capsys.readouterr()
-    assert main(["eval-gen", "--gen", str(out), "--real", str(synth_root), "--judge", str(run_dir), "--split", "all",
-                 "--out", str(tmp_path / "scores.json"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "eval-gen",
+                "--gen",
+                str(out),
+                "--real",
+                str(synth_root),
+                "--judge",
+                str(run_dir),
+                "--split",
+                "all",
+                "--out",
+                str(tmp_path / "scores.json"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     scores = json.loads((tmp_path / "scores.json").read_text())
     for k in ("fid", "kid", "layout_miou", "judge_real_miou"):
         assert np.isfinite(scores[k]), k
     assert scores["n_gen"] == 3 and scores["n_real"] == 4
-    assert main(["generate", "--ckpt", str(run_dir), "--data", str(synth_root), "--n", "1", "--out", str(out),
-                 "--no-progress", "--device", "cpu"]) == 1  # refuses to write over a dataset
-    assert main(["generate", "--ckpt", str(run_dir), "--data", str(synth_root), "--occupancy", "nope", "--n", "1",
-                 "--out", str(tmp_path / "gen4"), "--no-progress", "--device", "cpu"]) == 1
+    assert (
+        main(
+            [
+                "generate",
+                "--ckpt",
+                str(run_dir),
+                "--data",
+                str(synth_root),
+                "--n",
+                "1",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 1
+    )  # refuses to write over a dataset
+    assert (
+        main(
+            [
+                "generate",
+                "--ckpt",
+                str(run_dir),
+                "--data",
+                str(synth_root),
+                "--occupancy",
+                "nope",
+                "--n",
+                "1",
+                "--out",
+                str(tmp_path / "gen4"),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 1
+    )
 
 
 def _tree(folder):
@@ -115,8 +274,27 @@ def test_an_interrupted_generate_resumes_to_the_same_bytes(run_dir, synth_root, 
     from occkit.generation.generate import partial_folder
 
     def gen(out, *more):
-        return main(["generate", "--ckpt", str(run_dir), "--data", str(synth_root), "--occupancy", "val", "--n", "3",
-                     "--batch-size", "2", "--out", str(out), "--no-progress", "--device", "cpu", *more])
+        return main(
+            [
+                "generate",
+                "--ckpt",
+                str(run_dir),
+                "--data",
+                str(synth_root),
+                "--occupancy",
+                "val",
+                "--n",
+                "3",
+                "--batch-size",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--device",
+                "cpu",
+                *more,
+            ]
+        )
 
     assert gen(tmp_path / "ref") == 0
     ref = _tree(tmp_path / "ref")
@@ -125,7 +303,9 @@ def test_an_interrupted_generate_resumes_to_the_same_bytes(run_dir, synth_root, 
     sums = json.loads(ref["files.json"])
     assert set(sums) == set(ref) - {"files.json", ".occkit-output.json", ".occkit-files.json"}
     assert set(json.loads(ref[".occkit-files.json"])) == set(ref) - {".occkit-output.json", ".occkit-files.json"}
-    assert {"preview.png", "annotations.json", "generation.json"} <= set(sums) and sum(k.endswith(".png") for k in sums) == 4
+    assert {"preview.png", "annotations.json", "generation.json"} <= set(sums) and sum(
+        k.endswith(".png") for k in sums
+    ) == 4
     for rel, want in sums.items():
         assert want == {"size": len(ref[rel]), "sha256": sha256_file(tmp_path / "ref" / rel)}, rel
 
@@ -160,8 +340,25 @@ def test_a_broken_saved_batch_is_redone(run_dir, synth_root, tmp_path, capsys, m
     from occkit.generation.generate import partial_folder
 
     def gen(out):
-        return main(["generate", "--ckpt", str(run_dir), "--data", str(synth_root), "--from-perception", "--n", "4",
-                     "--batch-size", "1", "--out", str(out), "--no-progress", "--device", "cpu"])
+        return main(
+            [
+                "generate",
+                "--ckpt",
+                str(run_dir),
+                "--data",
+                str(synth_root),
+                "--from-perception",
+                "--n",
+                "4",
+                "--batch-size",
+                "1",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
 
     assert gen(tmp_path / "ref") == 0
     out = tmp_path / "gen"
@@ -190,15 +387,34 @@ def test_validation_records_the_generators_own_figures(synth_root, tmp_path):
     from occkit.engine.data import eval_batches
     from occkit.experiment import build_dataset, load_checkpoint_method
 
-    cfg = {**TINY, "train": {**TINY["train"], "val_every": 2, "ckpt_every": 2, "val_max_frames": 2}, "optim": {**TINY["optim"], "max_steps": 2}}
+    cfg = {
+        **TINY,
+        "train": {**TINY["train"], "val_every": 2, "ckpt_every": 2, "val_max_frames": 2},
+        "optim": {**TINY["optim"], "max_steps": 2},
+    }
     (tmp_path / "v.yaml").write_text(yaml.safe_dump(cfg))
-    assert main(["train", str(tmp_path / "v.yaml"), "--data", str(synth_root), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "v.yaml"),
+                "--data",
+                str(synth_root),
+                "--out",
+                str(tmp_path / "run"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     rec = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
     assert rec["step"] == 2 and 0 < rec["vae_psnr"] < 100 and rec["diffusion_loss"] > 0 and "miou" in rec
     method, c, _, device = load_checkpoint_method(tmp_path / "run", "cpu", ema=False)
     ds = build_dataset(c, synth_root, "val", load_gt=True)
     again = method_figures(method, eval_batches(ds, 2, max_frames=2), device, "none")
-    assert again["diffusion_loss"] == pytest.approx(method_figures(method, eval_batches(ds, 2, max_frames=2), device, "none")["diffusion_loss"])
+    assert again["diffusion_loss"] == pytest.approx(
+        method_figures(method, eval_batches(ds, 2, max_frames=2), device, "none")["diffusion_loss"]
+    )
 
 
 def test_perception_trains_on_real_plus_generated_frames_and_the_blank_control(run_dir, synth_root, tmp_path):
@@ -207,18 +423,59 @@ def test_perception_trains_on_real_plus_generated_frames_and_the_blank_control(r
     from occkit.experiment import build_train_set, load_experiment
 
     gen = tmp_path / "gen"
-    assert main(["generate", "--ckpt", str(run_dir), "--data", str(synth_root), "--occupancy", "train", "--split", "train",
-                 "--n", "2", "--out", str(gen), "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--ckpt",
+                str(run_dir),
+                "--data",
+                str(synth_root),
+                "--occupancy",
+                "train",
+                "--split",
+                "train",
+                "--n",
+                "2",
+                "--out",
+                str(gen),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     preset = run_dir.parent / "tiny.yaml"
     for how in ("as_is", "mean_colour"):
-        sets = ["occscene.train_generator=false", "data.train_scene_fraction=0.5", f"data.extra_train=[{gen}]",
-                f"data.extra_images={how}", "optim.max_steps=2"]
+        sets = [
+            "occscene.train_generator=false",
+            "data.train_scene_fraction=0.5",
+            f"data.extra_train=[{gen}]",
+            f"data.extra_images={how}",
+            "optim.max_steps=2",
+        ]
         cfg = load_experiment(preset, sets)
         frames = build_train_set(cfg, synth_root)
         assert len(frames) == 2 + 2  # the one training scene's 2 frames, then the 2 generated ones
         img = frames[3].images
         assert torch.allclose(img, img[..., :1, :1].expand_as(img)) is (how == "mean_colour")
         out = tmp_path / f"perc_{how}"
-        assert main(["train", str(preset), "--data", str(synth_root), "--out", str(out), "--no-val", "--no-progress",
-                     "--set", *sets]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    str(preset),
+                    "--data",
+                    str(synth_root),
+                    "--out",
+                    str(out),
+                    "--no-val",
+                    "--no-progress",
+                    "--set",
+                    *sets,
+                ]
+            )
+            == 0
+        )
         assert json.loads((out / "config.json").read_text())["data"]["extra_train"] == [str(gen)]

@@ -64,7 +64,9 @@ def test_losses_hand_computed():
     assert oh[0, :, 0, 0].T.tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 0], [0, 0, 0]]
     labels = torch.randint(0, 20, (2, 5, 4, 3), generator=torch.Generator().manual_seed(0))  # 18, 19 out of range
     ref = torch.nn.functional.one_hot(labels.clamp(max=17), 18).permute(0, 4, 1, 2, 3).float() * (labels < 18)[:, None]
-    assert torch.equal(one_hot_occupancy(labels, 18), ref) and torch.equal(one_hot_occupancy(labels.to(torch.uint8), 18), ref)
+    assert torch.equal(one_hot_occupancy(labels, 18), ref) and torch.equal(
+        one_hot_occupancy(labels.to(torch.uint8), 18), ref
+    )
     with pytest.raises(ValueError, match="reconstruction"):
         reconstruction_loss(torch.zeros(1, 3, 2, 3), x)
 
@@ -172,10 +174,17 @@ def test_gradients_reach_every_mda_part():
         gen.denoise(torch.randn(1, 4, 4, 8), torch.tensor([30]), text, mask, occ, K, T).square().mean().backward()
         opt.step()
     mda = gen.mda
-    for name, p in [("zero conv", mda.zero_convs[0].weight), ("zero mid", mda.zero_mid.weight), ("to_image", mda.to_image[0].weight),
-                    ("mamba", mda.mamba[0].forward_branch.in_proj.weight), ("mamba reversed", mda.mamba[0].backward_branch.in_proj.weight),
-                    ("patch", mda.patch_embed.weight), ("camera", mda.camera.mlp[0].weight), ("deform", mda.deform.mix.weight),
-                    ("offsets", mda.deform.offset.weight)]:
+    for name, p in [
+        ("zero conv", mda.zero_convs[0].weight),
+        ("zero mid", mda.zero_mid.weight),
+        ("to_image", mda.to_image[0].weight),
+        ("mamba", mda.mamba[0].forward_branch.in_proj.weight),
+        ("mamba reversed", mda.mamba[0].backward_branch.in_proj.weight),
+        ("patch", mda.patch_embed.weight),
+        ("camera", mda.camera.mlp[0].weight),
+        ("deform", mda.deform.mix.weight),
+        ("offsets", mda.deform.offset.weight),
+    ]:
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 

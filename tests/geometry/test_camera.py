@@ -42,7 +42,9 @@ def test_project_ego_is_the_inverse_pose_then_the_pinhole():
     from occkit.geometry.transforms import make_transform, rotation_z
 
     g = torch.Generator().manual_seed(0)
-    T = make_transform(rotation_z(torch.tensor([0.3, -1.2]), dtype=torch.float32), torch.tensor([[1.0, 0.5, 1.6], [0.0, -0.4, 1.5]]))  # (2, 4, 4)
+    T = make_transform(
+        rotation_z(torch.tensor([0.3, -1.2]), dtype=torch.float32), torch.tensor([[1.0, 0.5, 1.6], [0.0, -0.4, 1.5]])
+    )  # (2, 4, 4)
     K = torch.tensor([[50.0, 0.0, 32.0], [0.0, 50.0, 16.0], [0.0, 0.0, 1.0]]).expand(2, 3, 3)
     pts = torch.randn(7, 3, generator=g) * 10
     uv, z = project_ego(pts, K, T)

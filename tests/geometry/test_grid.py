@@ -15,7 +15,9 @@ def test_standard_grids():
 
 def test_point_index_round_trip_and_bounds():
     g = occ3d_grid()
-    idx = torch.stack(torch.meshgrid(torch.arange(0, 200, 37), torch.arange(0, 200, 41), torch.arange(16), indexing="ij"), -1).reshape(-1, 3)
+    idx = torch.stack(
+        torch.meshgrid(torch.arange(0, 200, 37), torch.arange(0, 200, 41), torch.arange(16), indexing="ij"), -1
+    ).reshape(-1, 3)
     back, valid = g.point_to_index(g.index_to_point(idx))
     assert valid.all() and torch.equal(back, idx)
     _, valid = g.point_to_index(torch.tensor([[40.0, 0.0, 0.0], [-40.0, -40.0, -1.0], [0.0, 0.0, 5.41]]))

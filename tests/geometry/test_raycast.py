@@ -21,7 +21,9 @@ def test_traversal_matches_dense_sampling():
     g = Grid((-2, -2, -1), (2, 2, 1), (0.5, 0.5, 0.25))
     gen = torch.Generator().manual_seed(0)
     for _ in range(30):
-        o = (torch.rand(3, generator=gen, dtype=torch.float64) - 0.5) * torch.tensor([10.0, 10.0, 4.0], dtype=torch.float64)
+        o = (torch.rand(3, generator=gen, dtype=torch.float64) - 0.5) * torch.tensor(
+            [10.0, 10.0, 4.0], dtype=torch.float64
+        )
         d = torch.randn(3, generator=gen, dtype=torch.float64)
         d = d / d.norm()
         steps = list(traverse(o[None], d[None], g))
@@ -43,7 +45,9 @@ def test_first_hit_depth_and_miss():
     h = first_hit(occ, o, d, g)
     assert h.hit.tolist() == [True, False, True]
     assert h.index[0].tolist() == [150, 100, 5]
-    assert torch.allclose(h.t_in[[0, 2]], torch.tensor([20.0, 70.0])) and torch.allclose(h.t_out[[0, 2]], torch.tensor([20.4, 70.4]))
+    assert torch.allclose(h.t_in[[0, 2]], torch.tensor([20.0, 70.0])) and torch.allclose(
+        h.t_out[[0, 2]], torch.tensor([20.4, 70.4])
+    )
     assert h.t_in[1] == float("inf") and h.index[1].tolist() == [-1, -1, -1]
 
 

@@ -25,7 +25,9 @@ def test_quaternion_hand_values():
     # 90 degrees about z: (w, x, y, z) = (cos 45, 0, 0, sin 45) maps x -> y
     h = math.sqrt(0.5)
     R = quat_to_matrix(torch.tensor([h, 0.0, 0.0, h], dtype=torch.float64))
-    assert torch.allclose(R @ torch.tensor([1.0, 0, 0], dtype=torch.float64), torch.tensor([0.0, 1, 0], dtype=torch.float64))
+    assert torch.allclose(
+        R @ torch.tensor([1.0, 0, 0], dtype=torch.float64), torch.tensor([0.0, 1, 0], dtype=torch.float64)
+    )
     assert torch.allclose(R, rotation_z(math.pi / 2))
 
 
@@ -44,11 +46,15 @@ def test_quaternion_round_trip():
 
 def test_invert_compose_apply():
     gen = torch.Generator().manual_seed(1)
-    T_b_from_a = make_transform(quat_to_matrix(random_quats(1, gen))[0], torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64))
+    T_b_from_a = make_transform(
+        quat_to_matrix(random_quats(1, gen))[0], torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+    )
     T_c_from_b = transform_from_pose([0.5, 0.0, -1.0], random_quats(1, gen)[0].tolist())
     p_a = torch.randn(10, 3, generator=gen, dtype=torch.float64)
     T_c_from_a = T_c_from_b @ T_b_from_a
-    assert torch.allclose(apply_transform(T_c_from_a, p_a), apply_transform(T_c_from_b, apply_transform(T_b_from_a, p_a)))
+    assert torch.allclose(
+        apply_transform(T_c_from_a, p_a), apply_transform(T_c_from_b, apply_transform(T_b_from_a, p_a))
+    )
     assert torch.allclose(apply_transform(invert_transform(T_b_from_a), apply_transform(T_b_from_a, p_a)), p_a)
     assert torch.allclose(invert_transform(T_b_from_a), torch.linalg.inv(T_b_from_a))
 
@@ -68,6 +74,8 @@ def test_pose_round_trip_and_errors():
 def test_rigid_inverse_equals_the_general_one_on_poses():
     """invert_transform (R^T: ONNX export's stand-in for torch.linalg.inv of camera poses)."""
     gen = torch.Generator().manual_seed(2)
-    T = make_transform(quat_to_matrix(random_quats(6, gen)), torch.randn(6, 3, generator=gen, dtype=torch.float64) * 10).float()
+    T = make_transform(
+        quat_to_matrix(random_quats(6, gen)), torch.randn(6, 3, generator=gen, dtype=torch.float64) * 10
+    ).float()
     assert torch.allclose(invert_transform(T), torch.linalg.inv(T), atol=1e-5)
     assert torch.allclose(invert_transform(T) @ T, torch.eye(4).expand(6, 4, 4), atol=1e-5)

@@ -43,7 +43,9 @@ def test_depth_map_targets_median_per_block():
 def test_lidar_targets_median_matches_a_loop():
     g = torch.Generator().manual_seed(0)
     K = torch.tensor([[[10.0, 0, 8], [0, 10.0, 4], [0, 0, 1]]])
-    pts = torch.cat([torch.rand(300, 2, generator=g) * 6 - 3, torch.rand(300, 1, generator=g) * 10 - 1, torch.zeros(300, 1)], 1)
+    pts = torch.cat(
+        [torch.rand(300, 2, generator=g) * 6 - 3, torch.rand(300, 1, generator=g) * 10 - 1, torch.zeros(300, 1)], 1
+    )
     pts[:, :2] *= pts[:, 2:3].clamp_min(0.1) / 3  # most points in the view
     t = lidar_depth_targets(pts, K, torch.eye(4)[None], (8, 16), 4, RANGE, pool="median")
     z = pts[:, 2]
@@ -51,7 +53,9 @@ def test_lidar_targets_median_matches_a_loop():
     expect = torch.full((1, 2, 4), -1)
     for r in range(2):
         for c in range(4):
-            inside = (z > 1e-3) & (u >= 0) & (u < 16) & (v >= 0) & (v < 8) & ((u / 4).floor() == c) & ((v / 4).floor() == r)
+            inside = (
+                (z > 1e-3) & (u >= 0) & (u < 16) & (v >= 0) & (v < 8) & ((u / 4).floor() == c) & ((v / 4).floor() == r)
+            )
             if inside.any():
                 zs = z[inside].sort().values
                 expect[0, r, c] = depth_to_bin(zs[(len(zs) - 1) // 2], RANGE)
@@ -63,15 +67,17 @@ def test_lidar_targets_median_matches_a_loop():
 def test_lidar_targets_hand_values():
     K = torch.tensor([[[10.0, 0, 8], [0, 10.0, 4], [0, 0, 1]]])  # 8 x 16 image
     T = torch.eye(4)[None]  # camera frame == ego frame
-    pts = torch.tensor([
-        [0.0, 0.0, 5.0, 1.0],  # u=8, v=4 -> feature (1, 2), bin 4
-        [0.0, 0.0, 7.0, 1.0],  # behind it in the same feature pixel: min stays 5
-        [-0.55, -0.35, 2.5, 1.0],  # u=5.8, v=2.6 -> feature (0, 1), bin 1
-        [0.0, 0.0, -3.0, 1.0],  # behind the camera
-        [5.0, 0.0, 5.0, 1.0],  # u=18: outside the image
-        [0.5, 0.1, 0.8, 0.0],  # u=14.25, v=5.25 -> feature (1, 3), depth 0.8 < d_min: none
-        [5.0, 1.0, 8.0, 0.0],  # same feature pixel (u=14.25, v=5.25) farther: hidden
-    ])
+    pts = torch.tensor(
+        [
+            [0.0, 0.0, 5.0, 1.0],  # u=8, v=4 -> feature (1, 2), bin 4
+            [0.0, 0.0, 7.0, 1.0],  # behind it in the same feature pixel: min stays 5
+            [-0.55, -0.35, 2.5, 1.0],  # u=5.8, v=2.6 -> feature (0, 1), bin 1
+            [0.0, 0.0, -3.0, 1.0],  # behind the camera
+            [5.0, 0.0, 5.0, 1.0],  # u=18: outside the image
+            [0.5, 0.1, 0.8, 0.0],  # u=14.25, v=5.25 -> feature (1, 3), depth 0.8 < d_min: none
+            [5.0, 1.0, 8.0, 0.0],  # same feature pixel (u=14.25, v=5.25) farther: hidden
+        ]
+    )
     t = lidar_depth_targets(pts, K, T, (8, 16), 4, RANGE)
     expect = torch.full((1, 2, 4), -1)
     expect[0, 1, 2], expect[0, 0, 1] = 4, 1
@@ -147,14 +153,16 @@ def test_lidar_depth_maps_by_hand():
     T = torch.eye(4)
     T[:3, :3] = R
     T = T[None]
-    pts = torch.tensor([
-        [5.0, 0.0, 0.0, 1],    # centre: u = 4, v = 3, z 5
-        [2.0, 0.0, 0.0, 1],    # same pixel, nearer: kept
-        [4.0, -0.8, 0.4, 1],   # u = 4 + 10 * 0.8 / 4 = 6, v = 3 - 10 * 0.4 / 4 = 2, z 4
-        [-3.0, 0.0, 0.0, 1],   # behind the camera
-        [1.0, -5.0, 0.0, 1],   # off the image (u = 54)
-        [30.0, 0.0, 0.3, 1],   # beyond max_depth (v = 2.9 -> row 2, u = 4)
-    ])
+    pts = torch.tensor(
+        [
+            [5.0, 0.0, 0.0, 1],  # centre: u = 4, v = 3, z 5
+            [2.0, 0.0, 0.0, 1],  # same pixel, nearer: kept
+            [4.0, -0.8, 0.4, 1],  # u = 4 + 10 * 0.8 / 4 = 6, v = 3 - 10 * 0.4 / 4 = 2, z 4
+            [-3.0, 0.0, 0.0, 1],  # behind the camera
+            [1.0, -5.0, 0.0, 1],  # off the image (u = 54)
+            [30.0, 0.0, 0.3, 1],  # beyond max_depth (v = 2.9 -> row 2, u = 4)
+        ]
+    )
     d = lidar_depth_maps(pts, K, T, (6, 8), max_depth=20.0)
     assert d.shape == (1, 6, 8)
     expect = torch.zeros(1, 6, 8)

@@ -31,7 +31,9 @@ def test_rendered_depth_kl_two_samples(tau):
     expected = tau**2 * (two_bin_kl(1.0 / tau) + 0.0) / 2
     assert float(rendered_depth_kl(w_s, w_t, tau)) == pytest.approx(expected, rel=1e-5)
     only_first = torch.tensor([True, False])
-    assert float(rendered_depth_kl(w_s, w_t, tau, only_first)) == pytest.approx(tau**2 * two_bin_kl(1.0 / tau), rel=1e-5)
+    assert float(rendered_depth_kl(w_s, w_t, tau, only_first)) == pytest.approx(
+        tau**2 * two_bin_kl(1.0 / tau), rel=1e-5
+    )
 
 
 def test_rendered_depth_kl_gradient_only_to_student():
@@ -101,7 +103,9 @@ def test_logit_kl_by_hand(tau):
     mask = torch.tensor([True, True]).view(1, 1, 1, 2)
     expected = tau**2 * two_bin_kl(1.0 / tau) / 2  # voxel 1 agrees
     assert float(logit_kl(s, t, tau, mask)) == pytest.approx(expected, rel=1e-5)
-    assert float(logit_kl(s, t, tau, torch.tensor([True, False]).view(1, 1, 1, 2))) == pytest.approx(2 * expected, rel=1e-5)
+    assert float(logit_kl(s, t, tau, torch.tensor([True, False]).view(1, 1, 1, 2))) == pytest.approx(
+        2 * expected, rel=1e-5
+    )
 
 
 # ------------------------------------------------------------------ the released code's readings (issue 31)
@@ -154,7 +158,9 @@ def test_rendered_raw_logit_kl_by_hand_and_as_torch_kl_div_mean():
     assert float(loss.detach()) == pytest.approx(float(released.detach()), rel=1e-6)
     loss.backward()
     assert s.grad[0].abs().sum() > 0 and float(s.grad[1].abs().sum()) == pytest.approx(0.0, abs=1e-7)
-    assert float(rendered_raw_logit_kl(s, t, torch.tensor([True, False]))) == pytest.approx(two_bin_kl(1.0) / 2, rel=1e-5)
+    assert float(rendered_raw_logit_kl(s, t, torch.tensor([True, False]))) == pytest.approx(
+        two_bin_kl(1.0) / 2, rel=1e-5
+    )
 
 
 def test_feature_l1_sum_over_channels_with_avg_factor():

@@ -8,7 +8,13 @@ import math
 import pytest
 import torch
 
-from occkit.losses.monoscene import downsample_labels, frustum_ids, frustum_proportion_loss, relation_loss, relation_targets
+from occkit.losses.monoscene import (
+    downsample_labels,
+    frustum_ids,
+    frustum_proportion_loss,
+    relation_loss,
+    relation_targets,
+)
 from occkit.models.context_prior import ContextPrior3D
 
 
@@ -50,8 +56,12 @@ def test_frustum_proportion_loss_by_hand():
 def test_frustum_proportion_loss_pools_the_batch():
     """MonoScene sums counts and probabilities of a frustum over the frames of a batch first."""
     logits, target, frustum = five_voxels()
-    both = frustum_proportion_loss(torch.cat([logits, logits.flip(2)]), torch.cat([target, target.flip(1)]),
-                                   torch.cat([frustum, frustum.flip(1)]), 3)
+    both = frustum_proportion_loss(
+        torch.cat([logits, logits.flip(2)]),
+        torch.cat([target, target.flip(1)]),
+        torch.cat([frustum, frustum.flip(1)]),
+        3,
+    )
     # frames pooled: the same voxels twice per frustum: the same proportions as one frame
     assert both.item() == pytest.approx(frustum_proportion_loss(logits, target, frustum, 3).item(), rel=1e-6)
     perfect = torch.tensor([[0.5, 0.5], [0.5, 0.5], [1e-9, 1.0], [0.5, 0.5], [0.5, 0.5]]).log().T.reshape(1, 2, 5, 1, 1)
@@ -65,9 +75,9 @@ def _downsample_loop(t: torch.Tensor, f: int) -> torch.Tensor:
     for x in range(X):
         for y in range(Y):
             for z in range(Z):
-                b = t[x * f:(x + 1) * f, y * f:(y + 1) * f, z * f:(z + 1) * f].flatten()
+                b = t[x * f : (x + 1) * f, y * f : (y + 1) * f, z * f : (z + 1) * f].flatten()
                 n0, n255 = int((b == 0).sum()), int((b == 255).sum())
-                if n0 + n255 > 0.95 * f ** 3:
+                if n0 + n255 > 0.95 * f**3:
                     out[x, y, z] = 0 if n0 > n255 else 255
                 else:
                     out[x, y, z] = int(torch.bincount(b[(b > 0) & (b < 255)]).argmax())
@@ -101,7 +111,7 @@ def _relations_loop(lab: torch.Tensor, binary: bool) -> torch.Tensor:
         for yy in range(Y // 2):
             for zz in range(Z // 2):
                 j = xx * (Y // 2) * (Z // 2) + yy * (Z // 2) + zz
-                for b in lab[2 * xx:2 * xx + 2, 2 * yy:2 * yy + 2, 2 * zz:2 * zz + 2].flatten().tolist():
+                for b in lab[2 * xx : 2 * xx + 2, 2 * yy : 2 * yy + 2, 2 * zz : 2 * zz + 2].flatten().tolist():
                     if b == 255:
                         continue
                     known = rows != 255

@@ -26,7 +26,9 @@ def test_cross_entropy_hand_values():
     assert voxel_cross_entropy(logits, t).item() == pytest.approx((math.log(2) + math.log(4 / 3)) / 2, rel=1e-6)
     t = torch.tensor([0, 1]).view(1, 2, 1, 1)
     w = torch.tensor([1.0, 3.0])
-    assert voxel_cross_entropy(logits, t, weight=w).item() == pytest.approx((math.log(2) + 3 * math.log(4)) / 4, rel=1e-6)
+    assert voxel_cross_entropy(logits, t, weight=w).item() == pytest.approx(
+        (math.log(2) + 3 * math.log(4)) / 4, rel=1e-6
+    )
     mask = torch.tensor([False, True]).view(1, 2, 1, 1)
     assert voxel_cross_entropy(logits, t, mask=mask).item() == pytest.approx(math.log(4), rel=1e-6)
     ignored = torch.tensor([255, 1]).view(1, 2, 1, 1)
@@ -46,7 +48,9 @@ def test_geometry_semantic_cross_entropy_hand_values():
     assert geo.item() == pytest.approx((-math.log(1 / 2) - math.log(1 / 5)) / 2, rel=1e-6)
     assert sem.item() == pytest.approx(-math.log(1 / 2), rel=1e-6)  # p(0 | occ) = 1/4 / (1/2)
     # occupied_weight re-weights the geometry mean only; class weights the semantic term only
-    geo3, sem3 = geometry_semantic_cross_entropy(z, t, free_index=-1, occupied_weight=3.0, weight=torch.tensor([5.0, 1.0, 0.0]))
+    geo3, sem3 = geometry_semantic_cross_entropy(
+        z, t, free_index=-1, occupied_weight=3.0, weight=torch.tensor([5.0, 1.0, 0.0])
+    )
     assert geo3.item() == pytest.approx((3 * math.log(2) + math.log(5)) / 4, rel=1e-6)
     assert sem3.item() == pytest.approx(math.log(2), rel=1e-6)
     # uniform weights: the two terms sum to the plain cross-entropy when every voxel is occupied
@@ -169,7 +173,9 @@ def test_cross_entropy_on_kept_voxels_matches_the_full_grid_loss(channels_last):
     a = z.clone().requires_grad_(True)
     b = z.clone().requires_grad_(True)
     loss = voxel_cross_entropy(a, t, mask=mask, weight=w)
-    ref = torch.nn.functional.cross_entropy(b, torch.where(mask, t, torch.full_like(t, 255)), weight=w, ignore_index=255)
+    ref = torch.nn.functional.cross_entropy(
+        b, torch.where(mask, t, torch.full_like(t, 255)), weight=w, ignore_index=255
+    )
     loss.backward()
     ref.backward()
     assert loss.item() == pytest.approx(ref.item(), rel=1e-6)

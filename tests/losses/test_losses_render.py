@@ -23,11 +23,15 @@ def test_distortion_matches_double_sum():
     starts, ends = edges[:, :-1], edges[:, 1:]
     w = torch.rand(4, 8, generator=g, dtype=torch.float64) / 8
     m = 0.5 * (starts + ends)
-    ref = (w[:, :, None] * w[:, None, :] * (m[:, :, None] - m[:, None, :]).abs()).sum((1, 2)) + (w * w * (ends - starts)).sum(-1) / 3
+    ref = (w[:, :, None] * w[:, None, :] * (m[:, :, None] - m[:, None, :]).abs()).sum((1, 2)) + (
+        w * w * (ends - starts)
+    ).sum(-1) / 3
     torch.testing.assert_close(distortion_loss(w, starts, ends), ref.mean())
     torch.testing.assert_close(distortion_loss(w, starts, ends, scale=2.0), ref.mean() / 2)
     # one interval, all weight: only the intra term w^2 d / 3
-    assert distortion_loss(torch.tensor([[1.0]]), torch.tensor([[0.0]]), torch.tensor([[3.0]])).item() == pytest.approx(1.0)
+    assert distortion_loss(torch.tensor([[1.0]]), torch.tensor([[0.0]]), torch.tensor([[3.0]])).item() == pytest.approx(
+        1.0
+    )
 
 
 def test_silog_and_l1():

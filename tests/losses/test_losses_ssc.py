@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from occkit.losses.monoscene import frustum_proportion_loss
-from occkit.losses.ssc import SEMANTICKITTI_CLASS_FREQUENCIES, scal_geo, scal_sem, ssc_class_weights, ssc_cross_entropy, ssc_losses
+from occkit.losses.ssc import (
+    SEMANTICKITTI_CLASS_FREQUENCIES,
+    scal_geo,
+    scal_sem,
+    ssc_class_weights,
+    ssc_cross_entropy,
+    ssc_losses,
+)
 
 
 def three_voxels() -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,7 +101,9 @@ def _scal_sem_loop(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
                 term = term + torch.nn.functional.binary_cross_entropy(nom / p.sum(), torch.ones(()))
             term = term + torch.nn.functional.binary_cross_entropy(nom / y.sum(), torch.ones(()))
             if (1 - y).sum() > 0:
-                term = term + torch.nn.functional.binary_cross_entropy(((1 - p) * (1 - y)).sum() / (1 - y).sum(), torch.ones(()))
+                term = term + torch.nn.functional.binary_cross_entropy(
+                    ((1 - p) * (1 - y)).sum() / (1 - y).sum(), torch.ones(())
+                )
             loss = loss + term
     return loss / count
 
@@ -112,7 +121,9 @@ def test_scal_sem_all_classes_at_once_equals_the_loop_and_ssc_losses_each_functi
     torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-7)
     assert float(scal_sem(logits, target)) == pytest.approx(float(_scal_sem_loop(logits, target)), rel=1e-6)
     w = torch.rand(6) + 0.5
-    both = ssc_losses(logits, target, w, empty_index=0, terms=("ce", "scal_geo", "scal_sem", "frustum"), frustum=frustum, num_frusta=9)
+    both = ssc_losses(
+        logits, target, w, empty_index=0, terms=("ce", "scal_geo", "scal_sem", "frustum"), frustum=frustum, num_frusta=9
+    )
     assert float(both["ce"]) == pytest.approx(float(ssc_cross_entropy(logits, target, w)), rel=1e-6)
     assert float(both["scal_geo"]) == pytest.approx(float(scal_geo(logits, target, 0)), rel=1e-6)
     assert float(both["scal_sem"]) == pytest.approx(float(scal_sem(logits, target)), rel=1e-6)

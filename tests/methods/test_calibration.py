@@ -30,6 +30,6 @@ def test_update_weights_free_samples_by_the_sqrt_of_their_stretch():
     calibration_update(h, p, grid, o, d, t=torch.tensor([20.2]), near=torch.tensor([0.0]), margin=0.8, decay=1.0)
     assert float(h[0, 95]) == 1.0 and float(h[0].sum()) == 1.0  # the surface sample
     # the free stretch 0 .. 19.4 m crosses 48.5 voxels: one sample of weight sqrt(48.5) at p 0
-    assert float(h[1, 0]) == pytest.approx(48.5 ** 0.5) and float(h[1].sum()) == pytest.approx(48.5 ** 0.5)
+    assert float(h[1, 0]) == pytest.approx(48.5**0.5) and float(h[1].sum()) == pytest.approx(48.5**0.5)
     calibration_update(h, p, grid, o, d, t=torch.tensor([20.2]), near=torch.tensor([0.0]), margin=0.8, decay=0.5)
     assert float(h[0, 95]) == 1.5  # decayed by half, then one more

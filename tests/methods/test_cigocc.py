@@ -29,10 +29,16 @@ ARMS = {
     # MonoScene's whole recipe (kitti-mono): frustum proportions, context prior + relation loss
     "monoscene": dict(features=("appearance",), frustum_weight=1.0, context_prior=True, relation_weight=1.0),
     # the paper figure's readings: stage-1 SSC loss, BCE of SAM masks on the extractor's features
-    "figure": dict(features=("appearance", "depth", "segmentation"), distill_weight=1.0, distill="masks", stage1_weight=1.0),
+    "figure": dict(
+        features=("appearance", "depth", "segmentation"), distill_weight=1.0, distill="masks", stage1_weight=1.0
+    ),
 }
-EXTRA_LOSSES = {"frustum_weight": "loss_frustum", "relation_weight": "loss_relation", "stage1_weight": "loss_stage1",
-                "distill_weight": "loss_distill"}
+EXTRA_LOSSES = {
+    "frustum_weight": "loss_frustum",
+    "relation_weight": "loss_relation",
+    "stage1_weight": "loss_stage1",
+    "distill_weight": "loss_distill",
+}
 
 
 def arm_cfg(arm: str, **kw) -> CIGOccConfig:
@@ -44,9 +50,19 @@ def arm_cfg(arm: str, **kw) -> CIGOccConfig:
 
 def tiny_model_cfg() -> OccNetConfig:
     return OccNetConfig(
-        backbone="resnet18", neck_channels=16, feature_stride=8, context_channels=8, lift="sample", sample_strides=(16,),
-        sample_coords=True, point_range=(0.0, -3.2, -1.0, 6.4, 3.2, 0.6), voxel_size=0.2, lift_downsample=(4, 4, 2),
-        voxel_upsample="subvoxel", encoder_widths=(8, 16), num_classes=20,
+        backbone="resnet18",
+        neck_channels=16,
+        feature_stride=8,
+        context_channels=8,
+        lift="sample",
+        sample_strides=(16,),
+        sample_coords=True,
+        point_range=(0.0, -3.2, -1.0, 6.4, 3.2, 0.6),
+        voxel_size=0.2,
+        lift_downsample=(4, 4, 2),
+        voxel_upsample="subvoxel",
+        encoder_widths=(8, 16),
+        num_classes=20,
     )  # output 32x32x8, lift 8x8x4
 
 
@@ -69,10 +85,19 @@ def tiny_batch() -> Batch:
     seg = (v > H / 2).long() + 1
     seg[:, : W // 4] = 0  # no segment there
     sample = Sample(
-        token="00/000000", scene="00", timestamp=0, cam_names=("image_2",), images=torch.rand(1, 3, H, W, generator=g),
-        intrinsics=K, T_ego_from_cam=T, T_global_from_ego=torch.eye(4, dtype=torch.float64),
-        occupancy=occ, mask_camera=torch.ones(32, 32, 8, dtype=torch.bool),
-        prior_depth=depth[None], prior_semantics=sem[None], prior_segments=seg[None],
+        token="00/000000",
+        scene="00",
+        timestamp=0,
+        cam_names=("image_2",),
+        images=torch.rand(1, 3, H, W, generator=g),
+        intrinsics=K,
+        T_ego_from_cam=T,
+        T_global_from_ego=torch.eye(4, dtype=torch.float64),
+        occupancy=occ,
+        mask_camera=torch.ones(32, 32, 8, dtype=torch.bool),
+        prior_depth=depth[None],
+        prior_semantics=sem[None],
+        prior_segments=seg[None],
     )
     return collate([sample])
 
@@ -81,8 +106,14 @@ def test_affinity_targets_by_hand():
     seg = torch.tensor([[[1, 1, 2], [0, 2, 2]]])
     tgt, val = affinity_targets(seg)
     assert tgt.shape == val.shape == (1, 2, 2, 3)
-    assert tgt[0, 0].tolist() == [[1, 0, 0], [0, 1, 0]] and val[0, 0].tolist() == [[True, True, False], [False, True, False]]
-    assert tgt[0, 1].tolist() == [[0, 0, 1], [0, 0, 0]] and val[0, 1].tolist() == [[False, True, True], [False, False, False]]
+    assert tgt[0, 0].tolist() == [[1, 0, 0], [0, 1, 0]] and val[0, 0].tolist() == [
+        [True, True, False],
+        [False, True, False],
+    ]
+    assert tgt[0, 1].tolist() == [[0, 0, 1], [0, 0, 0]] and val[0, 1].tolist() == [
+        [False, True, True],
+        [False, False, False],
+    ]
 
 
 @pytest.mark.parametrize("arm", list(ARMS))
@@ -146,7 +177,9 @@ def test_class_weights_need_counts_and_the_running_option_stays():
     with pytest.raises(ValueError, match="context_prior"):
         CIGOccMethod(tiny_model_cfg(), CIGOccConfig(relation_weight=1.0))
     with pytest.raises(ValueError, match="even"):  # lift 8x8x4 -> 4x4x2 -> 2x2x1: an odd bottleneck
-        CIGOccMethod(dataclasses.replace(tiny_model_cfg(), encoder_widths=(8, 16, 16)), CIGOccConfig(context_prior=True))
+        CIGOccMethod(
+            dataclasses.replace(tiny_model_cfg(), encoder_widths=(8, 16, 16)), CIGOccConfig(context_prior=True)
+        )
 
 
 def test_dataset_class_counts_are_counted_from_the_training_labels(tmp_path):
@@ -154,7 +187,14 @@ def test_dataset_class_counts_are_counted_from_the_training_labels(tmp_path):
     into cigocc.class_counts, as supervised.class_counts: auto."""
     import numpy as np
 
-    from occkit.data.semantickitti import SSC_SHAPE, SemanticKITTIDataset, learning_to_raw, write_bitpacked, write_calib, write_label
+    from occkit.data.semantickitti import (
+        SSC_SHAPE,
+        SemanticKITTIDataset,
+        learning_to_raw,
+        write_bitpacked,
+        write_calib,
+        write_label,
+    )
     from occkit.experiment import ExperimentConfig, resolve_auto_class_counts
 
     vox = tmp_path / "sequences" / "00" / "voxels"
@@ -188,7 +228,10 @@ def test_missing_prior_is_named():
         CIGOccMethod(tiny_model_cfg(), CIGOccConfig(features=("depth",)))
 
 
-@pytest.mark.skipif(not os.environ.get("OCCKIT_SLOW_TESTS"), reason="minutes on a loaded 2-core CPU (synth export + train + predict + eval); set OCCKIT_SLOW_TESTS=1")
+@pytest.mark.skipif(
+    not os.environ.get("OCCKIT_SLOW_TESTS"),
+    reason="minutes on a loaded 2-core CPU (synth export + train + predict + eval); set OCCKIT_SLOW_TESTS=1",
+)
 def test_submission_round_trip(tmp_path):
     """kitti-mono (tiny) trains 2 steps on a SemanticKITTI-layout world, predicts .label files, and
     occkit eval --format semantickitti scores them as the validation loop does."""
@@ -204,12 +247,30 @@ def test_submission_round_trip(tmp_path):
     torch.set_num_threads(1)
     try:
         root = tmp_path / "kitti"
-        export_semantickitti(root, SynthConfig(scenes=2, frames=1, image_size=(32, 96), lidar_beams=16, lidar_azimuth_steps=360,
-                                               occupancy_supersample=1))
+        export_semantickitti(
+            root,
+            SynthConfig(
+                scenes=2,
+                frames=1,
+                image_size=(32, 96),
+                lidar_beams=16,
+                lidar_azimuth_steps=360,
+                occupancy_supersample=1,
+            ),
+        )
         run, pred = tmp_path / "run", tmp_path / "pred"
-        sets = ["model.neck_channels=16", "model.context_channels=8", "model.encoder_widths=[8,16]", "model.lift_downsample=[8,8,4]",
-                "data.image_aug.out_hw=[32,96]", "optim.max_steps=2", "optim.warmup_steps=1", "train.val_every=2",
-                "train.ckpt_every=2", "train.tensorboard=false"]
+        sets = [
+            "model.neck_channels=16",
+            "model.context_channels=8",
+            "model.encoder_widths=[8,16]",
+            "model.lift_downsample=[8,8,4]",
+            "data.image_aug.out_hw=[32,96]",
+            "optim.max_steps=2",
+            "optim.warmup_steps=1",
+            "train.val_every=2",
+            "train.ckpt_every=2",
+            "train.tensorboard=false",
+        ]
         args = ["train", "kitti-mono", "--data", str(root), "--out", str(run), "--no-progress"]
         args += ["--set", *sets]  # one --set with every override (a second --set would replace the first)
         assert main(args) == 0

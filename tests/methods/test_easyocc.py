@@ -66,7 +66,9 @@ def test_easyocc_checks_its_inputs():
         EasyOccMethod(sample_cfg(), EasyOccConfig(class_counts=(1.0, 2.0)))
     from occkit.config import ConfigError, from_dict
 
-    with pytest.raises(ConfigError, match="class_balance: 'median' is not one of"):  # checked once, when the config loads
+    with pytest.raises(
+        ConfigError, match="class_balance: 'median' is not one of"
+    ):  # checked once, when the config loads
         from_dict(EasyOccConfig, {"class_balance": "median"})
 
 

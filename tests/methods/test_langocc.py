@@ -38,9 +38,16 @@ def tiny_batch(stride: int = 4) -> Batch:
     sem = maps.semantics[:, stride // 2 :: stride, stride // 2 :: stride]  # (N, h, w) cell centres
     feats = vocab[sem].permute(0, 3, 1, 2).contiguous()  # (N, D, h, w)
     sample = Sample(
-        token="t0", scene="s0", timestamp=0, cam_names=("CAM_FRONT", "CAM_BACK"),
-        images=torch.rand(2, 3, H, W, generator=g), intrinsics=K, T_ego_from_cam=T,
-        T_global_from_ego=torch.eye(4, dtype=torch.float64), prior_features=feats, prior_feature_stride=stride,
+        token="t0",
+        scene="s0",
+        timestamp=0,
+        cam_names=("CAM_FRONT", "CAM_BACK"),
+        images=torch.rand(2, 3, H, W, generator=g),
+        intrinsics=K,
+        T_ego_from_cam=T,
+        T_global_from_ego=torch.eye(4, dtype=torch.float64),
+        prior_features=feats,
+        prior_feature_stride=stride,
     )
     return collate([sample])
 
@@ -57,13 +64,22 @@ def test_one_opaque_voxel_renders_its_feature():
     dirs = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
     from occkit.rendering.rays import Rays
 
-    rays = Rays(origins, dirs, torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long), torch.ones(2))
+    rays = Rays(
+        origins,
+        dirs,
+        torch.zeros(2, dtype=torch.long),
+        torch.zeros(2, dtype=torch.long),
+        torch.zeros(2, dtype=torch.long),
+        torch.ones(2),
+    )
     with torch.no_grad():
         out = m.render(logits, latent, rays)
         want = m.language(latent[:, 0, 0, 0][None])[0]
     assert float(out.opacity[0]) == pytest.approx(1.0, abs=1e-4)
     assert torch.allclose(out.values[0], want, atol=1e-4)
-    assert 2.4 < float(out.depth[0]) < 3.0  # enters the voxel at x = 1.6 (t = 2.6): trilinear density spreads it a little
+    assert (
+        2.4 < float(out.depth[0]) < 3.0
+    )  # enters the voxel at x = 1.6 (t = 2.6): trilinear density spreads it a little
     assert float(out.opacity[1]) < 1e-3  # the other ray misses it
 
 
@@ -76,7 +92,12 @@ def test_density_learns_only_from_features_that_differ_along_a_ray():
 
     m = tiny_method(num_importance=0)
     X, Y, Z = m.grid.shape
-    rays = Rays(torch.tensor([[-3.0, 0.2, 0.4]]), torch.tensor([[1.0, 0.0, 0.0]]), *(torch.zeros(1, dtype=torch.long),) * 3, torch.ones(1))
+    rays = Rays(
+        torch.tensor([[-3.0, 0.2, 0.4]]),
+        torch.tensor([[1.0, 0.0, 0.0]]),
+        *(torch.zeros(1, dtype=torch.long),) * 3,
+        torch.ones(1),
+    )
     target = torch.nn.functional.normalize(torch.randn(1, D, generator=torch.Generator().manual_seed(3)), dim=-1)
 
     def density_grad(latent):
@@ -96,7 +117,9 @@ def test_density_learns_only_from_features_that_differ_along_a_ray():
 
 
 def test_sample_feature_map_and_lidar_pixels():
-    feats = torch.arange(2 * 3 * 4, dtype=torch.float32).view(1, 2, 3, 4).expand(2, -1, -1, -1).clone()  # (N=2, D=2, 3, 4)
+    feats = (
+        torch.arange(2 * 3 * 4, dtype=torch.float32).view(1, 2, 3, 4).expand(2, -1, -1, -1).clone()
+    )  # (N=2, D=2, 3, 4)
     feats[1] += 100
     K, T = cameras(9, 12)
     pix = torch.tensor([[0, 1, 1], [1, 4, 7], [0, 7, 10]])  # centres of cells (0, 0), (1, 2), (2, 3) at stride 3
@@ -184,7 +207,9 @@ def test_query_picture_draws_matches():
     sim[11:14, 6:10, 1:4] = 0.9
     match = occ & (sim > 0.5)
     K, T = cameras()
-    pic = query_picture(torch.rand(2, 3, 32, 64), K, T, ("CAM_FRONT", "CAM_BACK"), grid, occ, sim, match, "car", 0.1, 0.9)
+    pic = query_picture(
+        torch.rand(2, 3, 32, 64), K, T, ("CAM_FRONT", "CAM_BACK"), grid, occ, sim, match, "car", 0.1, 0.9
+    )
     assert pic.ndim == 3 and pic.shape[2] == 3 and pic.dtype.name == "uint8"
 
 
@@ -202,7 +227,14 @@ def test_render_folds_the_feature_norms_into_the_weights():
     latent = torch.randn(m.latent_dim, *m.latent_grid.shape, generator=g).requires_grad_()
     origins = torch.tensor([[-1.0, 0.2, 0.4], [0.0, -2.0, 0.3], [0.5, 0.5, 0.2]])
     dirs = torch.nn.functional.normalize(torch.tensor([[1.0, 0.1, 0.0], [0.2, 1.0, 0.0], [-1.0, 0.3, -0.1]]), dim=-1)
-    rays = Rays(origins, dirs, torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long), torch.ones(3))
+    rays = Rays(
+        origins,
+        dirs,
+        torch.zeros(3, dtype=torch.long),
+        torch.zeros(3, dtype=torch.long),
+        torch.zeros(3, dtype=torch.long),
+        torch.ones(3),
+    )
     up = torch.randn(3, m.out_dim, generator=g)
 
     torch.manual_seed(5)

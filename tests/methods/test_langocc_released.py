@@ -24,12 +24,24 @@ R_FWD = torch.tensor([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 def tiny_method(**kw) -> LangOccMethod:
     model = OccNetConfig(
-        backbone="resnet18", neck_channels=16, feature_stride=16, depth_min=0.5, depth_max=8.5, depth_step=0.5,
-        context_channels=8, point_range=RANGE, voxel_size=0.4, lift_downsample=(2, 2, 2), encoder_widths=(8, 16), encoder_blocks=1,
+        backbone="resnet18",
+        neck_channels=16,
+        feature_stride=16,
+        depth_min=0.5,
+        depth_max=8.5,
+        depth_step=0.5,
+        context_channels=8,
+        point_range=RANGE,
+        voxel_size=0.4,
+        lift_downsample=(2, 2, 2),
+        encoder_widths=(8, 16),
+        encoder_blocks=1,
     )
     opts = dict(feature_dim=D, mlp_width=32, num_rays=64, num_proposal=16, num_importance=16)
     m = LangOccMethod(model, LangOccConfig(**{**opts, **kw}))
-    m.class_text.copy_(torch.nn.functional.normalize(torch.randn(17, D, generator=torch.Generator().manual_seed(1)), dim=-1))
+    m.class_text.copy_(
+        torch.nn.functional.normalize(torch.randn(17, D, generator=torch.Generator().manual_seed(1)), dim=-1)
+    )
     m.class_text_ready.fill_(True)  # no text encoder in tests
     return m
 
@@ -41,30 +53,32 @@ def test_lidar_pixels_box_and_depth_filters():
     grid = Grid.from_range((-40.0, -40.0, -1.0, 40.0, 40.0, 5.4), 0.4)
     K = torch.tensor([[[10.0, 0, 8], [0, 10.0, 6], [0, 0, 1]]])
     T = make_transform(R_FWD, torch.tensor([-1.0, 0.0, 0.0]))[None]
-    pts = torch.tensor([
-        [5.0, 0, 0],     # A: z = 6, in the box                      -> pixel (row 6, col 8)
-        [-0.5, 0, 0],    # B: z = 0.5 (too near for 1-40 m)           -> (6, 8)
-        [29.0, 0, 6],    # C: z = 30, above the box (z > 5.4)         -> row 6 - 10 * 6 / 30 = 4
-        [38.0, 0, 0],    # E: z = 39, in the box                      -> (6, 8)
-        [39.5, 0, 0],    # F: z = 40.5 (beyond 40 m), in the box      -> (6, 8)
-        [45.0, 0, 0],    # G: z = 46, outside the box                 -> (6, 8)
-    ])
+    pts = torch.tensor(
+        [
+            [5.0, 0, 0],  # A: z = 6, in the box                      -> pixel (row 6, col 8)
+            [-0.5, 0, 0],  # B: z = 0.5 (too near for 1-40 m)           -> (6, 8)
+            [29.0, 0, 6],  # C: z = 30, above the box (z > 5.4)         -> row 6 - 10 * 6 / 30 = 4
+            [38.0, 0, 0],  # E: z = 39, in the box                      -> (6, 8)
+            [39.5, 0, 0],  # F: z = 40.5 (beyond 40 m), in the box      -> (6, 8)
+            [45.0, 0, 0],  # G: z = 46, outside the box                 -> (6, 8)
+        ]
+    )
     lidar = torch.cat([pts, torch.ones(6, 1)], 1)
 
     def rows(**kw):
         return lidar_pixels(lidar, K, T, 12, 16, **kw)[:, 1].tolist()
 
     assert lidar_pixels(lidar, K, T, 12, 16)[0].tolist() == [0, 6, 8]
-    assert rows() == [6, 6, 4, 6, 6, 6]                                 # occkit's own: z > 0.1, anywhere
-    assert len(rows(box=grid)) == 4                                      # A B E F
-    assert rows(depth_range=(1.0, 40.0)) == [6, 4, 6]                   # A C E
-    assert len(rows(box=grid, depth_range=(1.0, 40.0))) == 2             # A E: the released rays
+    assert rows() == [6, 6, 4, 6, 6, 6]  # occkit's own: z > 0.1, anywhere
+    assert len(rows(box=grid)) == 4  # A B E F
+    assert rows(depth_range=(1.0, 40.0)) == [6, 4, 6]  # A C E
+    assert len(rows(box=grid, depth_range=(1.0, 40.0))) == 2  # A E: the released rays
     # a neighbour keyframe's own points: box-tested in *its* ego frame (10 m ahead), then mapped
-    E = make_transform(torch.eye(3), torch.tensor([10.0, 0.0, 0.0]))   # neighbour ego -> current ego
-    T_nbr = E @ T[0]                                                    # its camera, in the current frame: at (9, 0, 0)
+    E = make_transform(torch.eye(3), torch.tensor([10.0, 0.0, 0.0]))  # neighbour ego -> current ego
+    T_nbr = E @ T[0]  # its camera, in the current frame: at (9, 0, 0)
     own = torch.tensor([[35.0, 0.0, 0.0, 1.0], [45.0, 0.0, 0.0, 1.0]])  # in its frame: inside / outside its box
     got = lidar_pixels(own, K, T_nbr[None], 12, 16, box=grid, depth_range=(1.0, 40.0), T_ego_from_points=E)
-    assert got.tolist() == [[0, 6, 8]]                                  # (35, 0, 0): at (45, 0, 0) here, 36 m from the camera
+    assert got.tolist() == [[0, 6, 8]]  # (35, 0, 0): at (45, 0, 0) here, 36 m from the camera
     here = own.clone()
     here[:, 0] += 10
     assert lidar_pixels(here, K, T_nbr[None], 12, 16, box=grid).shape[0] == 0  # the current box would drop both
@@ -77,22 +91,40 @@ def pooled_batch():
     K = torch.tensor([[[24.0, 0, 32], [0, 24.0, 16], [0, 0, 1]]])
     T = make_transform(R_FWD, torch.tensor([0.0, 0.0, 0.4]))[None]
     E = make_transform(torch.eye(3), torch.tensor([1.0, 0.0, 0.0]))  # neighbour ego -> current ego
-    cur = torch.tensor([
-        [2.0, 0.0, 0.4],   # (row 16, col 32)
-        [2.0, 0.5, 0.4],   # col 32 - 24 * 0.5 / 2 = 26
-        [3.0, 0.0, 0.0],   # row 16 + 24 * 0.4 / 3 = 19.2 -> 19
-        [5.0, 0.0, 0.4],   # outside the box (x > 3.2)
-        [0.5, 0.0, 0.4],   # 0.5 m: too near
-    ])
-    own = torch.tensor([
-        [2.0, 0.0, 0.4],   # its (16, 32); at x = 3 here
-        [2.8, 0.7, 0.4],   # its col 32 - 24 * 0.7 / 2.8 = 26; at x = 3.8 here: outside this frame's box, inside its own
-        [4.0, 0.0, 0.4],   # outside its own box
-    ])
+    cur = torch.tensor(
+        [
+            [2.0, 0.0, 0.4],  # (row 16, col 32)
+            [2.0, 0.5, 0.4],  # col 32 - 24 * 0.5 / 2 = 26
+            [3.0, 0.0, 0.0],  # row 16 + 24 * 0.4 / 3 = 19.2 -> 19
+            [5.0, 0.0, 0.4],  # outside the box (x > 3.2)
+            [0.5, 0.0, 0.4],  # 0.5 m: too near
+        ]
+    )
+    own = torch.tensor(
+        [
+            [2.0, 0.0, 0.4],  # its (16, 32); at x = 3 here
+            [
+                2.8,
+                0.7,
+                0.4,
+            ],  # its col 32 - 24 * 0.7 / 2.8 = 26; at x = 3.8 here: outside this frame's box, inside its own
+            [4.0, 0.0, 0.4],  # outside its own box
+        ]
+    )
     feats = torch.nn.functional.normalize(torch.randn(1, D, 8, 16, generator=torch.Generator().manual_seed(0)), dim=1)
-    s = Sample(token="t0", scene="s0", timestamp=0, cam_names=("CAM_FRONT",), images=torch.rand(1, 3, H, W),
-               intrinsics=K, T_ego_from_cam=T, T_global_from_ego=torch.eye(4, dtype=torch.float64),
-               lidar=torch.cat([cur, torch.ones(5, 1)], 1), prior_features=feats, prior_feature_stride=4)
+    s = Sample(
+        token="t0",
+        scene="s0",
+        timestamp=0,
+        cam_names=("CAM_FRONT",),
+        images=torch.rand(1, 3, H, W),
+        intrinsics=K,
+        T_ego_from_cam=T,
+        T_global_from_ego=torch.eye(4, dtype=torch.float64),
+        lidar=torch.cat([cur, torch.ones(5, 1)], 1),
+        prior_features=feats,
+        prior_feature_stride=4,
+    )
     s.temporal_features = feats[None].half()
     s.temporal_intrinsics, s.temporal_T_ego_from_cam = K[None], (E @ T)[None]
     s.temporal_offsets, s.temporal_image_hw = torch.tensor([1]), (H, W)
@@ -102,8 +134,15 @@ def pooled_batch():
 
 
 def released_rays(**kw):
-    return dict(ray_pixels="lidar", ray_lidar="own", ray_box=True, ray_depth=(1.0, 40.0), temporal_offsets=(1,),
-                temporal_rays_fraction="pooled", **kw)
+    return dict(
+        ray_pixels="lidar",
+        ray_lidar="own",
+        ray_box=True,
+        ray_depth=(1.0, 40.0),
+        temporal_offsets=(1,),
+        temporal_rays_fraction="pooled",
+        **kw,
+    )
 
 
 def test_pooled_keyframes_with_their_own_lidar():
@@ -118,13 +157,21 @@ def test_pooled_keyframes_with_their_own_lidar():
     rays, target = parts["temporal"]
     assert len(parts["current"][0]) == 3 and len(rays) == 2
     assert sorted(torch.stack([rays.cam, rays.row, rays.col], 1).tolist()) == [[0, 16, 26], [0, 16, 32]]
-    assert torch.allclose(rays.origins, torch.tensor([[1.0, 0.0, 0.4]]).expand(2, 3))  # the neighbour's camera, in this frame
+    assert torch.allclose(
+        rays.origins, torch.tensor([[1.0, 0.0, 0.4]]).expand(2, 3)
+    )  # the neighbour's camera, in this frame
     assert target.shape == (2, D)
     # fewer rays than the pool: distinct pixels
     m4 = tiny_method(**released_rays(num_rays=4))
     parts = m4.frame_rays(batch, 0)
-    got = [tuple(r) for p in ("current", "temporal") if p in parts
-           for r in (torch.stack([parts[p][0].cam, parts[p][0].row, parts[p][0].col], 1) + (0 if p == "current" else 100)).tolist()]
+    got = [
+        tuple(r)
+        for p in ("current", "temporal")
+        if p in parts
+        for r in (
+            torch.stack([parts[p][0].cam, parts[p][0].row, parts[p][0].col], 1) + (0 if p == "current" else 100)
+        ).tolist()
+    ]
     assert len(got) == 4 and len(set(got)) == 4
     # occkit's own reading of the neighbours: the current frame's points in the neighbour camera,
     # (2, 0, 0.4) at 1 m and (3, 0, 0) at 2 m (row 16 + 24 * 0.4 / 2 = 20.8); (2, .5, .4) leaves the image
@@ -161,7 +208,12 @@ def test_sigmoid_density_in_per_metre():
     # one ray through a constant sigma = sigmoid(0) = 0.5 / m from t = 0.05 to the box at t = 4.2:
     # alpha_i = 1 - exp(-0.5 delta_i), opacity = 1 - prod exp(-0.5 delta_i) = 1 - exp(-0.5 * 4.15)
     const = torch.zeros(1, X, Y, Z)
-    rays = Rays(torch.tensor([[-1.0, 0.2, 0.4]]), torch.tensor([[1.0, 0.0, 0.0]]), *(torch.zeros(1, dtype=torch.long),) * 3, torch.ones(1))
+    rays = Rays(
+        torch.tensor([[-1.0, 0.2, 0.4]]),
+        torch.tensor([[1.0, 0.0, 0.0]]),
+        *(torch.zeros(1, dtype=torch.long),) * 3,
+        torch.ones(1),
+    )
     latent = torch.zeros(m.latent_dim, *m.latent_grid.shape)
     out = m.render(const, latent, rays)
     assert float(out.opacity[0]) == pytest.approx(1 - math.exp(-0.5 * 4.15), abs=1e-5)
@@ -170,7 +222,9 @@ def test_sigmoid_density_in_per_metre():
     T = torch.cumprod(torch.cat([torch.ones(1), 1 - w[:-1]]), 0)
     assert float((T * w).sum()) == pytest.approx(float(out.opacity[0]), abs=1e-6)
     # predict: occupied where sigma reaches occupied_threshold (0.1 / m)
-    assert torch.equal(m.p_occupied(logits[None])[0, :4, 0, 0] >= m.threshold(), torch.tensor([False, True, True, True]))
+    assert torch.equal(
+        m.p_occupied(logits[None])[0, :4, 0, 0] >= m.threshold(), torch.tensor([False, True, True, True])
+    )
 
 
 def test_softplus_density_keeps_its_meaning():
@@ -181,7 +235,12 @@ def test_softplus_density_keeps_its_meaning():
 
 # ----------------------------------------------------------------------------------- sampler
 def test_replacing_sampler_with_a_fixed_far_end():
-    rays = Rays(torch.tensor([[-1.0, 0.2, 0.4]]), torch.tensor([[1.0, 0.0, 0.0]]), *(torch.zeros(1, dtype=torch.long),) * 3, torch.ones(1))
+    rays = Rays(
+        torch.tensor([[-1.0, 0.2, 0.4]]),
+        torch.tensor([[1.0, 0.0, 0.0]]),
+        *(torch.zeros(1, dtype=torch.long),) * 3,
+        torch.ones(1),
+    )
     m = tiny_method(density="sigmoid", sampler="replace", far=40.0, num_proposal=50, num_importance=100)
     X, Y, Z = m.grid.shape
     sigma = m.density(torch.zeros(1, X, Y, Z))  # 0.5 / m inside the box, zero outside (leaves it at t = 4.2)
@@ -211,7 +270,9 @@ def test_replacing_sampler_with_a_fixed_far_end():
 # ----------------------------------------------------------------------------------- heads
 def test_separate_heads_shapes_and_training():
     torch.manual_seed(0)
-    m = tiny_method(heads="separate", voxel_feature_dim=24, mlp_width=20, mlp_layers=3, density="sigmoid", density_init=0.5)
+    m = tiny_method(
+        heads="separate", voxel_feature_dim=24, mlp_width=20, mlp_layers=3, density="sigmoid", density_init=0.5
+    )
     K = m.latent_dim
     assert m.heads.conv[0].weight.shape == (24, K, 3, 3, 3)
     lin = [mod for mod in m.heads.density if isinstance(mod, torch.nn.Linear)]
@@ -221,7 +282,13 @@ def test_separate_heads_shapes_and_training():
     batch = pooled_batch()
     out = m.forward(batch)
     X, Y, Z = m.grid.shape
-    assert out.logits.shape == (1, 1, X, Y, Z) and out.features.shape == (1, D, X, Y, Z)  # both on the 0.4 m output grid
+    assert out.logits.shape == (1, 1, X, Y, Z) and out.features.shape == (
+        1,
+        D,
+        X,
+        Y,
+        Z,
+    )  # both on the 0.4 m output grid
     assert torch.allclose(out.features.norm(dim=1), torch.ones(1, X, Y, Z), atol=1e-5)
     mask = torch.zeros(X, Y, Z, dtype=torch.bool)
     mask[3, 4, 5] = True

@@ -38,11 +38,22 @@ def write_feature_cache(out, frames: list[int]):
             f = np.zeros((DF, -(-H // STRIDE), -(-W // STRIDE)), np.float16)
             f[0], f[1] = fi + 1, ci + 1
             save_npz_atomic(out / "scene-0000" / tokens(fi) / f"{cam}.npz", features=f)
-    write_json_atomic(out / "prior.json", {
-        "format": 1, "spec": "test", "kinds": ["features"], "cameras": list(NUSCENES_CAMERAS), "image_size": [H, W],
-        "frames": {"scene-0000": [tokens(fi) for fi in frames]}, "complete": True, "feature_stride": STRIDE, "feature_dim": DF,
-        "text_encoder": None, "layout": "occ3d",
-    })
+    write_json_atomic(
+        out / "prior.json",
+        {
+            "format": 1,
+            "spec": "test",
+            "kinds": ["features"],
+            "cameras": list(NUSCENES_CAMERAS),
+            "image_size": [H, W],
+            "frames": {"scene-0000": [tokens(fi) for fi in frames]},
+            "complete": True,
+            "feature_stride": STRIDE,
+            "feature_dim": DF,
+            "text_encoder": None,
+            "layout": "occ3d",
+        },
+    )
     return out
 
 
@@ -75,19 +86,25 @@ def test_neighbour_cameras_land_in_the_current_ego_frame(world):
     assert s.temporal_features.shape == (2, 6, DF, 2, 4) and s.temporal_features.dtype == torch.float16
     assert s.temporal_offsets.tolist() == [-1, 1] and s.temporal_image_hw == (H, W)
     assert s.temporal_features[:, 0, 0, 0, 0].tolist() == [1.0, 3.0]  # frames 0 and 2
-    assert torch.equal(s.temporal_intrinsics[1, 0], torch.tensor([[W * 0.8, 0, W / 2], [0, W * 0.8, H / 2], [0, 0, 1.0]]))
+    assert torch.equal(
+        s.temporal_intrinsics[1, 0], torch.tensor([[W * 0.8, 0, W / 2], [0, W * 0.8, H / 2], [0, 0, 1.0]])
+    )
     # CAM_FRONT looks along the ego x axis from (1, 0, 1.5): the camera point (0, 0, 5) is the ego point (6, 0, 1.5).
     # Frame 0 (ego at the origin): global (6, 0, 1.5), i.e. (-4, 0, 1.5) from frame 1.
     # Frame 2 (ego at (20, 0, 0), turned 90 degrees): global (20, 6, 1.5), i.e. (10, 6, 1.5) from frame 1.
     pts = torch.tensor([[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 5.0, 1.0]])
     got = pts @ s.temporal_T_ego_from_cam[:, 0].transpose(1, 2)  # (T, 2, 4)
-    want = torch.tensor([[[-9.0, 0.0, 1.5, 1.0], [-4.0, 0.0, 1.5, 1.0]], [[10.0, 1.0, 1.5, 1.0], [10.0, 6.0, 1.5, 1.0]]])
+    want = torch.tensor(
+        [[[-9.0, 0.0, 1.5, 1.0], [-4.0, 0.0, 1.5, 1.0]], [[10.0, 1.0, 1.5, 1.0], [10.0, 6.0, 1.5, 1.0]]]
+    )
     assert torch.allclose(got, want, atol=1e-5)
 
 
 def test_offsets_past_the_scene_ends_are_clamped(world):
     root, priors = world
-    ds = WithTemporalPriors(Occ3DDataset(root, "train", load_gt=False, load_extras=False), PriorCache(priors), [-2, -1, 1, 3])
+    ds = WithTemporalPriors(
+        Occ3DDataset(root, "train", load_gt=False, load_extras=False), PriorCache(priors), [-2, -1, 1, 3]
+    )
     want = {0: ([0, 0, 1, 3], [1, 1, 2, 4]), 1: ([-1, -1, 1, 2], [1, 1, 3, 4]), 3: ([-2, -1, 0, 0], [2, 3, 4, 4])}
     samples = {}
     for i, (offsets, frames) in want.items():
@@ -96,8 +113,12 @@ def test_offsets_past_the_scene_ends_are_clamped(world):
         assert s.temporal_features[:, 0, 0, 0, 0].tolist() == frames
         assert s.temporal_features.shape == (4, 6, DF, 2, 4)
     first = samples[0]
-    assert torch.allclose(first.temporal_T_ego_from_cam[0], first.T_ego_from_cam, atol=1e-6)  # offset 0: the frame itself
-    assert torch.equal(first.temporal_features[:, :, 1, 0, 0][0], torch.arange(1.0, 7.0, dtype=torch.float16))  # camera order
+    assert torch.allclose(
+        first.temporal_T_ego_from_cam[0], first.T_ego_from_cam, atol=1e-6
+    )  # offset 0: the frame itself
+    assert torch.equal(
+        first.temporal_features[:, :, 1, 0, 0][0], torch.arange(1.0, 7.0, dtype=torch.float16)
+    )  # camera order
     batch = collate([samples[0], samples[3]])
     assert batch.temporal_features.shape == (2, 4, 6, DF, 2, 4) and batch.temporal_offsets.shape == (2, 4)
     assert batch.temporal_image_hw == (H, W)
@@ -120,7 +141,9 @@ def test_build_dataset_wraps_langocc_training_frames(world):
     from occkit.experiment import build_dataset, load_experiment
 
     root, priors = world
-    cfg = load_experiment("langocc", [f"data.priors={priors}", "langocc.temporal_offsets=[-1, 1]", "langocc.feature_dim=4"])
+    cfg = load_experiment(
+        "langocc", [f"data.priors={priors}", "langocc.temporal_offsets=[-1, 1]", "langocc.feature_dim=4"]
+    )
     s = build_dataset(cfg, root, "train", train=True)[0]
     assert s.images.shape[-2:] == (96, 256)  # the current frame is augmented (resized) ...
     assert s.temporal_image_hw == (H, W) and s.temporal_offsets.tolist() == [0, 1]  # ... its neighbours are not
@@ -132,23 +155,40 @@ def test_build_dataset_wraps_langocc_training_frames(world):
 def test_augmentation_moves_neighbour_cameras_with_the_ego_frame_only():
     g = torch.Generator().manual_seed(0)
     T_nbr = make_transform(torch.eye(3), torch.tensor([1.0, 2.0, 0.5])).expand(2, 3, 4, 4).clone()
-    s = Sample(token="t", scene="s", timestamp=0, cam_names=("A", "B", "C"), images=torch.rand(3, 3, 8, 8, generator=g),
-               intrinsics=torch.eye(3).expand(3, 3, 3).clone(), T_ego_from_cam=torch.eye(4).expand(3, 4, 4).clone(),
-               T_global_from_ego=torch.eye(4, dtype=torch.float64), temporal_T_ego_from_cam=T_nbr,
-               temporal_intrinsics=torch.eye(3).expand(2, 3, 3, 3).clone())
+    s = Sample(
+        token="t",
+        scene="s",
+        timestamp=0,
+        cam_names=("A", "B", "C"),
+        images=torch.rand(3, 3, 8, 8, generator=g),
+        intrinsics=torch.eye(3).expand(3, 3, 3).clone(),
+        T_ego_from_cam=torch.eye(4).expand(3, 4, 4).clone(),
+        T_global_from_ego=torch.eye(4, dtype=torch.float64),
+        temporal_T_ego_from_cam=T_nbr,
+        temporal_intrinsics=torch.eye(3).expand(2, 3, 3, 3).clone(),
+    )
     A = bev_matrix(flip_y=True, yaw=math.pi / 2)
     out = apply_bev_transform(s, A)
     assert torch.allclose(out.temporal_T_ego_from_cam, (A.float() @ T_nbr))
-    assert torch.allclose(out.temporal_T_ego_from_cam[0, 0, :3, 3], torch.tensor([2.0, 1.0, 0.5]))  # (1, 2) -> flip y -> rot 90
+    assert torch.allclose(
+        out.temporal_T_ego_from_cam[0, 0, :3, 3], torch.tensor([2.0, 1.0, 0.5])
+    )  # (1, 2) -> flip y -> rot 90
     img = resize_crop_flip(s, (4, 4), [(4, 4)] * 3, [(0, 0)] * 3, [True] * 3)
     assert img.temporal_intrinsics is s.temporal_intrinsics and img.temporal_T_ego_from_cam is s.temporal_T_ego_from_cam
 
 
 # ----------------------------------------------------------------------------------- training
 D = 16
+
+
 def tiny_method(**kw) -> LangOccMethod:
-    m = LangOccMethod(tiny_model_cfg(), LangOccConfig(**{**dict(feature_dim=D, mlp_width=32, num_rays=256, num_proposal=16, num_importance=16), **kw}))
-    m.class_text.copy_(torch.nn.functional.normalize(torch.randn(17, D, generator=torch.Generator().manual_seed(1)), dim=-1))
+    m = LangOccMethod(
+        tiny_model_cfg(),
+        LangOccConfig(**{**dict(feature_dim=D, mlp_width=32, num_rays=256, num_proposal=16, num_importance=16), **kw}),
+    )
+    m.class_text.copy_(
+        torch.nn.functional.normalize(torch.randn(17, D, generator=torch.Generator().manual_seed(1)), dim=-1)
+    )
     m.class_text_ready.fill_(True)  # no text encoder in tests
     return m
 
@@ -163,12 +203,23 @@ def temporal_batch(stride: int = 4, with_neighbour: bool = True):
     vocab = torch.nn.functional.normalize(torch.randn(18, D, generator=torch.Generator().manual_seed(0)), dim=-1)
 
     def features(Tc):
-        sem = render_occupancy_views(occ, grid, K, Tc, Hc, Wc).semantics[:, stride // 2 :: stride, stride // 2 :: stride]
+        sem = render_occupancy_views(occ, grid, K, Tc, Hc, Wc).semantics[
+            :, stride // 2 :: stride, stride // 2 :: stride
+        ]
         return vocab[sem].permute(0, 3, 1, 2).contiguous()  # (N, D, h, w)
 
-    sample = Sample(token="t0", scene="s0", timestamp=0, cam_names=("CAM_FRONT", "CAM_BACK"),
-                    images=torch.rand(2, 3, Hc, Wc, generator=torch.Generator().manual_seed(2)), intrinsics=K, T_ego_from_cam=T,
-                    T_global_from_ego=torch.eye(4, dtype=torch.float64), prior_features=features(T), prior_feature_stride=stride)
+    sample = Sample(
+        token="t0",
+        scene="s0",
+        timestamp=0,
+        cam_names=("CAM_FRONT", "CAM_BACK"),
+        images=torch.rand(2, 3, Hc, Wc, generator=torch.Generator().manual_seed(2)),
+        intrinsics=K,
+        T_ego_from_cam=T,
+        T_global_from_ego=torch.eye(4, dtype=torch.float64),
+        prior_features=features(T),
+        prior_feature_stride=stride,
+    )
     if with_neighbour:
         sample.temporal_features = features(T_nbr)[None].half()
         sample.temporal_intrinsics, sample.temporal_T_ego_from_cam = K[None], T_nbr[None]
@@ -191,8 +242,12 @@ def test_temporal_rays_come_from_the_neighbour_and_train_the_density():
     rays, target = parts["temporal"]
     assert len(rays) == 256 and target.dtype == torch.float32
     assert torch.allclose(rays.origins, T_nbr[rays.cam, :3, 3])  # from the neighbour cameras' centres
-    assert torch.allclose(target, sample_feature_map(batch.temporal_features[0, 0].float(), rays, 4))  # the neighbour's features
-    assert not torch.allclose(target, sample_feature_map(batch.prior_features[0], rays, 4), atol=0.1)  # not the frame's own
+    assert torch.allclose(
+        target, sample_feature_map(batch.temporal_features[0, 0].float(), rays, 4)
+    )  # the neighbour's features
+    assert not torch.allclose(
+        target, sample_feature_map(batch.prior_features[0], rays, 4), atol=0.1
+    )  # not the frame's own
     loss = m.training_step(batch)["loss_feat"]
     assert torch.isfinite(loss) and float(loss.detach()) > 0
     loss.backward()
@@ -226,8 +281,11 @@ def lidar_world(tmp_path):
     root = turned_scene(tmp_path)
     ds = Occ3DDataset(root, "train", load_gt=False, load_extras=True)
     for fi in range(4):
-        save_npz_atomic(ds.extras_dir(tokens(fi)) / "lidar.npz", points=np.array([[fi + 1.0, 0, 0, fi]], np.float32),
-                        labels=np.zeros(1, np.int64))
+        save_npz_atomic(
+            ds.extras_dir(tokens(fi)) / "lidar.npz",
+            points=np.array([[fi + 1.0, 0, 0, fi]], np.float32),
+            labels=np.zeros(1, np.int64),
+        )
     return root, ds, write_feature_cache(tmp_path / "priors", [0, 1, 2, 3])
 
 
@@ -244,11 +302,19 @@ def test_neighbours_own_lidar_in_their_own_frames(tmp_path):
     assert torch.allclose(E[0] @ torch.tensor([1.0, 0, 0, 1]), torch.tensor([-9.0, 0, 0, 1]), atol=1e-5)
     assert torch.allclose(E[2] @ torch.tensor([3.0, 0, 0, 1]), torch.tensor([10.0, 3.0, 0, 1]), atol=1e-5)
     # the cameras and the ego frames agree: a neighbour camera is its ego frame's camera
-    assert torch.allclose(s.temporal_T_ego_from_cam[2, 0], E[2] @ ds.T_ego_from_cam(tokens(2), s.cam_names[0]).float(), atol=1e-5)
+    assert torch.allclose(
+        s.temporal_T_ego_from_cam[2, 0], E[2] @ ds.T_ego_from_cam(tokens(2), s.cam_names[0]).float(), atol=1e-5
+    )
     first = WithTemporalPriors(ds, PriorCache(priors), [-1])[0]  # clamped to the frame itself: its own LiDAR
-    assert torch.equal(first.temporal_lidar[0], first.lidar) and torch.allclose(first.temporal_T_ego_from_ego[0], torch.eye(4))
+    assert torch.equal(first.temporal_lidar[0], first.lidar) and torch.allclose(
+        first.temporal_T_ego_from_ego[0], torch.eye(4)
+    )
     batch = collate([s, s])
-    assert len(batch.temporal_lidar) == 2 and len(batch.temporal_lidar[0]) == 3 and batch.temporal_T_ego_from_ego.shape == (2, 3, 4, 4)
+    assert (
+        len(batch.temporal_lidar) == 2
+        and len(batch.temporal_lidar[0]) == 3
+        and batch.temporal_T_ego_from_ego.shape == (2, 3, 4, 4)
+    )
     assert batch.to("cpu").temporal_lidar[1][2].shape == (1, 4)
     # a BEV transform moves the neighbour ego frames with this one; their points stay in their own frames
     A = bev_matrix(flip_y=True, yaw=math.pi / 2)
@@ -256,7 +322,9 @@ def test_neighbours_own_lidar_in_their_own_frames(tmp_path):
     assert torch.allclose(out.temporal_T_ego_from_ego, A.float() @ E)
     assert out.temporal_lidar is s.temporal_lidar
     # without extras: no neighbour LiDAR (as before)
-    plain = WithTemporalPriors(Occ3DDataset(root, "train", load_gt=False, load_extras=False), PriorCache(priors), [1])[1]
+    plain = WithTemporalPriors(Occ3DDataset(root, "train", load_gt=False, load_extras=False), PriorCache(priors), [1])[
+        1
+    ]
     assert plain.temporal_lidar is None and plain.temporal_T_ego_from_ego.shape == (1, 4, 4)
 
 
@@ -270,10 +338,21 @@ def test_neighbours_own_lidar_from_an_info_file(tmp_path):
     infos = []
     for fi in range(4):
         np.array([[fi + 1.0, 0.0, 0.0, 10.0 * fi, 0.0]], np.float32).tofile(lidar_dir / f"{tokens(fi)}.pcd.bin")
-        infos.append({"token": tokens(fi), "lidar_path": f"samples/LIDAR_TOP/{tokens(fi)}.pcd.bin",
-                      "lidar2ego_translation": [0.0, 0.0, 1.8], "lidar2ego_rotation": [1.0, 0.0, 0.0, 0.0],
-                      "sweeps": [{"data_path": f"samples/LIDAR_TOP/{tokens(0)}.pcd.bin", "sensor2lidar_rotation": np.eye(3).tolist(),
-                                  "sensor2lidar_translation": [0.0, 0.0, 0.0]}]})
+        infos.append(
+            {
+                "token": tokens(fi),
+                "lidar_path": f"samples/LIDAR_TOP/{tokens(fi)}.pcd.bin",
+                "lidar2ego_translation": [0.0, 0.0, 1.8],
+                "lidar2ego_rotation": [1.0, 0.0, 0.0, 0.0],
+                "sweeps": [
+                    {
+                        "data_path": f"samples/LIDAR_TOP/{tokens(0)}.pcd.bin",
+                        "sensor2lidar_rotation": np.eye(3).tolist(),
+                        "sensor2lidar_translation": [0.0, 0.0, 0.0],
+                    }
+                ],
+            }
+        )
     path = tmp_path / "infos.json"
     path.write_text(json.dumps({"infos": infos}))
     s = WithLidarSweeps(WithTemporalPriors(ds, PriorCache(priors), [-1, 2]), sweeps=2, infos=path)[1]

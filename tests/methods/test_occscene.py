@@ -19,8 +19,17 @@ from tiny import tiny_generator_cfg, tiny_schedule  # noqa: E402
 
 
 def make(**kw) -> OccSceneMethod:
-    base = dict(generator=tiny_generator_cfg(), schedule=tiny_schedule(), vae_steps=1, diffusion_steps=1, occ_warmup_steps=0,
-                occ_max_timestep=100, occ_weight=1.0, text_dropout=0.0, occ_dropout=0.0)
+    base = dict(
+        generator=tiny_generator_cfg(),
+        schedule=tiny_schedule(),
+        vae_steps=1,
+        diffusion_steps=1,
+        occ_warmup_steps=0,
+        occ_max_timestep=100,
+        occ_weight=1.0,
+        text_dropout=0.0,
+        occ_dropout=0.0,
+    )
     base.update(kw)
     torch.manual_seed(0)
     return OccSceneMethod(tiny_model_cfg(), OccSceneConfig(**base))
@@ -47,8 +56,14 @@ def test_stages_losses_and_what_each_trains():
         vae_grad = any(p.grad is not None for p in m.generator.vae.parameters())
         unet_grad = any(p.grad is not None for p in m.generator.unet.parameters())
         occ_grad = any(p.grad is not None for p in m.model.parameters())
-        assert (vae_grad, unet_grad, occ_grad) == [(True, False, True), (False, True, False), (False, True, True)][stage]
-    assert names == [{"loss_occ_real", "loss_vae_rec", "loss_vae_kl"}, {"loss_diff"}, {"loss_occ_real", "loss_diff", "loss_occ_gen"}]
+        assert (vae_grad, unet_grad, occ_grad) == [(True, False, True), (False, True, False), (False, True, True)][
+            stage
+        ]
+    assert names == [
+        {"loss_occ_real", "loss_vae_rec", "loss_vae_kl"},
+        {"loss_diff"},
+        {"loss_occ_real", "loss_diff", "loss_occ_gen"},
+    ]
     assert int(m.step) == 3 and "step" in m.state_dict() and "generator.latent_scale" in m.state_dict()
     assert float(m.generator.latent_scale) != 1.0  # measured in stage 0
     logits = m.eval().predict(batch())

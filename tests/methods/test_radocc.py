@@ -23,11 +23,22 @@ from occkit.rendering.views import render_occupancy_views
 
 from two_cameras import RANGE, cameras, scene
 
+
 def model_cfg(modality: str = "camera") -> OccNetConfig:
     return OccNetConfig(
-        backbone="resnet18", neck_channels=16, feature_stride=16, depth_min=0.5, depth_max=8.5, depth_step=1.0,
-        context_channels=8, point_range=RANGE, voxel_size=0.4, lift_downsample=(2, 2, 2), encoder_widths=(8, 16),
-        modality=modality, lidar_channels=8,
+        backbone="resnet18",
+        neck_channels=16,
+        feature_stride=16,
+        depth_min=0.5,
+        depth_max=8.5,
+        depth_step=1.0,
+        context_channels=8,
+        point_range=RANGE,
+        voxel_size=0.4,
+        lift_downsample=(2, 2, 2),
+        encoder_widths=(8, 16),
+        modality=modality,
+        lidar_channels=8,
     )
 
 
@@ -57,10 +68,20 @@ def tiny_batch() -> Batch:
     lidar = torch.cat([lidar, torch.full((lidar.shape[0], 1), 0.5)], 1)
     g = torch.Generator().manual_seed(0)
     sample = Sample(
-        token="t0", scene="s0", timestamp=0, cam_names=("CAM_FRONT", "CAM_BACK"),
-        images=torch.rand(2, 3, H, W, generator=g), intrinsics=K, T_ego_from_cam=T,
-        T_global_from_ego=torch.eye(4, dtype=torch.float64), occupancy=occ, mask_camera=torch.ones(grid.shape, dtype=torch.bool),
-        lidar=lidar, depth=maps.depth, semantics_2d=maps.semantics, prior_segments=maps.semantics + 1,
+        token="t0",
+        scene="s0",
+        timestamp=0,
+        cam_names=("CAM_FRONT", "CAM_BACK"),
+        images=torch.rand(2, 3, H, W, generator=g),
+        intrinsics=K,
+        T_ego_from_cam=T,
+        T_global_from_ego=torch.eye(4, dtype=torch.float64),
+        occupancy=occ,
+        mask_camera=torch.ones(grid.shape, dtype=torch.bool),
+        lidar=lidar,
+        depth=maps.depth,
+        semantics_2d=maps.semantics,
+        prior_segments=maps.semantics + 1,
     )
     return collate([sample])
 
@@ -88,7 +109,9 @@ def _trained_teacher_state(steps: int) -> dict[str, torch.Tensor]:
 
 
 def radocc_cfg(**kw) -> RadOccConfig:
-    base = dict(num_rays=256, sample_step=0.2, depth_weight=100.0, semantic_weight=10.0, feature_weight=0.1, logit_weight=0.1)
+    base = dict(
+        num_rays=256, sample_step=0.2, depth_weight=100.0, semantic_weight=10.0, feature_weight=0.1, logit_weight=0.1
+    )
     base.update(kw)
     return RadOccConfig(**base)
 
@@ -119,8 +142,15 @@ def test_teacher_frozen_and_outside_the_state(one_torch_thread):
     assert copy.deepcopy(method).teacher is teacher  # the engine's EMA copy shares the teacher
 
 
-@pytest.mark.parametrize("term,weight", [("loss_rdc", "depth_weight"), ("loss_rsc", "semantic_weight"),
-                                         ("loss_feat", "feature_weight"), ("loss_logit", "logit_weight")])
+@pytest.mark.parametrize(
+    "term,weight",
+    [
+        ("loss_rdc", "depth_weight"),
+        ("loss_rsc", "semantic_weight"),
+        ("loss_feat", "feature_weight"),
+        ("loss_logit", "logit_weight"),
+    ],
+)
 def test_distillation_losses_fall(term, weight, one_torch_thread):
     """A few steps along each term's gradient (normalised steps, the student's own losses off,
     BatchNorm on running statistics so the loss is one function of the weights) lower it."""
@@ -128,8 +158,12 @@ def test_distillation_losses_fall(term, weight, one_torch_thread):
     torch.manual_seed(0)
     weights = dict(depth_weight=0.0, semantic_weight=0.0, feature_weight=0.0, logit_weight=0.0)
     weights[weight] = 1.0
-    method = RadOccMethod(model_cfg(), SupervisedConfig(ce_weight=0.0, depth_weight=0.0, lovasz=False),
-                          radocc_cfg(jitter=False, **weights), teacher=teacher).eval()
+    method = RadOccMethod(
+        model_cfg(),
+        SupervisedConfig(ce_weight=0.0, depth_weight=0.0, lovasz=False),
+        radocc_cfg(jitter=False, **weights),
+        teacher=teacher,
+    ).eval()
     batch = tiny_batch()
     history = []
     for _ in range(4):
@@ -147,13 +181,24 @@ def test_distillation_losses_fall(term, weight, one_torch_thread):
 
 
 def test_rsc_kl_variant_and_all_pixel_rays(one_torch_thread):
-    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(semantic_mode="kl", rays="all", feature_weight=0.0), teacher=make_teacher())
+    method = RadOccMethod(
+        model_cfg(),
+        student_sup(),
+        radocc_cfg(semantic_mode="kl", rays="all", feature_weight=0.0),
+        teacher=make_teacher(),
+    )
     losses = method.training_step(tiny_batch())
     assert "loss_rsc" in losses and "loss_feat" not in losses and torch.isfinite(losses["loss_rsc"])
-    alone = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(depth_weight=0, semantic_weight=0, feature_weight=0, logit_weight=0),
-                         teacher=make_teacher())
+    alone = RadOccMethod(
+        model_cfg(),
+        student_sup(),
+        radocc_cfg(depth_weight=0, semantic_weight=0, feature_weight=0, logit_weight=0),
+        teacher=make_teacher(),
+    )
     assert set(alone.training_step(tiny_batch())) == {"loss_ce", "loss_depth"}  # the student alone
-    no_teacher = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(depth_weight=0, semantic_weight=0, feature_weight=0, logit_weight=0))
+    no_teacher = RadOccMethod(
+        model_cfg(), student_sup(), radocc_cfg(depth_weight=0, semantic_weight=0, feature_weight=0, logit_weight=0)
+    )
     assert set(no_teacher.training_step(tiny_batch())) == {"loss_ce", "loss_depth"}  # needs no teacher
 
 
@@ -170,7 +215,9 @@ def test_lidar_rays_hit_lidar_pixels():
 def test_hard_teacher_density_terminates_at_its_argmax_surface(one_torch_thread):
     """With teacher_density='hard', a ray of logits whose argmax is free everywhere but one voxel,
     and p(free) only 0.6 everywhere (a fog when soft), puts its termination weight in that voxel."""
-    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(jitter=False, lookup="nearest"), teacher=make_teacher())
+    method = RadOccMethod(
+        model_cfg(), student_sup(), radocc_cfg(jitter=False, lookup="nearest"), teacher=make_teacher()
+    )
     grid = method.model.output_grid  # (16, 16, 6), 0.4 m, x from -3.2
     logits = torch.zeros(18, *grid.shape)
     logits[17] = math.log(0.6 / 0.4 * 17)  # p(free) = 0.6 everywhere: argmax free
@@ -178,8 +225,14 @@ def test_hard_teacher_density_terminates_at_its_argmax_surface(one_torch_thread)
     from occkit.rendering.rays import Rays
 
     z = (2 + 0.5) * 0.4 - 1.0  # the voxel's centre height
-    rays = Rays(origins=torch.tensor([[-3.0, 0.2, z]]), dirs=torch.tensor([[1.0, 0.0, 0.0]]), z_per_t=torch.ones(1),
-                cam=torch.zeros(1, dtype=torch.long), row=torch.zeros(1, dtype=torch.long), col=torch.zeros(1, dtype=torch.long))
+    rays = Rays(
+        origins=torch.tensor([[-3.0, 0.2, z]]),
+        dirs=torch.tensor([[1.0, 0.0, 0.0]]),
+        z_per_t=torch.ones(1),
+        cam=torch.zeros(1, dtype=torch.long),
+        row=torch.zeros(1, dtype=torch.long),
+        col=torch.zeros(1, dtype=torch.long),
+    )
     hard = method.render(logits, rays, None, values=False, hard=True)
     soft = method.render(logits, rays, None, values=False, hard=False)
     # soft: -log 0.6 / 0.4 m per metre -> transmittance halves within ~0.55 m of the entry at x = -3.2
@@ -187,7 +240,9 @@ def test_hard_teacher_density_terminates_at_its_argmax_surface(one_torch_thread)
     # hard: all the weight where the car voxel is (x 1.6..2.0, i.e. t 4.6..5.0 from x = -3.0)
     assert 4.6 <= float(hard.median_depth[0]) <= 5.0
     assert float(hard.weights.sum()) == pytest.approx(1.0, abs=1e-3)
-    with pytest.raises(ConfigError, match="teacher_density: 'sharp' is not one of"):  # checked once, when the config loads
+    with pytest.raises(
+        ConfigError, match="teacher_density: 'sharp' is not one of"
+    ):  # checked once, when the config loads
         from_dict(RadOccConfig, {"teacher_density": "sharp"})
 
 
@@ -196,7 +251,9 @@ def test_semantic_term_without_density_gradient(mode, one_torch_thread):
     """semantic_density_grad=False: the same loss values, but loss_rsc's gradient no longer reaches
     the free logit (the density's only own input) while it still reaches the class logits; loss_rdc
     keeps its gradient through the density."""
-    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(semantic_mode=mode, rays="all"), teacher=make_teacher(steps=40))
+    method = RadOccMethod(
+        model_cfg(), student_sup(), radocc_cfg(semantic_mode=mode, rays="all"), teacher=make_teacher(steps=40)
+    )
     batch = tiny_batch()
     t_logits = method.teacher_outputs(batch).logits
     torch.manual_seed(1)
@@ -225,8 +282,14 @@ def test_config_errors():
     with pytest.raises(ConfigError, match="semantic_mode: 'mse' is not one of"):  # checked once, when the config loads
         from_dict(RadOccConfig, {"semantic_mode": "mse"})
     with pytest.raises(FileNotFoundError, match="radocc.teacher"):  # the composition root loads the teacher
-        build_method(ExperimentConfig(method="radocc", model=model_cfg(), supervised=student_sup(),
-                                      radocc=radocc_cfg(teacher="/nonexistent/run")))
+        build_method(
+            ExperimentConfig(
+                method="radocc",
+                model=model_cfg(),
+                supervised=student_sup(),
+                radocc=radocc_cfg(teacher="/nonexistent/run"),
+            )
+        )
     with pytest.raises(ValueError, match="radocc.teacher: /nonexistent/run is not loaded"):  # a recipe never loads runs
         RadOccMethod(model_cfg(), student_sup(), radocc_cfg(teacher="/nonexistent/run"))
     batch = tiny_batch()
@@ -240,8 +303,13 @@ def test_config_errors():
         RadOccMethod(model_cfg(), student_sup(), radocc_cfg(num_rays=-1), teacher=make_teacher())
     with pytest.raises(ValueError, match="radocc.lidar_depth_range"):
         RadOccMethod(model_cfg(), student_sup(), radocc_cfg(lidar_depth_range=(45.0, 1.0)), teacher=make_teacher())
-    for name, bad in (("density", "sigmoid"), ("depth_reduction", "max"), ("logit_reduction", "max"), ("feature_reduction", "sum"),
-                      ("sampling", "uniform")):
+    for name, bad in (
+        ("density", "sigmoid"),
+        ("depth_reduction", "max"),
+        ("logit_reduction", "max"),
+        ("feature_reduction", "sum"),
+        ("sampling", "uniform"),
+    ):
         with pytest.raises(ConfigError, match=f"{name}: '{bad}' is not one of"):  # checked once, when the config loads
             from_dict(RadOccConfig, {name: bad})
 
@@ -250,8 +318,12 @@ def test_teacher_from_a_run_and_radocc_run_predicts_the_student(tmp_path, one_to
     t_cfg = ExperimentConfig(method="supervised", model=model_cfg("lidar"), supervised=teacher_sup())
     teacher = build_method(t_cfg)
     save_checkpoint(tmp_path / "teacher", 1, teacher, to_dict(t_cfg), {})
-    cfg = ExperimentConfig(method="radocc", model=model_cfg(), supervised=student_sup(),
-                           radocc=radocc_cfg(teacher=str(tmp_path / "teacher")))
+    cfg = ExperimentConfig(
+        method="radocc",
+        model=model_cfg(),
+        supervised=student_sup(),
+        radocc=radocc_cfg(teacher=str(tmp_path / "teacher")),
+    )
     method = build_method(cfg)
     for k, v in teacher.state_dict().items():
         assert torch.equal(method.teacher.state_dict()[k], v)
@@ -264,9 +336,24 @@ def test_teacher_from_a_run_and_radocc_run_predicts_the_student(tmp_path, one_to
 
 
 # ------------------------------------------------------------------ the released code's readings (issue 31)
-RELEASED = dict(sampling="camera", jitter=False, num_samples=60, sample_step=0.2, num_rays=0, lidar_depth_range=(1.0, 45.0),
-                density="free_logit", alpha_scale=0.2, depth_reduction="mean", depth_tau=10.0, semantic_mode="raw_kl",
-                logit_reduction="mean", logit_tau=10.0, feature_reduction="sum_channels", checkpoint=True, chunk=300)
+RELEASED = dict(
+    sampling="camera",
+    jitter=False,
+    num_samples=60,
+    sample_step=0.2,
+    num_rays=0,
+    lidar_depth_range=(1.0, 45.0),
+    density="free_logit",
+    alpha_scale=0.2,
+    depth_reduction="mean",
+    depth_tau=10.0,
+    semantic_mode="raw_kl",
+    logit_reduction="mean",
+    logit_tau=10.0,
+    feature_reduction="sum_channels",
+    checkpoint=True,
+    chunk=300,
+)
 
 
 def one_ray(origin_x: float, z_per_t: float = 1.0):
@@ -274,8 +361,14 @@ def one_ray(origin_x: float, z_per_t: float = 1.0):
     from occkit.rendering.rays import Rays
 
     zero = torch.zeros(1, dtype=torch.long)
-    return Rays(origins=torch.tensor([[origin_x, 0.2, 0.0]]), dirs=torch.tensor([[1.0, 0.0, 0.0]]),
-                z_per_t=torch.tensor([z_per_t]), cam=zero, row=zero, col=zero)
+    return Rays(
+        origins=torch.tensor([[origin_x, 0.2, 0.0]]),
+        dirs=torch.tensor([[1.0, 0.0, 0.0]]),
+        z_per_t=torch.tensor([z_per_t]),
+        cam=zero,
+        row=zero,
+        col=zero,
+    )
 
 
 def test_lidar_pixel_mask_depth_range_by_hand():
@@ -295,13 +388,17 @@ def test_lidar_pixel_mask_depth_range_by_hand():
 def test_every_lidar_pixel_once_with_num_rays_0():
     batch = tiny_batch()
     method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(**RELEASED), teacher=make_teacher())
-    hits = lidar_pixel_mask(batch.lidar[0][:, :3], batch.intrinsics[0], batch.T_ego_from_cam[0], 32, 64, depth_range=(1.0, 45.0))
+    hits = lidar_pixel_mask(
+        batch.lidar[0][:, :3], batch.intrinsics[0], batch.T_ego_from_cam[0], 32, 64, depth_range=(1.0, 45.0)
+    )
     rays = method.ray_pixels(batch, 0, 0)
     assert len(rays) == int(hits.sum()) > 100
     assert torch.equal(torch.stack([rays.cam, rays.row, rays.col], -1), hits.nonzero())  # each pixel once, in order
     near = lidar_pixel_mask(batch.lidar[0][:, :3], batch.intrinsics[0], batch.T_ego_from_cam[0], 32, 64)
     assert int(near.sum()) > int(hits.sum())  # the tiny world has LiDAR points nearer than 1 m
-    all_pixels = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(**{**RELEASED, "rays": "all"}), teacher=make_teacher())
+    all_pixels = RadOccMethod(
+        model_cfg(), student_sup(), radocc_cfg(**{**RELEASED, "rays": "all"}), teacher=make_teacher()
+    )
     assert len(all_pixels.ray_pixels(batch, 0, 0)) == 2 * 32 * 64
 
 
@@ -310,7 +407,9 @@ def test_camera_sampling_free_logit_by_hand():
     box [-3.2, 3.2] at k = 3 and leave after k = 34; a constant free logit l gives
     alpha = 1 - exp(-softplus(-l) 0.2), w_k = a (1 - a)^(k - 3) inside, 0 outside, and the
     rendered raw logits are l_c * opacity."""
-    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(**{**RELEASED, "num_samples": 40}), teacher=make_teacher())
+    method = RadOccMethod(
+        model_cfg(), student_sup(), radocc_cfg(**{**RELEASED, "num_samples": 40}), teacher=make_teacher()
+    )
     grid = method.model.output_grid
     logits = (torch.arange(18.0) * 0.1).view(18, 1, 1, 1).expand(18, *grid.shape).clone()
     l_free = 0.3
@@ -318,7 +417,9 @@ def test_camera_sampling_free_logit_by_hand():
     out = method.render(logits, one_ray(-3.7), None, values=True)
     a = 1 - math.exp(-math.log1p(math.exp(-l_free)) * 0.2)
     k = torch.arange(40)
-    expected = torch.where((k >= 3) & (k <= 34), a * (1 - a) ** (k - 3).clamp(min=0).double(), torch.zeros(40, dtype=torch.float64))
+    expected = torch.where(
+        (k >= 3) & (k <= 34), a * (1 - a) ** (k - 3).clamp(min=0).double(), torch.zeros(40, dtype=torch.float64)
+    )
     assert torch.allclose(out.weights[0].double(), expected, rtol=1e-4, atol=1e-7)
     assert torch.allclose(out.values[0], torch.arange(17.0) * 0.1 * out.opacity[0], atol=1e-5)
     # occkit's density on the same samples: sigma = -log p(free) / 0.4 over 0.2 / z_per_t metres a sample;
@@ -327,13 +428,17 @@ def test_camera_sampling_free_logit_by_hand():
     p_free = float(torch.softmax(logits[:, 0, 0, 0], 0)[17])
     out = method.render(logits, one_ray(-3.7, z_per_t=0.5), None, values=False)
     inside = (k >= 2) & (k <= 17)
-    expected = torch.where(inside, (1 - p_free) * p_free ** (k - 2).clamp(min=0).double(), torch.zeros(40, dtype=torch.float64))
+    expected = torch.where(
+        inside, (1 - p_free) * p_free ** (k - 2).clamp(min=0).double(), torch.zeros(40, dtype=torch.float64)
+    )
     assert torch.allclose(out.weights[0].double(), expected, rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize("density", ["free_logit", "prob_free"])
 def test_depth_term_moves_only_the_free_logit_with_the_released_density(density, one_torch_thread):
-    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(**{**RELEASED, "density": density}), teacher=make_teacher(steps=40))
+    method = RadOccMethod(
+        model_cfg(), student_sup(), radocc_cfg(**{**RELEASED, "density": density}), teacher=make_teacher(steps=40)
+    )
     batch = tiny_batch()
     t_logits = method.teacher_outputs(batch).logits
     torch.manual_seed(1)
@@ -364,7 +469,9 @@ def test_released_step_matches_the_released_formulas(one_torch_thread):
         rays = method.ray_pixels(batch, 0, 0)
         r_s, r_t = method.render(s_logits[0], rays, None), method.render(t_logits[0], rays, None)
         T = 10.0
-        rdc = (F.kl_div(F.log_softmax(r_s.weights / T, 1), F.softmax(r_t.weights / T, 1), reduction="none").mean(1) * T * T).mean()
+        rdc = (
+            F.kl_div(F.log_softmax(r_s.weights / T, 1), F.softmax(r_t.weights / T, 1), reduction="none").mean(1) * T * T
+        ).mean()
         rsc = F.kl_div(F.log_softmax(r_s.values, 1), F.softmax(r_t.values, 1), reduction="mean")
         got = method.rendered_losses(batch, s_logits, t_logits)
     assert r_s.weights.shape == (len(rays), 60)
@@ -378,13 +485,20 @@ def test_3d_baseline_reductions(one_torch_thread):
     values = {}
     for feat, logit in (("mean", "sum"), ("sum_channels", "mean")):
         torch.manual_seed(0)
-        method = RadOccMethod(model_cfg(), student_sup(),
-                              radocc_cfg(depth_weight=0, semantic_weight=0, feature_reduction=feat, logit_reduction=logit),
-                              teacher=make_teacher()).eval()
+        method = RadOccMethod(
+            model_cfg(),
+            student_sup(),
+            radocc_cfg(depth_weight=0, semantic_weight=0, feature_reduction=feat, logit_reduction=logit),
+            teacher=make_teacher(),
+        ).eval()
         values[feat] = method.training_step(batch)
     width = make_teacher().model.encoder.out_channels
-    assert float(values["sum_channels"]["loss_feat"]) == pytest.approx(width * float(values["mean"]["loss_feat"]), rel=1e-4)
-    assert float(values["sum_channels"]["loss_logit"]) == pytest.approx(float(values["mean"]["loss_logit"]) / 18, rel=1e-4)
+    assert float(values["sum_channels"]["loss_feat"]) == pytest.approx(
+        width * float(values["mean"]["loss_feat"]), rel=1e-4
+    )
+    assert float(values["sum_channels"]["loss_logit"]) == pytest.approx(
+        float(values["mean"]["loss_logit"]) / 18, rel=1e-4
+    )
 
 
 def test_presets_hold_the_released_values():
@@ -394,7 +508,12 @@ def test_presets_hold_the_released_values():
         c = load_experiment(name).radocc
         assert (c.sampling, c.jitter, c.density, c.alpha_scale) == ("camera", False, "free_logit", 0.2)
         assert (c.depth_reduction, c.depth_tau) == ("mean", 10.0)
-        assert (c.semantic_mode, c.logit_reduction, c.logit_tau, c.feature_reduction) == ("raw_kl", "mean", 10.0, "sum_channels")
+        assert (c.semantic_mode, c.logit_reduction, c.logit_tau, c.feature_reduction) == (
+            "raw_kl",
+            "mean",
+            10.0,
+            "sum_channels",
+        )
         assert tuple(c.lidar_depth_range) == (1.0, 45.0)
     gpu = load_experiment("radocc-occ3d")
     assert (gpu.radocc.num_rays, gpu.radocc.num_samples, gpu.radocc.sample_step) == (0, 287, 0.2)
@@ -404,8 +523,12 @@ def test_presets_hold_the_released_values():
 def test_box_sampling_with_the_free_logit_density():
     """density free_logit with occkit's box sampling: softplus(-l_free) * alpha_scale / step per
     metre, so a full 0.2 m interval has the released alpha 1 - exp(-softplus(-l) 0.2)."""
-    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(jitter=False, lookup="nearest", density="free_logit"),
-                          teacher=make_teacher())
+    method = RadOccMethod(
+        model_cfg(),
+        student_sup(),
+        radocc_cfg(jitter=False, lookup="nearest", density="free_logit"),
+        teacher=make_teacher(),
+    )
     grid = method.model.output_grid
     logits = torch.zeros(18, *grid.shape)
     logits[17] = -0.5
@@ -439,8 +562,12 @@ def test_feature_align_pool_pairs_a_coarser_teacher(one_torch_thread):
     with pytest.raises(ValueError, match="feature_align=pool"):
         RadOccMethod(model_cfg(), student_sup(), radocc_cfg(**only_feat), teacher=teacher)
     torch.manual_seed(0)
-    method = RadOccMethod(model_cfg(), student_sup(), radocc_cfg(feature_align="pool", feature_reduction="sum_channels", **only_feat),
-                          teacher=teacher).eval()
+    method = RadOccMethod(
+        model_cfg(),
+        student_sup(),
+        radocc_cfg(feature_align="pool", feature_reduction="sum_channels", **only_feat),
+        teacher=teacher,
+    ).eval()
     batch = tiny_batch()
     batch.mask_camera[0, :8] = False  # the half x < 8 of the output grid (16 voxels) out of the mask
     loss = method.training_step(batch)["loss_feat"]
@@ -452,7 +579,9 @@ def test_feature_align_pool_pairs_a_coarser_teacher(one_torch_thread):
     d = (pooled - f_t).abs().sum(1)[0]  # the released reduction: sum over channels
     expected = d[2:].mean()  # teacher voxels x >= 2 cover output voxels x >= 8
     assert torch.allclose(loss, expected, rtol=1e-5), (float(loss), float(expected))
-    finer = SupervisedMethod(dataclasses.replace(model_cfg("lidar"), lift_downsample=(1, 1, 1)), teacher_sup())  # 16x16x6
+    finer = SupervisedMethod(
+        dataclasses.replace(model_cfg("lidar"), lift_downsample=(1, 1, 1)), teacher_sup()
+    )  # 16x16x6
     with pytest.raises(ValueError, match="integer multiple"):
         RadOccMethod(model_cfg(), student_sup(), radocc_cfg(feature_align="pool", **only_feat), teacher=finer)
 

@@ -31,7 +31,15 @@ def test_every_preset_names_a_registered_method_and_keeps_its_sections_only(pres
 
 def test_a_config_is_its_methods_class_with_its_sections():
     cfg = ExperimentConfig(method="radocc")
-    assert isinstance(cfg, ExperimentConfig) and list(to_dict(cfg)) == ["method", "model", "supervised", "radocc", "data", "optim", "train"]
+    assert isinstance(cfg, ExperimentConfig) and list(to_dict(cfg)) == [
+        "method",
+        "model",
+        "supervised",
+        "radocc",
+        "data",
+        "optim",
+        "train",
+    ]
     assert not hasattr(cfg, "langocc")
     with pytest.raises(TypeError, match="langocc"):
         ExperimentConfig(method="radocc", langocc=None)
@@ -66,13 +74,21 @@ def test_a_spec_that_clashes_is_refused_naming_where_it_comes_from():
         x: int = 0
 
     def spec(**kw):
-        base = dict(name="mine", summary="s", sections={"mine": OtherConfig}, build=lambda cfg, load_run: None,
-                    export_refused="no")
+        base = dict(
+            name="mine",
+            summary="s",
+            sections={"mine": OtherConfig},
+            build=lambda cfg, load_run: None,
+            export_refused="no",
+        )
         return MethodSpec(**{**base, **kw})
 
     sections = {"supervised": (SupervisedConfig, "occkit.methods.supervised")}
     _check(spec(), "pkg", dict(sections))
-    with pytest.raises(RegistryError, match="pkg: section .supervised. is .*OtherConfig, but occkit.methods.supervised declares it as SupervisedConfig"):
+    with pytest.raises(
+        RegistryError,
+        match="pkg: section .supervised. is .*OtherConfig, but occkit.methods.supervised declares it as SupervisedConfig",
+    ):
         _check(spec(sections={"supervised": OtherConfig}), "pkg", dict(sections))
     with pytest.raises(RegistryError, match="one of the experiment's own"):
         _check(spec(sections={"data": OtherConfig}), "pkg", dict(sections))

@@ -21,7 +21,15 @@ def test_render_sup_loss_falls():
     history = []
     for _ in range(12):
         losses = method.training_step(batch)
-        assert set(losses) == {"loss_sem", "loss_depth", "loss_opacity", "loss_termination", "loss_distortion", "loss_entropy", "loss_lss_depth"}
+        assert set(losses) == {
+            "loss_sem",
+            "loss_depth",
+            "loss_opacity",
+            "loss_termination",
+            "loss_distortion",
+            "loss_entropy",
+            "loss_lss_depth",
+        }
         total = sum(losses.values())
         assert torch.isfinite(total)
         opt.zero_grad()
@@ -135,7 +143,9 @@ def test_lidar_targets_train_depth_only_at_lidar_pixels():
     batch.lidar = [torch.cat([pts, torch.ones(len(pts), 1)], 1)]
     with pytest.raises(ValueError, match="semantic_weight=0"):
         RenderSupMethod(tiny_model_cfg(), RenderSupConfig(targets="lidar"))
-    method = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(targets="lidar", semantic_weight=0.0, num_rays=256, sample_step=0.2))
+    method = RenderSupMethod(
+        tiny_model_cfg(), RenderSupConfig(targets="lidar", semantic_weight=0.0, num_rays=256, sample_step=0.2)
+    )
     depth, sem = method.targets_2d(batch)
     hit = depth > 0
     assert 0 < hit.float().mean() < 0.2 and bool((sem == 255).all())

@@ -15,15 +15,25 @@ from occkit.models.occnet import OccNetConfig
 
 def tiny_model_cfg(**kw) -> OccNetConfig:
     base = dict(
-        backbone="test_resnet", neck_channels=16, context_channels=8, depth_min=1.0, depth_max=9.0, depth_step=1.0,
-        point_range=(-4.0, -4.0, -1.0, 4.0, 4.0, 1.4), voxel_size=0.4, lift_downsample=(2, 2, 2),
-        encoder_widths=(16,), head="voxel",
+        backbone="test_resnet",
+        neck_channels=16,
+        context_channels=8,
+        depth_min=1.0,
+        depth_max=9.0,
+        depth_step=1.0,
+        point_range=(-4.0, -4.0, -1.0, 4.0, 4.0, 1.4),
+        voxel_size=0.4,
+        lift_downsample=(2, 2, 2),
+        encoder_widths=(16,),
+        head="voxel",
     )
     base.update(kw)
     return OccNetConfig(**base)
 
 
-def tiny_batch(seed: int = 0, B: int = 1, N: int = 2, H: int = 32, W: int = 64, lidar: bool = True, depth: bool = True) -> Batch:
+def tiny_batch(
+    seed: int = 0, B: int = 1, N: int = 2, H: int = 32, W: int = 64, lidar: bool = True, depth: bool = True
+) -> Batch:
     g = torch.Generator().manual_seed(seed)
     R0 = torch.tensor([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]])
     R = rotation_z(torch.arange(N) * (2 * math.pi / N)).float() @ R0
@@ -34,11 +44,23 @@ def tiny_batch(seed: int = 0, B: int = 1, N: int = 2, H: int = 32, W: int = 64, 
     occ[:, 14:17, 8:12, 1:4] = 4  # a car in front
     occ[:, 2:5, 9:12, 1:3] = 7  # a pedestrian behind
     return Batch(
-        tokens=[f"t{i}" for i in range(B)], scenes=["s"] * B, timestamps=list(range(B)), cam_names=("F", "B")[:N],
-        images=torch.rand(B, N, 3, H, W, generator=g), intrinsics=K, T_ego_from_cam=T,
+        tokens=[f"t{i}" for i in range(B)],
+        scenes=["s"] * B,
+        timestamps=list(range(B)),
+        cam_names=("F", "B")[:N],
+        images=torch.rand(B, N, 3, H, W, generator=g),
+        intrinsics=K,
+        T_ego_from_cam=T,
         T_global_from_ego=torch.eye(4, dtype=torch.float64).expand(B, 4, 4),
-        occupancy=occ, mask_camera=torch.rand(B, 20, 20, 6, generator=g) > 0.2, mask_lidar=None,
-        lidar=[torch.rand(200, 4, generator=g) * torch.tensor([8.0, 8.0, 2.0, 1.0]) - torch.tensor([4.0, 4.0, 0.0, 0.0]) for _ in range(B)] if lidar else None,
+        occupancy=occ,
+        mask_camera=torch.rand(B, 20, 20, 6, generator=g) > 0.2,
+        mask_lidar=None,
+        lidar=[
+            torch.rand(200, 4, generator=g) * torch.tensor([8.0, 8.0, 2.0, 1.0]) - torch.tensor([4.0, 4.0, 0.0, 0.0])
+            for _ in range(B)
+        ]
+        if lidar
+        else None,
         depth=torch.rand(B, N, H, W, generator=g) * 6 + 1.5 if depth else None,
     )
 
@@ -112,6 +134,7 @@ def test_sensor_lift_places_features_at_the_sensor_depth():
     expect = torch.nn.functional.one_hot(bins.clamp(min=0), D).permute(0, 1, 4, 2, 3).float()
     expect[0, 0, :, 0, 0] = out.depth_prob[0, 0, :, 0, 0]
     from occkit.models.lift import frustum_to_ego, make_frustum, splat
+
     pts = frustum_to_ego(make_frustum((32, 64), vt.stride, vt.depth_bins), batch.intrinsics, batch.T_ego_from_cam)
     assert torch.allclose(out.lifted, splat(expect, out.context, pts, vt.grid), atol=1e-6)
     losses = m.training_step(batch)
@@ -130,7 +153,9 @@ def test_sensor_lift_places_features_at_the_sensor_depth():
 
 def test_factored_cross_entropy_mode():
     counts = tuple([10.0] * 4 + [1000.0] * 13 + [10**6])
-    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(ce_mode="factored", class_counts=counts, depth_source="none"))
+    m = SupervisedMethod(
+        tiny_model_cfg(), SupervisedConfig(ce_mode="factored", class_counts=counts, depth_source="none")
+    )
     # weights among the occupied classes only: free gets none, rare occupied classes more than frequent ones
     assert m.class_weight[17] == 0 and m.class_weight[0] > m.class_weight[10] > 0
     assert torch.allclose(m.class_weight[:17], class_weights_from_counts(torch.tensor(counts[:17])))
@@ -153,7 +178,9 @@ def test_class_weights_and_config_errors():
     m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_counts=tuple([10.0] * 17 + [1000.0])))
     assert m.class_weight[17] < m.class_weight[0]
     # A larger ENet offset c flattens the weights: the rare/frequent ratio shrinks.
-    soft = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_counts=tuple([10.0] * 17 + [1000.0]), class_weight_offset=1.5))
+    soft = SupervisedMethod(
+        tiny_model_cfg(), SupervisedConfig(class_counts=tuple([10.0] * 17 + [1000.0]), class_weight_offset=1.5)
+    )
     assert 1.0 < float(soft.class_weight[0] / soft.class_weight[17]) < float(m.class_weight[0] / m.class_weight[17])
     with pytest.raises(ValueError, match="class_weights"):
         SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_weights=(1.0, 2.0)))

@@ -22,8 +22,17 @@ RANGE = (-3.2, -3.2, -1.0, 3.2, 3.2, 1.4)
 def tiny_model_cfg(**kw) -> OccNetConfig:
     """The tiny camera network over ``RANGE`` (lift grid 8 x 8 x 3); ``kw`` replaces any field."""
     opts = dict(
-        backbone="resnet18", neck_channels=16, feature_stride=16, depth_min=0.5, depth_max=8.5, depth_step=0.5,
-        context_channels=8, point_range=RANGE, voxel_size=0.4, lift_downsample=(2, 2, 2), encoder_widths=(8, 16),
+        backbone="resnet18",
+        neck_channels=16,
+        feature_stride=16,
+        depth_min=0.5,
+        depth_max=8.5,
+        depth_step=0.5,
+        context_channels=8,
+        point_range=RANGE,
+        voxel_size=0.4,
+        lift_downsample=(2, 2, 2),
+        encoder_widths=(8, 16),
         encoder_blocks=1,
     )
     return OccNetConfig(**{**opts, **kw})
@@ -47,7 +56,9 @@ def cameras(H: int = 32, W: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     c, s = math.cos(0.2), math.sin(0.2)
     R_front = torch.tensor([[0.0, -s, c], [-1, 0, 0], [0, -c, -s]])
     R_back = torch.diag(torch.tensor([-1.0, -1.0, 1.0])) @ R_front
-    T = torch.stack([make_transform(R_front, torch.tensor([0.5, 0.0, 0.4])), make_transform(R_back, torch.tensor([-0.5, 0.0, 0.4]))])
+    T = torch.stack(
+        [make_transform(R_front, torch.tensor([0.5, 0.0, 0.4])), make_transform(R_back, torch.tensor([-0.5, 0.0, 0.4]))]
+    )
     return K, T
 
 
@@ -60,8 +71,15 @@ def rendered_batch() -> Batch:
     maps = render_occupancy_views(occ, grid, K, T, H, W)
     g = torch.Generator().manual_seed(0)
     sample = Sample(
-        token="t0", scene="s0", timestamp=0, cam_names=("CAM_FRONT", "CAM_BACK"),
-        images=torch.rand(2, 3, H, W, generator=g), intrinsics=K, T_ego_from_cam=T,
-        T_global_from_ego=torch.eye(4, dtype=torch.float64), depth=maps.depth, semantics_2d=maps.semantics,
+        token="t0",
+        scene="s0",
+        timestamp=0,
+        cam_names=("CAM_FRONT", "CAM_BACK"),
+        images=torch.rand(2, 3, H, W, generator=g),
+        intrinsics=K,
+        T_ego_from_cam=T,
+        T_global_from_ego=torch.eye(4, dtype=torch.float64),
+        depth=maps.depth,
+        semantics_2d=maps.semantics,
     )
     return collate([sample])

@@ -49,7 +49,16 @@ def _worker(rank: int, world: int, init: str, out: str) -> None:
         for m in ms:
             m.all_reduce()
         if rank == 0:
-            torch.save({"occ": ms[0].hist, "occ_frames": ms[0].frames, "ray": ms[1].state, "ssc": ms[2].conf, "ssc_frames": ms[2].frames}, out)
+            torch.save(
+                {
+                    "occ": ms[0].hist,
+                    "occ_frames": ms[0].frames,
+                    "ray": ms[1].state,
+                    "ssc": ms[2].conf,
+                    "ssc_frames": ms[2].frames,
+                },
+                out,
+            )
     finally:
         dist.destroy_process_group()
 

@@ -29,7 +29,11 @@ def write_occ3d(root, frames=3, lidar=True, seed=0):
         mc = (rng.random(sem.shape) < 0.7).astype(np.uint8)
         ml = (rng.random(sem.shape) < 0.7).astype(np.uint8)
         save_npz_atomic(root / f"gts/scene-a/{tok}/labels.npz", semantics=sem, mask_lidar=ml, mask_camera=mc)
-        e = {"timestamp": i, "ego_pose": {"translation": [3.0 * i, 0, 0], "rotation": [1, 0, 0, 0]}, "camera_sensor": {}}
+        e = {
+            "timestamp": i,
+            "ego_pose": {"translation": [3.0 * i, 0, 0], "rotation": [1, 0, 0, 0]},
+            "camera_sensor": {},
+        }
         if lidar:
             e["lidar_sensor"] = {"extrinsic": {"translation": [0.9, 0.0, 1.8], "rotation": [1, 0, 0, 0]}}
         infos["scene-a"][tok] = e
@@ -44,8 +48,22 @@ def test_occ3d_eval_perfect_and_noisy(tmp_path, capsys):
     for t, (sem, _, _) in gts.items():
         save_npz_atomic(tmp_path / "pred" / f"{t}.npz", semantics=sem)
     out = tmp_path / "r.json"
-    rc = main(["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--json", str(out),
-               "--csv", str(tmp_path / "r.csv"), "--metrics", "miou,rayiou", "--no-progress"])
+    rc = main(
+        [
+            "eval",
+            "--gt",
+            str(tmp_path / "gt"),
+            "--pred",
+            str(tmp_path / "pred"),
+            "--json",
+            str(out),
+            "--csv",
+            str(tmp_path / "r.csv"),
+            "--metrics",
+            "miou,rayiou",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     r = json.loads(out.read_text())
     assert r["miou"] == pytest.approx(100.0) and r["geometry_iou"] == pytest.approx(100.0)
@@ -111,7 +129,9 @@ def write_kitti(root, frames=("000000", "000005"), seed=0):
         learn = np.zeros(SSC_SHAPE, np.uint8)
         occ = rng.random(SSC_SHAPE) < 0.05
         learn[occ] = rng.integers(1, 20, occ.sum())
-        raw = np.array([0, 10, 11, 15, 18, 20, 30, 31, 32, 40, 44, 48, 49, 50, 51, 70, 71, 72, 80, 81], np.uint16)[learn]
+        raw = np.array([0, 10, 11, 15, 18, 20, 30, 31, 32, 40, 44, 48, 49, 50, 51, 70, 71, 72, 80, 81], np.uint16)[
+            learn
+        ]
         raw[0, :5, 0] = 52  # ignored
         inv = rng.random(SSC_SHAPE) < 0.1
         write_label(seq / "voxels" / f"{f}.label", raw)
@@ -126,7 +146,21 @@ def test_semantickitti_eval(tmp_path):
     for f, (learn, _) in gts.items():
         write_ssc_prediction(tmp_path / "pred" / "sequences" / "08" / "predictions" / f"{f}.label", learn)
     out = tmp_path / "k.json"
-    assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--json", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--gt",
+                str(tmp_path / "gt"),
+                "--pred",
+                str(tmp_path / "pred"),
+                "--json",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     r = json.loads(out.read_text())
     assert r["benchmark"] == "semantickitti" and r["frames"] == 2
     for k in ("ssc_miou", "completion_iou", "precision", "recall"):
@@ -136,7 +170,21 @@ def test_semantickitti_eval(tmp_path):
         write_ssc_prediction(tmp_path / "flat" / "08" / f"{f}.label", np.where(learn == 1, 4, learn).astype(np.uint8))
     r2 = evaluate_semantickitti(tmp_path / "gt", tmp_path / "flat", progress=False)
     assert r2["iou"]["car"] == 0.0 and r2["completion_iou"] == pytest.approx(100.0) and r2["ssc_miou"] < 100.0
-    assert main(["eval", "--format", "semantickitti", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "flat"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--format",
+                "semantickitti",
+                "--gt",
+                str(tmp_path / "gt"),
+                "--pred",
+                str(tmp_path / "flat"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     # missing frame -> error naming it
     (tmp_path / "pred" / "sequences" / "08" / "predictions" / "000005.label").unlink()
     assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--no-progress"]) == 1
@@ -145,8 +193,15 @@ def test_semantickitti_eval(tmp_path):
 def test_occ3d_rayiou_with_info_file(tmp_path):
     gts = write_occ3d(tmp_path / "gt", frames=2, lidar=False)
     infos = [
-        {"token": t, "scene_name": "scene-a", "timestamp": i, "lidar2ego_translation": [0.9, 0.0, 1.8],
-         "lidar2ego_rotation": [1, 0, 0, 0], "ego2global_translation": [3.0 * i, 0, 0], "ego2global_rotation": [1, 0, 0, 0]}
+        {
+            "token": t,
+            "scene_name": "scene-a",
+            "timestamp": i,
+            "lidar2ego_translation": [0.9, 0.0, 1.8],
+            "lidar2ego_rotation": [1, 0, 0, 0],
+            "ego2global_translation": [3.0 * i, 0, 0],
+            "ego2global_rotation": [1, 0, 0, 0],
+        }
         for i, t in enumerate(gts)
     ]
     write_json_atomic(tmp_path / "infos.json", {"infos": infos})
@@ -154,12 +209,16 @@ def test_occ3d_rayiou_with_info_file(tmp_path):
         shifted = np.full_like(sem, 17)
         shifted[:, :, 1:] = sem[:, :, :-1]
         save_npz_atomic(tmp_path / "pred" / f"{t}.npz", semantics=shifted)
-    r = evaluate_occ3d(tmp_path / "gt", tmp_path / "pred", metrics=("miou", "rayiou"), infos=tmp_path / "infos.json", progress=False)
+    r = evaluate_occ3d(
+        tmp_path / "gt", tmp_path / "pred", metrics=("miou", "rayiou"), infos=tmp_path / "infos.json", progress=False
+    )
     assert 0 < r["rayiou@1"] < r["rayiou@4"] <= 100
     assert not math.isnan(r["rayiou"]) and r["frames"] == 2
     write_json_atomic(tmp_path / "few.json", infos[:1])
     with pytest.raises(KeyError, match="tok01"):
-        evaluate_occ3d(tmp_path / "gt", tmp_path / "pred", metrics=("rayiou",), infos=tmp_path / "few.json", progress=False)
+        evaluate_occ3d(
+            tmp_path / "gt", tmp_path / "pred", metrics=("rayiou",), infos=tmp_path / "few.json", progress=False
+        )
 
 
 def test_occ3d_eval_in_processes_gives_the_same_scores(tmp_path, capsys):
@@ -171,8 +230,22 @@ def test_occ3d_eval_in_processes_gives_the_same_scores(tmp_path, capsys):
         pred = np.where(rng.random(sem.shape) < 0.9, sem, rng.integers(0, 18, sem.shape)).astype(np.uint8)
         save_npz_atomic(tmp_path / "pred" / f"{t}.npz", semantics=pred)
     one = evaluate_occ3d(tmp_path / "gt", tmp_path / "pred", metrics=("miou", "rayiou"), batch_size=2, progress=False)
-    rc = main(["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--metrics", "miou,rayiou",
-               "--processes", "2", "--json", str(tmp_path / "two.json"), "--no-progress"])
+    rc = main(
+        [
+            "eval",
+            "--gt",
+            str(tmp_path / "gt"),
+            "--pred",
+            str(tmp_path / "pred"),
+            "--metrics",
+            "miou,rayiou",
+            "--processes",
+            "2",
+            "--json",
+            str(tmp_path / "two.json"),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     two = json.loads((tmp_path / "two.json").read_text())
     assert two["frames"] == one["frames"] == 5
@@ -203,7 +276,16 @@ def test_occ3d_eval_default_uses_the_usable_cores_with_the_scores_of_one_process
         return real(*a, **k)
 
     monkeypatch.setattr(ev, "_occ3d_in_processes", spy)
-    base = ["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--metrics", "miou,rayiou", "--no-progress"]
+    base = [
+        "eval",
+        "--gt",
+        str(tmp_path / "gt"),
+        "--pred",
+        str(tmp_path / "pred"),
+        "--metrics",
+        "miou,rayiou",
+        "--no-progress",
+    ]
     assert main(base + ["--processes", "1", "--json", str(tmp_path / "one.json")]) == 0
     assert spawned == []
     assert main(base + ["--threads", "1"]) == 0  # a run given one core (an ablation lane): one process
@@ -212,8 +294,18 @@ def test_occ3d_eval_default_uses_the_usable_cores_with_the_scores_of_one_process
     assert spawned == [2]
     one, default = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "default"))
     assert default["frames"] == one["frames"] == 5
-    for key in ("miou", "geometry_iou", "geometry_precision", "geometry_recall", "rayiou", "rayiou@1", "rayiou@2",
-                "rayiou@4", "iou", "rayiou_iou"):
+    for key in (
+        "miou",
+        "geometry_iou",
+        "geometry_precision",
+        "geometry_recall",
+        "rayiou",
+        "rayiou@1",
+        "rayiou@2",
+        "rayiou@4",
+        "iou",
+        "rayiou_iou",
+    ):
         assert default[key] == one[key], key  # the same integer counts: equal, not close
     assert one["rayiou"] < 100.0 and one["miou"] < 100.0
 
@@ -302,13 +394,15 @@ def test_eval_processes_end_with_the_command(tmp_path):
     import sys
     import time
 
-    script = ("import os, sys, time\n"
-              "from occkit.metrics.evaluate import one_thread_pool\n"
-              "with one_thread_pool(1) as pool:\n"
-              "    print(pool.submit(os.getpid).result(), flush=True)\n"
-              "    pool.submit(time.sleep, 600)\n"  # busy, as while counting frames
-              "    time.sleep(1)\n"
-              "    os._exit(0)\n")  # the parent dies without shutting the pool down
+    script = (
+        "import os, sys, time\n"
+        "from occkit.metrics.evaluate import one_thread_pool\n"
+        "with one_thread_pool(1) as pool:\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    pool.submit(time.sleep, 600)\n"  # busy, as while counting frames
+        "    time.sleep(1)\n"
+        "    os._exit(0)\n"
+    )  # the parent dies without shutting the pool down
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     child = int(out.stdout.split()[0])
     deadline = time.time() + 60

@@ -217,7 +217,9 @@ def test_uint8_fast_path_in_pieces_and_threads(threads):
     g = torch.Generator().manual_seed(5)
     shape = (3, 200, 200, 16)  # 1.92 M voxels: several pieces, the last one short
     gt = torch.randint(0, 18, shape, generator=g, dtype=torch.uint8)
-    pred = torch.where(torch.rand(shape, generator=g) < 0.7, gt, torch.randint(0, 18, shape, generator=g, dtype=torch.uint8))
+    pred = torch.where(
+        torch.rand(shape, generator=g) < 0.7, gt, torch.randint(0, 18, shape, generator=g, dtype=torch.uint8)
+    )
     mask = torch.rand(shape, generator=g) > 0.4
     for m in (mask, None):
         fast = confusion_matrix(gt, pred, 18, m, threads=threads)
@@ -235,7 +237,9 @@ def _driving_like(g: torch.Generator, shape: tuple[int, ...]) -> tuple[torch.Ten
         gt[:, x : x + 4, y : y + 3, 2:5] = 4
     scatter = torch.rand(shape, generator=g) < 0.01
     gt[scatter] = torch.randint(0, 17, (int(scatter.sum()),), generator=g, dtype=torch.uint8)
-    pred = torch.where(torch.rand(shape, generator=g) < 0.05, torch.randint(0, 18, shape, generator=g, dtype=torch.uint8), gt)
+    pred = torch.where(
+        torch.rand(shape, generator=g) < 0.05, torch.randint(0, 18, shape, generator=g, dtype=torch.uint8), gt
+    )
     mask = torch.zeros(shape, dtype=torch.bool)
     mask[:, : shape[1] // 2, :, : shape[3] - 3] = True
     mask[:, shape[1] // 2 :, 1::4] = True  # a striped region: words partly masked

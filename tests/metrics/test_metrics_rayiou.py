@@ -107,15 +107,30 @@ def _rays_with_ties(grid: Grid, n_random: int, seed: int) -> tuple[torch.Tensor,
     rd = torch.randn(n_random, 3, generator=g, dtype=torch.float64)
     rd[: n_random // 4, :2] = 0.0  # straight up or down
     rd[n_random // 4 : n_random // 2, 1] = 0.0
-    rd[n_random // 2 : 3 * n_random // 4] = torch.tensor([[1.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 1.0]], dtype=torch.float64).repeat(n_random, 1)[: n_random // 4]
+    rd[n_random // 2 : 3 * n_random // 4] = torch.tensor(
+        [[1.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 1.0]], dtype=torch.float64
+    ).repeat(n_random, 1)[: n_random // 4]
     d.append(rd / rd.norm(dim=-1, keepdim=True))
     return torch.cat(o), torch.cat(d)
 
 
-@pytest.mark.parametrize("walk,threads,dtype", [("numpy", 1, torch.float64), ("numpy", 2, torch.float64), ("torch", 1, torch.float64), ("numpy", 1, torch.float32)])
+@pytest.mark.parametrize(
+    "walk,threads,dtype",
+    [
+        ("numpy", 1, torch.float64),
+        ("numpy", 2, torch.float64),
+        ("torch", 1, torch.float64),
+        ("numpy", 1, torch.float32),
+    ],
+)
 def test_cast_rays_equals_reference_bit_for_bit(walk, threads, dtype):
-    vols = torch.stack([torch.stack([small_scene(10), small_scene(11)]), torch.stack([small_scene(12), small_scene(10)]),
-                        torch.randint(0, 18, (2, *SMALL.shape), generator=torch.Generator().manual_seed(0))])  # (3, 2, X, Y, Z)
+    vols = torch.stack(
+        [
+            torch.stack([small_scene(10), small_scene(11)]),
+            torch.stack([small_scene(12), small_scene(10)]),
+            torch.randint(0, 18, (2, *SMALL.shape), generator=torch.Generator().manual_seed(0)),
+        ]
+    )  # (3, 2, X, Y, Z)
     o, d = _rays_with_ties(SMALL, 3000, seed=1)
     frame = torch.arange(len(o)) % 2
     for V in (1, 2, 3):
@@ -144,8 +159,13 @@ def test_cast_rays_jumps_across_free_squares_bit_for_bit(monkeypatch):
     open_scene = torch.full(SMALL.shape, 17, dtype=torch.long)
     open_scene[:, :, :2] = 11
     open_scene[30:33, 5:9, 2:6] = 4
-    vols = torch.stack([torch.stack([open_scene, small_scene(11)]), torch.stack([torch.roll(open_scene, 1, 0), open_scene]),
-                        torch.stack([small_scene(12), open_scene])])  # (3, 2, X, Y, Z)
+    vols = torch.stack(
+        [
+            torch.stack([open_scene, small_scene(11)]),
+            torch.stack([torch.roll(open_scene, 1, 0), open_scene]),
+            torch.stack([small_scene(12), open_scene]),
+        ]
+    )  # (3, 2, X, Y, Z)
     o, d = _rays_with_ties(SMALL, 2000, seed=4)
     frame = torch.arange(len(o)) % 2
     for V, dtype in ((1, torch.float64), (2, torch.float64), (3, torch.float64), (2, torch.float32)):
@@ -314,7 +334,12 @@ def _tiny_occ3d(root, with_lidar=True):
         tok = f"tok{i}"
         T = torch.eye(4, dtype=torch.float64)
         T[0, 3] = 4.0 * i
-        entry = {"timestamp": i, "ego_pose": pose_from_transform(T), "camera_sensor": {}, "gt_path": f"gts/scene-0/{tok}/labels.npz"}
+        entry = {
+            "timestamp": i,
+            "ego_pose": pose_from_transform(T),
+            "camera_sensor": {},
+            "gt_path": f"gts/scene-0/{tok}/labels.npz",
+        }
         if with_lidar:
             entry["lidar_sensor"] = {"extrinsic": {"translation": [0.9, 0.0, 1.8], "rotation": [1.0, 0.0, 0.0, 0.0]}}
         infos["scene-0"][tok] = entry
@@ -342,9 +367,15 @@ def test_rayiou_origins_from_dataset(tmp_path):
 
 def test_nuscenes_infos_json_and_pkl(tmp_path):
     frames = [
-        {"token": f"t{i}", "scene_name": "s", "timestamp": 10 - i,
-         "lidar2ego_translation": [0.9, 0.0, 1.8], "lidar2ego_rotation": [1, 0, 0, 0],
-         "ego2global_translation": np.array([10.0 - i, 0.0, 0.0]), "ego2global_rotation": [1, 0, 0, 0]}
+        {
+            "token": f"t{i}",
+            "scene_name": "s",
+            "timestamp": 10 - i,
+            "lidar2ego_translation": [0.9, 0.0, 1.8],
+            "lidar2ego_rotation": [1, 0, 0, 0],
+            "ego2global_translation": np.array([10.0 - i, 0.0, 0.0]),
+            "ego2global_rotation": [1, 0, 0, 0],
+        }
         for i in range(3)
     ]
     with open(tmp_path / "infos.pkl", "wb") as f:

@@ -50,7 +50,9 @@ def test_accumulator_all_visible_and_heldout():
     acc = RetrievalAccumulator([Query("taxi", ("taxi",)), Query("school bus", ("school bus",), heldout=True)])
     inst = torch.tensor([1, 2, 0, 1])
     sims = torch.tensor([[0.9, -0.5], [0.1, 0.8], [0.0, 0.9], [-0.2, 0.0]])
-    acc.add(sims, inst, {1: "taxi", 2: "school bus"}, torch.tensor([4, 3, 11, 4]), torch.tensor([True, True, True, False]))
+    acc.add(
+        sims, inst, {1: "taxi", 2: "school bus"}, torch.tensor([4, 3, 11, 4]), torch.tensor([True, True, True, False])
+    )
     out = acc.compute()
     # taxi: relevant points 0 and 3 ranked 1st and 4th -> (1 + 2/4) / 2; visible: only point 0 -> 1
     assert out["queries"][0]["ap_all"] == pytest.approx(75.0)

@@ -71,12 +71,23 @@ def test_against_reference_random():
     rng = np.random.default_rng(0)
     F, shape = 3, (16, 16, 4)
     gts = [np.where(rng.random(shape) < 0.1, 255, rng.integers(0, 20, shape)).astype(np.uint8) for _ in range(F)]
-    preds = [np.where(rng.random(shape) < 0.5, np.where(g == 255, 0, g), rng.integers(0, 20, shape)).astype(np.uint8) for g in gts]
+    preds = [
+        np.where(rng.random(shape) < 0.5, np.where(g == 255, 0, g), rng.integers(0, 20, shape)).astype(np.uint8)
+        for g in gts
+    ]
     invs = [(rng.random(shape) < 0.2).astype(np.uint8) for _ in range(F)]
     conf_ref, iou_ref, miou_ref, cmp_ref, prec_ref, rec_ref = reference_ssc(preds, gts, invs)
     a, b = SSCMetric(), SSCMetric()
-    a.update(torch.from_numpy(np.stack(preds[:2])), torch.from_numpy(np.stack(gts[:2])), torch.from_numpy(np.stack(invs[:2]).astype(bool)))
-    b.update(torch.from_numpy(np.stack(preds[2:])), torch.from_numpy(np.stack(gts[2:])), torch.from_numpy(np.stack(invs[2:]).astype(bool)))
+    a.update(
+        torch.from_numpy(np.stack(preds[:2])),
+        torch.from_numpy(np.stack(gts[:2])),
+        torch.from_numpy(np.stack(invs[:2]).astype(bool)),
+    )
+    b.update(
+        torch.from_numpy(np.stack(preds[2:])),
+        torch.from_numpy(np.stack(gts[2:])),
+        torch.from_numpy(np.stack(invs[2:]).astype(bool)),
+    )
     a.merge(b)
     a.all_reduce()
     assert np.array_equal(a.conf.numpy(), conf_ref)

@@ -11,7 +11,11 @@ from occkit.models.fusion import DeformableFusion, MultiScaleFusion
 
 def levels(seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(2, 4, 6, 10, generator=g), torch.randn(2, 3, 3, 5, generator=g), torch.randn(2, 5, 6, 10, generator=g)]
+    return [
+        torch.randn(2, 4, 6, 10, generator=g),
+        torch.randn(2, 3, 3, 5, generator=g),
+        torch.randn(2, 5, 6, 10, generator=g),
+    ]
 
 
 def test_zero_offsets_equal_a_plain_convolution():

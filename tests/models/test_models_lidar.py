@@ -16,12 +16,14 @@ from occkit.models.occnet import OccNetConfig, build_occnet
 
 def test_voxelize_lidar_by_hand():
     grid = Grid((0.0, 0.0, 0.0), (2.0, 2.0, 2.0), (1.0, 1.0, 1.0))
-    pts = torch.tensor([
-        [0.5, 0.5, 0.25, 0.2],
-        [0.5, 0.5, 0.75, 0.4],  # both in cell (0, 0, 0): mean height (-0.25 + 0.25) / 2 = 0, intensity 0.3
-        [1.5, 1.5, 1.9, 1.0],  # cell (1, 1, 1): height +0.4
-        [5.0, 0.5, 0.5, 1.0],  # outside: dropped
-    ])
+    pts = torch.tensor(
+        [
+            [0.5, 0.5, 0.25, 0.2],
+            [0.5, 0.5, 0.75, 0.4],  # both in cell (0, 0, 0): mean height (-0.25 + 0.25) / 2 = 0, intensity 0.3
+            [1.5, 1.5, 1.9, 1.0],  # cell (1, 1, 1): height +0.4
+            [5.0, 0.5, 0.5, 1.0],  # outside: dropped
+        ]
+    )
     v = voxelize_lidar(pts, grid, intensity_scale=2.0)
     assert v.shape == (4, 2, 2, 2)
     assert v[0].sum() == 2 and v[0, 0, 0, 0] == 1 and v[0, 1, 1, 1] == 1
@@ -53,9 +55,19 @@ def test_merge_sweeps_brings_a_global_point_to_the_same_place():
 
 def tiny_cfg(modality: str) -> OccNetConfig:
     return OccNetConfig(
-        backbone="resnet18", neck_channels=16, feature_stride=16, depth_min=0.5, depth_max=8.5, depth_step=1.0,
-        context_channels=8, point_range=(-3.2, -3.2, -1.0, 3.2, 3.2, 1.4), voxel_size=0.4,
-        lift_downsample=(2, 2, 2), encoder_widths=(8, 16), modality=modality, lidar_channels=8,
+        backbone="resnet18",
+        neck_channels=16,
+        feature_stride=16,
+        depth_min=0.5,
+        depth_max=8.5,
+        depth_step=1.0,
+        context_channels=8,
+        point_range=(-3.2, -3.2, -1.0, 3.2, 3.2, 1.4),
+        voxel_size=0.4,
+        lift_downsample=(2, 2, 2),
+        encoder_widths=(8, 16),
+        modality=modality,
+        lidar_channels=8,
     )
 
 
@@ -63,7 +75,9 @@ def inputs(B: int = 1, N: int = 2):
     images = torch.rand(B, N, 3, 32, 64)
     K = torch.tensor([[24.0, 0, 32], [0, 24.0, 16], [0, 0, 1]]).expand(B, N, 3, 3).clone()
     T = torch.eye(4).expand(B, N, 4, 4).clone()
-    lidar = [torch.rand(200, 4) * torch.tensor([6.0, 6.0, 2.0, 1.0]) - torch.tensor([3.0, 3.0, 1.0, 0.0]) for _ in range(B)]
+    lidar = [
+        torch.rand(200, 4) * torch.tensor([6.0, 6.0, 2.0, 1.0]) - torch.tensor([3.0, 3.0, 1.0, 0.0]) for _ in range(B)
+    ]
     return images, K, T, lidar
 
 

@@ -56,9 +56,18 @@ def test_sample_view_transform_shapes_and_coords():
 
 
 def tiny(**kw) -> OccNetConfig:
-    return OccNetConfig(backbone="resnet18", neck_channels=16, feature_stride=16, context_channels=8,
-                        point_range=(-3.2, -3.2, -1.0, 3.2, 3.2, 1.4), voxel_size=0.4, lift_downsample=(2, 2, 2),
-                        encoder_widths=(8, 16), lift="sample", **kw)
+    return OccNetConfig(
+        backbone="resnet18",
+        neck_channels=16,
+        feature_stride=16,
+        context_channels=8,
+        point_range=(-3.2, -3.2, -1.0, 3.2, 3.2, 1.4),
+        voxel_size=0.4,
+        lift_downsample=(2, 2, 2),
+        encoder_widths=(8, 16),
+        lift="sample",
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("kw", [{}, {"sample_strides": (32,), "sample_coords": True}, {"head": "bev"}])

@@ -59,7 +59,9 @@ def test_occnet_option():
     cfg = load_experiment("synth-cpu", ["supervised.class_counts=null", "model.image_norm_eval=frame"])
     net = build_method(cfg).model
     assert net._frame_norms and all(m.frame_stats for m in net._frame_norms)
-    assert sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == len(net._frame_norms)  # every 2D BN of the image path
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == len(
+        net._frame_norms
+    )  # every 2D BN of the image path
     cfg.model.image_norm_eval = "running"
     assert not any(m.frame_stats for m in build_method(cfg).model._frame_norms)
     cfg.model.image_norm_eval = "instance"

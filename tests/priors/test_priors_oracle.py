@@ -35,8 +35,15 @@ def caches(synth_root, tmp_path_factory, text) -> dict[str, Path]:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("priors")
     out = {}
-    for name, spec in (("clean", "oracle:clean"), ("typical", "oracle:typical"), ("noisy", "oracle:noisy"), ("typical2", "oracle:typical")):
-        out[name] = run_priors(synth_root, root / name, build_prior(spec, text_encoder=text), max_frames=2, progress=False)
+    for name, spec in (
+        ("clean", "oracle:clean"),
+        ("typical", "oracle:typical"),
+        ("noisy", "oracle:noisy"),
+        ("typical2", "oracle:typical"),
+    ):
+        out[name] = run_priors(
+            synth_root, root / name, build_prior(spec, text_encoder=text), max_frames=2, progress=False
+        )
     return out
 
 
@@ -132,8 +139,15 @@ def test_levels_are_ordered_clean_typical_noisy(reports):
     assert c["depth_delta1"] > t["depth_delta1"] > n["depth_delta1"]
     assert c["segment_miou"] > t["segment_miou"] > n["segment_miou"]
     assert c["feature_class_acc"] > n["feature_class_acc"]
-    for key in ("semantic_miou", "depth_absrel", "depth_delta1", "segment_miou", "feature_class_acc",
-                "feature_fine_acc_seen", "feature_fine_acc_heldout"):
+    for key in (
+        "semantic_miou",
+        "depth_absrel",
+        "depth_delta1",
+        "segment_miou",
+        "feature_class_acc",
+        "feature_fine_acc_seen",
+        "feature_fine_acc_heldout",
+    ):
         assert key in t
 
 
@@ -206,7 +220,9 @@ def test_cache_resumes_and_refuses_other_priors(synth_root, tmp_path):
 
 
 def test_attach_refuses_other_frames_and_sizes(synth_root, tmp_path):
-    out = run_priors(synth_root, tmp_path / "one", build_prior("oracle:clean"), kinds=["depth"], max_frames=1, progress=False)
+    out = run_priors(
+        synth_root, tmp_path / "one", build_prior("oracle:clean"), kinds=["depth"], max_frames=1, progress=False
+    )
     ds = Occ3DDataset(synth_root, "all", load_gt=False)
     with pytest.raises(ValueError, match="not in it"):
         WithPriors(ds, PriorCache(out))
@@ -219,9 +235,22 @@ def test_build_dataset_attaches_priors_through_augmentation(synth_root, caches, 
     from occkit.data.sample import collate
     from occkit.experiment import build_dataset, load_experiment
 
-    full = run_priors(synth_root, tmp_path / "all", build_prior("oracle:typical"), kinds=["semantics", "depth", "features"], progress=False)
-    cfg = load_experiment(None, [f"data.priors={full}", "data.image_aug.out_hw=[48, 128]",
-                                 "data.image_aug.resize_range=[0.9, 1.1]", "data.image_aug.flip_prob=0.5"])
+    full = run_priors(
+        synth_root,
+        tmp_path / "all",
+        build_prior("oracle:typical"),
+        kinds=["semantics", "depth", "features"],
+        progress=False,
+    )
+    cfg = load_experiment(
+        None,
+        [
+            f"data.priors={full}",
+            "data.image_aug.out_hw=[48, 128]",
+            "data.image_aug.resize_range=[0.9, 1.1]",
+            "data.image_aug.flip_prob=0.5",
+        ],
+    )
     ds = build_dataset(cfg, synth_root, "train", train=True)
     b = collate([ds[0], ds[1]])
     assert b.prior_semantics.shape == (2, 6, 48, 128) and b.prior_depth.shape == (2, 6, 48, 128)
@@ -241,9 +270,42 @@ def test_cli_run_eval_vocab(synth_root, tmp_path):
     from occkit.cli import main
 
     out = tmp_path / "cli"
-    assert main(["priors", "run", "--data", str(synth_root), "--prior", "oracle:noisy", "--kinds", "semantics,depth",
-                 "--out", str(out), "--max-frames", "1", "--no-progress"]) == 0
-    assert main(["priors", "eval", "--data", str(synth_root), "--priors", str(out), "--json", str(tmp_path / "r.json"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "priors",
+                "run",
+                "--data",
+                str(synth_root),
+                "--prior",
+                "oracle:noisy",
+                "--kinds",
+                "semantics,depth",
+                "--out",
+                str(out),
+                "--max-frames",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "priors",
+                "eval",
+                "--data",
+                str(synth_root),
+                "--priors",
+                str(out),
+                "--json",
+                str(tmp_path / "r.json"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["frames"] == 1 and 0 < r["semantic_miou"] < 100 and r["depth_absrel"] > 0 and r["segment_miou"] is None
     assert main(["priors", "vocab", "--json", str(tmp_path / "v.json")]) == 0
@@ -258,12 +320,20 @@ def test_semantickitti_layout(tmp_path, text):
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        cfg = SynthConfig(scenes=2, frames=1, image_size=(48, 160), lidar_beams=16, lidar_azimuth_steps=360, occupancy_supersample=1)
+        cfg = SynthConfig(
+            scenes=2, frames=1, image_size=(48, 160), lidar_beams=16, lidar_azimuth_steps=360, occupancy_supersample=1
+        )
         root = tmp_path / "kitti"
         export_semantickitti(root, cfg)
     finally:
         torch.set_num_threads(n)
-    out = run_priors(root, tmp_path / "kp", build_prior("oracle:clean", text_encoder=text), kinds=["semantics", "depth", "segments"], progress=False)
+    out = run_priors(
+        root,
+        tmp_path / "kp",
+        build_prior("oracle:clean", text_encoder=text),
+        kinds=["semantics", "depth", "segments"],
+        progress=False,
+    )
     rec = json.loads((out / "prior.json").read_text())
     assert rec["layout"] == "semantickitti" and rec["cameras"] == ["image_2"]
     assert sorted(p.name for p in out.rglob("*.npz")) == ["image_2.npz", "image_2.npz"]
@@ -275,7 +345,7 @@ def test_resumed_cache_is_bit_identical_to_an_uninterrupted_one(synth_root, tmp_
     kw = dict(kinds=["features"], progress=False)
     whole = run_priors(synth_root, tmp_path / "whole", build_prior("oracle:typical"), **kw)
     part = run_priors(synth_root, tmp_path / "part", build_prior("oracle:typical"), **kw)
-    later = sorted(part.rglob("*.npz"))[len(list(part.rglob("*.npz"))) // 2:]
+    later = sorted(part.rglob("*.npz"))[len(list(part.rglob("*.npz"))) // 2 :]
     for f in later:  # a stop after half of the frames
         f.unlink()
     run_priors(synth_root, part, build_prior("oracle:typical"), **kw)

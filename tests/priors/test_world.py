@@ -14,8 +14,17 @@ from occkit.data.synth.vocabulary import CLASS_WORDS, HELDOUT_NAMES
 from occkit.priors import PRIOR_CLASSES, PriorFrame, build_prior
 from occkit.priors.world import WorldPrior, WorldPriorConfig, build_net, segments_from_maps
 from occkit.priors.world_train import (
-    HELDOUT, UNNAMED, boundary_map, load_world_images, name_map, sample_batch, seen_names, total_loss,
-    train_world_prior, vl_targets, world_losses,
+    HELDOUT,
+    UNNAMED,
+    boundary_map,
+    load_world_images,
+    name_map,
+    sample_batch,
+    seen_names,
+    total_loss,
+    train_world_prior,
+    vl_targets,
+    world_losses,
 )
 
 #: A small, fast config for tests (the tiny world's images are 64 x 176).
@@ -43,7 +52,9 @@ def world(synth_root):
 def world_run(synth_root, text_encoder, tmp_path_factory) -> Path:
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("world_prior") / "run"
-    return train_world_prior(synth_root, out, WorldPriorConfig(steps=3, seed=3, **TINY), progress=False, text_encoder=text_encoder)
+    return train_world_prior(
+        synth_root, out, WorldPriorConfig(steps=3, seed=3, **TINY), progress=False, text_encoder=text_encoder
+    )
 
 
 def _frame(root: Path) -> PriorFrame:
@@ -110,7 +121,9 @@ def test_loss_goes_down_on_one_batch(world):
     torch.manual_seed(0)
     cfg = WorldPriorConfig(**TINY)
     net = build_net(cfg, 384)
-    table = torch.nn.functional.normalize(torch.randn(len(world.table_names), 384, generator=torch.Generator().manual_seed(0)), dim=1)
+    table = torch.nn.functional.normalize(
+        torch.randn(len(world.table_names), 384, generator=torch.Generator().manual_seed(0)), dim=1
+    )
     batch = sample_batch(world, [0, 3, 6, 9], cfg, gen=None)
     assert batch.images.shape == (4, 3, 32, 96) and batch.names.shape == (4, 32, 96)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
@@ -190,9 +203,13 @@ def test_config_and_cli_refuse_bad_input(world_run, synth_root, tmp_path):
     with pytest.raises(ConfigError, match="no_such_key"):
         priors_train.build_config(args)
     assert priors_train.main(["--data", str(synth_root), "--out", str(tmp_path / "r"), "--set", "no_such_key=1"]) == 1
-    cfg = priors_train.build_config(parser.parse_args(["--data", "d", "--out", "o", "--minutes", "2", "--set", "batch_size=2"]))
+    cfg = priors_train.build_config(
+        parser.parse_args(["--data", "d", "--out", "o", "--minutes", "2", "--set", "batch_size=2"])
+    )
     assert cfg.minutes == 2 and cfg.steps == 0 and cfg.batch_size == 2
-    cfg = priors_train.build_config(parser.parse_args(["--data", "d", "--out", "o", "--cpu-minutes", "12", "--minutes", "70"]))
+    cfg = priors_train.build_config(
+        parser.parse_args(["--data", "d", "--out", "o", "--cpu-minutes", "12", "--minutes", "70"])
+    )
     assert (cfg.cpu_minutes, cfg.minutes, cfg.steps) == (12, 70, 0)
     with pytest.raises(SystemExit):
         parser.parse_args(["--data", "d", "--out", "o", "--minutes", "2", "--steps", "3"])
@@ -233,7 +250,9 @@ def test_run_exports_its_backbone_for_occupancy_networks(world_run):
     for k, v in bb.body.state_dict().items():
         assert torch.equal(v, body[k])
     other = "resnet34" if meta["backbone"] != "resnet34" else "resnet18"
-    with pytest.raises(ValueError, match=f"weights of a '{meta['backbone']}' backbone, but model.backbone is '{other}'"):
+    with pytest.raises(
+        ValueError, match=f"weights of a '{meta['backbone']}' backbone, but model.backbone is '{other}'"
+    ):
         Backbone(other, 8, weights=str(path))
 
 
@@ -244,7 +263,9 @@ def test_text_embedding_does_not_depend_on_its_batch_mates():
 
     together = load_text_encoder("minilm").encode_text(["car", "a photo of a long articulated bus on a road", "tree"])
     alone = load_text_encoder("minilm")
-    one_by_one = torch.cat([alone.encode_text([t]) for t in ("tree", "car", "a photo of a long articulated bus on a road")])
+    one_by_one = torch.cat(
+        [alone.encode_text([t]) for t in ("tree", "car", "a photo of a long articulated bus on a road")]
+    )
     assert torch.equal(together, one_by_one[[1, 2, 0]])
 
 
@@ -256,7 +277,9 @@ def test_a_stopped_run_resumes_to_the_weights_of_an_unstopped_one(synth_root, te
     from safetensors.torch import load_file
 
     kw = {**TINY, "steps": 5, "seed": 3, "save_every_minutes": 1e-9}  # a save after every step
-    ref = train_world_prior(synth_root, tmp_path / "ref", WorldPriorConfig(**kw), progress=False, text_encoder=text_encoder)
+    ref = train_world_prior(
+        synth_root, tmp_path / "ref", WorldPriorConfig(**kw), progress=False, text_encoder=text_encoder
+    )
     assert not (ref / wt.RESUME_FILE).exists()
 
     real, saves = wt._write_resume, []
@@ -277,7 +300,14 @@ def test_a_stopped_run_resumes_to_the_weights_of_an_unstopped_one(synth_root, te
     with pytest.raises(FileExistsError, match="not empty"):  # neither resume nor overwrite: refused
         train_world_prior(synth_root, run, WorldPriorConfig(**kw), progress=False, text_encoder=text_encoder)
     with pytest.raises(ValueError, match="trained with seed=3, now 4"):
-        train_world_prior(synth_root, run, WorldPriorConfig(**{**kw, "seed": 4}), progress=False, text_encoder=text_encoder, resume=True)
+        train_world_prior(
+            synth_root,
+            run,
+            WorldPriorConfig(**{**kw, "seed": 4}),
+            progress=False,
+            text_encoder=text_encoder,
+            resume=True,
+        )
 
     train_world_prior(synth_root, run, WorldPriorConfig(**kw), progress=False, text_encoder=text_encoder, resume=True)
     done = json.loads((run / "config.json").read_text())
@@ -285,7 +315,9 @@ def test_a_stopped_run_resumes_to_the_weights_of_an_unstopped_one(synth_root, te
     assert not (run / wt.RESUME_FILE).exists()
     a, b = load_file(ref / "model.safetensors"), load_file(run / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert [h["total"] for h in done["train"]["history"]] == [h["total"] for h in json.loads((ref / "config.json").read_text())["train"]["history"]]
+    assert [h["total"] for h in done["train"]["history"]] == [
+        h["total"] for h in json.loads((ref / "config.json").read_text())["train"]["history"]
+    ]
     # the command: --resume on a finished run has nothing to do
     assert priors_train.main(["--data", str(synth_root), "--out", str(run), "--resume", "--no-progress"]) == 0
 
@@ -295,6 +327,8 @@ def test_resume_without_a_save_starts_from_scratch(synth_root, text_encoder, tmp
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"format": "occkit.world_prior", "status": "partial"}))
-    train_world_prior(synth_root, run, WorldPriorConfig(steps=2, **TINY), progress=False, text_encoder=text_encoder, resume=True)
+    train_world_prior(
+        synth_root, run, WorldPriorConfig(steps=2, **TINY), progress=False, text_encoder=text_encoder, resume=True
+    )
     done = json.loads((run / "config.json").read_text())
     assert done["status"] == "complete" and done["train"]["steps"] == 2 and "resumed_at" not in done["train"]

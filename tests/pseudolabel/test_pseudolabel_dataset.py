@@ -20,15 +20,35 @@ def priors(synth_root, tmp_path_factory) -> Path:
     from occkit.priors import build_prior
     from occkit.priors.cache import run_priors
 
-    return run_priors(synth_root, tmp_path_factory.mktemp("pl_priors"), build_prior("oracle:clean"), kinds=["semantics", "depth"], progress=False)
+    return run_priors(
+        synth_root,
+        tmp_path_factory.mktemp("pl_priors"),
+        build_prior("oracle:clean"),
+        kinds=["semantics", "depth"],
+        progress=False,
+    )
 
 
 def test_written_dataset_reads_and_scores(synth_root, priors, tmp_path, one_torch_thread):
     from occkit.cli import main
 
     out = tmp_path / "pl"
-    rc = main(["pseudolabel", "--data", str(synth_root), "--priors", str(priors), "--out", str(out), "--past", "1",
-               "--quality", str(tmp_path / "q.json"), "--no-progress"])
+    rc = main(
+        [
+            "pseudolabel",
+            "--data",
+            str(synth_root),
+            "--priors",
+            str(priors),
+            "--out",
+            str(out),
+            "--past",
+            "1",
+            "--quality",
+            str(tmp_path / "q.json"),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     record = json.loads((out / RECORD_FILE).read_text())
     assert record["complete"] and record["config"]["past"] == 1 and record["prior_spec"].startswith("oracle")
@@ -49,7 +69,23 @@ def test_written_dataset_reads_and_scores(synth_root, priors, tmp_path, one_torc
     pred = tmp_path / "pred"
     for f in ds.frames:
         save_npz_atomic(pred / f"{f.token}.npz", semantics=ds.read_labels(f.token)["semantics"])
-    assert main(["eval", "--gt", str(out), "--pred", str(pred), "--split", "all", "--json", str(tmp_path / "e.json"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--gt",
+                str(out),
+                "--pred",
+                str(pred),
+                "--split",
+                "all",
+                "--json",
+                str(tmp_path / "e.json"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "e.json").read_text())["miou"] == pytest.approx(100.0)
 
 

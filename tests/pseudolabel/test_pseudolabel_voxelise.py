@@ -66,8 +66,16 @@ def moving_car_frames() -> list[LiftedPoints]:
     frames = []
     for j in range(3):
         pts = torch.tensor([[2.1, 2.1, 0.1], [0.1 + 2 * j, -2.1, 0.1]], dtype=torch.float64)
-        frames.append(LiftedPoints(pts, torch.tensor([15, 4]), torch.ones(2), torch.zeros(2, 3, dtype=torch.float64),
-                                   torch.zeros(0, 3, dtype=torch.float64), torch.zeros(0, 3, dtype=torch.float64)))
+        frames.append(
+            LiftedPoints(
+                pts,
+                torch.tensor([15, 4]),
+                torch.ones(2),
+                torch.zeros(2, 3, dtype=torch.float64),
+                torch.zeros(0, 3, dtype=torch.float64),
+                torch.zeros(0, 3, dtype=torch.float64),
+            )
+        )
     return frames
 
 
@@ -91,8 +99,16 @@ def test_vote_by_count_takes_the_majority_whatever_the_confidence():
     pts = torch.tensor([[0.1, 0.1, 0.1]] * 3, dtype=torch.float64)
     labels = torch.tensor([4, 4, 10])
     conf = torch.tensor([0.2, 0.2, 0.9])
-    frames = [LiftedPoints(pts, labels, conf, torch.zeros(3, 3, dtype=torch.float64),
-                           torch.zeros(0, 3, dtype=torch.float64), torch.zeros(0, 3, dtype=torch.float64))]
+    frames = [
+        LiftedPoints(
+            pts,
+            labels,
+            conf,
+            torch.zeros(3, 3, dtype=torch.float64),
+            torch.zeros(0, 3, dtype=torch.float64),
+            torch.zeros(0, 3, dtype=torch.float64),
+        )
+    ]
     eye = torch.eye(4, dtype=torch.float64)
     by_conf = frame_labels(frames, 0, eye, PseudoLabelConfig(past=0, free="none"), GRID)
     by_count = frame_labels(frames, 0, eye, PseudoLabelConfig(past=0, free="none", vote="count"), GRID)
@@ -123,9 +139,16 @@ def stray_point_frames() -> list[LiftedPoints]:
     for j in range(3):
         pts = [[6.1, 0.1, 0.1]] + ([[3.1, 0.1, 0.1]] if j == 0 else [])
         n = len(pts)
-        frames.append(LiftedPoints(torch.tensor(pts, dtype=torch.float64), torch.tensor([15] * n), torch.ones(n),
-                                   torch.full((n, 3), 0.1, dtype=torch.float64),
-                                   torch.zeros(0, 3, dtype=torch.float64), torch.zeros(0, 3, dtype=torch.float64)))
+        frames.append(
+            LiftedPoints(
+                torch.tensor(pts, dtype=torch.float64),
+                torch.tensor([15] * n),
+                torch.ones(n),
+                torch.full((n, 3), 0.1, dtype=torch.float64),
+                torch.zeros(0, 3, dtype=torch.float64),
+                torch.zeros(0, 3, dtype=torch.float64),
+            )
+        )
     return frames
 
 

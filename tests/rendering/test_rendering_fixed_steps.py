@@ -29,8 +29,18 @@ def test_weights_by_hand_zero_outside_the_box():
     dens = torch.zeros(5, 1, 1)
     dens[3] = 5.0
     vals = torch.arange(5.0).view(1, 5, 1, 1) + 1  # value i + 1 in voxel i
-    out = render_fixed_steps(dens, LINE, torch.tensor([[-0.3, 0.2, 0.2]]), torch.tensor([[1.0, 0.0, 0.0]]), vals,
-                             num_samples=15, step=0.2, thickness=0.2, mode="nearest", align_corners=False)
+    out = render_fixed_steps(
+        dens,
+        LINE,
+        torch.tensor([[-0.3, 0.2, 0.2]]),
+        torch.tensor([[1.0, 0.0, 0.0]]),
+        vals,
+        num_samples=15,
+        step=0.2,
+        thickness=0.2,
+        mode="nearest",
+        align_corners=False,
+    )
     a = 1 - math.exp(-1.0)
     expected = torch.zeros(1, 15)
     expected[0, 8], expected[0, 9] = a, (1 - a) * a
@@ -40,8 +50,17 @@ def test_weights_by_hand_zero_outside_the_box():
     assert float(out.median_depth[0]) == pytest.approx(1.6)
     # density outside the box's samples is never read: a huge value in voxel 0 stops the ray at k = 2
     dens[0] = 1e6
-    out = render_fixed_steps(dens, LINE, torch.tensor([[-0.3, 0.2, 0.2]]), torch.tensor([[1.0, 0.0, 0.0]]),
-                             num_samples=15, step=0.2, thickness=0.2, mode="nearest", align_corners=False)
+    out = render_fixed_steps(
+        dens,
+        LINE,
+        torch.tensor([[-0.3, 0.2, 0.2]]),
+        torch.tensor([[1.0, 0.0, 0.0]]),
+        num_samples=15,
+        step=0.2,
+        thickness=0.2,
+        mode="nearest",
+        align_corners=False,
+    )
     assert float(out.weights[0, 2]) == pytest.approx(1.0) and float(out.weights[0, :2].sum()) == 0.0
 
 
@@ -50,8 +69,16 @@ def test_free_logit_alpha_softplus_closed_form():
     free logit l gives w_k = a (1 - a)^k from the first sample on (origin inside the box)."""
     grid = Grid.from_range((0.0, 0.0, 0.0, 8.0, 0.4, 0.4), 0.4)  # 20 x 1 x 1
     l_free = 0.7
-    out = render_fixed_steps(torch.full(grid.shape, -l_free), grid, torch.tensor([[0.05, 0.2, 0.2]]),
-                             torch.tensor([[1.0, 0.0, 0.0]]), num_samples=30, step=0.2, thickness=0.2, activation="softplus")
+    out = render_fixed_steps(
+        torch.full(grid.shape, -l_free),
+        grid,
+        torch.tensor([[0.05, 0.2, 0.2]]),
+        torch.tensor([[1.0, 0.0, 0.0]]),
+        num_samples=30,
+        step=0.2,
+        thickness=0.2,
+        activation="softplus",
+    )
     a = 1 - math.exp(-math.log1p(math.exp(-l_free)) * 0.2)
     k = torch.arange(30, dtype=torch.float64)
     expected = a * (1 - a) ** k
@@ -65,8 +92,17 @@ def test_direction_length_sets_the_units():
     dens = torch.zeros(5, 1, 1)
     dens[2] = 3.0
     d = torch.tensor([[2.0, 0.0, 0.0]])
-    out = render_fixed_steps(dens, LINE, torch.tensor([[0.05, 0.2, 0.2]]), d, num_samples=10, step=0.1, thickness=0.2,
-                             mode="nearest", align_corners=False)
+    out = render_fixed_steps(
+        dens,
+        LINE,
+        torch.tensor([[0.05, 0.2, 0.2]]),
+        d,
+        num_samples=10,
+        step=0.1,
+        thickness=0.2,
+        mode="nearest",
+        align_corners=False,
+    )
     hit = out.weights[0].nonzero()[:, 0].tolist()
     assert hit == [4, 5]  # x = 0.05 + 0.2 k in [0.8, 1.2): k = 4, 5
 
@@ -91,16 +127,37 @@ def test_chunks_and_checkpoint_change_nothing_and_gradcheck():
     results = []
     for chunk, ckpt in ((64, False), (2, True)):
         dens, vals = dens0.clone().requires_grad_(True), vals0.clone().requires_grad_(True)
-        out = render_fixed_steps(dens, grid, o.double(), d.double(), vals, num_samples=12, step=0.2, thickness=0.2,
-                                 activation="softplus", chunk=chunk, checkpoint=ckpt)
+        out = render_fixed_steps(
+            dens,
+            grid,
+            o.double(),
+            d.double(),
+            vals,
+            num_samples=12,
+            step=0.2,
+            thickness=0.2,
+            activation="softplus",
+            chunk=chunk,
+            checkpoint=ckpt,
+        )
         (out.weights.square().sum() + out.values.sum()).backward()
         results.append((out.weights.detach(), out.values.detach(), dens.grad, vals.grad))
     for a, b in zip(*results):
         assert torch.allclose(a, b)
 
     def fn(dens: torch.Tensor, vals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = render_fixed_steps(dens, grid, o.double(), d.double(), vals, num_samples=12, step=0.2, thickness=0.2,
-                                 activation="softplus", chunk=3)
+        out = render_fixed_steps(
+            dens,
+            grid,
+            o.double(),
+            d.double(),
+            vals,
+            num_samples=12,
+            step=0.2,
+            thickness=0.2,
+            activation="softplus",
+            chunk=3,
+        )
         return out.weights, out.values
 
     dens = torch.randn(*grid.shape, dtype=torch.float64, requires_grad=True)
@@ -109,7 +166,9 @@ def test_chunks_and_checkpoint_change_nothing_and_gradcheck():
 
 
 def test_no_rays_and_bad_input():
-    out = render_fixed_steps(torch.zeros(5, 1, 1), LINE, torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(2, 5, 1, 1), num_samples=4)
+    out = render_fixed_steps(
+        torch.zeros(5, 1, 1), LINE, torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(2, 5, 1, 1), num_samples=4
+    )
     assert out.weights.shape == (0, 4) and out.values.shape == (0, 2)
     with pytest.raises(ValueError, match="density"):
         render_fixed_steps(torch.zeros(4, 1, 1), LINE, torch.zeros(1, 3), torch.ones(1, 3))

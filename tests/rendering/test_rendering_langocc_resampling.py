@@ -22,7 +22,9 @@ def test_importance_samples_replace_the_proposal():
     # the other half is left at 4 m and goes to the last interval [3, 4]:
     # cdf at the edges 0, 1, 2, 3, 4 = [0, 0, 0.5, 0.5, 1]
     proposal = jittered_uniform_samples(torch.zeros(2), torch.full((2,), 4.0), 4)
-    assert proposal.t_starts.tolist() == [[0.0, 1.0, 2.0, 3.0]] * 2 and proposal.t.tolist() == [[0.5, 1.5, 2.5, 3.5]] * 2
+    assert (
+        proposal.t_starts.tolist() == [[0.0, 1.0, 2.0, 3.0]] * 2 and proposal.t.tolist() == [[0.5, 1.5, 2.5, 3.5]] * 2
+    )
     sigma = torch.tensor([[0.0, math.log(2.0), 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])  # ray 1: stops nowhere
     out = resample_from_transmittance(proposal, sigma, 4)
     # u = 0.125, 0.375 fall in [1, 2] (cdf 0 -> 0.5): t = 1 + u / 0.5; u = 0.625, 0.875 in [3, 4] (0.5 -> 1)

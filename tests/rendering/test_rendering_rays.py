@@ -20,7 +20,12 @@ def two_cameras(dtype=torch.float64):
     # camera 0 looks along ego +x (OpenCV z forward = ego x, x right = -y, y down = -z)
     R0 = torch.tensor([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], dtype=dtype)
     yaw = quat_to_matrix(torch.tensor([math.cos(0.4), 0, 0, math.sin(0.4)], dtype=dtype))
-    T = torch.stack([make_transform(R0, torch.tensor([1.0, 0.0, 1.5], dtype=dtype)), make_transform(yaw @ R0, torch.tensor([0.5, 0.3, 1.6], dtype=dtype))])
+    T = torch.stack(
+        [
+            make_transform(R0, torch.tensor([1.0, 0.0, 1.5], dtype=dtype)),
+            make_transform(yaw @ R0, torch.tensor([0.5, 0.3, 1.6], dtype=dtype)),
+        ]
+    )
     return K, T
 
 

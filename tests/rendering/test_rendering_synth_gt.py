@@ -37,7 +37,9 @@ def synth_frame(request, tmp_path_factory):
         from occkit.data.synth.writer import generate_dataset
 
         root = tmp_path_factory.mktemp("synth_render")
-        generate_dataset(root, SynthConfig(scenes=1, frames=1, image_size=(64, 112), lidar_beams=4, lidar_azimuth_steps=90))
+        generate_dataset(
+            root, SynthConfig(scenes=1, frames=1, image_size=(64, 112), lidar_beams=4, lidar_azimuth_steps=90)
+        )
     ds = Occ3DDataset(root, split="all", load_images=False)
     s = ds[0]
     if s.depth is None or s.semantics_2d is None:

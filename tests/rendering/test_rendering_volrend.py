@@ -204,7 +204,9 @@ def test_cuda_matches_cpu():
     density = torch.rand(grid.shape) * 3
     values = torch.randn(2, *grid.shape)
     cpu = render_grid(density, grid, o, d, values, num_samples=16, block=4, stop_transmittance=1e-6)
-    gpu = render_grid(density.cuda(), grid, o.cuda(), d.cuda(), values.cuda(), num_samples=16, block=4, stop_transmittance=1e-6)
+    gpu = render_grid(
+        density.cuda(), grid, o.cuda(), d.cuda(), values.cuda(), num_samples=16, block=4, stop_transmittance=1e-6
+    )
     torch.testing.assert_close(gpu.depth.cpu(), cpu.depth, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(gpu.values.cpu(), cpu.values, atol=1e-5, rtol=1e-5)
 
@@ -228,8 +230,10 @@ def test_composite_values_equal_the_elementwise_sum_with_gradients():
     w = torch.rand(7, 5, generator=g, dtype=torch.float64, requires_grad=True)
     v = torch.randn(7, 5, 3, generator=g, dtype=torch.float64, requires_grad=True)
     up = torch.randn(7, 3, generator=g, dtype=torch.float64)
-    for fast, slow in ((composite_values(w, v), (w[..., None] * v).sum(1)),
-                       (composite_unit_values(w, v), (w[..., None] * normalize_features(v)).sum(1))):
+    for fast, slow in (
+        (composite_values(w, v), (w[..., None] * v).sum(1)),
+        (composite_unit_values(w, v), (w[..., None] * normalize_features(v)).sum(1)),
+    ):
         assert fast.dtype == torch.float64
         gf = torch.autograd.grad((fast * up).sum(), (w, v))
         gs = torch.autograd.grad((slow * up).sum(), (w, v))
@@ -286,7 +290,9 @@ def test_composite_unit_affine_equals_the_composite_of_the_made_values():
     for a, c in zip(ga, gb):
         torch.testing.assert_close(c, a, rtol=1e-8, atol=1e-10)
     # without a bias, and by hand for one ray of one sample: w v / ||v||
-    one = composite_unit_affine(torch.tensor([[0.5]]), torch.tensor([[[3.0, 0.0]]]), torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+    one = composite_unit_affine(
+        torch.tensor([[0.5]]), torch.tensor([[[3.0, 0.0]]]), torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    )
     torch.testing.assert_close(one, torch.tensor([[0.5, 0.0, 0.0]]))
     with pytest.raises(ValueError, match="weight"):
         composite_unit_affine(w, h, W[:, :3], b)

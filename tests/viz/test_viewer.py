@@ -26,9 +26,20 @@ def frame(i: int) -> FrameData:
     K = np.array([[[20.0, 0, 16], [0, 20, 12], [0, 0, 1]]])
     T = np.eye(4)[None].copy()
     T[0, :3, :3] = [[0, 0, 1], [-1, 0, 0], [0, -1, 0]]
-    return FrameData(token=f"t{i}", scene="s", gt=gt, pred=pred, mask_camera=np.ones_like(gt, bool),
-                     mask_lidar=np.ones_like(gt, bool), cam_names=("CAM_FRONT",), images=np.zeros((1, 24, 32, 3), np.uint8),
-                     intrinsics=K, T_ego_from_cam=T, lidar=np.array([[1.0, 1, 0.5, 1]], np.float32), lidar_labels=np.array([4]))
+    return FrameData(
+        token=f"t{i}",
+        scene="s",
+        gt=gt,
+        pred=pred,
+        mask_camera=np.ones_like(gt, bool),
+        mask_lidar=np.ones_like(gt, bool),
+        cam_names=("CAM_FRONT",),
+        images=np.zeros((1, 24, 32, 3), np.uint8),
+        intrinsics=K,
+        T_ego_from_cam=T,
+        lidar=np.array([[1.0, 1, 0.5, 1]], np.float32),
+        lidar_labels=np.array([4]),
+    )
 
 
 def node_names(server) -> set:
@@ -82,7 +93,11 @@ def test_write_html_is_self_contained(tmp_path):
     out = tmp_path / "v.html"
     size = write_html(out, [frame(0), frame(1)], GRID, ViewState(view="errors"))
     text = out.read_text()
-    assert size == out.stat().st_size and "__VISER_EMBED_DATA__" in text and "ws://" not in text.split("__VISER_EMBED_DATA__")[0][-200:]
+    assert (
+        size == out.stat().st_size
+        and "__VISER_EMBED_DATA__" in text
+        and "ws://" not in text.split("__VISER_EMBED_DATA__")[0][-200:]
+    )
 
 
 def test_port_in_use_is_one_clear_error():
@@ -107,7 +122,9 @@ def test_cli_bad_input_one_line_each(tmp_path, tiny_occ3d_root, capsys):
     preds.mkdir()
     tokens = ["0000" + "ab" * 14, "0001" + "ab" * 14]
     save_npz_atomic(preds / f"{tokens[0]}.npz", semantics=np.full((100, 100, 8), 17, np.uint8))
-    line = one_error_line(capsys, ["view", str(tiny_occ3d_root), "--pred", str(preds), "--scene", "scene-0000", "--frames", "1"])
+    line = one_error_line(
+        capsys, ["view", str(tiny_occ3d_root), "--pred", str(preds), "--scene", "scene-0000", "--frames", "1"]
+    )
     assert "has shape (100, 100, 8), expected (200, 200, 16)" in line
     line = one_error_line(capsys, ["view", str(tiny_occ3d_root), "--pred", str(preds), "--scene", "scene-0000"])
     assert "no prediction for 1 of the 2 frames" in line and tokens[1] in line
@@ -122,10 +139,28 @@ def test_cli_bad_input_one_line_each(tmp_path, tiny_occ3d_root, capsys):
 
 def test_cli_serves_and_writes_html(tmp_path, tiny_occ3d_root, capsys):
     out = tmp_path / "scene.html"
-    assert main(["view", str(tiny_occ3d_root), "--frames", "1", "--mask", "camera", "--mask-mode", "hide", "--html", str(out)]) == 0
+    assert (
+        main(
+            [
+                "view",
+                str(tiny_occ3d_root),
+                "--frames",
+                "1",
+                "--mask",
+                "camera",
+                "--mask-mode",
+                "hide",
+                "--html",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.is_file() and "wrote" in capsys.readouterr().out
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    assert main(["view", str(tiny_occ3d_root), "--scene", "scene-0001", "--port", str(port), "--exit-after", "0.1"]) == 0
+    assert (
+        main(["view", str(tiny_occ3d_root), "--scene", "scene-0001", "--port", str(port), "--exit-after", "0.1"]) == 0
+    )
     assert f"http://localhost:{port}" in capsys.readouterr().out

@@ -75,10 +75,21 @@ class Chromium:
             port = s.getsockname()[1]
         self.profile = tempfile.mkdtemp(prefix="occkit-chromium-")
         self.proc = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-             "--no-first-run", f"--remote-debugging-port={port}", f"--user-data-dir={self.profile}",
-             f"--window-size={size[0]},{size[1]}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--use-angle=swiftshader",
+                "--enable-unsafe-swiftshader",
+                "--no-first-run",
+                f"--remote-debugging-port={port}",
+                f"--user-data-dir={self.profile}",
+                f"--window-size={size[0]},{size[1]}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -161,8 +172,9 @@ def check_scene(img: np.ndarray, where: Path) -> None:
     Image.fromarray(img).save(where)
     assert img.std() > 10, f"blank screenshot ({where})"
     hits = palette_hits(img)
-    assert all(n > 20 for n in hits.values()), f"palette colours missing in {where}: " + \
-        ", ".join(f"{SHOWN[c]} {n} px" for c, n in hits.items())
+    assert all(n > 20 for n in hits.values()), f"palette colours missing in {where}: " + ", ".join(
+        f"{SHOWN[c]} {n} px" for c, n in hits.items()
+    )
 
 
 def test_static_html_opens_without_a_server(chromium, tmp_path):

@@ -7,8 +7,23 @@ import torch
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.labels import OCC3D_PALETTE
 from occkit.viz.viewer_scene import (
-    CORRECT, ERROR_COLORS, FALSE_OCCUPIED, MISSED, WRONG_CLASS, FrameData, box_mesh, camera_frustums, compare_grids,
-    error_counts, images_small, lidar_colors, side_offset, similarity_colors, surface_voxels, voxel_centres, voxel_layer,
+    CORRECT,
+    ERROR_COLORS,
+    FALSE_OCCUPIED,
+    MISSED,
+    WRONG_CLASS,
+    FrameData,
+    box_mesh,
+    camera_frustums,
+    compare_grids,
+    error_counts,
+    images_small,
+    lidar_colors,
+    side_offset,
+    similarity_colors,
+    surface_voxels,
+    voxel_centres,
+    voxel_layer,
 )
 
 GRID = Grid((0.0, 0.0, 0.0), (4.0, 4.0, 2.0), (0.4, 0.4, 0.4))  # 10 x 10 x 5
@@ -51,8 +66,12 @@ def test_compare_grids_hand_made():
     pred = np.array([17, 4, 10, 17, 16], np.uint8).reshape(5, 1, 1)
     kind = compare_grids(gt, pred)
     assert kind.ravel().tolist() == [0, CORRECT, WRONG_CLASS, MISSED, FALSE_OCCUPIED]
-    assert error_counts(kind) == {"correct": 1, "wrong class": 1, "missed (predicted free)": 1,
-                                  "false occupied (free in ground truth)": 1}
+    assert error_counts(kind) == {
+        "correct": 1,
+        "wrong class": 1,
+        "missed (predicted free)": 1,
+        "false occupied (free in ground truth)": 1,
+    }
     with pytest.raises(ValueError, match="pred"):
         compare_grids(gt, pred[:4])
 
@@ -83,7 +102,7 @@ def test_prediction_side_by_side_and_missing_prediction():
     gt, pr = voxel_layer(f, "ground truth", GRID), voxel_layer(f, "prediction", GRID)
     both = voxel_layer(f, "side by side", GRID)
     assert len(both) == len(gt) + len(pr)
-    shifted = both.centres[len(gt):]
+    shifted = both.centres[len(gt) :]
     assert np.allclose(shifted[:, 1], pr.centres[:, 1] - side_offset(GRID))
     assert np.allclose(shifted[:, [0, 2]], pr.centres[:, [0, 2]])
     with pytest.raises(ValueError, match="needs a prediction"):
@@ -159,7 +178,11 @@ def test_camera_frustum_of_a_forward_camera():
 def test_lidar_similarity_and_image_helpers():
     pts = np.array([[1.0, 0, 0], [2, 0, 4], [3, 0, 0]], np.float32)
     c = lidar_colors(pts, np.array([4, 11, 99]))
-    assert c[0].tolist() == list(OCC3D_PALETTE[4]) and c[1].tolist() == list(OCC3D_PALETTE[11]) and c[2].tolist() == [160] * 3
+    assert (
+        c[0].tolist() == list(OCC3D_PALETTE[4])
+        and c[1].tolist() == list(OCC3D_PALETTE[11])
+        and c[2].tolist() == [160] * 3
+    )
     assert lidar_colors(pts).shape == (3, 3)
     cols, lo, hi = similarity_colors(np.array([0.1, 0.2, 0.3]))
     assert (lo, hi) == (0.1, 0.3) and cols.dtype == np.uint8 and not (cols[0] == cols[2]).all()

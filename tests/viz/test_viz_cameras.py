@@ -34,7 +34,9 @@ def test_point_straight_ahead_lands_at_the_principal_point():
 def test_left_and_up_in_the_ego_frame_is_left_and_up_in_the_image():
     img = np.zeros((H, W, 3), np.uint8)
     # 1 m left at 10 m -> u = 32 - 10 = 22; 1 m up -> v = 24 - 10 = 14
-    out = overlay_lidar(img, torch.tensor([[10.0, 1.0, 1.0, 0.3]]), torch.tensor(K), torch.tensor(front_camera()), radius=0)
+    out = overlay_lidar(
+        img, torch.tensor([[10.0, 1.0, 1.0, 0.3]]), torch.tensor(K), torch.tensor(front_camera()), radius=0
+    )
     assert changed(out, img).tolist() == [[14, 22]]
 
 
@@ -131,6 +133,8 @@ def test_mask_tint_is_apart_from_every_class_colour_and_the_background():
         assert np.abs(np.subtract(c, MASK_TINT)).max() >= 40, c  # other_flat's grey included
     names = ["a", "b"]
     plain = legend(names, [(255, 0, 0), (0, 255, 0)], 2000)
-    more = legend(names, [(255, 0, 0), (0, 255, 0)], 2000, extras=[("empty (free)", BACKGROUND), ("outside", MASK_TINT)])
+    more = legend(
+        names, [(255, 0, 0), (0, 255, 0)], 2000, extras=[("empty (free)", BACKGROUND), ("outside", MASK_TINT)]
+    )
     assert (np.all(more == np.asarray(MASK_TINT, np.uint8), axis=-1)).sum() > 50
     assert not (np.all(plain == np.asarray(MASK_TINT, np.uint8), axis=-1)).any()

@@ -28,7 +28,12 @@ def test_generation_figure_ends_with_the_layouts_legend():
 
     sem = np.full((200, 200, 16), 17, np.uint8)
     sem[120:140, 90:110, :3] = 4
-    row = {"panels": [("generated", torch.rand(1, 3, 24, 64))], "semantics": torch.from_numpy(sem), "mask": None, "text": "a car"}
+    row = {
+        "panels": [("generated", torch.rand(1, 3, 24, 64))],
+        "semantics": torch.from_numpy(sem),
+        "mask": None,
+        "text": "a car",
+    }
     with_layout = generation_figure([row])
     without = generation_figure([dict(row, semantics=None)])
     L = occ3d_legend(sem, width=with_layout.shape[1]).shape[0]

@@ -27,8 +27,15 @@ def test_view_intrinsics_fov():
 
 def test_empty_grid_is_background():
     sem = np.full(GRID.shape, OCC3D_FREE, np.uint8)
-    img = perspective_image(sem, grid=GRID, width=16, height=12, ego_box=None, background=BG,
-                            camera=ViewCamera(eye=(-6.0, 0, 4.0), target=(0, 0, 0), fov_deg=60))
+    img = perspective_image(
+        sem,
+        grid=GRID,
+        width=16,
+        height=12,
+        ego_box=None,
+        background=BG,
+        camera=ViewCamera(eye=(-6.0, 0, 4.0), target=(0, 0, 0), fov_deg=60),
+    )
     assert img.shape == (12, 16, 3) and img.dtype == np.uint8
     assert (img == np.asarray(BG, np.uint8)).all()
 
@@ -37,8 +44,9 @@ def test_block_in_front_is_seen_in_its_class_colour_at_the_centre():
     sem = np.full(GRID.shape, OCC3D_FREE, np.uint8)
     sem[4:6, 4:6, :] = 4  # a car-coloured pillar at the centre of the grid
     cam = ViewCamera(eye=(-6.0, 0.0, 1.0), target=(0.0, 0.0, 1.0), fov_deg=40)  # looking along +x
-    img = perspective_image(sem, grid=GRID, width=21, height=21, ego_box=None, background=BG, camera=cam,
-                            light=(-1.0, 0.0, 0.0))  # light from the camera side: lit face at full colour
+    img = perspective_image(
+        sem, grid=GRID, width=21, height=21, ego_box=None, background=BG, camera=cam, light=(-1.0, 0.0, 0.0)
+    )  # light from the camera side: lit face at full colour
     np.testing.assert_array_equal(img[10, 10], OCC3D_PALETTE[4])
     assert (img[0, 0] == BG).all() and (img[10, 0] == BG).all()  # beside the pillar: nothing
     # a pillar 1 m to the left (+y) appears left of centre
@@ -55,11 +63,20 @@ def test_mask_hide_and_ego_marker():
     cam = ViewCamera(eye=(0.0, 0.0, 8.0), target=(0.01, 0.0, 0.0), fov_deg=20)  # straight down
     seen = perspective_image(sem, grid=GRID, width=8, height=8, ego_box=None, background=BG, camera=cam)
     assert (seen != np.asarray(BG, np.uint8)).any(-1).all()
-    hidden = perspective_image(sem, mask=np.zeros(GRID.shape, bool), grid=GRID, width=8, height=8,
-                               ego_box=None, background=BG, camera=cam)
+    hidden = perspective_image(
+        sem, mask=np.zeros(GRID.shape, bool), grid=GRID, width=8, height=8, ego_box=None, background=BG, camera=cam
+    )
     assert (hidden == np.asarray(BG, np.uint8)).all()
-    ego = perspective_image(sem, grid=GRID, width=8, height=8, background=BG, camera=cam,
-                            ego_box=((-0.4, -0.4, 0.5), (0.4, 0.4, 1.5)), ego_color=(250, 250, 250))
+    ego = perspective_image(
+        sem,
+        grid=GRID,
+        width=8,
+        height=8,
+        background=BG,
+        camera=cam,
+        ego_box=((-0.4, -0.4, 0.5), (0.4, 0.4, 1.5)),
+        ego_color=(250, 250, 250),
+    )
     assert (ego[3:5, 3:5] >= 120).all()  # bright ego box on top of the magenta road
 
 

@@ -21,10 +21,17 @@ def tiny_sample(with_lidar: bool = True) -> Sample:
     T = torch.eye(4)
     T[:3, :3] = torch.tensor([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]])  # looks along +x
     s = Sample(
-        token="tok", scene="scene-x", timestamp=0, cam_names=("CAM_FRONT", "CAM_BACK"),
-        images=torch.rand(2, 3, 12, 16), intrinsics=torch.tensor([[10.0, 0, 8], [0, 10, 6], [0, 0, 1]]).expand(2, 3, 3),
-        T_ego_from_cam=T.expand(2, 4, 4), T_global_from_ego=torch.eye(4, dtype=torch.float64), occupancy=occ,
-        mask_camera=torch.ones(10, 10, 5, dtype=torch.bool), mask_lidar=torch.zeros(10, 10, 5, dtype=torch.bool),
+        token="tok",
+        scene="scene-x",
+        timestamp=0,
+        cam_names=("CAM_FRONT", "CAM_BACK"),
+        images=torch.rand(2, 3, 12, 16),
+        intrinsics=torch.tensor([[10.0, 0, 8], [0, 10, 6], [0, 0, 1]]).expand(2, 3, 3),
+        T_ego_from_cam=T.expand(2, 4, 4),
+        T_global_from_ego=torch.eye(4, dtype=torch.float64),
+        occupancy=occ,
+        mask_camera=torch.ones(10, 10, 5, dtype=torch.bool),
+        mask_lidar=torch.zeros(10, 10, 5, dtype=torch.bool),
     )
     if with_lidar:
         s.lidar = torch.tensor([[5.0, 0, 0, 1], [3.0, 1, 0, 1]])
@@ -69,12 +76,42 @@ def test_show_prediction_beside_ground_truth(tiny_occ3d_root, tmp_path):
     save_npz_atomic(pred_dir / f"{token}.npz", semantics=np.full((200, 200, 16), 17, np.uint8))
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     assert main(["show", str(tiny_occ3d_root), "--token", token, "--out", str(a), "--panel-height", "40"]) == 0
-    assert main(["show", str(tiny_occ3d_root), "--token", token, "--out", str(b), "--panel-height", "40",
-                 "--pred", str(pred_dir)]) == 0
+    assert (
+        main(
+            [
+                "show",
+                str(tiny_occ3d_root),
+                "--token",
+                token,
+                "--out",
+                str(b),
+                "--panel-height",
+                "40",
+                "--pred",
+                str(pred_dir),
+            ]
+        )
+        == 0
+    )
     assert Image.open(b).height > Image.open(a).height + 40  # one more row of 40 px panels
     # a single file works too
-    assert main(["show", str(tiny_occ3d_root), "--token", token, "--out", str(b), "--panel-height", "40",
-                 "--pred", str(pred_dir / f"{token}.npz")]) == 0
+    assert (
+        main(
+            [
+                "show",
+                str(tiny_occ3d_root),
+                "--token",
+                token,
+                "--out",
+                str(b),
+                "--panel-height",
+                "40",
+                "--pred",
+                str(pred_dir / f"{token}.npz"),
+            ]
+        )
+        == 0
+    )
 
 
 def test_show_errors(tiny_occ3d_root, tmp_path, capsys):
@@ -118,7 +155,9 @@ def test_show_prediction_without_ground_truth(tiny_occ3d_root, tmp_path, capsys)
     assert "labels.npz" in capsys.readouterr().err
     pred = tmp_path / f"{token}.npz"
     save_npz_atomic(pred, semantics=np.full((200, 200, 16), 11, np.uint8))
-    assert main(["show", str(root), "--token", token, "--out", str(out), "--panel-height", "40", "--pred", str(pred)]) == 0
+    assert (
+        main(["show", str(root), "--token", token, "--out", str(out), "--panel-height", "40", "--pred", str(pred)]) == 0
+    )
     assert out.is_file()
 
 
@@ -153,8 +192,23 @@ def test_lidar_overlay_agrees_with_the_synthetic_depth_maps(synth_root):
 
 def test_show_on_the_synthetic_world(synth_root, tmp_path):
     out = tmp_path / "s.png"
-    assert main(["show", str(synth_root), "--out", str(out), "--panel-height", "48", "--mask", "camera",
-                 "--lidar-color", "class"]) == 0
+    assert (
+        main(
+            [
+                "show",
+                str(synth_root),
+                "--out",
+                str(out),
+                "--panel-height",
+                "48",
+                "--mask",
+                "camera",
+                "--lidar-color",
+                "class",
+            ]
+        )
+        == 0
+    )
     im = np.asarray(Image.open(out))
     assert im.shape[1] == 48 + 8 + 72
 

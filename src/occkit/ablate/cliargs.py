@@ -98,7 +98,9 @@ def mapping_argv(parser: argparse.ArgumentParser, args: dict[str, Any]) -> list[
             if value != (isinstance(action, argparse._StoreFalseAction)):
                 words.append(flag)
             continue
-        if action.nargs == "?" and isinstance(value, bool):  # an optional value (--quality [JSON]): true = the bare flag
+        if action.nargs == "?" and isinstance(
+            value, bool
+        ):  # an optional value (--quality [JSON]): true = the bare flag
             if value:
                 words.append(flag)
             continue

@@ -104,16 +104,24 @@ class FolderLock:
             except FileExistsError:
                 who = self.busy()
                 if who is not None:
-                    raise LockBusy(f"{self.what}: {self.path.parent} is locked by {who}, which still runs "
-                                   f"(another occkit ablate?); not run twice") from None
+                    raise LockBusy(
+                        f"{self.what}: {self.path.parent} is locked by {who}, which still runs "
+                        f"(another occkit ablate?); not run twice"
+                    ) from None
                 try:
                     self.path.unlink()  # stale: its processes ended
                 except FileNotFoundError:
                     pass
                 continue
             pid = os.getpid()
-            self._record = {"pid": pid, "start": process_start(pid), "host": socket.gethostname(), "child": None, "child_start": None,
-                            "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+            self._record = {
+                "pid": pid,
+                "start": process_start(pid),
+                "host": socket.gethostname(),
+                "child": None,
+                "child_start": None,
+                "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(json.dumps(self._record))
             self.held = True

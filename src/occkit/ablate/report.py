@@ -75,7 +75,6 @@ from occkit.ablate.stages import RUN_RECORD, StagePlan, checkpoint_step
 from occkit.fileio import read_json, write_json_atomic, write_text_atomic
 
 
-
 class Ablation(Protocol):
     """What the report reads of an ablation (occkit.ablate.runner.Ablation has it; the runner imports this module,
     so this module names the runner's class by its shape, not by an import)."""
@@ -123,7 +122,13 @@ def spread(values: dict[str, float | None]) -> dict[str, Any] | None:
     if not have:
         return None
     vs = list(have.values())
-    return {"mean": sum(vs) / len(vs), "half_range": (max(vs) - min(vs)) / 2, "values": vs, "seeds": list(have), "n": len(vs)}
+    return {
+        "mean": sum(vs) / len(vs),
+        "half_range": (max(vs) - min(vs)) / 2,
+        "values": vs,
+        "seeds": list(have),
+        "n": len(vs),
+    }
 
 
 def columns(spec: Any) -> list[dict[str, str]]:
@@ -144,10 +149,25 @@ def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -
 
     sp, run = ab.spec, ab.run_dir(arm, seed)
     status, detail = ab.run_state(arm, seed)
-    res: dict[str, Any] = {"run": os.path.relpath(run, ab.out), "status": "not run" if status == "new" else status, "detail": detail,
-                           "step": None, "metric": None, "curve": [], "last_two": None, "delta": None, "converged": None,
-                           "scores": {}, "train_seconds": None, "score_seconds": None, "train_minutes": None, "error": None,
-                           "build": "new", "rebuilt_stages": [], "plateau": {}}
+    res: dict[str, Any] = {
+        "run": os.path.relpath(run, ab.out),
+        "status": "not run" if status == "new" else status,
+        "detail": detail,
+        "step": None,
+        "metric": None,
+        "curve": [],
+        "last_two": None,
+        "delta": None,
+        "converged": None,
+        "scores": {},
+        "train_seconds": None,
+        "score_seconds": None,
+        "train_minutes": None,
+        "error": None,
+        "build": "new",
+        "rebuilt_stages": [],
+        "plateau": {},
+    }
     if not run.exists():
         return res
     res["build"], res["rebuilt_stages"] = ab.build_state(arm, seed)
@@ -169,10 +189,18 @@ def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -
             before = _figure(read_json(run / prev), c["key"])
             if before is not None:
                 delta = res["scores"][c["id"]] - before
-                res["plateau"][c["id"]] = {"previous": before, "delta": delta, "converged": bool(abs(delta) <= sp.tolerance)}
+                res["plateau"][c["id"]] = {
+                    "previous": before,
+                    "delta": delta,
+                    "converged": bool(abs(delta) <= sp.tolerance),
+                }
     if (run / RUN_RECORD).is_file():
         rec = read_json(run / RUN_RECORD)
-        res["train_seconds"], res["score_seconds"], res["error"] = rec.get("train_seconds"), rec.get("score_seconds"), rec.get("error")
+        res["train_seconds"], res["score_seconds"], res["error"] = (
+            rec.get("train_seconds"),
+            rec.get("score_seconds"),
+            rec.get("error"),
+        )
         if rec.get("error") and status != "done" and status != "locked":
             res["status"] = "failed"
     return res
@@ -183,17 +211,33 @@ def collect(ab: Ablation) -> dict[str, Any]:
     sp = ab.spec
     cols = columns(sp)
     out: dict[str, Any] = {
-        "name": sp.name, "description": sp.description, "spec": str(sp.path), "command": ab.opts.command,
-        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "budget": sp.budget, "validations": sp.validations,
-        "val_every": sp.val_every, "tolerance": sp.tolerance, "metric": sp.metric, "seeds": list(sp.report_seeds or sp.seeds),
-        "columns": cols, "stages": {}, "arms": {},
+        "name": sp.name,
+        "description": sp.description,
+        "spec": str(sp.path),
+        "command": ab.opts.command,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "budget": sp.budget,
+        "validations": sp.validations,
+        "val_every": sp.val_every,
+        "tolerance": sp.tolerance,
+        "metric": sp.metric,
+        "seeds": list(sp.report_seeds or sp.seeds),
+        "columns": cols,
+        "stages": {},
+        "arms": {},
     }
     for name in ab.reported:
         plan = ab.plans[name]
         rec = plan.record() or {}
-        out["stages"][name] = {"command": plan.command, "hash": plan.hash, "folder": os.path.relpath(plan.out, ab.out),
-                               "status": plan.status(), "wall_seconds": rec.get("wall_seconds"), "finished": rec.get("finished"),
-                               "quality": stage_quality(plan.command, Path(plan.out))}
+        out["stages"][name] = {
+            "command": plan.command,
+            "hash": plan.hash,
+            "folder": os.path.relpath(plan.out, ab.out),
+            "status": plan.status(),
+            "wall_seconds": rec.get("wall_seconds"),
+            "finished": rec.get("finished"),
+            "quality": stage_quality(plan.command, Path(plan.out)),
+        }
     every = [(a, s) for a in sp.arms for s in (sp.report_seeds or sp.seeds)]
     asked = [tuple(r) for r in ab.runs()]
     seeds_of: dict[str, list[int]] = {a: list(sp.report_seeds or sp.seeds) for a in sp.arms}
@@ -204,25 +248,42 @@ def collect(ab: Ablation) -> dict[str, Any]:
         for a, s in asked:
             seeds_of.setdefault(a, []).append(s)
         for a in seeds_of:
-            seeds_of[a] = sorted(set(seeds_of[a]) | {s for s in (sp.report_seeds or sp.seeds) if ab.run_dir(a, s).is_dir()})
+            seeds_of[a] = sorted(
+                set(seeds_of[a]) | {s for s in (sp.report_seeds or sp.seeds) if ab.run_dir(a, s).is_dir()}
+            )
         out["seeds"] = sorted({s for ss in seeds_of.values() for s in ss})
         out["asked"] = {"runs": len(asked), "of": len(every)}
     for arm_name, arm in sp.arms.items():
         if arm_name not in seeds_of:
             continue
         seeds = {str(s): seed_result(ab, arm_name, s, cols) for s in seeds_of[arm_name]}
-        arm_cols = [c for c in cols if any(c["file"] in SCORERS[x.scorer].outputs(x.options) for x in sp.scorings_for(arm_name))]
+        arm_cols = [
+            c for c in cols if any(c["file"] in SCORERS[x.scorer].outputs(x.options) for x in sp.scorings_for(arm_name))
+        ]
         same = {k: v for k, v in seeds.items() if v["build"] != "other"}  # another build of a stage is not averaged in
         summary: dict[str, Any] = {"metric": spread({k: v["metric"] for k, v in same.items()})}
         for c in arm_cols:
             summary[c["id"]] = spread({k: v["scores"].get(c["id"]) for k, v in same.items() if trained(v, sp.budget)})
         flags = [v["converged"] for v in seeds.values() if trained(v, sp.budget)]
         statuses = [v["status"] for v in seeds.values()]
-        status = ("done" if all(s == "done" for s in statuses) else "not run" if all(s == "not run" for s in statuses)
-                  else "failed" if "failed" in statuses else "partial")
+        status = (
+            "done"
+            if all(s == "done" for s in statuses)
+            else "not run"
+            if all(s == "not run" for s in statuses)
+            else "failed"
+            if "failed" in statuses
+            else "partial"
+        )
         out["arms"][arm_name] = {
-            "preset": arm.preset, "set": list(arm.set), "init_from": arm.init_from, "data": arm.data,
-            "description": arm.description, "status": status, "seeds": seeds, "summary": summary,
+            "preset": arm.preset,
+            "set": list(arm.set),
+            "init_from": arm.init_from,
+            "data": arm.data,
+            "description": arm.description,
+            "status": status,
+            "seeds": seeds,
+            "summary": summary,
             "converged": (False if False in flags else True if flags and all(f is True for f in flags) else None),
             "train_seconds": sum(v["train_seconds"] or 0.0 for v in seeds.values()),
             "score_seconds": sum(v["score_seconds"] or 0.0 for v in seeds.values()),
@@ -259,14 +320,26 @@ def claim_result(results: dict[str, Any], claim: dict[str, Any]) -> dict[str, An
     a, b = results["arms"][claim["arm"]], results["arms"][claim["against"]]
     diffs: dict[str, float] = {}
     for seed in a["seeds"]:
-        x, y = _side(a, seed, claim["figure"], results.get("budget")), _side(b, seed, claim["against_figure"], results.get("budget"))
+        x, y = (
+            _side(a, seed, claim["figure"], results.get("budget")),
+            _side(b, seed, claim["against_figure"], results.get("budget")),
+        )
         if x is not None and y is not None:
             diffs[seed] = x - y
     sign = 1.0 if claim["higher"] else -1.0
     ahead = sum(1 for d in diffs.values() if sign * d > 0)
     behind = sum(1 for d in diffs.values() if sign * d < 0)
-    verdict = ("not run yet" if not diffs else "one seed" if len(diffs) == 1 else "holds" if ahead == len(diffs)
-               else "reversed" if behind == len(diffs) else "mixed")
+    verdict = (
+        "not run yet"
+        if not diffs
+        else "one seed"
+        if len(diffs) == 1
+        else "holds"
+        if ahead == len(diffs)
+        else "reversed"
+        if behind == len(diffs)
+        else "mixed"
+    )
     label = figure_label(results, claim["figure"])
     if claim["against_figure"] != claim["figure"]:
         label += " against " + figure_label(results, claim["against_figure"])
@@ -280,8 +353,18 @@ def claim_result(results: dict[str, Any], claim: dict[str, Any]) -> dict[str, An
             bad = arm["converged"] is False
         if bad and name not in flagged:
             flagged.append(name)
-    return {**claim, "label": label, "differences": diffs, "summary": spread(dict(diffs)), "ahead": ahead, "behind": behind,
-            "equal": len(diffs) - ahead - behind, "paired": len(diffs), "verdict": verdict, "not_converged": flagged}
+    return {
+        **claim,
+        "label": label,
+        "differences": diffs,
+        "summary": spread(dict(diffs)),
+        "ahead": ahead,
+        "behind": behind,
+        "equal": len(diffs) - ahead - behind,
+        "paired": len(diffs),
+        "verdict": verdict,
+        "not_converged": flagged,
+    }
 
 
 def claim_cell(c: dict[str, Any], n_seeds: int) -> str:
@@ -321,8 +404,14 @@ def time_left(results: dict[str, Any], lanes: int, asked: set[tuple[str, int]] |
             runs += 1
             estimated += name not in paces
     lanes = max(1, int(lanes))
-    return {"runs": runs, "lane_seconds": seconds, "estimated_runs": estimated, "paced_by": len(finished), "lanes": lanes,
-            "wall_seconds": seconds / min(lanes, runs) if runs else 0.0}
+    return {
+        "runs": runs,
+        "lane_seconds": seconds,
+        "estimated_runs": estimated,
+        "paced_by": len(finished),
+        "lanes": lanes,
+        "wall_seconds": seconds / min(lanes, runs) if runs else 0.0,
+    }
 
 
 def time_left_text(t: dict[str, Any] | None) -> str:
@@ -331,11 +420,16 @@ def time_left_text(t: dict[str, Any] | None) -> str:
         return "Time left: no run has finished yet, so no pace to estimate it from."
     if t["runs"] == 0:
         return "Time left: none, every run is done."
-    guess = (f"; {t['estimated_runs']} of them of arms with no finished run, paced by the mean of the others"
-             if t["estimated_runs"] else "")
-    return (f"Time left: {t['runs']} run(s), about {t['lane_seconds'] / 3600:.1f} lane-hours at the pace of the "
-            f"{t['paced_by']} finished here{guess}: about {_duration(t['wall_seconds'])} on {t['lanes']} lane(s) "
-            "(stages still to build not counted).")
+    guess = (
+        f"; {t['estimated_runs']} of them of arms with no finished run, paced by the mean of the others"
+        if t["estimated_runs"]
+        else ""
+    )
+    return (
+        f"Time left: {t['runs']} run(s), about {t['lane_seconds'] / 3600:.1f} lane-hours at the pace of the "
+        f"{t['paced_by']} finished here{guess}: about {_duration(t['wall_seconds'])} on {t['lanes']} lane(s) "
+        "(stages still to build not counted)."
+    )
 
 
 # ------------------------------------------------------------------------------------- markdown
@@ -357,7 +451,9 @@ def _pm(s: dict[str, Any] | None) -> str:
     return f"{s['mean']:.{d}f} ± {s['half_range']:.{d}f}"
 
 
-def converged_cell(arm: dict[str, Any], tolerance: float, columns: Sequence[dict[str, str]] = (), budget: int | None = None) -> str:
+def converged_cell(
+    arm: dict[str, Any], tolerance: float, columns: Sequence[dict[str, str]] = (), budget: int | None = None
+) -> str:
     """``yes``, ``no (s1: Δ 0.83)``, ``n/a`` (one validation) or empty (no seed done); then the
     scored figures checked at the checkpoint before the last (``previous: true``): those that moved
     by more than the tolerance, ``scored figures: yes`` when none did."""
@@ -375,8 +471,11 @@ def converged_cell(arm: dict[str, Any], tolerance: float, columns: Sequence[dict
     checked = [c for c in labels if any(c in v.get("plateau", {}) for v in done.values())]
     moved = []
     for c in checked:
-        deltas = [f"s{k}: Δ {v['plateau'][c]['delta']:+.2f}" for k, v in done.items()
-                  if c in v.get("plateau", {}) and not v["plateau"][c]["converged"]]
+        deltas = [
+            f"s{k}: Δ {v['plateau'][c]['delta']:+.2f}"
+            for k, v in done.items()
+            if c in v.get("plateau", {}) and not v["plateau"][c]["converged"]
+        ]
         if deltas:
             moved.append(f"{labels[c]} no ({', '.join(deltas)})")
     if moved:
@@ -391,15 +490,23 @@ def markdown(results: dict[str, Any]) -> str:
     r = results
     seeds = ", ".join(str(s) for s in r["seeds"])
     cols = r["columns"]
-    head = ["arm", f"{r['metric']} at step {r['budget']}: mean ± half-range (per seed)", *[c["label"] for c in cols], "converged"]
+    head = [
+        "arm",
+        f"{r['metric']} at step {r['budget']}: mean ± half-range (per seed)",
+        *[c["label"] for c in cols],
+        "converged",
+    ]
     lines = [f"# Ablation: {r['name']}", ""]
     if r["description"]:
         lines += [r["description"], ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, arm in r["arms"].items():
         s = arm["summary"]["metric"]
-        values = ", ".join(f"s{k} {_num(v['metric'])}" + ("†" if v.get("build") == "other" else "")
-                           for k, v in arm["seeds"].items() if v["metric"] is not None)
+        values = ", ".join(
+            f"s{k} {_num(v['metric'])}" + ("†" if v.get("build") == "other" else "")
+            for k, v in arm["seeds"].items()
+            if v["metric"] is not None
+        )
         if s is None and values:
             first = f"({values}) [no seed of the current builds]"
         elif s is not None:
@@ -407,12 +514,17 @@ def markdown(results: dict[str, Any]) -> str:
             n_done = sum(1 for v in arm["seeds"].values() if trained(v, r["budget"]) and v.get("build") != "other")
             if n_done < len(arm["seeds"]):
                 first += f" [{n_done} of {len(arm['seeds'])} seeds done]"
-            unscored = [f"s{k}" for k, v in arm["seeds"].items() if v["status"] == "partial" and trained(v, r["budget"])]
+            unscored = [
+                f"s{k}" for k, v in arm["seeds"].items() if v["status"] == "partial" and trained(v, r["budget"])
+            ]
             if unscored:
                 first += f" [{', '.join(unscored)}: a scorer still to run]"
         else:
-            first = {"not run": "not run yet", "failed": "failed (see the logs)",
-                     "done": f"no {r['metric']!r} at step {r['budget']} in metrics.jsonl"}.get(arm["status"], "running or stopped")
+            first = {
+                "not run": "not run yet",
+                "failed": "failed (see the logs)",
+                "done": f"no {r['metric']!r} at step {r['budget']} in metrics.jsonl",
+            }.get(arm["status"], "running or stopped")
             steps = [f"s{k}: step {v['step']}" for k, v in arm["seeds"].items() if v["step"] is not None]
             if steps and arm["status"] != "not run":
                 first += " (" + ", ".join(steps) + ")"
@@ -420,13 +532,25 @@ def markdown(results: dict[str, Any]) -> str:
         if failed and arm["status"] != "failed":
             first += f" [failed: {', '.join(failed)} (see {'its' if len(failed) == 1 else 'their'} logs)]"
         cells = [_pm(arm["summary"].get(c["id"])) for c in cols]
-        lines.append("| " + " | ".join([name, first, *cells, converged_cell(arm, r["tolerance"], cols, r["budget"])]) + " |")
-    rebuilt = sorted({st for arm in r["arms"].values() for v in arm["seeds"].values() if v.get("build") == "other"
-                      for st in v.get("rebuilt_stages", [])})
+        lines.append(
+            "| " + " | ".join([name, first, *cells, converged_cell(arm, r["tolerance"], cols, r["budget"])]) + " |"
+        )
+    rebuilt = sorted(
+        {
+            st
+            for arm in r["arms"].values()
+            for v in arm["seeds"].values()
+            if v.get("build") == "other"
+            for st in v.get("rebuilt_stages", [])
+        }
+    )
     if rebuilt:
-        lines += ["", f"† started from another build of stage(s) {', '.join(rebuilt)} than the cache holds now (rebuilt since; "
-                  "a rebuild need not give the same bytes): listed, left out of the means and spreads. Remove such a run's "
-                  "folder and run the same command to train it again from the current build."]
+        lines += [
+            "",
+            f"† started from another build of stage(s) {', '.join(rebuilt)} than the cache holds now (rebuilt since; "
+            "a rebuild need not give the same bytes): listed, left out of the means and spreads. Remove such a run's "
+            "folder and run the same command to train it again from the current build.",
+        ]
     lines += [
         "",
         f"Spec `{r['spec']}`; budget {r['budget']} steps; seeds {seeds}; validation every {r['val_every']} steps; "
@@ -435,22 +559,33 @@ def markdown(results: dict[str, Any]) -> str:
         f"Command: `{r['command']}`. Updated {r['updated']}.",
     ]
     if r.get("asked"):
-        lines[-1] += (f" This command asked for {r['asked']['runs']} of the spec's {r['asked']['of']} runs (--only / --seeds): "
-                      "the table, the claims and the time left cover those.")
+        lines[-1] += (
+            f" This command asked for {r['asked']['runs']} of the spec's {r['asked']['of']} runs (--only / --seeds): "
+            "the table, the claims and the time left cover those."
+        )
     if r.get("claims"):
-        lines += ["", "| claim | arm against | figure | difference per seed | mean ± half-range | verdict |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| claim | arm against | figure | difference per seed | mean ± half-range | verdict |",
+            "|---|---|---|---|---|---|",
+        ]
         for c in r["claims"]:
             per = ", ".join(f"s{k} {d:+.{_decimals(d)}f}" for k, d in c["differences"].items()) or "-"
             side = c["arm"] + (" against " + c["against"] if c["against"] != c["arm"] else "")
             label = c["label"] + ("" if c["higher"] else "; lower is better")
             mean = c["summary"]
-            pm = "" if mean is None else f"{mean['mean']:+.{_decimals(mean['mean'])}f} ± {mean['half_range']:.{_decimals(mean['mean'])}f}"
-            lines.append(f"| {c['name']} | {side} | {label} | {per} | {pm} | "
-                         f"{claim_cell(c, len(r['seeds']))} |")
-        lines += ["", "Claims: the arm's figure minus the other side's, seed by seed over the seeds where both runs are done; "
-                  "holds = ahead in every seed paired (two or more), reversed = behind in every one, mixed otherwise; a larger "
-                  "figure is better unless the row says otherwise."]
+            pm = (
+                ""
+                if mean is None
+                else f"{mean['mean']:+.{_decimals(mean['mean'])}f} ± {mean['half_range']:.{_decimals(mean['mean'])}f}"
+            )
+            lines.append(f"| {c['name']} | {side} | {label} | {per} | {pm} | {claim_cell(c, len(r['seeds']))} |")
+        lines += [
+            "",
+            "Claims: the arm's figure minus the other side's, seed by seed over the seeds where both runs are done; "
+            "holds = ahead in every seed paired (two or more), reversed = behind in every one, mixed otherwise; a larger "
+            "figure is better unless the row says otherwise.",
+        ]
     lines += ["", time_left_text(r.get("time_left"))]
     if r["stages"]:
         lines += ["", "| stage | command | folder | wall | its own figures |", "|---|---|---|---|---|"]
@@ -463,8 +598,17 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 #: Figures of a ``train`` stage's last validation record shown in the stage table.
-STAGE_FIGURES = ("miou", "geometry_iou", "rayiou", "ssc_miou", "completion_iou", "vae_psnr", "diffusion_loss", "depth_abs_rel",
-                 "depth_abs_m")
+STAGE_FIGURES = (
+    "miou",
+    "geometry_iou",
+    "rayiou",
+    "ssc_miou",
+    "completion_iou",
+    "vae_psnr",
+    "diffusion_loss",
+    "depth_abs_rel",
+    "depth_abs_m",
+)
 #: Figures of a ``retrieval`` stage (a baseline row: ``occkit retrieval --lifted``) in the stage table.
 RETRIEVAL_FIGURES = ("map_all", "map_seen_all", "map_heldout_all", "map_visible")
 #: What an ``eval-gen`` stage shows of its scores (FID and KID in the judge's features, the judge's
@@ -496,7 +640,10 @@ def stage_quality(command: str, out: Path) -> dict[str, Any]:
         if command == "priors train" and (out / "config.json").is_file():
             train = read_json(out / "config.json").get("train", {})
             losses = train.get("final_losses") or {}
-            return {"steps": train.get("steps"), **{f"loss_{k}": float(v) for k, v in losses.items() if isinstance(v, (int, float))}}
+            return {
+                "steps": train.get("steps"),
+                **{f"loss_{k}": float(v) for k, v in losses.items() if isinstance(v, (int, float))},
+            }
     except (OSError, ValueError):
         return {}
     return {}

@@ -67,8 +67,25 @@ from occkit import __version__
 from occkit.ablate.lock import FolderLock, LockBusy
 from occkit.ablate.report import collect, time_left_text, write_report
 from occkit.ablate.scorers import SCORERS, ScoreContext
-from occkit.ablate.spec import AblationSpec, Scoring, arm_sets, init_from_words, refs_in, runner_sets, substitute, upstream
-from occkit.ablate.stages import RUN_RECORD, StagePlan, checkpoint_step, machine_info, plan_stages, stage_folders, stage_hashes
+from occkit.ablate.spec import (
+    AblationSpec,
+    Scoring,
+    arm_sets,
+    init_from_words,
+    refs_in,
+    runner_sets,
+    substitute,
+    upstream,
+)
+from occkit.ablate.stages import (
+    RUN_RECORD,
+    StagePlan,
+    checkpoint_step,
+    machine_info,
+    plan_stages,
+    stage_folders,
+    stage_hashes,
+)
 from occkit.fileio import read_json, write_json_atomic
 
 RUN_LOCK = "ablate.lock"
@@ -214,9 +231,16 @@ class Ablation:
     def identity(self, arm: str, seed: int) -> dict[str, Any]:
         """What makes a run's figures: recorded in ``ablate.json``, compared on every resume."""
         a, h = self.spec.arms[arm], stage_hashes(self.plans)
-        return {"arm": arm, "seed": seed, "preset": a.preset, "data": substitute(a.data, h),
-                "set": [substitute(s, h) for s in a.set], "init_from": substitute(a.init_from, h) if a.init_from else None,
-                "budget": self.spec.budget, "val_every": self.spec.val_every}
+        return {
+            "arm": arm,
+            "seed": seed,
+            "preset": a.preset,
+            "data": substitute(a.data, h),
+            "set": [substitute(s, h) for s in a.set],
+            "init_from": substitute(a.init_from, h) if a.init_from else None,
+            "budget": self.spec.budget,
+            "val_every": self.spec.val_every,
+        }
 
     def stage_builds(self, arm: str) -> dict[str, str | None]:
         """The current build of every stage the arm depends on (with their upstream)."""
@@ -244,9 +268,18 @@ class Ablation:
     def train_argv(self, arm: str, seed: int) -> list[str]:
         """``occkit train`` of one arm x seed (``--resume`` when its folder holds a checkpoint)."""
         a, run = self.spec.arms[arm], self.run_dir(arm, seed)
-        argv = ["train", a.preset, "--data", substitute(a.data, self.folders), "--out", str(run),
-                "--max-steps", str(self.spec.budget),
-                "--set", *runner_sets(self.spec, seed, self.opts.threads, self.opts.device)]
+        argv = [
+            "train",
+            a.preset,
+            "--data",
+            substitute(a.data, self.folders),
+            "--out",
+            str(run),
+            "--max-steps",
+            str(self.spec.budget),
+            "--set",
+            *runner_sets(self.spec, seed, self.opts.threads, self.opts.device),
+        ]
         sets = arm_sets(a, self.folders)
         if sets:
             argv += ["--set", *sets]
@@ -258,8 +291,13 @@ class Ablation:
     def score_context(self, arm: str, seed: int, scoring: Scoring) -> ScoreContext:
         """What one scoring entry needs for one arm x seed (stage references resolved)."""
         data = substitute(scoring.data or self.spec.arms[arm].data, self.folders)
-        return ScoreContext(run=self.run_dir(arm, seed), data=data, device=self.opts.device, threads=self.opts.threads,
-                            options=substitute(scoring.options, self.folders))
+        return ScoreContext(
+            run=self.run_dir(arm, seed),
+            data=data,
+            device=self.opts.device,
+            threads=self.opts.threads,
+            options=substitute(scoring.options, self.folders),
+        )
 
     def missing_scores(self, arm: str, seed: int) -> list[tuple[Scoring, ScoreContext, list[str]]]:
         """The scorers of an arm x seed whose files are not all there, with their missing files."""
@@ -300,25 +338,34 @@ class Ablation:
     def plan_text(self) -> str:
         """What a run would do: stages cached or not, arms x seeds done or not, and the commands."""
         sp = self.spec
-        lines = [f"ablation {sp.name} ({sp.path}): {len(self.arms)} arm(s), {len(self._runs)} run(s), budget {sp.budget} steps, "
-                 f"validation and checkpoint every {sp.val_every} steps, metric {sp.metric}, tolerance {sp.tolerance:g}",
-                 f"stages (cache {Path(self.opts.cache).resolve()}):"]
+        lines = [
+            f"ablation {sp.name} ({sp.path}): {len(self.arms)} arm(s), {len(self._runs)} run(s), budget {sp.budget} steps, "
+            f"validation and checkpoint every {sp.val_every} steps, metric {sp.metric}, tolerance {sp.tolerance:g}",
+            f"stages (cache {Path(self.opts.cache).resolve()}):",
+        ]
         if not self.needed:
             lines.append("  (none)")
         unused = [n for n in self.plans if n not in self.needed]
         for name in self.needed:
             plan = self.plans[name]
             status = plan.status()
-            note = {"partial": " (stopped half-way: " + ("continued)" if plan.continues() else "redone from scratch)")}.get(status, "")
+            note = {
+                "partial": " (stopped half-way: " + ("continued)" if plan.continues() else "redone from scratch)")
+            }.get(status, "")
             who = FolderLock(plan.folder / STAGE_LOCK, "").busy() if status != "cached" else None
             if who is not None:  # its lock is held: not stopped, another process is building it now
-                status, note = "building", f" (being built now by {who}, which holds {plan.folder / STAGE_LOCK}; a run waits for it)"
+                status, note = (
+                    "building",
+                    f" (being built now by {who}, which holds {plan.folder / STAGE_LOCK}; a run waits for it)",
+                )
             lines.append(f"  {name:<16} {status:<8} {plan.out}{note}")
             if status != "cached":
                 lines.append(f"      $ {show(plan.argv(self.opts.threads, self.opts.device))}")
         if unused:
             lines.append(f"  not needed by these arms (not built): {', '.join(unused)}")
-        lines.append(f"runs ({self.out / 'runs'}; {self.opts.lanes} lane(s) x {self.opts.threads} thread(s) on {self.opts.device}):")
+        lines.append(
+            f"runs ({self.out / 'runs'}; {self.opts.lanes} lane(s) x {self.opts.threads} thread(s) on {self.opts.device}):"
+        )
         for arm, seed in self.runs():
             status, detail = self.run_state(arm, seed)
             lines.append(f"  {arm + '_s' + str(seed):<24} {status}" + (f" ({detail})" if detail else ""))
@@ -355,11 +402,20 @@ class Ablation:
             wall = time.monotonic() - t0
             if rc != 0:
                 raise JobError(f"stage {plan.name} (occkit {plan.command}) failed with exit code {rc}; see {plan.log}")
-            write_json_atomic(plan.record_path, {
-                "stage": plan.name, "command": plan.command, "args": plan.args, "argv": argv, "hash": plan.hash,
-                "occkit": __version__, "wall_seconds": round(wall, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "machine": machine_info(),
-            })
+            write_json_atomic(
+                plan.record_path,
+                {
+                    "stage": plan.name,
+                    "command": plan.command,
+                    "args": plan.args,
+                    "argv": argv,
+                    "hash": plan.hash,
+                    "occkit": __version__,
+                    "wall_seconds": round(wall, 3),
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "machine": machine_info(),
+                },
+            )
             self._say(f"stage {plan.name}: built in {wall:.1f} s -> {plan.out}")
         finally:
             lock.release()
@@ -378,10 +434,16 @@ class Ablation:
             record = self._run_record(arm, seed)
             step = checkpoint_step(run)
             if step is not None and step > sp.budget:
-                raise JobError(f"{label}: {run} holds a checkpoint at step {step}, past the budget {sp.budget}; use another --out")
+                raise JobError(
+                    f"{label}: {run} holds a checkpoint at step {step}, past the budget {sp.budget}; use another --out"
+                )
             if step is None or step < sp.budget:
                 argv = self.train_argv(arm, seed)
-                self._say(f"{label}: training " + (f"from step {step}" if step else "from step 0") + f" -> {run / 'train.log'}")
+                self._say(
+                    f"{label}: training "
+                    + (f"from step {step}" if step else "from step 0")
+                    + f" -> {run / 'train.log'}"
+                )
                 t0 = time.monotonic()
                 rc = yield Command(argv, run / "train.log", lock.set_child)
                 record["train_seconds"] = record.get("train_seconds", 0.0) + time.monotonic() - t0
@@ -390,13 +452,17 @@ class Ablation:
                     raise JobError(f"{label}: occkit train failed with exit code {rc}; see {run / 'train.log'}")
                 step = checkpoint_step(run)
                 if step != sp.budget:
-                    raise JobError(f"{label}: training ended at step {step}, not the budget {sp.budget} (a time limit, "
-                                   f"train.max_minutes?); see {run / 'train.log'}")
+                    raise JobError(
+                        f"{label}: training ended at step {step}, not the budget {sp.budget} (a time limit, "
+                        f"train.max_minutes?); see {run / 'train.log'}"
+                    )
             for sc, ctx, missing in self.missing_scores(arm, seed):
                 scorer = SCORERS[sc.scorer]
                 for tmp in scorer.temporary(ctx):  # a half-written leftover of a stopped scoring
                     shutil.rmtree(tmp, ignore_errors=True)
-                named = f"{sc.scorer}_{sc.options['name']}" if sc.options.get("name") else sc.scorer  # eval_gen's feedback, text
+                named = (
+                    f"{sc.scorer}_{sc.options['name']}" if sc.options.get("name") else sc.scorer
+                )  # eval_gen's feedback, text
                 named += "_frustum" if sc.options.get("frustum") else ""  # occ3d inside the run's camera frusta
                 log = run / f"score_{named}.log"
                 self._say(f"{label}: scoring ({named}) -> {log}")
@@ -405,7 +471,9 @@ class Ablation:
                     for argv in scorer.commands(ctx, missing):
                         rc = yield Command(argv, log, lock.set_child)
                         if rc != 0:
-                            raise JobError(f"{label}: scorer {sc.scorer} (occkit {argv[0]}) failed with exit code {rc}; see {log}")
+                            raise JobError(
+                                f"{label}: scorer {sc.scorer} (occkit {argv[0]}) failed with exit code {rc}; see {log}"
+                            )
                 finally:
                     record["score_seconds"] = record.get("score_seconds", 0.0) + time.monotonic() - t0
                     write_json_atomic(run / RUN_RECORD, record)
@@ -431,15 +499,22 @@ class Ablation:
         def start_again(empty: bool = True) -> dict[str, Any]:
             if empty:
                 _empty_but_lock(run)
-            record = {"identity": ident, "stage_builds": self.stage_builds(arm), "train_seconds": 0.0, "score_seconds": 0.0,
-                      "error": None}
+            record = {
+                "identity": ident,
+                "stage_builds": self.stage_builds(arm),
+                "train_seconds": 0.0,
+                "score_seconds": 0.0,
+                "error": None,
+            }
             write_json_atomic(path, record)
             return record
 
         if not path.is_file():
             if checkpoint_step(run) is not None:
-                raise JobError(f"arm {arm} seed {seed}: {run} holds checkpoints that occkit ablate did not make ({RUN_RECORD} is "
-                               "missing); use another --out, or remove that folder")
+                raise JobError(
+                    f"arm {arm} seed {seed}: {run} holds checkpoints that occkit ablate did not make ({RUN_RECORD} is "
+                    "missing); use another --out, or remove that folder"
+                )
             return start_again(empty=False)  # a first start: nothing of occkit ablate's there to remove
         record = read_json(path)
         old = record.get("identity", {})
@@ -447,19 +522,27 @@ class Ablation:
         if old != ident:
             diff = next((k for k in ident if old.get(k) != ident[k]), "identity")
             if not fresh:
-                raise JobError(f"arm {arm} seed {seed}: {run} was trained with other settings ({diff}: {old.get(diff)!r}, now "
-                               f"{ident.get(diff)!r}); use another --out, or remove that folder")
-            self._say(f"arm {arm} seed {seed}: {run} holds no checkpoint of its former settings ({diff}: "
-                      f"{old.get(diff)!r}); starting it again with {ident.get(diff)!r}")
+                raise JobError(
+                    f"arm {arm} seed {seed}: {run} was trained with other settings ({diff}: {old.get(diff)!r}, now "
+                    f"{ident.get(diff)!r}); use another --out, or remove that folder"
+                )
+            self._say(
+                f"arm {arm} seed {seed}: {run} holds no checkpoint of its former settings ({diff}: "
+                f"{old.get(diff)!r}); starting it again with {ident.get(diff)!r}"
+            )
             return start_again()
         build, stages = self.build_state(arm, seed)
         if build == "other" and fresh:
-            self._say(f"arm {arm} seed {seed}: stage(s) {', '.join(stages)} rebuilt since {run} started, and it holds "
-                      "no checkpoint: starting it again from the current build")
+            self._say(
+                f"arm {arm} seed {seed}: stage(s) {', '.join(stages)} rebuilt since {run} started, and it holds "
+                "no checkpoint: starting it again from the current build"
+            )
             return start_again()
         if build == "other" and not self.complete(arm, seed):
-            raise JobError(f"arm {arm} seed {seed}: stage(s) {', '.join(stages)} were rebuilt since {run} started; "
-                           "continuing it would mix two builds: remove that folder to run it again from the current build")
+            raise JobError(
+                f"arm {arm} seed {seed}: stage(s) {', '.join(stages)} were rebuilt since {run} started; "
+                "continuing it would mix two builds: remove that folder to run it again from the current build"
+            )
         if fresh and not isinstance(record.get("stage_builds"), dict):  # recorded before builds were: starts from these
             record["stage_builds"] = self.stage_builds(arm)
             write_json_atomic(path, record)
@@ -473,9 +556,15 @@ class Ablation:
         """A job per needed stage not built yet (named ``stage:NAME``), each after those of its
         upstream stages being built."""
         to_build = [n for n in self.needed if self.plans[n].status() != "cached"]
-        return [Job(f"stage:{n}", f"stage {n}", lambda p=self.plans[n]: self._stage_job(p),
-                    [f"stage:{d}" for d in self.plans[n].deps if d in to_build])
-                for n in to_build]
+        return [
+            Job(
+                f"stage:{n}",
+                f"stage {n}",
+                lambda p=self.plans[n]: self._stage_job(p),
+                [f"stage:{d}" for d in self.plans[n].deps if d in to_build],
+            )
+            for n in to_build
+        ]
 
     def arm_jobs(self, building: set[str]) -> list[Job]:
         """A job per arm x seed (named ``run:ARM_sSEED``), seed-major, each after the stages in
@@ -483,8 +572,14 @@ class Ablation:
         jobs = []
         for a, s in self.runs():
             needs = upstream(self.spec.stages, self._refs([a]))
-            jobs.append(Job(f"run:{a}_s{s}", f"arm {a} seed {s}", lambda a=a, s=s: self._arm_job(a, s),
-                            [f"stage:{n}" for n in needs if n in building]))
+            jobs.append(
+                Job(
+                    f"run:{a}_s{s}",
+                    f"arm {a} seed {s}",
+                    lambda a=a, s=s: self._arm_job(a, s),
+                    [f"stage:{n}" for n in needs if n in building],
+                )
+            )
         return jobs
 
     def run(self) -> int:
@@ -506,9 +601,13 @@ class Ablation:
         if self.opts.launcher != "ray":
             raise ValueError(f"--launcher {self.opts.launcher}: unknown (local or ray)")
         if self.opts.device not in ("cpu", "cuda"):
-            raise ValueError(f"--device {self.opts.device} with --launcher ray: Ray gives each task its own GPU; use --device cuda")
+            raise ValueError(
+                f"--device {self.opts.device} with --launcher ray: Ray gives each task its own GPU; use --device cuda"
+            )
         changed = {k: v for k, v in env.items() if os.environ.get(k) != v}
-        launcher = RayLauncher(changed, num_cpus=max(1, self.opts.threads), num_gpus=1 if self.opts.device == "cuda" else 0)
+        launcher = RayLauncher(
+            changed, num_cpus=max(1, self.opts.threads), num_gpus=1 if self.opts.device == "cuda" else 0
+        )
         try:
             launcher.check([self.out, Path(self.opts.cache).resolve()])
         except BaseException:
@@ -529,25 +628,35 @@ class Ablation:
             results = write_report(self)
             if error:
                 return
-            arm, seed = job.name[len("run:"):].rsplit("_s", 1)
+            arm, seed = job.name[len("run:") :].rsplit("_s", 1)
             s = results["arms"][arm]["seeds"][seed]
             value = s.get("metric")
             shown = "n/a" if value is None else f"{value:.2f}"
-            self._say(f"{job.label}: done: {self.spec.metric} {shown} at step {s.get('step')} -> {self.out / 'results.md'}")
+            self._say(
+                f"{job.label}: done: {self.spec.metric} {shown} at step {s.get('step')} -> {self.out / 'results.md'}"
+            )
 
-        arms = [] if self.opts.stages_only else self.arm_jobs({j.name[len("stage:"):] for j in stages})
-        errors = run_jobs(stages + arms, self.opts.lanes, self._env(), self.opts.poll_seconds, on_finish=finished,
-                          launcher=launcher)
+        arms = [] if self.opts.stages_only else self.arm_jobs({j.name[len("stage:") :] for j in stages})
+        errors = run_jobs(
+            stages + arms, self.opts.lanes, self._env(), self.opts.poll_seconds, on_finish=finished, launcher=launcher
+        )
         results = write_report(self)
-        bad_stages = [n[len("stage:"):] for n, e in errors.items() if e and n.startswith("stage:")]
+        bad_stages = [n[len("stage:") :] for n, e in errors.items() if e and n.startswith("stage:")]
         if self.opts.stages_only:
-            self._say(f"stages: {len(self.needed) - len(bad_stages)} of {len(self.needed)} cached"
-                      + (f"; failed: {', '.join(bad_stages)}" if bad_stages else "") + f" ({self.opts.cache}); no arm run (--stages-only)")
+            self._say(
+                f"stages: {len(self.needed) - len(bad_stages)} of {len(self.needed)} cached"
+                + (f"; failed: {', '.join(bad_stages)}" if bad_stages else "")
+                + f" ({self.opts.cache}); no arm run (--stages-only)"
+            )
             return 1 if bad_stages else 0
-        bad = [n[len("run:"):] for n, e in errors.items() if e and n.startswith("run:")]
+        bad = [n[len("run:") :] for n, e in errors.items() if e and n.startswith("run:")]
         done = sum(1 for a, s in self.runs() if results["arms"][a]["seeds"][str(s)]["status"] == "done")
-        self._say(f"{done} of {len(self.runs())} run(s) done" + (f", {len(bad)} not ({', '.join(bad)})" if bad else "")
-                  + (f"; stage(s) failed: {', '.join(bad_stages)}" if bad_stages else "") + f": {self.out / 'results.md'}")
+        self._say(
+            f"{done} of {len(self.runs())} run(s) done"
+            + (f", {len(bad)} not ({', '.join(bad)})" if bad else "")
+            + (f"; stage(s) failed: {', '.join(bad_stages)}" if bad_stages else "")
+            + f": {self.out / 'results.md'}"
+        )
         if done < len(self.runs()) or results["time_left"] and results["time_left"]["runs"]:
             self._say(time_left_text(results["time_left"]))
         return 1 if bad or bad_stages else 0
@@ -577,7 +686,9 @@ def select_runs(spec: AblationSpec, only: list[str] | None) -> list[tuple[str, i
             continue
         arm, sep, seed = word.rpartition("_s")
         if not sep or arm not in spec.arms or not seed.isdigit():
-            raise ValueError(f"--only {word}: unknown arm or run (arms: {', '.join(spec.arms)}; a single run is ARM_sSEED)")
+            raise ValueError(
+                f"--only {word}: unknown arm or run (arms: {', '.join(spec.arms)}; a single run is ARM_sSEED)"
+            )
         if int(seed) not in spec.seeds:
             raise ValueError(f"--only {word}: seed {seed} is not among the seeds {spec.seeds} (add it with --seeds)")
         runs.append((arm, int(seed)))
@@ -645,8 +756,14 @@ class LocalLauncher(Launcher):
         try:
             fh.write(header.encode())
             fh.flush()
-            proc = subprocess.Popen(occkit_argv(cmd.argv), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=lane_env(self.env, slot, self.gpus), preexec_fn=self._preexec)
+            proc = subprocess.Popen(
+                occkit_argv(cmd.argv),
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=lane_env(self.env, slot, self.gpus),
+                preexec_fn=self._preexec,
+            )
         except BaseException:
             fh.close()
             raise
@@ -683,8 +800,15 @@ def run_command(argv: list[str], log: str, header: str, env: dict[str, str], cwd
     with open(log, "ab") as fh:
         fh.write(header.encode())
         fh.flush()
-        proc = subprocess.Popen(occkit_argv(argv), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **env}, cwd=cwd, preexec_fn=_death_signal())
+        proc = subprocess.Popen(
+            occkit_argv(argv),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **env},
+            cwd=cwd,
+            preexec_fn=_death_signal(),
+        )
         try:
             return proc.wait()
         except BaseException:
@@ -732,7 +856,9 @@ class RayLauncher(Launcher):
         try:
             import ray
         except ImportError:
-            raise ValueError("--launcher ray: ray is not installed; pip install -e '.[ray]' (or pip install 'ray>=2.9')") from None
+            raise ValueError(
+                "--launcher ray: ray is not installed; pip install -e '.[ray]' (or pip install 'ray>=2.9')"
+            ) from None
         self.ray = ray
         self.env, self.num_cpus, self.num_gpus = env, num_cpus, num_gpus
         self.started = False
@@ -750,9 +876,15 @@ class RayLauncher(Launcher):
             try:
                 ray.init(**kwargs)
             except (ConnectionError, RuntimeError) as e:
-                where = f"RAY_ADDRESS={os.environ['RAY_ADDRESS']}" if os.environ.get("RAY_ADDRESS") else "a local cluster"
-                raise ValueError(f"--launcher ray: could not start or reach {where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-            if on_term is not None:  # Ray's own handler aborts the process: SIGTERM stops the runs and releases the locks again
+                where = (
+                    f"RAY_ADDRESS={os.environ['RAY_ADDRESS']}" if os.environ.get("RAY_ADDRESS") else "a local cluster"
+                )
+                raise ValueError(
+                    f"--launcher ray: could not start or reach {where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                ) from None
+            if (
+                on_term is not None
+            ):  # Ray's own handler aborts the process: SIGTERM stops the runs and releases the locks again
                 signal.signal(signal.SIGTERM, on_term)
             self.started = True
         self._task = ray.remote(run_command).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)
@@ -771,14 +903,25 @@ class RayLauncher(Launcher):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         nodes = self.nodes()
-        fits = [n for n in nodes if n.get("Resources", {}).get("CPU", 0) >= self.num_cpus
-                and n.get("Resources", {}).get("GPU", 0) >= self.num_gpus]
+        fits = [
+            n
+            for n in nodes
+            if n.get("Resources", {}).get("CPU", 0) >= self.num_cpus
+            and n.get("Resources", {}).get("GPU", 0) >= self.num_gpus
+        ]
         if not fits:
-            have = ", ".join(f"{n.get('NodeManagerAddress')}: {n.get('Resources', {}).get('CPU', 0):g} CPU, "
-                             f"{n.get('Resources', {}).get('GPU', 0):g} GPU" for n in nodes)
-            raise ValueError(f"--launcher ray: no node of the cluster has the {self.num_cpus} CPU(s)"
-                             + (f" and {self.num_gpus} GPU" if self.num_gpus else "") + " a run asks for (--threads"
-                             + (", --device cuda" if self.num_gpus else "") + f"; nodes: {have or 'none'})")
+            have = ", ".join(
+                f"{n.get('NodeManagerAddress')}: {n.get('Resources', {}).get('CPU', 0):g} CPU, "
+                f"{n.get('Resources', {}).get('GPU', 0):g} GPU"
+                for n in nodes
+            )
+            raise ValueError(
+                f"--launcher ray: no node of the cluster has the {self.num_cpus} CPU(s)"
+                + (f" and {self.num_gpus} GPU" if self.num_gpus else "")
+                + " a run asks for (--threads"
+                + (", --device cuda" if self.num_gpus else "")
+                + f"; nodes: {have or 'none'})"
+            )
         token = uuid.uuid4().hex
         marks = []
         try:
@@ -788,18 +931,28 @@ class RayLauncher(Launcher):
                 mark.write_text(token, encoding="utf-8")
                 marks.append(mark)
             probe = self.ray.remote(_check_folders)
-            refs = {probe.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-                n["NodeID"], soft=False)).remote([str(f) for f in folders], token): n for n in nodes}
+            refs = {
+                probe.options(
+                    num_cpus=0,
+                    max_retries=0,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
+                ).remote([str(f) for f in folders], token): n
+                for n in nodes
+            }
             ready, waiting = self.ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
             if waiting:
                 n = refs[waiting[0]]
-                raise ValueError(f"--launcher ray: node {n.get('NodeManagerAddress')} did not answer the check of "
-                                 f"{', '.join(map(str, folders))} in {timeout:.0f} s")
+                raise ValueError(
+                    f"--launcher ray: node {n.get('NodeManagerAddress')} did not answer the check of "
+                    f"{', '.join(map(str, folders))} in {timeout:.0f} s"
+                )
             for ref in ready:
                 for folder, why in self.ray.get(ref):
                     if why is not None:
-                        raise ValueError(f"--launcher ray: node {refs[ref].get('NodeManagerAddress')} does not see {folder} "
-                                         f"({why}); --out and --cache must be on a file system every node shares")
+                        raise ValueError(
+                            f"--launcher ray: node {refs[ref].get('NodeManagerAddress')} does not see {folder} "
+                            f"({why}); --out and --cache must be on a file system every node shares"
+                        )
         finally:
             for mark in marks:
                 mark.unlink(missing_ok=True)
@@ -850,8 +1003,10 @@ def _reachable(address: str, timeout: float = 10.0) -> None:
     try:
         socket.create_connection((m.group(1) or m.group(2), int(m.group(3))), timeout=timeout).close()
     except OSError as e:
-        raise ValueError(f"--launcher ray: RAY_ADDRESS={address}: no Ray cluster answers there ({e.strerror or e}); "
-                         "start one (ray start --head) or unset RAY_ADDRESS for a local cluster") from None
+        raise ValueError(
+            f"--launcher ray: RAY_ADDRESS={address}: no Ray cluster answers there ({e.strerror or e}); "
+            "start one (ray start --head) or unset RAY_ADDRESS for a local cluster"
+        ) from None
 
 
 def _check_folders(folders: list[str], token: str) -> list[tuple[str, str | None]]:
@@ -860,8 +1015,12 @@ def _check_folders(folders: list[str], token: str) -> list[tuple[str, str | None
 
 
 def run_jobs(
-    jobs: list[Job], lanes: int, env: dict[str, str], poll_seconds: float = 0.1,
-    on_finish: Callable[[Job, str | None], None] | None = None, launcher: Launcher | None = None,
+    jobs: list[Job],
+    lanes: int,
+    env: dict[str, str],
+    poll_seconds: float = 0.1,
+    on_finish: Callable[[Job, str | None], None] | None = None,
+    launcher: Launcher | None = None,
 ) -> dict[str, str | None]:
     """Run jobs in up to ``lanes`` commands at once, a job after those in its ``deps``.
 

@@ -115,8 +115,21 @@ def previous_checkpoint(run: Path) -> Path:
 
 
 def _predict(ctx: ScoreContext, pred: Path, ckpt: Path | None = None) -> list[str]:
-    return ["predict", "--ckpt", str(ckpt or ctx.run), "--data", ctx.data, "--out", str(pred), "--split", ctx.options["split"],
-            "--device", ctx.device, "--overwrite", "--no-progress"]
+    return [
+        "predict",
+        "--ckpt",
+        str(ckpt or ctx.run),
+        "--data",
+        ctx.data,
+        "--out",
+        str(pred),
+        "--split",
+        ctx.options["split"],
+        "--device",
+        ctx.device,
+        "--overwrite",
+        "--no-progress",
+    ]
 
 
 def _occ3d_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
@@ -128,10 +141,29 @@ def _occ3d_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
         pred = ctx.run / ("pred_occ3d" + (PREVIOUS if previous else ""))
         out.append(_predict(ctx, pred, previous_checkpoint(ctx.run) if previous else None))
         for m, name in todo:
-            out.append(["eval", "--gt", ctx.data, "--pred", str(pred), "--format", "occ3d", "--split", ctx.options["split"],
-                        "--mask", m, "--metrics", ",".join(ctx.options["metrics"]), "--json", str(ctx.run / name),
-                        "--threads", str(ctx.threads), "--no-progress"]
-                       + (["--frustum", str(ctx.run)] if ctx.options["frustum"] else []))
+            out.append(
+                [
+                    "eval",
+                    "--gt",
+                    ctx.data,
+                    "--pred",
+                    str(pred),
+                    "--format",
+                    "occ3d",
+                    "--split",
+                    ctx.options["split"],
+                    "--mask",
+                    m,
+                    "--metrics",
+                    ",".join(ctx.options["metrics"]),
+                    "--json",
+                    str(ctx.run / name),
+                    "--threads",
+                    str(ctx.threads),
+                    "--no-progress",
+                ]
+                + (["--frustum", str(ctx.run)] if ctx.options["frustum"] else [])
+            )
     return out
 
 
@@ -142,17 +174,48 @@ def _ssc_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
             continue
         previous = name.endswith(f"{PREVIOUS}.json")
         pred = ctx.run / ("pred_ssc" + (PREVIOUS if previous else ""))
-        out += [_predict(ctx, pred, previous_checkpoint(ctx.run) if previous else None),
-                ["eval", "--gt", ctx.data, "--pred", str(pred), "--format", "semantickitti", "--split", ctx.options["split"],
-                 "--json", str(ctx.run / name), "--threads", str(ctx.threads), "--no-progress"]]
+        out += [
+            _predict(ctx, pred, previous_checkpoint(ctx.run) if previous else None),
+            [
+                "eval",
+                "--gt",
+                ctx.data,
+                "--pred",
+                str(pred),
+                "--format",
+                "semantickitti",
+                "--split",
+                ctx.options["split"],
+                "--json",
+                str(ctx.run / name),
+                "--threads",
+                str(ctx.threads),
+                "--no-progress",
+            ],
+        ]
     return out
 
 
 # ----------------------------------------------------------------------------------- retrieval
 def _retrieval_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
     o = ctx.options
-    argv = ["retrieval", "--data", ctx.data, "--ckpt", str(ctx.run), "--split", o["split"], "--protocol", o["protocol"],
-            "--max-frames", str(o["max_frames"]), "--device", ctx.device, "--out", str(ctx.run / "score_retrieval.json")]
+    argv = [
+        "retrieval",
+        "--data",
+        ctx.data,
+        "--ckpt",
+        str(ctx.run),
+        "--split",
+        o["split"],
+        "--protocol",
+        o["protocol"],
+        "--max-frames",
+        str(o["max_frames"]),
+        "--device",
+        ctx.device,
+        "--out",
+        str(ctx.run / "score_retrieval.json"),
+    ]
     if o["queries"] is not None:
         argv += ["--queries", str(o["queries"])]
     return [argv]
@@ -166,8 +229,25 @@ def _retrieval_check(o: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------------- geometry
 def _geometry_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
     o = ctx.options
-    return [["geometry", "--ckpt", str(ctx.run), "--data", ctx.data, "--split", o["split"], "--mask", o["mask"],
-             "--max-frames", str(o["max_frames"]), "--device", ctx.device, "--out", str(ctx.run / "score_geometry.json")]]
+    return [
+        [
+            "geometry",
+            "--ckpt",
+            str(ctx.run),
+            "--data",
+            ctx.data,
+            "--split",
+            o["split"],
+            "--mask",
+            o["mask"],
+            "--max-frames",
+            str(o["max_frames"]),
+            "--device",
+            ctx.device,
+            "--out",
+            str(ctx.run / "score_geometry.json"),
+        ]
+    ]
 
 
 def _geometry_check(o: dict[str, Any]) -> None:
@@ -185,10 +265,34 @@ def _eval_gen_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]
     gen = _eval_gen_folder(ctx)
     if gen.exists():  # occkit generate wants a new folder (a stopped one resumes from its hidden work folder)
         shutil.rmtree(gen)
-    generate = ["generate", "--ckpt", str(ctx.run), "--data", ctx.data, "--out", str(gen), "--device", ctx.device,
-                "--no-progress", *mapping_argv(verb_parsers("generate")[1], o["generate"])]
-    judge = ["eval-gen", "--gen", str(gen), "--real", ctx.data, "--judge", str(o["judge"]), "--split", o["split"],
-             "--device", ctx.device, "--out", str(ctx.run / _eval_gen_outputs(o)[0])]
+    generate = [
+        "generate",
+        "--ckpt",
+        str(ctx.run),
+        "--data",
+        ctx.data,
+        "--out",
+        str(gen),
+        "--device",
+        ctx.device,
+        "--no-progress",
+        *mapping_argv(verb_parsers("generate")[1], o["generate"]),
+    ]
+    judge = [
+        "eval-gen",
+        "--gen",
+        str(gen),
+        "--real",
+        ctx.data,
+        "--judge",
+        str(o["judge"]),
+        "--split",
+        o["split"],
+        "--device",
+        ctx.device,
+        "--out",
+        str(ctx.run / _eval_gen_outputs(o)[0]),
+    ]
     return [generate, judge]
 
 
@@ -228,11 +332,17 @@ SCORERS: dict[str, Scorer] = {
         Scorer(
             name="occ3d",
             help="occkit predict on the split, then occkit eval --mask M --json per mask (Occ3D mIoU, geometry IoU, RayIoU); "
-                 "frustum: true scores only inside the view frusta of the cameras the run sees (eval --frustum RUN; "
-                 "score_occ3d_M_frustum.json), for a model given fewer cameras than the dataset has; previous: true also "
-                 "scores the checkpoint before the last (score_..._prev.json: whether the scored figure is at its plateau)",
-            options={"masks": ["camera"], "metrics": ["miou"], "split": "val", "keep_predictions": False, "frustum": False,
-                     "previous": False},
+            "frustum: true scores only inside the view frusta of the cameras the run sees (eval --frustum RUN; "
+            "score_occ3d_M_frustum.json), for a model given fewer cameras than the dataset has; previous: true also "
+            "scores the checkpoint before the last (score_..._prev.json: whether the scored figure is at its plateau)",
+            options={
+                "masks": ["camera"],
+                "metrics": ["miou"],
+                "split": "val",
+                "keep_predictions": False,
+                "frustum": False,
+                "previous": False,
+            },
             outputs=_occ3d_outputs,
             commands=_occ3d_commands,
             figures=(("miou", "mIoU"), ("geometry_iou", "IoU"), ("rayiou", "RayIoU")),
@@ -242,7 +352,7 @@ SCORERS: dict[str, Scorer] = {
         Scorer(
             name="ssc",
             help="occkit predict, then occkit eval --format semantickitti (SemanticKITTI SSC mIoU, completion IoU); "
-                 "previous: true as occ3d's",
+            "previous: true as occ3d's",
             options={"split": "val", "keep_predictions": False, "previous": False},
             outputs=_ssc_outputs,
             commands=_ssc_commands,
@@ -262,8 +372,8 @@ SCORERS: dict[str, Scorer] = {
         Scorer(
             name="geometry",
             help="occkit geometry --ckpt RUN (p(occupied) ranked against the truth before any threshold: geometry AP, "
-                 "the IoU at the best threshold, chosen by the truth, and at the run's own), for runs that cut a "
-                 "p(occupied) field at a threshold (langocc, render_sup)",
+            "the IoU at the best threshold, chosen by the truth, and at the run's own), for runs that cut a "
+            "p(occupied) field at a threshold (langocc, render_sup)",
             options={"split": "val", "mask": "camera", "max_frames": 0},
             outputs=lambda o: ["score_geometry.json"],
             commands=_geometry_commands,
@@ -273,7 +383,7 @@ SCORERS: dict[str, Scorer] = {
         Scorer(
             name="eval_gen",
             help="occkit generate (options in generate:) then occkit eval-gen --judge JUDGE (FID, KID, layout mIoU); "
-                 "name: N writes score_eval_gen_N.json and samples into gen_N/, so that one run is sampled several ways",
+            "name: N writes score_eval_gen_N.json and samples into gen_N/, so that one run is sampled several ways",
             options={"judge": REQUIRED, "generate": {}, "split": "val", "keep_predictions": False, "name": None},
             outputs=_eval_gen_outputs,
             commands=_eval_gen_commands,
@@ -310,6 +420,12 @@ def score_columns(scoring: Any) -> list[dict[str, str]]:
             for key, label in scorer.figures:
                 if sc.scorer == "occ3d" and key == "rayiou" and "rayiou" not in sc.options["metrics"]:
                     continue
-                out.append({"id": f"{f.removesuffix('.json').removeprefix('score_')}.{key}",
-                            "label": f"{label} ({output_label(sc.scorer, f)})", "file": f, "key": key})
+                out.append(
+                    {
+                        "id": f"{f.removesuffix('.json').removeprefix('score_')}.{key}",
+                        "label": f"{label} ({output_label(sc.scorer, f)})",
+                        "file": f,
+                        "key": key,
+                    }
+                )
     return out

@@ -110,18 +110,47 @@ import yaml
 from occkit.ablate.scorers import COMMON_KEYS, PATH_OPTIONS, REQUIRED, SCORERS, score_columns
 
 #: The occkit verbs a stage may run.
-STAGE_COMMANDS: tuple[str, ...] = ("synth", "priors run", "priors train", "pseudolabel", "train", "retrieval", "generate",
-                                   "eval-gen")
+STAGE_COMMANDS: tuple[str, ...] = (
+    "synth",
+    "priors run",
+    "priors train",
+    "pseudolabel",
+    "train",
+    "retrieval",
+    "generate",
+    "eval-gen",
+)
 
-TOP_KEYS = ("name", "description", "stages", "data", "budget", "validations", "tolerance", "metric", "seeds", "arms", "scoring",
-            "claims", "baselines")
+TOP_KEYS = (
+    "name",
+    "description",
+    "stages",
+    "data",
+    "budget",
+    "validations",
+    "tolerance",
+    "metric",
+    "seeds",
+    "arms",
+    "scoring",
+    "claims",
+    "baselines",
+)
 STAGE_KEYS = ("command", "args", "description")
 ARM_KEYS = ("preset", "set", "init_from", "data", "description")
 CLAIM_KEYS = ("name", "arm", "against", "figure", "against_figure", "higher")
 
 #: Config keys the runner sets for every arm (from the spec's budget, seeds, validations, its
 #: options and the arm's ``init_from``); an arm's ``set`` may not touch them.
-RUNNER_KEYS = ("train.seed", "optim.max_steps", "train.val_every", "train.ckpt_every", "train.device", "train.threads", "train.init_from")
+RUNNER_KEYS = (
+    "train.seed",
+    "optim.max_steps",
+    "train.val_every",
+    "train.ckpt_every",
+    "train.device",
+    "train.threads",
+    "train.init_from",
+)
 
 REF = re.compile(r"\$\{([^}]*)\}")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -172,7 +201,9 @@ def _node_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], file: Pat
             key = k.value
             line = k.start_mark.line + 1
             if key in seen:
-                raise SpecError(f"{file}:{line}: {dotted_path(path + (key,))}: duplicate key (first on line {seen[key]})")
+                raise SpecError(
+                    f"{file}:{line}: {dotted_path(path + (key,))}: duplicate key (first on line {seen[key]})"
+                )
             seen[key] = line
             lines[path + (key,)] = line
             _node_lines(v, path + (key,), lines, file)
@@ -191,8 +222,9 @@ def read_spec_file(path: str | Path) -> tuple[dict[str, Any], Locator]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise SpecError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); save the spec "
-                        "as UTF-8") from None
+        raise SpecError(
+            f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); save the spec as UTF-8"
+        ) from None
     loc = Locator(path)
     try:
         loader = yaml.SafeLoader(text)
@@ -209,7 +241,7 @@ def read_spec_file(path: str | Path) -> tuple[dict[str, Any], Locator]:
         line = f":{mark.line + 1}" if mark is not None else ""
         hint = ""
         if mark is not None and "${" in text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else False:
-            hint = "; inside [...] or {...}, quote a string holding ${...}: \"a=${stage}/file\""
+            hint = '; inside [...] or {...}, quote a string holding ${...}: "a=${stage}/file"'
         raise SpecError(f"{path}{line}: invalid YAML ({e.problem or e}{hint})") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}:1: expected a mapping at the top level, got {type(data).__name__}")
@@ -252,7 +284,9 @@ def apply_set(data: dict[str, Any], item: str, loc: Locator) -> None:
         elif isinstance(node, list) and isinstance(p, int) and -len(node) <= p < len(node):
             node = node[p]
         else:
-            raise SpecError(f"{loc.file} (--set {item}): {dotted_path(tuple(parts[:i + 1]))} is not a mapping or list item")
+            raise SpecError(
+                f"{loc.file} (--set {item}): {dotted_path(tuple(parts[: i + 1]))} is not a mapping or list item"
+            )
     last = parts[-1]
     if isinstance(node, list):
         if not (isinstance(last, int) and -len(node) <= last < len(node)):
@@ -264,7 +298,9 @@ def apply_set(data: dict[str, Any], item: str, loc: Locator) -> None:
         if current is None:
             current = []
         if not isinstance(current, list):
-            raise SpecError(f"{loc.file} (--set {item}): {dotted_path(tuple(parts))} is not a list (+= appends to lists)")
+            raise SpecError(
+                f"{loc.file} (--set {item}): {dotted_path(tuple(parts))} is not a list (+= appends to lists)"
+            )
         value = current + (value if isinstance(value, list) else [value])
     node[last] = value
     loc.origins[tuple(parts)] = f"--set {item}"
@@ -407,7 +443,7 @@ def stage_order(stages: dict[str, Stage], loc: Locator | None = None) -> list[st
         if state.get(n) == 2:
             return
         if state.get(n) == 1:
-            cycle = trail[trail.index(n):] + [n]
+            cycle = trail[trail.index(n) :] + [n]
             msg = f"cycle of stage references: {' -> '.join(cycle)}"
             raise loc.error(("stages", n), msg) if loc else SpecError(msg)
         state[n] = 1
@@ -453,7 +489,9 @@ def find_spec(name_or_path: str | Path) -> Path:
         cand = resources.files("occkit") / "configs" / "ablations" / f"{name_or_path}.yaml"
         if cand.is_file():
             return Path(str(cand))
-    raise SpecError(f"{name_or_path}: no such spec file or shipped spec (shipped: {', '.join(shipped_specs()) or 'none'})")
+    raise SpecError(
+        f"{name_or_path}: no such spec file or shipped spec (shipped: {', '.join(shipped_specs()) or 'none'})"
+    )
 
 
 def parse_spec(path: str | Path, overrides: Overrides | None = None) -> AblationSpec:
@@ -468,7 +506,11 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
         apply_set(data, item, loc)
     file_seeds = data.get("seeds", [0])
     file_seeds = [file_seeds] if isinstance(file_seeds, int) else file_seeds
-    file_seeds = [x for x in file_seeds if isinstance(x, int) and not isinstance(x, bool) and x >= 0] if isinstance(file_seeds, list) else []
+    file_seeds = (
+        [x for x in file_seeds if isinstance(x, int) and not isinstance(x, bool) and x >= 0]
+        if isinstance(file_seeds, list)
+        else []
+    )
     if ov.seeds is not None:
         data["seeds"] = list(ov.seeds)
         loc.origins[("seeds",)] = "--seeds " + ",".join(str(s) for s in ov.seeds)
@@ -500,7 +542,9 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
         if "command" not in body:
             raise loc.error(p, f"no command (one of: {', '.join(STAGE_COMMANDS)})")
         if body["command"] not in STAGE_COMMANDS:
-            raise loc.error(p + ("command",), f"unknown stage command {body['command']!r} (known: {', '.join(STAGE_COMMANDS)})")
+            raise loc.error(
+                p + ("command",), f"unknown stage command {body['command']!r} (known: {', '.join(STAGE_COMMANDS)})"
+            )
         args = want(body.get("args") or {}, dict, p + ("args",), "a mapping of the command's options")
         for k in args:
             if str(k) in ("out", "resume"):
@@ -509,7 +553,10 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
     for name, st in stages.items():
         for ref in refs_in(st.args):
             if ref not in stages:
-                raise loc.error(("stages", name, "args"), f"unknown stage reference ${{{ref}}} (stages: {', '.join(stages) or 'none'})")
+                raise loc.error(
+                    ("stages", name, "args"),
+                    f"unknown stage reference ${{{ref}}} (stages: {', '.join(stages) or 'none'})",
+                )
     stage_order(stages, loc)
 
     def check_refs(value: Any, p: Path_) -> Any:
@@ -547,7 +594,11 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
     if top_data is not None:
         top_data = _spec_path(want(top_data, str, ("data",), "a stage reference or a path"), spec_dir)
         check_refs(top_data, ("data",))
-    raw_arms = want(data.get("arms"), dict, ("arms",), "a mapping of arm names to {preset, set, ...}") if "arms" in data else None
+    raw_arms = (
+        want(data.get("arms"), dict, ("arms",), "a mapping of arm names to {preset, set, ...}")
+        if "arms" in data
+        else None
+    )
     if not raw_arms:
         raise loc.error(("arms",) if "arms" in data else (), "no arms")
     arms: dict[str, Arm] = {}
@@ -573,15 +624,24 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
                 raise loc.error(p + ("set", i), f"expected key=value, got {item!r}")
             key = item.split("=", 1)[0].strip()
             if key in RUNNER_KEYS:
-                hint = "the arm's init_from" if key == "train.init_from" else "the spec's seeds, budget, validations or occkit ablate's options"
+                hint = (
+                    "the arm's init_from"
+                    if key == "train.init_from"
+                    else "the spec's seeds, budget, validations or occkit ablate's options"
+                )
                 raise loc.error(p + ("set", i), f"{key} is set by the runner (use {hint})")
             check_refs(item, p + ("set", i))
         init_from = body.get("init_from")
         if init_from is not None:
-            init_from = check_refs(_spec_path(want(init_from, str, p + ("init_from",), "a stage reference or a path"), spec_dir), p + ("init_from",))
+            init_from = check_refs(
+                _spec_path(want(init_from, str, p + ("init_from",), "a stage reference or a path"), spec_dir),
+                p + ("init_from",),
+            )
         arm_data = body.get("data")
         if arm_data is not None:
-            arm_data = check_refs(_spec_path(want(arm_data, str, p + ("data",), "a stage reference or a path"), spec_dir), p + ("data",))
+            arm_data = check_refs(
+                _spec_path(want(arm_data, str, p + ("data",), "a stage reference or a path"), spec_dir), p + ("data",)
+            )
         arm_data = arm_data or top_data
         if arm_data is None:
             raise loc.error(p, "no data (give data: at the top level or in the arm)")
@@ -596,14 +656,19 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
         want(entry, dict, p, "a mapping {scorer: NAME, ...}")
         name = entry.get("scorer")
         if name not in SCORERS:
-            raise loc.error(p + (("scorer",) if "scorer" in entry else ()), f"unknown scorer {name!r} (known: {', '.join(SCORERS)})")
+            raise loc.error(
+                p + (("scorer",) if "scorer" in entry else ()), f"unknown scorer {name!r} (known: {', '.join(SCORERS)})"
+            )
         scorer = SCORERS[name]
         options = copy.deepcopy(scorer.options)
         for k, v in entry.items():
             if k in COMMON_KEYS:
                 continue
             if k not in scorer.options:
-                raise loc.error(p + (k,), f"unknown option of scorer {name} (known: {', '.join(list(COMMON_KEYS) + list(scorer.options))})")
+                raise loc.error(
+                    p + (k,),
+                    f"unknown option of scorer {name} (known: {', '.join(list(COMMON_KEYS) + list(scorer.options))})",
+                )
             options[k] = copy.deepcopy(v)
         for k, v in options.items():
             if v is REQUIRED:
@@ -619,7 +684,9 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
             raise loc.error(p + ((key,) if key in entry else ()), str(e)) from None
         s_data = entry.get("data")
         if s_data is not None:
-            s_data = check_refs(_spec_path(want(s_data, str, p + ("data",), "a stage reference or a path"), spec_dir), p + ("data",))
+            s_data = check_refs(
+                _spec_path(want(s_data, str, p + ("data",), "a stage reference or a path"), spec_dir), p + ("data",)
+            )
         s_arms = entry.get("arms")
         if s_arms is not None:
             s_arms = [s_arms] if isinstance(s_arms, str) else s_arms
@@ -632,7 +699,10 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
     names = [f"{s.scorer}:{o}" for s in scoring for o in SCORERS[s.scorer].outputs(s.options)]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
-        raise loc.error(("scoring",), f"two entries write the same file ({dup.split(':', 1)[1]}); give one entry per scorer and split their arms (eval_gen: a name per entry)")
+        raise loc.error(
+            ("scoring",),
+            f"two entries write the same file ({dup.split(':', 1)[1]}); give one entry per scorer and split their arms (eval_gen: a name per entry)",
+        )
 
     claims: list[Claim] = []
     raw_claims = data.get("claims") or []
@@ -655,10 +725,15 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
             fig = want(entry.get(k, figs.get("figure", "metric")), str, p + (k,), "a figure name")
             if fig == metric:
                 fig = "metric"
-            known = ["metric", *(c["id"] for c in score_columns(sc for sc in scoring if sc.arms is None or sides[arm_key] in sc.arms))]
+            known = [
+                "metric",
+                *(c["id"] for c in score_columns(sc for sc in scoring if sc.arms is None or sides[arm_key] in sc.arms)),
+            ]
             if fig not in known:
-                raise loc.error(p + ((k,) if k in entry else ()),
-                                f"arm {sides[arm_key]!r} has no figure {fig!r} (its figures: {', '.join(known)})")
+                raise loc.error(
+                    p + ((k,) if k in entry else ()),
+                    f"arm {sides[arm_key]!r} has no figure {fig!r} (its figures: {', '.join(known)})",
+                )
             figs[k] = fig
         higher = want(entry.get("higher", True), bool, p + ("higher",), "true or false")
         name = str(entry.get("name") or f"{sides['arm']} against {sides['against']}")
@@ -670,10 +745,22 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
         if b not in stages:
             raise loc.error(("baselines", i), f"unknown stage {b!r} (stages: {', '.join(stages) or 'none'})")
     spec = AblationSpec(
-        path=path, name=str(data.get("name") or path.name.removesuffix(".yaml").removesuffix(".yml")),
-        description=str(data.get("description") or ""), stages=stages, data=top_data, budget=budget,
-        validations=validations, tolerance=float(tolerance), metric=metric, seeds=list(seeds), arms=arms,
-        scoring=scoring, raw=data, locator=loc, claims=claims, baselines=baselines,
+        path=path,
+        name=str(data.get("name") or path.name.removesuffix(".yaml").removesuffix(".yml")),
+        description=str(data.get("description") or ""),
+        stages=stages,
+        data=top_data,
+        budget=budget,
+        validations=validations,
+        tolerance=float(tolerance),
+        metric=metric,
+        seeds=list(seeds),
+        arms=arms,
+        scoring=scoring,
+        raw=data,
+        locator=loc,
+        claims=claims,
+        baselines=baselines,
         report_seeds=list(dict.fromkeys([*file_seeds, *seeds])),
     )
     if ov.world_seed is not None:
@@ -696,7 +783,9 @@ def set_world_seed(spec: AblationSpec, seed: int) -> list[str]:
     else:
         targets = [n for n in upstream(spec.stages, data_stages(spec)) if spec.stages[n].command == "synth"]
     if not targets:
-        raise SpecError(f"{spec.path} (--world-seed {seed}): no stage named world and no synth stage under the arms' data")
+        raise SpecError(
+            f"{spec.path} (--world-seed {seed}): no stage named world and no synth stage under the arms' data"
+        )
     for n in targets:
         spec.stages[n].args["seed"] = seed
         spec.raw["stages"][n].setdefault("args", {})
@@ -713,8 +802,13 @@ def placeholder_folders(spec: AblationSpec) -> dict[str, str]:
 
 def runner_sets(spec: AblationSpec, seed: int, threads: int = 1, device: str = "cpu") -> list[str]:
     """The ``--set`` overrides the runner gives every arm's training (budget apart: ``--max-steps``)."""
-    return [f"train.seed={seed}", f"train.threads={threads}", f"train.device={device}",
-            f"train.val_every={spec.val_every}", f"train.ckpt_every={spec.val_every}"]
+    return [
+        f"train.seed={seed}",
+        f"train.threads={threads}",
+        f"train.device={device}",
+        f"train.val_every={spec.val_every}",
+        f"train.ckpt_every={spec.val_every}",
+    ]
 
 
 def arm_sets(arm: Arm, folders: dict[str, str]) -> list[str]:
@@ -771,7 +865,7 @@ def check_spec(spec: AblationSpec, arms: list[str] | None = None) -> None:
                 raise loc.error(p + (("set",) if "set" in st.args else ()), f"{e}") from None
 
     has_init_from = any(f.name == "init_from" for f in fields(TrainConfig))
-    for name in (arms or list(spec.arms)):
+    for name in arms or list(spec.arms):
         arm = spec.arms[name]
         p = ("arms", name)
         try:
@@ -779,24 +873,37 @@ def check_spec(spec: AblationSpec, arms: list[str] | None = None) -> None:
         except FileNotFoundError as e:
             raise loc.error(p + ("preset",), f"unknown preset: {e}") from None
         if arm.init_from is not None and not has_init_from:
-            raise loc.error(p + ("init_from",), "this occkit's TrainConfig has no init_from field yet (train.init_from)")
+            raise loc.error(
+                p + ("init_from",), "this occkit's TrainConfig has no init_from field yet (train.init_from)"
+            )
         for key in ("data", "init_from"):
             value = getattr(arm, key)
             if value is not None and not REF.search(value) and not Path(value).exists():
-                raise loc.error(p + (key,) if key in spec.raw["arms"][name] else ("data",), f"{value}: no such file or folder")
-        sets = arm_sets(arm, folders) + ([f"train.init_from={substitute(arm.init_from, folders)}"] if arm.init_from else [])
+                raise loc.error(
+                    p + (key,) if key in spec.raw["arms"][name] else ("data",), f"{value}: no such file or folder"
+                )
+        sets = arm_sets(arm, folders) + (
+            [f"train.init_from={substitute(arm.init_from, folders)}"] if arm.init_from else []
+        )
         try:
-            cfg = load_experiment(arm.preset, [*runner_sets(spec, spec.seeds[0]), f"optim.max_steps={spec.budget}", *sets])
+            cfg = load_experiment(
+                arm.preset, [*runner_sets(spec, spec.seeds[0]), f"optim.max_steps={spec.budget}", *sets]
+            )
         except ConfigError as e:
             msg = str(e)
             idx = next((i for i, s in enumerate(arm.set) if _key_in(s.split("=", 1)[0].strip(), msg)), None)
-            raise loc.error(p + (("set", idx) if idx is not None else ("set",) if arm.set else ("preset",)), msg) from None
+            raise loc.error(
+                p + (("set", idx) if idx is not None else ("set",) if arm.set else ("preset",)), msg
+            ) from None
         except (ValueError, FileNotFoundError) as e:
             raise loc.error(p + ("set",) if arm.set else p, str(e)) from None
         keys = logged_metrics(cfg)
         if keys is not None and spec.metric not in keys:  # found now, not when the table comes out empty
-            raise loc.error(("metric",) if "metric" in spec.raw else p, f"{spec.metric}: arm {name} ({arm.preset}) does "
-                            f"not log it in metrics.jsonl; its validations log {', '.join(sorted(keys))}")
+            raise loc.error(
+                ("metric",) if "metric" in spec.raw else p,
+                f"{spec.metric}: arm {name} ({arm.preset}) does "
+                f"not log it in metrics.jsonl; its validations log {', '.join(sorted(keys))}",
+            )
 
 
 def logged_metrics(cfg: Any) -> set[str] | None:
@@ -826,8 +933,11 @@ def _method_has_figures(method: str) -> bool:
         mod = importlib.import_module(f"occkit.methods.{method}")  # each recipe's module bears its name
     except ImportError:
         return True  # a recipe this check cannot find: its figures cannot be told in advance
-    return any(callable(getattr(obj, "validation_figures", None)) for obj in vars(mod).values()
-               if isinstance(obj, type) and obj.__module__ == mod.__name__)
+    return any(
+        callable(getattr(obj, "validation_figures", None))
+        for obj in vars(mod).values()
+        if isinstance(obj, type) and obj.__module__ == mod.__name__
+    )
 
 
 def _key_in(key: str, message: str) -> bool:

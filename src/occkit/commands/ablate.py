@@ -52,53 +52,117 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.description = textwrap.fill(p.description or "", 80)
-    commands = textwrap.fill("command: " + " | ".join(STAGE_COMMANDS) + ";", 100, initial_indent=" " * 25,
-                             subsequent_indent=" " * 25, break_on_hyphens=False)
+    commands = textwrap.fill(
+        "command: " + " | ".join(STAGE_COMMANDS) + ";",
+        100,
+        initial_indent=" " * 25,
+        subsequent_indent=" " * 25,
+        break_on_hyphens=False,
+    )
     p.epilog = EPILOG % {"scorers": ", ".join(SCORERS), "stage_commands": commands}
-    p.add_argument("spec", help=f"the ablation spec: a YAML path, or the name of a spec shipped in occkit's configs/ablations/ "
-                                f"({', '.join(shipped_specs())})")
-    p.add_argument("--out", required=True, help="ablation folder: runs/<arm>_s<seed>/, results.json, results.md, curves.png")
-    p.add_argument("--cache", default=None, help="stage cache folder (default: OUT/../stages, shared by the ablations beside OUT)")
-    p.add_argument("--lanes", type=positive_int, default=None,
-                   help="commands at once: stages side by side, then arms x seeds (default 1; with --launcher ray: every "
-                        "run ready, the cluster's resources decide)")
-    p.add_argument("--threads", type=positive_int, default=1,
-                   help="torch threads per command (train.threads, OMP_NUM_THREADS; a Ray task's num_cpus; default 1)")
-    p.add_argument("--device", default="cpu",
-                   help="cpu, cuda or cuda:N for every training and scoring; cuda with --lanes N on several GPUs: lane i "
-                        "takes GPU i (round-robin over CUDA_VISIBLE_DEVICES or every GPU); cuda:N: all lanes share GPU N; "
-                        "with --launcher ray, cuda gives each task a GPU (default cpu)")
-    p.add_argument("--launcher", choices=("local", "ray"), default="local",
-                   help="local: subprocesses of this command; ray: each stage build and arm x seed command a Ray task "
-                        "(num_cpus = --threads, num_gpus = 1 on cuda) on a local cluster, or the one RAY_ADDRESS names; "
-                        "--out and the stage cache must be on a file system every node sees (checked first); "
-                        "needs pip install -e '.[ray]' (default local)")
-    p.add_argument("--seeds", default=None, metavar="S[,S...]", help="comma list replacing the spec's seeds (default: the spec's)")
-    p.add_argument("--budget", type=positive_int, default=None, help="optimiser steps per arm, replacing the spec's budget (default: the spec's)")
-    p.add_argument("--world-seed", type=nonneg_int, default=None, metavar="S",
-                   help="set args.seed of the stage named world, or else of every synth stage under the arms' data "
-                        "(default: the spec's)")
-    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override the spec: dotted path, YAML value; KEY+=VALUE appends to a list, e.g. "
-                        "stages.world.args.scenes=20 'arms.a.set+=[optim.lr=1e-3]' (repeatable; default none)")
-    p.add_argument("--only", default=None, metavar="ARM[,ARM_sSEED...]",
-                   help="run only these arms (every seed), or single runs named as their folders (logit3d_s1); with a single "
-                        "run named, the runs go in the order listed (default: all)")
+    p.add_argument(
+        "spec",
+        help=f"the ablation spec: a YAML path, or the name of a spec shipped in occkit's configs/ablations/ "
+        f"({', '.join(shipped_specs())})",
+    )
+    p.add_argument(
+        "--out", required=True, help="ablation folder: runs/<arm>_s<seed>/, results.json, results.md, curves.png"
+    )
+    p.add_argument(
+        "--cache", default=None, help="stage cache folder (default: OUT/../stages, shared by the ablations beside OUT)"
+    )
+    p.add_argument(
+        "--lanes",
+        type=positive_int,
+        default=None,
+        help="commands at once: stages side by side, then arms x seeds (default 1; with --launcher ray: every "
+        "run ready, the cluster's resources decide)",
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=1,
+        help="torch threads per command (train.threads, OMP_NUM_THREADS; a Ray task's num_cpus; default 1)",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, cuda or cuda:N for every training and scoring; cuda with --lanes N on several GPUs: lane i "
+        "takes GPU i (round-robin over CUDA_VISIBLE_DEVICES or every GPU); cuda:N: all lanes share GPU N; "
+        "with --launcher ray, cuda gives each task a GPU (default cpu)",
+    )
+    p.add_argument(
+        "--launcher",
+        choices=("local", "ray"),
+        default="local",
+        help="local: subprocesses of this command; ray: each stage build and arm x seed command a Ray task "
+        "(num_cpus = --threads, num_gpus = 1 on cuda) on a local cluster, or the one RAY_ADDRESS names; "
+        "--out and the stage cache must be on a file system every node sees (checked first); "
+        "needs pip install -e '.[ray]' (default local)",
+    )
+    p.add_argument(
+        "--seeds", default=None, metavar="S[,S...]", help="comma list replacing the spec's seeds (default: the spec's)"
+    )
+    p.add_argument(
+        "--budget",
+        type=positive_int,
+        default=None,
+        help="optimiser steps per arm, replacing the spec's budget (default: the spec's)",
+    )
+    p.add_argument(
+        "--world-seed",
+        type=nonneg_int,
+        default=None,
+        metavar="S",
+        help="set args.seed of the stage named world, or else of every synth stage under the arms' data "
+        "(default: the spec's)",
+    )
+    p.add_argument(
+        "--set",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the spec: dotted path, YAML value; KEY+=VALUE appends to a list, e.g. "
+        "stages.world.args.scenes=20 'arms.a.set+=[optim.lr=1e-3]' (repeatable; default none)",
+    )
+    p.add_argument(
+        "--only",
+        default=None,
+        metavar="ARM[,ARM_sSEED...]",
+        help="run only these arms (every seed), or single runs named as their folders (logit3d_s1); with a single "
+        "run named, the runs go in the order listed (default: all)",
+    )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--stages-only", action="store_true",
-                      help="build the stages the arms (or --only's) need, then stop: caches ready for a later run "
-                           "or another machine (default off)")
-    mode.add_argument("--dry-run", action="store_true", help="check the spec and print the plan (stages cached or missing, "
-                                                             "runs done, partial or new, the exact commands); run nothing (default off)")
-    mode.add_argument("--report", action="store_true", help="rebuild results.json, results.md and curves.png from disk; "
-                                                            "run nothing (default off)")
+    mode.add_argument(
+        "--stages-only",
+        action="store_true",
+        help="build the stages the arms (or --only's) need, then stop: caches ready for a later run "
+        "or another machine (default off)",
+    )
+    mode.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the spec and print the plan (stages cached or missing, "
+        "runs done, partial or new, the exact commands); run nothing (default off)",
+    )
+    mode.add_argument(
+        "--report",
+        action="store_true",
+        help="rebuild results.json, results.md and curves.png from disk; run nothing (default off)",
+    )
 
 
 def command_line(args: argparse.Namespace) -> str:
     """The ``occkit ablate`` command line that makes these results (without --dry-run/--report)."""
     words = ["ablate", args.spec, "--out", args.out]
-    for opt, value in (("--cache", args.cache), ("--seeds", args.seeds), ("--budget", args.budget),
-                       ("--world-seed", args.world_seed), ("--only", args.only)):
+    for opt, value in (
+        ("--cache", args.cache),
+        ("--seeds", args.seeds),
+        ("--budget", args.budget),
+        ("--world-seed", args.world_seed),
+        ("--only", args.only),
+    ):
         if value is not None:
             words += [opt, str(value)]
     if args.set:
@@ -137,8 +201,12 @@ def run(args: argparse.Namespace) -> int:
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
-            raise ValueError("--launcher ray: ray is not installed; pip install -e '.[ray]' (or pip install 'ray>=2.9')")
-    overrides = Overrides(set=list(args.set), seeds=_seeds(args.seeds, args.spec), budget=args.budget, world_seed=args.world_seed)
+            raise ValueError(
+                "--launcher ray: ray is not installed; pip install -e '.[ray]' (or pip install 'ray>=2.9')"
+            )
+    overrides = Overrides(
+        set=list(args.set), seeds=_seeds(args.seeds, args.spec), budget=args.budget, world_seed=args.world_seed
+    )
     spec = parse_spec(find_spec(args.spec), overrides)
     only, only_arms = None, None
     if args.only is not None:
@@ -157,15 +225,32 @@ def run(args: argparse.Namespace) -> int:
     cache = Path(args.cache) if args.cache is not None else out.resolve().parent / "stages"
     if cache.exists() and not cache.is_dir():  # refused at once, not after the first stage's training
         raise FileExistsError(f"--cache {cache}: is a file; the stage cache is a folder: give a folder's path")
-    ab = Ablation(spec, RunOptions(out=out, cache=cache, lanes=args.lanes or 1, threads=args.threads, device=args.device,
-                                   only=only, command=command_line(args), stages_only=args.stages_only, launcher=args.launcher))
-    if args.lanes is None and args.launcher == "ray":  # no cap: every ready run in flight, the cluster's resources decide
+    ab = Ablation(
+        spec,
+        RunOptions(
+            out=out,
+            cache=cache,
+            lanes=args.lanes or 1,
+            threads=args.threads,
+            device=args.device,
+            only=only,
+            command=command_line(args),
+            stages_only=args.stages_only,
+            launcher=args.launcher,
+        ),
+    )
+    if (
+        args.lanes is None and args.launcher == "ray"
+    ):  # no cap: every ready run in flight, the cluster's resources decide
         ab.opts.lanes = max(1, len(ab.stage_jobs()) + (0 if args.stages_only else len(ab.runs())))
     if args.dry_run:
         print(ab.plan_text())
         if args.launcher == "ray":
-            print(f"launcher: ray, a task per command with {args.threads} CPU(s)" + (" and 1 GPU" if args.device == "cuda" else "")
-                  + f", up to {ab.opts.lanes} at once (RAY_ADDRESS={os.environ.get('RAY_ADDRESS') or 'unset: a local cluster'})")
+            print(
+                f"launcher: ray, a task per command with {args.threads} CPU(s)"
+                + (" and 1 GPU" if args.device == "cuda" else "")
+                + f", up to {ab.opts.lanes} at once (RAY_ADDRESS={os.environ.get('RAY_ADDRESS') or 'unset: a local cluster'})"
+            )
         return 0
     if args.report:
         from occkit.ablate.report import claim_cell, time_left_text, write_report
@@ -180,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     previous = None
     if threading.current_thread() is threading.main_thread():
+
         def stop(signum, frame):  # SIGTERM: stop the children and release the locks, as Ctrl-C does
             raise KeyboardInterrupt
 
@@ -189,7 +275,10 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         from occkit.commands.checks import typed_command
 
-        print(f"occkit ablate: stopped; run the same command again to resume ({ab.out}): {typed_command()}", file=sys.stderr)
+        print(
+            f"occkit ablate: stopped; run the same command again to resume ({ab.out}): {typed_command()}",
+            file=sys.stderr,
+        )
         return 130
     finally:
         if previous is not None:

@@ -19,7 +19,7 @@ def check_text(text: str, what: str = "--text") -> str:
     """Refuse an empty text (or only spaces) and one longer than :data:`MAX_TEXT` characters
     (``ValueError`` naming ``what``)."""
     if not text.strip():
-        raise ValueError(f"{what}: empty; give a phrase, e.g. \"fire hydrant\"")
+        raise ValueError(f'{what}: empty; give a phrase, e.g. "fire hydrant"')
     if len(text) > MAX_TEXT:
         raise ValueError(f"{what}: {len(text)} characters; at most {MAX_TEXT}")
     return text

@@ -72,8 +72,10 @@ def shipped_weights() -> Path:
 
     path = Path(str(files("occkit") / "weights" / "synth-cpu-demo.safetensors"))
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: occkit's shipped demo weights are missing from this install; "
-                                "reinstall occkit, or run `occkit demo --from-scratch`")
+        raise FileNotFoundError(
+            f"{path}: occkit's shipped demo weights are missing from this install; "
+            "reinstall occkit, or run `occkit demo --from-scratch`"
+        )
     return path
 
 
@@ -93,29 +95,58 @@ def _made(record: dict[str, Any]) -> str | None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo", help="output folder (default ./demo)")
-    p.add_argument("--from-scratch", action="store_true",
-                   help=f"train {SHIPPED_PRESET} from random weights ({DEMO_STEPS} steps, {WORLD_SCRATCH[0]} scenes x "
-                        f"{WORLD_SCRATCH[1]} frames) instead of fine-tuning the weights occkit ships (default off: "
-                        f"fine-tune them {FINETUNE_STEPS} steps on {WORLD_SHIPPED[0]} scenes x {WORLD_SHIPPED[1]} frames)")
+    p.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help=f"train {SHIPPED_PRESET} from random weights ({DEMO_STEPS} steps, {WORLD_SCRATCH[0]} scenes x "
+        f"{WORLD_SCRATCH[1]} frames) instead of fine-tuning the weights occkit ships (default off: "
+        f"fine-tune them {FINETUNE_STEPS} steps on {WORLD_SHIPPED[0]} scenes x {WORLD_SHIPPED[1]} frames)",
+    )
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, default=None,
-                        help=f"training steps (default {FINETUNE_STEPS} from the shipped weights, {DEMO_STEPS} with "
-                             "--from-scratch)")
-    budget.add_argument("--minutes", type=float, default=None,
-                        help="train for this many minutes instead of --steps (the result then depends on the machine's "
-                             "speed and load; default: off)")
-    p.add_argument("--scenes", type=int, default=None,
-                   help=f"synthetic scenes (default {WORLD_SHIPPED[0]}, {WORLD_SCRATCH[0]} with --from-scratch; 20%% are "
-                        "validation)")
-    p.add_argument("--frames", type=int, default=None,
-                   help=f"frames per scene (default {WORLD_SHIPPED[1]}, {WORLD_SCRATCH[1]} with --from-scratch)")
-    p.add_argument("--image-size", type=int, nargs=2, default=(192, 512), metavar=("H", "W"),
-                   help="camera images (default 192 512: synth-cpu trains on the 96x512 band around the horizon)")
+    budget.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"training steps (default {FINETUNE_STEPS} from the shipped weights, {DEMO_STEPS} with --from-scratch)",
+    )
+    budget.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="train for this many minutes instead of --steps (the result then depends on the machine's "
+        "speed and load; default: off)",
+    )
+    p.add_argument(
+        "--scenes",
+        type=int,
+        default=None,
+        help=f"synthetic scenes (default {WORLD_SHIPPED[0]}, {WORLD_SCRATCH[0]} with --from-scratch; 20%% are "
+        "validation)",
+    )
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help=f"frames per scene (default {WORLD_SHIPPED[1]}, {WORLD_SCRATCH[1]} with --from-scratch)",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        default=(192, 512),
+        metavar=("H", "W"),
+        help="camera images (default 192 512: synth-cpu trains on the 96x512 band around the horizon)",
+    )
     p.add_argument("--workers", type=int, default=2, help="processes generating the world (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the world and of training (default 0)")
-    p.add_argument("--config", default=SHIPPED_PRESET,
-                   help=f"preset or YAML to train (default {SHIPPED_PRESET}; another one needs --from-scratch)")
-    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides (repeatable)")
+    p.add_argument(
+        "--config",
+        default=SHIPPED_PRESET,
+        help=f"preset or YAML to train (default {SHIPPED_PRESET}; another one needs --from-scratch)",
+    )
+    p.add_argument(
+        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides (repeatable)"
+    )
     p.add_argument("--pictures", type=int, default=3, help="validation frames to draw (default 3)")
 
 
@@ -148,15 +179,17 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         from occkit.commands.checks import typed_command
 
-        print(f"\nocckit demo: stopped; kept {', '.join(kept) or 'nothing yet'}; the same command resumes: "
-              f"{typed_command()}", flush=True)
+        print(
+            f"\nocckit demo: stopped; kept {', '.join(kept) or 'nothing yet'}; the same command resumes: "
+            f"{typed_command()}",
+            flush=True,
+        )
         return 130
 
 
 def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     import json
     from functools import partial
-
 
     from occkit.data.occ3d import Occ3DDataset
     from occkit.data.synth import SynthConfig
@@ -170,8 +203,10 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
 
     shipped = not args.from_scratch
     if shipped and args.config != SHIPPED_PRESET:
-        raise ValueError(f"--config {args.config}: the shipped weights are {SHIPPED_PRESET}'s; add --from-scratch to train "
-                         "another preset from random weights")
+        raise ValueError(
+            f"--config {args.config}: the shipped weights are {SHIPPED_PRESET}'s; add --from-scratch to train "
+            "another preset from random weights"
+        )
     world = WORLD_SHIPPED if shipped else WORLD_SCRATCH
     args.scenes = world[0] if args.scenes is None else args.scenes
     args.frames = world[1] if args.frames is None else args.frames
@@ -188,14 +223,18 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
 
     # 1. the world ---------------------------------------------------------------------------
     data = out / "data"
-    synth = SynthConfig(scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=tuple(args.image_size),
-                        workers=args.workers)
+    synth = SynthConfig(
+        scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=tuple(args.image_size), workers=args.workers
+    )
     t0 = time.perf_counter()
     if (data / "annotations.json").is_file():
         _stage(1, f"reusing the synthetic world in {data}")
     else:
-        _stage(1, f"generating a synthetic world: {args.scenes} scenes x {args.frames} frames, 6 cameras at "
-                  f"{args.image_size[0]}x{args.image_size[1]}, LiDAR, occupancy -> {data}")
+        _stage(
+            1,
+            f"generating a synthetic world: {args.scenes} scenes x {args.frames} frames, 6 cameras at "
+            f"{args.image_size[0]}x{args.image_size[1]}, LiDAR, occupancy -> {data}",
+        )
         kept.append(f"the world's finished scenes in {data}")
         generate_world(data, synth)
     kept[:] = [f"the world in {data}"]
@@ -206,7 +245,9 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     train_set = build_dataset(cfg, data, cfg.data.train_split, train=True)
     val_set = build_dataset(cfg, data, cfg.data.val_split)
     if len(train_set) == 0 or len(val_set) == 0:
-        raise ValueError(f"{data}: need frames in both splits (train {len(train_set)}, val {len(val_set)}); use more --scenes")
+        raise ValueError(
+            f"{data}: need frames in both splits (train {len(train_set)}, val {len(val_set)}); use more --scenes"
+        )
     if shipped:
         how = _made(shipped_record())
         verb = f"fine-tuning the {args.config} weights occkit ships" + (f" ({how})" if how else "")
@@ -219,9 +260,12 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         cfg.train.max_minutes = args.minutes
     else:
         sps, cpu = seconds_per_step()
-        _stage(2, f"{verb} for {args.steps} steps on {len(train_set)} frames: about "
-                  f"{_minutes(args.steps * sps)} on {cpu} "
-                  f"({sps} s per step; the bar shows this machine's estimate)")
+        _stage(
+            2,
+            f"{verb} for {args.steps} steps on {len(train_set)} frames: about "
+            f"{_minutes(args.steps * sps)} on {cpu} "
+            f"({sps} s per step; the bar shows this machine's estimate)",
+        )
         cfg.optim.schedule = "steps"
         cfg.optim.max_steps = args.steps
         cfg.train.max_minutes = 0
@@ -229,14 +273,26 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     cfg.train.ckpt_every = CKPT_EVERY
     t0 = time.perf_counter()
     # the options that make the run: the same ones again resume it, other ones retrain
-    options = {"config": args.config, "from_scratch": args.from_scratch, "set": list(args.set), "seed": args.seed,
-               "steps": args.steps, "minutes": args.minutes,
-               "scenes": args.scenes, "frames": args.frames, "image_size": list(args.image_size)}
+    options = {
+        "config": args.config,
+        "from_scratch": args.from_scratch,
+        "set": list(args.set),
+        "seed": args.seed,
+        "steps": args.steps,
+        "minutes": args.minutes,
+        "scenes": args.scenes,
+        "frames": args.frames,
+        "image_size": list(args.image_size),
+    }
     run_dir, record = out / "run", out / "demo.json"
     earlier = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
     resume = earlier == options and latest_checkpoint(run_dir) is not None
     if run_dir.exists() and not resume:
-        print(f"replacing the earlier demo run in {run_dir}" + (" (other options)" if earlier not in (None, options) else ""), flush=True)
+        print(
+            f"replacing the earlier demo run in {run_dir}"
+            + (" (other options)" if earlier not in (None, options) else ""),
+            flush=True,
+        )
         shutil.rmtree(run_dir)
     write_json_atomic(record, options)
     kept.append(f"training's checkpoints in {run_dir / 'checkpoints'} (every {CKPT_EVERY} steps)")
@@ -255,31 +311,55 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     base = base_dataset(val_set)
     amp = resolve_amp(device, cfg.optim.amp, cfg.optim.cpu_bf16)
     try:
-        scores = evaluate(method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes,
-                          rayiou=RayIoUMetric(num_classes=cfg.model.num_classes),
-                          rayiou_origins=partial(rayiou_origins, base), progress=True)
+        scores = evaluate(
+            method,
+            loader,
+            device,
+            amp,
+            mask="camera",
+            num_classes=cfg.model.num_classes,
+            rayiou=RayIoUMetric(num_classes=cfg.model.num_classes),
+            rayiou_origins=partial(rayiou_origins, base),
+            progress=True,
+        )
     except ValueError as e:  # e.g. no LiDAR poses: report mIoU alone
         print(f"RayIoU unavailable ({e}); mIoU only", flush=True)
         scores = evaluate(method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes, progress=True)
     from occkit.engine.checkpoint import MODEL_FILE, EMA_FILE, file_sha256
 
     weights = ckpt / EMA_FILE if (ckpt / EMA_FILE).is_file() else ckpt / MODEL_FILE
-    provenance = {"checkpoint": str(Path(ckpt).resolve()), "weights": weights.name, "weights_sha256": file_sha256(weights),
-                  "data": str(data.resolve()), "split": cfg.data.val_split, "made_by": "occkit demo"}
-    n = write_prediction_folder(method, loader, out / "predictions", device, provenance, amp, overwrite=True,
-                                total=len(loader))
+    provenance = {
+        "checkpoint": str(Path(ckpt).resolve()),
+        "weights": weights.name,
+        "weights_sha256": file_sha256(weights),
+        "data": str(data.resolve()),
+        "split": cfg.data.val_split,
+        "made_by": "occkit demo",
+    }
+    n = write_prediction_folder(
+        method, loader, out / "predictions", device, provenance, amp, overwrite=True, total=len(loader)
+    )
     start_scores = None
     if cfg.train.init_from:  # the start too, on the same frames: what the fine-tuning changed
         from occkit.engine.init_from import load_matching
 
         load_matching(method, cfg.train.init_from)
-        start_scores = evaluate(method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes, progress=False)
+        start_scores = evaluate(
+            method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes, progress=False
+        )
     timings["evaluate"] = time.perf_counter() - t0
-    print(f"mIoU {scores['miou']:.2f}  geometry IoU {scores['geometry_iou']:.2f}"
-          + (f"  RayIoU {scores['rayiou']:.2f}" if "rayiou" in scores else "") + f"  ({n} predictions written)", flush=True)
+    print(
+        f"mIoU {scores['miou']:.2f}  geometry IoU {scores['geometry_iou']:.2f}"
+        + (f"  RayIoU {scores['rayiou']:.2f}" if "rayiou" in scores else "")
+        + f"  ({n} predictions written)",
+        flush=True,
+    )
     if start_scores is not None:
-        print(f"(the shipped weights before fine-tuning, same frames: mIoU {start_scores['miou']:.2f}  geometry IoU "
-              f"{start_scores['geometry_iou']:.2f})", flush=True)
+        print(
+            f"(the shipped weights before fine-tuning, same frames: mIoU {start_scores['miou']:.2f}  geometry IoU "
+            f"{start_scores['geometry_iou']:.2f})",
+            flush=True,
+        )
 
     # 4. pictures and report -----------------------------------------------------------------
     _stage(4, f"drawing {args.pictures} predictions beside their ground truth; writing {out / 'report.md'}")
@@ -320,8 +400,19 @@ def _fmt(v: Any) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
 
 
-def _report(out: Path, args, synth, cfg, result, scores: dict, pictures: list[Path], timings: dict,
-            n_train: int, n_val: int, start_scores: dict | None = None) -> None:
+def _report(
+    out: Path,
+    args,
+    synth,
+    cfg,
+    result,
+    scores: dict,
+    pictures: list[Path],
+    timings: dict,
+    n_train: int,
+    n_val: int,
+    start_scores: dict | None = None,
+) -> None:
     from occkit.fileio import write_json_atomic, write_text_atomic
 
     losses = result.losses
@@ -335,12 +426,20 @@ def _report(out: Path, args, synth, cfg, result, scores: dict, pictures: list[Pa
         f"{synth.image_size[0]}x{synth.image_size[1]}, seed {synth.seed}): {n_train} training and {n_val} validation frames.",
         f"The `{args.config}` preset ({cfg.model.backbone}, {cfg.model.head} head, input "
         f"{cfg.data.image_aug.out_hw[0]}x{cfg.data.image_aug.out_hw[1]}) "
-        + (f"started from occkit's shipped weights ({Path(cfg.train.init_from).name}"
-           + (f": {how}; made by `python tools/make_demo_weights.py`" if how else "") + ") and fine-tuned"
-           if cfg.train.init_from else "trained from random weights") + f" for {result.step} steps "
+        + (
+            f"started from occkit's shipped weights ({Path(cfg.train.init_from).name}"
+            + (f": {how}; made by `python tools/make_demo_weights.py`" if how else "")
+            + ") and fine-tuned"
+            if cfg.train.init_from
+            else "trained from random weights"
+        )
+        + f" for {result.step} steps "
         f"({result.train_seconds / 60:.1f} min of training, {seconds_per_trained_step(result):.2f} s per step).",
-        (f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10 (of this invocation)."
-         if losses else "No step trained in this invocation (a finished run resumed): its losses are in run/train.jsonl."),
+        (
+            f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10 (of this invocation)."
+            if losses
+            else "No step trained in this invocation (a finished run resumed): its losses are in run/train.jsonl."
+        ),
         "",
         "## Validation (Occ3D metrics, percent)",
         "",
@@ -350,8 +449,14 @@ def _report(out: Path, args, synth, cfg, result, scores: dict, pictures: list[Pa
         f"| geometry IoU (camera mask) | {_fmt(scores['geometry_iou'])} |",
         f"| RayIoU | {_fmt(scores.get('rayiou'))} |",
         f"| frames | {scores['frames']} |",
-        *([f"| mIoU / geometry IoU of the start (the shipped weights before fine-tuning) | {_fmt(start_scores['miou'])} / "
-           f"{_fmt(start_scores['geometry_iou'])} |"] if start_scores is not None else []),
+        *(
+            [
+                f"| mIoU / geometry IoU of the start (the shipped weights before fine-tuning) | {_fmt(start_scores['miou'])} / "
+                f"{_fmt(start_scores['geometry_iou'])} |"
+            ]
+            if start_scores is not None
+            else []
+        ),
         "",
         "Per-class IoU (camera mask; n/a = class absent from both ground truth and prediction):",
         "",
@@ -373,9 +478,16 @@ def _report(out: Path, args, synth, cfg, result, scores: dict, pictures: list[Pa
         "",
     ]
     write_text_atomic(out / "report.md", "\n".join(lines))
-    write_json_atomic(out / "report.json", {
-        "scores": {k: v for k, v in scores.items() if k != "rayiou_detail"},
-        "start_scores": None if start_scores is None else {k: v for k, v in start_scores.items() if k != "rayiou_detail"},
-        "steps": result.step, "train_minutes": result.train_seconds / 60,
-        "timings_s": timings, "pictures": [str(p) for p in pictures],
-    })
+    write_json_atomic(
+        out / "report.json",
+        {
+            "scores": {k: v for k, v in scores.items() if k != "rayiou_detail"},
+            "start_scores": None
+            if start_scores is None
+            else {k: v for k, v in start_scores.items() if k != "rayiou_detail"},
+            "steps": result.step,
+            "train_minutes": result.train_seconds / 60,
+            "timings_s": timings,
+            "pictures": [str(p) for p in pictures],
+        },
+    )

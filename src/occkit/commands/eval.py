@@ -28,28 +28,73 @@ from occkit.commands.checks import nonneg_int, positive_int
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gt", type=Path, required=True, help="ground-truth dataset folder")
-    p.add_argument("--pred", type=Path, required=True, help="predictions folder (<token>.npz for Occ3D; sequences/XX/predictions/NNNNNN.label for SemanticKITTI)")
-    p.add_argument("--format", default="auto", choices=("auto", "occ3d", "semantickitti"), help="benchmark (default: detected from --gt)")
-    p.add_argument("--split", default="val", choices=("train", "val", "all", "test"),
-                   help="frames evaluated (default: val); test only for SemanticKITTI")
-    p.add_argument("--mask", default="camera", choices=("camera", "lidar", "both", "none"), help="Occ3D voxels evaluated (default: camera, as the official challenge)")
-    p.add_argument("--metrics", default=None, help="comma list: miou,rayiou for Occ3D (default: miou); ssc for SemanticKITTI (default: ssc)")
-    p.add_argument("--frustum", type=Path, default=None, metavar="RUN",
-                   help="Occ3D mIoU only inside the view frusta of the cameras the run (folder or checkpoint) sees, "
-                        "as its evaluation transform crops them, on top of --mask (not the official metric)")
-    p.add_argument("--infos", type=Path, default=None, help="nuScenes-style info file (.pkl/.json with lidar2ego_*, ego2global_*) giving the LiDAR poses RayIoU needs on real Occ3D")
+    p.add_argument(
+        "--pred",
+        type=Path,
+        required=True,
+        help="predictions folder (<token>.npz for Occ3D; sequences/XX/predictions/NNNNNN.label for SemanticKITTI)",
+    )
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=("auto", "occ3d", "semantickitti"),
+        help="benchmark (default: detected from --gt)",
+    )
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=("train", "val", "all", "test"),
+        help="frames evaluated (default: val); test only for SemanticKITTI",
+    )
+    p.add_argument(
+        "--mask",
+        default="camera",
+        choices=("camera", "lidar", "both", "none"),
+        help="Occ3D voxels evaluated (default: camera, as the official challenge)",
+    )
+    p.add_argument(
+        "--metrics",
+        default=None,
+        help="comma list: miou,rayiou for Occ3D (default: miou); ssc for SemanticKITTI (default: ssc)",
+    )
+    p.add_argument(
+        "--frustum",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="Occ3D mIoU only inside the view frusta of the cameras the run (folder or checkpoint) sees, "
+        "as its evaluation transform crops them, on top of --mask (not the official metric)",
+    )
+    p.add_argument(
+        "--infos",
+        type=Path,
+        default=None,
+        help="nuScenes-style info file (.pkl/.json with lidar2ego_*, ego2global_*) giving the LiDAR poses RayIoU needs on real Occ3D",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     p.add_argument("--csv", type=Path, default=None, help="write the per-class table to this CSV file")
-    p.add_argument("--allow-missing", action="store_true", help="evaluate the frames that have predictions; warn about missing or extra ones")
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="evaluate the frames that have predictions; warn about missing or extra ones",
+    )
     p.add_argument("--device", default="cpu", help="torch device for the accumulation: cpu, cuda, ... (default: cpu)")
     p.add_argument("--workers", type=positive_int, default=4, help="reader threads (default 4)")
-    p.add_argument("--processes", type=positive_int, default=None,
-                   help="Occ3D on the CPU: count the frames in this many spawned processes of one thread each, the same "
-                        "scores (default: the cores this process may use, its CPU affinity, no more than --threads when "
-                        "given, nor than the frames; 1: one process of --threads threads)")
-    p.add_argument("--threads", type=nonneg_int, default=0,
-                   help="the cores the run is given: torch intra-op threads of a single process, and the most processes "
-                        "the default --processes starts (default 0: torch's choice, all usable cores)")
+    p.add_argument(
+        "--processes",
+        type=positive_int,
+        default=None,
+        help="Occ3D on the CPU: count the frames in this many spawned processes of one thread each, the same "
+        "scores (default: the cores this process may use, its CPU affinity, no more than --threads when "
+        "given, nor than the frames; 1: one process of --threads threads)",
+    )
+    p.add_argument(
+        "--threads",
+        type=nonneg_int,
+        default=0,
+        help="the cores the run is given: torch intra-op threads of a single process, and the most processes "
+        "the default --processes starts (default 0: torch's choice, all usable cores)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -78,8 +123,10 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     if (Path(args.pred) / "annotations.json").is_file() and (Path(args.gt) / "annotations.json").is_file():
-        raise ValueError(f"--pred {args.pred}: a dataset (it holds annotations.json), not a prediction folder; give the folder "
-                         "occkit predict wrote (occkit predict --ckpt RUN --data DATA --out PRED)")
+        raise ValueError(
+            f"--pred {args.pred}: a dataset (it holds annotations.json), not a prediction folder; give the folder "
+            "occkit predict wrote (occkit predict --ckpt RUN --data DATA --out PRED)"
+        )
     fmt = detect_format(args.gt, args.pred) if args.format == "auto" else args.format
     if fmt == "occ3d" and args.split == "test":
         raise ValueError("--split test: Occ3D's annotations have train_split and val_split only (train, val, all)")
@@ -87,7 +134,9 @@ def run(args: argparse.Namespace) -> int:
     region = None
     if args.frustum is not None:
         if fmt != "occ3d":
-            raise ValueError("--frustum: Occ3D only (SemanticKITTI's SSC metric is scored in the camera's frustum already)")
+            raise ValueError(
+                "--frustum: Occ3D only (SemanticKITTI's SSC metric is scored in the camera's frustum already)"
+            )
         region = FrustumRegion(args.frustum, args.gt, args.split)
         region.check()
     progress = False if args.no_progress else None
@@ -95,17 +144,32 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         if fmt == "occ3d":
             result = evaluate_occ3d(
-                args.gt, args.pred, split=args.split, mask=args.mask, metrics=metrics or ("miou",),
-                infos=args.infos, allow_missing=args.allow_missing, device=args.device,
-                workers=args.workers, progress=progress, region=region,
+                args.gt,
+                args.pred,
+                split=args.split,
+                mask=args.mask,
+                metrics=metrics or ("miou",),
+                infos=args.infos,
+                allow_missing=args.allow_missing,
+                device=args.device,
+                workers=args.workers,
+                progress=progress,
+                region=region,
                 processes=args.processes if args.processes is not None else default_processes(args.threads),
             )
         else:
             if set(metrics) - {"ssc", "miou"}:
-                raise ValueError(f"--metrics: {sorted(set(metrics) - {'ssc', 'miou'})} not available for SemanticKITTI (ssc only)")
+                raise ValueError(
+                    f"--metrics: {sorted(set(metrics) - {'ssc', 'miou'})} not available for SemanticKITTI (ssc only)"
+                )
             result = evaluate_semantickitti(
-                args.gt, args.pred, split=args.split, allow_missing=args.allow_missing,
-                device=args.device, workers=args.workers, progress=progress,
+                args.gt,
+                args.pred,
+                split=args.split,
+                allow_missing=args.allow_missing,
+                device=args.device,
+                workers=args.workers,
+                progress=progress,
             )
     for w in caught:
         print(f"occkit eval: warning: {w.message}")
@@ -156,8 +220,10 @@ class FrustumRegion:
         """Opens the run's config and the dataset now, so that a bad ``--frustum`` fails before any work."""
         ds, base, cams, _ = self._open()
         if not cams:
-            raise ValueError(f"--frustum {self.run}: the run uses no cameras (a LiDAR-only run: model.modality lidar, or no data.cameras), so it "
-                             "has no view frustum; give a run with cameras")
+            raise ValueError(
+                f"--frustum {self.run}: the run uses no cameras (a LiDAR-only run: model.modality lidar, or no data.cameras), so it "
+                "has no view frustum; give a run with cameras"
+            )
         if len(ds) == 0:
             raise ValueError(f"--frustum {self.run}: {self.gt_root} has no frames in split {self.split!r}")
 

@@ -15,8 +15,12 @@ from occkit.commands.checks import positive_int
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gen", required=True, help="generated dataset (occkit generate --out)")
     p.add_argument("--real", required=True, help="real dataset root")
-    p.add_argument("--judge", required=True, help="run trained on real frames whose method has an OccNet at .model "
-                                                 "(occscene with train_generator false, or supervised)")
+    p.add_argument(
+        "--judge",
+        required=True,
+        help="run trained on real frames whose method has an OccNet at .model "
+        "(occscene with train_generator false, or supervised)",
+    )
     p.add_argument("--split", default="val", choices=("train", "val", "all"), help="real split (default val)")
     p.add_argument("--batch-size", type=positive_int, default=4, help="frames per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
@@ -46,15 +50,34 @@ def run(args: argparse.Namespace) -> int:
     if self_judged:  # allowed (a smoke test), never silently: the scores say so too
         import warnings
 
-        warnings.warn(f"--judge {args.judge}: the run that generated {args.gen}; a generator judging itself flatters its "
-                      "layout consistency: give a run trained on real frames", stacklevel=1)
+        warnings.warn(
+            f"--judge {args.judge}: the run that generated {args.gen}; a generator judging itself flatters its "
+            "layout consistency: give a run trained on real frames",
+            stacklevel=1,
+        )
     if getattr(getattr(judge, "model", None), "cfg", None) is None:
-        raise ValueError(f"--judge {folder}: a {cfg.method!r} run without an occupancy network at .model; the judge must be "
-                         "an occscene run with train_generator false, or a supervised run")
-    scores = evaluate_generation(judge, lambda root, split: build_dataset(cfg, root, split, train=False), args.gen, args.real,
-                                 args.split, device, args.batch_size)
-    scores.update({"gen": str(args.gen), "real": str(args.real), "split": args.split, "judge": str(folder),
-                   "judge_is_generator": self_judged})
+        raise ValueError(
+            f"--judge {folder}: a {cfg.method!r} run without an occupancy network at .model; the judge must be "
+            "an occscene run with train_generator false, or a supervised run"
+        )
+    scores = evaluate_generation(
+        judge,
+        lambda root, split: build_dataset(cfg, root, split, train=False),
+        args.gen,
+        args.real,
+        args.split,
+        device,
+        args.batch_size,
+    )
+    scores.update(
+        {
+            "gen": str(args.gen),
+            "real": str(args.real),
+            "split": args.split,
+            "judge": str(folder),
+            "judge_is_generator": self_judged,
+        }
+    )
     if args.out:
         write_json_atomic(args.out, scores)
         record_output_file(args.out, "eval-gen")

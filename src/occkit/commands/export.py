@@ -30,23 +30,52 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="the .onnx file to write (its report: OUT.json beside it)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (and its .json)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's; at least 16)")
-    p.add_argument("--dynamic-batch", action="store_true", help="leave the batch axis free (default: batch 1); the parity "
-                                                                 "check then also runs the frames as one batch")
-    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=None,
-                   help="network input size (default: the run's data.image_aug.out_hw); multiples of the backbone's "
-                        "largest stride")
-    p.add_argument("--check-data", default=None, metavar="DATA",
-                   help="dataset whose validation frames the parity check runs on (default: random frames, with a warning)")
+    p.add_argument(
+        "--dynamic-batch",
+        action="store_true",
+        help="leave the batch axis free (default: batch 1); the parity check then also runs the frames as one batch",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        default=None,
+        help="network input size (default: the run's data.image_aug.out_hw); multiples of the backbone's "
+        "largest stride",
+    )
+    p.add_argument(
+        "--check-data",
+        default=None,
+        metavar="DATA",
+        help="dataset whose validation frames the parity check runs on (default: random frames, with a warning)",
+    )
     p.add_argument("--frames", type=nonneg_int, default=4, help="frames of the parity check (default 4; 0: no check)")
-    p.add_argument("--runs", type=positive_int, default=5, help="timed runs of each runtime after a warm-up (default 5)")
-    p.add_argument("--threads", type=positive_int, default=1, help="threads of PyTorch and of onnxruntime in the check (default 1)")
-    p.add_argument("--min-agreement", type=percent_float, default=99.9,
-                   help="label agreement (percent of voxels) below which the export fails and nothing is written (default 99.9)")
-    p.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",
-                   help="auto (default): torch.export-based, the TorchScript-based one when that fails")
+    p.add_argument(
+        "--runs", type=positive_int, default=5, help="timed runs of each runtime after a warm-up (default 5)"
+    )
+    p.add_argument(
+        "--threads", type=positive_int, default=1, help="threads of PyTorch and of onnxruntime in the check (default 1)"
+    )
+    p.add_argument(
+        "--min-agreement",
+        type=percent_float,
+        default=99.9,
+        help="label agreement (percent of voxels) below which the export fails and nothing is written (default 99.9)",
+    )
+    p.add_argument(
+        "--exporter",
+        choices=("auto", "dynamo", "torchscript"),
+        default="auto",
+        help="auto (default): torch.export-based, the TorchScript-based one when that fails",
+    )
     p.add_argument("--no-ema", action="store_true", help="the raw weights even when the checkpoint has EMA weights")
-    p.add_argument("--image-norm", choices=("running", "frame"), default=None,
-                   help="override the checkpoint's model.image_norm_eval (how the image BatchNorms normalise)")
+    p.add_argument(
+        "--image-norm",
+        choices=("running", "frame"),
+        default=None,
+        help="override the checkpoint's model.image_norm_eval (how the image BatchNorms normalise)",
+    )
 
 
 def check_target(out: Path, overwrite: bool, folder: Path | None = None) -> None:
@@ -59,12 +88,16 @@ def check_target(out: Path, overwrite: bool, folder: Path | None = None) -> None
         raise FileExistsError(f"--out {out}: is a folder; give the .onnx file's path")
     report = out.with_name(out.name + ".json")
     for p in (out, report):
-        check_output_file(p, what="--out" if p == out else f"--out {out}: its report", command="export", replace_own=overwrite)
+        check_output_file(
+            p, what="--out" if p == out else f"--out {out}: its report", command="export", replace_own=overwrite
+        )
     if folder is not None:
         guard = folder.parent if folder.parent.name == "checkpoints" else folder
         if out.resolve().is_relative_to(guard.resolve()):
-            raise ValueError(f"--out {out}: inside the checkpoint folder {guard} (checkpoints are checksummed and pruned "
-                             "as a whole); write the model elsewhere")
+            raise ValueError(
+                f"--out {out}: inside the checkpoint folder {guard} (checkpoints are checksummed and pruned "
+                "as a whole); write the model elsewhere"
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,7 +105,14 @@ def run(args: argparse.Namespace) -> int:
 
     from occkit import __version__
     from occkit.export.onnx import (
-        OccPredictor, check_image_size, check_parity, dataset_frames, export_onnx, load_source, random_frames, stack_frames,
+        OccPredictor,
+        check_image_size,
+        check_parity,
+        dataset_frames,
+        export_onnx,
+        load_source,
+        random_frames,
+        stack_frames,
     )
     from occkit.fileio import write_json_atomic
     from occkit.outputs import record_output_file
@@ -107,8 +147,11 @@ def run(args: argparse.Namespace) -> int:
             frames, split = dataset_frames(cfg, args.check_data, args.frames, hw)
             source = f"{len(frames)} frames of {args.check_data} ({split})"
         elif args.frames > 0:
-            print("occkit export: warning: no --check-data (a run's config does not record its dataset folder): "
-                  f"the parity check runs on {args.frames} random frames of a plausible {len(cams)}-camera rig", file=sys.stderr)
+            print(
+                "occkit export: warning: no --check-data (a run's config does not record its dataset folder): "
+                f"the parity check runs on {args.frames} random frames of a plausible {len(cams)}-camera rig",
+                file=sys.stderr,
+            )
             frames = random_frames(args.frames, cams, hw, seed=0)
             source = f"{len(frames)} random frames"
         example_frames = random_frames(2 if args.dynamic_batch else 1, cams, hw, seed=1)
@@ -116,14 +159,27 @@ def run(args: argparse.Namespace) -> int:
         example = (ex.images, ex.intrinsics.float(), ex.T_ego_from_cam.float())
         net_cfg = cfg.model
         grid = predictor.net.output_grid
-        classes = (OCC3D_CLASSES if net_cfg.num_classes == len(OCC3D_CLASSES) and cfg.data.format != "semantickitti"
-                   else SEMANTICKITTI_CLASSES if net_cfg.num_classes == len(SEMANTICKITTI_CLASSES) else None)
+        classes = (
+            OCC3D_CLASSES
+            if net_cfg.num_classes == len(OCC3D_CLASSES) and cfg.data.format != "semantickitti"
+            else SEMANTICKITTI_CLASSES
+            if net_cfg.num_classes == len(SEMANTICKITTI_CLASSES)
+            else None
+        )
         metadata = {
-            "occkit_version": __version__, "checkpoint": str(src.folder.resolve()), "weights": src.weights.name,
-            "weights_sha256": src.sha256, "weights_sha256_source": "checksums.json" if src.sha256_recorded else "computed",
-            "recipe": cfg.method, "grid_range": list(grid.range_min) + list(grid.range_max),
-            "voxel_size": list(grid.voxel_size), "grid_shape": list(grid.shape), "num_classes": net_cfg.num_classes,
-            "classes": list(classes) if classes else None, "image_size": list(hw), "cameras": list(cams),
+            "occkit_version": __version__,
+            "checkpoint": str(src.folder.resolve()),
+            "weights": src.weights.name,
+            "weights_sha256": src.sha256,
+            "weights_sha256_source": "checksums.json" if src.sha256_recorded else "computed",
+            "recipe": cfg.method,
+            "grid_range": list(grid.range_min) + list(grid.range_max),
+            "voxel_size": list(grid.voxel_size),
+            "grid_shape": list(grid.shape),
+            "num_classes": net_cfg.num_classes,
+            "classes": list(classes) if classes else None,
+            "image_size": list(hw),
+            "cameras": list(cams),
             "image_norm_eval": getattr(getattr(predictor.net, "cfg", None), "image_norm_eval", None),
             "dynamic_batch": bool(args.dynamic_batch),
             "inputs": "images (B,N,3,H,W) float32 in [0,1]; intrinsics (B,N,3,3); T_ego_from_cam (B,N,4,4)",
@@ -134,26 +190,49 @@ def run(args: argparse.Namespace) -> int:
         # into a hidden file beside --out first: nothing lands at --out unless the check passes
         tmp = args.out.with_name(f".{args.out.name}.check.tmp")
         try:
-            res = export_onnx(predictor, example, tmp, opset=args.opset, dynamic_batch=args.dynamic_batch,
-                              exporter=args.exporter, metadata=metadata)
+            res = export_onnx(
+                predictor,
+                example,
+                tmp,
+                opset=args.opset,
+                dynamic_batch=args.dynamic_batch,
+                exporter=args.exporter,
+                metadata=metadata,
+            )
             note = f", after the dynamo exporter failed ({res.fallback})" if res.fallback else ""
-            print(f"occkit export: {cfg.method} network of {src.folder} exported by the {res.exporter} exporter{note}, "
-                  f"opset {res.opset}, {res.bytes / 2**20:.1f} MiB, in {res.seconds:.1f} s")
+            print(
+                f"occkit export: {cfg.method} network of {src.folder} exported by the {res.exporter} exporter{note}, "
+                f"opset {res.opset}, {res.bytes / 2**20:.1f} MiB, in {res.seconds:.1f} s"
+            )
             parity = None
             if frames:
-                parity = check_parity(tmp, predictor, method, frames, threads=args.threads, runs=args.runs,
-                                      batch_check=args.dynamic_batch)
+                parity = check_parity(
+                    tmp, predictor, method, frames, threads=args.threads, runs=args.runs, batch_check=args.dynamic_batch
+                )
                 parity["source"] = source
                 _print_parity(parity, args.threads)
-            report = {"model": str(args.out), "export": {"exporter": res.exporter, "opset": res.opset, "seconds": round(res.seconds, 2),
-                                                         "bytes": res.bytes, "dynamo_error": res.fallback},
-                      "metadata": metadata, "parity": parity}
+            report = {
+                "model": str(args.out),
+                "export": {
+                    "exporter": res.exporter,
+                    "opset": res.opset,
+                    "seconds": round(res.seconds, 2),
+                    "bytes": res.bytes,
+                    "dynamo_error": res.fallback,
+                },
+                "metadata": metadata,
+                "parity": parity,
+            }
             if parity is not None:
                 worst = min(r["label_agreement"] for r in parity["providers"].values())
-                worst_b = min((r["batch"]["label_agreement"] for r in parity["providers"].values() if "batch" in r), default=1.0)
+                worst_b = min(
+                    (r["batch"]["label_agreement"] for r in parity["providers"].values() if "batch" in r), default=1.0
+                )
                 if 100 * min(worst, worst_b) < args.min_agreement:
-                    raise ValueError(f"parity check failed: labels agree on {100 * min(worst, worst_b):.3f} % of voxels, below "
-                                     f"--min-agreement {args.min_agreement} %; {args.out} not written")
+                    raise ValueError(
+                        f"parity check failed: labels agree on {100 * min(worst, worst_b):.3f} % of voxels, below "
+                        f"--min-agreement {args.min_agreement} %; {args.out} not written"
+                    )
             tmp.replace(args.out)
         finally:
             tmp.unlink(missing_ok=True)
@@ -166,14 +245,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_parity(parity: dict, threads: int) -> None:
-    print(f"occkit export: parity on {parity['source']} ({parity['voxels']} voxels), batch 1, float32, {threads} thread(s), "
-          f"median of {parity['runs']} runs after a warm-up:")
-    print(f"  {'provider':<22} {'max |logit diff|':>16} {'max |logit|':>11} {'labels agree':>13} {'differ':>7} "
-          f"{'PyTorch ms/frame':>17} {'onnxruntime ms/frame':>21}")
+    print(
+        f"occkit export: parity on {parity['source']} ({parity['voxels']} voxels), batch 1, float32, {threads} thread(s), "
+        f"median of {parity['runs']} runs after a warm-up:"
+    )
+    print(
+        f"  {'provider':<22} {'max |logit diff|':>16} {'max |logit|':>11} {'labels agree':>13} {'differ':>7} "
+        f"{'PyTorch ms/frame':>17} {'onnxruntime ms/frame':>21}"
+    )
     for prov, r in parity["providers"].items():
-        print(f"  {prov:<22} {r['max_abs_logit_diff']:>16.3g} {r['max_abs_logit']:>11.3g} {100 * r['label_agreement']:>12.5f}% "
-              f"{r['labels_differ']:>7d} {r['ms_per_frame_torch']:>17.1f} {r['ms_per_frame_onnxruntime']:>21.1f}")
+        print(
+            f"  {prov:<22} {r['max_abs_logit_diff']:>16.3g} {r['max_abs_logit']:>11.3g} {100 * r['label_agreement']:>12.5f}% "
+            f"{r['labels_differ']:>7d} {r['ms_per_frame_torch']:>17.1f} {r['ms_per_frame_onnxruntime']:>21.1f}"
+        )
         if "batch" in r:
             b = r["batch"]
-            print(f"  {'  as one batch of ' + str(b['size']):<22} {b['max_abs_logit_diff']:>16.3g} {'':>11} "
-                  f"{100 * b['label_agreement']:>12.5f}%")
+            print(
+                f"  {'  as one batch of ' + str(b['size']):<22} {b['max_abs_logit_diff']:>16.3g} {'':>11} "
+                f"{100 * b['label_agreement']:>12.5f}%"
+            )

@@ -22,34 +22,66 @@ from pathlib import Path
 
 from occkit.commands.checks import nonneg_float, nonneg_int, positive_int
 
-EPILOG = ("An interrupted run (Ctrl-C, kill, a crash) continues when the same command is run again: finished batches "
-          "are kept in a hidden folder beside --out (.NAME.generate-partial) and only the missing ones are sampled; "
-          "the result is byte-identical to an uninterrupted run's. Delete that folder to start over.")
+EPILOG = (
+    "An interrupted run (Ctrl-C, kill, a crash) continues when the same command is run again: finished batches "
+    "are kept in a hidden folder beside --out (.NAME.generate-partial) and only the missing ones are sampled; "
+    "the result is byte-identical to an uninterrupted run's. Delete that folder to start over."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = EPILOG
     p.add_argument("--ckpt", required=True, help="occscene run folder or checkpoint")
     p.add_argument("--data", required=True, help="real dataset root: camera calibration, ego poses, texts, layouts")
-    p.add_argument("--out", required=True, help="new folder for the generated dataset (an interrupted run into it "
-                                                 "continues when the same command is run again)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="new folder for the generated dataset (an interrupted run into it "
+        "continues when the same command is run again)",
+    )
     p.add_argument("--n", type=positive_int, default=8, help="frames to generate (default 8)")
-    p.add_argument("--text", default=None, help="description for every frame (default: each source frame's scene description; non-empty, at most 500 characters)")
+    p.add_argument(
+        "--text",
+        default=None,
+        help="description for every frame (default: each source frame's scene description; non-empty, at most 500 characters)",
+    )
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--occupancy", default=None, metavar="FRAME|SPLIT",
-                     help="condition on the ground-truth layout of a frame token, or of each frame of a split in turn")
-    how.add_argument("--from-perception", action="store_true",
-                     help="no layout: the perception model's occupancy of each step's estimate is fed back through MDA")
-    p.add_argument("--text-only", action="store_true",
-                   help="with --occupancy: sample from text alone, but write the layouts as the labels (the reference for "
-                        "scoring a text-only generator's layout consistency)")
-    p.add_argument("--split", default="val", choices=("train", "val", "all"),
-                   help="frames giving calibration and text when --occupancy is not a split (default val)")
-    p.add_argument("--steps", type=positive_int, default=None, help="DDIM steps (default: the run's schedule.sample_steps)")
-    p.add_argument("--guidance", type=nonneg_float, default=1.0, help="classifier-free guidance scale on the text (1 = none)")
+    how.add_argument(
+        "--occupancy",
+        default=None,
+        metavar="FRAME|SPLIT",
+        help="condition on the ground-truth layout of a frame token, or of each frame of a split in turn",
+    )
+    how.add_argument(
+        "--from-perception",
+        action="store_true",
+        help="no layout: the perception model's occupancy of each step's estimate is fed back through MDA",
+    )
+    p.add_argument(
+        "--text-only",
+        action="store_true",
+        help="with --occupancy: sample from text alone, but write the layouts as the labels (the reference for "
+        "scoring a text-only generator's layout consistency)",
+    )
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=("train", "val", "all"),
+        help="frames giving calibration and text when --occupancy is not a split (default val)",
+    )
+    p.add_argument(
+        "--steps", type=positive_int, default=None, help="DDIM steps (default: the run's schedule.sample_steps)"
+    )
+    p.add_argument(
+        "--guidance", type=nonneg_float, default=1.0, help="classifier-free guidance scale on the text (1 = none)"
+    )
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the initial noise (default 0)")
-    p.add_argument("--batch-size", type=positive_int, default=4, help="frames sampled together (default 4); each finished "
-                                                                      "batch is saved, so a stop loses at most one")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=4,
+        help="frames sampled together (default 4); each finished batch is saved, so a stop loses at most one",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even when the checkpoint has EMA weights")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -62,8 +94,12 @@ def checkpoint_identity(folder: Path, ema: bool) -> dict[str, str]:
     from occkit.fileio import sha256_file
 
     weights = folder / EMA_FILE if ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
-    return {"checkpoint": str(folder.resolve()), "weights": weights.name, "weights_sha256": sha256_file(weights),
-            "config_sha256": sha256_file(folder / CONFIG_FILE)}
+    return {
+        "checkpoint": str(folder.resolve()),
+        "weights": weights.name,
+        "weights_sha256": sha256_file(weights),
+        "config_sha256": sha256_file(folder / CONFIG_FILE),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,24 +122,47 @@ def run(args: argparse.Namespace) -> int:
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema)
     if cfg.method != "occscene":
         raise ValueError(f"--ckpt {folder}: a {cfg.method!r} run; occkit generate needs an occscene run")
-    mode = ("text only, layouts as labels" if args.text_only else "layout" if args.occupancy
-            else "perception feedback" if args.from_perception else "text only")
+    mode = (
+        "text only, layouts as labels"
+        if args.text_only
+        else "layout"
+        if args.occupancy
+        else "perception feedback"
+        if args.from_perception
+        else "text only"
+    )
     work = partial_folder(out)
     try:
         with staged_folder(out, "generate") as tmp:  # written whole: a failure leaves no half dataset
             _, rows = generate_scenes(
-                method, cfg, args.data, tmp, args.n, text=args.text, occupancy=args.occupancy,
-                from_perception=args.from_perception, split=args.split, steps=args.steps, guidance_scale=args.guidance,
-                seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress,
-                record=checkpoint_identity(folder, ema=not args.no_ema), use_layout=not args.text_only,
-                make_dataset=lambda root, split: build_dataset(cfg, root, split, train=False), work=work,
+                method,
+                cfg,
+                args.data,
+                tmp,
+                args.n,
+                text=args.text,
+                occupancy=args.occupancy,
+                from_perception=args.from_perception,
+                split=args.split,
+                steps=args.steps,
+                guidance_scale=args.guidance,
+                seed=args.seed,
+                batch_size=args.batch_size,
+                progress=not args.no_progress,
+                record=checkpoint_identity(folder, ema=not args.no_ema),
+                use_layout=not args.text_only,
+                make_dataset=lambda root, split: build_dataset(cfg, root, split, train=False),
+                work=work,
             )
             save_png(tmp / "preview.png", generation_figure(rows, title=f"occkit generate ({mode}): {folder}"))
             record_dataset_files(tmp)
     except KeyboardInterrupt:
         kept = saved_frames(work) if work.is_dir() else 0
-        where = (f"{kept} of {args.n} frames kept in {work}; run the same command again to continue" if kept
-                 else "no batch finished")
+        where = (
+            f"{kept} of {args.n} frames kept in {work}; run the same command again to continue"
+            if kept
+            else "no batch finished"
+        )
         print(f"occkit generate: stopped; {where}", file=sys.stderr, flush=True)
         return 130
     shutil.rmtree(work, ignore_errors=True)

@@ -25,8 +25,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="a checkpoint folder or run folder (its newest checkpoint)")
     p.add_argument("--data", required=True, type=Path, help="dataset root with ground truth")
     p.add_argument("--split", default="val", choices=("train", "val", "all"), help="split (default val)")
-    p.add_argument("--mask", default="camera", choices=("camera", "lidar", "none"), help="voxels scored (default camera)")
-    p.add_argument("--max-frames", type=nonneg_int, default=0, help="at most this many frames, evenly spaced (0 = all; each keeps its scored voxels in memory)")
+    p.add_argument(
+        "--mask", default="camera", choices=("camera", "lidar", "none"), help="voxels scored (default camera)"
+    )
+    p.add_argument(
+        "--max-frames",
+        type=nonneg_int,
+        default=0,
+        help="at most this many frames, evenly spaced (0 = all; each keeps its scored voxels in memory)",
+    )
     p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
 
@@ -76,18 +83,35 @@ def run(args: argparse.Namespace) -> int:
             logits = method.forward(collate([s]).to(device)).logits[0]
             rank.add(p_occupied(method, logits).float().cpu(), s.occupancy.long() != OCC3D_FREE, mask)
     result = rank.compute(threshold)
-    result.update({"checkpoint": str(folder), "method": cfg.method, "threshold": threshold, "frames": len(idx),
-                   "split": args.split, "mask": args.mask, "data": str(args.data)})
+    result.update(
+        {
+            "checkpoint": str(folder),
+            "method": cfg.method,
+            "threshold": threshold,
+            "frames": len(idx),
+            "split": args.split,
+            "mask": args.mask,
+            "data": str(args.data),
+        }
+    )
 
     def fmt(v):
         return "n/a" if v is None else f"{v:.2f}"
 
-    own = "" if threshold is None else f"; at its threshold {threshold:.3g}: IoU {fmt(result['geometry_iou_at_threshold'])}"
-    print(f"occkit geometry: {cfg.method} {folder}, {len(idx)} frames, mask {args.mask} ({result['voxels']} voxels, "
-          f"{fmt(result['occupied_fraction'])} % occupied)")
-    print(f"  geometry AP {fmt(result['geometry_ap'])}; best IoU {fmt(result['geometry_iou_best'])} at p >= "
-          f"{fmt(result['best_threshold'])} (chosen by the truth){own}; mean p(occupied) at occupied / free voxels "
-          f"{fmt(result['p_at_occupied_mean'])} / {fmt(result['p_at_free_mean'])}")
+    own = (
+        ""
+        if threshold is None
+        else f"; at its threshold {threshold:.3g}: IoU {fmt(result['geometry_iou_at_threshold'])}"
+    )
+    print(
+        f"occkit geometry: {cfg.method} {folder}, {len(idx)} frames, mask {args.mask} ({result['voxels']} voxels, "
+        f"{fmt(result['occupied_fraction'])} % occupied)"
+    )
+    print(
+        f"  geometry AP {fmt(result['geometry_ap'])}; best IoU {fmt(result['geometry_iou_best'])} at p >= "
+        f"{fmt(result['best_threshold'])} (chosen by the truth){own}; mean p(occupied) at occupied / free voxels "
+        f"{fmt(result['p_at_occupied_mean'])} / {fmt(result['p_at_free_mean'])}"
+    )
     if args.out is not None:
         write_json_atomic(args.out, result)
         record_output_file(args.out, "geometry")

@@ -17,24 +17,48 @@ from occkit.commands.checks import nonneg_int, positive_int
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="checkpoint folder (checkpoints/step_N) or run folder (its newest)")
-    p.add_argument("--data", required=True, help="dataset root (holding annotations.json, or sequences/ for SemanticKITTI: "
-                                                 "then .label files in OUT/sequences/XX/predictions/)")
-    p.add_argument("--out", required=True, help="output folder for <token>.npz and provenance.json (new or empty, "
-                                                "unless --overwrite)")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder (only once every new "
-                                                            "prediction is written)")
-    p.add_argument("--split", default="val", choices=("train", "val", "all", "test"), help="split to predict (default val; test: SemanticKITTI)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="dataset root (holding annotations.json, or sequences/ for SemanticKITTI: "
+        "then .label files in OUT/sequences/XX/predictions/)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder for <token>.npz and provenance.json (new or empty, unless --overwrite)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out folder (only once every new prediction is written)",
+    )
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=("train", "val", "all", "test"),
+        help="split to predict (default val; test: SemanticKITTI)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="frames per forward pass (default 1)")
     p.add_argument("--workers", type=nonneg_int, default=0, help="data loader workers (default 0)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even when the checkpoint has EMA weights")
-    p.add_argument("--image-norm", choices=("running", "frame"), default=None,
-                   help="override the checkpoint's model.image_norm_eval: how the image BatchNorms normalise "
-                        "(running averages or each frame's own statistics); the weights are the same")
-    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override the checkpoint's config for this prediction: inference settings, e.g. "
-                        "langocc.occupied_threshold=0.35 (recorded in provenance.json; a key that changes the network's "
-                        "shapes fails at loading)")
+    p.add_argument(
+        "--image-norm",
+        choices=("running", "frame"),
+        default=None,
+        help="override the checkpoint's model.image_norm_eval: how the image BatchNorms normalise "
+        "(running averages or each frame's own statistics); the weights are the same",
+    )
+    p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the checkpoint's config for this prediction: inference settings, e.g. "
+        "langocc.occupied_threshold=0.35 (recorded in provenance.json; a key that changes the network's "
+        "shapes fails at loading)",
+    )
     p.add_argument("--eval", action="store_true", help="also print mIoU (camera mask) against the split's ground truth")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -74,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
 
     if Path(args.out).is_dir():  # --overwrite replaces only the files predict wrote there
         check_own_files(args.out, "predict", legacy_files=predicted_files)
-    method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema, overrides=args.set)
+    method, cfg, folder, device = load_checkpoint_method(
+        args.ckpt, args.device, ema=not args.no_ema, overrides=args.set
+    )
     if args.image_norm is not None:
         nets = [m for m in method.modules() if isinstance(m, OccNet)]
         if not nets:
@@ -88,21 +114,47 @@ def run(args: argparse.Namespace) -> int:
     loader = eval_batches(ds, args.batch_size, workers=args.workers, pin_memory=device.type == "cuda")
     weights = folder / EMA_FILE if not args.no_ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
     provenance = {
-        "checkpoint": str(folder.resolve()), "weights": weights.name, "weights_sha256": file_sha256(weights),
-        "data": str(Path(args.data).resolve()), "split": args.split,
-        "image_norm": args.image_norm or getattr(cfg.model, "image_norm_eval", None), "occkit_version": __version__,
+        "checkpoint": str(folder.resolve()),
+        "weights": weights.name,
+        "weights_sha256": file_sha256(weights),
+        "data": str(Path(args.data).resolve()),
+        "split": args.split,
+        "image_norm": args.image_norm or getattr(cfg.model, "image_norm_eval", None),
+        "occkit_version": __version__,
     }
     if args.set:
         provenance["set"] = list(args.set)
     from occkit.experiment import base_dataset
 
-    kitti = type(base_dataset(ds)).__name__ == "SemanticKITTIDataset"  # .label submissions (occkit eval --format semantickitti)
-    n = write_prediction_folder(method, loader, args.out, device, provenance, amp, overwrite=args.overwrite,
-                                progress=not args.no_progress, total=len(loader), file_format="semantickitti" if kitti else "occ3d")
+    kitti = (
+        type(base_dataset(ds)).__name__ == "SemanticKITTIDataset"
+    )  # .label submissions (occkit eval --format semantickitti)
+    n = write_prediction_folder(
+        method,
+        loader,
+        args.out,
+        device,
+        provenance,
+        amp,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        total=len(loader),
+        file_format="semantickitti" if kitti else "occ3d",
+    )
     record_folder_files(args.out, "predict")
     print(f"occkit predict: wrote {n} predictions to {args.out} (checkpoint {folder})")
     if args.eval:
-        scores = evaluate(method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes,
-                          progress=not args.no_progress, metric_kind="ssc" if kitti else "occ3d")
-        print(f"occkit predict: mIoU (camera mask) {scores['miou']:.2f}, geometry IoU {scores['geometry_iou']:.2f} over {scores['frames']} frames")
+        scores = evaluate(
+            method,
+            loader,
+            device,
+            amp,
+            mask="camera",
+            num_classes=cfg.model.num_classes,
+            progress=not args.no_progress,
+            metric_kind="ssc" if kitti else "occ3d",
+        )
+        print(
+            f"occkit predict: mIoU (camera mask) {scores['miou']:.2f}, geometry IoU {scores['geometry_iou']:.2f} over {scores['frames']} frames"
+        )
     return 0

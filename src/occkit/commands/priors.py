@@ -20,31 +20,51 @@ SPLITS = ("all", "train", "val")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="priors_command", metavar="VERB", required=True)
 
-    r = sub.add_parser("run", help="run 2D prior providers over a dataset and write a prior cache",
-                       description="Run 2D prior providers over every frame of a dataset (Occ3D-nuScenes or SemanticKITTI layout) "
-                                   "and write PRIORS/<scene>/<frame>/<CAM>.npz plus PRIORS/prior.json. Resumable: the same command "
-                                   "continues an interrupted run.")
+    r = sub.add_parser(
+        "run",
+        help="run 2D prior providers over a dataset and write a prior cache",
+        description="Run 2D prior providers over every frame of a dataset (Occ3D-nuScenes or SemanticKITTI layout) "
+        "and write PRIORS/<scene>/<frame>/<CAM>.npz plus PRIORS/prior.json. Resumable: the same command "
+        "continues an interrupted run.",
+    )
     r.add_argument("--data", type=Path, required=True, help="dataset folder (annotations.json or sequences/)")
-    r.add_argument("--prior", action="append", required=True, metavar="[KIND=]SPEC",
-                   help="provider: oracle[:clean|typical|noisy], world:RUN, hf:ROOT, superpixels[:slic|felzenszwalb]; "
-                        "repeat with KIND= (semantics, segments, depth, features; join kinds with +) to take kinds from several")
+    r.add_argument(
+        "--prior",
+        action="append",
+        required=True,
+        metavar="[KIND=]SPEC",
+        help="provider: oracle[:clean|typical|noisy], world:RUN, hf:ROOT, superpixels[:slic|felzenszwalb]; "
+        "repeat with KIND= (semantics, segments, depth, features; join kinds with +) to take kinds from several",
+    )
     r.add_argument("--out", type=Path, required=True, help="cache folder to write")
     r.add_argument("--kinds", default=None, help="comma-separated kinds to compute (default: all the providers give)")
     r.add_argument("--split", default="all", choices=SPLITS, help="frames to run on (default: all)")
     r.add_argument("--cameras", default=None, help="comma-separated camera names (default: all of the layout)")
-    r.add_argument("--feature-stride", type=positive_int, default=None, help="stride of the feature maps (default: the provider's, 8 for the oracle)")
-    r.add_argument("--max-frames", type=nonneg_int, default=0, help="only this many frames, evenly spaced (default 0 = all)")
+    r.add_argument(
+        "--feature-stride",
+        type=positive_int,
+        default=None,
+        help="stride of the feature maps (default: the provider's, 8 for the oracle)",
+    )
+    r.add_argument(
+        "--max-frames", type=nonneg_int, default=0, help="only this many frames, evenly spaced (default 0 = all)"
+    )
     r.add_argument("--device", default="cpu", help="where models run (default: cpu)")
     r.add_argument("--overwrite", action="store_true", help="rewrite a cache made by other priors")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    e = sub.add_parser("eval", help="score a prior cache against the synthetic world's exact 2D maps",
-                       description="2D semantic mIoU, depth AbsRel and delta<1.25 (by distance band), segment best-match IoU, "
-                                   "zero-shot accuracy of the features (classes; fine names seen and held out).")
+    e = sub.add_parser(
+        "eval",
+        help="score a prior cache against the synthetic world's exact 2D maps",
+        description="2D semantic mIoU, depth AbsRel and delta<1.25 (by distance band), segment best-match IoU, "
+        "zero-shot accuracy of the features (classes; fine names seen and held out).",
+    )
     e.add_argument("--data", type=Path, required=True, help="the synthetic dataset the cache was made from")
     e.add_argument("--priors", type=Path, required=True, help="the prior cache")
     e.add_argument("--split", default="all", choices=SPLITS, help="frames to score (default: all)")
-    e.add_argument("--max-frames", type=nonneg_int, default=0, help="only this many frames, evenly spaced (default 0 = all)")
+    e.add_argument(
+        "--max-frames", type=nonneg_int, default=0, help="only this many frames, evenly spaced (default 0 = all)"
+    )
     e.add_argument("--vocabulary", type=Path, default=None, help="class vocabulary YAML (default: occkit's occ3d.yaml)")
     e.add_argument("--json", type=Path, default=None, help="also write the report to this JSON file")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -65,8 +85,9 @@ def _run(args: argparse.Namespace) -> int:
     from occkit.outputs import check_output_folder, mark_output
 
     # a cache of this command is continued (or, of other priors, rewritten with --overwrite): run_priors decides
-    state = check_output_folder(args.out, "priors run", inputs={"--data": args.data}, resume=True,
-                                legacy=lambda o: (o / "prior.json").is_file())
+    state = check_output_folder(
+        args.out, "priors run", inputs={"--data": args.data}, resume=True, legacy=lambda o: (o / "prior.json").is_file()
+    )
     options = {"device": args.device}
     if args.feature_stride is not None:
         options["feature_stride"] = args.feature_stride
@@ -79,12 +100,23 @@ def _run(args: argparse.Namespace) -> int:
         have = tuple(getattr(open_dataset(args.data, args.split)[0], "cameras", ("image_2",)))
         bad = [c for c in cams if c not in have]
         if bad:
-            raise ValueError(f"--cameras: {', '.join(bad)} {'is not a camera' if len(bad) == 1 else 'are not cameras'} of "
-                             f"{args.data} (its cameras: {', '.join(have)})")
+            raise ValueError(
+                f"--cameras: {', '.join(bad)} {'is not a camera' if len(bad) == 1 else 'are not cameras'} of "
+                f"{args.data} (its cameras: {', '.join(have)})"
+            )
     if state != "own":
         mark_output(args.out, "priors run")
-    out = run_priors(args.data, args.out, prior, kinds=kinds, split=args.split, cameras=cams, overwrite=args.overwrite,
-                     progress=not args.no_progress, max_frames=args.max_frames)
+    out = run_priors(
+        args.data,
+        args.out,
+        prior,
+        kinds=kinds,
+        split=args.split,
+        cameras=cams,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        max_frames=args.max_frames,
+    )
     print(f"wrote {out} ({prior.spec})")
     return 0
 
@@ -95,10 +127,18 @@ def _eval(args: argparse.Namespace) -> int:
     from occkit.priors.quality import evaluate_priors, format_report
 
     if args.json is not None:
-        check_output_file(args.json, {"--data": args.data, "--priors": args.priors}, what="--json", command="priors eval")
+        check_output_file(
+            args.json, {"--data": args.data, "--priors": args.priors}, what="--json", command="priors eval"
+        )
 
-    report = evaluate_priors(args.data, args.priors, split=args.split, max_frames=args.max_frames,
-                             vocabulary=args.vocabulary, progress=not args.no_progress)
+    report = evaluate_priors(
+        args.data,
+        args.priors,
+        split=args.split,
+        max_frames=args.max_frames,
+        vocabulary=args.vocabulary,
+        progress=not args.no_progress,
+    )
     print(format_report(report))
     if args.json is not None:
         write_json_atomic(args.json, report)
@@ -138,5 +178,3 @@ def run(args: argparse.Namespace) -> int:
     if args.priors_command == "vocab":
         return _vocab(args)
     raise ValueError(f"occkit priors: unknown verb {args.priors_command!r}")  # argparse prevents this
-
-

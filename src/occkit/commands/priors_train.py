@@ -24,21 +24,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="synthetic world (occkit synth) to train on; its train split is used")
     p.add_argument("--out", required=True, help="run folder to write (must be absent or empty unless --overwrite)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=positive_float, default=None, help="wall-clock budget in minutes (sets minutes=M, steps=0)")
+    budget.add_argument(
+        "--minutes", type=positive_float, default=None, help="wall-clock budget in minutes (sets minutes=M, steps=0)"
+    )
     budget.add_argument("--steps", type=positive_int, default=None, help="optimiser steps (sets steps=N, minutes=0)")
-    p.add_argument("--cpu-minutes", type=positive_float, default=None,
-                   help="budget of CPU time in minutes (sets cpu_minutes=M, and steps=0 unless --steps is given); "
-                        "with --minutes the wall clock caps it")
+    p.add_argument(
+        "--cpu-minutes",
+        type=positive_float,
+        default=None,
+        help="budget of CPU time in minutes (sets cpu_minutes=M, and steps=0 unless --steps is given); "
+        "with --minutes the wall clock caps it",
+    )
     p.add_argument("--config", default=None, help="YAML file overriding WorldPriorConfig fields")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a WorldPriorConfig field (repeatable), e.g. --set batch_size=4")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a WorldPriorConfig field (repeatable), e.g. --set batch_size=4",
+    )
     p.add_argument("--device", default="cpu", help="device to train on (default cpu)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
-    mode.add_argument("--resume", action="store_true",
-                      help="continue the run stopped in --out from its last save (every save_every_minutes, default 5): "
-                           "the same settings and --data; a step budget ends with the weights of an unstopped run")
+    mode.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run stopped in --out from its last save (every save_every_minutes, default 5): "
+        "the same settings and --data; a step budget ends with the weights of an unstopped run",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -68,8 +83,14 @@ def run(args: argparse.Namespace) -> int:
     from occkit.outputs import check_output_folder
 
     # a run of this command may be replaced with --overwrite; a folder of anything else never
-    check_output_folder(args.out, "priors train", inputs={"--data": args.data}, overwrite=args.overwrite, resume=args.resume,
-                        legacy=lambda o: (o / "config.json").is_file() and (o / "model.safetensors").is_file())
+    check_output_folder(
+        args.out,
+        "priors train",
+        inputs={"--data": args.data},
+        overwrite=args.overwrite,
+        resume=args.resume,
+        legacy=lambda o: (o / "config.json").is_file() and (o / "model.safetensors").is_file(),
+    )
     from pathlib import Path
 
     from occkit.fileio import read_json
@@ -83,15 +104,24 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--threads: expected >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    out = train_world_prior(args.data, args.out, cfg, progress=not args.no_progress, overwrite=args.overwrite, device=args.device,
-                            resume=args.resume)
+    out = train_world_prior(
+        args.data,
+        args.out,
+        cfg,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+        device=args.device,
+        resume=args.resume,
+    )
     from occkit.outputs import mark_output
 
     mark_output(out, "priors train")
     train = read_json(out / "config.json")["train"]
     losses = ", ".join(f"{k} {v:.4f}" for k, v in train.get("final_losses", {}).items())
-    print(f"priors train: {train['steps']} steps ({train['images_seen']} images) in {train['wall_s']:.0f} s ({train['cpu_s']:.0f} s of CPU) "
-          f"(total {time.perf_counter() - t0:.0f} s); final losses: {losses}; run: {out}")
+    print(
+        f"priors train: {train['steps']} steps ({train['images_seen']} images) in {train['wall_s']:.0f} s ({train['cpu_s']:.0f} s of CPU) "
+        f"(total {time.perf_counter() - t0:.0f} s); final losses: {losses}; run: {out}"
+    )
     return 0
 
 

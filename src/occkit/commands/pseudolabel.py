@@ -20,26 +20,69 @@ from occkit.commands.checks import nonneg_int, positive_float, positive_int, uni
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, required=True, help="source dataset (Occ3D layout): poses, images; its real labels for --quality")
+    p.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="source dataset (Occ3D layout): poses, images; its real labels for --quality",
+    )
     p.add_argument("--priors", type=Path, help="prior cache of DATA with semantics and depth (occkit priors run)")
     p.add_argument("--out", type=Path, required=True, help="pseudo-label dataset to write (Occ3D layout)")
-    p.add_argument("--past", type=nonneg_int, default=13, help="previous frames densifying each frame (default 13, the paper's)")
+    p.add_argument(
+        "--past", type=nonneg_int, default=13, help="previous frames densifying each frame (default 13, the paper's)"
+    )
     p.add_argument("--future", type=nonneg_int, default=0, help="next frames densifying each frame (default 0)")
-    p.add_argument("--dynamic", default="filter", choices=("filter", "keep"), help="dynamic classes from the current frame only (filter, default) or from all")
-    p.add_argument("--free", default="carve", choices=("carve", "none"), help="carve free space along camera rays (default) or observe only occupied voxels")
+    p.add_argument(
+        "--dynamic",
+        default="filter",
+        choices=("filter", "keep"),
+        help="dynamic classes from the current frame only (filter, default) or from all",
+    )
+    p.add_argument(
+        "--free",
+        default="carve",
+        choices=("carve", "none"),
+        help="carve free space along camera rays (default) or observe only occupied voxels",
+    )
     p.add_argument("--min-points", type=positive_int, default=1, help="points a voxel needs to be occupied (default 1)")
-    p.add_argument("--vote", default="confidence", choices=("confidence", "count"),
-                   help="a voxel's class: largest summed prior confidence of its points (confidence, default) or most points (count)")
-    p.add_argument("--consistency", default="none", choices=("none", "frames"),
-                   help="frames: an occupied voxel more source frames saw through than put a point in becomes free "
-                        "(dynamic classes exempt under --dynamic filter); none: the merged vote alone (default)")
-    p.add_argument("--max-depth", type=positive_float, default=60.0, help="drop pixels whose prior depth exceeds this, metres (default 60)")
-    p.add_argument("--min-confidence", type=unit_float, default=0.0, help="drop pixels whose prior confidence is below this (default 0)")
-    p.add_argument("--carve-every", type=positive_int, default=8, help="one point in this many casts a carving ray (default 8)")
+    p.add_argument(
+        "--vote",
+        default="confidence",
+        choices=("confidence", "count"),
+        help="a voxel's class: largest summed prior confidence of its points (confidence, default) or most points (count)",
+    )
+    p.add_argument(
+        "--consistency",
+        default="none",
+        choices=("none", "frames"),
+        help="frames: an occupied voxel more source frames saw through than put a point in becomes free "
+        "(dynamic classes exempt under --dynamic filter); none: the merged vote alone (default)",
+    )
+    p.add_argument(
+        "--max-depth",
+        type=positive_float,
+        default=60.0,
+        help="drop pixels whose prior depth exceeds this, metres (default 60)",
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=unit_float,
+        default=0.0,
+        help="drop pixels whose prior confidence is below this (default 0)",
+    )
+    p.add_argument(
+        "--carve-every", type=positive_int, default=8, help="one point in this many casts a carving ray (default 8)"
+    )
     p.add_argument("--split", default="all", choices=("train", "val", "all"), help="frames labelled (default all)")
     p.add_argument("--workers", type=positive_int, default=1, help="processes, one scene each at a time (default 1)")
-    p.add_argument("--quality", nargs="?", const="-", default=None, metavar="JSON",
-                   help="score the pseudo-labels against DATA's real labels (and write them to JSON)")
+    p.add_argument(
+        "--quality",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="JSON",
+        help="score the pseudo-labels against DATA's real labels (and write them to JSON)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -50,12 +93,25 @@ def run(args: argparse.Namespace) -> int:
     if args.priors is not None:
         from occkit.outputs import check_output_folder, mark_output  # --out: new, empty or pseudolabel's own (issue 38)
 
-        state = check_output_folder(args.out, "pseudolabel", inputs={"--data": args.data, "--priors": args.priors},
-                                    resume=True, legacy=lambda o: (o / RECORD_FILE).is_file())
+        state = check_output_folder(
+            args.out,
+            "pseudolabel",
+            inputs={"--data": args.data, "--priors": args.priors},
+            resume=True,
+            legacy=lambda o: (o / RECORD_FILE).is_file(),
+        )
         cfg = PseudoLabelConfig(
-            past=args.past, future=args.future, dynamic=args.dynamic, free=args.free, min_points=args.min_points,
-            vote=args.vote, consistency=args.consistency,
-            max_depth=args.max_depth, min_confidence=args.min_confidence, carve_every=args.carve_every, split=args.split,
+            past=args.past,
+            future=args.future,
+            dynamic=args.dynamic,
+            free=args.free,
+            min_points=args.min_points,
+            vote=args.vote,
+            consistency=args.consistency,
+            max_depth=args.max_depth,
+            min_confidence=args.min_confidence,
+            carve_every=args.carve_every,
+            split=args.split,
         )
         if state != "own":
             mark_output(args.out, "pseudolabel")
@@ -66,10 +122,14 @@ def run(args: argparse.Namespace) -> int:
     if args.quality not in (None, "-"):
         from occkit.outputs import check_output_file
 
-        check_output_file(args.quality, {"--data": args.data, "--out": args.out}, what="--quality", command="pseudolabel")
+        check_output_file(
+            args.quality, {"--data": args.data, "--out": args.out}, what="--quality", command="pseudolabel"
+        )
     if args.quality is not None:
         if not (args.out / RECORD_FILE).is_file():
-            raise ValueError(f"--out {args.out}: not a pseudo-label dataset (no {RECORD_FILE}); --quality scores what occkit pseudolabel wrote")
+            raise ValueError(
+                f"--out {args.out}: not a pseudo-label dataset (no {RECORD_FILE}); --quality scores what occkit pseudolabel wrote"
+            )
         q = label_quality(args.out, args.data, split=args.split)
         print(format_quality(q))
         if args.quality != "-":

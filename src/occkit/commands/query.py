@@ -28,12 +28,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="a langocc checkpoint folder or run folder")
     p.add_argument("--data", required=True, type=Path, help="dataset root (holding annotations.json)")
     p.add_argument("--token", required=True, help="the frame")
-    p.add_argument("--text", required=True, help='what to look for, e.g. "fire hydrant" (non-empty, at most 500 characters)')
+    p.add_argument(
+        "--text", required=True, help='what to look for, e.g. "fire hydrant" (non-empty, at most 500 characters)'
+    )
     p.add_argument("--out", required=True, type=Path, help="picture (.png)")
-    p.add_argument("--top", type=unit_float, default=0.02, help="fraction of occupied voxels shown as matches (default 0.02)")
-    p.add_argument("--min-sim", type=finite_float, default=None, help="show voxels with cosine similarity >= this instead of --top")
-    p.add_argument("--occupied", type=unit_float, default=None, help="p(occupied) threshold of the voxels shown (default: the run's)")
-    p.add_argument("--json", type=Path, default=None, help="also write the matching voxels (indices, similarities) here")
+    p.add_argument(
+        "--top", type=unit_float, default=0.02, help="fraction of occupied voxels shown as matches (default 0.02)"
+    )
+    p.add_argument(
+        "--min-sim", type=finite_float, default=None, help="show voxels with cosine similarity >= this instead of --top"
+    )
+    p.add_argument(
+        "--occupied",
+        type=unit_float,
+        default=None,
+        help="p(occupied) threshold of the voxels shown (default: the run's)",
+    )
+    p.add_argument(
+        "--json", type=Path, default=None, help="also write the matching voxels (indices, similarities) here"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
 
 
@@ -51,7 +64,9 @@ def similarity_grid(method, batch, text: str, occupied: float | None = None) -> 
     return occ.cpu(), sim.cpu()
 
 
-def query_picture(images, intrinsics, T_ego_from_cam, cam_names, grid, occ, sim, match, text: str, vmin: float, vmax: float):
+def query_picture(
+    images, intrinsics, T_ego_from_cam, cam_names, grid, occ, sim, match, text: str, vmin: float, vmax: float
+):
     """The picture: ``(H, W, 3) uint8``. ``images (N, 3, H, W)`` in [0, 1]; ``occ``, ``match``
     ``(X, Y, Z)`` bool; ``sim`` ``(X, Y, Z)`` float."""
     import numpy as np
@@ -83,7 +98,10 @@ def query_picture(images, intrinsics, T_ego_from_cam, cam_names, grid, occ, sim,
     labels[:, :, :2][o[:, :, :2]] = bins  # context: the occupied voxels of the two lowest layers (ground), grey
     idx = np.clip(((np.nan_to_num(s, nan=vmin) - vmin) / max(vmax - vmin, 1e-6) * bins).astype(np.int64), 0, bins - 1)
     labels[m] = idx[m]
-    palette = [tuple(int(v) for v in colormap(np.array([vmin + (i + 0.5) * (vmax - vmin) / bins]), vmin, vmax)[0]) for i in range(bins)]
+    palette = [
+        tuple(int(v) for v in colormap(np.array([vmin + (i + 0.5) * (vmax - vmin) / bins]), vmin, vmax)[0])
+        for i in range(bins)
+    ]
     palette += [(185, 185, 185), (0, 0, 0)]
     view = perspective_image(labels, palette=palette, grid=grid, width=400, height=400, free_class=bins + 1)
     # cameras: matches rendered into each view (first surface along each pixel's ray)
@@ -108,7 +126,9 @@ def query_picture(images, intrinsics, T_ego_from_cam, cam_names, grid, occ, sim,
     lo, hi = round(vmin, 3), round(vmax, 3)
     bar = colorbar(lo, hi if hi > lo else lo + 0.001, width=240, unit="cos")
     body = vstack([top, bar, mosaic], gap=6)
-    return titled(body, f'occkit query: "{text}" - matching voxels coloured by cosine similarity, other occupied voxels grey')
+    return titled(
+        body, f'occkit query: "{text}" - matching voxels coloured by cosine similarity, other occupied voxels grey'
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,21 +167,44 @@ def run(args: argparse.Namespace) -> int:
     batch = collate([sample]).to(device)
     occ, sim = similarity_grid(method, batch, args.text, args.occupied)
     if not bool(occ.any()):
-        raise ValueError(f"frame {args.token}: no voxel is occupied at the threshold {args.occupied or method.threshold():.2f} (--occupied)")
+        raise ValueError(
+            f"frame {args.token}: no voxel is occupied at the threshold {args.occupied or method.threshold():.2f} (--occupied)"
+        )
     vals = sim[occ]
     thr = args.min_sim if args.min_sim is not None else float(torch.quantile(vals, 1 - args.top))
     match = occ & (torch.nan_to_num(sim, nan=-2) >= thr)
     vmin, vmax = float(vals.min()), float(vals.max())
     if vmax - vmin < 1e-3:
         vmax = vmin + 1e-3
-    pic = query_picture(sample.images, sample.intrinsics, sample.T_ego_from_cam, sample.cam_names, method.grid, occ, sim, match,
-                        args.text, vmin, vmax)
+    pic = query_picture(
+        sample.images,
+        sample.intrinsics,
+        sample.T_ego_from_cam,
+        sample.cam_names,
+        method.grid,
+        occ,
+        sim,
+        match,
+        args.text,
+        vmin,
+        vmax,
+    )
     save_png(args.out, pic)
     record_output_file(args.out, "query")
-    print(f'occkit query: "{args.text}" in {args.token}: {int(match.sum())} of {int(occ.sum())} occupied voxels match '
-          f"(cosine >= {thr:.3f}; range {vmin:.3f} .. {vmax:.3f}); picture {args.out}")
+    print(
+        f'occkit query: "{args.text}" in {args.token}: {int(match.sum())} of {int(occ.sum())} occupied voxels match '
+        f"(cosine >= {thr:.3f}; range {vmin:.3f} .. {vmax:.3f}); picture {args.out}"
+    )
     if args.json is not None:
         idx = match.nonzero()
-        write_json_atomic(args.json, {"text": args.text, "token": args.token, "threshold": thr,
-                                      "voxels": idx.tolist(), "similarity": sim[match].tolist()})
+        write_json_atomic(
+            args.json,
+            {
+                "text": args.text,
+                "token": args.token,
+                "threshold": thr,
+                "voxels": idx.tolist(),
+                "similarity": sim[match].tolist(),
+            },
+        )
     return 0

@@ -26,18 +26,30 @@ from occkit.commands.checks import positive_float, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, type=Path, help="dataset root (holding annotations.json): cameras, and the ground truth")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="dataset root (holding annotations.json): cameras, and the ground truth",
+    )
     p.add_argument("--token", required=True, help="the frame to render")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--pred", type=Path, help="predicted labels: <token>.npz with 'semantics' (X, Y, Z) uint8, or a .npy")
+    src.add_argument(
+        "--pred", type=Path, help="predicted labels: <token>.npz with 'semantics' (X, Y, Z) uint8, or a .npy"
+    )
     src.add_argument("--ckpt", help="checkpoint folder or run folder: render the method's logits")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--stride", type=positive_int, default=1, help="render every N-th pixel (maps are (H/N, W/N); default 1)")
+    p.add_argument(
+        "--stride", type=positive_int, default=1, help="render every N-th pixel (maps are (H/N, W/N); default 1)"
+    )
     p.add_argument("--step", type=positive_float, default=None, help="metres between samples (default half a voxel)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--no-picture", action="store_true", help="write the .npy maps only")
-    p.add_argument("--teacher", action="store_true",
-                   help="with --ckpt of a radocc run: render its teacher too; compare.png = ground truth | teacher | student")
+    p.add_argument(
+        "--teacher",
+        action="store_true",
+        help="with --ckpt of a radocc run: render its teacher too; compare.png = ground truth | teacher | student",
+    )
     p.add_argument("--cameras", default=None, help="comma list of cameras in compare.png (default: all)")
 
 
@@ -102,18 +114,30 @@ def run(args: argparse.Namespace) -> int:
                     raise ValueError(f"--teacher: {folder}'s data config loads no LiDAR for its LiDAR teacher")
                 teacher_logits = method.teacher_outputs(batch).logits[0].float()
         if tuple(logits.shape[1:]) != grid.shape:
-            raise ValueError(f"{folder}: the method predicts a {tuple(logits.shape[1:])} grid, the dataset's is {grid.shape}")
-        maps = render_logits_views(logits, grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw)
+            raise ValueError(
+                f"{folder}: the method predicts a {tuple(logits.shape[1:])} grid, the dataset's is {grid.shape}"
+            )
+        maps = render_logits_views(
+            logits, grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw
+        )
         source = f"checkpoint {folder}"
         if args.teacher:
-            t_maps = render_logits_views(teacher_logits, grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw)
+            t_maps = render_logits_views(
+                teacher_logits, grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw
+            )
             gt_sample = Occ3DDataset(args.data, split="all", load_gt=True, load_extras=False)
             occ = gt_sample[gt_sample.index_of(args.token)].occupancy
             if occ is None:
                 raise ValueError(f"{args.data}: frame {args.token} has no ground truth to compare with")
-            gt_maps = render_occupancy_views(occ.to(device), grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw)
+            gt_maps = render_occupancy_views(
+                occ.to(device), grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw
+            )
     else:
-        device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+        device = torch.device(
+            "cuda"
+            if args.device == "auto" and torch.cuda.is_available()
+            else ("cpu" if args.device == "auto" else args.device)
+        )
         if args.pred is not None:
             occ = torch.from_numpy(_load_pred(args.pred, grid.shape).astype(np.int64))
             source = f"prediction {args.pred}"
@@ -122,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"{args.data}: frame {args.token} has no ground truth")
             occ = sample.occupancy
             source = "ground truth"
-        maps = render_occupancy_views(occ.to(device), grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw)
+        maps = render_occupancy_views(
+            occ.to(device), grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw
+        )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     depth = maps.depth.cpu().numpy().astype(np.float32)
@@ -142,8 +168,15 @@ def run(args: argparse.Namespace) -> int:
             if bad:
                 raise ValueError(f"--cameras: {bad} are not cameras of {args.data} ({', '.join(ds.cameras)})")
             gt = (gt_maps.depth.cpu().numpy().astype(np.float32), gt_maps.semantics.cpu().numpy().astype(np.uint8))
-            _compare_picture(out / "compare.png", sample.images, [("ground truth", *gt), ("teacher", t_depth, t_sem), ("student", depth, sem)],
-                             [ds.cameras.index(c) for c in cams], list(cams), f"{source} (student) and its teacher", args.token)
+            _compare_picture(
+                out / "compare.png",
+                sample.images,
+                [("ground truth", *gt), ("teacher", t_depth, t_sem), ("student", depth, sem)],
+                [ds.cameras.index(c) for c in cams],
+                list(cams),
+                f"{source} (student) and its teacher",
+                args.token,
+            )
     elif not args.no_picture:
         _picture(out / "render.png", sample.images, depth, sem, ds.cameras, source, args.token)
     from occkit.outputs import record_output_file
@@ -152,7 +185,9 @@ def run(args: argparse.Namespace) -> int:
         if path.is_file():
             record_output_file(path, "render")
     hit = (depth > 0).mean()
-    print(f"occkit render: {source} of frame {args.token} -> {out} ({N} cameras, {depth.shape[1]}x{depth.shape[2]} maps, {100 * hit:.1f}% of pixels see a surface in the grid)")
+    print(
+        f"occkit render: {source} of frame {args.token} -> {out} ({N} cameras, {depth.shape[1]}x{depth.shape[2]} maps, {100 * hit:.1f}% of pixels see a surface in the grid)"
+    )
     return 0
 
 
@@ -163,7 +198,9 @@ def _files_written(args: argparse.Namespace, cameras) -> list[Path]:
 
     out: Path = args.out
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out}: is a file; occkit render writes a folder of maps there: give a folder's path")
+        raise FileExistsError(
+            f"--out {out}: is a file; occkit render writes a folder of maps there: give a folder's path"
+        )
     if args.teacher and args.cameras and not args.no_picture:
         bad = [c for c in args.cameras.split(",") if c not in cameras]
         if bad:
@@ -205,7 +242,9 @@ def _picture(path: Path, images, depth, sem, cameras, source: str, token: str) -
     save_png(path, np.ascontiguousarray(fig))
 
 
-def _compare_picture(path: Path, images, sources, cam_idx: list[int], cam_names: list[str], title: str, token: str) -> None:
+def _compare_picture(
+    path: Path, images, sources, cam_idx: list[int], cam_names: list[str], title: str, token: str
+) -> None:
     """Per camera: the image and each source's rendered semantics on one row, their rendered depths
     on the next (one depth scale for all, from the first source)."""
     import numpy as np
@@ -232,8 +271,12 @@ def _compare_picture(path: Path, images, sources, cam_idx: list[int], cam_names:
             dm[d[i] <= 0] = BACKGROUND
             depth_tiles.append(resize(dm, W, H, nearest=True))
         names = " | ".join(n for n, _, _ in sources)
-        rows.append(titled(vstack([hstack(sem_tiles, gap=4), hstack(depth_tiles, gap=4)], gap=4),
-                           f"{cam}: image | rendered semantics and depth of {names}"))
+        rows.append(
+            titled(
+                vstack([hstack(sem_tiles, gap=4), hstack(depth_tiles, gap=4)], gap=4),
+                f"{cam}: image | rendered semantics and depth of {names}",
+            )
+        )
     fig = titled(vstack(rows, gap=6), f"{title}, frame {token}")
     fig = vstack([fig, colorbar(0.0, vmax), occ3d_legend(*(s for _, _, s in sources), width=fig.shape[1])], gap=4)
     save_png(path, np.ascontiguousarray(fig))

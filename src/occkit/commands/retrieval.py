@@ -27,13 +27,20 @@ from occkit.commands.checks import nonneg_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, type=Path, help="dataset root with per-voxel instances (the synthetic world)")
+    p.add_argument(
+        "--data", required=True, type=Path, help="dataset root with per-voxel instances (the synthetic world)"
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", help="a langocc checkpoint folder or run folder")
     src.add_argument("--lifted", action="store_true", help="the baseline: 2D features of --priors lifted into the grid")
     p.add_argument("--priors", type=Path, help="prior cache with features (for --lifted)")
     p.add_argument("--queries", type=Path, default=None, help="query set YAML (default: configs/queries/synth.yaml)")
-    p.add_argument("--protocol", choices=("voxels", "points"), default="voxels", help="candidates: occupied voxels or LiDAR points (POP-3D)")
+    p.add_argument(
+        "--protocol",
+        choices=("voxels", "points"),
+        default="voxels",
+        help="candidates: occupied voxels or LiDAR points (POP-3D)",
+    )
     p.add_argument("--split", default="val", choices=("train", "val", "all"), help="split (default val)")
     p.add_argument("--max-frames", type=nonneg_int, default=0, help="at most this many frames, evenly spaced (0 = all)")
     p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
@@ -67,7 +74,9 @@ def _features_fn(args: argparse.Namespace, queries):
             batch = collate([sample]).to(device)
             field = method.feature_field(method.forward(batch).features[0])  # heads: latent or separate
             pts = points.to(device)
-            return torch.cat([field(pts[i : i + 65536]) for i in range(0, len(pts), 65536)] or [pts.new_zeros(0, text.shape[1])])
+            return torch.cat(
+                [field(pts[i : i + 65536]) for i in range(0, len(pts), 65536)] or [pts.new_zeros(0, text.shape[1])]
+            )
 
         return ds, text, feats, f"langocc {folder}"
     if args.priors is None:
@@ -75,14 +84,22 @@ def _features_fn(args: argparse.Namespace, queries):
     from occkit.priors.cache import PriorCache, WithPriors
 
     cache = PriorCache(args.priors, kinds=["features"])
-    base = Occ3DDataset(args.data, args.split, cameras=cache.cameras, load_gt=True, load_extras=args.protocol == "points")
+    base = Occ3DDataset(
+        args.data, args.split, cameras=cache.cameras, load_gt=True, load_extras=args.protocol == "points"
+    )
     ds = WithPriors(base, cache)
     text = encode_prompts(cache.text_encoder(), texts, load_class_vocabulary()[2])
 
     def feats(sample, points):
         H, W = sample.images.shape[-2:] if sample.images.shape[-1] > 0 else cache.image_size
-        f, _ = lifted_features(sample.prior_features, sample.intrinsics, sample.T_ego_from_cam, (int(H), int(W)),
-                               sample.prior_feature_stride, points)
+        f, _ = lifted_features(
+            sample.prior_features,
+            sample.intrinsics,
+            sample.T_ego_from_cam,
+            (int(H), int(W)),
+            sample.prior_feature_stride,
+            points,
+        )
         return f
 
     return ds, text, feats, f"lifted 2D features of {args.priors}"
@@ -116,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
         s = ds[i]
         inst_np = base.read_instances(s.token)
         if inst_np is None:
-            raise FileNotFoundError(f"{base.extras_dir(s.token)}: no instances.npz (retrieval needs per-voxel instance ids: the synthetic world)")
+            raise FileNotFoundError(
+                f"{base.extras_dir(s.token)}: no instances.npz (retrieval needs per-voxel instance ids: the synthetic world)"
+            )
         inst = torch.from_numpy(inst_np).long()
         names = base.instance_names(s.token)
         sem = s.occupancy.long()
@@ -139,14 +158,20 @@ def run(args: argparse.Namespace) -> int:
     for row in result["queries"]:
         ap = "  n/a" if row["ap_all"] is None else f"{row['ap_all']:5.1f}"
         apv = "  n/a" if row["ap_visible"] is None else f"{row['ap_visible']:5.1f}"
-        print(f"  {row['text'][:40]:40s} {'held-out' if row['heldout'] else 'seen    '} AP {ap} (visible {apv})  relevant {row['relevant_all']}")
+        print(
+            f"  {row['text'][:40]:40s} {'held-out' if row['heldout'] else 'seen    '} AP {ap} (visible {apv})  relevant {row['relevant_all']}"
+        )
 
     def fmt(v):
         return "n/a" if v is None else f"{v:.2f}"
 
-    print(f"occkit retrieval: {what}, {args.protocol}, {result['frames']} frames, {result['queries_scored']}/{len(queries)} queries with relevant points")
-    print(f"  mAP all {fmt(result['map_all'])} (seen {fmt(result['map_seen_all'])}, held-out {fmt(result['map_heldout_all'])}); "
-          f"visible {fmt(result['map_visible'])} (seen {fmt(result['map_seen_visible'])}, held-out {fmt(result['map_heldout_visible'])})")
+    print(
+        f"occkit retrieval: {what}, {args.protocol}, {result['frames']} frames, {result['queries_scored']}/{len(queries)} queries with relevant points"
+    )
+    print(
+        f"  mAP all {fmt(result['map_all'])} (seen {fmt(result['map_seen_all'])}, held-out {fmt(result['map_heldout_all'])}); "
+        f"visible {fmt(result['map_visible'])} (seen {fmt(result['map_seen_visible'])}, held-out {fmt(result['map_heldout_visible'])})"
+    )
     if args.out is not None:
         write_json_atomic(args.out, result)
         record_output_file(args.out, "retrieval")

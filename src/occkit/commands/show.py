@@ -20,9 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("root", type=Path, help="dataset folder (holds annotations.json)")
     p.add_argument("--token", default=None, help="frame token (default: the first frame of the split)")
     p.add_argument("--out", type=Path, default=None, help="PNG to write (default: show_<token>.png)")
-    p.add_argument("--split", default=None, choices=SPLITS,
-                   help="which frames to look in (default: the split a --pred folder was predicted on, as its provenance.json "
-                        "says; else all)")
+    p.add_argument(
+        "--split",
+        default=None,
+        choices=SPLITS,
+        help="which frames to look in (default: the split a --pred folder was predicted on, as its provenance.json "
+        "says; else all)",
+    )
     p.add_argument("--list", action="store_true", help="print the scenes and tokens of the split and exit")
     p.add_argument(
         "--pred",
@@ -30,10 +34,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="prediction: a folder of <token>.npz submission files, or one .npz (key 'semantics', uint8 X Y Z)",
     )
-    p.add_argument("--mask", default="none", choices=("none", "camera", "lidar"), help="visibility mask to apply (default: none)")
-    p.add_argument("--mask-mode", default="hide", choices=("hide", "grey"), help="voxels outside the mask: hide them, or draw them grey (default: hide)")
-    p.add_argument("--lidar-color", default="depth", choices=("depth", "class", "none"), help="colour of LiDAR points on the images: by depth, by class, or no points (default: depth)")
-    p.add_argument("--panel-height", type=positive_int, default=400, help="height in pixels of the BEV and 3D panels (default: 400)")
+    p.add_argument(
+        "--mask", default="none", choices=("none", "camera", "lidar"), help="visibility mask to apply (default: none)"
+    )
+    p.add_argument(
+        "--mask-mode",
+        default="hide",
+        choices=("hide", "grey"),
+        help="voxels outside the mask: hide them, or draw them grey (default: hide)",
+    )
+    p.add_argument(
+        "--lidar-color",
+        default="depth",
+        choices=("depth", "class", "none"),
+        help="colour of LiDAR points on the images: by depth, by class, or no points (default: depth)",
+    )
+    p.add_argument(
+        "--panel-height",
+        type=positive_int,
+        default=400,
+        help="height in pixels of the BEV and 3D panels (default: 400)",
+    )
     p.add_argument("--device", default="cpu", help="torch device for the 3D ray caster, e.g. cuda (default: cpu)")
 
 
@@ -100,8 +121,13 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     try:
         image = compose_frame_figure(
-            sample, pred=pred, mask=args.mask, mask_mode=args.mask_mode, lidar_color=args.lidar_color,
-            panel_height=args.panel_height, device=args.device,
+            sample,
+            pred=pred,
+            mask=args.mask,
+            mask_mode=args.mask_mode,
+            lidar_color=args.lidar_color,
+            panel_height=args.panel_height,
+            device=args.device,
         )
     finally:
         torch.set_num_threads(threads)

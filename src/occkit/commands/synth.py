@@ -16,15 +16,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenes", type=positive_int, default=2, help="number of scenes (default 2)")
     p.add_argument("--frames", type=positive_int, default=3, help="frames per scene (default 3)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="master seed (default 0)")
-    p.add_argument("--image-size", type=positive_int, nargs=2, metavar=("H", "W"), default=(256, 704), help="camera image size (default 256 704)")
+    p.add_argument(
+        "--image-size",
+        type=positive_int,
+        nargs=2,
+        metavar=("H", "W"),
+        default=(256, 704),
+        help="camera image size (default 256 704)",
+    )
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
     p.add_argument("--val-fraction", type=unit_float, default=0.2, help="fraction of validation scenes (default 0.2)")
-    p.add_argument("--frame-rate", type=positive_float, default=2.0, help="frames per second (default 2, nuScenes keyframes)")
+    p.add_argument(
+        "--frame-rate", type=positive_float, default=2.0, help="frames per second (default 2, nuScenes keyframes)"
+    )
     p.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="image files (default jpg)")
-    p.add_argument("--format", choices=("occ3d", "semantickitti"), default="occ3d",
-                   help="dataset layout: occ3d (Occ3D-nuScenes, default) or semantickitti (SSC sequences, front camera)")
-    p.add_argument("--overwrite", action="store_true", help="replace a dataset that occkit synth wrote earlier in --out "
-                                                            "(a folder of anything else is never written into)")
+    p.add_argument(
+        "--format",
+        choices=("occ3d", "semantickitti"),
+        default="occ3d",
+        help="dataset layout: occ3d (Occ3D-nuScenes, default) or semantickitti (SSC sequences, front camera)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a dataset that occkit synth wrote earlier in --out "
+        "(a folder of anything else is never written into)",
+    )
 
 
 def _made_by_synth(out: Path) -> bool:
@@ -42,8 +59,14 @@ def run(args: argparse.Namespace) -> int:
     from occkit.data.synth import SynthConfig, generate_dataset
 
     config = SynthConfig(
-        scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=tuple(args.image_size), workers=args.workers,
-        val_fraction=args.val_fraction, frame_rate_hz=args.frame_rate, image_format=args.image_format,
+        scenes=args.scenes,
+        frames=args.frames,
+        seed=args.seed,
+        image_size=tuple(args.image_size),
+        workers=args.workers,
+        val_fraction=args.val_fraction,
+        frame_rate_hz=args.frame_rate,
+        image_format=args.image_format,
     )
     from occkit.data.synth.writer import SCENE_RECORDS, config_record
     from occkit.outputs import check_output_folder, resumable_folder
@@ -70,15 +93,24 @@ def run(args: argparse.Namespace) -> int:
             else:
                 generate_dataset(part, config, overwrite=True, progress=True, resume=True)
     except KeyboardInterrupt:
-        n = len(list((part / SCENE_RECORDS).glob("*.json"))) if part is not None and (part / SCENE_RECORDS).is_dir() else 0
+        n = (
+            len(list((part / SCENE_RECORDS).glob("*.json")))
+            if part is not None and (part / SCENE_RECORDS).is_dir()
+            else 0
+        )
         from occkit.commands.checks import typed_command
 
-        print(f"occkit synth: stopped; {n} of {config.scenes} scenes kept in {part}; the same command resumes them: "
-              f"{typed_command()}",
-              file=sys.stderr, flush=True)
+        print(
+            f"occkit synth: stopped; {n} of {config.scenes} scenes kept in {part}; the same command resumes them: "
+            f"{typed_command()}",
+            file=sys.stderr,
+            flush=True,
+        )
         return 130
     out = args.out
     dt = time.perf_counter() - t0
     n = config.scenes * config.frames
-    print(f"synth: wrote {config.scenes} scenes x {config.frames} frames to {out} in {dt:.1f} s ({n / dt:.2f} frames/s)")
+    print(
+        f"synth: wrote {config.scenes} scenes x {config.frames} frames to {out} in {dt:.1f} s ({n / dt:.2f} frames/s)"
+    )
     return 0

@@ -21,18 +21,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = "methods (a preset's method:, from occkit and from installed packages):\n" + methods_help()
-    p.add_argument("config", help=f"preset name ({', '.join(preset_names())}) or path to a YAML config; its method: is one of "
-                                  f"{', '.join(method_names())}")
+    p.add_argument(
+        "config",
+        help=f"preset name ({', '.join(preset_names())}) or path to a YAML config; its method: is one of "
+        f"{', '.join(method_names())}",
+    )
     p.add_argument("--data", required=True, help="dataset root (holding annotations.json)")
     p.add_argument("--out", required=True, help="run folder: checkpoints/, tb/, train.jsonl, metrics.jsonl")
-    p.add_argument("--max-steps", type=positive_int, default=None, help="length of the run in steps (sets optim.max_steps; default: the preset's)")
-    p.add_argument("--minutes", type=nonneg_float, default=None, help="stop after this many minutes of training (sets train.max_minutes; default: the preset's, 0 = no limit)")
+    p.add_argument(
+        "--max-steps",
+        type=positive_int,
+        default=None,
+        help="length of the run in steps (sets optim.max_steps; default: the preset's)",
+    )
+    p.add_argument(
+        "--minutes",
+        type=nonneg_float,
+        default=None,
+        help="stop after this many minutes of training (sets train.max_minutes; default: the preset's, 0 = no limit)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
-    p.add_argument("--init-from", metavar="RUN", default=None,
-                   help="start from another run's weights (a run folder, RUN/checkpoints/step_N or a .safetensors file; "
-                        "sets train.init_from): tensors matching by name and shape are loaded, with a fresh optimiser and "
-                        "schedule at step 0; what loaded goes to stderr and RUN/init_from.json")
-    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=1e-3 data.batch_size=2 (repeatable: every --set counts)")
+    p.add_argument(
+        "--init-from",
+        metavar="RUN",
+        default=None,
+        help="start from another run's weights (a run folder, RUN/checkpoints/step_N or a .safetensors file; "
+        "sets train.init_from): tensors matching by name and shape are loaded, with a fresh optimiser and "
+        "schedule at step 0; what loaded goes to stderr and RUN/init_from.json",
+    )
+    p.add_argument(
+        "--set",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. optim.lr=1e-3 data.batch_size=2 (repeatable: every --set counts)",
+    )
     p.add_argument("--no-val", action="store_true", help="skip validation")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (training, class counts, validation)")
 
@@ -77,8 +101,11 @@ def run(args: argparse.Namespace) -> int:
     if cfg.method == "easyocc" and not (Path(args.data) / "pseudolabel.json").is_file():
         import warnings
 
-        warnings.warn(f"--data {args.data}: holds no pseudolabel.json, so it is not a pseudo-label set of occkit pseudolabel; "
-                      "easyocc is a pseudo-label recipe: it trains on these labels as if they were pseudo-labels", stacklevel=1)
+        warnings.warn(
+            f"--data {args.data}: holds no pseudolabel.json, so it is not a pseudo-label set of occkit pseudolabel; "
+            "easyocc is a pseudo-label recipe: it trains on these labels as if they were pseudo-labels",
+            stacklevel=1,
+        )
     if args.init_from is not None:  # set as given (a path is not parsed as YAML as --set values are)
         cfg.train.init_from = args.init_from
     train_set = build_train_set(cfg, args.data)
@@ -86,21 +113,34 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.data}: split '{cfg.data.train_split}' has no frames")
     val_set = None if args.no_val else build_dataset(cfg, args.data, cfg.data.val_split)
     if val_set is not None and len(val_set) == 0:
-        print(f"occkit train: split '{cfg.data.val_split}' of {args.data} has no frames; no validation", file=sys.stderr)
+        print(
+            f"occkit train: split '{cfg.data.val_split}' of {args.data} has no frames; no validation", file=sys.stderr
+        )
         val_set = None
     rayiou = origins = None
     if val_set is not None and cfg.train.val_rayiou:
         rayiou = partial(RayIoUMetric, num_classes=cfg.model.num_classes)
         origins = partial(rayiou_origins, base_dataset(val_set))
     cfg, method = prepare_run(cfg, train_set, progress=not args.no_progress)
-    result = train(cfg, args.out, train_set, val_set, method, resume=args.resume, rayiou=rayiou, rayiou_origins=origins,
-                   progress=not args.no_progress)
+    result = train(
+        cfg,
+        args.out,
+        train_set,
+        val_set,
+        method,
+        resume=args.resume,
+        rayiou=rayiou,
+        rayiou_origins=origins,
+        progress=not args.no_progress,
+    )
     last = result.validations[-1] if result.validations else None
     msg = f"occkit train: {result.step} steps ({result.train_seconds / 60:.1f} min of training), checkpoint {result.checkpoint}"
     if last is not None:
         if "depth_abs_rel" in last:  # a preset that learns no classes (base-cpu): its depth and geometry, no class mIoU
-            msg += (f", val geometry IoU {last['geometry_iou']:.2f}, depth abs-rel {last['depth_abs_rel']:.3f} "
-                    f"({last['depth_abs_m']:.2f} m) at LiDAR pixels (this preset learns no classes: no class mIoU)")
+            msg += (
+                f", val geometry IoU {last['geometry_iou']:.2f}, depth abs-rel {last['depth_abs_rel']:.3f} "
+                f"({last['depth_abs_m']:.2f} m) at LiDAR pixels (this preset learns no classes: no class mIoU)"
+            )
         else:
             msg += f", val mIoU {last['miou']:.2f}" + (f", RayIoU {last['rayiou']:.2f}" if "rayiou" in last else "")
     if os.environ.get("RANK", "0") == "0":  # one summary per job, from rank 0

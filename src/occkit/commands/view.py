@@ -24,29 +24,68 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", type=Path, help="dataset folder (holds annotations.json)")
-    p.add_argument("--pred", type=Path, default=None,
-                   help="prediction: a folder of <token>.npz submission files (one per frame shown), or one .npz")
-    p.add_argument("--ckpt", default=None,
-                   help="a run or checkpoint folder: predicts the frames when no --pred is given; a langocc run adds a text query")
-    p.add_argument("--split", default=None, choices=("train", "val", "all"),
-                   help="which frames (default: the split a --pred folder was predicted on, as its provenance.json says; else all)")
+    p.add_argument(
+        "--pred",
+        type=Path,
+        default=None,
+        help="prediction: a folder of <token>.npz submission files (one per frame shown), or one .npz",
+    )
+    p.add_argument(
+        "--ckpt",
+        default=None,
+        help="a run or checkpoint folder: predicts the frames when no --pred is given; a langocc run adds a text query",
+    )
+    p.add_argument(
+        "--split",
+        default=None,
+        choices=("train", "val", "all"),
+        help="which frames (default: the split a --pred folder was predicted on, as its provenance.json says; else all)",
+    )
     p.add_argument("--scene", default=None, help="only the frames of this scene")
     p.add_argument("--token", default=None, help="start at this frame (default: the first)")
-    p.add_argument("--frames", type=int, default=None,
-                   help="at most this many frames from the start (default: all; 10 with --html)")
-    p.add_argument("--view", default=None, choices=("ground truth", "prediction", "side by side", "errors"),
-                   help="the first view (default: side by side with a prediction, else ground truth)")
-    p.add_argument("--mask", default="none", choices=("none", "camera", "lidar"), help="visibility mask (default: none)")
-    p.add_argument("--mask-mode", default="dim", choices=("show", "hide", "dim"),
-                   help="voxels outside the mask: shown, hidden or dimmed (default: dim)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="at most this many frames from the start (default: all; 10 with --html)",
+    )
+    p.add_argument(
+        "--view",
+        default=None,
+        choices=("ground truth", "prediction", "side by side", "errors"),
+        help="the first view (default: side by side with a prediction, else ground truth)",
+    )
+    p.add_argument(
+        "--mask", default="none", choices=("none", "camera", "lidar"), help="visibility mask (default: none)"
+    )
+    p.add_argument(
+        "--mask-mode",
+        default="dim",
+        choices=("show", "hide", "dim"),
+        help="voxels outside the mask: shown, hidden or dimmed (default: dim)",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)",
+    )
     p.add_argument("--port", type=int, default=8080, help="port to serve on (default 8080; an error when it is in use)")
-    p.add_argument("--html", type=Path, default=None,
-                   help="write a self-contained HTML file of the frames (opens without a server) instead of serving")
-    p.add_argument("--exit-after", type=float, default=None, metavar="SECONDS",
-                   help="stop serving after this many seconds (for scripts and tests; default: until Ctrl-C)")
-    p.add_argument("--device", default="auto", help="device of --ckpt's network: auto, cpu, cuda, cuda:N (default auto)")
+    p.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        help="write a self-contained HTML file of the frames (opens without a server) instead of serving",
+    )
+    p.add_argument(
+        "--exit-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop serving after this many seconds (for scripts and tests; default: until Ctrl-C)",
+    )
+    p.add_argument(
+        "--device", default="auto", help="device of --ckpt's network: auto, cpu, cuda, cuda:N (default auto)"
+    )
 
 
 def _check_host(host: str) -> bool:
@@ -57,7 +96,9 @@ def _check_host(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        raise ValueError(f"--host {host!r}: not an IP address (give e.g. 127.0.0.1, or 0.0.0.0 for every interface)") from None
+        raise ValueError(
+            f"--host {host!r}: not an IP address (give e.g. 127.0.0.1, or 0.0.0.0 for every interface)"
+        ) from None
 
 
 class _CkptPredictor:
@@ -139,15 +180,19 @@ def run(args: argparse.Namespace) -> int:
     ds = Occ3DDataset(args.data, split=args.split)
     refs = [f for f in ds.frames if args.scene is None or f.scene == args.scene]
     if args.scene is not None and not refs:
-        raise ValueError(f"--scene {args.scene}: not a scene of split '{args.split}' of {args.data} (scenes: {', '.join(ds.scenes[:8])}"
-                         f"{', ...' if len(ds.scenes) > 8 else ''})")
+        raise ValueError(
+            f"--scene {args.scene}: not a scene of split '{args.split}' of {args.data} (scenes: {', '.join(ds.scenes[:8])}"
+            f"{', ...' if len(ds.scenes) > 8 else ''})"
+        )
     if not refs:
         raise ValueError(f"{ds.annotations_path}: split '{args.split}' has no frames")
     start = 0
     if args.token is not None:
         tokens = [f.token for f in refs]
         if args.token not in tokens:
-            raise ValueError(f"--token {args.token}: not a frame of split '{args.split}'{' of scene ' + args.scene if args.scene else ''}")
+            raise ValueError(
+                f"--token {args.token}: not a frame of split '{args.split}'{' of scene ' + args.scene if args.scene else ''}"
+            )
         start = tokens.index(args.token)
     limit = args.frames or (10 if args.html else None)
     if args.html is not None or limit is not None:
@@ -162,25 +207,35 @@ def run(args: argparse.Namespace) -> int:
         if args.pred.is_dir():
             missing = [f.token for f in refs if not (args.pred / f"{f.token}.npz").is_file()]
             if missing:
-                raise FileNotFoundError(f"--pred {args.pred}: no prediction for {len(missing)} of the {len(refs)} frames shown "
-                                        f"(first: {missing[0]}.npz); pick the frames it covers with --split, --scene or --token")
+                raise FileNotFoundError(
+                    f"--pred {args.pred}: no prediction for {len(missing)} of the {len(refs)} frames shown "
+                    f"(first: {missing[0]}.npz); pick the frames it covers with --split, --scene or --token"
+                )
         elif len(refs) > 1:
-            raise ValueError(f"--pred {args.pred}: one file for {len(refs)} frames; give a folder of <token>.npz, "
-                             "or one frame with --token T --frames 1")
+            raise ValueError(
+                f"--pred {args.pred}: one file for {len(refs)} frames; give a folder of <token>.npz, "
+                "or one frame with --token T --frames 1"
+            )
         load_prediction(args.pred, refs[0].token, shape)  # its grid, before anything starts
     predictor = None
     if args.ckpt is not None:
         predictor = _CkptPredictor(args.ckpt, args.data, args.split, args.device)
         if args.pred is not None and not predictor.langocc:
-            raise ValueError(f"--ckpt {predictor.folder}: a {predictor.recipe!r} run gives a prediction, and so does --pred; "
-                             "give one of them (a langocc run with --pred adds only its text query)")
+            raise ValueError(
+                f"--ckpt {predictor.folder}: a {predictor.recipe!r} run gives a prediction, and so does --pred; "
+                "give one of them (a langocc run with --pred adds only its text query)"
+            )
         missing = [f.token for f in refs if f.token not in predictor.base._index]
         if missing:
             raise ValueError(f"--ckpt: frame {missing[0]} is not in the run's view of {args.data}")
-        print(f"occkit view: predicting with the {predictor.recipe} run {predictor.folder} (each frame when first shown)")
+        print(
+            f"occkit view: predicting with the {predictor.recipe} run {predictor.folder} (each frame when first shown)"
+        )
     has_pred = args.pred is not None or predictor is not None
     if not has_gt and not has_pred:
-        raise ValueError(f"{args.data}: its frames have no ground truth ({ds.gt_path(refs[0].token)} missing); give --pred or --ckpt")
+        raise ValueError(
+            f"{args.data}: its frames have no ground truth ({ds.gt_path(refs[0].token)} missing); give --pred or --ckpt"
+        )
     view = args.view or ("side by side" if has_pred and has_gt else "ground truth" if has_gt else "prediction")
     if view != "ground truth" and not has_pred:
         raise ValueError(f"--view {view}: needs a prediction (--pred or --ckpt)")
@@ -197,13 +252,18 @@ def run(args: argparse.Namespace) -> int:
             pred = load_prediction(args.pred, ref.token, shape)
         elif predictor is not None:
             pred = predictor.predict(ref.token)
-        as_u8 = (lambda t: None if t is None else t.numpy().astype(np.uint8))
+        as_u8 = lambda t: None if t is None else t.numpy().astype(np.uint8)
         images = images_uint8(s.images) if s.images.numel() else None
         return FrameData(
-            token=ref.token, scene=ref.scene, gt=as_u8(s.occupancy), pred=pred,
+            token=ref.token,
+            scene=ref.scene,
+            gt=as_u8(s.occupancy),
+            pred=pred,
             mask_camera=None if s.mask_camera is None else s.mask_camera.numpy(),
             mask_lidar=None if s.mask_lidar is None else s.mask_lidar.numpy(),
-            cam_names=tuple(s.cam_names), images=images, intrinsics=s.intrinsics.numpy(),
+            cam_names=tuple(s.cam_names),
+            images=images,
+            intrinsics=s.intrinsics.numpy(),
             T_ego_from_cam=s.T_ego_from_cam.numpy(),
             lidar=None if s.lidar is None else s.lidar.numpy(),
             lidar_labels=None if s.lidar_labels is None else s.lidar_labels.numpy(),
@@ -220,8 +280,10 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         size = write_html(args.html, [frames[i] for i in range(len(frames))], ds.grid, state)
         record_output_file(args.html, "view")
-        print(f"occkit view: wrote {args.html} ({size / 2**20:.1f} MiB, {len(refs)} frame(s), view {view!r}) in "
-              f"{time.perf_counter() - t0:.1f} s; open it in a browser (no server needed)")
+        print(
+            f"occkit view: wrote {args.html} ({size / 2**20:.1f} MiB, {len(refs)} frame(s), view {view!r}) in "
+            f"{time.perf_counter() - t0:.1f} s; open it in a browser (no server needed)"
+        )
         return 0
 
     query = None
@@ -231,8 +293,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         Viewer(server, frames, ds.grid, has_pred=has_pred, has_gt=has_gt, query=query, state=state, start=start)
         host = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
-        print(f"occkit view: {len(refs)} frame(s) of {args.data} at http://{host}:{server.get_port()}"
-              f"{'' if loopback else ' (reachable from the network)'}; Ctrl-C stops", flush=True)
+        print(
+            f"occkit view: {len(refs)} frame(s) of {args.data} at http://{host}:{server.get_port()}"
+            f"{'' if loopback else ' (reachable from the network)'}; Ctrl-C stops",
+            flush=True,
+        )
         t_end = None if args.exit_after is None else time.monotonic() + args.exit_after
         try:
             while t_end is None or time.monotonic() < t_end:

@@ -60,12 +60,16 @@ class ImageAugConfig:
         """The deterministic transform for evaluation and inference: the middle of each training
         range (resize factor, crop position), no flip. A model trained on, say, a band cropped
         around the horizon is evaluated on that same band."""
+
         def mid(r: tuple[float, float]) -> tuple[float, float]:
             return (0.5 * (r[0] + r[1]),) * 2
 
         return ImageAugConfig(
-            out_hw=tuple(self.out_hw), resize_range=mid(self.resize_range),
-            crop_left_range=mid(self.crop_left_range), crop_top_range=mid(self.crop_top_range), flip_prob=0.0,
+            out_hw=tuple(self.out_hw),
+            resize_range=mid(self.resize_range),
+            crop_left_range=mid(self.crop_left_range),
+            crop_top_range=mid(self.crop_top_range),
+            flip_prob=0.0,
         )
 
 
@@ -85,8 +89,13 @@ class BEVAugConfig:
 
 #: Per-pixel maps warped with the images (nearest), and the value of pixels from outside the image.
 _PIXEL_MAPS: dict[str, float] = {
-    "depth": 0.0, "semantics_2d": 0.0, "instance_2d": 0.0,
-    "prior_semantics": 255.0, "prior_confidence": 0.0, "prior_segments": 0.0, "prior_depth": 0.0,
+    "depth": 0.0,
+    "semantics_2d": 0.0,
+    "instance_2d": 0.0,
+    "prior_semantics": 255.0,
+    "prior_confidence": 0.0,
+    "prior_segments": 0.0,
+    "prior_depth": 0.0,
 }
 
 
@@ -100,8 +109,16 @@ def _bernoulli(p: float, generator: torch.Generator | None) -> bool:
     return p > 0 and float(torch.rand((), generator=generator)) < p
 
 
-def _warp(x: torch.Tensor, size: tuple[int, int], left: int, top: int, out_hw: tuple[int, int], flip: bool, mode: str,
-          fill: float = 0.0) -> torch.Tensor:
+def _warp(
+    x: torch.Tensor,
+    size: tuple[int, int],
+    left: int,
+    top: int,
+    out_hw: tuple[int, int],
+    flip: bool,
+    mode: str,
+    fill: float = 0.0,
+) -> torch.Tensor:
     """Resize ``x (C, H, W)`` to ``size``, take the window ``[top, top+H_out) x [left, left+W_out)``
     (``fill`` outside), flip horizontally if asked: ``(C, H_out, W_out)``."""
     dtype = x.dtype
@@ -175,8 +192,15 @@ def resize_crop_flip(
         for k, v in maps.items():
             new_maps[k].append(_warp(v[i][None], (h, w), left, top, out_hw, flip, "nearest", _PIXEL_MAPS[k])[0])
         if feats is not None:
-            f = _warp(feats[i], (max(1, round(h / fs)), max(1, round(w / fs))), round(left / fs), round(top / fs),
-                      (-(-Ho // fs), -(-Wo // fs)), flip, "bilinear")
+            f = _warp(
+                feats[i],
+                (max(1, round(h / fs)), max(1, round(w / fs))),
+                round(left / fs),
+                round(top / fs),
+                (-(-Ho // fs), -(-Wo // fs)),
+                flip,
+                "bilinear",
+            )
             new_feats.append(f / f.norm(dim=0, keepdim=True).clamp_min(1e-12))
     record = {"sizes": list(sizes), "crops": list(crops), "flips": list(flips), "out_hw": tuple(out_hw)}
     extra = dict(sample.extra)
@@ -237,14 +261,22 @@ def apply_bev_transform(sample: Sample, A: torch.Tensor, grid: Grid | None = Non
     """
     check_shape(A, "4 4", name="A")
     R = A[:3, :3].double()
-    if not torch.allclose(R @ R.T, torch.eye(3, dtype=R.dtype), atol=1e-6) or abs(float(R[2, 2]) - 1) > 1e-6 or bool(A[:3, 3].abs().max() > 0):
-        raise ValueError("A: expected an orthogonal map of the ego frame about z (rotation / x, y flips) without translation")
+    if (
+        not torch.allclose(R @ R.T, torch.eye(3, dtype=R.dtype), atol=1e-6)
+        or abs(float(R[2, 2]) - 1) > 1e-6
+        or bool(A[:3, 3].abs().max() > 0)
+    ):
+        raise ValueError(
+            "A: expected an orthogonal map of the ego frame about z (rotation / x, y flips) without translation"
+        )
     check_shape(sample.T_ego_from_cam, "N 4 4", name="sample.T_ego_from_cam")
     A_inv = A.double().clone()
     A_inv[:3, :3] = R.T
     changes: dict[str, Any] = {}
     changes["T_ego_from_cam"] = (A.double() @ sample.T_ego_from_cam.double()).to(sample.T_ego_from_cam.dtype)
-    if sample.temporal_T_ego_from_cam is not None:  # neighbour cameras (LangOcc temporal rays) live in this ego frame too
+    if (
+        sample.temporal_T_ego_from_cam is not None
+    ):  # neighbour cameras (LangOcc temporal rays) live in this ego frame too
         T_nbr = sample.temporal_T_ego_from_cam
         changes["temporal_T_ego_from_cam"] = (A.double() @ T_nbr.double()).to(T_nbr.dtype)
     if sample.temporal_T_ego_from_ego is not None:
@@ -278,7 +310,13 @@ def apply_bev_transform(sample: Sample, A: torch.Tensor, grid: Grid | None = Non
     return replace(sample, **changes)
 
 
-def augment_bev(sample: Sample, cfg: BEVAugConfig, generator: torch.Generator | None = None, grid: Grid | None = None, free_class: int = 17) -> Sample:
+def augment_bev(
+    sample: Sample,
+    cfg: BEVAugConfig,
+    generator: torch.Generator | None = None,
+    grid: Grid | None = None,
+    free_class: int = 17,
+) -> Sample:
     """Draw flips / rotation from ``cfg`` and apply them with :func:`apply_bev_transform`."""
     flip_x = _bernoulli(cfg.flip_x_prob, generator)
     flip_y = _bernoulli(cfg.flip_y_prob, generator)

@@ -70,14 +70,18 @@ def load_lidar_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         sweeps = []
         for j, s in enumerate(info.get("sweeps", [])):
             if not all(k in s for k in ("data_path", "sensor2lidar_rotation", "sensor2lidar_translation")):
-                raise KeyError(f"{path}: frame {i} sweep {j} lacks data_path / sensor2lidar_rotation / sensor2lidar_translation")
+                raise KeyError(
+                    f"{path}: frame {i} sweep {j} lacks data_path / sensor2lidar_rotation / sensor2lidar_translation"
+                )
             T = torch.eye(4, dtype=torch.float64)
             T[:3, :3] = torch.as_tensor(np.asarray(s["sensor2lidar_rotation"], dtype=np.float64))
             T[:3, 3] = torch.as_tensor(np.asarray(s["sensor2lidar_translation"], dtype=np.float64))
             sweeps.append((str(s["data_path"]), T))
         out[str(info["token"])] = {
             "lidar_path": str(info["lidar_path"]),
-            "T_ego_from_lidar": transform_from_pose(list(map(float, info["lidar2ego_translation"])), list(map(float, info["lidar2ego_rotation"]))),
+            "T_ego_from_lidar": transform_from_pose(
+                list(map(float, info["lidar2ego_translation"])), list(map(float, info["lidar2ego_rotation"]))
+            ),
             "sweeps": sweeps,
         }
     return out
@@ -124,7 +128,9 @@ class WithLidarSweeps(Dataset):
         s: Sample = self.dataset[i]
         if self.infos is not None:
             s.lidar, s.lidar_labels = self._from_infos(s.token), None
-            if s.temporal_offsets is not None:  # LangOcc's temporal rays: each neighbour's own key-frame LiDAR, its own ego frame
+            if (
+                s.temporal_offsets is not None
+            ):  # LangOcc's temporal rays: each neighbour's own key-frame LiDAR, its own ego frame
                 from occkit.data.temporal import neighbour_tokens
 
                 toks = neighbour_tokens(self._base(), s.token, s.temporal_offsets.tolist())
@@ -137,7 +143,9 @@ class WithLidarSweeps(Dataset):
         assert self.infos is not None and self.infos_path is not None
         info = self.infos.get(token)
         if info is None:
-            raise KeyError(f"{self.infos_path}: no frame {token} (data.lidar_infos must list every frame of the dataset)")
+            raise KeyError(
+                f"{self.infos_path}: no frame {token} (data.lidar_infos must list every frame of the dataset)"
+            )
         root = Path(self._base().root)
         pts = [read_pcd_bin(resolve_lidar_path(root, info["lidar_path"]))]
         T_lidar = [torch.eye(4, dtype=torch.float64)]
@@ -155,8 +163,10 @@ class WithLidarSweeps(Dataset):
     def _from_extras(self, s: Sample) -> torch.Tensor:
         ds = self._base()
         if s.lidar is None:
-            raise ValueError(f"data.lidar_sweeps > 1: frame {s.token} has no LiDAR (data.load_extras: true on the synthetic world, "
-                             "or data.lidar_infos on real Occ3D-nuScenes)")
+            raise ValueError(
+                f"data.lidar_sweeps > 1: frame {s.token} has no LiDAR (data.load_extras: true on the synthetic world, "
+                "or data.lidar_infos on real Occ3D-nuScenes)"
+            )
         pts, poses = [s.lidar], [ds.T_global_from_ego(s.token)]
         for token in scene_neighbours(ds, s.token, -1, self.sweeps - 1):  # fewer at the scene's first frames
             path = ds.extras_dir(token) / "lidar.npz"

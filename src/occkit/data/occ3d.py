@@ -112,8 +112,9 @@ def load_occ3d_labels(path: Path, shape: tuple[int, int, int] = (200, 200, 16)) 
 PRINCIPAL_POINT_TOLERANCE = 0.2
 
 
-def check_image_fits_intrinsics(K: torch.Tensor, hw: tuple[int, int], where: str,
-                                recorded_hw: tuple[int, int] | None = None) -> None:
+def check_image_fits_intrinsics(
+    K: torch.Tensor, hw: tuple[int, int], where: str, recorded_hw: tuple[int, int] | None = None
+) -> None:
     """Refuse an image whose size does not fit its intrinsics (a resized image with the original
     ``K`` would give a silently wrong model input).
 
@@ -128,8 +129,10 @@ def check_image_fits_intrinsics(K: torch.Tensor, hw: tuple[int, int], where: str
     """
     H, W = hw
     if recorded_hw is not None and tuple(recorded_hw) != (H, W):
-        raise ValueError(f"{where}: the image is {W}x{H} but the annotations record {recorded_hw[1]}x{recorded_hw[0]} "
-                         "for this camera: resize the image back, or rescale the intrinsics and the recorded size")
+        raise ValueError(
+            f"{where}: the image is {W}x{H} but the annotations record {recorded_hw[1]}x{recorded_hw[0]} "
+            "for this camera: resize the image back, or rescale the intrinsics and the recorded size"
+        )
     cx, cy = float(K[0, 2]), float(K[1, 2])
     if not (0 < cx < W and 0 < cy < H) or abs(cx / W - 0.5) > PRINCIPAL_POINT_TOLERANCE:
         raise ValueError(
@@ -329,7 +332,9 @@ class Occ3DDataset(torch.utils.data.Dataset):
         sensor = self.info(token).get("lidar_sensor")
         if not sensor:
             return None
-        return self._pose(self._field(sensor, ("extrinsic",), token, "lidar_sensor"), token, "lidar_sensor", "extrinsic")
+        return self._pose(
+            self._field(sensor, ("extrinsic",), token, "lidar_sensor"), token, "lidar_sensor", "extrinsic"
+        )
 
     def intrinsics(self, token: str, cam: str) -> torch.Tensor:
         raw = self._field(self.info(token), ("camera_sensor", cam, "intrinsic"), token, cam)
@@ -340,7 +345,9 @@ class Occ3DDataset(torch.utils.data.Dataset):
         if K.shape != (3, 3):
             raise ValueError(f"{self._where(token, cam)}: 'intrinsic' has shape {tuple(K.shape)}, expected (3, 3)")
         if not bool(torch.isfinite(K).all()) or float(K[0, 0]) <= 0 or float(K[1, 1]) <= 0:
-            raise ValueError(f"{self._where(token, cam)}: 'intrinsic' is degenerate (focal lengths must be finite and > 0): {K.tolist()}")
+            raise ValueError(
+                f"{self._where(token, cam)}: 'intrinsic' is degenerate (focal lengths must be finite and > 0): {K.tolist()}"
+            )
         return K
 
     def recorded_image_size(self, token: str, cam: str) -> tuple[int, int] | None:
@@ -394,8 +401,12 @@ class Occ3DDataset(torch.utils.data.Dataset):
         raw = self._files(token)
         if self.load_images:
             for c, K, im in zip(self.cameras, Ks, raw["images"]):
-                check_image_fits_intrinsics(K, im.shape[:2], f"{self.image_path(token, c)} ({self._where(token, c)})",
-                                            self.recorded_image_size(token, c))
+                check_image_fits_intrinsics(
+                    K,
+                    im.shape[:2],
+                    f"{self.image_path(token, c)} ({self._where(token, c)})",
+                    self.recorded_image_size(token, c),
+                )
             images = torch.from_numpy(np.stack(raw["images"])).permute(0, 3, 1, 2).float().div_(255)
         else:
             images = torch.zeros(len(self.cameras), 3, 0, 0)

@@ -101,7 +101,9 @@ def _batch_fields() -> list[tuple[str, str, Any]]:
         else:
             tp = str(f.type)
         if how == "each":
-            spec = field(default_factory=list) if f.default is not MISSING or f.default_factory is not MISSING else field()
+            spec = (
+                field(default_factory=list) if f.default is not MISSING or f.default_factory is not MISSING else field()
+            )
         else:
             spec = field() if f.default is MISSING and f.default_factory is MISSING else field(default=f.default)
         out.append((name, tp, spec))
@@ -128,10 +130,15 @@ class _BatchMethods:
 
 
 Batch = make_dataclass(
-    "Batch", _batch_fields(), bases=(_BatchMethods,),
-    namespace={"__module__": __name__, "__doc__": "A batch of ``B`` frames; see the module docstring for shapes (with a "
-               "leading ``B``). Its fields are :class:`Sample`'s, as each one's metadata says (tokens, scenes, "
-               "timestamps, descriptions: one per frame)."},
+    "Batch",
+    _batch_fields(),
+    bases=(_BatchMethods,),
+    namespace={
+        "__module__": __name__,
+        "__doc__": "A batch of ``B`` frames; see the module docstring for shapes (with a "
+        "leading ``B``). Its fields are :class:`Sample`'s, as each one's metadata says (tokens, scenes, "
+        "timestamps, descriptions: one per frame).",
+    },
 )
 
 
@@ -148,7 +155,9 @@ def collate(samples: list[Sample]) -> Batch:
         raise ValueError(f"collate: frames have prior features at different strides {sorted(strides)}")
     sizes = {s.temporal_image_hw for s in samples}
     if len(sizes) != 1 and None not in sizes:
-        raise ValueError(f"collate: frames have neighbour images of different sizes (temporal_image_hw) {sorted(sizes)}")
+        raise ValueError(
+            f"collate: frames have neighbour images of different sizes (temporal_image_hw) {sorted(sizes)}"
+        )
     out: dict[str, Any] = {}
     for f in fields(Sample):
         how, name = f.metadata["batch"], f.metadata["batch_name"] or f.name

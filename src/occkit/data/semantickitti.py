@@ -71,11 +71,11 @@ def dataset_splits(root: str | os.PathLike) -> dict[str, tuple[str, ...]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: not a readable JSON split file ({e})") from e
-    if not isinstance(data, dict) or not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in data.values()):
-        raise ValueError(f"{path}: expected {{\"train\": [sequence, ...], \"val\": [...]}}")
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(x, str) for x in v) for v in data.values()
+    ):
+        raise ValueError(f'{path}: expected {{"train": [sequence, ...], "val": [...]}}')
     return {str(k): tuple(v) for k, v in data.items()}
-
-
 
 
 # ------------------------------------------------------------------------------------ voxels
@@ -194,7 +194,9 @@ def read_calib(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return out
 
 
-def write_calib(path: str | os.PathLike, P2: np.ndarray, Tr: np.ndarray, others: dict[str, np.ndarray] | None = None) -> Path:
+def write_calib(
+    path: str | os.PathLike, P2: np.ndarray, Tr: np.ndarray, others: dict[str, np.ndarray] | None = None
+) -> Path:
     """Write a ``calib.txt`` with ``P0``..``P3`` (P2 given; the others default to P2) and ``Tr``
     (``(3, 4)`` or ``(4, 4)``), atomically."""
     mats = {f"P{i}": np.asarray(P2) for i in range(4)}
@@ -275,7 +277,9 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
             elif split in SEMANTICKITTI_SPLITS:
                 seqs = SEMANTICKITTI_SPLITS[split]
             else:
-                raise ValueError(f"split must be one of {sorted(SEMANTICKITTI_SPLITS) + ['all']} or a tuple of sequences, got {split!r}")
+                raise ValueError(
+                    f"split must be one of {sorted(SEMANTICKITTI_SPLITS) + ['all']} or a tuple of sequences, got {split!r}"
+                )
         else:
             seqs = tuple(split)
         self.sequences = tuple(s for s in seqs if (seq_root / s).is_dir())
@@ -333,7 +337,9 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         shape = z["depth"].shape
         for k, dt in (("depth", np.float32), ("semantics", np.uint8), ("instance", np.int32)):
             if z[k].ndim != 2 or z[k].shape != shape or z[k].dtype != dt:
-                raise ValueError(f"{path}: '{k}' is {z[k].dtype} {z[k].shape}, expected {np.dtype(dt).name} (H, W) like 'depth' {shape}")
+                raise ValueError(
+                    f"{path}: '{k}' is {z[k].dtype} {z[k].shape}, expected {np.dtype(dt).name} (H, W) like 'depth' {shape}"
+                )
         return {k: z[k] for k in ("depth", "semantics", "instance")}
 
     def read_instances(self, token: str) -> np.ndarray | None:
@@ -374,7 +380,11 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         else:
             images = torch.zeros(1, 3, 0, 0)
         poses = self._poses[s]
-        T_g = torch.from_numpy(poses[int(f)]) if poses is not None and int(f) < len(poses) else torch.eye(4, dtype=torch.float64)
+        T_g = (
+            torch.from_numpy(poses[int(f)])
+            if poses is not None and int(f) < len(poses)
+            else torch.eye(4, dtype=torch.float64)
+        )
         sample = Sample(
             token=f"{s}/{f}",
             scene=s,
@@ -399,7 +409,9 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
             maps = self.read_camera_extras(sample.token)
             if maps is not None:
                 if self.load_images and tuple(images.shape[-2:]) != maps["depth"].shape:
-                    raise ValueError(f"{self.extras_path(sample.token)}: maps are {maps['depth'].shape} but image_2 is {tuple(images.shape[-2:])}")
+                    raise ValueError(
+                        f"{self.extras_path(sample.token)}: maps are {maps['depth'].shape} but image_2 is {tuple(images.shape[-2:])}"
+                    )
                 sample.depth = torch.from_numpy(maps["depth"])[None]  # (1, H, W)
                 sample.semantics_2d = torch.from_numpy(maps["semantics"].astype(np.int64))[None]
                 sample.instance_2d = torch.from_numpy(maps["instance"].astype(np.int64))[None]

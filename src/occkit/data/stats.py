@@ -127,7 +127,9 @@ class DatasetStats:
             "num_scenes": self.num_scenes,
             "num_frames": self.num_frames,
             "frames_per_scene": dict(self.frames_per_scene),
-            "image_size": None if self.image_size is None else {"height": self.image_size[0], "width": self.image_size[1]},
+            "image_size": None
+            if self.image_size is None
+            else {"height": self.image_size[0], "width": self.image_size[1]},
             "cameras": list(self.cameras),
             "voxels_per_frame": lab.voxels // max(lab.frames, 1),
             "classes_present": self.classes_present,
@@ -170,9 +172,13 @@ class DatasetStats:
                 f"{100 * row['fraction_of_occupied_in_camera_mask']:>10.3f}  {row['frames_present']:>7}"
             )
         free = d["classes"][OCC3D_FREE]
-        lines.append(f"{OCC3D_FREE:>2}  {'free':<21}{free['voxels']:>12}  {'-':>10}  {'-':>10}  {free['frames_present']:>7}")
-        lines.append("% occupied: share among non-free voxels; % occ. cam: the same inside mask_camera; "
-                     "frames: frames where the class occurs")
+        lines.append(
+            f"{OCC3D_FREE:>2}  {'free':<21}{free['voxels']:>12}  {'-':>10}  {'-':>10}  {free['frames_present']:>7}"
+        )
+        lines.append(
+            "% occupied: share among non-free voxels; % occ. cam: the same inside mask_camera; "
+            "frames: frames where the class occurs"
+        )
         return "\n".join(lines)
 
 

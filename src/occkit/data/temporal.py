@@ -109,12 +109,16 @@ class WithTemporalPriors(Dataset):
         if not self.offsets:
             raise ValueError("langocc.temporal_offsets: empty (no neighbour to attach)")
         if "features" not in cache.kinds:
-            raise ValueError(f"{cache.root}: temporal rays read the neighbours' 2D features; the cache is read for kinds "
-                             f"{list(cache.kinds)} (data.prior_kinds must include features)")
+            raise ValueError(
+                f"{cache.root}: temporal rays read the neighbours' 2D features; the cache is read for kinds "
+                f"{list(cache.kinds)} (data.prior_kinds must include features)"
+            )
         self.dataset, self.cache = dataset, cache
         if not isinstance(self._base(), Occ3DDataset):
-            raise ValueError(f"langocc.temporal_offsets: neighbouring keyframes need the Occ3D-nuScenes layout "
-                             f"(prev/next links), got {type(self._base()).__name__}")
+            raise ValueError(
+                f"langocc.temporal_offsets: neighbouring keyframes need the Occ3D-nuScenes layout "
+                f"(prev/next links), got {type(self._base()).__name__}"
+            )
         self._back = max([-o for o in self.offsets if o < 0], default=0)
         self._ahead = max([o for o in self.offsets if o > 0], default=0)
 
@@ -144,8 +148,10 @@ class WithTemporalPriors(Dataset):
             used.append(sign * k)
             if token not in loaded:
                 if not self.cache.has(s.scene, token):
-                    raise ValueError(f"{self.cache.root}: no features of frame {s.scene}/{token}, the offset {o} neighbour of "
-                                     f"{s.token} (langocc.temporal_offsets needs every frame of the scenes in the cache)")
+                    raise ValueError(
+                        f"{self.cache.root}: no features of frame {s.scene}/{token}, the offset {o} neighbour of "
+                        f"{s.token} (langocc.temporal_offsets needs every frame of the scenes in the cache)"
+                    )
                 f = self.cache.load(s.scene, token, s.cam_names, (H, W))["prior_features"]  # (N, D, h, w)
                 K = torch.stack([ds.intrinsics(token, c) for c in s.cam_names]).float()  # (N, 3, 3)
                 T_cur_from_nbr = T_ego_from_global @ ds.T_global_from_ego(token)  # (4, 4) float64

@@ -234,8 +234,10 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike, strict: bool 
         raise ValueError(f"{path}: does not fit the model ({e})") from e
     bad = non_finite_tensors(module.state_dict())
     if bad:
-        raise ValueError(f"{path}: weights hold NaN or infinity in {len(bad)} tensor(s), e.g. {', '.join(bad[:3])}: "
-                         "a diverged or corrupted run; use an earlier checkpoint")
+        raise ValueError(
+            f"{path}: weights hold NaN or infinity in {len(bad)} tensor(s), e.g. {', '.join(bad[:3])}: "
+            "a diverged or corrupted run; use an earlier checkpoint"
+        )
 
 
 def non_finite_tensors(tree: Any, prefix: str = "") -> list[str]:
@@ -271,8 +273,10 @@ def load_trainer_state(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: trainer state has no 'step'")
     bad = non_finite_tensors({k: state.get(k) for k in ("optimizer", "scheduler", "scaler")})
     if bad:
-        raise ValueError(f"{path}: trainer state holds NaN or infinity ({', '.join(bad[:3])}): a diverged or "
-                         "corrupted run; resume from an earlier checkpoint")
+        raise ValueError(
+            f"{path}: trainer state holds NaN or infinity ({', '.join(bad[:3])}): a diverged or "
+            "corrupted run; resume from an earlier checkpoint"
+        )
     return state
 
 

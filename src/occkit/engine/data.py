@@ -55,7 +55,9 @@ class StepSampler(Sampler[tuple[int, int]]):
         shuffle: permute (training) or keep the dataset order.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, shuffle: bool = True) -> None:
+    def __init__(
+        self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, shuffle: bool = True
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         self.n, self.batch_size, self.seed = n, batch_size, seed

@@ -64,7 +64,9 @@ def predict_labels(method: torch.nn.Module, batch: Batch, device: torch.device, 
     with autocast(device, amp):
         logits = method.predict(batch)
     if logits.dim() != 5 or logits.shape[0] != batch.size:
-        raise ValueError(f"{type(method).__name__}.predict: expected logits (B, C, X, Y, Z) with B={batch.size}, got {tuple(logits.shape)}")
+        raise ValueError(
+            f"{type(method).__name__}.predict: expected logits (B, C, X, Y, Z) with B={batch.size}, got {tuple(logits.shape)}"
+        )
     return logits.argmax(1)
 
 
@@ -179,8 +181,9 @@ def write_predictions(
     return n
 
 
-def check_prediction_target(out_dir: str | os.PathLike, overwrite: bool = False,
-                            inputs: dict[str, Any] | None = None) -> None:
+def check_prediction_target(
+    out_dir: str | os.PathLike, overwrite: bool = False, inputs: dict[str, Any] | None = None
+) -> None:
     """Refuse a prediction folder that exists and holds anything, unless ``overwrite`` and it
     holds predictions (their ``provenance.json``); refuse a path that is a file
     (``FileExistsError`` naming the folder) and one that is, lies in or holds an input
@@ -189,11 +192,15 @@ def check_prediction_target(out_dir: str | os.PathLike, overwrite: bool = False,
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a folder")
     if not overwrite and out.is_dir() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: the folder is not empty; predict into a new folder, or pass --overwrite to replace "
-                              "it (its contents are replaced only once every new prediction is written)")
+        raise FileExistsError(
+            f"{out}: the folder is not empty; predict into a new folder, or pass --overwrite to replace "
+            "it (its contents are replaced only once every new prediction is written)"
+        )
     if overwrite and out.is_dir() and any(out.iterdir()) and not (out / PROVENANCE_FILE).is_file():
-        raise FileExistsError(f"{out}: the folder is not empty and holds no {PROVENANCE_FILE}: occkit predict did not make "
-                              "it, and --overwrite replaces only predictions; choose a new or empty folder")
+        raise FileExistsError(
+            f"{out}: the folder is not empty and holds no {PROVENANCE_FILE}: occkit predict did not make "
+            "it, and --overwrite replaces only predictions; choose a new or empty folder"
+        )
     if inputs:
         from occkit.outputs import check_not_inside_inputs
 
@@ -236,9 +243,15 @@ def write_prediction_folder(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         tokens: list[str] = []
-        n = write_predictions(method, batches, tmp, device, amp, progress=progress, total=total, tokens=tokens, file_format=file_format)
-        record = {**provenance, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                  "frames": n, "tokens": tokens}
+        n = write_predictions(
+            method, batches, tmp, device, amp, progress=progress, total=total, tokens=tokens, file_format=file_format
+        )
+        record = {
+            **provenance,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "frames": n,
+            "tokens": tokens,
+        }
         write_json_atomic(tmp / PROVENANCE_FILE, record)
         if out.exists():
             check_prediction_target(out, overwrite)  # it may have filled while we predicted

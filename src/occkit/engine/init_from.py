@@ -31,7 +31,14 @@ from torch import nn
 
 from occkit.config import ConfigError
 from occkit.engine.checkpoint import (
-    CHECKSUM_FILE, CONFIG_FILE, EMA_FILE, MODEL_FILE, file_sha256, load_config_dict, non_finite_tensors, resolve_checkpoint,
+    CHECKSUM_FILE,
+    CONFIG_FILE,
+    EMA_FILE,
+    MODEL_FILE,
+    file_sha256,
+    load_config_dict,
+    non_finite_tensors,
+    resolve_checkpoint,
     verify_checksum,
 )
 from occkit.fileio import read_json
@@ -141,10 +148,17 @@ def check_fits(source_model: dict[str, Any], model: dict[str, Any], where: str |
         return d.get(key, getattr(default, key))
 
     problems = []
-    src_range, range_ = [float(v) for v in get(source_model, "point_range")], [float(v) for v in get(model, "point_range")]
+    src_range, range_ = (
+        [float(v) for v in get(source_model, "point_range")],
+        [float(v) for v in get(model, "point_range")],
+    )
     src_vs, vs = float(get(source_model, "voxel_size")), float(get(model, "voxel_size"))
-    if len(src_range) != len(range_) or not all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(src_range + [src_vs], range_ + [vs])):
-        problems.append(f"output grid {src_range} at {src_vs:g} m but this run's is {range_} at {vs:g} m (model.point_range, model.voxel_size)")
+    if len(src_range) != len(range_) or not all(
+        math.isclose(a, b, abs_tol=1e-6) for a, b in zip(src_range + [src_vs], range_ + [vs])
+    ):
+        problems.append(
+            f"output grid {src_range} at {src_vs:g} m but this run's is {range_} at {vs:g} m (model.point_range, model.voxel_size)"
+        )
     src_c, c = int(get(source_model, "num_classes")), int(get(model, "num_classes"))
     if src_c != c:
         problems.append(f"{src_c} classes but this run has {c} (model.num_classes)")
@@ -173,8 +187,10 @@ def load_matching(method: nn.Module, weights: str | os.PathLike) -> InitReport:
         raise ValueError(f"{path}: cannot read as safetensors ({type(e).__name__}: {e})") from e
     bad = non_finite_tensors(source)
     if bad:
-        raise ValueError(f"{path}: weights hold NaN or infinity in {len(bad)} tensor(s), e.g. {', '.join(bad[:3])}: "
-                         "a diverged or corrupted run; use an earlier checkpoint")
+        raise ValueError(
+            f"{path}: weights hold NaN or infinity in {len(bad)} tensor(s), e.g. {', '.join(bad[:3])}: "
+            "a diverged or corrupted run; use an earlier checkpoint"
+        )
     for removed, kept in aliases.items():  # save_model's record of the shared names it dropped
         if isinstance(kept, str) and kept in source and removed not in source:
             source[removed] = source[kept]
@@ -201,8 +217,9 @@ def load_matching(method: nn.Module, weights: str | os.PathLike) -> InitReport:
     return report
 
 
-def init_from(method: nn.Module, path: str | os.PathLike, model: dict[str, Any], ema: bool = True,
-              allow_empty: bool = False) -> tuple[InitSource, InitReport]:
+def init_from(
+    method: nn.Module, path: str | os.PathLike, model: dict[str, Any], ema: bool = True, allow_empty: bool = False
+) -> tuple[InitSource, InitReport]:
     """Resolve and check ``path`` (:func:`resolve_init_source`, :func:`check_fits` against this
     run's ``model`` config section) and load the matching tensors into ``method``
     (:func:`load_matching`). A weights file with no ``config.json`` beside it is loaded unchecked
@@ -216,9 +233,11 @@ def init_from(method: nn.Module, path: str | os.PathLike, model: dict[str, Any],
         check_fits(src_model, model, source.checkpoint or source.weights)
     report = load_matching(method, source.weights)
     if not report.loaded and not allow_empty:
-        raise ConfigError(f"{KEY}: {source.checkpoint or source.weights}: no tensor of it fits this run (none has a name and "
-                          f"shape in common with {type(method).__name__}'s); give a run of the same method and network, or "
-                          "set train.init_from_empty=true to start from the initial weights anyway")
+        raise ConfigError(
+            f"{KEY}: {source.checkpoint or source.weights}: no tensor of it fits this run (none has a name and "
+            f"shape in common with {type(method).__name__}'s); give a run of the same method and network, or "
+            "set train.init_from_empty=true to start from the initial weights anyway"
+        )
     return source, report
 
 
@@ -229,15 +248,19 @@ def group_names(names: list[str], depth: int = 2) -> list[tuple[str, list[str]]]
     groups: dict[str, list[str]] = {}
     for n in names:
         parts = n.split(".")
-        groups.setdefault(".".join(parts[:max(1, min(depth, len(parts) - 1))]), []).append(n)
+        groups.setdefault(".".join(parts[: max(1, min(depth, len(parts) - 1))]), []).append(n)
     return list(groups.items())
 
 
 def _groups_text(names: list[str], limit: int = 12) -> str:
     """``model.lidar.* (6), adapter.* (2), step``: a group of one shows its name."""
     groups = group_names(names)
-    text = ", ".join(members[0] if len(members) == 1 else f"{key}.* ({len(members)})" for key, members in groups[:limit])
-    return text + (f", ... {len(groups) - limit} more groups (init_from.json lists them)" if len(groups) > limit else "")
+    text = ", ".join(
+        members[0] if len(members) == 1 else f"{key}.* ({len(members)})" for key, members in groups[:limit]
+    )
+    return text + (
+        f", ... {len(groups) - limit} more groups (init_from.json lists them)" if len(groups) > limit else ""
+    )
 
 
 def report_lines(source: InitSource, report: InitReport, limit: int = 8) -> list[str]:
@@ -250,13 +273,19 @@ def report_lines(source: InitSource, report: InitReport, limit: int = 8) -> list
         f"tensors ({report.loaded_values:,} of {report.total_values:,} values)",
     ]
     if source.config is None:
-        lines.append(f"{KEY}: no config.json (or record with a model section) beside the weights: grid, classes and "
-                     "modality not checked")
+        lines.append(
+            f"{KEY}: no config.json (or record with a model section) beside the weights: grid, classes and "
+            "modality not checked"
+        )
     if report.new:
         lines.append(f"{KEY}: new here (not in the source, left as built): {_groups_text(report.new)}")
     if report.skipped:
         shown = "; ".join(f"{n} {list(a)} -> {list(b)}" for n, a, b in report.skipped[:limit])
-        more = f"; ... {len(report.skipped) - limit} more (init_from.json lists them)" if len(report.skipped) > limit else ""
+        more = (
+            f"; ... {len(report.skipped) - limit} more (init_from.json lists them)"
+            if len(report.skipped) > limit
+            else ""
+        )
         lines.append(f"{KEY}: skipped, shape differs (source -> here): {shown}{more}")
     if report.fresh:
         lines.append(f"{KEY}: kept fresh (the method's own counters): {', '.join(report.fresh)}")
@@ -270,7 +299,7 @@ def init_record(source: InitSource, report: InitReport) -> dict[str, Any]:
     step = None
     if source.checkpoint is not None and source.checkpoint.name.startswith("step_"):
         try:
-            step = int(source.checkpoint.name[len("step_"):])
+            step = int(source.checkpoint.name[len("step_") :])
         except ValueError:
             step = None
     return {

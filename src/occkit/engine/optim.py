@@ -68,8 +68,14 @@ def build_optimizer(
     """
     mult = dict(lr_mult or {})
     for k, v in mult.items():
-        if not isinstance(k, str) or not k or isinstance(v, bool) or not isinstance(v, (int, float)) \
-                or not math.isfinite(v) or v < 0:
+        if (
+            not isinstance(k, str)
+            or not k
+            or isinstance(v, bool)
+            or not isinstance(v, (int, float))
+            or not math.isfinite(v)
+            or v < 0
+        ):
             raise ValueError(f"optim.lr_mult: {k!r}: expected a name substring and a factor >= 0, got {v!r}")
     keys = sorted(mult, key=len, reverse=True)
     groups_by: dict[tuple[float, bool], list[torch.nn.Parameter]] = {(1.0, True): [], (1.0, False): []}
@@ -86,12 +92,17 @@ def build_optimizer(
     unused = sorted(set(mult) - used)
     if unused:
         raise ValueError(f"optim.lr_mult: no trainable parameter's name contains {', '.join(map(repr, unused))}")
-    groups = [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr": lr * f}
-              for (f, decay), ps in groups_by.items() if ps or f == 1.0]
+    groups = [
+        {"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr": lr * f}
+        for (f, decay), ps in groups_by.items()
+        if ps or f == 1.0
+    ]
     return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused or None)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, max_steps: int, min_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, max_steps: int, min_ratio: float
+) -> torch.optim.lr_scheduler.LambdaLR:
     """``LambdaLR`` with :class:`WarmupCosine`; call ``step()`` once after each optimiser step."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup_steps, max_steps, min_ratio))
 

@@ -33,13 +33,25 @@ from tqdm import tqdm
 from occkit.config import to_dict
 from occkit.data.sample import Batch
 from occkit.engine.checkpoint import (
-    EMA_FILE, MODEL_FILE, latest_checkpoint, load_config_dict, load_trainer_state, load_weights,
-    remove_partial_checkpoints, save_checkpoint,
+    EMA_FILE,
+    MODEL_FILE,
+    latest_checkpoint,
+    load_config_dict,
+    load_trainer_state,
+    load_weights,
+    remove_partial_checkpoints,
+    save_checkpoint,
 )
 from occkit.engine.config import TrainConfig
 from occkit.engine.data import eval_batches, seed_everything, step_seed, train_batches
 from occkit.engine.distributed import (
-    DistInfo, all_reduce_mean, any_process, cleanup_distributed, init_distributed, is_distributed, max_over_processes,
+    DistInfo,
+    all_reduce_mean,
+    any_process,
+    cleanup_distributed,
+    init_distributed,
+    is_distributed,
+    max_over_processes,
 )
 from occkit.engine.evaluate import autocast, evaluate, resolve_amp
 from occkit.engine.init_from import init_from, init_record, report_lines
@@ -121,22 +133,46 @@ def train(
     owns_group = not is_distributed()
     info, device = init_distributed(cfg.train.device)
     try:
-        return _train(cfg, Path(run_dir), info, device, train_set, val_set, method, resume, stop_at, rayiou, rayiou_origins, progress)
+        return _train(
+            cfg,
+            Path(run_dir),
+            info,
+            device,
+            train_set,
+            val_set,
+            method,
+            resume,
+            stop_at,
+            rayiou,
+            rayiou_origins,
+            progress,
+        )
     finally:
         if owns_group:
             cleanup_distributed()
 
 
 def _train(
-    cfg: Any, run_dir: Path, info: DistInfo, device: torch.device, train_set: Dataset,
-    val_set: Dataset | None, method: nn.Module | None, resume: bool, stop_at: int | None,
-    rayiou: Callable[[], Any] | None, rayiou_origins: Callable[[str], torch.Tensor] | None, progress: bool,
+    cfg: Any,
+    run_dir: Path,
+    info: DistInfo,
+    device: torch.device,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    method: nn.Module | None,
+    resume: bool,
+    stop_at: int | None,
+    rayiou: Callable[[], Any] | None,
+    rayiou_origins: Callable[[str], torch.Tensor] | None,
+    progress: bool,
 ) -> TrainResult:
     oc, tc = cfg.optim, cfg.train
     if oc.schedule == "time" and tc.max_minutes <= 0:
         raise ValueError("optim.schedule='time' needs a time budget: set train.max_minutes > 0")
     if tc.init_from is not None and not str(tc.init_from).strip():
-        raise ValueError("train.init_from: empty; give a run folder, a checkpoint folder or a weights file (or leave it unset)")
+        raise ValueError(
+            "train.init_from: empty; give a run folder, a checkpoint folder or a weights file (or leave it unset)"
+        )
     if tc.threads > 0 and device.type == "cpu":
         torch.set_num_threads(tc.threads)
     if method is None:
@@ -172,12 +208,18 @@ def _train(
             try:
                 load_weights(method, ckpt / MODEL_FILE)
             except ValueError as e:  # another preset's network: name what differs, not only the tensors
-                diff = [f"{k}: {a!r} -> {b!r}" for k, a, b in _differences(saved, cfg_dict) if k == "method" or k.startswith("model.")]
+                diff = [
+                    f"{k}: {a!r} -> {b!r}"
+                    for k, a, b in _differences(saved, cfg_dict)
+                    if k == "method" or k.startswith("model.")
+                ]
                 if not diff:
                     raise
-                raise ValueError(f"--resume {run_dir}: its checkpoint {ckpt.name} is of another network than this run's config "
-                                 f"({'; '.join(diff[:6])}{'; ...' if len(diff) > 6 else ''}): resume with the preset and --set the "
-                                 "run was made with, or train into a new --out") from e
+                raise ValueError(
+                    f"--resume {run_dir}: its checkpoint {ckpt.name} is of another network than this run's config "
+                    f"({'; '.join(diff[:6])}{'; ...' if len(diff) > 6 else ''}): resume with the preset and --set the "
+                    "run was made with, or train into a new --out"
+                ) from e
             if ema is not None:
                 load_weights(ema.module, ckpt / EMA_FILE if (ckpt / EMA_FILE).is_file() else ckpt / MODEL_FILE)
             state = load_trainer_state(ckpt)
@@ -194,20 +236,33 @@ def _train(
     model: nn.Module = TrainingStep(method)
     if info.enabled:
         model = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None,
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=tc.find_unused_parameters,
         )
     batches = train_batches(
-        train_set, cfg.data.batch_size, tc.seed, step, info.rank, info.world_size,
-        cfg.data.workers, pin_memory=device.type == "cuda",
+        train_set,
+        cfg.data.batch_size,
+        tc.seed,
+        step,
+        info.rank,
+        info.world_size,
+        cfg.data.workers,
+        pin_memory=device.type == "cuda",
     )
     logger = RunLogger(run_dir, tensorboard=tc.tensorboard, start_step=step) if info.is_main else None
     if info.is_main:
         write_json_atomic(run_dir / "config.json", cfg_dict)
     end = oc.max_steps if stop_at is None else min(oc.max_steps, stop_at)
     result = TrainResult(step=step, train_seconds=train_seconds)
-    bar = tqdm(total=oc.max_steps if oc.schedule == "steps" else None, initial=step, desc="train", unit="step", dynamic_ncols=True,
-               disable=not (progress and info.is_main))
+    bar = tqdm(
+        total=oc.max_steps if oc.schedule == "steps" else None,
+        initial=step,
+        desc="train",
+        unit="step",
+        dynamic_ncols=True,
+        disable=not (progress and info.is_main),
+    )
     wall0, last_val_seconds, log_t0, log_step0 = time.perf_counter(), train_seconds, time.perf_counter(), step
     timed = tc.max_minutes > 0 or tc.val_every_minutes > 0
     method.train()
@@ -260,20 +315,40 @@ def _train(
                     logger.scalars(step, record, prefix="train/")
                     logger.jsonl("train.jsonl", {"step": step, **record})
             due_by_time = timed and any_process(
-                tc.val_every_minutes > 0 and train_seconds - last_val_seconds >= tc.val_every_minutes * 60, device)
+                tc.val_every_minutes > 0 and train_seconds - last_val_seconds >= tc.val_every_minutes * 60, device
+            )
             if val_set is not None and (finished or (tc.val_every > 0 and step % tc.val_every == 0) or due_by_time):
-                record = _validate(cfg, method if ema is None else ema.module, val_set, info, device, amp,
-                                   rayiou, rayiou_origins, step, train_seconds, wall0, progress)
+                record = _validate(
+                    cfg,
+                    method if ema is None else ema.module,
+                    val_set,
+                    info,
+                    device,
+                    amp,
+                    rayiou,
+                    rayiou_origins,
+                    step,
+                    train_seconds,
+                    wall0,
+                    progress,
+                )
                 last_val_seconds = train_seconds
                 result.validations.append(record)
                 if logger is not None:
                     logger.jsonl("metrics.jsonl", record)
-                    logger.scalars(step, {k: record[k] for k in ("miou", "geometry_iou", "rayiou") if k in record}, prefix="val/")
+                    logger.scalars(
+                        step, {k: record[k] for k in ("miou", "geometry_iou", "rayiou") if k in record}, prefix="val/"
+                    )
                     if "depth_abs_rel" in record:  # a run that learns no classes: what it learns
-                        bar.write(f"step {step}: val geometry IoU {record['geometry_iou']:.2f}, depth abs-rel "
-                                  f"{record['depth_abs_rel']:.3f} ({record['depth_abs_m']:.2f} m)")
+                        bar.write(
+                            f"step {step}: val geometry IoU {record['geometry_iou']:.2f}, depth abs-rel "
+                            f"{record['depth_abs_rel']:.3f} ({record['depth_abs_m']:.2f} m)"
+                        )
                     else:
-                        bar.write(f"step {step}: val mIoU {record['miou']:.2f}" + (f", RayIoU {record['rayiou']:.2f}" if "rayiou" in record else ""))
+                        bar.write(
+                            f"step {step}: val mIoU {record['miou']:.2f}"
+                            + (f", RayIoU {record['rayiou']:.2f}" if "rayiou" in record else "")
+                        )
             if finished or (tc.ckpt_every > 0 and step % tc.ckpt_every == 0):
                 if info.is_main:
                     trainer_state = {
@@ -284,8 +359,15 @@ def _train(
                         "world_size": info.world_size,
                         "seed": tc.seed,
                     }
-                    result.checkpoint = save_checkpoint(run_dir, step, method, cfg_dict, trainer_state,
-                                                        ema.module if ema is not None else None, tc.keep_checkpoints)
+                    result.checkpoint = save_checkpoint(
+                        run_dir,
+                        step,
+                        method,
+                        cfg_dict,
+                        trainer_state,
+                        ema.module if ema is not None else None,
+                        tc.keep_checkpoints,
+                    )
             if finished:
                 break
     finally:
@@ -299,7 +381,9 @@ def _train(
 def _init_from(method: nn.Module, tc: TrainConfig, cfg_dict: dict[str, Any], run_dir: Path, info: DistInfo) -> None:
     """Load ``train.init_from``'s matching weights into ``method`` (:mod:`occkit.engine.init_from`);
     rank 0 prints the report and writes ``RUN/init_from.json``."""
-    source, report = init_from(method, tc.init_from, cfg_dict["model"], tc.init_from_ema, allow_empty=tc.init_from_empty)
+    source, report = init_from(
+        method, tc.init_from, cfg_dict["model"], tc.init_from_ema, allow_empty=tc.init_from_empty
+    )
     if info.is_main:
         for line in report_lines(source, report):
             print(line, file=sys.stderr)
@@ -308,13 +392,29 @@ def _init_from(method: nn.Module, tc: TrainConfig, cfg_dict: dict[str, Any], run
 
 
 def _validate(
-    cfg: Any, method: nn.Module, val_set: Dataset, info: DistInfo, device: torch.device, amp: str,
-    rayiou: Callable[[], Any] | None, rayiou_origins: Callable[[str], torch.Tensor] | None,
-    step: int, train_seconds: float, wall0: float, progress: bool = True,
+    cfg: Any,
+    method: nn.Module,
+    val_set: Dataset,
+    info: DistInfo,
+    device: torch.device,
+    amp: str,
+    rayiou: Callable[[], Any] | None,
+    rayiou_origins: Callable[[str], torch.Tensor] | None,
+    step: int,
+    train_seconds: float,
+    wall0: float,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Validate on this rank's share of ``val_set``; every rank returns the all-reduced record."""
-    batches = eval_batches(val_set, cfg.data.val_batch_size, info.rank, info.world_size, cfg.data.workers,
-                           cfg.train.val_max_frames, pin_memory=device.type == "cuda")
+    batches = eval_batches(
+        val_set,
+        cfg.data.val_batch_size,
+        info.rank,
+        info.world_size,
+        cfg.data.workers,
+        cfg.train.val_max_frames,
+        pin_memory=device.type == "cuda",
+    )
     use_ray = cfg.train.val_rayiou and rayiou is not None and rayiou_origins is not None
     from occkit.data.semantickitti import SemanticKITTIDataset
 
@@ -322,19 +422,38 @@ def _validate(
     while not isinstance(inner, SemanticKITTIDataset) and hasattr(inner, "dataset"):
         inner = inner.dataset  # under any wrappers; any other dataset is scored as Occ3D
     kind = "ssc" if isinstance(inner, SemanticKITTIDataset) else "occ3d"  # SemanticKITTI: SSC metrics
-    scores = evaluate(method, batches, device, amp, mask="camera", num_classes=cfg.model.num_classes,
-                      rayiou=rayiou() if use_ray else None, rayiou_origins=rayiou_origins if use_ray else None,
-                      progress=progress and info.is_main, distributed=info.enabled, metric_kind=kind)
+    scores = evaluate(
+        method,
+        batches,
+        device,
+        amp,
+        mask="camera",
+        num_classes=cfg.model.num_classes,
+        rayiou=rayiou() if use_ray else None,
+        rayiou_origins=rayiou_origins if use_ray else None,
+        progress=progress and info.is_main,
+        distributed=info.enabled,
+        metric_kind=kind,
+    )
     record = {"step": step, "train_minutes": train_seconds / 60, "wall_minutes": (time.perf_counter() - wall0) / 60}
     record.update({k: v for k, v in scores.items() if k != "rayiou_detail"})
     if callable(getattr(method, "validation_figures", None)):
-        batches = eval_batches(val_set, cfg.data.val_batch_size, info.rank, info.world_size, cfg.data.workers,
-                               cfg.train.val_max_frames, pin_memory=device.type == "cuda")
+        batches = eval_batches(
+            val_set,
+            cfg.data.val_batch_size,
+            info.rank,
+            info.world_size,
+            cfg.data.workers,
+            cfg.train.val_max_frames,
+            pin_memory=device.type == "cuda",
+        )
         record.update(method_figures(method, batches, device, amp, distributed=info.enabled))
     return record
 
 
-def method_figures(method: nn.Module, batches: Any, device: torch.device, amp: str, distributed: bool = False) -> dict[str, float]:
+def method_figures(
+    method: nn.Module, batches: Any, device: torch.device, amp: str, distributed: bool = False
+) -> dict[str, float]:
     """The method's own validation figures (``validation_figures``, see :mod:`occkit.methods.base`):
     each ``sum / count`` over ``batches`` (and over the ranks when ``distributed``)."""
     from occkit.engine.evaluate import autocast
@@ -364,7 +483,11 @@ def method_figures(method: nn.Module, batches: Any, device: torch.device, amp: s
 def _differences(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
     """(dotted key, value in ``a``, value in ``b``) of every leaf where two configs differ."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)]
+        return [
+            d
+            for k in sorted(set(a) | set(b))
+            for d in _differences(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
+        ]
     return [] if a == b else [(prefix, a, b)]
 
 

@@ -55,6 +55,7 @@ OUTPUT_NAMES: tuple[str, ...] = ("logits", "labels")
 MIN_OPSET = 16
 EXPORTERS: tuple[str, ...] = ("auto", "dynamo", "torchscript")
 
+
 def exportable_methods() -> tuple[str, ...]:
     """The registered methods whose runs export (their prediction is the camera network's output)."""
     from occkit.methods.registry import registry
@@ -72,8 +73,10 @@ def unexportable_reason(cfg: Any) -> str | None:
     if spec.export is None:
         return f"a {cfg.method} run is not exported: {spec.export_refused} (exported: {ok})"
     if cfg.model.modality != "camera":
-        return (f"model.modality is {cfg.model.modality!r}: the network reads LiDAR points (a list of a varying number "
-                "per frame), and the exported graph takes the camera inputs only (images, intrinsics, T_ego_from_cam)")
+        return (
+            f"model.modality is {cfg.model.modality!r}: the network reads LiDAR points (a list of a varying number "
+            "per frame), and the exported graph takes the camera inputs only (images, intrinsics, T_ego_from_cam)"
+        )
     reason = spec.export.check(cfg)
     if reason is not None:
         return reason
@@ -112,7 +115,15 @@ def load_source(ckpt: str | os.PathLike, ema: bool = True) -> ExportSource:
     export support loads it itself (``ExportSupport.load``: a radocc run is its camera student,
     built without loading the teacher run its config names).
     """
-    from occkit.engine.checkpoint import CHECKSUM_FILE, CONFIG_FILE, EMA_FILE, MODEL_FILE, file_sha256, load_config_dict, resolve_checkpoint
+    from occkit.engine.checkpoint import (
+        CHECKSUM_FILE,
+        CONFIG_FILE,
+        EMA_FILE,
+        MODEL_FILE,
+        file_sha256,
+        load_config_dict,
+        resolve_checkpoint,
+    )
     from occkit.experiment import experiment_from_dict, load_checkpoint_method
     from occkit.fileio import read_json
     from occkit.methods.registry import get_method
@@ -165,9 +176,13 @@ class OccPredictor(nn.Module):
         self.free_index = int(head.free_index)
         self.free_bias: nn.Parameter | None = head.free_bias
         if self.free_bias is not None:
-            self.register_buffer("free_onehot", F.one_hot(torch.tensor(self.free_index), self.num_classes).float(), persistent=False)
+            self.register_buffer(
+                "free_onehot", F.one_hot(torch.tensor(self.free_index), self.num_classes).float(), persistent=False
+            )
 
-    def forward(self, images: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, images: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.net(images, intrinsics, T_ego_from_cam)
         logits = (out if self.output_index is None else out[self.output_index]).logits  # (B, C, X, Y, Z)
         if self.free_bias is not None:  # the method's forward adds it (render_sup)
@@ -182,7 +197,7 @@ class OccPredictor(nn.Module):
         f = self.free_index
         log_p = torch.log_softmax(logits.float(), 1)
         occupied = -torch.expm1(log_p[:, f]) >= self.threshold  # (B, X, Y, Z)
-        others = torch.cat([logits[:, :f], logits[:, f + 1:]], 1).float()  # (B, C-1, X, Y, Z)
+        others = torch.cat([logits[:, :f], logits[:, f + 1 :]], 1).float()  # (B, C-1, X, Y, Z)
         best = torch.log_softmax(others, 1).argmax(1)
         best = best + (best >= f).to(best.dtype)  # back to class ids
         return torch.where(occupied, best, torch.full_like(best, f)).to(torch.uint8)
@@ -199,8 +214,10 @@ def check_image_size(predictor: OccPredictor, image_hw: tuple[int, int], what: s
     s = largest_stride(predictor)
     if H <= 0 or W <= 0 or H % s or W % s:
         near = (max(s, round(H / s) * s), max(s, round(W / s) * s))
-        raise ValueError(f"{what} {H} {W}: H and W must be positive multiples of {s}, the largest stride of the backbone "
-                         f"{predictor.backbone_name} (nearest: {near[0]} {near[1]})")
+        raise ValueError(
+            f"{what} {H} {W}: H and W must be positive multiples of {s}, the largest stride of the backbone "
+            f"{predictor.backbone_name} (nearest: {near[0]} {near[1]})"
+        )
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -214,16 +231,27 @@ def random_frames(num: int, cam_names: tuple[str, ...], image_hw: tuple[int, int
     H, W = image_hw
     N = len(cam_names)
     g = torch.Generator().manual_seed(seed)
-    R0 = torch.tensor([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # camera (x right, y down, z forward) -> ego
+    R0 = torch.tensor(
+        [[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]
+    )  # camera (x right, y down, z forward) -> ego
     R = rotation_z(torch.arange(N) * (2 * math.pi / N), dtype=torch.float32) @ R0  # (N, 3, 3)
     T = make_transform(R, torch.tensor([0.0, 0.0, 1.5]).expand(N, 3))[None]  # (1, N, 4, 4)
     f = W / 2.0
     K = torch.tensor([[f, 0.0, W / 2.0], [0.0, f, H / 2.0], [0.0, 0.0, 1.0]]).expand(1, N, 3, 3).clone()
     out = []
     for i in range(num):
-        out.append(Batch(tokens=[f"random_{i}"], scenes=["random"], timestamps=[i], cam_names=tuple(cam_names),
-                         images=torch.rand(1, N, 3, H, W, generator=g), intrinsics=K.clone(), T_ego_from_cam=T.clone(),
-                         T_global_from_ego=torch.eye(4, dtype=torch.float64)[None]))
+        out.append(
+            Batch(
+                tokens=[f"random_{i}"],
+                scenes=["random"],
+                timestamps=[i],
+                cam_names=tuple(cam_names),
+                images=torch.rand(1, N, 3, H, W, generator=g),
+                intrinsics=K.clone(),
+                T_ego_from_cam=T.clone(),
+                T_global_from_ego=torch.eye(4, dtype=torch.float64)[None],
+            )
+        )
     return out
 
 
@@ -284,10 +312,21 @@ def _no_channels_last(module: nn.Module):
             m.channels_last = True
 
 
-def _export_once(predictor: OccPredictor, example: tuple[torch.Tensor, ...], path: Path, exporter: str,
-                 opset: int | None, dynamic_batch: bool) -> None:
-    kw: dict[str, Any] = dict(input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES), opset_version=opset,
-                              external_data=False, verbose=False)
+def _export_once(
+    predictor: OccPredictor,
+    example: tuple[torch.Tensor, ...],
+    path: Path,
+    exporter: str,
+    opset: int | None,
+    dynamic_batch: bool,
+) -> None:
+    kw: dict[str, Any] = dict(
+        input_names=list(INPUT_NAMES),
+        output_names=list(OUTPUT_NAMES),
+        opset_version=opset,
+        external_data=False,
+        verbose=False,
+    )
     if exporter == "dynamo":
         if dynamic_batch:
             batch = torch.export.Dim("batch", min=1, max=4096)
@@ -398,17 +437,25 @@ def available_providers() -> list[str]:
 
 
 def _feeds(b: Batch) -> dict[str, Any]:
-    return {"images": b.images.float().numpy(), "intrinsics": b.intrinsics.float().numpy(),
-            "T_ego_from_cam": b.T_ego_from_cam.float().numpy()}
+    return {
+        "images": b.images.float().numpy(),
+        "intrinsics": b.intrinsics.float().numpy(),
+        "T_ego_from_cam": b.T_ego_from_cam.float().numpy(),
+    }
 
 
 def stack_frames(frames: list[Batch]) -> Batch:
     """One batch of the one-frame batches' camera tensors (for a dynamic batch)."""
-    return Batch(tokens=[t for b in frames for t in b.tokens], scenes=[s for b in frames for s in b.scenes],
-                 timestamps=[t for b in frames for t in b.timestamps], cam_names=frames[0].cam_names,
-                 images=torch.cat([b.images for b in frames]), intrinsics=torch.cat([b.intrinsics for b in frames]),
-                 T_ego_from_cam=torch.cat([b.T_ego_from_cam for b in frames]),
-                 T_global_from_ego=torch.cat([b.T_global_from_ego for b in frames]))
+    return Batch(
+        tokens=[t for b in frames for t in b.tokens],
+        scenes=[s for b in frames for s in b.scenes],
+        timestamps=[t for b in frames for t in b.timestamps],
+        cam_names=frames[0].cam_names,
+        images=torch.cat([b.images for b in frames]),
+        intrinsics=torch.cat([b.intrinsics for b in frames]),
+        T_ego_from_cam=torch.cat([b.T_ego_from_cam for b in frames]),
+        T_global_from_ego=torch.cat([b.T_global_from_ego for b in frames]),
+    )
 
 
 def _median_ms(times: list[float]) -> float:
@@ -470,9 +517,12 @@ def check_parity(
                 total += ref_labels.numel()
             t_torch, t_ort = _time_both(pred, sess, frames, device, runs)
             row: dict[str, Any] = {
-                "max_abs_logit_diff": max_diff, "max_abs_logit": max_abs, "label_agreement": agree / max(total, 1),
+                "max_abs_logit_diff": max_diff,
+                "max_abs_logit": max_abs,
+                "label_agreement": agree / max(total, 1),
                 "labels_differ": total - agree,
-                "ms_per_frame_torch": t_torch, "ms_per_frame_onnxruntime": t_ort,
+                "ms_per_frame_torch": t_torch,
+                "ms_per_frame_onnxruntime": t_ort,
             }
             if batch_check:
                 group = (frames * 2)[: max(2, len(frames))]
@@ -481,9 +531,11 @@ def check_parity(
                 logits, _ = pred(bd.images.float(), bd.intrinsics.float(), bd.T_ego_from_cam.float())
                 ref_labels = meth.predict(bd).argmax(1)
                 o_logits, o_labels = sess.run(list(OUTPUT_NAMES), _feeds(bb))
-                row["batch"] = {"size": len(group),
-                                "max_abs_logit_diff": float((torch.from_numpy(o_logits) - logits.float().cpu()).abs().max()),
-                                "label_agreement": float((torch.from_numpy(o_labels).long() == ref_labels.cpu()).float().mean())}
+                row["batch"] = {
+                    "size": len(group),
+                    "max_abs_logit_diff": float((torch.from_numpy(o_logits) - logits.float().cpu()).abs().max()),
+                    "label_agreement": float((torch.from_numpy(o_labels).long() == ref_labels.cpu()).float().mean()),
+                }
         report["voxels"] = total
         report["providers"][provider] = row
         predictor.to("cpu")
@@ -491,7 +543,9 @@ def check_parity(
     return report
 
 
-def _time_both(pred: OccPredictor, sess: Any, frames: list[Batch], device: torch.device, runs: int) -> tuple[float, float]:
+def _time_both(
+    pred: OccPredictor, sess: Any, frames: list[Batch], device: torch.device, runs: int
+) -> tuple[float, float]:
     """Median seconds per frame of eager ``pred`` and of ``sess`` (batch 1), alternated, in ms."""
     sync: Callable[[], None] = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     inputs = [(b.to(device), _feeds(b)) for b in frames]

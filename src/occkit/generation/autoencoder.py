@@ -38,12 +38,20 @@ def build_autoencoder(cfg: AutoencoderConfig):
     from diffusers import AutoencoderKL
 
     if not cfg.channels or any(c % cfg.norm_groups for c in cfg.channels):
-        raise ValueError(f"autoencoder.channels {cfg.channels}: each must be a multiple of norm_groups {cfg.norm_groups}")
+        raise ValueError(
+            f"autoencoder.channels {cfg.channels}: each must be a multiple of norm_groups {cfg.norm_groups}"
+        )
     n = len(cfg.channels)
     return AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
-        block_out_channels=tuple(cfg.channels), layers_per_block=cfg.layers_per_block, latent_channels=cfg.latent_channels,
-        norm_num_groups=cfg.norm_groups, mid_block_add_attention=False,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(cfg.channels),
+        layers_per_block=cfg.layers_per_block,
+        latent_channels=cfg.latent_channels,
+        norm_num_groups=cfg.norm_groups,
+        mid_block_add_attention=False,
     )
 
 

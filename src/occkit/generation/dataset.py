@@ -49,8 +49,12 @@ class GeneratedFrame:
     source: str | None = None
 
 
-def write_generated_dataset(out: str | os.PathLike, frames: list[GeneratedFrame], cam_names: tuple[str, ...],
-                            record: dict[str, Any] | None = None) -> Path:
+def write_generated_dataset(
+    out: str | os.PathLike,
+    frames: list[GeneratedFrame],
+    cam_names: tuple[str, ...],
+    record: dict[str, Any] | None = None,
+) -> Path:
     """Write ``frames`` under ``out`` (which must not hold an ``annotations.json``); returns ``out``."""
     from PIL import Image
 
@@ -58,7 +62,9 @@ def write_generated_dataset(out: str | os.PathLike, frames: list[GeneratedFrame]
 
     root = Path(out)
     if (root / "annotations.json").exists():
-        raise FileExistsError(f"{root}: already holds a dataset (annotations.json); write the generated scenes elsewhere")
+        raise FileExistsError(
+            f"{root}: already holds a dataset (annotations.json); write the generated scenes elsewhere"
+        )
     if not frames:
         raise ValueError("write_generated_dataset: no frames")
     scene_infos: dict[str, dict[str, Any]] = {}
@@ -76,13 +82,23 @@ def write_generated_dataset(out: str | os.PathLike, frames: list[GeneratedFrame]
             rel = f"samples/{cam}/{f.token}.png"
             pil = Image.fromarray(images_uint8(f.images[i]))
             atomic_write(root / rel, lambda fh, pil=pil: pil.save(fh, format="PNG"))
-            cams[cam] = {"img_path": rel, "intrinsic": f.intrinsics[i].double().tolist(),
-                         "extrinsic": pose_from_transform(f.T_ego_from_cam[i].double()), "ego_pose": ego}
+            cams[cam] = {
+                "img_path": rel,
+                "intrinsic": f.intrinsics[i].double().tolist(),
+                "extrinsic": pose_from_transform(f.T_ego_from_cam[i].double()),
+                "ego_pose": ego,
+            }
         gt = f"gts/{f.scene}/{f.token}/labels.npz"
         mask = f.mask.bool().cpu().numpy().astype(np.uint8)
-        save_npz_atomic(root / gt, semantics=f.semantics.cpu().numpy().astype(np.uint8), mask_camera=mask, mask_lidar=mask)
-        scene_infos.setdefault(f.scene, {})[f.token] = {"camera_sensor": cams, "ego_pose": ego, "gt_path": gt,
-                                                       "source_token": f.source}
+        save_npz_atomic(
+            root / gt, semantics=f.semantics.cpu().numpy().astype(np.uint8), mask_camera=mask, mask_lidar=mask
+        )
+        scene_infos.setdefault(f.scene, {})[f.token] = {
+            "camera_sensor": cams,
+            "ego_pose": ego,
+            "gt_path": gt,
+            "source_token": f.source,
+        }
     for scene, tokens in order.items():
         for i, tok in enumerate(tokens):
             info = scene_infos[scene][tok]
@@ -91,8 +107,10 @@ def write_generated_dataset(out: str | os.PathLike, frames: list[GeneratedFrame]
             info["next"] = tokens[i + 1] if i + 1 < len(tokens) else ""
     if record is not None:
         write_json_atomic(root / "generation.json", record)
-    write_json_atomic(root / "annotations.json", {"train_split": list(order), "val_split": [], "scene_infos": scene_infos,
-                                                  "scene_descriptions": descriptions})
+    write_json_atomic(
+        root / "annotations.json",
+        {"train_split": list(order), "val_split": [], "scene_infos": scene_infos, "scene_descriptions": descriptions},
+    )
     return root
 
 
@@ -101,6 +119,9 @@ def record_dataset_files(root: str | os.PathLike) -> Path:
     bytes, "sha256": hex}}`` of every file under ``root`` but itself, sorted by path; returns it."""
     root = Path(root)
     record = root / FILE_SUMS
-    sums = {p.relative_to(root).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
-            for p in sorted(root.rglob("*")) if p.is_file() and p != record}
+    sums = {
+        p.relative_to(root).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p != record
+    }
     return write_json_atomic(record, sums)

@@ -35,19 +35,31 @@ def build_denoiser(cfg: DenoiserConfig, latent_channels: int, text_dim: int):
 
     n = len(cfg.channels)
     if len(cfg.cross_attention) != n:
-        raise ValueError(f"denoiser.cross_attention: expected {n} entries (one per level of channels), got {len(cfg.cross_attention)}")
+        raise ValueError(
+            f"denoiser.cross_attention: expected {n} entries (one per level of channels), got {len(cfg.cross_attention)}"
+        )
     if any(c % cfg.norm_groups or c % cfg.attention_head_dim for c in cfg.channels):
-        raise ValueError(f"denoiser.channels {cfg.channels}: each must be a multiple of norm_groups and attention_head_dim")
+        raise ValueError(
+            f"denoiser.channels {cfg.channels}: each must be a multiple of norm_groups and attention_head_dim"
+        )
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.cross_attention)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.cross_attention))
     return UNet2DConditionModel(
-        in_channels=latent_channels, out_channels=latent_channels, down_block_types=down, up_block_types=up,
-        block_out_channels=tuple(cfg.channels), layers_per_block=cfg.layers_per_block, cross_attention_dim=text_dim,
-        attention_head_dim=cfg.attention_head_dim, norm_num_groups=cfg.norm_groups,
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        down_block_types=down,
+        up_block_types=up,
+        block_out_channels=tuple(cfg.channels),
+        layers_per_block=cfg.layers_per_block,
+        cross_attention_dim=text_dim,
+        attention_head_dim=cfg.attention_head_dim,
+        norm_num_groups=cfg.norm_groups,
     )
 
 
-def residual_shapes(cfg: DenoiserConfig, latent_hw: tuple[int, int]) -> tuple[list[tuple[int, int, int]], tuple[int, int, int]]:
+def residual_shapes(
+    cfg: DenoiserConfig, latent_hw: tuple[int, int]
+) -> tuple[list[tuple[int, int, int]], tuple[int, int, int]]:
     """(channels, h, w) of each of the UNet's skip features, in order, and of its middle block's
     output, for a latent of ``latent_hw`` (a stride-2 convolution gives ``ceil(n / 2)``)."""
     h, w = latent_hw

@@ -53,14 +53,24 @@ def score_frames(method, batches, device: torch.device, frustum: bool = True) ->
         logits = method.predict(batch)
         mask = batch.mask_camera.bool()
         if frustum:
-            mask = mask & frustum_mask(net.output_grid, batch.intrinsics, batch.T_ego_from_cam, tuple(batch.images.shape[-2:]))
+            mask = mask & frustum_mask(
+                net.output_grid, batch.intrinsics, batch.T_ego_from_cam, tuple(batch.images.shape[-2:])
+            )
         metric.update(logits.argmax(1), batch.occupancy, mask_camera=mask)
     scores = metric.compute()
     return torch.cat(feats), {"miou": scores["miou"], "frames": metric.frames}
 
 
-def evaluate_generation(judge, make_dataset, gen_root: str | os.PathLike, real_root: str | os.PathLike, real_split: str = "val",
-                        device: torch.device | str = "cpu", batch_size: int = 4, kid_subset: int = 100) -> dict[str, Any]:
+def evaluate_generation(
+    judge,
+    make_dataset,
+    gen_root: str | os.PathLike,
+    real_root: str | os.PathLike,
+    real_split: str = "val",
+    device: torch.device | str = "cpu",
+    batch_size: int = 4,
+    kid_subset: int = 100,
+) -> dict[str, Any]:
     """FID, KID (judge features, real split vs generated) and layout mIoU; see the module docstring.
 
     ``make_dataset(root, split)`` gives the frames of a split as the judge sees them (the composition
@@ -72,15 +82,21 @@ def evaluate_generation(judge, make_dataset, gen_root: str | os.PathLike, real_r
     real = make_dataset(real_root, real_split)
     gen = make_dataset(gen_root, "all")
     if len(real) < 2 or len(gen) < 2:
-        raise ValueError(f"evaluate_generation: need at least 2 frames each, got {len(real)} real ({real_root}, {real_split}) "
-                         f"and {len(gen)} generated ({gen_root})")
+        raise ValueError(
+            f"evaluate_generation: need at least 2 frames each, got {len(real)} real ({real_root}, {real_split}) "
+            f"and {len(gen)} generated ({gen_root})"
+        )
     f_real, s_real = score_frames(judge, eval_batches(real, batch_size), device)
-    f_gen, s_gen = score_frames(judge, eval_batches(gen, batch_size), device, frustum=False)  # their masks are the frusta
+    f_gen, s_gen = score_frames(
+        judge, eval_batches(gen, batch_size), device, frustum=False
+    )  # their masks are the frusta
     return {
         "fid": frechet_distance(f_real, f_gen),
         "kid": kernel_distance(f_real, f_gen, subset_size=kid_subset),
         "layout_miou": s_gen["miou"],
         "judge_real_miou": s_real["miou"],
-        "n_real": int(f_real.shape[0]), "n_gen": int(f_gen.shape[0]), "feature_dim": int(f_real.shape[1]),
+        "n_real": int(f_real.shape[0]),
+        "n_gen": int(f_gen.shape[0]),
+        "feature_dim": int(f_real.shape[1]),
         "features": "judge image backbone, deepest level, global average pool",
     }

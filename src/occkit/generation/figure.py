@@ -18,8 +18,9 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(list(images_uint8(images)), 1))
 
 
-def generation_figure(rows: list[dict], title: str = "", front_only: bool = True, bev_scale: int = 1,
-                      image_scale: int = 2) -> np.ndarray:
+def generation_figure(
+    rows: list[dict], title: str = "", front_only: bool = True, bev_scale: int = 1, image_scale: int = 2
+) -> np.ndarray:
     """``(H, W, 3) uint8``.
 
     Args:
@@ -46,7 +47,12 @@ def generation_figure(rows: list[dict], title: str = "", front_only: bool = True
     layouts = [r["semantics"] for r in rows if r.get("semantics") is not None]
     if layouts:  # the layouts' classes (and the grey of voxels outside the mask)
         masked = any(r.get("mask") is not None for r in rows if r.get("semantics") is not None)
-        parts.append(occ3d_legend(*(np.asarray(s) for s in layouts), width=width,
-                                  extras=[("outside the mask (dimmed)", MASK_TINT)] if masked else []))
+        parts.append(
+            occ3d_legend(
+                *(np.asarray(s) for s in layouts),
+                width=width,
+                extras=[("outside the mask (dimmed)", MASK_TINT)] if masked else [],
+            )
+        )
     fig = vstack(parts, gap=10)
     return titled(fig, title, size=14) if title else fig

@@ -12,8 +12,9 @@ from occkit.shapes import check_shape
 __all__ = ["frustum_mask", "latent_ray_points", "voxel_centers"]
 
 
-def latent_ray_points(intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, image_hw: tuple[int, int], stride: int,
-                      depths: torch.Tensor) -> torch.Tensor:
+def latent_ray_points(
+    intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, image_hw: tuple[int, int], stride: int, depths: torch.Tensor
+) -> torch.Tensor:
     """Ego-frame points along the ray through each latent pixel's centre, at camera z-depths ``depths``.
 
     Args:

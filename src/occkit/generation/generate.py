@@ -59,7 +59,9 @@ def conditioning_frames(make_dataset, data: str | os.PathLike, occupancy: str | 
         try:
             return ds, [base.index_of(occupancy)] * n
         except KeyError:
-            raise KeyError(f"--occupancy {occupancy!r}: neither a split ({', '.join(SPLITS)}) nor a frame token of {data}") from None
+            raise KeyError(
+                f"--occupancy {occupancy!r}: neither a split ({', '.join(SPLITS)}) nor a frame token of {data}"
+            ) from None
     ds = make_dataset(data, occupancy or split)
     m = len(ds)
     if m == 0:
@@ -120,12 +122,16 @@ def open_work_folder(work: str | os.PathLike, settings: dict[str, Any]) -> None:
             differ = sorted(k for k in set(have) | set(settings) if have.get(k, missing) != settings.get(k, missing))
             if not differ:
                 return
-            raise FileExistsError(f"{work}: holds the saved batches of an unfinished occkit generate with other settings "
-                                  f"({', '.join(differ)} differ); rerun that command to finish it, or delete that folder "
-                                  "to start over")
+            raise FileExistsError(
+                f"{work}: holds the saved batches of an unfinished occkit generate with other settings "
+                f"({', '.join(differ)} differ); rerun that command to finish it, or delete that folder "
+                "to start over"
+            )
         if work.is_dir() and any(work.iterdir()):
-            raise FileExistsError(f"{work}: holds no readable {SETTINGS_FILE} (the settings of the batches saved there); "
-                                  "delete that folder to start over")
+            raise FileExistsError(
+                f"{work}: holds no readable {SETTINGS_FILE} (the settings of the batches saved there); "
+                "delete that folder to start over"
+            )
     work.mkdir(parents=True, exist_ok=True)
     write_json_atomic(work / SETTINGS_FILE, settings)
 
@@ -135,17 +141,29 @@ def _as_uint8(images: torch.Tensor) -> np.ndarray:
     return images_uint8(images, channels_last=False)
 
 
-def _frames_of(arrays: dict[str, np.ndarray], meta: dict[str, list], start: int) -> tuple[list[GeneratedFrame], list[dict]]:
+def _frames_of(
+    arrays: dict[str, np.ndarray], meta: dict[str, list], start: int
+) -> tuple[list[GeneratedFrame], list[dict]]:
     """A batch's frames (and preview rows) from what is saved of it."""
     frames, rows = [], []
     for b, token in enumerate(meta["tokens"]):
-        t = {k: torch.from_numpy(np.ascontiguousarray(arrays[k][b]))
-             for k in ("images", "intrinsics", "T_ego_from_cam", "semantics", "mask", "T_global_from_ego")}
-        frames.append(GeneratedFrame(token=token, scene=meta["scenes"][b], text=meta["texts"][b], source=meta["sources"][b], **t))
+        t = {
+            k: torch.from_numpy(np.ascontiguousarray(arrays[k][b]))
+            for k in ("images", "intrinsics", "T_ego_from_cam", "semantics", "mask", "T_global_from_ego")
+        }
+        frames.append(
+            GeneratedFrame(token=token, scene=meta["scenes"][b], text=meta["texts"][b], source=meta["sources"][b], **t)
+        )
         if start + b < PREVIEW_ROWS:
             real = torch.from_numpy(np.ascontiguousarray(arrays["real"][b]))
-            rows.append({"panels": [("generated", t["images"].float() / 255), ("real frame", real.float() / 255)],
-                         "semantics": t["semantics"], "mask": t["mask"], "text": meta["texts"][b]})
+            rows.append(
+                {
+                    "panels": [("generated", t["images"].float() / 255), ("real frame", real.float() / 255)],
+                    "semantics": t["semantics"],
+                    "mask": t["mask"],
+                    "text": meta["texts"][b],
+                }
+            )
     return frames, rows
 
 
@@ -166,10 +184,23 @@ def _save_batch(folder: Path, arrays: dict[str, np.ndarray], meta: dict[str, lis
 
 @torch.no_grad()
 def generate_scenes(
-    method, cfg, data: str | os.PathLike, out: str | os.PathLike, n: int, text: str | None = None,
-    occupancy: str | None = None, from_perception: bool = False, split: str = "val", steps: int | None = None,
-    guidance_scale: float = 1.0, seed: int = 0, batch_size: int = 4, progress: bool = True,
-    record: dict[str, Any] | None = None, use_layout: bool = True, make_dataset=None,
+    method,
+    cfg,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    n: int,
+    text: str | None = None,
+    occupancy: str | None = None,
+    from_perception: bool = False,
+    split: str = "val",
+    steps: int | None = None,
+    guidance_scale: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 4,
+    progress: bool = True,
+    record: dict[str, Any] | None = None,
+    use_layout: bool = True,
+    make_dataset=None,
     work: str | os.PathLike | None = None,
 ) -> tuple[Path, list[dict]]:
     """Sample ``n`` frames and write them under ``out`` (:mod:`occkit.generation.dataset`).
@@ -199,9 +230,20 @@ def generate_scenes(
         raise ValueError("generate_scenes: make_dataset (root, split) -> dataset is required")
     steps = steps or cfg.occscene.schedule.sample_steps
     H, W = cfg.data.image_aug.out_hw
-    rec = {"n": n, "text": text, "occupancy": occupancy, "use_layout": use_layout, "from_perception": from_perception,
-           "split": split, "steps": steps, "guidance_scale": guidance_scale, "seed": seed, "batch_size": batch_size,
-           "data": str(data), **(record or {})}
+    rec = {
+        "n": n,
+        "text": text,
+        "occupancy": occupancy,
+        "use_layout": use_layout,
+        "from_perception": from_perception,
+        "split": split,
+        "steps": steps,
+        "guidance_scale": guidance_scale,
+        "seed": seed,
+        "batch_size": batch_size,
+        "data": str(data),
+        **(record or {}),
+    }
     ds, picks = conditioning_frames(make_dataset, data, occupancy, split, n)
     starts = list(range(0, n, batch_size))
     kept: dict[int, tuple[dict[str, np.ndarray], dict[str, list]]] = {}
@@ -214,8 +256,11 @@ def generate_scenes(
                 kept[start] = _load_batch(folder)
         if kept:
             k = sum(len(m["tokens"]) for _, m in kept.values())
-            print(f"resuming from {work}: {k} of {n} frames kept ({len(kept)} of {len(starts)} batches), "
-                  f"sampling the other {n - k}", flush=True)
+            print(
+                f"resuming from {work}: {k} of {n} frames kept ({len(kept)} of {len(starts)} batches), "
+                f"sampling the other {n - k}",
+                flush=True,
+            )
     scheduler = sampling_scheduler(cfg.occscene.schedule)
     todo = [s for s in starts if s not in kept]
     bar = None
@@ -225,9 +270,23 @@ def generate_scenes(
         bar = tqdm(total=len(todo), desc="generate", unit="batch")
     try:
         for start in todo:
-            kept[start] = _sample_batch(method, gen, scheduler, ds, picks[start : start + batch_size], start, text=text,
-                                        occupancy=occupancy, use_layout=use_layout, from_perception=from_perception,
-                                        steps=steps, guidance_scale=guidance_scale, seed=seed, hw=(H, W), device=device)
+            kept[start] = _sample_batch(
+                method,
+                gen,
+                scheduler,
+                ds,
+                picks[start : start + batch_size],
+                start,
+                text=text,
+                occupancy=occupancy,
+                use_layout=use_layout,
+                from_perception=from_perception,
+                steps=steps,
+                guidance_scale=guidance_scale,
+                seed=seed,
+                hw=(H, W),
+                device=device,
+            )
             if work is not None:
                 _save_batch(_batch_folder(work, start), *kept[start])
             if bar is not None:
@@ -245,16 +304,47 @@ def generate_scenes(
     return root, rows
 
 
-def _sample_batch(method, gen, scheduler, ds, idx: list[int], start: int, *, text, occupancy, use_layout, from_perception,
-                  steps, guidance_scale, seed, hw, device) -> tuple[dict[str, np.ndarray], dict[str, list]]:
+def _sample_batch(
+    method,
+    gen,
+    scheduler,
+    ds,
+    idx: list[int],
+    start: int,
+    *,
+    text,
+    occupancy,
+    use_layout,
+    from_perception,
+    steps,
+    guidance_scale,
+    seed,
+    hw,
+    device,
+) -> tuple[dict[str, np.ndarray], dict[str, list]]:
     """Sample the batch of frames ``start ...`` (conditioned on the frames ``idx`` of ``ds``,
     seeded with ``seed + start``): (arrays, strings), as saved in the work folder."""
     batch = collate([ds[j] for j in idx]).to(device)
     texts = [text if text is not None else (d or "") for d in batch.descriptions]
-    occ = one_hot_occupancy(batch.occupancy, method.model_cfg.num_classes) if occupancy is not None and use_layout else None
-    res = sample(gen, scheduler, texts, batch.intrinsics, batch.T_ego_from_cam, hw, occupancy=occ,
-                 perception=method.perceive, feedback=from_perception, steps=steps, guidance_scale=guidance_scale,
-                 seed=seed + start)
+    occ = (
+        one_hot_occupancy(batch.occupancy, method.model_cfg.num_classes)
+        if occupancy is not None and use_layout
+        else None
+    )
+    res = sample(
+        gen,
+        scheduler,
+        texts,
+        batch.intrinsics,
+        batch.T_ego_from_cam,
+        hw,
+        occupancy=occ,
+        perception=method.perceive,
+        feedback=from_perception,
+        steps=steps,
+        guidance_scale=guidance_scale,
+        seed=seed + start,
+    )
     seen = frustum_mask(method.model.output_grid, batch.intrinsics, batch.T_ego_from_cam, hw)
     B = len(idx)
     if occupancy is not None:
@@ -262,11 +352,18 @@ def _sample_batch(method, gen, scheduler, ds, idx: list[int], start: int, *, tex
     else:
         sem, mask = res.perception_logits.argmax(1), seen
     arrays = {
-        "images": _as_uint8(res.images[:B]), "intrinsics": batch.intrinsics.cpu().numpy(),
-        "T_ego_from_cam": batch.T_ego_from_cam.cpu().numpy(), "semantics": sem[:B].cpu().numpy(),
-        "mask": mask[:B].bool().cpu().numpy(), "T_global_from_ego": batch.T_global_from_ego.cpu().numpy(),
+        "images": _as_uint8(res.images[:B]),
+        "intrinsics": batch.intrinsics.cpu().numpy(),
+        "T_ego_from_cam": batch.T_ego_from_cam.cpu().numpy(),
+        "semantics": sem[:B].cpu().numpy(),
+        "mask": mask[:B].bool().cpu().numpy(),
+        "T_global_from_ego": batch.T_global_from_ego.cpu().numpy(),
         "real": _as_uint8(batch.images[: max(0, min(B, PREVIEW_ROWS - start))]),  # the preview's real frames
     }
-    meta = {"tokens": [f"gen{seed:04d}_{start + b:06d}" for b in range(B)], "scenes": [f"gen-{s}" for s in batch.scenes],
-            "texts": texts, "sources": list(batch.tokens)}
+    meta = {
+        "tokens": [f"gen{seed:04d}_{start + b:06d}" for b in range(B)],
+        "scenes": [f"gen-{s}" for s in batch.scenes],
+        "texts": texts,
+        "sources": list(batch.tokens),
+    }
     return arrays, meta

@@ -89,7 +89,9 @@ class CameraEncoder(nn.Module):
             nn.init.zeros_(self.mlp[2].weight)
             nn.init.zeros_(self.mlp[2].bias)
 
-    def forward(self, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
+    def forward(
+        self, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, image_hw: tuple[int, int]
+    ) -> torch.Tensor:
         """intrinsics ``(M, 3, 3)``, T_ego_from_cam ``(M, 4, 4)`` -> ``(M, channels)``."""
         H, W = image_hw
         K = intrinsics.float()
@@ -191,8 +193,15 @@ class MDA(nn.Module):
         latent_stride: image pixels per latent pixel.
     """
 
-    def __init__(self, cfg: MDAConfig, num_classes: int, occ_grid: Grid, residual_channels: list[int], mid_channels: int,
-                 latent_stride: int) -> None:
+    def __init__(
+        self,
+        cfg: MDAConfig,
+        num_classes: int,
+        occ_grid: Grid,
+        residual_channels: list[int],
+        mid_channels: int,
+        latent_stride: int,
+    ) -> None:
         super().__init__()
         self.cfg, self.num_classes, self.latent_stride = cfg, num_classes, latent_stride
         region = cfg.region if cfg.region is not None else occ_grid.point_range
@@ -212,8 +221,12 @@ class MDA(nn.Module):
         self.camera = CameraEncoder(c, residual=cfg.camera_modulation == "residual") if cfg.camera_encoding else None
         self.patch_embed = nn.Conv3d(c, cfg.token_dim, cfg.patch, stride=cfg.patch)
         self.mamba = nn.ModuleList(BiMamba(cfg.token_dim, cfg.mamba_state) for _ in range(cfg.mamba_layers))
-        self.to_image = nn.Sequential(nn.Conv2d(cfg.token_dim * cfg.ray_samples, cfg.out_channels, 1), nn.SiLU(),
-                                      nn.Conv2d(cfg.out_channels, cfg.out_channels, 3, padding=1), nn.SiLU())
+        self.to_image = nn.Sequential(
+            nn.Conv2d(cfg.token_dim * cfg.ray_samples, cfg.out_channels, 1),
+            nn.SiLU(),
+            nn.Conv2d(cfg.out_channels, cfg.out_channels, 3, padding=1),
+            nn.SiLU(),
+        )
         self.zero_convs = nn.ModuleList(_zero_conv(cfg.out_channels, ch) for ch in residual_channels)
         self.zero_mid = _zero_conv(cfg.out_channels, mid_channels)
         near, far = cfg.ray_depth
@@ -221,9 +234,15 @@ class MDA(nn.Module):
             raise ValueError(f"mda.ray_depth: expected 0 < near < far, got {cfg.ray_depth}")
         self.register_buffer("depths", ray_depths(near, far, cfg.ray_samples, cfg.ray_spacing), persistent=False)
 
-    def forward(self, occupancy: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor,
-                image_hw: tuple[int, int], latent_shapes: list[tuple[int, int]], mid_shape: tuple[int, int],
-                ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def forward(
+        self,
+        occupancy: torch.Tensor,
+        intrinsics: torch.Tensor,
+        T_ego_from_cam: torch.Tensor,
+        image_hw: tuple[int, int],
+        latent_shapes: list[tuple[int, int]],
+        mid_shape: tuple[int, int],
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Residuals for ``B * N`` latents (camera-major within a frame).
 
         Args:

@@ -35,7 +35,9 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     return float((mu_r - mu_f).pow(2).sum() + torch.trace(s_r) + torch.trace(s_f) - 2 * torch.trace(cross))
 
 
-def kernel_distance(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 100, subsets: int = 50, seed: int = 0) -> float:
+def kernel_distance(
+    real: torch.Tensor, fake: torch.Tensor, subset_size: int = 100, subsets: int = 50, seed: int = 0
+) -> float:
     """KID: the unbiased MMD^2 with ``k(x, y) = (x.y / D + 1)^3``, averaged over ``subsets``
     random subsets of ``min(subset_size, n, m)`` features of each set (Binkowski et al.)."""
     check_shape(real, "n D", name="real")
@@ -60,6 +62,8 @@ def psnr(images: torch.Tensor, reference: torch.Tensor, peak: float = 1.0) -> to
     images against ``(M, C, H, W)`` references (values in ``[0, peak]``) -> ``(M,)``; ``inf``
     where an image equals its reference."""
     if images.shape != reference.shape or images.dim() != 4:
-        raise ValueError(f"psnr: expected two (M, C, H, W) tensors of one shape, got {tuple(images.shape)} and {tuple(reference.shape)}")
+        raise ValueError(
+            f"psnr: expected two (M, C, H, W) tensors of one shape, got {tuple(images.shape)} and {tuple(reference.shape)}"
+        )
     mse = (images.double() - reference.double()).pow(2).flatten(1).mean(1)
     return (10 * torch.log10(peak**2 / mse)).float()

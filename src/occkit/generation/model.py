@@ -51,8 +51,11 @@ class SceneGenerator(nn.Module):
         dim = text_dim if text_dim is not None else self.text.dim
         self.unet = build_denoiser(cfg.denoiser, cfg.autoencoder.latent_channels, dim)
         shapes, mid = residual_shapes(cfg.denoiser, (8, 8))
-        self.mda = (MDA(cfg.mda, num_classes, occ_grid, [s[0] for s in shapes], mid[0], self.stride)
-                    if cfg.mda.enabled else None)
+        self.mda = (
+            MDA(cfg.mda, num_classes, occ_grid, [s[0] for s in shapes], mid[0], self.stride)
+            if cfg.mda.enabled
+            else None
+        )
         self.register_buffer("latent_scale", torch.ones(()))
 
     @property
@@ -75,8 +78,13 @@ class SceneGenerator(nn.Module):
         """scaled latents ``(M, c, h, w)`` -> images ``(M, 3, h*f, w*f)`` in about [-1, 1]."""
         return self.vae.decode(latents / self.latent_scale).sample
 
-    def residuals(self, latents: torch.Tensor, occupancy: torch.Tensor | None, intrinsics: torch.Tensor,
-                  T_ego_from_cam: torch.Tensor) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
+    def residuals(
+        self,
+        latents: torch.Tensor,
+        occupancy: torch.Tensor | None,
+        intrinsics: torch.Tensor,
+        T_ego_from_cam: torch.Tensor,
+    ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
         """MDA's residuals for ``latents (B*N, c, h, w)``, or (None, None) without MDA or occupancy."""
         if self.mda is None or occupancy is None:
             return None, None
@@ -85,9 +93,17 @@ class SceneGenerator(nn.Module):
         image_hw = (h * self.stride, w * self.stride)
         return self.mda(occupancy, intrinsics, T_ego_from_cam, image_hw, [s[1:] for s in shapes], mid[1:])
 
-    def denoise(self, latents: torch.Tensor, t: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
-                occupancy: torch.Tensor | None, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor,
-                occupancy_keep: torch.Tensor | None = None) -> torch.Tensor:
+    def denoise(
+        self,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        occupancy: torch.Tensor | None,
+        intrinsics: torch.Tensor,
+        T_ego_from_cam: torch.Tensor,
+        occupancy_keep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The predicted noise.
 
         Args:
@@ -107,5 +123,11 @@ class SceneGenerator(nn.Module):
         if down is not None and mid is not None and occupancy_keep is not None:
             k = occupancy_keep.to(latents.dtype).view(-1, 1, 1, 1)
             down, mid = [r * k for r in down], mid * k
-        return self.unet(latents, t, encoder_hidden_states=text, encoder_attention_mask=text_mask,
-                         down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
+        return self.unet(
+            latents,
+            t,
+            encoder_hidden_states=text,
+            encoder_attention_mask=text_mask,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+        ).sample

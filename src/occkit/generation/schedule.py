@@ -38,7 +38,9 @@ def _check(cfg: NoiseScheduleConfig) -> None:
     if cfg.num_train_timesteps < 2:
         raise ValueError(f"schedule.num_train_timesteps: expected >= 2, got {cfg.num_train_timesteps}")
     if not 0 < cfg.beta_start < cfg.beta_end < 1:
-        raise ValueError(f"schedule.beta_start/beta_end: expected 0 < start < end < 1, got {cfg.beta_start}, {cfg.beta_end}")
+        raise ValueError(
+            f"schedule.beta_start/beta_end: expected 0 < start < end < 1, got {cfg.beta_start}, {cfg.beta_end}"
+        )
     if not 1 <= cfg.sample_steps <= cfg.num_train_timesteps:
         raise ValueError(f"schedule.sample_steps: expected 1..{cfg.num_train_timesteps}, got {cfg.sample_steps}")
 
@@ -49,8 +51,14 @@ def training_scheduler(cfg: NoiseScheduleConfig):
     from diffusers import DDPMScheduler
 
     _check(cfg)
-    return DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
-                         beta_start=cfg.beta_start, beta_end=cfg.beta_end, prediction_type="epsilon", clip_sample=False)
+    return DDPMScheduler(
+        num_train_timesteps=cfg.num_train_timesteps,
+        beta_schedule=cfg.beta_schedule,
+        beta_start=cfg.beta_start,
+        beta_end=cfg.beta_end,
+        prediction_type="epsilon",
+        clip_sample=False,
+    )
 
 
 def sampling_scheduler(cfg: NoiseScheduleConfig):
@@ -58,9 +66,16 @@ def sampling_scheduler(cfg: NoiseScheduleConfig):
     from diffusers import DDIMScheduler
 
     _check(cfg)
-    return DDIMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
-                         beta_start=cfg.beta_start, beta_end=cfg.beta_end, prediction_type="epsilon", clip_sample=False,
-                         set_alpha_to_one=False, steps_offset=1)
+    return DDIMScheduler(
+        num_train_timesteps=cfg.num_train_timesteps,
+        beta_schedule=cfg.beta_schedule,
+        beta_start=cfg.beta_start,
+        beta_end=cfg.beta_end,
+        prediction_type="epsilon",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
 
 
 def x0_from_eps(z_t: torch.Tensor, eps: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,9 @@ class TextConditioner:
         enc = load_text_encoder(spec)
         model = getattr(enc, "model", None)
         if model is None or not hasattr(model, "tokenize"):
-            raise ValueError(f"text encoder {spec!r}: token states need a sentence-transformers model (minilm or st:PATH)")
+            raise ValueError(
+                f"text encoder {spec!r}: token states need a sentence-transformers model (minilm or st:PATH)"
+            )
         self.spec, self.model, self.max_tokens = spec, model, max_tokens
         self.transformer = model[0].auto_model.eval()
         self.dim = int(self.transformer.config.hidden_size)
@@ -62,7 +64,9 @@ class TextConditioner:
         ids = feats["input_ids"][:, :T]
         att = feats["attention_mask"][:, :T]
         dev = next(self.transformer.parameters()).device
-        h = self.transformer(input_ids=ids.to(dev), attention_mask=att.to(dev)).last_hidden_state[0].float().cpu()  # (T', D)
+        h = (
+            self.transformer(input_ids=ids.to(dev), attention_mask=att.to(dev)).last_hidden_state[0].float().cpu()
+        )  # (T', D)
         states[: h.shape[0]] = h
         mask[: h.shape[0]] = att[0].bool()
         return states, mask

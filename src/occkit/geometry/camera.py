@@ -30,7 +30,9 @@ def project(points_cam: torch.Tensor, K: torch.Tensor, eps: float = 1e-6) -> tup
     return uv, z
 
 
-def project_ego(points: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def project_ego(
+    points: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Project ego-frame points into cameras: ego -> camera (the inverse of ``T_ego_from_cam``) -> pixels.
 
     Args:

@@ -11,13 +11,20 @@ from occkit.shapes import check_shape
 
 def voxel_centers(grid: Grid, device: torch.device | str = "cpu") -> torch.Tensor:
     """``(X, Y, Z, 3)`` ego-frame voxel centres (``index * size + size / 2 + range_min``)."""
-    axes = [torch.arange(n, device=device, dtype=torch.float32) * s + s / 2 + lo
-            for n, s, lo in zip(grid.shape, grid.voxel_size, grid.range_min)]
+    axes = [
+        torch.arange(n, device=device, dtype=torch.float32) * s + s / 2 + lo
+        for n, s, lo in zip(grid.shape, grid.voxel_size, grid.range_min)
+    ]
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1)
 
 
-def frustum_mask(grid: Grid, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, image_hw: tuple[int, int],
-                 max_depth: float = 60.0) -> torch.Tensor:
+def frustum_mask(
+    grid: Grid,
+    intrinsics: torch.Tensor,
+    T_ego_from_cam: torch.Tensor,
+    image_hw: tuple[int, int],
+    max_depth: float = 60.0,
+) -> torch.Tensor:
     """Voxels whose centre projects inside any camera's image, in front of it, nearer than ``max_depth``.
 
     Args:

@@ -31,9 +31,7 @@ class Grid:
         for lo, hi, s in zip(self.range_min, self.range_max, self.voxel_size):
             n = (hi - lo) / s
             if hi <= lo or abs(n - round(n)) > 1e-6:
-                raise ValueError(
-                    f"Grid: range [{lo}, {hi}] is not a positive whole number of voxels of {s} m"
-                )
+                raise ValueError(f"Grid: range [{lo}, {hi}] is not a positive whole number of voxels of {s} m")
 
     @classmethod
     def from_range(cls, point_range: tuple[float, ...], voxel_size: float | tuple[float, float, float]) -> "Grid":
@@ -114,7 +112,9 @@ class Grid:
         check_shape(labels, "N", name="labels", dims={"N": points.shape[0]})
         lab = labels[valid].long()
         if lab.numel() and (lab.min() < 0 or lab.max() >= num_classes):
-            raise ValueError(f"voxelize: labels must lie in [0, {num_classes}), got [{int(lab.min())}, {int(lab.max())}]")
+            raise ValueError(
+                f"voxelize: labels must lie in [0, {num_classes}), got [{int(lab.min())}, {int(lab.max())}]"
+            )
         counts = torch.zeros(X * Y * Z * num_classes, dtype=torch.int32, device=points.device)
         counts.index_add_(0, flat * num_classes + lab, torch.ones_like(lab, dtype=torch.int32))
         counts = counts.view(X * Y * Z, num_classes)

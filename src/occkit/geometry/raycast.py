@@ -37,7 +37,9 @@ class TraversalStep:
     t_out: torch.Tensor
 
 
-def ray_box_interval(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, min_t: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+def ray_box_interval(
+    origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, min_t: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Slab test: the parameter interval ``[t0, t1]`` where each ray is inside the grid's box.
 
     Args:
@@ -73,7 +75,9 @@ class _WalkStart:
     t_delta: torch.Tensor  # (R', 3) distance between boundaries along each axis
 
 
-def _walk_start(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, t_max: torch.Tensor | float | None) -> _WalkStart:
+def _walk_start(
+    origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, t_max: torch.Tensor | float | None
+) -> _WalkStart:
     """Checks the rays and sets up the Amanatides-Woo state of those that enter the box."""
     check_shape(origins, "R 3", name="origins")
     check_shape(dirs, "R 3", name="dirs", dims={"R": origins.shape[0]})
@@ -230,7 +234,13 @@ def _padded_walk(
                 break
             if not bool(keep.all()):
                 ray, flat, fstep, t_next, t_delta, t_cur, t_end = (
-                    ray[keep], flat[keep], fstep[keep], t_next[keep], t_delta[keep], t_cur[keep], t_end[keep]
+                    ray[keep],
+                    flat[keep],
+                    fstep[keep],
+                    t_next[keep],
+                    t_delta[keep],
+                    t_cur[keep],
+                    t_end[keep],
                 )
     marked = out.view(PX, PY, PZ)[1:-1, 1:-1, 1:-1].clone() if out is not None else None
     return marked, hits

@@ -109,7 +109,9 @@ def lidar_depth_targets(
         med = torch.where(counts > 0, med, torch.full_like(med, float("inf")))
         return depth_to_bin(med.view(N, h, w), depth_range)
     nearest = torch.full((N * h * w + 1,), float("inf"), device=points.device)
-    nearest = nearest.scatter_reduce(0, flat.reshape(-1), torch.where(ok, z, torch.full_like(z, float("inf"))).reshape(-1), reduce="amin")
+    nearest = nearest.scatter_reduce(
+        0, flat.reshape(-1), torch.where(ok, z, torch.full_like(z, float("inf"))).reshape(-1), reduce="amin"
+    )
     return depth_to_bin(nearest[:-1].view(N, h, w), depth_range)
 
 
@@ -141,13 +143,18 @@ def lidar_depth_maps(
     cam_idx = torch.arange(N, device=points.device)[:, None].expand_as(u)
     flat = torch.where(ok, (cam_idx * H + v.clamp(0, H - 1)) * W + u.clamp(0, W - 1), torch.full_like(u, N * H * W))
     nearest = torch.full((N * H * W + 1,), float("inf"), device=points.device)
-    nearest = nearest.scatter_reduce(0, flat.reshape(-1), torch.where(ok, z, torch.full_like(z, float("inf"))).reshape(-1), reduce="amin")
+    nearest = nearest.scatter_reduce(
+        0, flat.reshape(-1), torch.where(ok, z, torch.full_like(z, float("inf"))).reshape(-1), reduce="amin"
+    )
     out = nearest[:-1].view(N, H, W)
     return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
 
 
 def depth_map_targets(
-    depth: torch.Tensor, stride: int, depth_range: tuple[float, float, float], pool: str = "nearest",
+    depth: torch.Tensor,
+    stride: int,
+    depth_range: tuple[float, float, float],
+    pool: str = "nearest",
 ) -> torch.Tensor:
     """Depth-bin targets from dense depth maps (0 or non-finite = no depth).
 

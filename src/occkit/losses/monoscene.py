@@ -71,8 +71,9 @@ def frustum_ids(uv: torch.Tensor, valid: torch.Tensor, image_hw: tuple[int, int]
     return torch.where(inside, ids, torch.full_like(ids, -1))
 
 
-def frustum_proportion_loss(logits: torch.Tensor, target: torch.Tensor, frustum: torch.Tensor, num_frusta: int,
-                            ignore_index: int = 255) -> torch.Tensor:
+def frustum_proportion_loss(
+    logits: torch.Tensor, target: torch.Tensor, frustum: torch.Tensor, num_frusta: int, ignore_index: int = 255
+) -> torch.Tensor:
     """MonoScene's frustum proportion loss (see the module docstring).
 
     Args:
@@ -118,8 +119,14 @@ def frustum_kl_rows(prob: torch.Tensor, labels: torch.Tensor, frustum: torch.Ten
 
 
 # ---------------------------------------------------------------------------- context prior
-def downsample_labels(target: torch.Tensor, factor: tuple[int, int, int], empty_index: int = 0, ignore_index: int = 255,
-                      num_classes: int | None = None, empty_fraction: float = 0.95) -> torch.Tensor:
+def downsample_labels(
+    target: torch.Tensor,
+    factor: tuple[int, int, int],
+    empty_index: int = 0,
+    ignore_index: int = 255,
+    num_classes: int | None = None,
+    empty_fraction: float = 0.95,
+) -> torch.Tensor:
     """Labels of a coarser grid by SSCNet's rule (MonoScene's ``_downsample_label``).
 
     Per block of ``fx * fy * fz`` voxels: with ``n_e`` empty and ``n_u`` unknown voxels, when
@@ -141,7 +148,13 @@ def downsample_labels(target: torch.Tensor, factor: tuple[int, int, int], empty_
     blocks = target.long().view(B, X // fx, fx, Y // fy, fy, Z // fz, fz).permute(0, 1, 3, 5, 2, 4, 6)
     blocks = blocks.reshape(B, X // fx, Y // fy, Z // fz, fx * fy * fz)  # (B, X', Y', Z', f^3)
     known = blocks != ignore_index
-    C = int(num_classes) if num_classes is not None else int(blocks[known].max()) + 1 if bool(known.any()) else empty_index + 1
+    C = (
+        int(num_classes)
+        if num_classes is not None
+        else int(blocks[known].max()) + 1
+        if bool(known.any())
+        else empty_index + 1
+    )
     n_empty = (blocks == empty_index).sum(-1)
     n_unknown = (~known).sum(-1)
     best = torch.full(n_empty.shape, -1, dtype=torch.long, device=target.device)
@@ -159,8 +172,13 @@ def downsample_labels(target: torch.Tensor, factor: tuple[int, int, int], empty_
     return torch.where(mostly_empty | (best < 0), fallback, best)
 
 
-def relation_targets(labels: torch.Tensor, num_relations: int = 4, empty_index: int = 0, ignore_index: int = 255,
-                     num_classes: int | None = None) -> torch.Tensor:
+def relation_targets(
+    labels: torch.Tensor,
+    num_relations: int = 4,
+    empty_index: int = 0,
+    ignore_index: int = 255,
+    num_classes: int | None = None,
+) -> torch.Tensor:
     """MonoScene's context-prior relation matrices from labels at the bottleneck resolution.
 
     Args:
@@ -178,7 +196,11 @@ def relation_targets(labels: torch.Tensor, num_relations: int = 4, empty_index: 
         raise ValueError(f"labels: the grid {(X, Y, Z)} must be even on every axis (2x2x2 supervoxels)")
     lab = labels.long()
     known = lab != ignore_index
-    C = int(num_classes) if num_classes is not None else (int(lab[known].max()) + 1 if bool(known.any()) else empty_index + 1)
+    C = (
+        int(num_classes)
+        if num_classes is not None
+        else (int(lab[known].max()) + 1 if bool(known.any()) else empty_index + 1)
+    )
     C = max(C, empty_index + 1)
     blocks = lab.view(B, X // 2, 2, Y // 2, 2, Z // 2, 2).permute(0, 1, 3, 5, 2, 4, 6).reshape(B, -1, 8)  # (B, M, 8)
     safe = torch.where(blocks == ignore_index, torch.full_like(blocks, C), blocks)
@@ -192,7 +214,9 @@ def relation_targets(labels: torch.Tensor, num_relations: int = 4, empty_index: 
     a = lab.reshape(B, -1)  # (B, N)
     a_known = (a != ignore_index)[..., None]  # (B, N, 1)
     a_safe = torch.where(a == ignore_index, torch.full_like(a, empty_index), a)
-    same = torch.gather(present.transpose(1, 2), 1, a_safe[..., None].expand(-1, -1, present.shape[1]))  # (B, N, M) b == a present
+    same = torch.gather(
+        present.transpose(1, 2), 1, a_safe[..., None].expand(-1, -1, present.shape[1])
+    )  # (B, N, M) b == a present
     a_empty = (a_safe == empty_index)[..., None]  # (B, N, 1)
     if num_relations == 2:
         n_known_classes = present.sum(-1)[:, None, :]  # (B, 1, M)

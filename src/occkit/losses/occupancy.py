@@ -12,13 +12,17 @@ import torch.nn.functional as F
 from occkit.shapes import check_shape
 
 
-def _masked_target(target: torch.Tensor, mask: torch.Tensor | None, ignore_index: int, num_classes: int) -> torch.Tensor:
+def _masked_target(
+    target: torch.Tensor, mask: torch.Tensor | None, ignore_index: int, num_classes: int
+) -> torch.Tensor:
     if target.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise ValueError(f"target: expected integer class ids, got dtype {target.dtype}")
     target = target.long()
     # fast path: two reductions; the exact test only when something lies outside [0, C)
-    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes) and bool(
-        ((target != ignore_index) & ((target < 0) | (target >= num_classes))).any()
+    if (
+        target.numel()
+        and (int(target.min()) < 0 or int(target.max()) >= num_classes)
+        and bool(((target != ignore_index) & ((target < 0) | (target >= num_classes))).any())
     ):
         raise ValueError(f"target: class ids must lie in [0, {num_classes}) or equal ignore_index={ignore_index}")
     if mask is not None:
@@ -29,8 +33,12 @@ def _masked_target(target: torch.Tensor, mask: torch.Tensor | None, ignore_index
 
 
 def _kept_voxels(
-    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, ignore_index: int,
-    max_voxels: int | None = None, generator: torch.Generator | None = None,
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None,
+    ignore_index: int,
+    max_voxels: int | None = None,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``(P, C)`` and labels ``(P,)`` of the kept voxels of ``(B, C, X, Y, Z)`` logits (at
     most ``max_voxels``, a uniform random subset, when more are kept)."""

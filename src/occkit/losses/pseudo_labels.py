@@ -12,7 +12,9 @@ from occkit.losses.occupancy import class_weights_from_counts, voxel_cross_entro
 from occkit.shapes import check_shape
 
 
-def count_labels(target: torch.Tensor, mask: torch.Tensor | None, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
+def count_labels(
+    target: torch.Tensor, mask: torch.Tensor | None, num_classes: int, ignore_index: int = 255
+) -> torch.Tensor:
     """Voxels per class among the kept voxels.
 
     Args:

@@ -45,7 +45,9 @@ def rendered_semantic_loss(
     return _masked_mean(nll, valid)
 
 
-def silog_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None, lam: float = 0.85, eps: float = 1e-3) -> torch.Tensor:
+def silog_loss(
+    pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None, lam: float = 0.85, eps: float = 1e-3
+) -> torch.Tensor:
     """Scale-invariant log depth loss (Eigen et al., 2014, with variance focus ``lam``).
 
     ``g = log(pred) - log(target)`` over valid rays; ``loss = sqrt(mean(g^2) - lam * mean(g)^2)``.
@@ -111,7 +113,9 @@ def termination_loss(
     return _masked_mean(-torch.log(p), valid)
 
 
-def distortion_loss(weights: torch.Tensor, t_starts: torch.Tensor, t_ends: torch.Tensor, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+def distortion_loss(
+    weights: torch.Tensor, t_starts: torch.Tensor, t_ends: torch.Tensor, scale: float | torch.Tensor = 1.0
+) -> torch.Tensor:
     """Mip-NeRF 360 distortion loss, mean over rays.
 
     With interval midpoints ``m_i`` and lengths ``d_i`` (distances divided by ``scale``, e.g. the

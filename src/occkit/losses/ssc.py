@@ -24,9 +24,26 @@ from occkit.shapes import check_shape
 #: MonoScene's voxel counts of the 20 SemanticKITTI learning classes over the training set
 #: (``semantic_kitti_class_frequencies`` of MonoScene's ``kitti_dataset``), 0 = empty.
 SEMANTICKITTI_CLASS_FREQUENCIES: tuple[float, ...] = (
-    5.41773033e09, 1.57835390e07, 1.25136000e05, 1.18809000e05, 6.46799000e05, 8.21951000e05, 2.62978000e05,
-    2.83696000e05, 2.04750000e05, 6.16887030e07, 4.50296100e06, 4.48836500e07, 2.26992300e06, 5.68402180e07,
-    1.57196520e07, 1.58442623e08, 2.06162300e06, 3.69705220e07, 1.15198800e06, 3.34146000e05,
+    5.41773033e09,
+    1.57835390e07,
+    1.25136000e05,
+    1.18809000e05,
+    6.46799000e05,
+    8.21951000e05,
+    2.62978000e05,
+    2.83696000e05,
+    2.04750000e05,
+    6.16887030e07,
+    4.50296100e06,
+    4.48836500e07,
+    2.26992300e06,
+    5.68402180e07,
+    1.57196520e07,
+    1.58442623e08,
+    2.06162300e06,
+    3.69705220e07,
+    1.15198800e06,
+    3.34146000e05,
 )
 
 
@@ -44,7 +61,9 @@ def _check(logits: torch.Tensor, target: torch.Tensor) -> None:
     check_shape(target, "B X Y Z", name="target", dims={k: d[k] for k in "BXYZ"})
 
 
-def known_rows(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255) -> tuple[torch.Tensor, torch.Tensor]:
+def known_rows(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The known voxels (``target != ignore_index``) of ``(B, C, X, Y, Z)`` logits as rows:
     ``(K, C)`` float32 logits and their ``(K,)`` labels. Every loss of this module depends on the
     known voxels only; taking them first spares the softmax (and its backward) of the unknown ones
@@ -64,8 +83,9 @@ def _ce_rows(x: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None) -> t
     return F.cross_entropy(x, t, weight=w)
 
 
-def ssc_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
-                      ignore_index: int = 255) -> torch.Tensor:
+def ssc_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, ignore_index: int = 255
+) -> torch.Tensor:
     """Class-weighted cross-entropy (weighted mean over the known voxels); 0 when none is known.
 
     Args:
@@ -90,15 +110,20 @@ def _scal_sem_rows(prob: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     if not bool(present.any()):
         return prob.sum() * 0
     p_sum = prob.sum(0, dtype=torch.float64)  # sum(p)
-    inter = prob.new_zeros(C, dtype=torch.float64).index_add(0, t, prob.gather(1, t[:, None])[:, 0].double())  # sum(p y)
+    inter = prob.new_zeros(C, dtype=torch.float64).index_add(
+        0, t, prob.gather(1, t[:, None])[:, 0].double()
+    )  # sum(p y)
     neg = K - y  # sum(1 - y)
     spec_num = neg - (p_sum - inter)  # sum((1 - p)(1 - y))
     one = torch.ones_like(p_sum)
     precision = _bce_to_one((inter / torch.where(p_sum > 0, p_sum, one)).float())
     recall = _bce_to_one((inter / torch.where(present, y, one)).float())
     specificity = _bce_to_one((spec_num / torch.where(neg > 0, neg, one)).float())
-    per_class = (torch.where(p_sum.detach() > 0, precision, torch.zeros_like(precision)) + recall
-                 + torch.where(neg > 0, specificity, torch.zeros_like(specificity)))
+    per_class = (
+        torch.where(p_sum.detach() > 0, precision, torch.zeros_like(precision))
+        + recall
+        + torch.where(neg > 0, specificity, torch.zeros_like(specificity))
+    )
     return per_class[present].sum() / int(present.sum())
 
 
@@ -144,9 +169,16 @@ def scal_geo(logits: torch.Tensor, target: torch.Tensor, empty_index: int = 0, i
 SSC_TERMS = ("ce", "scal_geo", "scal_sem", "frustum")
 
 
-def ssc_losses(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, empty_index: int = 0,
-               ignore_index: int = 255, terms: tuple[str, ...] = ("ce", "scal_geo", "scal_sem"),
-               frustum: torch.Tensor | None = None, num_frusta: int = 0) -> dict[str, torch.Tensor]:
+def ssc_losses(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    empty_index: int = 0,
+    ignore_index: int = 255,
+    terms: tuple[str, ...] = ("ce", "scal_geo", "scal_sem"),
+    frustum: torch.Tensor | None = None,
+    num_frusta: int = 0,
+) -> dict[str, torch.Tensor]:
     """:func:`ssc_cross_entropy`, :func:`scal_geo`, :func:`scal_sem` and MonoScene's
     :func:`~occkit.losses.monoscene.frustum_proportion_loss` (those named in ``terms``; ``frustum``
     ``(B, X, Y, Z)`` ids and ``num_frusta`` for the last) with the known voxels gathered and their

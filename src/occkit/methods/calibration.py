@@ -41,14 +41,25 @@ def calibration_threshold(hist: torch.Tensor, default: float) -> float:
 
 
 @torch.no_grad()
-def calibration_update(hist: torch.Tensor, p_occ: torch.Tensor, grid: Grid, origins: torch.Tensor, dirs: torch.Tensor,
-                       t: torch.Tensor, near: torch.Tensor, margin: float, decay: float) -> None:
+def calibration_update(
+    hist: torch.Tensor,
+    p_occ: torch.Tensor,
+    grid: Grid,
+    origins: torch.Tensor,
+    dirs: torch.Tensor,
+    t: torch.Tensor,
+    near: torch.Tensor,
+    margin: float,
+    decay: float,
+) -> None:
     """Decay ``hist (2, BINS)`` in place by ``decay`` and add one frame's rays: ``p_occ (X, Y, Z)``,
     rays ``origins, dirs (R, 3)`` whose surface lies at ``t (R,)`` (units of ``|dirs|``) and which
     enter the grid at ``near (R,)``."""
     bins = hist.shape[1]
 
-    def count(points: torch.Tensor, keep: torch.Tensor | None = None, weight: torch.Tensor | None = None) -> torch.Tensor:
+    def count(
+        points: torch.Tensor, keep: torch.Tensor | None = None, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
         idx, ok = grid.point_to_index(points)
         if keep is not None:
             ok = ok & keep

@@ -177,7 +177,9 @@ class CIGOccNet(nn.Module):
         super().__init__()
         bad = [f for f in cfg.features if f not in FEATURE_KINDS]
         if bad or "appearance" not in cfg.features:
-            raise ValueError(f"cigocc.features: {tuple(cfg.features)} must include 'appearance' and only {FEATURE_KINDS}")
+            raise ValueError(
+                f"cigocc.features: {tuple(cfg.features)} must include 'appearance' and only {FEATURE_KINDS}"
+            )
         if mcfg.head != "voxel":
             raise ValueError("cigocc: needs model.head: voxel")
         self.mcfg, self.cfg = mcfg, cfg
@@ -190,7 +192,9 @@ class CIGOccNet(nn.Module):
         self.fused = self.use_depth or self.use_seg
         self.depth_branch = self.seg_branch = None
         if self.use_depth:
-            self.depth_branch = nn.Sequential(nn.Conv2d(Cn, Cb, 3, padding=1), nn.BatchNorm2d(Cb), nn.ReLU(inplace=True))
+            self.depth_branch = nn.Sequential(
+                nn.Conv2d(Cn, Cb, 3, padding=1), nn.BatchNorm2d(Cb), nn.ReLU(inplace=True)
+            )
             self.depth_out = nn.Conv2d(Cb, 1, 1)
         if self.use_seg:
             self.seg_branch = nn.Sequential(nn.Conv2d(Cn, Cb, 3, padding=1), nn.BatchNorm2d(Cb), nn.ReLU(inplace=True))
@@ -198,8 +202,11 @@ class CIGOccNet(nn.Module):
         # the SAM-distillation head: same-segment affinity to the right / lower neighbour (2
         # channels) or pixel embeddings for the per-segment mask logits (Cb channels)
         dist_out = 2 if cfg.distill == "affinity" else Cb
-        self.mask_head = nn.Sequential(nn.Conv2d(Cn, Cb, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(Cb, dist_out, 1)) \
-            if cfg.distill_weight > 0 else None
+        self.mask_head = (
+            nn.Sequential(nn.Conv2d(Cn, Cb, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(Cb, dist_out, 1))
+            if cfg.distill_weight > 0
+            else None
+        )
         if self.fused:
             in_ch = [Cn] + ([Cb + 1] if self.use_depth else []) + ([Cb + PRIOR_SEG_CLASSES] if self.use_seg else [])
             self.fusion = MultiScaleFusion(in_ch, cfg.fusion_channels, tuple(cfg.fusion_scales), cfg.fusion)
@@ -208,7 +215,9 @@ class CIGOccNet(nn.Module):
             self.fusion = None
             bad_s = [s for s in mcfg.sample_strides if s not in self.backbone.strides[1:]]
             if bad_s:
-                raise ValueError(f"model.sample_strides: {bad_s} are not backbone levels coarser than {mcfg.feature_stride}")
+                raise ValueError(
+                    f"model.sample_strides: {bad_s} are not backbone levels coarser than {mcfg.feature_stride}"
+                )
             lift_in = [Cn] + [self.backbone.channels[self.backbone.strides.index(s)] for s in mcfg.sample_strides]
         self.lift = SampleViewTransform(lift_in, mcfg.context_channels, self.lift_grid, coords=mcfg.sample_coords)
         self.queries = self.use_depth and cfg.depth_queries
@@ -228,16 +237,24 @@ class CIGOccNet(nn.Module):
             for _ in range(len(mcfg.encoder_widths) - 1):
                 shape = tuple((s + 1) // 2 for s in shape)  # a stride-2 3x3x3 conv, padding 1
             if any(s % 2 for s in shape):
-                raise ValueError(f"cigocc.context_prior: the 3D U-Net's bottleneck {shape} must be even on every axis "
-                                 "(2x2x2 supervoxels); change model.lift_downsample or model.encoder_widths")
+                raise ValueError(
+                    f"cigocc.context_prior: the 3D U-Net's bottleneck {shape} must be even on every axis "
+                    "(2x2x2 supervoxels); change model.lift_downsample or model.encoder_widths"
+                )
             self.context_prior = ContextPrior3D(mcfg.encoder_widths[-1], shape, cfg.num_relations)
             self.bottleneck_shape = shape
-        sub = tuple(o // l for o, l in zip(self.output_grid.shape, self.lift_grid.shape)) if mcfg.voxel_upsample == "subvoxel" else (1, 1, 1)
+        sub = (
+            tuple(o // l for o, l in zip(self.output_grid.shape, self.lift_grid.shape))
+            if mcfg.voxel_upsample == "subvoxel"
+            else (1, 1, 1)
+        )
         self.head = VoxelHead(self.encoder.out_channels, mcfg.num_classes, subvoxels=sub)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, images: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor) -> tuple[OccNetOutput, dict[str, torch.Tensor]]:
+    def forward(
+        self, images: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor
+    ) -> tuple[OccNetOutput, dict[str, torch.Tensor]]:
         """Logits and the 2D branch outputs.
 
         Args:
@@ -282,14 +299,22 @@ class CIGOccNet(nn.Module):
         maps = [m.view(B, N, *m.shape[1:]) for m in maps]
         lifted = self.lift(maps, intrinsics, T_ego_from_cam, (H, W))  # (B, C', X', Y', Z')
         if self.queries:
-            lifted = torch.cat([lifted, self.depth_query_channels(aux["log_depth"].view(B, N, 1, *aux["log_depth"].shape[-2:]),
-                                                                  intrinsics, T_ego_from_cam, (H, W))], 1)
+            lifted = torch.cat(
+                [
+                    lifted,
+                    self.depth_query_channels(
+                        aux["log_depth"].view(B, N, 1, *aux["log_depth"].shape[-2:]), intrinsics, T_ego_from_cam, (H, W)
+                    ),
+                ],
+                1,
+            )
         x3d = lifted
         if self.stage1 is not None:
             s1 = self.stage1(lifted)  # (B, w0, X', Y', Z')
             aux["stage1_logits"] = self.stage1_head(s1)
             x3d = torch.cat([lifted, s1], 1)
         if self.context_prior is not None:
+
             def bottleneck(x: torch.Tensor) -> torch.Tensor:
                 y, aux["relation_logits"] = self.context_prior(x)
                 return y
@@ -301,12 +326,19 @@ class CIGOccNet(nn.Module):
         X, Y, Z = self.output_grid.shape
         if logits.shape[-3:] != (X, Y, Z):
             logits = F.interpolate(logits, size=(X, Y, Z), mode="trilinear", align_corners=False)
-        out = OccNetOutput(logits=logits, depth_prob=None, context=None, lifted=lifted, features=feats,
-                           image_features=app.view(B, N, *app.shape[1:]))
+        out = OccNetOutput(
+            logits=logits,
+            depth_prob=None,
+            context=None,
+            lifted=lifted,
+            features=feats,
+            image_features=app.view(B, N, *app.shape[1:]),
+        )
         return out, aux
 
-    def depth_query_channels(self, log_depth: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor,
-                             image_hw: tuple[int, int]) -> torch.Tensor:
+    def depth_query_channels(
+        self, log_depth: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, image_hw: tuple[int, int]
+    ) -> torch.Tensor:
         """``(B, 2, X', Y', Z')``: nearness to the predicted surface and signed offset behind it,
         averaged over the cameras that see each voxel (0 where none does).
 
@@ -320,8 +352,13 @@ class CIGOccNet(nn.Module):
         z = (centres.float() @ T[..., 2, :3, None])[..., 0] + T[..., 2, 3, None]  # (B, N, P) camera depth
         acc = log_depth.new_zeros(B, 2, centres.shape[0])
         for n in range(N):
-            d = F.grid_sample(log_depth[:, n].float(), xy[:, n, None].float(), mode="bilinear", padding_mode="border",
-                              align_corners=False)[:, 0, 0].exp()  # (B, P)
+            d = F.grid_sample(
+                log_depth[:, n].float(),
+                xy[:, n, None].float(),
+                mode="bilinear",
+                padding_mode="border",
+                align_corners=False,
+            )[:, 0, 0].exp()  # (B, P)
             m = valid[:, n].float()
             near = torch.exp(-(z[:, n] - d).abs() / self.cfg.depth_query_sigma)
             behind = ((z[:, n] - d) / 10.0).clamp(-1, 1)
@@ -373,7 +410,7 @@ def segment_mask_bce(embeddings: torch.Tensor, segments: torch.Tensor) -> torch.
             continue
         member = ids[None] == uniq[:, None]  # (S, P)
         q = (member.float() @ e.T) / member.sum(1, keepdim=True).float()  # (S, D)
-        logits.append((q @ e / D ** 0.5).flatten())  # (S*P,)
+        logits.append((q @ e / D**0.5).flatten())  # (S*P,)
         targets.append(member.float().flatten())
     if not logits:
         return embeddings.sum() * 0
@@ -397,8 +434,17 @@ class CIGOccMethod(nn.Module):
             raise ValueError(f"cigocc.class_counts: expected {C} values, got {len(c.class_counts)}")
         if not 0 <= c.empty_index < C:
             raise ValueError(f"cigocc.empty_index: {c.empty_index} is not a class of {C}")
-        for k in ("depth_weight", "seg_weight", "distill_weight", "ce_weight", "scal_geo_weight", "scal_sem_weight",
-                  "stage1_weight", "frustum_weight", "relation_weight"):
+        for k in (
+            "depth_weight",
+            "seg_weight",
+            "distill_weight",
+            "ce_weight",
+            "scal_geo_weight",
+            "scal_sem_weight",
+            "stage1_weight",
+            "frustum_weight",
+            "relation_weight",
+        ):
             if getattr(c, k) < 0:
                 raise ValueError(f"cigocc.{k} must be >= 0")
         if c.frustum_size < 1:
@@ -414,7 +460,9 @@ class CIGOccMethod(nn.Module):
         self.bottleneck_factor = None
         if self.model.bottleneck_shape is not None:
             if any(o % b for o, b in zip(out_shape, self.model.bottleneck_shape)):
-                raise ValueError(f"cigocc.context_prior: the bottleneck {self.model.bottleneck_shape} does not divide the output grid {out_shape}")
+                raise ValueError(
+                    f"cigocc.context_prior: the bottleneck {self.model.bottleneck_shape} does not divide the output grid {out_shape}"
+                )
             self.bottleneck_factor = tuple(o // b for o, b in zip(out_shape, self.model.bottleneck_shape))
         if c.frustum_weight > 0:  # output voxel centres, projected every step (the camera may change)
             self.register_buffer("output_centres", self.model.output_grid.centers().reshape(-1, 3), persistent=False)
@@ -437,7 +485,8 @@ class CIGOccMethod(nn.Module):
         if c.class_balance == "dataset":
             raise ValueError(
                 "cigocc.class_balance='dataset' has no counts: the engine counts the training split's labels when training "
-                "starts (occkit.experiment.resolve_auto_class_counts); call it before training, or give cigocc.class_counts")
+                "starts (occkit.experiment.resolve_auto_class_counts); call it before training, or give cigocc.class_counts"
+            )
         if c.class_balance == "running" and float(self.label_counts.sum()) > 0:
             return ssc_class_weights(self.label_counts).float()
         return None
@@ -446,21 +495,32 @@ class CIGOccMethod(nn.Module):
         c = self.cfg
         if batch.occupancy is None:
             raise ValueError("batch.occupancy is None: cigocc trains on 3D labels (SemanticKITTI .label)")
-        check_shape(batch.occupancy, "B X Y Z", name="batch.occupancy", dims=dict(zip("XYZ", self.model.output_grid.shape)))
+        check_shape(
+            batch.occupancy, "B X Y Z", name="batch.occupancy", dims=dict(zip("XYZ", self.model.output_grid.shape))
+        )
         target = batch.occupancy.long()
         if batch.mask_camera is not None:
             target = torch.where(batch.mask_camera.bool(), target, torch.full_like(target, c.ignore_index))
         if c.class_balance == "running" and c.class_counts is None:
             with torch.no_grad():
-                self.label_counts += count_labels(target, None, self.model_cfg.num_classes, c.ignore_index).to(self.label_counts)
+                self.label_counts += count_labels(target, None, self.model_cfg.num_classes, c.ignore_index).to(
+                    self.label_counts
+                )
         out, aux = self.forward(batch)
         logits = out.logits
         losses: dict[str, torch.Tensor] = {}
         # CE, scal_geo, scal_sem and the frustum proportions from one gather of the known voxels and one softmax
-        weights = {"ce": c.ce_weight, "scal_geo": c.scal_geo_weight, "scal_sem": c.scal_sem_weight, "frustum": c.frustum_weight}
+        weights = {
+            "ce": c.ce_weight,
+            "scal_geo": c.scal_geo_weight,
+            "scal_sem": c.scal_sem_weight,
+            "frustum": c.frustum_weight,
+        }
         terms = tuple(k for k, w in weights.items() if w > 0)
         ids, n = self.frustum_ids(batch) if c.frustum_weight > 0 else (None, 0)
-        for k, v in ssc_losses(logits, target, self.class_weight(), c.empty_index, c.ignore_index, terms, ids, n).items():
+        for k, v in ssc_losses(
+            logits, target, self.class_weight(), c.empty_index, c.ignore_index, terms, ids, n
+        ).items():
             losses[f"loss_{k}"] = weights[k] * v
         if "log_depth" in aux and c.depth_weight > 0:
             if batch.prior_depth is None:
@@ -468,14 +528,20 @@ class CIGOccMethod(nn.Module):
             ld = aux["log_depth"][:, 0]  # (M, h, w)
             gt = _nearest(batch.prior_depth.flatten(0, 1), tuple(ld.shape[-2:]))
             known = gt > 0
-            losses["loss_depth"] = c.depth_weight * ((ld - gt.clamp(min=1e-3).log()).abs()[known].mean() if bool(known.any()) else ld.sum() * 0)
+            losses["loss_depth"] = c.depth_weight * (
+                (ld - gt.clamp(min=1e-3).log()).abs()[known].mean() if bool(known.any()) else ld.sum() * 0
+            )
         if "seg_logits" in aux and c.seg_weight > 0:
             if batch.prior_semantics is None:
-                raise ValueError("cigocc: segmentation features need the semantics prior (data.priors with kind 'semantics')")
+                raise ValueError(
+                    "cigocc: segmentation features need the semantics prior (data.priors with kind 'semantics')"
+                )
             sl = aux["seg_logits"]
             gt = _nearest(batch.prior_semantics.flatten(0, 1), tuple(sl.shape[-2:])).long()
             gt = torch.where(gt < PRIOR_SEG_CLASSES, gt, torch.full_like(gt, 255))
-            losses["loss_seg"] = c.seg_weight * (F.cross_entropy(sl.float(), gt, ignore_index=255) if bool((gt != 255).any()) else sl.sum() * 0)
+            losses["loss_seg"] = c.seg_weight * (
+                F.cross_entropy(sl.float(), gt, ignore_index=255) if bool((gt != 255).any()) else sl.sum() * 0
+            )
         if c.distill_weight > 0 and ("affinity_logits" in aux or "mask_embeddings" in aux):
             if batch.prior_segments is None:
                 raise ValueError("cigocc: distillation needs the segments prior (data.priors with kind 'segments')")
@@ -484,17 +550,24 @@ class CIGOccMethod(nn.Module):
                 segs = _nearest(batch.prior_segments.flatten(0, 1), tuple(al.shape[-2:]))
                 tgt, val = affinity_targets(segs)
                 losses["loss_distill"] = c.distill_weight * (
-                    F.binary_cross_entropy_with_logits(al.float()[val], tgt[val]) if bool(val.any()) else al.sum() * 0)
+                    F.binary_cross_entropy_with_logits(al.float()[val], tgt[val]) if bool(val.any()) else al.sum() * 0
+                )
             else:
                 emb = aux["mask_embeddings"]
                 segs = _nearest(batch.prior_segments.flatten(0, 1), tuple(emb.shape[-2:]))
                 losses["loss_distill"] = c.distill_weight * segment_mask_bce(emb, segs)
         if "stage1_logits" in aux and c.stage1_weight > 0:
             s1 = aux["stage1_logits"]
-            t1 = downsample_labels(target, self.stage1_factor, c.empty_index, c.ignore_index, self.model_cfg.num_classes)
-            losses["loss_stage1"] = c.stage1_weight * sum(ssc_losses(s1, t1, self.class_weight(), c.empty_index, c.ignore_index).values())
+            t1 = downsample_labels(
+                target, self.stage1_factor, c.empty_index, c.ignore_index, self.model_cfg.num_classes
+            )
+            losses["loss_stage1"] = c.stage1_weight * sum(
+                ssc_losses(s1, t1, self.class_weight(), c.empty_index, c.ignore_index).values()
+            )
         if "relation_logits" in aux and c.relation_weight > 0:
-            tb = downsample_labels(target, self.bottleneck_factor, c.empty_index, c.ignore_index, self.model_cfg.num_classes)
+            tb = downsample_labels(
+                target, self.bottleneck_factor, c.empty_index, c.ignore_index, self.model_cfg.num_classes
+            )
             rel = relation_targets(tb, c.num_relations, c.empty_index, c.ignore_index, self.model_cfg.num_classes)
             losses["loss_relation"] = c.relation_weight * relation_loss(aux["relation_logits"], rel)
         return losses
@@ -505,7 +578,9 @@ class CIGOccMethod(nn.Module):
         the first's (SemanticKITTI has one)."""
         B, N, _, H, W = batch.images.shape
         size = self.cfg.frustum_size
-        xy, valid = project_points(self.output_centres, batch.intrinsics, batch.T_ego_from_cam, (H, W))  # (B, N, P, 2), (B, N, P)
+        xy, valid = project_points(
+            self.output_centres, batch.intrinsics, batch.T_ego_from_cam, (H, W)
+        )  # (B, N, P, 2), (B, N, P)
         uv = (xy + 1) / 2 * xy.new_tensor([W, H])  # pixel coordinates
         ids = torch.full((B, valid.shape[2]), -1, dtype=torch.long, device=valid.device)  # (B, P)
         for n in range(N):

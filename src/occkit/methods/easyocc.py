@@ -108,8 +108,12 @@ class EasyOccMethod(nn.Module):
         """Weighted ``loss_ce`` and ``loss_lovasz`` (when its weight is > 0) on the pseudo-labels."""
         c = self.cfg
         if batch.occupancy is None:
-            raise ValueError("batch.occupancy is None: easyocc trains on pseudo-labels (occkit pseudolabel --out DIR2; --data DIR2)")
-        check_shape(batch.occupancy, "B X Y Z", name="batch.occupancy", dims=dict(zip("XYZ", self.model.output_grid.shape)))
+            raise ValueError(
+                "batch.occupancy is None: easyocc trains on pseudo-labels (occkit pseudolabel --out DIR2; --data DIR2)"
+            )
+        check_shape(
+            batch.occupancy, "B X Y Z", name="batch.occupancy", dims=dict(zip("XYZ", self.model.output_grid.shape))
+        )
         mask = None
         if c.use_camera_mask:
             if batch.mask_camera is None:
@@ -117,13 +121,23 @@ class EasyOccMethod(nn.Module):
             mask = batch.mask_camera.bool()
         if c.class_balance == "running" and c.class_counts is None:
             with torch.no_grad():
-                self.label_counts += count_labels(batch.occupancy, mask, self.model_cfg.num_classes, c.ignore_index).to(self.label_counts)
+                self.label_counts += count_labels(batch.occupancy, mask, self.model_cfg.num_classes, c.ignore_index).to(
+                    self.label_counts
+                )
         out = self.forward(batch)
-        counts = torch.tensor(c.class_counts, dtype=torch.float64) if c.class_counts is not None else (
-            self.label_counts if c.class_balance == "running" else None)
-        losses = {"loss_ce": c.ce_weight * balanced_cross_entropy(out.logits, batch.occupancy, mask, counts, c.class_weight_offset, c.ignore_index)}
+        counts = (
+            torch.tensor(c.class_counts, dtype=torch.float64)
+            if c.class_counts is not None
+            else (self.label_counts if c.class_balance == "running" else None)
+        )
+        losses = {
+            "loss_ce": c.ce_weight
+            * balanced_cross_entropy(out.logits, batch.occupancy, mask, counts, c.class_weight_offset, c.ignore_index)
+        }
         if c.lovasz_weight > 0:
-            losses["loss_lovasz"] = c.lovasz_weight * lovasz_softmax(out.logits, batch.occupancy, mask, c.ignore_index, max_voxels=c.lovasz_max_voxels)
+            losses["loss_lovasz"] = c.lovasz_weight * lovasz_softmax(
+                out.logits, batch.occupancy, mask, c.ignore_index, max_voxels=c.lovasz_max_voxels
+            )
         return losses
 
 

@@ -131,7 +131,13 @@ from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occne
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.resampling import jittered_uniform_samples, resample_from_transmittance
 from occkit.rendering.sampling import RaySamples, importance_samples, ray_box, uniform_samples
-from occkit.rendering.volrend import RenderOutput, composite_unit_affine, grid_field, render_samples, weights_from_density
+from occkit.rendering.volrend import (
+    RenderOutput,
+    composite_unit_affine,
+    grid_field,
+    render_samples,
+    weights_from_density,
+)
 from occkit.shapes import check_shape
 
 
@@ -276,8 +282,13 @@ def sample_feature_map(features: torch.Tensor, rays: Rays, stride: int) -> torch
         sel = (cam == n).nonzero()[:, 0]
         if sel.numel() == 0:
             continue
-        s = F.grid_sample(features[n : n + 1].to(dtype), g[sel].view(1, 1, -1, 2).to(features.device), mode="bilinear",
-                          padding_mode="border", align_corners=False)  # (1, D, 1, r)
+        s = F.grid_sample(
+            features[n : n + 1].to(dtype),
+            g[sel].view(1, 1, -1, 2).to(features.device),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )  # (1, D, 1, r)
         out[sel] = s[0, :, 0].t()
     return out
 
@@ -288,7 +299,9 @@ def cat_rays(parts: Sequence[Rays]) -> Rays:
         raise ValueError("cat_rays: no rays")
     if len(parts) == 1:
         return parts[0]
-    return Rays(**{k: torch.cat([getattr(p, k) for p in parts]) for k in ("origins", "dirs", "cam", "row", "col", "z_per_t")})
+    return Rays(
+        **{k: torch.cat([getattr(p, k) for p in parts]) for k in ("origins", "dirs", "cam", "row", "col", "z_per_t")}
+    )
 
 
 def lidar_pixels(
@@ -367,7 +380,13 @@ def lifted_features(
         if sel.numel() == 0:
             continue
         g = torch.stack([uv[n, sel, 0] / stride / w * 2 - 1, uv[n, sel, 1] / stride / h * 2 - 1], -1)
-        s = F.grid_sample(features[n : n + 1].float(), g.view(1, 1, -1, 2), mode="bilinear", padding_mode="border", align_corners=False)
+        s = F.grid_sample(
+            features[n : n + 1].float(),
+            g.view(1, 1, -1, 2),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )
         acc[sel] += normalize_features(s[0, :, 0].t())
     return normalize_features(acc), ok.any(0)
 
@@ -428,9 +447,13 @@ class LangOccMethod(nn.Module):
         if c.mlp_layers < 0 or c.num_importance < 0 or c.reduction_dim < 0:
             raise ValueError("LangOccConfig.mlp_layers, num_importance, reduction_dim: expected >= 0")
         if c.ray_depth is not None and not (len(c.ray_depth) == 2 and 0 <= c.ray_depth[0] < c.ray_depth[1]):
-            raise ValueError(f"LangOccConfig.ray_depth: expected [lo, hi] with 0 <= lo < hi, or null, got {c.ray_depth!r}")
+            raise ValueError(
+                f"LangOccConfig.ray_depth: expected [lo, hi] with 0 <= lo < hi, or null, got {c.ray_depth!r}"
+            )
         if c.temporal_rays_fraction == "pooled" and c.ray_pixels != "lidar":
-            raise ValueError("LangOccConfig.temporal_rays_fraction: 'pooled' pools the keyframes' LiDAR pixels; it needs ray_pixels: lidar")
+            raise ValueError(
+                "LangOccConfig.temporal_rays_fraction: 'pooled' pools the keyframes' LiDAR pixels; it needs ray_pixels: lidar"
+            )
         if not c.near >= 0:
             raise ValueError(f"LangOccConfig.near: expected >= 0, got {c.near}")
         if c.far is not None and not c.far > c.near:
@@ -439,14 +462,21 @@ class LangOccMethod(nn.Module):
             raise ValueError(f"LangOccConfig.voxel_feature_dim: expected >= 1, got {c.voxel_feature_dim}")
         if not 0 < c.density_init < 1:
             raise ValueError(f"LangOccConfig.density_init: expected a probability in (0, 1), got {c.density_init}")
-        if not (c.occupied_threshold == "auto" or (isinstance(c.occupied_threshold, (int, float)) and 0 < c.occupied_threshold < 1)):
-            raise ValueError(f"LangOccConfig.occupied_threshold: expected 'auto' or a number in (0, 1), got {c.occupied_threshold!r}")
+        if not (
+            c.occupied_threshold == "auto"
+            or (isinstance(c.occupied_threshold, (int, float)) and 0 < c.occupied_threshold < 1)
+        ):
+            raise ValueError(
+                f"LangOccConfig.occupied_threshold: expected 'auto' or a number in (0, 1), got {c.occupied_threshold!r}"
+            )
         if not 0 < c.calibration_decay <= 1:
             raise ValueError(f"LangOccConfig.calibration_decay: expected a number in (0, 1], got {c.calibration_decay}")
         check_offsets(c.temporal_offsets, "LangOccConfig.temporal_offsets")
         f = c.temporal_rays_fraction
         if not (f in ("even", "pooled") or (isinstance(f, (int, float)) and not isinstance(f, bool) and 0 <= f <= 1)):
-            raise ValueError(f"LangOccConfig.temporal_rays_fraction: expected 'even', 'pooled' or a number in [0, 1], got {f!r}")
+            raise ValueError(
+                f"LangOccConfig.temporal_rays_fraction: expected 'even', 'pooled' or a number in [0, 1], got {f!r}"
+            )
         self.cfg = c
         if model_cfg.head != "voxel":
             raise ValueError(f"model.head: langocc needs the voxel head (a 3D latent), got {model_cfg.head!r}")
@@ -490,7 +520,9 @@ class LangOccMethod(nn.Module):
             templates = load_class_vocabulary(self.cfg.vocabulary)[2]
         enc = load_text_encoder(self.cfg.text_encoder)
         if enc.dim != self.cfg.feature_dim:
-            raise ValueError(f"langocc.text_encoder {self.cfg.text_encoder!r} gives {enc.dim}-d vectors, langocc.feature_dim is {self.cfg.feature_dim}")
+            raise ValueError(
+                f"langocc.text_encoder {self.cfg.text_encoder!r} gives {enc.dim}-d vectors, langocc.feature_dim is {self.cfg.feature_dim}"
+            )
         emb = encode_prompts(enc, list(texts), templates).to(self.class_text.device)
         return self.project(emb)
 
@@ -510,11 +542,15 @@ class LangOccMethod(nn.Module):
 
         names, synonyms, templates = load_class_vocabulary(self.cfg.vocabulary)
         if list(names[:NUM_SEMANTIC]) != list(OCC3D_CLASSES[:NUM_SEMANTIC]):
-            raise ValueError(f"langocc.vocabulary {self.cfg.vocabulary or 'occ3d.yaml'}: its first 17 classes must be Occ3D's "
-                             f"{list(OCC3D_CLASSES[:NUM_SEMANTIC])}, got {names[:NUM_SEMANTIC]}")
+            raise ValueError(
+                f"langocc.vocabulary {self.cfg.vocabulary or 'occ3d.yaml'}: its first 17 classes must be Occ3D's "
+                f"{list(OCC3D_CLASSES[:NUM_SEMANTIC])}, got {names[:NUM_SEMANTIC]}"
+            )
         enc = load_text_encoder(self.cfg.text_encoder)
         if enc.dim != self.cfg.feature_dim:
-            raise ValueError(f"langocc.text_encoder {self.cfg.text_encoder!r} gives {enc.dim}-d vectors, langocc.feature_dim is {self.cfg.feature_dim}")
+            raise ValueError(
+                f"langocc.text_encoder {self.cfg.text_encoder!r} gives {enc.dim}-d vectors, langocc.feature_dim is {self.cfg.feature_dim}"
+            )
         self.class_text.copy_(encode_prompts(enc, synonyms[:NUM_SEMANTIC], templates).to(self.class_text))
         self.class_text_ready.fill_(True)
 
@@ -525,7 +561,9 @@ class LangOccMethod(nn.Module):
         ``separate`` the L2-normalised features ``(B, d, X, Y, Z)`` on the output grid."""
         out = self.model(batch.images, batch.intrinsics, batch.T_ego_from_cam)
         if self.heads is not None:
-            out.logits, out.features = self.heads(out.logits)  # the identity head's output: encoder features on the output grid
+            out.logits, out.features = self.heads(
+                out.logits
+            )  # the identity head's output: encoder features on the output grid
         out.logits = out.logits + self.density_bias
         return out
 
@@ -554,9 +592,16 @@ class LangOccMethod(nn.Module):
 
     def _check_features(self, features: torch.Tensor) -> None:
         if self.heads is None:
-            check_shape(features, "K X Y Z", name="latent", dims={"K": self.latent_dim, **dict(zip("XYZ", self.latent_grid.shape))})
+            check_shape(
+                features,
+                "K X Y Z",
+                name="latent",
+                dims={"K": self.latent_dim, **dict(zip("XYZ", self.latent_grid.shape))},
+            )
         else:
-            check_shape(features, "d X Y Z", name="features", dims={"d": self.out_dim, **dict(zip("XYZ", self.grid.shape))})
+            check_shape(
+                features, "d X Y Z", name="features", dims={"d": self.out_dim, **dict(zip("XYZ", self.grid.shape))}
+            )
 
     def feature_field(self, features: torch.Tensor):
         """One frame's features at points: ``points (P, 3) -> (P, d)`` L2-normalised; ``heads: latent``:
@@ -566,8 +611,12 @@ class LangOccMethod(nn.Module):
         if self.heads is None:
             lookup = self.latent_field(features)
             return lambda points: self.language(lookup(points))
-        f = grid_field(torch.zeros(features.shape[1:], dtype=torch.float32, device=features.device), self.grid,
-                       features.float(), mode="trilinear")
+        f = grid_field(
+            torch.zeros(features.shape[1:], dtype=torch.float32, device=features.device),
+            self.grid,
+            features.float(),
+            mode="trilinear",
+        )
         return lambda points: f(points)[1]
 
     def _inside_box(self, points: torch.Tensor) -> torch.Tensor:
@@ -617,9 +666,15 @@ class LangOccMethod(nn.Module):
         """Trilinear lookup of one frame's latent ``(K, X', Y', Z')``: ``points (P, 3) -> (P, K)``
         (``heads: latent``; features at points, whatever the heads: :meth:`feature_field`)."""
         if self.heads is not None:
-            raise ValueError("langocc.heads is 'separate': there is no latent to decode; read features with feature_field()")
-        f = grid_field(torch.zeros(latent.shape[1:], dtype=torch.float32, device=latent.device), self.latent_grid,
-                       latent.float(), mode="trilinear")
+            raise ValueError(
+                "langocc.heads is 'separate': there is no latent to decode; read features with feature_field()"
+            )
+        f = grid_field(
+            torch.zeros(latent.shape[1:], dtype=torch.float32, device=latent.device),
+            self.latent_grid,
+            latent.float(),
+            mode="trilinear",
+        )
         return lambda points: f(points)[1]
 
     def render(self, logits: torch.Tensor, latent: torch.Tensor, rays: Rays, jitter: bool = False) -> RenderOutput:
@@ -647,7 +702,9 @@ class LangOccMethod(nn.Module):
         out.values = normalize_features(out.values)
         return out
 
-    def voxel_features(self, latent: torch.Tensor, mask: torch.Tensor | None = None, chunk: int = 65536) -> torch.Tensor:
+    def voxel_features(
+        self, latent: torch.Tensor, mask: torch.Tensor | None = None, chunk: int = 65536
+    ) -> torch.Tensor:
         """Features at the output grid's voxel centres of one frame (its ``features`` of
         :meth:`forward`): ``(M, d)`` for the ``M`` voxels of ``mask (X, Y, Z)`` bool (all voxels,
         x-major, when None)."""
@@ -677,7 +734,9 @@ class LangOccMethod(nn.Module):
         text = self.project(self.class_text.float())  # (17, d)
         scores = torch.zeros(B, NUM_SEMANTIC + 1, X, Y, Z, device=logits.device)
         occ = self.p_occupied(logits) >= tau  # (B, X, Y, Z)
-        scores[:, NUM_SEMANTIC] = torch.where(occ, torch.full_like(scores[:, 0], -1e4), torch.full_like(scores[:, 0], 2.0))
+        scores[:, NUM_SEMANTIC] = torch.where(
+            occ, torch.full_like(scores[:, 0], -1e4), torch.full_like(scores[:, 0], 2.0)
+        )
         for b in range(B):
             f = self.voxel_features(out.features[b], occ[b])  # (M, d)
             with torch.autocast(logits.device.type, enabled=False):  # float32 cosines, also under bf16 autocast
@@ -690,7 +749,10 @@ class LangOccMethod(nn.Module):
     def _lidar_filters(self) -> dict:
         """``lidar_pixels`` keywords of ``ray_box`` and ``ray_depth``."""
         c = self.cfg
-        return {"box": self.grid if c.ray_box else None, "depth_range": None if c.ray_depth is None else tuple(c.ray_depth)}
+        return {
+            "box": self.grid if c.ray_box else None,
+            "depth_range": None if c.ray_depth is None else tuple(c.ray_depth),
+        }
 
     def lidar_pools(self, batch: Batch, b: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Frame ``b``'s candidate ray pixels with ``ray_pixels: lidar``: ``(P0, 3)`` long
@@ -704,7 +766,9 @@ class LangOccMethod(nn.Module):
         _, N, _, H, W = batch.images.shape
         lidar = batch.lidar[b] if batch.lidar is not None else None
         if lidar is None and not (c.temporal_offsets and c.ray_lidar == "own" and c.temporal_rays_fraction == "pooled"):
-            raise ValueError("langocc.ray_pixels='lidar' needs the LiDAR points (data.load_extras: true, or data.lidar_infos)")
+            raise ValueError(
+                "langocc.ray_pixels='lidar' needs the LiDAR points (data.load_extras: true, or data.lidar_infos)"
+            )
         dev = batch.intrinsics.device
         kw = self._lidar_filters()
         if lidar is not None:
@@ -713,16 +777,25 @@ class LangOccMethod(nn.Module):
             cur = torch.zeros(0, 3, dtype=torch.long, device=dev)
         if not c.temporal_offsets:
             return cur, None
-        assert batch.temporal_intrinsics is not None and batch.temporal_T_ego_from_cam is not None and batch.temporal_image_hw is not None
+        assert (
+            batch.temporal_intrinsics is not None
+            and batch.temporal_T_ego_from_cam is not None
+            and batch.temporal_image_hw is not None
+        )
         Ht, Wt = batch.temporal_image_hw
-        K, T = batch.temporal_intrinsics[b].float(), batch.temporal_T_ego_from_cam[b].float()  # (T, N, 3, 3), (T, N, 4, 4)
+        K, T = (
+            batch.temporal_intrinsics[b].float(),
+            batch.temporal_T_ego_from_cam[b].float(),
+        )  # (T, N, 3, 3), (T, N, 4, 4)
         if c.ray_lidar == "current":
             assert lidar is not None
             return cur, lidar_pixels(lidar.to(dev), K.flatten(0, 1), T.flatten(0, 1), Ht, Wt, **kw)
         assert batch.temporal_lidar is not None and batch.temporal_T_ego_from_ego is not None
         parts = []
         for t, pts in enumerate(batch.temporal_lidar[b]):
-            px = lidar_pixels(pts.to(dev), K[t], T[t], Ht, Wt, T_ego_from_points=batch.temporal_T_ego_from_ego[b, t], **kw)
+            px = lidar_pixels(
+                pts.to(dev), K[t], T[t], Ht, Wt, T_ego_from_points=batch.temporal_T_ego_from_ego[b, t], **kw
+            )
             px[:, 0] += t * N
             parts.append(px)
         return cur, torch.cat(parts)
@@ -735,7 +808,11 @@ class LangOccMethod(nn.Module):
         n_frames = len(c.temporal_offsets)
         if n_frames == 0:
             return c.num_rays, 0
-        f = n_frames / (n_frames + 1) if c.temporal_rays_fraction in ("even", "pooled") else float(c.temporal_rays_fraction)
+        f = (
+            n_frames / (n_frames + 1)
+            if c.temporal_rays_fraction in ("even", "pooled")
+            else float(c.temporal_rays_fraction)
+        )
         n = int(round(f * c.num_rays))
         return c.num_rays - n, n
 
@@ -749,23 +826,31 @@ class LangOccMethod(nn.Module):
             names += ["temporal_lidar", "temporal_T_ego_from_ego"]
         missing = [n for n in names if getattr(batch, n) is None]
         if missing:
-            raise ValueError(f"langocc.temporal_offsets={list(c.temporal_offsets)} but the batch has no {', '.join(missing)}: the training "
-                             "frames must be wrapped in occkit.data.temporal.WithTemporalPriors (build_dataset does it for langocc "
-                             "training with data.priors; the neighbours' LiDAR, for ray_lidar: own, comes with data.load_extras on the "
-                             "synthetic world or data.lidar_infos)")
+            raise ValueError(
+                f"langocc.temporal_offsets={list(c.temporal_offsets)} but the batch has no {', '.join(missing)}: the training "
+                "frames must be wrapped in occkit.data.temporal.WithTemporalPriors (build_dataset does it for langocc "
+                "training with data.priors; the neighbours' LiDAR, for ray_lidar: own, comes with data.load_extras on the "
+                "synthetic world or data.lidar_infos)"
+            )
         B, N = batch.images.shape[:2]
         n_frames = len(c.temporal_offsets)
         if batch.temporal_features.dim() != 6 or batch.temporal_features.shape[1] != n_frames:
-            raise ValueError(f"batch.temporal_features {tuple(batch.temporal_features.shape)}: expected (B, T, N, D, h, w) with "
-                             f"T = {n_frames} neighbour frames, one per offset of langocc.temporal_offsets={list(c.temporal_offsets)}")
+            raise ValueError(
+                f"batch.temporal_features {tuple(batch.temporal_features.shape)}: expected (B, T, N, D, h, w) with "
+                f"T = {n_frames} neighbour frames, one per offset of langocc.temporal_offsets={list(c.temporal_offsets)}"
+            )
         dims = {"B": B, "T": n_frames, "N": N}
-        check_shape(batch.temporal_features, "B T N D h w", name="batch.temporal_features", dims={**dims, "D": c.feature_dim})
+        check_shape(
+            batch.temporal_features, "B T N D h w", name="batch.temporal_features", dims={**dims, "D": c.feature_dim}
+        )
         check_shape(batch.temporal_intrinsics, "B T N 3 3", name="batch.temporal_intrinsics", dims=dims)
         check_shape(batch.temporal_T_ego_from_cam, "B T N 4 4", name="batch.temporal_T_ego_from_cam", dims=dims)
         if "temporal_lidar" in names:
             check_shape(batch.temporal_T_ego_from_ego, "B T 4 4", name="batch.temporal_T_ego_from_ego", dims=dims)
             if len(batch.temporal_lidar) != B or any(len(per) != n_frames for per in batch.temporal_lidar):
-                raise ValueError(f"batch.temporal_lidar: expected {B} lists of {n_frames} point clouds, one per neighbour")
+                raise ValueError(
+                    f"batch.temporal_lidar: expected {B} lists of {n_frames} point clouds, one per neighbour"
+                )
 
     @staticmethod
     def _pick(px: torch.Tensor, num: int, replacement: bool = True) -> torch.Tensor:
@@ -805,9 +890,14 @@ class LangOccMethod(nn.Module):
             if c.temporal_rays_fraction == "pooled" and tmp is not None:
                 pool = torch.cat([cur, tmp])
                 if pool.shape[0] == 0:
-                    raise ValueError(f"{where}: no LiDAR point of any keyframe projects into a camera (langocc.ray_pixels='lidar')")
-                pick = torch.randperm(pool.shape[0], device=pool.device)[: c.num_rays] if pool.shape[0] >= c.num_rays else \
-                    torch.randint(0, pool.shape[0], (c.num_rays,), device=pool.device)
+                    raise ValueError(
+                        f"{where}: no LiDAR point of any keyframe projects into a camera (langocc.ray_pixels='lidar')"
+                    )
+                pick = (
+                    torch.randperm(pool.shape[0], device=pool.device)[: c.num_rays]
+                    if pool.shape[0] >= c.num_rays
+                    else torch.randint(0, pool.shape[0], (c.num_rays,), device=pool.device)
+                )
                 is_cur = pick < cur.shape[0]
                 if bool(is_cur.any()):
                     rays["current"] = camera_rays(K_cur, T_cur, H, W, pixels=pool[pick[is_cur]])
@@ -815,17 +905,24 @@ class LangOccMethod(nn.Module):
                     rays["temporal"] = camera_rays(K_tmp, T_tmp, Ht, Wt, pixels=pool[pick[~is_cur]])
             else:
                 n_cur, n_tmp = self.ray_split() if c.temporal_rays_fraction != "pooled" else (c.num_rays, 0)
-                for name, n, px, K, T, hw in (("current", n_cur, cur, K_cur, T_cur, (H, W)),
-                                              ("temporal", n_tmp, tmp, *((K_tmp, T_tmp, (Ht, Wt)) if n_tmp else (None, None, None)))):
+                for name, n, px, K, T, hw in (
+                    ("current", n_cur, cur, K_cur, T_cur, (H, W)),
+                    ("temporal", n_tmp, tmp, *((K_tmp, T_tmp, (Ht, Wt)) if n_tmp else (None, None, None))),
+                ):
                     if not n:
                         continue
                     if px is None or px.shape[0] == 0:
                         cams = "" if name == "current" else ", neighbour cameras"
-                        raise ValueError(f"{where}{cams}: no LiDAR point projects into a camera (langocc.ray_pixels='lidar')")
+                        raise ValueError(
+                            f"{where}{cams}: no LiDAR point projects into a camera (langocc.ray_pixels='lidar')"
+                        )
                     rays[name] = camera_rays(K, T, hw[0], hw[1], pixels=self._pick(px, n))
         out: dict[str, tuple[Rays, torch.Tensor]] = {}
         if "current" in rays:
-            out["current"] = (rays["current"], sample_feature_map(batch.prior_features[b].float(), rays["current"], stride))
+            out["current"] = (
+                rays["current"],
+                sample_feature_map(batch.prior_features[b].float(), rays["current"], stride),
+            )
         if "temporal" in rays:
             feats = batch.temporal_features[b].flatten(0, 1)  # (T*N, D, h, w)
             out["temporal"] = (rays["temporal"], sample_feature_map(feats, rays["temporal"], stride))
@@ -840,8 +937,17 @@ class LangOccMethod(nn.Module):
         t = z / rays.z_per_t.clamp(min=1e-6)
         near, far = ray_box(rays.origins.float(), rays.dirs.float(), self.grid, min_near=c.near)
         ok = (z > 0) & (t > near) & (t <= far)
-        calibration_update(self.calibration, p, self.grid, rays.origins[ok].float(), rays.dirs[ok].float(), t[ok], near[ok],
-                           c.calibration_margin, c.calibration_decay)
+        calibration_update(
+            self.calibration,
+            p,
+            self.grid,
+            rays.origins[ok].float(),
+            rays.dirs[ok].float(),
+            t[ok],
+            near[ok],
+            c.calibration_margin,
+            c.calibration_decay,
+        )
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """``loss_feat``: the cosine-weighted MSE of the rendered features against the 2D prior
@@ -849,12 +955,16 @@ class LangOccMethod(nn.Module):
         rays rendered in the current frame's grid (:meth:`frame_rays`), mean over frames."""
         c = self.cfg
         if batch.prior_features is None or batch.prior_feature_stride < 1:
-            raise ValueError("batch.prior_features is None: langocc trains on 2D vision-language features "
-                             "(data.priors: a cache made with --kinds features)")
+            raise ValueError(
+                "batch.prior_features is None: langocc trains on 2D vision-language features "
+                "(data.priors: a cache made with --kinds features)"
+            )
         B, N = batch.images.shape[:2]
         check_shape(batch.prior_features, "B N D h w", name="batch.prior_features", dims={"B": B, "N": N})
         if batch.prior_features.shape[2] != c.feature_dim:
-            raise ValueError(f"batch.prior_features are {batch.prior_features.shape[2]}-d but langocc.feature_dim is {c.feature_dim}")
+            raise ValueError(
+                f"batch.prior_features are {batch.prior_features.shape[2]}-d but langocc.feature_dim is {c.feature_dim}"
+            )
         self._check_temporal(batch)
         self.ensure_class_text()
         out = self.forward(batch)
@@ -881,13 +991,22 @@ def wrap_dataset(cfg: Any, ds: Any, train: bool) -> Any:
     from occkit.config import ConfigError
 
     cache = getattr(ds, "cache", None)  # the WithPriors of data.priors, when set
-    if cache is not None and "features" in cache.kinds and cache.feature_dim and cache.feature_dim != cfg.langocc.feature_dim:
-        raise ConfigError(f"data.priors {cfg.data.priors}: its features are {cache.feature_dim}-d (its prior.json, text "
-                          f"encoder {cache.record.get('text_encoder')}) but langocc.feature_dim is {cfg.langocc.feature_dim}; "
-                          "set langocc.feature_dim to the cache's width")
+    if (
+        cache is not None
+        and "features" in cache.kinds
+        and cache.feature_dim
+        and cache.feature_dim != cfg.langocc.feature_dim
+    ):
+        raise ConfigError(
+            f"data.priors {cfg.data.priors}: its features are {cache.feature_dim}-d (its prior.json, text "
+            f"encoder {cache.record.get('text_encoder')}) but langocc.feature_dim is {cfg.langocc.feature_dim}; "
+            "set langocc.feature_dim to the cache's width"
+        )
     if train and cfg.langocc.temporal_offsets:  # LangOcc's temporal rays: neighbours' 2D features
         if not cfg.data.priors:
-            raise ConfigError("langocc.temporal_offsets: the neighbours' 2D features come from the prior cache; set data.priors")
+            raise ConfigError(
+                "langocc.temporal_offsets: the neighbours' 2D features come from the prior cache; set data.priors"
+            )
         from occkit.data.temporal import WithTemporalPriors
         from occkit.priors.cache import PriorCache
 
@@ -902,5 +1021,5 @@ METHOD = MethodSpec(
     build=lambda cfg, load_run: LangOccMethod(cfg.model, cfg.langocc),
     wrap_dataset=wrap_dataset,
     export_refused="its prediction is not the network's output: each voxel's vision-language feature is matched against "
-                   "text embeddings of a sentence-transformer (zero-shot classes) under a calibrated density threshold",
+    "text embeddings of a sentence-transformer (zero-shot classes) under a calibrated density threshold",
 )

@@ -122,8 +122,10 @@ class OccSceneMethod(nn.Module):
             raise ValueError("occscene.occ_weight and occscene.real_occ_weight must be >= 0")
         self.model: OccNet = build_occnet(model_cfg)
         if cfg.perception_ckpt and perception is None:
-            raise ValueError(f"occscene.perception_ckpt: {cfg.perception_ckpt} is not loaded: build the method with "
-                             "occkit.experiment.build_method (which has it loaded), or pass perception=")
+            raise ValueError(
+                f"occscene.perception_ckpt: {cfg.perception_ckpt} is not loaded: build the method with "
+                "occkit.experiment.build_method (which has it loaded), or pass perception="
+            )
         if perception is not None:
             self._load_perception(perception, cfg.perception_ckpt or "the given perception network")
         C = model_cfg.num_classes
@@ -146,7 +148,9 @@ class OccSceneMethod(nn.Module):
         try:
             self.model.load_state_dict(net.state_dict())
         except RuntimeError as e:
-            raise ValueError(f"occscene.perception_ckpt: {where}'s network does not match this run's model config: {e}") from e
+            raise ValueError(
+                f"occscene.perception_ckpt: {where}'s network does not match this run's model config: {e}"
+            ) from e
 
     # ------------------------------------------------------------------------------------ stages
     def stage(self, step: int | None = None) -> int:
@@ -215,18 +219,37 @@ class OccSceneMethod(nn.Module):
         x = to_model_range(batch.images.flatten(0, 1).float())
         z0 = gen.encode(x, sample=False)  # the posterior's mode: no draw
         rec = gen.decode(z0)
-        figs: dict[str, tuple[float, int]] = {"vae_psnr": (float(psnr(to_image_range(rec.float()), batch.images.flatten(0, 1).float()).clamp(max=100).sum()), B * N)}
+        figs: dict[str, tuple[float, int]] = {
+            "vae_psnr": (
+                float(psnr(to_image_range(rec.float()), batch.images.flatten(0, 1).float()).clamp(max=100).sum()),
+                B * N,
+            )
+        }
         seed = torch.Generator().manual_seed(0)
         texts = [d or "" for d in (batch.descriptions or [""] * B)]
         text, text_mask = gen.encode_text([txt for txt in texts for _ in range(N)])
-        occ = (one_hot_occupancy(batch.occupancy, self.model_cfg.num_classes)
-               if batch.occupancy is not None and gen.mda is not None else None)  # text only: no layout read
+        occ = (
+            one_hot_occupancy(batch.occupancy, self.model_cfg.num_classes)
+            if batch.occupancy is not None and gen.mda is not None
+            else None
+        )  # text only: no layout read
         keep = torch.ones(B * N, device=x.device)
         total = 0.0
         for frac in self.VALIDATION_TIMESTEPS:
             noise = torch.randn(z0.shape, generator=seed).to(z0)
-            t = torch.full((B * N,), int(frac * self.cfg.schedule.num_train_timesteps), dtype=torch.long, device=x.device)
-            eps = gen.denoise(self.noise.add_noise(z0, noise, t), t, text, text_mask, occ, batch.intrinsics, batch.T_ego_from_cam, keep)
+            t = torch.full(
+                (B * N,), int(frac * self.cfg.schedule.num_train_timesteps), dtype=torch.long, device=x.device
+            )
+            eps = gen.denoise(
+                self.noise.add_noise(z0, noise, t),
+                t,
+                text,
+                text_mask,
+                occ,
+                batch.intrinsics,
+                batch.T_ego_from_cam,
+                keep,
+            )
             total += float(diffusion_loss(eps, noise)) * B * N
         figs["diffusion_loss"] = (total / len(self.VALIDATION_TIMESTEPS), B * N)
         return figs
@@ -262,7 +285,9 @@ class OccSceneMethod(nn.Module):
             return losses
         with torch.no_grad():
             z0 = gen.encode(x)  # (B*N, c, h, w), scaled
-        t = torch.randint(0, cfg.schedule.num_train_timesteps, (B,), device=x.device).repeat_interleave(N)  # one t per frame
+        t = torch.randint(0, cfg.schedule.num_train_timesteps, (B,), device=x.device).repeat_interleave(
+            N
+        )  # one t per frame
         noise = torch.randn_like(z0)
         z_t = self.noise.add_noise(z0, noise, t)
         texts = [d or "" for d in (batch.descriptions or [""] * B)]
@@ -276,7 +301,7 @@ class OccSceneMethod(nn.Module):
         if stage == 2 and cfg.occ_weight > 0:
             start = cfg.vae_steps + cfg.diffusion_steps
             ramp = min(1.0, (step - start + 1) / cfg.occ_warmup_steps) if cfg.occ_warmup_steps > 0 else 1.0
-            read = (t.view(B, N)[:, 0] < cfg.occ_max_timestep)  # (B,) frames clean enough to read
+            read = t.view(B, N)[:, 0] < cfg.occ_max_timestep  # (B,) frames clean enough to read
             if bool(read.any()):
                 x0 = x0_from_eps(z_t, eps if cfg.occ_grad_to_generator else eps.detach(), self.alphas_cumprod, t)
                 images = to_image_range(gen.decode(x0)).view(B, N, 3, H, W)
@@ -312,5 +337,5 @@ METHOD = MethodSpec(
     sections={"occscene": OccSceneConfig},
     build=build,
     export_refused="the run is a text-to-image diffusion generator trained with its perception network; only recipes "
-                   "whose checkpoint is the camera network are exported",
+    "whose checkpoint is the camera network are exported",
 )

@@ -76,7 +76,13 @@ from occkit.methods.supervised import SupervisedConfig, SupervisedMethod, export
 from occkit.models.occnet import OccNetConfig, OccNetOutput
 from occkit.rendering.fixed_steps import render_fixed_steps
 from occkit.rendering.rays import Rays, camera_rays
-from occkit.rendering.volrend import RenderOutput, density_from_logits, grid_field, render_rays, semantic_probs_from_logits
+from occkit.rendering.volrend import (
+    RenderOutput,
+    density_from_logits,
+    grid_field,
+    render_rays,
+    semantic_probs_from_logits,
+)
 from occkit.shapes import check_shape
 
 
@@ -225,8 +231,13 @@ class RadOccMethod(SupervisedMethod):
             weight is 0.
     """
 
-    def __init__(self, model_cfg: OccNetConfig, method_cfg: SupervisedConfig, radocc_cfg: RadOccConfig,
-                 teacher: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        model_cfg: OccNetConfig,
+        method_cfg: SupervisedConfig,
+        radocc_cfg: RadOccConfig,
+        teacher: nn.Module | None = None,
+    ) -> None:
         super().__init__(model_cfg, method_cfg)
         c = radocc_cfg
         self.radocc = c
@@ -248,11 +259,15 @@ class RadOccMethod(SupervisedMethod):
         if not (c.depth_tau > 0 and c.logit_tau > 0):
             raise ValueError(f"radocc.depth_tau and logit_tau: expected > 0, got {c.depth_tau}, {c.logit_tau}")
         if c.sampling == "camera" and c.jitter:
-            raise ValueError("radocc.jitter: sampling 'camera' has fixed samples (the released code's); set radocc.jitter=false")
+            raise ValueError(
+                "radocc.jitter: sampling 'camera' has fixed samples (the released code's); set radocc.jitter=false"
+            )
         if c.lidar_depth_range is not None:
             lo, hi = c.lidar_depth_range
             if not 0 <= lo < hi:
-                raise ValueError(f"radocc.lidar_depth_range: expected [lo, hi] with 0 <= lo < hi, got {list(c.lidar_depth_range)}")
+                raise ValueError(
+                    f"radocc.lidar_depth_range: expected [lo, hi] with 0 <= lo < hi, got {list(c.lidar_depth_range)}"
+                )
         if not 0 <= c.free_index < model_cfg.num_classes:
             raise ValueError(f"radocc.free_index {c.free_index} outside the model's {model_cfg.num_classes} classes")
         self.distills = bool(c.depth_weight or c.semantic_weight or c.feature_weight or c.logit_weight)
@@ -265,9 +280,13 @@ class RadOccMethod(SupervisedMethod):
             return
         if teacher is None:
             if not c.teacher:
-                raise ValueError("radocc.teacher: give the teacher's run folder (a run trained with model.modality lidar or fusion)")
-            raise ValueError(f"radocc.teacher: {c.teacher} is not loaded: build the method with occkit.experiment.build_method "
-                             "(which has it loaded), or pass teacher=")
+                raise ValueError(
+                    "radocc.teacher: give the teacher's run folder (a run trained with model.modality lidar or fusion)"
+                )
+            raise ValueError(
+                f"radocc.teacher: {c.teacher} is not loaded: build the method with occkit.experiment.build_method "
+                "(which has it loaded), or pass teacher="
+            )
         if not hasattr(teacher, "model") or not callable(getattr(teacher, "forward", None)):
             raise ValueError(f"radocc.teacher: a {type(teacher).__name__}, not an occupancy method")
         for p in teacher.parameters():
@@ -279,20 +298,26 @@ class RadOccMethod(SupervisedMethod):
             # e.g. a run of another dataset format (a SemanticKITTI cigocc run): its model has neither
             who = c.teacher or "the teacher"
             grid = f"a {t_grid.shape} grid" if t_grid is not None else "no occupancy grid of this kind"
-            raise ValueError(f"radocc.teacher: {who} is a {type(teacher).__name__} run predicting {grid} of "
-                             f"{t_classes if t_classes is not None else 'another set of'} classes, the student a "
-                             f"{self.model.output_grid.shape} grid of {model_cfg.num_classes}: the teacher must be a run on "
-                             "the same dataset format and grid (a lidar-teacher or fusion-teacher run on this data)")
+            raise ValueError(
+                f"radocc.teacher: {who} is a {type(teacher).__name__} run predicting {grid} of "
+                f"{t_classes if t_classes is not None else 'another set of'} classes, the student a "
+                f"{self.model.output_grid.shape} grid of {model_cfg.num_classes}: the teacher must be a run on "
+                "the same dataset format and grid (a lidar-teacher or fusion-teacher run on this data)"
+            )
         self._teacher = _Frozen(teacher)
         t_width, s_width = teacher.model.encoder.out_channels, self.model.encoder.out_channels
         if c.feature_weight > 0:
             t_shape, s_shape = tuple(teacher.model.lift_grid.shape), tuple(self.model.lift_grid.shape)
             if c.feature_align == "same" and teacher.model.lift_grid != self.model.lift_grid:
-                raise ValueError(f"radocc.feature_weight > 0: the teacher's lift grid {t_shape} differs from the student's {s_shape}; "
-                                 "3D feature distillation needs the same voxels (or radocc.feature_align=pool for a coarser teacher)")
+                raise ValueError(
+                    f"radocc.feature_weight > 0: the teacher's lift grid {t_shape} differs from the student's {s_shape}; "
+                    "3D feature distillation needs the same voxels (or radocc.feature_align=pool for a coarser teacher)"
+                )
             if c.feature_align == "pool" and any(s % t for s, t in zip(s_shape, t_shape)):
-                raise ValueError(f"radocc.feature_align=pool: the student's lift grid {s_shape} is not an integer multiple of the "
-                                 f"teacher's {t_shape}")
+                raise ValueError(
+                    f"radocc.feature_align=pool: the student's lift grid {s_shape} is not an integer multiple of the "
+                    f"teacher's {t_shape}"
+                )
             self.adapter = nn.Conv3d(s_width, t_width, 1) if s_width != t_width else nn.Identity()
 
     @property
@@ -320,7 +345,9 @@ class RadOccMethod(SupervisedMethod):
         if c.rays == "all":
             return camera_rays(K, T, H, W, num_random=num) if num > 0 else camera_rays(K, T, H, W, stride=1)
         if batch.lidar is None:
-            raise ValueError("radocc.rays='lidar' but the batch has no LiDAR (data.load_extras: true, or radocc.rays=all)")
+            raise ValueError(
+                "radocc.rays='lidar' but the batch has no LiDAR (data.load_extras: true, or radocc.rays=all)"
+            )
         hits = lidar_pixel_mask(batch.lidar[b][:, :3].float(), K, T, H, W, depth_range=c.lidar_depth_range)  # (N, H, W)
         if num == 0:
             return camera_rays(K, T, H, W, pixels=hits.nonzero())
@@ -328,8 +355,13 @@ class RadOccMethod(SupervisedMethod):
             return camera_rays(K, T, H, W, num_random=num)
         return camera_rays(K, T, H, W, num_random=num, weights=hits.float())
 
-    def field_volumes(self, logits: torch.Tensor, values: bool = True, hard: bool = False, detach_density: bool = False,
-                      ) -> tuple[torch.Tensor, bool, torch.Tensor | None]:
+    def field_volumes(
+        self,
+        logits: torch.Tensor,
+        values: bool = True,
+        hard: bool = False,
+        detach_density: bool = False,
+    ) -> tuple[torch.Tensor, bool, torch.Tensor | None]:
         """What :meth:`render` reads from one frame's logits ``(C, X, Y, Z)``: the density volume
         ``(X, Y, Z)``, whether it is the raw ``-l_free`` (``density: free_logit``, softplus still
         to apply) rather than a density per metre, and the values ``(C-1, X, Y, Z)`` of
@@ -340,7 +372,10 @@ class RadOccMethod(SupervisedMethod):
         c = self.radocc
         src = (logits.detach() if detach_density else logits).float()
         if hard:
-            dens, raw = (logits.argmax(0) != c.free_index).float() * c.hard_sigma, False  # (X, Y, Z) per metre, no gradient
+            dens, raw = (
+                (logits.argmax(0) != c.free_index).float() * c.hard_sigma,
+                False,
+            )  # (X, Y, Z) per metre, no gradient
         elif c.density == "free_logit":
             dens, raw = -src[c.free_index], True
         else:
@@ -357,8 +392,15 @@ class RadOccMethod(SupervisedMethod):
                 field_values = feats - feats.mean(0, keepdim=True)  # (C-1, X, Y, Z)
         return dens, raw, field_values
 
-    def render(self, logits: torch.Tensor, rays: Rays, seed: int | None, values: bool = True, hard: bool = False,
-               detach_density: bool = False) -> RenderOutput:
+    def render(
+        self,
+        logits: torch.Tensor,
+        rays: Rays,
+        seed: int | None,
+        values: bool = True,
+        hard: bool = False,
+        detach_density: bool = False,
+    ) -> RenderOutput:
         """Render one frame's logits ``(C, X, Y, Z)`` along ``rays``, with the weights ``(R, S)``;
         ``values`` ``(R, C-1)`` are the rendered values of ``semantic_mode``
         (:meth:`field_volumes`). ``seed`` fixes the jitter of ``sampling: box`` (the same for
@@ -374,18 +416,40 @@ class RadOccMethod(SupervisedMethod):
             dirs = rays.dirs.float() / rays.z_per_t.float()[:, None]  # (R, 3) camera-frame z = 1: t in z-depth units
             # optical thickness of a sample: alpha_scale on softplus(-l_free), or the interval's metres on a density
             thickness = c.alpha_scale if raw else c.sample_step / rays.z_per_t.float()
-            return render_fixed_steps(dens, grid, rays.origins.float(), dirs, field_values, num_samples=c.num_samples,
-                                      step=c.sample_step, thickness=thickness, activation="softplus" if raw else "identity",
-                                      mode="bilinear" if c.lookup == "trilinear" else "nearest", align_corners=c.align_corners,
-                                      chunk=c.chunk, checkpoint=c.checkpoint)
+            return render_fixed_steps(
+                dens,
+                grid,
+                rays.origins.float(),
+                dirs,
+                field_values,
+                num_samples=c.num_samples,
+                step=c.sample_step,
+                thickness=thickness,
+                activation="softplus" if raw else "identity",
+                mode="bilinear" if c.lookup == "trilinear" else "nearest",
+                align_corners=c.align_corners,
+                chunk=c.chunk,
+                checkpoint=c.checkpoint,
+            )
         if raw:
-            dens = F.softplus(dens) * (c.alpha_scale / c.sample_step)  # per metre: alpha_scale * softplus over a full step
+            dens = F.softplus(dens) * (
+                c.alpha_scale / c.sample_step
+            )  # per metre: alpha_scale * softplus over a full step
         gen = None
         if c.jitter and seed is not None:
             gen = torch.Generator(device=logits.device).manual_seed(seed)
-        return render_rays(grid_field(dens, grid, field_values, mode=c.lookup), rays.origins.float(), rays.dirs.float(), grid,
-                           step=c.sample_step, jitter=c.jitter and seed is not None, generator=gen, chunk=c.chunk,
-                           return_weights=True, checkpoint=c.checkpoint)
+        return render_rays(
+            grid_field(dens, grid, field_values, mode=c.lookup),
+            rays.origins.float(),
+            rays.dirs.float(),
+            grid,
+            step=c.sample_step,
+            jitter=c.jitter and seed is not None,
+            generator=gen,
+            chunk=c.chunk,
+            return_weights=True,
+            checkpoint=c.checkpoint,
+        )
 
     # ------------------------------------------------------------------------------ the step
     @torch.no_grad()
@@ -413,7 +477,9 @@ class RadOccMethod(SupervisedMethod):
                 raise ValueError("radocc.mask_3d='camera' but batch.mask_camera is None")
             mask = batch.mask_camera.bool()
         if c.logit_weight > 0:
-            losses["loss_logit"] = c.logit_weight * logit_kl(out.logits, t_out.logits, c.logit_tau, mask, reduction=c.logit_reduction)
+            losses["loss_logit"] = c.logit_weight * logit_kl(
+                out.logits, t_out.logits, c.logit_tau, mask, reduction=c.logit_reduction
+            )
         if c.feature_weight > 0:
             assert self.adapter is not None
             f_s = self.adapter(out.features)  # (B, C_teacher, X', Y', Z')
@@ -428,15 +494,21 @@ class RadOccMethod(SupervisedMethod):
             losses["loss_feat"] = c.feature_weight * feature_l1(f_s, t_out.features, m, reduction=c.feature_reduction)
         return losses
 
-    def rendered_losses(self, batch: Batch, logits: torch.Tensor, teacher_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    def rendered_losses(
+        self, batch: Batch, logits: torch.Tensor, teacher_logits: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """``loss_rdc`` and ``loss_rsc`` (weighted, those with weight > 0), averaged over frames
         (a frame without rays, ``num_rays: 0`` and no LiDAR pixel, adds 0)."""
         c = self.radocc
         B = logits.shape[0]
         if c.semantic_weight > 0 and c.semantic_mode == "affinity" and batch.prior_segments is None:
-            raise ValueError("radocc.semantic_mode='affinity' needs 2D segments: set data.priors to a prior cache with segments")
+            raise ValueError(
+                "radocc.semantic_mode='affinity' needs 2D segments: set data.priors to a prior cache with segments"
+            )
         totals: dict[str, list[torch.Tensor]] = {}
-        split = c.semantic_weight > 0 and not c.semantic_density_grad  # the semantic term renders its own detached density
+        split = (
+            c.semantic_weight > 0 and not c.semantic_density_grad
+        )  # the semantic term renders its own detached density
         for b in range(B):
             rays = self.ray_pixels(batch, b, c.num_rays)
             if len(rays) == 0:
@@ -447,10 +519,16 @@ class RadOccMethod(SupervisedMethod):
                 continue
             jitter = c.jitter and c.sampling == "box"
             seed = int(torch.randint(0, 2**62, ())) if jitter else None  # the step's seeded global RNG
-            r_s = None if split and c.depth_weight <= 0 else self.render(logits[b], rays, seed, values=c.semantic_weight > 0 and not split)
+            r_s = (
+                None
+                if split and c.depth_weight <= 0
+                else self.render(logits[b], rays, seed, values=c.semantic_weight > 0 and not split)
+            )
             r_sem = self.render(logits[b], rays, seed, values=True, detach_density=True) if split else r_s
             with torch.no_grad():
-                r_t = self.render(teacher_logits[b], rays, seed, values=c.semantic_weight > 0, hard=c.teacher_density == "hard")
+                r_t = self.render(
+                    teacher_logits[b], rays, seed, values=c.semantic_weight > 0, hard=c.teacher_density == "hard"
+                )
             if c.depth_weight > 0:
                 term = rendered_depth_kl(r_s.weights, r_t.weights, c.depth_tau, reduction=c.depth_reduction)
                 totals.setdefault("loss_rdc", []).append(c.depth_weight * term)
@@ -461,14 +539,23 @@ class RadOccMethod(SupervisedMethod):
                     term = rendered_semantic_kl(r_sem.values, r_t.values)
                 else:
                     seg = rays.gather(batch.prior_segments[b]).long()  # (R,) ids per camera, 0 = none
-                    key = torch.where(seg > 0, rays.cam * (int(seg.max()) + 1) + seg, torch.zeros_like(seg))  # unique across cameras
+                    key = torch.where(
+                        seg > 0, rays.cam * (int(seg.max()) + 1) + seg, torch.zeros_like(seg)
+                    )  # unique across cameras
                     term = segment_affinity_loss(r_sem.values, r_t.values, key)
                 totals.setdefault("loss_rsc", []).append(c.semantic_weight * term)
         return {k: torch.stack(v).mean() for k, v in totals.items()}
 
 
-def lidar_pixel_mask(points: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, height: int, width: int,
-                     min_depth: float = 0.1, depth_range: tuple[float, float] | None = None) -> torch.Tensor:
+def lidar_pixel_mask(
+    points: torch.Tensor,
+    intrinsics: torch.Tensor,
+    T_ego_from_cam: torch.Tensor,
+    height: int,
+    width: int,
+    min_depth: float = 0.1,
+    depth_range: tuple[float, float] | None = None,
+) -> torch.Tensor:
     """Pixels a LiDAR point projects into (the pixel containing its projection).
 
     Args:
@@ -507,8 +594,11 @@ def load_teacher(load_run: RunLoader, path: str, ema: bool = True) -> nn.Module:
     if modality == "camera":  # allowed (a camera teacher is an experiment too), but never silently
         import warnings
 
-        warnings.warn(f"radocc.teacher: {path} is a camera-only run (model.modality camera), not the LiDAR or fusion "
-                      "teacher RadOcc distils from", stacklevel=2)
+        warnings.warn(
+            f"radocc.teacher: {path} is a camera-only run (model.modality camera), not the LiDAR or fusion "
+            "teacher RadOcc distils from",
+            stacklevel=2,
+        )
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher.eval()
@@ -542,7 +632,9 @@ def load_student(cfg: Any, weights: Path) -> nn.Module:
         raise ValueError(f"{weights}: does not fit radocc's student ({e})") from e
     other = [k for k in unexpected if not k.startswith("adapter.")]
     if missing or other:
-        raise ValueError(f"{weights}: does not fit radocc's student (missing {sorted(missing)[:3]}, unexpected {sorted(other)[:3]})")
+        raise ValueError(
+            f"{weights}: does not fit radocc's student (missing {sorted(missing)[:3]}, unexpected {sorted(other)[:3]})"
+        )
     bad = non_finite_tensors(student.state_dict())
     if bad:
         raise ValueError(f"{weights}: weights hold NaN or infinity in {len(bad)} tensor(s), e.g. {', '.join(bad[:3])}")

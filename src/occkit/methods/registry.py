@@ -155,12 +155,16 @@ def _check(spec: Any, where: str, sections: dict[str, tuple[type, str]]) -> None
     reserved = {"method", "model", "data", "optim", "train"}
     for key, cls in spec.sections.items():
         if key in reserved:
-            raise RegistryError(f"{where}: section {key!r} is one of the experiment's own ({', '.join(sorted(reserved))})")
+            raise RegistryError(
+                f"{where}: section {key!r} is one of the experiment's own ({', '.join(sorted(reserved))})"
+            )
         if not (dataclasses.is_dataclass(cls) and isinstance(cls, type)):
             raise RegistryError(f"{where}: section {key!r} is not a dataclass")
         if key in sections and sections[key][0] is not cls:
-            raise RegistryError(f"{where}: section {key!r} is {cls.__qualname__}, but {sections[key][1]} declares it as "
-                                f"{sections[key][0].__qualname__}")
+            raise RegistryError(
+                f"{where}: section {key!r} is {cls.__qualname__}, but {sections[key][1]} declares it as "
+                f"{sections[key][0].__qualname__}"
+            )
         sections.setdefault(key, (cls, where))
     if spec.export is None and not spec.export_refused:
         raise RegistryError(f"{where}: say why its runs are not exported (export_refused), or how they are (export)")
@@ -191,8 +195,10 @@ def get_method(name: str) -> MethodSpec:
     """The spec of method ``name``; a :class:`RegistryError` lists the registered ones."""
     reg = registry()
     if name not in reg:
-        raise RegistryError(f"method: {name!r} is not one of {', '.join(reg)} (a package adds methods through the "
-                            f"entry point group {ENTRY_POINT_GROUP!r})")
+        raise RegistryError(
+            f"method: {name!r} is not one of {', '.join(reg)} (a package adds methods through the "
+            f"entry point group {ENTRY_POINT_GROUP!r})"
+        )
     return reg[name]
 
 

@@ -161,7 +161,9 @@ class RenderSupMethod(nn.Module):
         if not c.sample_step > 0:
             raise ValueError(f"RenderSupConfig.sample_step: expected > 0, got {c.sample_step}")
         if not 0 <= c.free_index < model_cfg.num_classes:
-            raise ValueError(f"RenderSupConfig.free_index {c.free_index} outside the model's {model_cfg.num_classes} classes")
+            raise ValueError(
+                f"RenderSupConfig.free_index {c.free_index} outside the model's {model_cfg.num_classes} classes"
+            )
         self.model_cfg = model_cfg
         self.cfg = method_cfg
         if not 0 <= c.free_prior < 1:
@@ -172,23 +174,34 @@ class RenderSupMethod(nn.Module):
         init = math.log(c.free_prior / (1 - c.free_prior)) + math.log(C - 1) if c.free_prior > 0 else 0.0
         self.free_bias = nn.Parameter(torch.tensor(float(init)))
         """Learnable offset of the free logit (see ``free_prior``)."""
-        if not (c.occupied_threshold == "auto" or (isinstance(c.occupied_threshold, float) and 0 <= c.occupied_threshold < 1)):
-            raise ValueError(f"RenderSupConfig.occupied_threshold: expected 'auto' or a number in [0, 1), got {c.occupied_threshold!r}")
+        if not (
+            c.occupied_threshold == "auto"
+            or (isinstance(c.occupied_threshold, float) and 0 <= c.occupied_threshold < 1)
+        ):
+            raise ValueError(
+                f"RenderSupConfig.occupied_threshold: expected 'auto' or a number in [0, 1), got {c.occupied_threshold!r}"
+            )
         if not 0 < c.calibration_decay <= 1:
-            raise ValueError(f"RenderSupConfig.calibration_decay: expected a number in (0, 1], got {c.calibration_decay}")
+            raise ValueError(
+                f"RenderSupConfig.calibration_decay: expected a number in (0, 1], got {c.calibration_decay}"
+            )
         if c.targets == "lidar" and c.semantic_weight > 0:
             raise ValueError("render_sup.targets='lidar' gives depth only: set render_sup.semantic_weight=0")
         if c.pseudo_label_weight < 0:
             raise ValueError(f"RenderSupConfig.pseudo_label_weight: expected >= 0, got {c.pseudo_label_weight}")
         if model_cfg.lift == "sample" and c.lss_depth_weight > 0:
-            raise ValueError("RenderSupConfig.lss_depth_weight > 0 needs the LSS lift's depth distribution; model.lift is 'sample' (set it to 0)")
+            raise ValueError(
+                "RenderSupConfig.lss_depth_weight > 0 needs the LSS lift's depth distribution; model.lift is 'sample' (set it to 0)"
+            )
         if c.pseudo_label_weight > 0:
             self.register_buffer("label_counts", torch.zeros(C, dtype=torch.float64))
             """Pseudo-label voxels per class seen so far (``loss_pseudo``'s class weights)."""
         self.register_buffer("calibration", torch.zeros(2, CALIBRATION_BINS))
         """Decayed histograms of p(occupied) over [0, 1]: row 0 at training rays' surface voxels,
         row 1 at voxels of the free space before them (saved with the weights)."""
-        if c.semantic_weight > 0:  # learns classes: no depth figures, and the engine skips a second pass over validation
+        if (
+            c.semantic_weight > 0
+        ):  # learns classes: no depth figures, and the engine skips a second pass over validation
             self.validation_figures = None  # type: ignore[method-assign]
 
     def forward(self, batch: Batch) -> OccNetOutput:
@@ -207,12 +220,23 @@ class RenderSupMethod(nn.Module):
         return float(tau) if tau != "auto" else calibration_threshold(self.calibration, 0.5)
 
     @torch.no_grad()
-    def _calibrate(self, logits: torch.Tensor, rays: Rays, t_true: torch.Tensor, near: torch.Tensor, surface: torch.Tensor) -> None:
+    def _calibrate(
+        self, logits: torch.Tensor, rays: Rays, t_true: torch.Tensor, near: torch.Tensor, surface: torch.Tensor
+    ) -> None:
         """Add one frame's rays to the calibration histograms (see :meth:`threshold`)."""
         c = self.cfg
         p_occ = -torch.expm1(torch.log_softmax(logits.detach().float(), 0)[c.free_index])  # (X, Y, Z)
-        calibration_update(self.calibration, p_occ, self.grid, rays.origins[surface].float(), rays.dirs[surface].float(),
-                           t_true[surface], near[surface], c.calibration_margin, c.calibration_decay)
+        calibration_update(
+            self.calibration,
+            p_occ,
+            self.grid,
+            rays.origins[surface].float(),
+            rays.dirs[surface].float(),
+            t_true[surface],
+            near[surface],
+            c.calibration_margin,
+            c.calibration_decay,
+        )
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> torch.Tensor:
@@ -237,7 +261,9 @@ class RenderSupMethod(nn.Module):
         """Render one frame's logits ``(C, X, Y, Z)`` along ``rays``: depth (ray distance),
         opacity, values ``(R, C-1)`` = rendered non-free class probabilities, and (with
         ``return_weights``) the weights. Keyword arguments override the config's."""
-        check_shape(logits, "C X Y Z", name="logits", dims=dict(zip("XYZ", self.grid.shape), C=self.model_cfg.num_classes))
+        check_shape(
+            logits, "C X Y Z", name="logits", dims=dict(zip("XYZ", self.grid.shape), C=self.model_cfg.num_classes)
+        )
         c = self.cfg
         vs = min(self.grid.voxel_size)
         sigma = density_from_logits(logits.float(), c.free_index, vs, dim=0)  # (X, Y, Z)
@@ -270,8 +296,14 @@ class RenderSupMethod(nn.Module):
                 continue
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
-                rays = camera_rays(batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float(), H, W,
-                                   num_random=self.VALIDATION_RAYS, weights=at)
+                rays = camera_rays(
+                    batch.intrinsics[b].float(),
+                    batch.T_ego_from_cam[b].float(),
+                    H,
+                    W,
+                    num_random=self.VALIDATION_RAYS,
+                    weights=at,
+                )
             z = rays.gather(depth_maps[b]).float()
             t_true = torch.where(z > 0, z / rays.z_per_t.clamp(min=1e-6), torch.zeros_like(z))
             near, far = ray_box(rays.origins, rays.dirs, self.grid)
@@ -301,23 +333,39 @@ class RenderSupMethod(nn.Module):
         for b in range(B):
             at = (depth_maps[b] > 0).float() if c.targets == "lidar" else None  # LiDAR: rays where a point is
             if at is not None and not bool(at.any()):
-                raise ValueError(f"render_sup.targets='lidar': frame {batch.tokens[b]} has no LiDAR point in any camera")
-            rays = camera_rays(batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float(), H, W, num_random=c.num_rays, weights=at)
+                raise ValueError(
+                    f"render_sup.targets='lidar': frame {batch.tokens[b]} has no LiDAR point in any camera"
+                )
+            rays = camera_rays(
+                batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float(), H, W, num_random=c.num_rays, weights=at
+            )
             z = rays.gather(depth_maps[b]).float()  # (R,) camera z-depth, 0 = none
             sem_raw = rays.gather(sem_maps[b]).long()  # (R,)
-            unknown = sem_raw == 255 if c.targets in ("priors", "lidar") else torch.zeros_like(sem_raw, dtype=torch.bool)
+            unknown = (
+                sem_raw == 255 if c.targets in ("priors", "lidar") else torch.zeros_like(sem_raw, dtype=torch.bool)
+            )
             sem = torch.where(unknown, torch.full_like(sem_raw, c.free_index), sem_raw)
             if bool(((sem < 0) | (sem >= self.model_cfg.num_classes)).any()):
                 raise ValueError(f"batch.semantics_2d: class ids must lie in [0, {self.model_cfg.num_classes})")
             t_true = torch.where(z > 0, z / rays.z_per_t.clamp(min=1e-6), torch.zeros_like(z))  # ray distance
             near, far = ray_box(rays.origins, rays.dirs, self.grid)
-            surface = (t_true > 0) & (t_true > near) & (t_true <= far) & ((sem != c.free_index) | unknown)  # (R,) hit inside the box
+            surface = (
+                (t_true > 0) & (t_true > near) & (t_true <= far) & ((sem != c.free_index) | unknown)
+            )  # (R,) hit inside the box
             if c.occupied_threshold == "auto":
                 self._calibrate(out.logits[b], rays, t_true, near, surface)
-            r = self.render(out.logits[b], rays, return_weights=c.distortion_weight > 0 or c.entropy_weight > 0 or c.termination_weight > 0)
+            r = self.render(
+                out.logits[b],
+                rays,
+                return_weights=c.distortion_weight > 0 or c.entropy_weight > 0 or c.termination_weight > 0,
+            )
             terms: dict[str, torch.Tensor] = {}
             if c.semantic_weight > 0:
-                terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(r.values, torch.where(surface & ~unknown, sem, torch.full_like(sem, c.free_index)), ignore_index=c.free_index)
+                terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(
+                    r.values,
+                    torch.where(surface & ~unknown, sem, torch.full_like(sem, c.free_index)),
+                    ignore_index=c.free_index,
+                )
             if c.depth_weight > 0:
                 if c.depth_loss == "silog":
                     terms["loss_depth"] = c.depth_weight * silog_loss(r.depth, t_true, surface, lam=c.silog_lambda)
@@ -325,20 +373,31 @@ class RenderSupMethod(nn.Module):
                     terms["loss_depth"] = c.depth_weight * l1_depth_loss(r.depth, t_true, surface)
             if c.opacity_weight > 0:
                 with torch.autocast(device_type=r.opacity.device.type, enabled=False):
-                    if c.targets in ("priors", "lidar"):  # depth 0 = unknown, not "nothing": only sky rays and rays with a depth count
+                    if c.targets in (
+                        "priors",
+                        "lidar",
+                    ):  # depth 0 = unknown, not "nothing": only sky rays and rays with a depth count
                         known = (z > 0) | (sem_raw == c.free_index)
-                        bce = F.binary_cross_entropy(r.opacity.float().clamp(1e-5, 1 - 1e-5), surface.float(), reduction="none")
+                        bce = F.binary_cross_entropy(
+                            r.opacity.float().clamp(1e-5, 1 - 1e-5), surface.float(), reduction="none"
+                        )
                         terms["loss_opacity"] = c.opacity_weight * (bce * known).sum() / known.sum().clamp(min=1)
                     else:
-                        terms["loss_opacity"] = c.opacity_weight * F.binary_cross_entropy(r.opacity.float().clamp(1e-5, 1 - 1e-5), surface.float())
+                        terms["loss_opacity"] = c.opacity_weight * F.binary_cross_entropy(
+                            r.opacity.float().clamp(1e-5, 1 - 1e-5), surface.float()
+                        )
             if c.termination_weight > 0:
-                terms["loss_termination"] = c.termination_weight * termination_loss(r.weights, r.samples.t, t_true, surface, c.termination_window)
+                terms["loss_termination"] = c.termination_weight * termination_loss(
+                    r.weights, r.samples.t, t_true, surface, c.termination_window
+                )
             if r.weights is not None and bool(surface.any()):
                 s = r.samples
                 w = r.weights[surface]
                 if c.distortion_weight > 0:
                     span = (far - near)[surface].clamp(min=1e-3)
-                    terms["loss_distortion"] = c.distortion_weight * distortion_loss(w, s.t_starts[surface], s.t_ends[surface], scale=span)
+                    terms["loss_distortion"] = c.distortion_weight * distortion_loss(
+                        w, s.t_starts[surface], s.t_ends[surface], scale=span
+                    )
                 if c.entropy_weight > 0:
                     terms["loss_entropy"] = c.entropy_weight * weight_entropy_loss(w)
             elif r.weights is not None:
@@ -355,12 +414,17 @@ class RenderSupMethod(nn.Module):
             losses["loss_lss_depth"] = c.lss_depth_weight * depth_loss(out.depth_prob, target, "bce")
         if c.pseudo_label_weight > 0:
             if batch.occupancy is None or batch.mask_camera is None:
-                raise ValueError("render_sup.pseudo_label_weight > 0 needs 3D pseudo-labels in the batch (train with --data DIR2 of occkit pseudolabel)")
+                raise ValueError(
+                    "render_sup.pseudo_label_weight > 0 needs 3D pseudo-labels in the batch (train with --data DIR2 of occkit pseudolabel)"
+                )
             mask = batch.mask_camera.bool()
             with torch.no_grad():
-                self.label_counts += count_labels(batch.occupancy, mask, self.model_cfg.num_classes).to(self.label_counts)
+                self.label_counts += count_labels(batch.occupancy, mask, self.model_cfg.num_classes).to(
+                    self.label_counts
+                )
             losses["loss_pseudo"] = c.pseudo_label_weight * balanced_cross_entropy(
-                out.logits, batch.occupancy, mask, self.label_counts, c.pseudo_label_offset)
+                out.logits, batch.occupancy, mask, self.label_counts, c.pseudo_label_offset
+            )
         return losses
 
     def targets_2d(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -369,17 +433,27 @@ class RenderSupMethod(nn.Module):
         'lidar' has no classes: 255 everywhere)."""
         if self.cfg.targets == "lidar":
             if batch.lidar is None:
-                raise ValueError("render_sup.targets='lidar' needs the frames' LiDAR (data.load_extras: true, or data.lidar_infos)")
+                raise ValueError(
+                    "render_sup.targets='lidar' needs the frames' LiDAR (data.load_extras: true, or data.lidar_infos)"
+                )
             B, N, _, H, W = batch.images.shape
-            depth = torch.stack([lidar_depth_maps(batch.lidar[b], batch.intrinsics[b], batch.T_ego_from_cam[b], (H, W))
-                                 for b in range(B)])  # (B, N, H, W)
+            depth = torch.stack(
+                [
+                    lidar_depth_maps(batch.lidar[b], batch.intrinsics[b], batch.T_ego_from_cam[b], (H, W))
+                    for b in range(B)
+                ]
+            )  # (B, N, H, W)
             return depth, torch.full(depth.shape, 255, dtype=torch.uint8, device=depth.device)
         if self.cfg.targets == "priors":
             if batch.prior_depth is None or batch.prior_semantics is None:
-                raise ValueError("render_sup.targets='priors' needs batch.prior_depth / batch.prior_semantics: set data.priors to a prior cache with depth and semantics")
+                raise ValueError(
+                    "render_sup.targets='priors' needs batch.prior_depth / batch.prior_semantics: set data.priors to a prior cache with depth and semantics"
+                )
             return batch.prior_depth, batch.prior_semantics
         if batch.depth is None or batch.semantics_2d is None:
-            raise ValueError("batch.depth / batch.semantics_2d is None: render_sup needs per-camera depth and semantic maps (load the extras, or render_sup.targets: priors)")
+            raise ValueError(
+                "batch.depth / batch.semantics_2d is None: render_sup needs per-camera depth and semantic maps (load the extras, or render_sup.targets: priors)"
+            )
         return batch.depth, batch.semantics_2d
 
 
@@ -387,8 +461,12 @@ class RenderSupMethod(nn.Module):
 def export_head(method: RenderSupMethod) -> ExportHead:
     """The network, its learnt free-class bias, and ``predict``'s calibrated occupied threshold
     (a constant of the exported graph)."""
-    return ExportHead(method.model, free_bias=method.free_bias, free_index=int(method.cfg.free_index),
-                      threshold=float(method.threshold()))
+    return ExportHead(
+        method.model,
+        free_bias=method.free_bias,
+        free_index=int(method.cfg.free_index),
+        threshold=float(method.threshold()),
+    )
 
 
 METHOD = MethodSpec(

@@ -109,13 +109,17 @@ class SupervisedMethod(nn.Module):
         if method_cfg.class_weights is not None:
             weight = torch.tensor(method_cfg.class_weights, dtype=torch.float32)
             if weight.shape != (C,) or bool((weight < 0).any()) or not bool(torch.isfinite(weight).all()):
-                raise ValueError(f"SupervisedConfig.class_weights: expected {C} finite non-negative values, got {method_cfg.class_weights}")
+                raise ValueError(
+                    f"SupervisedConfig.class_weights: expected {C} finite non-negative values, got {method_cfg.class_weights}"
+                )
         elif method_cfg.class_counts == "auto":
             pass  # resolved from the training split before training (training_step checks); inference needs no weights
         elif method_cfg.class_counts is not None:
             counts = torch.tensor(method_cfg.class_counts, dtype=torch.float64)
             if counts.shape != (C,):
-                raise ValueError(f"SupervisedConfig.class_counts: expected {C} values, got {len(method_cfg.class_counts)}")
+                raise ValueError(
+                    f"SupervisedConfig.class_counts: expected {C} values, got {len(method_cfg.class_counts)}"
+                )
             if method_cfg.ce_mode == "factored":  # weights among the occupied classes only
                 occ = torch.arange(C) != method_cfg.free_index % C
                 weight = torch.zeros(C)
@@ -130,12 +134,17 @@ class SupervisedMethod(nn.Module):
         if method_cfg.lift_depth == "sensor" and method_cfg.depth_source == "none":
             raise ValueError("SupervisedConfig.lift_depth='sensor' needs a depth_source other than 'none'")
         if not self.model.uses_camera:  # modality 'lidar': no image path to put a depth or 2D loss on
-            image_terms = {"depth_weight": method_cfg.depth_weight > 0 and method_cfg.depth_source != "none",
-                           "semantic_2d_weight": method_cfg.semantic_2d_weight > 0, "lift_depth": method_cfg.lift_depth == "sensor"}
+            image_terms = {
+                "depth_weight": method_cfg.depth_weight > 0 and method_cfg.depth_source != "none",
+                "semantic_2d_weight": method_cfg.semantic_2d_weight > 0,
+                "lift_depth": method_cfg.lift_depth == "sensor",
+            }
             bad = [k for k, on in image_terms.items() if on]
             if bad:
-                raise ValueError(f"SupervisedConfig: {', '.join(bad)} act on the image path, which a LiDAR-only network "
-                                 "(model.modality: lidar) lacks: set supervised.depth_weight=0, semantic_2d_weight=0, lift_depth=predicted")
+                raise ValueError(
+                    f"SupervisedConfig: {', '.join(bad)} act on the image path, which a LiDAR-only network "
+                    "(model.modality: lidar) lacks: set supervised.depth_weight=0, semantic_2d_weight=0, lift_depth=predicted"
+                )
 
     def forward(self, batch: Batch) -> OccNetOutput:
         """The model's full output for ``batch`` (logits and intermediates)."""
@@ -147,8 +156,13 @@ class SupervisedMethod(nn.Module):
             depth_target = None
         elif depth_target is None:
             raise ValueError("SupervisedConfig.lift_depth='sensor' but the batch has neither LiDAR nor depth maps")
-        return self.model(batch.images, batch.intrinsics, batch.T_ego_from_cam, depth_target,
-                          lidar=batch.lidar if self.model.uses_lidar else None)
+        return self.model(
+            batch.images,
+            batch.intrinsics,
+            batch.T_ego_from_cam,
+            depth_target,
+            lidar=batch.lidar if self.model.uses_lidar else None,
+        )
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> torch.Tensor:
@@ -181,11 +195,19 @@ class SupervisedMethod(nn.Module):
         need_depth = cfg.lift_depth == "sensor" or (cfg.depth_weight > 0 and cfg.depth_source != "none")
         target = self.depth_targets(batch) if need_depth else None
         out = self._forward(batch, target)
-        check_shape(batch.occupancy, "B X Y Z", name="batch.occupancy", dims=dict(zip("XYZ", self.model.output_grid.shape)))
+        check_shape(
+            batch.occupancy, "B X Y Z", name="batch.occupancy", dims=dict(zip("XYZ", self.model.output_grid.shape))
+        )
         losses: dict[str, torch.Tensor] = {}
         if cfg.ce_mode == "factored":
             geo, sem = geometry_semantic_cross_entropy(
-                out.logits, batch.occupancy, mask, self.class_weight, cfg.free_index, cfg.occupied_weight, cfg.ignore_index
+                out.logits,
+                batch.occupancy,
+                mask,
+                self.class_weight,
+                cfg.free_index,
+                cfg.occupied_weight,
+                cfg.ignore_index,
             )
             losses["loss_geo"] = cfg.ce_weight * geo
             losses["loss_sem"] = cfg.ce_weight * sem
@@ -242,12 +264,20 @@ class SupervisedMethod(nn.Module):
         if source == "lidar":
             if batch.lidar is None:
                 raise ValueError("batch.lidar is None but SupervisedConfig.depth_source is 'lidar'")
-            return torch.stack([
-                lidar_depth_targets(
-                    batch.lidar[b], batch.intrinsics[b], batch.T_ego_from_cam[b], (H, W), m.feature_stride, rng, self.cfg.depth_pool
-                )
-                for b in range(B)
-            ])
+            return torch.stack(
+                [
+                    lidar_depth_targets(
+                        batch.lidar[b],
+                        batch.intrinsics[b],
+                        batch.T_ego_from_cam[b],
+                        (H, W),
+                        m.feature_stride,
+                        rng,
+                        self.cfg.depth_pool,
+                    )
+                    for b in range(B)
+                ]
+            )
         if batch.depth is None:
             raise ValueError("batch.depth is None but SupervisedConfig.depth_source is 'depth_map'")
         check_shape(batch.depth, "B N H W", name="batch.depth", dims={"B": B, "N": N, "H": H, "W": W})
@@ -279,7 +309,9 @@ def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progr
     if len(frames) > max_frames:
         frames = [frames[round(i * (len(frames) - 1) / (max_frames - 1))] for i in range(max_frames)]
     if cfg.model.num_classes != OCC3D_NUM_CLASSES:
-        raise ValueError(f"supervised.class_counts='auto' counts Occ3D's {OCC3D_NUM_CLASSES} classes; the model has {cfg.model.num_classes}")
+        raise ValueError(
+            f"supervised.class_counts='auto' counts Occ3D's {OCC3D_NUM_CLASSES} classes; the model has {cfg.model.num_classes}"
+        )
     labels = LabelCounts()  # the counting of `occkit stats`
     it = frames
     if progress:
@@ -303,8 +335,10 @@ def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progr
 def export_check(cfg: Any) -> str | None:
     """Why a run whose config has a ``supervised`` section cannot be exported, or None."""
     if cfg.supervised.lift_depth == "sensor":
-        return ("supervised.lift_depth is 'sensor': the lift reads each frame's measured depth (LiDAR or depth maps), "
-                "an input the exported graph does not take")
+        return (
+            "supervised.lift_depth is 'sensor': the lift reads each frame's measured depth (LiDAR or depth maps), "
+            "an input the exported graph does not take"
+        )
     return None
 
 

@@ -61,7 +61,13 @@ def confusion_matrix(
     g = gt.reshape(-1)
     p = pred.reshape(-1)
     m = None if mask is None else mask.reshape(-1).to(device=gt.device, dtype=torch.bool)
-    if g.device.type == "cpu" and g.dtype == torch.uint8 and p.dtype == torch.uint8 and W <= 128 and _SPREAD * C * W <= 1 << 15:
+    if (
+        g.device.type == "cpu"
+        and g.dtype == torch.uint8
+        and p.dtype == torch.uint8
+        and W <= 128
+        and _SPREAD * C * W <= 1 << 15
+    ):
         gn, pn = g.numpy(), p.numpy()
         hi = max(int(gn.max(initial=0)), int(pn.max(initial=0)))  # numpy: no intra-op threads
         if hi >= C:
@@ -75,7 +81,10 @@ def confusion_matrix(
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(n_threads) as pool:
-                counts = sum(pool.map(lambda sl: _count_piece(gn, pn, mn, C, W, sl), pieces), torch.zeros(C * W, dtype=torch.int64))
+                counts = sum(
+                    pool.map(lambda sl: _count_piece(gn, pn, mn, C, W, sl), pieces),
+                    torch.zeros(C * W, dtype=torch.int64),
+                )
     else:
         if g.numel():
             lo = min(int(g.min()), int(p.min()))

@@ -64,10 +64,16 @@ def detect_format(gt_root: str | os.PathLike, pred_root: str | os.PathLike | Non
     why = looks_like_predictions(root)
     if why is not None:
         if pred_root is not None and (Path(pred_root) / "annotations.json").is_file():
-            raise ValueError(f"--gt {root} is a prediction folder ({why}) and --pred {pred_root} is the dataset "
-                             "(it holds annotations.json): --gt and --pred are swapped")
-        raise ValueError(f"--gt {root} is a prediction folder ({why}); --gt takes the dataset folder holding annotations.json")
-    raise ValueError(f"{root}: cannot tell the benchmark (no annotations.json for Occ3D, no sequences/ for SemanticKITTI); pass --format")
+            raise ValueError(
+                f"--gt {root} is a prediction folder ({why}) and --pred {pred_root} is the dataset "
+                "(it holds annotations.json): --gt and --pred are swapped"
+            )
+        raise ValueError(
+            f"--gt {root} is a prediction folder ({why}); --gt takes the dataset folder holding annotations.json"
+        )
+    raise ValueError(
+        f"{root}: cannot tell the benchmark (no annotations.json for Occ3D, no sequences/ for SemanticKITTI); pass --format"
+    )
 
 
 def check_provenance(pred_dir: str | os.PathLike, pred_files: dict[str, Path]) -> list[str]:
@@ -80,8 +86,10 @@ def check_provenance(pred_dir: str | os.PathLike, pred_files: dict[str, Path]) -
     path = pred_dir / PROVENANCE_FILE
     out: list[str] = []
     if not path.is_file():
-        out.append(f"{pred_dir} has no {PROVENANCE_FILE}: which checkpoint made these predictions is not recorded "
-                   "(occkit predict writes one)")
+        out.append(
+            f"{pred_dir} has no {PROVENANCE_FILE}: which checkpoint made these predictions is not recorded "
+            "(occkit predict writes one)"
+        )
     else:
         try:
             record = read_json(path)
@@ -92,8 +100,10 @@ def check_provenance(pred_dir: str | os.PathLike, pred_files: dict[str, Path]) -
         else:
             foreign = sorted(t for t in pred_files if t not in listed)
             if foreign:
-                out.append(f"{pred_dir}: mixed predictions: {len(foreign)} of {len(pred_files)} file(s) were not written by "
-                           f"the run {PROVENANCE_FILE} records ({made}), e.g. {pred_files[foreign[0]]}")
+                out.append(
+                    f"{pred_dir}: mixed predictions: {len(foreign)} of {len(pred_files)} file(s) were not written by "
+                    f"the run {PROVENANCE_FILE} records ({made}), e.g. {pred_files[foreign[0]]}"
+                )
     for w in out:
         warnings.warn(w, stacklevel=2)
     return out
@@ -122,12 +132,17 @@ def load_occ3d_prediction(path: str | os.PathLike, shape: tuple[int, int, int] =
     return a.astype(np.uint8, copy=False)
 
 
-def _match(gt_ids: list[str], pred_files: dict[str, Path], pred_dir: Path, allow_missing: bool) -> tuple[list[str], int, int]:
+def _match(
+    gt_ids: list[str], pred_files: dict[str, Path], pred_dir: Path, allow_missing: bool
+) -> tuple[list[str], int, int]:
     """Frames with both; missing / extra predictions raise (or warn with ``allow_missing``)."""
     missing = [t for t in gt_ids if t not in pred_files]
     gt_set = set(gt_ids)
     extra = sorted(t for t in pred_files if t not in gt_set)
-    for what, items in (("missing predictions for", missing), ("predictions for frames not in the ground truth:", extra)):
+    for what, items in (
+        ("missing predictions for", missing),
+        ("predictions for frames not in the ground truth:", extra),
+    ):
         if not items:
             continue
         shown = ", ".join(items[:5]) + (f" ... ({len(items)} in all)" if len(items) > 5 else "")
@@ -237,14 +252,18 @@ def evaluate_occ3d(
     if unknown:
         raise ValueError(f"--metrics: unknown {sorted(unknown)} for Occ3D (choose from miou, rayiou)")
     if region is not None and "rayiou" in metrics:
-        raise ValueError("--metrics rayiou: RayIoU is scored along LiDAR rays, not over a region of voxels; "
-                         "score it without --frustum")
+        raise ValueError(
+            "--metrics rayiou: RayIoU is scored along LiDAR rays, not over a region of voxels; "
+            "score it without --frustum"
+        )
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
     if (pred_dir / "annotations.json").is_file() and looks_like_predictions(gt_root) is not None:
-        raise ValueError(f"--pred {pred_dir} is a dataset (it holds annotations.json) and --gt {gt_root} a prediction "
-                         "folder: --gt and --pred are swapped")
+        raise ValueError(
+            f"--pred {pred_dir} is a dataset (it holds annotations.json) and --gt {gt_root} a prediction "
+            "folder: --gt and --pred are swapped"
+        )
     ds = Occ3DDataset(gt_root, split, load_images=False, load_gt=True, load_extras=False)
     pred_files: dict[str, Path] = {}
     for p in sorted(pred_dir.rglob("*.npz")):
@@ -257,12 +276,23 @@ def evaluate_occ3d(
     origin_fn = _origin_fn(ds, tokens, metrics, infos)  # checks the poses before any work
     processes = max(1, min(processes, len(tokens) // 2))  # two frames at least per process
     if processes > 1 and torch.device(device).type == "cpu":
-        occ, ray = _occ3d_in_processes(gt_root, split, pred_files, tokens, mask, metrics, infos, batch_size, workers,
-                                       processes, progress, region)
+        occ, ray = _occ3d_in_processes(
+            gt_root, split, pred_files, tokens, mask, metrics, infos, batch_size, workers, processes, progress, region
+        )
     else:
         bar = _bar(len(tokens), progress)
-        occ, ray = _occ3d_counts(ds, pred_files, tokens, mask, origin_fn, device, batch_size, workers,
-                                 None if bar is None else bar.update, region)
+        occ, ray = _occ3d_counts(
+            ds,
+            pred_files,
+            tokens,
+            mask,
+            origin_fn,
+            device,
+            batch_size,
+            workers,
+            None if bar is None else bar.update,
+            region,
+        )
         if bar is not None:
             bar.close()
     out: dict[str, Any] = {"benchmark": "occ3d", "split": split}
@@ -277,10 +307,16 @@ def evaluate_occ3d(
     return out
 
 
-def _origin_fn(ds: Any, tokens: list[str], metrics: tuple[str, ...], infos: str | os.PathLike | None
-               ) -> Callable[[str], torch.Tensor] | None:
+def _origin_fn(
+    ds: Any, tokens: list[str], metrics: tuple[str, ...], infos: str | os.PathLike | None
+) -> Callable[[str], torch.Tensor] | None:
     """A frame's LiDAR origins for RayIoU (None without ``"rayiou"``), from ``infos`` or the annotations."""
-    from occkit.metrics.rayiou import load_nuscenes_infos, rayiou_origins, rayiou_origins_from_infos, scene_frames_from_infos
+    from occkit.metrics.rayiou import (
+        load_nuscenes_infos,
+        rayiou_origins,
+        rayiou_origins_from_infos,
+        scene_frames_from_infos,
+    )
 
     if "rayiou" not in metrics:
         return None
@@ -301,10 +337,18 @@ def _origin_fn(ds: Any, tokens: list[str], metrics: tuple[str, ...], infos: str 
     return lambda t: rayiou_origins(ds, t, poses)
 
 
-def _occ3d_counts(ds: Any, pred_files: dict[str, Path], tokens: list[str], mask: str,
-                  origin_fn: Callable[[str], torch.Tensor] | None, device: str | torch.device, batch_size: int,
-                  workers: int, advance: Callable[[int], Any] | None,
-                  region: Callable[[str], np.ndarray] | None = None) -> tuple[Any, Any]:
+def _occ3d_counts(
+    ds: Any,
+    pred_files: dict[str, Path],
+    tokens: list[str],
+    mask: str,
+    origin_fn: Callable[[str], torch.Tensor] | None,
+    device: str | torch.device,
+    batch_size: int,
+    workers: int,
+    advance: Callable[[int], Any] | None,
+    region: Callable[[str], np.ndarray] | None = None,
+) -> tuple[Any, Any]:
     """The Occ3D (and RayIoU) metrics with ``tokens`` counted: ``(Occ3DMetric, RayIoUMetric or None)``."""
     from occkit.data.occ3d import load_occ3d_labels
     from occkit.metrics.occ3d import Occ3DMetric
@@ -319,8 +363,10 @@ def _occ3d_counts(ds: Any, pred_files: dict[str, Path], tokens: list[str], mask:
         if region is not None:
             r = np.asarray(region(token))
             if r.shape != tuple(ds.grid.shape) or r.dtype != np.bool_:
-                raise ValueError(f"region {region}: frame {token}: expected a bool array of shape {tuple(ds.grid.shape)}, "
-                                 f"got {r.dtype} {r.shape}")
+                raise ValueError(
+                    f"region {region}: frame {token}: expected a bool array of shape {tuple(ds.grid.shape)}, "
+                    f"got {r.dtype} {r.shape}"
+                )
             labels = {**labels, "region": r}
         return load_occ3d_prediction(pred_files[token]), labels
 
@@ -356,8 +402,12 @@ def one_thread_pool(processes: int) -> Iterator[Any]:
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
     os.environ.update({k: "1" for k in _THREAD_VARS})
     try:
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_pool_process_start, initargs=(os.getpid(),)) as pool:
+        with ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_pool_process_start,
+            initargs=(os.getpid(),),
+        ) as pool:
             yield pool
     finally:
         for k, v in saved.items():
@@ -378,24 +428,54 @@ def _pool_process_start(parent: int) -> None:
     die_with_parent(parent, signal.SIGTERM)
 
 
-def _occ3d_shard(gt_root: str, split: str, pred_files: dict[str, Path], tokens: list[str], mask: str,
-                 metrics: tuple[str, ...], infos: str | None, batch_size: int, workers: int, queue: Any,
-                 region: Callable[[str], np.ndarray] | None = None) -> tuple[Any, Any]:
+def _occ3d_shard(
+    gt_root: str,
+    split: str,
+    pred_files: dict[str, Path],
+    tokens: list[str],
+    mask: str,
+    metrics: tuple[str, ...],
+    infos: str | None,
+    batch_size: int,
+    workers: int,
+    queue: Any,
+    region: Callable[[str], np.ndarray] | None = None,
+) -> tuple[Any, Any]:
     """One process's share of :func:`evaluate_occ3d`: its metrics ``(Occ3DMetric, RayIoUMetric or
     None)``; each finished batch's frame count is put on ``queue`` (the parent's progress bar)."""
     from occkit.data.occ3d import Occ3DDataset
 
     torch.set_num_threads(1)
     ds = Occ3DDataset(gt_root, split, load_images=False, load_gt=True, load_extras=False)
-    occ, ray = _occ3d_counts(ds, pred_files, tokens, mask, _origin_fn(ds, tokens, metrics, infos), "cpu", batch_size,
-                             workers, queue.put, region)
+    occ, ray = _occ3d_counts(
+        ds,
+        pred_files,
+        tokens,
+        mask,
+        _origin_fn(ds, tokens, metrics, infos),
+        "cpu",
+        batch_size,
+        workers,
+        queue.put,
+        region,
+    )
     return occ, ray
 
 
-def _occ3d_in_processes(gt_root: str | os.PathLike, split: str, pred_files: dict[str, Path], tokens: list[str], mask: str,
-                        metrics: tuple[str, ...], infos: str | os.PathLike | None, batch_size: int, workers: int,
-                        processes: int, progress: bool | None,
-                        region: Callable[[str], np.ndarray] | None = None) -> tuple[Any, Any]:
+def _occ3d_in_processes(
+    gt_root: str | os.PathLike,
+    split: str,
+    pred_files: dict[str, Path],
+    tokens: list[str],
+    mask: str,
+    metrics: tuple[str, ...],
+    infos: str | os.PathLike | None,
+    batch_size: int,
+    workers: int,
+    processes: int,
+    progress: bool | None,
+    region: Callable[[str], np.ndarray] | None = None,
+) -> tuple[Any, Any]:
     """:func:`_occ3d_counts` over ``processes`` contiguous shards of ``tokens`` in spawned
     processes (no fork of a process whose OpenMP pool may already run), counts summed."""
     import multiprocessing
@@ -416,9 +496,23 @@ def _occ3d_in_processes(gt_root: str | os.PathLike, split: str, pred_files: dict
     manager.start(_pool_process_start, (os.getpid(),))
     with manager, one_thread_pool(processes) as pool:
         queue = manager.Queue()
-        futures = [pool.submit(_occ3d_shard, str(gt_root), split, {t: pred_files[t] for t in shard}, shard, mask,
-                               metrics, None if infos is None else str(infos), batch_size, reader_threads, queue, region)
-                   for shard in shards]
+        futures = [
+            pool.submit(
+                _occ3d_shard,
+                str(gt_root),
+                split,
+                {t: pred_files[t] for t in shard},
+                shard,
+                mask,
+                metrics,
+                None if infos is None else str(infos),
+                batch_size,
+                reader_threads,
+                queue,
+                region,
+            )
+            for shard in shards
+        ]
         while not all(f.done() for f in futures):
             try:
                 n = queue.get(timeout=0.2)
@@ -517,10 +611,15 @@ def format_table(result: dict[str, Any]) -> str:
     if result["benchmark"] == "semantickitti":
         keys = ("ssc_miou", "completion_iou", "precision", "recall")
     else:
-        keys = ("miou", "geometry_iou", "geometry_precision", "geometry_recall") + (("rayiou", "rayiou@1", "rayiou@2", "rayiou@4") if ray else ())
+        keys = ("miou", "geometry_iou", "geometry_precision", "geometry_recall") + (
+            ("rayiou", "rayiou@1", "rayiou@2", "rayiou@4") if ray else ()
+        )
     for k in (k for k in keys if k in result):
         lines.append(f"{k:<22}{_fmt(result[k]):>8}")
-    lines.append(f"frames: {result['frames']}  mask: {result['mask']}" + (f"  missing: {result['missing']}" if result.get("missing") else ""))
+    lines.append(
+        f"frames: {result['frames']}  mask: {result['mask']}"
+        + (f"  missing: {result['missing']}" if result.get("missing") else "")
+    )
     return "\n".join(lines)
 
 
@@ -552,7 +651,20 @@ def write_result_csv(path: str | os.PathLike, result: dict[str, Any]) -> Path:
 
     for n, v in result["iou"].items():
         w.writerow([n, cell(v)] + ([cell(x) for x in ray[n]] if ray else []))
-    for k in ("miou", "geometry_iou", "geometry_precision", "geometry_recall", "rayiou", "rayiou@1", "rayiou@2", "rayiou@4", "ssc_miou", "completion_iou", "precision", "recall"):
+    for k in (
+        "miou",
+        "geometry_iou",
+        "geometry_precision",
+        "geometry_recall",
+        "rayiou",
+        "rayiou@1",
+        "rayiou@2",
+        "rayiou@4",
+        "ssc_miou",
+        "completion_iou",
+        "precision",
+        "recall",
+    ):
         if k in result:
             w.writerow([k, cell(result[k])])
     return write_text_atomic(path, buf.getvalue())

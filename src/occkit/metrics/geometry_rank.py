@@ -36,8 +36,11 @@ class GeometryRanking:
         """One frame: ``p_occupied`` ``(X, Y, Z)`` in [0, 1], ``occupied`` the truth ``(X, Y, Z)`` bool,
         ``mask`` the voxels scored ``(X, Y, Z)`` bool (``None``: all)."""
         if p_occupied.shape != occupied.shape or (mask is not None and mask.shape != occupied.shape):
-            raise ValueError(f"p_occupied {tuple(p_occupied.shape)}, occupied {tuple(occupied.shape)}"
-                             + ("" if mask is None else f" and mask {tuple(mask.shape)}") + " differ in shape")
+            raise ValueError(
+                f"p_occupied {tuple(p_occupied.shape)}, occupied {tuple(occupied.shape)}"
+                + ("" if mask is None else f" and mask {tuple(mask.shape)}")
+                + " differ in shape"
+            )
         p = p_occupied.detach().float().cpu()
         if not bool(torch.isfinite(p).all()):
             raise ValueError("p_occupied holds NaN or infinite values")
@@ -52,7 +55,10 @@ class GeometryRanking:
         p = np.concatenate(self._p) if self._p else np.zeros(0, np.float32)
         occ = np.concatenate(self._occ) if self._occ else np.zeros(0, bool)
         n_pos = int(occ.sum())
-        out: dict[str, float | int | None] = {"voxels": int(len(p)), "occupied_fraction": 100.0 * n_pos / max(len(p), 1)}
+        out: dict[str, float | int | None] = {
+            "voxels": int(len(p)),
+            "occupied_fraction": 100.0 * n_pos / max(len(p), 1),
+        }
         out["p_at_occupied_mean"] = float(p[occ].mean()) if n_pos else None
         out["p_at_free_mean"] = float(p[~occ].mean()) if n_pos < len(p) else None
         if n_pos == 0:

@@ -159,7 +159,9 @@ class Occ3DMetric:
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         if class_names is None:
-            class_names = OCC3D_CLASSES if num_classes == OCC3D_NUM_CLASSES else tuple(str(c) for c in range(num_classes))
+            class_names = (
+                OCC3D_CLASSES if num_classes == OCC3D_NUM_CLASSES else tuple(str(c) for c in range(num_classes))
+            )
         if len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
         self.mask = mask
@@ -208,7 +210,9 @@ class Occ3DMetric:
                 self.hist = self.hist.to(gt.device)
             else:
                 gt = gt.to(self.hist.device)
-        self.hist += confusion_matrix(gt, labels.to(gt.device), self.num_classes, None if m is None else m.to(gt.device))
+        self.hist += confusion_matrix(
+            gt, labels.to(gt.device), self.num_classes, None if m is None else m.to(gt.device)
+        )
         self.frames += int(gt.shape[0])
 
     def merge(self, other: "Occ3DMetric") -> "Occ3DMetric":

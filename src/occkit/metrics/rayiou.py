@@ -83,9 +83,9 @@ def lidar_ray_directions(dtype: torch.dtype = torch.float64, device: torch.devic
 
 
 @torch.no_grad()
-
-def _checked_rays(volumes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, dtype: torch.dtype,
-                  dev: torch.device) -> tuple[torch.Tensor, ...]:
+def _checked_rays(
+    volumes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, dtype: torch.dtype, dev: torch.device
+) -> tuple[torch.Tensor, ...]:
     """Value checks shared by both walks (integer labels in range, every ray starting inside the
     grid); returns origins, directions, the grid's lower and upper corners and voxel size as
     ``dtype`` tensors on ``dev``."""
@@ -102,6 +102,7 @@ def _checked_rays(volumes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tens
         bad = int((~((o >= lo) & (o < hi)).all(-1)).nonzero()[0])
         raise ValueError(f"origins: ray {bad} starts at {o[bad].tolist()}, outside the grid {grid.point_range}")
     return o, d, lo, hi, vs
+
 
 def cast_rays_reference(
     volumes: torch.Tensor,
@@ -293,8 +294,20 @@ def cast_rays(
     if on_cpu:
         code_np = code.numpy()
         skip = _add_free_squares(code_np, V)
-        grid_np = (np.array(grid.range_min, _numpy_dtype(dtype)), np.array(grid.voxel_size, _numpy_dtype(dtype)), (X, Y, Z), P, skip)
-        arrays = (code_np.reshape(-1), volumes.to(torch.uint8).reshape(V, -1).numpy(), o.numpy(), d.numpy(), frame.to("cpu", torch.long).numpy())
+        grid_np = (
+            np.array(grid.range_min, _numpy_dtype(dtype)),
+            np.array(grid.voxel_size, _numpy_dtype(dtype)),
+            (X, Y, Z),
+            P,
+            skip,
+        )
+        arrays = (
+            code_np.reshape(-1),
+            volumes.to(torch.uint8).reshape(V, -1).numpy(),
+            o.numpy(),
+            d.numpy(),
+            frame.to("cpu", torch.long).numpy(),
+        )
         outs = (labels.numpy(), depth.numpy())
         chunks = [slice(s, min(R, s + _CHUNK)) for s in range(0, R, _CHUNK)]
         n_threads = max(1, min(len(chunks), threads if threads is not None else torch.get_num_threads()))
@@ -366,8 +379,15 @@ def _add_free_squares(code: np.ndarray, V: int) -> bool:
     return True
 
 
-def _jump(code: np.ndarray, shift: int, want: np.ndarray, cur: np.ndarray, t: list[np.ndarray], dt: list[np.ndarray],
-          st: list[np.ndarray]) -> None:
+def _jump(
+    code: np.ndarray,
+    shift: int,
+    want: np.ndarray,
+    cur: np.ndarray,
+    t: list[np.ndarray],
+    dt: list[np.ndarray],
+    st: list[np.ndarray],
+) -> None:
     """Moves the rays that sit in a free square (:func:`_add_free_squares`) of half side
     ``r >= _MIN_JUMP`` past every crossing they make before ``tau``, changing ``cur`` and the
     per-axis crossing distances ``t = [tz, ty, tx]`` in place, with the walk's own additions (each
@@ -602,7 +622,15 @@ def _walk_torch(
         done |= found
         t_prev = T[-1]
         keep = ~done.all(0)
-        rid, cur, t, dt, fs, done, t_prev = rid[keep], cur[keep], t[keep], dt[keep], fs[keep], done[:, keep], t_prev[keep]
+        rid, cur, t, dt, fs, done, t_prev = (
+            rid[keep],
+            cur[keep],
+            t[keep],
+            dt[keep],
+            fs[keep],
+            done[:, keep],
+            t_prev[keep],
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -667,7 +695,9 @@ def rayiou_scores(
     out: dict[str, Any] = {"rayiou": 100.0 * nanmean(iou.reshape(-1))}
     for j, t in enumerate(thresholds):
         out[f"rayiou@{t:g}"] = 100.0 * nanmean(iou[j])
-    out["rayiou_iou"] = {class_names[c]: [100.0 * float(iou[j, c]) for j in range(len(thresholds))] for c in range(C - 1)}
+    out["rayiou_iou"] = {
+        class_names[c]: [100.0 * float(iou[j, c]) for j in range(len(thresholds))] for c in range(C - 1)
+    }
     return out
 
 
@@ -696,7 +726,9 @@ class RayIoUMetric:
         threads: int | None = None,
     ) -> None:
         if class_names is None:
-            class_names = OCC3D_CLASSES if num_classes == OCC3D_NUM_CLASSES else tuple(str(c) for c in range(num_classes))
+            class_names = (
+                OCC3D_CLASSES if num_classes == OCC3D_NUM_CLASSES else tuple(str(c) for c in range(num_classes))
+            )
         if len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
         if threads is not None and threads < 1:
@@ -770,7 +802,13 @@ class RayIoUMetric:
                 raise ValueError(f"{name}: expected integer class ids in [0, {self.num_classes})")
         volumes = torch.stack([gt.to(dev, torch.uint8), pred.to(dev, torch.uint8)])  # (2, B, X, Y, Z)
         labels, depth = cast_rays(
-            volumes, torch.cat(all_f), torch.cat(all_o), torch.cat(all_d), self.grid, self.num_classes - 1, self.dtype,
+            volumes,
+            torch.cat(all_f),
+            torch.cat(all_o),
+            torch.cat(all_d),
+            self.grid,
+            self.num_classes - 1,
+            self.dtype,
             threads=self.threads,
         )
         g, p, tp = rayiou_counts(labels[1], depth[1], labels[0], depth[0], self.num_classes, self.thresholds)
@@ -782,7 +820,11 @@ class RayIoUMetric:
 
     def merge(self, other: "RayIoUMetric") -> "RayIoUMetric":
         """Add ``other``'s counts (same classes and thresholds); returns ``self``."""
-        if not isinstance(other, RayIoUMetric) or other.num_classes != self.num_classes or other.thresholds != self.thresholds:
+        if (
+            not isinstance(other, RayIoUMetric)
+            or other.num_classes != self.num_classes
+            or other.thresholds != self.thresholds
+        ):
             raise ValueError("merge: the other metric must be a RayIoUMetric with the same classes and thresholds")
         self.state += other.state.to(self.state.device)
         return self
@@ -879,10 +921,16 @@ class _InfoUnpickler(pickle.Unpickler):
     _ALLOWED = {
         ("collections", "OrderedDict"),
         ("collections", "defaultdict"),
-        ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("builtins", "set"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("builtins", "dict"),
+        ("builtins", "list"),
+        ("builtins", "tuple"),
+        ("builtins", "set"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
     }
 
     def find_class(self, module: str, name: str) -> Any:
@@ -941,8 +989,12 @@ def load_nuscenes_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
             "scene": str(scene),
             "timestamp": int(info.get("timestamp", i)),
             "order": i,
-            "T_global_from_ego": transform_from_pose(list(map(float, info["ego2global_translation"])), list(map(float, info["ego2global_rotation"]))),
-            "T_ego_from_lidar": transform_from_pose(list(map(float, info["lidar2ego_translation"])), list(map(float, info["lidar2ego_rotation"]))),
+            "T_global_from_ego": transform_from_pose(
+                list(map(float, info["ego2global_translation"])), list(map(float, info["ego2global_rotation"]))
+            ),
+            "T_ego_from_lidar": transform_from_pose(
+                list(map(float, info["lidar2ego_translation"])), list(map(float, info["lidar2ego_rotation"]))
+            ),
         }
     return out
 

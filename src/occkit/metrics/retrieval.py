@@ -50,7 +50,9 @@ def average_precision(scores: np.ndarray | torch.Tensor, relevant: np.ndarray | 
     return ap_from_counts(tp_at, n_at)
 
 
-def ranked_counts(scores: np.ndarray | torch.Tensor, relevant: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ranked_counts(
+    scores: np.ndarray | torch.Tensor, relevant: np.ndarray | torch.Tensor
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """At each distinct score, highest first: ``(score, relevant at or above it, all at or above it)``,
     three ``(K,)`` arrays (the counts of the ranking cut at ``score >= s``; ties form one step)."""
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -60,7 +62,9 @@ def ranked_counts(scores: np.ndarray | torch.Tensor, relevant: np.ndarray | torc
     order = np.argsort(-s, kind="mergesort")
     s, r = s[order], r[order]
     tp = np.cumsum(r)
-    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1] if len(s) else np.zeros(0, np.int64)  # the last index of each distinct score
+    last = (
+        np.r_[np.nonzero(np.diff(s))[0], len(s) - 1] if len(s) else np.zeros(0, np.int64)
+    )  # the last index of each distinct score
     return s[last], tp[last], last + 1
 
 
@@ -117,7 +121,9 @@ def load_queries(path: str | os.PathLike | None = None, check_names: bool = True
         if check_names:
             bad = [n for n in means if n not in FINE_NAME_CLASS]
             if bad:
-                raise ValueError(f"{p}: query {q['text']!r}: {bad} are not fine names of the synthetic world (occkit priors vocab)")
+                raise ValueError(
+                    f"{p}: query {q['text']!r}: {bad} are not fine names of the synthetic world (occkit priors vocab)"
+                )
         heldout = bool(means) and not classes and all(n in HELDOUT_NAMES for n in means)
         out.append(Query(q["text"], tuple(means), tuple(classes), heldout))
     return out
@@ -132,7 +138,11 @@ def relevance(query: Query, instances: torch.Tensor, names: dict[int, str], sema
     """
     check_shape(semantics, "P", name="semantics", dims={"P": check_shape(instances, "P", name="instances")["P"]})
     ids = [i for i, n in names.items() if n in query.means]
-    rel = torch.isin(instances, torch.tensor(ids, dtype=instances.dtype, device=instances.device)) if ids else torch.zeros_like(instances, dtype=torch.bool)
+    rel = (
+        torch.isin(instances, torch.tensor(ids, dtype=instances.dtype, device=instances.device))
+        if ids
+        else torch.zeros_like(instances, dtype=torch.bool)
+    )
     if query.classes:
         rel |= (instances == 0) & torch.isin(semantics.long(), torch.tensor(query.classes, device=semantics.device))
     return rel
@@ -152,7 +162,14 @@ class RetrievalAccumulator:
         self.scores = [[] for _ in self.queries]
         self.relevant = [[] for _ in self.queries]
 
-    def add(self, sims: torch.Tensor, instances: torch.Tensor, names: dict[int, str], semantics: torch.Tensor, visible: torch.Tensor) -> None:
+    def add(
+        self,
+        sims: torch.Tensor,
+        instances: torch.Tensor,
+        names: dict[int, str],
+        semantics: torch.Tensor,
+        visible: torch.Tensor,
+    ) -> None:
         """One frame: ``sims (P, Q)`` cosine similarities of its ``P`` candidate points with the
         queries; ``instances``, ``semantics`` ``(P,)``; ``visible (P,)`` bool."""
         dims = check_shape(sims, "P Q", name="sims", dims={"Q": len(self.queries)})
@@ -176,10 +193,18 @@ class RetrievalAccumulator:
             r = np.concatenate(self.relevant[q]) if self.relevant[q] else np.zeros(0, bool)
             ap_all = average_precision(s, r)
             ap_vis = average_precision(s[vis], r[vis])
-            rows.append({"text": query.text, "means": list(query.means), "classes": list(query.classes), "heldout": query.heldout,
-                         "ap_all": None if math.isnan(ap_all) else 100 * ap_all,
-                         "ap_visible": None if math.isnan(ap_vis) else 100 * ap_vis,
-                         "relevant_all": int(r.sum()), "relevant_visible": int(r[vis].sum())})
+            rows.append(
+                {
+                    "text": query.text,
+                    "means": list(query.means),
+                    "classes": list(query.classes),
+                    "heldout": query.heldout,
+                    "ap_all": None if math.isnan(ap_all) else 100 * ap_all,
+                    "ap_visible": None if math.isnan(ap_vis) else 100 * ap_vis,
+                    "relevant_all": int(r.sum()),
+                    "relevant_visible": int(r[vis].sum()),
+                }
+            )
 
         def mean(key: str, heldout: bool | None) -> float | None:
             v = [row[key] for row in rows if row[key] is not None and (heldout is None or row["heldout"] == heldout)]

@@ -100,7 +100,11 @@ class SSCMetric:
         device: torch.device | str | None = None,
     ) -> None:
         if class_names is None:
-            class_names = SEMANTICKITTI_CLASSES if num_classes == SEMANTICKITTI_NUM_CLASSES else tuple(str(k) for k in range(num_classes))
+            class_names = (
+                SEMANTICKITTI_CLASSES
+                if num_classes == SEMANTICKITTI_NUM_CLASSES
+                else tuple(str(k) for k in range(num_classes))
+            )
         if len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
         self.num_classes = int(num_classes)

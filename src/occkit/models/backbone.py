@@ -33,9 +33,7 @@ class Backbone(nn.Module):
         reductions = body.feature_info.reduction()
         keep = [i for i, r in enumerate(reductions) if r >= min_stride]
         if not keep or reductions[keep[0]] != min_stride:
-            raise ValueError(
-                f"backbone {name!r}: no feature level at stride {min_stride} (levels at {reductions})"
-            )
+            raise ValueError(f"backbone {name!r}: no feature level at stride {min_stride} (levels at {reductions})")
         self.body = body
         self.keep = keep
         self.channels: list[int] = [body.feature_info.channels()[i] for i in keep]

@@ -34,8 +34,11 @@ class ASPP3D(nn.Module):
         super().__init__()
         self.branches = nn.ModuleList(
             nn.Sequential(
-                nn.Conv3d(channels, channels, 3, padding=d, dilation=d, bias=False), nn.BatchNorm3d(channels), nn.ReLU(inplace=True),
-                nn.Conv3d(channels, channels, 3, padding=d, dilation=d, bias=False), nn.BatchNorm3d(channels),
+                nn.Conv3d(channels, channels, 3, padding=d, dilation=d, bias=False),
+                nn.BatchNorm3d(channels),
+                nn.ReLU(inplace=True),
+                nn.Conv3d(channels, channels, 3, padding=d, dilation=d, bias=False),
+                nn.BatchNorm3d(channels),
             )
             for d in dilations
         )
@@ -62,7 +65,9 @@ class ContextPrior3D(nn.Module):
         super().__init__()
         X, Y, Z = (int(s) for s in shape)
         if X % 2 or Y % 2 or Z % 2:
-            raise ValueError(f"ContextPrior3D: the bottleneck {(X, Y, Z)} must be even on every axis (2x2x2 supervoxels)")
+            raise ValueError(
+                f"ContextPrior3D: the bottleneck {(X, Y, Z)} must be even on every axis (2x2x2 supervoxels)"
+            )
         self.shape, self.num_relations = (X, Y, Z), int(num_relations)
         self.num_supervoxels = (X // 2) * (Y // 2) * (Z // 2)
         C, R, M = channels, self.num_relations, self.num_supervoxels
@@ -70,7 +75,10 @@ class ContextPrior3D(nn.Module):
         self.context = nn.Conv3d(C, 2 * C, 3, stride=2, padding=1)
         self.prior = nn.Conv3d(C, R * M, 1)  # the R relation convolutions as one
         self.resize = nn.Sequential(
-            nn.Conv3d(C + R * 2 * C, C, 1, bias=False), nn.BatchNorm3d(C), nn.ReLU(inplace=True), ResBlock(3, C, C),
+            nn.Conv3d(C + R * 2 * C, C, 1, bias=False),
+            nn.BatchNorm3d(C),
+            nn.ReLU(inplace=True),
+            ResBlock(3, C, C),
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

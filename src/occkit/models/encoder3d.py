@@ -71,11 +71,17 @@ class UNetEncoder(nn.Module):
             prev = w
         self.stages = nn.ModuleList(stages)
         self.fuse = nn.ModuleList(
-            nn.Sequential(Conv(widths[i] + widths[i + 1], widths[i], 3, padding=1, bias=False), Norm(widths[i]), nn.ReLU(inplace=True))
+            nn.Sequential(
+                Conv(widths[i] + widths[i + 1], widths[i], 3, padding=1, bias=False),
+                Norm(widths[i]),
+                nn.ReLU(inplace=True),
+            )
             for i in range(len(widths) - 1)
         )
 
-    def forward(self, x: torch.Tensor, bottleneck: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, bottleneck: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """``(B, C_in, *S)`` -> ``(B, widths[0], *S)``.
 
         ``bottleneck``, when given, maps the deepest stage's output ``(B, widths[-1], *S / 2**k)``

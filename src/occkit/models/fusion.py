@@ -34,8 +34,13 @@ class DeformableFusion(nn.Module):
         kernel_size: of the (deformable) convolution (odd).
     """
 
-    def __init__(self, in_channels: list[int], out_channels: int, mode: Literal["deformable", "concat"] = "deformable",
-                 kernel_size: int = 3) -> None:
+    def __init__(
+        self,
+        in_channels: list[int],
+        out_channels: int,
+        mode: Literal["deformable", "concat"] = "deformable",
+        kernel_size: int = 3,
+    ) -> None:
         super().__init__()
         if mode not in ("deformable", "concat"):
             raise ValueError(f"DeformableFusion: mode must be 'deformable' or 'concat', got {mode!r}")
@@ -62,7 +67,11 @@ class DeformableFusion(nn.Module):
         out = []
         for f, c in zip(levels, self.in_channels):
             check_shape(f, "B C h w", name="level", dims={"B": B, "C": c})
-            out.append(f if tuple(f.shape[-2:]) == tuple(size) else F.interpolate(f, size=size, mode="bilinear", align_corners=False))
+            out.append(
+                f
+                if tuple(f.shape[-2:]) == tuple(size)
+                else F.interpolate(f, size=size, mode="bilinear", align_corners=False)
+            )
         return torch.cat(out, 1)
 
     def forward(self, levels: list[torch.Tensor], size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -89,8 +98,13 @@ class MultiScaleFusion(nn.Module):
         mode: see :class:`DeformableFusion`.
     """
 
-    def __init__(self, in_channels: list[int], out_channels: int, scales: tuple[int, ...],
-                 mode: Literal["deformable", "concat"] = "deformable") -> None:
+    def __init__(
+        self,
+        in_channels: list[int],
+        out_channels: int,
+        scales: tuple[int, ...],
+        mode: Literal["deformable", "concat"] = "deformable",
+    ) -> None:
         super().__init__()
         if not scales:
             raise ValueError("MultiScaleFusion: need >= 1 scale")

@@ -84,7 +84,11 @@ def frustum_to_ego(frustum: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_c
 
 
 def ray_geometry(
-    image_hw: tuple[int, int], stride: int, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, ground_z: float = 0.0
+    image_hw: tuple[int, int],
+    stride: int,
+    intrinsics: torch.Tensor,
+    T_ego_from_cam: torch.Tensor,
+    ground_z: float = 0.0,
 ) -> torch.Tensor:
     """Per feature pixel: where its ray points, as 4 channels for a camera-aware depth net.
 
@@ -252,7 +256,7 @@ class DepthNet(nn.Module):
             nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(in_channels),
             nn.ReLU(inplace=True),
-            *[_DilatedBlock(in_channels, 2 ** i) for i in range(blocks)],
+            *[_DilatedBlock(in_channels, 2**i) for i in range(blocks)],
             nn.Conv2d(in_channels, num_bins + context_channels, 1),
         )
 
@@ -369,7 +373,11 @@ def invert_poses(T: torch.Tensor) -> torch.Tensor:
 
 
 def project_points(
-    points_ego: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, image_hw: tuple[int, int], eps: float = 0.1
+    points_ego: torch.Tensor,
+    intrinsics: torch.Tensor,
+    T_ego_from_cam: torch.Tensor,
+    image_hw: tuple[int, int],
+    eps: float = 0.1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Where ego-frame points land in each camera, in ``grid_sample`` coordinates.
 
@@ -419,7 +427,9 @@ def sample_volume(
         g = xy[:, n, None].to(acc)  # (B, 1, P, 2)
         m = valid[:, n, None].to(acc)  # (B, 1, P)
         for f in feats:
-            s = F.grid_sample(f[:, n].to(acc), g, mode="bilinear", padding_mode="zeros", align_corners=False)  # (B, C, 1, P)
+            s = F.grid_sample(
+                f[:, n].to(acc), g, mode="bilinear", padding_mode="zeros", align_corners=False
+            )  # (B, C, 1, P)
             out = out + s[:, :, 0] * m
     count = valid.sum(1)  # (B, P)
     return out / count.clamp(min=1)[:, None].to(acc), count
@@ -445,7 +455,9 @@ class SampleViewTransform(nn.Module):
         out_channels: channels of the lifted volume (``C + 1 [+ 3]``).
     """
 
-    def __init__(self, in_channels: list[int], out_channels: int, grid: Grid, collapse_z: bool = False, coords: bool = False) -> None:
+    def __init__(
+        self, in_channels: list[int], out_channels: int, grid: Grid, collapse_z: bool = False, coords: bool = False
+    ) -> None:
         super().__init__()
         if not in_channels:
             raise ValueError("SampleViewTransform: in_channels is empty (no feature level to sample)")
@@ -457,10 +469,16 @@ class SampleViewTransform(nn.Module):
         centres = grid.centers().reshape(-1, 3)  # (X*Y*Z, 3)
         self.register_buffer("centres", centres, persistent=False)
         lo, hi = torch.tensor(grid.range_min), torch.tensor(grid.range_max)
-        self.register_buffer("coords_norm", ((centres - lo) / (hi - lo) * 2 - 1).T.contiguous(), persistent=False)  # (3, P)
+        self.register_buffer(
+            "coords_norm", ((centres - lo) / (hi - lo) * 2 - 1).T.contiguous(), persistent=False
+        )  # (3, P)
 
     def forward(
-        self, feats: list[torch.Tensor], intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor, image_hw: tuple[int, int]
+        self,
+        feats: list[torch.Tensor],
+        intrinsics: torch.Tensor,
+        T_ego_from_cam: torch.Tensor,
+        image_hw: tuple[int, int],
     ) -> torch.Tensor:
         """Lift image features into the grid.
 

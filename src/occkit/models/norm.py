@@ -51,7 +51,9 @@ def frame_batchnorms(module: nn.Module) -> list[FrameBatchNorm2d]:
     out: list[FrameBatchNorm2d] = []
     for name, child in list(module.named_children()):
         if type(child) is nn.BatchNorm2d:
-            new = FrameBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats)
+            new = FrameBatchNorm2d(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            )
             new.load_state_dict(child.state_dict())
             new.train(child.training)
             setattr(module, name, new)

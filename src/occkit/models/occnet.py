@@ -201,7 +201,9 @@ class OccNet(nn.Module):
         self.encoder = encoder
         self.head = head
         self.lidar_encoder = lidar_encoder
-        self._frame_norms = [m for part in (backbone, neck, view_transform) if part is not None for m in frame_batchnorms(part)]
+        self._frame_norms = [
+            m for part in (backbone, neck, view_transform) if part is not None for m in frame_batchnorms(part)
+        ]
         self.set_image_norm_eval(cfg.image_norm_eval)
         self.frozen_backbone = bool(cfg.freeze_backbone and backbone is not None)
         if self.frozen_backbone:
@@ -247,7 +249,10 @@ class OccNet(nn.Module):
         return self.lidar_encoder is not None
 
     def forward(
-        self, images: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor,
+        self,
+        images: torch.Tensor,
+        intrinsics: torch.Tensor,
+        T_ego_from_cam: torch.Tensor,
         depth_bins: torch.Tensor | None = None,
         lidar: list[torch.Tensor] | None = None,
     ) -> OccNetOutput:
@@ -275,8 +280,10 @@ class OccNet(nn.Module):
         feats = depth_prob = context = None
         if self.uses_lidar:
             if lidar is None or len(lidar) != B:
-                raise ValueError(f"lidar: modality {self.cfg.modality!r} needs one LiDAR point tensor per frame ({B}), got "
-                                 f"{'None' if lidar is None else len(lidar)} (load the LiDAR: data.load_extras: true)")
+                raise ValueError(
+                    f"lidar: modality {self.cfg.modality!r} needs one LiDAR point tensor per frame ({B}), got "
+                    f"{'None' if lidar is None else len(lidar)} (load the LiDAR: data.load_extras: true)"
+                )
             lidar_volume = self.lidar_encoder(lidar)  # (B, lidar_channels, X', Y', Z')
         if self.uses_camera:
             top = self.backbone.strides[-1]
@@ -312,7 +319,14 @@ class OccNet(nn.Module):
             logits = self.head(features)  # (B, classes, X', Y', Z')
             if logits.shape[-3:] != (X, Y, Z):
                 logits = F.interpolate(logits, size=(X, Y, Z), mode="trilinear", align_corners=False)
-        return OccNetOutput(logits=logits, depth_prob=depth_prob, context=context, lifted=lifted, features=features, image_features=feats)
+        return OccNetOutput(
+            logits=logits,
+            depth_prob=depth_prob,
+            context=context,
+            lifted=lifted,
+            features=features,
+            image_features=feats,
+        )
 
 
 def lift_grid_of(cfg: OccNetConfig) -> tuple[Grid, Grid]:
@@ -346,7 +360,17 @@ def build_occnet(cfg: OccNetConfig) -> OccNet:
     if cfg.modality == "lidar":
         encoder = UNetEncoder(3, lidar.out_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
         sub = tuple(o // l for o, l in zip(output.shape, lift.shape)) if cfg.voxel_upsample == "subvoxel" else (1, 1, 1)
-        return OccNet(cfg, output, lift, None, None, None, encoder, VoxelHead(encoder.out_channels, cfg.num_classes, subvoxels=sub), lidar)
+        return OccNet(
+            cfg,
+            output,
+            lift,
+            None,
+            None,
+            None,
+            encoder,
+            VoxelHead(encoder.out_channels, cfg.num_classes, subvoxels=sub),
+            lidar,
+        )
     if cfg.lift not in ("lss", "sample"):
         raise ValueError(f"lift: expected 'lss' or 'sample', got {cfg.lift!r}")
     backbone = Backbone(cfg.backbone, cfg.feature_stride, cfg.backbone_weights)
@@ -354,11 +378,14 @@ def build_occnet(cfg: OccNetConfig) -> OccNet:
     if cfg.lift == "sample":
         bad = [s for s in cfg.sample_strides if s not in backbone.strides[1:]]
         if bad:
-            raise ValueError(f"sample_strides: {bad} are not backbone levels coarser than feature_stride {cfg.feature_stride} "
-                             f"({cfg.backbone!r} has {backbone.strides[1:]})")
+            raise ValueError(
+                f"sample_strides: {bad} are not backbone levels coarser than feature_stride {cfg.feature_stride} "
+                f"({cfg.backbone!r} has {backbone.strides[1:]})"
+            )
         in_channels = [cfg.neck_channels] + [backbone.channels[backbone.strides.index(s)] for s in cfg.sample_strides]
         view: LSSViewTransform | SampleViewTransform = SampleViewTransform(
-            in_channels, cfg.context_channels, lift, collapse_z=cfg.head == "bev", coords=cfg.sample_coords)
+            in_channels, cfg.context_channels, lift, collapse_z=cfg.head == "bev", coords=cfg.sample_coords
+        )
     else:
         view = LSSViewTransform(
             cfg.neck_channels,

@@ -23,11 +23,29 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from occkit.priors.base import KINDS, PRIOR_CLASSES, SKY, UNKNOWN, PriorFrame, PriorProvider, Priors, check_kinds, merge_priors
+from occkit.priors.base import (
+    KINDS,
+    PRIOR_CLASSES,
+    SKY,
+    UNKNOWN,
+    PriorFrame,
+    PriorProvider,
+    Priors,
+    check_kinds,
+    merge_priors,
+)
 
 __all__ = [
-    "KINDS", "PRIOR_CLASSES", "SKY", "UNKNOWN", "PriorFrame", "PriorProvider", "Priors",
-    "build_prior", "build_provider", "CompositePrior",
+    "KINDS",
+    "PRIOR_CLASSES",
+    "SKY",
+    "UNKNOWN",
+    "PriorFrame",
+    "PriorProvider",
+    "Priors",
+    "build_prior",
+    "build_provider",
+    "CompositePrior",
 ]
 
 
@@ -54,7 +72,9 @@ def build_provider(spec: str, **options: Any) -> PriorProvider:
         from occkit.priors.hf import HFPrior
 
         return HFPrior(arg, **options)
-    raise ValueError(f"prior {spec!r}: unknown provider (expected oracle[:LEVEL], world:RUN, hf:ROOT or superpixels[:METHOD])")
+    raise ValueError(
+        f"prior {spec!r}: unknown provider (expected oracle[:LEVEL], world:RUN, hf:ROOT or superpixels[:METHOD])"
+    )
 
 
 class CompositePrior:

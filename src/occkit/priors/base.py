@@ -114,7 +114,9 @@ class Priors:
                 raise ValueError(f"{where}.semantics: dtype {self.semantics.dtype}, expected torch.uint8")
             bad = (self.semantics > SKY) & (self.semantics != UNKNOWN)
             if bool(bad.any()):
-                raise ValueError(f"{where}.semantics: ids {sorted(set(self.semantics[bad].tolist()))[:5]} outside 0..{SKY} and {UNKNOWN}")
+                raise ValueError(
+                    f"{where}.semantics: ids {sorted(set(self.semantics[bad].tolist()))[:5]} outside 0..{SKY} and {UNKNOWN}"
+                )
             if self.confidence is None:
                 raise ValueError(f"{where}: semantics without confidence")
         if self.confidence is not None:
@@ -136,8 +138,9 @@ class Priors:
             s = self.feature_stride
             if s < 1:
                 raise ValueError(f"{where}.feature_stride: expected >= 1 with features, got {s}")
-            check_shape(self.features, "N D h w", name=f"{where}.features",
-                        dims={"N": n, "h": -(-H // s), "w": -(-W // s)})
+            check_shape(
+                self.features, "N D h w", name=f"{where}.features", dims={"N": n, "h": -(-H // s), "w": -(-W // s)}
+            )
             if not bool(torch.isfinite(self.features).all()):
                 raise ValueError(f"{where}.features: not finite")
 

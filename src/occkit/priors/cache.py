@@ -48,14 +48,18 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
 }
 #: Sample fields the cached arrays fill.
 SAMPLE_FIELDS: dict[str, str] = {
-    "semantics": "prior_semantics", "confidence": "prior_confidence", "segments": "prior_segments",
-    "depth": "prior_depth", "features": "prior_features",
+    "semantics": "prior_semantics",
+    "confidence": "prior_confidence",
+    "segments": "prior_segments",
+    "depth": "prior_depth",
+    "features": "prior_features",
 }
 
 
 # ---------------------------------------------------------------------------------------- datasets
-def open_dataset(root: str | os.PathLike, split: str = "all", cameras: Sequence[str] | None = None,
-                 extras: bool = True) -> tuple[Dataset, str]:
+def open_dataset(
+    root: str | os.PathLike, split: str = "all", cameras: Sequence[str] | None = None, extras: bool = True
+) -> tuple[Dataset, str]:
     """The frames of ``root`` in whichever layout it has: ``(dataset, "occ3d" | "semantickitti")``.
 
     Images are loaded, ground-truth voxels are not; the synthetic extras (exact 2D maps, object
@@ -65,7 +69,9 @@ def open_dataset(root: str | os.PathLike, split: str = "all", cameras: Sequence[
     if (root / "annotations.json").is_file():
         from occkit.data.occ3d import Occ3DDataset
 
-        return Occ3DDataset(root, split, cameras=tuple(cameras) if cameras else None, load_gt=False, load_extras=extras), "occ3d"
+        return Occ3DDataset(
+            root, split, cameras=tuple(cameras) if cameras else None, load_gt=False, load_extras=extras
+        ), "occ3d"
     if (root / "sequences").is_dir():
         from occkit.data.semantickitti import SemanticKITTIDataset
 
@@ -76,7 +82,9 @@ def open_dataset(root: str | os.PathLike, split: str = "all", cameras: Sequence[
             return SemanticKITTIDataset(root, split, load_extras=extras, **kw), "semantickitti"
         except TypeError:  # a reader without extras support
             return SemanticKITTIDataset(root, split, **kw), "semantickitti"
-    raise FileNotFoundError(f"{root}: neither an Occ3D-nuScenes layout (annotations.json) nor a SemanticKITTI layout (sequences/)")
+    raise FileNotFoundError(
+        f"{root}: neither an Occ3D-nuScenes layout (annotations.json) nor a SemanticKITTI layout (sequences/)"
+    )
 
 
 def frame_name(token: str) -> str:
@@ -99,9 +107,15 @@ def prior_frame(dataset: Dataset, sample: Sample) -> PriorFrame:
     names_of = getattr(dataset, "instance_names", None)
     names = names_of(sample.token) if callable(names_of) else {}
     return PriorFrame(
-        scene=sample.scene, token=sample.token, cam_names=tuple(sample.cam_names), images=sample.images,
-        intrinsics=sample.intrinsics, depth=sample.depth, semantics_2d=sample.semantics_2d,
-        instance_2d=sample.instance_2d, instance_names=names,
+        scene=sample.scene,
+        token=sample.token,
+        cam_names=tuple(sample.cam_names),
+        images=sample.images,
+        intrinsics=sample.intrinsics,
+        depth=sample.depth,
+        semantics_2d=sample.semantics_2d,
+        instance_2d=sample.instance_2d,
+        instance_names=names,
     )
 
 
@@ -153,10 +167,21 @@ def run_priors(
     first = ds[index[0]]
     H, W = first.images.shape[-2:]
     record: dict[str, Any] = {
-        "format": CACHE_FORMAT, "spec": prior.spec, "provider": prior.describe(), "kinds": list(kinds),
-        "text_encoder": None, "feature_stride": 0, "feature_dim": 0, "layout": layout,
-        "dataset": str(data.resolve()), "split": split, "cameras": list(cams), "image_size": [int(H), int(W)],
-        "frames": {}, "complete": False, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "format": CACHE_FORMAT,
+        "spec": prior.spec,
+        "provider": prior.describe(),
+        "kinds": list(kinds),
+        "text_encoder": None,
+        "feature_stride": 0,
+        "feature_dim": 0,
+        "layout": layout,
+        "dataset": str(data.resolve()),
+        "split": split,
+        "cameras": list(cams),
+        "image_size": [int(H), int(W)],
+        "frames": {},
+        "complete": False,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     for j in index:
         s, t = frames[j]
@@ -170,9 +195,13 @@ def run_priors(
         old = read_json(path)
         same = all(old.get(k) == record[k] for k in ("spec", "kinds", "dataset", "cameras", "image_size", "layout"))
         if not same and not overwrite:
-            diff = [k for k in ("spec", "kinds", "dataset", "cameras", "image_size", "layout") if old.get(k) != record[k]]
-            raise FileExistsError(f"{path}: a cache of other priors ({', '.join(f'{k}: {old.get(k)!r}' for k in diff)}); "
-                                  "choose another --out or pass --overwrite")
+            diff = [
+                k for k in ("spec", "kinds", "dataset", "cameras", "image_size", "layout") if old.get(k) != record[k]
+            ]
+            raise FileExistsError(
+                f"{path}: a cache of other priors ({', '.join(f'{k}: {old.get(k)!r}' for k in diff)}); "
+                "choose another --out or pass --overwrite"
+            )
         for s, fs in old.get("frames", {}).items():  # keep frames an earlier run covered
             have = record["frames"].setdefault(s, [])
             have += [f for f in fs if f not in have]
@@ -233,7 +262,9 @@ class PriorCache:
         if self.record["format"] != CACHE_FORMAT:
             raise ValueError(f"{path}: cache format {self.record['format']}, this occkit reads {CACHE_FORMAT}")
         if not self.record.get("complete", False):
-            raise ValueError(f"{path}: incomplete cache (`occkit priors run` did not finish): run it again to complete it")
+            raise ValueError(
+                f"{path}: incomplete cache (`occkit priors run` did not finish): run it again to complete it"
+            )
         self.kinds = check_kinds(kinds if kinds is not None else self.record["kinds"], self.record["kinds"], str(path))
         self.cameras = tuple(self.record["cameras"])
         self.image_size = tuple(self.record["image_size"])
@@ -263,20 +294,28 @@ class PriorCache:
         cams = tuple(getattr(dataset, "cameras", ("image_2",)))
         missing_cams = [c for c in cams if c not in self.cameras]
         if missing_cams:
-            raise ValueError(f"{self.root / PRIOR_FILE}: made for cameras {list(self.cameras)}; {root} asks for {missing_cams}")
+            raise ValueError(
+                f"{self.root / PRIOR_FILE}: made for cameras {list(self.cameras)}; {root} asks for {missing_cams}"
+            )
         frames = dataset.frames
         pairs = [(f.scene, f.token) if hasattr(f, "token") else (f[0], f"{f[0]}/{f[1]}") for f in frames]
         absent = [f"{s}/{frame_name(t)}" for s, t in pairs if not self.has(s, t)]
         if absent:
-            raise ValueError(f"{self.root / PRIOR_FILE}: made for {self.record.get('dataset')} ({sum(map(len, self.record['frames'].values()))} frames); "
-                             f"{len(absent)} of the {len(pairs)} frames of {root} are not in it (first: {absent[0]})")
+            raise ValueError(
+                f"{self.root / PRIOR_FILE}: made for {self.record.get('dataset')} ({sum(map(len, self.record['frames'].values()))} frames); "
+                f"{len(absent)} of the {len(pairs)} frames of {root} are not in it (first: {absent[0]})"
+            )
 
-    def load(self, scene: str, token: str, cameras: Sequence[str], image_size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    def load(
+        self, scene: str, token: str, cameras: Sequence[str], image_size: tuple[int, int]
+    ) -> dict[str, torch.Tensor]:
         """The frame's priors as Sample fields (``prior_semantics (N, H, W)`` long, ... see
         :data:`SAMPLE_FIELDS`); errors name the file and the mismatch."""
         if tuple(image_size) != self.image_size:
-            raise ValueError(f"{self.root / PRIOR_FILE}: made for {self.image_size[0]}x{self.image_size[1]} images; "
-                             f"frame {scene}/{token} has {image_size[0]}x{image_size[1]}")
+            raise ValueError(
+                f"{self.root / PRIOR_FILE}: made for {self.image_size[0]}x{self.image_size[1]} images; "
+                f"frame {scene}/{token} has {image_size[0]}x{image_size[1]}"
+            )
         keys = tuple(k for kind in self.kinds for k in KIND_KEYS[kind])
         per_cam = []
         for p in frame_files(self.root, scene, token, cameras):
@@ -287,8 +326,15 @@ class PriorCache:
                     raise ValueError(f"{p}: '{k}' has shape {z[k].shape}, expected {want}")
                 if z[k].dtype.kind == "f" and not np.isfinite(z[k]).all():
                     raise ValueError(f"{p}: '{k}' holds {int((~np.isfinite(z[k])).sum())} NaN or infinite values")
-            if "features" in z and self.feature_dim and z["features"].ndim == 3 and z["features"].shape[0] != self.feature_dim:
-                raise ValueError(f"{p}: features of width {z['features'].shape[0]}; the cache's record says {self.feature_dim}")
+            if (
+                "features" in z
+                and self.feature_dim
+                and z["features"].ndim == 3
+                and z["features"].shape[0] != self.feature_dim
+            ):
+                raise ValueError(
+                    f"{p}: features of width {z['features'].shape[0]}; the cache's record says {self.feature_dim}"
+                )
             per_cam.append(z)
         out: dict[str, torch.Tensor] = {}
         for k in keys:
@@ -324,4 +370,3 @@ class WithPriors(Dataset):
         if "prior_features" in fields:
             s.prior_feature_stride = self.cache.feature_stride
         return s
-

@@ -85,21 +85,52 @@ CAPTION_GROUPS: tuple[tuple[str, ...], ...] = (
     ("bicycle", "bicyclist"),
     ("motorcycle", "motorcyclist"),
     ("barrier", "barricade"),
-    ("sedan", "highway", "terrain", "tree", "sidewalk", "building", "bridge", "pole", "billboard",
-     "light", "ashbin", "crane", "trailer", "cone", "sky"),
+    (
+        "sedan",
+        "highway",
+        "terrain",
+        "tree",
+        "sidewalk",
+        "building",
+        "bridge",
+        "pole",
+        "billboard",
+        "light",
+        "ashbin",
+        "crane",
+        "trailer",
+        "cone",
+        "sky",
+    ),
 )
 
 #: Prompt name -> prior class name (:data:`PRIOR_CLASSES`). Riders go with their vehicle's class
 #: (nuScenes annotates a cycle with its rider as one object) [unsure which OccNeRF took].
 PROMPT_CLASSES: dict[str, str] = {
-    "pedestrian": "pedestrian", "bus": "bus", "truck": "truck",
-    "bicycle": "bicycle", "bicyclist": "bicycle",
-    "motorcycle": "motorcycle", "motorcyclist": "motorcycle",
-    "barrier": "barrier", "barricade": "barrier",
-    "sedan": "car", "highway": "driveable_surface", "terrain": "terrain", "tree": "vegetation",
-    "sidewalk": "sidewalk", "building": "manmade", "bridge": "manmade", "pole": "manmade",
-    "billboard": "manmade", "light": "manmade", "ashbin": "manmade",
-    "crane": "construction_vehicle", "trailer": "trailer", "cone": "traffic_cone", "sky": "sky",
+    "pedestrian": "pedestrian",
+    "bus": "bus",
+    "truck": "truck",
+    "bicycle": "bicycle",
+    "bicyclist": "bicycle",
+    "motorcycle": "motorcycle",
+    "motorcyclist": "motorcycle",
+    "barrier": "barrier",
+    "barricade": "barrier",
+    "sedan": "car",
+    "highway": "driveable_surface",
+    "terrain": "terrain",
+    "tree": "vegetation",
+    "sidewalk": "sidewalk",
+    "building": "manmade",
+    "bridge": "manmade",
+    "pole": "manmade",
+    "billboard": "manmade",
+    "light": "manmade",
+    "ashbin": "manmade",
+    "crane": "construction_vehicle",
+    "trailer": "trailer",
+    "cone": "traffic_cone",
+    "sky": "sky",
 }
 
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
@@ -186,9 +217,18 @@ class SamMasks:
         mask_nms_iou: box IoU above which the lower-ranked of two masks is a duplicate.
     """
 
-    def __init__(self, path: Path, device: torch.device, batch_size: int = 4, points_per_side: int = 32,
-                 points_batch: int = 64, pred_iou_thresh: float = 0.88, stability_thresh: float = 0.95,
-                 stability_offset: float = 1.0, mask_nms_iou: float = 0.7) -> None:
+    def __init__(
+        self,
+        path: Path,
+        device: torch.device,
+        batch_size: int = 4,
+        points_per_side: int = 32,
+        points_batch: int = 64,
+        pred_iou_thresh: float = 0.88,
+        stability_thresh: float = 0.95,
+        stability_offset: float = 1.0,
+        mask_nms_iou: float = 0.7,
+    ) -> None:
         from transformers import AutoProcessor, SamModel
 
         self.path = check_model_dir(path, "SAM (segments)")
@@ -213,8 +253,9 @@ class SamMasks:
         S = self.input_size
         x = _normalise(_resize(images, (h, w)), self.mean, self.std)
         x = F.pad(x, (0, S - w, 0, S - h))  # (N, 3, S, S), zero padding right and bottom
-        return torch.cat([self.model.get_image_embeddings(x[i:i + self.batch_size])
-                          for i in range(0, len(x), self.batch_size)])
+        return torch.cat(
+            [self.model.get_image_embeddings(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+        )
 
     def _valid(self, size: tuple[int, int]) -> tuple[float, float]:
         h, w = self.resized_size(size)
@@ -241,7 +282,7 @@ class SamMasks:
         fh, fw = self._valid(size)
         logits, scores = [], []  # the masks kept by the filters, batch by batch (all of them would not fit)
         for i in range(0, len(points), self.points_batch):
-            p = points[i:i + self.points_batch]
+            p = points[i : i + self.points_batch]
             pred = self.model(image_embeddings=embedding[None], input_points=p[None, :, None, :], multimask_output=True)
             low = pred.pred_masks[0].flatten(0, 1)  # (P*3, L, L) mask logits, low resolution
             iou = pred.iou_scores[0].flatten()  # (P*3,) predicted IoU
@@ -259,12 +300,14 @@ class SamMasks:
             return out.cpu()
         L = low.shape[-1]
         binary = low[:, : max(1, math.ceil(fh * L)), : max(1, math.ceil(fw * L))] > 0  # (K, h_L, w_L)
-        boxes = masks_to_boxes(binary).float() + torch.tensor([0.0, 0.0, 1.0, 1.0], device=low.device)  # (K, 4) on the crop
+        boxes = masks_to_boxes(binary).float() + torch.tensor(
+            [0.0, 0.0, 1.0, 1.0], device=low.device
+        )  # (K, 4) on the crop
         idx = nms(boxes, iou, self.mask_nms_iou)  # duplicates removed, best predicted IoU first
         area = binary[idx].flatten(1).sum(1)
         idx = idx[torch.argsort(area, descending=True, stable=True)]  # paint the largest first
         for start in range(0, len(idx), self.points_batch):
-            chunk = idx[start:start + self.points_batch]
+            chunk = idx[start : start + self.points_batch]
             full = _sample_at_pixels(low[chunk], size, (fh, fw)) > 0  # (k, H, W)
             for j in range(len(chunk)):
                 out[full[j]] = start + j + 1
@@ -286,7 +329,7 @@ class SamMasks:
         scale = torch.tensor([w / W, h / H, w / W, h / H], device=boxes.device)
         masks = []
         for i in range(0, len(boxes), self.points_batch):
-            b = (boxes[i:i + self.points_batch] * scale)[None]  # (1, k, 4) in the resized image
+            b = (boxes[i : i + self.points_batch] * scale)[None]  # (1, k, 4) in the resized image
             out = self.model(image_embeddings=embedding[None], input_boxes=b, multimask_output=False)
             masks.append(_sample_at_pixels(out.pred_masks[0, :, 0], size, self._valid(size)) > 0)
         if not masks:
@@ -306,8 +349,14 @@ class BoxDetector:
         text_threshold: ... and whose best prompt name's probability exceeds this.
     """
 
-    def __init__(self, path: Path, device: torch.device, batch_size: int = 4, box_threshold: float = 0.2,
-                 text_threshold: float = 0.2) -> None:
+    def __init__(
+        self,
+        path: Path,
+        device: torch.device,
+        batch_size: int = 4,
+        box_threshold: float = 0.2,
+        text_threshold: float = 0.2,
+    ) -> None:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         self.path = check_model_dir(path, "open-vocabulary detector (semantics)", tokenizer=True)
@@ -361,15 +410,26 @@ class BoxDetector:
             else:
                 caption, owner = self._caption(names)
             for i in range(0, N, self.batch_size):
-                batch = list(cpu[i:i + self.batch_size])
+                batch = list(cpu[i : i + self.batch_size])
                 if self.is_owl:
                     max_len = int(self.model.config.text_config.max_position_embeddings)
-                    inputs = self.processor(images=batch, text=[list(names)] * len(batch), do_rescale=False,
-                                            padding="max_length", truncation=True, max_length=max_len, return_tensors="pt")
+                    inputs = self.processor(
+                        images=batch,
+                        text=[list(names)] * len(batch),
+                        do_rescale=False,
+                        padding="max_length",
+                        truncation=True,
+                        max_length=max_len,
+                        return_tensors="pt",
+                    )
                     # OWLv2 pads the image to a square before resizing, OWL-ViT stretches it
-                    scale = torch.tensor([max(H, W)] * 4 if self.model_type == "owlv2" else [W, H, W, H], dtype=torch.float32)
+                    scale = torch.tensor(
+                        [max(H, W)] * 4 if self.model_type == "owlv2" else [W, H, W, H], dtype=torch.float32
+                    )
                 else:
-                    inputs = self.processor(images=batch, text=[caption] * len(batch), do_rescale=False, return_tensors="pt")
+                    inputs = self.processor(
+                        images=batch, text=[caption] * len(batch), do_rescale=False, return_tensors="pt"
+                    )
                     scale = torch.tensor([W, H, W, H], dtype=torch.float32)
                 out = self.model(**inputs.to(self.device))
                 probs = out.logits.float().sigmoid()  # (B, Q, T): per box, per token (query)
@@ -406,16 +466,20 @@ class MetricDepth:
             Depth Anything): the caller asserts this checkpoint predicts metres.
     """
 
-    def __init__(self, path: Path, device: torch.device, batch_size: int = 4, assume_metric_depth: bool = False) -> None:
+    def __init__(
+        self, path: Path, device: torch.device, batch_size: int = 4, assume_metric_depth: bool = False
+    ) -> None:
         from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
 
         self.path = check_model_dir(path, "depth")
         config = AutoConfig.from_pretrained(str(path), local_files_only=True)
         if not depth_is_metric(config) and not assume_metric_depth:
             kind = getattr(config, "depth_estimation_type", "relative (inverse depth)")
-            raise ValueError(f"{path}: the depth model ({config.model_type}, {kind}) is not metric: its output is relative "
-                             "depth up to scale and shift, not metres. Use a metric model (Depth Anything metric, ZoeDepth) "
-                             "or pass assume_metric_depth=True if this checkpoint does predict metres")
+            raise ValueError(
+                f"{path}: the depth model ({config.model_type}, {kind}) is not metric: its output is relative "
+                "depth up to scale and shift, not metres. Use a metric model (Depth Anything metric, ZoeDepth) "
+                "or pass assume_metric_depth=True if this checkpoint does predict metres"
+            )
         self.device = device
         self.model = _load(AutoModelForDepthEstimation, path, device)
         self.processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True)
@@ -427,22 +491,23 @@ class MetricDepth:
         cpu = images.detach().float().cpu()
         out = []
         for i in range(0, N, self.batch_size):
-            inputs = self.processor(images=list(cpu[i:i + self.batch_size]), do_rescale=False, return_tensors="pt")
+            inputs = self.processor(images=list(cpu[i : i + self.batch_size]), do_rescale=False, return_tensors="pt")
             pred = self.model(**inputs.to(self.device)).predicted_depth.float()  # (B, h, w)
             if self.model.config.model_type == "zoedepth" and getattr(self.processor, "do_pad", False):
                 # ZoeDepth's processor pads by int(sqrt(size / 2) * 3) px each side: crop that share away
                 ph, pw = int(math.sqrt(H / 2) * 3), int(math.sqrt(W / 2) * 3)
                 h, w = pred.shape[-2:]
                 ch, cw = round(h * ph / (H + 2 * ph)), round(w * pw / (W + 2 * pw))
-                pred = pred[:, ch:h - ch, cw:w - cw]
+                pred = pred[:, ch : h - ch, cw : w - cw]
             pred = F.interpolate(pred[:, None], size=(H, W), mode="bilinear", align_corners=False)[:, 0]
             out.append(pred.clamp_min(0))
         return torch.cat(out).cpu()
 
 
 # --------------------------------------------------------------------------------- CLIP
-def maskclip_tokens(vision_model: Any, visual_projection: torch.nn.Module, pixel_values: torch.Tensor,
-                    residual: bool = True) -> torch.Tensor:
+def maskclip_tokens(
+    vision_model: Any, visual_projection: torch.nn.Module, pixel_values: torch.Tensor, residual: bool = True
+) -> torch.Tensor:
     """Dense CLIP embeddings of the patches by the MaskCLIP trick.
 
     All blocks but the last run as usual. In the last block the query-key attention is skipped:
@@ -513,7 +578,7 @@ class ClipText:
         # one text per forward pass: in a padded batch a text's embedding moves by a few float ulps
         # with its batch mates, and a resumed cache must be bit-identical to an uninterrupted one
         for i in range(len(new)):
-            chunk = new[i:i + 1]
+            chunk = new[i : i + 1]
             enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
             with torch.no_grad():  # not inference_mode: callers may edit the outputs in place
                 emb = self.model.get_text_features(**enc.to(self.device)).pooler_output.float()
@@ -535,7 +600,9 @@ class MaskClipFeatures:
         residual: see :func:`maskclip_tokens`.
     """
 
-    def __init__(self, text: ClipText, batch_size: int = 4, clip_size: int | None = None, residual: bool = True) -> None:
+    def __init__(
+        self, text: ClipText, batch_size: int = 4, clip_size: int | None = None, residual: bool = True
+    ) -> None:
         from transformers import AutoImageProcessor
 
         check_model_dir(text.path, "CLIP (features)")
@@ -551,7 +618,10 @@ class MaskClipFeatures:
         """``(h, w)`` of CLIP's input: shortest side ``clip_size``, aspect kept, multiples of the patch."""
         H, W = size
         s = self.clip_size / min(H, W)
-        return (max(self.patch, round(H * s / self.patch) * self.patch), max(self.patch, round(W * s / self.patch) * self.patch))
+        return (
+            max(self.patch, round(H * s / self.patch) * self.patch),
+            max(self.patch, round(W * s / self.patch) * self.patch),
+        )
 
     def default_stride(self, size: tuple[int, int]) -> int:
         """The stride of the patch grid on the image, rounded: the natural feature stride."""
@@ -568,10 +638,15 @@ class MaskClipFeatures:
         grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1)[None]  # (1, h, w, 2)
         out = []
         for i in range(0, N, self.batch_size):
-            tok = maskclip_tokens(self.model.vision_model, self.model.visual_projection, x[i:i + self.batch_size],
-                                  residual=self.residual).float()  # (B, D, h', w')
-            f = F.grid_sample(tok, grid.expand(len(tok), -1, -1, -1), mode="bilinear", padding_mode="border",
-                              align_corners=False)  # (B, D, h, w)
+            tok = maskclip_tokens(
+                self.model.vision_model,
+                self.model.visual_projection,
+                x[i : i + self.batch_size],
+                residual=self.residual,
+            ).float()  # (B, D, h', w')
+            f = F.grid_sample(
+                tok, grid.expand(len(tok), -1, -1, -1), mode="bilinear", padding_mode="border", align_corners=False
+            )  # (B, D, h, w)
             out.append(F.normalize(f, dim=1))
         return torch.cat(out).cpu()
 
@@ -593,37 +668,80 @@ class HFPrior:
         assume_metric_depth: accept a depth model not marked metric (:class:`MetricDepth`).
     """
 
-    def __init__(self, root: str | os.PathLike, device: str = "cpu", feature_stride: int | None = None,
-                 batch_size: int = 4, points_per_side: int = 32, points_batch: int = 64,
-                 pred_iou_thresh: float = 0.88, stability_thresh: float = 0.95, mask_nms_iou: float = 0.7,
-                 box_threshold: float = 0.2, text_threshold: float = 0.2, clip_size: int | None = None,
-                 maskclip_residual: bool = True, assume_metric_depth: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        device: str = "cpu",
+        feature_stride: int | None = None,
+        batch_size: int = 4,
+        points_per_side: int = 32,
+        points_batch: int = 64,
+        pred_iou_thresh: float = 0.88,
+        stability_thresh: float = 0.95,
+        mask_nms_iou: float = 0.7,
+        box_threshold: float = 0.2,
+        text_threshold: float = 0.2,
+        clip_size: int | None = None,
+        maskclip_residual: bool = True,
+        assume_metric_depth: bool = False,
+    ) -> None:
         offline_hf()
         self.root = Path(root)
         self.spec = f"hf:{root}"
         if not self.root.is_dir():
-            raise FileNotFoundError(f"prior {self.spec!r}: {self.root} is not a folder "
-                                    f"(expected subfolders {', '.join(s + '/' for s in SUBFOLDERS.values())} of saved models)")
+            raise FileNotFoundError(
+                f"prior {self.spec!r}: {self.root} is not a folder "
+                f"(expected subfolders {', '.join(s + '/' for s in SUBFOLDERS.values())} of saved models)"
+            )
         if feature_stride is not None and feature_stride < 1:
             raise ValueError(f"HFPrior: feature_stride must be >= 1, got {feature_stride}")
-        for name, v in (("batch_size", batch_size), ("points_per_side", points_per_side), ("points_batch", points_batch)):
+        for name, v in (
+            ("batch_size", batch_size),
+            ("points_per_side", points_per_side),
+            ("points_batch", points_batch),
+        ):
             if v < 1:
                 raise ValueError(f"HFPrior: {name} must be >= 1, got {v}")
         present = {k: self.root / s for k, s in SUBFOLDERS.items() if (self.root / s).exists()}
         if not present:
-            raise FileNotFoundError(f"prior {self.spec!r}: {self.root} holds none of the model subfolders "
-                                    f"{', '.join(s + '/' for s in SUBFOLDERS.values())}")
+            raise FileNotFoundError(
+                f"prior {self.spec!r}: {self.root} holds none of the model subfolders "
+                f"{', '.join(s + '/' for s in SUBFOLDERS.values())}"
+            )
         dev = torch.device(device)
         self.device, self.feature_stride, self.batch_size = dev, feature_stride, batch_size
-        self.options = {"batch_size": batch_size, "points_per_side": points_per_side, "points_batch": points_batch,
-                        "pred_iou_thresh": pred_iou_thresh, "stability_thresh": stability_thresh,
-                        "mask_nms_iou": mask_nms_iou, "box_threshold": box_threshold, "text_threshold": text_threshold,
-                        "clip_size": clip_size, "maskclip_residual": maskclip_residual,
-                        "assume_metric_depth": assume_metric_depth}
-        self.sam = SamMasks(present["sam"], dev, batch_size, points_per_side, points_batch, pred_iou_thresh,
-                            stability_thresh, mask_nms_iou=mask_nms_iou) if "sam" in present else None
-        self.detector = BoxDetector(present["detector"], dev, batch_size, box_threshold,
-                                    text_threshold) if "detector" in present else None
+        self.options = {
+            "batch_size": batch_size,
+            "points_per_side": points_per_side,
+            "points_batch": points_batch,
+            "pred_iou_thresh": pred_iou_thresh,
+            "stability_thresh": stability_thresh,
+            "mask_nms_iou": mask_nms_iou,
+            "box_threshold": box_threshold,
+            "text_threshold": text_threshold,
+            "clip_size": clip_size,
+            "maskclip_residual": maskclip_residual,
+            "assume_metric_depth": assume_metric_depth,
+        }
+        self.sam = (
+            SamMasks(
+                present["sam"],
+                dev,
+                batch_size,
+                points_per_side,
+                points_batch,
+                pred_iou_thresh,
+                stability_thresh,
+                mask_nms_iou=mask_nms_iou,
+            )
+            if "sam" in present
+            else None
+        )
+        self.detector = (
+            BoxDetector(present["detector"], dev, batch_size, box_threshold, text_threshold)
+            if "detector" in present
+            else None
+        )
         self.depth = MetricDepth(present["depth"], dev, batch_size, assume_metric_depth) if "depth" in present else None
         self.text_encoder: ClipText | None = None
         self.clip: MaskClipFeatures | None = None
@@ -641,11 +759,21 @@ class HFPrior:
                 continue
             path = self.text_encoder.path if name == "clip" else m.path  # type: ignore[union-attr]
             cfg = m.model.config
-            models[name] = {"path": str(path), "model_type": cfg.model_type, "architectures": list(cfg.architectures or []),
-                            "weights": {p.name: p.stat().st_size for p in sorted(path.glob("*.safetensors"))}}
-        return {"spec": self.spec, "provider": "hf", "kinds": list(self.kinds), "feature_stride": self.feature_stride,
-                "text_encoder": self.text_encoder.spec if self.text_encoder else None, "options": self.options,
-                "models": models}
+            models[name] = {
+                "path": str(path),
+                "model_type": cfg.model_type,
+                "architectures": list(cfg.architectures or []),
+                "weights": {p.name: p.stat().st_size for p in sorted(path.glob("*.safetensors"))},
+            }
+        return {
+            "spec": self.spec,
+            "provider": "hf",
+            "kinds": list(self.kinds),
+            "feature_stride": self.feature_stride,
+            "text_encoder": self.text_encoder.spec if self.text_encoder else None,
+            "options": self.options,
+            "models": models,
+        }
 
     def __call__(self, frame: PriorFrame, kinds: Sequence[str]) -> Priors:
         """The priors of ``kinds`` for every camera of ``frame`` (see the module docstring)."""
@@ -682,7 +810,7 @@ class HFPrior:
             boxes, scores, classes = boxes[order], scores[order], classes[order]
             step = self.sam.points_batch if self.sam is not None else 64
             for start in range(0, len(boxes), step):  # a chunk of masks at a time (K full-size masks may not fit)
-                b = boxes[start:start + step]
+                b = boxes[start : start + step]
                 if emb is not None and self.sam is not None:
                     masks = self.sam.box_masks(emb[i], b, (H, W))  # (k, H, W)
                 else:

@@ -104,23 +104,56 @@ class OracleLevel:
 LEVELS: dict[str, OracleLevel] = {
     "clean": OracleLevel(),
     "typical": OracleLevel(
-        depth_scale_sigma=0.05, depth_rel_noise=0.04, depth_growth_m=30.0, depth_edge_px=2,
-        boundary_px=2.0, miss_area_px=2000.0, miss_prob=0.3, confuse_prob=0.08, stuff_confuse_frac=0.06,
-        split_prob=0.2, merge_prob=0.08,
-        class_mix=0.35, blur_cells=0.7, noise=0.5, pooled=True,
+        depth_scale_sigma=0.05,
+        depth_rel_noise=0.04,
+        depth_growth_m=30.0,
+        depth_edge_px=2,
+        boundary_px=2.0,
+        miss_area_px=2000.0,
+        miss_prob=0.3,
+        confuse_prob=0.08,
+        stuff_confuse_frac=0.06,
+        split_prob=0.2,
+        merge_prob=0.08,
+        class_mix=0.35,
+        blur_cells=0.7,
+        noise=0.5,
+        pooled=True,
     ),
     "noisy": OracleLevel(
-        depth_scale_sigma=0.12, depth_rel_noise=0.08, depth_growth_m=20.0, depth_edge_px=4,
-        boundary_px=5.0, miss_area_px=6000.0, miss_prob=0.6, confuse_prob=0.2, stuff_confuse_frac=0.15,
-        split_prob=0.45, merge_prob=0.2,
-        class_mix=0.6, blur_cells=1.5, noise=1.0, pooled=True,
+        depth_scale_sigma=0.12,
+        depth_rel_noise=0.08,
+        depth_growth_m=20.0,
+        depth_edge_px=4,
+        boundary_px=5.0,
+        miss_area_px=6000.0,
+        miss_prob=0.6,
+        confuse_prob=0.2,
+        stuff_confuse_frac=0.15,
+        split_prob=0.45,
+        merge_prob=0.2,
+        class_mix=0.6,
+        blur_cells=1.5,
+        noise=1.0,
+        pooled=True,
     ),
 }
 
 #: Classes an object of each class can be mistaken for (Occ3D ids).
 CONFUSABLE: dict[int, tuple[int, ...]] = {
-    0: (15, 1), 1: (8, 0), 2: (6,), 3: (10, 9), 4: (10,), 5: (10,), 6: (2,), 7: (2,),
-    8: (1,), 9: (10,), 10: (4, 9, 3), 15: (0,), 16: (14,),
+    0: (15, 1),
+    1: (8, 0),
+    2: (6,),
+    3: (10, 9),
+    4: (10,),
+    5: (10,),
+    6: (2,),
+    7: (2,),
+    8: (1,),
+    9: (10,),
+    10: (4, 9, 3),
+    15: (0,),
+    16: (14,),
 }
 #: Ground classes and what patches of them can be mistaken for.
 STUFF_CONFUSABLE: dict[int, tuple[int, ...]] = {11: (12,), 12: (13, 11), 13: (12, 11), 14: (16, 13)}
@@ -172,7 +205,9 @@ class OraclePrior:
         device: where the text encoder runs.
     """
 
-    def __init__(self, level: str = "typical", feature_stride: int = 8, text_encoder: Any = "minilm", device: str = "cpu") -> None:
+    def __init__(
+        self, level: str = "typical", feature_stride: int = 8, text_encoder: Any = "minilm", device: str = "cpu"
+    ) -> None:
         if level not in LEVELS:
             raise ValueError(f"prior 'oracle:{level}': unknown level (levels: {', '.join(LEVELS)})")
         if feature_stride < 1:
@@ -196,20 +231,30 @@ class OraclePrior:
         return self._text
 
     def describe(self) -> dict[str, Any]:
-        return {"spec": self.spec, "provider": "oracle", "level": self.level_name, "parameters": asdict(self.level),
-                "feature_stride": self.feature_stride, "text_encoder": self.text_spec}
+        return {
+            "spec": self.spec,
+            "provider": "oracle",
+            "level": self.level_name,
+            "parameters": asdict(self.level),
+            "feature_stride": self.feature_stride,
+            "text_encoder": self.text_spec,
+        }
 
     # ---------------------------------------------------------------------------------- public
     def __call__(self, frame: PriorFrame, kinds: Sequence[str]) -> Priors:
         kinds = check_kinds(kinds, self.kinds, self.spec)
         missing = [n for n in ("depth", "semantics_2d", "instance_2d") if getattr(frame, n) is None]
         if missing:
-            raise ValueError(f"{self.spec}: frame {frame.scene}/{frame.token} has no synthetic extras ({', '.join(missing)}): "
-                             "oracle priors exist only for the synthetic world (extras/<scene>/<token>/<CAM>.npz)")
+            raise ValueError(
+                f"{self.spec}: frame {frame.scene}/{frame.token} has no synthetic extras ({', '.join(missing)}): "
+                "oracle priors exist only for the synthetic world (extras/<scene>/<token>/<CAM>.npz)"
+            )
         out = Priors()
         sem_list, conf_list, seg_list, depth_list = [], [], [], []
         for i, cam in enumerate(frame.cam_names):
-            rng = lambda purpose: torch.Generator().manual_seed(_seed(self.level_name, frame.scene, frame.token, cam, purpose))  # noqa: E731
+            rng = lambda purpose: torch.Generator().manual_seed(
+                _seed(self.level_name, frame.scene, frame.token, cam, purpose)
+            )  # noqa: E731
             depth = frame.depth[i].float()
             sem = frame.semantics_2d[i].long().clamp(0, 255)
             inst = frame.instance_2d[i].long()
@@ -257,7 +302,9 @@ class OraclePrior:
         return torch.where(valid, d, torch.zeros_like(d)).float()
 
     # ---------------------------------------------------------------------------------- semantics
-    def _semantics(self, sem: torch.Tensor, inst: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _semantics(
+        self, sem: torch.Tensor, inst: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(H, W)`` uint8 classes and ``(H, W)`` float32 confidence."""
         L = self.level
         H, W = sem.shape
@@ -267,12 +314,16 @@ class OraclePrior:
         # boundaries: warp the label maps by a smooth displacement field (nearest)
         if L.boundary_px > 0:
             disp = smooth_field(gen, (2, H, W), max(H, W) / 10) * L.boundary_px
-            ys, xs = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij")
+            ys, xs = torch.meshgrid(
+                torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij"
+            )
             gx = ((xs + disp[0]) + 0.5) / W * 2 - 1
             gy = ((ys + disp[1]) + 0.5) / H * 2 - 1
             grid = torch.stack([gx, gy], -1)[None]
             stacked = torch.stack([sem, inst]).double()[None]
-            warped = F.grid_sample(stacked, grid.double(), mode="nearest", padding_mode="border", align_corners=False)[0].long()
+            warped = F.grid_sample(stacked, grid.double(), mode="nearest", padding_mode="border", align_corners=False)[
+                0
+            ].long()
             sem, inst = warped[0], warped[1]
         out = sem.clone()
         area_scale = H * W / (900 * 1600)
@@ -305,7 +356,10 @@ class OraclePrior:
                     out[m] = alts[int(pick) % len(alts)]
                     changed |= m
         # confidence: high inside regions, lower at boundaries and where the label was changed
-        edge = F.max_pool2d(out[None, None].float(), 3, 1, 1)[0, 0] != -F.max_pool2d(-out[None, None].float(), 3, 1, 1)[0, 0]
+        edge = (
+            F.max_pool2d(out[None, None].float(), 3, 1, 1)[0, 0]
+            != -F.max_pool2d(-out[None, None].float(), 3, 1, 1)[0, 0]
+        )
         conf = 0.92 - 0.3 * edge.float() - 0.35 * changed.float() + 0.06 * torch.rand(H, W, generator=gen)
         return out.to(torch.uint8), conf.clamp(0, 1).float()
 
@@ -347,7 +401,9 @@ class OraclePrior:
             a = torch.cat([seg_t[:, 1:].flatten(), seg_t[1:, :].flatten()])
             b = torch.cat([seg_t[:, :-1].flatten(), seg_t[:-1, :].flatten()])
             keep = a != b
-            pairs = torch.unique(torch.stack([torch.minimum(a[keep], b[keep]), torch.maximum(a[keep], b[keep])], 1), dim=0)
+            pairs = torch.unique(
+                torch.stack([torch.minimum(a[keep], b[keep]), torch.maximum(a[keep], b[keep])], 1), dim=0
+            )
             parent = list(range(next_id))
 
             def find(x: int) -> int:

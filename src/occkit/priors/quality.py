@@ -52,7 +52,11 @@ def load_class_vocabulary(path: str | os.PathLike | None = None) -> tuple[list[s
     The file has ``templates`` (strings with ``{}``) and ``classes`` (name -> list of synonyms),
     the classes in :data:`~occkit.priors.base.PRIOR_CLASSES` order. Errors name the file.
     """
-    p = Path(path) if path is not None else Path(str(resources.files("occkit") / "configs" / "vocabularies" / "occ3d.yaml"))
+    p = (
+        Path(path)
+        if path is not None
+        else Path(str(resources.files("occkit") / "configs" / "vocabularies" / "occ3d.yaml"))
+    )
     data = load_yaml(p)
     templates, classes = data.get("templates"), data.get("classes")
     if not isinstance(templates, list) or not templates or not all(isinstance(t, str) and "{}" in t for t in templates):
@@ -125,8 +129,17 @@ def _segments(sc: _Scores, pred: torch.Tensor, inst: torch.Tensor) -> None:
         sc.seg_iou += [best.get(a, 0.0) for a in keep.tolist()]
 
 
-def _features(sc: _Scores, feats: torch.Tensor, stride: int, sem: torch.Tensor, inst: torch.Tensor,
-              names: dict[int, str], class_text: torch.Tensor, fine_text: torch.Tensor, fine_index: dict[str, int]) -> None:
+def _features(
+    sc: _Scores,
+    feats: torch.Tensor,
+    stride: int,
+    sem: torch.Tensor,
+    inst: torch.Tensor,
+    names: dict[int, str],
+    class_text: torch.Tensor,
+    fine_text: torch.Tensor,
+    fine_index: dict[str, int],
+) -> None:
     N, D, h, w = feats.shape
     H, W = sem.shape[-2:]
     ys = torch.clamp(torch.arange(h) * stride + stride // 2, max=H - 1)
@@ -171,9 +184,13 @@ def evaluate_priors(
     cache = PriorCache(priors)
     ds, _ = open_dataset(data, split, cache.cameras, extras=True)
     wp = WithPriors(ds, cache, check=False)
-    cached = [i for i, f in enumerate(ds.frames) if cache.has(*((f.scene, f.token) if hasattr(f, "token") else (f[0], f[1])))]
+    cached = [
+        i for i, f in enumerate(ds.frames) if cache.has(*((f.scene, f.token) if hasattr(f, "token") else (f[0], f[1])))
+    ]
     if not cached:
-        raise ValueError(f"{cache.root}: made for {cache.record.get('dataset')}; none of the frames of {data} (split {split}) is in it")
+        raise ValueError(
+            f"{cache.root}: made for {cache.record.get('dataset')}; none of the frames of {data} (split {split}) is in it"
+        )
     n = len(cached)
     index = cached
     if 0 < max_frames < n:
@@ -185,7 +202,9 @@ def evaluate_priors(
         te = text_encoder if text_encoder is not None else cache.text_encoder()
         _, syns, templates = load_class_vocabulary(vocabulary)
         if len(syns) != len(PRIOR_CLASSES):
-            raise ValueError(f"vocabulary: {len(syns)} classes, expected {len(PRIOR_CLASSES)} ({', '.join(PRIOR_CLASSES)})")
+            raise ValueError(
+                f"vocabulary: {len(syns)} classes, expected {len(PRIOR_CLASSES)} ({', '.join(PRIOR_CLASSES)})"
+            )
         class_text = encode_prompts(te, syns, templates)
         fine_text = encode_prompts(te, list(fine_names()), DEFAULT_TEMPLATES)
     it: Any = index
@@ -196,7 +215,9 @@ def evaluate_priors(
     for i in it:
         s = wp[i]
         if s.depth is None or s.semantics_2d is None or s.instance_2d is None:
-            raise ValueError(f"{data}: frame {s.token} has no synthetic extras: priors can only be scored on the synthetic world")
+            raise ValueError(
+                f"{data}: frame {s.token} has no synthetic extras: priors can only be scored on the synthetic world"
+            )
         sc.frames += 1
         if s.prior_semantics is not None:
             _semantic(sc, s.prior_semantics, s.semantics_2d)
@@ -207,8 +228,17 @@ def evaluate_priors(
         if s.prior_features is not None:
             names_of = getattr(ds, "instance_names", None)
             names = names_of(s.token) if callable(names_of) else {}
-            _features(sc, s.prior_features, s.prior_feature_stride, s.semantics_2d, s.instance_2d, names,
-                      class_text, fine_text, fine_index)
+            _features(
+                sc,
+                s.prior_features,
+                s.prior_feature_stride,
+                s.semantics_2d,
+                s.instance_2d,
+                names,
+                class_text,
+                fine_text,
+                fine_index,
+            )
     return _report(sc, cache)
 
 
@@ -236,13 +266,17 @@ def _report(sc: _Scores, cache: PriorCache) -> dict[str, Any]:
         out["depth_coverage"] = _pct(float(tot[2]), float(sc.depth_gt))
         out["depth_by_band"] = {
             f"{lo:g}-{hi:g}m" if math.isfinite(hi) else f">{lo:g}m": {
-                "absrel": round(float(b[0] / b[2]), 4) if b[2] > 0 else None, "delta1": _pct(float(b[1]), float(b[2])), "pixels": int(b[2]),
+                "absrel": round(float(b[0] / b[2]), 4) if b[2] > 0 else None,
+                "delta1": _pct(float(b[1]), float(b[2])),
+                "pixels": int(b[2]),
             }
             for (lo, hi), b in zip(DEPTH_BANDS, sc.band)
         }
     else:
         out["depth_absrel"] = out["depth_delta1"] = None
-    out["segment_miou"] = round(100.0 * float(np.mean(sc.seg_iou)), 2) if sc.seg_iou and "segments" in cache.kinds else None
+    out["segment_miou"] = (
+        round(100.0 * float(np.mean(sc.seg_iou)), 2) if sc.seg_iou and "segments" in cache.kinds else None
+    )
     if "segments" in cache.kinds:
         out["segment_instances"] = len(sc.seg_iou)
     if "features" in cache.kinds:
@@ -257,15 +291,20 @@ def _report(sc: _Scores, cache: PriorCache) -> dict[str, Any]:
 
 def format_report(r: dict[str, Any]) -> str:
     """The report as a few readable lines."""
+
     def f(v: Any, unit: str = "") -> str:
         return "-" if v is None else f"{v}{unit}"
 
     lines = [f"priors {r['spec']} ({r['priors']}), {r['frames']} frames"]
     lines.append(f"  semantics: mIoU {f(r['semantic_miou'], ' %')}")
-    lines.append(f"  depth:     AbsRel {f(r['depth_absrel'])}  delta<1.25 {f(r['depth_delta1'], ' %')}  coverage {f(r.get('depth_coverage'), ' %')}")
+    lines.append(
+        f"  depth:     AbsRel {f(r['depth_absrel'])}  delta<1.25 {f(r['depth_delta1'], ' %')}  coverage {f(r.get('depth_coverage'), ' %')}"
+    )
     for band, v in (r.get("depth_by_band") or {}).items():
         lines.append(f"    {band:>8}: AbsRel {f(v['absrel'])}  delta<1.25 {f(v['delta1'], ' %')}  ({v['pixels']} px)")
     lines.append(f"  segments:  mean best-match IoU {f(r['segment_miou'], ' %')}")
-    lines.append(f"  features:  class acc {f(r['feature_class_acc'], ' %')}  fine acc seen {f(r['feature_fine_acc_seen'], ' %')}"
-                 f"  held-out {f(r['feature_fine_acc_heldout'], ' %')}")
+    lines.append(
+        f"  features:  class acc {f(r['feature_class_acc'], ' %')}  fine acc seen {f(r['feature_fine_acc_seen'], ' %')}"
+        f"  held-out {f(r['feature_fine_acc_heldout'], ' %')}"
+    )
     return "\n".join(lines)

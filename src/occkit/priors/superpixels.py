@@ -30,8 +30,15 @@ class SuperpixelPrior:
         scale, min_size: Felzenszwalb's parameters at 900 x 1600 (scaled with the image area).
     """
 
-    def __init__(self, method: str = "slic", n_segments: int = 200, compactness: float = 10.0,
-                 scale: float = 200.0, min_size: int = 400, **_: Any) -> None:
+    def __init__(
+        self,
+        method: str = "slic",
+        n_segments: int = 200,
+        compactness: float = 10.0,
+        scale: float = 200.0,
+        min_size: int = 400,
+        **_: Any,
+    ) -> None:
         if method not in METHODS:
             raise ValueError(f"prior 'superpixels:{method}': unknown method (methods: {', '.join(METHODS)})")
         self.method, self.n_segments, self.compactness = method, int(n_segments), float(compactness)
@@ -57,7 +64,7 @@ class SuperpixelPrior:
             seg = slic(image, n_segments=self.n_segments, compactness=self.compactness, start_label=1, channel_axis=-1)
         else:
             a = H * W / (900 * 1600)
-            seg = felzenszwalb(image, scale=self.scale * a ** 0.5, min_size=max(1, round(self.min_size * a))) + 1
+            seg = felzenszwalb(image, scale=self.scale * a**0.5, min_size=max(1, round(self.min_size * a))) + 1
         return seg.astype(np.int32)
 
     def __call__(self, frame: PriorFrame, kinds: Sequence[str]) -> Priors:

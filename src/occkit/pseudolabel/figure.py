@@ -42,7 +42,9 @@ def pseudo_label_figure(
         toks = real.scene_tokens(scene)
         token = toks[len(toks) - 1]  # the last frame: the most past frames behind it
     g = real.read_labels(token)
-    rows = [occupancy_panels(g["semantics"], "real labels", mask=g["mask_camera"].astype(bool), panel_height=panel_height)]
+    rows = [
+        occupancy_panels(g["semantics"], "real labels", mask=g["mask_camera"].astype(bool), panel_height=panel_height)
+    ]
     present = np.zeros(len(OCC3D_CLASSES), dtype=bool)
     present[np.unique(g["semantics"])] = True
     for name, root in pseudo:
@@ -50,11 +52,26 @@ def pseudo_label_figure(
         p = ds.read_labels(token)
         s = frame_scores(g["semantics"], p["semantics"], g["mask_camera"].astype(bool))
         note = f"mIoU {s['miou']:.1f}, geometry IoU {s['geometry_iou']:.1f} (real camera mask)" if "miou" in s else None
-        rows.append(occupancy_panels(p["semantics"], name, mask=p["mask_camera"].astype(bool), panel_height=panel_height, note=note))
+        rows.append(
+            occupancy_panels(
+                p["semantics"], name, mask=p["mask_camera"].astype(bool), panel_height=panel_height, note=note
+            )
+        )
         present[np.unique(p["semantics"])] = True
     present[OCC3D_FREE] = False
     body = vstack(rows, gap=10)
-    body = vstack([body, legend(OCC3D_CLASSES[:OCC3D_FREE], OCC3D_PALETTE[:OCC3D_FREE], body.shape[1], present=list(present[:OCC3D_FREE]))], gap=6)
+    body = vstack(
+        [
+            body,
+            legend(
+                OCC3D_CLASSES[:OCC3D_FREE],
+                OCC3D_PALETTE[:OCC3D_FREE],
+                body.shape[1],
+                present=list(present[:OCC3D_FREE]),
+            ),
+        ],
+        gap=6,
+    )
     img = titled(body, f"EasyOcc pseudo-labels from 2D priors, frame {token}")
     if out is not None:
         save_png(Path(out), img)

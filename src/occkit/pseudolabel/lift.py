@@ -43,20 +43,36 @@ class LiftedPoints:
         """The same points and rays under the rigid transform ``T (4, 4)``."""
         R, t = T[:3, :3].to(self.points), T[:3, 3].to(self.points)
         return LiftedPoints(
-            self.points @ R.T + t, self.labels, self.weights, self.origins @ R.T + t,
-            self.sky_origins @ R.T + t, self.sky_dirs @ R.T,
+            self.points @ R.T + t,
+            self.labels,
+            self.weights,
+            self.origins @ R.T + t,
+            self.sky_origins @ R.T + t,
+            self.sky_dirs @ R.T,
         )
 
     def select(self, keep: torch.Tensor) -> "LiftedPoints":
         """Only the points where ``keep (P,)`` is true (sky rays unchanged)."""
-        return LiftedPoints(self.points[keep], self.labels[keep], self.weights[keep], self.origins[keep], self.sky_origins, self.sky_dirs)
+        return LiftedPoints(
+            self.points[keep],
+            self.labels[keep],
+            self.weights[keep],
+            self.origins[keep],
+            self.sky_origins,
+            self.sky_dirs,
+        )
 
 
 def cat_points(parts: list[LiftedPoints]) -> LiftedPoints:
     """Concatenate several :class:`LiftedPoints` (at least one)."""
     if not parts:
         raise ValueError("cat_points: nothing to concatenate")
-    return LiftedPoints(*(torch.cat([getattr(p, f) for p in parts]) for f in ("points", "labels", "weights", "origins", "sky_origins", "sky_dirs")))
+    return LiftedPoints(
+        *(
+            torch.cat([getattr(p, f) for p in parts])
+            for f in ("points", "labels", "weights", "origins", "sky_origins", "sky_dirs")
+        )
+    )
 
 
 def lift_pixels(
@@ -103,14 +119,18 @@ def lift_pixels(
         uv = pixel_centers(H, W, step, dtype=torch.float64, device=semantics.device)  # (h, w, 2)
         h, w = uv.shape[:2]
         cam = pixel_rays(uv.reshape(1, -1, 2).expand(N, -1, 2), K)  # (N, h*w, 3), z = 1
-        return cam, torch.stack(torch.meshgrid(torch.arange(h) * step, torch.arange(w) * step, indexing="ij"), -1).reshape(-1, 2)
+        return cam, torch.stack(
+            torch.meshgrid(torch.arange(h) * step, torch.arange(w) * step, indexing="ij"), -1
+        ).reshape(-1, 2)
 
     cam, rc = rays(stride)
     sem = semantics[:, rc[:, 0], rc[:, 1]].long()  # (N, h*w)
     d = depth[:, rc[:, 0], rc[:, 1]].double()
     keep = (sem >= 0) & (sem < num_labels) & (d > 0) & (d <= max_depth)
     pts = cam * d[..., None] @ T[:, :3, :3].transpose(-1, -2) + T[:, None, :3, 3]  # (N, h*w, 3)
-    conf = confidence[:, rc[:, 0], rc[:, 1]].float() if confidence is not None else torch.ones_like(d, dtype=torch.float32)
+    conf = (
+        confidence[:, rc[:, 0], rc[:, 1]].float() if confidence is not None else torch.ones_like(d, dtype=torch.float32)
+    )
     cam_of = torch.arange(N, device=semantics.device)[:, None].expand_as(sem)
     points, labels, weights = pts[keep], sem[keep], conf[keep]
     origins = origins_cam[cam_of[keep]]

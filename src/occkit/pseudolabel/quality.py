@@ -40,7 +40,10 @@ def label_quality(pseudo: str | os.PathLike, gt: str | os.PathLike, split: str =
     for f in p_ds.frames:
         p = p_ds.read_labels(f.token)
         g = g_ds.read_labels(f.token)
-        ps, gs = torch.from_numpy(p["semantics"].astype(np.int64))[None], torch.from_numpy(g["semantics"].astype(np.int64))[None]
+        ps, gs = (
+            torch.from_numpy(p["semantics"].astype(np.int64))[None],
+            torch.from_numpy(g["semantics"].astype(np.int64))[None],
+        )
         cam = torch.from_numpy(g["mask_camera"]).bool()[None]
         for m, metric in metrics.items():
             metric.update(ps, gs, mask_camera=cam)

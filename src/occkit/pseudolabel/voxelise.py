@@ -55,7 +55,9 @@ def vote_voxels(
         raise ValueError(f"vote_voxels: min_points must be >= 1, got {min_points}")
     lab = labels.long()
     if lab.numel() and (int(lab.min()) < 0 or int(lab.max()) >= num_classes):
-        raise ValueError(f"vote_voxels: labels must lie in [0, {num_classes}), got [{int(lab.min())}, {int(lab.max())}]")
+        raise ValueError(
+            f"vote_voxels: labels must lie in [0, {num_classes}), got [{int(lab.min())}, {int(lab.max())}]"
+        )
     X, Y, Z = grid.shape
     idx, valid = grid.point_to_index(points)
     idx, lab = idx[valid], lab[valid]
@@ -99,11 +101,11 @@ def carve_free(
     ok = dist > margin
     o, d, t = origins.double()[ok], vec[ok] / dist[ok, None], dist[ok] - margin
     for i in range(0, o.shape[0], chunk):
-        mark_visible(o[i:i + chunk], d[i:i + chunk], grid, t_max=t[i:i + chunk], out=out)
+        mark_visible(o[i : i + chunk], d[i : i + chunk], grid, t_max=t[i : i + chunk], out=out)
     if sky_origins is not None and sky_dirs is not None and sky_origins.shape[0]:
         check_shape(sky_dirs, "S 3", name="sky_dirs", dims={"S": sky_origins.shape[0]})
         for i in range(0, sky_origins.shape[0], chunk):
-            mark_visible(sky_origins[i:i + chunk].double(), sky_dirs[i:i + chunk].double(), grid, out=out)
+            mark_visible(sky_origins[i : i + chunk].double(), sky_dirs[i : i + chunk].double(), grid, out=out)
     return out
 
 

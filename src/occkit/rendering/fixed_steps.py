@@ -37,8 +37,13 @@ from occkit.rendering.volrend import RenderOutput
 from occkit.shapes import check_shape
 
 
-def fixed_step_samples(num_rays: int, num_samples: int, step: float, device: torch.device | str | None = None,
-                       dtype: torch.dtype = torch.float32) -> RaySamples:
+def fixed_step_samples(
+    num_rays: int,
+    num_samples: int,
+    step: float,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> RaySamples:
     """The samples of :func:`render_fixed_steps`: intervals ``[step k, step (k + 1))`` read at
     their left edge ``t = step k``, ``k = 0 .. S-1``, the same for every ray.
 
@@ -55,8 +60,13 @@ def fixed_step_samples(num_rays: int, num_samples: int, step: float, device: tor
     return RaySamples(starts, (t + step)[None].expand(num_rays, -1), starts)
 
 
-def grid_read(volume: torch.Tensor, grid: Grid, points: torch.Tensor, mode: Literal["bilinear", "nearest"] = "bilinear",
-              align_corners: bool = True) -> torch.Tensor:
+def grid_read(
+    volume: torch.Tensor,
+    grid: Grid,
+    points: torch.Tensor,
+    mode: Literal["bilinear", "nearest"] = "bilinear",
+    align_corners: bool = True,
+) -> torch.Tensor:
     """Read ``volume (C, X, Y, Z)`` at ``points (P, 3)`` (ego frame, inside the box) with
     ``F.grid_sample`` on the box normalised to ``[-1, 1]``: ``(P, C)``. ``align_corners`` as in
     the module docstring (True: the released code; False: voxel centres at their places, border
@@ -67,14 +77,28 @@ def grid_read(volume: torch.Tensor, grid: Grid, points: torch.Tensor, mode: Lite
     lo = torch.tensor(grid.range_min, device=points.device, dtype=points.dtype)
     hi = torch.tensor(grid.range_max, device=points.device, dtype=points.dtype)
     g = ((points - lo) / (hi - lo) * 2 - 1).flip(-1).reshape(1, 1, 1, -1, 3)  # grid_sample wants (z, y, x)
-    out = F.grid_sample(volume[None].to(points.dtype), g, mode=mode, padding_mode="zeros" if align_corners else "border",
-                        align_corners=align_corners)  # (1, C, 1, 1, P)
+    out = F.grid_sample(
+        volume[None].to(points.dtype),
+        g,
+        mode=mode,
+        padding_mode="zeros" if align_corners else "border",
+        align_corners=align_corners,
+    )  # (1, C, 1, 1, P)
     return out.reshape(volume.shape[0], -1).t()
 
 
-def _march(density: torch.Tensor, values: torch.Tensor | None, grid: Grid, origins: torch.Tensor, dirs: torch.Tensor,
-           thickness: torch.Tensor, t: torch.Tensor, activation: str, mode: str, align_corners: bool,
-           ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _march(
+    density: torch.Tensor,
+    values: torch.Tensor | None,
+    grid: Grid,
+    origins: torch.Tensor,
+    dirs: torch.Tensor,
+    thickness: torch.Tensor,
+    t: torch.Tensor,
+    activation: str,
+    mode: str,
+    align_corners: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One chunk: ``weights (r, S)`` and rendered ``values (r, C)`` (or None)."""
     r, S = origins.shape[0], t.shape[0]
     pts = origins[:, None, :] + dirs[:, None, :] * t[None, :, None]  # (r, S, 3)
@@ -93,7 +117,9 @@ def _march(density: torch.Tensor, values: torch.Tensor | None, grid: Grid, origi
     w = alpha * trans  # (r, S)
     rendered = None
     if values is not None:
-        rendered = torch.zeros(r, values.shape[0], device=pts.device, dtype=w.dtype).index_add(0, ri, w[ri, si, None] * read[:, 1:])
+        rendered = torch.zeros(r, values.shape[0], device=pts.device, dtype=w.dtype).index_add(
+            0, ri, w[ri, si, None] * read[:, 1:]
+        )
     return w, rendered
 
 
@@ -156,7 +182,9 @@ def render_fixed_steps(
         raise ValueError(f"chunk: expected a positive count, got {chunk}")
     R = dims["R"]
     samples = fixed_step_samples(R, num_samples, step, device=origins.device, dtype=density.dtype)
-    t = samples.t_starts[0] if R else torch.arange(num_samples, device=origins.device, dtype=density.dtype) * step  # (S,)
+    t = (
+        samples.t_starts[0] if R else torch.arange(num_samples, device=origins.device, dtype=density.dtype) * step
+    )  # (S,)
     th = torch.as_tensor(thickness, device=origins.device, dtype=density.dtype)
     if th.dim() == 0:
         th = th.expand(R)
@@ -186,5 +214,11 @@ def render_fixed_steps(
         reached = cum >= 0.5
         first = reached.int().argmax(-1)
         median = torch.where(reached.any(-1), t[first], torch.full_like(first, float("inf"), dtype=t.dtype))
-    return RenderOutput(depth=(weights * t).sum(-1), median_depth=median, opacity=weights.sum(-1), values=rendered,
-                        weights=weights, samples=samples)
+    return RenderOutput(
+        depth=(weights * t).sum(-1),
+        median_depth=median,
+        opacity=weights.sum(-1),
+        values=rendered,
+        weights=weights,
+        samples=samples,
+    )

@@ -50,7 +50,9 @@ class Rays:
 
     def to(self, device: torch.device | str) -> "Rays":
         """A copy on ``device``."""
-        return replace(self, **{k: getattr(self, k).to(device) for k in ("origins", "dirs", "cam", "row", "col", "z_per_t")})
+        return replace(
+            self, **{k: getattr(self, k).to(device) for k in ("origins", "dirs", "cam", "row", "col", "z_per_t")}
+        )
 
     def gather(self, maps: torch.Tensor) -> torch.Tensor:
         """Values of per-camera maps at the rays' pixels.
@@ -145,4 +147,6 @@ def camera_rays(
     T = T_ego_from_cam.to(dtype)[cam]  # (R, 4, 4)
     dirs = (T[:, :3, :3] @ d_cam[:, :, None])[:, :, 0]  # (R, 3)
     dirs = dirs / dirs.norm(dim=-1, keepdim=True)
-    return Rays(origins=T[:, :3, 3].contiguous(), dirs=dirs, cam=cam, row=row, col=col, z_per_t=d_cam[:, 2].contiguous())
+    return Rays(
+        origins=T[:, :3, 3].contiguous(), dirs=dirs, cam=cam, row=row, col=col, z_per_t=d_cam[:, 2].contiguous()
+    )

@@ -123,4 +123,3 @@ def resample_from_transmittance(
         else:
             cells = torch.cat([t_min, t_max], -1)
     return RaySamples(cells[:, :-1].contiguous(), cells[:, 1:].contiguous(), t.contiguous())
-

@@ -42,7 +42,9 @@ class RaySamples:
         return RaySamples(self.t_starts[rays], self.t_ends[rays], self.t[rays])
 
 
-def ray_box(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, min_near: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+def ray_box(
+    origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, min_near: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Slab test: where each ray is inside the grid's box.
 
     For each axis a, the ray is between the two planes for ``t`` in

@@ -23,7 +23,13 @@ import torch
 
 from occkit.geometry.grid import Grid
 from occkit.rendering.rays import Rays, camera_rays
-from occkit.rendering.volrend import RenderOutput, density_from_logits, grid_field, render_rays, semantic_probs_from_logits
+from occkit.rendering.volrend import (
+    RenderOutput,
+    density_from_logits,
+    grid_field,
+    render_rays,
+    semantic_probs_from_logits,
+)
 from occkit.shapes import check_shape
 
 
@@ -44,7 +50,9 @@ class ViewMaps:
     opacity: torch.Tensor
 
 
-def hard_density(occupancy: torch.Tensor, free_index: int = 17, sigma_occupied: float = 1000.0, dtype=torch.float32) -> torch.Tensor:
+def hard_density(
+    occupancy: torch.Tensor, free_index: int = 17, sigma_occupied: float = 1000.0, dtype=torch.float32
+) -> torch.Tensor:
     """``(X, Y, Z)`` densities: ``sigma_occupied`` (per metre) where ``occupancy != free_index``, else 0."""
     check_shape(occupancy, "X Y Z", name="occupancy")
     if torch.is_floating_point(occupancy):
@@ -58,8 +66,10 @@ def _maps(r: RenderOutput, rays: Rays, shape: tuple[int, int, int], free_index: 
     depth = dist * rays.z_per_t.to(dist.dtype)
     sem = torch.where(hit, sem, torch.full_like(sem, free_index))
     return ViewMaps(
-        depth=depth.float().reshape(shape), distance=dist.float().reshape(shape),
-        semantics=sem.reshape(shape), opacity=r.opacity.detach().float().reshape(shape),
+        depth=depth.float().reshape(shape),
+        distance=dist.float().reshape(shape),
+        semantics=sem.reshape(shape),
+        opacity=r.opacity.detach().float().reshape(shape),
     )
 
 
@@ -101,7 +111,9 @@ def render_occupancy_views(
     check_shape(occupancy, "X Y Z", name="occupancy", dims=dict(zip("XYZ", grid.shape)))
     _check_views(intrinsics, T_ego_from_cam)
     if int(occupancy.min()) < 0 or int(occupancy.max()) >= num_classes:
-        raise ValueError(f"occupancy: class ids must lie in [0, {num_classes}), got [{int(occupancy.min())}, {int(occupancy.max())}]")
+        raise ValueError(
+            f"occupancy: class ids must lie in [0, {num_classes}), got [{int(occupancy.min())}, {int(occupancy.max())}]"
+        )
     dev = occupancy.device
     step = min(grid.voxel_size) / 4 if step is None else step
     occ = occupancy.long()
@@ -110,10 +122,21 @@ def render_occupancy_views(
     # step)), so a ray's weights are one spike: rendering the class id as a 1-channel value gives
     # that voxel's class times the opacity (the one-hot rendering of all classes, 17x cheaper).
     class_value = occ.to(torch.float32)[None]  # (1, X, Y, Z)
-    rays = camera_rays(intrinsics.to(dev, torch.float32), T_ego_from_cam.to(dev, torch.float32), height, width, stride=stride)
+    rays = camera_rays(
+        intrinsics.to(dev, torch.float32), T_ego_from_cam.to(dev, torch.float32), height, width, stride=stride
+    )
     N = intrinsics.shape[0]
     shape = (N, len(range(stride // 2, height, stride)), len(range(stride // 2, width, stride)))
-    r = render_rays(grid_field(dens, grid, class_value, "nearest"), rays.origins, rays.dirs, grid, step=step, chunk=chunk, block=block, stop_transmittance=1e-4)
+    r = render_rays(
+        grid_field(dens, grid, class_value, "nearest"),
+        rays.origins,
+        rays.dirs,
+        grid,
+        step=step,
+        chunk=chunk,
+        block=block,
+        stop_transmittance=1e-4,
+    )
     classes = torch.round(r.values[:, 0] / r.opacity.clamp(min=1e-6)).long().clamp(0, num_classes - 1)
     return _maps(r, rays, shape, free_index, classes)
 
@@ -152,9 +175,20 @@ def render_logits_views(
     sigma = density_from_logits(logits.float(), free_index, min(grid.voxel_size), dim=0)
     probs = semantic_probs_from_logits(logits.float(), free_index, dim=0)
     keep = [c for c in range(C) if c != free_index]
-    rays = camera_rays(intrinsics.to(dev, torch.float32), T_ego_from_cam.to(dev, torch.float32), height, width, stride=stride)
+    rays = camera_rays(
+        intrinsics.to(dev, torch.float32), T_ego_from_cam.to(dev, torch.float32), height, width, stride=stride
+    )
     N = intrinsics.shape[0]
     shape = (N, len(range(stride // 2, height, stride)), len(range(stride // 2, width, stride)))
-    r = render_rays(grid_field(sigma, grid, probs, mode), rays.origins, rays.dirs, grid, step=step, chunk=chunk, block=block, stop_transmittance=1e-4)  # type: ignore[arg-type]
+    r = render_rays(
+        grid_field(sigma, grid, probs, mode),
+        rays.origins,
+        rays.dirs,
+        grid,
+        step=step,
+        chunk=chunk,
+        block=block,
+        stop_transmittance=1e-4,
+    )  # type: ignore[arg-type]
     classes = torch.tensor(keep, device=dev)[r.values.argmax(-1)]
     return _maps(r, rays, shape, free_index, classes)

@@ -45,7 +45,9 @@ Field = Callable[[torch.Tensor], tuple[torch.Tensor, "torch.Tensor | None"]]
 
 
 # ----------------------------------------------------------------------------- densities
-def density_from_logits(logits: torch.Tensor, free_index: int = 17, voxel_size: float = 0.4, dim: int = -4) -> torch.Tensor:
+def density_from_logits(
+    logits: torch.Tensor, free_index: int = 17, voxel_size: float = 0.4, dim: int = -4
+) -> torch.Tensor:
     """Density from semantic occupancy logits: ``sigma = -log softmax(logits)[free] / voxel_size``.
 
     This is ``softplus(logsumexp_{c != free} l_c - l_free) / voxel_size``: non-negative, zero
@@ -106,7 +108,9 @@ def weights_from_alpha(alpha: torch.Tensor) -> torch.Tensor:
     return transmittance_from_alpha(alpha) * alpha
 
 
-def weights_from_density(sigma: torch.Tensor, delta: torch.Tensor, log_t0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def weights_from_density(
+    sigma: torch.Tensor, delta: torch.Tensor, log_t0: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Termination weights from densities, in log space.
 
     ``w_i = exp(log_t0 - sum_{j<i} tau_j) * (1 - exp(-tau_i))`` with ``tau = sigma * delta``.
@@ -250,8 +254,13 @@ def composite_unit_values(weights: torch.Tensor, values: torch.Tensor, eps: floa
         return _UnitComposite.apply(weights, values, float(eps))
 
 
-def composite_unit_affine(weights: torch.Tensor, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                          eps: float = 1e-8) -> torch.Tensor:
+def composite_unit_affine(
+    weights: torch.Tensor,
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-8,
+) -> torch.Tensor:
     """``sum_i w_i v_i / max(||v_i||, eps)`` for values that an affine map makes from hidden
     vectors, ``v_i = W h_i + b`` (an MLP's last ``nn.Linear``), without making them: ``weights
     (R, S)``, ``hidden (R, S, K)``, ``weight (C, K)``, ``bias (C,)`` -> ``(R, C)``, float32 (also
@@ -394,7 +403,14 @@ def render_samples(
         weights = torch.zeros(R, S, dtype=parts[0][2].dtype, device=dev)
         for rows, b0, w in parts:
             weights[rows, b0 : b0 + w.shape[1]] = w
-    return RenderOutput(depth=depth, median_depth=median, opacity=opacity, values=values, weights=weights, samples=samples if return_weights else None)
+    return RenderOutput(
+        depth=depth,
+        median_depth=median,
+        opacity=opacity,
+        values=values,
+        weights=weights,
+        samples=samples if return_weights else None,
+    )
 
 
 def _pad_samples(s: RaySamples, S: int) -> RaySamples:
@@ -480,7 +496,9 @@ def render_rays(
             s = importance_samples(s, coarse.weights, num_importance, jitter=jitter, generator=generator)
 
         def run(o_: torch.Tensor, d_: torch.Tensor, s_: RaySamples = s) -> RenderOutput:
-            return render_samples(field, o_, d_, s_, block=block, stop_transmittance=stop_transmittance, return_weights=return_weights)
+            return render_samples(
+                field, o_, d_, s_, block=block, stop_transmittance=stop_transmittance, return_weights=return_weights
+            )
 
         if checkpoint and torch.is_grad_enabled():
             out = torch.utils.checkpoint.checkpoint(run, o, d, use_reentrant=False)
@@ -499,10 +517,16 @@ def render_rays(
 
     samples = None
     if return_weights:
-        samples = RaySamples(*(torch.cat([getattr(o.samples, k) for o in outs], 0) for k in ("t_starts", "t_ends", "t")))
+        samples = RaySamples(
+            *(torch.cat([getattr(o.samples, k) for o in outs], 0) for k in ("t_starts", "t_ends", "t"))
+        )
     return RenderOutput(
-        depth=cat("depth"), median_depth=cat("median_depth"), opacity=cat("opacity"), values=cat("values"),
-        weights=cat("weights"), samples=samples,
+        depth=cat("depth"),
+        median_depth=cat("median_depth"),
+        opacity=cat("opacity"),
+        values=cat("values"),
+        weights=cat("weights"),
+        samples=samples,
     )
 
 

@@ -13,11 +13,33 @@ from occkit.viz.draw import font, text_size
 
 #: One colour per arm: matplotlib's tab10, then seven darker or stronger ones that none of tab10's is
 #: near, so a spec of up to 17 arms (RadOcc's has 11) never draws two arms alike; more arms cycle.
-ARM_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-               (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-               (0, 0, 0), (0, 0, 128), (128, 0, 0), (110, 110, 0), (0, 110, 110), (90, 0, 160), (255, 0, 255)]
+ARM_COLOURS = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+    (0, 0, 0),
+    (0, 0, 128),
+    (128, 0, 0),
+    (110, 110, 0),
+    (0, 110, 110),
+    (90, 0, 160),
+    (255, 0, 255),
+]
 #: One marker and dash pattern per seed (cycled).
-SEED_STYLES = [("circle", None), ("square", (8, 5)), ("triangle", (2, 4)), ("diamond", (12, 4, 2, 4)), ("cross", (4, 4))]
+SEED_STYLES = [
+    ("circle", None),
+    ("square", (8, 5)),
+    ("triangle", (2, 4)),
+    ("diamond", (12, 4, 2, 4)),
+    ("cross", (4, 4)),
+]
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -61,7 +83,13 @@ def _marker(draw: Any, x: float, y: float, kind: str, colour: tuple[int, int, in
         draw.line([x - r, y + r, x + r, y - r], fill=colour, width=2)
 
 
-def _polyline(draw: Any, pts: list[tuple[float, float]], colour: tuple[int, int, int], dash: tuple[int, ...] | None, width: int = 2) -> None:
+def _polyline(
+    draw: Any,
+    pts: list[tuple[float, float]],
+    colour: tuple[int, int, int],
+    dash: tuple[int, ...] | None,
+    width: int = 2,
+) -> None:
     if dash is None:
         if len(pts) > 1:
             draw.line(pts, fill=colour, width=width, joint="curve")
@@ -74,7 +102,11 @@ def _polyline(draw: Any, pts: list[tuple[float, float]], colour: tuple[int, int,
             step = min(left, seg - pos)
             if on:
                 a, b = pos / seg, (pos + step) / seg
-                draw.line([(x0 + (x1 - x0) * a, y0 + (y1 - y0) * a), (x0 + (x1 - x0) * b, y0 + (y1 - y0) * b)], fill=colour, width=width)
+                draw.line(
+                    [(x0 + (x1 - x0) * a, y0 + (y1 - y0) * a), (x0 + (x1 - x0) * b, y0 + (y1 - y0) * b)],
+                    fill=colour,
+                    width=width,
+                )
             pos += step
             left -= step
             if left <= 1e-9:
@@ -82,8 +114,16 @@ def _polyline(draw: Any, pts: list[tuple[float, float]], colour: tuple[int, int,
                 left, on = float(pattern[k]), not on
 
 
-def curves_image(title: str, y_label: str, x_max: float, arms: Mapping[str, Mapping[str, Sequence[Sequence[float]]]],
-                 seeds: Sequence[Any], x_label: str = "optimiser step", width: int = 960, height: int = 560) -> np.ndarray:
+def curves_image(
+    title: str,
+    y_label: str,
+    x_max: float,
+    arms: Mapping[str, Mapping[str, Sequence[Sequence[float]]]],
+    seeds: Sequence[Any],
+    x_label: str = "optimiser step",
+    width: int = 960,
+    height: int = 560,
+) -> np.ndarray:
     """``(H, W, 3) uint8``: curves of ``(x, y)`` points, ``arms[arm][seed]``, one colour per arm and one marker and
     dash pattern per seed (by the seed's place among its arm's), with axes from 0 to at least ``x_max``, ticks,
     labels, ``title`` above and a legend of the arms and of ``seeds``. Empty curves are left out."""

@@ -192,7 +192,9 @@ def title_lines(title: str, width: int, size: int = 16) -> list[str]:
     return wrap_text(title, width - 8, size)
 
 
-def titled(image: np.ndarray, title: str, size: int = 16, color: Sequence[int] = BACKGROUND, min_lines: int = 1) -> np.ndarray:
+def titled(
+    image: np.ndarray, title: str, size: int = 16, color: Sequence[int] = BACKGROUND, min_lines: int = 1
+) -> np.ndarray:
     """``image`` with a title strip above it: the title wrapped onto as many lines as it needs
     (at least ``min_lines``, so that panels side by side can share one strip height)."""
     check_image(image)
@@ -266,14 +268,23 @@ def readable(v: float) -> str:
     return f"{v:.3g}"
 
 
-def colorbar(vmin: float, vmax: float, width: int = 160, height: int = 10, unit: str = "m", size: int = 12,
-             color: Sequence[int] = BACKGROUND) -> np.ndarray:
+def colorbar(
+    vmin: float,
+    vmax: float,
+    width: int = 160,
+    height: int = 10,
+    unit: str = "m",
+    size: int = 12,
+    color: Sequence[int] = BACKGROUND,
+) -> np.ndarray:
     """A horizontal bar of :func:`colormap` from ``vmin`` to ``vmax`` with its end values written
     either side: ``(h, w, 3) uint8``."""
     bar = colormap(np.broadcast_to(np.linspace(vmin, vmax, width), (height, width)), vmin, vmax)
     lo, hi = f"{readable(vmin)} {unit}", f"{readable(vmax)} {unit}"
-    left = put_text(np.full((height + 8, text_size(lo, size)[0] + 10, 3), color, np.uint8),
-                    lo, (0, 0), size=size, box=None, pad=2)
-    right = put_text(np.full((height + 8, text_size(hi, size)[0] + 10, 3), color, np.uint8),
-                     hi, (2, 0), size=size, box=None, pad=2)
+    left = put_text(
+        np.full((height + 8, text_size(lo, size)[0] + 10, 3), color, np.uint8), lo, (0, 0), size=size, box=None, pad=2
+    )
+    right = put_text(
+        np.full((height + 8, text_size(hi, size)[0] + 10, 3), color, np.uint8), hi, (2, 0), size=size, box=None, pad=2
+    )
     return hstack([left, bar, right], gap=2, color=color)

@@ -15,7 +15,17 @@ from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_PALETTE
 from occkit.viz.bev import MASK_MODES, MASK_TINT, as_label_grid, bev_image
 from occkit.viz.cameras import camera_mosaic, overlay_lidar
 from occkit.viz.draw import (
-    BACKGROUND, colorbar, hstack, legend, put_text, resize, text_size, title_lines, titled, vstack, wrap_text,
+    BACKGROUND,
+    colorbar,
+    hstack,
+    legend,
+    put_text,
+    resize,
+    text_size,
+    title_lines,
+    titled,
+    vstack,
+    wrap_text,
 )
 from occkit.viz.perspective import EGO_BOX, ViewCamera, default_grid, perspective_image
 
@@ -79,12 +89,24 @@ def occupancy_panels(
     scale = max(1, -(-panel_height // max(X, Y)))  # whole pixels per voxel, then resized
     bev = bev_image(sem, mask=mask, palette=palette, mask_mode=mask_mode, scale=scale)
     bev = draw_ego_bev(bev, grid, scale)
-    bev = resize(bev, max(1, round(panel_height * Y / max(X, Y))), max(1, round(panel_height * X / max(X, Y))), nearest=True)
-    view = perspective_image(
-        sem, mask=mask, palette=palette, grid=grid, camera=camera, mask_mode=mask_mode,
-        width=round(panel_height * 1.5), height=panel_height, device=device,
+    bev = resize(
+        bev, max(1, round(panel_height * Y / max(X, Y))), max(1, round(panel_height * X / max(X, Y))), nearest=True
     )
-    t_bev, t_view = f"{name}: bird's-eye view " + "(x forward = up)".replace(" ", "\u00a0"), f"{name}: 3D view" + (f"   {note}" if note else "")
+    view = perspective_image(
+        sem,
+        mask=mask,
+        palette=palette,
+        grid=grid,
+        camera=camera,
+        mask_mode=mask_mode,
+        width=round(panel_height * 1.5),
+        height=panel_height,
+        device=device,
+    )
+    t_bev, t_view = (
+        f"{name}: bird's-eye view " + "(x forward = up)".replace(" ", "\u00a0"),
+        f"{name}: 3D view" + (f"   {note}" if note else ""),
+    )
     lines = max(len(title_lines(t_bev, bev.shape[1])), len(title_lines(t_view, view.shape[1])))
     return hstack([titled(bev, t_bev, min_lines=lines), titled(view, t_view, min_lines=lines)], gap=8)
 
@@ -100,7 +122,9 @@ def frame_scores(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray | torch.Tens
     from occkit.metrics.occ3d import occ3d_scores
 
     m = None if mask is None else torch.as_tensor(np.asarray(mask, dtype=bool))
-    hist = confusion_matrix(torch.from_numpy(np.asarray(gt)), torch.from_numpy(np.asarray(pred)), len(OCC3D_CLASSES), mask=m)
+    hist = confusion_matrix(
+        torch.from_numpy(np.asarray(gt)), torch.from_numpy(np.asarray(pred)), len(OCC3D_CLASSES), mask=m
+    )
     return occ3d_scores(hist)
 
 
@@ -179,13 +203,17 @@ def compose_frame_figure(
                 lab = sample.lidar_labels.cpu().numpy()
                 pal = np.asarray(OCC3D_PALETTE, np.uint8)
                 if lab.size and (lab.min() < 0 or lab.max() >= len(pal)):
-                    raise ValueError(f"sample.lidar_labels: classes must lie in [0, {len(pal)}), got [{lab.min()}, {lab.max()}]")
+                    raise ValueError(
+                        f"sample.lidar_labels: classes must lie in [0, {len(pal)}), got [{lab.min()}, {lab.max()}]"
+                    )
                 colors = pal[lab]
             r = max(1, imgs.shape[2] // 500)
-            imgs = np.stack([
-                overlay_lidar(im, sample.lidar[:, :3], K, T, colors=colors, radius=r, max_depth=LIDAR_MAX_DEPTH)
-                for im, K, T in zip(imgs, sample.intrinsics, sample.T_ego_from_cam)
-            ])
+            imgs = np.stack(
+                [
+                    overlay_lidar(im, sample.lidar[:, :3], K, T, colors=colors, radius=r, max_depth=LIDAR_MAX_DEPTH)
+                    for im, K, T in zip(imgs, sample.intrinsics, sample.T_ego_from_cam)
+                ]
+            )
         tile_w = (width - 2 * 2) // 3
         with_lidar = sample.lidar is not None and lidar_color != "none"
         label = "cameras" + (f" + LiDAR ({lidar_color})" if with_lidar else "")
@@ -209,7 +237,9 @@ def compose_frame_figure(
     return vstack(parts, gap=6)
 
 
-def occ3d_legend(*labels: np.ndarray | None, width: int, extras: Sequence[tuple[str, Sequence[int]]] = ()) -> np.ndarray:
+def occ3d_legend(
+    *labels: np.ndarray | None, width: int, extras: Sequence[tuple[str, Sequence[int]]] = ()
+) -> np.ndarray:
     """The Occ3D class legend for pictures of class maps or grids (``labels``: any shapes of class
     ids; None skipped): classes present in any of them bright, the others dimmed, free drawn as
     the background ("empty (free)") and then the ``extras``. ``(H, width, 3) uint8``."""
@@ -218,5 +248,10 @@ def occ3d_legend(*labels: np.ndarray | None, width: int, extras: Sequence[tuple[
         if g is not None:
             g = np.asarray(g)
             present[np.unique(g[(g >= 0) & (g < len(present))])] = True
-    return legend(OCC3D_CLASSES[:OCC3D_FREE], OCC3D_PALETTE, width, present=present[:OCC3D_FREE],
-                  extras=[("empty (free)", BACKGROUND), *extras])
+    return legend(
+        OCC3D_CLASSES[:OCC3D_FREE],
+        OCC3D_PALETTE,
+        width,
+        present=present[:OCC3D_FREE],
+        extras=[("empty (free)", BACKGROUND), *extras],
+    )

@@ -36,8 +36,19 @@ from occkit.geometry.grid import Grid
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE
 from occkit.viz.draw import BACKGROUND
 from occkit.viz.viewer_scene import (
-    MASK_MODES, VIEWS, FrameData, VoxelLayer, box_mesh, camera_frustums, compare_grids, error_counts, images_small,
-    lidar_colors, side_offset, similarity_colors, voxel_layer,
+    MASK_MODES,
+    VIEWS,
+    FrameData,
+    VoxelLayer,
+    box_mesh,
+    camera_frustums,
+    compare_grids,
+    error_counts,
+    images_small,
+    lidar_colors,
+    side_offset,
+    similarity_colors,
+    voxel_layer,
 )
 
 try:
@@ -97,8 +108,10 @@ def check_port_free(host: str, port: int) -> None:
         try:
             s.bind((host, port))
         except OSError as e:
-            raise ValueError(f"--port {port}: {host}:{port} is in use or not available ({e.strerror or e}); "
-                             "choose another with --port") from e
+            raise ValueError(
+                f"--port {port}: {host}:{port} is in use or not available ({e.strerror or e}); "
+                "choose another with --port"
+            ) from e
 
 
 def start_server(host: str, port: int) -> viser.ViserServer:
@@ -137,11 +150,17 @@ def stop_server(server: viser.ViserServer) -> None:
 def _view_from_above(server: viser.ViserServer, grid: Grid, side_by_side: bool) -> None:
     cy = -side_offset(grid) / 2 if side_by_side else 0.0
     server.initial_camera.look_at = (0.0, cy, 0.0)
-    server.initial_camera.position = (-38.0, cy + (30.0 if not side_by_side else 50.0), 42.0 if not side_by_side else 60.0)
+    server.initial_camera.position = (
+        -38.0,
+        cy + (30.0 if not side_by_side else 50.0),
+        42.0 if not side_by_side else 60.0,
+    )
     server.initial_camera.up = (0.0, 0.0, 1.0)
 
 
-def draw_voxels(scene, layer: VoxelLayer, grid: Grid, hidden: frozenset[int] = frozenset(), prefix: str = "/voxels") -> dict:
+def draw_voxels(
+    scene, layer: VoxelLayer, grid: Grid, hidden: frozenset[int] = frozenset(), prefix: str = "/voxels"
+) -> dict:
     """One instanced-box node per class under ``prefix`` (``prefix/<class name>``); returns the
     handles by class id. Classes in ``hidden`` are sent invisible."""
     vertices, faces = box_mesh(tuple(s * 0.98 for s in grid.voxel_size))
@@ -151,8 +170,16 @@ def draw_voxels(scene, layer: VoxelLayer, grid: Grid, hidden: frozenset[int] = f
         wxyz = np.zeros((len(part), 4), np.float32)
         wxyz[:, 0] = 1.0
         handles[c] = scene.add_batched_meshes_simple(
-            f"{prefix}/{name}", vertices, faces, batched_wxyzs=wxyz, batched_positions=part.centres,
-            batched_colors=part.colors, lod="off", cast_shadow=False, receive_shadow=False, visible=c not in hidden,
+            f"{prefix}/{name}",
+            vertices,
+            faces,
+            batched_wxyzs=wxyz,
+            batched_positions=part.centres,
+            batched_colors=part.colors,
+            lod="off",
+            cast_shadow=False,
+            receive_shadow=False,
+            visible=c not in hidden,
         )
     return handles
 
@@ -163,12 +190,23 @@ def draw_sensors(scene, frame: FrameData, state: ViewState) -> None:
         hw = frame.images.shape[1:3]
         small = images_small(frame.images)
         for name, fr, img in zip(frame.cam_names, camera_frustums(frame.intrinsics, frame.T_ego_from_cam, hw), small):
-            scene.add_camera_frustum(f"/cameras/{name}", fov=fr["fov"], aspect=fr["aspect"], scale=1.5, image=img,
-                                     format="jpeg", wxyz=fr["wxyz"], position=fr["position"], color=(240, 240, 240),
-                                     visible=state.cameras)
+            scene.add_camera_frustum(
+                f"/cameras/{name}",
+                fov=fr["fov"],
+                aspect=fr["aspect"],
+                scale=1.5,
+                image=img,
+                format="jpeg",
+                wxyz=fr["wxyz"],
+                position=fr["position"],
+                color=(240, 240, 240),
+                visible=state.cameras,
+            )
     if frame.lidar is not None and len(frame.lidar):
         pts = np.ascontiguousarray(frame.lidar[:, :3], dtype=np.float32)
-        scene.add_point_cloud("/lidar", pts, lidar_colors(pts, frame.lidar_labels), point_size=0.08, visible=state.lidar)
+        scene.add_point_cloud(
+            "/lidar", pts, lidar_colors(pts, frame.lidar_labels), point_size=0.08, visible=state.lidar
+        )
 
 
 def draw_frame(scene, frame: FrameData, grid: Grid, state: ViewState) -> tuple[VoxelLayer, dict]:
@@ -203,8 +241,18 @@ class Viewer:
         start: the first frame shown.
     """
 
-    def __init__(self, server: viser.ViserServer, frames: Sequence[FrameData], grid: Grid, *, has_pred: bool,
-                 has_gt: bool = True, query: QueryFn | None = None, state: ViewState | None = None, start: int = 0) -> None:
+    def __init__(
+        self,
+        server: viser.ViserServer,
+        frames: Sequence[FrameData],
+        grid: Grid,
+        *,
+        has_pred: bool,
+        has_gt: bool = True,
+        query: QueryFn | None = None,
+        state: ViewState | None = None,
+        start: int = 0,
+    ) -> None:
         self.server, self.frames, self.grid, self.query = server, frames, grid, query
         self.state = state or ViewState(view="ground truth" if has_gt else "prediction")
         self._lock = threading.RLock()
@@ -236,7 +284,9 @@ class Viewer:
                 self.query_info = gui.add_markdown("")
         with gui.add_folder("Classes"):
             self.all_none = gui.add_button_group("all", ("all", "none"))
-            self.toggles = {c: gui.add_checkbox(OCC3D_CLASSES[c], c not in self.state.hidden) for c in range(OCC3D_FREE)}
+            self.toggles = {
+                c: gui.add_checkbox(OCC3D_CLASSES[c], c not in self.state.hidden) for c in range(OCC3D_FREE)
+            }
         self.status = gui.add_markdown("")
         self._wire()
         _view_from_above(server, grid, self.state.view == "side by side")
@@ -299,15 +349,20 @@ class Viewer:
             except (ValueError, KeyError, FileNotFoundError) as e:
                 self.status.content = f"**error:** {e}"
                 return
-            self.info.content = f"{self.index + 1} / {len(self.frames)}: scene `{frame.scene}`, token `{frame.token}`  \n" \
-                                f"{len(layer)} surface voxels drawn"
+            self.info.content = (
+                f"{self.index + 1} / {len(self.frames)}: scene `{frame.scene}`, token `{frame.token}`  \n"
+                f"{len(layer)} surface voxels drawn"
+            )
             self.errors.content = ""
             if frame.gt is not None and frame.pred is not None and self.state.view in ("errors", "side by side"):
                 vis = getattr(frame, f"mask_{self.state.mask}") if self.state.mask != "none" else None
                 counts = error_counts(compare_grids(frame.gt, frame.pred), None if vis is None else vis.astype(bool))
                 where = f" (inside the {self.state.mask} mask)" if vis is not None else ""
-                self.errors.content = f"voxels{where}:  \n" + "  \n".join(f"{k}: {v}" for k, v in counts.items()) + \
-                    "  \ncolours: wrong class red, missed blue, false occupied orange, correct faded"
+                self.errors.content = (
+                    f"voxels{where}:  \n"
+                    + "  \n".join(f"{k}: {v}" for k, v in counts.items())
+                    + "  \ncolours: wrong class red, missed blue, false occupied orange, correct faded"
+                )
             if self.query_text is not None and self.query_text.value.strip():
                 self.run_query()
 
@@ -342,13 +397,25 @@ class Viewer:
                 wxyz = np.zeros((len(part), 4), np.float32)
                 wxyz[:, 0] = 1.0
                 self.server.scene.add_batched_meshes_simple(
-                    f"/query/{'matches' if key else 'other occupied'}", vertices, faces, batched_wxyzs=wxyz,
-                    batched_positions=part.centres, batched_colors=part.colors, lod="off", cast_shadow=False, receive_shadow=False)
-        self.query_info.content = (f'"{text}": {int(match.sum())} of {len(sim)} occupied voxels match (cosine >= {thr:.3f}; '
-                                   f"range {float(sim.min()):.3f} .. {hi:.3f}); red low, violet high")
+                    f"/query/{'matches' if key else 'other occupied'}",
+                    vertices,
+                    faces,
+                    batched_wxyzs=wxyz,
+                    batched_positions=part.centres,
+                    batched_colors=part.colors,
+                    lod="off",
+                    cast_shadow=False,
+                    receive_shadow=False,
+                )
+        self.query_info.content = (
+            f'"{text}": {int(match.sum())} of {len(sim)} occupied voxels match (cosine >= {thr:.3f}; '
+            f"range {float(sim.min()):.3f} .. {hi:.3f}); red low, violet high"
+        )
 
 
-def write_html(path: Path, frames: Sequence[FrameData], grid: Grid, state: ViewState, seconds_per_frame: float = 1.0) -> int:
+def write_html(
+    path: Path, frames: Sequence[FrameData], grid: Grid, state: ViewState, seconds_per_frame: float = 1.0
+) -> int:
     """Record ``frames`` under ``state`` into one self-contained HTML file (viser's client with
     the scene embedded): it opens from disk, with no server; for more than one frame, a time
     slider steps through them (``seconds_per_frame`` each). Returns the file's size in bytes."""

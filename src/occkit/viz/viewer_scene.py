@@ -39,8 +39,12 @@ MASK_MODES = ("show", "hide", "dim")
 
 #: :func:`compare_grids` codes (0: free in both, not drawn).
 CORRECT, WRONG_CLASS, MISSED, FALSE_OCCUPIED = 1, 2, 3, 4
-ERROR_NAMES = {CORRECT: "correct", WRONG_CLASS: "wrong class", MISSED: "missed (predicted free)",
-               FALSE_OCCUPIED: "false occupied (free in ground truth)"}
+ERROR_NAMES = {
+    CORRECT: "correct",
+    WRONG_CLASS: "wrong class",
+    MISSED: "missed (predicted free)",
+    FALSE_OCCUPIED: "false occupied (free in ground truth)",
+}
 #: Colours of the error view: wrong class red, missed blue, false occupied orange; correct voxels
 #: keep their class colour, faded towards white so that the errors stand out.
 ERROR_COLORS = {WRONG_CLASS: (230, 30, 30), MISSED: (40, 110, 245), FALSE_OCCUPIED: (255, 165, 0)}
@@ -65,8 +69,12 @@ class VoxelLayer:
 
     def by_class(self) -> dict[int, "VoxelLayer"]:
         """The layer split by class (one scene node per class, so a toggle is one message)."""
-        return {int(c): VoxelLayer(self.centres[self.classes == c], self.colors[self.classes == c], self.classes[self.classes == c])
-                for c in np.unique(self.classes)}
+        return {
+            int(c): VoxelLayer(
+                self.centres[self.classes == c], self.colors[self.classes == c], self.classes[self.classes == c]
+            )
+            for c in np.unique(self.classes)
+        }
 
 
 @dataclass
@@ -177,13 +185,32 @@ def voxel_layer(
     if mask_mode not in MASK_MODES:
         raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
     if view == "side by side":
-        a = voxel_layer(frame, "ground truth", grid, mask=mask, mask_mode=mask_mode, surface_only=surface_only,
-                        palette=palette, free_class=free_class)
-        b = voxel_layer(frame, "prediction", grid, mask=mask, mask_mode=mask_mode, surface_only=surface_only,
-                        palette=palette, free_class=free_class)
+        a = voxel_layer(
+            frame,
+            "ground truth",
+            grid,
+            mask=mask,
+            mask_mode=mask_mode,
+            surface_only=surface_only,
+            palette=palette,
+            free_class=free_class,
+        )
+        b = voxel_layer(
+            frame,
+            "prediction",
+            grid,
+            mask=mask,
+            mask_mode=mask_mode,
+            surface_only=surface_only,
+            palette=palette,
+            free_class=free_class,
+        )
         b.centres = b.centres + np.array([0.0, -side_offset(grid), 0.0], np.float32)
-        return VoxelLayer(np.concatenate([a.centres, b.centres]), np.concatenate([a.colors, b.colors]),
-                          np.concatenate([a.classes, b.classes]))
+        return VoxelLayer(
+            np.concatenate([a.centres, b.centres]),
+            np.concatenate([a.colors, b.colors]),
+            np.concatenate([a.classes, b.classes]),
+        )
     need = {"ground truth": ("gt",), "prediction": ("pred",), "errors": ("gt", "pred")}[view]
     for name in need:
         if getattr(frame, name) is None:
@@ -219,7 +246,9 @@ def voxel_layer(
     elif visible is not None and mask_mode == "dim":
         key = key * 2 + visible
     if int(classes[drawn].max(initial=0)) >= len(pal):
-        raise ValueError(f"frame {frame.token}: class {int(classes[drawn].max())} has no colour in a palette of {len(pal)}")
+        raise ValueError(
+            f"frame {frame.token}: class {int(classes[drawn].max())} has no colour in a palette of {len(pal)}"
+        )
     sel = surface_voxels(key, drawn) if surface_only else drawn
     idx = np.argwhere(sel)  # (M, 3)
     cls = classes[sel]
@@ -266,12 +295,20 @@ def camera_frustums(intrinsics: np.ndarray, T_ego_from_cam: np.ndarray, hw: tupl
     check_shape(T, f"{len(K)} 4 4", name="T_ego_from_cam")
     H, W = hw
     q = matrix_to_quat(torch.from_numpy(T[:, :3, :3])).numpy()  # (N, 4) w, x, y, z
-    return [{"fov": float(2 * np.arctan2(H / 2, K[n, 1, 1])), "aspect": float(W / H), "wxyz": q[n].astype(np.float64),
-             "position": T[n, :3, 3].astype(np.float64)} for n in range(len(K))]
+    return [
+        {
+            "fov": float(2 * np.arctan2(H / 2, K[n, 1, 1])),
+            "aspect": float(W / H),
+            "wxyz": q[n].astype(np.float64),
+            "position": T[n, :3, 3].astype(np.float64),
+        }
+        for n in range(len(K))
+    ]
 
 
-def lidar_colors(points: np.ndarray, labels: np.ndarray | None = None,
-                 palette: tuple[tuple[int, int, int], ...] = OCC3D_PALETTE) -> np.ndarray:
+def lidar_colors(
+    points: np.ndarray, labels: np.ndarray | None = None, palette: tuple[tuple[int, int, int], ...] = OCC3D_PALETTE
+) -> np.ndarray:
     """Colours ``(P, 3)`` uint8 of LiDAR points ``(P, >=3)``: by class in the palette when
     ``labels (P,)`` are given (labels outside the palette grey), else by height (-1 .. 5 m)."""
     check_shape(points, "P D", name="points")
@@ -287,7 +324,9 @@ def lidar_colors(points: np.ndarray, labels: np.ndarray | None = None,
     return out
 
 
-def similarity_colors(sim: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> tuple[np.ndarray, float, float]:
+def similarity_colors(
+    sim: np.ndarray, vmin: float | None = None, vmax: float | None = None
+) -> tuple[np.ndarray, float, float]:
     """Colours ``(M, 3)`` uint8 of cosine similarities ``(M,)`` on the depth colour map, red at
     ``vmin`` (default: the lowest) to violet at ``vmax`` (default: the highest); returns the
     colours and the range used."""

@@ -45,7 +45,9 @@ def kitti_root(tmp_path_factory):
     n = torch.get_num_threads()
     torch.set_num_threads(1)  # many small ops: threads only contend on a shared machine
     try:
-        cfg = SynthConfig(scenes=2, frames=1, image_size=(48, 160), lidar_beams=16, lidar_azimuth_steps=360, occupancy_supersample=1)
+        cfg = SynthConfig(
+            scenes=2, frames=1, image_size=(48, 160), lidar_beams=16, lidar_azimuth_steps=360, occupancy_supersample=1
+        )
         root = tmp_path_factory.mktemp("kitti")
         export_semantickitti(root, cfg)
     finally:
@@ -87,7 +89,10 @@ def test_image_calib_and_voxels_agree(kitti_root):
     H, W = cfg.image_size
     Kc = camera_intrinsics("CAM_FRONT", (H, W))
     assert np.allclose(K, Kc.numpy())
-    assert np.allclose(np.linalg.inv(T_cam_from_velo), (torch.linalg.inv(T_ego_from_velodyne()) @ T_ego_from_camera("CAM_FRONT")).numpy())
+    assert np.allclose(
+        np.linalg.inv(T_cam_from_velo),
+        (torch.linalg.inv(T_ego_from_velodyne()) @ T_ego_from_camera("CAM_FRONT")).numpy(),
+    )
     cam = render_camera(state, Kc, state.T_global_from_ego.double() @ T_ego_from_camera("CAM_FRONT"), H, W)
     depth, sem = cam["depth"].numpy(), cam["semantics"].numpy()
     v, u = np.nonzero((depth > 0) & (depth < 40))
@@ -115,7 +120,10 @@ def test_eval_on_export(kitti_root, tmp_path):
     root, _ = kitti_root
     ds = SemanticKITTIDataset(root, "val", load_images=False)
     labels, invalid = ds.load_gt_arrays(0)
-    write_ssc_prediction(tmp_path / "sequences" / "08" / "predictions" / "000000.label", np.where(labels == 255, 0, labels).astype(np.uint8))
+    write_ssc_prediction(
+        tmp_path / "sequences" / "08" / "predictions" / "000000.label",
+        np.where(labels == 255, 0, labels).astype(np.uint8),
+    )
     r = evaluate_semantickitti(root, tmp_path, progress=False)
     assert r["completion_iou"] == pytest.approx(100.0) and r["precision"] == pytest.approx(100.0)
     # classes the evaluation can see: invalid voxels are excluded, so a class whose voxels are
@@ -136,7 +144,13 @@ def test_export_extras(kitti_root):
     H, W = cfg.image_size
     assert s.depth.shape == s.semantics_2d.shape == s.instance_2d.shape == (1, H, W)
     state = scene_state_at(build_scene(cfg, 1), 0)
-    cam = render_camera(state, camera_intrinsics("CAM_FRONT", (H, W)), state.T_global_from_ego.double() @ T_ego_from_camera("CAM_FRONT"), H, W)
+    cam = render_camera(
+        state,
+        camera_intrinsics("CAM_FRONT", (H, W)),
+        state.T_global_from_ego.double() @ T_ego_from_camera("CAM_FRONT"),
+        H,
+        W,
+    )
     assert torch.equal(s.depth[0], cam["depth"]) and torch.equal(s.semantics_2d[0], cam["semantics"].long())
     assert torch.equal(s.instance_2d[0], cam["instance"].long())
 
@@ -180,7 +194,9 @@ def test_a_datasets_own_splits_come_before_the_official_ones(kitti_root, tmp_pat
     shutil.copytree(kitti_root[0], root)
     assert SemanticKITTIDataset(root, "val").sequences == ("08",)
     (root / "splits.json").write_text(json.dumps({"train": ["08"], "val": ["00"]}))
-    assert SemanticKITTIDataset(root, "val").sequences == ("00",) and SemanticKITTIDataset(root, "train").sequences == ("08",)
+    assert SemanticKITTIDataset(root, "val").sequences == ("00",) and SemanticKITTIDataset(root, "train").sequences == (
+        "08",
+    )
     assert SemanticKITTIDataset(root, "all").sequences == ("00", "08")
     (root / "splits.json").write_text("{not json")
     with pytest.raises(ValueError, match="splits.json"):

@@ -54,9 +54,15 @@ def test_every_sample_loads_with_shapes_and_dtypes(synth_root: Path):
             ex = ds.extras_dir(s.token)
             for cam in NUSCENES_CAMERAS:
                 z = load_npz(ex / f"{cam}.npz")
-                assert z["depth"].dtype == np.float32 and z["semantics"].dtype == np.uint8 and z["instance"].dtype == np.int32
+                assert (
+                    z["depth"].dtype == np.float32
+                    and z["semantics"].dtype == np.uint8
+                    and z["instance"].dtype == np.int32
+                )
             lz = load_npz(ex / "lidar.npz")
-            assert lz["points"].dtype == np.float32 and lz["labels"].dtype == np.uint8 and lz["instance"].dtype == np.int32
+            assert (
+                lz["points"].dtype == np.float32 and lz["labels"].dtype == np.uint8 and lz["instance"].dtype == np.int32
+            )
             objs = read_json(ex / "objects.json")["objects"]
             assert objs and {"instance", "class_id", "name", "attributes", "box_ego", "velocity_ego"} <= set(objs[0])
             assert tok.index_in_scene == (0 if info["prev"] == "" else 1)
@@ -131,21 +137,45 @@ def test_voxels_behind_a_wall_are_unobserved():
     c_ego = torch.tensor([[12.0, 0.0, 4.0]], dtype=torch.float64)  # wall x 11..13, |y| < 30, z 0..8
     c_w = apply_transform(T, c_ego)[0].float()
     wall = Primitives(
-        kind=torch.tensor([BOX]), center=c_w[None], half=torch.tensor([[1.0, 30.0, 4.0]]), yaw=torch.tensor([yaw]),
-        cls=torch.tensor([15]), instance=torch.tensor([1]), color=torch.full((1, 3), 0.5), texture=torch.tensor([0]),
+        kind=torch.tensor([BOX]),
+        center=c_w[None],
+        half=torch.tensor([[1.0, 30.0, 4.0]]),
+        yaw=torch.tensor([yaw]),
+        cls=torch.tensor([15]),
+        instance=torch.tensor([1]),
+        color=torch.full((1, 3), 0.5),
+        texture=torch.tensor([0]),
         reflect=torch.tensor([0.5]),
     )
     state.prims = wall
-    state.objects = [{  # every instance a frame shows must have a record (objects.json)
-        "instance": 1, "class_id": 15, "class_name": "manmade", "name": "concrete wall", "attributes": {}, "dynamic": False,
-        "center": c_w.tolist(), "size": [2.0, 60.0, 8.0], "yaw": yaw, "velocity": [0.0, 0.0],
-    }]
+    state.objects = [
+        {  # every instance a frame shows must have a record (objects.json)
+            "instance": 1,
+            "class_id": 15,
+            "class_name": "manmade",
+            "name": "concrete wall",
+            "attributes": {},
+            "dynamic": False,
+            "center": c_w.tolist(),
+            "size": [2.0, 60.0, 8.0],
+            "yaw": yaw,
+            "velocity": [0.0, 0.0],
+        }
+    ]
     fd = frame_data(scene, 0, state=state)
     g = occ3d_grid()
     centres = g.centers()
     behind = (centres[..., 0] > 13.5) & (centres[..., 1].abs() < 10.0)
-    wall_vox = (centres[..., 0] > 10.8) & (centres[..., 0] < 13.2) & (centres[..., 1].abs() < 5) & (centres[..., 2] > 0.5)
-    front = (centres[..., 0] > 3.0) & (centres[..., 0] < 10.0) & (centres[..., 1].abs() < 2.0) & (centres[..., 2] > -0.3) & (centres[..., 2] < 2.5)
+    wall_vox = (
+        (centres[..., 0] > 10.8) & (centres[..., 0] < 13.2) & (centres[..., 1].abs() < 5) & (centres[..., 2] > 0.5)
+    )
+    front = (
+        (centres[..., 0] > 3.0)
+        & (centres[..., 0] < 10.0)
+        & (centres[..., 1].abs() < 2.0)
+        & (centres[..., 2] > -0.3)
+        & (centres[..., 2] < 2.5)
+    )
     mc, ml, sem = fd["mask_camera"].bool(), fd["mask_lidar"].bool(), fd["semantics"]
     assert (sem[wall_vox] == 15).all()
     assert not mc[behind].any(), "a voxel hidden behind the wall from every camera is in mask_camera"
@@ -155,7 +185,11 @@ def test_voxels_behind_a_wall_are_unobserved():
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_with_and_without_workers(tmp_path: Path, synth_root: Path):

@@ -11,7 +11,13 @@ import torch
 
 from occkit.data.synth.layout import CELL, CURB, DRIVEABLE, SIDEWALK, GroundMap
 from occkit.data.synth.primitives import (
-    BOX, CYLINDER, Primitives, inside, intersect_box, intersect_cylinder, intersect_ellipsoid,
+    BOX,
+    CYLINDER,
+    Primitives,
+    inside,
+    intersect_box,
+    intersect_cylinder,
+    intersect_ellipsoid,
 )
 from occkit.data.synth.sensors import T_ego_from_camera, camera_intrinsics, lidar_elevations
 from occkit.data.synth.tracer import camera_rects, cast_rays, intersect_ground, spherical_rects, trace_layout
@@ -26,10 +32,15 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def _prims(rows: list[tuple[int, tuple, tuple, float, int]]) -> Primitives:
     n = len(rows)
     return Primitives(
-        kind=torch.tensor([r[0] for r in rows]), center=torch.tensor([r[1] for r in rows], dtype=torch.float32),
-        half=torch.tensor([r[2] for r in rows], dtype=torch.float32), yaw=torch.tensor([r[3] for r in rows], dtype=torch.float32),
-        cls=torch.tensor([r[4] for r in rows]), instance=torch.arange(1, n + 1), color=torch.full((n, 3), 0.5),
-        texture=torch.zeros(n, dtype=torch.long), reflect=torch.full((n,), 0.5),
+        kind=torch.tensor([r[0] for r in rows]),
+        center=torch.tensor([r[1] for r in rows], dtype=torch.float32),
+        half=torch.tensor([r[2] for r in rows], dtype=torch.float32),
+        yaw=torch.tensor([r[3] for r in rows], dtype=torch.float32),
+        cls=torch.tensor([r[4] for r in rows]),
+        instance=torch.arange(1, n + 1),
+        color=torch.full((n, 3), 0.5),
+        texture=torch.zeros(n, dtype=torch.long),
+        reflect=torch.full((n,), 0.5),
     )
 
 
@@ -63,7 +74,9 @@ def test_cylinder_and_ellipsoid_hand_computed():
 def test_yawed_box_and_inside():
     p = _prims([(BOX, (10.0, 0.0, 1.0), (2.0, 0.5, 1.0), math.pi / 2, 15)])
     # rotated by 90 degrees: extends 0.5 along x, 2 along y
-    hits = cast_rays(p, None, torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.9, 1.0]]), torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
+    hits = cast_rays(
+        p, None, torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.9, 1.0]]), torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    )
     assert hits.t.tolist() == pytest.approx([9.5, 9.5])
     assert hits.cls.tolist() == [15, 15] and hits.instance.tolist() == [1, 1]
     pts = torch.tensor([[10.0, 1.9, 1.0], [10.6, 0.0, 1.0], [10.0, 0.0, 2.1]])
@@ -72,7 +85,12 @@ def test_yawed_box_and_inside():
 
 def _ground() -> GroundMap:
     n = int(40 / CELL)
-    g = GroundMap(origin=(-20.0, -20.0), cls=np.full((n, n), DRIVEABLE, np.uint8), level=np.zeros((n, n), np.uint8), paint=np.zeros((n, n), np.uint8))
+    g = GroundMap(
+        origin=(-20.0, -20.0),
+        cls=np.full((n, n), DRIVEABLE, np.uint8),
+        level=np.zeros((n, n), np.uint8),
+        paint=np.zeros((n, n), np.uint8),
+    )
     g.fill(5.0, 20.0, -20.0, 20.0, cls=SIDEWALK, level=1)  # a raised sidewalk from x = 5 m
     return g
 
@@ -129,14 +147,33 @@ def test_lidar_fast_path_equals_reference():
         a = float(torch.rand(1) * 2 * math.pi)
         r = float(torch.rand(1) * 25 + 1.5)
         c = (r * math.cos(a), r * math.sin(a), float(torch.rand(1) * 4))
-        rows.append((i % 3, c, (0.4 + float(torch.rand(1)), 0.4 + float(torch.rand(1)), 0.3 + float(torch.rand(1))), float(torch.rand(1) * 6), i % 17))
+        rows.append(
+            (
+                i % 3,
+                c,
+                (0.4 + float(torch.rand(1)), 0.4 + float(torch.rand(1)), 0.3 + float(torch.rand(1))),
+                float(torch.rand(1) * 6),
+                i % 17,
+            )
+        )
     rows.append((BOX, (0.0, 0.0, 4.0), (3.0, 3.0, 0.2), 0.0, 15))  # a roof over the sensor
     prims = _prims(rows)  # interleaved kinds: the other path of intersect_pairs
     el = lidar_elevations(32)
     n_az = 360
     az0 = 0.3
     az = az0 + torch.arange(n_az, dtype=torch.float64) * 2 * math.pi / n_az
-    d = torch.stack([torch.cos(el)[:, None] * torch.cos(az)[None], torch.cos(el)[:, None] * torch.sin(az)[None], torch.sin(el)[:, None].expand(-1, n_az)], -1).view(-1, 3).float()
+    d = (
+        torch.stack(
+            [
+                torch.cos(el)[:, None] * torch.cos(az)[None],
+                torch.cos(el)[:, None] * torch.sin(az)[None],
+                torch.sin(el)[:, None].expand(-1, n_az),
+            ],
+            -1,
+        )
+        .view(-1, 3)
+        .float()
+    )
     o = torch.tensor([0.0, 0.0, 1.8])
     fast = trace_layout(prims, None, o, d, spherical_rects(prims, o, el, az0, n_az), n_az, wrap=True)
     ref = cast_rays(prims, None, o[None].expand_as(d).contiguous(), d)
@@ -160,7 +197,13 @@ def test_sun_shadow_map():
     sm = sun_shadow_map(state)
     up = torch.tensor([[0.0, 0.0, 1.0]]).expand(3, 3)
     # the roof's shadow falls 3 * 0.6 / 0.8 = 2.25 m away from the sun (towards -x)
-    pts = torch.stack([c + torch.tensor([10.0 - 2.25, 0.0, 0.0]), c + torch.tensor([10.0 + 2.0, 0.0, 0.0]), c + torch.tensor([10.0 - 2.25, 3.0, 0.0])])
+    pts = torch.stack(
+        [
+            c + torch.tensor([10.0 - 2.25, 0.0, 0.0]),
+            c + torch.tensor([10.0 + 2.0, 0.0, 0.0]),
+            c + torch.tensor([10.0 - 2.25, 3.0, 0.0]),
+        ]
+    )
     assert sm.shadow(pts, up).tolist() == [1.0, 0.0, 0.0]
     assert sun_shadow_map(state) is sm  # cached per frame
 

@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from occkit.cli import main
-from occkit.data.synth import SynthConfig, build_scene, generate_dataset, render_camera, scene_state_at, semantic_occupancy
+from occkit.data.synth import (
+    SynthConfig,
+    build_scene,
+    generate_dataset,
+    render_camera,
+    scene_state_at,
+    semantic_occupancy,
+)
 from occkit.data.synth.primitives import Primitives
 from occkit.geometry.grid import occ3d_grid
 from occkit.labels import OCC3D_CLASSES
@@ -58,7 +65,10 @@ def test_bad_tensors_raise():
 
 def test_cli_errors_and_help(tmp_path: Path, capsys):
     # numbers out of range are refused by the parser itself (one line, exit status 2), before any work
-    for argv, words in ((["--scenes", "0"], "--scenes: expected an integer >= 1"), (["--val-fraction", "1.5"], "--val-fraction")):
+    for argv, words in (
+        (["--scenes", "0"], "--scenes: expected an integer >= 1"),
+        (["--val-fraction", "1.5"], "--val-fraction"),
+    ):
         with pytest.raises(SystemExit) as e:
             main(["synth", "--out", str(tmp_path / "d"), *argv])
         assert e.value.code == 2 and words in capsys.readouterr().err
@@ -70,7 +80,24 @@ def test_cli_errors_and_help(tmp_path: Path, capsys):
 
 def test_cli_writes_a_dataset(tmp_path: Path, capsys):
     out = tmp_path / "cli"
-    rc = main(["synth", "--out", str(out), "--scenes", "1", "--frames", "1", "--image-size", "32", "88", "--image-format", "png", "--seed", "4"])
+    rc = main(
+        [
+            "synth",
+            "--out",
+            str(out),
+            "--scenes",
+            "1",
+            "--frames",
+            "1",
+            "--image-size",
+            "32",
+            "88",
+            "--image-format",
+            "png",
+            "--seed",
+            "4",
+        ]
+    )
     assert rc == 0
     assert (out / "annotations.json").is_file()
     assert len(list((out / "samples").rglob("*.png"))) == 6
@@ -97,6 +124,7 @@ def test_cli_stopped_and_started_again_resumes_the_scenes(tmp_path: Path, capsys
                 raise KeyboardInterrupt
             generated.append(job[2])
             return real(job)
+
         return worker
 
     argv = ["synth", "--scenes", "3", "--frames", "1", "--image-size", "32", "88", "--seed", "4", "--format", fmt]
@@ -116,8 +144,11 @@ def test_cli_stopped_and_started_again_resumes_the_scenes(tmp_path: Path, capsys
     assert main([*argv, "--out", str(tmp_path / "ref")]) == 0
 
     def digest(root: Path) -> dict[str, str]:
-        return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(root.rglob("*"))
-                if f.is_file() and f.name != ".occkit-output.json"}
+        return {
+            str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(root.rglob("*"))
+            if f.is_file() and f.name != ".occkit-output.json"
+        }
 
     assert digest(out) == digest(tmp_path / "ref")
     # a stopped run of other options is not continued

@@ -29,15 +29,26 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 OBJECT_CLASSES = np.array([c not in (11, 12, 13, 14, 17) for c in range(18)])
 
 
-def _boxes(centres_ego: list[tuple[float, float, float]], halves: list[tuple[float, float, float]], cls: list[int],
-           inst: list[int], T_global_from_ego: torch.Tensor) -> Primitives:
+def _boxes(
+    centres_ego: list[tuple[float, float, float]],
+    halves: list[tuple[float, float, float]],
+    cls: list[int],
+    inst: list[int],
+    T_global_from_ego: torch.Tensor,
+) -> Primitives:
     yaw = math.atan2(float(T_global_from_ego[1, 0]), float(T_global_from_ego[0, 0]))
     c_w = apply_transform(T_global_from_ego, torch.tensor(centres_ego, dtype=torch.float64)).float()
     n = len(cls)
     return Primitives(
-        kind=torch.full((n,), BOX), center=c_w, half=torch.tensor(halves), yaw=torch.full((n,), yaw),
-        cls=torch.tensor(cls), instance=torch.tensor(inst), color=torch.full((n, 3), 0.5),
-        texture=torch.zeros(n, dtype=torch.long), reflect=torch.full((n,), 0.5),
+        kind=torch.full((n,), BOX),
+        center=c_w,
+        half=torch.tensor(halves),
+        yaw=torch.full((n,), yaw),
+        cls=torch.tensor(cls),
+        instance=torch.tensor(inst),
+        color=torch.full((n, 3), 0.5),
+        texture=torch.zeros(n, dtype=torch.long),
+        reflect=torch.full((n,), 0.5),
     )
 
 
@@ -49,8 +60,13 @@ def test_instance_vote_by_hand():
     # car 3: x in [4.0, 6.0]; car 4: x in [5.8, 8.0] (both y in [-0.8, 0.8], z in [0.2, 1.4]);
     # the voxel x in [5.6, 6.0] (samples at x 5.7, 5.9) is all car 3 but half car 4; x in [6.0, 6.4] all car 4.
     # wall 9 (manmade): x in [10.0, 10.8], y in [-2, 2], z in [0.2, 3.0]
-    state.prims = _boxes([(5.0, 0, 0.8), (6.9, 0, 0.8), (10.4, 0, 1.6)], [(1.0, 0.8, 0.6), (1.1, 0.8, 0.6), (0.4, 2.0, 1.4)],
-                         [4, 4, 15], [3, 4, 9], state.T_global_from_ego)
+    state.prims = _boxes(
+        [(5.0, 0, 0.8), (6.9, 0, 0.8), (10.4, 0, 1.6)],
+        [(1.0, 0.8, 0.6), (1.1, 0.8, 0.6), (0.4, 2.0, 1.4)],
+        [4, 4, 15],
+        [3, 4, 9],
+        state.T_global_from_ego,
+    )
     g = occ3d_grid()
     sem, inst = semantic_instance_occupancy(state, g, state.T_global_from_ego, supersample=2)
     assert inst.dtype == torch.int32 and inst.shape == (200, 200, 16)
@@ -82,7 +98,18 @@ def test_object_records_cover_the_shown_instances():
     recs = object_records(state, [0, *far])
     assert [o["instance"] for o in recs] == sorted(near + far)
     o = recs[0]
-    assert {"instance", "class_id", "class_name", "name", "attributes", "dynamic", "box_ego", "velocity_ego", "box_global", "velocity_global"} == set(o)
+    assert {
+        "instance",
+        "class_id",
+        "class_name",
+        "name",
+        "attributes",
+        "dynamic",
+        "box_ego",
+        "velocity_ego",
+        "box_global",
+        "velocity_global",
+    } == set(o)
     with pytest.raises(ValueError, match=r"instances \[99999\]"):
         object_records(state, [far[0], 99999])
 
@@ -142,7 +169,9 @@ def test_read_instances_checks_the_file(tmp_path: Path):
 
 
 def test_shown_instances():
-    ids = shown_instances(torch.tensor([[0, 3], [3, 1]], dtype=torch.int32), torch.tensor([7, 0]), torch.zeros(0, dtype=torch.long))
+    ids = shown_instances(
+        torch.tensor([[0, 3], [3, 1]], dtype=torch.int32), torch.tensor([7, 0]), torch.zeros(0, dtype=torch.long)
+    )
     assert ids == [1, 3, 7]
     assert shown_instances(torch.zeros(4, dtype=torch.int32)) == [] and shown_instances() == []
     with pytest.raises(ValueError, match="-2"):

@@ -12,8 +12,21 @@ from occkit.data.synth import vocabulary as vocab
 from occkit.data.synth.layout import DRIVEABLE, OTHER_FLAT, SIDEWALK, TERRAIN
 
 #: Every name street_furniture() accepts (its branches).
-FURNITURE = ("street lamp", "traffic light", "stop sign", "speed limit sign", "street sign", "parking sign",
-             "utility pole", "bench", "fire hydrant", "bollard", "mailbox", "bus shelter", "billboard")
+FURNITURE = (
+    "street lamp",
+    "traffic light",
+    "stop sign",
+    "speed limit sign",
+    "street sign",
+    "parking sign",
+    "utility pole",
+    "bench",
+    "fire hydrant",
+    "bollard",
+    "mailbox",
+    "bus shelter",
+    "billboard",
+)
 
 
 def _catalogue_draws(n: int = 150) -> list[cat.ObjectSpec]:
@@ -21,9 +34,19 @@ def _catalogue_draws(n: int = 150) -> list[cat.ObjectSpec]:
     rng = np.random.default_rng(0)
     specs: list[cat.ObjectSpec] = []
     for _ in range(n):
-        specs += [cat.car(rng), cat.truck(rng), cat.bus(rng), cat.trailer(rng), cat.construction_vehicle(rng),
-                  cat.pedestrian(rng), cat.traffic_cone(rng), cat.barrier(rng), cat.other_object(rng),
-                  cat.tree(rng), cat.bush(rng)]
+        specs += [
+            cat.car(rng),
+            cat.truck(rng),
+            cat.bus(rng),
+            cat.trailer(rng),
+            cat.construction_vehicle(rng),
+            cat.pedestrian(rng),
+            cat.traffic_cone(rng),
+            cat.barrier(rng),
+            cat.other_object(rng),
+            cat.tree(rng),
+            cat.bush(rng),
+        ]
         specs += [f(rng, rider) for f in (cat.motorcycle, cat.bicycle) for rider in (False, True)]
         specs += [cat.building(rng, kind, 12.0, 10.0) for kind in ("house", "tower", "warehouse")]
     specs += [cat.street_furniture(rng, name) for name in FURNITURE]
@@ -49,7 +72,12 @@ def test_the_objects_of_built_scenes_are_in_the_vocabulary():
     for seed, index in ((0, 0), (1, 1), (7, 2)):
         scene = build_scene(SynthConfig(frames=1, seed=seed), index)
         for o in scene.objects:
-            assert vocab.FINE_NAME_CLASS.get(o.spec.name) == o.spec.cls, (scene.name, o.instance, o.spec.name, o.spec.cls)
+            assert vocab.FINE_NAME_CLASS.get(o.spec.name) == o.spec.cls, (
+                scene.name,
+                o.instance,
+                o.spec.name,
+                o.spec.cls,
+            )
             assert vocab.class_of(o.spec.name) == o.spec.cls
             n += 1
         # every ground class of the town has its word (pixels / voxels with no object)

@@ -54,9 +54,13 @@ class BEVPlaneMethod(nn.Module):
     def __init__(self, model_cfg: OccNetConfig, cfg: BEVPlaneConfig) -> None:
         super().__init__()
         if model_cfg.head != "bev":
-            raise ValueError(f"model.head: bev_plane lifts onto the BEV plane: set model.head=bev (got {model_cfg.head!r})")
+            raise ValueError(
+                f"model.head: bev_plane lifts onto the BEV plane: set model.head=bev (got {model_cfg.head!r})"
+            )
         if not 0 <= cfg.free_index < model_cfg.num_classes:
-            raise ValueError(f"bev_plane.free_index {cfg.free_index} outside the model's {model_cfg.num_classes} classes")
+            raise ValueError(
+                f"bev_plane.free_index {cfg.free_index} outside the model's {model_cfg.num_classes} classes"
+            )
         if cfg.ce_weight < 0 or cfg.column_weight < 0:
             raise ValueError("bev_plane.ce_weight and bev_plane.column_weight must be >= 0")
         self.model_cfg, self.cfg = model_cfg, cfg

@@ -21,14 +21,37 @@ See docs/DATASET.md for the on-disk layout.
 
 from occkit.data.synth.config import SynthConfig, frame_token, scene_name
 from occkit.data.synth.lidar import simulate_lidar
-from occkit.data.synth.occupancy import camera_visibility, lidar_visibility, semantic_instance_occupancy, semantic_occupancy
+from occkit.data.synth.occupancy import (
+    camera_visibility,
+    lidar_visibility,
+    semantic_instance_occupancy,
+    semantic_occupancy,
+)
 from occkit.data.synth.render import render_camera
 from occkit.data.synth.scene import Scene, SceneState, build_scene, scene_state_at
 from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar, camera_intrinsics
 from occkit.data.synth.writer import frame_data, generate_dataset, generate_scene, object_records, split_scenes
 
 __all__ = [
-    "SynthConfig", "Scene", "SceneState", "build_scene", "scene_state_at", "render_camera", "simulate_lidar",
-    "semantic_occupancy", "semantic_instance_occupancy", "object_records", "camera_visibility", "lidar_visibility", "frame_data", "generate_dataset", "generate_scene",
-    "split_scenes", "camera_intrinsics", "T_ego_from_camera", "T_ego_from_lidar", "frame_token", "scene_name",
+    "SynthConfig",
+    "Scene",
+    "SceneState",
+    "build_scene",
+    "scene_state_at",
+    "render_camera",
+    "simulate_lidar",
+    "semantic_occupancy",
+    "semantic_instance_occupancy",
+    "object_records",
+    "camera_visibility",
+    "lidar_visibility",
+    "frame_data",
+    "generate_dataset",
+    "generate_scene",
+    "split_scenes",
+    "camera_intrinsics",
+    "T_ego_from_camera",
+    "T_ego_from_lidar",
+    "frame_token",
+    "scene_name",
 ]

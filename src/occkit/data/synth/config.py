@@ -55,7 +55,15 @@ class SynthConfig:
             if not cond:
                 raise ValueError(f"SynthConfig: {msg}")
 
-        for name in ("scenes", "frames", "workers", "lidar_beams", "lidar_azimuth_steps", "occupancy_supersample", "jpeg_quality"):
+        for name in (
+            "scenes",
+            "frames",
+            "workers",
+            "lidar_beams",
+            "lidar_azimuth_steps",
+            "occupancy_supersample",
+            "jpeg_quality",
+        ):
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool), f"{name} must be an integer, got {v!r}")
         need(self.scenes >= 1, f"scenes must be >= 1, got {self.scenes}")
@@ -63,7 +71,10 @@ class SynthConfig:
         need(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
         need(isinstance(self.seed, int) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed!r}")
         size = tuple(self.image_size)
-        need(len(size) == 2 and all(isinstance(s, int) and s >= 8 for s in size), f"image_size must be (height, width) integers >= 8, got {self.image_size!r}")
+        need(
+            len(size) == 2 and all(isinstance(s, int) and s >= 8 for s in size),
+            f"image_size must be (height, width) integers >= 8, got {self.image_size!r}",
+        )
         object.__setattr__(self, "image_size", (int(size[0]), int(size[1])))
         need(0.0 <= self.val_fraction < 1.0, f"val_fraction must lie in [0, 1), got {self.val_fraction}")
         need(0.0 < self.frame_rate_hz <= 100.0, f"frame_rate_hz must lie in (0, 100], got {self.frame_rate_hz}")
@@ -72,8 +83,14 @@ class SynthConfig:
         need(self.lidar_beams >= 1, f"lidar_beams must be >= 1, got {self.lidar_beams}")
         need(self.lidar_azimuth_steps >= 8, f"lidar_azimuth_steps must be >= 8, got {self.lidar_azimuth_steps}")
         need(self.lidar_max_range > 1.0, f"lidar_max_range must be > 1 m, got {self.lidar_max_range}")
-        need(isinstance(self.mask_ray_stride, int) and self.mask_ray_stride >= 0, f"mask_ray_stride must be an integer >= 0, got {self.mask_ray_stride!r}")
-        need(1 <= self.occupancy_supersample <= 4, f"occupancy_supersample must lie in [1, 4], got {self.occupancy_supersample}")
+        need(
+            isinstance(self.mask_ray_stride, int) and self.mask_ray_stride >= 0,
+            f"mask_ray_stride must be an integer >= 0, got {self.mask_ray_stride!r}",
+        )
+        need(
+            1 <= self.occupancy_supersample <= 4,
+            f"occupancy_supersample must lie in [1, 4], got {self.occupancy_supersample}",
+        )
         need(self.max_render_distance > 10.0, f"max_render_distance must be > 10 m, got {self.max_render_distance}")
 
 

@@ -125,11 +125,25 @@ def _png(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig", scene_index: int, sequence: str) -> Path:
+def export_semantickitti_scene(
+    out_dir: str | os.PathLike, config: "SynthConfig", scene_index: int, sequence: str
+) -> Path:
     """Write scene ``scene_index`` as ``sequences/<sequence>``; returns the sequence folder."""
-    from occkit.data.synth import build_scene, render_camera, scene_state_at, semantic_instance_occupancy, simulate_lidar
+    from occkit.data.synth import (
+        build_scene,
+        render_camera,
+        scene_state_at,
+        semantic_instance_occupancy,
+        simulate_lidar,
+    )
     from occkit.data.synth.writer import object_records, shown_instances
-    from occkit.data.synth.occupancy import FREE, camera_mask_rays, camera_visibility, lidar_visibility, voxel_center_rays
+    from occkit.data.synth.occupancy import (
+        FREE,
+        camera_mask_rays,
+        camera_visibility,
+        lidar_visibility,
+        voxel_center_rays,
+    )
     from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar, camera_intrinsics
 
     seq = Path(out_dir) / "sequences" / sequence
@@ -159,7 +173,10 @@ def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig"
         name = f"{j:06d}"
 
         cam = render_camera(state, K, T_gc, H, W, noise_seed=config.seed * 1_000_003 + scene_index * 7919 + j * 31)
-        write_bytes_atomic(seq / "image_2" / f"{name}.png", _png(cam["rgb"].numpy() if isinstance(cam["rgb"], torch.Tensor) else cam["rgb"]))
+        write_bytes_atomic(
+            seq / "image_2" / f"{name}.png",
+            _png(cam["rgb"].numpy() if isinstance(cam["rgb"], torch.Tensor) else cam["rgb"]),
+        )
 
         sem, inst_vox = semantic_instance_occupancy(state, grid, T_gv)  # (256, 256, 32) Occ3D classes, instances
         pts_l, _, inst_l = simulate_lidar(state, T_ge @ T_el)
@@ -174,10 +191,18 @@ def export_semantickitti_scene(out_dir: str | os.PathLike, config: "SynthConfig"
         write_bitpacked(seq / "voxels" / f"{name}.occluded", (~lidar_seen).numpy())
         write_bitpacked(seq / "voxels" / f"{name}.bin", grid.voxelize(pts_v).numpy())
         ex = seq / "extras"
-        save_npz_atomic(ex / f"{name}.npz", depth=cam["depth"].numpy(), semantics=cam["semantics"].numpy(), instance=cam["instance"].numpy())
+        save_npz_atomic(
+            ex / f"{name}.npz",
+            depth=cam["depth"].numpy(),
+            semantics=cam["semantics"].numpy(),
+            instance=cam["instance"].numpy(),
+        )
         save_npz_atomic(ex / f"{name}.instances.npz", instance=inst_vox.numpy())
         objects = object_records(state, shown_instances(inst_vox, inst_l, cam["instance"]), T_global_from_frame=T_gv)
-        write_json_atomic(ex / f"{name}.objects.json", {"token": f"{sequence}/{name}", "sequence": sequence, "scene": scene.name, "frame": j, "objects": objects})
+        write_json_atomic(
+            ex / f"{name}.objects.json",
+            {"token": f"{sequence}/{name}", "sequence": sequence, "scene": scene.name, "frame": j, "objects": objects},
+        )
     write_text_atomic(seq / "poses.txt", "".join(" ".join(f"{x:.9e}" for x in p.tolist()) + "\n" for p in poses))
     return seq
 
@@ -208,7 +233,9 @@ def export_semantickitti(
 
     out = Path(out_dir)
     if (out / "splits.json").exists() and not overwrite:
-        raise FileExistsError(f"{out}: already holds a SemanticKITTI export (sequences/ and splits.json; pass overwrite=True to write over it)")
+        raise FileExistsError(
+            f"{out}: already holds a SemanticKITTI export (sequences/ and splits.json; pass overwrite=True to write over it)"
+        )
     if (out / "sequences").exists() and not overwrite and not resume:
         raise FileExistsError(f"{out}: already holds sequences/ (pass overwrite=True to write over it)")
     train, val = split_scenes(config.scenes, config.val_fraction)

@@ -54,7 +54,16 @@ class GroundMap:
         b = int(math.ceil((hi - self.origin[axis]) / CELL - 0.5))
         return slice(min(max(a, 0), n), min(max(b, 0), n))
 
-    def fill(self, x0: float, x1: float, y0: float, y1: float, cls: int | None = None, level: int | None = None, paint: int | None = None) -> None:
+    def fill(
+        self,
+        x0: float,
+        x1: float,
+        y0: float,
+        y1: float,
+        cls: int | None = None,
+        level: int | None = None,
+        paint: int | None = None,
+    ) -> None:
         """Set the cells of the world rectangle ``[x0, x1) x [y0, y1)``."""
         sx, sy = self.index_range(x0, x1, 0), self.index_range(y0, y1, 1)
         if cls is not None:
@@ -103,7 +112,7 @@ class GroundMap:
         ix = torch.floor((xy[:, 0] - self.origin[0]) / CELL).long()
         iy = torch.floor((xy[:, 1] - self.origin[1]) / CELL).long()
         valid = (ix >= 0) & (ix < NX) & (iy >= 0) & (iy < NY)
-        flat = (ix.clamp(0, NX - 1) * NY + iy.clamp(0, NY - 1))
+        flat = ix.clamp(0, NX - 1) * NY + iy.clamp(0, NY - 1)
         c = cls.view(-1)[flat].long()
         lv = level.view(-1)[flat].long()
         pt = paint.view(-1)[flat].long()
@@ -182,7 +191,12 @@ def build_town(rng: np.random.Generator, area: str, half_size: float = 200.0) ->
         area: ``"residential"``, ``"downtown"``, ``"industrial"`` or ``"park"`` (sets block uses).
         half_size: the town covers ``[-half_size, half_size]^2`` metres.
     """
-    spacing = {"downtown": (55.0, 80.0), "residential": (65.0, 95.0), "industrial": (75.0, 110.0), "park": (70.0, 100.0)}[area]
+    spacing = {
+        "downtown": (55.0, 80.0),
+        "residential": (65.0, 95.0),
+        "industrial": (75.0, 110.0),
+        "park": (70.0, 100.0),
+    }[area]
 
     def street(axis: int, pos: float) -> Street:
         lanes = int(rng.choice([1, 2], p=[0.55, 0.45] if area != "downtown" else [0.3, 0.7]))
@@ -228,7 +242,9 @@ def build_town(rng: np.random.Generator, area: str, half_size: float = 200.0) ->
                     for sign in (-1, 1):
                         t = a2
                         while t < b2:  # dashed: 3 m line, 6 m gap
-                            _fill_along(ground, s, t, min(t + 3.0, b2), sign * off - 0.08, sign * off + 0.08, paint=PAINT_WHITE)
+                            _fill_along(
+                                ground, s, t, min(t + 3.0, b2), sign * off - 0.08, sign * off + 0.08, paint=PAINT_WHITE
+                            )
                             t += 9.0
                 if s.parking > 0:
                     off = s.half_road - s.parking
@@ -317,7 +333,7 @@ class Path:
             p2 = b + (c - b) / max(lb, 1e-9) * r
             pieces.append(_segment(cur, p0, step))
             u = np.linspace(0, 1, max(int(2 * r / step), 2))[1:, None]
-            pieces.append((1 - u) ** 2 * p0 + 2 * u * (1 - u) * b + u ** 2 * p2)
+            pieces.append((1 - u) ** 2 * p0 + 2 * u * (1 - u) * b + u**2 * p2)
             cur = p2
         pieces.append(_segment(cur, P[-1], step))
         xy = np.concatenate(pieces)
@@ -364,7 +380,11 @@ def random_route(rng: np.random.Generator, town: Town, length: float, lane: int 
     nodes = [(i, j)]
     total = 0.0
     while total < length + 30.0 or len(nodes) < 2:
-        opts = [m for m in moves if 0 <= i + m[0] < nx and 0 <= j + m[1] < ny and (came is None or m != (-came[0], -came[1]))]
+        opts = [
+            m
+            for m in moves
+            if 0 <= i + m[0] < nx and 0 <= j + m[1] < ny and (came is None or m != (-came[0], -came[1]))
+        ]
         if not opts:
             opts = [m for m in moves if 0 <= i + m[0] < nx and 0 <= j + m[1] < ny]
         # prefer going straight
@@ -398,7 +418,7 @@ def random_route(rng: np.random.Generator, town: Town, length: float, lane: int 
     a, b = node_xy(edges[0][0]), node_xy(edges[0][1])
     along = a[ax] + start_frac * (b[ax] - a[ax])
     pts.append((along, c) if ax == 0 else (c, along))
-    for (e1, e2) in zip(edges[:-1], edges[1:]):
+    for e1, e2 in zip(edges[:-1], edges[1:]):
         ax1, c1 = line(*e1)
         ax2, c2 = line(*e2)
         if ax1 == ax2:

@@ -12,7 +12,9 @@ from occkit.data.synth.tracer import spherical_rects, trace_layout
 from occkit.shapes import check_shape
 
 
-def lidar_rays(T_global_from_lidar: torch.Tensor, beams: int, azimuth_steps: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+def lidar_rays(
+    T_global_from_lidar: torch.Tensor, beams: int, azimuth_steps: int
+) -> tuple[torch.Tensor, torch.Tensor, float]:
     """World directions of every firing, row-major (beam, azimuth): ``(beams * steps, 3)`` unit
     float32; the beam elevations ``(beams,)`` float64; the world azimuth of column 0."""
     el = lidar_elevations(beams)
@@ -20,12 +22,19 @@ def lidar_rays(T_global_from_lidar: torch.Tensor, beams: int, azimuth_steps: int
     az0 = math.atan2(float(R[1, 0]), float(R[0, 0]))  # the LiDAR's x axis, in the world
     az = az0 + torch.arange(azimuth_steps, dtype=torch.float64) * (2 * math.pi / azimuth_steps)
     ce = torch.cos(el)[:, None]
-    d = torch.stack([ce * torch.cos(az)[None], ce * torch.sin(az)[None], torch.sin(el)[:, None].expand(-1, azimuth_steps)], -1)
+    d = torch.stack(
+        [ce * torch.cos(az)[None], ce * torch.sin(az)[None], torch.sin(el)[:, None].expand(-1, azimuth_steps)], -1
+    )
     return d.view(-1, 3).float(), el, az0
 
 
-def simulate_lidar(state: SceneState, T_global_from_lidar: torch.Tensor, beams: int | None = None, azimuth_steps: int | None = None,
-                   max_range: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def simulate_lidar(
+    state: SceneState,
+    T_global_from_lidar: torch.Tensor,
+    beams: int | None = None,
+    azimuth_steps: int | None = None,
+    max_range: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sweep the LiDAR once (instantaneously) in the posed scene.
 
     Args:

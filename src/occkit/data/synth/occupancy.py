@@ -40,7 +40,9 @@ def _sample_offsets(grid: Grid, s: int) -> torch.Tensor:
     return (g * vs).float()
 
 
-def semantic_occupancy(state: SceneState, grid: Grid, T_global_from_grid: torch.Tensor, supersample: int | None = None) -> torch.Tensor:
+def semantic_occupancy(
+    state: SceneState, grid: Grid, T_global_from_grid: torch.Tensor, supersample: int | None = None
+) -> torch.Tensor:
     """Voxelise the posed world on ``grid``.
 
     Args:
@@ -112,7 +114,9 @@ def _voxelise(
         for k in range(S):
             m = n[:, k]
             if bool(m.any()):
-                cflat.index_put_((cls_s[m, k], flat_vox[m]), torch.ones(int(m.sum()), dtype=torch.int16), accumulate=True)
+                cflat.index_put_(
+                    (cls_s[m, k], flat_vox[m]), torch.ones(int(m.sum()), dtype=torch.int16), accumulate=True
+                )
 
     # ---- primitives
     prims = state.prims
@@ -125,27 +129,38 @@ def _voxelise(
         shape_t = torch.tensor(grid.shape)
         lo_idx = lo_idx.clamp(min=0)
         hi_idx = torch.minimum(hi_idx, shape_t - 1)
-        valid = (lo_idx <= hi_idx).all(-1) & (cg.amax(1) >= torch.tensor(grid.range_min)).all(-1) & (cg.amin(1) < torch.tensor(grid.range_max)).all(-1)
+        valid = (
+            (lo_idx <= hi_idx).all(-1)
+            & (cg.amax(1) >= torch.tensor(grid.range_min)).all(-1)
+            & (cg.amin(1) < torch.tensor(grid.range_max)).all(-1)
+        )
         lo_l, hi_l = lo_idx.tolist(), hi_idx.tolist()
         inst_l = prims.instance.tolist()
         for i in valid.nonzero().squeeze(1).tolist():
             (x0, y0, z0), (x1, y1, z1) = lo_l[i], hi_l[i]
-            block = centers[x0:x1 + 1, y0:y1 + 1, z0:z1 + 1]  # (bx, by, bz, 3)
+            block = centers[x0 : x1 + 1, y0 : y1 + 1, z0 : z1 + 1]  # (bx, by, bz, 3)
             bshape = block.shape[:3]
             pts = (block.reshape(-1, 1, 3) + offs[None]).reshape(-1, 3)
             pw = apply_transform(Tf, pts)
             inn = inside(prims, i, pw).view(-1, S).sum(1).to(torch.int16).view(bshape)
             c = int(prims.cls[i])
-            counts[c, x0:x1 + 1, y0:y1 + 1, z0:z1 + 1] += inn * OBJECT_WEIGHT
+            counts[c, x0 : x1 + 1, y0 : y1 + 1, z0 : z1 + 1] += inn * OBJECT_WEIGHT
             if with_instance:
                 # the same votes, kept per instance: (flat voxel, instance, class, weight)
                 nz = inn.nonzero()  # (k, 3) within the block
                 if nz.numel():
                     flat = ((nz[:, 0] + x0) * Y + nz[:, 1] + y0) * Z + nz[:, 2] + z0
-                    votes.append(torch.stack([
-                        flat, torch.full_like(flat, inst_l[i]), torch.full_like(flat, c),
-                        inn[nz[:, 0], nz[:, 1], nz[:, 2]].long() * OBJECT_WEIGHT,
-                    ], 1))
+                    votes.append(
+                        torch.stack(
+                            [
+                                flat,
+                                torch.full_like(flat, inst_l[i]),
+                                torch.full_like(flat, c),
+                                inn[nz[:, 0], nz[:, 1], nz[:, 2]].long() * OBJECT_WEIGHT,
+                            ],
+                            1,
+                        )
+                    )
 
     cflat = counts.view(18, -1)
     solid = (cflat != 0).any(0).nonzero().squeeze(1)
@@ -220,7 +235,9 @@ def _exit_distance(origins: torch.Tensor, dirs: torch.Tensor, grid: Grid) -> tor
     return t.amin(-1).clamp(min=0)
 
 
-def camera_mask_rays(K: torch.Tensor, T_ego_from_cam: torch.Tensor, depth: torch.Tensor, grid: Grid, stride: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def camera_mask_rays(
+    K: torch.Tensor, T_ego_from_cam: torch.Tensor, depth: torch.Tensor, grid: Grid, stride: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Camera rays for :func:`camera_visibility`, dense only where they need to be.
 
     Neighbouring rays must be less than a voxel apart where they end (at the surface they hit,
@@ -244,7 +261,7 @@ def camera_mask_rays(K: torch.Tensor, T_ego_from_cam: torch.Tensor, depth: torch
     rows = torch.arange(H)
     cols = torch.arange(W)
     if stride > 0:
-        sel = ((rows[:, None] % s == s // 2) & (cols[None] % s == s // 2))
+        sel = (rows[:, None] % s == s // 2) & (cols[None] % s == s // 2)
     else:
         d_cam = pixel_rays(uv.view(-1, 2), K)  # (H*W, 3), z = 1
         d = d_cam @ T[:3, :3].T
@@ -258,7 +275,11 @@ def camera_mask_rays(K: torch.Tensor, T_ego_from_cam: torch.Tensor, depth: torch
         def lattice(k: int) -> torch.Tensor:
             return (rows[:, None] % k == k // 2) & (cols[None] % k == k // 2)
 
-        sel = lattice(4 * s) | (lattice(2 * s) & (length > 0.8 * f * vox / (4 * s))) | (lattice(s) & (length > 0.8 * f * vox / (2 * s)))
+        sel = (
+            lattice(4 * s)
+            | (lattice(2 * s) & (length > 0.8 * f * vox / (4 * s)))
+            | (lattice(s) & (length > 0.8 * f * vox / (2 * s)))
+        )
     uvs = uv[sel]
     d = pixel_rays(uvs, K) @ T[:3, :3].T
     d = d / d.norm(dim=-1, keepdim=True)
@@ -320,6 +341,8 @@ def voxel_center_rays(
 def auto_mask_stride(K: torch.Tensor, grid: Grid) -> int:
     """Pixel stride so that neighbouring camera rays are less than one voxel apart at the far
     corner of the grid (horizontal extent) from a camera near the grid centre."""
-    reach = math.hypot(max(abs(grid.range_min[0]), abs(grid.range_max[0])), max(abs(grid.range_min[1]), abs(grid.range_max[1])))
+    reach = math.hypot(
+        max(abs(grid.range_min[0]), abs(grid.range_max[0])), max(abs(grid.range_min[1]), abs(grid.range_max[1]))
+    )
     f = float(K[0, 0])
     return max(1, int(f * min(grid.voxel_size) / reach))

@@ -106,9 +106,15 @@ class Primitives:
 def empty_primitives() -> Primitives:
     f, l = torch.float32, torch.long
     return Primitives(
-        kind=torch.zeros(0, dtype=l), center=torch.zeros(0, 3, dtype=f), half=torch.ones(0, 3, dtype=f),
-        yaw=torch.zeros(0, dtype=f), cls=torch.zeros(0, dtype=l), instance=torch.zeros(0, dtype=l),
-        color=torch.zeros(0, 3, dtype=f), texture=torch.zeros(0, dtype=l), reflect=torch.zeros(0, dtype=f),
+        kind=torch.zeros(0, dtype=l),
+        center=torch.zeros(0, 3, dtype=f),
+        half=torch.ones(0, 3, dtype=f),
+        yaw=torch.zeros(0, dtype=f),
+        cls=torch.zeros(0, dtype=l),
+        instance=torch.zeros(0, dtype=l),
+        color=torch.zeros(0, 3, dtype=f),
+        texture=torch.zeros(0, dtype=l),
+        reflect=torch.zeros(0, dtype=f),
     )
 
 

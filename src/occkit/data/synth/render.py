@@ -9,7 +9,14 @@ import torch
 
 from occkit.data.synth.layout import DRIVEABLE, OTHER_FLAT, PAINT_WHITE, PAINT_YELLOW, SIDEWALK, TERRAIN
 from occkit.data.synth.primitives import (
-    TEX_BARK, TEX_BRICK, TEX_FACADE, TEX_FOLIAGE, TEX_GLASS, TEX_STRIPES, Primitives, to_local,
+    TEX_BARK,
+    TEX_BRICK,
+    TEX_FACADE,
+    TEX_FOLIAGE,
+    TEX_GLASS,
+    TEX_STRIPES,
+    Primitives,
+    to_local,
 )
 from occkit.data.synth.scene import Lighting, SceneState
 from occkit.data.synth.tracer import Hits, camera_rects, trace_layout
@@ -102,8 +109,14 @@ def sun_shadow_map(state: SceneState, half: float = 56.0, cell: float = 0.3) -> 
     return sm
 
 
-def render_camera(state: SceneState, K: torch.Tensor, T_global_from_cam: torch.Tensor, height: int, width: int,
-                  noise_seed: int | None = None) -> dict[str, torch.Tensor]:
+def render_camera(
+    state: SceneState,
+    K: torch.Tensor,
+    T_global_from_cam: torch.Tensor,
+    height: int,
+    width: int,
+    noise_seed: int | None = None,
+) -> dict[str, torch.Tensor]:
     """Render one camera.
 
     Args:
@@ -146,7 +159,12 @@ def render_camera(state: SceneState, K: torch.Tensor, T_global_from_cam: torch.T
     }
 
 
-_GROUND_BASE = {DRIVEABLE: (0.26, 0.26, 0.27), OTHER_FLAT: (0.46, 0.44, 0.41), SIDEWALK: (0.62, 0.6, 0.57), TERRAIN: (0.2, 0.36, 0.1)}
+_GROUND_BASE = {
+    DRIVEABLE: (0.26, 0.26, 0.27),
+    OTHER_FLAT: (0.46, 0.44, 0.41),
+    SIDEWALK: (0.62, 0.6, 0.57),
+    TERRAIN: (0.2, 0.36, 0.1),
+}
 
 
 def _subset(mask: torch.Tensor) -> torch.Tensor | None:
@@ -199,11 +217,15 @@ def _prim_albedo(hits: Hits, prims: Primitives, idx: torch.Tensor, p: torch.Tens
             fa = torch.remainder(horiz[k] + 50.0, 2.6)
             window = (fz > 0.9) & (fz < 2.3) & (fa > 0.6) & (fa < 2.0) & (z[k] > 0.5)
             w = k[window]
-            lit = hash3(torch.stack([torch.floor(horiz[w] / 2.6), torch.floor(z[w] / 3.0), prims.center[pj[w], 0]], -1), 1.0)
+            lit = hash3(
+                torch.stack([torch.floor(horiz[w] / 2.6), torch.floor(z[w] / 3.0), prims.center[pj[w], 0]], -1), 1.0
+            )
             a[j[w]] = (torch.tensor([0.1, 0.13, 0.18]) + 0.25 * sky[j[w]]) * (0.7 + 0.6 * lit)[:, None]
         k = _subset(tj == TEX_BRICK)
         if k is not None:
-            line = (torch.remainder(z[k], 0.3) < 0.04) | (torch.remainder(horiz[k] + 50.0 + 0.6 * torch.floor(z[k] / 0.3), 1.2) < 0.04)
+            line = (torch.remainder(z[k], 0.3) < 0.04) | (
+                torch.remainder(horiz[k] + 50.0 + 0.6 * torch.floor(z[k] / 0.3), 1.2) < 0.04
+            )
             a[j[k[line]]] *= 0.6
         k = _subset(tj == TEX_STRIPES)
         if k is not None:
@@ -234,7 +256,14 @@ def sky_color(dirs: torch.Tensor, light: Lighting) -> torch.Tensor:
     return c
 
 
-def shade(hits: Hits, prims: Primitives, origin: torch.Tensor, dirs: torch.Tensor, light: Lighting, shadow_map: ShadowMap | None = None) -> torch.Tensor:
+def shade(
+    hits: Hits,
+    prims: Primitives,
+    origin: torch.Tensor,
+    dirs: torch.Tensor,
+    light: Lighting,
+    shadow_map: ShadowMap | None = None,
+) -> torch.Tensor:
     """Colours ``(R, 3)`` in [0, 1] (unclamped) of the hits of rays ``dirs (R, 3)`` from
     ``origin``; sunlight is blocked where ``shadow_map`` says so."""
     sky = sky_color(dirs, light)
@@ -246,15 +275,26 @@ def shade(hits: Hits, prims: Primitives, origin: torch.Tensor, dirs: torch.Tenso
     t = hits.t[idx]
     d = dirs[idx]
     p = origin[None] + t[:, None] * d
-    sub = Hits(t=t, cls=hits.cls[idx], instance=hits.instance[idx], prim=hits.prim[idx], normal=hits.normal[idx], paint=hits.paint[idx])
+    sub = Hits(
+        t=t,
+        cls=hits.cls[idx],
+        instance=hits.instance[idx],
+        prim=hits.prim[idx],
+        normal=hits.normal[idx],
+        paint=hits.paint[idx],
+    )
     alb = torch.empty(idx.numel(), 3)
     isp = sub.prim >= 0
     for mask, fn in ((~isp, "ground"), (isp, "prim")):
         if not bool(mask.any()):
             continue
         j = mask.nonzero().squeeze(1)
-        part = Hits(t=t[j], cls=sub.cls[j], instance=sub.instance[j], prim=sub.prim[j], normal=sub.normal[j], paint=sub.paint[j])
-        alb[j] = _ground_albedo(part, p[j]) if fn == "ground" else _prim_albedo(part, prims, sub.prim[j], p[j], sky[idx][j])
+        part = Hits(
+            t=t[j], cls=sub.cls[j], instance=sub.instance[j], prim=sub.prim[j], normal=sub.normal[j], paint=sub.paint[j]
+        )
+        alb[j] = (
+            _ground_albedo(part, p[j]) if fn == "ground" else _prim_albedo(part, prims, sub.prim[j], p[j], sky[idx][j])
+        )
     n = sub.normal
     n = torch.where(((n * d).sum(-1) > 0)[:, None], -n, n)
     sun = torch.tensor(light.sun_dir)

@@ -142,7 +142,11 @@ class SceneState:
 def make_lighting(rng: np.random.Generator, weather: str) -> Lighting:
     """Sun, sky, fog and exposure of a weather (with per-scene variation)."""
     az = rng.uniform(0, 2 * math.pi)
-    elev = math.radians({"sunny": rng.uniform(25, 65), "overcast": 55.0, "dusk": rng.uniform(4, 14), "hazy": rng.uniform(25, 45)}[weather])
+    elev = math.radians(
+        {"sunny": rng.uniform(25, 65), "overcast": 55.0, "dusk": rng.uniform(4, 14), "hazy": rng.uniform(25, 45)}[
+            weather
+        ]
+    )
     sun_dir = (math.cos(elev) * math.cos(az), math.cos(elev) * math.sin(az), math.sin(elev))
     j = lambda v, s=0.05: tuple(float(x) for x in np.clip(np.asarray(v) * rng.uniform(1 - s, 1 + s, 3), 0, 1.5))  # noqa: E731
     table = {
@@ -153,9 +157,15 @@ def make_lighting(rng: np.random.Generator, weather: str) -> Lighting:
     }
     sun_c, amb, zen, hor, fog = table[weather]
     return Lighting(
-        weather=weather, sun_dir=sun_dir, sun_color=j(sun_c), ambient=float(amb * rng.uniform(0.9, 1.1)),
-        sky_zenith=j(zen), sky_horizon=j(hor), fog_distance=float(fog * rng.uniform(0.85, 1.15)),
-        exposure=float(rng.uniform(0.9, 1.1)), tint=j((1.0, 1.0, 1.0), 0.04),
+        weather=weather,
+        sun_dir=sun_dir,
+        sun_color=j(sun_c),
+        ambient=float(amb * rng.uniform(0.9, 1.1)),
+        sky_zenith=j(zen),
+        sky_horizon=j(hor),
+        fog_distance=float(fog * rng.uniform(0.85, 1.15)),
+        exposure=float(rng.uniform(0.9, 1.1)),
+        tint=j((1.0, 1.0, 1.0), 0.04),
     )
 
 
@@ -163,7 +173,15 @@ def make_lighting(rng: np.random.Generator, weather: str) -> Lighting:
 class _Builder:
     """Collects objects, checks clearance of anything on the road against the ego and movers."""
 
-    def __init__(self, rng: np.random.Generator, town: Town, ego: Path, ego_speed: float, times: np.ndarray, extra_seed: list[int]) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        town: Town,
+        ego: Path,
+        ego_speed: float,
+        times: np.ndarray,
+        extra_seed: list[int],
+    ) -> None:
         self.rng, self.town, self.times = rng, town, times
         # a second stream (seeded apart) for additions that must leave the main stream's draws alone
         self.rng_extra = np.random.default_rng(extra_seed)
@@ -194,8 +212,19 @@ class _Builder:
         d = np.linalg.norm(a[:, :, None, :2] - b[:, None, :, :2], axis=-1)
         return bool((d < a[:, :, None, 2] + b[:, None, :, 2] + margin).any())
 
-    def add(self, spec: cat.ObjectSpec, x: float, y: float, yaw: float, path: Path | None = None, s0: float = 0.0,
-            speed: float = 0.0, check: bool = False, mover: bool = False, keep: float = KEEP_RADIUS) -> SynthObject | None:
+    def add(
+        self,
+        spec: cat.ObjectSpec,
+        x: float,
+        y: float,
+        yaw: float,
+        path: Path | None = None,
+        s0: float = 0.0,
+        speed: float = 0.0,
+        check: bool = False,
+        mover: bool = False,
+        keep: float = KEEP_RADIUS,
+    ) -> SynthObject | None:
         obj = SynthObject(len(self.objects) + 1, spec, float(x), float(y), float(yaw), path, float(s0), float(speed))
         poses = np.array([obj.pose(float(t)) for t in self.times])
         if not any(self.near_route(px, py, keep) for px, py, _ in poses[[0, -1]]):
@@ -265,8 +294,17 @@ def build_scene(config: SynthConfig, scene_index: int) -> Scene:
     _road_works(b, rng, town)
 
     scene = Scene(
-        index=scene_index, name=scene_name(scene_index), config=config, area=area, lighting=lighting, town=town,
-        ego_path=ego_path, ego_speed=ego_speed, objects=b.objects, description="", times=times,
+        index=scene_index,
+        name=scene_name(scene_index),
+        config=config,
+        area=area,
+        lighting=lighting,
+        town=town,
+        ego_path=ego_path,
+        ego_speed=ego_speed,
+        objects=b.objects,
+        description="",
+        times=times,
     )
     scene.description = describe_scene(scene)
     return scene
@@ -327,18 +365,28 @@ def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
                             cb = fixed + inward * (sb + dp + float(yr.uniform(2.0, min(room - 1.0, 9.0))))
                             ab = a + float(yr.uniform(-w / 2.5, w / 2.5))
                             xx, yy = (ab, cb) if along_x else (cb, ab)
-                            b.add(cat.tree(yr) if yr.random() < 0.75 else cat.bush(yr), xx, yy, float(yr.uniform(0, 6.28)))
+                            b.add(
+                                cat.tree(yr) if yr.random() < 0.75 else cat.bush(yr), xx, yy, float(yr.uniform(0, 6.28))
+                            )
                     if kind == "house":  # front yard: trees, bushes, hedge or fence
                         yc = fixed + inward * sb / 2
                         u = rng.random()
                         if u < 0.35 and sb > 2.0:
                             spec = cat.tree(rng) if rng.random() < 0.6 else cat.bush(rng)
-                            xx, yy = (a + rng.uniform(-w / 3, w / 3), yc) if along_x else (yc, a + rng.uniform(-w / 3, w / 3))
+                            xx, yy = (
+                                (a + rng.uniform(-w / 3, w / 3), yc)
+                                if along_x
+                                else (yc, a + rng.uniform(-w / 3, w / 3))
+                            )
                             b.add(spec, xx, yy, float(rng.uniform(0, 6.28)))
                         elif u < 0.6:
                             fy = fixed + inward * 0.6
                             xx, yy = (a, fy) if along_x else (fy, a)
-                            spec = cat.bush(rng, "hedge", w - 2.0) if rng.random() < 0.5 else cat.wall_or_fence(rng, str(rng.choice(["fence", "brick wall"])), w - 2.0)
+                            spec = (
+                                cat.bush(rng, "hedge", w - 2.0)
+                                if rng.random() < 0.5
+                                else cat.wall_or_fence(rng, str(rng.choice(["fence", "brick wall"])), w - 2.0)
+                            )
                             b.add(spec, xx, yy, yaw)
                     t += w
         elif blk.use == "park":
@@ -346,7 +394,15 @@ def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
             for _ in range(n):
                 x, y = rng.uniform(blk.x0 + 2, blk.x1 - 2), rng.uniform(blk.y0 + 2, blk.y1 - 2)
                 u = rng.random()
-                spec = cat.tree(rng) if u < 0.6 else cat.bush(rng) if u < 0.85 else cat.street_furniture(rng, str(rng.choice(["bench", "street lamp"]))) if u < 0.95 else cat.other_object(rng)
+                spec = (
+                    cat.tree(rng)
+                    if u < 0.6
+                    else cat.bush(rng)
+                    if u < 0.85
+                    else cat.street_furniture(rng, str(rng.choice(["bench", "street lamp"])))
+                    if u < 0.95
+                    else cat.other_object(rng)
+                )
                 b.add(spec, x, y, float(rng.uniform(0, 6.28)))
         elif blk.use == "parking":
             yaw = math.pi / 2 if rng.random() < 0.5 else 0.0
@@ -357,12 +413,25 @@ def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
                 while y < blk.y1 - 4.0:
                     if rng.random() < 0.55:
                         u = rng.random()
-                        spec = cat.car(rng) if u < 0.85 else cat.trailer(rng) if u < 0.9 else cat.motorcycle(rng, False) if u < 0.95 else cat.truck(rng)
+                        spec = (
+                            cat.car(rng)
+                            if u < 0.85
+                            else cat.trailer(rng)
+                            if u < 0.9
+                            else cat.motorcycle(rng, False)
+                            if u < 0.95
+                            else cat.truck(rng)
+                        )
                         b.add(spec, x, y, yaw + (math.pi if rng.random() < 0.5 else 0.0))
                     y += step_b if yaw else step_a * 1.0
                 x += step_a if yaw else step_b * 2.0
             for _ in range(3):
-                b.add(cat.street_furniture(rng, "street lamp"), rng.uniform(blk.x0 + 1, blk.x1 - 1), blk.y0 + 1.0, math.pi / 2)
+                b.add(
+                    cat.street_furniture(rng, "street lamp"),
+                    rng.uniform(blk.x0 + 1, blk.x1 - 1),
+                    blk.y0 + 1.0,
+                    math.pi / 2,
+                )
         elif blk.use in ("warehouses", "construction"):
             fence = cat.wall_or_fence(rng, str(rng.choice(["fence", "concrete wall"])), bw - 4.0)
             b.add(fence, (blk.x0 + blk.x1) / 2, blk.y0 + 1.0, 0.0)
@@ -379,21 +448,58 @@ def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
                     b.add(spec, x, y, 0.0)
             else:
                 for _ in range(int(rng.integers(2, 5))):
-                    b.add(cat.construction_vehicle(rng), _uniform_within(rng, blk.x0 + 8, blk.x1 - 8), _uniform_within(rng, blk.y0 + 8, blk.y1 - 8), float(rng.uniform(0, 6.28)))
+                    b.add(
+                        cat.construction_vehicle(rng),
+                        _uniform_within(rng, blk.x0 + 8, blk.x1 - 8),
+                        _uniform_within(rng, blk.y0 + 8, blk.y1 - 8),
+                        float(rng.uniform(0, 6.28)),
+                    )
                 for _ in range(int(rng.integers(6, 14))):
                     u = rng.random()
-                    spec = cat.other_object(rng) if u < 0.45 else cat.traffic_cone(rng) if u < 0.75 else cat.barrier(rng)
-                    b.add(spec, rng.uniform(blk.x0 + 3, blk.x1 - 3), rng.uniform(blk.y0 + 3, blk.y1 - 3), float(rng.uniform(0, 6.28)))
+                    spec = (
+                        cat.other_object(rng) if u < 0.45 else cat.traffic_cone(rng) if u < 0.75 else cat.barrier(rng)
+                    )
+                    b.add(
+                        spec,
+                        rng.uniform(blk.x0 + 3, blk.x1 - 3),
+                        rng.uniform(blk.y0 + 3, blk.y1 - 3),
+                        float(rng.uniform(0, 6.28)),
+                    )
         elif blk.use == "plaza":
             for _ in range(int(bw * bh / 120)):
                 u = rng.random()
                 name = str(rng.choice(["bench", "street lamp", "bollard", "billboard", "mailbox"]))
-                spec = cat.tree(rng, "plane tree") if u < 0.35 else cat.street_furniture(rng, name) if u < 0.8 else cat.other_object(rng) if u < 0.9 else cat.bush(rng, "flower bed")
-                b.add(spec, rng.uniform(blk.x0 + 2, blk.x1 - 2), rng.uniform(blk.y0 + 2, blk.y1 - 2), float(rng.choice([0.0, math.pi / 2])))
+                spec = (
+                    cat.tree(rng, "plane tree")
+                    if u < 0.35
+                    else cat.street_furniture(rng, name)
+                    if u < 0.8
+                    else cat.other_object(rng)
+                    if u < 0.9
+                    else cat.bush(rng, "flower bed")
+                )
+                b.add(
+                    spec,
+                    rng.uniform(blk.x0 + 2, blk.x1 - 2),
+                    rng.uniform(blk.y0 + 2, blk.y1 - 2),
+                    float(rng.choice([0.0, math.pi / 2])),
+                )
 
 
 def _sidewalk_furniture(b: _Builder, rng: np.random.Generator, town: Town, area: str) -> None:
-    names = ["street lamp", "stop sign", "speed limit sign", "street sign", "parking sign", "fire hydrant", "bollard", "mailbox", "bench", "utility pole", "bus shelter"]
+    names = [
+        "street lamp",
+        "stop sign",
+        "speed limit sign",
+        "street sign",
+        "parking sign",
+        "fire hydrant",
+        "bollard",
+        "mailbox",
+        "bench",
+        "utility pole",
+        "bus shelter",
+    ]
     p_tree = {"residential": 0.55, "downtown": 0.35, "industrial": 0.25, "park": 0.6}[area]
     for s, a, e in _sidewalk_stretches(town):
         for side in (-1.0, 1.0):
@@ -405,12 +511,19 @@ def _sidewalk_furniture(b: _Builder, rng: np.random.Generator, town: Town, area:
                     u = rng.random()
                     yaw = _street_yaw(s) + (math.pi / 2 if side > 0 else -math.pi / 2)
                     if u < p_tree:
-                        b.add(cat.tree(rng) if rng.random() < 0.85 else cat.bush(rng), x, y, float(rng.uniform(0, 6.28)))
+                        b.add(
+                            cat.tree(rng) if rng.random() < 0.85 else cat.bush(rng), x, y, float(rng.uniform(0, 6.28))
+                        )
                     elif u < p_tree + 0.3:
                         name = str(rng.choice(names, p=[0.28, 0.05, 0.06, 0.08, 0.05, 0.1, 0.1, 0.05, 0.1, 0.1, 0.03]))
                         if name == "bus shelter":
                             xx, yy = _at(s, t, side * (s.half_road + s.sidewalk - 1.2))
-                            b.add(cat.street_furniture(rng, name), xx, yy, _street_yaw(s) + (math.pi / 2 if side > 0 else -math.pi / 2) - math.pi / 2)
+                            b.add(
+                                cat.street_furniture(rng, name),
+                                xx,
+                                yy,
+                                _street_yaw(s) + (math.pi / 2 if side > 0 else -math.pi / 2) - math.pi / 2,
+                            )
                         else:
                             b.add(cat.street_furniture(rng, name), x, y, yaw)
                     elif u < p_tree + 0.38:
@@ -437,7 +550,17 @@ def _parked_vehicles(b: _Builder, rng: np.random.Generator, town: Town, dens: fl
                 x, y = _at(s, t, across)
                 if b.near_route(x, y) and rng.random() < 0.55 * min(dens, 1.3):
                     u = rng.random()
-                    spec = cat.car(rng) if u < 0.82 else cat.truck(rng) if u < 0.88 else cat.motorcycle(rng, False) if u < 0.93 else cat.trailer(rng) if u < 0.97 else cat.construction_vehicle(rng)
+                    spec = (
+                        cat.car(rng)
+                        if u < 0.82
+                        else cat.truck(rng)
+                        if u < 0.88
+                        else cat.motorcycle(rng, False)
+                        if u < 0.93
+                        else cat.trailer(rng)
+                        if u < 0.97
+                        else cat.construction_vehicle(rng)
+                    )
                     L = spec.size()[0]
                     forward = (side < 0) if s.axis == 0 else (side < 0)
                     xx, yy = _at(s, t + L / 2, across)
@@ -455,7 +578,7 @@ def _route_near(b: _Builder, rng: np.random.Generator, town: Town, length: float
         d = np.min(((b.route_xy - p.xy[0]) ** 2).sum(-1))
         if best is None or d < best[0]:
             best = (d, p)
-        if d < 70.0 ** 2:
+        if d < 70.0**2:
             break
     return best[1]  # type: ignore[index]
 
@@ -528,8 +651,11 @@ def _road_works(b: _Builder, rng: np.random.Generator, town: Town) -> None:
     for _ in range(n):
         k = int(rng.integers(len(b.route_xy)))
         x0, y0 = b.route_xy[k]
-        cands = [(st, a, e) for st, a, e in _sidewalk_stretches(town)
-                 if a < (y0 if st.axis == 1 else x0) < e and abs((x0 if st.axis == 1 else y0) - st.pos) < st.half_road + 2]
+        cands = [
+            (st, a, e)
+            for st, a, e in _sidewalk_stretches(town)
+            if a < (y0 if st.axis == 1 else x0) < e and abs((x0 if st.axis == 1 else y0) - st.pos) < st.half_road + 2
+        ]
         if not cands:
             continue
         s, a, e = cands[0]
@@ -554,7 +680,12 @@ def describe_scene(scene: Scene) -> str:
     parked = sum(1 for o in near if o.spec.cls == 4 and not o.dynamic)
     tall_trees = sum(1 for o in near if o.spec.cls == 16 and o.spec.extra.get("height", 0) > 8)
     weather = {"sunny": "sunny", "overcast": "overcast", "dusk": "dusky", "hazy": "hazy"}[scene.lighting.weather]
-    area = {"residential": "residential street", "downtown": "downtown street", "industrial": "street in an industrial area", "park": "street along a park"}[scene.area]
+    area = {
+        "residential": "residential street",
+        "downtown": "downtown street",
+        "industrial": "street in an industrial area",
+        "park": "street along a park",
+    }[scene.area]
     n_moving = moving[4] + moving[10] + moving[3] + moving[6]
     # salient features, scored by how much of each there is; the description names the top three
     scored = [
@@ -563,10 +694,22 @@ def describe_scene(scene: Scene) -> str:
         (1.1 * min(cls[3], 1), "a bus" if cls[3] == 1 else "buses"),
         ((cls[10] + cls[9]) / 5, "trucks and trailers"),
         (max(tall_trees / 10, cls[16] / 30), "tall trees" if tall_trees >= 4 else "trees and bushes"),
-        (1.2 * any(o.spec.name in ("office tower", "apartment building", "hotel") and o.spec.extra.get("height", 0) > 20 for o in near), "tall buildings"),
+        (
+            1.2
+            * any(
+                o.spec.name in ("office tower", "apartment building", "hotel") and o.spec.extra.get("height", 0) > 20
+                for o in near
+            ),
+            "tall buildings",
+        ),
         (cls[7] / 6, "pedestrians on the sidewalks" if cls[7] >= 3 else "a few pedestrians"),
         (0.9 * min(moving[2], 1), "cyclists"),
-        (cls[8] / 12 + cls[5] / 2 + cls[1] / 6, "road works marked by traffic cones" + (" and barriers" if cls[1] else "") if cls[8] else "construction vehicles"),
+        (
+            cls[8] / 12 + cls[5] / 2 + cls[1] / 6,
+            "road works marked by traffic cones" + (" and barriers" if cls[1] else "")
+            if cls[8]
+            else "construction vehicles",
+        ),
     ]
     scored.sort(key=lambda x: -x[0])
     parts = [text for score, text in scored[:3] if score >= 0.3]
@@ -600,9 +743,14 @@ def _object_table(scene: Scene) -> dict[str, Any]:
     owner of each part, and each object's box size and box centre (object frame)."""
     if "table" not in scene.cache:
         parts = Primitives.cat([o.parts for o in scene.objects])
-        owner = torch.cat([torch.full((len(o.parts),), k, dtype=torch.long) for k, o in enumerate(scene.objects)]) if scene.objects else torch.zeros(0, dtype=torch.long)
+        owner = (
+            torch.cat([torch.full((len(o.parts),), k, dtype=torch.long) for k, o in enumerate(scene.objects)])
+            if scene.objects
+            else torch.zeros(0, dtype=torch.long)
+        )
         scene.cache["table"] = {
-            "parts": parts, "owner": owner,
+            "parts": parts,
+            "owner": owner,
             "size": [o.spec.size() for o in scene.objects],
             "box_center": [_local_box_center(o) for o in scene.objects],
         }
@@ -634,8 +782,15 @@ def scene_state_at(scene: Scene, frame_index: int, radius: float | None = None) 
     cx = lc[:, 0] * c - lc[:, 1] * s + pz[:, 0]
     cy = lc[:, 0] * s + lc[:, 1] * c + pz[:, 1]
     prims = Primitives(
-        kind=p.kind, center=torch.stack([cx, cy, lc[:, 2] + pz[:, 3]], -1).float(), half=p.half,
-        yaw=(p.yaw.double() + pz[:, 2]).float(), cls=p.cls, instance=p.instance, color=p.color, texture=p.texture, reflect=p.reflect,
+        kind=p.kind,
+        center=torch.stack([cx, cy, lc[:, 2] + pz[:, 3]], -1).float(),
+        half=p.half,
+        yaw=(p.yaw.double() + pz[:, 2]).float(),
+        cls=p.cls,
+        instance=p.instance,
+        color=p.color,
+        texture=p.texture,
+        reflect=p.reflect,
     )
     prims = prims.select(torch.argsort(prims.kind, stable=True))  # grouped by kind: faster ray tests
     records = []
@@ -646,15 +801,35 @@ def scene_state_at(scene: Scene, frame_index: int, radius: float | None = None) 
         loc = table["box_center"][k]
         cc, ss = math.cos(yaw), math.sin(yaw)
         vx, vy = o.velocity(t)
-        records.append({
-            "instance": o.instance, "class_id": o.spec.cls, "class_name": OCC3D_CLASSES[o.spec.cls], "name": o.spec.name,
-            "attributes": {"colour": o.spec.colour, "size": [round(L, 3), round(W, 3), round(H, 3)], **{k2: v for k2, v in o.spec.extra.items() if isinstance(v, (str, bool))}},
-            "center": [float(x + loc[0] * cc - loc[1] * ss), float(y + loc[0] * ss + loc[1] * cc), float(zs[k] + loc[2])],
-            "size": [L, W, H], "yaw": float(yaw), "velocity": [float(vx), float(vy)], "dynamic": o.dynamic,
-        })
+        records.append(
+            {
+                "instance": o.instance,
+                "class_id": o.spec.cls,
+                "class_name": OCC3D_CLASSES[o.spec.cls],
+                "name": o.spec.name,
+                "attributes": {
+                    "colour": o.spec.colour,
+                    "size": [round(L, 3), round(W, 3), round(H, 3)],
+                    **{k2: v for k2, v in o.spec.extra.items() if isinstance(v, (str, bool))},
+                },
+                "center": [
+                    float(x + loc[0] * cc - loc[1] * ss),
+                    float(y + loc[0] * ss + loc[1] * cc),
+                    float(zs[k] + loc[2]),
+                ],
+                "size": [L, W, H],
+                "yaw": float(yaw),
+                "velocity": [float(vx), float(vy)],
+                "dynamic": o.dynamic,
+            }
+        )
     return SceneState(
-        scene=scene, frame_index=frame_index, time=t, T_global_from_ego=T_global_from_pose(ex, ey, eyaw, 0.0),
-        prims=prims, objects=records,
+        scene=scene,
+        frame_index=frame_index,
+        time=t,
+        T_global_from_ego=T_global_from_pose(ex, ey, eyaw, 0.0),
+        prims=prims,
+        objects=records,
     )
 
 

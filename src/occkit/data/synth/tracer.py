@@ -55,7 +55,9 @@ class Hits:
         return torch.isfinite(self.t)
 
 
-def intersect_ground(ground: GroundMap, o: torch.Tensor, d: torch.Tensor, t_max: float = 400.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def intersect_ground(
+    ground: GroundMap, o: torch.Tensor, d: torch.Tensor, t_max: float = 400.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Rays against the ground: the plane z = 0 with raised cells (sidewalks, lawns, islands)
     at z = ``CURB``; curb sides are vertical.
 
@@ -124,8 +126,16 @@ def intersect_ground(ground: GroundMap, o: torch.Tensor, d: torch.Tensor, t_max:
     return t, cls, normal, paint
 
 
-def _zbuffer(prims: Primitives, o: torch.Tensor, d: torch.Tensor, pair_prim: torch.Tensor, pair_ray: torch.Tensor,
-             best_t: torch.Tensor, best_prim: torch.Tensor, best_n: torch.Tensor) -> None:
+def _zbuffer(
+    prims: Primitives,
+    o: torch.Tensor,
+    d: torch.Tensor,
+    pair_prim: torch.Tensor,
+    pair_ray: torch.Tensor,
+    best_t: torch.Tensor,
+    best_prim: torch.Tensor,
+    best_n: torch.Tensor,
+) -> None:
     """Test pairs and keep, per ray, the nearest primitive hit (in place)."""
     t, n = intersect_pairs(prims, o, d, pair_prim, pair_ray)
     hit = torch.isfinite(t)
@@ -143,7 +153,16 @@ def _zbuffer(prims: Primitives, o: torch.Tensor, d: torch.Tensor, pair_prim: tor
     best_n[rr[sel]] = n[sel]
 
 
-def _pairs_from_rects(rects: torch.Tensor, Wr: int, wrap: bool, start: int, stop: int, prim_ids: torch.Tensor, sizes: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _pairs_from_rects(
+    rects: torch.Tensor,
+    Wr: int,
+    wrap: bool,
+    start: int,
+    stop: int,
+    prim_ids: torch.Tensor,
+    sizes: torch.Tensor,
+    offsets: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pairs (primitive, ray) for primitives ``prim_ids[start:stop]`` and their rectangles."""
     ids = prim_ids[start:stop]
     sz = sizes[start:stop]
@@ -160,8 +179,16 @@ def _pairs_from_rects(rects: torch.Tensor, Wr: int, wrap: bool, start: int, stop
     return pair_prim, row * Wr + col
 
 
-def trace_layout(prims: Primitives, ground: GroundMap | None, origin: torch.Tensor, dirs: torch.Tensor, rects: torch.Tensor,
-                 Wr: int, wrap: bool = False, ground_t_max: float = 400.0) -> Hits:
+def trace_layout(
+    prims: Primitives,
+    ground: GroundMap | None,
+    origin: torch.Tensor,
+    dirs: torch.Tensor,
+    rects: torch.Tensor,
+    Wr: int,
+    wrap: bool = False,
+    ground_t_max: float = 400.0,
+) -> Hits:
     """Nearest hits of rays laid out as a ``(Hr, Wr)`` image from one origin.
 
     Args:
@@ -185,7 +212,7 @@ def trace_layout(prims: Primitives, ground: GroundMap | None, origin: torch.Tens
     best_t = torch.full((R,), float("inf"), dtype=dirs.dtype)
     best_prim = torch.full((R,), -1, dtype=torch.long)
     best_n = torch.zeros(R, 3, dtype=dirs.dtype)
-    sizes = ((rects[:, 1] - rects[:, 0]).clamp(min=0) * (rects[:, 3] - rects[:, 2]).clamp(min=0))
+    sizes = (rects[:, 1] - rects[:, 0]).clamp(min=0) * (rects[:, 3] - rects[:, 2]).clamp(min=0)
     prim_ids = (sizes > 0).nonzero().squeeze(1)
     sizes = sizes[prim_ids]
     if prim_ids.numel():
@@ -203,8 +230,16 @@ def trace_layout(prims: Primitives, ground: GroundMap | None, origin: torch.Tens
     return _merge_ground(prims, ground, o, dirs, best_t, best_prim, best_n, ground_t_max)
 
 
-def _merge_ground(prims: Primitives, ground: GroundMap | None, o: torch.Tensor, d: torch.Tensor, best_t: torch.Tensor,
-                  best_prim: torch.Tensor, best_n: torch.Tensor, ground_t_max: float) -> Hits:
+def _merge_ground(
+    prims: Primitives,
+    ground: GroundMap | None,
+    o: torch.Tensor,
+    d: torch.Tensor,
+    best_t: torch.Tensor,
+    best_prim: torch.Tensor,
+    best_n: torch.Tensor,
+    ground_t_max: float,
+) -> Hits:
     R = d.shape[0]
     has = best_prim >= 0
     cls = torch.full((R,), NO_CLASS, dtype=torch.long)
@@ -224,7 +259,9 @@ def _merge_ground(prims: Primitives, ground: GroundMap | None, o: torch.Tensor, 
     return Hits(t=best_t, cls=cls, instance=inst, prim=best_prim, normal=best_n, paint=paint)
 
 
-def cast_rays(prims: Primitives, ground: GroundMap | None, origins: torch.Tensor, dirs: torch.Tensor, chunk: int = 4096) -> Hits:
+def cast_rays(
+    prims: Primitives, ground: GroundMap | None, origins: torch.Tensor, dirs: torch.Tensor, chunk: int = 4096
+) -> Hits:
     """Reference caster for arbitrary rays: every ray against every primitive whose bounding
     sphere it passes through.
 
@@ -241,7 +278,7 @@ def cast_rays(prims: Primitives, ground: GroundMap | None, origins: torch.Tensor
         rad = prims.bounding_radius().to(dirs.dtype)
         cen = prims.center.to(dirs.dtype)
         for a in range(0, R, chunk):
-            oo, dd = origins[a:a + chunk], dirs[a:a + chunk]
+            oo, dd = origins[a : a + chunk], dirs[a : a + chunk]
             dn = dd / dd.norm(dim=-1, keepdim=True)
             rel = cen[None] - oo[:, None]  # (r, P, 3)
             tca = (rel * dn[:, None]).sum(-1)
@@ -256,7 +293,9 @@ def cast_rays(prims: Primitives, ground: GroundMap | None, origins: torch.Tensor
 _EDGES = torch.tensor([(i, i ^ b) for i in range(8) for b in (1, 2, 4) if not i & b])  # (12, 2)
 
 
-def camera_rects(prims: Primitives, K: torch.Tensor, T_cam_from_global: torch.Tensor, H: int, W: int, near: float = 0.05) -> torch.Tensor:
+def camera_rects(
+    prims: Primitives, K: torch.Tensor, T_cam_from_global: torch.Tensor, H: int, W: int, near: float = 0.05
+) -> torch.Tensor:
     """``(P, 4)`` long pixel rectangles ``[v0, v1, u0, u1)`` each primitive may cover (its
     bounding box clipped by the near plane, projected; empty when behind the camera)."""
     P = len(prims)
@@ -291,7 +330,9 @@ def camera_rects(prims: Primitives, K: torch.Tensor, T_cam_from_global: torch.Te
     return rect
 
 
-def spherical_rects(prims: Primitives, origin: torch.Tensor, elevations: torch.Tensor, az0: float, n_az: int) -> torch.Tensor:
+def spherical_rects(
+    prims: Primitives, origin: torch.Tensor, elevations: torch.Tensor, az0: float, n_az: int
+) -> torch.Tensor:
     """``(P, 4)`` long ``[row0, row1, col0, col1)`` in a (beams x azimuths) ray image from
     ``origin (3,)``: rows are ``elevations`` (ascending, uniform), column ``j`` has world azimuth
     ``az0 + 2 pi j / n_az``. Columns may exceed ``n_az`` (they wrap)."""

@@ -32,36 +32,112 @@ FINE_NAMES: tuple[tuple[str, int], ...] = (
     *((n + " with rider", 6) for n in ("motorcycle", "scooter", "sport bike")),
     *((n, 2) for n in ("bicycle", "city bike", "cargo bike", "mountain bike")),
     *((n + " with rider", 2) for n in ("bicycle", "city bike", "cargo bike", "mountain bike")),
-    *((n, 7) for n in ("adult", "adult with backpack", "child", "jogger", "construction worker", "person with umbrella", "elderly person")),
+    *(
+        (n, 7)
+        for n in (
+            "adult",
+            "adult with backpack",
+            "child",
+            "jogger",
+            "construction worker",
+            "person with umbrella",
+            "elderly person",
+        )
+    ),
     ("traffic cone", 8),
     *((n, 1) for n in ("jersey barrier", "plastic barrier", "barrier board")),
-    *((n, 0) for n in ("wooden crate", "trash bin", "debris pile", "pallet stack", "cardboard boxes", "shopping cart", "tire pile")),
-    *((n, 15) for n in (
-        "house", "townhouse", "bungalow", "corner shop", "office tower", "apartment building", "hotel", "shop building",
-        "warehouse", "factory hall", "garage", "brick wall", "concrete wall", "fence", "street lamp", "traffic light",
-        "stop sign", "speed limit sign", "street sign", "parking sign", "utility pole", "bench", "fire hydrant",
-        "bollard", "mailbox", "bus shelter", "billboard",
-    )),
-    *((n, 16) for n in ("oak tree", "maple tree", "pine tree", "birch tree", "plane tree", "bush", "shrub", "flower bed", "hedge")),
+    *(
+        (n, 0)
+        for n in (
+            "wooden crate",
+            "trash bin",
+            "debris pile",
+            "pallet stack",
+            "cardboard boxes",
+            "shopping cart",
+            "tire pile",
+        )
+    ),
+    *(
+        (n, 15)
+        for n in (
+            "house",
+            "townhouse",
+            "bungalow",
+            "corner shop",
+            "office tower",
+            "apartment building",
+            "hotel",
+            "shop building",
+            "warehouse",
+            "factory hall",
+            "garage",
+            "brick wall",
+            "concrete wall",
+            "fence",
+            "street lamp",
+            "traffic light",
+            "stop sign",
+            "speed limit sign",
+            "street sign",
+            "parking sign",
+            "utility pole",
+            "bench",
+            "fire hydrant",
+            "bollard",
+            "mailbox",
+            "bus shelter",
+            "billboard",
+        )
+    ),
+    *(
+        (n, 16)
+        for n in (
+            "oak tree",
+            "maple tree",
+            "pine tree",
+            "birch tree",
+            "plane tree",
+            "bush",
+            "shrub",
+            "flower bed",
+            "hedge",
+        )
+    ),
 )
 
 #: Fine name -> Occ3D class id.
 FINE_NAME_CLASS: MappingProxyType = MappingProxyType(dict(FINE_NAMES))
 
 #: Words for what has no object: ground classes by Occ3D id, and the sky (id 17 in the 2D maps).
-CLASS_WORDS: MappingProxyType = MappingProxyType({
-    11: "road",
-    12: "plaza",
-    13: "sidewalk",
-    14: "grass",
-    17: "sky",
-})
+CLASS_WORDS: MappingProxyType = MappingProxyType(
+    {
+        11: "road",
+        12: "plaza",
+        13: "sidewalk",
+        14: "grass",
+        17: "sky",
+    }
+)
 
 #: Names never used to train a vision-language head (open-vocabulary tests).
 HELDOUT_NAMES: tuple[str, ...] = (
-    "station wagon", "garbage truck", "school bus", "camping trailer", "excavator", "scooter",
-    "scooter with rider", "cargo bike", "cargo bike with rider", "person with umbrella",
-    "plastic barrier", "shopping cart", "fire hydrant", "bus shelter", "oak tree", "hedge",
+    "station wagon",
+    "garbage truck",
+    "school bus",
+    "camping trailer",
+    "excavator",
+    "scooter",
+    "scooter with rider",
+    "cargo bike",
+    "cargo bike with rider",
+    "person with umbrella",
+    "plastic barrier",
+    "shopping cart",
+    "fire hydrant",
+    "bus shelter",
+    "oak tree",
+    "hedge",
 )
 
 
@@ -90,7 +166,13 @@ def describe() -> list[dict]:
         for n, c in FINE_NAMES
     ]
     rows += [
-        {"name": w, "class_id": c, "class_name": "sky" if c == 17 else OCC3D_CLASSES[c], "heldout": False, "kind": "stuff"}
+        {
+            "name": w,
+            "class_id": c,
+            "class_name": "sky" if c == 17 else OCC3D_CLASSES[c],
+            "heldout": False,
+            "kind": "stuff",
+        }
         for c, w in CLASS_WORDS.items()
     ]
     return rows

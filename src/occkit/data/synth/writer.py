@@ -88,7 +88,9 @@ def frame_data(scene: Scene, frame_index: int, state: SceneState | None = None) 
     for ci, cam in enumerate(NUSCENES_CAMERAS):
         K = camera_intrinsics(cam, (H, W))
         T_ec = T_ego_from_camera(cam)
-        out = render_camera(state, K, T_ge @ T_ec, H, W, noise_seed=(cfg.seed * 1_000_003 + scene.index * 7919 + frame_index * 31 + ci))
+        out = render_camera(
+            state, K, T_ge @ T_ec, H, W, noise_seed=(cfg.seed * 1_000_003 + scene.index * 7919 + frame_index * 31 + ci)
+        )
         cams[cam] = {"K": K, "T_ego_from_cam": T_ec, **out}
     T_el = T_ego_from_lidar()
     pts_l, labels, inst = simulate_lidar(state, T_ge @ T_el)
@@ -106,9 +108,14 @@ def frame_data(scene: Scene, frame_index: int, state: SceneState | None = None) 
     mask_c = camera_visibility(grid, occupied, torch.cat(origins), torch.cat(dirs))
     objects = object_records(state, shown_instances(inst_vox, inst, *(c["instance"] for c in cams.values())))
     return {
-        "state": state, "T_global_from_ego": T_ge, "cameras": cams,
+        "state": state,
+        "T_global_from_ego": T_ge,
+        "cameras": cams,
         "lidar": {"points": pts_e.float(), "labels": labels, "instance": inst, "T_ego_from_lidar": T_el},
-        "semantics": sem, "instance": inst_vox, "mask_lidar": mask_l.to(torch.uint8), "mask_camera": mask_c.to(torch.uint8),
+        "semantics": sem,
+        "instance": inst_vox,
+        "mask_lidar": mask_l.to(torch.uint8),
+        "mask_camera": mask_c.to(torch.uint8),
         "objects": objects,
     }
 
@@ -128,8 +135,12 @@ def shown_instances(*ids: torch.Tensor) -> list[int]:
     return present.nonzero().squeeze(1).tolist()
 
 
-def object_records(state: SceneState, seen: list[int] | tuple[int, ...] = (), T_global_from_frame: torch.Tensor | None = None,
-                   radius: float = OBJECT_RADIUS) -> list[dict[str, Any]]:
+def object_records(
+    state: SceneState,
+    seen: list[int] | tuple[int, ...] = (),
+    T_global_from_frame: torch.Tensor | None = None,
+    radius: float = OBJECT_RADIUS,
+) -> list[dict[str, Any]]:
     """``objects.json`` entries of a frame: every object within ``radius`` metres (horizontally)
     of the ego, and every object whose instance id is in ``seen`` (ids shown by a pixel, a LiDAR
     point or a voxel; 0 = none is skipped), in instance order.
@@ -150,8 +161,10 @@ def object_records(state: SceneState, seen: list[int] | tuple[int, ...] = (), T_
     wanted = {int(i) for i in seen} - {0}
     missing = wanted - {int(o["instance"]) for o in state.objects}
     if missing:
-        raise ValueError(f"{state.scene.name} frame {state.frame_index}: instances {sorted(missing)[:10]} are shown but have no "
-                         f"record in state.objects ({len(missing)} missing)")
+        raise ValueError(
+            f"{state.scene.name} frame {state.frame_index}: instances {sorted(missing)[:10]} are shown but have no "
+            f"record in state.objects ({len(missing)} missing)"
+        )
     T_fg = invert_transform(T_gf)
     yaw_f = math.atan2(float(T_gf[1, 0]), float(T_gf[0, 0]))
     recs = state.objects
@@ -167,14 +180,28 @@ def object_records(state: SceneState, seen: list[int] | tuple[int, ...] = (), T_
     for k, c, v in zip(keep, ce, ve):
         o = recs[k]
         yaw = (o["yaw"] - yaw_f + math.pi) % (2 * math.pi) - math.pi
-        objects.append({
-            "instance": o["instance"], "class_id": o["class_id"], "class_name": o["class_name"], "name": o["name"],
-            "attributes": o["attributes"], "dynamic": o["dynamic"],
-            "box_ego": {"center": [round(x, 4) for x in c], "size": [round(x, 4) for x in o["size"]], "yaw": round(yaw, 5)},
-            "velocity_ego": [round(v[0], 4), round(v[1], 4)],
-            "box_global": {"center": [round(x, 4) for x in o["center"]], "size": [round(x, 4) for x in o["size"]], "yaw": round(o["yaw"], 5)},
-            "velocity_global": [round(x, 4) for x in o["velocity"]],
-        })
+        objects.append(
+            {
+                "instance": o["instance"],
+                "class_id": o["class_id"],
+                "class_name": o["class_name"],
+                "name": o["name"],
+                "attributes": o["attributes"],
+                "dynamic": o["dynamic"],
+                "box_ego": {
+                    "center": [round(x, 4) for x in c],
+                    "size": [round(x, 4) for x in o["size"]],
+                    "yaw": round(yaw, 5),
+                },
+                "velocity_ego": [round(v[0], 4), round(v[1], 4)],
+                "box_global": {
+                    "center": [round(x, 4) for x in o["center"]],
+                    "size": [round(x, 4) for x in o["size"]],
+                    "yaw": round(o["yaw"], 5),
+                },
+                "velocity_global": [round(x, 4) for x in o["velocity"]],
+            }
+        )
     return objects
 
 
@@ -215,12 +242,30 @@ def generate_scene(out_dir: str | os.PathLike, config: SynthConfig, scene_index:
                     "extrinsic": _pose(c["T_ego_from_cam"]),
                     "ego_pose": ego_pose,
                 }
-                save_npz_atomic(out / "extras" / name / token / f"{cam}.npz", depth=c["depth"].numpy(), semantics=c["semantics"].numpy(), instance=c["instance"].numpy())
+                save_npz_atomic(
+                    out / "extras" / name / token / f"{cam}.npz",
+                    depth=c["depth"].numpy(),
+                    semantics=c["semantics"].numpy(),
+                    instance=c["instance"].numpy(),
+                )
             lid = fd["lidar"]
-            save_npz_atomic(out / "extras" / name / token / "lidar.npz", points=lid["points"].numpy(), labels=lid["labels"].numpy(), instance=lid["instance"].numpy())
-            write_json_atomic(out / "extras" / name / token / "objects.json", {"token": token, "scene": name, "objects": fd["objects"]})
+            save_npz_atomic(
+                out / "extras" / name / token / "lidar.npz",
+                points=lid["points"].numpy(),
+                labels=lid["labels"].numpy(),
+                instance=lid["instance"].numpy(),
+            )
+            write_json_atomic(
+                out / "extras" / name / token / "objects.json",
+                {"token": token, "scene": name, "objects": fd["objects"]},
+            )
             gt_rel = f"gts/{name}/{token}/labels.npz"
-            save_npz_atomic(out / gt_rel, semantics=fd["semantics"].numpy(), mask_lidar=fd["mask_lidar"].numpy(), mask_camera=fd["mask_camera"].numpy())
+            save_npz_atomic(
+                out / gt_rel,
+                semantics=fd["semantics"].numpy(),
+                mask_lidar=fd["mask_lidar"].numpy(),
+                mask_camera=fd["mask_camera"].numpy(),
+            )
             save_npz_atomic(out / "extras" / name / token / "instances.npz", instance=fd["instance"].numpy())
             infos[token] = {
                 "timestamp": ts,
@@ -264,8 +309,14 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def run_scenes(out: Path, config: SynthConfig, worker: Any, progress: bool = False, resume: bool = False,
-               jobs: list[tuple[Any, ...]] | None = None) -> dict[int, dict[str, Any]]:
+def run_scenes(
+    out: Path,
+    config: SynthConfig,
+    worker: Any,
+    progress: bool = False,
+    resume: bool = False,
+    jobs: list[tuple[Any, ...]] | None = None,
+) -> dict[int, dict[str, Any]]:
     """``worker((str(out), config, i, ...))`` for every scene ``i``; returns each scene's result by
     index. With ``workers > 1`` in "spawn" processes that ignore Ctrl-C (this process stops them).
 
@@ -322,8 +373,13 @@ def drop_scene_records(out: Path) -> None:
     shutil.rmtree(out / SCENE_RECORDS, ignore_errors=True)
 
 
-def generate_dataset(out_dir: str | os.PathLike, config: SynthConfig, overwrite: bool = False, progress: bool = False,
-                     resume: bool = False) -> Path:
+def generate_dataset(
+    out_dir: str | os.PathLike,
+    config: SynthConfig,
+    overwrite: bool = False,
+    progress: bool = False,
+    resume: bool = False,
+) -> Path:
     """Generate ``config.scenes`` scenes under ``out_dir`` in the Occ3D-nuScenes layout.
 
     Args:
@@ -345,7 +401,9 @@ def generate_dataset(out_dir: str | os.PathLike, config: SynthConfig, overwrite:
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory")
     if (out / "annotations.json").exists() and not overwrite:
-        raise ValueError(f"{out}: already holds a dataset (annotations.json); pass overwrite=True (--overwrite) to write over it")
+        raise ValueError(
+            f"{out}: already holds a dataset (annotations.json); pass overwrite=True (--overwrite) to write over it"
+        )
     out.mkdir(parents=True, exist_ok=True)
     records = run_scenes(out, config, _worker, progress=progress, resume=resume)
     results = [records[i] for i in range(config.scenes)]

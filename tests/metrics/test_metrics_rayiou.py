@@ -117,6 +117,9 @@ def _rays_with_ties(grid: Grid, n_random: int, seed: int) -> tuple[torch.Tensor,
 @pytest.mark.parametrize(
     "walk,threads,dtype",
     [
+        ("numba", 1, torch.float64),
+        ("numba", 2, torch.float64),
+        ("numba", 1, torch.float32),
         ("numpy", 1, torch.float64),
         ("numpy", 2, torch.float64),
         ("torch", 1, torch.float64),
@@ -139,6 +142,9 @@ def test_cast_rays_equals_reference_bit_for_bit(walk, threads, dtype):
         assert torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1])
     with pytest.raises(ValueError, match="walk"):
         cast_rays(vols[:1], frame, o, d, SMALL, walk="gpu")
+    if walk == "numba":  # and equals the numpy walk, three volumes at once
+        ref = cast_rays(vols, frame, o, d, SMALL, dtype=dtype, walk="numpy", threads=1)
+        assert torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1])
 
 
 def test_cast_rays_jumps_across_free_squares_bit_for_bit(monkeypatch):

@@ -494,14 +494,36 @@ def find_spec(name_or_path: str | Path) -> Path:
     )
 
 
-def parse_spec(path: str | Path, overrides: Overrides | None = None) -> AblationSpec:
-    """Read a spec, apply the command line's overrides, check its structure and references.
+class _SpecReader:
+    """What the section parsers of :func:`parse_spec` share: the file's locator (errors with file
+    and line), the spec's folder (relative paths) and the stages parsed so far (references)."""
 
-    The checks that build configs and parse commands are :func:`check_spec`'s.
-    """
-    path = Path(path)
-    data, loc = read_spec_file(path)
-    ov = overrides or Overrides()
+    def __init__(self, loc: Locator, spec_dir: Path) -> None:
+        self.loc, self.spec_dir = loc, spec_dir
+        self.stages: dict[str, Stage] = {}
+
+    def want(self, value: Any, kind: type | tuple[type, ...], p: Path_, what: str) -> Any:
+        """``value`` if it is a ``kind`` (a bool is no int), else the located error."""
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.loc.error(p, f"expected {what}, got {value!r}")
+        return value
+
+    def check_refs(self, value: Any, p: Path_) -> Any:
+        """``value`` if every ``${stage}`` in it names a stage, else the located error."""
+        for ref in refs_in(value):
+            if ref not in self.stages:
+                stages = ", ".join(self.stages) or "none"
+                raise self.loc.error(p, f"unknown stage reference ${{{ref}}} (stages: {stages})")
+        return value
+
+    def place(self, value: Any, p: Path_) -> str:
+        """A ``data`` / ``init_from`` value: a stage reference or a path (relative to the spec)."""
+        return self.check_refs(_spec_path(self.want(value, str, p, "a stage reference or a path"), self.spec_dir), p)
+
+
+def _apply_overrides(data: dict[str, Any], loc: Locator, ov: Overrides) -> list[int]:
+    """The command line's ``--set``, ``--seeds`` and ``--budget`` applied to the file's mapping;
+    returns the file's own valid seeds (the report lists them beside those run)."""
     for item in ov.set:
         apply_set(data, item, loc)
     file_seeds = data.get("seeds", [0])
@@ -517,25 +539,18 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
     if ov.budget is not None:
         data["budget"] = ov.budget
         loc.origins[("budget",)] = f"--budget {ov.budget}"
-    spec_dir = path.resolve().parent
+    return file_seeds
 
-    for k in data:
-        if k not in TOP_KEYS:
-            raise loc.error((k,), f"unknown key (known: {', '.join(TOP_KEYS)})")
 
-    def want(value: Any, kind: type | tuple[type, ...], p: Path_, what: str) -> Any:
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise loc.error(p, f"expected {what}, got {value!r}")
-        return value
-
-    # -------------------------------------------------------------- stages
-    stages: dict[str, Stage] = {}
-    raw_stages = want(data.get("stages") or {}, dict, ("stages",), "a mapping of stage names to {command, args}")
+def _parse_stages(data: dict[str, Any], r: _SpecReader) -> dict[str, Stage]:
+    """``stages:``: names, commands, args, references and their order (no cycle)."""
+    loc, stages = r.loc, r.stages
+    raw_stages = r.want(data.get("stages") or {}, dict, ("stages",), "a mapping of stage names to {command, args}")
     for name, body in raw_stages.items():
         p = ("stages", name)
         if not isinstance(name, str) or not NAME.match(name):
             raise loc.error(p, "a stage name is letters, digits, _ and -, starting with a letter")
-        want(body, dict, p, "a mapping with command and args")
+        r.want(body, dict, p, "a mapping with command and args")
         for k in body:
             if k not in STAGE_KEYS:
                 raise loc.error(p + (k,), f"unknown stage key (known: {', '.join(STAGE_KEYS)})")
@@ -545,27 +560,20 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
             raise loc.error(
                 p + ("command",), f"unknown stage command {body['command']!r} (known: {', '.join(STAGE_COMMANDS)})"
             )
-        args = want(body.get("args") or {}, dict, p + ("args",), "a mapping of the command's options")
+        args = r.want(body.get("args") or {}, dict, p + ("args",), "a mapping of the command's options")
         for k in args:
             if str(k) in ("out", "resume"):
                 raise loc.error(p + ("args", k), f"--{k} is the runner's to give")
         stages[name] = Stage(name, body["command"], copy.deepcopy(args), str(body.get("description") or ""))
     for name, st in stages.items():
-        for ref in refs_in(st.args):
-            if ref not in stages:
-                raise loc.error(
-                    ("stages", name, "args"),
-                    f"unknown stage reference ${{{ref}}} (stages: {', '.join(stages) or 'none'})",
-                )
+        r.check_refs(st.args, ("stages", name, "args"))
     stage_order(stages, loc)
+    return stages
 
-    def check_refs(value: Any, p: Path_) -> Any:
-        for ref in refs_in(value):
-            if ref not in stages:
-                raise loc.error(p, f"unknown stage reference ${{{ref}}} (stages: {', '.join(stages) or 'none'})")
-        return value
 
-    # -------------------------------------------------------------- numbers
+def _parse_numbers(data: dict[str, Any], r: _SpecReader) -> tuple[int, int, float, str, list[int]]:
+    """``budget``, ``validations``, ``tolerance``, ``metric`` and ``seeds``."""
+    loc, want = r.loc, r.want
     if "budget" not in data:
         raise loc.error((), "no budget (optimiser steps per arm)")
     budget = want(data["budget"], int, ("budget",), "an integer number of steps >= 1")
@@ -588,17 +596,37 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
             raise loc.error(("seeds", i), f"expected an integer seed >= 0, got {s!r}")
     if len(set(seeds)) != len(seeds):
         raise loc.error(("seeds",), f"repeated seeds in {seeds}")
+    return budget, validations, float(tolerance), metric, list(seeds)
 
-    # -------------------------------------------------------------- data, arms
-    top_data = data.get("data")
-    if top_data is not None:
-        top_data = _spec_path(want(top_data, str, ("data",), "a stage reference or a path"), spec_dir)
-        check_refs(top_data, ("data",))
-    raw_arms = (
-        want(data.get("arms"), dict, ("arms",), "a mapping of arm names to {preset, set, ...}")
-        if "arms" in data
-        else None
-    )
+
+def _parse_arm_sets(body: dict[str, Any], p: Path_, r: _SpecReader) -> list[str]:
+    """An arm's ``set:``: ``key=value`` strings, none of the keys the runner sets."""
+    sets = body.get("set") or []
+    sets = [sets] if isinstance(sets, str) else sets
+    r.want(sets, list, p + ("set",), "a list of key=value overrides")
+    for i, item in enumerate(sets):
+        r.want(item, str, p + ("set", i), "key=value")
+        if "=" not in item:
+            raise r.loc.error(p + ("set", i), f"expected key=value, got {item!r}")
+        key = item.split("=", 1)[0].strip()
+        if key in RUNNER_KEYS:
+            hint = (
+                "the arm's init_from"
+                if key == "train.init_from"
+                else "the spec's seeds, budget, validations or occkit ablate's options"
+            )
+            raise r.loc.error(p + ("set", i), f"{key} is set by the runner (use {hint})")
+        r.check_refs(item, p + ("set", i))
+    return [str(s) for s in sets]
+
+
+def _parse_arms(data: dict[str, Any], r: _SpecReader, top_data: str | None) -> dict[str, Arm]:
+    """``arms:``: each arm's preset, overrides, start and data."""
+    loc = r.loc
+    if "arms" in data:
+        raw_arms = r.want(data.get("arms"), dict, ("arms",), "a mapping of arm names to {preset, set, ...}")
+    else:
+        raw_arms = None
     if not raw_arms:
         raise loc.error(("arms",) if "arms" in data else (), "no arms")
     arms: dict[str, Arm] = {}
@@ -606,54 +634,39 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
         p = ("arms", name)
         if not isinstance(name, str) or not NAME.match(name):
             raise loc.error(p, "an arm name is letters, digits, _ and -, starting with a letter")
-        body = {} if body is None else want(body, dict, p, "a mapping with preset (and set, init_from, data)")
+        body = {} if body is None else r.want(body, dict, p, "a mapping with preset (and set, init_from, data)")
         for k in body:
             if k not in ARM_KEYS:
                 raise loc.error(p + (k,), f"unknown arm key (known: {', '.join(ARM_KEYS)})")
         if "preset" not in body:
             raise loc.error(p, "no preset")
-        preset = want(body["preset"], str, p + ("preset",), "a preset name or a YAML path")
-        if (spec_dir / preset).is_file():
-            preset = str((spec_dir / preset).resolve())
-        sets = body.get("set") or []
-        sets = [sets] if isinstance(sets, str) else sets
-        want(sets, list, p + ("set",), "a list of key=value overrides")
-        for i, item in enumerate(sets):
-            want(item, str, p + ("set", i), "key=value")
-            if "=" not in item:
-                raise loc.error(p + ("set", i), f"expected key=value, got {item!r}")
-            key = item.split("=", 1)[0].strip()
-            if key in RUNNER_KEYS:
-                hint = (
-                    "the arm's init_from"
-                    if key == "train.init_from"
-                    else "the spec's seeds, budget, validations or occkit ablate's options"
-                )
-                raise loc.error(p + ("set", i), f"{key} is set by the runner (use {hint})")
-            check_refs(item, p + ("set", i))
+        preset = r.want(body["preset"], str, p + ("preset",), "a preset name or a YAML path")
+        if (r.spec_dir / preset).is_file():
+            preset = str((r.spec_dir / preset).resolve())
+        sets = _parse_arm_sets(body, p, r)
         init_from = body.get("init_from")
         if init_from is not None:
-            init_from = check_refs(
-                _spec_path(want(init_from, str, p + ("init_from",), "a stage reference or a path"), spec_dir),
-                p + ("init_from",),
-            )
+            init_from = r.place(init_from, p + ("init_from",))
         arm_data = body.get("data")
         if arm_data is not None:
-            arm_data = check_refs(
-                _spec_path(want(arm_data, str, p + ("data",), "a stage reference or a path"), spec_dir), p + ("data",)
-            )
+            arm_data = r.place(arm_data, p + ("data",))
         arm_data = arm_data or top_data
         if arm_data is None:
             raise loc.error(p, "no data (give data: at the top level or in the arm)")
-        arms[name] = Arm(name, preset, [str(s) for s in sets], init_from, arm_data, str(body.get("description") or ""))
+        arms[name] = Arm(name, preset, sets, init_from, arm_data, str(body.get("description") or ""))
+    return arms
 
-    # -------------------------------------------------------------- scoring
+
+def _parse_scoring(data: dict[str, Any], r: _SpecReader, arms: dict[str, Arm]) -> list[Scoring]:
+    """``scoring:``: each entry's scorer, its options (checked by the scorer), data and arms; no
+    two entries writing the same file."""
+    loc = r.loc
     scoring: list[Scoring] = []
     raw_scoring = data.get("scoring") or []
-    want(raw_scoring, list, ("scoring",), "a list of {scorer: NAME, ...}")
+    r.want(raw_scoring, list, ("scoring",), "a list of {scorer: NAME, ...}")
     for i, entry in enumerate(raw_scoring):
         p = ("scoring", i)
-        want(entry, dict, p, "a mapping {scorer: NAME, ...}")
+        r.want(entry, dict, p, "a mapping {scorer: NAME, ...}")
         name = entry.get("scorer")
         if name not in SCORERS:
             raise loc.error(
@@ -675,8 +688,8 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
                 raise loc.error(p, f"scorer {name} needs {k}")
         for k in PATH_OPTIONS:
             if isinstance(options.get(k), str):
-                options[k] = _spec_path(options[k], spec_dir)
-        check_refs(options, p)
+                options[k] = _spec_path(options[k], r.spec_dir)
+        r.check_refs(options, p)
         try:
             scorer.check(options)
         except ValueError as e:
@@ -684,13 +697,11 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
             raise loc.error(p + ((key,) if key in entry else ()), str(e)) from None
         s_data = entry.get("data")
         if s_data is not None:
-            s_data = check_refs(
-                _spec_path(want(s_data, str, p + ("data",), "a stage reference or a path"), spec_dir), p + ("data",)
-            )
+            s_data = r.place(s_data, p + ("data",))
         s_arms = entry.get("arms")
         if s_arms is not None:
             s_arms = [s_arms] if isinstance(s_arms, str) else s_arms
-            want(s_arms, list, p + ("arms",), "a list of arm names")
+            r.want(s_arms, list, p + ("arms",), "a list of arm names")
             for j, a in enumerate(s_arms):
                 if a not in arms:
                     raise loc.error(p + ("arms", j), f"unknown arm {a!r} (arms: {', '.join(arms)})")
@@ -703,13 +714,20 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
             ("scoring",),
             f"two entries write the same file ({dup.split(':', 1)[1]}); give one entry per scorer and split their arms (eval_gen: a name per entry)",
         )
+    return scoring
 
+
+def _parse_claims(
+    data: dict[str, Any], r: _SpecReader, arms: dict[str, Arm], scoring: list[Scoring], metric: str
+) -> list[Claim]:
+    """``claims:``: two arms and a figure each side, one that the arm's scorers (or its metric) give."""
+    loc = r.loc
     claims: list[Claim] = []
     raw_claims = data.get("claims") or []
-    want(raw_claims, list, ("claims",), "a list of {arm: A, against: B, figure: F}")
+    r.want(raw_claims, list, ("claims",), "a list of {arm: A, against: B, figure: F}")
     for i, entry in enumerate(raw_claims):
         p = ("claims", i)
-        want(entry, dict, p, "a mapping {arm: A, against: B, figure: F}")
+        r.want(entry, dict, p, "a mapping {arm: A, against: B, figure: F}")
         for k in entry:
             if k not in CLAIM_KEYS:
                 raise loc.error(p + (k,), f"unknown claim key (known: {', '.join(CLAIM_KEYS)})")
@@ -722,7 +740,7 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
             sides[k] = entry[k]
         figs = {}
         for k, arm_key in (("figure", "arm"), ("against_figure", "against")):
-            fig = want(entry.get(k, figs.get("figure", "metric")), str, p + (k,), "a figure name")
+            fig = r.want(entry.get(k, figs.get("figure", "metric")), str, p + (k,), "a figure name")
             if fig == metric:
                 fig = "metric"
             known = [
@@ -735,15 +753,44 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
                     f"arm {sides[arm_key]!r} has no figure {fig!r} (its figures: {', '.join(known)})",
                 )
             figs[k] = fig
-        higher = want(entry.get("higher", True), bool, p + ("higher",), "true or false")
+        higher = r.want(entry.get("higher", True), bool, p + ("higher",), "true or false")
         name = str(entry.get("name") or f"{sides['arm']} against {sides['against']}")
         claims.append(Claim(name, sides["arm"], sides["against"], figs["figure"], figs["against_figure"], higher))
+    return claims
 
+
+def _parse_baselines(data: dict[str, Any], r: _SpecReader) -> list[str]:
+    """``baselines:``: names of stages."""
     baselines = data.get("baselines") or []
-    want(baselines, list, ("baselines",), "a list of stage names")
+    r.want(baselines, list, ("baselines",), "a list of stage names")
     for i, b in enumerate(baselines):
-        if b not in stages:
-            raise loc.error(("baselines", i), f"unknown stage {b!r} (stages: {', '.join(stages) or 'none'})")
+        if b not in r.stages:
+            raise r.loc.error(("baselines", i), f"unknown stage {b!r} (stages: {', '.join(r.stages) or 'none'})")
+    return baselines
+
+
+def parse_spec(path: str | Path, overrides: Overrides | None = None) -> AblationSpec:
+    """Read a spec, apply the command line's overrides, check its structure and references, one
+    section at a time (``_parse_stages``, ``_parse_numbers``, ``_parse_arms``, ``_parse_scoring``,
+    ``_parse_claims``, ``_parse_baselines``), each error located at its file and line.
+
+    The checks that build configs and parse commands are :func:`check_spec`'s.
+    """
+    path = Path(path)
+    data, loc = read_spec_file(path)
+    ov = overrides or Overrides()
+    file_seeds = _apply_overrides(data, loc, ov)
+    for k in data:
+        if k not in TOP_KEYS:
+            raise loc.error((k,), f"unknown key (known: {', '.join(TOP_KEYS)})")
+    r = _SpecReader(loc, path.resolve().parent)
+    stages = _parse_stages(data, r)
+    budget, validations, tolerance, metric, seeds = _parse_numbers(data, r)
+    top_data = None if data.get("data") is None else r.place(data["data"], ("data",))
+    arms = _parse_arms(data, r, top_data)
+    scoring = _parse_scoring(data, r, arms)
+    claims = _parse_claims(data, r, arms, scoring, metric)
+    baselines = _parse_baselines(data, r)
     spec = AblationSpec(
         path=path,
         name=str(data.get("name") or path.name.removesuffix(".yaml").removesuffix(".yml")),
@@ -752,9 +799,9 @@ def parse_spec(path: str | Path, overrides: Overrides | None = None) -> Ablation
         data=top_data,
         budget=budget,
         validations=validations,
-        tolerance=float(tolerance),
+        tolerance=tolerance,
         metric=metric,
-        seeds=list(seeds),
+        seeds=seeds,
         arms=arms,
         scoring=scoring,
         raw=data,

@@ -1,6 +1,8 @@
 """Atomic file writes: write to a temporary file in the same folder, then rename over the target.
 
-A crash mid-write leaves the previous file (or nothing) in place, never a torn one.
+A crash mid-write leaves the previous file (or nothing) in place, never a torn one. Also the
+readers shared by several layers: ``.npz`` with key checks, nuScenes-style info files
+(:func:`read_info_list`, pickles unpickled with a restricted unpickler).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import io as _io
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -155,3 +158,51 @@ def publish_folder(tmp: str | os.PathLike, final: str | os.PathLike, old: str | 
     else:
         os.replace(tmp, final)
     return final
+
+
+class _InfoUnpickler(pickle.Unpickler):
+    """Unpickles only plain containers and numpy arrays (what nuScenes info files hold)."""
+
+    _ALLOWED = {
+        ("collections", "OrderedDict"),
+        ("collections", "defaultdict"),
+        ("builtins", "dict"),
+        ("builtins", "list"),
+        ("builtins", "tuple"),
+        ("builtins", "set"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED or (module == "numpy" and name in {"float64", "float32", "int64", "int32"}):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from an info file")
+
+
+def read_info_list(path: str | os.PathLike, what: str = "info file") -> list[dict[str, Any]]:
+    """The raw frame dicts of a nuScenes-style info file: ``.json``, or ``.pkl`` read with a
+    restricted unpickler (containers and numpy arrays only), holding a list of frames or
+    ``{"infos": [...]}`` / ``{"data_list": [...]}``. Errors name the file (``what`` says whose)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such info file ({what})")
+    try:
+        if path.suffix == ".json":
+            import json
+
+            data = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            with path.open("rb") as f:
+                data = _InfoUnpickler(f).load()
+    except Exception as e:
+        raise ValueError(f"{path}: cannot read info file ({type(e).__name__}: {e})") from e
+    if isinstance(data, dict):
+        data = data.get("infos", data.get("data_list"))
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a list of frames or a dict with 'infos'")
+    return data

@@ -52,8 +52,8 @@ def read_pcd_bin(path: str | os.PathLike, columns: int = 5) -> torch.Tensor:
 
 
 def _load_info_list(path: Path) -> list[dict[str, Any]]:
-    """The raw frame dicts of an info file (:func:`occkit.metrics.rayiou.read_info_list`)."""
-    from occkit.metrics.rayiou import read_info_list
+    """The raw frame dicts of an info file (:func:`occkit.fileio.read_info_list`)."""
+    from occkit.fileio import read_info_list
 
     return read_info_list(path, what="data.lidar_infos")
 

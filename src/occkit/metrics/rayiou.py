@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from occkit.fileio import read_info_list
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.transforms import invert_transform, transform_from_pose
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
@@ -1032,54 +1032,6 @@ def rayiou_origins(dataset: Any, token: str, cache: dict[str, Any] | None = None
     if cache is not None:
         cache[scene] = (list(tokens), torch.stack(T_g), torch.stack(T_l))
     return lidar_origins_in_ego(torch.stack(T_g), torch.stack(T_l), tokens.index(token))
-
-
-class _InfoUnpickler(pickle.Unpickler):
-    """Unpickles only plain containers and numpy arrays (what nuScenes info files hold)."""
-
-    _ALLOWED = {
-        ("collections", "OrderedDict"),
-        ("collections", "defaultdict"),
-        ("builtins", "dict"),
-        ("builtins", "list"),
-        ("builtins", "tuple"),
-        ("builtins", "set"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self._ALLOWED or (module == "numpy" and name in {"float64", "float32", "int64", "int32"}):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from an info file")
-
-
-def read_info_list(path: str | os.PathLike, what: str = "info file") -> list[dict[str, Any]]:
-    """The raw frame dicts of a nuScenes-style info file: ``.json``, or ``.pkl`` read with a
-    restricted unpickler (containers and numpy arrays only), holding a list of frames or
-    ``{"infos": [...]}`` / ``{"data_list": [...]}``. Errors name the file (``what`` says whose)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such info file ({what})")
-    try:
-        if path.suffix == ".json":
-            import json
-
-            data = json.loads(path.read_text(encoding="utf-8"))
-        else:
-            with path.open("rb") as f:
-                data = _InfoUnpickler(f).load()
-    except Exception as e:
-        raise ValueError(f"{path}: cannot read info file ({type(e).__name__}: {e})") from e
-    if isinstance(data, dict):
-        data = data.get("infos", data.get("data_list"))
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a list of frames or a dict with 'infos'")
-    return data
 
 
 def load_nuscenes_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:

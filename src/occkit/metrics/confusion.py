@@ -134,3 +134,12 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def all_reduce_counts(matrix: torch.Tensor, frames: int) -> tuple[torch.Tensor, int]:
+    """Sum a metric's ``(K, K)`` confusion ``matrix`` and its ``frames`` count across
+    ``torch.distributed`` processes (:func:`all_reduce_sum`, one message); returns the summed
+    pair (a new matrix)."""
+    state = torch.cat([matrix.reshape(-1), torch.tensor([frames], device=matrix.device)])
+    all_reduce_sum(state)
+    return state[:-1].view(matrix.shape).clone(), int(state[-1])

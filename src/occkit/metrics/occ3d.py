@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
-from occkit.metrics.confusion import all_reduce_sum, confusion_matrix
+from occkit.metrics.confusion import all_reduce_counts, confusion_matrix
 
 #: The mask choices: which voxels of a frame are evaluated.
 MASK_MODES: tuple[str, ...] = ("camera", "lidar", "both", "none")
@@ -225,10 +225,7 @@ class Occ3DMetric:
 
     def all_reduce(self) -> None:
         """Sum the counts across ``torch.distributed`` processes (no-op when not initialised)."""
-        state = torch.cat([self.hist.reshape(-1), torch.tensor([self.frames], device=self.hist.device)])
-        all_reduce_sum(state)
-        self.hist = state[:-1].view(self.num_classes, self.num_classes).clone()
-        self.frames = int(state[-1])
+        self.hist, self.frames = all_reduce_counts(self.hist, self.frames)
 
     def compute(self) -> dict[str, Any]:
         """``miou``, ``geometry_iou``, ``iou`` (class name -> value), all in percent (NaN for a

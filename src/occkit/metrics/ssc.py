@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from occkit.labels import SEMANTICKITTI_CLASSES, SEMANTICKITTI_IGNORE, SEMANTICKITTI_NUM_CLASSES
-from occkit.metrics.confusion import all_reduce_sum, confusion_matrix
+from occkit.metrics.confusion import all_reduce_counts, confusion_matrix
 
 
 def ssc_confusion(
@@ -152,10 +152,7 @@ class SSCMetric:
 
     def all_reduce(self) -> None:
         """Sum the counts across ``torch.distributed`` processes (no-op when not initialised)."""
-        state = torch.cat([self.conf.reshape(-1), torch.tensor([self.frames], device=self.conf.device)])
-        all_reduce_sum(state)
-        self.conf = state[:-1].view(self.num_classes, self.num_classes).clone()
-        self.frames = int(state[-1])
+        self.conf, self.frames = all_reduce_counts(self.conf, self.frames)
 
     def compute(self) -> dict[str, Any]:
         """``ssc_miou``, ``completion_iou``, ``precision``, ``recall`` (percent), ``iou`` (class

@@ -25,6 +25,7 @@ from occkit.data.synth.primitives import (
     TEX_STRIPES,
     Primitives,
 )
+from occkit.data.synth.vocabulary import OTHER_OBJECT_NAMES, PEDESTRIAN_NAMES
 
 #: Named colours (linear-ish RGB in [0, 1]).
 COLOURS: dict[str, tuple[float, float, float]] = {
@@ -353,20 +354,7 @@ def _rider(rng: np.random.Generator, x: float, z: float) -> list[Part]:
 
 
 def pedestrian(rng: np.random.Generator) -> ObjectSpec:
-    name = str(
-        rng.choice(
-            [
-                "adult",
-                "adult with backpack",
-                "child",
-                "jogger",
-                "construction worker",
-                "person with umbrella",
-                "elderly person",
-            ],
-            p=[0.35, 0.15, 0.12, 0.1, 0.1, 0.08, 0.1],
-        )
-    )
+    name = str(rng.choice(PEDESTRIAN_NAMES, p=[0.35, 0.15, 0.12, 0.1, 0.1, 0.08, 0.1]))
     scale = rng.uniform(0.6, 0.75) if name == "child" else rng.uniform(0.92, 1.08)
     top_name = (
         "orange"
@@ -442,19 +430,7 @@ def barrier(rng: np.random.Generator) -> ObjectSpec:
 
 
 def other_object(rng: np.random.Generator) -> ObjectSpec:
-    name = str(
-        rng.choice(
-            [
-                "wooden crate",
-                "trash bin",
-                "debris pile",
-                "pallet stack",
-                "cardboard boxes",
-                "shopping cart",
-                "tire pile",
-            ]
-        )
-    )
+    name = str(rng.choice(OTHER_OBJECT_NAMES))
     if name == "wooden crate":
         s = rng.uniform(0.5, 1.0)
         parts = [Part(BOX, (0, 0, s / 2), (s / 2, s / 2, s / 2), _c("brown", rng), TEX_BRICK)]

@@ -7,6 +7,7 @@ the SemanticKITTI API puts the prediction on the rows: each metric module says w
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -123,6 +124,18 @@ def _spread_offsets(bins: int, n: int) -> np.ndarray:
     table = np.tile(np.arange(_SPREAD, dtype=np.int16) * np.int16(bins), -(-n // _SPREAD))[:n]
     table.flags.writeable = False
     return table
+
+
+def metric_class_names(
+    class_names: Sequence[str] | None, num_classes: int, known: Sequence[str], known_count: int
+) -> tuple[str, ...]:
+    """A metric's class names: as given (one per class, else ``ValueError``); by default the
+    benchmark's ``known`` names when ``num_classes == known_count``, else ``"0"``, ``"1"`` ..."""
+    if class_names is None:
+        class_names = known if num_classes == known_count else tuple(str(k) for k in range(num_classes))
+    if len(class_names) != num_classes:
+        raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
+    return tuple(class_names)
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:

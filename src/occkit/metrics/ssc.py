@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from occkit.labels import SEMANTICKITTI_CLASSES, SEMANTICKITTI_IGNORE, SEMANTICKITTI_NUM_CLASSES
-from occkit.metrics.confusion import all_reduce_counts, confusion_matrix
+from occkit.metrics.confusion import all_reduce_counts, confusion_matrix, metric_class_names
 
 
 def ssc_confusion(
@@ -99,17 +99,11 @@ class SSCMetric:
         class_names: tuple[str, ...] | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        if class_names is None:
-            class_names = (
-                SEMANTICKITTI_CLASSES
-                if num_classes == SEMANTICKITTI_NUM_CLASSES
-                else tuple(str(k) for k in range(num_classes))
-            )
-        if len(class_names) != num_classes:
-            raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
+        self.class_names = metric_class_names(
+            class_names, num_classes, SEMANTICKITTI_CLASSES, SEMANTICKITTI_NUM_CLASSES
+        )
         self.num_classes = int(num_classes)
         self.ignore_index = int(ignore_index)
-        self.class_names = tuple(class_names)
         self.device = torch.device(device) if device is not None else None
         self.reset()
 

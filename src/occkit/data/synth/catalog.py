@@ -308,14 +308,18 @@ def construction_vehicle(rng: np.random.Generator) -> ObjectSpec:
     return ObjectSpec(name, 5, colour, parts)
 
 
+def _in_line_wheels(L: float, r: float, half_width: float) -> list[Part]:
+    """The front and back tyres (radius ``r``) of a two-wheeler ``L`` metres long."""
+    return [Part(ELLIPSOID, (x * (L / 2 - r), 0, r), (r, half_width, r), TIRE, reflect=0.15) for x in (1, -1)]
+
+
 def motorcycle(rng: np.random.Generator, rider: bool) -> ObjectSpec:
     name = str(rng.choice(["motorcycle", "scooter", "sport bike"]))
     colour = str(rng.choice(["black", "red", "blue", "silver", "white", "orange"]))
     col = _c(colour, rng)
     L = 1.9 if name != "scooter" else 1.6
     parts = [
-        Part(ELLIPSOID, (L / 2 - 0.32, 0, 0.32), (0.32, 0.07, 0.32), TIRE, reflect=0.15),
-        Part(ELLIPSOID, (-L / 2 + 0.32, 0, 0.32), (0.32, 0.07, 0.32), TIRE, reflect=0.15),
+        *_in_line_wheels(L, 0.32, 0.07),
         Part(BOX, (0, 0, 0.62), (L / 2 - 0.3, 0.16, 0.22), col, reflect=0.8),
     ]
     if rider:
@@ -329,8 +333,7 @@ def bicycle(rng: np.random.Generator, rider: bool) -> ObjectSpec:
     col = _c(colour, rng)
     L = 1.75 if name != "cargo bike" else 2.4
     parts = [
-        Part(ELLIPSOID, (L / 2 - 0.35, 0, 0.35), (0.35, 0.04, 0.35), TIRE, reflect=0.15),
-        Part(ELLIPSOID, (-L / 2 + 0.35, 0, 0.35), (0.35, 0.04, 0.35), TIRE, reflect=0.15),
+        *_in_line_wheels(L, 0.35, 0.04),
         Part(BOX, (0, 0, 0.62), (L / 2 - 0.35, 0.04, 0.05), col, reflect=0.6),
         Part(BOX, (-0.15, 0, 0.5), (0.04, 0.04, 0.2), col, reflect=0.6),
     ]

@@ -230,6 +230,14 @@ def record_output_file(path: str | os.PathLike, command: str) -> Path:
     return p
 
 
+def write_json_output(path: str | os.PathLike, obj: Any, command: str) -> Path:
+    """Write occkit COMMAND's JSON output ``obj`` to ``path`` atomically and record it
+    (:func:`record_output_file`)."""
+    from occkit.fileio import write_json_atomic
+
+    return record_output_file(write_json_atomic(path, obj), command)
+
+
 def _walk_files(folder: Path, ignore: tuple[str, ...] = ()) -> Iterator[str]:
     """Relative POSIX paths of the files (and links) under ``folder``, sorted, without occkit's own
     records and the files a caller puts there (:data:`CALLER_FILES`, ``ignore``) at its top."""

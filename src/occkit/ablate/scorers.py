@@ -114,11 +114,14 @@ def previous_checkpoint(run: Path) -> Path:
     return ckpts[-2] if len(ckpts) >= 2 else run / "checkpoints" / "no-checkpoint-before-the-last"
 
 
-def _predict(ctx: ScoreContext, pred: Path, ckpt: Path | None = None) -> list[str]:
-    return [
+def _predict(ctx: ScoreContext, kind: str, previous: bool) -> tuple[Path, list[str]]:
+    """The prediction folder ``RUN/pred_<kind>[PREVIOUS]`` and the ``occkit predict`` argv that
+    writes it (from the checkpoint before the newest when ``previous``)."""
+    pred = ctx.run / (f"pred_{kind}" + (PREVIOUS if previous else ""))
+    return pred, [
         "predict",
         "--ckpt",
-        str(ckpt or ctx.run),
+        str(previous_checkpoint(ctx.run) if previous else ctx.run),
         "--data",
         ctx.data,
         "--out",
@@ -132,36 +135,39 @@ def _predict(ctx: ScoreContext, pred: Path, ckpt: Path | None = None) -> list[st
     ]
 
 
+def _eval(ctx: ScoreContext, pred: Path, fmt: str, name: str, *options: str) -> list[str]:
+    """The ``occkit eval`` argv scoring ``pred`` (format ``fmt``, with ``options``) into ``RUN/name``."""
+    return [
+        "eval",
+        "--gt",
+        ctx.data,
+        "--pred",
+        str(pred),
+        "--format",
+        fmt,
+        "--split",
+        ctx.options["split"],
+        *options,
+        "--json",
+        str(ctx.run / name),
+        "--threads",
+        str(ctx.threads),
+        "--no-progress",
+    ]
+
+
 def _occ3d_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
     out = []
     for previous in (False, True) if ctx.options["previous"] else (False,):
         todo = [(m, n) for m, n in zip(ctx.options["masks"], _occ3d_names(ctx.options, previous)) if n in missing]
         if not todo:
             continue
-        pred = ctx.run / ("pred_occ3d" + (PREVIOUS if previous else ""))
-        out.append(_predict(ctx, pred, previous_checkpoint(ctx.run) if previous else None))
+        pred, predict = _predict(ctx, "occ3d", previous)
+        out.append(predict)
+        metrics = ",".join(ctx.options["metrics"])
         for m, name in todo:
             out.append(
-                [
-                    "eval",
-                    "--gt",
-                    ctx.data,
-                    "--pred",
-                    str(pred),
-                    "--format",
-                    "occ3d",
-                    "--split",
-                    ctx.options["split"],
-                    "--mask",
-                    m,
-                    "--metrics",
-                    ",".join(ctx.options["metrics"]),
-                    "--json",
-                    str(ctx.run / name),
-                    "--threads",
-                    str(ctx.threads),
-                    "--no-progress",
-                ]
+                _eval(ctx, pred, "occ3d", name, "--mask", m, "--metrics", metrics)
                 + (["--frustum", str(ctx.run)] if ctx.options["frustum"] else [])
             )
     return out
@@ -173,26 +179,8 @@ def _ssc_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
         if name not in missing:
             continue
         previous = name.endswith(f"{PREVIOUS}.json")
-        pred = ctx.run / ("pred_ssc" + (PREVIOUS if previous else ""))
-        out += [
-            _predict(ctx, pred, previous_checkpoint(ctx.run) if previous else None),
-            [
-                "eval",
-                "--gt",
-                ctx.data,
-                "--pred",
-                str(pred),
-                "--format",
-                "semantickitti",
-                "--split",
-                ctx.options["split"],
-                "--json",
-                str(ctx.run / name),
-                "--threads",
-                str(ctx.threads),
-                "--no-progress",
-            ],
-        ]
+        pred, predict = _predict(ctx, "ssc", previous)
+        out += [predict, _eval(ctx, pred, "semantickitti", name)]
     return out
 
 

@@ -103,7 +103,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -508,6 +508,15 @@ class _SpecReader:
             raise self.loc.error(p, f"expected {what}, got {value!r}")
         return value
 
+    def entries(self, data: dict[str, Any], key: str, what: str) -> Iterator[tuple[Path_, dict[str, Any]]]:
+        """``(path, entry)`` of each entry of the list section ``data[key]`` (absent: none), each
+        entry a mapping ``what`` (else the located error)."""
+        raw = data.get(key) or []
+        self.want(raw, list, (key,), f"a list of {what}")
+        for i, entry in enumerate(raw):
+            p = (key, i)
+            yield p, self.want(entry, dict, p, f"a mapping {what}")
+
     def check_refs(self, value: Any, p: Path_) -> Any:
         """``value`` if every ``${stage}`` in it names a stage, else the located error."""
         for ref in refs_in(value):
@@ -662,11 +671,7 @@ def _parse_scoring(data: dict[str, Any], r: _SpecReader, arms: dict[str, Arm]) -
     two entries writing the same file."""
     loc = r.loc
     scoring: list[Scoring] = []
-    raw_scoring = data.get("scoring") or []
-    r.want(raw_scoring, list, ("scoring",), "a list of {scorer: NAME, ...}")
-    for i, entry in enumerate(raw_scoring):
-        p = ("scoring", i)
-        r.want(entry, dict, p, "a mapping {scorer: NAME, ...}")
+    for p, entry in r.entries(data, "scoring", "{scorer: NAME, ...}"):
         name = entry.get("scorer")
         if name not in SCORERS:
             raise loc.error(
@@ -706,7 +711,7 @@ def _parse_scoring(data: dict[str, Any], r: _SpecReader, arms: dict[str, Arm]) -
                 if a not in arms:
                     raise loc.error(p + ("arms", j), f"unknown arm {a!r} (arms: {', '.join(arms)})")
             s_arms = tuple(s_arms)
-        scoring.append(Scoring(name, options, s_data, s_arms, i))
+        scoring.append(Scoring(name, options, s_data, s_arms, p[1]))
     names = [f"{s.scorer}:{o}" for s in scoring for o in SCORERS[s.scorer].outputs(s.options)]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
@@ -723,11 +728,7 @@ def _parse_claims(
     """``claims:``: two arms and a figure each side, one that the arm's scorers (or its metric) give."""
     loc = r.loc
     claims: list[Claim] = []
-    raw_claims = data.get("claims") or []
-    r.want(raw_claims, list, ("claims",), "a list of {arm: A, against: B, figure: F}")
-    for i, entry in enumerate(raw_claims):
-        p = ("claims", i)
-        r.want(entry, dict, p, "a mapping {arm: A, against: B, figure: F}")
+    for p, entry in r.entries(data, "claims", "{arm: A, against: B, figure: F}"):
         for k in entry:
             if k not in CLAIM_KEYS:
                 raise loc.error(p + (k,), f"unknown claim key (known: {', '.join(CLAIM_KEYS)})")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any
+from typing import Any, TypeVar
+
+_N = TypeVar("_N", int, float)
 
 MAX_TEXT = 500
 """Longest free text (``--text`` of query and generate) in characters: a query or a scene
@@ -42,44 +44,41 @@ def _float(text: str) -> float:
     return v
 
 
+def _checked(v: _N, ok: bool, expected: str, shown: str) -> _N:
+    """``v`` when ``ok``; else argparse's one-line refusal ``expected <expected>, got <shown>``."""
+    if not ok:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {shown}")
+    return v
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1."""
     v = _int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
-    return v
+    return _checked(v, v >= 1, "an integer >= 1", f"{v}")
 
 
 def nonneg_int(text: str) -> int:
     """An integer >= 0."""
     v = _int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
+    return _checked(v, v >= 0, "an integer >= 0", f"{v}")
 
 
 def positive_float(text: str) -> float:
     """A finite number > 0."""
     v = _float(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {v:g}")
-    return v
+    return _checked(v, v > 0, "a number > 0", f"{v:g}")
 
 
 def nonneg_float(text: str) -> float:
     """A finite number >= 0."""
     v = _float(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v:g}")
-    return v
+    return _checked(v, v >= 0, "a number >= 0", f"{v:g}")
 
 
 def unit_float(text: str) -> float:
     """A finite number in [0, 1] (a probability, a confidence, a fraction)."""
     v = _float(text)
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {v:g}")
-    return v
+    return _checked(v, 0.0 <= v <= 1.0, "a number in [0, 1]", f"{v:g}")
 
 
 def finite_float(text: str) -> float:
@@ -90,9 +89,7 @@ def finite_float(text: str) -> float:
 def percent_float(text: str) -> float:
     """A finite percentage in (0, 100]."""
     v = _float(text)
-    if not 0.0 < v <= 100.0:
-        raise argparse.ArgumentTypeError(f"expected a percentage in (0, 100], got {v:g}")
-    return v
+    return _checked(v, 0.0 < v <= 100.0, "a percentage in (0, 100]", f"{v:g}")
 
 
 def typed_command() -> str:

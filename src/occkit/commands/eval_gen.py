@@ -29,13 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from occkit.experiment import build_dataset, load_checkpoint_method
-    from occkit.fileio import write_json_atomic
     from occkit.generation.evaluate import evaluate_generation
 
     from pathlib import Path
 
     from occkit.fileio import read_json
-    from occkit.outputs import check_output_file, record_output_file
+    from occkit.outputs import check_output_file, write_json_output
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
@@ -79,7 +78,6 @@ def run(args: argparse.Namespace) -> int:
         }
     )
     if args.out:
-        write_json_atomic(args.out, scores)
-        record_output_file(args.out, "eval-gen")
+        write_json_output(args.out, scores, "eval-gen")
     print(json.dumps(scores, indent=1))
     return 0

@@ -114,8 +114,7 @@ def run(args: argparse.Namespace) -> int:
         random_frames,
         stack_frames,
     )
-    from occkit.fileio import write_json_atomic
-    from occkit.outputs import record_output_file
+    from occkit.outputs import record_output_file, write_json_output
     from occkit.labels import OCC3D_CLASSES, SEMANTICKITTI_CLASSES
 
     try:
@@ -237,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             tmp.unlink(missing_ok=True)
         record_output_file(args.out, "export")
-        record_output_file(write_json_atomic(args.out.with_name(args.out.name + ".json"), report), "export")
+        write_json_output(args.out.with_name(args.out.name + ".json"), report, "export")
         print(f"occkit export: wrote {args.out} and {args.out.name}.json")
     finally:
         torch.set_num_threads(old_threads)

@@ -55,10 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from occkit.data.sample import collate
     from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.engine.data import spread_indices
-    from occkit.fileio import write_json_atomic
     from occkit.labels import OCC3D_FREE
     from occkit.metrics.geometry_rank import GeometryRanking
-    from occkit.outputs import check_output_file, record_output_file
+    from occkit.outputs import check_output_file, write_json_output
 
     if args.out is not None:
         check_output_file(args.out, {"--data": args.data}, command="geometry")
@@ -113,6 +112,5 @@ def run(args: argparse.Namespace) -> int:
         f"{fmt(result['p_at_occupied_mean'])} / {fmt(result['p_at_free_mean'])}"
     )
     if args.out is not None:
-        write_json_atomic(args.out, result)
-        record_output_file(args.out, "geometry")
+        write_json_output(args.out, result, "geometry")
     return 0

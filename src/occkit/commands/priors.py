@@ -122,8 +122,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from occkit.fileio import write_json_atomic
-    from occkit.outputs import check_output_file, record_output_file
+    from occkit.outputs import check_output_file, write_json_output
     from occkit.priors.quality import evaluate_priors, format_report
 
     if args.json is not None:
@@ -141,23 +140,20 @@ def _eval(args: argparse.Namespace) -> int:
     )
     print(format_report(report))
     if args.json is not None:
-        write_json_atomic(args.json, report)
-        record_output_file(args.json, "priors eval")
+        write_json_output(args.json, report, "priors eval")
         print(f"wrote {args.json}")
     return 0
 
 
 def _vocab(args: argparse.Namespace) -> int:
     from occkit.data.synth.vocabulary import describe
-    from occkit.fileio import write_json_atomic
 
     rows = describe()
     if args.json is not None:
-        from occkit.outputs import check_output_file, record_output_file
+        from occkit.outputs import check_output_file, write_json_output
 
         check_output_file(args.json, what="--json", command="priors vocab")
-        write_json_atomic(args.json, rows)
-        record_output_file(args.json, "priors vocab")
+        write_json_output(args.json, rows, "priors vocab")
         print(f"wrote {args.json} ({len(rows)} names)")
         return 0
     print(f"{'name':<26} {'class':<22} held-out")

@@ -133,11 +133,8 @@ def run(args: argparse.Namespace) -> int:
         q = label_quality(args.out, args.data, split=args.split)
         print(format_quality(q))
         if args.quality != "-":
-            from occkit.fileio import write_json_atomic
+            from occkit.outputs import write_json_output
 
-            from occkit.outputs import record_output_file
-
-            write_json_atomic(args.quality, json.loads(json.dumps(q, default=float)))
-            record_output_file(args.quality, "pseudolabel")
+            write_json_output(args.quality, json.loads(json.dumps(q, default=float)), "pseudolabel")
             print(f"wrote {args.quality}")
     return 0

@@ -110,10 +110,9 @@ def run(args: argparse.Namespace) -> int:
 
     from occkit.experiment import base_dataset
     from occkit.engine.data import spread_indices
-    from occkit.fileio import write_json_atomic
     from occkit.metrics.retrieval import RetrievalAccumulator, load_queries
 
-    from occkit.outputs import check_output_file, record_output_file
+    from occkit.outputs import check_output_file, write_json_output
 
     if args.max_frames < 0:
         raise ValueError(f"--max-frames: expected an integer >= 0 (0 = all), got {args.max_frames}")
@@ -173,6 +172,5 @@ def run(args: argparse.Namespace) -> int:
         f"visible {fmt(result['map_visible'])} (seen {fmt(result['map_seen_visible'])}, held-out {fmt(result['map_heldout_visible'])})"
     )
     if args.out is not None:
-        write_json_atomic(args.out, result)
-        record_output_file(args.out, "retrieval")
+        write_json_output(args.out, result, "retrieval")
     return 0

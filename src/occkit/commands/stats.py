@@ -18,15 +18,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from occkit.data.stats import dataset_stats
-    from occkit.fileio import write_json_atomic
-    from occkit.outputs import check_output_file, record_output_file
+    from occkit.outputs import check_output_file, write_json_output
 
     if args.json is not None:  # before counting
         check_output_file(args.json, {"DIR": args.root}, what="--json", command="stats")
     stats = dataset_stats(args.root, split=args.split, progress=not args.no_progress)
     print(stats.format_table())
     if args.json is not None:
-        write_json_atomic(args.json, stats.to_dict())
-        record_output_file(args.json, "stats")
+        write_json_output(args.json, stats.to_dict(), "stats")
         print(f"wrote {args.json}")
     return 0

@@ -406,15 +406,19 @@ def _validate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Validate on this rank's share of ``val_set``; every rank returns the all-reduced record."""
-    batches = eval_batches(
-        val_set,
-        cfg.data.val_batch_size,
-        info.rank,
-        info.world_size,
-        cfg.data.workers,
-        cfg.train.val_max_frames,
-        pin_memory=device.type == "cuda",
-    )
+
+    def shard() -> Any:  # a fresh pass over this rank's share of the validation frames
+        return eval_batches(
+            val_set,
+            cfg.data.val_batch_size,
+            info.rank,
+            info.world_size,
+            cfg.data.workers,
+            cfg.train.val_max_frames,
+            pin_memory=device.type == "cuda",
+        )
+
+    batches = shard()
     use_ray = cfg.train.val_rayiou and rayiou is not None and rayiou_origins is not None
     from occkit.data.semantickitti import SemanticKITTIDataset
 
@@ -438,16 +442,7 @@ def _validate(
     record = {"step": step, "train_minutes": train_seconds / 60, "wall_minutes": (time.perf_counter() - wall0) / 60}
     record.update({k: v for k, v in scores.items() if k != "rayiou_detail"})
     if callable(getattr(method, "validation_figures", None)):
-        batches = eval_batches(
-            val_set,
-            cfg.data.val_batch_size,
-            info.rank,
-            info.world_size,
-            cfg.data.workers,
-            cfg.train.val_max_frames,
-            pin_memory=device.type == "cuda",
-        )
-        record.update(method_figures(method, batches, device, amp, distributed=info.enabled))
+        record.update(method_figures(method, shard(), device, amp, distributed=info.enabled))
     return record
 
 

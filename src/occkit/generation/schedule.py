@@ -45,13 +45,11 @@ def _check(cfg: NoiseScheduleConfig) -> None:
         raise ValueError(f"schedule.sample_steps: expected 1..{cfg.num_train_timesteps}, got {cfg.sample_steps}")
 
 
-def training_scheduler(cfg: NoiseScheduleConfig):
-    """A :class:`diffusers.DDPMScheduler` (epsilon prediction) for training: ``add_noise`` and
-    ``alphas_cumprod``."""
-    from diffusers import DDPMScheduler
-
+def _common(cfg: NoiseScheduleConfig) -> dict:
+    """The checked betas and the epsilon prediction both schedulers share (training and sampling
+    must agree on them)."""
     _check(cfg)
-    return DDPMScheduler(
+    return dict(
         num_train_timesteps=cfg.num_train_timesteps,
         beta_schedule=cfg.beta_schedule,
         beta_start=cfg.beta_start,
@@ -61,18 +59,20 @@ def training_scheduler(cfg: NoiseScheduleConfig):
     )
 
 
+def training_scheduler(cfg: NoiseScheduleConfig):
+    """A :class:`diffusers.DDPMScheduler` (epsilon prediction) for training: ``add_noise`` and
+    ``alphas_cumprod``."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(**_common(cfg))
+
+
 def sampling_scheduler(cfg: NoiseScheduleConfig):
     """A :class:`diffusers.DDIMScheduler` over the same betas (``set_timesteps`` then ``step``)."""
     from diffusers import DDIMScheduler
 
-    _check(cfg)
     return DDIMScheduler(
-        num_train_timesteps=cfg.num_train_timesteps,
-        beta_schedule=cfg.beta_schedule,
-        beta_start=cfg.beta_start,
-        beta_end=cfg.beta_end,
-        prediction_type="epsilon",
-        clip_sample=False,
+        **_common(cfg),
         set_alpha_to_one=False,
         steps_offset=1,
     )

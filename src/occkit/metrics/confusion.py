@@ -7,6 +7,7 @@ the SemanticKITTI API puts the prediction on the rows: each metric module says w
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -125,6 +126,18 @@ def _spread_offsets(bins: int, n: int) -> np.ndarray:
     return table
 
 
+def metric_class_names(
+    class_names: Sequence[str] | None, num_classes: int, known: Sequence[str], known_count: int
+) -> tuple[str, ...]:
+    """A metric's class names: as given (one per class, else ``ValueError``); by default the
+    benchmark's ``known`` names when ``num_classes == known_count``, else ``"0"``, ``"1"`` ..."""
+    if class_names is None:
+        class_names = known if num_classes == known_count else tuple(str(k) for k in range(num_classes))
+    if len(class_names) != num_classes:
+        raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
+    return tuple(class_names)
+
+
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     """Sum ``t`` in place across ``torch.distributed`` processes when a process group is
     initialised; return it unchanged otherwise. The tensor must be on the device the backend
@@ -134,3 +147,12 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def all_reduce_counts(matrix: torch.Tensor, frames: int) -> tuple[torch.Tensor, int]:
+    """Sum a metric's ``(K, K)`` confusion ``matrix`` and its ``frames`` count across
+    ``torch.distributed`` processes (:func:`all_reduce_sum`, one message); returns the summed
+    pair (a new matrix)."""
+    state = torch.cat([matrix.reshape(-1), torch.tensor([frames], device=matrix.device)])
+    all_reduce_sum(state)
+    return state[:-1].view(matrix.shape).clone(), int(state[-1])

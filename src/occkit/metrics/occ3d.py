@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
-from occkit.metrics.confusion import all_reduce_sum, confusion_matrix
+from occkit.metrics.confusion import all_reduce_counts, confusion_matrix, metric_class_names
 
 #: The mask choices: which voxels of a frame are evaluated.
 MASK_MODES: tuple[str, ...] = ("camera", "lidar", "both", "none")
@@ -158,16 +158,10 @@ class Occ3DMetric:
             raise ValueError(f"mask must be one of {MASK_MODES}, got {mask!r}")
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-        if class_names is None:
-            class_names = (
-                OCC3D_CLASSES if num_classes == OCC3D_NUM_CLASSES else tuple(str(c) for c in range(num_classes))
-            )
-        if len(class_names) != num_classes:
-            raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
+        self.class_names = metric_class_names(class_names, num_classes, OCC3D_CLASSES, OCC3D_NUM_CLASSES)
         self.mask = mask
         self.num_classes = int(num_classes)
         self.free_class = self.num_classes - 1
-        self.class_names = tuple(class_names)
         self.device = torch.device(device) if device is not None else None
         self.reset()
 
@@ -225,10 +219,7 @@ class Occ3DMetric:
 
     def all_reduce(self) -> None:
         """Sum the counts across ``torch.distributed`` processes (no-op when not initialised)."""
-        state = torch.cat([self.hist.reshape(-1), torch.tensor([self.frames], device=self.hist.device)])
-        all_reduce_sum(state)
-        self.hist = state[:-1].view(self.num_classes, self.num_classes).clone()
-        self.frames = int(state[-1])
+        self.hist, self.frames = all_reduce_counts(self.hist, self.frames)
 
     def compute(self) -> dict[str, Any]:
         """``miou``, ``geometry_iou``, ``iou`` (class name -> value), all in percent (NaN for a

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from occkit.labels import SEMANTICKITTI_CLASSES, SEMANTICKITTI_IGNORE, SEMANTICKITTI_NUM_CLASSES
-from occkit.metrics.confusion import all_reduce_sum, confusion_matrix
+from occkit.metrics.confusion import all_reduce_counts, confusion_matrix, metric_class_names
 
 
 def ssc_confusion(
@@ -99,17 +99,11 @@ class SSCMetric:
         class_names: tuple[str, ...] | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        if class_names is None:
-            class_names = (
-                SEMANTICKITTI_CLASSES
-                if num_classes == SEMANTICKITTI_NUM_CLASSES
-                else tuple(str(k) for k in range(num_classes))
-            )
-        if len(class_names) != num_classes:
-            raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
+        self.class_names = metric_class_names(
+            class_names, num_classes, SEMANTICKITTI_CLASSES, SEMANTICKITTI_NUM_CLASSES
+        )
         self.num_classes = int(num_classes)
         self.ignore_index = int(ignore_index)
-        self.class_names = tuple(class_names)
         self.device = torch.device(device) if device is not None else None
         self.reset()
 
@@ -152,10 +146,7 @@ class SSCMetric:
 
     def all_reduce(self) -> None:
         """Sum the counts across ``torch.distributed`` processes (no-op when not initialised)."""
-        state = torch.cat([self.conf.reshape(-1), torch.tensor([self.frames], device=self.conf.device)])
-        all_reduce_sum(state)
-        self.conf = state[:-1].view(self.num_classes, self.num_classes).clone()
-        self.frames = int(state[-1])
+        self.conf, self.frames = all_reduce_counts(self.conf, self.frames)
 
     def compute(self) -> dict[str, Any]:
         """``ssc_miou``, ``completion_iou``, ``precision``, ``recall`` (percent), ``iou`` (class

@@ -21,6 +21,7 @@ cache (:mod:`occkit.priors.cache`) through the dataset.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, Sequence, runtime_checkable
 
@@ -191,3 +192,21 @@ def offline_hf() -> None:
     """Forbid Hugging Face libraries any network access in this process."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def memo_encode(
+    texts: Sequence[str], memo: dict[str, torch.Tensor], dim: int, encode: Callable[[list[str]], torch.Tensor]
+) -> torch.Tensor:
+    """``(K, dim)`` embeddings of ``texts`` (a text encoder's ``encode_text``): the texts not yet in
+    ``memo`` are embedded by ``encode(sorted new texts) -> (M, dim)`` float32 CPU rows and kept
+    there, so a text's embedding never depends on which texts came with it."""
+    texts = list(texts)
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError("encode_text: expected a list of strings")
+    new = sorted({t for t in texts if t not in memo})
+    if new:
+        for t, e in zip(new, encode(new)):
+            memo[t] = e
+    if not texts:
+        return torch.zeros(0, dim)
+    return torch.stack([memo[t] for t in texts])

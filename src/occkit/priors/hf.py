@@ -74,7 +74,16 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from occkit.priors.base import KINDS, PRIOR_CLASSES, UNKNOWN, PriorFrame, Priors, check_kinds, offline_hf
+from occkit.priors.base import (
+    KINDS,
+    PRIOR_CLASSES,
+    UNKNOWN,
+    PriorFrame,
+    Priors,
+    check_kinds,
+    memo_encode,
+    offline_hf,
+)
 
 #: The subfolder of ROOT that each model lives in.
 SUBFOLDERS: dict[str, str] = {"sam": "sam", "detector": "detector", "depth": "depth", "clip": "clip"}
@@ -571,23 +580,19 @@ class ClipText:
 
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
         """``(K, D)`` float32 on the CPU, each row L2-normalised."""
-        texts = list(texts)
-        if not all(isinstance(t, str) for t in texts):
-            raise TypeError("encode_text: expected a list of strings")
-        new = sorted({t for t in texts if t not in self._memo})
+        return memo_encode(texts, self._memo, self.dim, self._encode_new)
+
+    def _encode_new(self, new: list[str]) -> torch.Tensor:
         # one text per forward pass: in a padded batch a text's embedding moves by a few float ulps
         # with its batch mates, and a resumed cache must be bit-identical to an uninterrupted one
+        rows = []
         for i in range(len(new)):
             chunk = new[i : i + 1]
             enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
             with torch.no_grad():  # not inference_mode: callers may edit the outputs in place
                 emb = self.model.get_text_features(**enc.to(self.device)).pooler_output.float()
-            emb = F.normalize(emb, dim=-1).cpu()
-            for t, e in zip(chunk, emb):
-                self._memo[t] = e
-        if not texts:
-            return torch.zeros(0, self.dim)
-        return torch.stack([self._memo[t] for t in texts])
+            rows.append(F.normalize(emb, dim=-1).cpu())
+        return torch.cat(rows)
 
 
 class MaskClipFeatures:

@@ -22,6 +22,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import torch
 
+from occkit.priors.base import memo_encode
 from occkit.priors.base import offline_hf  # noqa: F401  (re-exported: callers import it from here)
 
 #: Prompt templates for zero-shot classification (a short list; CLIP's 80 suit CLIP, MiniLM
@@ -81,23 +82,17 @@ class SentenceTransformerText:
         self._memo: dict[str, torch.Tensor] = {}
 
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
-        texts = list(texts)
-        if not all(isinstance(t, str) for t in texts):
-            raise TypeError("encode_text: expected a list of strings")
-        new = sorted({t for t in texts if t not in self._memo})
-        if new:
-            # one text per forward pass: in a padded batch a text's embedding moves by a few float
-            # ulps with its batch mates, so a cache resumed after a stop (other texts first met
-            # together) would not be bit-identical to one written in a single run
-            with torch.no_grad():
-                emb = self.model.encode(
-                    new, batch_size=1, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False
-                )
-            for t, e in zip(new, emb.float().cpu()):
-                self._memo[t] = e
-        if not texts:
-            return torch.zeros(0, self.dim)
-        return torch.stack([self._memo[t] for t in texts])
+        return memo_encode(texts, self._memo, self.dim, self._encode_new)
+
+    def _encode_new(self, new: list[str]) -> torch.Tensor:
+        # one text per forward pass: in a padded batch a text's embedding moves by a few float
+        # ulps with its batch mates, so a cache resumed after a stop (other texts first met
+        # together) would not be bit-identical to one written in a single run
+        with torch.no_grad():
+            emb = self.model.encode(
+                new, batch_size=1, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False
+            )
+        return emb.float().cpu()
 
 
 def encode_prompts(

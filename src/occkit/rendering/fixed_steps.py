@@ -33,7 +33,7 @@ import torch.utils.checkpoint
 
 from occkit.geometry.grid import Grid
 from occkit.rendering.sampling import RaySamples
-from occkit.rendering.volrend import RenderOutput
+from occkit.rendering.volrend import RenderOutput, check_volumes
 from occkit.shapes import check_shape
 
 
@@ -164,12 +164,7 @@ def render_fixed_steps(
         ``median_depth (R,)`` (detached): the ``t_k`` of the first sample where the cumulative
         weight reaches 0.5, ``inf`` where it never does.
     """
-    X, Y, Z = grid.shape
-    check_shape(density, "X Y Z", name="density", dims={"X": X, "Y": Y, "Z": Z})
-    if not torch.is_floating_point(density):
-        raise TypeError(f"density: expected a floating point tensor, got {density.dtype}")
-    if values is not None:
-        check_shape(values, "C X Y Z", name="values", dims={"X": X, "Y": Y, "Z": Z})
+    check_volumes(density, values, grid)
     dims = check_shape(origins, "R 3", name="origins")
     check_shape(dirs, "R 3", name="dirs", dims=dims)
     if not (torch.isfinite(origins).all() and torch.isfinite(dirs).all()):

@@ -17,6 +17,7 @@ transmittance above 0.5 have depth 0 and class ``free_index`` ("nothing inside t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,7 @@ import torch
 from occkit.geometry.grid import Grid
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.volrend import (
+    Field,
     RenderOutput,
     density_from_logits,
     grid_field,
@@ -78,6 +80,30 @@ def _check_views(intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor) -> None
     check_shape(T_ego_from_cam, "N 4 4", name="T_ego_from_cam", dims=dims)
 
 
+def _render_views(
+    field: Field,
+    dev: torch.device,
+    grid: Grid,
+    cams: tuple[torch.Tensor, torch.Tensor, int, int, int],
+    step: float,
+    chunk: int,
+    block: int,
+    free_index: int,
+    classes_of: Callable[[RenderOutput], torch.Tensor],
+) -> ViewMaps:
+    """Cast the rays of every ``stride``-th pixel of the ``N`` cameras ``cams = (intrinsics,
+    T_ego_from_cam, height, width, stride)`` through ``field`` (on ``dev``) and gather the maps;
+    ``classes_of(r)`` turns the rendered values into class ids."""
+    intrinsics, T_ego_from_cam, height, width, stride = cams
+    rays = camera_rays(
+        intrinsics.to(dev, torch.float32), T_ego_from_cam.to(dev, torch.float32), height, width, stride=stride
+    )
+    N = intrinsics.shape[0]
+    shape = (N, len(range(stride // 2, height, stride)), len(range(stride // 2, width, stride)))
+    r = render_rays(field, rays.origins, rays.dirs, grid, step=step, chunk=chunk, block=block, stop_transmittance=1e-4)
+    return _maps(r, rays, shape, free_index, classes_of(r))
+
+
 @torch.no_grad()
 def render_occupancy_views(
     occupancy: torch.Tensor,
@@ -122,23 +148,13 @@ def render_occupancy_views(
     # step)), so a ray's weights are one spike: rendering the class id as a 1-channel value gives
     # that voxel's class times the opacity (the one-hot rendering of all classes, 17x cheaper).
     class_value = occ.to(torch.float32)[None]  # (1, X, Y, Z)
-    rays = camera_rays(
-        intrinsics.to(dev, torch.float32), T_ego_from_cam.to(dev, torch.float32), height, width, stride=stride
-    )
-    N = intrinsics.shape[0]
-    shape = (N, len(range(stride // 2, height, stride)), len(range(stride // 2, width, stride)))
-    r = render_rays(
-        grid_field(dens, grid, class_value, "nearest"),
-        rays.origins,
-        rays.dirs,
-        grid,
-        step=step,
-        chunk=chunk,
-        block=block,
-        stop_transmittance=1e-4,
-    )
-    classes = torch.round(r.values[:, 0] / r.opacity.clamp(min=1e-6)).long().clamp(0, num_classes - 1)
-    return _maps(r, rays, shape, free_index, classes)
+
+    def classes_of(r: RenderOutput) -> torch.Tensor:
+        return torch.round(r.values[:, 0] / r.opacity.clamp(min=1e-6)).long().clamp(0, num_classes - 1)
+
+    field = grid_field(dens, grid, class_value, "nearest")
+    cams = (intrinsics, T_ego_from_cam, height, width, stride)
+    return _render_views(field, dev, grid, cams, step, chunk, block, free_index, classes_of)
 
 
 @torch.no_grad()
@@ -175,20 +191,10 @@ def render_logits_views(
     sigma = density_from_logits(logits.float(), free_index, min(grid.voxel_size), dim=0)
     probs = semantic_probs_from_logits(logits.float(), free_index, dim=0)
     keep = [c for c in range(C) if c != free_index]
-    rays = camera_rays(
-        intrinsics.to(dev, torch.float32), T_ego_from_cam.to(dev, torch.float32), height, width, stride=stride
-    )
-    N = intrinsics.shape[0]
-    shape = (N, len(range(stride // 2, height, stride)), len(range(stride // 2, width, stride)))
-    r = render_rays(
-        grid_field(sigma, grid, probs, mode),
-        rays.origins,
-        rays.dirs,
-        grid,
-        step=step,
-        chunk=chunk,
-        block=block,
-        stop_transmittance=1e-4,
-    )  # type: ignore[arg-type]
-    classes = torch.tensor(keep, device=dev)[r.values.argmax(-1)]
-    return _maps(r, rays, shape, free_index, classes)
+
+    def classes_of(r: RenderOutput) -> torch.Tensor:
+        return torch.tensor(keep, device=dev)[r.values.argmax(-1)]
+
+    field = grid_field(sigma, grid, probs, mode)  # type: ignore[arg-type]
+    cams = (intrinsics, T_ego_from_cam, height, width, stride)
+    return _render_views(field, dev, grid, cams, step, chunk, block, free_index, classes_of)

@@ -132,6 +132,17 @@ def weights_from_density(
 
 
 # ----------------------------------------------------------------------------- grid lookups
+def check_volumes(density: torch.Tensor, values: torch.Tensor | None, grid: Grid) -> None:
+    """Refuse a ``density`` that is not a floating ``(X, Y, Z)`` volume of ``grid`` and ``values``
+    (when given) that are not ``(C, X, Y, Z)`` on it."""
+    X, Y, Z = grid.shape
+    check_shape(density, "X Y Z", name="density", dims={"X": X, "Y": Y, "Z": Z})
+    if not torch.is_floating_point(density):
+        raise TypeError(f"density: expected a floating point tensor, got {density.dtype}")
+    if values is not None:
+        check_shape(values, "C X Y Z", name="values", dims={"X": X, "Y": Y, "Z": Z})
+
+
 def grid_field(
     density: torch.Tensor,
     grid: Grid,
@@ -155,11 +166,8 @@ def grid_field(
         ``field(points (P, 3)) -> (sigma (P,), values (P, C) or None)``.
     """
     X, Y, Z = grid.shape
-    check_shape(density, "X Y Z", name="density", dims={"X": X, "Y": Y, "Z": Z})
-    if not torch.is_floating_point(density):
-        raise TypeError(f"density: expected a floating point tensor, got {density.dtype}")
+    check_volumes(density, values, grid)
     if values is not None:
-        check_shape(values, "C X Y Z", name="values", dims={"X": X, "Y": Y, "Z": Z})
         values = values.to(density.dtype)
     dev, dt = density.device, density.dtype
     lo = torch.tensor(grid.range_min, device=dev, dtype=dt)

@@ -161,30 +161,31 @@ def pad_to(image: np.ndarray, height: int, width: int, color: Sequence[int] = BA
     return out
 
 
-def hstack(images: Sequence[np.ndarray], gap: int = 0, color: Sequence[int] = BACKGROUND) -> np.ndarray:
-    """Place images side by side (vertically centred), ``gap`` pixels apart."""
+def _stack(images: Sequence[np.ndarray], gap: int, color: Sequence[int], axis: int, what: str) -> np.ndarray:
+    """Concatenate ``images`` along ``axis`` (1: side by side, 0: one above the other), each
+    centred across it on a canvas of the largest size, ``gap`` pixels of ``color`` apart."""
     if not images:
-        raise ValueError("hstack: no images")
-    h = max(im.shape[0] for im in images)
+        raise ValueError(f"{what}: no images")
+    across = max(im.shape[1 - axis] for im in images)
     parts: list[np.ndarray] = []
     for i, im in enumerate(images):
+        size = [across, across]
         if i and gap:
-            parts.append(np.broadcast_to(np.asarray(color, np.uint8), (h, gap, 3)))
-        parts.append(pad_to(im, h, im.shape[1], color))
-    return np.concatenate(parts, axis=1)
+            size[axis] = gap
+            parts.append(np.broadcast_to(np.asarray(color, np.uint8), (*size, 3)))
+        size[axis] = im.shape[axis]
+        parts.append(pad_to(im, size[0], size[1], color))
+    return np.concatenate(parts, axis=axis)
+
+
+def hstack(images: Sequence[np.ndarray], gap: int = 0, color: Sequence[int] = BACKGROUND) -> np.ndarray:
+    """Place images side by side (vertically centred), ``gap`` pixels apart."""
+    return _stack(images, gap, color, 1, "hstack")
 
 
 def vstack(images: Sequence[np.ndarray], gap: int = 0, color: Sequence[int] = BACKGROUND) -> np.ndarray:
     """Place images one above the other (horizontally centred), ``gap`` pixels apart."""
-    if not images:
-        raise ValueError("vstack: no images")
-    w = max(im.shape[1] for im in images)
-    parts: list[np.ndarray] = []
-    for i, im in enumerate(images):
-        if i and gap:
-            parts.append(np.broadcast_to(np.asarray(color, np.uint8), (gap, w, 3)))
-        parts.append(pad_to(im, im.shape[0], w, color))
-    return np.concatenate(parts, axis=0)
+    return _stack(images, gap, color, 0, "vstack")
 
 
 def title_lines(title: str, width: int, size: int = 16) -> list[str]:

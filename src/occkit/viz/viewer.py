@@ -158,19 +158,28 @@ def _view_from_above(server: viser.ViserServer, grid: Grid, side_by_side: bool) 
     server.initial_camera.up = (0.0, 0.0, 1.0)
 
 
+def class_node_name(c: int) -> str:
+    """The node name of class id ``c``'s voxels: its Occ3D name, else ``class_<c>``."""
+    return OCC3D_CLASSES[c] if c < len(OCC3D_CLASSES) else f"class_{c}"
+
+
 def draw_voxels(
-    scene, layer: VoxelLayer, grid: Grid, hidden: frozenset[int] = frozenset(), prefix: str = "/voxels"
+    scene,
+    layer: VoxelLayer,
+    grid: Grid,
+    hidden: frozenset[int] = frozenset(),
+    prefix: str = "/voxels",
+    name_of: Callable[[int], str] = class_node_name,
 ) -> dict:
-    """One instanced-box node per class under ``prefix`` (``prefix/<class name>``); returns the
+    """One instanced-box node per class under ``prefix`` (``prefix/<name_of(class)>``); returns the
     handles by class id. Classes in ``hidden`` are sent invisible."""
     vertices, faces = box_mesh(tuple(s * 0.98 for s in grid.voxel_size))
     handles = {}
     for c, part in layer.by_class().items():
-        name = OCC3D_CLASSES[c] if c < len(OCC3D_CLASSES) else f"class_{c}"
         wxyz = np.zeros((len(part), 4), np.float32)
         wxyz[:, 0] = 1.0
         handles[c] = scene.add_batched_meshes_simple(
-            f"{prefix}/{name}",
+            f"{prefix}/{name_of(c)}",
             vertices,
             faces,
             batched_wxyzs=wxyz,
@@ -392,21 +401,13 @@ class Viewer:
         layer = VoxelLayer(centres.astype(np.float32), colors, np.where(match, 1, 0).astype(np.uint8))
         with self.server.atomic():
             self.server.scene.remove_by_name("/voxels")
-            vertices, faces = box_mesh(tuple(s * 0.98 for s in self.grid.voxel_size))
-            for key, part in layer.by_class().items():
-                wxyz = np.zeros((len(part), 4), np.float32)
-                wxyz[:, 0] = 1.0
-                self.server.scene.add_batched_meshes_simple(
-                    f"/query/{'matches' if key else 'other occupied'}",
-                    vertices,
-                    faces,
-                    batched_wxyzs=wxyz,
-                    batched_positions=part.centres,
-                    batched_colors=part.colors,
-                    lod="off",
-                    cast_shadow=False,
-                    receive_shadow=False,
-                )
+            draw_voxels(
+                self.server.scene,
+                layer,
+                self.grid,
+                prefix="/query",
+                name_of=lambda key: "matches" if key else "other occupied",
+            )
         self.query_info.content = (
             f'"{text}": {int(match.sum())} of {len(sim)} occupied voxels match (cosine >= {thr:.3f}; '
             f"range {float(sim.min()):.3f} .. {hi:.3f}); red low, violet high"

@@ -185,25 +185,18 @@ def voxel_layer(
     if mask_mode not in MASK_MODES:
         raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
     if view == "side by side":
-        a = voxel_layer(
-            frame,
-            "ground truth",
-            grid,
-            mask=mask,
-            mask_mode=mask_mode,
-            surface_only=surface_only,
-            palette=palette,
-            free_class=free_class,
-        )
-        b = voxel_layer(
-            frame,
-            "prediction",
-            grid,
-            mask=mask,
-            mask_mode=mask_mode,
-            surface_only=surface_only,
-            palette=palette,
-            free_class=free_class,
+        a, b = (
+            voxel_layer(
+                frame,
+                side,
+                grid,
+                mask=mask,
+                mask_mode=mask_mode,
+                surface_only=surface_only,
+                palette=palette,
+                free_class=free_class,
+            )
+            for side in ("ground truth", "prediction")
         )
         b.centres = b.centres + np.array([0.0, -side_offset(grid), 0.0], np.float32)
         return VoxelLayer(

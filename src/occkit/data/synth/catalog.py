@@ -25,6 +25,7 @@ from occkit.data.synth.primitives import (
     TEX_STRIPES,
     Primitives,
 )
+from occkit.data.synth.vocabulary import OTHER_OBJECT_NAMES, PEDESTRIAN_NAMES
 
 #: Named colours (linear-ish RGB in [0, 1]).
 COLOURS: dict[str, tuple[float, float, float]] = {
@@ -307,14 +308,18 @@ def construction_vehicle(rng: np.random.Generator) -> ObjectSpec:
     return ObjectSpec(name, 5, colour, parts)
 
 
+def _in_line_wheels(L: float, r: float, half_width: float) -> list[Part]:
+    """The front and back tyres (radius ``r``) of a two-wheeler ``L`` metres long."""
+    return [Part(ELLIPSOID, (x * (L / 2 - r), 0, r), (r, half_width, r), TIRE, reflect=0.15) for x in (1, -1)]
+
+
 def motorcycle(rng: np.random.Generator, rider: bool) -> ObjectSpec:
     name = str(rng.choice(["motorcycle", "scooter", "sport bike"]))
     colour = str(rng.choice(["black", "red", "blue", "silver", "white", "orange"]))
     col = _c(colour, rng)
     L = 1.9 if name != "scooter" else 1.6
     parts = [
-        Part(ELLIPSOID, (L / 2 - 0.32, 0, 0.32), (0.32, 0.07, 0.32), TIRE, reflect=0.15),
-        Part(ELLIPSOID, (-L / 2 + 0.32, 0, 0.32), (0.32, 0.07, 0.32), TIRE, reflect=0.15),
+        *_in_line_wheels(L, 0.32, 0.07),
         Part(BOX, (0, 0, 0.62), (L / 2 - 0.3, 0.16, 0.22), col, reflect=0.8),
     ]
     if rider:
@@ -328,8 +333,7 @@ def bicycle(rng: np.random.Generator, rider: bool) -> ObjectSpec:
     col = _c(colour, rng)
     L = 1.75 if name != "cargo bike" else 2.4
     parts = [
-        Part(ELLIPSOID, (L / 2 - 0.35, 0, 0.35), (0.35, 0.04, 0.35), TIRE, reflect=0.15),
-        Part(ELLIPSOID, (-L / 2 + 0.35, 0, 0.35), (0.35, 0.04, 0.35), TIRE, reflect=0.15),
+        *_in_line_wheels(L, 0.35, 0.04),
         Part(BOX, (0, 0, 0.62), (L / 2 - 0.35, 0.04, 0.05), col, reflect=0.6),
         Part(BOX, (-0.15, 0, 0.5), (0.04, 0.04, 0.2), col, reflect=0.6),
     ]
@@ -353,20 +357,7 @@ def _rider(rng: np.random.Generator, x: float, z: float) -> list[Part]:
 
 
 def pedestrian(rng: np.random.Generator) -> ObjectSpec:
-    name = str(
-        rng.choice(
-            [
-                "adult",
-                "adult with backpack",
-                "child",
-                "jogger",
-                "construction worker",
-                "person with umbrella",
-                "elderly person",
-            ],
-            p=[0.35, 0.15, 0.12, 0.1, 0.1, 0.08, 0.1],
-        )
-    )
+    name = str(rng.choice(PEDESTRIAN_NAMES, p=[0.35, 0.15, 0.12, 0.1, 0.1, 0.08, 0.1]))
     scale = rng.uniform(0.6, 0.75) if name == "child" else rng.uniform(0.92, 1.08)
     top_name = (
         "orange"
@@ -442,19 +433,7 @@ def barrier(rng: np.random.Generator) -> ObjectSpec:
 
 
 def other_object(rng: np.random.Generator) -> ObjectSpec:
-    name = str(
-        rng.choice(
-            [
-                "wooden crate",
-                "trash bin",
-                "debris pile",
-                "pallet stack",
-                "cardboard boxes",
-                "shopping cart",
-                "tire pile",
-            ]
-        )
-    )
+    name = str(rng.choice(OTHER_OBJECT_NAMES))
     if name == "wooden crate":
         s = rng.uniform(0.5, 1.0)
         parts = [Part(BOX, (0, 0, s / 2), (s / 2, s / 2, s / 2), _c("brown", rng), TEX_BRICK)]

@@ -21,6 +21,27 @@ from occkit.labels import OCC3D_CLASSES
 
 _RIDEABLE = ("motorcycle", "scooter", "sport bike", "bicycle", "city bike", "cargo bike", "mountain bike")
 
+#: The pedestrians :func:`occkit.data.synth.catalog.pedestrian` draws from.
+PEDESTRIAN_NAMES = (
+    "adult",
+    "adult with backpack",
+    "child",
+    "jogger",
+    "construction worker",
+    "person with umbrella",
+    "elderly person",
+)
+#: The small objects :func:`occkit.data.synth.catalog.other_object` draws from.
+OTHER_OBJECT_NAMES = (
+    "wooden crate",
+    "trash bin",
+    "debris pile",
+    "pallet stack",
+    "cardboard boxes",
+    "shopping cart",
+    "tire pile",
+)
+
 #: (fine name, Occ3D class id) for every object name the catalogue produces.
 FINE_NAMES: tuple[tuple[str, int], ...] = (
     *((n, 4) for n in ("sedan", "hatchback", "SUV", "pickup truck", "taxi", "station wagon", "delivery van")),
@@ -32,32 +53,10 @@ FINE_NAMES: tuple[tuple[str, int], ...] = (
     *((n + " with rider", 6) for n in ("motorcycle", "scooter", "sport bike")),
     *((n, 2) for n in ("bicycle", "city bike", "cargo bike", "mountain bike")),
     *((n + " with rider", 2) for n in ("bicycle", "city bike", "cargo bike", "mountain bike")),
-    *(
-        (n, 7)
-        for n in (
-            "adult",
-            "adult with backpack",
-            "child",
-            "jogger",
-            "construction worker",
-            "person with umbrella",
-            "elderly person",
-        )
-    ),
+    *((n, 7) for n in PEDESTRIAN_NAMES),
     ("traffic cone", 8),
     *((n, 1) for n in ("jersey barrier", "plastic barrier", "barrier board")),
-    *(
-        (n, 0)
-        for n in (
-            "wooden crate",
-            "trash bin",
-            "debris pile",
-            "pallet stack",
-            "cardboard boxes",
-            "shopping cart",
-            "tire pile",
-        )
-    ),
+    *((n, 0) for n in OTHER_OBJECT_NAMES),
     *(
         (n, 15)
         for n in (

@@ -43,8 +43,8 @@ def test_dry_run_estimates_the_time_from_the_table_and_names_unknown_presets(tmp
     spec = write(tmp_path, "spec.yaml", text)
     assert main(["ablate", str(spec), "--out", str(tmp_path / "abl"), "--dry-run", "--lanes", "2"]) == 0
     out = capsys.readouterr().out
-    # 6 runs of a known preset x 2 steps x 3 s at 2 threads, at 1 thread as if twice as long: 72 s;
-    # the teacher stage 10 steps: 60 s; over 2 lanes: 66 s
+    # 6 runs of a known preset x 2 steps x 3 s (measured at 2 threads, not scaled to 1): 36 s;
+    # the teacher stage 10 steps: 30 s; over 2 lanes: 33 s
     assert "Time estimate: about 1 min on 2 lane(s) x 1 thread(s) (no run has finished yet" in out
     assert "runs: 6 x 2 steps (1 min of lane time)" in out and "measured on a test machine at 2 thread(s)" in out
     assert "unestimated: 3 run(s) whose preset is not in the table: arm(s) c (" in out
@@ -54,11 +54,11 @@ def test_dry_run_estimates_the_time_from_the_table_and_names_unknown_presets(tmp
     ab = runner.Ablation(parse_spec(spec, Overrides()), runner.RunOptions(out=tmp_path / "abl", cache=tmp_path / "st"))
     e = estimate.estimate(ab, TABLE)
     assert (e["runs"], e["steps"], e["unestimated_runs"]) == (6, 12, 3)
-    assert abs(e["run_seconds"] - 72.0) < 1e-9 and abs(e["stage_seconds"] - 60.0) < 1e-9
+    assert abs(e["run_seconds"] - 36.0) < 1e-9 and abs(e["stage_seconds"] - 30.0) < 1e-9
     assert e["validations"] == 12  # 2 per run of the 6 estimated
 
 
-def test_the_estimate_at_the_tables_threads_is_not_scaled(tmp_path, monkeypatch):
+def test_the_estimate_at_the_tables_threads_says_nothing_of_threads(tmp_path, monkeypatch):
     monkeypatch.setattr(estimate, "step_rates", lambda: TABLE)
     spec = write(tmp_path, "spec.yaml", tiny_spec(arms="  a: {preset: synth-cpu}\n", seeds="[0]"))
     ab = runner.Ablation(
@@ -66,7 +66,9 @@ def test_the_estimate_at_the_tables_threads_is_not_scaled(tmp_path, monkeypatch)
     )
     e = estimate.estimate(ab)
     assert e["run_seconds"] == 6.0 and e["wall_seconds"] == 6.0
-    assert "scaled" not in estimate.estimate_text(e, 2)
+    assert "unscaled" not in estimate.estimate_text(e, 2)
+    e["threads"] = 1
+    assert "taken unscaled at 1 thread(s)" in estimate.estimate_text(e, 2)
 
 
 def test_a_building_stages_progress_lines_reach_the_console(tmp_path, monkeypatch, capsys):

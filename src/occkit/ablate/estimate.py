@@ -4,9 +4,10 @@
 ``benchmarks/bench_mfu.py``'s rows) holds, per CPU preset, the mean seconds of one training step at
 the threads it was measured at, on the machine it names. :func:`estimate` counts, for every run not
 done yet, the steps left (the budget less its checkpoint's step) and for every ``train`` stage not
-built yet its ``max-steps``; steps times the preset's step time, scaled to ``--threads`` as if a
-step's time were inversely proportional to its threads (a step at fewer threads is usually less
-slow than that: the figure errs long). Lane-seconds over the lanes give the wall time, as if the
+built yet its ``max-steps``; steps times the preset's step time, taken as it is at any
+``--threads`` (not scaled: on the 2-core machine the table was measured on, the regime's
+``synth-abl`` runs at one thread each, two lanes, took 0.9-1.0 s per step with their validations,
+BENCHMARKS.md, against 0.88 s in the table at two threads). Lane-seconds over the lanes give the wall time, as if the
 work spread evenly over them. Not counted: validations and scoring (not measured), other stages
 (worlds, prior caches, backbone pretraining), and arms or stages whose preset is not in the table
 (a YAML path, a package's method): those are named, never taken as zero.
@@ -29,11 +30,11 @@ def step_rates() -> dict[str, Any]:
     return json.loads(resources.files("occkit.ablate").joinpath(STEP_RATES).read_text(encoding="utf-8"))
 
 
-def _seconds(preset: str, steps: int, table: dict[str, Any], threads: int) -> float | None:
+def _seconds(preset: str, steps: int, table: dict[str, Any]) -> float | None:
     row = table["presets"].get(preset)
     if row is None:
         return None
-    return steps * float(row["s_per_step"]) * int(row.get("threads") or threads) / max(1, threads)
+    return steps * float(row["s_per_step"])
 
 
 def estimate(ab: Ablation, table: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -51,7 +52,7 @@ def estimate(ab: Ablation, table: dict[str, Any] | None = None) -> dict[str, Any
             continue
         left = max(0, ab.spec.budget - (checkpoint_step(ab.run_dir(arm, seed)) or 0))
         preset = ab.spec.arms[arm].preset
-        s = _seconds(preset, left, table, threads)
+        s = _seconds(preset, left, table)
         if s is None:
             unestimated[arm] = preset
             unestimated_runs += 1
@@ -68,7 +69,7 @@ def estimate(ab: Ablation, table: dict[str, Any] | None = None) -> dict[str, Any
         s = None
         if plan.command == "train" and isinstance(preset, str) and isinstance(max_steps, int):
             done = checkpoint_step(plan.out) or 0
-            s = _seconds(preset, max(0, max_steps - done), table, threads)
+            s = _seconds(preset, max(0, max_steps - done), table)
         if s is None:
             not_counted.append(name)
         else:
@@ -103,7 +104,8 @@ def estimate_text(e: dict[str, Any], budget: int) -> str:
     measured = e["table_threads"]
     at = "/".join(str(t) for t in measured) if isinstance(measured, list) else str(measured)
     scaled = (
-        f"; scaled to {e['threads']} thread(s) as if a step's time were inversely proportional to its threads (likely long)"
+        f"; taken unscaled at {e['threads']} thread(s) (on that machine a step at 1 thread per lane took about "
+        "as long: the regime's synth-abl runs, BENCHMARKS.md)"
         if [e["threads"]] != measured
         else ""
     )

@@ -12,7 +12,8 @@ Layout of ``--out DIR``::
         ablate.lock             while a runner works on it
     DIR/results.json, results.md, curves.png   rewritten after every finished arm x seed
 
-Every command runs as ``python -m occkit.cli ...``, its output appended to a log file; up to
+Every command runs as ``python -m occkit.cli ...``, its output appended to a log file (a stage's
+newest log line is also echoed to the console every ``progress_seconds``: :class:`LogWatch`); up to
 ``lanes`` at a time, each with ``threads`` torch threads (``OMP_NUM_THREADS`` too). Where it runs is
 the launcher's (:class:`Launcher`): :class:`LocalLauncher` starts subprocesses here (with
 ``--device cuda`` and lanes on several GPUs, lane slot ``i`` gets the ``i``-th GPU in turn through

@@ -71,6 +71,18 @@ def test_the_estimate_at_the_tables_threads_says_nothing_of_threads(tmp_path, mo
     assert "taken unscaled at 1 thread(s)" in estimate.estimate_text(e, 2)
 
 
+def test_once_a_run_has_finished_the_paced_estimate_is_shown_and_said_to_be(tmp_path, monkeypatch):
+    spec = write(tmp_path, "spec.yaml", tiny_spec(arms="  a: {preset: synth-cpu}\n", seeds="[0, 1]"))
+    ab = runner.Ablation(parse_spec(spec, Overrides()), runner.RunOptions(out=tmp_path / "abl", cache=tmp_path / "st"))
+    assert ab.time_text().startswith("Time estimate: ")  # nothing finished: the table's
+    paced = {"runs": 1, "lane_seconds": 600.0, "estimated_runs": 0, "paced_by": 1, "lanes": 1, "wall_seconds": 600.0}
+    monkeypatch.setattr(runner, "collect", lambda ab: {"time_left": paced})
+    text = ab.time_text()
+    assert text.startswith("Time left: 1 run(s)") and "(paced by the finished runs, not by the presets'" in text
+    monkeypatch.setattr(runner, "collect", lambda ab: {"time_left": paced | {"runs": 0}})
+    assert ab.time_text() == "Time left: none, every run is done."
+
+
 def test_a_building_stages_progress_lines_reach_the_console(tmp_path, monkeypatch, capsys):
     # the command prints a progress line now and then, as occkit synth does, in place of occkit
     child = "import time\nfor i in range(4):\n    print(f'scene {i + 1}/4', flush=True)\n    time.sleep(0.4)\n"

@@ -391,6 +391,8 @@ class Ablation:
         """The time the ablation should still take: paced by the runs finished here once one has
         finished (report.time_left), before that from the presets' measured step times (estimate)."""
         paced = collect(self)["time_left"]
+        if paced is not None and paced["runs"] == 0:
+            return time_left_text(paced)
         if paced is not None:
             return time_left_text(paced) + " (paced by the finished runs, not by the presets' measured step times)"
         return estimate_text(estimate(self), self.spec.budget)

@@ -102,6 +102,19 @@ def test_a_building_stages_progress_lines_reach_the_console(tmp_path, monkeypatc
     assert "scene 1/4" in (tmp_path / "stage.log").read_text()  # the log is kept as it was
 
 
+def test_a_stage_that_prints_nothing_is_still_said_to_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "occkit_argv", lambda argv: [sys.executable, "-c", "import time; time.sleep(1.5)"])
+
+    def make():
+        rc = yield Command(["priors"], tmp_path / "stage.log", progress="stage priors")
+        assert rc == 0
+
+    jobs = [Job("stage:priors", "stage priors", make)]
+    assert run_jobs(jobs, 1, dict(os.environ), 0.05, progress_seconds=0.1) == {"stage:priors": None}
+    out = capsys.readouterr().out
+    assert "occkit ablate: stage priors: still running, 0.0 min so far (no new line in " in out
+
+
 def test_dry_run_says_another_process_builds_a_locked_stage(tmp_path, capsys):
     spec = write(tmp_path, "spec.yaml", tiny_spec())
     plan = plan_stages(parse_spec(spec, Overrides()), tmp_path / "stages")["world"]

@@ -1039,7 +1039,8 @@ def _check_folders(folders: list[str], token: str) -> list[tuple[str, str | None
 
 class LogWatch:
     """The newest line a command's log gained since it started (its output appended after
-    ``skip`` bytes of header), printed after ``name`` at most every ``every`` seconds when it changed."""
+    ``skip`` bytes of header), printed after ``name`` at most every ``every`` seconds when it changed;
+    when it has not changed for ``4 * every`` seconds, that the command still runs."""
 
     def __init__(self, log: Path, name: str, skip: int = 0) -> None:
         self.log, self.name = log, name
@@ -1047,7 +1048,7 @@ class LogWatch:
             self.start = log.stat().st_size + skip
         except OSError:
             self.start = skip
-        self.last_time = time.monotonic()
+        self.started = self.last_time = self.last_print = time.monotonic()
         self.last_line: str | None = None
 
     def newest_line(self) -> str | None:
@@ -1069,8 +1070,15 @@ class LogWatch:
         self.last_time = now
         line = self.newest_line()
         if line is not None and line != self.last_line:
-            self.last_line = line
+            self.last_line, self.last_print = line, now
             print(f"occkit ablate: {self.name}: {line}", flush=True)
+        elif now - self.last_print >= 4 * every:  # a command that prints nothing for long: still say it runs
+            self.last_print = now
+            print(
+                f"occkit ablate: {self.name}: still running, {(now - self.started) / 60:.1f} min so far "
+                f"(no new line in {self.log})",
+                flush=True,
+            )
 
 
 def run_jobs(

@@ -138,7 +138,8 @@ def test_locked_or_differently_trained_runs_are_reported_not_trained(full_run, c
     shutil.copytree(full_out / "runs" / "a_s0", out / "runs" / "a_s0")
     # the same settings: finished, skipped
     assert main(["ablate", str(spec), "--out", str(out)]) == 0
-    assert "training" not in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "training" not in text and "occkit ablate: Time left: none, every run is done." in text
     # another budget on the same folder: refused, not mixed
     assert main(["ablate", str(spec), "--out", str(out), "--budget", "6"]) == 1
     text = capsys.readouterr().out

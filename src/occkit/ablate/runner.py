@@ -12,7 +12,8 @@ Layout of ``--out DIR``::
         ablate.lock             while a runner works on it
     DIR/results.json, results.md, curves.png   rewritten after every finished arm x seed
 
-Every command runs as ``python -m occkit.cli ...``, its output appended to a log file; up to
+Every command runs as ``python -m occkit.cli ...``, its output appended to a log file (a stage's
+newest log line is also echoed to the console every ``progress_seconds``: :class:`LogWatch`); up to
 ``lanes`` at a time, each with ``threads`` torch threads (``OMP_NUM_THREADS`` too). Where it runs is
 the launcher's (:class:`Launcher`): :class:`LocalLauncher` starts subprocesses here (with
 ``--device cuda`` and lanes on several GPUs, lane slot ``i`` gets the ``i``-th GPU in turn through
@@ -64,6 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from occkit import __version__
+from occkit.ablate.estimate import estimate, estimate_text
 from occkit.ablate.lock import FolderLock, LockBusy
 from occkit.ablate.report import collect, time_left_text, write_report
 from occkit.ablate.scorers import SCORERS, ScoreContext
@@ -121,6 +123,7 @@ class RunOptions:
     command: str = ""
     """The ``occkit ablate`` command line, for the report."""
     poll_seconds: float = 0.1
+    progress_seconds: float = 30.0  # a building stage's newest log line, echoed this often
     """How often the lanes are checked."""
 
 
@@ -131,6 +134,9 @@ class Command:
     argv: list[str]
     log: Path
     on_start: Callable[[int], None] | None = None
+    progress: str | None = None
+    """When set, while it runs the newest line of its log is echoed every ``progress_seconds``
+    after this name (a stage being built: minutes with nothing else on the console)."""
 
 
 @dataclass
@@ -378,8 +384,18 @@ class Ablation:
             for sc, ctx, missing in pending:
                 for argv in SCORERS[sc.scorer].commands(ctx, missing):
                     lines.append(f"      $ {show(argv)}")
-        lines.append(time_left_text(collect(self)["time_left"]))
+        lines.append(self.time_text())
         return "\n".join(lines)
+
+    def time_text(self) -> str:
+        """The time the ablation should still take: paced by the runs finished here once one has
+        finished (report.time_left), before that from the presets' measured step times (estimate)."""
+        paced = collect(self)["time_left"]
+        if paced is not None and paced["runs"] == 0:
+            return time_left_text(paced)
+        if paced is not None:
+            return time_left_text(paced) + " (paced by the finished runs, not by the presets' measured step times)"
+        return estimate_text(estimate(self), self.spec.budget)
 
     # ---------------------------------------------------------------------------- jobs
     def _stage_job(self, plan: StagePlan) -> Generator[Command, int, None]:
@@ -398,7 +414,7 @@ class Ablation:
             argv = plan.argv(self.opts.threads, self.opts.device)
             self._say(f"stage {plan.name}: building ({plan.command}) -> {plan.log}")
             t0 = time.monotonic()
-            rc = yield Command(argv, plan.log, lock.set_child)
+            rc = yield Command(argv, plan.log, lock.set_child, progress=f"stage {plan.name}")
             wall = time.monotonic() - t0
             if rc != 0:
                 raise JobError(f"stage {plan.name} (occkit {plan.command}) failed with exit code {rc}; see {plan.log}")
@@ -619,6 +635,7 @@ class Ablation:
         stages = self.stage_jobs()
         self.out.mkdir(parents=True, exist_ok=True)
         write_report(self)
+        self._say(self.time_text())
 
         def finished(job: Job, error: str | None) -> None:
             if error:
@@ -638,7 +655,13 @@ class Ablation:
 
         arms = [] if self.opts.stages_only else self.arm_jobs({j.name[len("stage:") :] for j in stages})
         errors = run_jobs(
-            stages + arms, self.opts.lanes, self._env(), self.opts.poll_seconds, on_finish=finished, launcher=launcher
+            stages + arms,
+            self.opts.lanes,
+            self._env(),
+            self.opts.poll_seconds,
+            on_finish=finished,
+            launcher=launcher,
+            progress_seconds=self.opts.progress_seconds,
         )
         results = write_report(self)
         bad_stages = [n[len("stage:") :] for n, e in errors.items() if e and n.startswith("stage:")]
@@ -1014,6 +1037,50 @@ def _check_folders(folders: list[str], token: str) -> list[tuple[str, str | None
     return [(f, check_folder(f, token)) for f in folders]
 
 
+class LogWatch:
+    """The newest line a command's log gained since it started (its output appended after
+    ``skip`` bytes of header), printed after ``name`` at most every ``every`` seconds when it changed;
+    when it has not changed for ``4 * every`` seconds, that the command still runs."""
+
+    def __init__(self, log: Path, name: str, skip: int = 0) -> None:
+        self.log, self.name = log, name
+        try:
+            self.start = log.stat().st_size + skip
+        except OSError:
+            self.start = skip
+        self.started = self.last_time = self.last_print = time.monotonic()
+        self.last_line: str | None = None
+
+    def newest_line(self) -> str | None:
+        try:
+            with self.log.open("rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(self.start, size - 4096))
+                tail = fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            return None
+        lines = [x.strip() for x in tail.replace("\r", "\n").split("\n")]
+        lines = [x for x in lines if x and not x.startswith("# occkit ablate ")]
+        return lines[-1][:200] if lines else None
+
+    def echo(self, every: float) -> None:
+        now = time.monotonic()
+        if now - self.last_time < every:
+            return
+        self.last_time = now
+        line = self.newest_line()
+        if line is not None and line != self.last_line:
+            self.last_line, self.last_print = line, now
+            print(f"occkit ablate: {self.name}: {line}", flush=True)
+        elif now - self.last_print >= 4 * every:  # a command that prints nothing for long: still say it runs
+            self.last_print = now
+            print(
+                f"occkit ablate: {self.name}: still running, {(now - self.started) / 60:.1f} min so far "
+                f"(no new line in {self.log})",
+                flush=True,
+            )
+
+
 def run_jobs(
     jobs: list[Job],
     lanes: int,
@@ -1021,6 +1088,7 @@ def run_jobs(
     poll_seconds: float = 0.1,
     on_finish: Callable[[Job, str | None], None] | None = None,
     launcher: Launcher | None = None,
+    progress_seconds: float = 30.0,
 ) -> dict[str, str | None]:
     """Run jobs in up to ``lanes`` commands at once, a job after those in its ``deps``.
 
@@ -1031,11 +1099,15 @@ def run_jobs(
     Returns job name -> None (done) or its one-line error. A job whose dependency failed is not
     started. On an exception (Ctrl-C, SIGTERM) the running commands are stopped and each job's
     generator closed (its ``finally`` releases its lock) before it propagates.
+
+    A command with a ``progress`` name has the newest line its log gained since it started
+    printed every ``progress_seconds`` (when it changed), after that name.
     """
     launcher = launcher if launcher is not None else LocalLauncher(env)
     results: dict[str, str | None] = {}
     pending = list(jobs)
     running: dict[str, tuple[Job, Generator[Command, int, None], Any, int]] = {}
+    watched: dict[str, LogWatch] = {}
     lanes = max(1, lanes)
 
     def finish(job: Job, error: str | None) -> None:
@@ -1054,6 +1126,9 @@ def run_jobs(
             return
         cmd.log.parent.mkdir(parents=True, exist_ok=True)
         header = f"\n# occkit ablate {time.strftime('%Y-%m-%d %H:%M:%S')}: {show(cmd.argv)}\n"
+        watched.pop(job.name, None)
+        if cmd.progress:
+            watched[job.name] = LogWatch(cmd.log, cmd.progress, len(header.encode()))
         try:
             handle = launcher.start(cmd, header, slot)
         except OSError as e:
@@ -1085,7 +1160,11 @@ def run_jobs(
                 if rc is None:
                     continue
                 del running[name]
+                watched.pop(name, None)
                 advance(job, gen, rc, slot)
+            for name, w in list(watched.items()):
+                if name in running:
+                    w.echo(progress_seconds)
             if running:
                 time.sleep(poll_seconds)
     finally:

@@ -196,11 +196,13 @@ class WithTemporalPriors(Dataset):
                         f"{self.cache.root}: no features of frame {s.scene}/{token}, the offset {o} neighbour of "
                         f"{s.token} (langocc.temporal_offsets needs every frame of the scenes in the cache)"
                     )
-                f = self.cache.load(s.scene, token, s.cam_names, (H, W))["prior_features"]  # (N, D, h, w)
+                f = self.cache.load(s.scene, token, s.cam_names, (H, W), torch.float16)[
+                    "prior_features"
+                ]  # (N, D, h, w)
                 K = torch.stack([ds.intrinsics(token, c) for c in s.cam_names]).float()  # (N, 3, 3)
                 T_cur_from_nbr = T_ego_from_global @ ds.T_global_from_ego(token)  # (4, 4) float64
                 T = T_cur_from_nbr @ torch.stack([ds.T_ego_from_cam(token, c) for c in s.cam_names])  # (N, 4, 4)
-                f16: torch.Tensor | None = f.half()
+                f16: torch.Tensor | None = f.half()  # as stored (float32 caches rounded)
                 T, T_cur_from_nbr = T.float(), T_cur_from_nbr.float()
                 if gathering:
                     if self.lidar_of is not None:

@@ -13,7 +13,11 @@ delivers for each GPU preset.
    transforms (read and decode six images, resize,
    crop, flip, BEV augmentation, labels, LiDAR and priors where the preset reads them), and the
    workers one GPU step needs at the preset's batch: ``batch / (step seconds x frames/s per
-   worker)`` for the step times given (``--gpu-step``; the GPU check measures them).
+   worker)`` for the step times given (``--gpu-step``; the GPU check measures them); and the
+   bytes of one frame's tensors (``sample_mib``: every entry counted, as frames with distinct
+   neighbours need; ``sample_unique_mib``: tensors shared within the frame counted once;
+   ``temporal_mib``: the neighbour keyframes' fields of LangOcc's temporal rays).
+   ``--set KEY=VALUE`` overrides every timed preset (e.g. ``langocc.temporal_gather=maps``).
 
     python benchmarks/bench_input.py --data runs/fullsize/stages/world --frames 6
 """
@@ -137,6 +141,33 @@ def decoders(files: list[Path], target_w: int, seconds: float) -> list[dict]:
     return rows
 
 
+def sample_bytes(sample) -> dict:
+    """MiB of a :class:`~occkit.data.sample.Sample`'s tensors (lists of tensors included): every
+    entry, each storage once, and the ``temporal_*`` fields' (every entry)."""
+    from dataclasses import fields
+
+    total, temporal, seen, unique = 0, 0, set(), 0
+    for f in fields(sample):
+        v = getattr(sample, f.name)
+        todo = [v] if isinstance(v, torch.Tensor) else list(v) if isinstance(v, (list, tuple)) else []
+        for t in todo:
+            if not isinstance(t, torch.Tensor):
+                continue
+            n = t.numel() * t.element_size()
+            total += n
+            temporal += n if f.name.startswith("temporal_") else 0
+            key = t.untyped_storage().data_ptr()
+            if key not in seen:
+                seen.add(key)
+                unique += t.untyped_storage().nbytes()
+    mib = 2**20
+    return {
+        "sample_mib": round(total / mib, 1),
+        "sample_unique_mib": round(unique / mib, 1),
+        "temporal_mib": round(temporal / mib, 1),
+    }
+
+
 def worker_rate(preset: str, data: Path, sets: list[str], frames: int) -> dict:
     from occkit.engine.data import seed_everything
     from occkit.experiment import build_train_set, load_experiment
@@ -148,8 +179,9 @@ def worker_rate(preset: str, data: Path, sets: list[str], frames: int) -> dict:
     n = min(frames, len(ds))
     t0, c0 = time.perf_counter(), time.process_time()
     for i in range(n):
-        ds[(i + 1) % len(ds)]
+        s = ds[(i + 1) % len(ds)]
     dt, dc = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
+    size = sample_bytes(s)  # the last frame timed
     # a worker on a core of its own runs at its CPU time: the rate that sizes the workers
     return {
         "preset": preset,
@@ -160,6 +192,8 @@ def worker_rate(preset: str, data: Path, sets: list[str], frames: int) -> dict:
         "cameras": len(cfg.data.cameras),
         "input_hw": list(cfg.data.image_aug.out_hw),
         "frames_timed": n,
+        **size,
+        "sets": sets,
     }
 
 
@@ -180,6 +214,9 @@ def main() -> int:
         "--gpu-step", type=float, nargs="*", default=[0.25, 0.5, 1.0], help="GPU step seconds to size workers for"
     )
     ap.add_argument("--presets", nargs="*", default=None)
+    ap.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override every preset"
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -206,7 +243,7 @@ def main() -> int:
             print(f"{row.label}: skipped (stages {row.stages()} not all under {stages})", flush=True)
             continue
         try:
-            r = worker_rate(row.preset, folders[row.data], row.resolved_sets(folders), args.frames)
+            r = worker_rate(row.preset, folders[row.data], [*row.resolved_sets(folders), *args.sets], args.frames)
         except Exception as e:  # noqa: BLE001 - a preset that fails is reported, the others still run
             r = {"preset": row.preset, "error": f"{type(e).__name__}: {e}"[:300]}
         r["row"] = row.label

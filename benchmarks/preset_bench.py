@@ -390,6 +390,9 @@ def measure_step(
         "trainable_parameters": sum(p.numel() for p in params),
         "build_s": round(build_s, 2),
     }
+    prepare = getattr(method, "ensure_class_text", None)
+    if callable(prepare):  # LangOcc encodes its class texts once, at its first step: not a step's cost, and
+        prepare()  # the memory tracker refuses the text encoder's second call (each class's prompts)
     tracker = None
     if memory and dev.type != "cuda":  # the first step's tensors, optimiser state included (made in it)
         tracker = _memory_tracker()

@@ -106,3 +106,55 @@ def synth_root(tmp_path_factory) -> Path:
 
     cfg = SynthConfig(scenes=2, frames=2, seed=0, image_size=(64, 176))
     return generate_dataset(tmp_path_factory.mktemp("synth"), cfg)
+
+
+def write_lidar_feature_world(
+    tmp: Path,
+    frames: int = 4,
+    image_size: tuple[int, int] = (32, 64),
+    stride: int = 4,
+    dim: int = 8,
+    points: int = 3000,
+    spacing: float = 1.0,
+) -> tuple[Path, Path]:
+    """One scene of ``frames`` keyframes (:func:`write_tiny_occ3d`, scene 0's tokens) moved to
+    ``spacing`` m apart along x, with a LiDAR file per keyframe (``points`` random points within
+    5 m of its ego, some outside a 6.4 m box, intensity = the frame index) and a prior cache of
+    random ``dim``-d float16 ``features`` at ``stride``. Returns ``(root, priors)``: ``tmp/data``,
+    ``tmp/priors``."""
+    import json
+
+    H, W = image_size
+    root = write_tiny_occ3d(tmp / "data", scenes=1, frames=frames, image_size=image_size)
+    ann = json.loads((root / "annotations.json").read_text())
+    infos = ann["scene_infos"]["scene-0000"]
+    rng = np.random.default_rng(7)
+    tokens = list(infos)
+    for fi, token in enumerate(tokens):
+        infos[token]["ego_pose"]["translation"] = [spacing * fi, 0.0, 0.0]
+        for cam in infos[token]["camera_sensor"].values():
+            cam["ego_pose"]["translation"] = [spacing * fi, 0.0, 0.0]
+        xyz = rng.uniform([-5.0, -5.0, -1.5], [5.0, 5.0, 2.0], size=(points, 3))
+        pts = np.concatenate([xyz, np.full((points, 1), float(fi))], 1).astype(np.float32)
+        save_npz_atomic(root / "extras" / "scene-0000" / token / "lidar.npz", points=pts, labels=np.zeros(points))
+        for cam in NUSCENES_CAMERAS:
+            f = rng.standard_normal((dim, -(-H // stride), -(-W // stride))).astype(np.float16)
+            save_npz_atomic(tmp / "priors" / "scene-0000" / token / f"{cam}.npz", features=f)
+    (root / "annotations.json").write_text(json.dumps(ann))
+    write_json_atomic(
+        tmp / "priors" / "prior.json",
+        {
+            "format": 1,
+            "spec": "test",
+            "kinds": ["features"],
+            "cameras": list(NUSCENES_CAMERAS),
+            "image_size": [H, W],
+            "frames": {"scene-0000": tokens},
+            "complete": True,
+            "feature_stride": stride,
+            "feature_dim": dim,
+            "text_encoder": None,
+            "layout": "occ3d",
+        },
+    )
+    return root, tmp / "priors"

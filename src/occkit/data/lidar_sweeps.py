@@ -129,8 +129,9 @@ class WithLidarSweeps(Dataset):
         if self.infos is not None:
             s.lidar, s.lidar_labels = self._from_infos(s.token), None
             if (
-                s.temporal_offsets is not None
-            ):  # LangOcc's temporal rays: each neighbour's own key-frame LiDAR, its own ego frame
+                s.temporal_offsets is not None and s.temporal_pixels is None
+            ):  # LangOcc's temporal rays: each neighbour's own key-frame LiDAR, its own ego frame (unless already
+                # gathered at its pixels: langocc.temporal_gather)
                 from occkit.data.temporal import neighbour_tokens
 
                 toks = neighbour_tokens(self._base(), s.token, s.temporal_offsets.tolist())
@@ -138,6 +139,10 @@ class WithLidarSweeps(Dataset):
         elif self.sweeps > 1:
             s.lidar, s.lidar_labels = self._from_extras(s), None
         return s
+
+    def keyframe_lidar(self, token: str) -> torch.Tensor:
+        """Keyframe ``token``'s own points ``(P, 4)`` in its ego frame (no sweeps), from the info file."""
+        return self._from_infos(token, sweeps=1)
 
     def _from_infos(self, token: str, sweeps: int | None = None) -> torch.Tensor:
         assert self.infos is not None and self.infos_path is not None

@@ -25,9 +25,14 @@ Shapes (N = cameras, H x W image, X x Y x Z grid, P LiDAR points):
   temporal_T_ego_from_ego ``(T, 4, 4)`` float32 (neighbour's ego frame -> the frame's) and, when
   the frames carry LiDAR, temporal_lidar: T tensors ``(P_t, 4)`` float32, each neighbour's own
   key-frame LiDAR in *its own* ego frame (a list per frame in a `Batch`)
+- the same neighbours' features gathered at their own LiDAR pixels instead of whole maps
+  (``langocc.temporal_gather: lidar_pixels``): temporal_pixels, T tensors ``(P_t, 3)`` long
+  ``(cam, row, col)`` of the neighbour's cameras, and temporal_pixel_features, T tensors
+  ``(P_t, D)`` float16, the features bilinearly sampled there (a list per frame in a `Batch`);
+  temporal_features and temporal_lidar are then None
 
-A `Batch` has the same fields with a leading ``B`` axis, except the LiDAR fields, which stay
-lists (one tensor per frame) since their lengths differ. Optional fields are ``None`` when any
+A `Batch` has the same fields with a leading ``B`` axis, except the LiDAR fields and the gathered
+neighbour pixels, which stay lists (one entry per frame) since their lengths differ. Optional fields are ``None`` when any
 frame lacks them.
 """
 
@@ -82,6 +87,8 @@ class Sample:
     temporal_image_hw: tuple[int, int] | None = field(default=None, metadata=_in_batch("same"))
     temporal_T_ego_from_ego: torch.Tensor | None = field(default=None, metadata=_in_batch("stack"))
     temporal_lidar: list[torch.Tensor] | None = field(default=None, metadata=_in_batch("list"))
+    temporal_pixels: list[torch.Tensor] | None = field(default=None, metadata=_in_batch("list"))
+    temporal_pixel_features: list[torch.Tensor] | None = field(default=None, metadata=_in_batch("list"))
     description: str | None = field(default=None, metadata=_in_batch("each", "descriptions"))
     extra: dict[str, Any] = field(default_factory=dict, metadata=_in_batch("each"))
 
@@ -124,7 +131,9 @@ class _BatchMethods:
                 changes[f.name] = v.to(device, non_blocking=non_blocking)
             elif isinstance(v, list) and v and isinstance(v[0], torch.Tensor):
                 changes[f.name] = [t.to(device, non_blocking=non_blocking) for t in v]
-            elif isinstance(v, list) and v and isinstance(v[0], list):  # temporal_lidar: per frame, per neighbour
+            elif (
+                isinstance(v, list) and v and isinstance(v[0], list)
+            ):  # temporal_lidar, temporal_pixels...: per frame, per neighbour
                 changes[f.name] = [[t.to(device, non_blocking=non_blocking) for t in per] for per in v]
         return replace(self, **changes)  # type: ignore[type-var]
 

@@ -33,6 +33,21 @@ frame's ego frame**::
   LiDAR); on real Occ3D-nuScenes :class:`occkit.data.lidar_sweeps.WithLidarSweeps` fills it from
   ``data.lidar_infos``. None otherwise.
 
+With ``gather="lidar_pixels"`` (``langocc.temporal_gather``, for the released rays: ``ray_pixels:
+lidar``, ``ray_lidar: own``) the neighbours' features are gathered where their rays can start
+instead of shipped whole: ``temporal_features`` and ``temporal_lidar`` stay None and
+
+- ``temporal_pixels``: a list of ``T`` tensors ``(P_t, 3)`` long ``(cam, row, col)``: the pixels
+  of neighbour ``t``'s cameras its own LiDAR points project to, after the grid-box test (in its
+  own ego frame) and the depth filter: :func:`occkit.methods.langocc.lidar_pixels` on the
+  sample's own float32 ``temporal_*`` matrices, the call the training step makes with ``maps``;
+- ``temporal_pixel_features``: a list of ``T`` tensors ``(P_t, D)`` float16: the features there,
+  sampled as :func:`occkit.methods.langocc.sample_feature_map` samples them (bilinear, float32),
+  then stored in float16, the cache's own precision (float32 would double them).
+
+A keyframe's pool does not depend on the current frame; a keyframe repeated by the clamping
+shares its tensors.
+
 Scene ends: an offset past the scene's first or last keyframe is **clamped** to the farthest
 existing keyframe in that direction (the current frame itself, offset 0, at the scene's first
 frame for a negative offset), so every frame has ``T`` entries and batches keep their shapes;
@@ -42,7 +57,7 @@ repeated, so they weigh more in the rays.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 from torch.utils.data import Dataset
@@ -52,6 +67,7 @@ from occkit.data.wrappers import base_dataset
 from occkit.geometry.transforms import invert_transform
 
 if TYPE_CHECKING:
+    from occkit.geometry.grid import Grid
     from occkit.priors.cache import PriorCache
 
 
@@ -100,11 +116,31 @@ class WithTemporalPriors(Dataset):
             (Occ3D-nuScenes layout: the scenes' ``prev`` / ``next`` links).
         cache: the prior cache with ``features`` (every neighbour must be in it).
         offsets: keyframe offsets, distinct and non-zero (e.g. ``[-2, -1, 1, 2]``).
+        gather: ``maps`` (the whole feature maps) or ``lidar_pixels`` (gathered at each
+            neighbour's own LiDAR pixels; the module docstring).
+        box, depth_range: ``lidar_pixels``: the filters of
+            :func:`occkit.methods.langocc.lidar_pixels` (``langocc.ray_box``: the output grid;
+            ``langocc.ray_depth``).
+        lidar_of: ``lidar_pixels``: a keyframe token's own LiDAR ``(P, 4)`` in its ego frame; None
+            = the synthetic extras (:func:`extras_lidar`; the frame's own ``lidar`` for itself).
     """
 
-    def __init__(self, dataset: Dataset, cache: "PriorCache", offsets: Sequence[int]) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        cache: "PriorCache",
+        offsets: Sequence[int],
+        *,
+        gather: str = "maps",
+        box: "Grid | None" = None,
+        depth_range: tuple[float, float] | None = None,
+        lidar_of: Callable[[str], torch.Tensor] | None = None,
+    ) -> None:
         from occkit.data.occ3d import Occ3DDataset
 
+        if gather not in ("maps", "lidar_pixels"):
+            raise ValueError(f"langocc.temporal_gather: expected 'maps' or 'lidar_pixels', got {gather!r}")
+        self.gather, self.box, self.depth_range, self.lidar_of = gather, box, depth_range, lidar_of
         self.offsets = check_offsets(offsets)
         if not self.offsets:
             raise ValueError("langocc.temporal_offsets: empty (no neighbour to attach)")
@@ -136,9 +172,17 @@ class WithTemporalPriors(Dataset):
             raise ValueError(f"frame {s.token}: no images loaded; temporal priors need the image size")
         T_ego_from_global = invert_transform(ds.T_global_from_ego(s.token))  # (4, 4) float64
         chains = {-1: scene_neighbours(ds, s.token, -1, self._back), 1: scene_neighbours(ds, s.token, 1, self._ahead)}
-        loaded: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        loaded: dict[str, tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         with_lidar = s.lidar is not None and bool(getattr(ds, "load_extras", False))
+        gathering = self.gather == "lidar_pixels"
+        if gathering and not with_lidar and self.lidar_of is None:
+            raise ValueError(
+                f"frame {s.token}: langocc.temporal_gather='lidar_pixels' needs each keyframe's own LiDAR "
+                "(data.load_extras: true on the synthetic world, or data.lidar_infos)"
+            )
         lidars: dict[str, torch.Tensor] = {}
+        gathered: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        stride = self.cache.feature_stride
         feats, Ks, Ts, Es, used, nbr_tokens = [], [], [], [], [], []
         for o in self.offsets:
             sign = 1 if o > 0 else -1
@@ -152,27 +196,71 @@ class WithTemporalPriors(Dataset):
                         f"{self.cache.root}: no features of frame {s.scene}/{token}, the offset {o} neighbour of "
                         f"{s.token} (langocc.temporal_offsets needs every frame of the scenes in the cache)"
                     )
-                f = self.cache.load(s.scene, token, s.cam_names, (H, W))["prior_features"]  # (N, D, h, w)
+                f = self.cache.load(s.scene, token, s.cam_names, (H, W), torch.float16)[
+                    "prior_features"
+                ]  # (N, D, h, w)
                 K = torch.stack([ds.intrinsics(token, c) for c in s.cam_names]).float()  # (N, 3, 3)
                 T_cur_from_nbr = T_ego_from_global @ ds.T_global_from_ego(token)  # (4, 4) float64
                 T = T_cur_from_nbr @ torch.stack([ds.T_ego_from_cam(token, c) for c in s.cam_names])  # (N, 4, 4)
-                loaded[token] = (f.half(), K, T.float(), T_cur_from_nbr.float())
-                if with_lidar:
+                f16: torch.Tensor | None = f.half()  # as stored (float32 caches rounded)
+                T, T_cur_from_nbr = T.float(), T_cur_from_nbr.float()
+                if gathering:
+                    if self.lidar_of is not None:
+                        pts = self.lidar_of(token)
+                    else:
+                        pts = s.lidar if token == s.token else extras_lidar(ds, token)
+                    gathered[token] = self._gather(
+                        pts, f16, K, T, T_cur_from_nbr, (H, W), s.prior_feature_stride or stride
+                    )
+                    f16 = None  # the map is not kept
+                elif with_lidar:
                     lidars[token] = s.lidar if token == s.token else extras_lidar(ds, token)
+                loaded[token] = (f16, K, T, T_cur_from_nbr)
             f, K, T, E = loaded[token]
             feats.append(f)
             Ks.append(K)
             Ts.append(T)
             Es.append(E)
             nbr_tokens.append(token)
-        s.temporal_features = torch.stack(feats)  # (T, N, D, h, w)
+        if gathering:
+            s.temporal_pixels = [gathered[t][0] for t in nbr_tokens]
+            s.temporal_pixel_features = [gathered[t][1] for t in nbr_tokens]
+        else:
+            s.temporal_features = torch.stack(feats)  # (T, N, D, h, w)
         s.temporal_intrinsics = torch.stack(Ks)  # (T, N, 3, 3)
         s.temporal_T_ego_from_cam = torch.stack(Ts)  # (T, N, 4, 4)
         s.temporal_offsets = torch.tensor(used, dtype=torch.long)
         s.temporal_image_hw = (H, W)
         s.temporal_T_ego_from_ego = torch.stack(Es)  # (T, 4, 4)
-        s.temporal_lidar = [lidars[t] for t in nbr_tokens] if with_lidar else None
+        s.temporal_lidar = [lidars[t] for t in nbr_tokens] if with_lidar and not gathering else None
         return s
+
+    def _gather(
+        self,
+        lidar: torch.Tensor,
+        features: torch.Tensor,
+        K: torch.Tensor,
+        T: torch.Tensor,
+        T_cur_from_nbr: torch.Tensor,
+        image_hw: tuple[int, int],
+        stride: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One keyframe's ``(P, 3)`` pixel pool and ``(P, D)`` float16 features there."""
+        from occkit.methods.langocc import lidar_pixels, sample_feature_pixels
+
+        if stride < 1:
+            raise ValueError(f"{self.cache.root}: no feature_stride in its prior.json (temporal_gather: lidar_pixels)")
+        px = lidar_pixels(
+            lidar,
+            K,
+            T,
+            image_hw[0],
+            image_hw[1],
+            box=self.box,
+            depth_range=self.depth_range,
+            T_ego_from_points=T_cur_from_nbr,
+        )
+        return px, sample_feature_pixels(features, px, stride).half()
 
 
 def extras_lidar(ds: Any, token: str) -> torch.Tensor:

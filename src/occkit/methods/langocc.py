@@ -96,7 +96,10 @@ Readings taken where docs/methods.md §4 is unsure or where occkit differs:
   frame's LiDAR points project into the neighbour cameras (no neighbour LiDAR is read; a point
   occluded in the neighbour view still gives a valid ray, LiDAR only chooses pixels); with
   ``ray_lidar: own`` (the released code) each keyframe's own LiDAR chooses its pixels
-  (``batch.temporal_lidar``, in its own ego frame, and ``temporal_T_ego_from_ego``). Dynamic objects move
+  (``batch.temporal_lidar``, in its own ego frame, and ``temporal_T_ego_from_ego``); there the
+  loader can ship each neighbour's features at those pixels only instead of its whole maps
+  (``temporal_gather: lidar_pixels``, ``langocc-gpu``: 0.58 GB a frame instead of 2.5 GB at
+  900x1600, BENCHMARKS.md). Dynamic objects move
   between keyframes and are not compensated (as in the paper): a neighbour ray through a moving
   car supervises the voxels where the car was then. Why temporal rays matter: the six surround
   cameras of one frame barely overlap, so one frame's rays are satisfied by a "feature fog"
@@ -127,7 +130,7 @@ from occkit.labels import OCC3D_CLASSES
 from occkit.losses.language import cosine_weighted_mse, normalize_features
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
 from occkit.methods.registry import MethodSpec
-from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
+from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet, lift_grid_of
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.resampling import jittered_uniform_samples, resample_from_transmittance
 from occkit.rendering.sampling import RaySamples, importance_samples, ray_box, uniform_samples
@@ -206,6 +209,18 @@ class LangOccConfig:
     and ``num_rays`` of them drawn without replacement (with replacement when the pool is
     smaller), so each keyframe's share is its share of the pool (about ``1 / (T + 1)``). The
     step's cost stays that of ``num_rays`` rays."""
+    temporal_gather: Literal["maps", "lidar_pixels"] = "maps"
+    """What the data pipeline attaches of each neighbour keyframe's 2D features. ``maps`` (every
+    reading; the default): the whole cached maps, ``temporal_features (T, N, D, h, w)`` float16,
+    sampled at the drawn rays' pixels in the training step (at -12..+12 and 900x1600 images,
+    about 2.5 GB per frame). ``lidar_pixels`` (only with ``ray_pixels: lidar`` and ``ray_lidar:
+    own``, the released reading, where a neighbour's rays can only start at its own LiDAR
+    pixels): the loader computes each neighbour's pixel pool (its own LiDAR, ``ray_box`` and
+    ``ray_depth`` as in the step) and samples the features there (``temporal_pixels``,
+    ``temporal_pixel_features``, stored float16); the step draws its rays from these pools and
+    takes the features by index. The same rays; the targets differ from ``maps`` by the float16
+    rounding of the sampled features only (relative 2^-11), and the loader ships a fraction of the
+    maps (BENCHMARKS.md)."""
     near: float = 0.05
     """Nearest sample distance along a ray, metres."""
     far: float | None = None
@@ -270,14 +285,21 @@ def sample_feature_map(features: torch.Tensor, rays: Rays, stride: int) -> torch
     Returns:
         ``(R, D)`` (float32 for half-precision features).
     """
+    return sample_feature_pixels(features, torch.stack([rays.cam, rays.row, rays.col], -1), stride)
+
+
+def sample_feature_pixels(features: torch.Tensor, pixels: torch.Tensor, stride: int) -> torch.Tensor:
+    """:func:`sample_feature_map` at pixels ``(R, 3)`` long ``(cam, row, col)`` (what the data
+    pipeline gathers for ``temporal_gather: lidar_pixels``; the same arithmetic per pixel)."""
     check_shape(features, "N D h w", name="features")
+    check_shape(pixels, "R 3", name="pixels")
     N, D, h, w = features.shape
     dtype = torch.float32 if features.dtype in (torch.float16, torch.bfloat16) else features.dtype
-    u = (rays.col.to(dtype) + 0.5) / stride  # (R,) feature coordinates
-    v = (rays.row.to(dtype) + 0.5) / stride
+    u = (pixels[:, 2].to(dtype) + 0.5) / stride  # (R,) feature coordinates
+    v = (pixels[:, 1].to(dtype) + 0.5) / stride
     g = torch.stack([u / w * 2 - 1, v / h * 2 - 1], -1)  # (R, 2)
-    out = torch.zeros(len(rays), D, dtype=dtype, device=features.device)
-    cam = rays.cam.to(features.device)
+    out = torch.zeros(len(pixels), D, dtype=dtype, device=features.device)
+    cam = pixels[:, 0].to(features.device)
     for n in range(N):
         sel = (cam == n).nonzero()[:, 0]
         if sel.numel() == 0:
@@ -291,6 +313,19 @@ def sample_feature_map(features: torch.Tensor, rays: Rays, stride: int) -> torch
         )  # (1, D, 1, r)
         out[sel] = s[0, :, 0].t()
     return out
+
+
+def check_temporal_gather(c: LangOccConfig) -> str:
+    """Why ``temporal_gather`` cannot work with the rest of ``c`` (a one-line message naming the
+    option), or "" when it can."""
+    if c.temporal_gather not in ("maps", "lidar_pixels"):
+        return f"langocc.temporal_gather: expected 'maps' or 'lidar_pixels', got {c.temporal_gather!r}"
+    if c.temporal_gather == "lidar_pixels" and not (c.ray_pixels == "lidar" and c.ray_lidar == "own"):
+        return (
+            "langocc.temporal_gather: 'lidar_pixels' gathers each neighbour's features at its own LiDAR pixels; it needs "
+            f"ray_pixels: lidar and ray_lidar: own (got ray_pixels: {c.ray_pixels}, ray_lidar: {c.ray_lidar})"
+        )
+    return ""
 
 
 def cat_rays(parts: Sequence[Rays]) -> Rays:
@@ -344,6 +379,21 @@ def lidar_pixels(
     ok = in_depth & in_image(uv, height, width)
     cam = torch.arange(len(intrinsics), device=pts.device)[:, None].expand_as(ok)
     return torch.stack([cam[ok], row[ok].long(), col[ok].long()], -1)
+
+
+def take_rows(parts: Sequence[torch.Tensor], index: torch.Tensor) -> torch.Tensor:
+    """Rows ``index`` of the concatenation of ``parts`` (each ``(P_t, D)``), float32, without
+    concatenating them (the neighbours' gathered features are large)."""
+    sizes = torch.tensor([len(p) for p in parts], dtype=torch.long)
+    ends = sizes.cumsum(0)
+    idx = index.cpu()
+    part = torch.searchsorted(ends, idx, right=True)  # (R,) which tensor each row is in
+    out = torch.empty(len(idx), parts[0].shape[1], dtype=torch.float32, device=parts[0].device)
+    for t in part.unique().tolist():
+        sel = (part == t).nonzero()[:, 0]
+        rows = idx[sel] - (ends[t] - sizes[t])
+        out[sel.to(out.device)] = parts[t][rows.to(parts[t].device)].float()
+    return out.to(index.device)
 
 
 def lifted_features(
@@ -454,6 +504,9 @@ class LangOccMethod(nn.Module):
             raise ValueError(
                 "LangOccConfig.temporal_rays_fraction: 'pooled' pools the keyframes' LiDAR pixels; it needs ray_pixels: lidar"
             )
+        gather_error = check_temporal_gather(c)
+        if gather_error:
+            raise ValueError(gather_error)
         if not c.near >= 0:
             raise ValueError(f"LangOccConfig.near: expected >= 0, got {c.near}")
         if c.far is not None and not c.far > c.near:
@@ -761,7 +814,8 @@ class LangOccMethod(nn.Module):
         neighbours' pixels come from the current frame's LiDAR (``ray_lidar: current``) or each
         keyframe's own (``own``: ``batch.temporal_lidar``, box-tested in its ego frame, then
         mapped into this one by ``batch.temporal_T_ego_from_ego``); ``ray_box`` and ``ray_depth``
-        filter both."""
+        filter both; with ``temporal_gather: lidar_pixels`` the neighbours' pools are
+        ``batch.temporal_pixels``, computed so by the data pipeline."""
         c = self.cfg
         _, N, _, H, W = batch.images.shape
         lidar = batch.lidar[b] if batch.lidar is not None else None
@@ -790,6 +844,11 @@ class LangOccMethod(nn.Module):
         if c.ray_lidar == "current":
             assert lidar is not None
             return cur, lidar_pixels(lidar.to(dev), K.flatten(0, 1), T.flatten(0, 1), Ht, Wt, **kw)
+        if c.temporal_gather == "lidar_pixels":  # the pools the data pipeline computed the same way
+            assert batch.temporal_pixels is not None
+            return cur, torch.cat(
+                [px.to(dev) + torch.tensor([t * N, 0, 0], device=dev) for t, px in enumerate(batch.temporal_pixels[b])]
+            )
         assert batch.temporal_lidar is not None and batch.temporal_T_ego_from_ego is not None
         parts = []
         for t, pts in enumerate(batch.temporal_lidar[b]):
@@ -822,7 +881,9 @@ class LangOccMethod(nn.Module):
         if not c.temporal_offsets:
             return
         names = ["temporal_features", "temporal_intrinsics", "temporal_T_ego_from_cam", "temporal_image_hw"]
-        if c.ray_pixels == "lidar" and c.ray_lidar == "own":
+        if c.temporal_gather == "lidar_pixels":
+            names = ["temporal_pixels", "temporal_pixel_features", *names[1:]]
+        elif c.ray_pixels == "lidar" and c.ray_lidar == "own":
             names += ["temporal_lidar", "temporal_T_ego_from_ego"]
         missing = [n for n in names if getattr(batch, n) is None]
         if missing:
@@ -834,12 +895,25 @@ class LangOccMethod(nn.Module):
             )
         B, N = batch.images.shape[:2]
         n_frames = len(c.temporal_offsets)
+        dims = {"B": B, "T": n_frames, "N": N}
+        if c.temporal_gather == "lidar_pixels":
+            check_shape(batch.temporal_intrinsics, "B T N 3 3", name="batch.temporal_intrinsics", dims=dims)
+            check_shape(batch.temporal_T_ego_from_cam, "B T N 4 4", name="batch.temporal_T_ego_from_cam", dims=dims)
+            for name in ("temporal_pixels", "temporal_pixel_features"):
+                per_frame = getattr(batch, name)
+                if len(per_frame) != B or any(len(per) != n_frames for per in per_frame):
+                    raise ValueError(f"batch.{name}: expected {B} lists of {n_frames} tensors, one per neighbour")
+            for px, f in zip(sum(batch.temporal_pixels, []), sum(batch.temporal_pixel_features, [])):
+                check_shape(px, "P 3", name="batch.temporal_pixels[b][t]")
+                check_shape(
+                    f, "P D", name="batch.temporal_pixel_features[b][t]", dims={"P": len(px), "D": c.feature_dim}
+                )
+            return
         if batch.temporal_features.dim() != 6 or batch.temporal_features.shape[1] != n_frames:
             raise ValueError(
                 f"batch.temporal_features {tuple(batch.temporal_features.shape)}: expected (B, T, N, D, h, w) with "
                 f"T = {n_frames} neighbour frames, one per offset of langocc.temporal_offsets={list(c.temporal_offsets)}"
             )
-        dims = {"B": B, "T": n_frames, "N": N}
         check_shape(
             batch.temporal_features, "B T N D h w", name="batch.temporal_features", dims={**dims, "D": c.feature_dim}
         )
@@ -854,18 +928,20 @@ class LangOccMethod(nn.Module):
 
     @staticmethod
     def _pick(px: torch.Tensor, num: int, replacement: bool = True) -> torch.Tensor:
-        """``num`` rows of ``px``: uniform with replacement, or without (a random subset) when
-        ``replacement`` is False and there are enough."""
+        """The indices of ``num`` rows of ``px``: uniform with replacement, or without (a random
+        subset) when ``replacement`` is False and there are enough."""
         if not replacement and px.shape[0] >= num:
-            return px[torch.randperm(px.shape[0], device=px.device)[:num]]
-        return px[torch.randint(0, px.shape[0], (num,), device=px.device)]
+            return torch.randperm(px.shape[0], device=px.device)[:num]
+        return torch.randint(0, px.shape[0], (num,), device=px.device)
 
     def frame_rays(self, batch: Batch, b: int) -> dict[str, tuple[Rays, torch.Tensor]]:
         """Frame ``b``'s training rays and their 2D targets ``(R, D)`` (float32, not projected):
         ``current`` = rays of its own cameras against ``prior_features``; ``temporal`` = rays of
         the neighbour frames' cameras (``temporal_T_ego_from_cam``: already in this frame's ego
         frame, unaugmented images of ``temporal_image_hw``) against ``temporal_features``, their
-        ``cam`` indexing the ``T * N`` neighbour cameras (offset-major). A part with no rays
+        ``cam`` indexing the ``T * N`` neighbour cameras (offset-major; with ``temporal_gather:
+        lidar_pixels`` the targets are the gathered ``temporal_pixel_features`` of the drawn pool
+        rows, float32). A part with no rays
         (:meth:`ray_split`, or the ``pooled`` draw) is absent."""
         c = self.cfg
         _, _, _, H, W = batch.images.shape
@@ -874,11 +950,12 @@ class LangOccMethod(nn.Module):
         K_cur, T_cur = batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float()
         if c.temporal_offsets:
             assert batch.temporal_intrinsics is not None and batch.temporal_T_ego_from_cam is not None
-            assert batch.temporal_image_hw is not None and batch.temporal_features is not None
+            assert batch.temporal_image_hw is not None
             Ht, Wt = batch.temporal_image_hw
             K_tmp = batch.temporal_intrinsics[b].flatten(0, 1).float()  # (T*N, 3, 3)
             T_tmp = batch.temporal_T_ego_from_cam[b].flatten(0, 1).float()  # (T*N, 4, 4)
         rays: dict[str, Rays] = {}
+        tmp_index: torch.Tensor | None = None  # temporal rays' rows of the neighbours' pool
         if c.ray_pixels == "all":
             n_cur, n_tmp = self.ray_split()
             if n_cur:
@@ -902,7 +979,8 @@ class LangOccMethod(nn.Module):
                 if bool(is_cur.any()):
                     rays["current"] = camera_rays(K_cur, T_cur, H, W, pixels=pool[pick[is_cur]])
                 if bool((~is_cur).any()):
-                    rays["temporal"] = camera_rays(K_tmp, T_tmp, Ht, Wt, pixels=pool[pick[~is_cur]])
+                    tmp_index = pick[~is_cur] - cur.shape[0]
+                    rays["temporal"] = camera_rays(K_tmp, T_tmp, Ht, Wt, pixels=tmp[tmp_index])
             else:
                 n_cur, n_tmp = self.ray_split() if c.temporal_rays_fraction != "pooled" else (c.num_rays, 0)
                 for name, n, px, K, T, hw in (
@@ -916,14 +994,21 @@ class LangOccMethod(nn.Module):
                         raise ValueError(
                             f"{where}{cams}: no LiDAR point projects into a camera (langocc.ray_pixels='lidar')"
                         )
-                    rays[name] = camera_rays(K, T, hw[0], hw[1], pixels=self._pick(px, n))
+                    index = self._pick(px, n)
+                    if name == "temporal":
+                        tmp_index = index
+                    rays[name] = camera_rays(K, T, hw[0], hw[1], pixels=px[index])
         out: dict[str, tuple[Rays, torch.Tensor]] = {}
         if "current" in rays:
             out["current"] = (
                 rays["current"],
                 sample_feature_map(batch.prior_features[b].float(), rays["current"], stride),
             )
-        if "temporal" in rays:
+        if "temporal" in rays and c.temporal_gather == "lidar_pixels":
+            assert batch.temporal_pixel_features is not None and tmp_index is not None
+            out["temporal"] = (rays["temporal"], take_rows(batch.temporal_pixel_features[b], tmp_index))
+        elif "temporal" in rays:
+            assert batch.temporal_features is not None
             feats = batch.temporal_features[b].flatten(0, 1)  # (T*N, D, h, w)
             out["temporal"] = (rays["temporal"], sample_feature_map(feats, rays["temporal"], stride))
         return out
@@ -1010,7 +1095,22 @@ def wrap_dataset(cfg: Any, ds: Any, train: bool) -> Any:
         from occkit.data.temporal import WithTemporalPriors
         from occkit.priors.cache import PriorCache
 
-        ds = WithTemporalPriors(ds, PriorCache(cfg.data.priors, kinds=("features",)), cfg.langocc.temporal_offsets)
+        c = cfg.langocc
+        gather: dict[str, Any] = {}
+        if c.temporal_gather != "maps":
+            gather_error = check_temporal_gather(c)
+            if gather_error:
+                raise ConfigError(gather_error)
+            gather = {
+                "gather": c.temporal_gather,
+                "box": lift_grid_of(cfg.model)[0] if c.ray_box else None,  # the model's output grid
+                "depth_range": None if c.ray_depth is None else tuple(c.ray_depth),
+            }
+            if cfg.data.lidar_infos:  # real Occ3D-nuScenes: each keyframe's own points from the info file
+                from occkit.data.lidar_sweeps import WithLidarSweeps
+
+                gather["lidar_of"] = WithLidarSweeps(ds, 1, cfg.data.lidar_infos).keyframe_lidar
+        ds = WithTemporalPriors(ds, PriorCache(cfg.data.priors, kinds=("features",)), c.temporal_offsets, **gather)
     return ds
 
 

@@ -307,10 +307,17 @@ class PriorCache:
             )
 
     def load(
-        self, scene: str, token: str, cameras: Sequence[str], image_size: tuple[int, int]
+        self,
+        scene: str,
+        token: str,
+        cameras: Sequence[str],
+        image_size: tuple[int, int],
+        float_dtype: torch.dtype = torch.float32,
     ) -> dict[str, torch.Tensor]:
         """The frame's priors as Sample fields (``prior_semantics (N, H, W)`` long, ... see
-        :data:`SAMPLE_FIELDS`); errors name the file and the mismatch."""
+        :data:`SAMPLE_FIELDS`); errors name the file and the mismatch. ``float_dtype``: of the
+        float fields (``torch.float16`` keeps the stored half-precision features without a float32
+        copy: what the neighbour keyframes' features are kept in)."""
         if tuple(image_size) != self.image_size:
             raise ValueError(
                 f"{self.root / PRIOR_FILE}: made for {self.image_size[0]}x{self.image_size[1]} images; "
@@ -342,7 +349,7 @@ class PriorCache:
             if k in ("semantics", "segments"):
                 t = torch.from_numpy(a.astype(np.int64))
             else:
-                t = torch.from_numpy(a.astype(np.float32))
+                t = torch.from_numpy(a.astype(torch.empty(0, dtype=float_dtype).numpy().dtype, copy=False))
             out[SAMPLE_FIELDS[k]] = t
         return out
 

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from occkit.ablate.runner import Ablation
+from typing import Any
 
 STEP_RATES = "step_rates.json"
 
@@ -37,9 +34,10 @@ def _seconds(preset: str, steps: int, table: dict[str, Any]) -> float | None:
     return steps * float(row["s_per_step"])
 
 
-def estimate(ab: Ablation, table: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What the runs not done yet (and the ``train`` stages not built yet) should take at the
-    table's step times; see the module docstring."""
+def estimate(ab: Any, table: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the runs not done yet (and the ``train`` stages not built yet) of ``ab`` (an
+    :class:`occkit.ablate.runner.Ablation`, which calls this: no import back up to it) should take
+    at the table's step times; see the module docstring."""
     from occkit.ablate.stages import checkpoint_step
 
     table = step_rates() if table is None else table

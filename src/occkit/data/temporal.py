@@ -39,10 +39,10 @@ instead of shipped whole: ``temporal_features`` and ``temporal_lidar`` stay None
 
 - ``temporal_pixels``: a list of ``T`` tensors ``(P_t, 3)`` long ``(cam, row, col)``: the pixels
   of neighbour ``t``'s cameras its own LiDAR points project to, after the grid-box test (in its
-  own ego frame) and the depth filter: :func:`occkit.methods.langocc.lidar_pixels` on the
+  own ego frame) and the depth filter: :func:`occkit.geometry.camera.lidar_pixels` on the
   sample's own float32 ``temporal_*`` matrices, the call the training step makes with ``maps``;
 - ``temporal_pixel_features``: a list of ``T`` tensors ``(P_t, D)`` float16: the features there,
-  sampled as :func:`occkit.methods.langocc.sample_feature_map` samples them (bilinear, float32),
+  sampled as :func:`occkit.rendering.rays.sample_feature_map` samples them (bilinear, float32),
   then stored in float16, the cache's own precision (float32 would double them).
 
 A keyframe's pool does not depend on the current frame; a keyframe repeated by the clamping
@@ -57,7 +57,8 @@ repeated, so they weigh more in the rays.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import torch
 from torch.utils.data import Dataset
@@ -68,7 +69,22 @@ from occkit.geometry.transforms import invert_transform
 
 if TYPE_CHECKING:
     from occkit.geometry.grid import Grid
-    from occkit.priors.cache import PriorCache
+
+
+class FeatureCache(Protocol):
+    """What :class:`WithTemporalPriors` reads of a prior cache (:class:`occkit.priors.cache.PriorCache`,
+    a layer above the data, hands itself in): its folder, the kinds it reads, its features' stride,
+    whether it holds a frame, and a frame's maps."""
+
+    root: Path
+    kinds: Sequence[str]
+    feature_stride: int
+
+    def has(self, scene: str, token: str) -> bool: ...
+
+    def load(
+        self, scene: str, token: str, cam_names: Sequence[str], image_hw: tuple[int, int], dtype: torch.dtype = ...
+    ) -> dict[str, torch.Tensor]: ...
 
 
 def scene_neighbours(ds: Any, token: str, step: int, count: int) -> list[str]:
@@ -119,7 +135,7 @@ class WithTemporalPriors(Dataset):
         gather: ``maps`` (the whole feature maps) or ``lidar_pixels`` (gathered at each
             neighbour's own LiDAR pixels; the module docstring).
         box, depth_range: ``lidar_pixels``: the filters of
-            :func:`occkit.methods.langocc.lidar_pixels` (``langocc.ray_box``: the output grid;
+            :func:`occkit.geometry.camera.lidar_pixels` (``langocc.ray_box``: the output grid;
             ``langocc.ray_depth``).
         lidar_of: ``lidar_pixels``: a keyframe token's own LiDAR ``(P, 4)`` in its ego frame; None
             = the synthetic extras (:func:`extras_lidar`; the frame's own ``lidar`` for itself).
@@ -128,7 +144,7 @@ class WithTemporalPriors(Dataset):
     def __init__(
         self,
         dataset: Dataset,
-        cache: "PriorCache",
+        cache: FeatureCache,
         offsets: Sequence[int],
         *,
         gather: str = "maps",
@@ -246,7 +262,8 @@ class WithTemporalPriors(Dataset):
         stride: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One keyframe's ``(P, 3)`` pixel pool and ``(P, D)`` float16 features there."""
-        from occkit.methods.langocc import lidar_pixels, sample_feature_pixels
+        from occkit.geometry.camera import lidar_pixels
+        from occkit.rendering.rays import sample_feature_pixels
 
         if stride < 1:
             raise ValueError(f"{self.cache.root}: no feature_stride in its prior.json (temporal_gather: lidar_pixels)")

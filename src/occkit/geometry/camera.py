@@ -7,9 +7,14 @@ are at u = 0.5 .. W - 0.5.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from occkit.shapes import check_shape
+
+if TYPE_CHECKING:
+    from occkit.geometry.grid import Grid
 
 
 def project(points_cam: torch.Tensor, K: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,3 +107,45 @@ def crop_intrinsics(K: torch.Tensor, left: float, top: float) -> torch.Tensor:
     K[..., 0, 2] -= left
     K[..., 1, 2] -= top
     return K
+
+
+def lidar_pixels(
+    lidar: torch.Tensor,
+    intrinsics: torch.Tensor,
+    T_ego_from_cam: torch.Tensor,
+    height: int,
+    width: int,
+    *,
+    box: Grid | None = None,
+    depth_range: tuple[float, float] | None = None,
+    T_ego_from_points: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The pixels LiDAR points project to: ``(P', 3)`` long ``(cam, row, col)``, the pixel that
+    contains the projection (a point seen by two cameras counts in both).
+
+    Args:
+        lidar: ``(P, >=3)`` points (in the cameras' ego frame unless ``T_ego_from_points``);
+        intrinsics ``(N, 3, 3)``; T_ego_from_cam ``(N, 4, 4)``; height, width: the image size.
+        box: keep only points strictly inside this grid's box, tested on ``lidar`` as given
+            (the points' own ego frame) before ``T_ego_from_points``.
+        depth_range: ``(lo, hi)``: keep projections with camera depth ``lo < z < hi``; None =
+            ``z > 0.1``.
+        T_ego_from_points: ``(4, 4)`` maps the points into the cameras' ego frame (a neighbour
+            keyframe's LiDAR into the current frame); None = identity.
+    """
+    check_shape(lidar, "P C", name="lidar")
+    pts = lidar[:, :3].float()
+    if box is not None:
+        lo = torch.tensor(box.range_min, dtype=pts.dtype, device=pts.device)
+        hi = torch.tensor(box.range_max, dtype=pts.dtype, device=pts.device)
+        pts = pts[((pts > lo) & (pts < hi)).all(-1)]
+    if T_ego_from_points is not None:
+        check_shape(T_ego_from_points, "4 4", name="T_ego_from_points")
+        E = T_ego_from_points.to(pts)
+        pts = pts @ E[:3, :3].T + E[:3, 3]
+    uv, z = project_ego(pts, intrinsics, T_ego_from_cam)  # (N, P, 2), (N, P)
+    col, row = torch.floor(uv[..., 0]), torch.floor(uv[..., 1])
+    in_depth = (z > 0.1) if depth_range is None else ((z > depth_range[0]) & (z < depth_range[1]))
+    ok = in_depth & in_image(uv, height, width)
+    cam = torch.arange(len(intrinsics), device=pts.device)[:, None].expand_as(ok)
+    return torch.stack([cam[ok], row[ok].long(), col[ok].long()], -1)

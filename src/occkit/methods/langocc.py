@@ -124,14 +124,13 @@ from torch import nn
 
 from occkit.data.sample import Batch
 from occkit.data.temporal import check_offsets
-from occkit.geometry.camera import in_image, project_ego
-from occkit.geometry.grid import Grid
+from occkit.geometry.camera import in_image, lidar_pixels, project_ego
 from occkit.labels import OCC3D_CLASSES
 from occkit.losses.language import cosine_weighted_mse, normalize_features
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
 from occkit.methods.registry import MethodSpec
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet, lift_grid_of
-from occkit.rendering.rays import Rays, camera_rays
+from occkit.rendering.rays import Rays, camera_rays, sample_feature_map
 from occkit.rendering.resampling import jittered_uniform_samples, resample_from_transmittance
 from occkit.rendering.sampling import RaySamples, importance_samples, ray_box, uniform_samples
 from occkit.rendering.volrend import (
@@ -273,48 +272,6 @@ class LangOccConfig:
     prior cache's features (its ``text_encoder``)."""
 
 
-def sample_feature_map(features: torch.Tensor, rays: Rays, stride: int) -> torch.Tensor:
-    """Bilinear 2D features at the rays' pixel centres.
-
-    Feature cell ``j`` covers pixels ``[j s, (j + 1) s)``, so pixel centre ``u = col + 0.5`` sits
-    at feature coordinate ``u / s`` (``align_corners=False``, border padding).
-
-    Args:
-        features: ``(N, D, h, w)`` per camera (float16 / bfloat16 are read camera by camera in
-            float32); rays: ``R`` rays of these cameras; stride: ``s``.
-    Returns:
-        ``(R, D)`` (float32 for half-precision features).
-    """
-    return sample_feature_pixels(features, torch.stack([rays.cam, rays.row, rays.col], -1), stride)
-
-
-def sample_feature_pixels(features: torch.Tensor, pixels: torch.Tensor, stride: int) -> torch.Tensor:
-    """:func:`sample_feature_map` at pixels ``(R, 3)`` long ``(cam, row, col)`` (what the data
-    pipeline gathers for ``temporal_gather: lidar_pixels``; the same arithmetic per pixel)."""
-    check_shape(features, "N D h w", name="features")
-    check_shape(pixels, "R 3", name="pixels")
-    N, D, h, w = features.shape
-    dtype = torch.float32 if features.dtype in (torch.float16, torch.bfloat16) else features.dtype
-    u = (pixels[:, 2].to(dtype) + 0.5) / stride  # (R,) feature coordinates
-    v = (pixels[:, 1].to(dtype) + 0.5) / stride
-    g = torch.stack([u / w * 2 - 1, v / h * 2 - 1], -1)  # (R, 2)
-    out = torch.zeros(len(pixels), D, dtype=dtype, device=features.device)
-    cam = pixels[:, 0].to(features.device)
-    for n in range(N):
-        sel = (cam == n).nonzero()[:, 0]
-        if sel.numel() == 0:
-            continue
-        s = F.grid_sample(
-            features[n : n + 1].to(dtype),
-            g[sel].view(1, 1, -1, 2).to(features.device),
-            mode="bilinear",
-            padding_mode="border",
-            align_corners=False,
-        )  # (1, D, 1, r)
-        out[sel] = s[0, :, 0].t()
-    return out
-
-
 def check_temporal_gather(c: LangOccConfig) -> str:
     """Why ``temporal_gather`` cannot work with the rest of ``c`` (a one-line message naming the
     option), or "" when it can."""
@@ -337,48 +294,6 @@ def cat_rays(parts: Sequence[Rays]) -> Rays:
     return Rays(
         **{k: torch.cat([getattr(p, k) for p in parts]) for k in ("origins", "dirs", "cam", "row", "col", "z_per_t")}
     )
-
-
-def lidar_pixels(
-    lidar: torch.Tensor,
-    intrinsics: torch.Tensor,
-    T_ego_from_cam: torch.Tensor,
-    height: int,
-    width: int,
-    *,
-    box: Grid | None = None,
-    depth_range: tuple[float, float] | None = None,
-    T_ego_from_points: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The pixels LiDAR points project to: ``(P', 3)`` long ``(cam, row, col)``, the pixel that
-    contains the projection (a point seen by two cameras counts in both).
-
-    Args:
-        lidar: ``(P, >=3)`` points (in the cameras' ego frame unless ``T_ego_from_points``);
-        intrinsics ``(N, 3, 3)``; T_ego_from_cam ``(N, 4, 4)``; height, width: the image size.
-        box: keep only points strictly inside this grid's box, tested on ``lidar`` as given
-            (the points' own ego frame) before ``T_ego_from_points``.
-        depth_range: ``(lo, hi)``: keep projections with camera depth ``lo < z < hi``; None =
-            ``z > 0.1``.
-        T_ego_from_points: ``(4, 4)`` maps the points into the cameras' ego frame (a neighbour
-            keyframe's LiDAR into the current frame); None = identity.
-    """
-    check_shape(lidar, "P C", name="lidar")
-    pts = lidar[:, :3].float()
-    if box is not None:
-        lo = torch.tensor(box.range_min, dtype=pts.dtype, device=pts.device)
-        hi = torch.tensor(box.range_max, dtype=pts.dtype, device=pts.device)
-        pts = pts[((pts > lo) & (pts < hi)).all(-1)]
-    if T_ego_from_points is not None:
-        check_shape(T_ego_from_points, "4 4", name="T_ego_from_points")
-        E = T_ego_from_points.to(pts)
-        pts = pts @ E[:3, :3].T + E[:3, 3]
-    uv, z = project_ego(pts, intrinsics, T_ego_from_cam)  # (N, P, 2), (N, P)
-    col, row = torch.floor(uv[..., 0]), torch.floor(uv[..., 1])
-    in_depth = (z > 0.1) if depth_range is None else ((z > depth_range[0]) & (z < depth_range[1]))
-    ok = in_depth & in_image(uv, height, width)
-    cam = torch.arange(len(intrinsics), device=pts.device)[:, None].expand_as(ok)
-    return torch.stack([cam[ok], row[ok].long(), col[ok].long()], -1)
 
 
 def take_rows(parts: Sequence[torch.Tensor], index: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
 
 from occkit.geometry.camera import pixel_rays
 from occkit.shapes import check_shape
@@ -150,3 +151,45 @@ def camera_rays(
     return Rays(
         origins=T[:, :3, 3].contiguous(), dirs=dirs, cam=cam, row=row, col=col, z_per_t=d_cam[:, 2].contiguous()
     )
+
+
+def sample_feature_map(features: torch.Tensor, rays: Rays, stride: int) -> torch.Tensor:
+    """Bilinear 2D features at the rays' pixel centres.
+
+    Feature cell ``j`` covers pixels ``[j s, (j + 1) s)``, so pixel centre ``u = col + 0.5`` sits
+    at feature coordinate ``u / s`` (``align_corners=False``, border padding).
+
+    Args:
+        features: ``(N, D, h, w)`` per camera (float16 / bfloat16 are read camera by camera in
+            float32); rays: ``R`` rays of these cameras; stride: ``s``.
+    Returns:
+        ``(R, D)`` (float32 for half-precision features).
+    """
+    return sample_feature_pixels(features, torch.stack([rays.cam, rays.row, rays.col], -1), stride)
+
+
+def sample_feature_pixels(features: torch.Tensor, pixels: torch.Tensor, stride: int) -> torch.Tensor:
+    """:func:`sample_feature_map` at pixels ``(R, 3)`` long ``(cam, row, col)`` (what the data
+    pipeline gathers for ``temporal_gather: lidar_pixels``; the same arithmetic per pixel)."""
+    check_shape(features, "N D h w", name="features")
+    check_shape(pixels, "R 3", name="pixels")
+    N, D, h, w = features.shape
+    dtype = torch.float32 if features.dtype in (torch.float16, torch.bfloat16) else features.dtype
+    u = (pixels[:, 2].to(dtype) + 0.5) / stride  # (R,) feature coordinates
+    v = (pixels[:, 1].to(dtype) + 0.5) / stride
+    g = torch.stack([u / w * 2 - 1, v / h * 2 - 1], -1)  # (R, 2)
+    out = torch.zeros(len(pixels), D, dtype=dtype, device=features.device)
+    cam = pixels[:, 0].to(features.device)
+    for n in range(N):
+        sel = (cam == n).nonzero()[:, 0]
+        if sel.numel() == 0:
+            continue
+        s = F.grid_sample(
+            features[n : n + 1].to(dtype),
+            g[sel].view(1, 1, -1, 2).to(features.device),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )  # (1, D, 1, r)
+        out[sel] = s[0, :, 0].t()
+    return out

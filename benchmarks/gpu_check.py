@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in ROWS if args.rows is None or r.label in args.rows]
     workers = max(1, min(8, (os.cpu_count() or 2) - 1))
     opts = {
-        "image_size": (96, 256) if args.smoke else (450, 800),
+        "image_size": (64, 192) if args.smoke else (450, 800),  # --smoke: the rows read 64x192
         "kitti_size": (96, 320) if args.smoke else (376, 1241),
         "scenes": 2 if args.smoke else 4,
         "frames": 2,

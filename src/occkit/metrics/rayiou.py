@@ -298,59 +298,42 @@ def cast_rays(
     depth = torch.zeros((V, R), dtype=dtype, device=dev)
     if not R:
         return labels, depth
-    if on_cpu and walk == "numba":
-        kernel = _numba_walk()
+    if on_cpu:
         ftype = _numpy_dtype(dtype)
         lo_np, vs_np = np.array(grid.range_min, ftype), np.array(grid.voxel_size, ftype)
-        code_np, vols_np = code.numpy().reshape(-1), volumes.to(torch.uint8).reshape(V, -1).numpy()
+        code_np, vols_np = code.numpy(), volumes.to(torch.uint8).reshape(V, -1).numpy()
         o_np, d_np, frame_np = o.numpy(), d.numpy(), frame.to("cpu", torch.long).numpy()
         lab_np, dep_np = labels.numpy(), depth.numpy()
+        if walk == "numba":
+            kernel = _numba_walk()
 
-        def run(sl: slice) -> None:
-            cur, (tz, ty, tx), (dz, dy, dx), (sz, sy, sx) = _initial_state(
-                o_np[sl], d_np[sl], frame_np[sl], lo_np, vs_np, (X, Y, Z), P
-            )
-            kernel(code_np, vols_np, cur, tz, ty, tx, dz, dy, dx, sz, sy, sx, X, Y, Z, P, sl.start, lab_np, dep_np)
+            def walk_chunk(sl: slice) -> None:
+                cur, (tz, ty, tx), (dz, dy, dx), (sz, sy, sx) = _initial_state(
+                    o_np[sl], d_np[sl], frame_np[sl], lo_np, vs_np, (X, Y, Z), P
+                )
+                kernel(
+                    code_np.reshape(-1), vols_np, cur, tz, ty, tx, dz, dy, dx, sz, sy, sx, X, Y, Z, P, sl.start,
+                    lab_np, dep_np,
+                )  # fmt: skip
+        else:
+            skip = _add_free_squares(code_np, V)
+
+            def walk_chunk(sl: slice) -> None:
+                _walk_numpy(
+                    code_np.reshape(-1), vols_np, o_np, d_np, frame_np, lo_np, vs_np, (X, Y, Z), P, skip, sl,
+                    lab_np, dep_np,
+                )  # fmt: skip
 
         chunks = [slice(s, min(R, s + _CHUNK)) for s in range(0, R, _CHUNK)]
         n_threads = max(1, min(len(chunks), threads if threads is not None else torch.get_num_threads()))
         if n_threads == 1:
             for sl in chunks:
-                run(sl)
+                walk_chunk(sl)
         else:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(n_threads) as pool:
-                list(pool.map(run, chunks))
-        return labels, depth
-    if on_cpu:
-        code_np = code.numpy()
-        skip = _add_free_squares(code_np, V)
-        grid_np = (
-            np.array(grid.range_min, _numpy_dtype(dtype)),
-            np.array(grid.voxel_size, _numpy_dtype(dtype)),
-            (X, Y, Z),
-            P,
-            skip,
-        )
-        arrays = (
-            code_np.reshape(-1),
-            volumes.to(torch.uint8).reshape(V, -1).numpy(),
-            o.numpy(),
-            d.numpy(),
-            frame.to("cpu", torch.long).numpy(),
-        )
-        outs = (labels.numpy(), depth.numpy())
-        chunks = [slice(s, min(R, s + _CHUNK)) for s in range(0, R, _CHUNK)]
-        n_threads = max(1, min(len(chunks), threads if threads is not None else torch.get_num_threads()))
-        if n_threads == 1:
-            for sl in chunks:
-                _walk_numpy(*arrays, *grid_np, sl, *outs)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(n_threads) as pool:
-                list(pool.map(lambda sl: _walk_numpy(*arrays, *grid_np, sl, *outs), chunks))
+                list(pool.map(walk_chunk, chunks))
         return labels, depth
 
     # In torch (GPUs): the initial state with the reference's operations (axes ordered z, y, x).

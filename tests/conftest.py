@@ -7,6 +7,7 @@ synthetic world.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,21 @@ def write_tiny_occ3d(
         {"train_split": names[: scenes - n_val], "val_split": names[scenes - n_val :], "scene_infos": scene_infos},
     )
     return root
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject's addopts): one worker per usable core, at most 4. The suite's
+    slowest files each take about a minute, so more workers would mostly wait; each worker can
+    hold a GiB or two."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``-n 2``) each worker is one of two jobs on the machine: one torch
+    thread each, for the worker and the commands it starts, so that the two do not contend."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
 
 
 @pytest.fixture

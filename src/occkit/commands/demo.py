@@ -28,6 +28,8 @@ import math
 import shutil
 import time
 from pathlib import Path
+
+from occkit.commands.options import add_set
 from typing import Any
 
 
@@ -144,9 +146,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=SHIPPED_PRESET,
         help=f"preset or YAML to train (default {SHIPPED_PRESET}; another one needs --from-scratch)",
     )
-    p.add_argument(
-        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides (repeatable)"
-    )
+    add_set(p, "config overrides (repeatable)")
     p.add_argument("--pictures", type=int, default=3, help="validation frames to draw (default 3)")
 
 

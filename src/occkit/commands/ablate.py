@@ -20,7 +20,6 @@ import threading
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int, positive_int
-from occkit.commands.options import add_set
 
 EPILOG = """\
 spec (YAML; full format in occkit.ablate.spec's docstring):
@@ -118,9 +117,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="set args.seed of the stage named world, or else of every synth stage under the arms' data "
         "(default: the spec's)",
     )
-    add_set(
-        p,
-        "override the spec: dotted path, YAML value; KEY+=VALUE appends to a list, e.g. "
+    p.add_argument(
+        "--set",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the spec: dotted path, YAML value; KEY+=VALUE appends to a list, e.g. "
         "stages.world.args.scenes=20 'arms.a.set+=[optim.lr=1e-3]' (repeatable; default none)",
     )
     p.add_argument(

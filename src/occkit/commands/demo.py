@@ -28,8 +28,6 @@ import math
 import shutil
 import time
 from pathlib import Path
-
-from occkit.commands.options import add_set
 from typing import Any
 
 
@@ -146,7 +144,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=SHIPPED_PRESET,
         help=f"preset or YAML to train (default {SHIPPED_PRESET}; another one needs --from-scratch)",
     )
-    add_set(p, "config overrides (repeatable)")
+    p.add_argument(
+        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides (repeatable)"
+    )
     p.add_argument("--pictures", type=int, default=3, help="validation frames to draw (default 3)")
 
 

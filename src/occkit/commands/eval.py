@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 from occkit.commands.checks import nonneg_int, positive_int
-from occkit.commands.options import add_choice, add_device, add_json, add_no_progress, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,14 +34,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="predictions folder (<token>.npz for Occ3D; sequences/XX/predictions/NNNNNN.label for SemanticKITTI)",
     )
-    add_choice(p, "--format", ("auto", "occ3d", "semantickitti"), "auto", "benchmark", "auto, detected from --gt")
-    add_split(p, "frames evaluated, test for SemanticKITTI only", choices=("train", "val", "all", "test"))
-    add_choice(
-        p,
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=("auto", "occ3d", "semantickitti"),
+        help="benchmark (default: detected from --gt)",
+    )
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=("train", "val", "all", "test"),
+        help="frames evaluated (default: val); test only for SemanticKITTI",
+    )
+    p.add_argument(
         "--mask",
-        ("camera", "lidar", "both", "none"),
-        "camera",
-        "Occ3D voxels evaluated, camera as in the official challenge",
+        default="camera",
+        choices=("camera", "lidar", "both", "none"),
+        help="Occ3D voxels evaluated (default: camera, as the official challenge)",
     )
     p.add_argument(
         "--metrics",
@@ -63,14 +71,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="nuScenes-style info file (.pkl/.json with lidar2ego_*, ego2global_*) giving the LiDAR poses RayIoU needs on real Occ3D",
     )
-    add_json(p, "write the results to this JSON file")
+    p.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     p.add_argument("--csv", type=Path, default=None, help="write the per-class table to this CSV file")
     p.add_argument(
         "--allow-missing",
         action="store_true",
         help="evaluate the frames that have predictions; warn about missing or extra ones",
     )
-    add_device(p, "cpu", "torch device for the accumulation: cpu, cuda or cuda:N")
+    p.add_argument("--device", default="cpu", help="torch device for the accumulation: cpu, cuda, ... (default: cpu)")
     p.add_argument("--workers", type=positive_int, default=4, help="reader threads (default 4)")
     p.add_argument(
         "--processes",
@@ -87,7 +95,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the cores the run is given: torch intra-op threads of a single process, and the most processes "
         "the default --processes starts (default 0: torch's choice, all usable cores)",
     )
-    add_no_progress(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

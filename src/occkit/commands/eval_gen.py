@@ -10,7 +10,6 @@ import argparse
 import json
 
 from occkit.commands.checks import positive_int
-from occkit.commands.options import add_device, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,9 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="run trained on real frames whose method has an OccNet at .model "
         "(occscene with train_generator false, or supervised)",
     )
-    add_split(p, "real frames scored against")
+    p.add_argument("--split", default="val", choices=("train", "val", "all"), help="real split (default val)")
     p.add_argument("--batch-size", type=positive_int, default=4, help="frames per forward pass")
-    add_device(p)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--out", default=None, help="write the scores as JSON here")
 
 

@@ -23,11 +23,10 @@ import sys
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int, percent_float, positive_int
-from occkit.commands.options import add_ckpt, add_no_ema
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_ckpt(p)
+    p.add_argument("--ckpt", required=True, help="checkpoint folder (checkpoints/step_N) or run folder (its newest)")
     p.add_argument("--out", required=True, type=Path, help="the .onnx file to write (its report: OUT.json beside it)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (and its .json)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's; at least 16)")
@@ -70,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto (default): torch.export-based, the TorchScript-based one when that fails",
     )
-    add_no_ema(p)
+    p.add_argument("--no-ema", action="store_true", help="the raw weights even when the checkpoint has EMA weights")
     p.add_argument(
         "--image-norm",
         choices=("running", "frame"),

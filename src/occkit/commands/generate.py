@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_float, nonneg_int, positive_int
-from occkit.commands.options import add_ckpt, add_device, add_no_ema, add_no_progress, add_split
 
 EPILOG = (
     "An interrupted run (Ctrl-C, kill, a crash) continues when the same command is run again: finished batches "
@@ -32,7 +31,7 @@ EPILOG = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = EPILOG
-    add_ckpt(p, "occscene run folder or checkpoint")
+    p.add_argument("--ckpt", required=True, help="occscene run folder or checkpoint")
     p.add_argument("--data", required=True, help="real dataset root: camera calibration, ego poses, texts, layouts")
     p.add_argument(
         "--out",
@@ -64,7 +63,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --occupancy: sample from text alone, but write the layouts as the labels (the reference for "
         "scoring a text-only generator's layout consistency)",
     )
-    add_split(p, "frames giving calibration and text when --occupancy is not a split")
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=("train", "val", "all"),
+        help="frames giving calibration and text when --occupancy is not a split (default val)",
+    )
     p.add_argument(
         "--steps", type=positive_int, default=None, help="DDIM steps (default: the run's schedule.sample_steps)"
     )
@@ -78,9 +82,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=4,
         help="frames sampled together (default 4); each finished batch is saved, so a stop loses at most one",
     )
-    add_device(p)
-    add_no_ema(p)
-    add_no_progress(p)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights even when the checkpoint has EMA weights")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def checkpoint_identity(folder: Path, ema: bool) -> dict[str, str]:

@@ -19,13 +19,12 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int
-from occkit.commands.options import add_ckpt, add_device, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_ckpt(p)
+    p.add_argument("--ckpt", required=True, help="a checkpoint folder or run folder (its newest checkpoint)")
     p.add_argument("--data", required=True, type=Path, help="dataset root with ground truth")
-    add_split(p, "frames scored")
+    p.add_argument("--split", default="val", choices=("train", "val", "all"), help="split (default val)")
     p.add_argument(
         "--mask", default="camera", choices=("camera", "lidar", "none"), help="voxels scored (default camera)"
     )
@@ -36,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="at most this many frames, evenly spaced (0 = all; each keeps its scored voxels in memory)",
     )
     p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
-    add_device(p)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
 
 
 def p_occupied(method, logits):

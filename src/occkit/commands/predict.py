@@ -13,11 +13,10 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int, positive_int
-from occkit.commands.options import add_ckpt, add_device, add_no_ema, add_no_progress, add_set, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_ckpt(p)
+    p.add_argument("--ckpt", required=True, help="checkpoint folder (checkpoints/step_N) or run folder (its newest)")
     p.add_argument(
         "--data",
         required=True,
@@ -34,11 +33,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace a non-empty --out folder (only once every new prediction is written)",
     )
-    add_split(p, "split to predict, test for SemanticKITTI", choices=("train", "val", "all", "test"))
-    add_device(p)
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=("train", "val", "all", "test"),
+        help="split to predict (default val; test: SemanticKITTI)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="frames per forward pass (default 1)")
     p.add_argument("--workers", type=nonneg_int, default=0, help="data loader workers (default 0)")
-    add_no_ema(p)
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights even when the checkpoint has EMA weights")
     p.add_argument(
         "--image-norm",
         choices=("running", "frame"),
@@ -46,14 +50,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="override the checkpoint's model.image_norm_eval: how the image BatchNorms normalise "
         "(running averages or each frame's own statistics); the weights are the same",
     )
-    add_set(
-        p,
-        "override the checkpoint's config for this prediction: inference settings, e.g. "
+    p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the checkpoint's config for this prediction: inference settings, e.g. "
         "langocc.occupied_threshold=0.35 (recorded in provenance.json; a key that changes the network's "
-        "shapes fails at loading; repeatable)",
+        "shapes fails at loading)",
     )
     p.add_argument("--eval", action="store_true", help="also print mIoU (camera mask) against the split's ground truth")
-    add_no_progress(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def predicted_files(folder: Path) -> set[str] | None:

@@ -12,8 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from occkit.commands.checks import positive_int
-from occkit.commands.options import add_device, add_json, add_max_frames, add_no_progress, add_split
+from occkit.commands.checks import nonneg_int, positive_int
 
 SPLITS = ("all", "train", "val")
 
@@ -39,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     r.add_argument("--out", type=Path, required=True, help="cache folder to write")
     r.add_argument("--kinds", default=None, help="comma-separated kinds to compute (default: all the providers give)")
-    add_split(r, "frames to run on", default="all", choices=SPLITS)
+    r.add_argument("--split", default="all", choices=SPLITS, help="frames to run on (default: all)")
     r.add_argument("--cameras", default=None, help="comma-separated camera names (default: all of the layout)")
     r.add_argument(
         "--feature-stride",
@@ -47,10 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="stride of the feature maps (default: the provider's, 8 for the oracle)",
     )
-    add_max_frames(r)
-    add_device(r, "cpu", "where models run: cpu, cuda or cuda:N")
+    r.add_argument(
+        "--max-frames", type=nonneg_int, default=0, help="only this many frames, evenly spaced (default 0 = all)"
+    )
+    r.add_argument("--device", default="cpu", help="where models run (default: cpu)")
     r.add_argument("--overwrite", action="store_true", help="rewrite a cache made by other priors")
-    add_no_progress(r)
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser(
         "eval",
@@ -60,11 +61,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     e.add_argument("--data", type=Path, required=True, help="the synthetic dataset the cache was made from")
     e.add_argument("--priors", type=Path, required=True, help="the prior cache")
-    add_split(e, "frames to score", default="all", choices=SPLITS)
-    add_max_frames(e)
+    e.add_argument("--split", default="all", choices=SPLITS, help="frames to score (default: all)")
+    e.add_argument(
+        "--max-frames", type=nonneg_int, default=0, help="only this many frames, evenly spaced (default 0 = all)"
+    )
     e.add_argument("--vocabulary", type=Path, default=None, help="class vocabulary YAML (default: occkit's occ3d.yaml)")
-    add_json(e, "also write the report to this JSON file")
-    add_no_progress(e)
+    e.add_argument("--json", type=Path, default=None, help="also write the report to this JSON file")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     t = sub.add_parser("train", help="train occkit's 2D networks on a synthetic world (the world:RUN prior)")
     from occkit.commands import priors_train
@@ -72,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     priors_train.add_arguments(t)
 
     v = sub.add_parser("vocab", help="the synthetic world's fine names, their classes and the held-out names")
-    add_json(v, "write the vocabulary to this JSON file instead of a table")
+    v.add_argument("--json", type=Path, default=None, help="write the vocabulary to this JSON file instead of a table")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -18,7 +18,6 @@ import sys
 import time
 
 from occkit.commands.checks import positive_float, positive_int
-from occkit.commands.options import add_device, add_no_progress
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a WorldPriorConfig field (repeatable), e.g. --set batch_size=4",
     )
-    add_device(p, "cpu", "device to train on: cpu, cuda or cuda:N")
+    p.add_argument("--device", default="cpu", help="device to train on (default cpu)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
@@ -55,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="continue the run stopped in --out from its last save (every save_every_minutes, default 5): "
         "the same settings and --data; a step budget ends with the weights of an unstopped run",
     )
-    add_no_progress(p, "no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def build_config(args: argparse.Namespace):  # -> WorldPriorConfig

@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int, positive_float, positive_int, unit_float
-from occkit.commands.options import add_choice, add_no_progress, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,31 +32,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--past", type=nonneg_int, default=13, help="previous frames densifying each frame (default 13, the paper's)"
     )
     p.add_argument("--future", type=nonneg_int, default=0, help="next frames densifying each frame (default 0)")
-    add_choice(
-        p,
+    p.add_argument(
         "--dynamic",
-        ("filter", "keep"),
-        "filter",
-        "dynamic classes from the current frame only (filter), or from all (keep)",
+        default="filter",
+        choices=("filter", "keep"),
+        help="dynamic classes from the current frame only (filter, default) or from all",
     )
-    add_choice(
-        p, "--free", ("carve", "none"), "carve", "carve free space along camera rays, or observe only occupied voxels"
+    p.add_argument(
+        "--free",
+        default="carve",
+        choices=("carve", "none"),
+        help="carve free space along camera rays (default) or observe only occupied voxels",
     )
     p.add_argument("--min-points", type=positive_int, default=1, help="points a voxel needs to be occupied (default 1)")
-    add_choice(
-        p,
+    p.add_argument(
         "--vote",
-        ("confidence", "count"),
-        "confidence",
-        "a voxel's class: largest summed prior confidence of its points (confidence), or most points (count)",
+        default="confidence",
+        choices=("confidence", "count"),
+        help="a voxel's class: largest summed prior confidence of its points (confidence, default) or most points (count)",
     )
-    add_choice(
-        p,
+    p.add_argument(
         "--consistency",
-        ("none", "frames"),
-        "none",
-        "frames: an occupied voxel more source frames saw through than put a point in becomes free "
-        "(dynamic classes exempt under --dynamic filter); none: the merged vote alone",
+        default="none",
+        choices=("none", "frames"),
+        help="frames: an occupied voxel more source frames saw through than put a point in becomes free "
+        "(dynamic classes exempt under --dynamic filter); none: the merged vote alone (default)",
     )
     p.add_argument(
         "--max-depth",
@@ -74,7 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--carve-every", type=positive_int, default=8, help="one point in this many casts a carving ray (default 8)"
     )
-    add_split(p, "frames labelled", default="all")
+    p.add_argument("--split", default="all", choices=("train", "val", "all"), help="frames labelled (default all)")
     p.add_argument("--workers", type=positive_int, default=1, help="processes, one scene each at a time (default 1)")
     p.add_argument(
         "--quality",
@@ -84,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="JSON",
         help="score the pseudo-labels against DATA's real labels (and write them to JSON)",
     )
-    add_no_progress(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,11 +22,10 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import finite_float, unit_float
-from occkit.commands.options import add_ckpt, add_device
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_ckpt(p, "a langocc checkpoint folder or run folder (its newest checkpoint)")
+    p.add_argument("--ckpt", required=True, help="a langocc checkpoint folder or run folder")
     p.add_argument("--data", required=True, type=Path, help="dataset root (holding annotations.json)")
     p.add_argument("--token", required=True, help="the frame")
     p.add_argument(
@@ -48,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--json", type=Path, default=None, help="also write the matching voxels (indices, similarities) here"
     )
-    add_device(p)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
 
 
 def similarity_grid(method, batch, text: str, occupied: float | None = None) -> tuple:

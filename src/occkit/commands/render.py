@@ -23,7 +23,6 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import positive_float, positive_int
-from occkit.commands.options import add_device
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--stride", type=positive_int, default=1, help="render every N-th pixel (maps are (H/N, W/N); default 1)"
     )
     p.add_argument("--step", type=positive_float, default=None, help="metres between samples (default half a voxel)")
-    add_device(p)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--no-picture", action="store_true", help="write the .npy maps only")
     p.add_argument(
         "--teacher",

@@ -24,7 +24,6 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int
-from occkit.commands.options import add_device, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,10 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="voxels",
         help="candidates: occupied voxels or LiDAR points (POP-3D)",
     )
-    add_split(p, "frames scored")
+    p.add_argument("--split", default="val", choices=("train", "val", "all"), help="split (default val)")
     p.add_argument("--max-frames", type=nonneg_int, default=0, help="at most this many frames, evenly spaced (0 = all)")
     p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
-    add_device(p)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
 
 
 def _features_fn(args: argparse.Namespace, queries):

@@ -8,7 +8,6 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import positive_int
-from occkit.commands.options import add_choice, add_device, add_split
 
 import numpy as np
 import torch
@@ -21,12 +20,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("root", type=Path, help="dataset folder (holds annotations.json)")
     p.add_argument("--token", default=None, help="frame token (default: the first frame of the split)")
     p.add_argument("--out", type=Path, default=None, help="PNG to write (default: show_<token>.png)")
-    add_split(
-        p,
-        "which frames to look in",
+    p.add_argument(
+        "--split",
         default=None,
         choices=SPLITS,
-        default_text="the split a --pred folder was predicted on, as its provenance.json says; else all",
+        help="which frames to look in (default: the split a --pred folder was predicted on, as its provenance.json "
+        "says; else all)",
     )
     p.add_argument("--list", action="store_true", help="print the scenes and tokens of the split and exit")
     p.add_argument(
@@ -35,14 +34,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="prediction: a folder of <token>.npz submission files, or one .npz (key 'semantics', uint8 X Y Z)",
     )
-    add_choice(p, "--mask", ("none", "camera", "lidar"), "none", "visibility mask to apply")
-    add_choice(p, "--mask-mode", ("hide", "grey"), "hide", "voxels outside the mask: hide them, or draw them grey")
-    add_choice(
-        p,
+    p.add_argument(
+        "--mask", default="none", choices=("none", "camera", "lidar"), help="visibility mask to apply (default: none)"
+    )
+    p.add_argument(
+        "--mask-mode",
+        default="hide",
+        choices=("hide", "grey"),
+        help="voxels outside the mask: hide them, or draw them grey (default: hide)",
+    )
+    p.add_argument(
         "--lidar-color",
-        ("depth", "class", "none"),
-        "depth",
-        "colour of LiDAR points on the images: by depth, by class, or no points",
+        default="depth",
+        choices=("depth", "class", "none"),
+        help="colour of LiDAR points on the images: by depth, by class, or no points (default: depth)",
     )
     p.add_argument(
         "--panel-height",
@@ -50,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=400,
         help="height in pixels of the BEV and 3D panels (default: 400)",
     )
-    add_device(p, "cpu", "torch device for the 3D ray caster: cpu, cuda or cuda:N")
+    p.add_argument("--device", default="cpu", help="torch device for the 3D ray caster, e.g. cuda (default: cpu)")
 
 
 def load_prediction(path: Path, token: str, shape: tuple[int, int, int]) -> np.ndarray:

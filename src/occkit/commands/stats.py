@@ -6,16 +6,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from occkit.commands.options import add_json, add_no_progress, add_split
-
 from occkit.data.occ3d import SPLITS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("root", type=Path, help="dataset folder (holds annotations.json)")
-    add_json(p, "also write the statistics to this JSON file")
-    add_split(p, "which frames to count", default="all", choices=SPLITS)
-    add_no_progress(p)
+    p.add_argument("--json", type=Path, default=None, help="also write the statistics to this JSON file")
+    p.add_argument("--split", default="all", choices=SPLITS, help="which frames to count (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

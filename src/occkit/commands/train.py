@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_float, positive_int
-from occkit.commands.options import add_no_progress, add_set
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,12 +49,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "sets train.init_from): tensors matching by name and shape are loaded, with a fresh optimiser and "
         "schedule at step 0; what loaded goes to stderr and RUN/init_from.json",
     )
-    add_set(
-        p,
-        "config overrides, e.g. optim.lr=1e-3 data.batch_size=2 (repeatable: every --set counts)",
+    p.add_argument(
+        "--set",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. optim.lr=1e-3 data.batch_size=2 (repeatable: every --set counts)",
     )
     p.add_argument("--no-val", action="store_true", help="skip validation")
-    add_no_progress(p, "no progress bars (training, class counts, validation)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (training, class counts, validation)")
 
 
 def _made_by_train(out: Path) -> bool:

@@ -21,8 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-from occkit.commands.options import add_choice, add_device, add_split
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", type=Path, help="dataset folder (holds annotations.json)")
@@ -37,11 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="a run or checkpoint folder: predicts the frames when no --pred is given; a langocc run adds a text query",
     )
-    add_split(
-        p,
-        "which frames",
+    p.add_argument(
+        "--split",
         default=None,
-        default_text="the split a --pred folder was predicted on, as its provenance.json says; else all",
+        choices=("train", "val", "all"),
+        help="which frames (default: the split a --pred folder was predicted on, as its provenance.json says; else all)",
     )
     p.add_argument("--scene", default=None, help="only the frames of this scene")
     p.add_argument("--token", default=None, help="start at this frame (default: the first)")
@@ -51,16 +49,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="at most this many frames from the start (default: all; 10 with --html)",
     )
-    add_choice(
-        p,
+    p.add_argument(
         "--view",
-        ("ground truth", "prediction", "side by side", "errors"),
-        None,
-        "the first view",
-        "side by side with a prediction, else ground truth",
+        default=None,
+        choices=("ground truth", "prediction", "side by side", "errors"),
+        help="the first view (default: side by side with a prediction, else ground truth)",
     )
-    add_choice(p, "--mask", ("none", "camera", "lidar"), "none", "visibility mask")
-    add_choice(p, "--mask-mode", ("show", "hide", "dim"), "dim", "voxels outside the mask: shown, hidden or dimmed")
+    p.add_argument(
+        "--mask", default="none", choices=("none", "camera", "lidar"), help="visibility mask (default: none)"
+    )
+    p.add_argument(
+        "--mask-mode",
+        default="dim",
+        choices=("show", "hide", "dim"),
+        help="voxels outside the mask: shown, hidden or dimmed (default: dim)",
+    )
     p.add_argument(
         "--host",
         default="127.0.0.1",
@@ -80,7 +83,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="stop serving after this many seconds (for scripts and tests; default: until Ctrl-C)",
     )
-    add_device(p, "auto", "device of --ckpt's network: auto, cpu, cuda or cuda:N")
+    p.add_argument(
+        "--device", default="auto", help="device of --ckpt's network: auto, cpu, cuda, cuda:N (default auto)"
+    )
 
 
 def _check_host(host: str) -> bool:

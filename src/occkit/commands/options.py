@@ -114,6 +114,13 @@ def add_pred(p: Options, help: str) -> argparse.Action:
     return p.add_argument("--pred", type=Path, default=None, help=help)
 
 
+def add_cameras(p: Options, what: str) -> argparse.Action:
+    """``--cameras A,B``: some of the dataset's cameras, by name; ``what`` says what they are for."""
+    return p.add_argument(
+        "--cameras", default=None, help=f"comma-separated camera names {what} (default: all of the dataset)"
+    )
+
+
 def add_overrides(p: Options, help: str, action: str = "extend", **kwargs: Any) -> argparse.Action:
     """``--set KEY=VALUE ...``: config overrides; every ``--set`` counts (``action="append"`` with
     ``dest``: one KEY=VALUE each)."""

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int, positive_int
-from occkit.commands.options import add_data, add_device, add_out, add_split
+from occkit.commands.options import add_cameras, add_data, add_device, add_out, add_split
 
 SPLITS = ("all", "train", "val")
 
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_out(r, "cache folder to write")
     r.add_argument("--kinds", default=None, help="comma-separated kinds to compute (default: all the providers give)")
     add_split(r, "frames to run on", default="all", choices=SPLITS)
-    r.add_argument("--cameras", default=None, help="comma-separated camera names (default: all of the layout)")
+    add_cameras(r, "to run on")
     r.add_argument(
         "--feature-stride",
         type=positive_int,

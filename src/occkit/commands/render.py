@@ -23,7 +23,7 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import positive_float, positive_int
-from occkit.commands.options import add_ckpt, add_data, add_device, add_out
+from occkit.commands.options import add_cameras, add_ckpt, add_data, add_device, add_out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --ckpt of a radocc run: render its teacher too; compare.png = ground truth | teacher | student",
     )
-    p.add_argument("--cameras", default=None, help="comma list of cameras in compare.png (default: all)")
+    add_cameras(p, "drawn in compare.png")
 
 
 def _load_pred(path: Path, shape: tuple[int, int, int]):

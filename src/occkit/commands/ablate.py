@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int, positive_int
+from occkit.commands.options import add_out, add_overrides
 
 EPILOG = """\
 spec (YAML; full format in occkit.ablate.spec's docstring):
@@ -65,9 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"the ablation spec: a YAML path, or the name of a spec shipped in occkit's configs/ablations/ "
         f"({', '.join(shipped_specs())})",
     )
-    p.add_argument(
-        "--out", required=True, help="ablation folder: runs/<arm>_s<seed>/, results.json, results.md, curves.png"
-    )
+    add_out(p, "ablation folder: runs/<arm>_s<seed>/, results.json, results.md, curves.png", type=str)
     p.add_argument(
         "--cache", default=None, help="stage cache folder (default: OUT/../stages, shared by the ablations beside OUT)"
     )
@@ -117,13 +116,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="set args.seed of the stage named world, or else of every synth stage under the arms' data "
         "(default: the spec's)",
     )
-    p.add_argument(
-        "--set",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override the spec: dotted path, YAML value; KEY+=VALUE appends to a list, e.g. "
+    add_overrides(
+        p,
+        "override the spec: dotted path, YAML value; KEY+=VALUE appends to a list, e.g. "
         "stages.world.args.scenes=20 'arms.a.set+=[optim.lr=1e-3]' (repeatable; default none)",
     )
     p.add_argument(

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from occkit.commands.options import add_overrides
+
 
 #: Training steps of ``--from-scratch``: what 9 minutes gave on an idle 2-core CPU with native bf16
 #: (900-950 steps at commit 13537c8, BENCHMARKS.md), fixed so that a busy machine trains the same
@@ -144,9 +146,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=SHIPPED_PRESET,
         help=f"preset or YAML to train (default {SHIPPED_PRESET}; another one needs --from-scratch)",
     )
-    p.add_argument(
-        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides (repeatable)"
-    )
+    add_overrides(p, "config overrides (repeatable)")
     p.add_argument("--pictures", type=int, default=3, help="validation frames to draw (default 3)")
 
 

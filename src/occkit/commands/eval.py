@@ -24,33 +24,24 @@ if TYPE_CHECKING:
     import numpy as np
 
 from occkit.commands.checks import nonneg_int, positive_int
+from occkit.commands.options import SPLITS_TEST, add_choice, add_data, add_device, add_mask, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gt", type=Path, required=True, help="ground-truth dataset folder")
+    add_data(p, "ground-truth dataset folder", flag="--gt")
     p.add_argument(
         "--pred",
         type=Path,
         required=True,
         help="predictions folder (<token>.npz for Occ3D; sequences/XX/predictions/NNNNNN.label for SemanticKITTI)",
     )
-    p.add_argument(
-        "--format",
-        default="auto",
-        choices=("auto", "occ3d", "semantickitti"),
-        help="benchmark (default: detected from --gt)",
-    )
-    p.add_argument(
-        "--split",
-        default="val",
-        choices=("train", "val", "all", "test"),
-        help="frames evaluated (default: val); test only for SemanticKITTI",
-    )
-    p.add_argument(
-        "--mask",
+    add_choice(p, "--format", ("auto", "occ3d", "semantickitti"), "auto", "benchmark; auto: detected from --gt")
+    add_split(p, "frames evaluated; test only for SemanticKITTI", choices=SPLITS_TEST)
+    add_mask(
+        p,
+        "Occ3D voxels evaluated; camera: as the official challenge",
         default="camera",
         choices=("camera", "lidar", "both", "none"),
-        help="Occ3D voxels evaluated (default: camera, as the official challenge)",
     )
     p.add_argument(
         "--metrics",
@@ -78,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="evaluate the frames that have predictions; warn about missing or extra ones",
     )
-    p.add_argument("--device", default="cpu", help="torch device for the accumulation: cpu, cuda, ... (default: cpu)")
+    add_device(p, "torch device for the accumulation: cpu, cuda, ...", default="cpu")
     p.add_argument("--workers", type=positive_int, default=4, help="reader threads (default 4)")
     p.add_argument(
         "--processes",

@@ -10,21 +10,22 @@ import argparse
 import json
 
 from occkit.commands.checks import positive_int
+from occkit.commands.options import add_data, add_device, add_out, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gen", required=True, help="generated dataset (occkit generate --out)")
-    p.add_argument("--real", required=True, help="real dataset root")
+    add_data(p, "real dataset root", type=str, flag="--real")
     p.add_argument(
         "--judge",
         required=True,
         help="run trained on real frames whose method has an OccNet at .model "
         "(occscene with train_generator false, or supervised)",
     )
-    p.add_argument("--split", default="val", choices=("train", "val", "all"), help="real split (default val)")
+    add_split(p, "real split")
     p.add_argument("--batch-size", type=positive_int, default=4, help="frames per forward pass")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--out", default=None, help="write the scores as JSON here")
+    add_device(p)
+    add_out(p, "write the scores as JSON here", type=str, required=False)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -23,11 +23,12 @@ import sys
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int, percent_float, positive_int
+from occkit.commands.options import add_ckpt, add_out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", required=True, help="checkpoint folder (checkpoints/step_N) or run folder (its newest)")
-    p.add_argument("--out", required=True, type=Path, help="the .onnx file to write (its report: OUT.json beside it)")
+    add_ckpt(p)
+    add_out(p, "the .onnx file to write (its report: OUT.json beside it)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (and its .json)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's; at least 16)")
     p.add_argument(

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_float, nonneg_int, positive_int
+from occkit.commands.options import add_ckpt, add_data, add_device, add_out, add_split
 
 EPILOG = (
     "An interrupted run (Ctrl-C, kill, a crash) continues when the same command is run again: finished batches "
@@ -31,13 +32,12 @@ EPILOG = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = EPILOG
-    p.add_argument("--ckpt", required=True, help="occscene run folder or checkpoint")
-    p.add_argument("--data", required=True, help="real dataset root: camera calibration, ego poses, texts, layouts")
-    p.add_argument(
-        "--out",
-        required=True,
-        help="new folder for the generated dataset (an interrupted run into it "
-        "continues when the same command is run again)",
+    add_ckpt(p, "occscene run folder or checkpoint")
+    add_data(p, "real dataset root: camera calibration, ego poses, texts, layouts", type=str)
+    add_out(
+        p,
+        "new folder for the generated dataset (an interrupted run into it continues when the same command is run again)",
+        type=str,
     )
     p.add_argument("--n", type=positive_int, default=8, help="frames to generate (default 8)")
     p.add_argument(
@@ -63,12 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --occupancy: sample from text alone, but write the layouts as the labels (the reference for "
         "scoring a text-only generator's layout consistency)",
     )
-    p.add_argument(
-        "--split",
-        default="val",
-        choices=("train", "val", "all"),
-        help="frames giving calibration and text when --occupancy is not a split (default val)",
-    )
+    add_split(p, "frames giving calibration and text when --occupancy is not a split")
     p.add_argument(
         "--steps", type=positive_int, default=None, help="DDIM steps (default: the run's schedule.sample_steps)"
     )
@@ -82,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=4,
         help="frames sampled together (default 4); each finished batch is saved, so a stop loses at most one",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    add_device(p)
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even when the checkpoint has EMA weights")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

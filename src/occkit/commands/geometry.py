@@ -16,26 +16,24 @@ mask; ``--max-frames`` bounds it on a large split). Prints the figures and write
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from occkit.commands.checks import nonneg_int
+from occkit.commands.options import add_ckpt, add_data, add_device, add_mask, add_out, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", required=True, help="a checkpoint folder or run folder (its newest checkpoint)")
-    p.add_argument("--data", required=True, type=Path, help="dataset root with ground truth")
-    p.add_argument("--split", default="val", choices=("train", "val", "all"), help="split (default val)")
-    p.add_argument(
-        "--mask", default="camera", choices=("camera", "lidar", "none"), help="voxels scored (default camera)"
-    )
+    add_ckpt(p)
+    add_data(p, "dataset root with ground truth")
+    add_split(p, "split")
+    add_mask(p, "voxels scored", default="camera", choices=("camera", "lidar", "none"))
     p.add_argument(
         "--max-frames",
         type=nonneg_int,
         default=0,
         help="at most this many frames, evenly spaced (0 = all; each keeps its scored voxels in memory)",
     )
-    p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    add_out(p, "write the result JSON here", required=False)
+    add_device(p)
 
 
 def p_occupied(method, logits):

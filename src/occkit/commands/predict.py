@@ -13,33 +13,25 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int, positive_int
+from occkit.commands.options import SPLITS_TEST, add_ckpt, add_data, add_device, add_out, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", required=True, help="checkpoint folder (checkpoints/step_N) or run folder (its newest)")
-    p.add_argument(
-        "--data",
-        required=True,
-        help="dataset root (holding annotations.json, or sequences/ for SemanticKITTI: "
+    add_ckpt(p)
+    add_data(
+        p,
+        "dataset root (holding annotations.json, or sequences/ for SemanticKITTI: "
         "then .label files in OUT/sequences/XX/predictions/)",
+        type=str,
     )
-    p.add_argument(
-        "--out",
-        required=True,
-        help="output folder for <token>.npz and provenance.json (new or empty, unless --overwrite)",
-    )
+    add_out(p, "output folder for <token>.npz and provenance.json (new or empty, unless --overwrite)", type=str)
     p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace a non-empty --out folder (only once every new prediction is written)",
     )
-    p.add_argument(
-        "--split",
-        default="val",
-        choices=("train", "val", "all", "test"),
-        help="split to predict (default val; test: SemanticKITTI)",
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    add_split(p, "split to predict; test: SemanticKITTI", choices=SPLITS_TEST)
+    add_device(p)
     p.add_argument("--batch-size", type=positive_int, default=1, help="frames per forward pass (default 1)")
     p.add_argument("--workers", type=nonneg_int, default=0, help="data loader workers (default 0)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even when the checkpoint has EMA weights")

@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int, positive_int
+from occkit.commands.options import add_cameras, add_data, add_device, add_out, add_split
 
 SPLITS = ("all", "train", "val")
 
@@ -27,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "and write PRIORS/<scene>/<frame>/<CAM>.npz plus PRIORS/prior.json. Resumable: the same command "
         "continues an interrupted run.",
     )
-    r.add_argument("--data", type=Path, required=True, help="dataset folder (annotations.json or sequences/)")
+    add_data(r, "dataset folder (annotations.json or sequences/)")
     r.add_argument(
         "--prior",
         action="append",
@@ -36,10 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="provider: oracle[:clean|typical|noisy], world:RUN, hf:ROOT, superpixels[:slic|felzenszwalb]; "
         "repeat with KIND= (semantics, segments, depth, features; join kinds with +) to take kinds from several",
     )
-    r.add_argument("--out", type=Path, required=True, help="cache folder to write")
+    add_out(r, "cache folder to write")
     r.add_argument("--kinds", default=None, help="comma-separated kinds to compute (default: all the providers give)")
-    r.add_argument("--split", default="all", choices=SPLITS, help="frames to run on (default: all)")
-    r.add_argument("--cameras", default=None, help="comma-separated camera names (default: all of the layout)")
+    add_split(r, "frames to run on", default="all", choices=SPLITS)
+    add_cameras(r, "to run on")
     r.add_argument(
         "--feature-stride",
         type=positive_int,
@@ -49,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument(
         "--max-frames", type=nonneg_int, default=0, help="only this many frames, evenly spaced (default 0 = all)"
     )
-    r.add_argument("--device", default="cpu", help="where models run (default: cpu)")
+    add_device(r, "where models run", default="cpu")
     r.add_argument("--overwrite", action="store_true", help="rewrite a cache made by other priors")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -59,9 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         description="2D semantic mIoU, depth AbsRel and delta<1.25 (by distance band), segment best-match IoU, "
         "zero-shot accuracy of the features (classes; fine names seen and held out).",
     )
-    e.add_argument("--data", type=Path, required=True, help="the synthetic dataset the cache was made from")
+    add_data(e, "the synthetic dataset the cache was made from")
     e.add_argument("--priors", type=Path, required=True, help="the prior cache")
-    e.add_argument("--split", default="all", choices=SPLITS, help="frames to score (default: all)")
+    add_split(e, "frames to score", default="all", choices=SPLITS)
     e.add_argument(
         "--max-frames", type=nonneg_int, default=0, help="only this many frames, evenly spaced (default 0 = all)"
     )

@@ -18,11 +18,12 @@ import sys
 import time
 
 from occkit.commands.checks import positive_float, positive_int
+from occkit.commands.options import add_data, add_device, add_out, add_overrides
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="synthetic world (occkit synth) to train on; its train split is used")
-    p.add_argument("--out", required=True, help="run folder to write (must be absent or empty unless --overwrite)")
+    add_data(p, "synthetic world (occkit synth) to train on; its train split is used", type=str)
+    add_out(p, "run folder to write (must be absent or empty unless --overwrite)", type=str)
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
         "--minutes", type=positive_float, default=None, help="wall-clock budget in minutes (sets minutes=M, steps=0)"
@@ -36,15 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "with --minutes the wall clock caps it",
     )
     p.add_argument("--config", default=None, help="YAML file overriding WorldPriorConfig fields")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a WorldPriorConfig field (repeatable), e.g. --set batch_size=4",
+    add_overrides(
+        p, "override a WorldPriorConfig field (repeatable), e.g. --set batch_size=4", action="append", dest="overrides"
     )
-    p.add_argument("--device", default="cpu", help="device to train on (default cpu)")
+    add_device(p, "device to train on", default="cpu")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")

@@ -17,46 +17,42 @@ import json
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int, positive_float, positive_int, unit_float
+from occkit.commands.options import add_choice, add_data, add_out, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data",
-        type=Path,
-        required=True,
-        help="source dataset (Occ3D layout): poses, images; its real labels for --quality",
-    )
+    add_data(p, "source dataset (Occ3D layout): poses, images; its real labels for --quality")
     p.add_argument("--priors", type=Path, help="prior cache of DATA with semantics and depth (occkit priors run)")
-    p.add_argument("--out", type=Path, required=True, help="pseudo-label dataset to write (Occ3D layout)")
+    add_out(p, "pseudo-label dataset to write (Occ3D layout)")
     p.add_argument(
         "--past", type=nonneg_int, default=13, help="previous frames densifying each frame (default 13, the paper's)"
     )
     p.add_argument("--future", type=nonneg_int, default=0, help="next frames densifying each frame (default 0)")
-    p.add_argument(
-        "--dynamic",
-        default="filter",
-        choices=("filter", "keep"),
-        help="dynamic classes from the current frame only (filter, default) or from all",
+    add_choice(
+        p, "--dynamic", ("filter", "keep"), "filter", "dynamic classes from the current frame only (filter) or from all"
     )
-    p.add_argument(
+    add_choice(
+        p,
         "--free",
-        default="carve",
-        choices=("carve", "none"),
-        help="carve free space along camera rays (default) or observe only occupied voxels",
+        ("carve", "none"),
+        "carve",
+        "carve free space along camera rays (carve) or observe only occupied voxels (none)",
     )
     p.add_argument("--min-points", type=positive_int, default=1, help="points a voxel needs to be occupied (default 1)")
-    p.add_argument(
+    add_choice(
+        p,
         "--vote",
-        default="confidence",
-        choices=("confidence", "count"),
-        help="a voxel's class: largest summed prior confidence of its points (confidence, default) or most points (count)",
+        ("confidence", "count"),
+        "confidence",
+        "a voxel's class: largest summed prior confidence of its points (confidence) or most points (count)",
     )
-    p.add_argument(
+    add_choice(
+        p,
         "--consistency",
-        default="none",
-        choices=("none", "frames"),
-        help="frames: an occupied voxel more source frames saw through than put a point in becomes free "
-        "(dynamic classes exempt under --dynamic filter); none: the merged vote alone (default)",
+        ("none", "frames"),
+        "none",
+        "frames: an occupied voxel more source frames saw through than put a point in becomes free "
+        "(dynamic classes exempt under --dynamic filter); none: the merged vote alone",
     )
     p.add_argument(
         "--max-depth",
@@ -73,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--carve-every", type=positive_int, default=8, help="one point in this many casts a carving ray (default 8)"
     )
-    p.add_argument("--split", default="all", choices=("train", "val", "all"), help="frames labelled (default all)")
+    add_split(p, "frames labelled", default="all")
     p.add_argument("--workers", type=positive_int, default=1, help="processes, one scene each at a time (default 1)")
     p.add_argument(
         "--quality",

@@ -22,16 +22,17 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import finite_float, unit_float
+from occkit.commands.options import add_ckpt, add_data, add_device, add_out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", required=True, help="a langocc checkpoint folder or run folder")
-    p.add_argument("--data", required=True, type=Path, help="dataset root (holding annotations.json)")
+    add_ckpt(p, "a langocc checkpoint folder or run folder")
+    add_data(p, "dataset root (holding annotations.json)")
     p.add_argument("--token", required=True, help="the frame")
     p.add_argument(
         "--text", required=True, help='what to look for, e.g. "fire hydrant" (non-empty, at most 500 characters)'
     )
-    p.add_argument("--out", required=True, type=Path, help="picture (.png)")
+    add_out(p, "picture (.png)")
     p.add_argument(
         "--top", type=unit_float, default=0.02, help="fraction of occupied voxels shown as matches (default 0.02)"
     )
@@ -47,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--json", type=Path, default=None, help="also write the matching voxels (indices, similarities) here"
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    add_device(p)
 
 
 def similarity_grid(method, batch, text: str, occupied: float | None = None) -> tuple:

@@ -23,34 +23,30 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import positive_float, positive_int
+from occkit.commands.options import add_cameras, add_ckpt, add_data, add_device, add_out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data",
-        required=True,
-        type=Path,
-        help="dataset root (holding annotations.json): cameras, and the ground truth",
-    )
+    add_data(p, "dataset root (holding annotations.json): cameras, and the ground truth")
     p.add_argument("--token", required=True, help="the frame to render")
     src = p.add_mutually_exclusive_group()
     src.add_argument(
         "--pred", type=Path, help="predicted labels: <token>.npz with 'semantics' (X, Y, Z) uint8, or a .npy"
     )
-    src.add_argument("--ckpt", help="checkpoint folder or run folder: render the method's logits")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
+    add_ckpt(src, "checkpoint folder or run folder: render the method's logits", required=False)
+    add_out(p, "output folder")
     p.add_argument(
         "--stride", type=positive_int, default=1, help="render every N-th pixel (maps are (H/N, W/N); default 1)"
     )
     p.add_argument("--step", type=positive_float, default=None, help="metres between samples (default half a voxel)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    add_device(p)
     p.add_argument("--no-picture", action="store_true", help="write the .npy maps only")
     p.add_argument(
         "--teacher",
         action="store_true",
         help="with --ckpt of a radocc run: render its teacher too; compare.png = ground truth | teacher | student",
     )
-    p.add_argument("--cameras", default=None, help="comma list of cameras in compare.png (default: all)")
+    add_cameras(p, "drawn in compare.png")
 
 
 def _load_pred(path: Path, shape: tuple[int, int, int]):

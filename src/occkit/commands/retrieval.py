@@ -24,27 +24,21 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int
+from occkit.commands.options import add_choice, add_ckpt, add_data, add_device, add_out, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data", required=True, type=Path, help="dataset root with per-voxel instances (the synthetic world)"
-    )
+    add_data(p, "dataset root with per-voxel instances (the synthetic world)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--ckpt", help="a langocc checkpoint folder or run folder")
+    add_ckpt(src, "a langocc checkpoint folder or run folder", required=False)
     src.add_argument("--lifted", action="store_true", help="the baseline: 2D features of --priors lifted into the grid")
     p.add_argument("--priors", type=Path, help="prior cache with features (for --lifted)")
     p.add_argument("--queries", type=Path, default=None, help="query set YAML (default: configs/queries/synth.yaml)")
-    p.add_argument(
-        "--protocol",
-        choices=("voxels", "points"),
-        default="voxels",
-        help="candidates: occupied voxels or LiDAR points (POP-3D)",
-    )
-    p.add_argument("--split", default="val", choices=("train", "val", "all"), help="split (default val)")
+    add_choice(p, "--protocol", ("voxels", "points"), "voxels", "candidates: occupied voxels or LiDAR points (POP-3D)")
+    add_split(p, "split")
     p.add_argument("--max-frames", type=nonneg_int, default=0, help="at most this many frames, evenly spaced (0 = all)")
-    p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    add_out(p, "write the result JSON here", required=False)
+    add_device(p)
 
 
 def _features_fn(args: argparse.Namespace, queries):

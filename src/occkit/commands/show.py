@@ -8,46 +8,30 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import positive_int
+from occkit.commands.options import add_choice, add_device, add_mask, add_out, add_pred, add_shown_split
 
 import numpy as np
 import torch
 
-from occkit.data.occ3d import SPLITS, Occ3DDataset
+from occkit.data.occ3d import Occ3DDataset
 from occkit.fileio import load_npz
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("root", type=Path, help="dataset folder (holds annotations.json)")
     p.add_argument("--token", default=None, help="frame token (default: the first frame of the split)")
-    p.add_argument("--out", type=Path, default=None, help="PNG to write (default: show_<token>.png)")
-    p.add_argument(
-        "--split",
-        default=None,
-        choices=SPLITS,
-        help="which frames to look in (default: the split a --pred folder was predicted on, as its provenance.json "
-        "says; else all)",
-    )
+    add_out(p, "PNG to write (default: show_<token>.png)", required=False)
+    add_shown_split(p, "which frames to look in")
     p.add_argument("--list", action="store_true", help="print the scenes and tokens of the split and exit")
-    p.add_argument(
-        "--pred",
-        type=Path,
-        default=None,
-        help="prediction: a folder of <token>.npz submission files, or one .npz (key 'semantics', uint8 X Y Z)",
-    )
-    p.add_argument(
-        "--mask", default="none", choices=("none", "camera", "lidar"), help="visibility mask to apply (default: none)"
-    )
-    p.add_argument(
-        "--mask-mode",
-        default="hide",
-        choices=("hide", "grey"),
-        help="voxels outside the mask: hide them, or draw them grey (default: hide)",
-    )
-    p.add_argument(
+    add_pred(p, "prediction: a folder of <token>.npz submission files, or one .npz (key 'semantics', uint8 X Y Z)")
+    add_mask(p, "visibility mask to apply")
+    add_choice(p, "--mask-mode", ("hide", "grey"), "hide", "voxels outside the mask: hide them, or draw them grey")
+    add_choice(
+        p,
         "--lidar-color",
-        default="depth",
-        choices=("depth", "class", "none"),
-        help="colour of LiDAR points on the images: by depth, by class, or no points (default: depth)",
+        ("depth", "class", "none"),
+        "depth",
+        "colour of LiDAR points on the images: by depth, by class, or no points",
     )
     p.add_argument(
         "--panel-height",
@@ -55,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=400,
         help="height in pixels of the BEV and 3D panels (default: 400)",
     )
-    p.add_argument("--device", default="cpu", help="torch device for the 3D ray caster, e.g. cuda (default: cpu)")
+    add_device(p, "torch device for the 3D ray caster, e.g. cuda", default="cpu")
 
 
 def load_prediction(path: Path, token: str, shape: tuple[int, int, int]) -> np.ndarray:

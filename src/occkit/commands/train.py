@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_float, positive_int
+from occkit.commands.options import add_data, add_out, add_overrides
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,8 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"preset name ({', '.join(preset_names())}) or path to a YAML config; its method: is one of "
         f"{', '.join(method_names())}",
     )
-    p.add_argument("--data", required=True, help="dataset root (holding annotations.json)")
-    p.add_argument("--out", required=True, help="run folder: checkpoints/, tb/, train.jsonl, metrics.jsonl")
+    add_data(p, "dataset root (holding annotations.json)", type=str)
+    add_out(p, "run folder: checkpoints/, tb/, train.jsonl, metrics.jsonl", type=str)
     p.add_argument(
         "--max-steps",
         type=positive_int,
@@ -49,14 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "sets train.init_from): tensors matching by name and shape are loaded, with a fresh optimiser and "
         "schedule at step 0; what loaded goes to stderr and RUN/init_from.json",
     )
-    p.add_argument(
-        "--set",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides, e.g. optim.lr=1e-3 data.batch_size=2 (repeatable: every --set counts)",
-    )
+    add_overrides(p, "config overrides, e.g. optim.lr=1e-3 data.batch_size=2 (repeatable: every --set counts)")
     p.add_argument("--no-val", action="store_true", help="skip validation")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (training, class counts, validation)")
 

@@ -21,26 +21,18 @@ import sys
 import time
 from pathlib import Path
 
+from occkit.commands.options import DEVICE_HELP, add_choice, add_device, add_mask, add_pred, add_shown_split
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", type=Path, help="dataset folder (holds annotations.json)")
-    p.add_argument(
-        "--pred",
-        type=Path,
-        default=None,
-        help="prediction: a folder of <token>.npz submission files (one per frame shown), or one .npz",
-    )
+    add_pred(p, "prediction: a folder of <token>.npz submission files (one per frame shown), or one .npz")
     p.add_argument(
         "--ckpt",
         default=None,
         help="a run or checkpoint folder: predicts the frames when no --pred is given; a langocc run adds a text query",
     )
-    p.add_argument(
-        "--split",
-        default=None,
-        choices=("train", "val", "all"),
-        help="which frames (default: the split a --pred folder was predicted on, as its provenance.json says; else all)",
-    )
+    add_shown_split(p, "which frames")
     p.add_argument("--scene", default=None, help="only the frames of this scene")
     p.add_argument("--token", default=None, help="start at this frame (default: the first)")
     p.add_argument(
@@ -49,21 +41,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="at most this many frames from the start (default: all; 10 with --html)",
     )
-    p.add_argument(
+    add_choice(
+        p,
         "--view",
-        default=None,
-        choices=("ground truth", "prediction", "side by side", "errors"),
-        help="the first view (default: side by side with a prediction, else ground truth)",
+        ("ground truth", "prediction", "side by side", "errors"),
+        None,
+        "the first view (default: side by side with a prediction, else ground truth)",
     )
-    p.add_argument(
-        "--mask", default="none", choices=("none", "camera", "lidar"), help="visibility mask (default: none)"
-    )
-    p.add_argument(
-        "--mask-mode",
-        default="dim",
-        choices=("show", "hide", "dim"),
-        help="voxels outside the mask: shown, hidden or dimmed (default: dim)",
-    )
+    add_mask(p, "visibility mask")
+    add_choice(p, "--mask-mode", ("show", "hide", "dim"), "dim", "voxels outside the mask: shown, hidden or dimmed")
     p.add_argument(
         "--host",
         default="127.0.0.1",
@@ -83,9 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="stop serving after this many seconds (for scripts and tests; default: until Ctrl-C)",
     )
-    p.add_argument(
-        "--device", default="auto", help="device of --ckpt's network: auto, cpu, cuda, cuda:N (default auto)"
-    )
+    add_device(p, f"device of --ckpt's network: {DEVICE_HELP}")
 
 
 def _check_host(host: str) -> bool:

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int, positive_int
-from occkit.commands.options import SPLITS_TEST, add_ckpt, add_data, add_device, add_out, add_split
+from occkit.commands.options import SPLITS_TEST, add_ckpt, add_data, add_device, add_out, add_overrides, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,14 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="override the checkpoint's model.image_norm_eval: how the image BatchNorms normalise "
         "(running averages or each frame's own statistics); the weights are the same",
     )
-    p.add_argument(
-        "--set",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override the checkpoint's config for this prediction: inference settings, e.g. "
+    add_overrides(
+        p,
+        "override the checkpoint's config for this prediction: inference settings, e.g. "
         "langocc.occupied_threshold=0.35 (recorded in provenance.json; a key that changes the network's "
-        "shapes fails at loading)",
+        "shapes fails at loading; repeatable)",
     )
     p.add_argument("--eval", action="store_true", help="also print mIoU (camera mask) against the split's ground truth")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

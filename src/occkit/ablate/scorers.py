@@ -114,45 +114,46 @@ def previous_checkpoint(run: Path) -> Path:
     return ckpts[-2] if len(ckpts) >= 2 else run / "checkpoints" / "no-checkpoint-before-the-last"
 
 
-def _argv(verb: str, *flags: str, **options: Any) -> list[str]:
-    """An occkit command line: ``verb``, then ``--name value`` for each of ``options`` in order
-    (``max_frames`` -> ``--max-frames``, values as text), then the bare ``flags``."""
-    argv = [verb]
-    for name, value in options.items():
-        argv += ["--" + name.replace("_", "-"), str(value)]
-    return argv + list(flags)
-
-
 def _predict(ctx: ScoreContext, kind: str, previous: bool) -> tuple[Path, list[str]]:
     """The prediction folder ``RUN/pred_<kind>[PREVIOUS]`` and the ``occkit predict`` argv that
     writes it (from the checkpoint before the newest when ``previous``)."""
     pred = ctx.run / (f"pred_{kind}" + (PREVIOUS if previous else ""))
-    ckpt = previous_checkpoint(ctx.run) if previous else ctx.run
-    return pred, _argv(
+    return pred, [
         "predict",
+        "--ckpt",
+        str(previous_checkpoint(ctx.run) if previous else ctx.run),
+        "--data",
+        ctx.data,
+        "--out",
+        str(pred),
+        "--split",
+        ctx.options["split"],
+        "--device",
+        ctx.device,
         "--overwrite",
         "--no-progress",
-        ckpt=ckpt,
-        data=ctx.data,
-        out=pred,
-        split=ctx.options["split"],
-        device=ctx.device,
-    )
+    ]
 
 
 def _eval(ctx: ScoreContext, pred: Path, fmt: str, name: str, *options: str) -> list[str]:
     """The ``occkit eval`` argv scoring ``pred`` (format ``fmt``, with ``options``) into ``RUN/name``."""
-    return _argv(
+    return [
         "eval",
+        "--gt",
+        ctx.data,
+        "--pred",
+        str(pred),
+        "--format",
+        fmt,
+        "--split",
+        ctx.options["split"],
         *options,
+        "--json",
+        str(ctx.run / name),
+        "--threads",
+        str(ctx.threads),
         "--no-progress",
-        gt=ctx.data,
-        pred=pred,
-        format=fmt,
-        split=ctx.options["split"],
-        json=ctx.run / name,
-        threads=ctx.threads,
-    )
+    ]
 
 
 def _occ3d_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
@@ -186,16 +187,23 @@ def _ssc_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
 # ----------------------------------------------------------------------------------- retrieval
 def _retrieval_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
     o = ctx.options
-    argv = _argv(
+    argv = [
         "retrieval",
-        data=ctx.data,
-        ckpt=ctx.run,
-        split=o["split"],
-        protocol=o["protocol"],
-        max_frames=o["max_frames"],
-        device=ctx.device,
-        out=ctx.run / "score_retrieval.json",
-    )
+        "--data",
+        ctx.data,
+        "--ckpt",
+        str(ctx.run),
+        "--split",
+        o["split"],
+        "--protocol",
+        o["protocol"],
+        "--max-frames",
+        str(o["max_frames"]),
+        "--device",
+        ctx.device,
+        "--out",
+        str(ctx.run / "score_retrieval.json"),
+    ]
     if o["queries"] is not None:
         argv += ["--queries", str(o["queries"])]
     return [argv]
@@ -210,16 +218,23 @@ def _retrieval_check(o: dict[str, Any]) -> None:
 def _geometry_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
     o = ctx.options
     return [
-        _argv(
+        [
             "geometry",
-            ckpt=ctx.run,
-            data=ctx.data,
-            split=o["split"],
-            mask=o["mask"],
-            max_frames=o["max_frames"],
-            device=ctx.device,
-            out=ctx.run / "score_geometry.json",
-        )
+            "--ckpt",
+            str(ctx.run),
+            "--data",
+            ctx.data,
+            "--split",
+            o["split"],
+            "--mask",
+            o["mask"],
+            "--max-frames",
+            str(o["max_frames"]),
+            "--device",
+            ctx.device,
+            "--out",
+            str(ctx.run / "score_geometry.json"),
+        ]
     ]
 
 
@@ -238,24 +253,34 @@ def _eval_gen_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]
     gen = _eval_gen_folder(ctx)
     if gen.exists():  # occkit generate wants a new folder (a stopped one resumes from its hidden work folder)
         shutil.rmtree(gen)
-    generate = _argv(
+    generate = [
         "generate",
+        "--ckpt",
+        str(ctx.run),
+        "--data",
+        ctx.data,
+        "--out",
+        str(gen),
+        "--device",
+        ctx.device,
         "--no-progress",
         *mapping_argv(verb_parsers("generate")[1], o["generate"]),
-        ckpt=ctx.run,
-        data=ctx.data,
-        out=gen,
-        device=ctx.device,
-    )
-    judge = _argv(
+    ]
+    judge = [
         "eval-gen",
-        gen=gen,
-        real=ctx.data,
-        judge=o["judge"],
-        split=o["split"],
-        device=ctx.device,
-        out=ctx.run / _eval_gen_outputs(o)[0],
-    )
+        "--gen",
+        str(gen),
+        "--real",
+        ctx.data,
+        "--judge",
+        str(o["judge"]),
+        "--split",
+        o["split"],
+        "--device",
+        ctx.device,
+        "--out",
+        str(ctx.run / _eval_gen_outputs(o)[0]),
+    ]
     return [generate, judge]
 
 

@@ -39,27 +39,16 @@ class ConcatFrames(ConcatDataset):
         self.dataset, self.more = first, list(more)
 
 
-class FrameWrapper(Dataset):
-    """A dataset that wraps another frame by frame: the same length, the wrapped one at
-    ``.dataset``, and the frame dataset under every wrapper at :meth:`_base`. Subclasses set
-    ``self.dataset`` and define ``__getitem__``."""
-
-    dataset: Dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def _base(self) -> Occ3DDataset:
-        return base_dataset(self.dataset)
-
-
-class MeanColourImages(FrameWrapper):
+class MeanColourImages(Dataset):
     """Each frame's camera images replaced by their own mean colour (per image and channel),
     everything else (labels, poses, masks) unchanged: a control that keeps a dataset's layouts
     and drops its appearance."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, i: int):  # noqa: ANN204 - a Sample
         import dataclasses

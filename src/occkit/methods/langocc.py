@@ -125,7 +125,6 @@ from torch import nn
 from occkit.data.sample import Batch
 from occkit.data.temporal import check_offsets
 from occkit.geometry.camera import in_image, lidar_pixels, project_ego
-from occkit.geometry.grid import Grid
 from occkit.labels import OCC3D_CLASSES
 from occkit.losses.language import cosine_weighted_mse, normalize_features
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
@@ -400,14 +399,6 @@ class SeparateHeads(nn.Module):
         return logit, feat
 
 
-def _trilinear(volume: torch.Tensor, grid: Grid):
-    """A ``(C, X, Y, Z)`` volume on ``grid`` read trilinearly at points: ``(P, 3) -> (P, C)`` float32."""
-    f = grid_field(
-        torch.zeros(volume.shape[1:], dtype=torch.float32, device=volume.device), grid, volume.float(), mode="trilinear"
-    )
-    return lambda points: f(points)[1]
-
-
 class LangOccMethod(nn.Module):
     """OccNet (density + latent) + language MLP + feature rendering; implements
     :class:`occkit.methods.base.Method`."""
@@ -588,7 +579,13 @@ class LangOccMethod(nn.Module):
         if self.heads is None:
             lookup = self.latent_field(features)
             return lambda points: self.language(lookup(points))
-        return _trilinear(features, self.grid)
+        f = grid_field(
+            torch.zeros(features.shape[1:], dtype=torch.float32, device=features.device),
+            self.grid,
+            features.float(),
+            mode="trilinear",
+        )
+        return lambda points: f(points)[1]
 
     def _inside_box(self, points: torch.Tensor) -> torch.Tensor:
         """``(P,)`` bool: points strictly inside the output grid's box."""
@@ -640,7 +637,13 @@ class LangOccMethod(nn.Module):
             raise ValueError(
                 "langocc.heads is 'separate': there is no latent to decode; read features with feature_field()"
             )
-        return _trilinear(latent, self.latent_grid)
+        f = grid_field(
+            torch.zeros(latent.shape[1:], dtype=torch.float32, device=latent.device),
+            self.latent_grid,
+            latent.float(),
+            mode="trilinear",
+        )
+        return lambda points: f(points)[1]
 
     def render(self, logits: torch.Tensor, latent: torch.Tensor, rays: Rays, jitter: bool = False) -> RenderOutput:
         """Render one frame (density logits ``(1, X, Y, Z)``; ``latent``: the frame's

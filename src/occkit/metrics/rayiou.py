@@ -83,18 +83,6 @@ def lidar_ray_directions(dtype: torch.dtype = torch.float64, device: torch.devic
 
 
 @torch.no_grad()
-def _checked_shapes(
-    volumes: torch.Tensor, frame: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor, grid: Grid
-) -> tuple[int, int, int]:
-    """Shape checks shared by both walks; returns the volumes, frames and rays ``(V, F, R)``."""
-    X, Y, Z = grid.shape
-    dims = check_shape(volumes, "V F X Y Z", name="volumes", dims={"X": X, "Y": Y, "Z": Z})
-    R = check_shape(origins, "R 3", name="origins")["R"]
-    check_shape(dirs, "R 3", name="dirs", dims={"R": R})
-    check_shape(frame, "R", name="frame", dims={"R": R})
-    return dims["V"], dims["F"], R
-
-
 def _checked_rays(
     volumes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, dtype: torch.dtype, dev: torch.device
 ) -> tuple[torch.Tensor, ...]:
@@ -134,11 +122,25 @@ def cast_rays_reference(
     into volumes padded with a border of 255, so leaving the grid is a lookup, and finished
     rays are parked (step 0) and dropped once they are a quarter of those carried.
 
-    The arguments and results are those of :func:`cast_rays` (without ``threads`` and ``walk``;
-    ``dtype`` may be any float type).
+    Args:
+        volumes: ``(V, F, X, Y, Z)`` integer labels in ``[0, 254]``; ``label < free_class`` is
+            occupied.
+        frame: ``(R,)`` long, the frame each ray belongs to, in ``[0, F)``.
+        origins: ``(R, 3)`` metres in the grid's frame; must lie inside the grid.
+        dirs: ``(R, 3)`` unit directions (depths are in units of ``|dirs|``).
+        grid: the voxel grid of the volumes.
+        free_class: the first label that is not occupied.
+        dtype: float type of the distances.
+    Returns:
+        labels: ``(V, R)`` long, the class of the first occupied voxel, ``free_class`` if none;
+        depth: ``(V, R)`` distance where the ray leaves that voxel (the grid if none).
     """
     X, Y, Z = grid.shape
-    V, F, R = _checked_shapes(volumes, frame, origins, dirs, grid)
+    dims = check_shape(volumes, "V F X Y Z", name="volumes", dims={"X": X, "Y": Y, "Z": Z})
+    V, F = dims["V"], dims["F"]
+    R = check_shape(origins, "R 3", name="origins")["R"]
+    check_shape(dirs, "R 3", name="dirs", dims={"R": R})
+    check_shape(frame, "R", name="frame", dims={"R": R})
     dev = volumes.device
     o, d, lo, hi, vs = _checked_rays(volumes, origins, dirs, grid, dtype, dev)
 
@@ -260,7 +262,11 @@ def cast_rays(
         depth: ``(V, R)`` distance where the ray leaves that voxel (the grid if none).
     """
     X, Y, Z = grid.shape
-    V, F, R = _checked_shapes(volumes, frame, origins, dirs, grid)
+    dims = check_shape(volumes, "V F X Y Z", name="volumes", dims={"X": X, "Y": Y, "Z": Z})
+    V, F = dims["V"], dims["F"]
+    R = check_shape(origins, "R 3", name="origins")["R"]
+    check_shape(dirs, "R 3", name="dirs", dims={"R": R})
+    check_shape(frame, "R", name="frame", dims={"R": R})
     if walk not in ("auto", "numba", "numpy", "torch"):
         raise ValueError(f"walk must be 'auto', 'numba', 'numpy' or 'torch', got {walk!r}")
     dev = volumes.device

@@ -169,18 +169,8 @@ def cast_rays_reference(
     into volumes padded with a border of 255, so leaving the grid is a lookup, and finished
     rays are parked (step 0) and dropped once they are a quarter of those carried.
 
-    Args:
-        volumes: ``(V, F, X, Y, Z)`` integer labels in ``[0, 254]``; ``label < free_class`` is
-            occupied.
-        frame: ``(R,)`` long, the frame each ray belongs to, in ``[0, F)``.
-        origins: ``(R, 3)`` metres in the grid's frame; must lie inside the grid.
-        dirs: ``(R, 3)`` unit directions (depths are in units of ``|dirs|``).
-        grid: the voxel grid of the volumes.
-        free_class: the first label that is not occupied.
-        dtype: float type of the distances.
-    Returns:
-        labels: ``(V, R)`` long, the class of the first occupied voxel, ``free_class`` if none;
-        depth: ``(V, R)`` distance where the ray leaves that voxel (the grid if none).
+    Arguments and results as :func:`cast_rays`, less ``threads`` and ``walk`` (and ``dtype`` may
+    be any float type).
     """
     X, Y, Z = grid.shape
     V, F, R = _check_shapes(volumes, frame, origins, dirs, grid)

@@ -200,6 +200,15 @@ def grid_field(
     raise ValueError(f"mode: expected 'nearest' or 'trilinear', got {mode!r}")
 
 
+def value_lookup(
+    values: torch.Tensor, grid: Grid, mode: Literal["nearest", "trilinear"] = "trilinear"
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``points (P, 3) -> (P, C)``: the volume ``values`` ``(C, X, Y, Z)`` (as float32) read at
+    the points as :func:`grid_field` reads it, with no density."""
+    f = grid_field(torch.zeros(values.shape[1:], dtype=torch.float32, device=values.device), grid, values.float(), mode)
+    return lambda points: f(points)[1]
+
+
 def logits_field(
     logits: torch.Tensor, grid: Grid, free_index: int = 17, mode: Literal["nearest", "trilinear"] = "trilinear"
 ) -> Field:

@@ -31,11 +31,10 @@ from occkit.data.sample import Sample
 from occkit.data.wrappers import base_dataset  # re-exported: callers import it from here
 from occkit.engine.checkpoint import (
     CONFIG_FILE,
-    EMA_FILE,
-    MODEL_FILE,
     load_config_dict,
     load_weights,
     resolve_checkpoint,
+    weights_file,
 )
 from occkit.engine.config import OptimConfig, TrainConfig
 from occkit.engine.distributed import resolve_device
@@ -476,7 +475,7 @@ def load_checkpoint_method(
         where += " with --set " + " ".join(overrides)
     cfg = experiment_from_dict(data, where=where)
     method = build_method(cfg)
-    weights = folder / EMA_FILE if ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
+    weights = weights_file(folder, ema)
     try:
         load_weights(method, weights)
     except ValueError as e:

@@ -185,28 +185,32 @@ def _ssc_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
 
 
 # ----------------------------------------------------------------------------------- retrieval
-def _retrieval_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
+def _scored_run(ctx: ScoreContext, command: str, *options: str) -> list[str]:
+    """The argv of ``occkit COMMAND`` scoring the run's newest checkpoint on ``split`` (at most
+    ``max_frames`` frames) into ``RUN/score_COMMAND.json``, with ``options``."""
     o = ctx.options
-    argv = [
-        "retrieval",
-        "--data",
-        ctx.data,
+    return [
+        command,
         "--ckpt",
         str(ctx.run),
+        "--data",
+        ctx.data,
         "--split",
         o["split"],
-        "--protocol",
-        o["protocol"],
+        *options,
         "--max-frames",
         str(o["max_frames"]),
         "--device",
         ctx.device,
         "--out",
-        str(ctx.run / "score_retrieval.json"),
+        str(ctx.run / f"score_{command}.json"),
     ]
-    if o["queries"] is not None:
-        argv += ["--queries", str(o["queries"])]
-    return [argv]
+
+
+def _retrieval_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
+    queries = ctx.options["queries"]
+    options = ["--protocol", ctx.options["protocol"]] + ([] if queries is None else ["--queries", str(queries)])
+    return [_scored_run(ctx, "retrieval", *options)]
 
 
 def _retrieval_check(o: dict[str, Any]) -> None:
@@ -216,26 +220,7 @@ def _retrieval_check(o: dict[str, Any]) -> None:
 
 # ----------------------------------------------------------------------------------- geometry
 def _geometry_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
-    o = ctx.options
-    return [
-        [
-            "geometry",
-            "--ckpt",
-            str(ctx.run),
-            "--data",
-            ctx.data,
-            "--split",
-            o["split"],
-            "--mask",
-            o["mask"],
-            "--max-frames",
-            str(o["max_frames"]),
-            "--device",
-            ctx.device,
-            "--out",
-            str(ctx.run / "score_geometry.json"),
-        ]
-    ]
+    return [_scored_run(ctx, "geometry", "--mask", ctx.options["mask"])]
 
 
 def _geometry_check(o: dict[str, Any]) -> None:

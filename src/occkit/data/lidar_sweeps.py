@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import Dataset
 
 from occkit.data.sample import Sample
-from occkit.data.wrappers import base_dataset
+from occkit.data.wrappers import FrameWrapper
 from occkit.data.temporal import scene_neighbours
 from occkit.fileio import load_npz
 from occkit.geometry.transforms import transform_from_pose
@@ -101,7 +101,7 @@ def resolve_lidar_path(root: Path, data_path: str) -> Path:
     return root / p
 
 
-class WithLidarSweeps(Dataset):
+class WithLidarSweeps(FrameWrapper):
     """Frames of ``dataset`` (an :class:`~occkit.data.occ3d.Occ3DDataset`) with ``Sample.lidar``
     = the frame's LiDAR and up to ``sweeps - 1`` earlier sweeps, in its ego frame.
 
@@ -117,12 +117,6 @@ class WithLidarSweeps(Dataset):
         self.dataset, self.sweeps = dataset, int(sweeps)
         self.infos_path = Path(infos) if infos is not None else None
         self.infos = load_lidar_infos(self.infos_path) if self.infos_path is not None else None
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def _base(self):
-        return base_dataset(self.dataset)
 
     def __getitem__(self, i: int) -> Sample:
         s: Sample = self.dataset[i]

@@ -64,7 +64,7 @@ import torch
 from torch.utils.data import Dataset
 
 from occkit.data.sample import Sample
-from occkit.data.wrappers import base_dataset
+from occkit.data.wrappers import FrameWrapper
 from occkit.geometry.transforms import invert_transform
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def check_offsets(offsets: Sequence[int], where: str = "langocc.temporal_offsets
     return out
 
 
-class WithTemporalPriors(Dataset):
+class WithTemporalPriors(FrameWrapper):
     """Frames of ``dataset`` with the 2D prior features and cameras of the keyframes at
     ``offsets`` (fields and scene-end rule: the module docstring).
 
@@ -173,12 +173,6 @@ class WithTemporalPriors(Dataset):
             )
         self._back = max([-o for o in self.offsets if o < 0], default=0)
         self._ahead = max([o for o in self.offsets if o > 0], default=0)
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def _base(self):
-        return base_dataset(self.dataset)
 
     def __getitem__(self, i: int) -> Sample:
         s: Sample = self.dataset[i]

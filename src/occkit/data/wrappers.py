@@ -26,6 +26,19 @@ def base_dataset(ds: Dataset) -> Occ3DDataset:
     return ds
 
 
+class FrameWrapper(Dataset):
+    """A wrapper of the frames at ``.dataset`` (set by the subclass): their number, and
+    :meth:`_base` the frame dataset under every wrapper."""
+
+    dataset: Dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def _base(self) -> Occ3DDataset:
+        return base_dataset(self.dataset)
+
+
 class ConcatFrames(ConcatDataset):
     """``first``'s frames, then each of ``more``'s: one training set read from several datasets
     (torch's :class:`ConcatDataset`).

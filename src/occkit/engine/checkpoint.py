@@ -216,6 +216,12 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     )
 
 
+def weights_file(folder: Path, ema: bool = True) -> Path:
+    """The weights of checkpoint ``folder``: its EMA weights when ``ema`` and it has them, else
+    its raw weights."""
+    return folder / EMA_FILE if ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
+
+
 def load_weights(module: torch.nn.Module, path: str | os.PathLike, strict: bool = True) -> None:
     """Load a safetensors ``state_dict`` (written by :func:`save_checkpoint`) into ``module``.
 

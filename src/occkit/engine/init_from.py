@@ -33,13 +33,13 @@ from occkit.config import ConfigError
 from occkit.engine.checkpoint import (
     CHECKSUM_FILE,
     CONFIG_FILE,
-    EMA_FILE,
     MODEL_FILE,
     file_sha256,
     load_config_dict,
     non_finite_tensors,
     resolve_checkpoint,
     verify_checksum,
+    weights_file,
 )
 from occkit.fileio import read_json
 
@@ -106,7 +106,7 @@ def resolve_init_source(path: str | os.PathLike, ema: bool = True) -> InitSource
         except FileNotFoundError as e:
             raise FileNotFoundError(f"{KEY}: {e}") from e
         checkpoint = folder
-        weights = folder / EMA_FILE if ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
+        weights = weights_file(folder, ema)
     verified = verify_checksum(weights)  # raises naming the file when its bytes changed
     sha = str(read_json(weights.parent / CHECKSUM_FILE)[weights.name]) if verified else file_sha256(weights)
     config = load_config_dict(folder) if (folder / CONFIG_FILE).is_file() else None  # checksum-verified too

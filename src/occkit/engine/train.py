@@ -33,7 +33,6 @@ from tqdm import tqdm
 from occkit.config import to_dict
 from occkit.data.sample import Batch
 from occkit.engine.checkpoint import (
-    EMA_FILE,
     MODEL_FILE,
     latest_checkpoint,
     load_config_dict,
@@ -41,6 +40,7 @@ from occkit.engine.checkpoint import (
     load_weights,
     remove_partial_checkpoints,
     save_checkpoint,
+    weights_file,
 )
 from occkit.engine.config import TrainConfig
 from occkit.engine.data import eval_batches, seed_everything, step_seed, train_batches
@@ -221,7 +221,7 @@ def _train(
                     "run was made with, or train into a new --out"
                 ) from e
             if ema is not None:
-                load_weights(ema.module, ckpt / EMA_FILE if (ckpt / EMA_FILE).is_file() else ckpt / MODEL_FILE)
+                load_weights(ema.module, weights_file(ckpt))
             state = load_trainer_state(ckpt)
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])

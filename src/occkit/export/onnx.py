@@ -118,11 +118,10 @@ def load_source(ckpt: str | os.PathLike, ema: bool = True) -> ExportSource:
     from occkit.engine.checkpoint import (
         CHECKSUM_FILE,
         CONFIG_FILE,
-        EMA_FILE,
-        MODEL_FILE,
         file_sha256,
         load_config_dict,
         resolve_checkpoint,
+        weights_file,
     )
     from occkit.experiment import experiment_from_dict, load_checkpoint_method
     from occkit.fileio import read_json
@@ -133,7 +132,7 @@ def load_source(ckpt: str | os.PathLike, ema: bool = True) -> ExportSource:
     reason = unexportable_reason(cfg)
     if reason is not None:
         raise ValueError(f"{folder}: {reason}")
-    weights = folder / EMA_FILE if ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
+    weights = weights_file(folder, ema)
     load = get_method(cfg.method).export.load
     if load is not None:
         method = load(cfg, weights)

@@ -57,6 +57,29 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (x * m).sum() / m.sum().clamp(min=1.0)
 
 
+def _tempered_kl(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    dim: int,
+    tau: float,
+    mask: torch.Tensor | None,
+    reduction: Literal["sum", "mean"],
+) -> torch.Tensor:
+    """``tau^2 * masked mean KL(softmax(teacher / tau) || softmax(student / tau))`` over axis
+    ``dim`` (float32, no gradient into the teacher), the KL summed over that axis
+    (``reduction='sum'``) or averaged (``'mean'``); the mask has the shape left without ``dim``."""
+    if not tau > 0:
+        raise ValueError(f"tau: expected > 0, got {tau}")
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction: expected 'sum' or 'mean', got {reduction!r}")
+    s = torch.log_softmax(student.float() / tau, dim).movedim(dim, -1)
+    t = teacher.detach().float() / tau
+    kl = _kl_rows(s, torch.softmax(t, dim).movedim(dim, -1), torch.log_softmax(t, dim).movedim(dim, -1))
+    if reduction == "mean":
+        kl = kl / student.shape[dim]
+    return _masked_mean(kl, mask) * tau**2
+
+
 def rendered_depth_kl(
     weights_student: torch.Tensor,
     weights_teacher: torch.Tensor,
@@ -86,18 +109,9 @@ def rendered_depth_kl(
     """
     dims = check_shape(weights_student, "R S", name="weights_student")
     check_shape(weights_teacher, "R S", name="weights_teacher", dims=dims)
-    if not tau > 0:
-        raise ValueError(f"tau: expected > 0, got {tau}")
-    if reduction not in ("sum", "mean"):
-        raise ValueError(f"reduction: expected 'sum' or 'mean', got {reduction!r}")
     if mask is not None:
         check_shape(mask, "R", name="mask", dims=dims)
-    s = weights_student.float() / tau
-    t = weights_teacher.detach().float() / tau
-    kl = _kl_rows(torch.log_softmax(s, -1), torch.softmax(t, -1), torch.log_softmax(t, -1))  # (R,)
-    if reduction == "mean":
-        kl = kl / dims["S"]
-    return _masked_mean(kl, mask) * tau**2
+    return _tempered_kl(weights_student, weights_teacher, -1, tau, mask, reduction)
 
 
 def segment_pool(features: torch.Tensor, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -264,15 +278,6 @@ def logit_kl(
     """
     dims = check_shape(logits_student, "B C X Y Z", name="logits_student")
     check_shape(logits_teacher, "B C X Y Z", name="logits_teacher", dims=dims)
-    if not tau > 0:
-        raise ValueError(f"tau: expected > 0, got {tau}")
-    if reduction not in ("sum", "mean"):
-        raise ValueError(f"reduction: expected 'sum' or 'mean', got {reduction!r}")
     if mask is not None:
         check_shape(mask, "B X Y Z", name="mask", dims={k: dims[k] for k in "BXYZ"})
-    s = torch.log_softmax(logits_student.float() / tau, 1).movedim(1, -1)  # (B, X, Y, Z, C)
-    t = logits_teacher.detach().float() / tau
-    kl = _kl_rows(s, torch.softmax(t, 1).movedim(1, -1), torch.log_softmax(t, 1).movedim(1, -1))  # (B, X, Y, Z)
-    if reduction == "mean":
-        kl = kl / dims["C"]
-    return _masked_mean(kl, mask) * tau**2
+    return _tempered_kl(logits_student, logits_teacher, 1, tau, mask, reduction)

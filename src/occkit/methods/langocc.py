@@ -138,6 +138,7 @@ from occkit.rendering.volrend import (
     composite_unit_affine,
     grid_field,
     render_samples,
+    value_lookup,
     weights_from_density,
 )
 from occkit.shapes import check_shape
@@ -579,13 +580,7 @@ class LangOccMethod(nn.Module):
         if self.heads is None:
             lookup = self.latent_field(features)
             return lambda points: self.language(lookup(points))
-        f = grid_field(
-            torch.zeros(features.shape[1:], dtype=torch.float32, device=features.device),
-            self.grid,
-            features.float(),
-            mode="trilinear",
-        )
-        return lambda points: f(points)[1]
+        return value_lookup(features, self.grid)
 
     def _inside_box(self, points: torch.Tensor) -> torch.Tensor:
         """``(P,)`` bool: points strictly inside the output grid's box."""
@@ -637,13 +632,7 @@ class LangOccMethod(nn.Module):
             raise ValueError(
                 "langocc.heads is 'separate': there is no latent to decode; read features with feature_field()"
             )
-        f = grid_field(
-            torch.zeros(latent.shape[1:], dtype=torch.float32, device=latent.device),
-            self.latent_grid,
-            latent.float(),
-            mode="trilinear",
-        )
-        return lambda points: f(points)[1]
+        return value_lookup(latent, self.latent_grid)
 
     def render(self, logits: torch.Tensor, latent: torch.Tensor, rays: Rays, jitter: bool = False) -> RenderOutput:
         """Render one frame (density logits ``(1, X, Y, Z)``; ``latent``: the frame's

@@ -70,13 +70,7 @@ from occkit.methods.registry import ExportHead, ExportSupport, MethodSpec
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.sampling import ray_box
-from occkit.rendering.volrend import (
-    RenderOutput,
-    density_from_logits,
-    grid_field,
-    render_rays,
-    semantic_probs_from_logits,
-)
+from occkit.rendering.volrend import RenderOutput, logits_field, render_rays
 from occkit.shapes import check_shape
 
 
@@ -265,10 +259,7 @@ class RenderSupMethod(nn.Module):
             logits, "C X Y Z", name="logits", dims=dict(zip("XYZ", self.grid.shape), C=self.model_cfg.num_classes)
         )
         c = self.cfg
-        vs = min(self.grid.voxel_size)
-        sigma = density_from_logits(logits.float(), c.free_index, vs, dim=0)  # (X, Y, Z)
-        probs = semantic_probs_from_logits(logits.float(), c.free_index, dim=0)  # (C-1, X, Y, Z)
-        field = grid_field(sigma, self.grid, probs, mode=kwargs.pop("lookup", c.lookup))
+        field = logits_field(logits, self.grid, c.free_index, kwargs.pop("lookup", c.lookup))
         opts = dict(step=c.sample_step, num_importance=c.num_importance, chunk=c.chunk, checkpoint=c.checkpoint)
         opts.update(kwargs)
         return render_rays(field, rays.origins.float(), rays.dirs.float(), self.grid, **opts)

@@ -82,6 +82,19 @@ def lidar_ray_directions(dtype: torch.dtype = torch.float64, device: torch.devic
 # ray casting
 
 
+def _check_shapes(
+    volumes: torch.Tensor, frame: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor, grid: Grid
+) -> tuple[int, int, int]:
+    """Shape checks shared by both walks; returns the number of volumes ``V``, of frames ``F``
+    and of rays ``R``."""
+    X, Y, Z = grid.shape
+    dims = check_shape(volumes, "V F X Y Z", name="volumes", dims={"X": X, "Y": Y, "Z": Z})
+    R = check_shape(origins, "R 3", name="origins")["R"]
+    check_shape(dirs, "R 3", name="dirs", dims={"R": R})
+    check_shape(frame, "R", name="frame", dims={"R": R})
+    return dims["V"], dims["F"], R
+
+
 @torch.no_grad()
 def _checked_rays(
     volumes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor, grid: Grid, dtype: torch.dtype, dev: torch.device
@@ -104,6 +117,40 @@ def _checked_rays(
     return o, d, lo, hi, vs
 
 
+def _torch_initial_state(
+    o: torch.Tensor,
+    d: torch.Tensor,
+    frame: torch.Tensor,
+    lo: torch.Tensor,
+    vs: torch.Tensor,
+    shape: tuple[int, int, int],
+    P: int,
+    never_next: float,
+    never_delta: float,
+) -> tuple[torch.Tensor, ...]:
+    """The torch walks' state at each ray's origin, in volumes padded by ``P`` voxels and
+    flattened frame after frame: the flat index of the start voxel, and per axis (ordered z, y, x,
+    so that argmin breaks ties as SparseOcc's dvr does) the distance to the next boundary, the
+    distance between boundaries and the flat step. An axis the ray never crosses gets
+    ``never_next`` and ``never_delta``."""
+    X, Y, Z = shape
+    dev = o.device
+    sx, sy, sz = (Y + 2 * P) * (Z + 2 * P), Z + 2 * P, 1
+    per_frame = (X + 2 * P) * sx
+    idx = torch.floor((o - lo) / vs).long()
+    idx = torch.minimum(idx, torch.tensor([X - 1, Y - 1, Z - 1], device=dev))  # round-off at hi
+    cur = frame.to(dev).long() * per_frame + (idx[:, 0] + P) * sx + (idx[:, 1] + P) * sy + (idx[:, 2] + P) * sz
+    order = [2, 1, 0]
+    step = torch.where(d >= 0, 1, -1)[:, order]  # (R, 3)
+    do, dd, di, dvs, dlo = o[:, order], d[:, order], idx[:, order], vs[order], lo[order]
+    boundary = dlo + (di + (step > 0).long()).to(o.dtype) * dvs
+    nz = dd != 0
+    t_next = torch.where(nz, (boundary - do) / torch.where(nz, dd, 1), never_next)  # (R, 3)
+    t_delta = torch.where(nz, dvs / dd.abs().clamp_min(1e-300), never_delta)  # (R, 3)
+    flat_step = step * torch.tensor([sz, sy, sx], device=dev)  # (R, 3)
+    return cur, t_next, t_delta, flat_step
+
+
 def cast_rays_reference(
     volumes: torch.Tensor,
     frame: torch.Tensor,
@@ -122,25 +169,11 @@ def cast_rays_reference(
     into volumes padded with a border of 255, so leaving the grid is a lookup, and finished
     rays are parked (step 0) and dropped once they are a quarter of those carried.
 
-    Args:
-        volumes: ``(V, F, X, Y, Z)`` integer labels in ``[0, 254]``; ``label < free_class`` is
-            occupied.
-        frame: ``(R,)`` long, the frame each ray belongs to, in ``[0, F)``.
-        origins: ``(R, 3)`` metres in the grid's frame; must lie inside the grid.
-        dirs: ``(R, 3)`` unit directions (depths are in units of ``|dirs|``).
-        grid: the voxel grid of the volumes.
-        free_class: the first label that is not occupied.
-        dtype: float type of the distances.
-    Returns:
-        labels: ``(V, R)`` long, the class of the first occupied voxel, ``free_class`` if none;
-        depth: ``(V, R)`` distance where the ray leaves that voxel (the grid if none).
+    Arguments and results as :func:`cast_rays`, less ``threads`` and ``walk`` (and ``dtype`` may
+    be any float type).
     """
     X, Y, Z = grid.shape
-    dims = check_shape(volumes, "V F X Y Z", name="volumes", dims={"X": X, "Y": Y, "Z": Z})
-    V, F = dims["V"], dims["F"]
-    R = check_shape(origins, "R 3", name="origins")["R"]
-    check_shape(dirs, "R 3", name="dirs", dims={"R": R})
-    check_shape(frame, "R", name="frame", dims={"R": R})
+    V, F, R = _check_shapes(volumes, frame, origins, dirs, grid)
     dev = volumes.device
     o, d, lo, hi, vs = _checked_rays(volumes, origins, dirs, grid, dtype, dev)
 
@@ -148,22 +181,8 @@ def cast_rays_reference(
     pad = torch.full((V, F, X + 2, Y + 2, Z + 2), _OUTSIDE, dtype=torch.uint8, device=dev)
     pad[:, :, 1:-1, 1:-1, 1:-1] = volumes
     flat = pad.view(V, -1)
-    sx, sy, sz = (Y + 2) * (Z + 2), Z + 2, 1
-    per_frame = (X + 2) * sx
-
-    idx = torch.floor((o - lo) / vs).long()
-    idx = torch.minimum(idx, torch.tensor([X - 1, Y - 1, Z - 1], device=dev))  # round-off at hi
-    cur = frame.to(dev).long() * per_frame + (idx[:, 0] + 1) * sx + (idx[:, 1] + 1) * sy + (idx[:, 2] + 1) * sz
-    # Axes ordered (z, y, x) so that argmin breaks ties as SparseOcc's dvr does.
-    order = [2, 1, 0]
-    step = torch.where(d >= 0, 1, -1)[:, order]  # (R, 3)
-    do, dd, di, dvs, dlo = o[:, order], d[:, order], idx[:, order], vs[order], lo[order]
-    boundary = dlo + (di + (step > 0).long()).to(dtype) * dvs
-    inf = torch.full_like(dd, float("inf"))
-    nz = dd != 0
-    t_next = torch.where(nz, (boundary - do) / torch.where(nz, dd, 1), inf)  # (R, 3)
-    t_delta = torch.where(nz, dvs / dd.abs().clamp_min(1e-300), inf)  # (R, 3)
-    flat_step = step * torch.tensor([sz, sy, sx], device=dev)  # (R, 3)
+    inf = float("inf")
+    cur, t_next, t_delta, flat_step = _torch_initial_state(o, d, frame, lo, vs, (X, Y, Z), 1, inf, inf)
 
     labels = torch.full((V, R), free_class, dtype=torch.long, device=dev)
     depth = torch.zeros((V, R), dtype=dtype, device=dev)
@@ -262,11 +281,7 @@ def cast_rays(
         depth: ``(V, R)`` distance where the ray leaves that voxel (the grid if none).
     """
     X, Y, Z = grid.shape
-    dims = check_shape(volumes, "V F X Y Z", name="volumes", dims={"X": X, "Y": Y, "Z": Z})
-    V, F = dims["V"], dims["F"]
-    R = check_shape(origins, "R 3", name="origins")["R"]
-    check_shape(dirs, "R 3", name="dirs", dims={"R": R})
-    check_shape(frame, "R", name="frame", dims={"R": R})
+    V, F, R = _check_shapes(volumes, frame, origins, dirs, grid)
     if walk not in ("auto", "numba", "numpy", "torch"):
         raise ValueError(f"walk must be 'auto', 'numba', 'numpy' or 'torch', got {walk!r}")
     dev = volumes.device
@@ -291,7 +306,7 @@ def cast_rays(
     for v in range(V):
         inner |= (volumes[v] < free_class).to(torch.uint8) << v
     code[:, P:-P, P:-P, P:-P] = inner
-    sx, sy, sz = PY * PZ, PZ, 1
+    sx, sy = PY * PZ, PZ
     per_frame = PX * sx
 
     labels = torch.full((V, R), free_class, dtype=torch.long, device=dev)
@@ -336,20 +351,11 @@ def cast_rays(
                 list(pool.map(walk_chunk, chunks))
         return labels, depth
 
-    # In torch (GPUs): the initial state with the reference's operations (axes ordered z, y, x).
-    idx = torch.floor((o - lo) / vs).long()
-    idx = torch.minimum(idx, torch.tensor([X - 1, Y - 1, Z - 1], device=dev))  # round-off at hi
-    cur = frame.to(dev).long() * per_frame + (idx[:, 0] + P) * sx + (idx[:, 1] + P) * sy + (idx[:, 2] + P) * sz
-    order = [2, 1, 0]
-    step = torch.where(d >= 0, 1, -1)[:, order]  # (R, 3)
-    do, dd, di, dvs, dlo = o[:, order], d[:, order], idx[:, order], vs[order], lo[order]
-    boundary = dlo + (di + (step > 0).long()).to(dtype) * dvs
-    nz = dd != 0
-    # An axis the ray never crosses: a distance no other axis reaches, and a step of 0 (the
-    # reference's inf + inf); it is never the nearest, so nothing else changes.
-    t_next = torch.where(nz, (boundary - do) / torch.where(nz, dd, 1), torch.finfo(dtype).max)  # (R, 3)
-    t_delta = torch.where(nz, dvs / dd.abs().clamp_min(1e-300), 0.0)  # (R, 3)
-    flat_step = step * torch.tensor([sz, sy, sx], device=dev)  # (R, 3)
+    # In torch (GPUs): the initial state with the reference's operations. An axis the ray never
+    # crosses: a distance no other axis reaches, and a step of 0 (the reference's inf + inf); it
+    # is never the nearest, so nothing else changes.
+    far = torch.finfo(dtype).max
+    cur, t_next, t_delta, flat_step = _torch_initial_state(o, d, frame, lo, vs, (X, Y, Z), P, far, 0.0)
     hit_at = torch.full((V, R), -1, dtype=torch.long, device=dev)  # padded flat index of the hit
     _walk_torch(code.view(-1), cur, t_next, t_delta, flat_step, V, hit_at, depth)
     vv, rr = (hit_at >= 0).nonzero(as_tuple=True)

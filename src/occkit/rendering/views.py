@@ -24,14 +24,7 @@ import torch
 
 from occkit.geometry.grid import Grid
 from occkit.rendering.rays import Rays, camera_rays
-from occkit.rendering.volrend import (
-    Field,
-    RenderOutput,
-    density_from_logits,
-    grid_field,
-    render_rays,
-    semantic_probs_from_logits,
-)
+from occkit.rendering.volrend import Field, RenderOutput, grid_field, logits_field, render_rays
 from occkit.shapes import check_shape
 
 
@@ -188,13 +181,11 @@ def render_logits_views(
     dev = logits.device
     C = logits.shape[0]
     step = min(grid.voxel_size) / 2 if step is None else step
-    sigma = density_from_logits(logits.float(), free_index, min(grid.voxel_size), dim=0)
-    probs = semantic_probs_from_logits(logits.float(), free_index, dim=0)
     keep = [c for c in range(C) if c != free_index]
 
     def classes_of(r: RenderOutput) -> torch.Tensor:
         return torch.tensor(keep, device=dev)[r.values.argmax(-1)]
 
-    field = grid_field(sigma, grid, probs, mode)  # type: ignore[arg-type]
+    field = logits_field(logits, grid, free_index, mode)  # type: ignore[arg-type]
     cams = (intrinsics, T_ego_from_cam, height, width, stride)
     return _render_views(field, dev, grid, cams, step, chunk, block, free_index, classes_of)

@@ -200,6 +200,27 @@ def grid_field(
     raise ValueError(f"mode: expected 'nearest' or 'trilinear', got {mode!r}")
 
 
+def value_lookup(
+    values: torch.Tensor, grid: Grid, mode: Literal["nearest", "trilinear"] = "trilinear"
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``points (P, 3) -> (P, C)``: the volume ``values`` ``(C, X, Y, Z)`` (as float32) read at
+    the points as :func:`grid_field` reads it, with no density."""
+    f = grid_field(torch.zeros(values.shape[1:], dtype=torch.float32, device=values.device), grid, values.float(), mode)
+    return lambda points: f(points)[1]
+
+
+def logits_field(
+    logits: torch.Tensor, grid: Grid, free_index: int = 17, mode: Literal["nearest", "trilinear"] = "trilinear"
+) -> Field:
+    """The field of one frame's occupancy logits ``(C, X, Y, Z)``: the density of
+    :func:`density_from_logits` over the grid's smallest voxel side, and as values the non-free
+    class probabilities ``(C-1, X, Y, Z)`` of :func:`semantic_probs_from_logits` (computed in
+    float32), looked up as in :func:`grid_field`."""
+    sigma = density_from_logits(logits.float(), free_index, min(grid.voxel_size), dim=0)  # (X, Y, Z)
+    probs = semantic_probs_from_logits(logits.float(), free_index, dim=0)  # (C-1, X, Y, Z)
+    return grid_field(sigma, grid, probs, mode)
+
+
 def composite_values(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """``sum_i w_i v_i`` over a ray's samples: ``weights (R, S)``, ``values (R, S, C)`` -> ``(R, C)``,
     in float32 or wider (also under autocast).

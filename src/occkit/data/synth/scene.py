@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -321,6 +322,21 @@ def _uniform_within(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(rng.uniform(lo, hi))
 
 
+def _pick(
+    rng: np.random.Generator, u: float, table: Sequence[tuple[float, Callable[[np.random.Generator], cat.ObjectSpec]]]
+) -> cat.ObjectSpec:
+    """What the first row of ``table`` whose threshold exceeds the draw ``u`` (in ``[0, 1)``)
+    makes from ``rng``; the last row, threshold 1.0, takes the rest. Only the chosen row draws."""
+    for threshold, make in table[:-1]:
+        if u < threshold:
+            return make(rng)
+    return table[-1][1](rng)
+
+
+def _parked_motorcycle(rng: np.random.Generator) -> cat.ObjectSpec:
+    return cat.motorcycle(rng, False)
+
+
 def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
     for blk in town.blocks:
         cx, cy = (blk.x0 + blk.x1) / 2, (blk.y0 + blk.y1) / 2
@@ -393,15 +409,15 @@ def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
             n = int(bw * bh / 60)
             for _ in range(n):
                 x, y = rng.uniform(blk.x0 + 2, blk.x1 - 2), rng.uniform(blk.y0 + 2, blk.y1 - 2)
-                u = rng.random()
-                spec = (
-                    cat.tree(rng)
-                    if u < 0.6
-                    else cat.bush(rng)
-                    if u < 0.85
-                    else cat.street_furniture(rng, str(rng.choice(["bench", "street lamp"])))
-                    if u < 0.95
-                    else cat.other_object(rng)
+                spec = _pick(
+                    rng,
+                    rng.random(),
+                    [
+                        (0.6, cat.tree),
+                        (0.85, cat.bush),
+                        (0.95, lambda r: cat.street_furniture(r, str(r.choice(["bench", "street lamp"])))),
+                        (1.0, cat.other_object),
+                    ],
                 )
                 b.add(spec, x, y, float(rng.uniform(0, 6.28)))
         elif blk.use == "parking":
@@ -412,15 +428,10 @@ def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
                 y = blk.y0 + 4.0
                 while y < blk.y1 - 4.0:
                     if rng.random() < 0.55:
-                        u = rng.random()
-                        spec = (
-                            cat.car(rng)
-                            if u < 0.85
-                            else cat.trailer(rng)
-                            if u < 0.9
-                            else cat.motorcycle(rng, False)
-                            if u < 0.95
-                            else cat.truck(rng)
+                        spec = _pick(
+                            rng,
+                            rng.random(),
+                            [(0.85, cat.car), (0.9, cat.trailer), (0.95, _parked_motorcycle), (1.0, cat.truck)],
                         )
                         b.add(spec, x, y, yaw + (math.pi if rng.random() < 0.5 else 0.0))
                     y += step_b if yaw else step_a * 1.0
@@ -443,8 +454,7 @@ def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
                     b.add(cat.building(rng, "warehouse", L, W), cx, cy, 0.0)
                 for _ in range(int(rng.integers(3, 8))):
                     x, y = rng.uniform(blk.x0 + 4, blk.x1 - 4), blk.y0 + rng.uniform(4, 7)
-                    u = rng.random()
-                    spec = cat.truck(rng) if u < 0.35 else cat.trailer(rng) if u < 0.6 else cat.other_object(rng)
+                    spec = _pick(rng, rng.random(), [(0.35, cat.truck), (0.6, cat.trailer), (1.0, cat.other_object)])
                     b.add(spec, x, y, 0.0)
             else:
                 for _ in range(int(rng.integers(2, 5))):
@@ -455,9 +465,8 @@ def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
                         float(rng.uniform(0, 6.28)),
                     )
                 for _ in range(int(rng.integers(6, 14))):
-                    u = rng.random()
-                    spec = (
-                        cat.other_object(rng) if u < 0.45 else cat.traffic_cone(rng) if u < 0.75 else cat.barrier(rng)
+                    spec = _pick(
+                        rng, rng.random(), [(0.45, cat.other_object), (0.75, cat.traffic_cone), (1.0, cat.barrier)]
                     )
                     b.add(
                         spec,
@@ -469,14 +478,15 @@ def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
             for _ in range(int(bw * bh / 120)):
                 u = rng.random()
                 name = str(rng.choice(["bench", "street lamp", "bollard", "billboard", "mailbox"]))
-                spec = (
-                    cat.tree(rng, "plane tree")
-                    if u < 0.35
-                    else cat.street_furniture(rng, name)
-                    if u < 0.8
-                    else cat.other_object(rng)
-                    if u < 0.9
-                    else cat.bush(rng, "flower bed")
+                spec = _pick(
+                    rng,
+                    u,
+                    [
+                        (0.35, lambda r: cat.tree(r, "plane tree")),
+                        (0.8, lambda r: cat.street_furniture(r, name)),
+                        (0.9, cat.other_object),
+                        (1.0, lambda r: cat.bush(r, "flower bed")),
+                    ],
                 )
                 b.add(
                     spec,
@@ -549,17 +559,16 @@ def _parked_vehicles(b: _Builder, rng: np.random.Generator, town: Town, dens: fl
             while t < e - 7.0:
                 x, y = _at(s, t, across)
                 if b.near_route(x, y) and rng.random() < 0.55 * min(dens, 1.3):
-                    u = rng.random()
-                    spec = (
-                        cat.car(rng)
-                        if u < 0.82
-                        else cat.truck(rng)
-                        if u < 0.88
-                        else cat.motorcycle(rng, False)
-                        if u < 0.93
-                        else cat.trailer(rng)
-                        if u < 0.97
-                        else cat.construction_vehicle(rng)
+                    spec = _pick(
+                        rng,
+                        rng.random(),
+                        [
+                            (0.82, cat.car),
+                            (0.88, cat.truck),
+                            (0.93, _parked_motorcycle),
+                            (0.97, cat.trailer),
+                            (1.0, cat.construction_vehicle),
+                        ],
                     )
                     L = spec.size()[0]
                     forward = (side < 0) if s.axis == 0 else (side < 0)

@@ -325,9 +325,9 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     except ValueError as e:  # e.g. no LiDAR poses: report mIoU alone
         print(f"RayIoU unavailable ({e}); mIoU only", flush=True)
         scores = evaluate(method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes, progress=True)
-    from occkit.engine.checkpoint import MODEL_FILE, EMA_FILE, file_sha256
+    from occkit.engine.checkpoint import file_sha256, weights_file
 
-    weights = ckpt / EMA_FILE if (ckpt / EMA_FILE).is_file() else ckpt / MODEL_FILE
+    weights = weights_file(ckpt)
     provenance = {
         "checkpoint": str(Path(ckpt).resolve()),
         "weights": weights.name,

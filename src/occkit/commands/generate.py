@@ -85,10 +85,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def checkpoint_identity(folder: Path, ema: bool) -> dict[str, str]:
     """The checkpoint as ``load_checkpoint_method`` reads it: its folder, the weights file it loads
     and the SHA-256 of that file and of its config."""
-    from occkit.engine.checkpoint import CONFIG_FILE, EMA_FILE, MODEL_FILE
+    from occkit.engine.checkpoint import CONFIG_FILE, weights_file
     from occkit.fileio import sha256_file
 
-    weights = folder / EMA_FILE if ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
+    weights = weights_file(folder, ema)
     return {
         "checkpoint": str(folder.resolve()),
         "weights": weights.name,

@@ -75,7 +75,7 @@ def predicted_files(folder: Path) -> set[str] | None:
 def run(args: argparse.Namespace) -> int:
     from occkit.engine.data import eval_batches
     from occkit import __version__
-    from occkit.engine.checkpoint import EMA_FILE, MODEL_FILE, file_sha256
+    from occkit.engine.checkpoint import file_sha256, weights_file
     from occkit.engine.evaluate import check_prediction_target, evaluate, resolve_amp, write_prediction_folder
     from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.models.occnet import OccNet
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if len(ds) == 0:
         raise ValueError(f"{args.data}: split '{args.split}' has no frames")
     loader = eval_batches(ds, args.batch_size, workers=args.workers, pin_memory=device.type == "cuda")
-    weights = folder / EMA_FILE if not args.no_ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
+    weights = weights_file(folder, not args.no_ema)
     provenance = {
         "checkpoint": str(folder.resolve()),
         "weights": weights.name,

@@ -12,10 +12,11 @@ import argparse
 from pathlib import Path
 from typing import Any, Callable
 
-from occkit.data.occ3d import SPLITS
-
 Options = argparse._ActionsContainer
 """What options are added to: a parser, an argument group or a mutually exclusive group."""
+
+SPLITS = ("train", "val", "all")
+"""The splits of an Occ3D-layout dataset."""
 
 SPLITS_TEST = (*SPLITS, "test")
 """The splits of a command that reads SemanticKITTI too, whose test split has no labels."""

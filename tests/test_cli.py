@@ -34,3 +34,26 @@ def test_unknown_command_fails(capsys):
         main(["frobnicate"])
     assert e.value.code == 2
     assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+def test_most_parsers_are_built_without_torch():
+    """`occkit VERB --help` builds only that verb's parser; for all but a few verbs that needs no
+    torch (importing it takes seconds). A shared option module that imported a dataset module
+    would bring torch into every parser."""
+    import subprocess
+    import sys
+
+    from occkit.cli import COMMANDS
+
+    heavy = {"show", "stats", "train"}  # import a dataset module (show, stats) or the method registry (train)
+    code = (
+        "import sys\n"
+        "from occkit.cli import COMMANDS, build_parser\n"
+        "build_parser(tuple(c for c in COMMANDS if c[0] == sys.argv[1]))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    light = [c[0] for c in COMMANDS if c[0] not in heavy]
+    assert len(light) >= 10
+    for verb in light:
+        out = subprocess.run([sys.executable, "-c", code, verb], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "False", f"occkit {verb}: building its parser imports torch"

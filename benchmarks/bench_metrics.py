@@ -198,7 +198,7 @@ def miou_speed(
         if former:
 
             def update(p, g, mask_camera, metric=metric):
-                metric.hist += former_confusion(g.numpy(), p.numpy(), mask_camera.numpy())
+                metric.counts += former_confusion(g.numpy(), p.numpy(), mask_camera.numpy())
                 metric.frames += g.shape[0]
         else:
             update = metric.update
@@ -214,7 +214,7 @@ def miou_speed(
                 done += n
             if dev.type == "cuda":
                 torch.cuda.synchronize()
-        ok = np.array_equal(metric.hist.cpu().numpy(), ref) if refs else None
+        ok = np.array_equal(metric.counts.cpu().numpy(), ref) if refs else None
         eff = 3 * voxels * args.frames / c.wall
         print(
             f"  {name}: {c.wall:.2f} s ({args.frames / c.wall:.0f} frames/s), CPU {c.cpu:.2f} s; same matrix: {ok}; "

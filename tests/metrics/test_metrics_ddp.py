@@ -51,10 +51,10 @@ def _worker(rank: int, world: int, init: str, out: str) -> None:
         if rank == 0:
             torch.save(
                 {
-                    "occ": ms[0].hist,
+                    "occ": ms[0].counts,
                     "occ_frames": ms[0].frames,
                     "ray": ms[1].state,
-                    "ssc": ms[2].conf,
+                    "ssc": ms[2].counts,
                     "ssc_frames": ms[2].frames,
                 },
                 out,
@@ -71,6 +71,6 @@ def test_all_reduce_two_processes(tmp_path):
     got = torch.load(out, weights_only=True)
     ms = _metrics()
     _update(ms, slice(0, 4))
-    assert torch.equal(got["occ"], ms[0].hist) and got["occ_frames"] == 4
+    assert torch.equal(got["occ"], ms[0].counts) and got["occ_frames"] == 4
     assert torch.equal(got["ray"], ms[1].state)
-    assert torch.equal(got["ssc"], ms[2].conf) and got["ssc_frames"] == 4
+    assert torch.equal(got["ssc"], ms[2].counts) and got["ssc_frames"] == 4

@@ -108,7 +108,7 @@ def test_empty_mask_gives_nan_everywhere():
     m = Occ3DMetric(mask="camera")
     m.update(gt, gt, mask_camera=torch.zeros_like(gt, dtype=torch.bool))
     r = m.compute()
-    assert int(m.hist.sum()) == 0
+    assert int(m.counts.sum()) == 0
     assert math.isnan(r["miou"]) and math.isnan(r["geometry_iou"])
     assert all(math.isnan(v) for v in r["iou"].values())
 
@@ -144,7 +144,7 @@ def test_against_official_reference_random(mode):
             mask_camera=torch.from_numpy(np.stack(mcs[sl])),
             mask_lidar=torch.from_numpy(np.stack(mls[sl]).astype(np.uint8)),
         )
-    assert np.array_equal(m.hist.numpy(), hist_ref)
+    assert np.array_equal(m.counts.numpy(), hist_ref)
     r = m.compute()
     assert r["miou"] == pytest.approx(miou_ref, abs=1e-9)
     for c, name in enumerate(OCC3D_CLASSES[:17]):
@@ -163,11 +163,11 @@ def test_merge_equals_single_and_logits_input():
     a.update(logits[:2].argmax(1), gt[:2], mask_camera=mc[:2])
     b.update(logits[2:].argmax(1), gt[2:], mask_camera=mc[2:])
     a.merge(b)
-    assert torch.equal(a.hist, whole.hist) and a.frames == 4
+    assert torch.equal(a.counts, whole.counts) and a.frames == 4
     a.all_reduce()  # no process group: no-op
-    assert torch.equal(a.hist, whole.hist) and a.frames == 4
+    assert torch.equal(a.counts, whole.counts) and a.frames == 4
     a.reset()
-    assert int(a.hist.sum()) == 0 and a.frames == 0
+    assert int(a.counts.sum()) == 0 and a.frames == 0
 
 
 def test_invalid_inputs():
@@ -196,7 +196,7 @@ def test_cuda_matches_cpu():
     a, b = Occ3DMetric(), Occ3DMetric()
     a.update(pred, gt, mask_camera=mc)
     b.update(pred.cuda(), gt.cuda(), mask_camera=mc.cuda())
-    assert b.hist.is_cuda and torch.equal(a.hist, b.hist.cpu())
+    assert b.counts.is_cuda and torch.equal(a.counts, b.counts.cpu())
 
 
 def test_uint8_fast_path_matches_general_path():

@@ -90,7 +90,7 @@ def test_against_reference_random():
     )
     a.merge(b)
     a.all_reduce()
-    assert np.array_equal(a.conf.numpy(), conf_ref)
+    assert np.array_equal(a.counts.numpy(), conf_ref)
     r = a.compute()
     assert r["ssc_miou"] == pytest.approx(100 * miou_ref)
     assert r["completion_iou"] == pytest.approx(100 * cmp_ref)

@@ -156,3 +156,49 @@ def all_reduce_counts(matrix: torch.Tensor, frames: int) -> tuple[torch.Tensor, 
     state = torch.cat([matrix.reshape(-1), torch.tensor([frames], device=matrix.device)])
     all_reduce_sum(state)
     return state[:-1].view(matrix.shape).clone(), int(state[-1])
+
+
+class ConfusionCounts:
+    """The state of a streaming confusion-matrix metric and what every such metric does with it.
+
+    The state is ``counts``, one ``(C, C)`` int64 confusion matrix, and ``frames``, on
+    ``device`` (default: the device of the first update). Processes of a DDP job each accumulate
+    their share, then :meth:`all_reduce` sums the counts (or :meth:`merge` adds another metric's),
+    so the result equals the single-process one. A subclass sets ``num_classes`` and ``device``
+    before calling :meth:`reset`, and names in ``_agree`` the attributes two metrics must share to
+    be merged.
+    """
+
+    num_classes: int
+    device: torch.device | None
+    counts: torch.Tensor
+    frames: int
+    #: Attributes that must be equal for :meth:`merge`.
+    _agree: tuple[str, ...] = ("num_classes",)
+
+    def reset(self) -> None:
+        """Zero the counts."""
+        self.counts = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=self.device)
+        self.frames = 0
+
+    def _counts_device(self, batch: torch.device) -> torch.device:
+        """Where a batch on ``batch`` is counted: the counts follow the first batch when no
+        ``device`` was given; afterwards the batch goes to the counts."""
+        if self.counts.device != batch and self.frames == 0 and self.device is None:
+            self.counts = self.counts.to(batch)
+        return self.counts.device
+
+    def merge(self, other: ConfusionCounts) -> ConfusionCounts:
+        """Add ``other``'s counts into this one (same kind of metric and the same ``_agree``
+        attributes); returns ``self``."""
+        if type(other) is not type(self) or any(getattr(other, a) != getattr(self, a) for a in self._agree):
+            raise ValueError(
+                f"merge: the other metric must be another {type(self).__name__} with the same {' and '.join(self._agree)}"
+            )
+        self.counts += other.counts.to(self.counts.device)
+        self.frames += other.frames
+        return self
+
+    def all_reduce(self) -> None:
+        """Sum the counts across ``torch.distributed`` processes (no-op when not initialised)."""
+        self.counts, self.frames = all_reduce_counts(self.counts, self.frames)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
-from occkit.metrics.confusion import all_reduce_counts, confusion_matrix, metric_class_names
+from occkit.metrics.confusion import ConfusionCounts, confusion_matrix, metric_class_names
 
 #: The mask choices: which voxels of a frame are evaluated.
 MASK_MODES: tuple[str, ...] = ("camera", "lidar", "both", "none")
@@ -131,13 +131,12 @@ def _as_labels(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return pred
 
 
-class Occ3DMetric:
+class Occ3DMetric(ConfusionCounts):
     """Streaming Occ3D-nuScenes mIoU: ``update`` per batch, ``compute`` at the end.
 
-    The state is one ``(C, C)`` int64 confusion matrix (rows = ground truth) and a frame count,
-    on ``device`` (default: the device of the first update). Processes of a DDP job each
-    accumulate their share, then :meth:`all_reduce` sums the counts (or :meth:`merge` adds another
-    metric's), so the result equals the single-process one.
+    The state is one ``(C, C)`` int64 confusion matrix ``counts`` (rows = ground truth) and a frame
+    count, on ``device`` (default: the device of the first update); :meth:`merge` and
+    :meth:`all_reduce` combine processes (:class:`~occkit.metrics.confusion.ConfusionCounts`).
 
     Args:
         mask: ``"camera"`` (official default), ``"lidar"``, ``"both"`` or ``"none"``.
@@ -146,6 +145,8 @@ class Occ3DMetric:
             else ``"0", "1", ...``).
         device: where the counts live.
     """
+
+    _agree = ("mask", "num_classes")
 
     def __init__(
         self,
@@ -164,11 +165,6 @@ class Occ3DMetric:
         self.free_class = self.num_classes - 1
         self.device = torch.device(device) if device is not None else None
         self.reset()
-
-    def reset(self) -> None:
-        """Zero the counts."""
-        self.hist = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=self.device)
-        self.frames = 0
 
     @torch.no_grad()
     def update(
@@ -199,32 +195,16 @@ class Occ3DMetric:
                 raise ValueError(f"region: expected shape {tuple(gt.shape)} (as gt), got {tuple(region.shape)}")
             region = region.bool().to(gt.device)
             m = region if m is None else m.bool().to(gt.device) & region
-        if self.hist.device != gt.device:
-            if self.frames == 0 and self.device is None:
-                self.hist = self.hist.to(gt.device)
-            else:
-                gt = gt.to(self.hist.device)
-        self.hist += confusion_matrix(
+        gt = gt.to(self._counts_device(gt.device))
+        self.counts += confusion_matrix(
             gt, labels.to(gt.device), self.num_classes, None if m is None else m.to(gt.device)
         )
         self.frames += int(gt.shape[0])
 
-    def merge(self, other: "Occ3DMetric") -> "Occ3DMetric":
-        """Add ``other``'s counts into this one (same mask and classes); returns ``self``."""
-        if not isinstance(other, Occ3DMetric) or other.mask != self.mask or other.num_classes != self.num_classes:
-            raise ValueError("merge: the other metric must be an Occ3DMetric with the same mask and num_classes")
-        self.hist += other.hist.to(self.hist.device)
-        self.frames += other.frames
-        return self
-
-    def all_reduce(self) -> None:
-        """Sum the counts across ``torch.distributed`` processes (no-op when not initialised)."""
-        self.hist, self.frames = all_reduce_counts(self.hist, self.frames)
-
     def compute(self) -> dict[str, Any]:
         """``miou``, ``geometry_iou``, ``iou`` (class name -> value), all in percent (NaN for a
         class absent from both), plus ``mask`` and ``frames``."""
-        out = occ3d_scores(self.hist.cpu(), self.class_names, self.free_class)
+        out = occ3d_scores(self.counts.cpu(), self.class_names, self.free_class)
         out["mask"] = self.mask
         out["frames"] = self.frames
         return out

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from occkit.labels import SEMANTICKITTI_CLASSES, SEMANTICKITTI_IGNORE, SEMANTICKITTI_NUM_CLASSES
-from occkit.metrics.confusion import all_reduce_counts, confusion_matrix, metric_class_names
+from occkit.metrics.confusion import ConfusionCounts, confusion_matrix, metric_class_names
 
 
 def ssc_confusion(
@@ -81,9 +81,12 @@ def ssc_scores(conf: torch.Tensor, class_names: tuple[str, ...] = SEMANTICKITTI_
     }
 
 
-class SSCMetric:
-    """Streaming SemanticKITTI SSC metrics: ``update`` per batch, ``compute`` at the end;
-    ``merge`` / ``all_reduce`` to combine processes.
+class SSCMetric(ConfusionCounts):
+    """Streaming SemanticKITTI SSC metrics: ``update`` per batch, ``compute`` at the end.
+
+    The state is the ``(C, C)`` confusion matrix ``counts`` (as :func:`ssc_confusion` builds it)
+    and a frame count; :meth:`merge` and :meth:`all_reduce` combine processes
+    (:class:`~occkit.metrics.confusion.ConfusionCounts`).
 
     Args:
         num_classes: ``C`` (20 for SemanticKITTI; 0 = empty).
@@ -107,11 +110,6 @@ class SSCMetric:
         self.device = torch.device(device) if device is not None else None
         self.reset()
 
-    def reset(self) -> None:
-        """Zero the counts."""
-        self.conf = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=self.device)
-        self.frames = 0
-
     @torch.no_grad()
     def update(self, pred: torch.Tensor, gt: torch.Tensor, invalid: torch.Tensor | None = None) -> None:
         """Add a batch.
@@ -127,30 +125,14 @@ class SSCMetric:
             if pred.dim() != 5:
                 raise ValueError(f"pred: float logits must be (B, C, X, Y, Z), got {tuple(pred.shape)}")
             pred = pred.argmax(1)
-        if self.conf.device != gt.device:
-            if self.frames == 0 and self.device is None:
-                self.conf = self.conf.to(gt.device)
-            else:
-                gt = gt.to(self.conf.device)
-                invalid = None if invalid is None else invalid.to(self.conf.device)
-        self.conf += ssc_confusion(pred, gt, invalid, self.num_classes, self.ignore_index)
+        dev = self._counts_device(gt.device)
+        gt, invalid = gt.to(dev), None if invalid is None else invalid.to(dev)
+        self.counts += ssc_confusion(pred, gt, invalid, self.num_classes, self.ignore_index)
         self.frames += int(gt.shape[0])
-
-    def merge(self, other: "SSCMetric") -> "SSCMetric":
-        """Add ``other``'s counts (same classes); returns ``self``."""
-        if not isinstance(other, SSCMetric) or other.num_classes != self.num_classes:
-            raise ValueError("merge: the other metric must be an SSCMetric with the same num_classes")
-        self.conf += other.conf.to(self.conf.device)
-        self.frames += other.frames
-        return self
-
-    def all_reduce(self) -> None:
-        """Sum the counts across ``torch.distributed`` processes (no-op when not initialised)."""
-        self.conf, self.frames = all_reduce_counts(self.conf, self.frames)
 
     def compute(self) -> dict[str, Any]:
         """``ssc_miou``, ``completion_iou``, ``precision``, ``recall`` (percent), ``iou`` (class
         name -> percent) and ``frames``."""
-        out = ssc_scores(self.conf.cpu(), self.class_names)
+        out = ssc_scores(self.counts.cpu(), self.class_names)
         out["frames"] = self.frames
         return out

@@ -177,6 +177,29 @@ def _load(auto_cls: Any, path: Path, device: torch.device) -> Any:
     return model.eval().requires_grad_(False).to(device)
 
 
+class _LocalModel:
+    """A frozen ``transformers`` model from a checked local folder (:func:`check_model_dir`),
+    on ``device``, run ``batch_size`` images a call.
+
+    Args:
+        path: the folder; device: where the model runs; batch_size: images per call.
+        what: what the folder is for (in error messages); auto_cls: the ``transformers`` class
+        that loads it; tokenizer: the folder must hold tokenizer files too.
+    """
+
+    def __init__(
+        self, path: Path, device: torch.device, batch_size: int, what: str, auto_cls: Any, tokenizer: bool = False
+    ) -> None:
+        self.path = check_model_dir(path, what, tokenizer=tokenizer)
+        self._check_config(self.path)
+        self.device = device
+        self.model = _load(auto_cls, self.path, device)
+        self.batch_size = batch_size
+
+    def _check_config(self, path: Path) -> None:
+        """Refuse a folder whose ``config.json`` does not suit, before the weights are read."""
+
+
 def _resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``(B, C, H, W) -> (B, C, h, w)`` bilinear, antialiased when shrinking."""
     if tuple(images.shape[-2:]) == tuple(size):
@@ -211,7 +234,7 @@ def _sample_at_pixels(maps: torch.Tensor, size: tuple[int, int], valid: tuple[fl
 
 
 # --------------------------------------------------------------------------------- SAM
-class SamMasks:
+class SamMasks(_LocalModel):
     """SAM (``SamModel``): image embeddings, automatic masks from a point grid, masks from boxes.
 
     Args:
@@ -240,13 +263,11 @@ class SamMasks:
     ) -> None:
         from transformers import AutoProcessor, SamModel
 
-        self.path = check_model_dir(path, "SAM (segments)")
-        self.device = device
-        self.model = _load(SamModel, path, device)
+        super().__init__(path, device, batch_size, "SAM (segments)", SamModel)
         ip = AutoProcessor.from_pretrained(str(path), local_files_only=True).image_processor
         self.mean, self.std = list(ip.image_mean), list(ip.image_std)
         self.input_size = int(self.model.config.prompt_encoder_config.image_size)  # S: square input side (1024)
-        self.batch_size, self.points_per_side, self.points_batch = batch_size, points_per_side, points_batch
+        self.points_per_side, self.points_batch = points_per_side, points_batch
         self.pred_iou_thresh, self.stability_thresh = pred_iou_thresh, stability_thresh
         self.stability_offset, self.mask_nms_iou = stability_offset, mask_nms_iou
 
@@ -347,7 +368,7 @@ class SamMasks:
 
 
 # --------------------------------------------------------------------------------- detector
-class BoxDetector:
+class BoxDetector(_LocalModel):
     """An open-vocabulary detector (``AutoModelForZeroShotObjectDetection``): Grounding DINO, OWLv2, OWL-ViT.
 
     Args:
@@ -368,13 +389,12 @@ class BoxDetector:
     ) -> None:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
-        self.path = check_model_dir(path, "open-vocabulary detector (semantics)", tokenizer=True)
-        self.device = device
-        self.model = _load(AutoModelForZeroShotObjectDetection, path, device)
+        what = "open-vocabulary detector (semantics)"
+        super().__init__(path, device, batch_size, what, AutoModelForZeroShotObjectDetection, tokenizer=True)
         self.processor = AutoProcessor.from_pretrained(str(path), local_files_only=True)
         self.model_type = str(self.model.config.model_type)
         self.is_owl = self.model_type.startswith("owl")
-        self.batch_size, self.box_threshold, self.text_threshold = batch_size, box_threshold, text_threshold
+        self.box_threshold, self.text_threshold = box_threshold, text_threshold
 
     def groups(self) -> tuple[tuple[str, ...], ...]:
         """The prompt groups this detector runs: the caption groups, or one group for OWL models."""
@@ -464,7 +484,7 @@ def depth_is_metric(config: Any) -> bool:
     return config.model_type == "zoedepth" or getattr(config, "depth_estimation_type", None) == "metric"
 
 
-class MetricDepth:
+class MetricDepth(_LocalModel):
     """A depth model (``AutoModelForDepthEstimation``) whose prediction is metric z-depth.
 
     Args:
@@ -478,21 +498,23 @@ class MetricDepth:
     def __init__(
         self, path: Path, device: torch.device, batch_size: int = 4, assume_metric_depth: bool = False
     ) -> None:
-        from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
+        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
-        self.path = check_model_dir(path, "depth")
+        self.assume_metric_depth = assume_metric_depth
+        super().__init__(path, device, batch_size, "depth", AutoModelForDepthEstimation)
+        self.processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True)
+
+    def _check_config(self, path: Path) -> None:
+        from transformers import AutoConfig
+
         config = AutoConfig.from_pretrained(str(path), local_files_only=True)
-        if not depth_is_metric(config) and not assume_metric_depth:
+        if not depth_is_metric(config) and not self.assume_metric_depth:
             kind = getattr(config, "depth_estimation_type", "relative (inverse depth)")
             raise ValueError(
                 f"{path}: the depth model ({config.model_type}, {kind}) is not metric: its output is relative "
                 "depth up to scale and shift, not metres. Use a metric model (Depth Anything metric, ZoeDepth) "
                 "or pass assume_metric_depth=True if this checkpoint does predict metres"
             )
-        self.device = device
-        self.model = _load(AutoModelForDepthEstimation, path, device)
-        self.processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True)
-        self.batch_size = batch_size
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """``images: (N, 3, H, W)`` in [0, 1] -> ``(N, H, W)`` float32 metres (>= 0)."""

@@ -7,6 +7,7 @@ import torch
 
 from occkit.geometry.grid import Grid
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
+from occkit.rendering.rays import Rays
 
 
 def test_threshold_by_hand():
@@ -24,12 +25,16 @@ def test_update_weights_free_samples_by_the_sqrt_of_their_stretch():
     grid = Grid.from_range((0.0, 0.0, 0.0, 40.0, 0.4, 0.4), 0.4)  # a 100-voxel corridor along x
     p = torch.zeros(grid.shape)
     p[50] = 0.95  # the surface at x = 20.0-20.4
-    o = torch.tensor([[0.0, 0.2, 0.2]])
-    d = torch.tensor([[1.0, 0.0, 0.0]])
+    o = torch.tensor([[0.0, 0.2, 0.2], [0.0, 0.2, 0.2]])
+    d = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    one = torch.zeros(2, dtype=torch.long)
+    rays = Rays(o, d, one, one, one, torch.ones(2))
+    keep = torch.tensor([True, False])  # the second ray is left out
+    t, near = torch.tensor([20.2, 5.0]), torch.tensor([0.0, 0.0])
     h = torch.zeros(2, CALIBRATION_BINS)
-    calibration_update(h, p, grid, o, d, t=torch.tensor([20.2]), near=torch.tensor([0.0]), margin=0.8, decay=1.0)
+    calibration_update(h, p, grid, rays, t, near, keep, margin=0.8, decay=1.0)
     assert float(h[0, 95]) == 1.0 and float(h[0].sum()) == 1.0  # the surface sample
     # the free stretch 0 .. 19.4 m crosses 48.5 voxels: one sample of weight sqrt(48.5) at p 0
     assert float(h[1, 0]) == pytest.approx(48.5**0.5) and float(h[1].sum()) == pytest.approx(48.5**0.5)
-    calibration_update(h, p, grid, o, d, t=torch.tensor([20.2]), near=torch.tensor([0.0]), margin=0.8, decay=0.5)
+    calibration_update(h, p, grid, rays, t, near, keep, margin=0.8, decay=0.5)
     assert float(h[0, 95]) == 1.5  # decayed by half, then one more

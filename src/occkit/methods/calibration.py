@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from occkit.geometry.grid import Grid
+from occkit.rendering.rays import Rays
 
 #: Bins of ``p(occupied)`` in [0, 1].
 CALIBRATION_BINS = 100
@@ -45,16 +46,17 @@ def calibration_update(
     hist: torch.Tensor,
     p_occ: torch.Tensor,
     grid: Grid,
-    origins: torch.Tensor,
-    dirs: torch.Tensor,
+    rays: Rays,
     t: torch.Tensor,
     near: torch.Tensor,
+    keep: torch.Tensor,
     margin: float,
     decay: float,
 ) -> None:
     """Decay ``hist (2, BINS)`` in place by ``decay`` and add one frame's rays: ``p_occ (X, Y, Z)``,
-    rays ``origins, dirs (R, 3)`` whose surface lies at ``t (R,)`` (units of ``|dirs|``) and which
-    enter the grid at ``near (R,)``."""
+    the ``rays`` where ``keep (R,)`` holds, whose surface lies at ``t (R,)`` (units of ``|dirs|``)
+    and which enter the grid at ``near (R,)``."""
+    origins, dirs, t, near = rays.origins[keep].float(), rays.dirs[keep].float(), t[keep], near[keep]
     bins = hist.shape[1]
 
     def count(

@@ -926,17 +926,7 @@ class LangOccMethod(nn.Module):
         t = z / rays.z_per_t.clamp(min=1e-6)
         near, far = ray_box(rays.origins.float(), rays.dirs.float(), self.grid, min_near=c.near)
         ok = (z > 0) & (t > near) & (t <= far)
-        calibration_update(
-            self.calibration,
-            p,
-            self.grid,
-            rays.origins[ok].float(),
-            rays.dirs[ok].float(),
-            t[ok],
-            near[ok],
-            c.calibration_margin,
-            c.calibration_decay,
-        )
+        calibration_update(self.calibration, p, self.grid, rays, t, near, ok, c.calibration_margin, c.calibration_decay)
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """``loss_feat``: the cosine-weighted MSE of the rendered features against the 2D prior

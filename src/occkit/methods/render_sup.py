@@ -220,17 +220,8 @@ class RenderSupMethod(nn.Module):
         """Add one frame's rays to the calibration histograms (see :meth:`threshold`)."""
         c = self.cfg
         p_occ = -torch.expm1(torch.log_softmax(logits.detach().float(), 0)[c.free_index])  # (X, Y, Z)
-        calibration_update(
-            self.calibration,
-            p_occ,
-            self.grid,
-            rays.origins[surface].float(),
-            rays.dirs[surface].float(),
-            t_true[surface],
-            near[surface],
-            c.calibration_margin,
-            c.calibration_decay,
-        )
+        margin, decay = c.calibration_margin, c.calibration_decay
+        calibration_update(self.calibration, p_occ, self.grid, rays, t_true, near, surface, margin, decay)
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> torch.Tensor:

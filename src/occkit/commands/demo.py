@@ -325,13 +325,10 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     except ValueError as e:  # e.g. no LiDAR poses: report mIoU alone
         print(f"RayIoU unavailable ({e}); mIoU only", flush=True)
         scores = evaluate(method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes, progress=True)
-    from occkit.engine.checkpoint import file_sha256, weights_file
+    from occkit.engine.checkpoint import checkpoint_identity
 
-    weights = weights_file(ckpt)
     provenance = {
-        "checkpoint": str(Path(ckpt).resolve()),
-        "weights": weights.name,
-        "weights_sha256": file_sha256(weights),
+        **checkpoint_identity(Path(ckpt)),
         "data": str(data.resolve()),
         "split": cfg.data.val_split,
         "made_by": "occkit demo",

@@ -82,22 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def checkpoint_identity(folder: Path, ema: bool) -> dict[str, str]:
-    """The checkpoint as ``load_checkpoint_method`` reads it: its folder, the weights file it loads
-    and the SHA-256 of that file and of its config."""
-    from occkit.engine.checkpoint import CONFIG_FILE, weights_file
-    from occkit.fileio import sha256_file
-
-    weights = weights_file(folder, ema)
-    return {
-        "checkpoint": str(folder.resolve()),
-        "weights": weights.name,
-        "weights_sha256": sha256_file(weights),
-        "config_sha256": sha256_file(folder / CONFIG_FILE),
-    }
-
-
 def run(args: argparse.Namespace) -> int:
+    from occkit.engine.checkpoint import checkpoint_identity
     from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.generation.dataset import record_dataset_files
     from occkit.generation.figure import generation_figure

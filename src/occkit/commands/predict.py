@@ -75,7 +75,7 @@ def predicted_files(folder: Path) -> set[str] | None:
 def run(args: argparse.Namespace) -> int:
     from occkit.engine.data import eval_batches
     from occkit import __version__
-    from occkit.engine.checkpoint import file_sha256, weights_file
+    from occkit.engine.checkpoint import checkpoint_identity
     from occkit.engine.evaluate import check_prediction_target, evaluate, resolve_amp, write_prediction_folder
     from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.models.occnet import OccNet
@@ -101,11 +101,8 @@ def run(args: argparse.Namespace) -> int:
     if len(ds) == 0:
         raise ValueError(f"{args.data}: split '{args.split}' has no frames")
     loader = eval_batches(ds, args.batch_size, workers=args.workers, pin_memory=device.type == "cuda")
-    weights = weights_file(folder, not args.no_ema)
     provenance = {
-        "checkpoint": str(folder.resolve()),
-        "weights": weights.name,
-        "weights_sha256": file_sha256(weights),
+        **checkpoint_identity(folder, not args.no_ema),
         "data": str(Path(args.data).resolve()),
         "split": args.split,
         "image_norm": args.image_norm or getattr(cfg.model, "image_norm_eval", None),

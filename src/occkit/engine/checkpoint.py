@@ -222,6 +222,19 @@ def weights_file(folder: Path, ema: bool = True) -> Path:
     return folder / EMA_FILE if ema and (folder / EMA_FILE).is_file() else folder / MODEL_FILE
 
 
+def checkpoint_identity(folder: Path, ema: bool = True) -> dict[str, str]:
+    """The checkpoint as ``occkit.experiment.load_checkpoint_method`` reads it, for the records of
+    what it made (predictions, generated scenes): its folder, the weights file it loads and the
+    SHA-256 of that file and of its config."""
+    weights = weights_file(folder, ema)
+    return {
+        "checkpoint": str(folder.resolve()),
+        "weights": weights.name,
+        "weights_sha256": file_sha256(weights),
+        "config_sha256": file_sha256(folder / CONFIG_FILE),
+    }
+
+
 def load_weights(module: torch.nn.Module, path: str | os.PathLike, strict: bool = True) -> None:
     """Load a safetensors ``state_dict`` (written by :func:`save_checkpoint`) into ``module``.
 

@@ -53,8 +53,8 @@ every arm's finished runs for an arm with none (``estimated_runs`` counts those)
 counted for the steps it has left; ``wall_seconds`` spreads it over the lanes of the command
 (``lanes``). Stages still to build are not counted. None before any run has finished.
 
-Wall seconds are the runner's clock around each subprocess, summed over sessions (a session
-killed mid-command loses its share); ``train_minutes`` is the engine's own count of training
+Wall seconds are the runner's clock around each subprocess, summed over the ``occkit ablate``
+commands that ran it (a command killed midway loses its share); ``train_minutes`` is the engine's own count of training
 time (validation excluded), which survives stops.
 """
 

@@ -3,7 +3,7 @@
 Layout of ``--out DIR``::
 
     DIR/runs/<arm>_s<seed>/     an ordinary occkit run folder (checkpoints/, metrics.jsonl, ...)
-        train.log               occkit train's output (every session appended)
+        train.log               occkit train's output (each resumed command appends)
         score_<scorer>[_<name>].log  the scorers' commands' output (an entry's name, when it has one)
         score_*.json            the scorers' results
         ablate.json             what trained it (arm, seed, preset, overrides, data as stage hashes,

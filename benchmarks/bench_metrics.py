@@ -126,7 +126,7 @@ def synthetic_scene(rng: np.random.Generator, shape: tuple[int, int, int]) -> np
 class Clock:
     """Wall and process CPU seconds of a block: ``with Clock() as c: ...; c.wall, c.cpu``."""
 
-    def __enter__(self) -> "Clock":
+    def __enter__(self) -> Clock:
         self._w, self._c = time.perf_counter(), time.process_time()
         return self
 

@@ -70,8 +70,9 @@ def main() -> None:
         )
     w = max(r.shape[1] for r in rows)
     fig = vstack(rows + [legend(SEMANTICKITTI_CLASSES, SEMANTICKITTI_PALETTE, w)], gap=8)
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     buf = io.BytesIO()
     Image.fromarray(fig).save(buf, format="PNG")

@@ -118,17 +118,11 @@ def measure_in_process(
     dest = out / "logs" / f"{row.label.replace(' ', '_')}.measure.json"
     dest.unlink(missing_ok=True)
     code = (
-        "import json, sys, torch; sys.path.insert(0, %r); torch.set_num_threads(%d); from preset_bench import measure_step; "
-        "r = measure_step(%r, %r, %r, 'cpu', steps=%d, warmup=1); open(%r, 'w').write(json.dumps(r))"
-        % (
-            str(Path(__file__).resolve().parent),
-            threads,
-            row.preset,
-            str(folders[row.data]),
-            row.resolved_sets(folders) + batch_sets(batch),
-            steps,
-            str(dest),
-        )
+        f"import json, sys, torch; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
+        f"torch.set_num_threads({threads:d}); from preset_bench import measure_step; "
+        f"r = measure_step({row.preset!r}, {str(folders[row.data])!r}, "
+        f"{row.resolved_sets(folders) + batch_sets(batch)!r}, 'cpu', steps={steps:d}, warmup=1); "
+        f"open({str(dest)!r}, 'w').write(json.dumps(r))"
     )
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     res = run_logged([sys.executable, "-c", code], out / "logs" / f"{row.label.replace(' ', '_')}.log", env)
@@ -191,7 +185,7 @@ def table(out: Path) -> str:
         r = json.loads(p.read_text())
         m, c = r.get("measure", {}), r.get("cli", {})
         cli = " / ".join(
-            ("ok %.0f s" % c[k]["wall_s"]) if c.get(k, {}).get("rc") == 0 else (f"exit {c[k]['rc']}" if k in c else "—")
+            (f"ok {c[k]['wall_s']:.0f} s") if c.get(k, {}).get("rc") == 0 else (f"exit {c[k]['rc']}" if k in c else "—")
             for k in ("train", "predict", "eval")
         )
         if "error" in m:

@@ -45,7 +45,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-
 from preset_bench import ROWS, build_stages, measure_step  # noqa: E402
 
 # Every network, image and batch shrunk for --smoke (the same presets, methods and code paths).

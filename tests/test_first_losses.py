@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
-
 import first_losses as fl
+import pytest
 
 
 @pytest.fixture(scope="module")

@@ -129,7 +129,7 @@ class ExperimentConfig:
     train: TrainConfig
     """The loop: seed, device, logging, validation, checkpoints."""
 
-    def __new__(cls, *args: Any, method: str = DEFAULT_METHOD, **kwargs: Any) -> "ExperimentConfig":
+    def __new__(cls, *args: Any, method: str = DEFAULT_METHOD, **kwargs: Any) -> ExperimentConfig:
         if cls is ExperimentConfig:
             if args:
                 raise TypeError("ExperimentConfig: pass its fields by name (method=..., model=..., ...)")

@@ -7,9 +7,10 @@ import json
 import os
 import sys
 
+from ablate_helpers import tiny_spec, write
+
 import occkit.ablate.estimate as estimate
 import occkit.ablate.runner as runner
-from ablate_helpers import tiny_spec, write
 from occkit.ablate.runner import Command, Job, run_jobs
 from occkit.ablate.spec import Overrides, parse_spec
 from occkit.ablate.stages import plan_stages

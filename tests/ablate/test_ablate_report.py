@@ -12,8 +12,8 @@ from ablate_helpers import write
 from PIL import Image
 
 from occkit.ablate.report import convergence, metric_curve, spread
-from occkit.viz.curves import ARM_COLOURS, nice_ticks
 from occkit.cli import main
+from occkit.viz.curves import ARM_COLOURS, nice_ticks
 
 
 def test_curve_and_convergence_by_hand():

@@ -15,8 +15,8 @@ import time
 import pytest
 from ablate_helpers import tiny_spec, write
 
-from occkit.ablate.report import _num
 from occkit.ablate.lock import process_alive
+from occkit.ablate.report import _num
 from occkit.ablate.runner import Ablation, Command, Job, JobError, RunOptions, run_jobs
 from occkit.ablate.spec import parse_spec
 from occkit.cli import main

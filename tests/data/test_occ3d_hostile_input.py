@@ -6,9 +6,9 @@ import json
 import shutil
 
 import pytest
+from conftest import write_tiny_occ3d
 from PIL import Image
 
-from conftest import write_tiny_occ3d
 from occkit.data.occ3d import Occ3DDataset, load_occ3d_labels
 from occkit.fileio import load_npz, save_npz_atomic
 

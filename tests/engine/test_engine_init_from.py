@@ -267,8 +267,9 @@ def test_a_supervised_run_starts_other_recipes(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------ CLI
 def test_cli_init_from(synth_root, tmp_path, capsys):
-    from occkit.cli import main
     from test_engine_cli import TINY
+
+    from occkit.cli import main
 
     common = ["synth-cpu", "--data", str(synth_root), "--no-progress", "--no-val", "--max-steps", "1", "--set", *TINY]
     assert main(["train", *common[:3], "--out", str(tmp_path / "a"), *common[3:]]) == 0

@@ -383,8 +383,8 @@ def test_validation_records_the_generators_own_figures(synth_root, tmp_path):
     """A validating run writes the VAE's reconstruction PSNR and the held-out denoising loss beside
     the perception's mIoU (what the ablation's generator stage shows for its plateau); the same
     weights give the same figures (fixed noise)."""
-    from occkit.engine.train import method_figures
     from occkit.engine.data import eval_batches
+    from occkit.engine.train import method_figures
     from occkit.experiment import build_dataset, load_checkpoint_method
 
     cfg = {

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from two_cameras import rendered_batch as tiny_batch
+from two_cameras import tiny_model_cfg
 
 from occkit.data.sample import Batch
 from occkit.methods.easyocc import EasyOccConfig, EasyOccMethod
 from occkit.methods.render_sup import RenderSupConfig, RenderSupMethod
-
-from two_cameras import rendered_batch as tiny_batch, tiny_model_cfg
 
 
 def pseudo_batch() -> Batch:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from two_cameras import RANGE, cameras, scene, tiny_model_cfg
 
 from occkit.data.sample import Batch, Sample, collate
 from occkit.geometry.grid import Grid
 from occkit.methods.langocc import LangOccConfig, LangOccMethod, lidar_pixels, lifted_features, sample_feature_map
 from occkit.rendering.rays import camera_rays
 from occkit.rendering.views import render_occupancy_views
-
-from two_cameras import RANGE, cameras, scene, tiny_model_cfg
 
 D = 16
 

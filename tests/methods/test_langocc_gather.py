@@ -8,14 +8,13 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import write_lidar_feature_world
+from two_cameras import tiny_model_cfg
 
 from occkit.data.occ3d import Occ3DDataset
 from occkit.data.sample import collate
 from occkit.data.temporal import WithTemporalPriors
 from occkit.methods.langocc import LangOccConfig, LangOccMethod
 from occkit.priors.cache import PriorCache, WithPriors
-
-from two_cameras import tiny_model_cfg
 
 H, W, STRIDE, D = 32, 64, 4, 8
 OFFSETS = (-2, -1, 1, 2)

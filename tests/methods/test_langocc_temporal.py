@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import write_tiny_occ3d
+from two_cameras import cameras, scene, tiny_model_cfg
 
 from occkit.data.augment import apply_bev_transform, bev_matrix, resize_crop_flip
 from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset
@@ -21,8 +22,6 @@ from occkit.geometry.transforms import make_transform
 from occkit.methods.langocc import LangOccConfig, LangOccMethod, sample_feature_map
 from occkit.priors.cache import PriorCache
 from occkit.rendering.views import render_occupancy_views
-
-from two_cameras import cameras, scene, tiny_model_cfg
 
 H, W, STRIDE, DF = 16, 32, 8, 4  # tiny dataset's images, the fake cache's feature stride and width
 

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from two_cameras import RANGE, cameras, scene
 
 from occkit.config import ConfigError, from_dict, to_dict
 from occkit.data.sample import Batch, Sample, collate
@@ -20,8 +21,6 @@ from occkit.methods.radocc import RadOccConfig, RadOccMethod, lidar_pixel_mask
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig
 from occkit.rendering.views import render_occupancy_views
-
-from two_cameras import RANGE, cameras, scene
 
 
 def model_cfg(modality: str = "camera") -> OccNetConfig:

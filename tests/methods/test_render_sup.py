@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
+from two_cameras import rendered_batch as tiny_batch
+from two_cameras import tiny_model_cfg
 
 from occkit.methods.render_sup import RenderSupConfig, RenderSupMethod
-
-from two_cameras import rendered_batch as tiny_batch, tiny_model_cfg
 
 
 def test_render_sup_loss_falls():

@@ -7,8 +7,8 @@ import torch
 
 from occkit.data.sample import Batch
 from occkit.geometry.transforms import make_transform, rotation_z
-from occkit.methods.base import Method
 from occkit.losses.occupancy import class_weights_from_counts
+from occkit.methods.base import Method
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig
 

@@ -3,7 +3,6 @@ process seeing every frame."""
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 import torch.distributed as dist

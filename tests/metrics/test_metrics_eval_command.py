@@ -13,7 +13,6 @@ from occkit.data.semantickitti import SSC_SHAPE, write_bitpacked, write_calib, w
 from occkit.fileio import save_npz_atomic, write_json_atomic
 from occkit.metrics.evaluate import detect_format, evaluate_occ3d, evaluate_semantickitti, load_occ3d_prediction
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

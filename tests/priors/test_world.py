@@ -272,9 +272,10 @@ def test_text_embedding_does_not_depend_on_its_batch_mates():
 def test_a_stopped_run_resumes_to_the_weights_of_an_unstopped_one(synth_root, text_encoder, tmp_path, monkeypatch):
     """``resume=True`` (``occkit priors train --resume``) continues from the last save: a step budget
     ends with the weights of a run never stopped; other settings are refused in one line."""
+    from safetensors.torch import load_file
+
     import occkit.priors.world_train as wt
     from occkit.commands import priors_train
-    from safetensors.torch import load_file
 
     kw = {**TINY, "steps": 5, "seed": 3, "save_every_minutes": 1e-9}  # a save after every step
     ref = train_world_prior(

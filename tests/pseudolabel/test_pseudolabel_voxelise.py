@@ -166,6 +166,7 @@ def test_consistency_across_frames_removes_a_stray_point_that_two_frames_saw_thr
 
 def test_consistency_needs_carving():
     import pytest
+
     from occkit.pseudolabel.dataset import check_config
 
     with pytest.raises(ValueError, match="needs free: 'carve'"):

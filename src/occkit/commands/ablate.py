@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import textwrap
 import signal
 import sys
+import textwrap
 import threading
 from pathlib import Path
 

@@ -32,7 +32,6 @@ from typing import Any
 
 from occkit.commands.options import add_overrides
 
-
 #: Training steps of ``--from-scratch``: what 9 minutes gave on an idle 2-core CPU with native bf16
 #: (900-950 steps at commit 13537c8, BENCHMARKS.md), fixed so that a busy machine trains the same
 #: model, only slower.
@@ -193,12 +192,12 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
 
     from occkit.data.occ3d import Occ3DDataset
     from occkit.data.synth import SynthConfig
+    from occkit.engine.checkpoint import latest_checkpoint
     from occkit.engine.data import eval_batches
     from occkit.engine.evaluate import evaluate, resolve_amp, write_prediction_folder
-    from occkit.engine.checkpoint import latest_checkpoint
     from occkit.engine.train import train
-    from occkit.fileio import write_json_atomic
     from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method, load_experiment, prepare_run
+    from occkit.fileio import write_json_atomic
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
 
     shipped = not args.from_scratch

@@ -99,7 +99,6 @@ def run(args: argparse.Namespace) -> int:
         write_result_csv,
         write_result_json,
     )
-
     from occkit.outputs import check_output_file, record_output_file
 
     if args.threads < 0:

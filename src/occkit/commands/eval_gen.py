@@ -29,12 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from occkit.experiment import build_dataset, load_checkpoint_method
-    from occkit.generation.evaluate import evaluate_generation
-
     from pathlib import Path
 
+    from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.fileio import read_json
+    from occkit.generation.evaluate import evaluate_generation
     from occkit.outputs import check_output_file, write_json_output
 
     if args.batch_size < 1:

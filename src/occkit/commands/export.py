@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
         random_frames,
         stack_frames,
     )
-    from occkit.outputs import record_output_file, write_json_output
     from occkit.labels import OCC3D_CLASSES, SEMANTICKITTI_CLASSES
+    from occkit.outputs import record_output_file, write_json_output
 
     try:
         import onnx  # noqa: F401

@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from occkit.data.sample import collate
-    from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.engine.data import spread_indices
+    from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.labels import OCC3D_FREE
     from occkit.metrics.geometry_rank import GeometryRanking
     from occkit.outputs import check_output_file, write_json_output

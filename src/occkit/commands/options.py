@@ -9,8 +9,9 @@ Use as ``add_split(p, "frames evaluated", choices=SPLITS_TEST)`` inside a comman
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 Options = argparse._ActionsContainer
 """What options are added to: a parser, an argument group or a mutually exclusive group."""

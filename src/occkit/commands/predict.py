@@ -73,9 +73,9 @@ def predicted_files(folder: Path) -> set[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from occkit.engine.data import eval_batches
     from occkit import __version__
     from occkit.engine.checkpoint import checkpoint_identity
+    from occkit.engine.data import eval_batches
     from occkit.engine.evaluate import check_prediction_target, evaluate, resolve_amp, write_prediction_folder
     from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.models.occnet import OccNet

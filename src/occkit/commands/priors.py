@@ -80,10 +80,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from occkit.outputs import check_output_folder, mark_output
     from occkit.priors import build_prior
     from occkit.priors.cache import run_priors
-
-    from occkit.outputs import check_output_folder, mark_output
 
     # a cache of this command is continued (or, of other priors, rewritten with --overwrite): run_priors decides
     state = check_output_folder(

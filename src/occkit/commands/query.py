@@ -135,14 +135,13 @@ def query_picture(
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from occkit.commands.checks import check_text
     from occkit.data.sample import collate
     from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method
     from occkit.fileio import write_json_atomic
     from occkit.methods.langocc import LangOccMethod
-    from occkit.viz.draw import save_png
-
-    from occkit.commands.checks import check_text
     from occkit.outputs import check_output_file, record_output_file
+    from occkit.viz.draw import save_png
 
     if not 0 < args.top <= 1:
         raise ValueError(f"--top: expected a fraction in (0, 1], got {args.top}")

@@ -102,10 +102,9 @@ def _features_fn(args: argparse.Namespace, queries):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from occkit.experiment import base_dataset
     from occkit.engine.data import spread_indices
+    from occkit.experiment import base_dataset
     from occkit.metrics.retrieval import RetrievalAccumulator, load_queries
-
     from occkit.outputs import check_output_file, write_json_output
 
     if args.max_frames < 0:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from occkit.commands.checks import positive_int
-from occkit.commands.options import add_choice, add_device, add_mask, add_out, add_pred, add_shown_split
-
 import numpy as np
 import torch
 
+from occkit.commands.checks import positive_int
+from occkit.commands.options import add_choice, add_device, add_mask, add_out, add_pred, add_shown_split
 from occkit.data.occ3d import Occ3DDataset
 from occkit.fileio import load_npz
 

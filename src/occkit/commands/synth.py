@@ -69,9 +69,7 @@ def run(args: argparse.Namespace) -> int:
         image_format=args.image_format,
     )
     from occkit.data.synth.writer import SCENE_RECORDS, config_record
-    from occkit.outputs import check_output_folder, resumable_folder
-
-    from occkit.outputs import check_own_files, check_writable_place
+    from occkit.outputs import check_output_folder, check_own_files, check_writable_place, resumable_folder
 
     if check_output_folder(args.out, "synth", overwrite=args.overwrite, legacy=_made_by_synth) == "own":
         check_own_files(args.out, "synth")  # --overwrite removes only what synth wrote: refused before any work

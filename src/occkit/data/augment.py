@@ -56,7 +56,7 @@ class ImageAugConfig:
     flip_prob: float = 0.0
     """Probability of a horizontal flip, drawn per camera."""
 
-    def evaluation(self) -> "ImageAugConfig":
+    def evaluation(self) -> ImageAugConfig:
         """The deterministic transform for evaluation and inference: the middle of each training
         range (resize factor, crop position), no flip. A model trained on, say, a band cropped
         around the horizon is evaluated on that same band."""

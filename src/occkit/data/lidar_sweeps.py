@@ -33,8 +33,8 @@ import torch
 from torch.utils.data import Dataset
 
 from occkit.data.sample import Sample
-from occkit.data.wrappers import FrameWrapper
 from occkit.data.temporal import scene_neighbours
+from occkit.data.wrappers import FrameWrapper
 from occkit.fileio import load_npz
 from occkit.geometry.transforms import transform_from_pose
 from occkit.models.lidar import merge_sweeps

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from occkit.data.sample import Sample
 from occkit.fileio import load_npz, read_json
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.transforms import invert_transform, transform_from_pose
-from occkit.data.sample import Sample
 
 #: The nuScenes camera order occkit uses everywhere.
 NUSCENES_CAMERAS: tuple[str, ...] = (

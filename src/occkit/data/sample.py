@@ -122,7 +122,7 @@ class _BatchMethods:
     def size(self) -> int:
         return len(self.tokens)  # type: ignore[attr-defined]
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         """A copy with every tensor moved to ``device`` (T_global_from_ego keeps float64)."""
         changes: dict[str, Any] = {}
         for f in fields(self):  # type: ignore[arg-type]

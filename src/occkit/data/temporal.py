@@ -57,8 +57,9 @@ repeated, so they weigh more in the rays.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch.utils.data import Dataset
@@ -148,7 +149,7 @@ class WithTemporalPriors(FrameWrapper):
         offsets: Sequence[int],
         *,
         gather: str = "maps",
-        box: "Grid | None" = None,
+        box: Grid | None = None,
         depth_range: tuple[float, float] | None = None,
         lidar_of: Callable[[str], torch.Tensor] | None = None,
     ) -> None:

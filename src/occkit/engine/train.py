@@ -59,7 +59,6 @@ from occkit.engine.logging import RunLogger
 from occkit.engine.optim import EMA, build_optimizer, build_scheduler
 from occkit.fileio import write_json_atomic
 
-
 INIT_RECORD = "init_from.json"
 """Where a run started from another's weights records the source and what loaded (in the run folder)."""
 

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from occkit.data.sample import Batch
-from occkit.geometry.frustum import frustum_mask
 from occkit.generation.metrics import frechet_distance, kernel_distance
+from occkit.geometry.frustum import frustum_mask
 from occkit.metrics.occ3d import Occ3DMetric
 
 

@@ -39,10 +39,10 @@ from occkit.data.occ3d import SPLITS
 from occkit.data.sample import collate
 from occkit.fileio import FILE_SUMS, files_intact, record_files, save_npz_atomic, write_json_atomic
 from occkit.generation.dataset import GeneratedFrame, write_generated_dataset
-from occkit.geometry.frustum import frustum_mask
 from occkit.generation.losses import one_hot_occupancy
 from occkit.generation.sampling import sample
 from occkit.generation.schedule import sampling_scheduler
+from occkit.geometry.frustum import frustum_mask
 from occkit.viz.cameras import images_uint8
 
 

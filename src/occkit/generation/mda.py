@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from occkit.geometry.grid import Grid
 from occkit.generation.frustum import latent_ray_points
+from occkit.geometry.grid import Grid
 from occkit.shapes import check_shape
 
 

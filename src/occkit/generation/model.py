@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from occkit.geometry.grid import Grid
 from occkit.generation.autoencoder import AutoencoderConfig, build_autoencoder, downsample_factor
 from occkit.generation.denoiser import DenoiserConfig, build_denoiser, residual_shapes
 from occkit.generation.mda import MDA, MDAConfig
 from occkit.generation.text import TextConditioner
+from occkit.geometry.grid import Grid
 from occkit.shapes import check_shape
 
 

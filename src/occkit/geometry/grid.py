@@ -34,7 +34,7 @@ class Grid:
                 raise ValueError(f"Grid: range [{lo}, {hi}] is not a positive whole number of voxels of {s} m")
 
     @classmethod
-    def from_range(cls, point_range: tuple[float, ...], voxel_size: float | tuple[float, float, float]) -> "Grid":
+    def from_range(cls, point_range: tuple[float, ...], voxel_size: float | tuple[float, float, float]) -> Grid:
         """From ``[xmin, ymin, zmin, xmax, ymax, zmax]`` and a voxel size (scalar or per axis)."""
         if len(point_range) != 6:
             raise ValueError(f"point_range: expected 6 values, got {point_range}")

@@ -22,7 +22,6 @@ from occkit.geometry.camera import project
 from occkit.geometry.transforms import apply_transform, invert_transform
 from occkit.shapes import check_shape
 
-
 #: How one depth target is drawn from the depths inside a feature pixel's ``stride x stride`` block.
 #: 'nearest' (BEVDet, BEVDepth): the smallest. 'median': the lower median. The lift places the
 #: feature along the ray through the block's centre; on ground seen at a grazing angle the block

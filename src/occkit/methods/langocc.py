@@ -115,8 +115,9 @@ Readings taken where docs/methods.md §4 is unsure or where occkit differs:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -142,7 +143,6 @@ from occkit.rendering.volrend import (
     weights_from_density,
 )
 from occkit.shapes import check_shape
-
 
 NUM_SEMANTIC = 17
 """Occ3D's non-free classes (0..16); 17 is free."""

@@ -40,10 +40,10 @@ from torch import nn
 
 from occkit.data.sample import Batch
 from occkit.generation.autoencoder import to_image_range, to_model_range
-from occkit.geometry.frustum import frustum_mask
 from occkit.generation.losses import diffusion_loss, kl_to_standard_normal, one_hot_occupancy, reconstruction_loss
 from occkit.generation.model import GeneratorConfig, SceneGenerator
 from occkit.generation.schedule import NoiseScheduleConfig, training_scheduler, x0_from_eps
+from occkit.geometry.frustum import frustum_mask
 from occkit.losses.occupancy import lovasz_softmax, voxel_cross_entropy
 from occkit.methods.registry import MethodSpec, RunLoader
 from occkit.models.occnet import OccNet, OccNetConfig, build_occnet

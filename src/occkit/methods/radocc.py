@@ -212,7 +212,7 @@ class _Frozen:
     def __init__(self, module: nn.Module) -> None:
         self.module = module
 
-    def __deepcopy__(self, memo: dict) -> "_Frozen":
+    def __deepcopy__(self, memo: dict) -> _Frozen:
         return self
 
 
@@ -327,7 +327,7 @@ class RadOccMethod(SupervisedMethod):
             raise ValueError("radocc.teacher is not set (every distillation weight is 0: the student alone)")
         return self._teacher.module
 
-    def train(self, mode: bool = True) -> "RadOccMethod":
+    def train(self, mode: bool = True) -> RadOccMethod:
         super().train(mode)
         if self._teacher is not None:
             self.teacher.eval()  # frozen whatever the student does

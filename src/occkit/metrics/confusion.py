@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-
 #: Voxels per piece of the CPU path: its int16 keys (512 KiB) stay in the cache between being
 #: written and being counted.
 _PIECE = 1 << 18

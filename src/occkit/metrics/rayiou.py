@@ -926,7 +926,7 @@ class RayIoUMetric:
         tpc += tp
         self.state[-1] += B
 
-    def merge(self, other: "RayIoUMetric") -> "RayIoUMetric":
+    def merge(self, other: RayIoUMetric) -> RayIoUMetric:
         """Add ``other``'s counts (same classes and thresholds); returns ``self``."""
         if (
             not isinstance(other, RayIoUMetric)

@@ -225,7 +225,7 @@ class OccNet(nn.Module):
             m.frame_stats = mode == "frame"
         self.cfg.image_norm_eval = mode  # type: ignore[assignment]
 
-    def train(self, mode: bool = True) -> "OccNet":
+    def train(self, mode: bool = True) -> OccNet:
         """``nn.Module.train``, keeping a frozen backbone (``freeze_backbone``) in eval mode."""
         super().train(mode)
         if self.frozen_backbone:

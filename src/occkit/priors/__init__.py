@@ -21,7 +21,8 @@ entries win for the kinds they name). Outputs are :class:`~occkit.priors.base.Pr
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from occkit.priors.base import (
     KINDS,

@@ -10,7 +10,8 @@ Only ``segments`` are provided; ids start at 1 (every pixel belongs to a segment
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

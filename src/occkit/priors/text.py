@@ -17,13 +17,16 @@ mode; a missing folder raises naming it.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from occkit.priors.base import memo_encode
-from occkit.priors.base import offline_hf  # noqa: F401  (re-exported: callers import it from here)
+from occkit.priors.base import (
+    memo_encode,
+    offline_hf,  # noqa: F401  (re-exported: callers import it from here)
+)
 
 #: Prompt templates for zero-shot classification (a short list; CLIP's 80 suit CLIP, MiniLM
 #: is a sentence encoder and gains little from more).

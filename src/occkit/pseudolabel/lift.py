@@ -39,7 +39,7 @@ class LiftedPoints:
     sky_origins: torch.Tensor
     sky_dirs: torch.Tensor
 
-    def transformed(self, T: torch.Tensor) -> "LiftedPoints":
+    def transformed(self, T: torch.Tensor) -> LiftedPoints:
         """The same points and rays under the rigid transform ``T (4, 4)``."""
         R, t = T[:3, :3].to(self.points), T[:3, 3].to(self.points)
         return LiftedPoints(
@@ -51,7 +51,7 @@ class LiftedPoints:
             self.sky_dirs @ R.T,
         )
 
-    def select(self, keep: torch.Tensor) -> "LiftedPoints":
+    def select(self, keep: torch.Tensor) -> LiftedPoints:
         """Only the points where ``keep (P,)`` is true (sky rays unchanged)."""
         return LiftedPoints(
             self.points[keep],

@@ -49,7 +49,7 @@ class Rays:
     def __len__(self) -> int:
         return int(self.origins.shape[0])
 
-    def to(self, device: torch.device | str) -> "Rays":
+    def to(self, device: torch.device | str) -> Rays:
         """A copy on ``device``."""
         return replace(
             self, **{k: getattr(self, k).to(device) for k in ("origins", "dirs", "cam", "row", "col", "z_per_t")}

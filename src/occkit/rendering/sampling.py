@@ -37,7 +37,7 @@ class RaySamples:
         """``(R, S)`` interval lengths."""
         return self.t_ends - self.t_starts
 
-    def __getitem__(self, rays: torch.Tensor | slice) -> "RaySamples":
+    def __getitem__(self, rays: torch.Tensor | slice) -> RaySamples:
         """The samples of a subset of rays."""
         return RaySamples(self.t_starts[rays], self.t_ends[rays], self.t[rays])
 

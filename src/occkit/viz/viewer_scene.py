@@ -67,7 +67,7 @@ class VoxelLayer:
     def __len__(self) -> int:
         return len(self.classes)
 
-    def by_class(self) -> dict[int, "VoxelLayer"]:
+    def by_class(self) -> dict[int, VoxelLayer]:
         """The layer split by class (one scene node per class, so a toggle is one message)."""
         return {
             int(c): VoxelLayer(

@@ -25,7 +25,6 @@ from occkit.geometry.camera import pixel_centers, pixel_rays
 from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import invert_transform
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

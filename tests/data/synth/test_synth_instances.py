@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import write_tiny_occ3d
 
 from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset

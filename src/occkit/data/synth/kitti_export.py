@@ -126,7 +126,7 @@ def _png(rgb: np.ndarray) -> bytes:
 
 
 def export_semantickitti_scene(
-    out_dir: str | os.PathLike, config: "SynthConfig", scene_index: int, sequence: str
+    out_dir: str | os.PathLike, config: SynthConfig, scene_index: int, sequence: str
 ) -> Path:
     """Write scene ``scene_index`` as ``sequences/<sequence>``; returns the sequence folder."""
     from occkit.data.synth import (
@@ -136,7 +136,6 @@ def export_semantickitti_scene(
         semantic_instance_occupancy,
         simulate_lidar,
     )
-    from occkit.data.synth.writer import object_records, shown_instances
     from occkit.data.synth.occupancy import (
         FREE,
         camera_mask_rays,
@@ -145,6 +144,7 @@ def export_semantickitti_scene(
         voxel_center_rays,
     )
     from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar, camera_intrinsics
+    from occkit.data.synth.writer import object_records, shown_instances
 
     seq = Path(out_dir) / "sequences" / sequence
     grid = semantickitti_grid()
@@ -207,7 +207,7 @@ def export_semantickitti_scene(
     return seq
 
 
-def _kitti_worker(job: tuple[str, "SynthConfig", int, str]) -> dict[str, Any]:
+def _kitti_worker(job: tuple[str, SynthConfig, int, str]) -> dict[str, Any]:
     torch.set_num_threads(1)
     out, config, i, sequence = job
     export_semantickitti_scene(out, config, i, sequence)
@@ -216,7 +216,7 @@ def _kitti_worker(job: tuple[str, "SynthConfig", int, str]) -> dict[str, Any]:
 
 def export_semantickitti(
     out_dir: str | os.PathLike,
-    config: "SynthConfig",
+    config: SynthConfig,
     overwrite: bool = False,
     progress: bool = False,
     resume: bool = False,

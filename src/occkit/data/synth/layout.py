@@ -318,7 +318,7 @@ class Path:
         return float(self.s[-1])
 
     @staticmethod
-    def from_waypoints(points: list[tuple[float, float]], corner: float = 8.0, step: float = 0.25) -> "Path":
+    def from_waypoints(points: list[tuple[float, float]], corner: float = 8.0, step: float = 0.25) -> Path:
         """Polyline through ``points`` with corners rounded by quadratic Bezier arcs of reach ``corner``."""
         if len(points) < 2:
             raise ValueError("Path: need at least two waypoints")

@@ -17,8 +17,8 @@ import math
 import torch
 
 from occkit.data.synth.layout import CURB
-from occkit.data.synth.scene import SceneState
 from occkit.data.synth.primitives import inflated, inside
+from occkit.data.synth.scene import SceneState
 from occkit.geometry.camera import pixel_centers, pixel_rays, project
 from occkit.geometry.grid import Grid
 from occkit.geometry.raycast import mark_visible

@@ -57,12 +57,12 @@ class Primitives:
     def __len__(self) -> int:
         return int(self.kind.shape[0])
 
-    def select(self, index: torch.Tensor) -> "Primitives":
+    def select(self, index: torch.Tensor) -> Primitives:
         """The primitives at ``index`` (a long index or a bool mask over ``P``)."""
         return Primitives(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     @staticmethod
-    def cat(parts: list["Primitives"]) -> "Primitives":
+    def cat(parts: list[Primitives]) -> Primitives:
         if not parts:
             return empty_primitives()
         return Primitives(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(Primitives)})

@@ -133,7 +133,8 @@ def main() -> None:
             else f"peak RSS {r['peak_rss_MB']:.0f} MB (+{r['rss_growth_MB']:.0f} MB over the steps)"
         )
         print(
-            f"{name:<26} {r['step_s_median']:.2f} s/step  {mem}  {r['params_M']:.1f} M params  losses {', '.join(r['losses'])}",
+            f"{name:<26} {r['step_s_median']:.2f} s/step  {mem}  {r['params_M']:.1f} M params  losses "
+            f"{', '.join(r['losses'])}",
             flush=True,
         )
     result = {

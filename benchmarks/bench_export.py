@@ -55,9 +55,10 @@ def main() -> int:
         commit = "?"
     print(
         f"preset {args.preset} ({cfg.method}, {cfg.model.backbone}, {len(cfg.data.cameras)} x {hw[0]}x{hw[1]}, "
-        f"grid {tuple(pred.net.output_grid.shape)}, {cfg.model.num_classes} classes), random weights, float32, batch 1, "
-        f"{args.threads} thread(s); torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; commit {commit}"
+        f"grid {tuple(pred.net.output_grid.shape)}, {cfg.model.num_classes} classes), random weights, float32, batch "
+        f"1, {args.threads} thread(s); torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; commit "
+        f"{commit}"
     )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,13 +78,14 @@ def main() -> int:
     )
     for name, opset, mib, export_s, r in rows:
         print(
-            f"{name:<12} {opset:>5} {mib:>6.1f} {export_s:>9.1f} {r['max_abs_logit_diff']:>17.3g} {100 * r['label_agreement']:>12.3f}% "
+            f"{name:<12} {opset:>5} {mib:>6.1f} {export_s:>9.1f} {r['max_abs_logit_diff']:>17.3g} "
+            f"{100 * r['label_agreement']:>12.3f}% "
             f"{r['ms_per_frame_torch']:>17.1f} {r['ms_per_frame_onnxruntime']:>21.1f} "
             f"{r['ms_per_frame_torch'] / r['ms_per_frame_onnxruntime']:>8.2f}x"
         )
     print(
-        f"(median of {args.runs} runs after a warm-up, over {args.frames} random frames; PyTorch timed in the same loop, "
-        "alternating with onnxruntime)"
+        f"(median of {args.runs} runs after a warm-up, over {args.frames} random frames; PyTorch timed in the same "
+        "loop, alternating with onnxruntime)"
     )
     return 0
 

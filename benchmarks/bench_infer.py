@@ -133,7 +133,8 @@ def main() -> None:
         print(json.dumps(one(args.presets[0], args.device, args.amp, args.runs, args.threads)))
         return
     print(
-        "| preset | device | input | params (M) | s / frame (median) | FPS | peak RSS (MiB) | inference RSS increase (MiB) | peak GPU (MiB) |"
+        "| preset | device | input | params (M) | s / frame (median) | FPS | peak RSS (MiB) | inference RSS increase "
+        "(MiB) | peak GPU (MiB) |"
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for p in args.presets:
@@ -159,8 +160,8 @@ def main() -> None:
         r = json.loads(res.stdout.strip().splitlines()[-1])
         dev = r["device"] + (f" ({r['gpu']}, {r['amp']})" if "gpu" in r else f" ({r['threads']} threads, {r['amp']})")
         print(
-            f"| {p} | {dev} | {r['cameras']}x{r['input'][0]}x{r['input'][1]} | {r['params_M']:.1f} | {r['median_s']:.3f} | "
-            f"{r['fps']:.2f} | {r['peak_rss_MiB']:.0f} | {r['inference_rss_increase_MiB']:.0f} | "
+            f"| {p} | {dev} | {r['cameras']}x{r['input'][0]}x{r['input'][1]} | {r['params_M']:.1f} | "
+            f"{r['median_s']:.3f} | {r['fps']:.2f} | {r['peak_rss_MiB']:.0f} | {r['inference_rss_increase_MiB']:.0f} | "
             f"{r.get('peak_gpu_MiB', float('nan')):.0f} |",
             flush=True,
         )

@@ -227,8 +227,8 @@ def miou_speed(
     floor = 3 * voxels * args.frames / rd  # reading 3 bytes per voxel once, at one thread's read-only rate
     for ref_name, c_ref in refs.items():
         print(
-            f"  bandwidth floor: reading the 3 bytes per voxel once takes {floor:.3f} s on one thread, so no one-thread "
-            f"implementation that reads them can exceed x{c_ref.wall / floor:.0f} over the {ref_name} here"
+            f"  bandwidth floor: reading the 3 bytes per voxel once takes {floor:.3f} s on one thread, so no "
+            f"one-thread implementation that reads them can exceed x{c_ref.wall / floor:.0f} over the {ref_name} here"
         )
     print(f"  mIoU {metric.compute()['miou']:.2f}")
 
@@ -308,7 +308,8 @@ def main() -> None:
         masks = rng.random((P, *shape)) < 0.6
         bw, rd = memory_bandwidth(), read_bandwidth()
         print(
-            f"memory bandwidth (numpy copy, read+write): {bw / 1e9:.2f} GB/s; one thread reading only: {rd / 1e9:.2f} GB/s"
+            f"memory bandwidth (numpy copy, read+write): {bw / 1e9:.2f} GB/s; one thread reading only: {rd / 1e9:.2f} "
+            "GB/s"
         )
         bw = (bw, rd)
         miou_speed(args, "random frames (no long runs of one class pair)", gts, preds, masks, bw, dev)
@@ -350,14 +351,14 @@ def main() -> None:
             ours_first = ray.state[:-1].clone()
         r = ray.compute()
         print(
-            f"occkit RayIoUMetric: {N} frames in {c.wall:.2f} s = {N / c.wall:.2f} frames/s, CPU {c.cpu / N:.3f} s per frame "
-            f"(RayIoU {r['rayiou']:.2f} for a 1-voxel shift)"
+            f"occkit RayIoUMetric: {N} frames in {c.wall:.2f} s = {N / c.wall:.2f} frames/s, CPU {c.cpu / N:.3f} s "
+            f"per frame (RayIoU {r['rayiou']:.2f} for a 1-voxel shift)"
         )
         if R > 0:
             same = torch.equal(ours_first.cpu(), ref_state) if N >= R else None
             print(
-                f"  speed-up x{(c_ref.wall / R) / (c.wall / N):.1f} (wall), x{(c_ref.cpu / R) / (c.cpu / N):.1f} (CPU per frame); "
-                f"same counts on the first {min(R, N)} frames: {same}"
+                f"  speed-up x{(c_ref.wall / R) / (c.wall / N):.1f} (wall), x{(c_ref.cpu / R) / (c.cpu / N):.1f} (CPU "
+                f"per frame); same counts on the first {min(R, N)} frames: {same}"
             )
         print(
             f"  6019 frames at this rate: {6019 * c.wall / N / 60:.1f} min wall; "

@@ -72,7 +72,8 @@ def main() -> int:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="overrides added to every row's (to compare a setting: run once with it, once without, under different --tag)",
+        help="overrides added to every row's (to compare a setting: run once with it, once without, under different "
+        "--tag)",
     )
     ap.add_argument("--tag", default="", help="appended to the rows' file names and labels")
     args = ap.parse_args()

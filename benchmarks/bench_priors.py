@@ -65,7 +65,8 @@ def main() -> None:
             dt, dc = time.perf_counter() - t, time.process_time() - c
         images = len(timed) * cams
         print(
-            f"{spec:<40} {','.join(kinds):<36} {images / dt:>9.2f} {1000 * dt / images:>9.1f} {1000 * dc / images:>12.1f}"
+            f"{spec:<40} {','.join(kinds):<36} {images / dt:>9.2f} {1000 * dt / images:>9.1f} "
+            f"{1000 * dc / images:>12.1f}"
         )
 
 

@@ -349,7 +349,8 @@ def main() -> None:
         "--boxes",
         type=int,
         default=30,
-        help="keep the best N boxes per image before SAM's box masks (a random Grounding DINO passes thousands; 0 = all)",
+        help="keep the best N boxes per image before SAM's box masks (a random Grounding DINO passes thousands; 0 = "
+        "all)",
     )
     ap.add_argument("--warmup-kinds", default=None, help="kinds warmed up on one image before timing (default: all)")
     ap.add_argument("--detectors", default="gdino,owlv2", help="comma separated: gdino, owlv2 (or none)")
@@ -497,7 +498,8 @@ def run(args: argparse.Namespace, kinds: list[str], detectors: list[str], pps: l
                 wall,
                 c,
                 f"detector {d:.1f} s ({passes} pass{'es' if passes > 1 else ''}) + SAM encoder {enc['wall']:.1f} s"
-                f"{' (measured in segments)' if parts['reused'] else ''} + box masks {wall - d - enc['wall']:.1f} s wall; "
+                f"{' (measured in segments)' if parts['reused'] else ''} + box masks "
+                f"{wall - d - enc['wall']:.1f} s wall; "
                 f"{parts['found'] / images:.0f} boxes pass 0.20/image, the best {parts['kept'] / images:.0f} kept",
             )
             del prior

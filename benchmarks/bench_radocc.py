@@ -75,7 +75,8 @@ def main() -> None:
     results = []
     print(
         f"{args.config} on {args.data}: 1 frame, {batch.images.shape[1]} cameras {tuple(batch.images.shape[-2:])}, "
-        f"{cfg.radocc.num_rays} rays, step {cfg.radocc.sample_step} m; {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+        f"{cfg.radocc.num_rays} rays, step {cfg.radocc.sample_step} m; {torch.get_num_threads()} threads, "
+        f"{platform.processor() or platform.machine()}"
     )
     print(
         "\n| term | step s (median) | vs student | saved for backward MB | CUDA peak MB | weighted losses (last step) |"

@@ -184,8 +184,9 @@ def main() -> None:
         print(json.dumps(run_case(args, args.case, args.phase)))
         return
     print(
-        f"bench_render: {args.rays} rays, {args.samples} samples/ray, 200x200x16 grid, 18 classes, device {args.device}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
+        f"bench_render: {args.rays} rays, {args.samples} samples/ray, 200x200x16 grid, 18 classes, device "
+        f"{args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+        f"{platform.processor() or platform.machine()}"
     )
     res: dict[tuple[str, str], dict] = {}
     for case in ("dense", "occkit", "occkit-ckpt"):
@@ -197,7 +198,8 @@ def main() -> None:
             res[case, phase] = json.loads(out.strip().splitlines()[-1])
     ref = res["dense", "fwd"]
     print(
-        "\n| implementation | phase | rays/s | peak memory (MiB) | max depth diff vs dense (m) | class agreement vs dense |"
+        "\n| implementation | phase | rays/s | peak memory (MiB) | max depth diff vs dense (m) | class agreement vs "
+        "dense |"
     )
     print("|---|---|---:|---:|---:|---:|")
     for (case, phase), r in res.items():
@@ -205,11 +207,12 @@ def main() -> None:
         agree = sum(a == b for a, b in zip(r["sem"], ref["sem"])) / len(ref["sem"])
         name = {"fwd": "forward", "fwdbwd": "forward+backward"}[phase]
         print(
-            f"| {case} | {name} | {args.rays / r['seconds']:,.0f} | {r['peak_mib']:.0f} | {dd:.4f} | {100 * agree:.1f}% |"
+            f"| {case} | {name} | {args.rays / r['seconds']:,.0f} | {r['peak_mib']:.0f} | {dd:.4f} | "
+            f"{100 * agree:.1f}% |"
         )
     print(
-        f"\nmedian of {args.repeats} runs after one warm-up; chunk {args.chunk} rays; forward block {args.block} samples, "
-        f"stop at T < {args.stop}"
+        f"\nmedian of {args.repeats} runs after one warm-up; chunk {args.chunk} rays; forward block {args.block} "
+        f"samples, stop at T < {args.stop}"
     )
 
 

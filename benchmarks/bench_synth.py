@@ -103,8 +103,8 @@ def bench_speed(args: argparse.Namespace) -> None:
         generate_dataset(tmp, SynthConfig(scenes=1, frames=args.frames, seed=args.seed, image_size=(H, W)))
         dt, dc = time.perf_counter() - t, time.process_time() - c
     print(
-        f"generate_dataset incl. scene build and writing: {dt / args.frames:.2f} s/frame = {args.frames / dt:.2f} frames/s wall; "
-        f"CPU time {dc / args.frames:.2f} s/frame = {args.frames / dc:.2f} frames/s per core"
+        f"generate_dataset incl. scene build and writing: {dt / args.frames:.2f} s/frame = {args.frames / dt:.2f} "
+        f"frames/s wall; CPU time {dc / args.frames:.2f} s/frame = {args.frames / dc:.2f} frames/s per core"
     )
 
 
@@ -137,7 +137,8 @@ def bench_classes(args: argparse.Namespace) -> None:
         print(f"{'class':22s} {'% occupied':>10s} {'% in mask_camera':>17s} {'frames':>7s}")
         for k in range(17):
             print(
-                f"{k:2d} {OCC3D_CLASSES[k]:19s} {100 * counts[k] / occ:10.3f} {100 * cam_counts[k] / max(cam_counts[:17].sum(), 1):17.3f} {frames_with[k]:7d}"
+                f"{k:2d} {OCC3D_CLASSES[k]:19s} {100 * counts[k] / occ:10.3f} "
+                f"{100 * cam_counts[k] / max(cam_counts[:17].sum(), 1):17.3f} {frames_with[k]:7d}"
             )
         print(f"classes present: {(counts[:17] > 0).sum()} of 17; free voxels {100 * counts[17] / counts.sum():.1f} %")
 

@@ -87,7 +87,8 @@ def main() -> None:
         t, losses = time_steps(cfg, train_set, workers, args.steps, args.warmup)
         phases = ", ".join(f"{k} {v:.3f}" for k, v in t.items())
         print(
-            f"workers {workers}: {sum(t.values()):.3f} s per step ({phases}); loss per step {' '.join(f'{x:.6f}' for x in losses)}"
+            f"workers {workers}: {sum(t.values()):.3f} s per step ({phases}); loss per step "
+            f"{' '.join(f'{x:.6f}' for x in losses)}"
         )
 
 

@@ -47,7 +47,8 @@ def main() -> None:
         fusions = [m for m in method.modules() if isinstance(m, DeformableFusion) and m.offset is not None]
         if not fusions:
             raise SystemExit(
-                f"{run}: no deformable fusion in this network (cigocc.fusion: {getattr(cfg, 'cigocc', None) and cfg.cigocc.fusion!r})"
+                f"{run}: no deformable fusion in this network (cigocc.fusion: "
+                f"{getattr(cfg, 'cigocc', None) and cfg.cigocc.fusion!r})"
             )
         multi = [m for m in method.modules() if isinstance(m, MultiScaleFusion)]
         scales = [s for m in multi for s in m.scales] if multi else [None] * len(fusions)

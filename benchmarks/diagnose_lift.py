@@ -100,8 +100,8 @@ def main() -> None:
             iou = float(tp / (conf[c].sum() + conf[:, c].sum() - tp))
         print(f"| {names[c]} | {e.numel()} | {float(d.median()):.1f} | {float(e.median()):.2f} | {iou:.2f} |")
     print(
-        f"\noracle lift (true depth bin of each stride-{os_} feature pixel): {oracle_total} voxels hit over the frames, "
-        f"{100 * oracle_hits / max(oracle_total, 1):.1f} % within one voxel of an occupied ground-truth voxel"
+        f"\noracle lift (true depth bin of each stride-{os_} feature pixel): {oracle_total} voxels hit over the "
+        f"frames, {100 * oracle_hits / max(oracle_total, 1):.1f} % within one voxel of an occupied ground-truth voxel"
     )
 
 

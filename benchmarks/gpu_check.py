@@ -1,7 +1,8 @@
 """The prepared GPU check: every GPU preset's training step and occ3d-r50's inference on one GPU,
 in a few minutes, written to one JSON file as each part finishes.
 
-    python benchmarks/gpu_check.py --device cuda --out gpu_check.json     # within --budget-s (450 s); not yet run on a GPU
+    python benchmarks/gpu_check.py --device cuda --out gpu_check.json     # within --budget-s (450 s);
+                                                                          # not yet run on a GPU
     python benchmarks/gpu_check.py --smoke --device cpu --out smoke.json  # the same code paths, tiny, on the CPU
 
 What it measures (each part guarded by the time left of ``--budget-s``; a part that fails is
@@ -420,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.data["failed_parts"] = failed
     rep.put("done", {"elapsed_s": round(time.perf_counter() - rep.t0, 1)})
     print(
-        f"gpu_check: wrote {args.out} ({len(rep.data['parts'])} parts, {len(failed)} failed: {', '.join(failed) or 'none'})"
+        f"gpu_check: wrote {args.out} ({len(rep.data['parts'])} parts, {len(failed)} failed: "
+        f"{', '.join(failed) or 'none'})"
     )
     return 1 if failed else 0
 

@@ -70,8 +70,8 @@ def main() -> None:
     total = sum(e.self_cpu_time_total for e in rows)
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "default"), os.environ.get("ATEN_CPU_CAPABILITY", "default")
     print(
-        f"{args.preset} {' '.join(args.set)}: {wall:.2f} s per step (wall, profiled), amp {amp}, {args.threads} thread(s), "
-        f"oneDNN ISA {isa[0]}, ATen {isa[1]}, torch {torch.__version__}"
+        f"{args.preset} {' '.join(args.set)}: {wall:.2f} s per step (wall, profiled), amp {amp}, {args.threads} "
+        f"thread(s), oneDNN ISA {isa[0]}, ATen {isa[1]}, torch {torch.__version__}"
     )
     print("| operator | share of self CPU | calls per step | ms per step |")
     print("|---|---:|---:|---:|")

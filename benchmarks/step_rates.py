@@ -93,8 +93,8 @@ def main() -> None:
     if not presets:
         raise SystemExit(f"{args.rows}: no row with a step time")
     table = {
-        "about": "seconds per training step of each CPU preset (batch of the preset), measured by benchmarks/bench_mfu.py; "
-        "regenerate with benchmarks/step_rates.py",
+        "about": "seconds per training step of each CPU preset (batch of the preset), measured by "
+        "benchmarks/bench_mfu.py; regenerate with benchmarks/step_rates.py",
         "machine": args.machine or f"{cpu_name()}, {os.cpu_count()} cores",
         "threads": sorted({p["threads"] for p in presets.values()}),
         "date": max(p["date"] or "" for p in presets.values()),

@@ -3,10 +3,11 @@ against training time.
 
 Generates the world when ``--data`` holds none (default: 16 training + 4 validation scenes of 20
 frames, 6 cameras at 96x256), trains with the cosine schedule following the share of the time
-budget spent (``optim.schedule=time``, so it fits the budget on a machine of varying speed), trains with the engine (validating every ``--eval-every`` minutes of
-training on ``--eval-frames`` frames spread over the validation scenes, and at the end on all of
-them), and prints a table of (training minutes, step, mIoU camera mask, geometry IoU, RayIoU).
-Validation time is not counted in the training minutes.
+budget spent (``optim.schedule=time``, so it fits the budget on a machine of varying speed), trains
+with the engine (validating every ``--eval-every`` minutes of training on ``--eval-frames`` frames
+spread over the validation scenes, and at the end on all of them), and prints a table of (training
+minutes, step, mIoU camera mask, geometry IoU, RayIoU). Validation time is not counted in the
+training minutes.
 
     python benchmarks/train_synth.py --data runs/synth20x20 --out runs/bench_train --minutes 30
     python benchmarks/train_synth.py --data runs/synth_small --scenes 3 --frames 4 --minutes 1   # smoke run

@@ -8,9 +8,10 @@ to how methods are built, configured or wired cannot move a number without the t
 Every preset trains 2 steps on the CPU, one thread, without mixed precision (``optim.amp=none``),
 at its own image size; the ``-gpu`` / ``-occ3d`` / ``r50`` presets at 64 x 192, batch 1, the
 lift grid at least 2x coarser and (langocc-gpu, 10 GB otherwise) 256 rays of 32 samples from 2
-neighbours and narrower heads, so that they fit a few seconds and a few GB. What a preset needs besides the world comes from occkit's own
-commands on the same world: a 1-step ``lidar-teacher`` run (radocc's teacher), an oracle prior
-cache (langocc's features, easyocc's pseudo-labels), a pseudo-label dataset (easyocc).
+neighbours and narrower heads, so that they fit a few seconds and a few GB. What a preset needs
+besides the world comes from occkit's own commands on the same world: a 1-step ``lidar-teacher`` run
+(radocc's teacher), an oracle prior cache (langocc's features, easyocc's pseudo-labels), a
+pseudo-label dataset (easyocc).
 
 Re-recorded since: ``langocc-gpu``, when its preset took ``langocc.temporal_gather: lidar_pixels``
 (the neighbours' targets gathered by the loader in float16: the first loss moved by 1.1e-6

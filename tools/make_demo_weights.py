@@ -146,7 +146,8 @@ def main() -> int:
     tmp.replace(out)
     side = _write_record(out, record, run)
     print(
-        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {side}: val mIoU {record['val_miou']} at step {args.steps}"
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {side}: val mIoU {record['val_miou']} at step "
+        f"{args.steps}"
     )
     return 0
 

@@ -43,32 +43,38 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     (
         "priors",
         "occkit.commands.priors",
-        "2D priors (segments, semantics, metric depth, vision-language features): run providers into a cache, score it, train occkit's own, list the vocabulary",
+        "2D priors (segments, semantics, metric depth, vision-language features): run providers into a cache, score "
+        "it, train occkit's own, list the vocabulary",
     ),
     (
         "render",
         "occkit.commands.render",
-        "volume-render an occupancy grid (ground truth, prediction or checkpoint) into the camera views: depth and semantic maps, picture",
+        "volume-render an occupancy grid (ground truth, prediction or checkpoint) into the camera views: depth and "
+        "semantic maps, picture",
     ),
     (
         "retrieval",
         "occkit.commands.retrieval",
-        "open-vocabulary retrieval mAP of free-text queries (seen / held-out names) for a langocc run or the lifted-2D baseline",
+        "open-vocabulary retrieval mAP of free-text queries (seen / held-out names) for a langocc run or the "
+        "lifted-2D baseline",
     ),
     (
         "geometry",
         "occkit.commands.geometry",
-        "how well a run's p(occupied) ranks occupied above free voxels before any threshold: geometry AP, the IoU at its own and at the best threshold",
+        "how well a run's p(occupied) ranks occupied above free voxels before any threshold: geometry AP, the IoU at "
+        "its own and at the best threshold",
     ),
     (
         "query",
         "occkit.commands.query",
-        "find free text in 3D with a langocc run: matching voxels in bird's-eye and 3D view and in the cameras, with the similarity scale",
+        "find free text in 3D with a langocc run: matching voxels in bird's-eye and 3D view and in the cameras, with "
+        "the similarity scale",
     ),
     (
         "generate",
         "occkit.commands.generate",
-        "OccScene: generate camera images from text (+ a layout, or perception feedback) with an occscene run, written as a dataset",
+        "OccScene: generate camera images from text (+ a layout, or perception feedback) with an occscene run, "
+        "written as a dataset",
     ),
     (
         "eval-gen",
@@ -78,22 +84,27 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     (
         "pseudolabel",
         "occkit.commands.pseudolabel",
-        "EasyOcc 3D pseudo-labels from a 2D prior cache (lift, densify over past frames, vote, carve free space) as an Occ3D-layout dataset; --quality against the real labels",
+        "EasyOcc 3D pseudo-labels from a 2D prior cache (lift, densify over past frames, vote, carve free space) as "
+        "an Occ3D-layout dataset; --quality against the real labels",
     ),
     (
         "ablate",
         "occkit.commands.ablate",
-        "run an ablation spec: shared stages built once and cached, arms x seeds trained in lanes and scored, resumable; results.md/json and curves.png",
+        "run an ablation spec: shared stages built once and cached, arms x seeds trained in lanes and scored, "
+        "resumable; results.md/json and curves.png",
     ),
     (
         "export",
         "occkit.commands.export",
-        "ONNX file of a run's camera network (images, intrinsics, poses -> logits, labels), checked against PyTorch under onnxruntime: logit difference, label agreement, time per frame",
+        "ONNX file of a run's camera network (images, intrinsics, poses -> logits, labels), checked against PyTorch "
+        "under onnxruntime: logit difference, label agreement, time per frame",
     ),
     (
         "view",
         "occkit.commands.view",
-        "live 3D viewer in the browser (viser): voxels by class, frame slider, class toggles, ground truth vs prediction and its errors, cameras, masks, LiDAR; a langocc run's text query; --html: a file that opens without a server",
+        "live 3D viewer in the browser (viser): voxels by class, frame slider, class toggles, ground truth vs "
+        "prediction and its errors, cameras, masks, LiDAR; a langocc run's text query; --html: a file that opens "
+        "without a server",
     ),
 )
 

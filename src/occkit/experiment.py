@@ -440,7 +440,8 @@ def build_train_set(cfg: ExperimentConfig, root: str | os.PathLike) -> Dataset:
     for extra in d.extra_train:
         if not Path(extra).is_dir():
             raise ConfigError(
-                f"data.extra_train: {extra} is not a folder (a dataset in the Occ3D layout, e.g. occkit generate's --out)"
+                f"data.extra_train: {extra} is not a folder (a dataset in the Occ3D layout, e.g. occkit generate's "
+                "--out)"
             )
         ds = build_dataset(cfg, extra, "all", train=True)
         if len(ds) == 0:

@@ -216,7 +216,8 @@ def test_time_left_paces_each_arm_by_its_own_finished_runs():
         },
     }
     t = time_left(r, lanes=2)
-    # a's pace (120 + 160) / 2 = 140: its seed 2 has half its steps left (70); b and c have no pace of their own: 140 each
+    # a's pace (120 + 160) / 2 = 140: its seed 2 has half its steps left (70); b and c have no pace of
+    # their own: 140 each
     assert t == {
         "runs": 4,
         "lane_seconds": 70.0 + 2 * 140.0 + 140.0,

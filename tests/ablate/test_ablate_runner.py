@@ -181,7 +181,8 @@ def test_lanes_keep_dependencies_and_skip_what_follows_a_failure(tmp_path):
 def test_a_stage_waits_only_on_stages_still_to_build(tmp_path):
     text = tiny_spec(arms="  a: {preset: tiny.yaml, set: ['data.priors=${priors}']}\n", seeds="[0]").replace(
         "stages:\n",
-        'stages:\n  priors: {command: priors run, args: {data: "${world}", prior: oracle}}\n  unused: {command: synth}\n',
+        'stages:\n  priors: {command: priors run, args: {data: "${world}", prior: oracle}}\n'
+        "  unused: {command: synth}\n",
     )
     ab = Ablation(
         parse_spec(write(tmp_path, "s.yaml", text)), RunOptions(out=tmp_path / "abl", cache=tmp_path / "stages")

@@ -92,7 +92,8 @@ BAD = [
         "claim on a figure the arm has not",
         BASE + "claims:\n  - {arm: a, against: a, figure: occ3d_camera.rayiou}\n",
         22,
-        "arm 'a' has no figure 'occ3d_camera.rayiou' (its figures: metric, occ3d_camera.miou, occ3d_camera.geometry_iou)",
+        "arm 'a' has no figure 'occ3d_camera.rayiou' (its figures: metric, occ3d_camera.miou, "
+        "occ3d_camera.geometry_iou)",
     ),
     ("unknown claim key", BASE + "claims:\n  - {arm: a, against: a, figures: x}\n", 22, "unknown claim key"),
     (
@@ -173,8 +174,8 @@ def test_command_line_overrides(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "--scenes 3 --frames 1 --seed 7" in text
     assert (
-        "--max-steps 6 --set train.seed=5 train.threads=1 train.device=cpu train.val_every=2 train.ckpt_every=2 --set optim.lr=0.5"
-        in text
+        "--max-steps 6 --set train.seed=5 train.threads=1 train.device=cpu train.val_every=2 train.ckpt_every=2 --set "
+        "optim.lr=0.5" in text
     )
     assert "b_s5" not in text and "a_s0" not in text
     # an override is named in the error it causes
@@ -182,7 +183,8 @@ def test_command_line_overrides(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert (
         err
-        == f"occkit ablate: error: {spec} (--set arms.a.bogus=1): arms.a.bogus: unknown arm key (known: preset, set, init_from, data, description)"
+        == f"occkit ablate: error: {spec} (--set arms.a.bogus=1): arms.a.bogus: unknown arm key (known: preset, set, "
+        "init_from, data, description)"
     )
     assert main(["ablate", str(spec), "--out", str(tmp_path / "abl"), "--dry-run", "--only", "c"]) == 1
     assert "--only c: unknown arm or run (arms: a, b; a single run is ARM_sSEED)" in capsys.readouterr().err
@@ -472,8 +474,10 @@ def test_an_eval_gen_stage_scores_a_stage_of_samples_and_shows_fid(tmp_path):
 
     stages = (
         '  judge:\n    command: train\n    args: {config: tiny.yaml, data: "${world}", max-steps: 2}\n'
-        '  samples:\n    command: generate\n    args: {ckpt: "${judge}", data: "${world}", occupancy: val, text-only: true, n: 2}\n'
-        '  quality:\n    command: eval-gen\n    args: {gen: "${samples}", real: "${world}", judge: "${judge}", split: val}\n'
+        "  samples:\n    command: generate\n"
+        '    args: {ckpt: "${judge}", data: "${world}", occupancy: val, text-only: true, n: 2}\n'
+        "  quality:\n    command: eval-gen\n"
+        '    args: {gen: "${samples}", real: "${world}", judge: "${judge}", split: val}\n'
     )
     text = BASE.replace("data: ${world}\n", stages + "baselines: [quality]\ndata: ${world}\n", 1)
     ab = Ablation(

@@ -100,7 +100,8 @@ def test_a_stage_stopped_half_way_is_redone_unless_its_command_continues(tmp_pat
 
 
 def test_an_optional_value_option_given_true_is_the_bare_flag():
-    """``pseudolabel --quality [JSON]``: ``quality: true`` -> ``--quality``, a path -> ``--quality PATH``, false -> nothing."""
+    """``pseudolabel --quality [JSON]``: ``quality: true`` -> ``--quality``, a path -> ``--quality PATH``,
+    false -> nothing."""
     from occkit.ablate.cliargs import mapping_argv, verb_parsers
 
     _, parser = verb_parsers("pseudolabel")

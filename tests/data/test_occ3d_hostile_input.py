@@ -69,7 +69,8 @@ def test_missing_intrinsic_names_file_scene_token_camera(root):
     scene, token = _edit_annotations(root, lambda info: info["camera_sensor"]["CAM_BACK_LEFT"].pop("intrinsic"))
     with pytest.raises(
         KeyError,
-        match=rf"annotations.json: scene {scene}, frame {token}, camera CAM_BACK_LEFT: no 'camera_sensor.CAM_BACK_LEFT.intrinsic'",
+        match=rf"annotations.json: scene {scene}, frame {token}, camera CAM_BACK_LEFT: no "
+        r"'camera_sensor.CAM_BACK_LEFT.intrinsic'",
     ):
         Occ3DDataset(root, "all")[0]
 

@@ -87,7 +87,8 @@ def test_a_spec_that_clashes_is_refused_naming_where_it_comes_from():
     _check(spec(), "pkg", dict(sections))
     with pytest.raises(
         RegistryError,
-        match="pkg: section .supervised. is .*OtherConfig, but occkit.methods.supervised declares it as SupervisedConfig",
+        match="pkg: section .supervised. is .*OtherConfig, but occkit.methods.supervised declares it as "
+        "SupervisedConfig",
     ):
         _check(spec(sections={"supervised": OtherConfig}), "pkg", dict(sections))
     with pytest.raises(RegistryError, match="one of the experiment's own"):

@@ -425,7 +425,8 @@ def test_segments_smaller_masks_win_and_duplicates_go(prior):
     finally:
         sam.model = real
         sam.points_per_side, sam.points_batch, sam.pred_iou_thresh = saved
-    # kept: small (0.9) and big (0.8); dup (0.7) overlaps small -> removed. big painted first (id 1), small on top (id 2)
+    # kept: small (0.9) and big (0.8); dup (0.7) overlaps small -> removed.
+    # big painted first (id 1), small on top (id 2)
     assert set(out.unique().tolist()) == {1, 2}
     assert (out == 2).sum() == (out[4:12, 4:12] == 2).sum() > 0  # small lies in its low-res square (x2 scale)
     assert int(out[0, 0]) == 1 and int(out[31, 31]) == 1

@@ -35,7 +35,8 @@ def test_lifting_a_hand_made_map_lands_in_the_right_voxels():
     torch.testing.assert_close(p.origins, torch.tensor([[0.0, 0.0, 1.0]] * 2, dtype=torch.float64))
     assert p.sky_dirs.shape == (H * W - 3, 3)
     sem_grid, occ = vote_voxels(p.points, p.labels, GRID)
-    # voxel index = floor((p - min) / 0.4): (5+8)/0.4 = 32.5 -> 32, (0.625+8)/0.4 = 21.56 -> 21, (1.625+1)/0.4 = 6.56 -> 6
+    # voxel index = floor((p - min) / 0.4): (5+8)/0.4 = 32.5 -> 32, (0.625+8)/0.4 = 21.56 -> 21,
+    # (1.625+1)/0.4 = 6.56 -> 6
     assert int(sem_grid[32, 21, 6]) == 4 and int(sem_grid[25, 19, 1]) == 11
     assert int(occ.sum()) == 2 and int((sem_grid != 17).sum()) == 2
 

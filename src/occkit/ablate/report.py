@@ -19,7 +19,8 @@ seed is.
      "tolerance", "metric", "seeds",
      "columns": [{"id": "occ3d_camera.miou", "label": "mIoU (occ3d camera)", "file", "key"}, ...],
      "stages": {NAME: {"command", "hash", "folder", "status", "wall_seconds", "finished",
-                       "quality": the stage's own figures (a train stage's last validation, a priors train run's losses)}},
+                       "quality": the stage's own figures (a train stage's last validation,
+                                  a priors train run's losses)}},
      "arms": {ARM: {"preset", "set", "init_from", "data", "description", "status",
                     "seeds": {"0": {"run", "status", "detail", "step", "metric", "curve": [[step, value], ...],
                                     "last_two", "delta", "converged", "scores": {COLUMN_ID: value},
@@ -30,17 +31,18 @@ seed is.
                     "converged", "train_seconds", "score_seconds"}},
      "claims": [{"name", "arm", "against", "figure", "against_figure", "higher", "label",
                  "differences": {SEED: arm's figure - against's figure}, "summary": {"mean", "half_range", ...},
-                 "ahead", "behind", "equal", "paired", "verdict": "holds" | "reversed" | "mixed" | "one seed" | "not run yet",
+                 "ahead", "behind", "equal", "paired",
+                 "verdict": "holds" | "reversed" | "mixed" | "one seed" | "not run yet",
                  "not_converged": [arm names]}],
      "time_left": {"runs", "lane_seconds", "estimated_runs", "paced_by", "lanes", "wall_seconds"} or None,
      "spec_resolved": the spec's mapping after the command line's overrides}
 
 A claim (the spec's ``claims:``) pairs its two sides seed by seed, over the seeds where both runs
-are trained to the budget (a scorer may be left to run) and of the current builds: the difference ``arm - against`` per seed, their mean and
-half-range, and in how many seeds the arm is ahead (above with ``higher``, below without). It
-``holds`` when the arm is ahead in every paired seed (two or more), is ``reversed`` when behind in
-every one, ``mixed`` otherwise (``one seed`` with a single pair); ``not_converged`` names a side
-whose arm the convergence rule flags.
+are trained to the budget (a scorer may be left to run) and of the current builds: the difference
+``arm - against`` per seed, their mean and half-range, and in how many seeds the arm is ahead (above
+with ``higher``, below without). It ``holds`` when the arm is ahead in every paired seed (two or
+more), is ``reversed`` when behind in every one, ``mixed`` otherwise (``one seed`` with a single
+pair); ``not_converged`` names a side whose arm the convergence rule flags.
 
 ``plateau`` holds, for a scorer run with ``previous: true``, each figure at the checkpoint before
 the last and whether it moved by at most ``tolerance`` since; results.md's converged column names
@@ -554,9 +556,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"Spec `{r['spec']}`; budget {r['budget']} steps; seeds {seeds}; validation every {r['val_every']} steps; "
-        f"tolerance {r['tolerance']:g} ({r['metric']}: converged = the last two validations of every seed differ by at most that). "
-        f"Figures: each seed's value at step {r['budget']}, mean ± half of the range over the seeds; scorer columns likewise. "
-        f"Command: `{r['command']}`. Updated {r['updated']}.",
+        f"tolerance {r['tolerance']:g} ({r['metric']}: converged = the last two validations of every seed differ by "
+        f"at most that). Figures: each seed's value at step {r['budget']}, mean ± half of the range over the seeds; "
+        f"scorer columns likewise. Command: `{r['command']}`. Updated {r['updated']}.",
     ]
     if r.get("asked"):
         lines[-1] += (
@@ -583,8 +585,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             "",
             "Claims: the arm's figure minus the other side's, seed by seed over the seeds where both runs are done; "
-            "holds = ahead in every seed paired (two or more), reversed = behind in every one, mixed otherwise; a larger "
-            "figure is better unless the row says otherwise.",
+            "holds = ahead in every seed paired (two or more), reversed = behind in every one, mixed otherwise; a "
+            "larger figure is better unless the row says otherwise.",
         ]
     lines += ["", time_left_text(r.get("time_left"))]
     if r["stages"]:
@@ -664,7 +666,10 @@ def curves_image(results: dict[str, Any], width: int = 960, height: int = 560) -
     from occkit.viz.curves import curves_image as draw_curves
 
     r = results
-    title = f"{r['name']}: {r['metric']} on validation (budget {r['budget']} steps, seeds {', '.join(str(s) for s in r['seeds'])})"
+    title = (
+        f"{r['name']}: {r['metric']} on validation (budget {r['budget']} steps, seeds "
+        f"{', '.join(str(s) for s in r['seeds'])})"
+    )
     arms = {name: {seed: s["curve"] for seed, s in arm["seeds"].items()} for name, arm in r["arms"].items()}
     return draw_curves(title, r["metric"], r["budget"], arms, r["seeds"], width=width, height=height)
 

@@ -345,8 +345,9 @@ class Ablation:
         """What a run would do: stages cached or not, arms x seeds done or not, and the commands."""
         sp = self.spec
         lines = [
-            f"ablation {sp.name} ({sp.path}): {len(self.arms)} arm(s), {len(self._runs)} run(s), budget {sp.budget} steps, "
-            f"validation and checkpoint every {sp.val_every} steps, metric {sp.metric}, tolerance {sp.tolerance:g}",
+            f"ablation {sp.name} ({sp.path}): {len(self.arms)} arm(s), {len(self._runs)} run(s), "
+            f"budget {sp.budget} steps, validation and checkpoint every {sp.val_every} steps, "
+            f"metric {sp.metric}, tolerance {sp.tolerance:g}",
             f"stages (cache {Path(self.opts.cache).resolve()}):",
         ]
         if not self.needed:
@@ -370,7 +371,8 @@ class Ablation:
         if unused:
             lines.append(f"  not needed by these arms (not built): {', '.join(unused)}")
         lines.append(
-            f"runs ({self.out / 'runs'}; {self.opts.lanes} lane(s) x {self.opts.threads} thread(s) on {self.opts.device}):"
+            f"runs ({self.out / 'runs'}; {self.opts.lanes} lane(s) x {self.opts.threads} thread(s) on "
+            f"{self.opts.device}):"
         )
         for arm, seed in self.runs():
             status, detail = self.run_state(arm, seed)
@@ -903,7 +905,8 @@ class RayLauncher(Launcher):
                     f"RAY_ADDRESS={os.environ['RAY_ADDRESS']}" if os.environ.get("RAY_ADDRESS") else "a local cluster"
                 )
                 raise ValueError(
-                    f"--launcher ray: could not start or reach {where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                    f"--launcher ray: could not start or reach {where}: "
+                    f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
                 ) from None
             if (
                 on_term is not None

@@ -304,10 +304,11 @@ SCORERS: dict[str, Scorer] = {
     for s in (
         Scorer(
             name="occ3d",
-            help="occkit predict on the split, then occkit eval --mask M --json per mask (Occ3D mIoU, geometry IoU, RayIoU); "
-            "frustum: true scores only inside the view frusta of the cameras the run sees (eval --frustum RUN; "
-            "score_occ3d_M_frustum.json), for a model given fewer cameras than the dataset has; previous: true also "
-            "scores the checkpoint before the last (score_..._prev.json: whether the scored figure is at its plateau)",
+            help="occkit predict on the split, then occkit eval --mask M --json per mask (Occ3D mIoU, geometry IoU, "
+            "RayIoU); frustum: true scores only inside the view frusta of the cameras the run sees (eval "
+            "--frustum RUN; score_occ3d_M_frustum.json), for a model given fewer cameras than the dataset has; "
+            "previous: true also scores the checkpoint before the last (score_..._prev.json: whether the scored "
+            "figure is at its plateau)",
             options={
                 "masks": ["camera"],
                 "metrics": ["miou"],

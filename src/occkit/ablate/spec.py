@@ -46,9 +46,10 @@ Keys
 - Top level: ``name``, ``description``, ``stages``, ``data``, ``budget`` (required, integer >= 1),
   ``validations`` (default 4, or the budget when smaller; 1..budget), ``tolerance`` (default 0.5,
   >= 0), ``metric`` (default ``miou``), ``seeds`` (default ``[0]``; distinct integers >= 0),
-  ``arms`` (required, at least one), ``scoring`` (default none), ``claims`` (default none), ``baselines`` (default none: names
-  of stages built and reported whatever arms run, e.g. a ``retrieval --lifted`` stage, a row
-  without training beside the arms, or an ``eval-gen`` stage that scores a stage's samples). Any other key is an error.
+  ``arms`` (required, at least one), ``scoring`` (default none), ``claims`` (default none),
+  ``baselines`` (default none: names of stages built and reported whatever arms run, e.g. a
+  ``retrieval --lifted`` stage, a row without training beside the arms, or an ``eval-gen`` stage
+  that scores a stage's samples). Any other key is an error.
 - A stage: ``command`` (one of :data:`STAGE_COMMANDS`), ``args`` (the command's options without
   ``--out``, which the runner gives: see :mod:`occkit.ablate.cliargs` for how a mapping becomes
   options; checked with the command's own parser), ``description``.
@@ -718,7 +719,8 @@ def _parse_scoring(data: dict[str, Any], r: _SpecReader, arms: dict[str, Arm]) -
     if dup is not None:
         raise loc.error(
             ("scoring",),
-            f"two entries write the same file ({dup.split(':', 1)[1]}); give one entry per scorer and split their arms (eval_gen: a name per entry)",
+            f"two entries write the same file ({dup.split(':', 1)[1]}); give one entry per scorer and split their "
+            "arms (eval_gen: a name per entry)",
         )
     return scoring
 

@@ -244,7 +244,8 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"launcher: ray, a task per command with {args.threads} CPU(s)"
                 + (" and 1 GPU" if args.device == "cuda" else "")
-                + f", up to {ab.opts.lanes} at once (RAY_ADDRESS={os.environ.get('RAY_ADDRESS') or 'unset: a local cluster'})"
+                + f", up to {ab.opts.lanes} at once "
+                f"(RAY_ADDRESS={os.environ.get('RAY_ADDRESS') or 'unset: a local cluster'})"
             )
         return 0
     if args.report:

@@ -91,7 +91,10 @@ def _made(record: dict[str, Any]) -> str | None:
     """One phrase on how shipped weights were made, from their record (None when it lacks the facts)."""
     if not {"steps", "world_seed", "val_miou"} <= set(record):
         return None
-    return f"trained {record['steps']} steps on a world of seed {record['world_seed']}: val mIoU {record['val_miou']} there"
+    return (
+        f"trained {record['steps']} steps on a world of seed {record['world_seed']}: val mIoU {record['val_miou']} "
+        "there"
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -419,7 +422,8 @@ def _report(
         "# occkit demo",
         "",
         f"A synthetic world of {synth.scenes} scenes x {synth.frames} frames (6 cameras at "
-        f"{synth.image_size[0]}x{synth.image_size[1]}, seed {synth.seed}): {n_train} training and {n_val} validation frames.",
+        f"{synth.image_size[0]}x{synth.image_size[1]}, seed {synth.seed}): {n_train} training and {n_val} validation "
+        "frames.",
         f"The `{args.config}` preset ({cfg.model.backbone}, {cfg.model.head} head, input "
         f"{cfg.data.image_aug.out_hw[0]}x{cfg.data.image_aug.out_hw[1]}) "
         + (
@@ -432,7 +436,8 @@ def _report(
         + f" for {result.step} steps "
         f"({result.train_seconds / 60:.1f} min of training, {seconds_per_trained_step(result):.2f} s per step).",
         (
-            f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10 (of this invocation)."
+            f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10 (of this "
+            "invocation)."
             if losses
             else "No step trained in this invocation (a finished run resumed): its losses are in run/train.jsonl."
         ),
@@ -447,7 +452,8 @@ def _report(
         f"| frames | {scores['frames']} |",
         *(
             [
-                f"| mIoU / geometry IoU of the start (the shipped weights before fine-tuning) | {_fmt(start_scores['miou'])} / "
+                "| mIoU / geometry IoU of the start (the shipped weights before fine-tuning) | "
+                f"{_fmt(start_scores['miou'])} / "
                 f"{_fmt(start_scores['geometry_iou'])} |"
             ]
             if start_scores is not None
@@ -470,7 +476,8 @@ def _report(
         "|---|---|",
         *[f"| {k} | {v / 60:.1f} |" for k, v in timings.items()],
         "",
-        f"Checkpoint: `{result.checkpoint}`. Logs: `{out / 'run'}` (TensorBoard: `tensorboard --logdir {out / 'run' / 'tb'}`).",
+        f"Checkpoint: `{result.checkpoint}`. Logs: `{out / 'run'}` (TensorBoard: `tensorboard --logdir "
+        f"{out / 'run' / 'tb'}`).",
         "",
     ]
     write_text_atomic(out / "report.md", "\n".join(lines))

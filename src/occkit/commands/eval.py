@@ -60,7 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--infos",
         type=Path,
         default=None,
-        help="nuScenes-style info file (.pkl/.json with lidar2ego_*, ego2global_*) giving the LiDAR poses RayIoU needs on real Occ3D",
+        help="nuScenes-style info file (.pkl/.json with lidar2ego_*, ego2global_*) giving the LiDAR poses RayIoU "
+        "needs on real Occ3D",
     )
     p.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     p.add_argument("--csv", type=Path, default=None, help="write the per-class table to this CSV file")
@@ -211,8 +212,8 @@ class FrustumRegion:
         ds, base, cams, _ = self._open()
         if not cams:
             raise ValueError(
-                f"--frustum {self.run}: the run uses no cameras (a LiDAR-only run: model.modality lidar, or no data.cameras), so it "
-                "has no view frustum; give a run with cameras"
+                f"--frustum {self.run}: the run uses no cameras (a LiDAR-only run: model.modality lidar, or no "
+                "data.cameras), so it has no view frustum; give a run with cameras"
             )
         if len(ds) == 0:
             raise ValueError(f"--frustum {self.run}: {self.gt_root} has no frames in split {self.split!r}")

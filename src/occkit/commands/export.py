@@ -246,8 +246,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_parity(parity: dict, threads: int) -> None:
     print(
-        f"occkit export: parity on {parity['source']} ({parity['voxels']} voxels), batch 1, float32, {threads} thread(s), "
-        f"median of {parity['runs']} runs after a warm-up:"
+        f"occkit export: parity on {parity['source']} ({parity['voxels']} voxels), batch 1, float32, {threads} "
+        f"thread(s), median of {parity['runs']} runs after a warm-up:"
     )
     print(
         f"  {'provider':<22} {'max |logit diff|':>16} {'max |logit|':>11} {'labels agree':>13} {'differ':>7} "
@@ -255,7 +255,8 @@ def _print_parity(parity: dict, threads: int) -> None:
     )
     for prov, r in parity["providers"].items():
         print(
-            f"  {prov:<22} {r['max_abs_logit_diff']:>16.3g} {r['max_abs_logit']:>11.3g} {100 * r['label_agreement']:>12.5f}% "
+            f"  {prov:<22} {r['max_abs_logit_diff']:>16.3g} {r['max_abs_logit']:>11.3g} "
+            f"{100 * r['label_agreement']:>12.5f}% "
             f"{r['labels_differ']:>7d} {r['ms_per_frame_torch']:>17.1f} {r['ms_per_frame_onnxruntime']:>21.1f}"
         )
         if "batch" in r:

@@ -36,14 +36,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data(p, "real dataset root: camera calibration, ego poses, texts, layouts", type=str)
     add_out(
         p,
-        "new folder for the generated dataset (an interrupted run into it continues when the same command is run again)",
+        "new folder for the generated dataset (an interrupted run into it continues when the same command is run "
+        "again)",
         type=str,
     )
     p.add_argument("--n", type=positive_int, default=8, help="frames to generate (default 8)")
     p.add_argument(
         "--text",
         default=None,
-        help="description for every frame (default: each source frame's scene description; non-empty, at most 500 characters)",
+        help="description for every frame (default: each source frame's scene description; non-empty, at most 500 "
+        "characters)",
     )
     how = p.add_mutually_exclusive_group()
     how.add_argument(

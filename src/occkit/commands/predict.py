@@ -141,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
             metric_kind="ssc" if kitti else "occ3d",
         )
         print(
-            f"occkit predict: mIoU (camera mask) {scores['miou']:.2f}, geometry IoU {scores['geometry_iou']:.2f} over {scores['frames']} frames"
+            f"occkit predict: mIoU (camera mask) {scores['miou']:.2f}, geometry IoU {scores['geometry_iou']:.2f} over "
+            f"{scores['frames']} frames"
         )
     return 0

@@ -4,7 +4,8 @@ Example::
 
     occkit priors train --data runs/world_train_s7 --out runs/world_prior_s7 --minutes 12
     occkit priors train --data DIR --out RUN --steps 500 --set batch_size=4 --set feature_stride=16
-    occkit priors train --data DIR --out RUN --cpu-minutes 12 --minutes 70 --threads 1   # 12 core-minutes, at most 70 wall
+    occkit priors train --data DIR --out RUN --cpu-minutes 12 --minutes 70 --threads 1   # 12 core-minutes,
+                                                                                         # at most 70 wall
 
 The run is used with ``--prior world:RUN`` (``occkit priors run`` / ``eval``). Config keys are the
 fields of :class:`occkit.priors.world.WorldPriorConfig` (unknown keys are refused); also runnable
@@ -115,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     train = read_json(out / "config.json")["train"]
     losses = ", ".join(f"{k} {v:.4f}" for k, v in train.get("final_losses", {}).items())
     print(
-        f"priors train: {train['steps']} steps ({train['images_seen']} images) in {train['wall_s']:.0f} s ({train['cpu_s']:.0f} s of CPU) "
+        f"priors train: {train['steps']} steps ({train['images_seen']} images) in {train['wall_s']:.0f} s "
+        f"({train['cpu_s']:.0f} s of CPU) "
         f"(total {time.perf_counter() - t0:.0f} s); final losses: {losses}; run: {out}"
     )
     return 0

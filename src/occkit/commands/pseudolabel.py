@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     if args.quality is not None:
         if not (args.out / RECORD_FILE).is_file():
             raise ValueError(
-                f"--out {args.out}: not a pseudo-label dataset (no {RECORD_FILE}); --quality scores what occkit pseudolabel wrote"
+                f"--out {args.out}: not a pseudo-label dataset (no {RECORD_FILE}); --quality scores what occkit "
+                "pseudolabel wrote"
             )
         q = label_quality(args.out, args.data, split=args.split)
         print(format_quality(q))

@@ -168,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
     occ, sim = similarity_grid(method, batch, args.text, args.occupied)
     if not bool(occ.any()):
         raise ValueError(
-            f"frame {args.token}: no voxel is occupied at the threshold {args.occupied or method.threshold():.2f} (--occupied)"
+            f"frame {args.token}: no voxel is occupied at the threshold {args.occupied or method.threshold():.2f} "
+            "(--occupied)"
         )
     vals = sim[occ]
     thr = args.min_sim if args.min_sim is not None else float(torch.quantile(vals, 1 - args.top))

@@ -182,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
             record_output_file(path, "render")
     hit = (depth > 0).mean()
     print(
-        f"occkit render: {source} of frame {args.token} -> {out} ({N} cameras, {depth.shape[1]}x{depth.shape[2]} maps, {100 * hit:.1f}% of pixels see a surface in the grid)"
+        f"occkit render: {source} of frame {args.token} -> {out} ({N} cameras, {depth.shape[1]}x{depth.shape[2]} "
+        f"maps, {100 * hit:.1f}% of pixels see a surface in the grid)"
     )
     return 0
 

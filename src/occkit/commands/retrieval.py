@@ -126,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         inst_np = base.read_instances(s.token)
         if inst_np is None:
             raise FileNotFoundError(
-                f"{base.extras_dir(s.token)}: no instances.npz (retrieval needs per-voxel instance ids: the synthetic world)"
+                f"{base.extras_dir(s.token)}: no instances.npz (retrieval needs per-voxel instance ids: the synthetic "
+                "world)"
             )
         inst = torch.from_numpy(inst_np).long()
         names = base.instance_names(s.token)
@@ -151,18 +152,22 @@ def run(args: argparse.Namespace) -> int:
         ap = "  n/a" if row["ap_all"] is None else f"{row['ap_all']:5.1f}"
         apv = "  n/a" if row["ap_visible"] is None else f"{row['ap_visible']:5.1f}"
         print(
-            f"  {row['text'][:40]:40s} {'held-out' if row['heldout'] else 'seen    '} AP {ap} (visible {apv})  relevant {row['relevant_all']}"
+            f"  {row['text'][:40]:40s} {'held-out' if row['heldout'] else 'seen    '} AP {ap} (visible {apv})  "
+            f"relevant {row['relevant_all']}"
         )
 
     def fmt(v):
         return "n/a" if v is None else f"{v:.2f}"
 
     print(
-        f"occkit retrieval: {what}, {args.protocol}, {result['frames']} frames, {result['queries_scored']}/{len(queries)} queries with relevant points"
+        f"occkit retrieval: {what}, {args.protocol}, {result['frames']} frames, "
+        f"{result['queries_scored']}/{len(queries)} queries with relevant points"
     )
     print(
-        f"  mAP all {fmt(result['map_all'])} (seen {fmt(result['map_seen_all'])}, held-out {fmt(result['map_heldout_all'])}); "
-        f"visible {fmt(result['map_visible'])} (seen {fmt(result['map_seen_visible'])}, held-out {fmt(result['map_heldout_visible'])})"
+        f"  mAP all {fmt(result['map_all'])} (seen {fmt(result['map_seen_all'])}, held-out "
+        f"{fmt(result['map_heldout_all'])}); "
+        f"visible {fmt(result['map_visible'])} (seen {fmt(result['map_seen_visible'])}, held-out "
+        f"{fmt(result['map_heldout_visible'])})"
     )
     if args.out is not None:
         write_json_output(args.out, result, "retrieval")

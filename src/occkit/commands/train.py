@@ -128,7 +128,10 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     last = result.validations[-1] if result.validations else None
-    msg = f"occkit train: {result.step} steps ({result.train_seconds / 60:.1f} min of training), checkpoint {result.checkpoint}"
+    msg = (
+        f"occkit train: {result.step} steps ({result.train_seconds / 60:.1f} min of training), checkpoint "
+        f"{result.checkpoint}"
+    )
     if last is not None:
         if "depth_abs_rel" in last:  # a preset that learns no classes (base-cpu): its depth and geometry, no class mIoU
             msg += (

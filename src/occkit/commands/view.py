@@ -165,8 +165,8 @@ def run(args: argparse.Namespace) -> int:
     refs = [f for f in ds.frames if args.scene is None or f.scene == args.scene]
     if args.scene is not None and not refs:
         raise ValueError(
-            f"--scene {args.scene}: not a scene of split '{args.split}' of {args.data} (scenes: {', '.join(ds.scenes[:8])}"
-            f"{', ...' if len(ds.scenes) > 8 else ''})"
+            f"--scene {args.scene}: not a scene of split '{args.split}' of {args.data} (scenes: "
+            f"{', '.join(ds.scenes[:8])}{', ...' if len(ds.scenes) > 8 else ''})"
         )
     if not refs:
         raise ValueError(f"{ds.annotations_path}: split '{args.split}' has no frames")
@@ -175,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
         tokens = [f.token for f in refs]
         if args.token not in tokens:
             raise ValueError(
-                f"--token {args.token}: not a frame of split '{args.split}'{' of scene ' + args.scene if args.scene else ''}"
+                f"--token {args.token}: not a frame of split "
+                f"'{args.split}'{' of scene ' + args.scene if args.scene else ''}"
             )
         start = tokens.index(args.token)
     limit = args.frames or (10 if args.html else None)

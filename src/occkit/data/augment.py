@@ -15,12 +15,13 @@ Every function returns a new ``Sample`` and keeps the geometry consistent:
 - **BEV** (:func:`bev_matrix`, :func:`apply_bev_transform`, :func:`augment_bev`): a map ``A`` of the
   ego frame (flip x, flip y, rotation about z) with ``p_new = A p_old``. ``T_ego_from_cam`` and
   ``T_ego_from_lidar`` (and the neighbour cameras' ``temporal_T_ego_from_cam`` and neighbour ego
-  frames' ``temporal_T_ego_from_ego``; the neighbours' ``temporal_lidar`` stays in their own frames) become ``A @ T``, LiDAR points ``A p``, ``T_global_from_ego`` becomes
-  ``T_global_from_ego @ A^-1`` (global positions unchanged), and ``occupancy`` / masks are
-  resampled: new voxel ``v`` takes the old voxel containing ``A^-1 centre(v)`` (exact for flips and
-  multiples of 90 degrees on grids symmetric about the origin in x and y, nearest otherwise);
-  voxels from outside the old grid become ``free_class`` with masks false. With a flip, ``A`` (and so
-  ``T_ego_from_cam``) has determinant -1: still orthogonal, so ``invert_transform`` stays valid.
+  frames' ``temporal_T_ego_from_ego``; the neighbours' ``temporal_lidar`` stays in their own frames)
+  become ``A @ T``, LiDAR points ``A p``, ``T_global_from_ego`` becomes ``T_global_from_ego @ A^-1``
+  (global positions unchanged), and ``occupancy`` / masks are resampled: new voxel ``v`` takes the
+  old voxel containing ``A^-1 centre(v)`` (exact for flips and multiples of 90 degrees on grids
+  symmetric about the origin in x and y, nearest otherwise); voxels from outside the old grid become
+  ``free_class`` with masks false. With a flip, ``A`` (and so ``T_ego_from_cam``) has
+  determinant -1: still orthogonal, so ``invert_transform`` stays valid.
 
 The applied parameters are recorded in ``sample.extra["augment"]`` (a new dict; the input sample is
 never modified). Random variants are deterministic given a ``torch.Generator``.

@@ -346,7 +346,8 @@ class Occ3DDataset(torch.utils.data.Dataset):
             raise ValueError(f"{self._where(token, cam)}: 'intrinsic' has shape {tuple(K.shape)}, expected (3, 3)")
         if not bool(torch.isfinite(K).all()) or float(K[0, 0]) <= 0 or float(K[1, 1]) <= 0:
             raise ValueError(
-                f"{self._where(token, cam)}: 'intrinsic' is degenerate (focal lengths must be finite and > 0): {K.tolist()}"
+                f"{self._where(token, cam)}: 'intrinsic' is degenerate (focal lengths must be finite and > 0): "
+                f"{K.tolist()}"
             )
         return K
 

@@ -32,8 +32,8 @@ Shapes (N = cameras, H x W image, X x Y x Z grid, P LiDAR points):
   temporal_features and temporal_lidar are then None
 
 A `Batch` has the same fields with a leading ``B`` axis, except the LiDAR fields and the gathered
-neighbour pixels, which stay lists (one entry per frame) since their lengths differ. Optional fields are ``None`` when any
-frame lacks them.
+neighbour pixels, which stay lists (one entry per frame) since their lengths differ. Optional fields
+are ``None`` when any frame lacks them.
 """
 
 from __future__ import annotations

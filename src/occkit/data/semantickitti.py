@@ -278,7 +278,8 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
                 seqs = SEMANTICKITTI_SPLITS[split]
             else:
                 raise ValueError(
-                    f"split must be one of {sorted(SEMANTICKITTI_SPLITS) + ['all']} or a tuple of sequences, got {split!r}"
+                    f"split must be one of {sorted(SEMANTICKITTI_SPLITS) + ['all']} or a tuple of sequences, got "
+                    f"{split!r}"
                 )
         else:
             seqs = tuple(split)
@@ -338,7 +339,8 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         for k, dt in (("depth", np.float32), ("semantics", np.uint8), ("instance", np.int32)):
             if z[k].ndim != 2 or z[k].shape != shape or z[k].dtype != dt:
                 raise ValueError(
-                    f"{path}: '{k}' is {z[k].dtype} {z[k].shape}, expected {np.dtype(dt).name} (H, W) like 'depth' {shape}"
+                    f"{path}: '{k}' is {z[k].dtype} {z[k].shape}, expected {np.dtype(dt).name} (H, W) like 'depth' "
+                    f"{shape}"
                 )
         return {k: z[k] for k in ("depth", "semantics", "instance")}
 
@@ -410,7 +412,8 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
             if maps is not None:
                 if self.load_images and tuple(images.shape[-2:]) != maps["depth"].shape:
                     raise ValueError(
-                        f"{self.extras_path(sample.token)}: maps are {maps['depth'].shape} but image_2 is {tuple(images.shape[-2:])}"
+                        f"{self.extras_path(sample.token)}: maps are {maps['depth'].shape} but image_2 is "
+                        f"{tuple(images.shape[-2:])}"
                     )
                 sample.depth = torch.from_numpy(maps["depth"])[None]  # (1, H, W)
                 sample.semantics_2d = torch.from_numpy(maps["semantics"].astype(np.int64))[None]

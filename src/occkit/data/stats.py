@@ -159,7 +159,8 @@ class DatasetStats:
             f"free {100 * d['free_fraction']:.2f}%",
             f"camera mask {100 * d['camera_mask_fraction']:.2f}% of voxels (free inside: "
             f"{100 * d['free_fraction_in_camera_mask']:.2f}%)   LiDAR mask {100 * d['lidar_mask_fraction']:.2f}% "
-            f"(free inside: {100 * d['free_fraction_in_lidar_mask']:.2f}%)   both {100 * d['both_masks_fraction']:.2f}%",
+            f"(free inside: {100 * d['free_fraction_in_lidar_mask']:.2f}%)   "
+            f"both {100 * d['both_masks_fraction']:.2f}%",
             f"classes present (0..16): {len(self.classes_present)}/17",
             "",
             f"{'id':>2}  {'class':<21}{'voxels':>12}  {'% occupied':>10}  {'% occ. cam':>10}  {'frames':>7}",

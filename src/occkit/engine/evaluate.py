@@ -65,7 +65,8 @@ def predict_labels(method: torch.nn.Module, batch: Batch, device: torch.device, 
         logits = method.predict(batch)
     if logits.dim() != 5 or logits.shape[0] != batch.size:
         raise ValueError(
-            f"{type(method).__name__}.predict: expected logits (B, C, X, Y, Z) with B={batch.size}, got {tuple(logits.shape)}"
+            f"{type(method).__name__}.predict: expected logits (B, C, X, Y, Z) with B={batch.size}, got "
+            f"{tuple(logits.shape)}"
         )
     return logits.argmax(1)
 
@@ -159,8 +160,9 @@ def write_predictions(
 ) -> int:
     """Occ3D submission files: ``out_dir/<token>.npz`` with ``semantics`` uint8 ``(X, Y, Z)``,
     each written atomically (``file_format="semantickitti"``: SemanticKITTI ``.label`` files,
-    ``out_dir/sequences/<seq>/predictions/<frame>.label`` for the token ``<seq>/<frame>``). Returns the number of frames written (their tokens are appended to
-    ``tokens`` when given). To replace a whole folder safely, use :func:`write_prediction_folder`."""
+    ``out_dir/sequences/<seq>/predictions/<frame>.label`` for the token ``<seq>/<frame>``). Returns
+    the number of frames written (their tokens are appended to ``tokens`` when given). To replace a
+    whole folder safely, use :func:`write_prediction_folder`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     method.eval()

@@ -157,7 +157,8 @@ def check_fits(source_model: dict[str, Any], model: dict[str, Any], where: str |
         math.isclose(a, b, abs_tol=1e-6) for a, b in zip(src_range + [src_vs], range_ + [vs])
     ):
         problems.append(
-            f"output grid {src_range} at {src_vs:g} m but this run's is {range_} at {vs:g} m (model.point_range, model.voxel_size)"
+            f"output grid {src_range} at {src_vs:g} m but this run's is {range_} at {vs:g} m (model.point_range, "
+            "model.voxel_size)"
         )
     src_c, c = int(get(source_model, "num_classes")), int(get(model, "num_classes"))
     if src_c != c:
@@ -269,7 +270,8 @@ def report_lines(source: InitSource, report: InitReport, limit: int = 8) -> list
     check = "verified against checksums.json" if source.verified else "no checksum record"
     lines = [
         f"{KEY}: {source.weights} (sha256 {source.sha256[:16]}..., {check})",
-        f"{KEY}: loaded {len(report.loaded)} of this method's {len(report.loaded) + len(report.new) + len(report.skipped) + len(report.fresh)} "
+        f"{KEY}: loaded {len(report.loaded)} of this method's "
+        f"{len(report.loaded) + len(report.new) + len(report.skipped) + len(report.fresh)} "
         f"tensors ({report.loaded_values:,} of {report.total_values:,} values)",
     ]
     if source.config is None:

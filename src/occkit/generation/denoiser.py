@@ -36,7 +36,8 @@ def build_denoiser(cfg: DenoiserConfig, latent_channels: int, text_dim: int):
     n = len(cfg.channels)
     if len(cfg.cross_attention) != n:
         raise ValueError(
-            f"denoiser.cross_attention: expected {n} entries (one per level of channels), got {len(cfg.cross_attention)}"
+            f"denoiser.cross_attention: expected {n} entries (one per level of channels), got "
+            f"{len(cfg.cross_attention)}"
         )
     if any(c % cfg.norm_groups or c % cfg.attention_head_dim for c in cfg.channels):
         raise ValueError(

@@ -63,7 +63,8 @@ def psnr(images: torch.Tensor, reference: torch.Tensor, peak: float = 1.0) -> to
     where an image equals its reference."""
     if images.shape != reference.shape or images.dim() != 4:
         raise ValueError(
-            f"psnr: expected two (M, C, H, W) tensors of one shape, got {tuple(images.shape)} and {tuple(reference.shape)}"
+            f"psnr: expected two (M, C, H, W) tensors of one shape, got {tuple(images.shape)} and "
+            f"{tuple(reference.shape)}"
         )
     mse = (images.double() - reference.double()).pow(2).flatten(1).mean(1)
     return (10 * torch.log10(peak**2 / mse)).float()

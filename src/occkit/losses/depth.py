@@ -49,7 +49,8 @@ def depth_to_bin(depth: torch.Tensor, depth_range: tuple[float, float, float]) -
 
 
 def _check_points_and_cameras(points: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor) -> None:
-    """``points: (P, 3+)``, ``intrinsics: (N, 3, 3)``, ``T_ego_from_cam: (N, 4, 4)``, or a ``ValueError`` naming the tensor."""
+    """``points: (P, 3+)``, ``intrinsics: (N, 3, 3)``, ``T_ego_from_cam: (N, 4, 4)``, or a ``ValueError``
+    naming the tensor."""
     check_shape(points, "P _", name="points")
     if points.shape[1] < 3:
         raise ValueError(f"points: expected at least 3 columns (x, y, z), got {points.shape[1]}")

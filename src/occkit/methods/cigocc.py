@@ -461,7 +461,8 @@ class CIGOccMethod(nn.Module):
         if self.model.bottleneck_shape is not None:
             if any(o % b for o, b in zip(out_shape, self.model.bottleneck_shape)):
                 raise ValueError(
-                    f"cigocc.context_prior: the bottleneck {self.model.bottleneck_shape} does not divide the output grid {out_shape}"
+                    f"cigocc.context_prior: the bottleneck {self.model.bottleneck_shape} does not divide the output "
+                    f"grid {out_shape}"
                 )
             self.bottleneck_factor = tuple(o // b for o, b in zip(out_shape, self.model.bottleneck_shape))
         if c.frustum_weight > 0:  # output voxel centres, projected every step (the camera may change)
@@ -484,8 +485,9 @@ class CIGOccMethod(nn.Module):
             return ssc_class_weights(torch.tensor(c.class_counts, dtype=torch.float64)).float()
         if c.class_balance == "dataset":
             raise ValueError(
-                "cigocc.class_balance='dataset' has no counts: the engine counts the training split's labels when training "
-                "starts (occkit.experiment.resolve_auto_class_counts); call it before training, or give cigocc.class_counts"
+                "cigocc.class_balance='dataset' has no counts: the engine counts the training split's labels when "
+                "training starts (occkit.experiment.resolve_auto_class_counts); call it before training, or give "
+                "cigocc.class_counts"
             )
         if c.class_balance == "running" and float(self.label_counts.sum()) > 0:
             return ssc_class_weights(self.label_counts).float()

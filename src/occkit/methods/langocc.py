@@ -19,9 +19,9 @@ latent the language features are decoded from. A training step:
    uniform samples between ``near`` and where the ray leaves the grid box (or ``far``), then
    ``num_importance`` more drawn from them (a pass without gradients), merged with them or
    replacing them (``sampler``).
-3. At every sample the density and the latent are read trilinearly (each on its grid) and the latent decoded by the *language MLP*
-   (``K -> mlp_width x mlp_layers -> D``) into an L2-normalised feature; the ray's feature is
-   ``sum_i w_i f_i``, L2-normalised.
+3. At every sample the density and the latent are read trilinearly (each on its grid) and the latent
+   decoded by the *language MLP* (``K -> mlp_width x mlp_layers -> D``) into an L2-normalised
+   feature; the ray's feature is ``sum_i w_i f_i``, L2-normalised.
 4. ``loss_feat``: :func:`~occkit.losses.language.cosine_weighted_mse` against the 2D features of
    the ray's frame, ``batch.prior_features`` or ``batch.temporal_features`` (the cached 2D
    vision-language features, bilinearly sampled at the ray's pixel at the cache's feature stride,
@@ -280,8 +280,8 @@ def check_temporal_gather(c: LangOccConfig) -> str:
         return f"langocc.temporal_gather: expected 'maps' or 'lidar_pixels', got {c.temporal_gather!r}"
     if c.temporal_gather == "lidar_pixels" and not (c.ray_pixels == "lidar" and c.ray_lidar == "own"):
         return (
-            "langocc.temporal_gather: 'lidar_pixels' gathers each neighbour's features at its own LiDAR pixels; it needs "
-            f"ray_pixels: lidar and ray_lidar: own (got ray_pixels: {c.ray_pixels}, ray_lidar: {c.ray_lidar})"
+            "langocc.temporal_gather: 'lidar_pixels' gathers each neighbour's features at its own LiDAR pixels; it "
+            f"needs ray_pixels: lidar and ray_lidar: own (got ray_pixels: {c.ray_pixels}, ray_lidar: {c.ray_lidar})"
         )
     return ""
 
@@ -418,7 +418,8 @@ class LangOccMethod(nn.Module):
             )
         if c.temporal_rays_fraction == "pooled" and c.ray_pixels != "lidar":
             raise ValueError(
-                "LangOccConfig.temporal_rays_fraction: 'pooled' pools the keyframes' LiDAR pixels; it needs ray_pixels: lidar"
+                "LangOccConfig.temporal_rays_fraction: 'pooled' pools the keyframes' LiDAR pixels; it needs "
+                "ray_pixels: lidar"
             )
         gather_error = check_temporal_gather(c)
         if gather_error:
@@ -490,7 +491,8 @@ class LangOccMethod(nn.Module):
         enc = load_text_encoder(self.cfg.text_encoder)
         if enc.dim != self.cfg.feature_dim:
             raise ValueError(
-                f"langocc.text_encoder {self.cfg.text_encoder!r} gives {enc.dim}-d vectors, langocc.feature_dim is {self.cfg.feature_dim}"
+                f"langocc.text_encoder {self.cfg.text_encoder!r} gives {enc.dim}-d vectors, langocc.feature_dim is "
+                f"{self.cfg.feature_dim}"
             )
         emb = encode_prompts(enc, list(texts), templates).to(self.class_text.device)
         return self.project(emb)
@@ -518,7 +520,8 @@ class LangOccMethod(nn.Module):
         enc = load_text_encoder(self.cfg.text_encoder)
         if enc.dim != self.cfg.feature_dim:
             raise ValueError(
-                f"langocc.text_encoder {self.cfg.text_encoder!r} gives {enc.dim}-d vectors, langocc.feature_dim is {self.cfg.feature_dim}"
+                f"langocc.text_encoder {self.cfg.text_encoder!r} gives {enc.dim}-d vectors, langocc.feature_dim is "
+                f"{self.cfg.feature_dim}"
             )
         self.class_text.copy_(encode_prompts(enc, synonyms[:NUM_SEMANTIC], templates).to(self.class_text))
         self.class_text_ready.fill_(True)
@@ -792,10 +795,10 @@ class LangOccMethod(nn.Module):
         missing = [n for n in names if getattr(batch, n) is None]
         if missing:
             raise ValueError(
-                f"langocc.temporal_offsets={list(c.temporal_offsets)} but the batch has no {', '.join(missing)}: the training "
-                "frames must be wrapped in occkit.data.temporal.WithTemporalPriors (build_dataset does it for langocc "
-                "training with data.priors; the neighbours' LiDAR, for ray_lidar: own, comes with data.load_extras on the "
-                "synthetic world or data.lidar_infos)"
+                f"langocc.temporal_offsets={list(c.temporal_offsets)} but the batch has no {', '.join(missing)}: the "
+                "training frames must be wrapped in occkit.data.temporal.WithTemporalPriors (build_dataset does it "
+                "for langocc training with data.priors; the neighbours' LiDAR, for ray_lidar: own, comes with "
+                "data.load_extras on the synthetic world or data.lidar_infos)"
             )
         B, N = batch.images.shape[:2]
         n_frames = len(c.temporal_offsets)
@@ -816,7 +819,8 @@ class LangOccMethod(nn.Module):
         if batch.temporal_features.dim() != 6 or batch.temporal_features.shape[1] != n_frames:
             raise ValueError(
                 f"batch.temporal_features {tuple(batch.temporal_features.shape)}: expected (B, T, N, D, h, w) with "
-                f"T = {n_frames} neighbour frames, one per offset of langocc.temporal_offsets={list(c.temporal_offsets)}"
+                f"T = {n_frames} neighbour frames, one per offset of "
+                f"langocc.temporal_offsets={list(c.temporal_offsets)}"
             )
         check_shape(
             batch.temporal_features, "B T N D h w", name="batch.temporal_features", dims={**dims, "D": c.feature_dim}
@@ -1014,6 +1018,6 @@ METHOD = MethodSpec(
     sections={"langocc": LangOccConfig},
     build=lambda cfg, load_run: LangOccMethod(cfg.model, cfg.langocc),
     wrap_dataset=wrap_dataset,
-    export_refused="its prediction is not the network's output: each voxel's vision-language feature is matched against "
-    "text embeddings of a sentence-transformer (zero-shot classes) under a calibrated density threshold",
+    export_refused="its prediction is not the network's output: each voxel's vision-language feature is matched "
+    "against text embeddings of a sentence-transformer (zero-shot classes) under a calibrated density threshold",
 )

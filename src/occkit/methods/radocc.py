@@ -310,8 +310,9 @@ class RadOccMethod(SupervisedMethod):
             t_shape, s_shape = tuple(teacher.model.lift_grid.shape), tuple(self.model.lift_grid.shape)
             if c.feature_align == "same" and teacher.model.lift_grid != self.model.lift_grid:
                 raise ValueError(
-                    f"radocc.feature_weight > 0: the teacher's lift grid {t_shape} differs from the student's {s_shape}; "
-                    "3D feature distillation needs the same voxels (or radocc.feature_align=pool for a coarser teacher)"
+                    f"radocc.feature_weight > 0: the teacher's lift grid {t_shape} differs from the student's "
+                    f"{s_shape}; 3D feature distillation needs the same voxels (or radocc.feature_align=pool for a "
+                    "coarser teacher)"
                 )
             if c.feature_align == "pool" and any(s % t for s, t in zip(s_shape, t_shape)):
                 raise ValueError(

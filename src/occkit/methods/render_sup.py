@@ -173,7 +173,8 @@ class RenderSupMethod(nn.Module):
             or (isinstance(c.occupied_threshold, float) and 0 <= c.occupied_threshold < 1)
         ):
             raise ValueError(
-                f"RenderSupConfig.occupied_threshold: expected 'auto' or a number in [0, 1), got {c.occupied_threshold!r}"
+                "RenderSupConfig.occupied_threshold: expected 'auto' or a number in [0, 1), got "
+                f"{c.occupied_threshold!r}"
             )
         if not 0 < c.calibration_decay <= 1:
             raise ValueError(
@@ -185,7 +186,8 @@ class RenderSupMethod(nn.Module):
             raise ValueError(f"RenderSupConfig.pseudo_label_weight: expected >= 0, got {c.pseudo_label_weight}")
         if model_cfg.lift == "sample" and c.lss_depth_weight > 0:
             raise ValueError(
-                "RenderSupConfig.lss_depth_weight > 0 needs the LSS lift's depth distribution; model.lift is 'sample' (set it to 0)"
+                "RenderSupConfig.lss_depth_weight > 0 needs the LSS lift's depth distribution; model.lift is 'sample' "
+                "(set it to 0)"
             )
         if c.pseudo_label_weight > 0:
             self.register_buffer("label_counts", torch.zeros(C, dtype=torch.float64))
@@ -397,7 +399,8 @@ class RenderSupMethod(nn.Module):
         if c.pseudo_label_weight > 0:
             if batch.occupancy is None or batch.mask_camera is None:
                 raise ValueError(
-                    "render_sup.pseudo_label_weight > 0 needs 3D pseudo-labels in the batch (train with --data DIR2 of occkit pseudolabel)"
+                    "render_sup.pseudo_label_weight > 0 needs 3D pseudo-labels in the batch (train with --data DIR2 "
+                    "of occkit pseudolabel)"
                 )
             mask = batch.mask_camera.bool()
             with torch.no_grad():
@@ -429,12 +432,14 @@ class RenderSupMethod(nn.Module):
         if self.cfg.targets == "priors":
             if batch.prior_depth is None or batch.prior_semantics is None:
                 raise ValueError(
-                    "render_sup.targets='priors' needs batch.prior_depth / batch.prior_semantics: set data.priors to a prior cache with depth and semantics"
+                    "render_sup.targets='priors' needs batch.prior_depth / batch.prior_semantics: set data.priors to "
+                    "a prior cache with depth and semantics"
                 )
             return batch.prior_depth, batch.prior_semantics
         if batch.depth is None or batch.semantics_2d is None:
             raise ValueError(
-                "batch.depth / batch.semantics_2d is None: render_sup needs per-camera depth and semantic maps (load the extras, or render_sup.targets: priors)"
+                "batch.depth / batch.semantics_2d is None: render_sup needs per-camera depth and semantic maps (load "
+                "the extras, or render_sup.targets: priors)"
             )
         return batch.depth, batch.semantics_2d
 

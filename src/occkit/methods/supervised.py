@@ -110,7 +110,8 @@ class SupervisedMethod(nn.Module):
             weight = torch.tensor(method_cfg.class_weights, dtype=torch.float32)
             if weight.shape != (C,) or bool((weight < 0).any()) or not bool(torch.isfinite(weight).all()):
                 raise ValueError(
-                    f"SupervisedConfig.class_weights: expected {C} finite non-negative values, got {method_cfg.class_weights}"
+                    f"SupervisedConfig.class_weights: expected {C} finite non-negative values, got "
+                    f"{method_cfg.class_weights}"
                 )
         elif method_cfg.class_counts == "auto":
             pass  # resolved from the training split before training (training_step checks); inference needs no weights
@@ -143,7 +144,8 @@ class SupervisedMethod(nn.Module):
             if bad:
                 raise ValueError(
                     f"SupervisedConfig: {', '.join(bad)} act on the image path, which a LiDAR-only network "
-                    "(model.modality: lidar) lacks: set supervised.depth_weight=0, semantic_2d_weight=0, lift_depth=predicted"
+                    "(model.modality: lidar) lacks: set supervised.depth_weight=0, semantic_2d_weight=0, "
+                    "lift_depth=predicted"
                 )
 
     def forward(self, batch: Batch) -> OccNetOutput:
@@ -183,7 +185,8 @@ class SupervisedMethod(nn.Module):
         if cfg.class_counts == "auto":
             raise ValueError(
                 "SupervisedConfig.class_counts='auto' is unresolved: the engine counts the training split's labels "
-                "when training starts (occkit.experiment.resolve_auto_class_counts); call it before training this method"
+                "when training starts (occkit.experiment.resolve_auto_class_counts); call it before training this "
+                "method"
             )
         if batch.occupancy is None:
             raise ValueError("batch.occupancy is None: the supervised method needs 3D labels")
@@ -310,7 +313,8 @@ def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progr
         frames = [frames[round(i * (len(frames) - 1) / (max_frames - 1))] for i in range(max_frames)]
     if cfg.model.num_classes != OCC3D_NUM_CLASSES:
         raise ValueError(
-            f"supervised.class_counts='auto' counts Occ3D's {OCC3D_NUM_CLASSES} classes; the model has {cfg.model.num_classes}"
+            f"supervised.class_counts='auto' counts Occ3D's {OCC3D_NUM_CLASSES} classes; the model has "
+            f"{cfg.model.num_classes}"
         )
     labels = LabelCounts()  # the counting of `occkit stats`
     it = frames

@@ -192,7 +192,8 @@ class ConfusionCounts:
         attributes); returns ``self``."""
         if type(other) is not type(self) or any(getattr(other, a) != getattr(self, a) for a in self._agree):
             raise ValueError(
-                f"merge: the other metric must be another {type(self).__name__} with the same {' and '.join(self._agree)}"
+                f"merge: the other metric must be another {type(self).__name__} with the same "
+                f"{' and '.join(self._agree)}"
             )
         self.counts += other.counts.to(self.counts.device)
         self.frames += other.frames

@@ -72,7 +72,8 @@ def detect_format(gt_root: str | os.PathLike, pred_root: str | os.PathLike | Non
             f"--gt {root} is a prediction folder ({why}); --gt takes the dataset folder holding annotations.json"
         )
     raise ValueError(
-        f"{root}: cannot tell the benchmark (no annotations.json for Occ3D, no sequences/ for SemanticKITTI); pass --format"
+        f"{root}: cannot tell the benchmark (no annotations.json for Occ3D, no sequences/ for SemanticKITTI); pass "
+        "--format"
     )
 
 

@@ -116,7 +116,8 @@ class Priors:
             bad = (self.semantics > SKY) & (self.semantics != UNKNOWN)
             if bool(bad.any()):
                 raise ValueError(
-                    f"{where}.semantics: ids {sorted(set(self.semantics[bad].tolist()))[:5]} outside 0..{SKY} and {UNKNOWN}"
+                    f"{where}.semantics: ids {sorted(set(self.semantics[bad].tolist()))[:5]} outside 0..{SKY} and "
+                    f"{UNKNOWN}"
                 )
             if self.confidence is None:
                 raise ValueError(f"{where}: semantics without confidence")

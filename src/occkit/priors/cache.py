@@ -302,7 +302,8 @@ class PriorCache:
         absent = [f"{s}/{frame_name(t)}" for s, t in pairs if not self.has(s, t)]
         if absent:
             raise ValueError(
-                f"{self.root / PRIOR_FILE}: made for {self.record.get('dataset')} ({sum(map(len, self.record['frames'].values()))} frames); "
+                f"{self.root / PRIOR_FILE}: made for {self.record.get('dataset')} "
+                f"({sum(map(len, self.record['frames'].values()))} frames); "
                 f"{len(absent)} of the {len(pairs)} frames of {root} are not in it (first: {absent[0]})"
             )
 

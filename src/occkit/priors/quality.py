@@ -189,7 +189,8 @@ def evaluate_priors(
     ]
     if not cached:
         raise ValueError(
-            f"{cache.root}: made for {cache.record.get('dataset')}; none of the frames of {data} (split {split}) is in it"
+            f"{cache.root}: made for {cache.record.get('dataset')}; none of the frames of {data} (split {split}) is "
+            "in it"
         )
     n = len(cached)
     index = cached
@@ -298,7 +299,8 @@ def format_report(r: dict[str, Any]) -> str:
     lines = [f"priors {r['spec']} ({r['priors']}), {r['frames']} frames"]
     lines.append(f"  semantics: mIoU {f(r['semantic_miou'], ' %')}")
     lines.append(
-        f"  depth:     AbsRel {f(r['depth_absrel'])}  delta<1.25 {f(r['depth_delta1'], ' %')}  coverage {f(r.get('depth_coverage'), ' %')}"
+        f"  depth:     AbsRel {f(r['depth_absrel'])}  delta<1.25 {f(r['depth_delta1'], ' %')}  coverage "
+        f"{f(r.get('depth_coverage'), ' %')}"
     )
     for band, v in (r.get("depth_by_band") or {}).items():
         lines.append(f"    {band:>8}: AbsRel {f(v['absrel'])}  delta<1.25 {f(v['delta1'], ' %')}  ({v['pixels']} px)")

@@ -80,7 +80,8 @@ class WorldPriorConfig:
     image_size: tuple[int, int] = (96, 256)
     """``(H, W)`` the network sees: training images (after the crop) and inference frames are resized to it."""
     backbone: str = "resnet18"
-    """timm model name, built with ``pretrained=False, features_only=True`` (no downloads); needs levels at strides 4 and ``feature_stride``."""
+    """timm model name, built with ``pretrained=False, features_only=True`` (no downloads); needs
+    levels at strides 4 and ``feature_stride``."""
     width: int = 64
     """Channels of the FPN levels and of the dense heads' trunk (the VL trunk has twice as many)."""
     feature_stride: int = 8
@@ -88,13 +89,15 @@ class WorldPriorConfig:
     text_encoder: str = "minilm"
     """Spec of the text encoder whose space the features live in (:func:`occkit.priors.text.load_text_encoder`)."""
     text_templates: bool = True
-    """Embed each name through the prompt templates of :func:`occkit.priors.text.encode_prompts` (else the bare name)."""
+    """Embed each name through the prompt templates of :func:`occkit.priors.text.encode_prompts`
+    (else the bare name)."""
     vl_loss: str = "contrastive"
     """``contrastive`` (InfoNCE over the seen names' table) or ``cosine`` (1 - cosine to the cell's name)."""
     vl_temperature: float = 0.07
     """Temperature of the contrastive loss."""
     vl_min_purity: float = 0.5
-    """A feature cell is trained only when its most frequent name covers at least this fraction of it (and no pixel in it is held out)."""
+    """A feature cell is trained only when its most frequent name covers at least this fraction of
+    it (and no pixel in it is held out)."""
     w_semantics: float = 1.0
     """Weight of the semantic cross-entropy (0 = off)."""
     w_depth: float = 1.0
@@ -104,7 +107,8 @@ class WorldPriorConfig:
     w_vl: float = 1.0
     """Weight of the vision-language loss (0 = off)."""
     class_balance: float = 0.5
-    """Semantic class weights ``freq ** -class_balance`` over the training pixels, normalised to mean 1 per pixel (0 = plain cross-entropy)."""
+    """Semantic class weights ``freq ** -class_balance`` over the training pixels, normalised to
+    mean 1 per pixel (0 = plain cross-entropy)."""
     max_class_weight: float = 10.0
     """Upper bound of a class weight."""
     boundary_pos_weight: float = 3.0
@@ -122,9 +126,11 @@ class WorldPriorConfig:
     steps: int = 2000
     """Optimiser steps (0 = no step limit; then ``minutes`` must be set)."""
     minutes: float = 0.0
-    """Wall-clock budget in minutes (0 = none); training stops at whichever budget (steps, minutes, cpu_minutes) ends first and the cosine schedule follows the largest fraction used."""
+    """Wall-clock budget in minutes (0 = none); training stops at whichever budget (steps, minutes,
+    cpu_minutes) ends first and the cosine schedule follows the largest fraction used."""
     cpu_minutes: float = 0.0
-    """Budget of the process's CPU time in minutes (0 = none): on a shared machine it counts the work done, not the waiting (with one torch thread, CPU minutes = core minutes)."""
+    """Budget of the process's CPU time in minutes (0 = none): on a shared machine it counts the
+    work done, not the waiting (with one torch thread, CPU minutes = core minutes)."""
     batch_size: int = 8
     """Images per step (drawn from every camera of every training frame)."""
     seed: int = 0
@@ -132,9 +138,12 @@ class WorldPriorConfig:
     flip: bool = True
     """Random horizontal flips."""
     zoom_max: float = 1.25
-    """Random zoom-crops: a window ``1/z`` of the image, ``z`` uniform in ``[1, zoom_max]`` (1 = off); depth stays consistent through the canonical focal."""
+    """Random zoom-crops: a window ``1/z`` of the image, ``z`` uniform in ``[1, zoom_max]``
+    (1 = off); depth stays consistent through the canonical focal."""
     color_jitter: float = 0.3
-    """Photometric augmentation strength ``j``: gamma, brightness, contrast and saturation factors in ``[1-j, 1+j]``, per-channel gains in ``[1-j/3, 1+j/3]`` (0 = off); the synthetic world's scenes differ in weather, exposure and tint."""
+    """Photometric augmentation strength ``j``: gamma, brightness, contrast and saturation factors
+    in ``[1-j, 1+j]``, per-channel gains in ``[1-j/3, 1+j/3]`` (0 = off); the synthetic world's
+    scenes differ in weather, exposure and tint."""
     log_every: int = 10
     """Steps between entries of the loss history kept in the run's JSON."""
     save_every_minutes: float = 5.0
@@ -156,7 +165,8 @@ class WorldPriorConfig:
             or (self.steps == 0 and self.minutes == 0 and self.cpu_minutes == 0)
         ):
             raise ConfigError(
-                f"{where}: need steps, minutes or cpu_minutes > 0 (got steps={self.steps}, minutes={self.minutes}, cpu_minutes={self.cpu_minutes})"
+                f"{where}: need steps, minutes or cpu_minutes > 0 (got steps={self.steps}, minutes={self.minutes}, "
+                f"cpu_minutes={self.cpu_minutes})"
             )
         if self.batch_size < 1:
             raise ConfigError(f"{where}.batch_size: expected >= 1, got {self.batch_size}")
@@ -282,7 +292,8 @@ def segments_from_maps(
 
     if boundary_prob.shape != semantics.shape or boundary_prob.ndim != 2:
         raise ValueError(
-            f"segments_from_maps: boundary_prob {boundary_prob.shape} and semantics {semantics.shape} must be the same (H, W)"
+            f"segments_from_maps: boundary_prob {boundary_prob.shape} and semantics {semantics.shape} must be the "
+            "same (H, W)"
         )
     img = np.where(boundary_prob < threshold, semantics.astype(np.int64) + 1, 0)
     lab = label(img, background=0, connectivity=1)
@@ -373,7 +384,8 @@ class WorldPrior:
         self.spec = f"world:{run}"
         if text_encoder is not None and getattr(text_encoder, "spec", None) != self.cfg.text_encoder:
             raise ValueError(
-                f"WorldPrior: text_encoder {getattr(text_encoder, 'spec', None)!r} is not the run's ({self.cfg.text_encoder!r}, {where})"
+                f"WorldPrior: text_encoder {getattr(text_encoder, 'spec', None)!r} is not the run's "
+                f"({self.cfg.text_encoder!r}, {where})"
             )
         self._text_encoder = text_encoder
 
@@ -386,7 +398,8 @@ class WorldPrior:
             self._text_encoder = load_text_encoder(self.cfg.text_encoder)
             if int(self._text_encoder.dim) != self.text_dim:
                 raise ValueError(
-                    f"{self.run / CONFIG_FILE}: text encoder {self.cfg.text_encoder!r} has width {self._text_encoder.dim}, the run {self.text_dim}"
+                    f"{self.run / CONFIG_FILE}: text encoder {self.cfg.text_encoder!r} has width "
+                    f"{self._text_encoder.dim}, the run {self.text_dim}"
                 )
         return self._text_encoder
 

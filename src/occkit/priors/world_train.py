@@ -472,7 +472,8 @@ def train_world_prior(
         text_encoder = load_text_encoder(cfg.text_encoder)
     elif getattr(text_encoder, "spec", None) != cfg.text_encoder:
         raise ValueError(
-            f"train_world_prior: text_encoder {getattr(text_encoder, 'spec', None)!r} does not match cfg.text_encoder {cfg.text_encoder!r}"
+            f"train_world_prior: text_encoder {getattr(text_encoder, 'spec', None)!r} does not match cfg.text_encoder "
+            f"{cfg.text_encoder!r}"
         )
     world = load_world_images(data, "train", progress=progress)
     table = text_table(text_encoder, world.table_names, cfg.text_templates).to(dev)  # (K, D)

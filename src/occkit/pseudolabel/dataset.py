@@ -287,7 +287,8 @@ def make_pseudo_labels(
     missing = [k for k in ("semantics", "depth") if k not in cache.kinds]
     if missing:
         raise ValueError(
-            f"{priors}: the prior cache lacks {missing} (make it with `occkit priors run` and a provider giving semantics and depth)"
+            f"{priors}: the prior cache lacks {missing} (make it with `occkit priors run` and a provider giving "
+            "semantics and depth)"
         )
     ds = Occ3DDataset(data, cfg.split, load_images=False, load_gt=False, load_extras=False)
     cache.check_dataset(
@@ -304,12 +305,14 @@ def make_pseudo_labels(
         old_cfg = {**defaults, **(old.get("config") or {})}  # a record from before an option existed: its default
         if old_cfg != cfg_dict or old.get("priors") != str(priors) or old.get("source") != str(data):
             raise ValueError(
-                f"{record_path}: {out} holds pseudo-labels made with other settings, priors or source; use another --out"
+                f"{record_path}: {out} holds pseudo-labels made with other settings, priors or source; use another "
+                "--out"
             )
         if old.get("prior_spec") != cache.spec or ("prior_created" in old and old["prior_created"] != prior_created):
             raise ValueError(
-                f"{record_path}: {out} holds pseudo-labels of another prior cache at {priors} (made {old.get('prior_created')}, "
-                f"spec {old.get('prior_spec')!r}; the cache now: {prior_created}, {cache.spec!r}); use another --out"
+                f"{record_path}: {out} holds pseudo-labels of another prior cache at {priors} (made "
+                f"{old.get('prior_created')}, spec {old.get('prior_spec')!r}; the cache now: {prior_created}, "
+                f"{cache.spec!r}); use another --out"
             )
     record = {
         "format": RECORD_FORMAT,

@@ -179,7 +179,10 @@ def compose_frame_figure(
         note = None
         if gt is not None:
             sc = frame_scores(gt, pr, vis)
-            note = f"mIoU {sc['miou']:.2f}  IoU {sc['geometry_iou']:.2f}  ({mask + ' mask' if vis is not None else 'all voxels'})"
+            note = (
+                f"mIoU {sc['miou']:.2f}  IoU {sc['geometry_iou']:.2f}  "
+                f"({mask + ' mask' if vis is not None else 'all voxels'})"
+            )
         rows.append(occupancy_panels(pr, "prediction", vis, mask_mode, grid, panel_height, device=device, note=note))
     width = max((r.shape[1] for r in rows), default=1200)
 

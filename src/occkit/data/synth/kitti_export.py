@@ -234,7 +234,8 @@ def export_semantickitti(
     out = Path(out_dir)
     if (out / "splits.json").exists() and not overwrite:
         raise FileExistsError(
-            f"{out}: already holds a SemanticKITTI export (sequences/ and splits.json; pass overwrite=True to write over it)"
+            f"{out}: already holds a SemanticKITTI export (sequences/ and splits.json; pass overwrite=True to write "
+            "over it)"
         )
     if (out / "sequences").exists() and not overwrite and not resume:
         raise FileExistsError(f"{out}: already holds sequences/ (pass overwrite=True to write over it)")

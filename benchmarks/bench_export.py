@@ -55,10 +55,10 @@ def main() -> int:
         commit = "?"
     print(
         f"preset {args.preset} ({cfg.method}, {cfg.model.backbone}, {len(cfg.data.cameras)} x {hw[0]}x{hw[1]}, "
-        f"grid {tuple(pred.net.output_grid.shape)}, {cfg.model.num_classes} classes), random weights, float32, batch "
-        f"1, {args.threads} thread(s); torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; commit "
-        f"{commit}"
+        f"grid {tuple(pred.net.output_grid.shape)}, {cfg.model.num_classes} classes), random weights, float32, "
+        f"batch 1, {args.threads} thread(s); torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
+        f"commit {commit}"
     )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         lines.append(
             f"| {r['variant']} | {r['past']} | {r['miou_camera']:.2f} / {r['miou_none']:.2f} | "
-            f"{r['geometry_iou_camera']:.2f} / "
-            f"{r['geometry_iou_none']:.2f} | {r['precision_camera']:.1f} / {r['precision_none']:.1f} | "
+            f"{r['geometry_iou_camera']:.2f} / {r['geometry_iou_none']:.2f} | "
+            f"{r['precision_camera']:.1f} / {r['precision_none']:.1f} | "
             f"{r['recall_camera']:.1f} / {r['recall_none']:.1f} | {r['density']:.1f} | {r['occupied_fraction']:.2f} |"
         )
     write_text_atomic(args.out / "labels_quality.md", "\n".join(lines) + "\n")

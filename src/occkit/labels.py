@@ -197,3 +197,46 @@ def semantickitti_remap_lut(for_completion: bool = True) -> np.ndarray:
 def semantickitti_inverse_lut() -> np.ndarray:
     """Lookup table learning class -> raw id, ``(20,) uint16``."""
     return np.asarray([SEMANTICKITTI_LEARNING_MAP_INV[c] for c in range(SEMANTICKITTI_NUM_CLASSES)], dtype=np.uint16)
+
+
+# ------------------------------------------------------------------------------------ NYUv2 SSC
+#: NYUv2 semantic scene completion (SSCNet's 11 classes + empty, MonoScene's order): 0 = empty.
+NYU_CLASSES: tuple[str, ...] = (
+    "empty",
+    "ceiling",
+    "floor",
+    "wall",
+    "window",
+    "chair",
+    "bed",
+    "sofa",
+    "table",
+    "tvs",
+    "furniture",
+    "objects",
+)
+NYU_NUM_CLASSES = 12
+NYU_IGNORE = 255
+#: The label ids of the SSCNet ``.bin`` files (36 categories + empty) -> the 12 classes above, as
+#: MonoScene's NYU preprocessing maps them (its ``seg_class_map``; 255 stays 255).
+NYU_RAW_TO_CLASS: tuple[int, ...] = (
+    0, 1, 2, 3, 4, 11, 5, 6, 7, 8, 8, 10, 10, 10, 11, 11, 9, 8, 11,
+    11, 11, 11, 11, 11, 11, 11, 11, 10, 10, 11, 8, 10, 11, 9, 11, 11, 11,
+)  # fmt: skip
+#: A raw id per class for writing ``.bin`` files (the smallest raw id mapping to it).
+NYU_CLASS_TO_RAW: tuple[int, ...] = tuple(NYU_RAW_TO_CLASS.index(c) for c in range(NYU_NUM_CLASSES))
+#: Colours of the NYUv2 classes (RGB, uint8), index = class; empty is white.
+NYU_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (255, 255, 255),  # empty
+    (22, 191, 206),  # ceiling
+    (214, 38, 40),  # floor
+    (43, 160, 43),  # wall
+    (158, 216, 229),  # window
+    (114, 158, 206),  # chair
+    (204, 204, 91),  # bed
+    (255, 186, 119),  # sofa
+    (147, 102, 188),  # table
+    (30, 119, 181),  # tvs
+    (188, 188, 33),  # furniture
+    (255, 127, 12),  # objects
+)

@@ -131,3 +131,14 @@ def occ3d_grid() -> Grid:
 def semantickitti_grid() -> Grid:
     """SemanticKITTI SSC: 256 x 256 x 32 at 0.2 m from [0, -25.6, -2] m, LiDAR frame."""
     return Grid((0.0, -25.6, -2.0), (51.2, 25.6, 4.4), (0.2, 0.2, 0.2))
+
+
+def nyu_grid() -> Grid:
+    """NYUv2 SSC as scored: 60 x 60 x 36 at 0.08 m (4.8 x 4.8 x 2.88 m), axes x, y, z (z up) of
+    the gravity-aligned NYU world frame shifted to the voxel origin (see :mod:`occkit.data.nyu`)."""
+    return Grid((0.0, 0.0, 0.0), (4.8, 4.8, 2.88), (0.08, 0.08, 0.08))
+
+
+def nyu_full_grid() -> Grid:
+    """NYUv2 SSC at full resolution: 240 x 240 x 144 at 0.02 m, the same volume as :func:`nyu_grid`."""
+    return Grid((0.0, 0.0, 0.0), (4.8, 4.8, 2.88), (0.02, 0.02, 0.02))

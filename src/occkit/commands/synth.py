@@ -1,4 +1,5 @@
-"""``occkit synth``: generate the procedural driving world as an Occ3D-nuScenes dataset."""
+"""``occkit synth``: generate the procedural driving world as an Occ3D-nuScenes dataset, or
+(``--world indoor``) the procedural indoor world in MonoScene's NYUv2 layout."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ from occkit.commands.checks import nonneg_int, positive_float, positive_int, uni
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--world",
+        choices=("driving", "indoor"),
+        default="driving",
+        help="driving (streets, default) or indoor (rooms, written in MonoScene's NYUv2 layout: NYUtrain/, NYUtest/; "
+        "--scenes rooms x --frames views at 640x480; --image-size, --format and the driving options do not apply)",
+    )
     p.add_argument("--scenes", type=positive_int, default=2, help="number of scenes (default 2)")
     p.add_argument("--frames", type=positive_int, default=3, help="frames per scene (default 3)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="master seed (default 0)")
@@ -58,6 +66,8 @@ def _made_by_synth(out: Path) -> bool:
 def run(args: argparse.Namespace) -> int:
     from occkit.data.synth import SynthConfig, generate_dataset
 
+    if getattr(args, "world", "driving") == "indoor":
+        return _run_indoor(args)
     config = SynthConfig(
         scenes=args.scenes,
         frames=args.frames,
@@ -110,5 +120,51 @@ def run(args: argparse.Namespace) -> int:
     n = config.scenes * config.frames
     print(
         f"synth: wrote {config.scenes} scenes x {config.frames} frames to {out} in {dt:.1f} s ({n / dt:.2f} frames/s)"
+    )
+    return 0
+
+
+def _run_indoor(args: argparse.Namespace) -> int:
+    from occkit.data.synth.writer import SCENE_RECORDS, config_record
+    from occkit.data.synth_indoor import IndoorConfig, generate_indoor
+    from occkit.outputs import check_output_folder, check_own_files, check_writable_place, resumable_folder
+
+    if args.format != "occ3d":
+        print("occkit synth: --format does not apply to --world indoor (it writes the NYUv2 layout)", file=sys.stderr)
+        return 2
+    config = IndoorConfig(
+        scenes=args.scenes, frames=args.frames, seed=args.seed, workers=args.workers, val_fraction=args.val_fraction
+    )
+    if check_output_folder(args.out, "synth", overwrite=args.overwrite) == "own":
+        check_own_files(args.out, "synth")
+    check_writable_place(args.out)
+    t0 = time.perf_counter()
+    key = {"format": "nyu", "synth_config": config_record(config)}  # type: ignore[arg-type]
+    part = None
+    try:
+        with resumable_folder(args.out, "synth", key, format="nyu") as (part, resumed):
+            if resumed:
+                print(f"synth: continuing the stopped run kept in {part}", flush=True)
+            generate_indoor(part, config, progress=True, resume=True)
+    except KeyboardInterrupt:
+        n = (
+            len(list((part / SCENE_RECORDS).glob("*.json")))
+            if part is not None and (part / SCENE_RECORDS).is_dir()
+            else 0
+        )
+        from occkit.commands.checks import typed_command
+
+        print(
+            f"occkit synth: stopped; {n} of {config.scenes} rooms kept in {part}; the same command resumes them: "
+            f"{typed_command()}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
+    dt = time.perf_counter() - t0
+    n = config.scenes * config.frames
+    print(
+        f"synth: wrote {config.scenes} rooms x {config.frames} views to {args.out} in {dt:.1f} s "
+        f"({n / dt:.2f} frames/s)"
     )
     return 0

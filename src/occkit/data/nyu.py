@@ -235,12 +235,75 @@ def write_depth_png(path: str | os.PathLike, depth: np.ndarray) -> Path:
 
 
 def downsample_target(labels: np.ndarray | torch.Tensor, factor: int = 4) -> torch.Tensor:
-    """The coarse target of full-resolution labels (any axis order) by SSCNet's rule (MonoScene's
-    preprocessing): ``(X / f, Y / f, Z / f)`` long."""
-    from occkit.losses.monoscene import downsample_labels
+    """The coarse target of full-resolution NYU labels (any axis order; classes 0..11 and 255) by
+    SSCNet's rule, as MonoScene's preprocessing makes it: per block of ``factor^3`` voxels, with
+    ``n0`` empty and ``n255`` unknown ones, empty (0) if ``n0 + n255 > 0.95 * factor^3`` and ``n0 >
+    n255``, unknown (255) if above that threshold otherwise, else the most frequent other class
+    (the smallest on a tie). The same numbers as :func:`~occkit.losses.monoscene.downsample_labels`
+    in a vectorised uint8 form (about 30 times faster on the 240 x 144 x 240 grid).
 
-    t = torch.as_tensor(np.asarray(labels)) if isinstance(labels, np.ndarray) else labels
-    return downsample_labels(t[None].to(torch.uint8), (factor,) * 3, 0, NYU_IGNORE, NYU_NUM_CLASSES)[0]
+    Returns:
+        ``(X / f, Y / f, Z / f)`` long.
+    """
+    a = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    f = int(factor)
+    X, Y, Z = a.shape
+    if X % f or Y % f or Z % f:
+        raise ValueError(f"labels: shape {a.shape} is not divisible by {f}")
+    blocks = np.ascontiguousarray(
+        a.astype(np.uint8, copy=False).reshape(X // f, f, Y // f, f, Z // f, f).transpose(0, 2, 4, 1, 3, 5)
+    ).reshape(X // f, Y // f, Z // f, f**3)
+    n = f**3
+    count_dtype = np.uint16 if n > 255 else np.uint8
+    n0 = (blocks == 0).sum(-1, dtype=count_dtype)
+    n255 = (blocks == NYU_IGNORE).sum(-1, dtype=count_dtype)
+    best = np.zeros(n0.shape, dtype=np.uint8)
+    best_n = np.zeros(n0.shape, dtype=count_dtype)
+    for c in range(1, NYU_NUM_CLASSES):
+        k = (blocks == c).sum(-1, dtype=count_dtype)
+        better = k > best_n
+        best[better] = c
+        best_n[better] = k[better]
+    empty = (n0.astype(np.float64) + n255) > 0.95 * n
+    out = np.where(empty, np.where(n0 > n255, 0, NYU_IGNORE), best).astype(np.int64)
+    return torch.from_numpy(out)
+
+
+def voxel_projection(
+    origin: np.ndarray, pose: np.ndarray, K: np.ndarray | None = None, image_hw: tuple[int, int] = NYU_IMAGE_HW
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the centres of the 60 x 60 x 36 voxels (occkit's (x, y, z) order, flattened) fall in
+    the image, computed as MonoScene's NYU loader does (float32 centres and transform, pixel =
+    the coordinate rounded half to even, pixel ``i`` centred on ``i``).
+
+    Returns:
+        pix ``(N, 2)`` int64 (u, v); fov ``(N,)`` bool (pixel inside the image and ``z > 0``);
+        z ``(N,)`` float32 camera depth.
+    """
+    K = np.asarray(NYU_K if K is None else K, dtype=np.float32)
+    X, Y, Z = nyu_grid().shape
+    idx = np.stack(np.meshgrid(np.arange(X), np.arange(Y), np.arange(Z), indexing="ij"), -1).reshape(-1, 3)
+    o = np.asarray(origin, dtype=np.float32)
+    # in float64, stored as float32, as MonoScene's (numba) vox2world does
+    centres = (o.astype(np.float64) + NYU_VOXEL_SIZE * idx.astype(np.float64) + NYU_VOXEL_SIZE * 0.5).astype(np.float32)
+    T = np.linalg.inv(np.asarray(pose, dtype=np.float32))
+    cam = np.dot(T, np.hstack([centres, np.ones((len(centres), 1), dtype=np.float32)]).T).T[:, :3]
+    z = cam[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = cam[:, 0] * K[0, 0] / z + K[0, 2]
+        v = cam[:, 1] * K[1, 1] / z + K[1, 2]
+    finite = np.isfinite(u) & np.isfinite(v)
+    big = np.float32(2**40)
+    pix = np.stack(
+        [
+            np.round(np.clip(np.where(finite, u, -big), -big, big)),
+            np.round(np.clip(np.where(finite, v, -big), -big, big)),
+        ],
+        1,
+    ).astype(np.int64)
+    H, W = image_hw
+    fov = (pix[:, 0] >= 0) & (pix[:, 0] < W) & (pix[:, 1] >= 0) & (pix[:, 1] < H) & (z > 0)
+    return pix, fov, z
 
 
 def ego_from_world(origin: np.ndarray) -> np.ndarray:

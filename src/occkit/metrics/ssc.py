@@ -52,8 +52,13 @@ def ssc_confusion(
     return confusion_matrix(g, p, num_classes, valid).T.contiguous()
 
 
-def ssc_scores(conf: torch.Tensor, class_names: tuple[str, ...] = SEMANTICKITTI_CLASSES) -> dict[str, Any]:
+def ssc_scores(
+    conf: torch.Tensor, class_names: tuple[str, ...] = SEMANTICKITTI_CLASSES, eps: float = 1e-15
+) -> dict[str, Any]:
     """Official numbers from a ``(C, C)`` matrix (rows = prediction, columns = ground truth).
+
+    ``eps`` is added to each class's IoU denominator: the semantic-kitti-api's 1e-15, or
+    MonoScene's NYUv2 evaluation's 1e-5 (:func:`nyu_ssc_metric`).
 
     Returns:
         ``ssc_miou``, ``completion_iou``, ``precision``, ``recall`` and ``iou`` (class name ->
@@ -71,7 +76,7 @@ def ssc_scores(conf: torch.Tensor, class_names: tuple[str, ...] = SEMANTICKITTI_
     tp = torch.diagonal(c)
     fp = c.sum(1) - tp
     fn = c.sum(0) - tp
-    iou = tp / (tp + fp + fn + 1e-15)
+    iou = tp / (tp + fp + fn + eps)
     return {
         "ssc_miou": 100.0 * float(iou[1:].mean()),
         "completion_iou": ratio(occ_tp, c.sum() - c[0, 0]),
@@ -93,6 +98,7 @@ class SSCMetric(ConfusionCounts):
         ignore_index: ground-truth value left out (255).
         class_names: for the ``iou`` table.
         device: where the counts live (default: the device of the first update).
+        eps: added to each class's IoU denominator (:func:`ssc_scores`).
     """
 
     def __init__(
@@ -101,7 +107,9 @@ class SSCMetric(ConfusionCounts):
         ignore_index: int = SEMANTICKITTI_IGNORE,
         class_names: tuple[str, ...] | None = None,
         device: torch.device | str | None = None,
+        eps: float = 1e-15,
     ) -> None:
+        self.eps = float(eps)
         self.class_names = metric_class_names(
             class_names, num_classes, SEMANTICKITTI_CLASSES, SEMANTICKITTI_NUM_CLASSES
         )
@@ -133,6 +141,29 @@ class SSCMetric(ConfusionCounts):
     def compute(self) -> dict[str, Any]:
         """``ssc_miou``, ``completion_iou``, ``precision``, ``recall`` (percent), ``iou`` (class
         name -> percent) and ``frames``."""
-        out = ssc_scores(self.counts.cpu(), self.class_names)
+        out = ssc_scores(self.counts.cpu(), self.class_names, self.eps)
         out["frames"] = self.frames
         return out
+
+
+class NYUSSCMetric(SSCMetric):
+    """:class:`SSCMetric` with MonoScene's NYUv2 conventions (:func:`nyu_ssc_metric`): per-class
+    IoU denominators get 1e-5, and with no occupied voxel predicted and present (no completion
+    true positive) precision, recall and completion IoU are 0 rather than undefined."""
+
+    def compute(self) -> dict[str, Any]:
+        out = super().compute()
+        if float(self.counts[1:, 1:].sum()) == 0:
+            out["precision"] = out["recall"] = out["completion_iou"] = 0.0
+        return out
+
+
+def nyu_ssc_metric(device: torch.device | str | None = None) -> NYUSSCMetric:
+    """MonoScene's NYUv2 SSC evaluation: 12 classes (0 = empty), 255 ignored, no other mask (its
+    NYU test step scores every known voxel of the 60 x 36 x 60 grid), SSC mIoU = the mean over
+    classes 1..11 of ``tp / (tp + fp + fn + 1e-5)`` summed over the dataset, completion IoU,
+    precision and recall over occupied vs empty (0 when no occupied voxel is both predicted and
+    present, as MonoScene's ``SSCMetrics.get_stats``)."""
+    from occkit.labels import NYU_CLASSES, NYU_IGNORE, NYU_NUM_CLASSES
+
+    return NYUSSCMetric(NYU_NUM_CLASSES, NYU_IGNORE, NYU_CLASSES, device=device, eps=1e-5)

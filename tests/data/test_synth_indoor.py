@@ -1,0 +1,125 @@
+"""The procedural indoor world: rooms, views, maps, occupancy and the NYU files it writes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from occkit.data.nyu import NYUDataset, downsample_target, read_bin, read_depth_png, xyz_to_file
+from occkit.data.synth.primitives import BOX
+from occkit.data.synth_indoor import IndoorConfig, build_room, frame_world, generate_indoor, render_view, room_occupancy
+from occkit.data.synth_indoor.room import FLOOR, TABLE, WALL, WALL_C, Room, _to_prims, look_at
+from occkit.geometry.grid import Grid
+
+
+def _box_room() -> Room:
+    """A 4 x 3 m room, 2.5 m high, with one table-class box 1 m wide (x 1.5..2.5, y 1..2, z 0..0.5)."""
+    Lx, Ly, H = 4.0, 3.0, 2.5
+    rows = [
+        (BOX, (Lx / 2, Ly / 2, -WALL / 2), (Lx / 2 + WALL, Ly / 2 + WALL, WALL / 2), 0.0, FLOOR, 0, (0.5,) * 3, 0),
+        (BOX, (Lx / 2, Ly + WALL / 2, H / 2), (Lx / 2 + WALL, WALL / 2, H / 2 + WALL), 0.0, WALL_C, 0, (0.8,) * 3, 0),
+        (BOX, (2.0, 1.5, 0.25), (0.5, 0.5, 0.25), 0.0, TABLE, 1, (0.4, 0.3, 0.2), 0),
+    ]
+    return Room(
+        index=0, kind="test", size=(Lx, Ly, H), block=None, prims=_to_prims(rows), objects=[], views=[], description=""
+    )
+
+
+def test_rooms_are_deterministic_and_varied():
+    cfg = IndoorConfig(scenes=3, frames=2, seed=5)
+    a, b, c = build_room(cfg, 1), build_room(cfg, 1), build_room(cfg, 2)
+    assert torch.equal(a.prims.center, b.prims.center) and a.description == b.description
+    assert a.description != c.description or not torch.equal(a.prims.center[:6], c.prims.center[:6])
+    assert len(a.views) == 2 and all(v.shape == (4, 4) for v in a.views)
+    classes = set(a.prims.cls.tolist())
+    assert {1, 2, 3, 4}.issubset(classes)  # ceiling, floor, wall, window
+    for T in a.views:  # cameras stand inside the room, 1.1 to 1.6 m high
+        x, y, z = T[:3, 3].tolist()
+        assert 0 < x < a.size[0] and 0 < y < a.size[1] and 1.1 <= z <= 1.6
+        R = T[:3, :3]
+        assert torch.allclose(R.T @ R, torch.eye(3, dtype=R.dtype), atol=1e-9)
+
+
+def test_render_depth_and_classes_hand_checked():
+    room = _box_room()
+    # camera at (2, 0.5, 1) looking along +y: the far wall's inner face (y = 3) is 2.5 m ahead
+    T = look_at(np.array([2.0, 0.5, 1.0]), np.array([2.0, 3.0, 1.0]))
+    K = torch.tensor([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]], dtype=torch.float64)
+    out = render_view(room, K, T, 48, 64)
+    assert out["rgb"].shape == (48, 64, 3) and out["rgb"].dtype == torch.uint8
+    assert float(out["depth"][0, 32]) == pytest.approx(2.5, abs=1e-5) and int(out["semantics"][0, 32]) == WALL_C
+    # looking down from the centre: pixel row 47 sees the table top (z = 0.5) at depth (1 - 0.5) / tan
+    v = 47.5
+    dy = (v - 24) / 50.0  # ray (0, dy, 1) in the camera: down dy per metre ahead
+    t_table = 0.5 / dy
+    assert 1.0 <= 0.5 + t_table <= 2.0  # the ray meets the top inside the table's y range
+    assert int(out["semantics"][47, 32]) == TABLE and int(out["instance"][47, 32]) == 1
+    assert float(out["depth"][47, 32]) == pytest.approx(t_table, abs=1e-4)
+
+
+def test_occupancy_counts_hand_checked():
+    room = _box_room()
+    grid = Grid((0.0, 0.0, 0.0), (1.6, 1.6, 0.8), (0.02, 0.02, 0.02))  # a small corner of the NYU grid
+    # world = room turned by 90 degrees: room x = world y, room y = -world x
+    T_room_from_world = np.eye(4)
+    T_room_from_world[:2, :2] = [[0, 1], [-1, 0]]
+    origin = np.array([-2.6, 1.2, -0.1])  # room point (1.2 .. 2.8, 1.0 .. 2.6, -0.1 .. 0.7)
+    lab, inst = room_occupancy(room, T_room_from_world, origin, grid)
+    assert lab.shape == (80, 80, 40)
+    # the table (room x 1.5..2.5, y 1..2, z 0..0.5): 50 x 50 x 25 voxel centres
+    assert int((lab == TABLE).sum()) == 50 * 50 * 25 and int((inst == 1).sum()) == 50 * 50 * 25
+    # floor slab: z in -0.1..0 -> 5 layers everywhere inside the room (room y <= 3 + WALL)
+    assert int((lab == FLOOR).sum()) == 80 * 80 * 5
+    assert int((lab == 255).sum()) == 0 and int((lab == 0).sum()) == 80 * 80 * 40 - 80 * 80 * 5 - 50 * 50 * 25
+    # a room turned by 45 degrees is refused
+    bad = np.eye(4)
+    bad[:2, :2] = [[math.cos(0.7), -math.sin(0.7)], [math.sin(0.7), math.cos(0.7)]]
+    with pytest.raises(ValueError, match="must permute axes"):
+        room_occupancy(room, bad, origin, grid)
+
+
+def test_frame_world_turns_the_heading_to_plus_y():
+    T = look_at(np.array([1.0, 2.0, 1.4]), np.array([4.0, 2.5, 0.8]))  # heading about +x
+    T_wr, T_wc, origin = frame_world(T)
+    f = T_wc[:3, 2]
+    assert f[1] > abs(f[0]) and np.allclose(T_wr[:3, :3] @ T[:3, 2].numpy(), f, atol=1e-6)
+    assert origin[0] == pytest.approx(T_wc[0, 3] - 2.4, abs=1e-6) and origin[2] == pytest.approx(-0.06, abs=1e-7)
+
+
+def test_written_world_round_trip(tmp_path):
+    cfg = IndoorConfig(scenes=2, frames=1, seed=3, val_fraction=0.5)
+    out = generate_indoor(tmp_path / "w", cfg)
+    assert sorted(p.name for p in (out / "NYUtrain").iterdir()) == [
+        "NYU0000_0000.bin",
+        "NYU0000_0000.png",
+        "NYU0000_0000_color.jpg",
+    ]
+    assert (out / "NYUtest" / "NYU0001_0000.bin").is_file() and (out / "indoor.json").is_file()
+    # the .bin holds exactly the world's occupancy, pose and origin
+    from occkit.data.synth_indoor import frame_data
+
+    room = build_room(cfg, 0)
+    fd = frame_data(room, 0)
+    v = read_bin(out / "NYUtrain" / "NYU0000_0000.bin")
+    assert np.array_equal(v.labels, xyz_to_file(fd["labels"]))
+    assert np.array_equal(v.pose, fd["pose"].astype(np.float32)) and np.array_equal(v.origin, fd["origin"])
+    ds = NYUDataset(out, "train", load_extras=True, load_depth=True)
+    s = ds[0]
+    assert torch.equal(s.occupancy, downsample_target(fd["labels"]))
+    assert s.description and s.description.startswith(room.description.split(":")[0])
+    exact = ds.read_camera_extras("NYU0000_0000")
+    png = read_depth_png(out / "NYUtrain" / "NYU0000_0000.png")
+    assert np.abs(png - exact["depth"]).max() <= 5e-4 and (exact["depth"] > 0).all()
+    assert set(np.unique(exact["semantics"]).tolist()) <= set(range(1, 12))
+    assert 0 < int((s.occupancy == 0).sum()) and int((s.occupancy == 2).sum()) > 0
+
+
+def test_cli_indoor_world(tmp_path):
+    from occkit.cli import main
+
+    assert main(["synth", "--world", "indoor", "--out", str(tmp_path / "w"), "--scenes", "1", "--frames", "1"]) == 0
+    assert (tmp_path / "w" / "NYUtrain" / "NYU0000_0000.bin").is_file()
+    assert main(["synth", "--world", "indoor", "--format", "semantickitti", "--out", str(tmp_path / "x")]) == 2

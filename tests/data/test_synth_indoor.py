@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from occkit.data.nyu import NYUDataset, downsample_target, read_bin, read_depth_png, xyz_to_file
+from occkit.data.nyu import NYU_K, NYUDataset, downsample_target, read_bin, read_depth_png, xyz_to_file
 from occkit.data.synth.primitives import BOX
 from occkit.data.synth_indoor import IndoorConfig, build_room, frame_world, generate_indoor, render_view, room_occupancy
 from occkit.data.synth_indoor.room import FLOOR, TABLE, WALL, WALL_C, Room, _to_prims, look_at
@@ -106,6 +106,16 @@ def test_written_world_round_trip(tmp_path):
     v = read_bin(out / "NYUtrain" / "NYU0000_0000.bin")
     assert np.array_equal(v.labels, xyz_to_file(fd["labels"]))
     assert np.array_equal(v.pose, fd["pose"].astype(np.float32)) and np.array_equal(v.origin, fd["origin"])
+    # the depth map and the voxels agree: a pixel's surface, 1.5 cm deeper, lies in a voxel of its class
+    K = np.array(NYU_K)
+    vv, uu = np.mgrid[0:480, 0:640] + 0.5
+    ray = np.stack([(uu - K[0, 2]) / K[0, 0], (vv - K[1, 2]) / K[1, 1], np.ones_like(uu)], -1)
+    d = fd["depth"] + 0.015 / np.linalg.norm(ray, axis=-1)
+    pw = (ray * d[..., None]).reshape(-1, 3) @ fd["pose"][:3, :3].T + fd["pose"][:3, 3]
+    idx = np.floor((pw - fd["origin"]) / 0.02).astype(int)
+    inside = ((idx >= 0) & (idx < [240, 240, 144])).all(1)
+    agree = fd["labels"][tuple(idx[inside].T)] == fd["semantics"].reshape(-1)[inside]
+    assert inside.mean() > 0.5 and agree.mean() > 0.9
     ds = NYUDataset(out, "train", load_extras=True, load_depth=True)
     s = ds[0]
     assert torch.equal(s.occupancy, downsample_target(fd["labels"]))
@@ -123,3 +133,16 @@ def test_cli_indoor_world(tmp_path):
     assert main(["synth", "--world", "indoor", "--out", str(tmp_path / "w"), "--scenes", "1", "--frames", "1"]) == 0
     assert (tmp_path / "w" / "NYUtrain" / "NYU0000_0000.bin").is_file()
     assert main(["synth", "--world", "indoor", "--format", "semantickitti", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_show_draws_an_indoor_frame(tmp_path):
+    from PIL import Image
+
+    from occkit.cli import main
+
+    cfg = IndoorConfig(scenes=1, frames=1, seed=2)
+    generate_indoor(tmp_path / "w", cfg)
+    out = tmp_path / "show.png"
+    assert main(["show", str(tmp_path / "w"), "--out", str(out)]) == 0
+    im = np.asarray(Image.open(out))
+    assert im.shape[1] == 3 * 320 + 2 * 4 and im.shape[0] > 240  # image, 2D classes, occupancy; the legend

@@ -1,6 +1,7 @@
 """``occkit show DIR --token T --out FILE.png``: a picture of one frame of an Occ3D-layout dataset
 (cameras with LiDAR points, occupancy in bird's-eye view and 3D), optionally with a prediction
-beside its ground truth."""
+beside its ground truth; of a NYUv2-layout dataset (the indoor world), the image, its 2D classes
+and the occupancy in 3D in the NYUv2 colours."""
 
 from __future__ import annotations
 
@@ -79,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
     from occkit.commands.checks import default_split
 
     args.split = default_split(args.split, args.pred)
+    from occkit.data.nyu import is_nyu_root
+
+    if is_nyu_root(args.root):
+        return _run_nyu(args)
     ds = Occ3DDataset(args.root, split=args.split)
     if args.list:
         for scene in ds.scenes:
@@ -114,6 +119,35 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         torch.set_num_threads(threads)
+    out = args.out or Path(f"show_{token}.png")
+    check_output_file(out, {"DIR": args.root}, command="show")
+    save_png(out, image)
+    record_output_file(out, "show")
+    print(f"wrote {out} ({image.shape[1]}x{image.shape[0]})")
+    return 0
+
+
+def _run_nyu(args: argparse.Namespace) -> int:
+    """``occkit show`` on a NYUv2 layout: one row (image, 2D classes, occupancy, prediction)."""
+    from occkit.data.nyu import NYUDataset
+    from occkit.outputs import check_output_file, record_output_file
+    from occkit.viz.draw import save_png
+    from occkit.viz.indoor import indoor_figure
+
+    split = {"val": "test"}.get(args.split, args.split)
+    ds = NYUDataset(args.root, split if split in ("train", "test", "all") else "all", load_extras=True)
+    if args.list:
+        for i in range(len(ds)):
+            print(ds.token(i))
+        return 0
+    if len(ds) == 0:
+        raise ValueError(f"{args.root}: split '{args.split}' has no frames")
+    token = args.token or ds.token(0)
+    sample = ds[ds.index_of(token)]
+    pred = None
+    if args.pred is not None:
+        pred = load_prediction(args.pred, token, ds.grid.shape)
+    image = indoor_figure([sample], with_legend=True, preds=None if pred is None else [pred])
     out = args.out or Path(f"show_{token}.png")
     check_output_file(out, {"DIR": args.root}, command="show")
     save_png(out, image)

@@ -1,0 +1,130 @@
+"""The dataset-format registry: occkit's own formats (``occkit/formats/<module>.py`` holding
+``FORMAT``), then those of installed packages (entry point group ``occkit.datasets``), found once.
+
+A package whose entry point fails to load, or is not a :class:`DatasetFormat`, or takes a name
+already taken, is named in one warning line and left out; every other format works.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from occkit.formats.spec import ENTRY_POINT_GROUP, DatasetFormat
+
+_SKIP = {"spec", "registry"}
+_REGISTRY: dict[str, DatasetFormat] | None = None
+
+
+class FormatRegistryError(ValueError):
+    """A format is unknown, malformed or clashes with another; the message names where it comes from."""
+
+
+def _in_tree() -> list[tuple[DatasetFormat, str]]:
+    import occkit.formats as pkg
+
+    found = []
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name in _SKIP or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        spec = getattr(module, "FORMAT", None)
+        if spec is not None:
+            found.append((spec, module.__name__))
+    return found
+
+
+def _warn(msg: str) -> None:
+    print(f"occkit: warning: {msg}", file=sys.stderr)
+
+
+def _from_entry_points() -> list[tuple[DatasetFormat, str]]:
+    found = []
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        where = f"entry point {ep.name} = {ep.value}" + (f" of {ep.dist.name}" if ep.dist is not None else "")
+        try:
+            spec = ep.load()
+        except BaseException as e:  # noqa: BLE001 - a broken package (even one calling sys.exit) is named, not fatal
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            _warn(f"{where} (group {ENTRY_POINT_GROUP}): cannot be loaded ({type(e).__name__}: {e}); left out")
+            continue
+        found.append((spec, where))
+    return found
+
+
+def _check(spec: object, where: str) -> str | None:
+    """Why ``spec`` is not a usable format, or None."""
+    if not isinstance(spec, DatasetFormat):
+        return f"is a {type(spec).__name__}, not an occkit.formats.DatasetFormat"
+    if not isinstance(spec.name, str) or not spec.name.replace("-", "_").isidentifier():
+        return f"format name {spec.name!r} is not a name"
+    if spec.modality not in ("multi-camera", "monocular"):
+        return f"modality {spec.modality!r} is not 'multi-camera' or 'monocular'"
+    for attr in ("detect", "open", "metrics"):
+        if not callable(getattr(spec, attr)):
+            return f"{attr} is not callable"
+    return None
+
+
+def formats() -> dict[str, DatasetFormat]:
+    """Every format, by name: occkit's own (in module order), then installed packages'."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        out: dict[str, DatasetFormat] = {}
+        for spec, where in _in_tree():
+            why = _check(spec, where)
+            if why is not None:  # occkit's own: a bug, said as such
+                raise FormatRegistryError(f"{where}: {why}")
+            if spec.name in out:
+                raise FormatRegistryError(
+                    f"{where}: format {spec.name!r} is already registered by {out[spec.name].source}"
+                )
+            spec.source = where
+            out[spec.name] = spec
+        for spec, where in _from_entry_points():
+            why = _check(spec, where)
+            if why is None and spec.name in out:
+                why = f"format {spec.name!r} is already registered by {out[spec.name].source}"
+            if why is not None:
+                _warn(f"{where} (group {ENTRY_POINT_GROUP}): {why}; left out")
+                continue
+            spec.source = where
+            out[spec.name] = spec
+        _REGISTRY = out
+    return _REGISTRY
+
+
+def format_names() -> tuple[str, ...]:
+    """The registered formats' names, in registry order."""
+    return tuple(formats())
+
+
+def get_format(name: str) -> DatasetFormat:
+    """The format ``name``; a :class:`FormatRegistryError` lists the registered ones."""
+    reg = formats()
+    if name not in reg:
+        raise FormatRegistryError(
+            f"format: {name!r} is not one of {', '.join(reg)} (a package adds formats through the entry point "
+            f"group {ENTRY_POINT_GROUP!r})"
+        )
+    return reg[name]
+
+
+def detect_format(root: str | os.PathLike) -> DatasetFormat:
+    """The format of the dataset folder ``root``: the first whose ``detect`` answers, in registry
+    order; otherwise a one-line error naming the folder and every format tried."""
+    r = Path(root)
+    if not r.exists():
+        raise FileNotFoundError(f"{r}: dataset folder not found")
+    if not r.is_dir():
+        raise NotADirectoryError(f"{r}: is a file, not a dataset folder")
+    reg = formats()
+    for spec in reg.values():
+        if spec.detect(r) is not None:
+            return spec
+    raise FormatRegistryError(f"{r}: not a dataset of any known format (tried {', '.join(reg)}); pass --format")

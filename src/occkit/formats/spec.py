@@ -1,0 +1,217 @@
+"""What occkit needs to know of a dataset layout: :class:`DatasetFormat`, one per format.
+
+A format is one module (``occkit/formats/<name>.py`` holding ``FORMAT = DatasetFormat(...)``, or a
+module of another package named by an entry point of the group ``occkit.datasets``). Everything
+that differs between layouts is a field here, so the engine, the composition root, ``occkit eval``,
+``occkit predict``, the prior cache, the ablation runner and the viewer ask the format and name
+none: how a folder is recognised, how a split is opened, the class table with its free and ignore
+ids, the grid and the frame the labels are in, the metrics (accumulators, :class:`Metric`), and how
+predictions are written and read.
+
+See docs/design.md, "Adding a dataset format", for a complete example.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from occkit.geometry.grid import Grid
+
+#: The entry point group through which another package adds a format: ``name = "pkg.module:FORMAT"``.
+ENTRY_POINT_GROUP = "occkit.datasets"
+
+#: How many cameras a format's frames carry: the multi-camera methods (supervised, render_sup,
+#: easyocc, radocc, langocc, occscene, the teachers) train on ``multi-camera`` formats, the
+#: monocular ones (kitti-mono, cigocc) on ``monocular`` ones.
+Modality = Literal["multi-camera", "monocular"]
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """The classes of a format's labels.
+
+    Attributes:
+        names: one name per class id ``0 .. C-1`` (the learning ids the network predicts).
+        free: the id of empty space (Occ3D: 17; SemanticKITTI, SurroundOcc, NYUv2: 0), or None.
+        ignore: a label value that is never scored nor trained on (255 in most formats), or None.
+        palette: an RGB colour per class (same length as ``names``), or empty for a default.
+    """
+
+    names: tuple[str, ...]
+    free: int | None
+    ignore: int | None = 255
+    palette: tuple[tuple[int, int, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        n = len(self.names)
+        if n < 2:
+            raise ValueError(f"ClassTable: at least two classes, got {n}")
+        if self.free is not None and not 0 <= self.free < n:
+            raise ValueError(f"ClassTable: free id {self.free} outside 0..{n - 1}")
+        if self.ignore is not None and 0 <= self.ignore < n:
+            raise ValueError(f"ClassTable: ignore id {self.ignore} is a class id (0..{n - 1})")
+        if self.palette and len(self.palette) != n:
+            raise ValueError(f"ClassTable: {len(self.palette)} palette colours for {n} classes")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    @property
+    def occupied(self) -> tuple[int, ...]:
+        """Every class id but free: the classes a semantic mIoU averages."""
+        return tuple(i for i in range(self.num_classes) if i != self.free)
+
+
+@dataclass
+class Targets:
+    """The ground truth of a batch of frames, as a metric sees it.
+
+    Attributes:
+        occupancy: ``(B, X, Y, Z)`` integer class ids (the format's ``ignore`` value where unknown).
+        tokens: the frames' ids, ``B`` of them.
+        mask_camera / mask_lidar: ``(B, X, Y, Z)`` bool, the voxels seen by the cameras / the LiDAR
+            (Occ3D), or None.
+        invalid: ``(B, X, Y, Z)`` bool, voxels the benchmark leaves out (SemanticKITTI's
+            ``.invalid``), or None.
+        extra: anything else a format's metric needs per batch (e.g. RayIoU's ray origins).
+    """
+
+    occupancy: torch.Tensor
+    tokens: list[str]
+    mask_camera: torch.Tensor | None = None
+    mask_lidar: torch.Tensor | None = None
+    invalid: torch.Tensor | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_batch(cls, batch: Any, device: torch.device | str | None = None) -> Targets:
+        """From an :class:`occkit.data.sample.Batch` (its ``occupancy``, masks and tokens)."""
+        if batch.occupancy is None:
+            raise ValueError("the frames carry no ground truth (occupancy)")
+
+        def to(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None or device is None else t.to(device)
+
+        occ = batch.occupancy if device is None else batch.occupancy.to(device)
+        mc, ml = batch.mask_camera, batch.mask_lidar
+        return cls(
+            occupancy=occ,
+            tokens=list(batch.tokens),
+            mask_camera=mc if device is None else to(mc),
+            mask_lidar=ml if device is None else to(ml),
+        )
+
+
+@runtime_checkable
+class Metric(Protocol):
+    """A streaming metric: ``update`` per batch, ``merge`` another process's or shard's counts,
+    ``all_reduce`` over the processes of a distributed run, ``compute`` the scores at the end.
+
+    ``compute`` returns a dict whose values are plain numbers (percent, like the official tables),
+    or dicts of them; a format's first metric gives ``miou`` and ``geometry_iou``, the keys the
+    training loop logs and the ablation runner reads.
+    """
+
+    name: str
+
+    def update(self, pred: torch.Tensor, target: Targets) -> None: ...
+
+    def merge(self, other: Any) -> Any: ...
+
+    def all_reduce(self) -> None: ...
+
+    def compute(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class OpenOptions:
+    """How :attr:`DatasetFormat.open` reads a split.
+
+    Attributes:
+        cameras: the camera names, in order (None: the format's own default).
+        load_images: decode the camera images (False: scoring, statistics).
+        load_gt: read the labels.
+        load_extras: read the synthetic world's extras (LiDAR points, per-camera maps) when present.
+        cache_mb: keep decoded files in memory up to this many MiB.
+    """
+
+    cameras: tuple[str, ...] | None = None
+    load_images: bool = True
+    load_gt: bool = True
+    load_extras: bool = False
+    cache_mb: float = 0.0
+
+
+@dataclass(frozen=True)
+class PredictionFiles:
+    """How a format's predictions are written and read (its submission layout).
+
+    Attributes:
+        write: ``(folder, token, labels) -> path``: one frame's ``(X, Y, Z)`` uint8 class ids
+            written atomically under ``folder``.
+        index: ``folder -> {token: path}``: the prediction files of a folder.
+        read: ``path -> (X, Y, Z) uint8``; a file of the wrong size, shape or dtype raises a
+            one-line ``ValueError`` naming it.
+    """
+
+    write: Callable[[Path, str, np.ndarray], Path]
+    index: Callable[[Path], dict[str, Path]]
+    read: Callable[[Path], np.ndarray]
+
+
+@dataclass
+class DatasetFormat:
+    """A dataset layout.
+
+    Attributes:
+        name: what ``--format`` and ``data.format`` take (``occ3d``, ``semantickitti``, ...).
+        summary: one line for ``--help`` and error messages.
+        modality: ``multi-camera`` or ``monocular`` (which methods can train on it).
+        classes: the class table of its labels.
+        grid: the voxel grid of its labels.
+        label_frame: the frame the grid is in: ``ego`` (Occ3D), ``lidar`` (SemanticKITTI,
+            SurroundOcc, OpenOccupancy), ``world`` (NYUv2's gravity-aligned room frame), ...
+        splits: the split names ``open`` takes (``all`` is always accepted).
+        detect: ``root -> reason or None``: why ``root`` holds this format (cheap: names of files
+            and folders, no decoding), or None. The first format whose ``detect`` answers wins,
+            in registry order.
+        open: ``(root, split, options) -> dataset`` of :class:`occkit.data.sample.Sample` with
+            ``tokens``, ``scenes``, ``frames``, ``grid`` like :class:`occkit.data.occ3d.Occ3DDataset`.
+        metrics: ``options -> [Metric, ...]``: fresh accumulators for a validation or an
+            evaluation (options: ``mask`` and what the format documents); the first gives
+            ``miou`` and ``geometry_iou``.
+        predictions: how predictions are written and read.
+        evaluate_folder: ``(gt_root, pred_dir, split, **options) -> result`` for ``occkit eval``,
+            when the format scores a folder its own way (Occ3D's RayIoU needs the LiDAR poses);
+            None: the metrics over :attr:`predictions` and :attr:`open`.
+        write_synthetic: ``(out, options) -> None``: the synthetic world written in this layout
+            (``occkit synth --format NAME``), or None.
+        source: where it was found; set by the registry.
+    """
+
+    name: str
+    summary: str
+    modality: Modality
+    classes: ClassTable
+    grid: Grid
+    label_frame: str
+    splits: tuple[str, ...]
+    detect: Callable[[Path], str | None]
+    open: Callable[[Path, str, OpenOptions], Any]
+    metrics: Callable[[dict[str, Any]], Sequence[Metric]]
+    predictions: PredictionFiles
+    evaluate_folder: Callable[..., dict[str, Any]] | None = None
+    write_synthetic: Callable[[Path, Any], None] | None = None
+    source: str = field(default="", compare=False)
+
+    def open_split(self, root: str | os.PathLike, split: str, **options: Any) -> Any:
+        """:attr:`open` with keyword options (those of :class:`OpenOptions`)."""
+        return self.open(Path(root), split, OpenOptions(**options))

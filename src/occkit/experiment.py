@@ -87,10 +87,12 @@ class DataConfig:
     """A nuScenes-style info file (``.pkl``/``.json``: ``lidar_path``, ``lidar2ego_*``, ``sweeps``)
     giving each frame's LiDAR on real Occ3D-nuScenes (files under the dataset root's ``samples/``
     and ``sweeps/``); None = the synthetic extras (``load_extras``)."""
-    format: Literal["auto", "occ3d", "semantickitti"] = "auto"
+    format: Literal["auto", "occ3d", "semantickitti", "nyu"] = "auto"
     """Dataset layout: 'occ3d' (``annotations.json``), 'semantickitti' (``sequences/``; one camera
-    ``image_2``, 20 classes with 0 = empty, validated with the SSC metrics) or 'auto' (semantickitti
-    when the root holds ``sequences/`` and no ``annotations.json``, else occ3d)."""
+    ``image_2``, 20 classes with 0 = empty, validated with the SSC metrics), 'nyu' (``NYUtrain/``,
+    ``NYUtest/``: MonoScene's NYUv2 layout; one camera ``kinect``, 12 classes with 0 = empty,
+    validated with MonoScene's NYUv2 SSC metrics) or 'auto' (nyu when the root holds ``NYUtrain/``
+    or ``NYUtest/``, semantickitti when it holds ``sequences/`` and no ``annotations.json``, else occ3d)."""
     cache_mb: float = 0.0
     """Keep each split's decoded files (images, labels, extras) in memory up to this many MiB
     (0 = read them from disk at every visit): spares the decoding when a small dataset is read
@@ -381,12 +383,17 @@ def build_dataset(
     (:meth:`ImageAugConfig.evaluation`) and no BEV transform. The model's
     output grid must be the dataset's (checked here, naming both).
     """
-    kitti = data_format(cfg, root) == "semantickitti"
-    if kitti:
+    fmt = data_format(cfg, root)
+    kitti = fmt in ("semantickitti", "nyu")  # SSC layouts: one camera, 0 = empty
+    if fmt == "nyu":
+        from occkit.data.nyu import NYUDataset
+
+        ds: Dataset = NYUDataset(root, split, load_gt=load_gt, load_extras=cfg.data.load_extras)
+    elif kitti:
         from occkit.data.semantickitti import SemanticKITTIDataset
 
         # a named split is the dataset's own (splits.json, the synthetic world's) before the official one
-        ds: Dataset = SemanticKITTIDataset(root, split, load_gt=load_gt, load_extras=cfg.data.load_extras)
+        ds = SemanticKITTIDataset(root, split, load_gt=load_gt, load_extras=cfg.data.load_extras)
     else:
         ds = Occ3DDataset(
             root,
@@ -492,13 +499,17 @@ def load_checkpoint_method(
 
 
 def data_format(cfg: ExperimentConfig, root: str | os.PathLike) -> str:
-    """'occ3d' or 'semantickitti': ``data.format``, or with 'auto' by the folder (``sequences/``
-    and no ``annotations.json``: semantickitti)."""
+    """'occ3d', 'semantickitti' or 'nyu': ``data.format``, or with 'auto' by the folder
+    (``NYUtrain/`` or ``NYUtest/``: nyu; ``sequences/`` and no ``annotations.json``: semantickitti)."""
     r = Path(root)
-    found = "semantickitti" if (r / "sequences").is_dir() and not (r / "annotations.json").is_file() else "occ3d"
+    if (r / "NYUtrain").is_dir() or (r / "NYUtest").is_dir():
+        found = "nyu"
+    else:
+        found = "semantickitti" if (r / "sequences").is_dir() and not (r / "annotations.json").is_file() else "occ3d"
+    known = (r / "sequences").is_dir() or (r / "annotations.json").is_file() or found == "nyu"
     if cfg.data.format != "auto":
-        if cfg.data.format != found and ((r / "sequences").is_dir() or (r / "annotations.json").is_file()):
-            names = {"occ3d": "an Occ3D-nuScenes", "semantickitti": "a SemanticKITTI"}
+        if cfg.data.format != found and known:
+            names = {"occ3d": "an Occ3D-nuScenes", "semantickitti": "a SemanticKITTI", "nyu": "a NYUv2 (indoor)"}
             raise ValueError(
                 f"{root}: {names[found]} dataset, but the run is of {names[cfg.data.format]} dataset "
                 f"(data.format {cfg.data.format}): the run and the data differ; give data of the run's format, "

@@ -1,4 +1,4 @@
-"""``occkit eval --gt DIR --pred DIR [--format auto|occ3d|semantickitti] [--split val|train|all]
+"""``occkit eval --gt DIR --pred DIR [--format auto|occ3d|semantickitti|nyu] [--split val|train|all]
 [--mask camera|lidar|both|none] [--metrics miou,rayiou] [--frustum RUN] [--infos FILE] [--json FILE] [--csv FILE]
 [--allow-missing]``: the official metrics of a folder of predictions.
 
@@ -8,7 +8,8 @@ cameras than the dataset has (``data.cameras``: OccScene's CPU preset sees the f
 then scored where it can see, not on the whole camera mask.
 
 The benchmark is detected from the ground-truth layout (``annotations.json``: Occ3D-nuScenes;
-``sequences/``: SemanticKITTI). Prints a per-class table; numbers are percentages like the
+``sequences/``: SemanticKITTI; ``NYUtrain/``/``NYUtest/``: NYUv2 in MonoScene's layout, scored as
+MonoScene scores it, ``val`` being its test split). Prints a per-class table; numbers are percentages like the
 official tables.
 """
 
@@ -35,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="predictions folder (<token>.npz for Occ3D; sequences/XX/predictions/NNNNNN.label for SemanticKITTI)",
     )
-    add_choice(p, "--format", ("auto", "occ3d", "semantickitti"), "auto", "benchmark; auto: detected from --gt")
+    add_choice(p, "--format", ("auto", "occ3d", "semantickitti", "nyu"), "auto", "benchmark; auto: detected from --gt")
     add_split(p, "frames evaluated; test only for SemanticKITTI", choices=SPLITS_TEST)
     add_mask(
         p,
@@ -147,6 +148,18 @@ def run(args: argparse.Namespace) -> int:
                 progress=progress,
                 region=region,
                 processes=args.processes if args.processes is not None else default_processes(args.threads),
+            )
+        elif fmt == "nyu":
+            from occkit.formats import get_format
+
+            if set(metrics) - {"ssc", "miou"}:
+                raise ValueError(
+                    f"--metrics: {sorted(set(metrics) - {'ssc', 'miou'})} not available for NYUv2 (ssc only)"
+                )
+            evaluate_folder = get_format("nyu").evaluate_folder
+            assert evaluate_folder is not None
+            result = evaluate_folder(
+                args.gt, args.pred, split=args.split, allow_missing=args.allow_missing, device=args.device
             )
         else:
             if set(metrics) - {"ssc", "miou"}:

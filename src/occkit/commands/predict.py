@@ -112,9 +112,9 @@ def run(args: argparse.Namespace) -> int:
         provenance["set"] = list(args.set)
     from occkit.experiment import base_dataset
 
-    kitti = (
-        type(base_dataset(ds)).__name__ == "SemanticKITTIDataset"
-    )  # .label submissions (occkit eval --format semantickitti)
+    kind = type(base_dataset(ds)).__name__
+    kitti = kind == "SemanticKITTIDataset"  # .label submissions (occkit eval --format semantickitti)
+    nyu = kind == "NYUDataset"  # <token>.npz (occkit eval --format nyu)
     n = write_prediction_folder(
         method,
         loader,
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             mask="camera",
             num_classes=cfg.model.num_classes,
             progress=not args.no_progress,
-            metric_kind="ssc" if kitti else "occ3d",
+            metric_kind="ssc" if kitti else "nyu" if nyu else "occ3d",
         )
         print(
             f"occkit predict: mIoU (camera mask) {scores['miou']:.2f}, geometry IoU {scores['geometry_iou']:.2f} over "

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from torch.utils.data import ConcatDataset, Dataset
 
+from occkit.data.nyu import NYUDataset
 from occkit.data.occ3d import Occ3DDataset
 from occkit.data.semantickitti import SemanticKITTIDataset
 
 
 def base_dataset(ds: Dataset) -> Occ3DDataset:
-    """The :class:`Occ3DDataset` (or ``SemanticKITTIDataset``) under any wrappers (for tokens,
-    scenes and poses); ``TypeError`` naming the outermost class that wraps neither."""
-    while not isinstance(ds, (Occ3DDataset, SemanticKITTIDataset)):
+    """The :class:`Occ3DDataset` (or ``SemanticKITTIDataset``, ``NYUDataset``) under any wrappers
+    (for tokens, scenes and poses); ``TypeError`` naming the outermost class that wraps none."""
+    while not isinstance(ds, (Occ3DDataset, SemanticKITTIDataset, NYUDataset)):
         inner = getattr(ds, "dataset", None)
         if inner is None:
             raise TypeError(f"{type(ds).__name__} does not wrap an Occ3DDataset")

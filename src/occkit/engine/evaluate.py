@@ -97,19 +97,25 @@ def evaluate(
         metric_kind: 'occ3d' (:class:`Occ3DMetric` with ``mask``) or 'ssc' (SemanticKITTI's SSC
             metrics, :class:`occkit.metrics.ssc.SSCMetric`: voxels outside ``mask_camera``, the
             ``.invalid`` ones, left out; ``mask`` unused; ``miou`` = ``ssc_miou`` and
-            ``geometry_iou`` = ``completion_iou`` are added so loops can log either alike).
+            ``geometry_iou`` = ``completion_iou`` are added so loops can log either alike) or 'nyu'
+            (MonoScene's NYUv2 SSC metrics, :func:`occkit.metrics.ssc.nyu_ssc_metric`: every known
+            voxel; the same aliases).
     Returns:
         the metric's dict (``miou``, ``geometry_iou``, ``iou``, ``mask``, ``frames``) plus
         ``rayiou`` (and its details under ``rayiou_detail``) when computed.
     """
-    if metric_kind not in ("occ3d", "ssc"):
-        raise ValueError(f"evaluate: metric_kind must be 'occ3d' or 'ssc', got {metric_kind!r}")
+    if metric_kind not in ("occ3d", "ssc", "nyu"):
+        raise ValueError(f"evaluate: metric_kind must be 'occ3d', 'ssc' or 'nyu', got {metric_kind!r}")
     was_training = method.training
     method.eval()
     if metric_kind == "ssc":
         from occkit.metrics.ssc import SSCMetric
 
         ssc = SSCMetric(num_classes=num_classes, device=device)
+    elif metric_kind == "nyu":
+        from occkit.metrics.ssc import nyu_ssc_metric
+
+        ssc = nyu_ssc_metric(device)
     else:
         metric = Occ3DMetric(mask=mask, num_classes=num_classes, device=device)
     try:
@@ -123,16 +129,21 @@ def evaluate(
             if metric_kind == "ssc":
                 ssc.update(labels, gt, None if mc is None else ~mc.bool())
                 continue
+            if metric_kind == "nyu":
+                ssc.update(labels, gt)
+                continue
             metric.update(labels, gt, mc, ml)
             if rayiou is not None and rayiou_origins is not None:
                 rayiou.update(labels, gt, [rayiou_origins(t).to(device) for t in batch.tokens])
     finally:
         method.train(was_training)
-    if metric_kind == "ssc":
+    if metric_kind in ("ssc", "nyu"):
         if distributed:
             ssc.all_reduce()
         out = ssc.compute()
-        out.update(miou=out["ssc_miou"], geometry_iou=out["completion_iou"], mask="invalid")
+        out.update(
+            miou=out["ssc_miou"], geometry_iou=out["completion_iou"], mask="invalid" if metric_kind == "ssc" else "none"
+        )
         return out
     if distributed:
         metric.all_reduce()

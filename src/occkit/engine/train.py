@@ -419,12 +419,14 @@ def _validate(
 
     batches = shard()
     use_ray = cfg.train.val_rayiou and rayiou is not None and rayiou_origins is not None
+    from occkit.data.nyu import NYUDataset
     from occkit.data.semantickitti import SemanticKITTIDataset
 
     inner = val_set
-    while not isinstance(inner, SemanticKITTIDataset) and hasattr(inner, "dataset"):
+    while not isinstance(inner, (SemanticKITTIDataset, NYUDataset)) and hasattr(inner, "dataset"):
         inner = inner.dataset  # under any wrappers; any other dataset is scored as Occ3D
-    kind = "ssc" if isinstance(inner, SemanticKITTIDataset) else "occ3d"  # SemanticKITTI: SSC metrics
+    # SemanticKITTI: its SSC metrics; NYUv2: MonoScene's; else Occ3D's
+    kind = "ssc" if isinstance(inner, SemanticKITTIDataset) else "nyu" if isinstance(inner, NYUDataset) else "occ3d"
     scores = evaluate(
         method,
         batches,

@@ -596,7 +596,8 @@ def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progr
     """``cigocc.class_balance: dataset`` without ``class_counts``: the voxel counts of the training
     frames' labels (at most ``max_frames``, evenly spaced) written into a copy of ``cfg``, so that
     the run's config.json records them. SemanticKITTI: every label but 255 outside ``.invalid``
-    (what cigocc trains on); Occ3D: inside the camera mask. ``cfg`` unchanged otherwise.
+    (what cigocc trains on); NYUv2: every label but 255; Occ3D: inside the camera mask. ``cfg``
+    unchanged otherwise.
     """
     import copy
 
@@ -620,7 +621,13 @@ def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progr
         picks = tqdm(picks, desc="class counts", unit="frame", leave=False)
     counts = np.zeros(C, dtype=np.float64)
     for i in picks:
-        if isinstance(ds, SemanticKITTIDataset):
+        if type(ds).__name__ == "NYUDataset":  # NYUv2: every known voxel of the scored target
+            from occkit.data.nyu import downsample_target
+
+            target = downsample_target(ds.read_voxels(i).labels).numpy()
+            known = target[target != 255]
+            where = ds.path(i, ".bin")
+        elif isinstance(ds, SemanticKITTIDataset):
             labels, invalid = ds.load_gt_arrays(i)
             known = labels[~invalid & (labels != 255)]
             where = ds.voxel_path(i, "label")

@@ -51,7 +51,8 @@ def looks_like_predictions(folder: str | os.PathLike) -> str | None:
 
 
 def detect_format(gt_root: str | os.PathLike, pred_root: str | os.PathLike | None = None) -> str:
-    """``"occ3d"`` when ``annotations.json`` is there, ``"semantickitti"`` when ``sequences/`` is;
+    """``"occ3d"`` when ``annotations.json`` is there, ``"semantickitti"`` when ``sequences/`` is,
+    ``"nyu"`` when ``NYUtrain/`` or ``NYUtest/`` is;
     otherwise an error naming the folder, and saying so when it is a prediction folder (and
     ``pred_root`` the dataset: the two swapped)."""
     root = Path(gt_root)
@@ -61,6 +62,8 @@ def detect_format(gt_root: str | os.PathLike, pred_root: str | os.PathLike | Non
         return "occ3d"
     if (root / "sequences").is_dir():
         return "semantickitti"
+    if (root / "NYUtrain").is_dir() or (root / "NYUtest").is_dir():
+        return "nyu"
     why = looks_like_predictions(root)
     if why is not None:
         if pred_root is not None and (Path(pred_root) / "annotations.json").is_file():
@@ -609,7 +612,7 @@ def format_table(result: dict[str, Any]) -> str:
             row += "".join(f"{_fmt(v):>9}" for v in ray[n])
         lines.append(row)
     lines.append("-" * len(head))
-    if result["benchmark"] == "semantickitti":
+    if result["benchmark"] in ("semantickitti", "nyu"):
         keys = ("ssc_miou", "completion_iou", "precision", "recall")
     else:
         keys = ("miou", "geometry_iou", "geometry_precision", "geometry_recall") + (

@@ -40,6 +40,8 @@ BIG = (
 )
 #: SemanticKITTI-layout presets (the world exported as SemanticKITTI)
 KITTI = ("cigocc", "cigocc-gpu", "kitti-mono")
+#: NYUv2-layout presets (the indoor world)
+NYU = ("nyu-mono",)
 
 
 def build_worlds(root: Path) -> dict[str, Path]:
@@ -55,7 +57,11 @@ def build_worlds(root: Path) -> dict[str, Path]:
         "pseudo": root / "pseudo",
         "teacher": root / "teacher",
         "kitti_priors": root / "kitti_priors",
+        "nyu": root / "nyu",
     }
+    if not (out["nyu"] / "NYUtrain").is_dir():
+        args = ["synth", "--world", "indoor", "--out", str(out["nyu"]), "--scenes", "2", "--frames", "1"]
+        assert main([*args, "--seed", "0"]) == 0
     if not (out["occ3d"] / "annotations.json").is_file():
         assert (
             main(
@@ -200,7 +206,15 @@ def first_losses(name: str, worlds: dict[str, Path], run_dir: Path | None = None
     from occkit.cli import main
     from occkit.engine.logging import read_jsonl
 
-    data = worlds["kitti"] if name in KITTI else worlds["pseudo"] if name.startswith("easyocc") else worlds["occ3d"]
+    data = (
+        worlds["kitti"]
+        if name in KITTI
+        else worlds["nyu"]
+        if name in NYU
+        else worlds["pseudo"]
+        if name.startswith("easyocc")
+        else worlds["occ3d"]
+    )
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -146,3 +146,47 @@ def test_show_draws_an_indoor_frame(tmp_path):
     assert main(["show", str(tmp_path / "w"), "--out", str(out)]) == 0
     im = np.asarray(Image.open(out))
     assert im.shape[1] == 3 * 320 + 2 * 4 and im.shape[0] > 240  # image, 2D classes, occupancy; the legend
+
+
+def test_end_to_end_nyu_mono(tmp_path):
+    """occkit synth --world indoor + train nyu-mono (2 steps) + predict + eval --format nyu."""
+    import json
+
+    from occkit.cli import main
+    from occkit.formats import detect_format, get_format
+
+    data, run, pred = tmp_path / "w", tmp_path / "run", tmp_path / "pred"
+    assert main(["synth", "--world", "indoor", "--out", str(data), "--scenes", "2", "--frames", "1"]) == 0
+    assert detect_format(data).name == "nyu" and get_format("nyu").grid.shape == (60, 60, 36)
+    sets = [
+        "optim.max_steps=2",
+        "optim.amp=none",
+        "train.val_every=0",
+        "train.ckpt_every=2",
+        "data.image_aug.out_hw=[96,128]",
+    ]
+    assert main(["train", "nyu-mono", "--data", str(data), "--out", str(run), "--no-progress", "--set", *sets]) == 0
+    assert main(["predict", "--ckpt", str(run), "--data", str(data), "--out", str(pred), "--no-progress"]) == 0
+    assert (pred / "NYU0001_0000.npz").is_file()  # the test split (one room of two)
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--gt", str(data), "--pred", str(pred), "--format", "nyu", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == "nyu" and result["frames"] == 1 and 0 <= result["ssc_miou"] <= 100
+    # the same numbers from the format's metric over the files
+    fmt = get_format("nyu")
+    again = fmt.evaluate_folder(data, pred, split="val")
+    assert again["ssc_miou"] == pytest.approx(result["ssc_miou"]) and again["iou"] == pytest.approx(result["iou"])
+
+
+def test_indoor_and_outdoor_runs_refuse_each_others_data(tmp_path):
+    from occkit.experiment import data_format, load_experiment
+
+    (tmp_path / "nyu" / "NYUtrain").mkdir(parents=True)
+    (tmp_path / "occ").mkdir()
+    (tmp_path / "occ" / "annotations.json").write_text("{}")
+    with pytest.raises(ValueError, match="a NYUv2 \\(indoor\\) dataset, but the run is of an Occ3D-nuScenes"):
+        data_format(load_experiment("base-cpu", ["data.format=occ3d"]), tmp_path / "nyu")
+    cfg = load_experiment("nyu-mono")
+    with pytest.raises(ValueError, match="an Occ3D-nuScenes dataset, but the run is of a NYUv2 \\(indoor\\)"):
+        data_format(cfg, tmp_path / "occ")
+    assert data_format(cfg, tmp_path / "nyu") == "nyu"

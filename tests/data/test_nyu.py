@@ -188,3 +188,30 @@ def test_nyu_metric_hand_checked():
     iou1, iou2 = 1 / (3 + 1e-5), 1 / (2 + 1e-5)
     assert out["iou"]["ceiling"] == pytest.approx(100 * iou1, rel=1e-12)
     assert out["ssc_miou"] == pytest.approx(100 * (iou1 + iou2) / 11, rel=1e-12)
+
+
+def test_nyu_format_registered_and_predictions_round_trip(tmp_path):
+    from occkit.formats import detect_format, get_format
+
+    fmt = get_format("nyu")
+    assert fmt.modality == "monocular" and fmt.classes.free == 0 and fmt.classes.ignore == 255
+    assert fmt.classes.names[9] == "tvs" and fmt.grid.shape == (60, 60, 36)
+    _write_frame(tmp_path, "NYUtest", "NYU0005_0001", np.zeros(NYU_FILE_SHAPE, np.uint8), [0, 0, 0], _pose())
+    assert detect_format(tmp_path) is fmt
+    ds = fmt.open_split(tmp_path, "val", load_images=False)
+    assert len(ds) == 1 and ds.token(0) == "NYU0005_0001"
+    labels = np.random.default_rng(0).integers(0, 12, (60, 60, 36)).astype(np.uint8)
+    p = fmt.predictions.write(tmp_path / "pred", "NYU0005_0001", labels)
+    assert fmt.predictions.index(tmp_path / "pred") == {"NYU0005_0001": p}
+    assert np.array_equal(fmt.predictions.read(p), labels)
+    np.savez(tmp_path / "bad.npz", semantics=np.full((60, 36, 60), 1, np.uint8))
+    with pytest.raises(ValueError, match="bad.npz: 'semantics' has shape \\(60, 36, 60\\), expected \\(60, 60, 36\\)"):
+        fmt.predictions.read(tmp_path / "bad.npz")
+    np.savez(tmp_path / "bad2.npz", semantics=np.full((60, 60, 36), 12, np.uint8))
+    with pytest.raises(ValueError, match="bad2.npz: 'semantics' has classes outside 0..11"):
+        fmt.predictions.read(tmp_path / "bad2.npz")
+    # the (all-empty) target scored against itself: no occupied voxel anywhere
+    target = ds[0].occupancy.numpy().astype(np.uint8)
+    fmt.predictions.write(tmp_path / "pred", "NYU0005_0001", target)
+    r = fmt.evaluate_folder(tmp_path, tmp_path / "pred", split="test")
+    assert r["frames"] == 1 and r["completion_iou"] == 0.0 and r["precision"] == 0.0  # MonoScene's 0, not NaN

@@ -190,3 +190,35 @@ def test_indoor_and_outdoor_runs_refuse_each_others_data(tmp_path):
     with pytest.raises(ValueError, match="an Occ3D-nuScenes dataset, but the run is of a NYUv2 \\(indoor\\)"):
         data_format(cfg, tmp_path / "occ")
     assert data_format(cfg, tmp_path / "nyu") == "nyu"
+
+
+def test_a_stopped_world_resumes_with_the_same_files(tmp_path, monkeypatch):
+    import occkit.data.synth_indoor.writer as writer
+
+    cfg = IndoorConfig(scenes=2, frames=1, seed=4, val_fraction=0.5)
+    real = writer._worker
+    made = []
+
+    def stop_at_room_1(job):
+        if job[2] == 1:
+            raise KeyboardInterrupt
+        made.append(job[2])
+        return real(job)
+
+    monkeypatch.setattr(writer, "_worker", stop_at_room_1)
+    with pytest.raises(KeyboardInterrupt):
+        generate_indoor(tmp_path / "w", cfg, resume=True)
+    assert made == [0] and (tmp_path / "w" / ".scenes" / "0000.json").is_file()
+
+    def counting(job):
+        made.append(job[2])
+        return real(job)
+
+    monkeypatch.setattr(writer, "_worker", counting)
+    generate_indoor(tmp_path / "w", cfg, resume=True)
+    assert made == [0, 1] and not (tmp_path / "w" / ".scenes").exists()  # room 0 was not made again
+    monkeypatch.setattr(writer, "_worker", real)
+    generate_indoor(tmp_path / "fresh", cfg)
+    for f in sorted((tmp_path / "fresh").rglob("*")):
+        if f.is_file():
+            assert f.read_bytes() == (tmp_path / "w" / f.relative_to(tmp_path / "fresh")).read_bytes(), f.name

@@ -16,7 +16,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     (
         "synth",
         "occkit.commands.synth",
-        "generate a procedural driving world as an Occ3D-nuScenes (or SemanticKITTI) dataset",
+        "generate a procedural driving world as an Occ3D-nuScenes (or SemanticKITTI) dataset, or (--world indoor) "
+        "rooms as a NYUv2 dataset",
     ),
     (
         "show",

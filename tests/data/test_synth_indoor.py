@@ -58,6 +58,11 @@ def test_render_depth_and_classes_hand_checked():
     assert 1.0 <= 0.5 + t_table <= 2.0  # the ray meets the top inside the table's y range
     assert int(out["semantics"][47, 32]) == TABLE and int(out["instance"][47, 32]) == 1
     assert float(out["depth"][47, 32]) == pytest.approx(t_table, abs=1e-4)
+    # a colour image shaded at half size: the same maps, a picture of the same size
+    half = render_view(room, K, T, 48, 64, render_scale=2)
+    assert half["rgb"].shape == (48, 64, 3) and torch.equal(half["depth"], out["depth"])
+    assert torch.equal(half["semantics"], out["semantics"])
+    assert (half["rgb"].float() - out["rgb"].float()).abs().mean() < 20
 
 
 def test_occupancy_counts_hand_checked():

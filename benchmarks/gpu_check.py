@@ -413,13 +413,16 @@ def child_eager(args, emit, deadline: float) -> None:
     emit(["settings"], tf32_settings())
     host = {b: _frames(2, hw, b) for b in sizes}
     if cuda:
-        host = {b: [f.pin_memory() for f in fs] for b, fs in host.items()}
+        host = {b: [_pinned(f) for f in fs] for b, fs in host.items()}
     # the host-to-device copy of a batch (pinned memory, non-blocking), timed apart from the forward
     for b in sizes:
-        fb = host[b][0]
-        nbytes = sum(t.numel() * t.element_size() for t in (fb.images, fb.intrinsics, fb.T_ego_from_cam))
-        r = _fps(lambda f: f.to(device, non_blocking=True), host[b], b, device, secs)
-        emit(["h2d", f"b{b}"], {"mb": round(nbytes / 1e6, 2), "ms": r["ms_per_call"], "pinned": cuda})
+        try:
+            fb = host[b][0]
+            nbytes = sum(t.numel() * t.element_size() for t in (fb.images, fb.intrinsics, fb.T_ego_from_cam))
+            r = _fps(lambda f: f.to(device, non_blocking=True), host[b], b, device, secs)
+            emit(["h2d", f"b{b}"], {"mb": round(nbytes / 1e6, 2), "ms": r["ms_per_call"], "pinned": cuda})
+        except Exception as e:  # noqa: BLE001 - the forward's figures still come
+            emit(["h2d", f"b{b}"], {"error": one_line(e)})
     dev = {b: [f.to(device) for f in fs] for b, fs in host.items()}
 
     def call(m):
@@ -464,9 +467,24 @@ def child_eager(args, emit, deadline: float) -> None:
             emit(["cuda_graph", key], {"error": one_line(e), "where": traceback.format_exc(limit=-2).splitlines()[-3:]})
 
 
+def _pinned(batch):
+    """``batch`` with its tensors in page-locked memory (what a loader with ``pin_memory`` gives)."""
+    import dataclasses
+
+    return dataclasses.replace(
+        batch,
+        **{
+            f.name: getattr(batch, f.name).pin_memory()
+            for f in dataclasses.fields(batch)
+            if isinstance(getattr(batch, f.name), torch.Tensor)
+        },
+    )
+
+
 def _graph_fps(pred, batches, b: int, device: torch.device, secs: float) -> dict[str, Any]:
     static = [t.clone() for t in (batches[0].images, batches[0].intrinsics, batches[0].T_ego_from_cam)]
-    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+    # autocast's cast cache must be off under capture (the casts are then part of the graph)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
         s = torch.cuda.Stream()
         s.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(s):

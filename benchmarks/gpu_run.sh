@@ -14,6 +14,6 @@ SITE=${OCCKIT_SITE:-/tmp/occkit_site}
   python3 benchmarks/gpu_carry.py --unpack .gpucarry --into "$SITE"
   COMMIT=$(cat .gpucarry/COMMIT 2>/dev/null || true)
   PYTHONPATH="src:$SITE${PYTHONPATH:+:$PYTHONPATH}" timeout -s TERM -k 20 "${GPU_CHECK_LIMIT_S:-420}" \
-    python3 -u benchmarks/gpu_check.py --device cuda --out "$OUT/gpu_check.json" ${COMMIT:+--commit "$COMMIT"} "$@"
+    python3 -u benchmarks/gpu_check.py --device "${GPU_CHECK_DEVICE:-cuda}" --out "$OUT/gpu_check.json" ${COMMIT:+--commit "$COMMIT"} "$@"
   echo "gpu_run: exit code $?"
 } 2>&1 | tee "$OUT/gpu_check.log"

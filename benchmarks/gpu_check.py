@@ -299,7 +299,9 @@ def environment(device: str, commit: str | None) -> dict[str, Any]:
         "device": device,
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
-        "commit": commit or git_commit(REPO) or "unknown (pass --commit)",
+        # the tree's own .git first (the lent machine gets none: then --commit, from .gpucarry/COMMIT)
+        "commit": git_commit(REPO) or commit or "unknown (pass --commit)",
+        "commit_source": ".git" if git_commit(REPO) else ("--commit" if commit else None),
         "settings": tf32_settings(),
     }
     if device.startswith("cuda"):

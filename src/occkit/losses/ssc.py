@@ -97,7 +97,11 @@ def ssc_cross_entropy(
 
 def _bce_to_one(x: torch.Tensor) -> torch.Tensor:
     """``-ln x`` elementwise as ``F.binary_cross_entropy(x, 1)`` computes it (log clamped at -100)."""
-    return F.binary_cross_entropy(x.clamp(0, 1), torch.ones_like(x), reduction="none")
+    # in float32 outside autocast: CUDA autocast refuses F.binary_cross_entropy (found by the GPU check on an
+    # H200, cigocc-gpu at bf16); float32 inputs, the CPU presets' case, give the same values as before
+    with torch.autocast(x.device.type, enabled=False):
+        xf = x.float().clamp(0, 1)
+        return F.binary_cross_entropy(xf, torch.ones_like(xf), reduction="none")
 
 
 def _scal_sem_rows(prob: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

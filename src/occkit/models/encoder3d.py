@@ -89,6 +89,9 @@ class UNetEncoder(nn.Module):
         prior, :class:`occkit.models.context_prior.ContextPrior3D`)."""
         if x.dim() != self.dims + 2:
             raise ValueError(f"UNetEncoder: expected a {self.dims + 2}-D input, got shape {tuple(x.shape)}")
+        w = next(self.parameters())
+        if x.dtype != w.dtype and x.is_floating_point() and not torch.is_autocast_enabled(x.device.type):
+            x = x.to(w.dtype)  # .half() / .bfloat16() weights: the lift sums its volume in float32
         skips = []
         for stage in self.stages:
             x = stage(x)

@@ -122,12 +122,14 @@ def ray_geometry(
     return out.view(B, N, h, w, 4).permute(0, 1, 4, 2, 3).contiguous()
 
 
-def _cell_index(points_ego: torch.Tensor, grid: Grid, collapse_z: bool) -> tuple[torch.Tensor, int]:
+def _cell_index(
+    points_ego: torch.Tensor, grid: Grid, collapse_z: bool, consts: tuple[torch.Tensor, ...] | None = None
+) -> tuple[torch.Tensor, int]:
     """Flat cell index of every point (``B * cells`` = the "trash" row for points outside) and
-    ``cells`` per batch element."""
+    ``cells`` per batch element; ``consts``: the grid's constants as buffers (``Grid.point_to_index``)."""
     B = points_ego.shape[0]
     X, Y, Z = grid.shape
-    idx, valid = grid.point_to_index(points_ego)  # (B, ..., 3), (B, ...)
+    idx, valid = grid.point_to_index(points_ego, consts)  # (B, ..., 3), (B, ...)
     cells = X * Y if collapse_z else X * Y * Z
     flat = idx[..., 0] * Y + idx[..., 1]
     if not collapse_z:
@@ -311,6 +313,8 @@ class LSSViewTransform(nn.Module):
         self.ground_z = ground_z
         extra = 4 if geometry_input else 0
         self.depth_net = DepthNet(in_channels + extra, bins.shape[0], context_channels, depth_blocks)
+        for k, v in grid.constants().items():  # a forward builds no tensor from Python values (CUDA graphs)
+            self.register_buffer(f"grid_{k}", v, persistent=False)
 
     def forward(
         self,
@@ -347,7 +351,8 @@ class LSSViewTransform(nn.Module):
         context = context.view(B, N, -1, h, w)
         frustum = make_frustum(image_hw, self.stride, self.depth_bins)  # (D, h, w, 3)
         points = frustum_to_ego(frustum, intrinsics, T_ego_from_cam)  # (B, N, D, h, w, 3)
-        index = _cell_index(points, self.grid, self.collapse_z)  # shared by both splats
+        consts = (self.grid_range_min, self.grid_voxel_size, self.grid_shape)
+        index = _cell_index(points, self.grid, self.collapse_z, consts)  # shared by both splats
         lift_prob = depth_prob
         if depth_bins is not None:
             check_shape(depth_bins, "B N h w", name="depth_bins", dims={"B": B, "N": N, "h": h, "w": w})

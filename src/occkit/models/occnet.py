@@ -292,6 +292,8 @@ class OccNet(nn.Module):
             for m in self._frame_norms:
                 m.images_per_frame = N
             x = (images.flatten(0, 1) - self.mean) / self.std  # (B*N, 3, H, W)
+            if x.dtype != self.mean.dtype and not torch.is_autocast_enabled(x.device.type):
+                x = x.to(self.mean.dtype)  # .half() / .bfloat16() weights read float32 images
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_backbone):
                 levels = self.backbone(x)  # (B*N, C_l, H/s_l, W/s_l) per level
             feats = self.neck(levels)  # (B*N, C_neck, H/s, W/s)

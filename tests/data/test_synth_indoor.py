@@ -227,3 +227,36 @@ def test_a_stopped_world_resumes_with_the_same_files(tmp_path, monkeypatch):
     for f in sorted((tmp_path / "fresh").rglob("*")):
         if f.is_file():
             assert f.read_bytes() == (tmp_path / "w" / f.relative_to(tmp_path / "fresh")).read_bytes(), f.name
+
+
+def test_view_writes_an_indoor_frame_in_nyu_colours(tmp_path):
+    pytest.importorskip("viser")
+    from occkit.cli import main
+    from occkit.labels import NYU_CLASSES, NYU_PALETTE
+    from occkit.viz.viewer import ViewState, draw_frame
+    from occkit.viz.viewer_scene import FrameData
+
+    generate_indoor(tmp_path / "w", IndoorConfig(scenes=1, frames=1, seed=2))
+    html = tmp_path / "v.html"
+    assert main(["view", str(tmp_path / "w"), "--html", str(html), "--frames", "1"]) == 0
+    assert html.stat().st_size > 10_000
+    # the voxels drawn take NYUv2's colours, one node per NYUv2 class, unknown voxels left out
+    s = NYUDataset(tmp_path / "w", "train")[0]
+    gt = torch.where(s.occupancy == 255, 0, s.occupancy).numpy().astype(np.uint8)
+    state = ViewState(class_names=NYU_CLASSES, palette=NYU_PALETTE, free_class=0, cameras=False, lidar=False)
+
+    class Scene:
+        def __init__(self):
+            self.names = []
+
+        def add_batched_meshes_simple(self, name, *a, batched_colors=None, **k):
+            self.names.append(name)
+            assert {tuple(c) for c in batched_colors.tolist()} <= set(NYU_PALETTE)
+
+        def remove_by_name(self, name):
+            pass
+
+    scene = Scene()
+    frame = FrameData(token=s.token, scene=s.scene, gt=gt)
+    layer, handles = draw_frame(scene, frame, NYUDataset(tmp_path / "w", "train").grid, state)
+    assert {f"/voxels/{NYU_CLASSES[c]}" for c in np.unique(gt) if c} == set(scene.names)

@@ -1,6 +1,7 @@
 """``occkit view DATA [--pred PRED] [--ckpt RUN]``: a live 3D viewer in the browser (viser).
 
-Voxels by class in the Occ3D palette (surface voxels only), a frame slider, class toggles, ground
+Voxels by class in the Occ3D palette (NYUv2's classes and colours for a NYUv2 layout, the indoor
+world, its unknown voxels left out; surface voxels only), a frame slider, class toggles, ground
 truth and prediction (either, side by side, or the prediction's errors coloured), camera
 frustums with their images, the camera or LiDAR mask (outside voxels shown, hidden or dimmed),
 LiDAR points. ``--ckpt`` of a run predicts the frames on the fly (when no ``--pred`` is given);
@@ -25,7 +26,7 @@ from occkit.commands.options import DEVICE_HELP, add_choice, add_device, add_mas
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", type=Path, help="dataset folder (holds annotations.json)")
+    p.add_argument("data", type=Path, help="dataset folder (holds annotations.json, or NYUtrain/ and NYUtest/)")
     add_pred(p, "prediction: a folder of <token>.npz submission files (one per frame shown), or one .npz")
     p.add_argument(
         "--ckpt",
@@ -138,16 +139,21 @@ class _CkptPredictor:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
+    import torch
 
     from occkit.commands.show import load_prediction
+    from occkit.data.nyu import is_nyu_root
     from occkit.data.occ3d import Occ3DDataset
     from occkit.viz.cameras import images_uint8
     from occkit.viz.viewer_scene import FrameData
 
     if not args.data.is_dir():
         raise FileNotFoundError(f"{args.data}: dataset folder not found")
-    if not (args.data / "annotations.json").is_file():
-        raise FileNotFoundError(f"{args.data}: not an Occ3D-layout dataset (no annotations.json in it)")
+    nyu = is_nyu_root(args.data)  # NYUv2's layout (the indoor world): its classes and colours
+    if not nyu and not (args.data / "annotations.json").is_file():
+        raise FileNotFoundError(
+            f"{args.data}: not an Occ3D-layout dataset (no annotations.json in it) nor a NYUv2 one (NYUtrain/)"
+        )
     if args.frames is not None and args.frames < 1:
         raise ValueError(f"--frames must be at least 1, got {args.frames}")
     loopback = _check_host(args.host)
@@ -161,15 +167,25 @@ def run(args: argparse.Namespace) -> int:
     from occkit.commands.checks import default_split
 
     args.split = default_split(args.split, args.pred)
-    ds = Occ3DDataset(args.data, split=args.split)
-    refs = [f for f in ds.frames if args.scene is None or f.scene == args.scene]
+    if nyu:
+        from types import SimpleNamespace
+
+        from occkit.data.nyu import NYUDataset
+
+        ds = NYUDataset(args.data, {"val": "test"}.get(args.split, args.split))
+        all_refs = [SimpleNamespace(token=t, scene=t.split("_")[0]) for t in (ds.token(i) for i in range(len(ds)))]
+        scenes = sorted({f.scene for f in all_refs})
+    else:
+        ds = Occ3DDataset(args.data, split=args.split)
+        all_refs, scenes = ds.frames, ds.scenes
+    refs = [f for f in all_refs if args.scene is None or f.scene == args.scene]
     if args.scene is not None and not refs:
         raise ValueError(
             f"--scene {args.scene}: not a scene of split '{args.split}' of {args.data} (scenes: "
-            f"{', '.join(ds.scenes[:8])}{', ...' if len(ds.scenes) > 8 else ''})"
+            f"{', '.join(scenes[:8])}{', ...' if len(scenes) > 8 else ''})"
         )
     if not refs:
-        raise ValueError(f"{ds.annotations_path}: split '{args.split}' has no frames")
+        raise ValueError(f"{args.data}: split '{args.split}' has no frames")
     start = 0
     if args.token is not None:
         tokens = [f.token for f in refs]
@@ -183,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html is not None or limit is not None:
         refs = refs[start : start + limit] if limit else refs[start:]
         start = 0
-    has_gt = ds.gt_path(refs[0].token).is_file()
+    has_gt = nyu or ds.gt_path(refs[0].token).is_file()
     if not has_gt:  # a test split without labels: predictions alone
         ds = Occ3DDataset(args.data, split=args.split, load_gt=False)
     shape = ds.grid.shape
@@ -238,6 +254,8 @@ def run(args: argparse.Namespace) -> int:
         elif predictor is not None:
             pred = predictor.predict(ref.token)
         as_u8 = lambda t: None if t is None else t.numpy().astype(np.uint8)
+        if nyu and s.occupancy is not None:  # unknown voxels (outside the room) are not drawn
+            s.occupancy = torch.where(s.occupancy == 255, 0, s.occupancy)
         images = images_uint8(s.images) if s.images.numel() else None
         return FrameData(
             token=ref.token,
@@ -257,6 +275,10 @@ def run(args: argparse.Namespace) -> int:
     from occkit.viz.viewer import FrameCache, Viewer, ViewState, start_server, stop_server, write_html
 
     state = ViewState(view=view, mask=args.mask, mask_mode=args.mask_mode)
+    if nyu:
+        from occkit.labels import NYU_CLASSES, NYU_PALETTE
+
+        state.class_names, state.palette, state.free_class = NYU_CLASSES, NYU_PALETTE, 0
     frames = FrameCache(load, len(refs))
     if args.html is not None:
         from occkit.outputs import check_output_file, record_output_file

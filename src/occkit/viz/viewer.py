@@ -33,7 +33,7 @@ import numpy as np
 
 from occkit.fileio import atomic_write
 from occkit.geometry.grid import Grid
-from occkit.labels import OCC3D_CLASSES, OCC3D_FREE
+from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_PALETTE
 from occkit.viz.draw import BACKGROUND
 from occkit.viz.viewer_scene import (
     MASK_MODES,
@@ -71,6 +71,10 @@ class ViewState:
     cameras: bool = True
     lidar: bool = True
     hidden: frozenset[int] = frozenset()
+    class_names: tuple[str, ...] = OCC3D_CLASSES
+    """The names, colours and free id of the classes drawn (Occ3D's; NYUv2's for the indoor world)."""
+    palette: tuple[tuple[int, int, int], ...] = OCC3D_PALETTE
+    free_class: int = OCC3D_FREE
 
 
 class FrameCache:
@@ -148,12 +152,16 @@ def stop_server(server: viser.ViserServer) -> None:
 
 
 def _view_from_above(server: viser.ViserServer, grid: Grid, side_by_side: bool) -> None:
-    cy = -side_offset(grid) / 2 if side_by_side else 0.0
-    server.initial_camera.look_at = (0.0, cy, 0.0)
+    """Behind (-x) and above the grid's centre, at a distance in proportion to its size (an Occ3D
+    grid, 80 m wide: 38 m behind, 42 m up)."""
+    s = (grid.range_max[0] - grid.range_min[0]) / 80.0
+    cx = (grid.range_min[0] + grid.range_max[0]) / 2
+    cy = (grid.range_min[1] + grid.range_max[1]) / 2 - (side_offset(grid) / 2 if side_by_side else 0.0)
+    server.initial_camera.look_at = (cx, cy, 0.0)
     server.initial_camera.position = (
-        -38.0,
-        cy + (30.0 if not side_by_side else 50.0),
-        42.0 if not side_by_side else 60.0,
+        cx - 38.0 * s,
+        cy + (30.0 if not side_by_side else 50.0) * s,
+        (42.0 if not side_by_side else 60.0) * s,
     )
     server.initial_camera.up = (0.0, 0.0, 1.0)
 
@@ -193,8 +201,9 @@ def draw_voxels(
     return handles
 
 
-def draw_sensors(scene, frame: FrameData, state: ViewState) -> None:
-    """Camera frustums with their images (``/cameras/<name>``) and LiDAR points (``/lidar``)."""
+def draw_sensors(scene, frame: FrameData, state: ViewState, frustum_scale: float = 1.5) -> None:
+    """Camera frustums with their images (``/cameras/<name>``, ``frustum_scale`` metres deep) and
+    LiDAR points (``/lidar``)."""
     if frame.images is not None and frame.intrinsics is not None and frame.T_ego_from_cam is not None:
         hw = frame.images.shape[1:3]
         small = images_small(frame.images)
@@ -203,7 +212,7 @@ def draw_sensors(scene, frame: FrameData, state: ViewState) -> None:
                 f"/cameras/{name}",
                 fov=fr["fov"],
                 aspect=fr["aspect"],
-                scale=1.5,
+                scale=frustum_scale,
                 image=img,
                 format="jpeg",
                 wxyz=fr["wxyz"],
@@ -221,10 +230,21 @@ def draw_sensors(scene, frame: FrameData, state: ViewState) -> None:
 def draw_frame(scene, frame: FrameData, grid: Grid, state: ViewState) -> tuple[VoxelLayer, dict]:
     """Everything of one frame under the current ``state``; returns the voxel layer drawn and
     its nodes by class id."""
-    layer = voxel_layer(frame, state.view, grid, mask=state.mask, mask_mode=state.mask_mode)
+    layer = voxel_layer(
+        frame,
+        state.view,
+        grid,
+        mask=state.mask,
+        mask_mode=state.mask_mode,
+        palette=state.palette,
+        free_class=state.free_class,
+    )
     scene.remove_by_name("/voxels")
     scene.remove_by_name("/query")
-    handles = draw_voxels(scene, layer, grid, state.hidden)
+    names = state.class_names
+    handles = draw_voxels(
+        scene, layer, grid, state.hidden, name_of=lambda c: names[c] if c < len(names) else f"class_{c}"
+    )
     if state.view == "side by side":
         off = side_offset(grid)
         top = grid.range_max[2] + 1.0
@@ -232,7 +252,7 @@ def draw_frame(scene, frame: FrameData, grid: Grid, state: ViewState) -> tuple[V
         scene.add_label("/titles/prediction", "prediction", position=(0.0, -off, top))
     else:
         scene.remove_by_name("/titles")
-    draw_sensors(scene, frame, state)
+    draw_sensors(scene, frame, state, 1.5 * min(1.0, (grid.range_max[0] - grid.range_min[0]) / 20.0))
     return layer, handles
 
 
@@ -294,7 +314,9 @@ class Viewer:
         with gui.add_folder("Classes"):
             self.all_none = gui.add_button_group("all", ("all", "none"))
             self.toggles = {
-                c: gui.add_checkbox(OCC3D_CLASSES[c], c not in self.state.hidden) for c in range(OCC3D_FREE)
+                c: gui.add_checkbox(name, c not in self.state.hidden)
+                for c, name in enumerate(self.state.class_names)
+                if c != self.state.free_class
             }
         self.status = gui.add_markdown("")
         self._wire()

@@ -157,8 +157,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         parser.print_help()
         return 0
-    parser = build_parser(commands)
-    args = parser.parse_args(argv)
+    built: list[argparse.ArgumentParser] = []
+    # the parser asks the registry (a method's help): its warnings are one line and its errors too
+    status = run_guarded(f"occkit {chosen}", lambda: built.append(build_parser(commands)), debug)
+    if not built:
+        return status
+    args = built[0].parse_args(argv)
     module = importlib.import_module(args._module)
     return run_guarded(f"occkit {args.command}", lambda: module.run(args), debug)
 

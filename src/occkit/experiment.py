@@ -44,7 +44,9 @@ from occkit.methods.registry import (
     RegistryError,
     all_sections,
     get_method,
+    is_from_package,
     method_names,
+    not_registered,
     preset_folders,
 )
 from occkit.models.occnet import OccNetConfig, lift_grid_of
@@ -239,7 +241,7 @@ def load_experiment(
     method = over.get("method", data.get("method", DEFAULT_METHOD))
     if not isinstance(method, str) or method not in method_names():
         where = "--set method" if "method" in over else f"{path}: method" if path is not None else "method"
-        raise ConfigError(f"{where}: {method!r} is not one of {', '.join(method_names())}")
+        raise ConfigError(f"{where}: {not_registered(method) if isinstance(method, str) else repr(method)}")
     cls = experiment_class(method)
     merged = to_dict(cls())
     if path is not None:
@@ -314,7 +316,23 @@ def build_method(cfg: ExperimentConfig) -> nn.Module:
     ``occscene.perception_ckpt``) are loaded here (:func:`load_run`) and handed to it: the
     recipes never load runs themselves.
     """
-    return method_spec(cfg).build(cfg, load_run)
+    spec = method_spec(cfg)
+    try:
+        method = spec.build(cfg, load_run)
+    except (ValueError, OSError, KeyError, MemoryError):  # bad input, named by the method: as it is
+        raise
+    except Exception as e:
+        if not is_from_package(spec):
+            raise  # a bug in occkit: its traceback
+        raise RegistryError(
+            f"method {spec.name} ({spec.source}): its build() failed: {type(e).__name__}: {e} (an error of that "
+            "package; --debug shows the traceback)"
+        ) from e
+    if not isinstance(method, nn.Module):
+        raise RegistryError(
+            f"method {spec.name} ({spec.source}): its build() returned {type(method).__name__}, not a torch.nn.Module"
+        )
+    return method
 
 
 def resolve_auto_class_counts(

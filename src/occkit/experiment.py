@@ -194,6 +194,24 @@ def _own_sections(data: dict[str, Any], method: str) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in own or k not in all_sections()}
 
 
+def check_read_sections(over: dict[str, Any], method: str, where: str = "--set") -> None:
+    """Refuse an override of a section ``method`` does not read (another method's, e.g.
+    ``radocc.depth_tau`` on a supervised run): it would be dropped without a word, as a typo'd
+    key is not. One line naming the key, the method and the sections it reads."""
+    own = get_method(method).sections
+    for key, value in over.items():
+        if key in all_sections() and key not in own:
+            dotted = key
+            while isinstance(value, dict) and value:
+                sub, value = next(iter(value.items()))
+                dotted += f".{sub}"
+            reads = ", ".join(["model", *own, "data", "optim", "train"])
+            raise ConfigError(
+                f"{where} {dotted}: section {key} is not read by method {method}, which reads {reads} "
+                "(its sections are another method's)"
+            )
+
+
 # ---------------------------------------------------------------------------------------- presets
 def _preset_files() -> dict[str, Path]:
     """Preset name -> file: occkit's ``configs/*.yaml``, then those of methods from other packages."""
@@ -251,6 +269,7 @@ def load_experiment(
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from e
     if over:
+        check_read_sections(over, method)
         merged = merge(merged, _own_sections(over, method))
     cfg = from_dict(cls, merged)
     check_experiment(cfg)
@@ -490,7 +509,11 @@ def load_checkpoint_method(
     data = load_config_dict(folder)
     where = str(folder / CONFIG_FILE)
     if overrides:
-        data = merge(data, parse_overrides(list(overrides)))
+        over = parse_overrides(list(overrides))
+        method = over.get("method", data.get("method", DEFAULT_METHOD))
+        if isinstance(method, str) and method in method_names():  # else experiment_from_dict names it
+            check_read_sections(over, method, where=f"{where}: --set")
+        data = merge(data, over)
         where += " with --set " + " ".join(overrides)
     cfg = experiment_from_dict(data, where=where)
     method = build_method(cfg)

@@ -3,6 +3,10 @@ another, and every value is checked where it enters."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,3 +45,99 @@ def test_a_section_the_method_does_not_read_is_refused_in_an_ablation_arm(tmp_pa
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "radocc.depth_tau: section radocc is not read by method supervised" in err and str(spec) in err
+
+
+# ------------------------------------------------------------ no run clobbers another
+def _dead_pid() -> int:
+    p = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(p.stdout)
+
+
+def _stale_lock(path: Path) -> None:
+    """A lock left by a process that ended (killed with kill -9)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": _dead_pid(), "start": "0", "host": socket.gethostname()}))
+
+
+def test_a_second_train_into_the_same_run_folder_is_refused_naming_the_first(tmp_path):
+    from occkit.commands.train import TRAIN_LOCK
+    from occkit.locks import FolderLock
+    from occkit.outputs import mark_output
+
+    run = tmp_path / "run"
+    mark_output(run, "train")  # as the first occkit train has done, which now holds the lock
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("OCCKIT_DEBUG", None)
+    with FolderLock(run / TRAIN_LOCK, "the first occkit train"):
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "occkit.cli",
+                "train",
+                "synth-cpu",
+                "--data",
+                str(tmp_path / "data"),
+                "--out",
+                str(run),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"occkit train: error: --out {run}: {run} is locked")
+    assert f"by process {os.getpid()}, which still runs" in lines[0]
+
+
+def test_a_stale_train_lock_is_taken_over_and_released(tmp_path, capsys):
+    from occkit.commands.train import TRAIN_LOCK
+    from occkit.outputs import mark_output
+
+    run = tmp_path / "run"
+    mark_output(run, "train")
+    _stale_lock(run / TRAIN_LOCK)
+    # taken over: the run goes on to its data (none here), then the lock is released
+    assert main(["train", "synth-cpu", "--data", str(tmp_path / "nodata"), "--out", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "locked" not in err and "nodata" in err
+    assert not (run / TRAIN_LOCK).exists()
+
+
+def test_a_second_synth_into_the_same_out_is_refused_and_a_stale_lock_taken_over(tmp_path, capsys):
+    from occkit.locks import output_lock
+
+    out = tmp_path / "world"
+    args = ["synth", "--out", str(out), "--scenes", "1", "--frames", "1", "--image-size", "32", "88"]
+    lock = output_lock(out, "synth")
+    try:
+        assert main(args) == 1
+    finally:
+        lock.release()
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"--out {out}: {out} is locked by process {os.getpid()}" in err
+    assert not out.exists() and not (tmp_path / ".world.partial").exists()
+    _stale_lock(tmp_path / ".world.lock")
+    assert main(args) == 0
+    assert (out / "annotations.json").is_file() and not (tmp_path / ".world.lock").exists()
+
+
+def test_a_second_export_to_the_same_file_is_refused_and_its_check_file_is_its_own(tmp_path, capsys):
+    from occkit.commands.export import check_file_name
+    from occkit.locks import output_lock
+
+    out = tmp_path / "model.onnx"
+    lock = output_lock(out, "export")
+    try:
+        assert main(["export", "--ckpt", str(tmp_path / "run"), "--out", str(out)]) == 1
+    finally:
+        lock.release()
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{out} is locked by process {os.getpid()}" in err
+    assert "another occkit export writing it?" in err
+    left = tmp_path / ".model.onnx.12345.check.tmp"  # of an export that was killed
+    left.write_text("x")
+    mine = check_file_name(out)
+    assert mine.name == f".model.onnx.{os.getpid()}.check.tmp" and not left.exists()

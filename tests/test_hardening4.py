@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from occkit.cli import main
@@ -141,3 +143,97 @@ def test_a_second_export_to_the_same_file_is_refused_and_its_check_file_is_its_o
     left.write_text("x")
     mine = check_file_name(out)
     assert mine.name == f".model.onnx.{os.getpid()}.check.tmp" and not left.exists()
+
+
+# ------------------------------------------------------------ every value checked where it enters
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("render_sup.depth_weight=-5", "render_sup.depth_weight must be >= 0 (a loss weight"),
+        ("supervised.class_weights=[1.0,-2.0]", "supervised.class_weights must be >= 0"),
+        ("optim.grad_clip=-1", "optim.grad_clip must be >= 0"),
+        ("train.seed=-1", "train.seed must be >= 0"),
+        ("train.max_minutes=-1", "train.max_minutes must be >= 0"),
+        ("model.neck_channels=-8", "model.neck_channels must be >= 1"),
+    ],
+)
+def test_an_out_of_range_value_is_refused_naming_its_key(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_experiment("synth-cpu", [f"method={'render_sup' if 'render_sup' in override else 'supervised'}", override])
+
+
+def test_a_negative_channel_count_is_one_line_not_a_traceback(tmp_path, capsys):
+    args = ["train", "synth-cpu", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--set"]
+    assert main([*args, "model.neck_channels=-8"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "occkit train: error: model.neck_channels must be >= 1 (a number of channels), got -8"
+
+
+def _annotations(root: Path, edit) -> tuple[Path, str]:
+    """Edit the first frame's entry of ``root``'s annotations.json; returns (file, token)."""
+    path = root / "annotations.json"
+    ann = json.loads(path.read_text())
+    scene = next(iter(ann["scene_infos"]))
+    token = next(iter(ann["scene_infos"][scene]))
+    edit(ann["scene_infos"][scene][token])
+    path.write_text(json.dumps(ann))
+    return path, token
+
+
+@pytest.mark.parametrize(
+    "case, edit, read, message",
+    [
+        (
+            "ego_pose NaN",
+            lambda e: e["ego_pose"]["translation"].__setitem__(0, float("nan")),
+            lambda ds, t: ds.T_global_from_ego(t),
+            "'ego_pose' is not finite",
+        ),
+        (
+            "lidar_sensor NaN",
+            lambda e: e.__setitem__(
+                "lidar_sensor", {"extrinsic": {"translation": [0.0, 0.0, float("nan")], "rotation": [1, 0, 0, 0]}}
+            ),
+            lambda ds, t: ds.T_ego_from_lidar(t),
+            "camera lidar_sensor: 'extrinsic' is not finite",
+        ),
+        (
+            "extrinsic 1e30",
+            lambda e: e["camera_sensor"]["CAM_FRONT"]["extrinsic"].__setitem__("translation", [1e30, 0.0, 1.5]),
+            lambda ds, t: ds.T_ego_from_cam(t, "CAM_FRONT"),
+            "'extrinsic' translation [1e+30, 0.0, 1.5] is more than 1000 m",
+        ),
+        (
+            "rotation NaN",
+            lambda e: e["camera_sensor"]["CAM_FRONT"]["extrinsic"]["rotation"].__setitem__(1, float("nan")),
+            lambda ds, t: ds.T_ego_from_cam(t, "CAM_FRONT"),
+            "camera CAM_FRONT: 'extrinsic' is not finite",
+        ),
+    ],
+)
+def test_a_bad_pose_is_named_with_the_file_and_token(tmp_path, case, edit, read, message):
+    from conftest import write_tiny_occ3d
+
+    from occkit.data.occ3d import Occ3DDataset
+
+    root = write_tiny_occ3d(tmp_path / "data", scenes=1, frames=1, image_size=(8, 16))
+    path, token = _annotations(root, edit)
+    ds = Occ3DDataset(root, "all")
+    with pytest.raises(ValueError) as e:
+        read(ds, token)
+    assert str(e.value).startswith(f"{path}: scene scene-0000, frame {token}") and message in str(e.value)
+
+
+def test_a_16_bit_grey_camera_image_is_read_to_8_bits_not_white(tmp_path):
+    from PIL import Image
+
+    from occkit.data.occ3d import load_image
+
+    grey = np.array([[0, 257, 32768, 65535]], dtype=np.uint16)  # 8-bit 0, 1, 128, 255
+    Image.fromarray(grey).save(tmp_path / "g16.png")
+    img = load_image(tmp_path / "g16.png")
+    assert img.dtype == np.uint8 and img.shape == (1, 4, 3)
+    assert img[0, :, 0].tolist() == [0, 1, 128, 255] and (img == img[..., :1]).all()
+    Image.fromarray(np.ones((2, 3), np.float32)).save(tmp_path / "f.tif")
+    with pytest.raises(ValueError, match="f.tif: a F image .*camera images are 8- or 16-bit"):
+        load_image(tmp_path / "f.tif")

@@ -14,6 +14,7 @@ walks through the data flow from a preset to a loss.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from occkit.config import ConfigError, from_dict, load_yaml, merge, parse_overrides, to_dict
+from occkit.config import ConfigError, check_field_ranges, from_dict, load_yaml, merge, parse_overrides, to_dict
 from occkit.data.augment import BEVAugConfig, ImageAugConfig, augment_bev, augment_images
 from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset
 from occkit.data.sample import Sample
@@ -304,6 +305,21 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"optim.max_steps must be >= 1, got {cfg.optim.max_steps}")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"optim.lr must be > 0, got {cfg.optim.lr}")
+    check_field_ranges(cfg)  # every section: loss weights >= 0, channel counts >= 1 (by the field's name)
+    for key, value in {
+        "optim.grad_clip": cfg.optim.grad_clip,
+        "optim.warmup_steps": cfg.optim.warmup_steps,
+        "optim.weight_decay": cfg.optim.weight_decay,
+        "train.seed": cfg.train.seed,
+        "train.max_minutes": cfg.train.max_minutes,
+        "train.val_every_minutes": cfg.train.val_every_minutes,
+        "train.threads": cfg.train.threads,
+        "train.val_every": cfg.train.val_every,
+        "train.val_max_frames": cfg.train.val_max_frames,
+        "train.keep_checkpoints": cfg.train.keep_checkpoints,
+    }.items():
+        if not (value >= 0 and math.isfinite(value)):  # NaN fails too
+            raise ConfigError(f"{key} must be >= 0 (and finite), got {value}")
 
 
 # ---------------------------------------------------------------------------------------- builders

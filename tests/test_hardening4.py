@@ -49,6 +49,18 @@ def test_a_section_the_method_does_not_read_is_refused_in_an_ablation_arm(tmp_pa
     assert "radocc.depth_tau: section radocc is not read by method supervised" in err and str(spec) in err
 
 
+def test_a_section_the_run_does_not_read_is_refused_at_inference(tmp_path):
+    from occkit.config import to_dict
+    from occkit.experiment import load_checkpoint_method
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps(to_dict(load_experiment("synth-cpu"))))
+    (ckpt / "model.safetensors").write_bytes(b"")  # refused before the weights are read
+    with pytest.raises(ConfigError, match=r"config.json: --set radocc.depth_tau: section radocc is not read by"):
+        load_checkpoint_method(ckpt, "cpu", overrides=["radocc.depth_tau=1"])
+
+
 # ------------------------------------------------------------ no run clobbers another
 def _dead_pid() -> int:
     p = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

@@ -157,8 +157,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         parser.print_help()
         return 0
-    parser = build_parser(commands)
-    args = parser.parse_args(argv)
+    built: list[argparse.ArgumentParser] = []
+    # the parser asks the registry (a method's help): its warnings are one line and its errors too
+    status = run_guarded(f"occkit {chosen}", lambda: built.append(build_parser(commands)), debug)
+    if not built:
+        return status
+    args = built[0].parse_args(argv)
     module = importlib.import_module(args._module)
     return run_guarded(f"occkit {args.command}", lambda: module.run(args), debug)
 
@@ -174,7 +178,8 @@ def user_error_message(e: BaseException) -> str | None:
     Input and environment: files and folders (``OSError``: missing, in the way, permission
     denied, disk full, ...), values and shapes (``ValueError``, which occkit raises naming the
     file or argument; ``KeyError`` for a missing name), non-finite numbers (``FloatingPointError``,
-    e.g. a training loss), memory (``MemoryError``, CUDA out of memory)."""
+    e.g. a training loss), memory (``MemoryError``, CUDA out of memory), an output another command
+    writes now (``occkit.locks.LockBusy``)."""
     if isinstance(e, OSError):
         if e.filename is not None and e.strerror:
             where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 is not None else "")
@@ -184,6 +189,8 @@ def user_error_message(e: BaseException) -> str | None:
         return _from_loader_worker(e, str(e.args[0]) if len(e.args) == 1 else str(e))
     if isinstance(e, (ValueError, FloatingPointError, MemoryError)):
         return _from_loader_worker(e, str(e) or type(e).__name__)
+    if type(e).__name__ == "LockBusy":  # occkit.locks: another command writes the same output now
+        return str(e)
     if type(e).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError (a RuntimeError)
         return f"out of memory: {str(e).splitlines()[0] if str(e) else ''}".rstrip()
     return None

@@ -14,6 +14,7 @@ walks through the data flow from a preset to a loss.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from occkit.config import ConfigError, from_dict, load_yaml, merge, parse_overrides, to_dict
+from occkit.config import ConfigError, check_field_ranges, from_dict, load_yaml, merge, parse_overrides, to_dict
 from occkit.data.augment import BEVAugConfig, ImageAugConfig, augment_bev, augment_images
 from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset
 from occkit.data.sample import Sample
@@ -44,7 +45,9 @@ from occkit.methods.registry import (
     RegistryError,
     all_sections,
     get_method,
+    is_from_package,
     method_names,
+    not_registered,
     preset_folders,
 )
 from occkit.models.occnet import OccNetConfig, lift_grid_of
@@ -192,6 +195,24 @@ def _own_sections(data: dict[str, Any], method: str) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in own or k not in all_sections()}
 
 
+def check_read_sections(over: dict[str, Any], method: str, where: str = "--set") -> None:
+    """Refuse an override of a section ``method`` does not read (another method's, e.g.
+    ``radocc.depth_tau`` on a supervised run): it would be dropped without a word, as a typo'd
+    key is not. One line naming the key, the method and the sections it reads."""
+    own = get_method(method).sections
+    for key, value in over.items():
+        if key in all_sections() and key not in own:
+            dotted = key
+            while isinstance(value, dict) and value:
+                sub, value = next(iter(value.items()))
+                dotted += f".{sub}"
+            reads = ", ".join(["model", *own, "data", "optim", "train"])
+            raise ConfigError(
+                f"{where} {dotted}: section {key} is not read by method {method}, which reads {reads} "
+                "(its sections are another method's)"
+            )
+
+
 # ---------------------------------------------------------------------------------------- presets
 def _preset_files() -> dict[str, Path]:
     """Preset name -> file: occkit's ``configs/*.yaml``, then those of methods from other packages."""
@@ -239,7 +260,7 @@ def load_experiment(
     method = over.get("method", data.get("method", DEFAULT_METHOD))
     if not isinstance(method, str) or method not in method_names():
         where = "--set method" if "method" in over else f"{path}: method" if path is not None else "method"
-        raise ConfigError(f"{where}: {method!r} is not one of {', '.join(method_names())}")
+        raise ConfigError(f"{where}: {not_registered(method) if isinstance(method, str) else repr(method)}")
     cls = experiment_class(method)
     merged = to_dict(cls())
     if path is not None:
@@ -249,6 +270,7 @@ def load_experiment(
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from e
     if over:
+        check_read_sections(over, method)
         merged = merge(merged, _own_sections(over, method))
     cfg = from_dict(cls, merged)
     check_experiment(cfg)
@@ -283,6 +305,21 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"optim.max_steps must be >= 1, got {cfg.optim.max_steps}")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"optim.lr must be > 0, got {cfg.optim.lr}")
+    check_field_ranges(cfg)  # every section: loss weights >= 0, channel counts >= 1 (by the field's name)
+    for key, value in {
+        "optim.grad_clip": cfg.optim.grad_clip,
+        "optim.warmup_steps": cfg.optim.warmup_steps,
+        "optim.weight_decay": cfg.optim.weight_decay,
+        "train.seed": cfg.train.seed,
+        "train.max_minutes": cfg.train.max_minutes,
+        "train.val_every_minutes": cfg.train.val_every_minutes,
+        "train.threads": cfg.train.threads,
+        "train.val_every": cfg.train.val_every,
+        "train.val_max_frames": cfg.train.val_max_frames,
+        "train.keep_checkpoints": cfg.train.keep_checkpoints,
+    }.items():
+        if not (value >= 0 and math.isfinite(value)):  # NaN fails too
+            raise ConfigError(f"{key} must be >= 0 (and finite), got {value}")
 
 
 # ---------------------------------------------------------------------------------------- builders
@@ -314,7 +351,23 @@ def build_method(cfg: ExperimentConfig) -> nn.Module:
     ``occscene.perception_ckpt``) are loaded here (:func:`load_run`) and handed to it: the
     recipes never load runs themselves.
     """
-    return method_spec(cfg).build(cfg, load_run)
+    spec = method_spec(cfg)
+    try:
+        method = spec.build(cfg, load_run)
+    except (ValueError, OSError, KeyError, MemoryError):  # bad input, named by the method: as it is
+        raise
+    except Exception as e:
+        if not is_from_package(spec):
+            raise  # a bug in occkit: its traceback
+        raise RegistryError(
+            f"method {spec.name} ({spec.source}): its build() failed: {type(e).__name__}: {e} (an error of that "
+            "package; --debug shows the traceback)"
+        ) from e
+    if not isinstance(method, nn.Module):
+        raise RegistryError(
+            f"method {spec.name} ({spec.source}): its build() returned {type(method).__name__}, not a torch.nn.Module"
+        )
+    return method
 
 
 def resolve_auto_class_counts(
@@ -472,7 +525,11 @@ def load_checkpoint_method(
     data = load_config_dict(folder)
     where = str(folder / CONFIG_FILE)
     if overrides:
-        data = merge(data, parse_overrides(list(overrides)))
+        over = parse_overrides(list(overrides))
+        method = over.get("method", data.get("method", DEFAULT_METHOD))
+        if isinstance(method, str) and method in method_names():  # else experiment_from_dict names it
+            check_read_sections(over, method, where=f"{where}: --set")
+        data = merge(data, over)
         where += " with --set " + " ".join(overrides)
     cfg = experiment_from_dict(data, where=where)
     method = build_method(cfg)

@@ -56,7 +56,7 @@ def _made_by_synth(out: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from occkit.data.synth import SynthConfig, generate_dataset
+    from occkit.data.synth import SynthConfig
 
     config = SynthConfig(
         scenes=args.scenes,
@@ -68,12 +68,26 @@ def run(args: argparse.Namespace) -> int:
         frame_rate_hz=args.frame_rate,
         image_format=args.image_format,
     )
-    from occkit.data.synth.writer import SCENE_RECORDS, config_record
-    from occkit.outputs import check_output_folder, check_own_files, check_writable_place, resumable_folder
+    from occkit.locks import output_lock
+    from occkit.outputs import check_output_folder, check_own_files, check_writable_place
 
-    if check_output_folder(args.out, "synth", overwrite=args.overwrite, legacy=_made_by_synth) == "own":
-        check_own_files(args.out, "synth")  # --overwrite removes only what synth wrote: refused before any work
+    check_output_folder(args.out, "synth", overwrite=args.overwrite, legacy=_made_by_synth)
     check_writable_place(args.out)
+    lock = output_lock(args.out, "synth")  # a second synth into --out now is refused, naming this one
+    try:
+        # checked again under the lock: an occkit synth that finished meanwhile is not replaced unasked
+        if check_output_folder(args.out, "synth", overwrite=args.overwrite, legacy=_made_by_synth) == "own":
+            check_own_files(args.out, "synth")  # --overwrite removes only what synth wrote: refused before any work
+        return _generate(args, config)
+    finally:
+        lock.release()
+
+
+def _generate(args: argparse.Namespace, config) -> int:
+    from occkit.data.synth import generate_dataset
+    from occkit.data.synth.writer import SCENE_RECORDS, config_record
+    from occkit.outputs import resumable_folder
+
     t0 = time.perf_counter()
     # written into a hidden folder beside --out (.NAME.partial) and renamed at the end: a failure
     # leaves no folder that looks like a dataset, an --overwrite replaces the old one only then, and

@@ -55,6 +55,11 @@ class FrameRef:
     index_in_scene: int
 
 
+#: The farthest a pose's translation may be from its origin, in metres: a sensor's ``extrinsic``
+#: (on the vehicle) and an ``ego_pose`` (on a map; UTM northings reach 1e7 m).
+MAX_POSE_METRES = {"extrinsic": 1e3, "ego_pose": 1e8}
+
+
 def load_image(path: Path) -> np.ndarray:
     """Read an RGB image as ``(H, W, 3) uint8``; a missing or corrupt file raises naming it.
 
@@ -70,9 +75,16 @@ def load_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            return np.asarray(im.convert("RGB"))
+            mode, fmt = im.mode, im.format
+            pixels = np.asarray(im) if mode.startswith("I") or mode == "F" else np.asarray(im.convert("RGB"))
     except Exception as e:  # PIL raises several types for truncated/corrupt files
         raise ValueError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
+    if mode.startswith("I;16") or (mode == "I" and fmt == "PNG"):  # 16-bit grey: to 8 bits (convert clips: white)
+        grey = ((pixels.astype(np.int64) + 128) // 257).clip(0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if mode.startswith("I") or mode == "F":
+        raise ValueError(f"{path}: a {mode} image (32-bit integer or float pixels); camera images are 8- or 16-bit")
+    return pixels
 
 
 def _decode_jpeg(path: Path) -> np.ndarray | None:
@@ -306,9 +318,18 @@ class Occ3DDataset(torch.utils.data.Dataset):
         if t is None or q is None:
             raise KeyError(f"{self._where(token, cam)}: '{what}' is not a {{translation, rotation}} mapping")
         try:
-            return transform_from_pose(t, q)
+            T = transform_from_pose(t, q)
         except (ValueError, TypeError, RuntimeError) as e:
             raise ValueError(f"{self._where(token, cam)}: '{what}' is degenerate ({e})") from e
+        if not bool(torch.isfinite(T).all()):
+            raise ValueError(f"{self._where(token, cam)}: '{what}' is not finite (translation {t}, rotation {q})")
+        limit = MAX_POSE_METRES.get(what, MAX_POSE_METRES["ego_pose"])
+        if float(T[:3, 3].norm()) > limit:
+            raise ValueError(
+                f"{self._where(token, cam)}: '{what}' translation {t} is more than {limit:g} m from its origin "
+                "(a sensor on the vehicle, a pose on the map): a corrupt entry"
+            )
+        return T
 
     def T_global_from_ego(self, token: str) -> torch.Tensor:
         """``(4, 4)`` float64 ego pose of the frame."""

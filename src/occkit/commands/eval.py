@@ -60,8 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--infos",
         type=Path,
         default=None,
-        help="nuScenes-style info file (.pkl/.json with lidar2ego_*, ego2global_*) giving the LiDAR poses RayIoU "
-        "needs on real Occ3D",
+        help="the folder occkit prepare nuscenes wrote, or a nuScenes-style info file (.pkl/.json with lidar2ego_*, "
+        "ego2global_*), giving the LiDAR poses RayIoU needs on real Occ3D",
     )
     p.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     p.add_argument("--csv", type=Path, default=None, help="write the per-class table to this CSV file")

@@ -1,4 +1,6 @@
-"""``occkit synth``: generate the procedural driving world as an Occ3D-nuScenes dataset."""
+"""``occkit synth``: generate the procedural driving world as an Occ3D-nuScenes dataset (or a
+SemanticKITTI one; or, ``--format nuscenes``, an Occ3D-nuScenes one that is also a raw nuScenes
+root: :mod:`occkit.data.synth.nuscenes_export`)."""
 
 from __future__ import annotations
 
@@ -32,9 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="image files (default jpg)")
     p.add_argument(
         "--format",
-        choices=("occ3d", "semantickitti"),
+        choices=("occ3d", "semantickitti", "nuscenes"),
         default="occ3d",
-        help="dataset layout: occ3d (Occ3D-nuScenes, default) or semantickitti (SSC sequences, front camera)",
+        help="dataset layout: occ3d (Occ3D-nuScenes, default), semantickitti (SSC sequences, front camera) or "
+        "nuscenes (Occ3D-nuScenes plus the raw nuScenes tables v1.0-synth/ and LiDAR files, for occkit prepare "
+        "nuscenes)",
     )
     p.add_argument(
         "--overwrite",
@@ -88,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
                 from occkit.data.synth.kitti_export import export_semantickitti
 
                 export_semantickitti(part, config, overwrite=True, progress=True, resume=True)
+            elif args.format == "nuscenes":
+                from occkit.data.synth.nuscenes_export import export_nuscenes
+
+                export_nuscenes(part, config, overwrite=True, progress=True, resume=True)
             else:
                 generate_dataset(part, config, overwrite=True, progress=True, resume=True)
     except KeyboardInterrupt:

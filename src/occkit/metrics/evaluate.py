@@ -331,8 +331,8 @@ def _origin_fn(
     if not ds.info(tokens[0]).get("lidar_sensor"):
         raise ValueError(
             f"{ds.annotations_path}: RayIoU needs the LiDAR poses of every frame, and these annotations have no "
-            "'lidar_sensor' entries: pass --infos FILE (nuScenes-style infos with lidar2ego_translation/rotation "
-            "and ego2global_translation/rotation per token)"
+            "'lidar_sensor' entries: pass --infos I, the folder occkit prepare nuscenes wrote (or a nuScenes-style "
+            "info file with lidar2ego_translation/rotation and ego2global_translation/rotation per token)"
         )
     poses: dict[str, Any] = {}  # each scene's poses built once
     return lambda t: rayiou_origins(ds, t, poses)

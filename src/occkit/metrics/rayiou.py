@@ -1025,11 +1025,11 @@ def rayiou_origins(dataset: Any, token: str, cache: dict[str, Any] | None = None
 
 def load_nuscenes_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """Per-token LiDAR and ego poses from nuScenes-style info files (as mmdet3d / SparseOcc
-    write them): a ``.pkl`` (read with a restricted unpickler: containers and numpy arrays only)
-    or ``.json``, holding a list of frames or ``{"infos": [...]}`` / ``{"data_list": [...]}``;
-    each frame has ``token``, ``scene_name`` (or ``scene_token``), ``timestamp``,
-    ``lidar2ego_translation``, ``lidar2ego_rotation`` (w, x, y, z), ``ego2global_translation``,
-    ``ego2global_rotation``.
+    write them): a ``.pkl`` (read with a restricted unpickler: containers and numpy arrays only),
+    a ``.json``, or the folder ``occkit prepare nuscenes`` wrote (its ``infos.json``), holding a
+    list of frames or ``{"infos": [...]}`` / ``{"data_list": [...]}``; each frame has ``token``,
+    ``scene_name`` (or ``scene_token``), ``timestamp``, ``lidar2ego_translation``,
+    ``lidar2ego_rotation`` (w, x, y, z), ``ego2global_translation``, ``ego2global_rotation``.
 
     Returns:
         token -> ``{"scene", "timestamp", "T_global_from_ego" (4, 4), "T_ego_from_lidar" (4, 4)}``.

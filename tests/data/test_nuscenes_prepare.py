@@ -149,7 +149,7 @@ def test_prepare_gives_the_poses_and_neighbours_of_the_world(world, prepared):
         assert [s["data_path"].split("__")[1] for s in f["sweeps"]] == want
 
 
-def test_prepare_lidar_and_rayiou_origins_equal_the_extras(world, prepared):
+def test_prepare_lidar_and_rayiou_origins_equal_the_extras(world, prepared, tmp_path):
     from occkit.metrics.evaluate import _origin_fn
 
     ds = Occ3DDataset(world, "all", load_images=False, load_gt=False, load_extras=True)
@@ -161,6 +161,13 @@ def test_prepare_lidar_and_rayiou_origins_equal_the_extras(world, prepared):
         assert got.dtype == torch.float32 and got.shape == ego.shape
         assert torch.equal(got[:, 3], ego[:, 3])
         assert (got[:, :3] - ego[:, :3]).abs().max() <= 1e-5
+    # an Occ3D folder apart from the nuScenes root (as real users hold them): the LiDAR is read under
+    # the dataroot prepare recorded
+    apart = tmp_path / "occ3d"
+    apart.mkdir()
+    shutil.copy(world / "annotations.json", apart / "annotations.json")
+    ds_apart = Occ3DDataset(apart, "all", load_images=False, load_gt=False, load_extras=False)
+    assert torch.equal(WithLidarSweeps(ds_apart, sweeps=1, infos=prepared)[0].lidar, from_infos[0].lidar)
     # two sweeps: the earlier keyframe's points, as the synthetic extras give them
     two_infos, two_extras = WithLidarSweeps(ds, sweeps=2, infos=prepared), WithLidarSweeps(ds, sweeps=2)
     for i in range(len(tokens)):

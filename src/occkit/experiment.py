@@ -84,9 +84,10 @@ class DataConfig:
     to ``lidar_sweeps - 1`` earlier ones brought into its ego frame
     (:class:`occkit.data.lidar_sweeps.WithLidarSweeps`); 1 = the frame's own LiDAR."""
     lidar_infos: str | None = None
-    """A nuScenes-style info file (``.pkl``/``.json``: ``lidar_path``, ``lidar2ego_*``, ``sweeps``)
-    giving each frame's LiDAR on real Occ3D-nuScenes (files under the dataset root's ``samples/``
-    and ``sweeps/``); None = the synthetic extras (``load_extras``)."""
+    """The folder ``occkit prepare nuscenes`` wrote, or a nuScenes-style info file (``.pkl``/``.json``:
+    ``lidar_path``, ``lidar2ego_*``, ``sweeps``), giving each frame's LiDAR on real Occ3D-nuScenes
+    (files under the nuScenes root prepare recorded, else under the dataset root's ``samples/`` and
+    ``sweeps/``); None = the synthetic extras (``load_extras``). docs/formats/nuscenes.md."""
     format: Literal["auto", "occ3d", "semantickitti"] = "auto"
     """Dataset layout: 'occ3d' (``annotations.json``), 'semantickitti' (``sequences/``; one camera
     ``image_2``, 20 classes with 0 = empty, validated with the SSC metrics) or 'auto' (semantickitti

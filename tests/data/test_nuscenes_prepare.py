@@ -250,3 +250,19 @@ def test_synth_prepare_eval_end_to_end(tmp_path, capsys):
         assert main([*cmd, *extra, "--json", str(out)]) == 0
         res[name] = json.loads(out.read_text())
     assert res["world"]["rayiou"] == res["infos"]["rayiou"]
+
+
+def test_prepare_resumes_with_the_scenes_it_lacks(world, tmp_path):
+    """A stopped run keeps each finished scene in .scenes/; run again, it reads them back instead of
+    walking the tables again, and removes them once infos.json is written."""
+    from occkit.data.nuscenes_raw import SCENE_PARTS, prepare_nuscenes
+
+    nusc = nuscenes_devkit.NuScenes(version=NUSCENES_VERSION, dataroot=str(world), verbose=False)
+    first = sorted(nusc.scene, key=lambda s: s["name"])[0]
+    kept = [{"token": "kept-by-an-earlier-run", "scene_name": first["name"]}]
+    (tmp_path / SCENE_PARTS).mkdir()
+    (tmp_path / SCENE_PARTS / f"{first['token']}.json").write_text(json.dumps(kept))
+    path, n = prepare_nuscenes(world, tmp_path)
+    tokens = [f["token"] for f in json.loads(path.read_text())["infos"]]
+    assert tokens[0] == "kept-by-an-earlier-run" and n == len(tokens) == 1 + 2  # the other scene walked anew
+    assert not (tmp_path / SCENE_PARTS).exists()

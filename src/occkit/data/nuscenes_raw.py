@@ -119,9 +119,32 @@ def check_tables(dataroot: str | os.PathLike, version: str) -> None:
 
 
 def _matrix(translation: Any, rotation: Any) -> np.ndarray:
-    from occkit.geometry.transforms import transform_from_pose
+    """``(4, 4)`` float64 from a nuScenes pose (translation, quaternion w, x, y, z, normalised here):
+    :func:`occkit.geometry.transforms.transform_from_pose`'s formula in numpy (no torch: prepare
+    makes two per sensor record, millions on the real trainval)."""
+    q = np.asarray(rotation, np.float64)
+    t = np.asarray(translation, np.float64)
+    if q.shape != (4,) or t.shape != (3,):
+        raise ValueError(f"pose: expected translation (3,) and rotation (4,), got {t.shape} and {q.shape}")
+    norm = float(np.sqrt((q * q).sum()))
+    if norm == 0:
+        raise ValueError("pose: zero quaternion has no rotation")
+    w, x, y, z = q / norm
+    T = np.eye(4)
+    T[:3, :3] = [
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ]
+    T[:3, 3] = t
+    return T
 
-    return transform_from_pose(list(map(float, translation)), list(map(float, rotation))).numpy()
+
+def _rigid_inverse(T: np.ndarray) -> np.ndarray:
+    out = np.eye(4)
+    out[:3, :3] = T[:3, :3].T
+    out[:3, 3] = -T[:3, :3].T @ T[:3, 3]
+    return out
 
 
 def _pose_fields(prefix: str, rec: dict[str, Any]) -> dict[str, list[float]]:
@@ -160,7 +183,7 @@ def frame_record(
     cs = nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
     ep = nusc.get("ego_pose", sd["ego_pose_token"])
     T_global_from_lidar = _matrix(ep["translation"], ep["rotation"]) @ _matrix(cs["translation"], cs["rotation"])
-    T_lidar_from_global = np.linalg.inv(T_global_from_lidar)
+    T_lidar_from_global = _rigid_inverse(T_global_from_lidar)
     sweeps = []
     prev = sd["prev"]
     while prev and len(sweeps) < max_sweeps:

@@ -266,3 +266,14 @@ def test_prepare_resumes_with_the_scenes_it_lacks(world, tmp_path):
     tokens = [f["token"] for f in json.loads(path.read_text())["infos"]]
     assert tokens[0] == "kept-by-an-earlier-run" and n == len(tokens) == 1 + 2  # the other scene walked anew
     assert not (tmp_path / SCENE_PARTS).exists()
+
+
+def test_prepare_without_the_devkit_says_how_to_install_it(world, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nuscenes.nuscenes", None)  # import fails as when not installed
+    out = tmp_path / "out"
+    assert main(["prepare", "nuscenes", "--dataroot", str(world), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'occkit[nuscenes]'" in err
+    assert not out.exists() and not list(tmp_path.glob(".out*"))  # refused before any folder is made

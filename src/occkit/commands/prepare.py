@@ -53,11 +53,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from occkit.data.nuscenes_raw import check_tables, prepare_nuscenes, resolve_version, tables_key
+    from occkit.data.nuscenes_raw import check_tables, import_devkit, prepare_nuscenes, resolve_version, tables_key
     from occkit.outputs import check_output_folder, check_writable_place, resumable_folder
 
     version = resolve_version(args.dataroot, args.version)
     check_tables(args.dataroot, version)  # before any folder is made
+    import_devkit()
     inputs = {"--dataroot": args.dataroot, "--occ3d": args.occ3d}
     check_output_folder(args.out, "prepare", inputs=inputs, overwrite=args.overwrite)
     check_writable_place(args.out)

@@ -277,3 +277,21 @@ def test_prepare_without_the_devkit_says_how_to_install_it(world, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pip install 'occkit[nuscenes]'" in err
     assert not out.exists() and not list(tmp_path.glob(".out*"))  # refused before any folder is made
+
+
+def test_the_tables_are_the_same_bytes_each_time(world, tmp_path):
+    import hashlib
+
+    again = tmp_path / "again"
+    shutil.copytree(world, again, ignore=shutil.ignore_patterns(NUSCENES_VERSION, "LIDAR_TOP", "maps"))
+    write_nuscenes_tables(again)
+
+    def digest(root):
+        files = [
+            *(root / NUSCENES_VERSION).glob("*.json"),
+            *(root / "samples" / "LIDAR_TOP").glob("*"),
+            *(root / "maps").glob("*"),
+        ]
+        return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+    assert digest(again) == digest(world) and len(digest(world)) == len(NUSCENES_TABLES) + 4 + 1

@@ -255,6 +255,9 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
             (``extras/<NNNNNN>.npz``) where a frame has them (off: real data has none).
     """
 
+    #: The dataset format of these frames (:mod:`occkit.formats.semantickitti`).
+    format_name = "semantickitti"
+
     def __init__(
         self,
         root: str | os.PathLike,
@@ -304,6 +307,11 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    @property
+    def tokens(self) -> list[str]:
+        """Every frame's ``"<sequence>/<frame id>"``, in order."""
+        return [f"{s}/{f}" for s, f in self.frames]
 
     def token(self, i: int) -> str:
         """``"<sequence>/<frame id>"``, the frame's name in predictions and reports."""
@@ -371,6 +379,12 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         inv_path = self.voxel_path(i, "invalid")
         invalid = read_bitpacked(inv_path) if inv_path.is_file() else np.zeros(SSC_SHAPE, dtype=bool)
         return labels, invalid
+
+    def frame_labels(self, i: int) -> tuple[np.ndarray, np.ndarray, Path]:
+        """Frame ``i``'s learning classes ``(256, 256, 32)`` uint8 (255 ignored), the voxels the SSC
+        metric scores (bool: not invalid, not ignored) and the ``.label`` file (for errors)."""
+        labels, invalid = self.load_gt_arrays(i)
+        return labels, ~invalid & (labels != 255), self.voxel_path(i, "label")
 
     def __getitem__(self, i: int) -> Sample:
         s, f = self.frames[i]

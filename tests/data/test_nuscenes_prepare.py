@@ -295,3 +295,19 @@ def test_the_tables_are_the_same_bytes_each_time(world, tmp_path):
         return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
     assert digest(again) == digest(world) and len(digest(world)) == len(NUSCENES_TABLES) + 4 + 1
+
+
+def test_prepare_warns_when_occ3d_poses_differ_from_the_tables(world, tmp_path, capsys):
+    occ = tmp_path / "occ3d"
+    occ.mkdir()
+    ann = _ann(world)
+    scene = sorted(ann["scene_infos"])[0]
+    token = sorted(ann["scene_infos"][scene])[0]
+    ann["scene_infos"][scene][token]["ego_pose"]["translation"][0] += 0.01  # 1 cm off
+    (occ / "annotations.json").write_text(json.dumps(ann))
+    out = tmp_path / "out"
+    assert main(["prepare", "nuscenes", "--dataroot", str(world), "--occ3d", str(occ), "--out", str(out)]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "warning" in err[0] and token in err[0] and "0.01" in err[0]
+    frames = json.loads((out / "infos.json").read_text())["infos"]
+    assert {f["split"] for f in frames} == {"train", "val"}  # the Occ3D splits, still given

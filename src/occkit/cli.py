@@ -23,6 +23,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "occkit.commands.show",
         "picture of a frame: cameras, occupancy (BEV and 3D), LiDAR; or a prediction beside its ground truth",
     ),
+    (
+        "prepare",
+        "occkit.commands.prepare",
+        "raw nuScenes through nuscenes-devkit: the LiDAR sweeps, poses and calibration beyond Occ3D's files "
+        "(eval --infos, data.lidar_infos)",
+    ),
     ("stats", "occkit.commands.stats", "class frequencies, free and masked fractions, frames per scene"),
     (
         "eval",

@@ -1,4 +1,5 @@
-"""``occkit synth``: generate the procedural driving world as an Occ3D-nuScenes dataset."""
+"""``occkit synth``: generate the procedural driving world as a dataset of a format that writes it
+(``--format``: Occ3D-nuScenes by default, SemanticKITTI, and the others' ``write_synthetic``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,24 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from occkit.commands.checks import nonneg_int, positive_float, positive_int, unit_float
+
+
+def synthetic_format(name: str | None) -> Any:
+    """The format ``--format`` names (None: the first that writes the synthetic world); one that
+    does not write it is a one-line error listing those that do. (The registry is read here, not
+    when the parser is built: the formats import torch.)"""
+    from occkit.formats import formats, get_format
+
+    writers = [n for n, f in formats().items() if f.write_synthetic is not None]
+    fmt = get_format(name if name is not None else writers[0])
+    if fmt.write_synthetic is None:
+        raise ValueError(
+            f"--format {fmt.name}: does not write the synthetic world (formats that do: {', '.join(writers)})"
+        )
+    return fmt
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,9 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="image files (default jpg)")
     p.add_argument(
         "--format",
-        choices=("occ3d", "semantickitti"),
-        default="occ3d",
-        help="dataset layout: occ3d (Occ3D-nuScenes, default) or semantickitti (SSC sequences, front camera)",
+        default=None,
+        metavar="NAME",
+        help="dataset layout: a dataset format that writes the synthetic world (occkit.formats: occ3d, "
+        "Occ3D-nuScenes; semantickitti, SSC sequences with the front camera; and those of installed packages) "
+        "(default: the first, occ3d)",
     )
     p.add_argument(
         "--overwrite",
@@ -58,6 +77,9 @@ def _made_by_synth(out: Path) -> bool:
 def run(args: argparse.Namespace) -> int:
     from occkit.data.synth import SynthConfig
 
+    fmt = synthetic_format(args.format)
+    args.format = fmt.name
+
     config = SynthConfig(
         scenes=args.scenes,
         frames=args.frames,
@@ -78,13 +100,12 @@ def run(args: argparse.Namespace) -> int:
         # checked again under the lock: an occkit synth that finished meanwhile is not replaced unasked
         if check_output_folder(args.out, "synth", overwrite=args.overwrite, legacy=_made_by_synth) == "own":
             check_own_files(args.out, "synth")  # --overwrite removes only what synth wrote: refused before any work
-        return _generate(args, config)
+        return _generate(args, config, fmt)
     finally:
         lock.release()
 
 
-def _generate(args: argparse.Namespace, config) -> int:
-    from occkit.data.synth import generate_dataset
+def _generate(args: argparse.Namespace, config, fmt) -> int:
     from occkit.data.synth.writer import SCENE_RECORDS, config_record
     from occkit.outputs import resumable_folder
 
@@ -98,12 +119,7 @@ def _generate(args: argparse.Namespace, config) -> int:
         with resumable_folder(args.out, "synth", key, format=args.format) as (part, resumed):
             if resumed:
                 print(f"synth: continuing the stopped run kept in {part}", flush=True)
-            if args.format == "semantickitti":
-                from occkit.data.synth.kitti_export import export_semantickitti
-
-                export_semantickitti(part, config, overwrite=True, progress=True, resume=True)
-            else:
-                generate_dataset(part, config, overwrite=True, progress=True, resume=True)
+            fmt.write_synthetic(part, config)  # the format writes the world in its layout
     except KeyboardInterrupt:
         n = (
             len(list((part / SCENE_RECORDS).glob("*.json")))

@@ -246,6 +246,9 @@ def main() -> None:
         )
         ds8 = _downsample_label(lab_rel, (256, 256, 32), 8)
         record("labels of _1_8.npy", (ds8 != np.load(ok.preprocessed_paths(root, s, f)[1])).sum())
+        api_labels = ok.raw_to_learning(read_label(lab_path))
+        api_labels[ok.read_invalid(inv_path)] = 255  # semantic-kitti-api: every invalid voxel left out
+        record("voxels semantic-kitti-api's invalid rule would leave out besides", (api_labels != lab_rel).sum())
         n_voxels += lab_rel.size
     print(f"{len(everything)} frames, {n_voxels} voxels compared")
 
@@ -283,11 +286,26 @@ def main() -> None:
         ours = fmt.evaluate_folder(root, pred_dir / split, split)
         from occkit.metrics.ssc import SSCMetric
 
-        kitti_api = SSCMetric(19, 255, KITTI360_CLASSES)
+        kitti_api = SSCMetric(19, 255, KITTI360_CLASSES)  # semantic-kitti-api's eps, SSCBench's labels
+        api_rule = SSCMetric(19, 255, KITTI360_CLASSES)  # and semantic-kitti-api's invalid rule
         for token, pred in preds.items():
-            lab, _ = mine.load_gt_arrays(mine.index_of(token))
+            i = mine.index_of(token)
+            lab, _ = mine.load_gt_arrays(i)
             kitti_api.update(torch.from_numpy(pred[None]), torch.from_numpy(lab[None]))
+            raw = read_label(mine.voxel_path(i, "label"))
+            every_invalid = torch.from_numpy(ok.read_invalid(mine.voxel_path(i, "invalid"))[None])
+            api_rule.update(
+                torch.from_numpy(pred[None]), torch.from_numpy(ok.raw_to_learning(raw)[None]), every_invalid
+            )
         api = kitti_api.compute()
+        rule = api_rule.compute()
+        record(
+            "scores, semantic-kitti-api's invalid rule (percent points)",
+            max(
+                abs(a - b)
+                for a, b in ((100 * st["iou_ssc_mean"], rule["ssc_miou"]), (100 * st["iou"], rule["completion_iou"]))
+            ),
+        )
         pairs = [
             ("SSC mIoU", 100 * st["iou_ssc_mean"], ours["ssc_miou"], api["ssc_miou"]),
             ("completion IoU", 100 * st["iou"], ours["completion_iou"], api["completion_iou"]),

@@ -299,12 +299,17 @@ def main() -> None:
             )
         api = kitti_api.compute()
         rule = api_rule.compute()
+        print(
+            f"  semantic-kitti-api's invalid rule instead: SSC mIoU {rule['ssc_miou']:.4f}, completion IoU "
+            f"{rule['completion_iou']:.4f} (SSCBench: {100 * st['iou_ssc_mean']:.4f}, {100 * st['iou']:.4f})"
+        )
         record(
-            "scores, semantic-kitti-api's invalid rule (percent points)",
-            max(
-                abs(a - b)
-                for a, b in ((100 * st["iou_ssc_mean"], rule["ssc_miou"]), (100 * st["iou"], rule["completion_iou"]))
-            ),
+            "SSC mIoU, semantic-kitti-api's invalid rule (percent points)",
+            abs(100 * st["iou_ssc_mean"] - rule["ssc_miou"]),
+        )
+        record(
+            "completion IoU, semantic-kitti-api's invalid rule (percent points)",
+            abs(100 * st["iou"] - rule["completion_iou"]),
         )
         pairs = [
             ("SSC mIoU", 100 * st["iou_ssc_mean"], ours["ssc_miou"], api["ssc_miou"]),

@@ -428,6 +428,7 @@ class Kitti360Dataset(SemanticKITTIDataset):
             (the ``.npy`` when a frame has one, else the voxels).
     """
 
+    format_name = "kitti360"
     CAMERA = "image_00"
     IMAGE_DIR = "image_00/data_rect"
 

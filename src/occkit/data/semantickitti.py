@@ -255,6 +255,9 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
             (``extras/<NNNNNN>.npz``) where a frame has them (off: real data has none).
     """
 
+    #: The dataset format of these frames (:mod:`occkit.formats.semantickitti`).
+    format_name = "semantickitti"
+
     #: The camera's name in a Sample and its image folder under a sequence's folder.
     CAMERA = "image_2"
     IMAGE_DIR = "image_2"
@@ -308,6 +311,11 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    @property
+    def tokens(self) -> list[str]:
+        """Every frame's ``"<sequence>/<frame id>"``, in order."""
+        return [f"{s}/{f}" for s, f in self.frames]
 
     def token(self, i: int) -> str:
         """``"<sequence>/<frame id>"``, the frame's name in predictions and reports."""

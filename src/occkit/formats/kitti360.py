@@ -22,7 +22,7 @@ from occkit.data.kitti360 import (
     read_prediction,
     write_prediction,
 )
-from occkit.formats.spec import ClassTable, DatasetFormat, OpenOptions, PredictionFiles, Targets
+from occkit.formats.spec import ClassTable, DatasetFormat, OpenOptions, PredictionFiles
 from occkit.geometry.grid import semantickitti_grid
 from occkit.labels import KITTI360_CLASSES, KITTI360_IGNORE, KITTI360_NUM_CLASSES, KITTI360_PALETTE
 from occkit.metrics.ssc import SSCMetric
@@ -33,13 +33,12 @@ SSCBENCH_EPS = 1e-5
 
 
 class SSCBenchMetric(SSCMetric):
-    """SSCBench-KITTI-360's SSC metric as an accumulator of the format registry: the 19 x 19
+    """SSCBench-KITTI-360's SSC metric, an accumulator of the format registry: the 19 x 19
     confusion matrix over the voxels whose ground truth is not 255 (invalid voxels are 255 in the
     benchmark's labels), SSC mIoU = the plain mean of classes 1..18, completion IoU, precision and
-    recall of occupied against empty, all in percent. ``compute`` adds ``miou`` (= ``ssc_miou``)
-    and ``geometry_iou`` (= ``completion_iou``)."""
-
-    name = "ssc"
+    recall of occupied against empty, all in percent, with SSCBench's conventions
+    (:data:`SSCBENCH_EPS`, 0 for an empty completion); ``miou`` = ``ssc_miou``, ``geometry_iou`` =
+    ``completion_iou``."""
 
     def __init__(self, device: torch.device | str | None = None) -> None:
         super().__init__(
@@ -50,19 +49,6 @@ class SSCBenchMetric(SSCMetric):
             eps=SSCBENCH_EPS,
             zero_when_empty=True,
         )
-
-    def update(self, pred: torch.Tensor, gt: torch.Tensor | Targets, invalid: torch.Tensor | None = None) -> None:
-        """``pred``: ``(B, X, Y, Z)`` classes or ``(B, C, X, Y, Z)`` logits; ``gt``: the
-        :class:`~occkit.formats.spec.Targets` of the batch, or ``(B, X, Y, Z)`` classes with
-        ``invalid`` (optional)."""
-        if isinstance(gt, Targets):
-            gt, invalid = gt.occupancy, gt.invalid
-        super().update(pred, gt, invalid)
-
-    def compute(self) -> dict[str, Any]:
-        out = super().compute()
-        out["miou"], out["geometry_iou"] = out["ssc_miou"], out["completion_iou"]
-        return out
 
 
 def detect(root: Path) -> str | None:
@@ -95,8 +81,15 @@ def open_split(root: Path, split: str, options: OpenOptions) -> Kitti360Dataset:
 
 
 def metrics(options: dict[str, Any] | None = None) -> list[SSCBenchMetric]:
-    """A fresh :class:`SSCBenchMetric` (options: ``device``)."""
-    return [SSCBenchMetric(device=(options or {}).get("device"))]
+    """A fresh :class:`SSCBenchMetric` (options: ``device``; ``num_classes``, the model's, must be 19)."""
+    options = options or {}
+    n = options.get("num_classes")
+    if n is not None and int(n) != KITTI360_NUM_CLASSES:
+        raise ValueError(
+            f"SSCBench-KITTI-360 has {KITTI360_NUM_CLASSES} classes but the model predicts {n}: use the "
+            f"kitti360-mono preset or --set model.num_classes={KITTI360_NUM_CLASSES}"
+        )
+    return [SSCBenchMetric(device=options.get("device"))]
 
 
 def evaluate_folder(
@@ -105,11 +98,16 @@ def evaluate_folder(
     split: str = "val",
     allow_missing: bool = False,
     device: str | torch.device = "cpu",
+    metrics: Any = None,
     **_: Any,
 ) -> dict[str, Any]:
     """SSCBench's scores of a prediction folder (``<seq>/<frame>.label``) against ``gt_root``.
     A frame of the split without a prediction raises unless ``allow_missing`` (then it is left
-    out and counted in ``missing``)."""
+    out and counted in ``missing``). ``metrics``: only ``ssc`` (or ``miou``) is available;
+    ``workers`` and ``progress`` are accepted and unused."""
+    unknown = set(metrics or ()) - {"ssc", "miou"}
+    if unknown:
+        raise ValueError(f"--metrics: {sorted(unknown)} not available for SSCBench-KITTI-360 (ssc only)")
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
@@ -130,7 +128,7 @@ def evaluate_folder(
             labels, invalid = ds.load_gt_arrays(i)
             pred = read_prediction(files[t])
             m.update(torch.from_numpy(pred[None]), torch.from_numpy(labels[None]), torch.from_numpy(invalid[None]))
-    out: dict[str, Any] = {"benchmark": "kitti360", "split": split, "mask": "invalid"}
+    out: dict[str, Any] = {"benchmark": "kitti360", "split": split}
     out.update(m.compute())
     out["missing"], out["extra"] = len(missing), len(set(files) - set(tokens))
     return out
@@ -140,21 +138,12 @@ def _write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     return write_prediction(prediction_path(folder, token), labels)
 
 
-def write_synthetic(out: Path, options: Any) -> None:
-    """The synthetic world in this layout: ``options`` a :class:`~occkit.data.synth.SynthConfig`,
-    or a dict with ``config`` and optionally ``overwrite``, ``progress``, ``resume``."""
+def write_synthetic(out: Path, config: Any) -> None:
+    """The synthetic world (a :class:`~occkit.data.synth.SynthConfig`) in this layout, into ``out``;
+    resumable (scenes already written there are kept)."""
     from occkit.data.synth.kitti_export import export_kitti360
 
-    kw = dict(options) if isinstance(options, dict) else {"config": options}
-    export_kitti360(
-        out,
-        kw.pop("config"),
-        overwrite=kw.pop("overwrite", False),
-        progress=kw.pop("progress", False),
-        resume=kw.pop("resume", False),
-    )
-    if kw:
-        raise TypeError(f"write_synthetic: unknown options {sorted(kw)}")
+    export_kitti360(out, config, overwrite=True, progress=True, resume=True)
 
 
 FORMAT = DatasetFormat(
@@ -168,7 +157,16 @@ FORMAT = DatasetFormat(
     detect=detect,
     open=open_split,
     metrics=metrics,
-    predictions=PredictionFiles(write=_write_prediction, index=index_predictions, read=read_prediction),
+    predictions=PredictionFiles(
+        write=_write_prediction,
+        index=index_predictions,
+        read=read_prediction,
+        relpath=lambda token: str(prediction_path(".", token)),
+    ),
     evaluate_folder=evaluate_folder,
     write_synthetic=write_synthetic,
+    cameras=(Kitti360Dataset.CAMERA,),
+    folder_options=frozenset({"metrics"}),
+    table_keys=("ssc_miou", "completion_iou", "precision", "recall"),
+    title="SSCBench-KITTI-360",
 )

@@ -169,4 +169,5 @@ FORMAT = DatasetFormat(
     folder_options=frozenset({"metrics"}),
     table_keys=("ssc_miou", "completion_iou", "precision", "recall"),
     title="SSCBench-KITTI-360",
+    priority=95,  # its folders (data_2d_raw/) are no other format's: after occkit's first two
 )

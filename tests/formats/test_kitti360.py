@@ -4,6 +4,8 @@ tiny synthetic world, and bad input."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -221,3 +223,52 @@ def test_bad_input(tmp_path):
     _one_line(e, tmp_path / "data_2d_raw")
     with pytest.raises(ValueError, match="one camera"):
         FMT.open_split(tmp_path, "val", cameras=("image_2",))
+
+
+@pytest.mark.skipif(
+    not os.environ.get("OCCKIT_SLOW_TESTS"),
+    reason="a minute on a loaded 2-core CPU (synth + train + predict + eval); set OCCKIT_SLOW_TESTS=1",
+)
+def test_end_to_end_through_the_cli(tmp_path):
+    """occkit synth --format kitti360, kitti360-mono (tiny) 2 steps, predict, eval: the folder's
+    scores are the validation loop's."""
+    from occkit.cli import main
+    from occkit.engine.data import eval_batches
+    from occkit.engine.evaluate import evaluate, resolve_amp
+    from occkit.experiment import build_dataset, load_checkpoint_method
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        root, run, pred = tmp_path / "world", tmp_path / "run", tmp_path / "pred"
+        synth = ["synth", "--format", "kitti360", "--out", str(root), "--scenes", "2", "--frames", "1"]
+        assert main([*synth, "--image-size", "32", "96", "--image-format", "png"]) == 0
+        sets = [
+            "model.neck_channels=16",
+            "model.context_channels=8",
+            "model.encoder_widths=[8,16]",
+            "model.lift_downsample=[8,8,4]",
+            "data.image_aug.out_hw=[32,96]",
+            "optim.max_steps=2",
+            "optim.warmup_steps=1",
+            "train.val_every=2",
+            "train.ckpt_every=2",
+            "train.tensorboard=false",
+        ]
+        assert (
+            main(["train", "kitti360-mono", "--data", str(root), "--out", str(run), "--no-progress", "--set", *sets])
+            == 0
+        )
+        assert main(["predict", "--ckpt", str(run), "--data", str(root), "--out", str(pred), "--no-progress"]) == 0
+        labels = sorted(p.relative_to(pred).as_posix() for p in pred.rglob("*.label"))
+        assert labels == ["2013_05_28_drive_0006_sync/000000.label"]
+        assert main(["eval", "--gt", str(root), "--pred", str(pred)]) == 0  # the format found from the folder
+        method, cfg, _, dev = load_checkpoint_method(run, "cpu")
+        ds = build_dataset(cfg, root, "val")
+        amp = resolve_amp(dev, cfg.optim.amp, cfg.optim.cpu_bf16)  # as occkit predict runs it (bf16 on CPUs with it)
+        loop = evaluate(method, eval_batches(ds, 1), dev, amp, dataset_format="kitti360", num_classes=19)
+        files = FMT.evaluate_folder(root, pred, "val")
+        assert loop["ssc_miou"] == pytest.approx(files["ssc_miou"], abs=1e-6)
+        assert loop["completion_iou"] == pytest.approx(files["completion_iou"], abs=1e-6)
+    finally:
+        torch.set_num_threads(n)

@@ -26,13 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from occkit.commands.checks import nonneg_int, positive_int
-from occkit.commands.options import SPLITS_TEST, add_choice, add_data, add_device, add_mask, add_split
-
-
-def _format_names() -> tuple[str, ...]:
-    from occkit.formats import format_names
-
-    return format_names()
+from occkit.commands.options import SPLITS_TEST, add_data, add_device, add_mask, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,8 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="predictions folder (<token>.npz for Occ3D; sequences/XX/predictions/NNNNNN.label for SemanticKITTI)",
     )
-    add_choice(
-        p, "--format", ("auto", *_format_names()), "auto", "benchmark (dataset format); auto: detected from --gt"
+    p.add_argument(
+        "--format",
+        default="auto",
+        metavar="NAME",
+        help="benchmark: a dataset format's name (occkit.formats: occ3d, semantickitti and those of installed "
+        "packages); auto: detected from --gt (default auto)",
     )
     add_split(p, "frames evaluated; test only for SemanticKITTI", choices=SPLITS_TEST)
     add_mask(

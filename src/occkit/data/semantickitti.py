@@ -404,6 +404,12 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         invalid = read_bitpacked(inv_path) if inv_path.is_file() else np.zeros(SSC_SHAPE, dtype=bool)
         return labels, invalid
 
+    def frame_labels(self, i: int) -> tuple[np.ndarray, np.ndarray, Path]:
+        """Frame ``i``'s learning classes ``(256, 256, 32)`` uint8 (255 ignored), the voxels the SSC
+        metric scores (bool: not invalid, not ignored) and the ``.label`` file (for errors)."""
+        labels, invalid = self.load_gt_arrays(i)
+        return labels, ~invalid & (labels != 255), self.voxel_path(i, "label")
+
     def __getitem__(self, i: int) -> Sample:
         s, f = self.frames[i]
         K, T_cam_from_lidar = self._calib[s]

@@ -117,6 +117,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="an occkit-written SSCBench-KITTI-360 folder (default: a new one)")
     ap.add_argument("--scenes", type=int, default=4)
     ap.add_argument("--frames", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="keep the scratch folder (world, predictions) at the end")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -336,6 +337,12 @@ def main() -> None:
     print("\nlargest differences:")
     for k, v in worst.items():
         print(f"  {k}: {v:.3g}")
+    if args.keep:
+        print(f"kept {tmp}")
+    else:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -313,6 +313,11 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         return len(self.frames)
 
     @property
+    def cameras(self) -> tuple[str, ...]:
+        """The one camera of every frame (what the prior cache and the loaders ask for)."""
+        return (self.CAMERA,)
+
+    @property
     def tokens(self) -> list[str]:
         """Every frame's ``"<sequence>/<frame id>"``, in order."""
         return [f"{s}/{f}" for s, f in self.frames]

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -241,6 +241,22 @@ def read_poses(path: str | os.PathLike) -> np.ndarray:
 # ------------------------------------------------------------------------------------ dataset
 
 
+class KittiFrame(NamedTuple):
+    """A frame: its sequence and frame id (a pair, as before), with the ``scene`` (the sequence) and
+    ``token`` (``"<sequence>/<frame id>"``) every dataset format's frames have."""
+
+    sequence: str
+    frame: str
+
+    @property
+    def scene(self) -> str:
+        return self.sequence
+
+    @property
+    def token(self) -> str:
+        return f"{self.sequence}/{self.frame}"
+
+
 class SemanticKITTIDataset(torch.utils.data.Dataset):
     """Frames of a SemanticKITTI SSC layout as :class:`~occkit.data.sample.Sample` (monocular).
 
@@ -293,13 +309,13 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         self.sequences = tuple(s for s in seqs if (seq_root / s).is_dir())
         self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
         self.grid: Grid = semantickitti_grid()
-        self.frames: list[tuple[str, str]] = []
+        self.frames: list[KittiFrame] = []
         self._calib: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._poses: dict[str, np.ndarray | None] = {}
         for s in self.sequences:
             vox = seq_root / s / "voxels"
             ids = sorted(p.stem for p in vox.glob("*.label")) if load_gt else sorted(p.stem for p in vox.glob("*.bin"))
-            self.frames += [(s, i) for i in ids[::frame_stride]]
+            self.frames += [KittiFrame(s, i) for i in ids[::frame_stride]]
             calib = read_calib(seq_root / s / "calib.txt")
             self._calib[s] = camera_from_calib(calib["P2"], calib["Tr"])
             poses_path = seq_root / s / "poses.txt"
@@ -320,7 +336,12 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
     @property
     def tokens(self) -> list[str]:
         """Every frame's ``"<sequence>/<frame id>"``, in order."""
-        return [f"{s}/{f}" for s, f in self.frames]
+        return [f.token for f in self.frames]
+
+    @property
+    def scenes(self) -> list[str]:
+        """The sequences read, in order (a format's scenes)."""
+        return list(self.sequences)
 
     def token(self, i: int) -> str:
         """``"<sequence>/<frame id>"``, the frame's name in predictions and reports."""

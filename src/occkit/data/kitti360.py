@@ -53,6 +53,7 @@ import torch
 
 from occkit.data.semantickitti import (
     SSC_SHAPE,
+    KittiFrame,
     SemanticKITTIDataset,
     camera_from_calib,
     dataset_splits,
@@ -469,7 +470,7 @@ class Kitti360Dataset(SemanticKITTIDataset):
         P, Tr = read_calibration(self.root)
         self.P_rect_00, self.T_cam_from_velo = P, Tr
         camera = camera_from_calib(P, Tr)
-        self.frames: list[tuple[str, str]] = []
+        self.frames: list[KittiFrame] = []
         self._calib: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._poses: dict[str, dict[int, np.ndarray] | None] = {}  # type: ignore[assignment]
         for s in self.sequences:
@@ -481,7 +482,7 @@ class Kitti360Dataset(SemanticKITTIDataset):
             if labels != "preprocess":
                 with_label |= {p.stem for p in vox.glob("*.label")}
             ids = with_label if load_gt else with_label | {p.stem for p in vox.glob("*.bin")}
-            self.frames += [(s, i) for i in sorted(ids)[::frame_stride]]
+            self.frames += [KittiFrame(s, i) for i in sorted(ids)[::frame_stride]]
             self._calib[s] = camera
             pose_path = seq_root / s / "cam0_to_world.txt"
             self._poses[s] = (

@@ -71,6 +71,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="nuScenes-style info file (.pkl/.json with lidar2ego_*, ego2global_*) giving the LiDAR poses RayIoU "
         "needs on real Occ3D",
     )
+    p.add_argument(
+        "--class-map",
+        default=None,
+        metavar="NAME|FILE",
+        help="score on the common classes of a class map (configs/classmaps/NAME.yaml, or a YAML file): --pred "
+        "holds the files of its 'from' format, --gt is a dataset of its 'to' format, of the same grid",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     p.add_argument("--csv", type=Path, default=None, help="write the per-class table to this CSV file")
     p.add_argument(
@@ -134,6 +141,10 @@ def run(args: argparse.Namespace) -> int:
             f"--split {args.split}: the {fmt.display_name} format has the splits {', '.join((*fmt.splits, 'all'))}"
         )
     metrics = tuple(m.strip() for m in (args.metrics or "").split(",") if m.strip())
+    if args.class_map is not None:
+        extra = [o for o, v in (("--frustum", args.frustum), ("--infos", args.infos), ("--metrics", args.metrics)) if v]
+        if extra:
+            raise ValueError(f"--class-map scores the mIoU of the common classes only; {', '.join(extra)} not taken")
     given = {"--frustum": "region", "--infos": "infos"}
     for opt, key in given.items():
         if getattr(args, opt[2:]) is not None and key not in fmt.folder_options:
@@ -151,9 +162,18 @@ def run(args: argparse.Namespace) -> int:
         "processes": args.processes if args.processes is not None else default_processes(args.threads),
     }
     options = {k: v for k, v in options.items() if k in fmt.folder_options}
+    class_map = None
+    if args.class_map is not None:
+        from occkit.formats.classmap import load_class_map
+
+        class_map = load_class_map(args.class_map)
+        options = {}  # the common classes are scored by the generic scoring, inside the voxels --gt's format scores
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        score = fmt.evaluate_folder or partial(evaluate_predictions, fmt)
+        if class_map is not None:
+            score = partial(evaluate_predictions, fmt, class_map=class_map)
+        else:
+            score = fmt.evaluate_folder or partial(evaluate_predictions, fmt)
         result = score(
             args.gt,
             args.pred,

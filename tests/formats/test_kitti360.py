@@ -177,6 +177,40 @@ def test_evaluate_folder(world, tmp_path):
         FMT.evaluate_folder(root, tmp_path / "none", "val")
 
 
+def test_semantickitti_predictions_on_kitti360_ground_truth(world, tmp_path):
+    """configs/classmaps/semantickitti-kitti360.yaml, hand-checked, and occkit eval --class-map with it: a
+    SemanticKITTI model's files scored on KITTI-360's labels (same grid, same raw ids)."""
+    from occkit.cli import main
+    from occkit.formats.classmap import DROPPED, load_class_map
+    from occkit.labels import SEMANTICKITTI_CLASSES
+
+    m = load_class_map("semantickitti-kitti360")
+    assert (m.source, m.target) == ("semantickitti", "kitti360") and m.names[-1] == "empty" and len(m.names) == 17
+    veg = m.names.index("vegetation")
+    assert (
+        m.source_lut[SEMANTICKITTI_CLASSES.index("trunk")] == veg == m.target_lut[KITTI360_CLASSES.index("vegetation")]
+    )
+    assert m.source_lut[SEMANTICKITTI_CLASSES.index("bicyclist")] == DROPPED
+    assert m.target_lut[KITTI360_CLASSES.index("other-object")] == DROPPED
+    assert m.source_lut[SEMANTICKITTI_CLASSES.index("road")] == m.target_lut[KITTI360_CLASSES.index("road")]
+
+    root, _ = world
+    ds = k.Kitti360Dataset(root, "val", load_images=False)
+    lab, _ = ds.load_gt_arrays(0)
+    to_sk = np.array(
+        [SEMANTICKITTI_CLASSES.index(n) if n in SEMANTICKITTI_CLASSES else 0 for n in KITTI360_CLASSES] + [0] * 237,
+        dtype=np.uint8,
+    )
+    pred, out = tmp_path / "pred", tmp_path / "scores.json"
+    get_format("semantickitti").predictions.write(pred, ds.token(0), to_sk[lab])  # the same labels, as SemanticKITTI's
+    args = ["eval", "--gt", str(root), "--pred", str(pred), "--class-map", "semantickitti-kitti360", "--json", str(out)]
+    assert main(args) == 0
+    import json
+
+    r = json.loads(out.read_text())
+    assert r["miou"] == pytest.approx(100.0) and r["geometry_iou"] == pytest.approx(100.0)
+
+
 def _one_line(excinfo, path):
     msg = str(excinfo.value)
     assert str(path) in msg and "\n" not in msg, msg

@@ -40,17 +40,20 @@ BIG = (
 )
 #: SemanticKITTI-layout presets (the world exported as SemanticKITTI)
 KITTI = ("cigocc", "cigocc-gpu", "kitti-mono")
+#: SSCBench-KITTI-360-layout presets (the world exported as SSCBench-KITTI-360)
+KITTI360 = ("kitti360-mono",)
 
 
 def build_worlds(root: Path) -> dict[str, Path]:
     """The tiny worlds and what the presets need from them, made with occkit's commands."""
     from occkit.cli import main
     from occkit.data.synth import SynthConfig
-    from occkit.data.synth.kitti_export import export_semantickitti
+    from occkit.data.synth.kitti_export import export_kitti360, export_semantickitti
 
     out = {
         "occ3d": root / "world",
         "kitti": root / "kitti",
+        "kitti360": root / "kitti360",
         "priors": root / "priors",
         "pseudo": root / "pseudo",
         "teacher": root / "teacher",
@@ -81,6 +84,18 @@ def build_worlds(root: Path) -> dict[str, Path]:
     if not (out["kitti"] / "sequences").is_dir():
         export_semantickitti(
             out["kitti"],
+            SynthConfig(
+                scenes=2,
+                frames=1,
+                image_size=(32, 96),
+                lidar_beams=16,
+                lidar_azimuth_steps=360,
+                occupancy_supersample=1,
+            ),
+        )
+    if not (out["kitti360"] / "data_2d_raw").is_dir():
+        export_kitti360(
+            out["kitti360"],
             SynthConfig(
                 scenes=2,
                 frames=1,
@@ -200,7 +215,15 @@ def first_losses(name: str, worlds: dict[str, Path], run_dir: Path | None = None
     from occkit.cli import main
     from occkit.engine.logging import read_jsonl
 
-    data = worlds["kitti"] if name in KITTI else worlds["pseudo"] if name.startswith("easyocc") else worlds["occ3d"]
+    data = (
+        worlds["kitti"]
+        if name in KITTI
+        else worlds["kitti360"]
+        if name in KITTI360
+        else worlds["pseudo"]
+        if name.startswith("easyocc")
+        else worlds["occ3d"]
+    )
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -144,7 +144,6 @@ def _export(args: argparse.Namespace) -> int:
         random_frames,
         stack_frames,
     )
-    from occkit.labels import OCC3D_CLASSES, SEMANTICKITTI_CLASSES
     from occkit.outputs import record_output_file, write_json_output
 
     src = load_source(args.ckpt, ema=not args.no_ema)
@@ -179,13 +178,11 @@ def _export(args: argparse.Namespace) -> int:
         example = (ex.images, ex.intrinsics.float(), ex.T_ego_from_cam.float())
         net_cfg = cfg.model
         grid = predictor.net.output_grid
-        classes = (
-            OCC3D_CLASSES
-            if net_cfg.num_classes == len(OCC3D_CLASSES) and cfg.data.format != "semantickitti"
-            else SEMANTICKITTI_CLASSES
-            if net_cfg.num_classes == len(SEMANTICKITTI_CLASSES)
-            else None
-        )
+        from occkit.formats import formats, get_format
+
+        # the class names of the run's format (data.format; with auto, the first format of its class count)
+        candidates = list(formats().values()) if cfg.data.format == "auto" else [get_format(cfg.data.format)]
+        classes = next((f.classes.names for f in candidates if f.classes.num_classes == net_cfg.num_classes), None)
         metadata = {
             "occkit_version": __version__,
             "checkpoint": str(src.folder.resolve()),

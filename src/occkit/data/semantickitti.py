@@ -274,6 +274,10 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
     #: The dataset format of these frames (:mod:`occkit.formats.semantickitti`).
     format_name = "semantickitti"
 
+    #: The camera's name in a Sample and its image folder under a sequence's folder.
+    CAMERA = "image_2"
+    IMAGE_DIR = "image_2"
+
     def __init__(
         self,
         root: str | os.PathLike,
@@ -325,6 +329,11 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         return len(self.frames)
 
     @property
+    def cameras(self) -> tuple[str, ...]:
+        """The one camera of every frame (what the prior cache and the loaders ask for)."""
+        return (self.CAMERA,)
+
+    @property
     def tokens(self) -> list[str]:
         """Every frame's ``"<sequence>/<frame id>"``, in order."""
         return [f.token for f in self.frames]
@@ -339,9 +348,29 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         s, f = self.frames[i]
         return f"{s}/{f}"
 
+    def sequence_dir(self, sequence: str) -> Path:
+        """The folder of a sequence (``sequences/<XX>``)."""
+        return self.root / "sequences" / sequence
+
     def voxel_path(self, i: int, ext: str) -> Path:
         s, f = self.frames[i]
-        return self.root / "sequences" / s / "voxels" / f"{f}.{ext}"
+        return self.sequence_dir(s) / "voxels" / f"{f}.{ext}"
+
+    def image_path(self, i: int) -> Path:
+        """The frame's camera image."""
+        s, f = self.frames[i]
+        return self.sequence_dir(s) / self.IMAGE_DIR / f"{f}.png"
+
+    def frame_pose(self, i: int) -> np.ndarray | None:
+        """``T_world_from_velo`` ``(4, 4)`` float64 of the frame, or None when the sequence has no poses."""
+        s, f = self.frames[i]
+        poses = self._poses[s]
+        return poses[int(f)] if poses is not None and int(f) < len(poses) else None
+
+    def read_input_occupancy(self, i: int) -> np.ndarray | None:
+        """The frame's ``.bin`` input occupancy ``(256, 256, 32)`` bool, or None when absent."""
+        path = self.voxel_path(i, "bin")
+        return read_bitpacked(path) if path.is_file() else None
 
     def index_of(self, token: str) -> int:
         """Index of the frame ``"<sequence>/<frame id>"``; an unknown token raises naming the root."""
@@ -354,7 +383,7 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         """``sequences/<XX>/extras/<NNNNNN><suffix>`` of a frame (``.npz``, ``.instances.npz``,
         ``.objects.json``); the file may not exist (real data has no extras)."""
         s, f = self.frames[self.index_of(token)]
-        return self.root / "sequences" / s / "extras" / f"{f}{suffix}"
+        return self.sequence_dir(s) / "extras" / f"{f}{suffix}"
 
     def read_camera_extras(self, token: str) -> dict[str, np.ndarray] | None:
         """image_2's exact maps (synthetic extras): ``depth`` float32, ``semantics`` uint8 (Occ3D
@@ -412,30 +441,26 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         K, T_cam_from_lidar = self._calib[s]
         T_ego_from_cam = np.linalg.inv(T_cam_from_lidar)
         if self.load_images:
-            img = load_image(self.root / "sequences" / s / "image_2" / f"{f}.png")
+            img = load_image(self.image_path(i))
             images = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div_(255)
         else:
             images = torch.zeros(1, 3, 0, 0)
-        poses = self._poses[s]
-        T_g = (
-            torch.from_numpy(poses[int(f)])
-            if poses is not None and int(f) < len(poses)
-            else torch.eye(4, dtype=torch.float64)
-        )
+        pose = self.frame_pose(i)
+        T_g = torch.from_numpy(pose) if pose is not None else torch.eye(4, dtype=torch.float64)
         sample = Sample(
             token=f"{s}/{f}",
             scene=s,
             timestamp=int(f),
-            cam_names=("image_2",),
+            cam_names=(self.CAMERA,),
             images=images,
             intrinsics=torch.from_numpy(K).float()[None],
             T_ego_from_cam=torch.from_numpy(T_ego_from_cam).float()[None],
             T_global_from_ego=T_g,
             T_ego_from_lidar=torch.eye(4),
         )
-        bin_path = self.voxel_path(i, "bin")
-        if bin_path.is_file():
-            sample.extra["input_occupancy"] = torch.from_numpy(read_bitpacked(bin_path))
+        occ_in = self.read_input_occupancy(i)
+        if occ_in is not None:
+            sample.extra["input_occupancy"] = torch.from_numpy(occ_in)
         if self.load_gt:
             labels, invalid = self.load_gt_arrays(i)
             sample.occupancy = torch.from_numpy(labels.astype(np.int64))
@@ -447,7 +472,7 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
             if maps is not None:
                 if self.load_images and tuple(images.shape[-2:]) != maps["depth"].shape:
                     raise ValueError(
-                        f"{self.extras_path(sample.token)}: maps are {maps['depth'].shape} but image_2 is "
+                        f"{self.extras_path(sample.token)}: maps are {maps['depth'].shape} but {self.CAMERA} is "
                         f"{tuple(images.shape[-2:])}"
                     )
                 sample.depth = torch.from_numpy(maps["depth"])[None]  # (1, H, W)

@@ -10,6 +10,11 @@ over the voxels whose ground truth is not 255 (unlabelled / ignored raw ids) and
   from both counts as 0 (unlike Occ3D's NaN-skipping mean).
 
 All reported in percent.
+
+SSCBench (KITTI-360, its MonoScene-based ``SSCMetrics``) computes the same numbers from the same
+counts with two conventions of its own, which ``eps`` and ``zero_when_empty`` select: the per-class
+IoU denominator has ``+ 1e-5`` (not 1e-15), and completion precision, recall and IoU are 0 (not
+NaN) when no occupied voxel is predicted right.
 """
 
 from __future__ import annotations
@@ -53,13 +58,23 @@ def ssc_confusion(
     return confusion_matrix(g, p, num_classes, valid).T.contiguous()
 
 
-def ssc_scores(conf: torch.Tensor, class_names: tuple[str, ...] = SEMANTICKITTI_CLASSES) -> dict[str, Any]:
+def ssc_scores(
+    conf: torch.Tensor,
+    class_names: tuple[str, ...] = SEMANTICKITTI_CLASSES,
+    eps: float = 1e-15,
+    zero_when_empty: bool = False,
+) -> dict[str, Any]:
     """Official numbers from a ``(C, C)`` matrix (rows = prediction, columns = ground truth).
+
+    Args:
+        eps: added to each per-class IoU denominator (semantic-kitti-api 1e-15, SSCBench 1e-5).
+        zero_when_empty: completion precision, recall and IoU are 0 when no occupied voxel is
+            predicted right (SSCBench), instead of a NaN for a zero denominator.
 
     Returns:
         ``ssc_miou``, ``completion_iou``, ``precision``, ``recall`` and ``iou`` (class name ->
         value, classes 1..C-1), in percent; a ratio with a zero denominator is NaN (except the
-        per-class IoUs, which have the official 1e-15).
+        per-class IoUs, which have ``eps``).
     """
     c = conf.double()
     if c.shape != (len(class_names), len(class_names)):
@@ -72,12 +87,13 @@ def ssc_scores(conf: torch.Tensor, class_names: tuple[str, ...] = SEMANTICKITTI_
     tp = torch.diagonal(c)
     fp = c.sum(1) - tp
     fn = c.sum(0) - tp
-    iou = tp / (tp + fp + fn + 1e-15)
+    iou = tp / (tp + fp + fn + eps)
+    empty = zero_when_empty and float(occ_tp) == 0
     return {
         "ssc_miou": 100.0 * float(iou[1:].mean()),
-        "completion_iou": ratio(occ_tp, c.sum() - c[0, 0]),
-        "precision": ratio(occ_tp, c[1:, :].sum()),
-        "recall": ratio(occ_tp, c[:, 1:].sum()),
+        "completion_iou": 0.0 if empty else ratio(occ_tp, c.sum() - c[0, 0]),
+        "precision": 0.0 if empty else ratio(occ_tp, c[1:, :].sum()),
+        "recall": 0.0 if empty else ratio(occ_tp, c[:, 1:].sum()),
         "iou": {class_names[k]: 100.0 * float(iou[k]) for k in range(1, c.shape[0])},
     }
 
@@ -98,6 +114,7 @@ class SSCMetric(ConfusionCounts):
         ignore_index: ground-truth value left out (255).
         class_names: for the ``iou`` table.
         device: where the counts live (default: the device of the first update).
+        eps, zero_when_empty: the scoring conventions of :func:`ssc_scores` (SSCBench: 1e-5, True).
     """
 
     name = "ssc"
@@ -108,7 +125,10 @@ class SSCMetric(ConfusionCounts):
         ignore_index: int = SEMANTICKITTI_IGNORE,
         class_names: tuple[str, ...] | None = None,
         device: torch.device | str | None = None,
+        eps: float = 1e-15,
+        zero_when_empty: bool = False,
     ) -> None:
+        self.eps, self.zero_when_empty = float(eps), bool(zero_when_empty)
         self.class_names = metric_class_names(
             class_names, num_classes, SEMANTICKITTI_CLASSES, SEMANTICKITTI_NUM_CLASSES
         )
@@ -147,7 +167,7 @@ class SSCMetric(ConfusionCounts):
         name -> percent) and ``frames``; also ``miou`` (= ``ssc_miou``), ``geometry_iou``
         (= ``completion_iou``) and ``mask`` (``"invalid"``), the keys every format's first metric
         gives (the training log, the ablation runner and ``occkit eval`` read them alike)."""
-        out = ssc_scores(self.counts.cpu(), self.class_names)
+        out = ssc_scores(self.counts.cpu(), self.class_names, self.eps, self.zero_when_empty)
         out["frames"] = self.frames
         out.update(miou=out["ssc_miou"], geometry_iou=out["completion_iou"], mask="invalid")
         return out

@@ -34,6 +34,7 @@ from occkit.data.occ3d import Occ3DDataset
 from occkit.data.sample import Sample
 from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import invert_transform
+from occkit.labels import OCC3D_PALETTE
 
 #: The classes of both layouts (nuScenes-lidarseg's 16 merged classes, 0 = empty).
 NUSC_OCC_CLASSES: tuple[str, ...] = (
@@ -56,6 +57,8 @@ NUSC_OCC_CLASSES: tuple[str, ...] = (
     "vegetation",
 )
 NUSC_OCC_NUM_CLASSES = 17
+#: RGB per class: Occ3D's palette for 1..16 (the same classes), white for empty.
+NUSC_OCC_PALETTE: tuple[tuple[int, int, int], ...] = ((255, 255, 255), *OCC3D_PALETTE[1:17])
 NUSC_OCC_EMPTY = 0
 NUSC_OCC_IGNORE = 255
 #: The class a label file writes for LiDAR noise (read as :data:`NUSC_OCC_IGNORE`).

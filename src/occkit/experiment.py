@@ -26,8 +26,7 @@ from torch.utils.data import Dataset
 
 from occkit.config import ConfigError, from_dict, load_yaml, merge, parse_overrides, to_dict
 from occkit.data.augment import BEVAugConfig, ImageAugConfig, augment_bev, augment_images
-from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset
-from occkit.data.sample import Sample
+from occkit.data.sample import NUSCENES_CAMERAS, Sample
 from occkit.data.wrappers import base_dataset  # re-exported: callers import it from here
 from occkit.engine.checkpoint import (
     CONFIG_FILE,
@@ -38,6 +37,7 @@ from occkit.engine.checkpoint import (
 )
 from occkit.engine.config import OptimConfig, TrainConfig
 from occkit.engine.distributed import resolve_device
+from occkit.formats.spec import DatasetFormat
 from occkit.methods.registry import (
     DEFAULT_METHOD,
     MethodSpec,
@@ -87,10 +87,12 @@ class DataConfig:
     """A nuScenes-style info file (``.pkl``/``.json``: ``lidar_path``, ``lidar2ego_*``, ``sweeps``)
     giving each frame's LiDAR on real Occ3D-nuScenes (files under the dataset root's ``samples/``
     and ``sweeps/``); None = the synthetic extras (``load_extras``)."""
-    format: Literal["auto", "occ3d", "semantickitti"] = "auto"
-    """Dataset layout: 'occ3d' (``annotations.json``), 'semantickitti' (``sequences/``; one camera
-    ``image_2``, 20 classes with 0 = empty, validated with the SSC metrics) or 'auto' (semantickitti
-    when the root holds ``sequences/`` and no ``annotations.json``, else occ3d)."""
+    format: str = "auto"
+    """Dataset format, a registered one's name (:func:`occkit.formats.format_names`: 'occ3d' for
+    ``annotations.json``, 'semantickitti' for ``sequences/`` with one camera ``image_2``, 20 classes
+    with 0 = empty, validated with the SSC metrics, and those of installed packages), or 'auto': the
+    first format whose detection knows the folder (:func:`occkit.formats.detect_format`). The
+    format gives the frames, the free class of the BEV augmentation and the validation metrics."""
     cache_mb: float = 0.0
     """Keep each split's decoded files (images, labels, extras) in memory up to this many MiB
     (0 = read them from disk at every visit): spares the decoding when a small dataset is read
@@ -268,6 +270,10 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"data.workers must be >= 0, got {cfg.data.workers}")
     if not cfg.data.cameras:
         raise ConfigError("data.cameras: need at least one camera")
+    from occkit.formats import format_names
+
+    if cfg.data.format != "auto" and cfg.data.format not in format_names():
+        raise ConfigError(f"data.format: {cfg.data.format!r} is not 'auto' or one of {', '.join(format_names())}")
     from occkit.priors.base import KINDS
 
     bad = [k for k in cfg.data.prior_kinds if k not in KINDS]
@@ -381,21 +387,15 @@ def build_dataset(
     (:meth:`ImageAugConfig.evaluation`) and no BEV transform. The model's
     output grid must be the dataset's (checked here, naming both).
     """
-    kitti = data_format(cfg, root) == "semantickitti"
-    if kitti:
-        from occkit.data.semantickitti import SemanticKITTIDataset
-
-        # a named split is the dataset's own (splits.json, the synthetic world's) before the official one
-        ds: Dataset = SemanticKITTIDataset(root, split, load_gt=load_gt, load_extras=cfg.data.load_extras)
-    else:
-        ds = Occ3DDataset(
-            root,
-            split,
-            cameras=tuple(cfg.data.cameras),
-            load_gt=load_gt,
-            load_extras=cfg.data.load_extras,
-            cache_mb=cfg.data.cache_mb,
-        )
+    fmt = dataset_format(cfg, root)
+    ds: Dataset = fmt.open_split(
+        root,
+        split,
+        cameras=None if fmt.cameras is not None else tuple(cfg.data.cameras),
+        load_gt=load_gt,
+        load_extras=cfg.data.load_extras,
+        cache_mb=cfg.data.cache_mb,
+    )
     if cfg.data.priors:
         from occkit.priors.cache import PriorCache, WithPriors
 
@@ -413,9 +413,7 @@ def build_dataset(
             f"model.point_range/voxel_size give a grid {output_grid.shape} but {root} is {base_dataset(ds).grid.shape}"
         )
     if train:
-        return AugmentedFrames(
-            ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=0 if kitti else cfg.model.num_classes - 1
-        )
+        return AugmentedFrames(ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=free_class(fmt, cfg))
     return AugmentedFrames(ds, cfg.data.image_aug.evaluation(), None)
 
 
@@ -491,21 +489,45 @@ def load_checkpoint_method(
     return method.to(dev).eval(), cfg, folder, dev
 
 
+def dataset_format(cfg: ExperimentConfig, root: str | os.PathLike) -> DatasetFormat:
+    """The format of the run's data at ``root``: ``data.format`` (refused when the folder is of
+    another format), or with 'auto' the folder's (:func:`occkit.formats.detect_format`; a folder of
+    no known format is a one-line error listing those tried)."""
+    from occkit.formats import FormatRegistryError, detect_format, get_format
+
+    if cfg.data.format == "auto":
+        return detect_format(root)
+    fmt = get_format(cfg.data.format)
+    try:
+        found = detect_format(root)
+    except (FormatRegistryError, OSError):
+        return fmt  # a folder no format knows: the named format's reader says what it lacks
+    if found.name != fmt.name:
+        raise ValueError(
+            f"{root}: {_article(found.display_name)} dataset, but the run is of {_article(fmt.display_name)} dataset "
+            f"(data.format {fmt.name}): the run and the data differ; give data of the run's format, or a run "
+            "trained on data like this"
+        )
+    return fmt
+
+
+def _article(title: str) -> str:
+    return ("an " if title[:1].lower() in "aeiou" else "a ") + title
+
+
 def data_format(cfg: ExperimentConfig, root: str | os.PathLike) -> str:
-    """'occ3d' or 'semantickitti': ``data.format``, or with 'auto' by the folder (``sequences/``
-    and no ``annotations.json``: semantickitti)."""
-    r = Path(root)
-    found = "semantickitti" if (r / "sequences").is_dir() and not (r / "annotations.json").is_file() else "occ3d"
-    if cfg.data.format != "auto":
-        if cfg.data.format != found and ((r / "sequences").is_dir() or (r / "annotations.json").is_file()):
-            names = {"occ3d": "an Occ3D-nuScenes", "semantickitti": "a SemanticKITTI"}
-            raise ValueError(
-                f"{root}: {names[found]} dataset, but the run is of {names[cfg.data.format]} dataset "
-                f"(data.format {cfg.data.format}): the run and the data differ; give data of the run's format, "
-                "or a run trained on data like this"
-            )
-        return cfg.data.format
-    return found
+    """The name of :func:`dataset_format`."""
+    return dataset_format(cfg, root).name
+
+
+def free_class(fmt: DatasetFormat, cfg: ExperimentConfig) -> int:
+    """The class that voxels rotated in from outside the grid get (the BEV augmentation): the
+    format's free class; where that is the table's last class (Occ3D's 17), the model's last class,
+    so that a model of fewer classes keeps free last as its metric does."""
+    free = fmt.classes.free
+    if free is None or free == fmt.classes.num_classes - 1:
+        return cfg.model.num_classes - 1
+    return free
 
 
 def num_parameters(module: nn.Module) -> int:

@@ -1,4 +1,4 @@
-"""``occkit eval --gt DIR --pred DIR [--format auto|occ3d|semantickitti] [--split val|train|all]
+"""``occkit eval --gt DIR --pred DIR [--format auto|NAME] [--split val|train|all]
 [--mask camera|lidar|both|none] [--metrics miou,rayiou] [--frustum RUN] [--infos FILE] [--json FILE] [--csv FILE]
 [--allow-missing]``: the official metrics of a folder of predictions.
 
@@ -7,9 +7,11 @@ frusta of the cameras the trained run sees count, on top of ``--mask``: a model 
 cameras than the dataset has (``data.cameras``: OccScene's CPU preset sees the front camera only) is
 then scored where it can see, not on the whole camera mask.
 
-The benchmark is detected from the ground-truth layout (``annotations.json``: Occ3D-nuScenes;
-``sequences/``: SemanticKITTI). Prints a per-class table; numbers are percentages like the
-official tables.
+The benchmark is the dataset format of ``--gt`` (detected by the format registry,
+:func:`occkit.formats.detect_format`: ``annotations.json``: Occ3D-nuScenes; ``sequences/``:
+SemanticKITTI; and the formats of installed packages), which scores the folder its own way
+(``DatasetFormat.evaluate_folder``, else its metrics over its prediction files). Prints a per-class
+table; numbers are percentages like the official tables.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ from occkit.commands.checks import nonneg_int, positive_int
 from occkit.commands.options import SPLITS_TEST, add_choice, add_data, add_device, add_mask, add_split
 
 
+def _format_names() -> tuple[str, ...]:
+    from occkit.formats import format_names
+
+    return format_names()
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data(p, "ground-truth dataset folder", flag="--gt")
     p.add_argument(
@@ -35,7 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="predictions folder (<token>.npz for Occ3D; sequences/XX/predictions/NNNNNN.label for SemanticKITTI)",
     )
-    add_choice(p, "--format", ("auto", "occ3d", "semantickitti"), "auto", "benchmark; auto: detected from --gt")
+    add_choice(
+        p, "--format", ("auto", *_format_names()), "auto", "benchmark (dataset format); auto: detected from --gt"
+    )
     add_split(p, "frames evaluated; test only for SemanticKITTI", choices=SPLITS_TEST)
     add_mask(
         p,
@@ -91,11 +101,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from occkit.formats import get_format
     from occkit.metrics.evaluate import (
         default_processes,
         detect_format,
-        evaluate_occ3d,
-        evaluate_semantickitti,
+        evaluate_predictions,
         format_table,
         write_result_csv,
         write_result_json,
@@ -118,50 +130,42 @@ def run(args: argparse.Namespace) -> int:
             f"--pred {args.pred}: a dataset (it holds annotations.json), not a prediction folder; give the folder "
             "occkit predict wrote (occkit predict --ckpt RUN --data DATA --out PRED)"
         )
-    fmt = detect_format(args.gt, args.pred) if args.format == "auto" else args.format
-    if fmt == "occ3d" and args.split == "test":
-        raise ValueError("--split test: Occ3D's annotations have train_split and val_split only (train, val, all)")
+    fmt = get_format(detect_format(args.gt, args.pred) if args.format == "auto" else args.format)
+    if args.split not in (*fmt.splits, "all"):
+        raise ValueError(
+            f"--split {args.split}: the {fmt.display_name} format has the splits {', '.join((*fmt.splits, 'all'))}"
+        )
     metrics = tuple(m.strip() for m in (args.metrics or "").split(",") if m.strip())
+    given = {"--frustum": "region", "--infos": "infos"}
+    for opt, key in given.items():
+        if getattr(args, opt[2:]) is not None and key not in fmt.folder_options:
+            raise ValueError(f"{opt}: not taken by the {fmt.display_name} format (it takes {_taken(fmt)})")
     region = None
     if args.frustum is not None:
-        if fmt != "occ3d":
-            raise ValueError(
-                "--frustum: Occ3D only (SemanticKITTI's SSC metric is scored in the camera's frustum already)"
-            )
         region = FrustumRegion(args.frustum, args.gt, args.split)
         region.check()
     progress = False if args.no_progress else None
+    options: dict[str, Any] = {
+        "mask": args.mask,
+        "metrics": metrics or None,
+        "infos": args.infos,
+        "region": region,
+        "processes": args.processes if args.processes is not None else default_processes(args.threads),
+    }
+    options = {k: v for k, v in options.items() if k in fmt.folder_options}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if fmt == "occ3d":
-            result = evaluate_occ3d(
-                args.gt,
-                args.pred,
-                split=args.split,
-                mask=args.mask,
-                metrics=metrics or ("miou",),
-                infos=args.infos,
-                allow_missing=args.allow_missing,
-                device=args.device,
-                workers=args.workers,
-                progress=progress,
-                region=region,
-                processes=args.processes if args.processes is not None else default_processes(args.threads),
-            )
-        else:
-            if set(metrics) - {"ssc", "miou"}:
-                raise ValueError(
-                    f"--metrics: {sorted(set(metrics) - {'ssc', 'miou'})} not available for SemanticKITTI (ssc only)"
-                )
-            result = evaluate_semantickitti(
-                args.gt,
-                args.pred,
-                split=args.split,
-                allow_missing=args.allow_missing,
-                device=args.device,
-                workers=args.workers,
-                progress=progress,
-            )
+        score = fmt.evaluate_folder or partial(evaluate_predictions, fmt)
+        result = score(
+            args.gt,
+            args.pred,
+            split=args.split,
+            allow_missing=args.allow_missing,
+            device=args.device,
+            workers=args.workers,
+            progress=progress,
+            **options,
+        )
     for w in caught:
         print(f"occkit eval: warning: {w.message}")
     print(format_table(result))
@@ -176,11 +180,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _taken(fmt: Any) -> str:
+    """The options of ``occkit eval`` a format's scoring takes, for errors."""
+    flags = {
+        "mask": "--mask",
+        "metrics": "--metrics",
+        "infos": "--infos",
+        "region": "--frustum",
+        "processes": "--processes",
+    }
+    return ", ".join(flags[k] for k in sorted(fmt.folder_options) if k in flags) or "no options"
+
+
 class FrustumRegion:
     """``token -> (X, Y, Z) bool``: the voxels inside the view frusta of the cameras a trained run
-    sees (its ``data.cameras``, resized and cropped as its evaluation transform does), for
-    :func:`occkit.metrics.evaluate.evaluate_occ3d`'s ``region``. Picklable (the dataset is opened
-    lazily in each process); frames with the same calibration share one mask."""
+    sees (its ``data.cameras``, resized and cropped as its evaluation transform does), for a
+    format's ``evaluate_folder`` ``region`` (Occ3D's, :func:`occkit.metrics.evaluate.evaluate_occ3d`).
+    Picklable (the dataset is opened lazily in each process); frames with the same calibration
+    share one mask."""
 
     def __init__(self, run: str | Path, gt_root: str | Path, split: str) -> None:
         self.run, self.gt_root, self.split = str(run), str(gt_root), split

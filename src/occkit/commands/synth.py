@@ -1,4 +1,5 @@
-"""``occkit synth``: generate the procedural driving world as an Occ3D-nuScenes dataset."""
+"""``occkit synth``: generate the procedural driving world as a dataset of a format that writes it
+(``--format``: Occ3D-nuScenes by default, SemanticKITTI, and the others' ``write_synthetic``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,19 @@ import time
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int, positive_float, positive_int, unit_float
+
+
+def _writable_formats() -> tuple[str, ...]:
+    """The registered formats that write the synthetic world (``write_synthetic``), in registry order."""
+    from occkit.formats import formats
+
+    return tuple(n for n, f in formats().items() if f.write_synthetic is not None)
+
+
+def get_format(name: str):  # noqa: ANN201 - a DatasetFormat
+    from occkit.formats import get_format as get
+
+    return get(name)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,9 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="image files (default jpg)")
     p.add_argument(
         "--format",
-        choices=("occ3d", "semantickitti"),
-        default="occ3d",
-        help="dataset layout: occ3d (Occ3D-nuScenes, default) or semantickitti (SSC sequences, front camera)",
+        choices=_writable_formats(),
+        default=_writable_formats()[0],
+        help="dataset layout, a format that writes the synthetic world: "
+        + "; ".join(f"{n} ({get_format(n).display_name})" for n in _writable_formats())
+        + f" (default {_writable_formats()[0]})",
     )
     p.add_argument(
         "--overwrite",
@@ -56,7 +72,7 @@ def _made_by_synth(out: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from occkit.data.synth import SynthConfig, generate_dataset
+    from occkit.data.synth import SynthConfig
 
     config = SynthConfig(
         scenes=args.scenes,
@@ -84,12 +100,7 @@ def run(args: argparse.Namespace) -> int:
         with resumable_folder(args.out, "synth", key, format=args.format) as (part, resumed):
             if resumed:
                 print(f"synth: continuing the stopped run kept in {part}", flush=True)
-            if args.format == "semantickitti":
-                from occkit.data.synth.kitti_export import export_semantickitti
-
-                export_semantickitti(part, config, overwrite=True, progress=True, resume=True)
-            else:
-                generate_dataset(part, config, overwrite=True, progress=True, resume=True)
+            get_format(args.format).write_synthetic(part, config)  # the format writes the world in its layout
     except KeyboardInterrupt:
         n = (
             len(list((part / SCENE_RECORDS).glob("*.json")))

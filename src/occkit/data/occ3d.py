@@ -28,20 +28,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from occkit.data.sample import Sample
+from occkit.data.sample import NUSCENES_CAMERAS, Sample  # NUSCENES_CAMERAS: importable from here too
 from occkit.fileio import load_npz, read_json
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.transforms import invert_transform, transform_from_pose
-
-#: The nuScenes camera order occkit uses everywhere.
-NUSCENES_CAMERAS: tuple[str, ...] = (
-    "CAM_FRONT",
-    "CAM_FRONT_RIGHT",
-    "CAM_FRONT_LEFT",
-    "CAM_BACK",
-    "CAM_BACK_LEFT",
-    "CAM_BACK_RIGHT",
-)
 
 SPLITS = ("train", "val", "all")
 
@@ -178,6 +168,10 @@ class Occ3DDataset(torch.utils.data.Dataset):
             cache, so it suits ``workers: 0`` (a small dataset read many times on a few cores).
     """
 
+    #: The dataset format of these frames (:mod:`occkit.formats.occ3d`); a dataset format's
+    #: ``open_split`` sets it on the instance, so a subclass read as another format says so.
+    format_name = "occ3d"
+
     def __init__(
         self,
         root: str | os.PathLike,
@@ -236,6 +230,15 @@ class Occ3DDataset(torch.utils.data.Dataset):
             raise KeyError(f"token {token!r} is not in split '{self.split}' of {self.annotations_path}")
         f = self.frames[self._index[token]]
         return self.scene_infos[f.scene][token]
+
+    @property
+    def tokens(self) -> list[str]:
+        """The frames' tokens, in order."""
+        return [f.token for f in self.frames]
+
+    def token(self, i: int) -> str:
+        """The token of frame ``i``."""
+        return self.frames[i].token
 
     def index_of(self, token: str) -> int:
         if token not in self._index:

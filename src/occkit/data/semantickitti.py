@@ -255,6 +255,9 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
             (``extras/<NNNNNN>.npz``) where a frame has them (off: real data has none).
     """
 
+    #: The dataset format of these frames (:mod:`occkit.formats.semantickitti`).
+    format_name = "semantickitti"
+
     def __init__(
         self,
         root: str | os.PathLike,
@@ -304,6 +307,11 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    @property
+    def tokens(self) -> list[str]:
+        """Every frame's ``"<sequence>/<frame id>"``, in order."""
+        return [f"{s}/{f}" for s, f in self.frames]
 
     def token(self, i: int) -> str:
         """``"<sequence>/<frame id>"``, the frame's name in predictions and reports."""

@@ -14,6 +14,7 @@ from occkit.formats.registry import (
     FormatRegistryError,
     detect_format,
     format_names,
+    format_of,
     formats,
     get_format,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "Targets",
     "detect_format",
     "format_names",
+    "format_of",
     "formats",
     "get_format",
 ]

@@ -95,7 +95,8 @@ def formats() -> dict[str, DatasetFormat]:
                 continue
             spec.source = where
             out[spec.name] = spec
-        _REGISTRY = out
+        order = {name: i for i, name in enumerate(out)}  # occkit's own first, each group by name
+        _REGISTRY = dict(sorted(out.items(), key=lambda kv: (kv[1].priority, order[kv[0]])))
     return _REGISTRY
 
 
@@ -115,16 +116,30 @@ def get_format(name: str) -> DatasetFormat:
     return reg[name]
 
 
+def format_of(dataset: object) -> DatasetFormat:
+    """The format of the frames under a stack of dataset wrappers (each keeping the one it wraps at
+    ``.dataset``; :func:`occkit.data.wrappers.base_dataset`); a ``TypeError`` names the outermost
+    class when no frame dataset of a format lies under it."""
+    from occkit.data.wrappers import base_dataset, format_name_of
+
+    return get_format(format_name_of(base_dataset(dataset)))
+
+
 def detect_format(root: str | os.PathLike) -> DatasetFormat:
     """The format of the dataset folder ``root``: the first whose ``detect`` answers, in registry
     order; otherwise a one-line error naming the folder and every format tried."""
     r = Path(root)
     if not r.exists():
-        raise FileNotFoundError(f"{r}: dataset folder not found")
+        raise FileNotFoundError(f"{r}: dataset folder not found (a folder of one of the formats {formats_tried()})")
     if not r.is_dir():
         raise NotADirectoryError(f"{r}: is a file, not a dataset folder")
     reg = formats()
     for spec in reg.values():
         if spec.detect(r) is not None:
             return spec
-    raise FormatRegistryError(f"{r}: not a dataset of any known format (tried {', '.join(reg)}); pass --format")
+    raise FormatRegistryError(f"{r}: not a dataset of any known format (tried {formats_tried()}); pass --format")
+
+
+def formats_tried() -> str:
+    """Every format in registry order with what its folders hold, for errors: ``occ3d (...), ...``."""
+    return "; ".join(f"{name}: {fmt.summary}" for name, fmt in formats().items())

@@ -51,30 +51,30 @@ def looks_like_predictions(folder: str | os.PathLike) -> str | None:
 
 
 def detect_format(gt_root: str | os.PathLike, pred_root: str | os.PathLike | None = None) -> str:
-    """``"occ3d"`` when ``annotations.json`` is there, ``"semantickitti"`` when ``sequences/`` is;
-    otherwise an error naming the folder, and saying so when it is a prediction folder (and
+    """The name of the format of the dataset folder ``gt_root`` (the registry's
+    :func:`occkit.formats.detect_format`: the first format whose ``detect`` answers); otherwise an
+    error naming the folder and the formats tried, and saying so when it is a prediction folder (and
     ``pred_root`` the dataset: the two swapped)."""
+    from occkit.formats import FormatRegistryError
+    from occkit.formats import detect_format as detect
+
     root = Path(gt_root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: ground-truth folder not found")
-    if (root / "annotations.json").is_file():
-        return "occ3d"
-    if (root / "sequences").is_dir():
-        return "semantickitti"
-    why = looks_like_predictions(root)
-    if why is not None:
-        if pred_root is not None and (Path(pred_root) / "annotations.json").is_file():
+    try:
+        return detect(root).name
+    except FormatRegistryError as e:
+        why = looks_like_predictions(root)
+        if why is None:
+            raise ValueError(str(e)) from None
+    if pred_root is not None and Path(pred_root).is_dir():
+        with contextlib.suppress(FormatRegistryError):
+            fmt = detect(pred_root)
             raise ValueError(
                 f"--gt {root} is a prediction folder ({why}) and --pred {pred_root} is the dataset "
-                "(it holds annotations.json): --gt and --pred are swapped"
+                f"(a {fmt.name} dataset: {fmt.detect(Path(pred_root))}): --gt and --pred are swapped"
             )
-        raise ValueError(
-            f"--gt {root} is a prediction folder ({why}); --gt takes the dataset folder holding annotations.json"
-        )
-    raise ValueError(
-        f"{root}: cannot tell the benchmark (no annotations.json for Occ3D, no sequences/ for SemanticKITTI); pass "
-        "--format"
-    )
+    raise ValueError(f"--gt {root} is a prediction folder ({why}); --gt takes the dataset folder")
 
 
 def check_provenance(pred_dir: str | os.PathLike, pred_files: dict[str, Path]) -> list[str]:
@@ -131,6 +131,39 @@ def load_occ3d_prediction(path: str | os.PathLike, shape: tuple[int, int, int] =
     if a.size and (int(a.min()) < 0 or int(a.max()) > 17):
         raise ValueError(f"{path}: prediction has classes in [{int(a.min())}, {int(a.max())}], expected [0, 17]")
     return a.astype(np.uint8, copy=False)
+
+
+def occ3d_prediction_files(pred_dir: str | os.PathLike) -> dict[str, Path]:
+    """``{token: path}`` of the Occ3D predictions ``<token>.npz`` anywhere under ``pred_dir``; two
+    files of one token raise naming both."""
+    pred_dir = Path(pred_dir)
+    found: dict[str, Path] = {}
+    for p in sorted(pred_dir.rglob("*.npz")):
+        if p.stem in found:
+            raise ValueError(f"{pred_dir}: two predictions for token {p.stem}: {found[p.stem]} and {p}")
+        found[p.stem] = p
+    return found
+
+
+def semantickitti_prediction_files(pred_dir: str | os.PathLike) -> dict[str, Path]:
+    """``{"<seq>/<frame>": path}`` of the SemanticKITTI predictions under ``pred_dir``:
+    ``sequences/<seq>/predictions/<frame>.label`` (the submission layout) or ``<seq>/<frame>.label``."""
+    found: dict[str, Path] = {}
+    for p in Path(pred_dir).rglob("*.label"):
+        seq = p.parent.parent.name if p.parent.name == "predictions" else p.parent.name
+        found[f"{seq}/{p.stem}"] = p
+    return found
+
+
+def load_semantickitti_prediction(path: str | os.PathLike) -> np.ndarray:
+    """A SemanticKITTI submission ``.label`` as learning classes ``(256, 256, 32)`` uint8; raw ids
+    outside the learning map raise naming the file."""
+    from occkit.data.semantickitti import read_ssc_prediction
+
+    pred = read_ssc_prediction(path)
+    if int(pred.max(initial=0)) == 255:
+        raise ValueError(f"{path}: prediction holds raw ids outside the learning map (mapped to 255)")
+    return pred
 
 
 def _match(
@@ -266,11 +299,7 @@ def evaluate_occ3d(
             "folder: --gt and --pred are swapped"
         )
     ds = Occ3DDataset(gt_root, split, load_images=False, load_gt=True, load_extras=False)
-    pred_files: dict[str, Path] = {}
-    for p in sorted(pred_dir.rglob("*.npz")):
-        if p.stem in pred_files:
-            raise ValueError(f"{pred_dir}: two predictions for token {p.stem}: {pred_files[p.stem]} and {p}")
-        pred_files[p.stem] = p
+    pred_files = occ3d_prediction_files(pred_dir)
     check_provenance(pred_dir, pred_files)
     tokens, n_missing, n_extra = _match([f.token for f in ds.frames], pred_files, pred_dir, allow_missing)
 
@@ -546,7 +575,7 @@ def evaluate_semantickitti(
     plus ``miou`` (= ``ssc_miou``), ``geometry_iou`` (= ``completion_iou``), ``mask``
     (``"invalid"``: 255 and invalid voxels left out), ``benchmark``, ``missing``, ``extra``.
     """
-    from occkit.data.semantickitti import SemanticKITTIDataset, read_ssc_prediction
+    from occkit.data.semantickitti import SemanticKITTIDataset
     from occkit.metrics.ssc import SSCMetric
 
     pred_dir = Path(pred_dir)
@@ -555,18 +584,13 @@ def evaluate_semantickitti(
     ds = SemanticKITTIDataset(gt_root, split, load_images=False, load_gt=True)
     if len(ds) == 0:
         raise ValueError(f"{gt_root}: no labelled frames in split {split!r} (sequences {ds.sequences or 'none found'})")
-    pred_files: dict[str, Path] = {}
-    for p in pred_dir.rglob("*.label"):
-        seq = p.parent.parent.name if p.parent.name == "predictions" else p.parent.name
-        pred_files[f"{seq}/{p.stem}"] = p
+    pred_files = semantickitti_prediction_files(pred_dir)
     gt_ids = [ds.token(i) for i in range(len(ds))]
     tokens, n_missing, n_extra = _match(gt_ids, pred_files, pred_dir, allow_missing)
     index = {t: i for i, t in enumerate(gt_ids)}
 
     def load(token: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pred = read_ssc_prediction(pred_files[token])
-        if int(pred.max(initial=0)) == 255:
-            raise ValueError(f"{pred_files[token]}: prediction holds raw ids outside the learning map (mapped to 255)")
+        pred = load_semantickitti_prediction(pred_files[token])
         labels, invalid = ds.load_gt_arrays(index[token])
         return pred, labels, invalid
 
@@ -583,9 +607,72 @@ def evaluate_semantickitti(
     if bar is not None:
         bar.close()
     out: dict[str, Any] = {"benchmark": "semantickitti", "split": split}
-    r = m.compute()
-    out.update(r)
-    out["miou"], out["geometry_iou"], out["mask"] = r["ssc_miou"], r["completion_iou"], "invalid"
+    out.update(m.compute())  # with miou = ssc_miou, geometry_iou = completion_iou, mask = invalid
+    out["missing"], out["extra"] = n_missing, n_extra
+    return out
+
+
+def evaluate_predictions(
+    fmt: Any,
+    gt_root: str | os.PathLike,
+    pred_dir: str | os.PathLike,
+    split: str = "val",
+    allow_missing: bool = False,
+    device: str | torch.device = "cpu",
+    workers: int = 4,
+    progress: bool | None = None,
+    batch_size: int = 1,
+    **options: Any,
+) -> dict[str, Any]:
+    """A prediction folder scored by a format's own parts (what ``occkit eval`` runs for a format
+    with no ``evaluate_folder``): its frames (``fmt.open_split``, no images), its prediction files
+    (``fmt.predictions``) and its metrics (``fmt.new_metrics(**options)``), batch by batch.
+
+    Returns ``benchmark`` (the format's name), ``split``, the first metric's result, every other
+    metric's keys, ``frames``, ``missing`` and ``extra``.
+    """
+    from occkit.formats.spec import Targets
+
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
+    ds = fmt.open_split(gt_root, split, load_images=False, load_gt=True)
+    gt_ids = list(ds.tokens)
+    if not gt_ids:
+        raise ValueError(f"{gt_root}: no labelled frames in split {split!r}")
+    pred_files = fmt.predictions.index(pred_dir)
+    check_provenance(pred_dir, pred_files)
+    tokens, n_missing, n_extra = _match(gt_ids, pred_files, pred_dir, allow_missing)
+    metrics = fmt.new_metrics(device=device, num_classes=fmt.classes.num_classes, **options)
+
+    def load(token: str) -> tuple[np.ndarray, Any]:
+        return fmt.predictions.read(pred_files[token]), ds[ds.index_of(token)]
+
+    bar = _bar(len(tokens), progress)
+    loaded = _prefetch(load, tokens, workers)
+    for batch in _batched(tokens, batch_size):
+        items = [next(loaded) for _ in batch]
+        pred = torch.from_numpy(np.stack([p for p, _ in items])).to(device)
+
+        def stacked(name: str, items: list[Any] = items) -> torch.Tensor | None:
+            vals = [getattr(s, name) for _, s in items]
+            return None if any(v is None for v in vals) else torch.stack(vals).to(device)
+
+        target = Targets(
+            occupancy=stacked("occupancy"),
+            tokens=list(batch),
+            mask_camera=stacked("mask_camera"),
+            mask_lidar=stacked("mask_lidar"),
+        )
+        for m in metrics:
+            m.update(pred, target)
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    out: dict[str, Any] = {"benchmark": fmt.name, "split": split}
+    for m in reversed(metrics):  # the first metric's keys win
+        out.update(m.compute())
     out["missing"], out["extra"] = n_missing, n_extra
     return out
 
@@ -595,6 +682,15 @@ def evaluate_semantickitti(
 
 def _fmt(v: float) -> str:
     return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
+
+
+def _table_keys(benchmark: str | None) -> tuple[str, ...]:
+    """The summary lines of a result of the format ``benchmark`` (its ``table_keys``)."""
+    from occkit.formats import formats
+    from occkit.formats.spec import TABLE_KEYS
+
+    fmt = formats().get(benchmark) if isinstance(benchmark, str) else None
+    return fmt.table_keys if fmt is not None else TABLE_KEYS
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -609,12 +705,7 @@ def format_table(result: dict[str, Any]) -> str:
             row += "".join(f"{_fmt(v):>9}" for v in ray[n])
         lines.append(row)
     lines.append("-" * len(head))
-    if result["benchmark"] == "semantickitti":
-        keys = ("ssc_miou", "completion_iou", "precision", "recall")
-    else:
-        keys = ("miou", "geometry_iou", "geometry_precision", "geometry_recall") + (
-            ("rayiou", "rayiou@1", "rayiou@2", "rayiou@4") if ray else ()
-        )
+    keys = _table_keys(result.get("benchmark"))
     for k in (k for k in keys if k in result):
         lines.append(f"{k:<22}{_fmt(result[k]):>8}")
     lines.append(
@@ -675,6 +766,7 @@ __all__ = [
     "default_processes",
     "detect_format",
     "evaluate_occ3d",
+    "evaluate_predictions",
     "evaluate_semantickitti",
     "format_table",
     "load_occ3d_prediction",

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from occkit.formats.spec import Targets
 from occkit.labels import SEMANTICKITTI_CLASSES, SEMANTICKITTI_IGNORE, SEMANTICKITTI_NUM_CLASSES
 from occkit.metrics.confusion import ConfusionCounts, confusion_matrix, metric_class_names
 
@@ -84,6 +85,10 @@ def ssc_scores(conf: torch.Tensor, class_names: tuple[str, ...] = SEMANTICKITTI_
 class SSCMetric(ConfusionCounts):
     """Streaming SemanticKITTI SSC metrics: ``update`` per batch, ``compute`` at the end.
 
+    An :class:`occkit.formats.Metric`: ``update(pred, Targets)`` leaves out the targets' ``invalid``
+    voxels, or, without them, those outside ``mask_camera`` (a SemanticKITTI frame's ``mask_camera``
+    is "not invalid"); ``update(pred, gt, invalid)`` still works.
+
     The state is the ``(C, C)`` confusion matrix ``counts`` (as :func:`ssc_confusion` builds it)
     and a frame count; :meth:`merge` and :meth:`all_reduce` combine processes
     (:class:`~occkit.metrics.confusion.ConfusionCounts`).
@@ -94,6 +99,8 @@ class SSCMetric(ConfusionCounts):
         class_names: for the ``iou`` table.
         device: where the counts live (default: the device of the first update).
     """
+
+    name = "ssc"
 
     def __init__(
         self,
@@ -111,14 +118,19 @@ class SSCMetric(ConfusionCounts):
         self.reset()
 
     @torch.no_grad()
-    def update(self, pred: torch.Tensor, gt: torch.Tensor, invalid: torch.Tensor | None = None) -> None:
+    def update(self, pred: torch.Tensor, gt: torch.Tensor | Targets, invalid: torch.Tensor | None = None) -> None:
         """Add a batch.
 
         Args:
             pred: ``(B, X, Y, Z)`` integer learning classes, or ``(B, C, X, Y, Z)`` float logits.
-            gt: ``(B, X, Y, Z)`` integer learning classes with ``ignore_index``.
+            gt: ``(B, X, Y, Z)`` integer learning classes with ``ignore_index``, or
+                :class:`~occkit.formats.Targets` (``invalid`` then from them).
             invalid: optional ``(B, X, Y, Z)`` bool.
         """
+        if isinstance(gt, Targets):
+            t = gt
+            gt = t.occupancy
+            invalid = t.invalid if t.invalid is not None else None if t.mask_camera is None else ~t.mask_camera.bool()
         if gt.dim() != 4:
             raise ValueError(f"gt: expected shape (B, X, Y, Z), got {tuple(gt.shape)}")
         if pred.is_floating_point():
@@ -132,7 +144,10 @@ class SSCMetric(ConfusionCounts):
 
     def compute(self) -> dict[str, Any]:
         """``ssc_miou``, ``completion_iou``, ``precision``, ``recall`` (percent), ``iou`` (class
-        name -> percent) and ``frames``."""
+        name -> percent) and ``frames``; also ``miou`` (= ``ssc_miou``), ``geometry_iou``
+        (= ``completion_iou``) and ``mask`` (``"invalid"``), the keys every format's first metric
+        gives (the training log, the ablation runner and ``occkit eval`` read them alike)."""
         out = ssc_scores(self.counts.cpu(), self.class_names)
         out["frames"] = self.frames
+        out.update(miou=out["ssc_miou"], geometry_iou=out["completion_iou"], mask="invalid")
         return out

@@ -19,7 +19,7 @@ from occkit.data.openoccupancy import (
     write_prediction,
 )
 from occkit.data.synth import SynthConfig, build_scene, scene_state_at, semantic_occupancy
-from occkit.data.synth.lidar_frame_export import occ3d_to_nusc_occ
+from occkit.data.synth.lidar_frame_export import label_supersample, occ3d_to_nusc_occ
 from occkit.data.synth.sensors import T_ego_from_lidar
 from occkit.formats import detect_format, get_format
 from occkit.metrics.nusc_occupancy import NuScenesOccupancyMetric
@@ -57,7 +57,9 @@ def test_synthetic_world_round_trip_exact(world) -> None:
     )
     state = scene_state_at(build_scene(CFG, 1), f.index_in_scene)
     T_gl = state.T_global_from_ego.double() @ T_ego_from_lidar()
-    want = occ3d_to_nusc_occ(semantic_occupancy(state, openoccupancy_grid(), T_gl).numpy())
+    want = occ3d_to_nusc_occ(
+        semantic_occupancy(state, openoccupancy_grid(), T_gl, label_supersample(CFG, openoccupancy_grid())).numpy()
+    )
     s = ds[3]
     assert np.array_equal(s.occupancy.numpy(), want.astype(np.int64))
     assert {0, 255} <= set(np.unique(want).tolist()) and len(np.unique(want)) > 5

@@ -22,7 +22,7 @@ from occkit.data.surroundocc import (
     write_surroundocc_label,
 )
 from occkit.data.synth import SynthConfig, build_scene, scene_state_at, semantic_occupancy
-from occkit.data.synth.lidar_frame_export import occ3d_to_nusc_occ
+from occkit.data.synth.lidar_frame_export import label_supersample, occ3d_to_nusc_occ
 from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar
 from occkit.formats import Targets, detect_format, get_format
 from occkit.geometry.transforms import invert_transform
@@ -59,7 +59,9 @@ def test_synthetic_world_round_trip_exact(world) -> None:
         s = ds[i]
         state = scene_state_at(scenes[f.scene], f.index_in_scene)
         T_gl = state.T_global_from_ego.double() @ T_el
-        want = occ3d_to_nusc_occ(semantic_occupancy(state, surroundocc_grid(), T_gl).numpy())
+        want = occ3d_to_nusc_occ(
+            semantic_occupancy(state, surroundocc_grid(), T_gl, label_supersample(CFG, surroundocc_grid())).numpy()
+        )
         assert np.array_equal(s.occupancy.numpy(), want.astype(np.int64))  # every voxel, every class
         assert {0, 255} <= set(np.unique(want).tolist()) and len(np.unique(want)) > 5
         assert torch.equal(s.mask_camera, s.occupancy != 255)

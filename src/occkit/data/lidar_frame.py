@@ -136,11 +136,6 @@ class LidarFrameDataset(Occ3DDataset):
         self.load_gt = load_gt
         self.grid = self.label_grid
 
-    @property
-    def tokens(self) -> list[str]:
-        """The frames' tokens (nuScenes sample tokens), in order."""
-        return [f.token for f in self.frames]
-
     # ------------------------------------------------------------------ what a subclass gives
     def default_label_path(self, token: str) -> Path:
         """Where the layout keeps the frame's label file when ``occ_path`` does not say."""

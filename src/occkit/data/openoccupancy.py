@@ -115,6 +115,11 @@ def write_openoccupancy_label(path: str | os.PathLike, dense: np.ndarray) -> Pat
 # ------------------------------------------------------------------------------ predictions
 
 
+def prediction_relpath(token: str) -> str:
+    """Where :func:`write_prediction` puts a frame's file, relative to the folder."""
+    return f"{token}.npy"
+
+
 def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     """``folder/<token>.npy``: uint16 rows ``z, y, x, class`` of the voxels predicted non-empty."""
     labels = np.asarray(labels)
@@ -122,7 +127,7 @@ def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
         raise ValueError(f"{token}: prediction of shape {labels.shape}, expected {OPENOCC_SHAPE}")
     if labels.size and int(labels.max()) > 16:
         raise ValueError(f"{token}: predicted class {int(labels.max())} outside 0..16")
-    return save_npy_atomic(Path(folder) / f"{token}.npy", dense_to_rows(labels, np.uint16))
+    return save_npy_atomic(Path(folder) / prediction_relpath(token), dense_to_rows(labels, np.uint16))
 
 
 def read_prediction(path: Path) -> np.ndarray:
@@ -152,6 +157,7 @@ class OpenOccupancyDataset(LidarFrameDataset):
     """
 
     label_grid = openoccupancy_grid()
+    format_name = "openoccupancy"
     layout = "nuScenes-Occupancy"
 
     def default_label_path(self, token: str) -> Path:

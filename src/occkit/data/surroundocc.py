@@ -92,6 +92,11 @@ def write_surroundocc_label(path: str | os.PathLike, dense: np.ndarray) -> Path:
 # ------------------------------------------------------------------------------ predictions
 
 
+def prediction_relpath(token: str) -> str:
+    """Where :func:`write_prediction` puts a frame's file, relative to the folder."""
+    return f"{token}.npy"
+
+
 def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     """``folder/<token>.npy``: uint16 rows ``x, y, z, class`` of the voxels predicted non-empty."""
     labels = np.asarray(labels)
@@ -99,7 +104,7 @@ def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
         raise ValueError(f"{token}: prediction of shape {labels.shape}, expected {SURROUNDOCC_SHAPE}")
     if labels.size and int(labels.max()) > 16:
         raise ValueError(f"{token}: predicted class {int(labels.max())} outside 0..16")
-    return save_npy_atomic(Path(folder) / f"{token}.npy", dense_to_rows(labels, np.uint16))
+    return save_npy_atomic(Path(folder) / prediction_relpath(token), dense_to_rows(labels, np.uint16))
 
 
 def read_prediction(path: Path) -> np.ndarray:
@@ -130,6 +135,7 @@ class SurroundOccDataset(LidarFrameDataset):
     """
 
     label_grid = surroundocc_grid()
+    format_name = "surroundocc"
     layout = "SurroundOcc"
 
     def default_label_path(self, token: str) -> Path:

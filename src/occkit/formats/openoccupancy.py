@@ -45,11 +45,13 @@ def _metrics(options: dict[str, Any]) -> list[Any]:
 
 
 def _write_synthetic(out: Path, config: Any) -> None:
-    layout.write_synthetic(out, config)
+    layout.write_synthetic(out, config, overwrite=True, progress=True)
 
 
 FORMAT = DatasetFormat(
     name="openoccupancy",
+    title="OpenOccupancy (nuScenes-Occupancy)",
+    priority=5,  # before Occ3D (10), whose detect claims any folder holding annotations.json
     summary=(
         "OpenOccupancy: nuScenes-Occupancy/scene_<scene>/occupancy/<LiDAR token>.npy, (N, 4) z y x class, "
         "512x512x40 at 0.2 m, LiDAR frame"
@@ -63,7 +65,11 @@ FORMAT = DatasetFormat(
     open=_open,
     metrics=_metrics,
     predictions=PredictionFiles(
-        write=layout.write_prediction, index=layout.index_predictions, read=layout.read_prediction
+        write=layout.write_prediction,
+        index=layout.index_predictions,
+        read=layout.read_prediction,
+        relpath=layout.prediction_relpath,
     ),
     write_synthetic=_write_synthetic,
+    table_keys=("miou", "miou_all", "geometry_iou", "geometry_precision", "geometry_recall"),
 )

@@ -45,11 +45,13 @@ def _metrics(options: dict[str, Any]) -> list[Any]:
 
 
 def _write_synthetic(out: Path, config: Any) -> None:
-    layout.write_synthetic(out, config)
+    layout.write_synthetic(out, config, overwrite=True, progress=True)
 
 
 FORMAT = DatasetFormat(
     name="surroundocc",
+    title="SurroundOcc",
+    priority=5,  # before Occ3D (10), whose detect claims any folder holding annotations.json
     summary="SurroundOcc: nuscenes_occ/samples/<LiDAR file>.npy, (N, 4) x y z class, 200x200x16 at 0.5 m, LiDAR frame",
     modality="multi-camera",
     classes=ClassTable(NUSC_OCC_CLASSES, free=NUSC_OCC_EMPTY, ignore=NUSC_OCC_IGNORE, palette=NUSC_OCC_PALETTE),
@@ -60,7 +62,11 @@ FORMAT = DatasetFormat(
     open=_open,
     metrics=_metrics,
     predictions=PredictionFiles(
-        write=layout.write_prediction, index=layout.index_predictions, read=layout.read_prediction
+        write=layout.write_prediction,
+        index=layout.index_predictions,
+        read=layout.read_prediction,
+        relpath=layout.prediction_relpath,
     ),
     write_synthetic=_write_synthetic,
+    table_keys=("miou", "miou_all", "geometry_iou", "geometry_precision", "geometry_recall"),
 )

@@ -139,7 +139,9 @@ class NuScenesOccupancyMetric(ConfusionCounts):
 
     def compute(self) -> dict[str, Any]:
         """``miou``, ``miou_all``, ``geometry_iou``, ``geometry_precision``, ``geometry_recall``
-        (percent), ``iou`` (class name -> percent) and ``frames``."""
+        (percent), ``iou`` (class name -> percent), ``mask`` (``none``: no visibility mask, every
+        voxel not ignored counts) and ``frames``."""
         out = nusc_occupancy_scores(self.counts, self.class_names, NUSC_OCC_EMPTY)
+        out["mask"] = "none"
         out["frames"] = self.frames
         return out

@@ -21,7 +21,8 @@ LIDAR_TOP) and written in the layout's label files. Under ``out``::
 
 Occ3D class -> layout class: others -> noise (0 in the files, 255 when read: nuScenes' lidarseg
 "noise" and the unlabelled classes have no class here either), barrier .. vegetation -> 1 .. 16
-(the same names and order), free -> empty (0). The LiDAR sample files themselves
+(the same names and order), free -> empty (0). The voxelisation samples each voxel at the same
+spacing as the Occ3D export (:func:`label_supersample`). The LiDAR sample files themselves
 (``samples/LIDAR_TOP/*.pcd.bin``) are not written: occkit reads only their names.
 """
 
@@ -54,6 +55,13 @@ def occ3d_to_nusc_occ(occ3d: np.ndarray) -> np.ndarray:
     if occ3d.size and int(occ3d.max()) > 17:
         raise ValueError(f"Occ3D classes must lie in [0, 17], got {int(occ3d.max())}")
     return np.asarray(OCC3D_TO_NUSC_OCC, dtype=np.uint8)[occ3d.astype(np.int64)]
+
+
+def label_supersample(config: SynthConfig, grid: Grid) -> int:
+    """Samples per voxel edge of the labels on ``grid``: the sample spacing of the Occ3D export
+    (0.4 m / ``config.occupancy_supersample``) kept, rounded, at least one (SurroundOcc's 0.5 m voxels
+    at the default 2: 2 samples per edge; nuScenes-Occupancy's 0.2 m voxels: 1)."""
+    return max(1, round(min(grid.voxel_size) * config.occupancy_supersample / 0.4))
 
 
 def lidar_token(sample_token: str) -> str:
@@ -133,7 +141,7 @@ def export_scene(
             )
             objects = object_records(state, shown_instances(inst, *cam_instances), T_global_from_frame=T_gl)
             write_json_atomic(extras / "objects.json", {"token": token, "scene": name, "objects": objects})
-            sem = occ3d_to_nusc_occ(semantic_occupancy(state, grid, T_gl).numpy())
+            sem = occ3d_to_nusc_occ(semantic_occupancy(state, grid, T_gl, label_supersample(config, grid)).numpy())
             l_token = lidar_token(token)
             l_file = lidar_filename(name, token)
             write_label(out, s_token, l_token, l_file, sem)

@@ -5,6 +5,8 @@ errors naming the file for bad label files."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -137,3 +139,57 @@ def test_metric_is_surroundoccs() -> None:
     ref.update(pred, gt)
     assert torch.equal(m.counts, ref.counts)
     assert m.compute()["geometry_iou"] == pytest.approx(100 * 4 / 6)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("OCCKIT_SLOW_TESTS"),
+    reason="minutes and 4 GB (512x512x40 logits): synth + train + predict + eval by the CLI; set OCCKIT_SLOW_TESTS=1",
+)
+def test_end_to_end_through_the_cli(tmp_path) -> None:
+    """occkit synth --format openoccupancy, 2 training steps of openocc-cpu, predict, eval: the folder's score
+    equals the validation loop's on the same weights."""
+    import json
+
+    from occkit.cli import main
+    from occkit.engine.data import eval_batches
+    from occkit.engine.evaluate import evaluate
+    from occkit.experiment import build_dataset, load_checkpoint_method
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        root, run, pred = tmp_path / "data", tmp_path / "run", tmp_path / "pred"
+        synth = ["synth", "--format", "openoccupancy", "--out", str(root), "--scenes", "2", "--frames", "1"]
+        assert main([*synth, "--image-size", "32", "96", "--val-fraction", "0.5"]) == 0
+        sets = [
+            "model.neck_channels=16",
+            "model.context_channels=8",
+            "model.encoder_widths=[8,16]",
+            "data.image_aug.out_hw=[32,96]",
+            "optim.max_steps=2",
+            "optim.warmup_steps=1",
+            "train.val_every=2",
+            "train.ckpt_every=2",
+            "train.tensorboard=false",
+        ]
+        assert (
+            main(["train", "openocc-cpu", "--data", str(root), "--out", str(run), "--no-progress", "--set", *sets]) == 0
+        )
+        assert main(["predict", "--ckpt", str(run), "--data", str(root), "--out", str(pred), "--no-progress"]) == 0
+        assert len(list(pred.glob("*.npy"))) == 1
+        res = tmp_path / "eval.json"
+        assert main(["eval", "--gt", str(root), "--pred", str(pred), "--json", str(res), "--no-progress"]) == 0
+        files = json.loads(res.read_text())
+        assert files["benchmark"] == "openoccupancy" and files["frames"] == 1
+        method, cfg, _, dev = load_checkpoint_method(run, "cpu")
+        loop = evaluate(
+            method,
+            eval_batches(build_dataset(cfg, root, "val"), 1),
+            dev,
+            dataset_format="openoccupancy",
+            num_classes=17,
+        )
+        assert loop["geometry_iou"] == pytest.approx(files["geometry_iou"], abs=1e-6)
+        assert loop["miou"] == pytest.approx(files["miou"], abs=1e-6)
+    finally:
+        torch.set_num_threads(n)

@@ -5,6 +5,7 @@ hand-counted arrays, and one-line errors naming the file for bad label files."""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -180,3 +181,114 @@ def test_metric_all_classes_present_equals_released_mean() -> None:
 def test_rows_refuse_a_grid_of_another_shape() -> None:
     with pytest.raises(ValueError, match="expected \\(200, 200, 16\\)"):
         dense_to_rows(np.zeros((512, 512, 40), dtype=np.uint8))
+
+
+@pytest.mark.skipif(
+    not os.environ.get("OCCKIT_SLOW_TESTS"),
+    reason="a minute on a loaded 2-core CPU: synth + train + predict + eval through the CLI; set OCCKIT_SLOW_TESTS=1",
+)
+def test_end_to_end_through_the_cli(tmp_path) -> None:
+    """occkit synth --format surroundocc, 2 training steps of surroundocc-cpu, predict, eval: the folder's score
+    equals the validation loop's on the same weights."""
+    import json
+
+    from occkit.cli import main
+    from occkit.engine.data import eval_batches
+    from occkit.engine.evaluate import evaluate
+    from occkit.experiment import build_dataset, load_checkpoint_method
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        root, run, pred = tmp_path / "data", tmp_path / "run", tmp_path / "pred"
+        synth = ["synth", "--format", "surroundocc", "--out", str(root), "--scenes", "2", "--frames", "1"]
+        assert main([*synth, "--image-size", "32", "96", "--val-fraction", "0.5"]) == 0
+        sets = [
+            "model.neck_channels=16",
+            "model.context_channels=8",
+            "model.encoder_widths=[8,16]",
+            "data.image_aug.out_hw=[32,96]",
+            "optim.max_steps=2",
+            "optim.warmup_steps=1",
+            "train.val_every=2",
+            "train.ckpt_every=2",
+            "train.tensorboard=false",
+        ]
+        assert (
+            main(["train", "surroundocc-cpu", "--data", str(root), "--out", str(run), "--no-progress", "--set", *sets])
+            == 0
+        )
+        assert main(["predict", "--ckpt", str(run), "--data", str(root), "--out", str(pred), "--no-progress"]) == 0
+        assert len(list(pred.glob("*.npy"))) == 1
+        res = tmp_path / "eval.json"
+        assert main(["eval", "--gt", str(root), "--pred", str(pred), "--json", str(res), "--no-progress"]) == 0
+        files = json.loads(res.read_text())
+        assert files["benchmark"] == "surroundocc" and files["frames"] == 1
+        method, cfg, _, dev = load_checkpoint_method(run, "cpu")
+        loop = evaluate(
+            method, eval_batches(build_dataset(cfg, root, "val"), 1), dev, dataset_format="surroundocc", num_classes=17
+        )
+        assert loop["geometry_iou"] == pytest.approx(files["geometry_iou"], abs=1e-6)
+        assert loop["miou"] == pytest.approx(files["miou"], abs=1e-6)
+    finally:
+        torch.set_num_threads(n)
+
+
+def test_annotations_from_the_released_info_files(world, tmp_path) -> None:
+    """The info files SurroundOcc / OpenOccupancy ship (here as JSON, the fields their converters
+    write) give an annotations.json whose frames equal the originals."""
+    import json
+    import shutil
+
+    from occkit.data.nusc_index import main as index_main
+    from occkit.fileio import read_json
+
+    ann = read_json(world / "annotations.json")
+    infos = []
+    for scene in ann["train_split"]:
+        for token, e in ann["scene_infos"][scene].items():
+            cams = {
+                cam: {
+                    "data_path": f"./data/nuscenes/{c['img_path']}",
+                    "cam_intrinsic": c["intrinsic"],
+                    "sensor2ego_translation": c["extrinsic"]["translation"],
+                    "sensor2ego_rotation": c["extrinsic"]["rotation"],
+                    "ego2global_translation": c["ego_pose"]["translation"],
+                    "ego2global_rotation": c["ego_pose"]["rotation"],
+                }
+                for cam, c in e["camera_sensor"].items()
+            }
+            infos.append(
+                {
+                    "token": token,
+                    "timestamp": e["timestamp"],
+                    "scene_token": e["scene_token"],
+                    "lidar_path": "./data/nuscenes/" + e["lidar_sensor"]["filename"],
+                    "lidar_token": e["lidar_sensor"]["token"],
+                    "lidar2ego_translation": e["lidar_sensor"]["extrinsic"]["translation"],
+                    "lidar2ego_rotation": e["lidar_sensor"]["extrinsic"]["rotation"],
+                    "ego2global_translation": e["ego_pose"]["translation"],
+                    "ego2global_rotation": e["ego_pose"]["rotation"],
+                    "prev": e["prev"],
+                    "next": e["next"],
+                    "cams": cams,
+                }
+            )
+    (tmp_path / "infos.json").write_text(json.dumps({"infos": infos}))
+    root = tmp_path / "root"
+    shutil.copytree(world, root, ignore=shutil.ignore_patterns("annotations.json"))
+    assert index_main(["--train", str(tmp_path / "infos.json"), "--out", str(root / "annotations.json")]) == 0
+    a = SurroundOccDataset(world, "train", load_extras=False)
+    b = SurroundOccDataset(root, "train", load_extras=False)
+    assert a.tokens == b.tokens and len(b) == 2 and b.scenes == [infos[0]["scene_token"]]
+    for i in range(len(a)):
+        sa, sb = a[i], b[i]
+        assert torch.equal(sa.occupancy, sb.occupancy) and torch.equal(sa.images, sb.images)
+        assert torch.equal(sa.T_ego_from_cam, sb.T_ego_from_cam) and torch.equal(sa.intrinsics, sb.intrinsics)
+        assert torch.equal(sa.T_global_from_ego, sb.T_global_from_ego)
+    infos[0].pop("lidar2ego_rotation")
+    (tmp_path / "bad.json").write_text(json.dumps(infos))
+    with pytest.raises(ValueError, match=r"bad\.json: frame 0: no usable 'lidar2ego_translation'"):
+        from occkit.data.nusc_index import annotations_from_infos
+
+        annotations_from_infos({"train": tmp_path / "bad.json"})

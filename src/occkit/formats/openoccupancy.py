@@ -51,7 +51,7 @@ def _write_synthetic(out: Path, config: Any) -> None:
 FORMAT = DatasetFormat(
     name="openoccupancy",
     title="OpenOccupancy (nuScenes-Occupancy)",
-    priority=5,  # before Occ3D (10), whose detect claims any folder holding annotations.json
+    priority=8,  # before Occ3D (10), whose detect claims any folder holding annotations.json
     summary=(
         "OpenOccupancy: nuScenes-Occupancy/scene_<scene>/occupancy/<LiDAR token>.npy, (N, 4) z y x class, "
         "512x512x40 at 0.2 m, LiDAR frame"

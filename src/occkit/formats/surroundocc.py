@@ -51,7 +51,7 @@ def _write_synthetic(out: Path, config: Any) -> None:
 FORMAT = DatasetFormat(
     name="surroundocc",
     title="SurroundOcc",
-    priority=5,  # before Occ3D (10), whose detect claims any folder holding annotations.json
+    priority=8,  # before Occ3D (10), whose detect claims any folder holding annotations.json
     summary="SurroundOcc: nuscenes_occ/samples/<LiDAR file>.npy, (N, 4) x y z class, 200x200x16 at 0.5 m, LiDAR frame",
     modality="multi-camera",
     classes=ClassTable(NUSC_OCC_CLASSES, free=NUSC_OCC_EMPTY, ignore=NUSC_OCC_IGNORE, palette=NUSC_OCC_PALETTE),

@@ -93,6 +93,10 @@ def test_label_round_trip_and_vote(tmp_path) -> None:
     d = read_openoccupancy_label(tmp_path / "v.npy")
     assert (d[1, 2, 3], d[5, 0, 0], d[1, 1, 1], d[2, 2, 2]) == (4, 4, 5, 255)
     assert int((d != 0).sum()) == 4
+    # rows with velocities (z, y, x, vx, vy, vz, class): the class is the last column
+    vel = np.concatenate([rows[:, :3], np.full((len(rows), 3), 0.25), rows[:, 3:]], 1)
+    np.save(tmp_path / "vel.npy", vel)
+    assert np.array_equal(read_openoccupancy_label(tmp_path / "vel.npy"), d)
     pred = np.where(dense == 255, 0, dense)
     p = write_prediction(tmp_path / "pred", "tok", pred)
     assert np.load(p).dtype == np.uint16 and np.array_equal(read_prediction(p), pred)

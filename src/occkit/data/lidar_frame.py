@@ -65,19 +65,28 @@ NUSC_OCC_IGNORE = 255
 NUSC_OCC_NOISE = 0
 
 
-def check_sparse_voxels(arr: Any, path: Path, shape: tuple[int, int, int], columns: tuple[str, str, str, str]) -> None:
-    """Refuse a label / prediction array that is not an ``(N, 4)`` list of whole numbers with the
-    indices inside ``shape`` (in ``columns`` order) and classes in 0..16; errors name ``path``."""
+def check_sparse_voxels(
+    arr: Any,
+    path: Path,
+    shape: tuple[int, int, int],
+    columns: tuple[str, str, str, str],
+    widths: tuple[int, ...] = (4,),
+) -> None:
+    """Refuse a label / prediction array that is not an ``(N, W)`` list (``W`` in ``widths``) of
+    three voxel indices inside ``shape`` (in ``columns`` order) first and a class in 0..16 last, all
+    whole numbers (columns between, e.g. velocities, are not checked); errors name ``path``."""
     if not isinstance(arr, np.ndarray) or arr.dtype == object:
         raise ValueError(f"{path}: not a numeric array")
-    if arr.ndim != 2 or arr.shape[1] != 4:
-        raise ValueError(f"{path}: shape {arr.shape}, expected (N, 4) rows of {', '.join(columns)}")
+    if arr.ndim != 2 or arr.shape[1] not in widths:
+        w = " or ".join(f"(N, {k})" for k in widths)
+        raise ValueError(f"{path}: shape {arr.shape}, expected {w} rows of {', '.join(columns)}")
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise ValueError(f"{path}: dtype {arr.dtype}, expected integers (or floats holding whole numbers)")
+    sel = arr[:, [0, 1, 2, arr.shape[1] - 1]]
     if np.issubdtype(arr.dtype, np.floating):
-        if not np.isfinite(arr).all():
+        if not np.isfinite(sel).all():
             raise ValueError(f"{path}: holds NaN or infinite values")
-        if (arr != np.floor(arr)).any():
+        if (sel != np.floor(sel)).any():
             raise ValueError(
                 f"{path}: dtype {arr.dtype} with fractional values; expected whole voxel indices and classes"
             )
@@ -85,14 +94,14 @@ def check_sparse_voxels(arr: Any, path: Path, shape: tuple[int, int, int], colum
         return
     axis = {"x": 0, "y": 1, "z": 2}
     for col, name in enumerate(columns[:3]):
-        lo, hi = arr[:, col].min(), arr[:, col].max()
+        lo, hi = sel[:, col].min(), sel[:, col].max()
         n = shape[axis[name]]
         if lo < 0 or hi >= n:
             raise ValueError(
                 f"{path}: column {col} ({name}) holds {int(lo)}..{int(hi)}, outside the grid's 0..{n - 1} "
                 f"(a label file of another grid than {shape[0]}x{shape[1]}x{shape[2]}?)"
             )
-    cls = arr[:, 3]
+    cls = sel[:, 3]
     bad = (cls < 0) | (cls >= NUSC_OCC_NUM_CLASSES)
     if bad.any():
         vals = np.unique(cls[bad])

@@ -10,7 +10,9 @@ Layout under ``root`` (OpenOccupancy's ``data/`` folder, with occkit's index bes
     samples/CAM_*/...                         the camera images (annotations.json's img_path)
 
 A label file is an ``(N, 4)`` array, one row per occupied voxel: the voxel indices in the order
-``z, y, x`` and the class (integers; floats holding whole numbers are read too). The grid is
+``z, y, x`` and the class (integers; floats holding whole numbers are read too); files with
+velocities, ``(N, 7)`` rows ``z, y, x, vx, vy, vz, class`` (the loader's ``use_vel`` variant), are
+read as well, the velocities left out. The grid is
 512 x 512 x 40 voxels of 0.2 m over [-51.2, -51.2, -5, 51.2, 51.2, 3] m in the LiDAR frame (in
 occkit's ``[x, y, z]`` axis order). Classes 1..16 are nuScenes-lidarseg's merged classes
 (barrier .. vegetation); class 0 in a file is LiDAR noise, read as 255 (ignored); a voxel not
@@ -58,8 +60,8 @@ def label_rel_path(scene_token: str, lidar_token: str) -> str:
 
 
 def _xyz_class(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    rows = arr.astype(np.int64)
-    return rows[:, [2, 1, 0]], rows[:, 3]
+    """``[x, y, z]`` indices and the class (the last column) of rows ``z, y, x, [vx, vy, vz,] class``."""
+    return arr[:, [2, 1, 0]].astype(np.int64), arr[:, -1].astype(np.int64)
 
 
 def rows_to_dense(xyz: np.ndarray, cls: np.ndarray, shape: tuple[int, int, int] = OPENOCC_SHAPE) -> np.ndarray:
@@ -86,7 +88,7 @@ def read_openoccupancy_label(path: str | os.PathLike) -> np.ndarray:
     naming it."""
     path = Path(path)
     arr = load_npy(path, "nuScenes-Occupancy label")
-    check_sparse_voxels(arr, path, OPENOCC_SHAPE, COLUMNS)
+    check_sparse_voxels(arr, path, OPENOCC_SHAPE, COLUMNS, widths=(4, 7))
     xyz, cls = _xyz_class(arr)
     cls = np.where(cls == NUSC_OCC_NOISE, NUSC_OCC_IGNORE, cls)
     return rows_to_dense(xyz, cls)

@@ -188,3 +188,23 @@ def test_the_dataset_format_check_sees_names_imports_and_strings(tmp_path):
     names = _names_in_code(f)
     assert {"occ3d", "Occ3DDataset", "SemanticKITTIDataset"} <= names
     assert "semantickitti" in _string_constants(f) and not any("Occ3D in" in s for s in _string_constants(f))
+
+
+def test_the_design_docs_layer_table_is_the_measured_one():
+    """docs/design.md §1's table is what the imports are (tools/layer_table.py measures them)."""
+    import importlib.util
+
+    root = PACKAGE.parent.parent
+    spec = importlib.util.spec_from_file_location("layer_table", root / "tools" / "layer_table.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    measured = tool.table()
+    written = tool.document_table((root / "docs" / "design.md").read_text(encoding="utf-8"))
+    assert written == measured, "docs/design.md's layer table is stale: run python tools/layer_table.py --write"
+    rows = tool.layers(tool.unit_graph())
+    below: set[str] = set()
+    graph = tool.unit_graph()
+    for units in rows:  # every row imports only the rows above it and itself
+        assert all(graph[u] <= below | set(units) for u in units), units
+        below |= set(units)
+    assert below == set(graph) and {"formats", "metrics", "engine", "experiment"} <= below

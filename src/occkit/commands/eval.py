@@ -26,13 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from occkit.commands.checks import nonneg_int, positive_int
-from occkit.commands.options import SPLITS_TEST, add_choice, add_data, add_device, add_mask, add_split
-
-
-def _format_names() -> tuple[str, ...]:
-    from occkit.formats import format_names
-
-    return format_names()
+from occkit.commands.options import SPLITS_TEST, add_data, add_device, add_mask, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,8 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="predictions folder (<token>.npz for Occ3D; sequences/XX/predictions/NNNNNN.label for SemanticKITTI)",
     )
-    add_choice(
-        p, "--format", ("auto", *_format_names()), "auto", "benchmark (dataset format); auto: detected from --gt"
+    p.add_argument(
+        "--format",
+        default="auto",
+        metavar="NAME",
+        help="benchmark: a dataset format's name (occkit.formats: occ3d, semantickitti and those of installed "
+        "packages); auto: detected from --gt (default auto)",
     )
     add_split(p, "frames evaluated; test only for SemanticKITTI", choices=SPLITS_TEST)
     add_mask(
@@ -72,6 +70,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="nuScenes-style info file (.pkl/.json with lidar2ego_*, ego2global_*) giving the LiDAR poses RayIoU "
         "needs on real Occ3D",
+    )
+    p.add_argument(
+        "--class-map",
+        default=None,
+        metavar="NAME|FILE",
+        help="score on the common classes of a class map (configs/classmaps/NAME.yaml, or a YAML file): --pred "
+        "holds the files of its 'from' format, --gt is a dataset of its 'to' format, of the same grid",
     )
     p.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     p.add_argument("--csv", type=Path, default=None, help="write the per-class table to this CSV file")
@@ -136,6 +141,10 @@ def run(args: argparse.Namespace) -> int:
             f"--split {args.split}: the {fmt.display_name} format has the splits {', '.join((*fmt.splits, 'all'))}"
         )
     metrics = tuple(m.strip() for m in (args.metrics or "").split(",") if m.strip())
+    if args.class_map is not None:
+        extra = [o for o, v in (("--frustum", args.frustum), ("--infos", args.infos), ("--metrics", args.metrics)) if v]
+        if extra:
+            raise ValueError(f"--class-map scores the mIoU of the common classes only; {', '.join(extra)} not taken")
     given = {"--frustum": "region", "--infos": "infos"}
     for opt, key in given.items():
         if getattr(args, opt[2:]) is not None and key not in fmt.folder_options:
@@ -153,9 +162,18 @@ def run(args: argparse.Namespace) -> int:
         "processes": args.processes if args.processes is not None else default_processes(args.threads),
     }
     options = {k: v for k, v in options.items() if k in fmt.folder_options}
+    class_map = None
+    if args.class_map is not None:
+        from occkit.formats.classmap import load_class_map
+
+        class_map = load_class_map(args.class_map)
+        options = {}  # the common classes are scored by the generic scoring, inside the voxels --gt's format scores
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        score = fmt.evaluate_folder or partial(evaluate_predictions, fmt)
+        if class_map is not None:
+            score = partial(evaluate_predictions, fmt, class_map=class_map)
+        else:
+            score = fmt.evaluate_folder or partial(evaluate_predictions, fmt)
         result = score(
             args.gt,
             args.pred,

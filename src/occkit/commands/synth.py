@@ -8,21 +8,24 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from occkit.commands.checks import nonneg_int, positive_float, positive_int, unit_float
 
 
-def _writable_formats() -> tuple[str, ...]:
-    """The registered formats that write the synthetic world (``write_synthetic``), in registry order."""
-    from occkit.formats import formats
+def synthetic_format(name: str | None) -> Any:
+    """The format ``--format`` names (None: the first that writes the synthetic world); one that
+    does not write it is a one-line error listing those that do. (The registry is read here, not
+    when the parser is built: the formats import torch.)"""
+    from occkit.formats import formats, get_format
 
-    return tuple(n for n, f in formats().items() if f.write_synthetic is not None)
-
-
-def get_format(name: str):  # noqa: ANN201 - a DatasetFormat
-    from occkit.formats import get_format as get
-
-    return get(name)
+    writers = [n for n, f in formats().items() if f.write_synthetic is not None]
+    fmt = get_format(name if name is not None else writers[0])
+    if fmt.write_synthetic is None:
+        raise ValueError(
+            f"--format {fmt.name}: does not write the synthetic world (formats that do: {', '.join(writers)})"
+        )
+    return fmt
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,11 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="image files (default jpg)")
     p.add_argument(
         "--format",
-        choices=_writable_formats(),
-        default=_writable_formats()[0],
-        help="dataset layout, a format that writes the synthetic world: "
-        + "; ".join(f"{n} ({get_format(n).display_name})" for n in _writable_formats())
-        + f" (default {_writable_formats()[0]})",
+        default=None,
+        metavar="NAME",
+        help="dataset layout: a dataset format that writes the synthetic world (occkit.formats: occ3d, "
+        "Occ3D-nuScenes; semantickitti, SSC sequences with the front camera; and those of installed packages) "
+        "(default: the first, occ3d)",
     )
     p.add_argument(
         "--overwrite",
@@ -73,6 +76,9 @@ def _made_by_synth(out: Path) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from occkit.data.synth import SynthConfig
+
+    fmt = synthetic_format(args.format)
+    args.format = fmt.name
 
     config = SynthConfig(
         scenes=args.scenes,
@@ -100,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         with resumable_folder(args.out, "synth", key, format=args.format) as (part, resumed):
             if resumed:
                 print(f"synth: continuing the stopped run kept in {part}", flush=True)
-            get_format(args.format).write_synthetic(part, config)  # the format writes the world in its layout
+            fmt.write_synthetic(part, config)  # the format writes the world in its layout
     except KeyboardInterrupt:
         n = (
             len(list((part / SCENE_RECORDS).glob("*.json")))

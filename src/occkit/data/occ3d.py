@@ -363,6 +363,13 @@ class Occ3DDataset(torch.utils.data.Dataset):
         return None
 
     # ------------------------------------------------------------------ loading
+    def frame_labels(self, i: int) -> tuple[np.ndarray, np.ndarray, Path]:
+        """Frame ``i``'s class ids ``(X, Y, Z)`` uint8, the voxels its benchmark scores (``(X, Y, Z)``
+        bool: the camera mask) and the file they come from (for errors)."""
+        token = self.frames[i].token
+        gt = self.read_labels(token)
+        return gt["semantics"], gt["mask_camera"].astype(bool), self.gt_path(token)
+
     def read_labels(self, token: str) -> dict[str, np.ndarray]:
         """The frame's ``labels.npz`` arrays (semantics, mask_lidar, mask_camera), checked."""
         return load_occ3d_labels(self.gt_path(token), self.grid.shape)

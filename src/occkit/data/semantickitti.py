@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -241,6 +241,22 @@ def read_poses(path: str | os.PathLike) -> np.ndarray:
 # ------------------------------------------------------------------------------------ dataset
 
 
+class KittiFrame(NamedTuple):
+    """A frame: its sequence and frame id (a pair, as before), with the ``scene`` (the sequence) and
+    ``token`` (``"<sequence>/<frame id>"``) every dataset format's frames have."""
+
+    sequence: str
+    frame: str
+
+    @property
+    def scene(self) -> str:
+        return self.sequence
+
+    @property
+    def token(self) -> str:
+        return f"{self.sequence}/{self.frame}"
+
+
 class SemanticKITTIDataset(torch.utils.data.Dataset):
     """Frames of a SemanticKITTI SSC layout as :class:`~occkit.data.sample.Sample` (monocular).
 
@@ -289,13 +305,13 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         self.sequences = tuple(s for s in seqs if (seq_root / s).is_dir())
         self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
         self.grid: Grid = semantickitti_grid()
-        self.frames: list[tuple[str, str]] = []
+        self.frames: list[KittiFrame] = []
         self._calib: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._poses: dict[str, np.ndarray | None] = {}
         for s in self.sequences:
             vox = seq_root / s / "voxels"
             ids = sorted(p.stem for p in vox.glob("*.label")) if load_gt else sorted(p.stem for p in vox.glob("*.bin"))
-            self.frames += [(s, i) for i in ids[::frame_stride]]
+            self.frames += [KittiFrame(s, i) for i in ids[::frame_stride]]
             calib = read_calib(seq_root / s / "calib.txt")
             self._calib[s] = camera_from_calib(calib["P2"], calib["Tr"])
             poses_path = seq_root / s / "poses.txt"
@@ -311,7 +327,12 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
     @property
     def tokens(self) -> list[str]:
         """Every frame's ``"<sequence>/<frame id>"``, in order."""
-        return [f"{s}/{f}" for s, f in self.frames]
+        return [f.token for f in self.frames]
+
+    @property
+    def scenes(self) -> list[str]:
+        """The sequences read, in order (a format's scenes)."""
+        return list(self.sequences)
 
     def token(self, i: int) -> str:
         """``"<sequence>/<frame id>"``, the frame's name in predictions and reports."""
@@ -379,6 +400,12 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         inv_path = self.voxel_path(i, "invalid")
         invalid = read_bitpacked(inv_path) if inv_path.is_file() else np.zeros(SSC_SHAPE, dtype=bool)
         return labels, invalid
+
+    def frame_labels(self, i: int) -> tuple[np.ndarray, np.ndarray, Path]:
+        """Frame ``i``'s learning classes ``(256, 256, 32)`` uint8 (255 ignored), the voxels the SSC
+        metric scores (bool: not invalid, not ignored) and the ``.label`` file (for errors)."""
+        labels, invalid = self.load_gt_arrays(i)
+        return labels, ~invalid & (labels != 255), self.voxel_path(i, "label")
 
     def __getitem__(self, i: int) -> Sample:
         s, f = self.frames[i]

@@ -199,8 +199,12 @@ class DatasetFormat:
         detect: ``root -> reason or None``: why ``root`` holds this format (cheap: names of files
             and folders, no decoding), or None. The first format whose ``detect`` answers wins,
             in registry order.
-        open: ``(root, split, options) -> dataset`` of :class:`occkit.data.sample.Sample` with
-            ``tokens``, ``scenes``, ``frames``, ``grid`` like :class:`occkit.data.occ3d.Occ3DDataset`.
+        open: ``(root, split, options) -> dataset``: a torch dataset of
+            :class:`occkit.data.sample.Sample` with ``frames`` (each with ``.token`` and ``.scene``;
+            SemanticKITTI's are ``(sequence, frame)`` pairs), ``tokens``, ``index_of(token)``,
+            ``grid`` and ``frame_labels(i) -> (labels, scored voxels, file)`` (the class counts of
+            ``supervised.class_counts: auto``), like :class:`occkit.data.occ3d.Occ3DDataset`. A
+            missing or malformed file raises a one-line error naming it.
         metrics: ``options -> [Metric, ...]``: fresh accumulators for a validation or an
             evaluation. ``options`` may hold ``mask`` (which voxels count, e.g. ``camera``),
             ``num_classes`` (the model's), ``device``, ``metrics`` (names asked for beyond the

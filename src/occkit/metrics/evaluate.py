@@ -30,6 +30,8 @@ import torch
 from occkit.fileio import load_npz, read_json, write_json_atomic, write_text_atomic
 
 OCC3D_SHAPE: tuple[int, int, int] = (200, 200, 16)
+#: A class map's value for a dropped class (:data:`occkit.formats.classmap.DROPPED`).
+DROPPED = 255
 
 
 #: The record ``occkit predict`` writes into a prediction folder (``occkit.engine.evaluate``).
@@ -622,17 +624,42 @@ def evaluate_predictions(
     workers: int = 4,
     progress: bool | None = None,
     batch_size: int = 1,
+    class_map: Any = None,
     **options: Any,
 ) -> dict[str, Any]:
     """A prediction folder scored by a format's own parts (what ``occkit eval`` runs for a format
     with no ``evaluate_folder``): its frames (``fmt.open_split``, no images), its prediction files
     (``fmt.predictions``) and its metrics (``fmt.new_metrics(**options)``), batch by batch.
 
+    ``class_map`` (:class:`occkit.formats.classmap.ClassMap` onto ``fmt``): the predictions are the
+    files of the map's source format (of the same grid), and both they and the ground truth are
+    scored on the map's common classes (an Occ3D-style mIoU, the free class last, inside the voxels
+    ``fmt`` scores; voxels of a dropped class on either side left out).
+
     Returns ``benchmark`` (the format's name), ``split``, the first metric's result, every other
-    metric's keys, ``frames``, ``missing`` and ``extra``.
+    metric's keys, ``frames``, ``missing`` and ``extra`` (and ``class_map``, its file).
     """
     from occkit.formats.spec import Targets
 
+    files = fmt.predictions
+    if class_map is not None:
+        from occkit.formats import get_format
+        from occkit.metrics.occ3d import Occ3DMetric
+
+        if class_map.target != fmt.name:
+            raise ValueError(
+                f"--class-map {class_map.path}: maps onto {class_map.target}, but --gt {gt_root} is a {fmt.name} "
+                "dataset"
+            )
+        source = get_format(class_map.source)
+        g, h = source.grid, fmt.grid
+        if (g.shape, tuple(g.range_min), tuple(g.voxel_size)) != (h.shape, tuple(h.range_min), tuple(h.voxel_size)):
+            raise ValueError(
+                f"--class-map {class_map.path}: {source.name}'s grid {g.shape} from {tuple(g.range_min)} at "
+                f"{tuple(g.voxel_size)} m is not {fmt.name}'s {h.shape} from {tuple(h.range_min)} at "
+                f"{tuple(h.voxel_size)} m; occkit eval --class-map scores layouts of one grid"
+            )
+        files = source.predictions
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
@@ -640,13 +667,17 @@ def evaluate_predictions(
     gt_ids = list(ds.tokens)
     if not gt_ids:
         raise ValueError(f"{gt_root}: no labelled frames in split {split!r}")
-    pred_files = fmt.predictions.index(pred_dir)
+    pred_files = files.index(pred_dir)
     check_provenance(pred_dir, pred_files)
     tokens, n_missing, n_extra = _match(gt_ids, pred_files, pred_dir, allow_missing)
-    metrics = fmt.new_metrics(device=device, num_classes=fmt.classes.num_classes, **options)
+    if class_map is None:
+        metrics = fmt.new_metrics(device=device, num_classes=fmt.classes.num_classes, **options)
+    else:
+        names = class_map.names
+        metrics = [Occ3DMetric(mask="camera", num_classes=len(names), class_names=names, device=device)]
 
     def load(token: str) -> tuple[np.ndarray, Any]:
-        return fmt.predictions.read(pred_files[token]), ds[ds.index_of(token)]
+        return files.read(pred_files[token]), ds[ds.index_of(token)]
 
     bar = _bar(len(tokens), progress)
     loaded = _prefetch(load, tokens, workers)
@@ -664,6 +695,17 @@ def evaluate_predictions(
             mask_camera=stacked("mask_camera"),
             mask_lidar=stacked("mask_lidar"),
         )
+        if class_map is not None:  # both sides on the common classes; dropped voxels out of the region
+            src_lut = torch.from_numpy(class_map.source_lut.astype(np.int64)).to(device)
+            dst_lut = torch.from_numpy(class_map.target_lut.astype(np.int64)).to(device)
+            p, t = src_lut[pred.long()], dst_lut[target.occupancy.long().clamp(0, 255)]
+            keep = (p != DROPPED) & (t != DROPPED)
+            free = class_map.free
+            pred = torch.where(keep, p, free)
+            target.occupancy = torch.where(keep, t, free)
+            target.extra["region"] = keep
+            if target.mask_camera is None:
+                target.mask_camera = torch.ones_like(keep)
         for m in metrics:
             m.update(pred, target)
         if bar is not None:
@@ -674,6 +716,9 @@ def evaluate_predictions(
     for m in reversed(metrics):  # the first metric's keys win
         out.update(m.compute())
     out["missing"], out["extra"] = n_missing, n_extra
+    if class_map is not None:
+        out["benchmark"] = f"{fmt.name} on the common classes of {class_map.path.stem}"
+        out["class_map"] = str(class_map.path)
     return out
 
 

@@ -26,18 +26,18 @@ import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from occkit.fileio import atomic_write
 from occkit.geometry.grid import Grid
-from occkit.labels import OCC3D_CLASSES, OCC3D_FREE
 from occkit.viz.draw import BACKGROUND
 from occkit.viz.viewer_scene import (
     MASK_MODES,
     VIEWS,
+    ClassStyle,
     FrameData,
     VoxelLayer,
     box_mesh,
@@ -71,6 +71,8 @@ class ViewState:
     cameras: bool = True
     lidar: bool = True
     hidden: frozenset[int] = frozenset()
+    style: ClassStyle = field(default_factory=ClassStyle)
+    """The class table drawn (names, colours, free): the dataset format's (default Occ3D's)."""
 
 
 class FrameCache:
@@ -160,7 +162,7 @@ def _view_from_above(server: viser.ViserServer, grid: Grid, side_by_side: bool) 
 
 def class_node_name(c: int) -> str:
     """The node name of class id ``c``'s voxels: its Occ3D name, else ``class_<c>``."""
-    return OCC3D_CLASSES[c] if c < len(OCC3D_CLASSES) else f"class_{c}"
+    return ClassStyle().node_name(c)
 
 
 def draw_voxels(
@@ -221,10 +223,13 @@ def draw_sensors(scene, frame: FrameData, state: ViewState) -> None:
 def draw_frame(scene, frame: FrameData, grid: Grid, state: ViewState) -> tuple[VoxelLayer, dict]:
     """Everything of one frame under the current ``state``; returns the voxel layer drawn and
     its nodes by class id."""
-    layer = voxel_layer(frame, state.view, grid, mask=state.mask, mask_mode=state.mask_mode)
+    st = state.style
+    layer = voxel_layer(
+        frame, state.view, grid, mask=state.mask, mask_mode=state.mask_mode, palette=st.palette, free_class=st.free
+    )
     scene.remove_by_name("/voxels")
     scene.remove_by_name("/query")
-    handles = draw_voxels(scene, layer, grid, state.hidden)
+    handles = draw_voxels(scene, layer, grid, state.hidden, name_of=st.node_name)
     if state.view == "side by side":
         off = side_offset(grid)
         top = grid.range_max[2] + 1.0
@@ -293,9 +298,8 @@ class Viewer:
                 self.query_info = gui.add_markdown("")
         with gui.add_folder("Classes"):
             self.all_none = gui.add_button_group("all", ("all", "none"))
-            self.toggles = {
-                c: gui.add_checkbox(OCC3D_CLASSES[c], c not in self.state.hidden) for c in range(OCC3D_FREE)
-            }
+            st = self.state.style
+            self.toggles = {c: gui.add_checkbox(st.names[c], c not in self.state.hidden) for c in st.drawn}
         self.status = gui.add_markdown("")
         self._wire()
         _view_from_above(server, grid, self.state.view == "side by side")
@@ -365,7 +369,8 @@ class Viewer:
             self.errors.content = ""
             if frame.gt is not None and frame.pred is not None and self.state.view in ("errors", "side by side"):
                 vis = getattr(frame, f"mask_{self.state.mask}") if self.state.mask != "none" else None
-                counts = error_counts(compare_grids(frame.gt, frame.pred), None if vis is None else vis.astype(bool))
+                kind = compare_grids(frame.gt, frame.pred, self.state.style.free)
+                counts = error_counts(kind, None if vis is None else vis.astype(bool))
                 where = f" (inside the {self.state.mask} mask)" if vis is not None else ""
                 self.errors.content = (
                     f"voxels{where}:  \n"

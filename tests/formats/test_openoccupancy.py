@@ -72,6 +72,18 @@ def test_synthetic_world_round_trip_exact(world) -> None:
     assert want[x, y, z] == (255 if c == 0 else c)
 
 
+def test_bev_flip_maps_the_formats_own_grid(world) -> None:
+    """The training BEV transform takes the frames' grid from the dataset (512 x 512 x 40 here; the
+    Occ3D default would refuse it): a flip of x reverses the x axis of every label."""
+    from occkit.data.augment import BEVAugConfig, ImageAugConfig
+    from occkit.experiment import AugmentedFrames
+
+    ds = OpenOccupancyDataset(world, "val", load_images=False, load_extras=False)
+    aug = AugmentedFrames(ds, ImageAugConfig(), BEVAugConfig(flip_x_prob=1.0), free_class=0, grid=ds.grid)
+    s, t = ds[0], aug[0]
+    assert torch.equal(t.occupancy, s.occupancy.flip(0)) and torch.equal(t.mask_camera, s.mask_camera.flip(0))
+
+
 def test_label_round_trip_and_vote(tmp_path) -> None:
     rng = np.random.default_rng(0)
     dense = np.zeros(OPENOCC_SHAPE, dtype=np.uint8)

@@ -299,9 +299,11 @@ def environment(device: str, commit: str | None) -> dict[str, Any]:
         "device": device,
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
-        # the tree's own .git first (the lent machine gets none: then --commit, from .gpucarry/COMMIT)
-        "commit": git_commit(REPO) or commit or "unknown (pass --commit)",
-        "commit_source": ".git" if git_commit(REPO) else ("--commit" if commit else None),
+        # --commit when given (the lent machine's copy of .git was found older than the tree it ran, 2026-11-27),
+        # else the tree's own .git; both are recorded
+        "commit": commit or git_commit(REPO) or "unknown (pass --commit)",
+        "commit_source": "--commit" if commit else (".git" if git_commit(REPO) else None),
+        "git_head": git_commit(REPO),
         "settings": tf32_settings(),
     }
     if device.startswith("cuda"):

@@ -37,27 +37,41 @@ BIG = (
     "occ3d-r50",
     "occscene-gpu",
     "radocc-occ3d",
+    "surroundocc-r50",
+    "openocc-r50",
 )
 #: SemanticKITTI-layout presets (the world exported as SemanticKITTI)
 KITTI = ("cigocc", "cigocc-gpu", "kitti-mono")
 #: NYUv2-layout presets (the indoor world)
 NYU = ("nyu-mono",)
+#: SSCBench-KITTI-360-layout presets (the world exported as SSCBench-KITTI-360)
+KITTI360 = ("kitti360-mono",)
+#: presets of the LiDAR-frame nuScenes layouts (the world written by ``occkit synth --format NAME``)
+LAYOUT_WORLDS = {
+    "surroundocc-cpu": "surroundocc",
+    "surroundocc-r50": "surroundocc",
+    "openocc-cpu": "openoccupancy",
+    "openocc-r50": "openoccupancy",
+}
 
 
 def build_worlds(root: Path) -> dict[str, Path]:
     """The tiny worlds and what the presets need from them, made with occkit's commands."""
     from occkit.cli import main
     from occkit.data.synth import SynthConfig
-    from occkit.data.synth.kitti_export import export_semantickitti
+    from occkit.data.synth.kitti_export import export_kitti360, export_semantickitti
 
     out = {
         "occ3d": root / "world",
         "kitti": root / "kitti",
+        "kitti360": root / "kitti360",
         "priors": root / "priors",
         "pseudo": root / "pseudo",
         "teacher": root / "teacher",
         "kitti_priors": root / "kitti_priors",
         "nyu": root / "nyu",
+        "surroundocc": root / "surroundocc",
+        "openoccupancy": root / "openoccupancy",
     }
     if not (out["nyu"] / "NYUtrain").is_dir():
         args = ["synth", "--world", "indoor", "--out", str(out["nyu"]), "--scenes", "2", "--frames", "1"]
@@ -96,6 +110,19 @@ def build_worlds(root: Path) -> dict[str, Path]:
                 occupancy_supersample=1,
             ),
         )
+    if not (out["kitti360"] / "data_2d_raw").is_dir():
+        export_kitti360(
+            out["kitti360"],
+            SynthConfig(
+                scenes=2,
+                frames=1,
+                image_size=(32, 96),
+                lidar_beams=16,
+                lidar_azimuth_steps=360,
+                occupancy_supersample=1,
+            ),
+        )
+    build_layout_worlds(out)
     if not out["priors"].is_dir():
         assert (
             main(
@@ -153,6 +180,16 @@ def build_worlds(root: Path) -> dict[str, Path]:
     return out
 
 
+def build_layout_worlds(out: dict[str, Path]) -> None:
+    """The worlds of :data:`LAYOUT_WORLDS` (2 scenes x 1 frame), by ``occkit synth --format``."""
+    from occkit.cli import main
+
+    for fmt in sorted(set(LAYOUT_WORLDS.values())):
+        if not (out[fmt] / "annotations.json").is_file():
+            args = ["synth", "--format", fmt, "--out", str(out[fmt]), "--scenes", "2", "--frames", "1"]
+            assert main([*args, "--image-size", "64", "176", "--seed", "0", "--val-fraction", "0.5"]) == 0
+
+
 def preset_sets(name: str, worlds: dict[str, Path]) -> list[str]:
     """The ``--set`` overrides that make ``name`` a 2-step CPU run on the tiny world."""
     sets = [
@@ -174,6 +211,8 @@ def preset_sets(name: str, worlds: dict[str, Path]) -> list[str]:
             "data.lidar_sweeps=1",
             "model.lift_downsample=[2,2,2]",
         ]
+    if name.startswith("openocc"):  # the 512x512x40 grid: the lift grid at 1.6 m (64x64x5), narrow
+        sets += ["model.lift_downsample=[8,8,8]", "model.encoder_widths=[16,32]"]
     if name == "langocc-gpu":
         sets += [
             "model.lift_downsample=[4,4,2]",
@@ -206,15 +245,20 @@ def first_losses(name: str, worlds: dict[str, Path], run_dir: Path | None = None
     from occkit.cli import main
     from occkit.engine.logging import read_jsonl
 
-    data = (
-        worlds["kitti"]
-        if name in KITTI
-        else worlds["nyu"]
-        if name in NYU
-        else worlds["pseudo"]
-        if name.startswith("easyocc")
-        else worlds["occ3d"]
-    )
+    if name in LAYOUT_WORLDS:
+        data = worlds[LAYOUT_WORLDS[name]]
+    else:
+        data = (
+            worlds["kitti"]
+            if name in KITTI
+            else worlds["kitti360"]
+            if name in KITTI360
+            else worlds["nyu"]
+            if name in NYU
+            else worlds["pseudo"]
+            if name.startswith("easyocc")
+            else worlds["occ3d"]
+        )
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

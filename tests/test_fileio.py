@@ -50,3 +50,17 @@ def test_load_npz_with_keys_reads_only_those(tmp_path):
     np.savez_compressed(p, a=np.arange(3), b=np.ones(2))
     assert sorted(load_npz(p, keys=("b",))) == ["b"]
     assert sorted(load_npz(p)) == ["a", "b"]
+
+
+def test_info_file_or_the_folder_prepare_wrote(tmp_path):
+    from occkit.fileio import read_info_file, read_info_list
+
+    frames = [{"token": "a"}, {"token": "b"}]
+    write_json_atomic(tmp_path / "list.json", frames)
+    assert read_info_file(tmp_path / "list.json") == (frames, {})
+    prepared = tmp_path / "prepared"
+    write_json_atomic(prepared / "infos.json", {"format": "occkit-nuscenes-infos", "dataroot": "/x", "infos": frames})
+    assert read_info_list(prepared) == frames  # the folder stands for its infos.json
+    assert read_info_file(prepared)[1] == {"format": "occkit-nuscenes-infos", "dataroot": "/x"}
+    with pytest.raises(FileNotFoundError, match="without infos.json"):
+        read_info_list(tmp_path)

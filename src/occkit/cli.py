@@ -16,13 +16,19 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     (
         "synth",
         "occkit.commands.synth",
-        "generate a procedural driving world as an Occ3D-nuScenes (or SemanticKITTI) dataset, or (--world indoor) "
-        "rooms as a NYUv2 dataset",
+        "generate a procedural driving world as a dataset of a format (--format: Occ3D-nuScenes by default), or "
+        "(--world indoor) rooms as a NYUv2 dataset",
     ),
     (
         "show",
         "occkit.commands.show",
         "picture of a frame: cameras, occupancy (BEV and 3D), LiDAR; or a prediction beside its ground truth",
+    ),
+    (
+        "prepare",
+        "occkit.commands.prepare",
+        "raw nuScenes through nuscenes-devkit: the LiDAR sweeps, poses and calibration beyond Occ3D's files "
+        "(eval --infos, data.lidar_infos)",
     ),
     ("stats", "occkit.commands.stats", "class frequencies, free and masked fractions, frames per scene"),
     (
@@ -158,8 +164,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         parser.print_help()
         return 0
-    parser = build_parser(commands)
-    args = parser.parse_args(argv)
+    built: list[argparse.ArgumentParser] = []
+    # the parser asks the registry (a method's help): its warnings are one line and its errors too
+    status = run_guarded(f"occkit {chosen}", lambda: built.append(build_parser(commands)), debug)
+    if not built:
+        return status
+    args = built[0].parse_args(argv)
     module = importlib.import_module(args._module)
     return run_guarded(f"occkit {args.command}", lambda: module.run(args), debug)
 
@@ -175,7 +185,8 @@ def user_error_message(e: BaseException) -> str | None:
     Input and environment: files and folders (``OSError``: missing, in the way, permission
     denied, disk full, ...), values and shapes (``ValueError``, which occkit raises naming the
     file or argument; ``KeyError`` for a missing name), non-finite numbers (``FloatingPointError``,
-    e.g. a training loss), memory (``MemoryError``, CUDA out of memory)."""
+    e.g. a training loss), memory (``MemoryError``, CUDA out of memory), an output another command
+    writes now (``occkit.locks.LockBusy``)."""
     if isinstance(e, OSError):
         if e.filename is not None and e.strerror:
             where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 is not None else "")
@@ -185,6 +196,8 @@ def user_error_message(e: BaseException) -> str | None:
         return _from_loader_worker(e, str(e.args[0]) if len(e.args) == 1 else str(e))
     if isinstance(e, (ValueError, FloatingPointError, MemoryError)):
         return _from_loader_worker(e, str(e) or type(e).__name__)
+    if type(e).__name__ == "LockBusy":  # occkit.locks: another command writes the same output now
+        return str(e)
     if type(e).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError (a RuntimeError)
         return f"out of memory: {str(e).splitlines()[0] if str(e) else ''}".rstrip()
     return None

@@ -9,10 +9,12 @@ parsed as YAML scalars.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -104,6 +106,36 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         raise ConfigError(f"unknown config key(s): {where} (known: {', '.join(sorted(names))})")
     kwargs = {k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
     return cls(**kwargs)
+
+
+#: Naming rules of numeric config fields, checked in every section by :func:`check_field_ranges`:
+#: (suffix of the field's name, the bound it must meet, the words of the error).
+FIELD_RULES: tuple[tuple[str, Callable[[float], bool], str], ...] = (
+    ("_weight", lambda v: v >= 0, "must be >= 0 (a loss weight; 0 turns the term off)"),
+    ("_weights", lambda v: v >= 0, "must be >= 0 (loss weights)"),
+    ("_channels", lambda v: v >= 1, "must be >= 1 (a number of channels)"),
+    ("_widths", lambda v: v >= 1, "must be >= 1 (numbers of channels)"),
+)
+
+
+def check_field_ranges(cfg: Any, prefix: str = "") -> None:
+    """Refuse, naming the key, a numeric field of ``cfg`` (a dataclass, nested ones included) whose
+    name says what it is (:data:`FIELD_RULES`: a loss weight ``*_weight``, a channel count
+    ``*_channels``, ...) and whose value (or one of whose values) is out of range or not finite:
+    ``render_sup.depth_weight=-5``, ``model.neck_channels=-8``."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_field_ranges(value, key)
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for suffix, ok, words in FIELD_RULES:
+            if f.name.endswith(suffix):
+                bad = [v for v in numbers if not (math.isfinite(v) and ok(v))]
+                if bad:
+                    raise ConfigError(f"{key} {words}, got {value!r}")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ walks through the data flow from a preset to a loss.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -24,10 +25,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from occkit.config import ConfigError, from_dict, load_yaml, merge, parse_overrides, to_dict
+from occkit.config import ConfigError, check_field_ranges, from_dict, load_yaml, merge, parse_overrides, to_dict
 from occkit.data.augment import BEVAugConfig, ImageAugConfig, augment_bev, augment_images
-from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset
-from occkit.data.sample import Sample
+from occkit.data.sample import NUSCENES_CAMERAS, Sample
 from occkit.data.wrappers import base_dataset  # re-exported: callers import it from here
 from occkit.engine.checkpoint import (
     CONFIG_FILE,
@@ -38,13 +38,16 @@ from occkit.engine.checkpoint import (
 )
 from occkit.engine.config import OptimConfig, TrainConfig
 from occkit.engine.distributed import resolve_device
+from occkit.formats.spec import DatasetFormat
 from occkit.methods.registry import (
     DEFAULT_METHOD,
     MethodSpec,
     RegistryError,
     all_sections,
     get_method,
+    is_from_package,
     method_names,
+    not_registered,
     preset_folders,
 )
 from occkit.models.occnet import OccNetConfig, lift_grid_of
@@ -84,15 +87,16 @@ class DataConfig:
     to ``lidar_sweeps - 1`` earlier ones brought into its ego frame
     (:class:`occkit.data.lidar_sweeps.WithLidarSweeps`); 1 = the frame's own LiDAR."""
     lidar_infos: str | None = None
-    """A nuScenes-style info file (``.pkl``/``.json``: ``lidar_path``, ``lidar2ego_*``, ``sweeps``)
-    giving each frame's LiDAR on real Occ3D-nuScenes (files under the dataset root's ``samples/``
-    and ``sweeps/``); None = the synthetic extras (``load_extras``)."""
-    format: Literal["auto", "occ3d", "semantickitti", "nyu"] = "auto"
-    """Dataset layout: 'occ3d' (``annotations.json``), 'semantickitti' (``sequences/``; one camera
-    ``image_2``, 20 classes with 0 = empty, validated with the SSC metrics), 'nyu' (``NYUtrain/``,
-    ``NYUtest/``: MonoScene's NYUv2 layout; one camera ``kinect``, 12 classes with 0 = empty,
-    validated with MonoScene's NYUv2 SSC metrics) or 'auto' (nyu when the root holds ``NYUtrain/``
-    or ``NYUtest/``, semantickitti when it holds ``sequences/`` and no ``annotations.json``, else occ3d)."""
+    """The folder ``occkit prepare nuscenes`` wrote, or a nuScenes-style info file (``.pkl``/``.json``:
+    ``lidar_path``, ``lidar2ego_*``, ``sweeps``), giving each frame's LiDAR on real Occ3D-nuScenes
+    (files under the nuScenes root prepare recorded, else under the dataset root's ``samples/`` and
+    ``sweeps/``); None = the synthetic extras (``load_extras``). docs/formats/nuscenes.md."""
+    format: str = "auto"
+    """Dataset format, a registered one's name (:func:`occkit.formats.format_names`: 'occ3d' for
+    ``annotations.json``, 'semantickitti' for ``sequences/`` with one camera ``image_2``, 20 classes
+    with 0 = empty, validated with the SSC metrics, and those of installed packages), or 'auto': the
+    first format whose detection knows the folder (:func:`occkit.formats.detect_format`). The
+    format gives the frames, the free class of the BEV augmentation and the validation metrics."""
     cache_mb: float = 0.0
     """Keep each split's decoded files (images, labels, extras) in memory up to this many MiB
     (0 = read them from disk at every visit): spares the decoding when a small dataset is read
@@ -194,6 +198,24 @@ def _own_sections(data: dict[str, Any], method: str) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in own or k not in all_sections()}
 
 
+def check_read_sections(over: dict[str, Any], method: str, where: str = "--set") -> None:
+    """Refuse an override of a section ``method`` does not read (another method's, e.g.
+    ``radocc.depth_tau`` on a supervised run): it would be dropped without a word, as a typo'd
+    key is not. One line naming the key, the method and the sections it reads."""
+    own = get_method(method).sections
+    for key, value in over.items():
+        if key in all_sections() and key not in own:
+            dotted = key
+            while isinstance(value, dict) and value:
+                sub, value = next(iter(value.items()))
+                dotted += f".{sub}"
+            reads = ", ".join(["model", *own, "data", "optim", "train"])
+            raise ConfigError(
+                f"{where} {dotted}: section {key} is not read by method {method}, which reads {reads} "
+                "(its sections are another method's)"
+            )
+
+
 # ---------------------------------------------------------------------------------------- presets
 def _preset_files() -> dict[str, Path]:
     """Preset name -> file: occkit's ``configs/*.yaml``, then those of methods from other packages."""
@@ -241,7 +263,7 @@ def load_experiment(
     method = over.get("method", data.get("method", DEFAULT_METHOD))
     if not isinstance(method, str) or method not in method_names():
         where = "--set method" if "method" in over else f"{path}: method" if path is not None else "method"
-        raise ConfigError(f"{where}: {method!r} is not one of {', '.join(method_names())}")
+        raise ConfigError(f"{where}: {not_registered(method) if isinstance(method, str) else repr(method)}")
     cls = experiment_class(method)
     merged = to_dict(cls())
     if path is not None:
@@ -251,6 +273,7 @@ def load_experiment(
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from e
     if over:
+        check_read_sections(over, method)
         merged = merge(merged, _own_sections(over, method))
     cfg = from_dict(cls, merged)
     check_experiment(cfg)
@@ -270,6 +293,10 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"data.workers must be >= 0, got {cfg.data.workers}")
     if not cfg.data.cameras:
         raise ConfigError("data.cameras: need at least one camera")
+    from occkit.formats import format_names
+
+    if cfg.data.format != "auto" and cfg.data.format not in format_names():
+        raise ConfigError(f"data.format: {cfg.data.format!r} is not 'auto' or one of {', '.join(format_names())}")
     from occkit.priors.base import KINDS
 
     bad = [k for k in cfg.data.prior_kinds if k not in KINDS]
@@ -285,6 +312,21 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"optim.max_steps must be >= 1, got {cfg.optim.max_steps}")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"optim.lr must be > 0, got {cfg.optim.lr}")
+    check_field_ranges(cfg)  # every section: loss weights >= 0, channel counts >= 1 (by the field's name)
+    for key, value in {
+        "optim.grad_clip": cfg.optim.grad_clip,
+        "optim.warmup_steps": cfg.optim.warmup_steps,
+        "optim.weight_decay": cfg.optim.weight_decay,
+        "train.seed": cfg.train.seed,
+        "train.max_minutes": cfg.train.max_minutes,
+        "train.val_every_minutes": cfg.train.val_every_minutes,
+        "train.threads": cfg.train.threads,
+        "train.val_every": cfg.train.val_every,
+        "train.val_max_frames": cfg.train.val_max_frames,
+        "train.keep_checkpoints": cfg.train.keep_checkpoints,
+    }.items():
+        if not (value >= 0 and math.isfinite(value)):  # NaN fails too
+            raise ConfigError(f"{key} must be >= 0 (and finite), got {value}")
 
 
 # ---------------------------------------------------------------------------------------- builders
@@ -316,7 +358,23 @@ def build_method(cfg: ExperimentConfig) -> nn.Module:
     ``occscene.perception_ckpt``) are loaded here (:func:`load_run`) and handed to it: the
     recipes never load runs themselves.
     """
-    return method_spec(cfg).build(cfg, load_run)
+    spec = method_spec(cfg)
+    try:
+        method = spec.build(cfg, load_run)
+    except (ValueError, OSError, KeyError, MemoryError):  # bad input, named by the method: as it is
+        raise
+    except Exception as e:
+        if not is_from_package(spec):
+            raise  # a bug in occkit: its traceback
+        raise RegistryError(
+            f"method {spec.name} ({spec.source}): its build() failed: {type(e).__name__}: {e} (an error of that "
+            "package; --debug shows the traceback)"
+        ) from e
+    if not isinstance(method, nn.Module):
+        raise RegistryError(
+            f"method {spec.name} ({spec.source}): its build() returned {type(method).__name__}, not a torch.nn.Module"
+        )
+    return method
 
 
 def resolve_auto_class_counts(
@@ -354,12 +412,19 @@ class AugmentedFrames(Dataset):
         image_aug: resize/crop/flip to the network input size.
         bev_aug: ego-frame flips/rotations, or None.
         free_class: the class that voxels rotated in from outside the grid get.
+        grid: the grid of the frames' labels (default: Occ3D's), which the BEV transform maps.
     """
 
     def __init__(
-        self, dataset: Dataset, image_aug: ImageAugConfig, bev_aug: BEVAugConfig | None = None, free_class: int = 17
+        self,
+        dataset: Dataset,
+        image_aug: ImageAugConfig,
+        bev_aug: BEVAugConfig | None = None,
+        free_class: int = 17,
+        grid: Any = None,
     ) -> None:
         self.dataset, self.image_aug, self.bev_aug, self.free_class = dataset, image_aug, bev_aug, free_class
+        self.grid = grid
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
@@ -369,7 +434,7 @@ class AugmentedFrames(Dataset):
         if s.images.shape[-1] > 0:  # images loaded
             s = augment_images(s, self.image_aug)
         if self.bev_aug is not None and s.occupancy is not None:
-            s = augment_bev(s, self.bev_aug, free_class=self.free_class)
+            s = augment_bev(s, self.bev_aug, grid=self.grid, free_class=self.free_class)
         return s
 
 
@@ -383,26 +448,15 @@ def build_dataset(
     (:meth:`ImageAugConfig.evaluation`) and no BEV transform. The model's
     output grid must be the dataset's (checked here, naming both).
     """
-    fmt = data_format(cfg, root)
-    kitti = fmt in ("semantickitti", "nyu")  # SSC layouts: one camera, 0 = empty
-    if fmt == "nyu":
-        from occkit.data.nyu import NYUDataset
-
-        ds: Dataset = NYUDataset(root, split, load_gt=load_gt, load_extras=cfg.data.load_extras)
-    elif kitti:
-        from occkit.data.semantickitti import SemanticKITTIDataset
-
-        # a named split is the dataset's own (splits.json, the synthetic world's) before the official one
-        ds = SemanticKITTIDataset(root, split, load_gt=load_gt, load_extras=cfg.data.load_extras)
-    else:
-        ds = Occ3DDataset(
-            root,
-            split,
-            cameras=tuple(cfg.data.cameras),
-            load_gt=load_gt,
-            load_extras=cfg.data.load_extras,
-            cache_mb=cfg.data.cache_mb,
-        )
+    fmt = dataset_format(cfg, root)
+    ds: Dataset = fmt.open_split(
+        root,
+        split,
+        cameras=None if fmt.cameras is not None else tuple(cfg.data.cameras),
+        load_gt=load_gt,
+        load_extras=cfg.data.load_extras,
+        cache_mb=cfg.data.cache_mb,
+    )
     if cfg.data.priors:
         from occkit.priors.cache import PriorCache, WithPriors
 
@@ -421,7 +475,7 @@ def build_dataset(
         )
     if train:
         return AugmentedFrames(
-            ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=0 if kitti else cfg.model.num_classes - 1
+            ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=free_class(fmt, cfg), grid=base_dataset(ds).grid
         )
     return AugmentedFrames(ds, cfg.data.image_aug.evaluation(), None)
 
@@ -479,7 +533,11 @@ def load_checkpoint_method(
     data = load_config_dict(folder)
     where = str(folder / CONFIG_FILE)
     if overrides:
-        data = merge(data, parse_overrides(list(overrides)))
+        over = parse_overrides(list(overrides))
+        method = over.get("method", data.get("method", DEFAULT_METHOD))
+        if isinstance(method, str) and method in method_names():  # else experiment_from_dict names it
+            check_read_sections(over, method, where=f"{where}: --set")
+        data = merge(data, over)
         where += " with --set " + " ".join(overrides)
     cfg = experiment_from_dict(data, where=where)
     method = build_method(cfg)
@@ -498,25 +556,51 @@ def load_checkpoint_method(
     return method.to(dev).eval(), cfg, folder, dev
 
 
+def dataset_format(cfg: ExperimentConfig, root: str | os.PathLike) -> DatasetFormat:
+    """The format of the run's data at ``root``: ``data.format`` (refused when the folder is of
+    another format), or with 'auto' the folder's (:func:`occkit.formats.detect_format`; a folder of
+    no known format is a one-line error listing those tried)."""
+    from occkit.formats import FormatRegistryError, detect_format, get_format
+
+    if cfg.data.format == "auto":
+        return detect_format(root)
+    fmt = get_format(cfg.data.format)
+    try:
+        found = detect_format(root)
+    except (FormatRegistryError, OSError):
+        return fmt  # a folder no format knows: the named format's reader says what it lacks
+    if found.name != fmt.name:
+        raise ValueError(
+            f"{root}: {_article(_kind(found, fmt))} dataset, but the run is of {_article(_kind(fmt, found))} dataset "
+            f"(data.format {fmt.name}): the run and the data differ; give data of the run's format, or a run "
+            "trained on data like this"
+        )
+    return fmt
+
+
+def _kind(fmt: DatasetFormat, other: DatasetFormat) -> str:
+    """The format's name in a sentence, with its world (``driving``, ``indoor``) when ``other``'s
+    scenes are of another kind."""
+    return fmt.display_name if fmt.world == other.world else f"{fmt.display_name} ({fmt.world})"
+
+
+def _article(title: str) -> str:
+    return ("an " if title[:1].lower() in "aeiou" else "a ") + title
+
+
 def data_format(cfg: ExperimentConfig, root: str | os.PathLike) -> str:
-    """'occ3d', 'semantickitti' or 'nyu': ``data.format``, or with 'auto' by the folder
-    (``NYUtrain/`` or ``NYUtest/``: nyu; ``sequences/`` and no ``annotations.json``: semantickitti)."""
-    r = Path(root)
-    if (r / "NYUtrain").is_dir() or (r / "NYUtest").is_dir():
-        found = "nyu"
-    else:
-        found = "semantickitti" if (r / "sequences").is_dir() and not (r / "annotations.json").is_file() else "occ3d"
-    known = (r / "sequences").is_dir() or (r / "annotations.json").is_file() or found == "nyu"
-    if cfg.data.format != "auto":
-        if cfg.data.format != found and known:
-            names = {"occ3d": "an Occ3D-nuScenes", "semantickitti": "a SemanticKITTI", "nyu": "a NYUv2 (indoor)"}
-            raise ValueError(
-                f"{root}: {names[found]} dataset, but the run is of {names[cfg.data.format]} dataset "
-                f"(data.format {cfg.data.format}): the run and the data differ; give data of the run's format, "
-                "or a run trained on data like this"
-            )
-        return cfg.data.format
-    return found
+    """The name of :func:`dataset_format`."""
+    return dataset_format(cfg, root).name
+
+
+def free_class(fmt: DatasetFormat, cfg: ExperimentConfig) -> int:
+    """The class that voxels rotated in from outside the grid get (the BEV augmentation): the
+    format's free class; where that is the table's last class (Occ3D's 17), the model's last class,
+    so that a model of fewer classes keeps free last as its metric does."""
+    free = fmt.classes.free
+    if free is None or free == fmt.classes.num_classes - 1:
+        return cfg.model.num_classes - 1
+    return free
 
 
 def num_parameters(module: nn.Module) -> int:

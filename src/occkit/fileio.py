@@ -184,11 +184,24 @@ class _InfoUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from an info file")
 
 
-def read_info_list(path: str | os.PathLike, what: str = "info file") -> list[dict[str, Any]]:
-    """The raw frame dicts of a nuScenes-style info file: ``.json``, or ``.pkl`` read with a
-    restricted unpickler (containers and numpy arrays only), holding a list of frames or
-    ``{"infos": [...]}`` / ``{"data_list": [...]}``. Errors name the file (``what`` says whose)."""
+PREPARED_INFOS = "infos.json"
+"""The file in a folder ``occkit prepare nuscenes`` wrote: an info file (``{"infos": [...], ...}``)."""
+
+
+def read_info_file(path: str | os.PathLike, what: str = "info file") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The raw frame dicts of a nuScenes-style info file, and the file's other top-level entries
+    (``{}`` for a bare list): a ``.json``, a ``.pkl`` read with a restricted unpickler (containers
+    and numpy arrays only), or a folder ``occkit prepare nuscenes`` wrote (its ``infos.json``),
+    holding a list of frames or ``{"infos": [...]}`` / ``{"data_list": [...]}``. Errors name the
+    file (``what`` says whose)."""
     path = Path(path)
+    if path.is_dir():
+        if not (path / PREPARED_INFOS).is_file():
+            raise FileNotFoundError(
+                f"{path}: a folder without {PREPARED_INFOS} ({what}: an info file, or a folder occkit prepare nuscenes "
+                "wrote)"
+            )
+        path = path / PREPARED_INFOS
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such info file ({what})")
     try:
@@ -201,8 +214,15 @@ def read_info_list(path: str | os.PathLike, what: str = "info file") -> list[dic
                 data = _InfoUnpickler(f).load()
     except Exception as e:
         raise ValueError(f"{path}: cannot read info file ({type(e).__name__}: {e})") from e
+    meta: dict[str, Any] = {}
     if isinstance(data, dict):
+        meta = {k: v for k, v in data.items() if k not in ("infos", "data_list")}
         data = data.get("infos", data.get("data_list"))
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a list of frames or a dict with 'infos'")
-    return data
+    return data, meta
+
+
+def read_info_list(path: str | os.PathLike, what: str = "info file") -> list[dict[str, Any]]:
+    """The raw frame dicts of a nuScenes-style info file (:func:`read_info_file`, without the rest)."""
+    return read_info_file(path, what)[0]

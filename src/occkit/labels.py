@@ -1,12 +1,14 @@
 """Class tables and palettes of the benchmarks occkit reads.
 
 Occ3D-nuScenes: 18 classes, 17 = free. SemanticKITTI SSC: 20 learning classes, 0 = empty, with
-the official raw-id learning map. Everything here is an immutable tuple or mapping proxy: no
+the official raw-id learning map. SSCBench-KITTI-360: 19 learning classes, 0 = empty, with its own
+learning map over the same raw ids. Everything here is an immutable tuple or mapping proxy: no
 module-level mutable state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 
 import numpy as np
@@ -177,26 +179,161 @@ def palette_array(palette: tuple[tuple[int, int, int], ...] = OCC3D_PALETTE) -> 
     return np.asarray(palette, dtype=np.uint8)
 
 
-def semantickitti_remap_lut(for_completion: bool = True) -> np.ndarray:
-    """Lookup table raw id -> learning class, ``(max_raw + 1,) uint8``.
+def remap_lut(learning_map: Mapping[int, int], for_completion: bool = True, ignore: int = 255) -> np.ndarray:
+    """Lookup table raw id -> learning class, ``(max_raw + 1,) uint8``, of a raw-id learning map.
 
-    With ``for_completion`` (the SSC evaluation), every raw id that the learning map sends to 0
-    except raw 0 itself becomes 255 (ignored), and unknown raw ids are 255 too, as the
-    semantic-kitti-api's completion evaluation does: only "empty" stays empty.
+    With ``for_completion`` (the SSC evaluations), every raw id that the map sends to 0 except raw
+    0 itself becomes ``ignore``, and raw ids missing from the map are ``ignore`` too, as the
+    semantic-kitti-api's completion evaluation and SSCBench's label preprocessing do: only "empty"
+    stays empty. Without it, unknown raw ids are 0.
     """
-    size = max(SEMANTICKITTI_LEARNING_MAP) + 1
-    lut = np.full(size, SEMANTICKITTI_IGNORE if for_completion else 0, dtype=np.uint8)
-    for raw, cls in SEMANTICKITTI_LEARNING_MAP.items():
+    size = max(learning_map) + 1
+    lut = np.full(size, ignore if for_completion else 0, dtype=np.uint8)
+    for raw, cls in learning_map.items():
         lut[raw] = cls
     if for_completion:
-        lut[lut == 0] = SEMANTICKITTI_IGNORE
+        lut[lut == 0] = ignore
         lut[0] = 0
     return lut
+
+
+def semantickitti_remap_lut(for_completion: bool = True) -> np.ndarray:
+    """SemanticKITTI's lookup table raw id -> learning class (:func:`remap_lut` of
+    :data:`SEMANTICKITTI_LEARNING_MAP`), ``(max_raw + 1,) uint8``, 255 = ignored."""
+    return remap_lut(SEMANTICKITTI_LEARNING_MAP, for_completion, SEMANTICKITTI_IGNORE)
 
 
 def semantickitti_inverse_lut() -> np.ndarray:
     """Lookup table learning class -> raw id, ``(20,) uint16``."""
     return np.asarray([SEMANTICKITTI_LEARNING_MAP_INV[c] for c in range(SEMANTICKITTI_NUM_CLASSES)], dtype=np.uint16)
+
+
+# ------------------------------------------------------------------------------------ SSCBench-KITTI-360
+
+#: SSCBench-KITTI-360's 19 learning classes (0 = empty), in learning-id order.
+KITTI360_CLASSES: tuple[str, ...] = (
+    "empty",
+    "car",
+    "bicycle",
+    "motorcycle",
+    "truck",
+    "other-vehicle",
+    "person",
+    "road",
+    "parking",
+    "sidewalk",
+    "other-ground",
+    "building",
+    "fence",
+    "vegetation",
+    "terrain",
+    "pole",
+    "traffic-sign",
+    "other-structure",
+    "other-object",
+)
+KITTI360_NUM_CLASSES = 19
+KITTI360_IGNORE = 255
+
+#: SSCBench's ``kitti360.yaml`` ``learning_map``: raw label id (the SemanticKITTI raw ids) ->
+#: learning class. Unlike SemanticKITTI: bicyclist, motorcyclist and trunk are unlabelled (ignored
+#: in completion), other-structure (52) and other-object (99) are classes of their own.
+KITTI360_LEARNING_MAP = MappingProxyType(
+    {
+        0: 0,
+        1: 0,
+        10: 1,
+        11: 2,
+        13: 5,
+        15: 3,
+        16: 5,
+        18: 4,
+        20: 5,
+        30: 6,
+        31: 0,
+        32: 0,
+        40: 7,
+        44: 8,
+        48: 9,
+        49: 10,
+        50: 11,
+        51: 12,
+        52: 17,
+        60: 7,
+        70: 13,
+        71: 0,
+        72: 14,
+        80: 15,
+        81: 16,
+        99: 18,
+        252: 1,
+        253: 0,
+        254: 6,
+        255: 0,
+        256: 5,
+        257: 5,
+        258: 4,
+        259: 5,
+    }
+)
+#: ``learning_map_inv``: learning class -> raw label id (what a prediction ``.label`` holds).
+KITTI360_LEARNING_MAP_INV = MappingProxyType(
+    {
+        0: 0,
+        1: 10,
+        2: 11,
+        3: 15,
+        4: 18,
+        5: 20,
+        6: 30,
+        7: 40,
+        8: 44,
+        9: 48,
+        10: 49,
+        11: 50,
+        12: 51,
+        13: 70,
+        14: 72,
+        15: 80,
+        16: 81,
+        17: 52,
+        18: 99,
+    }
+)
+
+#: The yaml's ``color_map`` (BGR by raw id) as RGB by learning class.
+KITTI360_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 0),
+    (100, 150, 245),
+    (100, 230, 245),
+    (30, 60, 150),
+    (80, 30, 180),
+    (0, 0, 255),
+    (255, 30, 30),
+    (255, 0, 255),
+    (255, 150, 255),
+    (75, 0, 75),
+    (175, 0, 75),
+    (255, 200, 0),
+    (255, 120, 50),
+    (0, 175, 0),
+    (150, 240, 80),
+    (255, 240, 150),
+    (255, 0, 0),
+    (255, 150, 0),
+    (50, 255, 255),
+)
+
+
+def kitti360_remap_lut(for_completion: bool = True) -> np.ndarray:
+    """SSCBench-KITTI-360's lookup table raw id -> learning class (:func:`remap_lut` of
+    :data:`KITTI360_LEARNING_MAP`), ``(260,) uint8``, 255 = ignored."""
+    return remap_lut(KITTI360_LEARNING_MAP, for_completion, KITTI360_IGNORE)
+
+
+def kitti360_inverse_lut() -> np.ndarray:
+    """Lookup table learning class -> raw id, ``(19,) uint16``."""
+    return np.asarray([KITTI360_LEARNING_MAP_INV[c] for c in range(KITTI360_NUM_CLASSES)], dtype=np.uint16)
 
 
 # ------------------------------------------------------------------------------------ NYUv2 SSC

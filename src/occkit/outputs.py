@@ -76,10 +76,13 @@ def check_not_inside_inputs(
 
 
 def dataset_holding(path: str | os.PathLike) -> Path | None:
-    """The nearest folder above ``path`` that is a dataset (``annotations.json``, ``sequences/``
-    or an occkit dataset's record), or None."""
+    """The nearest folder above ``path`` that is a dataset (of a registered format,
+    :mod:`occkit.formats`, or with an occkit dataset's record), or None."""
+    from occkit.formats import formats
+
+    known = list(formats().values())
     for parent in _resolved(path).parents:
-        if (parent / "annotations.json").is_file() or (parent / "sequences").is_dir():
+        if any(f.detect(parent) is not None for f in known):
             return parent
         rec = read_output_record(parent)
         if rec is not None and rec.get("command") in DATASET_COMMANDS:

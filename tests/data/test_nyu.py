@@ -141,6 +141,12 @@ def test_dataset_sample_axes_and_frames(tmp_path):
     s = ds[0]
     assert s.occupancy.shape == (60, 60, 36) and s.scene == "NYU0003" and s.timestamp == 2
     assert int(s.occupancy[2, 1, 5]) == 6 and int((s.occupancy == 6).sum()) == 1
+    # the frames as every format's: token and scene; frame_labels the scored target and its known voxels
+    assert ds.frames[0].token == "NYU0003_0002" and ds.frames[0].scene == "NYU0003" and ds.scenes == ["NYU0003"]
+    assert ds.tokens == ["NYU0003_0002"] and ds.cameras == ("kinect",) and ds.format_name == "nyu"
+    labels_xyz, scored, where = ds.frame_labels(0)
+    assert labels_xyz.dtype == np.uint8 and np.array_equal(labels_xyz, s.occupancy.numpy())
+    assert np.array_equal(scored, labels_xyz != 255) and where.name == "NYU0003_0002.bin"
     assert bool((s.occupancy[:, 59, :] == 255).all()) and int((s.occupancy == 255).sum()) == 60 * 36
     expected = np.eye(4)
     expected[:3, :3] = pose[:3, :3]
@@ -188,6 +194,16 @@ def test_nyu_metric_hand_checked():
     iou1, iou2 = 1 / (3 + 1e-5), 1 / (2 + 1e-5)
     assert out["iou"]["ceiling"] == pytest.approx(100 * iou1, rel=1e-12)
     assert out["ssc_miou"] == pytest.approx(100 * (iou1 + iou2) / 11, rel=1e-12)
+    assert out["miou"] == out["ssc_miou"] and out["geometry_iou"] == out["completion_iou"] and out["mask"] == "none"
+    # as the format's metric: fed Targets, every known voxel counts whatever masks they carry
+    from occkit.formats import Targets, get_format
+
+    (m2,) = get_format("nyu").new_metrics(num_classes=12)
+    hidden = torch.zeros(1, 6, 1, 1, dtype=torch.bool)
+    m2.update(pred, Targets(occupancy=gt, tokens=["a"], mask_camera=hidden, mask_lidar=hidden))
+    assert m2.compute()["iou"] == out["iou"] and m2.compute()["completion_iou"] == out["completion_iou"]
+    with pytest.raises(ValueError, match="NYUv2 has 12 classes but the model predicts 18"):
+        get_format("nyu").new_metrics(num_classes=18)
 
 
 def test_nyu_format_registered_and_predictions_round_trip(tmp_path):
@@ -196,6 +212,7 @@ def test_nyu_format_registered_and_predictions_round_trip(tmp_path):
     fmt = get_format("nyu")
     assert fmt.modality == "monocular" and fmt.classes.free == 0 and fmt.classes.ignore == 255
     assert fmt.classes.names[9] == "tvs" and fmt.grid.shape == (60, 60, 36)
+    assert fmt.world == "indoor" and fmt.cameras == ("kinect",) and get_format("occ3d").world == "driving"
     _write_frame(tmp_path, "NYUtest", "NYU0005_0001", np.zeros(NYU_FILE_SHAPE, np.uint8), [0, 0, 0], _pose())
     assert detect_format(tmp_path) is fmt
     ds = fmt.open_split(tmp_path, "val", load_images=False)
@@ -215,3 +232,8 @@ def test_nyu_format_registered_and_predictions_round_trip(tmp_path):
     fmt.predictions.write(tmp_path / "pred", "NYU0005_0001", target)
     r = fmt.evaluate_folder(tmp_path, tmp_path / "pred", split="test")
     assert r["frames"] == 1 and r["completion_iou"] == 0.0 and r["precision"] == 0.0  # MonoScene's 0, not NaN
+    assert r["benchmark"] == "nyu" and r["missing"] == 0
+    with pytest.raises(ValueError, match="--metrics: \\['rayiou'\\] not available for NYUv2"):
+        fmt.evaluate_folder(tmp_path, tmp_path / "pred", split="test", metrics=("rayiou",))
+    with pytest.raises(ValueError, match="the NYUv2 layout has one camera, kinect"):
+        fmt.open_split(tmp_path, "test", cameras=("CAM_FRONT",))

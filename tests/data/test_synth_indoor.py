@@ -138,6 +138,12 @@ def test_cli_indoor_world(tmp_path):
     assert main(["synth", "--world", "indoor", "--out", str(tmp_path / "w"), "--scenes", "1", "--frames", "1"]) == 0
     assert (tmp_path / "w" / "NYUtrain" / "NYU0000_0000.bin").is_file()
     assert main(["synth", "--world", "indoor", "--format", "semantickitti", "--out", str(tmp_path / "x")]) == 2
+    assert main(["synth", "--world", "driving", "--format", "nyu", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+    # --format nyu alone: the format's world (the same rooms as --world indoor)
+    assert main(["synth", "--format", "nyu", "--out", str(tmp_path / "y"), "--scenes", "1", "--frames", "1"]) == 0
+    a, b = tmp_path / "w" / "NYUtrain" / "NYU0000_0000.bin", tmp_path / "y" / "NYUtrain" / "NYU0000_0000.bin"
+    assert a.read_bytes() == b.read_bytes()
 
 
 def test_show_draws_an_indoor_frame(tmp_path):
@@ -192,10 +198,14 @@ def test_indoor_and_outdoor_runs_refuse_each_others_data(tmp_path):
     (tmp_path / "nyu" / "NYUtrain").mkdir(parents=True)
     (tmp_path / "occ").mkdir()
     (tmp_path / "occ" / "annotations.json").write_text("{}")
-    with pytest.raises(ValueError, match="a NYUv2 \\(indoor\\) dataset, but the run is of an Occ3D-nuScenes"):
+    with pytest.raises(
+        ValueError, match="a NYUv2 \\(indoor\\) dataset, but the run is of an Occ3D-nuScenes \\(driving\\)"
+    ):
         data_format(load_experiment("base-cpu", ["data.format=occ3d"]), tmp_path / "nyu")
     cfg = load_experiment("nyu-mono")
-    with pytest.raises(ValueError, match="an Occ3D-nuScenes dataset, but the run is of a NYUv2 \\(indoor\\)"):
+    with pytest.raises(
+        ValueError, match="an Occ3D-nuScenes \\(driving\\) dataset, but the run is of a NYUv2 \\(indoor\\)"
+    ):
         data_format(cfg, tmp_path / "occ")
     assert data_format(cfg, tmp_path / "nyu") == "nyu"
 
@@ -235,9 +245,10 @@ def test_a_stopped_world_resumes_with_the_same_files(tmp_path, monkeypatch):
 def test_view_writes_an_indoor_frame_in_nyu_colours(tmp_path):
     pytest.importorskip("viser")
     from occkit.cli import main
+    from occkit.formats import get_format
     from occkit.labels import NYU_CLASSES, NYU_PALETTE
     from occkit.viz.viewer import ViewState, draw_frame
-    from occkit.viz.viewer_scene import FrameData
+    from occkit.viz.viewer_scene import ClassStyle, FrameData
 
     generate_indoor(tmp_path / "w", IndoorConfig(scenes=1, frames=1, seed=2))
     html = tmp_path / "v.html"
@@ -246,7 +257,9 @@ def test_view_writes_an_indoor_frame_in_nyu_colours(tmp_path):
     # the voxels drawn take NYUv2's colours, one node per NYUv2 class, unknown voxels left out
     s = NYUDataset(tmp_path / "w", "train")[0]
     gt = torch.where(s.occupancy == 255, 0, s.occupancy).numpy().astype(np.uint8)
-    state = ViewState(class_names=NYU_CLASSES, palette=NYU_PALETTE, free_class=0, cameras=False, lidar=False)
+    style = ClassStyle.of(get_format("nyu").classes)  # what occkit view draws a folder of the format in
+    assert style.names == NYU_CLASSES and style.palette == NYU_PALETTE and style.free == 0
+    state = ViewState(style=style, cameras=False, lidar=False)
 
     class Scene:
         def __init__(self):

@@ -280,7 +280,7 @@ def test_submission_round_trip(tmp_path):
         assert main(["eval", "--gt", str(root), "--pred", str(pred), "--format", "semantickitti"]) == 0
         method, cfg, _, dev = load_checkpoint_method(run, "cpu")
         ds = build_dataset(cfg, root, "val")
-        loop = evaluate(method, eval_batches(ds, 1), dev, metric_kind="ssc", num_classes=20)
+        loop = evaluate(method, eval_batches(ds, 1), dev, dataset_format="semantickitti", num_classes=20)
         files = evaluate_semantickitti(root, pred, split="val")
         assert loop["ssc_miou"] == pytest.approx(files["ssc_miou"], abs=1e-6)
         assert loop["completion_iou"] == pytest.approx(files["completion_iou"], abs=1e-6)

@@ -164,3 +164,37 @@ def test_cli_serves_and_writes_html(tmp_path, tiny_occ3d_root, capsys):
         main(["view", str(tiny_occ3d_root), "--scene", "scene-0001", "--port", str(port), "--exit-after", "0.1"]) == 0
     )
     assert f"http://localhost:{port}" in capsys.readouterr().out
+
+
+def test_cli_views_a_semantickitti_folder_in_its_own_classes(tmp_path, capsys, server):
+    """The viewer reads any dataset format: the frames, the predictions and the class table (names,
+    palette, free class 0) come from the format of the folder."""
+    from PIL import Image
+
+    from occkit.data.semantickitti import SSC_SHAPE, write_bitpacked, write_calib, write_label, write_ssc_prediction
+    from occkit.formats import get_format
+    from occkit.viz.viewer_scene import ClassStyle
+
+    seq = tmp_path / "kitti" / "sequences" / "08"
+    write_calib(seq / "calib.txt", np.array([[20.0, 0, 16, 0], [0, 20, 12, 0], [0, 0, 1, 0]]), np.eye(4))
+    learn = np.zeros(SSC_SHAPE, np.uint8)
+    learn[10:20, 100:120, 5:9] = 1  # car
+    raw = np.array([0, 10], np.uint16)[np.minimum(learn, 1)]
+    write_label(seq / "voxels" / "000000.label", raw)
+    write_bitpacked(seq / "voxels" / "000000.invalid", np.zeros(SSC_SHAPE, bool))
+    (seq / "image_2").mkdir()
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(seq / "image_2" / "000000.png")
+    write_ssc_prediction(tmp_path / "pred" / "sequences" / "08" / "predictions" / "000000.label", learn)
+    style = ClassStyle.of(get_format("semantickitti").classes)
+    assert style.free == 0 and style.names[1] == "car" and 0 not in style.drawn and len(style.palette) == 20
+    out = tmp_path / "k.html"
+    argv = ["view", str(tmp_path / "kitti"), "--split", "val", "--pred", str(tmp_path / "pred"), "--html", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert out.is_file() and "1 frame(s)" in capsys.readouterr().out
+    kitti = frame(0)  # in SemanticKITTI's classes: 0 free, 1 car
+    kitti.gt = np.where(kitti.gt == 4, 1, 0).astype(np.uint8)
+    kitti.pred = kitti.gt.copy()
+    v = Viewer(server, [kitti], GRID, has_pred=True, state=ViewState(style=style))
+    assert "/voxels/car" in node_names(server) and "/voxels/empty" not in node_names(server)
+    assert set(v.toggles) == set(range(1, 20)) and v._handles.keys() == {1}
+    assert "not a dataset of any known format" in one_error_line(capsys, ["view", str(tmp_path / "pred" / "sequences")])

@@ -64,21 +64,21 @@ class Scorer:
     """Raises ``ValueError`` naming a bad option value."""
 
 
-# ----------------------------------------------------------------------------------- occ3d / ssc
-OCC3D_MASKS = ("camera", "lidar", "both", "none")
+# ----------------------------------------------------------------------------------- mIoU scorers (occ3d, ssc)
+MASKS = ("camera", "lidar", "both", "none")
 
 
 #: Suffix of the files scored from the checkpoint before the last (``previous: true``).
 PREVIOUS = "_prev"
 
 
-def _occ3d_names(o: dict[str, Any], previous: bool = False) -> list[str]:
+def _masked_names(o: dict[str, Any], previous: bool = False) -> list[str]:
     suffix = ("_frustum" if o["frustum"] else "") + (PREVIOUS if previous else "")
     return [f"score_occ3d_{m}{suffix}.json" for m in o["masks"]]
 
 
-def _occ3d_outputs(o: dict[str, Any]) -> list[str]:
-    return _occ3d_names(o) + (_occ3d_names(o, previous=True) if o["previous"] else [])
+def _masked_outputs(o: dict[str, Any]) -> list[str]:
+    return _masked_names(o) + (_masked_names(o, previous=True) if o["previous"] else [])
 
 
 def _ssc_outputs(o: dict[str, Any]) -> list[str]:
@@ -90,10 +90,10 @@ def _previous_check(o: dict[str, Any]) -> None:
         raise ValueError(f"previous: expected true or false, got {o['previous']!r}")
 
 
-def _occ3d_check(o: dict[str, Any]) -> None:
+def _masked_check(o: dict[str, Any]) -> None:
     masks = o["masks"]
-    if not isinstance(masks, list) or not masks or any(m not in OCC3D_MASKS for m in masks):
-        raise ValueError(f"masks: expected a non-empty list of {', '.join(OCC3D_MASKS)}, got {masks!r}")
+    if not isinstance(masks, list) or not masks or any(m not in MASKS for m in masks):
+        raise ValueError(f"masks: expected a non-empty list of {', '.join(MASKS)}, got {masks!r}")
     metrics = o["metrics"]
     if not isinstance(metrics, list) or not metrics or any(m not in ("miou", "rayiou") for m in metrics):
         raise ValueError(f"metrics: expected a list of miou, rayiou, got {metrics!r}")
@@ -135,16 +135,15 @@ def _predict(ctx: ScoreContext, kind: str, previous: bool) -> tuple[Path, list[s
     ]
 
 
-def _eval(ctx: ScoreContext, pred: Path, fmt: str, name: str, *options: str) -> list[str]:
-    """The ``occkit eval`` argv scoring ``pred`` (format ``fmt``, with ``options``) into ``RUN/name``."""
+def _eval(ctx: ScoreContext, pred: Path, name: str, *options: str) -> list[str]:
+    """The ``occkit eval`` argv scoring ``pred`` (with ``options``) into ``RUN/name``; the data's
+    format (detected by ``occkit eval``) scores it."""
     return [
         "eval",
         "--gt",
         ctx.data,
         "--pred",
         str(pred),
-        "--format",
-        fmt,
         "--split",
         ctx.options["split"],
         *options,
@@ -156,10 +155,10 @@ def _eval(ctx: ScoreContext, pred: Path, fmt: str, name: str, *options: str) -> 
     ]
 
 
-def _occ3d_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
+def _masked_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
     out = []
     for previous in (False, True) if ctx.options["previous"] else (False,):
-        todo = [(m, n) for m, n in zip(ctx.options["masks"], _occ3d_names(ctx.options, previous)) if n in missing]
+        todo = [(m, n) for m, n in zip(ctx.options["masks"], _masked_names(ctx.options, previous)) if n in missing]
         if not todo:
             continue
         pred, predict = _predict(ctx, "occ3d", previous)
@@ -167,7 +166,7 @@ def _occ3d_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
         metrics = ",".join(ctx.options["metrics"])
         for m, name in todo:
             out.append(
-                _eval(ctx, pred, "occ3d", name, "--mask", m, "--metrics", metrics)
+                _eval(ctx, pred, name, "--mask", m, "--metrics", metrics)
                 + (["--frustum", str(ctx.run)] if ctx.options["frustum"] else [])
             )
     return out
@@ -180,7 +179,7 @@ def _ssc_commands(ctx: ScoreContext, missing: list[str]) -> list[list[str]]:
             continue
         previous = name.endswith(f"{PREVIOUS}.json")
         pred, predict = _predict(ctx, "ssc", previous)
-        out += [predict, _eval(ctx, pred, "semantickitti", name)]
+        out += [predict, _eval(ctx, pred, name)]
     return out
 
 
@@ -317,16 +316,15 @@ SCORERS: dict[str, Scorer] = {
                 "frustum": False,
                 "previous": False,
             },
-            outputs=_occ3d_outputs,
-            commands=_occ3d_commands,
+            outputs=_masked_outputs,
+            commands=_masked_commands,
             figures=(("miou", "mIoU"), ("geometry_iou", "IoU"), ("rayiou", "RayIoU")),
             temporary=lambda ctx: [ctx.run / "pred_occ3d", ctx.run / f"pred_occ3d{PREVIOUS}"],
-            check=_occ3d_check,
+            check=_masked_check,
         ),
         Scorer(
             name="ssc",
-            help="occkit predict, then occkit eval --format semantickitti (SemanticKITTI SSC mIoU, completion IoU); "
-            "previous: true as occ3d's",
+            help="occkit predict, then occkit eval (SemanticKITTI SSC mIoU, completion IoU); previous: true as occ3d's",
             options={"split": "val", "keep_predictions": False, "previous": False},
             outputs=_ssc_outputs,
             commands=_ssc_commands,

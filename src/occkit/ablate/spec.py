@@ -960,30 +960,30 @@ def check_spec(spec: AblationSpec, arms: list[str] | None = None) -> None:
 def logged_metrics(cfg: Any) -> set[str] | None:
     """The keys a training run of ``cfg`` logs at each validation (``metrics.jsonl``), or None when
     the method adds figures of its own (``validation_figures``), which only a run shows. The
-    metrics' keys are read from the metric classes themselves."""
-    from occkit.metrics.occ3d import Occ3DMetric
-    from occkit.metrics.ssc import SSCMetric
+    metrics' keys are read from the format's first metric itself (``data.format``; with 'auto',
+    every registered format's), as the training validation logs them."""
+    from occkit.formats import formats, get_format
 
     if _method_has_figures(cfg.method):
         return None
     keys = {"step", "train_minutes", "wall_minutes"}
-    if cfg.data.format in ("occ3d", "auto"):
-        keys |= set(Occ3DMetric(mask="camera", num_classes=cfg.model.num_classes).compute())
-        if cfg.train.val_rayiou:
-            keys.add("rayiou")
-    if cfg.data.format in ("semantickitti", "auto"):
-        keys |= set(SSCMetric(num_classes=cfg.model.num_classes).compute()) | {"miou", "geometry_iou", "mask"}
+    candidates = list(formats().values()) if cfg.data.format == "auto" else [get_format(cfg.data.format)]
+    for fmt in candidates:
+        keys |= set(fmt.new_metrics(mask="camera", num_classes=cfg.model.num_classes)[0].compute())
+    if cfg.train.val_rayiou:
+        keys.add("rayiou")
     return keys
 
 
 def _method_has_figures(method: str) -> bool:
-    """Whether the recipe named ``method`` logs validation figures of its own."""
+    """Whether the recipe named ``method`` logs validation figures of its own: a class of the
+    module that builds it (the method registry's ``build``, in-tree or from a package) has
+    ``validation_figures``. An unknown method is the registry's error."""
     import importlib
 
-    try:
-        mod = importlib.import_module(f"occkit.methods.{method}")  # each recipe's module bears its name
-    except ImportError:
-        return True  # a recipe this check cannot find: its figures cannot be told in advance
+    from occkit.methods.registry import get_method
+
+    mod = importlib.import_module(get_method(method).build.__module__)
     return any(
         callable(getattr(obj, "validation_figures", None))
         for obj in vars(mod).values()

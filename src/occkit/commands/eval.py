@@ -1,4 +1,4 @@
-"""``occkit eval --gt DIR --pred DIR [--format auto|occ3d|semantickitti|nyu] [--split val|train|all]
+"""``occkit eval --gt DIR --pred DIR [--format auto|NAME] [--split val|train|all]
 [--mask camera|lidar|both|none] [--metrics miou,rayiou] [--frustum RUN] [--infos FILE] [--json FILE] [--csv FILE]
 [--allow-missing]``: the official metrics of a folder of predictions.
 
@@ -7,10 +7,11 @@ frusta of the cameras the trained run sees count, on top of ``--mask``: a model 
 cameras than the dataset has (``data.cameras``: OccScene's CPU preset sees the front camera only) is
 then scored where it can see, not on the whole camera mask.
 
-The benchmark is detected from the ground-truth layout (``annotations.json``: Occ3D-nuScenes;
-``sequences/``: SemanticKITTI; ``NYUtrain/``/``NYUtest/``: NYUv2 in MonoScene's layout, scored as
-MonoScene scores it, ``val`` being its test split). Prints a per-class table; numbers are percentages like the
-official tables.
+The benchmark is the dataset format of ``--gt`` (detected by the format registry,
+:func:`occkit.formats.detect_format`: ``annotations.json``: Occ3D-nuScenes; ``sequences/``:
+SemanticKITTI; and the formats of installed packages), which scores the folder its own way
+(``DatasetFormat.evaluate_folder``, else its metrics over its prediction files). Prints a per-class
+table; numbers are percentages like the official tables.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from occkit.commands.checks import nonneg_int, positive_int
-from occkit.commands.options import SPLITS_TEST, add_choice, add_data, add_device, add_mask, add_split
+from occkit.commands.options import SPLITS_TEST, add_data, add_device, add_mask, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,7 +37,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="predictions folder (<token>.npz for Occ3D; sequences/XX/predictions/NNNNNN.label for SemanticKITTI)",
     )
-    add_choice(p, "--format", ("auto", "occ3d", "semantickitti", "nyu"), "auto", "benchmark; auto: detected from --gt")
+    p.add_argument(
+        "--format",
+        default="auto",
+        metavar="NAME",
+        help="benchmark: a dataset format's name (occkit.formats: occ3d, semantickitti and those of installed "
+        "packages); auto: detected from --gt (default auto)",
+    )
     add_split(p, "frames evaluated; test only for SemanticKITTI", choices=SPLITS_TEST)
     add_mask(
         p,
@@ -61,8 +68,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--infos",
         type=Path,
         default=None,
-        help="nuScenes-style info file (.pkl/.json with lidar2ego_*, ego2global_*) giving the LiDAR poses RayIoU "
-        "needs on real Occ3D",
+        help="the folder occkit prepare nuscenes wrote, or a nuScenes-style info file (.pkl/.json with lidar2ego_*, "
+        "ego2global_*), giving the LiDAR poses RayIoU needs on real Occ3D",
+    )
+    p.add_argument(
+        "--class-map",
+        default=None,
+        metavar="NAME|FILE",
+        help="score on the common classes of a class map (configs/classmaps/NAME.yaml, or a YAML file): --pred "
+        "holds the files of its 'from' format, --gt is a dataset of its 'to' format, of the same grid",
     )
     p.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     p.add_argument("--csv", type=Path, default=None, help="write the per-class table to this CSV file")
@@ -92,11 +106,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from occkit.formats import get_format
     from occkit.metrics.evaluate import (
         default_processes,
         detect_format,
-        evaluate_occ3d,
-        evaluate_semantickitti,
+        evaluate_predictions,
         format_table,
         write_result_csv,
         write_result_json,
@@ -119,62 +135,55 @@ def run(args: argparse.Namespace) -> int:
             f"--pred {args.pred}: a dataset (it holds annotations.json), not a prediction folder; give the folder "
             "occkit predict wrote (occkit predict --ckpt RUN --data DATA --out PRED)"
         )
-    fmt = detect_format(args.gt, args.pred) if args.format == "auto" else args.format
-    if fmt == "occ3d" and args.split == "test":
-        raise ValueError("--split test: Occ3D's annotations have train_split and val_split only (train, val, all)")
+    fmt = get_format(detect_format(args.gt, args.pred) if args.format == "auto" else args.format)
+    if args.split not in (*fmt.splits, "all"):
+        raise ValueError(
+            f"--split {args.split}: the {fmt.display_name} format has the splits {', '.join((*fmt.splits, 'all'))}"
+        )
     metrics = tuple(m.strip() for m in (args.metrics or "").split(",") if m.strip())
+    if args.class_map is not None:
+        extra = [o for o, v in (("--frustum", args.frustum), ("--infos", args.infos), ("--metrics", args.metrics)) if v]
+        if extra:
+            raise ValueError(f"--class-map scores the mIoU of the common classes only; {', '.join(extra)} not taken")
+    given = {"--frustum": "region", "--infos": "infos"}
+    for opt, key in given.items():
+        if getattr(args, opt[2:]) is not None and key not in fmt.folder_options:
+            raise ValueError(f"{opt}: not taken by the {fmt.display_name} format (it takes {_taken(fmt)})")
     region = None
     if args.frustum is not None:
-        if fmt != "occ3d":
-            raise ValueError(
-                "--frustum: Occ3D only (SemanticKITTI's SSC metric is scored in the camera's frustum already)"
-            )
         region = FrustumRegion(args.frustum, args.gt, args.split)
         region.check()
     progress = False if args.no_progress else None
+    options: dict[str, Any] = {
+        "mask": args.mask,
+        "metrics": metrics or None,
+        "infos": args.infos,
+        "region": region,
+        "processes": args.processes if args.processes is not None else default_processes(args.threads),
+    }
+    options = {k: v for k, v in options.items() if k in fmt.folder_options}
+    class_map = None
+    if args.class_map is not None:
+        from occkit.formats.classmap import load_class_map
+
+        class_map = load_class_map(args.class_map)
+        options = {}  # the common classes are scored by the generic scoring, inside the voxels --gt's format scores
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if fmt == "occ3d":
-            result = evaluate_occ3d(
-                args.gt,
-                args.pred,
-                split=args.split,
-                mask=args.mask,
-                metrics=metrics or ("miou",),
-                infos=args.infos,
-                allow_missing=args.allow_missing,
-                device=args.device,
-                workers=args.workers,
-                progress=progress,
-                region=region,
-                processes=args.processes if args.processes is not None else default_processes(args.threads),
-            )
-        elif fmt == "nyu":
-            from occkit.formats import get_format
-
-            if set(metrics) - {"ssc", "miou"}:
-                raise ValueError(
-                    f"--metrics: {sorted(set(metrics) - {'ssc', 'miou'})} not available for NYUv2 (ssc only)"
-                )
-            evaluate_folder = get_format("nyu").evaluate_folder
-            assert evaluate_folder is not None
-            result = evaluate_folder(
-                args.gt, args.pred, split=args.split, allow_missing=args.allow_missing, device=args.device
-            )
+        if class_map is not None:
+            score = partial(evaluate_predictions, fmt, class_map=class_map)
         else:
-            if set(metrics) - {"ssc", "miou"}:
-                raise ValueError(
-                    f"--metrics: {sorted(set(metrics) - {'ssc', 'miou'})} not available for SemanticKITTI (ssc only)"
-                )
-            result = evaluate_semantickitti(
-                args.gt,
-                args.pred,
-                split=args.split,
-                allow_missing=args.allow_missing,
-                device=args.device,
-                workers=args.workers,
-                progress=progress,
-            )
+            score = fmt.evaluate_folder or partial(evaluate_predictions, fmt)
+        result = score(
+            args.gt,
+            args.pred,
+            split=args.split,
+            allow_missing=args.allow_missing,
+            device=args.device,
+            workers=args.workers,
+            progress=progress,
+            **options,
+        )
     for w in caught:
         print(f"occkit eval: warning: {w.message}")
     print(format_table(result))
@@ -189,11 +198,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _taken(fmt: Any) -> str:
+    """The options of ``occkit eval`` a format's scoring takes, for errors."""
+    flags = {
+        "mask": "--mask",
+        "metrics": "--metrics",
+        "infos": "--infos",
+        "region": "--frustum",
+        "processes": "--processes",
+    }
+    return ", ".join(flags[k] for k in sorted(fmt.folder_options) if k in flags) or "no options"
+
+
 class FrustumRegion:
     """``token -> (X, Y, Z) bool``: the voxels inside the view frusta of the cameras a trained run
-    sees (its ``data.cameras``, resized and cropped as its evaluation transform does), for
-    :func:`occkit.metrics.evaluate.evaluate_occ3d`'s ``region``. Picklable (the dataset is opened
-    lazily in each process); frames with the same calibration share one mask."""
+    sees (its ``data.cameras``, resized and cropped as its evaluation transform does), for a
+    format's ``evaluate_folder`` ``region`` (Occ3D's, :func:`occkit.metrics.evaluate.evaluate_occ3d`).
+    Picklable (the dataset is opened lazily in each process); frames with the same calibration
+    share one mask."""
 
     def __init__(self, run: str | Path, gt_root: str | Path, split: str) -> None:
         self.run, self.gt_root, self.split = str(run), str(gt_root), split

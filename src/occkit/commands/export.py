@@ -19,6 +19,7 @@ SHA-256, the recipe, grid, classes, image size and the exporter that wrote it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -101,7 +102,35 @@ def check_target(out: Path, overwrite: bool, folder: Path | None = None) -> None
             )
 
 
+def check_file_name(out: Path) -> Path:
+    """The hidden file beside ``out`` that an export writes and checks before renaming it to ``out``:
+    named by the process (two exports never share one), those of ended exports removed (the
+    caller holds ``out``'s lock, so no other export writes one now)."""
+    for stale in out.parent.glob(f".{out.name}.*.check.tmp"):
+        stale.unlink(missing_ok=True)
+    return out.with_name(f".{out.name}.{os.getpid()}.check.tmp")
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise ValueError(f"needs onnx, onnxscript and onnxruntime ({e}): pip install 'occkit[export]'") from e
+    if args.frames < 0 or args.runs < 1 or args.threads < 1:
+        raise ValueError("--frames must be >= 0, --runs and --threads >= 1")
+    check_target(args.out, args.overwrite)  # before loading anything
+    from occkit.locks import output_lock
+
+    lock = output_lock(args.out, "export")  # a second export to --out now is refused, naming this one
+    try:
+        return _export(args)
+    finally:
+        lock.release()
+
+
+def _export(args: argparse.Namespace) -> int:
     import torch
 
     from occkit import __version__
@@ -115,18 +144,8 @@ def run(args: argparse.Namespace) -> int:
         random_frames,
         stack_frames,
     )
-    from occkit.labels import OCC3D_CLASSES, SEMANTICKITTI_CLASSES
     from occkit.outputs import record_output_file, write_json_output
 
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError as e:
-        raise ValueError(f"needs onnx, onnxscript and onnxruntime ({e}): pip install 'occkit[export]'") from e
-    if args.frames < 0 or args.runs < 1 or args.threads < 1:
-        raise ValueError("--frames must be >= 0, --runs and --threads >= 1")
-    check_target(args.out, args.overwrite)  # before loading anything
     src = load_source(args.ckpt, ema=not args.no_ema)
     check_target(args.out, args.overwrite, src.folder)
     cfg, method = src.cfg, src.method
@@ -159,13 +178,11 @@ def run(args: argparse.Namespace) -> int:
         example = (ex.images, ex.intrinsics.float(), ex.T_ego_from_cam.float())
         net_cfg = cfg.model
         grid = predictor.net.output_grid
-        classes = (
-            OCC3D_CLASSES
-            if net_cfg.num_classes == len(OCC3D_CLASSES) and cfg.data.format != "semantickitti"
-            else SEMANTICKITTI_CLASSES
-            if net_cfg.num_classes == len(SEMANTICKITTI_CLASSES)
-            else None
-        )
+        from occkit.formats import formats, get_format
+
+        # the class names of the run's format (data.format; with auto, the first format of its class count)
+        candidates = list(formats().values()) if cfg.data.format == "auto" else [get_format(cfg.data.format)]
+        classes = next((f.classes.names for f in candidates if f.classes.num_classes == net_cfg.num_classes), None)
         metadata = {
             "occkit_version": __version__,
             "checkpoint": str(src.folder.resolve()),
@@ -188,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         if predictor.threshold > 0:  # a calibrated predict (render_sup's): free below it
             metadata["occupied_threshold"] = predictor.threshold
         # into a hidden file beside --out first: nothing lands at --out unless the check passes
-        tmp = args.out.with_name(f".{args.out.name}.check.tmp")
+        tmp = check_file_name(args.out)
         try:
             res = export_onnx(
                 predictor,

@@ -1,10 +1,13 @@
-"""``occkit predict --ckpt CKPT --data DIR --out PRED``: Occ3D submission files, one per frame.
+"""``occkit predict --ckpt CKPT --data DIR --out PRED``: submission files in the dataset's format,
+one per frame.
 
 Loads the checkpoint's ``config.json`` and safetensors weights (no pickle; checksums verified),
-runs the method over a split and writes ``PRED/<token>.npz`` (``semantics`` uint8 (200, 200, 16))
-and ``PRED/provenance.json`` (checkpoint, data, split, time, tokens). The folder is written
-whole: into a hidden temporary folder beside it, renamed into place at the end, so a failure
-leaves no mix of old and new files. A non-empty ``PRED`` is refused unless ``--overwrite``.
+runs the method over a split and writes the files the data's format writes (Occ3D:
+``PRED/<token>.npz``, ``semantics`` uint8 (200, 200, 16); SemanticKITTI:
+``PRED/sequences/XX/predictions/NNNNNN.label``) and ``PRED/provenance.json`` (checkpoint, data,
+split, time, tokens). The folder is written whole: into a hidden temporary folder beside it,
+renamed into place at the end, so a failure leaves no mix of old and new files. A non-empty
+``PRED`` is refused unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -62,13 +65,16 @@ def predicted_files(folder: Path) -> set[str] | None:
         tokens = [str(t) for t in prov["tokens"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    from occkit.formats import formats
+
     names = {"provenance.json"}
-    for t in tokens:
-        if "/" in t:  # SemanticKITTI: sequence/frame
-            seq, frame = t.split("/", 1)
-            names.add(f"sequences/{seq}/predictions/{frame}.label")
-        else:
-            names.add(f"{t}.npz")
+    where = [f.predictions.relpath for f in formats().values() if f.predictions.relpath is not None]
+    for t in tokens:  # the folder's format is not recorded: the files any format would have written
+        for relpath in where:
+            try:
+                names.add(relpath(t))
+            except ValueError:  # a token this format cannot name (SemanticKITTI's need "<seq>/<frame>")
+                continue
     return names
 
 
@@ -110,11 +116,9 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.set:
         provenance["set"] = list(args.set)
-    from occkit.experiment import base_dataset
+    from occkit.formats import format_of
 
-    kind = type(base_dataset(ds)).__name__
-    kitti = kind == "SemanticKITTIDataset"  # .label submissions (occkit eval --format semantickitti)
-    nyu = kind == "NYUDataset"  # <token>.npz (occkit eval --format nyu)
+    fmt = format_of(ds)  # the data's format writes the files (occkit eval reads them back)
     n = write_prediction_folder(
         method,
         loader,
@@ -125,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.no_progress,
         total=len(loader),
-        file_format="semantickitti" if kitti else "occ3d",
+        dataset_format=fmt,
     )
     record_folder_files(args.out, "predict")
     print(f"occkit predict: wrote {n} predictions to {args.out} (checkpoint {folder})")
@@ -138,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             mask="camera",
             num_classes=cfg.model.num_classes,
             progress=not args.no_progress,
-            metric_kind="ssc" if kitti else "nyu" if nyu else "occ3d",
+            dataset_format=fmt,
         )
         print(
             f"occkit predict: mIoU (camera mask) {scores['miou']:.2f}, geometry IoU {scores['geometry_iou']:.2f} over "

@@ -1,5 +1,7 @@
-"""``occkit synth``: generate the procedural driving world as an Occ3D-nuScenes dataset, or
-(``--world indoor``) the procedural indoor world in MonoScene's NYUv2 layout."""
+"""``occkit synth``: generate a procedural world as a dataset of a format that writes it
+(``--format``: Occ3D-nuScenes by default, SemanticKITTI, and the others' ``write_synthetic``): the
+driving world, or (``--world indoor``) the indoor world, rooms in the formats of indoor scenes
+(``nyu``, MonoScene's NYUv2 layout, by default)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,39 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from occkit.commands.checks import nonneg_int, positive_float, positive_int, unit_float
+
+
+def synthetic_format(name: str | None, world: str | None = None) -> Any:
+    """The format ``--format`` names (None: the default format, occ3d, for the driving world; the
+    first format of ``world``'s scenes that writes it otherwise); one that does not write the
+    synthetic world, or writes another ``world`` than the one asked for, is a one-line error listing
+    those that do. (The registry is read here, not when the parser is built: the formats import
+    torch.)"""
+    from occkit.formats import default_format, formats, get_format
+
+    writers = [n for n, f in formats().items() if f.write_synthetic is not None]
+    if name is None:
+        default = default_format().name
+        kind = world or "driving"
+        of_world = [n for n in writers if formats()[n].world == kind]
+        if not of_world:
+            raise ValueError(f"--world {kind}: no dataset format writes it")
+        name = default if default in of_world else of_world[0]
+    fmt = get_format(name)
+    if fmt.write_synthetic is None:
+        raise ValueError(
+            f"--format {fmt.name}: does not write the synthetic world (formats that do: {', '.join(writers)})"
+        )
+    if world is not None and fmt.world != world:
+        same = [n for n in writers if formats()[n].world == world]
+        raise ValueError(
+            f"--format {fmt.name}: writes the {fmt.world} world, not the {world} one (formats of the {world} world: "
+            f"{', '.join(same) or 'none'})"
+        )
+    return fmt
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,9 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--world",
         choices=("driving", "indoor"),
-        default="driving",
-        help="driving (streets, default) or indoor (rooms, written in MonoScene's NYUv2 layout: NYUtrain/, NYUtest/; "
-        "--scenes rooms x --frames views at 640x480; --image-size, --format and the driving options do not apply)",
+        default=None,
+        help="driving (streets) or indoor (rooms at NYUv2's 640x480, written in MonoScene's NYUv2 layout by "
+        "default: NYUtrain/, NYUtest/; --scenes rooms x --frames views; --image-size, --frame-rate and "
+        "--image-format do not apply) (default: the --format's world, else driving)",
     )
     p.add_argument("--scenes", type=positive_int, default=2, help="number of scenes (default 2)")
     p.add_argument("--frames", type=positive_int, default=3, help="frames per scene (default 3)")
@@ -40,9 +74,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="image files (default jpg)")
     p.add_argument(
         "--format",
-        choices=("occ3d", "semantickitti"),
-        default="occ3d",
-        help="dataset layout: occ3d (Occ3D-nuScenes, default) or semantickitti (SSC sequences, front camera)",
+        default=None,
+        metavar="NAME",
+        help="dataset layout: a dataset format that writes the synthetic world (occkit.formats: occ3d, "
+        "Occ3D-nuScenes; semantickitti, SSC sequences with the front camera; and those of installed packages) "
+        "(default: occ3d)",
     )
     p.add_argument(
         "--overwrite",
@@ -64,11 +100,42 @@ def _made_by_synth(out: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from occkit.data.synth import SynthConfig, generate_dataset
+    world = getattr(args, "world", None)
+    try:
+        fmt = synthetic_format(args.format, world)
+    except ValueError as e:
+        if world is None or args.format is None:
+            raise
+        print(f"occkit synth: {e}", file=sys.stderr)  # a usage error: the two options disagree
+        return 2
+    args.format = fmt.name
+    config = _config(args, fmt.world)
+    from occkit.locks import output_lock
+    from occkit.outputs import check_output_folder, check_own_files, check_writable_place
 
-    if getattr(args, "world", "driving") == "indoor":
-        return _run_indoor(args)
-    config = SynthConfig(
+    check_output_folder(args.out, "synth", overwrite=args.overwrite, legacy=_made_by_synth)
+    check_writable_place(args.out)
+    lock = output_lock(args.out, "synth")  # a second synth into --out now is refused, naming this one
+    try:
+        # checked again under the lock: an occkit synth that finished meanwhile is not replaced unasked
+        if check_output_folder(args.out, "synth", overwrite=args.overwrite, legacy=_made_by_synth) == "own":
+            check_own_files(args.out, "synth")  # --overwrite removes only what synth wrote: refused before any work
+        return _generate(args, config, fmt)
+    finally:
+        lock.release()
+
+
+def _config(args: argparse.Namespace, world: str) -> Any:
+    """The options of the procedural world ``world`` from the command line."""
+    if world == "indoor":
+        from occkit.data.synth_indoor import IndoorConfig
+
+        return IndoorConfig(
+            scenes=args.scenes, frames=args.frames, seed=args.seed, workers=args.workers, val_fraction=args.val_fraction
+        )
+    from occkit.data.synth import SynthConfig
+
+    return SynthConfig(
         scenes=args.scenes,
         frames=args.frames,
         seed=args.seed,
@@ -78,28 +145,24 @@ def run(args: argparse.Namespace) -> int:
         frame_rate_hz=args.frame_rate,
         image_format=args.image_format,
     )
-    from occkit.data.synth.writer import SCENE_RECORDS, config_record
-    from occkit.outputs import check_output_folder, check_own_files, check_writable_place, resumable_folder
 
-    if check_output_folder(args.out, "synth", overwrite=args.overwrite, legacy=_made_by_synth) == "own":
-        check_own_files(args.out, "synth")  # --overwrite removes only what synth wrote: refused before any work
-    check_writable_place(args.out)
+
+def _generate(args: argparse.Namespace, config, fmt) -> int:
+    from occkit.data.synth.writer import SCENE_RECORDS, config_record
+    from occkit.outputs import resumable_folder
+
     t0 = time.perf_counter()
     # written into a hidden folder beside --out (.NAME.partial) and renamed at the end: a failure
     # leaves no folder that looks like a dataset, an --overwrite replaces the old one only then, and
     # a stop keeps the finished scenes, which the same command again does not generate twice
     key = {"format": args.format, "synth_config": config_record(config)}
+    scenes, frames = ("rooms", "views") if fmt.world == "indoor" else ("scenes", "frames")
     part = None
     try:
         with resumable_folder(args.out, "synth", key, format=args.format) as (part, resumed):
             if resumed:
                 print(f"synth: continuing the stopped run kept in {part}", flush=True)
-            if args.format == "semantickitti":
-                from occkit.data.synth.kitti_export import export_semantickitti
-
-                export_semantickitti(part, config, overwrite=True, progress=True, resume=True)
-            else:
-                generate_dataset(part, config, overwrite=True, progress=True, resume=True)
+            fmt.write_synthetic(part, config)  # the format writes the world in its layout
     except KeyboardInterrupt:
         n = (
             len(list((part / SCENE_RECORDS).glob("*.json")))
@@ -109,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         from occkit.commands.checks import typed_command
 
         print(
-            f"occkit synth: stopped; {n} of {config.scenes} scenes kept in {part}; the same command resumes them: "
+            f"occkit synth: stopped; {n} of {config.scenes} {scenes} kept in {part}; the same command resumes them: "
             f"{typed_command()}",
             file=sys.stderr,
             flush=True,
@@ -119,52 +182,7 @@ def run(args: argparse.Namespace) -> int:
     dt = time.perf_counter() - t0
     n = config.scenes * config.frames
     print(
-        f"synth: wrote {config.scenes} scenes x {config.frames} frames to {out} in {dt:.1f} s ({n / dt:.2f} frames/s)"
-    )
-    return 0
-
-
-def _run_indoor(args: argparse.Namespace) -> int:
-    from occkit.data.synth.writer import SCENE_RECORDS, config_record
-    from occkit.data.synth_indoor import IndoorConfig, generate_indoor
-    from occkit.outputs import check_output_folder, check_own_files, check_writable_place, resumable_folder
-
-    if args.format != "occ3d":
-        print("occkit synth: --format does not apply to --world indoor (it writes the NYUv2 layout)", file=sys.stderr)
-        return 2
-    config = IndoorConfig(
-        scenes=args.scenes, frames=args.frames, seed=args.seed, workers=args.workers, val_fraction=args.val_fraction
-    )
-    if check_output_folder(args.out, "synth", overwrite=args.overwrite) == "own":
-        check_own_files(args.out, "synth")
-    check_writable_place(args.out)
-    t0 = time.perf_counter()
-    key = {"format": "nyu", "synth_config": config_record(config)}  # type: ignore[arg-type]
-    part = None
-    try:
-        with resumable_folder(args.out, "synth", key, format="nyu") as (part, resumed):
-            if resumed:
-                print(f"synth: continuing the stopped run kept in {part}", flush=True)
-            generate_indoor(part, config, progress=True, resume=True)
-    except KeyboardInterrupt:
-        n = (
-            len(list((part / SCENE_RECORDS).glob("*.json")))
-            if part is not None and (part / SCENE_RECORDS).is_dir()
-            else 0
-        )
-        from occkit.commands.checks import typed_command
-
-        print(
-            f"occkit synth: stopped; {n} of {config.scenes} rooms kept in {part}; the same command resumes them: "
-            f"{typed_command()}",
-            file=sys.stderr,
-            flush=True,
-        )
-        return 130
-    dt = time.perf_counter() - t0
-    n = config.scenes * config.frames
-    print(
-        f"synth: wrote {config.scenes} rooms x {config.frames} views to {args.out} in {dt:.1f} s "
+        f"synth: wrote {config.scenes} {scenes} x {config.frames} {frames} to {out} in {dt:.1f} s "
         f"({n / dt:.2f} frames/s)"
     )
     return 0

@@ -73,17 +73,31 @@ def _check_run_folder(args: argparse.Namespace) -> None:
     if os.environ.get("RANK", "0") != "0":
         return
     inputs = {"--data": args.data, "--init-from": args.init_from}
-    state = check_output_folder(args.out, "train", inputs=inputs, resume=True, legacy=_made_by_train)
+    state = check_output_folder(
+        args.out, "train", inputs=inputs, resume=True, legacy=_made_by_train, ignore=(TRAIN_LOCK,)
+    )
     if state != "own":
         mark_output(args.out, "train")
 
 
-def run(args: argparse.Namespace) -> int:
-    from functools import partial
+TRAIN_LOCK = "train.lock"
+"""In the run folder while ``occkit train`` writes it: a second one into the same folder is refused
+naming the first's process (a lock of a process that ended is taken over)."""
 
-    from occkit.engine.train import train
-    from occkit.experiment import base_dataset, build_dataset, build_train_set, load_experiment, prepare_run
-    from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
+
+def _lock_run_folder(out: str):
+    """Take the run folder's :data:`TRAIN_LOCK` (rank 0 alone writes the run; the others take none)."""
+    from occkit.locks import FolderLock
+
+    if os.environ.get("RANK", "0") != "0":
+        return None
+    lock = FolderLock(Path(out) / TRAIN_LOCK, f"--out {out}", hint="another occkit train into the same folder?")
+    lock.acquire()
+    return lock
+
+
+def run(args: argparse.Namespace) -> int:
+    from occkit.experiment import load_experiment
 
     overrides = list(args.set or [])
     if args.max_steps is not None:
@@ -92,6 +106,21 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"train.max_minutes={args.minutes}")
     cfg = load_experiment(args.config, overrides)
     _check_run_folder(args)
+    lock = _lock_run_folder(args.out)
+    try:
+        return _train(args, cfg)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(args: argparse.Namespace, cfg) -> int:
+    from functools import partial
+
+    from occkit.engine.train import train
+    from occkit.experiment import base_dataset, build_dataset, build_train_set, prepare_run
+    from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
+
     if cfg.method == "easyocc" and not (Path(args.data) / "pseudolabel.json").is_file():
         import warnings
 

@@ -1,7 +1,7 @@
 """``occkit view DATA [--pred PRED] [--ckpt RUN]``: a live 3D viewer in the browser (viser).
 
-Voxels by class in the Occ3D palette (NYUv2's classes and colours for a NYUv2 layout, the indoor
-world, its unknown voxels left out; surface voxels only), a frame slider, class toggles, ground
+Voxels by class in the dataset format's palette (surface voxels only; the format's ignored voxels,
+such as the unknown ones outside a NYUv2 room, left out), a frame slider, class toggles, ground
 truth and prediction (either, side by side, or the prediction's errors coloured), camera
 frustums with their images, the camera or LiDAR mask (outside voxels shown, hidden or dimmed),
 LiDAR points. ``--ckpt`` of a run predicts the frames on the fly (when no ``--pred`` is given);
@@ -26,7 +26,7 @@ from occkit.commands.options import DEVICE_HELP, add_choice, add_device, add_mas
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", type=Path, help="dataset folder (holds annotations.json, or NYUtrain/ and NYUtest/)")
+    p.add_argument("data", type=Path, help="dataset folder, of any dataset format (occkit.formats)")
     add_pred(p, "prediction: a folder of <token>.npz submission files (one per frame shown), or one .npz")
     p.add_argument(
         "--ckpt",
@@ -139,21 +139,15 @@ class _CkptPredictor:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
 
-    from occkit.commands.show import load_prediction
-    from occkit.data.nyu import is_nyu_root
-    from occkit.data.occ3d import Occ3DDataset
     from occkit.viz.cameras import images_uint8
-    from occkit.viz.viewer_scene import FrameData
+    from occkit.viz.viewer_scene import ClassStyle, FrameData
 
     if not args.data.is_dir():
         raise FileNotFoundError(f"{args.data}: dataset folder not found")
-    nyu = is_nyu_root(args.data)  # NYUv2's layout (the indoor world): its classes and colours
-    if not nyu and not (args.data / "annotations.json").is_file():
-        raise FileNotFoundError(
-            f"{args.data}: not an Occ3D-layout dataset (no annotations.json in it) nor a NYUv2 one (NYUtrain/)"
-        )
+    from occkit.formats import detect_format
+
+    fmt = detect_format(args.data)  # a folder of no known format: one line listing the formats tried
     if args.frames is not None and args.frames < 1:
         raise ValueError(f"--frames must be at least 1, got {args.frames}")
     loopback = _check_host(args.host)
@@ -167,19 +161,10 @@ def run(args: argparse.Namespace) -> int:
     from occkit.commands.checks import default_split
 
     args.split = default_split(args.split, args.pred)
-    if nyu:
-        from types import SimpleNamespace
-
-        from occkit.data.nyu import NYUDataset
-
-        ds = NYUDataset(args.data, {"val": "test"}.get(args.split, args.split))
-        all_refs = [SimpleNamespace(token=t, scene=t.split("_")[0]) for t in (ds.token(i) for i in range(len(ds)))]
-        scenes = sorted({f.scene for f in all_refs})
-    else:
-        ds = Occ3DDataset(args.data, split=args.split)
-        all_refs, scenes = ds.frames, ds.scenes
-    refs = [f for f in all_refs if args.scene is None or f.scene == args.scene]
+    ds = fmt.open_split(args.data, args.split, load_extras=True)
+    refs = [f for f in ds.frames if args.scene is None or f.scene == args.scene]
     if args.scene is not None and not refs:
+        scenes = list(dict.fromkeys(f.scene for f in ds.frames))
         raise ValueError(
             f"--scene {args.scene}: not a scene of split '{args.split}' of {args.data} (scenes: "
             f"{', '.join(scenes[:8])}{', ...' if len(scenes) > 8 else ''})"
@@ -199,25 +184,40 @@ def run(args: argparse.Namespace) -> int:
     if args.html is not None or limit is not None:
         refs = refs[start : start + limit] if limit else refs[start:]
         start = 0
-    has_gt = nyu or ds.gt_path(refs[0].token).is_file()
-    if not has_gt:  # a test split without labels: predictions alone
-        ds = Occ3DDataset(args.data, split=args.split, load_gt=False)
+    try:
+        ds.frame_labels(ds.index_of(refs[0].token))
+        has_gt, gt_missing = True, ""
+    except FileNotFoundError as e:  # a test split without labels: predictions alone
+        has_gt, gt_missing = False, str(e)
+        ds = fmt.open_split(args.data, args.split, load_gt=False, load_extras=True)
     shape = ds.grid.shape
 
+    pred_files: dict[str, Path] = {}
     if args.pred is not None:
         if args.pred.is_dir():
-            missing = [f.token for f in refs if not (args.pred / f"{f.token}.npz").is_file()]
+            pred_files = fmt.predictions.index(args.pred)
+            missing = [f.token for f in refs if f.token not in pred_files]
             if missing:
+                first = fmt.predictions.relpath(missing[0]) if fmt.predictions.relpath else missing[0]
                 raise FileNotFoundError(
                     f"--pred {args.pred}: no prediction for {len(missing)} of the {len(refs)} frames shown "
-                    f"(first: {missing[0]}.npz); pick the frames it covers with --split, --scene or --token"
+                    f"(first: {first}); pick the frames it covers with --split, --scene or --token"
                 )
         elif len(refs) > 1:
             raise ValueError(
-                f"--pred {args.pred}: one file for {len(refs)} frames; give a folder of <token>.npz, "
-                "or one frame with --token T --frames 1"
+                f"--pred {args.pred}: one file for {len(refs)} frames; give a folder of the format's prediction "
+                "files, or one frame with --token T --frames 1"
             )
-        load_prediction(args.pred, refs[0].token, shape)  # its grid, before anything starts
+
+    def load_prediction(token: str) -> np.ndarray:
+        path = pred_files[token] if args.pred.is_dir() else args.pred
+        pred = fmt.predictions.read(path)
+        if pred.shape != tuple(shape):
+            raise ValueError(f"{path}: prediction has shape {pred.shape}, expected {tuple(shape)}")
+        return pred
+
+    if args.pred is not None:
+        load_prediction(refs[0].token)  # its grid, before anything starts
     predictor = None
     if args.ckpt is not None:
         predictor = _CkptPredictor(args.ckpt, args.data, args.split, args.device)
@@ -226,7 +226,8 @@ def run(args: argparse.Namespace) -> int:
                 f"--ckpt {predictor.folder}: a {predictor.recipe!r} run gives a prediction, and so does --pred; "
                 "give one of them (a langocc run with --pred adds only its text query)"
             )
-        missing = [f.token for f in refs if f.token not in predictor.base._index]
+        known = set(predictor.base.tokens)
+        missing = [f.token for f in refs if f.token not in known]
         if missing:
             raise ValueError(f"--ckpt: frame {missing[0]} is not in the run's view of {args.data}")
         print(
@@ -234,9 +235,7 @@ def run(args: argparse.Namespace) -> int:
         )
     has_pred = args.pred is not None or predictor is not None
     if not has_gt and not has_pred:
-        raise ValueError(
-            f"{args.data}: its frames have no ground truth ({ds.gt_path(refs[0].token)} missing); give --pred or --ckpt"
-        )
+        raise ValueError(f"{args.data}: its frames have no ground truth ({gt_missing}); give --pred or --ckpt")
     view = args.view or ("side by side" if has_pred and has_gt else "ground truth" if has_gt else "prediction")
     if view != "ground truth" and not has_pred:
         raise ValueError(f"--view {view}: needs a prediction (--pred or --ckpt)")
@@ -250,17 +249,18 @@ def run(args: argparse.Namespace) -> int:
         s = ds[ds.index_of(ref.token)]
         pred = None
         if args.pred is not None:
-            pred = load_prediction(args.pred, ref.token, shape)
+            pred = load_prediction(ref.token)
         elif predictor is not None:
             pred = predictor.predict(ref.token)
         as_u8 = lambda t: None if t is None else t.numpy().astype(np.uint8)
-        if nyu and s.occupancy is not None:  # unknown voxels (outside the room) are not drawn
-            s.occupancy = torch.where(s.occupancy == 255, 0, s.occupancy)
+        gt = as_u8(s.occupancy)
+        if gt is not None and ignore is not None:  # ignored voxels (unknown, unlabelled) are not drawn
+            gt = np.where(gt == ignore, np.uint8(min(state.style.free, 255)), gt)
         images = images_uint8(s.images) if s.images.numel() else None
         return FrameData(
             token=ref.token,
             scene=ref.scene,
-            gt=as_u8(s.occupancy),
+            gt=gt,
             pred=pred,
             mask_camera=None if s.mask_camera is None else s.mask_camera.numpy(),
             mask_lidar=None if s.mask_lidar is None else s.mask_lidar.numpy(),
@@ -274,11 +274,8 @@ def run(args: argparse.Namespace) -> int:
 
     from occkit.viz.viewer import FrameCache, Viewer, ViewState, start_server, stop_server, write_html
 
-    state = ViewState(view=view, mask=args.mask, mask_mode=args.mask_mode)
-    if nyu:
-        from occkit.labels import NYU_CLASSES, NYU_PALETTE
-
-        state.class_names, state.palette, state.free_class = NYU_CLASSES, NYU_PALETTE, 0
+    state = ViewState(view=view, mask=args.mask, mask_mode=args.mask_mode, style=ClassStyle.of(fmt.classes))
+    ignore = fmt.classes.ignore if fmt.classes.ignore is not None and 0 <= fmt.classes.ignore < 256 else None
     frames = FrameCache(load, len(refs))
     if args.html is not None:
         from occkit.outputs import check_output_file, record_output_file

@@ -7,14 +7,15 @@ Two sources, one wrapper (:class:`WithLidarSweeps`, set up by ``data.lidar_sweep
   its ``lidar_sweeps - 1`` previous frames (``prev`` links of annotations.json), brought into the
   frame's ego frame through the frames' ``T_global_from_ego``
   (:func:`occkit.models.lidar.merge_sweeps`);
-- **Occ3D-nuScenes** (``data.lidar_infos``: a nuScenes-style info file as mmdet3d / BEVDet write
-  it, read like RayIoU's, :func:`occkit.metrics.rayiou.load_nuscenes_infos`): per frame
+- **Occ3D-nuScenes** (``data.lidar_infos``: the folder ``occkit prepare nuscenes`` wrote, or a
+  nuScenes-style info file as mmdet3d / BEVDet write it, read like RayIoU's,
+  :func:`occkit.metrics.rayiou.load_nuscenes_infos`): per frame
   ``lidar_path`` (a ``.pcd.bin``, float32 rows of x, y, z, intensity, ring), ``lidar2ego_*`` and
   ``sweeps`` (each with ``data_path``, ``sensor2lidar_rotation`` (3, 3), ``sensor2lidar_translation``);
   the key frame's points and the first ``lidar_sweeps - 1`` sweeps go into the LiDAR frame, then
   the ego frame. Paths are read from their ``samples/`` or ``sweeps/`` folder on, under the
-  dataset root (where Occ3D-nuScenes keeps nuScenes' ``samples`` and ``sweeps``), or as given
-  when absolute.
+  ``dataroot`` that prepare's file records (when that folder exists), else under the dataset root
+  (where Occ3D-nuScenes keeps nuScenes' ``samples`` and ``sweeps``), or as given when absolute.
 
 The points replace ``Sample.lidar`` ((P, 4): x, y, z, intensity; ``lidar_labels`` dropped when
 sweeps are added, since only the key frame has labels). From an info file, a frame with LangOcc's
@@ -51,19 +52,19 @@ def read_pcd_bin(path: str | os.PathLike, columns: int = 5) -> torch.Tensor:
     return torch.from_numpy(raw.reshape(-1, columns)[:, :4].copy())
 
 
-def _load_info_list(path: Path) -> list[dict[str, Any]]:
-    """The raw frame dicts of an info file (:func:`occkit.fileio.read_info_list`)."""
-    from occkit.fileio import read_info_list
-
-    return read_info_list(path, what="data.lidar_infos")
-
-
 def load_lidar_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """token -> ``{"lidar_path", "T_ego_from_lidar" (4, 4) float64, "sweeps": [(data_path,
-    T_lidar_from_sweep (4, 4) float64), ...]}`` from a nuScenes-style info file."""
+    T_lidar_from_sweep (4, 4) float64), ...], "root": Path or None}`` from a nuScenes-style info
+    file, or the folder ``occkit prepare nuscenes`` wrote (whose ``dataroot``, when it exists, is
+    the ``root`` its relative paths are read from; otherwise they are read under the dataset's)."""
+    from occkit.fileio import read_info_file
+
     path = Path(path)
+    frames, meta = read_info_file(path, what="data.lidar_infos")
+    dataroot = meta.get("dataroot")
+    root = Path(dataroot) if isinstance(dataroot, str) and dataroot and Path(dataroot).is_dir() else None
     out: dict[str, dict[str, Any]] = {}
-    for i, info in enumerate(_load_info_list(path)):
+    for i, info in enumerate(frames):
         missing = [k for k in ("token", "lidar_path", "lidar2ego_translation", "lidar2ego_rotation") if k not in info]
         if missing:
             raise KeyError(f"{path}: frame {i} lacks {missing}")
@@ -83,6 +84,7 @@ def load_lidar_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
                 list(map(float, info["lidar2ego_translation"])), list(map(float, info["lidar2ego_rotation"]))
             ),
             "sweeps": sweeps,
+            "root": root,
         }
     return out
 
@@ -145,7 +147,7 @@ class WithLidarSweeps(FrameWrapper):
             raise KeyError(
                 f"{self.infos_path}: no frame {token} (data.lidar_infos must list every frame of the dataset)"
             )
-        root = Path(self._base().root)
+        root = info.get("root") or Path(self._base().root)
         pts = [read_pcd_bin(resolve_lidar_path(root, info["lidar_path"]))]
         T_lidar = [torch.eye(4, dtype=torch.float64)]
         for data_path, T in info["sweeps"][: (self.sweeps if sweeps is None else sweeps) - 1]:

@@ -43,7 +43,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -316,6 +316,23 @@ def ego_from_world(origin: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------ dataset
 
 
+class NYUFrame(NamedTuple):
+    """A frame: its folder (``NYUtrain`` or ``NYUtest``) and name (``NYU<room>_<view>``), with the
+    ``token`` (the name) and ``scene`` (``NYU<room>``, the part before ``_``) every dataset
+    format's frames have."""
+
+    folder: str
+    name: str
+
+    @property
+    def token(self) -> str:
+        return self.name
+
+    @property
+    def scene(self) -> str:
+        return self.name.partition("_")[0]
+
+
 def is_nyu_root(root: str | os.PathLike) -> bool:
     """Whether ``root`` holds a ``NYUtrain`` or ``NYUtest`` folder."""
     r = Path(root)
@@ -340,6 +357,12 @@ class NYUDataset(torch.utils.data.Dataset):
             extras and ``description`` from ``indoor.json`` where present.
     """
 
+    #: The format (:mod:`occkit.formats.nyu`) whose frames these are (:func:`occkit.formats.format_of`).
+    format_name = "nyu"
+
+    #: The camera's name in a Sample.
+    CAMERA = "kinect"
+
     def __init__(
         self,
         root: str | os.PathLike,
@@ -363,11 +386,11 @@ class NYUDataset(torch.utils.data.Dataset):
         self.grid: Grid = nyu_grid()
         self.load_images, self.load_gt = load_images, load_gt
         self.load_depth, self.load_extras = load_depth, load_extras
-        self.frames: list[tuple[str, str]] = []
+        self.frames: list[NYUFrame] = []
         for f in folders:
             d = self.root / f
             if d.is_dir():
-                self.frames += [(f, p.stem) for p in sorted(d.glob("*.bin"))][::frame_stride]
+                self.frames += [NYUFrame(f, p.stem) for p in sorted(d.glob("*.bin"))][::frame_stride]
         self._index = {name: i for i, (_, name) in enumerate(self.frames)}
         self._descriptions: dict[str, str] | None = None
 
@@ -377,6 +400,27 @@ class NYUDataset(torch.utils.data.Dataset):
     def token(self, i: int) -> str:
         """The frame's name (``NYU<id>_<view>``), its name in predictions and reports."""
         return self.frames[i][1]
+
+    @property
+    def tokens(self) -> list[str]:
+        """Every frame's name, in order."""
+        return [f.token for f in self.frames]
+
+    @property
+    def scenes(self) -> list[str]:
+        """The rooms (``NYU<room>``) of the frames, in order of first appearance."""
+        return list(dict.fromkeys(f.scene for f in self.frames))
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """The one camera of every frame (what the prior cache and the loaders ask for)."""
+        return (self.CAMERA,)
+
+    def frame_labels(self, i: int) -> tuple[np.ndarray, np.ndarray, Path]:
+        """Frame ``i``'s scored target ``(60, 60, 36)`` uint8 (255 unknown), the voxels MonoScene's
+        NYUv2 metric scores (every known one) and the ``.bin`` file (for errors)."""
+        labels = file_to_xyz(downsample_target(self.read_voxels(i).labels)).numpy().astype(np.uint8)
+        return labels, labels != NYU_IGNORE, self.path(i, ".bin")
 
     def index_of(self, token: str) -> int:
         if token not in self._index:
@@ -440,7 +484,7 @@ class NYUDataset(torch.utils.data.Dataset):
             token=name,
             scene=scene,
             timestamp=int(view) if view.isdigit() else 0,
-            cam_names=("kinect",),
+            cam_names=(self.CAMERA,),
             images=images,
             intrinsics=torch.tensor(NYU_K, dtype=torch.float32)[None],
             T_ego_from_cam=torch.from_numpy(T_ego_from_cam).float()[None],

@@ -28,20 +28,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from occkit.data.sample import Sample
+from occkit.data.sample import NUSCENES_CAMERAS, Sample  # NUSCENES_CAMERAS: importable from here too
 from occkit.fileio import load_npz, read_json
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.transforms import invert_transform, transform_from_pose
-
-#: The nuScenes camera order occkit uses everywhere.
-NUSCENES_CAMERAS: tuple[str, ...] = (
-    "CAM_FRONT",
-    "CAM_FRONT_RIGHT",
-    "CAM_FRONT_LEFT",
-    "CAM_BACK",
-    "CAM_BACK_LEFT",
-    "CAM_BACK_RIGHT",
-)
 
 SPLITS = ("train", "val", "all")
 
@@ -53,6 +43,11 @@ class FrameRef:
     scene: str
     token: str
     index_in_scene: int
+
+
+#: The farthest a pose's translation may be from its origin, in metres: a sensor's ``extrinsic``
+#: (on the vehicle) and an ``ego_pose`` (on a map; UTM northings reach 1e7 m).
+MAX_POSE_METRES = {"extrinsic": 1e3, "ego_pose": 1e8}
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -70,9 +65,16 @@ def load_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            return np.asarray(im.convert("RGB"))
+            mode, fmt = im.mode, im.format
+            pixels = np.asarray(im) if mode.startswith("I") or mode == "F" else np.asarray(im.convert("RGB"))
     except Exception as e:  # PIL raises several types for truncated/corrupt files
         raise ValueError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
+    if mode.startswith("I;16") or (mode == "I" and fmt == "PNG"):  # 16-bit grey: to 8 bits (convert clips: white)
+        grey = ((pixels.astype(np.int64) + 128) // 257).clip(0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if mode.startswith("I") or mode == "F":
+        raise ValueError(f"{path}: a {mode} image (32-bit integer or float pixels); camera images are 8- or 16-bit")
+    return pixels
 
 
 def _decode_jpeg(path: Path) -> np.ndarray | None:
@@ -178,6 +180,10 @@ class Occ3DDataset(torch.utils.data.Dataset):
             cache, so it suits ``workers: 0`` (a small dataset read many times on a few cores).
     """
 
+    #: The dataset format of these frames (:mod:`occkit.formats.occ3d`); a dataset format's
+    #: ``open_split`` sets it on the instance, so a subclass read as another format says so.
+    format_name = "occ3d"
+
     def __init__(
         self,
         root: str | os.PathLike,
@@ -236,6 +242,15 @@ class Occ3DDataset(torch.utils.data.Dataset):
             raise KeyError(f"token {token!r} is not in split '{self.split}' of {self.annotations_path}")
         f = self.frames[self._index[token]]
         return self.scene_infos[f.scene][token]
+
+    @property
+    def tokens(self) -> list[str]:
+        """The frames' tokens, in order."""
+        return [f.token for f in self.frames]
+
+    def token(self, i: int) -> str:
+        """The token of frame ``i``."""
+        return self.frames[i].token
 
     def index_of(self, token: str) -> int:
         if token not in self._index:
@@ -306,9 +321,18 @@ class Occ3DDataset(torch.utils.data.Dataset):
         if t is None or q is None:
             raise KeyError(f"{self._where(token, cam)}: '{what}' is not a {{translation, rotation}} mapping")
         try:
-            return transform_from_pose(t, q)
+            T = transform_from_pose(t, q)
         except (ValueError, TypeError, RuntimeError) as e:
             raise ValueError(f"{self._where(token, cam)}: '{what}' is degenerate ({e})") from e
+        if not bool(torch.isfinite(T).all()):
+            raise ValueError(f"{self._where(token, cam)}: '{what}' is not finite (translation {t}, rotation {q})")
+        limit = MAX_POSE_METRES.get(what, MAX_POSE_METRES["ego_pose"])
+        if float(T[:3, 3].norm()) > limit:
+            raise ValueError(
+                f"{self._where(token, cam)}: '{what}' translation {t} is more than {limit:g} m from its origin "
+                "(a sensor on the vehicle, a pose on the map): a corrupt entry"
+            )
+        return T
 
     def T_global_from_ego(self, token: str) -> torch.Tensor:
         """``(4, 4)`` float64 ego pose of the frame."""
@@ -360,6 +384,13 @@ class Occ3DDataset(torch.utils.data.Dataset):
         return None
 
     # ------------------------------------------------------------------ loading
+    def frame_labels(self, i: int) -> tuple[np.ndarray, np.ndarray, Path]:
+        """Frame ``i``'s class ids ``(X, Y, Z)`` uint8, the voxels its benchmark scores (``(X, Y, Z)``
+        bool: the camera mask) and the file they come from (for errors)."""
+        token = self.frames[i].token
+        gt = self.read_labels(token)
+        return gt["semantics"], gt["mask_camera"].astype(bool), self.gt_path(token)
+
     def read_labels(self, token: str) -> dict[str, np.ndarray]:
         """The frame's ``labels.npz`` arrays (semantics, mask_lidar, mask_camera), checked."""
         return load_occ3d_labels(self.gt_path(token), self.grid.shape)

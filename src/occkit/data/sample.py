@@ -43,6 +43,17 @@ from typing import Any
 
 import torch
 
+#: The nuScenes camera order occkit uses everywhere (Occ3D-nuScenes' cameras, a run's default
+#: ``data.cameras``).
+NUSCENES_CAMERAS: tuple[str, ...] = (
+    "CAM_FRONT",
+    "CAM_FRONT_RIGHT",
+    "CAM_FRONT_LEFT",
+    "CAM_BACK",
+    "CAM_BACK_LEFT",
+    "CAM_BACK_RIGHT",
+)
+
 
 def _in_batch(how: str, name: str | None = None) -> dict[str, str]:
     """A :class:`Sample` field's metadata: how frames combine into a :class:`Batch` field

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -241,6 +241,22 @@ def read_poses(path: str | os.PathLike) -> np.ndarray:
 # ------------------------------------------------------------------------------------ dataset
 
 
+class KittiFrame(NamedTuple):
+    """A frame: its sequence and frame id (a pair, as before), with the ``scene`` (the sequence) and
+    ``token`` (``"<sequence>/<frame id>"``) every dataset format's frames have."""
+
+    sequence: str
+    frame: str
+
+    @property
+    def scene(self) -> str:
+        return self.sequence
+
+    @property
+    def token(self) -> str:
+        return f"{self.sequence}/{self.frame}"
+
+
 class SemanticKITTIDataset(torch.utils.data.Dataset):
     """Frames of a SemanticKITTI SSC layout as :class:`~occkit.data.sample.Sample` (monocular).
 
@@ -254,6 +270,13 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         load_extras: fill ``depth``, ``semantics_2d``, ``instance_2d`` from the synthetic extras
             (``extras/<NNNNNN>.npz``) where a frame has them (off: real data has none).
     """
+
+    #: The dataset format of these frames (:mod:`occkit.formats.semantickitti`).
+    format_name = "semantickitti"
+
+    #: The camera's name in a Sample and its image folder under a sequence's folder.
+    CAMERA = "image_2"
+    IMAGE_DIR = "image_2"
 
     def __init__(
         self,
@@ -286,13 +309,13 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         self.sequences = tuple(s for s in seqs if (seq_root / s).is_dir())
         self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
         self.grid: Grid = semantickitti_grid()
-        self.frames: list[tuple[str, str]] = []
+        self.frames: list[KittiFrame] = []
         self._calib: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._poses: dict[str, np.ndarray | None] = {}
         for s in self.sequences:
             vox = seq_root / s / "voxels"
             ids = sorted(p.stem for p in vox.glob("*.label")) if load_gt else sorted(p.stem for p in vox.glob("*.bin"))
-            self.frames += [(s, i) for i in ids[::frame_stride]]
+            self.frames += [KittiFrame(s, i) for i in ids[::frame_stride]]
             calib = read_calib(seq_root / s / "calib.txt")
             self._calib[s] = camera_from_calib(calib["P2"], calib["Tr"])
             poses_path = seq_root / s / "poses.txt"
@@ -305,14 +328,49 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.frames)
 
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """The one camera of every frame (what the prior cache and the loaders ask for)."""
+        return (self.CAMERA,)
+
+    @property
+    def tokens(self) -> list[str]:
+        """Every frame's ``"<sequence>/<frame id>"``, in order."""
+        return [f.token for f in self.frames]
+
+    @property
+    def scenes(self) -> list[str]:
+        """The sequences read, in order (a format's scenes)."""
+        return list(self.sequences)
+
     def token(self, i: int) -> str:
         """``"<sequence>/<frame id>"``, the frame's name in predictions and reports."""
         s, f = self.frames[i]
         return f"{s}/{f}"
 
+    def sequence_dir(self, sequence: str) -> Path:
+        """The folder of a sequence (``sequences/<XX>``)."""
+        return self.root / "sequences" / sequence
+
     def voxel_path(self, i: int, ext: str) -> Path:
         s, f = self.frames[i]
-        return self.root / "sequences" / s / "voxels" / f"{f}.{ext}"
+        return self.sequence_dir(s) / "voxels" / f"{f}.{ext}"
+
+    def image_path(self, i: int) -> Path:
+        """The frame's camera image."""
+        s, f = self.frames[i]
+        return self.sequence_dir(s) / self.IMAGE_DIR / f"{f}.png"
+
+    def frame_pose(self, i: int) -> np.ndarray | None:
+        """``T_world_from_velo`` ``(4, 4)`` float64 of the frame, or None when the sequence has no poses."""
+        s, f = self.frames[i]
+        poses = self._poses[s]
+        return poses[int(f)] if poses is not None and int(f) < len(poses) else None
+
+    def read_input_occupancy(self, i: int) -> np.ndarray | None:
+        """The frame's ``.bin`` input occupancy ``(256, 256, 32)`` bool, or None when absent."""
+        path = self.voxel_path(i, "bin")
+        return read_bitpacked(path) if path.is_file() else None
 
     def index_of(self, token: str) -> int:
         """Index of the frame ``"<sequence>/<frame id>"``; an unknown token raises naming the root."""
@@ -325,7 +383,7 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         """``sequences/<XX>/extras/<NNNNNN><suffix>`` of a frame (``.npz``, ``.instances.npz``,
         ``.objects.json``); the file may not exist (real data has no extras)."""
         s, f = self.frames[self.index_of(token)]
-        return self.root / "sequences" / s / "extras" / f"{f}{suffix}"
+        return self.sequence_dir(s) / "extras" / f"{f}{suffix}"
 
     def read_camera_extras(self, token: str) -> dict[str, np.ndarray] | None:
         """image_2's exact maps (synthetic extras): ``depth`` float32, ``semantics`` uint8 (Occ3D
@@ -372,35 +430,37 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         invalid = read_bitpacked(inv_path) if inv_path.is_file() else np.zeros(SSC_SHAPE, dtype=bool)
         return labels, invalid
 
+    def frame_labels(self, i: int) -> tuple[np.ndarray, np.ndarray, Path]:
+        """Frame ``i``'s learning classes ``(256, 256, 32)`` uint8 (255 ignored), the voxels the SSC
+        metric scores (bool: not invalid, not ignored) and the ``.label`` file (for errors)."""
+        labels, invalid = self.load_gt_arrays(i)
+        return labels, ~invalid & (labels != 255), self.voxel_path(i, "label")
+
     def __getitem__(self, i: int) -> Sample:
         s, f = self.frames[i]
         K, T_cam_from_lidar = self._calib[s]
         T_ego_from_cam = np.linalg.inv(T_cam_from_lidar)
         if self.load_images:
-            img = load_image(self.root / "sequences" / s / "image_2" / f"{f}.png")
+            img = load_image(self.image_path(i))
             images = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div_(255)
         else:
             images = torch.zeros(1, 3, 0, 0)
-        poses = self._poses[s]
-        T_g = (
-            torch.from_numpy(poses[int(f)])
-            if poses is not None and int(f) < len(poses)
-            else torch.eye(4, dtype=torch.float64)
-        )
+        pose = self.frame_pose(i)
+        T_g = torch.from_numpy(pose) if pose is not None else torch.eye(4, dtype=torch.float64)
         sample = Sample(
             token=f"{s}/{f}",
             scene=s,
             timestamp=int(f),
-            cam_names=("image_2",),
+            cam_names=(self.CAMERA,),
             images=images,
             intrinsics=torch.from_numpy(K).float()[None],
             T_ego_from_cam=torch.from_numpy(T_ego_from_cam).float()[None],
             T_global_from_ego=T_g,
             T_ego_from_lidar=torch.eye(4),
         )
-        bin_path = self.voxel_path(i, "bin")
-        if bin_path.is_file():
-            sample.extra["input_occupancy"] = torch.from_numpy(read_bitpacked(bin_path))
+        occ_in = self.read_input_occupancy(i)
+        if occ_in is not None:
+            sample.extra["input_occupancy"] = torch.from_numpy(occ_in)
         if self.load_gt:
             labels, invalid = self.load_gt_arrays(i)
             sample.occupancy = torch.from_numpy(labels.astype(np.int64))
@@ -412,7 +472,7 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
             if maps is not None:
                 if self.load_images and tuple(images.shape[-2:]) != maps["depth"].shape:
                     raise ValueError(
-                        f"{self.extras_path(sample.token)}: maps are {maps['depth'].shape} but image_2 is "
+                        f"{self.extras_path(sample.token)}: maps are {maps['depth'].shape} but {self.CAMERA} is "
                         f"{tuple(images.shape[-2:])}"
                     )
                 sample.depth = torch.from_numpy(maps["depth"])[None]  # (1, H, W)

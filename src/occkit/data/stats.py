@@ -16,6 +16,44 @@ from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
 from occkit.shapes import check_shape
 
 
+def count_frame_classes(
+    ds: Any,
+    num_classes: int,
+    scored_only: bool = True,
+    max_frames: int = 2000,
+    progress: bool = False,
+    what: str = "class counts",
+) -> np.ndarray:
+    """Voxels of each class ``(num_classes,)`` float64 over the frames of a frame dataset of any
+    format (its ``frame_labels(i) -> (labels, scored mask, path)``), at most ``max_frames`` of them,
+    evenly spaced: inside the voxels its benchmark scores (``scored_only``; Occ3D: the camera mask,
+    SemanticKITTI: not invalid nor ignored), else every voxel but the ignore value 255. The class
+    weights of ``supervised.class_counts: auto`` and ``cigocc.class_balance: dataset``.
+
+    A label outside ``[0, num_classes)`` raises naming its file; no frame, or no labelled voxel,
+    raises naming ``what`` and the dataset's root.
+    """
+    n = len(ds.frames)
+    root = getattr(ds, "root", "the dataset")
+    if n == 0:
+        raise ValueError(f"{what}: the training split of {root} has no frames to count")
+    picks: Any = range(n) if n <= max_frames else [round(i * (n - 1) / (max_frames - 1)) for i in range(max_frames)]
+    if progress:
+        from tqdm import tqdm
+
+        picks = tqdm(picks, desc="class counts", unit="frame", leave=False)
+    counts = np.zeros(num_classes, dtype=np.float64)
+    for i in picks:
+        labels, scored, where = ds.frame_labels(i)
+        known = labels[scored] if scored_only else labels[labels != 255]
+        if known.size and int(known.max()) >= num_classes:
+            raise ValueError(f"{where}: label {int(known.max())} is not a class of model.num_classes={num_classes}")
+        counts += np.bincount(known.astype(np.int64).reshape(-1), minlength=num_classes)
+    if counts.sum() == 0:
+        raise ValueError(f"{what}: no labelled voxels in the training split of {root}")
+    return counts
+
+
 @dataclass
 class LabelCounts:
     """Voxel counts summed over frames; every ``*_counts`` list has one entry per class 0..17.

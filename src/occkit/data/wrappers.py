@@ -9,20 +9,27 @@ never reaches up into the composition root (``occkit.experiment``, which re-expo
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch.utils.data import ConcatDataset, Dataset
 
-from occkit.data.nyu import NYUDataset
-from occkit.data.occ3d import Occ3DDataset
-from occkit.data.semantickitti import SemanticKITTIDataset
+
+def format_name_of(ds: object) -> str | None:
+    """The ``format_name`` a frame dataset carries on itself or its class (not through delegation)."""
+    name = vars(ds).get("format_name") if hasattr(ds, "__dict__") else None
+    return name if isinstance(name, str) else getattr(type(ds), "format_name", None)
 
 
-def base_dataset(ds: Dataset) -> Occ3DDataset:
-    """The :class:`Occ3DDataset` (or ``SemanticKITTIDataset``, ``NYUDataset``) under any wrappers
-    (for tokens, scenes and poses); ``TypeError`` naming the outermost class that wraps none."""
-    while not isinstance(ds, (Occ3DDataset, SemanticKITTIDataset, NYUDataset)):
+def base_dataset(ds: Dataset) -> Any:
+    """The frame dataset of a dataset format (one that carries ``format_name``: opened by a
+    format's ``open_split``, or of a class that sets it, as :class:`occkit.data.occ3d.Occ3DDataset`
+    does) under any wrappers (for tokens, scenes and poses); ``TypeError`` naming the outermost class
+    when none lies under it."""
+    outer = ds
+    while format_name_of(ds) is None:
         inner = getattr(ds, "dataset", None)
         if inner is None:
-            raise TypeError(f"{type(ds).__name__} does not wrap an Occ3DDataset")
+            raise TypeError(f"{type(outer).__name__} does not wrap the frames of a dataset format")
         ds = inner
     return ds
 
@@ -36,7 +43,7 @@ class FrameWrapper(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def _base(self) -> Occ3DDataset:
+    def _base(self) -> Any:
         return base_dataset(self.dataset)
 
 

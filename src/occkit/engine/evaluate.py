@@ -11,14 +11,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from occkit.data.sample import Batch
-from occkit.fileio import publish_folder, save_npz_atomic, write_json_atomic
+from occkit.fileio import publish_folder, write_json_atomic
+from occkit.formats.spec import DatasetFormat, PredictionFiles, Targets
 from occkit.metrics.evaluate import PROVENANCE_FILE
-from occkit.metrics.occ3d import Occ3DMetric
 
 
 def cpu_has_native_bf16() -> bool:
@@ -71,6 +70,16 @@ def predict_labels(method: torch.nn.Module, batch: Batch, device: torch.device, 
     return logits.argmax(1)
 
 
+def resolve_format(dataset_format: DatasetFormat | str | None) -> DatasetFormat:
+    """A format given by itself or by name; None: the default format (Occ3D-nuScenes,
+    :func:`occkit.formats.default_format`, the default of callers that name none)."""
+    from occkit.formats import default_format, get_format
+
+    if dataset_format is None:
+        return default_format()
+    return get_format(dataset_format) if isinstance(dataset_format, str) else dataset_format
+
+
 @torch.no_grad()
 def evaluate(
     method: torch.nn.Module,
@@ -83,75 +92,52 @@ def evaluate(
     rayiou_origins: Callable[[str], torch.Tensor] | None = None,
     progress: bool = False,
     distributed: bool = False,
-    metric_kind: str = "occ3d",
+    dataset_format: DatasetFormat | str | None = None,
 ) -> dict[str, Any]:
-    """mIoU (``mask``) over ``batches``, plus RayIoU when a metric and an origin lookup are given.
+    """The format's metrics over ``batches``, plus RayIoU when a metric and an origin lookup are given.
 
     Args:
         method: has ``predict(batch) -> (B, C, X, Y, Z)``; put in eval mode here, restored after.
         batches: this process's share of the frames (with ground truth).
-        rayiou: a fresh :class:`occkit.metrics.rayiou.RayIoUMetric` (or alike: ``update(pred, gt,
-            origins)``, ``all_reduce()``, ``compute()``) and ``rayiou_origins(token) -> (K, 3)``,
-            the frame's ego-frame ray origins.
+        mask, num_classes: handed to the format's ``metrics`` (the voxels counted, the model's classes).
+        rayiou: a fresh :class:`occkit.metrics.rayiou.RayIoUMetric` (or alike: an
+            :class:`occkit.formats.Metric` reading ``Targets.extra["ray_origins"]``) and
+            ``rayiou_origins(token) -> (K, 3)``, the frame's ego-frame ray origins.
         distributed: sum the counts over processes before computing (every rank must call this).
-        metric_kind: 'occ3d' (:class:`Occ3DMetric` with ``mask``) or 'ssc' (SemanticKITTI's SSC
-            metrics, :class:`occkit.metrics.ssc.SSCMetric`: voxels outside ``mask_camera``, the
-            ``.invalid`` ones, left out; ``mask`` unused; ``miou`` = ``ssc_miou`` and
-            ``geometry_iou`` = ``completion_iou`` are added so loops can log either alike) or 'nyu'
-            (MonoScene's NYUv2 SSC metrics, :func:`occkit.metrics.ssc.nyu_ssc_metric`: every known
-            voxel; the same aliases).
+        dataset_format: the frames' format (:func:`occkit.formats.format_of` of the dataset), whose
+            ``metrics`` score them; None: the default format (Occ3D-nuScenes).
     Returns:
-        the metric's dict (``miou``, ``geometry_iou``, ``iou``, ``mask``, ``frames``) plus
-        ``rayiou`` (and its details under ``rayiou_detail``) when computed.
+        the format's first metric's dict (``miou``, ``geometry_iou``, ``iou``, ``mask``,
+        ``frames``, ...) plus, for RayIoU, ``rayiou`` (and its details under ``rayiou_detail``).
     """
-    if metric_kind not in ("occ3d", "ssc", "nyu"):
-        raise ValueError(f"evaluate: metric_kind must be 'occ3d', 'ssc' or 'nyu', got {metric_kind!r}")
+    fmt = resolve_format(dataset_format)
+    metrics = fmt.new_metrics(mask=mask, num_classes=num_classes, device=device)
+    extra = rayiou if rayiou is not None and rayiou_origins is not None else None
     was_training = method.training
     method.eval()
-    if metric_kind == "ssc":
-        from occkit.metrics.ssc import SSCMetric
-
-        ssc = SSCMetric(num_classes=num_classes, device=device)
-    elif metric_kind == "nyu":
-        from occkit.metrics.ssc import nyu_ssc_metric
-
-        ssc = nyu_ssc_metric(device)
-    else:
-        metric = Occ3DMetric(mask=mask, num_classes=num_classes, device=device)
     try:
         for batch in tqdm(batches, desc="validate", disable=not progress, leave=False, dynamic_ncols=True):
             if batch.occupancy is None:
                 raise ValueError("evaluate: the validation frames carry no ground truth (occupancy)")
             labels = predict_labels(method, batch, device, amp)
-            gt = batch.occupancy.to(device)
-            mc = None if batch.mask_camera is None else batch.mask_camera.to(device)
-            ml = None if batch.mask_lidar is None else batch.mask_lidar.to(device)
-            if metric_kind == "ssc":
-                ssc.update(labels, gt, None if mc is None else ~mc.bool())
-                continue
-            if metric_kind == "nyu":
-                ssc.update(labels, gt)
-                continue
-            metric.update(labels, gt, mc, ml)
-            if rayiou is not None and rayiou_origins is not None:
-                rayiou.update(labels, gt, [rayiou_origins(t).to(device) for t in batch.tokens])
+            target = Targets.from_batch(batch, device)
+            for m in metrics:
+                m.update(labels, target)
+            if extra is not None:
+                target.extra["ray_origins"] = [rayiou_origins(t).to(device) for t in batch.tokens]
+                extra.update(labels, target)
     finally:
         method.train(was_training)
-    if metric_kind in ("ssc", "nyu"):
-        if distributed:
-            ssc.all_reduce()
-        out = ssc.compute()
-        out.update(
-            miou=out["ssc_miou"], geometry_iou=out["completion_iou"], mask="invalid" if metric_kind == "ssc" else "none"
-        )
-        return out
     if distributed:
-        metric.all_reduce()
-        if rayiou is not None:
-            rayiou.all_reduce()
-    out = metric.compute()
-    if rayiou is not None and rayiou_origins is not None:
-        r = rayiou.compute()
+        for m in metrics:
+            m.all_reduce()
+        if extra is not None:
+            extra.all_reduce()
+    out = metrics[0].compute()
+    for m in metrics[1:]:
+        out.setdefault(f"{m.name}_detail", m.compute())
+    if extra is not None:
+        r = extra.compute()
         out["rayiou"] = float(r["rayiou"]) if isinstance(r, dict) else float(r)
         out["rayiou_detail"] = r
     return out
@@ -167,13 +153,15 @@ def write_predictions(
     progress: bool = True,
     total: int | None = None,
     tokens: list[str] | None = None,
-    file_format: str = "occ3d",
+    dataset_format: DatasetFormat | str | None = None,
 ) -> int:
-    """Occ3D submission files: ``out_dir/<token>.npz`` with ``semantics`` uint8 ``(X, Y, Z)``,
-    each written atomically (``file_format="semantickitti"``: SemanticKITTI ``.label`` files,
-    ``out_dir/sequences/<seq>/predictions/<frame>.label`` for the token ``<seq>/<frame>``). Returns
-    the number of frames written (their tokens are appended to ``tokens`` when given). To replace a
-    whole folder safely, use :func:`write_prediction_folder`."""
+    """Submission files in the format's layout (its ``predictions.write``: Occ3D's
+    ``out_dir/<token>.npz`` with ``semantics`` uint8 ``(X, Y, Z)``, SemanticKITTI's
+    ``out_dir/sequences/<seq>/predictions/<frame>.label``, ...), each written atomically
+    (``dataset_format`` None: the default format, Occ3D-nuScenes). Returns the number of frames written (their
+    tokens are appended to ``tokens`` when given). To replace a whole folder safely, use
+    :func:`write_prediction_folder`."""
+    files: PredictionFiles = resolve_format(dataset_format).predictions
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     method.eval()
@@ -181,13 +169,7 @@ def write_predictions(
     for batch in tqdm(batches, desc="predict", unit="batch", disable=not progress, total=total, dynamic_ncols=True):
         labels = predict_labels(method, batch, device, amp).to(torch.uint8).cpu().numpy()
         for token, sem in zip(batch.tokens, labels):
-            if file_format == "semantickitti":  # token "<seq>/<frame>" -> sequences/<seq>/predictions/<frame>.label
-                from occkit.data.semantickitti import write_ssc_prediction
-
-                seq, frame = token.split("/")
-                write_ssc_prediction(out / "sequences" / seq / "predictions" / f"{frame}.label", sem)
-            else:
-                save_npz_atomic(out / f"{token}.npz", semantics=np.ascontiguousarray(sem))
+            files.write(out, token, sem)
             n += 1
             if tokens is not None:
                 tokens.append(token)
@@ -230,10 +212,10 @@ def write_prediction_folder(
     overwrite: bool = False,
     progress: bool = True,
     total: int | None = None,
-    file_format: str = "occ3d",
+    dataset_format: DatasetFormat | str | None = None,
 ) -> int:
-    """A whole prediction folder, replaced at once: ``out_dir/<token>.npz`` for every frame plus
-    ``out_dir/provenance.json``.
+    """A whole prediction folder, replaced at once: the format's file of every frame
+    (:func:`write_predictions`) plus ``out_dir/provenance.json``.
 
     The files are written into a new hidden folder beside ``out_dir`` (``.NAME.*.tmp``) that is
     renamed to ``out_dir`` when every prediction is written, so a failure midway leaves the old
@@ -257,7 +239,15 @@ def write_prediction_folder(
     try:
         tokens: list[str] = []
         n = write_predictions(
-            method, batches, tmp, device, amp, progress=progress, total=total, tokens=tokens, file_format=file_format
+            method,
+            batches,
+            tmp,
+            device,
+            amp,
+            progress=progress,
+            total=total,
+            tokens=tokens,
+            dataset_format=dataset_format,
         )
         record = {
             **provenance,

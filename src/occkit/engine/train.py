@@ -419,14 +419,12 @@ def _validate(
 
     batches = shard()
     use_ray = cfg.train.val_rayiou and rayiou is not None and rayiou_origins is not None
-    from occkit.data.nyu import NYUDataset
-    from occkit.data.semantickitti import SemanticKITTIDataset
+    from occkit.formats import format_of
 
-    inner = val_set
-    while not isinstance(inner, (SemanticKITTIDataset, NYUDataset)) and hasattr(inner, "dataset"):
-        inner = inner.dataset  # under any wrappers; any other dataset is scored as Occ3D
-    # SemanticKITTI: its SSC metrics; NYUv2: MonoScene's; else Occ3D's
-    kind = "ssc" if isinstance(inner, SemanticKITTIDataset) else "nyu" if isinstance(inner, NYUDataset) else "occ3d"
+    try:
+        fmt = format_of(val_set)  # the frames' format scores them with its own metrics
+    except TypeError:  # frames of no format (a hand-made dataset): the default format's (Occ3D's) metrics
+        fmt = None
     scores = evaluate(
         method,
         batches,
@@ -438,10 +436,10 @@ def _validate(
         rayiou_origins=rayiou_origins if use_ray else None,
         progress=progress and info.is_main,
         distributed=info.enabled,
-        metric_kind=kind,
+        dataset_format=fmt,
     )
     record = {"step": step, "train_minutes": train_seconds / 60, "wall_minutes": (time.perf_counter() - wall0) / 60}
-    record.update({k: v for k, v in scores.items() if k != "rayiou_detail"})
+    record.update({k: v for k, v in scores.items() if not k.endswith("_detail")})
     if callable(getattr(method, "validation_figures", None)):
         record.update(method_figures(method, shard(), device, amp, distributed=info.enabled))
     return record

@@ -1,10 +1,11 @@
 """NYUv2 semantic scene completion in MonoScene's layout (``NYUtrain/``, ``NYUtest/``; see
-:mod:`occkit.data.nyu`): the format ``nyu``.
+:mod:`occkit.data.nyu`): the format ``nyu``, the indoor one (``occkit synth --world indoor`` writes
+the procedural indoor world in it).
 
-Monocular (one Kinect camera, MonoScene's intrinsics), 12 classes with 0 = empty and 255 ignored,
-the 60 x 60 x 36 grid at 0.08 m (occkit's (x, y, z) order of MonoScene's 60 x 36 x 60 target) in
-the gravity-aligned world frame shifted to each frame's voxel origin. Scored as MonoScene scores
-NYUv2 (:func:`occkit.metrics.ssc.nyu_ssc_metric`): every known voxel, no visibility mask.
+Monocular (one Kinect camera, ``kinect``, MonoScene's intrinsics), 12 classes with 0 = empty and 255
+ignored, the 60 x 60 x 36 grid at 0.08 m (occkit's (x, y, z) order of MonoScene's 60 x 36 x 60
+target) in the gravity-aligned world frame shifted to each frame's voxel origin. Scored as MonoScene
+scores NYUv2 (:class:`occkit.metrics.ssc.NYUSSCMetric`): every known voxel, no visibility mask.
 Predictions are ``<token>.npz`` files holding ``semantics``, uint8 ``(60, 60, 36)``.
 """
 
@@ -19,9 +20,12 @@ import torch
 
 from occkit.data.nyu import NYUDataset, is_nyu_root
 from occkit.fileio import load_npz, save_npz_atomic
-from occkit.formats.spec import ClassTable, DatasetFormat, OpenOptions, PredictionFiles, Targets
+from occkit.formats.spec import ClassTable, DatasetFormat, OpenOptions, PredictionFiles
 from occkit.geometry.grid import nyu_grid
 from occkit.labels import NYU_CLASSES, NYU_IGNORE, NYU_NUM_CLASSES, NYU_PALETTE
+from occkit.metrics.ssc import NYUSSCMetric
+
+CAMERAS = (NYUDataset.CAMERA,)
 
 
 def _detect(root: Path) -> str | None:
@@ -31,40 +35,28 @@ def _detect(root: Path) -> str | None:
 
 
 def _open(root: Path, split: str, options: OpenOptions) -> NYUDataset:
+    if options.cameras and tuple(options.cameras) != CAMERAS:
+        raise ValueError(f"{root}: the NYUv2 layout has one camera, {CAMERAS[0]} (got {list(options.cameras)})")
     return NYUDataset(
         root, split, load_images=options.load_images, load_gt=options.load_gt, load_extras=options.load_extras
     )
 
 
-class NYUFormatMetric:
-    """The format's metric (:class:`occkit.formats.spec.Metric`): MonoScene's NYUv2 SSC scores,
-    with ``miou`` (= ``ssc_miou``) and ``geometry_iou`` (= ``completion_iou``)."""
-
-    name = "nyu_ssc"
-
-    def __init__(self, device: torch.device | str | None = None) -> None:
-        from occkit.metrics.ssc import nyu_ssc_metric
-
-        self.metric = nyu_ssc_metric(device)
-
-    def update(self, pred: torch.Tensor, target: Targets) -> None:
-        self.metric.update(pred, target.occupancy)
-
-    def merge(self, other: Any) -> Any:
-        self.metric.merge(other.metric)
-        return self
-
-    def all_reduce(self) -> None:
-        self.metric.all_reduce()
-
-    def compute(self) -> dict[str, Any]:
-        out = self.metric.compute()
-        out.update(miou=out["ssc_miou"], geometry_iou=out["completion_iou"], mask="none")
-        return out
+def _metrics(options: dict[str, Any]) -> list[NYUSSCMetric]:
+    """A fresh :class:`NYUSSCMetric` (options: ``device``; ``num_classes``, the model's, must be
+    12; ``mask`` unused: MonoScene scores every known voxel)."""
+    n = options.get("num_classes")
+    if n is not None and int(n) != NYU_NUM_CLASSES:
+        raise ValueError(
+            f"NYUv2 has {NYU_NUM_CLASSES} classes but the model predicts {n}: use the nyu-mono preset or "
+            f"--set model.num_classes={NYU_NUM_CLASSES}"
+        )
+    return [NYUSSCMetric(options.get("device"))]
 
 
-def _metrics(options: dict[str, Any]) -> list[NYUFormatMetric]:
-    return [NYUFormatMetric(options.get("device"))]
+def prediction_relpath(token: str) -> str:
+    """Token ``NYU<room>_<view>`` -> ``NYU<room>_<view>.npz``."""
+    return f"{token}.npz"
 
 
 def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
@@ -72,7 +64,9 @@ def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     labels = np.asarray(labels)
     if labels.shape != nyu_grid().shape:
         raise ValueError(f"{token}: prediction has shape {labels.shape}, expected {nyu_grid().shape}")
-    return save_npz_atomic(Path(folder) / f"{token}.npz", semantics=np.ascontiguousarray(labels.astype(np.uint8)))
+    return save_npz_atomic(
+        Path(folder) / prediction_relpath(token), semantics=np.ascontiguousarray(labels.astype(np.uint8))
+    )
 
 
 def index_predictions(folder: Path) -> dict[str, Path]:
@@ -98,49 +92,37 @@ def evaluate_nyu(
     split: str = "test",
     allow_missing: bool = False,
     device: str | torch.device = "cpu",
-    progress: bool | None = None,
-    **_: Any,
+    metrics: Any = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    """MonoScene's NYUv2 SSC scores of a prediction folder: ``ssc_miou``, ``completion_iou``,
+    """MonoScene's NYUv2 SSC scores of a prediction folder (``occkit eval --format nyu``): the
+    format's metric over its frames and prediction files
+    (:func:`occkit.metrics.evaluate.evaluate_predictions`): ``ssc_miou``, ``completion_iou``,
     ``precision``, ``recall``, ``iou`` per class (percent), ``frames``, with ``miou`` /
-    ``geometry_iou`` aliases, ``benchmark``, ``missing``, ``extra``."""
-    pred_dir = Path(pred_dir)
-    if not pred_dir.is_dir():
-        raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
-    ds = NYUDataset(gt_root, split, load_images=False)
-    if len(ds) == 0:
-        raise ValueError(f"{gt_root}: no frames in split {split!r}")
-    preds = index_predictions(pred_dir)
-    tokens = [ds.token(i) for i in range(len(ds))]
-    missing = [t for t in tokens if t not in preds]
-    if missing and not allow_missing:
-        raise ValueError(
-            f"{pred_dir}: no prediction for {len(missing)} of {len(tokens)} frames (first: {missing[0]}.npz); "
-            "--allow-missing scores the others"
-        )
-    extra = sorted(set(preds) - set(tokens))
-    m = NYUFormatMetric(device)
-    for t in tokens:
-        if t in missing:
-            continue
-        s = ds[ds.index_of(t)]
-        pred = torch.from_numpy(read_prediction(preds[t]).astype(np.int64))[None]
-        m.update(pred.to(device), Targets(occupancy=s.occupancy[None].to(device), tokens=[t]))
-    out: dict[str, Any] = {"benchmark": "nyu", "split": split}
-    out.update(m.compute())
-    out["missing"], out["extra"] = len(missing), len(extra)
-    return out
+    ``geometry_iou`` aliases, ``benchmark``, ``missing``, ``extra``. ``metrics``: only ``ssc`` (or
+    ``miou``) is available; ``workers`` and ``progress`` are passed on."""
+    from occkit.metrics.evaluate import evaluate_predictions
+
+    unknown = set(metrics or ()) - {"ssc", "miou"}
+    if unknown:
+        raise ValueError(f"--metrics: {sorted(unknown)} not available for NYUv2 (ssc only)")
+    options.pop("mask", None)
+    return evaluate_predictions(FORMAT, gt_root, pred_dir, split, allow_missing=allow_missing, device=device, **options)
 
 
-def _write_synthetic(out: Path, options: Any) -> None:
+def _write_synthetic(out: Path, config: Any) -> None:
+    """The procedural indoor world (an :class:`~occkit.data.synth_indoor.IndoorConfig`) in this
+    layout, into ``out``; resumable (rooms already written there are kept)."""
     from occkit.data.synth_indoor import generate_indoor
 
-    generate_indoor(out, options, progress=True, resume=True)
+    generate_indoor(out, config, progress=True, resume=True)
 
 
 FORMAT = DatasetFormat(
     name="nyu",
-    summary="NYUv2 semantic scene completion in MonoScene's layout (NYUtrain/, NYUtest/: colour, depth, .bin)",
+    title="NYUv2",
+    summary="NYUv2 semantic scene completion in MonoScene's layout (NYUtrain/, NYUtest/: colour, depth, .bin; "
+    "one camera, kinect)",
     modality="monocular",
     classes=ClassTable(names=NYU_CLASSES, free=0, ignore=NYU_IGNORE, palette=NYU_PALETTE),
     grid=nyu_grid(),
@@ -149,7 +131,13 @@ FORMAT = DatasetFormat(
     detect=_detect,
     open=_open,
     metrics=_metrics,
-    predictions=PredictionFiles(write=write_prediction, index=index_predictions, read=read_prediction),
+    predictions=PredictionFiles(
+        write=write_prediction, index=index_predictions, read=read_prediction, relpath=prediction_relpath
+    ),
     evaluate_folder=evaluate_nyu,
     write_synthetic=_write_synthetic,
+    cameras=CAMERAS,
+    world="indoor",
+    folder_options=frozenset({"metrics"}),
+    table_keys=("ssc_miou", "completion_iou", "precision", "recall"),
 )

@@ -14,7 +14,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from occkit.formats.spec import ENTRY_POINT_GROUP, DatasetFormat
+from occkit.formats.spec import ENTRY_POINT_GROUP, WORLDS, DatasetFormat
 
 _SKIP = {"spec", "registry"}
 _REGISTRY: dict[str, DatasetFormat] | None = None
@@ -65,6 +65,8 @@ def _check(spec: object, where: str) -> str | None:
         return f"format name {spec.name!r} is not a name"
     if spec.modality not in ("multi-camera", "monocular"):
         return f"modality {spec.modality!r} is not 'multi-camera' or 'monocular'"
+    if spec.world not in WORLDS:
+        return f"world {spec.world!r} is not one of {', '.join(WORLDS)}"
     for attr in ("detect", "open", "metrics"):
         if not callable(getattr(spec, attr)):
             return f"{attr} is not callable"
@@ -95,8 +97,20 @@ def formats() -> dict[str, DatasetFormat]:
                 continue
             spec.source = where
             out[spec.name] = spec
-        _REGISTRY = out
+        order = {name: i for i, name in enumerate(out)}  # occkit's own first, each group by name
+        _REGISTRY = dict(sorted(out.items(), key=lambda kv: (kv[1].priority, order[kv[0]])))
     return _REGISTRY
+
+
+#: The format a command or function uses when none is named nor detected: Occ3D-nuScenes. Not the
+#: registry's first: formats whose folders Occ3D's detection would also claim are tried before it.
+DEFAULT_FORMAT = "occ3d"
+
+
+def default_format() -> DatasetFormat:
+    """:data:`DEFAULT_FORMAT`, or the registry's first format when it is not registered."""
+    reg = formats()
+    return reg[DEFAULT_FORMAT] if DEFAULT_FORMAT in reg else next(iter(reg.values()))
 
 
 def format_names() -> tuple[str, ...]:
@@ -115,16 +129,30 @@ def get_format(name: str) -> DatasetFormat:
     return reg[name]
 
 
+def format_of(dataset: object) -> DatasetFormat:
+    """The format of the frames under a stack of dataset wrappers (each keeping the one it wraps at
+    ``.dataset``; :func:`occkit.data.wrappers.base_dataset`); a ``TypeError`` names the outermost
+    class when no frame dataset of a format lies under it."""
+    from occkit.data.wrappers import base_dataset, format_name_of
+
+    return get_format(format_name_of(base_dataset(dataset)))
+
+
 def detect_format(root: str | os.PathLike) -> DatasetFormat:
     """The format of the dataset folder ``root``: the first whose ``detect`` answers, in registry
     order; otherwise a one-line error naming the folder and every format tried."""
     r = Path(root)
     if not r.exists():
-        raise FileNotFoundError(f"{r}: dataset folder not found")
+        raise FileNotFoundError(f"{r}: dataset folder not found (a folder of one of the formats {formats_tried()})")
     if not r.is_dir():
         raise NotADirectoryError(f"{r}: is a file, not a dataset folder")
     reg = formats()
     for spec in reg.values():
         if spec.detect(r) is not None:
             return spec
-    raise FormatRegistryError(f"{r}: not a dataset of any known format (tried {', '.join(reg)}); pass --format")
+    raise FormatRegistryError(f"{r}: not a dataset of any known format (tried {formats_tried()}); pass --format")
+
+
+def formats_tried() -> str:
+    """Every format in registry order with what its folders hold, for errors: ``occ3d (...), ...``."""
+    return "; ".join(f"{name}: {fmt.summary}" for name, fmt in formats().items())

@@ -32,6 +32,15 @@ ENTRY_POINT_GROUP = "occkit.datasets"
 #: monocular ones (kitti-mono, cigocc) on ``monocular`` ones.
 Modality = Literal["multi-camera", "monocular"]
 
+#: What a format's scenes are, and so which procedural world ``occkit synth`` writes in it:
+#: ``driving`` (streets outdoors, :mod:`occkit.data.synth`, a :class:`~occkit.data.synth.SynthConfig`)
+#: or ``indoor`` (rooms, :mod:`occkit.data.synth_indoor`, an
+#: :class:`~occkit.data.synth_indoor.IndoorConfig`).
+World = Literal["driving", "indoor"]
+
+#: The worlds, in the order ``occkit synth --world`` lists them.
+WORLDS: tuple[str, ...] = ("driving", "indoor")
+
 
 @dataclass(frozen=True)
 class ClassTable:
@@ -160,11 +169,27 @@ class PredictionFiles:
         index: ``folder -> {token: path}``: the prediction files of a folder.
         read: ``path -> (X, Y, Z) uint8``; a file of the wrong size, shape or dtype raises a
             one-line ``ValueError`` naming it.
+        relpath: ``token -> str``: where ``write`` puts a frame's file, relative to the folder
+            (``occkit predict --overwrite`` tells its own files of an old folder by it), or None.
     """
 
     write: Callable[[Path, str, np.ndarray], Path]
     index: Callable[[Path], dict[str, Path]]
     read: Callable[[Path], np.ndarray]
+    relpath: Callable[[str], str] | None = None
+
+
+#: The summary lines ``occkit eval`` prints by default (those present in a result, in this order).
+TABLE_KEYS: tuple[str, ...] = (
+    "miou",
+    "geometry_iou",
+    "geometry_precision",
+    "geometry_recall",
+    "rayiou",
+    "rayiou@1",
+    "rayiou@2",
+    "rayiou@4",
+)
 
 
 @dataclass
@@ -183,17 +208,45 @@ class DatasetFormat:
         detect: ``root -> reason or None``: why ``root`` holds this format (cheap: names of files
             and folders, no decoding), or None. The first format whose ``detect`` answers wins,
             in registry order.
-        open: ``(root, split, options) -> dataset`` of :class:`occkit.data.sample.Sample` with
-            ``tokens``, ``scenes``, ``frames``, ``grid`` like :class:`occkit.data.occ3d.Occ3DDataset`.
+        open: ``(root, split, options) -> dataset``: a torch dataset of
+            :class:`occkit.data.sample.Sample` with ``frames`` (each with ``.token`` and ``.scene``;
+            SemanticKITTI's are ``(sequence, frame)`` pairs), ``tokens``, ``index_of(token)``,
+            ``grid`` and ``frame_labels(i) -> (labels, scored voxels, file)`` (the class counts of
+            ``supervised.class_counts: auto``), like :class:`occkit.data.occ3d.Occ3DDataset`. A
+            missing or malformed file raises a one-line error naming it.
         metrics: ``options -> [Metric, ...]``: fresh accumulators for a validation or an
-            evaluation (options: ``mask`` and what the format documents); the first gives
-            ``miou`` and ``geometry_iou``.
+            evaluation. ``options`` may hold ``mask`` (which voxels count, e.g. ``camera``),
+            ``num_classes`` (the model's), ``device``, ``metrics`` (names asked for beyond the
+            first, e.g. ``("miou", "rayiou")``) and what the format documents; a format ignores
+            the keys it does not use. The first metric gives ``miou`` and ``geometry_iou``.
         predictions: how predictions are written and read.
         evaluate_folder: ``(gt_root, pred_dir, split, **options) -> result`` for ``occkit eval``,
             when the format scores a folder its own way (Occ3D's RayIoU needs the LiDAR poses);
             None: the metrics over :attr:`predictions` and :attr:`open`.
-        write_synthetic: ``(out, options) -> None``: the synthetic world written in this layout
-            (``occkit synth --format NAME``), or None.
+        write_synthetic: ``(out, config) -> None``: the synthetic world of :attr:`world`
+            (``config`` a :class:`occkit.data.synth.SynthConfig` for ``driving``, an
+            :class:`occkit.data.synth_indoor.IndoorConfig` for ``indoor``) written in this layout
+            into the folder ``out`` (``occkit synth --format NAME``; resumable: scenes already
+            written there are kept), or None.
+        world: the kind of scenes the format's datasets hold, ``driving`` (outdoors; the default)
+            or ``indoor`` (NYUv2's rooms): the procedural world :attr:`write_synthetic` writes
+            (``occkit synth --world``), and what a run trained on one kind says when it is pointed
+            at data of the other.
+        cameras: the cameras every frame has when the format fixes them (SemanticKITTI:
+            ``("image_2",)``; a run's ``data.cameras`` is then not passed to :attr:`open`), or None
+            when the user chooses them (:attr:`OpenOptions.cameras`).
+        folder_options: the keyword options :attr:`evaluate_folder` takes beyond ``split``,
+            ``allow_missing``, ``device``, ``workers`` and ``progress`` (``mask``, ``metrics``,
+            ``infos``, ``region``, ``processes``, ``batch_size``); ``occkit eval`` refuses an option
+            given that the format does not take, naming the format.
+        table_keys: the summary lines ``occkit eval`` prints under the per-class table (those
+            present in the result, in order).
+        title: the format's name in sentences ("an Occ3D-nuScenes dataset"); default ``name``.
+        priority: the registry tries ``detect`` in increasing ``priority`` (then occkit's own
+            before installed packages', then by name): a format whose folders a more general
+            format's ``detect`` would also claim (a variant of a layout, e.g. another class table in
+            the SemanticKITTI file layout) takes a lower number than the general one (Occ3D: 10,
+            SemanticKITTI: 90, default 50).
         source: where it was found; set by the registry.
     """
 
@@ -210,8 +263,40 @@ class DatasetFormat:
     predictions: PredictionFiles
     evaluate_folder: Callable[..., dict[str, Any]] | None = None
     write_synthetic: Callable[[Path, Any], None] | None = None
+    cameras: tuple[str, ...] | None = None
+    world: World = "driving"
+    folder_options: frozenset[str] = frozenset({"mask", "metrics"})
+    table_keys: tuple[str, ...] = TABLE_KEYS
+    title: str = ""
+    priority: int = 50
     source: str = field(default="", compare=False)
 
+    @property
+    def display_name(self) -> str:
+        """:attr:`title`, or :attr:`name` when it has none."""
+        return self.title or self.name
+
     def open_split(self, root: str | os.PathLike, split: str, **options: Any) -> Any:
-        """:attr:`open` with keyword options (those of :class:`OpenOptions`)."""
-        return self.open(Path(root), split, OpenOptions(**options))
+        """:attr:`open` with keyword options (those of :class:`OpenOptions`); the dataset is marked
+        with this format's name (``format_name``), which :func:`occkit.formats.format_of` reads
+        back under any wrappers."""
+        ds = self.open(Path(root), split, OpenOptions(**options))
+        try:
+            ds.format_name = self.name
+        except AttributeError:  # a dataset that takes no attributes (slots): its class must say
+            pass
+        return ds
+
+    def new_metrics(self, **options: Any) -> list[Metric]:
+        """:attr:`metrics` with keyword options; an empty list or one that is not a
+        :class:`Metric` raises naming the format."""
+        found = list(self.metrics(options))
+        if not found:
+            raise ValueError(f"format {self.name} ({self.source}): metrics() gave no metric")
+        for m in found:
+            if not isinstance(m, Metric):
+                raise TypeError(
+                    f"format {self.name} ({self.source}): metrics() gave a {type(m).__name__}, which lacks "
+                    "name/update/merge/all_reduce/compute"
+                )
+        return found

@@ -594,52 +594,26 @@ class CIGOccMethod(nn.Module):
 # ------------------------------------------------------------------------------------ registration
 def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progress: bool = False) -> Any:
     """``cigocc.class_balance: dataset`` without ``class_counts``: the voxel counts of the training
-    frames' labels (at most ``max_frames``, evenly spaced) written into a copy of ``cfg``, so that
-    the run's config.json records them. SemanticKITTI: every label but 255 outside ``.invalid``
-    (what cigocc trains on); NYUv2: every label but 255; Occ3D: inside the camera mask. ``cfg``
-    unchanged otherwise.
+    frames' labels (at most ``max_frames``, evenly spaced; :func:`occkit.data.stats.count_frame_classes`)
+    written into a copy of ``cfg``, so that the run's config.json records them: the voxels the
+    format scores (SemanticKITTI: every label but 255 outside ``.invalid``, what cigocc trains on;
+    Occ3D: inside the camera mask). ``cfg`` unchanged otherwise.
     """
     import copy
 
-    import numpy as np
-
-    from occkit.data.semantickitti import SemanticKITTIDataset
+    from occkit.data.stats import count_frame_classes
     from occkit.data.wrappers import base_dataset
 
     c = cfg.cigocc
     if c.class_balance != "dataset" or c.class_counts is not None:
         return cfg
-    ds = base_dataset(train_set)
-    C = cfg.model.num_classes
-    n = len(ds.frames)
-    if n == 0:
-        raise ValueError(f"cigocc.class_balance='dataset': the training split of {ds.root} has no frames to count")
-    picks = range(n) if n <= max_frames else [round(i * (n - 1) / (max_frames - 1)) for i in range(max_frames)]
-    if progress:
-        from tqdm import tqdm
-
-        picks = tqdm(picks, desc="class counts", unit="frame", leave=False)
-    counts = np.zeros(C, dtype=np.float64)
-    for i in picks:
-        if type(ds).__name__ == "NYUDataset":  # NYUv2: every known voxel of the scored target
-            from occkit.data.nyu import downsample_target
-
-            target = downsample_target(ds.read_voxels(i).labels).numpy()
-            known = target[target != 255]
-            where = ds.path(i, ".bin")
-        elif isinstance(ds, SemanticKITTIDataset):
-            labels, invalid = ds.load_gt_arrays(i)
-            known = labels[~invalid & (labels != 255)]
-            where = ds.voxel_path(i, "label")
-        else:
-            gt = ds.read_labels(ds.frames[i].token)
-            known = gt["semantics"][gt["mask_camera"].astype(bool)]
-            where = ds.gt_path(ds.frames[i].token)
-        if known.size and int(known.max()) >= C:
-            raise ValueError(f"{where}: label {int(known.max())} is not a class of model.num_classes={C}")
-        counts += np.bincount(known.astype(np.int64), minlength=C)
-    if counts.sum() == 0:
-        raise ValueError(f"cigocc.class_balance='dataset': no labelled voxels in the training split of {ds.root}")
+    counts = count_frame_classes(
+        base_dataset(train_set),
+        cfg.model.num_classes,
+        max_frames=max_frames,
+        progress=progress,
+        what="cigocc.class_balance='dataset'",
+    )
     out = copy.deepcopy(cfg)
     out.cigocc.class_counts = tuple(float(v) for v in counts)
     return out

@@ -23,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
+import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -118,7 +120,17 @@ class RegistryError(ValueError):
     """A method spec is wrong or two methods clash; the message names where they come from."""
 
 
+class PluginWarning(UserWarning):
+    """A package's method (or its presets) could not be registered; the line names the package, its
+    entry point and the cause. Every other method works."""
+
+
 _REGISTRY: dict[str, MethodSpec] | None = None
+_BROKEN: dict[str, str] = {}
+"""Entry point name -> why its package's method is not registered (the warning's line)."""
+
+#: ``module`` or ``module:attribute`` (as importlib.metadata reads an entry point's value)
+_EP_VALUE = re.compile(r"[\w.]+\s*(:\s*[\w.]+\s*)?(\[.*\]\s*)?$")
 
 
 def _in_tree() -> list[tuple[MethodSpec, str]]:
@@ -135,23 +147,55 @@ def _in_tree() -> list[tuple[MethodSpec, str]]:
     return found
 
 
-def _from_entry_points() -> list[tuple[MethodSpec, str]]:
-    found = []
-    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        where = f"entry point {ep.name} = {ep.value}" + (f" of {ep.dist.name}" if ep.dist is not None else "")
-        try:
-            spec = ep.load()
-        except Exception as e:  # a broken package must say which, not take occkit down with a traceback
-            raise RegistryError(f"{where}: cannot be loaded ({type(e).__name__}: {e})") from e
-        found.append((spec, where))
-    return found
+def _entry_points() -> list[Any]:
+    """The installed entry points of :data:`ENTRY_POINT_GROUP`, by name."""
+    return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+
+
+def _where(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"package {dist.name if dist is not None else '(unknown)'}, entry point {ep.name} = {ep.value}"
+
+
+def is_from_package(spec: MethodSpec) -> bool:
+    """Whether ``spec`` came from another package (an entry point), not from occkit itself."""
+    return spec.source.startswith("package ")
+
+
+def _load(ep: Any, where: str) -> Any:
+    """The object an entry point names; a :class:`RegistryError` with the cause when it cannot be
+    loaded (a malformed value, an import or syntax error, a ``sys.exit`` at import)."""
+    if not _EP_VALUE.match(ep.value):
+        raise RegistryError(
+            f"{where}: malformed value {ep.value!r} (expected module:ATTRIBUTE, e.g. my_pkg.method:METHOD)"
+        )
+    try:
+        return ep.load()
+    except SyntaxError as e:
+        raise RegistryError(f"{where}: syntax error in {e.filename}, line {e.lineno}: {e.msg}") from e
+    except SystemExit as e:  # a module that exits when imported must not end occkit
+        raise RegistryError(f"{where}: calls sys.exit({e.code!r}) when imported") from e
+    except Exception as e:  # a broken package must say which, not take occkit down with a traceback
+        raise RegistryError(f"{where}: cannot be loaded ({type(e).__name__}: {e})") from e
 
 
 def _check(spec: Any, where: str, sections: dict[str, tuple[type, str]]) -> None:
     if not isinstance(spec, MethodSpec):
         raise RegistryError(f"{where}: is a {type(spec).__name__}, not an occkit.methods.registry.MethodSpec")
-    if not spec.name.isidentifier():
-        raise RegistryError(f"{where}: method name {spec.name!r} is not an identifier")
+    if not isinstance(spec.name, str) or not spec.name.isidentifier():
+        raise RegistryError(f"{where}: method name {spec.name!r} is not an identifier (a string such as my_method)")
+    if not isinstance(spec.summary, str):
+        raise RegistryError(f"{where}: summary {spec.summary!r} is not a string")
+    if not isinstance(spec.sections, dict) or not all(isinstance(k, str) for k in spec.sections):
+        raise RegistryError(f"{where}: sections is not a mapping of section names to dataclasses")
+    for what in ("build", "wrap_dataset", "resolve"):
+        fn = getattr(spec, what)
+        if not callable(fn) and not (fn is None and what != "build"):
+            raise RegistryError(f"{where}: {what} is a {type(fn).__name__}, not a function")
+    if spec.export is not None and not isinstance(spec.export, ExportSupport):
+        raise RegistryError(f"{where}: export is a {type(spec.export).__name__}, not an ExportSupport")
+    if spec.presets is not None and not isinstance(spec.presets, (str, Path)):
+        raise RegistryError(f"{where}: presets is a {type(spec.presets).__name__}, not a folder's path")
     reserved = {"method", "model", "data", "optim", "train"}
     for key, cls in spec.sections.items():
         if key in reserved:
@@ -170,20 +214,92 @@ def _check(spec: Any, where: str, sections: dict[str, tuple[type, str]]) -> None
         raise RegistryError(f"{where}: say why its runs are not exported (export_refused), or how they are (export)")
 
 
+def _warn(message: str) -> None:
+    warnings.warn(message, PluginWarning, stacklevel=3)
+
+
+def _builtin_presets() -> set[str]:
+    from importlib import resources
+
+    return {p.name[:-5] for p in (resources.files("occkit") / "configs").iterdir() if p.name.endswith(".yaml")}
+
+
+def _check_presets(spec: MethodSpec, taken: dict[str, str]) -> None:
+    """A package's presets folder must exist (else the method is registered without presets, and
+    the warning names the folder); a preset of the name of occkit's own or of an earlier
+    package's is not used, and named."""
+    if spec.presets is None:
+        return
+    folder = Path(spec.presets)
+    if not folder.is_dir():
+        _warn(
+            f"{spec.source}: its presets folder {folder} does not exist; method {spec.name} is registered "
+            "without presets"
+        )
+        spec.presets = None
+        return
+    for p in sorted(folder.glob("*.yaml")):
+        if p.stem in taken:
+            _warn(
+                f"{spec.source}: its preset {p.stem} ({p}) has the name of {taken[p.stem]}, which it does not "
+                "replace: rename it"
+            )
+        else:
+            taken[p.stem] = f"the preset of {spec.source}"
+
+
 def registry() -> dict[str, MethodSpec]:
-    """Every method, by name: occkit's own, then those of installed packages (found once)."""
+    """Every method, by name: occkit's own, then those of installed packages (found once).
+
+    A package whose method cannot be registered (it fails to import, is no valid
+    :class:`MethodSpec`, clashes with a registered one) is left out with one
+    :class:`PluginWarning` naming the package, its entry point and the cause; every other method
+    works, and asking for that one (:func:`get_method`) says why it is missing.
+    """
     global _REGISTRY
     if _REGISTRY is None:
         out: dict[str, MethodSpec] = {}
         sections: dict[str, tuple[type, str]] = {}
-        for spec, where in _in_tree() + _from_entry_points():
+        for spec, where in _in_tree():  # occkit's own: an error is a bug in occkit, raised
             _check(spec, where, sections)
             if spec.name in out:
                 raise RegistryError(f"{where}: method {spec.name!r} is already registered by {out[spec.name].source}")
             spec.source = where
             out[spec.name] = spec
+        broken: dict[str, str] = {}
+        presets = {name: "occkit's own preset" for name in _builtin_presets()}
+        for ep in _entry_points():
+            where = _where(ep)
+            try:
+                spec = _load(ep, where)
+                mine = dict(sections)
+                _check(spec, where, mine)
+                if spec.name in out:
+                    raise RegistryError(
+                        f"{where}: method {spec.name!r} is already registered by {out[spec.name].source}"
+                    )
+            except RegistryError as e:
+                broken[ep.name] = str(e)
+                _warn(f"{e}; this method is not registered (every other method works)")
+                continue
+            sections = mine
+            spec.source = where
+            out[spec.name] = spec
+            _check_presets(spec, presets)
+        _BROKEN.clear()
+        _BROKEN.update(broken)
         _REGISTRY = out
     return _REGISTRY
+
+
+def not_registered(name: str) -> str:
+    """Why ``name`` is no registered method: one line listing the registered ones, and, when a
+    package's entry point of that name failed, its cause."""
+    reg = registry()
+    msg = f"{name!r} is not one of {', '.join(reg)}"
+    if name in _BROKEN:
+        return f"{msg}: {_BROKEN[name]}"
+    return f"{msg} (a package adds methods through the entry point group {ENTRY_POINT_GROUP!r})"
 
 
 def method_names() -> tuple[str, ...]:
@@ -195,10 +311,7 @@ def get_method(name: str) -> MethodSpec:
     """The spec of method ``name``; a :class:`RegistryError` lists the registered ones."""
     reg = registry()
     if name not in reg:
-        raise RegistryError(
-            f"method: {name!r} is not one of {', '.join(reg)} (a package adds methods through the "
-            f"entry point group {ENTRY_POINT_GROUP!r})"
-        )
+        raise RegistryError(f"method: {not_registered(name)}")
     return reg[name]
 
 

@@ -292,45 +292,27 @@ def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progr
     """Replace ``supervised.class_counts: auto`` by the label counts of the training frames.
 
     Counts every class over the frames of the dataset under ``train_set`` (at most ``max_frames``
-    of them, evenly spaced), inside the camera mask when ``supervised.use_camera_mask``. Returns
-    ``cfg`` unchanged when nothing is 'auto', else a copy with the counts filled in, so that the
-    run's config.json records the weights it trained with.
+    of them, evenly spaced; :func:`occkit.data.stats.count_frame_classes`), inside the voxels the
+    format scores (Occ3D: the camera mask) when ``supervised.use_camera_mask``. Returns ``cfg``
+    unchanged when nothing is 'auto', else a copy with the counts filled in, so that the run's
+    config.json records the weights it trained with.
     """
     import copy
 
-    from occkit.data.stats import LabelCounts
+    from occkit.data.stats import count_frame_classes
     from occkit.data.wrappers import base_dataset
-    from occkit.labels import OCC3D_NUM_CLASSES
 
     sup = cfg.supervised
     if sup.class_counts != "auto":
         return cfg
-    ds = base_dataset(train_set)
-    frames = ds.frames
-    if not frames:
-        raise ValueError(f"supervised.class_counts='auto': the training split of {ds.root} has no frames to count")
-    if len(frames) > max_frames:
-        frames = [frames[round(i * (len(frames) - 1) / (max_frames - 1))] for i in range(max_frames)]
-    if cfg.model.num_classes != OCC3D_NUM_CLASSES:
-        raise ValueError(
-            f"supervised.class_counts='auto' counts Occ3D's {OCC3D_NUM_CLASSES} classes; the model has "
-            f"{cfg.model.num_classes}"
-        )
-    labels = LabelCounts()  # the counting of `occkit stats`
-    it = frames
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(frames, desc="class counts", unit="frame", leave=False)
-    for f in it:
-        gt = ds.read_labels(f.token)
-        try:
-            labels.add(gt["semantics"], gt["mask_camera"], gt["mask_lidar"])
-        except ValueError as e:
-            raise ValueError(f"{ds.gt_path(f.token)}: {e}") from e
-    counts = labels.counts_camera if sup.use_camera_mask else labels.counts
-    if sum(counts) == 0:
-        raise ValueError(f"supervised.class_counts='auto': no labelled voxels in the training split of {ds.root}")
+    counts = count_frame_classes(
+        base_dataset(train_set),
+        cfg.model.num_classes,
+        scored_only=sup.use_camera_mask,
+        max_frames=max_frames,
+        progress=progress,
+        what="supervised.class_counts='auto'",
+    )
     out = copy.deepcopy(cfg)
     out.supervised.class_counts = tuple(float(c) for c in counts)
     return out

@@ -30,6 +30,8 @@ import torch
 from occkit.fileio import load_npz, read_json, write_json_atomic, write_text_atomic
 
 OCC3D_SHAPE: tuple[int, int, int] = (200, 200, 16)
+#: A class map's value for a dropped class (:data:`occkit.formats.classmap.DROPPED`).
+DROPPED = 255
 
 
 #: The record ``occkit predict`` writes into a prediction folder (``occkit.engine.evaluate``).
@@ -51,33 +53,30 @@ def looks_like_predictions(folder: str | os.PathLike) -> str | None:
 
 
 def detect_format(gt_root: str | os.PathLike, pred_root: str | os.PathLike | None = None) -> str:
-    """``"occ3d"`` when ``annotations.json`` is there, ``"semantickitti"`` when ``sequences/`` is,
-    ``"nyu"`` when ``NYUtrain/`` or ``NYUtest/`` is;
-    otherwise an error naming the folder, and saying so when it is a prediction folder (and
+    """The name of the format of the dataset folder ``gt_root`` (the registry's
+    :func:`occkit.formats.detect_format`: the first format whose ``detect`` answers); otherwise an
+    error naming the folder and the formats tried, and saying so when it is a prediction folder (and
     ``pred_root`` the dataset: the two swapped)."""
+    from occkit.formats import FormatRegistryError
+    from occkit.formats import detect_format as detect
+
     root = Path(gt_root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: ground-truth folder not found")
-    if (root / "annotations.json").is_file():
-        return "occ3d"
-    if (root / "sequences").is_dir():
-        return "semantickitti"
-    if (root / "NYUtrain").is_dir() or (root / "NYUtest").is_dir():
-        return "nyu"
-    why = looks_like_predictions(root)
-    if why is not None:
-        if pred_root is not None and (Path(pred_root) / "annotations.json").is_file():
+    try:
+        return detect(root).name
+    except FormatRegistryError as e:
+        why = looks_like_predictions(root)
+        if why is None:
+            raise ValueError(str(e)) from None
+    if pred_root is not None and Path(pred_root).is_dir():
+        with contextlib.suppress(FormatRegistryError):
+            fmt = detect(pred_root)
             raise ValueError(
                 f"--gt {root} is a prediction folder ({why}) and --pred {pred_root} is the dataset "
-                "(it holds annotations.json): --gt and --pred are swapped"
+                f"(a {fmt.name} dataset: {fmt.detect(Path(pred_root))}): --gt and --pred are swapped"
             )
-        raise ValueError(
-            f"--gt {root} is a prediction folder ({why}); --gt takes the dataset folder holding annotations.json"
-        )
-    raise ValueError(
-        f"{root}: cannot tell the benchmark (no annotations.json for Occ3D, no sequences/ for SemanticKITTI); pass "
-        "--format"
-    )
+    raise ValueError(f"--gt {root} is a prediction folder ({why}); --gt takes the dataset folder")
 
 
 def check_provenance(pred_dir: str | os.PathLike, pred_files: dict[str, Path]) -> list[str]:
@@ -134,6 +133,39 @@ def load_occ3d_prediction(path: str | os.PathLike, shape: tuple[int, int, int] =
     if a.size and (int(a.min()) < 0 or int(a.max()) > 17):
         raise ValueError(f"{path}: prediction has classes in [{int(a.min())}, {int(a.max())}], expected [0, 17]")
     return a.astype(np.uint8, copy=False)
+
+
+def occ3d_prediction_files(pred_dir: str | os.PathLike) -> dict[str, Path]:
+    """``{token: path}`` of the Occ3D predictions ``<token>.npz`` anywhere under ``pred_dir``; two
+    files of one token raise naming both."""
+    pred_dir = Path(pred_dir)
+    found: dict[str, Path] = {}
+    for p in sorted(pred_dir.rglob("*.npz")):
+        if p.stem in found:
+            raise ValueError(f"{pred_dir}: two predictions for token {p.stem}: {found[p.stem]} and {p}")
+        found[p.stem] = p
+    return found
+
+
+def semantickitti_prediction_files(pred_dir: str | os.PathLike) -> dict[str, Path]:
+    """``{"<seq>/<frame>": path}`` of the SemanticKITTI predictions under ``pred_dir``:
+    ``sequences/<seq>/predictions/<frame>.label`` (the submission layout) or ``<seq>/<frame>.label``."""
+    found: dict[str, Path] = {}
+    for p in Path(pred_dir).rglob("*.label"):
+        seq = p.parent.parent.name if p.parent.name == "predictions" else p.parent.name
+        found[f"{seq}/{p.stem}"] = p
+    return found
+
+
+def load_semantickitti_prediction(path: str | os.PathLike) -> np.ndarray:
+    """A SemanticKITTI submission ``.label`` as learning classes ``(256, 256, 32)`` uint8; raw ids
+    outside the learning map raise naming the file."""
+    from occkit.data.semantickitti import read_ssc_prediction
+
+    pred = read_ssc_prediction(path)
+    if int(pred.max(initial=0)) == 255:
+        raise ValueError(f"{path}: prediction holds raw ids outside the learning map (mapped to 255)")
+    return pred
 
 
 def _match(
@@ -269,11 +301,7 @@ def evaluate_occ3d(
             "folder: --gt and --pred are swapped"
         )
     ds = Occ3DDataset(gt_root, split, load_images=False, load_gt=True, load_extras=False)
-    pred_files: dict[str, Path] = {}
-    for p in sorted(pred_dir.rglob("*.npz")):
-        if p.stem in pred_files:
-            raise ValueError(f"{pred_dir}: two predictions for token {p.stem}: {pred_files[p.stem]} and {p}")
-        pred_files[p.stem] = p
+    pred_files = occ3d_prediction_files(pred_dir)
     check_provenance(pred_dir, pred_files)
     tokens, n_missing, n_extra = _match([f.token for f in ds.frames], pred_files, pred_dir, allow_missing)
 
@@ -334,8 +362,8 @@ def _origin_fn(
     if not ds.info(tokens[0]).get("lidar_sensor"):
         raise ValueError(
             f"{ds.annotations_path}: RayIoU needs the LiDAR poses of every frame, and these annotations have no "
-            "'lidar_sensor' entries: pass --infos FILE (nuScenes-style infos with lidar2ego_translation/rotation "
-            "and ego2global_translation/rotation per token)"
+            "'lidar_sensor' entries: pass --infos I, the folder occkit prepare nuscenes wrote (or a nuScenes-style "
+            "info file with lidar2ego_translation/rotation and ego2global_translation/rotation per token)"
         )
     poses: dict[str, Any] = {}  # each scene's poses built once
     return lambda t: rayiou_origins(ds, t, poses)
@@ -549,7 +577,7 @@ def evaluate_semantickitti(
     plus ``miou`` (= ``ssc_miou``), ``geometry_iou`` (= ``completion_iou``), ``mask``
     (``"invalid"``: 255 and invalid voxels left out), ``benchmark``, ``missing``, ``extra``.
     """
-    from occkit.data.semantickitti import SemanticKITTIDataset, read_ssc_prediction
+    from occkit.data.semantickitti import SemanticKITTIDataset
     from occkit.metrics.ssc import SSCMetric
 
     pred_dir = Path(pred_dir)
@@ -558,18 +586,13 @@ def evaluate_semantickitti(
     ds = SemanticKITTIDataset(gt_root, split, load_images=False, load_gt=True)
     if len(ds) == 0:
         raise ValueError(f"{gt_root}: no labelled frames in split {split!r} (sequences {ds.sequences or 'none found'})")
-    pred_files: dict[str, Path] = {}
-    for p in pred_dir.rglob("*.label"):
-        seq = p.parent.parent.name if p.parent.name == "predictions" else p.parent.name
-        pred_files[f"{seq}/{p.stem}"] = p
+    pred_files = semantickitti_prediction_files(pred_dir)
     gt_ids = [ds.token(i) for i in range(len(ds))]
     tokens, n_missing, n_extra = _match(gt_ids, pred_files, pred_dir, allow_missing)
     index = {t: i for i, t in enumerate(gt_ids)}
 
     def load(token: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pred = read_ssc_prediction(pred_files[token])
-        if int(pred.max(initial=0)) == 255:
-            raise ValueError(f"{pred_files[token]}: prediction holds raw ids outside the learning map (mapped to 255)")
+        pred = load_semantickitti_prediction(pred_files[token])
         labels, invalid = ds.load_gt_arrays(index[token])
         return pred, labels, invalid
 
@@ -586,10 +609,116 @@ def evaluate_semantickitti(
     if bar is not None:
         bar.close()
     out: dict[str, Any] = {"benchmark": "semantickitti", "split": split}
-    r = m.compute()
-    out.update(r)
-    out["miou"], out["geometry_iou"], out["mask"] = r["ssc_miou"], r["completion_iou"], "invalid"
+    out.update(m.compute())  # with miou = ssc_miou, geometry_iou = completion_iou, mask = invalid
     out["missing"], out["extra"] = n_missing, n_extra
+    return out
+
+
+def evaluate_predictions(
+    fmt: Any,
+    gt_root: str | os.PathLike,
+    pred_dir: str | os.PathLike,
+    split: str = "val",
+    allow_missing: bool = False,
+    device: str | torch.device = "cpu",
+    workers: int = 4,
+    progress: bool | None = None,
+    batch_size: int = 1,
+    class_map: Any = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """A prediction folder scored by a format's own parts (what ``occkit eval`` runs for a format
+    with no ``evaluate_folder``): its frames (``fmt.open_split``, no images), its prediction files
+    (``fmt.predictions``) and its metrics (``fmt.new_metrics(**options)``), batch by batch.
+
+    ``class_map`` (:class:`occkit.formats.classmap.ClassMap` onto ``fmt``): the predictions are the
+    files of the map's source format (of the same grid), and both they and the ground truth are
+    scored on the map's common classes (an Occ3D-style mIoU, the free class last, inside the voxels
+    ``fmt`` scores; voxels of a dropped class on either side left out).
+
+    Returns ``benchmark`` (the format's name), ``split``, the first metric's result, every other
+    metric's keys, ``frames``, ``missing`` and ``extra`` (and ``class_map``, its file).
+    """
+    from occkit.formats.spec import Targets
+
+    files = fmt.predictions
+    if class_map is not None:
+        from occkit.formats import get_format
+        from occkit.metrics.occ3d import Occ3DMetric
+
+        if class_map.target != fmt.name:
+            raise ValueError(
+                f"--class-map {class_map.path}: maps onto {class_map.target}, but --gt {gt_root} is a {fmt.name} "
+                "dataset"
+            )
+        source = get_format(class_map.source)
+        g, h = source.grid, fmt.grid
+        if (g.shape, tuple(g.range_min), tuple(g.voxel_size)) != (h.shape, tuple(h.range_min), tuple(h.voxel_size)):
+            raise ValueError(
+                f"--class-map {class_map.path}: {source.name}'s grid {g.shape} from {tuple(g.range_min)} at "
+                f"{tuple(g.voxel_size)} m is not {fmt.name}'s {h.shape} from {tuple(h.range_min)} at "
+                f"{tuple(h.voxel_size)} m; occkit eval --class-map scores layouts of one grid"
+            )
+        files = source.predictions
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
+    ds = fmt.open_split(gt_root, split, load_images=False, load_gt=True)
+    gt_ids = list(ds.tokens)
+    if not gt_ids:
+        raise ValueError(f"{gt_root}: no labelled frames in split {split!r}")
+    pred_files = files.index(pred_dir)
+    check_provenance(pred_dir, pred_files)
+    tokens, n_missing, n_extra = _match(gt_ids, pred_files, pred_dir, allow_missing)
+    if class_map is None:
+        metrics = fmt.new_metrics(device=device, num_classes=fmt.classes.num_classes, **options)
+    else:
+        names = class_map.names
+        metrics = [Occ3DMetric(mask="camera", num_classes=len(names), class_names=names, device=device)]
+
+    def load(token: str) -> tuple[np.ndarray, Any]:
+        return files.read(pred_files[token]), ds[ds.index_of(token)]
+
+    bar = _bar(len(tokens), progress)
+    loaded = _prefetch(load, tokens, workers)
+    for batch in _batched(tokens, batch_size):
+        items = [next(loaded) for _ in batch]
+        pred = torch.from_numpy(np.stack([p for p, _ in items])).to(device)
+
+        def stacked(name: str, items: list[Any] = items) -> torch.Tensor | None:
+            vals = [getattr(s, name) for _, s in items]
+            return None if any(v is None for v in vals) else torch.stack(vals).to(device)
+
+        target = Targets(
+            occupancy=stacked("occupancy"),
+            tokens=list(batch),
+            mask_camera=stacked("mask_camera"),
+            mask_lidar=stacked("mask_lidar"),
+        )
+        if class_map is not None:  # both sides on the common classes; dropped voxels out of the region
+            src_lut = torch.from_numpy(class_map.source_lut.astype(np.int64)).to(device)
+            dst_lut = torch.from_numpy(class_map.target_lut.astype(np.int64)).to(device)
+            p, t = src_lut[pred.long()], dst_lut[target.occupancy.long().clamp(0, 255)]
+            keep = (p != DROPPED) & (t != DROPPED)
+            free = class_map.free
+            pred = torch.where(keep, p, free)
+            target.occupancy = torch.where(keep, t, free)
+            target.extra["region"] = keep
+            if target.mask_camera is None:
+                target.mask_camera = torch.ones_like(keep)
+        for m in metrics:
+            m.update(pred, target)
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    out: dict[str, Any] = {"benchmark": fmt.name, "split": split}
+    for m in reversed(metrics):  # the first metric's keys win
+        out.update(m.compute())
+    out["missing"], out["extra"] = n_missing, n_extra
+    if class_map is not None:
+        out["benchmark"] = f"{fmt.name} on the common classes of {class_map.path.stem}"
+        out["class_map"] = str(class_map.path)
     return out
 
 
@@ -598,6 +727,15 @@ def evaluate_semantickitti(
 
 def _fmt(v: float) -> str:
     return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
+
+
+def _table_keys(benchmark: str | None) -> tuple[str, ...]:
+    """The summary lines of a result of the format ``benchmark`` (its ``table_keys``)."""
+    from occkit.formats import formats
+    from occkit.formats.spec import TABLE_KEYS
+
+    fmt = formats().get(benchmark) if isinstance(benchmark, str) else None
+    return fmt.table_keys if fmt is not None else TABLE_KEYS
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -612,12 +750,7 @@ def format_table(result: dict[str, Any]) -> str:
             row += "".join(f"{_fmt(v):>9}" for v in ray[n])
         lines.append(row)
     lines.append("-" * len(head))
-    if result["benchmark"] in ("semantickitti", "nyu"):
-        keys = ("ssc_miou", "completion_iou", "precision", "recall")
-    else:
-        keys = ("miou", "geometry_iou", "geometry_precision", "geometry_recall") + (
-            ("rayiou", "rayiou@1", "rayiou@2", "rayiou@4") if ray else ()
-        )
+    keys = _table_keys(result.get("benchmark"))
     for k in (k for k in keys if k in result):
         lines.append(f"{k:<22}{_fmt(result[k]):>8}")
     lines.append(
@@ -678,6 +811,7 @@ __all__ = [
     "default_processes",
     "detect_format",
     "evaluate_occ3d",
+    "evaluate_predictions",
     "evaluate_semantickitti",
     "format_table",
     "load_occ3d_prediction",

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from occkit.formats.spec import Targets
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
 from occkit.metrics.confusion import ConfusionCounts, confusion_matrix, metric_class_names
 
@@ -132,7 +133,9 @@ def _as_labels(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 class Occ3DMetric(ConfusionCounts):
-    """Streaming Occ3D-nuScenes mIoU: ``update`` per batch, ``compute`` at the end.
+    """Streaming Occ3D-nuScenes mIoU: ``update`` per batch, ``compute`` at the end (an
+    :class:`occkit.formats.Metric`: ``update(pred, Targets)`` reads the targets' masks and
+    ``extra["region"]``; the older ``update(pred, gt, mask_camera, mask_lidar, region)`` still works).
 
     The state is one ``(C, C)`` int64 confusion matrix ``counts`` (rows = ground truth) and a frame
     count, on ``device`` (default: the device of the first update); :meth:`merge` and
@@ -147,6 +150,7 @@ class Occ3DMetric(ConfusionCounts):
     """
 
     _agree = ("mask", "num_classes")
+    name = "occ3d"
 
     def __init__(
         self,
@@ -170,7 +174,7 @@ class Occ3DMetric(ConfusionCounts):
     def update(
         self,
         pred: torch.Tensor,
-        gt: torch.Tensor,
+        gt: torch.Tensor | Targets,
         mask_camera: torch.Tensor | None = None,
         mask_lidar: torch.Tensor | None = None,
         region: torch.Tensor | None = None,
@@ -180,12 +184,16 @@ class Occ3DMetric(ConfusionCounts):
         Args:
             pred: ``(B, X, Y, Z)`` integer class ids, or ``(B, C, X, Y, Z)`` float logits
                 (argmax over ``C``).
-            gt: ``(B, X, Y, Z)`` integer class ids.
+            gt: ``(B, X, Y, Z)`` integer class ids, or :class:`~occkit.formats.Targets` (its
+                ``occupancy``, ``mask_camera``, ``mask_lidar`` and ``extra["region"]``; the other
+                arguments then unused).
             mask_camera, mask_lidar: ``(B, X, Y, Z)`` bool (or 0/1), as the mask mode needs.
             region: ``(B, X, Y, Z)`` bool, optional: only these voxels count, on top of the mask
                 mode (e.g. the view frusta of the cameras a model sees; not part of the official
                 metric).
         """
+        if isinstance(gt, Targets):
+            gt, mask_camera, mask_lidar, region = gt.occupancy, gt.mask_camera, gt.mask_lidar, gt.extra.get("region")
         if gt.dim() != 4:
             raise ValueError(f"gt: expected shape (B, X, Y, Z), got {tuple(gt.shape)}")
         labels = _as_labels(pred, gt)

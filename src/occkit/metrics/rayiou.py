@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from occkit.fileio import read_info_list
+from occkit.formats.spec import Targets
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.transforms import invert_transform, transform_from_pose
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
@@ -811,7 +812,7 @@ def rayiou_scores(
 
 class RayIoUMetric:
     """Streaming RayIoU: ``update`` per batch, ``compute`` at the end; mergeable like
-    :class:`~occkit.metrics.occ3d.Occ3DMetric`.
+    :class:`~occkit.metrics.occ3d.Occ3DMetric` (an :class:`occkit.formats.Metric`).
 
     Args:
         num_classes: ``C`` (free = ``C - 1``).
@@ -822,6 +823,8 @@ class RayIoUMetric:
         dtype: float type of the ray distances.
         threads: CPU threads of the ray walk (default: ``torch.get_num_threads()`` at each update).
     """
+
+    name = "rayiou"
 
     def __init__(
         self,
@@ -871,17 +874,24 @@ class RayIoUMetric:
     def update(
         self,
         pred: torch.Tensor,
-        gt: torch.Tensor,
-        origins: torch.Tensor | list[torch.Tensor],
+        gt: torch.Tensor | Targets,
+        origins: torch.Tensor | list[torch.Tensor] | None = None,
     ) -> None:
         """Add a batch.
 
         Args:
             pred: ``(B, X, Y, Z)`` integer class ids, or ``(B, C, X, Y, Z)`` float logits.
-            gt: ``(B, X, Y, Z)`` integer class ids.
+            gt: ``(B, X, Y, Z)`` integer class ids, or :class:`~occkit.formats.Targets` whose
+                ``extra["ray_origins"]`` holds the origins.
             origins: per frame the LiDAR origins in that frame's ego frame: ``(B, K, 3)`` or a
                 list of ``B`` tensors ``(K_b, 3)`` (see :func:`rayiou_origins`).
         """
+        if isinstance(gt, Targets):
+            if "ray_origins" not in gt.extra:
+                raise ValueError("RayIoU: the targets carry no 'ray_origins' (the frames' LiDAR origins)")
+            gt, origins = gt.occupancy, gt.extra["ray_origins"]
+        if origins is None:
+            raise ValueError("RayIoU: no origins given (the frames' LiDAR origins)")
         X, Y, Z = self.grid.shape
         B = check_shape(gt, "B X Y Z", name="gt", dims={"X": X, "Y": Y, "Z": Z})["B"]
         if pred.is_floating_point():
@@ -1025,11 +1035,11 @@ def rayiou_origins(dataset: Any, token: str, cache: dict[str, Any] | None = None
 
 def load_nuscenes_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """Per-token LiDAR and ego poses from nuScenes-style info files (as mmdet3d / SparseOcc
-    write them): a ``.pkl`` (read with a restricted unpickler: containers and numpy arrays only)
-    or ``.json``, holding a list of frames or ``{"infos": [...]}`` / ``{"data_list": [...]}``;
-    each frame has ``token``, ``scene_name`` (or ``scene_token``), ``timestamp``,
-    ``lidar2ego_translation``, ``lidar2ego_rotation`` (w, x, y, z), ``ego2global_translation``,
-    ``ego2global_rotation``.
+    write them): a ``.pkl`` (read with a restricted unpickler: containers and numpy arrays only),
+    a ``.json``, or the folder ``occkit prepare nuscenes`` wrote (its ``infos.json``), holding a
+    list of frames or ``{"infos": [...]}`` / ``{"data_list": [...]}``; each frame has ``token``,
+    ``scene_name`` (or ``scene_token``), ``timestamp``, ``lidar2ego_translation``,
+    ``lidar2ego_rotation`` (w, x, y, z), ``ego2global_translation``, ``ego2global_rotation``.
 
     Returns:
         token -> ``{"scene", "timestamp", "T_global_from_ego" (4, 4), "T_ego_from_lidar" (4, 4)}``.

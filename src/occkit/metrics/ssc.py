@@ -10,6 +10,11 @@ over the voxels whose ground truth is not 255 (unlabelled / ignored raw ids) and
   from both counts as 0 (unlike Occ3D's NaN-skipping mean).
 
 All reported in percent.
+
+SSCBench (KITTI-360, its MonoScene-based ``SSCMetrics``) computes the same numbers from the same
+counts with two conventions of its own, which ``eps`` and ``zero_when_empty`` select: the per-class
+IoU denominator has ``+ 1e-5`` (not 1e-15), and completion precision, recall and IoU are 0 (not
+NaN) when no occupied voxel is predicted right.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 import torch
 
+from occkit.formats.spec import Targets
 from occkit.labels import SEMANTICKITTI_CLASSES, SEMANTICKITTI_IGNORE, SEMANTICKITTI_NUM_CLASSES
 from occkit.metrics.confusion import ConfusionCounts, confusion_matrix, metric_class_names
 
@@ -53,17 +59,22 @@ def ssc_confusion(
 
 
 def ssc_scores(
-    conf: torch.Tensor, class_names: tuple[str, ...] = SEMANTICKITTI_CLASSES, eps: float = 1e-15
+    conf: torch.Tensor,
+    class_names: tuple[str, ...] = SEMANTICKITTI_CLASSES,
+    eps: float = 1e-15,
+    zero_when_empty: bool = False,
 ) -> dict[str, Any]:
     """Official numbers from a ``(C, C)`` matrix (rows = prediction, columns = ground truth).
 
-    ``eps`` is added to each class's IoU denominator: the semantic-kitti-api's 1e-15, or
-    MonoScene's NYUv2 evaluation's 1e-5 (:func:`nyu_ssc_metric`).
+    Args:
+        eps: added to each per-class IoU denominator (semantic-kitti-api 1e-15, SSCBench 1e-5).
+        zero_when_empty: completion precision, recall and IoU are 0 when no occupied voxel is
+            predicted right (SSCBench), instead of a NaN for a zero denominator.
 
     Returns:
         ``ssc_miou``, ``completion_iou``, ``precision``, ``recall`` and ``iou`` (class name ->
         value, classes 1..C-1), in percent; a ratio with a zero denominator is NaN (except the
-        per-class IoUs, which have the official 1e-15).
+        per-class IoUs, which have ``eps``).
     """
     c = conf.double()
     if c.shape != (len(class_names), len(class_names)):
@@ -77,17 +88,22 @@ def ssc_scores(
     fp = c.sum(1) - tp
     fn = c.sum(0) - tp
     iou = tp / (tp + fp + fn + eps)
+    empty = zero_when_empty and float(occ_tp) == 0
     return {
         "ssc_miou": 100.0 * float(iou[1:].mean()),
-        "completion_iou": ratio(occ_tp, c.sum() - c[0, 0]),
-        "precision": ratio(occ_tp, c[1:, :].sum()),
-        "recall": ratio(occ_tp, c[:, 1:].sum()),
+        "completion_iou": 0.0 if empty else ratio(occ_tp, c.sum() - c[0, 0]),
+        "precision": 0.0 if empty else ratio(occ_tp, c[1:, :].sum()),
+        "recall": 0.0 if empty else ratio(occ_tp, c[:, 1:].sum()),
         "iou": {class_names[k]: 100.0 * float(iou[k]) for k in range(1, c.shape[0])},
     }
 
 
 class SSCMetric(ConfusionCounts):
     """Streaming SemanticKITTI SSC metrics: ``update`` per batch, ``compute`` at the end.
+
+    An :class:`occkit.formats.Metric`: ``update(pred, Targets)`` leaves out the targets' ``invalid``
+    voxels, or, without them, those outside ``mask_camera`` (a SemanticKITTI frame's ``mask_camera``
+    is "not invalid"); ``update(pred, gt, invalid)`` still works.
 
     The state is the ``(C, C)`` confusion matrix ``counts`` (as :func:`ssc_confusion` builds it)
     and a frame count; :meth:`merge` and :meth:`all_reduce` combine processes
@@ -98,8 +114,10 @@ class SSCMetric(ConfusionCounts):
         ignore_index: ground-truth value left out (255).
         class_names: for the ``iou`` table.
         device: where the counts live (default: the device of the first update).
-        eps: added to each class's IoU denominator (:func:`ssc_scores`).
+        eps, zero_when_empty: the scoring conventions of :func:`ssc_scores` (SSCBench: 1e-5, True).
     """
+
+    name = "ssc"
 
     def __init__(
         self,
@@ -108,8 +126,9 @@ class SSCMetric(ConfusionCounts):
         class_names: tuple[str, ...] | None = None,
         device: torch.device | str | None = None,
         eps: float = 1e-15,
+        zero_when_empty: bool = False,
     ) -> None:
-        self.eps = float(eps)
+        self.eps, self.zero_when_empty = float(eps), bool(zero_when_empty)
         self.class_names = metric_class_names(
             class_names, num_classes, SEMANTICKITTI_CLASSES, SEMANTICKITTI_NUM_CLASSES
         )
@@ -119,14 +138,19 @@ class SSCMetric(ConfusionCounts):
         self.reset()
 
     @torch.no_grad()
-    def update(self, pred: torch.Tensor, gt: torch.Tensor, invalid: torch.Tensor | None = None) -> None:
+    def update(self, pred: torch.Tensor, gt: torch.Tensor | Targets, invalid: torch.Tensor | None = None) -> None:
         """Add a batch.
 
         Args:
             pred: ``(B, X, Y, Z)`` integer learning classes, or ``(B, C, X, Y, Z)`` float logits.
-            gt: ``(B, X, Y, Z)`` integer learning classes with ``ignore_index``.
+            gt: ``(B, X, Y, Z)`` integer learning classes with ``ignore_index``, or
+                :class:`~occkit.formats.Targets` (``invalid`` then from them).
             invalid: optional ``(B, X, Y, Z)`` bool.
         """
+        if isinstance(gt, Targets):
+            t = gt
+            gt = t.occupancy
+            invalid = t.invalid if t.invalid is not None else None if t.mask_camera is None else ~t.mask_camera.bool()
         if gt.dim() != 4:
             raise ValueError(f"gt: expected shape (B, X, Y, Z), got {tuple(gt.shape)}")
         if pred.is_floating_point():
@@ -140,21 +164,38 @@ class SSCMetric(ConfusionCounts):
 
     def compute(self) -> dict[str, Any]:
         """``ssc_miou``, ``completion_iou``, ``precision``, ``recall`` (percent), ``iou`` (class
-        name -> percent) and ``frames``."""
-        out = ssc_scores(self.counts.cpu(), self.class_names, self.eps)
+        name -> percent) and ``frames``; also ``miou`` (= ``ssc_miou``), ``geometry_iou``
+        (= ``completion_iou``) and ``mask`` (``"invalid"``), the keys every format's first metric
+        gives (the training log, the ablation runner and ``occkit eval`` read them alike)."""
+        out = ssc_scores(self.counts.cpu(), self.class_names, self.eps, self.zero_when_empty)
         out["frames"] = self.frames
+        out.update(miou=out["ssc_miou"], geometry_iou=out["completion_iou"], mask="invalid")
         return out
 
 
 class NYUSSCMetric(SSCMetric):
-    """:class:`SSCMetric` with MonoScene's NYUv2 conventions (:func:`nyu_ssc_metric`): per-class
-    IoU denominators get 1e-5, and with no occupied voxel predicted and present (no completion
-    true positive) precision, recall and completion IoU are 0 rather than undefined."""
+    """MonoScene's NYUv2 SSC evaluation (:func:`nyu_ssc_metric`): :class:`SSCMetric` with its
+    conventions (per-class IoU denominators get 1e-5; with no occupied voxel both predicted and
+    present, precision, recall and completion IoU are 0 rather than undefined) and no mask: every
+    known voxel is scored, whatever masks a :class:`~occkit.formats.Targets` carries."""
+
+    name = "nyu_ssc"
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        from occkit.labels import NYU_CLASSES, NYU_IGNORE, NYU_NUM_CLASSES
+
+        super().__init__(NYU_NUM_CLASSES, NYU_IGNORE, NYU_CLASSES, device=device, eps=1e-5, zero_when_empty=True)
+
+    @torch.no_grad()
+    def update(self, pred: torch.Tensor, gt: torch.Tensor | Targets, invalid: torch.Tensor | None = None) -> None:
+        """Add a batch: ``pred`` as :meth:`SSCMetric.update`; ``gt`` the ``(B, X, Y, Z)`` classes
+        (255 unknown) or :class:`~occkit.formats.Targets` (their masks unused)."""
+        super().update(pred, gt.occupancy if isinstance(gt, Targets) else gt, invalid)
 
     def compute(self) -> dict[str, Any]:
+        """:meth:`SSCMetric.compute`, with ``mask`` ``"none"``."""
         out = super().compute()
-        if float(self.counts[1:, 1:].sum()) == 0:
-            out["precision"] = out["recall"] = out["completion_iou"] = 0.0
+        out["mask"] = "none"
         return out
 
 
@@ -164,6 +205,4 @@ def nyu_ssc_metric(device: torch.device | str | None = None) -> NYUSSCMetric:
     classes 1..11 of ``tp / (tp + fp + fn + 1e-5)`` summed over the dataset, completion IoU,
     precision and recall over occupied vs empty (0 when no occupied voxel is both predicted and
     present, as MonoScene's ``SSCMetrics.get_stats``)."""
-    from occkit.labels import NYU_CLASSES, NYU_IGNORE, NYU_NUM_CLASSES
-
-    return NYUSSCMetric(NYU_NUM_CLASSES, NYU_IGNORE, NYU_CLASSES, device=device, eps=1e-5)
+    return NYUSSCMetric(device=device)

@@ -5,15 +5,16 @@ Layout (beside, or anywhere away from, the dataset)::
     PRIORS/prior.json                       what made the cache (below)
     PRIORS/<scene>/<frame>/<CAM>.npz        one file per camera image
 
-``<frame>`` is the token (Occ3D-nuScenes layout) or the frame number (SemanticKITTI layout,
-``<scene>`` = the sequence, ``<CAM>`` = ``image_2``). Each ``.npz`` holds the kinds the cache
+``<frame>`` is the token's last part after ``/`` (Occ3D-nuScenes: the token; SemanticKITTI: the
+frame number, ``<scene>`` = the sequence, ``<CAM>`` = ``image_2``). Each ``.npz`` holds the kinds the cache
 has: ``semantics`` uint8 (H, W) (prior classes, 255 unknown) with ``confidence`` float16 (H, W);
 ``segments`` int32 (H, W); ``depth`` float32 (H, W) metres (0 unknown); ``features`` float16
 (D, ceil(H/s), ceil(W/s)).
 
 ``prior.json``: ``format``, ``spec`` (the prior spec), ``provider`` (its ``describe()``),
 ``kinds``, ``text_encoder`` (spec, or null), ``feature_stride``, ``feature_dim``, ``layout``
-(``occ3d`` or ``semantickitti``), ``dataset`` (the folder it was made from), ``split``,
+(the dataset's format name, :mod:`occkit.formats`: ``occ3d``, ``semantickitti``, ...), ``dataset``
+(the folder it was made from), ``split``,
 ``cameras``, ``image_size`` [H, W], ``frames`` {scene: [frame, ...]}, ``complete`` (false while
 ``priors run`` is still writing), ``created``, ``occkit_version``.
 
@@ -60,31 +61,18 @@ SAMPLE_FIELDS: dict[str, str] = {
 def open_dataset(
     root: str | os.PathLike, split: str = "all", cameras: Sequence[str] | None = None, extras: bool = True
 ) -> tuple[Dataset, str]:
-    """The frames of ``root`` in whichever layout it has: ``(dataset, "occ3d" | "semantickitti")``.
+    """The frames of ``root`` in whichever format it has (:func:`occkit.formats.detect_format`):
+    ``(dataset, format name)``; a folder of no known format is an error listing those tried.
 
     Images are loaded, ground-truth voxels are not; the synthetic extras (exact 2D maps, object
-    names) are read when present and ``extras``.
+    names) are read when present and ``extras``. ``cameras`` (None: the format's own) are checked
+    by the format (SemanticKITTI has ``image_2`` only).
     """
-    root = Path(root)
-    if (root / "annotations.json").is_file():
-        from occkit.data.occ3d import Occ3DDataset
+    from occkit.formats import detect_format
 
-        return Occ3DDataset(
-            root, split, cameras=tuple(cameras) if cameras else None, load_gt=False, load_extras=extras
-        ), "occ3d"
-    if (root / "sequences").is_dir():
-        from occkit.data.semantickitti import SemanticKITTIDataset
-
-        if cameras and tuple(cameras) != ("image_2",):
-            raise ValueError(f"{root}: the SemanticKITTI layout has one camera, image_2 (got {list(cameras)})")
-        kw: dict[str, Any] = {"load_gt": False}
-        try:
-            return SemanticKITTIDataset(root, split, load_extras=extras, **kw), "semantickitti"
-        except TypeError:  # a reader without extras support
-            return SemanticKITTIDataset(root, split, **kw), "semantickitti"
-    raise FileNotFoundError(
-        f"{root}: neither an Occ3D-nuScenes layout (annotations.json) nor a SemanticKITTI layout (sequences/)"
-    )
+    fmt = detect_format(root)
+    ds = fmt.open_split(root, split, cameras=tuple(cameras) if cameras else None, load_gt=False, load_extras=extras)
+    return ds, fmt.name
 
 
 def frame_name(token: str) -> str:

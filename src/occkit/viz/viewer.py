@@ -26,18 +26,18 @@ import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from occkit.fileio import atomic_write
 from occkit.geometry.grid import Grid
-from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_PALETTE
 from occkit.viz.draw import BACKGROUND
 from occkit.viz.viewer_scene import (
     MASK_MODES,
     VIEWS,
+    ClassStyle,
     FrameData,
     VoxelLayer,
     box_mesh,
@@ -71,10 +71,8 @@ class ViewState:
     cameras: bool = True
     lidar: bool = True
     hidden: frozenset[int] = frozenset()
-    class_names: tuple[str, ...] = OCC3D_CLASSES
-    """The names, colours and free id of the classes drawn (Occ3D's; NYUv2's for the indoor world)."""
-    palette: tuple[tuple[int, int, int], ...] = OCC3D_PALETTE
-    free_class: int = OCC3D_FREE
+    style: ClassStyle = field(default_factory=ClassStyle)
+    """The class table drawn (names, colours, free): the dataset format's (default Occ3D's)."""
 
 
 class FrameCache:
@@ -153,7 +151,7 @@ def stop_server(server: viser.ViserServer) -> None:
 
 def _view_from_above(server: viser.ViserServer, grid: Grid, side_by_side: bool) -> None:
     """Behind (-x) and above the grid's centre, at a distance in proportion to its size (an Occ3D
-    grid, 80 m wide: 38 m behind, 42 m up)."""
+    grid, 80 m wide: 38 m behind, 42 m up; a NYUv2 room, 4.8 m: 2.3 m and 2.5 m)."""
     s = (grid.range_max[0] - grid.range_min[0]) / 80.0
     cx = (grid.range_min[0] + grid.range_max[0]) / 2
     cy = (grid.range_min[1] + grid.range_max[1]) / 2 - (side_offset(grid) / 2 if side_by_side else 0.0)
@@ -168,7 +166,7 @@ def _view_from_above(server: viser.ViserServer, grid: Grid, side_by_side: bool) 
 
 def class_node_name(c: int) -> str:
     """The node name of class id ``c``'s voxels: its Occ3D name, else ``class_<c>``."""
-    return OCC3D_CLASSES[c] if c < len(OCC3D_CLASSES) else f"class_{c}"
+    return ClassStyle().node_name(c)
 
 
 def draw_voxels(
@@ -230,21 +228,13 @@ def draw_sensors(scene, frame: FrameData, state: ViewState, frustum_scale: float
 def draw_frame(scene, frame: FrameData, grid: Grid, state: ViewState) -> tuple[VoxelLayer, dict]:
     """Everything of one frame under the current ``state``; returns the voxel layer drawn and
     its nodes by class id."""
+    st = state.style
     layer = voxel_layer(
-        frame,
-        state.view,
-        grid,
-        mask=state.mask,
-        mask_mode=state.mask_mode,
-        palette=state.palette,
-        free_class=state.free_class,
+        frame, state.view, grid, mask=state.mask, mask_mode=state.mask_mode, palette=st.palette, free_class=st.free
     )
     scene.remove_by_name("/voxels")
     scene.remove_by_name("/query")
-    names = state.class_names
-    handles = draw_voxels(
-        scene, layer, grid, state.hidden, name_of=lambda c: names[c] if c < len(names) else f"class_{c}"
-    )
+    handles = draw_voxels(scene, layer, grid, state.hidden, name_of=st.node_name)
     if state.view == "side by side":
         off = side_offset(grid)
         top = grid.range_max[2] + 1.0
@@ -252,6 +242,7 @@ def draw_frame(scene, frame: FrameData, grid: Grid, state: ViewState) -> tuple[V
         scene.add_label("/titles/prediction", "prediction", position=(0.0, -off, top))
     else:
         scene.remove_by_name("/titles")
+    # 1.5 m deep, less in a grid narrower than 20 m (a room)
     draw_sensors(scene, frame, state, 1.5 * min(1.0, (grid.range_max[0] - grid.range_min[0]) / 20.0))
     return layer, handles
 
@@ -313,11 +304,8 @@ class Viewer:
                 self.query_info = gui.add_markdown("")
         with gui.add_folder("Classes"):
             self.all_none = gui.add_button_group("all", ("all", "none"))
-            self.toggles = {
-                c: gui.add_checkbox(name, c not in self.state.hidden)
-                for c, name in enumerate(self.state.class_names)
-                if c != self.state.free_class
-            }
+            st = self.state.style
+            self.toggles = {c: gui.add_checkbox(st.names[c], c not in self.state.hidden) for c in st.drawn}
         self.status = gui.add_markdown("")
         self._wire()
         _view_from_above(server, grid, self.state.view == "side by side")
@@ -387,7 +375,8 @@ class Viewer:
             self.errors.content = ""
             if frame.gt is not None and frame.pred is not None and self.state.view in ("errors", "side by side"):
                 vis = getattr(frame, f"mask_{self.state.mask}") if self.state.mask != "none" else None
-                counts = error_counts(compare_grids(frame.gt, frame.pred), None if vis is None else vis.astype(bool))
+                kind = compare_grids(frame.gt, frame.pred, self.state.style.free)
+                counts = error_counts(kind, None if vis is None else vis.astype(bool))
                 where = f" (inside the {self.state.mask} mask)" if vis is not None else ""
                 self.errors.content = (
                     f"voxels{where}:  \n"

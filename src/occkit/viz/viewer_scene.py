@@ -20,6 +20,7 @@ centres ``(M, 3)`` float32 metres; colours ``(M, 3)`` uint8.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -334,6 +335,43 @@ def similarity_colors(
 def class_names(num: int = OCC3D_FREE) -> tuple[str, ...]:
     """The names of the drawable classes (all but free)."""
     return tuple(OCC3D_CLASSES[:num])
+
+
+@dataclass(frozen=True)
+class ClassStyle:
+    """How a class table is drawn: its names, one colour per class and the free class (not drawn).
+    :meth:`of` builds it from a dataset format's :class:`occkit.formats.ClassTable`; the default is
+    Occ3D's."""
+
+    names: tuple[str, ...] = OCC3D_CLASSES
+    palette: tuple[tuple[int, int, int], ...] = OCC3D_PALETTE
+    free: int = OCC3D_FREE
+
+    @classmethod
+    def of(cls, table: Any) -> ClassStyle:
+        """The style of a ``ClassTable`` (its palette, or evenly spaced hues when it has none; a table
+        without a free class draws every class)."""
+        n = table.num_classes
+        palette = tuple(table.palette) or _hues(n)
+        return cls(tuple(table.names), palette, n if table.free is None else int(table.free))
+
+    @property
+    def drawn(self) -> tuple[int, ...]:
+        """The class ids drawn (every one but free)."""
+        return tuple(c for c in range(len(self.names)) if c != self.free)
+
+    def node_name(self, c: int) -> str:
+        """The scene node name of class ``c``'s voxels: its name, else ``class_<c>``."""
+        return self.names[c] if 0 <= c < len(self.names) else f"class_{c}"
+
+
+def _hues(n: int) -> tuple[tuple[int, int, int], ...]:
+    import colorsys
+
+    return tuple(
+        tuple(int(round(255 * v)) for v in colorsys.hsv_to_rgb(i / max(n, 1), 0.65, 0.9))  # type: ignore[misc]
+        for i in range(n)
+    )
 
 
 def images_small(images: np.ndarray, max_width: int = 320) -> np.ndarray:

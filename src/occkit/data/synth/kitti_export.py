@@ -45,6 +45,16 @@ Occ3D class -> SemanticKITTI learning class (:data:`OCC3D_TO_SEMANTICKITTI`):
 Classes with no SemanticKITTI counterpart are written as raw id 99 ("other-object"), which the
 completion evaluation ignores, as it does in the real data. Learning classes go to raw ids
 through the official inverse map.
+
+The same world in the SSCBench-KITTI-360 layout (:mod:`occkit.data.kitti360`; ``layout=``
+:data:`KITTI360_LAYOUT`): ``data_2d_raw/<2013_05_28_drive_00XX_sync>/`` holds ``image_00/data_rect``,
+``voxels/`` (``.label`` raw ids, ``.invalid`` one byte per voxel, ``.bin`` bit-packed; no
+``.occluded``), ``cam0_to_world.txt`` and ``extras/``; ``preprocess/labels/<seq>/`` the ``_1_1`` and
+``_1_8`` ``.npy`` labels; ``calibration/`` the front camera as ``P_rect_00`` and the velodyne pose
+as ``calib_cam_to_velo``. Sequence names follow SSCBench's split (validation ``..._0006_sync`` first,
+training ``0000``, ``0002``-``0005``, ``0007``, ``0010``, then unused numbers). Occ3D classes map
+as above except that others and traffic_cone become other-object, a scored class of KITTI-360
+(:data:`OCC3D_TO_KITTI360`).
 """
 
 from __future__ import annotations
@@ -62,7 +72,7 @@ from occkit.data.semantickitti import SEMANTICKITTI_SPLITS, write_bitpacked, wri
 from occkit.fileio import save_npz_atomic, write_bytes_atomic, write_json_atomic, write_text_atomic
 from occkit.geometry.grid import semantickitti_grid
 from occkit.geometry.transforms import apply_transform, invert_transform, make_transform
-from occkit.labels import semantickitti_inverse_lut
+from occkit.labels import kitti360_inverse_lut, semantickitti_inverse_lut
 
 if TYPE_CHECKING:  # the synth package imports this module lazily; no import cycle at run time
     from occkit.data.synth.config import SynthConfig
@@ -90,26 +100,180 @@ OCC3D_TO_SEMANTICKITTI: tuple[int, ...] = (
 )
 OTHER_OBJECT_RAW = 99
 
+#: Occ3D class (index) -> SSCBench-KITTI-360 learning class (:data:`occkit.labels.KITTI360_CLASSES`).
+OCC3D_TO_KITTI360: tuple[int, ...] = (
+    18,  # others -> other-object
+    12,  # barrier -> fence
+    2,  # bicycle
+    5,  # bus -> other-vehicle
+    1,  # car
+    5,  # construction_vehicle -> other-vehicle
+    3,  # motorcycle
+    6,  # pedestrian -> person
+    18,  # traffic_cone -> other-object
+    5,  # trailer -> other-vehicle
+    4,  # truck
+    7,  # driveable_surface -> road
+    10,  # other_flat -> other-ground
+    9,  # sidewalk
+    14,  # terrain
+    11,  # manmade -> building
+    13,  # vegetation
+    0,  # free -> empty
+)
 
-def occ3d_to_semantickitti_raw(occ3d: np.ndarray) -> np.ndarray:
-    """Occ3D classes ``(...)`` uint8 in [0, 17] to SemanticKITTI raw ids ``(...)`` uint16."""
-    inv = semantickitti_inverse_lut()
-    lut = np.array([OTHER_OBJECT_RAW if c < 0 else int(inv[c]) for c in OCC3D_TO_SEMANTICKITTI], dtype=np.uint16)
+
+def _occ3d_to_raw(occ3d: np.ndarray, table: tuple[int, ...], inv: np.ndarray) -> np.ndarray:
+    lut = np.array([OTHER_OBJECT_RAW if c < 0 else int(inv[c]) for c in table], dtype=np.uint16)
     occ3d = np.asarray(occ3d)
     if occ3d.size and int(occ3d.max()) >= len(lut):
         raise ValueError(f"Occ3D classes must lie in [0, {len(lut) - 1}], got {int(occ3d.max())}")
     return lut[occ3d.astype(np.int64)]
 
 
+def occ3d_to_semantickitti_raw(occ3d: np.ndarray) -> np.ndarray:
+    """Occ3D classes ``(...)`` uint8 in [0, 17] to SemanticKITTI raw ids ``(...)`` uint16."""
+    return _occ3d_to_raw(occ3d, OCC3D_TO_SEMANTICKITTI, semantickitti_inverse_lut())
+
+
+def occ3d_to_kitti360_raw(occ3d: np.ndarray) -> np.ndarray:
+    """Occ3D classes ``(...)`` uint8 in [0, 17] to raw ids ``(...)`` uint16 through
+    SSCBench-KITTI-360's inverse learning map."""
+    return _occ3d_to_raw(occ3d, OCC3D_TO_KITTI360, kitti360_inverse_lut())
+
+
+def _names(train: list[int], val: list[int], train_names: list[str], val_names: list[str], what: str) -> dict[int, str]:
+    if len(train) > len(train_names) or len(val) > len(val_names):
+        raise ValueError(f"too many scenes for {what}-style names ({len(train)} train, {len(val)} val)")
+    out = {s: train_names[k] for k, s in enumerate(train)}
+    out.update({s: val_names[k] for k, s in enumerate(val)})
+    return out
+
+
 def sequence_names(train: list[int], val: list[int]) -> dict[int, str]:
     """Scene index -> sequence name (see the module docstring)."""
     train_names = list(SEMANTICKITTI_SPLITS["train"]) + [f"{i:02d}" for i in range(22, 30)]
     val_names = ["08"] + [f"{i:02d}" for i in range(30, 100)]
-    if len(train) > len(train_names) or len(val) > len(val_names):
-        raise ValueError(f"too many scenes for SemanticKITTI-style names ({len(train)} train, {len(val)} val)")
-    out = {s: train_names[k] for k, s in enumerate(train)}
-    out.update({s: val_names[k] for k, s in enumerate(val)})
-    return out
+    return _names(train, val, train_names, val_names, "SemanticKITTI")
+
+
+def kitti360_sequence_names(train: list[int], val: list[int]) -> dict[int, str]:
+    """Scene index -> SSCBench-KITTI-360 sequence name: validation ``2013_05_28_drive_0006_sync``
+    then ``..._0030_sync`` on; training SSCBench's seven, then ``..._0011_sync`` .. ``..._0029_sync``."""
+    from occkit.data.kitti360 import KITTI360_SPLITS, sequence_name
+
+    train_names = list(KITTI360_SPLITS["train"]) + [sequence_name(i) for i in range(11, 30)]
+    val_names = list(KITTI360_SPLITS["val"]) + [sequence_name(i) for i in range(30, 100)]
+    return _names(train, val, train_names, val_names, "SSCBench-KITTI-360")
+
+
+class KittiLayout:
+    """Where and how the synthetic world's KITTI-style files are written: SemanticKITTI's layout
+    (this class, :data:`SEMANTICKITTI_LAYOUT`); :class:`Kitti360Layout` changes what differs."""
+
+    name = "SemanticKITTI"
+
+    def sequence_dir(self, out: Path, sequence: str) -> Path:
+        return out / "sequences" / sequence
+
+    def image_path(self, seq: Path, frame: str) -> Path:
+        return seq / "image_2" / f"{frame}.png"
+
+    def sequence_names(self, train: list[int], val: list[int]) -> dict[int, str]:
+        return sequence_names(train, val)
+
+    def occ3d_to_raw(self, occ3d: np.ndarray) -> np.ndarray:
+        return occ3d_to_semantickitti_raw(occ3d)
+
+    def write_calibration(
+        self, out: Path, seq: Path, P2: np.ndarray, Tr: np.ndarray, image_size: tuple[int, int]
+    ) -> None:
+        write_calib(seq / "calib.txt", P2, Tr)
+
+    def write_voxels(
+        self,
+        out: Path,
+        seq: Path,
+        frame: str,
+        raw: np.ndarray,
+        invalid: np.ndarray,
+        occluded: np.ndarray,
+        occupancy: np.ndarray,
+    ) -> None:
+        write_label(seq / "voxels" / f"{frame}.label", raw)
+        write_bitpacked(seq / "voxels" / f"{frame}.invalid", invalid)
+        write_bitpacked(seq / "voxels" / f"{frame}.occluded", occluded)
+        write_bitpacked(seq / "voxels" / f"{frame}.bin", occupancy)
+
+    def write_poses(self, seq: Path, poses: list[torch.Tensor]) -> None:
+        """``poses``: each frame's camera pose relative to the first, ``(4, 4)`` float64."""
+        write_text_atomic(
+            seq / "poses.txt", "".join(" ".join(f"{x:.9e}" for x in p[:3].reshape(-1).tolist()) + "\n" for p in poses)
+        )
+
+    def done(self, out: Path) -> bool:
+        """A finished export is there (its ``splits.json``)."""
+        return (out / "splits.json").exists()
+
+    def started(self, out: Path) -> Path | None:
+        """The folder a started export leaves, if there."""
+        p = out / "sequences"
+        return p if p.exists() else None
+
+
+class Kitti360Layout(KittiLayout):
+    """The SSCBench-KITTI-360 layout (:mod:`occkit.data.kitti360`)."""
+
+    name = "SSCBench-KITTI-360"
+
+    def sequence_dir(self, out: Path, sequence: str) -> Path:
+        return out / "data_2d_raw" / sequence
+
+    def image_path(self, seq: Path, frame: str) -> Path:
+        return seq / "image_00" / "data_rect" / f"{frame}.png"
+
+    def sequence_names(self, train: list[int], val: list[int]) -> dict[int, str]:
+        return kitti360_sequence_names(train, val)
+
+    def occ3d_to_raw(self, occ3d: np.ndarray) -> np.ndarray:
+        return occ3d_to_kitti360_raw(occ3d)
+
+    def write_calibration(
+        self, out: Path, seq: Path, P2: np.ndarray, Tr: np.ndarray, image_size: tuple[int, int]
+    ) -> None:
+        from occkit.data.kitti360 import write_calibration
+
+        write_calibration(out, P2, np.linalg.inv(np.asarray(Tr, dtype=np.float64)), image_size)
+
+    def write_voxels(
+        self,
+        out: Path,
+        seq: Path,
+        frame: str,
+        raw: np.ndarray,
+        invalid: np.ndarray,
+        occluded: np.ndarray,
+        occupancy: np.ndarray,
+    ) -> None:
+        from occkit.data.kitti360 import labels_from_voxels, write_invalid, write_preprocessed, write_voxel_mask
+
+        write_label(seq / "voxels" / f"{frame}.label", raw)
+        write_invalid(seq / "voxels" / f"{frame}.invalid", invalid)
+        write_voxel_mask(seq / "voxels" / f"{frame}.bin", occupancy)
+        write_preprocessed(out, seq.name, frame, labels_from_voxels(raw, invalid, seq / "voxels" / f"{frame}.label"))
+
+    def write_poses(self, seq: Path, poses: list[torch.Tensor]) -> None:
+        from occkit.data.kitti360 import write_cam0_to_world
+
+        write_cam0_to_world(seq / "cam0_to_world.txt", {j: p.numpy() for j, p in enumerate(poses)})
+
+    def started(self, out: Path) -> Path | None:
+        p = out / "data_2d_raw"
+        return p if p.exists() else None
+
+
+SEMANTICKITTI_LAYOUT = KittiLayout()
+KITTI360_LAYOUT = Kitti360Layout()
 
 
 def T_ego_from_velodyne() -> torch.Tensor:
@@ -126,9 +290,14 @@ def _png(rgb: np.ndarray) -> bytes:
 
 
 def export_semantickitti_scene(
-    out_dir: str | os.PathLike, config: SynthConfig, scene_index: int, sequence: str
+    out_dir: str | os.PathLike,
+    config: SynthConfig,
+    scene_index: int,
+    sequence: str,
+    layout: KittiLayout = SEMANTICKITTI_LAYOUT,
 ) -> Path:
-    """Write scene ``scene_index`` as ``sequences/<sequence>``; returns the sequence folder."""
+    """Write scene ``scene_index`` as ``sequences/<sequence>`` (or where ``layout`` puts it);
+    returns the sequence folder."""
     from occkit.data.synth import (
         build_scene,
         render_camera,
@@ -146,7 +315,7 @@ def export_semantickitti_scene(
     from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar, camera_intrinsics
     from occkit.data.synth.writer import object_records, shown_instances
 
-    seq = Path(out_dir) / "sequences" / sequence
+    seq = layout.sequence_dir(Path(out_dir), sequence)
     grid = semantickitti_grid()
     H, W = config.image_size
     K = camera_intrinsics("CAM_FRONT", (H, W))
@@ -157,7 +326,7 @@ def export_semantickitti_scene(
     T_el = T_ego_from_lidar()
     T_vl = invert_transform(T_ev) @ T_el  # the simulated LiDAR -> velodyne frame
     P2 = torch.cat([K, torch.zeros(3, 1, dtype=torch.float64)], 1)
-    write_calib(seq / "calib.txt", P2.numpy(), T_cv.numpy())
+    layout.write_calibration(Path(out_dir), seq, P2.numpy(), T_cv.numpy(), (H, W))
 
     scene = build_scene(config, scene_index)
     poses = []
@@ -169,12 +338,12 @@ def export_semantickitti_scene(
         T_gc = T_ge @ T_ec
         if T_cam0_inv is None:
             T_cam0_inv = invert_transform(T_gc)
-        poses.append((T_cam0_inv @ T_gc)[:3].reshape(-1))
+        poses.append(T_cam0_inv @ T_gc)
         name = f"{j:06d}"
 
         cam = render_camera(state, K, T_gc, H, W, noise_seed=config.seed * 1_000_003 + scene_index * 7919 + j * 31)
         write_bytes_atomic(
-            seq / "image_2" / f"{name}.png",
+            layout.image_path(seq, name),
             _png(cam["rgb"].numpy() if isinstance(cam["rgb"], torch.Tensor) else cam["rgb"]),
         )
 
@@ -185,11 +354,16 @@ def export_semantickitti_scene(
         o, d = camera_mask_rays(K, T_vc, torch.as_tensor(cam["depth"]), grid)
         ov, dv = voxel_center_rays(K, T_vc, (H, W), grid, sem != FREE)
         cam_seen = camera_visibility(grid, sem != FREE, torch.cat([o, ov]), torch.cat([d, dv]))
-        raw = occ3d_to_semantickitti_raw(sem.numpy())
-        write_label(seq / "voxels" / f"{name}.label", raw)
-        write_bitpacked(seq / "voxels" / f"{name}.invalid", (~(lidar_seen | cam_seen)).numpy())
-        write_bitpacked(seq / "voxels" / f"{name}.occluded", (~lidar_seen).numpy())
-        write_bitpacked(seq / "voxels" / f"{name}.bin", grid.voxelize(pts_v).numpy())
+        raw = layout.occ3d_to_raw(sem.numpy())
+        layout.write_voxels(
+            Path(out_dir),
+            seq,
+            name,
+            raw,
+            (~(lidar_seen | cam_seen)).numpy(),
+            (~lidar_seen).numpy(),
+            grid.voxelize(pts_v).numpy(),
+        )
         ex = seq / "extras"
         save_npz_atomic(
             ex / f"{name}.npz",
@@ -203,14 +377,14 @@ def export_semantickitti_scene(
             ex / f"{name}.objects.json",
             {"token": f"{sequence}/{name}", "sequence": sequence, "scene": scene.name, "frame": j, "objects": objects},
         )
-    write_text_atomic(seq / "poses.txt", "".join(" ".join(f"{x:.9e}" for x in p.tolist()) + "\n" for p in poses))
+    layout.write_poses(seq, poses)
     return seq
 
 
-def _kitti_worker(job: tuple[str, SynthConfig, int, str]) -> dict[str, Any]:
+def _kitti_worker(job: tuple[str, SynthConfig, int, str, KittiLayout]) -> dict[str, Any]:
     torch.set_num_threads(1)
-    out, config, i, sequence = job
-    export_semantickitti_scene(out, config, i, sequence)
+    out, config, i, sequence, layout = job
+    export_semantickitti_scene(out, config, i, sequence, layout)
     return {"scene": sequence, "frames": config.frames}
 
 
@@ -220,6 +394,7 @@ def export_semantickitti(
     overwrite: bool = False,
     progress: bool = False,
     resume: bool = False,
+    layout: KittiLayout = SEMANTICKITTI_LAYOUT,
 ) -> Path:
     """Write the synthetic world (``config.scenes`` scenes of ``config.frames`` frames) as
     SemanticKITTI-style sequences under ``out_dir``; returns ``out_dir``. Deterministic for a
@@ -227,23 +402,37 @@ def export_semantickitti(
     A folder that already holds ``splits.json`` (a finished export) raises unless ``overwrite``.
     ``progress``: a line per scene with the time left; ``resume``: skip the scenes a stopped run
     of the same config finished (as :func:`occkit.data.synth.writer.run_scenes`); ``config.workers``
-    scenes at once."""
+    scenes at once. ``layout``: :data:`SEMANTICKITTI_LAYOUT` or :data:`KITTI360_LAYOUT` (see
+    :func:`export_kitti360`)."""
     from occkit.data.synth import split_scenes
     from occkit.data.synth.writer import drop_scene_records, run_scenes
 
     out = Path(out_dir)
-    if (out / "splits.json").exists() and not overwrite:
+    started = layout.started(out)
+    if layout.done(out) and not overwrite:
         raise FileExistsError(
-            f"{out}: already holds a SemanticKITTI export (sequences/ and splits.json; pass overwrite=True to write "
-            "over it)"
+            f"{out}: already holds a {layout.name} export ({started.name if started else 'sequences'}/ and "
+            "splits.json; pass overwrite=True to write over it)"
         )
-    if (out / "sequences").exists() and not overwrite and not resume:
-        raise FileExistsError(f"{out}: already holds sequences/ (pass overwrite=True to write over it)")
+    if started is not None and not overwrite and not resume:
+        raise FileExistsError(f"{out}: already holds {started.name}/ (pass overwrite=True to write over it)")
     train, val = split_scenes(config.scenes, config.val_fraction)
-    names = sequence_names(train, val)
+    names = layout.sequence_names(train, val)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out), config, s, names[s]) for s in range(config.scenes)]
+    jobs = [(str(out), config, s, names[s], layout) for s in range(config.scenes)]
     run_scenes(out, config, _kitti_worker, progress=progress, resume=resume, jobs=jobs)
     write_json_atomic(out / "splits.json", {"train": [names[s] for s in train], "val": [names[s] for s in val]})
     drop_scene_records(out)
     return out
+
+
+def export_kitti360(
+    out_dir: str | os.PathLike,
+    config: SynthConfig,
+    overwrite: bool = False,
+    progress: bool = False,
+    resume: bool = False,
+) -> Path:
+    """The synthetic world in the SSCBench-KITTI-360 layout (:func:`export_semantickitti` with
+    :data:`KITTI360_LAYOUT`)."""
+    return export_semantickitti(out_dir, config, overwrite, progress, resume, layout=KITTI360_LAYOUT)

@@ -1,0 +1,1 @@
+"""occkit-toyformat: a dataset format from another package (see ``format.py``)."""

@@ -1,0 +1,351 @@
+"""Raw nuScenes (``v1.0-*`` tables, ``samples/``, ``sweeps/``) read with nuScenes-devkit into the
+frame records occkit needs beyond Occ3D's files: ``occkit prepare nuscenes``.
+
+Occ3D-nuScenes gives the occupancy labels, the camera images' paths and poses; the LiDAR that
+RayIoU's ray origins, the LiDAR teachers (RadOcc), LangOcc's LiDAR rays and the ``render_sup``
+LiDAR targets need lives in nuScenes itself. :func:`prepare_nuscenes` walks the tables with
+nuScenes-devkit's own ``NuScenes`` class and writes one JSON file, ``infos.json`` (see
+docs/formats/nuscenes.md for every field)::
+
+    {"format": "occkit-nuscenes-infos", "format_version": 1, "nuscenes_version": "v1.0-trainval",
+     "dataroot": "/abs/path/to/nuscenes", "max_sweeps": 10, "occ3d": "/abs/path" | null,
+     "infos": [frame, ...]}
+
+with one ``frame`` per keyframe (sample), scene by scene in time order: ``token`` (the sample
+token = the Occ3D frame token), ``scene_name``, ``scene_token``, ``frame_index``, ``timestamp``,
+``prev`` / ``next`` (sample tokens, "" at a scene's ends), ``split`` (the Occ3D split, or null),
+``lidar_token``, ``lidar_path`` (relative to ``dataroot``), ``lidar2ego_translation`` /
+``lidar2ego_rotation`` (w, x, y, z), ``ego2global_translation`` / ``ego2global_rotation``, ``sweeps``
+(the LiDAR ``sample_data`` before the keyframe, newest first, up to ``max_sweeps``: ``data_path``,
+``sample_data_token``, ``timestamp``, ``is_key_frame``, ``sensor2ego_*``, ``ego2global_*`` and
+``sensor2lidar_rotation`` (3, 3) / ``sensor2lidar_translation``, which take a sweep's points into
+the keyframe's LiDAR frame: ``p @ R.T + t``) and ``cams`` (per camera: ``data_path``,
+``sample_data_token``, ``timestamp``, ``cam_intrinsic`` (3, 3), ``sensor2ego_*``, ``ego2global_*``,
+``sensor2lidar_*``). The names are those of the mmdet3d-era info files, so occkit's readers
+(:func:`occkit.metrics.rayiou.load_nuscenes_infos`, :func:`occkit.data.lidar_sweeps.load_lidar_infos`)
+and other tools read it as they read those; no pickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from occkit.fileio import read_json, write_json_atomic
+
+INFOS_FILE = "infos.json"
+"""The file ``occkit prepare nuscenes`` writes in its ``--out`` folder."""
+FORMAT_NAME = "occkit-nuscenes-infos"
+FORMAT_VERSION = 1
+DEFAULT_VERSION = "v1.0-trainval"
+DEFAULT_SWEEPS = 10
+"""LiDAR sweeps kept per keyframe (mmdet3d's default: 0.5 s at 20 Hz)."""
+
+#: The tables nuScenes-devkit's ``NuScenes`` opens (all of them must be there).
+NUSCENES_TABLES: tuple[str, ...] = (
+    "category",
+    "attribute",
+    "visibility",
+    "instance",
+    "sensor",
+    "calibrated_sensor",
+    "ego_pose",
+    "log",
+    "scene",
+    "sample",
+    "sample_data",
+    "sample_annotation",
+    "map",
+)
+LIDAR_CHANNEL = "LIDAR_TOP"
+SCENE_PARTS = ".scenes"
+"""Folder (inside the output being written) of one JSON file per finished scene while
+``prepare`` runs: a stopped run resumes with the scenes it lacks."""
+
+
+def import_devkit() -> Any:
+    """nuScenes-devkit's ``NuScenes`` class, or a one-line error saying how to install it."""
+    try:
+        from nuscenes.nuscenes import NuScenes
+    except ImportError as e:
+        raise ValueError(f"needs nuscenes-devkit ({e}): pip install 'occkit[nuscenes]'") from e
+    return NuScenes
+
+
+def resolve_version(dataroot: str | os.PathLike, version: str | None) -> str:
+    """``version`` checked against ``dataroot``; None: ``v1.0-trainval`` when present, else the one
+    ``v1.0-*`` folder there. Errors name the folder and the versions found."""
+    root = Path(dataroot)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--dataroot {root}: no such folder (the nuScenes root: v1.0-*/, samples/, sweeps/)")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("v1.0-"))
+    if version is None:
+        if DEFAULT_VERSION in found or len(found) != 1:
+            version = DEFAULT_VERSION
+        else:
+            version = found[0]
+    if not (root / version).is_dir():
+        have = f"it holds {', '.join(found)}" if found else "it holds no v1.0-* table folder"
+        raise FileNotFoundError(f"{root / version}: no such nuScenes table folder ({have}); pass --version")
+    return version
+
+
+def check_tables(dataroot: str | os.PathLike, version: str) -> None:
+    """Every table nuScenes-devkit opens, and every map mask ``map.json`` names, is there: else a
+    one-line error naming the first missing file."""
+    root = Path(dataroot)
+    for name in NUSCENES_TABLES:
+        f = root / version / f"{name}.json"
+        if not f.is_file():
+            raise FileNotFoundError(
+                f"{f}: missing: the nuScenes table {name!r}, which prepare needs (every one of "
+                f"{', '.join(NUSCENES_TABLES)}); is --dataroot the folder holding {version}/?"
+            )
+    maps = read_json(root / version / "map.json")
+    if not isinstance(maps, list) or not maps:
+        raise ValueError(f"{root / version / 'map.json'}: expected a non-empty list of map records")
+    for m in maps:
+        f = root / str(m.get("filename", "")) if isinstance(m, dict) else None
+        if f is None or not f.is_file():
+            raise FileNotFoundError(
+                f"{f}: missing: the map mask that {root / version / 'map.json'} names (nuscenes-devkit opens it)"
+            )
+
+
+def _matrix(translation: Any, rotation: Any) -> np.ndarray:
+    """``(4, 4)`` float64 from a nuScenes pose (translation, quaternion w, x, y, z, normalised here):
+    :func:`occkit.geometry.transforms.transform_from_pose`'s formula in numpy (no torch: prepare
+    makes two per sensor record, millions on the real trainval)."""
+    q = np.asarray(rotation, np.float64)
+    t = np.asarray(translation, np.float64)
+    if q.shape != (4,) or t.shape != (3,):
+        raise ValueError(f"pose: expected translation (3,) and rotation (4,), got {t.shape} and {q.shape}")
+    norm = float(np.sqrt((q * q).sum()))
+    if norm == 0:
+        raise ValueError("pose: zero quaternion has no rotation")
+    w, x, y, z = q / norm
+    T = np.eye(4)
+    T[:3, :3] = [
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ]
+    T[:3, 3] = t
+    return T
+
+
+def _rigid_inverse(T: np.ndarray) -> np.ndarray:
+    out = np.eye(4)
+    out[:3, :3] = T[:3, :3].T
+    out[:3, 3] = -T[:3, :3].T @ T[:3, 3]
+    return out
+
+
+def _pose_fields(prefix: str, rec: dict[str, Any]) -> dict[str, list[float]]:
+    return {
+        f"{prefix}_translation": list(map(float, rec["translation"])),
+        f"{prefix}_rotation": list(map(float, rec["rotation"])),
+    }
+
+
+def _sensor_record(nusc: Any, sd_token: str, T_lidar_from_global: np.ndarray) -> dict[str, Any]:
+    """A ``sample_data``'s path, time, poses and its frame in the keyframe's LiDAR frame."""
+    sd = nusc.get("sample_data", sd_token)
+    cs = nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
+    ep = nusc.get("ego_pose", sd["ego_pose_token"])
+    T_global_from_sensor = _matrix(ep["translation"], ep["rotation"]) @ _matrix(cs["translation"], cs["rotation"])
+    T = T_lidar_from_global @ T_global_from_sensor
+    return {
+        "data_path": sd["filename"],
+        "sample_data_token": sd["token"],
+        "timestamp": int(sd["timestamp"]),
+        "is_key_frame": bool(sd["is_key_frame"]),
+        **_pose_fields("sensor2ego", cs),
+        **_pose_fields("ego2global", ep),
+        "sensor2lidar_rotation": T[:3, :3].tolist(),
+        "sensor2lidar_translation": T[:3, 3].tolist(),
+    }
+
+
+def frame_record(
+    nusc: Any, sample: dict[str, Any], frame_index: int, scene: dict[str, Any], max_sweeps: int
+) -> dict[str, Any]:
+    """The ``infos.json`` entry of one sample (see the module's docstring)."""
+    if LIDAR_CHANNEL not in sample["data"]:
+        raise ValueError(f"nuScenes sample {sample['token']} of {scene['name']} has no {LIDAR_CHANNEL} keyframe")
+    sd = nusc.get("sample_data", sample["data"][LIDAR_CHANNEL])
+    cs = nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
+    ep = nusc.get("ego_pose", sd["ego_pose_token"])
+    T_global_from_lidar = _matrix(ep["translation"], ep["rotation"]) @ _matrix(cs["translation"], cs["rotation"])
+    T_lidar_from_global = _rigid_inverse(T_global_from_lidar)
+    sweeps = []
+    prev = sd["prev"]
+    while prev and len(sweeps) < max_sweeps:
+        sweeps.append(_sensor_record(nusc, prev, T_lidar_from_global))
+        prev = nusc.get("sample_data", prev)["prev"]
+    cams = {}
+    for ch, token in sample["data"].items():
+        rec = nusc.get("sample_data", token)
+        if rec.get("sensor_modality") != "camera":
+            continue
+        cam = _sensor_record(nusc, token, T_lidar_from_global)
+        cam["cam_intrinsic"] = nusc.get("calibrated_sensor", rec["calibrated_sensor_token"])["camera_intrinsic"]
+        cams[ch] = cam
+    return {
+        "token": sample["token"],
+        "scene_name": scene["name"],
+        "scene_token": scene["token"],
+        "frame_index": frame_index,
+        "timestamp": int(sample["timestamp"]),
+        "prev": sample["prev"],
+        "next": sample["next"],
+        "split": None,
+        "lidar_token": sd["token"],
+        "lidar_path": sd["filename"],
+        **_pose_fields("lidar2ego", cs),
+        **_pose_fields("ego2global", ep),
+        "sweeps": sweeps,
+        "cams": cams,
+    }
+
+
+def scene_records(nusc: Any, scene: dict[str, Any], max_sweeps: int) -> list[dict[str, Any]]:
+    """Every keyframe of ``scene`` (a ``scene`` row), first to last along ``next``."""
+    out = []
+    token = scene["first_sample_token"]
+    while token:
+        sample = nusc.get("sample", token)
+        out.append(frame_record(nusc, sample, len(out), scene, max_sweeps))
+        token = sample["next"]
+    return out
+
+
+def _occ3d_frames(occ3d: Path) -> tuple[dict[str, tuple[str, dict[str, Any]]], dict[str, str]]:
+    """token -> (scene, annotation entry) and scene -> split of an Occ3D folder's annotations.json."""
+    path = occ3d / "annotations.json"
+    ann = read_json(path)
+    if not isinstance(ann, dict) or not isinstance(ann.get("scene_infos"), dict):
+        raise ValueError(f"{path}: not an Occ3D-nuScenes annotations file (no 'scene_infos')")
+    frames = {str(t): (scene, info) for scene, infos in ann["scene_infos"].items() for t, info in infos.items()}
+    split = {}
+    for name in ("train", "val", "test"):
+        for scene in ann.get(f"{name}_split", []) or []:
+            split[str(scene)] = name
+    return frames, split
+
+
+def _check_occ3d(frames: list[dict[str, Any]], occ3d: Path, tol: float = 1e-3) -> None:
+    """Mark each frame's Occ3D split; every Occ3D frame must be a sample of the tables, and its ego
+    pose the tables' (a warning line when it differs by more than ``tol``)."""
+    occ, split = _occ3d_frames(occ3d)
+    by_token = {f["token"]: f for f in frames}
+    absent = [t for t in occ if t not in by_token]
+    if absent:
+        raise ValueError(
+            f"{occ3d / 'annotations.json'}: {len(absent)} of {len(occ)} Occ3D frames are not samples of these nuScenes "
+            f"tables (e.g. {absent[:3]}): another nuScenes version, or another dataset?"
+        )
+    worst, where = 0.0, ""
+    for t, (scene, info) in occ.items():
+        f = by_token[t]
+        f["split"] = split.get(scene)
+        pose = info.get("ego_pose") if isinstance(info, dict) else None
+        if isinstance(pose, dict) and "translation" in pose and "rotation" in pose:
+            d = float(
+                np.abs(
+                    _matrix(pose["translation"], pose["rotation"])
+                    - _matrix(f["ego2global_translation"], f["ego2global_rotation"])
+                ).max()
+            )
+            if d > worst:
+                worst, where = d, t
+    if worst > tol:
+        print(
+            f"occkit prepare: warning: the ego pose of Occ3D frame {where} differs from the nuScenes tables' by "
+            f"{worst:.3g} (more than {tol}); RayIoU's origins come from the tables",
+            file=sys.stderr,
+        )
+
+
+def tables_key(dataroot: Path, version: str) -> dict[str, Any]:
+    """What identifies the input of a run: each table's size and modification time."""
+    key = {}
+    for name in NUSCENES_TABLES:
+        st = (dataroot / version / f"{name}.json").stat()
+        key[name] = [st.st_size, st.st_mtime_ns]
+    return key
+
+
+def prepare_nuscenes(
+    dataroot: str | os.PathLike,
+    out: str | os.PathLike,
+    version: str | None = None,
+    occ3d: str | os.PathLike | None = None,
+    max_sweeps: int = DEFAULT_SWEEPS,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Path, int]:
+    """Write ``out/infos.json`` (see the module's docstring) for the nuScenes tables at ``dataroot``.
+
+    ``out`` is the folder being filled (the command writes into a hidden folder and renames it):
+    each finished scene is kept in ``out/.scenes/`` and a run that stops is resumed by calling
+    again with the same ``out``; the scene files are removed once ``infos.json`` is written.
+    ``occ3d``: an Occ3D-nuScenes folder (``annotations.json``) whose frames must all be samples of
+    the tables; it gives each frame its ``split``. Returns the path of ``infos.json`` and its number
+    of keyframes.
+    """
+    if not isinstance(max_sweeps, int) or max_sweeps < 0:
+        raise ValueError(f"--sweeps: expected an integer >= 0, got {max_sweeps!r}")
+    root = Path(dataroot).absolute()
+    version = resolve_version(root, version)
+    check_tables(root, version)
+    occ = Path(occ3d).absolute() if occ3d is not None else None
+    if occ is not None and not (occ / "annotations.json").is_file():
+        raise FileNotFoundError(f"--occ3d {occ}: no annotations.json there (the Occ3D-nuScenes folder)")
+    NuScenes = import_devkit()
+    out = Path(out)
+    parts = out / SCENE_PARTS
+    parts.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda msg: None)
+    say(f"prepare: loading the nuScenes tables of {root / version} with nuscenes-devkit")
+    try:
+        nusc = NuScenes(version=version, dataroot=str(root), verbose=False)
+    except (AssertionError, KeyError, TypeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{root / version}: nuscenes-devkit cannot load these tables ({type(e).__name__}: {e})") from e
+    frames: list[dict[str, Any]] = []
+    scenes = sorted(nusc.scene, key=lambda s: s["name"])
+    for i, scene in enumerate(scenes):
+        part = parts / f"{scene['token']}.json"
+        recs = None
+        if part.is_file():
+            try:
+                recs = json.loads(part.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                recs = None  # unreadable: the scene is done again
+        if not isinstance(recs, list):
+            recs = scene_records(nusc, scene, max_sweeps)
+            write_json_atomic(part, recs, indent=None)
+        frames += recs
+        if (i + 1) % 50 == 0 or i + 1 == len(scenes):
+            say(f"prepare: {i + 1}/{len(scenes)} scenes, {len(frames)} keyframes")
+    if occ is not None:
+        _check_occ3d(frames, occ)
+    doc = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "nuscenes_version": version,
+        "dataroot": str(root),
+        "max_sweeps": max_sweeps,
+        "occ3d": None if occ is None else str(occ),
+        "infos": frames,
+    }
+    path = write_json_atomic(out / INFOS_FILE, doc, indent=None)
+    import shutil
+
+    shutil.rmtree(parts, ignore_errors=True)
+    return path, len(frames)

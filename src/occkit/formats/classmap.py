@@ -1,0 +1,132 @@
+"""Class maps between dataset formats, as data: ``configs/classmaps/<name>.yaml`` (or any YAML file)
+saying which classes of the predictions' format (``from``) and of the ground truth's (``to``) each
+common class gathers, and which are dropped (their voxels left out of the scoring).
+
+    from: occ3d
+    to: semantickitti
+    common:                       # in order; the one holding the free classes last
+      car: {from: [car], to: [car]}
+      ...
+      free: {from: [free], to: [empty]}
+    drop: {from: [others], to: [bicyclist]}
+
+Every class of both tables is in exactly one common class or under ``drop``: a class left
+unmapped, mapped twice, or unknown is a one-line error naming it and the file. ``occkit eval
+--class-map NAME|FILE`` scores a model of one layout on another's common classes
+(:func:`occkit.metrics.evaluate.evaluate_predictions`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: The value of a dropped class in a lookup table (its voxels are left out).
+DROPPED = 255
+
+
+@dataclass(frozen=True)
+class ClassMap:
+    """A loaded class map.
+
+    Attributes:
+        path: the file it was read from.
+        source, target: the names of the predictions' format and the ground truth's.
+        names: the common classes, the free one last.
+        source_lut, target_lut: ``(256,)`` uint8: a class id of that format -> its common class id,
+            :data:`DROPPED` for a dropped class (and for ids outside the table, 255 = ignore).
+    """
+
+    path: Path
+    source: str
+    target: str
+    names: tuple[str, ...]
+    source_lut: np.ndarray
+    target_lut: np.ndarray
+
+    @property
+    def free(self) -> int:
+        return len(self.names) - 1
+
+
+def class_map_names() -> tuple[str, ...]:
+    """The class maps occkit ships (``configs/classmaps/*.yaml``), by name."""
+    folder = resources.files("occkit") / "configs" / "classmaps"
+    return tuple(sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")))
+
+
+def resolve_class_map(name_or_path: str | os.PathLike) -> Path:
+    """A shipped class map's file by name, or the file given; an unknown one names the shipped ones."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    shipped = resources.files("occkit") / "configs" / "classmaps" / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return Path(str(shipped))
+    raise FileNotFoundError(
+        f"--class-map {name_or_path}: no such file, nor a class map of occkit's ({', '.join(class_map_names())})"
+    )
+
+
+def load_class_map(name_or_path: str | os.PathLike) -> ClassMap:
+    """Read and check a class map (see the module docstring); errors are one line naming the file."""
+    from occkit.config import load_yaml
+    from occkit.formats.registry import get_format
+
+    path = resolve_class_map(name_or_path)
+    data = load_yaml(path)
+    unknown = sorted(set(data) - {"from", "to", "common", "drop"})
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown} (a class map has from, to, common, drop)")
+    for key in ("from", "to", "common"):
+        if key not in data:
+            raise ValueError(f"{path}: no '{key}'")
+    fmts = {side: get_format(str(data[side])) for side in ("from", "to")}
+    common = data["common"]
+    if not isinstance(common, dict) or not common:
+        raise ValueError(f"{path}: 'common' must map each common class to {{from: [...], to: [...]}}")
+    drop = data.get("drop") or {}
+    if not isinstance(drop, dict) or set(drop) - {"from", "to"}:
+        raise ValueError(f"{path}: 'drop' must be {{from: [...], to: [...]}}")
+    luts = {}
+    for side in ("from", "to"):
+        fmt = fmts[side]
+        ids = {n: i for i, n in enumerate(fmt.classes.names)}
+        lut = np.full(256, DROPPED, np.uint8)
+        seen: dict[str, str] = {}
+
+        def take(cls: Any, where: str, value: int, fmt: Any = fmt, ids: dict = ids, lut: np.ndarray = lut) -> None:
+            if cls not in ids:
+                raise ValueError(
+                    f"{path}: {where}: {cls!r} is not a class of {fmt.name} ({', '.join(fmt.classes.names)})"
+                )
+            if cls in seen:
+                raise ValueError(f"{path}: {fmt.name} class {cls!r} is mapped twice ({seen[cls]} and {where})")
+            seen[cls] = where
+            lut[ids[cls]] = value
+
+        for k, (name, entry) in enumerate(common.items()):
+            if not isinstance(entry, dict) or not isinstance(entry.get(side), list):
+                raise ValueError(f"{path}: common class {name!r}: expected {{from: [...], to: [...]}}")
+            for cls in entry[side]:
+                take(cls, f"common class {name!r}", k)
+        for cls in drop.get(side) or []:
+            take(cls, f"drop.{side}", DROPPED)
+        unmapped = [n for n in fmt.classes.names if n not in seen]
+        if unmapped:
+            raise ValueError(
+                f"{path}: {fmt.name} class {unmapped[0]!r} is unmapped (give it a common class or list it under "
+                f"drop.{side})" + (f"; so are {', '.join(map(repr, unmapped[1:]))}" if len(unmapped) > 1 else "")
+            )
+        if fmt.classes.free is not None and lut[fmt.classes.free] != len(common) - 1:
+            raise ValueError(
+                f"{path}: {fmt.name}'s free class {fmt.classes.names[fmt.classes.free]!r} must be in the last common "
+                f"class ({list(common)[-1]!r})"
+            )
+        luts[side] = lut
+    return ClassMap(path, fmts["from"].name, fmts["to"].name, tuple(common), luts["from"], luts["to"])

@@ -1,0 +1,173 @@
+"""SSCBench-KITTI-360 as a dataset format (``--format kitti360``): the SemanticKITTI SSC file layout
+with KITTI-360's classes, split and calibration (:mod:`occkit.data.kitti360`), scored as SSCBench's
+released code scores it (:class:`SSCBenchMetric`).
+
+docs/formats/kitti360.md is the user's page; BENCHMARKS.md, "SSCBench-KITTI-360: parity with the
+released code", the check against SSCBench's own loader and metric.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from occkit.data.kitti360 import (
+    KITTI360_SPLITS,
+    Kitti360Dataset,
+    index_predictions,
+    prediction_path,
+    read_prediction,
+    write_prediction,
+)
+from occkit.formats.spec import ClassTable, DatasetFormat, OpenOptions, PredictionFiles
+from occkit.geometry.grid import semantickitti_grid
+from occkit.labels import KITTI360_CLASSES, KITTI360_IGNORE, KITTI360_NUM_CLASSES, KITTI360_PALETTE
+from occkit.metrics.ssc import SSCMetric
+
+#: SSCBench's scoring conventions (its ``SSCMetrics.get_stats``): per-class IoU ``tp / (tp + fp +
+#: fn + 1e-5)``, completion scores 0 when no occupied voxel is predicted right.
+SSCBENCH_EPS = 1e-5
+
+
+class SSCBenchMetric(SSCMetric):
+    """SSCBench-KITTI-360's SSC metric, an accumulator of the format registry: the 19 x 19
+    confusion matrix over the voxels whose ground truth is not 255 (invalid voxels are 255 in the
+    benchmark's labels), SSC mIoU = the plain mean of classes 1..18, completion IoU, precision and
+    recall of occupied against empty, all in percent, with SSCBench's conventions
+    (:data:`SSCBENCH_EPS`, 0 for an empty completion); ``miou`` = ``ssc_miou``, ``geometry_iou`` =
+    ``completion_iou``."""
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        super().__init__(
+            KITTI360_NUM_CLASSES,
+            KITTI360_IGNORE,
+            KITTI360_CLASSES,
+            device=device,
+            eps=SSCBENCH_EPS,
+            zero_when_empty=True,
+        )
+
+
+def detect(root: Path) -> str | None:
+    """Why ``root`` is an SSCBench-KITTI-360 folder: ``data_2d_raw/<seq>/voxels`` or
+    ``preprocess/labels``; else None."""
+    raw = root / "data_2d_raw"
+    if not raw.is_dir():
+        return None
+    if (root / "preprocess" / "labels").is_dir():
+        return f"{root}: data_2d_raw/ and preprocess/labels/"
+    for seq in sorted(raw.iterdir()):
+        if (seq / "voxels").is_dir():
+            return f"{root}: data_2d_raw/{seq.name}/voxels/"
+    return None
+
+
+def open_split(root: Path, split: str, options: OpenOptions) -> Kitti360Dataset:
+    """The frames of ``split`` (SSCBench's sequences, or the folder's ``splits.json``)."""
+    if options.cameras is not None and tuple(options.cameras) != (Kitti360Dataset.CAMERA,):
+        raise ValueError(
+            f"{root}: SSCBench-KITTI-360 has one camera, {Kitti360Dataset.CAMERA!r}; got {list(options.cameras)}"
+        )
+    return Kitti360Dataset(
+        root,
+        split,
+        load_images=options.load_images,
+        load_gt=options.load_gt,
+        load_extras=options.load_extras,
+    )
+
+
+def metrics(options: dict[str, Any] | None = None) -> list[SSCBenchMetric]:
+    """A fresh :class:`SSCBenchMetric` (options: ``device``; ``num_classes``, the model's, must be 19)."""
+    options = options or {}
+    n = options.get("num_classes")
+    if n is not None and int(n) != KITTI360_NUM_CLASSES:
+        raise ValueError(
+            f"SSCBench-KITTI-360 has {KITTI360_NUM_CLASSES} classes but the model predicts {n}: use the "
+            f"kitti360-mono preset or --set model.num_classes={KITTI360_NUM_CLASSES}"
+        )
+    return [SSCBenchMetric(device=options.get("device"))]
+
+
+def evaluate_folder(
+    gt_root: str | Path,
+    pred_dir: str | Path,
+    split: str = "val",
+    allow_missing: bool = False,
+    device: str | torch.device = "cpu",
+    metrics: Any = None,
+    **_: Any,
+) -> dict[str, Any]:
+    """SSCBench's scores of a prediction folder (``<seq>/<frame>.label``) against ``gt_root``.
+    A frame of the split without a prediction raises unless ``allow_missing`` (then it is left
+    out and counted in ``missing``). ``metrics``: only ``ssc`` (or ``miou``) is available;
+    ``workers`` and ``progress`` are accepted and unused."""
+    unknown = set(metrics or ()) - {"ssc", "miou"}
+    if unknown:
+        raise ValueError(f"--metrics: {sorted(unknown)} not available for SSCBench-KITTI-360 (ssc only)")
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
+    ds = Kitti360Dataset(gt_root, split, load_images=False, load_gt=True)
+    if len(ds) == 0:
+        raise ValueError(f"{gt_root}: no labelled frames in split {split!r} (sequences {ds.sequences or 'none found'})")
+    files = index_predictions(pred_dir)
+    tokens = [ds.token(i) for i in range(len(ds))]
+    missing = [t for t in tokens if t not in files]
+    if missing and not allow_missing:
+        raise FileNotFoundError(
+            f"{pred_dir}: no prediction for {len(missing)} of {len(tokens)} frames (first: {missing[0]}.label); "
+            "pass --allow-missing to score the others"
+        )
+    m = SSCBenchMetric(device=device)
+    for i, t in enumerate(tokens):
+        if t in files:
+            labels, invalid = ds.load_gt_arrays(i)
+            pred = read_prediction(files[t])
+            m.update(torch.from_numpy(pred[None]), torch.from_numpy(labels[None]), torch.from_numpy(invalid[None]))
+    out: dict[str, Any] = {"benchmark": "kitti360", "split": split}
+    out.update(m.compute())
+    out["missing"], out["extra"] = len(missing), len(set(files) - set(tokens))
+    return out
+
+
+def _write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
+    return write_prediction(prediction_path(folder, token), labels)
+
+
+def write_synthetic(out: Path, config: Any) -> None:
+    """The synthetic world (a :class:`~occkit.data.synth.SynthConfig`) in this layout, into ``out``;
+    resumable (scenes already written there are kept)."""
+    from occkit.data.synth.kitti_export import export_kitti360
+
+    export_kitti360(out, config, overwrite=True, progress=True, resume=True)
+
+
+FORMAT = DatasetFormat(
+    name="kitti360",
+    summary="SSCBench-KITTI-360 (data_2d_raw/, preprocess/labels/; one camera, 19 classes, 0 = empty)",
+    modality="monocular",
+    classes=ClassTable(KITTI360_CLASSES, free=0, ignore=KITTI360_IGNORE, palette=KITTI360_PALETTE),
+    grid=semantickitti_grid(),
+    label_frame="lidar",
+    splits=tuple(KITTI360_SPLITS),
+    detect=detect,
+    open=open_split,
+    metrics=metrics,
+    predictions=PredictionFiles(
+        write=_write_prediction,
+        index=index_predictions,
+        read=read_prediction,
+        relpath=lambda token: str(prediction_path(".", token)),
+    ),
+    evaluate_folder=evaluate_folder,
+    write_synthetic=write_synthetic,
+    cameras=(Kitti360Dataset.CAMERA,),
+    folder_options=frozenset({"metrics"}),
+    table_keys=("ssc_miou", "completion_iou", "precision", "recall"),
+    title="SSCBench-KITTI-360",
+    priority=95,  # its folders (data_2d_raw/) are no other format's: after occkit's first two
+)

@@ -1,0 +1,45 @@
+"""``nuscenes``: Occ3D-nuScenes inside a raw nuScenes root, the folder ``occkit synth --format
+nuscenes`` writes (docs/formats/nuscenes.md).
+
+A raw nuScenes root (``v1.0-*`` tables, ``samples/``, ``sweeps/``, ``maps/``) has no occupancy
+labels of its own: it is the input of ``occkit prepare nuscenes``, beside the Occ3D folder, not a
+dataset occkit trains on or scores. The usual arrangement puts Occ3D's ``gts/`` and
+``annotations.json`` into that root, and that is what this format's synthetic writer makes: the
+synthetic world in the Occ3D-nuScenes layout plus its nuScenes table set ``v1.0-synth/`` and LiDAR
+files (:mod:`occkit.data.synth.nuscenes_export`). Its labels are Occ3D's, so it reads, trains,
+predicts and scores exactly as ``occ3d`` (every field but the name, the writer and the detection is
+``occ3d``'s); it is never detected (a folder with ``annotations.json`` is ``occ3d``, which reads it
+the same), so it changes nothing for a folder occkit already reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from occkit.formats.occ3d import FORMAT as OCC3D
+
+
+def detect(root: Path) -> str | None:
+    """Never: such a folder holds ``annotations.json`` and is read as ``occ3d``, the same way."""
+    return None
+
+
+def write_synthetic(out: Path, config: Any) -> None:
+    from occkit.data.synth.nuscenes_export import export_nuscenes
+
+    export_nuscenes(out, config, overwrite=True, progress=True, resume=True)
+
+
+FORMAT = replace(
+    OCC3D,
+    name="nuscenes",
+    title="Occ3D-nuScenes in a raw nuScenes root",
+    summary="Occ3D-nuScenes plus the raw nuScenes tables (v1.0-*/, samples/LIDAR_TOP/*.pcd.bin) that occkit prepare "
+    "nuscenes reads; read and scored as occ3d",
+    priority=OCC3D.priority + 80,
+    detect=detect,
+    write_synthetic=write_synthetic,
+    source="",
+)

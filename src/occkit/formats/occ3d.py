@@ -1,0 +1,111 @@
+"""Occ3D-nuScenes as a dataset format: six cameras, 18 classes (17 = free) on a 200 x 200 x 16
+grid at 0.4 m in the ego frame, scored by the Occ3D mIoU (camera mask) and RayIoU.
+
+The reader is :class:`occkit.data.occ3d.Occ3DDataset` (the layout is described there), the
+metrics :class:`occkit.metrics.occ3d.Occ3DMetric` and :class:`occkit.metrics.rayiou.RayIoUMetric`,
+the submission files ``<token>.npz`` (``semantics`` uint8) and the folder scoring
+:func:`occkit.metrics.evaluate.evaluate_occ3d`. A folder holding ``annotations.json`` is Occ3D.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from occkit.formats.spec import ClassTable, DatasetFormat, Metric, OpenOptions, PredictionFiles
+from occkit.geometry.grid import occ3d_grid
+from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES, OCC3D_PALETTE
+
+
+def detect(root: Path) -> str | None:
+    return "it holds annotations.json" if (root / "annotations.json").is_file() else None
+
+
+def open_split(root: Path, split: str, options: OpenOptions) -> Any:
+    from occkit.data.occ3d import Occ3DDataset
+
+    return Occ3DDataset(
+        root,
+        split,
+        cameras=tuple(options.cameras) if options.cameras else None,
+        load_images=options.load_images,
+        load_gt=options.load_gt,
+        load_extras=options.load_extras,
+        cache_mb=options.cache_mb,
+    )
+
+
+def metrics(options: dict[str, Any]) -> list[Metric]:
+    """The Occ3D mIoU under ``options["mask"]`` (default ``camera``, the challenge's), and RayIoU
+    when ``"rayiou"`` is in ``options["metrics"]`` (its targets need ``extra["ray_origins"]``)."""
+    from occkit.metrics.occ3d import Occ3DMetric
+    from occkit.metrics.rayiou import RayIoUMetric
+
+    n = int(options.get("num_classes") or OCC3D_NUM_CLASSES)
+    device = options.get("device")
+    out: list[Metric] = [Occ3DMetric(mask=options.get("mask") or "camera", num_classes=n, device=device)]
+    if "rayiou" in (options.get("metrics") or ()):
+        out.append(RayIoUMetric(num_classes=n, device=device))
+    return out
+
+
+def prediction_relpath(token: str) -> str:
+    return f"{token}.npz"
+
+
+def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
+    from occkit.fileio import save_npz_atomic
+
+    return save_npz_atomic(
+        Path(folder) / prediction_relpath(token), semantics=np.ascontiguousarray(labels, dtype=np.uint8)
+    )
+
+
+def prediction_files(folder: Path) -> dict[str, Path]:
+    from occkit.metrics.evaluate import occ3d_prediction_files
+
+    return occ3d_prediction_files(folder)
+
+
+def read_prediction(path: Path) -> np.ndarray:
+    from occkit.metrics.evaluate import load_occ3d_prediction
+
+    return load_occ3d_prediction(path)
+
+
+def evaluate_folder(gt_root: Any, pred_dir: Any, split: str = "val", **options: Any) -> dict[str, Any]:
+    from occkit.metrics.evaluate import evaluate_occ3d
+
+    if not options.get("metrics"):
+        options["metrics"] = ("miou",)
+    return evaluate_occ3d(gt_root, pred_dir, split, **options)
+
+
+def write_synthetic(out: Path, config: Any) -> None:
+    from occkit.data.synth import generate_dataset
+
+    generate_dataset(out, config, overwrite=True, progress=True, resume=True)
+
+
+FORMAT = DatasetFormat(
+    name="occ3d",
+    title="Occ3D-nuScenes",
+    priority=10,
+    summary="Occ3D-nuScenes (annotations.json, gts/<scene>/<token>/labels.npz; six cameras)",
+    modality="multi-camera",
+    classes=ClassTable(names=OCC3D_CLASSES, free=OCC3D_FREE, ignore=255, palette=OCC3D_PALETTE),
+    grid=occ3d_grid(),
+    label_frame="ego",
+    splits=("train", "val"),
+    detect=detect,
+    open=open_split,
+    metrics=metrics,
+    predictions=PredictionFiles(
+        write=write_prediction, index=prediction_files, read=read_prediction, relpath=prediction_relpath
+    ),
+    evaluate_folder=evaluate_folder,
+    write_synthetic=write_synthetic,
+    folder_options=frozenset({"mask", "metrics", "infos", "region", "processes", "batch_size"}),
+)

@@ -1,0 +1,117 @@
+"""SemanticKITTI semantic scene completion as a dataset format: one camera (``image_2``), 20
+learning classes (0 = empty, 255 ignored) on a 256 x 256 x 32 grid at 0.2 m in the LiDAR frame,
+scored by the SSC metrics of the semantic-kitti-api.
+
+The reader is :class:`occkit.data.semantickitti.SemanticKITTIDataset` (the layout is described
+there), the metric :class:`occkit.metrics.ssc.SSCMetric`, the submission files
+``sequences/<XX>/predictions/<NNNNNN>.label`` (uint16 raw ids) and the folder scoring
+:func:`occkit.metrics.evaluate.evaluate_semantickitti`. A folder holding ``sequences/`` and no
+``annotations.json`` is SemanticKITTI (registry order puts Occ3D first, which takes the others).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from occkit.formats.spec import ClassTable, DatasetFormat, Metric, OpenOptions, PredictionFiles
+from occkit.geometry.grid import semantickitti_grid
+from occkit.labels import (
+    SEMANTICKITTI_CLASSES,
+    SEMANTICKITTI_IGNORE,
+    SEMANTICKITTI_NUM_CLASSES,
+    SEMANTICKITTI_PALETTE,
+)
+
+CAMERAS = ("image_2",)
+
+
+def detect(root: Path) -> str | None:
+    if (root / "sequences").is_dir() and not (root / "annotations.json").is_file():
+        return "it holds sequences/ and no annotations.json"
+    return None
+
+
+def open_split(root: Path, split: str, options: OpenOptions) -> Any:
+    from occkit.data.semantickitti import SemanticKITTIDataset
+
+    if options.cameras and tuple(options.cameras) != CAMERAS:
+        raise ValueError(f"{root}: the SemanticKITTI layout has one camera, image_2 (got {list(options.cameras)})")
+    # a named split is the dataset's own (splits.json, the synthetic world's) before the official one
+    return SemanticKITTIDataset(
+        root, split, load_images=options.load_images, load_gt=options.load_gt, load_extras=options.load_extras
+    )
+
+
+def metrics(options: dict[str, Any]) -> list[Metric]:
+    """The SSC metrics (``invalid`` voxels, or those outside ``mask_camera``, left out; ``mask``
+    unused)."""
+    from occkit.metrics.ssc import SSCMetric
+
+    n = int(options.get("num_classes") or SEMANTICKITTI_NUM_CLASSES)
+    return [SSCMetric(num_classes=n, device=options.get("device"))]
+
+
+def prediction_relpath(token: str) -> str:
+    """Token ``"<seq>/<frame>"`` -> ``sequences/<seq>/predictions/<frame>.label``."""
+    seq, frame = token.split("/", 1)
+    return f"sequences/{seq}/predictions/{frame}.label"
+
+
+def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
+    from occkit.data.semantickitti import write_ssc_prediction
+
+    return write_ssc_prediction(Path(folder) / prediction_relpath(token), labels)
+
+
+def prediction_files(folder: Path) -> dict[str, Path]:
+    from occkit.metrics.evaluate import semantickitti_prediction_files
+
+    return semantickitti_prediction_files(folder)
+
+
+def read_prediction(path: Path) -> np.ndarray:
+    from occkit.metrics.evaluate import load_semantickitti_prediction
+
+    return load_semantickitti_prediction(path)
+
+
+def evaluate_folder(gt_root: Any, pred_dir: Any, split: str = "val", **options: Any) -> dict[str, Any]:
+    from occkit.metrics.evaluate import evaluate_semantickitti
+
+    metrics = set(options.pop("metrics", None) or ())
+    if metrics - {"ssc", "miou"}:
+        raise ValueError(f"--metrics: {sorted(metrics - {'ssc', 'miou'})} not available for SemanticKITTI (ssc only)")
+    return evaluate_semantickitti(gt_root, pred_dir, split, **options)
+
+
+def write_synthetic(out: Path, config: Any) -> None:
+    from occkit.data.synth.kitti_export import export_semantickitti
+
+    export_semantickitti(out, config, overwrite=True, progress=True, resume=True)
+
+
+FORMAT = DatasetFormat(
+    name="semantickitti",
+    title="SemanticKITTI",
+    priority=90,
+    summary="SemanticKITTI SSC (sequences/<XX>/voxels/*.label, calib.txt; one camera, image_2)",
+    modality="monocular",
+    classes=ClassTable(names=SEMANTICKITTI_CLASSES, free=0, ignore=SEMANTICKITTI_IGNORE, palette=SEMANTICKITTI_PALETTE),
+    grid=semantickitti_grid(),
+    label_frame="lidar",
+    splits=("train", "val", "test"),
+    detect=detect,
+    open=open_split,
+    metrics=metrics,
+    predictions=PredictionFiles(
+        write=write_prediction, index=prediction_files, read=read_prediction, relpath=prediction_relpath
+    ),
+    evaluate_folder=evaluate_folder,
+    write_synthetic=write_synthetic,
+    cameras=CAMERAS,
+    folder_options=frozenset({"metrics"}),
+    table_keys=("ssc_miou", "completion_iou", "precision", "recall"),
+)

@@ -1,0 +1,153 @@
+"""The dataset-format registry: occkit's own formats, detection in registry order, a folder of no
+known format, and formats of other packages through the entry point group ``occkit.datasets`` (a
+broken one named in one warning line and left out, a clashing name refused)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+from importlib import metadata
+
+import pytest
+
+from occkit.formats import (
+    ENTRY_POINT_GROUP,
+    FormatRegistryError,
+    detect_format,
+    format_names,
+    format_of,
+    formats,
+    get_format,
+    registry,
+)
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """The registry found again (and forgotten after the test), with entry points of the test's own."""
+    monkeypatch.setattr(registry, "_REGISTRY", None)
+    eps: list[metadata.EntryPoint] = []
+
+    def entry_points(group=None, **kw):
+        return [e for e in eps if e.group == group] if group is not None else eps
+
+    monkeypatch.setattr(registry.metadata, "entry_points", entry_points)
+    yield eps
+    registry._REGISTRY = None
+
+
+def _module(monkeypatch, name: str, **attrs) -> str:
+    mod = types.ModuleType(name)
+    for k, v in attrs.items():
+        setattr(mod, k, v)
+    monkeypatch.setitem(sys.modules, name, mod)
+    return name
+
+
+def test_occkits_own_formats_come_first_occ3d_before_semantickitti():
+    names = format_names()
+    assert names.index("occ3d") < names.index("semantickitti")  # more formats may sit before or between
+    occ, kitti = get_format("occ3d"), get_format("semantickitti")
+    assert occ.source == "occkit.formats.occ3d" and kitti.source == "occkit.formats.semantickitti"
+    assert occ.classes.free == 17 and occ.classes.num_classes == 18 and occ.grid.shape == (200, 200, 16)
+    assert kitti.classes.free == 0 and kitti.classes.num_classes == 20 and kitti.grid.shape == (256, 256, 32)
+    assert occ.modality == "multi-camera" and kitti.modality == "monocular" and kitti.cameras == ("image_2",)
+
+
+def test_detection_keeps_todays_rule(tmp_path):
+    occ = tmp_path / "occ"
+    (occ / "sequences").mkdir(parents=True)
+    (occ / "annotations.json").write_text("{}")
+    kitti = tmp_path / "kitti"
+    (kitti / "sequences").mkdir(parents=True)
+    assert detect_format(occ).name == "occ3d"  # annotations.json wins over sequences/
+    assert detect_format(kitti).name == "semantickitti"
+
+
+def test_a_folder_of_no_known_format_is_one_line_listing_the_formats_tried(tmp_path):
+    with pytest.raises(FormatRegistryError) as e:
+        detect_format(tmp_path)
+    msg = str(e.value)
+    assert "\n" not in msg and str(tmp_path) in msg
+    assert all(name in msg for name in format_names()) and "annotations.json" in msg
+    with pytest.raises(FileNotFoundError, match="dataset folder not found"):
+        detect_format(tmp_path / "nope")
+    with pytest.raises(FormatRegistryError, match=f"'nope' is not one of {', '.join(format_names())}"):
+        get_format("nope")
+
+
+def test_a_dataset_is_marked_with_its_format_under_any_wrapper(tiny_occ3d_root):
+    from torch.utils.data import Subset
+
+    from occkit.data.wrappers import base_dataset
+
+    ds = get_format("occ3d").open_split(tiny_occ3d_root, "all", load_images=False)
+    assert ds.format_name == "occ3d"
+    assert format_of(Subset(Subset(ds, [0]), [0])).name == "occ3d"
+    assert base_dataset(Subset(ds, [0])) is ds
+    with pytest.raises(TypeError, match="list does not wrap the frames of a dataset format"):
+        format_of([1, 2])
+
+
+def _toy_format(name: str = "toy"):
+    from occkit.formats.occ3d import FORMAT  # the module, not the registry (found again in the test)
+
+    return dataclasses.replace(FORMAT, name=name, title="", summary="a toy", priority=5, source="")
+
+
+def test_a_package_adds_a_format_through_an_entry_point(fresh_registry, monkeypatch, tmp_path):
+    toy = _toy_format()
+    toy = dataclasses.replace(toy, detect=lambda root: "toy.txt" if (root / "toy.txt").is_file() else None)
+    mod = _module(monkeypatch, "toy_pkg_format", FORMAT=toy)
+    fresh_registry.append(metadata.EntryPoint(name="toy", value=f"{mod}:FORMAT", group=ENTRY_POINT_GROUP))
+    assert "toy" in formats() and format_names()[0] == "toy"  # priority 5: tried before occ3d's 10
+    assert "entry point toy = toy_pkg_format:FORMAT" in get_format("toy").source
+    (tmp_path / "toy.txt").write_text("")
+    (tmp_path / "annotations.json").write_text("{}")
+    assert detect_format(tmp_path).name == "toy"
+
+
+def test_a_broken_package_is_named_in_one_warning_line_and_left_out(fresh_registry, monkeypatch, capsys):
+    fresh_registry.append(
+        metadata.EntryPoint(name="broken", value="no_such_module_for_occkit:FORMAT", group=ENTRY_POINT_GROUP)
+    )
+    mod = _module(monkeypatch, "not_a_format_pkg", FORMAT=object())
+    fresh_registry.append(metadata.EntryPoint(name="notfmt", value=f"{mod}:FORMAT", group=ENTRY_POINT_GROUP))
+    names = format_names()
+    from occkit.formats.registry import _in_tree
+
+    assert "occ3d" in names and "semantickitti" in names and "broken" not in names and "notfmt" not in names
+    assert len(names) == len(_in_tree())  # occkit's own only
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(warnings) == 2
+    broken = next(w for w in warnings if "broken" in w)
+    assert "no_such_module_for_occkit" in broken and "ModuleNotFoundError" in broken and "left out" in broken
+    notfmt = next(w for w in warnings if "notfmt" in w)
+    assert "not an occkit.formats.DatasetFormat" in notfmt
+
+
+def test_a_package_format_of_a_name_taken_is_refused(fresh_registry, monkeypatch, capsys):
+    mod = _module(monkeypatch, "clash_pkg_format", FORMAT=_toy_format("occ3d"))
+    fresh_registry.append(metadata.EntryPoint(name="clash", value=f"{mod}:FORMAT", group=ENTRY_POINT_GROUP))
+    assert get_format("occ3d").source == "occkit.formats.occ3d"
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'occ3d' is already registered by occkit.formats.occ3d" in err
+
+
+def test_a_package_format_of_an_unknown_world_is_refused(fresh_registry, monkeypatch, capsys):
+    mod = _module(monkeypatch, "moon_pkg_format", FORMAT=dataclasses.replace(_toy_format("moon"), world="lunar"))
+    fresh_registry.append(metadata.EntryPoint(name="moon", value=f"{mod}:FORMAT", group=ENTRY_POINT_GROUP))
+    assert "moon" not in format_names()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "world 'lunar' is not one of driving, indoor" in err
+
+
+def test_the_spec_refuses_a_class_table_that_does_not_fit():
+    from occkit.formats import ClassTable
+
+    with pytest.raises(ValueError, match="free id 3 outside 0..2"):
+        ClassTable(names=("a", "b", "c"), free=3)
+    with pytest.raises(ValueError, match="ignore id 1 is a class id"):
+        ClassTable(names=("a", "b", "c"), free=0, ignore=1)
+    assert ClassTable(names=("a", "b", "c"), free=0).occupied == (1, 2)

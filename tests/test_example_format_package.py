@@ -1,0 +1,86 @@
+"""A dataset format from another package: examples/occkit-toyformat registers ``toy`` (one .npz per
+frame, five classes on the Occ3D grid) through the entry point group ``occkit.datasets``, and
+occkit's commands write the synthetic world in it, train on it, predict and score it with no edit to
+occkit. ``.ci/run`` installs the package."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("occkit_toyformat") is None,
+    reason="the example package is not installed: pip install -e examples/occkit-toyformat (.ci/run does)",
+)
+
+#: synth-cpu made tiny, on the toy format's five classes, with no depth or 2D semantic targets (the toy
+#: frames carry none)
+TINY = [
+    "model.num_classes=5",
+    "model.backbone=test_efficientnet",
+    "model.neck_channels=8",
+    "model.context_channels=8",
+    "model.encoder_widths=[8,16]",
+    "model.lift_downsample=[4,4,1]",
+    "model.depth_step=4.0",
+    "supervised.depth_source=none",
+    "supervised.free_index=4",
+    "supervised.semantic_2d_weight=0",
+    "data.image_aug.out_hw=[32,96]",
+    "data.load_extras=false",
+    "optim.warmup_steps=1",
+    "optim.amp=none",
+    "train.device=cpu",
+    "train.threads=1",
+    "train.tensorboard=false",
+    "train.log_every=1",
+]
+
+
+def test_the_entry_point_registers_the_format():
+    from occkit.formats import get_format
+
+    fmt = get_format("toy")
+    assert "occkit-toyformat" in fmt.source and "occkit_toyformat.format:FORMAT" in fmt.source
+    assert fmt.classes.free == 4 and fmt.classes.names[1] == "object" and fmt.evaluate_folder is None
+
+
+def test_synth_train_predict_eval_through_the_entry_point(tmp_path, capsys):
+    from occkit.cli import main
+    from occkit.formats import detect_format
+
+    world, run, pred = tmp_path / "world", tmp_path / "run", tmp_path / "pred"
+    assert (
+        main(
+            ["synth", "--format", "toy", "--out", str(world), "--scenes", "2", "--frames", "1"]
+            + ["--image-size", "32", "88"]
+        )
+        == 0
+    )
+    assert detect_format(world).name == "toy" and not (world / ".occ3d-source").exists()
+    frame = np.load(sorted((world / "frames").glob("*.npz"))[0])
+    assert frame["labels"].max() <= 4 and frame["images"].shape[1:] == (32, 88, 3)
+    args = ["--set", "optim.max_steps=2", "train.val_every=2", "train.ckpt_every=2", "supervised.class_counts=auto"]
+    assert main(["train", "synth-cpu", "--data", str(world), "--out", str(run), "--no-progress", *args, *TINY]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert len(saved["supervised"]["class_counts"]) == 5  # counted from the toy labels, inside 'scored'
+    val = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"miou", "geometry_iou"} <= set(val[-1]) and set(val[-1]["iou"]) == {
+        "ground",
+        "object",
+        "structure",
+        "vegetation",
+    }
+    assert main(["predict", "--ckpt", str(run), "--data", str(world), "--out", str(pred), "--no-progress"]) == 0
+    files = sorted(pred.glob("*.npz"))
+    assert files and set(np.load(files[0])) == {"labels"}
+    capsys.readouterr()
+    out = tmp_path / "score.json"
+    assert main(["eval", "--gt", str(world), "--pred", str(pred), "--json", str(out), "--no-progress"]) == 0
+    r = json.loads(out.read_text())
+    assert r["benchmark"] == "toy" and r["frames"] == len(files) and set(r["iou"]) == set(val[-1]["iou"])
+    assert main(["eval", "--gt", str(world), "--pred", str(pred), "--frustum", str(run)]) == 1
+    assert "--frustum: not taken by the toy-format format" in capsys.readouterr().err

@@ -157,6 +157,15 @@ def test_show_draws_an_indoor_frame(tmp_path):
     assert main(["show", str(tmp_path / "w"), "--out", str(out)]) == 0
     im = np.asarray(Image.open(out))
     assert im.shape[1] == 3 * 320 + 2 * 4 and im.shape[0] > 240  # image, 2D classes, occupancy; the legend
+    # with a prediction from a folder of the format's files: a fourth panel
+    from occkit.formats import get_format
+
+    fmt = get_format("nyu")
+    target = fmt.open_split(tmp_path / "w", "all", load_images=False)[0].occupancy.numpy()
+    fmt.predictions.write(tmp_path / "pred", "NYU0000_0000", np.where(target == 255, 0, target).astype(np.uint8))
+    out2 = tmp_path / "show_pred.png"
+    assert main(["show", str(tmp_path / "w"), "--pred", str(tmp_path / "pred"), "--out", str(out2)]) == 0
+    assert np.asarray(Image.open(out2)).shape[1] == 4 * 320 + 3 * 4
 
 
 def test_end_to_end_nyu_mono(tmp_path):

@@ -1,12 +1,13 @@
 """``occkit show DIR --token T --out FILE.png``: a picture of one frame of an Occ3D-layout dataset
 (cameras with LiDAR points, occupancy in bird's-eye view and 3D), optionally with a prediction
-beside its ground truth; of a NYUv2-layout dataset (the indoor world), the image, its 2D classes
-and the occupancy in 3D in the NYUv2 colours."""
+beside its ground truth; of a dataset of indoor scenes (a format whose ``world`` is ``indoor``: NYUv2's
+layout, the indoor world), the image, its 2D classes and the occupancy in 3D in the NYUv2 colours."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,6 +16,9 @@ from occkit.commands.checks import positive_int
 from occkit.commands.options import add_choice, add_device, add_mask, add_out, add_pred, add_shown_split
 from occkit.data.occ3d import Occ3DDataset
 from occkit.fileio import load_npz
+
+if TYPE_CHECKING:
+    from occkit.formats import DatasetFormat
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -80,10 +84,14 @@ def run(args: argparse.Namespace) -> int:
     from occkit.commands.checks import default_split
 
     args.split = default_split(args.split, args.pred)
-    from occkit.data.nyu import is_nyu_root
+    from occkit.formats import FormatRegistryError, detect_format
 
-    if is_nyu_root(args.root):
-        return _run_nyu(args)
+    try:
+        fmt = detect_format(args.root)
+    except FormatRegistryError:
+        fmt = None  # the Occ3D reader names what the folder lacks
+    if fmt is not None and fmt.world == "indoor":
+        return _run_indoor(args, fmt)
     ds = Occ3DDataset(args.root, split=args.split)
     if args.list:
         for scene in ds.scenes:
@@ -127,15 +135,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_nyu(args: argparse.Namespace) -> int:
-    """``occkit show`` on a NYUv2 layout: one row (image, 2D classes, occupancy, prediction)."""
-    from occkit.data.nyu import NYUDataset
+def _run_indoor(args: argparse.Namespace, fmt: DatasetFormat) -> int:
+    """``occkit show`` on a dataset of indoor scenes (NYUv2's layout): one row (image, 2D classes,
+    occupancy, prediction), its frames read through the format."""
     from occkit.outputs import check_output_file, record_output_file
     from occkit.viz.draw import save_png
     from occkit.viz.indoor import indoor_figure
 
-    split = {"val": "test"}.get(args.split, args.split)
-    ds = NYUDataset(args.root, split if split in ("train", "test", "all") else "all", load_extras=True)
+    ds = fmt.open_split(args.root, args.split if args.split in fmt.splits else "all", load_extras=True)
     if args.list:
         for i in range(len(ds)):
             print(ds.token(i))
@@ -146,7 +153,12 @@ def _run_nyu(args: argparse.Namespace) -> int:
     sample = ds[ds.index_of(token)]
     pred = None
     if args.pred is not None:
-        pred = load_prediction(args.pred, token, ds.grid.shape)
+        path = args.pred
+        if path.is_dir():
+            path = fmt.predictions.index(args.pred).get(token)
+            if path is None:
+                raise FileNotFoundError(f"{args.pred}: no prediction of frame {token} in the folder")
+        pred = fmt.predictions.read(path)
     image = indoor_figure([sample], with_legend=True, preds=None if pred is None else [pred])
     out = args.out or Path(f"show_{token}.png")
     check_output_file(out, {"DIR": args.root}, command="show")

@@ -319,6 +319,25 @@ def check_own_files(
                 "since); --overwrite replaces only the command's own files, and nothing is touched: move "
                 "it out of the folder, or choose a new folder"
             )
+    own = set(known) if known is not None else set(rec)
+    for rel in _empty_folders(f, ignore):  # a folder of the user's holds no file, yet is the user's
+        if not any(k.startswith(rel + "/") for k in own):
+            raise FileExistsError(
+                f"{what} {f}: {rel}/ is a folder occkit {command} did not make there (it holds no file of "
+                "the command's); --overwrite replaces only the command's own files, and nothing is touched: "
+                "move it out of the folder, or choose a new folder"
+            )
+
+
+def _empty_folders(folder: Path, ignore: tuple[str, ...] = ()) -> Iterator[str]:
+    """Relative POSIX paths of the folders under ``folder`` that hold no file at any depth."""
+    top = CALLER_FILES + ignore
+    for root, dirs, files in os.walk(folder, topdown=False):
+        rel = Path(root).relative_to(folder)
+        if rel == Path(".") or any(fnmatch.fnmatch(rel.parts[0], pat) for pat in top):
+            continue
+        if not any(Path(r, n).is_file() or Path(r, n).is_symlink() for r, _, fs in os.walk(root) for n in fs):
+            yield rel.as_posix()
 
 
 def check_output_file(

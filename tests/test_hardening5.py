@@ -40,3 +40,17 @@ def test_overwrite_of_predictions_keeps_an_empty_folder_of_the_user(tmp_path, ca
     (pred / "keep_me").mkdir()
     with pytest.raises(FileExistsError, match="keep_me/ is a folder occkit predict did not make"):
         check_own_files(pred, "predict")
+
+
+def test_a_killed_priors_run_leaves_no_temporary_file_in_the_finished_cache(synth_root, tmp_path):
+    from occkit.priors import build_prior
+    from occkit.priors.cache import run_priors
+
+    out = tmp_path / "cache"
+    run_priors(synth_root, out, build_prior("oracle:clean"), kinds=["depth"], max_frames=1, progress=False)
+    some = next(p for p in out.rglob("*.npz"))
+    stale = some.parent / f".{some.name}.k1ll3d.tmp"  # what a kill -9 inside atomic_write leaves
+    stale.write_bytes(b"half")
+    run_priors(synth_root, out, build_prior("oracle:clean"), kinds=["depth"], max_frames=1, progress=False)
+    assert not stale.exists() and not list(out.rglob(".*.tmp"))
+    assert not list(tmp_path.glob(".*.lock"))  # the writer's lock is released

@@ -3,9 +3,9 @@ names the real cause."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from occkit.cli import main
@@ -54,3 +54,39 @@ def test_a_killed_priors_run_leaves_no_temporary_file_in_the_finished_cache(synt
     run_priors(synth_root, out, build_prior("oracle:clean"), kinds=["depth"], max_frames=1, progress=False)
     assert not stale.exists() and not list(out.rglob(".*.tmp"))
     assert not list(tmp_path.glob(".*.lock"))  # the writer's lock is released
+
+
+def _ablate_spec(tmp_path: Path) -> Path:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "ablate"))
+    from ablate_helpers import tiny_spec, write
+
+    return write(tmp_path, "spec.yaml", tiny_spec())
+
+
+def test_ablate_refuses_an_out_holding_a_results_md_of_the_user_also_in_dry_run(tmp_path, capsys, monkeypatch):
+    from occkit.ablate.report import check_report_files, write_outputs
+
+    spec = _ablate_spec(tmp_path)
+    out = tmp_path / "abl"
+    out.mkdir()
+    (out / "results.md").write_text("my results")
+    for extra in (["--dry-run"], ["--report"]):
+        assert main(["ablate", str(spec), "--out", str(out), *extra]) == 1
+        err = _err(capsys)
+        assert err.count("\n") == 0 and "results.md: the file exists and occkit did not write it" in err
+    assert (out / "results.md").read_text() == "my results"
+    # its own report is rewritten; one changed by the user since is not
+    own = tmp_path / "own"
+    results = {"name": "t", "metric": "miou", "budget": 2, "seeds": [0], "arms": {}}
+    import occkit.ablate.report as report
+
+    monkeypatch.setattr(report, "markdown", lambda r: "table")  # the writing, not the table, is under test
+    monkeypatch.setattr(report, "curves_image", lambda r: np.zeros((4, 4, 3), np.uint8))
+    write_outputs(results, own)
+    check_report_files(own)
+    write_outputs(results, own)
+    (own / "results.md").write_text("edited by me")
+    with pytest.raises(FileExistsError, match="results.md: the file exists and occkit did not write it"):
+        check_report_files(own)

@@ -199,6 +199,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(
                 "--launcher ray: ray is not installed; pip install -e '.[ray]' (or pip install 'ray>=2.9')"
             )
+    from occkit.ablate.report import check_report_files
+
+    check_report_files(args.out)  # a results.md of the user's: refused at once, --dry-run too
     overrides = Overrides(
         set=list(args.set), seeds=_seeds(args.seeds, args.spec), budget=args.budget, world_seed=args.world_seed
     )

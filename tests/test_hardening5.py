@@ -90,3 +90,46 @@ def test_ablate_refuses_an_out_holding_a_results_md_of_the_user_also_in_dry_run(
     (own / "results.md").write_text("edited by me")
     with pytest.raises(FileExistsError, match="results.md: the file exists and occkit did not write it"):
         check_report_files(own)
+
+
+def _demo(out: Path) -> list[str]:
+    return ["demo", "--out", str(out), "--scenes", "1", "--frames", "1", "--steps", "1", "--workers", "1"]
+
+
+def test_demo_refuses_a_folder_of_the_user_even_one_holding_only_a_data_folder(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    (mine / "data").mkdir(parents=True)
+    (mine / "data" / "annotations.json").write_text("{}")  # a world of the user's
+    assert main(_demo(mine)) == 1
+    err = _err(capsys)
+    assert err.count("\n") == 0 and "the folder is not empty and occkit demo did not make it" in err
+    assert sorted(p.name for p in mine.iterdir()) == ["data"]
+
+
+def test_demo_refuses_a_report_the_user_wrote_in_its_own_folder(tmp_path, capsys):
+    from occkit.commands.demo import check_demo_out
+    from occkit.outputs import mark_output, write_json_output
+
+    out = tmp_path / "demo"
+    mark_output(out, "demo")
+    write_json_output(out / "report.json", {"scores": {}}, "demo")
+    check_demo_out(out)  # its own report: rewritten
+    (out / "report.md").write_text("my notes")
+    with pytest.raises(FileExistsError, match="report.md: the file exists and occkit did not write it"):
+        check_demo_out(out)
+
+
+def test_demo_replaces_its_world_of_other_settings_instead_of_reporting_it(tmp_path, capsys):
+    from occkit.commands.demo import own_world
+    from occkit.outputs import mark_output
+
+    out = tmp_path / "demo"
+    world = {"scenes": 1, "frames": 1, "seed": 0, "image_size": [8, 16]}
+    mark_output(out, "demo", world=world)
+    (out / "data").mkdir()
+    (out / "data" / "annotations.json").write_text("{}")
+    assert own_world(out, world)  # the same settings: reused
+    assert not own_world(out, {**world, "seed": 5})  # other settings: removed, generated again
+    assert not (out / "data").exists()
+    said = capsys.readouterr().out
+    assert "replacing the earlier demo world" in said and "seed 0 -> 5" in said

@@ -173,6 +173,54 @@ def generate_world(data: Path, synth: Any) -> None:
     generate_dataset(data, synth, progress=True, resume=True)
 
 
+REPORT_FILES = ("report.md", "report.json")
+
+
+def _legacy_demo(folder: Path) -> bool:
+    """A demo folder of an occkit that left no record: its options file, or a world stopped half-way."""
+    return (folder / "demo.json").is_file() or (folder / "data" / ".scenes").is_dir()
+
+
+def check_demo_out(out: Path) -> None:
+    """Refuse, before any work, an ``--out`` that is not the demo's own (a new or empty folder, or an
+    earlier demo's, which it resumes) and a report there that the demo did not write."""
+    from occkit.outputs import FILES_RECORD, check_output_file, check_output_folder, read_output_record
+
+    state = check_output_folder(out, "demo", resume=True, legacy=_legacy_demo)
+    legacy = state == "own" and read_output_record(out) is None and not (out / FILES_RECORD).exists()
+    for name in REPORT_FILES:
+        if not legacy:
+            check_output_file(out / name, command="demo")
+
+
+def own_world(out: Path, world: dict[str, Any]) -> bool:
+    """Whether ``out/data`` holds the world of these settings (reused); a world, finished or stopped
+    half-way, of other settings (or of unknown ones) is removed here, to be generated again."""
+    import json
+
+    from occkit.outputs import read_output_record
+
+    data = out / "data"
+    earlier = (read_output_record(out) or {}).get("world")
+    if earlier is None and (out / "demo.json").is_file():  # an older demo: its options hold the world's
+        try:
+            opts = json.loads((out / "demo.json").read_text(encoding="utf-8"))
+            earlier = {k: opts.get(k) for k in world}
+        except (OSError, ValueError, AttributeError):
+            earlier = None
+    if earlier == world:
+        return (data / "annotations.json").is_file()
+    if data.exists():
+        diff = (
+            ", ".join(f"{k} {earlier.get(k)} -> {v}" for k, v in world.items() if earlier.get(k) != v)
+            if earlier
+            else ""
+        )
+        print(f"replacing the earlier demo world in {data} (" + (diff or "its settings unknown") + ")", flush=True)
+        shutil.rmtree(data)
+    return False
+
+
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     kept: list[str] = []  # what a stop keeps, for the one line it prints
@@ -202,6 +250,7 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method, load_experiment, prepare_run
     from occkit.fileio import write_json_atomic
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
+    from occkit.outputs import mark_output
 
     shipped = not args.from_scratch
     if shipped and args.config != SHIPPED_PRESET:
@@ -219,6 +268,8 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     start_set = [f"train.init_from={shipped_weights()}", *FINETUNE_SET] if shipped else []
+    world_key = {"scenes": args.scenes, "frames": args.frames, "seed": args.seed, "image_size": list(args.image_size)}
+    check_demo_out(out)  # a folder of the user's (even one holding only a data/) is never written into
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -229,7 +280,9 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=tuple(args.image_size), workers=args.workers
     )
     t0 = time.perf_counter()
-    if (data / "annotations.json").is_file():
+    reused = own_world(out, world_key)  # a world of other settings is replaced, never reported as this one's
+    mark_output(out, "demo", world=world_key)
+    if reused:
         _stage(1, f"reusing the synthetic world in {data}")
     else:
         _stage(
@@ -412,7 +465,8 @@ def _report(
     n_val: int,
     start_scores: dict | None = None,
 ) -> None:
-    from occkit.fileio import write_json_atomic, write_text_atomic
+    from occkit.fileio import write_text_atomic
+    from occkit.outputs import record_output_file, write_json_output
 
     losses = result.losses
     how = _made(shipped_record()) if cfg.train.init_from else None
@@ -480,8 +534,8 @@ def _report(
         f"{out / 'run' / 'tb'}`).",
         "",
     ]
-    write_text_atomic(out / "report.md", "\n".join(lines))
-    write_json_atomic(
+    record_output_file(write_text_atomic(out / "report.md", "\n".join(lines)), "demo")
+    write_json_output(
         out / "report.json",
         {
             "scores": {k: v for k, v in scores.items() if k != "rayiou_detail"},
@@ -493,4 +547,5 @@ def _report(
             "timings_s": timings,
             "pictures": [str(p) for p in pictures],
         },
+        "demo",
     )

@@ -133,3 +133,71 @@ def test_demo_replaces_its_world_of_other_settings_instead_of_reporting_it(tmp_p
     assert not (out / "data").exists()
     said = capsys.readouterr().out
     assert "replacing the earlier demo world" in said and "seed 0 -> 5" in said
+
+
+# ------------------------------------------------------------ the benchmarks' options
+def _bench(name: str):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--device", "bogus"], "--device bogus: not a device"),
+        (["--budget-s", "-1"], "--budget-s -1.0: expected a positive number of seconds"),
+        (["--budget-s", "nan"], "--budget-s nan: expected a positive number of seconds"),
+        (["--rows", "bogus"], "--rows bogus: not a preset of the check (its presets: occ3d-r50"),
+        (["--rows"], "--rows: no preset given"),
+    ],
+)
+def test_gpu_check_bad_options_are_one_line_before_any_work(tmp_path, capsys, extra, words):
+    out = tmp_path / "g.json"
+    assert _bench("gpu_check").main(["--device", "cpu", "--out", str(out), "--root", str(tmp_path / "r"), *extra]) == 2
+    err = _err(capsys)
+    assert err.count("\n") == 0 and words in err
+    assert not out.exists() and not (tmp_path / "r").exists()
+
+
+def test_gpu_check_never_replaces_a_file_of_the_user(tmp_path, capsys):
+    gc = _bench("gpu_check")
+    out = tmp_path / "g.json"
+    out.write_text("my figures")
+    assert gc.main(["--device", "cpu", "--out", str(out), "--root", str(tmp_path / "r")]) == 2
+    assert "the file exists and occkit did not write it" in _err(capsys) and out.read_text() == "my figures"
+    own = tmp_path / "own.json"
+    gc.Report(own, 1.0).write()  # its own report: a later check may rewrite it
+    args = gc.argparse.Namespace(
+        device="cpu", budget_s=1.0, row_seconds=1.0, row_limit_s=1.0, stage_limit_s=1.0, steps=1, rows=None, out=own
+    )
+    assert gc.check_options(args) is None
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--rows", "bogus"], "--rows bogus: not a row of the table"),
+        (["--image-size", "0", "0"], "--image-size 0 0: expected a height and a width of at least 1 pixel"),
+        (["--kitti-size", "376", "-1"], "--kitti-size 376 -1: expected"),
+    ],
+)
+def test_full_size_bad_options_are_one_line_before_any_work(tmp_path, capsys, extra, words):
+    out = tmp_path / "fs"
+    assert _bench("full_size").main(["--out", str(out), *extra]) == 2
+    err = _err(capsys)
+    assert err.count("\n") == 0 and words in err and not out.exists()
+
+
+def test_full_size_never_writes_into_a_folder_of_the_user(tmp_path, capsys):
+    out = tmp_path / "fs"
+    out.mkdir()
+    (out / "table.md").write_text("my table")
+    assert _bench("full_size").main(["--out", str(out), "--rows", "occ3d-r50"]) == 2
+    err = _err(capsys)
+    assert err.count("\n") == 0 and "the folder is not empty and occkit full_size did not make it" in err
+    assert sorted(p.name for p in out.iterdir()) == ["table.md"]

@@ -201,3 +201,70 @@ def test_full_size_never_writes_into_a_folder_of_the_user(tmp_path, capsys):
     err = _err(capsys)
     assert err.count("\n") == 0 and "the folder is not empty and occkit full_size did not make it" in err
     assert sorted(p.name for p in out.iterdir()) == ["table.md"]
+
+
+# ------------------------------------------------------------ the real cause named
+def test_a_full_disk_is_said_as_such_whatever_raised_it():
+    import errno
+
+    from occkit.cli import user_error_message
+
+    e = OSError(errno.ENOSPC, "No space left on device", "/r/checkpoints/x.tmp")
+    assert user_error_message(e).startswith("the disk is full (No space left on device) while writing /r/checkpoints")
+
+    class SafetensorError(Exception):  # safetensors' own error type around the OS error
+        pass
+
+    msg = user_error_message(
+        SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space" })')
+    )
+    assert msg.startswith("the disk is full") and msg.count("\n") == 0
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as inner:
+            raise RuntimeError("graph(%x : Float(1, 3)):\n" + "  %1 : Tensor = onnx::Add(%x)\n" * 1163) from inner
+    except RuntimeError as outer:
+        msg = user_error_message(outer)
+    assert msg.startswith("the disk is full") and msg.count("\n") == 0 and len(msg) < 400
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_said_not_an_internal_error(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    import occkit.engine.checkpoint as ck
+    from occkit.cli import user_error_message
+
+    def fails(*a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file")
+
+    monkeypatch.setattr(ck.torch, "save", fails)
+    net = torch.nn.Linear(2, 2)
+    monkeypatch.setattr(ck, "disk_nearly_full", lambda folder: True)
+    with pytest.raises(OSError) as e:
+        ck.save_checkpoint(tmp_path / "run", 1, net, {}, {})
+    assert e.value.errno == errno.ENOSPC and "the disk is full" in user_error_message(e.value)
+    assert not list((tmp_path / "run" / "checkpoints").iterdir())  # nothing half-written left
+    monkeypatch.setattr(ck, "disk_nearly_full", lambda folder: False)  # space left: the error is what it is
+    with pytest.raises(RuntimeError, match="PytorchStreamWriter"):
+        ck.save_checkpoint(tmp_path / "run", 1, net, {}, {})
+
+
+def test_a_full_disk_during_an_onnx_export_is_one_line_not_the_graph(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    import occkit.export.onnx as ox
+    import occkit.fileio
+
+    def fails(*a, **k):
+        raise RuntimeError("graph(%images : Float(1, 6, 3, 64, 176)):\n" + "  %5 : Tensor = onnx::Conv(%4)\n" * 1163)
+
+    monkeypatch.setattr(ox, "_export_once", fails)
+    monkeypatch.setattr(occkit.fileio, "disk_nearly_full", lambda folder: True)
+    with pytest.raises(OSError) as e:
+        ox.export_onnx(torch.nn.Identity(), (torch.zeros(1),) * 3, tmp_path / "m.onnx")
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / "m.onnx")

@@ -185,7 +185,11 @@ def user_error_message(e: BaseException) -> str | None:
     denied, disk full, ...), values and shapes (``ValueError``, which occkit raises naming the
     file or argument; ``KeyError`` for a missing name), non-finite numbers (``FloatingPointError``,
     e.g. a training loss), memory (``MemoryError``, CUDA out of memory), an output another command
-    writes now (``occkit.locks.LockBusy``)."""
+    writes now (``occkit.locks.LockBusy``). A full disk is said as such whatever raised it (an
+    ``OSError``, or a library's error around one: an ONNX export's holds its whole graph)."""
+    full = _disk_full(e)
+    if full is not None:
+        return full
     if isinstance(e, OSError):
         if e.filename is not None and e.strerror:
             where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 is not None else "")
@@ -199,6 +203,36 @@ def user_error_message(e: BaseException) -> str | None:
         return str(e)
     if type(e).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError (a RuntimeError)
         return f"out of memory: {str(e).splitlines()[0] if str(e) else ''}".rstrip()
+    return None
+
+
+_DISK_FULL_WORDS = ("No space left on device", "Disk quota exceeded", "StorageFull", "os error 28", "os error 122")
+
+
+def _disk_full(e: BaseException) -> str | None:
+    """ "the disk is full ..." when ``e`` or an error it was raised from or during is ENOSPC (or
+    EDQUOT), naming the file being written where it is known; else None."""
+    import errno
+
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        first = str(cur).splitlines()[0] if str(cur) else ""
+        if (
+            isinstance(cur, OSError)
+            and cur.errno in (errno.ENOSPC, errno.EDQUOT)
+            or any(w in str(cur) for w in _DISK_FULL_WORDS)
+        ):
+            where = getattr(cur, "filename", None)
+            quota = "quota" in str(cur).lower() or getattr(cur, "errno", 0) == errno.EDQUOT
+            return (
+                ("the disk quota is exceeded" if quota else "the disk is full (No space left on device)")
+                + (f" while writing {where}" if where else "")
+                + ": free space there (or write elsewhere) and run the command again"
+                + ("" if isinstance(cur, OSError) else f" [{type(cur).__name__}: {first[:160]}]")
+            )
+        cur = cur.__cause__ or cur.__context__
     return None
 
 

@@ -23,6 +23,7 @@ unverified. Nothing here unpickles arbitrary objects.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -35,7 +36,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
-from occkit.fileio import publish_folder, read_json, sha256_file, write_json_atomic, write_text_atomic
+from occkit.fileio import disk_nearly_full, publish_folder, read_json, sha256_file, write_json_atomic, write_text_atomic
 
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
@@ -158,8 +159,11 @@ def save_checkpoint(
         write_json_atomic(tmp / CHECKSUM_FILE, sums)
         _permissions(tmp)
         publish_folder(tmp, final, root / f".{final.name}.old")  # the same step saved again (a resume): replaced
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, Exception) and not isinstance(e, OSError) and disk_nearly_full(root):
+            # torch.save says "file write failed", not why: a full disk is said as such
+            raise OSError(errno.ENOSPC, "No space left on device", str(final)) from e
         raise
     write_text_atomic(root / LATEST_FILE, final.name + "\n")
     if keep > 0:

@@ -268,3 +268,56 @@ def test_a_full_disk_during_an_onnx_export_is_one_line_not_the_graph(tmp_path, m
     with pytest.raises(OSError) as e:
         ox.export_onnx(torch.nn.Identity(), (torch.zeros(1),) * 3, tmp_path / "m.onnx")
     assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / "m.onnx")
+
+
+def _estimate(**kw):
+    e = {
+        "runs": 2,
+        "steps": 4,
+        "validations": 4,
+        "run_seconds": 20.0,
+        "unestimated": {},
+        "unestimated_runs": 0,
+        "stages": [],
+        "stage_seconds": 0.0,
+        "stages_not_counted": [],
+        "lanes": 1,
+        "threads": 1,
+        "wall_seconds": 20.0,
+        "machine": "m",
+        "table_threads": [1],
+        "table_date": "d",
+    }
+    return {**e, **kw}
+
+
+def test_the_time_estimate_never_says_about_0_min():
+    from occkit.ablate.estimate import estimate_text
+
+    text = estimate_text(
+        _estimate(runs=0, steps=0, run_seconds=0.0, wall_seconds=0.0, unestimated={"a": "my.yaml"}, unestimated_runs=3),
+        2,
+    )
+    assert text.startswith("Time estimate: unknown: none of the 3 run(s) left has a preset in the table")
+    assert "0 min" not in text and "a (my.yaml)" in text
+    text = estimate_text(_estimate(), 2)  # 20 s of work: a minute, not 0
+    assert text.startswith("Time estimate: about 1 min on 1 lane(s)")
+    text = estimate_text(_estimate(lanes=8), 2)
+    assert "on 8 lane(s) x 1 thread(s) (only 2 busy: one run per lane)" in text
+
+
+def test_more_lanes_than_runs_do_not_divide_the_time(tmp_path, monkeypatch):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "ablate"))
+    from ablate_helpers import tiny_spec, write
+
+    import occkit.ablate.estimate as estimate
+    import occkit.ablate.runner as runner
+    from occkit.ablate.spec import Overrides, parse_spec
+
+    table = {"machine": "m", "threads": [1], "date": "d", "presets": {"synth-cpu": {"s_per_step": 3.0}}}
+    spec = write(tmp_path, "spec.yaml", tiny_spec(arms="  a: {preset: synth-cpu}\n", seeds="[0]"))
+    opts = runner.RunOptions(out=tmp_path / "abl", cache=tmp_path / "st", lanes=8)
+    e = estimate.estimate(runner.Ablation(parse_spec(spec, Overrides()), opts), table)
+    assert e["runs"] == 1 and e["wall_seconds"] == e["run_seconds"] == 6.0  # one run: one lane busy, not 6 / 8

@@ -321,3 +321,24 @@ def test_more_lanes_than_runs_do_not_divide_the_time(tmp_path, monkeypatch):
     opts = runner.RunOptions(out=tmp_path / "abl", cache=tmp_path / "st", lanes=8)
     e = estimate.estimate(runner.Ablation(parse_spec(spec, Overrides()), opts), table)
     assert e["runs"] == 1 and e["wall_seconds"] == e["run_seconds"] == 6.0  # one run: one lane busy, not 6 / 8
+
+
+def test_ablate_device_cuda_without_cuda_is_refused_at_once_also_in_dry_run(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    spec = _ablate_spec(tmp_path)
+    for extra in (["--dry-run"], []):
+        assert main(["ablate", str(spec), "--out", str(tmp_path / "abl"), "--device", "cuda", *extra]) == 1
+        err = _err(capsys)
+        assert err.count("\n") == 0 and "--device cuda: torch" in err and "sees no CUDA device here" in err
+    assert not (tmp_path / "abl").exists() and not (tmp_path / "stages").exists()  # no stage built
+    assert main(["ablate", str(spec), "--out", str(tmp_path / "abl"), "--device", "bogus", "--dry-run"]) == 1
+    assert "--device bogus: not a device" in _err(capsys)
+
+
+def test_ablate_negative_seeds_are_the_options_fault_not_the_specs(tmp_path, capsys):
+    spec = _ablate_spec(tmp_path)
+    assert main(["ablate", str(spec), "--out", str(tmp_path / "abl"), "--seeds", "-1", "--dry-run"]) == 1
+    err = _err(capsys)
+    assert err.count("\n") == 0 and "--seeds -1: a seed must be >= 0, got -1" in err and "spec.yaml" not in err

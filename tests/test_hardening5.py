@@ -342,3 +342,19 @@ def test_ablate_negative_seeds_are_the_options_fault_not_the_specs(tmp_path, cap
     assert main(["ablate", str(spec), "--out", str(tmp_path / "abl"), "--seeds", "-1", "--dry-run"]) == 1
     err = _err(capsys)
     assert err.count("\n") == 0 and "--seeds -1: a seed must be >= 0, got -1" in err and "spec.yaml" not in err
+
+
+def test_pseudolabel_quality_into_a_file_of_the_user_is_refused_before_writing_anything(tmp_path, capsys, monkeypatch):
+    import occkit.pseudolabel.dataset as pl
+
+    made = []
+    monkeypatch.setattr(pl, "make_pseudo_labels", lambda *a, **k: made.append(a))
+    mine = tmp_path / "q.json"
+    mine.write_text("my scores")
+    data, priors, out = tmp_path / "d", tmp_path / "p", tmp_path / "pl"
+    for p in (data, priors):
+        p.mkdir()
+    rc = main(["pseudolabel", "--data", str(data), "--priors", str(priors), "--out", str(out), "--quality", str(mine)])
+    err = _err(capsys)
+    assert rc == 1 and err.count("\n") == 0 and "--quality" in err and "occkit did not write it" in err
+    assert made == [] and not out.exists() and mine.read_text() == "my scores"  # nothing (re)written

@@ -358,3 +358,26 @@ def test_pseudolabel_quality_into_a_file_of_the_user_is_refused_before_writing_a
     err = _err(capsys)
     assert rc == 1 and err.count("\n") == 0 and "--quality" in err and "occkit did not write it" in err
     assert made == [] and not out.exists() and mine.read_text() == "my scores"  # nothing (re)written
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["stats", "{A}"],
+        ["show", "{A}"],
+        ["eval", "--pred", "{A}", "--gt", "{A}"],
+        ["export", "--ckpt", "{A}", "--out", "{m}"],
+    ],
+)
+def test_a_loop_of_symbolic_links_is_named_not_not_found(tmp_path, capsys, argv):
+    (tmp_path / "A").symlink_to(tmp_path / "B")
+    (tmp_path / "B").symlink_to(tmp_path / "A")
+    assert main([a.format(A=tmp_path / "A", m=tmp_path / "m.onnx") for a in argv]) == 1
+    err = _err(capsys)
+    assert err.count("\n") == 0 and "a loop of symbolic links" in err and "not found" not in err
+
+
+def test_a_dangling_link_says_where_it_points(tmp_path, capsys):
+    (tmp_path / "D").symlink_to(tmp_path / "gone")
+    assert main(["stats", str(tmp_path / "D")]) == 1
+    assert f"D: a symbolic link to {tmp_path / 'gone'}, which does not exist" in _err(capsys)

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 
 #: (subcommand, module, one-line help). Explicit, so "go to definition" works.
 COMMANDS: tuple[tuple[str, str, str], ...] = (
@@ -190,6 +191,10 @@ def user_error_message(e: BaseException) -> str | None:
     full = _disk_full(e)
     if full is not None:
         return full
+    if isinstance(e, FileNotFoundError):  # "not found" of a path that is there, as a loop or a dangling link
+        link = _link_trouble(e.filename or str(e).split(": ", 1)[0])
+        if link is not None:
+            return link
     if isinstance(e, OSError):
         if e.filename is not None and e.strerror:
             where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 is not None else "")
@@ -203,6 +208,26 @@ def user_error_message(e: BaseException) -> str | None:
         return str(e)
     if type(e).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError (a RuntimeError)
         return f"out of memory: {str(e).splitlines()[0] if str(e) else ''}".rstrip()
+    return None
+
+
+def _link_trouble(path: object) -> str | None:
+    """Why ``path`` cannot be opened when a symbolic link is to blame (a loop of links, or a link
+    to nothing), in words; else None."""
+    import errno
+
+    if not isinstance(path, str) or not path:
+        return None
+    p = Path(path)
+    try:
+        p.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13: "Symlink loop from ..."
+        return f"{path}: a loop of symbolic links (each points on to the next and back); give a real folder's path"
+    except OSError as x:
+        if x.errno == errno.ELOOP:
+            return f"{path}: a loop of symbolic links (each points on to the next and back); give a real folder's path"
+        if p.is_symlink():
+            return f"{path}: a symbolic link to {os.readlink(p)}, which does not exist"
     return None
 
 

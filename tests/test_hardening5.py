@@ -381,3 +381,16 @@ def test_a_dangling_link_says_where_it_points(tmp_path, capsys):
     (tmp_path / "D").symlink_to(tmp_path / "gone")
     assert main(["stats", str(tmp_path / "D")]) == 1
     assert f"D: a symbolic link to {tmp_path / 'gone'}, which does not exist" in _err(capsys)
+
+
+def test_eval_json_into_a_read_only_folder_is_refused_before_computing(tmp_path, capsys, monkeypatch):
+    import os
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == ro else real(p, mode, **kw))
+    # root writes anywhere: the check is what is tested; the prediction and ground truth are not even read
+    rc = main(["eval", "--pred", str(tmp_path / "p"), "--gt", str(tmp_path / "g"), "--json", str(ro / "r.json")])
+    err = _err(capsys)
+    assert rc == 1 and err.count("\n") == 0 and f"--json {ro / 'r.json'}: {ro} is not writable" in err

@@ -358,6 +358,7 @@ def check_output_file(
     if o.parent.exists() and not o.parent.is_dir():
         raise FileExistsError(f"{what} {o}: {o.parent} is a file, not a folder")
     check_not_inside_inputs(o, inputs or {}, what)
+    check_writable_place(o, what)  # a read-only folder: refused before the work, not after it
     if command is None or not (o.exists() or o.is_symlink()):
         return
     by = file_writer(o)

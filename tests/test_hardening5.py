@@ -394,3 +394,11 @@ def test_eval_json_into_a_read_only_folder_is_refused_before_computing(tmp_path,
     rc = main(["eval", "--pred", str(tmp_path / "p"), "--gt", str(tmp_path / "g"), "--json", str(ro / "r.json")])
     err = _err(capsys)
     assert rc == 1 and err.count("\n") == 0 and f"--json {ro / 'r.json'}: {ro} is not writable" in err
+
+
+def test_a_camera_the_data_lack_is_blamed_on_data_cameras_not_annotations_json(synth_root):
+    from occkit.data.occ3d import Occ3DDataset
+
+    with pytest.raises(ValueError, match=r"^data.cameras: CAM_BOGUS is not a camera of .* \(its cameras: CAM_FRONT, "):
+        Occ3DDataset(synth_root, "all", cameras=("CAM_FRONT", "CAM_BOGUS"))
+    assert Occ3DDataset(synth_root, "all", cameras=("CAM_BACK",)).cameras == ("CAM_BACK",)

@@ -3,6 +3,7 @@ names the real cause."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -402,3 +403,23 @@ def test_a_camera_the_data_lack_is_blamed_on_data_cameras_not_annotations_json(s
     with pytest.raises(ValueError, match=r"^data.cameras: CAM_BOGUS is not a camera of .* \(its cameras: CAM_FRONT, "):
         Occ3DDataset(synth_root, "all", cameras=("CAM_FRONT", "CAM_BOGUS"))
     assert Occ3DDataset(synth_root, "all", cameras=("CAM_BACK",)).cameras == ("CAM_BACK",)
+
+
+def test_eval_gen_blames_a_judge_of_other_cameras_not_the_generation(tmp_path, capsys):
+    from occkit.config import to_dict
+    from occkit.engine.checkpoint import save_checkpoint
+    from occkit.experiment import build_method, load_experiment
+
+    cfg = load_experiment("synth-cpu")  # six cameras
+    save_checkpoint(tmp_path / "judge", 1, build_method(cfg), to_dict(cfg), {"step": 1})
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    (gen / "generation.json").write_text(json.dumps({"checkpoint": str(tmp_path / "elsewhere" / "step_1")}))
+    frame = {"timestamp": 0, "camera_sensor": {"CAM_FRONT": {"img_path": "x.jpg"}}}
+    (gen / "annotations.json").write_text(
+        json.dumps({"scene_infos": {"s": {"t": frame}}, "train_split": [], "val_split": ["s"]})
+    )
+    rc = main(["eval-gen", "--gen", str(gen), "--real", str(tmp_path), "--judge", str(tmp_path / "judge")])
+    err = _err(capsys)
+    assert rc == 1 and err.count("\n") == 0
+    assert "--judge" in err and "sees 6 camera(s)" in err and "was generated with 1 (CAM_FRONT)" in err

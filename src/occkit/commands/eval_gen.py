@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from occkit.commands.checks import positive_int
 from occkit.commands.options import add_data, add_device, add_out, add_split
@@ -29,7 +30,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.fileio import read_json

@@ -423,3 +423,12 @@ def test_eval_gen_blames_a_judge_of_other_cameras_not_the_generation(tmp_path, c
     err = _err(capsys)
     assert rc == 1 and err.count("\n") == 0
     assert "--judge" in err and "sees 6 camera(s)" in err and "was generated with 1 (CAM_FRONT)" in err
+
+
+def test_a_garbage_ray_address_is_named(monkeypatch):
+    from occkit.ablate.runner import _reachable
+
+    with pytest.raises(ValueError, match=r"RAY_ADDRESS=garbage: not a Ray address \(HOST:PORT, auto, or ray://"):
+        _reachable("garbage")
+    for fine in ("", "auto", "ray://head:10001"):
+        _reachable(fine)  # Ray's own to check

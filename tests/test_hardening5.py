@@ -432,3 +432,50 @@ def test_a_garbage_ray_address_is_named(monkeypatch):
         _reachable("garbage")
     for fine in ("", "auto", "ray://head:10001"):
         _reachable(fine)  # Ray's own to check
+
+
+def _fake_mount(monkeypatch, mnt: Path) -> None:
+    """``mnt`` behaves as a mount point: ismount says so, and renaming it fails as on Linux."""
+    import errno
+    import os
+
+    real_ismount, real_replace = os.path.ismount, os.replace
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == mnt or real_ismount(p))
+
+    def replace(src, dst, **kw):
+        if Path(src) == mnt or Path(dst) == mnt:
+            raise OSError(errno.EBUSY, "Device or resource busy", str(src))
+        return real_replace(src, dst, **kw)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def test_an_empty_mount_point_as_out_is_written_in_place(tmp_path, capsys, monkeypatch):
+    from occkit.outputs import FILES_RECORD, OUTPUT_RECORD
+
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    _fake_mount(monkeypatch, mnt)
+    assert main(["synth", "--out", str(mnt), *SYNTH_TINY]) == 0
+    names = sorted(p.name for p in mnt.iterdir())
+    assert "annotations.json" in names and OUTPUT_RECORD in names and FILES_RECORD in names
+    assert not [n for n in names if n.endswith((".tmp", ".partial"))]  # no hidden folder left inside
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.is_dir()]  # nor beside it
+    # its own output there is replaced with --overwrite (in place again); a file of the user's is not
+    assert main(["synth", "--out", str(mnt), *SYNTH_TINY, "--seed", "1", "--overwrite"]) == 0
+    (mnt / "mine.txt").write_text("x")
+    capsys.readouterr()
+    assert main(["synth", "--out", str(mnt), *SYNTH_TINY, "--seed", "2", "--overwrite"]) == 1
+    assert "mine.txt is not a file occkit synth wrote" in _err(capsys) and (mnt / "mine.txt").exists()
+
+
+def test_staged_folder_into_a_mount_point_is_written_in_place(tmp_path, monkeypatch):
+    from occkit.outputs import staged_folder
+
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    _fake_mount(monkeypatch, mnt)
+    with staged_folder(mnt, "generate") as tmp:
+        assert tmp.parent == mnt  # filled on the mounted disk itself
+        (tmp / "a.txt").write_text("a")
+    assert (mnt / "a.txt").read_text() == "a" and not list(mnt.glob(".*.tmp"))

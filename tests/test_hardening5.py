@@ -479,3 +479,34 @@ def test_staged_folder_into_a_mount_point_is_written_in_place(tmp_path, monkeypa
         assert tmp.parent == mnt  # filled on the mounted disk itself
         (tmp / "a.txt").write_text("a")
     assert (mnt / "a.txt").read_text() == "a" and not list(mnt.glob(".*.tmp"))
+
+
+# ------------------------------------------------------------ trust of saved runs (item 7)
+def test_a_checkpoint_without_its_checksum_record_warns_and_a_changed_file_is_refused(tmp_path):
+    import torch
+
+    from occkit.engine.checkpoint import CHECKSUM_FILE, MODEL_FILE, load_weights, save_checkpoint
+
+    net = torch.nn.Linear(3, 2)
+    ck = save_checkpoint(tmp_path / "run", 1, net, {"method": "x"}, {"step": 1})
+    load_weights(torch.nn.Linear(3, 2), ck / MODEL_FILE)  # recorded and intact: no word
+    data = bytearray((ck / MODEL_FILE).read_bytes())
+    data[-1] ^= 0xFF  # a flipped bit in the tensor data
+    (ck / MODEL_FILE).write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"model.safetensors: corrupted: its SHA-256 is"):
+        load_weights(torch.nn.Linear(3, 2), ck / MODEL_FILE)
+    (ck / CHECKSUM_FILE).unlink()  # the record deleted: it loads, but not without a word
+    with pytest.warns(UserWarning, match=r"model.safetensors: loaded unverified: no checksums.json \(deleted"):
+        load_weights(torch.nn.Linear(3, 2), ck / MODEL_FILE)
+
+
+def test_weights_outside_a_checkpoint_folder_load_without_a_checksum_warning(tmp_path, recwarn):
+    import torch
+    from safetensors.torch import save_model
+
+    from occkit.engine.checkpoint import load_weights
+
+    net = torch.nn.Linear(3, 2)
+    save_model(net, str(tmp_path / "shipped.safetensors"))  # like the weights occkit ships: no record expected
+    load_weights(torch.nn.Linear(3, 2), tmp_path / "shipped.safetensors")
+    assert not [w for w in recwarn if "unverified" in str(w.message)]

@@ -62,10 +62,12 @@ def verify_checksum(path: str | os.PathLike) -> bool:
     path = Path(path)
     record_path = path.parent / CHECKSUM_FILE
     if not record_path.is_file():
+        _unverified(path, f"no {CHECKSUM_FILE} (deleted, or a checkpoint of an occkit before checksums)")
         return False
     record = read_json(record_path)
     expected = record.get(path.name) if isinstance(record, dict) else None
     if expected is None:
+        _unverified(path, f"{CHECKSUM_FILE} records no checksum of {path.name}")
         return False
     actual = file_sha256(path)
     if actual != expected:
@@ -74,6 +76,20 @@ def verify_checksum(path: str | os.PathLike) -> bool:
             f"{str(expected)[:16]}... when it was saved (a damaged copy or disk?); use another checkpoint"
         )
     return True
+
+
+_WARNED: set[str] = set()
+
+
+def _unverified(path: Path, why: str) -> None:
+    """Warn, once per file, that a checkpoint's file loads unchecked (a file outside a checkpoint
+    folder, such as weights occkit ships, is not a checkpoint's and is not warned about)."""
+    if not (path.parent / CONFIG_FILE).is_file() or str(path.resolve()) in _WARNED:
+        return
+    import warnings
+
+    _WARNED.add(str(path.resolve()))
+    warnings.warn(f"{path}: loaded unverified: {why}; a damaged file would go unnoticed", stacklevel=3)
 
 
 def _permissions(folder: Path) -> None:

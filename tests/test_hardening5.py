@@ -510,3 +510,37 @@ def test_weights_outside_a_checkpoint_folder_load_without_a_checksum_warning(tmp
     save_model(net, str(tmp_path / "shipped.safetensors"))  # like the weights occkit ships: no record expected
     load_weights(torch.nn.Linear(3, 2), tmp_path / "shipped.safetensors")
     assert not [w for w in recwarn if "unverified" in str(w.message)]
+
+
+def test_init_from_the_shipped_weights_does_not_read_like_a_warning():
+    from occkit.commands.demo import shipped_weights
+    from occkit.engine.init_from import InitReport, report_lines, resolve_init_source
+
+    source = resolve_init_source(shipped_weights())
+    report = InitReport.__new__(InitReport)
+    for name in ("loaded", "new", "skipped", "fresh", "unused"):
+        setattr(report, name, [])
+    report.loaded_values = report.total_values = 0
+    first = report_lines(source, report)[0]
+    assert "weights shipped with occkit" in first and "no checksum record" not in first
+
+
+def test_a_demo_stopped_before_its_first_checkpoint_does_not_claim_one(tmp_path, capsys, monkeypatch):
+    import argparse
+
+    import torch
+
+    import occkit.commands.demo as demo
+    from occkit.engine.checkpoint import save_checkpoint
+
+    def stopped(args, out, kept):
+        kept.append(f"{demo.CKPT_KEPT} in {out / 'run' / 'checkpoints'} (every {demo.CKPT_EVERY} steps)")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "_run", stopped)
+    assert demo.run(argparse.Namespace(out=str(tmp_path / "d"))) == 130
+    said = capsys.readouterr().out
+    assert "no training checkpoint yet (the first is saved at step 50" in said and "checkpoints in" not in said
+    save_checkpoint(tmp_path / "d" / "run", 50, torch.nn.Linear(1, 1), {}, {"step": 50})
+    assert demo.run(argparse.Namespace(out=str(tmp_path / "d"))) == 130
+    assert "training's checkpoints in" in capsys.readouterr().out

@@ -158,6 +158,7 @@ def _stage(i: int, text: str) -> None:
 
 #: Steps between two training checkpoints: what a stopped demo can lose.
 CKPT_EVERY = 50
+CKPT_KEPT = "training's checkpoints"
 
 
 def _minutes(seconds: float) -> str:
@@ -228,7 +229,13 @@ def run(args: argparse.Namespace) -> int:
         return _run(args, out, kept)
     except KeyboardInterrupt:
         from occkit.commands.checks import typed_command
+        from occkit.engine.checkpoint import latest_checkpoint
 
+        kept[:] = [k for k in kept if not (k.startswith(CKPT_KEPT) and latest_checkpoint(out / "run") is None)] + (
+            [f"no training checkpoint yet (the first is saved at step {CKPT_EVERY}: training starts again)"]
+            if any(k.startswith(CKPT_KEPT) for k in kept) and latest_checkpoint(out / "run") is None
+            else []
+        )
         print(
             f"\nocckit demo: stopped; kept {', '.join(kept) or 'nothing yet'}; the same command resumes: "
             f"{typed_command()}",
@@ -350,7 +357,7 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         )
         shutil.rmtree(run_dir)
     write_json_atomic(record, options)
-    kept.append(f"training's checkpoints in {run_dir / 'checkpoints'} (every {CKPT_EVERY} steps)")
+    kept.append(f"{CKPT_KEPT} in {run_dir / 'checkpoints'} (every {CKPT_EVERY} steps)")
     cfg, method = prepare_run(cfg, train_set)
     result = train(cfg, run_dir, train_set, None, method, resume=resume)
     if result.checkpoint is None:  # resumed a run that had finished: nothing left to train

@@ -544,3 +544,21 @@ def test_a_demo_stopped_before_its_first_checkpoint_does_not_claim_one(tmp_path,
     save_checkpoint(tmp_path / "d" / "run", 50, torch.nn.Linear(1, 1), {}, {"step": 50})
     assert demo.run(argparse.Namespace(out=str(tmp_path / "d"))) == 130
     assert "training's checkpoints in" in capsys.readouterr().out
+
+
+def test_synth_says_what_it_generates_before_the_first_scene_ends(tmp_path, capsys, monkeypatch):
+    import occkit.data.synth.writer as writer
+
+    said_first: list[str] = []
+    real = writer.run_scenes
+
+    def spy(out, config, worker, **kw):
+        def first_scene(job):
+            said_first.append(capsys.readouterr().out)  # what was printed when the first scene began
+            return worker(job)
+
+        return real(out, config, first_scene, **kw)
+
+    monkeypatch.setattr(writer, "run_scenes", spy)
+    assert main(["synth", "--out", str(tmp_path / "W"), *SYNTH_TINY, "--workers", "1"]) == 0
+    assert "synth: generating 1 scene(s) x 1 frames (8x16 images, 1 worker(s))" in said_first[0]

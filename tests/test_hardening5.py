@@ -562,3 +562,27 @@ def test_synth_says_what_it_generates_before_the_first_scene_ends(tmp_path, caps
     monkeypatch.setattr(writer, "run_scenes", spy)
     assert main(["synth", "--out", str(tmp_path / "W"), *SYNTH_TINY, "--workers", "1"]) == 0
     assert "synth: generating 1 scene(s) x 1 frames (8x16 images, 1 worker(s))" in said_first[0]
+
+
+def test_rerunning_a_finished_demo_keeps_the_loss_line_and_the_training_times(tmp_path):
+    from types import SimpleNamespace
+
+    from occkit.commands.demo import _report
+    from occkit.experiment import load_experiment
+
+    out = tmp_path / "demo"
+    (out / "run").mkdir(parents=True)
+    (out / "run" / "train.jsonl").write_text(
+        "\n".join(json.dumps({"step": s, "loss": 4.0 - s / 100}) for s in range(1, 101)) + "\n"
+    )
+    (out / "report.json").write_text(json.dumps({"timings_s": {"generate": 300.0, "train": 600.0}}))
+    cfg = load_experiment("synth-cpu")
+    args = SimpleNamespace(config="synth-cpu")
+    synth = SimpleNamespace(scenes=1, frames=1, image_size=(8, 16), seed=0)
+    result = SimpleNamespace(losses=[], step=100, train_seconds=600.0, checkpoint="ck")  # nothing trained now
+    scores = {"miou": 1.0, "geometry_iou": 2.0, "frames": 1, "iou": {}}
+    _report(out, args, synth, cfg, result, scores, [], {"generate": 0.1, "train": 0.0, "evaluate": 6.0}, 1, 1)
+    md = (out / "report.md").read_text()
+    assert "Mean training loss: 3.945 over the first 10 steps, 3.045 over the last 10 (logged steps of the run" in md
+    assert "| train | 0.0 | 10.0 |" in md and "the invocation that trained" in md
+    assert json.loads((out / "report.json").read_text())["trained_timings_s"]["train"] == 600.0  # kept for the next

@@ -455,6 +455,37 @@ def seconds_per_trained_step(result: Any) -> float:
     return result.train_seconds / max(1, result.step)
 
 
+def logged_losses(path: Path) -> list[tuple[int, float]]:
+    """``(step, loss)`` of a run's ``train.jsonl`` (empty when missing or unreadable)."""
+    import json
+
+    out = []
+    try:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            if isinstance(r, dict) and isinstance(r.get("loss"), (int, float)):
+                out.append((int(r.get("step", 0)), float(r["loss"])))
+    except (OSError, ValueError):
+        return []
+    return out
+
+
+def _earlier_timings(out: Path) -> dict[str, float] | None:
+    """The stage times the demo's earlier ``report.json`` recorded when it trained, or None."""
+    import json
+
+    try:
+        rec = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    t = rec.get("trained_timings_s") or rec.get("timings_s") if isinstance(rec, dict) else None
+    return {k: float(v) for k, v in t.items() if isinstance(v, (int, float))} if isinstance(t, dict) else None
+
+
+def _fmt_min(v: float | None) -> str:
+    return "n/a" if v is None else f"{v / 60:.1f}"
+
+
 def _fmt(v: Any) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
 
@@ -475,7 +506,10 @@ def _report(
     from occkit.fileio import write_text_atomic
     from occkit.outputs import record_output_file, write_json_output
 
-    losses = result.losses
+    losses, of_what = result.losses, "of this invocation"
+    earlier = _earlier_timings(out) if not losses else None  # a finished run resumed: what its training took
+    if not losses:  # the run's own log says how its loss went
+        losses, of_what = logged_losses(out / "run" / "train.jsonl"), "logged steps of the run, run/train.jsonl"
     how = _made(shipped_record()) if cfg.train.init_from else None
     first = sum(v for _, v in losses[:10]) / max(1, len(losses[:10]))
     last = sum(v for _, v in losses[-10:]) / max(1, len(losses[-10:]))
@@ -497,8 +531,7 @@ def _report(
         + f" for {result.step} steps "
         f"({result.train_seconds / 60:.1f} min of training, {seconds_per_trained_step(result):.2f} s per step).",
         (
-            f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10 (of this "
-            "invocation)."
+            f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10 ({of_what})."
             if losses
             else "No step trained in this invocation (a finished run resumed): its losses are in run/train.jsonl."
         ),
@@ -533,9 +566,18 @@ def _report(
         "",
         "## Time",
         "",
-        "| stage | minutes |",
-        "|---|---|",
-        *[f"| {k} | {v / 60:.1f} |" for k, v in timings.items()],
+        *(
+            ["| stage | minutes |", "|---|---|", *[f"| {k} | {v / 60:.1f} |" for k, v in timings.items()]]
+            if not earlier
+            else [
+                "| stage | minutes (this invocation: a finished run resumed) | minutes (the invocation that trained) |",
+                "|---|---|---|",
+                *[
+                    f"| {k} | {timings.get(k, 0.0) / 60:.1f} | {_fmt_min(earlier.get(k))} |"
+                    for k in dict.fromkeys([*earlier, *timings])
+                ],
+            ]
+        ),
         "",
         f"Checkpoint: `{result.checkpoint}`. Logs: `{out / 'run'}` (TensorBoard: `tensorboard --logdir "
         f"{out / 'run' / 'tb'}`).",
@@ -552,6 +594,7 @@ def _report(
             "steps": result.step,
             "train_minutes": result.train_seconds / 60,
             "timings_s": timings,
+            "trained_timings_s": earlier if earlier else timings,  # kept across reruns of a finished run
             "pictures": [str(p) for p in pictures],
         },
         "demo",

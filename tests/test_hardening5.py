@@ -586,3 +586,16 @@ def test_rerunning_a_finished_demo_keeps_the_loss_line_and_the_training_times(tm
     assert "Mean training loss: 3.945 over the first 10 steps, 3.045 over the last 10 (logged steps of the run" in md
     assert "| train | 0.0 | 10.0 |" in md and "the invocation that trained" in md
     assert json.loads((out / "report.json").read_text())["trained_timings_s"]["train"] == 600.0  # kept for the next
+
+
+def test_the_demo_ends_with_next_steps_that_parse(tmp_path):
+    import shlex
+
+    from occkit.cli import COMMANDS, build_parser
+    from occkit.commands.demo import next_steps
+
+    lines = next_steps(tmp_path / "demo", tmp_path / "demo" / "run" / "checkpoints" / "step_000100")
+    cmds = [shlex.split(line.split("#")[0]) for line in lines if line.strip().startswith("occkit ")]
+    assert [c[1] for c in cmds] == ["show", "view", "eval", "train", "predict"]
+    for argv in cmds:
+        build_parser(tuple(c for c in COMMANDS if c[0] == argv[1])).parse_args(argv[1:])  # each one as written

@@ -429,7 +429,26 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     timings["total"] = time.perf_counter() - t_start
     _report(out, args, synth, cfg, result, scores, pictures, timings, len(train_set), len(val_set), start_scores)
     print(f"\ndone in {timings['total'] / 60:.1f} min: {out / 'report.md'}", flush=True)
+    print("\n".join(next_steps(out, result.checkpoint)), flush=True)
     return 0
+
+
+def next_steps(out: Path, checkpoint: Any) -> list[str]:
+    """What to do after the demo: the commands that look further, score, and train a run of one's own
+    (printed last, and the report's last section)."""
+    import shlex
+
+    q = shlex.quote
+    data, pred = str(out / "data"), str(out / "predictions")
+    return [
+        "next:",
+        f"  occkit show {q(data)} --pred {q(pred)} --split val --mask camera   # another frame: --list, --token",
+        f"  occkit view {q(data)} --pred {q(pred)}                             # in 3D, in the browser",
+        f"  occkit eval --pred {q(pred)} --gt {q(data)}                         # the scores again, per class",
+        f"  occkit train synth-cpu --data {q(data)} --out runs/mine --minutes 30  # a run of your own",
+        f"  occkit predict --ckpt {q(str(checkpoint))} --data YOUR_DATA --out YOUR_PREDICTIONS  # this model",
+        "  docs: README.md (datasets, presets, methods), docs/DATASET.md (your own data)",
+    ]
 
 
 def _draw(raw, out: Path, count: int) -> list[Path]:
@@ -581,6 +600,12 @@ def _report(
         "",
         f"Checkpoint: `{result.checkpoint}`. Logs: `{out / 'run'}` (TensorBoard: `tensorboard --logdir "
         f"{out / 'run' / 'tb'}`).",
+        "",
+        "## Next",
+        "",
+        "```",
+        *[line.strip() for line in next_steps(out, result.checkpoint)[1:]],
+        "```",
         "",
     ]
     record_output_file(write_text_atomic(out / "report.md", "\n".join(lines)), "demo")

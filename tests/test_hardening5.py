@@ -599,3 +599,24 @@ def test_the_demo_ends_with_next_steps_that_parse(tmp_path):
     assert [c[1] for c in cmds] == ["show", "view", "eval", "train", "predict"]
     for argv in cmds:
         build_parser(tuple(c for c in COMMANDS if c[0] == argv[1])).parse_args(argv[1:])  # each one as written
+
+
+def test_loading_a_local_model_prints_no_loading_weights_bar(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    from transformers.utils import logging as hf_logging
+
+    import occkit.priors.hf as hf
+
+    seen = []
+
+    class Auto:
+        @staticmethod
+        def from_pretrained(*a, **k):
+            seen.append(hf_logging.is_progress_bar_enabled())
+            import torch
+
+            return torch.nn.Linear(1, 1)
+
+    hf_logging.enable_progress_bar()
+    hf._load(Auto, tmp_path, __import__("torch").device("cpu"))
+    assert seen == [False] and hf_logging.is_progress_bar_enabled()  # off while loading, restored after

@@ -208,7 +208,41 @@ def table(out: Path) -> str:
     return t.text()
 
 
-def main() -> int:
+def check_options(args: argparse.Namespace) -> str | None:
+    """The first bad option as one line (None: all fine), before any work; and ``--out`` must be new,
+    empty, or this script's own earlier folder (which it continues): a folder of the user's is
+    never written into."""
+    from occkit.outputs import check_output_folder, mark_output
+
+    for name in ("image_size", "kitti_size"):
+        h, w = getattr(args, name)
+        if h < 1 or w < 1:
+            return f"--{name.replace('_', '-')} {h} {w}: expected a height and a width of at least 1 pixel"
+    for name in ("scenes", "frames", "workers", "threads"):
+        if getattr(args, name) < 1:
+            return f"--{name} {getattr(args, name)}: expected at least 1"
+    if args.batch is not None and args.batch < 1:
+        return f"--batch {args.batch}: expected at least 1"
+    labels = [r.label for r in ROWS]
+    unknown = [r for r in args.rows or [] if r not in labels and r not in [x.replace(" ", "_") for x in labels]]
+    if unknown:
+        return f"--rows {' '.join(unknown)}: not a row of the table (its rows: {', '.join(labels)})"
+    if args.rows == []:
+        return "--rows: no row given (its rows: " + ", ".join(labels) + "; leave --rows out for all)"
+
+    def legacy(o: Path) -> bool:  # a folder of this script from before it left a record
+        return (o / "stages").is_dir() and ((o / "rows").is_dir() or (o / "table.md").is_file())
+
+    try:
+        state = check_output_folder(args.out, "full_size", resume=True, legacy=legacy, overwrite_option=False)
+    except (OSError, ValueError) as e:
+        return str(e)
+    if state in ("new", "empty"):
+        mark_output(args.out, "full_size")
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--image-size", type=int, nargs=2, default=[900, 1600], metavar=("H", "W"))
@@ -234,7 +268,11 @@ def main() -> int:
         "--rows", nargs="*", default=None, help="rows to run (default all): " + ", ".join(r.label for r in ROWS)
     )
     ap.add_argument("--redo", action="store_true", help="run the asked rows again even when finished")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    bad = check_options(args)
+    if bad:
+        print(f"full_size: error: {bad}", file=sys.stderr)
+        return 2
     rows = [r for r in ROWS if args.rows is None or r.label in args.rows or r.label.replace(" ", "_") in args.rows]
     opts = {
         "image_size": args.image_size,
@@ -292,7 +330,9 @@ def main() -> int:
         tmp.write_text(json.dumps(rec, indent=1))
         tmp.replace(dest)
     text = table(args.out)
-    (args.out / "table.md").write_text(text + "\n")
+    from occkit.fileio import write_text_atomic
+
+    write_text_atomic(args.out / "table.md", text + "\n")
     print(text)
     return 0
 

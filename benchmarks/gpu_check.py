@@ -162,6 +162,9 @@ class Report:
             ) as fh:
                 json.dump(self.data, fh, indent=1)
             os.replace(fh.name, self.path)
+            from occkit.outputs import record_output_file
+
+            record_output_file(self.path, "gpu_check")  # its own report: a later check may rewrite it
 
     def put(self, key: str, value: Any) -> None:
         with self.lock:
@@ -697,6 +700,37 @@ def max_batch(rows, smoke: bool) -> int:
 
 
 # ------------------------------------------------------------------------------------------ main
+def check_options(args: argparse.Namespace) -> str | None:
+    """The first bad option as one line (None: all fine), before any work: a device torch does not
+    know, a budget that is not a positive number, a row that is not a preset of the check, an
+    ``--out`` that is a file of the user's (or of another command; the check's own is rewritten)."""
+    from occkit.outputs import check_output_file
+
+    try:
+        dev = torch.device(args.device)
+    except (RuntimeError, ValueError):
+        return f"--device {args.device}: not a device (cpu, cuda or cuda:N)"
+    if dev.type not in ("cpu", "cuda"):
+        return f"--device {args.device}: the check runs on cpu or cuda, not {dev.type}"
+    for name in ("budget_s", "row_seconds", "row_limit_s", "stage_limit_s"):
+        v = getattr(args, name)
+        if not (math.isfinite(v) and (v > 0 or v == 0 and name == "budget_s")):  # --budget-s 0: every part skipped
+            return f"--{name.replace('_', '-')} {v}: expected a positive number of seconds"
+    if args.steps < 1:
+        return f"--steps {args.steps}: expected at least 1"
+    labels = [r.label for r in ROWS]
+    unknown = [r for r in args.rows or [] if r not in labels]
+    if unknown:
+        return f"--rows {' '.join(unknown)}: not a preset of the check (its presets: {', '.join(labels)})"
+    if args.rows == []:
+        return "--rows: no preset given (its presets: " + ", ".join(labels) + "; leave --rows out for all)"
+    try:
+        check_output_file(args.out, command="gpu_check")
+    except (OSError, ValueError) as e:
+        return str(e)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -725,6 +759,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.child:
         return child_main(args)
+    bad = check_options(args)
+    if bad:
+        print(f"gpu_check: error: {bad}", file=sys.stderr)
+        return 2
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(f"gpu_check: --device {args.device}: torch {torch.__version__} sees no CUDA device", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 
 #: (subcommand, module, one-line help). Explicit, so "go to definition" works.
 COMMANDS: tuple[tuple[str, str, str], ...] = (
@@ -186,7 +187,15 @@ def user_error_message(e: BaseException) -> str | None:
     denied, disk full, ...), values and shapes (``ValueError``, which occkit raises naming the
     file or argument; ``KeyError`` for a missing name), non-finite numbers (``FloatingPointError``,
     e.g. a training loss), memory (``MemoryError``, CUDA out of memory), an output another command
-    writes now (``occkit.locks.LockBusy``)."""
+    writes now (``occkit.locks.LockBusy``). A full disk is said as such whatever raised it (an
+    ``OSError``, or a library's error around one: an ONNX export's holds its whole graph)."""
+    full = _disk_full(e)
+    if full is not None:
+        return full
+    if isinstance(e, FileNotFoundError):  # "not found" of a path that is there, as a loop or a dangling link
+        link = _link_trouble(e.filename or str(e).split(": ", 1)[0])
+        if link is not None:
+            return link
     if isinstance(e, OSError):
         if e.filename is not None and e.strerror:
             where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 is not None else "")
@@ -200,6 +209,56 @@ def user_error_message(e: BaseException) -> str | None:
         return str(e)
     if type(e).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError (a RuntimeError)
         return f"out of memory: {str(e).splitlines()[0] if str(e) else ''}".rstrip()
+    return None
+
+
+def _link_trouble(path: object) -> str | None:
+    """Why ``path`` cannot be opened when a symbolic link is to blame (a loop of links, or a link
+    to nothing), in words; else None."""
+    import errno
+
+    if not isinstance(path, str) or not path:
+        return None
+    p = Path(path)
+    try:
+        p.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13: "Symlink loop from ..."
+        return f"{path}: a loop of symbolic links (each points on to the next and back); give a real folder's path"
+    except OSError as x:
+        if x.errno == errno.ELOOP:
+            return f"{path}: a loop of symbolic links (each points on to the next and back); give a real folder's path"
+        if p.is_symlink():
+            return f"{path}: a symbolic link to {os.readlink(p)}, which does not exist"
+    return None
+
+
+_DISK_FULL_WORDS = ("No space left on device", "Disk quota exceeded", "StorageFull", "os error 28", "os error 122")
+
+
+def _disk_full(e: BaseException) -> str | None:
+    """ "the disk is full ..." when ``e`` or an error it was raised from or during is ENOSPC (or
+    EDQUOT), naming the file being written where it is known; else None."""
+    import errno
+
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        first = str(cur).splitlines()[0] if str(cur) else ""
+        if (
+            isinstance(cur, OSError)
+            and cur.errno in (errno.ENOSPC, errno.EDQUOT)
+            or any(w in str(cur) for w in _DISK_FULL_WORDS)
+        ):
+            where = getattr(cur, "filename", None)
+            quota = "quota" in str(cur).lower() or getattr(cur, "errno", 0) == errno.EDQUOT
+            return (
+                ("the disk quota is exceeded" if quota else "the disk is full (No space left on device)")
+                + (f" while writing {where}" if where else "")
+                + ": free space there (or write elsewhere) and run the command again"
+                + ("" if isinstance(cur, OSError) else f" [{type(cur).__name__}: {first[:160]}]")
+            )
+        cur = cur.__cause__ or cur.__context__
     return None
 
 

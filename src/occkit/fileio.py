@@ -42,6 +42,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     return path
 
 
+def disk_nearly_full(folder: str | os.PathLike, margin: int = 64 << 20) -> bool:
+    """Whether the disk of ``folder`` has less than ``margin`` bytes free (64 MiB): what tells a
+    library's bare "write failed" (``torch.save``) on a full disk from other failures."""
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

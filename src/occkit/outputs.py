@@ -143,6 +143,8 @@ def check_output_folder(
     check_not_inside_dataset(o)
     if not o.exists():
         return "new"
+    if mount_point(o):  # the hidden folder a command fills inside a mount point is its own
+        ignore = (*ignore, f".{o.name}.*.tmp", f".{o.name}{PARTIAL_SUFFIX}")
     if not _content(o, ignore):
         return "empty"
     rec = read_output_record(o)
@@ -246,8 +248,10 @@ def _walk_files(folder: Path, ignore: tuple[str, ...] = ()) -> Iterator[str]:
     records and the files a caller puts there (:data:`CALLER_FILES`, ``ignore``) at its top."""
     top = CALLER_FILES + ignore + (OUTPUT_RECORD, FILES_RECORD, ".partial.json")
     for root, dirs, files in os.walk(folder):
-        dirs.sort()
         rel_root = Path(root).relative_to(folder)
+        if rel_root == Path("."):  # a hidden folder the command fills there (a mount point's) is not walked
+            dirs[:] = [d for d in dirs if not any(fnmatch.fnmatch(d, pat) for pat in ignore)]
+        dirs.sort()
         for name in sorted(files) + sorted(d for d in dirs if (Path(root) / d).is_symlink()):
             rel = (rel_root / name).as_posix()
             if rel_root == Path(".") and any(fnmatch.fnmatch(name, pat) for pat in top):
@@ -288,6 +292,8 @@ def check_own_files(
     from occkit.fileio import sha256_file
 
     f = Path(folder)
+    if mount_point(f):  # the hidden folder a command fills inside a mount point is its own
+        ignore = (*ignore, f".{f.name}.*.tmp", f".{f.name}{PARTIAL_SUFFIX}")
     rec = _files_record(f)
     known = legacy_files(f) if not rec and legacy_files is not None else None
     if not rec and known is None:
@@ -319,6 +325,25 @@ def check_own_files(
                 "since); --overwrite replaces only the command's own files, and nothing is touched: move "
                 "it out of the folder, or choose a new folder"
             )
+    own = set(known) if known is not None else set(rec)
+    for rel in _empty_folders(f, ignore):  # a folder of the user's holds no file, yet is the user's
+        if not any(k.startswith(rel + "/") for k in own):
+            raise FileExistsError(
+                f"{what} {f}: {rel}/ is a folder occkit {command} did not make there (it holds no file of "
+                "the command's); --overwrite replaces only the command's own files, and nothing is touched: "
+                "move it out of the folder, or choose a new folder"
+            )
+
+
+def _empty_folders(folder: Path, ignore: tuple[str, ...] = ()) -> Iterator[str]:
+    """Relative POSIX paths of the folders under ``folder`` that hold no file at any depth."""
+    top = CALLER_FILES + ignore
+    for root, dirs, files in os.walk(folder, topdown=False):
+        rel = Path(root).relative_to(folder)
+        if rel == Path(".") or any(fnmatch.fnmatch(rel.parts[0], pat) for pat in top):
+            continue
+        if not any(Path(r, n).is_file() or Path(r, n).is_symlink() for r, _, fs in os.walk(root) for n in fs):
+            yield rel.as_posix()
 
 
 def check_output_file(
@@ -339,6 +364,7 @@ def check_output_file(
     if o.parent.exists() and not o.parent.is_dir():
         raise FileExistsError(f"{what} {o}: {o.parent} is a file, not a folder")
     check_not_inside_inputs(o, inputs or {}, what)
+    check_writable_place(o, what)  # a read-only folder: refused before the work, not after it
     if command is None or not (o.exists() or o.is_symlink()):
         return
     by = file_writer(o)
@@ -362,10 +388,31 @@ def _parent_ready(out: str | os.PathLike) -> Path:
         o.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OSError(f"--out {o}: cannot create {o.parent} ({e.strerror or e})") from e
-    for stale in o.parent.glob(f".{o.name}.*.tmp"):
+    for stale in [*o.parent.glob(f".{o.name}.*.tmp"), *(o.glob(f".{o.name}.*.tmp") if mount_point(o) else [])]:
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
     return o
+
+
+def mount_point(o: Path) -> bool:
+    """Whether ``o`` is an existing mount point (a freshly mounted disk): it cannot be renamed over
+    ("Device or resource busy"), and the disk beside it may not be the one meant, so a command
+    writes there in place (:func:`staged_folder`, :func:`resumable_folder`)."""
+    return o.is_dir() and not o.is_symlink() and os.path.ismount(o)
+
+
+def _publish_in_place(tmp: Path, o: Path, command: str) -> None:
+    """Put the finished ``tmp`` (a hidden folder inside the mount point ``o``) in place: the
+    command's own earlier files in ``o`` (checked first) are removed, ``tmp``'s entries moved up."""
+    hidden = (tmp.name, f".{o.name}.*.tmp", f".{o.name}{PARTIAL_SUFFIX}")
+    if _content(o, hidden):
+        check_own_files(o, command, ignore=hidden)  # only the command's own earlier files are removed
+        for p in o.iterdir():
+            if p != tmp and not any(fnmatch.fnmatch(p.name, pat) for pat in hidden + CALLER_FILES):
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    for p in list(tmp.iterdir()):
+        os.replace(p, o / p.name)
+    tmp.rmdir()
 
 
 PARTIAL_SUFFIX = ".partial"
@@ -381,7 +428,8 @@ def resumable_folder(out: str | os.PathLike, command: str, key: Any, **record: A
     from occkit.fileio import write_json_atomic
 
     o = _parent_ready(out)
-    part = o.parent / f".{o.name}{PARTIAL_SUFFIX}"
+    in_place = mount_point(o)  # a mount point is filled where it is, never renamed
+    part = (o if in_place else o.parent) / f".{o.name}{PARTIAL_SUFFIX}"
     key_file = part / ".partial.json"
     key = json.loads(json.dumps(key))
     try:
@@ -397,6 +445,9 @@ def resumable_folder(out: str | os.PathLike, command: str, key: Any, **record: A
     key_file.unlink()
     mark_output(part, command, **record)
     record_folder_files(part, command)
+    if in_place:
+        _publish_in_place(part, o, command)
+        return
     if o.exists():
         check_own_files(o, command)  # files put there while the command ran are never removed
     publish_folder(part, o, o.parent / f".{o.name}.old.tmp")
@@ -409,14 +460,18 @@ def staged_folder(out: str | os.PathLike, command: str, **record: Any) -> Iterat
     :func:`check_output_folder`); on any failure it is removed and ``out`` is left as it was.
     Hidden folders a crash left beside ``out`` are removed first."""
     o = _parent_ready(out)
+    in_place = mount_point(o)  # a mount point is filled where it is, never renamed
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{o.name}.", suffix=".tmp", dir=o.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{o.name}.", suffix=".tmp", dir=o if in_place else o.parent))
     except OSError as e:
         raise OSError(f"--out {o}: cannot create a folder in {o.parent} ({e.strerror or e})") from e
     try:
         yield tmp
         mark_output(tmp, command, **record)
         record_folder_files(tmp, command)
+        if in_place:
+            _publish_in_place(tmp, o, command)
+            return
         if o.exists():
             check_own_files(o, command)  # only the command's own earlier files are ever removed
         publish_folder(tmp, o, o.parent / f".{o.name}.old.tmp")

@@ -412,3 +412,14 @@ def test_eval_processes_end_with_the_command(tmp_path):
             return
         time.sleep(0.2)
     raise AssertionError(f"the pool process {child} outlived its parent")
+
+
+def test_predictions_of_another_format_are_named_not_sent_to_allow_missing(tmp_path, capsys):
+    write_kitti(tmp_path / "gt")
+    pred = tmp_path / "pred"  # Occ3D-style predictions: TOKEN.npz
+    for t in ("tok00", "tok01"):
+        save_npz_atomic(pred / f"{t}.npz", semantics=np.zeros((200, 200, 16), np.uint8))
+    assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", str(pred), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "none of its predictions is of a frame of this ground truth" in err
+    assert "tok00.npz" in err and "another dataset format" in err and "--allow-missing" not in err

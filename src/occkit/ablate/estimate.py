@@ -86,7 +86,8 @@ def estimate(ab: Any, table: dict[str, Any] | None = None) -> dict[str, Any]:
         "stages_not_counted": not_counted,
         "lanes": lanes,
         "threads": threads,
-        "wall_seconds": (run_seconds + stage_seconds) / lanes,
+        # a lane runs one command at a time: more lanes than commands leave lanes idle
+        "wall_seconds": stage_seconds / min(lanes, max(1, len(stages))) + run_seconds / min(lanes, max(1, runs)),
         "machine": table.get("machine", "?"),
         "table_threads": table.get("threads"),
         "table_date": table.get("date"),
@@ -94,7 +95,9 @@ def estimate(ab: Any, table: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{max(1, round(seconds / 60))} min" if seconds > 0 else "0 min"  # never "0 min" for work left
 
 
 def estimate_text(e: dict[str, Any], budget: int) -> str:
@@ -108,9 +111,18 @@ def estimate_text(e: dict[str, Any], budget: int) -> str:
         else ""
     )
     whole = e["steps"] == e["runs"] * budget
+    if e["runs"] == 0 and e["unestimated_runs"] and not e["stages"]:  # nothing measured: no figure, not "0 min"
+        names = ", ".join(f"{a} ({p})" for a, p in e["unestimated"].items())
+        return (
+            f"Time estimate: unknown: none of the {e['unestimated_runs']} run(s) left has a preset in the table of "
+            f"measured step times (occkit/ablate/{STEP_RATES}): arm(s) {names}; the pace of the first finished "
+            "run estimates the rest"
+        )
     lines = [
         f"Time estimate: about {_hours(e['wall_seconds'])} on {e['lanes']} lane(s) x {e['threads']} thread(s) "
-        "(no run has finished yet: from the presets' measured step times, not from a pace measured here)",
+        + (f"(only {max(1, e['runs'])} busy: one run per lane) " if e["lanes"] > max(1, e["runs"]) else "")
+        + "(no run has finished yet: from the presets' measured step times, not from a pace measured here)"
+        + (f"; {e['unestimated_runs']} run(s) more, unestimated, not in it" if e["unestimated_runs"] else ""),
         f"  runs: {e['runs']} x {budget} steps" if whole else f"  runs: {e['runs']}, {e['steps']} steps left in all",
     ]
     lines[-1] += (

@@ -62,6 +62,7 @@ time (validation excluded), which survives stops.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -677,12 +678,39 @@ def curves_image(results: dict[str, Any], width: int = 960, height: int = 560) -
 # ------------------------------------------------------------------------------------- writing
 def write_outputs(results: dict[str, Any], out: str | Path) -> None:
     """``results.json``, ``results.md`` and ``curves.png`` in ``out``, each written atomically."""
+    from occkit.outputs import record_output_file
     from occkit.viz.draw import save_png
 
     out = Path(out)
-    write_json_atomic(out / "results.json", results)
-    write_text_atomic(out / "results.md", markdown(results))
-    save_png(out / "curves.png", curves_image(results))
+    check_report_files(out)  # a file of the user's put there while the ablation ran is never replaced
+    record_output_file(write_json_atomic(out / "results.json", results), "ablate")
+    record_output_file(write_text_atomic(out / "results.md", markdown(results)), "ablate")
+    record_output_file(save_png(out / "curves.png", curves_image(results)), "ablate")
+
+
+REPORT_FILES = ("results.json", "results.md", "curves.png")
+
+
+def check_report_files(out: str | Path) -> None:
+    """Refuse an ``--out`` holding a ``results.json``, ``results.md`` or ``curves.png`` that occkit
+    ablate did not write (or that was changed since): the report never replaces a file of the user's.
+    A folder of an older occkit (its report files unrecorded) is recognised by its ``results.json``."""
+    from occkit.outputs import FILES_RECORD, check_output_file
+
+    out = Path(out)
+    legacy = not (out / FILES_RECORD).exists() and _legacy_results(out / "results.json")
+    for name in REPORT_FILES:
+        if legacy and (out / name).is_file():
+            continue
+        check_output_file(out / name, command="ablate")
+
+
+def _legacy_results(path: Path) -> bool:
+    try:
+        r = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(r, dict) and {"arms", "metric", "budget"} <= set(r)
 
 
 def write_report(ab: Ablation) -> dict[str, Any]:

@@ -1024,6 +1024,11 @@ def _reachable(address: str, timeout: float = 10.0) -> None:
     import socket
 
     m = re.fullmatch(r"(?:\[([^\]]+)\]|([^/:\[\]]+)):(\d+)", address.strip())  # host:port, [ipv6]:port
+    if m is None and address.strip() and address.strip() not in ("auto", "local") and "://" not in address:
+        raise ValueError(
+            f"--launcher ray: RAY_ADDRESS={address}: not a Ray address (HOST:PORT, auto, or ray://HOST:PORT); "
+            "fix it, or unset RAY_ADDRESS for a local cluster"
+        )
     if m is None:
         return
     try:

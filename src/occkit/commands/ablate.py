@@ -179,7 +179,33 @@ def _seeds(text: str | None, spec: str) -> list[int] | None:
         raise ValueError(f"--seeds {text}: expected a comma list of integers such as 0,1,2") from None
     if not seeds:
         raise ValueError(f"--seeds {text}: no seeds")
+    bad = [s for s in seeds if s < 0]
+    if bad:  # the option's fault, not the spec's seeds line
+        raise ValueError(f"--seeds {text}: a seed must be >= 0, got {bad[0]}")
     return seeds
+
+
+def check_device(device: str, launcher: str) -> None:
+    """Refuse at once (--dry-run too, before any stage) a device this machine cannot train on:
+    ``cuda`` without CUDA, a GPU index it lacks, or no device at all. With ``--launcher ray`` the
+    cluster's nodes have the GPUs, so only the name is checked."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {device}: not a device (cpu, cuda or cuda:N)") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device}: the ablation trains on cpu or cuda, not {dev.type}")
+    if dev.type != "cuda" or launcher == "ray":
+        return
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"--device {device}: torch {torch.__version__} sees no CUDA device here (CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); use --device cpu, or run on a machine with a GPU"
+        )
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -199,6 +225,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(
                 "--launcher ray: ray is not installed; pip install -e '.[ray]' (or pip install 'ray>=2.9')"
             )
+    from occkit.ablate.report import check_report_files
+
+    check_device(args.device, args.launcher)
+    check_report_files(args.out)  # a results.md of the user's: refused at once, --dry-run too
     overrides = Overrides(
         set=list(args.set), seeds=_seeds(args.seeds, args.spec), budget=args.budget, world_seed=args.world_seed
     )

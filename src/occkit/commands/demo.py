@@ -158,6 +158,7 @@ def _stage(i: int, text: str) -> None:
 
 #: Steps between two training checkpoints: what a stopped demo can lose.
 CKPT_EVERY = 50
+CKPT_KEPT = "training's checkpoints"
 
 
 def _minutes(seconds: float) -> str:
@@ -173,6 +174,54 @@ def generate_world(data: Path, synth: Any) -> None:
     generate_dataset(data, synth, progress=True, resume=True)
 
 
+REPORT_FILES = ("report.md", "report.json")
+
+
+def _legacy_demo(folder: Path) -> bool:
+    """A demo folder of an occkit that left no record: its options file, or a world stopped half-way."""
+    return (folder / "demo.json").is_file() or (folder / "data" / ".scenes").is_dir()
+
+
+def check_demo_out(out: Path) -> None:
+    """Refuse, before any work, an ``--out`` that is not the demo's own (a new or empty folder, or an
+    earlier demo's, which it resumes) and a report there that the demo did not write."""
+    from occkit.outputs import FILES_RECORD, check_output_file, check_output_folder, read_output_record
+
+    state = check_output_folder(out, "demo", resume=True, legacy=_legacy_demo)
+    legacy = state == "own" and read_output_record(out) is None and not (out / FILES_RECORD).exists()
+    for name in REPORT_FILES:
+        if not legacy:
+            check_output_file(out / name, command="demo")
+
+
+def own_world(out: Path, world: dict[str, Any]) -> bool:
+    """Whether ``out/data`` holds the world of these settings (reused); a world, finished or stopped
+    half-way, of other settings (or of unknown ones) is removed here, to be generated again."""
+    import json
+
+    from occkit.outputs import read_output_record
+
+    data = out / "data"
+    earlier = (read_output_record(out) or {}).get("world")
+    if earlier is None and (out / "demo.json").is_file():  # an older demo: its options hold the world's
+        try:
+            opts = json.loads((out / "demo.json").read_text(encoding="utf-8"))
+            earlier = {k: opts.get(k) for k in world}
+        except (OSError, ValueError, AttributeError):
+            earlier = None
+    if earlier == world:
+        return (data / "annotations.json").is_file()
+    if data.exists():
+        diff = (
+            ", ".join(f"{k} {earlier.get(k)} -> {v}" for k, v in world.items() if earlier.get(k) != v)
+            if earlier
+            else ""
+        )
+        print(f"replacing the earlier demo world in {data} (" + (diff or "its settings unknown") + ")", flush=True)
+        shutil.rmtree(data)
+    return False
+
+
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     kept: list[str] = []  # what a stop keeps, for the one line it prints
@@ -180,7 +229,13 @@ def run(args: argparse.Namespace) -> int:
         return _run(args, out, kept)
     except KeyboardInterrupt:
         from occkit.commands.checks import typed_command
+        from occkit.engine.checkpoint import latest_checkpoint
 
+        kept[:] = [k for k in kept if not (k.startswith(CKPT_KEPT) and latest_checkpoint(out / "run") is None)] + (
+            [f"no training checkpoint yet (the first is saved at step {CKPT_EVERY}: training starts again)"]
+            if any(k.startswith(CKPT_KEPT) for k in kept) and latest_checkpoint(out / "run") is None
+            else []
+        )
         print(
             f"\nocckit demo: stopped; kept {', '.join(kept) or 'nothing yet'}; the same command resumes: "
             f"{typed_command()}",
@@ -202,6 +257,7 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method, load_experiment, prepare_run
     from occkit.fileio import write_json_atomic
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
+    from occkit.outputs import mark_output
 
     shipped = not args.from_scratch
     if shipped and args.config != SHIPPED_PRESET:
@@ -219,6 +275,8 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     start_set = [f"train.init_from={shipped_weights()}", *FINETUNE_SET] if shipped else []
+    world_key = {"scenes": args.scenes, "frames": args.frames, "seed": args.seed, "image_size": list(args.image_size)}
+    check_demo_out(out)  # a folder of the user's (even one holding only a data/) is never written into
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -229,7 +287,9 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=tuple(args.image_size), workers=args.workers
     )
     t0 = time.perf_counter()
-    if (data / "annotations.json").is_file():
+    reused = own_world(out, world_key)  # a world of other settings is replaced, never reported as this one's
+    mark_output(out, "demo", world=world_key)
+    if reused:
         _stage(1, f"reusing the synthetic world in {data}")
     else:
         _stage(
@@ -297,7 +357,7 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         )
         shutil.rmtree(run_dir)
     write_json_atomic(record, options)
-    kept.append(f"training's checkpoints in {run_dir / 'checkpoints'} (every {CKPT_EVERY} steps)")
+    kept.append(f"{CKPT_KEPT} in {run_dir / 'checkpoints'} (every {CKPT_EVERY} steps)")
     cfg, method = prepare_run(cfg, train_set)
     result = train(cfg, run_dir, train_set, None, method, resume=resume)
     if result.checkpoint is None:  # resumed a run that had finished: nothing left to train
@@ -369,7 +429,26 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     timings["total"] = time.perf_counter() - t_start
     _report(out, args, synth, cfg, result, scores, pictures, timings, len(train_set), len(val_set), start_scores)
     print(f"\ndone in {timings['total'] / 60:.1f} min: {out / 'report.md'}", flush=True)
+    print("\n".join(next_steps(out, result.checkpoint)), flush=True)
     return 0
+
+
+def next_steps(out: Path, checkpoint: Any) -> list[str]:
+    """What to do after the demo: the commands that look further, score, and train a run of one's own
+    (printed last, and the report's last section)."""
+    import shlex
+
+    q = shlex.quote
+    data, pred = str(out / "data"), str(out / "predictions")
+    return [
+        "next:",
+        f"  occkit show {q(data)} --pred {q(pred)} --split val --mask camera   # another frame: --list, --token",
+        f"  occkit view {q(data)} --pred {q(pred)}                             # in 3D, in the browser",
+        f"  occkit eval --pred {q(pred)} --gt {q(data)}                         # the scores again, per class",
+        f"  occkit train synth-cpu --data {q(data)} --out runs/mine --minutes 30  # a run of your own",
+        f"  occkit predict --ckpt {q(str(checkpoint))} --data YOUR_DATA --out YOUR_PREDICTIONS  # this model",
+        "  docs: README.md (datasets, presets, methods), docs/DATASET.md (your own data)",
+    ]
 
 
 def _draw(raw, out: Path, count: int) -> list[Path]:
@@ -395,6 +474,37 @@ def seconds_per_trained_step(result: Any) -> float:
     return result.train_seconds / max(1, result.step)
 
 
+def logged_losses(path: Path) -> list[tuple[int, float]]:
+    """``(step, loss)`` of a run's ``train.jsonl`` (empty when missing or unreadable)."""
+    import json
+
+    out = []
+    try:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            if isinstance(r, dict) and isinstance(r.get("loss"), (int, float)):
+                out.append((int(r.get("step", 0)), float(r["loss"])))
+    except (OSError, ValueError):
+        return []
+    return out
+
+
+def _earlier_timings(out: Path) -> dict[str, float] | None:
+    """The stage times the demo's earlier ``report.json`` recorded when it trained, or None."""
+    import json
+
+    try:
+        rec = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    t = rec.get("trained_timings_s") or rec.get("timings_s") if isinstance(rec, dict) else None
+    return {k: float(v) for k, v in t.items() if isinstance(v, (int, float))} if isinstance(t, dict) else None
+
+
+def _fmt_min(v: float | None) -> str:
+    return "n/a" if v is None else f"{v / 60:.1f}"
+
+
 def _fmt(v: Any) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
 
@@ -412,9 +522,13 @@ def _report(
     n_val: int,
     start_scores: dict | None = None,
 ) -> None:
-    from occkit.fileio import write_json_atomic, write_text_atomic
+    from occkit.fileio import write_text_atomic
+    from occkit.outputs import record_output_file, write_json_output
 
-    losses = result.losses
+    losses, of_what = result.losses, "of this invocation"
+    earlier = _earlier_timings(out) if not losses else None  # a finished run resumed: what its training took
+    if not losses:  # the run's own log says how its loss went
+        losses, of_what = logged_losses(out / "run" / "train.jsonl"), "logged steps of the run, run/train.jsonl"
     how = _made(shipped_record()) if cfg.train.init_from else None
     first = sum(v for _, v in losses[:10]) / max(1, len(losses[:10]))
     last = sum(v for _, v in losses[-10:]) / max(1, len(losses[-10:]))
@@ -436,8 +550,7 @@ def _report(
         + f" for {result.step} steps "
         f"({result.train_seconds / 60:.1f} min of training, {seconds_per_trained_step(result):.2f} s per step).",
         (
-            f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10 (of this "
-            "invocation)."
+            f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10 ({of_what})."
             if losses
             else "No step trained in this invocation (a finished run resumed): its losses are in run/train.jsonl."
         ),
@@ -472,16 +585,31 @@ def _report(
         "",
         "## Time",
         "",
-        "| stage | minutes |",
-        "|---|---|",
-        *[f"| {k} | {v / 60:.1f} |" for k, v in timings.items()],
+        *(
+            ["| stage | minutes |", "|---|---|", *[f"| {k} | {v / 60:.1f} |" for k, v in timings.items()]]
+            if not earlier
+            else [
+                "| stage | minutes (this invocation: a finished run resumed) | minutes (the invocation that trained) |",
+                "|---|---|---|",
+                *[
+                    f"| {k} | {timings.get(k, 0.0) / 60:.1f} | {_fmt_min(earlier.get(k))} |"
+                    for k in dict.fromkeys([*earlier, *timings])
+                ],
+            ]
+        ),
         "",
         f"Checkpoint: `{result.checkpoint}`. Logs: `{out / 'run'}` (TensorBoard: `tensorboard --logdir "
         f"{out / 'run' / 'tb'}`).",
         "",
+        "## Next",
+        "",
+        "```",
+        *[line.strip() for line in next_steps(out, result.checkpoint)[1:]],
+        "```",
+        "",
     ]
-    write_text_atomic(out / "report.md", "\n".join(lines))
-    write_json_atomic(
+    record_output_file(write_text_atomic(out / "report.md", "\n".join(lines)), "demo")
+    write_json_output(
         out / "report.json",
         {
             "scores": {k: v for k, v in scores.items() if k != "rayiou_detail"},
@@ -491,6 +619,8 @@ def _report(
             "steps": result.step,
             "train_minutes": result.train_seconds / 60,
             "timings_s": timings,
+            "trained_timings_s": earlier if earlier else timings,  # kept across reruns of a finished run
             "pictures": [str(p) for p in pictures],
         },
+        "demo",
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from occkit.commands.checks import positive_int
 from occkit.commands.options import add_data, add_device, add_out, add_split
@@ -29,7 +30,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.fileio import read_json
@@ -59,6 +59,13 @@ def run(args: argparse.Namespace) -> int:
             f"--judge {folder}: a {cfg.method!r} run without an occupancy network at .model; the judge must be "
             "an occscene run with train_generator false, or a supervised run"
         )
+    gen_cams, judge_cams = _cameras_of(Path(args.gen)), list(cfg.data.cameras)
+    if gen_cams is not None and not set(judge_cams) <= set(gen_cams):  # the judge's fault, not the generation's file
+        raise ValueError(
+            f"--judge {folder}: sees {len(judge_cams)} camera(s) ({', '.join(judge_cams)}), but --gen {args.gen} "
+            f"was generated with {len(gen_cams)} ({', '.join(gen_cams)}): give a judge trained on the generation's "
+            "cameras (its data.cameras)"
+        )
     scores = evaluate_generation(
         judge,
         lambda root, split: build_dataset(cfg, root, split, train=False),
@@ -81,3 +88,15 @@ def run(args: argparse.Namespace) -> int:
         write_json_output(args.out, scores, "eval-gen")
     print(json.dumps(scores, indent=1))
     return 0
+
+
+def _cameras_of(root: Path) -> list[str] | None:
+    """The cameras of a generated dataset (its first frame's in ``annotations.json``), or None."""
+    from occkit.fileio import read_json
+
+    try:
+        infos = read_json(root / "annotations.json")["scene_infos"]
+        frame = next(iter(next(iter(infos.values())).values()))
+        return list(frame["camera_sensor"])
+    except (OSError, ValueError, KeyError, TypeError, StopIteration, AttributeError):
+        return None

@@ -86,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
     from occkit.pseudolabel.dataset import RECORD_FILE, PseudoLabelConfig, make_pseudo_labels
     from occkit.pseudolabel.quality import format_quality, label_quality
 
+    if args.quality not in (None, "-"):  # before anything is written: a file of the user's there refuses the run
+        from occkit.outputs import check_output_file
+
+        check_output_file(
+            args.quality, {"--data": args.data, "--out": args.out}, what="--quality", command="pseudolabel"
+        )
     if args.priors is not None:
         from occkit.outputs import check_output_folder, mark_output  # --out: new, empty or pseudolabel's own (issue 38)
 
@@ -115,12 +121,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} ({RECORD_FILE}: how the labels were made)")
     elif args.quality is None:
         raise ValueError("--priors is required to write pseudo-labels (or give --quality to score an existing --out)")
-    if args.quality not in (None, "-"):
-        from occkit.outputs import check_output_file
-
-        check_output_file(
-            args.quality, {"--data": args.data, "--out": args.out}, what="--quality", command="pseudolabel"
-        )
     if args.quality is not None:
         if not (args.out / RECORD_FILE).is_file():
             raise ValueError(

@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from occkit.commands.checks import positive_int
 from occkit.commands.options import add_choice, add_device, add_mask, add_out, add_pred, add_shown_split
-from occkit.data.occ3d import Occ3DDataset
 from occkit.fileio import load_npz
 
 if TYPE_CHECKING:
@@ -71,6 +69,9 @@ def load_prediction(path: Path, token: str, shape: tuple[int, int, int]) -> np.n
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch  # here, not at the top: the command line's help builds every parser without torch
+
+    from occkit.data.occ3d import Occ3DDataset
     from occkit.outputs import check_output_file, record_output_file
     from occkit.viz.draw import save_png
     from occkit.viz.figure import compose_frame_figure

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from occkit.data.occ3d import SPLITS
+SPLITS = ("train", "val", "all")  # occkit.data.occ3d.SPLITS, without importing torch for --help
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

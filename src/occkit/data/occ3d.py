@@ -229,6 +229,14 @@ class Occ3DDataset(torch.utils.data.Dataset):
                 self.frames.append(FrameRef(scene, token, i))
         self._index = {f.token: i for i, f in enumerate(self.frames)}
         self.grid: Grid = occ3d_grid()
+        if cameras and self.frames:  # a camera the data lack is the setting's fault, not annotations.json's
+            first = self.scene_infos[self.frames[0].scene][self.frames[0].token]
+            have = list((first.get("camera_sensor") or {}) if isinstance(first, dict) else {})
+            bad = [c for c in self.cameras if c not in have]
+            if have and bad:
+                raise ValueError(
+                    f"data.cameras: {', '.join(bad)} is not a camera of {self.root} (its cameras: {', '.join(have)})"
+                )
 
     # ------------------------------------------------------------------ lookup
     def scene_tokens(self, scene: str) -> list[str]:

@@ -23,6 +23,7 @@ unverified. Nothing here unpickles arbitrary objects.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -35,7 +36,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
-from occkit.fileio import publish_folder, read_json, sha256_file, write_json_atomic, write_text_atomic
+from occkit.fileio import disk_nearly_full, publish_folder, read_json, sha256_file, write_json_atomic, write_text_atomic
 
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
@@ -61,10 +62,12 @@ def verify_checksum(path: str | os.PathLike) -> bool:
     path = Path(path)
     record_path = path.parent / CHECKSUM_FILE
     if not record_path.is_file():
+        _unverified(path, f"no {CHECKSUM_FILE} (deleted, or a checkpoint of an occkit before checksums)")
         return False
     record = read_json(record_path)
     expected = record.get(path.name) if isinstance(record, dict) else None
     if expected is None:
+        _unverified(path, f"{CHECKSUM_FILE} records no checksum of {path.name}")
         return False
     actual = file_sha256(path)
     if actual != expected:
@@ -73,6 +76,20 @@ def verify_checksum(path: str | os.PathLike) -> bool:
             f"{str(expected)[:16]}... when it was saved (a damaged copy or disk?); use another checkpoint"
         )
     return True
+
+
+_WARNED: set[str] = set()
+
+
+def _unverified(path: Path, why: str) -> None:
+    """Warn, once per file, that a checkpoint's file loads unchecked (a file outside a checkpoint
+    folder, such as weights occkit ships, is not a checkpoint's and is not warned about)."""
+    if not (path.parent / CONFIG_FILE).is_file() or str(path.resolve()) in _WARNED:
+        return
+    import warnings
+
+    _WARNED.add(str(path.resolve()))
+    warnings.warn(f"{path}: loaded unverified: {why}; a damaged file would go unnoticed", stacklevel=3)
 
 
 def _permissions(folder: Path) -> None:
@@ -158,8 +175,11 @@ def save_checkpoint(
         write_json_atomic(tmp / CHECKSUM_FILE, sums)
         _permissions(tmp)
         publish_folder(tmp, final, root / f".{final.name}.old")  # the same step saved again (a resume): replaced
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, Exception) and not isinstance(e, OSError) and disk_nearly_full(root):
+            # torch.save says "file write failed", not why: a full disk is said as such
+            raise OSError(errno.ENOSPC, "No space left on device", str(final)) from e
         raise
     write_text_atomic(root / LATEST_FILE, final.name + "\n")
     if keep > 0:

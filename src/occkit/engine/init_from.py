@@ -267,7 +267,14 @@ def _groups_text(names: list[str], limit: int = 12) -> str:
 def report_lines(source: InitSource, report: InitReport, limit: int = 8) -> list[str]:
     """The few lines printed to stderr: where from, how much loaded, and by group what is new, what
     did not fit (each name with both shapes, at most ``limit``) and what of the source went unused."""
-    check = "verified against checksums.json" if source.verified else "no checksum record"
+    shipped = Path(source.weights).resolve().parent == (Path(__file__).resolve().parents[1] / "weights")
+    check = (
+        "verified against checksums.json"
+        if source.verified
+        else "weights shipped with occkit"  # read like a warning as "no checksum record" (issue 73)
+        if shipped
+        else "no checksum record beside it, so not verified"
+    )
     lines = [
         f"{KEY}: {source.weights} (sha256 {source.sha256[:16]}..., {check})",
         f"{KEY}: loaded {len(report.loaded)} of this method's "

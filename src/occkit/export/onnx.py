@@ -32,6 +32,7 @@ TorchScript exporter only, the LSS splat's scatter (``occkit.models.lift._scatte
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -362,7 +363,7 @@ def export_onnx(
     """
     import onnx
 
-    from occkit.fileio import write_bytes_atomic
+    from occkit.fileio import disk_nearly_full, write_bytes_atomic
 
     if exporter not in EXPORTERS:
         raise ValueError(f"--exporter: expected one of {EXPORTERS}, got {exporter!r}")
@@ -385,6 +386,8 @@ def export_onnx(
                 used = name
                 break
             except Exception as e:  # noqa: BLE001 - every exporter failure is reported, the next one tried
+                if "No space left on device" in str(e) or disk_nearly_full(path.parent):
+                    raise OSError(errno.ENOSPC, "No space left on device", str(path)) from e  # not the graph
                 errors[name] = _first_line(e)
         if used is None:
             raise ValueError("cannot export to ONNX: " + "; ".join(f"{k} exporter: {v}" for k, v in errors.items()))

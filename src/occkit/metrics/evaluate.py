@@ -172,6 +172,14 @@ def _match(
     gt_ids: list[str], pred_files: dict[str, Path], pred_dir: Path, allow_missing: bool
 ) -> tuple[list[str], int, int]:
     """Frames with both; missing / extra predictions raise (or warn with ``allow_missing``)."""
+    if gt_ids and not set(pred_files) & set(gt_ids):  # nothing to score: not a case for --allow-missing
+        held = sorted(p.relative_to(pred_dir).as_posix() for p in pred_dir.rglob("*") if p.is_file())
+        raise ValueError(
+            f"{pred_dir}: none of its predictions is of a frame of this ground truth ({len(pred_files)} found of "
+            f"its form, e.g. {gt_ids[0]}; the folder holds {len(held)} file(s)"
+            + (f", e.g. {', '.join(held[:3])}" if held else "")
+            + "): predictions of other data or another dataset format? give predictions of this ground truth"
+        )
     missing = [t for t in gt_ids if t not in pred_files]
     gt_set = set(gt_ids)
     extra = sorted(t for t in pred_files if t not in gt_set)

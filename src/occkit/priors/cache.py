@@ -199,33 +199,42 @@ def run_priors(
 
     record["occkit_version"] = __version__
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, record)
-    it: Iterator[int] | Any = index
-    if progress:
-        from tqdm import tqdm
+    from occkit.locks import output_lock
 
-        it = tqdm(index, desc=f"priors {prior.spec}", unit="frame")
-    for j in it:
-        scene, token = frames[j]
-        files = frame_files(out, scene, token, cams)
-        if not overwrite and frame_intact(files):
-            continue
-        t0 = time.perf_counter()
-        sample = first if j == index[0] else ds[j]
-        frame = prior_frame(ds, sample)
-        with torch.no_grad():
-            pr = prior(frame, kinds)
-        pr.validate(len(cams), frame.image_size, where=f"{prior.spec} on {scene}/{token}")
-        if pr.features is not None and not record["feature_stride"]:
-            record["feature_stride"], record["feature_dim"] = int(pr.feature_stride), int(pr.features.shape[1])
-            write_json_atomic(path, record)
-        for i, p in enumerate(files):
-            save_npz_atomic(p, **priors_to_arrays(pr, i))
-        record_frame_files(files)
-        if on_frame is not None:
-            on_frame(token, time.perf_counter() - t0)
-    record["complete"] = True
-    write_json_atomic(path, record)
+    lock = output_lock(out, "priors run")  # one writer: every temporary file in the cache is a stopped run's
+    try:
+        for stale in out.rglob(".*.tmp"):  # a killed run's half-written file, never renamed into place
+            if stale.is_file():
+                stale.unlink()
+        write_json_atomic(path, record)
+        it: Iterator[int] | Any = index
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(index, desc=f"priors {prior.spec}", unit="frame")
+        for j in it:
+            scene, token = frames[j]
+            files = frame_files(out, scene, token, cams)
+            if not overwrite and frame_intact(files):
+                continue
+            t0 = time.perf_counter()
+            sample = first if j == index[0] else ds[j]
+            frame = prior_frame(ds, sample)
+            with torch.no_grad():
+                pr = prior(frame, kinds)
+            pr.validate(len(cams), frame.image_size, where=f"{prior.spec} on {scene}/{token}")
+            if pr.features is not None and not record["feature_stride"]:
+                record["feature_stride"], record["feature_dim"] = int(pr.feature_stride), int(pr.features.shape[1])
+                write_json_atomic(path, record)
+            for i, p in enumerate(files):
+                save_npz_atomic(p, **priors_to_arrays(pr, i))
+            record_frame_files(files)
+            if on_frame is not None:
+                on_frame(token, time.perf_counter() - t0)
+        record["complete"] = True
+        write_json_atomic(path, record)
+    finally:
+        lock.release()
     return out
 
 

@@ -174,7 +174,15 @@ def check_model_dir(path: Path, what: str, processor: bool = True, tokenizer: bo
 
 def _load(auto_cls: Any, path: Path, device: torch.device) -> Any:
     """A model from a checked folder, frozen, in eval mode, on ``device``."""
-    model = auto_cls.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # its bare "Loading weights: 100%" reads like a download; nothing is fetched
+    try:
+        model = auto_cls.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
     return model.eval().requires_grad_(False).to(device)
 
 

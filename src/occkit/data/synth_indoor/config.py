@@ -28,6 +28,11 @@ class IndoorConfig:
     """Render the colour image at ``1 / render_scale`` of 640 x 480 and upsample it (a faster,
     softer picture); depth, semantic and instance maps are always traced at 640 x 480."""
 
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(H, W)`` of every view: NYUv2's 480 x 640 (what the shared scene runner reports)."""
+        return (480, 640)
+
     def __post_init__(self) -> None:
         def need(cond: bool, msg: str) -> None:
             if not cond:

@@ -18,7 +18,8 @@ it when a run starts or resumes). Files get the permissions a plain ``open()`` g
 ~umask), folders 0777 & ~umask. A file whose bytes no longer match its checksum (a flipped bit
 in the tensor data leaves the safetensors header intact) and weights holding NaN or infinity are
 refused with an error naming the file. A checkpoint without ``checksums.json`` (written before
-checksums existed, or its record deleted) loads unverified, with one warning saying so. Nothing here unpickles arbitrary objects.
+checksums existed, or its record deleted) loads unverified, with one warning saying so.
+Nothing here unpickles arbitrary objects.
 """
 
 from __future__ import annotations

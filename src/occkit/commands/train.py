@@ -17,16 +17,27 @@ from occkit.commands.options import add_data, add_out, add_overrides
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from occkit.experiment import methods_help, preset_names
-    from occkit.methods.registry import method_names
-
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = "methods (a preset's method:, from occkit and from installed packages):\n" + methods_help()
-    p.add_argument(
-        "config",
-        help=f"preset name ({', '.join(preset_names())}) or path to a YAML config; its method: is one of "
-        f"{', '.join(method_names())}",
-    )
+    config = p.add_argument("config", help="preset name or path to a YAML config")
+
+    def format_help() -> str:  # the methods and presets only when help is shown: no torch to build the parser
+        from importlib import resources
+
+        from occkit.methods.registry import help_catalogue
+
+        methods, folders = help_catalogue()
+        presets = {f.name[:-5] for f in (resources.files("occkit") / "configs").iterdir() if f.name.endswith(".yaml")}
+        presets |= {f.stem for folder in folders for f in Path(folder).glob("*.yaml")}
+        p.epilog = "methods (a preset's method:, from occkit and from installed packages):\n" + "\n".join(
+            f"  {name}: {summary}" for name, summary in methods
+        )
+        config.help = (
+            f"preset name ({', '.join(sorted(presets))}) or path to a YAML config; its method: is one of "
+            f"{', '.join(name for name, _ in methods)}"
+        )
+        return argparse.ArgumentParser.format_help(p)
+
+    p.format_help = format_help
     add_data(p, "dataset root (holding annotations.json)", type=str)
     add_out(p, "run folder: checkpoints/, tb/, train.jsonl, metrics.jsonl", type=str)
     p.add_argument(

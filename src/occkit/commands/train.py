@@ -50,7 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--minutes",
         type=nonneg_float,
         default=None,
-        help="stop after this many minutes of training (sets train.max_minutes; default: the preset's, 0 = no limit)",
+        help="train for this many minutes (sets train.max_minutes): the time then rules, the learning rate's cosine "
+        "follows the time spent and the preset's step count goes (unless --max-steps is given too); default: the "
+        "preset's, 0 = no limit",
     )
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
     p.add_argument(
@@ -107,15 +109,50 @@ def _lock_run_folder(out: str):
     return lock
 
 
-def run(args: argparse.Namespace) -> int:
-    from occkit.experiment import load_experiment
+#: ``optim.max_steps`` of a run that ``--minutes`` alone bounds (as ``occkit demo --minutes``): no step limit.
+UNLIMITED_STEPS = 10**6
 
+
+def budget_overrides(args: argparse.Namespace) -> tuple[list[str], str]:
+    """The config overrides of ``--set``, ``--max-steps`` and ``--minutes``, and the line that says
+    which budget rules ("" when the preset's steps do).
+
+    ``--minutes M`` (> 0) makes the time rule, as ``occkit demo --minutes`` does: the cosine follows
+    the share of the M minutes spent (``optim.schedule=time``), so that the learning rate has decayed
+    when the time is up (fitted to the preset's 2000 steps, a 30-minute run stopped at step 799 with
+    the rate still near its peak), and the step limit goes (the bar counts steps without an ETA of
+    the preset's steps) unless ``--max-steps`` gives one, which then stops the run if it comes
+    first. A ``--set optim.schedule`` or ``--set optim.max_steps`` of the user's is kept.
+    """
+    given = {item.split("=", 1)[0].strip() for item in (args.set or [])}
     overrides = list(args.set or [])
     if args.max_steps is not None:
         overrides.append(f"optim.max_steps={args.max_steps}")
-    if args.minutes is not None:
-        overrides.append(f"train.max_minutes={args.minutes}")
+    if args.minutes is None:
+        return overrides, ""
+    overrides.append(f"train.max_minutes={args.minutes}")
+    if args.minutes <= 0 or "optim.schedule" in given:
+        return overrides, ""
+    overrides.append("optim.schedule=time")
+    if args.max_steps is None and "optim.max_steps" not in given:
+        overrides.append(f"optim.max_steps={UNLIMITED_STEPS}")
+        cap = "no step limit"
+    else:
+        steps = args.max_steps if args.max_steps is not None else "optim.max_steps"
+        cap = f"it stops at step {steps} if that comes first"
+    return overrides, (
+        f"occkit train: --minutes {args.minutes:g} rules: the learning rate's cosine follows the time spent "
+        f"(optim.schedule=time; the warm-up stays in steps); {cap}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from occkit.experiment import load_experiment
+
+    overrides, budget = budget_overrides(args)
     cfg = load_experiment(args.config, overrides)
+    if budget:
+        print(budget, file=sys.stderr, flush=True)
     _check_run_folder(args)
     lock = _lock_run_folder(args.out)
     try:

@@ -117,3 +117,18 @@ def test_the_shipped_weights_say_where_they_come_from():
     assert "no checksum record" not in first
     assert f"occkit's shipped weights: {record['preset']}, {record['steps']} steps" in first
     assert f"val mIoU {record['val_miou']}" in first and "synth-cpu-demo.json" in first
+
+
+def test_under_a_command_the_warning_is_one_line(tmp_path, capsys):
+    from occkit.cli import run_guarded
+
+    ck = save_checkpoint(tmp_path, 3, ToyMethod(), {"a": 1}, {"optimizer": {}})
+    (ck / CHECKSUM_FILE).unlink()
+    with warnings.catch_warnings():  # as outside pytest (which records warnings): printed to stderr
+        warnings.simplefilter("default")
+        warnings.showwarning = lambda m, c, f, n, file=None, line=None: sys.stderr.write(
+            warnings.formatwarning(m, c, f, n, line)
+        )
+        assert run_guarded("occkit predict", lambda: load_weights(ToyMethod(), ck / MODEL_FILE)) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"occkit predict: warning: {ck}: no {CHECKSUM_FILE}"), err

@@ -26,7 +26,7 @@ def test_show_help_gives_the_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["show", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    for default in ("(default: hide)", "(default: depth)", "(default: 400)", "(default: cpu)"):
+    for default in ("(default: dim)", "(default: depth)", "(default: 400)", "(default: cpu)"):
         assert default in out, default
 
 

@@ -170,7 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     status = run_guarded(f"occkit {chosen}", lambda: built.append(build_parser(commands)), debug)
     if not built:
         return status
-    args = built[0].parse_args(argv)
+    parsed: list[argparse.Namespace] = []
+    # --help asks the registry only now (train's list of methods): its warnings are one line here too
+    status = run_guarded(f"occkit {chosen}", lambda: parsed.append(built[0].parse_args(argv)), debug)
+    if not parsed:
+        return status
+    args = parsed[0]
     module = importlib.import_module(args._module)
     return run_guarded(f"occkit {args.command}", lambda: module.run(args), debug)
 

@@ -198,3 +198,27 @@ def test_cli_views_a_semantickitti_folder_in_its_own_classes(tmp_path, capsys, s
     assert "/voxels/car" in node_names(server) and "/voxels/empty" not in node_names(server)
     assert set(v.toggles) == set(range(1, 20)) and v._handles.keys() == {1}
     assert "not a dataset of any known format" in one_error_line(capsys, ["view", str(tmp_path / "pred" / "sequences")])
+
+
+def test_the_recorded_page_has_a_class_legend(tmp_path):
+    """``view --html`` (issue 73, item 8: no legend): the classes present, in the format's colours,
+    the error view's colours in its view, the dimmed mask when dimmed."""
+    from occkit.viz.viewer_scene import ClassStyle
+
+    style = ClassStyle()
+    frames = [frame(0), frame(1)]
+    present = sorted({int(c) for f in frames for c in np.unique(f.gt)} - {style.free})
+    out = tmp_path / "v.html"
+    write_html(out, frames, GRID, ViewState(view="ground truth", mask="camera", mask_mode="dim", style=style))
+    text = out.read_text()
+    legend = text[text.index('<div id="occkit-legend"') :]
+    assert legend.index("</div>") < legend.index("</body>") or "</body>" not in text
+    for c in range(len(style.names)):
+        r, g, b = style.palette[c]
+        swatch = f'background:rgb({r},{g},{b})"></span>{style.names[c]}</div>'
+        assert (swatch in legend) == (c in present), style.names[c]
+    assert "outside the camera mask: its class colour, greyed" in legend
+    write_html(out, frames, GRID, ViewState(view="errors"))
+    legend = out.read_text()[out.read_text().index('<div id="occkit-legend"') :]
+    assert "<b>errors</b>" in legend and "wrong class" in legend and "missed (predicted free)" in legend
+    assert "outside the" not in legend

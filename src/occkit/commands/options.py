@@ -79,6 +79,32 @@ def add_mask(
     return add_choice(p, "--mask", choices, default, help)
 
 
+MASK_MODES = ("show", "hide", "dim")
+"""What a picture or a viewer does with the voxels outside the visibility mask: draws them as they
+are, leaves them out, or dims them (``occkit show`` and ``occkit view`` alike)."""
+
+MASK_MODE_ALIASES = {"grey": "dim", "gray": "dim"}
+"""Older names of :data:`MASK_MODES` (``occkit show --mask-mode grey``), still accepted."""
+
+
+def mask_mode(text: str) -> str:
+    """``--mask-mode`` as given, an older name (:data:`MASK_MODE_ALIASES`) read as its new one."""
+    return MASK_MODE_ALIASES.get(text, text)
+
+
+def add_mask_mode(p: Options, default: str = "dim") -> argparse.Action:
+    """``--mask-mode show|hide|dim`` (``grey`` the old name of ``dim``): voxels outside ``--mask``."""
+    return p.add_argument(
+        "--mask-mode",
+        type=mask_mode,
+        default=default,
+        choices=MASK_MODES,
+        help=with_default(
+            "voxels outside --mask: drawn as they are, hidden, or dimmed (grey: the old name of dim)", default
+        ),
+    )
+
+
 def add_device(p: Options, help: str = DEVICE_HELP, default: str = "auto") -> argparse.Action:
     """``--device``: the torch device the command computes on."""
     return p.add_argument("--device", default=default, help=with_default(help, default))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-SPLITS = ("train", "val", "all")  # occkit.data.occ3d.SPLITS, without importing torch for --help
+from occkit.commands.options import SPLITS  # not occkit.data.occ3d's: that imports torch into --help
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -17,16 +17,27 @@ from occkit.commands.options import add_data, add_out, add_overrides
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from occkit.experiment import methods_help, preset_names
-    from occkit.methods.registry import method_names
-
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = "methods (a preset's method:, from occkit and from installed packages):\n" + methods_help()
-    p.add_argument(
-        "config",
-        help=f"preset name ({', '.join(preset_names())}) or path to a YAML config; its method: is one of "
-        f"{', '.join(method_names())}",
-    )
+    config = p.add_argument("config", help="preset name or path to a YAML config")
+
+    def format_help() -> str:  # the methods and presets only when help is shown: no torch to build the parser
+        from importlib import resources
+
+        from occkit.methods.registry import help_catalogue
+
+        methods, folders = help_catalogue()
+        presets = {f.name[:-5] for f in (resources.files("occkit") / "configs").iterdir() if f.name.endswith(".yaml")}
+        presets |= {f.stem for folder in folders for f in Path(folder).glob("*.yaml")}
+        p.epilog = "methods (a preset's method:, from occkit and from installed packages):\n" + "\n".join(
+            f"  {name}: {summary}" for name, summary in methods
+        )
+        config.help = (
+            f"preset name ({', '.join(sorted(presets))}) or path to a YAML config; its method: is one of "
+            f"{', '.join(name for name, _ in methods)}"
+        )
+        return argparse.ArgumentParser.format_help(p)
+
+    p.format_help = format_help
     add_data(p, "dataset root (holding annotations.json)", type=str)
     add_out(p, "run folder: checkpoints/, tb/, train.jsonl, metrics.jsonl", type=str)
     p.add_argument(
@@ -39,7 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--minutes",
         type=nonneg_float,
         default=None,
-        help="stop after this many minutes of training (sets train.max_minutes; default: the preset's, 0 = no limit)",
+        help="train for this many minutes (sets train.max_minutes): the time then rules, the learning rate's cosine "
+        "follows the time spent and the preset's step count goes (unless --max-steps is given too); default: the "
+        "preset's, 0 = no limit",
     )
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
     p.add_argument(
@@ -96,15 +109,50 @@ def _lock_run_folder(out: str):
     return lock
 
 
-def run(args: argparse.Namespace) -> int:
-    from occkit.experiment import load_experiment
+#: ``optim.max_steps`` of a run that ``--minutes`` alone bounds (as ``occkit demo --minutes``): no step limit.
+UNLIMITED_STEPS = 10**6
 
+
+def budget_overrides(args: argparse.Namespace) -> tuple[list[str], str]:
+    """The config overrides of ``--set``, ``--max-steps`` and ``--minutes``, and the line that says
+    which budget rules ("" when the preset's steps do).
+
+    ``--minutes M`` (> 0) makes the time rule, as ``occkit demo --minutes`` does: the cosine follows
+    the share of the M minutes spent (``optim.schedule=time``), so that the learning rate has decayed
+    when the time is up (fitted to the preset's 2000 steps, a 30-minute run stopped at step 799 with
+    the rate still near its peak), and the step limit goes (the bar counts steps without an ETA of
+    the preset's steps) unless ``--max-steps`` gives one, which then stops the run if it comes
+    first. A ``--set optim.schedule`` or ``--set optim.max_steps`` of the user's is kept.
+    """
+    given = {item.split("=", 1)[0].strip() for item in (args.set or [])}
     overrides = list(args.set or [])
     if args.max_steps is not None:
         overrides.append(f"optim.max_steps={args.max_steps}")
-    if args.minutes is not None:
-        overrides.append(f"train.max_minutes={args.minutes}")
+    if args.minutes is None:
+        return overrides, ""
+    overrides.append(f"train.max_minutes={args.minutes}")
+    if args.minutes <= 0 or "optim.schedule" in given:
+        return overrides, ""
+    overrides.append("optim.schedule=time")
+    if args.max_steps is None and "optim.max_steps" not in given:
+        overrides.append(f"optim.max_steps={UNLIMITED_STEPS}")
+        cap = "no step limit"
+    else:
+        steps = args.max_steps if args.max_steps is not None else "optim.max_steps"
+        cap = f"it stops at step {steps} if that comes first"
+    return overrides, (
+        f"occkit train: --minutes {args.minutes:g} rules: the learning rate's cosine follows the time spent "
+        f"(optim.schedule=time; the warm-up stays in steps); {cap}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from occkit.experiment import load_experiment
+
+    overrides, budget = budget_overrides(args)
     cfg = load_experiment(args.config, overrides)
+    if budget:
+        print(budget, file=sys.stderr, flush=True)
     _check_run_folder(args)
     lock = _lock_run_folder(args.out)
     try:

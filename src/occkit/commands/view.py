@@ -22,7 +22,15 @@ import sys
 import time
 from pathlib import Path
 
-from occkit.commands.options import DEVICE_HELP, add_choice, add_device, add_mask, add_pred, add_shown_split
+from occkit.commands.options import (
+    DEVICE_HELP,
+    add_choice,
+    add_device,
+    add_mask,
+    add_mask_mode,
+    add_pred,
+    add_shown_split,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "the first view (default: side by side with a prediction, else ground truth)",
     )
     add_mask(p, "visibility mask")
-    add_choice(p, "--mask-mode", ("show", "hide", "dim"), "dim", "voxels outside the mask: shown, hidden or dimmed")
+    add_mask_mode(p)
     p.add_argument(
         "--host",
         default="127.0.0.1",

@@ -17,8 +17,9 @@ hidden folders a crash leaves are removed by :func:`remove_partial_checkpoints` 
 it when a run starts or resumes). Files get the permissions a plain ``open()`` gives (0666 &
 ~umask), folders 0777 & ~umask. A file whose bytes no longer match its checksum (a flipped bit
 in the tensor data leaves the safetensors header intact) and weights holding NaN or infinity are
-refused with an error naming the file. Checkpoints written before checksums existed load
-unverified. Nothing here unpickles arbitrary objects.
+refused with an error naming the file. A checkpoint without ``checksums.json`` (written before
+checksums existed, or its record deleted) loads unverified, with one warning saying so.
+Nothing here unpickles arbitrary objects.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,22 +54,58 @@ file_sha256 = sha256_file
 """Hex SHA-256 of a file's bytes (:func:`occkit.fileio.sha256_file`)."""
 
 
+class UnverifiedCheckpointWarning(UserWarning):
+    """A checkpoint's file loaded without a checksum to check it against (``checksums.json``
+    missing, or without an entry for the file)."""
+
+
+_warned_unverified: set[str] = set()
+
+
+def _in_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a file of a checkpoint folder :func:`save_checkpoint` writes (one with
+    ``config.json`` and ``model.safetensors``), not a weights file saved elsewhere."""
+    return path.name in (MODEL_FILE, EMA_FILE, CONFIG_FILE, TRAINER_FILE) and (
+        (path.parent / CONFIG_FILE).is_file() and (path.parent / MODEL_FILE).is_file()
+    )
+
+
+def _warn_unverified(path: Path, why: str) -> None:
+    """One warning per checkpoint folder and process: its files load, unchecked."""
+    key = str(path.parent.resolve())
+    if key in _warned_unverified:
+        return
+    _warned_unverified.add(key)
+    warnings.warn(
+        f"{path.parent}: {why}: its files load unverified (a damaged or altered copy would go unnoticed; "
+        f"checkpoints saved by occkit carry {CHECKSUM_FILE})",
+        UnverifiedCheckpointWarning,
+        stacklevel=3,
+    )
+
+
 def verify_checksum(path: str | os.PathLike) -> bool:
     """Check ``path`` against the ``checksums.json`` beside it.
 
     Returns True when verified, False when there is no record to check against (a checkpoint
-    from before checksums, or a file saved outside :func:`save_checkpoint`). Raises ``ValueError``
-    naming the file when its bytes do not match the record.
+    from before checksums, one whose record was deleted, or a file saved outside
+    :func:`save_checkpoint`); for a file of a checkpoint folder that is said in one warning
+    (:class:`UnverifiedCheckpointWarning`, once per folder). Raises ``ValueError`` naming the file
+    when its bytes do not match the record, or naming the record when it is not one.
     """
     path = Path(path)
     record_path = path.parent / CHECKSUM_FILE
     if not record_path.is_file():
-        _unverified(path, f"no {CHECKSUM_FILE} (deleted, or a checkpoint of an occkit before checksums)")
+        if _in_checkpoint(path):
+            _warn_unverified(path, f"no {CHECKSUM_FILE} (deleted, or saved before occkit recorded checksums)")
         return False
     record = read_json(record_path)
-    expected = record.get(path.name) if isinstance(record, dict) else None
+    if not isinstance(record, dict) or not all(isinstance(v, str) for v in record.values()):
+        raise ValueError(f"{record_path}: not a checksum record (expected a JSON object of file name -> SHA-256)")
+    expected = record.get(path.name)
     if expected is None:
-        _unverified(path, f"{CHECKSUM_FILE} records no checksum of {path.name}")
+        if _in_checkpoint(path):
+            _warn_unverified(path, f"{CHECKSUM_FILE} has no entry for {path.name}")
         return False
     actual = file_sha256(path)
     if actual != expected:
@@ -76,20 +114,6 @@ def verify_checksum(path: str | os.PathLike) -> bool:
             f"{str(expected)[:16]}... when it was saved (a damaged copy or disk?); use another checkpoint"
         )
     return True
-
-
-_WARNED: set[str] = set()
-
-
-def _unverified(path: Path, why: str) -> None:
-    """Warn, once per file, that a checkpoint's file loads unchecked (a file outside a checkpoint
-    folder, such as weights occkit ships, is not a checkpoint's and is not warned about)."""
-    if not (path.parent / CONFIG_FILE).is_file() or str(path.resolve()) in _WARNED:
-        return
-    import warnings
-
-    _WARNED.add(str(path.resolve()))
-    warnings.warn(f"{path}: loaded unverified: {why}; a damaged file would go unnoticed", stacklevel=3)
 
 
 def _permissions(folder: Path) -> None:

@@ -264,19 +264,36 @@ def _groups_text(names: list[str], limit: int = 12) -> str:
     )
 
 
+def origin_text(source: InitSource) -> str:
+    """Where the weights come from, for the first report line: a checkpoint verified against its
+    ``checksums.json``; a checkpoint without one (:func:`occkit.engine.checkpoint.verify_checksum`
+    warned); a standalone weights file by its record (occkit's shipped weights: the preset, steps,
+    world and validation mIoU they were made with); a file with neither."""
+    if source.verified:
+        return "verified against checksums.json"
+    if source.checkpoint is not None:
+        return f"checkpoint {source.checkpoint.name} without a checksums.json entry: not verified"
+    record = weights_record(source.weights)
+    if not record:
+        return "a weights file outside a run, with no record beside it"
+    shipped = Path(__file__).resolve().parents[1] / "weights"
+    who = "occkit's shipped weights" if source.weights.resolve().parent == shipped else "a weights file"
+    made = [str(record["preset"])] if record.get("preset") else []
+    if record.get("steps") is not None:
+        made.append(f"{record['steps']} steps")
+    if record.get("world_seed") is not None:
+        made.append(f"on a synthetic world of seed {record['world_seed']}")
+    if record.get("val_miou") is not None:
+        made.append(f"val mIoU {record['val_miou']}")
+    how = f": {' '.join(made[:1])}{', ' if len(made) > 1 else ''}{', '.join(made[1:])}" if made else ""
+    return f"{who}{how} (as {source.weights.with_suffix('.json').name} records)"
+
+
 def report_lines(source: InitSource, report: InitReport, limit: int = 8) -> list[str]:
     """The few lines printed to stderr: where from, how much loaded, and by group what is new, what
     did not fit (each name with both shapes, at most ``limit``) and what of the source went unused."""
-    shipped = Path(source.weights).resolve().parent == (Path(__file__).resolve().parents[1] / "weights")
-    check = (
-        "verified against checksums.json"
-        if source.verified
-        else "weights shipped with occkit"  # read like a warning as "no checksum record" (issue 73)
-        if shipped
-        else "no checksum record beside it, so not verified"
-    )
     lines = [
-        f"{KEY}: {source.weights} (sha256 {source.sha256[:16]}..., {check})",
+        f"{KEY}: {source.weights} (sha256 {source.sha256[:16]}..., {origin_text(source)})",
         f"{KEY}: loaded {len(report.loaded)} of this method's "
         f"{len(report.loaded) + len(report.new) + len(report.skipped) + len(report.fresh)} "
         f"tensors ({report.loaded_values:,} of {report.total_values:,} values)",

@@ -29,9 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from torch import nn
+if TYPE_CHECKING:  # annotations only: ``occkit train --help`` reads this module without importing torch
+    from torch import nn
 
 ENTRY_POINT_GROUP = "occkit.methods"
 """The entry point group through which other packages add methods."""
@@ -290,6 +291,68 @@ def registry() -> dict[str, MethodSpec]:
         _BROKEN.update(broken)
         _REGISTRY = out
     return _REGISTRY
+
+
+def _in_tree_summaries() -> list[tuple[str, str]] | None:
+    """(name, summary) of occkit's own methods read from their source (each module's
+    ``METHOD = MethodSpec(name=..., summary=...)``), without importing them (and torch); None when
+    one is not written so (then :func:`help_catalogue` asks the registry)."""
+    import ast
+
+    import occkit.methods as pkg
+
+    out = []
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name == "registry":
+            continue
+        path = Path(pkg.__path__[0]) / f"{info.name}.py"
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError):
+            return None
+        for node in tree.body:
+            if (
+                isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "METHOD" for t in node.targets)
+                and isinstance(node.value, ast.Call)
+            ):
+                kw = {k.arg: k.value for k in node.value.keywords}
+                try:
+                    name, summary = ast.literal_eval(kw["name"]), ast.literal_eval(kw["summary"])
+                except (KeyError, ValueError):
+                    return None
+                out.append((str(name), str(summary)))
+    return out
+
+
+def help_catalogue() -> tuple[list[tuple[str, str]], list[Path]]:
+    """What ``occkit train --help`` lists, without importing torch for occkit's own methods:
+    (name, summary) of every method (occkit's own read from their source, installed packages'
+    loaded through their entry points, a broken one warned about as :func:`registry` does), and the
+    preset folders of the packages' methods. A package's method imports what it imports."""
+    own = None if _REGISTRY is not None else _in_tree_summaries()
+    if own is None:
+        return [(n, s.summary) for n, s in registry().items()], preset_folders()
+    out, folders = list(own), []
+    names = {n for n, _ in own}
+    presets = {name: "occkit's own preset" for name in _builtin_presets()}
+    for ep in _entry_points():
+        where = _where(ep)
+        try:
+            spec = _load(ep, where)
+            _check(spec, where, {})
+            if spec.name in names:
+                raise RegistryError(f"{where}: method {spec.name!r} is already registered")
+        except RegistryError as e:
+            _warn(f"{e}; this method is not registered (every other method works)")
+            continue
+        spec.source = where
+        names.add(spec.name)
+        out.append((spec.name, spec.summary))
+        _check_presets(spec, presets)
+        if spec.presets is not None:
+            folders.append(Path(spec.presets))
+    return out, folders
 
 
 def not_registered(name: str) -> str:

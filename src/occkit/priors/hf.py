@@ -173,15 +173,25 @@ def check_model_dir(path: Path, what: str, processor: bool = True, tokenizer: bo
 
 
 def _load(auto_cls: Any, path: Path, device: torch.device) -> Any:
-    """A model from a checked folder, frozen, in eval mode, on ``device``."""
+    """A model from a checked folder, frozen, in eval mode, on ``device``.
+
+    Says in one line on stderr what loads from where (a local folder: nothing is downloaded),
+    instead of ``transformers``' bare "Loading weights: 100% 103/103" bar, which is silenced here."""
+    import sys
+
     from transformers.utils import logging as hf_logging
 
-    was = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # its bare "Loading weights: 100%" reads like a download; nothing is fetched
+    print(
+        f"priors: loading {auto_cls.__name__} weights from {path} (a local folder; nothing is downloaded)",
+        file=sys.stderr,
+        flush=True,
+    )
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         model = auto_cls.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
     finally:
-        if was:
+        if was_on:
             hf_logging.enable_progress_bar()
     return model.eval().requires_grad_(False).to(device)
 

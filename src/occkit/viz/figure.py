@@ -149,15 +149,18 @@ def compose_frame_figure(
         pred: optional ``(X, Y, Z)`` predicted class ids, same grid as the ground truth.
         mask: ``"none"``, ``"camera"`` or ``"lidar"``: which visibility mask to apply to the
             ground truth and the prediction.
-        mask_mode: ``"hide"`` or ``"grey"`` for voxels outside the mask.
+        mask_mode: voxels outside the mask: ``"hide"``, ``"grey"`` (or ``"dim"``, its name in
+            ``occkit show`` and ``occkit view``), or ``"show"`` (drawn as they are; the mask only
+            restricts the scores).
         lidar_color: ``"depth"``, ``"class"`` (the point labels in the Occ3D palette) or ``"none"``.
     Returns:
         ``(H, W, 3) uint8``.
     """
     if mask not in MASKS:
         raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
-    if mask_mode not in MASK_MODES:
-        raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
+    mask_mode = {"dim": "grey"}.get(mask_mode, mask_mode)
+    if mask_mode not in (*MASK_MODES, "show"):
+        raise ValueError(f"mask_mode must be one of {(*MASK_MODES, 'dim', 'show')}, got {mask_mode!r}")
     if lidar_color not in LIDAR_COLORS:
         raise ValueError(f"lidar_color must be one of {LIDAR_COLORS}, got {lidar_color!r}")
     gt = None if sample.occupancy is None else as_label_grid(sample.occupancy, "sample.occupancy")
@@ -171,10 +174,12 @@ def compose_frame_figure(
             raise ValueError(f"mask={mask!r}: the sample has no mask_{mask}")
     shape = (gt if gt is not None else pr).shape if (gt is not None or pr is not None) else None
     grid = default_grid(shape) if shape is not None else None
+    drawn = None if mask_mode == "show" else vis  # "show": the mask restricts the scores, not the drawing
+    panel_mode = "hide" if mask_mode == "show" else mask_mode  # (no mask drawn then: either mode draws all)
 
     rows: list[np.ndarray] = []
     if gt is not None:
-        rows.append(occupancy_panels(gt, "ground truth", vis, mask_mode, grid, panel_height, device=device))
+        rows.append(occupancy_panels(gt, "ground truth", drawn, panel_mode, grid, panel_height, device=device))
     if pr is not None:
         note = None
         if gt is not None:
@@ -183,7 +188,7 @@ def compose_frame_figure(
                 f"mIoU {sc['miou']:.2f}  IoU {sc['geometry_iou']:.2f}  "
                 f"({mask + ' mask' if vis is not None else 'all voxels'})"
             )
-        rows.append(occupancy_panels(pr, "prediction", vis, mask_mode, grid, panel_height, device=device, note=note))
+        rows.append(occupancy_panels(pr, "prediction", drawn, panel_mode, grid, panel_height, device=device, note=note))
     width = max((r.shape[1] for r in rows), default=1200)
 
     parts: list[np.ndarray] = []
@@ -234,7 +239,7 @@ def compose_frame_figure(
         if g is not None:
             present[np.unique(g[(g >= 0) & (g < len(present))])] = True
     extras = [("empty (free)", BACKGROUND)]
-    if vis is not None and mask_mode == "grey":
+    if drawn is not None and mask_mode == "grey":
         extras.append((f"outside the {mask} mask (dimmed)", MASK_TINT))
     parts.append(legend(OCC3D_CLASSES[:OCC3D_FREE], OCC3D_PALETTE, width, present=present[:OCC3D_FREE], extras=extras))
     return vstack(parts, gap=6)

@@ -35,6 +35,9 @@ from occkit.fileio import atomic_write
 from occkit.geometry.grid import Grid
 from occkit.viz.draw import BACKGROUND
 from occkit.viz.viewer_scene import (
+    CORRECT,
+    ERROR_COLORS,
+    ERROR_NAMES,
     MASK_MODES,
     VIEWS,
     ClassStyle,
@@ -425,12 +428,54 @@ class Viewer:
         )
 
 
+def html_legend(frames: Sequence[FrameData], state: ViewState) -> str:
+    """The class legend of a recorded page (the live viewer has its class toggles): a fixed box of
+    a swatch and a name for each class present in the frames drawn (the others left out), in the
+    dataset format's colours; the error view's colours in its view; what the mask dims, when it
+    does. Plain HTML, no script."""
+    import html as _html
+
+    st = state.style
+    sides = {
+        "ground truth": ("gt",),
+        "prediction": ("pred",),
+        "side by side": ("gt", "pred"),
+        "errors": ("gt", "pred"),
+    }[state.view]
+    present: set[int] = set()
+    for f in frames:
+        for side in sides:
+            g = getattr(f, side)
+            if g is not None:
+                present.update(int(c) for c in np.unique(g))
+    rows = [(st.names[c], st.palette[c]) for c in st.drawn if c in present]
+    if state.view == "errors":
+        rows = [(ERROR_NAMES[code], rgb) for code, rgb in ERROR_COLORS.items()] + [
+            (f"{ERROR_NAMES[CORRECT]}: its class colour, faded", (200, 200, 200))
+        ]
+    if state.mask != "none" and state.mask_mode == "dim":
+        rows.append((f"outside the {state.mask} mask: its class colour, greyed", (150, 150, 150)))
+    items = "".join(
+        f'<div style="display:flex;align-items:center;gap:6px;margin:1px 0">'
+        f'<span style="display:inline-block;width:12px;height:12px;border:1px solid #0003;'
+        f'background:rgb({r},{g},{b})"></span>{_html.escape(name)}</div>'
+        for name, (r, g, b) in rows
+    )
+    title = "errors" if state.view == "errors" else "classes"
+    return (
+        '<div id="occkit-legend" style="position:fixed;left:10px;bottom:10px;z-index:1000;max-height:70vh;'
+        "overflow:auto;background:#ffffffe6;border-radius:6px;padding:6px 10px;font:12px sans-serif;"
+        f'color:#222;box-shadow:0 1px 4px #0004"><b>{title}</b>{items}</div>'
+    )
+
+
 def write_html(
     path: Path, frames: Sequence[FrameData], grid: Grid, state: ViewState, seconds_per_frame: float = 1.0
 ) -> int:
     """Record ``frames`` under ``state`` into one self-contained HTML file (viser's client with
     the scene embedded): it opens from disk, with no server; for more than one frame, a time
-    slider steps through them (``seconds_per_frame`` each). Returns the file's size in bytes."""
+    slider steps through them (``seconds_per_frame`` each); a class legend (:func:`html_legend`) in
+    its corner. Returns the file's size in bytes."""
     with contextlib.redirect_stdout(io.StringIO()):  # a private port: the recording needs a server object
         server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
     try:
@@ -444,6 +489,9 @@ def write_html(
         html = serializer.as_html()
     finally:
         stop_server(server)
+    legend = html_legend(frames, state)
+    at = html.rfind("</body>")
+    html = html[:at] + legend + html[at:] if at >= 0 else html + legend
     data = html.encode("utf-8")
     atomic_write(Path(path), lambda f: f.write(data))
     return len(data)

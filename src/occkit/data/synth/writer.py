@@ -221,9 +221,20 @@ def _pose(T: torch.Tensor) -> dict[str, list[float]]:
     return {"translation": [round(x, 6) for x in p["translation"]], "rotation": [round(x, 8) for x in p["rotation"]]}
 
 
-def generate_scene(out_dir: str | os.PathLike, config: SynthConfig, scene_index: int) -> dict[str, Any]:
-    """Build and write every frame of one scene; return its ``scene_infos`` entry and description."""
+#: Seconds between two frame lines of one scene (``generate_scene(progress=True)``).
+FRAME_LINE_EVERY_S = 10.0
+
+
+def generate_scene(
+    out_dir: str | os.PathLike, config: SynthConfig, scene_index: int, progress: bool = False
+) -> dict[str, Any]:
+    """Build and write every frame of one scene; return its ``scene_infos`` entry and description.
+
+    ``progress``: a line after the scene's first frame (with the pace it gives the whole world) and
+    then at most one every :data:`FRAME_LINE_EVERY_S` seconds, so that a scene of minutes is not
+    minutes of silence."""
     out = Path(out_dir)
+    t0 = last = time.perf_counter()
     with torch_threads(1), torch.no_grad():
         scene = build_scene(config, scene_index)
         name = scene_name(scene_index)
@@ -277,10 +288,18 @@ def generate_scene(out_dir: str | os.PathLike, config: SynthConfig, scene_index:
                 "prev": tokens[i - 1] if i > 0 else "",
                 "next": tokens[i + 1] if i + 1 < len(tokens) else "",
             }
+            now = time.perf_counter()
+            if progress and i + 1 < len(tokens) and (i == 0 or now - last >= FRAME_LINE_EVERY_S):
+                last = now
+                pace = (now - t0) / (i + 1)
+                world = pace * config.frames * config.scenes / max(1, min(config.workers, config.scenes))
+                first = i == 0 and scene_index == 0
+                whole = f" (at this pace the world takes about {_duration(world)})" if first else ""
+                print(f"synth: {name}: frame {i + 1}/{len(tokens)}, {pace:.1f} s a frame{whole}", flush=True)
     return {"scene": name, "infos": infos, "description": scene.description}
 
 
-def _worker(args: tuple[str, SynthConfig, int]) -> dict[str, Any]:
+def _worker(args: tuple[str, SynthConfig, int] | tuple[str, SynthConfig, int, bool]) -> dict[str, Any]:
     torch.set_num_threads(1)
     return generate_scene(*args)
 
@@ -343,6 +362,13 @@ def run_scenes(
             if isinstance(rec, dict) and rec.pop("synth_config", None) == cfg:
                 records[i] = rec
     todo = [j for j in jobs if j[2] not in records]
+    if progress and todo:
+        h, w = config.image_size
+        print(
+            f"synth: {len(todo)} scene(s) x {config.frames} frames at {h}x{w} to generate with {config.workers} "
+            "worker(s): a line as frames are written, one per scene with the time left",
+            flush=True,
+        )
     if records and progress:
         print(f"synth: resuming: {len(records)} of {config.scenes} scenes already written", flush=True)
     if todo and progress:  # at once: a scene takes a while, and nothing else is said until the first ends
@@ -413,7 +439,8 @@ def generate_dataset(
             f"{out}: already holds a dataset (annotations.json); pass overwrite=True (--overwrite) to write over it"
         )
     out.mkdir(parents=True, exist_ok=True)
-    records = run_scenes(out, config, _worker, progress=progress, resume=resume)
+    jobs = [(str(out), config, i, progress) for i in range(config.scenes)]  # frame lines in the workers too
+    records = run_scenes(out, config, _worker, progress=progress, resume=resume, jobs=jobs)
     results = [records[i] for i in range(config.scenes)]
     train, val = split_scenes(config.scenes, config.val_fraction)
     cfg = config_record(config)

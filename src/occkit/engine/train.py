@@ -237,7 +237,7 @@ def _train(
         model = DistributedDataParallel(
             model,
             device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=tc.find_unused_parameters,
+            find_unused_parameters=_ddp_find_unused(method, tc.find_unused_parameters),
         )
     batches = train_batches(
         train_set,
@@ -384,6 +384,12 @@ def _train(
             logger.close()
     result.step, result.train_seconds = step, train_seconds
     return result
+
+
+def _ddp_find_unused(method: nn.Module, configured: bool) -> bool:
+    """``train.find_unused_parameters``, or the method's own ``ddp_find_unused_parameters``: a method
+    whose steps leave some parameters out by design (occscene's stages) says so itself."""
+    return configured or bool(getattr(method, "ddp_find_unused_parameters", False))
 
 
 def _flush_losses(pending: list, result: TrainResult, bar: Any, scheduler: Any) -> None:

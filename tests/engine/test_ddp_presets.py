@@ -118,7 +118,18 @@ def test_occscene_declares_its_unused_parameters():
 
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory):
-    return fl.build_worlds(tmp_path_factory.mktemp("ddp_worlds"))
+    """tests/first_losses.py's worlds, the KITTI layouts with 2 frames a sequence: one training frame
+    there cannot fill a global batch of 1 x 2 processes."""
+    from occkit.data.synth import SynthConfig
+    from occkit.data.synth.kitti_export import export_kitti360, export_semantickitti
+
+    root = tmp_path_factory.mktemp("ddp_worlds")
+    cfg = SynthConfig(
+        scenes=2, frames=2, image_size=(32, 96), lidar_beams=16, lidar_azimuth_steps=360, occupancy_supersample=1
+    )
+    export_semantickitti(root / "kitti", cfg)
+    export_kitti360(root / "kitti360", cfg)
+    return fl.build_worlds(root)
 
 
 @pytest.mark.slow

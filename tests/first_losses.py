@@ -37,11 +37,20 @@ BIG = (
     "occ3d-r50",
     "occscene-gpu",
     "radocc-occ3d",
+    "surroundocc-r50",
+    "openocc-r50",
 )
 #: SemanticKITTI-layout presets (the world exported as SemanticKITTI)
 KITTI = ("cigocc", "cigocc-gpu", "kitti-mono")
 #: SSCBench-KITTI-360-layout presets (the world exported as SSCBench-KITTI-360)
 KITTI360 = ("kitti360-mono",)
+#: presets of the LiDAR-frame nuScenes layouts (the world written by ``occkit synth --format NAME``)
+LAYOUT_WORLDS = {
+    "surroundocc-cpu": "surroundocc",
+    "surroundocc-r50": "surroundocc",
+    "openocc-cpu": "openoccupancy",
+    "openocc-r50": "openoccupancy",
+}
 
 
 def build_worlds(root: Path) -> dict[str, Path]:
@@ -58,6 +67,8 @@ def build_worlds(root: Path) -> dict[str, Path]:
         "pseudo": root / "pseudo",
         "teacher": root / "teacher",
         "kitti_priors": root / "kitti_priors",
+        "surroundocc": root / "surroundocc",
+        "openoccupancy": root / "openoccupancy",
     }
     if not (out["occ3d"] / "annotations.json").is_file():
         assert (
@@ -105,6 +116,7 @@ def build_worlds(root: Path) -> dict[str, Path]:
                 occupancy_supersample=1,
             ),
         )
+    build_layout_worlds(out)
     if not out["priors"].is_dir():
         assert (
             main(
@@ -162,6 +174,16 @@ def build_worlds(root: Path) -> dict[str, Path]:
     return out
 
 
+def build_layout_worlds(out: dict[str, Path]) -> None:
+    """The worlds of :data:`LAYOUT_WORLDS` (2 scenes x 1 frame), by ``occkit synth --format``."""
+    from occkit.cli import main
+
+    for fmt in sorted(set(LAYOUT_WORLDS.values())):
+        if not (out[fmt] / "annotations.json").is_file():
+            args = ["synth", "--format", fmt, "--out", str(out[fmt]), "--scenes", "2", "--frames", "1"]
+            assert main([*args, "--image-size", "64", "176", "--seed", "0", "--val-fraction", "0.5"]) == 0
+
+
 def preset_sets(name: str, worlds: dict[str, Path]) -> list[str]:
     """The ``--set`` overrides that make ``name`` a 2-step CPU run on the tiny world."""
     sets = [
@@ -183,6 +205,8 @@ def preset_sets(name: str, worlds: dict[str, Path]) -> list[str]:
             "data.lidar_sweeps=1",
             "model.lift_downsample=[2,2,2]",
         ]
+    if name.startswith("openocc"):  # the 512x512x40 grid: the lift grid at 1.6 m (64x64x5), narrow
+        sets += ["model.lift_downsample=[8,8,8]", "model.encoder_widths=[16,32]"]
     if name == "langocc-gpu":
         sets += [
             "model.lift_downsample=[4,4,2]",
@@ -215,15 +239,18 @@ def first_losses(name: str, worlds: dict[str, Path], run_dir: Path | None = None
     from occkit.cli import main
     from occkit.engine.logging import read_jsonl
 
-    data = (
-        worlds["kitti"]
-        if name in KITTI
-        else worlds["kitti360"]
-        if name in KITTI360
-        else worlds["pseudo"]
-        if name.startswith("easyocc")
-        else worlds["occ3d"]
-    )
+    if name in LAYOUT_WORLDS:
+        data = worlds[LAYOUT_WORLDS[name]]
+    else:
+        data = (
+            worlds["kitti"]
+            if name in KITTI
+            else worlds["kitti360"]
+            if name in KITTI360
+            else worlds["pseudo"]
+            if name.startswith("easyocc")
+            else worlds["occ3d"]
+        )
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

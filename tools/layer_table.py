@@ -27,6 +27,7 @@ HOLDS = {
     "fileio": "atomic writes, checked reads",
     "config": "dataclass configs from YAML",
     "processes": "child processes that end with their parent",
+    "locks": "folder locks: a second run into the same folder is refused, naming the holder",
     "cli": "the `occkit` entry point (it imports each verb's module by its name)",
     "geometry": "transforms, pinhole cameras, grids, ray casting",
     "rendering": "volume rendering per ray",

@@ -412,12 +412,19 @@ class AugmentedFrames(Dataset):
         image_aug: resize/crop/flip to the network input size.
         bev_aug: ego-frame flips/rotations, or None.
         free_class: the class that voxels rotated in from outside the grid get.
+        grid: the grid of the frames' labels (default: Occ3D's), which the BEV transform maps.
     """
 
     def __init__(
-        self, dataset: Dataset, image_aug: ImageAugConfig, bev_aug: BEVAugConfig | None = None, free_class: int = 17
+        self,
+        dataset: Dataset,
+        image_aug: ImageAugConfig,
+        bev_aug: BEVAugConfig | None = None,
+        free_class: int = 17,
+        grid: Any = None,
     ) -> None:
         self.dataset, self.image_aug, self.bev_aug, self.free_class = dataset, image_aug, bev_aug, free_class
+        self.grid = grid
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
@@ -427,7 +434,7 @@ class AugmentedFrames(Dataset):
         if s.images.shape[-1] > 0:  # images loaded
             s = augment_images(s, self.image_aug)
         if self.bev_aug is not None and s.occupancy is not None:
-            s = augment_bev(s, self.bev_aug, free_class=self.free_class)
+            s = augment_bev(s, self.bev_aug, grid=self.grid, free_class=self.free_class)
         return s
 
 
@@ -467,7 +474,9 @@ def build_dataset(
             f"model.point_range/voxel_size give a grid {output_grid.shape} but {root} is {base_dataset(ds).grid.shape}"
         )
     if train:
-        return AugmentedFrames(ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=free_class(fmt, cfg))
+        return AugmentedFrames(
+            ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=free_class(fmt, cfg), grid=base_dataset(ds).grid
+        )
     return AugmentedFrames(ds, cfg.data.image_aug.evaluation(), None)
 
 

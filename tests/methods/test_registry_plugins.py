@@ -156,7 +156,12 @@ def test_train_help_with_a_broken_plugin_is_one_warning_line(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     write_package(site, "broken-pkg", {"fails_import": ("{module}:METHOD", "import nowhere_to_be_found_xyz\n")})
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path]), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), *sys.path]),
+        "OMP_NUM_THREADS": "1",
+        "COLUMNS": "1000",
+    }
     env.pop("OCCKIT_DEBUG", None)
     r = subprocess.run(
         [sys.executable, "-m", "occkit.cli", "train", "--help"], env=env, capture_output=True, text=True, timeout=300

@@ -969,7 +969,13 @@ def logged_metrics(cfg: Any) -> set[str] | None:
     keys = {"step", "train_minutes", "wall_minutes"}
     candidates = list(formats().values()) if cfg.data.format == "auto" else [get_format(cfg.data.format)]
     for fmt in candidates:
-        keys |= set(fmt.new_metrics(mask="camera", num_classes=cfg.model.num_classes)[0].compute())
+        try:
+            metric = fmt.new_metrics(mask="camera", num_classes=cfg.model.num_classes)[0]
+        except ValueError:  # with 'auto': a format whose classes the model cannot predict is not this run's data
+            if cfg.data.format != "auto":
+                raise
+            continue
+        keys |= set(metric.compute())
     if cfg.train.val_rayiou:
         keys.add("rayiou")
     return keys

@@ -14,13 +14,14 @@ from occkit.commands.checks import nonneg_int, positive_float, positive_int, uni
 
 
 def synthetic_format(name: str | None) -> Any:
-    """The format ``--format`` names (None: the first that writes the synthetic world); one that
+    """The format ``--format`` names (None: the default format, occ3d); one that
     does not write it is a one-line error listing those that do. (The registry is read here, not
     when the parser is built: the formats import torch.)"""
-    from occkit.formats import formats, get_format
+    from occkit.formats import default_format, formats, get_format
 
     writers = [n for n, f in formats().items() if f.write_synthetic is not None]
-    fmt = get_format(name if name is not None else writers[0])
+    default = default_format().name
+    fmt = get_format(name if name is not None else default if default in writers else writers[0])
     if fmt.write_synthetic is None:
         raise ValueError(
             f"--format {fmt.name}: does not write the synthetic world (formats that do: {', '.join(writers)})"
@@ -53,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="dataset layout: a dataset format that writes the synthetic world (occkit.formats: occ3d, "
         "Occ3D-nuScenes; semantickitti, SSC sequences with the front camera; and those of installed packages) "
-        "(default: the first, occ3d)",
+        "(default: occ3d)",
     )
     p.add_argument(
         "--overwrite",

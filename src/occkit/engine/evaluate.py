@@ -71,12 +71,12 @@ def predict_labels(method: torch.nn.Module, batch: Batch, device: torch.device, 
 
 
 def resolve_format(dataset_format: DatasetFormat | str | None) -> DatasetFormat:
-    """A format given by itself or by name; None: the registry's first (the default of callers that
-    name none)."""
-    from occkit.formats import formats, get_format
+    """A format given by itself or by name; None: the default format (Occ3D-nuScenes,
+    :func:`occkit.formats.default_format`, the default of callers that name none)."""
+    from occkit.formats import default_format, get_format
 
     if dataset_format is None:
-        return next(iter(formats().values()))
+        return default_format()
     return get_format(dataset_format) if isinstance(dataset_format, str) else dataset_format
 
 
@@ -105,7 +105,7 @@ def evaluate(
             ``rayiou_origins(token) -> (K, 3)``, the frame's ego-frame ray origins.
         distributed: sum the counts over processes before computing (every rank must call this).
         dataset_format: the frames' format (:func:`occkit.formats.format_of` of the dataset), whose
-            ``metrics`` score them; None: the registry's first.
+            ``metrics`` score them; None: the default format (Occ3D-nuScenes).
     Returns:
         the format's first metric's dict (``miou``, ``geometry_iou``, ``iou``, ``mask``,
         ``frames``, ...) plus, for RayIoU, ``rayiou`` (and its details under ``rayiou_detail``).
@@ -158,7 +158,7 @@ def write_predictions(
     """Submission files in the format's layout (its ``predictions.write``: Occ3D's
     ``out_dir/<token>.npz`` with ``semantics`` uint8 ``(X, Y, Z)``, SemanticKITTI's
     ``out_dir/sequences/<seq>/predictions/<frame>.label``, ...), each written atomically
-    (``dataset_format`` None: the registry's first). Returns the number of frames written (their
+    (``dataset_format`` None: the default format, Occ3D-nuScenes). Returns the number of frames written (their
     tokens are appended to ``tokens`` when given). To replace a whole folder safely, use
     :func:`write_prediction_folder`."""
     files: PredictionFiles = resolve_format(dataset_format).predictions

@@ -454,7 +454,7 @@ def _validate(
 
     try:
         fmt = format_of(val_set)  # the frames' format scores them with its own metrics
-    except TypeError:  # frames of no format (a hand-made dataset): the registry's first format's metrics
+    except TypeError:  # frames of no format (a hand-made dataset): the default format's (Occ3D's) metrics
         fmt = None
     scores = evaluate(
         method,

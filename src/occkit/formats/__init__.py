@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 from occkit.formats.registry import (
+    DEFAULT_FORMAT,
     FormatRegistryError,
+    default_format,
     detect_format,
     format_names,
     format_of,
@@ -29,6 +31,8 @@ from occkit.formats.spec import (
 )
 
 __all__ = [
+    "DEFAULT_FORMAT",
+    "default_format",
     "ENTRY_POINT_GROUP",
     "ClassTable",
     "DatasetFormat",

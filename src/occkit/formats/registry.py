@@ -100,6 +100,17 @@ def formats() -> dict[str, DatasetFormat]:
     return _REGISTRY
 
 
+#: The format a command or function uses when none is named nor detected: Occ3D-nuScenes. Not the
+#: registry's first: formats whose folders Occ3D's detection would also claim are tried before it.
+DEFAULT_FORMAT = "occ3d"
+
+
+def default_format() -> DatasetFormat:
+    """:data:`DEFAULT_FORMAT`, or the registry's first format when it is not registered."""
+    reg = formats()
+    return reg[DEFAULT_FORMAT] if DEFAULT_FORMAT in reg else next(iter(reg.values()))
+
+
 def format_names() -> tuple[str, ...]:
     """The registered formats' names, in registry order."""
     return tuple(formats())

@@ -1,0 +1,209 @@
+"""What the nuScenes occupancy layouts labelled in the LiDAR frame share (SurroundOcc,
+OpenOccupancy / nuScenes-Occupancy): their 17 classes, the checks of a sparse voxel list, and a
+reader whose frames are in the LiDAR frame.
+
+Both layouts store, per LiDAR key frame, the occupied voxels as an ``(N, 4)`` array of three voxel
+indices and a class (the column order differs), with class 0 = "noise" (read as 255, ignored) and
+every voxel not listed empty (0). Cameras and poses come from an ``annotations.json`` in Occ3D's
+schema (:mod:`occkit.data.occ3d`) with, per frame, the LiDAR the labels are in::
+
+    lidar_sensor: {extrinsic: {translation, rotation} (LiDAR -> ego),
+                   token: <the LIDAR_TOP sample_data token>,
+                   filename: "samples/LIDAR_TOP/<name>.pcd.bin"}
+    scene_token: <the nuScenes scene token>               (OpenOccupancy's folder names)
+    occ_path: <label file, relative to the root>          (optional: overrides the layout's rule)
+
+In a :class:`~occkit.data.sample.Sample` of these readers the "ego" frame is the LiDAR frame (as
+for SemanticKITTI): ``T_ego_from_cam`` is camera -> LiDAR, ``T_global_from_ego`` the LiDAR's pose,
+``T_ego_from_lidar`` the identity; ``occupancy`` holds class ids 0..16 with 255 where ignored, and
+``mask_camera`` = ``mask_lidar`` = the voxels that are not ignored (the official metrics count
+every such voxel). The synthetic extras (``extras/<scene>/<token>/``, as in the Occ3D layout) are
+written in the LiDAR frame.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from occkit.data.occ3d import Occ3DDataset
+from occkit.data.sample import Sample
+from occkit.geometry.grid import Grid
+from occkit.geometry.transforms import invert_transform
+from occkit.labels import OCC3D_PALETTE
+
+#: The classes of both layouts (nuScenes-lidarseg's 16 merged classes, 0 = empty).
+NUSC_OCC_CLASSES: tuple[str, ...] = (
+    "empty",
+    "barrier",
+    "bicycle",
+    "bus",
+    "car",
+    "construction_vehicle",
+    "motorcycle",
+    "pedestrian",
+    "traffic_cone",
+    "trailer",
+    "truck",
+    "driveable_surface",
+    "other_flat",
+    "sidewalk",
+    "terrain",
+    "manmade",
+    "vegetation",
+)
+NUSC_OCC_NUM_CLASSES = 17
+#: RGB per class: Occ3D's palette for 1..16 (the same classes), white for empty.
+NUSC_OCC_PALETTE: tuple[tuple[int, int, int], ...] = ((255, 255, 255), *OCC3D_PALETTE[1:17])
+NUSC_OCC_EMPTY = 0
+NUSC_OCC_IGNORE = 255
+#: The class a label file writes for LiDAR noise (read as :data:`NUSC_OCC_IGNORE`).
+NUSC_OCC_NOISE = 0
+
+
+def check_sparse_voxels(
+    arr: Any,
+    path: Path,
+    shape: tuple[int, int, int],
+    columns: tuple[str, str, str, str],
+    widths: tuple[int, ...] = (4,),
+) -> None:
+    """Refuse a label / prediction array that is not an ``(N, W)`` list (``W`` in ``widths``) of
+    three voxel indices inside ``shape`` (in ``columns`` order) first and a class in 0..16 last, all
+    whole numbers (columns between, e.g. velocities, are not checked); errors name ``path``."""
+    if not isinstance(arr, np.ndarray) or arr.dtype == object:
+        raise ValueError(f"{path}: not a numeric array")
+    if arr.ndim != 2 or arr.shape[1] not in widths:
+        w = " or ".join(f"(N, {k})" for k in widths)
+        raise ValueError(f"{path}: shape {arr.shape}, expected {w} rows of {', '.join(columns)}")
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"{path}: dtype {arr.dtype}, expected integers (or floats holding whole numbers)")
+    sel = arr[:, [0, 1, 2, arr.shape[1] - 1]]
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(sel).all():
+            raise ValueError(f"{path}: holds NaN or infinite values")
+        if (sel != np.floor(sel)).any():
+            raise ValueError(
+                f"{path}: dtype {arr.dtype} with fractional values; expected whole voxel indices and classes"
+            )
+    if not len(arr):
+        return
+    axis = {"x": 0, "y": 1, "z": 2}
+    for col, name in enumerate(columns[:3]):
+        lo, hi = sel[:, col].min(), sel[:, col].max()
+        n = shape[axis[name]]
+        if lo < 0 or hi >= n:
+            raise ValueError(
+                f"{path}: column {col} ({name}) holds {int(lo)}..{int(hi)}, outside the grid's 0..{n - 1} "
+                f"(a label file of another grid than {shape[0]}x{shape[1]}x{shape[2]}?)"
+            )
+    cls = sel[:, 3]
+    bad = (cls < 0) | (cls >= NUSC_OCC_NUM_CLASSES)
+    if bad.any():
+        vals = np.unique(cls[bad])
+        shown = ", ".join(str(int(v)) for v in vals[:8]) + (", ..." if len(vals) > 8 else "")
+        raise ValueError(f"{path}: class ids {shown} outside the table 0..{NUSC_OCC_NUM_CLASSES - 1}")
+
+
+def load_npy(path: Path, what: str) -> np.ndarray:
+    """``np.load`` without pickles; a missing or unreadable file raises naming it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what} file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as e:  # ValueError (pickled / corrupt), OSError, EOFError
+        raise ValueError(f"{path}: cannot read as .npy ({type(e).__name__}: {e})") from e
+
+
+class LidarFrameDataset(Occ3DDataset):
+    """Frames of a layout whose labels are sparse voxel lists in the LiDAR frame (see the module
+    docstring), as :class:`~occkit.data.sample.Sample` in the LiDAR frame.
+
+    A subclass sets :attr:`label_grid` and implements :meth:`default_label_path` and
+    :meth:`read_label_file`. Arguments as :class:`~occkit.data.occ3d.Occ3DDataset`.
+    """
+
+    label_grid: Grid
+    layout = "LiDAR-frame occupancy"
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        cameras: tuple[str, ...] | None = None,
+        load_images: bool = True,
+        load_gt: bool = True,
+        load_extras: bool = True,
+        image_root: str | os.PathLike | None = None,
+        cache_mb: float = 0.0,
+    ) -> None:
+        super().__init__(root, split, cameras, load_images, False, load_extras, image_root, cache_mb)
+        self.load_gt = load_gt
+        self.grid = self.label_grid
+
+    # ------------------------------------------------------------------ what a subclass gives
+    def default_label_path(self, token: str) -> Path:
+        """Where the layout keeps the frame's label file when ``occ_path`` does not say."""
+        raise TypeError(f"{type(self).__name__} does not say where its labels are")
+
+    def read_label_file(self, path: Path) -> np.ndarray:
+        """A label file as the dense ``(X, Y, Z)`` uint8 grid: 0 empty, 1..16, 255 ignored."""
+        raise TypeError(f"{type(self).__name__} does not read label files")
+
+    # ------------------------------------------------------------------ the LiDAR
+    def lidar_field(self, token: str, key: str) -> Any:
+        """``lidar_sensor.<key>`` of the frame; a missing one raises naming the file and frame."""
+        return self._field(self.info(token), ("lidar_sensor", key), token)
+
+    def T_ego_from_lidar_pose(self, token: str) -> torch.Tensor:
+        """``(4, 4)`` float64 LiDAR -> vehicle ego (``lidar_sensor.extrinsic``)."""
+        return self._pose(self.lidar_field(token, "extrinsic"), token, "lidar_sensor", "extrinsic")
+
+    def gt_path(self, token: str) -> Path:
+        rel = self.info(token).get("occ_path")
+        if rel:
+            return self.root / str(rel).removeprefix("./")
+        return self.default_label_path(token)
+
+    # ------------------------------------------------------------------ poses in the LiDAR frame
+    def T_global_from_ego(self, token: str) -> torch.Tensor:
+        """``(4, 4)`` float64 pose of the frame's LiDAR (the Sample's ego frame)."""
+        return Occ3DDataset.T_global_from_ego(self, token) @ self.T_ego_from_lidar_pose(token)
+
+    def T_ego_from_cam(self, token: str, cam: str) -> torch.Tensor:
+        """``(4, 4)`` float64 camera -> LiDAR, at the frame's timestamp (with the camera's own ego
+        pose where the annotations give one, as :meth:`Occ3DDataset.T_ego_from_cam`)."""
+        sensor = self._field(self.info(token), ("camera_sensor", cam), token, cam)
+        T = self._pose(self._field(sensor, ("extrinsic",), token, cam), token, cam, "extrinsic")
+        if "ego_pose" in sensor:
+            T_ge = Occ3DDataset.T_global_from_ego(self, token)
+            T = invert_transform(T_ge) @ self._pose(sensor["ego_pose"], token, cam, "ego_pose") @ T
+        return invert_transform(self.T_ego_from_lidar_pose(token)) @ T
+
+    def T_ego_from_lidar(self, token: str) -> torch.Tensor:
+        """The identity: the Sample's ego frame is the LiDAR frame."""
+        return torch.eye(4, dtype=torch.float64)
+
+    # ------------------------------------------------------------------ labels
+    def read_labels(self, token: str) -> dict[str, np.ndarray]:
+        """``semantics`` ``(X, Y, Z)`` uint8 (0 empty, 1..16, 255 ignored) and ``mask_camera`` =
+        ``mask_lidar`` (uint8, 1 where not ignored), the keys of the Occ3D reader's."""
+        sem = self.read_label_file(self.gt_path(token))
+        mask = (sem != NUSC_OCC_IGNORE).astype(np.uint8)
+        return {"semantics": sem, "mask_camera": mask, "mask_lidar": mask.copy()}
+
+    def read_instances(self, token: str) -> np.ndarray | None:
+        return None
+
+    def __getitem__(self, i: int) -> Sample:
+        sample = super().__getitem__(i)
+        if self.load_gt:
+            sem = self.read_label_file(self.gt_path(self.frames[i].token))
+            sample.occupancy = torch.from_numpy(sem.astype(np.int64))
+            sample.mask_camera = torch.from_numpy(sem != NUSC_OCC_IGNORE)
+            sample.mask_lidar = sample.mask_camera.clone()
+        return sample

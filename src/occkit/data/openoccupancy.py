@@ -1,0 +1,187 @@
+"""OpenOccupancy's nuScenes-Occupancy labels, read and written.
+
+Layout under ``root`` (OpenOccupancy's ``data/`` folder, with occkit's index beside it)::
+
+    annotations.json                          Occ3D's schema plus, per frame, lidar_sensor
+                                              {extrinsic, token, filename} and scene_token
+                                              (see occkit.data.lidar_frame)
+    nuScenes-Occupancy/scene_<scene token>/occupancy/<LiDAR token>.npy
+                                              one per LiDAR key frame
+    samples/CAM_*/...                         the camera images (annotations.json's img_path)
+
+A label file is an ``(N, 4)`` array, one row per occupied voxel: the voxel indices in the order
+``z, y, x`` and the class (integers; floats holding whole numbers are read too); files with
+velocities, ``(N, 7)`` rows ``z, y, x, vx, vy, vz, class`` (the loader's ``use_vel`` variant), are
+read as well, the velocities left out. The grid is
+512 x 512 x 40 voxels of 0.2 m over [-51.2, -51.2, -5, 51.2, 51.2, 3] m in the LiDAR frame (in
+occkit's ``[x, y, z]`` axis order). Classes 1..16 are nuScenes-lidarseg's merged classes
+(barrier .. vegetation); class 0 in a file is LiDAR noise, read as 255 (ignored); a voxel not
+listed is empty (0). Where rows repeat a voxel the voxel takes the class most rows give, ties
+going to the smaller id, noise (255) counted as a class (as OpenOccupancy's ``LoadOccupancy``).
+
+Predictions (``occkit predict``) are written in the same layout of rows, one file per frame:
+``PRED/<token>.npy`` uint16 ``(N, 4)`` ``z, y, x, class`` of the voxels predicted non-empty (the
+columns of OpenOccupancy's own saved predictions).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from occkit.data.lidar_frame import (
+    NUSC_OCC_EMPTY,
+    NUSC_OCC_IGNORE,
+    NUSC_OCC_NOISE,
+    LidarFrameDataset,
+    check_sparse_voxels,
+    load_npy,
+)
+from occkit.fileio import save_npy_atomic
+from occkit.geometry.grid import Grid
+
+OPENOCC_RANGE: tuple[float, ...] = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
+OPENOCC_VOXEL = 0.2
+OPENOCC_SHAPE: tuple[int, int, int] = (512, 512, 40)
+COLUMNS = ("z", "y", "x", "class")
+LABEL_DIR = "nuScenes-Occupancy"
+
+
+def openoccupancy_grid() -> Grid:
+    """nuScenes-Occupancy: [-51.2, -51.2, -5, 51.2, 51.2, 3] m at 0.2 m, shape (512, 512, 40), LiDAR frame."""
+    return Grid.from_range(OPENOCC_RANGE, OPENOCC_VOXEL)
+
+
+def label_rel_path(scene_token: str, lidar_token: str) -> str:
+    """``nuScenes-Occupancy/scene_<scene token>/occupancy/<LiDAR token>.npy``."""
+    return f"{LABEL_DIR}/scene_{scene_token}/occupancy/{lidar_token}.npy"
+
+
+def _xyz_class(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[x, y, z]`` indices and the class (the last column) of rows ``z, y, x, [vx, vy, vz,] class``."""
+    return arr[:, [2, 1, 0]].astype(np.int64), arr[:, -1].astype(np.int64)
+
+
+def rows_to_dense(xyz: np.ndarray, cls: np.ndarray, shape: tuple[int, int, int] = OPENOCC_SHAPE) -> np.ndarray:
+    """The dense ``shape`` uint8 grid of rows ``xyz (N, 3)``, ``cls (N,)``: voxels not given are
+    empty (0); a voxel given several times takes its most frequent class, ties to the smaller id."""
+    dense = np.full(shape, NUSC_OCC_EMPTY, dtype=np.uint8)
+    if not len(cls):
+        return dense
+    X, Y, Z = shape
+    flat = (xyz[:, 0] * Y + xyz[:, 1]) * Z + xyz[:, 2]
+    keys, counts = np.unique(flat * 256 + cls, return_counts=True)
+    vox, lab = keys // 256, keys % 256
+    order = np.lexsort((lab, -counts, vox))  # by voxel, then most rows, then smaller class
+    vox, lab = vox[order], lab[order]
+    first = np.ones(len(vox), dtype=bool)
+    first[1:] = vox[1:] != vox[:-1]
+    dense.reshape(-1)[vox[first]] = lab[first].astype(np.uint8)
+    return dense
+
+
+def read_openoccupancy_label(path: str | os.PathLike) -> np.ndarray:
+    """A nuScenes-Occupancy label file as the dense ``(512, 512, 40)`` uint8 grid (``[x, y, z]``):
+    0 empty, 1..16, 255 ignored (noise). A file of the wrong shape, dtype, grid or classes raises
+    naming it."""
+    path = Path(path)
+    arr = load_npy(path, "nuScenes-Occupancy label")
+    check_sparse_voxels(arr, path, OPENOCC_SHAPE, COLUMNS, widths=(4, 7))
+    xyz, cls = _xyz_class(arr)
+    cls = np.where(cls == NUSC_OCC_NOISE, NUSC_OCC_IGNORE, cls)
+    return rows_to_dense(xyz, cls)
+
+
+def dense_to_rows(dense: np.ndarray, dtype: type = np.int64) -> np.ndarray:
+    """Rows ``z, y, x, class`` of the voxels of ``dense`` (``[x, y, z]``) that are not empty, in C
+    order of ``[x, y, z]``; ignored ones (255) as class 0 (noise), as the label files hold them."""
+    dense = np.asarray(dense)
+    if dense.shape != OPENOCC_SHAPE:
+        raise ValueError(f"labels: shape {dense.shape}, expected {OPENOCC_SHAPE}")
+    idx = np.argwhere(dense != NUSC_OCC_EMPTY)
+    cls = dense[idx[:, 0], idx[:, 1], idx[:, 2]].astype(np.int64)
+    cls[cls == NUSC_OCC_IGNORE] = NUSC_OCC_NOISE
+    if ((cls < 0) | (cls > 16)).any():
+        raise ValueError(f"labels: class ids {sorted(set(cls[(cls < 0) | (cls > 16)].tolist()))[:8]} outside 0..16")
+    return np.concatenate([idx[:, [2, 1, 0]], cls[:, None]], 1).astype(dtype)
+
+
+def write_openoccupancy_label(path: str | os.PathLike, dense: np.ndarray) -> Path:
+    """Write a dense ``(512, 512, 40)`` grid (0 empty, 1..16, 255 ignored) as a nuScenes-Occupancy
+    label file (int64 rows ``z, y, x, class``, noise = 0), atomically."""
+    return save_npy_atomic(path, dense_to_rows(dense, np.int64))
+
+
+# ------------------------------------------------------------------------------ predictions
+
+
+def prediction_relpath(token: str) -> str:
+    """Where :func:`write_prediction` puts a frame's file, relative to the folder."""
+    return f"{token}.npy"
+
+
+def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
+    """``folder/<token>.npy``: uint16 rows ``z, y, x, class`` of the voxels predicted non-empty."""
+    labels = np.asarray(labels)
+    if labels.shape != OPENOCC_SHAPE:
+        raise ValueError(f"{token}: prediction of shape {labels.shape}, expected {OPENOCC_SHAPE}")
+    if labels.size and int(labels.max()) > 16:
+        raise ValueError(f"{token}: predicted class {int(labels.max())} outside 0..16")
+    return save_npy_atomic(Path(folder) / prediction_relpath(token), dense_to_rows(labels, np.uint16))
+
+
+def read_prediction(path: Path) -> np.ndarray:
+    """A prediction file as ``(512, 512, 40)`` uint8 class ids (0 where no row is given)."""
+    path = Path(path)
+    arr = load_npy(path, "prediction")
+    check_sparse_voxels(arr, path, OPENOCC_SHAPE, COLUMNS)
+    xyz, cls = _xyz_class(arr)
+    return rows_to_dense(xyz, cls)
+
+
+def index_predictions(folder: Path) -> dict[str, Path]:
+    """``{token: path}`` of the ``<token>.npy`` files of a prediction folder."""
+    return {p.stem: p for p in sorted(Path(folder).glob("*.npy"))}
+
+
+# ------------------------------------------------------------------------------ reader
+
+
+class OpenOccupancyDataset(LidarFrameDataset):
+    """Frames of a nuScenes-Occupancy-layout dataset (see the module docstring) as
+    :class:`~occkit.data.sample.Sample` in the LiDAR frame (:mod:`occkit.data.lidar_frame`).
+
+    Args: as :class:`~occkit.data.occ3d.Occ3DDataset`. The label of a frame is its ``occ_path``
+    when annotations.json gives one, else
+    ``nuScenes-Occupancy/scene_<scene_token>/occupancy/<lidar_sensor.token>.npy``.
+    """
+
+    label_grid = openoccupancy_grid()
+    format_name = "openoccupancy"
+    layout = "nuScenes-Occupancy"
+
+    def default_label_path(self, token: str) -> Path:
+        scene_token = self._field(self.info(token), ("scene_token",), token)
+        return self.root / label_rel_path(str(scene_token), str(self.lidar_field(token, "token")))
+
+    def read_label_file(self, path: Path) -> np.ndarray:
+        return read_openoccupancy_label(path)
+
+
+# ------------------------------------------------------------------------------ the synthetic world
+
+
+def _synthetic_label(out: Path, scene_token: str, lidar_token: str, lidar_file: str, dense: np.ndarray) -> Path:
+    return write_openoccupancy_label(Path(out) / label_rel_path(scene_token, lidar_token), dense)
+
+
+def write_synthetic(out: str | os.PathLike, config: object, overwrite: bool = False, progress: bool = False) -> Path:
+    """The synthetic world (a :class:`occkit.data.synth.SynthConfig`) written in this layout under
+    ``out`` (:mod:`occkit.data.synth.lidar_frame_export`); resumable."""
+    from occkit.data.synth.lidar_frame_export import export_lidar_frame_layout
+
+    return export_lidar_frame_layout(
+        out, config, openoccupancy_grid(), _synthetic_label, "openoccupancy", overwrite=overwrite, progress=progress
+    )

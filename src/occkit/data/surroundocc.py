@@ -1,0 +1,162 @@
+"""SurroundOcc's nuScenes occupancy labels, read and written.
+
+Layout under ``root`` (SurroundOcc's ``data/`` folder, with occkit's index beside it)::
+
+    annotations.json                          Occ3D's schema plus, per frame, lidar_sensor
+                                              {extrinsic, token, filename} (see occkit.data.lidar_frame)
+    nuscenes_occ/samples/<LiDAR file>.npy     one per LiDAR key frame, named after the LiDAR
+                                              sample ("n008-...__LIDAR_TOP__153....pcd.bin.npy")
+    samples/CAM_*/...                         the camera images (annotations.json's img_path)
+
+A label file is an ``(N, 4)`` array, one row per occupied voxel: the voxel indices ``x, y, z``
+and the class (SurroundOcc's generator writes int64; float files holding whole numbers are read
+too). The grid is 200 x 200 x 16 voxels of 0.5 m over [-50, -50, -5, 50, 50, 3] m in the LiDAR
+frame, index ``i`` covering ``[lo + 0.5 i, lo + 0.5 (i + 1))``. Classes 1..16 are nuScenes-lidarseg's
+merged classes (barrier .. vegetation); class 0 in a file is LiDAR noise, read as 255 (ignored);
+a voxel not listed is empty (0). Where rows repeat a voxel the last one wins (as SurroundOcc's
+``LoadOccupancy`` and its evaluation fill the dense grid).
+
+Predictions (``occkit predict``) are written in the same layout of rows, one file per frame:
+``PRED/<token>.npy`` uint16 ``(N, 4)`` ``x, y, z, class`` of the voxels predicted non-empty.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from occkit.data.lidar_frame import (
+    NUSC_OCC_EMPTY,
+    NUSC_OCC_IGNORE,
+    NUSC_OCC_NOISE,
+    LidarFrameDataset,
+    check_sparse_voxels,
+    load_npy,
+)
+from occkit.fileio import save_npy_atomic
+from occkit.geometry.grid import Grid
+
+SURROUNDOCC_RANGE: tuple[float, ...] = (-50.0, -50.0, -5.0, 50.0, 50.0, 3.0)
+SURROUNDOCC_VOXEL = 0.5
+SURROUNDOCC_SHAPE: tuple[int, int, int] = (200, 200, 16)
+COLUMNS = ("x", "y", "z", "class")
+LABEL_DIR = "nuscenes_occ/samples"
+
+
+def surroundocc_grid() -> Grid:
+    """SurroundOcc: [-50, -50, -5, 50, 50, 3] m at 0.5 m, shape (200, 200, 16), LiDAR frame."""
+    return Grid.from_range(SURROUNDOCC_RANGE, SURROUNDOCC_VOXEL)
+
+
+def label_file_name(lidar_filename: str) -> str:
+    """The label file of a LiDAR sample file (``samples/LIDAR_TOP/X.pcd.bin`` -> ``X.pcd.bin.npy``)."""
+    return Path(str(lidar_filename)).name + ".npy"
+
+
+def read_surroundocc_label(path: str | os.PathLike) -> np.ndarray:
+    """A SurroundOcc label file as the dense ``(200, 200, 16)`` uint8 grid: 0 empty, 1..16, 255
+    ignored (noise). A file of the wrong shape, dtype, grid or classes raises naming it."""
+    path = Path(path)
+    arr = load_npy(path, "SurroundOcc label")
+    check_sparse_voxels(arr, path, SURROUNDOCC_SHAPE, COLUMNS)
+    rows = arr.astype(np.int64)
+    cls = rows[:, 3].astype(np.uint8)
+    cls[rows[:, 3] == NUSC_OCC_NOISE] = NUSC_OCC_IGNORE
+    dense = np.full(SURROUNDOCC_SHAPE, NUSC_OCC_EMPTY, dtype=np.uint8)
+    dense[rows[:, 0], rows[:, 1], rows[:, 2]] = cls
+    return dense
+
+
+def dense_to_rows(dense: np.ndarray, dtype: type = np.int64) -> np.ndarray:
+    """The rows ``x, y, z, class`` of the voxels of ``dense`` that are not empty, in C order; the
+    ignored ones (255) as class 0 (noise), as SurroundOcc's files hold them."""
+    dense = np.asarray(dense)
+    if dense.shape != SURROUNDOCC_SHAPE:
+        raise ValueError(f"labels: shape {dense.shape}, expected {SURROUNDOCC_SHAPE}")
+    idx = np.argwhere(dense != NUSC_OCC_EMPTY)
+    cls = dense[idx[:, 0], idx[:, 1], idx[:, 2]].astype(np.int64)
+    cls[cls == NUSC_OCC_IGNORE] = NUSC_OCC_NOISE
+    if ((cls < 0) | (cls > 16)).any():
+        raise ValueError(f"labels: class ids {sorted(set(cls[(cls < 0) | (cls > 16)].tolist()))[:8]} outside 0..16")
+    return np.concatenate([idx, cls[:, None]], 1).astype(dtype)
+
+
+def write_surroundocc_label(path: str | os.PathLike, dense: np.ndarray) -> Path:
+    """Write a dense ``(200, 200, 16)`` grid (0 empty, 1..16, 255 ignored) as a SurroundOcc label
+    file (int64 rows ``x, y, z, class``, noise = 0), atomically."""
+    return save_npy_atomic(path, dense_to_rows(dense, np.int64))
+
+
+# ------------------------------------------------------------------------------ predictions
+
+
+def prediction_relpath(token: str) -> str:
+    """Where :func:`write_prediction` puts a frame's file, relative to the folder."""
+    return f"{token}.npy"
+
+
+def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
+    """``folder/<token>.npy``: uint16 rows ``x, y, z, class`` of the voxels predicted non-empty."""
+    labels = np.asarray(labels)
+    if labels.shape != SURROUNDOCC_SHAPE:
+        raise ValueError(f"{token}: prediction of shape {labels.shape}, expected {SURROUNDOCC_SHAPE}")
+    if labels.size and int(labels.max()) > 16:
+        raise ValueError(f"{token}: predicted class {int(labels.max())} outside 0..16")
+    return save_npy_atomic(Path(folder) / prediction_relpath(token), dense_to_rows(labels, np.uint16))
+
+
+def read_prediction(path: Path) -> np.ndarray:
+    """A prediction file as ``(200, 200, 16)`` uint8 class ids (0 where no row is given)."""
+    path = Path(path)
+    arr = load_npy(path, "prediction")
+    check_sparse_voxels(arr, path, SURROUNDOCC_SHAPE, COLUMNS)
+    rows = arr.astype(np.int64)
+    dense = np.zeros(SURROUNDOCC_SHAPE, dtype=np.uint8)
+    dense[rows[:, 0], rows[:, 1], rows[:, 2]] = rows[:, 3].astype(np.uint8)
+    return dense
+
+
+def index_predictions(folder: Path) -> dict[str, Path]:
+    """``{token: path}`` of the ``<token>.npy`` files of a prediction folder."""
+    return {p.stem: p for p in sorted(Path(folder).glob("*.npy"))}
+
+
+# ------------------------------------------------------------------------------ reader
+
+
+class SurroundOccDataset(LidarFrameDataset):
+    """Frames of a SurroundOcc-layout dataset (see the module docstring) as
+    :class:`~occkit.data.sample.Sample` in the LiDAR frame (:mod:`occkit.data.lidar_frame`).
+
+    Args: as :class:`~occkit.data.occ3d.Occ3DDataset`. The label of a frame is its ``occ_path``
+    when annotations.json gives one, else ``nuscenes_occ/samples/<LiDAR file name>.npy``.
+    """
+
+    label_grid = surroundocc_grid()
+    format_name = "surroundocc"
+    layout = "SurroundOcc"
+
+    def default_label_path(self, token: str) -> Path:
+        return self.root / LABEL_DIR / label_file_name(self.lidar_field(token, "filename"))
+
+    def read_label_file(self, path: Path) -> np.ndarray:
+        return read_surroundocc_label(path)
+
+
+# ------------------------------------------------------------------------------ the synthetic world
+
+
+def _synthetic_label(out: Path, scene_token: str, lidar_token: str, lidar_file: str, dense: np.ndarray) -> Path:
+    return write_surroundocc_label(Path(out) / LABEL_DIR / label_file_name(lidar_file), dense)
+
+
+def write_synthetic(out: str | os.PathLike, config: object, overwrite: bool = False, progress: bool = False) -> Path:
+    """The synthetic world (a :class:`occkit.data.synth.SynthConfig`) written in this layout under
+    ``out`` (:mod:`occkit.data.synth.lidar_frame_export`); resumable."""
+    from occkit.data.synth.lidar_frame_export import export_lidar_frame_layout
+
+    return export_lidar_frame_layout(
+        out, config, surroundocc_grid(), _synthetic_label, "surroundocc", overwrite=overwrite, progress=progress
+    )

@@ -118,8 +118,9 @@ def test_occscene_declares_its_unused_parameters():
 
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory):
-    """tests/first_losses.py's worlds, the KITTI layouts with 2 frames a sequence: one training frame
-    there cannot fill a global batch of 1 x 2 processes."""
+    """tests/first_losses.py's worlds, the KITTI and nuScenes-LiDAR layouts with 2 frames a scene:
+    their one training frame there cannot fill a global batch of 1 x 2 processes."""
+    from occkit.cli import main
     from occkit.data.synth import SynthConfig
     from occkit.data.synth.kitti_export import export_kitti360, export_semantickitti
 
@@ -129,6 +130,9 @@ def worlds(tmp_path_factory):
     )
     export_semantickitti(root / "kitti", cfg)
     export_kitti360(root / "kitti360", cfg)
+    for fmt in sorted(set(fl.LAYOUT_WORLDS.values())):
+        args = ["synth", "--format", fmt, "--out", str(root / fmt), "--scenes", "2", "--frames", "2"]
+        assert main([*args, "--image-size", "64", "176", "--seed", "0", "--val-fraction", "0.5"]) == 0
     return fl.build_worlds(root)
 
 
@@ -137,7 +141,9 @@ def worlds(tmp_path_factory):
 @pytest.mark.parametrize("preset", fl.shipped_presets())
 def test_every_preset_trains_under_torchrun(preset, worlds, tmp_path):
     data = (
-        worlds["kitti"]
+        worlds[fl.LAYOUT_WORLDS[preset]]
+        if preset in fl.LAYOUT_WORLDS
+        else worlds["kitti"]
         if preset in fl.KITTI
         else worlds["kitti360"]
         if preset in fl.KITTI360

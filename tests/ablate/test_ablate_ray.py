@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -176,3 +177,53 @@ def test_a_ray_address_where_nothing_answers_is_refused_at_once():
         _reachable(f"127.0.0.1:{port}")  # closed now
     _reachable("auto")
     _reachable("ray://head:10001")  # Ray client addresses: Ray's to check
+
+
+@needs_ray
+def test_a_node_without_the_working_folder_or_with_another_occkit_is_refused(cluster, tmp_path, monkeypatch):
+    """The pre-flight check, before any work: the runner's working folder (the tasks start there) and
+    the same occkit (version and source digest) on every node; the node is named in one line."""
+    from occkit.ablate import runner
+
+    launcher = runner.RayLauncher({}, num_cpus=1)
+    try:
+        launcher.check([tmp_path / "out"])  # this one node: the same folders, the same occkit
+        with pytest.raises(ValueError, match=r"node \S+ has no working folder \S+gone \(no such folder\)"):
+            launcher.check([tmp_path / "out"], cwd=str(tmp_path / "gone"))
+        mine = runner.occkit_identity()
+        monkeypatch.setattr(runner, "occkit_identity", lambda: "0.0.0+another")  # the runner's, not the node's
+        with pytest.raises(ValueError, match=rf"runs occkit {re.escape(mine)}, the runner 0\.0\.0\+another"):
+            launcher.check([tmp_path / "out"])
+    finally:
+        launcher.close()
+    assert not [p for p in (tmp_path / "out").iterdir()]  # the marks removed
+
+
+def test_which_commands_ask_for_a_gpu():
+    from occkit.ablate.runner import asks_for_gpu
+
+    assert asks_for_gpu(["train", "synth-abl", "--set", "train.threads=1", "train.device=cuda"])
+    assert asks_for_gpu(["priors", "run", "--device", "cuda:1"]) and asks_for_gpu(["predict", "--device=cuda"])
+    assert not asks_for_gpu(["synth", "--out", "w", "--workers", "2"])  # no device: CPU only
+    assert not asks_for_gpu(["eval", "--device", "cpu"])
+    assert not asks_for_gpu(["train", "x", "--set", "train.device=cpu"])
+
+
+@needs_ray
+def test_cpu_only_commands_ask_for_no_gpu_on_cuda(cluster, tmp_path):
+    """With --device cuda every task used to ask for a GPU: on this cluster without one, a CPU-only
+    command now runs, while one on cuda waits for a GPU (and is cancelled)."""
+    from occkit.ablate.runner import Command, RayLauncher
+
+    launcher = RayLauncher({}, num_cpus=1, num_gpus=1)
+    try:
+        on_gpu = launcher.start(Command(["--help", "--device", "cuda"], tmp_path / "gpu.log"), "# gpu\n", 0)
+        on_cpu = launcher.start(Command(["--help"], tmp_path / "cpu.log"), "# cpu\n", 1)
+        t0 = time.monotonic()
+        while (rc := launcher.poll(on_cpu)) is None and time.monotonic() - t0 < 120:
+            time.sleep(0.5)
+        assert rc == 0 and "usage: occkit" in (tmp_path / "cpu.log").read_text()
+        assert launcher.poll(on_gpu) is None  # no GPU here: it waits
+        launcher.stop([on_gpu])
+    finally:
+        launcher.close()

@@ -51,6 +51,7 @@ finished after it is another build.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -914,16 +915,20 @@ class RayLauncher(Launcher):
                 signal.signal(signal.SIGTERM, on_term)
             self.started = True
         self._task = ray.remote(run_command).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)
+        # a command that computes on no GPU (synth, pseudolabel, a stage on the CPU) asks for none
+        self._cpu_task = ray.remote(run_command).options(num_cpus=num_cpus, num_gpus=0, max_retries=0)
         self._logs: dict[Any, Path] = {}
 
     def nodes(self) -> list[dict[str, Any]]:
         """The cluster's alive nodes (``ray.nodes()`` entries)."""
         return [n for n in self.ray.nodes() if n.get("Alive")]
 
-    def check(self, folders: list[Path], timeout: float = 120.0) -> None:
+    def check(self, folders: list[Path], timeout: float = 120.0, cwd: str | None = None) -> None:
         """Refuse (``ValueError``, one line naming the node and the folder) a cluster where no node
         has the resources of a task, or where an alive node does not see one of ``folders`` (the
-        runner's, made here first) as the same writable folder."""
+        runner's, made here first) as the same writable folder, has no working folder ``cwd`` (the
+        runner's: the tasks run there), or runs another occkit than the runner (:func:`occkit_identity`:
+        its version and a digest of its source files)."""
         import uuid
 
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -956,13 +961,14 @@ class RayLauncher(Launcher):
                 mark = folder / f".occkit-ray-{token}"
                 mark.write_text(token, encoding="utf-8")
                 marks.append(mark)
-            probe = self.ray.remote(_check_folders)
+            probe = self.ray.remote(_check_node)
+            cwd = os.getcwd() if cwd is None else cwd
             refs = {
                 probe.options(
                     num_cpus=0,
                     max_retries=0,
                     scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
-                ).remote([str(f) for f in folders], token): n
+                ).remote([str(f) for f in folders], token, cwd): n
                 for n in nodes
             }
             ready, waiting = self.ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
@@ -972,19 +978,41 @@ class RayLauncher(Launcher):
                     f"--launcher ray: node {n.get('NodeManagerAddress')} did not answer the check of "
                     f"{', '.join(map(str, folders))} in {timeout:.0f} s"
                 )
+            mine = occkit_identity()
             for ref in ready:
-                for folder, why in self.ray.get(ref):
+                node = refs[ref].get("NodeManagerAddress")
+                try:
+                    seen = self.ray.get(ref)
+                except Exception as e:  # noqa: BLE001 - e.g. occkit not importable there: the node is named
+                    cause = getattr(e, "cause", None) or e
+                    last = str(cause).strip().splitlines()[-1] if str(cause).strip() else ""
+                    raise ValueError(
+                        f"--launcher ray: node {node} could not run occkit's check ({type(cause).__name__}: {last}); "
+                        "install the runner's occkit on every node"
+                    ) from None
+                for folder, why in seen["folders"]:
                     if why is not None:
                         raise ValueError(
-                            f"--launcher ray: node {refs[ref].get('NodeManagerAddress')} does not see {folder} "
+                            f"--launcher ray: node {node} does not see {folder} "
                             f"({why}); --out and --cache must be on a file system every node shares"
                         )
+                if seen["cwd"] is not None:
+                    raise ValueError(
+                        f"--launcher ray: node {node} has no working folder {cwd} ({seen['cwd']}), where the runs "
+                        "start; run occkit ablate from a folder every node shares (docs/gpu.md)"
+                    )
+                if seen["occkit"] != mine:
+                    raise ValueError(
+                        f"--launcher ray: node {node} runs occkit {seen['occkit']}, the runner {mine}; install the "
+                        "same occkit on every node (the same commit, e.g. pip install -e from the shared folder)"
+                    )
         finally:
             for mark in marks:
                 mark.unlink(missing_ok=True)
 
     def start(self, cmd: Command, header: str, slot: int) -> Any:
-        ref = self._task.remote(cmd.argv, str(cmd.log), header, self.env, os.getcwd())
+        task = self._task if self.num_gpus and asks_for_gpu(cmd.argv) else self._cpu_task
+        ref = task.remote(cmd.argv, str(cmd.log), header, self.env, os.getcwd())
         self._logs[ref] = cmd.log
         return ref
 
@@ -1041,8 +1069,50 @@ def _reachable(address: str, timeout: float = 10.0) -> None:
 
 
 def _check_folders(folders: list[str], token: str) -> list[tuple[str, str | None]]:
-    """:func:`check_folder` of each folder (the body of the Ray task of :meth:`RayLauncher.check`)."""
+    """:func:`check_folder` of each folder."""
     return [(f, check_folder(f, token)) for f in folders]
+
+
+def _check_node(folders: list[str], token: str, cwd: str) -> dict[str, Any]:
+    """What a node sees (the body of the Ray task of :meth:`RayLauncher.check`): :func:`check_folder`
+    of each folder, whether the working folder ``cwd`` is there (None, or why not), its occkit."""
+    return {
+        "folders": _check_folders(folders, token),
+        "cwd": None if os.path.isdir(cwd) else "no such folder",
+        "occkit": occkit_identity(),
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def occkit_identity() -> str:
+    """The occkit this process imports: its version and a digest of its source files (two trees
+    of one version differ when their code does), e.g. ``0.1.0+3f2a9c1d0b4e``."""
+    import hashlib
+
+    import occkit
+
+    root = Path(occkit.__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode())
+        h.update(f.read_bytes())
+    return f"{occkit.__version__}+{h.hexdigest()[:12]}"
+
+
+def asks_for_gpu(argv: list[str]) -> bool:
+    """Whether ``occkit <argv>`` computes on a GPU: ``--device cuda[:N]`` or ``train.device=cuda``
+    among its words (the runner names the device wherever a command takes one)."""
+    for i, w in enumerate(argv):
+        value = None
+        if w == "--device" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif w.startswith("--device="):
+            value = w.split("=", 1)[1]
+        elif w.replace(" ", "").startswith("train.device="):
+            value = w.split("=", 1)[1]
+        if value is not None and value.strip().startswith("cuda"):
+            return True
+    return False
 
 
 class LogWatch:

@@ -73,7 +73,8 @@ class TrainConfig:
     max_minutes: float = 0.0
     """Stop after this many minutes of training (validation excluded; 0 = no time limit)."""
     find_unused_parameters: bool = False
-    """DDP: allow parameters that get no gradient in a step (slower; needed by some methods)."""
+    """DDP: allow parameters that get no gradient in a step (slower). A method that needs it says so
+    itself (an attribute ``ddp_find_unused_parameters``, e.g. occscene's stages); this forces it for all."""
     tensorboard: bool = True
     """Write TensorBoard logs under ``RUN/tb``."""
     init_from: str | None = None

@@ -237,7 +237,7 @@ def _train(
         model = DistributedDataParallel(
             model,
             device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=tc.find_unused_parameters,
+            find_unused_parameters=_ddp_find_unused(method, tc.find_unused_parameters),
         )
     batches = train_batches(
         train_set,
@@ -264,6 +264,9 @@ def _train(
     )
     wall0, last_val_seconds, log_t0, log_step0 = time.perf_counter(), train_seconds, time.perf_counter(), step
     timed = tc.max_minutes > 0 or tc.val_every_minutes > 0
+    # (step, loss, named losses, frames) not yet read back; on a CPU reading costs nothing: every step
+    pending: list[tuple[int, torch.Tensor, dict[str, torch.Tensor], Any]] = []
+    sync_every_step = device.type != "cuda"
     method.train()
     try:
         while step < end:
@@ -274,9 +277,12 @@ def _train(
             with autocast(device, amp):
                 losses = model(batch)
             loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                named = {k: float(v.detach()) for k, v in losses.items()}
-                raise FloatingPointError(f"step {step}: the loss is not finite: {named} (frames {batch.tokens})")
+            # The finiteness check and the loss read back wait for the device; on a GPU they are
+            # gathered here and read at the next log, validation or checkpoint (one wait per log_every
+            # steps, not one per step): a non-finite step is still named, before anything is written.
+            pending.append((step, loss.detach(), {k: v.detach() for k, v in losses.items()}, batch.tokens))
+            if sync_every_step:
+                _flush_losses(pending, result, bar, scheduler)
             (scaler.scale(loss) if scaler is not None else loss).backward()
             if scaler is not None:
                 scaler.unscale_(optimizer)
@@ -296,12 +302,18 @@ def _train(
             step += 1
             train_seconds += time.perf_counter() - t0
             # ---------------------------------------------------------------- around it
-            loss_value = float(loss.detach())
-            result.losses.append((step, loss_value))
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             out_of_time = timed and any_process(tc.max_minutes > 0 and train_seconds >= tc.max_minutes * 60, device)
             finished = step == end or out_of_time
+            due_by_time = timed and any_process(
+                tc.val_every_minutes > 0 and train_seconds - last_val_seconds >= tc.val_every_minutes * 60, device
+            )
+            validating = val_set is not None and (
+                finished or (tc.val_every > 0 and step % tc.val_every == 0) or due_by_time
+            )
+            saving = finished or (tc.ckpt_every > 0 and step % tc.ckpt_every == 0)
+            if step % tc.log_every == 0 or finished or validating or saving:
+                _flush_losses(pending, result, bar, scheduler)
             if step % tc.log_every == 0 or finished:
                 named = torch.stack([v.detach().float() for v in losses.values()] + [grad_norm.detach().float()])
                 named = all_reduce_mean(named).tolist()
@@ -313,10 +325,7 @@ def _train(
                 if logger is not None:
                     logger.scalars(step, record, prefix="train/")
                     logger.jsonl("train.jsonl", {"step": step, **record})
-            due_by_time = timed and any_process(
-                tc.val_every_minutes > 0 and train_seconds - last_val_seconds >= tc.val_every_minutes * 60, device
-            )
-            if val_set is not None and (finished or (tc.val_every > 0 and step % tc.val_every == 0) or due_by_time):
+            if validating:
                 record = _validate(
                     cfg,
                     method if ema is None else ema.module,
@@ -348,7 +357,7 @@ def _train(
                             f"step {step}: val mIoU {record['miou']:.2f}"
                             + (f", RayIoU {record['rayiou']:.2f}" if "rayiou" in record else "")
                         )
-            if finished or (tc.ckpt_every > 0 and step % tc.ckpt_every == 0):
+            if saving:
                 if info.is_main:
                     trainer_state = {
                         "optimizer": optimizer.state_dict(),
@@ -375,6 +384,28 @@ def _train(
             logger.close()
     result.step, result.train_seconds = step, train_seconds
     return result
+
+
+def _ddp_find_unused(method: nn.Module, configured: bool) -> bool:
+    """``train.find_unused_parameters``, or the method's own ``ddp_find_unused_parameters``: a method
+    whose steps leave some parameters out by design (occscene's stages) says so itself."""
+    return configured or bool(getattr(method, "ddp_find_unused_parameters", False))
+
+
+def _flush_losses(pending: list, result: TrainResult, bar: Any, scheduler: Any) -> None:
+    """Read the pending steps' losses back from the device (one wait for all of them): append them
+    to ``result.losses``; raise on the first step whose loss is not finite, naming its terms and frames."""
+    if not pending:
+        return
+    values = torch.stack([loss.float() for _, loss, _, _ in pending]).tolist()
+    for (step, _, losses, tokens), value in zip(pending, values):
+        if not math.isfinite(value):
+            pending.clear()
+            named = {k: float(v) for k, v in losses.items()}
+            raise FloatingPointError(f"step {step}: the loss is not finite: {named} (frames {tokens})")
+        result.losses.append((step + 1, value))
+    pending.clear()
+    bar.set_postfix(loss=f"{values[-1]:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
 
 
 def _init_from(method: nn.Module, tc: TrainConfig, cfg_dict: dict[str, Any], run_dir: Path, info: DistInfo) -> None:

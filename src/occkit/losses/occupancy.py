@@ -214,9 +214,8 @@ def lovasz_softmax_flat(probs: torch.Tensor, labels: torch.Tensor, classes: str 
     per_class = (errors_sorted * grad).sum(1)  # (C,)
     if classes == "present":
         present = fg.sum(1) > 0
-        if not bool(present.any()):
-            return probs.sum() * 0.0
-        return per_class[present].mean()
+        # no host branch on "any class present" (a device wait); the index waits once for its size
+        return torch.where(present.any(), per_class[present].mean(), probs.sum() * 0.0)
     return per_class.mean()
 
 

@@ -53,7 +53,16 @@ def balanced_cross_entropy(
         scalar: ``sum_i w[t_i] * -log softmax(logits_i)[t_i] / sum_i w[t_i]``.
     """
     weight = None
-    if counts is not None and float(counts.sum()) > 0:
+    if counts is not None and counts.device.type != "cpu":
+        # a running tally kept on the accelerator (easyocc's class_balance: running): no wait for the
+        # device on "any counted yet"; torch.where takes uniform weights while the sum is 0
+        check_shape(counts, "C", name="counts", dims={"C": logits.shape[1]})
+        if offset <= 1:
+            raise ValueError(f"offset: must be > 1, got {offset}")
+        d = counts.double()
+        w = 1.0 / torch.log(offset + d / d.sum())
+        weight = torch.where(d.sum() > 0, w / w.mean(), torch.ones_like(w)).float().to(logits.device)
+    elif counts is not None and float(counts.sum()) > 0:
         check_shape(counts, "C", name="counts", dims={"C": logits.shape[1]})
         weight = class_weights_from_counts(counts, offset).to(logits.device)
     return voxel_cross_entropy(logits, target, None if mask is None else mask.bool(), weight, ignore_index)

@@ -530,9 +530,11 @@ class CIGOccMethod(nn.Module):
             ld = aux["log_depth"][:, 0]  # (M, h, w)
             gt = _nearest(batch.prior_depth.flatten(0, 1), tuple(ld.shape[-2:]))
             known = gt > 0
-            losses["loss_depth"] = c.depth_weight * (
-                (ld - gt.clamp(min=1e-3).log()).abs()[known].mean() if bool(known.any()) else ld.sum() * 0
-            )
+            # No host branch on "any pixel known" (a device wait per step): the mean of none is NaN and
+            # torch.where keeps 0 then, with no gradient. The boolean index itself waits once for its
+            # size; kept, as a masked sum would round differently from the recorded first losses.
+            depth_l1 = (ld - gt.clamp(min=1e-3).log()).abs()[known].mean()
+            losses["loss_depth"] = c.depth_weight * torch.where(known.any(), depth_l1, ld.sum() * 0)
         if "seg_logits" in aux and c.seg_weight > 0:
             if batch.prior_semantics is None:
                 raise ValueError(
@@ -541,9 +543,8 @@ class CIGOccMethod(nn.Module):
             sl = aux["seg_logits"]
             gt = _nearest(batch.prior_semantics.flatten(0, 1), tuple(sl.shape[-2:])).long()
             gt = torch.where(gt < PRIOR_SEG_CLASSES, gt, torch.full_like(gt, 255))
-            losses["loss_seg"] = c.seg_weight * (
-                F.cross_entropy(sl.float(), gt, ignore_index=255) if bool((gt != 255).any()) else sl.sum() * 0
-            )
+            seg_ce = F.cross_entropy(sl.float(), gt, ignore_index=255)  # NaN when every pixel is ignored
+            losses["loss_seg"] = c.seg_weight * torch.where((gt != 255).any(), seg_ce, sl.sum() * 0)
         if c.distill_weight > 0 and ("affinity_logits" in aux or "mask_embeddings" in aux):
             if batch.prior_segments is None:
                 raise ValueError("cigocc: distillation needs the segments prior (data.priors with kind 'segments')")
@@ -551,9 +552,9 @@ class CIGOccMethod(nn.Module):
                 al = aux["affinity_logits"]
                 segs = _nearest(batch.prior_segments.flatten(0, 1), tuple(al.shape[-2:]))
                 tgt, val = affinity_targets(segs)
-                losses["loss_distill"] = c.distill_weight * (
-                    F.binary_cross_entropy_with_logits(al.float()[val], tgt[val]) if bool(val.any()) else al.sum() * 0
-                )
+                # as loss_depth: the boolean index waits once for its size, the empty case is a where
+                bce = F.binary_cross_entropy_with_logits(al.float()[val], tgt[val])
+                losses["loss_distill"] = c.distill_weight * torch.where(val.any(), bce, al.sum() * 0)
             else:
                 emb = aux["mask_embeddings"]
                 segs = _nearest(batch.prior_segments.flatten(0, 1), tuple(emb.shape[-2:]))

@@ -98,7 +98,7 @@ class EasyOccMethod(nn.Module):
         c = self.cfg
         if c.class_counts is not None:
             counts = torch.tensor(c.class_counts, dtype=torch.float64)
-        elif c.class_balance == "running" and float(self.label_counts.sum()) > 0:
+        elif c.class_balance == "running" and float(self.label_counts.sum()) > 0:  # outside training steps
             counts = self.label_counts
         else:
             return None

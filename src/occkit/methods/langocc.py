@@ -299,17 +299,19 @@ def cat_rays(parts: Sequence[Rays]) -> Rays:
 
 def take_rows(parts: Sequence[torch.Tensor], index: torch.Tensor) -> torch.Tensor:
     """Rows ``index`` of the concatenation of ``parts`` (each ``(P_t, D)``), float32, without
-    concatenating them (the neighbours' gathered features are large)."""
-    sizes = torch.tensor([len(p) for p in parts], dtype=torch.long)
-    ends = sizes.cumsum(0)
-    idx = index.cpu()
-    part = torch.searchsorted(ends, idx, right=True)  # (R,) which tensor each row is in
-    out = torch.empty(len(idx), parts[0].shape[1], dtype=torch.float32, device=parts[0].device)
-    for t in part.unique().tolist():
-        sel = (part == t).nonzero()[:, 0]
-        rows = idx[sel] - (ends[t] - sizes[t])
-        out[sel.to(out.device)] = parts[t][rows.to(parts[t].device)].float()
-    return out.to(index.device)
+    concatenating them (the neighbours' gathered features are large).
+
+    All on ``index``'s device with no wait for it: each part gathers every row (clamped into its own
+    range) and keeps those that fall in it; a part is a neighbour frame, so there are a few."""
+    out = torch.zeros(len(index), parts[0].shape[1], dtype=torch.float32, device=index.device)
+    start = 0
+    for p in parts:
+        if len(p):
+            rows = (index - start).clamp(0, len(p) - 1)
+            mine = ((index >= start) & (index < start + len(p)))[:, None]
+            out = torch.where(mine, p.to(index.device)[rows].float(), out)
+        start += len(p)
+    return out
 
 
 def lifted_features(
@@ -884,6 +886,7 @@ class LangOccMethod(nn.Module):
                     else torch.randint(0, pool.shape[0], (c.num_rays,), device=pool.device)
                 )
                 is_cur = pick < cur.shape[0]
+                # Two waits for the device, needed: which ray sets exist (and their sizes) is shape, not data
                 if bool(is_cur.any()):
                     rays["current"] = camera_rays(K_cur, T_cur, H, W, pixels=pool[pick[is_cur]])
                 if bool((~is_cur).any()):

@@ -162,6 +162,15 @@ class OccSceneMethod(nn.Module):
             return 0
         return 1 if s < self.cfg.vae_steps + self.cfg.diffusion_steps else 2
 
+    @property
+    def ddp_find_unused_parameters(self) -> bool:
+        """Read by the engine when it wraps the method in DistributedDataParallel: with a generator,
+        each stage trains a part and freezes the rest (stage 0 leaves the denoiser and MDA out,
+        stage 1 the VAE and the perception model, stage 2 the VAE), so DDP must look each step for
+        the parameters that took no part (their gradients stay None and AdamW skips them). Giving
+        them a zero gradient instead would let AdamW's momentum and weight decay move frozen weights."""
+        return self.generator is not None
+
     def _set_trainable(self, stage: int) -> None:
         """Freeze what this stage does not train (its gradients stay None, so AdamW skips it)."""
         self.model.requires_grad_(stage in (-1, 0, 2))

@@ -561,7 +561,7 @@ def test_synth_says_what_it_generates_before_the_first_scene_ends(tmp_path, caps
 
     monkeypatch.setattr(writer, "run_scenes", spy)
     assert main(["synth", "--out", str(tmp_path / "W"), *SYNTH_TINY, "--workers", "1"]) == 0
-    assert "synth: generating 1 scene(s) x 1 frames (8x16 images, 1 worker(s))" in said_first[0]
+    assert "synth: 1 scene(s) x 1 frames at 8x16 to generate with 1 worker(s)" in said_first[0]
 
 
 def test_rerunning_a_finished_demo_keeps_the_loss_line_and_the_training_times(tmp_path):

@@ -136,7 +136,7 @@ def test_cli_indoor_world(tmp_path, capsys):
     from occkit.cli import main
 
     assert main(["synth", "--world", "indoor", "--out", str(tmp_path / "w"), "--scenes", "1", "--frames", "1"]) == 0
-    assert "generating 1 scene(s) x 1 frames (480x640 images" in capsys.readouterr().out  # said at once
+    assert "1 scene(s) x 1 frames at 480x640" in capsys.readouterr().out  # said at once
     assert (tmp_path / "w" / "NYUtrain" / "NYU0000_0000.bin").is_file()
     assert main(["synth", "--world", "indoor", "--format", "semantickitti", "--out", str(tmp_path / "x")]) == 2
     assert main(["synth", "--world", "driving", "--format", "nyu", "--out", str(tmp_path / "x")]) == 2

@@ -371,13 +371,6 @@ def run_scenes(
         )
     if records and progress:
         print(f"synth: resuming: {len(records)} of {config.scenes} scenes already written", flush=True)
-    if todo and progress:  # at once: a scene takes a while, and nothing else is said until the first ends
-        print(
-            f"synth: generating {len(todo)} scene(s) x {config.frames} frames ({config.image_size[0]}x"
-            f"{config.image_size[1]} images, {max(1, min(config.workers, len(todo)))} worker(s)) into {out}; "
-            "a line per finished scene",
-            flush=True,
-        )
     t0 = time.perf_counter()
 
     def finished(i: int, r: dict[str, Any]) -> None:

@@ -34,28 +34,10 @@ from occkit.data.occ3d import Occ3DDataset
 from occkit.data.sample import Sample
 from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import invert_transform
-from occkit.labels import OCC3D_PALETTE
+from occkit.labels import OCC3D_CLASSES, OCC3D_PALETTE
 
 #: The classes of both layouts (nuScenes-lidarseg's 16 merged classes, 0 = empty).
-NUSC_OCC_CLASSES: tuple[str, ...] = (
-    "empty",
-    "barrier",
-    "bicycle",
-    "bus",
-    "car",
-    "construction_vehicle",
-    "motorcycle",
-    "pedestrian",
-    "traffic_cone",
-    "trailer",
-    "truck",
-    "driveable_surface",
-    "other_flat",
-    "sidewalk",
-    "terrain",
-    "manmade",
-    "vegetation",
-)
+NUSC_OCC_CLASSES: tuple[str, ...] = ("empty", *OCC3D_CLASSES[1:17])  # Occ3D's 1..16, the same classes
 NUSC_OCC_NUM_CLASSES = 17
 #: RGB per class: Occ3D's palette for 1..16 (the same classes), white for empty.
 NUSC_OCC_PALETTE: tuple[tuple[int, int, int], ...] = ((255, 255, 255), *OCC3D_PALETTE[1:17])
@@ -63,6 +45,26 @@ NUSC_OCC_EMPTY = 0
 NUSC_OCC_IGNORE = 255
 #: The class a label file writes for LiDAR noise (read as :data:`NUSC_OCC_IGNORE`).
 NUSC_OCC_NOISE = 0
+
+
+def prediction_relpath(token: str) -> str:
+    """Where both layouts' ``write_prediction`` puts a frame's file, relative to the folder."""
+    return f"{token}.npy"
+
+
+def index_predictions(folder: Path) -> dict[str, Path]:
+    """``{token: path}`` of the ``<token>.npy`` files of a prediction folder."""
+    return {p.stem: p for p in sorted(Path(folder).glob("*.npy"))}
+
+
+def check_prediction(token: str, labels: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """``labels`` as an array of ``shape`` with class ids 0..16, or a ``ValueError`` naming the frame."""
+    labels = np.asarray(labels)
+    if labels.shape != shape:
+        raise ValueError(f"{token}: prediction of shape {labels.shape}, expected {shape}")
+    if labels.size and int(labels.max()) > 16:
+        raise ValueError(f"{token}: predicted class {int(labels.max())} outside 0..16")
+    return labels
 
 
 def check_sparse_voxels(

@@ -36,8 +36,10 @@ from occkit.data.lidar_frame import (
     NUSC_OCC_IGNORE,
     NUSC_OCC_NOISE,
     LidarFrameDataset,
+    check_prediction,
     check_sparse_voxels,
     load_npy,
+    prediction_relpath,
 )
 from occkit.fileio import save_npy_atomic
 from occkit.geometry.grid import Grid
@@ -117,18 +119,9 @@ def write_openoccupancy_label(path: str | os.PathLike, dense: np.ndarray) -> Pat
 # ------------------------------------------------------------------------------ predictions
 
 
-def prediction_relpath(token: str) -> str:
-    """Where :func:`write_prediction` puts a frame's file, relative to the folder."""
-    return f"{token}.npy"
-
-
 def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     """``folder/<token>.npy``: uint16 rows ``z, y, x, class`` of the voxels predicted non-empty."""
-    labels = np.asarray(labels)
-    if labels.shape != OPENOCC_SHAPE:
-        raise ValueError(f"{token}: prediction of shape {labels.shape}, expected {OPENOCC_SHAPE}")
-    if labels.size and int(labels.max()) > 16:
-        raise ValueError(f"{token}: predicted class {int(labels.max())} outside 0..16")
+    labels = check_prediction(token, labels, OPENOCC_SHAPE)
     return save_npy_atomic(Path(folder) / prediction_relpath(token), dense_to_rows(labels, np.uint16))
 
 
@@ -139,11 +132,6 @@ def read_prediction(path: Path) -> np.ndarray:
     check_sparse_voxels(arr, path, OPENOCC_SHAPE, COLUMNS)
     xyz, cls = _xyz_class(arr)
     return rows_to_dense(xyz, cls)
-
-
-def index_predictions(folder: Path) -> dict[str, Path]:
-    """``{token: path}`` of the ``<token>.npy`` files of a prediction folder."""
-    return {p.stem: p for p in sorted(Path(folder).glob("*.npy"))}
 
 
 # ------------------------------------------------------------------------------ reader

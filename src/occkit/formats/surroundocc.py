@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from occkit.data import surroundocc as layout
-from occkit.data.lidar_frame import NUSC_OCC_CLASSES, NUSC_OCC_EMPTY, NUSC_OCC_IGNORE, NUSC_OCC_PALETTE
+from occkit.data.lidar_frame import (
+    NUSC_OCC_CLASSES,
+    NUSC_OCC_EMPTY,
+    NUSC_OCC_IGNORE,
+    NUSC_OCC_PALETTE,
+    index_predictions,
+    prediction_relpath,
+)
 from occkit.formats.spec import ClassTable, DatasetFormat, OpenOptions, PredictionFiles
 
 
@@ -63,9 +70,9 @@ FORMAT = DatasetFormat(
     metrics=_metrics,
     predictions=PredictionFiles(
         write=layout.write_prediction,
-        index=layout.index_predictions,
+        index=index_predictions,
         read=layout.read_prediction,
-        relpath=layout.prediction_relpath,
+        relpath=prediction_relpath,
     ),
     write_synthetic=_write_synthetic,
     table_keys=("miou", "miou_all", "geometry_iou", "geometry_precision", "geometry_recall"),

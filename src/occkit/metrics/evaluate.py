@@ -647,7 +647,7 @@ def evaluate_predictions(
     Returns ``benchmark`` (the format's name), ``split``, the first metric's result, every other
     metric's keys, ``frames``, ``missing`` and ``extra`` (and ``class_map``, its file).
     """
-    from occkit.formats.spec import Targets
+    from occkit.metrics.base import Targets
 
     files = fmt.predictions
     if class_map is not None:

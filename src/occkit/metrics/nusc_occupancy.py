@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from occkit.data.lidar_frame import NUSC_OCC_CLASSES, NUSC_OCC_EMPTY, NUSC_OCC_IGNORE, NUSC_OCC_NUM_CLASSES
-from occkit.formats.spec import Targets
+from occkit.metrics.base import Targets
 from occkit.metrics.confusion import ConfusionCounts, confusion_matrix, metric_class_names
 
 

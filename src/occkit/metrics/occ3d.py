@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from occkit.formats.spec import Targets
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
+from occkit.metrics.base import Targets
 from occkit.metrics.confusion import ConfusionCounts, confusion_matrix, metric_class_names
 
 #: The mask choices: which voxels of a frame are evaluated.

@@ -42,10 +42,10 @@ import numpy as np
 import torch
 
 from occkit.fileio import read_info_list
-from occkit.formats.spec import Targets
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.transforms import invert_transform, transform_from_pose
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
+from occkit.metrics.base import Targets
 from occkit.metrics.confusion import all_reduce_sum
 from occkit.metrics.occ3d import nanmean
 from occkit.shapes import check_shape

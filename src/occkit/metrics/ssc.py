@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from occkit.formats.spec import Targets
 from occkit.labels import SEMANTICKITTI_CLASSES, SEMANTICKITTI_IGNORE, SEMANTICKITTI_NUM_CLASSES
+from occkit.metrics.base import Targets
 from occkit.metrics.confusion import ConfusionCounts, confusion_matrix, metric_class_names
 
 

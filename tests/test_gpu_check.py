@@ -64,6 +64,10 @@ def test_smoke_runs_every_part_and_inference_first(smoke):
     assert keys.index("inference:occ3d-r50") < min(keys.index(k) for k in keys if k.startswith("train:"))
     log = proc.stdout
     assert log.index("inference:occ3d-r50: eager.bf16_b1") < log.index("train:")
+    # the CUDA-only tests: selected by their skip reason, all skipped here (no CUDA), none failed
+    tests = rep["parts"]["tests:cuda"]
+    assert "tests/export/test_fast_predict.py::test_the_cuda_graph_on_a_gpu" in tests["selected"]
+    assert tests["counts"] == {"skipped": len(tests["selected"])} and tests["pytest_exit_code"] == 0
     env = rep["parts"]["environment"]
     assert env["commit"] and env["settings"]["matmul_allow_tf32"] is False  # torch's default, as occkit train
     sys.path.insert(0, str(ROOT / "benchmarks"))

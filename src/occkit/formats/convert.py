@@ -39,7 +39,7 @@ import numpy as np
 
 from occkit.fileio import read_json, write_json_atomic
 from occkit.formats.classmap import DROPPED, ClassMap, class_map_names, load_class_map
-from occkit.formats.registry import detect_format, format_names, formats, get_format
+from occkit.formats.registry import FormatRegistryError, detect_format, format_names, formats, get_format
 from occkit.formats.spec import DatasetFormat, FrameLabels
 from occkit.geometry.grid import Grid
 
@@ -360,7 +360,7 @@ def _check_out(out: Path, src_root: Path, settings: dict[str, Any], overwrite: b
         held = detect_format(out)
     except (ValueError, OSError):
         held = None
-    what = f"a {held.display_name} dataset" if held is not None else "files that are no occkit convert's"
+    what = f"a dataset of format {held.name}" if held is not None else "files that are no occkit convert's"
     raise ConvertError(f"--out {out}: holds {what}; choose a new or empty folder")
 
 
@@ -418,11 +418,21 @@ def convert_dataset(
     infos: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    source_format: str | None = None,
 ) -> dict[str, Any]:
-    """Convert the dataset at ``data`` (of any detected format) into ``to``'s layout under ``out``;
-    returns the report (also ``out/convert_report.json``). See the module docstring."""
+    """Convert the dataset at ``data`` (of the format ``source_format``, or the one detected) into
+    ``to``'s layout under ``out``; returns the report (also ``out/convert_report.json``). See the
+    module docstring."""
     src_root, out = Path(data), Path(out)
-    src = detect_format(src_root)
+    if source_format is not None:
+        if source_format not in formats():
+            raise ConvertError(f"--from {source_format}: not a format (the formats: {', '.join(format_names())})")
+        src = get_format(source_format)
+    else:
+        try:
+            src = detect_format(src_root)
+        except FormatRegistryError as e:
+            raise ConvertError(str(e).replace("; pass --format", "; pass --from FORMAT")) from e
     dst = target_format(to)
     if src.label_writer is None:
         raise ConvertError(f"{src_root}: occkit convert cannot read {src.display_name} labels (no label writer)")
@@ -444,6 +454,8 @@ def convert_dataset(
         "split": split,
         "infos": None if infos is None else str(Path(infos).resolve()),
     }
+    if not src_root.is_dir():
+        raise ConvertError(f"--data {src_root}: not a folder")
     _check_out(out, src_root, settings, overwrite)
     state = out / STATE_DIR
     if overwrite and state.is_dir():

@@ -369,7 +369,7 @@ def _scene_splits(fmt: DatasetFormat, root: Path) -> dict[str, list[str]]:
     out = {}
     for split in fmt.splits:
         try:
-            ds = fmt.open_split(root, split, load_images=False, load_gt=False)
+            ds = fmt.open_split(root, split, load_images=False)
         except (KeyError, ValueError, FileNotFoundError):
             continue
         scenes = list(dict.fromkeys(f.scene for f in ds.frames))
@@ -457,13 +457,9 @@ def convert_dataset(
     if not src_root.is_dir():
         raise ConvertError(f"--data {src_root}: not a folder")
     _check_out(out, src_root, settings, overwrite)
-    state = out / STATE_DIR
-    if overwrite and state.is_dir():
-        import shutil
-
-        shutil.rmtree(state)
-    write_json_atomic(state / "state.json", settings)
     ds = src.open_split(src_root, split, load_images=False, load_gt=True)
+    if len(ds) == 0:
+        raise ConvertError(f"{src_root}: no labelled frames in split {split!r}")
     options = {
         "split": split,
         "source_root": str(src_root),
@@ -472,9 +468,16 @@ def convert_dataset(
     }
     reader, writer = src.label_writer, dst.label_writer
     assert writer is not None
+    # the first frame through every step before anything is written: what the source lacks is said now
+    first = convert_frame(reader.read(ds, 0, options), src, dst, classes)
+    writer.files(first[0])
+    state = out / STATE_DIR
+    if overwrite and state.is_dir():
+        import shutil
+
+        shutil.rmtree(state)
+    write_json_atomic(state / "state.json", settings)
     n = len(ds)
-    if n == 0:
-        raise ConvertError(f"{src_root}: no labelled frames in split {split!r}")
     done = skipped = 0
     total: dict[str, Any] = {"lossless": True}
     stubs: list[FrameLabels] = []
@@ -488,8 +491,7 @@ def convert_dataset(
                 _add(total, rec["report"])
                 skipped += 1
                 continue
-        frame = reader.read(ds, i, options)
-        conv, rep = convert_frame(frame, src, dst, classes)
+        conv, rep = first if i == 0 else convert_frame(reader.read(ds, i, options), src, dst, classes)
         files = writer.files(conv)
         writer.write(out, conv)
         entry = {
@@ -503,6 +505,7 @@ def convert_dataset(
         write_json_atomic(side, entry)
         stubs.append(_frame_stub(entry))
         _add(total, rep)
+        first = None  # type: ignore[assignment]
         done += 1
         if progress and (done % 50 == 0 or i == n - 1):
             print(f"convert: {i + 1}/{n} frames", file=sys.stderr, flush=True)

@@ -123,6 +123,23 @@ def test_surroundocc_to_openoccupancy_and_back_is_identical(surroundocc_world, t
     assert ann["train_split"] == [] and ann["val_split"] == src_ann["val_split"]
     ds = get_format("surroundocc").open_split(back, "val")
     assert len(ds) == 1 and ds[0].images.shape[-2:] == (32, 88)
+    # occkit eval --class-map across the two grids: OpenOccupancy predictions (the 0.2 m labels) on the
+    # SurroundOcc ground truth are brought back onto its grid exactly: every present class scores 100
+    from occkit.data.lidar_frame import NUSC_OCC_CLASSES
+
+    cmap = tmp_path / "same.yaml"
+    common = "".join(f"  {n}: {{from: [{n}], to: [{n}]}}\n" for n in (*NUSC_OCC_CLASSES[1:], "empty"))
+    cmap.write_text(f"from: openoccupancy\nto: surroundocc\ncommon:\n{common}")
+    o = get_format("openoccupancy")
+    for t, f in frames_of(mid).items():
+        o.predictions.write(tmp_path / "pred", t, np.where(f.semantics == 255, 0, f.semantics))
+    res = tmp_path / "res.json"
+    argv = ["eval", "--gt", str(surroundocc_world), "--pred", str(tmp_path / "pred"), "--split", "val"]
+    assert main([*argv, "--class-map", str(cmap), "--json", str(res), "--no-progress"]) == 0
+    scores = json.loads(res.read_text())
+    present = [v for v in scores["iou"].values() if v is not None and v == v]
+    assert len(present) >= 3 and all(v == pytest.approx(100.0) for v in present)
+    assert scores["geometry_iou"] == pytest.approx(100.0)
 
 
 def test_occ3d_identity_and_to_the_lidar_frame_counted_by_hand(tiny_occ3d_root, tmp_path) -> None:
@@ -177,6 +194,16 @@ def test_occ3d_identity_and_to_the_lidar_frame_counted_by_hand(tiny_occ3d_root, 
     assert int(got[t].semantics[0, 0, 0]) == 255  # outside Occ3D's grid: ignored
     rep = json.loads((out / "convert_report.json").read_text())
     assert rep["dropped_classes"] == r["dropped_classes"]
+    # occkit eval --class-map resamples predictions as occkit convert resamples labels
+    from occkit.formats.convert import PredictionResampler
+
+    s_fmt = get_format("surroundocc")
+    gt = s_fmt.open_split(out, "all", load_images=False)
+    lut = class_conversion(get_format("occ3d"), s_fmt, None).lut
+    for t, f in src.items():
+        pred, covered = PredictionResampler(get_format("occ3d"), s_fmt, gt)(t, f.semantics)
+        assert covered.sum() == 160 * 160 * 10
+        assert np.array_equal(np.where(covered, lut[pred], 255), got[t].semantics)
 
 
 def test_a_stopped_conversion_resumes_and_other_settings_are_refused(tiny_occ3d_root, tmp_path) -> None:

@@ -329,6 +329,50 @@ def convert_frame(
     return out, report
 
 
+class PredictionResampler:
+    """Predictions of the format ``source`` brought onto the grid and frame of the ground truth of
+    ``target`` (``occkit eval --class-map`` across grids), as :func:`convert_frame` brings labels:
+    each ground-truth voxel takes the predicted voxel holding its centre.
+
+    ``dataset``: the ground truth's frames (``target.open``), whose label writer's ``read`` gives a
+    frame's transforms when the two label frames differ. Calling it with ``(token, pred)`` gives the
+    resampled ``(X, Y, Z)`` uint8 and the voxels the predictions' grid covers (bool), or ``(pred,
+    None)`` unchanged for one grid and frame.
+    """
+
+    def __init__(self, source: DatasetFormat, target: DatasetFormat, dataset: Any) -> None:
+        self.source, self.target, self.dataset = source, target, dataset
+        self._index: dict[bytes, np.ndarray | None] = {}
+        if source.label_frame != target.label_frame and target.label_writer is None:
+            raise ConvertError(
+                f"predictions of {source.name} ({source.label_frame} frame) on {target.name} ground truth "
+                f"({target.label_frame} frame): {target.name} gives no frame transforms; convert the predictions' "
+                "layout first (occkit convert)"
+            )
+
+    def __call__(self, token: str, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        T = None
+        if self.source.label_frame != self.target.label_frame:
+            i = self.dataset.index_of(token)
+            frame = self.target.label_writer.read(self.dataset, i, {})  # type: ignore[union-attr]
+            T = frame_transform(frame, self.source, self.target)  # ground-truth voxel centres -> predictions' frame
+        key = b"" if T is None else np.round(np.asarray(T), 9).tobytes()
+        if key in self._index:
+            idx = self._index[key]
+        else:
+            idx = resample_index(self.source.grid, self.target.grid, T)
+            if len(self._index) > 8:  # real frames each have their own extrinsic: keep a few
+                self._index = {}
+            self._index[key] = idx
+        if idx is None:
+            return pred, None
+        inside = idx >= 0
+        out = np.zeros(idx.shape, np.uint8)
+        out[inside] = np.asarray(pred).reshape(-1)[idx[inside]]
+        shape = tuple(self.target.grid.shape)
+        return out.reshape(shape), inside.reshape(shape)
+
+
 # ---------------------------------------------------------------------------------------------- folders
 
 

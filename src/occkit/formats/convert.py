@@ -143,9 +143,8 @@ def class_conversion(src: DatasetFormat, dst: DatasetFormat, class_map: str | os
             f"{cm.path}: joins {cm.source} and {cm.target}, not {src.name}'s classes and {dst.name}'s "
             f"(--class-map for this conversion maps {src.name} to {dst.name} or back)"
         )
-    s_lut, s_members = (cm.source_lut, cm.source_members) if forward else (cm.target_lut, cm.target_members)
+    s_lut = cm.source_lut if forward else cm.target_lut
     t_members = cm.target_members if forward else cm.source_members
-    del s_members
     dst_ids = {n: i for i, n in enumerate(dst.classes.names)}
     lut = np.full(256, ignore, np.uint8)
     dropped, into, split = [], {}, {}

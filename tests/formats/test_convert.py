@@ -229,6 +229,9 @@ def test_a_stopped_conversion_resumes_and_other_settings_are_refused(tiny_occ3d_
     assert not list(out.rglob(".*.tmp*"))
     with pytest.raises(ConvertError, match=r"other settings \(split differ"):
         convert_dataset(tiny_occ3d_root, out, "occ3d", split="val", progress=False)
+    # --overwrite redoes it: the earlier conversion's files of the frames now left out are gone
+    r = convert_dataset(tiny_occ3d_root, out, "occ3d", split="val", overwrite=True, progress=False)
+    assert r["frames"] == 2 and len(list((out / "gts").rglob("*.npz"))) == 2
 
 
 # ------------------------------------------------------------------------------------------ the KITTI family

@@ -515,9 +515,12 @@ def convert_dataset(
     first = convert_frame(reader.read(ds, 0, options), src, dst, classes)
     writer.files(first[0])
     state = out / STATE_DIR
-    if overwrite and state.is_dir():
+    if overwrite and state.is_dir():  # the earlier conversion's own files go with its records
         import shutil
 
+        for side in sorted((state / "frames").glob("*.json")):
+            for rel in read_json(side).get("files", []):
+                (out / rel).unlink(missing_ok=True)
         shutil.rmtree(state)
     write_json_atomic(state / "state.json", settings)
     n = len(ds)

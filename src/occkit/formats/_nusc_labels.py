@@ -59,7 +59,7 @@ def _complete_record(record: dict[str, Any], token: str, infos: str | os.PathLik
         return record
     table = _infos(infos)
     if token not in table:
-        raise KeyError(f"{infos}: no frame {token} (its LiDAR extrinsic and file are needed)")
+        raise ValueError(f"{infos}: no frame {token} (its LiDAR extrinsic and file are needed)")
     f = table[token]
     from occkit.geometry.transforms import transform_from_pose
 

@@ -124,7 +124,7 @@ def test_no_import_circle_between_two_modules():
 
 
 #: Where a dataset format may be named: its own module, the readers, the metrics, and the scorers' public names.
-FORMAT_FREE = ("engine", "experiment.py", "commands/eval.py", "commands/predict.py", "ablate")
+FORMAT_FREE = ("engine", "experiment.py", "commands/eval.py", "commands/predict.py", "commands/convert.py", "ablate")
 #: ablate/scorers.py: ``occ3d`` and ``ssc`` are scorer names of ablation specs and of their score files
 #: (``score_occ3d_camera.json``, claims on ``occ3d_camera.miou``): names of a user's files, not a dispatch on
 #: formats (the scorers run ``occkit eval``, which asks the data's format).

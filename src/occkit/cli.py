@@ -31,6 +31,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "raw nuScenes through nuscenes-devkit: the LiDAR sweeps, poses and calibration beyond Occ3D's files "
         "(eval --infos, data.lidar_infos)",
     ),
+    (
+        "convert",
+        "occkit.commands.convert",
+        "a dataset's labels from one format's layout to another's (classes through a class map, grid and frame "
+        "resampled), lossless where they allow, saying what it drops where not",
+    ),
     ("stats", "occkit.commands.stats", "class frequencies, free and masked fractions, frames per scene"),
     (
         "eval",

@@ -76,7 +76,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="NAME|FILE",
         help="score on the common classes of a class map (configs/classmaps/NAME.yaml, or a YAML file): --pred "
-        "holds the files of its 'from' format, --gt is a dataset of its 'to' format, of the same grid",
+        "holds the files of its 'from' format, --gt is a dataset of its 'to' format (or of its class table); "
+        "where the grids differ the predictions are resampled onto the ground truth's grid and frame as occkit "
+        "convert resamples labels (layouts of one sensor rig only)",
     )
     p.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     p.add_argument("--csv", type=Path, default=None, help="write the per-class table to this CSV file")

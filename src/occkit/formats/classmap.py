@@ -13,7 +13,10 @@ common class gathers, and which are dropped (their voxels left out of the scorin
 Every class of both tables is in exactly one common class or under ``drop``: a class left
 unmapped, mapped twice, or unknown is a one-line error naming it and the file. ``occkit eval
 --class-map NAME|FILE`` scores a model of one layout on another's common classes
-(:func:`occkit.metrics.evaluate.evaluate_predictions`).
+(:func:`occkit.metrics.evaluate.evaluate_predictions`), resampling the predictions where the grids
+differ; ``occkit convert`` reads a map in either direction to write one layout's labels in
+another's (:mod:`occkit.formats.convert`: a common class is written as the first class its target
+side lists). A map joins class tables: it serves any format of the tables it names.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class ClassMap:
         names: the common classes, the free one last.
         source_lut, target_lut: ``(256,)`` uint8: a class id of that format -> its common class id,
             :data:`DROPPED` for a dropped class (and for ids outside the table, 255 = ignore).
+        source_members, target_members: per common class, the classes of that side it gathers, in
+            the file's order (``occkit convert`` writes a common class as the first of the target's).
     """
 
     path: Path
@@ -48,6 +53,8 @@ class ClassMap:
     names: tuple[str, ...]
     source_lut: np.ndarray
     target_lut: np.ndarray
+    source_members: tuple[tuple[str, ...], ...] = ()
+    target_members: tuple[tuple[str, ...], ...] = ()
 
     @property
     def free(self) -> int:
@@ -129,4 +136,14 @@ def load_class_map(name_or_path: str | os.PathLike) -> ClassMap:
                 f"class ({list(common)[-1]!r})"
             )
         luts[side] = lut
-    return ClassMap(path, fmts["from"].name, fmts["to"].name, tuple(common), luts["from"], luts["to"])
+    members = {side: tuple(tuple(str(c) for c in entry[side]) for entry in common.values()) for side in ("from", "to")}
+    return ClassMap(
+        path,
+        fmts["from"].name,
+        fmts["to"].name,
+        tuple(common),
+        luts["from"],
+        luts["to"],
+        members["from"],
+        members["to"],
+    )

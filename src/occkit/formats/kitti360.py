@@ -22,6 +22,7 @@ from occkit.data.kitti360 import (
     read_prediction,
     write_prediction,
 )
+from occkit.formats._kitti_labels import KITTI360_WRITER
 from occkit.formats.spec import ClassTable, DatasetFormat, OpenOptions, PredictionFiles
 from occkit.geometry.grid import semantickitti_grid
 from occkit.labels import KITTI360_CLASSES, KITTI360_IGNORE, KITTI360_NUM_CLASSES, KITTI360_PALETTE
@@ -170,4 +171,5 @@ FORMAT = DatasetFormat(
     table_keys=("ssc_miou", "completion_iou", "precision", "recall"),
     title="SSCBench-KITTI-360",
     priority=95,  # its folders (data_2d_raw/) are no other format's: after occkit's first two
+    label_writer=KITTI360_WRITER,
 )

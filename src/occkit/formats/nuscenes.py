@@ -41,5 +41,6 @@ FORMAT = replace(
     priority=OCC3D.priority + 80,
     detect=detect,
     write_synthetic=write_synthetic,
+    label_writer=None,  # its labels are occ3d's: occkit convert --to occ3d writes them
     source="",
 )

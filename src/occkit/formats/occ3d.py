@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from occkit.formats._nusc_labels import OCC3D_WRITER
 from occkit.formats.spec import ClassTable, DatasetFormat, Metric, OpenOptions, PredictionFiles
 from occkit.geometry.grid import occ3d_grid
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES, OCC3D_PALETTE
@@ -108,4 +109,5 @@ FORMAT = DatasetFormat(
     evaluate_folder=evaluate_folder,
     write_synthetic=write_synthetic,
     folder_options=frozenset({"mask", "metrics", "infos", "region", "processes", "batch_size"}),
+    label_writer=OCC3D_WRITER,
 )

@@ -20,6 +20,7 @@ from occkit.data.lidar_frame import (
     index_predictions,
     prediction_relpath,
 )
+from occkit.formats._nusc_labels import OPENOCCUPANCY_WRITER
 from occkit.formats.spec import ClassTable, DatasetFormat, OpenOptions, PredictionFiles
 
 
@@ -79,4 +80,5 @@ FORMAT = DatasetFormat(
     ),
     write_synthetic=_write_synthetic,
     table_keys=("miou", "miou_all", "geometry_iou", "geometry_precision", "geometry_recall"),
+    label_writer=OPENOCCUPANCY_WRITER,
 )

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from occkit.formats._kitti_labels import SEMANTICKITTI_WRITER
 from occkit.formats.spec import ClassTable, DatasetFormat, Metric, OpenOptions, PredictionFiles
 from occkit.geometry.grid import semantickitti_grid
 from occkit.labels import (
@@ -114,4 +115,5 @@ FORMAT = DatasetFormat(
     cameras=CAMERAS,
     folder_options=frozenset({"metrics"}),
     table_keys=("ssc_miou", "completion_iou", "precision", "recall"),
+    label_writer=SEMANTICKITTI_WRITER,
 )

@@ -120,6 +120,73 @@ class PredictionFiles:
     relpath: Callable[[str], str] | None = None
 
 
+@dataclass
+class FrameLabels:
+    """One frame's ground truth as ``occkit convert`` carries it from one layout to another
+    (:class:`LabelWriter`).
+
+    Attributes:
+        token: the frame's id in its dataset (SemanticKITTI's: ``"<sequence>/<frame>"``).
+        scene: its scene (SemanticKITTI's: the sequence).
+        semantics: ``(X, Y, Z)`` uint8 class ids of the format it is in, the format's ``ignore``
+            value where unknown.
+        masks: ``(X, Y, Z)`` bool per-voxel masks the layout keeps, by name: ``mask_camera`` /
+            ``mask_lidar`` (the voxels seen, Occ3D), ``invalid`` (voxels left out, the KITTI
+            layouts). A writer derives those it needs and is not given.
+        T_ego_from: ``{frame: (4, 4) float64}``, the transforms from the sensor frames the source
+            knows (a :attr:`DatasetFormat.label_frame`: ``ego``, ``lidar``) to the vehicle's ego
+            frame: ``ego`` (the identity) always, ``lidar`` where the source gives the LiDAR's
+            extrinsic. A conversion between label frames needs both.
+        sensor_files: the frame's sensor files in the source (``{camera: image}``, ``lidar``: the
+            LiDAR sweep), linked where the target layout keeps them.
+        record: what the target's index needs of the frame, by the family's own keys (the
+            nuScenes family: the frame's ``annotations.json`` entry; the KITTI family: ``K``,
+            ``T_cam_from_lidar``, ``pose``).
+    """
+
+    token: str
+    scene: str
+    semantics: np.ndarray
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    T_ego_from: dict[str, np.ndarray] = field(default_factory=dict)
+    sensor_files: dict[str, Path] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LabelWriter:
+    """How ``occkit convert`` writes a dataset's ground truth in a format's layout, one frame at a
+    time (:mod:`occkit.formats.convert` does the class table, the grid and the frame between; the
+    writer only lays out files). ``occkit convert`` goes between the formats of one ``family``:
+    layouts that share their frame index and sensors, so that what is not labels can be carried.
+
+    Attributes:
+        family: ``nuscenes`` (an ``annotations.json`` in Occ3D's schema: Occ3D, SurroundOcc,
+            OpenOccupancy) or ``kitti`` (sequences of one camera and a velodyne: SemanticKITTI,
+            SSCBench-KITTI-360), or another package's name for its own.
+        read: ``(dataset, i, options) -> FrameLabels``: frame ``i`` of a dataset
+            :attr:`DatasetFormat.open` gave, as this format holds it (every mask it keeps);
+            ``options`` as :attr:`finish`'s.
+        files: ``FrameLabels -> (relpath, ...)``: the files :attr:`write` makes for the frame,
+            relative to the output folder (a rerun of a stopped convert skips the frames it finished).
+        write: ``(out, frame) -> None``: the frame's files under ``out``, each written atomically
+            (``frame.semantics`` and ``frame.masks`` already in this format's classes and grid), its
+            images linked where the layout keeps them.
+        finish: ``(out, frames, options) -> [note, ...]``: after every frame, the index and what is
+            not per frame (``annotations.json``, ``splits.json``, calibration), atomically, from the
+            frames' ``record`` (``frames`` without their arrays); returns a line per thing the user
+            must supply. ``options``: ``split`` (the split converted), ``source_root``, ``infos``.
+        masks: the masks the layout keeps (what the convert report says is dropped for others).
+    """
+
+    family: str
+    read: Callable[[Any, int, dict[str, Any]], FrameLabels]
+    files: Callable[[FrameLabels], tuple[str, ...]]
+    write: Callable[[Path, FrameLabels], None]
+    finish: Callable[[Path, list[FrameLabels], dict[str, Any]], list[str]]
+    masks: tuple[str, ...] = ()
+
+
 #: The summary lines ``occkit eval`` prints by default (those present in a result, in this order).
 TABLE_KEYS: tuple[str, ...] = (
     "miou",
@@ -188,6 +255,10 @@ class DatasetFormat:
             format's ``detect`` would also claim (a variant of a layout, e.g. another class table in
             the SemanticKITTI file layout) takes a lower number than the general one (Occ3D: 10,
             SemanticKITTI: 90, default 50).
+        label_writer: how ``occkit convert`` writes a dataset's ground truth in this layout
+            (:class:`LabelWriter`), or None for a format that cannot be written (``occkit convert
+            --to NAME`` then says so); not the writer of predictions (:attr:`predictions`) nor of
+            the synthetic world (:attr:`write_synthetic`).
         source: where it was found; set by the registry.
     """
 
@@ -210,6 +281,7 @@ class DatasetFormat:
     table_keys: tuple[str, ...] = TABLE_KEYS
     title: str = ""
     priority: int = 50
+    label_writer: LabelWriter | None = None
     source: str = field(default="", compare=False)
 
     @property

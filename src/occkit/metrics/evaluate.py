@@ -639,10 +639,13 @@ def evaluate_predictions(
     with no ``evaluate_folder``): its frames (``fmt.open_split``, no images), its prediction files
     (``fmt.predictions``) and its metrics (``fmt.new_metrics(**options)``), batch by batch.
 
-    ``class_map`` (:class:`occkit.formats.classmap.ClassMap` onto ``fmt``): the predictions are the
-    files of the map's source format (of the same grid), and both they and the ground truth are
-    scored on the map's common classes (an Occ3D-style mIoU, the free class last, inside the voxels
-    ``fmt`` scores; voxels of a dropped class on either side left out).
+    ``class_map`` (:class:`occkit.formats.classmap.ClassMap` onto ``fmt``, or onto a format of its
+    class table): the predictions are the files of the map's source format, brought onto ``fmt``'s
+    grid and frame where they differ as ``occkit convert`` brings labels
+    (:class:`occkit.formats.convert.PredictionResampler`: each ground-truth voxel takes the predicted
+    voxel holding its centre; voxels outside the predictions' grid left out), and both they and the
+    ground truth are scored on the map's common classes (an Occ3D-style mIoU, the free class last,
+    inside the voxels ``fmt`` scores; voxels of a dropped class on either side left out).
 
     Returns ``benchmark`` (the format's name), ``split``, the first metric's result, every other
     metric's keys, ``frames``, ``missing`` and ``extra`` (and ``class_map``, its file).
@@ -654,18 +657,22 @@ def evaluate_predictions(
         from occkit.formats import get_format
         from occkit.metrics.occ3d import Occ3DMetric
 
-        if class_map.target != fmt.name:
+        target = get_format(class_map.target)
+        if class_map.target != fmt.name and target.classes.names != fmt.classes.names:
             raise ValueError(
                 f"--class-map {class_map.path}: maps onto {class_map.target}, but --gt {gt_root} is a {fmt.name} "
                 "dataset"
             )
         source = get_format(class_map.source)
         g, h = source.grid, fmt.grid
-        if (g.shape, tuple(g.range_min), tuple(g.voxel_size)) != (h.shape, tuple(h.range_min), tuple(h.voxel_size)):
+        same = (g.shape, tuple(g.range_min), tuple(g.voxel_size)) == (h.shape, tuple(h.range_min), tuple(h.voxel_size))
+        families = [None if f.label_writer is None else f.label_writer.family for f in (source, fmt)]
+        if not same and (None in families or families[0] != families[1]):
             raise ValueError(
                 f"--class-map {class_map.path}: {source.name}'s grid {g.shape} from {tuple(g.range_min)} at "
                 f"{tuple(g.voxel_size)} m is not {fmt.name}'s {h.shape} from {tuple(h.range_min)} at "
-                f"{tuple(h.voxel_size)} m; occkit eval --class-map scores layouts of one grid"
+                f"{tuple(h.voxel_size)} m, and no frame transform joins the two layouts (other sensor rigs); "
+                "occkit eval --class-map resamples between the grids of one family (occkit convert lists them)"
             )
         files = source.predictions
     pred_dir = Path(pred_dir)
@@ -684,8 +691,20 @@ def evaluate_predictions(
         names = class_map.names
         metrics = [Occ3DMetric(mask="camera", num_classes=len(names), class_names=names, device=device)]
 
+    resample = None
+    if class_map is not None:
+        from occkit.formats.convert import PredictionResampler
+
+        resample = PredictionResampler(source, fmt, ds)
+
     def load(token: str) -> tuple[np.ndarray, Any]:
-        return files.read(pred_files[token]), ds[ds.index_of(token)]
+        pred = files.read(pred_files[token])
+        sample = ds[ds.index_of(token)]
+        if resample is not None:  # onto the ground truth's grid; voxels the predictions' grid misses left out
+            pred, covered = resample(token, pred)
+            if covered is not None:
+                sample.extra["covered"] = torch.from_numpy(covered)
+        return pred, sample
 
     bar = _bar(len(tokens), progress)
     loaded = _prefetch(load, tokens, workers)
@@ -708,6 +727,9 @@ def evaluate_predictions(
             dst_lut = torch.from_numpy(class_map.target_lut.astype(np.int64)).to(device)
             p, t = src_lut[pred.long()], dst_lut[target.occupancy.long().clamp(0, 255)]
             keep = (p != DROPPED) & (t != DROPPED)
+            covered = [s.extra.get("covered") for _, s in items]
+            if all(c is not None for c in covered):
+                keep &= torch.stack(covered).to(device)
             free = class_map.free
             pred = torch.where(keep, p, free)
             target.occupancy = torch.where(keep, t, free)

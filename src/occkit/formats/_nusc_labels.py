@@ -1,0 +1,251 @@
+"""The label writers of the nuScenes family (``occkit convert`` between Occ3D-nuScenes, SurroundOcc and
+OpenOccupancy): layouts whose frames are indexed by one ``annotations.json`` in Occ3D's schema
+(:mod:`occkit.data.occ3d`, :mod:`occkit.data.lidar_frame`), so a converted folder keeps the source's
+index, cameras and poses and only its label files change.
+
+Occ3D's labels are in the ego frame, SurroundOcc's and OpenOccupancy's in the LiDAR frame: a frame's
+``lidar_sensor.extrinsic`` (LiDAR -> ego) joins them. The synthetic world writes it; real Occ3D
+annotations lack it, and ``occkit convert --infos I`` takes it (with the LiDAR file and token, and
+the scene token, which the LiDAR-frame layouts name their files by) from the ``infos.json`` that
+``occkit prepare nuscenes`` writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from occkit.fileio import read_json, write_json_atomic
+from occkit.formats.spec import FrameLabels, LabelWriter
+
+FAMILY = "nuscenes"
+#: What a frame needs from ``--infos`` when its annotations lack it.
+_NEED = "pass --infos I, the folder occkit prepare nuscenes wrote for these frames"
+
+
+def _pose_dict(T: np.ndarray) -> dict[str, list[float]]:
+    import torch
+
+    from occkit.geometry.transforms import matrix_to_quat
+
+    q = matrix_to_quat(torch.from_numpy(np.asarray(T, dtype=np.float64)[:3, :3])).tolist()
+    return {"translation": [float(v) for v in np.asarray(T)[:3, 3]], "rotation": [float(v) for v in q]}
+
+
+_INFOS: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def _infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """``{token: frame}`` of an ``infos.json`` (or its folder), read once."""
+    from occkit.fileio import read_info_list
+
+    key = str(Path(path).resolve())
+    if key not in _INFOS:
+        p = Path(path)
+        p = p / "infos.json" if p.is_dir() else p
+        _INFOS[key] = {str(f.get("token")): f for f in read_info_list(p, what="nuScenes infos")}
+    return _INFOS[key]
+
+
+def _complete_record(record: dict[str, Any], token: str, infos: str | os.PathLike | None) -> dict[str, Any]:
+    """The frame's annotations entry with ``lidar_sensor`` and ``scene_token`` from ``infos`` where it
+    lacks them."""
+    if infos is None or (record.get("lidar_sensor") and record.get("scene_token")):
+        return record
+    table = _infos(infos)
+    if token not in table:
+        raise ValueError(f"{infos}: no frame {token} (its LiDAR extrinsic and file are needed)")
+    f = table[token]
+    from occkit.geometry.transforms import transform_from_pose
+
+    try:
+        T = transform_from_pose(
+            [float(v) for v in f["lidar2ego_translation"]], [float(v) for v in f["lidar2ego_rotation"]]
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{infos}: frame {token}: no usable lidar2ego_translation/rotation ({e})") from e
+    lidar = dict(record.get("lidar_sensor") or {})
+    lidar.setdefault("extrinsic", _pose_dict(np.asarray(T, dtype=np.float64)))
+    if f.get("lidar_path"):  # relative to the nuScenes root: samples/LIDAR_TOP/...
+        path = str(f["lidar_path"])
+        lidar.setdefault("filename", "samples/" + path.split("/samples/", 1)[1] if "/samples/" in path else path)
+    if f.get("lidar_token"):
+        lidar.setdefault("token", str(f["lidar_token"]))
+    record["lidar_sensor"] = lidar
+    if f.get("scene_token") and not record.get("scene_token"):
+        record["scene_token"] = str(f["scene_token"])
+    return record
+
+
+def read_frame(dataset: Any, i: int, options: dict[str, Any], masks: tuple[str, ...] = ()) -> FrameLabels:
+    """Frame ``i`` of an Occ3D-schema dataset: its labels (``masks``: those the layout keeps), the
+    transforms it knows (``ego`` always; ``lidar`` from ``lidar_sensor`` or ``--infos``), its
+    images and its annotations entry."""
+    f = dataset.frames[i]
+    token, scene = f.token, f.scene
+    gt = dataset.read_labels(token)
+    record = _complete_record(copy.deepcopy(dataset.info(token)), token, options.get("infos"))
+    ego_from = {"ego": np.eye(4)}
+    if record.get("lidar_sensor", {}).get("extrinsic") is not None:
+        extrinsic = record["lidar_sensor"]["extrinsic"]
+        ego_from["lidar"] = dataset._pose(extrinsic, token, "lidar_sensor", "extrinsic").numpy()
+    sensor_files = {}
+    for cam in dataset.cameras:
+        try:
+            sensor_files[cam] = dataset.image_path(token, cam)
+        except (KeyError, ValueError):
+            continue
+    lidar = (record.get("lidar_sensor") or {}).get("filename")
+    if lidar and (dataset.root / str(lidar)).is_file():
+        sensor_files["lidar"] = dataset.root / str(lidar)
+    return FrameLabels(
+        token=token,
+        scene=scene,
+        semantics=np.asarray(gt["semantics"], dtype=np.uint8),
+        masks={k: np.asarray(gt[k]).astype(bool) for k in masks if k in gt},
+        T_ego_from=ego_from,
+        sensor_files=sensor_files,
+        record=record,
+    )
+
+
+def _lidar_field(frame: FrameLabels, key: str, target: str) -> str:
+    value = (frame.record.get("lidar_sensor") or {}).get(key)
+    if not value:
+        raise ValueError(
+            f"frame {frame.token}: {target} names its label files by the LiDAR sample's {key}, and the source's "
+            f"annotations have no lidar_sensor.{key}: {_NEED}"
+        )
+    return str(value)
+
+
+def occ3d_files(frame: FrameLabels) -> tuple[str, ...]:
+    """Occ3D: ``gts/<scene>/<token>/labels.npz``."""
+    return (f"gts/{frame.scene}/{frame.token}/labels.npz",)
+
+
+def surroundocc_files(frame: FrameLabels) -> tuple[str, ...]:
+    """SurroundOcc: ``nuscenes_occ/samples/<LiDAR file name>.npy``."""
+    from occkit.data.surroundocc import LABEL_DIR, label_file_name
+
+    return (f"{LABEL_DIR}/{label_file_name(_lidar_field(frame, 'filename', 'SurroundOcc'))}",)
+
+
+def openoccupancy_files(frame: FrameLabels) -> tuple[str, ...]:
+    """OpenOccupancy: ``nuScenes-Occupancy/scene_<scene token>/occupancy/<LiDAR token>.npy``."""
+    from occkit.data.openoccupancy import label_rel_path
+
+    scene_token = frame.record.get("scene_token")
+    if not scene_token:
+        raise ValueError(
+            f"frame {frame.token}: OpenOccupancy names its label folders by the nuScenes scene token, and the "
+            f"source's annotations have no scene_token: {_NEED}"
+        )
+    return (label_rel_path(str(scene_token), _lidar_field(frame, "token", "OpenOccupancy")),)
+
+
+def _link(src: Path, dst: Path) -> None:
+    """``dst`` a symbolic link to ``src`` (made beside it, then renamed: never half there)."""
+    if dst.is_symlink() or dst.exists():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
+    if tmp.is_symlink():
+        tmp.unlink()
+    os.symlink(os.path.abspath(src), tmp)
+    os.replace(tmp, dst)
+
+
+def _link_sensors(out: Path, frame: FrameLabels) -> None:
+    """The frame's camera images (at their ``img_path``) and LiDAR file (``samples/...``) linked."""
+    cams = frame.record.get("camera_sensor") or {}
+    for name, src in frame.sensor_files.items():
+        if name == "lidar":
+            rel = (frame.record.get("lidar_sensor") or {}).get("filename")
+        else:
+            rel = (cams.get(name) or {}).get("img_path")
+        if rel and Path(src).is_file():
+            _link(Path(src), out / str(rel).removeprefix("./"))
+
+
+def write_occ3d(out: Path, frame: FrameLabels) -> None:
+    """``labels.npz`` (``semantics``, ``mask_lidar``, ``mask_camera`` uint8): the ignored voxels
+    free (17) and unseen; a mask the source lacks is the voxels not ignored."""
+    from occkit.fileio import save_npz_atomic
+    from occkit.labels import OCC3D_FREE
+
+    sem = frame.semantics.copy()
+    known = sem != 255
+    sem[~known] = OCC3D_FREE
+    masks = {k: frame.masks.get(k, known) & known for k in ("mask_lidar", "mask_camera")}
+    save_npz_atomic(
+        out / occ3d_files(frame)[0],
+        semantics=sem,
+        mask_lidar=masks["mask_lidar"].astype(np.uint8),
+        mask_camera=masks["mask_camera"].astype(np.uint8),
+    )
+    _link_sensors(out, frame)
+
+
+def write_surroundocc(out: Path, frame: FrameLabels) -> None:
+    from occkit.data.surroundocc import write_surroundocc_label
+
+    write_surroundocc_label(out / surroundocc_files(frame)[0], frame.semantics)
+    _link_sensors(out, frame)
+
+
+def write_openoccupancy(out: Path, frame: FrameLabels) -> None:
+    from occkit.data.openoccupancy import write_openoccupancy_label
+
+    write_openoccupancy_label(out / openoccupancy_files(frame)[0], frame.semantics)
+    _link_sensors(out, frame)
+
+
+def finish(
+    out: Path, frames: list[FrameLabels], options: dict[str, Any], files: Any, label_key: str | None
+) -> list[str]:
+    """``annotations.json``: the source's (its scene descriptions and other top-level keys), with the
+    converted frames' entries (``label_key``, ``gt_path`` for Occ3D, set to the written file; the
+    other layouts' own path keys dropped) and each split's converted scenes."""
+    src_ann = Path(options["source_root"]) / "annotations.json"
+    top = {k: v for k, v in read_json(src_ann).items() if k != "scene_infos" and not k.endswith("_split")}
+    scene_infos: dict[str, dict[str, Any]] = {}
+    for f in frames:
+        rec = {k: v for k, v in f.record.items() if k not in ("gt_path", "occ_path")}
+        if label_key is not None:
+            rec[label_key] = files(f)[0]
+        scene_infos.setdefault(f.scene, {})[f.token] = rec
+    splits = options.get("scene_splits") or {}
+    for name, scenes in splits.items():
+        top[f"{name}_split"] = [s for s in scenes if s in scene_infos]
+    for name in ("train", "val"):
+        top.setdefault(f"{name}_split", [])
+    write_json_atomic(out / "annotations.json", {**top, "scene_infos": scene_infos})
+    notes = []
+    lacking = sum(not any(k != "lidar" for k in f.sensor_files) for f in frames)
+    if lacking:
+        notes.append(f"{lacking} frame(s) have no camera images in the source: supply them at their img_path")
+    if (Path(options["source_root"]) / "extras").is_dir():
+        notes.append("the synthetic extras (extras/) are not carried: they are in the source's frame and grid")
+    return notes
+
+
+def _writer(files: Any, write: Any, label_key: str | None, masks: tuple[str, ...]) -> LabelWriter:
+    return LabelWriter(
+        family=FAMILY,
+        read=partial(read_frame, masks=masks),
+        files=files,
+        write=write,
+        finish=partial(finish, files=files, label_key=label_key),
+        masks=masks,
+    )
+
+
+OCC3D_WRITER = _writer(occ3d_files, write_occ3d, "gt_path", ("mask_lidar", "mask_camera"))
+SURROUNDOCC_WRITER = _writer(surroundocc_files, write_surroundocc, None, ())
+OPENOCCUPANCY_WRITER = _writer(openoccupancy_files, write_openoccupancy, None, ())

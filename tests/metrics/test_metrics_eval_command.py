@@ -11,7 +11,8 @@ import pytest
 from occkit.cli import main
 from occkit.data.semantickitti import SSC_SHAPE, write_bitpacked, write_calib, write_label, write_ssc_prediction
 from occkit.fileio import save_npz_atomic, write_json_atomic
-from occkit.metrics.evaluate import detect_format, evaluate_occ3d, evaluate_semantickitti, load_occ3d_prediction
+from occkit.formats.evaluate import detect_format_name as detect_format
+from occkit.metrics.evaluate import evaluate_occ3d, evaluate_semantickitti, load_occ3d_prediction
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

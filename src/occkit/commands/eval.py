@@ -111,14 +111,8 @@ def run(args: argparse.Namespace) -> int:
     from functools import partial
 
     from occkit.formats import get_format
-    from occkit.metrics.evaluate import (
-        default_processes,
-        detect_format,
-        evaluate_predictions,
-        format_table,
-        write_result_csv,
-        write_result_json,
-    )
+    from occkit.formats.evaluate import detect_format_name, evaluate_predictions, table_keys
+    from occkit.metrics.evaluate import default_processes, format_table, write_result_csv, write_result_json
     from occkit.outputs import check_output_file, record_output_file
 
     if args.threads < 0:
@@ -137,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             f"--pred {args.pred}: a dataset (it holds annotations.json), not a prediction folder; give the folder "
             "occkit predict wrote (occkit predict --ckpt RUN --data DATA --out PRED)"
         )
-    fmt = get_format(detect_format(args.gt, args.pred) if args.format == "auto" else args.format)
+    fmt = get_format(detect_format_name(args.gt, args.pred) if args.format == "auto" else args.format)
     if args.split not in (*fmt.splits, "all"):
         raise ValueError(
             f"--split {args.split}: the {fmt.display_name} format has the splits {', '.join((*fmt.splits, 'all'))}"
@@ -188,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         )
     for w in caught:
         print(f"occkit eval: warning: {w.message}")
-    print(format_table(result))
+    print(format_table(result, table_keys(result.get("benchmark"))))
     if args.json is not None:
         write_result_json(args.json, result)
         record_output_file(args.json, "eval")

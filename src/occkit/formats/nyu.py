@@ -97,11 +97,11 @@ def evaluate_nyu(
 ) -> dict[str, Any]:
     """MonoScene's NYUv2 SSC scores of a prediction folder (``occkit eval --format nyu``): the
     format's metric over its frames and prediction files
-    (:func:`occkit.metrics.evaluate.evaluate_predictions`): ``ssc_miou``, ``completion_iou``,
+    (:func:`occkit.formats.evaluate.evaluate_predictions`): ``ssc_miou``, ``completion_iou``,
     ``precision``, ``recall``, ``iou`` per class (percent), ``frames``, with ``miou`` /
     ``geometry_iou`` aliases, ``benchmark``, ``missing``, ``extra``. ``metrics``: only ``ssc`` (or
     ``miou``) is available; ``workers`` and ``progress`` are passed on."""
-    from occkit.metrics.evaluate import evaluate_predictions
+    from occkit.formats.evaluate import evaluate_predictions
 
     unknown = set(metrics or ()) - {"ssc", "miou"}
     if unknown:

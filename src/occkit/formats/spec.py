@@ -22,9 +22,13 @@ from typing import Any, Literal
 import numpy as np
 
 from occkit.geometry.grid import Grid
-from occkit.metrics.base import Metric, Targets
+from occkit.metrics.base import TABLE_KEYS, Metric, Targets
 
-__all__ = ["Metric", "Targets"]  # defined in occkit.metrics.base (metrics sit below formats); named here too
+__all__ = [
+    "TABLE_KEYS",
+    "Metric",
+    "Targets",
+]  # defined in occkit.metrics.base (metrics sit below formats); named here too
 
 #: The entry point group through which another package adds a format: ``name = "pkg.module:FORMAT"``.
 ENTRY_POINT_GROUP = "occkit.datasets"
@@ -185,19 +189,6 @@ class LabelWriter:
     write: Callable[[Path, FrameLabels], None]
     finish: Callable[[Path, list[FrameLabels], dict[str, Any]], list[str]]
     masks: tuple[str, ...] = ()
-
-
-#: The summary lines ``occkit eval`` prints by default (those present in a result, in this order).
-TABLE_KEYS: tuple[str, ...] = (
-    "miou",
-    "geometry_iou",
-    "geometry_precision",
-    "geometry_recall",
-    "rayiou",
-    "rayiou@1",
-    "rayiou@2",
-    "rayiou@4",
-)
 
 
 @dataclass

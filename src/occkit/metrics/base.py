@@ -11,6 +11,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+#: The summary lines ``occkit eval`` prints by default (those present in a result, in this order).
+TABLE_KEYS: tuple[str, ...] = (
+    "miou",
+    "geometry_iou",
+    "geometry_precision",
+    "geometry_recall",
+    "rayiou",
+    "rayiou@1",
+    "rayiou@2",
+    "rayiou@4",
+)
+
 
 @dataclass
 class Targets:

@@ -490,7 +490,7 @@ def test_detector_scoring_rule(prior, monkeypatch):
     out = Out()
     out.logits, out.pred_boxes = logits, boxes
     monkeypatch.setattr(det, "model", lambda **kw: out)
-    monkeypatch.setattr(det, "groups", lambda: (names,))
+    monkeypatch.setattr(det, "groups", lambda classes: (names,))  # one group of the table asked
     monkeypatch.setattr(det, "box_threshold", 0.2)
     monkeypatch.setattr(det, "text_threshold", 0.2)
     ((b, sc, cl),) = det.detect(torch.rand(1, 3, H, W))

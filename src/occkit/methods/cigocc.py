@@ -132,7 +132,7 @@ class CIGOccConfig:
     """Weight of ``loss_depth`` (the depth branch vs ``prior_depth``)."""
     seg_weight: float = 1.0
     """Weight of ``loss_seg`` (the segmentation branch vs ``prior_semantics``)."""
-    seg_classes: int = PRIOR_SEG_CLASSES
+    seg_classes: int = 18
     """Outputs of the segmentation branch: the classes of the semantics prior (18: the driving
     world's, Occ3D's classes and sky; 12: NYUv2's indoors); checked against the data's format when
     training starts."""

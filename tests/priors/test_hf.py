@@ -490,7 +490,7 @@ def test_detector_scoring_rule(prior, monkeypatch):
     out = Out()
     out.logits, out.pred_boxes = logits, boxes
     monkeypatch.setattr(det, "model", lambda **kw: out)
-    monkeypatch.setattr(det, "groups", lambda: (names,))
+    monkeypatch.setattr(det, "groups", lambda classes: (names,))  # one group of the table asked
     monkeypatch.setattr(det, "box_threshold", 0.2)
     monkeypatch.setattr(det, "text_threshold", 0.2)
     ((b, sc, cl),) = det.detect(torch.rand(1, 3, H, W))
@@ -507,7 +507,9 @@ def test_semantics_boxes_filled_without_sam_highest_score_wins(hf_root, tmp_path
     assert p.kinds == ("semantics",) and p.text_encoder is None
     car, bus = PRIOR_CLASSES.index("car"), PRIOR_CLASSES.index("bus")
     boxes = torch.tensor([[0.0, 0.0, 20.0, 12.0], [10.0, 6.0, 30.0, 18.0]])
-    p.detector.detect = lambda images: [(boxes, torch.tensor([0.9, 0.5]), torch.tensor([car, bus]))] * len(images)
+    p.detector.detect = lambda images, classes: (
+        [(boxes, torch.tensor([0.9, 0.5]), torch.tensor([car, bus]))] * len(images)
+    )
     out = p(make_frame(2), ["semantics"])
     out.validate(2, (H, W))
     sem, conf = out.semantics[1], out.confidence[1]

@@ -333,3 +333,29 @@ def test_resume_without_a_save_starts_from_scratch(synth_root, text_encoder, tmp
     )
     done = json.loads((run / "config.json").read_text())
     assert done["status"] == "complete" and done["train"]["steps"] == 2 and "resumed_at" not in done["train"]
+
+
+def test_world_prior_trains_on_the_indoor_world_in_its_classes(synth_root, text_encoder, tmp_path):
+    """``priors train`` on the indoor world: a 12-way semantic head over NYUv2's classes, names from
+    indoor.json, a backbone for cigocc-nyu; its priors fill an indoor cache and the driving world refuses it."""
+    from occkit.cli import main
+    from occkit.priors.cache import run_priors
+
+    data = tmp_path / "indoor"
+    assert main(["synth", "--world", "indoor", "--out", str(data), "--scenes", "2", "--frames", "1"]) == 0
+    world = load_world_images(data, "train")
+    assert world.classes.name == "nyu" and len(world.images) == 1 and int(world.semantics.max()) < 12
+    assert "television" in world.table_names and "object" in world.table_names  # the NYUv2 table's words
+    named = world.names[world.instance > 0]
+    assert bool((named >= 0).all())  # every object pixel has its indoor.json name
+    cfg = WorldPriorConfig(steps=2, seed=0, **{**TINY, "image_size": (48, 64), "batch_size": 1})
+    run = train_world_prior(data, tmp_path / "run", cfg, progress=False, text_encoder=text_encoder)
+    rec = json.loads((run / "config.json").read_text())
+    assert rec["net"]["class_table"] == "nyu" and len(rec["net"]["classes"]) == 12
+    assert (run / "backbone.safetensors").is_file()
+    prior = build_prior(f"world:{run}", text_encoder=text_encoder)
+    cache = run_priors(data, tmp_path / "cache", prior, kinds=["semantics", "depth"], max_frames=1, progress=False)
+    z = np.load(next(cache.rglob("kinect.npz")))
+    assert z["semantics"].shape == (480, 640) and int(z["semantics"].max()) < 12
+    with pytest.raises(ValueError, match="answers in the nyu classes"):  # an indoor-trained prior on driving data
+        run_priors(synth_root, tmp_path / "c2", prior, kinds=["semantics"], max_frames=1, progress=False)

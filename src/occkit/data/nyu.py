@@ -393,6 +393,7 @@ class NYUDataset(torch.utils.data.Dataset):
                 self.frames += [NYUFrame(f, p.stem) for p in sorted(d.glob("*.bin"))][::frame_stride]
         self._index = {name: i for i, (_, name) in enumerate(self.frames)}
         self._descriptions: dict[str, str] | None = None
+        self._instance_names: dict[str, dict[int, str]] | None = None
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -445,6 +446,27 @@ class NYUDataset(torch.utils.data.Dataset):
                 raise ValueError(f"{p}: 'frames' must map frame names to records")
             self._descriptions = {k: str(v.get("description", "")) for k, v in frames.items() if isinstance(v, dict)}
         return self._descriptions
+
+    def instance_names(self, token: str) -> dict[int, str]:
+        """``{instance id: fine name}`` of the objects of the frame's room (``indoor.json``'s rooms;
+        ``{}`` without one): what the oracle's and the world prior's features name objects by."""
+        if self._instance_names is None:
+            p = self.root / INDEX_FILE
+            data = read_json(p) if p.is_file() else {}
+            rooms = data.get("rooms", {}) if isinstance(data, dict) else {}
+            frames = data.get("frames", {}) if isinstance(data, dict) else {}
+            if not isinstance(rooms, dict) or not isinstance(frames, dict):
+                raise ValueError(f"{p}: 'rooms' and 'frames' must be mappings")
+            by_room: dict[int, dict[int, str]] = {}
+            for key, rec in rooms.items():  # "room-0007" -> room 7
+                objs = rec.get("objects", []) if isinstance(rec, dict) else []
+                idx = str(key).rpartition("-")[2]
+                if idx.isdigit():
+                    by_room[int(idx)] = {int(o["instance"]): str(o["name"]) for o in objs if isinstance(o, dict)}
+            self._instance_names = {
+                k: by_room.get(int(v.get("room", -1)), {}) for k, v in frames.items() if isinstance(v, dict)
+            }
+        return self._instance_names.get(token, {})
 
     def read_voxels(self, i: int) -> NYUVoxels:
         return read_bin(self.path(i, ".bin"))

@@ -10,9 +10,10 @@ The network (:class:`CIGOccNet`) reads one image:
   log-depth output supervised by the depth prior (``Batch.prior_depth``, L1 in log depth on the
   known pixels, ``loss_depth``); its hidden map and log depth are the features;
 - **segmentation** features (``"segmentation" in features``): a segmentation branch on the neck
-  with 18 outputs (the prior vocabulary: Occ3D classes 0..16, 17 sky) supervised by the
-  semantics prior (``Batch.prior_semantics``, CE with 255 unknown, ``loss_seg``); its hidden map
-  and class probabilities are the features.
+  with ``seg_classes`` outputs (the classes of the semantics prior, its dataset format's table,
+  :mod:`occkit.priors.classes`: 18 = Occ3D's classes 0..16 and sky on the driving world's
+  layouts, 12 = NYUv2's indoors) supervised by the semantics prior (``Batch.prior_semantics``, CE
+  with 255 unknown, ``loss_seg``); its hidden map and class probabilities are the features.
 
 With more than one kind of feature they are fused by :class:`occkit.models.fusion.MultiScaleFusion`
 (``fusion: deformable``: DeformConv2d with offsets from the concatenated levels, at every scale
@@ -102,7 +103,7 @@ from occkit.models.occnet import IMAGENET_MEAN, IMAGENET_STD, OccNetConfig, OccN
 from occkit.shapes import check_shape
 
 FEATURE_KINDS = ("appearance", "depth", "segmentation")
-PRIOR_SEG_CLASSES = 18  # Occ3D classes 0..16 + sky (17), the prior layer's vocabulary
+PRIOR_SEG_CLASSES = 18  # Occ3D classes 0..16 + sky (17), the driving world's prior classes (the default)
 
 
 @dataclass
@@ -131,6 +132,10 @@ class CIGOccConfig:
     """Weight of ``loss_depth`` (the depth branch vs ``prior_depth``)."""
     seg_weight: float = 1.0
     """Weight of ``loss_seg`` (the segmentation branch vs ``prior_semantics``)."""
+    seg_classes: int = 18
+    """Outputs of the segmentation branch: the classes of the semantics prior (18: the driving
+    world's, Occ3D's classes and sky; 12: NYUv2's indoors); checked against the data's format when
+    training starts."""
     distill_weight: float = 0.0
     """Weight of ``loss_distill`` (SAM-guided distillation into the image branch); 0 = off."""
     distill: Literal["affinity", "masks"] = "affinity"
@@ -198,7 +203,7 @@ class CIGOccNet(nn.Module):
             self.depth_out = nn.Conv2d(Cb, 1, 1)
         if self.use_seg:
             self.seg_branch = nn.Sequential(nn.Conv2d(Cn, Cb, 3, padding=1), nn.BatchNorm2d(Cb), nn.ReLU(inplace=True))
-            self.seg_out = nn.Conv2d(Cb, PRIOR_SEG_CLASSES, 1)
+            self.seg_out = nn.Conv2d(Cb, cfg.seg_classes, 1)
         # the SAM-distillation head: same-segment affinity to the right / lower neighbour (2
         # channels) or pixel embeddings for the per-segment mask logits (Cb channels)
         dist_out = 2 if cfg.distill == "affinity" else Cb
@@ -208,7 +213,7 @@ class CIGOccNet(nn.Module):
             else None
         )
         if self.fused:
-            in_ch = [Cn] + ([Cb + 1] if self.use_depth else []) + ([Cb + PRIOR_SEG_CLASSES] if self.use_seg else [])
+            in_ch = [Cn] + ([Cb + 1] if self.use_depth else []) + ([Cb + cfg.seg_classes] if self.use_seg else [])
             self.fusion = MultiScaleFusion(in_ch, cfg.fusion_channels, tuple(cfg.fusion_scales), cfg.fusion)
             lift_in = [cfg.fusion_channels] * len(cfg.fusion_scales)
         else:
@@ -263,7 +268,7 @@ class CIGOccNet(nn.Module):
         Returns:
             :class:`OccNetOutput` (``logits (B, C, X, Y, Z)``) and a dict of the auxiliary outputs
             the configuration has: 2D maps at the feature stride, each ``(B*N, ., h, w)``:
-            ``log_depth`` (1 channel), ``seg_logits`` (18), ``affinity_logits`` (2: right, down)
+            ``log_depth`` (1 channel), ``seg_logits`` (``seg_classes``), ``affinity_logits`` (2: right, down)
             or ``mask_embeddings`` (``branch_channels``); ``stage1_logits`` ``(B, C, X', Y', Z')``
             at the lift grid; ``relation_logits`` ``(B, R, N_b, N_b / 8)`` over the bottleneck.
         """
@@ -447,6 +452,8 @@ class CIGOccMethod(nn.Module):
         ):
             if getattr(c, k) < 0:
                 raise ValueError(f"cigocc.{k} must be >= 0")
+        if c.seg_classes < 2:
+            raise ValueError(f"cigocc.seg_classes: expected >= 2 classes of the semantics prior, got {c.seg_classes}")
         if c.frustum_size < 1:
             raise ValueError(f"cigocc.frustum_size: expected >= 1 frusta per side, got {c.frustum_size}")
         if c.num_relations not in (2, 4):
@@ -542,7 +549,7 @@ class CIGOccMethod(nn.Module):
                 )
             sl = aux["seg_logits"]
             gt = _nearest(batch.prior_semantics.flatten(0, 1), tuple(sl.shape[-2:])).long()
-            gt = torch.where(gt < PRIOR_SEG_CLASSES, gt, torch.full_like(gt, 255))
+            gt = torch.where(gt < c.seg_classes, gt, torch.full_like(gt, 255))
             seg_ce = F.cross_entropy(sl.float(), gt, ignore_index=255)  # NaN when every pixel is ignored
             losses["loss_seg"] = c.seg_weight * torch.where((gt != 255).any(), seg_ce, sl.sum() * 0)
         if c.distill_weight > 0 and ("affinity_logits" in aux or "mask_embeddings" in aux):
@@ -599,6 +606,9 @@ def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progr
     written into a copy of ``cfg``, so that the run's config.json records them: the voxels the
     format scores (SemanticKITTI: every label but 255 outside ``.invalid``, what cigocc trains on;
     Occ3D: inside the camera mask). ``cfg`` unchanged otherwise.
+
+    With segmentation features, ``cigocc.seg_classes`` must be the size of the class table of the
+    data's priors (:func:`occkit.priors.classes.prior_classes_of`): a one-line error says what to set.
     """
     import copy
 
@@ -606,6 +616,16 @@ def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progr
     from occkit.data.wrappers import base_dataset
 
     c = cfg.cigocc
+    if "segmentation" in c.features:
+        from occkit.priors.classes import prior_classes_of_dataset
+
+        table = prior_classes_of_dataset(train_set)
+        if table.num_classes != c.seg_classes:
+            root = getattr(train_set, "root", None) or getattr(getattr(train_set, "dataset", None), "root", "the data")
+            raise ValueError(
+                f"cigocc.seg_classes: {c.seg_classes}, but the priors of {root} are in the {table.name} classes "
+                f"({table.num_classes}): set cigocc.seg_classes={table.num_classes}"
+            )
     if c.class_balance != "dataset" or c.class_counts is not None:
         return cfg
     counts = count_frame_classes(

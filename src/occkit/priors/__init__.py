@@ -17,6 +17,8 @@ Several providers can share one cache, one per kind: ``build_prior(["oracle:typi
 "segments=superpixels"])`` (a ``KIND=`` prefix gives that provider only that kind; later
 entries win for the kinds they name). Outputs are :class:`~occkit.priors.base.Priors`;
 ``occkit priors run`` writes them to a cache (:mod:`.cache`) that datasets attach to samples.
+The classes of ``semantics`` are the dataset format's class table (:mod:`.classes`: Occ3D's
+classes and sky for the driving world, NYUv2's indoors).
 """
 
 from __future__ import annotations
@@ -35,9 +37,13 @@ from occkit.priors.base import (
     check_kinds,
     merge_priors,
 )
+from occkit.priors.classes import OCC3D_PRIORS, PriorClasses, prior_classes_of
 
 __all__ = [
     "KINDS",
+    "OCC3D_PRIORS",
+    "PriorClasses",
+    "prior_classes_of",
     "PRIOR_CLASSES",
     "SKY",
     "UNKNOWN",

@@ -3,8 +3,10 @@
 A *prior* is what a 2D foundation model (or a stand-in for one) says about each camera image of
 a frame. Four kinds exist (:data:`KINDS`):
 
-- ``semantics``: class ids over :data:`PRIOR_CLASSES` (Occ3D's classes 0..16, then 17 = sky),
-  :data:`UNKNOWN` (255) where the model gives no label, and a ``confidence`` in [0, 1];
+- ``semantics``: class ids over the frame's class table (:class:`~occkit.priors.classes.PriorClasses`,
+  chosen by the dataset's format: :data:`PRIOR_CLASSES`, Occ3D's classes 0..16 then 17 = sky, for the
+  driving world; NYUv2's 12 classes indoors), :data:`UNKNOWN` (255) where the model gives no label,
+  and a ``confidence`` in [0, 1];
 - ``segments``: class-agnostic segment ids (SAM-like: objects and regions), one per pixel,
   0 = no segment;
 - ``depth``: metric z-depth (along the optical axis) in metres, 0 = unknown;
@@ -27,16 +29,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from occkit.labels import OCC3D_CLASSES
+from occkit.priors.classes import OCC3D_PRIORS, PriorClasses
 from occkit.shapes import check_shape
 
 #: The kinds of prior, in the order they are stored.
 KINDS: tuple[str, ...] = ("semantics", "segments", "depth", "features")
 
-#: The semantic vocabulary of priors: Occ3D's 17 classes (0..16, free excluded), then sky (17).
-PRIOR_CLASSES: tuple[str, ...] = (*OCC3D_CLASSES[:17], "sky")
-#: Prior class id of the sky.
-SKY = 17
+#: The semantic vocabulary of the driving world's priors: Occ3D's 17 classes (0..16, free
+#: excluded), then sky (17) (:data:`occkit.priors.classes.OCC3D_PRIORS`; other worlds' formats have
+#: their own table, :func:`occkit.priors.classes.prior_classes_of`).
+PRIOR_CLASSES: tuple[str, ...] = OCC3D_PRIORS.names
+#: Prior class id of the sky (driving world).
+SKY = OCC3D_PRIORS.nothing
 #: Semantic id where a prior gives no label (also the ignore index of losses on priors).
 UNKNOWN = 255
 
@@ -51,9 +55,11 @@ class PriorFrame:
         images: ``(N, 3, H, W)`` float in [0, 1].
         intrinsics: ``(N, 3, 3)`` float.
         depth: ``(N, H, W)`` float metres, 0 = sky: the synthetic world's exact z-depth (oracle only).
-        semantics_2d: ``(N, H, W)`` long, Occ3D class, 17 = sky (oracle only).
+        semantics_2d: ``(N, H, W)`` long, ids of ``classes`` (Occ3D class, 17 = sky outdoors; oracle only).
         instance_2d: ``(N, H, W)`` long, object instance id, 0 = none (oracle only).
         instance_names: ``{instance id: fine name}`` of the objects (``objects.json``; oracle only).
+        classes: the class table of the frame's priors (its dataset format's,
+            :func:`occkit.priors.classes.prior_classes_of`; Occ3D's by default).
     """
 
     scene: str
@@ -65,6 +71,7 @@ class PriorFrame:
     semantics_2d: torch.Tensor | None = None
     instance_2d: torch.Tensor | None = None
     instance_names: dict[int, str] = field(default_factory=dict)
+    classes: PriorClasses = OCC3D_PRIORS
 
     def __post_init__(self) -> None:
         dims = check_shape(self.images, "N 3 H W", name="PriorFrame.images")
@@ -86,7 +93,8 @@ class Priors:
     """A provider's outputs for the ``N`` cameras of a frame; a kind not asked for is ``None``.
 
     Fields:
-        semantics: ``(N, H, W)`` uint8, :data:`PRIOR_CLASSES` ids, :data:`UNKNOWN` = no label.
+        semantics: ``(N, H, W)`` uint8, class ids of the frame's table (:data:`PRIOR_CLASSES` outdoors),
+            :data:`UNKNOWN` = no label.
         confidence: ``(N, H, W)`` float32 in [0, 1] (with ``semantics``).
         segments: ``(N, H, W)`` int32 segment ids, 0 = none (ids are per camera image).
         depth: ``(N, H, W)`` float32 z-depth in metres, 0 = unknown.
@@ -105,19 +113,22 @@ class Priors:
         """The kinds present, in :data:`KINDS` order."""
         return tuple(k for k in KINDS if getattr(self, k) is not None)
 
-    def validate(self, n: int, image_size: tuple[int, int], where: str = "priors") -> None:
-        """Check shapes, dtypes and ranges against ``n`` cameras of ``image_size``; errors name ``where``."""
+    def validate(
+        self, n: int, image_size: tuple[int, int], where: str = "priors", num_classes: int = len(PRIOR_CLASSES)
+    ) -> None:
+        """Check shapes, dtypes and ranges against ``n`` cameras of ``image_size`` and a table of
+        ``num_classes`` classes; errors name ``where``."""
         H, W = image_size
         dims = {"N": n, "H": H, "W": W}
         if self.semantics is not None:
             check_shape(self.semantics, "N H W", name=f"{where}.semantics", dims=dims)
             if self.semantics.dtype != torch.uint8:
                 raise ValueError(f"{where}.semantics: dtype {self.semantics.dtype}, expected torch.uint8")
-            bad = (self.semantics > SKY) & (self.semantics != UNKNOWN)
+            bad = (self.semantics >= num_classes) & (self.semantics != UNKNOWN)
             if bool(bad.any()):
                 raise ValueError(
-                    f"{where}.semantics: ids {sorted(set(self.semantics[bad].tolist()))[:5]} outside 0..{SKY} and "
-                    f"{UNKNOWN}"
+                    f"{where}.semantics: ids {sorted(set(self.semantics[bad].tolist()))[:5]} outside "
+                    f"0..{num_classes - 1} and {UNKNOWN}"
                 )
             if self.confidence is None:
                 raise ValueError(f"{where}: semantics without confidence")

@@ -13,7 +13,10 @@ has: ``semantics`` uint8 (H, W) (prior classes, 255 unknown) with ``confidence``
 
 ``prior.json``: ``format``, ``spec`` (the prior spec), ``provider`` (its ``describe()``),
 ``kinds``, ``text_encoder`` (spec, or null), ``feature_stride``, ``feature_dim``, ``layout``
-(the dataset's format name, :mod:`occkit.formats`: ``occ3d``, ``semantickitti``, ...), ``dataset``
+(the dataset's format name, :mod:`occkit.formats`: ``occ3d``, ``semantickitti``, ...),
+``class_table`` and ``class_names`` (the classes of ``semantics``, the dataset format's table,
+:mod:`occkit.priors.classes`: ``occ3d`` for the driving world, ``nyu`` indoors; a cache written
+before tables existed is ``occ3d``), ``dataset``
 (the folder it was made from), ``split``,
 ``cameras``, ``image_size`` [H, W], ``frames`` {scene: [frame, ...]}, ``complete`` (false while
 ``priors run`` is still writing), ``created``, ``occkit_version``.
@@ -37,6 +40,7 @@ from torch.utils.data import Dataset
 from occkit.data.sample import Sample
 from occkit.fileio import load_npz, read_json, save_npz_atomic, write_json_atomic
 from occkit.priors.base import PriorFrame, PriorProvider, Priors, check_kinds
+from occkit.priors.classes import OCC3D_PRIORS, PriorClasses, prior_classes_of_dataset
 
 PRIOR_FILE = "prior.json"
 CACHE_FORMAT = 1
@@ -90,8 +94,9 @@ from occkit.fileio import files_intact as frame_intact  # noqa: E402
 from occkit.fileio import record_files as record_frame_files  # noqa: E402
 
 
-def prior_frame(dataset: Dataset, sample: Sample) -> PriorFrame:
-    """What a provider sees of ``sample`` (with the object names the dataset knows)."""
+def prior_frame(dataset: Dataset, sample: Sample, classes: PriorClasses | None = None) -> PriorFrame:
+    """What a provider sees of ``sample`` (with the object names the dataset knows and the class
+    table of its format, or ``classes``)."""
     names_of = getattr(dataset, "instance_names", None)
     names = names_of(sample.token) if callable(names_of) else {}
     return PriorFrame(
@@ -104,6 +109,7 @@ def prior_frame(dataset: Dataset, sample: Sample) -> PriorFrame:
         semantics_2d=sample.semantics_2d,
         instance_2d=sample.instance_2d,
         instance_names=names,
+        classes=classes or prior_classes_of_dataset(dataset),
     )
 
 
@@ -152,6 +158,13 @@ def run_priors(
     if not index:
         raise ValueError(f"{data}: split '{split}' has no frames")
     cams = tuple(getattr(ds, "cameras", ("image_2",)))
+    table = prior_classes_of_dataset(ds)
+    theirs = getattr(prior, "classes", None)  # a provider trained on one table (world:RUN) answers in it
+    if isinstance(theirs, PriorClasses) and theirs.name != table.name:
+        raise ValueError(
+            f"prior {prior.spec!r}: answers in the {theirs.name} classes; {data} is {layout} data whose priors use "
+            f"the {table.name} classes (train a world prior on a world of this format)"
+        )
     first = ds[index[0]]
     H, W = first.images.shape[-2:]
     record: dict[str, Any] = {
@@ -163,6 +176,7 @@ def run_priors(
         "feature_stride": 0,
         "feature_dim": 0,
         "layout": layout,
+        **table.record(),
         "dataset": str(data.resolve()),
         "split": split,
         "cameras": list(cams),
@@ -181,11 +195,11 @@ def run_priors(
     path = out / PRIOR_FILE
     if path.is_file():
         old = read_json(path)
-        same = all(old.get(k) == record[k] for k in ("spec", "kinds", "dataset", "cameras", "image_size", "layout"))
+        old.setdefault("class_table", OCC3D_PRIORS.name)  # written before class tables: Occ3D's
+        keys = ("spec", "kinds", "dataset", "cameras", "image_size", "layout", "class_table")
+        same = all(old.get(k) == record[k] for k in keys)
         if not same and not overwrite:
-            diff = [
-                k for k in ("spec", "kinds", "dataset", "cameras", "image_size", "layout") if old.get(k) != record[k]
-            ]
+            diff = [k for k in keys if old.get(k) != record[k]]
             raise FileExistsError(
                 f"{path}: a cache of other priors ({', '.join(f'{k}: {old.get(k)!r}' for k in diff)}); "
                 "choose another --out or pass --overwrite"
@@ -219,10 +233,12 @@ def run_priors(
                 continue
             t0 = time.perf_counter()
             sample = first if j == index[0] else ds[j]
-            frame = prior_frame(ds, sample)
+            frame = prior_frame(ds, sample, table)
             with torch.no_grad():
                 pr = prior(frame, kinds)
-            pr.validate(len(cams), frame.image_size, where=f"{prior.spec} on {scene}/{token}")
+            pr.validate(
+                len(cams), frame.image_size, where=f"{prior.spec} on {scene}/{token}", num_classes=table.num_classes
+            )
             if pr.features is not None and not record["feature_stride"]:
                 record["feature_stride"], record["feature_dim"] = int(pr.feature_stride), int(pr.features.shape[1])
                 write_json_atomic(path, record)
@@ -267,6 +283,8 @@ class PriorCache:
         self.image_size = tuple(self.record["image_size"])
         self.feature_stride = int(self.record.get("feature_stride", 0))
         self.feature_dim = int(self.record.get("feature_dim", 0) or 0)
+        self.class_table = str(self.record.get("class_table", OCC3D_PRIORS.name))
+        """The class table of the cached semantics (``occ3d`` for a cache written before tables)."""
         self._frames = {(s, f) for s, fs in self.record["frames"].items() for f in fs}
 
     @property
@@ -286,8 +304,15 @@ class PriorCache:
         return (scene, frame_name(token)) in self._frames
 
     def check_dataset(self, dataset: Any, where: str = "dataset") -> None:
-        """Refuse a dataset whose frames, cameras or image size the cache was not made for."""
+        """Refuse a dataset whose class table, frames, cameras or image size the cache was not made for."""
         root = getattr(dataset, "root", where)
+        want = prior_classes_of_dataset(dataset).name
+        if self.class_table != want:
+            raise ValueError(
+                f"{self.root / PRIOR_FILE}: priors in the {self.class_table} classes, made from "
+                f"{self.record.get('dataset')} ({self.record.get('layout', '?')}); {root} needs priors in the {want} "
+                f"classes: make its own cache (occkit priors run --data {root} --out DIR)"
+            )
         cams = tuple(getattr(dataset, "cameras", ("image_2",)))
         missing_cams = [c for c in cams if c not in self.cameras]
         if missing_cams:

@@ -41,7 +41,8 @@ What each kind is (all on the CPU in the returned :class:`~occkit.priors.base.Pr
   exceeds ``box_threshold`` and its best prompt name's probability exceeds ``text_threshold``
   (0.20 both). A box's name is the prompt name whose tokens it scores highest (the span of the
   name in the caption, for Grounding DINO; the query, for OWL models); :data:`PROMPT_CLASSES`
-  maps names to :data:`~occkit.priors.base.PRIOR_CLASSES`. SAM turns each box into a mask (the
+  maps names to :data:`~occkit.priors.base.PRIOR_CLASSES` (a frame of another class table, NYUv2's
+  indoors, is asked that table's prompts: :mod:`occkit.priors.classes`). SAM turns each box into a mask (the
   box is filled when ``sam/`` is absent); per pixel the class of the highest-scoring mask wins;
   ``confidence`` is that score; pixels of no mask are UNKNOWN with confidence 0. OWL models score
   each query independently, so their prompt names are asked in one pass (same result as five).
@@ -77,7 +78,7 @@ import torch.nn.functional as F
 
 from occkit.priors.base import (
     KINDS,
-    PRIOR_CLASSES,
+    PRIOR_CLASSES,  # noqa: F401  (named in docstrings; PROMPT_CLASSES gives its names)
     UNKNOWN,
     PriorFrame,
     Priors,
@@ -85,63 +86,19 @@ from occkit.priors.base import (
     memo_encode,
     offline_hf,
 )
+from occkit.priors.classes import OCC3D_PRIORS, PriorClasses
 
 #: The subfolder of ROOT that each model lives in.
 SUBFOLDERS: dict[str, str] = {"sam": "sam", "detector": "detector", "depth": "depth", "clip": "clip"}
 
 #: Grounded-SAM's caption groups as OccNeRF used them (docs/methods.md §2); one detector pass per group.
-CAPTION_GROUPS: tuple[tuple[str, ...], ...] = (
-    ("pedestrian", "bus", "truck"),
-    ("bicycle", "bicyclist"),
-    ("motorcycle", "motorcyclist"),
-    ("barrier", "barricade"),
-    (
-        "sedan",
-        "highway",
-        "terrain",
-        "tree",
-        "sidewalk",
-        "building",
-        "bridge",
-        "pole",
-        "billboard",
-        "light",
-        "ashbin",
-        "crane",
-        "trailer",
-        "cone",
-        "sky",
-    ),
-)
+#: The driving world's (:data:`~occkit.priors.classes.OCC3D_PRIORS`); a frame of another class table
+#: is asked its table's groups (:attr:`~occkit.priors.classes.PriorClasses.caption_groups`).
+CAPTION_GROUPS: tuple[tuple[str, ...], ...] = OCC3D_PRIORS.caption_groups
 
 #: Prompt name -> prior class name (:data:`PRIOR_CLASSES`). Riders go with their vehicle's class
 #: (nuScenes annotates a cycle with its rider as one object) [unsure which OccNeRF took].
-PROMPT_CLASSES: dict[str, str] = {
-    "pedestrian": "pedestrian",
-    "bus": "bus",
-    "truck": "truck",
-    "bicycle": "bicycle",
-    "bicyclist": "bicycle",
-    "motorcycle": "motorcycle",
-    "motorcyclist": "motorcycle",
-    "barrier": "barrier",
-    "barricade": "barrier",
-    "sedan": "car",
-    "highway": "driveable_surface",
-    "terrain": "terrain",
-    "tree": "vegetation",
-    "sidewalk": "sidewalk",
-    "building": "manmade",
-    "bridge": "manmade",
-    "pole": "manmade",
-    "billboard": "manmade",
-    "light": "manmade",
-    "ashbin": "manmade",
-    "crane": "construction_vehicle",
-    "trailer": "trailer",
-    "cone": "traffic_cone",
-    "sky": "sky",
-}
+PROMPT_CLASSES: dict[str, str] = dict(OCC3D_PRIORS.prompts)
 
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 _PROCESSOR = ("preprocessor_config.json", "processor_config.json")
@@ -415,11 +372,14 @@ class BoxDetector(_LocalModel):
         self.is_owl = self.model_type.startswith("owl")
         self.box_threshold, self.text_threshold = box_threshold, text_threshold
 
-    def groups(self) -> tuple[tuple[str, ...], ...]:
-        """The prompt groups this detector runs: the caption groups, or one group for OWL models."""
+    def groups(self, classes: PriorClasses = OCC3D_PRIORS) -> tuple[tuple[str, ...], ...]:
+        """The prompt groups this detector runs for a class table: its caption groups, or one group
+        for OWL models."""
+        if not classes.caption_groups:
+            raise ValueError(f"detector: the {classes.name} classes have no prompts (occkit.priors.classes)")
         if self.is_owl:
-            return (tuple(n for g in CAPTION_GROUPS for n in g),)
-        return CAPTION_GROUPS
+            return (tuple(n for g in classes.caption_groups for n in g),)
+        return classes.caption_groups
 
     def _caption(self, names: Sequence[str]) -> tuple[str, torch.Tensor]:
         """Grounding DINO's caption ``"a. b. c."`` and ``(T,)`` the prompt name index of each token (-1 = none)."""
@@ -436,23 +396,25 @@ class BoxDetector(_LocalModel):
                     owner[t] = k
         return text, owner
 
-    def detect(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Boxes of every prompt group.
+    def detect(
+        self, images: torch.Tensor, classes: PriorClasses = OCC3D_PRIORS
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Boxes of every prompt group of the class table ``classes``.
 
         Args:
             images: ``(N, 3, H, W)`` float in [0, 1].
 
         Returns:
             per image ``(boxes, scores, classes)``: ``(K, 4)`` x1 y1 x2 y2 in pixels, ``(K,)`` in
-            [0, 1], ``(K,)`` long :data:`PRIOR_CLASSES` ids; on ``device``.
+            [0, 1], ``(K,)`` long class ids of ``classes``; on ``device``.
         """
         from torchvision.ops import box_convert
 
         N, _, H, W = images.shape
         found: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = [[] for _ in range(N)]
         cpu = images.detach().float().cpu()
-        for names in self.groups():
-            cls = torch.tensor([PRIOR_CLASSES.index(PROMPT_CLASSES[n]) for n in names], device=self.device)
+        for names in self.groups(classes):
+            cls = torch.tensor([classes.prompt_class(n) for n in names], device=self.device)
             if self.is_owl:
                 owner = torch.arange(len(names))
             else:
@@ -835,7 +797,7 @@ class HFPrior:
                 assert self.sam is not None and emb is not None
                 out.segments = torch.stack([self.sam.segment_everything(emb[i], (H, W)) for i in range(N)])
             if "semantics" in kinds:
-                out.semantics, out.confidence = self._semantics(images, emb)
+                out.semantics, out.confidence = self._semantics(images, emb, frame.classes)
             if "depth" in kinds:
                 assert self.depth is not None
                 out.depth = self.depth(images)
@@ -845,15 +807,17 @@ class HFPrior:
                 out.features, out.feature_stride = self.clip(images, s), s
         return out
 
-    def _semantics(self, images: torch.Tensor, emb: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _semantics(
+        self, images: torch.Tensor, emb: torch.Tensor | None, classes: PriorClasses = OCC3D_PRIORS
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(N, H, W)`` uint8 classes and float32 confidence: boxes -> masks, the best score wins per pixel."""
         assert self.detector is not None
         N, _, H, W = images.shape
         sem = torch.full((N, H, W), UNKNOWN, dtype=torch.uint8, device=self.device)
         conf = torch.zeros(N, H, W, dtype=torch.float32, device=self.device)
-        for i, (boxes, scores, classes) in enumerate(self.detector.detect(images)):
+        for i, (boxes, scores, labels) in enumerate(self.detector.detect(images, classes)):
             order = torch.argsort(scores, stable=True)  # ascending: higher scores paint last and win
-            boxes, scores, classes = boxes[order], scores[order], classes[order]
+            boxes, scores, labels = boxes[order], scores[order], labels[order]
             step = self.sam.points_batch if self.sam is not None else 64
             for start in range(0, len(boxes), step):  # a chunk of masks at a time (K full-size masks may not fit)
                 b = boxes[start : start + step]
@@ -865,6 +829,6 @@ class HFPrior:
                     c = b[:, :, None, None]
                     masks = (xs >= c[:, 0]) & (xs <= c[:, 2]) & (ys >= c[:, 1]) & (ys <= c[:, 3])  # (k, H, W)
                 for k in range(len(b)):
-                    sem[i][masks[k]] = classes[start + k].to(torch.uint8)
+                    sem[i][masks[k]] = labels[start + k].to(torch.uint8)
                     conf[i][masks[k]] = scores[start + k]
         return sem.cpu(), conf.cpu()

@@ -1,15 +1,17 @@
 """``oracle[:LEVEL]``: priors from the synthetic world's exact maps through a seeded error model.
 
-The synthetic extras give every pixel's exact z-depth, Occ3D class (17 = sky), instance id and,
-through ``objects.json``, the instance's fine-grained name. A real 2D foundation model is not
+The synthetic extras give every pixel's exact z-depth, class (in the frame's class table,
+:class:`~occkit.priors.classes.PriorClasses`: Occ3D's with 17 = sky for the driving world, NYUv2's
+with 0 = nothing indoors), instance id and the instance's fine-grained name (``objects.json``
+outdoors, ``indoor.json`` indoors). A real 2D foundation model is not
 exact; this provider degrades the exact maps the way such models err, at three named levels:
 
 ``clean``
     the extras exactly: depth = the exact depth, semantics = the exact classes (confidence 1),
     segments = one segment per object instance and per connected region of each ground class and
     of the sky, features = the text encoder's embedding of the name of the pixel at the centre of
-    each feature cell (fine name for objects, :data:`~occkit.data.synth.vocabulary.CLASS_WORDS`
-    for ground and sky).
+    each feature cell (fine name for objects, the class table's word otherwise:
+    :data:`~occkit.data.synth.vocabulary.CLASS_WORDS` for the driving world's ground and sky).
 ``typical``
     roughly what current models give on driving images.
 ``noisy``
@@ -30,10 +32,12 @@ camera), so a frame's priors are the same whenever and wherever they are made):
   random displacement of up to ``boundary_px`` pixels (eroded here, dilated there); small objects
   (fewer than ``miss_area_px`` pixels) missed with probability ``miss_prob`` (they take the label
   around them); whole objects given a similar class with probability ``confuse_prob`` (car/truck,
-  bus/truck, trailer/truck, bicycle/motorcycle, barrier/traffic cone, ...); patches of ground
-  classes swapped with a neighbour class (sidewalk/other flat/road, terrain/vegetation) over about
-  ``stuff_confuse_frac`` of the ground. Confidence is lower near boundaries and where a label was
-  changed.
+  bus/truck, trailer/truck, bicycle/motorcycle, barrier/traffic cone, ...; indoors chair/sofa,
+  bed/sofa, table/furniture, tvs/objects, ...); patches of ground classes swapped with a neighbour
+  class (sidewalk/other flat/road, terrain/vegetation; indoors wall/ceiling) over about
+  ``stuff_confuse_frac`` of the ground (indoors: of the room's structure). The confusions are per
+  class table (:data:`CONFUSABLE_BY_TABLE`); a table without them has none. Confidence is lower
+  near boundaries and where a label was changed.
 - **segments** (SAM-like masks): segments larger than ``split_min_frac`` of the image split into
   2-4 parts with probability ``split_prob`` (over-segmentation); touching segments merged with
   probability ``merge_prob`` (under-segmentation).
@@ -58,9 +62,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from occkit.data.synth.vocabulary import CLASS_WORDS
-from occkit.labels import OCC3D_CLASSES
-from occkit.priors.base import KINDS, SKY, PriorFrame, Priors, check_kinds
+from occkit.priors.base import KINDS, PriorFrame, Priors, check_kinds
 
 
 @dataclass(frozen=True)
@@ -158,8 +160,24 @@ CONFUSABLE: dict[int, tuple[int, ...]] = {
 }
 #: Ground classes and what patches of them can be mistaken for.
 STUFF_CONFUSABLE: dict[int, tuple[int, ...]] = {11: (12,), 12: (13, 11), 13: (12, 11), 14: (16, 13)}
-#: Fallback words of classes with no word in CLASS_WORDS (objects whose name is unknown).
-_CLASS_FALLBACK = {c: OCC3D_CLASSES[c].replace("_", " ") for c in range(17)}
+#: NYUv2's (ids of :data:`occkit.labels.NYU_CLASSES`): objects (chair 5, bed 6, sofa 7, table 8,
+#: tvs 9, furniture 10, objects 11, window 4) and the structure (ceiling 1, floor 2, wall 3).
+NYU_CONFUSABLE: dict[int, tuple[int, ...]] = {
+    4: (3,),
+    5: (7, 10),
+    6: (7, 10),
+    7: (5, 6),
+    8: (10,),
+    9: (11, 10),
+    10: (8, 11),
+    11: (10,),
+}
+NYU_STUFF_CONFUSABLE: dict[int, tuple[int, ...]] = {1: (3,), 3: (1,)}
+#: ``{class table: (object confusions, ground confusions)}``.
+CONFUSABLE_BY_TABLE: dict[str, tuple[dict[int, tuple[int, ...]], dict[int, tuple[int, ...]]]] = {
+    "occ3d": (CONFUSABLE, STUFF_CONFUSABLE),
+    "nyu": (NYU_CONFUSABLE, NYU_STUFF_CONFUSABLE),
+}
 
 
 def _seed(*parts: Any) -> int:
@@ -262,7 +280,7 @@ class OraclePrior:
             if "depth" in kinds:
                 depth_list.append(self._depth(depth, rng("depth")))
             if "semantics" in kinds:
-                s, c = self._semantics(sem, inst, rng("semantics"))
+                s, c = self._semantics(sem, inst, rng("semantics"), frame.classes.name)
                 sem_list.append(s)
                 conf_list.append(c)
             if "segments" in kinds:
@@ -304,10 +322,11 @@ class OraclePrior:
 
     # ---------------------------------------------------------------------------------- semantics
     def _semantics(
-        self, sem: torch.Tensor, inst: torch.Tensor, gen: torch.Generator
+        self, sem: torch.Tensor, inst: torch.Tensor, gen: torch.Generator, table: str = "occ3d"
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(H, W)`` uint8 classes and ``(H, W)`` float32 confidence."""
+        """``(H, W)`` uint8 classes and ``(H, W)`` float32 confidence (confusions of the class ``table``)."""
         L = self.level
+        confusable, stuff_confusable = CONFUSABLE_BY_TABLE.get(table, ({}, {}))
         H, W = sem.shape
         if L == LEVELS["clean"]:
             return sem.to(torch.uint8), torch.ones(H, W)
@@ -342,8 +361,8 @@ class OraclePrior:
                     out[m] = around
                     changed |= m
                 continue
-            if v < L.confuse_prob and cls in CONFUSABLE:
-                alts = CONFUSABLE[cls]
+            if v < L.confuse_prob and cls in confusable:
+                alts = confusable[cls]
                 out[m & (sem == cls)] = alts[int(torch.randint(len(alts), (), generator=gen))]
                 changed |= m
         if L.stuff_confuse_frac > 0:
@@ -351,7 +370,7 @@ class OraclePrior:
             thr = float(torch.quantile(field.flatten(), 1 - L.stuff_confuse_frac))
             patch = field > thr
             pick = torch.rand((), generator=gen) < 0.5
-            for c, alts in STUFF_CONFUSABLE.items():
+            for c, alts in stuff_confusable.items():
                 m = patch & (sem == c) & (inst == 0)
                 if bool(m.any()):
                     out[m] = alts[int(pick) % len(alts)]
@@ -436,11 +455,13 @@ class OraclePrior:
         sem = frame.semantics_2d.long()
         inst = frame.instance_2d.long()
         N, H, W = sem.shape
-        words = {c: CLASS_WORDS.get(c, _CLASS_FALLBACK.get(c, "object")) for c in range(SKY + 1)}
+        table = frame.classes
+        C = table.num_classes
+        words = dict(enumerate(table.words))
         # per-pixel name index: objects by their fine name (class word when unnamed), else the class word
         names: list[str] = list(dict.fromkeys(words.values()))
         index = {n: i for i, n in enumerate(names)}
-        cls_idx = torch.tensor([index[words[c]] for c in range(SKY + 1)])[sem.clamp(0, SKY)]
+        cls_idx = torch.tensor([index[words[c]] for c in range(C)])[sem.clamp(0, C - 1)]
         name_idx = cls_idx.clone()
         for iid, name in frame.instance_names.items():
             if name not in index:

@@ -4,7 +4,8 @@
 
 =============================  ===========================================================
 ``semantic_miou``              2D semantic mIoU (percent) over the prior classes present in the
-                               ground truth (Occ3D 0..16 and sky); unknown pixels count as wrong
+                               ground truth (the cache's class table: Occ3D 0..16 and sky
+                               outdoors, NYUv2's 12 indoors); unknown pixels count as wrong
 ``depth_absrel``               mean |d - d*| / d* (a ratio) over pixels with a ground-truth
                                depth and a predicted one
 ``depth_delta1``               percent of those pixels with max(d/d*, d*/d) < 1.25
@@ -21,7 +22,9 @@
 plus ``depth_by_band`` (the two depth figures per distance band), ``semantic_iou`` per class,
 ``depth_coverage`` (percent of ground-truth pixels with a predicted depth) and ``frames``. A kind
 the cache lacks gives ``null``. The class vocabulary is a YAML file
-(``occkit/configs/vocabularies/occ3d.yaml`` by default; see :func:`load_class_vocabulary`).
+(``occkit/configs/vocabularies/occ3d.yaml`` by default for Occ3D's table; see
+:func:`load_class_vocabulary`); another table's default is its words (one synonym per class), and
+its fine names are the objects' names the world gives (the indoor world holds none out).
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ import torch
 
 from occkit.config import load_yaml
 from occkit.data.synth.vocabulary import HELDOUT_NAMES, fine_names
-from occkit.priors.base import PRIOR_CLASSES, SKY
+from occkit.priors.base import PRIOR_CLASSES
 from occkit.priors.cache import PriorCache, WithPriors, open_dataset
+from occkit.priors.classes import OCC3D_PRIORS, prior_classes_named, prior_classes_of_dataset
 from occkit.priors.text import DEFAULT_TEMPLATES, encode_prompts
 
 #: Depth bands (metres) of the report.
@@ -89,9 +93,9 @@ class _Scores:
 
 
 def _semantic(sc: _Scores, pred: torch.Tensor, gt: torch.Tensor) -> None:
-    keep = gt <= SKY
+    keep = gt < sc.C
     g, p = gt[keep], pred[keep].long()
-    p = torch.where(p <= SKY, p, torch.full_like(p, sc.C))
+    p = torch.where(p < sc.C, p, torch.full_like(p, sc.C))
     sc.conf += torch.bincount(g * (sc.C + 1) + p, minlength=sc.C * (sc.C + 1)).view(sc.C, sc.C + 1).double()
 
 
@@ -139,6 +143,7 @@ def _features(
     class_text: torch.Tensor,
     fine_text: torch.Tensor,
     fine_index: dict[str, int],
+    fine_list: list[str] | tuple[str, ...] = (),
 ) -> None:
     N, D, h, w = feats.shape
     H, W = sem.shape[-2:]
@@ -147,7 +152,7 @@ def _features(
     f = feats.permute(0, 2, 3, 1).reshape(-1, D)
     g_cls = sem[:, ys][:, :, xs].reshape(-1)
     g_inst = inst[:, ys][:, :, xs].reshape(-1)
-    valid = (f.norm(dim=1) > 0) & (g_cls <= SKY)
+    valid = (f.norm(dim=1) > 0) & (g_cls < sc.C)
     pred = (f @ class_text.T).argmax(1)
     sc.cls[0] += int((pred == g_cls)[valid].sum())
     sc.cls[1] += int(valid.sum())
@@ -160,7 +165,8 @@ def _features(
     if bool(has.any()):
         pf = (f[has] @ fine_text.T).argmax(1)
         gn = gname[has]
-        held = torch.tensor([fine_names()[k] in HELDOUT_NAMES for k in gn.tolist()], dtype=torch.bool)
+        fine_list = fine_list or fine_names()
+        held = torch.tensor([fine_list[k] in HELDOUT_NAMES for k in gn.tolist()], dtype=torch.bool)
         for flag in (False, True):
             m = held == flag
             sc.fine[flag][0] += int((pf[m] == gn[m]).sum())
@@ -183,6 +189,9 @@ def evaluate_priors(
     """
     cache = PriorCache(priors)
     ds, _ = open_dataset(data, split, cache.cameras, extras=True)
+    table = prior_classes_named(cache.class_table)
+    if prior_classes_of_dataset(ds).name != table.name:
+        cache.check_dataset(ds)  # the one-line error naming the cache and both tables
     wp = WithPriors(ds, cache, check=False)
     cached = [
         i for i, f in enumerate(ds.frames) if cache.has(*((f.scene, f.token) if hasattr(f, "token") else (f[0], f[1])))
@@ -196,18 +205,27 @@ def evaluate_priors(
     index = cached
     if 0 < max_frames < n:
         index = [cached[j] for j in sorted({round(i * (n - 1) / max(1, max_frames - 1)) for i in range(max_frames)})]
-    sc = _Scores(len(PRIOR_CLASSES))
+    sc = _Scores(table.num_classes)
     class_text = fine_text = None
-    fine_index = {name: i for i, name in enumerate(fine_names())}
+    if table.name == OCC3D_PRIORS.name:
+        fine_list = list(fine_names())
+    else:  # the names of the world's objects (every frame's)
+        names_of = getattr(ds, "instance_names", None)
+        found = {n for f in ds.frames for n in (names_of(f.token) if callable(names_of) else {}).values()}
+        fine_list = sorted(found)
+    fine_index = {name: i for i, name in enumerate(fine_list)}
     if "features" in cache.kinds:
         te = text_encoder if text_encoder is not None else cache.text_encoder()
-        _, syns, templates = load_class_vocabulary(vocabulary)
-        if len(syns) != len(PRIOR_CLASSES):
+        if vocabulary is None and table.name != OCC3D_PRIORS.name:
+            syns, templates = [[w] for w in table.words], list(DEFAULT_TEMPLATES)
+        else:
+            _, syns, templates = load_class_vocabulary(vocabulary)
+        if len(syns) != table.num_classes:
             raise ValueError(
-                f"vocabulary: {len(syns)} classes, expected {len(PRIOR_CLASSES)} ({', '.join(PRIOR_CLASSES)})"
+                f"vocabulary: {len(syns)} classes, expected {table.num_classes} ({', '.join(table.names)})"
             )
         class_text = encode_prompts(te, syns, templates)
-        fine_text = encode_prompts(te, list(fine_names()), DEFAULT_TEMPLATES)
+        fine_text = encode_prompts(te, fine_list, DEFAULT_TEMPLATES) if fine_list else None
     it: Any = index
     if progress:
         from tqdm import tqdm
@@ -239,15 +257,16 @@ def evaluate_priors(
                 class_text,
                 fine_text,
                 fine_index,
+                fine_list,
             )
-    return _report(sc, cache)
+    return _report(sc, cache, table.names)
 
 
 def _pct(num: float, den: float) -> float | None:
     return round(100.0 * num / den, 2) if den > 0 else None
 
 
-def _report(sc: _Scores, cache: PriorCache) -> dict[str, Any]:
+def _report(sc: _Scores, cache: PriorCache, names: tuple[str, ...] = PRIOR_CLASSES) -> dict[str, Any]:
     out: dict[str, Any] = {"priors": str(cache.root), "spec": cache.spec, "frames": sc.frames}
     if "semantics" in cache.kinds:
         tp = sc.conf.diag()[: sc.C]
@@ -256,7 +275,7 @@ def _report(sc: _Scores, cache: PriorCache) -> dict[str, Any]:
         present = gt > 0
         iou = tp / (gt + pr - tp).clamp_min(1e-12)
         out["semantic_miou"] = round(100.0 * float(iou[present].mean()), 2) if bool(present.any()) else None
-        out["semantic_iou"] = {PRIOR_CLASSES[c]: round(100.0 * float(iou[c]), 2) for c in range(sc.C) if present[c]}
+        out["semantic_iou"] = {names[c]: round(100.0 * float(iou[c]), 2) for c in range(sc.C) if present[c]}
         out["semantic_unknown_pct"] = _pct(float(sc.conf[:, sc.C].sum()), float(sc.conf.sum()))
     else:
         out["semantic_miou"] = None

@@ -6,7 +6,9 @@ extras: depth, semantics, instance ids, fine names); :class:`WorldPrior` loads t
 answers every prior kind for frames of *another* world (or any images):
 
 - **semantics**: an 18-way head over :data:`~occkit.priors.base.PRIOR_CLASSES` (Occ3D 0..16,
-  then sky), trained with a class-balanced cross-entropy; confidence = max softmax probability.
+  then sky) on the driving world, a 12-way one over NYUv2's classes on the indoor world (the
+  world format's table, :mod:`occkit.priors.classes`; ``net.class_table`` in the run), trained
+  with a class-balanced cross-entropy; confidence = max softmax probability.
 - **depth**: log-depth regression in a *canonical camera* (Metric3D's trick): the target is
   ``log(depth * f_ref / f)``, ``f`` the image's focal length in pixels at the net's input
   (``sqrt(fx * fy)`` after resizing and cropping) and ``f_ref`` a reference focal recorded in
@@ -257,9 +259,9 @@ class WorldNet(nn.Module):
         }
 
 
-def build_net(cfg: WorldPriorConfig, text_dim: int) -> WorldNet:
-    """The network of a config (``text_dim`` = the text encoder's width)."""
-    return WorldNet(cfg.backbone, cfg.width, text_dim, cfg.feature_stride)
+def build_net(cfg: WorldPriorConfig, text_dim: int, num_classes: int = len(PRIOR_CLASSES)) -> WorldNet:
+    """The network of a config (``text_dim`` = the text encoder's width, ``num_classes`` = its class table's size)."""
+    return WorldNet(cfg.backbone, cfg.width, text_dim, cfg.feature_stride, num_classes)
 
 
 def effective_focal(
@@ -374,7 +376,15 @@ class WorldPrior:
         if self.feature_stride < 1:
             raise ValueError(f"WorldPrior: feature_stride must be >= 1, got {feature_stride}")
         self.device = torch.device(device)
-        self.net = build_net(self.cfg, self.text_dim)
+        from occkit.priors.classes import OCC3D_PRIORS, prior_classes_named
+
+        table = str(net_info.get("class_table", OCC3D_PRIORS.name))  # runs before class tables: Occ3D's
+        try:
+            self.classes = prior_classes_named(table)
+        except ValueError as e:
+            raise ValueError(f"{where}: class table {table!r} unknown ({e})") from e
+        """The class table the semantic head answers in (the world it was trained on)."""
+        self.net = build_net(self.cfg, self.text_dim, self.classes.num_classes)
         weights = self.run / MODEL_FILE
         try:
             self.net.load_state_dict(load_state(weights), strict=True)

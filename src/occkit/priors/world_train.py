@@ -1,8 +1,10 @@
 """Training of the ``world:RUN`` prior (:mod:`occkit.priors.world`): data, targets, losses, loop.
 
-:func:`train_world_prior` reads the ``train`` split of a synthetic world in the Occ3D layout
-(every camera of every frame: the images and the extras ``depth``, ``semantics``, ``instance``
-and ``objects.json``) into memory once, embeds every fine name once into a ``(K, D)`` table, and
+:func:`train_world_prior` reads the ``train`` split of a synthetic world (the driving world in the
+Occ3D layout, or the indoor world in NYUv2's: every camera of every frame, the images and the
+extras ``depth``, ``semantics``, ``instance`` and the objects' names) into memory once; the
+semantic head answers in the world format's class table (:mod:`occkit.priors.classes`: Occ3D's
+classes and sky outdoors, NYUv2's indoors). It embeds every fine name once into a ``(K, D)`` table and
 runs a short explicit loop: draw a batch of images (random zoom-crop, flip and colour jitter), run the
 network, :func:`world_losses`, one AdamW step. The run folder is described in
 :mod:`occkit.priors.world`.
@@ -27,6 +29,7 @@ from occkit.config import to_dict
 from occkit.data.synth.vocabulary import CLASS_WORDS, HELDOUT_NAMES, fine_names
 from occkit.fileio import read_json, write_bytes_atomic, write_json_atomic
 from occkit.priors.base import PRIOR_CLASSES
+from occkit.priors.classes import OCC3D_PRIORS, PriorClasses
 from occkit.priors.world import (
     BACKBONE_FILE,
     BACKBONE_FORMAT,
@@ -57,7 +60,7 @@ class WorldImages:
     Fields:
         images: ``(M, 3, H, W)`` uint8 RGB.
         depth: ``(M, H, W)`` float32 z-depth in metres, 0 = sky.
-        semantics: ``(M, H, W)`` uint8 :data:`PRIOR_CLASSES` ids (17 = sky).
+        semantics: ``(M, H, W)`` uint8 ids of ``classes`` (:data:`PRIOR_CLASSES` outdoors, 17 = sky).
         instance: ``(M, H, W)`` int32 instance ids, 0 = ground / sky.
         names: ``(M, H, W)`` int16 row of ``table_names``, :data:`UNNAMED` or :data:`HELDOUT`.
         intrinsics: ``(M, 3, 3)`` float32.
@@ -65,6 +68,7 @@ class WorldImages:
         heldout_pixels: pixels masked because their name is held out, by name.
         unnamed_pixels: pixels with no name.
         frames: frames read (``M`` = frames x cameras).
+        classes: the class table of ``semantics`` (the world format's).
     """
 
     images: torch.Tensor
@@ -77,22 +81,31 @@ class WorldImages:
     heldout_pixels: dict[str, int]
     unnamed_pixels: int
     frames: int = 0
+    classes: PriorClasses = OCC3D_PRIORS
 
     @property
     def image_size(self) -> tuple[int, int]:
         return int(self.images.shape[-2]), int(self.images.shape[-1])
 
 
-def seen_names(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """The names a VL head may train on: the vocabulary's seen fine names, the class words, then
-    any ``extra`` name (found in a world but not in the vocabulary), held-out names excluded."""
-    names = [*fine_names(heldout=False), *CLASS_WORDS.values()]
+def seen_names(extra: list[str] | tuple[str, ...] = (), classes: PriorClasses = OCC3D_PRIORS) -> list[str]:
+    """The names a VL head may train on: the vocabulary's seen fine names and the class words
+    (the driving world's), then any ``extra`` name (found in a world but not in the vocabulary),
+    held-out names excluded. Another class table: its words, then ``extra``."""
+    if classes.name == OCC3D_PRIORS.name:
+        names = [*fine_names(heldout=False), *CLASS_WORDS.values()]
+    else:
+        names = list(classes.words)
     names += sorted(set(extra) - set(names))
     return [n for n in dict.fromkeys(names) if n not in HELDOUT_NAMES]
 
 
 def name_map(
-    instance: np.ndarray, semantics: np.ndarray, instance_names: dict[int, str], index: dict[str, int]
+    instance: np.ndarray,
+    semantics: np.ndarray,
+    instance_names: dict[int, str],
+    index: dict[str, int],
+    words: dict[int, str] | None = None,
 ) -> np.ndarray:
     """Per-pixel name index of one image.
 
@@ -101,13 +114,15 @@ def name_map(
         semantics: ``(H, W)`` class ids (17 = sky).
         instance_names: ``{instance id: fine name}`` (``objects.json``).
         index: ``{seen name: table row}``.
+        words: ``{class id: word}`` of the pixels without an object (default
+            :data:`~occkit.data.synth.vocabulary.CLASS_WORDS`: the driving world's ground and sky).
     Returns:
         ``(H, W)`` int16: the table row of the object's name (instance > 0) or of the class
         word of the pixel's class (instance 0), :data:`HELDOUT` for held-out names,
         :data:`UNNAMED` when there is no name.
     """
     out = np.full(instance.shape, UNNAMED, np.int16)
-    for cls, word in CLASS_WORDS.items():
+    for cls, word in (CLASS_WORDS if words is None else words).items():
         out[(instance == 0) & (semantics == cls)] = index[word]
     for inst in np.unique(instance):
         if inst == 0 or int(inst) not in instance_names:
@@ -122,14 +137,24 @@ def load_world_images(root: str | os.PathLike, split: str = "train", progress: b
 
     Raises naming the folder when the world has no synthetic extras or no frames.
     """
-    from occkit.data.occ3d import Occ3DDataset
+    from occkit.formats import detect_format
+    from occkit.priors.classes import prior_classes_of
 
-    ds = Occ3DDataset(root, split=split, load_gt=False, load_extras=True)
+    fmt = detect_format(root)
+    classes = prior_classes_of(fmt)
+    if fmt.name == "occ3d":
+        from occkit.data.occ3d import Occ3DDataset
+
+        ds = Occ3DDataset(root, split=split, load_gt=False, load_extras=True)
+        words = None
+    else:  # the indoor world (NYUv2's layout): objects named in indoor.json, the rest by its class word
+        ds = fmt.open_split(root, split, load_gt=False, load_extras=True)
+        words = {c: w for c, w in enumerate(classes.words) if c != classes.nothing}
     if len(ds) == 0:
         raise ValueError(f"{root}: split {split!r} has no frames")
     all_names: dict[str, dict[int, str]] = {f.token: ds.instance_names(f.token) for f in ds.frames}
     found = {n for names in all_names.values() for n in names.values()}
-    table_names = seen_names(sorted(found))
+    table_names = seen_names(sorted(found), classes)
     index = {n: i for i, n in enumerate(table_names)}
     images, depth, sem, inst, names, Ks = [], [], [], [], [], []
     heldout: dict[str, int] = {}
@@ -142,8 +167,9 @@ def load_world_images(root: str | os.PathLike, split: str = "train", progress: b
     for i in frames:
         s = ds[i]
         if s.depth is None or s.semantics_2d is None or s.instance_2d is None:
+            where = ds.extras_dir(s.token) if hasattr(ds, "extras_dir") else ds.extras_path(s.token)
             raise ValueError(
-                f"{ds.extras_dir(s.token)}: no per-camera extras (depth, semantics, instance): "
+                f"{where}: no per-camera extras (depth, semantics, instance): "
                 "a world prior trains on a synthetic world (occkit synth)"
             )
         inst_names = all_names[s.token]
@@ -154,7 +180,7 @@ def load_world_images(root: str | os.PathLike, split: str = "train", progress: b
         Ks.append(s.intrinsics.float())
         for c in range(len(s.cam_names)):
             i2, s2 = s.instance_2d[c].numpy(), s.semantics_2d[c].numpy()
-            nm = name_map(i2, s2, inst_names, index)
+            nm = name_map(i2, s2, inst_names, index, words)
             names.append(torch.from_numpy(nm))
             unnamed += int((nm == UNNAMED).sum())
             for k in np.unique(i2[nm == HELDOUT]):
@@ -173,6 +199,7 @@ def load_world_images(root: str | os.PathLike, split: str = "train", progress: b
         heldout_pixels=dict(sorted(heldout.items())),
         unnamed_pixels=unnamed,
         frames=len(ds),
+        classes=classes,
     )
 
 
@@ -435,7 +462,8 @@ def train_world_prior(
     file (stopped before its first save) ``resume`` starts from scratch.
 
     Args:
-        data: folder of an Occ3D-layout synthetic world (``occkit synth``) with its extras.
+        data: folder of a synthetic world (``occkit synth``; the driving world in the Occ3D layout,
+            or the indoor world) with its extras.
         out: the run folder to write; must be absent or empty unless ``overwrite``.
         cfg: the config (default :class:`WorldPriorConfig()`).
         progress: tqdm bars on stderr.
@@ -449,8 +477,12 @@ def train_world_prior(
     cfg = cfg or WorldPriorConfig()
     cfg.check()
     data, out = Path(data), Path(out)
-    if not (data / "annotations.json").is_file():
-        raise FileNotFoundError(f"{data}: no annotations.json (expected a world written by occkit synth)")
+    index_file = next((data / n for n in ("annotations.json", "indoor.json") if (data / n).is_file()), None)
+    if index_file is None:
+        raise FileNotFoundError(
+            f"{data}: no annotations.json or indoor.json (expected a world written by occkit synth, the driving "
+            "world in the Occ3D layout or the indoor world)"
+        )
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
@@ -481,22 +513,23 @@ def train_world_prior(
     Hn, Wn = cfg.image_size
     depth_focal = float(effective_focal(world.intrinsics, Hn / H, Wn / W).median())
     weights = (
-        class_weights(world.semantics, cfg.class_balance, cfg.max_class_weight).to(dev)
+        class_weights(world.semantics, cfg.class_balance, cfg.max_class_weight, world.classes.num_classes).to(dev)
         if cfg.class_balance > 0
         else None
     )
     load_s = time.perf_counter() - t_load
 
-    net = build_net(cfg, int(table.shape[1])).to(dev)
+    net = build_net(cfg, int(table.shape[1]), world.classes.num_classes).to(dev)
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ann = read_json(data / "annotations.json")
+    ann = read_json(index_file)
     record: dict[str, Any] = {
         "format": RUN_FORMAT,
         "status": "partial",
         "config": to_dict(cfg),
         "net": {
-            "classes": list(PRIOR_CLASSES),
+            "classes": list(world.classes.names),
+            "class_table": world.classes.name,
             "text_dim": int(table.shape[1]),
             "depth_focal": depth_focal,
             "depth": "log-depth regression (L1) in a canonical camera of focal depth_focal px at image_size",

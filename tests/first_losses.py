@@ -43,7 +43,7 @@ BIG = (
 #: SemanticKITTI-layout presets (the world exported as SemanticKITTI)
 KITTI = ("cigocc", "cigocc-gpu", "kitti-mono")
 #: NYUv2-layout presets (the indoor world)
-NYU = ("nyu-mono", "cigocc-nyu")
+NYU = ("nyu-mono", "cigocc-nyu", "occscene-nyu")
 #: SSCBench-KITTI-360-layout presets (the world exported as SSCBench-KITTI-360)
 KITTI360 = ("kitti360-mono",)
 #: presets of the LiDAR-frame nuScenes layouts (the world written by ``occkit synth --format NAME``)
@@ -227,7 +227,7 @@ def preset_sets(name: str, worlds: dict[str, Path]) -> list[str]:
             "langocc.voxel_feature_dim=32",
             "langocc.mlp_width=32",
         ]
-    if name in ("occscene-gpu", "occscene-cpu"):
+    if name in ("occscene-gpu", "occscene-cpu", "occscene-nyu"):
         sets += ["data.batch_size=1", "data.cache_mb=0"]
     if name.startswith("radocc"):
         sets += [f"radocc.teacher={worlds['teacher']}", "data.load_extras=true"]

@@ -472,6 +472,7 @@ def build_dataset(
     if output_grid.shape != base_dataset(ds).grid.shape:
         raise ConfigError(
             f"model.point_range/voxel_size give a grid {output_grid.shape} but {root} is {base_dataset(ds).grid.shape}"
+            + _world_hint(fmt, output_grid.shape, root)
         )
     if train:
         return AugmentedFrames(
@@ -576,6 +577,20 @@ def dataset_format(cfg: ExperimentConfig, root: str | os.PathLike) -> DatasetFor
             "trained on data like this"
         )
     return fmt
+
+
+def _world_hint(fmt: DatasetFormat, shape: tuple[int, ...], root: str | os.PathLike) -> str:
+    """A grid mismatch's cause when it is the world (a driving run pointed at indoor data, or the
+    reverse): every format of the model's grid holds scenes of another kind than ``fmt``'s."""
+    from occkit.formats import formats
+
+    others = [f for f in formats().values() if tuple(f.grid.shape) == tuple(shape)]
+    if not others or any(f.world == fmt.world for f in others):
+        return ""
+    return (
+        f": {root} is {_article(_kind(fmt, others[0]))} dataset, but the run's grid is of {others[0].world} datasets: "
+        "the run and the data differ; give data of the run's kind, or a run trained on data like this"
+    )
 
 
 def _kind(fmt: DatasetFormat, other: DatasetFormat) -> str:

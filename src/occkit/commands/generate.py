@@ -1,6 +1,7 @@
 """``occkit generate --ckpt RUN --data ROOT [--text T] [--occupancy FRAME|SPLIT | --from-perception] --n N --out DIR``:
-scenes from a trained ``occscene`` run, written as an Occ3D-layout dataset (images + the
-occupancy that conditioned them, or that the perception model predicted) that ``occkit train``,
+scenes from a trained ``occscene`` run, written as a dataset in the layout of ``--data`` (its
+format's ``write_generated``: images + the occupancy that conditioned them, or that the perception
+model predicted; Occ3D-nuScenes outdoors, NYUv2 indoors) that ``occkit train``,
 ``occkit stats`` and ``occkit eval-gen`` read; plus ``preview.png`` (the first 4 frames) and
 ``files.json`` (the size and SHA-256 of every file written).
 
@@ -86,7 +87,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from occkit.engine.checkpoint import checkpoint_identity
-    from occkit.experiment import build_dataset, load_checkpoint_method
+    from occkit.experiment import build_dataset, dataset_format, load_checkpoint_method
     from occkit.generation.dataset import record_dataset_files
     from occkit.generation.figure import generation_figure
     from occkit.generation.generate import generate_scenes, partial_folder, saved_frames
@@ -114,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         if args.from_perception
         else "text only"
     )
+    fmt = dataset_format(cfg, args.data)  # the run's format; data of another is refused here, in one line
     work = partial_folder(out)
     try:
         with staged_folder(out, "generate") as tmp:  # written whole: a failure leaves no half dataset
@@ -136,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
                 use_layout=not args.text_only,
                 make_dataset=lambda root, split: build_dataset(cfg, root, split, train=False),
                 work=work,
+                fmt=fmt,
             )
-            save_png(tmp / "preview.png", generation_figure(rows, title=f"occkit generate ({mode}): {folder}"))
+            save_png(tmp / "preview.png", generation_figure(rows, title=f"occkit generate ({mode}): {folder}", fmt=fmt))
             record_dataset_files(tmp)
     except KeyboardInterrupt:
         kept = saved_frames(work) if work.is_dir() else 0

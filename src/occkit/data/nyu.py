@@ -354,7 +354,8 @@ class NYUDataset(torch.utils.data.Dataset):
         load_images, load_gt: read the colour images, the ``.bin`` labels.
         load_depth: fill ``depth`` from the depth PNGs.
         load_extras: fill ``depth`` (exact), ``semantics_2d``, ``instance_2d`` from the synthetic
-            extras and ``description`` from ``indoor.json`` where present.
+            extras where present. ``description`` comes from ``indoor.json`` whenever it has the
+            frame (as the Occ3D reader's scene descriptions do: OccScene's text conditioning).
     """
 
     #: The format (:mod:`occkit.formats.nyu`) whose frames these are (:func:`occkit.formats.format_of`).
@@ -527,5 +528,5 @@ class NYUDataset(torch.utils.data.Dataset):
                 sample.depth = torch.from_numpy(maps["depth"])[None]
                 sample.semantics_2d = torch.from_numpy(maps["semantics"].astype(np.int64))[None]
                 sample.instance_2d = torch.from_numpy(maps["instance"].astype(np.int64))[None]
-            sample.description = self.descriptions().get(name)
+        sample.description = self.descriptions().get(name)  # one JSON read per dataset; what text conditions on
         return sample

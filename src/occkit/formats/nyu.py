@@ -11,7 +11,9 @@ Predictions are ``<token>.npz`` files holding ``semantics``, uint8 ``(60, 60, 36
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,64 @@ def evaluate_nyu(
     return evaluate_predictions(FORMAT, gt_root, pred_dir, split, allow_missing=allow_missing, device=device, **options)
 
 
+#: JPEG quality of generated colour images (the indoor world writes its own at 92 by default).
+GENERATED_JPEG_QUALITY = 95
+
+
+def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) -> None:
+    """Generated frames (:attr:`DatasetFormat.write_generated`) in MonoScene's NYUv2 layout under
+    ``out``, all in ``NYUtrain/``: ``<token>_color.jpg`` (the image resized, bicubic, to NYUv2's 640 x
+    480 and stored as JPEG at :data:`GENERATED_JPEG_QUALITY`, as the layout stores colour; a frame
+    generated at 96 x 128 reads back at 96 x 128 within the resampling and JPEG error),
+    ``<token>.bin`` (the voxel origin and camera pose of the conditioning frame, the labels: each
+    0.08 m voxel repeated over its 4 x 4 x 4 voxels of the 0.02 m grid, 255 outside the mask, so the
+    reader's SSCNet downsampling gives back exactly ``semantics`` where the mask is set and 255
+    elsewhere) and ``indoor.json`` (each frame's ``description`` and ``source``). No depth images:
+    a generated frame has none. The intrinsics must be MonoScene's kinect scaled to the generated
+    size (what the reader's resize gives); a crop or another camera raises naming the frame."""
+    from PIL import Image
+
+    from occkit.data.nyu import INDEX_FILE, NYU_IMAGE_HW, NYU_K, write_bin, xyz_to_file
+    from occkit.fileio import write_bytes_atomic, write_json_atomic
+
+    if tuple(cameras) != CAMERAS:
+        raise ValueError(f"the NYUv2 layout has one camera, {CAMERAS[0]}; the generated frames have {list(cameras)}")
+    root = Path(out)
+    H0, W0 = NYU_IMAGE_HW
+    K_nyu = np.asarray(NYU_K, dtype=np.float64)
+    grid = nyu_grid()
+    index: dict[str, dict[str, Any]] = {}
+    for f in frames:
+        img = np.ascontiguousarray(f.images[0].permute(1, 2, 0).numpy())
+        H, W = img.shape[:2]
+        K = f.intrinsics[0].double().numpy() * np.array([[W0 / W], [H0 / H], [1.0]])
+        if (
+            abs(K[0, 0] / K_nyu[0, 0] - 1) > 1e-3
+            or abs(K[1, 1] / K_nyu[1, 1] - 1) > 1e-3
+            or np.abs(K[:2, 2] - K_nyu[:2, 2]).max() > 2.0
+        ):
+            raise ValueError(
+                f"generated frame {f.token}: intrinsics {np.round(f.intrinsics[0].double().numpy(), 3).tolist()} at "
+                f"{W}x{H} are not the kinect's scaled to that size (a crop?): the NYUv2 layout stores 640x480 images"
+            )
+        sem = f.semantics.cpu().numpy()
+        if sem.shape != grid.shape:
+            raise ValueError(f"generated frame {f.token}: labels of shape {sem.shape}, expected {grid.shape}")
+        labels = np.where(f.mask.bool().cpu().numpy(), sem, NYU_IGNORE).astype(np.uint8)
+        fine = labels.repeat(4, 0).repeat(4, 1).repeat(4, 2)  # (240, 240, 144) x, y, z
+        T_global_from_ego = f.T_global_from_ego.double().cpu().numpy()
+        pose = T_global_from_ego @ f.T_ego_from_cam[0].double().cpu().numpy()
+        folder = root / "NYUtrain"
+        buf = io.BytesIO()
+        Image.fromarray(img, "RGB").resize((W0, H0), Image.Resampling.BICUBIC).save(
+            buf, format="JPEG", quality=GENERATED_JPEG_QUALITY
+        )
+        write_bytes_atomic(folder / f"{f.token}_color.jpg", buf.getvalue())
+        write_bin(folder / f"{f.token}.bin", T_global_from_ego[:3, 3], pose, np.ascontiguousarray(xyz_to_file(fine)))
+        index[f.token] = {"split": "NYUtrain", "description": f.text, "source": f.source}
+    write_json_atomic(root / INDEX_FILE, {"generated": True, "frames": index})
+
+
 def _write_synthetic(out: Path, config: Any) -> None:
     """The procedural indoor world (an :class:`~occkit.data.synth_indoor.IndoorConfig`) in this
     layout, into ``out``; resumable (rooms already written there are kept)."""
@@ -136,6 +196,7 @@ FORMAT = DatasetFormat(
     ),
     evaluate_folder=evaluate_nyu,
     write_synthetic=_write_synthetic,
+    write_generated=write_generated,
     cameras=CAMERAS,
     world="indoor",
     folder_options=frozenset({"metrics"}),

@@ -9,6 +9,7 @@ the submission files ``<token>.npz`` (``semantics`` uint8) and the folder scorin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,59 @@ def evaluate_folder(gt_root: Any, pred_dir: Any, split: str = "val", **options: 
     return evaluate_occ3d(gt_root, pred_dir, split, **options)
 
 
+def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) -> None:
+    """Generated frames (:attr:`DatasetFormat.write_generated`) in the Occ3D layout under ``out``:
+    ``samples/<CAM>/<token>.png``, ``gts/<scene>/<token>/labels.npz`` (``semantics``; ``mask_camera``
+    = ``mask_lidar`` = the frame's mask), ``annotations.json`` (every scene in ``train_split``, an
+    empty ``val_split``, each scene's text in ``scene_descriptions``, each frame's
+    ``source_token``); the frames of a scene get timestamps 0.5 s apart."""
+    from PIL import Image
+
+    from occkit.fileio import atomic_write, save_npz_atomic, write_json_atomic
+    from occkit.geometry.transforms import pose_from_transform
+
+    root = Path(out)
+    scene_infos: dict[str, dict[str, Any]] = {}
+    descriptions: dict[str, str] = {}
+    order: dict[str, list[str]] = {}
+    for f in frames:
+        order.setdefault(f.scene, []).append(f.token)
+        descriptions[f.scene] = f.text
+        ego = pose_from_transform(f.T_global_from_ego.double())
+        cams = {}
+        for i, cam in enumerate(cameras):
+            rel = f"samples/{cam}/{f.token}.png"
+            pil = Image.fromarray(np.ascontiguousarray(f.images[i].permute(1, 2, 0).numpy()))
+            atomic_write(root / rel, lambda fh, pil=pil: pil.save(fh, format="PNG"))
+            cams[cam] = {
+                "img_path": rel,
+                "intrinsic": f.intrinsics[i].double().tolist(),
+                "extrinsic": pose_from_transform(f.T_ego_from_cam[i].double()),
+                "ego_pose": ego,
+            }
+        gt = f"gts/{f.scene}/{f.token}/labels.npz"
+        mask = f.mask.bool().cpu().numpy().astype(np.uint8)
+        save_npz_atomic(
+            root / gt, semantics=f.semantics.cpu().numpy().astype(np.uint8), mask_camera=mask, mask_lidar=mask
+        )
+        scene_infos.setdefault(f.scene, {})[f.token] = {
+            "camera_sensor": cams,
+            "ego_pose": ego,
+            "gt_path": gt,
+            "source_token": f.source,
+        }
+    for scene, tokens in order.items():
+        for i, tok in enumerate(tokens):
+            info = scene_infos[scene][tok]
+            info["timestamp"] = 1_000_000 + 500_000 * i
+            info["prev"] = tokens[i - 1] if i > 0 else ""
+            info["next"] = tokens[i + 1] if i + 1 < len(tokens) else ""
+    write_json_atomic(
+        root / "annotations.json",
+        {"train_split": list(order), "val_split": [], "scene_infos": scene_infos, "scene_descriptions": descriptions},
+    )
+
+
 def write_synthetic(out: Path, config: Any) -> None:
     from occkit.data.synth import generate_dataset
 
@@ -108,6 +162,7 @@ FORMAT = DatasetFormat(
     ),
     evaluate_folder=evaluate_folder,
     write_synthetic=write_synthetic,
+    write_generated=write_generated,
     folder_options=frozenset({"mask", "metrics", "infos", "region", "processes", "batch_size"}),
     label_writer=OCC3D_WRITER,
 )

@@ -227,6 +227,20 @@ class DatasetFormat:
             :class:`occkit.data.synth_indoor.IndoorConfig` for ``indoor``) written in this layout
             into the folder ``out`` (``occkit synth --format NAME``; resumable: scenes already
             written there are kept), or None.
+        write_generated: ``(out, frames, cameras) -> None``: frames made by ``occkit generate``
+            written as a dataset of this layout into the new, empty folder ``out``, which
+            :attr:`open` then reads back with split ``all`` (every frame a training frame: what
+            ``data.extra_train`` and ``occkit eval-gen`` read). ``frames``: objects with ``token``,
+            ``scene``, ``text`` (the frame's description), ``source`` (the conditioning real
+            frame's token, or None), ``images`` ``(N, 3, H, W)`` uint8 (``cameras``, in order, at
+            the size they were generated), ``intrinsics`` ``(N, 3, 3)`` (at that size),
+            ``T_ego_from_cam`` ``(N, 4, 4)``, ``T_global_from_ego`` ``(4, 4)``, ``semantics``
+            ``(X, Y, Z)`` class ids on :attr:`grid` and ``mask`` ``(X, Y, Z)`` bool, the voxels
+            that count (the generated cameras' view, within the conditioning frame's own mask),
+            all CPU tensors (:class:`occkit.generation.dataset.GeneratedFrame`). The format keeps
+            the mask as its layout can (Occ3D: ``mask_camera`` = ``mask_lidar``; NYUv2: the ignore
+            label outside it). A bad frame (a camera or size the layout cannot hold) raises a
+            one-line ``ValueError``. None: ``occkit generate`` refuses data of this format.
         world: the kind of scenes the format's datasets hold, ``driving`` (outdoors; the default)
             or ``indoor`` (NYUv2's rooms): the procedural world :attr:`write_synthetic` writes
             (``occkit synth --world``), and what a run trained on one kind says when it is pointed
@@ -266,6 +280,7 @@ class DatasetFormat:
     predictions: PredictionFiles
     evaluate_folder: Callable[..., dict[str, Any]] | None = None
     write_synthetic: Callable[[Path, Any], None] | None = None
+    write_generated: Callable[[Path, Sequence[Any], tuple[str, ...]], None] | None = None
     cameras: tuple[str, ...] | None = None
     world: World = "driving"
     folder_options: frozenset[str] = frozenset({"mask", "metrics"})

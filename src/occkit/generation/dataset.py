@@ -1,11 +1,12 @@
-"""Generated scenes written as a dataset in the Occ3D-nuScenes layout, which every occkit reader,
-trainer and ``occkit stats`` read (docs/design.md §7: methods compose through files).
+"""Generated scenes written as a dataset in the layout of the data they were conditioned on, which
+every occkit reader, trainer and ``occkit stats`` read (docs/design.md §7: methods compose through files).
 
-Layout under ``out``: ``samples/<CAM>/<token>.png``, ``gts/<scene>/<token>/labels.npz``
-(``semantics`` = the occupancy that conditioned the images, or the one the perception model
-predicted; ``mask_camera`` = ``mask_lidar`` = the voxels the generated cameras see, within the
-conditioning frame's camera mask), ``annotations.json`` (every scene in ``train_split``, an empty
-``val_split``, the texts in ``scene_descriptions``) and ``generation.json`` (what made it);
+The format writes the frames (:attr:`occkit.formats.DatasetFormat.write_generated`): the images,
+the labels (``semantics`` = the occupancy that conditioned the images, or the one the perception
+model predicted; counted only inside the voxels the generated cameras see, within the conditioning
+frame's own mask) and the texts; Occ3D-nuScenes writes ``samples/<CAM>/<token>.png``,
+``gts/<scene>/<token>/labels.npz`` and ``annotations.json``, NYUv2 ``NYUtrain/<token>.bin`` and
+``_color.jpg`` and ``indoor.json``. Beside them ``generation.json`` (what made it);
 :func:`record_dataset_files` then adds ``files.json``: the size and SHA-256 of every file.
 """
 
@@ -16,11 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from occkit.fileio import FILE_SUMS, save_npz_atomic, sha256_file, write_json_atomic
-from occkit.geometry.transforms import pose_from_transform
+from occkit.fileio import FILE_SUMS, sha256_file, write_json_atomic
 from occkit.shapes import check_shape
 from occkit.viz.cameras import images_uint8
 
@@ -54,63 +53,33 @@ def write_generated_dataset(
     frames: list[GeneratedFrame],
     cam_names: tuple[str, ...],
     record: dict[str, Any] | None = None,
+    fmt: Any = None,
 ) -> Path:
-    """Write ``frames`` under ``out`` (which must not hold an ``annotations.json``); returns ``out``."""
-    from PIL import Image
+    """Write ``frames`` under ``out`` (new, or an empty folder) as a dataset of ``fmt`` (a
+    :class:`occkit.formats.DatasetFormat`, that of the data they were conditioned on; default
+    Occ3D-nuScenes) through its ``write_generated``, then ``generation.json`` (``record``); returns
+    ``out``. The images are written as uint8, rounded as :func:`occkit.viz.cameras.images_uint8` rounds."""
+    from dataclasses import replace
 
-    from occkit.fileio import atomic_write
+    from occkit.formats import default_format
 
+    fmt = default_format() if fmt is None else fmt
+    if fmt.write_generated is None:
+        raise ValueError(f"occkit generate: the {fmt.display_name} format cannot hold generated frames")
     root = Path(out)
-    if (root / "annotations.json").exists():
-        raise FileExistsError(
-            f"{root}: already holds a dataset (annotations.json); write the generated scenes elsewhere"
-        )
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root}: not empty (it holds a dataset?); write the generated scenes elsewhere")
     if not frames:
         raise ValueError("write_generated_dataset: no frames")
-    scene_infos: dict[str, dict[str, Any]] = {}
-    descriptions: dict[str, str] = {}
-    order: dict[str, list[str]] = {}
+    written = []
     for f in frames:
-        N = len(cam_names)
-        check_shape(f.images, "N 3 H W", name=f"frame {f.token} images", dims={"N": N})
+        check_shape(f.images, "N 3 H W", name=f"frame {f.token} images", dims={"N": len(cam_names)})
         check_shape(f.semantics, "X Y Z", name=f"frame {f.token} semantics")
-        order.setdefault(f.scene, []).append(f.token)
-        descriptions[f.scene] = f.text
-        ego = pose_from_transform(f.T_global_from_ego.double())
-        cams = {}
-        for i, cam in enumerate(cam_names):
-            rel = f"samples/{cam}/{f.token}.png"
-            pil = Image.fromarray(images_uint8(f.images[i]))
-            atomic_write(root / rel, lambda fh, pil=pil: pil.save(fh, format="PNG"))
-            cams[cam] = {
-                "img_path": rel,
-                "intrinsic": f.intrinsics[i].double().tolist(),
-                "extrinsic": pose_from_transform(f.T_ego_from_cam[i].double()),
-                "ego_pose": ego,
-            }
-        gt = f"gts/{f.scene}/{f.token}/labels.npz"
-        mask = f.mask.bool().cpu().numpy().astype(np.uint8)
-        save_npz_atomic(
-            root / gt, semantics=f.semantics.cpu().numpy().astype(np.uint8), mask_camera=mask, mask_lidar=mask
-        )
-        scene_infos.setdefault(f.scene, {})[f.token] = {
-            "camera_sensor": cams,
-            "ego_pose": ego,
-            "gt_path": gt,
-            "source_token": f.source,
-        }
-    for scene, tokens in order.items():
-        for i, tok in enumerate(tokens):
-            info = scene_infos[scene][tok]
-            info["timestamp"] = 1_000_000 + 500_000 * i
-            info["prev"] = tokens[i - 1] if i > 0 else ""
-            info["next"] = tokens[i + 1] if i + 1 < len(tokens) else ""
+        written.append(replace(f, images=torch.from_numpy(images_uint8(f.images, channels_last=False))))
+    root.mkdir(parents=True, exist_ok=True)
+    fmt.write_generated(root, written, tuple(cam_names))
     if record is not None:
         write_json_atomic(root / "generation.json", record)
-    write_json_atomic(
-        root / "annotations.json",
-        {"train_split": list(order), "val_split": [], "scene_infos": scene_infos, "scene_descriptions": descriptions},
-    )
     return root
 
 

@@ -9,6 +9,7 @@ The *judge* is an occkit run trained on real synthetic frames (an ``occscene`` r
 - layout consistency: the judge predicts occupancy from the generated images; its mIoU against
   the occupancy written with them (the conditioning layout), inside their mask; the judge's mIoU
   on the real split (inside the cameras' frusta and the camera mask) is the ceiling to read it by.
+  The mIoU is the data format's own (its first metric: Occ3D's in camera-mask mode, NYUv2's SSC mIoU).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import torch
 from occkit.data.sample import Batch
 from occkit.generation.metrics import frechet_distance, kernel_distance
 from occkit.geometry.frustum import frustum_mask
-from occkit.metrics.occ3d import Occ3DMetric
 
 
 def judge_network(method):
@@ -41,24 +41,41 @@ def image_features(net, images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_frames(method, batches, device: torch.device, frustum: bool = True) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Features ``(F, D)`` of every frame and the judge's mIoU (Occ3D's, camera-mask mode, inside
-    the cameras' frusta when ``frustum``) over ``batches``."""
+def score_frames(
+    method, batches, device: torch.device, frustum: bool = True, fmt=None
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Features ``(F, D)`` of every frame and the judge's mIoU over ``batches``: the first metric of
+    ``fmt`` (the frames' :class:`occkit.formats.DatasetFormat`; None: Occ3D-nuScenes), in its
+    camera-mask mode where it has one (Occ3D's), counting only the voxels of the frames' camera mask,
+    inside the cameras' frusta when ``frustum``: for a format scored without a mask option (NYUv2's,
+    every known voxel) the voxels outside are given its ignore label instead."""
+    from occkit.formats import Targets, default_format
+
     net = judge_network(method)
-    metric = Occ3DMetric(mask="camera", num_classes=net.cfg.num_classes)
-    feats = []
+    fmt = default_format() if fmt is None else fmt
+    metric = fmt.new_metrics(mask="camera", num_classes=net.cfg.num_classes, device=device)[0]
+    # a format scored under a mask option (Occ3D's camera mask) counts the mask; one that scores every known voxel
+    # (NYUv2's: no mask option) is given its ignore label outside the mask
+    ignore = None if "mask" in fmt.folder_options else fmt.classes.ignore
+    feats, frames = [], 0
     for batch in batches:
         batch: Batch = batch.to(device)
         feats.append(image_features(net, batch.images).cpu())
         logits = method.predict(batch)
-        mask = batch.mask_camera.bool()
+        mask = (
+            batch.mask_camera.bool()
+            if batch.mask_camera is not None
+            else torch.ones_like(batch.occupancy, dtype=torch.bool)
+        )
         if frustum:
             mask = mask & frustum_mask(
                 net.output_grid, batch.intrinsics, batch.T_ego_from_cam, tuple(batch.images.shape[-2:])
             )
-        metric.update(logits.argmax(1), batch.occupancy, mask_camera=mask)
+        occ = batch.occupancy if ignore is None else batch.occupancy.masked_fill(~mask, ignore)
+        metric.update(logits.argmax(1), Targets(occupancy=occ, tokens=list(batch.tokens), mask_camera=mask))
+        frames += len(batch.tokens)
     scores = metric.compute()
-    return torch.cat(feats), {"miou": scores["miou"], "frames": metric.frames}
+    return torch.cat(feats), {"miou": scores["miou"], "frames": frames}
 
 
 def evaluate_generation(
@@ -79,16 +96,19 @@ def evaluate_generation(
 
     device = torch.device(device)
     judge.to(device).eval()
+    from occkit.formats import format_of
+
     real = make_dataset(real_root, real_split)
     gen = make_dataset(gen_root, "all")
+    fmt = format_of(real)
     if len(real) < 2 or len(gen) < 2:
         raise ValueError(
             f"evaluate_generation: need at least 2 frames each, got {len(real)} real ({real_root}, {real_split}) "
             f"and {len(gen)} generated ({gen_root})"
         )
-    f_real, s_real = score_frames(judge, eval_batches(real, batch_size), device)
+    f_real, s_real = score_frames(judge, eval_batches(real, batch_size), device, fmt=fmt)
     f_gen, s_gen = score_frames(
-        judge, eval_batches(gen, batch_size), device, frustum=False
+        judge, eval_batches(gen, batch_size), device, frustum=False, fmt=format_of(gen)
     )  # their masks are the frusta
     return {
         "fid": frechet_distance(f_real, f_gen),

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from occkit.data.occ3d import SPLITS
 from occkit.data.sample import collate
 from occkit.fileio import FILE_SUMS, files_intact, record_files, save_npz_atomic, write_json_atomic
 from occkit.generation.dataset import GeneratedFrame, write_generated_dataset
@@ -46,21 +45,29 @@ from occkit.geometry.frustum import frustum_mask
 from occkit.viz.cameras import images_uint8
 
 
-def conditioning_frames(make_dataset, data: str | os.PathLike, occupancy: str | None, split: str, n: int):
+def conditioning_frames(
+    make_dataset,
+    data: str | os.PathLike,
+    occupancy: str | None,
+    split: str,
+    n: int,
+    splits: tuple[str, ...] = ("train", "val"),
+):
     """(dataset, indices of the frames each of the ``n`` samples takes its calibration, text and
-    layout from): ``occupancy`` a token (every sample from it) or a split; else ``split``.
-    ``make_dataset(root, split)`` gives a split's frames as the run sees them (the composition root
-    passes ``occkit.experiment.build_dataset`` with the run's config, evaluation transform)."""
+    layout from): ``occupancy`` a token (every sample from it) or a split (one of ``splits``, the
+    data format's); else ``split``. ``make_dataset(root, split)`` gives a split's frames as the run
+    sees them (the composition root passes ``occkit.experiment.build_dataset`` with the run's
+    config, evaluation transform)."""
     from occkit.data.wrappers import base_dataset
 
-    if occupancy is not None and occupancy not in SPLITS:
+    if occupancy is not None and occupancy not in splits:
         ds = make_dataset(data, "all")
         base = base_dataset(ds)
         try:
             return ds, [base.index_of(occupancy)] * n
         except KeyError:
             raise KeyError(
-                f"--occupancy {occupancy!r}: neither a split ({', '.join(SPLITS)}) nor a frame token of {data}"
+                f"--occupancy {occupancy!r}: neither a split ({', '.join(splits)}) nor a frame token of {data}"
             ) from None
     ds = make_dataset(data, occupancy or split)
     m = len(ds)
@@ -202,6 +209,7 @@ def generate_scenes(
     use_layout: bool = True,
     make_dataset=None,
     work: str | os.PathLike | None = None,
+    fmt=None,
 ) -> tuple[Path, list[dict]]:
     """Sample ``n`` frames and write them under ``out`` (:mod:`occkit.generation.dataset`).
 
@@ -212,6 +220,9 @@ def generate_scenes(
     ``work``: the work folder where each batch is saved as it is sampled, and from which an
     earlier interrupted run with the same settings is continued (see the module docstring); the
     caller removes it once the dataset is in place. None: nothing is saved before the end.
+    ``fmt``: the :class:`occkit.formats.DatasetFormat` of ``data`` (the composition root's
+    ``occkit.experiment.dataset_format``): its splits name ``occupancy``'s splits, and the frames are
+    written in its layout (:attr:`~occkit.formats.DatasetFormat.write_generated`); None: Occ3D-nuScenes.
 
     Returns (``out``, rows for :func:`occkit.generation.figure.generation_figure`, the first 4).
     """
@@ -244,7 +255,13 @@ def generate_scenes(
         "data": str(data),
         **(record or {}),
     }
-    ds, picks = conditioning_frames(make_dataset, data, occupancy, split, n)
+    if fmt is None:
+        from occkit.formats import default_format
+
+        fmt = default_format()
+    if fmt.write_generated is None:
+        raise ValueError(f"{data}: the {fmt.display_name} format cannot hold generated frames")
+    ds, picks = conditioning_frames(make_dataset, data, occupancy, split, n, fmt.splits)
     starts = list(range(0, n, batch_size))
     kept: dict[int, tuple[dict[str, np.ndarray], dict[str, list]]] = {}
     if work is not None:
@@ -300,7 +317,7 @@ def generate_scenes(
         f, r = _frames_of(*kept.pop(start), start)
         frames += f
         rows += r
-    root = write_generated_dataset(out, frames, tuple(cfg.data.cameras), rec)
+    root = write_generated_dataset(out, frames, tuple(cfg.data.cameras), rec, fmt)
     return root, rows
 
 

@@ -261,7 +261,14 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     from occkit.engine.data import eval_batches
     from occkit.engine.evaluate import evaluate, resolve_amp, write_prediction_folder
     from occkit.engine.train import train
-    from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method, load_experiment, prepare_run
+    from occkit.experiment import (
+        base_dataset,
+        build_dataset,
+        fit_to_format,
+        load_checkpoint_method,
+        load_experiment,
+        prepare_run,
+    )
     from occkit.fileio import write_json_atomic
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
     from occkit.outputs import mark_output
@@ -310,7 +317,7 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     timings["generate"] = time.perf_counter() - t0
 
     # 2. training ----------------------------------------------------------------------------
-    cfg = load_experiment(args.config, [f"train.seed={args.seed}", *start_set, *args.set])
+    cfg = fit_to_format(load_experiment(args.config, [f"train.seed={args.seed}", *start_set, *args.set]), data)
     train_set = build_dataset(cfg, data, cfg.data.train_split, train=True)
     val_set = build_dataset(cfg, data, cfg.data.val_split)
     if len(train_set) == 0 or len(val_set) == 0:

@@ -66,7 +66,7 @@ from occkit.losses.render import (
     weight_entropy_loss,
 )
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
-from occkit.methods.registry import ExportHead, ExportSupport, MethodSpec
+from occkit.methods.registry import MODEL_FROM_FORMAT, ExportHead, ExportSupport, MethodSpec
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.sampling import ray_box
@@ -460,6 +460,7 @@ METHOD = MethodSpec(
     name="render_sup",
     summary="the camera network trained from 2D depth / semantic maps alone through volume rendering",
     sections={"render_sup": RenderSupConfig},
+    from_format={**MODEL_FROM_FORMAT, "render_sup.free_index": "free"},
     build=lambda cfg, load_run: RenderSupMethod(cfg.model, cfg.render_sup),
     export=ExportSupport(head=export_head),
 )

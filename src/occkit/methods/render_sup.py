@@ -345,11 +345,10 @@ class RenderSupMethod(nn.Module):
             )
             terms: dict[str, torch.Tensor] = {}
             if c.semantic_weight > 0:
-                terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(
-                    r.values,
-                    torch.where(surface & ~unknown, sem, torch.full_like(sem, c.free_index)),
-                    ignore_index=c.free_index,
-                )
+                target = torch.where(surface & ~unknown, sem, torch.full_like(sem, c.free_index))
+                # r.values' columns are the non-free classes in order: a class id above free is one column lower
+                column = torch.where(target == c.free_index, -1, target - (target > c.free_index).long())
+                terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(r.values, column, ignore_index=-1)
             if c.depth_weight > 0:
                 if c.depth_loss == "silog":
                     terms["loss_depth"] = c.depth_weight * silog_loss(r.depth, t_true, surface, lam=c.silog_lambda)

@@ -307,7 +307,7 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def fit_to_format(cfg: ExperimentConfig, root: str | os.PathLike) -> ExperimentConfig:
+def fit_to_format(cfg: ExperimentConfig, root: str | os.PathLike, fmt: DatasetFormat | None = None) -> ExperimentConfig:
     """The config of a run on the data at ``root``, with the settings the method takes from the
     data's format (:attr:`MethodSpec.from_format`: class count, free and ignore ids, class names,
     grid, ground height) filled in where the preset and ``--set`` left them unset.
@@ -315,6 +315,8 @@ def fit_to_format(cfg: ExperimentConfig, root: str | os.PathLike) -> ExperimentC
     The rule: a key given explicitly wins, and must agree with the format's table: one that
     differs is a one-line error naming the key, its value and the format's. A config not from
     :func:`load_experiment` (a run's config.json) counts every key as given and is only checked.
+    ``fmt``: the data's format when the caller knows it before the data exists (``occkit demo``
+    checks its preset against the world it will write); else the format of ``root``.
     Returns a copy when anything is filled in, else ``cfg``.
     """
     import copy
@@ -322,7 +324,12 @@ def fit_to_format(cfg: ExperimentConfig, root: str | os.PathLike) -> ExperimentC
     wanted = method_spec(cfg).from_format
     if not wanted:
         return cfg
-    fmt = dataset_format(cfg, root)
+    if fmt is None:
+        fmt = dataset_format(cfg, root)
+    elif cfg.data.format not in ("auto", fmt.name):
+        raise ConfigError(
+            f"data.format: {cfg.data.format!r} but the data {root} is {fmt.display_name} (format {fmt.name})"
+        )
     values = fmt.config_values()
     given = getattr(cfg, GIVEN_KEYS, None)
     out = cfg

@@ -279,6 +279,19 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
             f"--config {args.config}: the shipped weights are {SHIPPED_PRESET}'s; add --from-scratch to train "
             "another preset from random weights"
         )
+    from occkit.formats import default_format
+
+    # the preset against the world the demo writes (Occ3D's layout), before minutes of generating it:
+    # a preset of another format (surroundocc-cpu) is one line naming the key and the format
+    from occkit.config import ConfigError
+
+    try:
+        fit_to_format(load_experiment(args.config, list(args.set)), out / "data", fmt=default_format())
+    except ConfigError as e:
+        raise ConfigError(
+            f"--config {args.config}: {e}; occkit demo writes its world in {default_format().display_name}'s layout "
+            "(a preset of another format trains on occkit synth --format NAME's world with occkit train)"
+        ) from e
     world = WORLD_SHIPPED if shipped else WORLD_SCRATCH
     args.scenes = world[0] if args.scenes is None else args.scenes
     args.frames = world[1] if args.frames is None else args.frames

@@ -279,11 +279,10 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
             f"--config {args.config}: the shipped weights are {SHIPPED_PRESET}'s; add --from-scratch to train "
             "another preset from random weights"
         )
-    from occkit.formats import default_format
-
     # the preset against the world the demo writes (Occ3D's layout), before minutes of generating it:
     # a preset of another format (surroundocc-cpu) is one line naming the key and the format
     from occkit.config import ConfigError
+    from occkit.formats import default_format
 
     try:
         fit_to_format(load_experiment(args.config, list(args.set)), out / "data", fmt=default_format())

@@ -44,6 +44,7 @@ LIFT = {
     "occ3d": ["model.lift_downsample=[4,4,2]"],
     "surroundocc": ["model.lift_downsample=[4,4,2]"],
     "openoccupancy": ["model.lift_downsample=[8,8,8]"],
+    "semantickitti": ["model.lift_downsample=[4,4,2]"],
 }
 #: method -> (preset, what it needs besides the world: "teacher", "priors", "pseudo")
 METHODS = {
@@ -125,6 +126,9 @@ def _cases():
                 # it already (tests/test_first_losses.py), supervised end to end here in the default suite
                 marks.append(pytest.mark.skipif(SLOW, reason="set OCCKIT_SLOW_TESTS=1 (minutes)"))
             yield pytest.param(method, fmt, marks=marks, id=f"{method}-{fmt}")
+    # a monocular format: the supervised camera network takes its one camera, classes and grid as well
+    slow = pytest.mark.skipif(SLOW, reason="set OCCKIT_SLOW_TESTS=1 (the SemanticKITTI export: half a minute)")
+    yield pytest.param("supervised", "semantickitti", marks=[slow], id="supervised-semantickitti")
 
 
 @pytest.mark.parametrize(("method", "fmt"), list(_cases()))
@@ -151,8 +155,19 @@ def test_method_trains_predicts_and_scores_on_format(method, fmt, worlds, tmp_pa
     assert _main(["predict", "--ckpt", str(run), "--data", str(world), "--out", str(pred), "--no-progress"]) == 0
     assert _main(["eval", "--gt", str(world), "--pred", str(pred), "--json", str(res), "--no-progress"]) == 0
     scores = json.loads(res.read_text())
-    assert scores["frames"] == 2  # the val scene's 2 frames
+    val = get_format(fmt).open_split(world, "val", load_images=False, load_gt=False)
+    assert scores["frames"] == len(val) > 0  # every frame of the val split scored
     assert 0.0 <= scores["geometry_iou"] <= 100.0
+
+
+def test_a_teacher_without_lidar_refuses_in_one_line(worlds, tmp_path, capsys) -> None:
+    """The LiDAR teacher on frames that carry no LiDAR (a layout read without its extras, as real
+    SurroundOcc folders without ``data.lidar_infos``): one line saying what it needs."""
+    world = worlds["surroundocc"]
+    args = ["train", "lidar-teacher", "--data", str(world), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert _main([*args, "--set", *TINY, *LIFT["surroundocc"], "data.load_extras=false"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "LiDAR" in err[0] and "data.load_extras" in err[0], err
 
 
 def test_a_preset_that_disagrees_with_the_format_is_one_line(worlds, tmp_path, capsys) -> None:

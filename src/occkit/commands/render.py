@@ -263,6 +263,12 @@ def _files_written(args: argparse.Namespace, cameras) -> list[Path]:
     return paths
 
 
+def _default_table():
+    from occkit.formats import default_format
+
+    return default_format().classes
+
+
 def _known(occ, table):
     """Labels with the ignored value (SurroundOcc's noise, 255) drawn as free: render draws surfaces."""
     import torch
@@ -272,8 +278,10 @@ def _known(occ, table):
     return torch.where(occ == table.ignore, torch.full_like(occ, table.free), occ)
 
 
-def _picture(path: Path, images, depth, sem, cameras, source: str, token: str, table) -> None:
-    """One row per camera: the image, the rendered semantics, the rendered depth."""
+def _picture(path: Path, images, depth, sem, cameras, source: str, token: str, table=None) -> None:
+    """One row per camera: the image, the rendered semantics, the rendered depth; ``table`` the
+    class table of the semantics (a format's ``classes``; None: Occ3D's)."""
+    table = table if table is not None else _default_table()
     import numpy as np
     import torch
 
@@ -300,10 +308,11 @@ def _picture(path: Path, images, depth, sem, cameras, source: str, token: str, t
 
 
 def _compare_picture(
-    path: Path, images, sources, cam_idx: list[int], cam_names: list[str], title: str, token: str, table
+    path: Path, images, sources, cam_idx: list[int], cam_names: list[str], title: str, token: str, table=None
 ) -> None:
     """Per camera: the image and each source's rendered semantics on one row, their rendered depths
     on the next (one depth scale for all, from the first source)."""
+    table = table if table is not None else _default_table()
     import numpy as np
     import torch
 

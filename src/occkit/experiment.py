@@ -277,7 +277,91 @@ def load_experiment(
         merged = merge(merged, _own_sections(over, method))
     cfg = from_dict(cls, merged)
     check_experiment(cfg)
+    given = _dotted_keys(_own_sections(data, method)) | _dotted_keys(_own_sections(over, method))
+    object.__setattr__(cfg, GIVEN_KEYS, frozenset(given))
     return cfg
+
+
+#: The attribute of a config from :func:`load_experiment` holding the dotted keys its preset and
+#: ``--set`` gave (not a field: config.json does not hold it); :func:`fit_to_format` fills the others.
+GIVEN_KEYS = "_given_keys"
+
+
+def _dotted_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
+    """The dotted paths of ``data``'s leaves (``{"model": {"num_classes": 17}}`` -> ``model.num_classes``)."""
+    out: set[str] = set()
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            out |= _dotted_keys(v, key)
+        else:
+            out.add(key)
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, abs_tol=1e-6)
+    return a == b
+
+
+def fit_to_format(cfg: ExperimentConfig, root: str | os.PathLike, fmt: DatasetFormat | None = None) -> ExperimentConfig:
+    """The config of a run on the data at ``root``, with the settings the method takes from the
+    data's format (:attr:`MethodSpec.from_format`: class count, free and ignore ids, class names,
+    grid, ground height) filled in where the preset and ``--set`` left them unset.
+
+    The rule: a key given explicitly wins, and must agree with the format's table: one that
+    differs is a one-line error naming the key, its value and the format's. A config not from
+    :func:`load_experiment` (a run's config.json) counts every key as given and is only checked.
+    ``fmt``: the data's format when the caller knows it before the data exists (``occkit demo``
+    checks its preset against the world it will write); else the format of ``root``.
+    Returns a copy when anything is filled in, else ``cfg``.
+    """
+    import copy
+
+    wanted = method_spec(cfg).from_format
+    if not wanted:
+        return cfg
+    if fmt is None:
+        fmt = dataset_format(cfg, root)
+    elif cfg.data.format not in ("auto", fmt.name):
+        raise ConfigError(
+            f"data.format: {cfg.data.format!r} but the data {root} is {fmt.display_name} (format {fmt.name})"
+        )
+    values = fmt.config_values()
+    given = getattr(cfg, GIVEN_KEYS, None)
+    out = cfg
+    for key, what in wanted.items():
+        if what not in values:
+            raise RegistryError(
+                f"method {cfg.method}: from_format[{key!r}] asks the format for {what!r}, which is not one of "
+                f"{', '.join(values)}"
+            )
+        value = values[what]
+        if value is None:
+            continue  # the format has none: the config's stands
+        section, _, name = key.partition(".")
+        current = getattr(getattr(cfg, section), name)
+        if given is None or key in given:
+            if not _same(current, value):
+                raise ConfigError(
+                    f"{key}: {_show(current)} but the data {root} is {fmt.display_name} (format {fmt.name}), whose "
+                    f"{what.replace('_', ' ')} is {_show(value)}; leave {key} unset to take the format's"
+                )
+            continue
+        if not _same(current, value):
+            if out is cfg:
+                out = copy.deepcopy(cfg)
+            setattr(getattr(out, section), name, value)
+    return out
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (list, tuple)) and len(value) > 8:
+        return f"[{', '.join(map(str, value[:4]))}, ... ({len(value)} values)]"
+    return repr(list(value)) if isinstance(value, tuple) else repr(value)
 
 
 def check_experiment(cfg: ExperimentConfig) -> None:

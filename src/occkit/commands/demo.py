@@ -261,7 +261,14 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     from occkit.engine.data import eval_batches
     from occkit.engine.evaluate import evaluate, resolve_amp, write_prediction_folder
     from occkit.engine.train import train
-    from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method, load_experiment, prepare_run
+    from occkit.experiment import (
+        base_dataset,
+        build_dataset,
+        fit_to_format,
+        load_checkpoint_method,
+        load_experiment,
+        prepare_run,
+    )
     from occkit.fileio import write_json_atomic
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
     from occkit.outputs import mark_output
@@ -272,6 +279,18 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
             f"--config {args.config}: the shipped weights are {SHIPPED_PRESET}'s; add --from-scratch to train "
             "another preset from random weights"
         )
+    # the preset against the world the demo writes (Occ3D's layout), before minutes of generating it:
+    # a preset of another format (surroundocc-cpu) is one line naming the key and the format
+    from occkit.config import ConfigError
+    from occkit.formats import default_format
+
+    try:
+        fit_to_format(load_experiment(args.config, list(args.set)), out / "data", fmt=default_format())
+    except ConfigError as e:
+        raise ConfigError(
+            f"--config {args.config}: {e}; occkit demo writes its world in {default_format().display_name}'s layout "
+            "(a preset of another format trains on occkit synth --format NAME's world with occkit train)"
+        ) from e
     world = WORLD_SHIPPED if shipped else WORLD_SCRATCH
     args.scenes = world[0] if args.scenes is None else args.scenes
     args.frames = world[1] if args.frames is None else args.frames
@@ -310,7 +329,7 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     timings["generate"] = time.perf_counter() - t0
 
     # 2. training ----------------------------------------------------------------------------
-    cfg = load_experiment(args.config, [f"train.seed={args.seed}", *start_set, *args.set])
+    cfg = fit_to_format(load_experiment(args.config, [f"train.seed={args.seed}", *start_set, *args.set]), data)
     train_set = build_dataset(cfg, data, cfg.data.train_split, train=True)
     val_set = build_dataset(cfg, data, cfg.data.val_split)
     if len(train_set) == 0 or len(val_set) == 0:

@@ -82,9 +82,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def check_source_format(data) -> None:
+    """Refuse, in one line naming the format, a source whose labels are not what pseudolabel writes:
+    Occ3D's class table on Occ3D's ego-frame grid. The priors' 2D classes are Occ3D's and the output
+    is an Occ3D-layout dataset, so a source of another table, grid or frame (SurroundOcc's LiDAR
+    frame, SemanticKITTI's classes) would give labels that neither its scores nor its runs match."""
+    from occkit.formats import FormatRegistryError, detect_format
+    from occkit.geometry.grid import occ3d_grid
+    from occkit.labels import OCC3D_CLASSES
+
+    try:
+        fmt = detect_format(data)
+    except (FormatRegistryError, OSError):
+        return  # the Occ3D reader names what the folder lacks
+    if tuple(fmt.classes.names) == tuple(OCC3D_CLASSES) and fmt.grid == occ3d_grid() and fmt.label_frame == "ego":
+        return
+    raise ValueError(
+        f"--data {data}: {fmt.display_name} (format {fmt.name}, {fmt.classes.num_classes} classes on a "
+        f"{'x'.join(map(str, fmt.grid.shape))} grid in the {fmt.label_frame} frame); pseudolabel writes Occ3D-layout "
+        "labels (Occ3D's 18 classes, 200x200x16 in the ego frame) from Occ3D-class priors, so it takes Occ3D-layout "
+        "sources only; train easyocc on this format's own labels instead (occkit train easyocc --data DIR)"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from occkit.pseudolabel.dataset import RECORD_FILE, PseudoLabelConfig, make_pseudo_labels
     from occkit.pseudolabel.quality import format_quality, label_quality
+
+    check_source_format(args.data)
 
     if args.quality not in (None, "-"):  # before anything is written: a file of the user's there refuses the run
         from occkit.outputs import check_output_file

@@ -1,11 +1,13 @@
 """``occkit render``: volume-render an occupancy grid into a frame's camera views.
 
-The grid is the frame's ground truth (``--data DIR --token T``), a predicted label grid
-(``--pred FILE``: an Occ3D submission ``<token>.npz`` with ``semantics``, or a ``.npy``) or a
-checkpoint's logits (``--ckpt``). Writes into ``--out``:
+The grid is the frame's ground truth (``--data DIR --token T``, a dataset of any format: its
+reader, class table, palette and grid come from the format), a predicted label grid (``--pred
+FILE``: a ``.npz`` with ``semantics`` (an Occ3D submission), a ``.npy``, or a prediction file of the
+format's own layout) or a checkpoint's logits (``--ckpt``). Writes into ``--out``:
 
 - ``<CAM>_depth.npy``: ``(H, W)`` float32 camera z-depth in metres (0 = no surface in the grid);
-- ``<CAM>_semantics.npy``: ``(H, W)`` uint8 Occ3D classes (17 = no surface in the grid);
+- ``<CAM>_semantics.npy``: ``(H, W)`` uint8 class ids of the format's table (its free id, Occ3D's
+  17, SurroundOcc's 0, = no surface in the grid);
 - ``render.png``: each camera image beside its rendered semantics and depth.
 
 Label grids render as a hard density (exact surfaces); logits as ``sigma = -log p(free) / voxel``
@@ -27,7 +29,7 @@ from occkit.commands.options import add_cameras, add_ckpt, add_data, add_device,
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_data(p, "dataset root (holding annotations.json): cameras, and the ground truth")
+    add_data(p, "dataset root (any format: Occ3D's annotations.json, SurroundOcc, ...): cameras, ground truth")
     p.add_argument("--token", required=True, help="the frame to render")
     src = p.add_mutually_exclusive_group()
     src.add_argument(
@@ -49,11 +51,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_cameras(p, "drawn in compare.png")
 
 
-def _load_pred(path: Path, shape: tuple[int, int, int]):
+def _load_pred(path: Path, shape: tuple[int, int, int], num_classes: int, fmt=None):
     import numpy as np
 
     from occkit.fileio import load_npz
 
+    if path.suffix == ".npy" and fmt is not None:
+        try:  # the format's own prediction file (SurroundOcc's dense .npy, ...), checked by its reader
+            arr = fmt.predictions.read(path)
+        except (ValueError, OSError):
+            arr = None
+        if arr is not None and arr.shape == shape:
+            return _check_labels(path, arr, num_classes)
     if path.suffix == ".npz":
         arr = load_npz(path, keys=("semantics",))["semantics"]
     elif path.suffix == ".npy":
@@ -67,10 +76,16 @@ def _load_pred(path: Path, shape: tuple[int, int, int]):
         raise ValueError(f"{path}: expected a .npz (with 'semantics') or a .npy file")
     if arr.shape != shape:
         raise ValueError(f"{path}: labels have shape {arr.shape}, expected {shape}")
+    return _check_labels(path, arr, num_classes)
+
+
+def _check_labels(path: Path, arr, num_classes: int):
+    import numpy as np
+
     if not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"{path}: labels have dtype {arr.dtype}, expected integers")
-    if arr.min(initial=0) < 0 or arr.max(initial=0) > 17:
-        raise ValueError(f"{path}: labels must lie in [0, 17]")
+    if arr.min(initial=0) < 0 or arr.max(initial=0) > num_classes - 1:
+        raise ValueError(f"{path}: labels must lie in [0, {num_classes - 1}] (the data's classes)")
     return arr
 
 
@@ -78,15 +93,23 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from occkit.data.occ3d import Occ3DDataset
     from occkit.fileio import save_npy_atomic
+    from occkit.formats import detect_format
     from occkit.rendering.views import render_logits_views, render_occupancy_views
 
     if args.stride < 1:
         raise ValueError(f"--stride must be >= 1, got {args.stride}")
     if args.step is not None and not args.step > 0:
         raise ValueError(f"--step must be > 0, got {args.step}")
-    ds = Occ3DDataset(args.data, split="all", load_gt=args.pred is None and args.ckpt is None, load_extras=False)
+    fmt = detect_format(args.data)
+    table = fmt.classes
+    if table.free is None:
+        raise ValueError(
+            f"--data {args.data}: {fmt.display_name} (format {fmt.name}) has no free class, which render draws as "
+            "'no surface'; it renders formats with one"
+        )
+    classes = dict(free_index=table.free, num_classes=table.num_classes)
+    ds = fmt.open_split(args.data, "all", load_gt=args.pred is None and args.ckpt is None, load_extras=False)
     sample = ds[ds.index_of(args.token)]
     N, _, H, W = sample.images.shape
     written = _files_written(args, ds.cameras)  # refused before any rendering: a file of the user's is never replaced
@@ -113,20 +136,46 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"{folder}: the method predicts a {tuple(logits.shape[1:])} grid, the dataset's is {grid.shape}"
             )
+        if logits.shape[0] != table.num_classes:
+            raise ValueError(
+                f"{folder}: the method predicts {logits.shape[0]} classes, {fmt.display_name} (format {fmt.name}) "
+                f"has {table.num_classes}"
+            )
         maps = render_logits_views(
-            logits, grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw
+            logits,
+            grid,
+            sample.intrinsics.to(device),
+            sample.T_ego_from_cam.to(device),
+            H,
+            W,
+            free_index=table.free,
+            **kw,
         )
         source = f"checkpoint {folder}"
         if args.teacher:
             t_maps = render_logits_views(
-                teacher_logits, grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw
+                teacher_logits,
+                grid,
+                sample.intrinsics.to(device),
+                sample.T_ego_from_cam.to(device),
+                H,
+                W,
+                free_index=table.free,
+                **kw,
             )
-            gt_sample = Occ3DDataset(args.data, split="all", load_gt=True, load_extras=False)
+            gt_sample = fmt.open_split(args.data, "all", load_gt=True, load_extras=False)
             occ = gt_sample[gt_sample.index_of(args.token)].occupancy
             if occ is None:
                 raise ValueError(f"{args.data}: frame {args.token} has no ground truth to compare with")
             gt_maps = render_occupancy_views(
-                occ.to(device), grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw
+                _known(occ, table).to(device),
+                grid,
+                sample.intrinsics.to(device),
+                sample.T_ego_from_cam.to(device),
+                H,
+                W,
+                **classes,
+                **kw,
             )
     else:
         device = torch.device(
@@ -135,15 +184,15 @@ def run(args: argparse.Namespace) -> int:
             else ("cpu" if args.device == "auto" else args.device)
         )
         if args.pred is not None:
-            occ = torch.from_numpy(_load_pred(args.pred, grid.shape).astype(np.int64))
+            occ = torch.from_numpy(_load_pred(args.pred, grid.shape, table.num_classes, fmt).astype(np.int64))
             source = f"prediction {args.pred}"
         else:
             if sample.occupancy is None:
                 raise ValueError(f"{args.data}: frame {args.token} has no ground truth")
-            occ = sample.occupancy
+            occ = _known(sample.occupancy, table)
             source = "ground truth"
         maps = render_occupancy_views(
-            occ.to(device), grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **kw
+            occ.to(device), grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **classes, **kw
         )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -172,9 +221,10 @@ def run(args: argparse.Namespace) -> int:
                 list(cams),
                 f"{source} (student) and its teacher",
                 args.token,
+                table,
             )
     elif not args.no_picture:
-        _picture(out / "render.png", sample.images, depth, sem, ds.cameras, source, args.token)
+        _picture(out / "render.png", sample.images, depth, sem, ds.cameras, source, args.token, table)
     from occkit.outputs import record_output_file
 
     for path in written:
@@ -213,47 +263,65 @@ def _files_written(args: argparse.Namespace, cameras) -> list[Path]:
     return paths
 
 
-def _picture(path: Path, images, depth, sem, cameras, source: str, token: str) -> None:
-    """One row per camera: the image, the rendered semantics, the rendered depth."""
+def _default_table():
+    from occkit.formats import default_format
+
+    return default_format().classes
+
+
+def _known(occ, table):
+    """Labels with the ignored value (SurroundOcc's noise, 255) drawn as free: render draws surfaces."""
+    import torch
+
+    if table.ignore is None:
+        return occ
+    return torch.where(occ == table.ignore, torch.full_like(occ, table.free), occ)
+
+
+def _picture(path: Path, images, depth, sem, cameras, source: str, token: str, table=None) -> None:
+    """One row per camera: the image, the rendered semantics, the rendered depth; ``table`` the
+    class table of the semantics (a format's ``classes``; None: Occ3D's)."""
+    table = table if table is not None else _default_table()
     import numpy as np
     import torch
 
-    from occkit.labels import palette_array
     from occkit.viz.draw import BACKGROUND, colorbar, colormap, hstack, resize, save_png, titled, vstack
-    from occkit.viz.figure import occ3d_legend
+    from occkit.viz.figure import class_legend, default_palette
 
     imgs = (images.permute(0, 2, 3, 1).clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
     H, W = imgs.shape[1:3]
-    pal = palette_array()
+    pal = np.asarray(table.palette, dtype=np.uint8) if table.palette else default_palette(table.num_classes)
     vmax = float(max(1.0, np.percentile(depth[depth > 0], 99))) if (depth > 0).any() else 1.0
     rows = []
     for i, cam in enumerate(cameras):
         s = pal[sem[i]]
-        s[sem[i] == 17] = BACKGROUND
+        s[sem[i] == table.free] = BACKGROUND
         d = colormap(depth[i], 0.0, vmax)
         d[depth[i] <= 0] = BACKGROUND
         row = hstack([imgs[i], resize(s, W, H, nearest=True), resize(d, W, H, nearest=True)], gap=4)
         rows.append(titled(row, f"{cam}: image | rendered semantics | rendered depth"))
     fig = titled(vstack(rows, gap=6), f"{source}, frame {token}")
-    fig = vstack([fig, colorbar(0.0, vmax), occ3d_legend(sem, width=fig.shape[1])], gap=4)
+    fig = vstack(
+        [fig, colorbar(0.0, vmax), class_legend(table.names, table.palette, table.free, sem, width=fig.shape[1])], gap=4
+    )
     save_png(path, np.ascontiguousarray(fig))
 
 
 def _compare_picture(
-    path: Path, images, sources, cam_idx: list[int], cam_names: list[str], title: str, token: str
+    path: Path, images, sources, cam_idx: list[int], cam_names: list[str], title: str, token: str, table=None
 ) -> None:
     """Per camera: the image and each source's rendered semantics on one row, their rendered depths
     on the next (one depth scale for all, from the first source)."""
+    table = table if table is not None else _default_table()
     import numpy as np
     import torch
 
-    from occkit.labels import palette_array
     from occkit.viz.draw import BACKGROUND, colorbar, colormap, hstack, resize, save_png, titled, vstack
-    from occkit.viz.figure import occ3d_legend
+    from occkit.viz.figure import class_legend, default_palette
 
     imgs = (images.permute(0, 2, 3, 1).clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
     H, W = imgs.shape[1:3]
-    pal = palette_array()
+    pal = np.asarray(table.palette, dtype=np.uint8) if table.palette else default_palette(table.num_classes)
     ref = sources[0][1]
     vmax = float(max(1.0, np.percentile(ref[ref > 0], 99))) if (ref > 0).any() else 1.0
     blank = np.full_like(imgs[0], BACKGROUND)
@@ -262,7 +330,7 @@ def _compare_picture(
         sem_tiles, depth_tiles = [imgs[i]], [blank]
         for _, d, s in sources:
             c = pal[s[i]]
-            c[s[i] == 17] = BACKGROUND
+            c[s[i] == table.free] = BACKGROUND
             sem_tiles.append(resize(c, W, H, nearest=True))
             dm = colormap(d[i], 0.0, vmax)
             dm[d[i] <= 0] = BACKGROUND
@@ -275,5 +343,12 @@ def _compare_picture(
             )
         )
     fig = titled(vstack(rows, gap=6), f"{title}, frame {token}")
-    fig = vstack([fig, colorbar(0.0, vmax), occ3d_legend(*(s for _, _, s in sources), width=fig.shape[1])], gap=4)
+    fig = vstack(
+        [
+            fig,
+            colorbar(0.0, vmax),
+            class_legend(table.names, table.palette, table.free, *(s for _, _, s in sources), width=fig.shape[1]),
+        ],
+        gap=4,
+    )
     save_png(path, np.ascontiguousarray(fig))

@@ -45,7 +45,6 @@ def _features_fn(args: argparse.Namespace, queries):
     """(dataset, text embeddings (Q, d), fn(sample, points (P, 3)) -> (P, d), description)."""
     import torch
 
-    from occkit.data.occ3d import Occ3DDataset
     from occkit.data.sample import collate
     from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.methods.langocc import LangOccMethod, lifted_features
@@ -78,7 +77,7 @@ def _features_fn(args: argparse.Namespace, queries):
     from occkit.priors.cache import PriorCache, WithPriors
 
     cache = PriorCache(args.priors, kinds=["features"])
-    base = Occ3DDataset(
+    base = served_format(args.data).open_split(
         args.data, args.split, cameras=cache.cameras, load_gt=True, load_extras=args.protocol == "points"
     )
     ds = WithPriors(base, cache)
@@ -99,6 +98,23 @@ def _features_fn(args: argparse.Namespace, queries):
     return ds, text, feats, f"lifted 2D features of {args.priors}"
 
 
+def served_format(data):
+    """The format of ``data``, when retrieval can score it: its queries name Occ3D's class ids
+    (``classes:``) and it scores the per-voxel instance ids of the synthetic world, which only
+    formats of Occ3D's class table carry; any other is a one-line error naming the format."""
+    from occkit.formats import detect_format
+    from occkit.labels import OCC3D_CLASSES
+
+    fmt = detect_format(data)
+    if tuple(fmt.classes.names) != tuple(OCC3D_CLASSES):
+        raise ValueError(
+            f"--data {data}: {fmt.display_name} (format {fmt.name}); retrieval's queries name Occ3D's class ids and it "
+            "scores the per-voxel instance ids the synthetic world carries in the Occ3D layout (occkit synth "
+            "--format occ3d), which this format's frames do not"
+        )
+    return fmt
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -111,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-frames: expected an integer >= 0 (0 = all), got {args.max_frames}")
     if args.out is not None:
         check_output_file(args.out, {"--data": args.data, "--priors": args.priors}, command="retrieval")
+    free = served_format(args.data).classes.free
     queries = load_queries(args.queries)
     ds, text, feats, what = _features_fn(args, queries)
     base = base_dataset(ds)
@@ -134,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         sem = s.occupancy.long()
         cam = s.mask_camera.bool()
         if args.protocol == "voxels":
-            sel = (sem != 17).reshape(-1)
+            sel = (sem != free).reshape(-1)
             points = centres[sel]
             inst_p, sem_p, vis = inst.reshape(-1)[sel], sem.reshape(-1)[sel], cam.reshape(-1)[sel]
         else:

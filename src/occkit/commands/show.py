@@ -1,7 +1,9 @@
-"""``occkit show DIR --token T --out FILE.png``: a picture of one frame of an Occ3D-layout dataset
-(cameras with LiDAR points, occupancy in bird's-eye view and 3D), optionally with a prediction
-beside its ground truth; of a dataset of indoor scenes (a format whose ``world`` is ``indoor``: NYUv2's
-layout, the indoor world), the image, its 2D classes and the occupancy in 3D in the NYUv2 colours."""
+"""``occkit show DIR --token T --out FILE.png``: a picture of one frame of a driving dataset of any
+format (Occ3D, SurroundOcc, OpenOccupancy, ...: cameras with LiDAR points, occupancy in bird's-eye
+view and 3D in the format's classes and palette), optionally with a prediction (a file or folder of
+the format's prediction files) beside its ground truth; of a dataset of indoor scenes (a format
+whose ``world`` is ``indoor``: NYUv2's layout, the indoor world), the image, its 2D classes and the
+occupancy in 3D in the NYUv2 colours."""
 
 from __future__ import annotations
 
@@ -121,25 +123,39 @@ def run(args: argparse.Namespace) -> int:
         fmt = None  # the Occ3D reader names what the folder lacks
     if fmt is not None and fmt.world == "indoor":
         return _run_indoor(args, fmt)
-    ds = Occ3DDataset(args.root, split=args.split)
+    from occkit.formats import default_format
+
+    own = fmt is not None and fmt.name != default_format().name  # a format of its own files, classes, palette
+    if own and fmt.classes.free is None:
+        raise ValueError(
+            f"{args.root}: {fmt.display_name} (format {fmt.name}) has no free class, which show draws as empty space"
+        )
+    ds = fmt.open_split(args.root, args.split, load_extras=True) if own else Occ3DDataset(args.root, split=args.split)
     if args.list:
-        for scene in ds.scenes:
-            tokens = ds.scene_tokens(scene)
+        scenes: dict[str, list[str]] = {}
+        for f in ds.frames:
+            scenes.setdefault(str(f.scene), []).append(str(f.token))
+        for scene, tokens in scenes.items():
             print(f"{scene}: {len(tokens)} frames")
             for t in tokens:
                 print(f"  {t}")
         return 0
     if len(ds) == 0:
-        raise ValueError(f"{ds.annotations_path}: split '{args.split}' has no frames")
+        raise ValueError(f"{args.root}: split '{args.split}' has no frames")
     token = args.token or ds.frames[0].token
     if token not in {f.token for f in ds.frames}:
         raise KeyError(f"token {token!r} is not in split '{args.split}' of the dataset {args.root} (see --list)")
     pred = None
-    if args.pred is not None:
+    if args.pred is not None and own:
+        pred = _format_prediction(fmt, args.pred, token, ds.grid.shape)
+    elif args.pred is not None:
         pred = load_prediction(args.pred, token, ds.grid.shape)
         if not ds.gt_path(token).is_file():  # e.g. a test split without labels: the prediction alone
             ds = Occ3DDataset(args.root, split=args.split, load_gt=False)
     sample = ds[ds.index_of(token)]
+    if own and sample.occupancy is not None and fmt.classes.ignore is not None:  # ignored voxels: not drawn
+        known = sample.occupancy != fmt.classes.ignore
+        sample.occupancy = sample.occupancy.where(known, torch.full_like(sample.occupancy, fmt.classes.free))
     mask = args.mask or default_mask(sample)
     # The ray caster is a loop of many small tensor ops: on a CPU, intra-op threads cost more
     # than they give (and stall badly on a busy machine), so cast with one thread.
@@ -154,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
             lidar_color=args.lidar_color,
             panel_height=args.panel_height,
             device=args.device,
+            classes=fmt.classes if own else None,
         )
     finally:
         torch.set_num_threads(threads)
@@ -166,10 +183,36 @@ def run(args: argparse.Namespace) -> int:
         from occkit.viz.figure import frame_scores
 
         vis = None if mask == "none" else sample.mask_camera if mask == "camera" else sample.mask_lidar
-        sc = frame_scores(sample.occupancy.numpy(), pred, vis)
+        table = fmt.classes if own else None
+        sc = (
+            frame_scores(sample.occupancy.numpy(), pred, vis, table.names, table.free)
+            if table is not None
+            else frame_scores(sample.occupancy.numpy(), pred, vis)
+        )
         where = f"{mask} mask" if vis is not None else "all voxels"
         print(f"frame {token}: mIoU {sc['miou']:.2f}, geometry IoU {sc['geometry_iou']:.2f} ({where})")
     return 0
+
+
+def _format_prediction(fmt: DatasetFormat, path: Path, token: str, shape: tuple[int, int, int]) -> np.ndarray:
+    """Frame ``token``'s prediction in ``fmt``'s own prediction files: ``path`` a file or a folder of
+    them (:attr:`DatasetFormat.predictions`); a missing or malformed file raises naming it."""
+    import numpy as np
+
+    if path.is_dir():
+        found = fmt.predictions.index(path).get(token)
+        if found is None:
+            raise FileNotFoundError(f"{path}: no prediction of frame {token} in the folder ({fmt.name}'s files)")
+        path = found
+    elif not path.is_file():
+        raise FileNotFoundError(f"{path}: prediction not found (no such file)")
+    sem = fmt.predictions.read(path)
+    if sem.shape != tuple(shape):
+        raise ValueError(f"{path}: prediction has shape {sem.shape}, expected {tuple(shape)}")
+    n = fmt.classes.num_classes
+    if sem.size and int(sem.max()) >= n:
+        raise ValueError(f"{path}: prediction has classes outside [0, {n - 1}] ({fmt.name}'s): max {int(sem.max())}")
+    return np.asarray(sem, dtype=np.uint8)
 
 
 def _run_indoor(args: argparse.Namespace, fmt: DatasetFormat) -> int:

@@ -166,7 +166,7 @@ def _train(args: argparse.Namespace, cfg) -> int:
     from functools import partial
 
     from occkit.engine.train import train
-    from occkit.experiment import base_dataset, build_dataset, build_train_set, prepare_run
+    from occkit.experiment import base_dataset, build_dataset, build_train_set, fit_to_format, prepare_run
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
 
     if cfg.method == "easyocc" and not (Path(args.data) / "pseudolabel.json").is_file():
@@ -179,6 +179,7 @@ def _train(args: argparse.Namespace, cfg) -> int:
         )
     if args.init_from is not None:  # set as given (a path is not parsed as YAML as --set values are)
         cfg.train.init_from = args.init_from
+    cfg = fit_to_format(cfg, args.data)  # classes, free id, grid the preset leaves to the data's format
     train_set = build_train_set(cfg, args.data)
     if len(train_set) == 0:
         raise ValueError(f"{args.data}: split '{cfg.data.train_split}' has no frames")

@@ -17,7 +17,8 @@ In a :class:`~occkit.data.sample.Sample` of these readers the "ego" frame is the
 for SemanticKITTI): ``T_ego_from_cam`` is camera -> LiDAR, ``T_global_from_ego`` the LiDAR's pose,
 ``T_ego_from_lidar`` the identity; ``occupancy`` holds class ids 0..16 with 255 where ignored, and
 ``mask_camera`` = ``mask_lidar`` = the voxels that are not ignored (the official metrics count
-every such voxel). The synthetic extras (``extras/<scene>/<token>/``, as in the Occ3D layout) are
+every such voxel), and the 2D semantic maps of the synthetic extras are in these classes too
+(:data:`OCC3D_TO_NUSC_OCC`). The synthetic extras (``extras/<scene>/<token>/``, as in the Occ3D layout) are
 written in the LiDAR frame.
 """
 
@@ -45,6 +46,13 @@ NUSC_OCC_EMPTY = 0
 NUSC_OCC_IGNORE = 255
 #: The class a label file writes for LiDAR noise (read as :data:`NUSC_OCC_IGNORE`).
 NUSC_OCC_NOISE = 0
+#: Occ3D class id -> these layouts' (a lookup table over uint8): the synthetic world's 2D semantic
+#: maps (``Sample.semantics_2d``) are in Occ3D's classes; 1..16 are the same classes, Occ3D's free
+#: (17, sky or nothing) is empty (0), and "others" (0), which these layouts lack (nuScenes-lidarseg's
+#: noise is ignored in 3D; a 2D map has no ignored pixels), is empty too.
+OCC3D_TO_NUSC_OCC: np.ndarray = np.concatenate([[0], np.arange(1, 17), np.zeros(256 - 17, dtype=np.int64)]).astype(
+    np.int64
+)
 
 
 def prediction_relpath(token: str) -> str:
@@ -208,4 +216,6 @@ class LidarFrameDataset(Occ3DDataset):
             sample.occupancy = torch.from_numpy(sem.astype(np.int64))
             sample.mask_camera = torch.from_numpy(sem != NUSC_OCC_IGNORE)
             sample.mask_lidar = sample.mask_camera.clone()
+        if sample.semantics_2d is not None:  # the synthetic extras' maps: into this layout's classes
+            sample.semantics_2d = torch.from_numpy(OCC3D_TO_NUSC_OCC[sample.semantics_2d.numpy()])
         return sample

@@ -153,6 +153,7 @@ FORMAT = DatasetFormat(
     classes=ClassTable(names=OCC3D_CLASSES, free=OCC3D_FREE, ignore=255, palette=OCC3D_PALETTE),
     grid=occ3d_grid(),
     label_frame="ego",
+    ground_z=0.0,  # nuScenes' ego frame sits on the road
     splits=("train", "val"),
     detect=detect,
     open=open_split,

@@ -68,6 +68,7 @@ FORMAT = DatasetFormat(
     classes=ClassTable(NUSC_OCC_CLASSES, free=NUSC_OCC_EMPTY, ignore=NUSC_OCC_IGNORE, palette=NUSC_OCC_PALETTE),
     grid=layout.openoccupancy_grid(),
     label_frame="lidar",
+    ground_z=-1.84,  # nuScenes' LIDAR_TOP (and the synthetic rig's LiDAR) 1.84 m above the road
     splits=("train", "val"),
     detect=_detect,
     open=_open,

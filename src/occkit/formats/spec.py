@@ -264,6 +264,10 @@ class DatasetFormat:
             (:class:`LabelWriter`), or None for a format that cannot be written (``occkit convert
             --to NAME`` then says so); not the writer of predictions (:attr:`predictions`) nor of
             the synthetic world (:attr:`write_synthetic`).
+        ground_z: the height of the road in the label frame, in metres, where the format fixes it
+            (Occ3D's ego frame sits on the road: 0; SurroundOcc's and OpenOccupancy's LiDAR frame
+            1.84 m above it: -1.84), or None; a method's ``model.ground_z`` takes it when the
+            preset leaves it unset (:meth:`config_values`).
         source: where it was found; set by the registry.
     """
 
@@ -288,12 +292,31 @@ class DatasetFormat:
     title: str = ""
     priority: int = 50
     label_writer: LabelWriter | None = None
+    ground_z: float | None = None
     source: str = field(default="", compare=False)
 
     @property
     def display_name(self) -> str:
         """:attr:`title`, or :attr:`name` when it has none."""
         return self.title or self.name
+
+    def config_values(self) -> dict[str, Any]:
+        """What a method's config may take from this format when its preset leaves a key unset
+        (:attr:`occkit.methods.registry.MethodSpec.from_format` names, per key, one of these):
+        ``num_classes``, ``free``, ``ignore`` and ``names`` (the class table), ``point_range`` and
+        ``voxel_size`` (the grid; ``voxel_size`` None when the voxels are not cubes), ``ground_z``.
+        None where the format has no value (e.g. a table with no free class)."""
+        grid = self.grid
+        cube = len(set(grid.voxel_size)) == 1
+        return {
+            "num_classes": self.classes.num_classes,
+            "free": self.classes.free,
+            "ignore": self.classes.ignore,
+            "names": tuple(self.classes.names),
+            "point_range": tuple(float(v) for v in grid.point_range) if cube else None,
+            "voxel_size": float(grid.voxel_size[0]) if cube else None,
+            "ground_z": self.ground_z,
+        }
 
     def open_split(self, root: str | os.PathLike, split: str, **options: Any) -> Any:
         """:attr:`open` with keyword options (those of :class:`OpenOptions`); the dataset is marked

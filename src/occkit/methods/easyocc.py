@@ -35,7 +35,7 @@ from torch import nn
 from occkit.data.sample import Batch
 from occkit.losses.occupancy import class_weights_from_counts, lovasz_softmax
 from occkit.losses.pseudo_labels import balanced_cross_entropy, count_labels
-from occkit.methods.registry import ExportSupport, MethodSpec
+from occkit.methods.registry import MODEL_FROM_FORMAT, ExportSupport, MethodSpec
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.shapes import check_shape
 
@@ -145,6 +145,7 @@ METHOD = MethodSpec(
     name="easyocc",
     summary="a light camera network trained on 3D pseudo-labels made from 2D priors (occkit pseudolabel)",
     sections={"easyocc": EasyOccConfig},
+    from_format={**MODEL_FROM_FORMAT, "easyocc.ignore_index": "ignore"},
     build=lambda cfg, load_run: EasyOccMethod(cfg.model, cfg.easyocc),
     export=ExportSupport(),
 )

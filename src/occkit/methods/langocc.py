@@ -31,8 +31,9 @@ Zero-shot semantic occupancy (:meth:`LangOccMethod.predict`): a voxel is free wh
 ``p(occupied) < occupied_threshold``; otherwise its class is that of the best-matching class
 text of the vocabulary YAML (synonyms x templates, averaged, renormalised). The class texts are
 encoded once, at the first step, by ``text_encoder`` and saved with the weights (buffer
-``class_text``), so a run predicts without the text encoder. ``predict`` returns Occ3D scores
-``(B, 18, X, Y, Z)``: ``occkit predict`` / ``occkit eval`` work unchanged.
+``class_text``), so a run predicts without the text encoder. ``predict`` returns scores
+``(B, C, X, Y, Z)`` over the data's classes (``langocc.classes``, taken from the format: Occ3D's 18,
+SurroundOcc's 17, ...): ``occkit predict`` / ``occkit eval`` work unchanged.
 
 Free-text queries (:meth:`LangOccMethod.voxel_features`, :meth:`LangOccMethod.encode_text`):
 ``occkit query`` and ``occkit retrieval``. :func:`lifted_features` is the baseline without
@@ -129,7 +130,7 @@ from occkit.geometry.camera import in_image, lidar_pixels, project_ego
 from occkit.labels import OCC3D_CLASSES
 from occkit.losses.language import cosine_weighted_mse, normalize_features
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
-from occkit.methods.registry import MethodSpec
+from occkit.methods.registry import MODEL_FROM_FORMAT, MethodSpec
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet, lift_grid_of
 from occkit.rendering.rays import Rays, camera_rays, sample_feature_map
 from occkit.rendering.resampling import jittered_uniform_samples, resample_from_transmittance
@@ -143,9 +144,6 @@ from occkit.rendering.volrend import (
     weights_from_density,
 )
 from occkit.shapes import check_shape
-
-NUM_SEMANTIC = 17
-"""Occ3D's non-free classes (0..16); 17 is free."""
 
 
 @dataclass
@@ -268,6 +266,13 @@ class LangOccConfig:
     """``auto``: free-space samples lie at least this many metres before the surface."""
     vocabulary: str | None = None
     """Class vocabulary YAML (synonyms and templates); None = ``configs/vocabularies/occ3d.yaml``."""
+    classes: tuple[str, ...] = ()
+    """The classes ``predict`` scores, in the data's order, free included (at ``free_index``); each
+    other class is looked up by name in ``vocabulary``. Empty: Occ3D's 18. Taken from the data's
+    format when the preset leaves it unset (SurroundOcc's: ``empty`` first, then Occ3D's 1..16)."""
+    free_index: int = 17
+    """The id of free space among ``classes`` (Occ3D: 17; SurroundOcc, OpenOccupancy: 0); taken
+    from the data's format when the preset leaves it unset."""
     text_encoder: str = "minilm"
     """Text encoder spec (:func:`occkit.priors.text.load_text_encoder`); must be the one of the
     prior cache's features (its ``text_encoder``)."""
@@ -474,8 +479,17 @@ class LangOccMethod(nn.Module):
             nn.init.orthogonal_(self.reduction.weight)
         self.density_bias = nn.Parameter(torch.tensor(math.log(c.density_init / (1 - c.density_init))))
         """Learnable offset of the density logit (see ``density_init``)."""
-        self.register_buffer("class_text", torch.zeros(NUM_SEMANTIC, c.feature_dim))
-        """``(17, D)`` text embeddings of the Occ3D classes (vocabulary), filled at the first step."""
+        self.class_names: tuple[str, ...] = tuple(c.classes) or tuple(OCC3D_CLASSES)
+        """The classes of ``predict``'s scores, free at ``cfg.free_index``."""
+        if not 0 <= c.free_index < len(self.class_names):
+            raise ValueError(
+                f"langocc.free_index: {c.free_index} is not a class id of langocc.classes "
+                f"({len(self.class_names)} classes)"
+            )
+        self.semantic_ids = [k for k in range(len(self.class_names)) if k != c.free_index]
+        """The class ids with a text (every one but free), in the order of ``class_text``'s rows."""
+        self.register_buffer("class_text", torch.zeros(len(self.semantic_ids), c.feature_dim))
+        """``(K, D)`` text embeddings of the non-free classes (vocabulary), filled at the first step."""
         self.register_buffer("class_text_ready", torch.zeros((), dtype=torch.bool))
         self.register_buffer("calibration", torch.zeros(2, CALIBRATION_BINS))
         """Decayed histograms of p(occupied): row 0 at surface voxels, row 1 in free space."""
@@ -514,10 +528,13 @@ class LangOccMethod(nn.Module):
         from occkit.priors.text import encode_prompts, load_text_encoder
 
         names, synonyms, templates = load_class_vocabulary(self.cfg.vocabulary)
-        if list(names[:NUM_SEMANTIC]) != list(OCC3D_CLASSES[:NUM_SEMANTIC]):
+        by_name = dict(zip(names, synonyms))
+        wanted = [self.class_names[k] for k in self.semantic_ids]
+        missing = [n for n in wanted if n not in by_name]
+        if missing:
             raise ValueError(
-                f"langocc.vocabulary {self.cfg.vocabulary or 'occ3d.yaml'}: its first 17 classes must be Occ3D's "
-                f"{list(OCC3D_CLASSES[:NUM_SEMANTIC])}, got {names[:NUM_SEMANTIC]}"
+                f"langocc.vocabulary {self.cfg.vocabulary or 'occ3d.yaml'}: has no class {', '.join(missing)} "
+                f"(langocc.classes, the data's); it lists {', '.join(names)}"
             )
         enc = load_text_encoder(self.cfg.text_encoder)
         if enc.dim != self.cfg.feature_dim:
@@ -525,7 +542,7 @@ class LangOccMethod(nn.Module):
                 f"langocc.text_encoder {self.cfg.text_encoder!r} gives {enc.dim}-d vectors, langocc.feature_dim is "
                 f"{self.cfg.feature_dim}"
             )
-        self.class_text.copy_(encode_prompts(enc, synonyms[:NUM_SEMANTIC], templates).to(self.class_text))
+        self.class_text.copy_(encode_prompts(enc, [by_name[n] for n in wanted], templates).to(self.class_text))
         self.class_text_ready.fill_(True)
 
     # ------------------------------------------------------------------------------- field
@@ -684,7 +701,7 @@ class LangOccMethod(nn.Module):
     # ------------------------------------------------------------------------------- predict
     @torch.no_grad()
     def predict(self, batch: Batch) -> torch.Tensor:
-        """Occ3D scores ``(B, 18, X, Y, Z)`` whose argmax is the zero-shot prediction: free (17)
+        """Scores ``(B, C, X, Y, Z)`` over ``langocc.classes`` whose argmax is the zero-shot prediction: free
         where ``p(occupied) < threshold()``, else the class whose text best matches the voxel's
         feature (scores = cosine similarities)."""
         self.ensure_class_text()
@@ -693,18 +710,19 @@ class LangOccMethod(nn.Module):
         B = logits.shape[0]
         X, Y, Z = self.grid.shape
         tau = self.threshold()
-        text = self.project(self.class_text.float())  # (17, d)
-        scores = torch.zeros(B, NUM_SEMANTIC + 1, X, Y, Z, device=logits.device)
+        text = self.project(self.class_text.float())  # (K, d)
+        C, free = len(self.class_names), self.cfg.free_index
+        scores = torch.zeros(B, C, X, Y, Z, device=logits.device)
         occ = self.p_occupied(logits) >= tau  # (B, X, Y, Z)
-        scores[:, NUM_SEMANTIC] = torch.where(
-            occ, torch.full_like(scores[:, 0], -1e4), torch.full_like(scores[:, 0], 2.0)
-        )
+        scores[:, free] = torch.where(occ, torch.full_like(scores[:, 0], -1e4), torch.full_like(scores[:, 0], 2.0))
+        rows = torch.tensor(self.semantic_ids, device=logits.device)
         for b in range(B):
             f = self.voxel_features(out.features[b], occ[b])  # (M, d)
             with torch.autocast(logits.device.type, enabled=False):  # float32 cosines, also under bf16 autocast
-                sims = f.float() @ text.float().t()  # (M, 17)
-            view = scores[b].view(NUM_SEMANTIC + 1, -1)
-            view[:NUM_SEMANTIC, occ[b].reshape(-1)] = sims.t()
+                sims = f.float() @ text.float().t()  # (M, K)
+            view = scores[b].view(C, -1)
+            cols = occ[b].reshape(-1).nonzero().squeeze(1)
+            view[rows[:, None], cols[None, :]] = sims.t()
         return scores
 
     # ------------------------------------------------------------------------------- training
@@ -1019,6 +1037,7 @@ METHOD = MethodSpec(
     name="langocc",
     summary="rendered vision-language features from a 2D prior cache; classes zero-shot from text",
     sections={"langocc": LangOccConfig},
+    from_format={**MODEL_FROM_FORMAT, "langocc.classes": "names", "langocc.free_index": "free"},
     build=lambda cfg, load_run: LangOccMethod(cfg.model, cfg.langocc),
     wrap_dataset=wrap_dataset,
     export_refused="its prediction is not the network's output: each voxel's vision-language feature is matched "

@@ -72,7 +72,13 @@ from occkit.losses.distill import (
     segment_affinity_loss,
 )
 from occkit.methods.registry import ExportSupport, MethodSpec, RunLoader
-from occkit.methods.supervised import SupervisedConfig, SupervisedMethod, export_check, resolve_class_counts
+from occkit.methods.supervised import (
+    SUPERVISED_FROM_FORMAT,
+    SupervisedConfig,
+    SupervisedMethod,
+    export_check,
+    resolve_class_counts,
+)
 from occkit.models.occnet import OccNetConfig, OccNetOutput
 from occkit.rendering.fixed_steps import render_fixed_steps
 from occkit.rendering.rays import Rays, camera_rays
@@ -646,6 +652,7 @@ METHOD = MethodSpec(
     name="radocc",
     summary="the camera student of supervised plus distillation from a frozen LiDAR teacher through rendered views",
     sections={"supervised": SupervisedConfig, "radocc": RadOccConfig},
+    from_format={**SUPERVISED_FROM_FORMAT, "radocc.free_index": "free"},
     build=build,
     resolve=resolve_class_counts,
     export=ExportSupport(check=export_check, load=load_student),

@@ -102,6 +102,13 @@ class MethodSpec:
         export: how it exports, or None when its runs are not exported.
         export_refused: why not (one sentence), when ``export`` is None.
         presets: a folder of preset YAML files it ships (a package's own presets), or None.
+        from_format: ``{config key: what of the format}``: the settings it takes from the data's
+            format (:meth:`occkit.formats.spec.DatasetFormat.config_values`: ``num_classes``,
+            ``free``, ``ignore``, ``names``, ``point_range``, ``voxel_size``, ``ground_z``) when
+            the preset and ``--set`` leave them unset; a value given that differs from the
+            format's is refused naming the key and the format
+            (:func:`occkit.experiment.fit_to_format`). :data:`MODEL_FROM_FORMAT` holds the
+            network's (class count, grid, ground height).
         source: where it was found (the module, or the entry point's distribution); set by the registry.
     """
 
@@ -114,7 +121,18 @@ class MethodSpec:
     export: ExportSupport | None = None
     export_refused: str | None = None
     presets: Path | None = None
+    from_format: dict[str, str] = field(default_factory=dict)
     source: str = field(default="", compare=False)
+
+
+#: The settings of the network (``model``) a method's :attr:`MethodSpec.from_format` usually lists:
+#: its class count, its output grid and the height of the road in the grid's frame.
+MODEL_FROM_FORMAT: dict[str, str] = {
+    "model.num_classes": "num_classes",
+    "model.point_range": "point_range",
+    "model.voxel_size": "voxel_size",
+    "model.ground_z": "ground_z",
+}
 
 
 class RegistryError(ValueError):

@@ -66,7 +66,7 @@ from occkit.losses.render import (
     weight_entropy_loss,
 )
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
-from occkit.methods.registry import ExportHead, ExportSupport, MethodSpec
+from occkit.methods.registry import MODEL_FROM_FORMAT, ExportHead, ExportSupport, MethodSpec
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.sampling import ray_box
@@ -345,11 +345,10 @@ class RenderSupMethod(nn.Module):
             )
             terms: dict[str, torch.Tensor] = {}
             if c.semantic_weight > 0:
-                terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(
-                    r.values,
-                    torch.where(surface & ~unknown, sem, torch.full_like(sem, c.free_index)),
-                    ignore_index=c.free_index,
-                )
+                target = torch.where(surface & ~unknown, sem, torch.full_like(sem, c.free_index))
+                # r.values' columns are the non-free classes in order: a class id above free is one column lower
+                column = torch.where(target == c.free_index, -1, target - (target > c.free_index).long())
+                terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(r.values, column, ignore_index=-1)
             if c.depth_weight > 0:
                 if c.depth_loss == "silog":
                     terms["loss_depth"] = c.depth_weight * silog_loss(r.depth, t_true, surface, lam=c.silog_lambda)
@@ -460,6 +459,7 @@ METHOD = MethodSpec(
     name="render_sup",
     summary="the camera network trained from 2D depth / semantic maps alone through volume rendering",
     sections={"render_sup": RenderSupConfig},
+    from_format={**MODEL_FROM_FORMAT, "render_sup.free_index": "free"},
     build=lambda cfg, load_run: RenderSupMethod(cfg.model, cfg.render_sup),
     export=ExportSupport(head=export_head),
 )

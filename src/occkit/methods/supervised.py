@@ -23,7 +23,7 @@ from occkit.losses.occupancy import (
     lovasz_softmax,
     voxel_cross_entropy,
 )
-from occkit.methods.registry import ExportSupport, MethodSpec
+from occkit.methods.registry import MODEL_FROM_FORMAT, ExportSupport, MethodSpec
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.shapes import check_shape
 
@@ -288,6 +288,16 @@ class SupervisedMethod(nn.Module):
 
 
 # ------------------------------------------------------------------------------------ registration
+#: What ``supervised`` (and ``radocc``, its student) takes from the data's format when the preset
+#: leaves it unset: the network's classes, grid and ground height, the free class of
+#: ``ce_mode='factored'``, the ignored label value.
+SUPERVISED_FROM_FORMAT: dict[str, str] = {
+    **MODEL_FROM_FORMAT,
+    "supervised.free_index": "free",
+    "supervised.ignore_index": "ignore",
+}
+
+
 def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progress: bool = False) -> Any:
     """Replace ``supervised.class_counts: auto`` by the label counts of the training frames.
 
@@ -332,6 +342,7 @@ METHOD = MethodSpec(
     name="supervised",
     summary="the camera network trained on 3D labels (voxel cross-entropy, Lovász, LSS depth)",
     sections={"supervised": SupervisedConfig},
+    from_format=SUPERVISED_FROM_FORMAT,
     build=lambda cfg, load_run: SupervisedMethod(cfg.model, cfg.supervised),
     resolve=resolve_class_counts,
     export=ExportSupport(check=export_check),

@@ -4,6 +4,7 @@ and in 3D, a class legend, and optionally a prediction beside the ground truth."
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,9 +75,10 @@ def occupancy_panels(
     palette: Sequence[Sequence[int]] = OCC3D_PALETTE,
     device: str | torch.device = "cpu",
     note: str | None = None,
+    free_class: int = OCC3D_FREE,
 ) -> np.ndarray:
     """Bird's-eye view and 3D view of one grid side by side, titled ``"<name> - ..."`` (and
-    ``note`` after the 3D view's title).
+    ``note`` after the 3D view's title); ``free_class`` is empty space (Occ3D's 17).
 
     Args:
         semantics: ``(X, Y, Z)`` class ids; mask: optional ``(X, Y, Z)`` bool.
@@ -87,7 +89,7 @@ def occupancy_panels(
     grid = grid or default_grid(sem.shape)
     X, Y, _ = sem.shape
     scale = max(1, -(-panel_height // max(X, Y)))  # whole pixels per voxel, then resized
-    bev = bev_image(sem, mask=mask, palette=palette, mask_mode=mask_mode, scale=scale)
+    bev = bev_image(sem, mask=mask, palette=palette, mask_mode=mask_mode, scale=scale, free_class=free_class)
     bev = draw_ego_bev(bev, grid, scale)
     bev = resize(
         bev, max(1, round(panel_height * Y / max(X, Y))), max(1, round(panel_height * X / max(X, Y))), nearest=True
@@ -96,6 +98,7 @@ def occupancy_panels(
         sem,
         mask=mask,
         palette=palette,
+        free_class=free_class,
         grid=grid,
         camera=camera,
         mask_mode=mask_mode,
@@ -111,21 +114,28 @@ def occupancy_panels(
     return hstack([titled(bev, t_bev, min_lines=lines), titled(view, t_view, min_lines=lines)], gap=8)
 
 
-def frame_scores(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray | torch.Tensor | None = None) -> dict:
+def frame_scores(
+    gt: np.ndarray,
+    pred: np.ndarray,
+    mask: np.ndarray | torch.Tensor | None = None,
+    class_names: Sequence[str] = OCC3D_CLASSES,
+    free_class: int = OCC3D_FREE,
+) -> dict:
     """Occ3D scores of one frame (official formula, on this frame alone): ``miou`` and
-    ``geometry_iou`` in percent over the voxels of ``mask`` (all when ``None``).
+    ``geometry_iou`` in percent over the voxels of ``mask`` (all when ``None``), for the class
+    table ``class_names`` with free ``free_class`` (Occ3D's by default).
 
     Args:
-        gt, pred: ``(X, Y, Z)`` integer class ids in [0, 17]; mask: optional ``(X, Y, Z)`` bool.
+        gt, pred: ``(X, Y, Z)`` integer class ids of the table; mask: optional ``(X, Y, Z)`` bool.
     """
     from occkit.metrics.confusion import confusion_matrix
     from occkit.metrics.occ3d import occ3d_scores
 
     m = None if mask is None else torch.as_tensor(np.asarray(mask, dtype=bool))
     hist = confusion_matrix(
-        torch.from_numpy(np.asarray(gt)), torch.from_numpy(np.asarray(pred)), len(OCC3D_CLASSES), mask=m
+        torch.from_numpy(np.asarray(gt)), torch.from_numpy(np.asarray(pred)), len(class_names), mask=m
     )
-    return occ3d_scores(hist)
+    return occ3d_scores(hist, tuple(class_names), free_class)
 
 
 def compose_frame_figure(
@@ -137,6 +147,7 @@ def compose_frame_figure(
     panel_height: int = 400,
     title: str | None = None,
     device: str | torch.device = "cpu",
+    classes: Any = None,
 ) -> np.ndarray:
     """The picture ``occkit show`` writes.
 
@@ -153,6 +164,8 @@ def compose_frame_figure(
             ``occkit show`` and ``occkit view``), or ``"show"`` (drawn as they are; the mask only
             restricts the scores).
         lidar_color: ``"depth"``, ``"class"`` (the point labels in the Occ3D palette) or ``"none"``.
+        classes: the class table of the frame's labels (a format's
+            :class:`~occkit.formats.spec.ClassTable`: names, free id, palette); None: Occ3D's.
     Returns:
         ``(H, W, 3) uint8``.
     """
@@ -163,6 +176,16 @@ def compose_frame_figure(
         raise ValueError(f"mask_mode must be one of {(*MASK_MODES, 'dim', 'show')}, got {mask_mode!r}")
     if lidar_color not in LIDAR_COLORS:
         raise ValueError(f"lidar_color must be one of {LIDAR_COLORS}, got {lidar_color!r}")
+    names = tuple(classes.names) if classes is not None else OCC3D_CLASSES
+    free = classes.free if classes is not None else OCC3D_FREE
+    if free is None:
+        raise ValueError("classes: a table without a free class (the pictures draw free space as the background)")
+    palette = (
+        (tuple(classes.palette) or tuple(map(tuple, default_palette(len(names)))))
+        if classes is not None
+        else OCC3D_PALETTE
+    )
+    table = dict(palette=palette, free_class=free)
     gt = None if sample.occupancy is None else as_label_grid(sample.occupancy, "sample.occupancy")
     pr = None if pred is None else as_label_grid(pred, "pred")
     if gt is not None and pr is not None and gt.shape != pr.shape:
@@ -179,16 +202,18 @@ def compose_frame_figure(
 
     rows: list[np.ndarray] = []
     if gt is not None:
-        rows.append(occupancy_panels(gt, "ground truth", drawn, panel_mode, grid, panel_height, device=device))
+        rows.append(occupancy_panels(gt, "ground truth", drawn, panel_mode, grid, panel_height, device=device, **table))
     if pr is not None:
         note = None
         if gt is not None:
-            sc = frame_scores(gt, pr, vis)
+            sc = frame_scores(gt, pr, vis, names, free)
             note = (
                 f"mIoU {sc['miou']:.2f}  IoU {sc['geometry_iou']:.2f}  "
                 f"({mask + ' mask' if vis is not None else 'all voxels'})"
             )
-        rows.append(occupancy_panels(pr, "prediction", drawn, panel_mode, grid, panel_height, device=device, note=note))
+        rows.append(
+            occupancy_panels(pr, "prediction", drawn, panel_mode, grid, panel_height, device=device, note=note, **table)
+        )
     width = max((r.shape[1] for r in rows), default=1200)
 
     parts: list[np.ndarray] = []
@@ -234,14 +259,13 @@ def compose_frame_figure(
         parts.append(mosaic)
 
     parts.extend(rows)
-    present = np.zeros(len(OCC3D_CLASSES), bool)
-    for g in (gt, pr):
-        if g is not None:
-            present[np.unique(g[(g >= 0) & (g < len(present))])] = True
-    extras = [("empty (free)", BACKGROUND)]
+    extras = []
     if drawn is not None and mask_mode == "grey":
         extras.append((f"outside the {mask} mask (dimmed)", MASK_TINT))
-    parts.append(legend(OCC3D_CLASSES[:OCC3D_FREE], OCC3D_PALETTE, width, present=present[:OCC3D_FREE], extras=extras))
+    if classes is None:
+        parts.append(occ3d_legend(gt, pr, width=width, extras=extras))
+    else:
+        parts.append(class_legend(names, palette, free, gt, pr, width=width, extras=extras))
     return vstack(parts, gap=6)
 
 
@@ -262,4 +286,38 @@ def occ3d_legend(
         width,
         present=present[:OCC3D_FREE],
         extras=[("empty (free)", BACKGROUND), *extras],
+    )
+
+
+def class_legend(
+    names: Sequence[str],
+    palette: Sequence[Sequence[int]],
+    free: int | None,
+    *labels: np.ndarray | None,
+    width: int,
+    extras: Sequence[tuple[str, Sequence[int]]] = (),
+) -> np.ndarray:
+    """:func:`occ3d_legend` for any class table (a format's ``classes``: ``names``, ``palette``, the
+    ``free`` id or None): the classes present in ``labels`` bright, the others dimmed, free drawn as
+    the background ("<name> (free)"). ``(H, width, 3) uint8``."""
+    n = len(names)
+    present = np.zeros(n, bool)
+    for g in labels:
+        if g is not None:
+            g = np.asarray(g)
+            present[np.unique(g[(g >= 0) & (g < n)])] = True
+    colours = [tuple(int(v) for v in c) for c in (palette if len(palette) else default_palette(n))]
+    shown = list(names)
+    if free is not None:  # drawn as the background, as the pictures draw it
+        colours[free] = tuple(BACKGROUND)
+        shown[free] = f"{names[free]} (free)"
+    return legend(shown, colours, width, present=list(present), extras=list(extras))
+
+
+def default_palette(n: int) -> np.ndarray:
+    """``(n, 3) uint8`` distinct colours for a table without a palette (evenly spaced hues)."""
+    import colorsys
+
+    return np.asarray(
+        [[int(255 * v) for v in colorsys.hsv_to_rgb(i / max(n, 1), 0.75, 0.95)] for i in range(n)], dtype=np.uint8
     )

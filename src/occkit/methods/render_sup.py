@@ -462,4 +462,5 @@ METHOD = MethodSpec(
     sections={"render_sup": RenderSupConfig},
     build=lambda cfg, load_run: RenderSupMethod(cfg.model, cfg.render_sup),
     export=ExportSupport(head=export_head),
+    validation_figures=lambda cfg: cfg.render_sup.semantic_weight <= 0,  # a run that learns classes logs none
 )

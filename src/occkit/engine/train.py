@@ -1,12 +1,16 @@
 """The training loop: explicit and short (nanoGPT's ``train.py`` is the model).
 
-One step: take this rank's next batch, move it to the device, seed the step's RNGs, call the
-method's ``training_step`` (under autocast on CUDA) for a dict of named losses, back-propagate
-their sum, clip the gradient norm, step AdamW and the warm-up + cosine schedule, update the EMA.
-Around it: logging (tqdm, TensorBoard, ``train.jsonl``), validation (``metrics.jsonl``) and
-checkpoints, all from rank 0 only. The engine knows nothing of a method's insides, nor which
-methods there are: it takes a built method and its resolved config (the composition root,
-:func:`occkit.experiment.prepare_run`, makes both).
+One step (:func:`_optimisation_step`): take this rank's next batch, move it to the device, seed
+the step's RNGs, call the method's ``training_step`` (under autocast on CUDA) for a dict of named
+losses, back-propagate their sum, clip the gradient norm, step AdamW and the warm-up + cosine
+schedule, update the EMA. Around it (:func:`_after_step`): logging (tqdm, TensorBoard,
+``train.jsonl``; :func:`_log_step`), validation (``metrics.jsonl``; :func:`_validate_and_log`) and
+checkpoints (:func:`_save`), written from rank 0 only. Before the first step, :func:`_start` builds
+the optimiser and the rest, or loads them from the checkpoint a resume continues. Three objects
+carry what these share: :class:`_Run` (fixed for the call), :class:`_Stepper` (what a step works
+on) and :class:`_Loop` (what changes from step to step). The engine knows nothing of a method's
+insides, nor which methods there are: it takes a built method and its resolved config (the
+composition root, :func:`occkit.experiment.prepare_run`, makes both).
 
 Multi-process: launch with ``torchrun --nproc_per_node N -m occkit.engine.train CONFIG --data DIR
 --out RUN`` (the same arguments as ``occkit train``); each process takes ``data.batch_size``
@@ -198,6 +202,7 @@ class _Loop:
     logger: RunLogger | None
     """Rank 0's logs; None on the other ranks."""
     result: TrainResult = field(init=False)
+    """What :func:`train` returns: its losses, validations and last checkpoint grow as the loop runs."""
     last_val_seconds: float = field(init=False)
     """``train_seconds`` at the last validation (``train.val_every_minutes``)."""
     log_step0: int = field(init=False)

@@ -513,3 +513,39 @@ def test_a_stopped_priors_train_stage_resumes(tmp_path):
     (plan.out / "config.json").write_text("{}")
     plan.prepare()  # kept, not removed
     assert (plan.out / "config.json").is_file() and plan.argv(1, "cpu")[-1] == "--resume"
+
+
+def test_the_method_registry_says_whether_a_run_logs_figures_of_its_own(monkeypatch):
+    """Issue 70, item 5: the ablation check asks the method's spec whether a run logs figures of its
+    own (render_sup: only when it learns no classes); a spec that does not say falls back to its
+    module's classes (occscene), and a spec's answer wins over them."""
+    from occkit.ablate.spec import logged_metrics
+    from occkit.experiment import load_experiment
+    from occkit.methods import registry
+    from occkit.methods.registry import MethodSpec, logs_validation_figures
+
+    depth = load_experiment("base-cpu")  # render_sup with semantic_weight 0: rendered-depth figures
+    assert depth.method == "render_sup" and logs_validation_figures(depth) and logged_metrics(depth) is None
+    classes = load_experiment("render-sup-cpu")  # render_sup learning classes: none, so its keys are known
+    assert classes.method == "render_sup" and not logs_validation_figures(classes)
+    assert {"miou", "geometry_iou"} <= logged_metrics(classes)
+    assert logs_validation_figures(load_experiment("occscene-cpu"))  # says nothing: its class has them
+    spec = MethodSpec(  # built in this module, which defines a class with validation figures: the fallback's True
+        "figs",
+        "",
+        {},
+        build=lambda cfg, load_run: FiguresMethod(),
+        export_refused="x",
+        validation_figures=lambda cfg: False,
+    )
+    monkeypatch.setattr(registry, "get_method", lambda name: spec)
+    assert not logs_validation_figures(classes)
+    spec.validation_figures = None
+    assert logs_validation_figures(classes)
+
+
+class FiguresMethod:
+    """A method class with figures of its own (for the registry's fallback above)."""
+
+    def validation_figures(self, batch):
+        return {}

@@ -247,3 +247,13 @@ def test_optim_lr_mult_from_config_converts_its_values():
     assert got == {"offset": 1.0} and isinstance(got["offset"], float)
     with pytest.raises(ConfigError, match=r"lr_mult.offset: expected a number, got 'abc'"):
         from_dict(OptimConfig, {"lr_mult": {"offset": "abc"}})
+
+
+def test_a_validation_record_in_words():
+    """One wording for a validation record, in the training loop's lines and occkit train's last line."""
+    from occkit.engine.logging import validation_summary
+
+    assert validation_summary({"miou": 41.236, "geometry_iou": 50.0}) == "val mIoU 41.24"
+    assert validation_summary({"miou": 41.236, "rayiou": 35.1}) == "val mIoU 41.24, RayIoU 35.10"
+    depth = {"miou": 0.0, "geometry_iou": 30.126, "depth_abs_rel": 0.2104, "depth_abs_m": 2.314}
+    assert validation_summary(depth) == "val geometry IoU 30.13, depth abs-rel 0.210 (2.31 m)"

@@ -53,6 +53,18 @@ def test_loss_falls_and_logs(tmp_path):
     assert len(list((tmp_path / "checkpoints").glob("step_*"))) == cfg.train.keep_checkpoints
 
 
+def test_each_validation_prints_its_line(tmp_path, capsys):
+    from occkit.engine.logging import validation_summary
+
+    cfg = toy_config(4)
+    cfg.train.val_every = 2
+    res = train(cfg, tmp_path, ToyFrames(8), ToyFrames(3), method=ToyMethod(), progress=False)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert [r["step"] for r in res.validations] == [2, 4]
+    assert lines == [f"step {r['step']}: val mIoU {r['miou']:.2f}" for r in res.validations]
+    assert lines[-1] == f"step 4: {validation_summary(res.validations[-1])}"
+
+
 def test_resume_equals_uninterrupted(tmp_path):
     cfg = toy_config(10, batch_size=3)
     cfg.optim.ema, cfg.optim.ema_decay = True, 0.9

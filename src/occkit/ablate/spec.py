@@ -963,8 +963,9 @@ def logged_metrics(cfg: Any) -> set[str] | None:
     metrics' keys are read from the format's first metric itself (``data.format``; with 'auto',
     every registered format's), as the training validation logs them."""
     from occkit.formats import formats, get_format
+    from occkit.methods.registry import logs_validation_figures
 
-    if _method_has_figures(cfg.method):
+    if logs_validation_figures(cfg):
         return None
     keys = {"step", "train_minutes", "wall_minutes"}
     candidates = list(formats().values()) if cfg.data.format == "auto" else [get_format(cfg.data.format)]
@@ -979,22 +980,6 @@ def logged_metrics(cfg: Any) -> set[str] | None:
     if cfg.train.val_rayiou:
         keys.add("rayiou")
     return keys
-
-
-def _method_has_figures(method: str) -> bool:
-    """Whether the recipe named ``method`` logs validation figures of its own: a class of the
-    module that builds it (the method registry's ``build``, in-tree or from a package) has
-    ``validation_figures``. An unknown method is the registry's error."""
-    import importlib
-
-    from occkit.methods.registry import get_method
-
-    mod = importlib.import_module(get_method(method).build.__module__)
-    return any(
-        callable(getattr(obj, "validation_figures", None))
-        for obj in vars(mod).values()
-        if isinstance(obj, type) and obj.__module__ == mod.__name__
-    )
 
 
 def _key_in(key: str, message: str) -> bool:

@@ -259,7 +259,7 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     from occkit.data.synth import SynthConfig
     from occkit.engine.checkpoint import latest_checkpoint
     from occkit.engine.data import eval_batches
-    from occkit.engine.evaluate import evaluate, resolve_amp, write_prediction_folder
+    from occkit.engine.evaluate import run_amp, score_frames, write_prediction_folder
     from occkit.engine.train import train
     from occkit.experiment import (
         base_dataset,
@@ -397,22 +397,22 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     method, cfg, ckpt, device = load_checkpoint_method(result.checkpoint, cfg.train.device)
     loader = eval_batches(val_set, 1)
     base = base_dataset(val_set)
-    amp = resolve_amp(device, cfg.optim.amp, cfg.optim.cpu_bf16)
+    amp = run_amp(cfg, device)
     try:
-        scores = evaluate(
+        scores = score_frames(
             method,
+            cfg,
+            val_set,
             loader,
             device,
             amp,
-            mask="camera",
-            num_classes=cfg.model.num_classes,
             rayiou=RayIoUMetric(num_classes=cfg.model.num_classes),
             rayiou_origins=partial(rayiou_origins, base),
             progress=True,
         )
     except ValueError as e:  # e.g. no LiDAR poses: report mIoU alone
         print(f"RayIoU unavailable ({e}); mIoU only", flush=True)
-        scores = evaluate(method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes, progress=True)
+        scores = score_frames(method, cfg, val_set, loader, device, amp, progress=True)
     from occkit.engine.checkpoint import checkpoint_identity
 
     provenance = {
@@ -429,9 +429,7 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         from occkit.engine.init_from import load_matching
 
         load_matching(method, cfg.train.init_from)
-        start_scores = evaluate(
-            method, loader, device, amp, mask="camera", num_classes=cfg.model.num_classes, progress=False
-        )
+        start_scores = score_frames(method, cfg, val_set, loader, device, amp)
     timings["evaluate"] = time.perf_counter() - t0
     print(
         f"mIoU {scores['miou']:.2f}  geometry IoU {scores['geometry_iou']:.2f}"

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from occkit import __version__
     from occkit.engine.checkpoint import checkpoint_identity
     from occkit.engine.data import eval_batches
-    from occkit.engine.evaluate import check_prediction_target, evaluate, resolve_amp, write_prediction_folder
+    from occkit.engine.evaluate import check_prediction_target, run_amp, score_frames, write_prediction_folder
     from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.models.occnet import OccNet
 
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--image-norm: the checkpoint {folder} holds no OccNet")
         for net in nets:
             net.set_image_norm_eval(args.image_norm)
-    amp = resolve_amp(device, cfg.optim.amp, cfg.optim.cpu_bf16)
+    amp = run_amp(cfg, device)
     ds = build_dataset(cfg, args.data, args.split, load_gt=args.eval)
     if len(ds) == 0:
         raise ValueError(f"{args.data}: split '{args.split}' has no frames")
@@ -149,16 +149,7 @@ def run(args: argparse.Namespace) -> int:
     record_folder_files(args.out, "predict")
     print(f"occkit predict: wrote {n} predictions to {args.out} (checkpoint {folder})")
     if args.eval:
-        scores = evaluate(
-            method,
-            loader,
-            device,
-            amp,
-            mask="camera",
-            num_classes=cfg.model.num_classes,
-            progress=not args.no_progress,
-            dataset_format=fmt,
-        )
+        scores = score_frames(method, cfg, ds, loader, device, amp, progress=not args.no_progress)
         print(
             f"occkit predict: mIoU (camera mask) {scores['miou']:.2f}, geometry IoU {scores['geometry_iou']:.2f} over "
             f"{scores['frames']} frames"

@@ -165,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, cfg) -> int:
     from functools import partial
 
+    from occkit.engine.logging import validation_summary
     from occkit.engine.train import train
     from occkit.experiment import base_dataset, build_dataset, build_train_set, fit_to_format, prepare_run
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
@@ -211,13 +212,9 @@ def _train(args: argparse.Namespace, cfg) -> int:
         f"{result.checkpoint}"
     )
     if last is not None:
+        msg += f", {validation_summary(last)}"
         if "depth_abs_rel" in last:  # a preset that learns no classes (base-cpu): its depth and geometry, no class mIoU
-            msg += (
-                f", val geometry IoU {last['geometry_iou']:.2f}, depth abs-rel {last['depth_abs_rel']:.3f} "
-                f"({last['depth_abs_m']:.2f} m) at LiDAR pixels (this preset learns no classes: no class mIoU)"
-            )
-        else:
-            msg += f", val mIoU {last['miou']:.2f}" + (f", RayIoU {last['rayiou']:.2f}" if "rayiou" in last else "")
+            msg += " at LiDAR pixels (this preset learns no classes: no class mIoU)"
     if os.environ.get("RANK", "0") == "0":  # one summary per job, from rank 0
         print(msg)
     return 0

@@ -54,6 +54,38 @@ def count_frame_classes(
     return counts
 
 
+def fill_class_counts(
+    cfg: Any,
+    section: str,
+    train_set: Any,
+    what: str,
+    scored_only: bool = True,
+    max_frames: int = 2000,
+    progress: bool = False,
+) -> Any:
+    """A copy of the experiment config ``cfg`` whose ``cfg.<section>.class_counts`` holds the voxels
+    of each class over the training frames (:func:`count_frame_classes` of the frame dataset under
+    ``train_set``'s wrappers, at most ``max_frames``, with ``scored_only`` and ``what`` as there), so
+    that the run's config.json records the class weights it trained with. A method's ``resolve``
+    (``supervised.class_counts: auto``, ``cigocc.class_balance: dataset``) calls it when its config
+    leaves the counts to the data."""
+    import copy
+
+    from occkit.data.wrappers import base_dataset
+
+    counts = count_frame_classes(
+        base_dataset(train_set),
+        cfg.model.num_classes,
+        scored_only=scored_only,
+        max_frames=max_frames,
+        progress=progress,
+        what=what,
+    )
+    out = copy.deepcopy(cfg)
+    getattr(out, section).class_counts = tuple(float(c) for c in counts)
+    return out
+
+
 @dataclass
 class LabelCounts:
     """Voxel counts summed over frames; every ``*_counts`` list has one entry per class 0..17.

@@ -143,6 +143,49 @@ def evaluate(
     return out
 
 
+def run_amp(cfg: Any, device: torch.device) -> str:
+    """The mixed precision a run of config ``cfg`` predicts at on ``device`` (its ``optim.amp`` and
+    ``optim.cpu_bf16``, :func:`resolve_amp`): what validation used, so a loaded run scores as it validated."""
+    return resolve_amp(device, cfg.optim.amp, cfg.optim.cpu_bf16)
+
+
+def score_frames(
+    method: torch.nn.Module,
+    cfg: Any,
+    dataset: Any,
+    batches: Iterable[Batch],
+    device: torch.device,
+    amp: str,
+    rayiou: Any | None = None,
+    rayiou_origins: Callable[[str], torch.Tensor] | None = None,
+    progress: bool = False,
+    distributed: bool = False,
+) -> dict[str, Any]:
+    """:func:`evaluate` of a run's method (config ``cfg``) over ``batches`` of ``dataset``, as training
+    validates and ``occkit predict --eval`` and ``occkit demo`` score: the voxels the format counts
+    (``mask="camera"``), the run's ``model.num_classes`` and the metrics of the dataset's format
+    (:func:`occkit.formats.format_of`; a hand-made dataset of no format: the default format's)."""
+    from occkit.formats import format_of
+
+    try:
+        fmt = format_of(dataset)
+    except TypeError:  # frames of no format: the default format's (Occ3D's) metrics
+        fmt = None
+    return evaluate(
+        method,
+        batches,
+        device,
+        amp,
+        mask="camera",
+        num_classes=cfg.model.num_classes,
+        rayiou=rayiou,
+        rayiou_origins=rayiou_origins,
+        progress=progress,
+        distributed=distributed,
+        dataset_format=fmt,
+    )
+
+
 @torch.no_grad()
 def write_predictions(
     method: torch.nn.Module,

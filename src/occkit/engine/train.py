@@ -1,12 +1,16 @@
 """The training loop: explicit and short (nanoGPT's ``train.py`` is the model).
 
-One step: take this rank's next batch, move it to the device, seed the step's RNGs, call the
-method's ``training_step`` (under autocast on CUDA) for a dict of named losses, back-propagate
-their sum, clip the gradient norm, step AdamW and the warm-up + cosine schedule, update the EMA.
-Around it: logging (tqdm, TensorBoard, ``train.jsonl``), validation (``metrics.jsonl``) and
-checkpoints, all from rank 0 only. The engine knows nothing of a method's insides, nor which
-methods there are: it takes a built method and its resolved config (the composition root,
-:func:`occkit.experiment.prepare_run`, makes both).
+One step (:func:`_optimisation_step`): take this rank's next batch, move it to the device, seed
+the step's RNGs, call the method's ``training_step`` (under autocast on CUDA) for a dict of named
+losses, back-propagate their sum, clip the gradient norm, step AdamW and the warm-up + cosine
+schedule, update the EMA. Around it (:func:`_after_step`): logging (tqdm, TensorBoard,
+``train.jsonl``; :func:`_log_step`), validation (``metrics.jsonl``; :func:`_validate_and_log`) and
+checkpoints (:func:`_save`), written from rank 0 only. Before the first step, :func:`_start` builds
+the optimiser and the rest, or loads them from the checkpoint a resume continues. Three objects
+carry what these share: :class:`_Run` (fixed for the call), :class:`_Stepper` (what a step works
+on) and :class:`_Loop` (what changes from step to step). The engine knows nothing of a method's
+insides, nor which methods there are: it takes a built method and its resolved config (the
+composition root, :func:`occkit.experiment.prepare_run`, makes both).
 
 Multi-process: launch with ``torchrun --nproc_per_node N -m occkit.engine.train CONFIG --data DIR
 --out RUN`` (the same arguments as ``occkit train``); each process takes ``data.batch_size``
@@ -22,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
@@ -53,9 +57,9 @@ from occkit.engine.distributed import (
     is_distributed,
     max_over_processes,
 )
-from occkit.engine.evaluate import autocast, evaluate, resolve_amp
+from occkit.engine.evaluate import autocast, resolve_amp, score_frames
 from occkit.engine.init_from import init_from, init_record, report_lines
-from occkit.engine.logging import RunLogger
+from occkit.engine.logging import RunLogger, validation_summary
 from occkit.engine.optim import EMA, build_optimizer, build_scheduler
 from occkit.fileio import write_json_atomic
 
@@ -151,6 +155,69 @@ def train(
             cleanup_distributed()
 
 
+@dataclass
+class _Run:
+    """What stays fixed through one call of :func:`train`."""
+
+    cfg: Any
+    cfg_dict: dict[str, Any]
+    """``cfg`` as saved with every checkpoint (``config.json``)."""
+    run_dir: Path
+    info: DistInfo
+    device: torch.device
+    val_set: Dataset | None
+    rayiou: Callable[[], Any] | None
+    rayiou_origins: Callable[[str], torch.Tensor] | None
+    progress: bool
+
+
+@dataclass
+class _Stepper:
+    """What one optimisation step works on: the method, the module the step calls (the method's
+    ``training_step`` as ``forward``, under DDP when distributed), the optimiser, its schedule,
+    the fp16 loss scaler (None unless fp16 on CUDA), the EMA copy (None without ``optim.ema``)
+    and the mixed precision in use (:func:`occkit.engine.evaluate.resolve_amp`)."""
+
+    method: nn.Module
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None
+    ema: EMA | None
+    amp: str
+
+
+@dataclass
+class _Loop:
+    """What the loop carries from step to step."""
+
+    step: int
+    """Optimiser steps taken (including those before a resume)."""
+    train_seconds: float
+    """Seconds spent in training steps, all calls."""
+    end: int
+    """The step this call stops after (``optim.max_steps``, or ``stop_at`` when earlier)."""
+    bar: Any
+    """The progress bar (tqdm; disabled off rank 0 and without ``progress``)."""
+    logger: RunLogger | None
+    """Rank 0's logs; None on the other ranks."""
+    result: TrainResult = field(init=False)
+    """What :func:`train` returns: its losses, validations and last checkpoint grow as the loop runs."""
+    last_val_seconds: float = field(init=False)
+    """``train_seconds`` at the last validation (``train.val_every_minutes``)."""
+    log_step0: int = field(init=False)
+    log_t0: float = field(default_factory=time.perf_counter)
+    """The step and the time of the last log (the logged ``steps_per_s``)."""
+    wall0: float = field(default_factory=time.perf_counter)
+    """When this call's loop began (the validation records' ``wall_minutes``)."""
+    pending: list[tuple[int, torch.Tensor, dict[str, torch.Tensor], Any]] = field(default_factory=list)
+    """(step, loss, named losses, frames) not yet read back from the device (:func:`_flush_losses`)."""
+
+    def __post_init__(self) -> None:
+        self.result = TrainResult(step=self.step, train_seconds=self.train_seconds)
+        self.last_val_seconds, self.log_step0 = self.train_seconds, self.step
+
+
 def _train(
     cfg: Any,
     run_dir: Path,
@@ -166,79 +233,11 @@ def _train(
     progress: bool,
 ) -> TrainResult:
     oc, tc = cfg.optim, cfg.train
-    if oc.schedule == "time" and tc.max_minutes <= 0:
-        raise ValueError("optim.schedule='time' needs a time budget: set train.max_minutes > 0")
-    if tc.init_from is not None and not str(tc.init_from).strip():
-        raise ValueError(
-            "train.init_from: empty; give a run folder, a checkpoint folder or a weights file (or leave it unset)"
-        )
-    if tc.threads > 0 and device.type == "cpu":
-        torch.set_num_threads(tc.threads)
-    if method is None:
-        raise TypeError("train(): pass the built method (occkit.experiment.prepare_run builds it from the config)")
+    _check_arguments(cfg, device, method)
     seed_everything(tc.seed)
     method.to(device)
-    cfg_dict = to_dict(cfg)
-
-    if info.is_main:
-        for partial in remove_partial_checkpoints(run_dir):
-            print(f"removed {partial}: a checkpoint left half-written by an earlier crash", file=sys.stderr)
-    if not resume and (earlier := latest_checkpoint(run_dir)) is not None:
-        raise FileExistsError(
-            f"{run_dir} holds checkpoints of an earlier run (newest: {earlier.name}): resume it (--resume), "
-            "or train into another folder"
-        )
-    ckpt = latest_checkpoint(run_dir) if resume else None
-    if tc.init_from and ckpt is None:  # every rank loads, before the EMA copy and the DDP wrapper
-        _init_from(method, tc, cfg_dict, run_dir, info)
-    elif tc.init_from and info.is_main:
-        print(f"train.init_from: not applied again on resume ({ckpt} holds the weights)", file=sys.stderr)
-    ema = EMA(method, oc.ema_decay) if oc.ema else None
-    optimizer = build_optimizer(method, oc.lr, oc.weight_decay, tuple(oc.betas), lr_mult=oc.lr_mult)
-    scheduler = build_scheduler(optimizer, oc.warmup_steps, oc.max_steps, oc.min_lr_ratio)
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and oc.amp == "fp16" else None
-    amp = resolve_amp(device, oc.amp, oc.cpu_bf16)
-
-    step, train_seconds = 0, 0.0
-    if resume:
-        if ckpt is not None:
-            saved = load_config_dict(ckpt)
-            _warn_config_change(saved, cfg_dict, ckpt, info)
-            try:
-                load_weights(method, ckpt / MODEL_FILE)
-            except ValueError as e:  # another preset's network: name what differs, not only the tensors
-                diff = [
-                    f"{k}: {a!r} -> {b!r}"
-                    for k, a, b in _differences(saved, cfg_dict)
-                    if k == "method" or k.startswith("model.")
-                ]
-                if not diff:
-                    raise
-                raise ValueError(
-                    f"--resume {run_dir}: its checkpoint {ckpt.name} is of another network than this run's config "
-                    f"({'; '.join(diff[:6])}{'; ...' if len(diff) > 6 else ''}): resume with the preset and --set the "
-                    "run was made with, or train into a new --out"
-                ) from e
-            if ema is not None:
-                load_weights(ema.module, weights_file(ckpt))
-            state = load_trainer_state(ckpt)
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            if scaler is not None and state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            step, train_seconds = int(state["step"]), float(state.get("train_seconds", 0.0))
-            if info.is_main:
-                print(f"resuming from {ckpt} at step {step}", file=sys.stderr)
-        elif info.is_main:
-            print(f"--resume: no checkpoint under {run_dir / 'checkpoints'}; starting from step 0", file=sys.stderr)
-
-    model: nn.Module = TrainingStep(method)
-    if info.enabled:
-        model = DistributedDataParallel(
-            model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=_ddp_find_unused(method, tc.find_unused_parameters),
-        )
+    run = _Run(cfg, to_dict(cfg), run_dir, info, device, val_set, rayiou, rayiou_origins, progress)
+    stepper, step, train_seconds = _start(run, method, resume)
     batches = train_batches(
         train_set,
         cfg.data.batch_size,
@@ -251,9 +250,7 @@ def _train(
     )
     logger = RunLogger(run_dir, tensorboard=tc.tensorboard, start_step=step) if info.is_main else None
     if info.is_main:
-        write_json_atomic(run_dir / "config.json", cfg_dict)
-    end = oc.max_steps if stop_at is None else min(oc.max_steps, stop_at)
-    result = TrainResult(step=step, train_seconds=train_seconds)
+        write_json_atomic(run_dir / "config.json", run.cfg_dict)
     bar = tqdm(
         total=oc.max_steps if oc.schedule == "steps" else None,
         initial=step,
@@ -262,128 +259,253 @@ def _train(
         dynamic_ncols=True,
         disable=not (progress and info.is_main),
     )
-    wall0, last_val_seconds, log_t0, log_step0 = time.perf_counter(), train_seconds, time.perf_counter(), step
-    timed = tc.max_minutes > 0 or tc.val_every_minutes > 0
-    # (step, loss, named losses, frames) not yet read back; on a CPU reading costs nothing: every step
-    pending: list[tuple[int, torch.Tensor, dict[str, torch.Tensor], Any]] = []
-    sync_every_step = device.type != "cuda"
+    end = oc.max_steps if stop_at is None else min(oc.max_steps, stop_at)
+    loop = _Loop(step, train_seconds, end, bar, logger)
     method.train()
     try:
-        while step < end:
-            # ---------------------------------------------------------------- one step
-            t0 = time.perf_counter()
-            batch = next(batches).to(device, non_blocking=True)
-            seed_everything(step_seed(tc.seed, info.rank, step))
-            with autocast(device, amp):
-                losses = model(batch)
-            loss = sum(losses.values())
-            # The finiteness check and the loss read back wait for the device; on a GPU they are
-            # gathered here and read at the next log, validation or checkpoint (one wait per log_every
-            # steps, not one per step): a non-finite step is still named, before anything is written.
-            pending.append((step, loss.detach(), {k: v.detach() for k, v in losses.items()}, batch.tokens))
-            if sync_every_step:
-                _flush_losses(pending, result, bar, scheduler)
-            (scaler.scale(loss) if scaler is not None else loss).backward()
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            grad_norm = nn.utils.clip_grad_norm_(method.parameters(), oc.grad_clip if oc.grad_clip > 0 else math.inf)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            if oc.schedule == "time":  # the cosine follows the share of the time budget spent
-                spent = train_seconds + time.perf_counter() - t0
-                scheduler.lr_lambdas[0].time_fraction = max_over_processes(spent, device) / (tc.max_minutes * 60)
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            if ema is not None:
-                ema.update(method)
-            step += 1
-            train_seconds += time.perf_counter() - t0
-            # ---------------------------------------------------------------- around it
+        while loop.step < end:
+            losses, grad_norm = _optimisation_step(run, stepper, loop, batches)
             bar.update(1)
-            out_of_time = timed and any_process(tc.max_minutes > 0 and train_seconds >= tc.max_minutes * 60, device)
-            finished = step == end or out_of_time
-            due_by_time = timed and any_process(
-                tc.val_every_minutes > 0 and train_seconds - last_val_seconds >= tc.val_every_minutes * 60, device
-            )
-            validating = val_set is not None and (
-                finished or (tc.val_every > 0 and step % tc.val_every == 0) or due_by_time
-            )
-            saving = finished or (tc.ckpt_every > 0 and step % tc.ckpt_every == 0)
-            if step % tc.log_every == 0 or finished or validating or saving:
-                _flush_losses(pending, result, bar, scheduler)
-            if step % tc.log_every == 0 or finished:
-                named = torch.stack([v.detach().float() for v in losses.values()] + [grad_norm.detach().float()])
-                named = all_reduce_mean(named).tolist()
-                record = {k: v for k, v in zip(list(losses) + ["grad_norm"], named)}
-                record["loss"] = sum(named[:-1])
-                record["lr"] = scheduler.get_last_lr()[0]
-                record["steps_per_s"] = (step - log_step0) / max(1e-9, time.perf_counter() - log_t0)
-                log_t0, log_step0 = time.perf_counter(), step
-                if logger is not None:
-                    logger.scalars(step, record, prefix="train/")
-                    logger.jsonl("train.jsonl", {"step": step, **record})
-            if validating:
-                record = _validate(
-                    cfg,
-                    method if ema is None else ema.module,
-                    val_set,
-                    info,
-                    device,
-                    amp,
-                    rayiou,
-                    rayiou_origins,
-                    step,
-                    train_seconds,
-                    wall0,
-                    progress,
-                )
-                last_val_seconds = train_seconds
-                result.validations.append(record)
-                if logger is not None:
-                    logger.jsonl("metrics.jsonl", record)
-                    logger.scalars(
-                        step, {k: record[k] for k in ("miou", "geometry_iou", "rayiou") if k in record}, prefix="val/"
-                    )
-                    if "depth_abs_rel" in record:  # a run that learns no classes: what it learns
-                        bar.write(
-                            f"step {step}: val geometry IoU {record['geometry_iou']:.2f}, depth abs-rel "
-                            f"{record['depth_abs_rel']:.3f} ({record['depth_abs_m']:.2f} m)"
-                        )
-                    else:
-                        bar.write(
-                            f"step {step}: val mIoU {record['miou']:.2f}"
-                            + (f", RayIoU {record['rayiou']:.2f}" if "rayiou" in record else "")
-                        )
-            if saving:
-                if info.is_main:
-                    trainer_state = {
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict() if scaler is not None else {},
-                        "train_seconds": train_seconds,
-                        "world_size": info.world_size,
-                        "seed": tc.seed,
-                    }
-                    result.checkpoint = save_checkpoint(
-                        run_dir,
-                        step,
-                        method,
-                        cfg_dict,
-                        trainer_state,
-                        ema.module if ema is not None else None,
-                        tc.keep_checkpoints,
-                    )
-            if finished:
+            if _after_step(run, stepper, loop, losses, grad_norm):
                 break
     finally:
         bar.close()
         if logger is not None:
             logger.close()
-    result.step, result.train_seconds = step, train_seconds
-    return result
+    loop.result.step, loop.result.train_seconds = loop.step, loop.train_seconds
+    return loop.result
+
+
+def _check_arguments(cfg: Any, device: torch.device, method: nn.Module | None) -> None:
+    """Refuse what no step could run with (before anything is written); apply ``train.threads``."""
+    oc, tc = cfg.optim, cfg.train
+    if oc.schedule == "time" and tc.max_minutes <= 0:
+        raise ValueError("optim.schedule='time' needs a time budget: set train.max_minutes > 0")
+    if tc.init_from is not None and not str(tc.init_from).strip():
+        raise ValueError(
+            "train.init_from: empty; give a run folder, a checkpoint folder or a weights file (or leave it unset)"
+        )
+    if tc.threads > 0 and device.type == "cpu":
+        torch.set_num_threads(tc.threads)
+    if method is None:
+        raise TypeError("train(): pass the built method (occkit.experiment.prepare_run builds it from the config)")
+
+
+def _start(run: _Run, method: nn.Module, resume: bool) -> tuple[_Stepper, int, float]:
+    """The step's objects at the step the run starts from, and that (step, train_seconds): a fresh
+    run's (after ``train.init_from``'s weights, when set) or the newest checkpoint's on ``resume``.
+    The DDP wrapper comes last, around the loaded weights."""
+    info, tc = run.info, run.cfg.train
+    ckpt = _checkpoint_to_resume(run.run_dir, resume, info)
+    if tc.init_from and ckpt is None:  # every rank loads, before the EMA copy and the DDP wrapper
+        _init_from(method, tc, run.cfg_dict, run.run_dir, info)
+    elif tc.init_from and info.is_main:
+        print(f"train.init_from: not applied again on resume ({ckpt} holds the weights)", file=sys.stderr)
+    stepper = _build_stepper(run.cfg, method, run.device)
+    step, train_seconds = 0, 0.0
+    if ckpt is not None:
+        step, train_seconds = _resume_from(ckpt, stepper, run)
+    elif resume and info.is_main:
+        print(f"--resume: no checkpoint under {run.run_dir / 'checkpoints'}; starting from step 0", file=sys.stderr)
+    if info.enabled:
+        stepper.model = DistributedDataParallel(
+            stepper.model,
+            device_ids=[run.device.index] if run.device.type == "cuda" else None,
+            find_unused_parameters=_ddp_find_unused(method, tc.find_unused_parameters),
+        )
+    return stepper, step, train_seconds
+
+
+def _checkpoint_to_resume(run_dir: Path, resume: bool, info: DistInfo) -> Path | None:
+    """The newest complete checkpoint to resume from (None: start at step 0), once rank 0 has removed
+    the half-written ones a crash left; without ``resume``, a run folder holding checkpoints is refused."""
+    if info.is_main:
+        for partial in remove_partial_checkpoints(run_dir):
+            print(f"removed {partial}: a checkpoint left half-written by an earlier crash", file=sys.stderr)
+    if not resume and (earlier := latest_checkpoint(run_dir)) is not None:
+        raise FileExistsError(
+            f"{run_dir} holds checkpoints of an earlier run (newest: {earlier.name}): resume it (--resume), "
+            "or train into another folder"
+        )
+    return latest_checkpoint(run_dir) if resume else None
+
+
+def _build_stepper(cfg: Any, method: nn.Module, device: torch.device) -> _Stepper:
+    """The EMA copy, AdamW, the warm-up + cosine schedule and the loss scaler of a run at step 0."""
+    oc = cfg.optim
+    ema = EMA(method, oc.ema_decay) if oc.ema else None
+    optimizer = build_optimizer(method, oc.lr, oc.weight_decay, tuple(oc.betas), lr_mult=oc.lr_mult)
+    scheduler = build_scheduler(optimizer, oc.warmup_steps, oc.max_steps, oc.min_lr_ratio)
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and oc.amp == "fp16" else None
+    amp = resolve_amp(device, oc.amp, oc.cpu_bf16)
+    return _Stepper(method, TrainingStep(method), optimizer, scheduler, scaler, ema, amp)
+
+
+def _resume_from(ckpt: Path, s: _Stepper, run: _Run) -> tuple[int, float]:
+    """Load a checkpoint's weights (and EMA weights), optimiser, schedule and loss scaler; returns
+    its (step, train_seconds)."""
+    saved = load_config_dict(ckpt)
+    _warn_config_change(saved, run.cfg_dict, ckpt, run.info)
+    try:
+        load_weights(s.method, ckpt / MODEL_FILE)
+    except ValueError as e:
+        _refuse_other_network(e, saved, run, ckpt)
+    if s.ema is not None:
+        load_weights(s.ema.module, weights_file(ckpt))
+    state = load_trainer_state(ckpt)
+    s.optimizer.load_state_dict(state["optimizer"])
+    s.scheduler.load_state_dict(state["scheduler"])
+    if s.scaler is not None and state.get("scaler"):
+        s.scaler.load_state_dict(state["scaler"])
+    step, train_seconds = int(state["step"]), float(state.get("train_seconds", 0.0))
+    if run.info.is_main:
+        print(f"resuming from {ckpt} at step {step}", file=sys.stderr)
+    return step, train_seconds
+
+
+def _refuse_other_network(error: ValueError, saved: dict[str, Any], run: _Run, ckpt: Path) -> NoReturn:
+    """Re-raise a checkpoint's weights that do not fit the method: when the configs' ``method`` or
+    ``model.*`` differ (another preset's network), naming what differs, not only the tensors."""
+    diff = [
+        f"{k}: {a!r} -> {b!r}"
+        for k, a, b in _differences(saved, run.cfg_dict)
+        if k == "method" or k.startswith("model.")
+    ]
+    if not diff:
+        raise error
+    raise ValueError(
+        f"--resume {run.run_dir}: its checkpoint {ckpt.name} is of another network than this run's config "
+        f"({'; '.join(diff[:6])}{'; ...' if len(diff) > 6 else ''}): resume with the preset and --set the "
+        "run was made with, or train into a new --out"
+    ) from error
+
+
+def _optimisation_step(
+    run: _Run, s: _Stepper, loop: _Loop, batches: Any
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One step: this rank's next batch, the step's RNG seeds, the method's losses (under autocast),
+    their sum back-propagated (scaled under fp16), the gradient norm clipped, the optimiser, the
+    schedule and the EMA stepped; advances ``loop.step`` and ``loop.train_seconds``. Returns the
+    named losses and the gradient norm (for the log)."""
+    oc, tc, device = run.cfg.optim, run.cfg.train, run.device
+    t0 = time.perf_counter()
+    batch = next(batches).to(device, non_blocking=True)
+    seed_everything(step_seed(tc.seed, run.info.rank, loop.step))
+    with autocast(device, s.amp):
+        losses = s.model(batch)
+    loss = sum(losses.values())
+    # The finiteness check and the loss read back wait for the device; on a GPU they are gathered
+    # here and read at the next log, validation or checkpoint (one wait per log_every steps, not one
+    # per step): a non-finite step is still named, before anything is written. On a CPU reading
+    # costs nothing: every step.
+    loop.pending.append((loop.step, loss.detach(), {k: v.detach() for k, v in losses.items()}, batch.tokens))
+    if device.type != "cuda":
+        _flush_losses(loop.pending, loop.result, loop.bar, s.scheduler)
+    (s.scaler.scale(loss) if s.scaler is not None else loss).backward()
+    if s.scaler is not None:
+        s.scaler.unscale_(s.optimizer)
+    grad_norm = nn.utils.clip_grad_norm_(s.method.parameters(), oc.grad_clip if oc.grad_clip > 0 else math.inf)
+    if s.scaler is not None:
+        s.scaler.step(s.optimizer)
+        s.scaler.update()
+    else:
+        s.optimizer.step()
+    if oc.schedule == "time":  # the cosine follows the share of the time budget spent
+        spent = loop.train_seconds + time.perf_counter() - t0
+        s.scheduler.lr_lambdas[0].time_fraction = max_over_processes(spent, device) / (tc.max_minutes * 60)
+    s.scheduler.step()
+    s.optimizer.zero_grad(set_to_none=True)
+    if s.ema is not None:
+        s.ema.update(s.method)
+    loop.step += 1
+    loop.train_seconds += time.perf_counter() - t0
+    return losses, grad_norm
+
+
+def _after_step(run: _Run, s: _Stepper, loop: _Loop, losses: dict[str, torch.Tensor], grad_norm: torch.Tensor) -> bool:
+    """What follows the step just taken: the log (every ``train.log_every`` steps and at the end),
+    validation and a checkpoint when due (:func:`_what_is_due`), the pending losses read back
+    before any of them. Returns whether the run ends here."""
+    finished, validating, saving = _what_is_due(run, loop)
+    logging = loop.step % run.cfg.train.log_every == 0 or finished
+    if logging or validating or saving:
+        _flush_losses(loop.pending, loop.result, loop.bar, s.scheduler)
+    if logging:
+        _log_step(loop, losses, grad_norm, s.scheduler)
+    if validating:
+        _validate_and_log(run, s, loop)
+    if saving and run.info.is_main:
+        loop.result.checkpoint = _save(run, s, loop)
+    return finished
+
+
+def _what_is_due(run: _Run, loop: _Loop) -> tuple[bool, bool, bool]:
+    """(finished, validating, saving) after the step just taken: the run ends at its last step or when
+    its time is up on any rank; it validates at the end, every ``train.val_every`` steps and every
+    ``train.val_every_minutes``; it saves at the end and every ``train.ckpt_every`` steps. Every rank
+    calls it (the time checks are collective)."""
+    tc, step = run.cfg.train, loop.step
+    out_of_time, due_by_time = _time_checks(tc, loop, run.device)
+    finished = step == loop.end or out_of_time
+    validating = run.val_set is not None and (
+        finished or (tc.val_every > 0 and step % tc.val_every == 0) or due_by_time
+    )
+    saving = finished or (tc.ckpt_every > 0 and step % tc.ckpt_every == 0)
+    return finished, validating, saving
+
+
+def _time_checks(tc: TrainConfig, loop: _Loop, device: torch.device) -> tuple[bool, bool]:
+    """(out of time, validation due by time) on any rank; (False, False) with no time setting."""
+    if not (tc.max_minutes > 0 or tc.val_every_minutes > 0):
+        return False, False
+    out_of_time = any_process(tc.max_minutes > 0 and loop.train_seconds >= tc.max_minutes * 60, device)
+    since_val = loop.train_seconds - loop.last_val_seconds
+    return out_of_time, any_process(tc.val_every_minutes > 0 and since_val >= tc.val_every_minutes * 60, device)
+
+
+def _log_step(loop: _Loop, losses: dict[str, torch.Tensor], grad_norm: torch.Tensor, scheduler: Any) -> None:
+    """The named losses and the gradient norm of the step just taken (averaged over the ranks: every
+    rank calls it), their total, the learning rate and the steps per second since the last log, to
+    TensorBoard and ``train.jsonl`` (rank 0)."""
+    named = torch.stack([v.detach().float() for v in losses.values()] + [grad_norm.detach().float()])
+    named = all_reduce_mean(named).tolist()
+    record = {k: v for k, v in zip(list(losses) + ["grad_norm"], named)}
+    record["loss"] = sum(named[:-1])
+    record["lr"] = scheduler.get_last_lr()[0]
+    record["steps_per_s"] = (loop.step - loop.log_step0) / max(1e-9, time.perf_counter() - loop.log_t0)
+    loop.log_t0, loop.log_step0 = time.perf_counter(), loop.step
+    if loop.logger is not None:
+        loop.logger.scalars(loop.step, record, prefix="train/")
+        loop.logger.jsonl("train.jsonl", {"step": loop.step, **record})
+
+
+def _validate_and_log(run: _Run, s: _Stepper, loop: _Loop) -> None:
+    """Validate the EMA weights (else the method's) on every rank; rank 0 writes the record to
+    ``metrics.jsonl``, its headline figures to TensorBoard and one line under the bar."""
+    record = _validate(run, s.method if s.ema is None else s.ema.module, s.amp, loop)
+    loop.last_val_seconds = loop.train_seconds
+    loop.result.validations.append(record)
+    if loop.logger is not None:
+        loop.logger.jsonl("metrics.jsonl", record)
+        headline = {k: record[k] for k in ("miou", "geometry_iou", "rayiou") if k in record}
+        loop.logger.scalars(loop.step, headline, prefix="val/")
+        loop.bar.write(f"step {loop.step}: {validation_summary(record)}")
+
+
+def _save(run: _Run, s: _Stepper, loop: _Loop) -> Path:
+    """A checkpoint of the step just taken (rank 0 only): the weights, the EMA weights, the config
+    and what a resume needs to go on exactly (optimiser, schedule, loss scaler, time spent)."""
+    tc = run.cfg.train
+    trainer_state = {
+        "optimizer": s.optimizer.state_dict(),
+        "scheduler": s.scheduler.state_dict(),
+        "scaler": s.scaler.state_dict() if s.scaler is not None else {},
+        "train_seconds": loop.train_seconds,
+        "world_size": run.info.world_size,
+        "seed": tc.seed,
+    }
+    ema = s.ema.module if s.ema is not None else None
+    return save_checkpoint(run.run_dir, loop.step, s.method, run.cfg_dict, trainer_state, ema, tc.keep_checkpoints)
 
 
 def _ddp_find_unused(method: nn.Module, configured: bool) -> bool:
@@ -421,25 +543,13 @@ def _init_from(method: nn.Module, tc: TrainConfig, cfg_dict: dict[str, Any], run
         write_json_atomic(run_dir / INIT_RECORD, init_record(source, report))
 
 
-def _validate(
-    cfg: Any,
-    method: nn.Module,
-    val_set: Dataset,
-    info: DistInfo,
-    device: torch.device,
-    amp: str,
-    rayiou: Callable[[], Any] | None,
-    rayiou_origins: Callable[[str], torch.Tensor] | None,
-    step: int,
-    train_seconds: float,
-    wall0: float,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Validate on this rank's share of ``val_set``; every rank returns the all-reduced record."""
+def _validate(run: _Run, method: nn.Module, amp: str, loop: _Loop) -> dict[str, Any]:
+    """Validate on this rank's share of the validation frames; every rank returns the all-reduced record."""
+    cfg, info, device = run.cfg, run.info, run.device
 
     def shard() -> Any:  # a fresh pass over this rank's share of the validation frames
         return eval_batches(
-            val_set,
+            run.val_set,
             cfg.data.val_batch_size,
             info.rank,
             info.world_size,
@@ -448,28 +558,21 @@ def _validate(
             pin_memory=device.type == "cuda",
         )
 
-    batches = shard()
-    use_ray = cfg.train.val_rayiou and rayiou is not None and rayiou_origins is not None
-    from occkit.formats import format_of
-
-    try:
-        fmt = format_of(val_set)  # the frames' format scores them with its own metrics
-    except TypeError:  # frames of no format (a hand-made dataset): the default format's (Occ3D's) metrics
-        fmt = None
-    scores = evaluate(
+    use_ray = cfg.train.val_rayiou and run.rayiou is not None and run.rayiou_origins is not None
+    scores = score_frames(
         method,
-        batches,
+        cfg,
+        run.val_set,
+        shard(),
         device,
         amp,
-        mask="camera",
-        num_classes=cfg.model.num_classes,
-        rayiou=rayiou() if use_ray else None,
-        rayiou_origins=rayiou_origins if use_ray else None,
-        progress=progress and info.is_main,
+        rayiou=run.rayiou() if use_ray else None,
+        rayiou_origins=run.rayiou_origins if use_ray else None,
+        progress=run.progress and info.is_main,
         distributed=info.enabled,
-        dataset_format=fmt,
     )
-    record = {"step": step, "train_minutes": train_seconds / 60, "wall_minutes": (time.perf_counter() - wall0) / 60}
+    wall_minutes = (time.perf_counter() - loop.wall0) / 60
+    record = {"step": loop.step, "train_minutes": loop.train_seconds / 60, "wall_minutes": wall_minutes}
     record.update({k: v for k, v in scores.items() if not k.endswith("_detail")})
     if callable(getattr(method, "validation_figures", None)):
         record.update(method_figures(method, shard(), device, amp, distributed=info.enabled))

@@ -610,10 +610,7 @@ def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progr
     With segmentation features, ``cigocc.seg_classes`` must be the size of the class table of the
     data's priors (:func:`occkit.priors.classes.prior_classes_of`): a one-line error says what to set.
     """
-    import copy
-
-    from occkit.data.stats import count_frame_classes
-    from occkit.data.wrappers import base_dataset
+    from occkit.data.stats import fill_class_counts
 
     c = cfg.cigocc
     if "segmentation" in c.features:
@@ -628,16 +625,8 @@ def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progr
             )
     if c.class_balance != "dataset" or c.class_counts is not None:
         return cfg
-    counts = count_frame_classes(
-        base_dataset(train_set),
-        cfg.model.num_classes,
-        max_frames=max_frames,
-        progress=progress,
-        what="cigocc.class_balance='dataset'",
-    )
-    out = copy.deepcopy(cfg)
-    out.cigocc.class_counts = tuple(float(v) for v in counts)
-    return out
+    what = "cigocc.class_balance='dataset'"
+    return fill_class_counts(cfg, "cigocc", train_set, what=what, max_frames=max_frames, progress=progress)
 
 
 METHOD = MethodSpec(

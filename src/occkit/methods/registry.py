@@ -109,6 +109,11 @@ class MethodSpec:
             format's is refused naming the key and the format
             (:func:`occkit.experiment.fit_to_format`). :data:`MODEL_FROM_FORMAT` holds the
             network's (class count, grid, ground height).
+        validation_figures: ``cfg -> bool``: whether a run of ``cfg`` logs figures of its own at
+            validation (the method's ``validation_figures``; their keys show only in a run, so
+            ``occkit ablate`` checks a spec's metric against the format's keys only when it does not);
+            None: whether a class defined in the module of ``build`` has ``validation_figures``
+            (:func:`logs_validation_figures`).
         source: where it was found (the module, or the entry point's distribution); set by the registry.
     """
 
@@ -122,6 +127,7 @@ class MethodSpec:
     export_refused: str | None = None
     presets: Path | None = None
     from_format: dict[str, str] = field(default_factory=dict)
+    validation_figures: Callable[[Any], bool] | None = None
     source: str = field(default="", compare=False)
 
 
@@ -207,7 +213,7 @@ def _check(spec: Any, where: str, sections: dict[str, tuple[type, str]]) -> None
         raise RegistryError(f"{where}: summary {spec.summary!r} is not a string")
     if not isinstance(spec.sections, dict) or not all(isinstance(k, str) for k in spec.sections):
         raise RegistryError(f"{where}: sections is not a mapping of section names to dataclasses")
-    for what in ("build", "wrap_dataset", "resolve"):
+    for what in ("build", "wrap_dataset", "resolve", "validation_figures"):
         fn = getattr(spec, what)
         if not callable(fn) and not (fn is None and what != "build"):
             raise RegistryError(f"{where}: {what} is a {type(fn).__name__}, not a function")
@@ -394,6 +400,22 @@ def get_method(name: str) -> MethodSpec:
     if name not in reg:
         raise RegistryError(f"method: {not_registered(name)}")
     return reg[name]
+
+
+def logs_validation_figures(cfg: Any) -> bool:
+    """Whether a training run of ``cfg`` logs validation figures of its own besides its format's
+    metrics: the answer of its method's ``validation_figures`` (:class:`MethodSpec`); for a spec
+    that does not say, whether a class defined in the module of its ``build`` has a
+    ``validation_figures`` method. An unknown method is :func:`get_method`'s error."""
+    spec = get_method(cfg.method)
+    if spec.validation_figures is not None:
+        return bool(spec.validation_figures(cfg))
+    module = importlib.import_module(spec.build.__module__)
+    return any(
+        callable(getattr(obj, "validation_figures", None))
+        for obj in vars(module).values()
+        if isinstance(obj, type) and obj.__module__ == module.__name__
+    )
 
 
 def all_sections() -> dict[str, type]:

@@ -462,4 +462,5 @@ METHOD = MethodSpec(
     from_format={**MODEL_FROM_FORMAT, "render_sup.free_index": "free"},
     build=lambda cfg, load_run: RenderSupMethod(cfg.model, cfg.render_sup),
     export=ExportSupport(head=export_head),
+    validation_figures=lambda cfg: cfg.render_sup.semantic_weight <= 0,  # a run that learns classes logs none
 )

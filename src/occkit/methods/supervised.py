@@ -307,25 +307,20 @@ def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progr
     unchanged when nothing is 'auto', else a copy with the counts filled in, so that the run's
     config.json records the weights it trained with.
     """
-    import copy
-
-    from occkit.data.stats import count_frame_classes
-    from occkit.data.wrappers import base_dataset
+    from occkit.data.stats import fill_class_counts
 
     sup = cfg.supervised
     if sup.class_counts != "auto":
         return cfg
-    counts = count_frame_classes(
-        base_dataset(train_set),
-        cfg.model.num_classes,
+    return fill_class_counts(
+        cfg,
+        "supervised",
+        train_set,
+        what="supervised.class_counts='auto'",
         scored_only=sup.use_camera_mask,
         max_frames=max_frames,
         progress=progress,
-        what="supervised.class_counts='auto'",
     )
-    out = copy.deepcopy(cfg)
-    out.supervised.class_counts = tuple(float(c) for c in counts)
-    return out
 
 
 def export_check(cfg: Any) -> str | None:

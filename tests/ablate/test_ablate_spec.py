@@ -517,8 +517,8 @@ def test_a_stopped_priors_train_stage_resumes(tmp_path):
 
 def test_the_method_registry_says_whether_a_run_logs_figures_of_its_own(monkeypatch):
     """Issue 70, item 5: the ablation check asks the method's spec whether a run logs figures of its
-    own (render_sup: only when it learns no classes); a spec that does not say falls back to its
-    module's classes (occscene), and a spec's answer wins over them."""
+    own (render_sup: only when it learns no classes; occscene: only with a generator); a spec that does not
+    say falls back to its module's classes, and a spec's answer wins over them."""
     from occkit.ablate.spec import logged_metrics
     from occkit.experiment import load_experiment
     from occkit.methods import registry
@@ -529,7 +529,9 @@ def test_the_method_registry_says_whether_a_run_logs_figures_of_its_own(monkeypa
     classes = load_experiment("render-sup-cpu")  # render_sup learning classes: none, so its keys are known
     assert classes.method == "render_sup" and not logs_validation_figures(classes)
     assert {"miou", "geometry_iou"} <= logged_metrics(classes)
-    assert logs_validation_figures(load_experiment("occscene-cpu"))  # says nothing: its class has them
+    assert logs_validation_figures(load_experiment("occscene-cpu"))  # the generator's PSNR and denoising loss
+    perception = load_experiment("occscene-cpu", ["occscene.train_generator=false"])
+    assert not logs_validation_figures(perception) and {"miou", "geometry_iou"} <= logged_metrics(perception)
     spec = MethodSpec(  # built in this module, which defines a class with validation figures: the fallback's True
         "figs",
         "",

@@ -345,6 +345,7 @@ METHOD = MethodSpec(
     summary="occupancy-guided text-to-image diffusion trained jointly with the perception network",
     sections={"occscene": OccSceneConfig},
     build=build,
+    validation_figures=lambda cfg: bool(cfg.occscene.train_generator),  # the generator's PSNR and denoising loss
     export_refused="the run is a text-to-image diffusion generator trained with its perception network; only recipes "
     "whose checkpoint is the camera network are exported",
 )

@@ -500,7 +500,7 @@ def make_pseudo_labels(
     if bar:
         bar.close()
     if layout is not None:
-        record["conversion"] = _write_layout_index(data, out, layout, ds, scenes, stats)
+        record["conversion"] = _write_layout_index(data, out, layout, ds, scenes, stats, cfg.split)
     else:
         _write_occ3d_index(data, out, scenes)
     written = sum(s["written"] for s in stats.values())
@@ -518,7 +518,13 @@ def make_pseudo_labels(
 
 
 def _write_layout_index(
-    data: Path, out: Path, layout: str, ds: Any, scenes: list[str], stats: dict[str, dict[str, Any]]
+    data: Path,
+    out: Path,
+    layout: str,
+    ds: Any,
+    scenes: list[str],
+    stats: dict[str, dict[str, Any]],
+    split: str,
 ) -> dict[str, Any]:
     """The converted layout's ``annotations.json`` (its writer's, marked as pseudo-labels) and the
     conversion's report summed over the scenes (:func:`occkit.formats.convert.summary_lines`' keys)."""
@@ -537,7 +543,7 @@ def _write_layout_index(
     return {
         "source_format": src.name,
         "target_format": dst.name,
-        "split": "all",
+        "split": split,
         "class_map": None if classes.class_map is None else str(classes.class_map),
         "frames": len(ds.frames),
         "source_grid": _grid_str(src.grid, src.label_frame),

@@ -135,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
             lines = summary_lines(conversion)
             n = conversion.get("unobserved_written_as_ignored", 0)
-            lines.insert(3, f"  voxels the pseudo-labels did not observe (Occ3D's mask_camera): {n}, written as ignored")
+            unobserved = f"  voxels the pseudo-labels did not observe (Occ3D's mask_camera), written as ignored: {n}"
+            lines.insert(3, unobserved)
             print("\n".join(lines))
         made = "how the labels were made" + (" and converted" if conversion else "")
         print(f"wrote {args.out} ({RECORD_FILE}: {made})")

@@ -1,6 +1,7 @@
 """``occkit render``, ``show``, ``pseudolabel``, ``retrieval`` and ``demo`` on a format other than
 Occ3D (SurroundOcc: 17 classes, empty = 0, noise = 255, LiDAR frame): the first two draw it in its
-own classes, free id and palette; the others, which cannot serve it, refuse in one line naming it."""
+own classes, free id and palette; the others, which cannot serve it (pseudolabel: a format outside
+Occ3D's family, and ``--quality`` on SurroundOcc), refuse in one line naming it."""
 
 from __future__ import annotations
 
@@ -67,10 +68,25 @@ def test_show_scores_the_formats_own_prediction_files(world, tmp_path, capsys) -
     assert "mIoU 100.00, geometry IoU 100.00" in out, out
 
 
-def test_pseudolabel_refuses_a_lidar_frame_source(world, tmp_path, capsys) -> None:
-    args = ["pseudolabel", "--data", str(world), "--priors", str(tmp_path / "priors"), "--out", str(tmp_path / "p")]
+@pytest.mark.parametrize(
+    ("fmt", "folder"), [("nyu", "NYUtrain"), ("semantickitti", "sequences")], ids=["no-label-writer", "kitti-family"]
+)
+def test_pseudolabel_refuses_a_format_of_another_family(fmt, folder, tmp_path, capsys) -> None:
+    """NYUv2 (no label writer) and SemanticKITTI (the KITTI family): no Occ3D-schema cameras and poses
+    to lift with, no conversion from Occ3D's layout: one line naming the format, nothing written.
+    (SurroundOcc and OpenOccupancy get their own layout: tests/test_method_formats.py, easyocc.)"""
+    data = tmp_path / fmt
+    (data / folder).mkdir(parents=True)
+    args = ["pseudolabel", "--data", str(data), "--priors", str(tmp_path / "priors"), "--out", str(tmp_path / "p")]
     assert main([*args, "--no-progress"]) != 0
-    _one_line_error(capsys, ("surroundocc", "Occ3D-layout", "lidar frame"))
+    _one_line_error(capsys, (f"format {fmt}", "nuscenes family", "occkit train easyocc"))
+    assert not (tmp_path / "p").exists()
+
+
+def test_pseudolabel_quality_refuses_a_converted_layout(world, tmp_path, capsys) -> None:
+    args = ["pseudolabel", "--data", str(world), "--out", str(tmp_path / "p"), "--quality"]
+    assert main(args) != 0
+    _one_line_error(capsys, ("--quality", "surroundocc", "occkit eval --gt"))
     assert not (tmp_path / "p").exists()
 
 

@@ -1,7 +1,8 @@
 """Every multi-camera method on every multi-camera format family it can use, end to end through the
 CLI: ``occkit synth --format F`` (2 scenes x 2 frames, 32 x 96 images), ``occkit train`` (2 steps of
 the method's shipped preset made tiny, with no ``--set`` of classes, free id or grid: the method
-takes them from the data's format), ``occkit predict``, ``occkit eval``.
+takes them from the data's format), ``occkit predict``, ``occkit eval``. ``easyocc`` trains on
+``occkit pseudolabel``'s labels, written in the world's own layout (class table, grid, label frame).
 
 The families: Occ3D's (ego frame, 18 classes, 17 = free) and the LiDAR-frame sparse layouts
 (SurroundOcc: 200x200x16 at 0.5 m, 17 classes, 0 = empty; OpenOccupancy: 512x512x40 at 0.2 m,
@@ -108,13 +109,68 @@ def _needs(what: str, fmt: str, world: Path, tmp: Path) -> list[str]:
 
 
 def _pseudo_labels(fmt: str, world: Path) -> Path:
-    """``occkit pseudolabel`` on ``world`` (from an oracle prior cache): an Occ3D-layout dataset."""
+    """``occkit pseudolabel`` on ``world`` (from an oracle prior cache): a dataset in ``world``'s own
+    layout, checked against the Occ3D-class, ego-frame labels it was converted from."""
+    from occkit.formats import detect_format
+
     pseudo = world.parent / f"{fmt}_pseudo"
+    priors = world.parent / f"{fmt}_priors"
     if not (pseudo / "annotations.json").is_file():
         _needs("priors", fmt, world, world.parent)
-        cmd = ["pseudolabel", "--data", str(world), "--priors", str(world.parent / f"{fmt}_priors")]
+        cmd = ["pseudolabel", "--data", str(world), "--priors", str(priors)]
         assert _main([*cmd, "--out", str(pseudo), "--past", "1", "--no-progress"]) == 0
+        if fmt != "occ3d":
+            _check_converted(fmt, world, priors, pseudo)
+            _check_resume(cmd, pseudo)
+    assert detect_format(pseudo).name == fmt  # train reads the format from the folder
     return pseudo
+
+
+def _check_resume(cmd: list[str], pseudo: Path) -> None:
+    """A label file cut short is redone, bit-identically, the others kept; the report is the same."""
+    import hashlib
+
+    def sums() -> dict[str, str]:
+        files = sorted(p for p in pseudo.rglob("*.npy") if p.is_file() and not p.is_symlink())
+        return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+    before, record = sums(), json.loads((pseudo / "pseudolabel.json").read_text())
+    assert len(before) == 4
+    victim = Path(sorted(before)[1])
+    victim.write_bytes(victim.read_bytes()[:100])
+    assert _main([*cmd, "--out", str(pseudo), "--past", "1", "--no-progress"]) == 0
+    again = json.loads((pseudo / "pseudolabel.json").read_text())
+    assert sums() == before and again["written_this_run"] == 1
+    assert again["conversion"] == record["conversion"]
+
+
+def _check_converted(fmt: str, world: Path, priors: Path, pseudo: Path) -> None:
+    """Each voxel of the written labels is the Occ3D pseudo-label of the ego voxel holding its centre
+    (carried by the frame's LiDAR extrinsic), through the class map; unobserved there: ignored."""
+    import numpy as np
+
+    from occkit.formats import get_format
+    from occkit.formats.convert import class_conversion, resample_index
+    from occkit.pseudolabel.dataset import label_scene
+
+    record = json.loads((pseudo / "pseudolabel.json").read_text())
+    conv = record["conversion"]
+    assert record["layout"] == fmt and conv["target_format"] == fmt and conv["frames"] == 4
+    assert conv["unobserved_written_as_ignored"] > 0 and not conv["lossless"]
+    src, dst = get_format("occ3d"), get_format(fmt)
+    ds = dst.open_split(pseudo, "all", load_images=False)
+    frame = ds.frames[0]
+    occ3d = pseudo.parent / f"{fmt}_pseudo_occ3d"  # the same labels, Occ3D's layout (label_scene without a layout)
+    label_scene(str(world), str(priors), str(occ3d), record["config"], frame.scene)
+    made = np.load(occ3d / "gts" / frame.scene / frame.token / "labels.npz")
+    expect = class_conversion(src, dst, None).lut[np.where(made["mask_camera"] == 1, made["semantics"], 255)]
+    info = ds.info(frame.token)["lidar_sensor"]["extrinsic"]
+    T_ego_from_lidar = ds._pose(info, frame.token, "lidar_sensor", "extrinsic").double().numpy()
+    idx = resample_index(src.grid, dst.grid, T_ego_from_lidar)
+    got = ds.read_labels(frame.token)["semantics"].reshape(-1)
+    want = np.where(idx >= 0, expect.reshape(-1)[np.maximum(idx, 0)], 255)
+    assert (got == want).all(), int((got != want).sum())
+    assert ((got != 255) & (got != dst.classes.free)).any()  # some occupied voxels survive
 
 
 def _cases():
@@ -141,7 +197,7 @@ def test_method_trains_predicts_and_scores_on_format(method, fmt, worlds, tmp_pa
     sets = [*TINY, *LIFT[fmt]]
     for what in needs:
         if what == "pseudo":
-            data = _pseudo_labels(fmt, world) if fmt == "occ3d" else world
+            data = _pseudo_labels(fmt, world)
         else:
             sets += _needs(what, fmt, world, tmp_path)
     run, pred, res = tmp_path / "run", tmp_path / "pred", tmp_path / "eval.json"

@@ -1,9 +1,11 @@
 """``occkit pseudolabel --data DIR --priors PRIORS --out DIR2 [--past K] [--future K]
 [--dynamic filter|keep] [--free carve|none] [--min-points N] [--vote confidence|count]
 [--consistency none|frames] [--carve-every K] [--workers N] [--quality [JSON]]``: EasyOcc's 3D
-pseudo-labels from a 2D prior cache, written as an Occ3D-layout dataset that any recipe trains on
-(``occkit train ... --set data.root=DIR2`` / ``--data DIR2``); evaluate against the real labels
-(``occkit eval --gt DIR``).
+pseudo-labels from a 2D prior cache, written as a dataset in DIR's own layout that any recipe trains on
+(``occkit train ... --data DIR2``, the format read from the folder); evaluate against the real labels
+(``occkit eval --gt DIR``). An Occ3D source gets Occ3D-layout labels as made; a SurroundOcc or
+OpenOccupancy source gets them converted to its class table, grid and LiDAR frame (``occkit convert``'s
+engine), and the summary says what the conversion dropped.
 
 ``--quality``: after writing (or alone, when DIR2 is complete), score the pseudo-labels against
 DIR's real labels (mIoU and geometry IoU with the camera mask and without, occupied precision and
@@ -21,9 +23,11 @@ from occkit.commands.options import add_choice, add_data, add_out, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_data(p, "source dataset (Occ3D layout): poses, images; its real labels for --quality")
+    add_data(
+        p, "source dataset (Occ3D, SurroundOcc or OpenOccupancy layout): poses, images; its real labels for --quality"
+    )
     p.add_argument("--priors", type=Path, help="prior cache of DATA with semantics and depth (occkit priors run)")
-    add_out(p, "pseudo-label dataset to write (Occ3D layout)")
+    add_out(p, "pseudo-label dataset to write (in DATA's layout)")
     p.add_argument(
         "--past", type=nonneg_int, default=13, help="previous frames densifying each frame (default 13, the paper's)"
     )
@@ -82,34 +86,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def check_source_format(data) -> None:
-    """Refuse, in one line naming the format, a source whose labels are not what pseudolabel writes:
-    Occ3D's class table on Occ3D's ego-frame grid. The priors' 2D classes are Occ3D's and the output
-    is an Occ3D-layout dataset, so a source of another table, grid or frame (SurroundOcc's LiDAR
-    frame, SemanticKITTI's classes) would give labels that neither its scores nor its runs match."""
-    from occkit.formats import FormatRegistryError, detect_format
-    from occkit.geometry.grid import occ3d_grid
-    from occkit.labels import OCC3D_CLASSES
-
-    try:
-        fmt = detect_format(data)
-    except (FormatRegistryError, OSError):
-        return  # the Occ3D reader names what the folder lacks
-    if tuple(fmt.classes.names) == tuple(OCC3D_CLASSES) and fmt.grid == occ3d_grid() and fmt.label_frame == "ego":
-        return
-    raise ValueError(
-        f"--data {data}: {fmt.display_name} (format {fmt.name}, {fmt.classes.num_classes} classes on a "
-        f"{'x'.join(map(str, fmt.grid.shape))} grid in the {fmt.label_frame} frame); pseudolabel writes Occ3D-layout "
-        "labels (Occ3D's 18 classes, 200x200x16 in the ego frame) from Occ3D-class priors, so it takes Occ3D-layout "
-        "sources only; train easyocc on this format's own labels instead (occkit train easyocc --data DIR)"
-    )
-
-
 def run(args: argparse.Namespace) -> int:
-    from occkit.pseudolabel.dataset import RECORD_FILE, PseudoLabelConfig, make_pseudo_labels
+    from occkit.pseudolabel.dataset import RECORD_FILE, PseudoLabelConfig, make_pseudo_labels, pseudo_layout
     from occkit.pseudolabel.quality import format_quality, label_quality
 
-    check_source_format(args.data)
+    layout = pseudo_layout(args.data)  # a source of another family: one line naming its format, before writing
+    if layout is not None and args.quality is not None:
+        raise ValueError(
+            f"--quality: scores Occ3D-layout pseudo-labels; --data {args.data} is {layout}: score a run trained on "
+            "them with occkit eval --gt DATA instead"
+        )
 
     if args.quality not in (None, "-"):  # before anything is written: a file of the user's there refuses the run
         from occkit.outputs import check_output_file
@@ -143,7 +129,17 @@ def run(args: argparse.Namespace) -> int:
         if state != "own":
             mark_output(args.out, "pseudolabel")
         make_pseudo_labels(args.data, args.priors, args.out, cfg, workers=args.workers, progress=not args.no_progress)
-        print(f"wrote {args.out} ({RECORD_FILE}: how the labels were made)")
+        conversion = json.loads((args.out / RECORD_FILE).read_text(encoding="utf-8")).get("conversion")
+        if conversion is not None:
+            from occkit.formats.convert import summary_lines
+
+            lines = summary_lines(conversion)
+            n = conversion.get("unobserved_written_as_ignored", 0)
+            unobserved = f"  voxels the pseudo-labels did not observe (Occ3D's mask_camera), written as ignored: {n}"
+            lines.insert(3, unobserved)
+            print("\n".join(lines))
+        made = "how the labels were made" + (" and converted" if conversion else "")
+        print(f"wrote {args.out} ({RECORD_FILE}: {made})")
     elif args.quality is None:
         raise ValueError("--priors is required to write pseudo-labels (or give --quality to score an existing --out)")
     if args.quality is not None:

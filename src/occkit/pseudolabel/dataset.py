@@ -14,7 +14,15 @@ For every frame of the source dataset ``DATA`` and its prior cache ``PRIORS``
    ``mask_camera`` (the observed voxels: occupied or carved) and ``mask_lidar`` (the same: there is
    no LiDAR in this recipe).
 
-``OUT/annotations.json`` is the source's with the same frames, image paths made absolute (so
+A source in another layout of Occ3D's family (SurroundOcc, OpenOccupancy: one ``annotations.json``
+schema, other class table, grid and label frame) gets its pseudo-labels in its own layout: each
+frame's Occ3D-class, ego-frame labels go through ``occkit convert``'s engine
+(:func:`occkit.formats.convert.convert_frame`: the class map, the resampling into the source's grid
+and label frame) and the source format's label writer, and what the conversion dropped (the convert
+report, summed over the frames) is recorded in ``pseudolabel.json`` under ``"conversion"``; the
+index is the writer's (the images linked). See :func:`pseudo_layout`.
+
+For an Occ3D source, ``OUT/annotations.json`` is the source's with the same frames, image paths made absolute (so
 ``Occ3DDataset(OUT)`` reads the source's images) and the splits limited to the scenes labelled;
 ``OUT/pseudolabel.json`` records how the labels were made (config, prior spec, source, counts).
 Every file is written atomically, each frame's ``labels.npz`` with its size and checksum beside it
@@ -45,6 +53,8 @@ from occkit.pseudolabel.voxelise import carve_free, frame_consistency, vote_voxe
 
 RECORD_FILE = "pseudolabel.json"
 RECORD_FORMAT = 1
+#: Per frame of a converted layout: its files' sizes and checksums and its convert report.
+STATE_DIR = ".occkit-pseudolabel"
 
 #: Occ3D classes that may move (bicycle, bus, car, construction vehicle, motorcycle, pedestrian,
 #: trailer, truck): with ``dynamic: filter`` they come from the current frame only. Parked cars
@@ -123,6 +133,108 @@ def check_config(cfg: PseudoLabelConfig) -> None:
         raise ValueError(f"carve_margin: expected >= 0 metres, got {cfg.carve_margin}")
     if cfg.split not in ("train", "val", "all"):
         raise ValueError(f"split: expected train, val or all, got {cfg.split!r}")
+
+
+def pseudo_layout(data: str | os.PathLike) -> str | None:
+    """The format whose layout ``occkit pseudolabel`` writes for the source ``data``: None for Occ3D's
+    (the labels as made: Occ3D's classes on its ego-frame grid), else the source's own format, when it
+    is of Occ3D's family (its ``annotations.json`` gives the cameras, poses and LiDAR extrinsics the
+    lifting and the conversion need) and has a label writer. A folder of no known format: None (the
+    Occ3D reader names what it lacks). Anything else is a one-line error naming the format."""
+    from occkit.formats import FormatRegistryError, detect_format, get_format
+
+    try:
+        fmt = detect_format(data)
+    except (FormatRegistryError, OSError):
+        return None
+    occ3d = get_format("occ3d")
+    if fmt.name == occ3d.name:
+        return None
+    family = occ3d.label_writer.family  # type: ignore[union-attr]
+    if fmt.label_writer is not None and fmt.label_writer.family == family:
+        return fmt.name
+    raise ValueError(
+        f"--data {data}: {fmt.display_name} (format {fmt.name}, {fmt.classes.num_classes} classes on a "
+        f"{'x'.join(map(str, fmt.grid.shape))} grid in the {fmt.label_frame} frame); pseudolabel lifts Occ3D-class "
+        f"priors with the cameras and poses of an Occ3D-schema annotations.json and writes the labels in the "
+        f"source's layout through occkit convert, so it takes the {family} family only "
+        "(Occ3D, SurroundOcc, OpenOccupancy); train easyocc on this format's own labels instead "
+        "(occkit train easyocc --data DIR)"
+    )
+
+
+class _Converter:
+    """One frame's Occ3D pseudo-labels into the layout of the format ``name`` (the source's)."""
+
+    def __init__(self, data: str, name: str) -> None:
+        from occkit.formats import get_format
+        from occkit.formats.convert import class_conversion
+
+        self.src, self.dst = get_format("occ3d"), get_format(name)
+        self.writer = self.dst.label_writer
+        self.classes = class_conversion(self.src, self.dst, None)
+        self.ds = self.dst.open_split(data, "all", load_images=False, load_gt=True, load_extras=False)
+        self.options = {"split": "all", "source_root": str(data), "infos": None}
+
+    def write(self, out: Path, token: str, arrays: dict[str, np.ndarray]) -> tuple[list[str], dict[str, Any]]:
+        """Write the frame's files under ``out``; returns them (relative) and the convert report."""
+        from occkit.formats.convert import convert_frame
+        from occkit.formats.spec import FrameLabels
+
+        base = self.writer.read(self.ds, self.ds.index_of(token), self.options)  # record, transforms, sensors
+        sem = arrays["semantics"].copy()
+        unobserved = arrays["mask_camera"] == 0
+        sem[unobserved] = 255  # the mask as the layout keeps it: its ignore value (EasyOcc trains inside it)
+        frame = FrameLabels(
+            token=base.token,
+            scene=base.scene,
+            semantics=sem,
+            T_ego_from=base.T_ego_from,
+            sensor_files=base.sensor_files,
+            record=base.record,
+        )
+        conv, report = convert_frame(frame, self.src, self.dst, self.classes)
+        report["unobserved_written_as_ignored"] = int(unobserved.sum())
+        self.writer.write(out, conv)
+        return list(self.writer.files(conv)), report, conv
+
+    def finish(self, out: Path, data: Path, frames: list[dict[str, Any]], scenes: list[str]) -> list[str]:
+        """The layout's index of the labelled frames (``frames``: their side records), its notes."""
+        from occkit.formats.convert import _scene_splits
+        from occkit.formats.spec import FrameLabels
+
+        stubs = [
+            FrameLabels(
+                token=f["token"],
+                scene=f["scene"],
+                semantics=np.zeros((0, 0, 0), np.uint8),
+                sensor_files={k: Path(v) for k, v in f["sensor_files"].items()},
+                record=f["record"],
+            )
+            for f in frames
+        ]
+        splits = {k: [s for s in v if s in scenes] for k, v in _scene_splits(self.dst, data).items()}
+        return self.writer.finish(out, stubs, {**self.options, "scene_splits": splits})
+
+
+def _state_file(out: Path, scene: str, token: str) -> Path:
+    return out / STATE_DIR / "frames" / scene / f"{token.replace('/', '__')}.json"
+
+
+def _kept_frame(out: Path, scene: str, token: str) -> dict[str, Any] | None:
+    """A converted frame's record when its files are there with the size and checksum written, else None."""
+    from occkit.fileio import sha256_file
+
+    side = _state_file(out, scene, token)
+    try:
+        rec = read_json(side)
+        for rel, want in rec["files"].items():
+            p = out / rel
+            if not p.is_file() or p.stat().st_size != want["size"] or sha256_file(p) != want["sha256"]:
+                return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return rec
 
 
 def frame_labels(
@@ -209,10 +321,13 @@ def label_scene(
     cfg_dict: dict[str, Any],
     scene: str,
     on_frame: Callable[[str], None] | None = None,
+    layout: str | None = None,
 ) -> dict[str, Any]:
     """Write the pseudo-labels of one scene's frames (skipping those already written); returns
-    counts: frames written and skipped, occupied and observed voxels summed over all the scene's
-    frames (those a stopped run kept as well), seconds of the written."""
+    counts: frames written and skipped, occupied and observed voxels (of the Occ3D labels made)
+    summed over all the scene's frames (those a stopped run kept as well), seconds of the written;
+    with ``layout`` (a format's name, :func:`pseudo_layout`) the labels are written in its layout and
+    ``report`` sums the frames' convert reports."""
     from occkit.data.occ3d import Occ3DDataset
     from occkit.priors.cache import PriorCache
 
@@ -222,10 +337,24 @@ def label_scene(
     grid = ds.grid
     tokens = ds.scene_tokens(scene)
     lifted: dict[int, LiftedPoints] = {}
-    stats = {"written": 0, "skipped": 0, "occupied": 0, "observed": 0, "seconds": 0.0}
+    stats: dict[str, Any] = {"written": 0, "skipped": 0, "occupied": 0, "observed": 0, "seconds": 0.0}
+    converter = None if layout is None else _Converter(data, layout)
+    if converter is not None:
+        from occkit.formats.convert import _add, _jsonable
+
+        stats["report"] = {"lossless": True}
     for i, token in enumerate(tokens):
         path = Path(out) / "gts" / scene / token / "labels.npz"
-        if files_intact([path]):  # there with the size and checksum recorded when written
+        kept_rec = None if converter is None else _kept_frame(Path(out), scene, token)
+        if kept_rec is not None:
+            stats["skipped"] += 1
+            stats["occupied"] += kept_rec["occupied"]
+            stats["observed"] += kept_rec["observed"]
+            _add(stats["report"], kept_rec["report"])
+            if on_frame:
+                on_frame(token)
+            continue
+        if converter is None and files_intact([path]):  # there with the size and checksum recorded when written
             stats["skipped"] += 1
             from occkit.fileio import load_npz
 
@@ -245,11 +374,30 @@ def label_scene(
                 lifted[j] = _lift_frame(ds, cache, scene, tokens[j], cfg)
         T_ego_from_global = invert_transform(ds.T_global_from_ego(token))
         arrays = frame_labels([lifted[j] for j in range(lo, hi)], i - lo, T_ego_from_global, cfg, grid)
-        save_npz_atomic(path, **arrays)
-        record_files([path])
+        occupied, observed = int((arrays["semantics"] != 17).sum()), int(arrays["mask_camera"].sum())
+        if converter is None:
+            save_npz_atomic(path, **arrays)
+            record_files([path])
+        else:
+            from occkit.fileio import sha256_file
+
+            files, report, conv = converter.write(Path(out), token, arrays)
+            sums = {r: {"size": (Path(out) / r).stat().st_size, "sha256": sha256_file(Path(out) / r)} for r in files}
+            rec = {
+                "token": token,
+                "scene": scene,
+                "files": sums,
+                "occupied": occupied,
+                "observed": observed,
+                "report": report,
+                "record": _jsonable(conv.record),
+                "sensor_files": {k: str(v) for k, v in conv.sensor_files.items()},
+            }
+            write_json_atomic(_state_file(Path(out), scene, token), rec)
+            _add(stats["report"], report)
         stats["written"] += 1
-        stats["occupied"] += int((arrays["semantics"] != 17).sum())
-        stats["observed"] += int(arrays["mask_camera"].sum())
+        stats["occupied"] += occupied
+        stats["observed"] += observed
         stats["seconds"] += time.perf_counter() - t0
         if on_frame:
             on_frame(token)
@@ -258,8 +406,8 @@ def label_scene(
 
 def _scene_job(args: tuple) -> tuple[str, dict[str, Any]]:
     torch.set_num_threads(1)
-    data, priors, out, cfg_dict, scene = args
-    return scene, label_scene(data, priors, out, cfg_dict, scene)
+    data, priors, out, cfg_dict, scene, layout = args
+    return scene, label_scene(data, priors, out, cfg_dict, scene, layout=layout)
 
 
 def make_pseudo_labels(
@@ -283,6 +431,7 @@ def make_pseudo_labels(
     data, priors, out = Path(data).resolve(), Path(priors).resolve(), Path(out).resolve()
     if out == data:
         raise ValueError(f"--out {out}: the same folder as --data (the real ground truth would be overwritten)")
+    layout = pseudo_layout(data)
     cache = PriorCache(priors)
     missing = [k for k in ("semantics", "depth") if k not in cache.kinds]
     if missing:
@@ -321,6 +470,7 @@ def make_pseudo_labels(
         "prior_spec": cache.spec,
         "prior_created": prior_created,
         "config": cfg_dict,
+        **({"layout": layout} if layout is not None else {}),
         "complete": False,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -336,10 +486,11 @@ def make_pseudo_labels(
 
         bar = tqdm(total=total, desc="pseudolabel", unit="frame", dynamic_ncols=True)
     stats: dict[str, dict[str, Any]] = {}
-    jobs = [(str(data), str(priors), str(out), cfg_dict, s) for s in scenes]
+    jobs = [(str(data), str(priors), str(out), cfg_dict, s, layout) for s in scenes]
     if workers <= 1:
         for job in jobs:
-            stats[job[-1]] = label_scene(*job, on_frame=(lambda _t: bar.update(1)) if bar else None)
+            on_frame = (lambda _t: bar.update(1)) if bar else None
+            stats[job[4]] = label_scene(*job[:5], on_frame=on_frame, layout=layout)
     else:
         with mp.get_context("spawn").Pool(workers) as pool:
             for scene, st in pool.imap_unordered(_scene_job, jobs):
@@ -348,6 +499,63 @@ def make_pseudo_labels(
                     bar.update(st["written"] + st["skipped"])
     if bar:
         bar.close()
+    if layout is not None:
+        record["conversion"] = _write_layout_index(data, out, layout, ds, scenes, stats, cfg.split)
+    else:
+        _write_occ3d_index(data, out, scenes)
+    written = sum(s["written"] for s in stats.values())
+    counted = written + sum(s["skipped"] for s in stats.values())  # after a resume: the kept frames too
+    record.update(
+        complete=True,
+        frames=total,
+        written_this_run=written,
+        mean_occupied_voxels=sum(s["occupied"] for s in stats.values()) / max(counted, 1),
+        mean_observed_voxels=sum(s["observed"] for s in stats.values()) / max(counted, 1),
+        seconds_per_frame=sum(s["seconds"] for s in stats.values()) / max(written, 1),
+    )
+    write_json_atomic(record_path, record)
+    return out
+
+
+def _write_layout_index(
+    data: Path,
+    out: Path,
+    layout: str,
+    ds: Any,
+    scenes: list[str],
+    stats: dict[str, dict[str, Any]],
+    split: str,
+) -> dict[str, Any]:
+    """The converted layout's ``annotations.json`` (its writer's, marked as pseudo-labels) and the
+    conversion's report summed over the scenes (:func:`occkit.formats.convert.summary_lines`' keys)."""
+    from occkit.formats.convert import _add, _grid_str
+
+    converter = _Converter(str(data), layout)
+    sides = [read_json(_state_file(out, f.scene, f.token)) for f in ds.frames]
+    notes = converter.finish(out, data, sides, scenes)
+    ann = read_json(out / "annotations.json")
+    ann["pseudolabel"] = {"record": RECORD_FILE}
+    write_json_atomic(out / "annotations.json", ann)
+    total: dict[str, Any] = {"lossless": True}
+    for st in stats.values():
+        _add(total, st.get("report", {}))
+    src, dst, classes = converter.src, converter.dst, converter.classes
+    return {
+        "source_format": src.name,
+        "target_format": dst.name,
+        "split": split,
+        "class_map": None if classes.class_map is None else str(classes.class_map),
+        "frames": len(ds.frames),
+        "source_grid": _grid_str(src.grid, src.label_frame),
+        "target_grid": _grid_str(dst.grid, dst.label_frame),
+        "classes_written_as_first": {dst.classes.names[t]: list(m) for t, m in classes.split.items()},
+        **total,
+        "notes": notes,
+    }
+
+
+def _write_occ3d_index(data: Path, out: Path, scenes: list[str]) -> None:
+    """``OUT/annotations.json``: the source's, limited to the labelled scenes, image paths absolute."""
     ann = read_json(data / "annotations.json")
     for scene in list(ann["scene_infos"]):
         if scene not in scenes:
@@ -364,15 +572,3 @@ def make_pseudo_labels(
             ann[key] = [s for s in ann[key] if s in scenes]
     ann["pseudolabel"] = {"record": RECORD_FILE}
     write_json_atomic(out / "annotations.json", ann)
-    written = sum(s["written"] for s in stats.values())
-    counted = written + sum(s["skipped"] for s in stats.values())  # after a resume: the kept frames too
-    record.update(
-        complete=True,
-        frames=total,
-        written_this_run=written,
-        mean_occupied_voxels=sum(s["occupied"] for s in stats.values()) / max(counted, 1),
-        mean_observed_voxels=sum(s["observed"] for s in stats.values()) / max(counted, 1),
-        seconds_per_frame=sum(s["seconds"] for s in stats.values()) / max(written, 1),
-    )
-    write_json_atomic(record_path, record)
-    return out

@@ -655,20 +655,7 @@ def write_result_csv(path: str | os.PathLike, result: dict[str, Any]) -> Path:
 
     for n, v in result["iou"].items():
         w.writerow([n, cell(v)] + ([cell(x) for x in ray[n]] if ray else []))
-    for k in (
-        "miou",
-        "geometry_iou",
-        "geometry_precision",
-        "geometry_recall",
-        "rayiou",
-        "rayiou@1",
-        "rayiou@2",
-        "rayiou@4",
-        "ssc_miou",
-        "completion_iou",
-        "precision",
-        "recall",
-    ):
+    for k in (*TABLE_KEYS, "ssc_miou", "completion_iou", "precision", "recall"):
         if k in result:
             w.writerow([k, cell(result[k])])
     return write_text_atomic(path, buf.getvalue())

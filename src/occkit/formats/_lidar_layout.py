@@ -1,0 +1,94 @@
+"""The two nuScenes occupancy labellings in the LiDAR frame (SurroundOcc, OpenOccupancy) share
+everything but their label files' place and grid: one ``annotations.json`` frame index, sparse
+``(N, 4)`` label files per LiDAR key frame, the 17 classes (0 = empty, 255 = ignored noise), the
+metric both released repositories compute (:mod:`occkit.metrics.nusc_occupancy`), the prediction
+files and the label writer's family. :func:`lidar_frame_format` builds either format from what
+differs; ``formats/surroundocc.py`` and ``formats/openoccupancy.py`` name it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from occkit.data.lidar_frame import (
+    NUSC_OCC_CLASSES,
+    NUSC_OCC_EMPTY,
+    NUSC_OCC_IGNORE,
+    NUSC_OCC_PALETTE,
+    index_predictions,
+    prediction_relpath,
+)
+from occkit.formats.spec import ClassTable, DatasetFormat, LabelWriter, OpenOptions, PredictionFiles
+from occkit.geometry.grid import Grid
+
+#: The height of the road in the LiDAR frame: nuScenes' LIDAR_TOP (and the synthetic rig's LiDAR)
+#: sits 1.84 m above it.
+LIDAR_GROUND_Z = -1.84
+
+
+def lidar_frame_format(
+    *,
+    name: str,
+    title: str,
+    summary: str,
+    layout: ModuleType,
+    dataset: type,
+    grid: Grid,
+    label_writer: LabelWriter,
+) -> DatasetFormat:
+    """The :class:`DatasetFormat` of a nuScenes occupancy labelling in the LiDAR frame whose reader
+    and writer are the module ``layout`` (its ``LABEL_DIR``, ``write_prediction``,
+    ``read_prediction``, ``write_synthetic``), its dataset class ``dataset``; its metric is
+    :class:`~occkit.metrics.nusc_occupancy.NuScenesOccupancyMetric` under ``name``."""
+
+    def detect(root: Path) -> str | None:
+        if (root / "annotations.json").is_file() and (root / layout.LABEL_DIR).is_dir():
+            return f"annotations.json and {layout.LABEL_DIR}/"
+        return None
+
+    def open_split(root: Path, split: str, options: OpenOptions) -> Any:
+        return dataset(
+            root,
+            split,
+            cameras=options.cameras,
+            load_images=options.load_images,
+            load_gt=options.load_gt,
+            load_extras=options.load_extras,
+            cache_mb=options.cache_mb,
+        )
+
+    def metrics(options: dict[str, Any]) -> list[Any]:
+        from occkit.metrics.nusc_occupancy import NuScenesOccupancyMetric
+
+        n = int(options.get("num_classes") or len(NUSC_OCC_CLASSES))
+        return [NuScenesOccupancyMetric(name, num_classes=n, device=options.get("device"))]
+
+    def write_synthetic(out: Path, config: Any) -> None:
+        layout.write_synthetic(out, config, overwrite=True, progress=True)
+
+    return DatasetFormat(
+        name=name,
+        title=title,
+        priority=8,  # before Occ3D (10), whose detect claims any folder holding annotations.json
+        summary=summary,
+        modality="multi-camera",
+        classes=ClassTable(NUSC_OCC_CLASSES, free=NUSC_OCC_EMPTY, ignore=NUSC_OCC_IGNORE, palette=NUSC_OCC_PALETTE),
+        grid=grid,
+        label_frame="lidar",
+        ground_z=LIDAR_GROUND_Z,
+        splits=("train", "val"),
+        detect=detect,
+        open=open_split,
+        metrics=metrics,
+        predictions=PredictionFiles(
+            write=layout.write_prediction,
+            index=index_predictions,
+            read=layout.read_prediction,
+            relpath=prediction_relpath,
+        ),
+        write_synthetic=write_synthetic,
+        table_keys=("miou", "miou_all", "geometry_iou", "geometry_precision", "geometry_recall"),
+        label_writer=label_writer,
+    )

@@ -282,7 +282,9 @@ class OccNet(nn.Module):
             if lidar is None or len(lidar) != B:
                 raise ValueError(
                     f"lidar: modality {self.cfg.modality!r} needs one LiDAR point tensor per frame ({B}), got "
-                    f"{'None' if lidar is None else len(lidar)} (load the LiDAR: data.load_extras: true)"
+                    f"{'None' if lidar is None else len(lidar)} (load the LiDAR: data.load_extras: true on a layout "
+                    "whose frames carry it, the synthetic world's or nuScenes' with data.lidar_infos; SemanticKITTI's "
+                    "and KITTI-360's voxel folders and NYUv2's carry none)"
                 )
             lidar_volume = self.lidar_encoder(lidar)  # (B, lidar_channels, X', Y', Z')
         if self.uses_camera:

@@ -407,7 +407,7 @@ def _check_out(out: Path, src_root: Path, settings: dict[str, Any], overwrite: b
     raise ConvertError(f"--out {out}: holds {what}; choose a new or empty folder")
 
 
-def _scene_splits(fmt: DatasetFormat, root: Path) -> dict[str, list[str]]:
+def scene_splits(fmt: DatasetFormat, root: Path) -> dict[str, list[str]]:
     """Each named split of the source (those it opens) -> its scenes, for the target's index."""
     out = {}
     for split in fmt.splits:
@@ -421,7 +421,8 @@ def _scene_splits(fmt: DatasetFormat, root: Path) -> dict[str, list[str]]:
     return out
 
 
-def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
+def jsonable_record(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` as plain JSON values (arrays as lists, anything else as its string)."""
     return json.loads(json.dumps(record, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
@@ -435,7 +436,9 @@ def _frame_stub(d: dict[str, Any]) -> FrameLabels:
     )
 
 
-def _add(total: dict[str, Any], rep: dict[str, Any]) -> None:
+def add_report(total: dict[str, Any], rep: dict[str, Any]) -> None:
+    """Add a frame's report ``rep`` into the running ``total``: flags and-ed, counts summed, per-class
+    counts summed by name (the conversion's summary, also pseudolabel's)."""
     for k, v in rep.items():
         if isinstance(v, bool):
             total[k] = total.get(k, True) and v
@@ -507,7 +510,7 @@ def convert_dataset(
         "split": split,
         "source_root": str(src_root),
         "infos": infos,
-        "scene_splits": _scene_splits(src, src_root),
+        "scene_splits": scene_splits(src, src_root),
     }
     reader, writer = src.label_writer, dst.label_writer
     assert writer is not None
@@ -534,7 +537,7 @@ def convert_dataset(
             rec = read_json(side)
             if all((out / p).exists() for p in rec["files"]):
                 stubs.append(_frame_stub(rec))
-                _add(total, rec["report"])
+                add_report(total, rec["report"])
                 skipped += 1
                 continue
         conv, rep = first if i == 0 else convert_frame(reader.read(ds, i, options), src, dst, classes)
@@ -545,12 +548,12 @@ def convert_dataset(
             "scene": conv.scene,
             "files": list(files),
             "sensor_files": {k: str(v) for k, v in conv.sensor_files.items()},
-            "record": _jsonable(conv.record),
+            "record": jsonable_record(conv.record),
             "report": rep,
         }
         write_json_atomic(side, entry)
         stubs.append(_frame_stub(entry))
-        _add(total, rep)
+        add_report(total, rep)
         first = None  # type: ignore[assignment]
         done += 1
         if progress and (done % 50 == 0 or i == n - 1):
@@ -564,8 +567,8 @@ def convert_dataset(
         "class_map": settings["class_map"],
         "frames": n,
         "frames_resumed": skipped,
-        "source_grid": _grid_str(src.grid, src.label_frame),
-        "target_grid": _grid_str(dst.grid, dst.label_frame),
+        "source_grid": describe_grid(src.grid, src.label_frame),
+        "target_grid": describe_grid(dst.grid, dst.label_frame),
         "classes_written_as_first": {dst.classes.names[t]: list(m) for t, m in classes.split.items()},
         **total,
         "notes": notes,
@@ -574,7 +577,8 @@ def convert_dataset(
     return report
 
 
-def _grid_str(g: Grid, frame: str) -> str:
+def describe_grid(g: Grid, frame: str) -> str:
+    """``200x200x16 at 0.5 m from (-50.0, -50.0, -5.0), lidar frame``: a grid in a summary line."""
     shape = "x".join(str(int(s)) for s in g.shape)
     return f"{shape} at {g.voxel_size[0]:g} m from {tuple(round(float(v), 3) for v in g.range_min)}, {frame} frame"
 

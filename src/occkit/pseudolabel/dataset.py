@@ -200,7 +200,7 @@ class _Converter:
 
     def finish(self, out: Path, data: Path, frames: list[dict[str, Any]], scenes: list[str]) -> list[str]:
         """The layout's index of the labelled frames (``frames``: their side records), its notes."""
-        from occkit.formats.convert import _scene_splits
+        from occkit.formats.convert import scene_splits
         from occkit.formats.spec import FrameLabels
 
         stubs = [
@@ -213,7 +213,7 @@ class _Converter:
             )
             for f in frames
         ]
-        splits = {k: [s for s in v if s in scenes] for k, v in _scene_splits(self.dst, data).items()}
+        splits = {k: [s for s in v if s in scenes] for k, v in scene_splits(self.dst, data).items()}
         return self.writer.finish(out, stubs, {**self.options, "scene_splits": splits})
 
 
@@ -340,7 +340,7 @@ def label_scene(
     stats: dict[str, Any] = {"written": 0, "skipped": 0, "occupied": 0, "observed": 0, "seconds": 0.0}
     converter = None if layout is None else _Converter(data, layout)
     if converter is not None:
-        from occkit.formats.convert import _add, _jsonable
+        from occkit.formats.convert import add_report, jsonable_record
 
         stats["report"] = {"lossless": True}
     for i, token in enumerate(tokens):
@@ -350,7 +350,7 @@ def label_scene(
             stats["skipped"] += 1
             stats["occupied"] += kept_rec["occupied"]
             stats["observed"] += kept_rec["observed"]
-            _add(stats["report"], kept_rec["report"])
+            add_report(stats["report"], kept_rec["report"])
             if on_frame:
                 on_frame(token)
             continue
@@ -390,11 +390,11 @@ def label_scene(
                 "occupied": occupied,
                 "observed": observed,
                 "report": report,
-                "record": _jsonable(conv.record),
+                "record": jsonable_record(conv.record),
                 "sensor_files": {k: str(v) for k, v in conv.sensor_files.items()},
             }
             write_json_atomic(_state_file(Path(out), scene, token), rec)
-            _add(stats["report"], report)
+            add_report(stats["report"], report)
         stats["written"] += 1
         stats["occupied"] += occupied
         stats["observed"] += observed
@@ -528,7 +528,7 @@ def _write_layout_index(
 ) -> dict[str, Any]:
     """The converted layout's ``annotations.json`` (its writer's, marked as pseudo-labels) and the
     conversion's report summed over the scenes (:func:`occkit.formats.convert.summary_lines`' keys)."""
-    from occkit.formats.convert import _add, _grid_str
+    from occkit.formats.convert import add_report, describe_grid
 
     converter = _Converter(str(data), layout)
     sides = [read_json(_state_file(out, f.scene, f.token)) for f in ds.frames]
@@ -538,7 +538,7 @@ def _write_layout_index(
     write_json_atomic(out / "annotations.json", ann)
     total: dict[str, Any] = {"lossless": True}
     for st in stats.values():
-        _add(total, st.get("report", {}))
+        add_report(total, st.get("report", {}))
     src, dst, classes = converter.src, converter.dst, converter.classes
     return {
         "source_format": src.name,
@@ -546,8 +546,8 @@ def _write_layout_index(
         "split": split,
         "class_map": None if classes.class_map is None else str(classes.class_map),
         "frames": len(ds.frames),
-        "source_grid": _grid_str(src.grid, src.label_frame),
-        "target_grid": _grid_str(dst.grid, dst.label_frame),
+        "source_grid": describe_grid(src.grid, src.label_frame),
+        "target_grid": describe_grid(dst.grid, dst.label_frame),
         "classes_written_as_first": {dst.classes.names[t]: list(m) for t, m in classes.split.items()},
         **total,
         "notes": notes,

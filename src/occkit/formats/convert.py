@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -426,7 +427,23 @@ def jsonable_record(record: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(record, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
-def _frame_stub(d: dict[str, Any]) -> FrameLabels:
+def frame_entry(conv: FrameLabels, files: Sequence[str], report: dict[str, Any]) -> dict[str, Any]:
+    """The side record of a converted frame (JSON): its token and scene, the files written (relative),
+    its sensor files and index record (what the writer's ``finish`` reads back through
+    :func:`frame_stub`) and its convert report. ``occkit convert`` and ``occkit pseudolabel`` keep one
+    per frame, so a stopped run resumes without reading the labels again."""
+    return {
+        "token": conv.token,
+        "scene": conv.scene,
+        "files": list(files),
+        "sensor_files": {k: str(v) for k, v in conv.sensor_files.items()},
+        "record": jsonable_record(conv.record),
+        "report": report,
+    }
+
+
+def frame_stub(d: dict[str, Any]) -> FrameLabels:
+    """A frame of a side record (:func:`frame_entry`) as the label writer's ``finish`` takes it: no labels."""
     return FrameLabels(
         token=d["token"],
         scene=d["scene"],
@@ -536,23 +553,16 @@ def convert_dataset(
         if side.is_file():
             rec = read_json(side)
             if all((out / p).exists() for p in rec["files"]):
-                stubs.append(_frame_stub(rec))
+                stubs.append(frame_stub(rec))
                 add_report(total, rec["report"])
                 skipped += 1
                 continue
         conv, rep = first if i == 0 else convert_frame(reader.read(ds, i, options), src, dst, classes)
         files = writer.files(conv)
         writer.write(out, conv)
-        entry = {
-            "token": conv.token,
-            "scene": conv.scene,
-            "files": list(files),
-            "sensor_files": {k: str(v) for k, v in conv.sensor_files.items()},
-            "record": jsonable_record(conv.record),
-            "report": rep,
-        }
+        entry = frame_entry(conv, files, rep)
         write_json_atomic(side, entry)
-        stubs.append(_frame_stub(entry))
+        stubs.append(frame_stub(entry))
         add_report(total, rep)
         first = None  # type: ignore[assignment]
         done += 1

@@ -200,19 +200,9 @@ class _Converter:
 
     def finish(self, out: Path, data: Path, frames: list[dict[str, Any]], scenes: list[str]) -> list[str]:
         """The layout's index of the labelled frames (``frames``: their side records), its notes."""
-        from occkit.formats.convert import scene_splits
-        from occkit.formats.spec import FrameLabels
+        from occkit.formats.convert import frame_stub, scene_splits
 
-        stubs = [
-            FrameLabels(
-                token=f["token"],
-                scene=f["scene"],
-                semantics=np.zeros((0, 0, 0), np.uint8),
-                sensor_files={k: Path(v) for k, v in f["sensor_files"].items()},
-                record=f["record"],
-            )
-            for f in frames
-        ]
+        stubs = [frame_stub(f) for f in frames]
         splits = {k: [s for s in v if s in scenes] for k, v in scene_splits(self.dst, data).items()}
         return self.writer.finish(out, stubs, {**self.options, "scene_splits": splits})
 
@@ -340,7 +330,7 @@ def label_scene(
     stats: dict[str, Any] = {"written": 0, "skipped": 0, "occupied": 0, "observed": 0, "seconds": 0.0}
     converter = None if layout is None else _Converter(data, layout)
     if converter is not None:
-        from occkit.formats.convert import add_report, jsonable_record
+        from occkit.formats.convert import add_report, frame_entry
 
         stats["report"] = {"lossless": True}
     for i, token in enumerate(tokens):
@@ -383,16 +373,7 @@ def label_scene(
 
             files, report, conv = converter.write(Path(out), token, arrays)
             sums = {r: {"size": (Path(out) / r).stat().st_size, "sha256": sha256_file(Path(out) / r)} for r in files}
-            rec = {
-                "token": token,
-                "scene": scene,
-                "files": sums,
-                "occupied": occupied,
-                "observed": observed,
-                "report": report,
-                "record": jsonable_record(conv.record),
-                "sensor_files": {k: str(v) for k, v in conv.sensor_files.items()},
-            }
+            rec = {**frame_entry(conv, files, report), "files": sums, "occupied": occupied, "observed": observed}
             write_json_atomic(_state_file(Path(out), scene, token), rec)
             add_report(stats["report"], report)
         stats["written"] += 1

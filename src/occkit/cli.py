@@ -37,18 +37,27 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "a dataset's labels from one format's layout to another's (classes through a class map, grid and frame "
         "resampled), lossless where they allow, saying what it drops where not",
     ),
-    ("stats", "occkit.commands.stats", "class frequencies, free and masked fractions, frames per scene"),
+    (
+        "stats",
+        "occkit.commands.stats",
+        "class frequencies, free, ignored and masked fractions, frames per scene of a dataset of any format",
+    ),
     (
         "eval",
         "occkit.commands.eval",
-        "official metrics of a predictions folder: Occ3D mIoU / RayIoU or SemanticKITTI SSC",
+        "official metrics of a predictions folder, the benchmark of the ground truth's format: Occ3D mIoU / RayIoU, "
+        "SurroundOcc and OpenOccupancy IoU / mIoU, SemanticKITTI, SSCBench-KITTI-360 and NYUv2 SSC",
     ),
     (
         "train",
         "occkit.commands.train",
         "train a method from a preset (listed by occkit train --help) or a YAML config; --resume; DDP under torchrun",
     ),
-    ("predict", "occkit.commands.predict", "Occ3D submission files (<token>.npz) from a checkpoint over a split"),
+    (
+        "predict",
+        "occkit.commands.predict",
+        "prediction files in the data's format (its submission layout) from a checkpoint over a split",
+    ),
     (
         "demo",
         "occkit.commands.demo",
@@ -99,7 +108,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "pseudolabel",
         "occkit.commands.pseudolabel",
         "EasyOcc 3D pseudo-labels from a 2D prior cache (lift, densify over past frames, vote, carve free space) as "
-        "an Occ3D-layout dataset; --quality against the real labels",
+        "a dataset in the source's layout (Occ3D, SurroundOcc, OpenOccupancy); --quality against the real labels",
     ),
     (
         "ablate",

@@ -35,14 +35,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--pred",
         type=Path,
         required=True,
-        help="predictions folder (<token>.npz for Occ3D; sequences/XX/predictions/NNNNNN.label for SemanticKITTI)",
+        help="predictions folder in the format's layout, as occkit predict writes it (Occ3D, NYUv2: <token>.npz; "
+        "SurroundOcc, OpenOccupancy: <token>.npy; SemanticKITTI, SSCBench-KITTI-360: "
+        "sequences/XX/predictions/NNNNNN.label)",
     )
     p.add_argument(
         "--format",
         default="auto",
         metavar="NAME",
-        help="benchmark: a dataset format's name (occkit.formats: occ3d, semantickitti and those of installed "
-        "packages); auto: detected from --gt (default auto)",
+        help="benchmark: a dataset format's name (occ3d, surroundocc, openoccupancy, semantickitti, kitti360, nyu, "
+        "and those of installed packages); auto: detected from --gt (default auto)",
     )
     add_split(p, "frames evaluated; test only for SemanticKITTI", choices=SPLITS_TEST)
     add_mask(

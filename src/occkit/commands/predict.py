@@ -2,9 +2,10 @@
 one per frame.
 
 Loads the checkpoint's ``config.json`` and safetensors weights (no pickle; checksums verified),
-runs the method over a split and writes the files the data's format writes (Occ3D:
-``PRED/<token>.npz``, ``semantics`` uint8 (200, 200, 16); SemanticKITTI:
-``PRED/sequences/XX/predictions/NNNNNN.label``) and ``PRED/provenance.json`` (checkpoint, data,
+runs the method over a split and writes the files the data's format writes (its
+``DatasetFormat.predictions``; Occ3D: ``PRED/<token>.npz``, ``semantics`` uint8 (200, 200, 16);
+SurroundOcc, OpenOccupancy: ``PRED/<token>.npy``; NYUv2: ``PRED/<token>.npz``; SemanticKITTI,
+SSCBench-KITTI-360: ``PRED/sequences/XX/predictions/NNNNNN.label``) and ``PRED/provenance.json`` (checkpoint, data,
 split, time, tokens). The folder is written whole: into a hidden temporary folder beside it,
 renamed into place at the end, so a failure leaves no mix of old and new files. A non-empty
 ``PRED`` is refused unless ``--overwrite``.
@@ -24,11 +25,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_ckpt(p)
     add_data(
         p,
-        "dataset root (holding annotations.json, or sequences/ for SemanticKITTI: "
-        "then .label files in OUT/sequences/XX/predictions/)",
+        "dataset folder of any format (occkit.formats); the predictions are written in its layout",
         type=str,
     )
-    add_out(p, "output folder for <token>.npz and provenance.json (new or empty, unless --overwrite)", type=str)
+    add_out(
+        p,
+        "output folder for the prediction files (Occ3D, NYUv2: <token>.npz; SurroundOcc, OpenOccupancy: <token>.npy; "
+        "the KITTI layouts: sequences/XX/predictions/NNNNNN.label) and provenance.json (new or empty, unless "
+        "--overwrite)",
+        type=str,
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",

@@ -1,28 +1,74 @@
-"""``occkit stats DIR [--json FILE] [--split all|train|val]``: class frequencies, free and masked
-fractions, frames per scene of an Occ3D-layout dataset."""
+"""``occkit stats DIR [--format NAME] [--json FILE] [--split all|train|val]``: class frequencies, free,
+ignored and masked fractions, frames per scene of a dataset of any format (detected from the folder,
+as ``occkit eval`` detects it), over the format's own class table."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from occkit.commands.options import SPLITS  # not occkit.data.occ3d's: that imports torch into --help
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("root", type=Path, help="dataset folder (holds annotations.json)")
+    p.add_argument("root", type=Path, help="dataset folder of any format (occkit.formats)")
+    p.add_argument(
+        "--format",
+        default="auto",
+        metavar="NAME",
+        help="the dataset's format (occ3d, surroundocc, openoccupancy, semantickitti, kitti360, nyu, or one of an "
+        "installed package); auto: detected from the folder (default auto)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the statistics to this JSON file")
     p.add_argument("--split", default="all", choices=SPLITS, help="which frames to count (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def first_frame_cameras(fmt: Any, root: Path, split: str) -> tuple[tuple[int, int] | None, tuple[str, ...]]:
+    """``(height, width)`` of the first camera image of the split's first frame and the frame's camera
+    names, read through the format's reader (one frame's images decoded); ``(None, ())`` for a split
+    with no frame."""
+    from occkit.formats.spec import OpenOptions
+
+    ds = fmt.open(root, split, OpenOptions(load_images=False, load_gt=False, load_extras=False))
+    if len(ds) == 0:
+        return None, ()
+    # the data's own cameras where the layout records them (Occ3D's family), else the format's
+    recorded = getattr(ds, "cameras_recorded", None)
+    cameras = tuple(recorded()) if callable(recorded) and fmt.cameras is None else None
+    ds = fmt.open(root, split, OpenOptions(cameras=cameras or None, load_gt=False, load_extras=False))
+    sample = ds[0]
+    h, w = (int(x) for x in sample.images.shape[-2:])
+    return (h, w), tuple(sample.cam_names)
+
+
 def run(args: argparse.Namespace) -> int:
     from occkit.data.stats import dataset_stats
+    from occkit.formats.registry import detect_format, get_format
+    from occkit.formats.spec import OpenOptions
     from occkit.outputs import check_output_file, write_json_output
 
     if args.json is not None:  # before counting
         check_output_file(args.json, {"DIR": args.root}, what="--json", command="stats")
-    stats = dataset_stats(args.root, split=args.split, progress=not args.no_progress)
+    fmt = detect_format(args.root) if args.format == "auto" else get_format(args.format)
+    if args.format != "auto" and fmt.detect(args.root) is None:
+        raise ValueError(f"{args.root}: not a dataset of the format {fmt.name} ({fmt.summary})")
+    ds = fmt.open(args.root, args.split, OpenOptions(load_images=False, load_extras=False))
+    image_size, cameras = first_frame_cameras(fmt, args.root, args.split)
+    table = fmt.classes
+    stats = dataset_stats(
+        ds,
+        table.names,
+        table.free,
+        table.ignore,
+        root=args.root,
+        split=args.split,
+        format_name=fmt.name,
+        image_size=image_size,
+        cameras=cameras,
+        progress=not args.no_progress,
+    )
     print(stats.format_table())
     if args.json is not None:
         write_json_output(args.json, stats.to_dict(), "stats")

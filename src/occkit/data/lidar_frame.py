@@ -199,6 +199,9 @@ class LidarFrameDataset(Occ3DDataset):
         return torch.eye(4, dtype=torch.float64)
 
     # ------------------------------------------------------------------ labels
+    #: No masks in the label files: the voxels scored are those not ignored (``frame_labels``).
+    label_mask_names: tuple[str, ...] = ()
+
     def read_labels(self, token: str) -> dict[str, np.ndarray]:
         """``semantics`` ``(X, Y, Z)`` uint8 (0 empty, 1..16, 255 ignored) and ``mask_camera`` =
         ``mask_lidar`` (uint8, 1 where not ignored), the keys of the Occ3D reader's."""

@@ -230,8 +230,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
         self._index = {f.token: i for i, f in enumerate(self.frames)}
         self.grid: Grid = occ3d_grid()
         if cameras and self.frames:  # a camera the data lack is the setting's fault, not annotations.json's
-            first = self.scene_infos[self.frames[0].scene][self.frames[0].token]
-            have = list((first.get("camera_sensor") or {}) if isinstance(first, dict) else {})
+            have = self.cameras_recorded()
             bad = [c for c in self.cameras if c not in have]
             if have and bad:
                 raise ValueError(
@@ -239,6 +238,15 @@ class Occ3DDataset(torch.utils.data.Dataset):
                 )
 
     # ------------------------------------------------------------------ lookup
+    def cameras_recorded(self) -> tuple[str, ...]:
+        """The cameras ``annotations.json`` records for the first frame (``camera_sensor``'s keys, in
+        its order; ``()`` without frames): what a reader that takes the data's own cameras opens
+        (``occkit stats``; a dataset ``occkit generate`` wrote holds one)."""
+        if not self.frames:
+            return ()
+        first = self.scene_infos[self.frames[0].scene][self.frames[0].token]
+        return tuple((first.get("camera_sensor") or {}) if isinstance(first, dict) else {})
+
     def scene_tokens(self, scene: str) -> list[str]:
         """Tokens of a scene in temporal order (by timestamp)."""
         infos = self.scene_infos[scene]
@@ -392,6 +400,18 @@ class Occ3DDataset(torch.utils.data.Dataset):
         return None
 
     # ------------------------------------------------------------------ loading
+    #: The per-voxel masks the layout's label files hold beside the classes (``occkit stats``
+    #: reports each; the first is the one the benchmark scores). A layout without any sets ().
+    label_mask_names: tuple[str, ...] = ("camera", "lidar")
+
+    def label_masks(self, i: int) -> tuple[np.ndarray, dict[str, np.ndarray], Path]:
+        """Frame ``i``'s class ids ``(X, Y, Z)`` uint8, its masks by :attr:`label_mask_names`
+        (``(X, Y, Z)`` bool: ``mask_camera``, ``mask_lidar``) and the file they come from."""
+        token = self.frames[i].token
+        gt = self.read_labels(token)
+        masks = {"camera": gt["mask_camera"].astype(bool), "lidar": gt["mask_lidar"].astype(bool)}
+        return gt["semantics"], masks, self.gt_path(token)
+
     def frame_labels(self, i: int) -> tuple[np.ndarray, np.ndarray, Path]:
         """Frame ``i``'s class ids ``(X, Y, Z)`` uint8, the voxels its benchmark scores (``(X, Y, Z)``
         bool: the camera mask) and the file they come from (for errors)."""

@@ -1,17 +1,16 @@
-"""Statistics of an Occ3D-layout dataset: class frequencies, free and masked fractions, frames per
-scene. Reads only ``annotations.json`` and the ``labels.npz`` files (plus one image header)."""
+"""Statistics of a dataset of any format: class frequencies, free, ignored and masked fractions,
+frames per scene (``occkit stats``), and the class counts of ``class_counts: auto``. Reads the
+labels through the format's reader (``frame_labels``, or ``label_masks`` where the layout keeps
+masks beside the classes, as Occ3D's camera and LiDAR masks); the images are not read."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from occkit.data.occ3d import Occ3DDataset
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
 from occkit.shapes import check_shape
 
@@ -88,67 +87,94 @@ def fill_class_counts(
 
 @dataclass
 class LabelCounts:
-    """Voxel counts summed over frames; every ``*_counts`` list has one entry per class 0..17.
+    """Voxel counts summed over frames; every ``counts`` list has one entry per class.
 
     Attributes:
+        num_classes: the class ids counted are ``0 .. num_classes - 1`` (Occ3D's 18 by default).
+        masks: the names of the per-voxel masks counted beside the classes (Occ3D: ``camera``,
+            ``lidar``; a layout without masks: ``scored``, the voxels its benchmark scores).
+        ignore: a label value counted as unknown (``ignored``), not as a class; None: none.
         frames: number of frames added.
-        voxels: number of voxels seen.
+        voxels: number of voxels seen (ignored ones included).
+        ignored: voxels holding ``ignore``.
         counts: voxels of each class.
-        counts_camera: voxels of each class inside ``mask_camera``.
-        counts_lidar: voxels of each class inside ``mask_lidar``.
+        counts_in: ``{mask: voxels of each class inside it}``.
         frames_with_class: frames in which each class occurs at least once.
-        camera_voxels, lidar_voxels, both_voxels: voxels inside the camera mask, the LiDAR mask,
-            both.
+        mask_voxels: ``{mask: voxels inside it}``.
+        all_masks_voxels: voxels inside every mask at once (Occ3D: camera and LiDAR).
     """
 
+    num_classes: int = OCC3D_NUM_CLASSES
+    masks: tuple[str, ...] = ("camera", "lidar")
+    ignore: int | None = None
     frames: int = 0
     voxels: int = 0
-    counts: list[int] = field(default_factory=lambda: [0] * OCC3D_NUM_CLASSES)
-    counts_camera: list[int] = field(default_factory=lambda: [0] * OCC3D_NUM_CLASSES)
-    counts_lidar: list[int] = field(default_factory=lambda: [0] * OCC3D_NUM_CLASSES)
-    frames_with_class: list[int] = field(default_factory=lambda: [0] * OCC3D_NUM_CLASSES)
-    camera_voxels: int = 0
-    lidar_voxels: int = 0
-    both_voxels: int = 0
+    ignored: int = 0
+    counts: list[int] = field(default_factory=list)
+    counts_in: dict[str, list[int]] = field(default_factory=dict)
+    frames_with_class: list[int] = field(default_factory=list)
+    mask_voxels: dict[str, int] = field(default_factory=dict)
+    all_masks_voxels: int = 0
 
-    def add(self, semantics: np.ndarray, mask_camera: np.ndarray, mask_lidar: np.ndarray) -> None:
+    def __post_init__(self) -> None:
+        n = self.num_classes
+        self.counts = self.counts or [0] * n
+        self.frames_with_class = self.frames_with_class or [0] * n
+        self.counts_in = self.counts_in or {m: [0] * n for m in self.masks}
+        self.mask_voxels = self.mask_voxels or {m: 0 for m in self.masks}
+
+    def add(self, semantics: np.ndarray, masks: dict[str, np.ndarray], where: str = "semantics") -> None:
         """Add one frame.
 
         Args:
-            semantics: ``(X, Y, Z)`` integer class ids in [0, 17].
-            mask_camera, mask_lidar: ``(X, Y, Z)`` 0/1 (uint8 or bool).
+            semantics: ``(X, Y, Z)`` integer class ids in ``[0, num_classes)``, or ``ignore``.
+            masks: ``{name: (X, Y, Z) 0/1 (uint8 or bool)}``, one per name of :attr:`masks`.
+            where: what errors name (the frame's label file).
         """
-        dims = check_shape(semantics, "X Y Z", name="semantics")
-        check_shape(mask_camera, "X Y Z", name="mask_camera", dims=dims)
-        check_shape(mask_lidar, "X Y Z", name="mask_lidar", dims=dims)
+        dims = check_shape(semantics, "X Y Z", name=where)
+        if set(masks) != set(self.masks):
+            raise ValueError(f"{where}: masks {sorted(masks)} given, {sorted(self.masks)} counted")
+        flat = {}
+        for m in self.masks:
+            check_shape(masks[m], "X Y Z", name=f"{where} (mask {m})", dims=dims)
+            flat[m] = np.asarray(masks[m]).reshape(-1).astype(bool)
         sem = np.asarray(semantics).reshape(-1).astype(np.int64)
-        if sem.size and (sem.min() < 0 or sem.max() >= OCC3D_NUM_CLASSES):
-            raise ValueError(f"semantics: classes must lie in [0, {OCC3D_NUM_CLASSES}), got [{sem.min()}, {sem.max()}]")
-        cam = np.asarray(mask_camera).reshape(-1).astype(bool)
-        lid = np.asarray(mask_lidar).reshape(-1).astype(bool)
-        n = OCC3D_NUM_CLASSES
-        c_all = np.bincount(sem, minlength=n)
-        c_cam = np.bincount(sem[cam], minlength=n)
-        c_lid = np.bincount(sem[lid], minlength=n)
+        known = np.ones(sem.shape, bool) if self.ignore is None else sem != self.ignore
+        n = self.num_classes
+        bad = known & ((sem < 0) | (sem >= n))
+        if bad.any():
+            raise ValueError(
+                f"{where}: label {int(sem[bad][0])} is not a class id of 0..{n - 1}"
+                + ("" if self.ignore is None else f" nor the ignore value {self.ignore}")
+            )
+        c_all = np.bincount(sem[known], minlength=n)
         self.frames += 1
         self.voxels += int(sem.size)
+        self.ignored += int(sem.size - known.sum())
         for i in range(n):
             self.counts[i] += int(c_all[i])
-            self.counts_camera[i] += int(c_cam[i])
-            self.counts_lidar[i] += int(c_lid[i])
             self.frames_with_class[i] += int(c_all[i] > 0)
-        self.camera_voxels += int(cam.sum())
-        self.lidar_voxels += int(lid.sum())
-        self.both_voxels += int((cam & lid).sum())
+        for m in self.masks:
+            inside = flat[m] & known
+            c = np.bincount(sem[inside], minlength=n)
+            for i in range(n):
+                self.counts_in[m][i] += int(c[i])
+            self.mask_voxels[m] += int(flat[m].sum())
+        if self.masks:
+            self.all_masks_voxels += int(np.logical_and.reduce([flat[m] for m in self.masks]).sum())
 
 
-def _fractions(counts: list[int]) -> tuple[list[float], float]:
-    """Per-class fraction among occupied voxels (classes 0..16) and the free fraction."""
+def _fractions(counts: list[int], free: int | None) -> tuple[list[float], float]:
+    """Per-class fraction among the occupied voxels (every class but ``free``; 0 for ``free``
+    itself) and the free fraction of the labelled voxels."""
     c = np.asarray(counts, dtype=np.float64)
     total = c.sum()
-    occ = c[:OCC3D_FREE].sum()
-    per = (c[:OCC3D_FREE] / occ).tolist() if occ > 0 else [0.0] * OCC3D_FREE
-    return per, float(c[OCC3D_FREE] / total) if total > 0 else 0.0
+    occupied = np.ones(c.shape, bool)
+    if free is not None:
+        occupied[free] = False
+    occ = c[occupied].sum()
+    per = np.where(occupied, c / occ, 0.0).tolist() if occ > 0 else [0.0] * len(c)
+    return per, float(c[free] / total) if free is not None and total > 0 else 0.0
 
 
 @dataclass
@@ -157,6 +183,9 @@ class DatasetStats:
 
     root: str
     split: str
+    format: str
+    class_names: tuple[str, ...]
+    free: int | None
     num_scenes: int
     num_frames: int
     frames_per_scene: dict[str, int]
@@ -165,35 +194,42 @@ class DatasetStats:
     labels: LabelCounts
 
     @property
+    def occupied_classes(self) -> list[int]:
+        """Every class id but free."""
+        return [i for i in range(len(self.class_names)) if i != self.free]
+
+    @property
     def classes_present(self) -> list[int]:
-        """Classes 0..16 with at least one voxel."""
-        return [i for i in range(OCC3D_FREE) if self.labels.counts[i] > 0]
+        """Classes but free with at least one voxel."""
+        return [i for i in self.occupied_classes if self.labels.counts[i] > 0]
+
+    @property
+    def scored_mask(self) -> str | None:
+        """The mask the format's benchmark scores (the first one counted), or None."""
+        return self.labels.masks[0] if self.labels.masks else None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (counts and fractions, per class by name)."""
         lab = self.labels
-        occ_frac, free_frac = _fractions(lab.counts)
-        occ_cam, free_cam = _fractions(lab.counts_camera)
-        occ_lid, free_lid = _fractions(lab.counts_lidar)
+        occ_frac, free_frac = _fractions(lab.counts, self.free)
+        inside = {m: _fractions(lab.counts_in[m], self.free) for m in lab.masks}
         v = max(lab.voxels, 1)
         classes = []
-        for i in range(OCC3D_NUM_CLASSES):
-            row: dict[str, Any] = {
-                "id": i,
-                "name": OCC3D_CLASSES[i],
-                "voxels": lab.counts[i],
-                "voxels_in_camera_mask": lab.counts_camera[i],
-                "voxels_in_lidar_mask": lab.counts_lidar[i],
-                "frames_present": lab.frames_with_class[i],
-            }
-            if i < OCC3D_FREE:
+        for i, name in enumerate(self.class_names):
+            row: dict[str, Any] = {"id": i, "name": name, "voxels": lab.counts[i]}
+            for m in lab.masks:
+                row[f"voxels_in_{m}_mask"] = lab.counts_in[m][i]
+            row["frames_present"] = lab.frames_with_class[i]
+            if i != self.free:
                 row["fraction_of_occupied"] = occ_frac[i]
-                row["fraction_of_occupied_in_camera_mask"] = occ_cam[i]
-                row["fraction_of_occupied_in_lidar_mask"] = occ_lid[i]
+                for m in lab.masks:
+                    row[f"fraction_of_occupied_in_{m}_mask"] = inside[m][0][i]
             classes.append(row)
-        return {
+        known = lab.voxels - lab.ignored
+        out: dict[str, Any] = {
             "root": self.root,
             "split": self.split,
+            "format": self.format,
             "num_scenes": self.num_scenes,
             "num_frames": self.num_frames,
             "frames_per_scene": dict(self.frames_per_scene),
@@ -202,96 +238,130 @@ class DatasetStats:
             else {"height": self.image_size[0], "width": self.image_size[1]},
             "cameras": list(self.cameras),
             "voxels_per_frame": lab.voxels // max(lab.frames, 1),
+            "free_class": None if self.free is None else self.class_names[self.free],
             "classes_present": self.classes_present,
             "num_classes_present": len(self.classes_present),
-            "occupied_fraction": 1.0 - free_frac if lab.voxels else 0.0,
+            "occupied_fraction": 1.0 - free_frac if known else 0.0,
             "free_fraction": free_frac,
-            "free_fraction_in_camera_mask": free_cam,
-            "free_fraction_in_lidar_mask": free_lid,
-            "camera_mask_fraction": lab.camera_voxels / v,
-            "lidar_mask_fraction": lab.lidar_voxels / v,
-            "both_masks_fraction": lab.both_voxels / v,
-            "classes": classes,
-            "raw": asdict(lab),
+            "ignored_fraction": lab.ignored / v,
+            "scored_mask": self.scored_mask,
         }
+        for m in lab.masks:
+            out[f"free_fraction_in_{m}_mask"] = inside[m][1]
+        for m in lab.masks:
+            out[f"{m}_mask_fraction"] = lab.mask_voxels[m] / v
+        if len(lab.masks) == 2:
+            out["both_masks_fraction"] = lab.all_masks_voxels / v
+        out["classes"] = classes
+        out["raw"] = asdict(lab)
+        return out
 
     def format_table(self) -> str:
         """A readable text report."""
         d = self.to_dict()
         fps = list(self.frames_per_scene.values())
+        lab = self.labels
+        scored = self.scored_mask
         lines = [
-            f"dataset {self.root}  split '{self.split}'",
+            f"dataset {self.root}  format {self.format}  split '{self.split}'",
             f"scenes {self.num_scenes}   frames {self.num_frames}   frames per scene "
             + (f"min {min(fps)} / mean {np.mean(fps):.1f} / max {max(fps)}" if fps else "-"),
             f"cameras {len(self.cameras)}   image size "
             + ("unknown" if self.image_size is None else f"{self.image_size[1]}x{self.image_size[0]} (WxH)"),
             f"voxels per frame {d['voxels_per_frame']}   occupied {100 * d['occupied_fraction']:.2f}%   "
-            f"free {100 * d['free_fraction']:.2f}%",
-            f"camera mask {100 * d['camera_mask_fraction']:.2f}% of voxels (free inside: "
-            f"{100 * d['free_fraction_in_camera_mask']:.2f}%)   LiDAR mask {100 * d['lidar_mask_fraction']:.2f}% "
-            f"(free inside: {100 * d['free_fraction_in_lidar_mask']:.2f}%)   "
-            f"both {100 * d['both_masks_fraction']:.2f}%",
-            f"classes present (0..16): {len(self.classes_present)}/17",
+            f"free {100 * d['free_fraction']:.2f}%"
+            + (f"   ignored (unknown) {100 * d['ignored_fraction']:.2f}% of voxels" if lab.ignore is not None else "")
+            + ("   (occupied and free: shares of the known voxels)" if lab.ignored else ""),
+        ]
+        if lab.masks:
+            lines.append(
+                "   ".join(
+                    f"{m} mask {100 * d[f'{m}_mask_fraction']:.2f}% of voxels (free inside: "
+                    f"{100 * d[f'free_fraction_in_{m}_mask']:.2f}%)"
+                    for m in lab.masks
+                )
+                + (f"   both {100 * d['both_masks_fraction']:.2f}%" if "both_masks_fraction" in d else "")
+            )
+        n_occ = len(self.occupied_classes)
+        lines += [
+            f"classes present (all but free): {len(self.classes_present)}/{n_occ}",
             "",
-            f"{'id':>2}  {'class':<21}{'voxels':>12}  {'% occupied':>10}  {'% occ. cam':>10}  {'frames':>7}",
+            f"{'id':>3}  {'class':<21}{'voxels':>12}  {'% occupied':>10}  {'% in ' + (scored or '-'):>12}  "
+            f"{'frames':>7}",
         ]
         for row in d["classes"]:
-            if row["id"] == OCC3D_FREE:
+            if row["id"] == self.free:
                 continue
+            in_scored = f"{100 * row[f'fraction_of_occupied_in_{scored}_mask']:>12.3f}" if scored else f"{'-':>12}"
             lines.append(
-                f"{row['id']:>2}  {row['name']:<21}{row['voxels']:>12}  {100 * row['fraction_of_occupied']:>10.3f}  "
-                f"{100 * row['fraction_of_occupied_in_camera_mask']:>10.3f}  {row['frames_present']:>7}"
+                f"{row['id']:>3}  {row['name']:<21}{row['voxels']:>12}  {100 * row['fraction_of_occupied']:>10.3f}  "
+                f"{in_scored}  {row['frames_present']:>7}"
             )
-        free = d["classes"][OCC3D_FREE]
+        if self.free is not None:
+            free = d["classes"][self.free]
+            lines.append(
+                f"{self.free:>3}  {free['name']:<21}{free['voxels']:>12}  {'-':>10}  {'-':>12}  "
+                f"{free['frames_present']:>7}"
+            )
         lines.append(
-            f"{OCC3D_FREE:>2}  {'free':<21}{free['voxels']:>12}  {'-':>10}  {'-':>10}  {free['frames_present']:>7}"
-        )
-        lines.append(
-            "% occupied: share among non-free voxels; % occ. cam: the same inside mask_camera; "
-            "frames: frames where the class occurs"
+            "% occupied: share among the voxels of every class but free"
+            + (
+                f"; % in {scored}: the same inside the {scored} mask (the voxels the benchmark scores)"
+                if scored
+                else ""
+            )
+            + "; frames: frames where the class occurs"
         )
         return "\n".join(lines)
 
 
-def dataset_stats(root: str | os.PathLike, split: str = "all", progress: bool = True) -> DatasetStats:
-    """Count labels over every frame of ``split`` of the Occ3D-layout dataset at ``root``.
+def dataset_stats(
+    ds: Any,
+    class_names: tuple[str, ...] | list[str] = OCC3D_CLASSES,
+    free: int | None = OCC3D_FREE,
+    ignore: int | None = None,
+    *,
+    root: str | os.PathLike | None = None,
+    split: str = "all",
+    format_name: str = "occ3d",
+    image_size: tuple[int, int] | None = None,
+    cameras: tuple[str, ...] = (),
+    progress: bool = True,
+) -> DatasetStats:
+    """Count the labels of every frame of the frame dataset ``ds`` (a format's ``open``, images not
+    needed) over the class table ``class_names`` / ``free`` / ``ignore``.
 
-    Reads ``annotations.json`` and each frame's ``labels.npz`` (errors name the file), and the
-    header of one camera image for the image size.
+    Where the layout keeps masks beside the classes (the dataset's ``label_mask_names``, read with
+    ``label_masks(i)``: Occ3D's camera and LiDAR masks) each is counted; otherwise the voxels its
+    benchmark scores (``frame_labels(i)``) are, as the mask ``scored``. Errors name the label file.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: dataset folder not found")
-    ds = Occ3DDataset(root, split=split, load_images=False, load_extras=False)
-    labels = LabelCounts()
-    frames = ds.frames
-    it = frames
+    names = tuple(getattr(ds, "label_mask_names", ()))
+    labels = LabelCounts(num_classes=len(class_names), masks=names or ("scored",), ignore=ignore)
+    it: Any = range(len(ds.frames))
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(frames, desc="stats", unit="frame", leave=False)
-    for f in it:
-        gt = ds.read_labels(f.token)
-        labels.add(gt["semantics"], gt["mask_camera"], gt["mask_lidar"])
-    image_size = None
-    cameras: tuple[str, ...] = ()
-    if frames:
-        cameras = tuple(ds.info(frames[0].token).get("camera_sensor", {}))
-    if cameras:
-        p = ds.image_path(frames[0].token, cameras[0])
-        if p.is_file():
-            try:
-                with Image.open(p) as im:  # reads the header only
-                    image_size = (im.height, im.width)
-            except Exception as e:
-                raise ValueError(f"{p}: cannot read image header ({type(e).__name__}: {e})") from e
+        it = tqdm(it, desc="stats", unit="frame", leave=False)
+    for i in it:
+        if names:
+            sem, masks, where = ds.label_masks(i)
+        else:
+            sem, scored, where = ds.frame_labels(i)
+            masks = {"scored": scored}
+        labels.add(sem, masks, where=str(where))
+    per_scene: dict[str, int] = {}
+    for f in ds.frames:
+        per_scene[f.scene] = per_scene.get(f.scene, 0) + 1
     return DatasetStats(
-        root=str(root),
+        root=str(root if root is not None else getattr(ds, "root", "")),
         split=split,
-        num_scenes=len(ds.scenes),
-        num_frames=len(frames),
-        frames_per_scene={s: len(ds.scene_tokens(s)) for s in ds.scenes},
+        format=format_name,
+        class_names=tuple(class_names),
+        free=free,
+        num_scenes=len(per_scene),
+        num_frames=len(ds.frames),
+        frames_per_scene=per_scene,
         image_size=image_size,
-        cameras=cameras,
+        cameras=tuple(cameras),
         labels=labels,
     )

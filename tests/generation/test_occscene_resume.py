@@ -33,7 +33,6 @@ from occkit.engine.logging import read_jsonl
 TINY = [
     "data.batch_size=1",
     "data.val_batch_size=1",
-    "data.cache_mb=0",
     "optim.warmup_steps=2",
     "occscene.schedule.sample_steps=2",
     "train.threads=1",

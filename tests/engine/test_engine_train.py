@@ -88,6 +88,26 @@ def test_resume_equals_uninterrupted(tmp_path):
             torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6)
 
 
+def test_resume_with_a_longer_run_follows_the_new_schedule(tmp_path, capsys):
+    """Training on past the old end (``--resume`` with a larger ``optim.max_steps``): the cosine spans
+    the new length from the step reached, as a run of that length would have it, and the change is
+    said; the checkpoint's own schedule would sit at its floor."""
+    from occkit.engine.optim import WarmupCosine
+
+    cfg = toy_config(6)
+    train(cfg, tmp_path, ToyFrames(8), method=ToyMethod(), progress=False)
+    longer = toy_config(12)
+    res = train(longer, tmp_path, ToyFrames(8), method=ToyMethod(), resume=True, progress=False)
+    assert res.step == 12
+    assert "max_steps 6 -> 12" in capsys.readouterr().err
+    rows = [r for r in read_jsonl(tmp_path / "train.jsonl") if r["step"] > 6]
+    sched = WarmupCosine(2, 12, longer.optim.min_lr_ratio)
+    for r in rows:  # the lr logged after step s is the one the next step uses: base * factor(s)
+        assert r["lr"] == pytest.approx(5e-3 * sched(r["step"]), rel=1e-6), r
+    floor = 5e-3 * longer.optim.min_lr_ratio
+    assert rows and all(r["lr"] > 1.5 * floor for r in rows if r["step"] < 11)
+
+
 def test_resume_without_checkpoint_starts_fresh(tmp_path, capsys):
     res = train(toy_config(2), tmp_path, ToyFrames(8), method=ToyMethod(), resume=True, progress=False)
     assert res.step == 2

@@ -354,7 +354,7 @@ def _resume_from(ckpt: Path, s: _Stepper, run: _Run) -> tuple[int, float]:
         load_weights(s.ema.module, weights_file(ckpt))
     state = load_trainer_state(ckpt)
     s.optimizer.load_state_dict(state["optimizer"])
-    s.scheduler.load_state_dict(state["scheduler"])
+    _load_schedule(s.scheduler, state["scheduler"], ckpt, run.info)
     if s.scaler is not None and state.get("scaler"):
         s.scaler.load_state_dict(state["scaler"])
     step, train_seconds = int(state["step"]), float(state.get("train_seconds", 0.0))
@@ -617,6 +617,35 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]
             for d in _differences(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
         ]
     return [] if a == b else [(prefix, a, b)]
+
+
+def _load_schedule(scheduler: Any, saved: dict[str, Any], ckpt: Path, info: DistInfo) -> None:
+    """The checkpoint's schedule position (its step count) under the schedule this run's config
+    gives: ``LambdaLR.load_state_dict`` would also bring back the saved warm-up, length and floor, so
+    a run resumed with a longer ``optim.max_steps`` (training on past the old end) kept the old
+    cosine and sat at its floor. A schedule that changed is said in one line."""
+    lam = scheduler.lr_lambdas[0]
+    now = {k: getattr(lam, k) for k in ("warmup_steps", "max_steps", "min_ratio")}
+    scheduler.load_state_dict(saved)
+    lam = scheduler.lr_lambdas[0]
+    before = {k: getattr(lam, k) for k in now}
+    for k, v in now.items():
+        setattr(lam, k, v)
+    if before == now:
+        return
+    step = scheduler.last_epoch
+    # the optimiser's learning rates from the schedule now in force (LambdaLR sets them on each step)
+    for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = base * lam(step)
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+    if info.is_main:
+        was = type(lam)(before["warmup_steps"], before["max_steps"], before["min_ratio"])(step)
+        print(
+            f"resuming from {ckpt}: the learning-rate schedule follows this run's config ("
+            + ", ".join(f"{k} {before[k]} -> {now[k]}" for k in now if before[k] != now[k])
+            + f"); at step {step} its factor goes from {was:.4g} to {lam(step):.4g}",
+            file=sys.stderr,
+        )
 
 
 def _warn_config_change(saved: dict[str, Any], current: dict[str, Any], ckpt: Path, info: DistInfo) -> None:

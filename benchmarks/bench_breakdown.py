@@ -254,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
             hw = tuple(args.hw) if args.hw else None
             peaks = (args.peak_tflops, args.peak_tbps)
             rows, totals = breakdown(args.preset, args.sets, b, hw, args.dtype, peaks, args.top)
-            print(f"\n{args.preset}, {totals['input']}, {args.dtype} autocast, {totals['gflop_per_frame']} GFLOP a frame")
+            print(
+                f"\n{args.preset}, {totals['input']}, {args.dtype} autocast, {totals['gflop_per_frame']} GFLOP a frame"
+            )
             print(table(rows, totals))
             if args.top:
                 print(f"the {args.top} operators that move the most bytes (read + written):")
@@ -265,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_breakdown: error: {e}", file=sys.stderr)
         return 2
     print(
-        f"\nroofline: max(FLOPs / {args.peak_tflops} TFLOP/s, bytes / {args.peak_tbps} TB/s) per part, summed; an estimate "
-        "(eager, unfused bytes; no atomics, launches or kernel efficiency)"
+        f"\nroofline: max(FLOPs / {args.peak_tflops} TFLOP/s, bytes / {args.peak_tbps} TB/s) per part, summed; "
+        "an estimate (eager, unfused bytes; no atomics, launches or kernel efficiency)"
     )
     if args.json:
         doc: dict[str, Any] = {

@@ -53,7 +53,7 @@ def part_paths(pred: torch.nn.Module) -> list[tuple[str, str]]:
         parts.append(("lift: geometry + splat", "net.view_transform"))
         if hasattr(vt, "depth_net"):
             parts.append(("depth net", "net.view_transform.depth_net"))
-    parts.append(("3D encoder: upsample + concat", "net.encoder"))
+    parts.append(("3D encoder: up + concat / split", "net.encoder"))  # the decoder's own ops
     for i in range(len(net.encoder.stages)):
         parts.append((f"3D encoder: stage {i}", f"net.encoder.stages.{i}"))
     for i in range(len(net.encoder.fuse)):

@@ -16,6 +16,11 @@ that fails, hangs or runs out of ``--budget-s`` is recorded and the next part ru
    (``torch.cuda.CUDAGraph`` capture of the eager model), then ``torch.compile(mode=
    "reduce-overhead")`` (inductor with CUDA graphs; its compile time too), then the ONNX export
    through onnxruntime on each provider it has, with its parity against PyTorch float32 (TF32 off).
+   Right after the eager figures, ``inference:occ3d-r50 parts``: each part's own time in the forward
+   (backbone, neck, depth net, lift, the 3D encoder's stages and decoder, head; CUDA events by forward
+   hooks, eager bf16 at batch 1 and 8), the heaviest kernels of a profiled call, and the speed options
+   of :data:`PART_VARIANTS` alone and together (their logits against the default's; together also under
+   ``cudnn.benchmark`` and as a CUDA graph). ``--inference-set`` passes options to every inference part.
 3. ``stages``: the data, made with plain occkit commands (``preset_bench.STAGES``), each with a time
    limit; a failed stage skips only the rows that read it. The six-camera world holds as many
    training frames as the largest preset batch (occscene-gpu: 16).
@@ -575,7 +580,7 @@ def child_parts(args, emit, deadline: float) -> None:
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     sizes = (1, 2) if args.smoke else (1, 8)
-    calls = {1: 1, 2: 1} if args.smoke else {1: 12, 8: 6}
+    calls = {1: 1, 2: 1} if args.smoke else {1: 10, 8: 5}
     warm = 1 if args.smoke else 3
     base_sets = inference_sets(args.smoke) + json.loads(args.sets)
     emit(["settings"], tf32_settings())
@@ -672,7 +677,7 @@ def _top_kernels(pred, f, device: torch.device, n: int = 12) -> list[dict[str, A
 
 def _all_extras(pred, dev, sizes, device: torch.device, emit, deadline: float, smoke: bool) -> None:
     """All options together, under ``cudnn.benchmark`` (eager) and as a captured CUDA graph."""
-    secs = 0.2 if smoke else 1.0
+    secs = 0.2 if smoke else 0.5
     for b in sizes:
         if time.perf_counter() > deadline - 5:
             emit(["all_cudnn_benchmark", f"bf16_b{b}"], {"skipped": "the part's time limit"})

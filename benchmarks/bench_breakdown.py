@@ -91,13 +91,17 @@ class ByteCounter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        if getattr(func, "is_view", False) or func.overloadpacket in (torch.ops.aten.detach,):
-            return out
         part = self.stack[-1]
         ins = [t for t in tree_flatten((args, kwargs or {}))[0] if isinstance(t, torch.Tensor)]
         outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
         if not outs or func.namespace == "prim":  # metadata (prim.device, sizes): no data moved
             return out
+        if getattr(func, "is_view", False):
+            # an operator that may alias (contiguous, reshape, to, under inference_mode not decomposed):
+            # a view when its output shares an input's storage, else a copy, counted
+            have = {t.untyped_storage()._cdata for t in ins}
+            if all(t.untyped_storage()._cdata in have for t in outs):
+                return out
         if func.overloadpacket.__name__ in FACTORIES:  # reads only its input's dtype and device
             ins = []
         self.read[part] += sum(t.numel() * t.element_size() for t in ins)

@@ -126,6 +126,7 @@ def breakdown(
     dtype: str = "bf16",
     peaks: tuple[float, float] = (PEAK_TFLOPS, PEAK_TBPS),
     top: int = 12,
+    fold: bool = False,
 ) -> tuple[list[dict], dict]:
     """One fake forward of ``preset``'s exported predictor at ``batch``: its rows (one per part) and totals."""
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -138,6 +139,10 @@ def breakdown(
     H, W = hw or tuple(cfg.data.image_aug.out_hw)
     # the weights are real (a memory layout cannot be set on fake parameters), the activations fake
     pred = OccPredictor(build_method(cfg), cfg.method).eval()
+    if fold:
+        from occkit.models.fold import fold_batchnorms
+
+        fold_batchnorms(pred)
     with FakeTensorMode(allow_non_fake_inputs=True):
         parts = part_paths(pred)
         label_of = {path: label for label, path in parts}
@@ -249,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="sets", nargs="*", default=[], help="config overrides (key=value)")
     ap.add_argument("--peak-tflops", type=float, default=PEAK_TFLOPS, help="default: H100 SXM5 bf16 dense")
     ap.add_argument("--peak-tbps", type=float, default=PEAK_TBPS, help="default: H100 SXM5 HBM3")
+    ap.add_argument(
+        "--fold-batchnorms", action="store_true", help="fold the BatchNorms into their convolutions (inference)"
+    )
     ap.add_argument("--top", type=int, default=12, help="list the operators that move the most bytes (0: none)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows and totals here")
     args = ap.parse_args(argv)
@@ -260,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         for b in args.batches:
             hw = tuple(args.hw) if args.hw else None
             peaks = (args.peak_tflops, args.peak_tbps)
-            rows, totals = breakdown(args.preset, args.sets, b, hw, args.dtype, peaks, args.top)
+            rows, totals = breakdown(args.preset, args.sets, b, hw, args.dtype, peaks, args.top, args.fold_batchnorms)
             print(
                 f"\n{args.preset}, {totals['input']}, {args.dtype} autocast, {totals['gflop_per_frame']} GFLOP a frame"
             )
@@ -281,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         doc: dict[str, Any] = {
             "preset": args.preset,
             "sets": args.sets,
+            "fold_batchnorms": args.fold_batchnorms,
             "dtype": args.dtype,
             "torch": torch.__version__,
             "peaks": {

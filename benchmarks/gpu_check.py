@@ -19,8 +19,9 @@ that fails, hangs or runs out of ``--budget-s`` is recorded and the next part ru
    Right after the eager figures, ``inference:occ3d-r50 parts``: each part's own time in the forward
    (backbone, neck, depth net, lift, the 3D encoder's stages and decoder, head; CUDA events by forward
    hooks, eager bf16 at batch 1 and 8), the heaviest kernels of a profiled call, and the speed options
-   of :data:`PART_VARIANTS` alone and together (their logits against the default's; together also under
-   ``cudnn.benchmark`` and as a CUDA graph). ``--inference-set`` passes options to every inference part.
+   of :data:`PART_VARIANTS` alone and together, then with the BatchNorms folded (their logits against the
+   default's; the last also under ``cudnn.benchmark`` and as a CUDA graph). ``--inference-set`` passes
+   options to every inference part.
 3. ``stages``: the data, made with plain occkit commands (``preset_bench.STAGES``), each with a time
    limit; a failed stage skips only the rows that read it. The six-camera world holds as many
    training frames as the largest preset batch (occscene-gpu: 16).
@@ -489,6 +490,10 @@ PART_VARIANTS: dict[str, list[str]] = {
     "encoder_fuse_split": ["model.encoder_fuse=split"],
 }
 PART_VARIANTS["all"] = [s for v in PART_VARIANTS.values() for s in v]
+#: Not a config key: the variant's BatchNorms folded into their convolutions after it is built
+#: (``occkit.models.fold.fold_batchnorms``, inference only).
+FOLD = "fold_batchnorms"
+PART_VARIANTS["all_bn_folded"] = [*PART_VARIANTS["all"], FOLD]
 
 
 class PartTimer:
@@ -571,11 +576,12 @@ class PartTimer:
 
 def child_parts(args, emit, deadline: float) -> None:
     """Where occ3d-r50's forward spends its time on the device, part by part, for the default network and
-    each speed option of :data:`PART_VARIANTS` (alone, then all together): eager bf16 autocast at batch 1
+    each speed option of :data:`PART_VARIANTS` (alone, all together, and with the BatchNorms folded):
+    eager bf16 autocast at batch 1
     and 8 after warm-up, the median of each part's own time over the calls (CUDA events around each part);
     each option's logits against the default's on the same input; the heaviest kernels of a profiled call
-    (default and all options, the larger batch); the options together under ``cudnn.benchmark`` and
-    replayed as a CUDA graph. At batch 1 the GPU may wait for the host's launches (a part's time is then
+    (default and all options folded, the larger batch); all of it under ``cudnn.benchmark`` and replayed
+    as a CUDA graph. At batch 1 the GPU may wait for the host's launches (a part's time is then
     its launch time); the larger batch is closer to the kernels' own time."""
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -592,7 +598,11 @@ def child_parts(args, emit, deadline: float) -> None:
             emit(["variants", name], {"skipped": "the part's time limit"})
             continue
         try:
-            cfg, pred = _occ3d(device, base_sets + sets)
+            cfg, pred = _occ3d(device, base_sets + [x for x in sets if x != FOLD])
+            if FOLD in sets:
+                from occkit.models.fold import fold_batchnorms
+
+                emit(["variants", name, "batchnorms_folded"], fold_batchnorms(pred))
             if dev is None:
                 hw = tuple(cfg.data.image_aug.out_hw)
                 dev = {b: [f.to(device) for f in _frames(2, hw, b)] for b in sizes}
@@ -633,9 +643,9 @@ def child_parts(args, emit, deadline: float) -> None:
                     row["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
                 emit(["variants", name, f"b{b}"], row)
             timer.remove()
-            if name in ("default", "all") and time.perf_counter() < deadline - 10:
+            if name in ("default", "all_bn_folded") and time.perf_counter() < deadline - 10:
                 emit(["variants", name, "top_kernels"], _top_kernels(pred, dev[sizes[-1]][0], device))
-            if name == "all":
+            if name == "all_bn_folded":
                 _all_extras(pred, dev, sizes, device, emit, deadline, args.smoke)
         except Exception as e:  # noqa: BLE001 - one variant's failure is a finding; the next is measured
             emit(["variants", name, "error"], one_line(e))
@@ -676,7 +686,7 @@ def _top_kernels(pred, f, device: torch.device, n: int = 12) -> list[dict[str, A
 
 
 def _all_extras(pred, dev, sizes, device: torch.device, emit, deadline: float, smoke: bool) -> None:
-    """All options together, under ``cudnn.benchmark`` (eager) and as a captured CUDA graph."""
+    """All options together (BatchNorms folded), under ``cudnn.benchmark`` (eager) and as a captured CUDA graph."""
     secs = 0.2 if smoke else 0.5
     for b in sizes:
         if time.perf_counter() > deadline - 5:

@@ -166,3 +166,65 @@ def test_export_leaves_both_layouts_out_and_restores_them():
     with _no_channels_last(net):
         assert not net.channels_last and not net.image_channels_last and not net.view_transform.channels_last
     assert net.channels_last and net.image_channels_last and net.view_transform.channels_last
+
+
+def test_fold_one_batchnorm_by_hand():
+    from occkit.models.fold import fold_batchnorms
+
+    conv, bn = torch.nn.Conv1d(1, 1, 1, bias=False), torch.nn.BatchNorm1d(1, eps=1.0)
+    with torch.no_grad():
+        conv.weight.fill_(2.0)
+        bn.running_mean.fill_(1.0), bn.running_var.fill_(3.0), bn.weight.fill_(4.0), bn.bias.fill_(0.5)
+    net = torch.nn.Sequential(conv, bn).eval()
+    with pytest.raises(ValueError, match="training mode"):
+        fold_batchnorms(torch.nn.Sequential(torch.nn.Conv1d(1, 1, 1), torch.nn.BatchNorm1d(1)))
+    x = torch.tensor([[[0.0, 1.0, 3.0]]])
+    ref = net(x)
+    assert fold_batchnorms(net) == 1 and isinstance(net[1], torch.nn.Identity)
+    # s = 4 / sqrt(3 + 1) = 2: weight 2 * 2 = 4, bias (0 - 1) * 2 + 0.5 = -1.5
+    assert conv.weight.item() == 4.0 and conv.bias.item() == -1.5
+    assert torch.equal(net(x), ref)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_fold_batchnorms_in_timm_backbones(name):
+    from occkit.models.backbone import Backbone
+    from occkit.models.fold import fold_batchnorms
+
+    torch.manual_seed(0)
+    bb = Backbone(name, 16).eval()
+    _randomise_norms(bb)
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        ref = bb(x)
+        n = fold_batchnorms(bb)
+        out = bb(x)
+    assert n > 0 and not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in bb.modules())
+    for a, b in zip(out, ref):  # float32 rounding, relative to the activations' scale (they grow over 16 blocks)
+        assert float((a - b).abs().max()) <= 1e-5 * float(b.abs().max()), name
+
+
+@pytest.mark.parametrize("opts", [{}, {"encoder_fuse": "split", "channels_last": True, "image_channels_last": True}])
+def test_fold_batchnorms_in_the_network(opts):
+    """Every BatchNorm of the camera network follows a convolution: all are folded, the logits stay."""
+    from occkit.models.fold import fold_batchnorms
+
+    ref, fast = _same_weights({"lift_downsample": (2, 2, 1)}, **opts)
+    norms = sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in fast.modules())
+    images, K, T = tiny_inputs()
+    with torch.no_grad():
+        expect = ref(images, K, T).logits
+        assert fold_batchnorms(fast) == norms > 0
+        got = fast(images, K, T).logits
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in fast.modules())
+    torch.testing.assert_close(got, expect, rtol=1e-4, atol=1e-4)
+
+
+def test_fold_leaves_frame_statistics_alone():
+    from occkit.models.fold import fold_batchnorms
+
+    net = build_occnet(tiny_cfg(image_norm_eval="frame")).eval()
+    frame = [m for m in net.backbone.modules() if getattr(m, "frame_stats", False)]
+    assert frame
+    fold_batchnorms(net)
+    assert all(any(m is f for m in net.modules()) for f in frame)  # still there, still normalising per frame

@@ -140,5 +140,5 @@ class UNetEncoder(nn.Module):
             wt = wt.to(w.dtype)  # (C_x, out, 4, 4[, 4]): a transposed conv's weight
         conv_t = F.conv_transpose3d if self.dims == 3 else F.conv_transpose2d
         conv_n = F.conv3d if self.dims == 3 else F.conv2d
-        y = conv_n(skip, w[:, :cs], None, 1, 1) + conv_t(x, wt, None, 2, 1)
+        y = conv_n(skip, w[:, :cs], conv.bias, 1, 1) + conv_t(x, wt, None, 2, 1)  # a bias once (BatchNorm folded)
         return rest(y)

@@ -122,9 +122,10 @@ class OccNetConfig:
     """Under autocast (``optim.amp``), hand the lifted volume to the 3D encoder in the autocast dtype
     (bf16 / fp16) rather than in the float32 the splat sums in. The encoder's convolutions cast it so
     anyway; what changes is its identity skip: stage 0's residual sum, and with it the full-resolution
-    skip the decoder concatenates, are then no longer promoted to float32 (occ3d-r50: 0.66 GB fewer
-    bytes written a frame, ``benchmarks/bench_breakdown.py``). Outputs within the autocast dtype's
-    rounding; without autocast nothing changes."""
+    skip the decoder concatenates, are then no longer promoted to float32, nor cast back to bf16 by every
+    convolution that reads them (occ3d-r50: 2.5 of 11.3 GB a frame read and written in an eager forward,
+    ``benchmarks/bench_breakdown.py``). Outputs within the autocast dtype's rounding; without autocast
+    nothing changes."""
     encoder_fuse: Literal["concat", "split"] = "concat"
     """How the 3D (or BEV) encoder's decoder fuses a skip with the coarser stage above it
     (:class:`occkit.models.encoder3d.UNetEncoder`): 'concat' upsamples the coarser stage (nearest,

@@ -16,6 +16,12 @@ that fails, hangs or runs out of ``--budget-s`` is recorded and the next part ru
    (``torch.cuda.CUDAGraph`` capture of the eager model), then ``torch.compile(mode=
    "reduce-overhead")`` (inductor with CUDA graphs; its compile time too), then the ONNX export
    through onnxruntime on each provider it has, with its parity against PyTorch float32 (TF32 off).
+   Right after the eager figures, ``inference:occ3d-r50 parts``: each part's own time in the forward
+   (backbone, neck, depth net, lift, the 3D encoder's stages and decoder, head; CUDA events by forward
+   hooks, eager bf16 at batch 1 and 8), the heaviest kernels of a profiled call, and the speed options
+   of :data:`PART_VARIANTS` alone and together, then with the BatchNorms folded (their logits against the
+   default's; the last also under ``cudnn.benchmark`` and as a CUDA graph). ``--inference-set`` passes
+   options to every inference part.
 3. ``stages``: the data, made with plain occkit commands (``preset_bench.STAGES``), each with a time
    limit; a failed stage skips only the rows that read it. The six-camera world holds as many
    training frames as the largest preset batch (occscene-gpu: 16).
@@ -412,7 +418,7 @@ def child_eager(args, emit, deadline: float) -> None:
     """The host-to-device copy, eager autocast / float32 figures and CUDA graphs captured by hand."""
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    cfg, pred = _occ3d(device, inference_sets(args.smoke))
+    cfg, pred = _occ3d(device, inference_sets(args.smoke) + json.loads(args.sets))
     hw = tuple(cfg.data.image_aug.out_hw)
     sizes = (1, 2) if args.smoke else (1, 8)
     secs = 0.2 if args.smoke else 2.0
@@ -474,6 +480,240 @@ def child_eager(args, emit, deadline: float) -> None:
             emit(["cuda_graph", key], {"error": one_line(e), "where": traceback.format_exc(limit=-2).splitlines()[-3:]})
 
 
+#: The speed options the part ``inference:occ3d-r50 parts`` measures, each alone and all together: the same
+#: weights and values as the default (tests/models/test_models_fast_options.py), other kernels and bytes.
+PART_VARIANTS: dict[str, list[str]] = {
+    "default": [],
+    "image_channels_last": ["model.image_channels_last=true"],
+    "channels_last_3d": ["model.channels_last=true"],
+    "lifted_autocast": ["model.lifted_autocast=true"],
+    "encoder_fuse_split": ["model.encoder_fuse=split"],
+}
+PART_VARIANTS["all"] = [s for v in PART_VARIANTS.values() for s in v]
+#: Not a config key: the variant's BatchNorms folded into their convolutions after it is built
+#: (``occkit.models.fold.fold_batchnorms``, inference only).
+FOLD = "fold_batchnorms"
+PART_VARIANTS["all_bn_folded"] = [*PART_VARIANTS["all"], FOLD]
+
+
+class PartTimer:
+    """Per part of the forward (``bench_breakdown.part_paths``: backbone, neck, depth net, lift, the 3D
+    encoder's stages and decoder, head), the time between its start and its end, from CUDA events recorded
+    by forward hooks (on a CPU, ``perf_counter``); a part's own time is its span less the parts inside it."""
+
+    def __init__(self, pred, device: torch.device) -> None:
+        from bench_breakdown import part_paths
+
+        self.cuda = device.type == "cuda"
+        self.parts = part_paths(pred)
+        self.marks: dict[str, list] = {}
+        self.hooks = []
+        for label, path in [("total", ""), *self.parts]:
+            mod = pred.get_submodule(path) if path else pred
+            self.hooks += [
+                mod.register_forward_pre_hook(self._mark(label, 0)),
+                mod.register_forward_hook(self._end(label)),
+            ]
+        self.samples: list[dict[str, float]] = []
+        self.recording = False
+
+    def _stamp(self):
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            return ev
+        return time.perf_counter()
+
+    def _mark(self, label: str, _i: int):
+        def pre(_m, _a) -> None:
+            if self.recording:
+                self.marks[label] = [self._stamp(), None]
+
+        return pre
+
+    def _end(self, label: str):
+        def post(_m, _a, _o) -> None:
+            if self.recording and label in self.marks:
+                self.marks[label][1] = self._stamp()
+
+        return post
+
+    def call(self, fn) -> None:
+        self.marks, self.recording = {}, True
+        try:
+            fn()
+        finally:
+            self.recording = False
+        if self.cuda:
+            torch.cuda.synchronize()
+        span = {}
+        for label, (a, b) in self.marks.items():
+            if b is not None:
+                span[label] = a.elapsed_time(b) if self.cuda else (b - a) * 1000.0
+        self.samples.append(span)
+
+    def summary(self) -> dict[str, float]:
+        """Median of each part's own milliseconds over the calls; ``rest`` is the total less the parts."""
+        paths = dict(self.parts)
+        label_of = {p: lab for lab, p in self.parts}
+        own_all = []
+        for span in self.samples:
+            own = dict(span)
+            for label, path in self.parts:
+                outer = [p for _, p in self.parts if p != path and path.startswith(p + ".")]
+                if outer and label in span:
+                    own[label_of[max(outer, key=len)]] -= span[label]
+            top = [lab for lab, p in self.parts if p.count(".") == 1 and lab in span]
+            own["rest: normalise, reshape, labels"] = span.get("total", 0.0) - sum(span[lab] for lab in top)
+            own_all.append(own)
+        keys = ["total", *paths, "rest: normalise, reshape, labels"]
+        return {k: round(statistics.median(o[k] for o in own_all), 3) for k in keys if all(k in o for o in own_all)}
+
+    def remove(self) -> None:
+        for h in self.hooks:
+            h.remove()
+
+
+def child_parts(args, emit, deadline: float) -> None:
+    """Where occ3d-r50's forward spends its time on the device, part by part, for the default network and
+    each speed option of :data:`PART_VARIANTS` (alone, all together, and with the BatchNorms folded):
+    eager bf16 autocast at batch 1
+    and 8 after warm-up, the median of each part's own time over the calls (CUDA events around each part);
+    each option's logits against the default's on the same input; the heaviest kernels of a profiled call
+    (default and all options folded, the larger batch); all of it under ``cudnn.benchmark`` and replayed
+    as a CUDA graph. At batch 1 the GPU may wait for the host's launches (a part's time is then
+    its launch time); the larger batch is closer to the kernels' own time."""
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    sizes = (1, 2) if args.smoke else (1, 8)
+    calls = {1: 1, 2: 1} if args.smoke else {1: 10, 8: 5}
+    warm = 1 if args.smoke else 3
+    base_sets = inference_sets(args.smoke) + json.loads(args.sets)
+    emit(["settings"], tf32_settings())
+    emit(["how"], "eager, bf16 autocast, inference_mode; CUDA events around each part (bench_breakdown.part_paths)")
+    ref_logits: dict[int, torch.Tensor] = {}
+    dev = None
+    for name, sets in PART_VARIANTS.items():
+        if time.perf_counter() > deadline - 5:
+            emit(["variants", name], {"skipped": "the part's time limit"})
+            continue
+        try:
+            cfg, pred = _occ3d(device, base_sets + [x for x in sets if x != FOLD])
+            if FOLD in sets:
+                from occkit.models.fold import fold_batchnorms
+
+                emit(["variants", name, "batchnorms_folded"], fold_batchnorms(pred))
+            if dev is None:
+                hw = tuple(cfg.data.image_aug.out_hw)
+                dev = {b: [f.to(device) for f in _frames(2, hw, b)] for b in sizes}
+            emit(["variants", name, "sets"], sets)
+            timer = PartTimer(pred, device)
+            for b in sizes:
+                if time.perf_counter() > deadline - 5:
+                    emit(["variants", name, f"b{b}"], {"skipped": "the part's time limit"})
+                    continue
+                f0 = dev[b][0]
+                with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16):
+                    for i in range(warm):
+                        out = pred(f0.images, f0.intrinsics, f0.T_ego_from_cam)
+                    timer.samples = []
+                    for i in range(calls[b]):
+                        f = dev[b][i % 2]
+                        timer.call(lambda f=f: pred(f.images, f.intrinsics, f.T_ego_from_cam))
+                parts = timer.summary()
+                row: dict[str, Any] = {
+                    "batch": b,
+                    "ms_per_call": parts.pop("total"),
+                    "calls": calls[b],
+                    "parts_ms": parts,
+                }
+                row["frames_per_s"] = round(b / row["ms_per_call"] * 1000, 1) if row["ms_per_call"] > 0 else None
+                if b == sizes[0]:
+                    logits = out[0].float()
+                    if name == "default":
+                        ref_logits[b] = logits
+                    elif b in ref_logits:
+                        ref = ref_logits[b]
+                        row["vs_default"] = {
+                            "max_abs_logit_diff": round(float((logits - ref).abs().max()), 5),
+                            "logit_scale": round(float(ref.abs().max()), 3),
+                            "label_agreement": round(float((logits.argmax(1) == ref.argmax(1)).float().mean()), 6),
+                        }
+                if cuda:
+                    row["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+                emit(["variants", name, f"b{b}"], row)
+            timer.remove()
+            if name in ("default", "all_bn_folded") and time.perf_counter() < deadline - 10:
+                try:  # the profiler (CUPTI) may be missing on a machine: the variant's other figures stand
+                    emit(["variants", name, "top_kernels"], _top_kernels(pred, dev[sizes[-1]][0], device))
+                except Exception as e:  # noqa: BLE001
+                    emit(["variants", name, "top_kernels"], {"error": one_line(e)})
+            if name == "all_bn_folded":
+                _all_extras(pred, dev, sizes, device, emit, deadline, args.smoke)
+        except Exception as e:  # noqa: BLE001 - one variant's failure is a finding; the next is measured
+            emit(["variants", name, "error"], one_line(e))
+            emit(["variants", name, "where"], traceback.format_exc(limit=-3).strip().splitlines()[-4:])
+        finally:
+            pred = None
+            if cuda:
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+
+
+def _top_kernels(pred, f, device: torch.device, n: int = 12) -> list[dict[str, Any]]:
+    """The ``n`` kernels (on a CPU: operators) that took the most device time in one profiled call."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16):
+        pred(f.images, f.intrinsics, f.T_ego_from_cam)
+        with profile(activities=acts) as prof:
+            pred(f.images, f.intrinsics, f.T_ego_from_cam)
+            if cuda:
+                torch.cuda.synchronize()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    rows = []
+    for e in prof.key_averages():
+        t = getattr(e, key, None)
+        if t is None and cuda:
+            t = getattr(e, "self_cuda_time_total", 0)
+        if t:
+            rows.append((t, e.key, e.count))
+    rows.sort(reverse=True)
+    total = sum(t for t, _, _ in rows)
+    return [
+        {"name": k[:120], "ms": round(t / 1000, 3), "count": c, "share": round(t / total, 3) if total else 0.0}
+        for t, k, c in rows[:n]
+    ]
+
+
+def _all_extras(pred, dev, sizes, device: torch.device, emit, deadline: float, smoke: bool) -> None:
+    """All options together (BatchNorms folded), under ``cudnn.benchmark`` (eager) and as a captured CUDA graph."""
+    secs = 0.2 if smoke else 0.5
+    for b in sizes:
+        if time.perf_counter() > deadline - 5:
+            emit(["all_cudnn_benchmark", f"bf16_b{b}"], {"skipped": "the part's time limit"})
+            continue
+        try:
+            with torch.inference_mode(), _settings(benchmark=True), torch.autocast(device.type, dtype=torch.bfloat16):
+                r = _fps(lambda f: pred(f.images, f.intrinsics, f.T_ego_from_cam), dev[b], b, device, secs)
+            emit(["all_cudnn_benchmark", f"bf16_b{b}"], r)
+        except Exception as e:  # noqa: BLE001
+            emit(["all_cudnn_benchmark", f"bf16_b{b}"], {"error": one_line(e)})
+    if device.type != "cuda":
+        emit(["all_cuda_graph"], {"skipped": "CUDA graphs need a CUDA device"})
+        return
+    for b in sizes:
+        if time.perf_counter() > deadline - 5:
+            emit(["all_cuda_graph", f"bf16_b{b}"], {"skipped": "the part's time limit"})
+            continue
+        try:
+            emit(["all_cuda_graph", f"bf16_b{b}"], _graph_fps(pred, dev[b], b, device, secs))
+        except Exception as e:  # noqa: BLE001
+            emit(["all_cuda_graph", f"bf16_b{b}"], {"error": one_line(e)})
+
+
 def _pinned(batch):
     """``batch`` with its tensors in page-locked memory (what a loader with ``pin_memory`` gives)."""
     import dataclasses
@@ -524,7 +764,7 @@ def child_compile(args, emit, deadline: float) -> None:
     """``torch.compile(mode="reduce-overhead")``: inductor with CUDA graphs (--smoke: dynamo's capture
     with the eager backend, since inductor's C++ build takes minutes on a CPU)."""
     device = torch.device(args.device)
-    cfg, pred = _occ3d(device, inference_sets(args.smoke))
+    cfg, pred = _occ3d(device, inference_sets(args.smoke) + json.loads(args.sets))
     hw = tuple(cfg.data.image_aug.out_hw)
     sizes = (1, 2) if args.smoke else (1, 8)
     secs = 0.2 if args.smoke else 2.0
@@ -574,7 +814,7 @@ def child_onnx(args, emit, deadline: float) -> None:
     from occkit.export.onnx import OUTPUT_NAMES, export_onnx, ort_session
 
     device = torch.device(args.device)
-    cfg, pred = _occ3d(torch.device("cpu"), inference_sets(args.smoke))
+    cfg, pred = _occ3d(torch.device("cpu"), inference_sets(args.smoke) + json.loads(args.sets))
     hw = tuple(cfg.data.image_aug.out_hw)
     frames = _frames(2, hw, 1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -718,6 +958,7 @@ def child_tests(args, emit, deadline: float) -> None:
 
 CHILDREN = {
     "eager": child_eager,
+    "parts": child_parts,
     "compile": child_compile,
     "onnx": child_onnx,
     "train": child_train,
@@ -785,6 +1026,13 @@ def check_options(args: argparse.Namespace) -> str | None:
         return f"--rows {' '.join(unknown)}: not a preset of the check (its presets: {', '.join(labels)})"
     if args.rows == []:
         return "--rows: no preset given (its presets: " + ", ".join(labels) + "; leave --rows out for all)"
+    if args.inference_set:
+        from occkit.experiment import load_experiment
+
+        try:
+            load_experiment("occ3d-r50", list(args.inference_set))
+        except Exception as e:  # noqa: BLE001 - the config's own one-line error
+            return f"--inference-set {' '.join(args.inference_set)}: {one_line(e)}"
     try:
         check_output_file(args.out, command="gpu_check")
     except (OSError, ValueError) as e:
@@ -808,6 +1056,13 @@ def main(argv: list[str] | None = None) -> int:
         "--rows", nargs="*", default=None, help="presets to time (default all): " + ", ".join(r.label for r in ROWS)
     )
     ap.add_argument("--no-inference", action="store_true")
+    ap.add_argument("--no-parts", action="store_true", help="leave out the per-part timing and the speed options")
+    ap.add_argument(
+        "--inference-set",
+        nargs="*",
+        default=[],
+        help="config overrides for occ3d-r50's inference parts, e.g. model.channels_last=true model.encoder_fuse=split",
+    )
     ap.add_argument("--no-onnx", action="store_true")
     ap.add_argument("--no-train", action="store_true")
     ap.add_argument("--no-tests", action="store_true", help="leave out the CUDA-only tests (the part tests)")
@@ -932,8 +1187,12 @@ def main(argv: list[str] | None = None) -> int:
     builder = threading.Thread(target=build_all_guarded, daemon=True)
 
     # 1. inference first: the figure the 400 frames/s goal needs
+    inf_sets = ["--sets", json.dumps(args.inference_set)]
     if not args.no_inference:
-        child("inference:occ3d-r50", "eager", 150 if not args.smoke else 600, 20)
+        child("inference:occ3d-r50", "eager", 150 if not args.smoke else 600, 20, inf_sets)
+        # where the forward's time goes, part by part, and the speed options (about 30 s on a GPU)
+        if not args.no_parts:
+            child("inference:occ3d-r50 parts", "parts", 75 if not args.smoke else 600, 20, inf_sets)
     if rows:
         builder.start()
     for r in skipped_rows:  # named, not failed: the package is not on this machine (gpu_carry.py carries it)
@@ -943,9 +1202,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_tests:
         child("tests:cuda", "tests", 120 if not args.smoke else 600, 20 if not args.smoke else 0)
     if not args.no_inference:
-        child("inference:occ3d-r50 compiled", "compile", 120 if not args.smoke else 600, 40 if not args.smoke else 0)
+        child(
+            "inference:occ3d-r50 compiled",
+            "compile",
+            120 if not args.smoke else 600,
+            40 if not args.smoke else 0,
+            inf_sets,
+        )
         if not args.no_onnx:
-            child("inference:occ3d-r50 onnx", "onnx", 60 if not args.smoke else 600, 25 if not args.smoke else 0)
+            child(
+                "inference:occ3d-r50 onnx", "onnx", 60 if not args.smoke else 600, 25 if not args.smoke else 0, inf_sets
+            )
     # 2. one training step per preset, each in its own process with its own limit
     if rows:
         builder.join()

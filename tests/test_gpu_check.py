@@ -110,6 +110,53 @@ def test_smoke_inference_and_export_parity(smoke):
         assert "skipped" in onnx["providers"][prov] or "frames_per_s" in onnx["providers"][prov]
 
 
+def test_smoke_times_every_part_of_the_forward_and_every_speed_option(smoke):
+    """The part ``inference:occ3d-r50 parts`` runs right after the eager figures, before any preset: per
+    option (and all together) a per-part split of the forward whose parts add up to the call, the option's
+    logits against the default's, the heaviest kernels (operators on a CPU) of a profiled call."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_check import PART_VARIANTS
+
+    _, out = smoke
+    rep = json.loads(out.read_text())
+    keys = list(rep["parts"])
+    k = keys.index("inference:occ3d-r50 parts")
+    assert keys.index("inference:occ3d-r50") < k < min(keys.index(x) for x in keys if x.startswith("train:"))
+    part = rep["parts"]["inference:occ3d-r50 parts"]
+    assert "error" not in part and set(part["variants"]) == set(PART_VARIANTS)
+    for name, v in part["variants"].items():
+        assert v["sets"] == PART_VARIANTS[name]
+        for b in ("b1", "b2"):
+            row = v[b]
+            parts = row["parts_ms"]
+            for p in ("backbone (ResNet)", "neck (FPN)", "depth net", "lift: geometry + splat", "3D encoder: stage 0"):
+                assert parts[p] >= 0, (name, p)
+            assert "head" in parts and row["ms_per_call"] > 0
+            # own times: the total less the parts inside it, so they add up to the call (medians of one call)
+            assert abs(sum(parts.values()) - row["ms_per_call"]) <= 0.01 * row["ms_per_call"] + 0.01, (name, b)
+        if name != "default":  # the same weights, the same input: the option changes no label here
+            assert v["b1"]["vs_default"]["label_agreement"] > 0.99, name
+    # with the split fusion no fuse module runs: its convolutions are the decoder's own time
+    assert "3D encoder: fuse 0" in part["variants"]["default"]["b1"]["parts_ms"]
+    assert "3D encoder: fuse 0" not in part["variants"]["encoder_fuse_split"]["b1"]["parts_ms"]
+    assert part["variants"]["default"]["top_kernels"][0]["ms"] > 0
+    assert part["all_cudnn_benchmark"]["bf16_b1"]["frames_per_s"] > 0
+    assert part["all_cuda_graph"] == {"skipped": "CUDA graphs need a CUDA device"}
+
+
+def test_bad_inference_set_is_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--device", "cpu", "--out", str(tmp_path / "j.json")]
+        + ["--inference-set", "model.no_such_key=1"],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path, block=False),
+        timeout=300,
+    )
+    assert proc.returncode == 2 and not (tmp_path / "j.json").exists()
+    assert proc.stderr.strip().count("\n") == 0 and "--inference-set model.no_such_key=1" in proc.stderr
+
+
 def test_killed_mid_run_leaves_valid_json_with_what_was_measured(tmp_path):
     """SIGKILL to the check and its parts as soon as the first inference figure is in the JSON."""
     out = tmp_path / "k.json"

@@ -73,3 +73,33 @@ def test_half_weights_run_on_float32_and_float16_inputs(occ3d):
             logits, labels = half(*x)
             assert logits.dtype == torch.float16 and torch.isfinite(logits).all()
             assert (labels == ref_labels).float().mean() > 0.9  # the same network, rounded
+
+
+def test_speed_options_are_graph_safe_too(monkeypatch):
+    """Every speed option the GPU check measures (``gpu_check.PART_VARIANTS``: the layouts, the lifted
+    volume in the autocast dtype, the split fusion, the BatchNorms folded) keeps the forward one graph that
+    builds no tensor from Python values, under bf16 autocast too."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_check
+
+    from occkit.models.fold import fold_batchnorms
+
+    sets = gpu_check.inference_sets(True) + [s for s in gpu_check.PART_VARIANTS["all_bn_folded"] if s != gpu_check.FOLD]
+    cfg, pred = gpu_check._occ3d(torch.device("cpu"), sets)
+    assert fold_batchnorms(pred) > 0
+    frame = gpu_check._frames(1, tuple(cfg.data.image_aug.out_hw), 1)[0]
+    inputs = (frame.images, frame.intrinsics, frame.T_ego_from_cam)
+    calls = []
+    real = torch.tensor
+    monkeypatch.setattr(torch, "tensor", lambda *a, **k: calls.append(a) or real(*a, **k))
+    with torch.inference_mode():
+        pred(*inputs)
+    monkeypatch.undo()
+    assert calls == []
+    torch._dynamo.reset()
+    compiled = torch.compile(pred, fullgraph=True, backend="eager")  # a graph break raises
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, labels = pred(*inputs)
+        c_logits, c_labels = compiled(*inputs)
+    torch._dynamo.reset()
+    assert torch.allclose(logits.float(), c_logits.float(), atol=1e-2) and (labels == c_labels).float().mean() > 0.999

@@ -303,14 +303,15 @@ def _no_channels_last(module: nn.Module):
     """Leave out the 3D path's channels-last layout (``model.channels_last``) while exporting: a
     memory layout is no part of an ONNX graph (the runtime picks its own), and the TorchScript
     exporter refuses the ``contiguous(memory_format=...)`` that asks for it. Values are the same."""
-    nets = [m for m in module.modules() if getattr(m, "channels_last", False) is True]
-    for m in nets:
-        m.channels_last = False
+    flags = ("channels_last", "image_channels_last")  # the 3D path's and the image path's (model.image_channels_last)
+    nets = [(m, a) for m in module.modules() for a in flags if getattr(m, a, False) is True]
+    for m, a in nets:
+        setattr(m, a, False)
     try:
         yield
     finally:
-        for m in nets:
-            m.channels_last = True
+        for m, a in nets:
+            setattr(m, a, True)
 
 
 def _export_once(

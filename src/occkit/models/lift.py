@@ -140,8 +140,11 @@ def _cell_index(
     return torch.where(valid, flat, torch.full_like(flat, B * cells)), cells
 
 
-def _scatter_sum(values: torch.Tensor, flat: torch.Tensor, cells: int, grid: Grid, collapse_z: bool) -> torch.Tensor:
-    """Sum ``values (B, ..., K)`` into the cells ``flat (B, ...)``: ``(B, K, X, Y[, Z])``."""
+def _scatter_sum(
+    values: torch.Tensor, flat: torch.Tensor, cells: int, grid: Grid, collapse_z: bool, channels_last: bool = False
+) -> torch.Tensor:
+    """Sum ``values (B, ..., K)`` into the cells ``flat (B, ...)``: ``(B, K, X, Y[, Z])``; with
+    ``channels_last`` in the layout the sums are made in (``channels_last[_3d]``: no copy)."""
     B, K = values.shape[0], values.shape[-1]
     X, Y, Z = grid.shape
     out = values.new_zeros(B * cells + 1, K)
@@ -152,10 +155,9 @@ def _scatter_sum(values: torch.Tensor, flat: torch.Tensor, cells: int, grid: Gri
         # scatter. Same sums; eager and torch.export (whose index_add sums) keep index_add.
         out = out.scatter_add(0, index[:, None].expand(-1, K), rows)[:-1]
     else:
-        out = out.index_add(0, index, rows)[:-1]
-    if collapse_z:
-        return out.view(B, X, Y, K).permute(0, 3, 1, 2).contiguous()
-    return out.view(B, X, Y, Z, K).permute(0, 4, 1, 2, 3).contiguous()
+        out = out.index_add_(0, index, rows)[:-1]  # in place: the zeros are not copied first
+    out = out.view(B, X, Y, K).permute(0, 3, 1, 2) if collapse_z else out.view(B, X, Y, Z, K).permute(0, 4, 1, 2, 3)
+    return out if channels_last else out.contiguous()
 
 
 def splat(
@@ -165,6 +167,7 @@ def splat(
     grid: Grid,
     collapse_z: bool = False,
     index: tuple[torch.Tensor, int] | None = None,
+    channels_last: bool = False,
 ) -> torch.Tensor:
     """Sum ``depth_prob x context`` of every frustum point into the grid cell that holds it.
 
@@ -175,6 +178,8 @@ def splat(
         grid: the lift grid; points outside ``[range_min, range_max)`` are dropped.
         collapse_z: sum over height too, giving a BEV map.
         index: ``_cell_index(points_ego, grid, collapse_z)`` when the caller already has it.
+        channels_last: return the volume in the channels-last layout the sums are made in (the
+            3D encoder's ``channels_last_3d``) rather than copying it to the contiguous one.
     Returns:
         ``(B, C, X, Y, Z)``, or ``(B, C, X, Y)`` when ``collapse_z``.
     """
@@ -188,7 +193,7 @@ def splat(
     # dense rows, twice as fast as over the strided permuted view.
     ctx = context.to(acc).permute(0, 1, 3, 4, 2).contiguous()  # (B, N, h, w, C)
     vals = depth_prob.to(acc).unsqueeze(-1) * ctx.unsqueeze(2)  # (B, N, D, h, w, C)
-    return _scatter_sum(vals, flat, cells, grid, collapse_z)
+    return _scatter_sum(vals, flat, cells, grid, collapse_z, channels_last)
 
 
 VISIBILITY_CHANNELS = 3
@@ -311,6 +316,9 @@ class LSSViewTransform(nn.Module):
         self.visibility = visibility
         self.out_channels = context_channels + (VISIBILITY_CHANNELS if visibility else 0)
         self.ground_z = ground_z
+        self.channels_last = False
+        """Return the volume channels-last (set by :class:`occkit.models.occnet.OccNet` when its 3D
+        encoder runs in ``channels_last_3d``; the same values)."""
         extra = 4 if geometry_input else 0
         self.depth_net = DepthNet(in_channels + extra, bins.shape[0], context_channels, depth_blocks)
         for k, v in grid.constants().items():  # a forward builds no tensor from Python values (CUDA graphs)
@@ -359,7 +367,15 @@ class LSSViewTransform(nn.Module):
             D = depth_prob.shape[2]
             onehot = F.one_hot(depth_bins.long().clamp(0, D - 1), D).permute(0, 1, 4, 2, 3).to(depth_prob.dtype)
             lift_prob = torch.where((depth_bins >= 0)[:, :, None], onehot, depth_prob)
-        volume = splat(lift_prob, context, points, self.grid, collapse_z=self.collapse_z, index=index)
+        volume = splat(
+            lift_prob,
+            context,
+            points,
+            self.grid,
+            collapse_z=self.collapse_z,
+            index=index,
+            channels_last=self.channels_last,
+        )
         if self.visibility:
             vis = splat_visibility(lift_prob, points, self.grid, collapse_z=self.collapse_z, index=index)
             volume = torch.cat([volume, vis.to(volume.dtype)], 1)

@@ -113,6 +113,27 @@ class OccNetConfig:
     ones on AVX2-only CPUs (a synth-abl training step 12-14 % faster, its backward 18 %;
     BENCHMARKS.md). A memory layout only: weights and state dicts are the same, outputs equal up
     to the order of float sums."""
+    image_channels_last: bool = False
+    """Run the image path (backbone, neck, depth net) in the NHWC memory layout (``channels_last``),
+    in which cuDNN's bf16 / fp16 2D convolutions take their tensor-core kernels without transposing
+    each layer's input and output. A memory layout only, as ``channels_last``: weights and state
+    dicts are the same, outputs equal up to the order of float sums."""
+    lifted_autocast: bool = False
+    """Under autocast (``optim.amp``), hand the lifted volume to the 3D encoder in the autocast dtype
+    (bf16 / fp16) rather than in the float32 the splat sums in. The encoder's convolutions cast it so
+    anyway; what changes is its identity skip: stage 0's residual sum, and with it the full-resolution
+    skip the decoder concatenates, are then no longer promoted to float32, nor cast back to bf16 by every
+    convolution that reads them (occ3d-r50: 2.5 of 11.3 GB a frame read and written in an eager forward,
+    ``benchmarks/bench_breakdown.py``). Outputs within the autocast dtype's rounding; without autocast
+    nothing changes."""
+    encoder_fuse: Literal["concat", "split"] = "concat"
+    """How the 3D (or BEV) encoder's decoder fuses a skip with the coarser stage above it
+    (:class:`occkit.models.encoder3d.UNetEncoder`): 'concat' upsamples the coarser stage (nearest,
+    x2), concatenates and convolves; 'split' computes the same convolution as two: the skip's part
+    of the kernel on the skip, and the rest as a stride-2 transposed convolution of the coarse
+    stage (the nearest upsampling folded into its 4-tap kernel), summed. The same weights and
+    values up to the order of float sums, without the upsampled and concatenated tensors and with
+    a quarter of the coarse part's FLOPs (occ3d-r50: 1012 -> 813 GFLOP a frame)."""
     num_classes: int = 18
     """Output classes (Occ3D: 18, 17 = free)."""
     lift: Literal["lss", "sample"] = "lss"
@@ -213,6 +234,12 @@ class OccNet(nn.Module):
         if self.channels_last:  # see OccNetConfig.channels_last
             encoder.to(memory_format=torch.channels_last_3d)
             head.to(memory_format=torch.channels_last_3d)
+            if isinstance(view_transform, LSSViewTransform):
+                view_transform.channels_last = True  # the splat writes its volume channels-last directly
+        self.image_channels_last = bool(cfg.image_channels_last and backbone is not None)
+        if self.image_channels_last:  # see OccNetConfig.image_channels_last
+            for part in (backbone, neck, view_transform):
+                part.to(memory_format=torch.channels_last)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -296,6 +323,8 @@ class OccNet(nn.Module):
             x = (images.flatten(0, 1) - self.mean) / self.std  # (B*N, 3, H, W)
             if x.dtype != self.mean.dtype and not torch.is_autocast_enabled(x.device.type):
                 x = x.to(self.mean.dtype)  # .half() / .bfloat16() weights read float32 images
+            if self.image_channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_backbone):
                 levels = self.backbone(x)  # (B*N, C_l, H/s_l, W/s_l) per level
             feats = self.neck(levels)  # (B*N, C_neck, H/s, W/s)
@@ -312,7 +341,10 @@ class OccNet(nn.Module):
             lifted = lidar_volume
         if self.channels_last:
             lifted = lifted.contiguous(memory_format=torch.channels_last_3d)
-        features = self.encoder(lifted)
+        enc_in = lifted
+        if self.cfg.lifted_autocast and torch.is_autocast_enabled(lifted.device.type):  # see OccNetConfig
+            enc_in = lifted.to(torch.get_autocast_dtype(lifted.device.type))
+        features = self.encoder(enc_in)
         X, Y, Z = self.output_grid.shape
         if isinstance(self.head, BEVHead):
             y = self.head(features)  # (B, classes * Z, X', Y')
@@ -362,7 +394,7 @@ def build_occnet(cfg: OccNetConfig) -> OccNet:
     output, lift = lift_grid_of(cfg)
     lidar = LidarVoxelEncoder(lift, cfg.lidar_channels, cfg.lidar_intensity_scale) if cfg.modality != "camera" else None
     if cfg.modality == "lidar":
-        encoder = UNetEncoder(3, lidar.out_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
+        encoder = UNetEncoder(3, lidar.out_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks, cfg.encoder_fuse)
         sub = tuple(o // l for o, l in zip(output.shape, lift.shape)) if cfg.voxel_upsample == "subvoxel" else (1, 1, 1)
         return OccNet(
             cfg,
@@ -404,11 +436,11 @@ def build_occnet(cfg: OccNetConfig) -> OccNet:
             visibility=cfg.lift_visibility,
         )
     if cfg.head == "bev":
-        encoder = UNetEncoder(2, view.out_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
+        encoder = UNetEncoder(2, view.out_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks, cfg.encoder_fuse)
         head: VoxelHead | BEVHead = BEVHead(encoder.out_channels, cfg.num_classes, output.shape[2])
     else:
         in_channels = view.out_channels + (lidar.out_channels if lidar is not None else 0)
-        encoder = UNetEncoder(3, in_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks)
+        encoder = UNetEncoder(3, in_channels, tuple(cfg.encoder_widths), cfg.encoder_blocks, cfg.encoder_fuse)
         if cfg.voxel_upsample not in ("trilinear", "subvoxel"):
             raise ValueError(f"voxel_upsample: expected 'trilinear' or 'subvoxel', got {cfg.voxel_upsample!r}")
         sub = tuple(o // l for o, l in zip(output.shape, lift.shape)) if cfg.voxel_upsample == "subvoxel" else (1, 1, 1)

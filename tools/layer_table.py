@@ -69,7 +69,7 @@ def unit_graph() -> dict[str, set[str]]:
         rel = path.relative_to(PACKAGE).parts
         if rel == ("__init__.py",):
             continue
-        unit = rel[0].removesuffix(".py")
+        unit = "cli" if rel == ("__main__.py",) else rel[0].removesuffix(".py")  # python -m occkit: the entry point
         deps = graph.setdefault(unit, set())
         for mod in imports_of(path):
             parts = mod.split(".")

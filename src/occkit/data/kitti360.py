@@ -257,12 +257,9 @@ def write_preprocessed(root: str | os.PathLike, sequence: str, frame: str, label
 def read_preprocessed(path: str | os.PathLike, shape: tuple[int, ...] = SSC_SHAPE) -> np.ndarray:
     """A ``_1_1.npy`` (or, with its shape, ``_1_8.npy``) as uint8 learning classes, checked."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such label file")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable .npy ({e})") from e
+    from occkit.fileio import load_npy
+
+    arr = load_npy(path, "label")  # an empty or foreign file too: one line naming it
     return check_labels(arr, path, shape)
 
 

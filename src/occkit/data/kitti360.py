@@ -64,6 +64,7 @@ from occkit.data.semantickitti import (
 )
 from occkit.fileio import write_bytes_atomic, write_text_atomic
 from occkit.geometry.grid import Grid, semantickitti_grid
+from occkit.geometry.transforms import rigid_problem
 from occkit.labels import (
     KITTI360_IGNORE,
     KITTI360_LEARNING_MAP,
@@ -396,6 +397,9 @@ def read_cam0_to_world(path: str | os.PathLike) -> dict[int, np.ndarray]:
         if not line.strip():
             continue
         v = _numbers(path, line, 17, f"line {n}")
+        problem = rigid_problem(v[1:].reshape(4, 4))
+        if problem is not None:
+            raise ValueError(f"{path}: line {n}: the pose is {problem}")
         out[int(v[0])] = v[1:].reshape(4, 4)
     return out
 

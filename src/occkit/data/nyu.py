@@ -126,13 +126,11 @@ class NYUVoxels:
 
 def check_rigid(pose: np.ndarray, name: str) -> None:
     """Raise naming ``name`` unless ``pose`` is a finite rigid ``(4, 4)`` transform."""
-    p = np.asarray(pose, dtype=np.float64)
-    if p.shape != (4, 4) or not np.isfinite(p).all():
-        raise ValueError(f"{name}: the camera pose is not a finite 4x4 matrix")
-    R = p[:3, :3]
-    err = max(float(np.abs(R.T @ R - np.eye(3)).max()), abs(float(np.linalg.det(R)) - 1.0))
-    if err > RIGID_TOL or np.abs(p[3] - [0, 0, 0, 1]).max() > RIGID_TOL:
-        raise ValueError(f"{name}: the camera pose is not rigid (rotation off by {err:.3g}, last row {p[3].tolist()})")
+    from occkit.geometry.transforms import rigid_problem
+
+    problem = rigid_problem(pose, RIGID_TOL)
+    if problem is not None:
+        raise ValueError(f"{name}: the camera pose is {problem}")
 
 
 def encode_bin(origin: np.ndarray, pose: np.ndarray, labels: np.ndarray) -> bytes:

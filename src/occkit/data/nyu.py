@@ -443,7 +443,13 @@ class NYUDataset(torch.utils.data.Dataset):
             frames = data.get("frames", {}) if isinstance(data, dict) else {}
             if not isinstance(frames, dict):
                 raise ValueError(f"{p}: 'frames' must map frame names to records")
-            self._descriptions = {k: str(v.get("description", "")) for k, v in frames.items() if isinstance(v, dict)}
+            out = {}
+            for k, v in frames.items():
+                text = v.get("description") if isinstance(v, dict) else None
+                if text is not None and not isinstance(text, str):  # else str(5), str(None) became a prompt
+                    raise ValueError(f"{p}: frame {k}: 'description' is {type(text).__name__} {text!r}, expected text")
+                out[k] = text or ""
+            self._descriptions = {k: t for k, t in out.items() if isinstance(frames[k], dict)}
         return self._descriptions
 
     def instance_names(self, token: str) -> dict[int, str]:

@@ -394,8 +394,8 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"data.extra_images: {cfg.data.extra_images} applies to data.extra_train, which is empty")
     if cfg.optim.max_steps < 1:
         raise ConfigError(f"optim.max_steps must be >= 1, got {cfg.optim.max_steps}")
-    if cfg.optim.lr <= 0:
-        raise ConfigError(f"optim.lr must be > 0, got {cfg.optim.lr}")
+    if not (0 < cfg.optim.lr < math.inf):  # NaN too
+        raise ConfigError(f"optim.lr must be a finite number > 0, got {cfg.optim.lr}")
     check_field_ranges(cfg)  # every section: loss weights >= 0, channel counts >= 1 (by the field's name)
     for key, value in {
         "optim.grad_clip": cfg.optim.grad_clip,

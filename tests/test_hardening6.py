@@ -180,3 +180,38 @@ def test_an_indoor_description_that_is_not_text_names_the_frame(tmp_path):
     (tmp_path / "indoor.json").write_text(json.dumps({"frames": frames}))
     with pytest.raises(ValueError, match=r"indoor\.json: frame NYU0001_0000: 'description' is int 5, expected text"):
         NYUDataset(tmp_path, "train").descriptions()
+
+
+# ------------------------------------------------------------ a driving recipe on the indoor world
+def test_a_camera_lift_of_driving_depths_on_indoor_data_is_refused(tmp_path):
+    """synth-cpu leaves its grid to the data's format, so on NYUv2 it trained with depth bins of
+    1-45 m in rooms 7.4 m corner to corner, silently."""
+    from occkit.config import ConfigError
+    from occkit.experiment import fit_to_format, load_experiment
+    from occkit.formats import get_format
+
+    nyu = get_format("nyu")
+    with pytest.raises(ConfigError) as e:
+        fit_to_format(load_experiment("synth-cpu"), tmp_path, fmt=nyu)
+    msg = str(e.value)
+    assert msg.startswith("model.depth_max: 45 m, but the data") and "7.4 m corner to corner" in msg
+    assert "driving scenes on indoor data" in msg
+    depths = ["model.depth_min=0.5", "model.depth_max=8", "model.depth_step=0.5"]
+    assert fit_to_format(load_experiment("synth-cpu", depths), tmp_path, fmt=nyu).model.depth_max == 8
+    assert (
+        fit_to_format(load_experiment("synth-cpu"), tmp_path, fmt=get_format("semantickitti")).model.num_classes == 20
+    )
+    assert fit_to_format(load_experiment("nyu-mono"), tmp_path, fmt=nyu).model.lift == "sample"  # no depth bins
+
+
+# ------------------------------------------------------------ --no-progress means no bar
+def test_loading_the_text_encoder_draws_no_progress_bar(capsys):
+    """occkit generate / eval-gen --no-progress printed transformers' "Loading weights: 100% 103/103"."""
+    from transformers.utils import logging as hf_logging
+
+    from occkit.priors.text import SentenceTransformerText
+
+    assert hf_logging.is_progress_bar_enabled()
+    SentenceTransformerText()
+    assert "Loading weights" not in capsys.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # put back as it was

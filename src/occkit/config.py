@@ -131,6 +131,8 @@ def check_field_ranges(cfg: Any, prefix: str = "") -> None:
             continue
         values = value if isinstance(value, (list, tuple)) else [value]
         numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if any(math.isnan(v) for v in numbers):  # no setting means NaN: it passes every "<= 0" check below and later
+            raise ConfigError(f"{key}: NaN is not a setting, got {value!r}")
         for suffix, ok, words in FIELD_RULES:
             if f.name.endswith(suffix):
                 bad = [v for v in numbers if not (math.isfinite(v) and ok(v))]
@@ -164,6 +166,17 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def yaml_problem(e: Exception) -> str:
+    """A YAML parse error in one line: the problem and where (``line L, column C``), not PyYAML's
+    several lines that quote the text with a caret under it."""
+    if isinstance(e, yaml.MarkedYAMLError):
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = " ".join(x for x in (e.context, e.problem) if x)
+        return where + (" ".join(problem.split()) or type(e).__name__)
+    return " ".join(str(e).split()) or type(e).__name__
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """``["a.b=3", "c=[1, 2]"]`` -> ``{"a": {"b": 3}, "c": [1, 2]}`` (values parsed as YAML)."""
     out: dict[str, Any] = {}
@@ -174,7 +187,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as e:
-            raise ConfigError(f"override {item!r}: cannot parse value ({e})") from e
+            raise ConfigError(f"override {item!r}: cannot parse value ({yaml_problem(e)})") from e
         node = out
         parts = key.strip().split(".")
         for p in parts[:-1]:
@@ -191,7 +204,7 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({e})") from e
+        raise ConfigError(f"{path}: invalid YAML ({yaml_problem(e)})") from e
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data

@@ -355,7 +355,37 @@ def fit_to_format(cfg: ExperimentConfig, root: str | os.PathLike, fmt: DatasetFo
             if out is cfg:
                 out = copy.deepcopy(cfg)
             setattr(getattr(out, section), name, value)
+    _check_depth_reach(out, fmt, root)
     return out
+
+
+#: How far past the data's grid (its corner-to-corner length) a camera lift's depth bins may reach.
+DEPTH_REACH = 4.0
+
+
+def _check_depth_reach(cfg: ExperimentConfig, fmt: DatasetFormat, root: str | os.PathLike) -> None:
+    """Refuse a camera lift (``model.lift: lss``) whose depth bins reach far past the data's grid:
+    a recipe of driving scenes (1-45 m) on rooms 5 m across would train with most of its bins
+    beyond every wall, silently (``synth-cpu`` on the indoor world)."""
+    m = getattr(cfg, "model", None)
+    if m is None or getattr(m, "lift", None) != "lss" or getattr(m, "modality", "camera") == "lidar":
+        return
+    span = math.dist(fmt.grid.point_range[:3], fmt.grid.point_range[3:])
+    if m.depth_max > DEPTH_REACH * span:
+        kinds = sorted({f.world for f in _formats_of_world_other_than(fmt)})
+        raise ConfigError(
+            f"model.depth_max: {m.depth_max:g} m, but the data {root} is {fmt.display_name} (format {fmt.name}), "
+            f"whose grid is {span:.1f} m corner to corner: the depth bins ({m.depth_min:g}-{m.depth_max:g} m) reach "
+            f"{m.depth_max / span:.0f}x past it"
+            + (f" (a recipe of {' or '.join(kinds)} scenes on {fmt.world} data?)" if kinds else "")
+            + "; give model.depth_min/depth_max for this data, or a preset of its format"
+        )
+
+
+def _formats_of_world_other_than(fmt: DatasetFormat) -> list[DatasetFormat]:
+    from occkit.formats import formats
+
+    return [f for f in formats().values() if f.world != fmt.world]
 
 
 def _show(value: Any) -> str:
@@ -394,8 +424,8 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"data.extra_images: {cfg.data.extra_images} applies to data.extra_train, which is empty")
     if cfg.optim.max_steps < 1:
         raise ConfigError(f"optim.max_steps must be >= 1, got {cfg.optim.max_steps}")
-    if cfg.optim.lr <= 0:
-        raise ConfigError(f"optim.lr must be > 0, got {cfg.optim.lr}")
+    if not (0 < cfg.optim.lr < math.inf):  # NaN too
+        raise ConfigError(f"optim.lr must be a finite number > 0, got {cfg.optim.lr}")
     check_field_ranges(cfg)  # every section: loss weights >= 0, channel counts >= 1 (by the field's name)
     for key, value in {
         "optim.grad_clip": cfg.optim.grad_clip,

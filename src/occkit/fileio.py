@@ -93,6 +93,38 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path}: not valid JSON ({e})") from e
 
 
+#: The first bytes of each kind of NumPy file: ``.npy`` its magic string, ``.npz`` a zip archive's.
+_NUMPY_MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK"}
+
+
+def numpy_read_error(path: str | os.PathLike, e: BaseException, kind: str) -> ValueError:
+    """The one-line error of a ``kind`` (``.npy`` / ``.npz``) file NumPy could not read: a file that
+    does not begin as one (a text file, an image, nothing) said as such, since NumPy then reports
+    "pickled (object) data" and advises ``allow_pickle``, which is never the cure; else NumPy's reason."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        head = None
+    magic = _NUMPY_MAGIC.get(kind)
+    if head is not None and magic is not None and not head.startswith(magic):
+        what = "it is empty" if not head else f"it begins with {head!r}, not {magic!r}"
+        return ValueError(f"{path}: not a {kind} file ({what}; a damaged copy, or another kind of file?)")
+    return ValueError(f"{path}: cannot read as {kind} ({type(e).__name__}: {e})")
+
+
+def load_npy(path: str | os.PathLike, what: str = "") -> np.ndarray:
+    """Load an ``.npy`` (no pickles); a missing or unreadable file raises an error naming it
+    (``what``: the kind of file, for the missing-file message)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what + ' ' if what else ''}file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as e:  # ValueError (pickled / corrupt), OSError, EOFError
+        raise numpy_read_error(path, e, ".npy") from e
+
+
 def load_npz(path: str | os.PathLike, keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Load an ``.npz`` into a dict (no pickles): every array, or with ``keys`` those arrays only
     (the others are not decompressed); missing file, corrupt file or missing keys raise an error
@@ -106,7 +138,7 @@ def load_npz(path: str | os.PathLike, keys: tuple[str, ...] = ()) -> dict[str, n
             missing = [k for k in keys if k not in names]
             out = {} if missing else {k: z[k] for k in (keys or names)}
     except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, EOFError ...
-        raise ValueError(f"{path}: cannot read as .npz ({type(e).__name__}: {e})") from e
+        raise numpy_read_error(path, e, ".npz") from e
     if missing:
         raise KeyError(f"{path}: missing arrays {missing} (has {sorted(names)})")
     return out
@@ -229,6 +261,12 @@ def read_info_file(path: str | os.PathLike, what: str = "info file") -> tuple[li
         data = data.get("infos", data.get("data_list"))
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a list of frames or a dict with 'infos'")
+    bad = next((i for i, f in enumerate(data) if not isinstance(f, dict)), None)
+    if bad is not None:  # a frame is a mapping of its fields (token, lidar2ego_*, ...)
+        raise ValueError(
+            f"{path}: frame {bad} is {type(data[bad]).__name__} {str(data[bad])[:40]!r}, not a mapping of the "
+            "frame's fields (token, lidar2ego_translation, ...)"
+        )
     return data, meta
 
 

@@ -52,7 +52,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _load_pred(path: Path, shape: tuple[int, int, int], num_classes: int, fmt=None):
-    import numpy as np
 
     from occkit.fileio import load_npz
 
@@ -66,12 +65,9 @@ def _load_pred(path: Path, shape: tuple[int, int, int], num_classes: int, fmt=No
     if path.suffix == ".npz":
         arr = load_npz(path, keys=("semantics",))["semantics"]
     elif path.suffix == ".npy":
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file")
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except Exception as e:
-            raise ValueError(f"{path}: cannot read as .npy ({type(e).__name__}: {e})") from e
+        from occkit.fileio import load_npy
+
+        arr = load_npy(path)
     else:
         raise ValueError(f"{path}: expected a .npz (with 'semantics') or a .npy file")
     if arr.shape != shape:

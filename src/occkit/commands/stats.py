@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if args.format != "auto" and fmt.detect(args.root) is None:
         raise ValueError(f"{args.root}: not a dataset of the format {fmt.name} ({fmt.summary})")
     ds = fmt.open(args.root, args.split, OpenOptions(load_images=False, load_extras=False))
+    if len(ds.frames) == 0:
+        raise ValueError(
+            f"{args.root}: no frames in the split {args.split!r} of this {fmt.name} dataset ({fmt.summary})"
+        )
     image_size, cameras = first_frame_cameras(fmt, args.root, args.split)
     table = fmt.classes
     stats = dataset_stats(

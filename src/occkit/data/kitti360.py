@@ -64,6 +64,7 @@ from occkit.data.semantickitti import (
 )
 from occkit.fileio import write_bytes_atomic, write_text_atomic
 from occkit.geometry.grid import Grid, semantickitti_grid
+from occkit.geometry.transforms import rigid_problem
 from occkit.labels import (
     KITTI360_IGNORE,
     KITTI360_LEARNING_MAP,
@@ -257,12 +258,9 @@ def write_preprocessed(root: str | os.PathLike, sequence: str, frame: str, label
 def read_preprocessed(path: str | os.PathLike, shape: tuple[int, ...] = SSC_SHAPE) -> np.ndarray:
     """A ``_1_1.npy`` (or, with its shape, ``_1_8.npy``) as uint8 learning classes, checked."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such label file")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable .npy ({e})") from e
+    from occkit.fileio import load_npy
+
+    arr = load_npy(path, "label")  # an empty or foreign file too: one line naming it
     return check_labels(arr, path, shape)
 
 
@@ -399,6 +397,9 @@ def read_cam0_to_world(path: str | os.PathLike) -> dict[int, np.ndarray]:
         if not line.strip():
             continue
         v = _numbers(path, line, 17, f"line {n}")
+        problem = rigid_problem(v[1:].reshape(4, 4))
+        if problem is not None:
+            raise ValueError(f"{path}: line {n}: the pose is {problem}")
         out[int(v[0])] = v[1:].reshape(4, 4)
     return out
 

@@ -121,12 +121,9 @@ def check_sparse_voxels(
 
 def load_npy(path: Path, what: str) -> np.ndarray:
     """``np.load`` without pickles; a missing or unreadable file raises naming it."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such {what} file")
-    try:
-        return np.load(path, allow_pickle=False)
-    except Exception as e:  # ValueError (pickled / corrupt), OSError, EOFError
-        raise ValueError(f"{path}: cannot read as .npy ({type(e).__name__}: {e})") from e
+    from occkit.fileio import load_npy as _load
+
+    return _load(path, what)
 
 
 class LidarFrameDataset(Occ3DDataset):

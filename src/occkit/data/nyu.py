@@ -126,13 +126,11 @@ class NYUVoxels:
 
 def check_rigid(pose: np.ndarray, name: str) -> None:
     """Raise naming ``name`` unless ``pose`` is a finite rigid ``(4, 4)`` transform."""
-    p = np.asarray(pose, dtype=np.float64)
-    if p.shape != (4, 4) or not np.isfinite(p).all():
-        raise ValueError(f"{name}: the camera pose is not a finite 4x4 matrix")
-    R = p[:3, :3]
-    err = max(float(np.abs(R.T @ R - np.eye(3)).max()), abs(float(np.linalg.det(R)) - 1.0))
-    if err > RIGID_TOL or np.abs(p[3] - [0, 0, 0, 1]).max() > RIGID_TOL:
-        raise ValueError(f"{name}: the camera pose is not rigid (rotation off by {err:.3g}, last row {p[3].tolist()})")
+    from occkit.geometry.transforms import rigid_problem
+
+    problem = rigid_problem(pose, RIGID_TOL)
+    if problem is not None:
+        raise ValueError(f"{name}: the camera pose is {problem}")
 
 
 def encode_bin(origin: np.ndarray, pose: np.ndarray, labels: np.ndarray) -> bytes:
@@ -445,7 +443,13 @@ class NYUDataset(torch.utils.data.Dataset):
             frames = data.get("frames", {}) if isinstance(data, dict) else {}
             if not isinstance(frames, dict):
                 raise ValueError(f"{p}: 'frames' must map frame names to records")
-            self._descriptions = {k: str(v.get("description", "")) for k, v in frames.items() if isinstance(v, dict)}
+            out = {}
+            for k, v in frames.items():
+                text = v.get("description") if isinstance(v, dict) else None
+                if text is not None and not isinstance(text, str):  # else str(5), str(None) became a prompt
+                    raise ValueError(f"{p}: frame {k}: 'description' is {type(text).__name__} {text!r}, expected text")
+                out[k] = text or ""
+            self._descriptions = {k: t for k, t in out.items() if isinstance(frames[k], dict)}
         return self._descriptions
 
     def instance_names(self, token: str) -> dict[int, str]:

@@ -229,12 +229,20 @@ def read_poses(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such poses file")
+    from occkit.geometry.transforms import rigid_problem
+
     rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
     out = np.tile(np.eye(4), (len(rows), 1, 1))
     for i, r in enumerate(rows):
         if len(r) != 12:
             raise ValueError(f"{path}:{i + 1}: expected 12 numbers, got {len(r)}")
-        out[i, :3] = np.array(r, dtype=np.float64).reshape(3, 4)
+        try:
+            out[i, :3] = np.array(r, dtype=np.float64).reshape(3, 4)
+        except ValueError as e:
+            raise ValueError(f"{path}:{i + 1}: cannot parse numbers ({e})") from e
+        problem = rigid_problem(out[i])
+        if problem is not None:
+            raise ValueError(f"{path}:{i + 1}: the pose is {problem}")
     return out
 
 

@@ -93,13 +93,24 @@ def load_class_map(name_or_path: str | os.PathLike) -> ClassMap:
     for key in ("from", "to", "common"):
         if key not in data:
             raise ValueError(f"{path}: no '{key}'")
-    fmts = {side: get_format(str(data[side])) for side in ("from", "to")}
+    fmts = {}
+    for side in ("from", "to"):
+        if not isinstance(data[side], str):
+            raise ValueError(f"{path}: '{side}' must be one format's name, got {data[side]!r}")
+        try:
+            fmts[side] = get_format(data[side])
+        except (KeyError, ValueError) as e:  # the registry's message, about this file's key
+            raise ValueError(f"{path}: '{side}': {str(e.args[0] if e.args else e).removeprefix('format: ')}") from e
     common = data["common"]
     if not isinstance(common, dict) or not common:
         raise ValueError(f"{path}: 'common' must map each common class to {{from: [...], to: [...]}}")
     drop = data.get("drop") or {}
-    if not isinstance(drop, dict) or set(drop) - {"from", "to"}:
-        raise ValueError(f"{path}: 'drop' must be {{from: [...], to: [...]}}")
+    if (
+        not isinstance(drop, dict)
+        or set(drop) - {"from", "to"}
+        or any(not isinstance(v, list) for v in drop.values() if v is not None)
+    ):  # a bare name (drop: {from: others}) would be read letter by letter
+        raise ValueError(f"{path}: 'drop' must be {{from: [...], to: [...]}} (lists of class names), got {drop!r}")
     luts = {}
     for side in ("from", "to"):
         fmt = fmts[side]

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from occkit.fileio import read_json, write_json_atomic
+from occkit.fileio import read_json, sha256_file, write_json_atomic
 from occkit.formats.classmap import DROPPED, ClassMap, class_map_names, load_class_map
 from occkit.formats.registry import FormatRegistryError, detect_format, format_names, formats, get_format
 from occkit.formats.spec import DatasetFormat, FrameLabels
@@ -380,6 +380,22 @@ def _state_key(token: str) -> str:
     return token.replace("/", "__") + ".json"
 
 
+def _kept_frame(out: Path, side: Path) -> dict[str, Any] | None:
+    """A converted frame's side record when its files are there with the size and checksum recorded
+    when written; else None and the frame is converted again (a record that cannot be read, a
+    missing, truncated or changed file: a stop between the files and the record, a damaged copy)."""
+    try:
+        rec = read_json(side)
+        sums = rec["sums"]
+        for rel in rec["files"]:
+            p, want = out / rel, sums[rel]
+            if not p.is_file() or p.stat().st_size != want["size"] or sha256_file(p) != want["sha256"]:
+                return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return rec
+
+
 def _check_out(out: Path, src_root: Path, settings: dict[str, Any], overwrite: bool) -> None:
     """``out`` new, empty, or a stopped conversion with the same settings; else a one-line error."""
     if out.resolve() == src_root.resolve() or src_root.resolve() in out.resolve().parents:
@@ -539,7 +555,11 @@ def convert_dataset(
         import shutil
 
         for side in sorted((state / "frames").glob("*.json")):
-            for rel in read_json(side).get("files", []):
+            try:
+                rels = list(read_json(side).get("files", []))
+            except (ValueError, AttributeError, TypeError):  # a damaged record: its files are written over
+                rels = []
+            for rel in rels:
                 (out / rel).unlink(missing_ok=True)
         shutil.rmtree(state)
     write_json_atomic(state / "state.json", settings)
@@ -550,17 +570,17 @@ def convert_dataset(
     for i in range(n):
         token = ds.frames[i].token
         side = state / "frames" / _state_key(token)
-        if side.is_file():
-            rec = read_json(side)
-            if all((out / p).exists() for p in rec["files"]):
-                stubs.append(frame_stub(rec))
-                add_report(total, rec["report"])
-                skipped += 1
-                continue
+        rec = _kept_frame(out, side)
+        if rec is not None:
+            stubs.append(frame_stub(rec))
+            add_report(total, rec["report"])
+            skipped += 1
+            continue
         conv, rep = first if i == 0 else convert_frame(reader.read(ds, i, options), src, dst, classes)
         files = writer.files(conv)
         writer.write(out, conv)
         entry = frame_entry(conv, files, rep)
+        entry["sums"] = {r: {"size": (out / r).stat().st_size, "sha256": sha256_file(out / r)} for r in files}
         write_json_atomic(side, entry)
         stubs.append(frame_stub(entry))
         add_report(total, rep)

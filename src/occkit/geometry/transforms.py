@@ -159,3 +159,19 @@ def rotation_z(yaw: torch.Tensor | float, dtype=torch.float64) -> torch.Tensor:
     c, s = torch.cos(yaw), torch.sin(yaw)
     z, o = torch.zeros_like(yaw), torch.ones_like(yaw)
     return torch.stack([torch.stack([c, -s, z], -1), torch.stack([s, c, z], -1), torch.stack([z, z, o], -1)], -2)
+
+
+def rigid_problem(T, tol: float = 1e-3) -> str | None:
+    """Why ``T`` is not a finite rigid ``(4, 4)`` transform (a rotation and a translation, last row
+    0 0 0 1), in words; None when it is. ``tol``: how far ``R^T R`` and ``det R`` may be from the
+    identity and 1 (file poses are printed to a few digits)."""
+    import numpy as np
+
+    p = np.asarray(T, dtype=np.float64)
+    if p.shape != (4, 4) or not np.isfinite(p).all():
+        return "not a finite 4x4 matrix"
+    R = p[:3, :3]
+    err = max(float(np.abs(R.T @ R - np.eye(3)).max()), abs(float(np.linalg.det(R)) - 1.0))
+    if err > tol or np.abs(p[3] - [0, 0, 0, 1]).max() > tol:
+        return f"not rigid (rotation off by {err:.3g}, last row {p[3].tolist()})"
+    return None

@@ -174,7 +174,15 @@ def test_gpu_check_never_replaces_a_file_of_the_user(tmp_path, capsys):
     own = tmp_path / "own.json"
     gc.Report(own, 1.0).write()  # its own report: a later check may rewrite it
     args = gc.argparse.Namespace(
-        device="cpu", budget_s=1.0, row_seconds=1.0, row_limit_s=1.0, stage_limit_s=1.0, steps=1, rows=None, out=own
+        device="cpu",
+        budget_s=1.0,
+        row_seconds=1.0,
+        row_limit_s=1.0,
+        stage_limit_s=1.0,
+        steps=1,
+        rows=None,
+        out=own,
+        inference_set=None,
     )
     assert gc.check_options(args) is None
 

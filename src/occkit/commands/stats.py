@@ -25,20 +25,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def first_frame_cameras(fmt: Any, root: Path, split: str) -> tuple[tuple[int, int] | None, tuple[str, ...]]:
+def first_frame_cameras(fmt: Any, root: Path, split: str, ds: Any) -> tuple[tuple[int, int] | None, tuple[str, ...]]:
     """``(height, width)`` of the first camera image of the split's first frame and the frame's camera
-    names, read through the format's reader (one frame's images decoded); ``(None, ())`` for a split
+    names, read through the format's reader (one frame's images decoded; ``ds``: the split opened without
+    images, which says the data's own cameras where the layout records them); ``(None, ())`` for a split
     with no frame."""
     from occkit.formats.spec import OpenOptions
 
-    ds = fmt.open(root, split, OpenOptions(load_images=False, load_gt=False, load_extras=False))
     if len(ds) == 0:
         return None, ()
     # the data's own cameras where the layout records them (Occ3D's family), else the format's
     recorded = getattr(ds, "cameras_recorded", None)
     cameras = tuple(recorded()) if callable(recorded) and fmt.cameras is None else None
-    ds = fmt.open(root, split, OpenOptions(cameras=cameras or None, load_gt=False, load_extras=False))
-    sample = ds[0]
+    sample = fmt.open(root, split, OpenOptions(cameras=cameras or None, load_gt=False, load_extras=False))[0]
     h, w = (int(x) for x in sample.images.shape[-2:])
     return (h, w), tuple(sample.cam_names)
 
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{args.root}: no frames in the split {args.split!r} of this {fmt.name} dataset ({fmt.summary})"
         )
-    image_size, cameras = first_frame_cameras(fmt, args.root, args.split)
+    image_size, cameras = first_frame_cameras(fmt, args.root, args.split, ds)
     table = fmt.classes
     stats = dataset_stats(
         ds,

@@ -161,26 +161,48 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def file_sums(root: str | os.PathLike, rels: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``{rel: {"size", "sha256"}}`` of the files ``root/rel``: what a resumable writer records
+    beside its output so that a later run can tell a finished file from a damaged one
+    (:func:`sums_match`)."""
+    root = Path(root)
+    return {str(r): {"size": (root / r).stat().st_size, "sha256": sha256_file(root / r)} for r in rels}
+
+
+def sums_match(root: str | os.PathLike, sums: Any) -> bool:
+    """Whether every file a :func:`file_sums` record names is under ``root`` with the size and
+    checksum recorded: a missing, zero-byte, truncated or changed file (or a record that is not one)
+    means it is redone."""
+    if not isinstance(sums, dict):
+        return False
+    root = Path(root)
+    for rel, want in sums.items():
+        p = root / rel
+        if not isinstance(want, dict) or not p.is_file() or p.stat().st_size != want.get("size"):
+            return False
+        if sha256_file(p) != want.get("sha256"):
+            return False
+    return True
+
+
 def record_files(files: Sequence[Path]) -> None:
     """Write the size and checksum of files of one folder (:data:`FILE_SUMS`, atomically)."""
-    sums = {Path(p).name: {"size": Path(p).stat().st_size, "sha256": sha256_file(p)} for p in files}
-    write_json_atomic(Path(files[0]).parent / FILE_SUMS, sums)
+    folder = Path(files[0]).parent
+    write_json_atomic(folder / FILE_SUMS, file_sums(folder, [Path(p).name for p in files]))
 
 
 def files_intact(files: Sequence[Path]) -> bool:
     """Whether files of one folder are all there with the size and checksum recorded when they
     were written: a missing, zero-byte, truncated or changed file (or no record: output from
     before records, or a run killed between the files and the record) means they are redone."""
-    path = Path(files[0]).parent / FILE_SUMS
+    folder = Path(files[0]).parent
     try:
-        sums = json.loads(path.read_text(encoding="utf-8"))
+        sums = json.loads((folder / FILE_SUMS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    for p in map(Path, files):
-        want = sums.get(p.name) if isinstance(sums, dict) else None
-        if not want or not p.is_file() or p.stat().st_size != want.get("size") or sha256_file(p) != want.get("sha256"):
-            return False
-    return True
+    if not isinstance(sums, dict):
+        return False
+    return sums_match(folder, {Path(p).name: sums.get(Path(p).name) for p in files})
 
 
 def publish_folder(tmp: str | os.PathLike, final: str | os.PathLike, old: str | os.PathLike) -> Path:

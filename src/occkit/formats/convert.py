@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from occkit.fileio import read_json, sha256_file, write_json_atomic
+from occkit.fileio import file_sums, read_json, sums_match, write_json_atomic
 from occkit.formats.classmap import DROPPED, ClassMap, class_map_names, load_class_map
 from occkit.formats.registry import FormatRegistryError, detect_format, format_names, formats, get_format
 from occkit.formats.spec import DatasetFormat, FrameLabels
@@ -386,11 +386,8 @@ def _kept_frame(out: Path, side: Path) -> dict[str, Any] | None:
     missing, truncated or changed file: a stop between the files and the record, a damaged copy)."""
     try:
         rec = read_json(side)
-        sums = rec["sums"]
-        for rel in rec["files"]:
-            p, want = out / rel, sums[rel]
-            if not p.is_file() or p.stat().st_size != want["size"] or sha256_file(p) != want["sha256"]:
-                return None
+        if not sums_match(out, {rel: rec["sums"][rel] for rel in rec["files"]}):
+            return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return rec
@@ -580,7 +577,7 @@ def convert_dataset(
         files = writer.files(conv)
         writer.write(out, conv)
         entry = frame_entry(conv, files, rep)
-        entry["sums"] = {r: {"size": (out / r).stat().st_size, "sha256": sha256_file(out / r)} for r in files}
+        entry["sums"] = file_sums(out, files)
         write_json_atomic(side, entry)
         stubs.append(frame_stub(entry))
         add_report(total, rep)

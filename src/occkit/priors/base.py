@@ -22,8 +22,9 @@ cache (:mod:`occkit.priors.cache`) through the dataset.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
@@ -222,3 +223,18 @@ def memo_encode(
     if not texts:
         return torch.zeros(0, dim)
     return torch.stack([memo[t] for t in texts])
+
+
+@contextlib.contextmanager
+def quiet_hf_progress() -> Iterator[None]:
+    """``transformers``' progress bars off while a local model loads (its bare "Loading weights:
+    100% 103/103" line, printed even under ``--no-progress``), restored after if they were on."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()

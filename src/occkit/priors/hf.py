@@ -85,6 +85,7 @@ from occkit.priors.base import (
     check_kinds,
     memo_encode,
     offline_hf,
+    quiet_hf_progress,
 )
 from occkit.priors.classes import OCC3D_PRIORS, PriorClasses
 
@@ -136,20 +137,13 @@ def _load(auto_cls: Any, path: Path, device: torch.device) -> Any:
     instead of ``transformers``' bare "Loading weights: 100% 103/103" bar, which is silenced here."""
     import sys
 
-    from transformers.utils import logging as hf_logging
-
     print(
         f"priors: loading {auto_cls.__name__} weights from {path} (a local folder; nothing is downloaded)",
         file=sys.stderr,
         flush=True,
     )
-    was_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
+    with quiet_hf_progress():
         model = auto_cls.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
-    finally:
-        if was_on:
-            hf_logging.enable_progress_bar()
     return model.eval().requires_grad_(False).to(device)
 
 

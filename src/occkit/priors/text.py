@@ -26,6 +26,7 @@ import torch
 from occkit.priors.base import (
     memo_encode,
     offline_hf,  # noqa: F401  (re-exported: callers import it from here)
+    quiet_hf_progress,
 )
 
 #: Prompt templates for zero-shot classification (a short list; CLIP's 80 suit CLIP, MiniLM
@@ -78,15 +79,8 @@ class SentenceTransformerText:
 
         self.path = path
         self.spec = spec or f"st:{path}"
-        from transformers.utils import logging as hf_logging
-
-        was_on = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # its bare "Loading weights: 100% 103/103", even under --no-progress
-        try:
+        with quiet_hf_progress():
             self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
-        finally:
-            if was_on:
-                hf_logging.enable_progress_bar()
         self.model.eval()
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())

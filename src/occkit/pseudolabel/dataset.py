@@ -213,15 +213,13 @@ def _state_file(out: Path, scene: str, token: str) -> Path:
 
 def _kept_frame(out: Path, scene: str, token: str) -> dict[str, Any] | None:
     """A converted frame's record when its files are there with the size and checksum written, else None."""
-    from occkit.fileio import sha256_file
+    from occkit.fileio import sums_match
 
     side = _state_file(out, scene, token)
     try:
         rec = read_json(side)
-        for rel, want in rec["files"].items():
-            p = out / rel
-            if not p.is_file() or p.stat().st_size != want["size"] or sha256_file(p) != want["sha256"]:
-                return None
+        if not sums_match(out, rec["files"]):
+            return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return rec
@@ -369,10 +367,10 @@ def label_scene(
             save_npz_atomic(path, **arrays)
             record_files([path])
         else:
-            from occkit.fileio import sha256_file
+            from occkit.fileio import file_sums
 
             files, report, conv = converter.write(Path(out), token, arrays)
-            sums = {r: {"size": (Path(out) / r).stat().st_size, "sha256": sha256_file(Path(out) / r)} for r in files}
+            sums = file_sums(Path(out), files)
             rec = {**frame_entry(conv, files, report), "files": sums, "occupied": occupied, "observed": observed}
             write_json_atomic(_state_file(Path(out), scene, token), rec)
             add_report(stats["report"], report)

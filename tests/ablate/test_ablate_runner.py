@@ -34,7 +34,7 @@ def full_run(tmp_path_factory):
     rc = main(["ablate", str(spec), "--out", str(out), "--lanes", "2", "--device", "cpu"])
     assert rc == 0
     yield root, out, json.loads((out / "results.json").read_text())
-    # The module's runs hold ~2.7 GB of checkpoints (resnet18 + Adam states): freed once its tests are done.
+    # The module's runs and their checkpoints: freed once its tests are done.
     shutil.rmtree(root, ignore_errors=True)
 
 

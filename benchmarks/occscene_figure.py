@@ -4,6 +4,8 @@ and with perception feedback (no layout), beside the real frame.
 
   python benchmarks/occscene_figure.py --ckpt runs/occscene_fix2000/gen_mda_s0/run --data runs/abl_world \
       --out docs/images/occscene_generation.png
+  python benchmarks/occscene_figure.py --ckpt runs/abl/occscene-nyu/runs/gen_mda_s0 --data INDOOR_WORLD \
+      --out docs/images/occscene_indoor_generation.png     (indoors: NYUv2's palette, the room's floor plan)
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     from occkit.data.sample import collate
-    from occkit.experiment import build_dataset, load_checkpoint_method
+    from occkit.experiment import build_dataset, dataset_format, load_checkpoint_method
     from occkit.generation.figure import generation_figure
     from occkit.generation.frustum import frustum_mask
     from occkit.generation.generate import conditioning_frames
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from occkit.viz.draw import save_png
 
     method, cfg, folder, _ = load_checkpoint_method(args.ckpt, "cpu")
+    fmt = dataset_format(cfg, args.data)  # the layouts' palette and grid (Occ3D's outdoors, NYUv2's indoors)
     ds, picks = conditioning_frames(
         lambda root, split: build_dataset(cfg, root, split, train=False), args.data, "val", "val", args.n
     )
@@ -58,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         feedback=True,
         **common,
     )
-    mask = frustum_mask(method.model.output_grid, batch.intrinsics, batch.T_ego_from_cam, hw) & batch.mask_camera.bool()
+    mask = frustum_mask(method.model.output_grid, batch.intrinsics, batch.T_ego_from_cam, hw)
+    if batch.mask_camera is not None:
+        mask = mask & batch.mask_camera.bool()
     rows = [
         {
             "panels": [
@@ -76,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     step = folder.name
     save_png(
         args.out,
-        generation_figure(rows, title=f"OccScene ({cfg.data.cameras[0]}, {hw[0]}x{hw[1]}, {step}, same noise per row)"),
+        generation_figure(
+            rows, title=f"OccScene ({cfg.data.cameras[0]}, {hw[0]}x{hw[1]}, {step}, same noise per row)", fmt=fmt
+        ),
     )
     print(args.out)
     return 0

@@ -113,6 +113,20 @@ def numpy_read_error(path: str | os.PathLike, e: BaseException, kind: str) -> Va
     return ValueError(f"{path}: cannot read as {kind} ({type(e).__name__}: {e})")
 
 
+def _retry_spurious_ast_error(read, tries: int = 3):
+    """``read()``, again (up to ``tries`` times in all) when it raises CPython 3.11's spurious
+    ``SystemError: AST constructor recursion depth mismatch``: NumPy parses each array's header with
+    ``ast.literal_eval``, and on 3.11 that check can fail when threads parse at once (python/cpython
+    gh-106905; occkit's readers run in threads, e.g. ``occkit eval``'s prefetch). The file is fine and
+    nothing was read half, so reading it again is the cure; any other error passes through."""
+    for attempt in range(tries):
+        try:
+            return read()
+        except SystemError as e:
+            if "AST constructor recursion depth mismatch" not in str(e) or attempt == tries - 1:
+                raise
+
+
 def load_npy(path: str | os.PathLike, what: str = "") -> np.ndarray:
     """Load an ``.npy`` (no pickles); a missing or unreadable file raises an error naming it
     (``what``: the kind of file, for the missing-file message)."""
@@ -120,7 +134,7 @@ def load_npy(path: str | os.PathLike, what: str = "") -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such {what + ' ' if what else ''}file")
     try:
-        return np.load(path, allow_pickle=False)
+        return _retry_spurious_ast_error(lambda: np.load(path, allow_pickle=False))
     except Exception as e:  # ValueError (pickled / corrupt), OSError, EOFError
         raise numpy_read_error(path, e, ".npy") from e
 
@@ -132,11 +146,15 @@ def load_npz(path: str | os.PathLike, keys: tuple[str, ...] = ()) -> dict[str, n
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    try:
+
+    def read() -> tuple[list[str], list[str], dict[str, np.ndarray]]:
         with np.load(path, allow_pickle=False) as z:
             names = list(z.files)
             missing = [k for k in keys if k not in names]
-            out = {} if missing else {k: z[k] for k in (keys or names)}
+            return names, missing, ({} if missing else {k: z[k] for k in (keys or names)})
+
+    try:
+        names, missing, out = _retry_spurious_ast_error(read)
     except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, EOFError ...
         raise numpy_read_error(path, e, ".npz") from e
     if missing:

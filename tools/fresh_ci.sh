@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the project's CI (.ci/run) on a fresh clone of a commit, as the CI machine does, then remove
 # the clone: each clone holds a ~7 GB virtual environment, and clones left behind on a shared disk
-# are what made a CI run fail with "No space left on device" (docs/experiments.md, 2026-11-27).
+# are what made a CI run fail with "No space left on device" (notes/experiments.md, 2026-11-27).
 # usage: tools/fresh_ci.sh [COMMIT]   (default HEAD); prints the CI's output, the wall time, and
 # exits with the CI's exit status.
 set -uo pipefail

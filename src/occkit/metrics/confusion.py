@@ -103,16 +103,19 @@ def _count_piece(g: np.ndarray, p: np.ndarray, m: np.ndarray | None, C: int, W: 
     bool), counted into :data:`_SPREAD` copies by position and summed: ``(C * W,)`` int64."""
     gs, ps = g[sl], p[sl]
     n = gs.shape[0]
+    # Every operation names its dtype: under NumPy 1's value-based casting, ``uint8 array * int16
+    # scalar`` is computed in uint8 (17 * 36 gave 100) before the cast into ``out``; NumPy 2 promotes.
     key = np.empty(n, np.int16)
-    np.multiply(gs, np.int16(W), out=key)
+    np.multiply(gs, W, out=key, dtype=np.int16, casting="unsafe")
     if m is None:
-        key += ps
+        np.add(key, ps, out=key, dtype=np.int16, casting="unsafe")
     else:
         col = np.logical_not(m[sl]).view(np.uint8)  # 1 where masked out
-        col *= np.uint8(C)
-        col += ps  # < 2C <= 128: no overflow
-        key += col
-    key += _spread_offsets(C * W, max(n, _PIECE))[:n]  # < _SPREAD * C * W <= 2**15 (the caller checks): fits int16
+        np.multiply(col, C, out=col, dtype=np.uint8, casting="unsafe")
+        np.add(col, ps, out=col, dtype=np.uint8, casting="unsafe")  # < 2C <= 128: no overflow
+        np.add(key, col, out=key, dtype=np.int16, casting="unsafe")
+    # < _SPREAD * C * W <= 2**15 (the caller checks): fits int16
+    np.add(key, _spread_offsets(C * W, max(n, _PIECE))[:n], out=key, dtype=np.int16)
     return torch.bincount(torch.from_numpy(key), minlength=_SPREAD * C * W).view(_SPREAD, C * W).sum(0)
 
 
@@ -120,7 +123,7 @@ def _count_piece(g: np.ndarray, p: np.ndarray, m: np.ndarray | None, C: int, W: 
 def _spread_offsets(bins: int, n: int) -> np.ndarray:
     """``(i % _SPREAD) * bins`` for ``i < n``, int16, read-only: a constant table, made once per
     ``(bins, n)`` (building it costs as much as counting a piece)."""
-    table = np.tile(np.arange(_SPREAD, dtype=np.int16) * np.int16(bins), -(-n // _SPREAD))[:n]
+    table = np.tile(np.arange(_SPREAD, dtype=np.int16) * np.int16(bins), -(-n // _SPREAD))[:n]  # int16 * int16
     table.flags.writeable = False
     return table
 

@@ -74,7 +74,10 @@ def import_devkit() -> Any:
     try:
         from nuscenes.nuscenes import NuScenes
     except ImportError as e:
-        raise ValueError(f"needs nuscenes-devkit ({e}): pip install 'occkit[nuscenes]'") from e
+        raise ValueError(
+            f"needs nuscenes-devkit ({e}): pip install 'occkit[nuscenes]' && pip install --no-deps "
+            "'nuscenes-devkit>=1.1' (without its numpy<2 pin; docs/formats/nuscenes.md)"
+        ) from e
     return NuScenes
 
 

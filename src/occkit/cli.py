@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from occkit.commands import registry_help
+
 #: (subcommand, module, one-line help). Explicit, so "go to definition" works.
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     (
@@ -140,6 +142,7 @@ def build_parser(commands: tuple[tuple[str, str, str], ...] = COMMANDS) -> argpa
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
         importlib.import_module(module).add_arguments(p)
+        registry_help.use(p)  # "{formats}" and the like in a help text: the registries' names, read at --help
     return parser
 
 

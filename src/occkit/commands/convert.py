@@ -28,14 +28,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--to",
         required=True,
         metavar="FORMAT",
-        help="the target format: one whose layout occkit can write and whose sensors the source's share (the "
-        "nuScenes layouts among themselves, the KITTI layouts among themselves); an unknown name lists them",
+        help="the target format: one whose layout occkit can write ({writable_formats}) and whose sensors the "
+        "source's share (the nuScenes layouts among themselves, the KITTI layouts among themselves)",
     )
     p.add_argument(
         "--class-map",
         default=None,
         metavar="NAME|FILE",
-        help="the class map between the two class tables (configs/classmaps/NAME.yaml, or a YAML file), read in "
+        help="the class map between the two class tables (configs/classmaps/NAME.yaml: {class_maps}; or a YAML "
+        "file), read in "
         "either direction (default: none for one class table, else the one occkit ships for the pair)",
     )
     p.add_argument(
@@ -43,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="source_format",
         default=None,
         metavar="FORMAT",
-        help="the source's format, where detecting it from the folder's files is not wanted (default: detected)",
+        help="the source's format ({writable_formats}), where detecting it from the folder's files is not wanted "
+        "(default: detected)",
     )
     p.add_argument("--split", default="all", help="the source split to convert (default all)")
     p.add_argument(

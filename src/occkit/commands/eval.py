@@ -43,8 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--format",
         default="auto",
         metavar="NAME",
-        help="benchmark: a dataset format's name (occ3d, surroundocc, openoccupancy, semantickitti, kitti360, nyu, "
-        "and those of installed packages); auto: detected from --gt (default auto)",
+        help="benchmark: a dataset format's name ({formats}); auto: detected from --gt (default auto)",
     )
     add_split(p, "frames evaluated; test only for SemanticKITTI", choices=SPLITS_TEST)
     add_mask(
@@ -77,7 +76,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--class-map",
         default=None,
         metavar="NAME|FILE",
-        help="score on the common classes of a class map (configs/classmaps/NAME.yaml, or a YAML file): --pred "
+        help="score on the common classes of a class map (configs/classmaps/NAME.yaml: {class_maps}; or a YAML "
+        "file): --pred "
         "holds the files of its 'from' format, --gt is a dataset of its 'to' format (or of its class table); "
         "where the grids differ the predictions are resampled onto the ground truth's grid and frame as occkit "
         "convert resamples labels (layouts of one sensor rig only)",

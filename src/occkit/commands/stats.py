@@ -17,8 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--format",
         default="auto",
         metavar="NAME",
-        help="the dataset's format (occ3d, surroundocc, openoccupancy, semantickitti, kitti360, nyu, or one of an "
-        "installed package); auto: detected from the folder (default auto)",
+        help="the dataset's format ({formats}); auto: detected from the folder (default auto)",
     )
     p.add_argument("--json", type=Path, default=None, help="also write the statistics to this JSON file")
     p.add_argument("--split", default="all", choices=SPLITS, help="which frames to count (default: all)")

@@ -76,9 +76,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--format",
         default=None,
         metavar="NAME",
-        help="dataset layout: a dataset format that writes the synthetic world (occkit.formats: occ3d, "
-        "Occ3D-nuScenes; semantickitti, SSC sequences with the front camera; and those of installed packages) "
-        "(default: occ3d)",
+        help="dataset layout: a dataset format that writes the synthetic world, with the world it writes "
+        "({synth_formats}) (default: occ3d; with --world indoor, nyu)",
     )
     p.add_argument(
         "--overwrite",

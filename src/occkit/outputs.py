@@ -78,11 +78,10 @@ def check_not_inside_inputs(
 def dataset_holding(path: str | os.PathLike) -> Path | None:
     """The nearest folder above ``path`` that is a dataset (of a registered format,
     :mod:`occkit.formats`, or with an occkit dataset's record), or None."""
-    from occkit.formats import formats
+    from occkit.formats.registry import detect_claims
 
-    known = list(formats().values())
     for parent in _resolved(path).parents:
-        if any(f.detect(parent) is not None for f in known):
+        if detect_claims(parent):
             return parent
         rec = read_output_record(parent)
         if rec is not None and rec.get("command") in DATASET_COMMANDS:

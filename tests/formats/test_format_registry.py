@@ -98,14 +98,55 @@ def _toy_format(name: str = "toy"):
 
 def test_a_package_adds_a_format_through_an_entry_point(fresh_registry, monkeypatch, tmp_path):
     toy = _toy_format()
-    toy = dataclasses.replace(toy, detect=lambda root: "toy.txt" if (root / "toy.txt").is_file() else None)
+    toy = dataclasses.replace(
+        toy, detect=lambda root: "toy.txt" if (root / "toy.txt").is_file() else None, refines=("occ3d",)
+    )
     mod = _module(monkeypatch, "toy_pkg_format", FORMAT=toy)
     fresh_registry.append(metadata.EntryPoint(name="toy", value=f"{mod}:FORMAT", group=ENTRY_POINT_GROUP))
     assert "toy" in formats() and format_names()[0] == "toy"  # priority 5: tried before occ3d's 10
     assert "entry point toy = toy_pkg_format:FORMAT" in get_format("toy").source
     (tmp_path / "toy.txt").write_text("")
     (tmp_path / "annotations.json").write_text("{}")
-    assert detect_format(tmp_path).name == "toy"
+    assert detect_format(tmp_path).name == "toy"  # a variant of occ3d's layout (refines): the variant
+
+
+def test_a_folder_two_unrelated_formats_claim_is_refused_naming_both(fresh_registry, monkeypatch, tmp_path):
+    # Before: the first format in registry order won in silence. A format that does not say it refines
+    # occ3d's layout, on a folder occ3d also claims, is ambiguous whatever its priority.
+    toy = dataclasses.replace(_toy_format(), detect=lambda root: "toy.txt" if (root / "toy.txt").is_file() else None)
+    mod = _module(monkeypatch, "toy_pkg_format2", FORMAT=toy)
+    fresh_registry.append(metadata.EntryPoint(name="toy", value=f"{mod}:FORMAT", group=ENTRY_POINT_GROUP))
+    (tmp_path / "toy.txt").write_text("")
+    (tmp_path / "annotations.json").write_text("{}")
+    with pytest.raises(FormatRegistryError) as e:
+        detect_format(tmp_path)
+    msg = str(e.value)
+    assert "\n" not in msg and "toy (toy.txt)" in msg and "occ3d (it holds annotations.json)" in msg
+    assert "--format" in msg
+    # occkit's own two layouts in one folder: KITTI-360's data_2d_raw/ beside Occ3D's annotations.json
+    both = tmp_path / "both"
+    (both / "data_2d_raw" / "2013_05_28_drive_0000_sync" / "voxels").mkdir(parents=True)
+    (both / "annotations.json").write_text("{}")
+    with pytest.raises(FormatRegistryError, match="kitti360 .*occ3d|occ3d .*kitti360"):
+        detect_format(both)
+
+
+def test_a_package_whose_detect_raises_is_named_once_and_the_others_keep_working(
+    fresh_registry, monkeypatch, tmp_path, capsys
+):
+    def detect(root):
+        raise AttributeError("'NoneType' object has no attribute 'glob'")
+
+    bad = dataclasses.replace(_toy_format("badfmt"), detect=detect)
+    mod = _module(monkeypatch, "bad_detect_pkg", FORMAT=bad)
+    fresh_registry.append(metadata.EntryPoint(name="badfmt", value=f"{mod}:FORMAT", group=ENTRY_POINT_GROUP))
+    (tmp_path / "annotations.json").write_text("{}")
+    assert detect_format(tmp_path).name == "occ3d"
+    assert detect_format(tmp_path).name == "occ3d"
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err  # once, not per call
+    assert "badfmt" in err[0] and "entry point badfmt = bad_detect_pkg:FORMAT" in err[0]
+    assert "AttributeError" in err[0] and "left out of the detection" in err[0]
 
 
 def test_a_broken_package_is_named_in_one_warning_line_and_left_out(fresh_registry, monkeypatch, capsys):

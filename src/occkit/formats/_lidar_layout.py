@@ -72,6 +72,7 @@ def lidar_frame_format(
         name=name,
         title=title,
         priority=8,  # before Occ3D (10), whose detect claims any folder holding annotations.json
+        refines=("occ3d",),  # ... so a folder that both claim is this variant's
         summary=summary,
         modality="multi-camera",
         classes=ClassTable(NUSC_OCC_CLASSES, free=NUSC_OCC_EMPTY, ignore=NUSC_OCC_IGNORE, palette=NUSC_OCC_PALETTE),

@@ -14,7 +14,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from occkit.formats.spec import ENTRY_POINT_GROUP, WORLDS, DatasetFormat
+from occkit.formats.spec import ENTRY_POINT_GROUP, WORLDS, DatasetFormat, plugin_failure
 
 _SKIP = {"spec", "registry"}
 _REGISTRY: dict[str, DatasetFormat] | None = None
@@ -138,18 +138,53 @@ def format_of(dataset: object) -> DatasetFormat:
     return get_format(format_name_of(base_dataset(dataset)))
 
 
+_WARNED: set[tuple[str, str]] = set()
+
+
+def detect_claims(root: str | os.PathLike) -> list[tuple[DatasetFormat, str]]:
+    """Every format whose ``detect`` answers for the folder ``root``, with its reason, in registry
+    order. Another package's ``detect`` that raises is named in one warning line (once per format
+    and error) and counts as no answer, so that the other formats keep working; occkit's own
+    formats' errors pass through."""
+    r = Path(root)
+    out = []
+    for spec in formats().values():
+        try:
+            why = spec.detect(r)
+        except Exception as e:
+            if not spec.from_package:  # occkit's own: an error of the input (OSError) or a bug, as it is
+                raise
+            key = (spec.name, f"{type(e).__name__}: {e}")
+            if key not in _WARNED:
+                _WARNED.add(key)
+                _warn(f"{plugin_failure(spec, f'detect({r})', e)}; left out of the detection")
+            continue
+        if why is not None:
+            out.append((spec, str(why)))
+    return out
+
+
 def detect_format(root: str | os.PathLike) -> DatasetFormat:
-    """The format of the dataset folder ``root``: the first whose ``detect`` answers, in registry
-    order; otherwise a one-line error naming the folder and every format tried."""
+    """The format of the dataset folder ``root``: the one format whose ``detect`` answers, a
+    format's variants (:attr:`DatasetFormat.refines`) before the layout they refine. A folder that
+    two unrelated formats claim is refused in one line naming both (pass ``--format``); one that
+    none claims, in one line naming the folder and every format tried."""
     r = Path(root)
     if not r.exists():
         raise FileNotFoundError(f"{r}: dataset folder not found (a folder of one of the formats {formats_tried()})")
     if not r.is_dir():
         raise NotADirectoryError(f"{r}: is a file, not a dataset folder")
-    reg = formats()
-    for spec in reg.values():
-        if spec.detect(r) is not None:
-            return spec
+    claims = detect_claims(r)
+    refined = {name for spec, _ in claims for name in spec.refines}
+    left = [(spec, why) for spec, why in claims if spec.name not in refined]
+    if len(left) == 1:
+        return left[0][0]
+    if left:
+        said = "; ".join(f"{spec.name} ({why})" for spec, why in left)
+        raise FormatRegistryError(
+            f"{r}: holds the layouts of {len(left)} formats, {said}; occkit does not guess which one is meant: "
+            f"pass --format {left[0][0].name} (or another of them), or keep one layout per folder"
+        )
     raise FormatRegistryError(f"{r}: not a dataset of any known format (tried {formats_tried()}); pass --format")
 
 

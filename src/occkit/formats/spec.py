@@ -260,6 +260,11 @@ class DatasetFormat:
             format's ``detect`` would also claim (a variant of a layout, e.g. another class table in
             the SemanticKITTI file layout) takes a lower number than the general one (Occ3D: 10,
             SemanticKITTI: 90, default 50).
+        refines: the formats whose ``detect`` also claims this format's folders because this one is
+            a variant of their layout (SurroundOcc and OpenOccupancy: ``("occ3d",)``, whose detect
+            claims any folder holding ``annotations.json``): when both answer, this one is the
+            folder's format. Two formats that answer for one folder and neither refines the other
+            are refused as ambiguous (:func:`occkit.formats.detect_format`), never settled by order.
         label_writer: how ``occkit convert`` writes a dataset's ground truth in this layout
             (:class:`LabelWriter`), or None for a format that cannot be written (``occkit convert
             --to NAME`` then says so); not the writer of predictions (:attr:`predictions`) nor of
@@ -293,6 +298,7 @@ class DatasetFormat:
     priority: int = 50
     label_writer: LabelWriter | None = None
     ground_z: float | None = None
+    refines: tuple[str, ...] = ()
     source: str = field(default="", compare=False)
 
     @property
@@ -322,7 +328,7 @@ class DatasetFormat:
         """:attr:`open` with keyword options (those of :class:`OpenOptions`); the dataset is marked
         with this format's name (``format_name``), which :func:`occkit.formats.format_of` reads
         back under any wrappers."""
-        ds = self.open(Path(root), split, OpenOptions(**options))
+        ds = plugin_call(self, "open", self.open, Path(root), split, OpenOptions(**options))
         try:
             ds.format_name = self.name
         except AttributeError:  # a dataset that takes no attributes (slots): its class must say
@@ -332,7 +338,7 @@ class DatasetFormat:
     def new_metrics(self, **options: Any) -> list[Metric]:
         """:attr:`metrics` with keyword options; an empty list or one that is not a
         :class:`Metric` raises naming the format."""
-        found = list(self.metrics(options))
+        found = list(plugin_call(self, "metrics", self.metrics, options))
         if not found:
             raise ValueError(f"format {self.name} ({self.source}): metrics() gave no metric")
         for m in found:
@@ -341,4 +347,68 @@ class DatasetFormat:
                     f"format {self.name} ({self.source}): metrics() gave a {type(m).__name__}, which lacks "
                     "name/update/merge/all_reduce/compute"
                 )
-        return found
+        return [_GuardedMetric(self, m) for m in found] if self.from_package else found
+
+    @property
+    def from_package(self) -> bool:
+        """Whether another package registered it (an entry point of :data:`ENTRY_POINT_GROUP`)."""
+        return self.source.startswith("entry point")
+
+
+class FormatPluginError(ValueError):
+    """A format of another package failed in one of its parts (``detect``, ``open``, ``metrics`` or a
+    metric's ``update`` / ``compute``): the one line names the format, its entry point and the error,
+    and the command's other formats keep working."""
+
+
+#: Errors a format's part raises on purpose for bad input (a missing file, a bad value): passed on as
+#: they are, since their message already names the file.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, MemoryError, FloatingPointError)
+
+
+def plugin_call(fmt: DatasetFormat, part: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, a part of ``fmt``. For a format of another package, any failure that is not an
+    input error (:data:`INPUT_ERRORS`) becomes a one-line :class:`FormatPluginError` naming the
+    format, its entry point and the error (a bug of that package, not of occkit); occkit's own
+    formats' failures pass through as they are."""
+    try:
+        return fn(*args)
+    except INPUT_ERRORS:
+        raise
+    except Exception as e:
+        if not fmt.from_package:
+            raise
+        raise FormatPluginError(plugin_failure(fmt, part, e)) from e
+
+
+def plugin_failure(fmt: DatasetFormat, part: str, e: BaseException) -> str:
+    """The line that names a failed part of another package's format."""
+    return f"format {fmt.name} ({fmt.source}): its {part} failed ({type(e).__name__}: {e}); a bug of that package"
+
+
+class _GuardedMetric:
+    """A metric of another package's format whose failures (other than input errors) are named in
+    one line (:func:`plugin_call`), as its ``detect`` and ``open``'s are."""
+
+    def __init__(self, fmt: DatasetFormat, metric: Any) -> None:
+        self._fmt, self._metric = fmt, metric
+        self.name = getattr(metric, "name", type(metric).__name__)
+
+    def __getattr__(self, key: str) -> Any:  # anything else the metric has (counts, options)
+        if key.startswith("_"):  # not set yet (unpickling): no recursion through self._metric
+            raise AttributeError(key)
+        return getattr(self._metric, key)
+
+    def update(self, pred: Any, target: Any) -> None:
+        plugin_call(self._fmt, f"metric {self.name}'s update", self._metric.update, pred, target)
+
+    def merge(self, other: Any) -> Any:
+        other = other._metric if isinstance(other, _GuardedMetric) else other
+        plugin_call(self._fmt, f"metric {self.name}'s merge", self._metric.merge, other)
+        return self
+
+    def all_reduce(self) -> None:
+        plugin_call(self._fmt, f"metric {self.name}'s all_reduce", self._metric.all_reduce)
+
+    def compute(self) -> dict[str, Any]:
+        return plugin_call(self._fmt, f"metric {self.name}'s compute", self._metric.compute)

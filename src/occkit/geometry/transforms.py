@@ -8,6 +8,7 @@ tensors with any leading batch axes, and work in the tensor's dtype and device.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -129,6 +130,32 @@ def transform_from_pose(translation: Sequence[float], rotation: Sequence[float],
             f"pose: expected translation (3,) and rotation (4,), got {tuple(t.shape)} and {tuple(q.shape)}"
         )
     return make_transform(quat_to_matrix(q), t)
+
+
+#: How far a pose's translation may lie from its origin, in metres, by kind: a sensor on the vehicle
+#: (``extrinsic``: LiDAR or camera to ego) within a kilometre, the vehicle on its map (``ego_pose``)
+#: within 1e8 m. Farther, the entry is corrupt (a reviewer's 1e9 m lidar2ego moved RayIoU in silence).
+POSE_LIMITS: dict[str, float] = {"extrinsic": 1e3, "ego_pose": 1e8}
+
+
+def checked_pose(translation: Any, rotation: Any, kind: str, where: str) -> torch.Tensor:
+    """:func:`transform_from_pose` of a pose read from a file, or a one-line ``ValueError`` that
+    starts with ``where`` (the file and the entry): a translation or rotation that is not three or
+    four finite numbers, a zero quaternion, or a translation farther than :data:`POSE_LIMITS`
+    ``[kind]`` from its origin."""
+    try:
+        t = [float(v) for v in translation]
+        q = [float(v) for v in rotation]
+        T = transform_from_pose(t, q)
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise ValueError(f"{where}: not a pose (translation {translation!r}, rotation {rotation!r}: {e})") from None
+    if not bool(torch.isfinite(T).all()):
+        raise ValueError(f"{where}: not finite (translation {t}, rotation {q})")
+    limit = POSE_LIMITS[kind]
+    if float(T[:3, 3].norm()) > limit:
+        kind_text = "a sensor on the vehicle" if kind == "extrinsic" else "a vehicle on its map"
+        raise ValueError(f"{where}: translation {t} lies more than {limit:g} m from its origin ({kind_text}): corrupt")
+    return T
 
 
 def pose_from_transform(T: torch.Tensor) -> dict[str, list[float]]:

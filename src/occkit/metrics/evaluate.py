@@ -350,6 +350,9 @@ def _origin_fn(
             "info file with lidar2ego_translation/rotation and ego2global_translation/rotation per token)"
         )
     poses: dict[str, Any] = {}  # each scene's poses built once
+    scenes = {ds.frames[ds.index_of(t)].scene: t for t in tokens}
+    for t in scenes.values():  # every scene's poses checked now, before any frame is counted
+        rayiou_origins(ds, t, poses)
     return lambda t: rayiou_origins(ds, t, poses)
 
 

@@ -43,7 +43,7 @@ import torch
 
 from occkit.fileio import read_info_list
 from occkit.geometry.grid import Grid, occ3d_grid
-from occkit.geometry.transforms import invert_transform, transform_from_pose
+from occkit.geometry.transforms import checked_pose, invert_transform
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
 from occkit.metrics.base import Targets
 from occkit.metrics.confusion import all_reduce_sum
@@ -1024,10 +1024,14 @@ def rayiou_origins(dataset: Any, token: str, cache: dict[str, Any] | None = None
                 f"{dataset.annotations_path}: frame {t} of scene {scene} has no lidar_sensor.extrinsic; RayIoU needs "
                 "the LiDAR poses: pass nuScenes-style info files (lidar2ego_*, ego2global_*) instead"
             )
-        ext = sensor["extrinsic"]
-        pose = infos[t]["ego_pose"]
-        T_l.append(transform_from_pose(ext["translation"], ext["rotation"]))
-        T_g.append(transform_from_pose(pose["translation"], pose["rotation"]))
+        ext, pose = sensor["extrinsic"], infos[t].get("ego_pose")
+        where = f"{dataset.annotations_path}: frame {t} of scene {scene}"
+        for what, entry in (("lidar_sensor.extrinsic", ext), ("ego_pose", pose)):
+            if not isinstance(entry, dict) or "translation" not in entry or "rotation" not in entry:
+                raise ValueError(f"{where}: '{what}' is not a {{translation, rotation}} mapping")
+        # every frame of the scene checked: a NaN pose's origin used to fall out of the origins unseen
+        T_l.append(checked_pose(ext["translation"], ext["rotation"], "extrinsic", f"{where}: lidar_sensor.extrinsic"))
+        T_g.append(checked_pose(pose["translation"], pose["rotation"], "ego_pose", f"{where}: ego_pose"))
     if cache is not None:
         cache[scene] = (list(tokens), torch.stack(T_g), torch.stack(T_l))
     return lidar_origins_in_ego(torch.stack(T_g), torch.stack(T_l), tokens.index(token))
@@ -1055,15 +1059,19 @@ def load_nuscenes_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         scene = info.get("scene_name", info.get("scene_token"))
         if scene is None:
             raise KeyError(f"{path}: frame {i} lacks 'scene_name' (or 'scene_token')")
-        out[str(info["token"])] = {
+        token = str(info["token"])
+        if token in out:
+            raise ValueError(f"{path}: token {token} is listed twice (frames {out[token]['order']} and {i})")
+        where = f"{path}: frame {i} (token {token})"
+        out[token] = {
             "scene": str(scene),
             "timestamp": int(info.get("timestamp", i)),
             "order": i,
-            "T_global_from_ego": transform_from_pose(
-                list(map(float, info["ego2global_translation"])), list(map(float, info["ego2global_rotation"]))
+            "T_global_from_ego": checked_pose(
+                info["ego2global_translation"], info["ego2global_rotation"], "ego_pose", f"{where}: ego2global"
             ),
-            "T_ego_from_lidar": transform_from_pose(
-                list(map(float, info["lidar2ego_translation"])), list(map(float, info["lidar2ego_rotation"]))
+            "T_ego_from_lidar": checked_pose(
+                info["lidar2ego_translation"], info["lidar2ego_rotation"], "extrinsic", f"{where}: lidar2ego"
             ),
         }
     return out

@@ -43,10 +43,10 @@ def test_bits_msb_first_and_round_trip(tmp_path):
 
 
 def test_label_maps():
-    raw = np.array([0, 1, 10, 52, 99, 252, 81, 300, 44])
+    raw = np.array([0, 1, 10, 52, 99, 252, 81, 44])
     # completion lut: raw 0 -> 0; ids mapping to 0 other than 0 (1 outlier, 52 other-structure,
-    # 99 other-object) -> 255; unknown (300) -> 255
-    assert raw_to_learning(raw).tolist() == [0, 255, 1, 255, 255, 1, 19, 255, 10]
+    # 99 other-object) -> 255; an id outside the map is refused (test_unknown_raw_id_is_refused)
+    assert raw_to_learning(raw).tolist() == [0, 255, 1, 255, 255, 1, 19, 10]
     assert learning_to_raw(np.arange(20)).tolist() == [
         0,
         10,
@@ -146,6 +146,7 @@ def _tiny_layout(root, frames=("000000",), hw=(32, 64)):
     write_calib(seq / "calib.txt", K @ np.hstack([np.eye(3), np.zeros((3, 1))]), np.eye(4))
     for f in frames:
         write_label(seq / "voxels" / f"{f}.label", np.zeros(SSC_SHAPE, np.uint16))
+        write_bitpacked(seq / "voxels" / f"{f}.invalid", np.zeros(SSC_SHAPE, bool))
         (seq / "image_2").mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.zeros((*hw, 3), np.uint8)).save(seq / "image_2" / f"{f}.png")
     return seq
@@ -209,3 +210,56 @@ def test_dataset_synthetic_extras(tmp_path):
     write_json_atomic(seq / "extras" / "000001.objects.json", {"objects": [{"name": "sedan"}]})
     with pytest.raises(ValueError, match="000001.objects.json"):
         ds.instance_names("08/000001")
+
+
+def test_label_without_its_invalid_is_refused_everywhere(tmp_path, capsys):
+    """A .label without its .invalid would be scored as all valid (the official evaluation reads
+    both): eval's ground truth, training samples and convert's reader refuse it in one line naming
+    the missing file."""
+    from occkit.cli import main
+    from occkit.formats import get_format
+
+    seq = _tiny_layout(tmp_path / "gt")
+    (seq / "voxels" / "000000.invalid").unlink()
+    missing = seq / "voxels" / "000000.invalid"
+    ds = SemanticKITTIDataset(tmp_path / "gt", "val")
+    for read in (
+        lambda: ds.load_gt_arrays(0),
+        lambda: ds[0],
+        lambda: get_format("semantickitti").label_writer.read(ds, 0, {}),
+    ):
+        with pytest.raises(FileNotFoundError, match="the .invalid of 000000.label") as e:
+            read()
+        assert str(missing) in str(e.value) and "\n" not in str(e.value)
+    write_ssc_prediction(
+        tmp_path / "pred" / "sequences" / "08" / "predictions" / "000000.label", np.zeros(SSC_SHAPE, np.uint8)
+    )
+    assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("occkit eval: error: ") and f"{missing}: missing" in err[-1]
+
+
+def test_unknown_raw_id_is_refused(tmp_path):
+    """A raw id outside SemanticKITTI's learning map (9999) was read as ignored: now refused in one
+    line naming the file and the id, in ground truth (eval, training, convert) and predictions."""
+    from occkit.formats import get_format
+
+    seq = _tiny_layout(tmp_path)
+    raw = np.zeros(SSC_SHAPE, np.uint16)
+    raw[3, 4, 5] = 9999
+    label = seq / "voxels" / "000000.label"
+    write_label(label, raw)
+    ds = SemanticKITTIDataset(tmp_path, "val")
+    for read in (
+        lambda: ds.load_gt_arrays(0),
+        lambda: ds[0],
+        lambda: get_format("semantickitti").label_writer.read(ds, 0, {}),
+    ):
+        with pytest.raises(ValueError, match=r"raw label ids \[9999\] are not in SemanticKITTI's learning map") as e:
+            read()
+        assert str(e.value).startswith(f"{label}: ") and "\n" not in str(e.value)
+    with pytest.raises(ValueError, match=r"raw label ids \[9999\]") as e:
+        read_ssc_prediction(label)
+    assert str(label) in str(e.value)
+    with pytest.raises(ValueError, match=r"\[300\]"):
+        raw_to_learning(np.array([0, 300]))  # inside the released table's padding: refused all the same

@@ -306,3 +306,25 @@ def test_end_to_end_through_the_cli(tmp_path):
         assert loop["completion_iou"] == pytest.approx(files["completion_iou"], abs=1e-6)
     finally:
         torch.set_num_threads(n)
+
+
+def test_label_without_its_invalid_is_refused(tmp_path):
+    """A .label without its .invalid was scored as all valid (SSCBench's released code raises): eval,
+    the dataset and convert's reader refuse it in one line naming the missing file."""
+    seq = "2013_05_28_drive_0006_sync"
+    vox = tmp_path / "data_2d_raw" / seq / "voxels"
+    raw = np.zeros(SSC_SHAPE, np.uint16)
+    raw[:4] = 40  # road
+    k.write_label(vox / "000000.label", raw)
+    missing = vox / "000000.invalid"
+    ds = k.Kitti360Dataset(tmp_path, "val", load_images=False)
+    for read in (lambda: ds.load_gt_arrays(0), lambda: ds[0], lambda: FMT.label_writer.read(ds, 0, {})):
+        with pytest.raises(FileNotFoundError, match="the .invalid of 000000.label") as e:
+            read()
+        _one_line(e, missing)
+    FMT.predictions.write(tmp_path / "pred", f"{seq}/000000", np.zeros(SSC_SHAPE, np.uint8))
+    with pytest.raises(FileNotFoundError) as e:
+        FMT.evaluate_folder(tmp_path, tmp_path / "pred", "val")
+    _one_line(e, missing)
+    k.write_invalid(missing, np.zeros(SSC_SHAPE, bool))  # with it, read as before
+    assert FMT.evaluate_folder(tmp_path, tmp_path / "pred", "val")["frames"] == 1

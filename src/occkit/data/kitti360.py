@@ -59,6 +59,7 @@ from occkit.data.semantickitti import (
     dataset_splits,
     pack_bits,
     read_label,
+    require_invalid,
     unpack_bits,
     write_label,
 )
@@ -514,12 +515,12 @@ class Kitti360Dataset(SemanticKITTIDataset):
     def load_gt_arrays(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Learning classes ``(256, 256, 32)`` uint8 (255 where ignored or invalid) and the
         invalid mask the benchmark applies ``(256, 256, 32)`` bool (the ``.invalid`` voxels whose
-        raw label is 0; from a ``_1_1.npy``, where it is already 255, all False)."""
+        raw label is 0; from a ``_1_1.npy``, where it is already 255, all False). A ``.label``
+        without its ``.invalid`` raises naming the missing file."""
         path = self.label_path(i)
         if path.suffix == ".npy":
             return read_preprocessed(path), np.zeros(SSC_SHAPE, dtype=bool)
         raw = read_label(path)
-        inv_path = self.voxel_path(i, "invalid")
-        invalid = read_invalid(inv_path) if inv_path.is_file() else np.zeros(SSC_SHAPE, dtype=bool)
+        invalid = read_invalid(require_invalid(path, self.voxel_path(i, "invalid")))  # SSCBench's code needs it too
         invalid &= raw == 0
         return labels_from_voxels(raw, invalid, path), invalid

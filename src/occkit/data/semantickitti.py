@@ -14,7 +14,9 @@ Layout under ``root``::
 Voxel files hold the 256 x 256 x 32 grid (0.2 m, from [0, -25.6, -2] m in the LiDAR frame) in
 C order with axes ``[x, y, z]``; bit-packed files are unpacked most significant bit first.
 Ground truth is read as learning classes through the completion lookup table (raw ids that map
-to nothing become 255, ignored), see :func:`occkit.labels.semantickitti_remap_lut`.
+to nothing become 255, ignored), see :func:`occkit.labels.semantickitti_remap_lut`; a raw id that
+is not in the table (9999) is refused naming the file, and so is a ``.label`` without its
+``.invalid`` (scored without it, every voxel would count as valid).
 
 In a :class:`~occkit.data.sample.Sample` the "ego" frame is the LiDAR (velodyne) frame, the one
 camera is ``image_2``, ``occupancy`` holds learning classes with 255 where ignored, and
@@ -47,7 +49,7 @@ from occkit.data.occ3d import load_image, read_instance_names, read_objects
 from occkit.data.sample import Sample
 from occkit.fileio import load_npz, write_bytes_atomic, write_text_atomic
 from occkit.geometry.grid import Grid, semantickitti_grid
-from occkit.labels import semantickitti_inverse_lut, semantickitti_remap_lut
+from occkit.labels import SEMANTICKITTI_LEARNING_MAP, semantickitti_inverse_lut, semantickitti_remap_lut
 
 #: The official splits (sequences).
 SEMANTICKITTI_SPLITS: dict[str, tuple[str, ...]] = {
@@ -111,6 +113,18 @@ def read_bitpacked(path: str | os.PathLike, shape: tuple[int, int, int] = SSC_SH
     return unpack_bits(_read_raw(path, np.uint8, (n + 7) // 8, "bit-packed voxel"), shape)
 
 
+def require_invalid(label: Path, invalid: Path) -> Path:
+    """``invalid``, the ``.invalid`` file of the frame whose ground truth is ``label``; a missing one
+    raises ``FileNotFoundError`` in one line naming it (scoring the frame without it would count
+    the voxels the benchmark leaves out)."""
+    if not invalid.is_file():
+        raise FileNotFoundError(
+            f"{invalid}: missing, the .invalid of {label.name}: without it every voxel would be scored as valid "
+            "(the official evaluation reads both)"
+        )
+    return invalid
+
+
 def write_bitpacked(path: str | os.PathLike, voxels: np.ndarray) -> Path:
     """Write a bool voxel array as a bit-packed file (atomically)."""
     return write_bytes_atomic(path, pack_bits(voxels).tobytes())
@@ -130,15 +144,18 @@ def write_label(path: str | os.PathLike, raw: np.ndarray) -> Path:
     return write_bytes_atomic(path, raw.astype("<u2").reshape(-1).tobytes())
 
 
-def raw_to_learning(raw: np.ndarray, for_completion: bool = True) -> np.ndarray:
-    """Raw ids to learning classes (uint8, 255 = ignored) through the official learning map.
-    Raw ids beyond the map's largest key are ignored (255) with ``for_completion``."""
-    lut = semantickitti_remap_lut(for_completion)
+def raw_to_learning(raw: np.ndarray, for_completion: bool = True, where: str | os.PathLike = "labels") -> np.ndarray:
+    """Raw ids to learning classes (uint8, 255 = ignored) through the official learning map; a raw
+    id that is not a key of the map (e.g. 9999) raises naming ``where``, as KITTI-360's reader does
+    (read as ignored it would leave the voxel out of the score without a word)."""
     raw = np.asarray(raw).astype(np.int64)
-    out = np.full(raw.shape, 255 if for_completion else 0, dtype=np.uint8)
-    inside = raw < lut.size
-    out[inside] = lut[raw[inside]]
-    return out
+    known = np.zeros(1 << 16, dtype=bool)
+    known[list(SEMANTICKITTI_LEARNING_MAP)] = True
+    flat = raw.reshape(-1)
+    if flat.size and (flat.min() < 0 or flat.max() >= known.size or not known[flat].all()):
+        bad = np.unique(flat[(flat < 0) | (flat >= known.size) | ~known[np.clip(flat, 0, known.size - 1)]])
+        raise ValueError(f"{where}: raw label ids {bad[:8].tolist()} are not in SemanticKITTI's learning map")
+    return semantickitti_remap_lut(for_completion)[raw]
 
 
 def learning_to_raw(classes: np.ndarray) -> np.ndarray:
@@ -161,8 +178,9 @@ def write_ssc_prediction(path: str | os.PathLike, classes: np.ndarray | torch.Te
 
 def read_ssc_prediction(path: str | os.PathLike) -> np.ndarray:
     """Read a submission ``.label`` as learning classes ``(256, 256, 32)`` uint8 (the official
-    evaluation remaps predictions with the same table; ignored raw ids come back as 255)."""
-    return raw_to_learning(read_label(path))
+    evaluation remaps predictions with the same table; ignored raw ids come back as 255; a raw id
+    outside the table raises naming the file)."""
+    return raw_to_learning(read_label(path), where=path)
 
 
 # ------------------------------------------------------------------------------------ calib
@@ -432,11 +450,12 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
 
     def load_gt_arrays(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Learning classes ``(256, 256, 32)`` uint8 (255 ignored) and invalid ``(256, 256, 32)``
-        bool (all False when the ``.invalid`` file is absent)."""
-        labels = raw_to_learning(read_label(self.voxel_path(i, "label")))
-        inv_path = self.voxel_path(i, "invalid")
-        invalid = read_bitpacked(inv_path) if inv_path.is_file() else np.zeros(SSC_SHAPE, dtype=bool)
-        return labels, invalid
+        bool. A ``.label`` without its ``.invalid`` raises naming the missing file (the
+        semantic-kitti-api reads both; without it every voxel would count as valid); a raw id
+        outside the learning map raises naming the ``.label``."""
+        label_path = self.voxel_path(i, "label")
+        labels = raw_to_learning(read_label(label_path), where=label_path)
+        return labels, read_bitpacked(require_invalid(label_path, self.voxel_path(i, "invalid")))
 
     def frame_labels(self, i: int) -> tuple[np.ndarray, np.ndarray, Path]:
         """Frame ``i``'s learning classes ``(256, 256, 32)`` uint8 (255 ignored), the voxels the SSC

@@ -61,15 +61,16 @@ def read_frame(dataset: Any, i: int, options: dict[str, Any]) -> FrameLabels:
 def read_kitti360_frame(dataset: Any, i: int, options: dict[str, Any]) -> FrameLabels:
     """As :func:`read_frame`, from the frame's ``.label`` and ``.invalid`` where it has them: the
     learning classes of the raw ids and the whole invalid mask, before the benchmark folds the
-    invalid unlabelled voxels into 255 (its ``_1_1.npy``), so that a conversion back keeps both."""
+    invalid unlabelled voxels into 255 (its ``_1_1.npy``), so that a conversion back keeps both. A
+    ``.label`` without its ``.invalid`` raises naming the missing file."""
     from occkit.data.kitti360 import raw_to_learning, read_invalid
-    from occkit.data.semantickitti import read_label
+    from occkit.data.semantickitti import read_label, require_invalid
 
     frame = read_frame(dataset, i, options)
     label, invalid = dataset.voxel_path(i, "label"), dataset.voxel_path(i, "invalid")
     if label.is_file():
         frame.semantics = raw_to_learning(read_label(label), label)
-        frame.masks["invalid"] = read_invalid(invalid) if invalid.is_file() else np.zeros(frame.semantics.shape, bool)
+        frame.masks["invalid"] = read_invalid(require_invalid(label, invalid))
     return frame
 
 

@@ -104,3 +104,20 @@ def test_the_synthetic_world_passes_the_checks(synth_root):
     ds = Occ3DDataset(synth_root, "all")
     for i in range(len(ds)):
         ds[i]
+
+
+def test_token_listed_in_two_scenes_is_refused_naming_file_token_scenes(tmp_path):
+    """annotations.json listing one token in two scenes counted its frame twice: refused in one line
+    naming the file, the token and both scenes (the LiDAR-frame layouts read the same index)."""
+    root = write_tiny_occ3d(tmp_path / "d", scenes=2, frames=1)
+    path = root / "annotations.json"
+    ann = json.loads(path.read_text())
+    a, b = list(ann["scene_infos"])
+    token = next(iter(ann["scene_infos"][a]))
+    ann["scene_infos"][b][token] = ann["scene_infos"][a][token]
+    path.write_text(json.dumps(ann))
+    for split in ("all", "train", "val"):
+        with pytest.raises(ValueError) as e:
+            Occ3DDataset(root, split, load_images=False)
+        msg = str(e.value)
+        assert msg == f"{path}: token {token} is listed in two scenes, {a} and {b} (its frame would be counted twice)"

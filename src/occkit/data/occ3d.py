@@ -31,7 +31,7 @@ from PIL import Image
 from occkit.data.sample import NUSCENES_CAMERAS, Sample  # NUSCENES_CAMERAS: importable from here too
 from occkit.fileio import load_npz, read_json
 from occkit.geometry.grid import Grid, occ3d_grid
-from occkit.geometry.transforms import invert_transform, transform_from_pose
+from occkit.geometry.transforms import POSE_LIMITS, invert_transform, transform_from_pose
 
 SPLITS = ("train", "val", "all")
 
@@ -47,7 +47,7 @@ class FrameRef:
 
 #: The farthest a pose's translation may be from its origin, in metres: a sensor's ``extrinsic``
 #: (on the vehicle) and an ``ego_pose`` (on a map; UTM northings reach 1e7 m).
-MAX_POSE_METRES = {"extrinsic": 1e3, "ego_pose": 1e8}
+MAX_POSE_METRES = POSE_LIMITS  # the one table (occkit.geometry.transforms)
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -163,6 +163,24 @@ def read_instance_names(path: Path) -> dict[int, str]:
         raise ValueError(f"{path}: an object lacks 'instance' or 'name' ({e})") from e
 
 
+def check_tokens_unique(scene_infos: Any, path: str | os.PathLike) -> None:
+    """Refuse a ``scene_infos`` (``{scene: {token: info}}``) listing one token in two scenes: the
+    frame would be read, and scored, twice. The error names ``path``, the token and both scenes."""
+    if not isinstance(scene_infos, dict):
+        return
+    seen: dict[str, str] = {}
+    for scene, infos in scene_infos.items():
+        if not isinstance(infos, dict):
+            continue
+        for token in infos:
+            first = seen.setdefault(token, scene)
+            if first != scene:
+                raise ValueError(
+                    f"{path}: token {token} is listed in two scenes, {first} and {scene} (its frame would be "
+                    "counted twice)"
+                )
+
+
 class Occ3DDataset(torch.utils.data.Dataset):
     """Frames of an Occ3D-nuScenes-layout dataset as :class:`~occkit.data.sample.Sample`.
 
@@ -214,6 +232,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
                 raise KeyError(f"{ann_path}: missing key '{key}'")
         self.annotations_path = ann_path
         self.scene_infos: dict[str, dict[str, Any]] = ann["scene_infos"]
+        check_tokens_unique(self.scene_infos, ann_path)
         self.scene_descriptions: dict[str, str] = ann.get("scene_descriptions", {})
         if split == "all":
             scenes = list(self.scene_infos)

@@ -1,0 +1,322 @@
+"""The documentation site (mkdocs.yml, docs/): it builds with no warning, every link, image and anchor of the
+built pages resolves, nothing is fetched from another host when a page is viewed, the command-line reference
+holds every option of every command, and the API reference every public name of occkit.formats, occkit.metrics
+and occkit.methods with its docstring.
+
+The site is built once per run (about 20 s; ``mkdocs build --strict``), or read from ``OCCKIT_DOCS_SITE`` where
+CI built it already. Skipped where the docs extra is not installed (``pip install -e '.[docs]'``); the browser
+check also where Chromium is absent (Debian: ``apt-get install chromium``)."""
+
+from __future__ import annotations
+
+import html
+import importlib
+import inspect
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e '.[docs]'")
+pytest.importorskip("material", reason="the docs extra is not installed: pip install -e '.[docs]'")
+pytest.importorskip("mkdocstrings", reason="the docs extra is not installed: pip install -e '.[docs]'")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    given = os.environ.get("OCCKIT_DOCS_SITE")
+    if given:
+        out = Path(given)
+        assert (out / "index.html").is_file(), f"OCCKIT_DOCS_SITE={given}: no built site there"
+        return out
+    out = tmp_path_factory.mktemp("docs") / "site"
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    r = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert r.returncode == 0, f"mkdocs build --strict failed:\n{r.stdout}\n{r.stderr}"
+    return out
+
+
+class _Page(HTMLParser):
+    """The ids, links (a href) and resources (img src, script src, link href) of one HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+        self.resources: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(a["id"])
+        if tag == "a" and a.get("name"):
+            self.ids.add(a["name"])
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+        if tag in ("img", "script", "source", "iframe") and a.get("src"):
+            self.resources.append(a["src"])
+        if tag == "link" and a.get("href"):
+            self.resources.append(a["href"])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(path: Path) -> _Page:
+    p = _Page()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+def _html(site: Path) -> list[Path]:
+    """The site's pages, but 404.html: a web server's error page, its links absolute from the server's root."""
+    return [p for p in sorted(site.rglob("*.html")) if p.relative_to(site) != Path("404.html")]
+
+
+def _pages(site: Path) -> dict[Path, _Page]:
+    return {p: _parse(p) for p in _html(site)}
+
+
+def _external(url: str) -> bool:
+    return bool(re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", url)) or url.startswith("//")
+
+
+def test_every_link_image_and_anchor_of_the_built_site_resolves(site):
+    pages = _pages(site)
+    bad = []
+    for path, page in pages.items():
+        where = path.relative_to(site)
+        for url in page.links + page.resources:
+            if _external(url):
+                continue
+            target, _, anchor = urllib.parse.unquote(url).partition("#")
+            dest = (path.parent / target).resolve() if target else path
+            if target.endswith("/"):
+                dest = dest / "index.html"
+            if not dest.exists():
+                bad.append(f"{where}: {url}: no such file")
+            elif anchor and dest.suffix == ".html":
+                ids = pages[dest].ids if dest in pages else _parse(dest).ids
+                if anchor not in ids:
+                    bad.append(f"{where}: {url}: no anchor #{anchor}")
+    assert not bad, "\n".join(bad[:50])
+
+
+def test_nothing_is_fetched_from_another_host(site):
+    """Offline: no script, style sheet, font or image from another host (links to other sites may stay)."""
+    bad = []
+    for path, page in _pages(site).items():
+        bad += [f"{path.relative_to(site)}: {u}" for u in page.resources if _external(u) and not u.startswith("data:")]
+        text = path.read_text(encoding="utf-8")
+        bad += [f"{path.relative_to(site)}: {m}" for m in re.findall(r"@import\s+url\([\"']?https?://[^)]+", text)]
+    for css in site.rglob("*.css"):
+        bad += [f"{css.relative_to(site)}: {m}" for m in re.findall(r"url\([\"']?https?://[^)]+\)", css.read_text())]
+    assert not bad, "\n".join(bad[:50])
+
+
+def _cli_reference_module():
+    spec = importlib.util.spec_from_file_location("occkit_cli_reference", ROOT / "tools" / "cli_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_cli_reference_holds_every_option_of_every_command(site):
+    ref = _cli_reference_module()
+    text = html.unescape(" ".join(_parse(site / "reference" / "cli.html").text))
+    missing = []
+    for name, parser in ref.commands():
+        if f"usage: {name}" not in text:
+            missing.append(f"{name}: no section")
+        for action in parser._actions:
+            for flag in action.option_strings:
+                if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text):
+                    missing.append(f"{name} {flag}")
+            for choice in action.choices or () if action.option_strings else ():
+                if str(choice) not in text:
+                    missing.append(f"{name} {action.option_strings[0]} {choice}")
+    assert not missing, "not in the site's command-line reference:\n" + "\n".join(missing)
+
+
+def _words(s: str) -> str:
+    """``s`` as plain words: Sphinx roles (``:class:``) and punctuation dropped, as the page and the docstring
+    show them alike."""
+    return " ".join(re.sub(r"[^0-9A-Za-z]+", " ", re.sub(r":\w+:", " ", s)).split())
+
+
+def _public_names() -> list[tuple[str, object]]:
+    """``(qualified name as the API page shows it, object)`` of every public name of occkit.formats and
+    occkit.metrics (their ``__all__``) and of each module of occkit.methods (its classes and functions)."""
+    import pkgutil
+
+    out = []
+    for pkg in ("occkit.formats", "occkit.metrics"):
+        mod = importlib.import_module(pkg)
+        out += [(f"{pkg}.{n}", getattr(mod, n)) for n in mod.__all__]
+    methods = importlib.import_module("occkit.methods")
+    for info in pkgutil.iter_modules(methods.__path__):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"occkit.methods.{info.name}")
+        for n, obj in vars(mod).items():
+            if n.startswith("_") or not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                continue
+            if getattr(obj, "__module__", None) == mod.__name__:
+                out.append((f"{mod.__name__}.{n}", obj))
+    return out
+
+
+def test_the_api_reference_holds_every_public_name_with_its_docstring(site):
+    page = _parse(site / "reference" / "api.html")
+    text = _words(html.unescape(" ".join(page.text)))
+    missing = []
+    for qualname, obj in _public_names():
+        if qualname not in page.ids:
+            missing.append(f"{qualname}: not in the API reference")
+            continue
+        doc = inspect.getdoc(obj) if (inspect.isclass(obj) or inspect.isfunction(obj)) else None
+        own = doc and (obj.__doc__ is not None) and not (inspect.isclass(obj) and obj.__doc__ == type.__doc__)
+        if own:
+            first = _words(doc.split("\n\n")[0])
+            head = " ".join(first.split()[:6])
+            if head and head not in text:
+                missing.append(f"{qualname}: its docstring ({head!r}...) is not shown")
+    assert len(_public_names()) > 50
+    assert not missing, "\n".join(missing)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The same site in a browser: headless Chromium opens every page from disk, and the page's own DOM says which
+# images did not load, which links point at a missing page or anchor, and which resources came from another host.
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+_PAGE_REPORT = """
+(() => {
+  const imgs = [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);
+  const links = [...document.querySelectorAll('a[href]')].map(a => a.href).filter(h => h.startsWith('file:'));
+  const ids = [...document.querySelectorAll('[id]')].map(e => e.id)
+    .concat([...document.querySelectorAll('a[name]')].map(a => a.name));
+  const remote = performance.getEntriesByType('resource').map(e => e.name).filter(u => /^https?:/.test(u));
+  return JSON.stringify({imgs, links, ids, remote, ready: document.readyState});
+})()
+"""
+
+
+class _Browser:
+    """Headless Chromium driven over its DevTools protocol (as tests/viz/test_viewer_browser.py does)."""
+
+    def __init__(self) -> None:
+        from websockets.sync.client import connect
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.profile = tempfile.mkdtemp(prefix="occkit-docs-chromium-")
+        self.proc = subprocess.Popen(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--no-first-run",
+                "--disable-gpu",
+                f"--remote-debugging-port={port}",
+                f"--user-data-dir={self.profile}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=2) as r:
+                    tabs = json.load(r)
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.close()
+                    pytest.fail("Chromium did not start its DevTools endpoint within 60 s")
+                time.sleep(0.3)
+        page = next(t for t in tabs if t["type"] == "page")
+        self.ws = connect(page["webSocketDebuggerUrl"], max_size=2**28, open_timeout=30)
+        self.n = 0
+
+    def call(self, method: str, timeout: float = 60.0, **params):
+        self.n += 1
+        self.ws.send(json.dumps({"id": self.n, "method": method, "params": params}))
+        deadline = time.monotonic() + timeout
+        while True:
+            m = json.loads(self.ws.recv(timeout=max(deadline - time.monotonic(), 0.01)))
+            if m.get("id") == self.n:
+                if "error" in m:
+                    raise RuntimeError(f"{method}: {m['error']}")
+                return m["result"]
+
+    def report(self, url: str, timeout: float = 60.0) -> dict:
+        self.call("Page.navigate", url=url)
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.call("Runtime.evaluate", expression=_PAGE_REPORT, returnByValue=True)
+            rep = json.loads(r["result"]["value"])
+            if rep["ready"] == "complete" or time.monotonic() > deadline:
+                return rep
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:
+            pass
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
+def test_the_site_in_a_browser_has_no_broken_link_image_or_anchor(site):
+    pytest.importorskip("websockets", reason="the browser check drives Chromium through websockets")
+    browser = _Browser()
+    try:
+        reports = {p.resolve().as_uri(): browser.report(p.resolve().as_uri()) for p in _html(site)}
+    finally:
+        browser.close()
+    bad = []
+    for url, rep in reports.items():
+        where = url.rsplit("/site/", 1)[-1]
+        bad += [f"{where}: image not loaded: {src}" for src in rep["imgs"]]
+        bad += [f"{where}: fetched from another host: {u}" for u in rep["remote"]]
+        for link in rep["links"]:
+            target, _, anchor = link.partition("#")
+            path = Path(urllib.parse.unquote(urllib.parse.urlparse(target).path))
+            if target.endswith("/"):
+                target, path = target + "index.html", path / "index.html"
+            if not path.exists():
+                bad.append(f"{where}: link to a missing page: {link}")
+            elif anchor and target in reports and urllib.parse.unquote(anchor) not in reports[target]["ids"]:
+                bad.append(f"{where}: link to a missing anchor: {link}")
+    assert len(reports) > 20
+    assert not bad, "\n".join(bad[:50])

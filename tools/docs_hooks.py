@@ -1,0 +1,58 @@
+"""MkDocs hooks of the documentation site (mkdocs.yml ``hooks:``).
+
+- ``<!-- occkit:cli-reference -->`` in a page becomes the command-line reference generated from occkit's
+  argument parsers (tools/cli_reference.py), so the site and ``occkit VERB --help`` cannot disagree.
+- ``<!-- occkit:include FILE -->`` becomes a repository file outside docs/ (README.md, BENCHMARKS.md), its links
+  rewritten for the site: ``docs/X`` becomes ``X``; a link to another repository file becomes its path in code
+  (the site holds docs/ only and is read offline).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INCLUDE = re.compile(r"<!-- occkit:include (\S+) -->")
+LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def _cli_reference() -> str:
+    spec = importlib.util.spec_from_file_location("occkit_cli_reference", ROOT / "tools" / "cli_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.render()
+
+
+def site_links(text: str, page_dir: str = "") -> str:
+    """``text``'s links, written for the repository root, rewritten for a page in ``docs/page_dir``."""
+
+    def one(m: re.Match) -> str:
+        bang, label, target = m.groups()
+        if re.match(r"[a-z]+:|#", target):
+            return m.group(0)
+        path, _, anchor = target.partition("#")
+        if path.startswith("docs/"):
+            rel = Path(path[5:])
+            up = "../" * len(Path(page_dir).parts) if page_dir else ""
+            return f"{bang}[{label}]({up}{rel.as_posix()}{'#' + anchor if anchor else ''})"
+        if path == "BENCHMARKS.md":
+            return f"[{label}]({'../' * len(Path(page_dir).parts)}benchmarks.md{'#' + anchor if anchor else ''})"
+        if path == "README.md":
+            return f"[{label}]({'../' * len(Path(page_dir).parts)}index.md)"
+        return label if label.strip("`") == path else f"{label} (`{path}`)"
+
+    return LINK.sub(one, text)
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001 - MkDocs' signature
+    if "<!-- occkit:cli-reference -->" in markdown:
+        markdown = markdown.replace("<!-- occkit:cli-reference -->", _cli_reference())
+    parent = Path(page.file.src_path).parent
+    page_dir = "" if str(parent) == "." else parent.as_posix()
+
+    def include(m: re.Match) -> str:
+        return site_links((ROOT / m.group(1)).read_text(encoding="utf-8"), page_dir)
+
+    return INCLUDE.sub(include, markdown)

@@ -3,11 +3,18 @@ run and stage folders (``occkit ablate``), a training run's folder (``occkit tra
 dataset or file written beside its ``--out`` and renamed into place (``occkit synth``,
 ``occkit export``; :func:`output_lock`).
 
-The file holds JSON: the runner's process id and start time, and those of the child process it
-is running (``occkit train`` ...). A lock whose processes have all ended (a runner killed with
-``kill -9`` leaves its lock behind) is stale and is taken over; one held by a living process is
-refused with :class:`LockBusy`, naming the process. Start times (from ``/proc``) tell a living
-process from a later one that reuses its id.
+The file holds a JSON object: the runner's process id and start time, the command and when it
+took the lock, and the child process it is running (``occkit train`` ...). A lock whose
+processes have all ended (a runner killed with ``kill -9`` leaves its lock behind) is stale and
+is taken over; one held by a living process is refused with :class:`LockBusy`, naming the
+process, its command and when it started. Start times (from ``/proc``) tell a living process
+from a later one that reuses its id. A lock file that is not such a record (a JSON list, a
+process id that is not a number) is refused in one line naming it: occkit does not guess whether
+its writer still runs.
+
+Every command that writes an ``--out`` takes :func:`output_lock` (``.NAME.lock`` beside it), so
+that two writers of one folder, of one command or of two, never run at once; a writer into a
+folder *inside* an output that another command is writing now is refused too.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +33,40 @@ from occkit.fileio import write_json_atomic
 
 class LockBusy(RuntimeError):
     """The folder is locked by a process that still runs (the command line prints its message as one line)."""
+
+
+class LockInvalid(ValueError):
+    """A lock file that is not a record occkit writes (the command line prints its message as one line)."""
+
+
+#: The fields of a lock record and the types each may have (None: not recorded).
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "pid": (int,),
+    "start": (str, type(None)),
+    "host": (str, type(None)),
+    "child": (int, type(None)),
+    "child_start": (str, type(None)),
+    "command": (str, type(None)),
+    "since": (str, type(None)),
+}
+
+
+def check_record(rec: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """``rec`` (a lock file's parsed JSON) when it is a record occkit writes, else :class:`LockInvalid`
+    naming ``path`` and what is wrong."""
+    if not isinstance(rec, dict):
+        raise LockInvalid(
+            f"{path}: not a lock file occkit writes (JSON {type(rec).__name__}, expected an object with pid, start, "
+            "host); if no occkit command is writing there now, delete it"
+        )
+    for key, types in _FIELDS.items():
+        v = rec.get(key)
+        if not isinstance(v, types) or isinstance(v, bool) or (key == "pid" and v is None):
+            raise LockInvalid(
+                f"{path}: not a lock file occkit writes ({key} is {type(v).__name__} {v!r}); if no occkit command is "
+                "writing there now, delete it"
+            )
+    return rec
 
 
 def process_start(pid: int) -> str | None:
@@ -41,6 +84,20 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return False
+
+
+def _lineage() -> set[int]:
+    """This process's id and those of its parents (from ``/proc``; only this process's id where it
+    is not available): a command run by an occkit command (``occkit ablate`` running ``occkit
+    train``) may write inside the output its parent locked."""
+    pids, pid = {os.getpid()}, os.getppid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
 
 
 def process_alive(pid: int | None, start: str | None = None) -> bool:
@@ -78,25 +135,30 @@ class FolderLock:
         what: str,
         hint: str = "another occkit ablate?",
         folder: str | os.PathLike | None = None,
+        command: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.what = what
         self.hint = hint
         self.folder = Path(folder) if folder is not None else self.path.parent
+        self.command = command
         self.held = False
         self._record: dict[str, Any] = {}
 
     def holder(self) -> dict[str, Any] | None:
-        """The lock file's record, or None when there is none (or it is unreadable)."""
+        """The lock file's record, None when there is none, ``{}`` when it cannot be read (being
+        written this instant, or torn); :class:`LockInvalid` when it is JSON but not a lock record."""
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
+            rec = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError):
             return {}
+        return check_record(rec, self.path)
 
     def busy(self) -> str | None:
-        """A description of the living holder of the lock, or None when it is free or stale."""
+        """A description of the living holder of the lock (its process, command and start), or None
+        when it is free or stale."""
         rec = self.holder()
         if rec is None:
             return None
@@ -106,12 +168,17 @@ class FolderLock:
             except FileNotFoundError:
                 return None
             return "a process that is taking it now" if fresh else None
+        what = ""
+        if rec.get("command"):
+            what = f"occkit {rec['command']}" + (f", since {rec['since']}" if rec.get("since") else "")
+        elif rec.get("since"):
+            what = f"since {rec['since']}"
         if rec.get("host") not in (None, socket.gethostname()):
-            return f"process {rec.get('pid')} on host {rec.get('host')}"
+            return f"process {rec.get('pid')} on host {rec.get('host')}" + (f" ({what})" if what else "")
         if process_alive(rec.get("child"), rec.get("child_start")):
-            return f"process {rec.get('child')} (a child of runner {rec.get('pid')})"
+            return f"process {rec.get('child')} (a child of runner {rec.get('pid')}" + (f", {what})" if what else ")")
         if process_alive(rec.get("pid"), rec.get("start")):
-            return f"process {rec.get('pid')}"
+            return f"process {rec.get('pid')}" + (f" ({what})" if what else "")
         return None
 
     def acquire(self) -> None:
@@ -122,8 +189,9 @@ class FolderLock:
             except FileExistsError:
                 who = self.busy()
                 if who is not None:
+                    hint = "" if "occkit " in who else f" ({self.hint})"  # the record names its command
                     raise LockBusy(
-                        f"{self.what}: {self.folder} is locked by {who}, which still runs ({self.hint}); "
+                        f"{self.what}: {self.folder} is locked by {who}, which still runs{hint}; "
                         f"not run twice (the lock: {self.path})"
                     ) from None
                 try:
@@ -138,6 +206,7 @@ class FolderLock:
                 "host": socket.gethostname(),
                 "child": None,
                 "child_start": None,
+                "command": self.command,
                 "since": time.strftime("%Y-%m-%d %H:%M:%S"),
             }
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -155,7 +224,10 @@ class FolderLock:
     def release(self) -> None:
         if self.held:
             self.held = False
-            rec = self.holder()
+            try:
+                rec = self.holder()
+            except LockInvalid:  # replaced by something else since: not ours to remove
+                return
             if rec and rec.get("pid") == os.getpid():
                 try:
                     self.path.unlink()
@@ -170,13 +242,45 @@ class FolderLock:
         self.release()
 
 
+def lock_path(out: str | os.PathLike) -> Path:
+    """The lock file of an output ``out``: ``.NAME.lock`` beside it (``out`` made absolute, so that
+    ``.`` and ``run/`` lock the folder they name)."""
+    o = Path(os.path.abspath(out))
+    return o.parent / f".{o.name}.lock"
+
+
 def output_lock(out: str | os.PathLike, command: str) -> FolderLock:
-    """The lock of an ``--out`` that ``occkit COMMAND`` writes beside itself and renames into place
-    (a dataset folder, an exported file): ``.NAME.lock`` beside ``out``, taken (a
-    :class:`LockBusy` names the process that holds it); release it when the command ends."""
-    o = Path(out)
+    """The lock of an ``--out`` that ``occkit COMMAND`` writes (a dataset folder, a run, an exported
+    file): ``.NAME.lock`` beside ``out``, taken; a :class:`LockBusy` names the process that holds
+    it, its command and when it started. An ``out`` inside an output that another command is
+    writing now is refused as well (a ``.lock`` of a living process beside a folder above it).
+    Release it when the command ends."""
+    o = Path(os.path.abspath(out))
+    mine = _lineage()
+    for parent in o.parents:
+        if parent == parent.parent:
+            break
+        above = FolderLock(lock_path(parent), "")
+        rec = above.holder()
+        if not rec or rec.get("pid") in mine:  # none, torn, or this command's own (or its parent's)
+            continue
+        who = above.busy()
+        if who is not None:
+            raise LockBusy(
+                f"--out {out}: lies inside {parent}, which {who} writes now; not written into (the lock: {above.path})"
+            )
     lock = FolderLock(
-        o.parent / f".{o.name}.lock", f"--out {o}", hint=f"another occkit {command} writing it?", folder=o
+        lock_path(o), f"--out {out}", hint=f"another occkit {command} writing it?", folder=o, command=command
     )
     lock.acquire()
     return lock
+
+
+@contextmanager
+def locked_output(out: str | os.PathLike, command: str) -> Iterator[FolderLock]:
+    """``with locked_output(out, COMMAND):`` :func:`output_lock` held for the block, released after."""
+    lock = output_lock(out, command)
+    try:
+        yield lock
+    finally:
+        lock.release()

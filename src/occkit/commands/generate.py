@@ -20,6 +20,7 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from occkit.commands.checks import nonneg_float, nonneg_int, positive_int
 from occkit.commands.options import add_ckpt, add_data, add_device, add_out, add_split
@@ -86,6 +87,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    with ExitStack() as held:  # the output's lock, taken once --out is checked, released at the end
+        return _run(args, held)
+
+
+def _run(args: argparse.Namespace, held: Any) -> int:
     from occkit.engine.checkpoint import checkpoint_identity
     from occkit.experiment import build_dataset, dataset_format, load_checkpoint_method
     from occkit.generation.dataset import record_dataset_files
@@ -103,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
     from occkit.outputs import check_output_folder, staged_folder
 
     check_output_folder(out, "generate", inputs={"--data": args.data}, overwrite_option=False)
+    from occkit.locks import locked_output
+
+    held.enter_context(locked_output(out, "generate"))  # a second writer of --out now is refused, naming this one
+    check_output_folder(out, "generate", inputs={"--data": args.data}, overwrite_option=False)  # again, locked
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device, ema=not args.no_ema)
     if cfg.method != "occscene":
         raise ValueError(f"--ckpt {folder}: a {cfg.method!r} run; occkit generate needs an occscene run")

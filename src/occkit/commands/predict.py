@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from occkit.commands.checks import nonneg_int, positive_int
 from occkit.commands.options import SPLITS_TEST, add_ckpt, add_data, add_device, add_out, add_overrides, add_split
@@ -95,6 +96,13 @@ def predicted_files(folder: Path) -> set[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    with ExitStack() as held:  # the output's lock, taken once --out is checked, released at the end
+        return _run(args, held)
+
+
+def _run(args: argparse.Namespace, held: Any) -> int:
     from occkit import __version__
     from occkit.engine.checkpoint import checkpoint_identity
     from occkit.engine.data import eval_batches
@@ -105,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_prediction_target(args.out, args.overwrite, inputs={"--data": args.data})  # before loading anything
+    from occkit.locks import locked_output
+
+    held.enter_context(locked_output(args.out, "predict"))  # a second writer of --out now is refused, naming this one
+    check_prediction_target(args.out, args.overwrite, inputs={"--data": args.data})  # again under the lock
     from occkit.outputs import check_own_files, record_folder_files
 
     if Path(args.out).is_dir():  # --overwrite replaces only the files predict wrote there

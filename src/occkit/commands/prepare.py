@@ -14,6 +14,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from occkit.commands.checks import nonneg_int
 
@@ -53,6 +54,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    with ExitStack() as held:  # the output's lock, taken once --out is checked, released at the end
+        return _run(args, held)
+
+
+def _run(args: argparse.Namespace, held: Any) -> int:
     from occkit.data.nuscenes_raw import check_tables, import_devkit, prepare_nuscenes, resolve_version, tables_key
     from occkit.outputs import check_output_folder, check_writable_place, resumable_folder
 
@@ -62,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     inputs = {"--dataroot": args.dataroot, "--occ3d": args.occ3d}
     check_output_folder(args.out, "prepare", inputs=inputs, overwrite=args.overwrite)
     check_writable_place(args.out)
+    from occkit.locks import locked_output
+
+    held.enter_context(locked_output(args.out, "prepare"))  # a second writer of --out now is refused, naming this one
+    check_output_folder(args.out, "prepare", inputs=inputs, overwrite=args.overwrite)  # again, under the lock
     root = args.dataroot.absolute()
     key = {
         "source": args.source,

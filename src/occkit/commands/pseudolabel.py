@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from occkit.commands.checks import nonneg_int, positive_float, positive_int, unit_float
 from occkit.commands.options import add_choice, add_data, add_out, add_split
@@ -87,6 +88,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    with ExitStack() as held:  # the output's lock, taken once --out is checked, released at the end
+        return _run(args, held)
+
+
+def _run(args: argparse.Namespace, held: Any) -> int:
     from occkit.pseudolabel.dataset import RECORD_FILE, PseudoLabelConfig, make_pseudo_labels, pseudo_layout
     from occkit.pseudolabel.quality import format_quality, label_quality
 
@@ -104,15 +112,21 @@ def run(args: argparse.Namespace) -> int:
             args.quality, {"--data": args.data, "--out": args.out}, what="--quality", command="pseudolabel"
         )
     if args.priors is not None:
+        from occkit.locks import locked_output
         from occkit.outputs import check_output_folder, mark_output  # --out: new, empty or pseudolabel's own (issue 38)
 
-        state = check_output_folder(
-            args.out,
-            "pseudolabel",
-            inputs={"--data": args.data, "--priors": args.priors},
-            resume=True,
-            legacy=lambda o: (o / RECORD_FILE).is_file(),
-        )
+        def check() -> str:
+            return check_output_folder(
+                args.out,
+                "pseudolabel",
+                inputs={"--data": args.data, "--priors": args.priors},
+                resume=True,
+                legacy=lambda o: (o / RECORD_FILE).is_file(),
+            )
+
+        check()
+        held.enter_context(locked_output(args.out, "pseudolabel"))  # a second writer of --out now is refused
+        state = check()  # again under the lock: what another writer left meanwhile counts
         cfg = PseudoLabelConfig(
             past=args.past,
             future=args.future,

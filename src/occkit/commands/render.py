@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from occkit.commands.checks import positive_float, positive_int
 from occkit.commands.options import add_cameras, add_ckpt, add_data, add_device, add_out
@@ -86,6 +87,13 @@ def _check_labels(path: Path, arr, num_classes: int):
 
 
 def run(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    with ExitStack() as held:  # the output's lock, taken once --out is checked, released at the end
+        return _run(args, held)
+
+
+def _run(args: argparse.Namespace, held: Any) -> int:
     import numpy as np
     import torch
 
@@ -109,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
     sample = ds[ds.index_of(args.token)]
     N, _, H, W = sample.images.shape
     written = _files_written(args, ds.cameras)  # refused before any rendering: a file of the user's is never replaced
+    from occkit.locks import locked_output
+
+    held.enter_context(locked_output(args.out, "render"))  # a second writer of --out now is refused, naming this one
+    written = _files_written(args, ds.cameras)  # again under the lock: what another writer left meanwhile counts
     grid = ds.grid
     kw = dict(stride=args.stride, step=args.step)
     if args.ckpt is not None:

@@ -73,7 +73,7 @@ def _made_by_train(out: Path) -> bool:
     return any((out / name).exists() for name in ("checkpoints", "train.jsonl", "metrics.jsonl", "tb"))
 
 
-def _check_run_folder(args: argparse.Namespace) -> None:
+def _check_run_folder(args: argparse.Namespace, mark: bool = True) -> None:
     """--out: a new or empty folder, or a run of occkit train (which the engine continues with
     --resume and otherwise refuses when it holds checkpoints); never a file, a folder of
     something else, or a folder inside --data or --init-from. Marks a new run folder as train's.
@@ -89,7 +89,7 @@ def _check_run_folder(args: argparse.Namespace) -> None:
     state = check_output_folder(
         args.out, "train", inputs=inputs, resume=True, legacy=_made_by_train, ignore=(TRAIN_LOCK,)
     )
-    if state != "own":
+    if state != "own" and mark:
         mark_output(args.out, "train")
 
 
@@ -98,15 +98,23 @@ TRAIN_LOCK = "train.lock"
 naming the first's process (a lock of a process that ended is taken over)."""
 
 
-def _lock_run_folder(out: str):
-    """Take the run folder's :data:`TRAIN_LOCK` (rank 0 alone writes the run; the others take none)."""
-    from occkit.locks import FolderLock
+def _lock_run_folder(out: str) -> list:
+    """Take the lock every writer of ``--out`` takes (:func:`occkit.locks.output_lock`, beside the
+    folder: an ``occkit synth`` or ``export`` into the same folder now is refused) and the run
+    folder's :data:`TRAIN_LOCK` (what ``occkit ablate`` reads); rank 0 alone writes the run, the
+    others take none."""
+    from occkit.locks import FolderLock, output_lock
 
     if os.environ.get("RANK", "0") != "0":
-        return None
-    lock = FolderLock(Path(out) / TRAIN_LOCK, f"--out {out}", hint="another occkit train into the same folder?")
-    lock.acquire()
-    return lock
+        return []
+    locks = [output_lock(out, "train")]
+    try:
+        lock = FolderLock(Path(out) / TRAIN_LOCK, f"--out {out}", hint="another occkit train into the same folder?")
+        lock.acquire()
+    except BaseException:
+        locks[0].release()
+        raise
+    return [*locks, lock]
 
 
 #: ``optim.max_steps`` of a run that ``--minutes`` alone bounds (as ``occkit demo --minutes``): no step limit.
@@ -153,12 +161,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_experiment(args.config, overrides)
     if budget:
         print(budget, file=sys.stderr, flush=True)
-    _check_run_folder(args)
-    lock = _lock_run_folder(args.out)
+    _check_run_folder(args, mark=False)  # before the lock: a wrong --out gets no lock file beside it
+    locks = _lock_run_folder(args.out)
     try:
+        _check_run_folder(args)  # again under the lock: what another writer left meanwhile counts
         return _train(args, cfg)
     finally:
-        if lock is not None:
+        for lock in reversed(locks):
             lock.release()
 
 

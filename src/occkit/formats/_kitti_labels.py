@@ -104,7 +104,7 @@ def _link_sensors(out: Path, frame: FrameLabels, image_dir: str, voxel_dir: str)
 
     for name, src in frame.sensor_files.items():
         folder = voxel_dir if name == "input_occupancy" else image_dir
-        _link(Path(src), out / folder / f"{frame.record['frame']}{Path(src).suffix}")
+        _link(Path(src), out / folder / f"{frame.record['frame']}{Path(src).suffix}", out)
 
 
 def write_semantickitti(out: Path, frame: FrameLabels) -> None:

@@ -149,8 +149,13 @@ def openoccupancy_files(frame: FrameLabels) -> tuple[str, ...]:
     return (label_rel_path(str(scene_token), _lidar_field(frame, "token", "OpenOccupancy")),)
 
 
-def _link(src: Path, dst: Path) -> None:
-    """``dst`` a symbolic link to ``src`` (made beside it, then renamed: never half there)."""
+def _link(src: Path, dst: Path, root: Path | None = None) -> None:
+    """``dst`` a symbolic link to ``src`` (made beside it, then renamed: never half there); with
+    ``root`` (the output folder), a ``dst`` outside it is refused in one line."""
+    if root is not None:
+        from occkit.formats.convert import inside_out
+
+        inside_out(root, os.path.relpath(dst, root), f"the link to {src}")
     if dst.is_symlink() or dst.exists():
         return
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +175,7 @@ def _link_sensors(out: Path, frame: FrameLabels) -> None:
         else:
             rel = (cams.get(name) or {}).get("img_path")
         if rel and Path(src).is_file():
-            _link(Path(src), out / str(rel).removeprefix("./"))
+            _link(Path(src), out / str(rel).removeprefix("./"), out)
 
 
 def write_occ3d(out: Path, frame: FrameLabels) -> None:

@@ -52,6 +52,10 @@ class ConvertError(ValueError):
     """A conversion that cannot be made; the message is one line naming what and why."""
 
 
+class OutsideOutput(ConvertError):
+    """A path that a record or a writer gives and that leads outside ``--out``: refused, never followed."""
+
+
 # ---------------------------------------------------------------------------------------------- formats
 
 
@@ -380,17 +384,110 @@ def _state_key(token: str) -> str:
     return token.replace("/", "__") + ".json"
 
 
+def inside_out(out: Path, rel: Any, where: str) -> Path:
+    """``out / rel`` for a path ``rel`` that a record (``where``) or a writer gives, refused in one
+    line unless it is a relative path that stays inside ``out`` (its folders resolved: no ``..``,
+    no absolute path, no link to a folder elsewhere). The last component is not followed, so a
+    link occkit made (an image linked into the layout) is the link itself, never its target."""
+    if not isinstance(rel, str) or not rel or "\0" in rel:
+        raise ConvertError(f"{where}: {rel!r} is not a file path of the output; not a record occkit convert writes")
+    p = Path(rel)
+    if p.is_absolute() or ".." in p.parts:
+        raise OutsideOutput(
+            f"{where}: names {rel}, which lies outside --out {out} (an edited or damaged record?); occkit convert "
+            "writes and deletes only inside its output folder: nothing was touched"
+        )
+    base = out.resolve()
+    full = (out / p).parent.resolve() / p.name
+    if base != full and base not in full.parents:
+        raise OutsideOutput(
+            f"{where}: {rel} resolves to {full}, outside --out {out} (a folder there links elsewhere); occkit convert "
+            "writes and deletes only inside its output folder: nothing was touched"
+        )
+    return out / p
+
+
+def read_frame_record(out: Path, side: Path) -> dict[str, Any]:
+    """A converted frame's side record (:func:`frame_entry` with its ``sums``), checked: a JSON object
+    whose ``files`` are paths inside ``out``, each with its size and SHA-256; else a one-line
+    :class:`ConvertError` naming the record (``OSError`` when it cannot be read)."""
+    try:
+        rec = read_json(side)
+    except ValueError as e:
+        raise ConvertError(f"{side}: not a frame record occkit convert writes ({e})") from e
+    if not isinstance(rec, dict):
+        what = f"JSON {type(rec).__name__}, not an object"
+        raise ConvertError(f"{side}: not a frame record occkit convert writes ({what})")
+    files, sums = rec.get("files"), rec.get("sums")
+    if not isinstance(files, list) or not isinstance(sums, dict):
+        raise ConvertError(f"{side}: not a frame record occkit convert writes (no list of 'files' with their 'sums')")
+    for rel in files:
+        inside_out(out, rel, str(side))
+        want = sums.get(rel)
+        if not (isinstance(want, dict) and isinstance(want.get("size"), int) and isinstance(want.get("sha256"), str)):
+            raise ConvertError(f"{side}: {rel} has no size and SHA-256 recorded; not a record occkit convert writes")
+    for key in ("token", "scene", "record", "report"):
+        if key not in rec:
+            raise ConvertError(f"{side}: not a frame record occkit convert writes (no {key!r})")
+    return rec
+
+
 def _kept_frame(out: Path, side: Path) -> dict[str, Any] | None:
     """A converted frame's side record when its files are there with the size and checksum recorded
     when written; else None and the frame is converted again (a record that cannot be read, a
-    missing, truncated or changed file: a stop between the files and the record, a damaged copy)."""
+    missing, truncated or changed file: a stop between the files and the record, a damaged copy).
+    A record naming a file outside ``out`` is refused (:func:`read_frame_record`), never followed."""
+    if not side.is_file():
+        return None
     try:
-        rec = read_json(side)
-        if not sums_match(out, {rel: rec["sums"][rel] for rel in rec["files"]}):
-            return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        rec = read_frame_record(out, side)
+    except OutsideOutput:
+        raise
+    except (OSError, ConvertError):
+        return None  # damaged: the frame is converted again from the source (its files by their own paths)
+    if not sums_match(out, {rel: rec["sums"][rel] for rel in rec["files"]}):
         return None
     return rec
+
+
+def read_state(state: Path) -> dict[str, Any]:
+    """The settings a conversion in ``--out`` recorded (``.occkit-convert/state.json``); a file that is
+    not a JSON object of them is refused in one line naming it."""
+    try:
+        old = read_json(state)
+    except ValueError as e:
+        raise ConvertError(f"{state}: not a state file occkit convert writes ({e}); nothing was touched") from e
+    if not isinstance(old, dict) or not {"source", "to"} <= set(old):
+        what = f"JSON {type(old).__name__}" if not isinstance(old, dict) else "no 'source' and 'to'"
+        raise ConvertError(
+            f"{state}: not a state file occkit convert writes ({what}); nothing was touched: choose a new folder"
+        )
+    return old
+
+
+def own_earlier_files(out: Path, state: Path) -> list[Path]:
+    """What ``--overwrite`` may delete: the files the earlier conversion's frame records name, each
+    inside ``out`` (resolved) and still as written (its size and SHA-256). Every record is checked
+    before anything is deleted; a record that fails, a path outside ``out``, or a file changed since
+    is refused in one line naming it, and nothing is deleted."""
+    if state.is_symlink():
+        raise ConvertError(f"{state}: a link, not the folder occkit convert keeps its records in; nothing was touched")
+    delete = []
+    frames = state / "frames"
+    for side in sorted(frames.glob("*.json")) if frames.is_dir() else []:
+        rec = read_frame_record(out, side)
+        for rel in rec["files"]:
+            p = inside_out(out, rel, str(side))
+            if not (p.exists() or p.is_symlink()):
+                continue
+            if p.is_symlink() or not p.is_file() or not sums_match(out, {rel: rec["sums"][rel]}):
+                raise ConvertError(
+                    f"--out {out}: {rel} is not the file occkit convert wrote there (changed since, or not a file); "
+                    "--overwrite deletes only the conversion's own files, and nothing was touched: move it away, or "
+                    "choose a new folder"
+                )
+            delete.append(p)
+    return delete
 
 
 def _check_out(out: Path, src_root: Path, settings: dict[str, Any], overwrite: bool) -> None:
@@ -403,7 +500,7 @@ def _check_out(out: Path, src_root: Path, settings: dict[str, Any], overwrite: b
         raise ConvertError(f"--out {out}: is a file, not a folder")
     state = out / STATE_DIR / "state.json"
     if state.is_file():
-        old = read_json(state)
+        old = read_state(state)
         if old != settings and not overwrite:
             diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
             raise ConvertError(
@@ -533,6 +630,26 @@ def convert_dataset(
     if not src_root.is_dir():
         raise ConvertError(f"--data {src_root}: not a folder")
     _check_out(out, src_root, settings, overwrite)
+    from occkit.locks import locked_output
+
+    with locked_output(out, "convert"):  # a second writer of --out now is refused, naming this one
+        _check_out(out, src_root, settings, overwrite)  # again under the lock: one that finished meanwhile counts
+        return _convert(src_root, out, src, dst, classes, settings, split, infos, overwrite, progress)
+
+
+def _convert(
+    src_root: Path,
+    out: Path,
+    src: DatasetFormat,
+    dst: DatasetFormat,
+    classes: ClassConversion,
+    settings: dict[str, Any],
+    split: str,
+    infos: str | os.PathLike | None,
+    overwrite: bool,
+    progress: bool,
+) -> dict[str, Any]:
+    """:func:`convert_dataset` once ``--out`` is checked and locked."""
     ds = src.open_split(src_root, split, load_images=False, load_gt=True)
     if len(ds) == 0:
         raise ConvertError(f"{src_root}: no labelled frames in split {split!r}")
@@ -548,16 +665,11 @@ def convert_dataset(
     first = convert_frame(reader.read(ds, 0, options), src, dst, classes)
     writer.files(first[0])
     state = out / STATE_DIR
-    if overwrite and state.is_dir():  # the earlier conversion's own files go with its records
+    if overwrite and (state.is_dir() or state.is_symlink()):  # the earlier conversion's own files go with its records
         import shutil
 
-        for side in sorted((state / "frames").glob("*.json")):
-            try:
-                rels = list(read_json(side).get("files", []))
-            except (ValueError, AttributeError, TypeError):  # a damaged record: its files are written over
-                rels = []
-            for rel in rels:
-                (out / rel).unlink(missing_ok=True)
+        for p in own_earlier_files(out, state):  # every record checked before anything is deleted
+            p.unlink()
         shutil.rmtree(state)
     write_json_atomic(state / "state.json", settings)
     n = len(ds)
@@ -575,6 +687,8 @@ def convert_dataset(
             continue
         conv, rep = first if i == 0 else convert_frame(reader.read(ds, i, options), src, dst, classes)
         files = writer.files(conv)
+        for rel in files:  # a token or scene name of the source that would lead outside --out: refused
+            inside_out(out, rel, f"frame {conv.token} of {src_root}")
         writer.write(out, conv)
         entry = frame_entry(conv, files, rep)
         entry["sums"] = file_sums(out, files)

@@ -4,7 +4,9 @@
   argument parsers (tools/cli_reference.py), so the site and ``occkit VERB --help`` cannot disagree.
 - ``<!-- occkit:include FILE -->`` becomes a repository file outside docs/ (README.md, BENCHMARKS.md), its links
   rewritten for the site: ``docs/X`` becomes ``X``; a link to another repository file becomes its path in code
-  (the site holds docs/ only and is read offline).
+  (the site holds docs/ only and is read offline). ``<!-- occkit:include FILE demote -->`` also moves its
+  headings one level down (a file shown inside a page); ``<!-- occkit:include FILE code=LANG -->`` shows the
+  file whole as a code block (the examples under examples/, as the tests run them).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-INCLUDE = re.compile(r"<!-- occkit:include (\S+) -->")
+INCLUDE = re.compile(r"<!-- occkit:include (\S+)( demote| code=\w+)? -->")
 LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 
 
@@ -53,6 +55,12 @@ def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001
     page_dir = "" if str(parent) == "." else parent.as_posix()
 
     def include(m: re.Match) -> str:
-        return site_links((ROOT / m.group(1)).read_text(encoding="utf-8"), page_dir)
+        text = (ROOT / m.group(1)).read_text(encoding="utf-8")
+        mode = (m.group(2) or "").strip()
+        if mode.startswith("code="):
+            return f'```{mode[5:]} title="{m.group(1)}"\n{text.rstrip()}\n```'
+        if mode == "demote":
+            text = re.sub(r"^(#+) ", r"#\1 ", text, flags=re.M)
+        return site_links(text, page_dir)
 
     return INCLUDE.sub(include, markdown)

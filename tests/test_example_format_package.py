@@ -82,5 +82,14 @@ def test_synth_train_predict_eval_through_the_entry_point(tmp_path, capsys):
     assert main(["eval", "--gt", str(world), "--pred", str(pred), "--json", str(out), "--no-progress"]) == 0
     r = json.loads(out.read_text())
     assert r["benchmark"] == "toy" and r["frames"] == len(files) and set(r["iou"]) == set(val[-1]["iou"])
-    assert main(["eval", "--gt", str(world), "--pred", str(pred), "--frustum", str(run)]) == 1
-    assert "--frustum: not taken by the toy-format format" in capsys.readouterr().err
+    # --frustum: occkit's scoring loop applies the region, whatever the format's metric knows of regions
+    inside = tmp_path / "inside.json"
+    rc = main(["eval", "--gt", str(world), "--pred", str(pred), "--frustum", str(run), "--json", str(inside)])
+    assert rc == 0
+    r_in = json.loads(inside.read_text())
+    print("toy eval: whole", r["miou"], r["geometry_iou"], "inside the frusta", r_in["miou"], r_in["geometry_iou"])
+    assert r_in["region"] and r_in["frames"] == r["frames"]
+    assert (r_in["miou"], r_in["geometry_iou"]) != (r["miou"], r["geometry_iou"])
+    capsys.readouterr()
+    assert main(["eval", "--gt", str(world), "--pred", str(pred), "--metrics", "miou,rayiou"]) == 1
+    assert "--metrics rayiou: the toy-format format computes miou, occ3d" in capsys.readouterr().err

@@ -89,6 +89,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="evaluate the frames that have predictions; warn about missing or extra ones",
     )
+    p.add_argument(
+        "--allow-duplicate-voxels",
+        action="store_true",
+        help="SurroundOcc, OpenOccupancy: read a label or prediction file that lists a voxel twice with two classes "
+        "as the released code does (SurroundOcc: the last row; OpenOccupancy: the class most rows give) instead of "
+        "refusing it; the result records it under duplicate_voxels",
+    )
     add_device(p, "torch device for the accumulation: cpu, cuda, ...", default="cpu")
     p.add_argument("--workers", type=positive_int, default=4, help="reader threads (default 4)")
     p.add_argument(
@@ -143,10 +150,35 @@ def run(args: argparse.Namespace) -> int:
         extra = [o for o, v in (("--frustum", args.frustum), ("--infos", args.infos), ("--metrics", args.metrics)) if v]
         if extra:
             raise ValueError(f"--class-map scores the mIoU of the common classes only; {', '.join(extra)} not taken")
-    given = {"--frustum": "region", "--infos": "infos"}
-    for opt, key in given.items():
-        if getattr(args, opt[2:]) is not None and key not in fmt.folder_options:
-            raise ValueError(f"{opt}: not taken by the {fmt.display_name} format (it takes {_taken(fmt)})")
+    if args.infos is not None and "infos" not in fmt.folder_options:
+        raise ValueError(f"--infos: not taken by the {fmt.display_name} format (it takes {_taken(fmt)})")
+    # --frustum is applied by occkit's scoring loop (evaluate_predictions), never left to a format's metric
+    # to honour; a format that scores folders its own way takes it only when it is occkit's own and says so
+    own_loop = fmt.evaluate_folder is not None and not ("region" in fmt.folder_options and not fmt.from_package)
+    if args.frustum is not None and own_loop:
+        raise ValueError(
+            f"--frustum: the {fmt.display_name} format scores a folder its own way, which occkit cannot restrict "
+            f"to a region (it takes {_taken(fmt)})"
+        )
+    if args.frustum is not None and fmt.evaluate_folder is None and fmt.classes.ignore is None:
+        raise ValueError(
+            f"--frustum: the {fmt.display_name} format's class table has no ignore id, through which occkit "
+            "leaves the voxels outside the region unscored"
+        )
+    if metrics and args.class_map is None:  # refused before any work, never dropped from the result
+        choices = fmt.metric_choices(metrics)
+        unknown = [m for m in metrics if m not in choices]
+        if unknown:
+            raise ValueError(
+                f"--metrics {','.join(unknown)}: the {fmt.display_name} format computes {', '.join(choices)} "
+                f"({fmt.source or fmt.name})"
+            )
+    if args.allow_duplicate_voxels and ("duplicate_voxels" not in fmt.folder_options or args.class_map is not None):
+        raise ValueError(
+            f"--allow-duplicate-voxels: not taken by the {fmt.display_name} format"
+            + (" with --class-map" if args.class_map is not None else "")
+            + " (SurroundOcc and OpenOccupancy sparse files only)"
+        )
     region = None
     if args.frustum is not None:
         region = FrustumRegion(args.frustum, args.gt, args.split)
@@ -158,8 +190,10 @@ def run(args: argparse.Namespace) -> int:
         "infos": args.infos,
         "region": region,
         "processes": args.processes if args.processes is not None else default_processes(args.threads),
+        "duplicate_voxels": args.allow_duplicate_voxels,
     }
-    options = {k: v for k, v in options.items() if k in fmt.folder_options}
+    taken = fmt.folder_options | ({"region"} if fmt.evaluate_folder is None else set())  # occkit's loop: the region
+    options = {k: v for k, v in options.items() if k in taken}
     class_map = None
     if args.class_map is not None:
         from occkit.formats.classmap import load_class_map

@@ -58,6 +58,7 @@ def evaluate_predictions(
     progress: bool | None = None,
     batch_size: int = 1,
     class_map: Any = None,
+    region: Any = None,
     **options: Any,
 ) -> dict[str, Any]:
     """A prediction folder scored by a format's own parts (what ``occkit eval`` runs for a format
@@ -72,9 +73,21 @@ def evaluate_predictions(
     ground truth are scored on the map's common classes (an Occ3D-style mIoU, the free class last,
     inside the voxels ``fmt`` scores; voxels of a dropped class on either side left out).
 
+    ``region`` (``occkit eval --frustum``: a ``token -> (X, Y, Z) bool``, the voxels that count):
+    applied here, by occkit, whatever the format's metrics know of regions: outside it the ground
+    truth is the format's ignore id, the masks are false and ``extra["region"]`` says where it is.
+    The result records ``str(region)`` under ``region``.
+
     Returns ``benchmark`` (the format's name), ``split``, the first metric's result, every other
     metric's keys, ``frames``, ``missing`` and ``extra`` (and ``class_map``, its file).
     """
+    if region is not None and class_map is not None:
+        raise ValueError("--frustum with --class-map: the common classes are scored inside the format's own voxels")
+    if region is not None and fmt.classes.ignore is None:
+        raise ValueError(
+            f"--frustum: the {fmt.display_name} format's class table has no ignore id, through which occkit leaves "
+            "the voxels outside the region unscored"
+        )
     files = fmt.predictions
     if class_map is not None:
         from occkit.metrics.occ3d import Occ3DMetric
@@ -122,6 +135,14 @@ def evaluate_predictions(
     def load(token: str) -> tuple[np.ndarray, Any]:
         pred = files.read(pred_files[token])
         sample = ds[ds.index_of(token)]
+        if region is not None:
+            r = np.asarray(region(token))
+            if r.shape != tuple(pred.shape) or r.dtype != np.bool_:
+                raise ValueError(
+                    f"region {region}: frame {token}: expected a bool array of shape {tuple(pred.shape)}, "
+                    f"got {r.dtype} {r.shape}"
+                )
+            sample.extra["region"] = torch.from_numpy(r)
         if resample is not None:  # onto the ground truth's grid; voxels the predictions' grid misses left out
             pred, covered = resample(token, pred)
             if covered is not None:
@@ -158,6 +179,13 @@ def evaluate_predictions(
             target.extra["region"] = keep
             if target.mask_camera is None:
                 target.mask_camera = torch.ones_like(keep)
+        if region is not None:  # occkit applies the region: outside it nothing is scored, whatever the metric
+            inside = torch.stack([s.extra["region"] for _, s in items]).to(device)
+            target.occupancy = target.occupancy.masked_fill(~inside, int(fmt.classes.ignore))
+            for key in ("mask_camera", "mask_lidar"):
+                m = getattr(target, key)
+                setattr(target, key, inside if m is None else m.bool() & inside)
+            target.extra["region"] = inside
         for m in metrics:
             m.update(pred, target)
         if bar is not None:
@@ -171,6 +199,8 @@ def evaluate_predictions(
     if class_map is not None:
         out["benchmark"] = f"{fmt.name} on the common classes of {class_map.path.stem}"
         out["class_map"] = str(class_map.path)
+    if region is not None:
+        out["region"] = str(region)
     return out
 
 

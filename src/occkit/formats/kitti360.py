@@ -168,6 +168,7 @@ FORMAT = DatasetFormat(
     write_synthetic=write_synthetic,
     cameras=(Kitti360Dataset.CAMERA,),
     folder_options=frozenset({"metrics"}),
+    metric_names=("ssc", "miou"),
     table_keys=("ssc_miou", "completion_iou", "precision", "recall"),
     title="SSCBench-KITTI-360",
     priority=95,  # its folders (data_2d_raw/) are no other format's: after occkit's first two

@@ -200,5 +200,6 @@ FORMAT = DatasetFormat(
     cameras=CAMERAS,
     world="indoor",
     folder_options=frozenset({"metrics"}),
+    metric_names=("ssc", "miou"),
     table_keys=("ssc_miou", "completion_iou", "precision", "recall"),
 )

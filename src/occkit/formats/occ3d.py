@@ -165,5 +165,6 @@ FORMAT = DatasetFormat(
     write_synthetic=write_synthetic,
     write_generated=write_generated,
     folder_options=frozenset({"mask", "metrics", "infos", "region", "processes", "batch_size"}),
+    metric_names=("miou", "rayiou"),
     label_writer=OCC3D_WRITER,
 )

@@ -114,6 +114,7 @@ FORMAT = DatasetFormat(
     write_synthetic=write_synthetic,
     cameras=CAMERAS,
     folder_options=frozenset({"metrics"}),
+    metric_names=("ssc", "miou"),
     table_keys=("ssc_miou", "completion_iou", "precision", "recall"),
     label_writer=SEMANTICKITTI_WRITER,
 )

@@ -252,6 +252,10 @@ class DatasetFormat:
             ``allow_missing``, ``device``, ``workers`` and ``progress`` (``mask``, ``metrics``,
             ``infos``, ``region``, ``processes``, ``batch_size``); ``occkit eval`` refuses an option
             given that the format does not take, naming the format.
+        metric_names: the names ``occkit eval --metrics`` takes for this format (Occ3D: ``miou``,
+            ``rayiou``; the SSC formats: ``ssc``, ``miou``). Empty (the default): ``miou`` (the
+            first metric's, always computed) and the ``name`` of every metric :attr:`metrics` gives
+            for the names asked. A name outside them is refused before any work, never dropped.
         table_keys: the summary lines ``occkit eval`` prints under the per-class table (those
             present in the result, in order).
         title: the format's name in sentences ("an Occ3D-nuScenes dataset"); default ``name``.
@@ -293,6 +297,7 @@ class DatasetFormat:
     cameras: tuple[str, ...] | None = None
     world: World = "driving"
     folder_options: frozenset[str] = frozenset({"mask", "metrics"})
+    metric_names: tuple[str, ...] = ()
     table_keys: tuple[str, ...] = TABLE_KEYS
     title: str = ""
     priority: int = 50
@@ -348,6 +353,14 @@ class DatasetFormat:
                     "name/update/merge/all_reduce/compute"
                 )
         return [_GuardedMetric(self, m) for m in found] if self.from_package else found
+
+    def metric_choices(self, asked: Sequence[str] = ()) -> tuple[str, ...]:
+        """The names ``--metrics`` takes for this format (:attr:`metric_names`; when it declares none,
+        ``miou`` and the names of the metrics it gives for ``asked``)."""
+        if self.metric_names:
+            return tuple(self.metric_names)
+        built = self.new_metrics(metrics=tuple(asked), num_classes=self.classes.num_classes)
+        return tuple(dict.fromkeys(["miou", *(str(getattr(m, "name", "")) for m in built)]))
 
     @property
     def from_package(self) -> bool:

@@ -147,6 +147,9 @@ class Occ3DMetric(ConfusionCounts):
         class_names: names for the ``iou`` table (default: the Occ3D classes when ``C = 18``,
             else ``"0", "1", ...``).
         device: where the counts live.
+        ignore_index: a ground-truth value left out wherever it stands (the class table's ignore id,
+            255 in Occ3D's; occkit's scoring loop writes it outside ``eval --frustum``'s region), or
+            None. Occ3D's own labels never hold it, so their scores are the official ones.
     """
 
     _agree = ("mask", "num_classes")
@@ -158,6 +161,7 @@ class Occ3DMetric(ConfusionCounts):
         num_classes: int = OCC3D_NUM_CLASSES,
         class_names: tuple[str, ...] | None = None,
         device: torch.device | str | None = None,
+        ignore_index: int | None = 255,
     ) -> None:
         if mask not in MASK_MODES:
             raise ValueError(f"mask must be one of {MASK_MODES}, got {mask!r}")
@@ -167,6 +171,9 @@ class Occ3DMetric(ConfusionCounts):
         self.mask = mask
         self.num_classes = int(num_classes)
         self.free_class = self.num_classes - 1
+        self.ignore_index = None if ignore_index is None else int(ignore_index)
+        if self.ignore_index is not None and 0 <= self.ignore_index < self.num_classes:
+            raise ValueError(f"ignore_index {self.ignore_index} is a class id (0..{self.num_classes - 1})")
         self.device = torch.device(device) if device is not None else None
         self.reset()
 
@@ -203,6 +210,11 @@ class Occ3DMetric(ConfusionCounts):
                 raise ValueError(f"region: expected shape {tuple(gt.shape)} (as gt), got {tuple(region.shape)}")
             region = region.bool().to(gt.device)
             m = region if m is None else m.bool().to(gt.device) & region
+        if self.ignore_index is not None:
+            known = gt != self.ignore_index
+            if not bool(known.all()):  # Occ3D's own labels never hold it: no cost on the official path
+                m = known if m is None else m.bool().to(gt.device) & known
+                gt = gt.masked_fill(~known, 0)
         gt = gt.to(self._counts_device(gt.device))
         self.counts += confusion_matrix(
             gt, labels.to(gt.device), self.num_classes, None if m is None else m.to(gt.device)

@@ -141,6 +141,15 @@ class Command:
 
 
 @dataclass
+class Wait:
+    """A job's pause with no subprocess: until ``done()`` (a stage this runner needs being built by
+    another runner beside it, on the same cache), polled as commands are; the job then receives 0."""
+
+    done: Callable[[], bool]
+    what: str
+
+
+@dataclass
 class Job:
     """A stage or an arm x seed: a generator yielding :class:`Command` s and receiving their exit codes."""
 
@@ -408,8 +417,19 @@ class Ablation:
         lock = FolderLock(plan.folder / STAGE_LOCK, f"stage {plan.name}")
         try:
             lock.acquire()
-        except LockBusy as e:
-            raise JobError(str(e)) from None
+        except LockBusy:
+            # another runner (an ablation beside this one, sharing the cache) builds it: wait for it,
+            # then use its build; build it here only when that runner stopped without finishing
+            who = lock.busy() or "another runner"
+            self._say(f"stage {plan.name}: being built by {who}; waiting for that build")
+            yield Wait(lambda: plan.status() == "cached" or lock.busy() is None, f"stage {plan.name}")
+            if plan.status() == "cached":
+                self._say(f"stage {plan.name}: built by the other runner -> {plan.out}")
+                return
+            try:
+                lock.acquire()
+            except LockBusy as e:
+                raise JobError(str(e)) from None
         try:
             if plan.status() == "cached":  # another runner finished it meanwhile
                 return
@@ -1202,6 +1222,9 @@ def run_jobs(
         except (JobError, OSError, ValueError) as e:
             finish(job, str(e))
             return
+        if isinstance(cmd, Wait):  # no subprocess: polled below until done
+            running[job.name] = (job, gen, cmd, slot)
+            return
         cmd.log.parent.mkdir(parents=True, exist_ok=True)
         header = f"\n# occkit ablate {time.strftime('%Y-%m-%d %H:%M:%S')}: {show(cmd.argv)}\n"
         watched.pop(job.name, None)
@@ -1223,7 +1246,9 @@ def run_jobs(
                     pending.remove(job)
                     finish(job, f"{job.label}: not run: {failed[0]} failed")
             while len(running) < lanes:
-                ready = next((j for j in pending if all(d in results for d in j.deps)), None)
+                # deps done, not failed: a dep that failed in this very pass (a lock refused at once)
+                # must not let its dependents start before the check above has run again
+                ready = next((j for j in pending if all(d in results and not results[d] for d in j.deps)), None)
                 if ready is None:
                     break
                 pending.remove(ready)
@@ -1234,7 +1259,10 @@ def run_jobs(
                     finish(job, f"{job.label}: not run: waits on {', '.join(d for d in job.deps if d not in results)}")
                 pending.clear()
             for name, (job, gen, handle, slot) in list(running.items()):
-                rc = launcher.poll(handle)
+                if isinstance(handle, Wait):
+                    rc = 0 if handle.done() else None
+                else:
+                    rc = launcher.poll(handle)
                 if rc is None:
                     continue
                 del running[name]
@@ -1246,7 +1274,7 @@ def run_jobs(
             if running:
                 time.sleep(poll_seconds)
     finally:
-        launcher.stop([handle for _, _, handle, _ in running.values()])
+        launcher.stop([handle for _, _, handle, _ in running.values() if not isinstance(handle, Wait)])
         for job, gen, _, _ in running.values():
             gen.close()
     return results

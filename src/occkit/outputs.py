@@ -388,7 +388,7 @@ def _parent_ready(out: str | os.PathLike) -> Path:
     except OSError as e:
         raise OSError(f"--out {o}: cannot create {o.parent} ({e.strerror or e})") from e
     for stale in [*o.parent.glob(f".{o.name}.*.tmp"), *(o.glob(f".{o.name}.*.tmp") if mount_point(o) else [])]:
-        if stale.is_dir():
+        if stale.is_dir() and not stale.is_symlink():  # a crashed run's (the caller holds --out's lock)
             shutil.rmtree(stale, ignore_errors=True)
     return o
 
@@ -418,12 +418,48 @@ PARTIAL_SUFFIX = ".partial"
 """A resumable command's folder in the making: ``.NAME.partial`` beside ``--out``."""
 
 
+def _partial_owner(part: Path, command: str) -> Any:
+    """The key of the work a command's folder in the making ``part`` holds (its ``.partial.json``),
+    None when it holds none yet (an empty folder: a stop before the record); refused in one line
+    (``FileExistsError``) when ``part`` is not a folder occkit ``command`` left there: a link, a
+    folder without its record, a record that is not an object, or another command's."""
+    key_file = part / ".partial.json"
+    if part.is_symlink() or not part.is_dir():
+        raise FileExistsError(
+            f"{part}: is in the way (not a folder occkit {command} made there); nothing is touched: move it away"
+        )
+    if not key_file.is_file():
+        if any(part.iterdir()):
+            raise FileExistsError(
+                f"{part}: a hidden folder without the record occkit {command} keeps in its folder in the making "
+                "(.partial.json): not its own, so nothing in it is touched; move it away"
+            )
+        return None
+    try:
+        rec = json.loads(key_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise FileExistsError(
+            f"{key_file}: not the record occkit {command} writes ({e}); nothing in {part} is touched: move it away"
+        ) from e
+    if not isinstance(rec, dict) or rec.get("command") != command:
+        what = f"JSON {type(rec).__name__}" if not isinstance(rec, dict) else f"command {rec.get('command')!r}"
+        raise FileExistsError(
+            f"{key_file}: not the record occkit {command} writes ({what}); nothing in {part} is touched: move it away"
+        )
+    return rec.get("key")
+
+
 @contextmanager
-def resumable_folder(out: str | os.PathLike, command: str, key: Any, **record: Any) -> Iterator[tuple[Path, bool]]:
+def resumable_folder(
+    out: str | os.PathLike, command: str, key: Any, keep_on_error: bool = True, **record: Any
+) -> Iterator[tuple[Path, bool]]:
     """As :func:`staged_folder`, but the folder being filled (``.NAME.partial`` beside ``out``) is
-    kept when the work stops or fails, so the same command again continues it; yields ``(folder,
-    resumed)``. ``key`` (JSON) identifies the work: a partial folder left by other work (another
-    key) is removed and started again."""
+    kept when the work stops, so the same command again continues it; yields ``(folder,
+    resumed)``. ``key`` (JSON) identifies the work: a partial folder left by other work of the same
+    command (another key) is removed and started again; one the command did not leave (no record of
+    its own in it) is refused, never removed. ``keep_on_error`` False: a failure (an exception, not
+    a stop) removes the folder, so that nothing hidden is left behind (``occkit prepare``: its
+    failures are in its input, which a rerun changes)."""
     from occkit.fileio import write_json_atomic
 
     o = _parent_ready(out)
@@ -431,16 +467,18 @@ def resumable_folder(out: str | os.PathLike, command: str, key: Any, **record: A
     part = (o if in_place else o.parent) / f".{o.name}{PARTIAL_SUFFIX}"
     key_file = part / ".partial.json"
     key = json.loads(json.dumps(key))
-    try:
-        earlier = json.loads(key_file.read_text(encoding="utf-8")).get("key") if key_file.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        earlier = None
+    earlier = _partial_owner(part, command) if (part.exists() or part.is_symlink()) else None
     resumed = part.is_dir() and earlier == key
     if part.exists() and not resumed:
-        shutil.rmtree(part)
+        shutil.rmtree(part)  # checked above: this command's own folder in the making, of other work
     part.mkdir(exist_ok=True)
     write_json_atomic(key_file, {"command": command, "key": key})
-    yield part, resumed
+    try:
+        yield part, resumed
+    except Exception:
+        if not keep_on_error:
+            shutil.rmtree(part, ignore_errors=True)
+        raise
     key_file.unlink()
     mark_output(part, command, **record)
     record_folder_files(part, command)

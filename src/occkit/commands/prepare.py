@@ -85,7 +85,10 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     }
     t0 = time.perf_counter()
     try:
-        with resumable_folder(args.out, "prepare", key, source=args.source, version=version) as (part, resumed):
+        with resumable_folder(args.out, "prepare", key, keep_on_error=False, source=args.source, version=version) as (
+            part,
+            resumed,
+        ):
             if resumed:
                 print(f"prepare: continuing the stopped run kept in {part}", flush=True)
             _, n = prepare_nuscenes(

@@ -119,6 +119,34 @@ class WithLidarSweeps(FrameWrapper):
         self.dataset, self.sweeps = dataset, int(sweeps)
         self.infos_path = Path(infos) if infos is not None else None
         self.infos = load_lidar_infos(self.infos_path) if self.infos_path is not None else None
+        if self.infos is not None:
+            self._check_files()
+
+    def _check_files(self) -> None:
+        """Every LiDAR file the info file names for this dataset's frames (the keyframe and the sweeps
+        read) is there: else one line naming the info file, the frame and the file (a file missing
+        was found by a DataLoader worker, whose traceback the user saw)."""
+        assert self.infos is not None
+        base = self._base()
+        tokens = [str(t) for t in getattr(base, "tokens", [])]
+        missing, first = 0, None
+        for token in tokens:
+            info = self.infos.get(token)
+            if info is None:
+                continue  # said when the frame is read (data.lidar_infos must list every frame)
+            root = info.get("root") or Path(base.root)
+            paths = [info["lidar_path"], *(d for d, _ in info["sweeps"][: self.sweeps - 1])]
+            for rel in paths:
+                f = resolve_lidar_path(root, rel)
+                if not f.is_file():
+                    missing += 1
+                    first = first or (token, f)
+        if first is not None:
+            raise FileNotFoundError(
+                f"{self.infos_path}: frame {first[0]}'s LiDAR file {first[1]} is missing ({missing} LiDAR file(s) of "
+                f"{len(tokens)} frames named there are not on disk: data.lidar_infos of another copy of nuScenes, "
+                "or its samples/ and sweeps/ not all there?)"
+            )
 
     def __getitem__(self, i: int) -> Sample:
         s: Sample = self.dataset[i]

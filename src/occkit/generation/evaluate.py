@@ -31,6 +31,17 @@ def judge_network(method):
     return net
 
 
+def judge_num_classes(net) -> int:
+    """The classes the judge's network predicts: its model config's (``net.mcfg`` where the network
+    keeps its own method's config as ``cfg``, as CIGOcc's indoor and outdoor networks do; else
+    ``net.cfg``)."""
+    for cfg in (getattr(net, "mcfg", None), getattr(net, "cfg", None)):
+        n = getattr(cfg, "num_classes", None)
+        if isinstance(n, int):
+            return n
+    raise ValueError(f"the judge ({type(net).__name__}) does not say how many classes it predicts")
+
+
 @torch.no_grad()
 def image_features(net, images: torch.Tensor) -> torch.Tensor:
     """``(B, N, 3, H, W)`` in [0, 1] -> ``(B, D)``: the backbone's deepest level, pooled, camera mean."""
@@ -53,7 +64,7 @@ def score_frames(
 
     net = judge_network(method)
     fmt = default_format() if fmt is None else fmt
-    metric = fmt.new_metrics(mask="camera", num_classes=net.cfg.num_classes, device=device)[0]
+    metric = fmt.new_metrics(mask="camera", num_classes=judge_num_classes(net), device=device)[0]
     # a format scored under a mask option (Occ3D's camera mask) counts the mask; one that scores every known voxel
     # (NYUv2's: no mask option) is given its ignore label outside the mask
     ignore = None if "mask" in fmt.folder_options else fmt.classes.ignore

@@ -9,7 +9,9 @@ synthetic world, ``occkit synth --format openoccupancy``, or ``--data`` of any s
   test-time augmentation matrix ``bda_mat`` is the identity, as in evaluation), against occkit's
   ``read_openoccupancy_label`` and the ``OpenOccupancyDataset`` Sample's occupancy: voxels equal
   or not; with ``--duplicates`` the files are first rewritten with extra rows that repeat voxels
-  with other classes (noise included), so that the vote decides;
+  with other classes (noise included), so that the vote decides (occkit refuses such files unless
+  asked for the released reading, :class:`occkit.data.lidar_frame.DuplicateVoxels`, which this
+  check asks for);
 - **metric**: predictions (the ground truth with a share of voxels set to random classes, written
   and read back through occkit's prediction files) as one-hot logits through the released
   ``OccNet.evaluation_semantic`` (``projects/occ_plugin/occupancy/detectors/occnet.py``: trilinear
@@ -43,7 +45,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from released_import import git_commit, load_file, stub_modules
 
-from occkit.data.lidar_frame import NUSC_OCC_CLASSES
+from occkit.data.lidar_frame import NUSC_OCC_CLASSES, DuplicateVoxels
 from occkit.data.openoccupancy import (
     OPENOCC_RANGE,
     OPENOCC_SHAPE,
@@ -131,6 +133,9 @@ def main() -> None:
         if args.duplicates:
             raise SystemExit("--duplicates rewrites label files: only on the synthetic copy (no --data)")
     ds = OpenOccupancyDataset(data, "all", load_images=False, load_extras=False)
+    # occkit refuses a voxel listed twice with two classes unless asked for the released reading
+    seen = DuplicateVoxels() if args.duplicates else None
+    ds.duplicate_voxels = seen
     rng = np.random.default_rng(args.seed)
     pred_dir = Path(tmp.name) / "pred"
     metric = NuScenesOccupancyMetric("openoccupancy")
@@ -154,7 +159,7 @@ def main() -> None:
             {"scene_token": info["scene_token"], "lidar_token": info["lidar_sensor"]["token"], "bda_mat": torch.eye(3)}
         )
         dense_rel = results["gt_occ"]
-        dense_ok = read_openoccupancy_label(path)
+        dense_ok = read_openoccupancy_label(path, seen)
         sample = ds[i]
         same = np.array_equal(dense_rel, dense_ok) and np.array_equal(
             sample.occupancy.numpy(), dense_ok.astype(np.int64)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from occkit.data.lidar_frame import DuplicateVoxels
 from occkit.data.openoccupancy import (
     OPENOCC_SHAPE,
     OpenOccupancyDataset,
@@ -101,14 +102,37 @@ def test_label_round_trip_and_vote(tmp_path) -> None:
             [2, 2, 2, 0], [2, 2, 2, 0], [2, 2, 2, 5],  # noise twice -> 255
         ]
     )  # fmt: skip
+    # ... are refused naming the file, the voxel and two classes; read so only when asked (recorded)
     np.save(tmp_path / "v.npy", rows[::-1].copy())
-    d = read_openoccupancy_label(tmp_path / "v.npy")
+    with pytest.raises(ValueError) as e:
+        read_openoccupancy_label(tmp_path / "v.npy")
+    assert str(e.value) == (
+        f"{tmp_path / 'v.npy'}: voxel (z, y, x) = (2, 2, 2) is listed twice with two classes, 5 (row 0) and 0 (row 1); "
+        "occkit eval --allow-duplicate-voxels reads such files as the released code does (the class most rows give "
+        "wins, ties to the smaller id)"
+    )
+    seen = DuplicateVoxels()
+    d = read_openoccupancy_label(tmp_path / "v.npy", seen)
     assert (d[1, 2, 3], d[5, 0, 0], d[1, 1, 1], d[2, 2, 2]) == (4, 4, 5, 255)
-    assert int((d != 0).sum()) == 4
+    assert int((d != 0).sum()) == 4 and seen.files == [str(tmp_path / "v.npy")]
     # rows with velocities (z, y, x, vx, vy, vz, class): the class is the last column
     vel = np.concatenate([rows[:, :3], np.full((len(rows), 3), 0.25), rows[:, 3:]], 1)
     np.save(tmp_path / "vel.npy", vel)
-    assert np.array_equal(read_openoccupancy_label(tmp_path / "vel.npy"), d)
+    assert np.array_equal(read_openoccupancy_label(tmp_path / "vel.npy", seen), d)
+    with pytest.raises(ValueError, match="vel.npy: voxel"):
+        read_openoccupancy_label(tmp_path / "vel.npy")
+    # a voxel repeated with its class is harmless, in labels and predictions
+    np.save(tmp_path / "same.npy", rows[[0, 1, 3, 3, 7, 8]])
+    same = read_openoccupancy_label(tmp_path / "same.npy")
+    assert (same[1, 2, 3], same[5, 0, 0], same[2, 2, 2], int((same != 0).sum())) == (4, 7, 255, 3)
+    np.save(tmp_path / "pred_same.npy", rows[[0, 1, 3]].astype(np.uint16))
+    assert read_prediction(tmp_path / "pred_same.npy")[1, 2, 3] == 4
+    np.save(tmp_path / "pred_two.npy", rows[[0, 2]].astype(np.uint16))
+    with pytest.raises(
+        ValueError, match=r"pred_two.npy: voxel \(z, y, x\) = \(3, 2, 1\) .* 4 \(row 0\) and 7 \(row 1\)"
+    ):
+        read_prediction(tmp_path / "pred_two.npy")
+    assert read_prediction(tmp_path / "pred_two.npy", DuplicateVoxels())[1, 2, 3] == 4  # a tie: the smaller id
     pred = np.where(dense == 255, 0, dense)
     p = write_prediction(tmp_path / "pred", "tok", pred)
     assert np.load(p).dtype == np.uint16 and np.array_equal(read_prediction(p), pred)

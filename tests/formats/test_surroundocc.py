@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from occkit.data.lidar_frame import NUSC_OCC_CLASSES
+from occkit.data.lidar_frame import NUSC_OCC_CLASSES, DuplicateVoxels
 from occkit.data.surroundocc import (
     SURROUNDOCC_SHAPE,
     SurroundOccDataset,
@@ -90,9 +90,21 @@ def test_label_file_layout_and_round_trip(tmp_path) -> None:
     assert np.array_equal(read_surroundocc_label(path), dense)
     np.save(tmp_path / "f.npy", rows.astype(np.float32))  # float files of whole numbers read alike
     assert np.array_equal(read_surroundocc_label(tmp_path / "f.npy"), dense)
-    # a repeated voxel: the last row wins (as the released loader's dense fill)
-    np.save(tmp_path / "d.npy", np.array([[1, 2, 3, 4], [1, 2, 3, 9]]))
-    assert read_surroundocc_label(tmp_path / "d.npy")[1, 2, 3] == 9
+    # a voxel listed twice with one class is harmless; with two classes it is refused, unless asked
+    # for the released reading (the last row wins, as the released loader's dense fill), recorded
+    np.save(tmp_path / "s.npy", np.array([[1, 2, 3, 4], [5, 5, 5, 2], [1, 2, 3, 4]]))
+    assert read_surroundocc_label(tmp_path / "s.npy")[1, 2, 3] == 4
+    for name, read in (("d.npy", read_surroundocc_label), ("p.npy", read_prediction)):
+        np.save(tmp_path / name, np.array([[1, 2, 3, 4], [5, 5, 5, 2], [1, 2, 3, 9]], dtype=np.uint16))
+        with pytest.raises(ValueError) as e:
+            read(tmp_path / name)
+        assert str(e.value) == (
+            f"{tmp_path / name}: voxel (x, y, z) = (1, 2, 3) is listed twice with two classes, 4 (row 0) and 9 "
+            "(row 2); occkit eval --allow-duplicate-voxels reads such files as the released code does (the last "
+            "row wins)"
+        )
+        seen = DuplicateVoxels()
+        assert read(tmp_path / name, seen)[1, 2, 3] == 9 and seen.files == [str(tmp_path / name)]
     p = write_prediction(tmp_path / "pred", "tok", np.where(dense == 255, 0, dense))
     assert np.load(p).dtype == np.uint16
     assert np.array_equal(read_prediction(p), np.where(dense == 255, 0, dense))
@@ -292,3 +304,42 @@ def test_annotations_from_the_released_info_files(world, tmp_path) -> None:
         from occkit.data.nusc_index import annotations_from_infos
 
         annotations_from_infos({"train": tmp_path / "bad.json"})
+
+
+def test_eval_refuses_a_voxel_listed_twice_unless_asked(world, tmp_path, capsys) -> None:
+    """occkit eval refuses a label or prediction file listing a voxel twice with two classes, in one
+    line naming the file, the voxel and both classes; --allow-duplicate-voxels reads them as the
+    released code does (the last row), says so in a warning and records it in the result."""
+    import json
+    import shutil
+
+    from occkit.cli import main
+
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    shutil.copytree(world, gt)
+    ds = SurroundOccDataset(gt, "val", load_images=False, load_extras=False)
+    for i, f in enumerate(ds.frames):
+        write_prediction(pred, f.token, np.where(ds[i].occupancy.numpy() == 255, 0, ds[i].occupancy.numpy()))
+    args = ["eval", "--gt", str(gt), "--pred", str(pred), "--no-progress"]
+    assert main([*args, "--json", str(tmp_path / "clean.json")]) == 0
+    clean = json.loads((tmp_path / "clean.json").read_text())
+    # a first row giving a listed voxel another class: the released reading (last row) scores as before
+    label, pfile = ds.gt_path(ds.frames[0].token), pred / f"{ds.frames[0].token}.npy"
+    for path in (label, pfile):
+        rows = np.load(path)
+        twice = rows[:1].copy()
+        twice[0, 3] = 1 if rows[0, 3] != 1 else 2
+        np.save(path, np.concatenate([twice, rows]))
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("occkit eval: error: ") and "is listed twice with two classes" in err[0]
+    assert str(label) in err[0] or str(pfile) in err[0]
+    assert main([*args, "--allow-duplicate-voxels", "--json", str(tmp_path / "dup.json")]) == 0
+    out = capsys.readouterr().out
+    assert "occkit eval: warning: --allow-duplicate-voxels: 2 files list a voxel twice with two classes" in out
+    dup = json.loads((tmp_path / "dup.json").read_text())
+    assert dup.pop("duplicate_voxels") == {"policy": "last row (SurroundOcc's released reading)", "files": 2}
+    assert dup == clean
+    assert main([*args, "--format", "occ3d", "--allow-duplicate-voxels"]) == 1
+    assert "--allow-duplicate-voxels: not taken by the" in capsys.readouterr().err

@@ -25,6 +25,7 @@ written in the LiDAR frame.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,105 @@ def check_sparse_voxels(
         raise ValueError(f"{path}: class ids {shown} outside the table 0..{NUSC_OCC_NUM_CLASSES - 1}")
 
 
+#: The released readings of a voxel listed twice with two classes, by :func:`rows_to_dense`'s ``rule``.
+_RULES = {"last": "the last row wins", "vote": "the class most rows give wins, ties to the smaller id"}
+
+
+class DuplicateVoxels:
+    """The opt-in to the released readings of sparse label / prediction files that list a voxel
+    twice with two classes (``occkit eval --allow-duplicate-voxels``): a reader given one applies its
+    layout's released rule (:func:`rows_to_dense`) instead of refusing the file, and records the
+    file here (thread-safe: the readers run in threads)."""
+
+    def __init__(self) -> None:
+        self.files: list[str] = []
+        self._lock = threading.Lock()
+
+    def record(self, path: str | os.PathLike) -> None:
+        with self._lock:
+            if str(path) not in self.files:
+                self.files.append(str(path))
+
+
+def rows_to_dense(
+    xyz: np.ndarray,
+    cls: np.ndarray,
+    shape: tuple[int, int, int],
+    path: str | os.PathLike,
+    columns: tuple[str, ...],
+    rule: str,
+    duplicates: DuplicateVoxels | None = None,
+    noise: int | None = None,
+) -> np.ndarray:
+    """The dense ``shape`` uint8 grid of sparse rows: ``xyz (N, 3)`` int64 ``[x, y, z]`` indices,
+    ``cls (N,)`` int64 the file's classes (0..16), written as they are or, with ``noise``, class 0 as
+    ``noise``; voxels not listed are empty (0). Rows repeating a voxel with its class are harmless.
+
+    A voxel listed twice with two classes raises a ``ValueError`` in one line naming ``path``, the
+    voxel (in the file's ``columns`` order) and the two classes: which one the benchmark scores is
+    the reader's rule, not the file's. With ``duplicates`` (the explicit opt-in) the file is read as
+    the released code reads it, by ``rule``: ``"last"`` (the last row's class, SurroundOcc's dense
+    fill) or ``"vote"`` (the class most rows give, ties to the smaller id, noise counted as a class:
+    OpenOccupancy's ``LoadOccupancy``), and recorded in ``duplicates``. ``O(N)`` for files without
+    such voxels (a fill and one comparison)."""
+    if rule not in _RULES:
+        raise ValueError(f"rule must be 'last' or 'vote', got {rule!r}")
+    X, Y, Z = shape
+    vals = cls if noise is None else np.where(cls == 0, noise, cls)
+    vals = vals.astype(np.uint8)
+    dense = np.full(shape, NUSC_OCC_EMPTY, dtype=np.uint8)
+    if not len(vals):
+        return dense
+    flat = (xyz[:, 0] * Y + xyz[:, 1]) * Z + xyz[:, 2]
+    out = dense.reshape(-1)
+    out[flat] = vals  # numpy's fancy assignment: the last row of a repeated voxel wins
+    clash = out[flat] != vals  # a row whose class is not its voxel's last one
+    if not clash.any():
+        return dense
+    if duplicates is None:
+        rows = np.flatnonzero(flat == flat[np.flatnonzero(clash)[0]])
+        i = int(rows[0])
+        j = int(rows[vals[rows] != vals[i]][0])
+        voxel = ", ".join(str(int(xyz[i, "xyz".index(c)])) for c in columns[:3])
+        raise ValueError(
+            f"{path}: voxel ({', '.join(columns[:3])}) = ({voxel}) is listed twice with two classes, "
+            f"{int(cls[i])} (row {i}) and {int(cls[j])} (row {j}); occkit eval --allow-duplicate-voxels reads "
+            f"such files as the released code does ({_RULES[rule]})"
+        )
+    duplicates.record(path)
+    if rule == "vote":
+        out[:] = NUSC_OCC_EMPTY
+        keys, counts = np.unique(flat * 256 + vals, return_counts=True)
+        vox, lab = keys // 256, keys % 256
+        order = np.lexsort((lab, -counts, vox))  # by voxel, then most rows, then smaller class
+        vox, lab = vox[order], lab[order]
+        first = np.ones(len(vox), dtype=bool)
+        first[1:] = vox[1:] != vox[:-1]
+        out[vox[first]] = lab[first].astype(np.uint8)
+    return dense
+
+
+def read_sparse_voxels(
+    path: str | os.PathLike,
+    what: str,
+    shape: tuple[int, int, int],
+    columns: tuple[str, ...],
+    rule: str,
+    widths: tuple[int, ...] = (4,),
+    noise: int | None = None,
+    duplicates: DuplicateVoxels | None = None,
+) -> np.ndarray:
+    """A sparse label or prediction file (``(N, W)`` rows of three voxel indices in ``columns``
+    order, the class last) as the dense ``shape`` uint8 grid ``[x, y, z]``: checked
+    (:func:`check_sparse_voxels`), then :func:`rows_to_dense` (``rule``, ``noise``, ``duplicates``).
+    What both layouts' readers, labels and predictions, run; errors name ``path``."""
+    path = Path(path)
+    arr = load_npy(path, what)
+    check_sparse_voxels(arr, path, shape, columns, widths)  # type: ignore[arg-type]
+    xyz = arr[:, [columns.index(c) for c in "xyz"]].astype(np.int64)
+    return rows_to_dense(xyz, arr[:, -1].astype(np.int64), shape, path, columns, rule, duplicates, noise)
+
+
 def load_npy(path: Path, what: str) -> np.ndarray:
     """``np.load`` without pickles; a missing or unreadable file raises naming it."""
     from occkit.fileio import load_npy as _load
@@ -151,6 +251,10 @@ class LidarFrameDataset(Occ3DDataset):
         super().__init__(root, split, cameras, load_images, False, load_extras, image_root, cache_mb)
         self.load_gt = load_gt
         self.grid = self.label_grid
+        #: None: a label file listing a voxel twice with two classes is refused; a
+        #: :class:`DuplicateVoxels`: it is read by the layout's released rule and recorded there
+        #: (``occkit eval --allow-duplicate-voxels``).
+        self.duplicate_voxels: DuplicateVoxels | None = None
 
     # ------------------------------------------------------------------ what a subclass gives
     def default_label_path(self, token: str) -> Path:
@@ -158,7 +262,8 @@ class LidarFrameDataset(Occ3DDataset):
         raise TypeError(f"{type(self).__name__} does not say where its labels are")
 
     def read_label_file(self, path: Path) -> np.ndarray:
-        """A label file as the dense ``(X, Y, Z)`` uint8 grid: 0 empty, 1..16, 255 ignored."""
+        """A label file as the dense ``(X, Y, Z)`` uint8 grid: 0 empty, 1..16, 255 ignored (a voxel
+        listed twice with two classes refused unless :attr:`duplicate_voxels` is set)."""
         raise TypeError(f"{type(self).__name__} does not read label files")
 
     # ------------------------------------------------------------------ the LiDAR

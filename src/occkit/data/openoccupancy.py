@@ -16,8 +16,12 @@ read as well, the velocities left out. The grid is
 512 x 512 x 40 voxels of 0.2 m over [-51.2, -51.2, -5, 51.2, 51.2, 3] m in the LiDAR frame (in
 occkit's ``[x, y, z]`` axis order). Classes 1..16 are nuScenes-lidarseg's merged classes
 (barrier .. vegetation); class 0 in a file is LiDAR noise, read as 255 (ignored); a voxel not
-listed is empty (0). Where rows repeat a voxel the voxel takes the class most rows give, ties
-going to the smaller id, noise (255) counted as a class (as OpenOccupancy's ``LoadOccupancy``).
+listed is empty (0). Rows that repeat a voxel with its class are read as one; a voxel listed twice
+with two classes is refused naming the file, the voxel and both classes, since which one is scored
+would be the reader's choice. OpenOccupancy's ``LoadOccupancy`` gives the voxel the class most rows
+give, ties going to the smaller id, noise (255) counted as a class; ``occkit eval
+--allow-duplicate-voxels`` reads such files that way (:data:`DUPLICATE_RULE`,
+:func:`occkit.data.lidar_frame.rows_to_dense`).
 
 Predictions (``occkit predict``) are written in the same layout of rows, one file per frame:
 ``PRED/<token>.npy`` uint16 ``(N, 4)`` ``z, y, x, class`` of the voxels predicted non-empty (the
@@ -35,11 +39,11 @@ from occkit.data.lidar_frame import (
     NUSC_OCC_EMPTY,
     NUSC_OCC_IGNORE,
     NUSC_OCC_NOISE,
+    DuplicateVoxels,
     LidarFrameDataset,
     check_prediction,
-    check_sparse_voxels,
-    load_npy,
     prediction_relpath,
+    read_sparse_voxels,
 )
 from occkit.fileio import save_npy_atomic
 from occkit.geometry.grid import Grid
@@ -49,6 +53,9 @@ OPENOCC_VOXEL = 0.2
 OPENOCC_SHAPE: tuple[int, int, int] = (512, 512, 40)
 COLUMNS = ("z", "y", "x", "class")
 LABEL_DIR = "nuScenes-Occupancy"
+#: How the released code reads a voxel listed twice with two classes (the opt-in's rule).
+DUPLICATE_RULE = "vote"
+DUPLICATE_POLICY = "most rows, ties to the smaller class (OpenOccupancy's released LoadOccupancy)"
 
 
 def openoccupancy_grid() -> Grid:
@@ -61,39 +68,21 @@ def label_rel_path(scene_token: str, lidar_token: str) -> str:
     return f"{LABEL_DIR}/scene_{scene_token}/occupancy/{lidar_token}.npy"
 
 
-def _xyz_class(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``[x, y, z]`` indices and the class (the last column) of rows ``z, y, x, [vx, vy, vz,] class``."""
-    return arr[:, [2, 1, 0]].astype(np.int64), arr[:, -1].astype(np.int64)
-
-
-def rows_to_dense(xyz: np.ndarray, cls: np.ndarray, shape: tuple[int, int, int] = OPENOCC_SHAPE) -> np.ndarray:
-    """The dense ``shape`` uint8 grid of rows ``xyz (N, 3)``, ``cls (N,)``: voxels not given are
-    empty (0); a voxel given several times takes its most frequent class, ties to the smaller id."""
-    dense = np.full(shape, NUSC_OCC_EMPTY, dtype=np.uint8)
-    if not len(cls):
-        return dense
-    X, Y, Z = shape
-    flat = (xyz[:, 0] * Y + xyz[:, 1]) * Z + xyz[:, 2]
-    keys, counts = np.unique(flat * 256 + cls, return_counts=True)
-    vox, lab = keys // 256, keys % 256
-    order = np.lexsort((lab, -counts, vox))  # by voxel, then most rows, then smaller class
-    vox, lab = vox[order], lab[order]
-    first = np.ones(len(vox), dtype=bool)
-    first[1:] = vox[1:] != vox[:-1]
-    dense.reshape(-1)[vox[first]] = lab[first].astype(np.uint8)
-    return dense
-
-
-def read_openoccupancy_label(path: str | os.PathLike) -> np.ndarray:
+def read_openoccupancy_label(path: str | os.PathLike, duplicates: DuplicateVoxels | None = None) -> np.ndarray:
     """A nuScenes-Occupancy label file as the dense ``(512, 512, 40)`` uint8 grid (``[x, y, z]``):
-    0 empty, 1..16, 255 ignored (noise). A file of the wrong shape, dtype, grid or classes raises
-    naming it."""
-    path = Path(path)
-    arr = load_npy(path, "nuScenes-Occupancy label")
-    check_sparse_voxels(arr, path, OPENOCC_SHAPE, COLUMNS, widths=(4, 7))
-    xyz, cls = _xyz_class(arr)
-    cls = np.where(cls == NUSC_OCC_NOISE, NUSC_OCC_IGNORE, cls)
-    return rows_to_dense(xyz, cls)
+    0 empty, 1..16, 255 ignored (noise). A file of the wrong shape, dtype, grid or classes, or
+    listing a voxel twice with two classes (unless ``duplicates``: then the released vote,
+    recorded), raises naming it."""
+    return read_sparse_voxels(
+        path,
+        "nuScenes-Occupancy label",
+        OPENOCC_SHAPE,
+        COLUMNS,
+        DUPLICATE_RULE,
+        widths=(4, 7),
+        noise=NUSC_OCC_IGNORE,
+        duplicates=duplicates,
+    )
 
 
 def dense_to_rows(dense: np.ndarray, dtype: type = np.int64) -> np.ndarray:
@@ -125,13 +114,10 @@ def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     return save_npy_atomic(Path(folder) / prediction_relpath(token), dense_to_rows(labels, np.uint16))
 
 
-def read_prediction(path: Path) -> np.ndarray:
-    """A prediction file as ``(512, 512, 40)`` uint8 class ids (0 where no row is given)."""
-    path = Path(path)
-    arr = load_npy(path, "prediction")
-    check_sparse_voxels(arr, path, OPENOCC_SHAPE, COLUMNS)
-    xyz, cls = _xyz_class(arr)
-    return rows_to_dense(xyz, cls)
+def read_prediction(path: Path, duplicates: DuplicateVoxels | None = None) -> np.ndarray:
+    """A prediction file as ``(512, 512, 40)`` uint8 class ids (0 where no row is given); a voxel
+    listed twice with two classes is refused as in a label file (:func:`read_openoccupancy_label`)."""
+    return read_sparse_voxels(path, "prediction", OPENOCC_SHAPE, COLUMNS, DUPLICATE_RULE, duplicates=duplicates)
 
 
 # ------------------------------------------------------------------------------ reader
@@ -155,7 +141,7 @@ class OpenOccupancyDataset(LidarFrameDataset):
         return self.root / label_rel_path(str(scene_token), str(self.lidar_field(token, "token")))
 
     def read_label_file(self, path: Path) -> np.ndarray:
-        return read_openoccupancy_label(path)
+        return read_openoccupancy_label(path, self.duplicate_voxels)
 
 
 # ------------------------------------------------------------------------------ the synthetic world

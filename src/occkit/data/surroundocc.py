@@ -13,8 +13,11 @@ and the class (SurroundOcc's generator writes int64; float files holding whole n
 too). The grid is 200 x 200 x 16 voxels of 0.5 m over [-50, -50, -5, 50, 50, 3] m in the LiDAR
 frame, index ``i`` covering ``[lo + 0.5 i, lo + 0.5 (i + 1))``. Classes 1..16 are nuScenes-lidarseg's
 merged classes (barrier .. vegetation); class 0 in a file is LiDAR noise, read as 255 (ignored);
-a voxel not listed is empty (0). Where rows repeat a voxel the last one wins (as SurroundOcc's
-``LoadOccupancy`` and its evaluation fill the dense grid).
+a voxel not listed is empty (0). Rows that repeat a voxel with its class are read as one; a voxel
+listed twice with two classes is refused naming the file, the voxel and both classes, since which
+one is scored would be the reader's choice. SurroundOcc's ``LoadOccupancy`` and evaluation take the
+last row (their dense fill); ``occkit eval --allow-duplicate-voxels`` reads such files that way
+(:data:`DUPLICATE_RULE`, :func:`occkit.data.lidar_frame.rows_to_dense`).
 
 Predictions (``occkit predict``) are written in the same layout of rows, one file per frame:
 ``PRED/<token>.npy`` uint16 ``(N, 4)`` ``x, y, z, class`` of the voxels predicted non-empty.
@@ -31,11 +34,11 @@ from occkit.data.lidar_frame import (
     NUSC_OCC_EMPTY,
     NUSC_OCC_IGNORE,
     NUSC_OCC_NOISE,
+    DuplicateVoxels,
     LidarFrameDataset,
     check_prediction,
-    check_sparse_voxels,
-    load_npy,
     prediction_relpath,
+    read_sparse_voxels,
 )
 from occkit.fileio import save_npy_atomic
 from occkit.geometry.grid import Grid
@@ -45,6 +48,9 @@ SURROUNDOCC_VOXEL = 0.5
 SURROUNDOCC_SHAPE: tuple[int, int, int] = (200, 200, 16)
 COLUMNS = ("x", "y", "z", "class")
 LABEL_DIR = "nuscenes_occ/samples"
+#: How the released code reads a voxel listed twice with two classes (the opt-in's rule).
+DUPLICATE_RULE = "last"
+DUPLICATE_POLICY = "last row (SurroundOcc's released reading)"
 
 
 def surroundocc_grid() -> Grid:
@@ -57,18 +63,19 @@ def label_file_name(lidar_filename: str) -> str:
     return Path(str(lidar_filename)).name + ".npy"
 
 
-def read_surroundocc_label(path: str | os.PathLike) -> np.ndarray:
+def read_surroundocc_label(path: str | os.PathLike, duplicates: DuplicateVoxels | None = None) -> np.ndarray:
     """A SurroundOcc label file as the dense ``(200, 200, 16)`` uint8 grid: 0 empty, 1..16, 255
-    ignored (noise). A file of the wrong shape, dtype, grid or classes raises naming it."""
-    path = Path(path)
-    arr = load_npy(path, "SurroundOcc label")
-    check_sparse_voxels(arr, path, SURROUNDOCC_SHAPE, COLUMNS)
-    rows = arr.astype(np.int64)
-    cls = rows[:, 3].astype(np.uint8)
-    cls[rows[:, 3] == NUSC_OCC_NOISE] = NUSC_OCC_IGNORE
-    dense = np.full(SURROUNDOCC_SHAPE, NUSC_OCC_EMPTY, dtype=np.uint8)
-    dense[rows[:, 0], rows[:, 1], rows[:, 2]] = cls
-    return dense
+    ignored (noise). A file of the wrong shape, dtype, grid or classes, or listing a voxel twice
+    with two classes (unless ``duplicates``: then the last row, recorded), raises naming it."""
+    return read_sparse_voxels(
+        path,
+        "SurroundOcc label",
+        SURROUNDOCC_SHAPE,
+        COLUMNS,
+        DUPLICATE_RULE,
+        noise=NUSC_OCC_IGNORE,
+        duplicates=duplicates,
+    )
 
 
 def dense_to_rows(dense: np.ndarray, dtype: type = np.int64) -> np.ndarray:
@@ -100,15 +107,10 @@ def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     return save_npy_atomic(Path(folder) / prediction_relpath(token), dense_to_rows(labels, np.uint16))
 
 
-def read_prediction(path: Path) -> np.ndarray:
-    """A prediction file as ``(200, 200, 16)`` uint8 class ids (0 where no row is given)."""
-    path = Path(path)
-    arr = load_npy(path, "prediction")
-    check_sparse_voxels(arr, path, SURROUNDOCC_SHAPE, COLUMNS)
-    rows = arr.astype(np.int64)
-    dense = np.zeros(SURROUNDOCC_SHAPE, dtype=np.uint8)
-    dense[rows[:, 0], rows[:, 1], rows[:, 2]] = rows[:, 3].astype(np.uint8)
-    return dense
+def read_prediction(path: Path, duplicates: DuplicateVoxels | None = None) -> np.ndarray:
+    """A prediction file as ``(200, 200, 16)`` uint8 class ids (0 where no row is given); a voxel
+    listed twice with two classes is refused as in a label file (:func:`read_surroundocc_label`)."""
+    return read_sparse_voxels(path, "prediction", SURROUNDOCC_SHAPE, COLUMNS, DUPLICATE_RULE, duplicates=duplicates)
 
 
 # ------------------------------------------------------------------------------ reader
@@ -130,7 +132,7 @@ class SurroundOccDataset(LidarFrameDataset):
         return self.root / LABEL_DIR / label_file_name(self.lidar_field(token, "filename"))
 
     def read_label_file(self, path: Path) -> np.ndarray:
-        return read_surroundocc_label(path)
+        return read_surroundocc_label(path, self.duplicate_voxels)
 
 
 # ------------------------------------------------------------------------------ the synthetic world

@@ -8,6 +8,9 @@ differs; ``formats/surroundocc.py`` and ``formats/openoccupancy.py`` name it.
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,6 +20,7 @@ from occkit.data.lidar_frame import (
     NUSC_OCC_EMPTY,
     NUSC_OCC_IGNORE,
     NUSC_OCC_PALETTE,
+    DuplicateVoxels,
     index_predictions,
     prediction_relpath,
 )
@@ -40,8 +44,8 @@ def lidar_frame_format(
 ) -> DatasetFormat:
     """The :class:`DatasetFormat` of a nuScenes occupancy labelling in the LiDAR frame whose reader
     and writer are the module ``layout`` (its ``LABEL_DIR``, ``write_prediction``,
-    ``read_prediction``, ``write_synthetic``), its dataset class ``dataset``; its metric is
-    :class:`~occkit.metrics.nusc_occupancy.NuScenesOccupancyMetric` under ``name``."""
+    ``read_prediction``, ``write_synthetic``, ``DUPLICATE_POLICY``), its dataset class ``dataset``; its
+    metric is :class:`~occkit.metrics.nusc_occupancy.NuScenesOccupancyMetric` under ``name``."""
 
     def detect(root: Path) -> str | None:
         if (root / "annotations.json").is_file() and (root / layout.LABEL_DIR).is_dir():
@@ -68,7 +72,39 @@ def lidar_frame_format(
     def write_synthetic(out: Path, config: Any) -> None:
         layout.write_synthetic(out, config, overwrite=True, progress=True)
 
-    return DatasetFormat(
+    def evaluate_folder(
+        gt_root: str | Path, pred_dir: str | Path, split: str = "val", duplicate_voxels: bool = False, **options: Any
+    ) -> dict[str, Any]:
+        """The format's metrics over its prediction files (:func:`occkit.formats.evaluate.evaluate_predictions`).
+        A label or prediction file listing a voxel twice with two classes is refused unless
+        ``duplicate_voxels`` (``occkit eval --allow-duplicate-voxels``): then it is read as the
+        released code reads it (``layout.DUPLICATE_POLICY``), the result says so under
+        ``duplicate_voxels`` (``policy``, ``files``: how many were read so) and a warning names them."""
+        from occkit.formats.evaluate import evaluate_predictions
+
+        if not duplicate_voxels:
+            return evaluate_predictions(fmt, gt_root, pred_dir, split, **options)
+        seen = DuplicateVoxels()
+
+        def open_accepting(root: Path, split: str, options: OpenOptions) -> Any:
+            ds = open_split(root, split, options)
+            ds.duplicate_voxels = seen
+            return ds
+
+        files = replace(fmt.predictions, read=partial(layout.read_prediction, duplicates=seen))
+        result = evaluate_predictions(
+            replace(fmt, open=open_accepting, predictions=files), gt_root, pred_dir, split, **options
+        )
+        result["duplicate_voxels"] = {"policy": layout.DUPLICATE_POLICY, "files": len(seen.files)}
+        if seen.files:
+            warnings.warn(
+                f"--allow-duplicate-voxels: {len(seen.files)} files list a voxel twice with two classes, read as "
+                f"{layout.DUPLICATE_POLICY} (first: {seen.files[0]})",
+                stacklevel=2,
+            )
+        return result
+
+    fmt = DatasetFormat(
         name=name,
         title=title,
         priority=8,  # before Occ3D (10), whose detect claims any folder holding annotations.json
@@ -90,6 +126,9 @@ def lidar_frame_format(
             relpath=prediction_relpath,
         ),
         write_synthetic=write_synthetic,
+        evaluate_folder=evaluate_folder,
+        folder_options=frozenset({"mask", "metrics", "duplicate_voxels"}),
         table_keys=("miou", "miou_all", "geometry_iou", "geometry_precision", "geometry_recall"),
         label_writer=label_writer,
     )
+    return fmt

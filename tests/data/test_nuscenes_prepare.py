@@ -347,3 +347,118 @@ def test_lidar_teacher_trains_the_same_from_prepare_as_from_the_extras(world, pr
     assert len(losses["infos"]) == 2
     # the first step to the bit in this run (3.9279466 both); the second within float rounding of the points
     np.testing.assert_allclose(losses["infos"], losses["extras"], rtol=1e-5)
+
+
+# ------------------------------------------------------------ prepare checks what it writes (issue 79)
+def _tables_copy(world, tmp_path):
+    """A nuScenes root whose tables and LiDAR files are copies (to damage) and whose images and maps
+    are the world's (linked)."""
+    root = tmp_path / "nusc"
+    shutil.copytree(world / NUSCENES_VERSION, root / NUSCENES_VERSION)
+    (root / "maps").symlink_to(world / "maps")
+    for top in ("samples", "sweeps"):
+        for d in (world / top).iterdir():
+            (root / top).mkdir(exist_ok=True)
+            if d.name == "LIDAR_TOP":
+                shutil.copytree(d, root / top / d.name)
+            else:
+                (root / top / d.name).symlink_to(d)
+    return root
+
+
+def _table(root, name):
+    return json.loads((root / NUSCENES_VERSION / f"{name}.json").read_text())
+
+
+def _write_table(root, name, rows):
+    (root / NUSCENES_VERSION / f"{name}.json").write_text(json.dumps(rows))
+
+
+def _prepare_refused(root, tmp_path, capsys) -> str:
+    out = tmp_path / "out"
+    assert main(["prepare", "nuscenes", "--dataroot", str(root), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert not out.exists() and not list(tmp_path.glob(".out*")), list(tmp_path.iterdir())  # nothing hidden left
+    return err
+
+
+def test_prepare_refuses_a_nan_or_non_rigid_ego_pose_naming_the_table_and_token(world, tmp_path, capsys):
+    root = _tables_copy(world, tmp_path)
+    poses = _table(root, "ego_pose")
+    token = poses[1]["token"]
+    poses[1]["translation"] = [float("nan"), 0.0, 0.0]
+    _write_table(root, "ego_pose", poses)
+    err = _prepare_refused(root, tmp_path, capsys)
+    assert f"{root / NUSCENES_VERSION / 'ego_pose.json'}: record '{token}': the pose is not finite" in err, err
+    poses[1]["translation"] = [0.0, 0.0, 0.0]
+    poses[1]["rotation"] = [0.0, 0.0, 0.0, 0.0]  # was: "pose: zero quaternion has no rotation", no table or token
+    _write_table(root, "ego_pose", poses)
+    err = _prepare_refused(root, tmp_path, capsys)
+    assert f"ego_pose.json: record '{token}': rotation [0.0, 0.0, 0.0, 0.0] is not a unit quaternion" in err, err
+
+
+def test_prepare_refuses_a_missing_lidar_file_or_sweep_naming_the_sample_data(world, tmp_path, capsys):
+    root = _tables_copy(world, tmp_path)
+    rows = _table(root, "sample_data")
+    key = next(r for r in rows if r["is_key_frame"] and "LIDAR_TOP" in r["filename"])
+    (root / key["filename"]).unlink()
+    err = _prepare_refused(root, tmp_path, capsys)
+    assert f"{root / key['filename']}: missing: the file of sample_data '{key['token']}'" in err, err
+    assert "the LIDAR_TOP keyframe of sample" in err
+    shutil.copy(world / key["filename"], root / key["filename"])
+    # a sweep whose file is absent: a LiDAR sample_data before the first keyframe of a scene
+    sweep = {**key, "token": "sweep" + "0" * 27, "filename": "sweeps/LIDAR_TOP/absent.pcd.bin", "prev": ""}
+    sweep.update(is_key_frame=False, timestamp=key["timestamp"] - 50000, next=key["token"])
+    rows = [{**r, "prev": sweep["token"]} if r["token"] == key["token"] else r for r in rows]
+    _write_table(root, "sample_data", [*rows, sweep])
+    err = _prepare_refused(root, tmp_path, capsys)
+    assert f"{root / sweep['filename']}: missing: the file of sample_data '{sweep['token']}'" in err, err
+    assert "a LIDAR_TOP sweep before sample" in err
+
+
+def test_prepare_refuses_a_sample_missing_a_camera_of_its_scene(world, tmp_path, capsys):
+    root = _tables_copy(world, tmp_path)
+    rows = _table(root, "sample_data")
+    cam = next(r for r in rows if r["is_key_frame"] and "CAM_BACK/" in r["filename"])
+    _write_table(root, "sample_data", [r for r in rows if r["token"] != cam["token"]])
+    err = _prepare_refused(root, tmp_path, capsys)  # was: written with five cameras
+    assert f"sample.json: sample {cam['sample_token']} of " in err and "has no CAM_BACK keyframe" in err, err
+
+
+def test_prepare_names_the_table_of_a_dangling_token(world, tmp_path, capsys):
+    root = _tables_copy(world, tmp_path)
+    rows = _table(root, "sample_data")
+    rows[0]["calibrated_sensor_token"] = "0a9f" + "0" * 28  # was: KeyError: '0a9f...' (no table, no file)
+    _write_table(root, "sample_data", rows)
+    err = _prepare_refused(root, tmp_path, capsys)
+    assert f"{root / NUSCENES_VERSION / 'sample_data.json'}: names the token '0a9f" in err, err
+
+
+def test_prepare_on_an_occ3d_folder_or_the_table_folder_says_what_the_folder_is(world, tmp_path, capsys):
+    occ = tmp_path / "occ3d"
+    occ.mkdir()
+    (occ / "annotations.json").write_text("{}")
+    (occ / "gts").mkdir()
+    assert main(["prepare", "nuscenes", "--dataroot", str(occ), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert f"--dataroot {occ}: an Occ3D-nuScenes folder (annotations.json, gts/), not the nuScenes root" in err
+    tables = world / NUSCENES_VERSION
+    assert main(["prepare", "nuscenes", "--dataroot", str(tables), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert f"--dataroot {tables}: is a table folder itself" in err and f"--dataroot {world}" in err
+    assert "pass --version" not in err
+
+
+def test_a_second_prepare_into_one_folder_is_refused_naming_the_first(world, tmp_path, capsys):
+    from occkit.locks import lock_path, output_lock
+
+    out = tmp_path / "infos"
+    lock = output_lock(out, "prepare")
+    try:
+        assert main(["prepare", "nuscenes", "--dataroot", str(world), "--out", str(out)]) == 1
+    finally:
+        lock.release()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"is locked by process {os.getpid()} (occkit prepare, since " in err
+    assert not out.exists() and not (tmp_path / ".infos.partial").exists() and not lock_path(out).exists()

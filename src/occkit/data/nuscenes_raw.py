@@ -94,8 +94,24 @@ def resolve_version(dataroot: str | os.PathLike, version: str | None) -> str:
         else:
             version = found[0]
     if not (root / version).is_dir():
-        have = f"it holds {', '.join(found)}" if found else "it holds no v1.0-* table folder"
-        raise FileNotFoundError(f"{root / version}: no such nuScenes table folder ({have}); pass --version")
+        if not found and (root / "sample_data.json").is_file():
+            raise FileNotFoundError(
+                f"--dataroot {root}: is a table folder itself (sample_data.json, ...); give the nuScenes root that "
+                f"holds it, --dataroot {root.parent} (with --version {root.name} if it holds several)"
+            )
+        if not found and (root / "annotations.json").is_file() and (root / "gts").is_dir():
+            raise FileNotFoundError(
+                f"--dataroot {root}: an Occ3D-nuScenes folder (annotations.json, gts/), not the nuScenes root; give "
+                "the folder that holds v1.0-*/, samples/ and sweeps/ as --dataroot (and this one as --occ3d)"
+            )
+        if not found:
+            raise FileNotFoundError(
+                f"--dataroot {root}: holds no v1.0-* table folder, so it is not the nuScenes root (the folder with "
+                "v1.0-trainval/ or another v1.0-*, samples/, sweeps/, maps/)"
+            )
+        raise FileNotFoundError(
+            f"{root / version}: no such nuScenes table folder (it holds {', '.join(found)}); pass --version"
+        )
     return version
 
 
@@ -150,6 +166,57 @@ def _rigid_inverse(T: np.ndarray) -> np.ndarray:
     return out
 
 
+class _Tables:
+    """The devkit's tables with the checks ``prepare`` makes on what it reads: a record that names a
+    token its table lacks, a pose that is not finite and rigid, a file that is not on disk are each
+    one line naming the table file, the token and the file (the devkit's own errors named neither)."""
+
+    def __init__(self, nusc: Any, root: Path, version: str) -> None:
+        self.nusc, self.root, self.version = nusc, root, version
+
+    def table(self, name: str) -> Path:
+        return self.root / self.version / f"{name}.json"
+
+    def get(self, table: str, token: Any, where: str) -> dict[str, Any]:
+        try:
+            return self.nusc.get(table, token)
+        except KeyError:
+            raise ValueError(
+                f"{self.table(table)}: no record {token!r}, which {where} names (the tables are incomplete, or from "
+                "two versions?)"
+            ) from None
+
+    def pose(self, table: str, rec: dict[str, Any]) -> np.ndarray:
+        """``(4, 4)`` of a ``calibrated_sensor`` or ``ego_pose`` record, checked finite and rigid."""
+        t, q = rec.get("translation"), rec.get("rotation")
+        try:
+            t, q = np.asarray(t, np.float64), np.asarray(q, np.float64)
+        except (TypeError, ValueError):
+            t = q = np.zeros(0)
+        if t.shape != (3,) or q.shape != (4,):
+            why = f"translation {rec.get('translation')!r}, rotation {rec.get('rotation')!r}: expected 3 and 4 numbers"
+        elif not (np.isfinite(t).all() and np.isfinite(q).all()):
+            why = f"the pose is not finite (translation {t.tolist()}, rotation {q.tolist()})"
+        elif abs(float(np.sqrt((q * q).sum())) - 1.0) > 1e-3:
+            why = (
+                f"rotation {q.tolist()} is not a unit quaternion (norm {float(np.sqrt((q * q).sum())):.6g}): not a "
+                "rigid pose"
+            )
+        else:
+            return _matrix(t, q)
+        raise ValueError(f"{self.table(table)}: record {rec.get('token')!r}: {why}")
+
+    def file(self, sd: dict[str, Any], what: str) -> str:
+        """The ``filename`` of a ``sample_data`` record, which must be on disk under the root."""
+        name = sd.get("filename")
+        if not isinstance(name, str) or not name or not (self.root / name).is_file():
+            raise FileNotFoundError(
+                f"{self.root / str(name)}: missing: the file of sample_data {sd.get('token')!r} "
+                f"({self.table('sample_data')}), {what}"
+            )
+        return name
+
+
 def _pose_fields(prefix: str, rec: dict[str, Any]) -> dict[str, list[float]]:
     return {
         f"{prefix}_translation": list(map(float, rec["translation"])),
@@ -157,15 +224,15 @@ def _pose_fields(prefix: str, rec: dict[str, Any]) -> dict[str, list[float]]:
     }
 
 
-def _sensor_record(nusc: Any, sd_token: str, T_lidar_from_global: np.ndarray) -> dict[str, Any]:
+def _sensor_record(db: _Tables, sd_token: str, T_lidar_from_global: np.ndarray, what: str) -> dict[str, Any]:
     """A ``sample_data``'s path, time, poses and its frame in the keyframe's LiDAR frame."""
-    sd = nusc.get("sample_data", sd_token)
-    cs = nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
-    ep = nusc.get("ego_pose", sd["ego_pose_token"])
-    T_global_from_sensor = _matrix(ep["translation"], ep["rotation"]) @ _matrix(cs["translation"], cs["rotation"])
+    sd = db.get("sample_data", sd_token, what)
+    cs = db.get("calibrated_sensor", sd["calibrated_sensor_token"], f"sample_data {sd_token}")
+    ep = db.get("ego_pose", sd["ego_pose_token"], f"sample_data {sd_token}")
+    T_global_from_sensor = db.pose("ego_pose", ep) @ db.pose("calibrated_sensor", cs)
     T = T_lidar_from_global @ T_global_from_sensor
     return {
-        "data_path": sd["filename"],
+        "data_path": db.file(sd, what),
         "sample_data_token": sd["token"],
         "timestamp": int(sd["timestamp"]),
         "is_key_frame": bool(sd["is_key_frame"]),
@@ -179,26 +246,32 @@ def _sensor_record(nusc: Any, sd_token: str, T_lidar_from_global: np.ndarray) ->
 def frame_record(
     nusc: Any, sample: dict[str, Any], frame_index: int, scene: dict[str, Any], max_sweeps: int
 ) -> dict[str, Any]:
-    """The ``infos.json`` entry of one sample (see the module's docstring)."""
+    """The ``infos.json`` entry of one sample (see the module's docstring); ``nusc`` the devkit's
+    tables, or :class:`_Tables` around them (the checks)."""
+    db = nusc if isinstance(nusc, _Tables) else _Tables(nusc, Path(nusc.dataroot), nusc.version)
+    where = f"sample {sample['token']} of {scene['name']}"
     if LIDAR_CHANNEL not in sample["data"]:
-        raise ValueError(f"nuScenes sample {sample['token']} of {scene['name']} has no {LIDAR_CHANNEL} keyframe")
-    sd = nusc.get("sample_data", sample["data"][LIDAR_CHANNEL])
-    cs = nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
-    ep = nusc.get("ego_pose", sd["ego_pose_token"])
-    T_global_from_lidar = _matrix(ep["translation"], ep["rotation"]) @ _matrix(cs["translation"], cs["rotation"])
+        raise ValueError(f"{db.table('sample')}: {where} has no {LIDAR_CHANNEL} keyframe")
+    sd = db.get("sample_data", sample["data"][LIDAR_CHANNEL], where)
+    cs = db.get("calibrated_sensor", sd["calibrated_sensor_token"], f"sample_data {sd['token']}")
+    ep = db.get("ego_pose", sd["ego_pose_token"], f"sample_data {sd['token']}")
+    T_global_from_lidar = db.pose("ego_pose", ep) @ db.pose("calibrated_sensor", cs)
     T_lidar_from_global = _rigid_inverse(T_global_from_lidar)
+    lidar_path = db.file(sd, f"the {LIDAR_CHANNEL} keyframe of {where}")
     sweeps = []
     prev = sd["prev"]
     while prev and len(sweeps) < max_sweeps:
-        sweeps.append(_sensor_record(nusc, prev, T_lidar_from_global))
-        prev = nusc.get("sample_data", prev)["prev"]
+        sweeps.append(_sensor_record(db, prev, T_lidar_from_global, f"a {LIDAR_CHANNEL} sweep before {where}"))
+        prev = db.get("sample_data", prev, f"a {LIDAR_CHANNEL} sweep before {where}")["prev"]
     cams = {}
     for ch, token in sample["data"].items():
-        rec = nusc.get("sample_data", token)
+        rec = db.get("sample_data", token, where)
         if rec.get("sensor_modality") != "camera":
             continue
-        cam = _sensor_record(nusc, token, T_lidar_from_global)
-        cam["cam_intrinsic"] = nusc.get("calibrated_sensor", rec["calibrated_sensor_token"])["camera_intrinsic"]
+        cam = _sensor_record(db, token, T_lidar_from_global, f"the {ch} keyframe of {where}")
+        cam["cam_intrinsic"] = db.get("calibrated_sensor", rec["calibrated_sensor_token"], f"sample_data {token}")[
+            "camera_intrinsic"
+        ]
         cams[ch] = cam
     return {
         "token": sample["token"],
@@ -210,7 +283,7 @@ def frame_record(
         "next": sample["next"],
         "split": None,
         "lidar_token": sd["token"],
-        "lidar_path": sd["filename"],
+        "lidar_path": lidar_path,
         **_pose_fields("lidar2ego", cs),
         **_pose_fields("ego2global", ep),
         "sweeps": sweeps,
@@ -219,13 +292,24 @@ def frame_record(
 
 
 def scene_records(nusc: Any, scene: dict[str, Any], max_sweeps: int) -> list[dict[str, Any]]:
-    """Every keyframe of ``scene`` (a ``scene`` row), first to last along ``next``."""
+    """Every keyframe of ``scene`` (a ``scene`` row), first to last along ``next``; each with the
+    cameras the scene's samples have (a sample missing one of them is one line naming it)."""
+    db = nusc if isinstance(nusc, _Tables) else _Tables(nusc, Path(nusc.dataroot), nusc.version)
     out = []
     token = scene["first_sample_token"]
     while token:
-        sample = nusc.get("sample", token)
-        out.append(frame_record(nusc, sample, len(out), scene, max_sweeps))
+        sample = db.get("sample", token, f"scene {scene['name']}")
+        out.append(frame_record(db, sample, len(out), scene, max_sweeps))
         token = sample["next"]
+    cameras = sorted({ch for f in out for ch in f["cams"]})
+    for f in out:
+        lacking = [ch for ch in cameras if ch not in f["cams"]]
+        if lacking:
+            raise ValueError(
+                f"{db.table('sample')}: sample {f['token']} of {scene['name']} has no {', '.join(lacking)} keyframe, "
+                f"which the scene's other samples have ({len(cameras)} cameras: {', '.join(cameras)}); its "
+                f"sample_data ({db.table('sample_data')}) lacks the image"
+            )
     return out
 
 
@@ -276,6 +360,21 @@ def _check_occ3d(frames: list[dict[str, Any]], occ3d: Path, tol: float = 1e-3) -
         )
 
 
+def _table_naming(root: Path, version: str, token: Any) -> Path | None:
+    """The first table file that holds ``token`` as a reference (an error's path only: it reads the tables)."""
+    if not isinstance(token, str) or not token:
+        return None
+    needle = f'"{token}"'.encode()
+    for name in NUSCENES_TABLES:
+        f = root / version / f"{name}.json"
+        try:
+            if needle in f.read_bytes():
+                return f
+        except OSError:
+            continue
+    return None
+
+
 def tables_key(dataroot: Path, version: str) -> dict[str, Any]:
     """What identifies the input of a run: each table's size and modification time."""
     key = {}
@@ -318,7 +417,14 @@ def prepare_nuscenes(
     say(f"prepare: loading the nuScenes tables of {root / version} with nuscenes-devkit")
     try:
         nusc = NuScenes(version=version, dataroot=str(root), verbose=False)
-    except (AssertionError, KeyError, TypeError, json.JSONDecodeError) as e:
+    except KeyError as e:  # a record names a token that its table lacks: say which table names it
+        token = e.args[0] if e.args else ""
+        raise ValueError(
+            f"{_table_naming(root, version, token) or root / version}: names the token {token!r}, which no record of "
+            "the table it refers to holds (nuscenes-devkit's index stopped there: the tables are incomplete, or from "
+            "two versions?)"
+        ) from None
+    except Exception as e:  # the devkit's own errors (asserts, bare Exceptions): one line naming the tables
         raise ValueError(f"{root / version}: nuscenes-devkit cannot load these tables ({type(e).__name__}: {e})") from e
     frames: list[dict[str, Any]] = []
     scenes = sorted(nusc.scene, key=lambda s: s["name"])
@@ -331,7 +437,7 @@ def prepare_nuscenes(
             except (OSError, ValueError):
                 recs = None  # unreadable: the scene is done again
         if not isinstance(recs, list):
-            recs = scene_records(nusc, scene, max_sweeps)
+            recs = scene_records(_Tables(nusc, root, version), scene, max_sweeps)
             write_json_atomic(part, recs, indent=None)
         frames += recs
         if (i + 1) % 50 == 0 or i + 1 == len(scenes):

@@ -98,7 +98,8 @@ def lidar_frame_format(
         result["duplicate_voxels"] = {"policy": layout.DUPLICATE_POLICY, "files": len(seen.files)}
         if seen.files:
             warnings.warn(
-                f"--allow-duplicate-voxels: {len(seen.files)} files list a voxel twice with two classes, read as "
+                f"--allow-duplicate-voxels: {len(seen.files)} "
+                f"{'file lists' if len(seen.files) == 1 else 'files list'} a voxel twice with two classes, read as "
                 f"{layout.DUPLICATE_POLICY} (first: {seen.files[0]})",
                 stacklevel=2,
             )

@@ -31,6 +31,17 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Arg
     return out
 
 
+def summary(parser: argparse.ArgumentParser, parent: argparse.ArgumentParser | None = None) -> str:
+    """A command's one line: its description, else the help its parent lists it with."""
+    text = parser.description or ""
+    if not text and parent is not None:
+        name = parser.prog.split()[-1]
+        for action in parent._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                text = next((a.help or "" for a in action._choices_actions if a.dest == name), "")
+    return " ".join(text.split())
+
+
 def _walk(
     parser: argparse.ArgumentParser, path: tuple[str, ...]
 ) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
@@ -70,10 +81,11 @@ def anchor(command: str) -> str:
 def render(parser: argparse.ArgumentParser | None = None) -> str:
     """The reference as Markdown: an index of the verbs, then each command's ``--help`` text."""
     cmds = commands(parser)
+    parents = {name: p for name, p in cmds}
     lines = ["| command | what it does |", "|---|---|"]
     for name, p in cmds[1:]:
-        summary = " ".join((p.description or "").split()).replace("|", "\\|")
-        lines.append(f"| [`{name}`](#{anchor(name)}) | {summary} |")
+        one = summary(p, parents.get(name.rsplit(" ", 1)[0])).replace("|", "\\|")
+        lines.append(f"| [`{name}`](#{anchor(name)}) | {one} |")
     lines.append("")
     for name, p in cmds:
         lines += [f"## `{name}` {{ #{anchor(name)} }}", "", "```text", help_text(p).rstrip(), "```", ""]

@@ -192,3 +192,47 @@ def test_the_spec_refuses_a_class_table_that_does_not_fit():
     with pytest.raises(ValueError, match="ignore id 1 is a class id"):
         ClassTable(names=("a", "b", "c"), free=0, ignore=1)
     assert ClassTable(names=("a", "b", "c"), free=0).occupied == (1, 2)
+
+
+def test_a_synthetic_class_map_is_checked_against_the_table(fresh_registry, monkeypatch, capsys):
+    from occkit.formats import ClassTable
+    from occkit.labels import OCC3D_CLASSES
+
+    names = ("free", "thing")
+    good = {c: ("free" if c == "free" else "thing") for c in OCC3D_CLASSES}
+    toy = dataclasses.replace(
+        _toy_format("twoclass"),
+        classes=ClassTable(names=names, free=0, ignore=255),
+        synthetic_classes=good,
+    )
+    assert toy.synthetic_lut() == tuple(0 if c == "free" else 1 for c in OCC3D_CLASSES)
+    bad = dataclasses.replace(toy, name="badmap", synthetic_classes={**good, "car": "vehicle"})
+    mod = _module(monkeypatch, "badmap_pkg", FORMAT=bad)
+    fresh_registry.append(metadata.EntryPoint(name="badmap", value=f"{mod}:FORMAT", group=ENTRY_POINT_GROUP))
+    assert "badmap" not in format_names()
+    err = capsys.readouterr().err
+    assert "badmap" in err and "vehicle not in the class table" in err and "left out" in err
+
+
+def test_the_world_writes_its_labels_in_the_ids_it_is_given():
+    import numpy as np
+    import torch
+
+    from occkit.data.synth import SynthConfig
+    from occkit.data.synth.writer import config_record, relabel_frame
+
+    lut = tuple(range(17, -1, -1))  # reversed: world id k -> 17 - k
+    fd = {
+        "semantics": torch.tensor([[[0, 17]]], dtype=torch.uint8),
+        "cameras": {"CAM": {"semantics": torch.tensor([[4, 11]], dtype=torch.uint8), "rgb": torch.zeros(1)}},
+        "lidar": {"labels": torch.tensor([16], dtype=torch.uint8), "points": torch.zeros(1, 4)},
+        "objects": [{"class_id": 4, "class_name": "car"}],
+    }
+    out = relabel_frame(fd, lut)
+    assert out["semantics"].tolist() == [[[17, 0]]] and out["cameras"]["CAM"]["semantics"].tolist() == [[13, 6]]
+    assert out["lidar"]["labels"].tolist() == [1] and out["objects"][0] == {"class_id": 13, "class_name": "car"}
+    assert np.array_equal(fd["semantics"].numpy(), [[[0, 17]]])  # the input is left as it was
+    assert "classes" not in config_record(SynthConfig())  # worlds of the world's own ids record what they did
+    assert config_record(SynthConfig(classes=lut))["classes"] == list(lut)
+    with pytest.raises(ValueError, match="classes must be 18 class ids"):
+        SynthConfig(classes=(0, 1))

@@ -109,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     args.format = fmt.name
     config = _config(args, fmt.world)
+    if fmt.world == "driving" and fmt.synthetic_classes is not None:  # the world's labels in the format's ids
+        from dataclasses import replace
+
+        config = replace(config, classes=fmt.synthetic_lut())
     from occkit.locks import output_lock
     from occkit.outputs import check_output_folder, check_own_files, check_writable_place
 

@@ -70,6 +70,10 @@ def _check(spec: object, where: str) -> str | None:
     for attr in ("detect", "open", "metrics"):
         if not callable(getattr(spec, attr)):
             return f"{attr} is not callable"
+    try:
+        spec.synthetic_lut()
+    except ValueError as e:
+        return str(e)
     return None
 
 

@@ -14,7 +14,7 @@ See docs/design.md, "Adding a dataset format", for a complete example.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -241,6 +241,15 @@ class DatasetFormat:
             the mask as its layout can (Occ3D: ``mask_camera`` = ``mask_lidar``; NYUv2: the ignore
             label outside it). A bad frame (a camera or size the layout cannot hold) raises a
             one-line ``ValueError``. None: ``occkit generate`` refuses data of this format.
+        synthetic_classes: how the driving world's classes map onto this format's table, by name:
+            ``{world class: class of this table}`` for each of the world's 18 (Occ3D-nuScenes'
+            names, :data:`occkit.labels.OCC3D_CLASSES`; ``free`` among them). ``occkit synth
+            --format NAME`` then writes every label of the world (3D labels, the cameras' 2D
+            semantics, LiDAR point labels, objects' class ids) in this table's ids
+            (:attr:`occkit.data.synth.SynthConfig.classes`), so :attr:`write_synthetic` remaps
+            nothing and training's 2D and LiDAR targets agree with the table. None: the world's own
+            ids (occkit's formats convert in their writers). The registry refuses a map that misses
+            a class of the world or names one this table lacks.
         world: the kind of scenes the format's datasets hold, ``driving`` (outdoors; the default)
             or ``indoor`` (NYUv2's rooms): the procedural world :attr:`write_synthetic` writes
             (``occkit synth --world``), and what a run trained on one kind says when it is pointed
@@ -298,6 +307,7 @@ class DatasetFormat:
     world: World = "driving"
     folder_options: frozenset[str] = frozenset({"mask", "metrics"})
     metric_names: tuple[str, ...] = ()
+    synthetic_classes: Mapping[str, str] | None = None
     table_keys: tuple[str, ...] = TABLE_KEYS
     title: str = ""
     priority: int = 50
@@ -353,6 +363,26 @@ class DatasetFormat:
                     "name/update/merge/all_reduce/compute"
                 )
         return [_GuardedMetric(self, m) for m in found] if self.from_package else found
+
+    def synthetic_lut(self) -> tuple[int, ...] | None:
+        """:attr:`synthetic_classes` as the id table :attr:`occkit.data.synth.SynthConfig.classes`
+        takes (world id -> this table's id), or None; a ``ValueError`` names a world class it misses
+        or a class this table lacks."""
+        if self.synthetic_classes is None:
+            return None
+        from occkit.labels import OCC3D_CLASSES
+
+        names = list(self.classes.names)
+        missing = [c for c in OCC3D_CLASSES if c not in self.synthetic_classes]
+        if missing:
+            raise ValueError(f"synthetic_classes: no class of this table for the world's {', '.join(missing)}")
+        extra = sorted(set(self.synthetic_classes) - set(OCC3D_CLASSES))
+        if extra:
+            raise ValueError(f"synthetic_classes: {', '.join(extra)} are not classes of the world ({OCC3D_CLASSES})")
+        wrong = sorted({v for v in self.synthetic_classes.values() if v not in names})
+        if wrong:
+            raise ValueError(f"synthetic_classes: {', '.join(map(str, wrong))} not in the class table ({names})")
+        return tuple(names.index(self.synthetic_classes[c]) for c in OCC3D_CLASSES)
 
     def metric_choices(self, asked: Sequence[str] = ()) -> tuple[str, ...]:
         """The names ``--metrics`` takes for this format (:attr:`metric_names`; when it declares none,

@@ -624,7 +624,9 @@ def format_table(result: dict[str, Any], keys: tuple[str, ...] = TABLE_KEYS) -> 
     for k in (k for k in keys if k in result):
         lines.append(f"{k:<22}{_fmt(result[k]):>8}")
     lines.append(
-        f"frames: {result['frames']}  mask: {result['mask']}"
+        f"frames: {result.get('frames', '?')}"
+        + (f"  mask: {result['mask']}" if "mask" in result else "")  # a format's own metric may have none
+        + (f"  region: {result['region']}" if result.get("region") else "")
         + (f"  missing: {result['missing']}" if result.get("missing") else "")
     )
     return "\n".join(lines)

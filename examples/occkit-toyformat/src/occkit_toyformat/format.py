@@ -1,6 +1,10 @@
-"""The toy dataset format: one ``.npz`` per frame, five classes on the Occ3D grid (README.md).
+"""The toy dataset format: one ``.npz`` per frame, five classes on the Occ3D grid, the free class
+first (README.md).
 
-``FORMAT`` is what occkit's format registry reads (entry point group ``occkit.datasets``).
+``FORMAT`` is what occkit's format registry reads (entry point group ``occkit.datasets``). It
+declares its class table once (free id 0, not the last), how occkit's synthetic world maps onto it
+(``SYNTHETIC_CLASSES``: occkit writes the world's labels in these ids, this module remaps nothing)
+and its own metric, which knows nothing of ``eval --frustum``'s region: occkit applies it.
 """
 
 from __future__ import annotations
@@ -19,10 +23,18 @@ from occkit.formats import ClassTable, DatasetFormat, Metric, OpenOptions, Predi
 from occkit.geometry.grid import occ3d_grid
 
 INDEX = "toyformat.json"
-CLASSES = ClassTable(names=("ground", "object", "structure", "vegetation", "free"), free=4, ignore=255)
+CLASSES = ClassTable(names=("free", "ground", "object", "structure", "vegetation"), free=0, ignore=255)
 GRID = occ3d_grid()
-#: Occ3D class -> toy class: objects (0-10), ground (11-14), manmade, vegetation, free.
-FROM_OCC3D = np.array([1] * 11 + [0] * 4 + [2, 3, 4], dtype=np.uint8)
+#: occkit's synthetic world (Occ3D-nuScenes' classes) in this table, by name: objects, ground, manmade,
+#: vegetation, free. ``occkit synth --format toy`` writes every label of the world in these ids.
+SYNTHETIC_CLASSES = {
+    **{c: "object" for c in ("others", "barrier", "bicycle", "bus", "car", "construction_vehicle")},
+    **{c: "object" for c in ("motorcycle", "pedestrian", "traffic_cone", "trailer", "truck")},
+    **{c: "ground" for c in ("driveable_surface", "other_flat", "sidewalk", "terrain")},
+    "manmade": "structure",
+    "vegetation": "vegetation",
+    "free": "free",
+}
 
 
 def detect(root: Path) -> str | None:
@@ -41,9 +53,12 @@ class ToyFrames(torch.utils.data.Dataset):
             raise ValueError(f"{path}: no split {split!r} (it has {', '.join(splits)}, and all)")
         tokens = [t for s in splits.values() for t in s] if split == "all" else list(splits[split])
         self._scene = index["scenes"]
-        self.cameras = tuple(index["cameras"])
-        if options.cameras and tuple(options.cameras) != self.cameras:
-            raise ValueError(f"{path}: the frames have the cameras {list(self.cameras)}, not {list(options.cameras)}")
+        stored = tuple(index["cameras"])
+        unknown = [c for c in options.cameras or () if c not in stored]
+        if unknown:
+            raise ValueError(f"{path}: the frames have the cameras {list(stored)}, not {unknown}")
+        self.cameras = tuple(options.cameras) if options.cameras else stored  # a run may see some of them
+        self._cams = [stored.index(c) for c in self.cameras]
         self.options = options
         self.grid = GRID
         self.frames = [_Frame(t, self._scene[t]) for t in tokens]
@@ -83,8 +98,9 @@ class ToyFrames(torch.utils.data.Dataset):
         z = self._read(i)
         f = self.frames[i]
         n = len(self.cameras)
+        c = self._cams
         images = (
-            torch.from_numpy(z["images"]).permute(0, 3, 1, 2).float().div_(255)
+            torch.from_numpy(z["images"][c]).permute(0, 3, 1, 2).float().div_(255)
             if self.options.load_images
             else torch.zeros(n, 3, 0, 0)
         )
@@ -94,8 +110,8 @@ class ToyFrames(torch.utils.data.Dataset):
             timestamp=i,
             cam_names=self.cameras,
             images=images,
-            intrinsics=torch.from_numpy(z["intrinsics"]).float(),
-            T_ego_from_cam=torch.from_numpy(z["T_ego_from_cam"]).float(),
+            intrinsics=torch.from_numpy(z["intrinsics"][c]).float(),
+            T_ego_from_cam=torch.from_numpy(z["T_ego_from_cam"][c]).float(),
             T_global_from_ego=torch.from_numpy(z["T_global_from_ego"]).double(),
         )
         if self.options.load_gt:
@@ -114,15 +130,58 @@ def open_split(root: Path, split: str, options: OpenOptions) -> ToyFrames:
     return ToyFrames(root, split, options)
 
 
-def metrics(options: dict[str, Any]) -> list[Metric]:
-    """occkit's Occ3D mIoU over the five classes (free last), inside each frame's ``scored`` voxels."""
-    from occkit.metrics.occ3d import Occ3DMetric
+class ToyMIoU:
+    """The toy format's own metric: the IoU of each occupied class and their mean, and the IoU of
+    occupied against free, over the voxels a frame scores (``Targets.mask_camera``, the frame's
+    ``scored``) whose label is not the ignore id. It knows nothing of regions: ``occkit eval
+    --frustum`` reaches it as false masks and ignore ids, which occkit writes."""
 
-    return [
-        Occ3DMetric(
-            mask="camera", num_classes=CLASSES.num_classes, class_names=CLASSES.names, device=options.get("device")
-        )
-    ]
+    name = "toy"
+
+    def __init__(self) -> None:
+        n = CLASSES.num_classes
+        self.counts = np.zeros((n, n), np.int64)  # rows: ground truth
+        self.frames = 0
+
+    def update(self, pred: torch.Tensor, target: Any) -> None:
+        gt = target.occupancy.detach().cpu().numpy().reshape(-1)
+        p = (pred.argmax(1) if pred.dim() == 5 else pred).detach().cpu().numpy().reshape(-1)
+        keep = gt != CLASSES.ignore
+        if target.mask_camera is not None:
+            keep &= target.mask_camera.detach().cpu().numpy().reshape(-1).astype(bool)
+        n = CLASSES.num_classes
+        self.counts += np.bincount(gt[keep].astype(np.int64) * n + p[keep], minlength=n * n).reshape(n, n)
+        self.frames += int(target.occupancy.shape[0])
+
+    def merge(self, other: Any) -> Any:
+        self.counts += other.counts
+        self.frames += other.frames
+        return self
+
+    def all_reduce(self) -> None:  # one process: nothing to gather
+        pass
+
+    def compute(self) -> dict[str, Any]:
+        c, free = self.counts, CLASSES.free
+        iou = {}
+        for k in CLASSES.occupied:
+            union = c[k].sum() + c[:, k].sum() - c[k, k]
+            iou[CLASSES.names[k]] = 100.0 * c[k, k] / union if union else float("nan")
+        occ = [k for k in range(len(c)) if k != free]
+        tp = c[np.ix_(occ, occ)].sum()
+        union = tp + c[occ, free].sum() + c[free, occ].sum()
+        seen = [v for v in iou.values() if v == v]
+        return {
+            "miou": float(np.mean(seen)) if seen else float("nan"),
+            "geometry_iou": 100.0 * tp / union if union else float("nan"),
+            "iou": iou,
+            "frames": self.frames,
+        }
+
+
+def metrics(options: dict[str, Any]) -> list[Metric]:
+    """The toy format's own metric (:class:`ToyMIoU`)."""
+    return [ToyMIoU()]
 
 
 def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
@@ -142,7 +201,8 @@ def read_prediction(path: Path) -> np.ndarray:
 
 def write_synthetic(out: Path, config: Any) -> None:
     """occkit's synthetic world in this layout: written in the Occ3D layout beside the frames (a
-    resumable source), each frame converted, the source removed."""
+    resumable source; its labels already in this table's ids, ``config.classes``), each frame laid
+    out in this layout, the source removed."""
     from occkit.data.occ3d import Occ3DDataset, load_image
     from occkit.data.synth import generate_dataset
 
@@ -163,7 +223,7 @@ def write_synthetic(out: Path, config: Any) -> None:
                 intrinsics=np.stack([ds.intrinsics(f.token, c).numpy() for c in ds.cameras]).astype(np.float32),
                 T_ego_from_cam=np.stack([ds.T_ego_from_cam(f.token, c).numpy() for c in ds.cameras]).astype(np.float32),
                 T_global_from_ego=ds.T_global_from_ego(f.token).numpy(),
-                labels=FROM_OCC3D[gt["semantics"]],
+                labels=gt["semantics"],
                 scored=gt["mask_camera"].astype(bool),
             )
             index["splits"][split].append(f.token)
@@ -186,5 +246,6 @@ FORMAT = DatasetFormat(
     metrics=metrics,
     predictions=PredictionFiles(write=write_prediction, index=prediction_files, read=read_prediction),
     write_synthetic=write_synthetic,
+    synthetic_classes=SYNTHETIC_CLASSES,
     folder_options=frozenset(),
 )

@@ -49,6 +49,12 @@ class SynthConfig:
     around the ego, seen from the sun; beyond it nothing is shadowed)."""
     max_render_distance: float = 120.0
     """Primitives farther than this from the ego vehicle are not rendered (fog hides the cut)."""
+    classes: tuple[int, ...] | None = None
+    """The class ids every label of the world is written in: for each of the world's own classes
+    (Occ3D-nuScenes' 18, :data:`occkit.labels.OCC3D_CLASSES`, in order) the id it takes, in the 3D
+    labels, the cameras' 2D semantics, the LiDAR point labels and the objects' ``class_id``. None:
+    the world's own ids. ``occkit synth --format NAME`` sets it from the format's
+    :attr:`~occkit.formats.DatasetFormat.synthetic_classes`, so that a format's writer remaps nothing."""
 
     def __post_init__(self) -> None:
         def need(cond: bool, msg: str) -> None:
@@ -92,6 +98,16 @@ class SynthConfig:
             f"occupancy_supersample must lie in [1, 4], got {self.occupancy_supersample}",
         )
         need(self.max_render_distance > 10.0, f"max_render_distance must be > 10 m, got {self.max_render_distance}")
+        if self.classes is not None:
+            from occkit.labels import OCC3D_NUM_CLASSES
+
+            ids = tuple(self.classes)
+            need(
+                len(ids) == OCC3D_NUM_CLASSES
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 255 for v in ids),
+                f"classes must be {OCC3D_NUM_CLASSES} class ids in [0, 255) (one per class of the world), got {ids!r}",
+            )
+            object.__setattr__(self, "classes", ids)
 
 
 def scene_name(index: int) -> str:

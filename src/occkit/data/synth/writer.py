@@ -242,6 +242,8 @@ def generate_scene(
         infos: dict[str, Any] = {}
         for i, token in enumerate(tokens):
             fd = frame_data(scene, i)
+            if config.classes is not None:  # every label in the ids the format asked for (SynthConfig.classes)
+                fd = relabel_frame(fd, config.classes)
             ts = TIMESTAMP_BASE_US + scene_index * 600_000_000 + int(round(float(scene.times[i]) * 1e6))
             ego_pose = _pose(fd["T_global_from_ego"])
             cam_infos = {}
@@ -309,6 +311,23 @@ SCENE_RECORDS = ".scenes"
 resumable generation runs: a stopped one resumes with the scenes it lacks."""
 
 
+def relabel_frame(fd: dict[str, Any], classes: tuple[int, ...]) -> dict[str, Any]:
+    """:func:`frame_data`'s result with every class id through the table ``classes`` (world id ->
+    id): the 3D ``semantics``, each camera's ``semantics``, the LiDAR ``labels``, each object's
+    ``class_id``. The masks, instances and pictures are unchanged."""
+    lut = torch.tensor(classes, dtype=torch.uint8)
+
+    def ids(t: torch.Tensor) -> torch.Tensor:
+        return lut[t.long()]
+
+    out = dict(fd)
+    out["semantics"] = ids(fd["semantics"])
+    out["cameras"] = {cam: {**c, "semantics": ids(c["semantics"])} for cam, c in fd["cameras"].items()}
+    out["lidar"] = {**fd["lidar"], "labels": ids(fd["lidar"]["labels"])}
+    out["objects"] = [{**o, "class_id": int(classes[int(o["class_id"])])} for o in fd["objects"]]
+    return out
+
+
 def config_record(config: SynthConfig) -> dict[str, Any]:
     """The config as ``annotations.json`` records it: without ``workers`` (which does not change the
     output), lists rather than tuples (as read back from JSON)."""
@@ -316,6 +335,8 @@ def config_record(config: SynthConfig) -> dict[str, Any]:
 
     cfg = asdict(config)
     cfg.pop("workers")
+    if cfg.get("classes") is None:  # the world's own ids: recorded as before the option existed
+        cfg.pop("classes", None)
     return json.loads(json.dumps(cfg))
 
 

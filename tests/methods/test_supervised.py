@@ -226,6 +226,13 @@ def test_auxiliary_2d_semantic_loss():
     assert SupervisedMethod(tiny_model_cfg(), SupervisedConfig()).semantic_2d_head is None
     with pytest.raises(ValueError, match="semantic_2d_weight"):
         SupervisedMethod(tiny_model_cfg(), SupervisedConfig(semantic_2d_weight=-1.0))
+    # maps in another table than the model's (a format whose reader gives Occ3D ids): named, with the fix
+    batch.semantics_2d = torch.full((1, 2, 32, 64), 18)
+    with pytest.raises(ValueError) as e:
+        m.training_step(batch)
+    msg = str(e.value)
+    assert "batch.semantics_2d" in msg and batch.tokens[0] in msg and "[18, 18]" in msg and "18 classes" in msg
+    assert "semantic_2d_weight=0" in msg and "\n" not in msg
 
 
 def test_auto_class_counts_count_the_training_labels(tiny_occ3d_root):

@@ -243,7 +243,16 @@ class SupervisedMethod(nn.Module):
         H, W = batch.semantics_2d.shape[-2:]
         if (H % h) or (W % w) or H // h != W // w:
             raise ValueError(f"batch.semantics_2d: size {(H, W)} is not the image features' {(h, w)} times the stride")
-        target = semantic_map_targets(batch.semantics_2d.flatten(0, 1), H // h, logits.shape[1])  # (B*N, h, w)
+        C = logits.shape[1]
+        lo, hi = int(batch.semantics_2d.min()), int(batch.semantics_2d.max())
+        if lo < 0 or hi >= C:  # named here: the loss below knows no frame, field or format
+            raise ValueError(
+                f"batch.semantics_2d (the 2D semantic maps of frames {', '.join(batch.tokens[:2])}): class ids in "
+                f"[{lo}, {hi}], outside the model's {C} classes (model.num_classes, from the data's format): the "
+                "format's reader gives its 2D maps in another class table; set supervised.semantic_2d_weight=0, or "
+                "give them in the format's ids (occkit's synthetic world: DatasetFormat.synthetic_classes)"
+            )
+        target = semantic_map_targets(batch.semantics_2d.flatten(0, 1), H // h, C)  # (B*N, h, w)
         return F.cross_entropy(logits.float(), target)
 
     def depth_targets(self, batch: Batch) -> torch.Tensor | None:

@@ -135,6 +135,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 
 
 def build_parser(commands: tuple[tuple[str, str, str], ...] = COMMANDS) -> argparse.ArgumentParser:
+    from occkit.commands.checks import refuse_empty_paths
+
     parser = argparse.ArgumentParser(prog="occkit", description="3D semantic occupancy toolkit.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -142,6 +144,7 @@ def build_parser(commands: tuple[tuple[str, str, str], ...] = COMMANDS) -> argpa
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
         importlib.import_module(module).add_arguments(p)
+        refuse_empty_paths(p)  # --out '' is refused, not read as "." (Path(''))
         registry_help.use(p)  # "{formats}" and the like in a help text: the registries' names, read at --help
     return parser
 
@@ -153,6 +156,21 @@ def build_parser(commands: tuple[tuple[str, str, str], ...] = COMMANDS) -> argpa
 OMP_WAIT_POLICY = "PASSIVE"
 
 
+def _option_before_command(argv: list[str]) -> str | None:
+    """The one-line error for a command's option given before the command (``occkit --out X synth``,
+    which argparse read as the command ``X``: "invalid choice"), or None."""
+    if not argv or not argv[0].startswith("-") or argv[0] in ("-h", "--help", "--version"):
+        return None
+    names = {c[0] for c in COMMANDS}
+    i = next((k for k, a in enumerate(argv) if a in names), None)
+    if i is None:
+        return None
+    import shlex
+
+    fixed = shlex.join([argv[i], *argv[:i], *argv[i + 1 :]])
+    return f"occkit: error: {argv[0]} is an option of occkit {argv[i]} and goes after the command: occkit {fixed}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # --debug (anywhere; no subcommand has an option of that name): tracebacks of every error
@@ -160,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     # read by OpenMP when torch is first imported, which happens below (in the subcommands)
     os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
+    misplaced = _option_before_command(argv)
+    if misplaced is not None:
+        print(misplaced, file=sys.stderr)
+        return 2
     # Import only the module of the requested subcommand (plus cheap help for the rest).
     chosen = next((a for a in argv if not a.startswith("-")), None)
     commands = tuple(c for c in COMMANDS if c[0] == chosen) or COMMANDS

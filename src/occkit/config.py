@@ -196,13 +196,45 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     return out
 
 
+def _unique_key_loader() -> type:
+    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last one in
+    silence: a class map's duplicate class was then reported as a class it does not map)."""
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:  # an unhashable key: PyYAML's own error follows
+                    continue
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {key!r} given twice in one mapping (first on line {first.line + 1})",
+                        key_node.start_mark,
+                    )
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML mapping; errors name the file."""
+    """Read a YAML mapping; errors name the file (not UTF-8 text, invalid YAML, a key given twice)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); YAML files are read as "
+            "UTF-8: save it as UTF-8"
+        ) from None
+    try:
+        data = yaml.load(text, Loader=_unique_key_loader()) or {}  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML ({yaml_problem(e)})") from e
     if not isinstance(data, dict):

@@ -55,6 +55,17 @@ def _resolved(p: str | os.PathLike) -> Path:
         ) from e
 
 
+def check_not_dangling(out: str | os.PathLike, what: str = "--out") -> None:
+    """Refuse an ``out`` that is a symbolic link to nothing: ``exists()`` is false there, so a command
+    took it for a new path and failed with "File exists" once all the work was done."""
+    o = Path(out)
+    if o.is_symlink() and not o.exists():
+        raise FileExistsError(
+            f"{what} {o}: a symbolic link to {os.readlink(o)}, which does not exist; nothing can be written there: "
+            "give another path, or remove the link (or make what it points to)"
+        )
+
+
 def check_not_inside_inputs(
     out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None], what: str = "--out"
 ) -> None:
@@ -136,6 +147,7 @@ def check_output_folder(
         ValueError: ``out`` is, lies in, or holds an input.
     """
     o = Path(out)
+    check_not_dangling(o)
     if o.exists() and not o.is_dir():
         raise FileExistsError(f"--out {o}: is a file; occkit {command} writes a folder there: give a folder's path")
     check_not_inside_inputs(o, inputs or {})
@@ -358,6 +370,7 @@ def check_output_file(
     command's ``--overwrite``; a report or a picture is simply rewritten). ``command`` None skips
     that check (a caller that has its own)."""
     o = Path(out)
+    check_not_dangling(o, what)
     if o.is_dir():
         raise FileExistsError(f"{what} {o}: is a folder; give a file's path")
     if o.parent.exists() and not o.parent.is_dir():

@@ -127,3 +127,53 @@ def default_split(split: str | None, pred: Any = None) -> str:
         if named in ("train", "val", "all"):
             return named
     return "all"
+
+
+def nonempty_path(text: str) -> Any:
+    """A path option's value (``pathlib.Path``): an empty one (``--out ''``) is refused, not read as ``.``
+    (the current folder, which ``Path('')`` is)."""
+    from pathlib import Path
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file's or a folder's path (. for this folder)")
+    return Path(text)
+
+
+#: Options that name a file or a folder wherever they appear (some commands take them as text).
+PATH_OPTIONS = ("--out", "--json", "--csv", "--data", "--gt", "--pred", "--ckpt", "--priors", "--infos", "--quality")
+
+
+def nonempty_text_path(text: str) -> str:
+    """As :func:`nonempty_path`, for an option a command takes as text."""
+    nonempty_path(text)
+    return text
+
+
+def refuse_empty_paths(parser: argparse.ArgumentParser) -> None:
+    """Every option of ``parser`` (and of its sub-commands) that takes a ``pathlib.Path``, or is one of
+    :data:`PATH_OPTIONS` taken as text, refuses an empty value in one line (:func:`nonempty_path`)."""
+    from pathlib import Path
+
+    for action in parser._actions:
+        if action.type is Path:
+            action.type = nonempty_path
+        elif (
+            action.type is None
+            and isinstance(action, argparse._StoreAction)
+            and any(o in PATH_OPTIONS for o in action.option_strings)
+        ):
+            action.type = nonempty_text_path
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                refuse_empty_paths(sub)
+
+
+#: The largest seed: numpy's legacy generators and torch take seeds below 2^32 and 2^63; one above
+#: them failed deep inside (``Overflow when unpacking long long``) after the output folder was made.
+MAX_SEED = 2**32 - 1
+
+
+def seed_int(text: str) -> int:
+    """A seed: an integer in [0, :data:`MAX_SEED`]."""
+    v = _int(text)
+    return _checked(v, 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}] (a seed)", f"{v}")

@@ -85,9 +85,15 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         return 130
-    if args.json:
-        print(json.dumps(report, indent=1))
-    else:
-        print("\n".join(summary_lines(report)))
-        print(f"convert: wrote {args.out} (report: {args.out / 'convert_report.json'})")
+    try:
+        if args.json:
+            print(json.dumps(report, indent=1))
+        else:
+            print("\n".join(summary_lines(report)))
+            print(f"convert: wrote {args.out} (report: {args.out / 'convert_report.json'})")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `occkit convert --json | head`: the conversion is complete; the reader stopped
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's advice: no second error at exit
     return 0

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from occkit.commands.checks import nonneg_float, nonneg_int, positive_int
+from occkit.commands.checks import nonneg_float, positive_int, seed_int
 from occkit.commands.options import add_ckpt, add_data, add_device, add_out, add_split
 
 EPILOG = (
@@ -74,7 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--guidance", type=nonneg_float, default=1.0, help="classifier-free guidance scale on the text (1 = none)"
     )
-    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the initial noise (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the initial noise (default 0)")
     p.add_argument(
         "--batch-size",
         type=positive_int,

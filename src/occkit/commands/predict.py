@@ -112,6 +112,9 @@ def _run(args: argparse.Namespace, held: Any) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    from occkit.outputs import check_not_dangling
+
+    check_not_dangling(args.out)  # a link to nothing: refused now, not with "File exists" after predicting
     check_prediction_target(args.out, args.overwrite, inputs={"--data": args.data})  # before loading anything
     from occkit.locks import locked_output
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from occkit.commands.checks import nonneg_int, positive_float, positive_int, unit_float
+from occkit.commands.checks import positive_float, positive_int, seed_int, unit_float
 
 
 def synthetic_format(name: str | None, world: str | None = None) -> Any:
@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--scenes", type=positive_int, default=2, help="number of scenes (default 2)")
     p.add_argument("--frames", type=positive_int, default=3, help="frames per scene (default 3)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="master seed (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="master seed (default 0)")
     p.add_argument(
         "--image-size",
         type=positive_int,

@@ -216,6 +216,16 @@ def _train(args: argparse.Namespace, cfg) -> int:
         progress=not args.no_progress,
     )
     last = result.validations[-1] if result.validations else None
+    if result.checkpoint is None and args.resume:  # a finished run resumed: nothing was trained (was "checkpoint None")
+        from occkit.engine.checkpoint import latest_checkpoint
+
+        if os.environ.get("RANK", "0") == "0":
+            print(
+                f"occkit train: --resume {args.out}: the run is already trained to step {result.step} (optim.max_steps "
+                f"{cfg.optim.max_steps}); nothing to do: its newest checkpoint is {latest_checkpoint(Path(args.out))} "
+                "(to train on, raise the step limit: --max-steps N or --set optim.max_steps=N)"
+            )
+        return 0
     msg = (
         f"occkit train: {result.step} steps ({result.train_seconds / 60:.1f} min of training), checkpoint "
         f"{result.checkpoint}"

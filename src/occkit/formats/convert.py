@@ -492,6 +492,9 @@ def own_earlier_files(out: Path, state: Path) -> list[Path]:
 
 def _check_out(out: Path, src_root: Path, settings: dict[str, Any], overwrite: bool) -> None:
     """``out`` new, empty, or a stopped conversion with the same settings; else a one-line error."""
+    from occkit.outputs import check_not_dangling
+
+    check_not_dangling(out)
     if out.resolve() == src_root.resolve() or src_root.resolve() in out.resolve().parents:
         raise ConvertError(f"--out {out}: inside the source {src_root}; choose a folder outside it")
     if not out.exists():
@@ -601,6 +604,15 @@ def convert_dataset(
         if source_format not in formats():
             raise ConvertError(f"--from {source_format}: not a format (the formats: {', '.join(format_names())})")
         src = get_format(source_format)
+        if Path(data).is_dir() and src.detect(Path(data)) is None:  # said now, not as a file of that layout missing
+            try:
+                other = f"it looks like {detect_format(Path(data)).name}"
+            except (FormatRegistryError, ValueError, OSError):
+                other = "no format recognises it"
+            raise ConvertError(
+                f"--from {source_format}: {data} is not a {src.display_name} dataset (it lacks that layout's files; "
+                f"{other}); give the folder of a {source_format} dataset, or leave --from out to detect the format"
+            )
     else:
         try:
             src = detect_format(src_root)

@@ -38,47 +38,55 @@ def _section_code(doc: Path, heading: str, lang: str = "python") -> str:
     return m.group(1)
 
 
-def test_the_dataset_format_example_of_the_design_doc_is_complete(tmp_path):
-    """docs/design.md §9's format module imports as it stands, and occkit reads, scores and predicts
-    through it: the dataset format contract, checked where a reader learns it."""
+def test_the_dataset_format_example_of_the_design_doc_is_complete(tmp_path, tiny_occ3d_root):
+    """docs/design.md §9's format module imports as it stands, and occkit reads, scores, restricts to a
+    region and predicts through it: a labels-only format that reuses an Occ3D folder's cameras, its
+    free class first, its own metric (which knows nothing of regions)."""
     import importlib.util
+    import os
 
     import numpy as np
 
     from occkit.data.stats import count_frame_classes
     from occkit.fileio import save_npz_atomic, write_json_atomic
-    from occkit.formats import DatasetFormat
+    from occkit.formats import DatasetFormat, get_format
     from occkit.formats.evaluate import evaluate_predictions
 
-    module = tmp_path / "flat_format.py"
+    module = tmp_path / "relabel_format.py"
     module.write_text(_section_code(ROOT / "docs" / "design.md", "## 9. Adding a dataset format"))
-    spec = importlib.util.spec_from_file_location("flat_format", module)
+    spec = importlib.util.spec_from_file_location("relabel_format", module)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     fmt = mod.FORMAT
-    assert isinstance(fmt, DatasetFormat) and fmt.name == "flat"
+    assert isinstance(fmt, DatasetFormat) and fmt.name == "relabel" and fmt.classes.free == 0
 
     data, pred = tmp_path / "data", tmp_path / "pred"
     rng = np.random.default_rng(0)
-    tokens = ["a-0", "a-1", "b-0"]
-    write_json_atomic(data / "flat.json", {"train": tokens[:2], "val": tokens[2:]})
+    tokens = get_format("occ3d").open_split(tiny_occ3d_root, "all", load_images=False, load_gt=False).tokens
+    cameras_from = os.path.relpath(tiny_occ3d_root, data)
+    write_json_atomic(
+        data / "relabel.json", {"cameras_from": cameras_from, "splits": {"train": tokens[:2], "val": tokens[2:]}}
+    )
     truth = {}
     for t in tokens:
         truth[t] = rng.integers(0, 4, (200, 200, 16), dtype=np.uint8)
-        save_npz_atomic(
-            data / f"{t}.npz",
-            image=rng.integers(0, 255, (8, 16, 3), dtype=np.uint8),
-            K=np.array([[8.0, 0, 8], [0, 8.0, 4], [0, 0, 1]]),
-            T_ego_from_cam=np.eye(4),
-            labels=truth[t],
-        )
+        truth[t][rng.random((200, 200, 16)) < 0.1] = 255
+        save_npz_atomic(data / "labels" / f"{t}.npz", labels=truth[t])
     assert fmt.detect(data) is not None and fmt.detect(tmp_path) is None
-    ds = fmt.open_split(data, "train")
-    assert ds.tokens == tokens[:2] and ds.format_name == "flat" and ds[1].images.shape == (1, 3, 8, 16)
+    ds = fmt.open_split(data, "train", cameras=("CAM_FRONT", "CAM_BACK"))
+    assert ds.tokens == tokens[:2] and ds.format_name == "relabel" and ds[1].images.shape == (2, 3, 24, 64)
     counts = count_frame_classes(ds, 4)
-    assert counts.sum() == 2 * 200 * 200 * 16
+    assert counts.sum() == sum(int((truth[t] != 255).sum()) for t in tokens[:2])
     for t in tokens:
-        fmt.predictions.write(pred, t, truth[t] if t != "b-0" else np.full_like(truth[t], 3))
+        right = np.where(truth[t] == 255, 0, truth[t]).astype(np.uint8)
+        fmt.predictions.write(pred, t, right if t != tokens[-1] else np.zeros_like(right))
     scores = evaluate_predictions(fmt, data, pred, "all", progress=False)
-    assert scores["benchmark"] == "flat" and scores["frames"] == 3 and 0 < scores["miou"] < 100
+    assert scores["benchmark"] == "relabel" and 0 < scores["miou"] < 100
     assert set(scores["iou"]) == {"ground", "object", "vegetation"}
+
+    class NotTheLastFrame:  # a region: every voxel of the frames but the last, which is all wrong
+        def __call__(self, token):
+            return np.full((200, 200, 16), token != tokens[-1])
+
+    inside = evaluate_predictions(fmt, data, pred, "all", progress=False, region=NotTheLastFrame())
+    assert inside["miou"] == 100.0 and inside["geometry_iou"] == 100.0  # occkit applied the region

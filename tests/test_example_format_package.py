@@ -45,6 +45,13 @@ def test_the_entry_point_registers_the_format():
     fmt = get_format("toy")
     assert "occkit-toyformat" in fmt.source and "occkit_toyformat.format:FORMAT" in fmt.source
     assert fmt.classes.free == 0 and fmt.classes.names[2] == "object" and fmt.evaluate_folder is None  # free first
+    # the package ships a named class map, taken by name as occkit's own are
+    from occkit.formats.classmap import class_map_names, load_class_map
+
+    assert "toy-occ3d" in class_map_names()
+    m = load_class_map("toy-occ3d")
+    assert (m.source, m.target) == ("toy", "occ3d") and m.names[-1] == "free"
+    assert m.source_lut[fmt.classes.free] == len(m.names) - 1  # the toy's free id 0 -> the common free
 
 
 def test_synth_train_predict_eval_through_the_entry_point(tmp_path, capsys):

@@ -61,22 +61,49 @@ class ClassMap:
         return len(self.names) - 1
 
 
-def class_map_names() -> tuple[str, ...]:
-    """The class maps occkit ships (``configs/classmaps/*.yaml``), by name."""
+def _occkit_maps() -> tuple[str, ...]:
     folder = resources.files("occkit") / "configs" / "classmaps"
     return tuple(sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")))
 
 
+def package_class_maps() -> dict[str, tuple[Path, str]]:
+    """The named class maps other packages ship with their formats
+    (:attr:`occkit.formats.DatasetFormat.class_maps`): name -> (file, the format that ships it). A
+    name occkit already ships stays occkit's (the package's is not reachable by that name)."""
+    from occkit.formats.registry import formats
+
+    own = set(_occkit_maps())
+    out: dict[str, tuple[Path, str]] = {}
+    for fmt in formats().values():
+        for name, path in (fmt.class_maps or {}).items():
+            if name not in own:
+                out.setdefault(str(name), (Path(path), fmt.name))
+    return out
+
+
+def class_map_names() -> tuple[str, ...]:
+    """The named class maps: occkit's (``configs/classmaps/*.yaml``) and those installed formats ship."""
+    return tuple(sorted({*_occkit_maps(), *package_class_maps()}))
+
+
 def resolve_class_map(name_or_path: str | os.PathLike) -> Path:
-    """A shipped class map's file by name, or the file given; an unknown one names the shipped ones."""
+    """A named class map's file (occkit's, or one an installed format ships), or the file given; an
+    unknown one names the known ones."""
     p = Path(name_or_path)
     if p.is_file():
         return p
     shipped = resources.files("occkit") / "configs" / "classmaps" / f"{name_or_path}.yaml"
     if shipped.is_file():
         return Path(str(shipped))
+    packaged = package_class_maps().get(str(name_or_path))
+    if packaged is not None:
+        if not packaged[0].is_file():
+            raise FileNotFoundError(
+                f"--class-map {name_or_path}: the {packaged[1]} format names {packaged[0]}, which does not exist"
+            )
+        return packaged[0]
     raise FileNotFoundError(
-        f"--class-map {name_or_path}: no such file, nor a class map of occkit's ({', '.join(class_map_names())})"
+        f"--class-map {name_or_path}: no such file, nor a named class map ({', '.join(class_map_names())})"
     )
 
 

@@ -173,3 +173,11 @@ def test_eval_refuses_metrics_the_format_lacks_before_any_work(tmp_path, capsys,
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1, err
     assert "--metrics rayiou" in err[0] and "computes miou, plain" in err[0]
+
+
+def test_a_split_the_format_lacks_is_refused_with_the_formats_own_names(world):
+    root, _, _ = world
+    with pytest.raises(ValueError, match=r"--split mini: .* whose splits are val, all"):
+        _format().open_split(root / "gt", "mini")
+    fmt = dataclasses.replace(_format(), splits=("val", "mini"))
+    assert fmt.open_split(root / "gt", "mini").tokens == ["a", "b"]  # a package's own split name works

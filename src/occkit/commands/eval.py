@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from occkit.commands.checks import nonneg_int, positive_int
-from occkit.commands.options import SPLITS_TEST, add_data, add_device, add_mask, add_split
+from occkit.commands.options import add_data, add_device, add_mask, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="benchmark: a dataset format's name ({formats}); auto: detected from --gt (default auto)",
     )
-    add_split(p, "frames evaluated; test only for SemanticKITTI", choices=SPLITS_TEST)
+    add_split(p, "frames evaluated")
     add_mask(
         p,
         "Occ3D voxels evaluated; camera: as the official challenge",

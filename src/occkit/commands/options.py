@@ -2,7 +2,7 @@
 name, type and behaviour in every command, and a help text that states a default is written from
 the default the option really has (``(default: X)``), so the two cannot drift apart.
 
-Use as ``add_split(p, "frames evaluated", choices=SPLITS_TEST)`` inside a command's
+Use as ``add_split(p, "frames evaluated")`` inside a command's
 ``add_arguments``; the help text passed in says what the option means for that command.
 """
 
@@ -52,10 +52,23 @@ def add_split(
     p: Options,
     help: str,
     default: str | None = "val",
-    choices: tuple[str, ...] = SPLITS,
+    choices: tuple[str, ...] | None = None,
 ) -> argparse.Action:
-    """``--split``: which frames of the dataset the command reads."""
-    return add_choice(p, "--split", choices, default, help)
+    """``--split``: which frames of the dataset the command reads. Without ``choices`` any name is
+    taken here and checked against the data's format when it is opened
+    (:meth:`occkit.formats.DatasetFormat.open_split`: a package's format may name its own splits)."""
+    if choices is not None:
+        return add_choice(p, "--split", choices, default, help)
+    return p.add_argument(
+        "--split",
+        default=default,
+        metavar="SPLIT",
+        help=with_default(
+            f"{help}; a split of the data's format: train, val, all, test where it has one, or "
+            "the names a package's format gives",
+            default,
+        ),
+    )
 
 
 def add_shown_split(p: Options, help: str) -> argparse.Action:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from occkit.commands.checks import nonneg_int, positive_int
-from occkit.commands.options import SPLITS_TEST, add_ckpt, add_data, add_device, add_out, add_overrides, add_split
+from occkit.commands.options import add_ckpt, add_data, add_device, add_out, add_overrides, add_split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace a non-empty --out folder (only once every new prediction is written)",
     )
-    add_split(p, "split to predict; test: SemanticKITTI", choices=SPLITS_TEST)
+    add_split(p, "split to predict")
     add_device(p)
     p.add_argument("--batch-size", type=positive_int, default=1, help="frames per forward pass (default 1)")
     p.add_argument("--workers", type=nonneg_int, default=0, help="data loader workers (default 0)")

@@ -347,6 +347,11 @@ class DatasetFormat:
         """:attr:`open` with keyword options (those of :class:`OpenOptions`); the dataset is marked
         with this format's name (``format_name``), which :func:`occkit.formats.format_of` reads
         back under any wrappers."""
+        if split not in (*self.splits, "all"):  # the format's own split names, checked on every path
+            raise ValueError(
+                f"--split {split}: {root} is {self.display_name} data, whose splits are "
+                f"{', '.join((*self.splits, 'all'))}"
+            )
         ds = plugin_call(self, "open", self.open, Path(root), split, OpenOptions(**options))
         try:
             ds.format_name = self.name

@@ -91,7 +91,7 @@ def test_label_round_trip_and_vote(tmp_path) -> None:
     pick = rng.random(OPENOCC_SHAPE) < 0.002
     dense[pick] = rng.choice([*range(1, 17), 255], int(pick.sum()))
     path = write_openoccupancy_label(tmp_path / "l.npy", dense)
-    assert np.load(path).dtype == np.int64
+    assert np.load(path).dtype == np.uint16  # indices to 511, and the released loader's 255
     assert np.array_equal(read_openoccupancy_label(path), dense)
     # repeated voxels: the most frequent class, ties to the smaller id, noise (255) a class like any
     rows = np.array(

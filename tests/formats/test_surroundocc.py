@@ -83,7 +83,7 @@ def test_label_file_layout_and_round_trip(tmp_path) -> None:
     dense[pick] = rng.choice([*range(1, 17), 255], int(pick.sum()))
     path = write_surroundocc_label(tmp_path / "a.pcd.bin.npy", dense)
     rows = np.load(path)
-    assert rows.dtype == np.int64 and rows.shape == (int(pick.sum()), 4)
+    assert rows.dtype == np.uint8 and rows.shape == (int(pick.sum()), 4)  # the smallest type that holds them
     x, y, z, c = rows[0]
     assert dense[x, y, z] == (255 if c == 0 else c)  # columns x, y, z, class; noise written as 0
     assert (rows[:, 3] == 0).sum() == (dense == 255).sum()

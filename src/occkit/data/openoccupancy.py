@@ -101,8 +101,11 @@ def dense_to_rows(dense: np.ndarray, dtype: type = np.int64) -> np.ndarray:
 
 def write_openoccupancy_label(path: str | os.PathLike, dense: np.ndarray) -> Path:
     """Write a dense ``(512, 512, 40)`` grid (0 empty, 1..16, 255 ignored) as a nuScenes-Occupancy
-    label file (int64 rows ``z, y, x, class``, noise = 0), atomically."""
-    return save_npy_atomic(path, dense_to_rows(dense, np.int64))
+    label file (rows ``z, y, x, class``, noise = 0), atomically: uint16, the smallest type that holds
+    indices up to 511 and the 255 the released loader writes into the class column in place
+    (``pcd_label[pcd_label == 0] = 255``), 4x smaller than int64 (an Occ3D frame converted here, most
+    of its voxels ignored, was 222 MB)."""
+    return save_npy_atomic(path, dense_to_rows(dense, np.uint16))
 
 
 # ------------------------------------------------------------------------------ predictions

@@ -1,4 +1,4 @@
-"""Hardening, fifth round (issue 73 items 4 and 6): nothing of the user's is replaced, and an error
+"""Nothing of the user's is replaced (issue 73 items 4 and 6), and an error
 names the real cause."""
 
 from __future__ import annotations

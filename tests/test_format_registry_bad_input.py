@@ -1,4 +1,4 @@
-"""Hardening, sixth round: the dataset-format registry (class maps, ``occkit convert``, the layouts'
+"""The dataset-format registry (class maps, ``occkit convert``, the layouts'
 readers, info files, ``occkit stats``) and the indoor world, probed with bad input; each error is one
 line naming the file and the problem, and a resumed conversion keeps only what is intact."""
 

@@ -1,4 +1,4 @@
-"""Issue 64: hardening, third round. `--overwrite` removes only what occkit wrote, no traceback,
+"""`--overwrite` removes only what occkit wrote (issue 64), no traceback,
 refusals before the work and naming the real cause, records that tell the truth, and a first
 contact without stumbles."""
 

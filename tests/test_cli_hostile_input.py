@@ -1,4 +1,4 @@
-"""Issue 38: the command line under hostile input. One case per class at least: the error
+"""The command line under hostile input (issue 38). One case per class at least: the error
 boundary (one line, traceback only for bugs or with --debug), output folders, values and kinds,
 and the world generator across seeds."""
 

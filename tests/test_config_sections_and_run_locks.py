@@ -1,4 +1,4 @@
-"""Hardening, fourth round (issue 73): a section the method does not read is refused, no run clobbers
+"""A config section the method does not read is refused (issue 73), no run clobbers
 another, and every value is checked where it enters."""
 
 from __future__ import annotations

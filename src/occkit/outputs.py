@@ -60,6 +60,7 @@ def check_not_dangling(out: str | os.PathLike, what: str = "--out") -> None:
     took it for a new path and failed with "File exists" once all the work was done."""
     o = Path(out)
     if o.is_symlink() and not o.exists():
+        _resolved(o)  # a loop of links is said as one
         raise FileExistsError(
             f"{what} {o}: a symbolic link to {os.readlink(o)}, which does not exist; nothing can be written there: "
             "give another path, or remove the link (or make what it points to)"

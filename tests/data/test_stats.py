@@ -138,3 +138,16 @@ def test_stats_of_a_surroundocc_world_against_its_label_files(tmp_path, capsys):
     assert "format surroundocc" in capsys.readouterr().out
     assert main(["stats", str(tmp_path / "so"), "--format", "nyu", "--no-progress"]) == 1
     assert "not a dataset of the format nyu" in capsys.readouterr().err
+
+
+def test_stats_of_labels_without_their_scans_is_one_line(tmp_path, capsys):
+    # SemanticKITTI lists a frame without labels by its scan: labels with no velodyne/*.bin used to end
+    # in an IndexError (the first frame of an empty list) rather than a line
+    from test_semantickitti import _tiny_layout
+
+    from occkit.cli import main
+
+    _tiny_layout(tmp_path / "kitti", frames=("000000", "000001"))
+    assert main(["stats", str(tmp_path / "kitti"), "--format", "semantickitti"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no frame with its sensor files" in err[0] and "Traceback" not in err[0]

@@ -36,7 +36,13 @@ def first_frame_cameras(fmt: Any, root: Path, split: str, ds: Any) -> tuple[tupl
     # the data's own cameras where the layout records them (Occ3D's family), else the format's
     recorded = getattr(ds, "cameras_recorded", None)
     cameras = tuple(recorded()) if callable(recorded) and fmt.cameras is None else None
-    sample = fmt.open(root, split, OpenOptions(cameras=cameras or None, load_gt=False, load_extras=False))[0]
+    images = fmt.open(root, split, OpenOptions(cameras=cameras or None, load_gt=False, load_extras=False))
+    if len(images) == 0:  # labels without sensor files (SemanticKITTI lists a frame by its scan without labels)
+        raise ValueError(
+            f"{root}: the split {split!r} has {len(ds)} labelled frame(s) but no frame with its sensor files "
+            f"({fmt.display_name}: the images and scans the labels belong to are missing)"
+        )
+    sample = images[0]
     h, w = (int(x) for x in sample.images.shape[-2:])
     return (h, w), tuple(sample.cam_names)
 

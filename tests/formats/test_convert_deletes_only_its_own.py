@@ -166,3 +166,28 @@ def test_a_second_convert_into_one_folder_is_refused_and_the_first_s_output_kept
     err = _one_line(capsys)
     assert f"{lock_path(out)}: not a lock file occkit writes (JSON list" in err
     assert _snapshot(out) == before
+
+
+@pytest.mark.parametrize(
+    "err, says",
+    [
+        (28, "the disk is full (No space left on device) while writing {path}"),
+        (27, "{path}: File too large"),
+    ],
+)
+def test_a_full_disk_or_a_file_too_large_names_the_file_being_written(
+    tiny_occ3d_root, tmp_path, capsys, monkeypatch, err, says
+):
+    import occkit.fileio
+
+    def fail(path, **arrays):
+        raise OSError(err, os.strerror(err))  # as a write through a file object: no file named
+
+    monkeypatch.setattr(occkit.fileio, "save_npz_atomic", fail)
+    out = tmp_path / "out"
+    assert main(["convert", "--data", str(tiny_occ3d_root), "--out", str(out), "--to", "occ3d"]) == 1
+    err_line = _one_line(capsys)
+    ann = json.loads((tiny_occ3d_root / "annotations.json").read_text())
+    scene = next(iter(ann["scene_infos"]))
+    path = out / "gts" / scene / next(iter(ann["scene_infos"][scene])) / "labels.npz"
+    assert says.format(path=path) in err_line, err_line

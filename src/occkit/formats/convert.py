@@ -380,6 +380,16 @@ class PredictionResampler:
 # ---------------------------------------------------------------------------------------------- folders
 
 
+def _named(e: OSError, path: Path) -> OSError:
+    """``e`` with ``path`` as its file when it names none (a write through a file object: a full
+    disk, a quota, a file too large for the file system said no file)."""
+    if e.filename is not None:
+        return e
+    import errno
+
+    return OSError(e.errno, e.strerror or os.strerror(e.errno or errno.EIO), str(path))
+
+
 def _state_key(token: str) -> str:
     return token.replace("/", "__") + ".json"
 
@@ -701,7 +711,10 @@ def _convert(
         files = writer.files(conv)
         for rel in files:  # a token or scene name of the source that would lead outside --out: refused
             inside_out(out, rel, f"frame {conv.token} of {src_root}")
-        writer.write(out, conv)
+        try:
+            writer.write(out, conv)
+        except OSError as e:  # a full disk or a file too large, said with the file being written
+            raise _named(e, out / files[0]) from e
         entry = frame_entry(conv, files, rep)
         entry["sums"] = file_sums(out, files)
         write_json_atomic(side, entry)

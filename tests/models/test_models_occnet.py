@@ -138,6 +138,28 @@ def test_backbone_weights_round_trip(tmp_path):
         Backbone("resnet18", 16, weights=str(partial))
 
 
+def test_backbone_weights_say_what_they_loaded(tmp_path, capsys, monkeypatch):
+    """model.backbone_weights prints one line naming the file, the tensors loaded of the backbone's
+    (none missing) and the file's tensors it left unused (a classifier head), so a user sees it took."""
+    from safetensors.torch import save_file
+
+    monkeypatch.delenv("RANK", raising=False)
+    src = Backbone("resnet18", 16)
+    state = {k: v.contiguous() for k, v in src.body.state_dict().items()}
+    path = tmp_path / "r18.safetensors"
+    save_file({**state, "fc.weight": torch.zeros(2, 512), "fc.bias": torch.zeros(2)}, str(path))
+    Backbone("resnet18", 16, weights=str(path))
+    lines = capsys.readouterr().err.strip().splitlines()
+    n = len(state)
+    assert lines == [
+        f"model.backbone_weights: loaded {n} of the resnet18 backbone's {n} tensors from {path} (0 missing; "
+        "2 of the file's tensors unused: fc.bias, fc.weight)"
+    ]
+    monkeypatch.setenv("RANK", "1")  # another process of a multi-process run: rank 0 alone says it
+    Backbone("resnet18", 16, weights=str(path))
+    assert capsys.readouterr().err == ""
+
+
 def test_deeper_depth_net_keeps_shapes_and_widens_the_view():
     from occkit.models.lift import DepthNet
 

@@ -7,6 +7,8 @@ pretrained=True)``) or train from random initialisation.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import timm
@@ -54,6 +56,8 @@ def load_backbone_weights(body: nn.Module, path: str | Path, name: str | None = 
     Keys of the classifier head (absent from a features_only model) are ignored; any missing
     backbone key is an error naming the file. A file that records the timm model it was trained
     for (occkit's pretrained backbones: metadata ``backbone``) is refused for another ``name``.
+    Once loaded, one line on stderr (rank 0 only) says what took: the file, the tensors loaded of
+    the backbone's, and the file's tensors left unused (:func:`loaded_line`).
     """
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -85,3 +89,18 @@ def load_backbone_weights(body: nn.Module, path: str | Path, name: str | None = 
         if v.shape != own[k].shape:
             raise ValueError(f"{path}: weight {k} has shape {tuple(v.shape)}, expected {tuple(own[k].shape)}")
     body.load_state_dict(remapped, strict=True)
+    if os.environ.get("RANK", "0") == "0":  # one line per run, not one per process
+        unused = sorted(set(state) - {k for k in state if k in own or k.replace(".", "_", 1) in own})
+        print(loaded_line(path, name, len(remapped), len(own), unused), file=sys.stderr, flush=True)
+
+
+def loaded_line(path: Path, name: str | None, loaded: int, total: int, unused: list[str]) -> str:
+    """What :func:`load_backbone_weights` took from ``path``, in one line: ``loaded`` of the backbone's
+    ``total`` tensors (so ``total - loaded`` missing) and the file's tensors it did not use (a few named)."""
+    what = f"the {name} backbone's" if name else "the backbone's"
+    line = f"model.backbone_weights: loaded {loaded} of {what} {total} tensors from {path} ({total - loaded} missing"
+    if unused:
+        line += f"; {len(unused)} of the file's tensors unused: {', '.join(unused[:3])}" + (
+            ", ..." if len(unused) > 3 else ""
+        )
+    return line + ")"

@@ -118,3 +118,14 @@ def test_convert_json_into_a_closed_pipe_is_a_success(tiny_occ3d_root, tmp_path)
     assert p.wait(timeout=300) == 0, err  # was: "Broken pipe", exit 1, after a complete conversion
     assert "Broken pipe" not in err and "Traceback" not in err
     assert json.loads((tmp_path / "o" / "convert_report.json").read_text())["frames"] == 4
+
+
+def test_a_split_of_splits_json_naming_missing_sequences_names_splits_json(tmp_path):
+    from occkit.data.semantickitti import SemanticKITTIDataset
+
+    (tmp_path / "sequences" / "00" / "voxels").mkdir(parents=True)
+    (tmp_path / "splits.json").write_text(json.dumps({"train": ["00", "05"], "val": ["00"]}))
+    with pytest.raises(ValueError, match=r"splits\.json: split 'train' names sequence\(s\) 05, which .*sequences does"):
+        SemanticKITTIDataset(tmp_path, "train")  # was: sequence 05 dropped in silence
+    with pytest.raises(FileNotFoundError, match=r"00/calib\.txt"):  # its sequences are there: on to their files
+        SemanticKITTIDataset(tmp_path, "val")

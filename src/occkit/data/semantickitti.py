@@ -323,6 +323,12 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
                 seqs = tuple(sorted(p.name for p in seq_root.iterdir() if p.is_dir()))
             elif split in own:
                 seqs = own[split]
+                gone = [q for q in seqs if not (seq_root / q).is_dir()]
+                if gone:  # the dataset's own split names them: a copy that lost them, not a subset
+                    raise ValueError(
+                        f"{self.root / SPLITS_FILE}: split {split!r} names sequence(s) {', '.join(gone)}, which "
+                        f"{seq_root} does not hold"
+                    )
             elif split in SEMANTICKITTI_SPLITS:
                 seqs = SEMANTICKITTI_SPLITS[split]
             else:

@@ -202,6 +202,8 @@ def test_train_generate_stats_eval_gen(run_dir, synth_root, tmp_path, capsys):
     for k in ("fid", "kid", "layout_miou", "judge_real_miou"):
         assert np.isfinite(scores[k]), k
     assert scores["n_gen"] == 3 and scores["n_real"] == 4
+    # the floor the figures are read against needs another real split of 3 frames: this world has 2 per split
+    assert scores["floor"] is None and "no floor (no other real split than --split" in capsys.readouterr().out
     assert (
         main(
             [
@@ -479,3 +481,29 @@ def test_perception_trains_on_real_plus_generated_frames_and_the_blank_control(r
             == 0
         )
         assert json.loads((out / "config.json").read_text())["data"]["extra_train"] == [str(gen)]
+
+
+def test_the_floor_is_as_many_real_frames_of_another_split(monkeypatch):
+    import torch
+
+    from occkit.generation import evaluate as ev
+
+    class Frames(list):
+        pass
+
+    seen = []
+
+    def fake_score_frames(judge, batches, device, frustum=True, fmt=None):
+        frames = [i for b in batches for i in b]
+        seen.append(frames)
+        return torch.arange(len(frames) * 4, dtype=torch.float64).reshape(len(frames), 4) / 7, {"miou": 0.0}
+
+    monkeypatch.setattr(ev, "score_frames", fake_score_frames)
+    monkeypatch.setattr("occkit.engine.data.eval_batches", lambda ds, bs: [[ds[i] for i in range(len(ds))]])
+    fmt = type("F", (), {"splits": ("train", "val")})()
+    sizes = {"train": 10, "val": 4}
+    make = lambda root, split: Frames(range(sizes[split]))  # noqa: E731
+    f_real = torch.randn(4, 4, dtype=torch.float64)
+    floor = ev.real_floor(None, make, "root", "val", fmt, 3, f_real, torch.device("cpu"), 2)
+    assert floor["split"] == "train" and floor["n"] == 3 and seen[-1] == [0, 4, 9]  # evenly over the split
+    assert ev.real_floor(None, make, "root", "val", fmt, 11, f_real, torch.device("cpu"), 2) is None

@@ -87,6 +87,19 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         write_json_output(args.out, scores, "eval-gen")
     print(json.dumps(scores, indent=1))
+    floor = scores.get("floor")
+    if floor is not None:  # what the figures are read against, said beside them
+        print(
+            f"occkit eval-gen: FID {scores['fid']:.3f} / KID {scores['kid']:.2e} of {scores['n_gen']} generated "
+            f"frames; the floor, {floor['n']} real frames of the {floor['split']} split against the same real frames: "
+            f"FID {floor['fid']:.3f} / KID {floor['kid']:.2e} (a set's FID near its floor says nothing: with few "
+            "frames FID is mostly estimation error; KID is unbiased)"
+        )
+    else:
+        print(
+            "occkit eval-gen: no floor (no other real split than --split with as many frames): read FID with care at "
+            "this size"
+        )
     return 0
 
 

@@ -129,3 +129,13 @@ def test_a_split_of_splits_json_naming_missing_sequences_names_splits_json(tmp_p
         SemanticKITTIDataset(tmp_path, "train")  # was: sequence 05 dropped in silence
     with pytest.raises(FileNotFoundError, match=r"00/calib\.txt"):  # its sequences are there: on to their files
         SemanticKITTIDataset(tmp_path, "val")
+
+
+def test_a_kitti360_splits_json_naming_missing_sequences_names_splits_json(tmp_path):
+    from occkit.data.kitti360 import Kitti360Dataset
+
+    seq_root = tmp_path / "data_2d_raw"
+    (seq_root / "2013_05_28_drive_0000_sync").mkdir(parents=True)
+    (tmp_path / "splits.json").write_text(json.dumps({"val": ["2013_05_28_drive_0000_sync", "gone"]}))
+    with pytest.raises(ValueError, match=r"splits\.json: split 'val' names sequence\(s\) gone, which "):
+        Kitti360Dataset(tmp_path, "val")

@@ -57,6 +57,7 @@ from occkit.data.semantickitti import (
     SemanticKITTIDataset,
     camera_from_calib,
     dataset_splits,
+    own_split,
     pack_bits,
     read_label,
     require_invalid,
@@ -456,7 +457,7 @@ class Kitti360Dataset(SemanticKITTIDataset):
             if split == "all":
                 seqs = tuple(sorted(p.name for p in seq_root.iterdir() if p.is_dir()))
             elif split in own:
-                seqs = own[split]
+                seqs = own_split(self.root, seq_root, split, own)
             elif split in KITTI360_SPLITS:
                 seqs = KITTI360_SPLITS[split]
             else:

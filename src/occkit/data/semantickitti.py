@@ -80,6 +80,19 @@ def dataset_splits(root: str | os.PathLike) -> dict[str, tuple[str, ...]]:
     return {str(k): tuple(v) for k, v in data.items()}
 
 
+def own_split(root: Path, seq_root: Path, split: str, own: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The sequences of ``split`` in the dataset's own ``splits.json`` (``own``), each of which must be
+    a folder of ``seq_root``: the dataset's own split names them, so a missing one is a copy that lost
+    it (not a subset, as the official splits on part of the data), refused naming the file."""
+    gone = [q for q in own[split] if not (seq_root / q).is_dir()]
+    if gone:
+        raise ValueError(
+            f"{Path(root) / SPLITS_FILE}: split {split!r} names sequence(s) {', '.join(gone)}, which {seq_root} "
+            "does not hold"
+        )
+    return own[split]
+
+
 # ------------------------------------------------------------------------------------ voxels
 
 
@@ -322,13 +335,7 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
             if split == "all":
                 seqs = tuple(sorted(p.name for p in seq_root.iterdir() if p.is_dir()))
             elif split in own:
-                seqs = own[split]
-                gone = [q for q in seqs if not (seq_root / q).is_dir()]
-                if gone:  # the dataset's own split names them: a copy that lost them, not a subset
-                    raise ValueError(
-                        f"{self.root / SPLITS_FILE}: split {split!r} names sequence(s) {', '.join(gone)}, which "
-                        f"{seq_root} does not hold"
-                    )
+                seqs = own_split(self.root, seq_root, split, own)
             elif split in SEMANTICKITTI_SPLITS:
                 seqs = SEMANTICKITTI_SPLITS[split]
             else:

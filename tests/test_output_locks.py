@@ -150,3 +150,16 @@ def test_a_stale_lock_of_any_writer_is_taken_over(tmp_path):
     finally:
         lock.release()
     assert not lock_path(out).exists()
+
+
+def test_priors_run_is_refused_while_another_writer_holds_its_out(synth_root, tmp_path, capsys):
+    out = tmp_path / "priors"
+    argv = ["priors", "run", "--data", str(synth_root), "--out", str(out), "--prior", "oracle", "--no-progress"]
+    lock = output_lock(out, "priors run")
+    try:
+        assert main([*argv, "--max-frames", "1"]) == 1
+    finally:
+        lock.release()
+    err = _refusal(capsys)
+    assert f"is locked by process {os.getpid()} (occkit priors run, since " in err, err
+    assert not any(out.rglob("*.npy")) and not any(out.rglob("*.npz"))  # no frame written

@@ -236,3 +236,20 @@ def test_the_world_writes_its_labels_in_the_ids_it_is_given():
     assert config_record(SynthConfig(classes=lut))["classes"] == list(lut)
     with pytest.raises(ValueError, match="classes must be 18 class ids"):
         SynthConfig(classes=(0, 1))
+
+
+def test_show_and_pseudolabel_never_read_an_ambiguous_folder_as_occ3d(tmp_path, capsys):
+    # they fall back to Occ3D's reader for a folder no format claims (it names what the folder lacks);
+    # a folder two formats claim is refused instead, never drawn or labelled as one of them in silence
+    from occkit.cli import main
+    from occkit.formats.registry import AmbiguousFormatError
+    from occkit.pseudolabel.dataset import pseudo_layout
+
+    both = tmp_path / "both"
+    (both / "data_2d_raw" / "2013_05_28_drive_0000_sync" / "voxels").mkdir(parents=True)
+    (both / "annotations.json").write_text("{}")
+    assert main(["show", str(both), "--out", str(tmp_path / "f.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds the layouts of 2 formats" in err[0]
+    with pytest.raises(AmbiguousFormatError):
+        pseudo_layout(both)

@@ -82,8 +82,11 @@ def load_prediction(path: Path, token: str, shape: tuple[int, int, int]) -> np.n
         raise ValueError(f"{f}: 'semantics' has shape {sem.shape}, expected {tuple(shape)}")
     if not np.issubdtype(sem.dtype, np.integer):
         raise ValueError(f"{f}: 'semantics' has dtype {sem.dtype}, expected integer class ids (uint8)")
-    if sem.size and (sem.min() < 0 or sem.max() > 17):
-        raise ValueError(f"{f}: 'semantics' has classes outside [0, 17]: [{sem.min()}, {sem.max()}]")
+    from occkit.formats import default_format
+
+    top = default_format().classes.num_classes - 1  # the Occ3D layout's table (this reader's)
+    if sem.size and (sem.min() < 0 or sem.max() > top):
+        raise ValueError(f"{f}: 'semantics' has classes outside [0, {top}]: [{sem.min()}, {sem.max()}]")
     return sem.astype(np.uint8)
 
 
@@ -116,9 +119,12 @@ def run(args: argparse.Namespace) -> int:
 
     args.split = default_split(args.split, args.pred)
     from occkit.formats import FormatRegistryError, detect_format
+    from occkit.formats.registry import AmbiguousFormatError
 
     try:
         fmt = detect_format(args.root)
+    except AmbiguousFormatError:
+        raise  # two layouts in one folder: never drawn as Occ3D's in silence
     except FormatRegistryError:
         fmt = None  # the Occ3D reader names what the folder lacks
     if fmt is not None and fmt.world == "indoor":

@@ -24,6 +24,10 @@ class FormatRegistryError(ValueError):
     """A format is unknown, malformed or clashes with another; the message names where it comes from."""
 
 
+class AmbiguousFormatError(FormatRegistryError):
+    """A folder that two unrelated formats claim: never read as either without ``--format``."""
+
+
 def _in_tree() -> list[tuple[DatasetFormat, str]]:
     import occkit.formats as pkg
 
@@ -185,7 +189,7 @@ def detect_format(root: str | os.PathLike) -> DatasetFormat:
         return left[0][0]
     if left:
         said = "; ".join(f"{spec.name} ({why})" for spec, why in left)
-        raise FormatRegistryError(
+        raise AmbiguousFormatError(
             f"{r}: holds the layouts of {len(left)} formats, {said}; occkit does not guess which one is meant: "
             f"pass --format {left[0][0].name} (or another of them), or keep one layout per folder"
         )

@@ -142,9 +142,12 @@ def pseudo_layout(data: str | os.PathLike) -> str | None:
     lifting and the conversion need) and has a label writer. A folder of no known format: None (the
     Occ3D reader names what it lacks). Anything else is a one-line error naming the format."""
     from occkit.formats import FormatRegistryError, detect_format, get_format
+    from occkit.formats.registry import AmbiguousFormatError
 
     try:
         fmt = detect_format(data)
+    except AmbiguousFormatError:
+        raise  # two layouts in one folder: never read as Occ3D's in silence
     except (FormatRegistryError, OSError):
         return None
     occ3d = get_format("occ3d")

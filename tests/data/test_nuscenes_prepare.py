@@ -462,3 +462,13 @@ def test_a_second_prepare_into_one_folder_is_refused_naming_the_first(world, tmp
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"is locked by process {os.getpid()} (occkit prepare, since " in err
     assert not out.exists() and not (tmp_path / ".infos.partial").exists() and not lock_path(out).exists()
+
+
+def test_prepare_names_the_table_and_scene_of_a_dangling_first_sample(world, tmp_path, capsys):
+    root = _tables_copy(world, tmp_path)
+    scenes = _table(root, "scene")
+    scenes[0]["first_sample_token"] = "nowhere"  # was: "error: 'nowhere'", no table, no scene
+    _write_table(root, "scene", scenes)
+    err = _prepare_refused(root, tmp_path, capsys)
+    want = f"{root / NUSCENES_VERSION / 'sample.json'}: no record 'nowhere', which scene {scenes[0]['name']} names"
+    assert want in err, err

@@ -437,7 +437,13 @@ def prepare_nuscenes(
             except (OSError, ValueError):
                 recs = None  # unreadable: the scene is done again
         if not isinstance(recs, list):
-            recs = scene_records(_Tables(nusc, root, version), scene, max_sweeps)
+            try:
+                recs = scene_records(_Tables(nusc, root, version), scene, max_sweeps)
+            except KeyError as e:  # a record without a field the devkit's tables have (its own lookups say more)
+                raise ValueError(
+                    f"{root / version}: a record of scene {scene.get('name')!r} ({scene.get('token')}) lacks the field "
+                    f"{e.args[0] if e.args else e!r} that nuScenes tables have (an edited or truncated table?)"
+                ) from None
             write_json_atomic(part, recs, indent=None)
         frames += recs
         if (i + 1) % 50 == 0 or i + 1 == len(scenes):

@@ -191,3 +191,19 @@ def test_a_full_disk_or_a_file_too_large_names_the_file_being_written(
     scene = next(iter(ann["scene_infos"]))
     path = out / "gts" / scene / next(iter(ann["scene_infos"][scene])) / "labels.npz"
     assert says.format(path=path) in err_line, err_line
+
+
+def test_a_pseudolabel_record_naming_a_file_outside_out_is_refused_on_resume(tmp_path):
+    from occkit.formats.convert import OutsideOutput
+    from occkit.pseudolabel.dataset import _kept_frame, _state_file
+
+    out = tmp_path / "pl"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("x")
+    side = _state_file(out, "scene-0", "tok")
+    side.parent.mkdir(parents=True)
+    side.write_text(json.dumps({"files": file_sums(out, ["../victim.txt"])}))
+    with pytest.raises(OutsideOutput, match=r"names \.\./victim\.txt, which lies outside --out"):
+        _kept_frame(out, "scene-0", "tok")
+    side.write_text("[")  # a damaged record: the frame is made again, as before
+    assert _kept_frame(out, "scene-0", "tok") is None and victim.read_text() == "x"

@@ -198,6 +198,10 @@ class _Converter:
         )
         conv, report = convert_frame(frame, self.src, self.dst, self.classes)
         report["unobserved_written_as_ignored"] = int(unobserved.sum())
+        from occkit.formats.convert import inside_out
+
+        for rel in self.writer.files(conv):  # a token or scene name that would lead outside --out: refused
+            inside_out(out, rel, f"frame {conv.token}")
         self.writer.write(out, conv)
         return list(self.writer.files(conv)), report, conv
 
@@ -217,12 +221,17 @@ def _state_file(out: Path, scene: str, token: str) -> Path:
 def _kept_frame(out: Path, scene: str, token: str) -> dict[str, Any] | None:
     """A converted frame's record when its files are there with the size and checksum written, else None."""
     from occkit.fileio import sums_match
+    from occkit.formats.convert import OutsideOutput, inside_out
 
     side = _state_file(out, scene, token)
     try:
         rec = read_json(side)
+        for rel in rec["files"]:  # a record naming a file outside --out is refused, never followed
+            inside_out(out, rel, str(side))
         if not sums_match(out, rec["files"]):
             return None
+    except OutsideOutput:
+        raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return rec

@@ -39,6 +39,7 @@ from occkit.engine.checkpoint import (
 from occkit.engine.config import OptimConfig, TrainConfig
 from occkit.engine.distributed import resolve_device
 from occkit.formats.spec import DatasetFormat
+from occkit.labels import OCC3D_FREE
 from occkit.methods.registry import (
     DEFAULT_METHOD,
     MethodSpec,
@@ -534,7 +535,7 @@ class AugmentedFrames(Dataset):
         dataset: Dataset,
         image_aug: ImageAugConfig,
         bev_aug: BEVAugConfig | None = None,
-        free_class: int = 17,
+        free_class: int = OCC3D_FREE,
         grid: Any = None,
     ) -> None:
         self.dataset, self.image_aug, self.bev_aug, self.free_class = dataset, image_aug, bev_aug, free_class

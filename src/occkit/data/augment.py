@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from occkit.data.sample import Sample
 from occkit.geometry.camera import crop_intrinsics, scale_intrinsics
 from occkit.geometry.grid import Grid, occ3d_grid
+from occkit.labels import OCC3D_FREE
 from occkit.shapes import check_shape
 
 
@@ -253,7 +254,9 @@ def bev_matrix(flip_x: bool = False, flip_y: bool = False, yaw: float = 0.0, dty
     return A
 
 
-def apply_bev_transform(sample: Sample, A: torch.Tensor, grid: Grid | None = None, free_class: int = 17) -> Sample:
+def apply_bev_transform(
+    sample: Sample, A: torch.Tensor, grid: Grid | None = None, free_class: int = OCC3D_FREE
+) -> Sample:
     """Apply the ego-frame map ``A (4, 4)`` (rotation about z and/or x/y flips) to a sample.
 
     Args:
@@ -316,7 +319,7 @@ def augment_bev(
     cfg: BEVAugConfig,
     generator: torch.Generator | None = None,
     grid: Grid | None = None,
-    free_class: int = 17,
+    free_class: int = OCC3D_FREE,
 ) -> Sample:
     """Draw flips / rotation from ``cfg`` and apply them with :func:`apply_bev_transform`."""
     flip_x = _bernoulli(cfg.flip_x_prob, generator)

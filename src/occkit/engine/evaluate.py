@@ -17,6 +17,7 @@ from tqdm import tqdm
 from occkit.data.sample import Batch
 from occkit.fileio import publish_folder, write_json_atomic
 from occkit.formats.spec import DatasetFormat, PredictionFiles, Targets
+from occkit.labels import OCC3D_NUM_CLASSES
 from occkit.metrics.evaluate import PROVENANCE_FILE
 
 
@@ -87,7 +88,7 @@ def evaluate(
     device: torch.device,
     amp: str = "none",
     mask: str = "camera",
-    num_classes: int = 18,
+    num_classes: int = OCC3D_NUM_CLASSES,
     rayiou: Any | None = None,
     rayiou_origins: Callable[[str], torch.Tensor] | None = None,
     progress: bool = False,

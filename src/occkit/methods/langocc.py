@@ -127,7 +127,7 @@ from torch import nn
 from occkit.data.sample import Batch
 from occkit.data.temporal import check_offsets
 from occkit.geometry.camera import in_image, lidar_pixels, project_ego
-from occkit.labels import OCC3D_CLASSES
+from occkit.labels import OCC3D_CLASSES, OCC3D_FREE
 from occkit.losses.language import cosine_weighted_mse, normalize_features
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
 from occkit.methods.registry import MODEL_FROM_FORMAT, MethodSpec
@@ -270,7 +270,7 @@ class LangOccConfig:
     """The classes ``predict`` scores, in the data's order, free included (at ``free_index``); each
     other class is looked up by name in ``vocabulary``. Empty: Occ3D's 18. Taken from the data's
     format when the preset leaves it unset (SurroundOcc's: ``empty`` first, then Occ3D's 1..16)."""
-    free_index: int = 17
+    free_index: int = OCC3D_FREE
     """The id of free space among ``classes`` (Occ3D: 17; SurroundOcc, OpenOccupancy: 0); taken
     from the data's format when the preset leaves it unset."""
     text_encoder: str = "minilm"

@@ -63,6 +63,7 @@ from torch import nn
 
 from occkit.data.sample import Batch
 from occkit.geometry.camera import in_image, project_ego
+from occkit.labels import OCC3D_FREE
 from occkit.losses.distill import (
     feature_l1,
     logit_kl,
@@ -162,7 +163,7 @@ class RadOccConfig:
     """Recompute each chunk of rays in the backward pass instead of keeping its graph (memory
     ``O(chunk)`` instead of ``O(rays)``, about one more forward pass of the rendering; occkit's,
     for ``num_rays: 0``)."""
-    free_index: int = 17
+    free_index: int = OCC3D_FREE
     """The free class of the logits."""
     depth_weight: float = 100.0
     """Weight of ``loss_rdc`` (released code: 100); 0 = off."""

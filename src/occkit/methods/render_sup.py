@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from occkit.data.sample import Batch
+from occkit.labels import OCC3D_FREE
 from occkit.losses.depth import depth_loss, depth_map_targets, lidar_depth_maps
 from occkit.losses.pseudo_labels import balanced_cross_entropy, count_labels
 from occkit.losses.render import (
@@ -90,7 +91,7 @@ class RenderSupConfig:
     """Rays rendered per pass (bounds memory with ``checkpoint``)."""
     checkpoint: bool = False
     """Recompute each chunk during backward instead of keeping its graph (saves memory)."""
-    free_index: int = 17
+    free_index: int = OCC3D_FREE
     """The free class of the logits; also the sky / nothing label of the 2D semantic maps."""
     semantic_weight: float = 1.0
     """Weight of ``loss_sem``."""

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from occkit.data.sample import Batch
+from occkit.labels import OCC3D_FREE
 from occkit.losses.depth import depth_loss, depth_map_targets, lidar_depth_targets, semantic_map_targets
 from occkit.losses.occupancy import (
     class_weights_from_counts,
@@ -43,7 +44,7 @@ class SupervisedConfig:
     no longer make the network call uncertain free space occupied."""
     occupied_weight: float = 1.0
     """``ce_mode='factored'``: weight of an occupied voxel against a free one in ``loss_geo``."""
-    free_index: int = 17
+    free_index: int = OCC3D_FREE
     """The free class (Occ3D: 17); used by ``ce_mode='factored'``."""
     lovasz: bool = True
     """Add the Lovász-softmax loss (``loss_lovasz``)."""

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from occkit.geometry.grid import Grid
+from occkit.labels import OCC3D_NUM_CLASSES
 from occkit.models.backbone import Backbone
 from occkit.models.encoder3d import UNetEncoder
 from occkit.models.heads import BEVHead, VoxelHead
@@ -134,7 +135,7 @@ class OccNetConfig:
     stage (the nearest upsampling folded into its 4-tap kernel), summed. The same weights and
     values up to the order of float sums, without the upsampled and concatenated tensors and with
     a quarter of the coarse part's FLOPs (occ3d-r50: 1012 -> 813 GFLOP a frame)."""
-    num_classes: int = 18
+    num_classes: int = OCC3D_NUM_CLASSES
     """Output classes (Occ3D: 18, 17 = free)."""
     lift: Literal["lss", "sample"] = "lss"
     """View transform: 'lss' (depth distribution x context splatted along each pixel's ray) or

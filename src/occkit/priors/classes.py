@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from occkit.labels import OCC3D_CLASSES
+from occkit.labels import OCC3D_CLASSES, OCC3D_FREE
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class PriorClasses:
 def _occ3d() -> PriorClasses:
     from occkit.data.synth.vocabulary import CLASS_WORDS
 
-    names = (*OCC3D_CLASSES[:17], "sky")
+    names = (*OCC3D_CLASSES[:OCC3D_FREE], "sky")
     # the driving world's words for its ground classes and the sky; the class name otherwise
     words = tuple(CLASS_WORDS.get(c, names[c].replace("_", " ")) for c in range(len(names)))
     # Grounded-SAM as OccNeRF prompted it (docs/methods.md §2). Riders go with their vehicle's class

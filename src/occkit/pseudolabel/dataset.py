@@ -48,6 +48,7 @@ from occkit.config import from_dict
 from occkit.fileio import files_intact, read_json, record_files, save_npz_atomic, write_json_atomic
 from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import invert_transform
+from occkit.labels import OCC3D_FREE, OCC3D_NUM_CLASSES
 from occkit.pseudolabel.lift import LiftedPoints, cat_points, lift_pixels
 from occkit.pseudolabel.voxelise import carve_free, frame_consistency, vote_voxels
 
@@ -264,14 +265,14 @@ def frame_labels(
     pts = cat_points(parts)
     weights = pts.weights if cfg.vote == "confidence" else None
     sem, occupied = vote_voxels(
-        pts.points, pts.labels, grid, num_classes=18, weights=weights, min_points=cfg.min_points
+        pts.points, pts.labels, grid, num_classes=OCC3D_NUM_CLASSES, weights=weights, min_points=cfg.min_points
     )
     if cfg.free == "carve" and cfg.consistency == "frames":
         occ_frames = torch.zeros(grid.shape, dtype=torch.int32)
         free_frames = torch.zeros(grid.shape, dtype=torch.int32)
         seen = occupied.clone()
         for f, c in zip(parts, carve_parts):
-            _, occ_j = vote_voxels(f.points, f.labels, grid, num_classes=18)
+            _, occ_j = vote_voxels(f.points, f.labels, grid, num_classes=OCC3D_NUM_CLASSES)
             free_j = carve_free(c.origins, c.points, grid, cfg.carve_margin, c.sky_origins, c.sky_dirs) & ~occ_j
             occ_frames += occ_j
             free_frames += free_j
@@ -359,7 +360,7 @@ def label_scene(
             from occkit.fileio import load_npz
 
             kept = load_npz(path, keys=("semantics", "mask_camera"))  # the summary covers every frame, kept ones too
-            stats["occupied"] += int((kept["semantics"] != 17).sum())
+            stats["occupied"] += int((kept["semantics"] != OCC3D_FREE).sum())
             stats["observed"] += int(kept["mask_camera"].sum())
             if on_frame:
                 on_frame(token)
@@ -374,7 +375,7 @@ def label_scene(
                 lifted[j] = _lift_frame(ds, cache, scene, tokens[j], cfg)
         T_ego_from_global = invert_transform(ds.T_global_from_ego(token))
         arrays = frame_labels([lifted[j] for j in range(lo, hi)], i - lo, T_ego_from_global, cfg, grid)
-        occupied, observed = int((arrays["semantics"] != 17).sum()), int(arrays["mask_camera"].sum())
+        occupied, observed = int((arrays["semantics"] != OCC3D_FREE).sum()), int(arrays["mask_camera"].sum())
         if converter is None:
             save_npz_atomic(path, **arrays)
             record_files([path])

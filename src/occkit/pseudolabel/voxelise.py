@@ -25,6 +25,7 @@ import torch
 
 from occkit.geometry.grid import Grid
 from occkit.geometry.raycast import mark_visible
+from occkit.labels import OCC3D_FREE, OCC3D_NUM_CLASSES
 from occkit.shapes import check_shape
 
 
@@ -32,10 +33,10 @@ def vote_voxels(
     points: torch.Tensor,
     labels: torch.Tensor,
     grid: Grid,
-    num_classes: int = 18,
+    num_classes: int = OCC3D_NUM_CLASSES,
     weights: torch.Tensor | None = None,
     min_points: int = 1,
-    free_class: int = 17,
+    free_class: int = OCC3D_FREE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Voxelise labelled points by the vote above.
 
@@ -115,7 +116,7 @@ def frame_consistency(
     occupied_frames: torch.Tensor,
     free_frames: torch.Tensor,
     exempt_classes: tuple[int, ...] = (),
-    free_class: int = 17,
+    free_class: int = OCC3D_FREE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-voxel consistency check across frames: an occupied voxel that more source frames
     saw as free (a ray crossed it) than saw as occupied (a point fell in it) becomes free.

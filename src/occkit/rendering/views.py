@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from occkit.geometry.grid import Grid
+from occkit.labels import OCC3D_FREE, OCC3D_NUM_CLASSES
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.volrend import Field, RenderOutput, grid_field, logits_field, render_rays
 from occkit.shapes import check_shape
@@ -46,7 +47,7 @@ class ViewMaps:
 
 
 def hard_density(
-    occupancy: torch.Tensor, free_index: int = 17, sigma_occupied: float = 1000.0, dtype=torch.float32
+    occupancy: torch.Tensor, free_index: int = OCC3D_FREE, sigma_occupied: float = 1000.0, dtype=torch.float32
 ) -> torch.Tensor:
     """``(X, Y, Z)`` densities: ``sigma_occupied`` (per metre) where ``occupancy != free_index``, else 0."""
     check_shape(occupancy, "X Y Z", name="occupancy")
@@ -107,8 +108,8 @@ def render_occupancy_views(
     width: int,
     *,
     stride: int = 1,
-    free_index: int = 17,
-    num_classes: int = 18,
+    free_index: int = OCC3D_FREE,
+    num_classes: int = OCC3D_NUM_CLASSES,
     step: float | None = None,
     sigma_occupied: float = 1000.0,
     chunk: int = 16384,
@@ -160,7 +161,7 @@ def render_logits_views(
     width: int,
     *,
     stride: int = 1,
-    free_index: int = 17,
+    free_index: int = OCC3D_FREE,
     step: float | None = None,
     mode: str = "trilinear",
     chunk: int = 16384,

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 
 from occkit.geometry.grid import Grid
+from occkit.labels import OCC3D_FREE
 from occkit.rendering.sampling import RaySamples, importance_samples, ray_box, uniform_samples
 from occkit.shapes import check_shape
 
@@ -46,7 +47,7 @@ Field = Callable[[torch.Tensor], tuple[torch.Tensor, "torch.Tensor | None"]]
 
 # ----------------------------------------------------------------------------- densities
 def density_from_logits(
-    logits: torch.Tensor, free_index: int = 17, voxel_size: float = 0.4, dim: int = -4
+    logits: torch.Tensor, free_index: int = OCC3D_FREE, voxel_size: float = 0.4, dim: int = -4
 ) -> torch.Tensor:
     """Density from semantic occupancy logits: ``sigma = -log softmax(logits)[free] / voxel_size``.
 
@@ -70,7 +71,7 @@ def density_from_logits(
     return -torch.log_softmax(logits, dim=dim).select(dim, free_index) / voxel_size
 
 
-def semantic_probs_from_logits(logits: torch.Tensor, free_index: int = 17, dim: int = -4) -> torch.Tensor:
+def semantic_probs_from_logits(logits: torch.Tensor, free_index: int = OCC3D_FREE, dim: int = -4) -> torch.Tensor:
     """Class probabilities given "occupied": softmax over the non-free logits.
 
     Args:
@@ -210,7 +211,7 @@ def value_lookup(
 
 
 def logits_field(
-    logits: torch.Tensor, grid: Grid, free_index: int = 17, mode: Literal["nearest", "trilinear"] = "trilinear"
+    logits: torch.Tensor, grid: Grid, free_index: int = OCC3D_FREE, mode: Literal["nearest", "trilinear"] = "trilinear"
 ) -> Field:
     """The field of one frame's occupancy logits ``(C, X, Y, Z)``: the density of
     :func:`density_from_logits` over the grid's smallest voxel side, and as values the non-free

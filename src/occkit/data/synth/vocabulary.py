@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from occkit.labels import OCC3D_CLASSES
+from occkit.labels import OCC3D_CLASSES, OCC3D_FREE
 
 _RIDEABLE = ("motorcycle", "scooter", "sport bike", "bicycle", "city bike", "cargo bike", "mountain bike")
 
@@ -115,7 +115,7 @@ CLASS_WORDS: MappingProxyType = MappingProxyType(
         12: "plaza",
         13: "sidewalk",
         14: "grass",
-        17: "sky",
+        OCC3D_FREE: "sky",
     }
 )
 
@@ -168,7 +168,7 @@ def describe() -> list[dict]:
         {
             "name": w,
             "class_id": c,
-            "class_name": "sky" if c == 17 else OCC3D_CLASSES[c],
+            "class_name": "sky" if c == OCC3D_FREE else OCC3D_CLASSES[c],
             "heldout": False,
             "kind": "stuff",
         }

@@ -128,10 +128,13 @@ def _synth_formats() -> str:
 def _class_maps() -> str:
     """The class maps shipped in ``configs/classmaps/`` (occkit.formats.classmap.class_map_names, read
     here without importing occkit.formats)."""
-    from importlib import resources
+    from importlib import metadata, resources
 
     folder = resources.files("occkit") / "configs" / "classmaps"
-    return ", ".join(sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")))
+    own = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    # installed packages' maps (entry point group occkit.classmaps), named without importing them
+    packaged = sorted({ep.name for ep in metadata.entry_points(group="occkit.classmaps")} - set(own))
+    return ", ".join(own) + (f"; installed packages' maps: {', '.join(packaged)}" if packaged else "")
 
 
 #: the fields a help string may name, and what fills them

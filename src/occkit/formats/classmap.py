@@ -66,23 +66,29 @@ def _occkit_maps() -> tuple[str, ...]:
     return tuple(sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")))
 
 
-def package_class_maps() -> dict[str, tuple[Path, str]]:
-    """The named class maps other packages ship with their formats
-    (:attr:`occkit.formats.DatasetFormat.class_maps`): name -> (file, the format that ships it). A
-    name occkit already ships stays occkit's (the package's is not reachable by that name)."""
-    from occkit.formats.registry import formats
+#: The entry point group through which another package ships named class maps, without importing it:
+#: ``NAME = "package.folder"``, the map being the file ``NAME.yaml`` in that package folder.
+CLASSMAP_GROUP = "occkit.classmaps"
+
+
+def package_class_maps() -> dict[str, tuple[str, str]]:
+    """The named class maps other packages ship (entry point group :data:`CLASSMAP_GROUP`): name ->
+    (the package folder, the distribution). A name occkit already ships stays occkit's. Nothing is
+    imported: ``--help`` lists them without loading torch."""
+    from importlib import metadata
 
     own = set(_occkit_maps())
-    out: dict[str, tuple[Path, str]] = {}
-    for fmt in formats().values():
-        for name, path in (fmt.class_maps or {}).items():
-            if name not in own:
-                out.setdefault(str(name), (Path(path), fmt.name))
+    out: dict[str, tuple[str, str]] = {}
+    for ep in sorted(metadata.entry_points(group=CLASSMAP_GROUP), key=lambda e: e.name):
+        if ep.name not in own:
+            dist = ep.dist.name if getattr(ep, "dist", None) is not None else "a package"
+            out.setdefault(ep.name, (ep.value.strip(), dist))
     return out
 
 
 def class_map_names() -> tuple[str, ...]:
-    """The named class maps: occkit's (``configs/classmaps/*.yaml``) and those installed formats ship."""
+    """The named class maps: occkit's (``configs/classmaps/*.yaml``) and those installed packages ship
+    (:func:`package_class_maps`)."""
     return tuple(sorted({*_occkit_maps(), *package_class_maps()}))
 
 
@@ -97,11 +103,19 @@ def resolve_class_map(name_or_path: str | os.PathLike) -> Path:
         return Path(str(shipped))
     packaged = package_class_maps().get(str(name_or_path))
     if packaged is not None:
-        if not packaged[0].is_file():
+        folder, dist = packaged
+        try:
+            f = resources.files(folder) / f"{name_or_path}.yaml"
+        except (ImportError, TypeError, ValueError) as e:
             raise FileNotFoundError(
-                f"--class-map {name_or_path}: the {packaged[1]} format names {packaged[0]}, which does not exist"
+                f"--class-map {name_or_path}: {dist} names the folder {folder!r} (entry point group {CLASSMAP_GROUP}), "
+                f"which cannot be found ({e})"
+            ) from None
+        if not f.is_file():
+            raise FileNotFoundError(
+                f"--class-map {name_or_path}: {dist} names {folder}/{name_or_path}.yaml, which does not exist"
             )
-        return packaged[0]
+        return Path(str(f))
     raise FileNotFoundError(
         f"--class-map {name_or_path}: no such file, nor a named class map ({', '.join(class_map_names())})"
     )

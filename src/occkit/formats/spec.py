@@ -250,9 +250,6 @@ class DatasetFormat:
             nothing and training's 2D and LiDAR targets agree with the table. None: the world's own
             ids (occkit's formats convert in their writers). The registry refuses a map that misses
             a class of the world or names one this table lacks.
-        class_maps: named class maps the format's package ships: ``{name: path of its YAML}``
-            (the layout of :mod:`occkit.formats.classmap`), which ``occkit eval --class-map NAME``
-            and ``occkit convert --class-map NAME`` take by name as they take occkit's own.
         world: the kind of scenes the format's datasets hold, ``driving`` (outdoors; the default)
             or ``indoor`` (NYUv2's rooms): the procedural world :attr:`write_synthetic` writes
             (``occkit synth --world``), and what a run trained on one kind says when it is pointed
@@ -311,7 +308,6 @@ class DatasetFormat:
     folder_options: frozenset[str] = frozenset({"mask", "metrics"})
     metric_names: tuple[str, ...] = ()
     synthetic_classes: Mapping[str, str] | None = None
-    class_maps: Mapping[str, Any] = field(default_factory=dict)
     table_keys: tuple[str, ...] = TABLE_KEYS
     title: str = ""
     priority: int = 50

@@ -247,6 +247,5 @@ FORMAT = DatasetFormat(
     predictions=PredictionFiles(write=write_prediction, index=prediction_files, read=read_prediction),
     write_synthetic=write_synthetic,
     synthetic_classes=SYNTHETIC_CLASSES,
-    class_maps={"toy-occ3d": Path(__file__).parent / "maps" / "toy-occ3d.yaml"},
     folder_options=frozenset(),
 )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import torch
 
 from occkit.data.occ3d import Occ3DDataset
 from occkit.data.sample import Sample
+from occkit.fileio import save_npy_atomic
 from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import invert_transform
 from occkit.labels import OCC3D_CLASSES, OCC3D_PALETTE
@@ -224,6 +226,65 @@ def load_npy(path: Path, what: str) -> np.ndarray:
     from occkit.fileio import load_npy as _load
 
     return _load(path, what)
+
+
+@dataclass(frozen=True)
+class SparseVoxelFiles:
+    """One layout's sparse voxel files, labels and predictions (see the module docstring): what
+    tells SurroundOcc's from OpenOccupancy's, and the reading and writing both run.
+
+    Args:
+        title: the layout's label files in an error message (``"SurroundOcc label"``).
+        shape: the dense grid ``(X, Y, Z)``.
+        columns: a row's columns, three voxel indices then the class (``("x", "y", "z", "class")``
+            for SurroundOcc, ``("z", "y", "x", "class")`` for OpenOccupancy).
+        rule: how the released code reads a voxel listed twice with two classes (:func:`rows_to_dense`).
+        policy: that reading in words, for the opt-in's report (``occkit eval --allow-duplicate-voxels``).
+        label_widths: the row widths a label file may have (OpenOccupancy's may carry velocities).
+    """
+
+    title: str
+    shape: tuple[int, int, int]
+    columns: tuple[str, str, str, str]
+    rule: str
+    policy: str
+    label_widths: tuple[int, ...] = (4,)
+
+    def read_label(self, path: str | os.PathLike, duplicates: DuplicateVoxels | None = None) -> np.ndarray:
+        """A label file as the dense ``shape`` uint8 grid ``[x, y, z]``: 0 empty, 1..16, 255 ignored
+        (class 0, noise). A file of the wrong shape, dtype, grid or classes, or listing a voxel twice
+        with two classes (unless ``duplicates``: then :attr:`rule`, recorded), raises naming it."""
+        return read_sparse_voxels(
+            path, self.title, self.shape, self.columns, self.rule, self.label_widths, NUSC_OCC_IGNORE, duplicates
+        )
+
+    def dense_to_rows(self, dense: np.ndarray, dtype: type = np.int64) -> np.ndarray:
+        """``(N, 4)`` rows of ``dtype`` of a dense ``shape`` grid ``[x, y, z]`` (0 empty, 1..16, 255
+        ignored): one row per voxel that is not empty, in C order of ``[x, y, z]``, its indices in
+        :attr:`columns` order and its class last, the ignored ones (255) as class 0 (noise), as the
+        label files hold them. A grid of another shape or with classes outside 0..16 raises."""
+        dense = np.asarray(dense)
+        if dense.shape != self.shape:
+            raise ValueError(f"labels: shape {dense.shape}, expected {self.shape}")
+        idx = np.argwhere(dense != NUSC_OCC_EMPTY)
+        cls = dense[idx[:, 0], idx[:, 1], idx[:, 2]].astype(np.int64)
+        cls[cls == NUSC_OCC_IGNORE] = NUSC_OCC_NOISE
+        if ((cls < 0) | (cls > 16)).any():
+            bad = sorted(set(cls[(cls < 0) | (cls > 16)].tolist()))[:8]
+            raise ValueError(f"labels: class ids {bad} outside 0..16")
+        order = ["xyz".index(c) for c in self.columns[:3]]
+        return np.concatenate([idx[:, order], cls[:, None]], 1).astype(dtype)
+
+    def write_prediction(self, folder: Path, token: str, labels: np.ndarray) -> Path:
+        """``folder/<token>.npy``, atomically: uint16 rows (:meth:`dense_to_rows`) of the voxels of
+        ``labels`` (``shape``, class ids 0..16: :func:`check_prediction`) predicted non-empty."""
+        labels = check_prediction(token, labels, self.shape)
+        return save_npy_atomic(Path(folder) / prediction_relpath(token), self.dense_to_rows(labels, np.uint16))
+
+    def read_prediction(self, path: Path, duplicates: DuplicateVoxels | None = None) -> np.ndarray:
+        """A prediction file as ``shape`` uint8 class ids (0 where no row is given); a voxel listed
+        twice with two classes is refused as in a label file (:meth:`read_label`)."""
+        return read_sparse_voxels(path, "prediction", self.shape, self.columns, self.rule, duplicates=duplicates)
 
 
 class LidarFrameDataset(Occ3DDataset):

@@ -20,7 +20,7 @@ listed is empty (0). Rows that repeat a voxel with its class are read as one; a 
 with two classes is refused naming the file, the voxel and both classes, since which one is scored
 would be the reader's choice. OpenOccupancy's ``LoadOccupancy`` gives the voxel the class most rows
 give, ties going to the smaller id, noise (255) counted as a class; ``occkit eval
---allow-duplicate-voxels`` reads such files that way (:data:`DUPLICATE_RULE`,
+--allow-duplicate-voxels`` reads such files that way (:data:`FILES`,
 :func:`occkit.data.lidar_frame.rows_to_dense`).
 
 Predictions (``occkit predict``) are written in the same layout of rows, one file per frame:
@@ -36,14 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from occkit.data.lidar_frame import (
-    NUSC_OCC_EMPTY,
-    NUSC_OCC_IGNORE,
-    NUSC_OCC_NOISE,
     DuplicateVoxels,
     LidarFrameDataset,
-    check_prediction,
-    prediction_relpath,
-    read_sparse_voxels,
+    SparseVoxelFiles,
 )
 from occkit.fileio import save_npy_atomic
 from occkit.geometry.grid import Grid
@@ -51,11 +46,21 @@ from occkit.geometry.grid import Grid
 OPENOCC_RANGE: tuple[float, ...] = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
 OPENOCC_VOXEL = 0.2
 OPENOCC_SHAPE: tuple[int, int, int] = (512, 512, 40)
-COLUMNS = ("z", "y", "x", "class")
 LABEL_DIR = "nuScenes-Occupancy"
-#: How the released code reads a voxel listed twice with two classes (the opt-in's rule).
-DUPLICATE_RULE = "vote"
-DUPLICATE_POLICY = "most rows, ties to the smaller class (OpenOccupancy's released LoadOccupancy)"
+#: The label and prediction files: the grid, the columns of a row, and how the released code reads
+#: a voxel listed twice with two classes (the ``--allow-duplicate-voxels`` opt-in's rule and its words).
+FILES = SparseVoxelFiles(
+    "nuScenes-Occupancy label",
+    OPENOCC_SHAPE,
+    columns=("z", "y", "x", "class"),
+    rule="vote",
+    policy="most rows, ties to the smaller class (OpenOccupancy's released LoadOccupancy)",
+    label_widths=(4, 7),
+)
+dense_to_rows = FILES.dense_to_rows
+#: ``occkit predict``'s files (see the module docstring).
+write_prediction = FILES.write_prediction
+read_prediction = FILES.read_prediction
 
 
 def openoccupancy_grid() -> Grid:
@@ -89,30 +94,7 @@ def read_openoccupancy_label(path: str | os.PathLike, duplicates: DuplicateVoxel
     recorded), raises naming it; so does a file of 8-bit integers, which cannot hold the indices
     past 255 of a 512-voxel axis (they wrapped when it was saved)."""
     _refuse_8_bit(Path(path))
-    return read_sparse_voxels(
-        path,
-        "nuScenes-Occupancy label",
-        OPENOCC_SHAPE,
-        COLUMNS,
-        DUPLICATE_RULE,
-        widths=(4, 7),
-        noise=NUSC_OCC_IGNORE,
-        duplicates=duplicates,
-    )
-
-
-def dense_to_rows(dense: np.ndarray, dtype: type = np.int64) -> np.ndarray:
-    """Rows ``z, y, x, class`` of the voxels of ``dense`` (``[x, y, z]``) that are not empty, in C
-    order of ``[x, y, z]``; ignored ones (255) as class 0 (noise), as the label files hold them."""
-    dense = np.asarray(dense)
-    if dense.shape != OPENOCC_SHAPE:
-        raise ValueError(f"labels: shape {dense.shape}, expected {OPENOCC_SHAPE}")
-    idx = np.argwhere(dense != NUSC_OCC_EMPTY)
-    cls = dense[idx[:, 0], idx[:, 1], idx[:, 2]].astype(np.int64)
-    cls[cls == NUSC_OCC_IGNORE] = NUSC_OCC_NOISE
-    if ((cls < 0) | (cls > 16)).any():
-        raise ValueError(f"labels: class ids {sorted(set(cls[(cls < 0) | (cls > 16)].tolist()))[:8]} outside 0..16")
-    return np.concatenate([idx[:, [2, 1, 0]], cls[:, None]], 1).astype(dtype)
+    return FILES.read_label(path, duplicates)
 
 
 def write_openoccupancy_label(path: str | os.PathLike, dense: np.ndarray) -> Path:
@@ -121,22 +103,7 @@ def write_openoccupancy_label(path: str | os.PathLike, dense: np.ndarray) -> Pat
     indices up to 511 and the 255 the released loader writes into the class column in place
     (``pcd_label[pcd_label == 0] = 255``), 4x smaller than int64 (an Occ3D frame converted here, most
     of its voxels ignored, was 222 MB)."""
-    return save_npy_atomic(path, dense_to_rows(dense, np.uint16))
-
-
-# ------------------------------------------------------------------------------ predictions
-
-
-def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
-    """``folder/<token>.npy``: uint16 rows ``z, y, x, class`` of the voxels predicted non-empty."""
-    labels = check_prediction(token, labels, OPENOCC_SHAPE)
-    return save_npy_atomic(Path(folder) / prediction_relpath(token), dense_to_rows(labels, np.uint16))
-
-
-def read_prediction(path: Path, duplicates: DuplicateVoxels | None = None) -> np.ndarray:
-    """A prediction file as ``(512, 512, 40)`` uint8 class ids (0 where no row is given); a voxel
-    listed twice with two classes is refused as in a label file (:func:`read_openoccupancy_label`)."""
-    return read_sparse_voxels(path, "prediction", OPENOCC_SHAPE, COLUMNS, DUPLICATE_RULE, duplicates=duplicates)
+    return save_npy_atomic(path, FILES.dense_to_rows(dense, np.uint16))
 
 
 # ------------------------------------------------------------------------------ reader

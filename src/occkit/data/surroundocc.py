@@ -17,7 +17,7 @@ a voxel not listed is empty (0). Rows that repeat a voxel with its class are rea
 listed twice with two classes is refused naming the file, the voxel and both classes, since which
 one is scored would be the reader's choice. SurroundOcc's ``LoadOccupancy`` and evaluation take the
 last row (their dense fill); ``occkit eval --allow-duplicate-voxels`` reads such files that way
-(:data:`DUPLICATE_RULE`, :func:`occkit.data.lidar_frame.rows_to_dense`).
+(:data:`FILES`, :func:`occkit.data.lidar_frame.rows_to_dense`).
 
 Predictions (``occkit predict``) are written in the same layout of rows, one file per frame:
 ``PRED/<token>.npy`` uint16 ``(N, 4)`` ``x, y, z, class`` of the voxels predicted non-empty.
@@ -31,14 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from occkit.data.lidar_frame import (
-    NUSC_OCC_EMPTY,
-    NUSC_OCC_IGNORE,
-    NUSC_OCC_NOISE,
     DuplicateVoxels,
     LidarFrameDataset,
-    check_prediction,
-    prediction_relpath,
-    read_sparse_voxels,
+    SparseVoxelFiles,
 )
 from occkit.fileio import save_npy_atomic
 from occkit.geometry.grid import Grid
@@ -46,11 +41,20 @@ from occkit.geometry.grid import Grid
 SURROUNDOCC_RANGE: tuple[float, ...] = (-50.0, -50.0, -5.0, 50.0, 50.0, 3.0)
 SURROUNDOCC_VOXEL = 0.5
 SURROUNDOCC_SHAPE: tuple[int, int, int] = (200, 200, 16)
-COLUMNS = ("x", "y", "z", "class")
 LABEL_DIR = "nuscenes_occ/samples"
-#: How the released code reads a voxel listed twice with two classes (the opt-in's rule).
-DUPLICATE_RULE = "last"
-DUPLICATE_POLICY = "last row (SurroundOcc's released reading)"
+#: The label and prediction files: the grid, the columns of a row, and how the released code reads
+#: a voxel listed twice with two classes (the ``--allow-duplicate-voxels`` opt-in's rule and its words).
+FILES = SparseVoxelFiles(
+    "SurroundOcc label",
+    SURROUNDOCC_SHAPE,
+    columns=("x", "y", "z", "class"),
+    rule="last",
+    policy="last row (SurroundOcc's released reading)",
+)
+dense_to_rows = FILES.dense_to_rows
+#: ``occkit predict``'s files (see the module docstring).
+write_prediction = FILES.write_prediction
+read_prediction = FILES.read_prediction
 
 
 def surroundocc_grid() -> Grid:
@@ -67,29 +71,7 @@ def read_surroundocc_label(path: str | os.PathLike, duplicates: DuplicateVoxels 
     """A SurroundOcc label file as the dense ``(200, 200, 16)`` uint8 grid: 0 empty, 1..16, 255
     ignored (noise). A file of the wrong shape, dtype, grid or classes, or listing a voxel twice
     with two classes (unless ``duplicates``: then the last row, recorded), raises naming it."""
-    return read_sparse_voxels(
-        path,
-        "SurroundOcc label",
-        SURROUNDOCC_SHAPE,
-        COLUMNS,
-        DUPLICATE_RULE,
-        noise=NUSC_OCC_IGNORE,
-        duplicates=duplicates,
-    )
-
-
-def dense_to_rows(dense: np.ndarray, dtype: type = np.int64) -> np.ndarray:
-    """The rows ``x, y, z, class`` of the voxels of ``dense`` that are not empty, in C order; the
-    ignored ones (255) as class 0 (noise), as SurroundOcc's files hold them."""
-    dense = np.asarray(dense)
-    if dense.shape != SURROUNDOCC_SHAPE:
-        raise ValueError(f"labels: shape {dense.shape}, expected {SURROUNDOCC_SHAPE}")
-    idx = np.argwhere(dense != NUSC_OCC_EMPTY)
-    cls = dense[idx[:, 0], idx[:, 1], idx[:, 2]].astype(np.int64)
-    cls[cls == NUSC_OCC_IGNORE] = NUSC_OCC_NOISE
-    if ((cls < 0) | (cls > 16)).any():
-        raise ValueError(f"labels: class ids {sorted(set(cls[(cls < 0) | (cls > 16)].tolist()))[:8]} outside 0..16")
-    return np.concatenate([idx, cls[:, None]], 1).astype(dtype)
+    return FILES.read_label(path, duplicates)
 
 
 def write_surroundocc_label(path: str | os.PathLike, dense: np.ndarray) -> Path:
@@ -97,22 +79,7 @@ def write_surroundocc_label(path: str | os.PathLike, dense: np.ndarray) -> Path:
     file (rows ``x, y, z, class``, noise = 0), atomically: uint8, the smallest type that holds them
     (indices 0..199, classes 0..16), 8x smaller than int64; the released loader reads any numeric
     type (``np.load(...).astype(np.float32)``) and occkit's reader any integer type."""
-    return save_npy_atomic(path, dense_to_rows(dense, np.uint8))
-
-
-# ------------------------------------------------------------------------------ predictions
-
-
-def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
-    """``folder/<token>.npy``: uint16 rows ``x, y, z, class`` of the voxels predicted non-empty."""
-    labels = check_prediction(token, labels, SURROUNDOCC_SHAPE)
-    return save_npy_atomic(Path(folder) / prediction_relpath(token), dense_to_rows(labels, np.uint16))
-
-
-def read_prediction(path: Path, duplicates: DuplicateVoxels | None = None) -> np.ndarray:
-    """A prediction file as ``(200, 200, 16)`` uint8 class ids (0 where no row is given); a voxel
-    listed twice with two classes is refused as in a label file (:func:`read_surroundocc_label`)."""
-    return read_sparse_voxels(path, "prediction", SURROUNDOCC_SHAPE, COLUMNS, DUPLICATE_RULE, duplicates=duplicates)
+    return save_npy_atomic(path, FILES.dense_to_rows(dense, np.uint8))
 
 
 # ------------------------------------------------------------------------------ reader

@@ -44,7 +44,7 @@ def lidar_frame_format(
 ) -> DatasetFormat:
     """The :class:`DatasetFormat` of a nuScenes occupancy labelling in the LiDAR frame whose reader
     and writer are the module ``layout`` (its ``LABEL_DIR``, ``write_prediction``,
-    ``read_prediction``, ``write_synthetic``, ``DUPLICATE_POLICY``), its dataset class ``dataset``; its
+    ``read_prediction``, ``write_synthetic``, ``FILES.policy``), its dataset class ``dataset``; its
     metric is :class:`~occkit.metrics.nusc_occupancy.NuScenesOccupancyMetric` under ``name``."""
 
     def detect(root: Path) -> str | None:
@@ -78,7 +78,7 @@ def lidar_frame_format(
         """The format's metrics over its prediction files (:func:`occkit.formats.evaluate.evaluate_predictions`).
         A label or prediction file listing a voxel twice with two classes is refused unless
         ``duplicate_voxels`` (``occkit eval --allow-duplicate-voxels``): then it is read as the
-        released code reads it (``layout.DUPLICATE_POLICY``), the result says so under
+        released code reads it (``layout.FILES.policy``), the result says so under
         ``duplicate_voxels`` (``policy``, ``files``: how many were read so) and a warning names them."""
         from occkit.formats.evaluate import evaluate_predictions
 
@@ -95,12 +95,12 @@ def lidar_frame_format(
         result = evaluate_predictions(
             replace(fmt, open=open_accepting, predictions=files), gt_root, pred_dir, split, **options
         )
-        result["duplicate_voxels"] = {"policy": layout.DUPLICATE_POLICY, "files": len(seen.files)}
+        result["duplicate_voxels"] = {"policy": layout.FILES.policy, "files": len(seen.files)}
         if seen.files:
             warnings.warn(
                 f"--allow-duplicate-voxels: {len(seen.files)} "
                 f"{'file lists' if len(seen.files) == 1 else 'files list'} a voxel twice with two classes, read as "
-                f"{layout.DUPLICATE_POLICY} (first: {seen.files[0]})",
+                f"{layout.FILES.policy} (first: {seen.files[0]})",
                 stacklevel=2,
             )
         return result

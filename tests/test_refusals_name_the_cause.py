@@ -139,3 +139,29 @@ def test_a_kitti360_splits_json_naming_missing_sequences_names_splits_json(tmp_p
     (tmp_path / "splits.json").write_text(json.dumps({"val": ["2013_05_28_drive_0000_sync", "gone"]}))
     with pytest.raises(ValueError, match=r"splits\.json: split 'val' names sequence\(s\) gone, which "):
         Kitti360Dataset(tmp_path, "val")
+
+
+def test_a_set_camera_a_fixed_camera_format_lacks_is_refused(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from occkit.data.nyu import NYU_FILE_SHAPE, write_bin, write_depth_png
+
+    root = tmp_path / "nyu"
+    (root / "NYUtrain").mkdir(parents=True)
+    write_bin(root / "NYUtrain" / "NYU0001_0000.bin", np.zeros(3), np.eye(4), np.zeros(NYU_FILE_SHAPE, np.uint8))
+    Image.fromarray(np.full((48, 64, 3), 128, np.uint8)).save(root / "NYUtrain" / "NYU0001_0000_color.jpg")
+    write_depth_png(root / "NYUtrain" / "NYU0001_0000.png", np.full((48, 64), 2.0, np.float32))
+    argv = ["train", "nyu-mono", "--data", str(root), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main([*argv, "--set", "data.cameras=[CAM_FRONT]"]) == 1  # was: trained, recording CAM_FRONT
+    err = _last_line(capsys)
+    want = "--set data.cameras=[CAM_FRONT]: CAM_FRONT is not a camera of NYUv2 (format nyu), whose frames have kinect"
+    assert want in err, err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    import argparse
+
+    from occkit.commands.train import _check_set_cameras
+    from occkit.experiment import load_experiment
+
+    ok = argparse.Namespace(set=["data.cameras=[kinect]"], data=root)
+    _check_set_cameras(ok, load_experiment("nyu-mono", ok.set))  # its own camera: accepted

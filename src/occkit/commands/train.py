@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from occkit.commands.checks import nonneg_float, positive_int
 from occkit.commands.options import add_data, add_out, add_overrides
@@ -171,6 +172,27 @@ def run(args: argparse.Namespace) -> int:
             lock.release()
 
 
+def _check_set_cameras(args: argparse.Namespace, cfg: Any) -> None:
+    """A ``--set data.cameras=...`` naming cameras that a format of fixed cameras (NYUv2's kinect,
+    SemanticKITTI's image_2, ...) lacks is refused: the frames are read with the format's own camera
+    whatever the setting says, and the run would record a camera its data lack. A preset's value is
+    left to the format (``kitti-mono``'s image_2 trains on KITTI-360's image_00)."""
+    given = [s for s in args.set or [] if s.split("=", 1)[0].strip() == "data.cameras"]
+    if not given:
+        return
+    from occkit.experiment import dataset_format
+
+    fmt = dataset_format(cfg, args.data)
+    if fmt.cameras is None:
+        return  # the dataset reader checks the cameras against the data (Occ3D's family)
+    bad = [c for c in cfg.data.cameras if c not in fmt.cameras]
+    if bad:
+        raise ValueError(
+            f"--set {given[-1]}: {', '.join(bad)} is not a camera of {fmt.display_name} (format {fmt.name}), whose "
+            f"frames have {', '.join(fmt.cameras)}; leave data.cameras out, or set it to {list(fmt.cameras)}"
+        )
+
+
 def _train(args: argparse.Namespace, cfg) -> int:
     from functools import partial
 
@@ -190,6 +212,7 @@ def _train(args: argparse.Namespace, cfg) -> int:
     if args.init_from is not None:  # set as given (a path is not parsed as YAML as --set values are)
         cfg.train.init_from = args.init_from
     cfg = fit_to_format(cfg, args.data)  # classes, free id, grid the preset leaves to the data's format
+    _check_set_cameras(args, cfg)
     train_set = build_train_set(cfg, args.data)
     if len(train_set) == 0:
         raise ValueError(f"{args.data}: split '{cfg.data.train_split}' has no frames")

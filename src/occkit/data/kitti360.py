@@ -56,11 +56,10 @@ from occkit.data.semantickitti import (
     KittiFrame,
     SemanticKITTIDataset,
     camera_from_calib,
-    dataset_splits,
-    own_split,
     pack_bits,
     read_label,
     require_invalid,
+    resolve_split,
     unpack_bits,
     write_label,
 )
@@ -452,20 +451,7 @@ class Kitti360Dataset(SemanticKITTIDataset):
             raise FileNotFoundError(f"{seq_root}: no 'data_2d_raw' folder (not an SSCBench-KITTI-360 layout)")
         if labels not in ("auto", "preprocess", "voxels"):
             raise ValueError(f"labels must be 'auto', 'preprocess' or 'voxels', got {labels!r}")
-        if isinstance(split, str):
-            own = dataset_splits(self.root)
-            if split == "all":
-                seqs = tuple(sorted(p.name for p in seq_root.iterdir() if p.is_dir()))
-            elif split in own:
-                seqs = own_split(self.root, seq_root, split, own)
-            elif split in KITTI360_SPLITS:
-                seqs = KITTI360_SPLITS[split]
-            else:
-                raise ValueError(
-                    f"split must be one of {sorted(KITTI360_SPLITS) + ['all']} or a tuple of sequences, got {split!r}"
-                )
-        else:
-            seqs = tuple(split)
+        seqs = resolve_split(self.root, seq_root, split, KITTI360_SPLITS)
         self.sequences = tuple(s for s in seqs if (seq_root / s).is_dir())
         self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
         self.labels = labels

@@ -93,6 +93,25 @@ def own_split(root: Path, seq_root: Path, split: str, own: dict[str, tuple[str, 
     return own[split]
 
 
+def resolve_split(
+    root: Path, seq_root: Path, split: str | tuple[str, ...], official: dict[str, tuple[str, ...]]
+) -> tuple[str, ...]:
+    """The sequence names of ``split`` in a KITTI-style layout (SemanticKITTI, KITTI-360), before
+    the reader keeps those ``seq_root`` holds: ``"all"`` (every folder of ``seq_root``), a name of the
+    dataset's own ``splits.json`` (:func:`own_split`, which takes precedence), a name of ``official``
+    (the benchmark's splits), or a tuple of sequence names as given. Another name raises."""
+    if not isinstance(split, str):
+        return tuple(split)
+    own = dataset_splits(root)
+    if split == "all":
+        return tuple(sorted(p.name for p in seq_root.iterdir() if p.is_dir()))
+    if split in own:
+        return own_split(root, seq_root, split, own)
+    if split in official:
+        return official[split]
+    raise ValueError(f"split must be one of {sorted(official) + ['all']} or a tuple of sequences, got {split!r}")
+
+
 # ------------------------------------------------------------------------------------ voxels
 
 
@@ -330,21 +349,7 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         seq_root = self.root / "sequences"
         if not seq_root.is_dir():
             raise FileNotFoundError(f"{seq_root}: no 'sequences' folder (not a SemanticKITTI layout)")
-        if isinstance(split, str):
-            own = dataset_splits(self.root)
-            if split == "all":
-                seqs = tuple(sorted(p.name for p in seq_root.iterdir() if p.is_dir()))
-            elif split in own:
-                seqs = own_split(self.root, seq_root, split, own)
-            elif split in SEMANTICKITTI_SPLITS:
-                seqs = SEMANTICKITTI_SPLITS[split]
-            else:
-                raise ValueError(
-                    f"split must be one of {sorted(SEMANTICKITTI_SPLITS) + ['all']} or a tuple of sequences, got "
-                    f"{split!r}"
-                )
-        else:
-            seqs = tuple(split)
+        seqs = resolve_split(self.root, seq_root, split, SEMANTICKITTI_SPLITS)
         self.sequences = tuple(s for s in seqs if (seq_root / s).is_dir())
         self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
         self.grid: Grid = semantickitti_grid()

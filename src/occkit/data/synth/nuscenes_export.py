@@ -46,29 +46,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from occkit.data.nuscenes_tables import LIDAR_CHANNEL, NUSCENES_TABLES
 from occkit.data.occ3d import NUSCENES_CAMERAS
 from occkit.fileio import load_npz, read_json, write_bytes_atomic, write_json_atomic
 
 NUSCENES_VERSION = "v1.0-synth"
 """The table folder ``occkit synth --format nuscenes`` writes (``NuScenes(version="v1.0-synth", ...)``)."""
-LIDAR_CHANNEL = "LIDAR_TOP"
-
-#: Every table nuScenes-devkit's ``NuScenes`` loads, in its order.
-TABLES: tuple[str, ...] = (
-    "category",
-    "attribute",
-    "visibility",
-    "instance",
-    "sensor",
-    "calibrated_sensor",
-    "ego_pose",
-    "log",
-    "scene",
-    "sample",
-    "sample_data",
-    "sample_annotation",
-    "map",
-)
 
 #: Occ3D object class -> nuScenes category (the Occ3D classes come from these nuScenes ones).
 CATEGORY_OF_CLASS: dict[str, str] = {
@@ -209,7 +192,7 @@ def write_nuscenes_tables(root: str | os.PathLike, version: str = NUSCENES_VERSI
         raise ValueError(f"nuScenes version {version!r}: expected v1.0-<name>")
     elevations = lidar_elevations(int(cfg["lidar_beams"])).numpy()
     height, width = (int(v) for v in cfg["image_size"])
-    t: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+    t: dict[str, list[dict[str, Any]]] = {name: [] for name in NUSCENES_TABLES}
     channels = [*NUSCENES_CAMERAS, LIDAR_CHANNEL]
     for ch in channels:
         t["sensor"].append(
@@ -375,7 +358,7 @@ def write_nuscenes_tables(root: str | os.PathLike, version: str = NUSCENES_VERSI
     )
     (root / "sweeps" / LIDAR_CHANNEL).mkdir(parents=True, exist_ok=True)
     folder = root / version
-    for name in TABLES:
+    for name in NUSCENES_TABLES:
         write_json_atomic(folder / f"{name}.json", t[name], indent=0)
     return folder
 

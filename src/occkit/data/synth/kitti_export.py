@@ -405,17 +405,17 @@ def export_semantickitti(
     scenes at once. ``layout``: :data:`SEMANTICKITTI_LAYOUT` or :data:`KITTI360_LAYOUT` (see
     :func:`export_kitti360`)."""
     from occkit.data.synth import split_scenes
-    from occkit.data.synth.writer import drop_scene_records, run_scenes
+    from occkit.data.synth.writer import DatasetExistsError, drop_scene_records, run_scenes
 
     out = Path(out_dir)
     started = layout.started(out)
     if layout.done(out) and not overwrite:
-        raise FileExistsError(
+        raise DatasetExistsError(
             f"{out}: already holds a {layout.name} export ({started.name if started else 'sequences'}/ and "
             "splits.json; pass overwrite=True to write over it)"
         )
     if started is not None and not overwrite and not resume:
-        raise FileExistsError(f"{out}: already holds {started.name}/ (pass overwrite=True to write over it)")
+        raise DatasetExistsError(f"{out}: already holds {started.name}/ (pass overwrite=True to write over it)")
     train, val = split_scenes(config.scenes, config.val_fraction)
     names = layout.sequence_names(train, val)
     out.mkdir(parents=True, exist_ok=True)

@@ -184,29 +184,8 @@ def export_lidar_frame_layout(
     ``out_dir``. Deterministic for a config; train / validation scenes as
     :func:`occkit.data.synth.split_scenes`; scenes a stopped run of the same config finished are
     kept (``resume``). A folder that already holds ``annotations.json`` raises unless ``overwrite``."""
-    from occkit.data.synth.writer import config_record, drop_scene_records, run_scenes, split_scenes
+    from occkit.data.synth.writer import export_occ3d_schema
 
-    if not isinstance(config, SynthConfig):
-        raise TypeError(f"config must be a SynthConfig, got {type(config).__name__}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: exists and is not a directory")
-    if (out / "annotations.json").exists() and not overwrite:
-        raise FileExistsError(
-            f"{out}: already holds a dataset (annotations.json); pass overwrite=True to write over it"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    records = run_scenes(out, config, _Worker(grid, write_label), progress=progress, resume=resume)
-    results = [records[i] for i in range(config.scenes)]
-    train, val = split_scenes(config.scenes, config.val_fraction)
-    ann = {
-        "layout": layout,
-        "train_split": [scene_name(i) for i in train],
-        "val_split": [scene_name(i) for i in val],
-        "scene_infos": {r["scene"]: r["infos"] for r in results},
-        "scene_descriptions": {r["scene"]: r["description"] for r in results},
-        "synth_config": config_record(config),
-    }
-    write_json_atomic(out / "annotations.json", ann)
-    drop_scene_records(out)
-    return out
+    return export_occ3d_schema(
+        out_dir, config, _Worker(grid, write_label), overwrite, progress, resume, header={"layout": layout}
+    )

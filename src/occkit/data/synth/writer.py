@@ -421,6 +421,61 @@ def drop_scene_records(out: Path) -> None:
     shutil.rmtree(out / SCENE_RECORDS, ignore_errors=True)
 
 
+class DatasetExistsError(FileExistsError, ValueError):
+    """A synthetic export refused: its folder already holds a dataset and ``overwrite`` was not given
+    (every writer of the world: :func:`export_occ3d_schema`, the KITTI layouts'). A
+    ``FileExistsError`` (what it is, and what the LiDAR-frame and KITTI writers raised) and a
+    ``ValueError`` (what :func:`generate_dataset` raised), so callers catching either still do."""
+
+
+def export_occ3d_schema(
+    out_dir: str | os.PathLike,
+    config: SynthConfig,
+    worker: Any,
+    overwrite: bool,
+    progress: bool,
+    resume: bool,
+    job_args: tuple[Any, ...] = (),
+    header: dict[str, Any] | None = None,
+) -> Path:
+    """Write the synthetic world under ``out_dir`` scene by scene (``worker((str(out), config, i,
+    *job_args))`` per scene ``i``, through :func:`run_scenes`; each returns ``{"scene", "infos",
+    "description"}``), then its ``annotations.json`` in Occ3D's schema: ``header``'s keys first (a
+    layout's name), the train / validation scenes of :func:`split_scenes`, each scene's frame infos
+    and description, the config. What the Occ3D-nuScenes writer (:func:`generate_dataset`) and the
+    LiDAR-frame layouts' (:func:`occkit.data.synth.lidar_frame_export.export_lidar_frame_layout`)
+    share; returns ``out_dir`` as a Path.
+
+    A ``config`` that is not a :class:`SynthConfig` raises ``TypeError``; an ``out_dir`` that is a
+    file, ``ValueError``; one that already holds an ``annotations.json``, :class:`DatasetExistsError`
+    unless ``overwrite``. ``progress`` and ``resume`` as :func:`run_scenes`."""
+    if not isinstance(config, SynthConfig):
+        raise TypeError(f"config must be a SynthConfig, got {type(config).__name__}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory")
+    if (out / "annotations.json").exists() and not overwrite:
+        raise DatasetExistsError(
+            f"{out}: already holds a dataset (annotations.json); pass overwrite=True (--overwrite) to write over it"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(out), config, i, *job_args) for i in range(config.scenes)]
+    records = run_scenes(out, config, worker, progress=progress, resume=resume, jobs=jobs)
+    results = [records[i] for i in range(config.scenes)]
+    train, val = split_scenes(config.scenes, config.val_fraction)
+    ann = {
+        **(header or {}),
+        "train_split": [scene_name(i) for i in train],
+        "val_split": [scene_name(i) for i in val],
+        "scene_infos": {r["scene"]: r["infos"] for r in results},
+        "scene_descriptions": {r["scene"]: r["description"] for r in results},
+        "synth_config": config_record(config),
+    }
+    write_json_atomic(out / "annotations.json", ann)
+    drop_scene_records(out)
+    return out
+
+
 def generate_dataset(
     out_dir: str | os.PathLike,
     config: SynthConfig,
@@ -443,28 +498,5 @@ def generate_dataset(
     Returns:
         ``out_dir`` as a Path (holding ``annotations.json``).
     """
-    if not isinstance(config, SynthConfig):
-        raise TypeError(f"config must be a SynthConfig, got {type(config).__name__}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: exists and is not a directory")
-    if (out / "annotations.json").exists() and not overwrite:
-        raise ValueError(
-            f"{out}: already holds a dataset (annotations.json); pass overwrite=True (--overwrite) to write over it"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out), config, i, progress) for i in range(config.scenes)]  # frame lines in the workers too
-    records = run_scenes(out, config, _worker, progress=progress, resume=resume, jobs=jobs)
-    results = [records[i] for i in range(config.scenes)]
-    train, val = split_scenes(config.scenes, config.val_fraction)
-    cfg = config_record(config)
-    ann = {
-        "train_split": [scene_name(i) for i in train],
-        "val_split": [scene_name(i) for i in val],
-        "scene_infos": {r["scene"]: r["infos"] for r in results},
-        "scene_descriptions": {r["scene"]: r["description"] for r in results},
-        "synth_config": cfg,
-    }
-    write_json_atomic(out / "annotations.json", ann)
-    drop_scene_records(out)
-    return out
+    # the frame lines in the workers too (generate_scene's progress)
+    return export_occ3d_schema(out_dir, config, _worker, overwrite, progress, resume, job_args=(progress,))

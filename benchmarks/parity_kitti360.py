@@ -24,7 +24,8 @@ needed) while the released loader runs; nothing else is changed.
 
 Predictions: the ground truth of each frame with its 255 set to 0, shifted one voxel along x and a
 seeded 5 % of voxels set to a random class, written by occkit's prediction writer; occkit scores the
-folder (``FORMAT.evaluate_folder``), ``SSCMetrics`` the same arrays against the released loader's targets.
+folder (occkit's one scoring loop, ``occkit.formats.evaluate.evaluate_predictions``), ``SSCMetrics``
+the same arrays against the released loader's targets.
 """
 
 from __future__ import annotations
@@ -284,7 +285,9 @@ def main() -> None:
             fmt.predictions.write(pred_dir / split, token, preds[token])
             m_rel.add_batch(preds[token][None].astype(np.int64), target[None].astype(np.int64))
         st = m_rel.get_stats()
-        ours = fmt.evaluate_folder(root, pred_dir / split, split)
+        from occkit.formats.evaluate import evaluate_predictions
+
+        ours = evaluate_predictions(fmt, root, pred_dir / split, split)
         from occkit.metrics.ssc import SSCMetric
 
         kitti_api = SSCMetric(19, 255, KITTI360_CLASSES)  # semantic-kitti-api's eps, SSCBench's labels

@@ -15,6 +15,7 @@ from occkit.data.semantickitti import SSC_SHAPE, camera_from_calib, read_label
 from occkit.data.synth import SynthConfig
 from occkit.data.synth.kitti_export import OCC3D_TO_KITTI360, occ3d_to_kitti360_raw
 from occkit.formats import get_format
+from occkit.formats.evaluate import evaluate_predictions
 from occkit.formats.kitti360 import SSCBenchMetric
 from occkit.labels import (
     KITTI360_CLASSES,
@@ -168,13 +169,14 @@ def test_evaluate_folder(world, tmp_path):
     ds = k.Kitti360Dataset(root, "val", load_images=False)
     lab, _ = ds.load_gt_arrays(0)
     FMT.predictions.write(tmp_path, ds.token(0), np.where(lab == 255, 0, lab))
-    r = FMT.evaluate_folder(root, tmp_path, "val")
+    r = evaluate_predictions(FMT, root, tmp_path, "val")
     assert r["completion_iou"] == pytest.approx(100.0) and r["frames"] == 1
     present = [KITTI360_CLASSES[c] for c in np.unique(lab) if 0 < c < 255]
     assert present and all(r["iou"][n] == pytest.approx(100.0, abs=1e-2) for n in present)  # tp / (tp + 1e-5)
-    (tmp_path / "none").mkdir()
-    with pytest.raises(FileNotFoundError, match="no prediction for 1 of 1"):
-        FMT.evaluate_folder(root, tmp_path / "none", "val")
+    (tmp_path / "none").mkdir()  # no frame matched: refused, never a table of zeros (--allow-missing or not)
+    for allow in (False, True):
+        with pytest.raises(ValueError, match="none of its predictions is of a frame of this ground truth"):
+            evaluate_predictions(FMT, root, tmp_path / "none", "val", allow_missing=allow)
 
 
 def test_semantickitti_predictions_on_kitti360_ground_truth(world, tmp_path):
@@ -301,7 +303,7 @@ def test_end_to_end_through_the_cli(tmp_path):
         ds = build_dataset(cfg, root, "val")
         amp = resolve_amp(dev, cfg.optim.amp, cfg.optim.cpu_bf16)  # as occkit predict runs it (bf16 on CPUs with it)
         loop = evaluate(method, eval_batches(ds, 1), dev, amp, dataset_format="kitti360", num_classes=19)
-        files = FMT.evaluate_folder(root, pred, "val")
+        files = evaluate_predictions(FMT, root, pred, "val")
         assert loop["ssc_miou"] == pytest.approx(files["ssc_miou"], abs=1e-6)
         assert loop["completion_iou"] == pytest.approx(files["completion_iou"], abs=1e-6)
     finally:
@@ -324,7 +326,7 @@ def test_label_without_its_invalid_is_refused(tmp_path):
         _one_line(e, missing)
     FMT.predictions.write(tmp_path / "pred", f"{seq}/000000", np.zeros(SSC_SHAPE, np.uint8))
     with pytest.raises(FileNotFoundError) as e:
-        FMT.evaluate_folder(tmp_path, tmp_path / "pred", "val")
+        evaluate_predictions(FMT, tmp_path, tmp_path / "pred", "val")
     _one_line(e, missing)
     k.write_invalid(missing, np.zeros(SSC_SHAPE, bool))  # with it, read as before
-    assert FMT.evaluate_folder(tmp_path, tmp_path / "pred", "val")["frames"] == 1
+    assert evaluate_predictions(FMT, tmp_path, tmp_path / "pred", "val")["frames"] == 1

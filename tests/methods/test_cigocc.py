@@ -241,7 +241,8 @@ def test_submission_round_trip(tmp_path):
     from occkit.engine.data import eval_batches
     from occkit.engine.evaluate import evaluate
     from occkit.experiment import build_dataset, load_checkpoint_method
-    from occkit.metrics.evaluate import evaluate_semantickitti
+    from occkit.formats import get_format
+    from occkit.formats.evaluate import evaluate_predictions
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -281,7 +282,7 @@ def test_submission_round_trip(tmp_path):
         method, cfg, _, dev = load_checkpoint_method(run, "cpu")
         ds = build_dataset(cfg, root, "val")
         loop = evaluate(method, eval_batches(ds, 1), dev, dataset_format="semantickitti", num_classes=20)
-        files = evaluate_semantickitti(root, pred, split="val")
+        files = evaluate_predictions(get_format("semantickitti"), root, pred, split="val")
         assert loop["ssc_miou"] == pytest.approx(files["ssc_miou"], abs=1e-6)
         assert loop["completion_iou"] == pytest.approx(files["completion_iou"], abs=1e-6)
         assert np.isfinite(loop["miou"])

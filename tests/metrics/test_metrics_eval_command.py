@@ -11,8 +11,10 @@ import pytest
 from occkit.cli import main
 from occkit.data.semantickitti import SSC_SHAPE, write_bitpacked, write_calib, write_label, write_ssc_prediction
 from occkit.fileio import save_npz_atomic, write_json_atomic
+from occkit.formats import get_format
 from occkit.formats.evaluate import detect_format_name as detect_format
-from occkit.metrics.evaluate import evaluate_occ3d, evaluate_semantickitti, load_occ3d_prediction
+from occkit.formats.evaluate import evaluate_predictions
+from occkit.metrics.evaluate import evaluate_occ3d, load_occ3d_prediction
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -168,7 +170,7 @@ def test_semantickitti_eval(tmp_path):
     # the flat layout <pred>/<sequence>/<frame>.label, format given explicitly
     for f, (learn, _) in gts.items():
         write_ssc_prediction(tmp_path / "flat" / "08" / f"{f}.label", np.where(learn == 1, 4, learn).astype(np.uint8))
-    r2 = evaluate_semantickitti(tmp_path / "gt", tmp_path / "flat", progress=False)
+    r2 = evaluate_predictions(get_format("semantickitti"), tmp_path / "gt", tmp_path / "flat", progress=False)
     assert r2["iou"]["car"] == 0.0 and r2["completion_iou"] == pytest.approx(100.0) and r2["ssc_miou"] < 100.0
     assert (
         main(

@@ -1,9 +1,9 @@
 """Folder scoring that asks the format registry (what ``occkit eval`` runs above the metrics): the
 format of a ``--gt`` folder (:func:`detect_format_name`, with the hint that it holds predictions),
-a format's generic scoring of a prediction folder (:func:`evaluate_predictions`, for a format with
-no ``evaluate_folder`` and for ``--class-map``), and the summary lines a result's format prints
-(:func:`table_keys`). The metrics and the Occ3D / SemanticKITTI folder scorers below it are in
-:mod:`occkit.metrics.evaluate`.
+occkit's one scoring loop over a prediction folder (:func:`evaluate_predictions`: every format but
+Occ3D, whose RayIoU walks LiDAR rays over the poses of a scene in processes of their own, and
+``--class-map``), and the summary lines a result's format prints (:func:`table_keys`). The metrics
+and the Occ3D folder scorer below it are in :mod:`occkit.metrics.evaluate`.
 """
 
 from __future__ import annotations
@@ -135,6 +135,10 @@ def evaluate_predictions(
     def load(token: str) -> tuple[np.ndarray, Any]:
         pred = files.read(pred_files[token])
         sample = ds[ds.index_of(token)]
+        if sample.occupancy is None:
+            raise ValueError(
+                f"{gt_root}: frame {token} of split {split!r} has no labels (a test split?): nothing to score"
+            )
         if region is not None:
             r = np.asarray(region(token))
             if r.shape != tuple(pred.shape) or r.dtype != np.bool_:

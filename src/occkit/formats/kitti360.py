@@ -93,48 +93,6 @@ def metrics(options: dict[str, Any] | None = None) -> list[SSCBenchMetric]:
     return [SSCBenchMetric(device=options.get("device"))]
 
 
-def evaluate_folder(
-    gt_root: str | Path,
-    pred_dir: str | Path,
-    split: str = "val",
-    allow_missing: bool = False,
-    device: str | torch.device = "cpu",
-    metrics: Any = None,
-    **_: Any,
-) -> dict[str, Any]:
-    """SSCBench's scores of a prediction folder (``<seq>/<frame>.label``) against ``gt_root``.
-    A frame of the split without a prediction raises unless ``allow_missing`` (then it is left
-    out and counted in ``missing``). ``metrics``: only ``ssc`` (or ``miou``) is available;
-    ``workers`` and ``progress`` are accepted and unused."""
-    unknown = set(metrics or ()) - {"ssc", "miou"}
-    if unknown:
-        raise ValueError(f"--metrics: {sorted(unknown)} not available for SSCBench-KITTI-360 (ssc only)")
-    pred_dir = Path(pred_dir)
-    if not pred_dir.is_dir():
-        raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
-    ds = Kitti360Dataset(gt_root, split, load_images=False, load_gt=True)
-    if len(ds) == 0:
-        raise ValueError(f"{gt_root}: no labelled frames in split {split!r} (sequences {ds.sequences or 'none found'})")
-    files = index_predictions(pred_dir)
-    tokens = [ds.token(i) for i in range(len(ds))]
-    missing = [t for t in tokens if t not in files]
-    if missing and not allow_missing:
-        raise FileNotFoundError(
-            f"{pred_dir}: no prediction for {len(missing)} of {len(tokens)} frames (first: {missing[0]}.label); "
-            "pass --allow-missing to score the others"
-        )
-    m = SSCBenchMetric(device=device)
-    for i, t in enumerate(tokens):
-        if t in files:
-            labels, invalid = ds.load_gt_arrays(i)
-            pred = read_prediction(files[t])
-            m.update(torch.from_numpy(pred[None]), torch.from_numpy(labels[None]), torch.from_numpy(invalid[None]))
-    out: dict[str, Any] = {"benchmark": "kitti360", "split": split}
-    out.update(m.compute())
-    out["missing"], out["extra"] = len(missing), len(set(files) - set(tokens))
-    return out
-
-
 def _write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     return write_prediction(prediction_path(folder, token), labels)
 
@@ -164,7 +122,6 @@ FORMAT = DatasetFormat(
         read=read_prediction,
         relpath=lambda token: str(prediction_path(".", token)),
     ),
-    evaluate_folder=evaluate_folder,
     write_synthetic=write_synthetic,
     cameras=(Kitti360Dataset.CAMERA,),
     folder_options=frozenset({"metrics"}),

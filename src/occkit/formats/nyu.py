@@ -12,13 +12,11 @@ Predictions are ``<token>.npz`` files holding ``semantics``, uint8 ``(60, 60, 36
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from occkit.data.nyu import NYUDataset, is_nyu_root
 from occkit.fileio import load_npz, save_npz_atomic
@@ -86,30 +84,6 @@ def read_prediction(path: Path) -> np.ndarray:
     if sem.size and (int(sem.min()) < 0 or int(sem.max()) >= NYU_NUM_CLASSES):
         raise ValueError(f"{path}: 'semantics' has classes outside 0..{NYU_NUM_CLASSES - 1}")
     return sem.astype(np.uint8)
-
-
-def evaluate_nyu(
-    gt_root: str | os.PathLike,
-    pred_dir: str | os.PathLike,
-    split: str = "test",
-    allow_missing: bool = False,
-    device: str | torch.device = "cpu",
-    metrics: Any = None,
-    **options: Any,
-) -> dict[str, Any]:
-    """MonoScene's NYUv2 SSC scores of a prediction folder (``occkit eval --format nyu``): the
-    format's metric over its frames and prediction files
-    (:func:`occkit.formats.evaluate.evaluate_predictions`): ``ssc_miou``, ``completion_iou``,
-    ``precision``, ``recall``, ``iou`` per class (percent), ``frames``, with ``miou`` /
-    ``geometry_iou`` aliases, ``benchmark``, ``missing``, ``extra``. ``metrics``: only ``ssc`` (or
-    ``miou``) is available; ``workers`` and ``progress`` are passed on."""
-    from occkit.formats.evaluate import evaluate_predictions
-
-    unknown = set(metrics or ()) - {"ssc", "miou"}
-    if unknown:
-        raise ValueError(f"--metrics: {sorted(unknown)} not available for NYUv2 (ssc only)")
-    options.pop("mask", None)
-    return evaluate_predictions(FORMAT, gt_root, pred_dir, split, allow_missing=allow_missing, device=device, **options)
 
 
 #: JPEG quality of generated colour images (the indoor world writes its own at 92 by default).
@@ -194,7 +168,6 @@ FORMAT = DatasetFormat(
     predictions=PredictionFiles(
         write=write_prediction, index=index_predictions, read=read_prediction, relpath=prediction_relpath
     ),
-    evaluate_folder=evaluate_nyu,
     write_synthetic=_write_synthetic,
     write_generated=write_generated,
     cameras=CAMERAS,

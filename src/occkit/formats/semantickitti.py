@@ -4,9 +4,9 @@ scored by the SSC metrics of the semantic-kitti-api.
 
 The reader is :class:`occkit.data.semantickitti.SemanticKITTIDataset` (the layout is described
 there), the metric :class:`occkit.metrics.ssc.SSCMetric`, the submission files
-``sequences/<XX>/predictions/<NNNNNN>.label`` (uint16 raw ids) and the folder scoring
-:func:`occkit.metrics.evaluate.evaluate_semantickitti`. A folder holding ``sequences/`` and no
-``annotations.json`` is SemanticKITTI (registry order puts Occ3D first, which takes the others).
+``sequences/<XX>/predictions/<NNNNNN>.label`` (uint16 raw ids), scored by occkit's one scoring loop
+(:func:`occkit.formats.evaluate.evaluate_predictions`: the invalid voxels are the frames' masks). A
+folder holding ``sequences/`` and no ``annotations.json`` is SemanticKITTI.
 """
 
 from __future__ import annotations
@@ -79,15 +79,6 @@ def read_prediction(path: Path) -> np.ndarray:
     return load_semantickitti_prediction(path)
 
 
-def evaluate_folder(gt_root: Any, pred_dir: Any, split: str = "val", **options: Any) -> dict[str, Any]:
-    from occkit.metrics.evaluate import evaluate_semantickitti
-
-    metrics = set(options.pop("metrics", None) or ())
-    if metrics - {"ssc", "miou"}:
-        raise ValueError(f"--metrics: {sorted(metrics - {'ssc', 'miou'})} not available for SemanticKITTI (ssc only)")
-    return evaluate_semantickitti(gt_root, pred_dir, split, **options)
-
-
 def write_synthetic(out: Path, config: Any) -> None:
     from occkit.data.synth.kitti_export import export_semantickitti
 
@@ -110,7 +101,6 @@ FORMAT = DatasetFormat(
     predictions=PredictionFiles(
         write=write_prediction, index=prediction_files, read=read_prediction, relpath=prediction_relpath
     ),
-    evaluate_folder=evaluate_folder,
     write_synthetic=write_synthetic,
     cameras=CAMERAS,
     folder_options=frozenset({"metrics"}),

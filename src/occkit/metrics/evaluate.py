@@ -549,58 +549,6 @@ def _occ3d_in_processes(
     return occ, ray
 
 
-def evaluate_semantickitti(
-    gt_root: str | os.PathLike,
-    pred_dir: str | os.PathLike,
-    split: str = "val",
-    allow_missing: bool = False,
-    device: str | torch.device = "cpu",
-    workers: int = 4,
-    progress: bool | None = None,
-) -> dict[str, Any]:
-    """SemanticKITTI SSC metrics of a prediction folder (submission layout).
-
-    Returns ``ssc_miou``, ``completion_iou``, ``precision``, ``recall``, ``iou``, ``frames``,
-    plus ``miou`` (= ``ssc_miou``), ``geometry_iou`` (= ``completion_iou``), ``mask``
-    (``"invalid"``: 255 and invalid voxels left out), ``benchmark``, ``missing``, ``extra``.
-    """
-    from occkit.data.semantickitti import SemanticKITTIDataset
-    from occkit.metrics.ssc import SSCMetric
-
-    pred_dir = Path(pred_dir)
-    if not pred_dir.is_dir():
-        raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
-    ds = SemanticKITTIDataset(gt_root, split, load_images=False, load_gt=True)
-    if len(ds) == 0:
-        raise ValueError(f"{gt_root}: no labelled frames in split {split!r} (sequences {ds.sequences or 'none found'})")
-    pred_files = semantickitti_prediction_files(pred_dir)
-    gt_ids = [ds.token(i) for i in range(len(ds))]
-    tokens, n_missing, n_extra = _match(gt_ids, pred_files, pred_dir, allow_missing)
-    index = {t: i for i, t in enumerate(gt_ids)}
-
-    def load(token: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pred = load_semantickitti_prediction(pred_files[token])
-        labels, invalid = ds.load_gt_arrays(index[token])
-        return pred, labels, invalid
-
-    m = SSCMetric(device=device)
-    bar = _bar(len(tokens), progress)
-    for pred, labels, invalid in _prefetch(load, tokens, workers):
-        m.update(
-            torch.from_numpy(pred[None]).to(device),
-            torch.from_numpy(labels[None]).to(device),
-            torch.from_numpy(invalid[None]).to(device),
-        )
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    out: dict[str, Any] = {"benchmark": "semantickitti", "split": split}
-    out.update(m.compute())  # with miou = ssc_miou, geometry_iou = completion_iou, mask = invalid
-    out["missing"], out["extra"] = n_missing, n_extra
-    return out
-
-
 # ------------------------------------------------------------------------------------ output
 
 
@@ -669,7 +617,6 @@ def write_result_csv(path: str | os.PathLike, result: dict[str, Any]) -> Path:
 __all__ = [
     "default_processes",
     "evaluate_occ3d",
-    "evaluate_semantickitti",
     "format_table",
     "load_occ3d_prediction",
     "one_thread_pool",

@@ -115,7 +115,8 @@ def test_image_calib_and_voxels_agree(kitti_root):
 
 def test_eval_on_export(kitti_root, tmp_path):
     from occkit.data.semantickitti import write_ssc_prediction
-    from occkit.metrics.evaluate import evaluate_semantickitti
+    from occkit.formats import get_format
+    from occkit.formats.evaluate import evaluate_predictions
 
     root, _ = kitti_root
     ds = SemanticKITTIDataset(root, "val", load_images=False)
@@ -124,7 +125,7 @@ def test_eval_on_export(kitti_root, tmp_path):
         tmp_path / "sequences" / "08" / "predictions" / "000000.label",
         np.where(labels == 255, 0, labels).astype(np.uint8),
     )
-    r = evaluate_semantickitti(root, tmp_path, progress=False)
+    r = evaluate_predictions(get_format("semantickitti"), root, tmp_path, progress=False)
     assert r["completion_iou"] == pytest.approx(100.0) and r["precision"] == pytest.approx(100.0)
     # classes the evaluation can see: invalid voxels are excluded, so a class whose voxels are
     # all invalid is absent from the confusion matrix (IoU 0 by the SSC convention)

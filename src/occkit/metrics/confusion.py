@@ -160,6 +160,19 @@ def all_reduce_counts(matrix: torch.Tensor, frames: int) -> tuple[torch.Tensor, 
     return state[:-1].view(matrix.shape).clone(), int(state[-1])
 
 
+def voxel_class_ids(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """What a voxel metric's ``update`` checks first: ``gt`` must be ``(B, X, Y, Z)``; ``pred`` as
+    class ids: integer ``(B, X, Y, Z)`` as is, or float logits ``(B, C, X, Y, Z)`` through an argmax
+    over ``C``. A wrong shape raises a ``ValueError`` naming ``gt`` or ``pred``."""
+    if gt.dim() != 4:
+        raise ValueError(f"gt: expected shape (B, X, Y, Z), got {tuple(gt.shape)}")
+    if pred.is_floating_point():
+        if pred.dim() != 5:
+            raise ValueError(f"pred: float logits must be (B, C, X, Y, Z), got {tuple(pred.shape)}")
+        return pred.argmax(1)
+    return pred
+
+
 class ConfusionCounts:
     """The state of a streaming confusion-matrix metric and what every such metric does with it.
 

@@ -30,7 +30,7 @@ import torch
 
 from occkit.data.lidar_frame import NUSC_OCC_CLASSES, NUSC_OCC_EMPTY, NUSC_OCC_IGNORE, NUSC_OCC_NUM_CLASSES
 from occkit.metrics.base import Targets
-from occkit.metrics.confusion import ConfusionCounts, confusion_matrix, metric_class_names
+from occkit.metrics.confusion import ConfusionCounts, confusion_matrix, metric_class_names, voxel_class_ids
 
 
 def nusc_occupancy_confusion(
@@ -127,12 +127,7 @@ class NuScenesOccupancyMetric(ConfusionCounts):
         """
         if isinstance(gt, Targets):
             gt = gt.occupancy
-        if gt.dim() != 4:
-            raise ValueError(f"gt: expected shape (B, X, Y, Z), got {tuple(gt.shape)}")
-        if pred.is_floating_point():
-            if pred.dim() != 5:
-                raise ValueError(f"pred: float logits must be (B, C, X, Y, Z), got {tuple(pred.shape)}")
-            pred = pred.argmax(1)
+        pred = voxel_class_ids(pred, gt)
         gt = gt.to(self._counts_device(gt.device))
         self.counts += nusc_occupancy_confusion(pred, gt, self.num_classes, self.ignore_index)
         self.frames += int(gt.shape[0])

@@ -26,7 +26,7 @@ import torch
 
 from occkit.labels import SEMANTICKITTI_CLASSES, SEMANTICKITTI_IGNORE, SEMANTICKITTI_NUM_CLASSES
 from occkit.metrics.base import Targets
-from occkit.metrics.confusion import ConfusionCounts, confusion_matrix, metric_class_names
+from occkit.metrics.confusion import ConfusionCounts, confusion_matrix, metric_class_names, voxel_class_ids
 
 
 def ssc_confusion(
@@ -151,12 +151,7 @@ class SSCMetric(ConfusionCounts):
             t = gt
             gt = t.occupancy
             invalid = t.invalid if t.invalid is not None else None if t.mask_camera is None else ~t.mask_camera.bool()
-        if gt.dim() != 4:
-            raise ValueError(f"gt: expected shape (B, X, Y, Z), got {tuple(gt.shape)}")
-        if pred.is_floating_point():
-            if pred.dim() != 5:
-                raise ValueError(f"pred: float logits must be (B, C, X, Y, Z), got {tuple(pred.shape)}")
-            pred = pred.argmax(1)
+        pred = voxel_class_ids(pred, gt)
         dev = self._counts_device(gt.device)
         gt, invalid = gt.to(dev), None if invalid is None else invalid.to(dev)
         self.counts += ssc_confusion(pred, gt, invalid, self.num_classes, self.ignore_index)

@@ -86,6 +86,22 @@ def _check_labels(path: Path, arr, num_classes: int):
     return arr
 
 
+def _save_views(out: Path, cameras: tuple[str, ...], maps: Any, prefix: str) -> tuple[Any, Any]:
+    """Write each camera's ``<cam>_<prefix>depth.npy`` (float32) and ``<cam>_<prefix>semantics.npy``
+    (uint8) of rendered ``maps`` (``depth``, ``semantics``: ``(N, H, W)`` tensors) into ``out``,
+    atomically; returns the two ``(N, H, W)`` arrays."""
+    import numpy as np
+
+    from occkit.fileio import save_npy_atomic
+
+    depth = maps.depth.cpu().numpy().astype(np.float32)
+    sem = maps.semantics.cpu().numpy().astype(np.uint8)
+    for i, cam in enumerate(cameras):
+        save_npy_atomic(out / f"{cam}_{prefix}depth.npy", depth[i])
+        save_npy_atomic(out / f"{cam}_{prefix}semantics.npy", sem[i])
+    return depth, sem
+
+
 def run(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
@@ -97,7 +113,6 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     import numpy as np
     import torch
 
-    from occkit.fileio import save_npy_atomic
     from occkit.formats import detect_format
     from occkit.rendering.views import render_logits_views, render_occupancy_views
 
@@ -149,42 +164,16 @@ def _run(args: argparse.Namespace, held: Any) -> int:
                 f"{folder}: the method predicts {logits.shape[0]} classes, {fmt.display_name} (format {fmt.name}) "
                 f"has {table.num_classes}"
             )
-        maps = render_logits_views(
-            logits,
-            grid,
-            sample.intrinsics.to(device),
-            sample.T_ego_from_cam.to(device),
-            H,
-            W,
-            free_index=table.free,
-            **kw,
-        )
+        views = (grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W)  # the frame's cameras
+        maps = render_logits_views(logits, *views, free_index=table.free, **kw)
         source = f"checkpoint {folder}"
         if args.teacher:
-            t_maps = render_logits_views(
-                teacher_logits,
-                grid,
-                sample.intrinsics.to(device),
-                sample.T_ego_from_cam.to(device),
-                H,
-                W,
-                free_index=table.free,
-                **kw,
-            )
+            t_maps = render_logits_views(teacher_logits, *views, free_index=table.free, **kw)
             gt_sample = fmt.open_split(args.data, "all", load_gt=True, load_extras=False)
             occ = gt_sample[gt_sample.index_of(args.token)].occupancy
             if occ is None:
                 raise ValueError(f"{args.data}: frame {args.token} has no ground truth to compare with")
-            gt_maps = render_occupancy_views(
-                _known(occ, table).to(device),
-                grid,
-                sample.intrinsics.to(device),
-                sample.T_ego_from_cam.to(device),
-                H,
-                W,
-                **classes,
-                **kw,
-            )
+            gt_maps = render_occupancy_views(_known(occ, table).to(device), *views, **classes, **kw)
     else:
         device = torch.device(
             "cuda"
@@ -204,17 +193,9 @@ def _run(args: argparse.Namespace, held: Any) -> int:
         )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    depth = maps.depth.cpu().numpy().astype(np.float32)
-    sem = maps.semantics.cpu().numpy().astype(np.uint8)
-    for i, cam in enumerate(ds.cameras):
-        save_npy_atomic(out / f"{cam}_depth.npy", depth[i])
-        save_npy_atomic(out / f"{cam}_semantics.npy", sem[i])
+    depth, sem = _save_views(out, ds.cameras, maps, "")
     if args.teacher:
-        t_depth = t_maps.depth.cpu().numpy().astype(np.float32)
-        t_sem = t_maps.semantics.cpu().numpy().astype(np.uint8)
-        for i, cam in enumerate(ds.cameras):
-            save_npy_atomic(out / f"{cam}_teacher_depth.npy", t_depth[i])
-            save_npy_atomic(out / f"{cam}_teacher_semantics.npy", t_sem[i])
+        t_depth, t_sem = _save_views(out, ds.cameras, t_maps, "teacher_")
         if not args.no_picture:
             cams = args.cameras.split(",") if args.cameras else list(ds.cameras)
             bad = [c for c in cams if c not in ds.cameras]

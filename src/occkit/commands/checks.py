@@ -7,7 +7,10 @@ Use as ``p.add_argument("--steps", type=positive_int, ...)``.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
+from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any, TypeVar
 
 _N = TypeVar("_N", int, float)
@@ -15,6 +18,19 @@ _N = TypeVar("_N", int, float)
 MAX_TEXT = 500
 """Longest free text (``--text`` of query and generate) in characters: a query or a scene
 description is a phrase or two; the text encoders read a few dozen words."""
+
+
+def holding_outputs(body: Callable[[argparse.Namespace, ExitStack], int]) -> Callable[[argparse.Namespace], int]:
+    """A verb's ``run(args)`` made of ``body(args, held)``: ``held`` is an :class:`~contextlib.ExitStack`
+    the body enters its outputs' locks into once it has checked ``--out``
+    (``held.enter_context(locked_output(...))``); they are released when the body returns or raises."""
+
+    @functools.wraps(body)
+    def run(args: argparse.Namespace) -> int:
+        with ExitStack() as held:
+            return body(args, held)
+
+    return run
 
 
 def check_text(text: str, what: str = "--text") -> str:

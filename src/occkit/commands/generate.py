@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from occkit.commands.checks import nonneg_float, positive_int, seed_int
+from occkit.commands.checks import holding_outputs, nonneg_float, positive_int, seed_int
 from occkit.commands.options import add_ckpt, add_data, add_device, add_out, add_split
 
 EPILOG = (
@@ -86,14 +86,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run(args: argparse.Namespace) -> int:
-    from contextlib import ExitStack
-
-    with ExitStack() as held:  # the output's lock, taken once --out is checked, released at the end
-        return _run(args, held)
-
-
-def _run(args: argparse.Namespace, held: Any) -> int:
+@holding_outputs  # the output's lock, taken once --out is checked, released at the end
+def run(args: argparse.Namespace, held: Any) -> int:
     from occkit.engine.checkpoint import checkpoint_identity
     from occkit.experiment import build_dataset, dataset_format, load_checkpoint_method
     from occkit.generation.dataset import record_dataset_files

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from occkit.commands.checks import nonneg_int, positive_int
+from occkit.commands.checks import holding_outputs, nonneg_int, positive_int
 from occkit.commands.options import add_ckpt, add_data, add_device, add_out, add_overrides, add_split
 
 
@@ -95,14 +95,8 @@ def predicted_files(folder: Path) -> set[str] | None:
     return names
 
 
-def run(args: argparse.Namespace) -> int:
-    from contextlib import ExitStack
-
-    with ExitStack() as held:  # the output's lock, taken once --out is checked, released at the end
-        return _run(args, held)
-
-
-def _run(args: argparse.Namespace, held: Any) -> int:
+@holding_outputs  # the output's lock, taken once --out is checked, released at the end
+def run(args: argparse.Namespace, held: Any) -> int:
     from occkit import __version__
     from occkit.engine.checkpoint import checkpoint_identity
     from occkit.engine.data import eval_batches

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from occkit.commands.checks import nonneg_int, positive_float, positive_int, unit_float
+from occkit.commands.checks import holding_outputs, nonneg_int, positive_float, positive_int, unit_float
 from occkit.commands.options import add_choice, add_data, add_out, add_split
 
 
@@ -87,14 +87,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run(args: argparse.Namespace) -> int:
-    from contextlib import ExitStack
-
-    with ExitStack() as held:  # the output's lock, taken once --out is checked, released at the end
-        return _run(args, held)
-
-
-def _run(args: argparse.Namespace, held: Any) -> int:
+@holding_outputs  # the output's lock, taken once --out is checked, released at the end
+def run(args: argparse.Namespace, held: Any) -> int:
     from occkit.pseudolabel.dataset import RECORD_FILE, PseudoLabelConfig, make_pseudo_labels, pseudo_layout
     from occkit.pseudolabel.quality import format_quality, label_quality
 

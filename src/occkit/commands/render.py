@@ -25,7 +25,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from occkit.commands.checks import positive_float, positive_int
+from occkit.commands.checks import holding_outputs, positive_float, positive_int
 from occkit.commands.options import add_cameras, add_ckpt, add_data, add_device, add_out
 
 
@@ -102,14 +102,8 @@ def _save_views(out: Path, cameras: tuple[str, ...], maps: Any, prefix: str) -> 
     return depth, sem
 
 
-def run(args: argparse.Namespace) -> int:
-    from contextlib import ExitStack
-
-    with ExitStack() as held:  # the output's lock, taken once --out is checked, released at the end
-        return _run(args, held)
-
-
-def _run(args: argparse.Namespace, held: Any) -> int:
+@holding_outputs  # the output's lock, taken once --out is checked, released at the end
+def run(args: argparse.Namespace, held: Any) -> int:
     import numpy as np
     import torch
 

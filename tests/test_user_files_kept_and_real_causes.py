@@ -602,9 +602,9 @@ def test_the_demo_ends_with_next_steps_that_parse(tmp_path):
     from occkit.cli import COMMANDS, build_parser
     from occkit.commands.demo import next_steps
 
-    lines = next_steps(tmp_path / "demo", tmp_path / "demo" / "run" / "checkpoints" / "step_000100")
+    lines = next_steps(tmp_path / "demo", tmp_path / "demo" / "run" / "checkpoints" / "step_000100", program="occkit")
     cmds = [shlex.split(line.split("#")[0]) for line in lines if line.strip().startswith("occkit ")]
-    assert [c[1] for c in cmds] == ["show", "view", "eval", "train", "predict"]
+    assert [c[1] for c in cmds] == ["show", "eval", "predict", "view", "train"]  # run: tests/test_demo_next_steps.py
     for argv in cmds:
         build_parser(tuple(c for c in COMMANDS if c[0] == argv[1])).parse_args(argv[1:])  # each one as written
 

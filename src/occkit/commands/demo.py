@@ -1,13 +1,29 @@
 """``occkit demo [--out DIR]``: the main job on a laptop, end to end, with progress throughout.
 
 1. generate a small synthetic world (``DIR/data``; reused when already there),
-2. fine-tune the ``synth-cpu`` network that occkit ships (``occkit/weights/synth-cpu-demo.safetensors``:
-   trained 3000 steps on a synthetic world of seed 1000, a seed the demo does not generate, by
-   ``tools/make_demo_weights.py``) on this world for a fixed number of steps (``DIR/run``); or, with
-   ``--from-scratch``, train it from random weights (900 steps, a larger world),
-3. evaluate on the validation scenes: mIoU (camera mask), geometry IoU, RayIoU,
-4. write Occ3D submission files (``DIR/predictions``), pictures of predictions beside their
-   ground truth (``DIR/pictures``) and a short report (``DIR/report.md``).
+2. train ``synth-cpu`` on it for a fixed number of steps (``DIR/run``), starting (``--start``) from
+   - ``backbone`` (the default): the image backbone (ResNet-18) of the ``synth-cpu`` network that occkit
+     ships (``occkit/weights/synth-cpu-demo.safetensors``: trained 3000 steps on a synthetic world of
+     seed 1000, a seed the demo does not generate, by ``tools/make_demo_weights.py``), written to
+     ``DIR/backbone.safetensors`` and read through ``model.backbone_weights``, under a fresh, randomly
+     initialised 3D network (neck, depth net, lift, 3D encoder, head): 100 steps. This is how occkit's
+     methods start (a pretrained 2D backbone, DESIGN.md section 8), and what the 100 steps do is seen:
+     the 3D network learns the scene from nothing;
+   - ``shipped``: the whole shipped network, fine-tuned 100 steps (a few steps on a few frames do not make
+     it better: it shows the loop at work);
+   - ``scratch`` (``--from-scratch``): random weights, 900 steps on a larger world,
+3. evaluate the trained model on the validation scenes: mIoU (camera mask), geometry IoU, RayIoU; then its
+   start on the same frames (before training); from the backbone, also the whole shipped network, for
+   reference (what longer training reaches),
+4. write Occ3D submission files of both (``DIR/predictions``, ``DIR/predictions_start``), pictures of the
+   same frames before and after training beside their ground truth (``DIR/pictures``) and a short report
+   (``DIR/report.md``), then ``next:`` commands that run as printed (the ``occkit`` that is running: a
+   bare ``occkit`` only when that is the one on PATH).
+
+Measured (2026-11-27, the 2-core VM with native bf16, busy: load 5-6 from other jobs; ``occkit demo --out DIR``
+on a world generated before): before training mIoU 0.01, geometry IoU 6.48, RayIoU 0.06; after 100 steps
+8.86, 56.29, 4.32 on the same 16 validation frames; the whole shipped network 18.81 / 61.91 there. On that busy
+machine: 4.6 s per step, 9.3 min in all, the world reused; on an idle one a step takes about 0.6 s (BENCHMARKS.md).
 
 Stopped (Ctrl-C), it says in one line what it kept; the same command again resumes: the world's
 finished scenes are kept (``DIR/data/.scenes/``) and training continues from its newest checkpoint
@@ -36,8 +52,23 @@ from occkit.commands.options import add_overrides
 #: (900-950 steps at commit 13537c8, BENCHMARKS.md), fixed so that a busy machine trains the same
 #: model, only slower.
 DEMO_STEPS = 900
-#: Fine-tuning steps from the shipped weights (the default start).
+#: Fine-tuning steps from the whole shipped network (``--start shipped``).
 FINETUNE_STEPS = 100
+#: Training steps from the shipped image backbone with a fresh 3D network (``--start backbone``, the default),
+#: with the preset's own schedule (lr 2e-3 after 50 warm-up steps, cosine to step 100). ``occkit demo --out DIR``
+#: on its 16 validation frames (seed 0; 2026-11-27; the 2-core VM with native bf16, busy: load 5-6 from other
+#: jobs): before training mIoU 0.01 / geometry IoU 6.48 / RayIoU 0.06, after 100 steps 8.86 / 56.29 / 4.32 (the
+#: after figures the same in an earlier run of this configuration); the whole shipped network 18.81 / 61.91 on
+#: those frames.
+BACKBONE_STEPS = 100
+#: Where the demo's run starts (``--start``): the image backbone of the shipped weights under a fresh 3D network
+#: (the default: the task occkit's methods start from, a pretrained 2D backbone), the whole shipped network
+#: (fine-tuned), or random weights (``--from-scratch``).
+STARTS = ("backbone", "shipped", "scratch")
+#: The shipped backbone as ``model.backbone_weights`` reads it (a timm ``state_dict``), written in the demo folder.
+BACKBONE_FILE = "backbone.safetensors"
+#: The prefix of the backbone's tensors in the shipped weights (the ``supervised`` method's names).
+SHIPPED_BACKBONE_PREFIX = "model.backbone.body."
 #: What the default demo's short fine-tune is for, said where its scores are (issue 73: a user saw the
 #: geometry IoU fall after training and read it as training making the model worse)
 FINETUNE_NOTE = (
@@ -56,6 +87,12 @@ WORLD_SCRATCH = (20, 16)
 #: mIoU 18.81 / geometry IoU 61.91; the former schedule (lr 2e-4, 10 warm-up steps) 18.29 / 62.20
 #: (BENCHMARKS.md); lr 5e-5 without warm-up 18.33 / 55.51; this one 18.84 / 59.33.
 FINETUNE_SET = ("optim.lr=0.00005", "optim.warmup_steps=0", "optim.ema=true", "optim.ema_decay=0.99")
+#: What each start is, in the report.
+START_TEXT = {
+    "backbone": "the image backbone of occkit's shipped weights under a fresh (randomly initialised) 3D network",
+    "shipped": "occkit's shipped weights, whole",
+    "scratch": "random weights",
+}
 #: The preset the shipped weights are for.
 SHIPPED_PRESET = "synth-cpu"
 #: Seconds per synth-cpu training step on an idle 2-core CPU, for the time estimate printed before
@@ -104,21 +141,48 @@ def _made(record: dict[str, Any]) -> str | None:
     )
 
 
+def write_shipped_backbone(path: Path) -> Path:
+    """The image backbone of the shipped weights (their ``model.backbone.body.*`` tensors, as they are: float16)
+    as a timm ``state_dict`` file that ``model.backbone_weights`` loads, with the backbone's name in its metadata;
+    written atomically (again on each run: the shipped file is the source)."""
+    from safetensors.torch import load_file, save
+
+    from occkit.fileio import write_bytes_atomic
+
+    src = shipped_weights()
+    n = len(SHIPPED_BACKBONE_PREFIX)
+    body = {k[n:]: v.contiguous() for k, v in load_file(str(src)).items() if k.startswith(SHIPPED_BACKBONE_PREFIX)}
+    if not body:
+        raise ValueError(f"{src}: no backbone tensors ({SHIPPED_BACKBONE_PREFIX}*) in occkit's shipped weights")
+    name = (shipped_record().get("model") or {}).get("backbone")
+    meta = {"source": src.name, **({"backbone": str(name)} if name else {})}
+    return write_bytes_atomic(path, save(body, metadata=meta))
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo", help="output folder (default ./demo)")
+    p.add_argument(
+        "--start",
+        choices=STARTS,
+        default=None,
+        help=f"where training starts: backbone = the image backbone of the {SHIPPED_PRESET} weights occkit ships "
+        f"under a fresh 3D network ({BACKBONE_STEPS} steps); shipped = the whole shipped network, fine-tuned "
+        f"({FINETUNE_STEPS} steps); scratch = random weights (as --from-scratch). Default backbone",
+    )
     p.add_argument(
         "--from-scratch",
         action="store_true",
         help=f"train {SHIPPED_PRESET} from random weights ({DEMO_STEPS} steps, {WORLD_SCRATCH[0]} scenes x "
-        f"{WORLD_SCRATCH[1]} frames) instead of fine-tuning the weights occkit ships (default off: "
-        f"fine-tune them {FINETUNE_STEPS} steps on {WORLD_SHIPPED[0]} scenes x {WORLD_SHIPPED[1]} frames)",
+        f"{WORLD_SCRATCH[1]} frames; --start scratch) instead of from the weights occkit ships (default off: "
+        f"their backbone, {BACKBONE_STEPS} steps on {WORLD_SHIPPED[0]} scenes x {WORLD_SHIPPED[1]} frames)",
     )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
         "--steps",
         type=int,
         default=None,
-        help=f"training steps (default {FINETUNE_STEPS} from the shipped weights, {DEMO_STEPS} with --from-scratch)",
+        help=f"training steps (default {BACKBONE_STEPS} from the shipped backbone, {FINETUNE_STEPS} from the whole "
+        f"shipped network, {DEMO_STEPS} with --from-scratch)",
     )
     budget.add_argument(
         "--minutes",
@@ -153,7 +217,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
         default=SHIPPED_PRESET,
-        help=f"preset or YAML to train (default {SHIPPED_PRESET}; another one needs --from-scratch)",
+        help=f"preset or YAML to train (default {SHIPPED_PRESET}; another one needs --from-scratch: the shipped "
+        "weights are synth-cpu's)",
     )
     add_overrides(p, "config overrides (repeatable)")
     p.add_argument("--pictures", type=int, default=3, help="validation frames to draw (default 3)")
@@ -182,6 +247,8 @@ def generate_world(data: Path, synth: Any) -> None:
 
 
 REPORT_FILES = ("report.md", "report.json")
+#: The start's predictions on the validation frames (beside ``predictions``, the trained model's).
+START_PREDICTIONS = "predictions_start"
 
 
 def _legacy_demo(folder: Path) -> bool:
@@ -273,7 +340,10 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
     from occkit.outputs import mark_output
 
-    shipped = not args.from_scratch
+    if args.from_scratch and args.start not in (None, "scratch"):
+        raise ValueError(f"--from-scratch and --start {args.start}: two starts; give one")
+    start = "scratch" if args.from_scratch else (args.start or "backbone")
+    shipped = start != "scratch"  # the world and the preset of the shipped weights
     if shipped and args.config != SHIPPED_PRESET:
         raise ValueError(
             f"--config {args.config}: the shipped weights are {SHIPPED_PRESET}'s; add --from-scratch to train "
@@ -295,12 +365,17 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     args.scenes = world[0] if args.scenes is None else args.scenes
     args.frames = world[1] if args.frames is None else args.frames
     if args.steps is None:
-        args.steps = FINETUNE_STEPS if shipped else DEMO_STEPS
+        args.steps = {"backbone": BACKBONE_STEPS, "shipped": FINETUNE_STEPS, "scratch": DEMO_STEPS}[start]
     if args.minutes is not None and args.minutes <= 0:
         raise ValueError(f"--minutes must be > 0, got {args.minutes}")
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    start_set = [f"train.init_from={shipped_weights()}", *FINETUNE_SET] if shipped else []
+    backbone = (out / BACKBONE_FILE).resolve()  # absolute: the run's config names it, read from anywhere
+    start_set = {
+        "backbone": [f"model.backbone_weights={backbone}"],
+        "shipped": [f"train.init_from={shipped_weights()}", *FINETUNE_SET],
+        "scratch": [],
+    }[start]
     world_key = {"scenes": args.scenes, "frames": args.frames, "seed": args.seed, "image_size": list(args.image_size)}
     check_demo_out(out)  # a folder of the user's (even one holding only a data/) is never written into
     out.mkdir(parents=True, exist_ok=True)
@@ -329,6 +404,8 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     timings["generate"] = time.perf_counter() - t0
 
     # 2. training ----------------------------------------------------------------------------
+    if start == "backbone":
+        write_shipped_backbone(backbone)
     cfg = fit_to_format(load_experiment(args.config, [f"train.seed={args.seed}", *start_set, *args.set]), data)
     train_set = build_dataset(cfg, data, cfg.data.train_split, train=True)
     val_set = build_dataset(cfg, data, cfg.data.val_split)
@@ -336,8 +413,12 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         raise ValueError(
             f"{data}: need frames in both splits (train {len(train_set)}, val {len(val_set)}); use more --scenes"
         )
-    if shipped:
-        how = _made(shipped_record())
+    how = _made(shipped_record()) if shipped else None
+    if start == "backbone":
+        verb = f"training {args.config}'s 3D network, fresh, on the image backbone of the weights occkit ships" + (
+            f" ({how})" if how else ""
+        )
+    elif start == "shipped":
         verb = f"fine-tuning the {args.config} weights occkit ships" + (f" ({how})" if how else "")
     else:
         verb = f"training {args.config} from random weights"
@@ -363,6 +444,7 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     # the options that make the run: the same ones again resume it, other ones retrain
     options = {
         "config": args.config,
+        "start": start,
         "from_scratch": args.from_scratch,
         "set": list(args.set),
         "seed": args.seed,
@@ -384,35 +466,52 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         shutil.rmtree(run_dir)
     write_json_atomic(record, options)
     kept.append(f"{CKPT_KEPT} in {run_dir / 'checkpoints'} (every {CKPT_EVERY} steps)")
-    cfg, method = prepare_run(cfg, train_set)
+    cfg, method = prepare_run(cfg, train_set)  # seeded: the same start on every invocation, resumed or not
+    # the start, scored on the validation frames after training (the shipped network's start: its own file)
+    start_state = None if start == "shipped" else {k: v.detach().clone() for k, v in method.state_dict().items()}
     result = train(cfg, run_dir, train_set, None, method, resume=resume)
     if result.checkpoint is None:  # resumed a run that had finished: nothing left to train
         result.checkpoint = latest_checkpoint(run_dir)
     kept[-1] = f"the trained run in {run_dir}"
     timings["train"] = time.perf_counter() - t0
 
-    # 3. evaluation --------------------------------------------------------------------------
-    _stage(3, f"evaluating on {len(val_set)} validation frames (mIoU with the camera mask, RayIoU)")
+    # 3. evaluation: after training, then the start, on the same frames ----------------------
+    what = {
+        "backbone": "the fresh 3D network on the shipped backbone",
+        "shipped": "the shipped weights",
+        "scratch": "random weights",
+    }[start]
+    _stage(
+        3,
+        f"evaluating on {len(val_set)} validation frames (mIoU with the camera mask, RayIoU): the trained model, "
+        f"then its start ({what}) on the same frames",
+    )
     t0 = time.perf_counter()
-    method, cfg, ckpt, device = load_checkpoint_method(result.checkpoint, cfg.train.device)
+    # the checkpoint holds the whole network: the backbone file is not read again
+    method, cfg, ckpt, device = load_checkpoint_method(
+        result.checkpoint, cfg.train.device, overrides=["model.backbone_weights=null"] if start == "backbone" else None
+    )
     loader = eval_batches(val_set, 1)
     base = base_dataset(val_set)
     amp = run_amp(cfg, device)
-    try:
-        scores = score_frames(
-            method,
-            cfg,
-            val_set,
-            loader,
-            device,
-            amp,
-            rayiou=RayIoUMetric(num_classes=cfg.model.num_classes),
-            rayiou_origins=partial(rayiou_origins, base),
-            progress=True,
-        )
-    except ValueError as e:  # e.g. no LiDAR poses: report mIoU alone
-        print(f"RayIoU unavailable ({e}); mIoU only", flush=True)
-        scores = score_frames(method, cfg, val_set, loader, device, amp, progress=True)
+
+    def score() -> dict[str, Any]:
+        try:
+            return score_frames(
+                method,
+                cfg,
+                val_set,
+                loader,
+                device,
+                amp,
+                rayiou=RayIoUMetric(num_classes=cfg.model.num_classes),
+                rayiou_origins=partial(rayiou_origins, base),
+                progress=True,
+            )
+        except ValueError as e:  # e.g. no LiDAR poses: report mIoU alone
+            print(f"RayIoU unavailable ({e}); mIoU only", flush=True)
+            return score_frames(method, cfg, val_set, loader, device, amp, progress=True)
+
     from occkit.engine.checkpoint import checkpoint_identity
 
     provenance = {
@@ -421,62 +520,147 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         "split": cfg.data.val_split,
         "made_by": "occkit demo",
     }
+    scores = score()
     n = write_prediction_folder(
         method, loader, out / "predictions", device, provenance, amp, overwrite=True, total=len(loader)
     )
-    start_scores = None
-    if cfg.train.init_from:  # the start too, on the same frames: what the fine-tuning changed
+    if start == "shipped":
         from occkit.engine.init_from import load_matching
 
         load_matching(method, cfg.train.init_from)
-        start_scores = score_frames(method, cfg, val_set, loader, device, amp)
-    timings["evaluate"] = time.perf_counter() - t0
-    print(
-        f"mIoU {scores['miou']:.2f}  geometry IoU {scores['geometry_iou']:.2f}"
-        + (f"  RayIoU {scores['rayiou']:.2f}" if "rayiou" in scores else "")
-        + f"  ({n} predictions written)",
-        flush=True,
+    else:
+        method.load_state_dict(start_state)
+    start_scores = score()
+    write_prediction_folder(
+        method,
+        loader,
+        out / START_PREDICTIONS,
+        device,
+        {**provenance, "made_by": f"occkit demo: the start of its training ({what}), before step 1"},
+        amp,
+        overwrite=True,
+        total=len(loader),
     )
-    if start_scores is not None:
-        print(
-            f"(the shipped weights before fine-tuning, same frames: mIoU {start_scores['miou']:.2f}  geometry IoU "
-            f"{start_scores['geometry_iou']:.2f}); {FINETUNE_NOTE}",
-            flush=True,
-        )
+    shipped_scores = None
+    if start == "backbone":  # the whole network occkit ships, for reference: what training longer reaches
+        from occkit.engine.init_from import load_matching
+
+        load_matching(method, shipped_weights())
+        shipped_scores = score_frames(method, cfg, val_set, loader, device, amp)
+    timings["evaluate"] = time.perf_counter() - t0
+    for line in score_lines(start, what, result.step, scores, start_scores, shipped_scores, n):
+        print(line, flush=True)
 
     # 4. pictures and report -----------------------------------------------------------------
-    _stage(4, f"drawing {args.pictures} predictions beside their ground truth; writing {out / 'report.md'}")
+    _stage(
+        4,
+        f"drawing {args.pictures} validation frames before and after training, beside their ground truth; "
+        f"writing {out / 'report.md'}",
+    )
     t0 = time.perf_counter()
     raw = Occ3DDataset(data, cfg.data.val_split, cameras=tuple(cfg.data.cameras), load_extras=True)
     pictures = _draw(raw, out, args.pictures)
     timings["pictures"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
-    _report(out, args, synth, cfg, result, scores, pictures, timings, len(train_set), len(val_set), start_scores)
+    _report(
+        out,
+        args,
+        synth,
+        cfg,
+        result,
+        scores,
+        pictures,
+        timings,
+        len(train_set),
+        len(val_set),
+        start_scores,
+        start=start,
+        shipped_scores=shipped_scores,
+    )
     print(f"\ndone in {timings['total'] / 60:.1f} min: {out / 'report.md'}", flush=True)
-    print("\n".join(next_steps(out, result.checkpoint)), flush=True)
+    print("\n".join(next_steps(out, result.checkpoint, start)), flush=True)
     return 0
 
 
-def next_steps(out: Path, checkpoint: Any) -> list[str]:
-    """What to do after the demo: the commands that look further, score, and train a run of one's own
-    (printed last, and the report's last section)."""
+def occkit_program() -> str:
+    """The ``occkit`` to print in a command to paste: ``occkit`` when that name on PATH is the program
+    running now; else the program as it was typed (``.venv/bin/occkit``, before the environment is
+    activated), or this Python with ``-m occkit``."""
+    import os
+    import shlex
+    import shutil
+    import sys
+
+    first = sys.argv[0] if sys.argv else ""
+    if os.path.basename(first) == "occkit" and os.path.isfile(first):
+        on_path = shutil.which("occkit")
+        if on_path and os.path.realpath(on_path) == os.path.realpath(first):
+            return "occkit"
+        return shlex.quote(first)
+    return f"{shlex.quote(sys.executable or 'python3')} -m occkit"
+
+
+def score_text(s: dict[str, Any]) -> str:
+    """A score line's figures: mIoU, geometry IoU and, where measured, RayIoU."""
+    return f"mIoU {_fmt(s['miou'])}  geometry IoU {_fmt(s['geometry_iou'])}" + (
+        f"  RayIoU {_fmt(s['rayiou'])}" if "rayiou" in s else ""
+    )
+
+
+def score_lines(
+    start: str,
+    what: str,
+    steps: int,
+    scores: dict[str, Any],
+    start_scores: dict[str, Any],
+    shipped_scores: dict[str, Any] | None,
+    written: int,
+) -> list[str]:
+    """What stage 3 prints: the start and the trained model on the same validation frames (and, from the
+    shipped backbone, the whole shipped network for reference)."""
+    lines = [
+        f"before training: {score_text(start_scores)}   ({what})",
+        f"after {steps} steps: {score_text(scores)}   (the same {scores['frames']} frames; {written} predictions "
+        "written)",
+    ]
+    if shipped_scores is not None:
+        how = _made(shipped_record())
+        lines.append(
+            f"for reference, the whole {SHIPPED_PRESET} network occkit ships"
+            + (f" ({how})" if how else "")
+            + f", the same frames: mIoU {_fmt(shipped_scores['miou'])}  geometry IoU "
+            f"{_fmt(shipped_scores['geometry_iou'])}: what longer training reaches (next, below)"
+        )
+    if start == "shipped":
+        lines.append(FINETUNE_NOTE)
+    return lines
+
+
+def next_steps(out: Path, checkpoint: Any, start: str = "backbone", program: str | None = None) -> list[str]:
+    """What to do after the demo: commands that run as printed (``program`` is the ``occkit`` to call,
+    default :func:`occkit_program`), to look further, score, and train a run of one's own (printed last,
+    and the report's last section)."""
     import shlex
 
     q = shlex.quote
-    data, pred = str(out / "data"), str(out / "predictions")
+    occ = program or occkit_program()
+    data, pred = q(str(out / "data")), q(str(out / "predictions"))
+    longer = f" --set model.backbone_weights={q(str(out / BACKBONE_FILE))}" if start == "backbone" else ""
     return [
         "next:",
-        f"  occkit show {q(data)} --pred {q(pred)} --split val --mask camera   # another frame: --list, --token",
-        f"  occkit view {q(data)} --pred {q(pred)}                             # in 3D, in the browser",
-        f"  occkit eval --pred {q(pred)} --gt {q(data)}                         # the scores again, per class",
-        f"  occkit train synth-cpu --data {q(data)} --out runs/mine --minutes 30  # a run of your own",
-        f"  occkit predict --ckpt {q(str(checkpoint))} --data YOUR_DATA --out YOUR_PREDICTIONS  # this model",
+        f"  {occ} show {data} --pred {pred} --out {q(str(out / 'frame.png'))}   # one frame; others: --list, --token",
+        f"  {occ} eval --pred {pred} --gt {data}   # the scores again, per class",
+        f"  {occ} predict --ckpt {q(str(out / 'run'))} --data {data} --split val --out {q(str(out / 'predicted'))}"
+        "   # this model on a dataset's frames",
+        f"  {occ} view {data} --pred {pred}   # in 3D, in the browser",
+        f"  {occ} train synth-cpu --data {data} --out runs/mine --minutes 30{longer}   # a longer run of your own",
         "  docs: README.md (datasets, presets, methods), docs/DATASET.md (your own data)",
     ]
 
 
-def _draw(raw, out: Path, count: int) -> list[Path]:
-    """Pictures of evenly spread validation frames (prediction beside ground truth)."""
+def _draw(raw, out: Path, count: int) -> list[tuple[Path, Path]]:
+    """Pictures of evenly spread validation frames: for each, the start's prediction and the trained
+    model's, each beside the ground truth, as ``(before, after)``."""
     from occkit.fileio import load_npz
     from occkit.viz.draw import save_png
     from occkit.viz.figure import compose_frame_figure
@@ -486,9 +670,12 @@ def _draw(raw, out: Path, count: int) -> list[Path]:
     picks = sorted({round(i * (n - 1) / max(1, count - 1)) for i in range(count)}) if count > 0 and n > 0 else []
     for i in picks:
         sample = raw[i]
-        pred = load_npz(out / "predictions" / f"{sample.token}.npz", keys=("semantics",))["semantics"]
-        image = compose_frame_figure(sample, pred, mask="camera", mask_mode="grey", panel_height=300)
-        pics.append(save_png(out / "pictures" / f"{sample.scene}_{sample.token[:8]}.png", image))
+        pair = []
+        for folder, when in ((START_PREDICTIONS, "before"), ("predictions", "after")):
+            pred = load_npz(out / folder / f"{sample.token}.npz", keys=("semantics",))["semantics"]
+            image = compose_frame_figure(sample, pred, mask="camera", mask_mode="grey", panel_height=300)
+            pair.append(save_png(out / "pictures" / f"{sample.scene}_{sample.token[:8]}_{when}.png", image))
+        pics.append((pair[0], pair[1]))
     return pics
 
 
@@ -533,6 +720,14 @@ def _fmt(v: Any) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
 
 
+def _picture_lines(out: Path, pair: tuple[Path, Path] | Path) -> list[str]:
+    """The report's lines of one frame's pictures: before and after training, or a single picture."""
+    if not isinstance(pair, tuple):
+        return [f"![{pair.stem}]({pair.relative_to(out).as_posix()})"]
+    before, after = (p.relative_to(out).as_posix() for p in pair)
+    return [f"Before training: ![{pair[0].stem}]({before})", "", f"After: ![{pair[1].stem}]({after})", ""]
+
+
 def _report(
     out: Path,
     args,
@@ -545,6 +740,8 @@ def _report(
     n_train: int,
     n_val: int,
     start_scores: dict | None = None,
+    start: str | None = None,
+    shipped_scores: dict | None = None,
 ) -> None:
     from occkit.fileio import write_text_atomic
     from occkit.outputs import record_output_file, write_json_output
@@ -553,7 +750,9 @@ def _report(
     earlier = _earlier_timings(out) if not losses else None  # a finished run resumed: what its training took
     if not losses:  # the run's own log says how its loss went
         losses, of_what = logged_losses(out / "run" / "train.jsonl"), "logged steps of the run, run/train.jsonl"
-    how = _made(shipped_record()) if cfg.train.init_from else None
+    if start is None:  # a caller of before --start: the start the config says
+        start = "shipped" if cfg.train.init_from else "backbone" if cfg.model.backbone_weights else "scratch"
+    how = _made(shipped_record()) if start != "scratch" else None
     first = sum(v for _, v in losses[:10]) / max(1, len(losses[:10]))
     last = sum(v for _, v in losses[-10:]) / max(1, len(losses[-10:]))
     lines = [
@@ -568,7 +767,11 @@ def _report(
             f"started from occkit's shipped weights ({Path(cfg.train.init_from).name}"
             + (f": {how}; made by `python tools/make_demo_weights.py`" if how else "")
             + ") and fine-tuned"
-            if cfg.train.init_from
+            if start == "shipped"
+            else f"started from the image backbone ({cfg.model.backbone}) of occkit's shipped weights ("
+            + (f"{how}; " if how else "")
+            + f"`{BACKBONE_FILE}` here) under a fresh 3D network, and trained"
+            if start == "backbone"
             else "trained from random weights"
         )
         + f" for {result.step} steps "
@@ -579,34 +782,63 @@ def _report(
             else "No step trained in this invocation (a finished run resumed): its losses are in run/train.jsonl."
         ),
         "",
-        "## Validation (Occ3D metrics, percent)",
+        "## Validation: before and after training (Occ3D metrics, percent, the same frames)",
         "",
-        "| metric | value |",
-        "|---|---|",
-        f"| mIoU (camera mask) | {_fmt(scores['miou'])} |",
-        f"| geometry IoU (camera mask) | {_fmt(scores['geometry_iou'])} |",
-        f"| RayIoU | {_fmt(scores.get('rayiou'))} |",
-        f"| frames | {scores['frames']} |",
         *(
             [
-                "| mIoU / geometry IoU of the start (the shipped weights before fine-tuning) | "
-                f"{_fmt(start_scores['miou'])} / "
-                f"{_fmt(start_scores['geometry_iou'])} |"
+                "| metric | before training | after |",
+                "|---|---|---|",
+                f"| mIoU (camera mask) | {_fmt(start_scores['miou'])} | {_fmt(scores['miou'])} |",
+                f"| geometry IoU (camera mask) | {_fmt(start_scores['geometry_iou'])} | "
+                f"{_fmt(scores['geometry_iou'])} |",
+                f"| RayIoU | {_fmt(start_scores.get('rayiou'))} | {_fmt(scores.get('rayiou'))} |",
+                f"| frames | {start_scores['frames']} | {scores['frames']} |",
             ]
+            if start_scores is not None
+            else [
+                "| metric | value |",
+                "|---|---|",
+                f"| mIoU (camera mask) | {_fmt(scores['miou'])} |",
+                f"| geometry IoU (camera mask) | {_fmt(scores['geometry_iou'])} |",
+                f"| RayIoU | {_fmt(scores.get('rayiou'))} |",
+                f"| frames | {scores['frames']} |",
+            ]
+        ),
+        "",
+        *(
+            [f"Before training: {START_TEXT[start]}; after: {result.step} steps from it."]
             if start_scores is not None
             else []
         ),
-        *(["", f"Note: {FINETUNE_NOTE}."] if start_scores is not None else []),
+        *(
+            [
+                "",
+                f"For reference, the whole `{SHIPPED_PRESET}` network occkit ships"
+                + (f" ({how})" if how else "")
+                + f" scores mIoU {_fmt(shipped_scores['miou'])} / geometry IoU {_fmt(shipped_scores['geometry_iou'])}"
+                " on the same frames: what longer training reaches.",
+            ]
+            if shipped_scores is not None
+            else []
+        ),
+        *(["", f"Note: {FINETUNE_NOTE}."] if start == "shipped" and start_scores is not None else []),
         "",
         "Per-class IoU (camera mask; n/a = class absent from both ground truth and prediction):",
         "",
-        "| class | IoU |",
-        "|---|---|",
-        *[f"| {k} | {_fmt(v)} |" for k, v in scores["iou"].items()],
+        *(
+            [
+                "| class | before | after |",
+                "|---|---|---|",
+                *[f"| {k} | {_fmt(start_scores['iou'].get(k))} | {_fmt(v)} |" for k, v in scores["iou"].items()],
+            ]
+            if start_scores is not None and "iou" in start_scores
+            else ["| class | IoU |", "|---|---|", *[f"| {k} | {_fmt(v)} |" for k, v in scores["iou"].items()]]
+        ),
         "",
-        "## Pictures (ground truth above, prediction below; slate blue-grey = outside the camera mask)",
+        "## Pictures: the same frames before and after training (ground truth above, prediction below; slate "
+        "blue-grey = outside the camera mask)",
         "",
-        *[f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in pictures],
+        *[line for pair in pictures for line in _picture_lines(out, pair)],
         "",
         "## Time",
         "",
@@ -629,7 +861,7 @@ def _report(
         "## Next",
         "",
         "```",
-        *[line.strip() for line in next_steps(out, result.checkpoint)[1:]],
+        *[line.strip() for line in next_steps(out, result.checkpoint, start)[1:]],
         "```",
         "",
     ]
@@ -638,14 +870,18 @@ def _report(
         out / "report.json",
         {
             "scores": {k: v for k, v in scores.items() if k != "rayiou_detail"},
+            "start": start,
             "start_scores": None
             if start_scores is None
             else {k: v for k, v in start_scores.items() if k != "rayiou_detail"},
+            "shipped_scores": None
+            if shipped_scores is None
+            else {k: v for k, v in shipped_scores.items() if k != "rayiou_detail"},
             "steps": result.step,
             "train_minutes": result.train_seconds / 60,
             "timings_s": timings,
             "trained_timings_s": earlier if earlier else timings,  # kept across reruns of a finished run
-            "pictures": [str(p) for p in pictures],
+            "pictures": [[str(q) for q in p] if isinstance(p, tuple) else str(p) for p in pictures],
         },
         "demo",
     )

@@ -298,26 +298,16 @@ class LidarFrameDataset(Occ3DDataset):
     label_grid: Grid
     layout = "LiDAR-frame occupancy"
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        split: str = "train",
-        cameras: tuple[str, ...] | None = None,
-        load_images: bool = True,
-        load_gt: bool = True,
-        load_extras: bool = True,
-        image_root: str | os.PathLike | None = None,
-        cache_mb: float = 0.0,
-    ) -> None:
-        super().__init__(root, split, cameras, load_images, False, load_extras, image_root, cache_mb)
-        self.load_gt = load_gt
-        self.grid = self.label_grid
-        #: None: a label file listing a voxel twice with two classes is refused; a
-        #: :class:`DuplicateVoxels`: it is read by the layout's released rule and recorded there
-        #: (``occkit eval --allow-duplicate-voxels``).
-        self.duplicate_voxels: DuplicateVoxels | None = None
+    #: None: a label file listing a voxel twice with two classes is refused; a
+    #: :class:`DuplicateVoxels`: it is read by the layout's released rule and recorded there
+    #: (``occkit eval --allow-duplicate-voxels``).
+    duplicate_voxels: DuplicateVoxels | None = None
 
     # ------------------------------------------------------------------ what a subclass gives
+    def layout_grid(self) -> Grid:
+        """The layout's :attr:`label_grid` (in the LiDAR frame)."""
+        return self.label_grid
+
     def default_label_path(self, token: str) -> Path:
         """Where the layout keeps the frame's label file when ``occ_path`` does not say."""
         raise TypeError(f"{type(self).__name__} does not say where its labels are")
@@ -376,12 +366,7 @@ class LidarFrameDataset(Occ3DDataset):
         return None
 
     def __getitem__(self, i: int) -> Sample:
-        sample = super().__getitem__(i)
-        if self.load_gt:
-            sem = self.read_label_file(self.gt_path(self.frames[i].token))
-            sample.occupancy = torch.from_numpy(sem.astype(np.int64))
-            sample.mask_camera = torch.from_numpy(sem != NUSC_OCC_IGNORE)
-            sample.mask_lidar = sample.mask_camera.clone()
+        sample = super().__getitem__(i)  # the labels through read_labels, as Occ3D's
         if sample.semantics_2d is not None:  # the synthetic extras' maps: into this layout's classes
             sample.semantics_2d = torch.from_numpy(OCC3D_TO_NUSC_OCC[sample.semantics_2d.numpy()])
         return sample

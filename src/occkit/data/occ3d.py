@@ -247,7 +247,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
             for i, token in enumerate(self.scene_tokens(scene)):
                 self.frames.append(FrameRef(scene, token, i))
         self._index = {f.token: i for i, f in enumerate(self.frames)}
-        self.grid: Grid = occ3d_grid()
+        self.grid: Grid = self.layout_grid()
         if cameras and self.frames:  # a camera the data lack is the setting's fault, not annotations.json's
             have = self.cameras_recorded()
             bad = [c for c in self.cameras if c not in have]
@@ -255,6 +255,10 @@ class Occ3DDataset(torch.utils.data.Dataset):
                 raise ValueError(
                     f"data.cameras: {', '.join(bad)} is not a camera of {self.root} (its cameras: {', '.join(have)})"
                 )
+
+    def layout_grid(self) -> Grid:
+        """The grid of the layout's label files: Occ3D's (a layout in another grid gives its own)."""
+        return occ3d_grid()
 
     # ------------------------------------------------------------------ lookup
     def cameras_recorded(self) -> tuple[str, ...]:

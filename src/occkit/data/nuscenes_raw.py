@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from occkit.data.nuscenes_tables import LIDAR_CHANNEL, NUSCENES_TABLES
 from occkit.fileio import read_json, write_json_atomic
 
 INFOS_FILE = "infos.json"
@@ -47,23 +48,6 @@ DEFAULT_VERSION = "v1.0-trainval"
 DEFAULT_SWEEPS = 10
 """LiDAR sweeps kept per keyframe (mmdet3d's default: 0.5 s at 20 Hz)."""
 
-#: The tables nuScenes-devkit's ``NuScenes`` opens (all of them must be there).
-NUSCENES_TABLES: tuple[str, ...] = (
-    "category",
-    "attribute",
-    "visibility",
-    "instance",
-    "sensor",
-    "calibrated_sensor",
-    "ego_pose",
-    "log",
-    "scene",
-    "sample",
-    "sample_data",
-    "sample_annotation",
-    "map",
-)
-LIDAR_CHANNEL = "LIDAR_TOP"
 SCENE_PARTS = ".scenes"
 """Folder (inside the output being written) of one JSON file per finished scene while
 ``prepare`` runs: a stopped run resumes with the scenes it lacks."""

@@ -61,7 +61,7 @@ def test_train_help_lists_every_preset():
 
 
 def test_no_registry_field_is_left_unfilled():
-    from occkit.commands.registry_help import FIELDS
+    from occkit.help_registries import FIELDS
 
     p = build_parser()
     sub = next(a for a in p._actions if hasattr(a, "choices") and isinstance(a.choices, dict))
@@ -74,8 +74,8 @@ def test_no_registry_field_is_left_unfilled():
 def test_the_formats_read_from_source_are_the_registry_s():
     """``--help`` reads occkit's own formats from their source (no torch): what it reads is what the registry
     holds."""
-    from occkit.commands.registry_help import _in_tree_formats
     from occkit.formats import formats
+    from occkit.help_registries import _in_tree_formats
 
     read = _in_tree_formats()
     assert read is not None

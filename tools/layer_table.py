@@ -29,6 +29,7 @@ HOLDS = {
     "processes": "child processes that end with their parent",
     "locks": "folder locks: a second run into the same folder is refused, naming the holder",
     "cli": "the `occkit` entry point (it imports each verb's module by its name)",
+    "help_registries": "the registries' names that `--help` texts list, read without importing torch",
     "geometry": "transforms, pinhole cameras, grids, ray casting",
     "rendering": "volume rendering per ray",
     "losses": "loss terms",

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from occkit.commands import registry_help
+from occkit import help_registries as registry_help
 
 #: (subcommand, module, one-line help). Explicit, so "go to definition" works.
 COMMANDS: tuple[tuple[str, str, str], ...] = (
@@ -135,7 +135,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 
 
 def build_parser(commands: tuple[tuple[str, str, str], ...] = COMMANDS) -> argparse.ArgumentParser:
-    from occkit.commands.checks import refuse_empty_paths
+    # by name, as each verb's module is: the commands import the engine, which runs this entry point
+    refuse_empty_paths = importlib.import_module("occkit.commands.checks").refuse_empty_paths
 
     parser = argparse.ArgumentParser(prog="occkit", description="3D semantic occupancy toolkit.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")

@@ -39,7 +39,6 @@ from occkit.engine.checkpoint import (
 from occkit.engine.config import OptimConfig, TrainConfig
 from occkit.engine.distributed import resolve_device
 from occkit.formats.spec import DatasetFormat
-from occkit.labels import OCC3D_FREE
 from occkit.methods.registry import (
     DEFAULT_METHOD,
     MethodSpec,
@@ -526,7 +525,8 @@ class AugmentedFrames(Dataset):
         dataset: yields :class:`Sample`.
         image_aug: resize/crop/flip to the network input size.
         bev_aug: ego-frame flips/rotations, or None.
-        free_class: the class that voxels rotated in from outside the grid get.
+        free_class: the class that voxels rotated in from outside the grid get (the data's format's:
+            :func:`free_class`); needed with ``bev_aug``.
         grid: the grid of the frames' labels (default: Occ3D's), which the BEV transform maps.
     """
 
@@ -535,9 +535,11 @@ class AugmentedFrames(Dataset):
         dataset: Dataset,
         image_aug: ImageAugConfig,
         bev_aug: BEVAugConfig | None = None,
-        free_class: int = OCC3D_FREE,
+        free_class: int | None = None,
         grid: Any = None,
     ) -> None:
+        if bev_aug is not None and free_class is None:
+            raise ValueError("AugmentedFrames: the BEV transform needs the data's free class (free_class)")
         self.dataset, self.image_aug, self.bev_aug, self.free_class = dataset, image_aug, bev_aug, free_class
         self.grid = grid
 

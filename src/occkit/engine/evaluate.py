@@ -17,7 +17,6 @@ from tqdm import tqdm
 from occkit.data.sample import Batch
 from occkit.fileio import publish_folder, write_json_atomic
 from occkit.formats.spec import DatasetFormat, PredictionFiles, Targets
-from occkit.labels import OCC3D_NUM_CLASSES
 from occkit.metrics.evaluate import PROVENANCE_FILE
 
 
@@ -88,7 +87,7 @@ def evaluate(
     device: torch.device,
     amp: str = "none",
     mask: str = "camera",
-    num_classes: int = OCC3D_NUM_CLASSES,
+    num_classes: int | None = None,
     rayiou: Any | None = None,
     rayiou_origins: Callable[[str], torch.Tensor] | None = None,
     progress: bool = False,
@@ -100,7 +99,8 @@ def evaluate(
     Args:
         method: has ``predict(batch) -> (B, C, X, Y, Z)``; put in eval mode here, restored after.
         batches: this process's share of the frames (with ground truth).
-        mask, num_classes: handed to the format's ``metrics`` (the voxels counted, the model's classes).
+        mask, num_classes: handed to the format's ``metrics`` (the voxels counted, the model's classes;
+            None: the format's table).
         rayiou: a fresh :class:`occkit.metrics.rayiou.RayIoUMetric` (or alike: an
             :class:`occkit.formats.Metric` reading ``Targets.extra["ray_origins"]``) and
             ``rayiou_origins(token) -> (K, 3)``, the frame's ego-frame ray origins.

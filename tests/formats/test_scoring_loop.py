@@ -181,3 +181,16 @@ def test_a_split_the_format_lacks_is_refused_with_the_formats_own_names(world):
         _format().open_split(root / "gt", "mini")
     fmt = dataclasses.replace(_format(), splits=("val", "mini"))
     assert fmt.open_split(root / "gt", "mini").tokens == ["a", "b"]  # a package's own split name works
+
+
+def test_eval_format_forced_on_another_layout_says_so(tmp_path, capsys):
+    # it blamed the missing annotations.json of the forced format's reader
+    from occkit.cli import main
+
+    k360 = tmp_path / "k360"
+    (k360 / "data_2d_raw" / "2013_05_28_drive_0000_sync" / "voxels").mkdir(parents=True)
+    (tmp_path / "pred").mkdir()
+    assert main(["eval", "--gt", str(k360), "--pred", str(tmp_path / "pred"), "--format", "occ3d"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--format occ3d:" in err[0] and "is not a folder of the Occ3D-nuScenes format" in err[0]
+    assert "kitti360 (" in err[0] and "annotations.json" not in err[0]

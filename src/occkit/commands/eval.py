@@ -141,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
             "occkit predict wrote (occkit predict --ckpt RUN --data DATA --out PRED)"
         )
     fmt = get_format(detect_format_name(args.gt, args.pred) if args.format == "auto" else args.format)
+    if args.format != "auto":  # forced on a folder of another layout: say so, not what the reader misses
+        _check_forced_format(fmt, Path(args.gt))
     if args.split not in (*fmt.splits, "all"):
         raise ValueError(
             f"--split {args.split}: the {fmt.display_name} format has the splits {', '.join((*fmt.splits, 'all'))}"
@@ -228,6 +230,23 @@ def run(args: argparse.Namespace) -> int:
         record_output_file(args.csv, "eval")
         print(f"wrote {args.csv}")
     return 0
+
+
+def _check_forced_format(fmt: Any, root: Path) -> None:
+    """``--format NAME`` on a folder that other formats claim and NAME does not (nor a layout it
+    refines): refused naming what the folder holds. A folder no format claims is left to NAME's
+    reader, which names what it lacks."""
+    from occkit.formats.registry import detect_claims
+
+    if not root.is_dir():
+        return
+    claims = detect_claims(root)
+    names = {spec.name for spec, _ in claims}
+    if claims and fmt.name not in names and not names & set(fmt.refines):
+        held = "; ".join(f"{spec.name} ({why})" for spec, why in claims)
+        raise ValueError(
+            f"--format {fmt.name}: {root} is not a folder of the {fmt.display_name} format; it holds {held}"
+        )
 
 
 def _taken(fmt: Any) -> str:

@@ -92,3 +92,5 @@ def test_the_demos_next_lines_run_as_printed(tmp_path, capsys, monkeypatch, one_
     rec = json.loads((out / "report.json").read_text())
     assert rec["start"] == "backbone" and rec["start_scores"]["frames"] == rec["scores"]["frames"]
     assert [Path(p).name.rsplit("_", 1)[1] for p in rec["pictures"][0]] == ["before.png", "after.png"]
+    start = json.loads((out / "predictions_start" / "provenance.json").read_text())
+    assert "before step 1" in start["made_by"] and "checkpoint" not in start  # not the trained checkpoint's

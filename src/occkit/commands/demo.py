@@ -20,10 +20,11 @@
    (``DIR/report.md``), then ``next:`` commands that run as printed (the ``occkit`` that is running: a
    bare ``occkit`` only when that is the one on PATH).
 
-Measured (2026-11-27, the 2-core VM with native bf16, busy: load 5-6 from other jobs; ``occkit demo --out DIR``
-on a world generated before): before training mIoU 0.01, geometry IoU 6.48, RayIoU 0.06; after 100 steps
-8.86, 56.29, 4.32 on the same 16 validation frames; the whole shipped network 18.81 / 61.91 there. On that busy
-machine: 4.6 s per step, 9.3 min in all, the world reused; on an idle one a step takes about 0.6 s (BENCHMARKS.md).
+Measured (2026-11-27, the 2-core VM with native bf16, busy with other jobs: load 4-6; ``occkit demo --out DIR``
+into a new folder): before training mIoU 0.01, geometry IoU 6.48, RayIoU 0.06; after 100 steps 8.86, 56.29,
+4.32 on the same 16 validation frames; the whole shipped network 18.81 / 61.91 there. The same figures in two
+more runs (the world reused; a finished run resumed). On that busy machine 11.7 min in all: world 6.0, 100 steps
+4.1 (2.45 s per step), evaluation 1.3, pictures 0.3; on an idle one a step takes about 0.6 s (BENCHMARKS.md).
 
 Stopped (Ctrl-C), it says in one line what it kept; the same command again resumes: the world's
 finished scenes are kept (``DIR/data/.scenes/``) and training continues from its newest checkpoint
@@ -56,10 +57,9 @@ DEMO_STEPS = 900
 FINETUNE_STEPS = 100
 #: Training steps from the shipped image backbone with a fresh 3D network (``--start backbone``, the default),
 #: with the preset's own schedule (lr 2e-3 after 50 warm-up steps, cosine to step 100). ``occkit demo --out DIR``
-#: on its 16 validation frames (seed 0; 2026-11-27; the 2-core VM with native bf16, busy: load 5-6 from other
+#: on its 16 validation frames (seed 0; 2026-11-27; the 2-core VM with native bf16, busy: load 4-6 from other
 #: jobs): before training mIoU 0.01 / geometry IoU 6.48 / RayIoU 0.06, after 100 steps 8.86 / 56.29 / 4.32 (the
-#: after figures the same in an earlier run of this configuration); the whole shipped network 18.81 / 61.91 on
-#: those frames.
+#: same in three runs); the whole shipped network 18.81 / 61.91 on those frames.
 BACKBONE_STEPS = 100
 #: Where the demo's run starts (``--start``): the image backbone of the shipped weights under a fresh 3D network
 #: (the default: the task occkit's methods start from, a pretrained 2D backbone), the whole shipped network
@@ -536,7 +536,13 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         loader,
         out / START_PREDICTIONS,
         device,
-        {**provenance, "made_by": f"occkit demo: the start of its training ({what}), before step 1"},
+        {  # not the checkpoint's: the network the run started from, before its first step
+            "data": provenance["data"],
+            "split": provenance["split"],
+            "made_by": f"occkit demo: the start of its training ({what}), before step 1",
+            "run": str(run_dir.resolve()),
+            "train_seed": cfg.train.seed,
+        },
         amp,
         overwrite=True,
         total=len(loader),

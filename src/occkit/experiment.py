@@ -658,7 +658,12 @@ def load_checkpoint_method(
         data = merge(data, over)
         where += " with --set " + " ".join(overrides)
     cfg = experiment_from_dict(data, where=where)
-    method = build_method(cfg)
+    # the checkpoint holds every weight: the backbone file the run started from is not read again (it
+    # may have moved since; reading it printed a load line for weights the checkpoint then replaced)
+    build_cfg = cfg
+    if getattr(cfg.model, "backbone_weights", None):
+        build_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, backbone_weights=None))
+    method = build_method(build_cfg)
     weights = weights_file(folder, ema)
     try:
         load_weights(method, weights)

@@ -263,3 +263,30 @@ def test_frozen_backbone_gets_no_update_and_keeps_its_statistics():
     net2 = build_occnet(tiny_cfg(backbone="resnet18"))
     net2(images, K, T).logits.mean().backward()
     assert any(p.grad is not None for p in net2.backbone.parameters())
+
+
+def test_a_checkpoint_loads_without_the_backbone_file_its_run_started_from(tmp_path, capsys):
+    """The checkpoint holds every weight: predict, eval and export of a run started from
+    model.backbone_weights must not read that file again (it failed once the file had moved)."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from occkit.experiment import load_checkpoint_method
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "run_2026-11-26"
+    run = tmp_path / "run"
+    shutil.copytree(fixture, run)
+    import hashlib
+
+    ckpt = run / "checkpoints" / "step_000002"
+    for cfg in (run / "config.json", ckpt / "config.json"):
+        data = json.loads(cfg.read_text())
+        data["model"]["backbone_weights"] = str(tmp_path / "moved_away.safetensors")  # no longer there
+        cfg.write_text(json.dumps(data))
+    sums = json.loads((ckpt / "checksums.json").read_text())  # the edit recorded as the trainer records it
+    sums["config.json"] = hashlib.sha256((ckpt / "config.json").read_bytes()).hexdigest()
+    (ckpt / "checksums.json").write_text(json.dumps(sums))
+    method, cfg, _, _ = load_checkpoint_method(run, "cpu")
+    assert cfg.model.backbone_weights.endswith("moved_away.safetensors")  # the run's record, kept as saved
+    assert "model.backbone_weights: loaded" not in capsys.readouterr().err

@@ -313,3 +313,24 @@ def read_info_file(path: str | os.PathLike, what: str = "info file") -> tuple[li
 def read_info_list(path: str | os.PathLike, what: str = "info file") -> list[dict[str, Any]]:
     """The raw frame dicts of a nuScenes-style info file (:func:`read_info_file`, without the rest)."""
     return read_info_file(path, what)[0]
+
+
+def _resolved(p: str | os.PathLike) -> Path:
+    try:
+        return Path(p).expanduser().resolve()
+    except RuntimeError as e:  # Python < 3.13: "Symlink loop from ..."
+        raise ValueError(
+            f"{p}: a loop of symbolic links (each points on to the next and back); give a real folder's path"
+        ) from e
+
+
+def check_not_dangling(out: str | os.PathLike, what: str = "--out") -> None:
+    """Refuse an ``out`` that is a symbolic link to nothing: ``exists()`` is false there, so a command
+    took it for a new path and failed with "File exists" once all the work was done."""
+    o = Path(out)
+    if o.is_symlink() and not o.exists():
+        _resolved(o)  # a loop of links is said as one
+        raise FileExistsError(
+            f"{what} {o}: a symbolic link to {os.readlink(o)}, which does not exist; nothing can be written there: "
+            "give another path, or remove the link (or make what it points to)"
+        )

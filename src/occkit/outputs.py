@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from occkit.fileio import publish_folder
+from occkit.fileio import _resolved, check_not_dangling, publish_folder
 
 OUTPUT_RECORD = ".occkit-output.json"
 """The record a writing command leaves in its output folder: ``{"command": ..., "occkit": ...}``."""
@@ -44,27 +44,6 @@ DATASET_COMMANDS = ("synth", "pseudolabel", "generate")
 #: Files that a caller (``occkit ablate``) puts in a folder before it runs a command there; they
 #: neither make the folder foreign nor count as content.
 CALLER_FILES = ("ablate.lock", "ablate.json", "stage.lock", "*.log")
-
-
-def _resolved(p: str | os.PathLike) -> Path:
-    try:
-        return Path(p).expanduser().resolve()
-    except RuntimeError as e:  # Python < 3.13: "Symlink loop from ..."
-        raise ValueError(
-            f"{p}: a loop of symbolic links (each points on to the next and back); give a real folder's path"
-        ) from e
-
-
-def check_not_dangling(out: str | os.PathLike, what: str = "--out") -> None:
-    """Refuse an ``out`` that is a symbolic link to nothing: ``exists()`` is false there, so a command
-    took it for a new path and failed with "File exists" once all the work was done."""
-    o = Path(out)
-    if o.is_symlink() and not o.exists():
-        _resolved(o)  # a loop of links is said as one
-        raise FileExistsError(
-            f"{what} {o}: a symbolic link to {os.readlink(o)}, which does not exist; nothing can be written there: "
-            "give another path, or remove the link (or make what it points to)"
-        )
 
 
 def check_not_inside_inputs(

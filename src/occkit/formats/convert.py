@@ -502,7 +502,7 @@ def own_earlier_files(out: Path, state: Path) -> list[Path]:
 
 def _check_out(out: Path, src_root: Path, settings: dict[str, Any], overwrite: bool) -> None:
     """``out`` new, empty, or a stopped conversion with the same settings; else a one-line error."""
-    from occkit.outputs import check_not_dangling
+    from occkit.fileio import check_not_dangling
 
     check_not_dangling(out)
     if out.resolve() == src_root.resolve() or src_root.resolve() in out.resolve().parents:

@@ -7,7 +7,7 @@
      seed 1000, a seed the demo does not generate, by ``tools/make_demo_weights.py``), written to
      ``DIR/backbone.safetensors`` and read through ``model.backbone_weights``, under a fresh, randomly
      initialised 3D network (neck, depth net, lift, 3D encoder, head): 100 steps. This is how occkit's
-     methods start (a pretrained 2D backbone, DESIGN.md section 8), and what the 100 steps do is seen:
+     methods start (a pretrained 2D backbone, docs/design.md §8), and what the 100 steps do is seen:
      the 3D network learns the scene from nothing;
    - ``shipped``: the whole shipped network, fine-tuned 100 steps (a few steps on a few frames do not make
      it better: it shows the loop at work);

@@ -20,9 +20,6 @@ SPLITS = ("train", "val", "all")
 """The splits of an Occ3D-layout dataset (``occkit.data.occ3d.SPLITS``, not imported from there:
 that would bring torch into every parser, and ``occkit eval --help`` from 0.04 to 2.1 s)."""
 
-SPLITS_TEST = (*SPLITS, "test")
-"""The splits of a command that reads SemanticKITTI too, whose test split has no labels."""
-
 MASKS = ("none", "camera", "lidar")
 """The visibility masks a picture or a viewer applies."""
 

@@ -150,7 +150,7 @@ def test_prepare_gives_the_poses_and_neighbours_of_the_world(world, prepared):
 
 
 def test_prepare_lidar_and_rayiou_origins_equal_the_extras(world, prepared, tmp_path):
-    from occkit.metrics.evaluate import _origin_fn
+    from occkit.metrics.rayiou import RayIoUMetric
 
     ds = Occ3DDataset(world, "all", load_images=False, load_gt=False, load_extras=True)
     tokens = [fr.token for fr in ds.frames]
@@ -174,10 +174,11 @@ def test_prepare_lidar_and_rayiou_origins_equal_the_extras(world, prepared, tmp_
         a, b = two_infos[i].lidar, two_extras[i].lidar
         assert a.shape == b.shape and (a - b).abs().max() <= 1e-4
     # RayIoU's ray origins from prepare's folder (occkit eval --infos I) = from annotations.json
-    via_infos = _origin_fn(ds, tokens, ("rayiou",), prepared)
-    via_world = _origin_fn(ds, tokens, ("rayiou",), None)
+    via_infos, via_world = RayIoUMetric(infos=prepared), RayIoUMetric()
+    via_infos.bind(ds, tokens)
+    via_world.bind(ds, tokens)
     for t in tokens:
-        o1, o2 = via_infos(t), via_world(t)
+        o1, o2 = via_infos.frame_extra(t)["ray_origins"], via_world.frame_extra(t)["ray_origins"]
         assert o1.shape == o2.shape and o1.shape[0] >= 1
         torch.testing.assert_close(o1, o2, atol=1e-6, rtol=0)
 

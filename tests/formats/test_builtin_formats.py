@@ -6,6 +6,7 @@ format's own ``evaluate_folder`` equal to the generic scoring over its parts (wh
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -64,8 +65,29 @@ def test_occ3d_format_parts_and_scoring_equal_the_generic_scoring(tiny_occ3d_roo
     assert sorted(found) == sorted(ds.tokens)
     assert all(np.array_equal(fmt.predictions.read(found[t]), preds[t]) for t in ds.tokens)
 
-    own = fmt.evaluate_folder(tiny_occ3d_root, pred_dir, "all", progress=False)
+    import torch
+
+    from occkit.metrics.occ3d import Occ3DMetric
+
+    assert fmt.evaluate_folder is None  # occkit's one scoring loop scores it
+    direct = Occ3DMetric(mask="camera")  # the metric over the label files directly: the former own driver
+    for t in ds.tokens:
+        labels = ds.read_labels(t)
+        direct.update(
+            torch.from_numpy(preds[t])[None],
+            torch.from_numpy(labels["semantics"])[None],
+            mask_camera=torch.from_numpy(labels["mask_camera"].astype(bool))[None],
+        )
+    own = {"benchmark": "occ3d", **direct.compute()}
     generic = evaluate_predictions(fmt, tiny_occ3d_root, pred_dir, "all", progress=False, batch_size=3)
+    samples = evaluate_predictions(  # the reader's samples instead of its scoring_labels: the same scores
+        replace(fmt, open=lambda root, split, o: _NoScoringLabels(fmt.open(root, split, o))),
+        tiny_occ3d_root,
+        pred_dir,
+        "all",
+        progress=False,
+    )
+    assert samples["iou"] == generic["iou"] and samples["miou"] == generic["miou"]
     assert own["benchmark"] == generic["benchmark"] == "occ3d" and own["frames"] == generic["frames"] == 4
     for k in ("miou", "geometry_iou", "geometry_precision", "geometry_recall"):
         assert _same(own[k], generic[k]), k
@@ -127,3 +149,37 @@ def test_the_metrics_take_targets_as_their_old_arguments():
     assert torch.equal(ssc.counts, ssc_old.counts) and ssc.counts.sum() == int(valid.sum())
     r = ssc.compute()
     assert r["miou"] == r["ssc_miou"] and r["geometry_iou"] == r["completion_iou"]
+
+
+class _NoScoringLabels:
+    """A reader without ``scoring_labels``: the loop reads its frames as samples."""
+
+    def __init__(self, ds):
+        self.ds = ds
+        self.tokens = ds.tokens
+
+    def index_of(self, token):
+        return self.ds.index_of(token)
+
+    def __getitem__(self, i):
+        return self.ds[i]
+
+    def __len__(self):
+        return len(self.ds)
+
+
+def test_the_scoring_loop_in_processes_gives_the_scores_of_one_process_for_every_format_it_scores(tmp_path):
+    """`occkit eval --processes N` is occkit's loop's, not Occ3D's alone: SemanticKITTI's SSC metric
+    counted in two spawned processes and merged gives every score of one process exactly."""
+    frames = ("000000", "000005", "000010", "000015")
+    root = write_kitti(tmp_path / "gt", frames=frames)
+    fmt = get_format("semantickitti")
+    rng = np.random.default_rng(4)
+    ds = fmt.open_split(root, "val", load_images=False)
+    for i, t in enumerate(ds.tokens):
+        labels, _ = ds.load_gt_arrays(i)
+        fmt.predictions.write(tmp_path / "pred", t, _noisy(np.where(labels == 255, 0, labels), 20, rng))
+    one = evaluate_predictions(fmt, root, tmp_path / "pred", "val", progress=False)
+    two = evaluate_predictions(fmt, root, tmp_path / "pred", "val", progress=False, processes=2, batch_size=1)
+    assert one["frames"] == two["frames"] == 4
+    assert two == one

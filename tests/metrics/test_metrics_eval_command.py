@@ -14,7 +14,13 @@ from occkit.fileio import save_npz_atomic, write_json_atomic
 from occkit.formats import get_format
 from occkit.formats.evaluate import detect_format_name as detect_format
 from occkit.formats.evaluate import evaluate_predictions
-from occkit.metrics.evaluate import evaluate_occ3d, load_occ3d_prediction
+from occkit.formats.occ3d import read_prediction as load_occ3d_prediction
+
+
+def evaluate_occ3d(gt, pred, split="val", **options):
+    """An Occ3D folder scored by occkit's one scoring loop (what ``occkit eval`` runs)."""
+    return evaluate_predictions(get_format("occ3d"), gt, pred, split, **options)
+
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -262,6 +268,7 @@ def test_occ3d_eval_default_uses_the_usable_cores_with_the_scores_of_one_process
     """`occkit eval` without --processes counts the frames in one process per usable core (affinity
     mocked: 16 cores), capped at half the frames (5 frames: 2 processes) and at --threads; every
     class's IoU, mIoU and RayIoU equal `--processes 1`'s exactly."""
+    import occkit.formats.evaluate as loop
     import occkit.metrics.evaluate as ev
 
     gts = write_occ3d(tmp_path / "gt", frames=5)
@@ -271,13 +278,13 @@ def test_occ3d_eval_default_uses_the_usable_cores_with_the_scores_of_one_process
         save_npz_atomic(tmp_path / "pred" / f"{t}.npz", semantics=pred)
     monkeypatch.setattr(ev.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
     spawned = []
-    real = ev._occ3d_in_processes
+    real = loop._count_in_processes
 
     def spy(*a, **k):
-        spawned.append(a[9])  # processes
+        spawned.append(a[5])  # processes
         return real(*a, **k)
 
-    monkeypatch.setattr(ev, "_occ3d_in_processes", spy)
+    monkeypatch.setattr(loop, "_count_in_processes", spy)
     base = [
         "eval",
         "--gt",

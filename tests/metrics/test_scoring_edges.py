@@ -11,7 +11,14 @@ from test_metrics_eval_command import write_occ3d
 
 from occkit.cli import main
 from occkit.fileio import save_npz_atomic, write_json_atomic
-from occkit.metrics.evaluate import evaluate_occ3d
+from occkit.formats import get_format
+from occkit.formats.evaluate import evaluate_predictions
+
+
+def evaluate_occ3d(gt, pred, split="val", **options):
+    """An Occ3D folder scored by occkit's one scoring loop (what ``occkit eval`` runs)."""
+    return evaluate_predictions(get_format("occ3d"), gt, pred, split, **options)
+
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -102,7 +102,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--processes",
         type=positive_int,
         default=None,
-        help="Occ3D on the CPU: count the frames in this many spawned processes of one thread each, the same "
+        help="on the CPU: count the frames in this many spawned processes of one thread each, the same "
         "scores (default: the cores this process may use, its CPU affinity, no more than --threads when "
         "given, nor than the frames; 1: one process of --threads threads)",
     )
@@ -152,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
         extra = [o for o, v in (("--frustum", args.frustum), ("--infos", args.infos), ("--metrics", args.metrics)) if v]
         if extra:
             raise ValueError(f"--class-map scores the mIoU of the common classes only; {', '.join(extra)} not taken")
+    if args.processes is not None and args.processes > 1 and "processes" not in _taken_options(fmt):
+        raise ValueError(f"--processes: not taken by the {fmt.display_name} format (it takes {_taken(fmt)})")
     if args.infos is not None and "infos" not in fmt.folder_options:
         raise ValueError(f"--infos: not taken by the {fmt.display_name} format (it takes {_taken(fmt)})")
     # --frustum is applied by occkit's scoring loop (evaluate_predictions), never left to a format's metric
@@ -194,8 +196,7 @@ def run(args: argparse.Namespace) -> int:
         "processes": args.processes if args.processes is not None else default_processes(args.threads),
         "duplicate_voxels": args.allow_duplicate_voxels,
     }
-    taken = fmt.folder_options | ({"region"} if fmt.evaluate_folder is None else set())  # occkit's loop: the region
-    options = {k: v for k, v in options.items() if k in taken}
+    options = {k: v for k, v in options.items() if k in _taken_options(fmt)}
     class_map = None
     if args.class_map is not None:
         from occkit.formats.classmap import load_class_map
@@ -258,13 +259,23 @@ def _taken(fmt: Any) -> str:
         "region": "--frustum",
         "processes": "--processes",
     }
-    return ", ".join(flags[k] for k in sorted(fmt.folder_options) if k in flags) or "no options"
+    return ", ".join(flags[k] for k in sorted(_taken_options(fmt)) if k in flags) or "no options"
+
+
+#: What occkit's scoring loop takes of every format it scores (``evaluate_predictions``): the region,
+#: the processes.
+LOOP_OPTIONS = frozenset({"region", "processes"})
+
+
+def _taken_options(fmt: Any) -> frozenset[str]:
+    """The options of a format's folder scoring: its own, and the loop's where occkit's loop scores it."""
+    return fmt.folder_options | (LOOP_OPTIONS if fmt.evaluate_folder is None else frozenset())
 
 
 class FrustumRegion:
     """``token -> (X, Y, Z) bool``: the voxels inside the view frusta of the cameras a trained run
-    sees (its ``data.cameras``, resized and cropped as its evaluation transform does), for a
-    format's ``evaluate_folder`` ``region`` (Occ3D's, :func:`occkit.metrics.evaluate.evaluate_occ3d`).
+    sees (its ``data.cameras``, resized and cropped as its evaluation transform does), the ``region``
+    of occkit's scoring loop (:func:`occkit.formats.evaluate.evaluate_predictions`).
     Picklable (the dataset is opened lazily in each process); frames with the same calibration
     share one mask."""
 

@@ -475,6 +475,17 @@ class Occ3DDataset(torch.utils.data.Dataset):
                 self.cache_bytes += size
         return raw
 
+    def scoring_labels(self, i: int) -> dict[str, torch.Tensor]:
+        """Frame ``i``'s labels as occkit's scoring loop reads them, without the rest of a sample (its
+        cameras' poses and calibrations): ``occupancy`` (uint8 class ids), ``mask_camera`` and
+        ``mask_lidar`` (bool)."""
+        gt = self.read_labels(self.frames[i].token)
+        return {
+            "occupancy": torch.from_numpy(np.ascontiguousarray(gt["semantics"], dtype=np.uint8)),
+            "mask_camera": torch.from_numpy(gt["mask_camera"].astype(bool)),
+            "mask_lidar": torch.from_numpy(gt["mask_lidar"].astype(bool)),
+        }
+
     def __getitem__(self, i: int) -> Sample:
         f = self.frames[i]
         token = f.token

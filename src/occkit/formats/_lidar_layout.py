@@ -128,7 +128,7 @@ def lidar_frame_format(
         ),
         write_synthetic=write_synthetic,
         evaluate_folder=evaluate_folder,
-        folder_options=frozenset({"mask", "metrics", "duplicate_voxels"}),
+        folder_options=frozenset({"mask", "metrics", "duplicate_voxels", "region", "processes"}),
         table_keys=("miou", "miou_all", "geometry_iou", "geometry_precision", "geometry_recall"),
         label_writer=label_writer,
     )

@@ -1,15 +1,17 @@
 """Folder scoring that asks the format registry (what ``occkit eval`` runs above the metrics): the
 format of a ``--gt`` folder (:func:`detect_format_name`, with the hint that it holds predictions),
-occkit's one scoring loop over a prediction folder (:func:`evaluate_predictions`: every format but
-Occ3D, whose RayIoU walks LiDAR rays over the poses of a scene in processes of their own, and
-``--class-map``), and the summary lines a result's format prints (:func:`table_keys`). The metrics
-and the Occ3D folder scorer below it are in :mod:`occkit.metrics.evaluate`.
+occkit's one scoring loop over a prediction folder (:func:`evaluate_predictions`: every format's
+metrics, RayIoU included, as accumulators; ``--class-map`` as an adapter around the loop's targets;
+the region and the split applied by occkit; in spawned processes on request), and the summary lines
+a result's format prints (:func:`table_keys`). The parts every folder scoring shares (matching files
+to frames, provenance, the printed table, JSON / CSV) are in :mod:`occkit.metrics.evaluate`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,16 @@ from occkit.formats.classmap import DROPPED
 from occkit.formats.registry import FormatRegistryError, formats, get_format
 from occkit.formats.registry import detect_format as detect
 from occkit.metrics.base import TABLE_KEYS, Targets
-from occkit.metrics.evaluate import _bar, _batched, _match, _prefetch, check_provenance, looks_like_predictions
+from occkit.metrics.evaluate import (
+    batched,
+    check_provenance,
+    looks_like_predictions,
+    match_frames,
+    one_thread_pool,
+    pool_process_start,
+    prefetch,
+    progress_bar,
+)
 
 
 def detect_format_name(gt_root: str | os.PathLike, pred_root: str | os.PathLike | None = None) -> str:
@@ -56,14 +67,25 @@ def evaluate_predictions(
     device: str | torch.device = "cpu",
     workers: int = 4,
     progress: bool | None = None,
-    batch_size: int = 1,
+    batch_size: int = 8,
     class_map: Any = None,
     region: Any = None,
+    processes: int = 1,
     **options: Any,
 ) -> dict[str, Any]:
-    """A prediction folder scored by a format's own parts (what ``occkit eval`` runs for a format
-    with no ``evaluate_folder``): its frames (``fmt.open_split``, no images), its prediction files
-    (``fmt.predictions``) and its metrics (``fmt.new_metrics(**options)``), batch by batch.
+    """A prediction folder scored by a format's own parts: occkit's one scoring loop (what ``occkit
+    eval`` runs for a format with no ``evaluate_folder``): its frames (``fmt.open_split``, no
+    images), its prediction files (``fmt.predictions``) and its metrics (``fmt.new_metrics(**options)``,
+    accumulators of the :class:`~occkit.metrics.base.Metric` protocol), batch by batch.
+
+    A reader with a ``scoring_labels(i)`` (a dict of ``occupancy``, ``mask_camera``, ``mask_lidar``)
+    gives the loop its frames' labels without the rest of a sample (cameras, poses); the others are
+    read as samples (``dataset[i]``).
+
+    A metric that reads more of the frames than their labels says so through the protocol: its
+    ``bind(dataset, tokens)`` runs once before any frame is counted (RayIoU reads and checks every
+    scene's LiDAR poses there), its ``frame_extra(token)`` adds a frame's items to the batch's
+    ``Targets.extra`` (gathered into lists), and its ``region_refused`` (a reason) refuses ``region``.
 
     ``class_map`` (:class:`occkit.formats.classmap.ClassMap` onto ``fmt``, or onto a format of its
     class table): the predictions are the files of the map's source format, brought onto ``fmt``'s
@@ -73,14 +95,23 @@ def evaluate_predictions(
     ground truth are scored on the map's common classes (an Occ3D-style mIoU, the free class last,
     inside the voxels ``fmt`` scores; voxels of a dropped class on either side left out).
 
-    ``region`` (``occkit eval --frustum``: a ``token -> (X, Y, Z) bool``, the voxels that count):
-    applied here, by occkit, whatever the format's metrics know of regions: outside it the ground
-    truth is the format's ignore id, the masks are false and ``extra["region"]`` says where it is.
-    The result records ``str(region)`` under ``region``.
+    ``region`` (``occkit eval --frustum``: a picklable ``token -> (X, Y, Z) bool``, the voxels that
+    count): applied here, by occkit, whatever the format's metrics know of regions: outside it the
+    ground truth is the format's ignore id, the masks are false and ``extra["region"]`` says where it
+    is. The result records ``str(region)`` under ``region``.
 
-    Returns ``benchmark`` (the format's name), ``split``, the first metric's result, every other
-    metric's keys, ``frames``, ``missing`` and ``extra`` (and ``class_map``, its file).
+    ``processes`` > 1 (CPU, a format of the registry, no ``class_map``): the frames are split into that
+    many contiguous shards (no more than half the frames: a process costs more to start than a frame
+    to count), each counted in its own spawned process of one thread and the metrics merged: the same
+    scores, about ``processes`` times faster where the cores are free (the RayIoU walk is many short
+    numpy calls, which threads of one process do not run side by side). ``occkit eval`` passes
+    :func:`occkit.metrics.evaluate.default_processes`; other callers get one process.
+
+    Returns ``benchmark`` (the format's name), ``split``, every metric's keys (the first metric's
+    where two give one key: ``frames``), ``missing`` and ``extra`` (and ``class_map``, its file).
     """
+    if processes < 1:
+        raise ValueError(f"processes: expected >= 1, got {processes}")
     if region is not None and class_map is not None:
         raise ValueError("--frustum with --class-map: the common classes are scored inside the format's own voxels")
     if region is not None and fmt.classes.ignore is None:
@@ -88,28 +119,16 @@ def evaluate_predictions(
             f"--frustum: the {fmt.display_name} format's class table has no ignore id, through which occkit leaves "
             "the voxels outside the region unscored"
         )
-    files = fmt.predictions
+    files, source = fmt.predictions, None
     if class_map is not None:
-        from occkit.metrics.occ3d import Occ3DMetric
-
-        target = get_format(class_map.target)
-        if class_map.target != fmt.name and target.classes.names != fmt.classes.names:
-            raise ValueError(
-                f"--class-map {class_map.path}: maps onto {class_map.target}, but --gt {gt_root} is a {fmt.name} "
-                "dataset"
-            )
-        source = get_format(class_map.source)
-        g, h = source.grid, fmt.grid
-        same = (g.shape, tuple(g.range_min), tuple(g.voxel_size)) == (h.shape, tuple(h.range_min), tuple(h.voxel_size))
-        families = [None if f.label_writer is None else f.label_writer.family for f in (source, fmt)]
-        if not same and (None in families or families[0] != families[1]):
-            raise ValueError(
-                f"--class-map {class_map.path}: {source.name}'s grid {g.shape} from {tuple(g.range_min)} at "
-                f"{tuple(g.voxel_size)} m is not {fmt.name}'s {h.shape} from {tuple(h.range_min)} at "
-                f"{tuple(h.voxel_size)} m, and no frame transform joins the two layouts (other sensor rigs); "
-                "occkit eval --class-map resamples between the grids of one family (occkit convert lists them)"
-            )
+        source = _class_map_source(fmt, gt_root, class_map)
         files = source.predictions
+    metrics = _new_metrics(fmt, class_map, device, options)
+    if region is not None:
+        for m in metrics:
+            reason = getattr(m, "region_refused", None)
+            if reason:
+                raise ValueError(f"--frustum with --metrics {getattr(m, 'name', type(m).__name__)}: {reason}")
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
@@ -119,43 +138,146 @@ def evaluate_predictions(
         raise ValueError(f"{gt_root}: no labelled frames in split {split!r}")
     pred_files = files.index(pred_dir)
     check_provenance(pred_dir, pred_files)
-    tokens, n_missing, n_extra = _match(gt_ids, pred_files, pred_dir, allow_missing)
-    if class_map is None:
-        metrics = fmt.new_metrics(device=device, num_classes=fmt.classes.num_classes, **options)
+    tokens, n_missing, n_extra = match_frames(gt_ids, pred_files, pred_dir, allow_missing)
+    _bind(metrics, ds, tokens)  # what a metric reads beyond the labels, checked before any frame is counted
+
+    processes = max(1, min(processes, len(tokens) // 2))  # two frames at least per process
+    shardable = class_map is None and formats().get(fmt.name) is fmt and torch.device(device).type == "cpu"
+    if processes > 1 and shardable:
+        job = _Job(fmt.name, str(gt_root), split, options, region, batch_size)
+        _count_in_processes(job, metrics, pred_files, tokens, workers, processes, progress)
     else:
-        names = class_map.names
-        metrics = [Occ3DMetric(mask="camera", num_classes=len(names), class_names=names, device=device)]
+        resample = None
+        if class_map is not None:
+            from occkit.formats.convert import PredictionResampler
 
-    resample = None
+            resample = PredictionResampler(source, fmt, ds)
+        bar = progress_bar(len(tokens), progress)
+        frames = _Frames(fmt, ds, gt_root, split, files, pred_files, region, resample, metrics)
+        _count(frames, metrics, tokens, class_map, device, batch_size, workers, None if bar is None else bar.update)
+        if bar is not None:
+            bar.close()
+    out: dict[str, Any] = {"benchmark": fmt.name, "split": split}
+    for m in metrics:  # the first metric's keys win (frames)
+        for k, v in m.compute().items():
+            out.setdefault(k, v)
+    out["missing"], out["extra"] = n_missing, n_extra
     if class_map is not None:
-        from occkit.formats.convert import PredictionResampler
+        out["benchmark"] = f"{fmt.name} on the common classes of {class_map.path.stem}"
+        out["class_map"] = str(class_map.path)
+    if region is not None:
+        out["region"] = str(region)
+    return out
 
-        resample = PredictionResampler(source, fmt, ds)
 
-    def load(token: str) -> tuple[np.ndarray, Any]:
-        pred = files.read(pred_files[token])
-        sample = ds[ds.index_of(token)]
+def _class_map_source(fmt: Any, gt_root: Any, class_map: Any) -> Any:
+    """The format whose prediction files ``class_map`` scores on ``fmt``; its grid and ``fmt``'s
+    joined by a frame transform or the same, else an error naming the map."""
+    target = get_format(class_map.target)
+    if class_map.target != fmt.name and target.classes.names != fmt.classes.names:
+        raise ValueError(
+            f"--class-map {class_map.path}: maps onto {class_map.target}, but --gt {gt_root} is a {fmt.name} dataset"
+        )
+    source = get_format(class_map.source)
+    g, h = source.grid, fmt.grid
+    same = (g.shape, tuple(g.range_min), tuple(g.voxel_size)) == (h.shape, tuple(h.range_min), tuple(h.voxel_size))
+    families = [None if f.label_writer is None else f.label_writer.family for f in (source, fmt)]
+    if not same and (None in families or families[0] != families[1]):
+        raise ValueError(
+            f"--class-map {class_map.path}: {source.name}'s grid {g.shape} from {tuple(g.range_min)} at "
+            f"{tuple(g.voxel_size)} m is not {fmt.name}'s {h.shape} from {tuple(h.range_min)} at "
+            f"{tuple(h.voxel_size)} m, and no frame transform joins the two layouts (other sensor rigs); "
+            "occkit eval --class-map resamples between the grids of one family (occkit convert lists them)"
+        )
+    return source
+
+
+def _new_metrics(fmt: Any, class_map: Any, device: Any, options: dict[str, Any]) -> list[Any]:
+    """The metrics of one count: the format's (``fmt.new_metrics``), or a class map's mIoU."""
+    if class_map is None:
+        return list(fmt.new_metrics(device=device, num_classes=fmt.classes.num_classes, **options))
+    from occkit.metrics.occ3d import Occ3DMetric
+
+    names = class_map.names
+    return [Occ3DMetric(mask="camera", num_classes=len(names), class_names=names, device=device)]
+
+
+def _bind(metrics: list[Any], ds: Any, tokens: list[str]) -> None:
+    for m in metrics:
+        bind = getattr(m, "bind", None)
+        if bind is not None:
+            bind(ds, tokens)
+
+
+@dataclass
+class _Truth:
+    """A frame's ground truth as the loop reads it from a reader's ``scoring_labels(i)`` (the fields of
+    a sample that scoring takes)."""
+
+    occupancy: torch.Tensor
+    mask_camera: torch.Tensor | None = None
+    mask_lidar: torch.Tensor | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Frames:
+    """How one count reads a frame: its prediction and its ground truth (a sample), with the
+    region and the items the metrics add to ``Targets.extra``."""
+
+    fmt: Any
+    ds: Any
+    gt_root: Any
+    split: str
+    files: Any
+    pred_files: dict[str, Path]
+    region: Any
+    resample: Any
+    metrics: list[Any]
+
+    def __call__(self, token: str) -> tuple[np.ndarray, Any]:
+        pred = self.files.read(self.pred_files[token])
+        i = self.ds.index_of(token)
+        labels_only = getattr(self.ds, "scoring_labels", None)  # a reader's labels without the rest of a sample
+        sample = _Truth(**labels_only(i)) if labels_only is not None else self.ds[i]
         if sample.occupancy is None:
             raise ValueError(
-                f"{gt_root}: frame {token} of split {split!r} has no labels (a test split?): nothing to score"
+                f"{self.gt_root}: frame {token} of split {self.split!r} has no labels (a test split?): nothing to score"
             )
-        if region is not None:
-            r = np.asarray(region(token))
+        sample.occupancy = _narrow(sample.occupancy)  # here, in the reading threads
+        if self.region is not None:
+            r = np.asarray(self.region(token))
             if r.shape != tuple(pred.shape) or r.dtype != np.bool_:
                 raise ValueError(
-                    f"region {region}: frame {token}: expected a bool array of shape {tuple(pred.shape)}, "
+                    f"region {self.region}: frame {token}: expected a bool array of shape {tuple(pred.shape)}, "
                     f"got {r.dtype} {r.shape}"
                 )
             sample.extra["region"] = torch.from_numpy(r)
-        if resample is not None:  # onto the ground truth's grid; voxels the predictions' grid misses left out
-            pred, covered = resample(token, pred)
+        if self.resample is not None:  # onto the ground truth's grid; voxels the predictions' grid misses left out
+            pred, covered = self.resample(token, pred)
             if covered is not None:
                 sample.extra["covered"] = torch.from_numpy(covered)
+        for m in self.metrics:
+            extra = getattr(m, "frame_extra", None)
+            if extra is not None:
+                sample.extra.setdefault("metric_items", {}).update(extra(token))
         return pred, sample
 
-    bar = _bar(len(tokens), progress)
-    loaded = _prefetch(load, tokens, workers)
-    for batch in _batched(tokens, batch_size):
+
+def _count(
+    frames: _Frames,
+    metrics: list[Any],
+    tokens: list[str],
+    class_map: Any,
+    device: Any,
+    batch_size: int,
+    workers: int,
+    advance: Any,
+) -> None:
+    """``metrics`` updated with the frames ``tokens``, batch by batch (reading ``workers`` ahead)."""
+    fmt = frames.fmt
+    loaded = prefetch(frames, tokens, workers)
+    for batch in batched(tokens, batch_size):
         items = [next(loaded) for _ in batch]
         pred = torch.from_numpy(np.stack([p for p, _ in items])).to(device)
 
@@ -169,6 +291,8 @@ def evaluate_predictions(
             mask_camera=stacked("mask_camera"),
             mask_lidar=stacked("mask_lidar"),
         )
+        for key in items[0][1].extra.get("metric_items", {}):  # a metric's own items, a list over the batch
+            target.extra[key] = [s.extra["metric_items"][key] for _, s in items]
         if class_map is not None:  # both sides on the common classes; dropped voxels out of the region
             src_lut = torch.from_numpy(class_map.source_lut.astype(np.int64)).to(device)
             dst_lut = torch.from_numpy(class_map.target_lut.astype(np.int64)).to(device)
@@ -183,7 +307,7 @@ def evaluate_predictions(
             target.extra["region"] = keep
             if target.mask_camera is None:
                 target.mask_camera = torch.ones_like(keep)
-        if region is not None:  # occkit applies the region: outside it nothing is scored, whatever the metric
+        if frames.region is not None:  # occkit applies the region: outside it nothing is scored, whatever the metric
             inside = torch.stack([s.extra["region"] for _, s in items]).to(device)
             target.occupancy = target.occupancy.masked_fill(~inside, int(fmt.classes.ignore))
             for key in ("mask_camera", "mask_lidar"):
@@ -192,20 +316,84 @@ def evaluate_predictions(
             target.extra["region"] = inside
         for m in metrics:
             m.update(pred, target)
-        if bar is not None:
-            bar.update(len(batch))
+        if advance is not None:
+            advance(len(batch))
+
+
+def _narrow(labels: torch.Tensor) -> torch.Tensor:
+    """Class ids as uint8 where they fit (a reader's int64 labels): the metrics' confusion counts take
+    uint8 on the CPU several times faster, with the same counts."""
+    if labels.dtype == torch.uint8 or labels.is_floating_point() or not labels.numel():
+        return labels
+    if int(labels.min()) >= 0 and int(labels.max()) <= 255:
+        return labels.to(torch.uint8)
+    return labels
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a process of :func:`_count_in_processes` needs to count its share: the format by its
+    registry name, the folder and split, the metrics' options, the region, the batch size."""
+
+    fmt: str
+    gt_root: str
+    split: str
+    options: dict[str, Any]
+    region: Any
+    batch_size: int
+
+
+def _count_shard(job: _Job, pred_files: dict[str, Path], tokens: list[str], workers: int, queue: Any) -> list[Any]:
+    """One process's share: its metrics with ``tokens`` counted; each finished batch's frame count
+    is put on ``queue`` (the parent's progress bar)."""
+    torch.set_num_threads(1)
+    fmt = get_format(job.fmt)
+    metrics = _new_metrics(fmt, None, "cpu", job.options)
+    ds = fmt.open_split(job.gt_root, job.split, load_images=False, load_gt=True)
+    _bind(metrics, ds, tokens)
+    frames = _Frames(fmt, ds, job.gt_root, job.split, fmt.predictions, pred_files, job.region, None, metrics)
+    _count(frames, metrics, tokens, None, "cpu", job.batch_size, workers, queue.put)
+    return metrics
+
+
+def _count_in_processes(
+    job: _Job,
+    metrics: list[Any],
+    pred_files: dict[str, Path],
+    tokens: list[str],
+    workers: int,
+    processes: int,
+    progress: bool | None,
+) -> None:
+    """:func:`_count` over ``processes`` contiguous shards of ``tokens`` in spawned processes (no fork
+    of a process whose OpenMP pool may already run), each shard's metrics merged into ``metrics``."""
+    import multiprocessing
+    from multiprocessing.managers import SyncManager
+    from queue import Empty
+
+    shards = [list(a) for a in np.array_split(np.array(tokens, dtype=object), processes)]
+    bar = progress_bar(len(tokens), progress)
+    reader_threads = max(1, workers // processes)
+    manager = SyncManager(ctx=multiprocessing.get_context("spawn"))  # the progress queue's server
+    manager.start(pool_process_start, (os.getpid(),))  # ... ended with this process like the pool's
+    with manager, one_thread_pool(processes) as pool:
+        queue = manager.Queue()
+        futures = [
+            pool.submit(_count_shard, job, {t: pred_files[t] for t in shard}, shard, reader_threads, queue)
+            for shard in shards
+        ]
+        while not all(f.done() for f in futures):
+            try:
+                n = queue.get(timeout=0.2)
+            except Empty:
+                continue
+            if bar is not None:
+                bar.update(n)
+        for f in futures:
+            for m, shard_m in zip(metrics, f.result(), strict=True):  # a shard's error is raised here
+                m.merge(shard_m)
     if bar is not None:
         bar.close()
-    out: dict[str, Any] = {"benchmark": fmt.name, "split": split}
-    for m in reversed(metrics):  # the first metric's keys win
-        out.update(m.compute())
-    out["missing"], out["extra"] = n_missing, n_extra
-    if class_map is not None:
-        out["benchmark"] = f"{fmt.name} on the common classes of {class_map.path.stem}"
-        out["class_map"] = str(class_map.path)
-    if region is not None:
-        out["region"] = str(region)
-    return out
 
 
 def table_keys(benchmark: str | None) -> tuple[str, ...]:

@@ -3,22 +3,27 @@ grid at 0.4 m in the ego frame, scored by the Occ3D mIoU (camera mask) and RayIo
 
 The reader is :class:`occkit.data.occ3d.Occ3DDataset` (the layout is described there), the
 metrics :class:`occkit.metrics.occ3d.Occ3DMetric` and :class:`occkit.metrics.rayiou.RayIoUMetric`,
-the submission files ``<token>.npz`` (``semantics`` uint8) and the folder scoring
-:func:`occkit.metrics.evaluate.evaluate_occ3d`. A folder holding ``annotations.json`` is Occ3D.
+the submission files ``<token>.npz`` (``semantics`` uint8), scored by occkit's one scoring loop
+(:func:`occkit.formats.evaluate.evaluate_predictions`). A folder holding ``annotations.json`` is Occ3D.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from occkit.fileio import load_npz
 from occkit.formats._nusc_labels import OCC3D_WRITER
 from occkit.formats.spec import ClassTable, DatasetFormat, Metric, OpenOptions, PredictionFiles
 from occkit.geometry.grid import occ3d_grid
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES, OCC3D_PALETTE
+
+#: The Occ3D-nuScenes grid: (200, 200, 16) voxels of 0.4 m.
+GRID = occ3d_grid()
 
 
 def detect(root: Path) -> str | None:
@@ -49,7 +54,7 @@ def metrics(options: dict[str, Any]) -> list[Metric]:
     device = options.get("device")
     out: list[Metric] = [Occ3DMetric(mask=options.get("mask") or "camera", num_classes=n, device=device)]
     if "rayiou" in (options.get("metrics") or ()):
-        out.append(RayIoUMetric(num_classes=n, device=device))
+        out.append(RayIoUMetric(num_classes=n, device=device, infos=options.get("infos")))
     return out
 
 
@@ -65,24 +70,43 @@ def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     )
 
 
-def prediction_files(folder: Path) -> dict[str, Path]:
-    from occkit.metrics.evaluate import occ3d_prediction_files
+def read_prediction(path: str | os.PathLike, shape: tuple[int, int, int] | None = None) -> np.ndarray:
+    """A prediction in the Occ3D submission format: ``shape`` (default the Occ3D grid's) uint8 class
+    ids from 0 to the free class.
 
-    return occ3d_prediction_files(folder)
+    Reads key ``semantics``, else ``pred``, else the file's only array; wrong shape, a float
+    dtype or out-of-range classes raise naming the file."""
+    z = load_npz(path)
+    if "semantics" in z:
+        a = z["semantics"]
+    elif "pred" in z:
+        a = z["pred"]
+    elif len(z) == 1:
+        a = next(iter(z.values()))
+    else:
+        raise KeyError(f"{path}: no 'semantics' or 'pred' array and more than one array ({sorted(z)})")
+    shape = tuple(shape) if shape is not None else tuple(GRID.shape)
+    if a.shape != shape:
+        raise ValueError(f"{path}: prediction has shape {a.shape}, expected {shape}")
+    if not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
+        raise ValueError(f"{path}: prediction has dtype {a.dtype}, expected uint8 class ids")
+    if a.size and (int(a.min()) < 0 or int(a.max()) > OCC3D_FREE):
+        raise ValueError(
+            f"{path}: prediction has classes in [{int(a.min())}, {int(a.max())}], expected [0, {OCC3D_FREE}]"
+        )
+    return a.astype(np.uint8, copy=False)
 
 
-def read_prediction(path: Path) -> np.ndarray:
-    from occkit.metrics.evaluate import load_occ3d_prediction
-
-    return load_occ3d_prediction(path)
-
-
-def evaluate_folder(gt_root: Any, pred_dir: Any, split: str = "val", **options: Any) -> dict[str, Any]:
-    from occkit.metrics.evaluate import evaluate_occ3d
-
-    if not options.get("metrics"):
-        options["metrics"] = ("miou",)
-    return evaluate_occ3d(gt_root, pred_dir, split, **options)
+def prediction_files(pred_dir: str | os.PathLike) -> dict[str, Path]:
+    """``{token: path}`` of the Occ3D predictions ``<token>.npz`` anywhere under ``pred_dir``; two
+    files of one token raise naming both."""
+    pred_dir = Path(pred_dir)
+    found: dict[str, Path] = {}
+    for p in sorted(pred_dir.rglob("*.npz")):
+        if p.stem in found:
+            raise ValueError(f"{pred_dir}: two predictions for token {p.stem}: {found[p.stem]} and {p}")
+        found[p.stem] = p
+    return found
 
 
 def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) -> None:
@@ -151,7 +175,7 @@ FORMAT = DatasetFormat(
     summary="Occ3D-nuScenes (annotations.json, gts/<scene>/<token>/labels.npz; six cameras)",
     modality="multi-camera",
     classes=ClassTable(names=OCC3D_CLASSES, free=OCC3D_FREE, ignore=255, palette=OCC3D_PALETTE),
-    grid=occ3d_grid(),
+    grid=GRID,
     label_frame="ego",
     ground_z=0.0,  # nuScenes' ego frame sits on the road
     splits=("train", "val"),
@@ -161,10 +185,9 @@ FORMAT = DatasetFormat(
     predictions=PredictionFiles(
         write=write_prediction, index=prediction_files, read=read_prediction, relpath=prediction_relpath
     ),
-    evaluate_folder=evaluate_folder,
     write_synthetic=write_synthetic,
     write_generated=write_generated,
-    folder_options=frozenset({"mask", "metrics", "infos", "region", "processes", "batch_size"}),
+    folder_options=frozenset({"mask", "metrics", "infos"}),
     metric_names=("miou", "rayiou"),
     label_writer=OCC3D_WRITER,
 )

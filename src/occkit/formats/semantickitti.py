@@ -11,6 +11,7 @@ folder holding ``sequences/`` and no ``annotations.json`` is SemanticKITTI.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -67,16 +68,25 @@ def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     return write_ssc_prediction(Path(folder) / prediction_relpath(token), labels)
 
 
-def prediction_files(folder: Path) -> dict[str, Path]:
-    from occkit.metrics.evaluate import semantickitti_prediction_files
+def prediction_files(pred_dir: str | os.PathLike) -> dict[str, Path]:
+    """``{"<seq>/<frame>": path}`` of the SemanticKITTI predictions under ``pred_dir``:
+    ``sequences/<seq>/predictions/<frame>.label`` (the submission layout) or ``<seq>/<frame>.label``."""
+    found: dict[str, Path] = {}
+    for p in Path(pred_dir).rglob("*.label"):
+        seq = p.parent.parent.name if p.parent.name == "predictions" else p.parent.name
+        found[f"{seq}/{p.stem}"] = p
+    return found
 
-    return semantickitti_prediction_files(folder)
 
+def read_prediction(path: str | os.PathLike) -> np.ndarray:
+    """A SemanticKITTI submission ``.label`` as learning classes ``(256, 256, 32)`` uint8; raw ids
+    outside the learning map raise naming the file."""
+    from occkit.data.semantickitti import read_ssc_prediction
 
-def read_prediction(path: Path) -> np.ndarray:
-    from occkit.metrics.evaluate import load_semantickitti_prediction
-
-    return load_semantickitti_prediction(path)
+    pred = read_ssc_prediction(path)
+    if int(pred.max(initial=0)) == 255:
+        raise ValueError(f"{path}: prediction holds raw ids outside the learning map (mapped to 255)")
+    return pred
 
 
 def write_synthetic(out: Path, config: Any) -> None:

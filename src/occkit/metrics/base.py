@@ -72,6 +72,19 @@ class Metric(Protocol):
     ``compute`` returns a dict whose values are plain numbers (percent, like the official tables),
     or dicts of them; a format's first metric gives ``miou`` and ``geometry_iou``, the keys the
     training loop logs and the ablation runner reads.
+
+    Optional, for occkit's scoring loop (:func:`occkit.formats.evaluate.evaluate_predictions`), where
+    a metric reads more of the frames than their labels:
+
+    - ``bind(dataset, tokens)``: called once with the opened split and the frames to be scored,
+      before any is counted (RayIoU reads and checks every scene's LiDAR poses there);
+    - ``frame_extra(token) -> dict``: a frame's items for ``Targets.extra``, gathered into a list
+      over the batch (RayIoU's ``ray_origins``);
+    - ``region_refused``: a reason, when a region of voxels (``occkit eval --frustum``) cannot
+      restrict the metric; the loop refuses the region with it.
+
+    A metric the loop counts in several processes is pickled back to the parent and merged: what
+    ``bind`` holds is left out of its pickled state.
     """
 
     name: str

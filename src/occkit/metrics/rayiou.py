@@ -822,9 +822,20 @@ class RayIoUMetric:
         device: where the counts live (default: the device of the first update).
         dtype: float type of the ray distances.
         threads: CPU threads of the ray walk (default: ``torch.get_num_threads()`` at each update).
+        infos: nuScenes-style info files (:func:`load_nuscenes_infos`) holding the frames' LiDAR and
+            ego poses, for a folder scored by occkit's scoring loop; default: the dataset's own
+            annotations (their ``lidar_sensor`` entries, which the synthetic world writes).
+
+    In occkit's scoring loop (:func:`occkit.formats.evaluate.evaluate_predictions`) the metric gets
+    its frames' LiDAR origins itself: :meth:`bind` (once, before any frame is counted: every scene's
+    poses read and checked) and :meth:`frame_extra` (a frame's origins, gathered into the batch's
+    ``Targets.extra["ray_origins"]``). A region of voxels (``occkit eval --frustum``) is refused
+    (:attr:`region_refused`): the rays cross it.
     """
 
     name = "rayiou"
+    #: Why a region of voxels cannot restrict this metric (the scoring loop refuses ``--frustum`` with it).
+    region_refused = "RayIoU is scored along LiDAR rays, not over a region of voxels; score it without --frustum"
 
     def __init__(
         self,
@@ -835,6 +846,7 @@ class RayIoUMetric:
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float64,
         threads: int | None = None,
+        infos: str | os.PathLike | None = None,
     ) -> None:
         if class_names is None:
             class_names = (
@@ -853,7 +865,45 @@ class RayIoUMetric:
         self.device = torch.device(device) if device is not None else None
         self.dtype = dtype
         self.threads = threads
+        self.infos = None if infos is None else Path(infos)
+        self._origin: Any = None  # token -> (K, 3) origins, set by bind()
         self.reset()
+
+    def bind(self, dataset: Any, tokens: list[str]) -> None:
+        """Ready the LiDAR origins of the frames ``tokens`` of ``dataset`` (an
+        :class:`~occkit.data.occ3d.Occ3DDataset`), from :attr:`infos` or the dataset's annotations,
+        checking every scene's poses now, before any frame is counted: a frame without poses, or a
+        non-finite or implausible pose, is refused naming the file, frame and field."""
+        if self.infos is not None:
+            info_table = load_nuscenes_infos(self.infos)
+            scene_frames = scene_frames_from_infos(info_table)
+            absent = [t for t in tokens if t not in info_table]
+            if absent:
+                raise KeyError(f"{self.infos}: no LiDAR/ego poses for {len(absent)} frame(s), e.g. {absent[:3]}")
+            self._origin = lambda t: rayiou_origins_from_infos(info_table, t, scene_frames)
+            return
+        if tokens and not dataset.info(tokens[0]).get("lidar_sensor"):
+            raise ValueError(
+                f"{dataset.annotations_path}: RayIoU needs the LiDAR poses of every frame, and these annotations "
+                "have no 'lidar_sensor' entries: pass --infos I, the folder occkit prepare nuscenes wrote (or a "
+                "nuScenes-style info file with lidar2ego_translation/rotation and ego2global_translation/rotation "
+                "per token)"
+            )
+        poses: dict[str, Any] = {}  # each scene's poses built once
+        scenes = {dataset.frames[dataset.index_of(t)].scene: t for t in tokens}
+        for t in scenes.values():  # every scene's poses checked now, before any frame is counted
+            rayiou_origins(dataset, t, poses)
+        self._origin = lambda t: rayiou_origins(dataset, t, poses)
+
+    def frame_extra(self, token: str) -> dict[str, Any]:
+        """What frame ``token`` adds to its batch's ``Targets.extra``: ``{"ray_origins": (K, 3)}``."""
+        if self._origin is None:
+            raise RuntimeError("RayIoU: bind(dataset, tokens) before frame_extra(token)")
+        return {"ray_origins": self._origin(token)}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The counts and settings; not the bound frames (a process returns its counts, not its dataset)."""
+        return {**self.__dict__, "_origin": None}
 
     def reset(self) -> None:
         """Zero the counts."""

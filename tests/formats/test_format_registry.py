@@ -253,3 +253,36 @@ def test_show_and_pseudolabel_never_read_an_ambiguous_folder_as_occ3d(tmp_path, 
     assert len(err) == 1 and "holds the layouts of 2 formats" in err[0]
     with pytest.raises(AmbiguousFormatError):
         pseudo_layout(both)
+
+
+@pytest.mark.parametrize(
+    "table,says",
+    [
+        # the Occ3D metric (18 classes, free last) under a table of 17 classes
+        (("a",) * 16 + ("free",), "its metric occ3d counts 18 classes, its class table 17"),
+        # the Occ3D metric's free class is its last id; a table whose free class is the first
+        (dict(free=0), "its metric occ3d takes class 17 as free, its class table's free id is 0"),
+        (dict(ignore=254), "its metric occ3d leaves out id 255, its class table's ignore id is 254"),
+        (dict(rename=True), "its metric occ3d names the classes"),
+    ],
+)
+def test_a_package_format_whose_metrics_disagree_with_its_table_is_refused_in_one_line(
+    fresh_registry, monkeypatch, capsys, table, says
+):
+    from occkit.formats import ClassTable
+    from occkit.formats.occ3d import FORMAT  # the module's (the registry is found again below)
+
+    occ = FORMAT.classes
+    if isinstance(table, tuple):
+        classes = ClassTable(names=table, free=len(table) - 1, ignore=255)
+    elif table.get("rename"):
+        classes = ClassTable(names=("other",) + occ.names[1:], free=occ.free, ignore=occ.ignore)
+    else:
+        classes = ClassTable(names=occ.names, free=table.get("free", occ.free), ignore=table.get("ignore", 255))
+    bad = dataclasses.replace(_toy_format("disagrees"), classes=classes, synthetic_classes=None)
+    mod = _module(monkeypatch, "disagreeing_pkg_format", FORMAT=bad)
+    fresh_registry.append(metadata.EntryPoint(name="disagrees", value=f"{mod}:FORMAT", group=ENTRY_POINT_GROUP))
+    assert "disagrees" not in format_names() and "occ3d" in format_names()
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "entry point disagrees = disagreeing_pkg_format:FORMAT" in err[0], err
+    assert says in err[0] and "left out" in err[0]

@@ -78,6 +78,33 @@ def _check(spec: object, where: str) -> str | None:
         spec.synthetic_lut()
     except ValueError as e:
         return str(e)
+    return _metrics_disagree(spec)
+
+
+def _metrics_disagree(spec: DatasetFormat) -> str | None:
+    """How the format's metrics (built with their defaults) disagree with its class table: a class
+    count, a free class, an ignore id or class names other than the table's; or None. A metric that
+    says none of these (no ``num_classes``, ``free_class``, ``ignore_index``, ``class_names``) is
+    taken at its word; one that cannot be built without options is left to the command that builds it."""
+    table = spec.classes
+    try:
+        metrics = list(spec.metrics({}))
+    except Exception:  # noqa: BLE001 - needs options (a device, a model's classes): named where it is built
+        return None
+    for m in metrics:
+        name = getattr(m, "name", type(m).__name__)
+        n = getattr(m, "num_classes", None)
+        if n is not None and int(n) != table.num_classes:
+            return f"its metric {name} counts {n} classes, its class table {table.num_classes}"
+        free = getattr(m, "free_class", None)
+        if free is not None and table.free is not None and int(free) != table.free:
+            return f"its metric {name} takes class {free} as free, its class table's free id is {table.free}"
+        ignore = getattr(m, "ignore_index", None)
+        if ignore is not None and table.ignore is not None and int(ignore) != table.ignore:
+            return f"its metric {name} leaves out id {ignore}, its class table's ignore id is {table.ignore}"
+        names = getattr(m, "class_names", None)
+        if names is not None and tuple(names) != tuple(table.names):
+            return f"its metric {name} names the classes {tuple(names)}, its class table {tuple(table.names)}"
     return None
 
 

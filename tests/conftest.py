@@ -99,6 +99,16 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def ablation_verb_parser():
+    """The ablation package checks a verb's options with the verb's own parser, which its caller gives
+    (the occkit ablate command): tests that call the package directly give it the same one."""
+    from occkit.ablate.cliargs import use_verb_parser
+    from occkit.commands.ablate import verb_parser
+
+    use_verb_parser(verb_parser)
+
+
 @pytest.fixture
 def one_torch_thread():
     """Run a test with one torch thread: the voxel walks are loops of small tensor ops, and on a

@@ -97,6 +97,12 @@ def pytest_configure(config):
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         torch.set_num_threads(1)
+    # The ablation package checks a verb's options with the verb's own parser, which its caller gives
+    # (the occkit ablate command): tests that call the package directly give it the same one.
+    from occkit.ablate.cliargs import use_verb_parser
+    from occkit.commands.ablate import verb_parser
+
+    use_verb_parser(verb_parser)
 
 
 @pytest.fixture

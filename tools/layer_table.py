@@ -27,6 +27,7 @@ HOLDS = {
     "fileio": "atomic writes, checked reads",
     "config": "dataclass configs from YAML",
     "processes": "child processes that end with their parent",
+    "registries": "what the registries share: finding the entries of occkit's own modules",
     "locks": "folder locks: a second run into the same folder is refused, naming the holder",
     "cli": "the `occkit` entry point (it imports each verb's module by its name)",
     "help_registries": "the registries' names that `--help` texts list, read without importing torch",

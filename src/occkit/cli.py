@@ -135,7 +135,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 
 
 def build_parser(commands: tuple[tuple[str, str, str], ...] = COMMANDS) -> argparse.ArgumentParser:
-    # by name, as each verb's module is: the commands import the engine, which runs this entry point
+    # by name, as each verb's module is: the commands sit above this entry point (occkit ablate imports it)
     refuse_empty_paths = importlib.import_module("occkit.commands.checks").refuse_empty_paths
 
     parser = argparse.ArgumentParser(prog="occkit", description="3D semantic occupancy toolkit.")

@@ -393,6 +393,20 @@ def mount_point(o: Path) -> bool:
     return o.is_dir() and not o.is_symlink() and os.path.ismount(o)
 
 
+def _record_and_publish(tmp: Path, o: Path, in_place: bool, command: str, record: dict[str, Any]) -> None:
+    """Add the record to the finished ``tmp`` and put it in place of ``o``: moved up into ``o`` when
+    that is a mount point (``in_place``), else renamed over it. Only the command's own earlier files
+    in ``o`` are ever removed (files put there while the command ran are not)."""
+    mark_output(tmp, command, **record)
+    record_folder_files(tmp, command)
+    if in_place:
+        _publish_in_place(tmp, o, command)
+        return
+    if o.exists():
+        check_own_files(o, command)
+    publish_folder(tmp, o, o.parent / f".{o.name}.old.tmp")
+
+
 def _publish_in_place(tmp: Path, o: Path, command: str) -> None:
     """Put the finished ``tmp`` (a hidden folder inside the mount point ``o``) in place: the
     command's own earlier files in ``o`` (checked first) are removed, ``tmp``'s entries moved up."""
@@ -473,14 +487,7 @@ def resumable_folder(
             shutil.rmtree(part, ignore_errors=True)
         raise
     key_file.unlink()
-    mark_output(part, command, **record)
-    record_folder_files(part, command)
-    if in_place:
-        _publish_in_place(part, o, command)
-        return
-    if o.exists():
-        check_own_files(o, command)  # files put there while the command ran are never removed
-    publish_folder(part, o, o.parent / f".{o.name}.old.tmp")
+    _record_and_publish(part, o, in_place, command, record)
 
 
 @contextmanager
@@ -497,14 +504,7 @@ def staged_folder(out: str | os.PathLike, command: str, **record: Any) -> Iterat
         raise OSError(f"--out {o}: cannot create a folder in {o.parent} ({e.strerror or e})") from e
     try:
         yield tmp
-        mark_output(tmp, command, **record)
-        record_folder_files(tmp, command)
-        if in_place:
-            _publish_in_place(tmp, o, command)
-            return
-        if o.exists():
-            check_own_files(o, command)  # only the command's own earlier files are ever removed
-        publish_folder(tmp, o, o.parent / f".{o.name}.old.tmp")
+        _record_and_publish(tmp, o, in_place, command, record)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

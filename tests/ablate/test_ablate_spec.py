@@ -123,6 +123,18 @@ def test_the_base_spec_is_valid(tmp_path, capsys):
     assert "not needed by these arms (not built): priors" in out
 
 
+def test_the_command_gives_the_ablation_package_the_verbs_parsers(tmp_path, monkeypatch):
+    """The package does not import the command line above it: occkit ablate hands it the parsers."""
+    import occkit.ablate.cliargs as cliargs
+
+    monkeypatch.setattr(cliargs, "_verb_parser", None)
+    with pytest.raises(RuntimeError, match="use_verb_parser"):
+        cliargs.verb_parsers("train")
+    spec = write(tmp_path, "spec.yaml", BASE)
+    assert main(["ablate", str(spec), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    assert cliargs.verb_parsers("priors run")[1].prog.endswith("priors run")
+
+
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, capsys):
     spec = write(
         tmp_path, "spec.yaml", tiny_spec(scoring="scoring:\n  - {scorer: occ3d, masks: [camera, none], arms: [b]}\n")

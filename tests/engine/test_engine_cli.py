@@ -175,7 +175,7 @@ def test_cli_errors_name_the_problem(tiny_occ3d_root, tmp_path, capsys):
 
 
 def test_torchrun_two_cpu_processes(tiny_occ3d_root, tmp_path):
-    """``torchrun -m occkit.engine.train`` (gloo): both ranks train, rank 0 alone writes."""
+    """``torchrun -m occkit train`` (gloo): both ranks train, rank 0 alone writes."""
     import shutil
     import subprocess
     import sys
@@ -190,7 +190,8 @@ def test_torchrun_two_cpu_processes(tiny_occ3d_root, tmp_path):
         "--nproc_per_node",
         "2",
         "-m",
-        "occkit.engine.train",
+        "occkit",
+        "train",
         "synth-cpu",
         "--data",
         str(tiny_occ3d_root),
@@ -208,6 +209,22 @@ def test_torchrun_two_cpu_processes(tiny_occ3d_root, tmp_path):
     assert res.stdout.count("occkit train: 2 steps") == 1  # the summary comes from rank 0 only
     assert load_trainer_state(latest_checkpoint(tmp_path / "run"))["world_size"] == 2
     assert read_jsonl(tmp_path / "run" / "metrics.jsonl")[-1]["frames"] == 2  # val split shared, all-reduced
+
+
+def test_the_earlier_module_entry_names_the_command_line():
+    """``python -m occkit.engine.train ARGS`` (earlier versions' torchrun line) trains nothing and
+    prints the line that does: the engine does not import the command line above it."""
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "occkit.engine.train", "synth-cpu", "--data", "D", "--out", "R"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 1
+    assert "-m occkit train synth-cpu --data D --out R" in res.stderr
 
 
 def test_only_rank_0_checks_and_marks_the_run_folder(tmp_path, monkeypatch):

@@ -10,8 +10,9 @@ by its name (``config`` of ``train``). A value is written as:
   option that is given once per value (``--prior a --prior b``, argparse's ``append``);
 - anything else -> one value (``--scenes 10``).
 
-The result is parsed by the verb's own parser (:func:`occkit.cli.build_parser`), so a value the
-command would refuse is refused before anything runs.
+The result is parsed by the verb's own parser, so a value the command would refuse is refused before
+anything runs. The verbs' parsers come from above: the ``occkit ablate`` command hands this package
+the function that builds them (:func:`use_verb_parser`), as the verbs sit above the ablation runner.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+from collections.abc import Callable
 from typing import Any
 
 #: The occkit verbs the ablation runner calls: name in a spec -> words after ``occkit``.
@@ -36,12 +38,27 @@ VERBS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Builds the ``occkit`` parser that holds one verb (``"priors"`` -> a parser of ``occkit priors ...``);
+#: set by :func:`use_verb_parser`.
+_verb_parser: Callable[[str], argparse.ArgumentParser] | None = None
+
+
+def use_verb_parser(build: Callable[[str], argparse.ArgumentParser]) -> None:
+    """Give the function that builds the ``occkit`` parser of one verb (its first word: ``"priors"``),
+    which :func:`verb_parsers` asks; the ``occkit ablate`` command gives the command line's own."""
+    global _verb_parser
+    _verb_parser = build
+
+
 def verb_parsers(verb: str) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """``(top-level parser, the verb's own parser)`` of a verb of :data:`VERBS`."""
-    from occkit.cli import COMMANDS, build_parser
-
+    if _verb_parser is None:
+        raise RuntimeError(
+            "the ablation runner checks a verb's options with the verb's own parser: give the function that "
+            "builds it first (occkit.ablate.cliargs.use_verb_parser; the occkit ablate command does)"
+        )
     words = VERBS[verb]
-    top = build_parser(tuple(c for c in COMMANDS if c[0] == words[0]))
+    top = _verb_parser(words[0])
     p = top
     for w in words:
         sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))

@@ -208,9 +208,20 @@ def check_device(device: str, launcher: str) -> None:
         raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
+def verb_parser(word: str) -> argparse.ArgumentParser:
+    """The ``occkit`` parser that holds the one verb ``word`` (``"priors"``): what the ablation runner
+    checks a stage's options and a scorer's with (:func:`occkit.ablate.cliargs.use_verb_parser`)."""
+    from occkit.cli import COMMANDS, build_parser
+
+    return build_parser(tuple(c for c in COMMANDS if c[0] == word))
+
+
 def run(args: argparse.Namespace) -> int:
+    from occkit.ablate.cliargs import use_verb_parser
     from occkit.ablate.runner import Ablation, RunOptions
     from occkit.ablate.spec import Overrides, SpecError, check_spec, find_spec, parse_spec
+
+    use_verb_parser(verb_parser)
 
     if args.lanes is not None and args.lanes < 1:
         raise ValueError(f"--lanes must be >= 1, got {args.lanes}")

@@ -22,6 +22,7 @@ teacher's maps also as ``<CAM>_teacher_depth.npy`` / ``_teacher_semantics.npy``)
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,110 +105,19 @@ def _save_views(out: Path, cameras: tuple[str, ...], maps: Any, prefix: str) -> 
 
 @holding_outputs  # the output's lock, taken once --out is checked, released at the end
 def run(args: argparse.Namespace, held: Any) -> int:
-    import numpy as np
-    import torch
-
-    from occkit.formats import detect_format
-    from occkit.rendering.views import render_logits_views, render_occupancy_views
-
-    if args.stride < 1:
-        raise ValueError(f"--stride must be >= 1, got {args.stride}")
-    if args.step is not None and not args.step > 0:
-        raise ValueError(f"--step must be > 0, got {args.step}")
-    fmt = detect_format(args.data)
-    table = fmt.classes
-    if table.free is None:
-        raise ValueError(
-            f"--data {args.data}: {fmt.display_name} (format {fmt.name}) has no free class, which render draws as "
-            "'no surface'; it renders formats with one"
-        )
-    classes = dict(free_index=table.free, num_classes=table.num_classes)
+    """Check the arguments and the frame, take ``--out``, render, then write the maps and the picture."""
+    fmt = _format_of(args)
     ds = fmt.open_split(args.data, "all", load_gt=args.pred is None and args.ckpt is None, load_extras=False)
     sample = ds[ds.index_of(args.token)]
-    N, _, H, W = sample.images.shape
     written = _files_written(args, ds.cameras)  # refused before any rendering: a file of the user's is never replaced
     from occkit.locks import locked_output
 
     held.enter_context(locked_output(args.out, "render"))  # a second writer of --out now is refused, naming this one
     written = _files_written(args, ds.cameras)  # again under the lock: what another writer left meanwhile counts
-    grid = ds.grid
-    kw = dict(stride=args.stride, step=args.step)
-    if args.ckpt is not None:
-        from occkit.data.sample import collate
-        from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method
-
-        method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device)
-        if tuple(cfg.data.cameras) != tuple(ds.cameras):
-            raise ValueError(f"{folder}: the checkpoint uses cameras {cfg.data.cameras}, the render uses {ds.cameras}")
-        mds = build_dataset(cfg, args.data, "all", load_gt=False)
-        batch = collate([mds[base_dataset(mds).index_of(args.token)]]).to(device)
-        with torch.no_grad():
-            logits = method.predict(batch)[0].float()  # (C, X, Y, Z)
-            if args.teacher:
-                if not hasattr(method, "teacher_outputs"):
-                    raise ValueError(f"--teacher: {folder} is a {cfg.method} run, not a radocc run (no teacher)")
-                if cfg.data.load_extras is False and cfg.data.lidar_infos is None and method.teacher.model.uses_lidar:
-                    raise ValueError(f"--teacher: {folder}'s data config loads no LiDAR for its LiDAR teacher")
-                teacher_logits = method.teacher_outputs(batch).logits[0].float()
-        if tuple(logits.shape[1:]) != grid.shape:
-            raise ValueError(
-                f"{folder}: the method predicts a {tuple(logits.shape[1:])} grid, the dataset's is {grid.shape}"
-            )
-        if logits.shape[0] != table.num_classes:
-            raise ValueError(
-                f"{folder}: the method predicts {logits.shape[0]} classes, {fmt.display_name} (format {fmt.name}) "
-                f"has {table.num_classes}"
-            )
-        views = (grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W)  # the frame's cameras
-        maps = render_logits_views(logits, *views, free_index=table.free, **kw)
-        source = f"checkpoint {folder}"
-        if args.teacher:
-            t_maps = render_logits_views(teacher_logits, *views, free_index=table.free, **kw)
-            gt_sample = fmt.open_split(args.data, "all", load_gt=True, load_extras=False)
-            occ = gt_sample[gt_sample.index_of(args.token)].occupancy
-            if occ is None:
-                raise ValueError(f"{args.data}: frame {args.token} has no ground truth to compare with")
-            gt_maps = render_occupancy_views(_known(occ, table).to(device), *views, **classes, **kw)
-    else:
-        device = torch.device(
-            "cuda"
-            if args.device == "auto" and torch.cuda.is_available()
-            else ("cpu" if args.device == "auto" else args.device)
-        )
-        if args.pred is not None:
-            occ = torch.from_numpy(_load_pred(args.pred, grid.shape, table.num_classes, fmt).astype(np.int64))
-            source = f"prediction {args.pred}"
-        else:
-            if sample.occupancy is None:
-                raise ValueError(f"{args.data}: frame {args.token} has no ground truth")
-            occ = _known(sample.occupancy, table)
-            source = "ground truth"
-        maps = render_occupancy_views(
-            occ.to(device), grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W, **classes, **kw
-        )
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    depth, sem = _save_views(out, ds.cameras, maps, "")
-    if args.teacher:
-        t_depth, t_sem = _save_views(out, ds.cameras, t_maps, "teacher_")
-        if not args.no_picture:
-            cams = args.cameras.split(",") if args.cameras else list(ds.cameras)
-            bad = [c for c in cams if c not in ds.cameras]
-            if bad:
-                raise ValueError(f"--cameras: {bad} are not cameras of {args.data} ({', '.join(ds.cameras)})")
-            gt = (gt_maps.depth.cpu().numpy().astype(np.float32), gt_maps.semantics.cpu().numpy().astype(np.uint8))
-            _compare_picture(
-                out / "compare.png",
-                sample.images,
-                [("ground truth", *gt), ("teacher", t_depth, t_sem), ("student", depth, sem)],
-                [ds.cameras.index(c) for c in cams],
-                list(cams),
-                f"{source} (student) and its teacher",
-                args.token,
-                table,
-            )
-    elif not args.no_picture:
-        _picture(out / "render.png", sample.images, depth, sem, ds.cameras, source, args.token, table)
+    rendered = (
+        _render_checkpoint(args, fmt, ds, sample) if args.ckpt is not None else _render_labels(args, fmt, ds, sample)
+    )
+    depth = _write_outputs(args, fmt, ds, sample, rendered)
     from occkit.outputs import record_output_file
 
     for path in written:
@@ -215,10 +125,157 @@ def run(args: argparse.Namespace, held: Any) -> int:
             record_output_file(path, "render")
     hit = (depth > 0).mean()
     print(
-        f"occkit render: {source} of frame {args.token} -> {out} ({N} cameras, {depth.shape[1]}x{depth.shape[2]} "
-        f"maps, {100 * hit:.1f}% of pixels see a surface in the grid)"
+        f"occkit render: {rendered.source} of frame {args.token} -> {args.out} ({sample.images.shape[0]} cameras, "
+        f"{depth.shape[1]}x{depth.shape[2]} maps, {100 * hit:.1f}% of pixels see a surface in the grid)"
     )
     return 0
+
+
+def _format_of(args: argparse.Namespace) -> Any:
+    """The data's format, after checking ``--stride`` and ``--step``; one without a free class is refused."""
+    from occkit.formats import detect_format
+
+    if args.stride < 1:
+        raise ValueError(f"--stride must be >= 1, got {args.stride}")
+    if args.step is not None and not args.step > 0:
+        raise ValueError(f"--step must be > 0, got {args.step}")
+    fmt = detect_format(args.data)
+    if fmt.classes.free is None:
+        raise ValueError(
+            f"--data {args.data}: {fmt.display_name} (format {fmt.name}) has no free class, which render draws as "
+            "'no surface'; it renders formats with one"
+        )
+    return fmt
+
+
+@dataclass
+class _Rendered:
+    """The rendered views of a frame (:class:`~occkit.rendering.views.ViewMaps`) and what they show."""
+
+    maps: Any
+    source: str
+    """What was rendered, in words (``ground truth``, ``prediction FILE``, ``checkpoint RUN``)."""
+    teacher: Any = None
+    """With ``--teacher``: the teacher's maps ..."""
+    ground_truth: Any = None
+    """... and the ground truth's, for compare.png."""
+
+
+def _render_checkpoint(args: argparse.Namespace, fmt: Any, ds: Any, sample: Any) -> _Rendered:
+    """``--ckpt``: the method's logits of the frame rendered (with ``--teacher``, its teacher's and the
+    ground truth's as well)."""
+    import torch
+
+    from occkit.data.sample import collate
+    from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method
+    from occkit.rendering.views import render_logits_views, render_occupancy_views
+
+    table, grid = fmt.classes, ds.grid
+    method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device)
+    if tuple(cfg.data.cameras) != tuple(ds.cameras):
+        raise ValueError(f"{folder}: the checkpoint uses cameras {cfg.data.cameras}, the render uses {ds.cameras}")
+    mds = build_dataset(cfg, args.data, "all", load_gt=False)
+    batch = collate([mds[base_dataset(mds).index_of(args.token)]]).to(device)
+    with torch.no_grad():
+        logits = method.predict(batch)[0].float()  # (C, X, Y, Z)
+        if args.teacher:
+            if not hasattr(method, "teacher_outputs"):
+                raise ValueError(f"--teacher: {folder} is a {cfg.method} run, not a radocc run (no teacher)")
+            if cfg.data.load_extras is False and cfg.data.lidar_infos is None and method.teacher.model.uses_lidar:
+                raise ValueError(f"--teacher: {folder}'s data config loads no LiDAR for its LiDAR teacher")
+            teacher_logits = method.teacher_outputs(batch).logits[0].float()
+    if tuple(logits.shape[1:]) != grid.shape:
+        raise ValueError(
+            f"{folder}: the method predicts a {tuple(logits.shape[1:])} grid, the dataset's is {grid.shape}"
+        )
+    if logits.shape[0] != table.num_classes:
+        raise ValueError(
+            f"{folder}: the method predicts {logits.shape[0]} classes, {fmt.display_name} (format {fmt.name}) "
+            f"has {table.num_classes}"
+        )
+    views = _camera_views(ds, sample, device)
+    kw = dict(stride=args.stride, step=args.step)
+    rendered = _Rendered(render_logits_views(logits, *views, free_index=table.free, **kw), f"checkpoint {folder}")
+    if args.teacher:
+        rendered.teacher = render_logits_views(teacher_logits, *views, free_index=table.free, **kw)
+        gt_sample = fmt.open_split(args.data, "all", load_gt=True, load_extras=False)
+        occ = gt_sample[gt_sample.index_of(args.token)].occupancy
+        if occ is None:
+            raise ValueError(f"{args.data}: frame {args.token} has no ground truth to compare with")
+        rendered.ground_truth = render_occupancy_views(
+            _known(occ, table).to(device), *views, free_index=table.free, num_classes=table.num_classes, **kw
+        )
+    return rendered
+
+
+def _render_labels(args: argparse.Namespace, fmt: Any, ds: Any, sample: Any) -> _Rendered:
+    """``--pred``'s label grid rendered, or without it the frame's ground truth."""
+    import numpy as np
+    import torch
+
+    from occkit.rendering.views import render_occupancy_views
+
+    table = fmt.classes
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
+    if args.pred is not None:
+        occ = torch.from_numpy(_load_pred(args.pred, ds.grid.shape, table.num_classes, fmt).astype(np.int64))
+        source = f"prediction {args.pred}"
+    else:
+        if sample.occupancy is None:
+            raise ValueError(f"{args.data}: frame {args.token} has no ground truth")
+        occ = _known(sample.occupancy, table)
+        source = "ground truth"
+    maps = render_occupancy_views(
+        occ.to(device),
+        *_camera_views(ds, sample, device),
+        free_index=table.free,
+        num_classes=table.num_classes,
+        stride=args.stride,
+        step=args.step,
+    )
+    return _Rendered(maps, source)
+
+
+def _camera_views(ds: Any, sample: Any, device: Any) -> tuple[Any, ...]:
+    """The render's grid and the frame's cameras: ``(grid, intrinsics, T_ego_from_cam, H, W)`` on ``device``."""
+    _, _, H, W = sample.images.shape
+    return ds.grid, sample.intrinsics.to(device), sample.T_ego_from_cam.to(device), H, W
+
+
+def _write_outputs(args: argparse.Namespace, fmt: Any, ds: Any, sample: Any, rendered: _Rendered) -> Any:
+    """Write the maps into ``--out`` and, unless ``--no-picture``, render.png (with ``--teacher``:
+    the teacher's maps and compare.png); returns the depth maps ``(N, H, W)``."""
+    import numpy as np
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    depth, sem = _save_views(out, ds.cameras, rendered.maps, "")
+    if args.teacher:
+        t_depth, t_sem = _save_views(out, ds.cameras, rendered.teacher, "teacher_")
+        if not args.no_picture:
+            cams = args.cameras.split(",") if args.cameras else list(ds.cameras)
+            bad = [c for c in cams if c not in ds.cameras]
+            if bad:
+                raise ValueError(f"--cameras: {bad} are not cameras of {args.data} ({', '.join(ds.cameras)})")
+            gt_maps = rendered.ground_truth
+            gt = (gt_maps.depth.cpu().numpy().astype(np.float32), gt_maps.semantics.cpu().numpy().astype(np.uint8))
+            _compare_picture(
+                out / "compare.png",
+                sample.images,
+                [("ground truth", *gt), ("teacher", t_depth, t_sem), ("student", depth, sem)],
+                [ds.cameras.index(c) for c in cams],
+                list(cams),
+                f"{rendered.source} (student) and its teacher",
+                args.token,
+                fmt.classes,
+            )
+    elif not args.no_picture:
+        _picture(out / "render.png", sample.images, depth, sem, ds.cameras, rendered.source, args.token, fmt.classes)
+    return depth
 
 
 def _files_written(args: argparse.Namespace, cameras) -> list[Path]:

@@ -20,7 +20,10 @@ import argparse
 import ipaddress
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from occkit.commands.options import (
     DEVICE_HELP,
@@ -146,11 +149,30 @@ class _CkptPredictor:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
+    """Check the inputs, pick the frames shown and what is shown of them, then write ``--html`` or serve."""
+    fmt, loopback = _check_inputs(args)
+    shown = _frames_shown(args, fmt)
+    load_prediction = _prediction_reader(args, fmt, shown)
+    predictor = _checkpoint_predictor(args, shown)
+    has_pred = load_prediction is not None or predictor is not None
+    view = _view_of(args, shown, has_pred)
 
-    from occkit.viz.cameras import images_uint8
-    from occkit.viz.viewer_scene import ClassStyle, FrameData
+    from occkit.viz.viewer import FrameCache, ViewState
+    from occkit.viz.viewer_scene import ClassStyle
 
+    state = ViewState(view=view, mask=args.mask, mask_mode=args.mask_mode, style=ClassStyle.of(fmt.classes))
+    frames = FrameCache(_frame_loader(shown, load_prediction, predictor, fmt.classes.ignore, state), len(shown.refs))
+    if args.html is not None:
+        return _write_html(args, frames, shown, state)
+    query = None
+    if predictor is not None and predictor.langocc:
+        query = lambda i, text: predictor.similarity(shown.refs[i].token, text, shown.ds.grid)  # noqa: E731
+    return _serve(args, frames, shown, state, has_pred, query, loopback)
+
+
+def _check_inputs(args: argparse.Namespace) -> tuple[Any, bool]:
+    """The data's format and whether ``--host`` is this machine only; what is wrong with the
+    arguments (or a missing viser) raises first."""
     if not args.data.is_dir():
         raise FileNotFoundError(f"{args.data}: dataset folder not found")
     from occkit.formats import detect_format
@@ -165,7 +187,26 @@ def run(args: argparse.Namespace) -> int:
         import viser  # noqa: F401
     except ImportError as e:
         raise ValueError(f"needs viser ({e}): pip install 'occkit[view]'") from e
+    return fmt, loopback
 
+
+@dataclass
+class _Shown:
+    """The frames shown and the dataset they are read from."""
+
+    ds: Any
+    refs: list[Any]
+    """The frames, in order."""
+    start: int
+    """The frame the viewer opens on."""
+    has_gt: bool
+    gt_missing: str
+    """Why the frames have no ground truth (the error reading the first one's labels), or ""."""
+
+
+def _frames_shown(args: argparse.Namespace, fmt: Any) -> _Shown:
+    """The frames of ``--split`` (of ``--scene``; from ``--token``; ``--frames`` of them, 10 for
+    ``--html``), read with their ground truth where the first has one."""
     from occkit.commands.checks import default_split
 
     args.split = default_split(args.split, args.pred)
@@ -198,52 +239,66 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as e:  # a test split without labels: predictions alone
         has_gt, gt_missing = False, str(e)
         ds = fmt.open_split(args.data, args.split, load_gt=False, load_extras=True)
-    shape = ds.grid.shape
+    return _Shown(ds, refs, start, has_gt, gt_missing)
 
+
+def _prediction_reader(args: argparse.Namespace, fmt: Any, shown: _Shown) -> Callable[[str], Any] | None:
+    """``token -> labels`` from ``--pred`` (a folder of the format's prediction files, or one file
+    for one frame), checked to cover the frames shown and read once for its grid; None without it."""
+    if args.pred is None:
+        return None
+    refs, shape = shown.refs, shown.ds.grid.shape
     pred_files: dict[str, Path] = {}
-    if args.pred is not None:
-        if args.pred.is_dir():
-            pred_files = fmt.predictions.index(args.pred)
-            missing = [f.token for f in refs if f.token not in pred_files]
-            if missing:
-                first = fmt.predictions.relpath(missing[0]) if fmt.predictions.relpath else missing[0]
-                raise FileNotFoundError(
-                    f"--pred {args.pred}: no prediction for {len(missing)} of the {len(refs)} frames shown "
-                    f"(first: {first}); pick the frames it covers with --split, --scene or --token"
-                )
-        elif len(refs) > 1:
-            raise ValueError(
-                f"--pred {args.pred}: one file for {len(refs)} frames; give a folder of the format's prediction "
-                "files, or one frame with --token T --frames 1"
+    if args.pred.is_dir():
+        pred_files = fmt.predictions.index(args.pred)
+        missing = [f.token for f in refs if f.token not in pred_files]
+        if missing:
+            first = fmt.predictions.relpath(missing[0]) if fmt.predictions.relpath else missing[0]
+            raise FileNotFoundError(
+                f"--pred {args.pred}: no prediction for {len(missing)} of the {len(refs)} frames shown "
+                f"(first: {first}); pick the frames it covers with --split, --scene or --token"
             )
+    elif len(refs) > 1:
+        raise ValueError(
+            f"--pred {args.pred}: one file for {len(refs)} frames; give a folder of the format's prediction "
+            "files, or one frame with --token T --frames 1"
+        )
 
-    def load_prediction(token: str) -> np.ndarray:
+    def load_prediction(token: str) -> Any:
         path = pred_files[token] if args.pred.is_dir() else args.pred
         pred = fmt.predictions.read(path)
         if pred.shape != tuple(shape):
             raise ValueError(f"{path}: prediction has shape {pred.shape}, expected {tuple(shape)}")
         return pred
 
-    if args.pred is not None:
-        load_prediction(refs[0].token)  # its grid, before anything starts
-    predictor = None
-    if args.ckpt is not None:
-        predictor = _CkptPredictor(args.ckpt, args.data, args.split, args.device)
-        if args.pred is not None and not predictor.langocc:
-            raise ValueError(
-                f"--ckpt {predictor.folder}: a {predictor.recipe!r} run gives a prediction, and so does --pred; "
-                "give one of them (a langocc run with --pred adds only its text query)"
-            )
-        known = set(predictor.base.tokens)
-        missing = [f.token for f in refs if f.token not in known]
-        if missing:
-            raise ValueError(f"--ckpt: frame {missing[0]} is not in the run's view of {args.data}")
-        print(
-            f"occkit view: predicting with the {predictor.recipe} run {predictor.folder} (each frame when first shown)"
+    load_prediction(refs[0].token)  # its grid, before anything starts
+    return load_prediction
+
+
+def _checkpoint_predictor(args: argparse.Namespace, shown: _Shown) -> _CkptPredictor | None:
+    """The ``--ckpt`` run's network, checked to know the frames shown (and, with ``--pred``, to be
+    a langocc run, which adds only its text query); None without it."""
+    if args.ckpt is None:
+        return None
+    predictor = _CkptPredictor(args.ckpt, args.data, args.split, args.device)
+    if args.pred is not None and not predictor.langocc:
+        raise ValueError(
+            f"--ckpt {predictor.folder}: a {predictor.recipe!r} run gives a prediction, and so does --pred; "
+            "give one of them (a langocc run with --pred adds only its text query)"
         )
-    has_pred = args.pred is not None or predictor is not None
+    known = set(predictor.base.tokens)
+    missing = [f.token for f in shown.refs if f.token not in known]
+    if missing:
+        raise ValueError(f"--ckpt: frame {missing[0]} is not in the run's view of {args.data}")
+    print(f"occkit view: predicting with the {predictor.recipe} run {predictor.folder} (each frame when first shown)")
+    return predictor
+
+
+def _view_of(args: argparse.Namespace, shown: _Shown, has_pred: bool) -> str:
+    """``--view`` (by default side by side, else what there is), checked against what there is, as is ``--mask``."""
+    has_gt = shown.has_gt
     if not has_gt and not has_pred:
-        raise ValueError(f"{args.data}: its frames have no ground truth ({gt_missing}); give --pred or --ckpt")
+        raise ValueError(f"{args.data}: its frames have no ground truth ({shown.gt_missing}); give --pred or --ckpt")
     view = args.view or ("side by side" if has_pred and has_gt else "ground truth" if has_gt else "prediction")
     if view != "ground truth" and not has_pred:
         raise ValueError(f"--view {view}: needs a prediction (--pred or --ckpt)")
@@ -251,12 +306,31 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--view {view}: needs ground truth, and {args.data} has none")
     if args.mask != "none" and not has_gt:
         raise ValueError(f"--mask {args.mask}: the masks come with the ground truth, and {args.data} has none")
+    return view
+
+
+def _frame_loader(
+    shown: _Shown,
+    load_prediction: Callable[[str], Any] | None,
+    predictor: _CkptPredictor | None,
+    ignore: int | None,
+    state: Any,
+) -> Callable[[int], Any]:
+    """``i -> FrameData`` of the ``i``-th frame shown: its sample, and the prediction of ``--pred``
+    or of the run; the format's ignored class (unknown, unlabelled) is drawn as free."""
+    import numpy as np
+
+    from occkit.viz.cameras import images_uint8
+    from occkit.viz.viewer_scene import FrameData
+
+    ds, refs = shown.ds, shown.refs
+    ignore = ignore if ignore is not None and 0 <= ignore < 256 else None
 
     def load(i: int) -> FrameData:
         ref = refs[i]
         s = ds[ds.index_of(ref.token)]
         pred = None
-        if args.pred is not None:
+        if load_prediction is not None:
             pred = load_prediction(ref.token)
         elif predictor is not None:
             pred = predictor.predict(ref.token)
@@ -280,33 +354,52 @@ def run(args: argparse.Namespace) -> int:
             lidar_labels=None if s.lidar_labels is None else s.lidar_labels.numpy(),
         )
 
-    from occkit.viz.viewer import FrameCache, Viewer, ViewState, start_server, stop_server, write_html
+    return load
 
-    state = ViewState(view=view, mask=args.mask, mask_mode=args.mask_mode, style=ClassStyle.of(fmt.classes))
-    ignore = fmt.classes.ignore if fmt.classes.ignore is not None and 0 <= fmt.classes.ignore < 256 else None
-    frames = FrameCache(load, len(refs))
-    if args.html is not None:
-        from occkit.outputs import check_output_file, record_output_file
 
-        check_output_file(args.html, what="--html", command="view")
-        t0 = time.perf_counter()
-        size = write_html(args.html, [frames[i] for i in range(len(frames))], ds.grid, state)
-        record_output_file(args.html, "view")
-        print(
-            f"occkit view: wrote {args.html} ({size / 2**20:.1f} MiB, {len(refs)} frame(s), view {view!r}) in "
-            f"{time.perf_counter() - t0:.1f} s; open it in a browser (no server needed)"
-        )
-        return 0
+def _write_html(args: argparse.Namespace, frames: Any, shown: _Shown, state: Any) -> int:
+    """``--html``: every frame shown in one file that opens without a server."""
+    from occkit.outputs import check_output_file, record_output_file
+    from occkit.viz.viewer import write_html
 
-    query = None
-    if predictor is not None and predictor.langocc:
-        query = lambda i, text: predictor.similarity(refs[i].token, text, ds.grid)  # noqa: E731
+    check_output_file(args.html, what="--html", command="view")
+    t0 = time.perf_counter()
+    size = write_html(args.html, [frames[i] for i in range(len(frames))], shown.ds.grid, state)
+    record_output_file(args.html, "view")
+    print(
+        f"occkit view: wrote {args.html} ({size / 2**20:.1f} MiB, {len(shown.refs)} frame(s), view {state.view!r}) in "
+        f"{time.perf_counter() - t0:.1f} s; open it in a browser (no server needed)"
+    )
+    return 0
+
+
+def _serve(
+    args: argparse.Namespace,
+    frames: Any,
+    shown: _Shown,
+    state: Any,
+    has_pred: bool,
+    query: Callable | None,
+    loopback: bool,
+) -> int:
+    """Serve the viewer on ``--host``/``--port`` until Ctrl-C (or ``--exit-after`` seconds)."""
+    from occkit.viz.viewer import Viewer, start_server, stop_server
+
     server = start_server(args.host, args.port)
     try:
-        Viewer(server, frames, ds.grid, has_pred=has_pred, has_gt=has_gt, query=query, state=state, start=start)
+        Viewer(
+            server,
+            frames,
+            shown.ds.grid,
+            has_pred=has_pred,
+            has_gt=shown.has_gt,
+            query=query,
+            state=state,
+            start=shown.start,
+        )
         host = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
         print(
-            f"occkit view: {len(refs)} frame(s) of {args.data} at http://{host}:{server.get_port()}"
+            f"occkit view: {len(shown.refs)} frame(s) of {args.data} at http://{host}:{server.get_port()}"
             f"{'' if loopback else ' (reachable from the network)'}; Ctrl-C stops",
             flush=True,
         )

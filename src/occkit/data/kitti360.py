@@ -59,12 +59,10 @@ from occkit.data.semantickitti import (
     pack_bits,
     read_label,
     require_invalid,
-    resolve_split,
     unpack_bits,
     write_label,
 )
 from occkit.fileio import write_bytes_atomic, write_text_atomic
-from occkit.geometry.grid import Grid, semantickitti_grid
 from occkit.geometry.transforms import rigid_problem
 from occkit.labels import (
     KITTI360_IGNORE,
@@ -445,22 +443,14 @@ class Kitti360Dataset(SemanticKITTIDataset):
         load_extras: bool = False,
         labels: Literal["auto", "preprocess", "voxels"] = "auto",
     ) -> None:
-        self.root = Path(root)
-        seq_root = self.root / "data_2d_raw"
-        if not seq_root.is_dir():
-            raise FileNotFoundError(f"{seq_root}: no 'data_2d_raw' folder (not an SSCBench-KITTI-360 layout)")
         if labels not in ("auto", "preprocess", "voxels"):
             raise ValueError(f"labels must be 'auto', 'preprocess' or 'voxels', got {labels!r}")
-        seqs = resolve_split(self.root, seq_root, split, KITTI360_SPLITS)
-        self.sequences = tuple(s for s in seqs if (seq_root / s).is_dir())
+        seq_root = self._start(root, "data_2d_raw", "an SSCBench-KITTI-360 layout", split, KITTI360_SPLITS)
         self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
         self.labels = labels
-        self.grid: Grid = semantickitti_grid()
         P, Tr = read_calibration(self.root)
         self.P_rect_00, self.T_cam_from_velo = P, Tr
         camera = camera_from_calib(P, Tr)
-        self.frames: list[KittiFrame] = []
-        self._calib: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._poses: dict[str, dict[int, np.ndarray] | None] = {}  # type: ignore[assignment]
         for s in self.sequences:
             vox = seq_root / s / "voxels"

@@ -345,16 +345,8 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         frame_stride: int = 1,
         load_extras: bool = False,
     ) -> None:
-        self.root = Path(root)
-        seq_root = self.root / "sequences"
-        if not seq_root.is_dir():
-            raise FileNotFoundError(f"{seq_root}: no 'sequences' folder (not a SemanticKITTI layout)")
-        seqs = resolve_split(self.root, seq_root, split, SEMANTICKITTI_SPLITS)
-        self.sequences = tuple(s for s in seqs if (seq_root / s).is_dir())
+        seq_root = self._start(root, "sequences", "a SemanticKITTI layout", split, SEMANTICKITTI_SPLITS)
         self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
-        self.grid: Grid = semantickitti_grid()
-        self.frames: list[KittiFrame] = []
-        self._calib: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._poses: dict[str, np.ndarray | None] = {}
         for s in self.sequences:
             vox = seq_root / s / "voxels"
@@ -368,6 +360,22 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
                 self._poses[s] = self._poses[s] @ calib["Tr"]  # T_world_from_velo
 
         self._index = {f"{s}/{f}": i for i, (s, f) in enumerate(self.frames)}
+
+    def _start(
+        self, root: str | os.PathLike, folder: str, layout: str, split: str | tuple[str, ...], splits: Any
+    ) -> Path:
+        """Set the root, the sequences of ``split`` found under ``root/folder`` (``splits``: the layout's
+        official ones), the grid, and no frames yet; returns the folder of the sequences."""
+        self.root = Path(root)
+        seq_root = self.root / folder
+        if not seq_root.is_dir():
+            raise FileNotFoundError(f"{seq_root}: no '{folder}' folder (not {layout})")
+        seqs = resolve_split(self.root, seq_root, split, splits)
+        self.sequences = tuple(s for s in seqs if (seq_root / s).is_dir())
+        self.grid: Grid = semantickitti_grid()
+        self.frames: list[KittiFrame] = []
+        self._calib: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        return seq_root
 
     def __len__(self) -> int:
         return len(self.frames)

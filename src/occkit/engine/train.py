@@ -12,8 +12,8 @@ on) and :class:`_Loop` (what changes from step to step). The engine knows nothin
 insides, nor which methods there are: it takes a built method and its resolved config (the
 composition root, :func:`occkit.experiment.prepare_run`, makes both).
 
-Multi-process: launch with ``torchrun --nproc_per_node N -m occkit.engine.train CONFIG --data DIR
---out RUN`` (the same arguments as ``occkit train``); each process takes ``data.batch_size``
+Multi-process: launch with ``torchrun --nproc_per_node N -m occkit train CONFIG --data DIR --out RUN``
+(``python -m occkit``, the ``occkit`` command line, in each process); each process takes ``data.batch_size``
 frames per step, so the global batch is ``N * data.batch_size``.
 """
 
@@ -670,7 +670,8 @@ def _warn_config_change(saved: dict[str, Any], current: dict[str, Any], ckpt: Pa
         print(f"warning: the config differs from {ckpt / 'config.json'}: " + "; ".join(diffs), file=sys.stderr)
 
 
-if __name__ == "__main__":  # torchrun -m occkit.engine.train CONFIG --data DIR --out RUN ...
-    from occkit.cli import main as _cli_main
-
-    sys.exit(_cli_main(["train", *sys.argv[1:]]))
+if __name__ == "__main__":  # the entry point of earlier versions: the command line sits above the engine
+    sys.exit(
+        "occkit.engine.train is no longer run as a module: run occkit train through python -m occkit, "
+        f"as in: torchrun --nproc_per_node N -m occkit train {' '.join(sys.argv[1:]) or 'CONFIG --data DIR --out RUN'}"
+    )

@@ -181,19 +181,10 @@ def finish_kitti360(out: Path, frames: list[FrameLabels], options: dict[str, Any
     return notes
 
 
-SEMANTICKITTI_WRITER = LabelWriter(
-    family=FAMILY,
-    read=read_frame,
-    files=semantickitti_files,
-    write=write_semantickitti,
-    finish=finish_semantickitti,
-    masks=("invalid",),
-)
-KITTI360_WRITER = LabelWriter(
-    family=FAMILY,
-    read=read_kitti360_frame,
-    files=kitti360_files,
-    write=write_kitti360,
-    finish=finish_kitti360,
-    masks=("invalid",),
-)
+def _writer(read: Any, files: Any, write: Any, finish: Any) -> LabelWriter:
+    """A writer of the KITTI family, whose layouts keep one mask: the ``.invalid`` voxels."""
+    return LabelWriter(family=FAMILY, read=read, files=files, write=write, finish=finish, masks=("invalid",))
+
+
+SEMANTICKITTI_WRITER = _writer(read_frame, semantickitti_files, write_semantickitti, finish_semantickitti)
+KITTI360_WRITER = _writer(read_kitti360_frame, kitti360_files, write_kitti360, finish_kitti360)

@@ -23,7 +23,7 @@ from occkit.data.kitti360 import (
     write_prediction,
 )
 from occkit.formats._kitti_labels import KITTI360_WRITER
-from occkit.formats.spec import ClassTable, DatasetFormat, OpenOptions, PredictionFiles
+from occkit.formats.spec import ClassTable, DatasetFormat, OpenOptions, PredictionFiles, open_one_camera
 from occkit.geometry.grid import semantickitti_grid
 from occkit.labels import KITTI360_CLASSES, KITTI360_IGNORE, KITTI360_NUM_CLASSES, KITTI360_PALETTE
 from occkit.metrics.ssc import SSCMetric
@@ -68,17 +68,7 @@ def detect(root: Path) -> str | None:
 
 def open_split(root: Path, split: str, options: OpenOptions) -> Kitti360Dataset:
     """The frames of ``split`` (SSCBench's sequences, or the folder's ``splits.json``)."""
-    if options.cameras is not None and tuple(options.cameras) != (Kitti360Dataset.CAMERA,):
-        raise ValueError(
-            f"{root}: SSCBench-KITTI-360 has one camera, {Kitti360Dataset.CAMERA!r}; got {list(options.cameras)}"
-        )
-    return Kitti360Dataset(
-        root,
-        split,
-        load_images=options.load_images,
-        load_gt=options.load_gt,
-        load_extras=options.load_extras,
-    )
+    return open_one_camera(Kitti360Dataset, "the SSCBench-KITTI-360 layout", root, split, options)
 
 
 def metrics(options: dict[str, Any] | None = None) -> list[SSCBenchMetric]:

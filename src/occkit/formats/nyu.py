@@ -20,7 +20,7 @@ import numpy as np
 
 from occkit.data.nyu import NYUDataset, is_nyu_root
 from occkit.fileio import load_npz, save_npz_atomic
-from occkit.formats.spec import ClassTable, DatasetFormat, OpenOptions, PredictionFiles
+from occkit.formats.spec import ClassTable, DatasetFormat, OpenOptions, PredictionFiles, open_one_camera
 from occkit.geometry.grid import nyu_grid
 from occkit.labels import NYU_CLASSES, NYU_IGNORE, NYU_NUM_CLASSES, NYU_PALETTE
 from occkit.metrics.ssc import NYUSSCMetric
@@ -35,11 +35,7 @@ def _detect(root: Path) -> str | None:
 
 
 def _open(root: Path, split: str, options: OpenOptions) -> NYUDataset:
-    if options.cameras and tuple(options.cameras) != CAMERAS:
-        raise ValueError(f"{root}: the NYUv2 layout has one camera, {CAMERAS[0]} (got {list(options.cameras)})")
-    return NYUDataset(
-        root, split, load_images=options.load_images, load_gt=options.load_gt, load_extras=options.load_extras
-    )
+    return open_one_camera(NYUDataset, "the NYUv2 layout", root, split, options)
 
 
 def _metrics(options: dict[str, Any]) -> list[NYUSSCMetric]:

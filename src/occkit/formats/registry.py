@@ -7,16 +7,15 @@ already taken, is named in one warning line and left out; every other format wor
 
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 import sys
 from importlib import metadata
 from pathlib import Path
 
 from occkit.formats.spec import ENTRY_POINT_GROUP, WORLDS, DatasetFormat, plugin_failure
+from occkit.registries import in_tree
 
-_SKIP = {"spec", "registry"}
+_SKIP = frozenset({"spec", "registry"})
 _REGISTRY: dict[str, DatasetFormat] | None = None
 
 
@@ -31,15 +30,7 @@ class AmbiguousFormatError(FormatRegistryError):
 def _in_tree() -> list[tuple[DatasetFormat, str]]:
     import occkit.formats as pkg
 
-    found = []
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        if info.name in _SKIP or info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
-        spec = getattr(module, "FORMAT", None)
-        if spec is not None:
-            found.append((spec, module.__name__))
-    return found
+    return in_tree(pkg, "FORMAT", _SKIP)
 
 
 def _warn(msg: str) -> None:

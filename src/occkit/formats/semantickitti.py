@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from occkit.formats._kitti_labels import SEMANTICKITTI_WRITER
-from occkit.formats.spec import ClassTable, DatasetFormat, Metric, OpenOptions, PredictionFiles
+from occkit.formats.spec import ClassTable, DatasetFormat, Metric, OpenOptions, PredictionFiles, open_one_camera
 from occkit.geometry.grid import semantickitti_grid
 from occkit.labels import (
     SEMANTICKITTI_CLASSES,
@@ -39,12 +39,8 @@ def detect(root: Path) -> str | None:
 def open_split(root: Path, split: str, options: OpenOptions) -> Any:
     from occkit.data.semantickitti import SemanticKITTIDataset
 
-    if options.cameras and tuple(options.cameras) != CAMERAS:
-        raise ValueError(f"{root}: the SemanticKITTI layout has one camera, image_2 (got {list(options.cameras)})")
     # a named split is the dataset's own (splits.json, the synthetic world's) before the official one
-    return SemanticKITTIDataset(
-        root, split, load_images=options.load_images, load_gt=options.load_gt, load_extras=options.load_extras
-    )
+    return open_one_camera(SemanticKITTIDataset, "the SemanticKITTI layout", root, split, options)
 
 
 def metrics(options: dict[str, Any]) -> list[Metric]:

@@ -104,6 +104,17 @@ class OpenOptions:
     cache_mb: float = 0.0
 
 
+def open_one_camera(dataset: Callable[..., Any], layout: str, root: Path, split: str, options: OpenOptions) -> Any:
+    """The split of a layout of one camera (``dataset.CAMERA``, the class reading it): ``options.cameras``,
+    when given, must name that camera (the error names ``layout``); the cache option does not apply."""
+    camera = dataset.CAMERA
+    if options.cameras and tuple(options.cameras) != (camera,):
+        raise ValueError(f"{root}: {layout} has one camera, {camera} (got {list(options.cameras)})")
+    return dataset(
+        root, split, load_images=options.load_images, load_gt=options.load_gt, load_extras=options.load_extras
+    )
+
+
 @dataclass(frozen=True)
 class PredictionFiles:
     """How a format's predictions are written and read (its submission layout).

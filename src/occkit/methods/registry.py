@@ -31,6 +31,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from occkit.registries import in_tree
+
 if TYPE_CHECKING:  # annotations only: ``occkit train --help`` reads this module without importing torch
     from torch import nn
 
@@ -161,15 +163,7 @@ _EP_VALUE = re.compile(r"[\w.]+\s*(:\s*[\w.]+\s*)?(\[.*\]\s*)?$")
 def _in_tree() -> list[tuple[MethodSpec, str]]:
     import occkit.methods as pkg
 
-    found = []
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        if info.name == "registry":
-            continue
-        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
-        spec = getattr(module, "METHOD", None)
-        if spec is not None:
-            found.append((spec, module.__name__))
-    return found
+    return in_tree(pkg, "METHOD", frozenset({"registry"}))
 
 
 def _entry_points() -> list[Any]:

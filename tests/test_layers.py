@@ -1,6 +1,6 @@
-"""Layers point down: the recipes (``occkit.methods``), the datasets (``occkit.data``) and generation never import
-the composition root (``occkit.experiment``), not even inside a function (docs/design.md §8: run loading
-sits below the recipes; the root hands them what they need)."""
+"""Layers point down: the recipes (``occkit.methods``), the datasets (``occkit.data``), the procedural worlds
+(``occkit.worlds``) and generation never import the composition root (``occkit.experiment``), not even inside a
+function (docs/design.md §8: run loading sits below the recipes; the root hands them what they need)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import occkit
 
 PACKAGE = Path(occkit.__file__).parent
-LOWER = ("methods", "data", "generation")
+LOWER = ("methods", "data", "worlds", "generation")
 ROOT = "occkit.experiment"
 
 

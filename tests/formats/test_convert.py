@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from occkit.cli import main
-from occkit.data.synth import SynthConfig
 from occkit.formats import detect_format, get_format
 from occkit.formats.convert import (
     STATE_DIR,
@@ -24,6 +23,7 @@ from occkit.formats.convert import (
 )
 from occkit.geometry.grid import Grid
 from occkit.labels import KITTI360_CLASSES, SEMANTICKITTI_CLASSES
+from occkit.worlds.driving import SynthConfig
 
 CFG = SynthConfig(
     scenes=2,

@@ -39,9 +39,9 @@ ENTRY_POINT_GROUP = "occkit.datasets"
 Modality = Literal["multi-camera", "monocular"]
 
 #: What a format's scenes are, and so which procedural world ``occkit synth`` writes in it:
-#: ``driving`` (streets outdoors, :mod:`occkit.data.synth`, a :class:`~occkit.data.synth.SynthConfig`)
-#: or ``indoor`` (rooms, :mod:`occkit.data.synth_indoor`, an
-#: :class:`~occkit.data.synth_indoor.IndoorConfig`).
+#: ``driving`` (streets outdoors, :mod:`occkit.worlds.driving`, a :class:`~occkit.worlds.driving.SynthConfig`)
+#: or ``indoor`` (rooms, :mod:`occkit.worlds.indoor`, an
+#: :class:`~occkit.worlds.indoor.IndoorConfig`).
 World = Literal["driving", "indoor"]
 
 #: The worlds, in the order ``occkit synth --world`` lists them.
@@ -223,8 +223,8 @@ class DatasetFormat:
             when the format scores a folder its own way (Occ3D's RayIoU needs the LiDAR poses);
             None: the metrics over :attr:`predictions` and :attr:`open`.
         write_synthetic: ``(out, config) -> None``: the synthetic world of :attr:`world`
-            (``config`` a :class:`occkit.data.synth.SynthConfig` for ``driving``, an
-            :class:`occkit.data.synth_indoor.IndoorConfig` for ``indoor``) written in this layout
+            (``config`` a :class:`occkit.worlds.driving.SynthConfig` for ``driving``, an
+            :class:`occkit.worlds.indoor.IndoorConfig` for ``indoor``) written in this layout
             into the folder ``out`` (``occkit synth --format NAME``; resumable: scenes already
             written there are kept), or None.
         write_generated: ``(out, frames, cameras) -> None``: frames made by ``occkit generate``
@@ -246,7 +246,7 @@ class DatasetFormat:
             names, :data:`occkit.labels.OCC3D_CLASSES`; ``free`` among them). ``occkit synth
             --format NAME`` then writes every label of the world (3D labels, the cameras' 2D
             semantics, LiDAR point labels, objects' class ids) in this table's ids
-            (:attr:`occkit.data.synth.SynthConfig.classes`), so :attr:`write_synthetic` remaps
+            (:attr:`occkit.worlds.driving.SynthConfig.classes`), so :attr:`write_synthetic` remaps
             nothing and training's 2D and LiDAR targets agree with the table. None: the world's own
             ids (occkit's formats convert in their writers). The registry refuses a map that misses
             a class of the world or names one this table lacks.
@@ -370,7 +370,7 @@ class DatasetFormat:
         return [_GuardedMetric(self, m) for m in found] if self.from_package else found
 
     def synthetic_lut(self) -> tuple[int, ...] | None:
-        """:attr:`synthetic_classes` as the id table :attr:`occkit.data.synth.SynthConfig.classes`
+        """:attr:`synthetic_classes` as the id table :attr:`occkit.worlds.driving.SynthConfig.classes`
         takes (world id -> this table's id), or None; a ``ValueError`` names a world class it misses
         or a class this table lacks."""
         if self.synthetic_classes is None:

@@ -37,6 +37,7 @@ HOLDS = {
     "data": "`Sample` and `Batch`, the readers, augmentation",
     "worlds": "the procedural worlds (driving, indoor) that `occkit synth` writes",
     "formats": "dataset formats (`DatasetFormat`, the registry, Occ3D, SemanticKITTI)",
+    "convert": "`occkit convert`: labels from one format's layout to another's (plan, frame, records, report)",
     "metrics": "the official metrics as accumulators, folder scoring",
     "outputs": "output folders: records, refusals",
     "viz": "figures, BEV and perspective drawings, the 3D viewer",

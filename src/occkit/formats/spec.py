@@ -160,7 +160,7 @@ class FrameLabels:
 @dataclass(frozen=True)
 class LabelWriter:
     """How ``occkit convert`` writes a dataset's ground truth in a format's layout, one frame at a
-    time (:mod:`occkit.formats.convert` does the class table, the grid and the frame between; the
+    time (:mod:`occkit.convert` does the class table, the grid and the frame between; the
     writer only lays out files). ``occkit convert`` goes between the formats of one ``family``:
     layouts that share their frame index and sensors, so that what is not labels can be carried.
 
@@ -189,6 +189,37 @@ class LabelWriter:
     write: Callable[[Path, FrameLabels], None]
     finish: Callable[[Path, list[FrameLabels], dict[str, Any]], list[str]]
     masks: tuple[str, ...] = ()
+
+
+class ConvertError(ValueError):
+    """A conversion that cannot be made; the message is one line naming what and why."""
+
+
+class OutsideOutput(ConvertError):
+    """A path that a record or a writer gives and that leads outside ``--out``: refused, never followed."""
+
+
+def inside_out(out: Path, rel: Any, where: str) -> Path:
+    """``out / rel`` for a path ``rel`` that a record (``where``) or a writer gives, refused in one
+    line unless it is a relative path that stays inside ``out`` (its folders resolved: no ``..``,
+    no absolute path, no link to a folder elsewhere). The last component is not followed, so a
+    link occkit made (an image linked into the layout) is the link itself, never its target."""
+    if not isinstance(rel, str) or not rel or "\0" in rel:
+        raise ConvertError(f"{where}: {rel!r} is not a file path of the output; not a record occkit convert writes")
+    p = Path(rel)
+    if p.is_absolute() or ".." in p.parts:
+        raise OutsideOutput(
+            f"{where}: names {rel}, which lies outside --out {out} (an edited or damaged record?); occkit convert "
+            "writes and deletes only inside its output folder: nothing was touched"
+        )
+    base = out.resolve()
+    full = (out / p).parent.resolve() / p.name
+    if base != full and base not in full.parents:
+        raise OutsideOutput(
+            f"{where}: {rel} resolves to {full}, outside --out {out} (a folder there links elsewhere); occkit convert "
+            "writes and deletes only inside its output folder: nothing was touched"
+        )
+    return out / p
 
 
 @dataclass

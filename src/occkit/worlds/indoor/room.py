@@ -398,7 +398,13 @@ def _chairs_around(b: _Builder, tx: float, ty: float, tw: float, td: float, n: i
 
 
 def build_room(config: IndoorConfig, room_index: int) -> Room:
-    """Room ``room_index`` of the world (deterministic in ``(config.seed, room_index)``)."""
+    """Room ``room_index`` of the world (deterministic in ``(config.seed, room_index)``): its kind and
+    size, then in this order (one random stream, so the order is part of the output) the shell
+    (:func:`_build_shell`), a door and windows (:func:`_choose_openings`, :func:`_cut_opening`), the
+    furniture of its kind (:data:`FURNISH`) and maybe a spare chair (:func:`_spare_chair`), small
+    objects (:func:`_objects_on_surfaces`, :func:`_objects_on_floor`), pictures (:func:`_pictures`),
+    the ceiling lamp (:func:`_ceiling_lamp`), the cameras (:func:`camera_views`) and the description
+    (:func:`_describe`)."""
     rng = np.random.default_rng(room_seed(config.seed, room_index))
     kind = ROOM_TYPES[int(rng.integers(len(ROOM_TYPES)))]
     Lx = round(float(rng.uniform(3.2, 5.6)), 2)
@@ -408,10 +414,41 @@ def build_room(config: IndoorConfig, room_index: int) -> Room:
     if rng.random() < 0.3 and min(Lx, Ly) > 3.6:
         block = (round(float(rng.uniform(0.9, 1.5)), 2), round(float(rng.uniform(0.9, 1.5)), 2))
     b = _Builder(rng, Lx, Ly, H)
+    _build_shell(b, block)
+    segs = _wall_segments(Lx, Ly, block)
+    openings = _choose_openings(rng, segs)
+    for opening in openings:
+        _cut_opening(b, opening)
+    f = _Furnisher(b, segs)
+    FURNISH.get(kind, _furnish_office)(f)
+    _spare_chair(f)
+    n_obj = _objects_on_surfaces(b) + _objects_on_floor(b) + _pictures(b, segs, openings)
+    light = _ceiling_lamp(b, block)
+    prims = _to_prims(b.rows)
+    views = camera_views(b, config.frames, block)
+    return Room(
+        index=room_index,
+        kind=kind,
+        size=(Lx, Ly, H),
+        block=block,
+        prims=prims,
+        objects=b.objects,
+        views=views,
+        description=_describe(kind, (Lx, Ly, H), block, f.counts, openings, n_obj),
+        lights=[light],
+    )
+
+
+# ---------------------------------------------------------------------------------- the shell
+
+
+def _build_shell(b: _Builder, block: tuple[float, float] | None) -> None:
+    """Floor, ceiling and the four walls (instance 0), the paint and floor drawn at random; an
+    L-shaped room's corner block, its floor taken."""
+    rng, Lx, Ly, H = b.rng, b.Lx, b.Ly, b.H
     paint = _color(rng, PAINTS[rng.integers(len(PAINTS))], 0.03)
     floor_col = _color(rng, WOODS[rng.integers(len(WOODS))] if rng.random() < 0.6 else (0.7, 0.7, 0.68), 0.05)
     floor_tex = TEX_WOOD if rng.random() < 0.6 else TEX_TILES
-    # structure (instance 0): floor, ceiling, walls
     b.add(BOX, (Lx / 2, Ly / 2, -WALL / 2), (Lx / 2 + WALL, Ly / 2 + WALL, WALL / 2), 0, FLOOR, floor_col, floor_tex)
     b.add(
         BOX,
@@ -431,10 +468,16 @@ def build_room(config: IndoorConfig, room_index: int) -> Room:
         a, bb = block
         b.add(BOX, (Lx - a / 2, Ly - bb / 2, zc), (a / 2, bb / 2, hz), 0, WALL_C, paint, TEX_PAINT)
         b.take(Lx - a - 0.01, Lx, Ly - bb - 0.01, Ly)
-    segs = _wall_segments(Lx, Ly, block)
-    # openings: one door, 1-3 windows, on distinct stretches of wall (kept free of furniture)
+
+
+#: An opening: ``(what, wall segment, position along it, width)``, ``what`` ``"door"`` or ``"window"``.
+Opening = tuple[str, tuple, float, float]
+
+
+def _choose_openings(rng: np.random.Generator, segs: list) -> list[Opening]:
+    """One door (where a stretch of wall is wide enough) and 1-3 windows, on distinct stretches of wall."""
     door_seg = segs[int(rng.integers(len(segs)))]
-    openings = []
+    openings: list[Opening] = []
     dw = 0.9
     if door_seg[3] - door_seg[2] > dw + 0.4:
         s = float(rng.uniform(door_seg[2] + dw / 2 + 0.15, door_seg[3] - dw / 2 - 0.15))
@@ -451,164 +494,221 @@ def build_room(config: IndoorConfig, room_index: int) -> Room:
         if any(o[1] is seg and abs(o[2] - s) < (o[3] + ww) / 2 + 0.2 for o in openings):
             continue
         openings.append(("window", seg, s, ww))
-    for what, seg, s, w in openings:
-        axis, pos, _, _, n = seg
-        inward = n[0] if axis == 0 else n[1]
-        if what == "door":
-            z0, z1, cls, col, tex, keep = 0.0, 2.05, WALL_C, _color(rng, WOODS[rng.integers(len(WOODS))]), TEX_WOOD, 0.9
-        else:
-            z0 = float(rng.uniform(0.7, 1.0))
-            z1 = min(H - 0.2, z0 + float(rng.uniform(1.0, 1.5)))
-            cls, col, tex, keep = WINDOW, (0.75, 0.85, 0.95), TEX_GLASS, 0.35
-        c_n = pos + inward * 0.005 - inward * WALL / 2  # from inside the wall to 1.5 cm into the room
-        half_n = WALL / 2 + 0.01
-        center = (c_n, s, (z0 + z1) / 2) if axis == 0 else (s, c_n, (z0 + z1) / 2)
-        half = (half_n, w / 2, (z1 - z0) / 2) if axis == 0 else (w / 2, half_n, (z1 - z0) / 2)
-        inst = 0
-        if what == "window":
-            inst = b.new_instance(WINDOW, "window", center, [2 * h for h in half])
-        b.add(BOX, center, half, 0, cls, col, tex, inst)
-        # keep the floor in front of the opening free of wall furniture
-        if axis == 0:
-            x0, x1 = (pos, pos + keep) if inward > 0 else (pos - keep, pos)
-            b.take(x0, x1, s - w / 2 - 0.05, s + w / 2 + 0.05)
-        else:
-            y0, y1 = (pos, pos + keep) if inward > 0 else (pos - keep, pos)
-            b.take(s - w / 2 - 0.05, s + w / 2 + 0.05, y0, y1)
-    counts: dict[str, int] = {}
+    return openings
 
-    def count(name: str) -> None:
-        counts[name] = counts.get(name, 0) + 1
 
-    def wall_piece(make, w, d, cls, name, tries=8):
+def _cut_opening(b: _Builder, opening: Opening) -> None:
+    """A door (a wooden leaf, part of the wall) or a window (its own instance) in the wall, the floor
+    in front of it kept free of wall furniture."""
+    rng, H = b.rng, b.H
+    what, seg, s, w = opening
+    axis, pos, _, _, n = seg
+    inward = n[0] if axis == 0 else n[1]
+    if what == "door":
+        z0, z1, cls, col, tex, keep = 0.0, 2.05, WALL_C, _color(rng, WOODS[rng.integers(len(WOODS))]), TEX_WOOD, 0.9
+    else:
+        z0 = float(rng.uniform(0.7, 1.0))
+        z1 = min(H - 0.2, z0 + float(rng.uniform(1.0, 1.5)))
+        cls, col, tex, keep = WINDOW, (0.75, 0.85, 0.95), TEX_GLASS, 0.35
+    c_n = pos + inward * 0.005 - inward * WALL / 2  # from inside the wall to 1.5 cm into the room
+    half_n = WALL / 2 + 0.01
+    center = (c_n, s, (z0 + z1) / 2) if axis == 0 else (s, c_n, (z0 + z1) / 2)
+    half = (half_n, w / 2, (z1 - z0) / 2) if axis == 0 else (w / 2, half_n, (z1 - z0) / 2)
+    inst = 0
+    if what == "window":
+        inst = b.new_instance(WINDOW, "window", center, [2 * h for h in half])
+    b.add(BOX, center, half, 0, cls, col, tex, inst)
+    # keep the floor in front of the opening free of wall furniture
+    if axis == 0:
+        x0, x1 = (pos, pos + keep) if inward > 0 else (pos - keep, pos)
+        b.take(x0, x1, s - w / 2 - 0.05, s + w / 2 + 0.05)
+    else:
+        y0, y1 = (pos, pos + keep) if inward > 0 else (pos - keep, pos)
+        b.take(s - w / 2 - 0.05, s + w / 2 + 0.05, y0, y1)
+
+
+# ---------------------------------------------------------------------------------- furniture
+
+
+class _Furnisher:
+    """Places a room's furniture: pieces against its walls (:meth:`wall_piece`), each counted by name
+    for the description (:attr:`counts`, in the order first placed)."""
+
+    def __init__(self, b: _Builder, segs: list) -> None:
+        self.b, self.rng, self.segs = b, b.rng, segs
+        self.counts: dict[str, int] = {}
+
+    def count(self, name: str) -> None:
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+    def wall_piece(self, make, w, d, cls, name, tries=8):
+        """A ``w x d`` piece made by ``make()`` with its back on a wall segment drawn at random (up to
+        ``tries`` segments): ``(x, y, yaw, rect, segment)``, or None where none had room."""
         for _ in range(tries):
-            seg = segs[int(rng.integers(len(segs)))]
-            spot = _against_wall(b, seg, w, d)
+            seg = self.segs[int(self.rng.integers(len(self.segs)))]
+            spot = _against_wall(self.b, seg, w, d)
             if spot is None:
                 continue
             parts, extras, top = make()
             x, y, yaw, rect = spot
-            _place_piece(b, parts, extras, top, x, y, yaw, rect, cls, name)
-            count(name)
+            _place_piece(self.b, parts, extras, top, x, y, yaw, rect, cls, name)
+            self.count(name)
             return x, y, yaw, rect, seg
         return None
 
-    # ---- the room's main pieces by kind
-    if kind == "bedroom":
-        w, d = float(rng.choice([1.0, 1.4, 1.6, 1.8])), float(rng.uniform(1.95, 2.1))
-        got = wall_piece(lambda: piece_bed(rng, w, d), w, d, BED, "bed")
-        if got is not None:
-            x, y, yaw, rect, seg = got
-            for sgn in (-1, 1):
-                nx, ny = _rot(yaw, sgn * (w / 2 + 0.27), -d / 2 + 0.22)
-                r = (x + nx - 0.22, x + nx + 0.22, y + ny - 0.22, y + ny + 0.22)
-                if b.is_free(*r) and rng.random() < 0.85:
-                    parts, extras, top = piece_box(rng, 0.44, 0.4, 0.52, FURNITURE)
-                    _place_piece(b, parts, extras, top, x + nx, y + ny, yaw, r, FURNITURE, "nightstand")
-                    count("nightstand")
-        if rng.random() < 0.8:
-            ww, hh = float(rng.uniform(1.0, 1.8)), float(rng.uniform(1.9, 2.2))
-            wall_piece(lambda: piece_box(rng, ww, 0.6, hh, FURNITURE), ww, 0.6, FURNITURE, "wardrobe")
-        if rng.random() < 0.6:
-            ww = float(rng.uniform(0.8, 1.3))
-            wall_piece(lambda: piece_box(rng, ww, 0.5, 0.82, FURNITURE), ww, 0.5, FURNITURE, "dresser")
-    elif kind == "living room":
-        w, d = float(rng.uniform(1.6, 2.4)), float(rng.uniform(0.85, 0.95))
-        got = wall_piece(lambda: piece_sofa(rng, w, d), w, d, SOFA, "sofa")
-        if got is not None:
-            x, y, yaw, rect, seg = got
-            cx, cy = _rot(yaw, 0.0, d / 2 + 0.45 + 0.3)
-            tw, td = min(1.1, w * 0.6), 0.6
-            rw, rd = (tw, td) if abs(math.sin(yaw)) < 0.5 else (td, tw)
-            r = (x + cx - rw / 2, x + cx + rw / 2, y + cy - rd / 2, y + cy + rd / 2)
-            if b.is_free(*r):
-                parts, extras, top = piece_table(rng, tw, td, 0.42)
-                _place_piece(b, parts, extras, top, x + cx, y + cy, yaw, r, TABLE, "coffee table")
-                count("coffee table")
-        ww = float(rng.uniform(1.2, 1.8))
-        got = wall_piece(lambda: piece_box(rng, ww, 0.45, 0.5, FURNITURE), ww, 0.45, FURNITURE, "tv stand")
-        if got is not None:
-            x, y, yaw, rect, seg = got
-            tvw = float(rng.uniform(0.8, min(1.4, ww)))
-            inst = b.new_instance(TVS, "television", (x, y, 0.5 + 0.3), (tvw, 0.06, tvw * 0.58 + 0.16))
-            _emit(
-                b,
-                [(k, (cx, cy, cz + 0.5), h, c, col, t) for k, (cx, cy, cz), h, c, col, t in piece_tv(rng, tvw)],
-                x,
-                y,
-                yaw,
-                inst,
-            )
-            count("television")
-        if rng.random() < 0.7:
-            ww, hh = float(rng.uniform(0.8, 1.2)), float(rng.uniform(1.5, 2.0))
-            wall_piece(lambda: piece_shelf(rng, ww, 0.35, hh), ww, 0.35, FURNITURE, "bookshelf")
-        if rng.random() < 0.5:
-            aw = 0.85
-            wall_piece(lambda: piece_sofa(rng, aw, 0.85), aw, 0.85, SOFA, "armchair")
-    elif kind == "dining room":
-        tw, td = float(rng.uniform(1.2, 1.8)), float(rng.uniform(0.8, 1.0))
-        if rng.random() < 0.5:
-            tw, td = td, tw
-        cx, cy = Lx / 2 + float(rng.uniform(-0.3, 0.3)), Ly / 2 + float(rng.uniform(-0.3, 0.3))
-        r = (cx - tw / 2, cx + tw / 2, cy - td / 2, cy + td / 2)
+
+def _furnish_bedroom(f: _Furnisher) -> None:
+    """A bed against a wall with nightstands beside its head; maybe a wardrobe and a dresser."""
+    b, rng = f.b, f.rng
+    w, d = float(rng.choice([1.0, 1.4, 1.6, 1.8])), float(rng.uniform(1.95, 2.1))
+    got = f.wall_piece(lambda: piece_bed(rng, w, d), w, d, BED, "bed")
+    if got is not None:
+        x, y, yaw, rect, seg = got
+        for sgn in (-1, 1):
+            nx, ny = _rot(yaw, sgn * (w / 2 + 0.27), -d / 2 + 0.22)
+            r = (x + nx - 0.22, x + nx + 0.22, y + ny - 0.22, y + ny + 0.22)
+            if b.is_free(*r) and rng.random() < 0.85:
+                parts, extras, top = piece_box(rng, 0.44, 0.4, 0.52, FURNITURE)
+                _place_piece(b, parts, extras, top, x + nx, y + ny, yaw, r, FURNITURE, "nightstand")
+                f.count("nightstand")
+    if rng.random() < 0.8:
+        ww, hh = float(rng.uniform(1.0, 1.8)), float(rng.uniform(1.9, 2.2))
+        f.wall_piece(lambda: piece_box(rng, ww, 0.6, hh, FURNITURE), ww, 0.6, FURNITURE, "wardrobe")
+    if rng.random() < 0.6:
+        ww = float(rng.uniform(0.8, 1.3))
+        f.wall_piece(lambda: piece_box(rng, ww, 0.5, 0.82, FURNITURE), ww, 0.5, FURNITURE, "dresser")
+
+
+def _furnish_living_room(f: _Furnisher) -> None:
+    """A sofa against a wall with a coffee table before it, a TV on its stand; maybe a bookshelf and
+    an armchair."""
+    b, rng = f.b, f.rng
+    w, d = float(rng.uniform(1.6, 2.4)), float(rng.uniform(0.85, 0.95))
+    got = f.wall_piece(lambda: piece_sofa(rng, w, d), w, d, SOFA, "sofa")
+    if got is not None:
+        x, y, yaw, rect, seg = got
+        cx, cy = _rot(yaw, 0.0, d / 2 + 0.45 + 0.3)
+        tw, td = min(1.1, w * 0.6), 0.6
+        rw, rd = (tw, td) if abs(math.sin(yaw)) < 0.5 else (td, tw)
+        r = (x + cx - rw / 2, x + cx + rw / 2, y + cy - rd / 2, y + cy + rd / 2)
         if b.is_free(*r):
-            parts, extras, top = piece_table(rng, tw, td, 0.75)
-            _place_piece(b, parts, extras, top, cx, cy, 0.0, r, TABLE, "dining table")
-            count("dining table")
-            n = _chairs_around(b, cx, cy, tw, td, int(rng.integers(2, 7)), _color(rng, WOODS[rng.integers(len(WOODS))]))
-            counts["chair"] = counts.get("chair", 0) + n
-        for _ in range(int(rng.integers(1, 4))):
-            ww = float(rng.uniform(0.8, 1.6))
-            wall_piece(lambda: piece_box(rng, ww, 0.55, 0.9, FURNITURE), ww, 0.55, FURNITURE, "cabinet")
-        if rng.random() < 0.5:
-            ww, hh = float(rng.uniform(0.8, 1.2)), float(rng.uniform(1.5, 2.0))
-            wall_piece(lambda: piece_shelf(rng, ww, 0.35, hh), ww, 0.35, FURNITURE, "bookshelf")
-    else:  # office
-        for _ in range(int(rng.integers(1, 3))):
-            ww = float(rng.uniform(1.1, 1.6))
-            got = wall_piece(lambda: piece_table(rng, ww, 0.7, 0.74), ww, 0.7, TABLE, "desk")
-            if got is None:
-                continue
-            x, y, yaw, rect, seg = got
-            mw = float(rng.uniform(0.45, 0.65))
-            mx, my = _rot(yaw, float(rng.uniform(-0.2, 0.2)), -0.15)
-            inst = b.new_instance(TVS, "monitor", (x + mx, y + my, 0.74 + 0.25), (mw, 0.06, mw * 0.58 + 0.16))
-            _emit(
-                b,
-                [(k, (cx, cy, cz + 0.74), h, c, col, t) for k, (cx, cy, cz), h, c, col, t in piece_tv(rng, mw)],
-                x + mx,
-                y + my,
-                yaw,
-                inst,
-            )
-            count("monitor")
-            ccx, ccy = _rot(yaw, 0.0, 0.35 + 0.3)
-            parts, size = piece_chair(rng, _color(rng, (0.15, 0.15, 0.17), 0.05))
-            cr = (x + ccx - size / 2, x + ccx + size / 2, y + ccy - size / 2, y + ccy + size / 2)
-            if b.is_free(*cr):
-                ci = b.new_instance(CHAIR, "office chair", (x + ccx, y + ccy, 0.45), (size, size, 0.95))
-                _emit(b, parts, x + ccx, y + ccy, yaw + math.pi, ci)
-                b.take(*cr)
-                count("chair")
-        for _ in range(int(rng.integers(1, 3))):
-            ww, hh = float(rng.uniform(0.8, 1.2)), float(rng.uniform(1.5, 2.0))
-            wall_piece(lambda: piece_shelf(rng, ww, 0.35, hh), ww, 0.35, FURNITURE, "bookshelf")
-        if rng.random() < 0.6:
-            wall_piece(lambda: piece_box(rng, 0.5, 0.6, 0.7, FURNITURE), 0.5, 0.6, FURNITURE, "drawer unit")
-    # ---- extra chairs / a small table anywhere free
+            parts, extras, top = piece_table(rng, tw, td, 0.42)
+            _place_piece(b, parts, extras, top, x + cx, y + cy, yaw, r, TABLE, "coffee table")
+            f.count("coffee table")
+    ww = float(rng.uniform(1.2, 1.8))
+    got = f.wall_piece(lambda: piece_box(rng, ww, 0.45, 0.5, FURNITURE), ww, 0.45, FURNITURE, "tv stand")
+    if got is not None:
+        x, y, yaw, rect, seg = got
+        tvw = float(rng.uniform(0.8, min(1.4, ww)))
+        inst = b.new_instance(TVS, "television", (x, y, 0.5 + 0.3), (tvw, 0.06, tvw * 0.58 + 0.16))
+        _emit(
+            b,
+            [(k, (cx, cy, cz + 0.5), h, c, col, t) for k, (cx, cy, cz), h, c, col, t in piece_tv(rng, tvw)],
+            x,
+            y,
+            yaw,
+            inst,
+        )
+        f.count("television")
+    if rng.random() < 0.7:
+        ww, hh = float(rng.uniform(0.8, 1.2)), float(rng.uniform(1.5, 2.0))
+        f.wall_piece(lambda: piece_shelf(rng, ww, 0.35, hh), ww, 0.35, FURNITURE, "bookshelf")
+    if rng.random() < 0.5:
+        aw = 0.85
+        f.wall_piece(lambda: piece_sofa(rng, aw, 0.85), aw, 0.85, SOFA, "armchair")
+
+
+def _furnish_dining_room(f: _Furnisher) -> None:
+    """A table near the middle with chairs around it, 1-3 cabinets; maybe a bookshelf."""
+    b, rng = f.b, f.rng
+    tw, td = float(rng.uniform(1.2, 1.8)), float(rng.uniform(0.8, 1.0))
+    if rng.random() < 0.5:
+        tw, td = td, tw
+    cx, cy = b.Lx / 2 + float(rng.uniform(-0.3, 0.3)), b.Ly / 2 + float(rng.uniform(-0.3, 0.3))
+    r = (cx - tw / 2, cx + tw / 2, cy - td / 2, cy + td / 2)
+    if b.is_free(*r):
+        parts, extras, top = piece_table(rng, tw, td, 0.75)
+        _place_piece(b, parts, extras, top, cx, cy, 0.0, r, TABLE, "dining table")
+        f.count("dining table")
+        n = _chairs_around(b, cx, cy, tw, td, int(rng.integers(2, 7)), _color(rng, WOODS[rng.integers(len(WOODS))]))
+        f.counts["chair"] = f.counts.get("chair", 0) + n
+    for _ in range(int(rng.integers(1, 4))):
+        ww = float(rng.uniform(0.8, 1.6))
+        f.wall_piece(lambda: piece_box(rng, ww, 0.55, 0.9, FURNITURE), ww, 0.55, FURNITURE, "cabinet")
+    if rng.random() < 0.5:
+        ww, hh = float(rng.uniform(0.8, 1.2)), float(rng.uniform(1.5, 2.0))
+        f.wall_piece(lambda: piece_shelf(rng, ww, 0.35, hh), ww, 0.35, FURNITURE, "bookshelf")
+
+
+def _furnish_office(f: _Furnisher) -> None:
+    """1-2 desks against walls, each with a monitor and an office chair, 1-2 bookshelves; maybe a
+    drawer unit."""
+    b, rng = f.b, f.rng
+    for _ in range(int(rng.integers(1, 3))):
+        ww = float(rng.uniform(1.1, 1.6))
+        got = f.wall_piece(lambda: piece_table(rng, ww, 0.7, 0.74), ww, 0.7, TABLE, "desk")
+        if got is None:
+            continue
+        x, y, yaw, rect, seg = got
+        mw = float(rng.uniform(0.45, 0.65))
+        mx, my = _rot(yaw, float(rng.uniform(-0.2, 0.2)), -0.15)
+        inst = b.new_instance(TVS, "monitor", (x + mx, y + my, 0.74 + 0.25), (mw, 0.06, mw * 0.58 + 0.16))
+        _emit(
+            b,
+            [(k, (cx, cy, cz + 0.74), h, c, col, t) for k, (cx, cy, cz), h, c, col, t in piece_tv(rng, mw)],
+            x + mx,
+            y + my,
+            yaw,
+            inst,
+        )
+        f.count("monitor")
+        ccx, ccy = _rot(yaw, 0.0, 0.35 + 0.3)
+        parts, size = piece_chair(rng, _color(rng, (0.15, 0.15, 0.17), 0.05))
+        cr = (x + ccx - size / 2, x + ccx + size / 2, y + ccy - size / 2, y + ccy + size / 2)
+        if b.is_free(*cr):
+            ci = b.new_instance(CHAIR, "office chair", (x + ccx, y + ccy, 0.45), (size, size, 0.95))
+            _emit(b, parts, x + ccx, y + ccy, yaw + math.pi, ci)
+            b.take(*cr)
+            f.count("chair")
+    for _ in range(int(rng.integers(1, 3))):
+        ww, hh = float(rng.uniform(0.8, 1.2)), float(rng.uniform(1.5, 2.0))
+        f.wall_piece(lambda: piece_shelf(rng, ww, 0.35, hh), ww, 0.35, FURNITURE, "bookshelf")
+    if rng.random() < 0.6:
+        f.wall_piece(lambda: piece_box(rng, 0.5, 0.6, 0.7, FURNITURE), 0.5, 0.6, FURNITURE, "drawer unit")
+
+
+#: The main pieces of a room by its kind (:data:`ROOM_TYPES`).
+FURNISH = {
+    "bedroom": _furnish_bedroom,
+    "living room": _furnish_living_room,
+    "dining room": _furnish_dining_room,
+    "office": _furnish_office,
+}
+
+
+def _spare_chair(f: _Furnisher) -> None:
+    """Sometimes (40 %) a chair anywhere on free floor, facing one of four ways."""
+    b, rng = f.b, f.rng
     if rng.random() < 0.4:
         for _ in range(10):
-            x, y = float(rng.uniform(0.6, Lx - 0.6)), float(rng.uniform(0.6, Ly - 0.6))
+            x, y = float(rng.uniform(0.6, b.Lx - 0.6)), float(rng.uniform(0.6, b.Ly - 0.6))
             parts, size = piece_chair(rng)
             r = (x - size / 2, x + size / 2, y - size / 2, y + size / 2)
             if b.is_free(*r):
                 ci = b.new_instance(CHAIR, "chair", (x, y, 0.45), (size, size, 0.95))
                 _emit(b, parts, x, y, float(rng.choice([0, 0.5, 1, 1.5])) * math.pi, ci)
                 b.take(*r)
-                count("chair")
+                f.count("chair")
                 break
-    # ---- small objects on surfaces, a few on the floor, pictures on walls, a ceiling lamp
+
+
+# ---------------------------------------------------------------------------------- small objects
+
+
+def _objects_on_surfaces(b: _Builder) -> int:
+    """Up to three small objects on each top the furniture left (:attr:`_Builder.surfaces`), apart
+    and within its edges; returns how many."""
+    rng = b.rng
     n_obj = 0
     for x0, x1, y0, y1, z in list(b.surfaces):
         if x1 - x0 < 0.15 or y1 - y0 < 0.15:
@@ -625,6 +725,13 @@ def build_room(config: IndoorConfig, room_index: int) -> Room:
             _emit(b, parts, 0.0, 0.0, 0.0, inst)
             taken.append((x, y, max(size[0], size[1]) / 2))
             n_obj += 1
+    return n_obj
+
+
+def _objects_on_floor(b: _Builder) -> int:
+    """Up to three plants or small objects on free floor; returns how many."""
+    rng, Lx, Ly = b.rng, b.Lx, b.Ly
+    n_obj = 0
     for _ in range(int(rng.integers(0, 4))):
         x, y = float(rng.uniform(0.3, Lx - 0.3)), float(rng.uniform(0.3, Ly - 0.3))
         if rng.random() < 0.5:  # a plant
@@ -658,6 +765,13 @@ def build_room(config: IndoorConfig, room_index: int) -> Room:
                 _emit(b, parts, 0.0, 0.0, 0.0, inst)
                 b.take(*rect)
                 n_obj += 1
+    return n_obj
+
+
+def _pictures(b: _Builder, segs: list, openings: list[Opening]) -> int:
+    """Up to two pictures on the walls, clear of the door and windows; returns how many."""
+    rng, H = b.rng, b.H
+    n_obj = 0
     for _ in range(int(rng.integers(0, 3))):
         axis, pos, lo, hi, n = segs[int(rng.integers(len(segs)))]
         pw, ph = float(rng.uniform(0.3, 0.9)), float(rng.uniform(0.3, 0.7))
@@ -683,31 +797,37 @@ def build_room(config: IndoorConfig, room_index: int) -> Room:
             inst,
         )
         n_obj += 1
+    return n_obj
+
+
+def _ceiling_lamp(b: _Builder, block: tuple[float, float] | None) -> tuple[float, float, float]:
+    """A lamp under the middle of the ceiling (of the room's open part); returns the light's position."""
+    Lx, Ly, H = b.Lx, b.Ly, b.H
     lx, ly = (Lx - (block[0] if block else 0)) / 2, Ly / 2
     inst = b.new_instance(OBJECTS, "ceiling lamp", (lx, ly, H - 0.1), (0.4, 0.4, 0.2))
     b.add(CYLINDER, (lx, ly, H - 0.1), (0.2, 0.2, 0.1), 0, OBJECTS, (0.98, 0.97, 0.9), TEX_PLAIN, inst)
-    prims = _to_prims(b.rows)
-    views = camera_views(b, config.frames, block)
+    return (lx, ly, H - 0.25)
+
+
+def _describe(
+    kind: str,
+    size: tuple[float, float, float],
+    block: tuple[float, float] | None,
+    counts: dict[str, int],
+    openings: list[Opening],
+    n_obj: int,
+) -> str:
+    """The room in a sentence: shape, kind, size, furniture, openings and small objects."""
+    Lx, Ly, H = size
     what = ", ".join(_count(v, k) for k, v in counts.items() if v)
     shape = "an L-shaped" if block else "a"
     n_win, n_door = sum(o[0] == "window" for o in openings), sum(o[0] == "door" for o in openings)
-    desc = (
+    return (
         f"{shape[0].upper() + shape[1:]} {kind} of {Lx:.1f} by {Ly:.1f} m with a {H:.2f} m ceiling"
         + (f": {what}" if what else "")
         + f"; {_count(n_win, 'window')}, {_count(n_door, 'door')}"
         + (f", {_count(n_obj, 'small object')}" if n_obj else "")
         + "."
-    )
-    return Room(
-        index=room_index,
-        kind=kind,
-        size=(Lx, Ly, H),
-        block=block,
-        prims=prims,
-        objects=b.objects,
-        views=views,
-        description=desc,
-        lights=[(lx, ly, H - 0.25)],
     )
 
 

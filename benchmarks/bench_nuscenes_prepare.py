@@ -29,7 +29,7 @@ from PIL import Image
 
 from occkit.data.nuscenes_raw import NUSCENES_TABLES
 from occkit.data.occ3d import NUSCENES_CAMERAS
-from occkit.data.synth.nuscenes_export import nuscenes_token as tok
+from occkit.worlds.driving.nuscenes_export import nuscenes_token as tok
 
 LIDAR_PER_KEYFRAME = 10  # 20 Hz LiDAR, 2 Hz keyframes
 CAM_PER_KEYFRAME = 6  # 12 Hz cameras

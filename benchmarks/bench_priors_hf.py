@@ -377,7 +377,7 @@ def main() -> None:
 def run(args: argparse.Namespace, kinds: list[str], detectors: list[str], pps: list[int], tmp: Path) -> None:
     need = max(args.frames, args.sam_frames) + 1
     if args.data is None:
-        from occkit.data.synth import SynthConfig, generate_dataset
+        from occkit.worlds.driving import SynthConfig, generate_dataset
 
         data = generate_dataset(tmp / "data", SynthConfig(scenes=1, frames=need, image_size=(96, 256)))
     else:

@@ -24,9 +24,11 @@ import torch
 
 def bench_speed(args: argparse.Namespace) -> None:
     from occkit.data.occ3d import NUSCENES_CAMERAS
-    from occkit.data.synth import SynthConfig, build_scene
-    from occkit.data.synth.lidar import simulate_lidar
-    from occkit.data.synth.occupancy import (
+    from occkit.geometry.grid import occ3d_grid
+    from occkit.geometry.transforms import apply_transform
+    from occkit.worlds.driving import SynthConfig, build_scene
+    from occkit.worlds.driving.lidar import simulate_lidar
+    from occkit.worlds.driving.occupancy import (
         FREE,
         camera_mask_rays,
         camera_visibility,
@@ -34,12 +36,10 @@ def bench_speed(args: argparse.Namespace) -> None:
         semantic_occupancy,
         voxel_center_rays,
     )
-    from occkit.data.synth.render import render_camera
-    from occkit.data.synth.scene import scene_state_at
-    from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar, camera_intrinsics
-    from occkit.data.synth.writer import generate_dataset
-    from occkit.geometry.grid import occ3d_grid
-    from occkit.geometry.transforms import apply_transform
+    from occkit.worlds.driving.render import render_camera
+    from occkit.worlds.driving.scene import scene_state_at
+    from occkit.worlds.driving.sensors import T_ego_from_camera, T_ego_from_lidar, camera_intrinsics
+    from occkit.worlds.driving.writer import generate_dataset
 
     torch.set_num_threads(1)
     H, W = args.image_size
@@ -112,8 +112,8 @@ def bench_classes(args: argparse.Namespace) -> None:
     import numpy as np
 
     from occkit.data.occ3d import Occ3DDataset
-    from occkit.data.synth import SynthConfig, generate_dataset
     from occkit.labels import OCC3D_CLASSES
+    from occkit.worlds.driving import SynthConfig, generate_dataset
 
     cfg = SynthConfig(
         scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=tuple(args.image_size), workers=args.workers

@@ -46,7 +46,7 @@ def main() -> None:
     tmp = None
     root = args.root
     if root is None:
-        from occkit.data.synth import SynthConfig, generate_dataset
+        from occkit.worlds.driving import SynthConfig, generate_dataset
 
         tmp = tempfile.TemporaryDirectory()
         root = generate_dataset(Path(tmp.name) / "d", SynthConfig(scenes=1, frames=1, seed=0))

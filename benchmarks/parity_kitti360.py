@@ -144,7 +144,6 @@ def main() -> None:
 
     from occkit.data import kitti360 as ok
     from occkit.data.semantickitti import camera_from_calib, read_label
-    from occkit.data.synth import SynthConfig
     from occkit.formats import get_format
     from occkit.geometry.grid import semantickitti_grid
     from occkit.labels import (
@@ -154,6 +153,7 @@ def main() -> None:
         KITTI360_PALETTE,
         kitti360_remap_lut,
     )
+    from occkit.worlds.driving import SynthConfig
 
     fmt = get_format("kitti360")
     worst: dict[str, float] = {}

@@ -122,7 +122,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     data = Path(args.data) if args.data else work / "world"
     if not data.is_dir():
-        from occkit.data.synth_indoor import IndoorConfig, generate_indoor
+        from occkit.worlds.indoor import IndoorConfig, generate_indoor
 
         generate_indoor(data, IndoorConfig(scenes=args.rooms, frames=args.views, seed=args.seed, val_fraction=0.25))
     pre = work / "preprocess"

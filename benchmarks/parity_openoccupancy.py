@@ -53,10 +53,10 @@ from occkit.data.openoccupancy import (
     read_openoccupancy_label,
     read_prediction,
     write_prediction,
-    write_synthetic,
 )
 from occkit.fileio import save_npy_atomic
 from occkit.metrics.nusc_occupancy import NuScenesOccupancyMetric
+from occkit.worlds.driving.lidar_frame_export import write_openoccupancy
 
 STUBS = [
     "mmcv",
@@ -121,13 +121,13 @@ def main() -> None:
     rel = released(repo)
     tmp = tempfile.TemporaryDirectory()
     if args.data is None:
-        from occkit.data.synth import SynthConfig
+        from occkit.worlds.driving import SynthConfig
 
         data = Path(tmp.name) / "openocc"
         cfg = SynthConfig(
             scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=(32, 88), occupancy_supersample=1
         )
-        write_synthetic(data, cfg)
+        write_openoccupancy(data, cfg)
     else:
         data = Path(args.data)
         if args.duplicates:

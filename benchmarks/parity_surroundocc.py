@@ -44,9 +44,9 @@ from occkit.data.surroundocc import (
     read_prediction,
     read_surroundocc_label,
     write_prediction,
-    write_synthetic,
 )
 from occkit.metrics.nusc_occupancy import NuScenesOccupancyMetric
+from occkit.worlds.driving.lidar_frame_export import write_surroundocc
 
 STUBS = [
     "mmcv",
@@ -103,11 +103,11 @@ def main() -> None:
     rel = released(repo)
     tmp = tempfile.TemporaryDirectory()
     if args.data is None:
-        from occkit.data.synth import SynthConfig
+        from occkit.worlds.driving import SynthConfig
 
         data = Path(tmp.name) / "surroundocc"
         cfg = SynthConfig(scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=(32, 88))
-        write_synthetic(data, cfg)
+        write_surroundocc(data, cfg)
     else:
         data = Path(args.data)
     ds = SurroundOccDataset(data, "all", load_images=False, load_extras=False)

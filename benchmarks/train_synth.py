@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
-from occkit.data.synth import SynthConfig, generate_dataset
 from occkit.engine.data import eval_batches
 from occkit.engine.evaluate import evaluate, resolve_amp
 from occkit.engine.train import train
 from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method, load_experiment
 from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
+from occkit.worlds.driving import SynthConfig, generate_dataset
 
 
 def main() -> None:

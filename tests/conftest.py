@@ -124,7 +124,7 @@ def tiny_occ3d_root(tmp_path_factory) -> Path:
 def synth_root(tmp_path_factory) -> Path:
     """A tiny dataset of the procedural world (2 scenes x 2 frames, 64 x 176 images, seed 0),
     generated once per session in the Occ3D-nuScenes layout with the synthetic extras."""
-    from occkit.data.synth import SynthConfig, generate_dataset
+    from occkit.worlds.driving import SynthConfig, generate_dataset
 
     cfg = SynthConfig(scenes=2, frames=2, seed=0, image_size=(64, 176))
     return generate_dataset(tmp_path_factory.mktemp("synth"), cfg)

@@ -58,8 +58,8 @@ LAYOUT_WORLDS = {
 def build_worlds(root: Path) -> dict[str, Path]:
     """The tiny worlds and what the presets need from them, made with occkit's commands."""
     from occkit.cli import main
-    from occkit.data.synth import SynthConfig
-    from occkit.data.synth.kitti_export import export_kitti360, export_semantickitti
+    from occkit.worlds.driving import SynthConfig
+    from occkit.worlds.driving.kitti_export import export_kitti360, export_semantickitti
 
     out = {
         "occ3d": root / "world",

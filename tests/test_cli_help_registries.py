@@ -45,7 +45,7 @@ def test_class_map_options_list_every_class_map(verb):
 
 
 def test_convert_help_lists_every_writable_format():
-    from occkit.formats.convert import writable_formats
+    from occkit.convert import writable_formats
 
     text = _help("convert")
     for name in writable_formats():

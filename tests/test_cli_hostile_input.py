@@ -200,8 +200,8 @@ def test_the_world_generator_builds_every_seed():
     before issue 38."""
     import os
 
-    from occkit.data.synth import SynthConfig
-    from occkit.data.synth.scene import build_scene
+    from occkit.worlds.driving import SynthConfig
+    from occkit.worlds.driving.scene import build_scene
 
     build_scene(SynthConfig(scenes=3, frames=4, seed=4242, image_size=(16, 32)), 2)
     slow = os.environ.get("OCCKIT_SLOW_TESTS", "") not in ("", "0")

@@ -33,8 +33,8 @@ TINY = [
 )
 def test_demo_stopped_and_started_again_resumes(tmp_path, capsys, monkeypatch, one_torch_thread):
     import occkit.commands.demo as demo
-    import occkit.data.synth.writer as writer
     import occkit.engine.train as engine_train
+    import occkit.worlds.driving.writer as writer
 
     out = tmp_path / "demo"
     argv = ["demo", "--out", str(out), *TINY]
@@ -84,7 +84,7 @@ def test_demo_stopped_and_started_again_resumes(tmp_path, capsys, monkeypatch, o
 def test_demo_world_equals_generate_dataset(tmp_path):
     """The demo's resumable generation writes the annotations ``occkit synth`` writes."""
     from occkit.commands.demo import generate_world
-    from occkit.data.synth import SynthConfig, generate_dataset
+    from occkit.worlds.driving import SynthConfig, generate_dataset
 
     cfg = SynthConfig(scenes=2, frames=1, seed=3, image_size=(32, 88), workers=1)
     generate_dataset(tmp_path / "a", cfg)

@@ -140,7 +140,7 @@ def test_stats_of_another_layout_says_so(tmp_path, capsys, layout, says):
 
 # ------------------------------------------------------------ a resumed conversion
 def test_a_resumed_conversion_redoes_a_damaged_file_and_a_damaged_record(tiny_occ3d_root, tmp_path):
-    from occkit.formats.convert import STATE_DIR, convert_dataset
+    from occkit.convert import STATE_DIR, convert_dataset
 
     out = tmp_path / "out"
     convert_dataset(tiny_occ3d_root, out, "occ3d", progress=False)

@@ -1,6 +1,6 @@
-"""Layers point down: the recipes (``occkit.methods``), the datasets (``occkit.data``) and generation never import
-the composition root (``occkit.experiment``), not even inside a function (docs/design.md §8: run loading
-sits below the recipes; the root hands them what they need)."""
+"""Layers point down: the recipes (``occkit.methods``), the datasets (``occkit.data``), the procedural worlds
+(``occkit.worlds``) and generation never import the composition root (``occkit.experiment``), not even inside a
+function (docs/design.md §8: run loading sits below the recipes; the root hands them what they need)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import occkit
 
 PACKAGE = Path(occkit.__file__).parent
-LOWER = ("methods", "data", "generation")
+LOWER = ("methods", "data", "worlds", "generation")
 ROOT = "occkit.experiment"
 
 
@@ -99,6 +99,22 @@ def test_the_engine_never_imports_the_composition_root():
     assert not bad, "\n".join(bad)
 
 
+#: (package, what it never imports): the readers of datasets sit below the worlds that write them, and the
+#: format declarations, the registry and scoring below ``occkit convert``, which takes them.
+BELOW = (("data", "occkit.worlds"), ("formats", "occkit.convert"))
+
+
+def test_the_readers_never_import_a_world_and_the_formats_never_import_convert():
+    bad = [
+        f"{p.relative_to(PACKAGE.parent)}:{line} imports {mod}"
+        for package, above in BELOW
+        for p in sorted((PACKAGE / package).rglob("*.py"))
+        for line, mod in imports_of(p)
+        if mod == above or mod.startswith(above + ".")
+    ]
+    assert not bad, "\n".join(bad)
+
+
 def _import_graph() -> dict[str, set[str]]:
     """occkit module -> the occkit modules it imports (lazy imports included)."""
     mods = {
@@ -124,7 +140,15 @@ def test_no_import_circle_between_two_modules():
 
 
 #: Where a dataset format may be named: its own module, the readers, the metrics, and the scorers' public names.
-FORMAT_FREE = ("engine", "experiment.py", "commands/eval.py", "commands/predict.py", "commands/convert.py", "ablate")
+FORMAT_FREE = (
+    "engine",
+    "experiment.py",
+    "commands/eval.py",
+    "commands/predict.py",
+    "commands/convert.py",
+    "convert",
+    "ablate",
+)
 #: ablate/scorers.py: ``occ3d`` and ``ssc`` are scorer names of ablation specs and of their score files
 #: (``score_occ3d_camera.json``, claims on ``occ3d_camera.miou``): names of a user's files, not a dispatch on
 #: formats (the scorers run ``occkit eval``, which asks the data's format).
@@ -152,7 +176,7 @@ def _names_in_code(path: Path) -> set[str]:
     return out
 
 
-def test_the_engine_the_composition_root_eval_predict_and_the_ablation_runner_name_no_dataset_format():
+def test_the_engine_the_composition_root_eval_predict_convert_and_the_ablation_runner_name_no_dataset_format():
     """They ask the format registry (occkit.formats): adding a dataset format touches none of them."""
     from occkit.formats import format_names
 

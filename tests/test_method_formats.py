@@ -149,8 +149,9 @@ def _check_converted(fmt: str, world: Path, priors: Path, pseudo: Path) -> None:
     (carried by the frame's LiDAR extrinsic), through the class map; unobserved there: ignored."""
     import numpy as np
 
+    from occkit.convert import class_conversion
     from occkit.formats import get_format
-    from occkit.formats.convert import class_conversion, resample_index
+    from occkit.formats.resample import resample_index
     from occkit.pseudolabel.dataset import label_scene
 
     record = json.loads((pseudo / "pseudolabel.json").read_text())

@@ -147,7 +147,7 @@ def test_a_run_written_before_the_registry_loads_resumes_predicts_and_starts_oth
 if __name__ == "__main__":  # python tests/test_old_runs.py --write: record what today's code observes
     import tempfile
 
-    from occkit.data.synth import SynthConfig, generate_dataset
+    from occkit.worlds.driving import SynthConfig, generate_dataset
 
     if "--write" not in sys.argv:
         sys.exit("usage: python tests/test_old_runs.py --write")

@@ -555,7 +555,7 @@ def test_a_demo_stopped_before_its_first_checkpoint_does_not_claim_one(tmp_path,
 
 
 def test_synth_says_what_it_generates_before_the_first_scene_ends(tmp_path, capsys, monkeypatch):
-    import occkit.data.synth.writer as writer
+    import occkit.worlds.driving.writer as writer
 
     said_first: list[str] = []
     real = writer.run_scenes

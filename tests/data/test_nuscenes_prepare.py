@@ -19,9 +19,9 @@ from occkit.cli import main  # noqa: E402
 from occkit.data.lidar_sweeps import WithLidarSweeps, read_pcd_bin  # noqa: E402
 from occkit.data.nuscenes_raw import NUSCENES_TABLES  # noqa: E402
 from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset  # noqa: E402
-from occkit.data.synth.nuscenes_export import NUSCENES_VERSION, lidar_to_pcd, write_nuscenes_tables  # noqa: E402
-from occkit.data.synth.sensors import lidar_elevations  # noqa: E402
 from occkit.geometry.transforms import transform_from_pose  # noqa: E402
+from occkit.worlds.driving.nuscenes_export import NUSCENES_VERSION, lidar_to_pcd, write_nuscenes_tables  # noqa: E402
+from occkit.worlds.driving.sensors import lidar_elevations  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_devkit_loads_the_synthetic_tables_with_the_occ3d_tokens(world, nusc):
 
 
 def _instance_token(scene, instance):
-    from occkit.data.synth.nuscenes_export import nuscenes_token
+    from occkit.worlds.driving.nuscenes_export import nuscenes_token
 
     return nuscenes_token("instance", scene, instance)
 

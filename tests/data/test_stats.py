@@ -116,8 +116,8 @@ def test_stats_of_a_surroundocc_world_against_its_label_files(tmp_path, capsys):
     """``occkit stats`` on a format with no masks of its own, detected from the folder: the class counts
     are those of the sparse ``(N, 4)`` label files read with numpy (every voxel not listed is empty; a
     listed class 0 is LiDAR noise, ignored)."""
-    from occkit.data.synth import SynthConfig
     from occkit.formats import get_format
+    from occkit.worlds.driving import SynthConfig
 
     cfg = SynthConfig(scenes=1, frames=2, seed=3, image_size=(32, 88), lidar_beams=4, lidar_azimuth_steps=64)
     get_format("surroundocc").write_synthetic(tmp_path / "so", cfg)

@@ -121,8 +121,8 @@ def worlds(tmp_path_factory):
     """tests/first_losses.py's worlds, the KITTI and nuScenes-LiDAR layouts with 2 frames a scene:
     their one training frame there cannot fill a global batch of 1 x 2 processes."""
     from occkit.cli import main
-    from occkit.data.synth import SynthConfig
-    from occkit.data.synth.kitti_export import export_kitti360, export_semantickitti
+    from occkit.worlds.driving import SynthConfig
+    from occkit.worlds.driving.kitti_export import export_kitti360, export_semantickitti
 
     root = tmp_path_factory.mktemp("ddp_worlds")
     cfg = SynthConfig(

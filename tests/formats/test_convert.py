@@ -13,17 +13,12 @@ import numpy as np
 import pytest
 
 from occkit.cli import main
-from occkit.data.synth import SynthConfig
+from occkit.convert import STATE_DIR, ConvertError, class_conversion, convert_dataset
 from occkit.formats import detect_format, get_format
-from occkit.formats.convert import (
-    STATE_DIR,
-    ConvertError,
-    class_conversion,
-    convert_dataset,
-    resample_index,
-)
+from occkit.formats.resample import resample_index
 from occkit.geometry.grid import Grid
 from occkit.labels import KITTI360_CLASSES, SEMANTICKITTI_CLASSES
+from occkit.worlds.driving import SynthConfig
 
 CFG = SynthConfig(
     scenes=2,
@@ -196,7 +191,7 @@ def test_occ3d_identity_and_to_the_lidar_frame_counted_by_hand(tiny_occ3d_root, 
     rep = json.loads((out / "convert_report.json").read_text())
     assert rep["dropped_classes"] == r["dropped_classes"]
     # occkit eval --class-map resamples predictions as occkit convert resamples labels
-    from occkit.formats.convert import PredictionResampler
+    from occkit.formats.resample import PredictionResampler
 
     s_fmt = get_format("surroundocc")
     gt = s_fmt.open_split(out, "all", load_images=False)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from occkit.cli import main
+from occkit.convert import STATE_DIR
 from occkit.fileio import file_sums
-from occkit.formats.convert import STATE_DIR
 
 
 def _one_line(capsys) -> str:
@@ -127,7 +127,7 @@ def test_a_state_or_record_that_is_not_convert_s_is_refused_in_one_line(converte
 
 
 def test_a_source_whose_names_lead_outside_out_is_refused(tiny_occ3d_root, tmp_path):
-    from occkit.formats.convert import ConvertError, inside_out
+    from occkit.convert import ConvertError, inside_out
 
     out = tmp_path / "out"
     out.mkdir()
@@ -194,7 +194,7 @@ def test_a_full_disk_or_a_file_too_large_names_the_file_being_written(
 
 
 def test_a_pseudolabel_record_naming_a_file_outside_out_is_refused_on_resume(tmp_path):
-    from occkit.formats.convert import OutsideOutput
+    from occkit.convert import OutsideOutput
     from occkit.pseudolabel.dataset import _kept_frame, _state_file
 
     out = tmp_path / "pl"

@@ -218,8 +218,8 @@ def test_the_world_writes_its_labels_in_the_ids_it_is_given():
     import numpy as np
     import torch
 
-    from occkit.data.synth import SynthConfig
-    from occkit.data.synth.writer import config_record, relabel_frame
+    from occkit.worlds.driving import SynthConfig
+    from occkit.worlds.driving.writer import config_record, relabel_frame
 
     lut = tuple(range(17, -1, -1))  # reversed: world id k -> 17 - k
     fd = {

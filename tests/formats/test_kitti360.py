@@ -12,8 +12,6 @@ import torch
 
 from occkit.data import kitti360 as k
 from occkit.data.semantickitti import SSC_SHAPE, camera_from_calib, read_label
-from occkit.data.synth import SynthConfig
-from occkit.data.synth.kitti_export import OCC3D_TO_KITTI360, occ3d_to_kitti360_raw
 from occkit.formats import get_format
 from occkit.formats.evaluate import evaluate_predictions
 from occkit.formats.kitti360 import SSCBenchMetric
@@ -25,6 +23,8 @@ from occkit.labels import (
     kitti360_remap_lut,
 )
 from occkit.metrics.ssc import SSCMetric
+from occkit.worlds.driving import SynthConfig
+from occkit.worlds.driving.kitti_export import OCC3D_TO_KITTI360, occ3d_to_kitti360_raw
 
 FMT = get_format("kitti360")
 
@@ -140,9 +140,9 @@ def test_write_read_exact(world):
     assert sample.cam_names == ("image_00",) and tuple(sample.images.shape) == (1, 3, *cfg.image_size)
     assert sample.occupancy.shape == SSC_SHAPE and sample.extra["input_occupancy"].any()
     # the calibration written is the synthetic camera: P_rect_00 = K [I | 0], Tr = velodyne -> camera
-    from occkit.data.synth.kitti_export import T_ego_from_velodyne
-    from occkit.data.synth.sensors import T_ego_from_camera, camera_intrinsics
     from occkit.geometry.transforms import invert_transform
+    from occkit.worlds.driving.kitti_export import T_ego_from_velodyne
+    from occkit.worlds.driving.sensors import T_ego_from_camera, camera_intrinsics
 
     K, T = camera_from_calib(*k.read_calibration(root))
     T_cv = (invert_transform(T_ego_from_camera("CAM_FRONT")) @ T_ego_from_velodyne()).numpy()

@@ -22,12 +22,12 @@ from occkit.data.surroundocc import (
     write_prediction,
     write_surroundocc_label,
 )
-from occkit.data.synth import SynthConfig, build_scene, scene_state_at, semantic_occupancy
-from occkit.data.synth.lidar_frame_export import label_supersample, occ3d_to_nusc_occ
-from occkit.data.synth.sensors import T_ego_from_camera, T_ego_from_lidar
 from occkit.formats import Targets, detect_format, get_format
 from occkit.geometry.transforms import invert_transform
 from occkit.metrics.nusc_occupancy import NuScenesOccupancyMetric
+from occkit.worlds.driving import SynthConfig, build_scene, scene_state_at, semantic_occupancy
+from occkit.worlds.driving.lidar_frame_export import label_supersample, occ3d_to_nusc_occ
+from occkit.worlds.driving.sensors import T_ego_from_camera, T_ego_from_lidar
 
 CFG = SynthConfig(
     scenes=2,

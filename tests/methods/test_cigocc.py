@@ -236,13 +236,13 @@ def test_submission_round_trip(tmp_path):
     """kitti-mono (tiny) trains 2 steps on a SemanticKITTI-layout world, predicts .label files, and
     occkit eval --format semantickitti scores them as the validation loop does."""
     from occkit.cli import main
-    from occkit.data.synth import SynthConfig
-    from occkit.data.synth.kitti_export import export_semantickitti
     from occkit.engine.data import eval_batches
     from occkit.engine.evaluate import evaluate
     from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.formats import get_format
     from occkit.formats.evaluate import evaluate_predictions
+    from occkit.worlds.driving import SynthConfig
+    from occkit.worlds.driving.kitti_export import export_semantickitti
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -103,7 +103,7 @@ def test_oracle_clean_reproduces_the_extras(frame, text):
     cam, y, x = 0, 3, 5
     py, px = min(y * s + s // 2, frame.image_size[0] - 1), min(x * s + s // 2, frame.image_size[1] - 1)
     iid = int(frame.instance_2d[cam, py, px])
-    from occkit.data.synth.vocabulary import CLASS_WORDS
+    from occkit.worlds.driving.vocabulary import CLASS_WORDS
 
     name = frame.instance_names[iid] if iid > 0 else CLASS_WORDS[int(frame.semantics_2d[cam, py, px])]
     assert torch.allclose(out.features[cam, :, y, x], te.encode_text([name])[0], atol=1e-6)
@@ -314,8 +314,8 @@ def test_cli_run_eval_vocab(synth_root, tmp_path):
 
 
 def test_semantickitti_layout(tmp_path, text):
-    from occkit.data.synth import SynthConfig
-    from occkit.data.synth.kitti_export import export_semantickitti
+    from occkit.worlds.driving import SynthConfig
+    from occkit.worlds.driving.kitti_export import export_semantickitti
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)

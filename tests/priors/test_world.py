@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from occkit.config import ConfigError
-from occkit.data.synth.vocabulary import CLASS_WORDS, HELDOUT_NAMES
 from occkit.priors import PRIOR_CLASSES, PriorFrame, build_prior
 from occkit.priors.world import WorldPrior, WorldPriorConfig, build_net, segments_from_maps
 from occkit.priors.world_train import (
@@ -26,6 +25,7 @@ from occkit.priors.world_train import (
     vl_targets,
     world_losses,
 )
+from occkit.worlds.driving.vocabulary import CLASS_WORDS, HELDOUT_NAMES
 
 #: A small, fast config for tests (the tiny world's images are 64 x 176).
 TINY = dict(image_size=(32, 96), width=16, batch_size=4, log_every=1, save_every_minutes=0.0, warmup_steps=1)

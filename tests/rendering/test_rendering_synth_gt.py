@@ -33,8 +33,8 @@ def synth_frame(request, tmp_path_factory):
     try:
         root = request.getfixturevalue("synth_root")
     except pytest.FixtureLookupError:  # the shared fixture is not there: make a small world here
-        from occkit.data.synth.config import SynthConfig
-        from occkit.data.synth.writer import generate_dataset
+        from occkit.worlds.driving.config import SynthConfig
+        from occkit.worlds.driving.writer import generate_dataset
 
         root = tmp_path_factory.mktemp("synth_render")
         generate_dataset(

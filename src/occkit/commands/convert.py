@@ -1,5 +1,5 @@
 """``occkit convert --data SRC --out DST --to FORMAT [--class-map NAME|FILE] [--split S] [--infos I] [--from F]``:
-a dataset's ground truth written in another format's layout (:mod:`occkit.formats.convert`;
+a dataset's ground truth written in another format's layout (:mod:`occkit.convert`;
 docs/DATASET.md, "Converting between layouts").
 
 The source's format is detected; the target's is asked of the format registry (its label writer),
@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from occkit.formats.convert import convert_dataset, summary_lines
+    from occkit.convert import convert_dataset, summary_lines
 
     try:
         report = convert_dataset(

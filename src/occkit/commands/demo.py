@@ -241,7 +241,7 @@ def generate_world(data: Path, synth: Any) -> None:
     """``generate_dataset``'s world, resumable: a finished scene's record is kept in
     ``data/.scenes/`` until ``annotations.json`` is written, so a stopped generation resumes with
     the scenes it lacks; one line per scene with the time left."""
-    from occkit.data.synth.writer import generate_dataset
+    from occkit.worlds.driving.writer import generate_dataset
 
     generate_dataset(data, synth, progress=True, resume=True)
 
@@ -323,7 +323,6 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     from functools import partial
 
     from occkit.data.occ3d import Occ3DDataset
-    from occkit.data.synth import SynthConfig
     from occkit.engine.checkpoint import latest_checkpoint
     from occkit.engine.data import eval_batches
     from occkit.engine.evaluate import run_amp, score_frames, write_prediction_folder
@@ -339,6 +338,7 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     from occkit.fileio import write_json_atomic
     from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
     from occkit.outputs import mark_output
+    from occkit.worlds.driving import SynthConfig
 
     if args.from_scratch and args.start not in (None, "scratch"):
         raise ValueError(f"--from-scratch and --start {args.start}: two starts; give one")

@@ -146,7 +146,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _vocab(args: argparse.Namespace) -> int:
-    from occkit.data.synth.vocabulary import describe
+    from occkit.worlds.driving.vocabulary import describe
 
     rows = describe()
     if args.json is not None:

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace, held: Any) -> int:
         make_pseudo_labels(args.data, args.priors, args.out, cfg, workers=args.workers, progress=not args.no_progress)
         conversion = json.loads((args.out / RECORD_FILE).read_text(encoding="utf-8")).get("conversion")
         if conversion is not None:
-            from occkit.formats.convert import summary_lines
+            from occkit.convert import summary_lines
 
             lines = summary_lines(conversion)
             n = conversion.get("unobserved_written_as_ignored", 0)

@@ -131,12 +131,12 @@ def run(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace, world: str) -> Any:
     """The options of the procedural world ``world`` from the command line."""
     if world == "indoor":
-        from occkit.data.synth_indoor import IndoorConfig
+        from occkit.worlds.indoor import IndoorConfig
 
         return IndoorConfig(
             scenes=args.scenes, frames=args.frames, seed=args.seed, workers=args.workers, val_fraction=args.val_fraction
         )
-    from occkit.data.synth import SynthConfig
+    from occkit.worlds.driving import SynthConfig
 
     return SynthConfig(
         scenes=args.scenes,
@@ -151,8 +151,8 @@ def _config(args: argparse.Namespace, world: str) -> Any:
 
 
 def _generate(args: argparse.Namespace, config, fmt) -> int:
-    from occkit.data.synth.writer import SCENE_RECORDS, config_record
     from occkit.outputs import resumable_folder
+    from occkit.worlds.driving.writer import SCENE_RECORDS, config_record
 
     t0 = time.perf_counter()
     # written into a hidden folder beside --out (.NAME.partial) and renamed at the end: a failure

@@ -1,6 +1,6 @@
 """What a nuScenes table folder (``v1.0-*``) holds, in one place for the two modules that meet it:
 the reader of raw nuScenes (:mod:`occkit.data.nuscenes_raw`, ``occkit prepare nuscenes``) and the
-synthetic world's writer of that layout (:mod:`occkit.data.synth.nuscenes_export`)."""
+synthetic world's writer of that layout (:mod:`occkit.worlds.driving.nuscenes_export`)."""
 
 from __future__ import annotations
 

@@ -128,20 +128,3 @@ class OpenOccupancyDataset(LidarFrameDataset):
 
     def read_label_file(self, path: Path) -> np.ndarray:
         return read_openoccupancy_label(path, self.duplicate_voxels)
-
-
-# ------------------------------------------------------------------------------ the synthetic world
-
-
-def _synthetic_label(out: Path, scene_token: str, lidar_token: str, lidar_file: str, dense: np.ndarray) -> Path:
-    return write_openoccupancy_label(Path(out) / label_rel_path(scene_token, lidar_token), dense)
-
-
-def write_synthetic(out: str | os.PathLike, config: object, overwrite: bool = False, progress: bool = False) -> Path:
-    """The synthetic world (a :class:`occkit.data.synth.SynthConfig`) written in this layout under
-    ``out`` (:mod:`occkit.data.synth.lidar_frame_export`); resumable."""
-    from occkit.data.synth.lidar_frame_export import export_lidar_frame_layout
-
-    return export_lidar_frame_layout(
-        out, config, openoccupancy_grid(), _synthetic_label, "openoccupancy", overwrite=overwrite, progress=progress
-    )

@@ -102,20 +102,3 @@ class SurroundOccDataset(LidarFrameDataset):
 
     def read_label_file(self, path: Path) -> np.ndarray:
         return read_surroundocc_label(path, self.duplicate_voxels)
-
-
-# ------------------------------------------------------------------------------ the synthetic world
-
-
-def _synthetic_label(out: Path, scene_token: str, lidar_token: str, lidar_file: str, dense: np.ndarray) -> Path:
-    return write_surroundocc_label(Path(out) / LABEL_DIR / label_file_name(lidar_file), dense)
-
-
-def write_synthetic(out: str | os.PathLike, config: object, overwrite: bool = False, progress: bool = False) -> Path:
-    """The synthetic world (a :class:`occkit.data.synth.SynthConfig`) written in this layout under
-    ``out`` (:mod:`occkit.data.synth.lidar_frame_export`); resumable."""
-    from occkit.data.synth.lidar_frame_export import export_lidar_frame_layout
-
-    return export_lidar_frame_layout(
-        out, config, surroundocc_grid(), _synthetic_label, "surroundocc", overwrite=overwrite, progress=progress
-    )

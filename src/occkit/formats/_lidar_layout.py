@@ -9,6 +9,7 @@ differs; ``formats/surroundocc.py`` and ``formats/openoccupancy.py`` name it.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -41,10 +42,12 @@ def lidar_frame_format(
     dataset: type,
     grid: Grid,
     label_writer: LabelWriter,
+    write_synthetic: Callable[[Path, Any], None],
 ) -> DatasetFormat:
     """The :class:`DatasetFormat` of a nuScenes occupancy labelling in the LiDAR frame whose reader
     and writer are the module ``layout`` (its ``LABEL_DIR``, ``write_prediction``,
-    ``read_prediction``, ``write_synthetic``, ``FILES.policy``), its dataset class ``dataset``; its
+    ``read_prediction``, ``FILES.policy``), its dataset class ``dataset``, the synthetic world written in
+    it by ``write_synthetic`` (``(out, config)``: :mod:`occkit.worlds.driving.lidar_frame_export`); its
     metric is :class:`~occkit.metrics.nusc_occupancy.NuScenesOccupancyMetric` under ``name``."""
 
     def detect(root: Path) -> str | None:
@@ -68,9 +71,6 @@ def lidar_frame_format(
 
         n = int(options.get("num_classes") or len(NUSC_OCC_CLASSES))
         return [NuScenesOccupancyMetric(name, num_classes=n, device=options.get("device"))]
-
-    def write_synthetic(out: Path, config: Any) -> None:
-        layout.write_synthetic(out, config, overwrite=True, progress=True)
 
     def evaluate_folder(
         gt_root: str | Path, pred_dir: str | Path, split: str = "val", duplicate_voxels: bool = False, **options: Any

@@ -153,7 +153,7 @@ def _link(src: Path, dst: Path, root: Path | None = None) -> None:
     """``dst`` a symbolic link to ``src`` (made beside it, then renamed: never half there); with
     ``root`` (the output folder), a ``dst`` outside it is refused in one line."""
     if root is not None:
-        from occkit.formats.convert import inside_out
+        from occkit.formats.spec import inside_out
 
         inside_out(root, os.path.relpath(dst, root), f"the link to {src}")
     if dst.is_symlink() or dst.exists():

@@ -90,7 +90,7 @@ def evaluate_predictions(
     ``class_map`` (:class:`occkit.formats.classmap.ClassMap` onto ``fmt``, or onto a format of its
     class table): the predictions are the files of the map's source format, brought onto ``fmt``'s
     grid and frame where they differ as ``occkit convert`` brings labels
-    (:class:`occkit.formats.convert.PredictionResampler`: each ground-truth voxel takes the predicted
+    (:class:`occkit.formats.resample.PredictionResampler`: each ground-truth voxel takes the predicted
     voxel holding its centre; voxels outside the predictions' grid left out), and both they and the
     ground truth are scored on the map's common classes (an Occ3D-style mIoU, the free class last,
     inside the voxels ``fmt`` scores; voxels of a dropped class on either side left out).
@@ -149,7 +149,7 @@ def evaluate_predictions(
     else:
         resample = None
         if class_map is not None:
-            from occkit.formats.convert import PredictionResampler
+            from occkit.formats.resample import PredictionResampler
 
             resample = PredictionResampler(source, fmt, ds)
         bar = progress_bar(len(tokens), progress)

@@ -88,9 +88,9 @@ def _write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
 
 
 def write_synthetic(out: Path, config: Any) -> None:
-    """The synthetic world (a :class:`~occkit.data.synth.SynthConfig`) in this layout, into ``out``;
+    """The synthetic world (a :class:`~occkit.worlds.driving.SynthConfig`) in this layout, into ``out``;
     resumable (scenes already written there are kept)."""
-    from occkit.data.synth.kitti_export import export_kitti360
+    from occkit.worlds.driving.kitti_export import export_kitti360
 
     export_kitti360(out, config, overwrite=True, progress=True, resume=True)
 

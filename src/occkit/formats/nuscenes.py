@@ -6,7 +6,7 @@ labels of its own: it is the input of ``occkit prepare nuscenes``, beside the Oc
 dataset occkit trains on or scores. The usual arrangement puts Occ3D's ``gts/`` and
 ``annotations.json`` into that root, and that is what this format's synthetic writer makes: the
 synthetic world in the Occ3D-nuScenes layout plus its nuScenes table set ``v1.0-synth/`` and LiDAR
-files (:mod:`occkit.data.synth.nuscenes_export`). Its labels are Occ3D's, so it reads, trains,
+files (:mod:`occkit.worlds.driving.nuscenes_export`). Its labels are Occ3D's, so it reads, trains,
 predicts and scores exactly as ``occ3d`` (every field but the name, the writer and the detection is
 ``occ3d``'s); it is never detected (a folder with ``annotations.json`` is ``occ3d``, which reads it
 the same), so it changes nothing for a folder occkit already reads.
@@ -27,7 +27,7 @@ def detect(root: Path) -> str | None:
 
 
 def write_synthetic(out: Path, config: Any) -> None:
-    from occkit.data.synth.nuscenes_export import export_nuscenes
+    from occkit.worlds.driving.nuscenes_export import export_nuscenes
 
     export_nuscenes(out, config, overwrite=True, progress=True, resume=True)
 

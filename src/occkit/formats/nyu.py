@@ -141,9 +141,9 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
 
 
 def _write_synthetic(out: Path, config: Any) -> None:
-    """The procedural indoor world (an :class:`~occkit.data.synth_indoor.IndoorConfig`) in this
+    """The procedural indoor world (an :class:`~occkit.worlds.indoor.IndoorConfig`) in this
     layout, into ``out``; resumable (rooms already written there are kept)."""
-    from occkit.data.synth_indoor import generate_indoor
+    from occkit.worlds.indoor import generate_indoor
 
     generate_indoor(out, config, progress=True, resume=True)
 

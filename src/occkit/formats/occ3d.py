@@ -163,7 +163,7 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
 
 
 def write_synthetic(out: Path, config: Any) -> None:
-    from occkit.data.synth import generate_dataset
+    from occkit.worlds.driving import generate_dataset
 
     generate_dataset(out, config, overwrite=True, progress=True, resume=True)
 

@@ -86,7 +86,7 @@ def read_prediction(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_synthetic(out: Path, config: Any) -> None:
-    from occkit.data.synth.kitti_export import export_semantickitti
+    from occkit.worlds.driving.kitti_export import export_semantickitti
 
     export_semantickitti(out, config, overwrite=True, progress=True, resume=True)
 

@@ -39,9 +39,9 @@ ENTRY_POINT_GROUP = "occkit.datasets"
 Modality = Literal["multi-camera", "monocular"]
 
 #: What a format's scenes are, and so which procedural world ``occkit synth`` writes in it:
-#: ``driving`` (streets outdoors, :mod:`occkit.data.synth`, a :class:`~occkit.data.synth.SynthConfig`)
-#: or ``indoor`` (rooms, :mod:`occkit.data.synth_indoor`, an
-#: :class:`~occkit.data.synth_indoor.IndoorConfig`).
+#: ``driving`` (streets outdoors, :mod:`occkit.worlds.driving`, a :class:`~occkit.worlds.driving.SynthConfig`)
+#: or ``indoor`` (rooms, :mod:`occkit.worlds.indoor`, an
+#: :class:`~occkit.worlds.indoor.IndoorConfig`).
 World = Literal["driving", "indoor"]
 
 #: The worlds, in the order ``occkit synth --world`` lists them.
@@ -171,7 +171,7 @@ class FrameLabels:
 @dataclass(frozen=True)
 class LabelWriter:
     """How ``occkit convert`` writes a dataset's ground truth in a format's layout, one frame at a
-    time (:mod:`occkit.formats.convert` does the class table, the grid and the frame between; the
+    time (:mod:`occkit.convert` does the class table, the grid and the frame between; the
     writer only lays out files). ``occkit convert`` goes between the formats of one ``family``:
     layouts that share their frame index and sensors, so that what is not labels can be carried.
 
@@ -200,6 +200,37 @@ class LabelWriter:
     write: Callable[[Path, FrameLabels], None]
     finish: Callable[[Path, list[FrameLabels], dict[str, Any]], list[str]]
     masks: tuple[str, ...] = ()
+
+
+class ConvertError(ValueError):
+    """A conversion that cannot be made; the message is one line naming what and why."""
+
+
+class OutsideOutput(ConvertError):
+    """A path that a record or a writer gives and that leads outside ``--out``: refused, never followed."""
+
+
+def inside_out(out: Path, rel: Any, where: str) -> Path:
+    """``out / rel`` for a path ``rel`` that a record (``where``) or a writer gives, refused in one
+    line unless it is a relative path that stays inside ``out`` (its folders resolved: no ``..``,
+    no absolute path, no link to a folder elsewhere). The last component is not followed, so a
+    link occkit made (an image linked into the layout) is the link itself, never its target."""
+    if not isinstance(rel, str) or not rel or "\0" in rel:
+        raise ConvertError(f"{where}: {rel!r} is not a file path of the output; not a record occkit convert writes")
+    p = Path(rel)
+    if p.is_absolute() or ".." in p.parts:
+        raise OutsideOutput(
+            f"{where}: names {rel}, which lies outside --out {out} (an edited or damaged record?); occkit convert "
+            "writes and deletes only inside its output folder: nothing was touched"
+        )
+    base = out.resolve()
+    full = (out / p).parent.resolve() / p.name
+    if base != full and base not in full.parents:
+        raise OutsideOutput(
+            f"{where}: {rel} resolves to {full}, outside --out {out} (a folder there links elsewhere); occkit convert "
+            "writes and deletes only inside its output folder: nothing was touched"
+        )
+    return out / p
 
 
 @dataclass
@@ -234,8 +265,8 @@ class DatasetFormat:
             when the format scores a folder its own way (Occ3D's RayIoU needs the LiDAR poses);
             None: the metrics over :attr:`predictions` and :attr:`open`.
         write_synthetic: ``(out, config) -> None``: the synthetic world of :attr:`world`
-            (``config`` a :class:`occkit.data.synth.SynthConfig` for ``driving``, an
-            :class:`occkit.data.synth_indoor.IndoorConfig` for ``indoor``) written in this layout
+            (``config`` a :class:`occkit.worlds.driving.SynthConfig` for ``driving``, an
+            :class:`occkit.worlds.indoor.IndoorConfig` for ``indoor``) written in this layout
             into the folder ``out`` (``occkit synth --format NAME``; resumable: scenes already
             written there are kept), or None.
         write_generated: ``(out, frames, cameras) -> None``: frames made by ``occkit generate``
@@ -257,7 +288,7 @@ class DatasetFormat:
             names, :data:`occkit.labels.OCC3D_CLASSES`; ``free`` among them). ``occkit synth
             --format NAME`` then writes every label of the world (3D labels, the cameras' 2D
             semantics, LiDAR point labels, objects' class ids) in this table's ids
-            (:attr:`occkit.data.synth.SynthConfig.classes`), so :attr:`write_synthetic` remaps
+            (:attr:`occkit.worlds.driving.SynthConfig.classes`), so :attr:`write_synthetic` remaps
             nothing and training's 2D and LiDAR targets agree with the table. None: the world's own
             ids (occkit's formats convert in their writers). The registry refuses a map that misses
             a class of the world or names one this table lacks.
@@ -381,7 +412,7 @@ class DatasetFormat:
         return [_GuardedMetric(self, m) for m in found] if self.from_package else found
 
     def synthetic_lut(self) -> tuple[int, ...] | None:
-        """:attr:`synthetic_classes` as the id table :attr:`occkit.data.synth.SynthConfig.classes`
+        """:attr:`synthetic_classes` as the id table :attr:`occkit.worlds.driving.SynthConfig.classes`
         takes (world id -> this table's id), or None; a ``ValueError`` names a world class it misses
         or a class this table lacks."""
         if self.synthetic_classes is None:

@@ -8,7 +8,7 @@ AP is computed; mAP is the mean over queries with at least one relevant point. o
 either the voxels that the ground truth says are occupied (``voxels``: per-voxel instance ids of
 the synthetic world) or LiDAR points (``points``, POP-3D: the instance of the voxel each point
 falls in), on all of them and on the camera-visible ones, and reports queries about held-out
-names (:data:`occkit.data.synth.vocabulary.HELDOUT_NAMES`, never seen by a ``world`` prior's
+names (:data:`occkit.worlds.driving.vocabulary.HELDOUT_NAMES`, never seen by a ``world`` prior's
 feature head) apart from the others.
 
 A query set is a YAML file (``configs/queries/synth.yaml``)::
@@ -96,7 +96,7 @@ def load_queries(path: str | os.PathLike | None = None, check_names: bool = True
     """The queries of a YAML file (default: the synthetic world's). Errors name the file and the
     query; with ``check_names``, names must be fine names of the synthetic world."""
     from occkit.config import load_yaml
-    from occkit.data.synth.vocabulary import FINE_NAME_CLASS, HELDOUT_NAMES
+    from occkit.worlds.driving.vocabulary import FINE_NAME_CLASS, HELDOUT_NAMES
 
     p = Path(path) if path is not None else default_queries_path()
     data = load_yaml(p)

@@ -80,7 +80,7 @@ class PriorClasses:
 
 # ------------------------------------------------------------------------------------ Occ3D (driving)
 def _occ3d() -> PriorClasses:
-    from occkit.data.synth.vocabulary import CLASS_WORDS
+    from occkit.worlds.driving.vocabulary import CLASS_WORDS
 
     names = (*OCC3D_CLASSES[:OCC3D_FREE], "sky")
     # the driving world's words for its ground classes and the sky; the class name otherwise

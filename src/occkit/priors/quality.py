@@ -39,11 +39,11 @@ import numpy as np
 import torch
 
 from occkit.config import load_yaml
-from occkit.data.synth.vocabulary import HELDOUT_NAMES, fine_names
 from occkit.priors.base import PRIOR_CLASSES
 from occkit.priors.cache import PriorCache, WithPriors, open_dataset
 from occkit.priors.classes import OCC3D_PRIORS, prior_classes_named, prior_classes_of_dataset
 from occkit.priors.text import DEFAULT_TEMPLATES, encode_prompts
+from occkit.worlds.driving.vocabulary import HELDOUT_NAMES, fine_names
 
 #: Depth bands (metres) of the report.
 DEPTH_BANDS: tuple[tuple[float, float], ...] = ((0.0, 10.0), (10.0, 20.0), (20.0, 40.0), (40.0, math.inf))

@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 
 from occkit.config import to_dict
-from occkit.data.synth.vocabulary import CLASS_WORDS, HELDOUT_NAMES, fine_names
 from occkit.fileio import read_json, write_bytes_atomic, write_json_atomic
 from occkit.priors.base import PRIOR_CLASSES
 from occkit.priors.classes import OCC3D_PRIORS, PriorClasses
@@ -42,6 +41,7 @@ from occkit.priors.world import (
     build_net,
     effective_focal,
 )
+from occkit.worlds.driving.vocabulary import CLASS_WORDS, HELDOUT_NAMES, fine_names
 
 #: What a stopped run continues from (``resume=True``): weights, optimiser, random generators, the
 #: batch order and the loss history at its last save; written with each partial save, removed at the end.

@@ -17,7 +17,7 @@ For every frame of the source dataset ``DATA`` and its prior cache ``PRIORS``
 A source in another layout of Occ3D's family (SurroundOcc, OpenOccupancy: one ``annotations.json``
 schema, other class table, grid and label frame) gets its pseudo-labels in its own layout: each
 frame's Occ3D-class, ego-frame labels go through ``occkit convert``'s engine
-(:func:`occkit.formats.convert.convert_frame`: the class map, the resampling into the source's grid
+(:func:`occkit.convert.convert_frame`: the class map, the resampling into the source's grid
 and label frame) and the source format's label writer, and what the conversion dropped (the convert
 report, summed over the frames) is recorded in ``pseudolabel.json`` under ``"conversion"``; the
 index is the writer's (the images linked). See :func:`pseudo_layout`.
@@ -171,8 +171,8 @@ class _Converter:
     """One frame's Occ3D pseudo-labels into the layout of the format ``name`` (the source's)."""
 
     def __init__(self, data: str, name: str) -> None:
+        from occkit.convert import class_conversion
         from occkit.formats import get_format
-        from occkit.formats.convert import class_conversion
 
         self.src, self.dst = get_format("occ3d"), get_format(name)
         self.writer = self.dst.label_writer
@@ -182,7 +182,7 @@ class _Converter:
 
     def write(self, out: Path, token: str, arrays: dict[str, np.ndarray]) -> tuple[list[str], dict[str, Any]]:
         """Write the frame's files under ``out``; returns them (relative) and the convert report."""
-        from occkit.formats.convert import convert_frame
+        from occkit.convert import convert_frame
         from occkit.formats.spec import FrameLabels
 
         base = self.writer.read(self.ds, self.ds.index_of(token), self.options)  # record, transforms, sensors
@@ -199,7 +199,7 @@ class _Converter:
         )
         conv, report = convert_frame(frame, self.src, self.dst, self.classes)
         report["unobserved_written_as_ignored"] = int(unobserved.sum())
-        from occkit.formats.convert import inside_out
+        from occkit.convert import inside_out
 
         for rel in self.writer.files(conv):  # a token or scene name that would lead outside --out: refused
             inside_out(out, rel, f"frame {conv.token}")
@@ -208,7 +208,7 @@ class _Converter:
 
     def finish(self, out: Path, data: Path, frames: list[dict[str, Any]], scenes: list[str]) -> list[str]:
         """The layout's index of the labelled frames (``frames``: their side records), its notes."""
-        from occkit.formats.convert import frame_stub, scene_splits
+        from occkit.convert import frame_stub, scene_splits
 
         stubs = [frame_stub(f) for f in frames]
         splits = {k: [s for s in v if s in scenes] for k, v in scene_splits(self.dst, data).items()}
@@ -221,8 +221,8 @@ def _state_file(out: Path, scene: str, token: str) -> Path:
 
 def _kept_frame(out: Path, scene: str, token: str) -> dict[str, Any] | None:
     """A converted frame's record when its files are there with the size and checksum written, else None."""
+    from occkit.convert import OutsideOutput, inside_out
     from occkit.fileio import sums_match
-    from occkit.formats.convert import OutsideOutput, inside_out
 
     side = _state_file(out, scene, token)
     try:
@@ -341,7 +341,7 @@ def label_scene(
     stats: dict[str, Any] = {"written": 0, "skipped": 0, "occupied": 0, "observed": 0, "seconds": 0.0}
     converter = None if layout is None else _Converter(data, layout)
     if converter is not None:
-        from occkit.formats.convert import add_report, frame_entry
+        from occkit.convert import add_report, frame_entry
 
         stats["report"] = {"lossless": True}
     for i, token in enumerate(tokens):
@@ -519,8 +519,8 @@ def _write_layout_index(
     split: str,
 ) -> dict[str, Any]:
     """The converted layout's ``annotations.json`` (its writer's, marked as pseudo-labels) and the
-    conversion's report summed over the scenes (:func:`occkit.formats.convert.summary_lines`' keys)."""
-    from occkit.formats.convert import add_report, describe_grid
+    conversion's report summed over the scenes (:func:`occkit.convert.summary_lines`' keys)."""
+    from occkit.convert import add_report, describe_grid
 
     converter = _Converter(str(data), layout)
     sides = [read_json(_state_file(out, f.scene, f.token)) for f in ds.frames]

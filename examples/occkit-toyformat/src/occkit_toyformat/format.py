@@ -204,7 +204,7 @@ def write_synthetic(out: Path, config: Any) -> None:
     resumable source; its labels already in this table's ids, ``config.classes``), each frame laid
     out in this layout, the source removed."""
     from occkit.data.occ3d import Occ3DDataset, load_image
-    from occkit.data.synth import generate_dataset
+    from occkit.worlds.driving import generate_dataset
 
     out = Path(out)
     source = out / ".occ3d-source"

@@ -1,0 +1,101 @@
+"""One frame through the classes and the grid and frame of the target (:func:`convert_frame`), with
+what it loses (:mod:`occkit.convert`, steps 1 and 2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from occkit.convert.plan import ClassConversion
+from occkit.formats.resample import centres_of, frame_transform, resample_index, voxel_of
+from occkit.formats.spec import ConvertError, DatasetFormat, FrameLabels
+
+#: What a mask's informative value is: the voxels it marks as not seen / left out.
+_MASK_LOSS = {"invalid": True}
+
+
+def convert_frame(
+    frame: FrameLabels, src: DatasetFormat, dst: DatasetFormat, classes: ClassConversion
+) -> tuple[FrameLabels, dict[str, Any]]:
+    """The frame in ``dst``'s classes and grid (its masks those ``dst``'s writer keeps), and what the
+    conversion lost (see :mod:`occkit.convert`)."""
+    names = src.classes.names
+    sem = np.asarray(frame.semantics)
+    if sem.shape != tuple(src.grid.shape):
+        raise ConvertError(f"frame {frame.token}: labels of shape {sem.shape}, expected {tuple(src.grid.shape)}")
+    s_ignore = src.classes.ignore
+    d_ignore = 255 if dst.classes.ignore is None else dst.classes.ignore
+    bad = (sem >= src.classes.num_classes) & (sem != (255 if s_ignore is None else s_ignore))
+    if bad.any():
+        ids = np.unique(sem[bad])[:8].tolist()
+        raise ConvertError(f"frame {frame.token}: class ids {ids} outside {src.name}'s table")
+    counts = np.bincount(sem.reshape(-1), minlength=256)
+    report: dict[str, Any] = {
+        "dropped_classes": {names[i]: int(counts[i]) for i in classes.dropped if counts[i]},
+        "merged_classes": {},
+    }
+    for t, srcs in classes.merged.items():
+        present = {names[i]: int(counts[i]) for i in srcs if counts[i]}
+        if len(present) > 1:
+            report["merged_classes"][dst.classes.names[t]] = present
+    mapped = classes.lut[sem]
+    mapped[sem == (255 if s_ignore is None else s_ignore)] = d_ignore
+    T = frame_transform(frame, src, dst)
+    idx = resample_index(src.grid, dst.grid, T)
+    labelled = (sem != src.classes.free) & (sem != (255 if s_ignore is None else s_ignore))
+    keep = dst.label_writer.masks if dst.label_writer is not None else ()
+    if idx is None:
+        out_sem = mapped
+        out_masks = {k: v for k, v in frame.masks.items() if k in keep}
+        geo = {"target_voxels_outside_source": 0, "source_voxels_outside_target": 0, "source_voxels_between_centres": 0}
+    else:
+        inside = idx >= 0
+        flat = mapped.reshape(-1)
+        out_flat = np.full(idx.shape, d_ignore, np.uint8)
+        out_flat[inside] = flat[idx[inside]]
+        out_sem = out_flat.reshape(dst.grid.shape)
+        out_masks = {}
+        for k, m in frame.masks.items():
+            if k in keep:
+                mf = np.full(idx.shape, _MASK_LOSS.get(k, False), bool)
+                mf[inside] = m.reshape(-1)[idx[inside]]
+                out_masks[k] = mf.reshape(dst.grid.shape)
+        sampled = np.zeros(sem.size, bool)
+        sampled[idx[inside]] = True
+        lost = np.flatnonzero(labelled.reshape(-1) & ~sampled)
+        outside = 0
+        if len(lost):  # where the lost voxels' centres fall: outside the target grid, or between its centres
+            c = centres_of(lost, src.grid)
+            if T is not None:
+                Ti = np.linalg.inv(T)
+                c = c @ Ti[:3, :3].T + Ti[:3, 3]
+            outside = int((voxel_of(c, dst.grid) < 0).sum())
+        geo = {
+            "target_voxels_outside_source": int((~inside).sum()),
+            "source_voxels_outside_target": outside,
+            "source_voxels_between_centres": int(len(lost) - outside),
+        }
+    report.update(geo)
+    report["masks_dropped"] = {
+        k: int((m == _MASK_LOSS.get(k, False)).sum())
+        for k, m in frame.masks.items()
+        if k not in keep and (m == _MASK_LOSS.get(k, False)).any()
+    }
+    report["lossless"] = not (
+        report["dropped_classes"]
+        or report["merged_classes"]
+        or geo["source_voxels_outside_target"]
+        or geo["source_voxels_between_centres"]
+        or report["masks_dropped"]
+    )
+    out = FrameLabels(
+        token=frame.token,
+        scene=frame.scene,
+        semantics=np.ascontiguousarray(out_sem, dtype=np.uint8),
+        masks=out_masks,
+        T_ego_from=frame.T_ego_from,
+        sensor_files=frame.sensor_files,
+        record=frame.record,
+    )
+    return out, report

@@ -1,0 +1,428 @@
+"""The synthetic world as a raw nuScenes table set (``occkit synth --format nuscenes``).
+
+nuScenes keeps its data as a ``v1.0-<name>/`` folder of JSON tables (``scene``, ``sample``,
+``sample_data``, ``ego_pose``, ``calibrated_sensor``, ``sensor``, ``log``, ``map``, ``category``,
+``attribute``, ``visibility``, ``instance``, ``sample_annotation``) beside the sensor files
+(``samples/CAM_*/*.jpg``, ``samples/LIDAR_TOP/*.pcd.bin``, ``sweeps/``, ``maps/``). This module
+adds such a table set to a synthetic world already written in the Occ3D-nuScenes layout (its
+``annotations.json`` and ``extras/``), so one folder is both an Occ3D dataset and a nuScenes root
+whose sample tokens are the Occ3D frame tokens; ``nuscenes-devkit``'s ``NuScenes(version,
+dataroot)`` loads it as it is.
+
+What is written, and from where:
+
+- ``samples/LIDAR_TOP/<scene>__<token>__LIDAR_TOP.pcd.bin``: the extras' LiDAR
+  (``extras/<scene>/<token>/lidar.npz``, ego frame) brought into the LiDAR frame through the
+  ``calibrated_sensor`` pose written for it (float64, then float32), as nuScenes stores it:
+  float32 rows of x, y, z, intensity, ring (the beam: 0 = the lowest, from the point's elevation).
+- camera ``sample_data`` rows point at the Occ3D images (``samples/CAM_*/...``), with their
+  intrinsics and the camera-to-ego poses of ``annotations.json``; ``ego_pose`` rows hold its
+  ``ego_pose`` (one row per ``sample_data``, as in nuScenes).
+- ``sweeps/LIDAR_TOP/`` stays empty: the synthetic world has keyframes only (2 Hz), so each
+  LiDAR ``sample_data`` links (``prev`` / ``next``) to the neighbouring keyframes' and a
+  converter that walks ``prev`` for sweeps (mmdet3d, ``occkit prepare nuscenes``) finds the
+  earlier keyframes, which is what the synthetic world's own sweeps are
+  (:class:`occkit.data.lidar_sweeps.WithLidarSweeps`).
+- ``instance`` / ``sample_annotation``: the objects of ``extras/.../objects.json`` whose Occ3D
+  class is one of nuScenes' box categories (:data:`CATEGORY_OF_CLASS`; buildings, vegetation and
+  the ground are not boxes in nuScenes): the global box (size as width, length, height), the
+  attribute from the object's motion, ``num_lidar_pts`` from the extras' LiDAR instance ids, no
+  radar, and a visibility level from the share of points inside the box that a camera sees (a
+  geometric estimate; nuScenes' levels were judged by annotators).
+- ``map``: one record for every log, whose mask file (``maps/<token>.png``) is blank: a nuScenes
+  map mask holds non-negative global coordinates only, and the synthetic towns lie around 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from occkit.data.nuscenes_tables import LIDAR_CHANNEL, NUSCENES_TABLES
+from occkit.data.occ3d import NUSCENES_CAMERAS
+from occkit.fileio import load_npz, read_json, write_bytes_atomic, write_json_atomic
+
+NUSCENES_VERSION = "v1.0-synth"
+"""The table folder ``occkit synth --format nuscenes`` writes (``NuScenes(version="v1.0-synth", ...)``)."""
+
+#: Occ3D object class -> nuScenes category (the Occ3D classes come from these nuScenes ones).
+CATEGORY_OF_CLASS: dict[str, str] = {
+    "barrier": "movable_object.barrier",
+    "bicycle": "vehicle.bicycle",
+    "bus": "vehicle.bus.rigid",
+    "car": "vehicle.car",
+    "construction_vehicle": "vehicle.construction",
+    "motorcycle": "vehicle.motorcycle",
+    "pedestrian": "human.pedestrian.adult",
+    "traffic_cone": "movable_object.trafficcone",
+    "trailer": "vehicle.trailer",
+    "truck": "vehicle.truck",
+}
+_VEHICLES = {"bus", "car", "construction_vehicle", "trailer", "truck"}
+_CYCLES = {"bicycle", "motorcycle"}
+
+#: nuScenes' attribute names, with a line of our own each.
+ATTRIBUTES: dict[str, str] = {
+    "vehicle.moving": "a vehicle that moves",
+    "vehicle.stopped": "a vehicle that could move but stands still (e.g. waiting)",
+    "vehicle.parked": "a vehicle that is parked",
+    "cycle.with_rider": "a bicycle or motorcycle with someone on it",
+    "cycle.without_rider": "a bicycle or motorcycle with nobody on it",
+    "pedestrian.sitting_lying_down": "a person sitting or lying down",
+    "pedestrian.standing": "a person standing still",
+    "pedestrian.moving": "a person walking or running",
+}
+#: nuScenes' visibility levels: (token, level, share of the object seen by the cameras, in %).
+VISIBILITY: tuple[tuple[str, str, float, float], ...] = (
+    ("1", "v0-40", 0.0, 40.0),
+    ("2", "v40-60", 40.0, 60.0),
+    ("3", "v60-80", 60.0, 80.0),
+    ("4", "v80-100", 80.0, 100.0),
+)
+MOVING_SPEED = 0.2
+"""m/s above which an object counts as moving (its attribute)."""
+
+
+def nuscenes_token(*parts: Any) -> str:
+    """A deterministic 32-hex-digit token for a record named by ``parts``."""
+    return hashlib.sha1(b"occkit-nuscenes/" + "/".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+def _quat_yaw(yaw: float) -> list[float]:
+    return [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
+
+
+def _matrix(pose: dict[str, Any]) -> np.ndarray:
+    """``(4, 4)`` float64 from a ``{"translation", "rotation" (w, x, y, z)}`` pose."""
+    from occkit.geometry.transforms import transform_from_pose
+
+    return transform_from_pose(pose["translation"], pose["rotation"]).numpy()
+
+
+def lidar_to_pcd(points_ego: np.ndarray, T_ego_from_lidar: np.ndarray, elevations: np.ndarray) -> np.ndarray:
+    """``(N, 5)`` float32 rows of a ``.pcd.bin`` (x, y, z in the LiDAR frame, intensity, ring) from
+    ``(N, 4)`` ego-frame points (x, y, z, intensity) and the LiDAR's ``(4, 4)`` pose in the ego
+    frame; ``ring``: the index of the beam elevation (``elevations``, radians, ascending) nearest
+    the point's."""
+    R, t = T_ego_from_lidar[:3, :3], T_ego_from_lidar[:3, 3]
+    xyz = (points_ego[:, :3].astype(np.float64) - t) @ R  # R^T (p - t), row vectors
+    el = np.arctan2(xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1]))
+    ring = np.abs(el[:, None] - elevations[None, :]).argmin(1) if len(xyz) else np.zeros(0, np.int64)
+    out = np.empty((len(xyz), 5), np.float32)
+    out[:, :3] = xyz
+    out[:, 3] = points_ego[:, 3]
+    out[:, 4] = ring
+    return out
+
+
+def _visibility_token(fraction: float) -> str:
+    pct = 100.0 * fraction
+    for token, _, lo, hi in VISIBILITY:
+        if pct <= hi:
+            return token
+    return VISIBILITY[-1][0]
+
+
+def _box_points(box: dict[str, Any], n: int = 4) -> np.ndarray:
+    """``(n**3, 3)`` points spread inside an ego-frame box ``{center, size (L, W, H), yaw}``."""
+    g = (np.arange(n) + 0.5) / n - 0.5
+    u = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3) * np.asarray(box["size"], np.float64)
+    c, s = math.cos(box["yaw"]), math.sin(box["yaw"])
+    R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    return u @ R.T + np.asarray(box["center"], np.float64)
+
+
+def seen_fraction(points_ego: np.ndarray, cameras: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
+    """The share of ``points_ego`` (``(P, 3)``) that some camera sees: in its image, in front, and
+    no farther than the rendered z-depth there (+ 0.3 m, or the point's own surface would hide it).
+
+    ``cameras``: ``(K (3, 3), T_ego_from_cam (4, 4), depth (H, W))`` each (depth 0 = nothing hit)."""
+    seen = np.zeros(len(points_ego), bool)
+    for K, T, depth in cameras:
+        H, W = depth.shape
+        pc = (points_ego - T[:3, 3]) @ T[:3, :3]
+        z = pc[:, 2]
+        front = z > 0.1
+        uv = pc[:, :2] / np.where(front, z, 1.0)[:, None] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+        col, row = np.floor(uv[:, 0]).astype(np.int64), np.floor(uv[:, 1]).astype(np.int64)
+        inside = front & (col >= 0) & (col < W) & (row >= 0) & (row < H)
+        d = np.zeros(len(z))
+        d[inside] = depth[row[inside], col[inside]]
+        seen |= inside & ((d == 0) | (z <= d + 0.3))
+    return float(seen.mean()) if len(seen) else 0.0
+
+
+def _blank_png(size: int = 8) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((size, size), np.uint8), "L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _frames_in_order(scene: str, infos: dict[str, Any], where: Path) -> list[str]:
+    tokens = sorted(infos, key=lambda t: (int(infos[t].get("timestamp", 0)), t))
+    for t in tokens:
+        for key in ("timestamp", "ego_pose", "camera_sensor", "lidar_sensor"):
+            if key not in infos[t]:
+                raise ValueError(f"{where}: frame {t} of {scene} has no {key!r} (not written by occkit synth?)")
+    return tokens
+
+
+def write_nuscenes_tables(root: str | os.PathLike, version: str = NUSCENES_VERSION, progress: bool = False) -> Path:
+    """Add a nuScenes table set ``root/<version>/`` (and ``samples/LIDAR_TOP/``, ``sweeps/``,
+    ``maps/``) to the synthetic world written at ``root`` (``annotations.json`` and ``extras/``
+    of :func:`occkit.worlds.driving.generate_dataset`). Every file is written atomically; the same
+    world gives the same bytes. Returns the table folder."""
+    from occkit.worlds.driving.sensors import lidar_elevations
+
+    root = Path(root)
+    ann_path = root / "annotations.json"
+    ann = read_json(ann_path)
+    cfg = ann.get("synth_config") if isinstance(ann, dict) else None
+    if not isinstance(cfg, dict) or not isinstance(ann.get("scene_infos"), dict):
+        raise ValueError(f"{ann_path}: not a synthetic world of occkit synth (no 'synth_config' / 'scene_infos')")
+    if not version.startswith("v1.0-"):
+        raise ValueError(f"nuScenes version {version!r}: expected v1.0-<name>")
+    elevations = lidar_elevations(int(cfg["lidar_beams"])).numpy()
+    height, width = (int(v) for v in cfg["image_size"])
+    t: dict[str, list[dict[str, Any]]] = {name: [] for name in NUSCENES_TABLES}
+    channels = [*NUSCENES_CAMERAS, LIDAR_CHANNEL]
+    for ch in channels:
+        t["sensor"].append(
+            {
+                "token": nuscenes_token("sensor", ch),
+                "channel": ch,
+                "modality": "lidar" if ch == LIDAR_CHANNEL else "camera",
+            }
+        )
+    for cls, cat in CATEGORY_OF_CLASS.items():
+        t["category"].append(
+            {"token": nuscenes_token("category", cat), "name": cat, "description": f"the synthetic world's {cls}"}
+        )
+    for name, text in ATTRIBUTES.items():
+        t["attribute"].append({"token": nuscenes_token("attribute", name), "name": name, "description": text})
+    for token, level, lo, hi in VISIBILITY:
+        t["visibility"].append(
+            {"token": token, "level": level, "description": f"{lo:.0f} to {hi:.0f} % of the object seen by the cameras"}
+        )
+    map_token = nuscenes_token("map", "synth")
+    descriptions = ann.get("scene_descriptions", {})
+    calib_seen: set[str] = set()
+    scenes = sorted(ann["scene_infos"])
+    for si, scene in enumerate(scenes):
+        infos = ann["scene_infos"][scene]
+        tokens = _frames_in_order(scene, infos, ann_path)
+        log_token, scene_token = nuscenes_token("log", scene), nuscenes_token("scene", scene)
+        day = datetime.fromtimestamp(int(infos[tokens[0]]["timestamp"]) / 1e6, tz=timezone.utc)
+        t["log"].append(
+            {
+                "token": log_token,
+                "logfile": f"occkit-synth-{scene}",
+                "vehicle": "occkit-synth",
+                "date_captured": day.strftime("%Y-%m-%d"),
+                "location": "occkit-synth",
+            }
+        )
+        t["scene"].append(
+            {
+                "token": scene_token,
+                "log_token": log_token,
+                "nbr_samples": len(tokens),
+                "first_sample_token": tokens[0],
+                "last_sample_token": tokens[-1],
+                "name": scene,
+                "description": str(descriptions.get(scene, "")),
+            }
+        )
+        prev_sd: dict[str, str] = {}
+        sd_rows: dict[str, list[dict[str, Any]]] = {ch: [] for ch in channels}
+        ann_rows: dict[int, list[dict[str, Any]]] = {}
+        for fi, token in enumerate(tokens):
+            info = infos[token]
+            ts = int(info["timestamp"])
+            t["sample"].append(
+                {
+                    "token": token,
+                    "timestamp": ts,
+                    "prev": tokens[fi - 1] if fi > 0 else "",
+                    "next": tokens[fi + 1] if fi + 1 < len(tokens) else "",
+                    "scene_token": scene_token,
+                }
+            )
+            extras = root / "extras" / scene / token
+            cam_views = []
+            for ch in channels:
+                if ch == LIDAR_CHANNEL:
+                    pose = info["lidar_sensor"]["extrinsic"]
+                    intrinsic: list[list[float]] = []
+                else:
+                    cam = info["camera_sensor"].get(ch)
+                    if cam is None:
+                        raise ValueError(f"{ann_path}: frame {token} of {scene} has no camera {ch}")
+                    pose, intrinsic = cam["extrinsic"], cam["intrinsic"]
+                calib = {
+                    "translation": pose["translation"],
+                    "rotation": pose["rotation"],
+                    "camera_intrinsic": intrinsic,
+                }
+                cs_token = nuscenes_token("calibrated_sensor", scene, ch, repr(sorted(calib.items())))
+                if cs_token not in calib_seen:
+                    calib_seen.add(cs_token)
+                    t["calibrated_sensor"].append(
+                        {"token": cs_token, "sensor_token": nuscenes_token("sensor", ch), **calib}
+                    )
+                sd_token = nuscenes_token("sample_data", token, ch)
+                t["ego_pose"].append(
+                    {
+                        "token": sd_token,
+                        "timestamp": ts,
+                        "rotation": info["ego_pose"]["rotation"],
+                        "translation": info["ego_pose"]["translation"],
+                    }
+                )
+                if ch == LIDAR_CHANNEL:
+                    rel = f"samples/{LIDAR_CHANNEL}/{scene}__{token}__{LIDAR_CHANNEL}.pcd.bin"
+                    lid = load_npz(extras / "lidar.npz", keys=("points", "instance"))
+                    pts = lid["points"]
+                    if pts.ndim != 2 or pts.shape[1] != 4 or pts.dtype != np.float32:
+                        raise ValueError(
+                            f"{extras / 'lidar.npz'}: points {pts.dtype} {pts.shape}, expected float32 (N, 4)"
+                        )
+                    write_bytes_atomic(root / rel, lidar_to_pcd(pts, _matrix(pose), elevations).tobytes())
+                    lidar_instance = lid["instance"]
+                    fmt, h, w = "pcd", 0, 0
+                else:
+                    rel = info["camera_sensor"][ch]["img_path"]
+                    fmt, h, w = Path(rel).suffix.lstrip("."), height, width
+                    cam_views.append(
+                        (
+                            np.asarray(intrinsic, np.float64),
+                            _matrix(pose),
+                            load_npz(extras / f"{ch}.npz", keys=("depth",))["depth"],
+                        )
+                    )
+                row = {
+                    "token": sd_token,
+                    "sample_token": token,
+                    "ego_pose_token": sd_token,
+                    "calibrated_sensor_token": cs_token,
+                    "timestamp": ts,
+                    "fileformat": fmt,
+                    "is_key_frame": True,
+                    "height": h,
+                    "width": w,
+                    "filename": rel,
+                    "prev": prev_sd.get(ch, ""),
+                    "next": "",
+                }
+                if sd_rows[ch]:
+                    sd_rows[ch][-1]["next"] = sd_token
+                sd_rows[ch].append(row)
+                prev_sd[ch] = sd_token
+            _annotate(extras / "objects.json", scene, token, lidar_instance, cam_views, ann_rows)
+        for ch in channels:
+            t["sample_data"] += sd_rows[ch]
+        for inst, rows in sorted(ann_rows.items()):
+            for a, b in zip(rows, rows[1:]):
+                a["next"], b["prev"] = b["token"], a["token"]
+            t["sample_annotation"] += rows
+            t["instance"].append(
+                {
+                    "token": rows[0]["instance_token"],
+                    "category_token": rows[0].pop("_category"),
+                    "nbr_annotations": len(rows),
+                    "first_annotation_token": rows[0]["token"],
+                    "last_annotation_token": rows[-1]["token"],
+                }
+            )
+            for r in rows[1:]:
+                r.pop("_category")
+        if progress:
+            print(f"synth: {scene} as nuScenes tables ({si + 1}/{len(scenes)})", flush=True)
+    map_file = f"maps/{map_token}.png"
+    write_bytes_atomic(root / map_file, _blank_png())
+    t["map"].append(
+        {
+            "token": map_token,
+            "log_tokens": [r["token"] for r in t["log"]],
+            "category": "semantic_prior",
+            "filename": map_file,
+        }
+    )
+    (root / "sweeps" / LIDAR_CHANNEL).mkdir(parents=True, exist_ok=True)
+    folder = root / version
+    for name in NUSCENES_TABLES:
+        write_json_atomic(folder / f"{name}.json", t[name], indent=0)
+    return folder
+
+
+def _annotate(
+    objects_path: Path,
+    scene: str,
+    sample: str,
+    lidar_instance: np.ndarray,
+    cameras: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    rows: dict[int, list[dict[str, Any]]],
+) -> None:
+    """Append the frame's ``sample_annotation`` rows (by instance) from its ``objects.json``."""
+    objects = read_json(objects_path).get("objects", [])
+    counts = np.bincount(lidar_instance.astype(np.int64).clip(0)) if lidar_instance.size else np.zeros(1, np.int64)
+    for o in objects:
+        cls = o.get("class_name")
+        if cls not in CATEGORY_OF_CLASS:
+            continue
+        inst = int(o["instance"])
+        box = o["box_global"]
+        L, W, H = box["size"]
+        speed = math.hypot(*o.get("velocity_global", [0.0, 0.0]))
+        if cls in _VEHICLES:
+            attr = [
+                "vehicle.moving" if speed > MOVING_SPEED else "vehicle.stopped" if o["dynamic"] else "vehicle.parked"
+            ]
+        elif cls in _CYCLES:
+            attr = ["cycle.with_rider" if o.get("attributes", {}).get("rider") else "cycle.without_rider"]
+        elif cls == "pedestrian":
+            attr = ["pedestrian.moving" if speed > MOVING_SPEED else "pedestrian.standing"]
+        else:
+            attr = []
+        rows.setdefault(inst, []).append(
+            {
+                "token": nuscenes_token("sample_annotation", sample, inst),
+                "sample_token": sample,
+                "instance_token": nuscenes_token("instance", scene, inst),
+                "visibility_token": _visibility_token(seen_fraction(_box_points(o["box_ego"]), cameras)),
+                "attribute_tokens": [nuscenes_token("attribute", a) for a in attr],
+                "translation": box["center"],
+                "size": [W, L, H],
+                "rotation": [round(v, 8) for v in _quat_yaw(box["yaw"])],
+                "prev": "",
+                "next": "",
+                "num_lidar_pts": int(counts[inst]) if inst < len(counts) else 0,
+                "num_radar_pts": 0,
+                "_category": nuscenes_token("category", CATEGORY_OF_CLASS[cls]),
+            }
+        )
+
+
+def export_nuscenes(
+    out_dir: str | os.PathLike,
+    config: Any,
+    overwrite: bool = False,
+    progress: bool = False,
+    resume: bool = False,
+    version: str = NUSCENES_VERSION,
+) -> Path:
+    """The synthetic world in the Occ3D-nuScenes layout (:func:`occkit.worlds.driving.generate_dataset`)
+    plus its nuScenes table set (:func:`write_nuscenes_tables`), in one folder ``out_dir``."""
+    from occkit.worlds.driving.writer import generate_dataset
+
+    out = generate_dataset(out_dir, config, overwrite=overwrite, progress=progress, resume=resume)
+    write_nuscenes_tables(out, version, progress=progress)
+    return out

@@ -376,9 +376,9 @@ class WorldPrior:
         if self.feature_stride < 1:
             raise ValueError(f"WorldPrior: feature_stride must be >= 1, got {feature_stride}")
         self.device = torch.device(device)
-        from occkit.priors.classes import OCC3D_PRIORS, prior_classes_named
+        from occkit.priors.classes import DEFAULT_PRIORS, prior_classes_named
 
-        table = str(net_info.get("class_table", OCC3D_PRIORS.name))  # runs before class tables: Occ3D's
+        table = str(net_info.get("class_table", DEFAULT_PRIORS.name))  # runs before class tables: Occ3D's
         try:
             self.classes = prior_classes_named(table)
         except ValueError as e:

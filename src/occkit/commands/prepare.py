@@ -19,10 +19,10 @@ from typing import Any
 
 
 def _preparing() -> dict[str, Any]:
-    """``{format name: its preparation}`` of the formats that have one, in registry order."""
-    from occkit.formats import formats
+    """``{format name: its Preparation}`` of the formats that have one (read without importing torch)."""
+    from occkit.help_registries import preparations
 
-    return {name: fmt.preparation for name, fmt in formats().items() if fmt.preparation is not None}
+    return preparations()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -223,46 +223,6 @@ class PriorVocabulary:
     stuff_confusable: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class PrepareJob:
-    """One ``occkit prepare NAME`` run, as :attr:`Preparation.start` planned it (its inputs checked).
-
-    Attributes:
-        inputs: ``{option: path or None}``: the folders it reads, which ``--out`` must not be in.
-        key: what makes the output (a stopped run resumes only under the same key), JSON values.
-        record: what the output's record says beyond the key (e.g. ``version``).
-        write: ``(folder, progress) -> count``: the output written into ``folder`` (resumable: what a
-            stopped run finished there is kept), ``progress`` a ``str -> None`` for its lines.
-        done: ``(count, out) -> str``: what it wrote (from what, into which files of ``out``), said
-            when it finished.
-    """
-
-    inputs: Mapping[str, Path | None]
-    key: Mapping[str, Any]
-    record: Mapping[str, Any]
-    write: Callable[[Path, Callable[[str], None]], int]
-    done: Callable[[int, Path], str]
-
-
-@dataclass(frozen=True)
-class Preparation:
-    """What ``occkit prepare NAME`` makes from a raw dataset for a format's datasets (nuScenes: the LiDAR
-    sweeps, poses and calibration beyond Occ3D's files).
-
-    Attributes:
-        summary: the raw dataset, one line for ``--help`` (``nuscenes (v1.0-* tables, ...)``).
-        output: what ``--out`` holds, for ``--help`` (``infos.json``).
-        add_arguments: ``parser -> None``: its options beyond ``--out`` and ``--overwrite``.
-        start: ``args -> PrepareJob``: the run, its inputs checked before any folder is made (a one-line
-            error names a missing file or table).
-    """
-
-    summary: str
-    output: str
-    add_arguments: Callable[[Any], None]
-    start: Callable[[Any], PrepareJob]
-
-
 @dataclass
 class DatasetFormat:
     """A dataset layout.
@@ -361,8 +321,11 @@ class DatasetFormat:
         prior_vocabulary: ``() -> PriorVocabulary``: the words, detector prompts and confusions of the
             2D priors of this format's classes, when its table is a table of priors (Occ3D's for the
             driving world, NYUv2's indoors), or None: every class named by its name, no prompts.
-        preparation: what ``occkit prepare NAME`` makes from a raw dataset for this format
-            (:class:`Preparation`; ``nuscenes``: the infos of raw nuScenes), or None.
+        preparation: where ``occkit prepare NAME`` finds what it makes from a raw dataset for this
+            format, ``"module:attribute"`` naming a :class:`occkit.data.prepare.Preparation` (``nuscenes``:
+            the infos of raw nuScenes), or None. The module must import no torch (the command's parser
+            is built from it, as every parser is), and the string is read from the format's source for
+            occkit's own formats, as ``--help`` reads them (:mod:`occkit.help_registries`).
         source: where it was found; set by the registry.
     """
 
@@ -392,7 +355,7 @@ class DatasetFormat:
     ground_z: float | None = None
     refines: tuple[str, ...] = ()
     prior_vocabulary: Callable[[], PriorVocabulary] | None = None
-    preparation: Preparation | None = None
+    preparation: str | None = None
     source: str = field(default="", compare=False)
 
     @property

@@ -86,6 +86,7 @@ def test_the_formats_read_from_source_are_the_registry_s():
             "world": f.world,
             "synth": f.write_synthetic is not None,
             "writer": f.label_writer is not None,
+            "prepare": f.preparation,
         }
         for n, f in formats().items()
         if f.source.startswith("occkit.formats.")

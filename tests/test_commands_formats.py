@@ -93,7 +93,7 @@ def test_pseudolabel_quality_refuses_a_converted_layout(world, tmp_path, capsys)
 def test_retrieval_refuses_a_format_without_occ3d_classes(world, tmp_path, capsys) -> None:
     args = ["retrieval", "--data", str(world), "--lifted", "--priors", str(tmp_path / "priors")]
     assert main(args) != 0
-    _one_line_error(capsys, ("surroundocc", "Occ3D's class ids"))
+    _one_line_error(capsys, ("surroundocc", "class ids of Occ3D-nuScenes"))
 
 
 def test_demo_refuses_a_preset_of_another_format_before_writing(tmp_path, capsys) -> None:

@@ -50,6 +50,7 @@ def _in_tree_formats() -> list[dict] | None:
                 name = ast.literal_eval(kw["name"])
                 title = ast.literal_eval(kw["title"]) if "title" in kw else name
                 world = ast.literal_eval(kw["world"]) if "world" in kw else "driving"
+                prepare = ast.literal_eval(kw["preparation"]) if given("preparation") else None
             except (KeyError, ValueError):
                 return None
             out.append(
@@ -59,6 +60,7 @@ def _in_tree_formats() -> list[dict] | None:
                     "world": world,
                     "synth": given("write_synthetic") or lidar,  # lidar_frame_format writes the world
                     "writer": given("label_writer"),
+                    "prepare": prepare,  # "module:attribute" of its Preparation (occkit prepare), or None
                 }
             )
     return out
@@ -81,7 +83,7 @@ def _loaded_registry() -> dict | None:
 
 
 def catalogue() -> tuple[list[dict], list[str]]:
-    """Every dataset format as ``{name, title, world, synth, writer}`` with occkit's own read from their source
+    """Every dataset format as ``{name, title, world, synth, writer, prepare}`` with occkit's own read from their source
     (no torch), and the installed packages' formats named by their entry points without loading them
     (``"toy (occkit-toyformat)"``): what a package's format writes is known once it is loaded. Where the
     registry is loaded already, every format comes from it, and the second list is empty."""
@@ -97,6 +99,7 @@ def catalogue() -> tuple[list[dict], list[str]]:
                 "world": f.world,
                 "synth": f.write_synthetic is not None,
                 "writer": f.label_writer is not None,
+                "prepare": f.preparation,
             }
             for n, f in (loaded if loaded is not None else formats()).items()
         ]
@@ -108,6 +111,20 @@ def catalogue() -> tuple[list[dict], list[str]]:
         if ep.name not in names
     ]
     return sorted(own, key=lambda d: d["name"]), packages
+
+
+def preparations() -> dict[str, object]:
+    """``{format name: its Preparation}`` of the formats ``occkit prepare`` can run (those naming one,
+    :attr:`occkit.formats.DatasetFormat.preparation`), each imported from its torch-free module: occkit's
+    own formats, and installed packages' where the registry is loaded already (loading it imports torch)."""
+    from importlib import import_module
+
+    out: dict[str, object] = {}
+    for f in catalogue()[0]:
+        if f.get("prepare"):
+            module, _, attribute = str(f["prepare"]).partition(":")
+            out[f["name"]] = getattr(import_module(module), attribute)
+    return out
 
 
 def _listing(text: list[str], packages: list[str]) -> str:

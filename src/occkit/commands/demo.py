@@ -44,6 +44,7 @@ import argparse
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -318,27 +319,67 @@ def run(args: argparse.Namespace) -> int:
         return 130
 
 
-def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
-    import json
-    from functools import partial
+@dataclass
+class _Plan:
+    """What the options make of a demo, checked before any work: where training starts, the overrides of
+    that start, the world's settings and where the shipped backbone is written."""
 
-    from occkit.data.occ3d import Occ3DDataset
-    from occkit.engine.checkpoint import latest_checkpoint
-    from occkit.engine.data import eval_batches
-    from occkit.engine.evaluate import run_amp, score_frames, write_prediction_folder
-    from occkit.engine.train import train
-    from occkit.experiment import (
-        base_dataset,
-        build_dataset,
-        fit_to_format,
-        load_checkpoint_method,
-        load_experiment,
-        prepare_run,
-    )
-    from occkit.fileio import write_json_atomic
-    from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
-    from occkit.outputs import mark_output
-    from occkit.worlds.driving import SynthConfig
+    start: str
+    start_set: list[str]
+    world_key: dict[str, Any]
+    backbone: Path
+
+    @property
+    def shipped(self) -> bool:
+        """Whether the run starts from the shipped weights (their world and preset)."""
+        return self.start != "scratch"
+
+
+@dataclass
+class _Trained:
+    """Stage 2's result: the run's config, its datasets, the training result and the start's weights
+    (None from the whole shipped network: its own file)."""
+
+    cfg: Any
+    train_set: Any
+    val_set: Any
+    result: Any
+    start_state: dict[str, Any] | None
+
+
+@dataclass
+class _Scored:
+    """Stage 3's result: the trained model's scores, its start's and (from the backbone) the whole shipped
+    network's on the same frames, the config the checkpoint holds, what the start is and the predictions
+    written."""
+
+    cfg: Any
+    scores: dict[str, Any]
+    start_scores: dict[str, Any]
+    shipped_scores: dict[str, Any] | None
+    what: str
+    written: int
+
+
+def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
+    plan = _plan(args, out)
+    check_demo_out(out)  # a folder of the user's (even one holding only a data/) is never written into
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    data, synth = _world_stage(args, out, plan, kept, timings)
+    trained = _train_stage(args, out, data, plan, kept, timings)
+    scored = _evaluate_stage(args, out, data, plan, trained, timings)
+    _pictures_and_report(args, out, data, synth, plan, trained, scored, timings, t_start)
+    return 0
+
+
+def _plan(args: argparse.Namespace, out: Path) -> _Plan:
+    """The options checked and completed (``args.scenes``, ``frames``, ``steps`` take their defaults), the
+    preset against the world the demo writes, before minutes of generating it."""
+    from occkit.config import ConfigError
+    from occkit.experiment import fit_to_format, load_experiment
+    from occkit.formats import default_format
 
     if args.from_scratch and args.start not in (None, "scratch"):
         raise ValueError(f"--from-scratch and --start {args.start}: two starts; give one")
@@ -349,11 +390,8 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
             f"--config {args.config}: the shipped weights are {SHIPPED_PRESET}'s; add --from-scratch to train "
             "another preset from random weights"
         )
-    # the preset against the world the demo writes (Occ3D's layout), before minutes of generating it:
-    # a preset of another format (surroundocc-cpu) is one line naming the key and the format
-    from occkit.config import ConfigError
-    from occkit.formats import default_format
-
+    # the preset against the world the demo writes (the default format's layout): a preset of another
+    # format (surroundocc-cpu) is one line naming the key and the format
     try:
         fit_to_format(load_experiment(args.config, list(args.set)), out / "data", fmt=default_format())
     except ConfigError as e:
@@ -377,19 +415,24 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         "scratch": [],
     }[start]
     world_key = {"scenes": args.scenes, "frames": args.frames, "seed": args.seed, "image_size": list(args.image_size)}
-    check_demo_out(out)  # a folder of the user's (even one holding only a data/) is never written into
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
+    return _Plan(start, start_set, world_key, backbone)
 
-    # 1. the world ---------------------------------------------------------------------------
+
+def _world_stage(
+    args: argparse.Namespace, out: Path, plan: _Plan, kept: list[str], timings: dict[str, float]
+) -> tuple[Path, Any]:
+    """1. the world: reused when ``out/data`` holds this one, else generated (resumable); returns its
+    folder and settings."""
+    from occkit.outputs import mark_output
+    from occkit.worlds.driving import SynthConfig
+
     data = out / "data"
     synth = SynthConfig(
         scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=tuple(args.image_size), workers=args.workers
     )
     t0 = time.perf_counter()
-    reused = own_world(out, world_key)  # a world of other settings is replaced, never reported as this one's
-    mark_output(out, "demo", world=world_key)
+    reused = own_world(out, plan.world_key)  # a world of other settings is replaced, never reported as this one's
+    mark_output(out, "demo", world=plan.world_key)
     if reused:
         _stage(1, f"reusing the synthetic world in {data}")
     else:
@@ -402,28 +445,25 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         generate_world(data, synth)
     kept[:] = [f"the world in {data}"]
     timings["generate"] = time.perf_counter() - t0
+    return data, synth
 
-    # 2. training ----------------------------------------------------------------------------
-    if start == "backbone":
-        write_shipped_backbone(backbone)
-    cfg = fit_to_format(load_experiment(args.config, [f"train.seed={args.seed}", *start_set, *args.set]), data)
-    train_set = build_dataset(cfg, data, cfg.data.train_split, train=True)
-    val_set = build_dataset(cfg, data, cfg.data.val_split)
-    if len(train_set) == 0 or len(val_set) == 0:
-        raise ValueError(
-            f"{data}: need frames in both splits (train {len(train_set)}, val {len(val_set)}); use more --scenes"
-        )
+
+def _train_verb(args: argparse.Namespace, start: str, shipped: bool) -> str:
+    """What stage 2 says it does, by the start."""
     how = _made(shipped_record()) if shipped else None
     if start == "backbone":
-        verb = f"training {args.config}'s 3D network, fresh, on the image backbone of the weights occkit ships" + (
+        return f"training {args.config}'s 3D network, fresh, on the image backbone of the weights occkit ships" + (
             f" ({how})" if how else ""
         )
-    elif start == "shipped":
-        verb = f"fine-tuning the {args.config} weights occkit ships" + (f" ({how})" if how else "")
-    else:
-        verb = f"training {args.config} from random weights"
+    if start == "shipped":
+        return f"fine-tuning the {args.config} weights occkit ships" + (f" ({how})" if how else "")
+    return f"training {args.config} from random weights"
+
+
+def _set_budget(args: argparse.Namespace, cfg: Any, verb: str, frames: int) -> None:
+    """The run's budget (``--minutes`` or ``--steps``) into ``cfg``, said with stage 2's line."""
     if args.minutes is not None:
-        _stage(2, f"{verb} for {args.minutes:g} minutes on {len(train_set)} frames")
+        _stage(2, f"{verb} for {args.minutes:g} minutes on {frames} frames")
         cfg.optim.schedule = "time"  # the cosine fits the budget whatever this machine's speed
         cfg.optim.max_steps = 10**6
         cfg.train.max_minutes = args.minutes
@@ -431,7 +471,7 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         sps, cpu = seconds_per_step()
         _stage(
             2,
-            f"{verb} for {args.steps} steps on {len(train_set)} frames: about "
+            f"{verb} for {args.steps} steps on {frames} frames: about "
             f"{_minutes(args.steps * sps)} on {cpu} "
             f"({sps} s per step; the bar shows this machine's estimate)",
         )
@@ -440,6 +480,31 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         cfg.train.max_minutes = 0
     cfg.train.val_every = 0  # validate once, at the end (stage 3)
     cfg.train.ckpt_every = CKPT_EVERY
+
+
+def _train_stage(
+    args: argparse.Namespace, out: Path, data: Path, plan: _Plan, kept: list[str], timings: dict[str, float]
+) -> _Trained:
+    """2. training: resumed from the newest checkpoint when the options are those of the stopped run
+    (``out/demo.json``), else from the start."""
+    import json
+
+    from occkit.engine.checkpoint import latest_checkpoint
+    from occkit.engine.train import train
+    from occkit.experiment import build_dataset, fit_to_format, load_experiment, prepare_run
+    from occkit.fileio import write_json_atomic
+
+    start = plan.start
+    if start == "backbone":
+        write_shipped_backbone(plan.backbone)
+    cfg = fit_to_format(load_experiment(args.config, [f"train.seed={args.seed}", *plan.start_set, *args.set]), data)
+    train_set = build_dataset(cfg, data, cfg.data.train_split, train=True)
+    val_set = build_dataset(cfg, data, cfg.data.val_split)
+    if len(train_set) == 0 or len(val_set) == 0:
+        raise ValueError(
+            f"{data}: need frames in both splits (train {len(train_set)}, val {len(val_set)}); use more --scenes"
+        )
+    _set_budget(args, cfg, _train_verb(args, start, plan.shipped), len(train_set))
     t0 = time.perf_counter()
     # the options that make the run: the same ones again resume it, other ones retrain
     options = {
@@ -474,8 +539,24 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         result.checkpoint = latest_checkpoint(run_dir)
     kept[-1] = f"the trained run in {run_dir}"
     timings["train"] = time.perf_counter() - t0
+    return _Trained(cfg, train_set, val_set, result, start_state)
 
-    # 3. evaluation: after training, then the start, on the same frames ----------------------
+
+def _evaluate_stage(
+    args: argparse.Namespace, out: Path, data: Path, plan: _Plan, trained: _Trained, timings: dict[str, float]
+) -> _Scored:
+    """3. evaluation: the trained model, then its start on the same frames (from the backbone, also the
+    whole shipped network, for reference); the predictions of both written."""
+    from functools import partial
+
+    from occkit.engine.checkpoint import checkpoint_identity
+    from occkit.engine.data import eval_batches
+    from occkit.engine.evaluate import run_amp, score_frames, write_prediction_folder
+    from occkit.engine.init_from import load_matching
+    from occkit.experiment import base_dataset, load_checkpoint_method
+    from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
+
+    start, val_set, result = plan.start, trained.val_set, trained.result
     what = {
         "backbone": "the fresh 3D network on the shipped backbone",
         "shipped": "the shipped weights",
@@ -489,7 +570,9 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     t0 = time.perf_counter()
     # the checkpoint holds the whole network: the backbone file is not read again
     method, cfg, ckpt, device = load_checkpoint_method(
-        result.checkpoint, cfg.train.device, overrides=["model.backbone_weights=null"] if start == "backbone" else None
+        result.checkpoint,
+        trained.cfg.train.device,
+        overrides=["model.backbone_weights=null"] if start == "backbone" else None,
     )
     loader = eval_batches(val_set, 1)
     base = base_dataset(val_set)
@@ -512,8 +595,6 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
             print(f"RayIoU unavailable ({e}); mIoU only", flush=True)
             return score_frames(method, cfg, val_set, loader, device, amp, progress=True)
 
-    from occkit.engine.checkpoint import checkpoint_identity
-
     provenance = {
         **checkpoint_identity(Path(ckpt)),
         "data": str(data.resolve()),
@@ -525,11 +606,9 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         method, loader, out / "predictions", device, provenance, amp, overwrite=True, total=len(loader)
     )
     if start == "shipped":
-        from occkit.engine.init_from import load_matching
-
         load_matching(method, cfg.train.init_from)
     else:
-        method.load_state_dict(start_state)
+        method.load_state_dict(trained.start_state)
     start_scores = score()
     write_prediction_folder(
         method,
@@ -540,7 +619,7 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
             "data": provenance["data"],
             "split": provenance["split"],
             "made_by": f"occkit demo: the start of its training ({what}), before step 1",
-            "run": str(run_dir.resolve()),
+            "run": str((out / "run").resolve()),
             "train_seed": cfg.train.seed,
         },
         amp,
@@ -549,23 +628,38 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
     )
     shipped_scores = None
     if start == "backbone":  # the whole network occkit ships, for reference: what training longer reaches
-        from occkit.engine.init_from import load_matching
-
         load_matching(method, shipped_weights())
         shipped_scores = score_frames(method, cfg, val_set, loader, device, amp)
     timings["evaluate"] = time.perf_counter() - t0
     for line in score_lines(start, what, result.step, scores, start_scores, shipped_scores, n):
         print(line, flush=True)
+    return _Scored(cfg, scores, start_scores, shipped_scores, what, n)
 
-    # 4. pictures and report -----------------------------------------------------------------
+
+def _pictures_and_report(
+    args: argparse.Namespace,
+    out: Path,
+    data: Path,
+    synth: Any,
+    plan: _Plan,
+    trained: _Trained,
+    scored: _Scored,
+    timings: dict[str, float],
+    t_start: float,
+) -> None:
+    """4. pictures of validation frames before and after training, the report and the next steps."""
+    from occkit.formats import format_of
+
     _stage(
         4,
         f"drawing {args.pictures} validation frames before and after training, beside their ground truth; "
         f"writing {out / 'report.md'}",
     )
     t0 = time.perf_counter()
-    raw = Occ3DDataset(data, cfg.data.val_split, cameras=tuple(cfg.data.cameras), load_extras=True)
-    pictures = _draw(raw, out, args.pictures)
+    cfg = scored.cfg
+    fmt = format_of(trained.val_set)  # the format the world was read in
+    raw = fmt.open_split(data, cfg.data.val_split, cameras=tuple(cfg.data.cameras), load_extras=True)
+    pictures = _draw(raw, out, args.pictures, fmt)
     timings["pictures"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     _report(
@@ -573,19 +667,18 @@ def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
         args,
         synth,
         cfg,
-        result,
-        scores,
+        trained.result,
+        scored.scores,
         pictures,
         timings,
-        len(train_set),
-        len(val_set),
-        start_scores,
-        start=start,
-        shipped_scores=shipped_scores,
+        len(trained.train_set),
+        len(trained.val_set),
+        scored.start_scores,
+        start=plan.start,
+        shipped_scores=scored.shipped_scores,
     )
     print(f"\ndone in {timings['total'] / 60:.1f} min: {out / 'report.md'}", flush=True)
-    print("\n".join(next_steps(out, result.checkpoint, start)), flush=True)
-    return 0
+    print("\n".join(next_steps(out, trained.result.checkpoint, plan.start)), flush=True)
 
 
 def occkit_program() -> str:
@@ -664,22 +757,29 @@ def next_steps(out: Path, checkpoint: Any, start: str = "backbone", program: str
     ]
 
 
-def _draw(raw, out: Path, count: int) -> list[tuple[Path, Path]]:
+def _draw(raw, out: Path, count: int, fmt: Any) -> list[tuple[Path, Path]]:
     """Pictures of evenly spread validation frames: for each, the start's prediction and the trained
-    model's, each beside the ground truth, as ``(before, after)``."""
-    from occkit.fileio import load_npz
+    model's (the prediction files of the data's format ``fmt``), each beside the ground truth, as
+    ``(before, after)``."""
     from occkit.viz.draw import save_png
     from occkit.viz.figure import compose_frame_figure
 
     pics = []
     n = len(raw)
     picks = sorted({round(i * (n - 1) / max(1, count - 1)) for i in range(count)}) if count > 0 and n > 0 else []
+    files = (
+        {folder: fmt.predictions.index(out / folder) for folder in (START_PREDICTIONS, "predictions")} if picks else {}
+    )
     for i in picks:
         sample = raw[i]
         pair = []
         for folder, when in ((START_PREDICTIONS, "before"), ("predictions", "after")):
-            pred = load_npz(out / folder / f"{sample.token}.npz", keys=("semantics",))["semantics"]
-            image = compose_frame_figure(sample, pred, mask="camera", mask_mode="grey", panel_height=300)
+            if sample.token not in files[folder]:
+                raise FileNotFoundError(f"{out / folder}: no prediction of frame {sample.token}")
+            pred = fmt.predictions.read(files[folder][sample.token])
+            image = compose_frame_figure(
+                sample, pred, mask="camera", mask_mode="grey", panel_height=300, classes=fmt.classes
+            )
             pair.append(save_png(out / "pictures" / f"{sample.scene}_{sample.token[:8]}_{when}.png", image))
         pics.append((pair[0], pair[1]))
     return pics

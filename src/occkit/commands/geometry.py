@@ -8,7 +8,7 @@ threshold that reaches it (chosen by reading the truth: an upper bound of any ca
 threshold to set as ``occupied_threshold`` if the validation labels may choose it).
 
 p(occupied) is the method's own (``langocc``: from its density) or, for a model with class logits,
-1 - p(free class). The truth is read in the Occ3D layout (free = class 17). The figures are exact,
+1 - p(free class). The truth is the data's, its free class its format's (Occ3D's: class 17). The figures are exact,
 so every scored voxel's p is kept (5 bytes: about 1.4 MB per frame of the synthetic world's camera
 mask; ``--max-frames`` bounds it on a large split). Prints the figures and writes them to ``--out`` (JSON).
 """
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from occkit.data.sample import collate
     from occkit.engine.data import spread_indices
     from occkit.experiment import build_dataset, load_checkpoint_method
-    from occkit.labels import OCC3D_FREE
+    from occkit.formats import format_of
     from occkit.metrics.geometry_rank import GeometryRanking
     from occkit.outputs import check_output_file, write_json_output
 
@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     n = len(ds)
     if n == 0:
         raise ValueError(f"{args.data}: split '{args.split}' has no frames")
+    fmt = format_of(ds)
+    free = fmt.classes.free
+    if free is None:
+        raise ValueError(f"{args.data}: {fmt.display_name} (format {fmt.name}) has no free class to score against")
     idx = spread_indices(n, args.max_frames)
     threshold = float(method.threshold()) if hasattr(method, "threshold") else None
     rank = GeometryRanking()
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             if args.mask != "none" and mask is None:
                 raise ValueError(f"{args.data}: frame {s.token} has no {args.mask} mask (use --mask none)")
             logits = method.forward(collate([s]).to(device)).logits[0]
-            rank.add(p_occupied(method, logits).float().cpu(), s.occupancy.long() != OCC3D_FREE, mask)
+            rank.add(p_occupied(method, logits).float().cpu(), s.occupancy.long() != free, mask)
     result = rank.compute(threshold)
     result.update(
         {

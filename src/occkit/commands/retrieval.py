@@ -99,18 +99,20 @@ def _features_fn(args: argparse.Namespace, queries):
 
 
 def served_format(data):
-    """The format of ``data``, when retrieval can score it: its queries name Occ3D's class ids
-    (``classes:``) and it scores the per-voxel instance ids of the synthetic world, which only
-    formats of Occ3D's class table carry; any other is a one-line error naming the format."""
-    from occkit.formats import detect_format
-    from occkit.labels import OCC3D_CLASSES
+    """The format of ``data``, when retrieval can score it: its queries name the driving world's class
+    ids (``classes:``; those of the format its 2D maps are drawn in, Occ3D's: ``WORLD_PRIOR_TABLES``)
+    and it scores the per-voxel instance ids of the synthetic world, which only formats of that class
+    table carry; any other is a one-line error naming the format."""
+    from occkit.formats import detect_format, get_format
+    from occkit.formats.spec import WORLD_PRIOR_TABLES
 
     fmt = detect_format(data)
-    if tuple(fmt.classes.names) != tuple(OCC3D_CLASSES):
+    world = get_format(WORLD_PRIOR_TABLES["driving"])
+    if tuple(fmt.classes.names) != tuple(world.classes.names):
         raise ValueError(
-            f"--data {data}: {fmt.display_name} (format {fmt.name}); retrieval's queries name Occ3D's class ids and it "
-            "scores the per-voxel instance ids the synthetic world carries in the Occ3D layout (occkit synth "
-            "--format occ3d), which this format's frames do not"
+            f"--data {data}: {fmt.display_name} (format {fmt.name}); retrieval's queries name the class ids of "
+            f"{world.display_name} and it scores the per-voxel instance ids the synthetic world carries in the "
+            f"{world.display_name} layout (occkit synth --format {world.name}), which this format's frames do not"
         )
     return fmt
 

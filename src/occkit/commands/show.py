@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("root", type=Path, help="dataset folder (holds annotations.json)")
+    p.add_argument("root", type=Path, help="dataset folder, of any format (occkit finds which)")
     p.add_argument("--token", default=None, help="frame token (default: the first frame of the split)")
     add_out(
         p,
@@ -34,7 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_shown_split(p, "which frames to look in")
     p.add_argument("--list", action="store_true", help="print the scenes and tokens of the split and exit")
-    add_pred(p, "prediction: a folder of <token>.npz submission files, or one .npz (key 'semantics', uint8 X Y Z)")
+    add_pred(
+        p,
+        "prediction: a folder of the data's format's prediction files (occkit predict's; Occ3D: <token>.npz with "
+        "'semantics', uint8 X Y Z), or one such file",
+    )
     p.add_argument(
         "--mask",
         default=None,
@@ -59,37 +63,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_device(p, "torch device for the 3D ray caster, e.g. cuda", default="cpu")
 
 
-def load_prediction(path: Path, token: str, shape: tuple[int, int, int]) -> np.ndarray:
-    """The predicted grid of ``token``: ``path`` is a ``<token>.npz`` file or a folder of them.
-
-    Returns:
-        ``(X, Y, Z)`` uint8 class ids. Raises naming the file for a missing or corrupt file, a
-        missing ``semantics`` key, or a wrong shape / dtype / class range.
-    """
-    import numpy as np
-
-    from occkit.fileio import load_npz
-
-    f = path / f"{token}.npz" if path.is_dir() else path
-    if not f.is_file():
-        where = f"no file {f.name} in folder {path}" if path.is_dir() else "no such file"
-        raise FileNotFoundError(f"{f}: prediction not found ({where})")
-    z = load_npz(f)
-    if "semantics" not in z:
-        raise KeyError(f"{f}: missing array 'semantics' (has {sorted(z)})")
-    sem = z["semantics"]
-    if sem.shape != tuple(shape):
-        raise ValueError(f"{f}: 'semantics' has shape {sem.shape}, expected {tuple(shape)}")
-    if not np.issubdtype(sem.dtype, np.integer):
-        raise ValueError(f"{f}: 'semantics' has dtype {sem.dtype}, expected integer class ids (uint8)")
-    from occkit.formats import default_format
-
-    top = default_format().classes.num_classes - 1  # the Occ3D layout's table (this reader's)
-    if sem.size and (sem.min() < 0 or sem.max() > top):
-        raise ValueError(f"{f}: 'semantics' has classes outside [0, {top}]: [{sem.min()}, {sem.max()}]")
-    return sem.astype(np.uint8)
-
-
 def default_mask(sample) -> str:
     """``--mask`` when none is given: the camera mask where the frame has one (what the official
     Occ3D metric and ``occkit demo``'s pictures score), else none."""
@@ -99,7 +72,6 @@ def default_mask(sample) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from occkit.data.occ3d import Occ3DDataset
     from occkit.outputs import check_output_file, record_output_file
     from occkit.viz.draw import save_png
     from occkit.viz.figure import compose_frame_figure
@@ -118,48 +90,25 @@ def run(args: argparse.Namespace) -> int:
     from occkit.commands.checks import default_split
 
     args.split = default_split(args.split, args.pred)
-    from occkit.formats import FormatRegistryError, detect_format
-    from occkit.formats.registry import AmbiguousFormatError
-
-    try:
-        fmt = detect_format(args.root)
-    except AmbiguousFormatError:
-        raise  # two layouts in one folder: never drawn as Occ3D's in silence
-    except FormatRegistryError:
-        fmt = None  # the Occ3D reader names what the folder lacks
-    if fmt is not None and fmt.world == "indoor":
+    fmt = _format_of_folder(args.root)
+    if fmt.world == "indoor":
         return _run_indoor(args, fmt)
-    from occkit.formats import default_format
-
-    own = fmt is not None and fmt.name != default_format().name  # a format of its own files, classes, palette
-    if own and fmt.classes.free is None:
+    if fmt.classes.free is None:
         raise ValueError(
             f"{args.root}: {fmt.display_name} (format {fmt.name}) has no free class, which show draws as empty space"
         )
-    ds = fmt.open_split(args.root, args.split, load_extras=True) if own else Occ3DDataset(args.root, split=args.split)
+    ds = fmt.open_split(args.root, args.split, load_extras=True)
     if args.list:
-        scenes: dict[str, list[str]] = {}
-        for f in ds.frames:
-            scenes.setdefault(str(f.scene), []).append(str(f.token))
-        for scene, tokens in scenes.items():
-            print(f"{scene}: {len(tokens)} frames")
-            for t in tokens:
-                print(f"  {t}")
+        _list_frames(ds)
         return 0
     if len(ds) == 0:
         raise ValueError(f"{args.root}: split '{args.split}' has no frames")
     token = args.token or ds.frames[0].token
     if token not in {f.token for f in ds.frames}:
         raise KeyError(f"token {token!r} is not in split '{args.split}' of the dataset {args.root} (see --list)")
-    pred = None
-    if args.pred is not None and own:
-        pred = _format_prediction(fmt, args.pred, token, ds.grid.shape)
-    elif args.pred is not None:
-        pred = load_prediction(args.pred, token, ds.grid.shape)
-        if not ds.gt_path(token).is_file():  # e.g. a test split without labels: the prediction alone
-            ds = Occ3DDataset(args.root, split=args.split, load_gt=False)
-    sample = ds[ds.index_of(token)]
-    if own and sample.occupancy is not None and fmt.classes.ignore is not None:  # ignored voxels: not drawn
+    pred = None if args.pred is None else _format_prediction(fmt, args.pred, token, ds.grid.shape)
+    sample = _frame(fmt, ds, args, token, with_pred=pred is not None)
+    if sample.occupancy is not None and fmt.classes.ignore is not None:  # ignored voxels: not drawn
         known = sample.occupancy != fmt.classes.ignore
         sample.occupancy = sample.occupancy.where(known, torch.full_like(sample.occupancy, fmt.classes.free))
     mask = args.mask or default_mask(sample)
@@ -176,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             lidar_color=args.lidar_color,
             panel_height=args.panel_height,
             device=args.device,
-            classes=fmt.classes if own else None,
+            classes=fmt.classes,
         )
     finally:
         torch.set_num_threads(threads)
@@ -189,15 +138,47 @@ def run(args: argparse.Namespace) -> int:
         from occkit.viz.figure import frame_scores
 
         vis = None if mask == "none" else sample.mask_camera if mask == "camera" else sample.mask_lidar
-        table = fmt.classes if own else None
-        sc = (
-            frame_scores(sample.occupancy.numpy(), pred, vis, table.names, table.free)
-            if table is not None
-            else frame_scores(sample.occupancy.numpy(), pred, vis)
-        )
+        sc = frame_scores(sample.occupancy.numpy(), pred, vis, fmt.classes.names, fmt.classes.free)
         where = f"{mask} mask" if vis is not None else "all voxels"
         print(f"frame {token}: mIoU {sc['miou']:.2f}, geometry IoU {sc['geometry_iou']:.2f} ({where})")
     return 0
+
+
+def _format_of_folder(root: Path) -> DatasetFormat:
+    """The format of the folder ``root``; the default format when none claims it (its reader then
+    names what the folder lacks); two unrelated formats claiming it raise (never drawn as either)."""
+    from occkit.formats import FormatRegistryError, default_format, detect_format
+    from occkit.formats.registry import AmbiguousFormatError
+
+    try:
+        return detect_format(root)
+    except AmbiguousFormatError:
+        raise
+    except FormatRegistryError:
+        return default_format()
+
+
+def _list_frames(ds) -> None:
+    """``--list``: the scenes of the split, each with its frames' tokens."""
+    scenes: dict[str, list[str]] = {}
+    for f in ds.frames:
+        scenes.setdefault(str(f.scene), []).append(str(f.token))
+    for scene, tokens in scenes.items():
+        print(f"{scene}: {len(tokens)} frames")
+        for t in tokens:
+            print(f"  {t}")
+
+
+def _frame(fmt: DatasetFormat, ds, args: argparse.Namespace, token: str, with_pred: bool):
+    """Frame ``token`` of ``ds``; beside a prediction, a frame whose labels are missing (e.g. a test
+    split without them) is read without labels, to show the prediction alone."""
+    try:
+        return ds[ds.index_of(token)]
+    except FileNotFoundError:
+        if not with_pred:
+            raise
+    ds = fmt.open_split(args.root, args.split, load_gt=False, load_extras=True)
+    return ds[ds.index_of(token)]
 
 
 def _format_prediction(fmt: DatasetFormat, path: Path, token: str, shape: tuple[int, int, int]) -> np.ndarray:
@@ -208,7 +189,9 @@ def _format_prediction(fmt: DatasetFormat, path: Path, token: str, shape: tuple[
     if path.is_dir():
         found = fmt.predictions.index(path).get(token)
         if found is None:
-            raise FileNotFoundError(f"{path}: no prediction of frame {token} in the folder ({fmt.name}'s files)")
+            raise FileNotFoundError(
+                f"{path}: prediction not found (no prediction of frame {token} in the folder: {fmt.name}'s files)"
+            )
         path = found
     elif not path.is_file():
         raise FileNotFoundError(f"{path}: prediction not found (no such file)")

@@ -10,6 +10,12 @@ files (:mod:`occkit.worlds.driving.nuscenes_export`). Its labels are Occ3D's, so
 predicts and scores exactly as ``occ3d`` (every field but the name, the writer and the detection is
 ``occ3d``'s); it is never detected (a folder with ``annotations.json`` is ``occ3d``, which reads it
 the same), so it changes nothing for a folder occkit already reads.
+
+``occkit prepare nuscenes --dataroot D [--version v1.0-trainval] [--occ3d G] [--sweeps 10] --out I``
+(:data:`occkit.data.nuscenes_prepare.PREPARATION`, this format's ``preparation``) reads such a raw root
+with nuscenes-devkit and writes ``I/infos.json``: per keyframe (sample token = Occ3D frame token), its
+LiDAR file and sweeps with their poses, the ego pose, the cameras' calibration and the neighbouring
+keyframes (:mod:`occkit.data.nuscenes_raw`), what ``occkit eval --infos`` and ``data.lidar_infos`` take.
 """
 
 from __future__ import annotations
@@ -42,5 +48,6 @@ FORMAT = replace(
     detect=detect,
     write_synthetic=write_synthetic,
     label_writer=None,  # its labels are occ3d's: occkit convert --to occ3d writes them
+    preparation="occkit.data.nuscenes_prepare:PREPARATION",
     source="",
 )

@@ -20,7 +20,14 @@ import numpy as np
 
 from occkit.data.nyu import NYUDataset, is_nyu_root
 from occkit.fileio import load_npz, save_npz_atomic
-from occkit.formats.spec import ClassTable, DatasetFormat, OpenOptions, PredictionFiles, open_one_camera
+from occkit.formats.spec import (
+    ClassTable,
+    DatasetFormat,
+    OpenOptions,
+    PredictionFiles,
+    PriorVocabulary,
+    open_one_camera,
+)
 from occkit.geometry.grid import nyu_grid
 from occkit.labels import NYU_CLASSES, NYU_IGNORE, NYU_NUM_CLASSES, NYU_PALETTE
 from occkit.metrics.ssc import NYUSSCMetric
@@ -148,6 +155,47 @@ def _write_synthetic(out: Path, config: Any) -> None:
     generate_indoor(out, config, progress=True, resume=True)
 
 
+def _prior_vocabulary() -> PriorVocabulary:
+    """The 2D priors' names of NYUv2's classes (occkit's choice, no paper prompts indoors [own]): the
+    free class ``empty`` stands for the pixels that show no surface (the indoor world's rays that hit
+    nothing); the confusions of the oracle prior's error model: objects (chair 5, bed 6, sofa 7,
+    table 8, tvs 9, furniture 10, objects 11, window 4) and the structure (ceiling 1, floor 2, wall 3)."""
+    prompts = {
+        "ceiling": "ceiling",
+        "floor": "floor",
+        "wall": "wall",
+        "window": "window",
+        "chair": "chair",
+        "bed": "bed",
+        "sofa": "sofa",
+        "table": "table",
+        "desk": "table",
+        "television": "tvs",
+        "monitor": "tvs",
+        "cabinet": "furniture",
+        "wardrobe": "furniture",
+        "shelf": "furniture",
+        "dresser": "furniture",
+        "lamp": "objects",
+        "picture": "objects",
+        "plant": "objects",
+        "box": "objects",
+        "book": "objects",
+    }
+    return PriorVocabulary(
+        words={"empty": "nothing", "tvs": "television", "objects": "object"},
+        prompts=tuple(prompts.items()),
+        groups=(
+            ("ceiling", "floor", "wall", "window"),
+            ("chair", "bed", "sofa", "table", "desk"),
+            ("television", "monitor", "cabinet", "wardrobe", "shelf", "dresser"),
+            ("lamp", "picture", "plant", "box", "book"),
+        ),
+        confusable={4: (3,), 5: (7, 10), 6: (7, 10), 7: (5, 6), 8: (10,), 9: (11, 10), 10: (8, 11), 11: (10,)},
+        stuff_confusable={1: (3,), 3: (1,)},
+    )
+
+
 FORMAT = DatasetFormat(
     name="nyu",
     title="NYUv2",
@@ -171,4 +219,5 @@ FORMAT = DatasetFormat(
     folder_options=frozenset({"metrics"}),
     metric_names=("ssc", "miou"),
     table_keys=("ssc_miou", "completion_iou", "precision", "recall"),
+    prior_vocabulary=_prior_vocabulary,
 )

@@ -18,7 +18,7 @@ import numpy as np
 
 from occkit.fileio import load_npz
 from occkit.formats._nusc_labels import OCC3D_WRITER
-from occkit.formats.spec import ClassTable, DatasetFormat, Metric, OpenOptions, PredictionFiles
+from occkit.formats.spec import ClassTable, DatasetFormat, Metric, OpenOptions, PredictionFiles, PriorVocabulary
 from occkit.geometry.grid import occ3d_grid
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES, OCC3D_PALETTE
 
@@ -168,6 +168,97 @@ def write_synthetic(out: Path, config: Any) -> None:
     generate_dataset(out, config, overwrite=True, progress=True, resume=True)
 
 
+#: The name of the free class in 2D: the pixels that show no surface are the sky.
+PRIOR_NOTHING = "sky"
+#: Grounded-SAM as OccNeRF prompted it (docs/methods.md §2): ``(prompt, class)``. Riders go with their
+#: vehicle's class (nuScenes annotates a cycle with its rider as one object) [unsure which OccNeRF took].
+PRIOR_PROMPTS: tuple[tuple[str, str], ...] = (
+    ("pedestrian", "pedestrian"),
+    ("bus", "bus"),
+    ("truck", "truck"),
+    ("bicycle", "bicycle"),
+    ("bicyclist", "bicycle"),
+    ("motorcycle", "motorcycle"),
+    ("motorcyclist", "motorcycle"),
+    ("barrier", "barrier"),
+    ("barricade", "barrier"),
+    ("sedan", "car"),
+    ("highway", "driveable_surface"),
+    ("terrain", "terrain"),
+    ("tree", "vegetation"),
+    ("sidewalk", "sidewalk"),
+    ("building", "manmade"),
+    ("bridge", "manmade"),
+    ("pole", "manmade"),
+    ("billboard", "manmade"),
+    ("light", "manmade"),
+    ("ashbin", "manmade"),
+    ("crane", "construction_vehicle"),
+    ("trailer", "trailer"),
+    ("cone", "traffic_cone"),
+    ("sky", "sky"),
+)
+#: The prompts asked together, one detector pass per group.
+PRIOR_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("pedestrian", "bus", "truck"),
+    ("bicycle", "bicyclist"),
+    ("motorcycle", "motorcyclist"),
+    ("barrier", "barricade"),
+    (
+        "sedan",
+        "highway",
+        "terrain",
+        "tree",
+        "sidewalk",
+        "building",
+        "bridge",
+        "pole",
+        "billboard",
+        "light",
+        "ashbin",
+        "crane",
+        "trailer",
+        "cone",
+        "sky",
+    ),
+)
+#: The classes an object of each class can be mistaken for (the oracle prior's error model).
+PRIOR_CONFUSABLE: dict[int, tuple[int, ...]] = {
+    0: (15, 1),
+    1: (8, 0),
+    2: (6,),
+    3: (10, 9),
+    4: (10,),
+    5: (10,),
+    6: (2,),
+    7: (2,),
+    8: (1,),
+    9: (10,),
+    10: (4, 9, 3),
+    15: (0,),
+    16: (14,),
+}
+#: Ground classes and what patches of them can be mistaken for.
+PRIOR_STUFF_CONFUSABLE: dict[int, tuple[int, ...]] = {11: (12,), 12: (13, 11), 13: (12, 11), 14: (16, 13)}
+
+
+def prior_vocabulary() -> PriorVocabulary:
+    """The 2D priors' names of Occ3D's classes, the table of the driving world's priors: the free
+    class is the sky; the ground classes and the sky take the driving world's words
+    (:data:`occkit.worlds.driving.vocabulary.CLASS_WORDS`)."""
+    from occkit.worlds.driving.vocabulary import CLASS_WORDS
+
+    names = (*OCC3D_CLASSES[:OCC3D_FREE], PRIOR_NOTHING, *OCC3D_CLASSES[OCC3D_FREE + 1 :])
+    return PriorVocabulary(
+        nothing=PRIOR_NOTHING,
+        words={names[c]: w for c, w in CLASS_WORDS.items()},
+        prompts=PRIOR_PROMPTS,
+        groups=PRIOR_GROUPS,
+        confusable=PRIOR_CONFUSABLE,
+        stuff_confusable=PRIOR_STUFF_CONFUSABLE,
+    )
+
+
 FORMAT = DatasetFormat(
     name="occ3d",
     title="Occ3D-nuScenes",
@@ -190,4 +281,5 @@ FORMAT = DatasetFormat(
     folder_options=frozenset({"mask", "metrics", "infos"}),
     metric_names=("miou", "rayiou"),
     label_writer=OCC3D_WRITER,
+    prior_vocabulary=prior_vocabulary,
 )

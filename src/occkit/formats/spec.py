@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -46,6 +47,11 @@ World = Literal["driving", "indoor"]
 
 #: The worlds, in the order ``occkit synth --world`` lists them.
 WORLDS: tuple[str, ...] = ("driving", "indoor")
+
+#: The format whose class table names the 2D priors' classes of every format of a world, where the world
+#: draws its 2D maps in one table whatever the layout: the driving world's in Occ3D's classes (its free
+#: class the sky). A world not named here: each format's own table (:meth:`DatasetFormat.prior_table`).
+WORLD_PRIOR_TABLES: Mapping[str, str] = MappingProxyType({"driving": "occ3d"})
 
 
 @dataclass(frozen=True)
@@ -233,6 +239,32 @@ def inside_out(out: Path, rel: Any, where: str) -> Path:
     return out / p
 
 
+@dataclass(frozen=True)
+class PriorVocabulary:
+    """How the 2D priors (:mod:`occkit.priors`) name a format's classes, when its class table is the
+    table of priors (:meth:`DatasetFormat.prior_table`): the words and prompts are keyed by class name.
+
+    Attributes:
+        nothing: the name the free class takes in 2D, where it stands for the pixels that show no
+            surface of the scene (Occ3D's ``sky``); empty: the class's own name (NYUv2's ``empty``).
+        words: the text naming a class in vision-language features, by class name (``nothing`` for
+            the free class); a class without one is named by its name, ``_`` read as a space.
+        prompts: ``(prompt, class name)`` pairs: what an open-vocabulary detector is asked for and
+            the class each answer gives.
+        groups: the prompts asked together, one detector pass per group.
+        confusable: ``{class id: (class id, ...)}``: the classes an object of a class can be mistaken
+            for (the oracle prior's error model, :mod:`occkit.priors.oracle`).
+        stuff_confusable: the same for patches of the ground (indoors: of the room's structure).
+    """
+
+    nothing: str = ""
+    words: Mapping[str, str] = field(default_factory=dict)
+    prompts: tuple[tuple[str, str], ...] = ()
+    groups: tuple[tuple[str, ...], ...] = ()
+    confusable: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+    stuff_confusable: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+
+
 @dataclass
 class DatasetFormat:
     """A dataset layout.
@@ -328,6 +360,14 @@ class DatasetFormat:
             (Occ3D's ego frame sits on the road: 0; SurroundOcc's and OpenOccupancy's LiDAR frame
             1.84 m above it: -1.84), or None; a method's ``model.ground_z`` takes it when the
             preset leaves it unset (:meth:`config_values`).
+        prior_vocabulary: ``() -> PriorVocabulary``: the words, detector prompts and confusions of the
+            2D priors of this format's classes, when its table is a table of priors (Occ3D's for the
+            driving world, NYUv2's indoors), or None: every class named by its name, no prompts.
+        preparation: where ``occkit prepare NAME`` finds what it makes from a raw dataset for this
+            format, ``"module:attribute"`` naming a :class:`occkit.data.prepare.Preparation` (``nuscenes``:
+            the infos of raw nuScenes), or None. The module must import no torch (the command's parser
+            is built from it, as every parser is), and the string is read from the format's source for
+            occkit's own formats, as ``--help`` reads them (:mod:`occkit.help_registries`).
         source: where it was found; set by the registry.
     """
 
@@ -356,12 +396,20 @@ class DatasetFormat:
     label_writer: LabelWriter | None = None
     ground_z: float | None = None
     refines: tuple[str, ...] = ()
+    prior_vocabulary: Callable[[], PriorVocabulary] | None = None
+    preparation: str | None = None
     source: str = field(default="", compare=False)
 
     @property
     def display_name(self) -> str:
         """:attr:`title`, or :attr:`name` when it has none."""
         return self.title or self.name
+
+    def prior_table(self) -> str:
+        """The format whose class table names the classes of the 2D priors of this format's datasets:
+        its world's (:data:`WORLD_PRIOR_TABLES`: the driving world draws its 2D maps in Occ3D's
+        classes, whatever the layout), else this format's own."""
+        return WORLD_PRIOR_TABLES.get(self.world, self.name)
 
     def config_values(self) -> dict[str, Any]:
         """What a method's config may take from this format when its preset leaves a key unset

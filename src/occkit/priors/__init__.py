@@ -37,11 +37,11 @@ from occkit.priors.base import (
     check_kinds,
     merge_priors,
 )
-from occkit.priors.classes import OCC3D_PRIORS, PriorClasses, prior_classes_of
+from occkit.priors.classes import DEFAULT_PRIORS, PriorClasses, prior_classes_of
 
 __all__ = [
     "KINDS",
-    "OCC3D_PRIORS",
+    "DEFAULT_PRIORS",
     "PriorClasses",
     "prior_classes_of",
     "PRIOR_CLASSES",

@@ -30,18 +30,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from occkit.priors.classes import OCC3D_PRIORS, PriorClasses
+from occkit.priors.classes import DEFAULT_PRIORS, PriorClasses
 from occkit.shapes import check_shape
 
 #: The kinds of prior, in the order they are stored.
 KINDS: tuple[str, ...] = ("semantics", "segments", "depth", "features")
 
 #: The semantic vocabulary of the driving world's priors: Occ3D's 17 classes (0..16, free
-#: excluded), then sky (17) (:data:`occkit.priors.classes.OCC3D_PRIORS`; other worlds' formats have
+#: excluded), then sky (17) (:data:`occkit.priors.classes.DEFAULT_PRIORS`; other worlds' formats have
 #: their own table, :func:`occkit.priors.classes.prior_classes_of`).
-PRIOR_CLASSES: tuple[str, ...] = OCC3D_PRIORS.names
+PRIOR_CLASSES: tuple[str, ...] = DEFAULT_PRIORS.names
 #: Prior class id of the sky (driving world).
-SKY = OCC3D_PRIORS.nothing
+SKY = DEFAULT_PRIORS.nothing
 #: Semantic id where a prior gives no label (also the ignore index of losses on priors).
 UNKNOWN = 255
 
@@ -72,7 +72,7 @@ class PriorFrame:
     semantics_2d: torch.Tensor | None = None
     instance_2d: torch.Tensor | None = None
     instance_names: dict[int, str] = field(default_factory=dict)
-    classes: PriorClasses = OCC3D_PRIORS
+    classes: PriorClasses = DEFAULT_PRIORS
 
     def __post_init__(self) -> None:
         dims = check_shape(self.images, "N 3 H W", name="PriorFrame.images")

@@ -40,7 +40,7 @@ from torch.utils.data import Dataset
 from occkit.data.sample import Sample
 from occkit.fileio import load_npz, read_json, save_npz_atomic, write_json_atomic
 from occkit.priors.base import PriorFrame, PriorProvider, Priors, check_kinds
-from occkit.priors.classes import OCC3D_PRIORS, PriorClasses, prior_classes_of_dataset
+from occkit.priors.classes import DEFAULT_PRIORS, PriorClasses, prior_classes_of_dataset
 
 PRIOR_FILE = "prior.json"
 CACHE_FORMAT = 1
@@ -195,7 +195,7 @@ def run_priors(
     path = out / PRIOR_FILE
     if path.is_file():
         old = read_json(path)
-        old.setdefault("class_table", OCC3D_PRIORS.name)  # written before class tables: Occ3D's
+        old.setdefault("class_table", DEFAULT_PRIORS.name)  # written before class tables: Occ3D's
         keys = ("spec", "kinds", "dataset", "cameras", "image_size", "layout", "class_table")
         same = all(old.get(k) == record[k] for k in keys)
         if not same and not overwrite:
@@ -283,7 +283,7 @@ class PriorCache:
         self.image_size = tuple(self.record["image_size"])
         self.feature_stride = int(self.record.get("feature_stride", 0))
         self.feature_dim = int(self.record.get("feature_dim", 0) or 0)
-        self.class_table = str(self.record.get("class_table", OCC3D_PRIORS.name))
+        self.class_table = str(self.record.get("class_table", DEFAULT_PRIORS.name))
         """The class table of the cached semantics (``occ3d`` for a cache written before tables)."""
         self._frames = {(s, f) for s, fs in self.record["frames"].items() for f in fs}
 

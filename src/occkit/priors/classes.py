@@ -3,16 +3,19 @@
 A prior's semantic ids, the synthetic world's exact 2D maps (``semantics_2d``), the words that
 name each class in text (the oracle's and the world prior's vision-language features) and the
 prompts of a Grounded-SAM-style detector all belong to one :class:`PriorClasses`. Which table a
-dataset's priors use is a property of its format (:func:`prior_classes_of`):
+dataset's priors use is a property of its format (:func:`prior_classes_of`), which names the format
+whose class table it is (:meth:`occkit.formats.DatasetFormat.prior_table`):
 
 - the formats of the **driving** world (Occ3D, SemanticKITTI, KITTI-360, SurroundOcc,
-  OpenOccupancy, ...): :data:`OCC3D_PRIORS`, Occ3D's classes 0..16 then sky (17), whatever the
-  layout's own label classes are (the driving world writes its exact 2D maps in these classes;
-  a method maps them to its labels itself);
-- the other formats (the **indoor** world's NYUv2): the format's own class table
-  (:attr:`occkit.formats.DatasetFormat.classes`), its free class standing for the pixels that show
-  no surface of the scene (NYUv2's ``empty``: the indoor world's rays that hit nothing), with the
-  words and prompts of :data:`FORMAT_VOCABULARY` where occkit has them.
+  OpenOccupancy, ...): Occ3D's classes 0..16 then sky (17), whatever the layout's own label classes
+  are (the driving world writes its exact 2D maps in these classes; a method maps them to its labels
+  itself); :data:`DEFAULT_PRIORS`, the default format's;
+- the other formats (the **indoor** world's NYUv2): the format's own class table.
+
+Either way the table is a format's class table (:attr:`occkit.formats.DatasetFormat.classes`), its
+free class standing for the pixels that show no surface of the scene (the sky outdoors; NYUv2's
+``empty``: the indoor world's rays that hit nothing), with the words, detector prompts and confusions
+of the format's :attr:`~occkit.formats.DatasetFormat.prior_vocabulary`.
 
 A prior cache records its table (``class_table``, ``class_names`` in ``prior.json``) and a dataset
 of another table refuses it (:meth:`occkit.priors.cache.PriorCache.check_dataset`).
@@ -20,10 +23,12 @@ of another table refuses it (:meth:`occkit.priors.cache.PriorCache.check_dataset
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from occkit.labels import OCC3D_CLASSES, OCC3D_FREE
+from occkit.formats import DatasetFormat, default_format, format_of, get_format
+from occkit.formats.spec import WORLD_PRIOR_TABLES, PriorVocabulary, plugin_call
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class PriorClasses:
     """The classes of a prior's ``semantics``.
 
     Attributes:
-        name: the table's name, recorded in caches (``occ3d``; a format's name otherwise).
+        name: the table's name, recorded in caches: the name of the format whose class table it is.
         names: one name per class id ``0 .. C-1``.
         nothing: the id of pixels that show no surface of the scene (the sky outdoors; NYUv2's
             ``empty`` indoors): depth 0 there.
@@ -40,6 +45,9 @@ class PriorClasses:
         prompts: ``(prompt, class name)`` pairs: what an open-vocabulary detector is asked for and
             the class each answer gives.
         caption_groups: the prompts asked together, one detector pass per group.
+        confusable: ``{class id: (class id, ...)}``: the classes an object of a class can be mistaken
+            for (the oracle prior's error model); none for a table without them.
+        stuff_confusable: the same for patches of the ground (indoors: of the room's structure).
     """
 
     name: str
@@ -48,6 +56,8 @@ class PriorClasses:
     words: tuple[str, ...]
     prompts: tuple[tuple[str, str], ...] = ()
     caption_groups: tuple[tuple[str, ...], ...] = ()
+    confusable: Mapping[int, tuple[int, ...]] = field(default_factory=dict, compare=False)
+    stuff_confusable: Mapping[int, tuple[int, ...]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.names)
@@ -78,144 +88,71 @@ class PriorClasses:
         return {"class_table": self.name, "class_names": list(self.names)}
 
 
-# ------------------------------------------------------------------------------------ Occ3D (driving)
-def _occ3d() -> PriorClasses:
-    from occkit.worlds.driving.vocabulary import CLASS_WORDS
-
-    names = (*OCC3D_CLASSES[:OCC3D_FREE], "sky")
-    # the driving world's words for its ground classes and the sky; the class name otherwise
-    words = tuple(CLASS_WORDS.get(c, names[c].replace("_", " ")) for c in range(len(names)))
-    # Grounded-SAM as OccNeRF prompted it (docs/methods.md §2). Riders go with their vehicle's class
-    # (nuScenes annotates a cycle with its rider as one object) [unsure which OccNeRF took].
-    prompts = (
-        ("pedestrian", "pedestrian"),
-        ("bus", "bus"),
-        ("truck", "truck"),
-        ("bicycle", "bicycle"),
-        ("bicyclist", "bicycle"),
-        ("motorcycle", "motorcycle"),
-        ("motorcyclist", "motorcycle"),
-        ("barrier", "barrier"),
-        ("barricade", "barrier"),
-        ("sedan", "car"),
-        ("highway", "driveable_surface"),
-        ("terrain", "terrain"),
-        ("tree", "vegetation"),
-        ("sidewalk", "sidewalk"),
-        ("building", "manmade"),
-        ("bridge", "manmade"),
-        ("pole", "manmade"),
-        ("billboard", "manmade"),
-        ("light", "manmade"),
-        ("ashbin", "manmade"),
-        ("crane", "construction_vehicle"),
-        ("trailer", "trailer"),
-        ("cone", "traffic_cone"),
-        ("sky", "sky"),
-    )
-    groups = (
-        ("pedestrian", "bus", "truck"),
-        ("bicycle", "bicyclist"),
-        ("motorcycle", "motorcyclist"),
-        ("barrier", "barricade"),
-        (
-            "sedan",
-            "highway",
-            "terrain",
-            "tree",
-            "sidewalk",
-            "building",
-            "bridge",
-            "pole",
-            "billboard",
-            "light",
-            "ashbin",
-            "crane",
-            "trailer",
-            "cone",
-            "sky",
-        ),
-    )
-    return PriorClasses("occ3d", names, 17, words, prompts, groups)
-
-
-#: The driving world's table: Occ3D's classes 0..16, then sky (17).
-OCC3D_PRIORS: PriorClasses = _occ3d()
-
-# ------------------------------------------------------------------------------------ other formats
-#: Words and detector prompts of formats whose table is their own class table (occkit's choice
-#: for NYUv2, no paper prompts indoors [own]): ``{format: {"words": {class: word}, "prompts":
-#: {prompt: class}, "groups": (...)}}``; a class without a word is named by its name.
-FORMAT_VOCABULARY: dict[str, dict[str, Any]] = {
-    "nyu": {
-        "words": {"empty": "nothing", "tvs": "television", "objects": "object"},
-        "prompts": {
-            "ceiling": "ceiling",
-            "floor": "floor",
-            "wall": "wall",
-            "window": "window",
-            "chair": "chair",
-            "bed": "bed",
-            "sofa": "sofa",
-            "table": "table",
-            "desk": "table",
-            "television": "tvs",
-            "monitor": "tvs",
-            "cabinet": "furniture",
-            "wardrobe": "furniture",
-            "shelf": "furniture",
-            "dresser": "furniture",
-            "lamp": "objects",
-            "picture": "objects",
-            "plant": "objects",
-            "box": "objects",
-            "book": "objects",
-        },
-        "groups": (
-            ("ceiling", "floor", "wall", "window"),
-            ("chair", "bed", "sofa", "table", "desk"),
-            ("television", "monitor", "cabinet", "wardrobe", "shelf", "dresser"),
-            ("lamp", "picture", "plant", "box", "book"),
-        ),
-    },
-}
-
-
-def table_from_format(fmt: Any) -> PriorClasses:
+def table_from_format(fmt: DatasetFormat) -> PriorClasses:
     """The table of a format's own classes (its free class = no surface), with its vocabulary."""
     ct = fmt.classes
     if ct.free is None:
         raise ValueError(f"format {fmt.name!r}: its classes have no free class to stand for pixels of no surface")
-    vocab = FORMAT_VOCABULARY.get(fmt.name, {})
-    words = tuple(vocab.get("words", {}).get(n, n.replace("_", " ")) for n in ct.names)
-    prompts = tuple(vocab.get("prompts", {}).items())
-    return PriorClasses(fmt.name, tuple(ct.names), int(ct.free), words, prompts, tuple(vocab.get("groups", ())))
+    vocab = plugin_call(fmt, "prior_vocabulary", fmt.prior_vocabulary) if fmt.prior_vocabulary else PriorVocabulary()
+    names = list(ct.names)
+    if vocab.nothing:
+        names[ct.free] = vocab.nothing
+    words = tuple(vocab.words.get(n, n.replace("_", " ")) for n in names)
+    return PriorClasses(
+        fmt.name,
+        tuple(names),
+        int(ct.free),
+        words,
+        tuple(vocab.prompts),
+        tuple(vocab.groups),
+        dict(vocab.confusable),
+        dict(vocab.stuff_confusable),
+    )
 
 
-def prior_classes_of(fmt: Any) -> PriorClasses:
-    """The table of a dataset format's priors (see the module docstring): Occ3D's for the driving
-    world's formats, the format's own classes otherwise."""
-    if getattr(fmt, "world", "driving") == "driving":
-        return OCC3D_PRIORS
-    return table_from_format(fmt)
+#: The tables built, by format name, with the format they were built from (a registry reloaded with
+#: another format of that name builds its table again).
+_BUILT: dict[str, tuple[DatasetFormat, PriorClasses]] = {}
+
+
+def _table(fmt: DatasetFormat) -> PriorClasses:
+    built = _BUILT.get(fmt.name)
+    if built is None or built[0] is not fmt:
+        built = _BUILT[fmt.name] = (fmt, table_from_format(fmt))
+    return built[1]
+
+
+def prior_classes_of(fmt: DatasetFormat) -> PriorClasses:
+    """The table of a dataset format's priors (see the module docstring): the class table of the
+    format it names (:meth:`~occkit.formats.DatasetFormat.prior_table`: Occ3D's for the driving
+    world's formats, the format's own otherwise)."""
+    name = fmt.prior_table()
+    return _table(fmt if name == fmt.name else get_format(name))
+
+
+#: The table of the default format's priors (Occ3D's classes 0..16, then sky (17): the driving
+#: world's): the table of frames of no known format and of caches and runs written before tables.
+DEFAULT_PRIORS: PriorClasses = prior_classes_of(default_format())
+
+
+def driving_world_table(classes: PriorClasses) -> bool:
+    """Whether ``classes`` is the table of the driving world's priors (:data:`~occkit.formats.spec.WORLD_PRIOR_TABLES`),
+    whose fine names and words are the driving world's vocabulary (:mod:`occkit.worlds.driving.vocabulary`)."""
+    return classes.name == WORLD_PRIOR_TABLES.get("driving")
 
 
 def prior_classes_of_dataset(dataset: Any) -> PriorClasses:
     """:func:`prior_classes_of` the format of the frames under a stack of dataset wrappers;
-    :data:`OCC3D_PRIORS` for a dataset of no known format (tests' in-memory frames)."""
-    from occkit.formats import format_of
-
+    :data:`DEFAULT_PRIORS` for a dataset of no known format (tests' in-memory frames)."""
     try:
         fmt = format_of(dataset)
     except (TypeError, ValueError):
-        return OCC3D_PRIORS
+        return DEFAULT_PRIORS
     return prior_classes_of(fmt)
 
 
 def prior_classes_named(name: str) -> PriorClasses:
-    """The table of a cache's or a run's record: ``occ3d`` or a registered format's name."""
-    if name == OCC3D_PRIORS.name:
-        return OCC3D_PRIORS
-    from occkit.formats import get_format
-
+    """The table of a cache's or a run's record: a registered format's name."""
+    if name == DEFAULT_PRIORS.name:
+        return DEFAULT_PRIORS
     return prior_classes_of(get_format(name))

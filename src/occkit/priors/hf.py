@@ -87,19 +87,19 @@ from occkit.priors.base import (
     offline_hf,
     quiet_hf_progress,
 )
-from occkit.priors.classes import OCC3D_PRIORS, PriorClasses
+from occkit.priors.classes import DEFAULT_PRIORS, PriorClasses
 
 #: The subfolder of ROOT that each model lives in.
 SUBFOLDERS: dict[str, str] = {"sam": "sam", "detector": "detector", "depth": "depth", "clip": "clip"}
 
 #: Grounded-SAM's caption groups as OccNeRF used them (docs/methods.md §2); one detector pass per group.
-#: The driving world's (:data:`~occkit.priors.classes.OCC3D_PRIORS`); a frame of another class table
+#: The driving world's (:data:`~occkit.priors.classes.DEFAULT_PRIORS`); a frame of another class table
 #: is asked its table's groups (:attr:`~occkit.priors.classes.PriorClasses.caption_groups`).
-CAPTION_GROUPS: tuple[tuple[str, ...], ...] = OCC3D_PRIORS.caption_groups
+CAPTION_GROUPS: tuple[tuple[str, ...], ...] = DEFAULT_PRIORS.caption_groups
 
 #: Prompt name -> prior class name (:data:`PRIOR_CLASSES`). Riders go with their vehicle's class
 #: (nuScenes annotates a cycle with its rider as one object) [unsure which OccNeRF took].
-PROMPT_CLASSES: dict[str, str] = dict(OCC3D_PRIORS.prompts)
+PROMPT_CLASSES: dict[str, str] = dict(DEFAULT_PRIORS.prompts)
 
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 _PROCESSOR = ("preprocessor_config.json", "processor_config.json")
@@ -366,7 +366,7 @@ class BoxDetector(_LocalModel):
         self.is_owl = self.model_type.startswith("owl")
         self.box_threshold, self.text_threshold = box_threshold, text_threshold
 
-    def groups(self, classes: PriorClasses = OCC3D_PRIORS) -> tuple[tuple[str, ...], ...]:
+    def groups(self, classes: PriorClasses = DEFAULT_PRIORS) -> tuple[tuple[str, ...], ...]:
         """The prompt groups this detector runs for a class table: its caption groups, or one group
         for OWL models."""
         if not classes.caption_groups:
@@ -391,7 +391,7 @@ class BoxDetector(_LocalModel):
         return text, owner
 
     def detect(
-        self, images: torch.Tensor, classes: PriorClasses = OCC3D_PRIORS
+        self, images: torch.Tensor, classes: PriorClasses = DEFAULT_PRIORS
     ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Boxes of every prompt group of the class table ``classes``.
 
@@ -802,7 +802,7 @@ class HFPrior:
         return out
 
     def _semantics(
-        self, images: torch.Tensor, emb: torch.Tensor | None, classes: PriorClasses = OCC3D_PRIORS
+        self, images: torch.Tensor, emb: torch.Tensor | None, classes: PriorClasses = DEFAULT_PRIORS
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(N, H, W)`` uint8 classes and float32 confidence: boxes -> masks, the best score wins per pixel."""
         assert self.detector is not None

@@ -11,7 +11,7 @@ exact; this provider degrades the exact maps the way such models err, at three n
     segments = one segment per object instance and per connected region of each ground class and
     of the sky, features = the text encoder's embedding of the name of the pixel at the centre of
     each feature cell (fine name for objects, the class table's word otherwise:
-    :data:`~occkit.data.synth.vocabulary.CLASS_WORDS` for the driving world's ground and sky).
+    :data:`~occkit.worlds.driving.vocabulary.CLASS_WORDS` for the driving world's ground and sky).
 ``typical``
     roughly what current models give on driving images.
 ``noisy``
@@ -35,9 +35,10 @@ camera), so a frame's priors are the same whenever and wherever they are made):
   bus/truck, trailer/truck, bicycle/motorcycle, barrier/traffic cone, ...; indoors chair/sofa,
   bed/sofa, table/furniture, tvs/objects, ...); patches of ground classes swapped with a neighbour
   class (sidewalk/other flat/road, terrain/vegetation; indoors wall/ceiling) over about
-  ``stuff_confuse_frac`` of the ground (indoors: of the room's structure). The confusions are per
-  class table (:data:`CONFUSABLE_BY_TABLE`); a table without them has none. Confidence is lower
-  near boundaries and where a label was changed.
+  ``stuff_confuse_frac`` of the ground (indoors: of the room's structure). The confusions are the
+  class table's (:attr:`~occkit.priors.classes.PriorClasses.confusable`, from its format's
+  vocabulary); a table without them has none. Confidence is lower near boundaries and where a label
+  was changed.
 - **segments** (SAM-like masks): segments larger than ``split_min_frac`` of the image split into
   2-4 parts with probability ``split_prob`` (over-segmentation); touching segments merged with
   probability ``merge_prob`` (under-segmentation).
@@ -63,6 +64,7 @@ import torch
 import torch.nn.functional as F
 
 from occkit.priors.base import KINDS, PriorFrame, Priors, check_kinds
+from occkit.priors.classes import DEFAULT_PRIORS, PriorClasses
 
 
 @dataclass(frozen=True)
@@ -140,43 +142,6 @@ LEVELS: dict[str, OracleLevel] = {
         noise=1.0,
         pooled=True,
     ),
-}
-
-#: Classes an object of each class can be mistaken for (Occ3D ids).
-CONFUSABLE: dict[int, tuple[int, ...]] = {
-    0: (15, 1),
-    1: (8, 0),
-    2: (6,),
-    3: (10, 9),
-    4: (10,),
-    5: (10,),
-    6: (2,),
-    7: (2,),
-    8: (1,),
-    9: (10,),
-    10: (4, 9, 3),
-    15: (0,),
-    16: (14,),
-}
-#: Ground classes and what patches of them can be mistaken for.
-STUFF_CONFUSABLE: dict[int, tuple[int, ...]] = {11: (12,), 12: (13, 11), 13: (12, 11), 14: (16, 13)}
-#: NYUv2's (ids of :data:`occkit.labels.NYU_CLASSES`): objects (chair 5, bed 6, sofa 7, table 8,
-#: tvs 9, furniture 10, objects 11, window 4) and the structure (ceiling 1, floor 2, wall 3).
-NYU_CONFUSABLE: dict[int, tuple[int, ...]] = {
-    4: (3,),
-    5: (7, 10),
-    6: (7, 10),
-    7: (5, 6),
-    8: (10,),
-    9: (11, 10),
-    10: (8, 11),
-    11: (10,),
-}
-NYU_STUFF_CONFUSABLE: dict[int, tuple[int, ...]] = {1: (3,), 3: (1,)}
-#: ``{class table: (object confusions, ground confusions)}``.
-CONFUSABLE_BY_TABLE: dict[str, tuple[dict[int, tuple[int, ...]], dict[int, tuple[int, ...]]]] = {
-    "occ3d": (CONFUSABLE, STUFF_CONFUSABLE),
-    "nyu": (NYU_CONFUSABLE, NYU_STUFF_CONFUSABLE),
 }
 
 
@@ -280,7 +245,7 @@ class OraclePrior:
             if "depth" in kinds:
                 depth_list.append(self._depth(depth, rng("depth")))
             if "semantics" in kinds:
-                s, c = self._semantics(sem, inst, rng("semantics"), frame.classes.name)
+                s, c = self._semantics(sem, inst, rng("semantics"), frame.classes)
                 sem_list.append(s)
                 conf_list.append(c)
             if "segments" in kinds:
@@ -322,11 +287,11 @@ class OraclePrior:
 
     # ---------------------------------------------------------------------------------- semantics
     def _semantics(
-        self, sem: torch.Tensor, inst: torch.Tensor, gen: torch.Generator, table: str = "occ3d"
+        self, sem: torch.Tensor, inst: torch.Tensor, gen: torch.Generator, table: PriorClasses = DEFAULT_PRIORS
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(H, W)`` uint8 classes and ``(H, W)`` float32 confidence (confusions of the class ``table``)."""
         L = self.level
-        confusable, stuff_confusable = CONFUSABLE_BY_TABLE.get(table, ({}, {}))
+        confusable, stuff_confusable = table.confusable, table.stuff_confusable
         H, W = sem.shape
         if L == LEVELS["clean"]:
             return sem.to(torch.uint8), torch.ones(H, W)

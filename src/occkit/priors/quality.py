@@ -41,7 +41,13 @@ import torch
 from occkit.config import load_yaml
 from occkit.priors.base import PRIOR_CLASSES
 from occkit.priors.cache import PriorCache, WithPriors, open_dataset
-from occkit.priors.classes import OCC3D_PRIORS, prior_classes_named, prior_classes_of_dataset
+from occkit.priors.classes import (
+    DEFAULT_PRIORS,
+    PriorClasses,
+    driving_world_table,
+    prior_classes_named,
+    prior_classes_of_dataset,
+)
 from occkit.priors.text import DEFAULT_TEMPLATES, encode_prompts
 from occkit.worlds.driving.vocabulary import HELDOUT_NAMES, fine_names
 
@@ -50,17 +56,20 @@ DEPTH_BANDS: tuple[tuple[float, float], ...] = ((0.0, 10.0), (10.0, 20.0), (20.0
 MIN_INSTANCE_PX = 16
 
 
+def vocabulary_file(table: PriorClasses = DEFAULT_PRIORS) -> Path:
+    """The vocabulary YAML occkit ships for a class table of priors (``configs/vocabularies/<table>.yaml``;
+    Occ3D's for the driving world's), which need not exist."""
+    return Path(str(resources.files("occkit") / "configs" / "vocabularies" / f"{table.name}.yaml"))
+
+
 def load_class_vocabulary(path: str | os.PathLike | None = None) -> tuple[list[str], list[list[str]], list[str]]:
-    """``(class names, synonyms per class, templates)`` from a vocabulary YAML (default: Occ3D's).
+    """``(class names, synonyms per class, templates)`` from a vocabulary YAML (default: the one of
+    the default table, Occ3D's: :func:`vocabulary_file`).
 
     The file has ``templates`` (strings with ``{}``) and ``classes`` (name -> list of synonyms),
     the classes in :data:`~occkit.priors.base.PRIOR_CLASSES` order. Errors name the file.
     """
-    p = (
-        Path(path)
-        if path is not None
-        else Path(str(resources.files("occkit") / "configs" / "vocabularies" / "occ3d.yaml"))
-    )
+    p = Path(path) if path is not None else vocabulary_file()
     data = load_yaml(p)
     templates, classes = data.get("templates"), data.get("classes")
     if not isinstance(templates, list) or not templates or not all(isinstance(t, str) and "{}" in t for t in templates):
@@ -207,7 +216,7 @@ def evaluate_priors(
         index = [cached[j] for j in sorted({round(i * (n - 1) / max(1, max_frames - 1)) for i in range(max_frames)})]
     sc = _Scores(table.num_classes)
     class_text = fine_text = None
-    if table.name == OCC3D_PRIORS.name:
+    if driving_world_table(table):
         fine_list = list(fine_names())
     else:  # the names of the world's objects (every frame's)
         names_of = getattr(ds, "instance_names", None)
@@ -216,10 +225,10 @@ def evaluate_priors(
     fine_index = {name: i for i, name in enumerate(fine_list)}
     if "features" in cache.kinds:
         te = text_encoder if text_encoder is not None else cache.text_encoder()
-        if vocabulary is None and table.name != OCC3D_PRIORS.name:
+        if vocabulary is None and not vocabulary_file(table).is_file():
             syns, templates = [[w] for w in table.words], list(DEFAULT_TEMPLATES)
         else:
-            _, syns, templates = load_class_vocabulary(vocabulary)
+            _, syns, templates = load_class_vocabulary(vocabulary if vocabulary is not None else vocabulary_file(table))
         if len(syns) != table.num_classes:
             raise ValueError(
                 f"vocabulary: {len(syns)} classes, expected {table.num_classes} ({', '.join(table.names)})"

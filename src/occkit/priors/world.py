@@ -19,7 +19,7 @@ answers every prior kind for frames of *another* world (or any images):
   (``D`` = the text encoder's width), trained against the text embedding of each cell's fine
   name (an object's ``objects.json`` name, else the class word of its ground class or ``sky``)
   with an InfoNCE loss over the table of seen names (or a cosine loss); names in
-  :data:`~occkit.data.synth.vocabulary.HELDOUT_NAMES` are masked, never relabelled, and are not
+  :data:`~occkit.worlds.driving.vocabulary.HELDOUT_NAMES` are masked, never relabelled, and are not
   even negatives, so open-vocabulary retrieval of them stays an honest test.
 - **segments**: a boundary head (instance or semantic edges, binary cross-entropy), then
   connected components of the non-boundary pixels that share a predicted class; components
@@ -376,9 +376,9 @@ class WorldPrior:
         if self.feature_stride < 1:
             raise ValueError(f"WorldPrior: feature_stride must be >= 1, got {feature_stride}")
         self.device = torch.device(device)
-        from occkit.priors.classes import OCC3D_PRIORS, prior_classes_named
+        from occkit.priors.classes import DEFAULT_PRIORS, prior_classes_named
 
-        table = str(net_info.get("class_table", OCC3D_PRIORS.name))  # runs before class tables: Occ3D's
+        table = str(net_info.get("class_table", DEFAULT_PRIORS.name))  # runs before class tables: Occ3D's
         try:
             self.classes = prior_classes_named(table)
         except ValueError as e:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from occkit.config import to_dict
 from occkit.fileio import read_json, write_bytes_atomic, write_json_atomic
 from occkit.priors.base import PRIOR_CLASSES
-from occkit.priors.classes import OCC3D_PRIORS, PriorClasses
+from occkit.priors.classes import DEFAULT_PRIORS, PriorClasses, driving_world_table
 from occkit.priors.world import (
     BACKBONE_FILE,
     BACKBONE_FORMAT,
@@ -81,18 +81,18 @@ class WorldImages:
     heldout_pixels: dict[str, int]
     unnamed_pixels: int
     frames: int = 0
-    classes: PriorClasses = OCC3D_PRIORS
+    classes: PriorClasses = DEFAULT_PRIORS
 
     @property
     def image_size(self) -> tuple[int, int]:
         return int(self.images.shape[-2]), int(self.images.shape[-1])
 
 
-def seen_names(extra: list[str] | tuple[str, ...] = (), classes: PriorClasses = OCC3D_PRIORS) -> list[str]:
+def seen_names(extra: list[str] | tuple[str, ...] = (), classes: PriorClasses = DEFAULT_PRIORS) -> list[str]:
     """The names a VL head may train on: the vocabulary's seen fine names and the class words
     (the driving world's), then any ``extra`` name (found in a world but not in the vocabulary),
     held-out names excluded. Another class table: its words, then ``extra``."""
-    if classes.name == OCC3D_PRIORS.name:
+    if driving_world_table(classes):
         names = [*fine_names(heldout=False), *CLASS_WORDS.values()]
     else:
         names = list(classes.words)
@@ -115,7 +115,7 @@ def name_map(
         instance_names: ``{instance id: fine name}`` (``objects.json``).
         index: ``{seen name: table row}``.
         words: ``{class id: word}`` of the pixels without an object (default
-            :data:`~occkit.data.synth.vocabulary.CLASS_WORDS`: the driving world's ground and sky).
+            :data:`~occkit.worlds.driving.vocabulary.CLASS_WORDS`: the driving world's ground and sky).
     Returns:
         ``(H, W)`` int16: the table row of the object's name (instance > 0) or of the class
         word of the pixel's class (instance 0), :data:`HELDOUT` for held-out names,
@@ -138,17 +138,15 @@ def load_world_images(root: str | os.PathLike, split: str = "train", progress: b
     Raises naming the folder when the world has no synthetic extras or no frames.
     """
     from occkit.formats import detect_format
+    from occkit.formats.spec import WORLD_PRIOR_TABLES
     from occkit.priors.classes import prior_classes_of
 
     fmt = detect_format(root)
     classes = prior_classes_of(fmt)
-    if fmt.name == "occ3d":
-        from occkit.data.occ3d import Occ3DDataset
-
-        ds = Occ3DDataset(root, split=split, load_gt=False, load_extras=True)
+    ds = fmt.open_split(root, split, load_gt=False, load_extras=True)
+    if fmt.name == WORLD_PRIOR_TABLES.get(fmt.world):  # the driving world in its table's layout: its own words
         words = None
     else:  # the indoor world (NYUv2's layout): objects named in indoor.json, the rest by its class word
-        ds = fmt.open_split(root, split, load_gt=False, load_extras=True)
         words = {c: w for c, w in enumerate(classes.words) if c != classes.nothing}
     if len(ds) == 0:
         raise ValueError(f"{root}: split {split!r} has no frames")

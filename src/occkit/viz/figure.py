@@ -262,7 +262,8 @@ def compose_frame_figure(
     extras = []
     if drawn is not None and mask_mode == "grey":
         extras.append((f"outside the {mask} mask (dimmed)", MASK_TINT))
-    if classes is None:
+    occ3d_table = names == OCC3D_CLASSES and free == OCC3D_FREE and tuple(map(tuple, palette)) == OCC3D_PALETTE
+    if classes is None or occ3d_table:  # Occ3D's table, whichever format gives it: its own legend
         parts.append(occ3d_legend(gt, pr, width=width, extras=extras))
     else:
         parts.append(class_legend(names, palette, free, gt, pr, width=width, extras=extras))

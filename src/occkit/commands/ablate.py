@@ -211,7 +211,7 @@ def check_device(device: str, launcher: str) -> None:
 def verb_parser(word: str) -> argparse.ArgumentParser:
     """The ``occkit`` parser that holds the one verb ``word`` (``"priors"``): what the ablation runner
     checks a stage's options and a scorer's with (:func:`occkit.ablate.cliargs.use_verb_parser`)."""
-    from occkit.cli import COMMANDS, build_parser
+    from occkit.commands import COMMANDS, build_parser
 
     return build_parser(tuple(c for c in COMMANDS if c[0] == word))
 

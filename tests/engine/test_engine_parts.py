@@ -255,5 +255,8 @@ def test_a_validation_record_in_words():
 
     assert validation_summary({"miou": 41.236, "geometry_iou": 50.0}) == "val mIoU 41.24"
     assert validation_summary({"miou": 41.236, "rayiou": 35.1}) == "val mIoU 41.24, RayIoU 35.10"
+    # a validation on a subset of the frames (train.val_max_frames) says so: occkit eval of the run scores them all
+    subset = {"miou": 0.851, "val_frames": 16, "val_frames_total": 80}
+    assert validation_summary(subset) == "val mIoU 0.85 (on 16 of the 80 val frames: train.val_max_frames)"
     depth = {"miou": 0.0, "geometry_iou": 30.126, "depth_abs_rel": 0.2104, "depth_abs_m": 2.314}
     assert validation_summary(depth) == "val geometry IoU 30.13, depth abs-rel 0.210 (2.31 m)"

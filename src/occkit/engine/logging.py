@@ -116,11 +116,16 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
 def validation_summary(record: dict[str, Any]) -> str:
     """A validation record's headline figures in words: ``val mIoU 41.20, RayIoU 35.10`` (RayIoU when
     measured), or for a run that learns no classes (its record holds ``depth_abs_rel``) its geometry
-    and depth: ``val geometry IoU 30.12, depth abs-rel 0.210 (2.31 m)``. Training's progress lines and
-    ``occkit train``'s last line say it."""
+    and depth: ``val geometry IoU 30.12, depth abs-rel 0.210 (2.31 m)``. A validation on a subset of the
+    frames (``train.val_max_frames``) says so: ``val mIoU 0.85 (on 16 of the 80 val frames: ...)``, the reason
+    ``occkit eval`` of the same run prints another figure. Training's progress lines and ``occkit train``'s
+    last line say it."""
     if "depth_abs_rel" in record:
         return (
             f"val geometry IoU {record['geometry_iou']:.2f}, depth abs-rel {record['depth_abs_rel']:.3f} "
             f"({record['depth_abs_m']:.2f} m)"
         )
-    return f"val mIoU {record['miou']:.2f}" + (f", RayIoU {record['rayiou']:.2f}" if "rayiou" in record else "")
+    words = f"val mIoU {record['miou']:.2f}" + (f", RayIoU {record['rayiou']:.2f}" if "rayiou" in record else "")
+    if "val_frames_total" in record:  # train.val_max_frames: a subset, so occkit eval of the run prints another figure
+        words += f" (on {record['val_frames']} of the {record['val_frames_total']} val frames: train.val_max_frames)"
+    return words

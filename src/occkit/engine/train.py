@@ -47,7 +47,7 @@ from occkit.engine.checkpoint import (
     weights_file,
 )
 from occkit.engine.config import TrainConfig
-from occkit.engine.data import eval_batches, seed_everything, step_seed, train_batches
+from occkit.engine.data import eval_batches, seed_everything, spread_indices, step_seed, train_batches
 from occkit.engine.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -574,6 +574,10 @@ def _validate(run: _Run, method: nn.Module, amp: str, loop: _Loop) -> dict[str, 
     wall_minutes = (time.perf_counter() - loop.wall0) / 60
     record = {"step": loop.step, "train_minutes": loop.train_seconds / 60, "wall_minutes": wall_minutes}
     record.update({k: v for k, v in scores.items() if not k.endswith("_detail")})
+    n_val = len(run.val_set)
+    if 0 < cfg.train.val_max_frames < n_val:  # a subset (train.val_max_frames): occkit eval scores every frame
+        record["val_frames"] = len(spread_indices(n_val, cfg.train.val_max_frames))
+        record["val_frames_total"] = n_val
     if callable(getattr(method, "validation_figures", None)):
         record.update(method_figures(method, shard(), device, amp, distributed=info.enabled))
     return record

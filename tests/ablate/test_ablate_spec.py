@@ -563,3 +563,28 @@ class FiguresMethod:
 
     def validation_figures(self, batch):
         return {}
+
+
+def test_a_dry_run_names_the_checkpoint_before_the_last_as_the_run_will_write_it(tmp_path):
+    """A plan printed before training (``--dry-run``) names the checkpoint the previous-validation scoring
+    will read (the budget less the validation interval), not a placeholder; a trained run's two newest are
+    taken when it has them, and a run that kept one gets a path that does not exist (predict names it)."""
+    from occkit.ablate.scorers import previous_checkpoint
+    from occkit.engine.checkpoint import CONFIG_FILE, MODEL_FILE, TRAINER_FILE
+
+    run = tmp_path / "run"
+    assert previous_checkpoint(run, 960) == run / "checkpoints" / "step_000960"  # nothing trained yet
+
+    def write(step):
+        d = run / "checkpoints" / f"step_{step:06d}"
+        d.mkdir(parents=True)
+        for f in (MODEL_FILE, CONFIG_FILE, TRAINER_FILE):
+            (d / f).write_bytes(b"")
+
+    write(1200)
+    kept_one = previous_checkpoint(run, 960)
+    assert not kept_one.exists() and kept_one.name != "step_000960"
+    write(720)
+    write(960)
+    assert previous_checkpoint(run, 960) == run / "checkpoints" / "step_000960"
+    assert previous_checkpoint(run) == run / "checkpoints" / "step_000960"

@@ -313,6 +313,7 @@ class Ablation:
             device=self.opts.device,
             threads=self.opts.threads,
             options=substitute(scoring.options, self.folders),
+            previous_step=self.spec.budget - self.spec.val_every if self.spec.val_every else None,
         )
 
     def missing_scores(self, arm: str, seed: int) -> list[tuple[Scoring, ScoreContext, list[str]]]:

@@ -42,6 +42,9 @@ class ScoreContext:
     """Torch threads per process (the runner's ``--threads``)."""
     options: dict[str, Any]
     """The scoring entry's options (defaults filled, stage references resolved)."""
+    previous_step: int | None = None
+    """The step of the checkpoint before the newest once the run has trained (the spec's budget less its
+    validation interval), named by a plan printed before the run has checkpoints (``--dry-run``)."""
 
 
 @dataclass(frozen=True)
@@ -104,14 +107,19 @@ def _masked_check(o: dict[str, Any]) -> None:
     _previous_check(o)
 
 
-def previous_checkpoint(run: Path) -> Path:
+def previous_checkpoint(run: Path, planned_step: int | None = None) -> Path:
     """The run's checkpoint before its newest (the previous validation's, with ``ckpt_every`` =
-    ``val_every`` as the runner sets them); a path that does not exist when the run kept only one,
-    so that ``occkit predict`` fails with an error naming it."""
-    from occkit.engine.checkpoint import list_checkpoints
+    ``val_every`` as the runner sets them). Before the run has two: the one it will write at
+    ``planned_step`` (what a ``--dry-run`` plan prints), else a path that does not exist, so that
+    ``occkit predict`` fails with an error naming it."""
+    from occkit.engine.checkpoint import checkpoint_name, list_checkpoints
 
     ckpts = list_checkpoints(run)
-    return ckpts[-2] if len(ckpts) >= 2 else run / "checkpoints" / "no-checkpoint-before-the-last"
+    if len(ckpts) >= 2:
+        return ckpts[-2]
+    if planned_step is not None and planned_step > 0 and not ckpts:
+        return run / "checkpoints" / checkpoint_name(planned_step)
+    return run / "checkpoints" / "no-checkpoint-before-the-last"
 
 
 def _predict(ctx: ScoreContext, kind: str, previous: bool) -> tuple[Path, list[str]]:
@@ -121,7 +129,7 @@ def _predict(ctx: ScoreContext, kind: str, previous: bool) -> tuple[Path, list[s
     return pred, [
         "predict",
         "--ckpt",
-        str(previous_checkpoint(ctx.run) if previous else ctx.run),
+        str(previous_checkpoint(ctx.run, ctx.previous_step) if previous else ctx.run),
         "--data",
         ctx.data,
         "--out",

@@ -56,7 +56,7 @@ from occkit.data.openoccupancy import (
 )
 from occkit.fileio import save_npy_atomic
 from occkit.metrics.nusc_occupancy import NuScenesOccupancyMetric
-from occkit.worlds.driving.lidar_frame_export import write_openoccupancy
+from occkit.worlds.driving.lidar_frame_export import write_lidar_frame_layout
 
 STUBS = [
     "mmcv",
@@ -127,7 +127,7 @@ def main() -> None:
         cfg = SynthConfig(
             scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=(32, 88), occupancy_supersample=1
         )
-        write_openoccupancy(data, cfg)
+        write_lidar_frame_layout("openoccupancy", data, cfg)
     else:
         data = Path(args.data)
         if args.duplicates:

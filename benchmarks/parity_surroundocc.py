@@ -46,7 +46,7 @@ from occkit.data.surroundocc import (
     write_prediction,
 )
 from occkit.metrics.nusc_occupancy import NuScenesOccupancyMetric
-from occkit.worlds.driving.lidar_frame_export import write_surroundocc
+from occkit.worlds.driving.lidar_frame_export import write_lidar_frame_layout
 
 STUBS = [
     "mmcv",
@@ -107,7 +107,7 @@ def main() -> None:
 
         data = Path(tmp.name) / "surroundocc"
         cfg = SynthConfig(scenes=args.scenes, frames=args.frames, seed=args.seed, image_size=(32, 88))
-        write_surroundocc(data, cfg)
+        write_lidar_frame_layout("surroundocc", data, cfg)
     else:
         data = Path(args.data)
     ds = SurroundOccDataset(data, "all", load_images=False, load_extras=False)

@@ -9,7 +9,6 @@ differs; ``formats/surroundocc.py`` and ``formats/openoccupancy.py`` name it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -42,12 +41,11 @@ def lidar_frame_format(
     dataset: type,
     grid: Grid,
     label_writer: LabelWriter,
-    write_synthetic: Callable[[Path, Any], None],
 ) -> DatasetFormat:
     """The :class:`DatasetFormat` of a nuScenes occupancy labelling in the LiDAR frame whose reader
     and writer are the module ``layout`` (its ``LABEL_DIR``, ``write_prediction``,
     ``read_prediction``, ``FILES.policy``), its dataset class ``dataset``, the synthetic world written in
-    it by ``write_synthetic`` (``(out, config)``: :mod:`occkit.worlds.driving.lidar_frame_export`); its
+    it by :func:`occkit.worlds.driving.lidar_frame_export.write_lidar_frame_layout` under ``name``; its
     metric is :class:`~occkit.metrics.nusc_occupancy.NuScenesOccupancyMetric` under ``name``."""
 
     def detect(root: Path) -> str | None:
@@ -65,6 +63,11 @@ def lidar_frame_format(
             load_extras=options.load_extras,
             cache_mb=options.cache_mb,
         )
+
+    def write_synthetic(out: Path, config: Any) -> None:
+        from occkit.worlds.driving.lidar_frame_export import write_lidar_frame_layout
+
+        write_lidar_frame_layout(name, out, config, overwrite=True, progress=True)
 
     def metrics(options: dict[str, Any]) -> list[Any]:
         from occkit.metrics.nusc_occupancy import NuScenesOccupancyMetric

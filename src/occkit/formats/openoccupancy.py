@@ -9,20 +9,9 @@ The layout, reader and writer: :mod:`occkit.data.openoccupancy`; the metric:
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from occkit.data import openoccupancy as layout
 from occkit.formats._lidar_layout import lidar_frame_format
 from occkit.formats._nusc_labels import OPENOCCUPANCY_WRITER
-
-
-def _write_synthetic(out: Path, config: Any) -> None:
-    """The driving world in this layout (:mod:`occkit.worlds.driving.lidar_frame_export`)."""
-    from occkit.worlds.driving.lidar_frame_export import write_openoccupancy
-
-    write_openoccupancy(out, config, overwrite=True, progress=True)
-
 
 FORMAT = lidar_frame_format(
     name="openoccupancy",
@@ -35,5 +24,4 @@ FORMAT = lidar_frame_format(
     dataset=layout.OpenOccupancyDataset,
     grid=layout.openoccupancy_grid(),
     label_writer=OPENOCCUPANCY_WRITER,
-    write_synthetic=_write_synthetic,
 )

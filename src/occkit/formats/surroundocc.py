@@ -9,20 +9,9 @@ The layout, reader and writer: :mod:`occkit.data.surroundocc`; the metric:
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from occkit.data import surroundocc as layout
 from occkit.formats._lidar_layout import lidar_frame_format
 from occkit.formats._nusc_labels import SURROUNDOCC_WRITER
-
-
-def _write_synthetic(out: Path, config: Any) -> None:
-    """The driving world in this layout (:mod:`occkit.worlds.driving.lidar_frame_export`)."""
-    from occkit.worlds.driving.lidar_frame_export import write_surroundocc
-
-    write_surroundocc(out, config, overwrite=True, progress=True)
-
 
 FORMAT = lidar_frame_format(
     name="surroundocc",
@@ -32,5 +21,4 @@ FORMAT = lidar_frame_format(
     dataset=layout.SurroundOccDataset,
     grid=layout.surroundocc_grid(),
     label_writer=SURROUNDOCC_WRITER,
-    write_synthetic=_write_synthetic,
 )

@@ -61,8 +61,10 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -77,50 +79,34 @@ from occkit.labels import kitti360_inverse_lut, semantickitti_inverse_lut
 if TYPE_CHECKING:  # the driving package imports this module lazily; no import cycle at run time
     from occkit.worlds.driving.config import SynthConfig
 
-#: Occ3D class (index) -> SemanticKITTI learning class; -1 = raw 99 "other-object" (ignored).
-OCC3D_TO_SEMANTICKITTI: tuple[int, ...] = (
-    -1,  # others -> other-object (ignored)
-    14,  # barrier -> fence
-    2,  # bicycle
-    5,  # bus -> other-vehicle
-    1,  # car
-    5,  # construction_vehicle -> other-vehicle
-    3,  # motorcycle
-    6,  # pedestrian -> person
-    -1,  # traffic_cone -> other-object (ignored)
-    5,  # trailer -> other-vehicle
-    4,  # truck
-    9,  # driveable_surface -> road
-    12,  # other_flat -> other-ground
-    11,  # sidewalk
-    17,  # terrain
-    13,  # manmade -> building
-    15,  # vegetation
-    0,  # free -> empty
+#: Occ3D class (index) -> (SemanticKITTI learning class, SSCBench-KITTI-360 learning class
+#: (:data:`occkit.labels.KITTI360_CLASSES`)); -1 = SemanticKITTI's raw 99 "other-object" (ignored).
+OCC3D_TO_KITTI_CLASSES: tuple[tuple[int, int], ...] = (
+    (-1, 18),  # others -> other-object (ignored in SemanticKITTI)
+    (14, 12),  # barrier -> fence
+    (2, 2),  # bicycle
+    (5, 5),  # bus -> other-vehicle
+    (1, 1),  # car
+    (5, 5),  # construction_vehicle -> other-vehicle
+    (3, 3),  # motorcycle
+    (6, 6),  # pedestrian -> person
+    (-1, 18),  # traffic_cone -> other-object (ignored in SemanticKITTI)
+    (5, 5),  # trailer -> other-vehicle
+    (4, 4),  # truck
+    (9, 7),  # driveable_surface -> road
+    (12, 10),  # other_flat -> other-ground
+    (11, 9),  # sidewalk
+    (17, 14),  # terrain
+    (13, 11),  # manmade -> building
+    (15, 13),  # vegetation
+    (0, 0),  # free -> empty
 )
+#: Occ3D class (index) -> SemanticKITTI learning class; -1 = raw 99 "other-object" (ignored).
+OCC3D_TO_SEMANTICKITTI: tuple[int, ...] = tuple(kitti for kitti, _ in OCC3D_TO_KITTI_CLASSES)
 OTHER_OBJECT_RAW = 99
 
-#: Occ3D class (index) -> SSCBench-KITTI-360 learning class (:data:`occkit.labels.KITTI360_CLASSES`).
-OCC3D_TO_KITTI360: tuple[int, ...] = (
-    18,  # others -> other-object
-    12,  # barrier -> fence
-    2,  # bicycle
-    5,  # bus -> other-vehicle
-    1,  # car
-    5,  # construction_vehicle -> other-vehicle
-    3,  # motorcycle
-    6,  # pedestrian -> person
-    18,  # traffic_cone -> other-object
-    5,  # trailer -> other-vehicle
-    4,  # truck
-    7,  # driveable_surface -> road
-    10,  # other_flat -> other-ground
-    9,  # sidewalk
-    14,  # terrain
-    11,  # manmade -> building
-    13,  # vegetation
-    0,  # free -> empty
-)
+#: Occ3D class (index) -> SSCBench-KITTI-360 learning class.
+OCC3D_TO_KITTI360: tuple[int, ...] = tuple(kitti360 for _, kitti360 in OCC3D_TO_KITTI_CLASSES)
 
 
 def _occ3d_to_raw(occ3d: np.ndarray, table: tuple[int, ...], inv: np.ndarray) -> np.ndarray:
@@ -167,43 +153,48 @@ def kitti360_sequence_names(train: list[int], val: list[int]) -> dict[int, str]:
     return _names(train, val, train_names, val_names, "SSCBench-KITTI-360")
 
 
-class KittiLayout:
-    """Where and how the synthetic world's KITTI-style files are written: SemanticKITTI's layout
-    (this class, :data:`SEMANTICKITTI_LAYOUT`); :class:`Kitti360Layout` changes what differs."""
+class FrameVoxels(NamedTuple):
+    """A frame's voxel files, ``(256, 256, 32)`` each: the raw label ids and three masks."""
 
-    name = "SemanticKITTI"
+    raw: np.ndarray
+    invalid: np.ndarray
+    occluded: np.ndarray
+    occupancy: np.ndarray
+    """The input occupancy (the LiDAR points voxelised: the ``.bin`` file)."""
+
+
+@dataclass(frozen=True)
+class KittiLayout:
+    """Where and how the synthetic world's KITTI-style files are written: SemanticKITTI's files
+    (this class, :data:`SEMANTICKITTI_LAYOUT`); :class:`Kitti360Layout` writes what differs."""
+
+    name: str
+    """The layout's name in messages."""
+    sequences: str
+    """The folder of the sequences under the export."""
+    images: str
+    """The folder of a sequence's camera images under the sequence's folder."""
+    sequence_names: Callable[[list[int], list[int]], dict[int, str]]
+    """Scene index -> sequence name, from the training and validation scene indices."""
+    occ3d_to_raw: Callable[[np.ndarray], np.ndarray]
+    """Occ3D classes -> the layout's raw label ids."""
 
     def sequence_dir(self, out: Path, sequence: str) -> Path:
-        return out / "sequences" / sequence
+        return out / self.sequences / sequence
 
     def image_path(self, seq: Path, frame: str) -> Path:
-        return seq / "image_2" / f"{frame}.png"
-
-    def sequence_names(self, train: list[int], val: list[int]) -> dict[int, str]:
-        return sequence_names(train, val)
-
-    def occ3d_to_raw(self, occ3d: np.ndarray) -> np.ndarray:
-        return occ3d_to_semantickitti_raw(occ3d)
+        return seq / self.images / f"{frame}.png"
 
     def write_calibration(
         self, out: Path, seq: Path, P2: np.ndarray, Tr: np.ndarray, image_size: tuple[int, int]
     ) -> None:
         write_calib(seq / "calib.txt", P2, Tr)
 
-    def write_voxels(
-        self,
-        out: Path,
-        seq: Path,
-        frame: str,
-        raw: np.ndarray,
-        invalid: np.ndarray,
-        occluded: np.ndarray,
-        occupancy: np.ndarray,
-    ) -> None:
-        write_label(seq / "voxels" / f"{frame}.label", raw)
-        write_bitpacked(seq / "voxels" / f"{frame}.invalid", invalid)
-        write_bitpacked(seq / "voxels" / f"{frame}.occluded", occluded)
-        write_bitpacked(seq / "voxels" / f"{frame}.bin", occupancy)
+    def write_voxels(self, out: Path, seq: Path, frame: str, voxels: FrameVoxels) -> None:
+        write_label(seq / "voxels" / f"{frame}.label", voxels.raw)
+        write_bitpacked(seq / "voxels" / f"{frame}.invalid", voxels.invalid)
+        write_bitpacked(seq / "voxels" / f"{frame}.occluded", voxels.occluded)
+        write_bitpacked(seq / "voxels" / f"{frame}.bin", voxels.occupancy)
 
     def write_poses(self, seq: Path, poses: list[torch.Tensor]) -> None:
         """``poses``: each frame's camera pose relative to the first, ``(4, 4)`` float64."""
@@ -217,26 +208,12 @@ class KittiLayout:
 
     def started(self, out: Path) -> Path | None:
         """The folder a started export leaves, if there."""
-        p = out / "sequences"
+        p = out / self.sequences
         return p if p.exists() else None
 
 
 class Kitti360Layout(KittiLayout):
-    """The SSCBench-KITTI-360 layout (:mod:`occkit.data.kitti360`)."""
-
-    name = "SSCBench-KITTI-360"
-
-    def sequence_dir(self, out: Path, sequence: str) -> Path:
-        return out / "data_2d_raw" / sequence
-
-    def image_path(self, seq: Path, frame: str) -> Path:
-        return seq / "image_00" / "data_rect" / f"{frame}.png"
-
-    def sequence_names(self, train: list[int], val: list[int]) -> dict[int, str]:
-        return kitti360_sequence_names(train, val)
-
-    def occ3d_to_raw(self, occ3d: np.ndarray) -> np.ndarray:
-        return occ3d_to_kitti360_raw(occ3d)
+    """The SSCBench-KITTI-360 layout's files (:mod:`occkit.data.kitti360`)."""
 
     def write_calibration(
         self, out: Path, seq: Path, P2: np.ndarray, Tr: np.ndarray, image_size: tuple[int, int]
@@ -245,35 +222,25 @@ class Kitti360Layout(KittiLayout):
 
         write_calibration(out, P2, np.linalg.inv(np.asarray(Tr, dtype=np.float64)), image_size)
 
-    def write_voxels(
-        self,
-        out: Path,
-        seq: Path,
-        frame: str,
-        raw: np.ndarray,
-        invalid: np.ndarray,
-        occluded: np.ndarray,
-        occupancy: np.ndarray,
-    ) -> None:
+    def write_voxels(self, out: Path, seq: Path, frame: str, voxels: FrameVoxels) -> None:
         from occkit.data.kitti360 import labels_from_voxels, write_invalid, write_preprocessed, write_voxel_mask
 
-        write_label(seq / "voxels" / f"{frame}.label", raw)
-        write_invalid(seq / "voxels" / f"{frame}.invalid", invalid)
-        write_voxel_mask(seq / "voxels" / f"{frame}.bin", occupancy)
-        write_preprocessed(out, seq.name, frame, labels_from_voxels(raw, invalid, seq / "voxels" / f"{frame}.label"))
+        label = seq / "voxels" / f"{frame}.label"
+        write_label(label, voxels.raw)
+        write_invalid(seq / "voxels" / f"{frame}.invalid", voxels.invalid)
+        write_voxel_mask(seq / "voxels" / f"{frame}.bin", voxels.occupancy)
+        write_preprocessed(out, seq.name, frame, labels_from_voxels(voxels.raw, voxels.invalid, label))
 
     def write_poses(self, seq: Path, poses: list[torch.Tensor]) -> None:
         from occkit.data.kitti360 import write_cam0_to_world
 
         write_cam0_to_world(seq / "cam0_to_world.txt", {j: p.numpy() for j, p in enumerate(poses)})
 
-    def started(self, out: Path) -> Path | None:
-        p = out / "data_2d_raw"
-        return p if p.exists() else None
 
-
-SEMANTICKITTI_LAYOUT = KittiLayout()
-KITTI360_LAYOUT = Kitti360Layout()
+SEMANTICKITTI_LAYOUT = KittiLayout("SemanticKITTI", "sequences", "image_2", sequence_names, occ3d_to_semantickitti_raw)
+KITTI360_LAYOUT = Kitti360Layout(
+    "SSCBench-KITTI-360", "data_2d_raw", "image_00/data_rect", kitti360_sequence_names, occ3d_to_kitti360_raw
+)
 
 
 def T_ego_from_velodyne() -> torch.Tensor:
@@ -355,15 +322,8 @@ def export_semantickitti_scene(
         ov, dv = voxel_center_rays(K, T_vc, (H, W), grid, sem != FREE)
         cam_seen = camera_visibility(grid, sem != FREE, torch.cat([o, ov]), torch.cat([d, dv]))
         raw = layout.occ3d_to_raw(sem.numpy())
-        layout.write_voxels(
-            Path(out_dir),
-            seq,
-            name,
-            raw,
-            (~(lidar_seen | cam_seen)).numpy(),
-            (~lidar_seen).numpy(),
-            grid.voxelize(pts_v).numpy(),
-        )
+        invalid, occluded = (~(lidar_seen | cam_seen)).numpy(), (~lidar_seen).numpy()
+        layout.write_voxels(Path(out_dir), seq, name, FrameVoxels(raw, invalid, occluded, grid.voxelize(pts_v).numpy()))
         ex = seq / "extras"
         save_npz_atomic(
             ex / f"{name}.npz",

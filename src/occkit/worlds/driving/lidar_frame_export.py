@@ -201,21 +201,18 @@ def _surroundocc_label(out: Path, scene_token: str, lidar_token: str, lidar_file
     return write_surroundocc_label(Path(out) / LABEL_DIR / label_file_name(lidar_file), dense)
 
 
-def write_openoccupancy(
-    out: str | os.PathLike, config: SynthConfig, overwrite: bool = False, progress: bool = False
-) -> Path:
-    """The world (a :class:`~occkit.worlds.driving.SynthConfig`) in OpenOccupancy's layout
-    (:mod:`occkit.data.openoccupancy`) under ``out``; resumable."""
-    return export_lidar_frame_layout(
-        out, config, openoccupancy_grid(), _openoccupancy_label, "openoccupancy", overwrite=overwrite, progress=progress
-    )
+#: Each layout's grid and label writer, by the layout's format name.
+_LAYOUTS: dict[str, tuple[Callable[[], Grid], LabelWriter]] = {
+    "openoccupancy": (openoccupancy_grid, _openoccupancy_label),
+    "surroundocc": (surroundocc_grid, _surroundocc_label),
+}
 
 
-def write_surroundocc(
-    out: str | os.PathLike, config: SynthConfig, overwrite: bool = False, progress: bool = False
+def write_lidar_frame_layout(
+    layout: str, out: str | os.PathLike, config: SynthConfig, overwrite: bool = False, progress: bool = False
 ) -> Path:
-    """The world (a :class:`~occkit.worlds.driving.SynthConfig`) in SurroundOcc's layout
-    (:mod:`occkit.data.surroundocc`) under ``out``; resumable."""
-    return export_lidar_frame_layout(
-        out, config, surroundocc_grid(), _surroundocc_label, "surroundocc", overwrite=overwrite, progress=progress
-    )
+    """The world (a :class:`~occkit.worlds.driving.SynthConfig`) under ``out`` in the layout named
+    ``layout``: ``"openoccupancy"`` (OpenOccupancy's, :mod:`occkit.data.openoccupancy`) or
+    ``"surroundocc"`` (SurroundOcc's, :mod:`occkit.data.surroundocc`); resumable."""
+    grid, write_label = _LAYOUTS[layout]
+    return export_lidar_frame_layout(out, config, grid(), write_label, layout, overwrite=overwrite, progress=progress)

@@ -262,13 +262,10 @@ def _taken(fmt: Any) -> str:
     return ", ".join(flags[k] for k in sorted(_taken_options(fmt)) if k in flags) or "no options"
 
 
-#: What occkit's scoring loop takes of every format it scores (``evaluate_predictions``): the region,
-#: the processes.
-LOOP_OPTIONS = frozenset({"region", "processes"})
-
-
 def _taken_options(fmt: Any) -> frozenset[str]:
     """The options of a format's folder scoring: its own, and the loop's where occkit's loop scores it."""
+    from occkit.formats.evaluate import LOOP_OPTIONS
+
     return fmt.folder_options | (LOOP_OPTIONS if fmt.evaluate_folder is None else frozenset())
 
 

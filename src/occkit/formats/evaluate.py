@@ -33,6 +33,10 @@ from occkit.metrics.evaluate import (
     progress_bar,
 )
 
+#: What the scoring loop (:func:`evaluate_predictions`) takes of every format it scores, beyond the format's
+#: own ``folder_options``: the region (``--frustum``) and the processes.
+LOOP_OPTIONS = frozenset({"region", "processes"})
+
 
 def detect_format_name(gt_root: str | os.PathLike, pred_root: str | os.PathLike | None = None) -> str:
     """The name of the format of the dataset folder ``gt_root`` (the registry's

@@ -28,7 +28,7 @@ def test_a_class_map_that_is_not_utf8_names_the_file(tiny_occ3d_root, tmp_path, 
     cmap.write_bytes(b"from: occ3d\nto: surroundocc\n# caf\xe9 \xff\n")
     assert main(_convert(tiny_occ3d_root, tmp_path / "o", "--to", "surroundocc", "--class-map", str(cmap))) == 1
     err = _last_line(capsys)  # was: 'utf-8' codec can't decode byte 0xe9 ..., no file named
-    assert f"{cmap}: not UTF-8 text (byte 0xe9 at offset 33)" in err, err
+    assert f"{cmap}:3: not UTF-8 text (byte 0xe9 at offset 33); save the YAML file as UTF-8" in err, err
 
 
 def test_a_duplicate_yaml_key_is_named_as_such(tiny_occ3d_root, tmp_path, capsys):

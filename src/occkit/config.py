@@ -223,16 +223,9 @@ def _unique_key_loader() -> type:
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML mapping; errors name the file (not UTF-8 text, invalid YAML, a key given twice)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such config file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); YAML files are read as "
-            "UTF-8: save it as UTF-8"
-        ) from None
+    from occkit.fileio import read_utf8_text
+
+    text = read_utf8_text(Path(path), "YAML file", ConfigError)
     try:
         data = yaml.load(text, Loader=_unique_key_loader()) or {}  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as e:

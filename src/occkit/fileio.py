@@ -20,6 +20,22 @@ from typing import IO, Any
 import numpy as np
 
 
+def read_utf8_text(path: Path, what: str, error: type[Exception]) -> str:
+    """The text of the file ``path`` (a ``what``: "ablation spec", "YAML file") read as UTF-8. A missing
+    file raises ``FileNotFoundError``, bytes that are not UTF-8 raise ``error``: both name the file, the
+    second also the line, the byte and its offset."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise error(
+            f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+            f"save the {what} as UTF-8"
+        ) from None
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(f)`` on a temporary binary file next to ``path``, then rename it to ``path``."""
     path = Path(path)

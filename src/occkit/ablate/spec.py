@@ -110,6 +110,7 @@ from typing import Any
 import yaml
 
 from occkit.ablate.scorers import COMMON_KEYS, PATH_OPTIONS, REQUIRED, SCORERS, score_columns
+from occkit.fileio import read_utf8_text
 
 #: The occkit verbs a stage may run.
 STAGE_COMMANDS: tuple[str, ...] = (
@@ -218,15 +219,7 @@ def _node_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], file: Pat
 def read_spec_file(path: str | Path) -> tuple[dict[str, Any], Locator]:
     """The spec's mapping and the line of every key and list item; errors name the file."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such ablation spec")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise SpecError(
-            f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); save the spec as UTF-8"
-        ) from None
+    text = read_utf8_text(path, "ablation spec", SpecError)
     loc = Locator(path)
     try:
         loader = yaml.SafeLoader(text)

@@ -14,16 +14,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from occkit.data.kitti360 import (
-    KITTI360_SPLITS,
-    Kitti360Dataset,
-    index_predictions,
-    prediction_path,
-    read_prediction,
-    write_prediction,
-)
+from occkit.data import kitti360 as layout
+from occkit.data.kitti360 import KITTI360_SPLITS, Kitti360Dataset, prediction_path
 from occkit.formats._kitti_labels import KITTI360_WRITER
-from occkit.formats.spec import ClassTable, DatasetFormat, OpenOptions, PredictionFiles, open_one_camera
+from occkit.formats.spec import (
+    MONOCULAR_SSC,
+    ClassTable,
+    OpenOptions,
+    format_of_module,
+    open_one_camera,
+    refuse_another_class_count,
+)
 from occkit.geometry.grid import semantickitti_grid
 from occkit.labels import KITTI360_CLASSES, KITTI360_IGNORE, KITTI360_NUM_CLASSES, KITTI360_PALETTE
 from occkit.metrics.ssc import SSCMetric
@@ -31,6 +32,17 @@ from occkit.metrics.ssc import SSCMetric
 #: SSCBench's scoring conventions (its ``SSCMetrics.get_stats``): per-class IoU ``tp / (tp + fp +
 #: fn + 1e-5)``, completion scores 0 when no occupied voxel is predicted right.
 SSCBENCH_EPS = 1e-5
+#: SSCBench-KITTI-360's 19 learning classes (0 = empty), 255 = ignored.
+TABLE = ClassTable(KITTI360_CLASSES, free=0, ignore=KITTI360_IGNORE, palette=KITTI360_PALETTE)
+#: The SemanticKITTI grid: (256, 256, 32) voxels of 0.2 m in front of the LiDAR.
+GRID = semantickitti_grid()
+#: The one camera of every frame.
+CAMERAS = (Kitti360Dataset.CAMERA,)
+#: How ``occkit convert`` writes a dataset's labels in this layout.
+LABEL_WRITER = KITTI360_WRITER
+#: The prediction files' index and reader: the layout's own.
+prediction_files = layout.index_predictions
+read_prediction = layout.read_prediction
 
 
 class SSCBenchMetric(SSCMetric):
@@ -74,17 +86,18 @@ def open_split(root: Path, split: str, options: OpenOptions) -> Kitti360Dataset:
 def metrics(options: dict[str, Any] | None = None) -> list[SSCBenchMetric]:
     """A fresh :class:`SSCBenchMetric` (options: ``device``; ``num_classes``, the model's, must be 19)."""
     options = options or {}
-    n = options.get("num_classes")
-    if n is not None and int(n) != KITTI360_NUM_CLASSES:
-        raise ValueError(
-            f"SSCBench-KITTI-360 has {KITTI360_NUM_CLASSES} classes but the model predicts {n}: use the "
-            f"kitti360-mono preset or --set model.num_classes={KITTI360_NUM_CLASSES}"
-        )
+    refuse_another_class_count(options, TABLE, "SSCBench-KITTI-360", "kitti360-mono")
     return [SSCBenchMetric(device=options.get("device"))]
 
 
-def _write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
-    return write_prediction(prediction_path(folder, token), labels)
+def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
+    """``<folder>/<seq>/<frame>.label`` (:func:`occkit.data.kitti360.prediction_path`) of a frame's classes."""
+    return layout.write_prediction(prediction_path(folder, token), labels)
+
+
+def prediction_relpath(token: str) -> str:
+    """Token ``"<seq>/<frame>"`` -> the prediction file's path under the predictions folder."""
+    return str(prediction_path(".", token))
 
 
 def write_synthetic(out: Path, config: Any) -> None:
@@ -95,29 +108,13 @@ def write_synthetic(out: Path, config: Any) -> None:
     export_kitti360(out, config, overwrite=True, progress=True, resume=True)
 
 
-FORMAT = DatasetFormat(
+FORMAT = format_of_module(
+    __name__,
     name="kitti360",
-    summary="SSCBench-KITTI-360 (data_2d_raw/, preprocess/labels/; one camera, 19 classes, 0 = empty)",
-    modality="monocular",
-    classes=ClassTable(KITTI360_CLASSES, free=0, ignore=KITTI360_IGNORE, palette=KITTI360_PALETTE),
-    grid=semantickitti_grid(),
-    label_frame="lidar",
-    splits=tuple(KITTI360_SPLITS),
-    detect=detect,
-    open=open_split,
-    metrics=metrics,
-    predictions=PredictionFiles(
-        write=_write_prediction,
-        index=index_predictions,
-        read=read_prediction,
-        relpath=lambda token: str(prediction_path(".", token)),
-    ),
-    write_synthetic=write_synthetic,
-    cameras=(Kitti360Dataset.CAMERA,),
-    folder_options=frozenset({"metrics"}),
-    metric_names=("ssc", "miou"),
-    table_keys=("ssc_miou", "completion_iou", "precision", "recall"),
     title="SSCBench-KITTI-360",
     priority=95,  # its folders (data_2d_raw/) are no other format's: after occkit's first two
-    label_writer=KITTI360_WRITER,
+    summary="SSCBench-KITTI-360 (data_2d_raw/, preprocess/labels/; one camera, 19 classes, 0 = empty)",
+    label_frame="lidar",
+    splits=tuple(KITTI360_SPLITS),
+    **MONOCULAR_SSC,
 )

@@ -21,39 +21,40 @@ import numpy as np
 from occkit.data.nyu import NYUDataset, is_nyu_root
 from occkit.fileio import load_npz, save_npz_atomic
 from occkit.formats.spec import (
+    MONOCULAR_SSC,
     ClassTable,
-    DatasetFormat,
     OpenOptions,
-    PredictionFiles,
     PriorVocabulary,
+    format_of_module,
     open_one_camera,
+    refuse_another_class_count,
 )
 from occkit.geometry.grid import nyu_grid
 from occkit.labels import NYU_CLASSES, NYU_IGNORE, NYU_NUM_CLASSES, NYU_PALETTE
 from occkit.metrics.ssc import NYUSSCMetric
 
+#: NYUv2's 12 classes (SSCNet's 11 + empty, 0 = empty), 255 = unknown.
+TABLE = ClassTable(names=NYU_CLASSES, free=0, ignore=NYU_IGNORE, palette=NYU_PALETTE)
+#: MonoScene's (60, 60, 36) grid of 0.08 m voxels in the room's world frame.
+GRID = nyu_grid()
+#: The one camera of every frame.
 CAMERAS = (NYUDataset.CAMERA,)
 
 
-def _detect(root: Path) -> str | None:
+def detect(root: Path) -> str | None:
     if is_nyu_root(root):
         return "it holds NYUtrain/ or NYUtest/ (MonoScene's NYUv2 layout)"
     return None
 
 
-def _open(root: Path, split: str, options: OpenOptions) -> NYUDataset:
+def open_split(root: Path, split: str, options: OpenOptions) -> NYUDataset:
     return open_one_camera(NYUDataset, "the NYUv2 layout", root, split, options)
 
 
-def _metrics(options: dict[str, Any]) -> list[NYUSSCMetric]:
+def metrics(options: dict[str, Any]) -> list[NYUSSCMetric]:
     """A fresh :class:`NYUSSCMetric` (options: ``device``; ``num_classes``, the model's, must be
     12; ``mask`` unused: MonoScene scores every known voxel)."""
-    n = options.get("num_classes")
-    if n is not None and int(n) != NYU_NUM_CLASSES:
-        raise ValueError(
-            f"NYUv2 has {NYU_NUM_CLASSES} classes but the model predicts {n}: use the nyu-mono preset or "
-            f"--set model.num_classes={NYU_NUM_CLASSES}"
-        )
+    refuse_another_class_count(options, TABLE, "NYUv2", "nyu-mono")
     return [NYUSSCMetric(options.get("device"))]
 
 
@@ -65,14 +66,14 @@ def prediction_relpath(token: str) -> str:
 def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     """``folder/<token>.npz`` holding ``semantics`` uint8 ``(60, 60, 36)`` (atomically)."""
     labels = np.asarray(labels)
-    if labels.shape != nyu_grid().shape:
-        raise ValueError(f"{token}: prediction has shape {labels.shape}, expected {nyu_grid().shape}")
+    if labels.shape != GRID.shape:
+        raise ValueError(f"{token}: prediction has shape {labels.shape}, expected {GRID.shape}")
     return save_npz_atomic(
         Path(folder) / prediction_relpath(token), semantics=np.ascontiguousarray(labels.astype(np.uint8))
     )
 
 
-def index_predictions(folder: Path) -> dict[str, Path]:
+def prediction_files(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(Path(folder).glob("*.npz"))}
 
 
@@ -80,8 +81,8 @@ def read_prediction(path: Path) -> np.ndarray:
     """A prediction file as ``(60, 60, 36)`` uint8 classes; a wrong key, shape, dtype or class raises naming it."""
     z = load_npz(path, keys=("semantics",))
     sem = z["semantics"]
-    if sem.shape != nyu_grid().shape:
-        raise ValueError(f"{path}: 'semantics' has shape {sem.shape}, expected {nyu_grid().shape}")
+    if sem.shape != GRID.shape:
+        raise ValueError(f"{path}: 'semantics' has shape {sem.shape}, expected {GRID.shape}")
     if not np.issubdtype(sem.dtype, np.integer):
         raise ValueError(f"{path}: 'semantics' has dtype {sem.dtype}, expected integer classes (uint8)")
     if sem.size and (int(sem.min()) < 0 or int(sem.max()) >= NYU_NUM_CLASSES):
@@ -147,7 +148,7 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
     write_json_atomic(root / INDEX_FILE, {"generated": True, "frames": index})
 
 
-def _write_synthetic(out: Path, config: Any) -> None:
+def write_synthetic(out: Path, config: Any) -> None:
     """The procedural indoor world (an :class:`~occkit.worlds.indoor.IndoorConfig`) in this
     layout, into ``out``; resumable (rooms already written there are kept)."""
     from occkit.worlds.indoor import generate_indoor
@@ -155,7 +156,7 @@ def _write_synthetic(out: Path, config: Any) -> None:
     generate_indoor(out, config, progress=True, resume=True)
 
 
-def _prior_vocabulary() -> PriorVocabulary:
+def prior_vocabulary() -> PriorVocabulary:
     """The 2D priors' names of NYUv2's classes (occkit's choice, no paper prompts indoors [own]): the
     free class ``empty`` stands for the pixels that show no surface (the indoor world's rays that hit
     nothing); the confusions of the oracle prior's error model: objects (chair 5, bed 6, sofa 7,
@@ -196,28 +197,14 @@ def _prior_vocabulary() -> PriorVocabulary:
     )
 
 
-FORMAT = DatasetFormat(
+FORMAT = format_of_module(
+    __name__,
     name="nyu",
     title="NYUv2",
     summary="NYUv2 semantic scene completion in MonoScene's layout (NYUtrain/, NYUtest/: colour, depth, .bin; "
     "one camera, kinect)",
-    modality="monocular",
-    classes=ClassTable(names=NYU_CLASSES, free=0, ignore=NYU_IGNORE, palette=NYU_PALETTE),
-    grid=nyu_grid(),
     label_frame="world",
     splits=("train", "test", "val"),
-    detect=_detect,
-    open=_open,
-    metrics=_metrics,
-    predictions=PredictionFiles(
-        write=write_prediction, index=index_predictions, read=read_prediction, relpath=prediction_relpath
-    ),
-    write_synthetic=_write_synthetic,
-    write_generated=write_generated,
-    cameras=CAMERAS,
     world="indoor",
-    folder_options=frozenset({"metrics"}),
-    metric_names=("ssc", "miou"),
-    table_keys=("ssc_miou", "completion_iou", "precision", "recall"),
-    prior_vocabulary=_prior_vocabulary,
+    **MONOCULAR_SSC,
 )

@@ -18,12 +18,16 @@ import numpy as np
 
 from occkit.fileio import load_npz
 from occkit.formats._nusc_labels import OCC3D_WRITER
-from occkit.formats.spec import ClassTable, DatasetFormat, Metric, OpenOptions, PredictionFiles, PriorVocabulary
+from occkit.formats.spec import ClassTable, Metric, OpenOptions, PriorVocabulary, format_of_module
 from occkit.geometry.grid import occ3d_grid
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES, OCC3D_PALETTE
 
 #: The Occ3D-nuScenes grid: (200, 200, 16) voxels of 0.4 m.
 GRID = occ3d_grid()
+#: Occ3D-nuScenes' 18 classes (17 = free), 255 = ignored.
+TABLE = ClassTable(names=OCC3D_CLASSES, free=OCC3D_FREE, ignore=255, palette=OCC3D_PALETTE)
+#: How ``occkit convert`` writes a dataset's labels in this layout.
+LABEL_WRITER = OCC3D_WRITER
 
 
 def detect(root: Path) -> str | None:
@@ -259,27 +263,16 @@ def prior_vocabulary() -> PriorVocabulary:
     )
 
 
-FORMAT = DatasetFormat(
+FORMAT = format_of_module(
+    __name__,
     name="occ3d",
     title="Occ3D-nuScenes",
     priority=10,
     summary="Occ3D-nuScenes (annotations.json, gts/<scene>/<token>/labels.npz; six cameras)",
     modality="multi-camera",
-    classes=ClassTable(names=OCC3D_CLASSES, free=OCC3D_FREE, ignore=255, palette=OCC3D_PALETTE),
-    grid=GRID,
     label_frame="ego",
     ground_z=0.0,  # nuScenes' ego frame sits on the road
     splits=("train", "val"),
-    detect=detect,
-    open=open_split,
-    metrics=metrics,
-    predictions=PredictionFiles(
-        write=write_prediction, index=prediction_files, read=read_prediction, relpath=prediction_relpath
-    ),
-    write_synthetic=write_synthetic,
-    write_generated=write_generated,
     folder_options=frozenset({"mask", "metrics", "infos"}),
     metric_names=("miou", "rayiou"),
-    label_writer=OCC3D_WRITER,
-    prior_vocabulary=prior_vocabulary,
 )

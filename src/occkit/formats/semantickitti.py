@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from occkit.formats._kitti_labels import SEMANTICKITTI_WRITER
-from occkit.formats.spec import ClassTable, DatasetFormat, Metric, OpenOptions, PredictionFiles, open_one_camera
+from occkit.formats.spec import MONOCULAR_SSC, ClassTable, Metric, OpenOptions, format_of_module, open_one_camera
 from occkit.geometry.grid import semantickitti_grid
 from occkit.labels import (
     SEMANTICKITTI_CLASSES,
@@ -27,7 +27,14 @@ from occkit.labels import (
     SEMANTICKITTI_PALETTE,
 )
 
+#: SemanticKITTI's 20 learning classes (0 = empty), 255 = ignored.
+TABLE = ClassTable(names=SEMANTICKITTI_CLASSES, free=0, ignore=SEMANTICKITTI_IGNORE, palette=SEMANTICKITTI_PALETTE)
+#: The (256, 256, 32) grid of 0.2 m voxels in front of the LiDAR.
+GRID = semantickitti_grid()
+#: The one camera of every frame.
 CAMERAS = ("image_2",)
+#: How ``occkit convert`` writes a dataset's labels in this layout.
+LABEL_WRITER = SEMANTICKITTI_WRITER
 
 
 def detect(root: Path) -> str | None:
@@ -91,26 +98,13 @@ def write_synthetic(out: Path, config: Any) -> None:
     export_semantickitti(out, config, overwrite=True, progress=True, resume=True)
 
 
-FORMAT = DatasetFormat(
+FORMAT = format_of_module(
+    __name__,
     name="semantickitti",
     title="SemanticKITTI",
     priority=90,
     summary="SemanticKITTI SSC (sequences/<XX>/voxels/*.label, calib.txt; one camera, image_2)",
-    modality="monocular",
-    classes=ClassTable(names=SEMANTICKITTI_CLASSES, free=0, ignore=SEMANTICKITTI_IGNORE, palette=SEMANTICKITTI_PALETTE),
-    grid=semantickitti_grid(),
     label_frame="lidar",
     splits=("train", "val", "test"),
-    detect=detect,
-    open=open_split,
-    metrics=metrics,
-    predictions=PredictionFiles(
-        write=write_prediction, index=prediction_files, read=read_prediction, relpath=prediction_relpath
-    ),
-    write_synthetic=write_synthetic,
-    cameras=CAMERAS,
-    folder_options=frozenset({"metrics"}),
-    metric_names=("ssc", "miou"),
-    table_keys=("ssc_miou", "completion_iou", "precision", "recall"),
-    label_writer=SEMANTICKITTI_WRITER,
+    **MONOCULAR_SSC,
 )

@@ -493,6 +493,88 @@ class DatasetFormat:
         return self.source.startswith("entry point")
 
 
+#: The names a format module gives its roles, each beside the :class:`DatasetFormat` field it fills
+#: (docs/design.md, "A format module"): :func:`format_of_module` reads each one the module defines.
+MODULE_ROLES: Mapping[str, str] = MappingProxyType(
+    {
+        "TABLE": "classes",
+        "GRID": "grid",
+        "CAMERAS": "cameras",
+        "LABEL_WRITER": "label_writer",
+        "detect": "detect",
+        "open_split": "open",
+        "metrics": "metrics",
+        "write_synthetic": "write_synthetic",
+        "write_generated": "write_generated",
+        "prior_vocabulary": "prior_vocabulary",
+    }
+)
+#: The module's four prediction-file functions, each beside the :class:`PredictionFiles` field it fills.
+PREDICTION_ROLES: Mapping[str, str] = MappingProxyType(
+    {
+        "write_prediction": "write",
+        "prediction_files": "index",
+        "read_prediction": "read",
+        "prediction_relpath": "relpath",
+    }
+)
+#: The roles every format module defines.
+REQUIRED_ROLES: tuple[str, ...] = ("TABLE", "GRID", "detect", "open_split", "metrics", *PREDICTION_ROLES)
+
+#: What the monocular semantic-scene-completion formats (SemanticKITTI, SSCBench-KITTI-360, NYUv2)
+#: declare alike: one camera's images, scored by the SSC metrics (``--metrics ssc,miou``, no ``--mask``),
+#: the SSC summary lines under the per-class table.
+MONOCULAR_SSC: Mapping[str, Any] = MappingProxyType(
+    {
+        "modality": "monocular",
+        "folder_options": frozenset({"metrics"}),
+        "metric_names": ("ssc", "miou"),
+        "table_keys": ("ssc_miou", "completion_iou", "precision", "recall"),
+    }
+)
+
+
+def refuse_another_class_count(options: Mapping[str, Any], table: ClassTable, title: str, preset: str) -> None:
+    """For a format whose metric fixes its class table: a ``ValueError`` naming the preset to use when
+    the metric options' ``num_classes`` (the model's) is given and is not the table's."""
+    n, want = options.get("num_classes"), table.num_classes
+    if n is not None and int(n) != want:
+        raise ValueError(
+            f"{title} has {want} classes but the model predicts {n}: use the {preset} preset or "
+            f"--set model.num_classes={want}"
+        )
+
+
+def format_of_module(module_name: str, **fields: Any) -> DatasetFormat:
+    """The :class:`DatasetFormat` of the format module ``module_name`` (its ``__name__``, called at the
+    module's end as ``FORMAT = format_of_module(__name__, name=..., ...)``): every role the module
+    defines under its name in :data:`MODULE_ROLES` and :data:`PREDICTION_ROLES`, then ``fields`` (the
+    format's identity and what is no role of a module's: ``name``, ``summary``, ``splits`` ...).
+
+    Raises:
+        TypeError: the module lacks a role of :data:`REQUIRED_ROLES`, or ``fields`` gives a role the
+            module already defines (one home for each role).
+    """
+    import sys
+
+    module = sys.modules[module_name]
+    missing = [name for name in REQUIRED_ROLES if not hasattr(module, name)]
+    if missing:
+        raise TypeError(
+            f"{module_name}: a format module defines {', '.join(missing)} (docs/design.md, 'A format module')"
+        )
+    roles: dict[str, Any] = {
+        field: getattr(module, name) for name, field in MODULE_ROLES.items() if hasattr(module, name)
+    }
+    roles["predictions"] = PredictionFiles(**{field: getattr(module, name) for name, field in PREDICTION_ROLES.items()})
+    twice = sorted(set(roles) & set(fields))
+    if twice:
+        raise TypeError(
+            f"{module_name}: {', '.join(twice)} given as an argument and by the module's own name: one home each"
+        )
+    return DatasetFormat(**roles, **fields)
+
+
 class FormatPluginError(ValueError):
     """A format of another package failed in one of its parts (``detect``, ``open``, ``metrics`` or a
     metric's ``update`` / ``compute``): the one line names the format, its entry point and the error,

@@ -24,6 +24,7 @@ from occkit.formats.spec import (
     format_of_module,
     open_one_camera,
     refuse_another_class_count,
+    world_writer,
 )
 from occkit.geometry.grid import semantickitti_grid
 from occkit.labels import KITTI360_CLASSES, KITTI360_IGNORE, KITTI360_NUM_CLASSES, KITTI360_PALETTE
@@ -100,12 +101,8 @@ def prediction_relpath(token: str) -> str:
     return str(prediction_path(".", token))
 
 
-def write_synthetic(out: Path, config: Any) -> None:
-    """The synthetic world (a :class:`~occkit.worlds.driving.SynthConfig`) in this layout, into ``out``;
-    resumable (scenes already written there are kept)."""
-    from occkit.worlds.driving.kitti_export import export_kitti360
-
-    export_kitti360(out, config, overwrite=True, progress=True, resume=True)
+#: The synthetic world in this layout (``occkit synth --format kitti360``).
+write_synthetic = world_writer("occkit.worlds.driving.kitti_export:export_kitti360", overwrite=True)
 
 
 FORMAT = format_of_module(

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from occkit.formats.occ3d import FORMAT as OCC3D
+from occkit.formats.spec import world_writer
 
 
 def detect(root: Path) -> str | None:
@@ -32,10 +32,8 @@ def detect(root: Path) -> str | None:
     return None
 
 
-def write_synthetic(out: Path, config: Any) -> None:
-    from occkit.worlds.driving.nuscenes_export import export_nuscenes
-
-    export_nuscenes(out, config, overwrite=True, progress=True, resume=True)
+#: The synthetic world as Occ3D-nuScenes plus its nuScenes tables (``occkit synth --format nuscenes``).
+write_synthetic = world_writer("occkit.worlds.driving.nuscenes_export:export_nuscenes", overwrite=True)
 
 
 FORMAT = replace(

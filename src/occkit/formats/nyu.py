@@ -28,6 +28,7 @@ from occkit.formats.spec import (
     format_of_module,
     open_one_camera,
     refuse_another_class_count,
+    world_writer,
 )
 from occkit.geometry.grid import nyu_grid
 from occkit.labels import NYU_CLASSES, NYU_IGNORE, NYU_NUM_CLASSES, NYU_PALETTE
@@ -148,12 +149,8 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
     write_json_atomic(root / INDEX_FILE, {"generated": True, "frames": index})
 
 
-def write_synthetic(out: Path, config: Any) -> None:
-    """The procedural indoor world (an :class:`~occkit.worlds.indoor.IndoorConfig`) in this
-    layout, into ``out``; resumable (rooms already written there are kept)."""
-    from occkit.worlds.indoor import generate_indoor
-
-    generate_indoor(out, config, progress=True, resume=True)
+#: The procedural indoor world (an :class:`~occkit.worlds.indoor.IndoorConfig`) in this layout.
+write_synthetic = world_writer("occkit.worlds.indoor:generate_indoor")
 
 
 def prior_vocabulary() -> PriorVocabulary:

@@ -18,7 +18,7 @@ import numpy as np
 
 from occkit.fileio import load_npz
 from occkit.formats._nusc_labels import OCC3D_WRITER
-from occkit.formats.spec import ClassTable, Metric, OpenOptions, PriorVocabulary, format_of_module
+from occkit.formats.spec import ClassTable, Metric, OpenOptions, PriorVocabulary, format_of_module, world_writer
 from occkit.geometry.grid import occ3d_grid
 from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES, OCC3D_PALETTE
 
@@ -166,10 +166,8 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
     )
 
 
-def write_synthetic(out: Path, config: Any) -> None:
-    from occkit.worlds.driving import generate_dataset
-
-    generate_dataset(out, config, overwrite=True, progress=True, resume=True)
+#: The synthetic world in this layout (``occkit synth``, whose default format this is).
+write_synthetic = world_writer("occkit.worlds.driving:generate_dataset", overwrite=True)
 
 
 #: The name of the free class in 2D: the pixels that show no surface are the sky.

@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from occkit.formats._kitti_labels import SEMANTICKITTI_WRITER
-from occkit.formats.spec import MONOCULAR_SSC, ClassTable, Metric, OpenOptions, format_of_module, open_one_camera
+from occkit.formats.spec import (
+    MONOCULAR_SSC,
+    ClassTable,
+    Metric,
+    OpenOptions,
+    format_of_module,
+    open_one_camera,
+    world_writer,
+)
 from occkit.geometry.grid import semantickitti_grid
 from occkit.labels import (
     SEMANTICKITTI_CLASSES,
@@ -92,10 +100,8 @@ def read_prediction(path: str | os.PathLike) -> np.ndarray:
     return pred
 
 
-def write_synthetic(out: Path, config: Any) -> None:
-    from occkit.worlds.driving.kitti_export import export_semantickitti
-
-    export_semantickitti(out, config, overwrite=True, progress=True, resume=True)
+#: The synthetic world in this layout (``occkit synth --format semantickitti``).
+write_synthetic = world_writer("occkit.worlds.driving.kitti_export:export_semantickitti", overwrite=True)
 
 
 FORMAT = format_of_module(

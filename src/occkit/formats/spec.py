@@ -534,6 +534,24 @@ MONOCULAR_SSC: Mapping[str, Any] = MappingProxyType(
 )
 
 
+def world_writer(target: str, **options: Any) -> Callable[[Path, Any], None]:
+    """A format's ``write_synthetic`` (:attr:`DatasetFormat.write_synthetic`): the procedural world's
+    writer ``target`` (``"module:function"``, imported when it is called: a format module imports no
+    world) run into ``out`` with its config, resumably (``resume=True``: the scenes a stopped run
+    finished are kept) and with a line per scene (``progress=True``), plus ``options`` (``overwrite=True``
+    for the writers that take it)."""
+    module_name, _, attribute = target.partition(":")
+
+    def write_synthetic(out: Path, config: Any) -> None:
+        import importlib
+
+        writer = getattr(importlib.import_module(module_name), attribute)
+        writer(out, config, progress=True, resume=True, **options)
+
+    write_synthetic.__qualname__ = f"world_writer({target!r})"
+    return write_synthetic
+
+
 def refuse_another_class_count(options: Mapping[str, Any], table: ClassTable, title: str, preset: str) -> None:
     """For a format whose metric fixes its class table: a ``ValueError`` naming the preset to use when
     the metric options' ``num_classes`` (the model's) is given and is not the table's."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_targets
 from pathlib import Path
 from typing import Any
 
@@ -116,18 +117,31 @@ def evaluate_predictions(
     """
     if processes < 1:
         raise ValueError(f"processes: expected >= 1, got {processes}")
-    if region is not None and class_map is not None:
-        raise ValueError("--frustum with --class-map: the common classes are scored inside the format's own voxels")
+    if class_map is not None:  # an adapter around the loop, which knows nothing of class maps
+        if region is not None:
+            raise ValueError("--frustum with --class-map: the common classes are scored inside the format's own voxels")
+        out = evaluate_predictions(
+            _on_common_classes(fmt, gt_root, class_map, device),
+            gt_root,
+            pred_dir,
+            split,
+            allow_missing,
+            device,
+            workers,
+            progress,
+            batch_size,
+            **options,
+        )
+        out["benchmark"] = f"{fmt.name} on the common classes of {class_map.path.stem}"
+        out["class_map"] = str(class_map.path)
+        return out
     if region is not None and fmt.classes.ignore is None:
         raise ValueError(
             f"--frustum: the {fmt.display_name} format's class table has no ignore id, through which occkit leaves "
             "the voxels outside the region unscored"
         )
-    files, source = fmt.predictions, None
-    if class_map is not None:
-        source = _class_map_source(fmt, gt_root, class_map)
-        files = source.predictions
-    metrics = _new_metrics(fmt, class_map, device, options)
+    files = fmt.predictions
+    metrics = _new_metrics(fmt, device, options)
     if region is not None:
         for m in metrics:
             reason = getattr(m, "region_refused", None)
@@ -146,19 +160,14 @@ def evaluate_predictions(
     _bind(metrics, ds, tokens)  # what a metric reads beyond the labels, checked before any frame is counted
 
     processes = max(1, min(processes, len(tokens) // 2))  # two frames at least per process
-    shardable = class_map is None and formats().get(fmt.name) is fmt and torch.device(device).type == "cpu"
+    shardable = formats().get(fmt.name) is fmt and torch.device(device).type == "cpu"
     if processes > 1 and shardable:
         job = _Job(fmt.name, str(gt_root), split, options, region, batch_size)
         _count_in_processes(job, metrics, pred_files, tokens, workers, processes, progress)
     else:
-        resample = None
-        if class_map is not None:
-            from occkit.formats.resample import PredictionResampler
-
-            resample = PredictionResampler(source, fmt, ds)
         bar = progress_bar(len(tokens), progress)
-        frames = _Frames(fmt, ds, gt_root, split, files, pred_files, region, resample, metrics)
-        _count(frames, metrics, tokens, class_map, device, batch_size, workers, None if bar is None else bar.update)
+        frames = _Frames(fmt, ds, gt_root, split, files, pred_files, region, metrics)
+        _count(frames, metrics, tokens, device, batch_size, workers, None if bar is None else bar.update)
         if bar is not None:
             bar.close()
     out: dict[str, Any] = {"benchmark": fmt.name, "split": split}
@@ -166,9 +175,6 @@ def evaluate_predictions(
         for k, v in m.compute().items():
             out.setdefault(k, v)
     out["missing"], out["extra"] = n_missing, n_extra
-    if class_map is not None:
-        out["benchmark"] = f"{fmt.name} on the common classes of {class_map.path.stem}"
-        out["class_map"] = str(class_map.path)
     if region is not None:
         out["region"] = str(region)
     return out
@@ -196,14 +202,80 @@ def _class_map_source(fmt: Any, gt_root: Any, class_map: Any) -> Any:
     return source
 
 
-def _new_metrics(fmt: Any, class_map: Any, device: Any, options: dict[str, Any]) -> list[Any]:
-    """The metrics of one count: the format's (``fmt.new_metrics``), or a class map's mIoU."""
-    if class_map is None:
-        return list(fmt.new_metrics(device=device, num_classes=fmt.classes.num_classes, **options))
-    from occkit.metrics.occ3d import Occ3DMetric
+def _on_common_classes(fmt: Any, gt_root: Any, class_map: Any, device: Any) -> Any:
+    """``fmt`` as ``--class-map`` scores it: the prediction files of the map's source format, and one
+    metric, :class:`_CommonClasses` (the loop reads, matches and counts as for any format)."""
+    from dataclasses import replace
 
-    names = class_map.names
-    return [Occ3DMetric(mask="camera", num_classes=len(names), class_names=names, device=device)]
+    source = _class_map_source(fmt, gt_root, class_map)
+    return replace(
+        fmt,
+        predictions=source.predictions,
+        metrics=lambda options: [_CommonClasses(class_map, source, fmt, device)],
+        evaluate_folder=None,
+        source="occkit eval --class-map",  # its metric is occkit's, whichever package the format is from
+    )
+
+
+class _CommonClasses:
+    """``--class-map``'s metric: an Occ3D-style mIoU (free class last) on the map's common classes,
+    inside the voxels the ground truth's format scores. ``bind`` readies the resampling of the
+    predictions onto the ground truth's grid and frame (:class:`occkit.formats.resample.PredictionResampler`:
+    each ground-truth voxel takes the predicted voxel holding its centre; for one grid and frame the
+    predictions are kept as they are); ``update`` resamples each frame, maps both sides onto the common
+    classes through the map's lookup tables and leaves out the voxels of a dropped class on either side
+    and those the predictions' grid does not cover."""
+
+    def __init__(self, class_map: Any, source: Any, fmt: Any, device: Any) -> None:
+        from occkit.metrics.occ3d import Occ3DMetric
+
+        self.map, self.source, self.fmt = class_map, source, fmt
+        names = class_map.names
+        self.inner = Occ3DMetric(mask="camera", num_classes=len(names), class_names=names, device=device)
+        self.name = self.inner.name
+        self._resample: Any = None
+
+    def bind(self, dataset: Any, tokens: list[str]) -> None:
+        from occkit.formats.resample import PredictionResampler
+
+        self._resample = PredictionResampler(self.source, self.fmt, dataset)
+
+    def __getstate__(self) -> dict[str, Any]:  # what bind holds is not pickled (the Metric protocol)
+        return {**self.__dict__, "_resample": None}
+
+    def update(self, pred: torch.Tensor, target: Targets) -> None:
+        dev, covered = pred.device, None
+        if self._resample is not None:
+            frames = [self._resample(t, p) for t, p in zip(target.tokens, pred.cpu().numpy(), strict=True)]
+            pred = torch.from_numpy(np.stack([p for p, _ in frames])).to(dev)
+            if all(c is not None for _, c in frames):
+                covered = torch.from_numpy(np.stack([c for _, c in frames])).to(dev)
+        src_lut = torch.from_numpy(self.map.source_lut.astype(np.int64)).to(dev)
+        dst_lut = torch.from_numpy(self.map.target_lut.astype(np.int64)).to(dev)
+        p, t = src_lut[pred.long()], dst_lut[target.occupancy.long().clamp(0, 255)]
+        keep = (p != DROPPED) & (t != DROPPED)
+        if covered is not None:
+            keep &= covered
+        free = self.map.free
+        mask_camera = target.mask_camera if target.mask_camera is not None else torch.ones_like(keep)
+        common = replace_targets(target, occupancy=torch.where(keep, t, free), mask_camera=mask_camera)
+        common.extra = {**target.extra, "region": keep}
+        self.inner.update(torch.where(keep, p, free), common)
+
+    def merge(self, other: Any) -> Any:
+        self.inner.merge(other.inner)
+        return self
+
+    def all_reduce(self) -> None:
+        self.inner.all_reduce()
+
+    def compute(self) -> dict[str, Any]:
+        return self.inner.compute()
+
+
+def _new_metrics(fmt: Any, device: Any, options: dict[str, Any]) -> list[Any]:
+    """The format's metrics for one count (``fmt.new_metrics``)."""
+    return list(fmt.new_metrics(device=device, num_classes=fmt.classes.num_classes, **options))
 
 
 def _bind(metrics: list[Any], ds: Any, tokens: list[str]) -> None:
@@ -236,7 +308,6 @@ class _Frames:
     files: Any
     pred_files: dict[str, Path]
     region: Any
-    resample: Any
     metrics: list[Any]
 
     def __call__(self, token: str) -> tuple[np.ndarray, Any]:
@@ -257,10 +328,6 @@ class _Frames:
                     f"got {r.dtype} {r.shape}"
                 )
             sample.extra["region"] = torch.from_numpy(r)
-        if self.resample is not None:  # onto the ground truth's grid; voxels the predictions' grid misses left out
-            pred, covered = self.resample(token, pred)
-            if covered is not None:
-                sample.extra["covered"] = torch.from_numpy(covered)
         for m in self.metrics:
             extra = getattr(m, "frame_extra", None)
             if extra is not None:
@@ -272,7 +339,6 @@ def _count(
     frames: _Frames,
     metrics: list[Any],
     tokens: list[str],
-    class_map: Any,
     device: Any,
     batch_size: int,
     workers: int,
@@ -297,20 +363,6 @@ def _count(
         )
         for key in items[0][1].extra.get("metric_items", {}):  # a metric's own items, a list over the batch
             target.extra[key] = [s.extra["metric_items"][key] for _, s in items]
-        if class_map is not None:  # both sides on the common classes; dropped voxels out of the region
-            src_lut = torch.from_numpy(class_map.source_lut.astype(np.int64)).to(device)
-            dst_lut = torch.from_numpy(class_map.target_lut.astype(np.int64)).to(device)
-            p, t = src_lut[pred.long()], dst_lut[target.occupancy.long().clamp(0, 255)]
-            keep = (p != DROPPED) & (t != DROPPED)
-            covered = [s.extra.get("covered") for _, s in items]
-            if all(c is not None for c in covered):
-                keep &= torch.stack(covered).to(device)
-            free = class_map.free
-            pred = torch.where(keep, p, free)
-            target.occupancy = torch.where(keep, t, free)
-            target.extra["region"] = keep
-            if target.mask_camera is None:
-                target.mask_camera = torch.ones_like(keep)
         if frames.region is not None:  # occkit applies the region: outside it nothing is scored, whatever the metric
             inside = torch.stack([s.extra["region"] for _, s in items]).to(device)
             target.occupancy = target.occupancy.masked_fill(~inside, int(fmt.classes.ignore))
@@ -352,11 +404,11 @@ def _count_shard(job: _Job, pred_files: dict[str, Path], tokens: list[str], work
     is put on ``queue`` (the parent's progress bar)."""
     torch.set_num_threads(1)
     fmt = get_format(job.fmt)
-    metrics = _new_metrics(fmt, None, "cpu", job.options)
+    metrics = _new_metrics(fmt, "cpu", job.options)
     ds = fmt.open_split(job.gt_root, job.split, load_images=False, load_gt=True)
     _bind(metrics, ds, tokens)
-    frames = _Frames(fmt, ds, job.gt_root, job.split, fmt.predictions, pred_files, job.region, None, metrics)
-    _count(frames, metrics, tokens, None, "cpu", job.batch_size, workers, queue.put)
+    frames = _Frames(fmt, ds, job.gt_root, job.split, fmt.predictions, pred_files, job.region, metrics)
+    _count(frames, metrics, tokens, "cpu", job.batch_size, workers, queue.put)
     return metrics
 
 

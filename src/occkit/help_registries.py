@@ -36,6 +36,7 @@ def _in_tree_formats() -> list[dict] | None:
             tree = ast.parse(path.read_text(encoding="utf-8"))
         except (OSError, SyntaxError):
             return None
+        defined = _module_names(tree)
         for node in tree.body:
             if not (
                 isinstance(node, ast.Assign)
@@ -45,7 +46,10 @@ def _in_tree_formats() -> list[dict] | None:
                 continue
             kw = {k.arg: k.value for k in node.value.keywords}
             given = lambda key: key in kw and not (isinstance(kw[key], ast.Constant) and kw[key].value is None)
-            lidar = isinstance(node.value.func, ast.Name) and node.value.func.id == "lidar_frame_format"
+            builder = node.value.func.id if isinstance(node.value.func, ast.Name) else ""
+            lidar = builder == "lidar_frame_format"
+            # format_of_module takes a role from the module's name for it (occkit.formats.spec.MODULE_ROLES)
+            role = lambda key, module_name: given(key) or (builder == "format_of_module" and module_name in defined)
             try:
                 name = ast.literal_eval(kw["name"])
                 title = ast.literal_eval(kw["title"]) if "title" in kw else name
@@ -58,12 +62,29 @@ def _in_tree_formats() -> list[dict] | None:
                     "name": name,
                     "title": title,
                     "world": world,
-                    "synth": given("write_synthetic") or lidar,  # lidar_frame_format writes the world
-                    "writer": given("label_writer"),
+                    "synth": role("write_synthetic", "write_synthetic") or lidar,  # lidar_frame_format writes it
+                    "writer": role("label_writer", "LABEL_WRITER"),
                     "prepare": prepare,  # "module:attribute" of its Preparation (occkit prepare), or None
                 }
             )
     return out
+
+
+def _module_names(tree: object) -> set[str]:
+    """The names a module's top level defines (functions, classes, assignments, imports)."""
+    import ast
+
+    names: set[str] = set()
+    for node in tree.body:  # type: ignore[attr-defined]
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
 
 
 def _entry_points() -> list:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
-from dataclasses import replace as replace_targets
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -205,8 +204,6 @@ def _class_map_source(fmt: Any, gt_root: Any, class_map: Any) -> Any:
 def _on_common_classes(fmt: Any, gt_root: Any, class_map: Any, device: Any) -> Any:
     """``fmt`` as ``--class-map`` scores it: the prediction files of the map's source format, and one
     metric, :class:`_CommonClasses` (the loop reads, matches and counts as for any format)."""
-    from dataclasses import replace
-
     source = _class_map_source(fmt, gt_root, class_map)
     return replace(
         fmt,
@@ -234,6 +231,7 @@ class _CommonClasses:
         self.inner = Occ3DMetric(mask="camera", num_classes=len(names), class_names=names, device=device)
         self.name = self.inner.name
         self._resample: Any = None
+        self._luts: dict[Any, tuple[torch.Tensor, torch.Tensor]] = {}  # the map's lookup tables, per device
 
     def bind(self, dataset: Any, tokens: list[str]) -> None:
         from occkit.formats.resample import PredictionResampler
@@ -241,7 +239,7 @@ class _CommonClasses:
         self._resample = PredictionResampler(self.source, self.fmt, dataset)
 
     def __getstate__(self) -> dict[str, Any]:  # what bind holds is not pickled (the Metric protocol)
-        return {**self.__dict__, "_resample": None}
+        return {**self.__dict__, "_resample": None, "_luts": {}}
 
     def update(self, pred: torch.Tensor, target: Targets) -> None:
         dev, covered = pred.device, None
@@ -250,15 +248,17 @@ class _CommonClasses:
             pred = torch.from_numpy(np.stack([p for p, _ in frames])).to(dev)
             if all(c is not None for _, c in frames):
                 covered = torch.from_numpy(np.stack([c for _, c in frames])).to(dev)
-        src_lut = torch.from_numpy(self.map.source_lut.astype(np.int64)).to(dev)
-        dst_lut = torch.from_numpy(self.map.target_lut.astype(np.int64)).to(dev)
+        if dev not in self._luts:
+            luts = (self.map.source_lut, self.map.target_lut)
+            self._luts[dev] = tuple(torch.from_numpy(lut.astype(np.int64)).to(dev) for lut in luts)
+        src_lut, dst_lut = self._luts[dev]
         p, t = src_lut[pred.long()], dst_lut[target.occupancy.long().clamp(0, 255)]
         keep = (p != DROPPED) & (t != DROPPED)
         if covered is not None:
             keep &= covered
         free = self.map.free
         mask_camera = target.mask_camera if target.mask_camera is not None else torch.ones_like(keep)
-        common = replace_targets(target, occupancy=torch.where(keep, t, free), mask_camera=mask_camera)
+        common = replace(target, occupancy=torch.where(keep, t, free), mask_camera=mask_camera)
         common.extra = {**target.extra, "region": keep}
         self.inner.update(torch.where(keep, p, free), common)
 

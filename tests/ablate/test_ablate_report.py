@@ -353,3 +353,54 @@ def test_a_command_of_some_arms_and_seeds_reports_over_the_runs_it_asked_for(tmp
     assert r["time_left"]["runs"] == 2 and r["time_left"]["lane_seconds"] == pytest.approx(1200.0)
     md = (out / "results.md").read_text()
     assert "seeds done" not in md and "asked for 4 of the spec's 15 runs" in md and "Time left: 2 run(s)" in said
+
+
+def test_a_claim_names_the_seeds_whose_means_average_over_different_classes(tmp_path, capsys):
+    """Occ3D's mIoU is a nanmean: a run that predicts a class the ground truth lacks counts it as 0,
+    a run that predicts none leaves it out. The claim keeps the official difference and its verdict,
+    and names the class and the difference over the classes both sides average."""
+    (tmp_path / "world").mkdir()
+    spec = write(
+        tmp_path,
+        "spec.yaml",
+        "name: hand\ndata: world\nbudget: 4\nvalidations: 2\nseeds: [0, 1]\n"
+        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n"
+        "claims:\n  - {name: a beats b, arm: a, against: b}\n",
+    )
+    out = tmp_path / "abl"
+    tables = {  # the validation record at the budget: seed 0 of b predicts a bus (IoU 0), a does not
+        "a_s0": {"car": 10.0, "road": 90.0, "bus": float("nan")},
+        "b_s0": {"car": 8.0, "road": 89.0, "bus": 0.0},
+        "a_s1": {"car": 12.0, "road": 80.0, "bus": float("nan")},
+        "b_s1": {"car": 12.0, "road": 79.0, "bus": float("nan")},
+    }
+    for run, iou in tables.items():
+        defined = [v for v in iou.values() if v == v]
+        _fake_run(out / "runs" / run, [(2, sum(defined) / len(defined))])  # converged: level since step 2
+        with open(out / "runs" / run / "metrics.jsonl", "a") as f:  # json writes NaN as the JSONL of training does
+            f.write(json.dumps({"step": 4, "miou": sum(defined) / len(defined), "iou": iou}) + "\n")
+    assert main(["ablate", str(spec), "--out", str(out), "--report"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["arms"]["b"]["seeds"]["0"]["classes"]["metric"] == {"car": 8.0, "road": 89.0, "bus": 0.0}
+    assert r["arms"]["a"]["seeds"]["0"]["classes"]["metric"]["bus"] is None
+    (c,) = r["claims"]
+    # official: 50 - 97/3 = +17.67 and 46 - 45.5 = +0.5; over car and road both: 50 - 48.5 = +1.5 and +0.5
+    assert c["differences"] == pytest.approx({"0": 50 - 97 / 3, "1": 0.5}) and c["verdict"] == "holds"
+    assert c["class_sets"] == {"0": {"only_arm": [], "only_against": ["bus"], "common_difference": 1.5}}
+    assert c["common_differences"] == pytest.approx({"0": 1.5, "1": 0.5})
+    text = (
+        "[means over different classes: bus counted in b's mean only (s0); over the classes both average: s0 +1.50, "
+        "s1 +0.50]"
+    )
+    assert text in (out / "results.md").read_text()
+    assert text in capsys.readouterr().out
+
+
+def test_only_a_figure_that_is_the_mean_of_its_class_table_keeps_the_table():
+    from occkit.ablate.report import class_table
+
+    scored = {"miou": 50.0, "geometry_iou": 61.0, "iou": {"car": 10.0, "road": 90.0, "bus": None}}
+    assert class_table(scored, "miou") == {"car": 10.0, "road": 90.0, "bus": None}
+    assert class_table(scored, "geometry_iou") is None  # not the table's mean
+    assert class_table({"miou": 50.0}, "miou") is None
+    assert class_table({"miou": 50.0, "iou": {"car": None}}, "miou") is None

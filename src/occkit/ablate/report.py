@@ -26,14 +26,18 @@ seed is.
                                     "last_two", "delta", "converged", "scores": {COLUMN_ID: value},
                                     "train_seconds", "score_seconds", "train_minutes", "error",
                                     "build": "current" | "other" | "unknown" | "new", "rebuilt_stages",
-                                    "plateau": {COLUMN_ID: {"previous", "delta", "converged"}}}},
+                                    "plateau": {COLUMN_ID: {"previous", "delta", "converged"}},
+                                    "classes": {"metric" | COLUMN_ID: {CLASS: IoU or None}}}},
                     "summary": {"metric" | COLUMN_ID: {"mean", "half_range", "values", "seeds", "n"}},
                     "converged", "train_seconds", "score_seconds"}},
      "claims": [{"name", "arm", "against", "figure", "against_figure", "higher", "label",
                  "differences": {SEED: arm's figure - against's figure}, "summary": {"mean", "half_range", ...},
                  "ahead", "behind", "equal", "paired",
                  "verdict": "holds" | "reversed" | "mixed" | "one seed" | "not run yet",
-                 "not_converged": [arm names]}],
+                 "not_converged": [arm names],
+                 "class_sets": {SEED: {"only_arm": [classes], "only_against": [classes],
+                                       "common_difference": the difference over the classes both average}},
+                 "common_differences": {SEED: difference over the classes both average} or {}}],
      "time_left": {"runs", "lane_seconds", "estimated_runs", "paced_by", "lanes", "wall_seconds"} or None,
      "spec_resolved": the spec's mapping after the command line's overrides}
 
@@ -43,6 +47,16 @@ are trained to the budget (a scorer may be left to run) and of the current build
 with ``higher``, below without). It ``holds`` when the arm is ahead in every paired seed (two or
 more), is ``reversed`` when behind in every one, ``mixed`` otherwise (``one seed`` with a single
 pair); ``not_converged`` names a side whose arm the convergence rule flags.
+
+``classes`` keeps, for a figure that is the mean of a per-class IoU table (an mIoU: the validation
+record's, or a scored file's ``iou``), that table, a class undefined (NaN: neither the ground truth
+nor the prediction has it) as None. The official means leave such a class out (Occ3D's mIoU is a
+nanmean), so two runs of a claim can average over different classes: one predicts a class the
+ground truth lacks (IoU 0, counted), the other does not predict it (left out). A claim names the
+seeds where its two sides' tables define different classes (``class_sets``) and gives, beside the
+official difference, the difference over the classes both define (``common_differences``, every
+paired seed with tables on both sides; empty when no seed differs). The verdict stays the official
+figure's.
 
 ``plateau`` holds, for a scorer run with ``previous: true``, each figure at the checkpoint before
 the last and whether it moved by at most ``tolerance`` since; results.md's converged column names
@@ -146,6 +160,19 @@ def _figure(data: dict[str, Any], key: str) -> float | None:
     return float(v)
 
 
+def class_table(data: dict[str, Any], key: str) -> dict[str, float | None] | None:
+    """``data``'s per-class ``iou`` table when ``data[key]`` is its mean over the classes it defines
+    (an mIoU), a class undefined (None, NaN) as None; None for any other figure."""
+    figure, iou = _figure(data, key), data.get("iou")
+    if figure is None or not isinstance(iou, dict) or not iou:
+        return None
+    table = {str(k): _figure(iou, k) for k in iou}
+    defined = [v for v in table.values() if v is not None]
+    if not defined or not math.isclose(sum(defined) / len(defined), figure, rel_tol=1e-6, abs_tol=1e-9):
+        return None
+    return table
+
+
 def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -> dict[str, Any]:
     """One arm x seed, as results.json records it, from its run folder."""
     from occkit.engine.logging import read_jsonl
@@ -170,6 +197,7 @@ def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -
         "build": "new",
         "rebuilt_stages": [],
         "plateau": {},
+        "classes": {},
     }
     if not run.exists():
         return res
@@ -180,13 +208,22 @@ def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -
     if res["step"] == sp.budget and res["curve"] and res["curve"][-1][0] == sp.budget:
         res["metric"] = res["curve"][-1][1]
     res.update(convergence(res["curve"], sp.tolerance) if res["step"] == sp.budget else {})
+    if res["metric"] is not None:
+        last = [r for r in records if r.get("step") == sp.budget]
+        table = class_table(last[-1], sp.metric) if last else None
+        if table is not None:
+            res["classes"]["metric"] = table
     minutes = [r.get("train_minutes") for r in records if isinstance(r.get("train_minutes"), (int, float))]
     res["train_minutes"] = minutes[-1] if minutes else None
     files = {o for s in sp.scorings_for(arm) for o in SCORERS[s.scorer].outputs(s.options)}
     for c in cols:
         f = run / c["file"]
         if c["file"] in files and f.is_file():
-            res["scores"][c["id"]] = _figure(read_json(f), c["key"])
+            scored = read_json(f)
+            res["scores"][c["id"]] = _figure(scored, c["key"])
+            table = class_table(scored, c["key"])
+            if table is not None:
+                res["classes"][c["id"]] = table
         prev = c["file"].removesuffix(".json") + f"{PREVIOUS}.json"
         if prev in files and (run / prev).is_file() and res["scores"].get(c["id"]) is not None:
             before = _figure(read_json(run / prev), c["key"])
@@ -356,6 +393,7 @@ def claim_result(results: dict[str, Any], claim: dict[str, Any]) -> dict[str, An
             bad = arm["converged"] is False
         if bad and name not in flagged:
             flagged.append(name)
+    class_sets, common = _class_sets(a, b, claim, diffs)
     return {
         **claim,
         "label": label,
@@ -367,7 +405,32 @@ def claim_result(results: dict[str, Any], claim: dict[str, Any]) -> dict[str, An
         "paired": len(diffs),
         "verdict": verdict,
         "not_converged": flagged,
+        "class_sets": class_sets,
+        "common_differences": common,
     }
+
+
+def _class_sets(
+    a: dict[str, Any], b: dict[str, Any], claim: dict[str, Any], diffs: dict[str, float]
+) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+    """The paired seeds whose two per-class tables define different classes, and every paired
+    seed's difference over the classes both define (empty when no seed differs)."""
+    sets: dict[str, dict[str, Any]] = {}
+    common: dict[str, float] = {}
+    for seed in diffs:
+        ta = a["seeds"][seed].get("classes", {}).get(claim["figure"])
+        tb = b["seeds"][seed].get("classes", {}).get(claim["against_figure"])
+        if ta is None or tb is None:
+            continue
+        both = [k for k in ta if k in tb and ta[k] is not None and tb[k] is not None]
+        if not both:
+            continue
+        common[seed] = sum(ta[k] for k in both) / len(both) - sum(tb[k] for k in both) / len(both)
+        only_a = [k for k in ta if ta[k] is not None and k not in both]
+        only_b = [k for k in tb if tb[k] is not None and k not in both]
+        if only_a or only_b:
+            sets[seed] = {"only_arm": only_a, "only_against": only_b, "common_difference": common[seed]}
+    return sets, (common if sets else {})
 
 
 def claim_cell(c: dict[str, Any], n_seeds: int) -> str:
@@ -381,7 +444,26 @@ def claim_cell(c: dict[str, Any], n_seeds: int) -> str:
         text = f"{c['verdict']} (ahead in {c['ahead']}, behind in {c['behind']}"
         text += f", equal in {c['equal']}" if c["equal"] else ""
         text += f" of {c['paired']} seed(s) paired" + (f", of {n_seeds}" if c["paired"] < n_seeds else "") + ")"
-    return text + (f" [not converged: {', '.join(c['not_converged'])}]" if c["not_converged"] else "")
+    text += f" [not converged: {', '.join(c['not_converged'])}]" if c["not_converged"] else ""
+    return text + class_sets_text(c)
+
+
+def class_sets_text(c: dict[str, Any]) -> str:
+    """`` [means over different classes: bus counted in b's mean only (s0, s1); over the classes
+    both average: s0 +0.20, s1 +0.08]``, or "" when both sides average over the same classes in every seed."""
+    sets = c.get("class_sets") or {}
+    if not sets:
+        return ""
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    for seed, d in sets.items():
+        groups.setdefault((tuple(d["only_arm"]), tuple(d["only_against"])), []).append(f"s{seed}")
+    said = []
+    for (only_a, only_b), seeds in groups.items():
+        for names, side in ((only_a, c["arm"]), (only_b, c["against"])):
+            if names:
+                said.append(f"{', '.join(names)} counted in {side}'s mean only ({', '.join(seeds)})")
+    per = ", ".join(f"s{k} {d:+.{_decimals(d)}f}" for k, d in c["common_differences"].items())
+    return f" [means over different classes: {'; '.join(said)}; over the classes both average: {per}]"
 
 
 def time_left(results: dict[str, Any], lanes: int, asked: set[tuple[str, int]] | None = None) -> dict[str, Any] | None:

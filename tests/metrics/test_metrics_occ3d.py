@@ -269,3 +269,22 @@ def test_uint8_counts_of_many_classes_do_not_overflow():
     gt = torch.randint(0, 100, (3, 50, 40), generator=g, dtype=torch.uint8)
     pred = torch.randint(0, 100, (3, 50, 40), generator=g, dtype=torch.uint8)
     assert torch.equal(confusion_matrix(gt, pred, 100), confusion_matrix(gt.long(), pred.long(), 100))
+
+
+def test_a_class_predicted_without_ground_truth_is_named_and_counted_as_zero():
+    """The nanmean's two roads for a class the frames lack: predicted -> IoU 0, in the mean and named in
+    ``only_predicted``; not predicted -> NaN, out of the mean. The same frames, two predictions."""
+    from occkit.metrics.evaluate import format_table
+
+    names = ("car", "bus", "truck", "free")  # no bus and no truck in the ground truth
+    gt = torch.tensor([[0, 0, 3, 3, 3, 3]])
+    with_bus = torch.tensor([[0, 0, 1, 3, 3, 3]])  # car 2/2 right; one free voxel called bus
+    without = torch.tensor([[0, 0, 3, 3, 3, 3]])
+    a = occ3d_scores(confusion_matrix(gt, with_bus, 4), names, free_class=3)
+    b = occ3d_scores(confusion_matrix(gt, without, 4), names, free_class=3)
+    assert a["iou"]["bus"] == 0.0 and math.isnan(a["iou"]["truck"]) and a["only_predicted"] == ["bus"]
+    assert a["miou"] == pytest.approx(100 / 2)  # car 100 and bus 0
+    assert math.isnan(b["iou"]["bus"]) and b["only_predicted"] == [] and b["miou"] == pytest.approx(100.0)
+    table = format_table({**a, "frames": 1})
+    assert table.splitlines()[-1].startswith("predicted, with no ground-truth voxel in these frames: bus (IoU 0,")
+    assert "predicted, with no ground-truth" not in format_table({**b, "frames": 1})

@@ -241,6 +241,11 @@ def format_table(result: dict[str, Any], keys: tuple[str, ...] = TABLE_KEYS) -> 
         + (f"  region: {result['region']}" if result.get("region") else "")
         + (f"  missing: {result['missing']}" if result.get("missing") else "")
     )
+    if result.get("only_predicted"):
+        lines.append(
+            f"predicted, with no ground-truth voxel in these frames: {', '.join(result['only_predicted'])} (IoU 0, "
+            "counted in the mIoU; a prediction without them leaves them out)"
+        )
     return "\n".join(lines)
 
 

@@ -104,19 +104,24 @@ def occ3d_scores(
         ``miou`` (mean over every class but ``free_class``, NaN skipped), ``geometry_iou`` and
         ``iou`` (class name -> value for every class but free), all in percent; NaN for a class
         absent from both ground truth and prediction. Also ``geometry_precision`` and
-        ``geometry_recall`` (occupied vs free, percent; not part of the official output).
+        ``geometry_recall`` (occupied vs free, percent; not part of the official output), and
+        ``only_predicted``: the classes with no ground-truth voxel that the prediction has. Each
+        counts as IoU 0 in the mIoU, where a prediction without it leaves it out (NaN), so two
+        predictions of the same frames can average over different classes.
     """
     if hist.shape != (len(class_names), len(class_names)):
         raise ValueError(f"hist: shape {tuple(hist.shape)} does not match {len(class_names)} classes")
     ious = iou_from_confusion(hist)
     keep = [c for c in range(len(class_names)) if c != free_class]
     precision, recall = geometry_precision_recall(hist, free_class)
+    in_gt, predicted = hist.sum(1), hist.sum(0)
     return {
         "miou": 100.0 * nanmean(ious[keep]),
         "geometry_iou": 100.0 * geometry_iou_from_confusion(hist, free_class),
         "geometry_precision": 100.0 * precision,
         "geometry_recall": 100.0 * recall,
         "iou": {class_names[c]: 100.0 * float(ious[c]) for c in keep},
+        "only_predicted": [class_names[c] for c in keep if in_gt[c] == 0 and predicted[c] > 0],
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 from ablate_helpers import tiny_spec, write
 
@@ -124,3 +125,98 @@ def test_dry_run_says_another_process_builds_a_locked_stage(tmp_path, capsys):
     assert main(["ablate", str(spec), "--out", str(tmp_path / "abl"), "--dry-run"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert f"world building {plan.out} (being built now by process {os.getpid()}" in out
+
+
+def _records(path, steps, seconds_a_step, slow=()):
+    """Append train.jsonl records (one every 10 steps) at ``seconds_a_step``; steps in ``slow`` 10x slower."""
+    with path.open("a") as fh:
+        for step in steps:
+            s = seconds_a_step * (10 if step in slow else 1)
+            fh.write(json.dumps({"step": step, "loss": 1.0, "steps_per_s": 1.0 / s}) + "\n")
+
+
+def test_the_pace_is_the_median_past_the_warm_up_of_this_commands_records(tmp_path):
+    log = tmp_path / "train.jsonl"
+    _records(log, range(10, 110, 10), 9.0)  # an earlier command's records (a resumed run): not this pace
+    start = log.stat().st_size
+    _records(log, [110, 120], 0.5)  # the warm-up: 20 steps from this command's first record
+    assert estimate.measured_seconds_per_step(log, start) is None
+    _records(log, [130, 140], 2.0, slow=[140])  # a validation inside the second interval
+    assert estimate.measured_seconds_per_step(log, start) is None  # two records past the warm-up: too few
+    _records(log, [150, 160, 170], 2.0)
+    with log.open("a") as fh:
+        fh.write('{"step": 180, "steps_')  # a line being written
+    seconds, first, last = estimate.measured_seconds_per_step(log, start)
+    assert (seconds, first, last) == (2.0, 130, 170)  # the slow record is the median's outlier
+    assert estimate.measured_seconds_per_step(log, 0)[1:] == (80, 170)  # from byte 0: the earlier records count
+    assert estimate.measured_seconds_per_step(tmp_path / "none.jsonl") is None
+
+
+def test_the_pace_line_sets_the_pace_against_the_tables_row_and_rescales_the_estimate(monkeypatch):
+    monkeypatch.setattr(estimate, "step_rates", lambda: TABLE)
+    e = {"runs": 4, "stages": [], "wall_seconds": 3600.0, "lanes": 2}
+    text = estimate.pace_text(estimate.Pace(Path("t.jsonl"), "synth-cpu", "stage student"), 9.0, (30, 120), 1, e)
+    assert text.startswith("pace here: stage student (synth-cpu) 9.00 s a step at 1 thread(s) (median over steps 30-")
+    assert "against 3.00 s measured on a test machine: 3.0x the table's" in text
+    assert text.endswith("at that ratio the work the table counts takes about 3.0 h on 2 lane(s), not 1.0 h")
+    other = estimate.pace_text(estimate.Pace(Path("t.jsonl"), "tiny.yaml", "arm a seed 0"), 1.5, (21, 40), 1, e)
+    assert other.endswith("(occkit/ablate/step_rates.json) has no row for this preset")
+
+
+def test_the_estimate_names_this_machine_and_the_bf16_rows_a_cpu_without_bf16_runs_slower(tmp_path, monkeypatch):
+    table = {**TABLE, "presets": {"synth-cpu": {"s_per_step": 3.0, "threads": 2, "amp": "bf16"}}}
+    monkeypatch.setattr(estimate, "_this_machine", lambda: {"cpu": "A CPU @ 2.5GHz", "bf16": False})
+    spec = write(tmp_path, "spec.yaml", tiny_spec(arms="  a: {preset: synth-cpu}\n", seeds="[0]"))
+    ab = runner.Ablation(parse_spec(spec, Overrides()), runner.RunOptions(out=tmp_path / "abl", cache=tmp_path / "st"))
+    e = estimate.estimate(ab, table)
+    assert e["bf16_presets"] == ["synth-cpu"]
+    text = estimate.estimate_text(e, 2)
+    assert "this machine: A CPU @ 2.5GHz (no native bf16); the first steps of each training here give its pace" in text
+    assert "the table's rows for synth-cpu were measured under bf16 autocast, native on that machine" in text
+    monkeypatch.setattr(estimate, "_this_machine", lambda: {"cpu": "B CPU", "bf16": True})
+    text = estimate.estimate_text(estimate.estimate(ab, table), 2)
+    assert "this machine: B CPU (native bf16)" in text and "measured under bf16 autocast" not in text
+
+
+def test_a_trainings_pace_is_handed_once_while_it_runs(tmp_path, monkeypatch):
+    log = tmp_path / "train.jsonl"
+    child = (
+        "import json, sys, time\n"
+        "for step in range(10, 120, 10):\n"
+        f"    open({str(log)!r}, 'a').write(json.dumps({{'step': step, 'steps_per_s': 4.0}}) + '\\n')\n"
+        "    time.sleep(0.05)\n"
+        "time.sleep(0.5)\n"
+    )
+    monkeypatch.setattr(runner, "occkit_argv", lambda argv: [sys.executable, "-c", child])
+    seen = []
+
+    def make():
+        rc = yield Command(["train"], tmp_path / "train.log", pace=estimate.Pace(log, "synth-cpu", "arm a seed 0"))
+        assert rc == 0
+
+    jobs = [Job("run:a_s0", "arm a seed 0", make)]
+    assert run_jobs(jobs, 1, dict(os.environ), 0.02, progress_seconds=0.1, on_pace=lambda *a: seen.append(a)) == {
+        "run:a_s0": None
+    }
+    assert len(seen) == 1, seen
+    pace, seconds, (first, last) = seen[0]
+    assert pace.what == "arm a seed 0" and seconds == 0.25 and first >= 30 and last > first
+
+
+def test_the_trainings_of_stages_and_runs_carry_their_pace(tmp_path):
+    arms = "  a: {preset: synth-cpu, init_from: '${teacher}'}\n"
+    stage = "  teacher:\n    command: train\n    args: {config: synth-cpu, data: '${world}', max-steps: 10}\n"
+    text = tiny_spec(arms=arms, seeds="[0]").replace("stages:\n", "stages:\n" + stage)
+    spec = write(tmp_path, "spec.yaml", text)
+    ab = runner.Ablation(parse_spec(spec, Overrides()), runner.RunOptions(out=tmp_path / "abl", cache=tmp_path / "st"))
+    gen = ab._stage_job(ab.plans["teacher"])
+    cmd = next(gen)
+    gen.close()
+    assert cmd.pace == estimate.Pace(ab.plans["teacher"].out / "train.jsonl", "synth-cpu", "stage teacher")
+    gen = ab._stage_job(ab.plans["world"])
+    assert next(gen).pace is None  # synth: no training
+    gen.close()
+    gen = ab._arm_job("a", 0)
+    cmd = next(gen)
+    gen.close()
+    assert cmd.pace == estimate.Pace(ab.run_dir("a", 0) / "train.jsonl", "synth-cpu", "arm a seed 0")

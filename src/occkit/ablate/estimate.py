@@ -11,20 +11,49 @@ BENCHMARKS.md, against 0.88 s in the table at two threads). Lane-seconds over th
 work spread evenly over them. Not counted: validations and scoring (not measured), other stages
 (worlds, prior caches, backbone pretraining), and arms or stages whose preset is not in the table
 (a YAML path, a package's method): those are named, never taken as zero.
+
+The table is one machine's: on another the steps can take several times as long (a CPU without
+native bf16 trains the table's bf16-autocast presets in float32). So the estimate names this
+machine beside the table's, and once a training command of the ablation (a stage or a run) has
+logged its first steps here, :func:`measured_seconds_per_step` reads its pace from its
+``train.jsonl`` and :func:`pace_text` says it against the table's, with the estimate at that ratio.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
+from statistics import median
 from typing import Any
 
 STEP_RATES = "step_rates.json"
+PACE_WARMUP_STEPS = 20
+"""Steps a training logs before its pace counts (the first steps load data and warm caches)."""
+PACE_RECORDS = 3
+"""Logged records past the warm-up a pace needs (each ``train.jsonl`` record: the steps since the last)."""
+
+
+@dataclass
+class Pace:
+    """A training command whose pace the runner reads while it runs: its ``train.jsonl``, its
+    preset, and what the console calls it (``stage student``, ``arm rdc seed 1``)."""
+
+    train_log: Path
+    preset: str
+    what: str
 
 
 def step_rates() -> dict[str, Any]:
     """The packaged table (``{"machine", "threads", "date", "commit", "command", "world", "presets"}``)."""
     return json.loads(resources.files("occkit.ablate").joinpath(STEP_RATES).read_text(encoding="utf-8"))
+
+
+def _this_machine() -> dict[str, Any]:
+    from occkit.ablate.stages import machine_info
+
+    return machine_info()
 
 
 def _seconds(preset: str, steps: int, table: dict[str, Any]) -> float | None:
@@ -45,6 +74,7 @@ def estimate(ab: Any, table: dict[str, Any] | None = None) -> dict[str, Any]:
     runs, steps, run_seconds, validations = 0, 0, 0.0, 0
     unestimated: dict[str, str] = {}  # arm -> preset
     unestimated_runs = 0
+    counted: set[str] = set()  # the presets of the runs and stages estimated
     for arm, seed in ab.runs():
         if ab.run_state(arm, seed)[0] in ("done", "locked"):
             continue
@@ -56,6 +86,7 @@ def estimate(ab: Any, table: dict[str, Any] | None = None) -> dict[str, Any]:
             unestimated_runs += 1
             continue
         runs, steps, run_seconds = runs + 1, steps + left, run_seconds + s
+        counted.add(preset)
         validations += ab.spec.validations if left else 0
     stage_seconds, stages, not_counted = 0.0, [], []
     for name in ab.needed:
@@ -73,6 +104,7 @@ def estimate(ab: Any, table: dict[str, Any] | None = None) -> dict[str, Any]:
         else:
             stage_seconds += s
             stages.append(name)
+            counted.add(preset)
     lanes = max(1, ab.opts.lanes)
     return {
         "runs": runs,
@@ -91,6 +123,9 @@ def estimate(ab: Any, table: dict[str, Any] | None = None) -> dict[str, Any]:
         "machine": table.get("machine", "?"),
         "table_threads": table.get("threads"),
         "table_date": table.get("date"),
+        "here": _this_machine(),
+        # the presets counted whose row was measured under bf16 autocast (native on the table's machine)
+        "bf16_presets": sorted(p for p in counted if table["presets"][p].get("amp") == "bf16"),
     }
 
 
@@ -139,4 +174,72 @@ def estimate_text(e: dict[str, Any], budget: int) -> str:
     if e["stages_not_counted"]:
         lines.append(f"  stages not counted: {', '.join(e['stages_not_counted'])}")
     lines.append(f"  not counted: validations ({e['validations']} in all), scoring")
+    here = e.get("here") or {}
+    if here:
+        bf16 = {True: "native bf16", False: "no native bf16"}.get(here.get("bf16"), "bf16 unknown")
+        lines.append(
+            f"  this machine: {here.get('cpu', '?')} ({bf16}); the first steps of each training here give its pace "
+            "(printed as 'pace here'), which corrects this figure"
+        )
+        if here.get("bf16") is False and e.get("bf16_presets"):
+            lines.append(
+                f"  the table's rows for {', '.join(e['bf16_presets'])} were measured under bf16 autocast, native "
+                "on that machine; this CPU trains them in float32: expect their steps to take longer than the table's"
+            )
     return "\n".join(lines)
+
+
+def measured_seconds_per_step(
+    train_log: Path, start: int = 0, warmup: int = PACE_WARMUP_STEPS, last: int = 10
+) -> tuple[float, int, int] | None:
+    """The pace a training logged in ``train_log`` (its ``train.jsonl``) after byte ``start`` (where
+    this command's records begin: a resumed run's file holds its earlier ones): the median seconds
+    per step of its last ``last`` records past its first ``warmup`` steps, with the first and last
+    step those records cover. None before :data:`PACE_RECORDS` such records, or when the file
+    cannot be read. A record's ``steps_per_s`` counts the steps since the record before, so a
+    validation in between makes one slow record, which the median leaves aside."""
+    try:
+        with train_log.open("rb") as fh:
+            fh.seek(start)
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    records = []
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:  # a line being written
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int) and (rec.get("steps_per_s") or 0) > 0:
+            records.append(rec)
+    if not records:
+        return None
+    first = records[0]["step"]
+    records = [r for r in records if r["step"] - first >= warmup][-last:]
+    if len(records) < PACE_RECORDS:
+        return None
+    return median(1.0 / float(r["steps_per_s"]) for r in records), records[0]["step"], records[-1]["step"]
+
+
+def pace_text(pace: Pace, seconds: float, steps: tuple[int, int], threads: int, e: dict[str, Any]) -> str:
+    """The line that says a training's pace here against the table's row for its preset (``e``: an
+    :func:`estimate` of the work left now), with the estimate at that ratio."""
+    table = step_rates()
+    head = (
+        f"pace here: {pace.what} ({pace.preset}) {seconds:.2f} s a step at {threads} thread(s) "
+        f"(median over steps {steps[0]}-{steps[1]})"
+    )
+    row = table["presets"].get(pace.preset)
+    if row is None:
+        return head + f"; the table of measured step times (occkit/ablate/{STEP_RATES}) has no row for this preset"
+    ratio = seconds / float(row["s_per_step"])
+    text = (
+        head + f", against {float(row['s_per_step']):.2f} s measured on {table.get('machine', '?')}: "
+        f"{ratio:.1f}x the table's"
+    )
+    if e["runs"] or e["stages"]:
+        text += (
+            f"; at that ratio the work the table counts takes about {_hours(e['wall_seconds'] * ratio)} "
+            f"on {e['lanes']} lane(s), not {_hours(e['wall_seconds'])}"
+        )
+    return text

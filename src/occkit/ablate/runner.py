@@ -13,7 +13,8 @@ Layout of ``--out DIR``::
     DIR/results.json, results.md, curves.png   rewritten after every finished arm x seed
 
 Every command runs as ``python -m occkit.cli ...``, its output appended to a log file (a stage's
-newest log line is also echoed to the console every ``progress_seconds``: :class:`LogWatch`); up to
+newest log line is also echoed to the console every ``progress_seconds``: :class:`LogWatch`; a
+training's pace here, once per preset, against the table of measured step times: :class:`PaceWatch`); up to
 ``lanes`` at a time, each with ``threads`` torch threads (``OMP_NUM_THREADS`` too). Where it runs is
 the launcher's (:class:`Launcher`): :class:`LocalLauncher` starts subprocesses here (with
 ``--device cuda`` and lanes on several GPUs, lane slot ``i`` gets the ``i``-th GPU in turn through
@@ -66,7 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from occkit import __version__
-from occkit.ablate.estimate import estimate, estimate_text
+from occkit.ablate.estimate import Pace, estimate, estimate_text, measured_seconds_per_step, pace_text
 from occkit.ablate.lock import FolderLock, LockBusy
 from occkit.ablate.report import collect, time_left_text, write_report
 from occkit.ablate.scorers import SCORERS, ScoreContext
@@ -138,6 +139,9 @@ class Command:
     progress: str | None = None
     """When set, while it runs the newest line of its log is echoed every ``progress_seconds``
     after this name (a stage being built: minutes with nothing else on the console)."""
+    pace: Pace | None = None
+    """When set (a training), its pace is read from its ``train.jsonl`` while it runs and handed,
+    once, to ``run_jobs``' ``on_pace``."""
 
 
 @dataclass
@@ -438,7 +442,13 @@ class Ablation:
             argv = plan.argv(self.opts.threads, self.opts.device)
             self._say(f"stage {plan.name}: building ({plan.command}) -> {plan.log}")
             t0 = time.monotonic()
-            rc = yield Command(argv, plan.log, lock.set_child, progress=f"stage {plan.name}")
+            preset = plan.args.get("config")
+            pace = (
+                Pace(plan.out / "train.jsonl", preset, f"stage {plan.name}")
+                if plan.command == "train" and isinstance(preset, str)
+                else None
+            )
+            rc = yield Command(argv, plan.log, lock.set_child, progress=f"stage {plan.name}", pace=pace)
             wall = time.monotonic() - t0
             if rc != 0:
                 raise JobError(f"stage {plan.name} (occkit {plan.command}) failed with exit code {rc}; see {plan.log}")
@@ -485,7 +495,8 @@ class Ablation:
                     + f" -> {run / 'train.log'}"
                 )
                 t0 = time.monotonic()
-                rc = yield Command(argv, run / "train.log", lock.set_child)
+                pace = Pace(run / "train.jsonl", sp.arms[arm].preset, label)
+                rc = yield Command(argv, run / "train.log", lock.set_child, pace=pace)
                 record["train_seconds"] = record.get("train_seconds", 0.0) + time.monotonic() - t0
                 write_json_atomic(run / RUN_RECORD, record)
                 if rc != 0:
@@ -677,6 +688,14 @@ class Ablation:
                 f"{job.label}: done: {self.spec.metric} {shown} at step {s.get('step')} -> {self.out / 'results.md'}"
             )
 
+        paced: set[str] = set()
+
+        def pace_here(pace: Pace, seconds: float, steps: tuple[int, int]) -> None:
+            if pace.preset in paced:  # once per preset: its first training here says it
+                return
+            paced.add(pace.preset)
+            self._say(pace_text(pace, seconds, steps, self.opts.threads, estimate(self)))
+
         arms = [] if self.opts.stages_only else self.arm_jobs({j.name[len("stage:") :] for j in stages})
         errors = run_jobs(
             stages + arms,
@@ -686,6 +705,7 @@ class Ablation:
             on_finish=finished,
             launcher=launcher,
             progress_seconds=self.opts.progress_seconds,
+            on_pace=pace_here,
         )
         results = write_report(self)
         bad_stages = [n[len("stage:") :] for n, e in errors.items() if e and n.startswith("stage:")]
@@ -1180,6 +1200,31 @@ class LogWatch:
             )
 
 
+class PaceWatch:
+    """A training's pace, read from its ``train.jsonl`` (the records written since it started) at
+    most every ``every`` seconds until it has one (:func:`measured_seconds_per_step`)."""
+
+    def __init__(self, pace: Pace) -> None:
+        self.pace = pace
+        try:
+            self.start = pace.train_log.stat().st_size  # a resumed run's earlier records are not this pace
+        except OSError:
+            self.start = 0
+        self.last_time = time.monotonic()
+
+    def check(self, every: float, on_pace: Callable[[Pace, float, tuple[int, int]], None]) -> bool:
+        """Whether the pace was found (and handed to ``on_pace``)."""
+        now = time.monotonic()
+        if now - self.last_time < every:
+            return False
+        self.last_time = now
+        found = measured_seconds_per_step(self.pace.train_log, self.start)
+        if found is None:
+            return False
+        on_pace(self.pace, found[0], (found[1], found[2]))
+        return True
+
+
 def run_jobs(
     jobs: list[Job],
     lanes: int,
@@ -1188,6 +1233,7 @@ def run_jobs(
     on_finish: Callable[[Job, str | None], None] | None = None,
     launcher: Launcher | None = None,
     progress_seconds: float = 30.0,
+    on_pace: Callable[[Pace, float, tuple[int, int]], None] | None = None,
 ) -> dict[str, str | None]:
     """Run jobs in up to ``lanes`` commands at once, a job after those in its ``deps``.
 
@@ -1200,13 +1246,16 @@ def run_jobs(
     generator closed (its ``finally`` releases its lock) before it propagates.
 
     A command with a ``progress`` name has the newest line its log gained since it started
-    printed every ``progress_seconds`` (when it changed), after that name.
+    printed every ``progress_seconds`` (when it changed), after that name. A command with a
+    ``pace`` (a training) has its pace read every ``progress_seconds`` until it has one, then handed
+    once to ``on_pace`` (seconds a step, the first and last step it covers).
     """
     launcher = launcher if launcher is not None else LocalLauncher(env)
     results: dict[str, str | None] = {}
     pending = list(jobs)
     running: dict[str, tuple[Job, Generator[Command, int, None], Any, int]] = {}
     watched: dict[str, LogWatch] = {}
+    pacing: dict[str, PaceWatch] = {}
     lanes = max(1, lanes)
 
     def finish(job: Job, error: str | None) -> None:
@@ -1229,8 +1278,11 @@ def run_jobs(
         cmd.log.parent.mkdir(parents=True, exist_ok=True)
         header = f"\n# occkit ablate {time.strftime('%Y-%m-%d %H:%M:%S')}: {show(cmd.argv)}\n"
         watched.pop(job.name, None)
+        pacing.pop(job.name, None)
         if cmd.progress:
             watched[job.name] = LogWatch(cmd.log, cmd.progress, len(header.encode()))
+        if cmd.pace is not None and on_pace is not None:
+            pacing[job.name] = PaceWatch(cmd.pace)
         try:
             handle = launcher.start(cmd, header, slot)
         except OSError as e:
@@ -1268,10 +1320,14 @@ def run_jobs(
                     continue
                 del running[name]
                 watched.pop(name, None)
+                pacing.pop(name, None)
                 advance(job, gen, rc, slot)
             for name, w in list(watched.items()):
                 if name in running:
                     w.echo(progress_seconds)
+            for name, p in list(pacing.items()):
+                if name in running and on_pace is not None and p.check(progress_seconds, on_pace):
+                    del pacing[name]
             if running:
                 time.sleep(poll_seconds)
     finally:

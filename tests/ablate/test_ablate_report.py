@@ -404,3 +404,49 @@ def test_only_a_figure_that_is_the_mean_of_its_class_table_keeps_the_table():
     assert class_table(scored, "geometry_iou") is None  # not the table's mean
     assert class_table({"miou": 50.0}, "miou") is None
     assert class_table({"miou": 50.0, "iou": {"car": None}}, "miou") is None
+
+
+def test_a_claim_names_the_seeds_whose_two_runs_trained_at_different_precisions(tmp_path, capsys):
+    """A preset's CPU bf16 autocast is float32 on a CPU without native bf16: two runs of a seed
+    trained on the two kinds of machine (or one resumed on the other kind) differ in precision as
+    well as in the arm; the claim says so beside its difference, and runs that record no precision
+    (from before the record) are not named."""
+    (tmp_path / "world").mkdir()
+    spec = write(
+        tmp_path,
+        "spec.yaml",
+        "name: hand\ndata: world\nbudget: 4\nvalidations: 2\nseeds: [0, 1, 2]\n"
+        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n"
+        "claims:\n  - {name: a beats b, arm: a, against: b}\n",
+    )
+    out = tmp_path / "abl"
+    amps = {  # per validation (steps 2 and 4): s0 differs, s1 agrees, s2's a was resumed on the other kind
+        "a_s0": ["bf16", "bf16"],
+        "b_s0": ["none", "none"],
+        "a_s1": ["none", "none"],
+        "b_s1": ["none", "none"],
+        "a_s2": ["bf16", "none"],
+        "b_s2": [None, None],
+    }
+    for run, (p2, p4) in amps.items():
+        path = out / "runs" / run
+        _fake_run(path, [])
+        with open(path / "metrics.jsonl", "w") as f:
+            for step, amp in ((2, p2), (4, p4)):
+                f.write(json.dumps({"step": step, "miou": 10.0 + (run[0] == "a"), **({"amp": amp} if amp else {})}))
+                f.write("\n")
+    assert main(["ablate", str(spec), "--out", str(out), "--report"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["arms"]["a"]["seeds"]["2"]["precision"] == ["bf16", "none"]
+    assert r["arms"]["b"]["seeds"]["2"]["precision"] == []
+    (c,) = r["claims"]
+    assert c["verdict"] == "holds" and c["precisions"] == {"0": {"arm": ["bf16"], "against": ["none"]}}
+    text = "[trained at different precisions: s0 a bf16 autocast, b float32]"
+    assert text in (out / "results.md").read_text() and text in capsys.readouterr().out
+    # s2's b records none: once it does (float32), the resumed a (bf16, then float32) is named too
+    with open(out / "runs" / "b_s2" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 4, "miou": 10.0, "amp": "none"}) + "\n")
+    assert main(["ablate", str(spec), "--out", str(out), "--report"]) == 0
+    (c,) = json.loads((out / "results.json").read_text())["claims"]
+    assert set(c["precisions"]) == {"0", "2"}
+    assert "s2 a bf16 autocast then float32, b float32]" in (out / "results.md").read_text()

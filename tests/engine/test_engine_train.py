@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -63,6 +64,11 @@ def test_each_validation_prints_its_line(tmp_path, capsys):
     assert [r["step"] for r in res.validations] == [2, 4]
     assert lines == [f"step {r['step']}: val mIoU {r['miou']:.2f}" for r in res.validations]
     assert lines[-1] == f"step 4: {validation_summary(res.validations[-1])}"
+    # each record says the precision the run trains at (float32 'none' here: the toy config asks for no CPU bf16),
+    # in metrics.jsonl too, where occkit ablate reads it
+    assert [r["amp"] for r in res.validations] == ["none", "none"]
+    logged = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["amp"] for r in logged] == ["none", "none"]
 
 
 def test_resume_equals_uninterrupted(tmp_path):

@@ -27,7 +27,9 @@ seed is.
                                     "train_seconds", "score_seconds", "train_minutes", "error",
                                     "build": "current" | "other" | "unknown" | "new", "rebuilt_stages",
                                     "plateau": {COLUMN_ID: {"previous", "delta", "converged"}},
-                                    "classes": {"metric" | COLUMN_ID: {CLASS: IoU or None}}}},
+                                    "classes": {"metric" | COLUMN_ID: {CLASS: IoU or None}},
+                                    "precision": the precisions its validations record, in order
+                                                 ("bf16", "none": float32)}},
                     "summary": {"metric" | COLUMN_ID: {"mean", "half_range", "values", "seeds", "n"}},
                     "converged", "train_seconds", "score_seconds"}},
      "claims": [{"name", "arm", "against", "figure", "against_figure", "higher", "label",
@@ -37,7 +39,8 @@ seed is.
                  "not_converged": [arm names],
                  "class_sets": {SEED: {"only_arm": [classes], "only_against": [classes],
                                        "common_difference": the difference over the classes both average}},
-                 "common_differences": {SEED: difference over the classes both average} or {}}],
+                 "common_differences": {SEED: difference over the classes both average} or {},
+                 "precisions": {SEED: {"arm": [amp, ...], "against": [amp, ...]}} where they differ}],
      "time_left": {"runs", "lane_seconds", "estimated_runs", "paced_by", "lanes", "wall_seconds"} or None,
      "spec_resolved": the spec's mapping after the command line's overrides}
 
@@ -57,6 +60,13 @@ seeds where its two sides' tables define different classes (``class_sets``) and 
 official difference, the difference over the classes both define (``common_differences``, every
 paired seed with tables on both sides; empty when no seed differs). The verdict stays the official
 figure's.
+
+``precision`` lists the precisions a run's validations record (``occkit train`` writes the one it
+trains at, ``amp``, in each: a preset's CPU bf16 autocast is float32 on a CPU without native bf16).
+Two runs of one seed of a claim trained at different precisions (on machines with and without
+native bf16, or a run resumed on the other kind) are named in the claim (``precisions``): the
+difference then holds the precision's effect too. Runs from before the record carry none and are
+not named.
 
 ``plateau`` holds, for a scorer run with ``previous: true``, each figure at the checkpoint before
 the last and whether it moved by at most ``tolerance`` since; results.md's converged column names
@@ -198,6 +208,7 @@ def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -
         "rebuilt_stages": [],
         "plateau": {},
         "classes": {},
+        "precision": [],
     }
     if not run.exists():
         return res
@@ -213,6 +224,7 @@ def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -
         table = class_table(last[-1], sp.metric) if last else None
         if table is not None:
             res["classes"]["metric"] = table
+    res["precision"] = list(dict.fromkeys(r["amp"] for r in records if isinstance(r.get("amp"), str)))
     minutes = [r.get("train_minutes") for r in records if isinstance(r.get("train_minutes"), (int, float))]
     res["train_minutes"] = minutes[-1] if minutes else None
     files = {o for s in sp.scorings_for(arm) for o in SCORERS[s.scorer].outputs(s.options)}
@@ -394,6 +406,11 @@ def claim_result(results: dict[str, Any], claim: dict[str, Any]) -> dict[str, An
         if bad and name not in flagged:
             flagged.append(name)
     class_sets, common = _class_sets(a, b, claim, diffs)
+    precisions = {}
+    for seed in diffs:  # the two runs of a seed trained at different precisions (machines with and without bf16)
+        pa, pb = a["seeds"][seed].get("precision") or [], b["seeds"][seed].get("precision") or []
+        if pa and pb and (pa != pb or len(pa) > 1):
+            precisions[seed] = {"arm": pa, "against": pb}
     return {
         **claim,
         "label": label,
@@ -407,6 +424,7 @@ def claim_result(results: dict[str, Any], claim: dict[str, Any]) -> dict[str, An
         "not_converged": flagged,
         "class_sets": class_sets,
         "common_differences": common,
+        "precisions": precisions,
     }
 
 
@@ -445,7 +463,23 @@ def claim_cell(c: dict[str, Any], n_seeds: int) -> str:
         text += f", equal in {c['equal']}" if c["equal"] else ""
         text += f" of {c['paired']} seed(s) paired" + (f", of {n_seeds}" if c["paired"] < n_seeds else "") + ")"
     text += f" [not converged: {', '.join(c['not_converged'])}]" if c["not_converged"] else ""
-    return text + class_sets_text(c)
+    return text + precisions_text(c) + class_sets_text(c)
+
+
+PRECISION_NAMES = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}
+
+
+def precisions_text(c: dict[str, Any]) -> str:
+    """`` [trained at different precisions: s0 feat3d bf16 autocast, student float32]``, or "" when
+    every paired seed's two runs trained at one and the same precision (or did not record it)."""
+    said = []
+    for seed, d in (c.get("precisions") or {}).items():
+        sides = [
+            f"{name} {' then '.join(PRECISION_NAMES.get(p, p) for p in d[key])}"
+            for name, key in ((c["arm"], "arm"), (c["against"], "against"))
+        ]
+        said.append(f"s{seed} {', '.join(sides)}")
+    return f" [trained at different precisions: {'; '.join(said)}]" if said else ""
 
 
 def class_sets_text(c: dict[str, Any]) -> str:

@@ -572,7 +572,9 @@ def _validate(run: _Run, method: nn.Module, amp: str, loop: _Loop) -> dict[str, 
         distributed=info.enabled,
     )
     wall_minutes = (time.perf_counter() - loop.wall0) / 60
-    record = {"step": loop.step, "train_minutes": loop.train_seconds / 60, "wall_minutes": wall_minutes}
+    # ``amp``: the precision the run trains and validates at (resolve_amp: float32 'none' on a CPU without native
+    # bf16 even where the preset asks for bf16), so that runs compared side by side can be seen to differ in it
+    record = {"step": loop.step, "train_minutes": loop.train_seconds / 60, "wall_minutes": wall_minutes, "amp": amp}
     record.update({k: v for k, v in scores.items() if not k.endswith("_detail")})
     n_val = len(run.val_set)
     if 0 < cfg.train.val_max_frames < n_val:  # a subset (train.val_max_frames): occkit eval scores every frame

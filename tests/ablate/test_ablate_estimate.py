@@ -176,6 +176,9 @@ def test_the_estimate_names_this_machine_and_the_bf16_rows_a_cpu_without_bf16_ru
     monkeypatch.setattr(estimate, "_this_machine", lambda: {"cpu": "B CPU", "bf16": True})
     text = estimate.estimate_text(estimate.estimate(ab, table), 2)
     assert "this machine: B CPU (native bf16)" in text and "measured under bf16 autocast" not in text
+    monkeypatch.setattr(estimate, "_this_machine", lambda: {"cpu": "A CPU @ 2.5GHz", "bf16": False})
+    e = estimate.estimate(ab, table) | {"device": "cuda"}  # on a GPU the presets' bf16 is the GPU's
+    assert "measured under bf16 autocast" not in estimate.estimate_text(e, 2)
 
 
 def test_a_trainings_pace_is_handed_once_while_it_runs(tmp_path, monkeypatch):

@@ -51,6 +51,18 @@ def _fake_run(run, values, budget=4):
             f.write(json.dumps({"step": step, "miou": v, "train_minutes": step / 100}) + "\n")
 
 
+def _claim_spec(tmp_path, seeds):
+    """A spec of two arms a and b over a world folder, budget 4, and the claim 'a beats b'."""
+    (tmp_path / "world").mkdir()
+    return write(
+        tmp_path,
+        "spec.yaml",
+        f"name: hand\ndata: world\nbudget: 4\nvalidations: 2\nseeds: {seeds}\n"
+        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n"
+        "claims:\n  - {name: a beats b, arm: a, against: b}\n",
+    )
+
+
 def test_report_from_disk_flags_the_arm_that_has_not_converged(tmp_path, capsys):
     (tmp_path / "world").mkdir()
     spec = write(
@@ -115,14 +127,7 @@ def test_report_from_disk_flags_the_arm_that_has_not_converged(tmp_path, capsys)
 
 
 def test_report_decides_the_spec_claims(tmp_path, capsys):
-    (tmp_path / "world").mkdir()
-    spec = write(
-        tmp_path,
-        "spec.yaml",
-        "name: hand\ndata: world\nbudget: 4\nvalidations: 2\nseeds: [0, 1]\n"
-        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n"
-        "claims:\n  - {name: a beats b, arm: a, against: b}\n",
-    )
+    spec = _claim_spec(tmp_path, "[0, 1]")
     out = tmp_path / "abl"
     _fake_run(out / "runs" / "a_s0", [(2, 10.0), (4, 10.3)])
     _fake_run(out / "runs" / "a_s1", [(2, 11.0), (4, 11.2)])
@@ -359,14 +364,7 @@ def test_a_claim_names_the_seeds_whose_means_average_over_different_classes(tmp_
     """Occ3D's mIoU is a nanmean: a run that predicts a class the ground truth lacks counts it as 0,
     a run that predicts none leaves it out. The claim keeps the official difference and its verdict,
     and names the class and the difference over the classes both sides average."""
-    (tmp_path / "world").mkdir()
-    spec = write(
-        tmp_path,
-        "spec.yaml",
-        "name: hand\ndata: world\nbudget: 4\nvalidations: 2\nseeds: [0, 1]\n"
-        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n"
-        "claims:\n  - {name: a beats b, arm: a, against: b}\n",
-    )
+    spec = _claim_spec(tmp_path, "[0, 1]")
     out = tmp_path / "abl"
     tables = {  # the validation record at the budget: seed 0 of b predicts a bus (IoU 0), a does not
         "a_s0": {"car": 10.0, "road": 90.0, "bus": float("nan")},
@@ -411,14 +409,7 @@ def test_a_claim_names_the_seeds_whose_two_runs_trained_at_different_precisions(
     trained on the two kinds of machine (or one resumed on the other kind) differ in precision as
     well as in the arm; the claim says so beside its difference, and runs that record no precision
     (from before the record) are not named."""
-    (tmp_path / "world").mkdir()
-    spec = write(
-        tmp_path,
-        "spec.yaml",
-        "name: hand\ndata: world\nbudget: 4\nvalidations: 2\nseeds: [0, 1, 2]\n"
-        "arms:\n  a: {preset: tiny.yaml}\n  b: {preset: tiny.yaml}\n"
-        "claims:\n  - {name: a beats b, arm: a, against: b}\n",
-    )
+    spec = _claim_spec(tmp_path, "[0, 1, 2]")
     out = tmp_path / "abl"
     amps = {  # per validation (steps 2 and 4): s0 differs, s1 agrees, s2's a was resumed on the other kind
         "a_s0": ["bf16", "bf16"],

@@ -124,6 +124,7 @@ def estimate(ab: Any, table: dict[str, Any] | None = None) -> dict[str, Any]:
         "table_threads": table.get("threads"),
         "table_date": table.get("date"),
         "here": _this_machine(),
+        "device": ab.opts.device,
         # the presets counted whose row was measured under bf16 autocast (native on the table's machine)
         "bf16_presets": sorted(p for p in counted if table["presets"][p].get("amp") == "bf16"),
     }
@@ -181,7 +182,8 @@ def estimate_text(e: dict[str, Any], budget: int) -> str:
             f"  this machine: {here.get('cpu', '?')} ({bf16}); the first steps of each training here give its pace "
             "(printed as 'pace here'), which corrects this figure"
         )
-        if here.get("bf16") is False and e.get("bf16_presets"):
+        # on CUDA the presets' bf16 autocast is the GPU's: the CPU's lack of it changes nothing
+        if here.get("bf16") is False and e.get("bf16_presets") and str(e.get("device", "cpu")).startswith("cpu"):
             lines.append(
                 f"  the table's rows for {', '.join(e['bf16_presets'])} were measured under bf16 autocast, native "
                 "on that machine; this CPU trains them in float32: expect their steps to take longer than the table's"

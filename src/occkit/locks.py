@@ -221,14 +221,18 @@ class FolderLock:
             self._record.update(child=pid, child_start=process_start(pid))
             write_json_atomic(self.path, self._record, indent=None)
 
+    def mine(self) -> bool:
+        """Whether the lock file is this process's own (taken here, by this process)."""
+        try:
+            rec = self.holder()
+        except LockInvalid:  # replaced by something else: not ours
+            return False
+        return bool(rec) and rec.get("pid") == os.getpid() and rec.get("host") in (None, socket.gethostname())
+
     def release(self) -> None:
         if self.held:
             self.held = False
-            try:
-                rec = self.holder()
-            except LockInvalid:  # replaced by something else since: not ours to remove
-                return
-            if rec and rec.get("pid") == os.getpid():
+            if self.mine():
                 try:
                     self.path.unlink()
                 except FileNotFoundError:

@@ -223,3 +223,29 @@ def test_the_trainings_of_stages_and_runs_carry_their_pace(tmp_path):
     cmd = next(gen)
     gen.close()
     assert cmd.pace == estimate.Pace(ab.run_dir("a", 0) / "train.jsonl", "synth-cpu", "arm a seed 0")
+
+
+def test_the_estimate_counts_the_runs_this_runner_holds_not_another_runners(tmp_path, monkeypatch):
+    """The pace line's estimate is made while this runner trains some runs: those are work left;
+    a run another runner holds is that runner's."""
+    from occkit.locks import FolderLock, process_start
+
+    monkeypatch.setattr(estimate, "step_rates", lambda: TABLE)
+    spec = write(tmp_path, "spec.yaml", tiny_spec(arms="  a: {preset: synth-cpu}\n", seeds="[0, 1]"))
+    ab = runner.Ablation(parse_spec(spec, Overrides()), runner.RunOptions(out=tmp_path / "abl", cache=tmp_path / "st"))
+    assert estimate.estimate(ab)["runs"] == 2
+    ours = ab.run_dir("a", 0)
+    ours.mkdir(parents=True)
+    lock = FolderLock(ours / runner.RUN_LOCK, "arm a seed 0")
+    lock.acquire()
+    try:
+        theirs = ab.run_dir("a", 1)
+        theirs.mkdir(parents=True)
+        record = json.loads((ours / runner.RUN_LOCK).read_text())
+        record.update(pid=os.getppid(), start=process_start(os.getppid()))  # a living process that is not this one
+        (theirs / runner.RUN_LOCK).write_text(json.dumps(record))
+        assert ab.run_state("a", 0)[0] == ab.run_state("a", 1)[0] == "locked"
+        assert ab.locked_here("a", 0) and not ab.locked_here("a", 1)
+        assert estimate.estimate(ab)["runs"] == 1
+    finally:
+        lock.release()

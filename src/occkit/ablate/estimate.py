@@ -76,7 +76,8 @@ def estimate(ab: Any, table: dict[str, Any] | None = None) -> dict[str, Any]:
     unestimated_runs = 0
     counted: set[str] = set()  # the presets of the runs and stages estimated
     for arm, seed in ab.runs():
-        if ab.run_state(arm, seed)[0] in ("done", "locked"):
+        state = ab.run_state(arm, seed)[0]
+        if state == "done" or (state == "locked" and not ab.locked_here(arm, seed)):  # another runner's: not ours
             continue
         left = max(0, ab.spec.budget - (checkpoint_step(ab.run_dir(arm, seed)) or 0))
         preset = ab.spec.arms[arm].preset

@@ -335,6 +335,10 @@ class Ablation:
         """Whether a run is trained to the budget and scored by every scorer (lock aside)."""
         return checkpoint_step(self.run_dir(arm, seed)) == self.spec.budget and not self.missing_scores(arm, seed)
 
+    def locked_here(self, arm: str, seed: int) -> bool:
+        """Whether this runner holds the run's lock (it is training or scoring it now)."""
+        return FolderLock(self.run_dir(arm, seed) / RUN_LOCK, "").mine()
+
     def run_state(self, arm: str, seed: int) -> tuple[str, str]:
         """``(status, detail)``: status ``done``, ``partial``, ``new`` or ``locked``."""
         run = self.run_dir(arm, seed)

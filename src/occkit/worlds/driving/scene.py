@@ -105,7 +105,11 @@ class Scene:
         return self.town.ground
 
     def ego_pose(self, frame_index: int) -> tuple[float, float, float]:
-        x, y, yaw = self.ego_path.pose_at(self.ego_speed * float(self.times[frame_index]))
+        return self.ego_pose_at(float(self.times[frame_index]))
+
+    def ego_pose_at(self, t: float) -> tuple[float, float, float]:
+        """World ``(x, y, yaw)`` of the ego at time ``t`` (seconds)."""
+        x, y, yaw = self.ego_path.pose_at(self.ego_speed * float(t))
         return float(x), float(y), float(yaw)
 
 
@@ -766,14 +770,20 @@ def _object_table(scene: Scene) -> dict[str, Any]:
     return scene.cache["table"]
 
 
-def scene_state_at(scene: Scene, frame_index: int, radius: float | None = None) -> SceneState:
+def scene_state_at(
+    scene: Scene, frame_index: int, radius: float | None = None, time: float | None = None
+) -> SceneState:
     """The scene posed at frame ``frame_index``: objects within ``radius`` (default
-    ``config.max_render_distance``) of the ego, as world primitives, and their boxes."""
+    ``config.max_render_distance``) of the ego, as world primitives, and their boxes.
+
+    ``time``: pose the scene at this time (seconds) instead of the frame's, e.g. a LiDAR sweep
+    between two keyframes (:mod:`occkit.worlds.driving.sweeps`); ``frame_index`` is then the
+    keyframe the state is recorded under."""
     if not 0 <= frame_index < len(scene.times):
         raise IndexError(f"frame_index {frame_index} out of range for {len(scene.times)} frames of {scene.name}")
     radius = scene.config.max_render_distance if radius is None else radius
-    t = float(scene.times[frame_index])
-    ex, ey, eyaw = scene.ego_pose(frame_index)
+    t = float(scene.times[frame_index]) if time is None else float(time)
+    ex, ey, eyaw = scene.ego_pose_at(t)
     table = _object_table(scene)
     pose = np.asarray([o.pose(t) for o in scene.objects], dtype=np.float64).reshape(-1, 3)
     near = (pose[:, 0] - ex) ** 2 + (pose[:, 1] - ey) ** 2 <= (radius + 20.0) ** 2

@@ -1,0 +1,455 @@
+"""``occkit label``'s pipeline: one :class:`~occkit.labelgen.record.SceneRecord` in, one label per
+keyframe out (docs/labels.md, "What each option does").
+
+Per scene:
+
+1. every sweep's returns into the world (``T_global_from_ego @ T_ego_from_lidar``), the ego vehicle's
+   own returns dropped (its box grown by ``ego_margin``);
+2. split by the sweep's boxes grown by ``box_margin``: a point in a box joins that box's track, in
+   the box's own frame (so a car that drives is accumulated where it is, never smeared along its
+   path); the rest is the static scene, in the world frame;
+3. a class for every unlabelled point: static points by a ``knn`` vote of the labelled static points
+   within ``knn_max_dist``; a track's points by its own labelled points, else the box's class;
+   with no labels at all, class ``others`` (geometry only);
+
+then per keyframe:
+
+4. the static points of the sweeps within ``window`` keyframes (0: the whole scene) and every
+   track placed at its box at the keyframe, into the keyframe's ego frame; voxelised on the grid by
+   vote (:func:`occkit.pseudolabel.voxelise.vote_voxels`);
+5. every return of the sweeps within ``free_window`` keyframes cast from its sweep's origin
+   (:mod:`occkit.labelgen.raycast`): static voxels more sweeps saw through than hit are trails and
+   become free (``erase_trails``); ground columns left empty between LiDAR rings are filled from
+   their neighbours (``ground_fill`` voxels);
+6. ``mask_lidar``: the voxels the keyframe's own rays traverse up to their return (Occ3D);
+   ``mask_camera``: the voxels camera rays reach up to the first occupied voxel (Occ3D), none
+   without cameras;
+7. optionally ``flow``: each voxel placed from a track takes its box's velocity (ego frame, m/s;
+   OpenOcc v2's field).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import tracemalloc
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from occkit.geometry.grid import Grid
+from occkit.labelgen.raycast import SweepCaster, visible_from
+from occkit.labelgen.record import SceneRecord, check_record
+from occkit.labelgen.steps import (
+    assign_to_boxes,
+    ego_points,
+    erase_trails,
+    fill_ground,
+    from_box_frame,
+    in_box,
+    knn_vote,
+    to_box_frame,
+)
+
+
+@dataclass(frozen=True)
+class LabelOptions:
+    """The pipeline's options (``occkit label --set KEY=VALUE``); the released pipelines' values
+    where they have one are said per field."""
+
+    window: int = 0
+    """Keyframes on each side whose sweeps build a keyframe's static scene; 0 = the whole scene
+    (SurroundOcc and Occ3D aggregate the whole scene)."""
+    free_window: int = 1
+    """Keyframes on each side whose sweeps are cast for free space and trails."""
+    keyframe_only: bool = False
+    """Use each keyframe's own sweep alone (no aggregation): the naive labels."""
+    box_margin: float = 0.2
+    """Metres added to every side of a box when taking its points (SurroundOcc grows boxes by 10 %
+    and lowers them 0.1 m)."""
+    ego_margin: float = 0.2
+    """Metres added to every side of the ego vehicle's box when dropping its own returns."""
+    knn: int = 5
+    """Neighbours in the vote for an unlabelled point's class (SurroundOcc: 1, its chamfer nearest
+    neighbour)."""
+    knn_max_dist: float = 1.0
+    """Metres: labelled points farther than this do not vote."""
+    min_points: int = 1
+    """Points a voxel needs to be occupied."""
+    ground_fill: int = 2
+    """Voxels: an empty column within this distance of a ground column is filled (0 = off)."""
+    ground_classes: tuple[str, ...] = ("driveable_surface", "other_flat", "sidewalk", "terrain")
+    """Class names that are the ground (what :attr:`ground_fill` fills)."""
+    erase_trails: bool = True
+    """Static voxels hit by at most :attr:`trail_max_hits` sweeps and seen through by at least
+    :attr:`trail_ratio` times as many become free."""
+    trail_ratio: float = 2.0
+    trail_max_hits: int = 2
+    carve_rel: float = 0.15
+    """The last fraction of each ray before its return is not carved (grazing rays, see
+    :mod:`occkit.labelgen.raycast`)."""
+    carve_abs: float = 0.2
+    """And these metres more."""
+    camera_mask: bool = True
+    """Cast camera rays for ``mask_camera`` (needs cameras in the rig)."""
+    camera_stride: int = 0
+    """Pixel stride of the camera rays (0: adaptive, as the synthetic world's exact mask)."""
+    flow: bool = False
+    """Per-voxel flow from the box tracks (OpenOcc v2's field)."""
+
+    def __post_init__(self) -> None:
+        for name in ("window", "free_window", "knn", "min_points", "ground_fill", "trail_max_hits", "camera_stride"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < (1 if name in ("knn", "min_points") else 0):
+                raise ValueError(
+                    f"label option {name} must be an integer >= {1 if name in ('knn', 'min_points') else 0}, got {v!r}"
+                )
+        for name in ("box_margin", "ego_margin", "knn_max_dist", "trail_ratio", "carve_abs"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"label option {name} must be a finite number >= 0, got {v!r}")
+        if not 0 <= self.carve_rel < 1:
+            raise ValueError(f"label option carve_rel must lie in [0, 1), got {self.carve_rel}")
+
+    @staticmethod
+    def keys() -> tuple[str, ...]:
+        return tuple(f.name for f in fields(LabelOptions))
+
+
+@dataclass
+class KeyframeLabel:
+    """One keyframe's label: ``semantics (X, Y, Z)`` uint8 (``free`` where empty), ``mask_lidar``
+    and ``mask_camera`` uint8 0/1, optional ``flow (X, Y, Z, 2)`` float32; ``track (X, Y, Z)`` int64
+    the track each voxel was placed from (-1 none)."""
+
+    token: str
+    semantics: np.ndarray
+    mask_lidar: np.ndarray
+    mask_camera: np.ndarray
+    track: np.ndarray
+    flow: np.ndarray | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Prepared:
+    static_pts: list[np.ndarray]  # per sweep, world frame (float64)
+    static_lab: list[np.ndarray]  # per sweep, class ids
+    track_pts: dict[int, np.ndarray]  # box frame
+    track_lab: dict[int, np.ndarray]
+    origins: list[np.ndarray]  # per sweep, world
+    all_pts: list[np.ndarray]  # per sweep, every return but the ego's (world), for the casting
+    static_mask: list[np.ndarray]  # per sweep, which of all_pts are static
+
+
+class Timer:
+    """Seconds per stage, summed."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._t
+        self._t = now
+
+
+def prepare_scene(rec: SceneRecord, opt: LabelOptions, free: int, timer: Timer) -> _Prepared:
+    """Steps 1-3 over a whole scene."""
+    n_cls = free  # class ids 0 .. free - 1
+    unl = -1
+    static_pts, static_lab, origins, all_pts, static_mask = [], [], [], [], []
+    tp: dict[int, list[np.ndarray]] = {}
+    tl: dict[int, list[np.ndarray]] = {}
+    track_cls: dict[int, int] = {}
+    for i, s in enumerate(rec.sweeps):
+        T_el = rec.lidars[s.sensor]
+        p_ego = s.points.astype(np.float64) @ T_el[:3, :3].T + T_el[:3, 3]
+        keep = ~ego_points(p_ego, rec.ego_size, rec.ego_center, opt.ego_margin)
+        p_ego = p_ego[keep]
+        T = s.T_global_from_ego
+        pw = p_ego @ T[:3, :3].T + T[:3, 3]
+        lab = s.labels[keep] if s.labels is not None else np.full(len(pw), unl, np.int64)
+        origins.append((T @ T_el)[:3, 3])
+        all_pts.append(pw)
+        box_of = assign_to_boxes(pw, s.boxes, opt.box_margin) if s.boxes is not None else np.full(len(pw), -1)
+        st = box_of < 0
+        static_mask.append(st)
+        static_pts.append(pw[st])
+        static_lab.append(lab[st])
+        if s.boxes is not None and (~st).any():
+            b = s.boxes
+            for k in np.unique(box_of[~st]).tolist():
+                m = box_of == k
+                tr = int(b.track[k])
+                tp.setdefault(tr, []).append(to_box_frame(pw[m], b.center[k], float(b.yaw[k])))
+                tl.setdefault(tr, []).append(lab[m])
+                track_cls[tr] = int(b.cls[k])
+    timer.lap("aggregate")
+    # 3. classes for the unlabelled points
+    labelled = (
+        np.concatenate([p[lab >= 0] for p, lab in zip(static_pts, static_lab)]) if static_pts else np.zeros((0, 3))
+    )
+    labels = np.concatenate([lab[lab >= 0] for lab in static_lab]) if static_lab else np.zeros(0, np.int64)
+    others = 0
+    for i, (p, lab) in enumerate(zip(static_pts, static_lab)):
+        q = lab < 0
+        if q.any():
+            if len(labelled):
+                v = knn_vote(labelled, labels, p[q], opt.knn, opt.knn_max_dist, n_cls)
+                lab = lab.copy()
+                lab[q] = v
+                # no labelled neighbour near: dropped from the vote (its ray still carves)
+            else:
+                lab = np.full(len(p), others, np.int64)
+            static_lab[i] = lab
+    track_pts: dict[int, np.ndarray] = {}
+    track_lab: dict[int, np.ndarray] = {}
+    for tr, parts in tp.items():
+        pts = np.concatenate(parts)
+        lab = np.concatenate(tl[tr])
+        known = lab >= 0
+        if known.any() and (~known).any():
+            v = knn_vote(pts[known], lab[known], pts[~known], opt.knn, opt.knn_max_dist, n_cls)
+            lab = lab.copy()
+            lab[~known] = np.where(v >= 0, v, track_cls[tr])
+        elif not known.any():
+            lab = np.full(len(pts), track_cls[tr], np.int64)
+        track_pts[tr], track_lab[tr] = pts, lab
+    timer.lap("semantics")
+    return _Prepared(static_pts, static_lab, track_pts, track_lab, origins, all_pts, static_mask)
+
+
+def _to_frame(T_frame_from_global: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return p @ T_frame_from_global[:3, :3].T + T_frame_from_global[:3, 3]
+
+
+def _inv(T: np.ndarray) -> np.ndarray:
+    out = np.eye(4)
+    out[:3, :3] = T[:3, :3].T
+    out[:3, 3] = -T[:3, :3].T @ T[:3, 3]
+    return out
+
+
+def _crop(p: np.ndarray, grid: Grid, pad: float = 0.0) -> np.ndarray:
+    lo = np.asarray(grid.range_min) - pad
+    hi = np.asarray(grid.range_max) + pad
+    return ((p >= lo) & (p < hi)).all(1)
+
+
+def _vote(
+    points: np.ndarray, labels: np.ndarray, grid: Grid, num_classes: int, free: int, min_points: int
+) -> np.ndarray:
+    from occkit.pseudolabel.voxelise import vote_voxels
+
+    sem, _ = vote_voxels(
+        torch.from_numpy(points),
+        torch.from_numpy(labels),
+        grid,
+        num_classes=num_classes,
+        min_points=min_points,
+        free_class=free,
+    )
+    return sem.numpy().astype(np.uint8)
+
+
+def label_keyframe(
+    rec: SceneRecord,
+    prep: _Prepared,
+    k: int,
+    grid: Grid,
+    opt: LabelOptions,
+    free: int,
+    ground: tuple[int, ...],
+    timer: Timer,
+) -> KeyframeLabel:
+    """Steps 4-7 for the keyframe at sweep index ``k``."""
+    s = rec.sweeps[k]
+    T_eg = _inv(s.T_global_from_ego)
+    keys = rec.keyframes
+    pos = keys.index(k)
+
+    def sweeps_within(w: int) -> range:
+        if opt.keyframe_only:
+            return range(k, k + 1)
+        if w == 0:
+            return range(len(rec.sweeps))
+        lo = keys[max(0, pos - w)]
+        hi = keys[min(len(keys) - 1, pos + w)]
+        return range(lo, hi + 1)
+
+    pts, labs = [], []
+    for i in sweeps_within(opt.window):
+        p = _to_frame(T_eg, prep.static_pts[i])
+        m = _crop(p, grid) & (prep.static_lab[i] >= 0)
+        pts.append(p[m])
+        labs.append(prep.static_lab[i][m])
+    n_static = sum(len(p) for p in pts)
+    track_vox: list[tuple[np.ndarray, int]] = []
+    if s.boxes is not None:
+        b = s.boxes
+        for j in range(len(b)):
+            tr = int(b.track[j])
+            if tr not in prep.track_pts:
+                continue
+            q = prep.track_pts[tr]
+            inside = in_box(q, b.size[j], opt.box_margin)
+            pw = from_box_frame(q[inside], b.center[j], float(b.yaw[j]))
+            p = _to_frame(T_eg, pw)
+            m = _crop(p, grid)
+            pts.append(p[m])
+            labs.append(prep.track_lab[tr][inside][m])
+            track_vox.append((p[m], j))
+    points = np.concatenate(pts) if pts else np.zeros((0, 3))
+    labels = np.concatenate(labs) if labs else np.zeros(0, np.int64)
+    sem = _vote(points, labels, grid, free + 1, free, opt.min_points)
+    track = np.full(grid.shape, -1, np.int64)
+    from occkit.formats.resample import voxel_of
+
+    X, Y, Z = grid.shape
+    for p, j in track_vox:
+        if len(p):
+            flat = voxel_of(p, grid)
+            ok = flat >= 0
+            track.reshape(-1)[flat[ok]] = int(s.boxes.track[j])  # type: ignore[union-attr]
+    timer.lap("voxelise")
+
+    caster = SweepCaster(grid, opt.carve_rel, opt.carve_abs)
+    for i in sweeps_within(opt.free_window):
+        o = _to_frame(T_eg, prep.origins[i][None])[0]
+        p = _to_frame(T_eg, prep.all_pts[i])
+        caster.add(o, p)
+    hits = caster.counts.view(caster.counts.hits)
+    passes = caster.counts.view(caster.counts.passes)
+    occupied = sem != free
+    n_trail = 0
+    if opt.erase_trails:
+        trail = erase_trails(occupied, hits, passes, opt.trail_ratio, opt.trail_max_hits, exempt=track >= 0)
+        sem[trail] = free
+        n_trail = int(trail.sum())
+    n_filled = 0
+    if opt.ground_fill > 0 and ground:
+        before = sem != free
+        sem = fill_ground(sem, ground, free, opt.ground_fill, observed_above=passes > 0)
+        n_filled = int(((sem != free) & ~before).sum())
+    timer.lap("cast")
+
+    o = _to_frame(T_eg, prep.origins[k][None])[0]
+    mask_lidar = visible_from(grid, o, _to_frame(T_eg, prep.all_pts[k])).astype(np.uint8)
+    timer.lap("mask_lidar")
+    mask_camera = np.zeros(grid.shape, np.uint8)
+    if opt.camera_mask and rec.cameras:
+        mask_camera = camera_mask(rec, grid, sem != free, opt.camera_stride)
+    timer.lap("mask_camera")
+    flow = None
+    if opt.flow:
+        flow = track_flow(rec, k, track, T_eg)
+        timer.lap("flow")
+    return KeyframeLabel(
+        token=s.token,
+        semantics=sem,
+        mask_lidar=mask_lidar,
+        mask_camera=mask_camera,
+        track=track,
+        flow=flow,
+        stats={
+            "static_points": int(n_static),
+            "points": int(len(points)),
+            "occupied": int((sem != free).sum()),
+            "trail_voxels_erased": n_trail,
+            "ground_voxels_filled": n_filled,
+        },
+    )
+
+
+def camera_mask(rec: SceneRecord, grid: Grid, occupied: np.ndarray, stride: int) -> np.ndarray:
+    """Occ3D's camera mask of ``occupied (X, Y, Z)``: camera rays (pixel rays, and rays to every
+    exposed voxel face in view) up to and including the first occupied voxel."""
+    from occkit.geometry.visibility import camera_mask_rays, camera_visibility, voxel_center_rays
+
+    occ = torch.from_numpy(occupied)
+    origins, dirs = [], []
+    for cam in rec.cameras.values():
+        K = torch.from_numpy(cam.K)
+        T = torch.from_numpy(cam.T_ego_from_cam)
+        H, W = cam.image_size
+        o, d = camera_mask_rays(K, T, torch.zeros(H, W), grid, stride)
+        ov, dv = voxel_center_rays(K, T, (H, W), grid, occ)
+        origins += [o, ov]
+        dirs += [d, dv]
+    return camera_visibility(grid, occ, torch.cat(origins), torch.cat(dirs)).numpy().astype(np.uint8)
+
+
+def track_flow(rec: SceneRecord, k: int, track: np.ndarray, T_eg: np.ndarray) -> np.ndarray:
+    """``(X, Y, Z, 2)`` float32 flow (m/s, ego frame x y) of the voxels placed from a track: its
+    box's centre velocity, by central difference over the neighbouring sweeps that carry it."""
+    out = np.zeros((*track.shape, 2), np.float32)
+    s = rec.sweeps[k]
+    if s.boxes is None:
+        return out
+    prev = rec.sweeps[k - 1] if k > 0 else None
+    nxt = rec.sweeps[k + 1] if k + 1 < len(rec.sweeps) else None
+    for j, tr in enumerate(s.boxes.track.tolist()):
+        sel = track == tr
+        if not sel.any():
+            continue
+        ends = []
+        for o in (prev, s, nxt):
+            if o is not None and o.boxes is not None:
+                m = np.nonzero(o.boxes.track == tr)[0]
+                if len(m):
+                    ends.append((o.timestamp, o.boxes.center[m[0]]))
+        if len(ends) < 2:
+            continue
+        (t0, c0), (t1, c1) = ends[0], ends[-1]
+        v = (c1 - c0) / max((t1 - t0) * 1e-6, 1e-6)
+        out[sel] = (T_eg[:2, :2] @ v[:2]).astype(np.float32)
+    return out
+
+
+def label_scene(
+    rec: SceneRecord, grid: Grid, classes: tuple[str, ...], free: int, opt: LabelOptions = LabelOptions()
+) -> tuple[list[KeyframeLabel], dict[str, Any]]:
+    """Every keyframe's label of a scene, and the scene's report (seconds per stage, peak
+    memory, what the missing inputs cost).
+
+    Args:
+        rec: the scene (checked with :func:`~occkit.labelgen.record.check_record`).
+        grid: the label grid, in each keyframe's ego frame.
+        classes: the class names of ids ``0 .. free - 1`` (the record's ids must be these).
+        free: the free id (``len(classes)`` for Occ3D's table).
+    """
+    check_record(rec)
+    if rec.classes and tuple(rec.classes) != tuple(classes[: len(rec.classes)]):
+        raise ValueError(
+            f"{rec.source or rec.name}: classes {list(rec.classes)} are not the label format's "
+            f"{list(classes)} (in that order)"
+        )
+    ground = tuple(i for i, n in enumerate(classes) if n in opt.ground_classes)
+    tracing = not tracemalloc.is_tracing()
+    if tracing:
+        tracemalloc.start()
+    timer = Timer()
+    try:
+        prep = prepare_scene(rec, opt, free, timer)
+        labels = [label_keyframe(rec, prep, k, grid, opt, free, ground, timer) for k in rec.keyframes]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        if tracing:
+            tracemalloc.stop()
+    n = len(labels)
+    report = {
+        "scene": rec.name,
+        "keyframes": n,
+        "sweeps": len(rec.sweeps),
+        "points": int(sum(len(s.points) for s in rec.sweeps)),
+        "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+        "seconds_per_keyframe": round(sum(timer.seconds.values()) / max(n, 1), 3),
+        "peak_traced_mb": round(peak / 2**20, 1),
+        "density": round(float(np.mean([(lab.semantics != free).mean() for lab in labels])), 5) if labels else 0.0,
+        "missing": rec.missing(),
+    }
+    return labels, report

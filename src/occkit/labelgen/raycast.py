@@ -1,0 +1,193 @@
+"""LiDAR returns cast through the grid: which voxels each sweep hit, which it saw through.
+
+For a sweep from origin ``o`` with returns ``p_i`` (grid frame), ``r_i = |p_i - o|``:
+
+- **hit**: the voxel holding ``p_i``;
+- **pass**: every voxel the segment ``o -> o + t d_i`` enters for ``t < r_i (1 - rel) - abs``
+  (``rel``, ``abs``: :attr:`carve_rel`, :attr:`carve_abs`): the last stretch before a return is
+  not carved, so that a ray grazing the ground (a LiDAR 1.84 m up, a return 30 m away: the ray
+  runs 3 m through the surface's voxel layer) does not count the ground it skims as seen through;
+- counts are of **sweeps**, not rays: ``hits[v]`` = sweeps with a return in ``v``, ``passes[v]``
+  = sweeps that saw through ``v`` and had no return in it.
+
+``visible`` (Occ3D's LiDAR mask): every voxel a ray traverses from its origin up to and including
+the voxel of its return (no margin).
+
+The walk is Amanatides & Woo's, one ray at a time in a loop compiled by numba (as RayIoU's CPU
+walk, :mod:`occkit.metrics.rayiou`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from occkit.geometry.grid import Grid
+
+
+@dataclass
+class CastCounts:
+    """Per-voxel sweep counts, flat over the grid (``X * Y * Z``), int32."""
+
+    hits: np.ndarray
+    passes: np.ndarray
+    grid: Grid
+
+    @staticmethod
+    def zeros(grid: Grid) -> CastCounts:
+        n = int(np.prod(grid.shape))
+        return CastCounts(np.zeros(n, np.int32), np.zeros(n, np.int32), grid)
+
+    def view(self, a: np.ndarray) -> np.ndarray:
+        return a.reshape(self.grid.shape)
+
+
+_KERNELS: list = []
+
+
+def _walk_rays(o, pts, lo, hi, vs, shape, rel, ab, mode, counts, stamp, hitstamp, sid):  # pragma: no cover - numba
+    """Walk the rays from ``o (3,)`` to ``pts (N, 3)``. ``mode`` 0: passes, each ray stopped
+    ``r (1 - rel) - ab`` along, a voxel counted once per sweep (``stamp``) and not where this
+    sweep hit (``hitstamp``); ``mode`` 1: mark ``counts`` 1 up to and including the return's voxel."""
+    Y, Z = shape[1], shape[2]
+    d = np.empty(3)
+    idx = np.empty(3, np.int64)
+    step = np.empty(3, np.int64)
+    tnext = np.empty(3)
+    tdelta = np.empty(3)
+    for i in range(pts.shape[0]):
+        r = 0.0
+        for a in range(3):
+            d[a] = pts[i, a] - o[a]
+            r += d[a] * d[a]
+        r = np.sqrt(r)
+        if r < 1e-6:
+            continue
+        for a in range(3):
+            d[a] /= r
+        tend = r * (1.0 - rel) - ab if mode == 0 else r + 1e-4
+        # the part of the ray inside the grid's box
+        t0 = 0.0
+        t1 = tend
+        miss = False
+        for a in range(3):
+            if d[a] != 0.0:
+                ta = (lo[a] - o[a]) / d[a]
+                tb = (hi[a] - o[a]) / d[a]
+                if ta > tb:
+                    ta, tb = tb, ta
+                if ta > t0:
+                    t0 = ta
+                if tb < t1:
+                    t1 = tb
+            elif o[a] < lo[a] or o[a] > hi[a]:
+                miss = True
+        if miss or t1 <= t0:
+            continue
+        for a in range(3):
+            i_a = int(np.floor((o[a] + d[a] * t0 - lo[a]) / vs[a]))
+            if i_a < 0:
+                i_a = 0
+            if i_a >= shape[a]:
+                i_a = shape[a] - 1
+            idx[a] = i_a
+            if d[a] > 0:
+                step[a] = 1
+                tnext[a] = (lo[a] + (i_a + 1) * vs[a] - o[a]) / d[a]
+                tdelta[a] = vs[a] / d[a]
+            elif d[a] < 0:
+                step[a] = -1
+                tnext[a] = (lo[a] + i_a * vs[a] - o[a]) / d[a]
+                tdelta[a] = -vs[a] / d[a]
+            else:
+                step[a] = 0
+                tnext[a] = np.inf
+                tdelta[a] = np.inf
+        t = t0
+        while t < t1:
+            v = (idx[0] * Y + idx[1]) * Z + idx[2]
+            if mode == 1:
+                counts[v] = 1
+            elif hitstamp[v] != sid and stamp[v] != sid:
+                stamp[v] = sid
+                counts[v] += 1
+            a = 0
+            if tnext[1] < tnext[a]:
+                a = 1
+            if tnext[2] < tnext[a]:
+                a = 2
+            t = tnext[a]
+            tnext[a] += tdelta[a]
+            idx[a] += step[a]
+            if idx[a] < 0 or idx[a] >= shape[a]:
+                break
+
+
+def _count_hits(pts, lo, vs, shape, hits, hitstamp, sid):  # pragma: no cover - numba
+    """Each return's voxel counted once per sweep (``hitstamp``)."""
+    X, Y, Z = shape[0], shape[1], shape[2]
+    for i in range(pts.shape[0]):
+        ix = int(np.floor((pts[i, 0] - lo[0]) / vs[0]))
+        iy = int(np.floor((pts[i, 1] - lo[1]) / vs[1]))
+        iz = int(np.floor((pts[i, 2] - lo[2]) / vs[2]))
+        if ix < 0 or iy < 0 or iz < 0 or ix >= X or iy >= Y or iz >= Z:
+            continue
+        v = (ix * Y + iy) * Z + iz
+        if hitstamp[v] != sid:
+            hitstamp[v] = sid
+            hits[v] += 1
+
+
+def _kernels():
+    """The walks compiled by numba (once per process, cached on disk by numba)."""
+    if not _KERNELS:
+        from numba import njit
+
+        _KERNELS.append((njit(cache=True, nogil=True)(_count_hits), njit(cache=True, nogil=True)(_walk_rays)))
+    return _KERNELS[0]
+
+
+def _grid_arrays(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    lo = np.asarray(grid.range_min, np.float64)
+    hi = np.asarray(grid.range_max, np.float64)
+    vs = np.asarray(grid.voxel_size, np.float64)
+    return lo, hi, vs, np.asarray(grid.shape, np.int64)
+
+
+class SweepCaster:
+    """Accumulates :class:`CastCounts` sweep by sweep (each sweep counted once per voxel)."""
+
+    def __init__(self, grid: Grid, carve_rel: float = 0.15, carve_abs: float = 0.2) -> None:
+        if not (0 <= carve_rel < 1 and carve_abs >= 0):
+            raise ValueError(f"carve_rel must lie in [0, 1) and carve_abs be >= 0, got {carve_rel}, {carve_abs}")
+        self.counts = CastCounts.zeros(grid)
+        self.rel, self.abs = float(carve_rel), float(carve_abs)
+        n = self.counts.hits.shape[0]
+        self._hitstamp = np.full(n, -1, np.int32)
+        self._passstamp = np.full(n, -1, np.int32)
+        self._sid = 0
+
+    def add(self, origin: np.ndarray, points: np.ndarray) -> None:
+        """One sweep: ``origin (3,)`` and returns ``points (N, 3)``, grid frame."""
+        hits, walk = _kernels()
+        lo, hi, vs, shape = _grid_arrays(self.counts.grid)
+        o = np.ascontiguousarray(origin, np.float64)
+        p = np.ascontiguousarray(points, np.float64)
+        sid = np.int32(self._sid)
+        hits(p, lo, vs, shape, self.counts.hits, self._hitstamp, sid)  # first: a voxel hit is not also seen through
+        walk(o, p, lo, hi, vs, shape, self.rel, self.abs, 0, self.counts.passes, self._passstamp, self._hitstamp, sid)
+        self._sid += 1
+
+
+def visible_from(grid: Grid, origin: np.ndarray, points: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Occ3D's LiDAR mask of one sweep: ``(X, Y, Z)`` int32, 1 where a ray from ``origin (3,)`` to a
+    return in ``points (N, 3)`` (grid frame) passes, up to and including the return's voxel.
+    ``out``: a flat int32 array to mark into (several sweeps)."""
+    _, walk = _kernels()
+    lo, hi, vs, shape = _grid_arrays(grid)
+    flat = np.zeros(int(np.prod(grid.shape)), np.int32) if out is None else out
+    none = np.zeros(1, np.int32)
+    o = np.ascontiguousarray(origin, np.float64)
+    walk(o, np.ascontiguousarray(points, np.float64), lo, hi, vs, shape, 0.0, 0.0, 1, flat, none, none, np.int32(0))
+    return flat.reshape(grid.shape)

@@ -1,0 +1,200 @@
+"""The one in-memory record the label pipeline sees: a scene's sweeps, poses, boxes and sensors.
+
+Every reader (the synthetic world's sweeps, a rig folder, raw nuScenes through ``occkit prepare``)
+builds a :class:`SceneRecord`; the pipeline (:mod:`occkit.labelgen.pipeline`) never reads a
+format's files. :func:`check_record` holds every record to the rules a pipeline relies on and
+names the source file and field of the first rule broken (docs/labels.md, "Bad input").
+
+Frames (docs/design.md §3): points of a sweep are in its sensor's frame; ``T_ego_from_sensor``
+maps them into the ego frame at the sweep's time and ``T_global_from_ego`` into the world.
+Boxes are in the world frame: centre of the box, size (length along the heading, width, height),
+yaw about +z.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from occkit.geometry.transforms import rigid_problem
+
+
+@dataclass
+class Boxes:
+    """The boxes of one sweep, as arrays (``M`` boxes).
+
+    Attributes:
+        track: ``(M,)`` int64 track ids, the same object keeps its id across sweeps.
+        cls: ``(M,)`` int64 class ids (in the record's class table).
+        center: ``(M, 3)`` float64 box centres, world frame.
+        size: ``(M, 3)`` float64 (length, width, height), metres.
+        yaw: ``(M,)`` float64 heading about +z, world frame, radians.
+    """
+
+    track: np.ndarray
+    cls: np.ndarray
+    center: np.ndarray
+    size: np.ndarray
+    yaw: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.track.shape[0])
+
+    @staticmethod
+    def empty() -> Boxes:
+        return Boxes(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
+
+    def select(self, keep: np.ndarray) -> Boxes:
+        return Boxes(self.track[keep], self.cls[keep], self.center[keep], self.size[keep], self.yaw[keep])
+
+
+@dataclass
+class Sweep:
+    """One LiDAR sweep.
+
+    Attributes:
+        token: the sweep's id (a keyframe's token is its label's token).
+        timestamp: microseconds; a scene's sweeps are in increasing order.
+        sensor: the LiDAR id, a key of :attr:`SceneRecord.lidars`.
+        T_global_from_ego: ``(4, 4)`` float64 ego pose at the sweep.
+        points: ``(N, 3)`` float32 returns in the sensor frame.
+        intensity: ``(N,)`` float32 return intensities, or None.
+        labels: ``(N,)`` int64 class ids, or None (unlabelled sweep).
+        keyframe: whether a label is made at this sweep.
+        boxes: the objects' boxes at this sweep, or None (no boxes given).
+        source: where it was read from (for messages).
+    """
+
+    token: str
+    timestamp: int
+    sensor: str
+    T_global_from_ego: np.ndarray
+    points: np.ndarray
+    labels: np.ndarray | None = None
+    intensity: np.ndarray | None = None
+    keyframe: bool = False
+    boxes: Boxes | None = None
+    source: str = ""
+
+
+@dataclass
+class Camera:
+    """A camera of the rig: ``K (3, 3)``, ``T_ego_from_cam (4, 4)`` (OpenCV camera axes), image (H, W)."""
+
+    name: str
+    K: np.ndarray
+    T_ego_from_cam: np.ndarray
+    image_size: tuple[int, int]
+
+
+@dataclass
+class SceneRecord:
+    """A scene as the label pipeline sees it.
+
+    Attributes:
+        name: the scene's name (a folder name under the output).
+        sweeps: every sweep, in time order.
+        lidars: LiDAR id -> ``(4, 4)`` float64 ``T_ego_from_lidar``.
+        cameras: camera name -> :class:`Camera` (empty: no camera mask).
+        classes: the class names of the ids in labels and boxes.
+        ego_size, ego_center: the ego vehicle's box (length, width, height) and its centre in the
+            ego frame; returns inside it are the vehicle itself.
+        source: the file or folder the record came from (for messages).
+    """
+
+    name: str
+    sweeps: list[Sweep]
+    lidars: dict[str, np.ndarray]
+    cameras: dict[str, Camera] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()
+    ego_size: tuple[float, float, float] = (4.1, 1.9, 1.8)
+    ego_center: tuple[float, float, float] = (0.9, 0.0, 0.9)
+    source: str = ""
+
+    @property
+    def keyframes(self) -> list[int]:
+        """Indices into :attr:`sweeps` of the keyframes."""
+        return [i for i, s in enumerate(self.sweeps) if s.keyframe]
+
+    @property
+    def has_boxes(self) -> bool:
+        return any(s.boxes is not None for s in self.sweeps)
+
+    @property
+    def has_labels(self) -> bool:
+        return any(s.labels is not None for s in self.sweeps)
+
+    def missing(self) -> list[str]:
+        """What this record lacks, and what that costs, one phrase each."""
+        out = []
+        if not self.has_boxes:
+            out.append("no boxes: every point is static (moving objects leave trails the ray casting must erase)")
+        if not self.has_labels:
+            out.append("no point labels: geometry only (every occupied voxel is class 'others')")
+        if not self.cameras:
+            out.append("no cameras: no camera mask (mask_camera is all 0)")
+        return out
+
+    def T_global_from_sensor(self, i: int) -> np.ndarray:
+        s = self.sweeps[i]
+        return s.T_global_from_ego @ self.lidars[s.sensor]
+
+
+def check_record(rec: SceneRecord) -> None:
+    """Refuse a record a pipeline cannot trust, naming the source and the field (``ValueError``):
+    non-finite points, poses that are not rigid, timestamps out of order, an unknown sensor id,
+    boxes with a size that is not positive or not finite, a track id that changes class, labels
+    outside the class table, no keyframe."""
+    where = rec.source or rec.name
+    if not rec.sweeps:
+        raise ValueError(f"{where}: scene {rec.name!r} has no sweep")
+    for name, T in rec.lidars.items():
+        why = rigid_problem(T)
+        if why:
+            raise ValueError(f"{where}: LiDAR {name!r} pose (T_ego_from_lidar) is {why}")
+    for name, cam in rec.cameras.items():
+        why = rigid_problem(cam.T_ego_from_cam)
+        if why:
+            raise ValueError(f"{where}: camera {name!r} pose is {why}")
+    n_cls = len(rec.classes)
+    track_class: dict[int, tuple[int, str]] = {}
+    last_t = None
+    for s in rec.sweeps:
+        at = s.source or f"{where} sweep {s.token!r}"
+        if s.sensor not in rec.lidars:
+            raise ValueError(f"{at}: sensor {s.sensor!r} is not a LiDAR of the rig (known: {sorted(rec.lidars)})")
+        if s.T_global_from_ego is None:
+            raise ValueError(f"{at}: ego_pose missing")
+        why = rigid_problem(s.T_global_from_ego)
+        if why:
+            raise ValueError(f"{at}: ego_pose is {why}")
+        if last_t is not None and s.timestamp <= last_t:
+            raise ValueError(f"{at}: timestamp {s.timestamp} is not after the previous sweep's {last_t} (out of order)")
+        last_t = s.timestamp
+        if s.points.ndim != 2 or s.points.shape[1] != 3:
+            raise ValueError(f"{at}: points must be (N, 3), got {tuple(s.points.shape)}")
+        if not np.isfinite(s.points).all():
+            bad = int((~np.isfinite(s.points).all(1)).sum())
+            raise ValueError(f"{at}: points: {bad} of {len(s.points)} are NaN or infinite")
+        if s.labels is not None:
+            if s.labels.shape != (len(s.points),):
+                raise ValueError(f"{at}: labels has shape {tuple(s.labels.shape)}, points {len(s.points)}")
+            if len(s.labels) and n_cls and (int(s.labels.min()) < 0 or int(s.labels.max()) >= n_cls):
+                raise ValueError(f"{at}: labels: id {int(s.labels.max())} outside the class table (0..{n_cls - 1})")
+        b = s.boxes
+        if b is None:
+            continue
+        if not (np.isfinite(b.center).all() and np.isfinite(b.size).all() and np.isfinite(b.yaw).all()):
+            raise ValueError(f"{at}: boxes: a centre, size or yaw is NaN or infinite")
+        if len(b) and float(b.size.min()) <= 0:
+            k = int(np.argwhere(b.size <= 0)[0, 0])
+            raise ValueError(f"{at}: boxes: track {int(b.track[k])} has size {b.size[k].tolist()} (must be positive)")
+        for tr, c in zip(b.track.tolist(), b.cls.tolist()):
+            if n_cls and not 0 <= c < n_cls:
+                raise ValueError(f"{at}: boxes: track {tr} has class {c}, outside the class table (0..{n_cls - 1})")
+            seen = track_class.setdefault(tr, (c, s.token))
+            if seen[0] != c:
+                raise ValueError(f"{at}: boxes: track {tr} changes class from {seen[0]} (sweep {seen[1]!r}) to {c}")
+    if not rec.keyframes:
+        raise ValueError(f"{where}: scene {rec.name!r} has no keyframe (a sweep with keyframe: true)")

@@ -1,0 +1,175 @@
+"""The label pipeline's steps on hand cases (docs/labels.md): a wall seen from one origin, a box
+moving through a scene leaving no trail, a vote, a camera ray stopping at the first occupied voxel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from occkit.geometry.grid import Grid
+from occkit.labelgen.pipeline import LabelOptions, camera_mask, label_scene
+from occkit.labelgen.raycast import SweepCaster, visible_from
+from occkit.labelgen.record import Boxes, Camera, SceneRecord, Sweep, check_record
+from occkit.labelgen.steps import assign_to_boxes, erase_trails, knn_vote
+
+# a 10 x 1 x 1 row of 1 m voxels along x: [0, 10) x [0, 1) x [0, 1)
+ROW = Grid((0.0, 0.0, 0.0), (10.0, 1.0, 1.0), (1.0, 1.0, 1.0))
+
+
+def test_a_wall_seen_from_one_origin_is_hit_the_space_before_it_passed_and_behind_it_unseen():
+    caster = SweepCaster(ROW, carve_rel=0.0, carve_abs=0.0)
+    origin = np.array([0.5, 0.5, 0.5])
+    wall = np.array([[6.5, 0.5, 0.5]])  # a return in voxel 6
+    caster.add(origin, wall)
+    hits, passes = caster.counts.hits, caster.counts.passes
+    assert hits.tolist() == [0, 0, 0, 0, 0, 0, 1, 0, 0, 0]
+    assert passes.tolist() == [1, 1, 1, 1, 1, 1, 0, 0, 0, 0]  # voxels 0-5 seen through, 7-9 behind: unseen
+    vis = visible_from(ROW, origin, wall).reshape(-1)
+    assert vis.tolist() == [1, 1, 1, 1, 1, 1, 1, 0, 0, 0]  # Occ3D's LiDAR mask: up to and including the hit
+
+
+def test_the_carving_margin_stops_short_of_the_return():
+    caster = SweepCaster(ROW, carve_rel=0.0, carve_abs=2.0)
+    caster.add(np.array([0.5, 0.5, 0.5]), np.array([[6.5, 0.5, 0.5]]))  # carved up to t = 4: x < 4.5
+    assert caster.counts.passes.tolist() == [1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
+
+
+def test_counts_are_of_sweeps_not_rays():
+    caster = SweepCaster(ROW, carve_rel=0.0, carve_abs=0.0)
+    pts = np.array([[6.5, 0.5, 0.5], [6.6, 0.4, 0.5], [3.5, 0.5, 0.5]])
+    caster.add(np.array([0.5, 0.5, 0.5]), pts)
+    # two returns in voxel 6, one in 3: voxel 3 was hit, so this sweep does not count it as passed
+    assert caster.counts.hits.tolist() == [0, 0, 0, 1, 0, 0, 1, 0, 0, 0]
+    assert caster.counts.passes.tolist() == [1, 1, 1, 0, 1, 1, 0, 0, 0, 0]
+    caster.add(np.array([0.5, 0.5, 0.5]), pts[:1])
+    assert caster.counts.passes.tolist() == [2, 2, 2, 1, 2, 2, 0, 0, 0, 0]
+
+
+def test_a_vote_on_a_hand_case():
+    labelled = np.array([[0.0, 0, 0], [0.1, 0, 0], [0.2, 0, 0], [5.0, 0, 0]])
+    labels = np.array([3, 3, 7, 9])
+    q = np.array([[0.05, 0, 0], [5.1, 0, 0], [20.0, 0, 0]])
+    # k = 3: the first query's neighbours are 3, 3, 7 -> 3; the second's within 1 m: 9 alone; the third: none
+    assert knn_vote(labelled, labels, q, k=3, max_dist=1.0, num_classes=10).tolist() == [3, 9, -1]
+    # a tie (one 3, one 7 within reach at k = 2 for a query between them) goes to the nearest's class
+    q2 = np.array([[0.16, 0, 0]])
+    assert knn_vote(labelled, labels, q2, k=2, max_dist=1.0, num_classes=10).tolist() == [7]
+
+
+def test_points_go_to_the_box_that_holds_them_with_the_margin():
+    b = Boxes(
+        track=np.array([5]),
+        cls=np.array([4]),
+        center=np.array([[10.0, 0.0, 1.0]]),
+        size=np.array([[4.0, 2.0, 2.0]]),
+        yaw=np.array([np.pi / 2]),  # heading +y: the box spans x in [9, 11], y in [-2, 2]
+    )
+    pts = np.array([[10.0, 1.9, 1.0], [11.9, 0.0, 1.0], [11.1, 0.0, 1.0], [10.0, 2.3, 1.0]])
+    assert assign_to_boxes(pts, b, margin=0.0).tolist() == [0, -1, -1, -1]
+    assert assign_to_boxes(pts, b, margin=0.2).tolist() == [0, -1, 0, -1]
+
+
+def test_trails_are_erased_only_where_few_sweeps_hit_and_many_saw_through():
+    occ = np.ones(4, bool)
+    hits = np.array([1, 1, 5, 1])
+    passes = np.array([3, 1, 20, 3])
+    exempt = np.array([False, False, False, True])
+    assert erase_trails(occ, hits, passes, ratio=2.0, max_hits=2, exempt=exempt).tolist() == [True, False, False, False]
+
+
+def _moving_box_scene(margin_boxes: bool = True) -> SceneRecord:
+    """A flat wall at x = 8.2 and a 1 m cube driving along y at x = 4 past a LiDAR 1 m up at the origin."""
+    sweeps = []
+    for i, y in enumerate(np.linspace(-3.0, 3.0, 7)):
+        wall = np.stack([np.full(41, 8.2), np.linspace(-8, 8, 41), np.full(41, 0.0)], 1)
+        cube = np.stack([np.full(5, 4.0), y + np.linspace(-0.3, 0.3, 5), np.full(5, 0.0)], 1)
+        pts = np.concatenate([wall, cube]).astype(np.float32)
+        labels = np.array([15] * 41 + [4] * 5) if i == 3 else None
+        boxes = Boxes(
+            np.array([1]), np.array([4]), np.array([[4.2, y, 1.0]]), np.array([[1.0, 1.0, 1.0]]), np.array([0.0])
+        )
+        sweeps.append(
+            Sweep(
+                token=f"s{i}",
+                timestamp=1000 * (i + 1),
+                sensor="L",
+                T_global_from_ego=np.eye(4),
+                points=pts,
+                labels=labels,
+                keyframe=i == 3,
+                boxes=boxes if margin_boxes else None,
+            )
+        )
+    lidar = np.eye(4)
+    lidar[2, 3] = 1.0  # the LiDAR 1 m up: its returns at z = 0 in its frame lie at z = 1 m
+    return SceneRecord(
+        name="toy",
+        sweeps=sweeps,
+        lidars={"L": lidar},
+        classes=tuple(f"c{i}" for i in range(17)),
+        ego_size=(0.5, 0.5, 0.5),
+        ego_center=(-5.0, 0.0, 0.0),
+    )
+
+
+GRID = Grid((-2.0, -5.0, 0.0), (10.0, 5.0, 2.0), (0.5, 0.5, 0.5))
+
+
+def test_a_box_moving_through_a_scene_leaves_no_trail():
+    rec = _moving_box_scene()
+    opt = LabelOptions(ground_fill=0, camera_mask=False, carve_rel=0.0, carve_abs=0.3)
+    (lab,), _ = label_scene(rec, GRID, tuple(f"c{i}" for i in range(17)), 17, opt)
+    car = lab.semantics == 4
+    ys = np.nonzero(car.any((0, 2)))[0]
+    # the car is where its box is at the keyframe (y = 0: voxels 9 and 10 of y), nowhere else
+    assert car.any() and set(ys.tolist()) <= {9, 10}
+    assert (lab.semantics[20] == 15).any()  # the wall at x = 8.2 (voxel 20), labelled at the keyframe
+
+
+def test_without_boxes_the_trail_is_erased_by_the_rays():
+    rec = _moving_box_scene(margin_boxes=False)
+    kw = dict(ground_fill=0, camera_mask=False, carve_rel=0.0, carve_abs=0.3, knn=1, knn_max_dist=10.0)
+    (kept,), _ = label_scene(rec, GRID, tuple(f"c{i}" for i in range(17)), 17, LabelOptions(erase_trails=False, **kw))
+    (erased,), _ = label_scene(rec, GRID, tuple(f"c{i}" for i in range(17)), 17, LabelOptions(erase_trails=True, **kw))
+    band = (slice(12, 14), slice(None), slice(None))  # x in [4, 5): where the cube drove
+    assert (kept.semantics[band] != 17).sum() > (erased.semantics[band] != 17).sum()
+
+
+def test_a_camera_ray_stops_at_the_first_occupied_voxel():
+    occ = np.zeros(ROW.shape, bool)
+    occ[5] = True
+    # a camera at x = 0.5 looking down +x (OpenCV z forward = ego +x)
+    T = np.array([[0, 0, 1, 0.5], [-1, 0, 0, 0.5], [0, -1, 0, 0.5], [0, 0, 0, 1.0]])
+    K = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1]])
+    rec = SceneRecord("c", [], {}, cameras={"C": Camera("C", K, T, (1, 1))})
+    m = camera_mask(rec, ROW, occ, stride=1).reshape(-1)
+    assert m.tolist() == [1, 1, 1, 1, 1, 1, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda r: r.sweeps[0].points.__setitem__((0, 0), np.nan), "NaN or infinite"),
+        (lambda r: setattr(r.sweeps[1], "timestamp", 1), "out of order"),
+        (lambda r: setattr(r.sweeps[0], "T_global_from_ego", np.diag([2.0, 1, 1, 1])), "not rigid"),
+        (lambda r: setattr(r.sweeps[0], "sensor", "RADAR"), "not a LiDAR"),
+        (lambda r: r.sweeps[0].boxes.size.__setitem__((0, 0), -1.0), "must be positive"),
+        (lambda r: r.sweeps[1].boxes.cls.__setitem__(0, 7), "changes class"),
+    ],
+)
+def test_bad_records_are_refused_naming_the_field(spoil, message):
+    rec = _moving_box_scene()
+    spoil(rec)
+    with pytest.raises(ValueError, match=message):
+        check_record(rec)
+
+
+def test_missing_inputs_are_said():
+    rec = _moving_box_scene(margin_boxes=False)
+    for s in rec.sweeps:
+        s.labels = None
+    said = " ".join(rec.missing())
+    assert "no boxes" in said and "no point labels" in said and "no cameras" in said
+    (lab,), report = label_scene(rec, GRID, tuple(f"c{i}" for i in range(17)), 17, LabelOptions(camera_mask=False))
+    assert set(np.unique(lab.semantics).tolist()) <= {0, 17}  # geometry only: class 0 ('others') or free
+    assert (lab.semantics == 0).any() and report["missing"]

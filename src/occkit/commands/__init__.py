@@ -32,6 +32,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "(eval --infos, data.lidar_infos)",
     ),
     (
+        "label",
+        "occkit.commands.label",
+        "occupancy labels from LiDAR sweeps, poses and boxes (a rig folder, or the synthetic world's sweeps) in "
+        "Occ3D's layout with visibility masks; --quality scores them against the synthetic world's exact occupancy",
+    ),
+    (
         "convert",
         "occkit.commands.convert",
         "a dataset's labels from one format's layout to another's (classes through a class map, grid and frame "

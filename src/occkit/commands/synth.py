@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from occkit.commands.checks import positive_float, positive_int, seed_int, unit_float
+from occkit.commands.checks import nonneg_float, nonneg_int, positive_float, positive_int, seed_int, unit_float
 
 
 def synthetic_format(name: str | None, world: str | None = None) -> Any:
@@ -79,6 +79,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="dataset layout: a dataset format that writes the synthetic world, with the world it writes "
         "({synth_formats}) (default: occ3d; with --world indoor, nyu)",
     )
+    g = p.add_argument_group(
+        "LiDAR sweeps (occkit label's input; the driving world)",
+        "with --sweeps K the dataset also holds a rig folder DATA/rig (docs/labels.md): K sweeps between keyframes "
+        "with their ego poses and the objects' boxes (track ids kept), and each scene's true sweep poses in "
+        "extras/<scene>/sweeps.json; the noise options make the recording imperfect",
+    )
+    g.add_argument(
+        "--sweeps", type=nonneg_int, default=0, help="LiDAR sweeps between two keyframes (default 0: no rig)"
+    )
+    g.add_argument(
+        "--beams", type=positive_int, default=None, help="LiDAR beams of the sweeps (default: the world's 32)"
+    )
+    g.add_argument("--sweep-labels", action="store_true", help="label every sweep's points (default: keyframes only)")
+    g.add_argument("--pose-noise", type=nonneg_float, default=0.0, help="each sweep's ego pose error, metres (std)")
+    g.add_argument("--pose-drift", type=nonneg_float, default=0.0, help="ego pose drift, metres per second")
+    g.add_argument("--box-center-noise", type=nonneg_float, default=0.0, help="box centre error, metres (std)")
+    g.add_argument("--box-size-noise", type=nonneg_float, default=0.0, help="box size error, relative (std)")
+    g.add_argument("--box-yaw-noise", type=nonneg_float, default=0.0, help="box yaw error, degrees (std)")
+    g.add_argument("--label-flips", type=unit_float, default=0.0, help="fraction of point labels flipped at random")
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -108,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"occkit synth: {e}", file=sys.stderr)  # a usage error: the two options disagree
         return 2
     args.format = fmt.name
+    if getattr(args, "sweeps", 0) and fmt.world != "driving":
+        raise ValueError(f"--sweeps: the {fmt.world} world has no LiDAR sweeps (the driving world has)")
     config = _config(args, fmt.world)
     if fmt.world == "driving" and fmt.synthetic_classes is not None:  # the world's labels in the format's ids
         from dataclasses import replace
@@ -158,13 +179,15 @@ def _generate(args: argparse.Namespace, config, fmt) -> int:
     # written into a hidden folder beside --out (.NAME.partial) and renamed at the end: a failure
     # leaves no folder that looks like a dataset, an --overwrite replaces the old one only then, and
     # a stop keeps the finished scenes, which the same command again does not generate twice
-    key = {"format": args.format, "synth_config": config_record(config)}
+    key = {"format": args.format, "synth_config": config_record(config), **_sweep_key(args)}
     scenes, frames = ("rooms", "views") if fmt.world == "indoor" else ("scenes", "frames")
     part = None
     try:
         with resumable_folder(args.out, "synth", key, format=args.format) as (part, resumed):
             if resumed:
                 print(f"synth: continuing the stopped run kept in {part}", flush=True)
+            if getattr(args, "sweeps", 0):
+                _write_rig(part, config, args)
             fmt.write_synthetic(part, config)  # the format writes the world in its layout
     except KeyboardInterrupt:
         n = (
@@ -189,3 +212,39 @@ def _generate(args: argparse.Namespace, config, fmt) -> int:
         f"({n / dt:.2f} frames/s)"
     )
     return 0
+
+
+def _noise(args: argparse.Namespace) -> Any:
+    from occkit.worlds.driving.sweeps import SweepNoise
+
+    return SweepNoise(
+        pose_sigma=args.pose_noise,
+        drift=args.pose_drift,
+        box_center=args.box_center_noise,
+        box_size=args.box_size_noise,
+        box_yaw=args.box_yaw_noise,
+        label_flips=args.label_flips,
+        seed=args.seed,
+    )
+
+
+def _sweep_key(args: argparse.Namespace) -> dict[str, Any]:
+    """What decides the rig (for the resume key); nothing without --sweeps (earlier keys unchanged)."""
+    if not getattr(args, "sweeps", 0):
+        return {}
+    from dataclasses import asdict
+
+    return {
+        "sweeps": args.sweeps,
+        "beams": args.beams,
+        "sweep_labels": args.sweep_labels,
+        "noise": asdict(_noise(args)),
+    }
+
+
+def _write_rig(part: Path, config: Any, args: argparse.Namespace) -> None:
+    from occkit.worlds.driving.sweeps import write_rig
+
+    if getattr(config, "classes", None) is not None:
+        raise ValueError(f"--sweeps with --format {args.format}: the rig is written in the world's own classes only")
+    write_rig(part, config, args.sweeps, _noise(args), args.beams, args.sweep_labels, progress=True)

@@ -18,6 +18,7 @@ nuscenes_devkit = pytest.importorskip("nuscenes.nuscenes", reason="nuscenes-devk
 from occkit.cli import main  # noqa: E402
 from occkit.data.lidar_sweeps import WithLidarSweeps, read_pcd_bin  # noqa: E402
 from occkit.data.nuscenes_raw import NUSCENES_TABLES  # noqa: E402
+from occkit.data.nuscenes_tables import LIDARSEG_CATEGORIES, LIDARSEG_TABLE  # noqa: E402
 from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset  # noqa: E402
 from occkit.geometry.transforms import transform_from_pose  # noqa: E402
 from occkit.worlds.driving.nuscenes_export import NUSCENES_VERSION, lidar_to_pcd, write_nuscenes_tables  # noqa: E402
@@ -203,7 +204,7 @@ def test_prepare_names_a_missing_table_in_one_line(world, tmp_path, capsys):
     assert main(["prepare", "nuscenes", "--dataroot", str(root), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "map mask" in err and "maps" in err
-    assert set(NUSCENES_TABLES) == {p.stem for p in (world / NUSCENES_VERSION).glob("*.json")}
+    assert {*NUSCENES_TABLES, LIDARSEG_TABLE} == {p.stem for p in (world / NUSCENES_VERSION).glob("*.json")}
 
 
 def test_prepare_refuses_occ3d_frames_the_tables_lack(world, tmp_path, capsys):
@@ -284,7 +285,7 @@ def test_the_tables_are_the_same_bytes_each_time(world, tmp_path):
     import hashlib
 
     again = tmp_path / "again"
-    shutil.copytree(world, again, ignore=shutil.ignore_patterns(NUSCENES_VERSION, "LIDAR_TOP", "maps"))
+    shutil.copytree(world, again, ignore=shutil.ignore_patterns(NUSCENES_VERSION, "LIDAR_TOP", "maps", "lidarseg"))
     write_nuscenes_tables(again)
 
     def digest(root):
@@ -292,10 +293,12 @@ def test_the_tables_are_the_same_bytes_each_time(world, tmp_path):
             *(root / NUSCENES_VERSION).glob("*.json"),
             *(root / "samples" / "LIDAR_TOP").glob("*"),
             *(root / "maps").glob("*"),
+            *(root / LIDARSEG_TABLE / NUSCENES_VERSION).glob("*"),
         ]
         return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
-    assert digest(again) == digest(world) and len(digest(world)) == len(NUSCENES_TABLES) + 4 + 1
+    frames = len(_frames(world))
+    assert digest(again) == digest(world) and len(digest(world)) == len(NUSCENES_TABLES) + 1 + 4 + 1 + frames
 
 
 def test_prepare_warns_when_occ3d_poses_differ_from_the_tables(world, tmp_path, capsys):
@@ -353,10 +356,11 @@ def test_lidar_teacher_trains_the_same_from_prepare_as_from_the_extras(world, pr
 # ------------------------------------------------------------ prepare checks what it writes (issue 79)
 def _tables_copy(world, tmp_path):
     """A nuScenes root whose tables and LiDAR files are copies (to damage) and whose images and maps
-    are the world's (linked)."""
+    and lidarseg labels are the world's (linked)."""
     root = tmp_path / "nusc"
     shutil.copytree(world / NUSCENES_VERSION, root / NUSCENES_VERSION)
     (root / "maps").symlink_to(world / "maps")
+    (root / LIDARSEG_TABLE).symlink_to(world / LIDARSEG_TABLE)
     for top in ("samples", "sweeps"):
         for d in (world / top).iterdir():
             (root / top).mkdir(exist_ok=True)
@@ -473,3 +477,86 @@ def test_prepare_names_the_table_and_scene_of_a_dangling_first_sample(world, tmp
     err = _prepare_refused(root, tmp_path, capsys)
     want = f"{root / NUSCENES_VERSION / 'sample.json'}: no record 'nowhere', which scene {scenes[0]['name']} names"
     assert want in err, err
+
+
+#: The Occ3D-nuScenes (and SurroundOcc ``nuscenes.yaml``) ``learning_map``: nuScenes-lidarseg category
+#: name -> Occ3D class name; the categories not named here map to ``others``.
+OCC3D_OF_LIDARSEG = {
+    "movable_object.barrier": "barrier",
+    "vehicle.bicycle": "bicycle",
+    "vehicle.bus.bendy": "bus",
+    "vehicle.bus.rigid": "bus",
+    "vehicle.car": "car",
+    "vehicle.construction": "construction_vehicle",
+    "vehicle.motorcycle": "motorcycle",
+    "human.pedestrian.adult": "pedestrian",
+    "human.pedestrian.child": "pedestrian",
+    "human.pedestrian.construction_worker": "pedestrian",
+    "human.pedestrian.police_officer": "pedestrian",
+    "movable_object.trafficcone": "traffic_cone",
+    "vehicle.trailer": "trailer",
+    "vehicle.truck": "truck",
+    "flat.driveable_surface": "driveable_surface",
+    "flat.other": "other_flat",
+    "flat.sidewalk": "sidewalk",
+    "flat.terrain": "terrain",
+    "static.manmade": "manmade",
+    "static.vegetation": "vegetation",
+}
+
+
+def test_lidarseg_labels_load_in_the_devkit_and_map_back_to_the_occ3d_classes(world, nusc):
+    from nuscenes.utils.color_map import get_colormap
+
+    from occkit.labels import OCC3D_CLASSES
+
+    # category.json is nuScenes-lidarseg's: all 32 categories with their indices, in the devkit's order
+    assert [nusc.lidarseg_idx2name_mapping[i] for i in range(len(LIDARSEG_CATEGORIES))] == list(get_colormap())
+    frames = _frames(world)
+    seen = set()
+    for sample in nusc.sample:
+        scene, _ = frames[sample["token"]]
+        sd_token = sample["data"]["LIDAR_TOP"]
+        rec = nusc.get("lidarseg", sd_token)
+        assert rec["sample_data_token"] == sd_token
+        assert rec["filename"] == f"lidarseg/{NUSCENES_VERSION}/{sd_token}_lidarseg.bin"
+        seg = np.fromfile(world / rec["filename"], dtype=np.uint8)
+        lid = np.load(world / "extras" / scene / sample["token"] / "lidar.npz")
+        assert seg.shape == (len(np.fromfile(nusc.get_sample_data_path(sd_token), np.float32)) // 5,)
+        back = [OCC3D_OF_LIDARSEG.get(nusc.lidarseg_idx2name_mapping[int(i)], "others") for i in seg]
+        assert back == [OCC3D_CLASSES[c] for c in lid["labels"]]
+        seen |= set(back)
+    assert {"driveable_surface", "manmade", "vegetation", "car"} <= seen  # ground, buildings, trees, boxes
+
+
+def test_an_instances_annotations_are_chained_in_time(nusc):
+    """The devkit's box interpolation (and a label generator walking an object's track) follows an
+    instance's ``sample_annotation`` rows through ``prev`` / ``next``."""
+    chained = 0
+    for inst in nusc.instance:
+        tokens, t = [], inst["first_annotation_token"]
+        while t:
+            tokens.append(t)
+            t = nusc.get("sample_annotation", t)["next"]
+        assert len(tokens) == inst["nbr_annotations"] and tokens[-1] == inst["last_annotation_token"]
+        rows = [nusc.get("sample_annotation", t) for t in tokens]
+        assert [r["prev"] for r in rows] == ["", *tokens[:-1]]
+        stamps = [nusc.get("sample", r["sample_token"])["timestamp"] for r in rows]
+        assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+        assert len({nusc.get("sample", r["sample_token"])["scene_token"] for r in rows}) == 1
+        chained += len(rows) > 1
+    assert chained > 0  # some object is seen in more than one keyframe
+
+
+def test_a_lidar_label_without_a_lidarseg_category_is_refused_by_name(tmp_path):
+    from occkit.labels import OCC3D_FREE
+    from occkit.worlds.driving.nuscenes_export import lidarseg_indices, lidarseg_lookup
+
+    lut = lidarseg_lookup()
+    where = tmp_path / "lidar.npz"
+    got = lidarseg_indices(np.array([0, 4, 16], np.uint8), 3, lut, where)
+    assert [LIDARSEG_CATEGORIES[i] for i in got] == ["static.other", "vehicle.car", "static.vegetation"]
+    with pytest.raises(ValueError, match=f"lidar.npz: labels \\[{OCC3D_FREE}\\]"):
+        lidarseg_indices(np.array([3, OCC3D_FREE], np.uint8), 2, lut, where)
+    with pytest.raises(ValueError, match="expected integer \\(3,\\) for 3 points"):
+        lidarseg_indices(np.array([3, 4], np.uint8), 3, lut, where)

@@ -20,5 +20,43 @@ NUSCENES_TABLES: tuple[str, ...] = (
     "sample_annotation",
     "map",
 )
+#: nuScenes-lidarseg's categories by their ``index`` (``category.json``'s ``index``, the value stored per
+#: point in ``lidarseg/<version>/<sample_data token>_lidarseg.bin``).
+LIDARSEG_CATEGORIES: tuple[str, ...] = (
+    "noise",
+    "animal",
+    "human.pedestrian.adult",
+    "human.pedestrian.child",
+    "human.pedestrian.construction_worker",
+    "human.pedestrian.personal_mobility",
+    "human.pedestrian.police_officer",
+    "human.pedestrian.stroller",
+    "human.pedestrian.wheelchair",
+    "movable_object.barrier",
+    "movable_object.debris",
+    "movable_object.pushable_pullable",
+    "movable_object.trafficcone",
+    "static_object.bicycle_rack",
+    "vehicle.bicycle",
+    "vehicle.bus.bendy",
+    "vehicle.bus.rigid",
+    "vehicle.car",
+    "vehicle.construction",
+    "vehicle.emergency.ambulance",
+    "vehicle.emergency.police",
+    "vehicle.motorcycle",
+    "vehicle.trailer",
+    "vehicle.truck",
+    "flat.driveable_surface",
+    "flat.other",
+    "flat.sidewalk",
+    "flat.terrain",
+    "static.manmade",
+    "static.other",
+    "static.vegetation",
+    "vehicle.ego",
+)
+#: The optional LiDAR segmentation table (nuScenes-lidarseg): one row per keyframe LiDAR ``sample_data``.
+LIDARSEG_TABLE = "lidarseg"
 #: The channel of the LiDAR whose keyframes are the samples (``sample["data"]["LIDAR_TOP"]``).
 LIDAR_CHANNEL = "LIDAR_TOP"

@@ -23,12 +23,17 @@ What is written, and from where:
   converter that walks ``prev`` for sweeps (mmdet3d, ``occkit prepare nuscenes``) finds the
   earlier keyframes, which is what the synthetic world's own sweeps are
   (:class:`occkit.data.lidar_sweeps.WithLidarSweeps`).
+- ``lidarseg`` (nuScenes-lidarseg): per keyframe LiDAR ``sample_data`` (same token) a file
+  ``lidarseg/<version>/<token>_lidarseg.bin`` of one uint8 per point, the ``index`` of its category
+  in ``category`` (which lists all 32 lidarseg categories with their indices): the extras' per-point
+  Occ3D class through :data:`LIDARSEG_CATEGORY_OF_CLASS`.
 - ``instance`` / ``sample_annotation``: the objects of ``extras/.../objects.json`` whose Occ3D
   class is one of nuScenes' box categories (:data:`CATEGORY_OF_CLASS`; buildings, vegetation and
   the ground are not boxes in nuScenes): the global box (size as width, length, height), the
   attribute from the object's motion, ``num_lidar_pts`` from the extras' LiDAR instance ids, no
   radar, and a visibility level from the share of points inside the box that a camera sees (a
-  geometric estimate; nuScenes' levels were judged by annotators).
+  geometric estimate; nuScenes' levels were judged by annotators). An instance's rows are
+  chained ``prev`` / ``next`` in time, as the devkit's box interpolation on sweeps walks them.
 - ``map``: one record for every log, whose mask file (``maps/<token>.png``) is blank: a nuScenes
   map mask holds non-negative global coordinates only, and the synthetic towns lie around 0.
 """
@@ -46,7 +51,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from occkit.data.nuscenes_tables import LIDAR_CHANNEL, NUSCENES_TABLES
+from occkit.data.nuscenes_tables import LIDAR_CHANNEL, LIDARSEG_CATEGORIES, LIDARSEG_TABLE, NUSCENES_TABLES
 from occkit.data.occ3d import NUSCENES_CAMERAS
 from occkit.fileio import load_npz, read_json, write_bytes_atomic, write_json_atomic
 
@@ -65,6 +70,19 @@ CATEGORY_OF_CLASS: dict[str, str] = {
     "traffic_cone": "movable_object.trafficcone",
     "trailer": "vehicle.trailer",
     "truck": "vehicle.truck",
+}
+#: Occ3D class -> the nuScenes-lidarseg category its LiDAR points are labelled with: the category that
+#: the Occ3D (and SurroundOcc) ``learning_map`` from the 32 lidarseg categories to the 17 classes sends
+#: back to the class (``others`` has several such; ``static.other`` is the one of them that is a thing).
+LIDARSEG_CATEGORY_OF_CLASS: dict[str, str] = {
+    "others": "static.other",
+    **CATEGORY_OF_CLASS,
+    "driveable_surface": "flat.driveable_surface",
+    "other_flat": "flat.other",
+    "sidewalk": "flat.sidewalk",
+    "terrain": "flat.terrain",
+    "manmade": "static.manmade",
+    "vegetation": "static.vegetation",
 }
 _VEHICLES = {"bus", "car", "construction_vehicle", "trailer", "truck"}
 _CYCLES = {"bicycle", "motorcycle"}
@@ -202,10 +220,19 @@ def write_nuscenes_tables(root: str | os.PathLike, version: str = NUSCENES_VERSI
                 "modality": "lidar" if ch == LIDAR_CHANNEL else "camera",
             }
         )
-    for cls, cat in CATEGORY_OF_CLASS.items():
+    class_of_category = {cat: cls for cls, cat in LIDARSEG_CATEGORY_OF_CLASS.items()}
+    for index, cat in enumerate(LIDARSEG_CATEGORIES):
+        cls = class_of_category.get(cat)
         t["category"].append(
-            {"token": nuscenes_token("category", cat), "name": cat, "description": f"the synthetic world's {cls}"}
+            {
+                "token": nuscenes_token("category", cat),
+                "name": cat,
+                "description": f"the synthetic world's {cls}" if cls else "not in the synthetic world",
+                "index": index,
+            }
         )
+    lidarseg_lut = lidarseg_lookup()
+    lidarseg_rows: list[dict[str, Any]] = []
     for name, text in ATTRIBUTES.items():
         t["attribute"].append({"token": nuscenes_token("attribute", name), "name": name, "description": text})
     for token, level, lo, hi in VISIBILITY:
@@ -289,13 +316,17 @@ def write_nuscenes_tables(root: str | os.PathLike, version: str = NUSCENES_VERSI
                 )
                 if ch == LIDAR_CHANNEL:
                     rel = f"samples/{LIDAR_CHANNEL}/{scene}__{token}__{LIDAR_CHANNEL}.pcd.bin"
-                    lid = load_npz(extras / "lidar.npz", keys=("points", "instance"))
+                    lid = load_npz(extras / "lidar.npz", keys=("points", "labels", "instance"))
                     pts = lid["points"]
                     if pts.ndim != 2 or pts.shape[1] != 4 or pts.dtype != np.float32:
                         raise ValueError(
                             f"{extras / 'lidar.npz'}: points {pts.dtype} {pts.shape}, expected float32 (N, 4)"
                         )
                     write_bytes_atomic(root / rel, lidar_to_pcd(pts, _matrix(pose), elevations).tobytes())
+                    seg = lidarseg_indices(lid["labels"], len(pts), lidarseg_lut, extras / "lidar.npz")
+                    seg_rel = f"{LIDARSEG_TABLE}/{version}/{sd_token}_lidarseg.bin"
+                    write_bytes_atomic(root / seg_rel, seg.tobytes())
+                    lidarseg_rows.append({"token": sd_token, "sample_data_token": sd_token, "filename": seg_rel})
                     lidar_instance = lid["instance"]
                     fmt, h, w = "pcd", 0, 0
                 else:
@@ -360,7 +391,35 @@ def write_nuscenes_tables(root: str | os.PathLike, version: str = NUSCENES_VERSI
     folder = root / version
     for name in NUSCENES_TABLES:
         write_json_atomic(folder / f"{name}.json", t[name], indent=0)
+    write_json_atomic(folder / f"{LIDARSEG_TABLE}.json", lidarseg_rows, indent=0)
     return folder
+
+
+def lidarseg_lookup() -> np.ndarray:
+    """``(256,)`` int16: Occ3D class id -> nuScenes-lidarseg category index (-1: no such class; the
+    Occ3D ``free`` class has none, a LiDAR point always hits something)."""
+    from occkit.labels import OCC3D_CLASSES
+
+    lut = np.full(256, -1, np.int16)
+    for cid, name in enumerate(OCC3D_CLASSES):
+        cat = LIDARSEG_CATEGORY_OF_CLASS.get(name)
+        if cat is not None:
+            lut[cid] = LIDARSEG_CATEGORIES.index(cat)
+    return lut
+
+
+def lidarseg_indices(labels: np.ndarray, n: int, lut: np.ndarray, where: Path) -> np.ndarray:
+    """``(n,)`` uint8 lidarseg category indices of ``n`` points from their Occ3D class ids ``labels``."""
+    labels = np.asarray(labels)
+    if labels.shape != (n,) or labels.dtype.kind not in "ui":
+        raise ValueError(f"{where}: labels {labels.dtype} {labels.shape}, expected integer ({n},) for {n} points")
+    if n and (labels.min() < 0 or labels.max() > 255):
+        raise ValueError(f"{where}: labels outside 0..255")
+    seg = lut[labels.astype(np.int64)] if n else np.zeros(0, np.int16)
+    if (seg < 0).any():
+        bad = sorted(set(labels[seg < 0].tolist()))
+        raise ValueError(f"{where}: labels {bad} have no nuScenes-lidarseg category (a LiDAR point in 'free'?)")
+    return seg.astype(np.uint8)
 
 
 def _annotate(

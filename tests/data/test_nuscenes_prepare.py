@@ -560,3 +560,65 @@ def test_a_lidar_label_without_a_lidarseg_category_is_refused_by_name(tmp_path):
         lidarseg_indices(np.array([3, OCC3D_FREE], np.uint8), 2, lut, where)
     with pytest.raises(ValueError, match="expected integer \\(3,\\) for 3 points"):
         lidarseg_indices(np.array([3, 4], np.uint8), 3, lut, where)
+
+
+# ------------------------------------------------------------ a world with a rig folder: its sweeps
+@pytest.fixture(scope="module")
+def rig_world(synth_root, tmp_path_factory):
+    """The session's tiny world with a rig of 2 sweeps between keyframes, and its nuScenes tables."""
+    from occkit.worlds.driving import SynthConfig
+    from occkit.worlds.driving.sweeps import write_rig
+
+    root = tmp_path_factory.mktemp("nusc_rig") / "synth"
+    shutil.copytree(synth_root, root)
+    cfg = SynthConfig(scenes=2, frames=2, seed=0, image_size=(64, 176))  # synth_root's (tests/conftest.py)
+    write_rig(root, cfg, 2)
+    write_nuscenes_tables(root)
+    return root
+
+
+def test_the_rigs_sweeps_are_lidar_sample_data_linked_in_time_between_the_keyframes(rig_world):
+    from nuscenes.utils.data_classes import LidarPointCloud
+
+    nusc = nuscenes_devkit.NuScenes(version=NUSCENES_VERSION, dataroot=str(rig_world), verbose=False)
+    for scene in nusc.scene:
+        rig = json.loads((rig_world / "rig" / scene["name"] / "sweeps.json").read_text())["sweeps"]
+        assert sum(not s["keyframe"] for s in rig) > 0
+        first = nusc.get("sample", scene["first_sample_token"])
+        rows, t = [], first["data"]["LIDAR_TOP"]
+        while t:
+            rows.append(nusc.get("sample_data", t))
+            t = rows[-1]["next"]
+        assert [r["prev"] for r in rows] == ["", *(r["token"] for r in rows[:-1])]
+        assert [r["timestamp"] for r in rows] == [s["timestamp"] for s in rig]  # every sweep, in time order
+        assert [r["is_key_frame"] for r in rows] == [s["keyframe"] for s in rig]
+        keys = [s for s in rig if s["keyframe"]]
+        for r, s in zip(rows, rig):
+            if s["keyframe"]:
+                assert r["sample_token"] == s["token"]
+                continue
+            # a sweep belongs to the next keyframe's sample, as in nuScenes
+            assert r["sample_token"] == next(k["token"] for k in keys if k["timestamp"] >= s["timestamp"])
+            assert r["filename"].startswith("sweeps/LIDAR_TOP/")
+            np.testing.assert_allclose(_T(nusc.get("ego_pose", r["ego_pose_token"])), _T(s["ego_pose"]), atol=1e-6)
+            pts = np.load(rig_world / "rig" / scene["name"] / s["points"])["points"]
+            assert np.array_equal(LidarPointCloud.from_file(nusc.get_sample_data_path(r["token"])).points.T, pts)
+            # the devkit interpolates the boxes of the objects seen at both keyframes
+            sample = nusc.get("sample", r["sample_token"])
+            prev = {
+                nusc.get("sample_annotation", a)["instance_token"]: a
+                for a in nusc.get("sample", sample["prev"])["anns"]
+            }
+            boxes = nusc.get_boxes(r["token"])
+            assert len(boxes) == len(sample["anns"])
+            for box in boxes:
+                cur = nusc.get("sample_annotation", box.token)
+                if cur["instance_token"] in prev:
+                    a, b = (
+                        np.array(nusc.get("sample_annotation", prev[cur["instance_token"]])["translation"]),
+                        np.array(cur["translation"]),
+                    )
+                    w = (r["timestamp"] - nusc.get("sample", sample["prev"])["timestamp"]) / (
+                        sample["timestamp"] - nusc.get("sample", sample["prev"])["timestamp"]
+                    )
+                    np.testing.assert_allclose(box.center, a + w * (b - a), atol=1e-6)

@@ -18,11 +18,18 @@ What is written, and from where:
 - camera ``sample_data`` rows point at the Occ3D images (``samples/CAM_*/...``), with their
   intrinsics and the camera-to-ego poses of ``annotations.json``; ``ego_pose`` rows hold its
   ``ego_pose`` (one row per ``sample_data``, as in nuScenes).
-- ``sweeps/LIDAR_TOP/`` stays empty: the synthetic world has keyframes only (2 Hz), so each
-  LiDAR ``sample_data`` links (``prev`` / ``next``) to the neighbouring keyframes' and a
-  converter that walks ``prev`` for sweeps (mmdet3d, ``occkit prepare nuscenes``) finds the
-  earlier keyframes, which is what the synthetic world's own sweeps are
-  (:class:`occkit.data.lidar_sweeps.WithLidarSweeps`).
+- ``sweeps/LIDAR_TOP/``: empty unless the world has a rig folder ``<root>/rig/`` (``occkit synth
+  --sweeps K``, docs/labels.md). Without one the world has keyframes only (2 Hz), so each LiDAR
+  ``sample_data`` links (``prev`` / ``next``) to the neighbouring keyframes' and a converter that
+  walks ``prev`` for sweeps (mmdet3d, ``occkit prepare nuscenes``) finds the earlier keyframes,
+  which is what the synthetic world's own sweeps are
+  (:class:`occkit.data.lidar_sweeps.WithLidarSweeps`). With one, every non-key sweep of the rig
+  becomes a LiDAR ``sample_data`` (``is_key_frame`` false, its own ``ego_pose`` from the rig, the
+  rig's LiDAR pose as ``calibrated_sensor``, ``sweeps/LIDAR_TOP/<scene>__<token>__LIDAR_TOP.pcd.bin``
+  from the rig's LiDAR-frame points, ring from the world's beam elevations), belonging to the next
+  keyframe's sample as in nuScenes (the devkit interpolates its boxes between the two keyframes),
+  and the scene's LiDAR rows are linked ``prev`` / ``next`` in time order. The keyframes stay the
+  extras' (a rig written with noise options records other poses and points than those).
 - ``lidarseg`` (nuScenes-lidarseg): per keyframe LiDAR ``sample_data`` (same token) a file
   ``lidarseg/<version>/<token>_lidarseg.bin`` of one uint8 per point, the ``index`` of its category
   in ``category`` (which lists all 32 lidarseg categories with their indices): the extras' per-point
@@ -232,6 +239,7 @@ def write_nuscenes_tables(root: str | os.PathLike, version: str = NUSCENES_VERSI
             }
         )
     lidarseg_lut = lidarseg_lookup()
+    rig = _read_rig(root, ann)
     lidarseg_rows: list[dict[str, Any]] = []
     for name, text in ATTRIBUTES.items():
         t["attribute"].append({"token": nuscenes_token("attribute", name), "name": name, "description": text})
@@ -358,6 +366,10 @@ def write_nuscenes_tables(root: str | os.PathLike, version: str = NUSCENES_VERSI
                 sd_rows[ch].append(row)
                 prev_sd[ch] = sd_token
             _annotate(extras / "objects.json", scene, token, lidar_instance, cam_views, ann_rows)
+        if rig is not None:
+            sd_rows[LIDAR_CHANNEL] = _with_rig_sweeps(
+                root, rig, scene, sd_rows[LIDAR_CHANNEL], elevations, t["ego_pose"], t["calibrated_sensor"], calib_seen
+            )
         for ch in channels:
             t["sample_data"] += sd_rows[ch]
         for inst, rows in sorted(ann_rows.items()):
@@ -393,6 +405,95 @@ def write_nuscenes_tables(root: str | os.PathLike, version: str = NUSCENES_VERSI
         write_json_atomic(folder / f"{name}.json", t[name], indent=0)
     write_json_atomic(folder / f"{LIDARSEG_TABLE}.json", lidarseg_rows, indent=0)
     return folder
+
+
+def _read_rig(root: Path, ann: dict[str, Any]) -> dict[str, Any] | None:
+    """The rig folder ``root/rig`` checked (:func:`occkit.labelgen.rig.read_rig_meta`), or None."""
+    from occkit.labelgen.rig import is_rig, read_rig_meta
+
+    if not is_rig(root / "rig"):
+        return None
+    meta = read_rig_meta(root / "rig")
+    if LIDAR_CHANNEL not in meta["lidars"]:
+        raise ValueError(f"{root / 'rig' / 'rig.json'}: no {LIDAR_CHANNEL} among its LiDARs {sorted(meta['lidars'])}")
+    missing = sorted(set(ann["scene_infos"]) - set(meta["scenes"]))
+    if missing:
+        raise ValueError(f"{root / 'rig' / 'rig.json'}: scenes {missing} of annotations.json are not in the rig")
+    return meta
+
+
+def _with_rig_sweeps(
+    root: Path,
+    rig: dict[str, Any],
+    scene: str,
+    key_rows: list[dict[str, Any]],
+    elevations: np.ndarray,
+    ego_poses: list[dict[str, Any]],
+    calibs: list[dict[str, Any]],
+    calib_seen: set[str],
+) -> list[dict[str, Any]]:
+    """The scene's keyframe LiDAR rows with the rig's non-key sweeps added (files, ``ego_pose`` and
+    ``calibrated_sensor`` rows appended to ``ego_poses`` / ``calibs``), all linked in time order."""
+    from occkit.labelgen.rig import read_scene
+
+    rec = read_scene(rig, scene)
+    keys = {r["sample_token"]: r for r in key_rows}
+    rig_keys = {s.token for s in rec.sweeps if s.keyframe}
+    where = root / "rig" / scene / "sweeps.json"
+    if rig_keys != set(keys):
+        raise ValueError(f"{where}: keyframe tokens differ from the scene's frames in annotations.json")
+    calib = {**_pose_record(rig["lidars"][LIDAR_CHANNEL]), "camera_intrinsic": []}
+    cs_token = nuscenes_token("calibrated_sensor", scene, LIDAR_CHANNEL, repr(sorted(calib.items())))
+    if cs_token not in calib_seen:
+        calib_seen.add(cs_token)
+        calibs.append({"token": cs_token, "sensor_token": nuscenes_token("sensor", LIDAR_CHANNEL), **calib})
+    key_times = sorted((r["timestamp"], r["sample_token"]) for r in key_rows)
+    rows = list(key_rows)
+    for s in rec.sweeps:
+        if s.keyframe:
+            continue
+        if s.sensor != LIDAR_CHANNEL:
+            raise ValueError(f"{where}: sweep {s.token!r}: sensor {s.sensor!r}, the export knows {LIDAR_CHANNEL} only")
+        # nuScenes: a sweep belongs to the next keyframe's sample (the last one's, after the last keyframe)
+        sample = next((tok for ts, tok in key_times if ts >= s.timestamp), key_times[-1][1])
+        sd_token = nuscenes_token("sample_data", scene, s.token, LIDAR_CHANNEL)
+        ego_poses.append({"token": sd_token, "timestamp": s.timestamp, **_pose_record(s.T_global_from_ego)})
+        pts = np.zeros((len(s.points), 4), np.float32)
+        pts[:, :3] = s.points
+        if s.intensity is not None:
+            pts[:, 3] = s.intensity
+        rel = f"sweeps/{LIDAR_CHANNEL}/{scene}__{s.token}__{LIDAR_CHANNEL}.pcd.bin"
+        write_bytes_atomic(root / rel, lidar_to_pcd(pts, np.eye(4), elevations).tobytes())
+        rows.append(
+            {
+                "token": sd_token,
+                "sample_token": sample,
+                "ego_pose_token": sd_token,
+                "calibrated_sensor_token": cs_token,
+                "timestamp": s.timestamp,
+                "fileformat": "pcd",
+                "is_key_frame": False,
+                "height": 0,
+                "width": 0,
+                "filename": rel,
+                "prev": "",
+                "next": "",
+            }
+        )
+    rows.sort(key=lambda r: (r["timestamp"], not r["is_key_frame"]))
+    for i, r in enumerate(rows):
+        r["prev"] = rows[i - 1]["token"] if i else ""
+        r["next"] = rows[i + 1]["token"] if i + 1 < len(rows) else ""
+    return rows
+
+
+def _pose_record(T: np.ndarray) -> dict[str, list[float]]:
+    """``{"translation", "rotation" (w, x, y, z)}`` of a ``(4, 4)`` rigid transform."""
+    import torch
+
+    from occkit.geometry.transforms import pose_from_transform
+
+    return pose_from_transform(torch.from_numpy(np.asarray(T, np.float64)))
 
 
 def lidarseg_lookup() -> np.ndarray:

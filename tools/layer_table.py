@@ -46,6 +46,7 @@ HOLDS = {
     "engine": "the loop: data order, optimiser, checkpoints, logging, DDP, evaluation",
     "generation": "the diffusion parts (OccScene)",
     "pseudolabel": "EasyOcc's pseudo-labels",
+    "labelgen": "`occkit label`: occupancy labels from LiDAR sweeps, poses and boxes; the rig folder",
     "methods": "one file per recipe, and `registry.py`",
     "experiment": "the composition root: presets, `ExperimentConfig`, building a method and its datasets",
     "export": "ONNX export",

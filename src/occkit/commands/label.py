@@ -24,11 +24,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "occkit": {},
     # Occ3D as published: aggregate the scene (static in the world, objects in their boxes), kNN
     # labels, ray-cast masks; no mesh, no ground fill, no trail erasing
-    "occ3d": {"ground_fill": 0, "erase_trails": False, "knn": 1},
+    "occ3d-published": {"ground_fill": 0, "erase_trails": False, "knn": 1},
     # one keyframe's own sweep, voxelised: no aggregation at all
     "naive": {"keyframe_only": True, "ground_fill": 0, "erase_trails": False, "knn": 1},
 }
-STATE = ".label"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,8 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--preset",
         choices=tuple(PRESETS),
         default="occkit",
-        help="occkit (default); occ3d (Occ3D as published: aggregation, kNN labels, ray-cast masks, no fill, no "
-        "trail erasing); naive (each keyframe's own sweep voxelised)",
+        help="occkit (default); occ3d-published (Occ3D as published: aggregation, kNN labels, ray-cast masks, no "
+        "fill, no trail erasing); naive (each keyframe's own sweep voxelised)",
     )
     p.add_argument(
         "--window",
@@ -113,93 +112,6 @@ def _rig_folder(data: Path) -> Path:
     )
 
 
-def _safe(name: str, what: str) -> str:
-    p = Path(name)
-    if not name or p.is_absolute() or len(p.parts) != 1 or name in (".", ".."):
-        raise ValueError(f"{what} {name!r} cannot name a folder under --out (absolute, empty or with a path in it)")
-    return name
-
-
-def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
-    """Label one scene and write its files under ``job["part"]``; return its record (report,
-    annotation entries). A worker's entry point (local processes and Ray tasks)."""
-    import numpy as np
-    import torch
-
-    from occkit.fileio import save_npz_atomic, write_json_atomic
-    from occkit.geometry.grid import occ3d_grid
-    from occkit.labelgen.pipeline import label_scene
-    from occkit.labelgen.rig import read_rig_meta, read_scene
-    from occkit.labels import OCC3D_CLASSES, OCC3D_FREE
-
-    torch.set_num_threads(1)
-    part = Path(job["part"])
-    meta = read_rig_meta(job["rig"])
-    rec = read_scene(meta, job["scene"])
-    opt = job["options"]
-    t0 = time.perf_counter()
-    labels, report = label_scene(rec, occ3d_grid(), OCC3D_CLASSES[:OCC3D_FREE], OCC3D_FREE, opt)
-    scene = _safe(rec.name, "scene")
-    infos: dict[str, Any] = {}
-    keys = [rec.sweeps[k] for k in rec.keyframes]
-    for i, (s, lab) in enumerate(zip(keys, labels)):
-        token = _safe(s.token, f"scene {scene}: sweep token")
-        rel = f"gts/{scene}/{token}/labels.npz"
-        arrays = {"semantics": lab.semantics, "mask_lidar": lab.mask_lidar, "mask_camera": lab.mask_camera}
-        if lab.flow is not None:
-            arrays["flow"] = lab.flow
-        save_npz_atomic(part / rel, **arrays)
-        ego = _pose(s.T_global_from_ego)
-        infos[token] = {
-            "timestamp": int(s.timestamp),
-            "camera_sensor": {
-                n: {
-                    "img_path": job.get("images", {}).get(token, {}).get(n, ""),
-                    "intrinsic": np.round(c.K, 6).tolist(),
-                    "extrinsic": _pose(c.T_ego_from_cam),
-                    "ego_pose": ego,
-                }
-                for n, c in rec.cameras.items()
-            },
-            "ego_pose": ego,
-            "lidar_sensor": {"extrinsic": _pose(rec.lidars[s.sensor])},
-            "gt_path": rel,
-            "prev": keys[i - 1].token if i > 0 else "",
-            "next": keys[i + 1].token if i + 1 < len(keys) else "",
-        }
-    report["seconds_total"] = round(time.perf_counter() - t0, 2)
-    out = {"scene": scene, "infos": infos, "report": report}
-    write_json_atomic(part / STATE / "scenes" / f"{scene}.json", out)
-    return out
-
-
-def _pose(T) -> dict[str, list[float]]:
-    import numpy as np
-    import torch
-
-    from occkit.geometry.transforms import pose_from_transform
-
-    p = pose_from_transform(torch.as_tensor(np.asarray(T, dtype=np.float64)))
-    return {"translation": [round(v, 6) for v in p["translation"]], "rotation": [round(v, 9) for v in p["rotation"]]}
-
-
-def _images(data: Path) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
-    """The dataset's camera image paths by token (when ``data`` is an Occ3D-schema dataset beside
-    its rig) and its splits."""
-    from occkit.fileio import read_json
-
-    f = data / "annotations.json"
-    if not f.is_file():
-        return {}, {}
-    ann = read_json(f)
-    imgs = {
-        tok: {cam: c.get("img_path", "") for cam, c in info.get("camera_sensor", {}).items()}
-        for scene in ann.get("scene_infos", {}).values()
-        for tok, info in scene.items()
-    }
-    return imgs, {k: ann.get(k, []) for k in ("train_split", "val_split")}
-
-
 def run(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
@@ -209,11 +121,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, held: Any) -> int:
     from occkit.fileio import read_json, write_json_atomic, write_text_atomic
+    from occkit.formats import default_format
     from occkit.labelgen.rig import read_rig_meta
+    from occkit.labelgen.run import STATE, _safe, dataset_images, launch, score_run, summarise
     from occkit.locks import locked_output
     from occkit.outputs import check_output_folder, check_writable_place, resumable_folder
 
     opt = _options(args)
+    fmt = default_format().name  # the layout occkit label writes (Occ3D's: its classes, grid and masks)
     rig = _rig_folder(args.data)
     meta = read_rig_meta(rig)  # rig.json checked before any folder is made
     scenes = meta["scenes"]
@@ -223,8 +138,11 @@ def _run(args: argparse.Namespace, held: Any) -> int:
         if unknown:
             raise ValueError(f"--scenes: {unknown} are not scenes of {rig / 'rig.json'} ({scenes[:5]} ...)")
         scenes = wanted
+    from occkit.labelgen.rig import read_scene
+
     for s in scenes:
         _safe(s, "scene")
+        read_scene(meta, s, load_points=False)  # every scene's tables checked before any work
     if args.quality:
         from occkit.labelgen.truth import WorldTruth
 
@@ -240,7 +158,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     check_writable_place(args.out)
     held.enter_context(locked_output(args.out, "label"))
     check_output_folder(args.out, "label", inputs=inputs)
-    images, splits = _images(args.data)
+    images, splits = dataset_images(args.data)
     key = {"rig": str(rig.resolve()), "options": {k: getattr(opt, k) for k in opt.keys()}, "scenes": scenes}
     key = json.loads(json.dumps(key))
     t0 = time.perf_counter()
@@ -255,7 +173,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
         if done:
             print(f"label: resuming: {len(done)} of {len(scenes)} scenes already labelled", flush=True)
         todo = [
-            {"part": str(part), "rig": str(rig), "scene": s, "options": opt, "images": images}
+            {"part": str(part), "rig": str(rig), "scene": s, "options": opt, "images": images, "format": fmt}
             for s in scenes
             if s not in done
         ]
@@ -264,7 +182,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
             f"{args.preset}",
             flush=True,
         )
-        for r in _launch(todo, args.workers, args.launcher):
+        for r in launch(todo, args.workers, args.launcher):
             done[r["scene"]] = r
             rep = r["report"]
             print(
@@ -286,9 +204,9 @@ def _run(args: argparse.Namespace, held: Any) -> int:
         if images and samples.is_dir() and not (part / "samples").exists():
             os.symlink(samples.resolve(), part / "samples")
         reports = [done[s]["report"] for s in scenes]
-        summary = _summary(reports)
+        summary = summarise(reports)
         if args.quality:
-            quality = _score(args.data, part, scenes, done, opt)
+            quality = score_run(args.data, part, scenes, done, opt, fmt)
             write_json_atomic(part / "quality.json", quality)
             write_text_atomic(part / "quality.md", _quality_md(quality, args))
             summary["quality"] = quality
@@ -309,63 +227,6 @@ def _run(args: argparse.Namespace, held: Any) -> int:
             flush=True,
         )
     return 0
-
-
-def _launch(todo: list[dict[str, Any]], workers: int, launcher: str):
-    if launcher == "ray":
-        try:
-            import ray
-        except ImportError:
-            raise ValueError("--launcher ray: ray is not installed (pip install 'ray>=2.9')") from None
-        if not ray.is_initialized():
-            addr = os.environ.get("RAY_ADDRESS")
-            ray.init(address=addr or None, num_cpus=None if addr else workers, include_dashboard=False)
-        task = ray.remote(label_one_scene).options(num_cpus=1, max_retries=0)
-        refs = [task.remote(j) for j in todo]
-        while refs:
-            ready, refs = ray.wait(refs, num_returns=1)
-            yield ray.get(ready[0])
-        return
-    if workers > 1 and len(todo) > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:
-            yield from pool.imap_unordered(label_one_scene, todo)
-        return
-    for j in todo:
-        yield label_one_scene(j)
-
-
-def _summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    n = sum(r["keyframes"] for r in reports)
-    stages: dict[str, float] = {}
-    for r in reports:
-        for k, v in r["seconds"].items():
-            stages[k] = stages.get(k, 0.0) + v
-    return {
-        "keyframes": n,
-        "seconds_per_keyframe": round(sum(stages.values()) / max(n, 1), 3),
-        "seconds_per_keyframe_by_stage": {k: round(v / max(n, 1), 3) for k, v in stages.items()},
-        "peak_traced_mb": max((r["peak_traced_mb"] for r in reports), default=0.0),
-        "density": round(sum(r["density"] * r["keyframes"] for r in reports) / max(n, 1), 5),
-        "missing": sorted({m for r in reports for m in r["missing"]}),
-    }
-
-
-def _score(data: Path, part: Path, scenes: list[str], done: dict[str, Any], opt: Any) -> dict[str, Any]:
-    from occkit.fileio import load_npz
-    from occkit.geometry.grid import occ3d_grid
-    from occkit.labelgen.quality import QualityAccumulator
-    from occkit.labelgen.truth import WorldTruth
-    from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
-
-    truth = WorldTruth(data)
-    acc = QualityAccumulator(occ3d_grid(), OCC3D_NUM_CLASSES, OCC3D_FREE, OCC3D_CLASSES)
-    for s in scenes:
-        for token, info in done[s]["infos"].items():
-            lab = load_npz(part / info["gt_path"], ("semantics", "mask_lidar", "mask_camera"))
-            acc.update(lab, truth.keyframe(s, token, opt.free_window))
-    return acc.compute()
 
 
 def _quality_md(q: dict[str, Any], args: argparse.Namespace) -> str:

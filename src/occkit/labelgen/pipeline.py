@@ -78,8 +78,10 @@ class LabelOptions:
     """Metres: labelled points farther than this do not vote."""
     min_points: int = 1
     """Points a voxel needs to be occupied."""
-    ground_fill: int = 2
-    """Voxels: an empty column within this distance of a ground column is filled (0 = off)."""
+    ground_fill: int = 25
+    """Voxels: an empty column within this distance of a ground column is filled (0 = off); only
+    columns some ray looked into are (rays that carry on above them: a column no sensor saw stays
+    empty)."""
     ground_classes: tuple[str, ...] = ("driveable_surface", "other_flat", "sidewalk", "terrain")
     """Class names that are the ground (what :attr:`ground_fill` fills)."""
     erase_trails: bool = True

@@ -13,9 +13,11 @@ the inside of walls included) and ``label`` the labels made from the sweeps:
   (:func:`occkit.metrics.rayiou.cast_rays`);
 - **false-free rate**: observable voxels truly occupied that the label leaves free, over the
   observable truly occupied voxels (the dangerous error: a planner drives into them);
-- **trail voxels**: label-occupied, truly free voxels inside the boxes (grown by 0.4 m) that a
-  moving object filled at the neighbouring keyframes and no longer fills;
-- **moving-object IoU**: per moving object at the keyframe, occupied IoU inside its box grown by
+- **trail voxels**: label-occupied voxels inside the boxes (grown by 0.4 m) that a moving object
+  filled at the neighbouring keyframes and no longer fills, more than one voxel from any truly
+  occupied voxel (a surface voxelised one voxel off is not a trail);
+- **moving-object IoU**: per moving object at the keyframe that some origin saw (an observable
+  voxel of it), the IoU of the voxels of a class that is not the ground, inside its box grown by
   0.4 m, averaged over the objects;
 - **mask agreement**: IoU of the label's ``mask_camera`` / ``mask_lidar`` with the exact masks.
 
@@ -97,10 +99,18 @@ def _box_region(
 class QualityAccumulator:
     """Sums a label run's counts over keyframes; :meth:`compute` gives the figures (percent)."""
 
-    def __init__(self, grid: Grid, num_classes: int, free: int, class_names: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        grid: Grid,
+        num_classes: int,
+        free: int,
+        class_names: tuple[str, ...],
+        ground: tuple[str, ...] = ("driveable_surface", "other_flat", "sidewalk", "terrain"),
+    ) -> None:
         from occkit.metrics.occ3d import Occ3DMetric
 
         self.grid, self.C, self.free = grid, num_classes, free
+        self.ground = np.array([i for i, n in enumerate(class_names) if n in ground], np.int64)
         self.miou = Occ3DMetric(mask="camera", num_classes=num_classes, class_names=class_names)
         self.c: dict[str, float] = {}
         self.obj_iou: list[float] = []
@@ -132,12 +142,18 @@ class QualityAccumulator:
         trail_region = _box_region(self.grid, centres, truth.moving_nearby, BOX_GROW) & ~_box_region(
             self.grid, centres, truth.moving, BOX_GROW
         )
-        self._add("trail", (p & ~g & trail_region).sum())
+        from scipy.ndimage import binary_dilation
+
+        near_truth = binary_dilation(g, structure=np.ones((3, 3, 3), bool))
+        self._add("trail", (p & ~near_truth & trail_region).sum())
+        g_obj = g & ~np.isin(truth.semantics, self.ground)
+        p_obj = p & ~np.isin(label["semantics"], self.ground)
         for box in truth.moving:
             r = _box_region(self.grid, centres, [box], BOX_GROW)
-            inter, union = (p & g & r).sum(), ((p | g) & r).sum()
-            if union:
-                self.obj_iou.append(float(inter) / float(union))
+            if not (g_obj & r & obs).any():
+                continue  # no origin saw it
+            inter, union = (p_obj & g_obj & r).sum(), ((p_obj | g_obj) & r).sum()
+            self.obj_iou.append(float(inter) / float(union))
         self._rayiou(label["semantics"], truth)
         self.frames += 1
 

@@ -51,7 +51,11 @@ def is_rig(folder: str | os.PathLike) -> bool:
 def _pose(d: Any, kind: str, where: str) -> np.ndarray:
     if not isinstance(d, dict) or "translation" not in d or "rotation" not in d:
         raise ValueError(f"{where}: not a pose (want {{'translation': [x, y, z], 'rotation': [w, x, y, z]}})")
-    return checked_pose(d["translation"], d["rotation"], kind, where).numpy()
+    T = checked_pose(d["translation"], d["rotation"], kind, where).numpy()
+    norm = float(np.linalg.norm(np.asarray(d["rotation"], np.float64)))
+    if abs(norm - 1.0) > 1e-3:  # a quaternion is turned into a rotation whatever its norm: say it
+        raise ValueError(f"{where}: not rigid (the rotation quaternion has norm {norm:.4g}, not 1)")
+    return T
 
 
 def _under(root: Path, rel: Any, where: str) -> Path:
@@ -115,8 +119,10 @@ def read_rig_meta(folder: str | os.PathLike) -> dict[str, Any]:
     }
 
 
-def read_scene(meta: dict[str, Any], scene: str) -> SceneRecord:
-    """One scene of a rig folder as a checked :class:`SceneRecord` (:func:`check_record`)."""
+def read_scene(meta: dict[str, Any], scene: str, load_points: bool = True) -> SceneRecord:
+    """One scene of a rig folder as a checked :class:`SceneRecord` (:func:`check_record`).
+    ``load_points`` False: the tables alone (poses, timestamps, sensors, file names, boxes) are
+    read and checked, each sweep's points left empty (a cheap check of every scene before work)."""
     root: Path = meta["folder"]
     sdir = _under(root, scene, f"{root / 'rig.json'}: scenes")
     sf = sdir / "sweeps.json"
@@ -139,7 +145,7 @@ def read_scene(meta: dict[str, Any], scene: str) -> SceneRecord:
         if r["sensor"] not in meta["lidars"]:
             raise ValueError(f"{at}: sensor {r['sensor']!r} is not a LiDAR of rig.json ({sorted(meta['lidars'])})")
         pf = _under(sdir, r["points"], f"{at}: points")
-        arrays = load_npz(pf)
+        arrays = load_npz(pf) if load_points else {"points": np.zeros((0, 3), np.float32)}
         if "points" not in arrays:
             raise ValueError(f"{pf}: no 'points' array")
         pts = arrays["points"]

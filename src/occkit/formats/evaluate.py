@@ -36,6 +36,9 @@ from occkit.metrics.evaluate import (
 #: What the scoring loop (:func:`evaluate_predictions`) takes of every format it scores, beyond the format's
 #: own ``folder_options``: the region (``--frustum``) and the processes.
 LOOP_OPTIONS = frozenset({"region", "processes"})
+#: What ``occkit eval`` passes to the metrics of every format the loop scores, whatever its ``folder_options``
+#: (which name what a format's own ``evaluate_folder`` takes): ``--mask`` and ``--metrics``.
+METRIC_OPTIONS = frozenset({"mask", "metrics"})
 
 
 def detect_format_name(gt_root: str | os.PathLike, pred_root: str | os.PathLike | None = None) -> str:
@@ -141,6 +144,7 @@ def evaluate_predictions(
         )
     files = fmt.predictions
     metrics = _new_metrics(fmt, device, options)
+    _check_asked(fmt, metrics, options.get("metrics"))
     if region is not None:
         for m in metrics:
             reason = getattr(m, "region_refused", None)
@@ -160,8 +164,10 @@ def evaluate_predictions(
 
     processes = max(1, min(processes, len(tokens) // 2))  # two frames at least per process
     shardable = formats().get(fmt.name) is fmt and torch.device(device).type == "cpu"
+    job = _Job(fmt.name, str(gt_root), split, options, region, batch_size)
+    if processes > 1 and shardable and _cannot_pickle(fmt, job, metrics):
+        processes = 1
     if processes > 1 and shardable:
-        job = _Job(fmt.name, str(gt_root), split, options, region, batch_size)
         _count_in_processes(job, metrics, pred_files, tokens, workers, processes, progress)
     else:
         bar = progress_bar(len(tokens), progress)
@@ -177,6 +183,24 @@ def evaluate_predictions(
     if region is not None:
         out["region"] = str(region)
     return out
+
+
+def _cannot_pickle(fmt: Any, job: _Job, metrics: list[Any]) -> bool:
+    """Whether what the processes of :func:`_count_in_processes` exchange (the job, the metrics sent back)
+    cannot be pickled: then the frames are counted in this process, with a warning line saying why."""
+    import pickle
+    import warnings
+
+    try:
+        pickle.dumps((job, metrics))
+    except Exception as e:  # noqa: BLE001 - PicklingError, AttributeError, TypeError: any means one process
+        warnings.warn(
+            f"format {fmt.name}{f' ({fmt.source})' if fmt.source else ''}: its metrics or options cannot be sent "
+            f"to another process ({type(e).__name__}: {e}); scored in one process",
+            stacklevel=2,
+        )
+        return True
+    return False
 
 
 def _class_map_source(fmt: Any, gt_root: Any, class_map: Any) -> Any:
@@ -276,6 +300,20 @@ class _CommonClasses:
 def _new_metrics(fmt: Any, device: Any, options: dict[str, Any]) -> list[Any]:
     """The format's metrics for one count (``fmt.new_metrics``)."""
     return list(fmt.new_metrics(device=device, num_classes=fmt.classes.num_classes, **options))
+
+
+def _check_asked(fmt: Any, metrics: list[Any], asked: Any) -> None:
+    """A metric asked for (``--metrics``) that the format's metrics do not give is an error before any
+    frame is counted, never a result without it (a format that declares ``metric_names`` answers for them)."""
+    if not asked or fmt.metric_names:
+        return
+    given = {"miou", *(str(getattr(m, "name", "")) for m in metrics)}
+    absent = [m for m in asked if m not in given]
+    if absent:
+        raise ValueError(
+            f"--metrics {','.join(absent)}: format {fmt.name}{f' ({fmt.source})' if fmt.source else ''} was asked "
+            f"for it and its metrics() gave {', '.join(sorted(given))}: not computed"
+        )
 
 
 def _bind(metrics: list[Any], ds: Any, tokens: list[str]) -> None:

@@ -637,6 +637,11 @@ class _GuardedMetric:
             raise AttributeError(key)
         return getattr(self._metric, key)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as the format's registry name and the metric: a process of the scoring loop sends its
+        counts back without the format, whose roles (lambdas, closures) need not pickle."""
+        return (_guarded_by_name, (self._fmt.name, self._metric))
+
     def update(self, pred: Any, target: Any) -> None:
         plugin_call(self._fmt, f"metric {self.name}'s update", self._metric.update, pred, target)
 
@@ -649,4 +654,17 @@ class _GuardedMetric:
         plugin_call(self._fmt, f"metric {self.name}'s all_reduce", self._metric.all_reduce)
 
     def compute(self) -> dict[str, Any]:
-        return plugin_call(self._fmt, f"metric {self.name}'s compute", self._metric.compute)
+        out = plugin_call(self._fmt, f"metric {self.name}'s compute", self._metric.compute)
+        if not isinstance(out, Mapping):
+            raise FormatPluginError(
+                f"format {self._fmt.name} ({self._fmt.source}): its metric {self.name}'s compute returned a "
+                f"{type(out).__name__}, not a dict of scores; a bug of that package"
+            )
+        return dict(out)
+
+
+def _guarded_by_name(name: str, metric: Any) -> _GuardedMetric:
+    """A :class:`_GuardedMetric` unpickled: its format found again in the registry by name."""
+    from occkit.formats.registry import get_format
+
+    return _GuardedMetric(get_format(name), metric)

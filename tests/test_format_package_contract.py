@@ -6,19 +6,16 @@ package and the role, and every other format keeps working."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
 import sys
-import types
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from occkit.formats import ENTRY_POINT_GROUP, registry
+from occkit.formats import ENTRY_POINT_GROUP
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,3 +103,182 @@ def test_the_design_docs_format_installed_as_a_package_scores_miou_and_rayiou_in
     assert {k: one[k] for k in ("miou", "geometry_iou", "rayiou", "rayiou@1")} == {
         k: scores[k] for k in ("miou", "geometry_iou", "rayiou", "rayiou@1")
     }
+
+
+#: A bare format of a package, as the docs let one be written: ROOT/bare.json ({"val": [token, ...]}),
+#: ROOT/gt/<token>.npy and predictions <token>.npy, (5, 5, 5) uint8 ids of five classes (free 0), 255
+#: unknown; its metric a confusion count that checks nothing (``bincount(...).reshape(n, n)``).
+BARE = """
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from occkit.formats import ClassTable, DatasetFormat, PredictionFiles
+from occkit.geometry.grid import Grid
+
+TABLE = ClassTable(names=("free", "a", "b", "c", "d"), free=0, ignore=255)
+GRID = Grid((0.0, 0.0, 0.0), (5.0, 5.0, 5.0), (1.0, 1.0, 1.0))
+SEEN = {}  # what the metrics were given, by option
+
+
+class Frame:
+    def __init__(self, token):
+        self.token, self.scene = token, "s"
+
+
+class Frames(torch.utils.data.Dataset):
+    def __init__(self, root, split, options):
+        self.root = Path(root)
+        index = json.loads((self.root / "bare.json").read_text())
+        self.tokens = [t for s in index.values() for t in s] if split == "all" else list(index[split])
+        self.frames = [Frame(t) for t in self.tokens]
+        self.grid = GRID
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def index_of(self, token):
+        return self.tokens.index(token)
+
+    def frame_labels(self, i):
+        path = self.root / "gt" / f"{self.tokens[i]}.npy"
+        labels = np.load(path)
+        return labels, labels != 255, path
+
+    def scoring_labels(self, i):
+        return {"occupancy": torch.from_numpy(self.frame_labels(i)[0])}
+
+
+class Counts:
+    name = "bare"
+
+    def __init__(self, options):
+        self.options = options
+        self.counts = np.zeros((5, 5), np.int64)
+
+    def update(self, pred, target):
+        gt, p = target.occupancy.numpy().ravel().astype(np.int64), pred.numpy().ravel().astype(np.int64)
+        keep = gt != 255
+        self.counts += np.bincount(gt[keep] * 5 + p[keep], minlength=25).reshape(5, 5)
+
+    def merge(self, other):
+        self.counts += other.counts
+        return self
+
+    def all_reduce(self):
+        pass
+
+    def compute(self):
+        c = self.counts
+        iou = [c[k, k] / max(1, c[k].sum() + c[:, k].sum() - c[k, k]) for k in range(1, 5)]
+        return {"miou": 100.0 * float(np.mean(iou)), "geometry_iou": 0.0, "mask": str(self.options.get("mask"))}
+
+
+def metrics(options):
+    return [Counts(options)]
+
+
+FORMAT = DatasetFormat(
+    name="bare",
+    summary="bare (bare.json, gt/<token>.npy)",
+    modality="multi-camera",
+    classes=TABLE,
+    grid=GRID,
+    label_frame="ego",
+    splits=("val",),
+    detect=lambda root: "it holds bare.json" if (root / "bare.json").is_file() else None,
+    open=Frames,
+    metrics=metrics,
+    predictions=PredictionFiles(
+        write=lambda folder, token, labels: np.save(Path(folder) / f"{token}.npy", labels),
+        index=lambda folder: {p.stem: p for p in Path(folder).glob("*.npy")},
+        read=lambda path: np.load(path),
+        relpath=lambda token: f"{token}.npy",
+    ),
+    folder_options=frozenset(),
+)
+"""
+
+
+def write_bare(tmp_path: Path, frames: int = 4, gt_id: int | None = None, pred_id: int | None = None):
+    """A dataset of :data:`BARE`'s layout and predictions; ``gt_id`` / ``pred_id``: an id written into one
+    voxel of the last frame's ground truth / prediction. Returns ``(data, pred)``."""
+    data, pred = tmp_path / "data", tmp_path / "pred"
+    (data / "gt").mkdir(parents=True)
+    pred.mkdir()
+    tokens = [f"t{i}" for i in range(frames)]
+    (data / "bare.json").write_text(json.dumps({"val": tokens}))
+    rng = np.random.default_rng(1)
+    for t in tokens:
+        gt = rng.integers(0, 5, (5, 5, 5)).astype(np.uint8)
+        p = gt.copy()
+        p[0, 0] = 1
+        if t == tokens[-1] and gt_id is not None:
+            gt[1, 1, 1] = gt_id
+        if t == tokens[-1] and pred_id is not None:
+            p[2, 2, 2] = pred_id
+        np.save(data / "gt" / f"{t}.npy", gt)
+        np.save(pred / f"{t}.npy", p)
+    return data, pred
+
+
+@pytest.fixture
+def bare(tmp_path):
+    """:data:`BARE` installed as the package ``bare_pkg`` into ``tmp_path/site``."""
+    return install_package(tmp_path / "site", "bare_pkg", {"format": BARE}, {"bare": "bare_pkg.format:FORMAT"})
+
+
+def test_mask_and_metrics_reach_a_package_metric_whatever_its_folder_options(tmp_path, bare):
+    """folder_options=frozenset() (as docs/design.md §9 sets it) filtered --mask and --metrics away from the
+    format's metrics: --mask never arrived, and a metric asked for was accepted and silently not computed."""
+    data, pred = write_bare(tmp_path)
+    out = tmp_path / "s.json"
+    run = occkit_cli(bare, "eval", "--gt", str(data), "--pred", str(pred), "--mask", "lidar", "--json", str(out))
+    assert run.returncode == 0, run.stderr
+    assert json.loads(out.read_text())["mask"] == "lidar"
+    run = occkit_cli(bare, "eval", "--gt", str(data), "--pred", str(pred), "--metrics", "miou,bare")
+    assert run.returncode == 0, run.stderr
+
+
+def test_a_metric_asked_for_and_not_given_is_an_error(tmp_path):
+    from occkit.formats.evaluate import evaluate_predictions
+
+    fmt = _load(tmp_path, BARE)
+    data, pred = write_bare(tmp_path)
+    with pytest.raises(ValueError, match=r"--metrics rayiou: format bare .*gave bare, miou: not computed"):
+        evaluate_predictions(fmt, data, pred, "val", progress=False, metrics=("miou", "rayiou"))
+
+
+def _load(tmp_path: Path, code: str, name: str = "bare_mod"):
+    """The ``FORMAT`` of the module ``code``, imported from a file (not registered)."""
+    import importlib.util
+
+    path = tmp_path / f"{name}.py"
+    path.write_text(code)
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.FORMAT
+
+
+@pytest.mark.parametrize("side", ["gt", "pred"])
+def test_class_ids_outside_a_package_formats_table_are_named_with_their_file(tmp_path, side):
+    """Before: "cannot reshape array of size 221 into shape (5,5)" from the package's metric."""
+    from occkit.formats.evaluate import evaluate_predictions
+
+    fmt = _load(tmp_path, BARE)
+    data, pred = write_bare(tmp_path, **({"gt_id": 7} if side == "gt" else {"pred_id": 9}))
+    with pytest.raises(ValueError) as e:
+        evaluate_predictions(fmt, data, pred, "val", progress=False)
+    msg = str(e.value)
+    assert "\n" not in msg and "reshape" not in msg
+    if side == "gt":
+        assert msg.startswith(f"{data / 'gt' / 't3.npy'}: ground truth of frame t3: class id 7 (1 voxels)")
+        assert "0..4 and 255 (ignored)" in msg
+    else:
+        assert msg.startswith(f"{pred / 't3.npy'}: prediction: class id 9 (1 voxels) outside the format's ids 0..4")
+    # the ignore id in the ground truth is no error
+    data2, pred2 = write_bare(tmp_path / "ok", gt_id=255)
+    assert evaluate_predictions(fmt, data2, pred2, "val", progress=False)["miou"] > 0

@@ -271,9 +271,7 @@ def _taken(fmt: Any) -> str:
 
 def _taken_options(fmt: Any) -> frozenset[str]:
     """The options of a format's folder scoring: its own, and the loop's where occkit's loop scores it."""
-    from occkit.formats.evaluate import LOOP_OPTIONS
-
-    from occkit.formats.evaluate import METRIC_OPTIONS
+    from occkit.formats.evaluate import LOOP_OPTIONS, METRIC_OPTIONS
 
     return fmt.folder_options | (LOOP_OPTIONS | METRIC_OPTIONS if fmt.evaluate_folder is None else frozenset())
 

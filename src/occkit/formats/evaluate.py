@@ -36,6 +36,8 @@ from occkit.metrics.evaluate import (
 #: What the scoring loop (:func:`evaluate_predictions`) takes of every format it scores, beyond the format's
 #: own ``folder_options``: the region (``--frustum``) and the processes.
 LOOP_OPTIONS = frozenset({"region", "processes"})
+#: The ``source`` of a format as ``--class-map`` scores it (:func:`_on_common_classes`).
+CLASS_MAP_SOURCE = "occkit eval --class-map"
 #: What ``occkit eval`` passes to the metrics of every format the loop scores, whatever its ``folder_options``
 #: (which name what a format's own ``evaluate_folder`` takes): ``--mask`` and ``--metrics``.
 METRIC_OPTIONS = frozenset({"mask", "metrics"})
@@ -234,7 +236,7 @@ def _on_common_classes(fmt: Any, gt_root: Any, class_map: Any, device: Any) -> A
         predictions=source.predictions,
         metrics=lambda options: [_CommonClasses(class_map, source, fmt, device)],
         evaluate_folder=None,
-        source="occkit eval --class-map",  # its metric is occkit's, whichever package the format is from
+        source=CLASS_MAP_SOURCE,  # its metric is occkit's, whichever package the format is from
     )
 
 
@@ -350,6 +352,8 @@ class _Frames:
 
     def __call__(self, token: str) -> tuple[np.ndarray, Any]:
         pred = self.files.read(self.pred_files[token])
+        if self.fmt.source != CLASS_MAP_SOURCE:  # a class map's predictions are of its source format's table
+            _check_ids(np.asarray(pred), self.fmt.classes, None, lambda: f"{self.pred_files[token]}: prediction")
         i = self.ds.index_of(token)
         labels_only = getattr(self.ds, "scoring_labels", None)  # a reader's labels without the rest of a sample
         sample = _Truth(**labels_only(i)) if labels_only is not None else self.ds[i]
@@ -358,6 +362,7 @@ class _Frames:
                 f"{self.gt_root}: frame {token} of split {self.split!r} has no labels (a test split?): nothing to score"
             )
         sample.occupancy = _narrow(sample.occupancy)  # here, in the reading threads
+        _check_ids(sample.occupancy, self.fmt.classes, self.fmt.classes.ignore, lambda: self._gt_file(i, token))
         if self.region is not None:
             r = np.asarray(self.region(token))
             if r.shape != tuple(pred.shape) or r.dtype != np.bool_:
@@ -371,6 +376,30 @@ class _Frames:
             if extra is not None:
                 sample.extra.setdefault("metric_items", {}).update(extra(token))
         return pred, sample
+
+    def _gt_file(self, i: int, token: str) -> str:
+        """Where frame ``i``'s ground truth is read from, for an error: the reader's file, else the folder."""
+        try:
+            return f"{self.ds.frame_labels(i)[2]}: ground truth of frame {token}"
+        except Exception:  # noqa: BLE001 - a reader without frame_labels, or one that refuses the ids itself
+            return f"{self.gt_root}: ground truth of frame {token}"
+
+
+def _check_ids(labels: Any, table: Any, ignore: int | None, where: Any) -> None:
+    """Class ids outside ``table`` (0 .. C-1, and ``ignore`` where given) refused in one line naming the
+    file (``where()``), the id and the format's classes, before a metric reads them."""
+    t = torch.as_tensor(labels)
+    if t.is_floating_point() or not t.numel():
+        return
+    n = table.num_classes
+    lo, hi = int(t.min()), int(t.max())
+    if lo >= 0 and (hi < n or (hi == ignore and int(t.masked_fill(t == ignore, 0).max()) < n)):
+        return
+    bad = t[((t < 0) | (t >= n)) & (t != (-1 if ignore is None else ignore))]
+    ids = sorted({int(v) for v in bad.unique()[:5]})
+    allowed = f"0..{n - 1}" + (f" and {ignore} (ignored)" if ignore is not None else "")
+    said = f"class id {ids[0]}" if len(ids) == 1 else f"class ids {', '.join(map(str, ids))}"
+    raise ValueError(f"{where()}: {said} ({len(bad)} voxels) outside the format's ids {allowed}")
 
 
 def _count(

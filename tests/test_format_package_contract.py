@@ -6,16 +6,19 @@ package and the role, and every other format keeps working."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+import types
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from occkit.formats import ENTRY_POINT_GROUP
+from occkit.formats import ENTRY_POINT_GROUP, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -251,8 +254,8 @@ def test_a_metric_asked_for_and_not_given_is_an_error(tmp_path):
         evaluate_predictions(fmt, data, pred, "val", progress=False, metrics=("miou", "rayiou"))
 
 
-def _load(tmp_path: Path, code: str, name: str = "bare_mod"):
-    """The ``FORMAT`` of the module ``code``, imported from a file (not registered)."""
+def _load_module(tmp_path: Path, code: str, name: str = "bare_mod") -> types.ModuleType:
+    """The module ``code``, imported from a file (its format not registered)."""
     import importlib.util
 
     path = tmp_path / f"{name}.py"
@@ -260,7 +263,12 @@ def _load(tmp_path: Path, code: str, name: str = "bare_mod"):
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.FORMAT
+    return mod
+
+
+def _load(tmp_path: Path, code: str, name: str = "bare_mod"):
+    """The ``FORMAT`` of the module ``code`` (not registered)."""
+    return _load_module(tmp_path, code, name).FORMAT
 
 
 @pytest.mark.parametrize("side", ["gt", "pred"])
@@ -282,3 +290,132 @@ def test_class_ids_outside_a_package_formats_table_are_named_with_their_file(tmp
     # the ignore id in the ground truth is no error
     data2, pred2 = write_bare(tmp_path / "ok", gt_id=255)
     assert evaluate_predictions(fmt, data2, pred2, "val", progress=False)["miou"] > 0
+
+
+# ------------------------------------------------------------ the contract, enforced when the registry loads
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """The registry found again (and forgotten after the test), with entry points of the test's own."""
+    monkeypatch.setattr(registry, "_REGISTRY", None)
+    eps: list[metadata.EntryPoint] = []
+
+    def entry_points(group=None, **kw):
+        return [e for e in eps if e.group == group] if group is not None else eps
+
+    monkeypatch.setattr(registry.metadata, "entry_points", entry_points)
+    yield eps
+    registry._REGISTRY = None
+
+
+def _register(fresh_registry, monkeypatch, tmp_path, name: str, **changes) -> str:
+    """:data:`BARE` with ``changes`` registered as the package module ``name`` (entry point ``name``)."""
+    fmt = dataclasses.replace(_load(tmp_path, BARE, f"{name}_src"), name=name, **changes)
+    mod = types.ModuleType(name)
+    mod.FORMAT = fmt
+    monkeypatch.setitem(sys.modules, name, mod)
+    fresh_registry.append(metadata.EntryPoint(name=name, value=f"{name}:FORMAT", group=ENTRY_POINT_GROUP))
+    return name
+
+
+def _warnings(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+def test_a_package_format_whose_class_table_is_no_class_table_is_left_out_in_one_line(
+    fresh_registry, monkeypatch, tmp_path, capsys
+):
+    """Before: every command on every format ended in a traceback (the registry read its table's ids)."""
+    from occkit.formats import FormatRegistryError, format_names, get_format
+
+    _register(fresh_registry, monkeypatch, tmp_path, "badtable", classes=("free", "a", "b"))
+    _register(fresh_registry, monkeypatch, tmp_path, "goodbare")
+    names = format_names()
+    assert "occ3d" in names and "goodbare" in names and "badtable" not in names
+    (line,) = _warnings(capsys)
+    assert "entry point badtable = badtable:FORMAT" in line and "its classes is a tuple" in line
+    assert "not an occkit.formats.ClassTable" in line and line.endswith("left out")
+    with pytest.raises(FormatRegistryError) as e:
+        get_format("badtable")  # was: only "'badtable' is not one of ..."
+    assert "failed to load" in str(e.value) and "its classes is a tuple" in str(e.value)
+    fresh_registry.append(metadata.EntryPoint(name="gone", value="no_such_module_x:FORMAT", group=ENTRY_POINT_GROUP))
+    registry._REGISTRY = None
+    with pytest.raises(FormatRegistryError, match=r"'gone' is another package's format that failed to load: .*"):
+        get_format("gone")
+    assert "ModuleNotFoundError" in str(pytest.raises(FormatRegistryError, get_format, "gone").value)
+
+
+def test_a_package_detect_that_calls_sys_exit_is_named_and_the_others_keep_working(
+    fresh_registry, monkeypatch, tmp_path, capsys
+):
+    """Before: `occkit eval` ended with exit status 3 and no word."""
+    from occkit.formats import detect_format
+
+    def detect(root):
+        sys.exit(3)
+
+    _register(fresh_registry, monkeypatch, tmp_path, "exiting", detect=detect)
+    (tmp_path / "occ").mkdir()
+    (tmp_path / "occ" / "annotations.json").write_text("{}")
+    assert detect_format(tmp_path / "occ").name == "occ3d"
+    (line,) = _warnings(capsys)
+    assert "format exiting (entry point exiting = exiting:FORMAT" in line and "its detect(" in line
+    assert "SystemExit: 3" in line and "left out of the detection" in line
+
+
+def test_a_package_open_that_calls_sys_exit_is_one_line(fresh_registry, monkeypatch, tmp_path):
+    from occkit.formats import FormatPluginError, get_format
+
+    def open_(root, split, options):
+        raise SystemExit(2)
+
+    _register(fresh_registry, monkeypatch, tmp_path, "exitopen", open=open_)
+    with pytest.raises(
+        FormatPluginError, match=r"format exitopen \(entry point .*\): its open failed \(SystemExit: 2\)"
+    ):
+        get_format("exitopen").open_split(tmp_path, "val")
+
+
+@pytest.mark.parametrize("kind", ["list", "valueerror"])
+def test_a_package_metric_that_breaks_is_named_with_the_package(fresh_registry, monkeypatch, tmp_path, kind):
+    """A metric whose compute returns a list was a traceback; one raising ValueError was not attributed."""
+    from occkit.formats import FormatPluginError, get_format
+    from occkit.formats.evaluate import evaluate_predictions
+
+    mod = _load_module(tmp_path, BARE, "bare_metrics_src")
+
+    class Broken(mod.Counts):
+        def compute(self):
+            if kind == "list":
+                return [1.0, 2.0]
+            raise ValueError("no frames counted")
+
+    _register(fresh_registry, monkeypatch, tmp_path, "brokenmetric", metrics=lambda options: [Broken(options)])
+    data, pred = write_bare(tmp_path)
+    with pytest.raises(FormatPluginError) as e:
+        evaluate_predictions(get_format("brokenmetric"), data, pred, "val", progress=False)
+    msg = str(e.value)
+    assert msg.startswith("format brokenmetric (entry point brokenmetric = brokenmetric:FORMAT")
+    assert "metric bare's compute" in msg and "\n" not in msg
+    assert ("returned a list, not a dict of scores" in msg) if kind == "list" else ("no frames counted" in msg)
+
+
+def test_a_metric_that_cannot_be_pickled_is_scored_in_one_process_with_a_line_saying_why(
+    fresh_registry, monkeypatch, tmp_path
+):
+    from occkit.formats import get_format
+    from occkit.formats.evaluate import evaluate_predictions
+
+    mod = _load_module(tmp_path, BARE, "bare_pickle_src")
+
+    class Unpicklable(mod.Counts):
+        def __init__(self, options):
+            super().__init__(options)
+            self.hook = lambda x: x  # a lambda held by the metric: cannot be sent to another process
+
+    _register(fresh_registry, monkeypatch, tmp_path, "nopickle", metrics=lambda options: [Unpicklable(options)])
+    data, pred = write_bare(tmp_path)
+    fmt = get_format("nopickle")
+    with pytest.warns(UserWarning, match=r"format nopickle \(.*\): its metrics or options cannot be sent to another"):
+        many = evaluate_predictions(fmt, data, pred, "val", progress=False, processes=2)
+    one = evaluate_predictions(fmt, data, pred, "val", progress=False, processes=1)
+    assert many["miou"] == one["miou"] > 0

@@ -613,8 +613,8 @@ def plugin_call(fmt: DatasetFormat, part: str, fn: Callable[..., Any], *args: An
         return fn(*args)
     except INPUT_ERRORS:
         raise
-    except Exception as e:
-        if not fmt.from_package:
+    except BaseException as e:  # a package's part calling sys.exit is named too, not the silent end of a command
+        if not fmt.from_package or isinstance(e, KeyboardInterrupt | GeneratorExit):
             raise
         raise FormatPluginError(plugin_failure(fmt, part, e)) from e
 
@@ -622,6 +622,18 @@ def plugin_call(fmt: DatasetFormat, part: str, fn: Callable[..., Any], *args: An
 def plugin_failure(fmt: DatasetFormat, part: str, e: BaseException) -> str:
     """The line that names a failed part of another package's format."""
     return f"format {fmt.name} ({fmt.source}): its {part} failed ({type(e).__name__}: {e}); a bug of that package"
+
+
+def _metric_call(fmt: DatasetFormat, part: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """:func:`plugin_call` for a part of a package's metric: its input errors (a ``ValueError``, a
+    ``KeyError``) are named with the format and the part too, since the metric, not a file, raised them."""
+    try:
+        return plugin_call(fmt, part, fn, *args)
+    except (ValueError, KeyError) as e:
+        if isinstance(e, FormatPluginError):
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        raise FormatPluginError(f"format {fmt.name} ({fmt.source}): its {part}: {msg}") from e
 
 
 class _GuardedMetric:
@@ -643,18 +655,18 @@ class _GuardedMetric:
         return (_guarded_by_name, (self._fmt.name, self._metric))
 
     def update(self, pred: Any, target: Any) -> None:
-        plugin_call(self._fmt, f"metric {self.name}'s update", self._metric.update, pred, target)
+        _metric_call(self._fmt, f"metric {self.name}'s update", self._metric.update, pred, target)
 
     def merge(self, other: Any) -> Any:
         other = other._metric if isinstance(other, _GuardedMetric) else other
-        plugin_call(self._fmt, f"metric {self.name}'s merge", self._metric.merge, other)
+        _metric_call(self._fmt, f"metric {self.name}'s merge", self._metric.merge, other)
         return self
 
     def all_reduce(self) -> None:
-        plugin_call(self._fmt, f"metric {self.name}'s all_reduce", self._metric.all_reduce)
+        _metric_call(self._fmt, f"metric {self.name}'s all_reduce", self._metric.all_reduce)
 
     def compute(self) -> dict[str, Any]:
-        out = plugin_call(self._fmt, f"metric {self.name}'s compute", self._metric.compute)
+        out = _metric_call(self._fmt, f"metric {self.name}'s compute", self._metric.compute)
         if not isinstance(out, Mapping):
             raise FormatPluginError(
                 f"format {self._fmt.name} ({self._fmt.source}): its metric {self.name}'s compute returned a "

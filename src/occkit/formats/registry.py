@@ -11,8 +11,17 @@ import os
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-from occkit.formats.spec import ENTRY_POINT_GROUP, WORLDS, ClassTable, DatasetFormat, PredictionFiles, plugin_failure
+from occkit.formats.spec import (
+    ENTRY_POINT_GROUP,
+    WORLDS,
+    ClassTable,
+    DatasetFormat,
+    PredictionFiles,
+    _GuardedMetric,
+    plugin_failure,
+)
 from occkit.geometry.grid import Grid
 from occkit.registries import in_tree
 
@@ -267,3 +276,9 @@ def detect_format(root: str | os.PathLike) -> DatasetFormat:
 def formats_tried() -> str:
     """Every format in registry order with what its folders hold, for errors: ``occ3d (...), ...``."""
     return "; ".join(f"{name}: {fmt.summary}" for name, fmt in formats().items())
+
+
+def guarded_by_name(name: str, metric: Any) -> _GuardedMetric:
+    """A metric of another package's format unpickled (a process of the scoring loop sent it back): its
+    format found again in the registry by name."""
+    return _GuardedMetric(get_format(name), metric)

@@ -650,9 +650,12 @@ class _GuardedMetric:
         return getattr(self._metric, key)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled as the format's registry name and the metric: a process of the scoring loop sends its
-        counts back without the format, whose roles (lambdas, closures) need not pickle."""
-        return (_guarded_by_name, (self._fmt.name, self._metric))
+        """Pickled as the format's registry name and the metric (a package's format is the registry's,
+        so the registry is loaded): a process of the scoring loop sends its counts back without the
+        format, whose roles (lambdas, closures) need not pickle."""
+        import sys
+
+        return (sys.modules["occkit.formats.registry"].guarded_by_name, (self._fmt.name, self._metric))
 
     def update(self, pred: Any, target: Any) -> None:
         _metric_call(self._fmt, f"metric {self.name}'s update", self._metric.update, pred, target)
@@ -673,10 +676,3 @@ class _GuardedMetric:
                 f"{type(out).__name__}, not a dict of scores; a bug of that package"
             )
         return dict(out)
-
-
-def _guarded_by_name(name: str, metric: Any) -> _GuardedMetric:
-    """A :class:`_GuardedMetric` unpickled: its format found again in the registry by name."""
-    from occkit.formats.registry import get_format
-
-    return _GuardedMetric(get_format(name), metric)

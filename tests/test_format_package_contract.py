@@ -419,3 +419,63 @@ def test_a_metric_that_cannot_be_pickled_is_scored_in_one_process_with_a_line_sa
         many = evaluate_predictions(fmt, data, pred, "val", progress=False, processes=2)
     one = evaluate_predictions(fmt, data, pred, "val", progress=False, processes=1)
     assert many["miou"] == one["miou"] > 0
+
+
+# ------------------------------------------------------------ detection: variants and folders occkit wrote
+def _occ3d_like(name: str, detect, refines=()):
+    from occkit.formats.occ3d import FORMAT  # the module's, not the registry's (found again in the test)
+
+    return dataclasses.replace(FORMAT, name=name, title="", source="", detect=detect, refines=refines)
+
+
+def _register_format(fresh_registry, monkeypatch, fmt) -> None:
+    mod = types.ModuleType(f"{fmt.name}_pkg")
+    mod.FORMAT = fmt
+    monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    fresh_registry.append(metadata.EntryPoint(name=fmt.name, value=f"{mod.__name__}:FORMAT", group=ENTRY_POINT_GROUP))
+
+
+def test_a_variant_wins_over_the_layout_it_refines_only_on_its_own_folders(fresh_registry, monkeypatch, tmp_path):
+    """Before: a package declaring that it refines occ3d, whose detect answers as occ3d's does, became the
+    format of every Occ3D folder (and its reader then named a file those folders lack)."""
+    from occkit.formats import detect_format
+
+    def same(root):
+        return "it holds annotations.json" if (root / "annotations.json").is_file() else None
+
+    def own(root):
+        return (
+            "it holds waymo.json" if (root / "waymo.json").is_file() and (root / "annotations.json").is_file() else None
+        )
+
+    _register_format(fresh_registry, monkeypatch, _occ3d_like("greedy", same, refines=("occ3d",)))
+    _register_format(fresh_registry, monkeypatch, _occ3d_like("waymo", own, refines=("occ3d",)))
+    occ = tmp_path / "occ"
+    occ.mkdir()
+    (occ / "annotations.json").write_text("{}")
+    assert detect_format(occ).name == "occ3d"
+    (occ / "waymo.json").write_text("{}")
+    assert detect_format(occ).name == "waymo"  # its own folder: the variant
+
+
+def test_a_folder_occkit_synth_wrote_as_a_format_reads_as_that_format(fresh_registry, monkeypatch, tmp_path):
+    """A package format that keeps Occ3D's annotations.json without refining occ3d: the folder its
+    `occkit synth --format` wrote was refused as "two formats" by every other command."""
+    from occkit.formats import FormatRegistryError, detect_format
+    from occkit.outputs import OUTPUT_RECORD, mark_output
+
+    def detect(root):
+        return "annotations.json and cams.json" if (root / "cams.json").is_file() else None
+
+    _register_format(fresh_registry, monkeypatch, _occ3d_like("occ3dcams", detect))
+    folder = tmp_path / "synth"
+    folder.mkdir()
+    (folder / "annotations.json").write_text("{}")
+    (folder / "cams.json").write_text("{}")
+    with pytest.raises(FormatRegistryError, match="holds the layouts of 2 formats"):
+        detect_format(folder)  # no record of who wrote it: both claims stand
+    mark_output(folder, "synth", format="occ3dcams")
+    assert registry.OUTPUT_RECORD == OUTPUT_RECORD
+    assert detect_format(folder).name == "occ3dcams"
+    mark_output(folder, "synth", format="occ3d")  # written as occ3d: occ3d, which claims it too
+    assert detect_format(folder).name == "occ3d"

@@ -224,6 +224,9 @@ def format_of(dataset: object) -> DatasetFormat:
 
 
 _WARNED: set[tuple[str, str]] = set()
+#: The record an occkit command leaves in the folder it wrote (:data:`occkit.outputs.OUTPUT_RECORD`; named
+#: here, since occkit.outputs asks this registry what a folder is).
+OUTPUT_RECORD = ".occkit-output.json"
 
 
 def detect_claims(root: str | os.PathLike) -> list[tuple[DatasetFormat, str]]:
@@ -250,8 +253,11 @@ def detect_claims(root: str | os.PathLike) -> list[tuple[DatasetFormat, str]]:
 
 
 def detect_format(root: str | os.PathLike) -> DatasetFormat:
-    """The format of the dataset folder ``root``: the one format whose ``detect`` answers, a
-    format's variants (:attr:`DatasetFormat.refines`) before the layout they refine. A folder that
+    """The format of the dataset folder ``root``: the format ``occkit synth --format NAME`` wrote it as
+    (its output record) when that format's ``detect`` answers, else the one format whose ``detect``
+    answers, a format's variants (:attr:`DatasetFormat.refines`) before the layout they refine where
+    the variant's ``detect`` gives another reason than the layout's (a variant whose ``detect`` answers
+    as the layout's does, for the layout's own folders, is no answer there). A folder that
     two unrelated formats claim is refused in one line naming both (pass ``--format``); one that
     none claims, in one line naming the folder and every format tried."""
     r = Path(root)
@@ -260,8 +266,16 @@ def detect_format(root: str | os.PathLike) -> DatasetFormat:
     if not r.is_dir():
         raise NotADirectoryError(f"{r}: is a file, not a dataset folder")
     claims = detect_claims(r)
-    refined = {name for spec, _ in claims for name in spec.refines}
-    left = [(spec, why) for spec, why in claims if spec.name not in refined]
+    written = _written_as(r)
+    for spec, _ in claims:  # a folder occkit synth --format X wrote reads as X, whichever other format claims it
+        if spec.name == written:
+            return spec
+    said = {spec.name: why for spec, why in claims}
+    # a variant wins over the layout it refines only on its own folders: where its detect sees more than
+    # that layout's (another reason); one that answers as the layout does says nothing of its own
+    own = [(spec, why) for spec, why in claims if not any(said.get(name) == why for name in spec.refines)]
+    refined = {name for spec, _ in own for name in spec.refines}
+    left = [(spec, why) for spec, why in own if spec.name not in refined]
     if len(left) == 1:
         return left[0][0]
     if left:
@@ -271,6 +285,18 @@ def detect_format(root: str | os.PathLike) -> DatasetFormat:
             f"pass --format {left[0][0].name} (or another of them), or keep one layout per folder"
         )
     raise FormatRegistryError(f"{r}: not a dataset of any known format (tried {formats_tried()}); pass --format")
+
+
+def _written_as(root: Path) -> str | None:
+    """The format the folder was written as, by ``occkit synth --format NAME`` (its output record), or None."""
+    import json
+
+    try:
+        record = json.loads((root / OUTPUT_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    fmt = record.get("format") if isinstance(record, dict) else None
+    return fmt if record.get("command") == "synth" and isinstance(fmt, str) else None
 
 
 def formats_tried() -> str:

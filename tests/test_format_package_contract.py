@@ -479,3 +479,72 @@ def test_a_folder_occkit_synth_wrote_as_a_format_reads_as_that_format(fresh_regi
     assert detect_format(folder).name == "occ3dcams"
     mark_output(folder, "synth", format="occ3d")  # written as occ3d: occ3d, which claims it too
     assert detect_format(folder).name == "occ3d"
+
+
+# ------------------------------------------------------------ occkit convert from a package format
+def _nested_occ3d_format(fresh_registry, monkeypatch, flow: bool = False):
+    """A package format of the nuScenes family whose folders hold ``nested.json`` and an Occ3D folder
+    ``inner/`` it reads; with ``flow``, its frames carry a per-voxel ``flow`` field."""
+    from occkit.formats.occ3d import FORMAT as OCC3D
+    from occkit.formats.occ3d import open_split
+
+    writer = OCC3D.label_writer
+
+    def read(ds, i, options):
+        frame = writer.read(ds, i, options)
+        if flow:
+            frame.fields["flow"] = np.zeros((*OCC3D.grid.shape, 2), np.float32)
+        return frame
+
+    fmt = dataclasses.replace(
+        OCC3D,
+        name="nested",
+        title="",
+        source="",
+        detect=lambda root: "it holds nested.json" if (root / "nested.json").is_file() else None,
+        open=lambda root, split, options: open_split(root / "inner", split, options),
+        label_writer=dataclasses.replace(writer, read=read),
+    )
+    _register_format(fresh_registry, monkeypatch, fmt)
+
+
+def test_convert_from_a_package_format_the_target_cannot_take_fails_before_writing(
+    fresh_registry, monkeypatch, tmp_path, tiny_occ3d_root
+):
+    """Before: Occ3D's index writer failed on the missing annotations.json after every frame was written."""
+    from occkit.convert import convert_dataset
+    from occkit.formats.spec import ConvertError
+
+    _nested_occ3d_format(fresh_registry, monkeypatch)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "nested.json").write_text("{}")
+    (src / "inner").symlink_to(tiny_occ3d_root, target_is_directory=True)
+    out = tmp_path / "out"
+    with pytest.raises(ConvertError) as e:
+        convert_dataset(src, out, "occ3d", source_format="nested", progress=False)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{src}: occ3d cannot take nested's frames: writing the index")
+    assert "annotations.json" in msg and "nothing was written" in msg
+    assert not out.exists() or not any(p for p in out.rglob("*.npz"))  # no frame written
+
+
+def test_convert_says_which_per_voxel_fields_it_drops(fresh_registry, monkeypatch, tmp_path, tiny_occ3d_root):
+    """Before: a source's per-voxel flow was dropped and the conversion reported lossless."""
+    import shutil
+
+    from occkit.convert import convert_dataset
+    from occkit.convert.report import summary_lines
+
+    _nested_occ3d_format(fresh_registry, monkeypatch, flow=True)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "nested.json").write_text("{}")
+    (src / "inner").symlink_to(tiny_occ3d_root, target_is_directory=True)
+    shutil.copy(tiny_occ3d_root / "annotations.json", src / "annotations.json")  # the index the target copies
+    report = convert_dataset(src, tmp_path / "out", "occ3d", source_format="nested", progress=False)
+    assert report["lossless"] is False
+    assert report["fields_dropped"] == {"flow": 200 * 200 * 16 * report["frames"]}
+    voxels = report["fields_dropped"]["flow"]
+    assert f"  flow: not kept by occ3d (per-voxel, {voxels} voxels)" in summary_lines(report)
+    assert summary_lines(report)[-1] == "  not lossless (see above)"

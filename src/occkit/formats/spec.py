@@ -163,6 +163,10 @@ class FrameLabels:
         record: what the target's index needs of the frame, by the family's own keys (the
             nuScenes family: the frame's ``annotations.json`` entry; the KITTI family: ``K``,
             ``T_cam_from_lidar``, ``pose``).
+        fields: the frame's other per-voxel arrays the layout holds, by name (``flow``: ``(X, Y, Z,
+            2)`` float, the voxels' motion), each ``(X, Y, Z, ...)`` on the format's grid. A target
+            keeps those its :attr:`LabelWriter.fields` names (on one grid; never resampled); ``occkit
+            convert`` reports the others as dropped, and the conversion is then not lossless.
     """
 
     token: str
@@ -172,6 +176,7 @@ class FrameLabels:
     T_ego_from: dict[str, np.ndarray] = field(default_factory=dict)
     sensor_files: dict[str, Path] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,8 @@ class LabelWriter:
             frames' ``record`` (``frames`` without their arrays); returns a line per thing the user
             must supply. ``options``: ``split`` (the split converted), ``source_root``, ``infos``.
         masks: the masks the layout keeps (what the convert report says is dropped for others).
+        fields: the other per-voxel arrays (:attr:`FrameLabels.fields`, e.g. ``flow``) the layout
+            keeps; the convert report says the others a source gives are dropped.
     """
 
     family: str
@@ -206,6 +213,7 @@ class LabelWriter:
     write: Callable[[Path, FrameLabels], None]
     finish: Callable[[Path, list[FrameLabels], dict[str, Any]], list[str]]
     masks: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
 
 
 class ConvertError(ValueError):

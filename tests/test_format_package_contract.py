@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -548,3 +549,38 @@ def test_convert_says_which_per_voxel_fields_it_drops(fresh_registry, monkeypatc
     voxels = report["fields_dropped"]["flow"]
     assert f"  flow: not kept by occ3d (per-voxel, {voxels} voxels)" in summary_lines(report)
     assert summary_lines(report)[-1] == "  not lossless (see above)"
+
+
+# ------------------------------------------------------------ words
+@pytest.mark.parametrize(
+    "title, shown",
+    [
+        ("an OpenOcc v2.1 dataset", "OpenOcc v2.1"),
+        ("The Relabel format", "Relabel"),
+        ("SurroundOcc", "SurroundOcc"),
+        ("", "bare"),
+    ],
+)
+def test_a_title_with_an_article_reads_once_in_sentences(tmp_path, title, shown):
+    """Before: "the an OpenOcc v2.1 dataset format" (the spec's example title carried its article)."""
+    fmt = dataclasses.replace(_load(tmp_path, BARE), title=title)
+    assert fmt.display_name == shown
+    with pytest.raises(ValueError, match=rf"is {re.escape(shown)} data, whose splits"):
+        fmt.open_split(tmp_path, "nope")
+
+
+def test_show_calls_a_mask_that_is_only_the_labelled_voxels_so():
+    """Before: a format with no visibility masks (its mask_camera the known voxels, as docs/design.md §9's
+    writes it) was labelled "(camera mask)"."""
+    import torch
+
+    from occkit.commands.show import mask_label
+
+    occ = torch.tensor([[[0, 1], [255, 2]]])
+    known = types.SimpleNamespace(occupancy=occ, mask_camera=occ != 255, mask_lidar=None)
+    seen = types.SimpleNamespace(
+        occupancy=occ, mask_camera=torch.tensor([[[True, False], [False, True]]]), mask_lidar=None
+    )
+    assert mask_label(known, "camera", 255) == "labelled voxels"
+    assert mask_label(seen, "camera", 255) is None  # a mask of its own: its own name
+    assert mask_label(known, "none", 255) is None and mask_label(known, "camera", None) is None

@@ -349,7 +349,9 @@ class DatasetFormat:
             for the names asked. A name outside them is refused before any work, never dropped.
         table_keys: the summary lines ``occkit eval`` prints under the per-class table (those
             present in the result, in order).
-        title: the format's name in sentences ("an Occ3D-nuScenes dataset"); default ``name``.
+        title: the format's name as sentences use it, a bare name (``"Occ3D-nuScenes"``: occkit writes
+            "the Occ3D-nuScenes format", "is Occ3D-nuScenes data"); default ``name``. A leading article
+            or a trailing "dataset" is left out when it is shown (:attr:`display_name`).
         priority: the registry tries ``detect`` in increasing ``priority`` (then occkit's own
             before installed packages', then by name): a format whose folders a more general
             format's ``detect`` would also claim (a variant of a layout, e.g. another class table in
@@ -410,8 +412,13 @@ class DatasetFormat:
 
     @property
     def display_name(self) -> str:
-        """:attr:`title`, or :attr:`name` when it has none."""
-        return self.title or self.name
+        """:attr:`title` as a bare name (a leading "a", "an" or "the" and a trailing "dataset" left out,
+        which occkit's sentences give themselves), or :attr:`name` when it has none."""
+        import re
+
+        bare = re.sub(r"^(?:an?|the)\s+", "", self.title.strip(), flags=re.I)
+        bare = re.sub(r"\s+(?:dataset|data set|format)s?$", "", bare, flags=re.I)
+        return bare or self.name
 
     def prior_table(self) -> str:
         """The format whose class table names the classes of the 2D priors of this format's datasets:

@@ -342,7 +342,9 @@ class DatasetFormat:
         folder_options: the keyword options :attr:`evaluate_folder` takes beyond ``split``,
             ``allow_missing``, ``device``, ``workers`` and ``progress`` (``mask``, ``metrics``,
             ``infos``, ``region``, ``processes``, ``batch_size``); ``occkit eval`` refuses an option
-            given that the format does not take, naming the format.
+            given that the format does not take, naming the format. For a format occkit's scoring
+            loop scores (no ``evaluate_folder``), ``mask`` and ``metrics`` reach :attr:`metrics`
+            whatever it lists.
         metric_names: the names ``occkit eval --metrics`` takes for this format (Occ3D: ``miou``,
             ``rayiou``; the SSC formats: ``ssc``, ``miou``). Empty (the default): ``miou`` (the
             first metric's, always computed) and the ``name`` of every metric :attr:`metrics` gives

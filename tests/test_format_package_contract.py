@@ -584,3 +584,39 @@ def test_show_calls_a_mask_that_is_only_the_labelled_voxels_so():
     assert mask_label(known, "camera", 255) == "labelled voxels"
     assert mask_label(seen, "camera", 255) is None  # a mask of its own: its own name
     assert mask_label(known, "none", 255) is None and mask_label(known, "camera", None) is None
+
+
+def test_occkit_eval_with_broken_packages_installed_names_each_in_one_line_and_scores(tmp_path, bare):
+    """Three packages installed beside a working one: a class table that is no ClassTable (was: a traceback
+    in every command on every format), a detect calling sys.exit(3) (was: `occkit eval` ended with status 3
+    and no word), a detect that raises. Each is one warning line naming the package and the role; the
+    working format scores."""
+    broken = {
+        "badtable_fmt": BARE.replace('name="bare"', 'name="badtable"').replace("classes=TABLE", "classes=TABLE.names"),
+        "exiting_fmt": BARE.replace('name="bare"', 'name="exiting"').replace(
+            "detect=lambda root:", "detect=lambda root: __import__('sys').exit(3) or"
+        ),
+        "raising_fmt": BARE.replace('name="bare"', 'name="raising"').replace(
+            "detect=lambda root:", "detect=lambda root: 1 / 0 or"
+        ),
+    }
+    install_package(
+        bare,
+        "broken_pkgs",
+        broken,
+        {name.removesuffix("_fmt"): f"broken_pkgs.{name}:FORMAT" for name in broken},
+    )
+    data, pred = write_bare(tmp_path)
+    run = occkit_cli(bare, "eval", "--gt", str(data), "--pred", str(pred), "--no-progress")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr and "mIoU" in run.stdout or "miou" in run.stdout
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 3, lines
+    table = next(line for line in lines if "badtable" in line)
+    assert "broken_pkgs.badtable_fmt:FORMAT" in table and "its classes is a tuple" in table
+    exiting = next(line for line in lines if "exiting" in line)
+    assert "its detect(" in exiting and "SystemExit: 3" in exiting
+    raising = next(line for line in lines if "raising" in line)
+    assert "its detect(" in raising and "ZeroDivisionError" in raising
+    run = occkit_cli(bare, "eval", "--gt", str(data), "--pred", str(pred), "--format", "badtable")
+    assert run.returncode == 1 and "'badtable' is another package's format that failed to load" in run.stderr

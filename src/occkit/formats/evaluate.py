@@ -21,6 +21,7 @@ import torch
 from occkit.formats.classmap import DROPPED
 from occkit.formats.registry import FormatRegistryError, formats, get_format
 from occkit.formats.registry import detect_format as detect
+from occkit.formats.registry import quiet as quiet_registry
 from occkit.metrics.base import TABLE_KEYS, Targets
 from occkit.metrics.evaluate import (
     batched,
@@ -470,6 +471,7 @@ def _count_shard(job: _Job, pred_files: dict[str, Path], tokens: list[str], work
     """One process's share: its metrics with ``tokens`` counted; each finished batch's frame count
     is put on ``queue`` (the parent's progress bar)."""
     torch.set_num_threads(1)
+    quiet_registry()  # the parent said its warning lines already
     fmt = get_format(job.fmt)
     metrics = _new_metrics(fmt, "cpu", job.options)
     ds = fmt.open_split(job.gt_root, job.split, load_images=False, load_gt=True)

@@ -46,8 +46,20 @@ def _in_tree() -> list[tuple[DatasetFormat, str]]:
     return in_tree(pkg, "FORMAT", _SKIP)
 
 
+#: Whether the warning lines are kept back: in a process of the scoring loop, whose parent said them already.
+_QUIET = False
+
+
+def quiet() -> None:
+    """Keep back this process's warning lines of packages left out (a process of the scoring loop: the
+    process that started it found the same registry and said them once)."""
+    global _QUIET
+    _QUIET = True
+
+
 def _warn(msg: str) -> None:
-    print(f"occkit: warning: {msg}", file=sys.stderr)
+    if not _QUIET:
+        print(f"occkit: warning: {msg}", file=sys.stderr)
 
 
 def _from_entry_points() -> list[tuple[DatasetFormat, str]]:

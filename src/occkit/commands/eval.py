@@ -177,6 +177,11 @@ def run(args: argparse.Namespace) -> int:
                 f"--metrics {','.join(unknown)}: the {fmt.display_name} format computes {', '.join(choices)} "
                 f"({fmt.source or fmt.name})"
             )
+    if metrics and fmt.evaluate_folder is not None and "metrics" not in fmt.folder_options and set(metrics) - {"miou"}:
+        raise ValueError(
+            f"--metrics {','.join(metrics)}: the {fmt.display_name} format scores a folder its own way and takes no "
+            f"--metrics (it takes {_taken(fmt)}; {fmt.source or fmt.name})"
+        )
     if args.allow_duplicate_voxels and ("duplicate_voxels" not in fmt.folder_options or args.class_map is not None):
         raise ValueError(
             f"--allow-duplicate-voxels: not taken by the {fmt.display_name} format"
@@ -196,6 +201,8 @@ def run(args: argparse.Namespace) -> int:
         "processes": args.processes if args.processes is not None else default_processes(args.threads),
         "duplicate_voxels": args.allow_duplicate_voxels,
     }
+    # --mask and --metrics reach the metrics of every format occkit's loop scores, whatever its folder_options
+    # (which name what its own evaluate_folder takes)
     options = {k: v for k, v in options.items() if k in _taken_options(fmt)}
     class_map = None
     if args.class_map is not None:
@@ -264,9 +271,9 @@ def _taken(fmt: Any) -> str:
 
 def _taken_options(fmt: Any) -> frozenset[str]:
     """The options of a format's folder scoring: its own, and the loop's where occkit's loop scores it."""
-    from occkit.formats.evaluate import LOOP_OPTIONS
+    from occkit.formats.evaluate import LOOP_OPTIONS, METRIC_OPTIONS
 
-    return fmt.folder_options | (LOOP_OPTIONS if fmt.evaluate_folder is None else frozenset())
+    return fmt.folder_options | (LOOP_OPTIONS | METRIC_OPTIONS if fmt.evaluate_folder is None else frozenset())
 
 
 class FrustumRegion:

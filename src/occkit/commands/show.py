@@ -69,6 +69,16 @@ def default_mask(sample) -> str:
     return "camera" if sample.mask_camera is not None else "none"
 
 
+def mask_label(sample, mask: str, ignore: int | None) -> str | None:
+    """What the picture calls the voxels of ``mask``: "labelled voxels" where the frame's mask is
+    exactly the voxels whose label is known (a format with no visibility masks of its own, which
+    fills ``mask_camera`` with its known voxels), else None (the mask's own name)."""
+    m = {"camera": sample.mask_camera, "lidar": sample.mask_lidar}.get(mask)
+    if m is None or sample.occupancy is None or ignore is None:
+        return None
+    return "labelled voxels" if bool((m.bool() == (sample.occupancy != ignore)).all()) else None
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -108,10 +118,11 @@ def run(args: argparse.Namespace) -> int:
         raise KeyError(f"token {token!r} is not in split '{args.split}' of the dataset {args.root} (see --list)")
     pred = None if args.pred is None else _format_prediction(fmt, args.pred, token, ds.grid.shape)
     sample = _frame(fmt, ds, args, token, with_pred=pred is not None)
+    mask = args.mask or default_mask(sample)
+    label = mask_label(sample, mask, fmt.classes.ignore)
     if sample.occupancy is not None and fmt.classes.ignore is not None:  # ignored voxels: not drawn
         known = sample.occupancy != fmt.classes.ignore
         sample.occupancy = sample.occupancy.where(known, torch.full_like(sample.occupancy, fmt.classes.free))
-    mask = args.mask or default_mask(sample)
     # The ray caster is a loop of many small tensor ops: on a CPU, intra-op threads cost more
     # than they give (and stall badly on a busy machine), so cast with one thread.
     threads = torch.get_num_threads()
@@ -126,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
             panel_height=args.panel_height,
             device=args.device,
             classes=fmt.classes,
+            mask_label=label,
         )
     finally:
         torch.set_num_threads(threads)

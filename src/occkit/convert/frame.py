@@ -82,12 +82,18 @@ def convert_frame(
         for k, m in frame.masks.items()
         if k not in keep and (m == _MASK_LOSS.get(k, False)).any()
     }
+    carried = dst.label_writer.fields if dst.label_writer is not None else ()
+    out_fields = {k: v for k, v in frame.fields.items() if k in carried and idx is None}
+    report["fields_dropped"] = {  # per-voxel arrays the target does not keep (or on another grid): the voxels
+        k: int(np.prod(np.shape(v)[:3])) for k, v in frame.fields.items() if k not in out_fields
+    }
     report["lossless"] = not (
         report["dropped_classes"]
         or report["merged_classes"]
         or geo["source_voxels_outside_target"]
         or geo["source_voxels_between_centres"]
         or report["masks_dropped"]
+        or report["fields_dropped"]
     )
     out = FrameLabels(
         token=frame.token,
@@ -97,5 +103,6 @@ def convert_frame(
         T_ego_from=frame.T_ego_from,
         sensor_files=frame.sensor_files,
         record=frame.record,
+        fields=out_fields,
     )
     return out, report

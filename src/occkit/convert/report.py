@@ -57,6 +57,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             lines.append(f"  {what}: {r[key]}")
     for name, n in sorted(r.get("masks_dropped", {}).items()):
         lines.append(f"  {name}: not kept by {r['target_format']} ({n} voxels it marked)")
+    for name, n in sorted(r.get("fields_dropped", {}).items()):
+        lines.append(f"  {name}: not kept by {r['target_format']} (per-voxel, {n} voxels)")
     lines += [f"  note: {n}" for n in r.get("notes", [])]
     lines.append("  lossless" if r.get("lossless") else "  not lossless (see above)")
     return lines

@@ -52,6 +52,34 @@ def scene_splits(fmt: DatasetFormat, root: Path) -> dict[str, list[str]]:
     return out
 
 
+def _rehearse(
+    writer: Any, first: tuple[FrameLabels, dict[str, Any]], options: dict[str, Any], src: Any, dst: Any, root: Path
+) -> None:
+    """The first frame written, and the index finished with it, into a scratch folder (removed after)
+    before anything is written under ``--out``: a target whose writer cannot take the source's frames
+    (an index the source lacks, a record without the keys the target's index needs) is said in one
+    line now, not after every frame is written."""
+    import tempfile
+
+    conv, rep = first
+    with tempfile.TemporaryDirectory(prefix="occkit-convert-check-") as tmp:
+        scratch = Path(tmp)
+        step = "listing its files"
+        try:
+            files = writer.files(conv)
+            step = "writing the first frame"
+            writer.write(scratch, conv)
+            step = "writing the index of the first frame"
+            writer.finish(scratch, [frame_stub(frame_entry(conv, files, rep))], dict(options))
+        except ConvertError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure of the writer on the source's frame, said in one line
+            raise ConvertError(
+                f"{root}: {dst.name} cannot take {src.name}'s frames: {step} failed on frame {conv.token} "
+                f"({type(e).__name__}: {e}); nothing was written"
+            ) from e
+
+
 def convert_dataset(
     data: str | os.PathLike,
     out: str | os.PathLike,
@@ -142,7 +170,7 @@ def _convert(
     assert writer is not None
     # the first frame through every step before anything is written: what the source lacks is said now
     first = convert_frame(reader.read(ds, 0, options), src, dst, classes)
-    writer.files(first[0])
+    _rehearse(writer, first, options, src, dst, src_root)  # and what the target's writer cannot take of it
     state = out / STATE_DIR
     if overwrite and (state.is_dir() or state.is_symlink()):  # the earlier conversion's own files go with its records
         import shutil

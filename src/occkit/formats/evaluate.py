@@ -21,6 +21,7 @@ import torch
 from occkit.formats.classmap import DROPPED
 from occkit.formats.registry import FormatRegistryError, formats, get_format
 from occkit.formats.registry import detect_format as detect
+from occkit.formats.registry import quiet as quiet_registry
 from occkit.metrics.base import TABLE_KEYS, Targets
 from occkit.metrics.evaluate import (
     batched,
@@ -36,6 +37,11 @@ from occkit.metrics.evaluate import (
 #: What the scoring loop (:func:`evaluate_predictions`) takes of every format it scores, beyond the format's
 #: own ``folder_options``: the region (``--frustum``) and the processes.
 LOOP_OPTIONS = frozenset({"region", "processes"})
+#: The ``source`` of a format as ``--class-map`` scores it (:func:`_on_common_classes`).
+CLASS_MAP_SOURCE = "occkit eval --class-map"
+#: What ``occkit eval`` passes to the metrics of every format the loop scores, whatever its ``folder_options``
+#: (which name what a format's own ``evaluate_folder`` takes): ``--mask`` and ``--metrics``.
+METRIC_OPTIONS = frozenset({"mask", "metrics"})
 
 
 def detect_format_name(gt_root: str | os.PathLike, pred_root: str | os.PathLike | None = None) -> str:
@@ -141,6 +147,7 @@ def evaluate_predictions(
         )
     files = fmt.predictions
     metrics = _new_metrics(fmt, device, options)
+    _check_asked(fmt, metrics, options.get("metrics"))
     if region is not None:
         for m in metrics:
             reason = getattr(m, "region_refused", None)
@@ -160,8 +167,10 @@ def evaluate_predictions(
 
     processes = max(1, min(processes, len(tokens) // 2))  # two frames at least per process
     shardable = formats().get(fmt.name) is fmt and torch.device(device).type == "cpu"
+    job = _Job(fmt.name, str(gt_root), split, options, region, batch_size)
+    if processes > 1 and shardable and _cannot_pickle(fmt, job, metrics):
+        processes = 1
     if processes > 1 and shardable:
-        job = _Job(fmt.name, str(gt_root), split, options, region, batch_size)
         _count_in_processes(job, metrics, pred_files, tokens, workers, processes, progress)
     else:
         bar = progress_bar(len(tokens), progress)
@@ -177,6 +186,24 @@ def evaluate_predictions(
     if region is not None:
         out["region"] = str(region)
     return out
+
+
+def _cannot_pickle(fmt: Any, job: _Job, metrics: list[Any]) -> bool:
+    """Whether what the processes of :func:`_count_in_processes` exchange (the job, the metrics sent back)
+    cannot be pickled: then the frames are counted in this process, with a warning line saying why."""
+    import pickle
+    import warnings
+
+    try:
+        pickle.dumps((job, metrics))
+    except Exception as e:  # noqa: BLE001 - PicklingError, AttributeError, TypeError: any means one process
+        warnings.warn(
+            f"format {fmt.name}{f' ({fmt.source})' if fmt.source else ''}: its metrics or options cannot be sent "
+            f"to another process ({type(e).__name__}: {e}); scored in one process",
+            stacklevel=2,
+        )
+        return True
+    return False
 
 
 def _class_map_source(fmt: Any, gt_root: Any, class_map: Any) -> Any:
@@ -210,7 +237,7 @@ def _on_common_classes(fmt: Any, gt_root: Any, class_map: Any, device: Any) -> A
         predictions=source.predictions,
         metrics=lambda options: [_CommonClasses(class_map, source, fmt, device)],
         evaluate_folder=None,
-        source="occkit eval --class-map",  # its metric is occkit's, whichever package the format is from
+        source=CLASS_MAP_SOURCE,  # its metric is occkit's, whichever package the format is from
     )
 
 
@@ -278,6 +305,20 @@ def _new_metrics(fmt: Any, device: Any, options: dict[str, Any]) -> list[Any]:
     return list(fmt.new_metrics(device=device, num_classes=fmt.classes.num_classes, **options))
 
 
+def _check_asked(fmt: Any, metrics: list[Any], asked: Any) -> None:
+    """A metric asked for (``--metrics``) that the format's metrics do not give is an error before any
+    frame is counted, never a result without it (a format that declares ``metric_names`` answers for them)."""
+    if not asked or fmt.metric_names:
+        return
+    given = {"miou", *(str(getattr(m, "name", "")) for m in metrics)}
+    absent = [m for m in asked if m not in given]
+    if absent:
+        raise ValueError(
+            f"--metrics {','.join(absent)}: format {fmt.name}{f' ({fmt.source})' if fmt.source else ''} was asked "
+            f"for it and its metrics() gave {', '.join(sorted(given))}: not computed"
+        )
+
+
 def _bind(metrics: list[Any], ds: Any, tokens: list[str]) -> None:
     for m in metrics:
         bind = getattr(m, "bind", None)
@@ -312,6 +353,8 @@ class _Frames:
 
     def __call__(self, token: str) -> tuple[np.ndarray, Any]:
         pred = self.files.read(self.pred_files[token])
+        if self.fmt.source != CLASS_MAP_SOURCE:  # a class map's predictions are of its source format's table
+            _check_ids(np.asarray(pred), self.fmt.classes, None, lambda: f"{self.pred_files[token]}: prediction")
         i = self.ds.index_of(token)
         labels_only = getattr(self.ds, "scoring_labels", None)  # a reader's labels without the rest of a sample
         sample = _Truth(**labels_only(i)) if labels_only is not None else self.ds[i]
@@ -320,6 +363,7 @@ class _Frames:
                 f"{self.gt_root}: frame {token} of split {self.split!r} has no labels (a test split?): nothing to score"
             )
         sample.occupancy = _narrow(sample.occupancy)  # here, in the reading threads
+        _check_ids(sample.occupancy, self.fmt.classes, self.fmt.classes.ignore, lambda: self._gt_file(i, token))
         if self.region is not None:
             r = np.asarray(self.region(token))
             if r.shape != tuple(pred.shape) or r.dtype != np.bool_:
@@ -333,6 +377,30 @@ class _Frames:
             if extra is not None:
                 sample.extra.setdefault("metric_items", {}).update(extra(token))
         return pred, sample
+
+    def _gt_file(self, i: int, token: str) -> str:
+        """Where frame ``i``'s ground truth is read from, for an error: the reader's file, else the folder."""
+        try:
+            return f"{self.ds.frame_labels(i)[2]}: ground truth of frame {token}"
+        except Exception:  # noqa: BLE001 - a reader without frame_labels, or one that refuses the ids itself
+            return f"{self.gt_root}: ground truth of frame {token}"
+
+
+def _check_ids(labels: Any, table: Any, ignore: int | None, where: Any) -> None:
+    """Class ids outside ``table`` (0 .. C-1, and ``ignore`` where given) refused in one line naming the
+    file (``where()``), the id and the format's classes, before a metric reads them."""
+    t = torch.as_tensor(labels)
+    if t.is_floating_point() or not t.numel():
+        return
+    n = table.num_classes
+    lo, hi = int(t.min()), int(t.max())
+    if lo >= 0 and (hi < n or (hi == ignore and int(t.masked_fill(t == ignore, 0).max()) < n)):
+        return
+    bad = t[((t < 0) | (t >= n)) & (t != (-1 if ignore is None else ignore))]
+    ids = sorted({int(v) for v in bad.unique()[:5]})
+    allowed = f"0..{n - 1}" + (f" and {ignore} (ignored)" if ignore is not None else "")
+    said = f"class id {ids[0]}" if len(ids) == 1 else f"class ids {', '.join(map(str, ids))}"
+    raise ValueError(f"{where()}: {said} ({len(bad)} voxels) outside the format's ids {allowed}")
 
 
 def _count(
@@ -403,6 +471,7 @@ def _count_shard(job: _Job, pred_files: dict[str, Path], tokens: list[str], work
     """One process's share: its metrics with ``tokens`` counted; each finished batch's frame count
     is put on ``queue`` (the parent's progress bar)."""
     torch.set_num_threads(1)
+    quiet_registry()  # the parent said its warning lines already
     fmt = get_format(job.fmt)
     metrics = _new_metrics(fmt, "cpu", job.options)
     ds = fmt.open_split(job.gt_root, job.split, load_images=False, load_gt=True)

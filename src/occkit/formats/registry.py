@@ -11,12 +11,25 @@ import os
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-from occkit.formats.spec import ENTRY_POINT_GROUP, WORLDS, DatasetFormat, plugin_failure
+from occkit.formats.spec import (
+    ENTRY_POINT_GROUP,
+    WORLDS,
+    ClassTable,
+    DatasetFormat,
+    PredictionFiles,
+    _GuardedMetric,
+    plugin_failure,
+)
+from occkit.geometry.grid import Grid
 from occkit.registries import in_tree
 
 _SKIP = frozenset({"spec", "registry"})
 _REGISTRY: dict[str, DatasetFormat] | None = None
+#: The formats of packages left out when the registry was found, by name (the entry point's and the
+#: format's), with why: ``--format NAME`` says it rather than only "not one of".
+_LEFT_OUT: dict[str, str] = {}
 
 
 class FormatRegistryError(ValueError):
@@ -33,8 +46,20 @@ def _in_tree() -> list[tuple[DatasetFormat, str]]:
     return in_tree(pkg, "FORMAT", _SKIP)
 
 
+#: Whether the warning lines are kept back: in a process of the scoring loop, whose parent said them already.
+_QUIET = False
+
+
+def quiet() -> None:
+    """Keep back this process's warning lines of packages left out (a process of the scoring loop: the
+    process that started it found the same registry and said them once)."""
+    global _QUIET
+    _QUIET = True
+
+
 def _warn(msg: str) -> None:
-    print(f"occkit: warning: {msg}", file=sys.stderr)
+    if not _QUIET:
+        print(f"occkit: warning: {msg}", file=sys.stderr)
 
 
 def _from_entry_points() -> list[tuple[DatasetFormat, str]]:
@@ -46,16 +71,47 @@ def _from_entry_points() -> list[tuple[DatasetFormat, str]]:
         except BaseException as e:  # noqa: BLE001 - a broken package (even one calling sys.exit) is named, not fatal
             if isinstance(e, KeyboardInterrupt):
                 raise
-            _warn(f"{where} (group {ENTRY_POINT_GROUP}): cannot be loaded ({type(e).__name__}: {e}); left out")
+            why = f"{where} (group {ENTRY_POINT_GROUP}): cannot be loaded ({type(e).__name__}: {e})"
+            _warn(f"{why}; left out")
+            _LEFT_OUT.setdefault(ep.name, why)
             continue
         found.append((spec, where))
     return found
 
 
 def _check(spec: object, where: str) -> str | None:
-    """Why ``spec`` is not a usable format, or None."""
+    """Why ``spec`` is not a usable format, or None; a check that fails on what a package gave (a
+    field of another type) is said as such, never raised."""
     if not isinstance(spec, DatasetFormat):
         return f"is a {type(spec).__name__}, not an occkit.formats.DatasetFormat"
+    try:
+        return _check_fields(spec)
+    except Exception as e:  # noqa: BLE001 - a field of a package's format that is not what it says it is
+        return f"cannot be checked ({type(e).__name__}: {e})"
+
+
+#: The fields of a :class:`DatasetFormat` that must be of a type, with the type's name for the message.
+_FIELD_TYPES = {
+    "classes": (ClassTable, "an occkit.formats.ClassTable"),
+    "grid": (Grid, "an occkit.geometry.grid.Grid"),
+    "predictions": (PredictionFiles, "an occkit.formats.PredictionFiles"),
+    "summary": (str, "a str"),
+    "title": (str, "a str"),
+    "label_frame": (str, "a str"),
+    "priority": (int, "an int"),
+    "refines": (tuple, "a tuple of format names"),
+    "splits": (tuple, "a tuple of split names"),
+    "folder_options": (frozenset, "a frozenset"),
+    "metric_names": (tuple, "a tuple of names"),
+    "table_keys": (tuple, "a tuple of names"),
+}
+
+
+def _check_fields(spec: DatasetFormat) -> str | None:
+    for attr, (kind, said) in _FIELD_TYPES.items():
+        value = getattr(spec, attr)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"its {attr} is a {type(value).__name__}, not {said}"
     if not isinstance(spec.name, str) or not spec.name.replace("-", "_").isidentifier():
         return f"format name {spec.name!r} is not a name"
     if spec.modality not in ("multi-camera", "monocular"):
@@ -65,6 +121,12 @@ def _check(spec: object, where: str) -> str | None:
     for attr in ("detect", "open", "metrics"):
         if not callable(getattr(spec, attr)):
             return f"{attr} is not callable"
+    for attr in ("write", "index", "read"):
+        if not callable(getattr(spec.predictions, attr)):
+            return f"predictions.{attr} is not callable"
+    for name in (*spec.refines, *spec.splits):
+        if not isinstance(name, str):
+            return f"its refines and splits are names, got {name!r}"
     try:
         spec.synthetic_lut()
     except ValueError as e:
@@ -103,6 +165,7 @@ def formats() -> dict[str, DatasetFormat]:
     """Every format, by name: occkit's own (in module order), then installed packages'."""
     global _REGISTRY
     if _REGISTRY is None:
+        _LEFT_OUT.clear()
         out: dict[str, DatasetFormat] = {}
         for spec, where in _in_tree():
             why = _check(spec, where)
@@ -120,6 +183,10 @@ def formats() -> dict[str, DatasetFormat]:
                 why = f"format {spec.name!r} is already registered by {out[spec.name].source}"
             if why is not None:
                 _warn(f"{where} (group {ENTRY_POINT_GROUP}): {why}; left out")
+                name = getattr(spec, "name", None)
+                for key in {where.split(" = ")[0].removeprefix("entry point "), name if isinstance(name, str) else ""}:
+                    if key and key not in out:
+                        _LEFT_OUT.setdefault(key, f"{where} (group {ENTRY_POINT_GROUP}): {why}")
                 continue
             spec.source = where
             out[spec.name] = spec
@@ -147,6 +214,10 @@ def format_names() -> tuple[str, ...]:
 def get_format(name: str) -> DatasetFormat:
     """The format ``name``; a :class:`FormatRegistryError` lists the registered ones."""
     reg = formats()
+    if name not in reg and name in _LEFT_OUT:
+        raise FormatRegistryError(
+            f"format: {name!r} is another package's format that failed to load: {_LEFT_OUT[name]}"
+        )
     if name not in reg:
         raise FormatRegistryError(
             f"format: {name!r} is not one of {', '.join(reg)} (a package adds formats through the entry point "
@@ -165,6 +236,9 @@ def format_of(dataset: object) -> DatasetFormat:
 
 
 _WARNED: set[tuple[str, str]] = set()
+#: The record an occkit command leaves in the folder it wrote (:data:`occkit.outputs.OUTPUT_RECORD`; named
+#: here, since occkit.outputs asks this registry what a folder is).
+OUTPUT_RECORD = ".occkit-output.json"
 
 
 def detect_claims(root: str | os.PathLike) -> list[tuple[DatasetFormat, str]]:
@@ -177,8 +251,8 @@ def detect_claims(root: str | os.PathLike) -> list[tuple[DatasetFormat, str]]:
     for spec in formats().values():
         try:
             why = spec.detect(r)
-        except Exception as e:
-            if not spec.from_package:  # occkit's own: an error of the input (OSError) or a bug, as it is
+        except BaseException as e:  # a package's detect calling sys.exit is named too, not the end of the command
+            if not spec.from_package or isinstance(e, KeyboardInterrupt):  # occkit's own: as it is
                 raise
             key = (spec.name, f"{type(e).__name__}: {e}")
             if key not in _WARNED:
@@ -191,8 +265,11 @@ def detect_claims(root: str | os.PathLike) -> list[tuple[DatasetFormat, str]]:
 
 
 def detect_format(root: str | os.PathLike) -> DatasetFormat:
-    """The format of the dataset folder ``root``: the one format whose ``detect`` answers, a
-    format's variants (:attr:`DatasetFormat.refines`) before the layout they refine. A folder that
+    """The format of the dataset folder ``root``: the format ``occkit synth --format NAME`` wrote it as
+    (its output record) when that format's ``detect`` answers, else the one format whose ``detect``
+    answers, a format's variants (:attr:`DatasetFormat.refines`) before the layout they refine where
+    the variant's ``detect`` gives another reason than the layout's (a variant whose ``detect`` answers
+    as the layout's does, for the layout's own folders, is no answer there). A folder that
     two unrelated formats claim is refused in one line naming both (pass ``--format``); one that
     none claims, in one line naming the folder and every format tried."""
     r = Path(root)
@@ -201,8 +278,16 @@ def detect_format(root: str | os.PathLike) -> DatasetFormat:
     if not r.is_dir():
         raise NotADirectoryError(f"{r}: is a file, not a dataset folder")
     claims = detect_claims(r)
-    refined = {name for spec, _ in claims for name in spec.refines}
-    left = [(spec, why) for spec, why in claims if spec.name not in refined]
+    written = _written_as(r)
+    for spec, _ in claims:  # a folder occkit synth --format X wrote reads as X, whichever other format claims it
+        if spec.name == written:
+            return spec
+    said = {spec.name: why for spec, why in claims}
+    # a variant wins over the layout it refines only on its own folders: where its detect sees more than
+    # that layout's (another reason); one that answers as the layout does says nothing of its own
+    own = [(spec, why) for spec, why in claims if not any(said.get(name) == why for name in spec.refines)]
+    refined = {name for spec, _ in own for name in spec.refines}
+    left = [(spec, why) for spec, why in own if spec.name not in refined]
     if len(left) == 1:
         return left[0][0]
     if left:
@@ -214,6 +299,24 @@ def detect_format(root: str | os.PathLike) -> DatasetFormat:
     raise FormatRegistryError(f"{r}: not a dataset of any known format (tried {formats_tried()}); pass --format")
 
 
+def _written_as(root: Path) -> str | None:
+    """The format the folder was written as, by ``occkit synth --format NAME`` (its output record), or None."""
+    import json
+
+    try:
+        record = json.loads((root / OUTPUT_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    fmt = record.get("format") if isinstance(record, dict) else None
+    return fmt if record.get("command") == "synth" and isinstance(fmt, str) else None
+
+
 def formats_tried() -> str:
     """Every format in registry order with what its folders hold, for errors: ``occ3d (...), ...``."""
     return "; ".join(f"{name}: {fmt.summary}" for name, fmt in formats().items())
+
+
+def guarded_by_name(name: str, metric: Any) -> _GuardedMetric:
+    """A metric of another package's format unpickled (a process of the scoring loop sent it back): its
+    format found again in the registry by name."""
+    return _GuardedMetric(get_format(name), metric)

@@ -163,6 +163,10 @@ class FrameLabels:
         record: what the target's index needs of the frame, by the family's own keys (the
             nuScenes family: the frame's ``annotations.json`` entry; the KITTI family: ``K``,
             ``T_cam_from_lidar``, ``pose``).
+        fields: the frame's other per-voxel arrays the layout holds, by name (``flow``: ``(X, Y, Z,
+            2)`` float, the voxels' motion), each ``(X, Y, Z, ...)`` on the format's grid. A target
+            keeps those its :attr:`LabelWriter.fields` names (on one grid; never resampled); ``occkit
+            convert`` reports the others as dropped, and the conversion is then not lossless.
     """
 
     token: str
@@ -172,6 +176,7 @@ class FrameLabels:
     T_ego_from: dict[str, np.ndarray] = field(default_factory=dict)
     sensor_files: dict[str, Path] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,8 @@ class LabelWriter:
             frames' ``record`` (``frames`` without their arrays); returns a line per thing the user
             must supply. ``options``: ``split`` (the split converted), ``source_root``, ``infos``.
         masks: the masks the layout keeps (what the convert report says is dropped for others).
+        fields: the other per-voxel arrays (:attr:`FrameLabels.fields`, e.g. ``flow``) the layout
+            keeps; the convert report says the others a source gives are dropped.
     """
 
     family: str
@@ -206,6 +213,7 @@ class LabelWriter:
     write: Callable[[Path, FrameLabels], None]
     finish: Callable[[Path, list[FrameLabels], dict[str, Any]], list[str]]
     masks: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
 
 
 class ConvertError(ValueError):
@@ -334,14 +342,18 @@ class DatasetFormat:
         folder_options: the keyword options :attr:`evaluate_folder` takes beyond ``split``,
             ``allow_missing``, ``device``, ``workers`` and ``progress`` (``mask``, ``metrics``,
             ``infos``, ``region``, ``processes``, ``batch_size``); ``occkit eval`` refuses an option
-            given that the format does not take, naming the format.
+            given that the format does not take, naming the format. For a format occkit's scoring
+            loop scores (no ``evaluate_folder``), ``mask`` and ``metrics`` reach :attr:`metrics`
+            whatever it lists.
         metric_names: the names ``occkit eval --metrics`` takes for this format (Occ3D: ``miou``,
             ``rayiou``; the SSC formats: ``ssc``, ``miou``). Empty (the default): ``miou`` (the
             first metric's, always computed) and the ``name`` of every metric :attr:`metrics` gives
             for the names asked. A name outside them is refused before any work, never dropped.
         table_keys: the summary lines ``occkit eval`` prints under the per-class table (those
             present in the result, in order).
-        title: the format's name in sentences ("an Occ3D-nuScenes dataset"); default ``name``.
+        title: the format's name as sentences use it, a bare name (``"Occ3D-nuScenes"``: occkit writes
+            "the Occ3D-nuScenes format", "is Occ3D-nuScenes data"); default ``name``. A leading article
+            or a trailing "dataset" is left out when it is shown (:attr:`display_name`).
         priority: the registry tries ``detect`` in increasing ``priority`` (then occkit's own
             before installed packages', then by name): a format whose folders a more general
             format's ``detect`` would also claim (a variant of a layout, e.g. another class table in
@@ -402,8 +414,13 @@ class DatasetFormat:
 
     @property
     def display_name(self) -> str:
-        """:attr:`title`, or :attr:`name` when it has none."""
-        return self.title or self.name
+        """:attr:`title` as a bare name (a leading "a", "an" or "the" and a trailing "dataset" left out,
+        which occkit's sentences give themselves), or :attr:`name` when it has none."""
+        import re
+
+        bare = re.sub(r"^(?:an?|the)\s+", "", self.title.strip(), flags=re.I)
+        bare = re.sub(r"\s+(?:dataset|data set|format)s?$", "", bare, flags=re.I)
+        return bare or self.name
 
     def prior_table(self) -> str:
         """The format whose class table names the classes of the 2D priors of this format's datasets:
@@ -613,8 +630,8 @@ def plugin_call(fmt: DatasetFormat, part: str, fn: Callable[..., Any], *args: An
         return fn(*args)
     except INPUT_ERRORS:
         raise
-    except Exception as e:
-        if not fmt.from_package:
+    except BaseException as e:  # a package's part calling sys.exit is named too, not the silent end of a command
+        if not fmt.from_package or isinstance(e, KeyboardInterrupt | GeneratorExit):
             raise
         raise FormatPluginError(plugin_failure(fmt, part, e)) from e
 
@@ -622,6 +639,18 @@ def plugin_call(fmt: DatasetFormat, part: str, fn: Callable[..., Any], *args: An
 def plugin_failure(fmt: DatasetFormat, part: str, e: BaseException) -> str:
     """The line that names a failed part of another package's format."""
     return f"format {fmt.name} ({fmt.source}): its {part} failed ({type(e).__name__}: {e}); a bug of that package"
+
+
+def _metric_call(fmt: DatasetFormat, part: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """:func:`plugin_call` for a part of a package's metric: its input errors (a ``ValueError``, a
+    ``KeyError``) are named with the format and the part too, since the metric, not a file, raised them."""
+    try:
+        return plugin_call(fmt, part, fn, *args)
+    except (ValueError, KeyError) as e:
+        if isinstance(e, FormatPluginError):
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        raise FormatPluginError(f"format {fmt.name} ({fmt.source}): its {part}: {msg}") from e
 
 
 class _GuardedMetric:
@@ -637,16 +666,30 @@ class _GuardedMetric:
             raise AttributeError(key)
         return getattr(self._metric, key)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as the format's registry name and the metric (a package's format is the registry's,
+        so the registry is loaded): a process of the scoring loop sends its counts back without the
+        format, whose roles (lambdas, closures) need not pickle."""
+        import sys
+
+        return (sys.modules["occkit.formats.registry"].guarded_by_name, (self._fmt.name, self._metric))
+
     def update(self, pred: Any, target: Any) -> None:
-        plugin_call(self._fmt, f"metric {self.name}'s update", self._metric.update, pred, target)
+        _metric_call(self._fmt, f"metric {self.name}'s update", self._metric.update, pred, target)
 
     def merge(self, other: Any) -> Any:
         other = other._metric if isinstance(other, _GuardedMetric) else other
-        plugin_call(self._fmt, f"metric {self.name}'s merge", self._metric.merge, other)
+        _metric_call(self._fmt, f"metric {self.name}'s merge", self._metric.merge, other)
         return self
 
     def all_reduce(self) -> None:
-        plugin_call(self._fmt, f"metric {self.name}'s all_reduce", self._metric.all_reduce)
+        _metric_call(self._fmt, f"metric {self.name}'s all_reduce", self._metric.all_reduce)
 
     def compute(self) -> dict[str, Any]:
-        return plugin_call(self._fmt, f"metric {self.name}'s compute", self._metric.compute)
+        out = _metric_call(self._fmt, f"metric {self.name}'s compute", self._metric.compute)
+        if not isinstance(out, Mapping):
+            raise FormatPluginError(
+                f"format {self._fmt.name} ({self._fmt.source}): its metric {self.name}'s compute returned a "
+                f"{type(out).__name__}, not a dict of scores; a bug of that package"
+            )
+        return dict(out)

@@ -224,12 +224,12 @@ def format_table(result: dict[str, Any], keys: tuple[str, ...] = TABLE_KEYS) -> 
     """A per-class table and the summary lines ``keys`` (those present in ``result``, in order; a
     format's ``table_keys``), two decimals like the official printouts."""
     ray = result.get("rayiou_iou")
-    names = list(result["iou"])
+    names = list(result.get("iou") or {})  # a format's own metric may give no per-class IoU
     head = f"{'class':<22}{'IoU':>8}" + ("".join(f"{'Ray@' + k:>9}" for k in ("1", "2", "4")) if ray else "")
     lines = [head, "-" * len(head)]
     for n in names:
         row = f"{n:<22}{_fmt(result['iou'][n]):>8}"
-        if ray:
+        if ray and n in ray:
             row += "".join(f"{_fmt(v):>9}" for v in ray[n])
         lines.append(row)
     lines.append("-" * len(head))

@@ -148,6 +148,7 @@ def compose_frame_figure(
     title: str | None = None,
     device: str | torch.device = "cpu",
     classes: Any = None,
+    mask_label: str | None = None,
 ) -> np.ndarray:
     """The picture ``occkit show`` writes.
 
@@ -166,6 +167,8 @@ def compose_frame_figure(
         lidar_color: ``"depth"``, ``"class"`` (the point labels in the Occ3D palette) or ``"none"``.
         classes: the class table of the frame's labels (a format's
             :class:`~occkit.formats.spec.ClassTable`: names, free id, palette); None: Occ3D's.
+        mask_label: what the picture calls the voxels of ``mask`` (default ``"<mask> mask"``), e.g. the
+            labelled voxels, where a format's "camera mask" is only where its labels are known.
     Returns:
         ``(H, W, 3) uint8``.
     """
@@ -209,7 +212,7 @@ def compose_frame_figure(
             sc = frame_scores(gt, pr, vis, names, free)
             note = (
                 f"mIoU {sc['miou']:.2f}  IoU {sc['geometry_iou']:.2f}  "
-                f"({mask + ' mask' if vis is not None else 'all voxels'})"
+                f"({(mask_label or mask + ' mask') if vis is not None else 'all voxels'})"
             )
         rows.append(
             occupancy_panels(pr, "prediction", drawn, panel_mode, grid, panel_height, device=device, note=note, **table)
@@ -261,7 +264,7 @@ def compose_frame_figure(
     parts.extend(rows)
     extras = []
     if drawn is not None and mask_mode == "grey":
-        extras.append((f"outside the {mask} mask (dimmed)", MASK_TINT))
+        extras.append((f"outside the {mask_label or mask + ' mask'} (dimmed)", MASK_TINT))
     occ3d_table = names == OCC3D_CLASSES and free == OCC3D_FREE and tuple(map(tuple, palette)) == OCC3D_PALETTE
     if classes is None or occ3d_table:  # Occ3D's table, whichever format gives it: its own legend
         parts.append(occ3d_legend(gt, pr, width=width, extras=extras))

@@ -9,7 +9,7 @@ import pytest
 from occkit.geometry.grid import Grid
 from occkit.labelgen.pipeline import LabelOptions, camera_mask, label_scene
 from occkit.labelgen.raycast import SweepCaster, visible_from
-from occkit.labelgen.record import Boxes, Camera, SceneRecord, Sweep, check_record
+from occkit.data.scene_record import Boxes, Camera, SceneRecord, Sweep, check_record
 from occkit.labelgen.steps import assign_to_boxes, erase_trails, knn_vote
 
 # a 10 x 1 x 1 row of 1 m voxels along x: [0, 10) x [0, 1) x [0, 1)
@@ -173,3 +173,19 @@ def test_missing_inputs_are_said():
     (lab,), report = label_scene(rec, GRID, tuple(f"c{i}" for i in range(17)), 17, LabelOptions(camera_mask=False))
     assert set(np.unique(lab.semantics).tolist()) <= {0, 17}  # geometry only: class 0 ('others') or free
     assert (lab.semantics == 0).any() and report["missing"]
+
+
+def test_voxelisation_by_vote_on_a_hand_case():
+    from occkit.labelgen.steps import vote_voxels
+
+    pts = np.array(
+        [
+            [0.5, 0.5, 0.5], [0.6, 0.5, 0.5], [0.7, 0.5, 0.5],  # voxel 0: classes 4, 4, 9 -> 4
+            [2.5, 0.5, 0.5], [2.6, 0.5, 0.5],  # voxel 2: a tie between 9 and 3 -> the smaller id, 3
+            [7.5, 0.5, 0.5],  # voxel 7: one point of class 1
+            [12.0, 0.5, 0.5],  # outside the grid: dropped
+        ]
+    )  # fmt: skip
+    lab = np.array([4, 4, 9, 9, 3, 1, 5])
+    assert vote_voxels(pts, lab, ROW, free=17).reshape(-1).tolist() == [4, 17, 3, 17, 17, 17, 17, 1, 17, 17]
+    assert vote_voxels(pts, lab, ROW, free=17, min_points=2).reshape(-1).tolist() == [4, 17, 3] + [17] * 7

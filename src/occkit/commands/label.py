@@ -98,7 +98,7 @@ def _options(args: argparse.Namespace):
 
 
 def _rig_folder(data: Path) -> Path:
-    from occkit.labelgen.rig import is_rig
+    from occkit.data.rig import is_rig
 
     if is_rig(data):
         return data
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, held: Any) -> int:
     from occkit.fileio import read_json, write_json_atomic, write_text_atomic
     from occkit.formats import default_format
-    from occkit.labelgen.rig import read_rig_meta
+    from occkit.data.rig import read_rig_meta
     from occkit.labelgen.run import STATE, _safe, dataset_images, launch, score_run, summarise
     from occkit.locks import locked_output
     from occkit.outputs import check_output_folder, check_writable_place, resumable_folder
@@ -138,7 +138,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
         if unknown:
             raise ValueError(f"--scenes: {unknown} are not scenes of {rig / 'rig.json'} ({scenes[:5]} ...)")
         scenes = wanted
-    from occkit.labelgen.rig import read_scene
+    from occkit.data.rig import read_scene
 
     for s in scenes:
         _safe(s, "scene")

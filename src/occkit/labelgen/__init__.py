@@ -5,5 +5,5 @@ static scene and each boxed object's track, accumulated, their unlabelled points
 a nearest-neighbour vote, optionally densified, voxelised by vote on the target grid; free space
 and ``mask_lidar`` come from casting every return from its sweep's origin, ``mask_camera`` from
 casting camera rays to the first occupied voxel. The input is one
-:class:`~occkit.labelgen.record.SceneRecord` per scene, from any reader (:mod:`occkit.labelgen.rig`).
+:class:`~occkit.data.scene_record.SceneRecord` per scene, from any reader (:mod:`occkit.data.rig`).
 """

@@ -1,4 +1,4 @@
-"""``occkit label``'s pipeline: one :class:`~occkit.labelgen.record.SceneRecord` in, one label per
+"""``occkit label``'s pipeline: one :class:`~occkit.data.scene_record.SceneRecord` in, one label per
 keyframe out (docs/labels.md, "What each option does").
 
 Per scene:
@@ -16,7 +16,7 @@ then per keyframe:
 
 4. the static points of the sweeps within ``window`` keyframes (0: the whole scene) and every
    track placed at its box at the keyframe, into the keyframe's ego frame; voxelised on the grid by
-   vote (:func:`occkit.pseudolabel.voxelise.vote_voxels`);
+   vote (:func:`occkit.labelgen.steps.vote_voxels`);
 5. every return of the sweeps within ``free_window`` keyframes cast from its sweep's origin
    (:mod:`occkit.labelgen.raycast`): static voxels more sweeps saw through than hit are trails and
    become free (``erase_trails``); ground columns left empty between LiDAR rings are filled from
@@ -39,9 +39,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from occkit.data.scene_record import SceneRecord, check_record
 from occkit.geometry.grid import Grid
 from occkit.labelgen.raycast import SweepCaster, visible_from
-from occkit.labelgen.record import SceneRecord, check_record
 from occkit.labelgen.steps import (
     assign_to_boxes,
     ego_points,
@@ -51,6 +51,8 @@ from occkit.labelgen.steps import (
     in_box,
     knn_vote,
     to_box_frame,
+    vote_voxels,
+    voxel_index,
 )
 
 
@@ -242,22 +244,6 @@ def _crop(p: np.ndarray, grid: Grid, pad: float = 0.0) -> np.ndarray:
     return ((p >= lo) & (p < hi)).all(1)
 
 
-def _vote(
-    points: np.ndarray, labels: np.ndarray, grid: Grid, num_classes: int, free: int, min_points: int
-) -> np.ndarray:
-    from occkit.pseudolabel.voxelise import vote_voxels
-
-    sem, _ = vote_voxels(
-        torch.from_numpy(points),
-        torch.from_numpy(labels),
-        grid,
-        num_classes=num_classes,
-        min_points=min_points,
-        free_class=free,
-    )
-    return sem.numpy().astype(np.uint8)
-
-
 def label_keyframe(
     rec: SceneRecord,
     prep: _Prepared,
@@ -307,14 +293,11 @@ def label_keyframe(
             track_vox.append((p[m], j))
     points = np.concatenate(pts) if pts else np.zeros((0, 3))
     labels = np.concatenate(labs) if labs else np.zeros(0, np.int64)
-    sem = _vote(points, labels, grid, free + 1, free, opt.min_points)
+    sem = vote_voxels(points, labels, grid, free, opt.min_points)
     track = np.full(grid.shape, -1, np.int64)
-    from occkit.formats.resample import voxel_of
-
-    X, Y, Z = grid.shape
     for p, j in track_vox:
         if len(p):
-            flat = voxel_of(p, grid)
+            flat = voxel_index(p, grid)
             ok = flat >= 0
             track.reshape(-1)[flat[ok]] = int(s.boxes.track[j])  # type: ignore[union-attr]
     timer.lap("voxelise")
@@ -419,7 +402,7 @@ def label_scene(
     memory, what the missing inputs cost).
 
     Args:
-        rec: the scene (checked with :func:`~occkit.labelgen.record.check_record`).
+        rec: the scene (checked with :func:`~occkit.data.scene_record.check_record`).
         grid: the label grid, in each keyframe's ego frame.
         classes: the class names of ids ``0 .. free - 1`` (the record's ids must be these).
         free: the free id (``len(classes)`` for Occ3D's table).

@@ -30,10 +30,10 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import torch
 
+    from occkit.data.rig import read_rig_meta, read_scene
     from occkit.fileio import save_npz_atomic, write_json_atomic
     from occkit.formats import get_format
     from occkit.labelgen.pipeline import label_scene
-    from occkit.labelgen.rig import read_rig_meta, read_scene
 
     torch.set_num_threads(1)
     part = Path(job["part"])

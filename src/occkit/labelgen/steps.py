@@ -6,14 +6,15 @@
 - :func:`knn_vote`: a class for unlabelled points by a vote of their labelled neighbours;
 - :func:`fill_ground`: ground columns left empty between LiDAR rings filled from their neighbours;
 - :func:`erase_trails`: voxels more sweeps saw through than hit become free;
-- :func:`vote_voxels` (from :mod:`occkit.pseudolabel.voxelise`): points to a voxel grid by vote.
+- :func:`vote_voxels`: points to a voxel grid by a majority vote.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from occkit.labelgen.record import Boxes
+from occkit.data.scene_record import Boxes
+from occkit.geometry.grid import Grid
 
 
 def _rot(yaw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,3 +184,47 @@ def erase_trails(
     if exempt is not None:
         trail &= ~exempt
     return trail
+
+
+def voxel_index(points: np.ndarray, grid: Grid) -> np.ndarray:
+    """``(N,)`` int64 flat index (``(x * Y + y) * Z + z``) of the voxel holding each point, -1
+    outside the grid: ``floor((p - range_min) / voxel_size)``."""
+    lo = np.asarray(grid.range_min)
+    vs = np.asarray(grid.voxel_size)
+    shape = np.asarray(grid.shape)
+    idx = np.floor((points - lo) / vs).astype(np.int64)
+    ok = ((idx >= 0) & (idx < shape)).all(1)
+    X, Y, Z = grid.shape
+    flat = (idx[:, 0] * Y + idx[:, 1]) * Z + idx[:, 2]
+    return np.where(ok, flat, -1)
+
+
+def vote_voxels(points: np.ndarray, labels: np.ndarray, grid: Grid, free: int, min_points: int = 1) -> np.ndarray:
+    """Voxelise labelled points by a majority vote: a voxel with at least ``min_points`` points
+    takes the class most of them have (ties: the smaller id); every other voxel is ``free``.
+
+    Args:
+        points: ``(N, 3)`` in the grid's frame (outside points are dropped); labels: ``(N,)``
+            integer classes in ``[0, free)``.
+    Returns:
+        ``(X, Y, Z)`` uint8.
+    """
+    out = np.full(int(np.prod(grid.shape)), free, np.uint8)
+    flat = voxel_index(points, grid)
+    ok = flat >= 0
+    flat, lab = flat[ok], np.asarray(labels, np.int64)[ok]
+    if not len(flat):
+        return out.reshape(grid.shape)
+    C = int(free) + 1
+    keys, counts = np.unique(flat * C + lab, return_counts=True)  # sorted by voxel, then class
+    vox, cls = keys // C, keys % C
+    # per voxel: the class with the most points, the smaller id among ties (stable sort on -count)
+    order = np.lexsort((cls, -counts, vox))
+    vox, cls, counts = vox[order], cls[order], counts[order]
+    first = np.ones(len(vox), bool)
+    first[1:] = vox[1:] != vox[:-1]
+    total = np.add.reduceat(counts, np.nonzero(first)[0])
+    win_vox, win_cls = vox[first], cls[first]
+    keep = total >= min_points
+    out[win_vox[keep]] = win_cls[keep].astype(np.uint8)
+    return out.reshape(grid.shape)

@@ -408,8 +408,8 @@ def write_nuscenes_tables(root: str | os.PathLike, version: str = NUSCENES_VERSI
 
 
 def _read_rig(root: Path, ann: dict[str, Any]) -> dict[str, Any] | None:
-    """The rig folder ``root/rig`` checked (:func:`occkit.labelgen.rig.read_rig_meta`), or None."""
-    from occkit.labelgen.rig import is_rig, read_rig_meta
+    """The rig folder ``root/rig`` checked (:func:`occkit.data.rig.read_rig_meta`), or None."""
+    from occkit.data.rig import is_rig, read_rig_meta
 
     if not is_rig(root / "rig"):
         return None
@@ -434,7 +434,7 @@ def _with_rig_sweeps(
 ) -> list[dict[str, Any]]:
     """The scene's keyframe LiDAR rows with the rig's non-key sweeps added (files, ``ego_pose`` and
     ``calibrated_sensor`` rows appended to ``ego_poses`` / ``calibs``), all linked in time order."""
-    from occkit.labelgen.rig import read_scene
+    from occkit.data.rig import read_scene
 
     rec = read_scene(rig, scene)
     keys = {r["sample_token"]: r for r in key_rows}

@@ -8,7 +8,7 @@ posed at its own time (ego and objects move), swept once by the roof LiDAR
 time), the boxes (centre, size, yaw), the beam count and flipped point labels. The truth (the
 sweeps' true poses) is kept apart, in the dataset's ``extras/<scene>/sweeps.json``.
 
-:func:`scene_record` gives the scene as the label pipeline's :class:`~occkit.labelgen.record.SceneRecord`;
+:func:`scene_record` gives the scene as the label pipeline's :class:`~occkit.data.scene_record.SceneRecord`;
 :func:`write_rig` writes the rig folder (docs/labels.md) of a whole world.
 """
 
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from occkit.data.occ3d import NUSCENES_CAMERAS
+from occkit.data.rig import write_rig_meta, write_scene
+from occkit.data.scene_record import Boxes, Camera, SceneRecord, Sweep
 from occkit.fileio import write_json_atomic
-from occkit.labelgen.record import Boxes, Camera, SceneRecord, Sweep
-from occkit.labelgen.rig import write_rig_meta, write_scene
 from occkit.labels import OCC3D_CLASSES
 from occkit.worlds.driving.config import SynthConfig, frame_token
 from occkit.worlds.driving.lidar import simulate_lidar

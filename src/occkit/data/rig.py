@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from occkit.data.scene_record import Boxes, Camera, SceneRecord, Sweep, check_record
 from occkit.fileio import load_npz, read_json, save_npz_atomic, write_json_atomic
 from occkit.geometry.transforms import checked_pose, pose_from_transform
-from occkit.labelgen.record import Boxes, Camera, SceneRecord, Sweep, check_record
 
 RIG_FORMAT = "occkit-rig"
 RIG_VERSION = 1

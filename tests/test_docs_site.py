@@ -158,6 +158,97 @@ def test_the_cli_reference_holds_every_option_of_every_command(site):
     assert not missing, "not in the site's command-line reference:\n" + "\n".join(missing)
 
 
+class _InTables(HTMLParser):
+    """The text of a page's tables (the reference's index of the verbs, not the --help blocks below it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.depth += tag == "table"
+
+    def handle_endtag(self, tag):
+        self.depth -= tag == "table"
+
+    def handle_data(self, data):
+        if self.depth:
+            self.text.append(data)
+
+
+def test_the_cli_reference_table_shows_each_command_line_as_its_help_says(site):
+    """The index of the verbs shows each one's line whole: ``PRIORS/<scene>/<frame>/<CAM>.npz`` is no HTML tag."""
+    ref = _cli_reference_module()
+    table = _InTables()
+    table.feed((site / "reference" / "cli.html").read_text(encoding="utf-8"))
+    text = " ".join("".join(table.text).split())
+    cmds = ref.commands()
+    parents = dict(cmds)
+    missing = []
+    for name, p in cmds[1:]:
+        one = " ".join(ref.summary(p, parents.get(name.rsplit(" ", 1)[0])).split())
+        if one not in text:
+            missing.append(f"{name}: {one}")
+    assert any("<scene>" in ref.summary(p) for _, p in cmds), "no command line with a <placeholder> left to check"
+    assert not missing, "not shown whole in the reference's table:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("text", ["write PRIORS/<scene>/<frame>/<CAM>.npz", "a *b* _c_ `d` [e](f) g|h \\ i & j<1.25"])
+def test_a_table_cell_of_the_cli_reference_reads_as_its_text(text):
+    import markdown
+
+    ref = _cli_reference_module()
+    page = _Page()
+    page.feed(markdown.markdown(f"| a |\n|---|\n| {ref.table_cell(text)} |", extensions=["tables"]))
+    assert "".join(page.text).strip().endswith(text)
+
+
+class _Prose(HTMLParser):
+    """A page's text outside code blocks, scripts and styles (where a role would be part of the code)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.depth += tag in ("pre", "script", "style")
+
+    def handle_endtag(self, tag):
+        self.depth -= tag in ("pre", "script", "style")
+
+    def handle_data(self, data):
+        if not self.depth:
+            self.text.append(data)
+
+
+SPHINX_ROLE = re.compile(r"(?<![\w:]):(?:py:)?(?:mod|class|func|meth|attr|data|obj|exc|const|type):(?=[`\w.~])")
+
+
+def test_no_page_shows_a_raw_sphinx_role(site):
+    """``:class:`X``` in a docstring or a table reads as the code ``X`` on the site (tools/docs_hooks.py), never as
+    a raw role."""
+    bad = []
+    for path in _html(site):
+        p = _Prose()
+        p.feed(path.read_text(encoding="utf-8"))
+        text = "".join(p.text)
+        bad += [
+            f"{path.relative_to(site)}: ...{text[max(m.start() - 40, 0) : m.end() + 40]}..."
+            for m in SPHINX_ROLE.finditer(text)
+        ]
+    assert not bad, f"{len(bad)} raw role(s):\n" + "\n".join(bad[:30])
+
+
+def test_a_role_becomes_its_code():
+    spec = importlib.util.spec_from_file_location("occkit_docs_hooks", ROOT / "tools" / "docs_hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    src = "see :class:<code>~occkit.a.B</code>, :mod:<code>occkit.c</code> and <pre><code>:func:`f`</code></pre>"
+    assert hooks.drop_roles(src) == "see <code>B</code>, <code>occkit.c</code> and <pre><code>:func:`f`</code></pre>"
+
+
 def _words(s: str) -> str:
     """``s`` as plain words: Sphinx roles (``:class:``) and punctuation dropped, as the page and the docstring
     show them alike."""

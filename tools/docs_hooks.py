@@ -7,6 +7,9 @@
   (the site holds docs/ only and is read offline). ``<!-- occkit:include FILE demote -->`` also moves its
   headings one level down (a file shown inside a page); ``<!-- occkit:include FILE code=LANG -->`` shows the
   file whole as a code block (the examples under examples/, as the tests run them).
+- Sphinx roles in the docstrings the API reference renders (``:class:`~occkit.x.Y```, which Markdown shows as
+  ``:class:`` before the code) become the code alone, ``~`` keeping the last name as Sphinx does: every page's
+  HTML, code blocks untouched (a role there is part of the code).
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 INCLUDE = re.compile(r"<!-- occkit:include (\S+)( demote| code=\w+)? -->")
 LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
+#: a Sphinx role before an inline code span in rendered HTML: ``:func:<code>~a.b.c</code>``
+ROLE_NAMES = "mod|class|func|meth|attr|data|obj|exc|const|type"
+ROLE = re.compile(rf"(?<![\w:]):(?:py:)?(?:{ROLE_NAMES}):\s*<code>(~?)([^<]*)</code>")
 
 
 def _cli_reference() -> str:
@@ -64,3 +70,18 @@ def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001
         return site_links(text, page_dir)
 
     return INCLUDE.sub(include, markdown)
+
+
+def drop_roles(html: str) -> str:
+    """``html`` with each Sphinx role before a code span dropped (``:mod:<code>occkit.x</code>`` -> the code;
+    ``~occkit.x.Y`` -> ``Y``)."""
+
+    def one(m: re.Match) -> str:
+        tilde, target = m.groups()
+        return f"<code>{target.rsplit('.', 1)[-1] if tilde else target}</code>"
+
+    return ROLE.sub(one, html)
+
+
+def on_page_content(html: str, page, config, files) -> str:  # noqa: ARG001 - MkDocs' signature
+    return drop_roles(html)

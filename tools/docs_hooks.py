@@ -7,6 +7,8 @@
   (the site holds docs/ only and is read offline). ``<!-- occkit:include FILE demote -->`` also moves its
   headings one level down (a file shown inside a page); ``<!-- occkit:include FILE code=LANG -->`` shows the
   file whole as a code block (the examples under examples/, as the tests run them).
+- A page's link to the repository's README.md (``../README.md#anchor``, as it reads on GitHub) goes to the home
+  page, which is that README.
 - Sphinx roles in the docstrings the API reference renders (``:class:`~occkit.x.Y```, which Markdown shows as
   ``:class:`` before the code) become the code alone, ``~`` keeping the last name as Sphinx does: every page's
   HTML, code blocks untouched (a role there is part of the code).
@@ -15,6 +17,7 @@
 from __future__ import annotations
 
 import importlib.util
+import posixpath
 import re
 from pathlib import Path
 
@@ -54,11 +57,29 @@ def site_links(text: str, page_dir: str = "") -> str:
     return LINK.sub(one, text)
 
 
+def readme_links(text: str, page_dir: str = "") -> str:
+    """``text``'s links to the repository's README.md from a page in ``docs/page_dir`` (``../README.md#x`` from
+    docs/), rewritten to the site's home page, which shows that README (``index.md#x``)."""
+
+    def one(m: re.Match) -> str:
+        bang, label, target = m.groups()
+        path, _, anchor = target.partition("#")
+        if re.match(r"[a-z]+:", target) or not path.endswith("README.md"):
+            return m.group(0)
+        if posixpath.normpath(posixpath.join("docs", page_dir, path)) != "README.md":
+            return m.group(0)
+        up = "../" * len(Path(page_dir).parts) if page_dir else ""
+        return f"{bang}[{label}]({up}index.md{'#' + anchor if anchor else ''})"
+
+    return LINK.sub(one, text)
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001 - MkDocs' signature
     if "<!-- occkit:cli-reference -->" in markdown:
         markdown = markdown.replace("<!-- occkit:cli-reference -->", _cli_reference())
     parent = Path(page.file.src_path).parent
     page_dir = "" if str(parent) == "." else parent.as_posix()
+    markdown = readme_links(markdown, page_dir)
 
     def include(m: re.Match) -> str:
         text = (ROOT / m.group(1)).read_text(encoding="utf-8")

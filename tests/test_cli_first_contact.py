@@ -123,3 +123,13 @@ def test_shipped_demo_weights_fit_synth_cpu():
     assert report.loaded_values == report.total_values
     made = shipped_record()
     assert made["preset"] == "synth-cpu" and made["world_seed"] != 0 and made["steps"] > 0
+
+
+def test_train_help_says_data_is_any_format_not_occ3d_s_layout(capsys):
+    """``--data`` of ``occkit train`` takes a dataset of any format: its help names them, not Occ3D's file alone."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    data = " ".join(out.split("\n  --data DATA", 1)[1].split("\n  -", 1)[0].split())
+    assert "any format" in data and "semantickitti" in data and "occ3d" in data and "nyu" in data, data
+    assert "holding annotations.json" not in data

@@ -39,7 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         return argparse.ArgumentParser.format_help(p)
 
     p.format_help = format_help
-    add_data(p, "dataset root (holding annotations.json)", type=str)
+    add_data(
+        p,
+        "dataset folder of any format ({formats}), detected from what it holds (Occ3D-nuScenes: annotations.json, "
+        "SemanticKITTI: sequences/, NYUv2: NYUtrain/, ...)",
+        type=str,
+    )
     add_out(p, "run folder: checkpoints/, tb/, train.jsonl, metrics.jsonl", type=str)
     p.add_argument(
         "--max-steps",

@@ -123,3 +123,58 @@ def test_shipped_demo_weights_fit_synth_cpu():
     assert report.loaded_values == report.total_values
     made = shipped_record()
     assert made["preset"] == "synth-cpu" and made["world_seed"] != 0 and made["steps"] > 0
+
+
+def test_train_help_says_data_is_any_format_not_occ3d_s_layout(capsys):
+    """``--data`` of ``occkit train`` takes a dataset of any format: its help names them, not Occ3D's file alone."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    data = " ".join(out.split("\n  --data DATA", 1)[1].split("\n  -", 1)[0].split())
+    assert "any format" in data and "semantickitti" in data and "occ3d" in data and "nyu" in data, data
+    assert "holding annotations.json" not in data
+
+
+def test_a_method_that_needs_a_prior_cache_is_refused_at_the_start_without_torch(tmp_path):
+    """``occkit train langocc`` without ``data.priors`` is refused before torch is imported and before any data
+    or network is built (it came after 22 s of imports and data before), and --out is left as it was."""
+    import subprocess
+
+    code = (
+        "import sys; from occkit.cli import main; "
+        f"rc = main(['train', 'langocc', '--data', {str(tmp_path / 'data')!r}, '--out', {str(tmp_path / 'run')!r}]); "
+        "print(rc, 'torch' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.stdout.split() == ["1", "False"], (r.stdout, r.stderr)
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("occkit train: error: ")
+    assert "method langocc cannot train without a prior cache" in r.stderr and "--set data.priors=PRIORS" in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_early_priors_check_reads_the_preset_and_set():
+    from occkit.commands.train import missing_priors
+
+    assert "langocc" in missing_priors("langocc", [], "D")
+    assert "langocc" in missing_priors("langocc", ["data.priors=null"], "D")
+    assert missing_priors("langocc", ["data.priors=PRIORS"], "D") is None
+    assert missing_priors("synth-cpu", [], "D") is None
+    assert "langocc" in missing_priors("synth-cpu", ["method=langocc"], "D")
+    assert missing_priors("no-such-preset", [], "D") is None  # the config's load names that error
+
+
+def test_needs_priors_read_from_the_source_is_the_registry_s():
+    """What ``occkit train`` reads without torch (each method's source) is what the registered spec says."""
+    from occkit.methods import registry
+
+    specs = registry.registry()
+    saved = registry._REGISTRY
+    registry._REGISTRY = None  # read from the source, as a fresh ``occkit train`` does
+    try:
+        own = [name for name, spec in specs.items() if not registry.is_from_package(spec)]
+        from_source = {name: registry.needs_priors_of(name) for name in own}
+    finally:
+        registry._REGISTRY = saved
+    assert from_source == {name: specs[name].needs_priors for name in own}
+    assert from_source["langocc"] and from_source["supervised"] is None

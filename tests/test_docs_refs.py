@@ -90,3 +90,33 @@ def test_the_dataset_format_example_of_the_design_doc_is_complete(tmp_path, tiny
 
     inside = evaluate_predictions(fmt, data, pred, "all", progress=False, region=NotTheLastFrame())
     assert inside["miou"] == 100.0 and inside["geometry_iou"] == 100.0  # occkit applied the region
+
+
+def test_the_test_count_has_one_source_the_readme():
+    """How many tests pass is stated once, in README's "What to expect"; the documentation's pages link there
+    rather than repeat a figure that the next run makes stale."""
+    counted = re.compile(r"\b\d+ passed\b")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(counted.findall(readme)) == 1 and "What to expect" in readme
+    bad = [
+        f"{p.relative_to(ROOT)}:{n}: {m.group(0)}"
+        for p in sorted((ROOT / "docs").rglob("*.md"))
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        for m in counted.finditer(line)
+    ]
+    assert not bad, "a test count outside README.md (link to its 'What to expect' instead):\n" + "\n".join(bad)
+    assert "../README.md#install-and-first-run" in (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
+
+
+def test_the_commands_page_gives_the_demo_s_starts_as_its_help_does():
+    """docs/commands.md's row of ``occkit demo`` names every ``--start`` and the default one its --help gives."""
+    from occkit.commands import COMMANDS, build_parser
+
+    parser = build_parser(tuple(c for c in COMMANDS if c[0] == "demo"))
+    demo = next(a for a in parser._actions if a.dest == "command").choices["demo"]
+    start = next(a for a in demo._actions if "--start" in a.option_strings)
+    row = next(line for line in (ROOT / "docs" / "commands.md").read_text().splitlines() if "`occkit demo" in line)
+    assert "[--start " + "\\|".join(start.choices) + "]" in row
+    default = start.default or re.search(r"Default (\w+)", start.help).group(1)  # None: resolved by the command
+    assert f"by default (`--start {default}`)" in row
+    assert all(f"`--start {c}`" in row for c in start.choices if c != default)

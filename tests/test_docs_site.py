@@ -158,6 +158,97 @@ def test_the_cli_reference_holds_every_option_of_every_command(site):
     assert not missing, "not in the site's command-line reference:\n" + "\n".join(missing)
 
 
+class _InTables(HTMLParser):
+    """The text of a page's tables (the reference's index of the verbs, not the --help blocks below it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.depth += tag == "table"
+
+    def handle_endtag(self, tag):
+        self.depth -= tag == "table"
+
+    def handle_data(self, data):
+        if self.depth:
+            self.text.append(data)
+
+
+def test_the_cli_reference_table_shows_each_command_line_as_its_help_says(site):
+    """The index of the verbs shows each one's line whole: ``PRIORS/<scene>/<frame>/<CAM>.npz`` is no HTML tag."""
+    ref = _cli_reference_module()
+    table = _InTables()
+    table.feed((site / "reference" / "cli.html").read_text(encoding="utf-8"))
+    text = " ".join("".join(table.text).split())
+    cmds = ref.commands()
+    parents = dict(cmds)
+    missing = []
+    for name, p in cmds[1:]:
+        one = " ".join(ref.summary(p, parents.get(name.rsplit(" ", 1)[0])).split())
+        if one not in text:
+            missing.append(f"{name}: {one}")
+    assert any("<scene>" in ref.summary(p) for _, p in cmds), "no command line with a <placeholder> left to check"
+    assert not missing, "not shown whole in the reference's table:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("text", ["write PRIORS/<scene>/<frame>/<CAM>.npz", "a *b* _c_ `d` [e](f) g|h \\ i & j<1.25"])
+def test_a_table_cell_of_the_cli_reference_reads_as_its_text(text):
+    import markdown
+
+    ref = _cli_reference_module()
+    page = _Page()
+    page.feed(markdown.markdown(f"| a |\n|---|\n| {ref.table_cell(text)} |", extensions=["tables"]))
+    assert "".join(page.text).strip().endswith(text)
+
+
+class _Prose(HTMLParser):
+    """A page's text outside code blocks, scripts and styles (where a role would be part of the code)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.depth += tag in ("pre", "script", "style")
+
+    def handle_endtag(self, tag):
+        self.depth -= tag in ("pre", "script", "style")
+
+    def handle_data(self, data):
+        if not self.depth:
+            self.text.append(data)
+
+
+SPHINX_ROLE = re.compile(r"(?<![\w:]):(?:py:)?(?:mod|class|func|meth|attr|data|obj|exc|const|type):(?=[`\w.~])")
+
+
+def test_no_page_shows_a_raw_sphinx_role(site):
+    """``:class:`X``` in a docstring or a table reads as the code ``X`` on the site (tools/docs_hooks.py), never as
+    a raw role."""
+    bad = []
+    for path in _html(site):
+        p = _Prose()
+        p.feed(path.read_text(encoding="utf-8"))
+        text = "".join(p.text)
+        bad += [
+            f"{path.relative_to(site)}: ...{text[max(m.start() - 40, 0) : m.end() + 40]}..."
+            for m in SPHINX_ROLE.finditer(text)
+        ]
+    assert not bad, f"{len(bad)} raw role(s):\n" + "\n".join(bad[:30])
+
+
+def test_a_role_becomes_its_code():
+    spec = importlib.util.spec_from_file_location("occkit_docs_hooks", ROOT / "tools" / "docs_hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    src = "see :class:<code>~occkit.a.B</code>, :mod:<code>occkit.c</code> and <pre><code>:func:`f`</code></pre>"
+    assert hooks.drop_roles(src) == "see <code>B</code>, <code>occkit.c</code> and <pre><code>:func:`f`</code></pre>"
+
+
 def _words(s: str) -> str:
     """``s`` as plain words: Sphinx roles (``:class:``) and punctuation dropped, as the page and the docstring
     show them alike."""
@@ -320,3 +411,80 @@ def test_the_site_in_a_browser_has_no_broken_link_image_or_anchor(site):
                 bad.append(f"{where}: link to a missing anchor: {link}")
     assert len(reports) > 20
     assert not bad, "\n".join(bad[:50])
+
+
+def test_every_page_links_the_search_index_shim_and_the_wide_content_styles(site):
+    """Search from disk needs the inlined index (plugin offline: search/search_index.js) and the Web Worker shim
+    kept in docs/javascripts (browsers refuse workers on file://); wide tables and code scroll inside the page by
+    docs/stylesheets/occkit.css."""
+    assert (site / "search" / "search_index.js").read_text(encoding="utf-8").startswith("var __index = ")
+    bad = []
+    for path, page in _pages(site).items():
+        names = {urllib.parse.urlparse(u).path.rsplit("/", 1)[-1] for u in page.resources}
+        bad += [f"{path.relative_to(site)}: no {n}" for n in ("iframe-worker-shim.js", "occkit.css") if n not in names]
+    assert not bad, "\n".join(bad[:20])
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
+def test_search_works_on_the_site_opened_from_disk(site):
+    pytest.importorskip("websockets", reason="the browser check drives Chromium through websockets")
+    browser = _Browser()
+    try:
+        browser.report((site / "index.html").resolve().as_uri())
+        ask = """(() => { document.querySelector('label[for=__search]').click();
+          const i = document.querySelector('input.md-search__input'); i.focus(); i.value = 'RayIoU';
+          i.dispatchEvent(new Event('input', {bubbles: true}));
+          i.dispatchEvent(new KeyboardEvent('keyup', {key: 'U', bubbles: true})); })()"""
+        browser.call("Runtime.evaluate", expression=ask)
+        found = {"links": [], "meta": ""}
+        deadline = time.monotonic() + 90  # the index of every page is built in the worker first
+        while time.monotonic() < deadline and not found["links"]:
+            time.sleep(0.5)
+            r = browser.call(
+                "Runtime.evaluate",
+                expression="JSON.stringify({links: [...document.querySelectorAll('.md-search-result__item a')]"
+                ".map(a => a.href), meta: (document.querySelector('.md-search-result__meta') || {}).textContent})",
+                returnByValue=True,
+            )
+            found = json.loads(r["result"]["value"])
+    finally:
+        browser.close()
+    assert found["links"], f"no search result from disk: {' '.join(found['meta'].split())!r}"
+    for link in found["links"]:
+        assert link.startswith("file:") and Path(urllib.parse.urlparse(link).path).is_file(), link
+
+
+_CUT = """
+(() => {
+  const cut = [];
+  for (const el of document.querySelectorAll('.md-content table, .md-content pre > code')) {
+    let box = el.parentElement, scrolls = ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+    while (!scrolls && box && box !== document.body) {  // the nearest box that clips it sideways
+      const ox = getComputedStyle(box).overflowX;
+      if (ox !== 'visible') { scrolls = ['auto', 'scroll'].includes(ox); break; }
+      box = box.parentElement;
+    }
+    const right = el.getBoundingClientRect().right, edge = document.documentElement.clientWidth;
+    if ((el.scrollWidth > el.clientWidth + 1 || right > edge + 1) && !scrolls) cut.push(el.tagName + ' ' + right);
+  }
+  return JSON.stringify({cut, page: document.documentElement.scrollWidth - document.documentElement.clientWidth});
+})()
+"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
+def test_wide_tables_and_code_scroll_inside_a_narrow_page(site):
+    """At 800 px, the widest pages' tables and code lines are inside a box that scrolls sideways: none runs past
+    the page's edge or is cut off, and the page itself does not scroll sideways."""
+    pytest.importorskip("websockets", reason="the browser check drives Chromium through websockets")
+    browser = _Browser()
+    bad = []
+    try:
+        browser.call("Emulation.setDeviceMetricsOverride", width=800, height=900, deviceScaleFactor=1, mobile=False)
+        for name in ("index.html", "commands.html", "methods.html", "reference/cli.html", "data.html"):
+            browser.report((site / name).resolve().as_uri())
+            r = json.loads(browser.call("Runtime.evaluate", expression=_CUT, returnByValue=True)["result"]["value"])
+            bad += [f"{name}: cut: {c}" for c in r["cut"]] + ([f"{name}: scrolls sideways"] if r["page"] > 0 else [])
+    finally:
+        browser.close()
+    assert not bad, "\n".join(bad[:30])

@@ -10,7 +10,9 @@ run this file to print the same Markdown (or ``--out F`` to write it)::
 from __future__ import annotations
 
 import argparse
+import html
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -78,13 +80,20 @@ def anchor(command: str) -> str:
     return command.replace(" ", "-")
 
 
+def table_cell(text: str) -> str:
+    """``text`` as it reads, in a Markdown table's cell: ``<`` and ``&`` escaped (``PRIORS/<scene>/<CAM>.npz`` is
+    no HTML tag), and the characters Markdown reads as emphasis, code, links or a cell's end backslashed."""
+    text = html.escape(text, quote=False)
+    return re.sub(r"([\\`*_\[\]|])", r"\\\1", text)
+
+
 def render(parser: argparse.ArgumentParser | None = None) -> str:
     """The reference as Markdown: an index of the verbs, then each command's ``--help`` text."""
     cmds = commands(parser)
     parents = {name: p for name, p in cmds}
     lines = ["| command | what it does |", "|---|---|"]
     for name, p in cmds[1:]:
-        one = summary(p, parents.get(name.rsplit(" ", 1)[0])).replace("|", "\\|")
+        one = table_cell(summary(p, parents.get(name.rsplit(" ", 1)[0])))
         lines.append(f"| [`{name}`](#{anchor(name)}) | {one} |")
     lines.append("")
     for name, p in cmds:

@@ -7,17 +7,26 @@
   (the site holds docs/ only and is read offline). ``<!-- occkit:include FILE demote -->`` also moves its
   headings one level down (a file shown inside a page); ``<!-- occkit:include FILE code=LANG -->`` shows the
   file whole as a code block (the examples under examples/, as the tests run them).
+- A page's link to the repository's README.md (``../README.md#anchor``, as it reads on GitHub) goes to the home
+  page, which is that README.
+- Sphinx roles in the docstrings the API reference renders (``:class:`~occkit.x.Y```, which Markdown shows as
+  ``:class:`` before the code) become the code alone, ``~`` keeping the last name as Sphinx does: every page's
+  HTML, code blocks untouched (a role there is part of the code).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import posixpath
 import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 INCLUDE = re.compile(r"<!-- occkit:include (\S+)( demote| code=\w+)? -->")
 LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
+#: a Sphinx role before an inline code span in rendered HTML: ``:func:<code>~a.b.c</code>``
+ROLE_NAMES = "mod|class|func|meth|attr|data|obj|exc|const|type"
+ROLE = re.compile(rf"(?<![\w:]):(?:py:)?(?:{ROLE_NAMES}):\s*<code>(~?)([^<]*)</code>")
 
 
 def _cli_reference() -> str:
@@ -48,11 +57,29 @@ def site_links(text: str, page_dir: str = "") -> str:
     return LINK.sub(one, text)
 
 
+def readme_links(text: str, page_dir: str = "") -> str:
+    """``text``'s links to the repository's README.md from a page in ``docs/page_dir`` (``../README.md#x`` from
+    docs/), rewritten to the site's home page, which shows that README (``index.md#x``)."""
+
+    def one(m: re.Match) -> str:
+        bang, label, target = m.groups()
+        path, _, anchor = target.partition("#")
+        if re.match(r"[a-z]+:", target) or not path.endswith("README.md"):
+            return m.group(0)
+        if posixpath.normpath(posixpath.join("docs", page_dir, path)) != "README.md":
+            return m.group(0)
+        up = "../" * len(Path(page_dir).parts) if page_dir else ""
+        return f"{bang}[{label}]({up}index.md{'#' + anchor if anchor else ''})"
+
+    return LINK.sub(one, text)
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001 - MkDocs' signature
     if "<!-- occkit:cli-reference -->" in markdown:
         markdown = markdown.replace("<!-- occkit:cli-reference -->", _cli_reference())
     parent = Path(page.file.src_path).parent
     page_dir = "" if str(parent) == "." else parent.as_posix()
+    markdown = readme_links(markdown, page_dir)
 
     def include(m: re.Match) -> str:
         text = (ROOT / m.group(1)).read_text(encoding="utf-8")
@@ -64,3 +91,18 @@ def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001
         return site_links(text, page_dir)
 
     return INCLUDE.sub(include, markdown)
+
+
+def drop_roles(html: str) -> str:
+    """``html`` with each Sphinx role before a code span dropped (``:mod:<code>occkit.x</code>`` -> the code;
+    ``~occkit.x.Y`` -> ``Y``)."""
+
+    def one(m: re.Match) -> str:
+        tilde, target = m.groups()
+        return f"<code>{target.rsplit('.', 1)[-1] if tilde else target}</code>"
+
+    return ROLE.sub(one, html)
+
+
+def on_page_content(html: str, page, config, files) -> str:  # noqa: ARG001 - MkDocs' signature
+    return drop_roles(html)

@@ -3,16 +3,19 @@
     python tools/method_options.py radocc      # the fields of RadOccConfig with their defaults
 
 Reads the dataclass in ``src/occkit/methods/<name>.py`` (a section's class, by its registered
-name) with :mod:`ast`: each field, its default and the first sentence of the docstring under it.
+name) with ``ast``: each field, its default and the first sentence of the docstring under it.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "occkit" / "methods"
+#: a Sphinx role in a docstring (``:func:`~a.b.c```): the table shows the code alone (``~``: its last name)
+ROLE = re.compile(r":(?:py:)?(?:mod|class|func|meth|attr|data|obj|exc|const|type):`(~?)([^`]*)`")
 
 
 def option_table(module: Path, cls: str) -> str:
@@ -32,6 +35,7 @@ def option_table(module: Path, cls: str) -> str:
             doc = ""
             if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
                 doc = " ".join(nxt.value.value.split())
+            doc = ROLE.sub(lambda m: f"`{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}`", doc)
             first = doc.split(". ")[0].rstrip(".")
             if len(first) > 160:
                 first = first[:157] + "..."

@@ -81,8 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     if not parsed:
         return status
     args = parsed[0]
-    module = importlib.import_module(args._module)
-    return run_guarded(f"occkit {args.command}", lambda: module.run(args), debug)
+    # a CPU torch beside a CUDA torchvision fails deep inside the first import of torchvision: said here, first
+    from occkit import torch_pair
+
+    mismatch = None if torch_pair.skip_check() else torch_pair.pair_problem()
+    if mismatch is not None:
+        print(f"occkit {args.command}: error: {mismatch}", file=sys.stderr)
+        return 1
+    return run_guarded(f"occkit {args.command}", lambda: importlib.import_module(args._module).run(args), debug)
 
 
 #: Set (to anything but "" or "0") to see the traceback of every error, as ``--debug`` does.
@@ -97,11 +103,17 @@ def user_error_message(e: BaseException) -> str | None:
     denied, disk full, ...), values and shapes (``ValueError``, which occkit raises naming the
     file or argument; ``KeyError`` for a missing name), non-finite numbers (``FloatingPointError``,
     e.g. a training loss), memory (``MemoryError``, CUDA out of memory), an output another command
-    writes now (``occkit.locks.LockBusy``). A full disk is said as such whatever raised it (an
+    writes now (``occkit.locks.LockBusy``), a torchvision that cannot load beside the installed torch
+    (``occkit.torch_pair``). A full disk is said as such whatever raised it (an
     ``OSError``, or a library's error around one: an ONNX export's holds its whole graph)."""
     full = _disk_full(e)
     if full is not None:
         return full
+    from occkit.torch_pair import broken_pair_message
+
+    pair = broken_pair_message(e)  # torchvision's operators not loadable beside this torch: the install, not occkit
+    if pair is not None:
+        return pair
     if isinstance(e, FileNotFoundError):  # "not found" of a path that is there, as a loop or a dangling link
         link = _link_trouble(e.filename or str(e).split(": ", 1)[0])
         if link is not None:

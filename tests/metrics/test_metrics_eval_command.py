@@ -15,6 +15,7 @@ from occkit.formats import get_format
 from occkit.formats.evaluate import detect_format_name as detect_format
 from occkit.formats.evaluate import evaluate_predictions
 from occkit.formats.occ3d import read_prediction as load_occ3d_prediction
+from occkit.metrics.evaluate import PROVENANCE_FILE
 
 
 def evaluate_occ3d(gt, pred, split="val", **options):
@@ -433,3 +434,23 @@ def test_predictions_of_another_format_are_named_not_sent_to_allow_missing(tmp_p
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "none of its predictions is of a frame of this ground truth" in err
     assert "tok00.npz" in err and "another dataset format" in err and "--allow-missing" not in err
+
+
+def test_eval_recognises_gt_and_pred_swapped_on_semantickitti(tmp_path, capsys):
+    """SemanticKITTI's predictions (sequences/<XX>/predictions/) share the dataset's top folder, so the folder alone
+    reads as a dataset; occkit predict's provenance.json says it is predictions: swapped, not a missing calib.txt."""
+    gts = write_kitti(tmp_path / "gt")
+    pred = tmp_path / "pred"
+    for f, (learn, _) in gts.items():
+        write_ssc_prediction(pred / "sequences" / "08" / "predictions" / f"{f}.label", learn)
+    (pred / PROVENANCE_FILE).write_text(json.dumps({"checkpoint": "runs/k", "tokens": [f"08/{f}" for f in gts]}))
+    rc = main(["eval", "--gt", str(pred), "--pred", str(tmp_path / "gt"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1, err
+    assert "--gt and --pred are swapped" in err and "a semantickitti dataset" in err and "calib.txt" not in err
+    # the right way round it scores, provenance.json and all
+    assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", str(pred), "--no-progress"]) == 0
+    # a prediction folder without provenance.json is not claimed to be swapped
+    (pred / PROVENANCE_FILE).unlink()
+    assert main(["eval", "--gt", str(pred), "--pred", str(tmp_path / "gt"), "--no-progress"]) == 1
+    assert "swapped" not in capsys.readouterr().err

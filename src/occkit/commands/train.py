@@ -39,7 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         return argparse.ArgumentParser.format_help(p)
 
     p.format_help = format_help
-    add_data(p, "dataset root (holding annotations.json)", type=str)
+    add_data(
+        p,
+        "dataset folder of any format ({formats}), detected from what it holds (Occ3D-nuScenes: annotations.json, "
+        "SemanticKITTI: sequences/, NYUv2: NYUtrain/, ...)",
+        type=str,
+    )
     add_out(p, "run folder: checkpoints/, tb/, train.jsonl, metrics.jsonl", type=str)
     p.add_argument(
         "--max-steps",
@@ -156,9 +161,12 @@ def budget_overrides(args: argparse.Namespace) -> tuple[list[str], str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    overrides, budget = budget_overrides(args)
+    missing = missing_priors(args.config, overrides, args.data)  # at the start: before torch and the data
+    if missing is not None:
+        raise ValueError(missing)
     from occkit.experiment import load_experiment
 
-    overrides, budget = budget_overrides(args)
     cfg = load_experiment(args.config, overrides)
     if budget:
         print(budget, file=sys.stderr, flush=True)
@@ -170,6 +178,44 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for lock in reversed(locks):
             lock.release()
+
+
+def _priors_refusal(where: str, method: str, why: str, data: str) -> str:
+    return (
+        f"{where}: method {method} cannot train without a prior cache: {why}; data.priors is not set. Make one "
+        f"(docs/priors.md; on occkit's synthetic world: occkit priors run --data {data} --prior oracle:typical "
+        "--out PRIORS) and add --set data.priors=PRIORS"
+    )
+
+
+def missing_priors(config: str, overrides: list[str], data: str) -> str | None:
+    """Why the run cannot start when its method cannot train without a prior cache
+    (:attr:`occkit.methods.registry.MethodSpec.needs_priors`) and neither the preset nor ``--set`` gives
+    ``data.priors``: read from the YAML and the overrides alone, without torch, before any data or network is
+    built; None otherwise, and where the preset is not a file or occkit's own (the config's load names its
+    errors; a package's method is checked once the config is loaded)."""
+    from importlib import resources
+
+    from occkit.config import ConfigError, load_yaml, parse_overrides
+    from occkit.methods.registry import needs_priors_of
+
+    path = Path(config)
+    if not path.is_file():
+        path = Path(str(resources.files("occkit") / "configs" / f"{config}.yaml"))
+        if not path.is_file():
+            return None
+    try:
+        preset, over = load_yaml(path), parse_overrides(overrides)
+    except (ConfigError, OSError):
+        return None
+    method = over.get("method", preset.get("method"))
+    if not isinstance(method, str):
+        return None
+    given = [d["data"]["priors"] for d in (over, preset) if isinstance(d.get("data"), dict) and "priors" in d["data"]]
+    if given and given[0]:  # --set's before the preset's
+        return None
+    why = needs_priors_of(method)
+    return None if why is None else _priors_refusal(config, method, why, data)
 
 
 def _check_set_cameras(args: argparse.Namespace, cfg: Any) -> None:
@@ -209,6 +255,11 @@ def _train(args: argparse.Namespace, cfg) -> int:
             "easyocc is a pseudo-label recipe: it trains on these labels as if they were pseudo-labels",
             stacklevel=1,
         )
+    from occkit.methods.registry import get_method
+
+    why = get_method(cfg.method).needs_priors  # a package's method, which missing_priors did not read
+    if why and not cfg.data.priors:
+        raise ValueError(_priors_refusal(args.config, cfg.method, why, args.data))
     if args.init_from is not None:  # set as given (a path is not parsed as YAML as --set values are)
         cfg.train.init_from = args.init_from
     cfg = fit_to_format(cfg, args.data)  # classes, free id, grid the preset leaves to the data's format

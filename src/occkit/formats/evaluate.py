@@ -53,11 +53,22 @@ def detect_format_name(gt_root: str | os.PathLike, pred_root: str | os.PathLike 
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: ground-truth folder not found")
     try:
-        return detect(root).name
+        found = detect(root)
     except FormatRegistryError as e:
         why = looks_like_predictions(root)
         if why is None:
             raise ValueError(str(e)) from None
+    else:
+        # A format whose predictions share its dataset's top folder (SemanticKITTI's sequences/<XX>/predictions/
+        # beside sequences/<XX>/voxels/) detects a prediction folder as a dataset: its provenance.json says
+        # otherwise, and the --pred folder, a dataset without one, says the two are swapped.
+        why = looks_like_predictions(root)
+        if why is None or pred_root is None or looks_like_predictions(pred_root) is not None:
+            return found.name
+        try:
+            detect(pred_root)
+        except (FormatRegistryError, OSError):
+            return found.name
     if pred_root is not None and Path(pred_root).is_dir():
         with contextlib.suppress(FormatRegistryError):
             fmt = detect(pred_root)

@@ -1040,6 +1040,8 @@ METHOD = MethodSpec(
     from_format={**MODEL_FROM_FORMAT, "langocc.classes": "names", "langocc.free_index": "free"},
     build=lambda cfg, load_run: LangOccMethod(cfg.model, cfg.langocc),
     wrap_dataset=wrap_dataset,
+    needs_priors="it trains on the 2D vision-language features of a prior cache (occkit priors run; the cache's "
+    "features of every frame)",
     export_refused="its prediction is not the network's output: each voxel's vision-language feature is matched "
     "against text embeddings of a sentence-transformer (zero-shot classes) under a calibrated density threshold",
 )

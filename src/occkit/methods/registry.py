@@ -111,6 +111,10 @@ class MethodSpec:
             format's is refused naming the key and the format
             (:func:`occkit.experiment.fit_to_format`). :data:`MODEL_FROM_FORMAT` holds the
             network's (class count, grid, ground height).
+        needs_priors: for a method that cannot train without a prior cache (``data.priors``), what it reads
+            from one (a phrase: "it trains on ..."), or None. ``occkit train`` refuses a config without
+            ``data.priors`` at its start (:func:`needs_priors_of`: occkit's own methods' read from their source,
+            without torch), before any data or network is built.
         validation_figures: ``cfg -> bool``: whether a run of ``cfg`` logs figures of its own at
             validation (the method's ``validation_figures``; their keys show only in a run, so
             ``occkit ablate`` checks a spec's metric against the format's keys only when it does not);
@@ -130,6 +134,7 @@ class MethodSpec:
     presets: Path | None = None
     from_format: dict[str, str] = field(default_factory=dict)
     validation_figures: Callable[[Any], bool] | None = None
+    needs_priors: str | None = None
     source: str = field(default="", compare=False)
 
 
@@ -341,6 +346,41 @@ def _in_tree_summaries() -> list[tuple[str, str]] | None:
                     return None
                 out.append((str(name), str(summary)))
     return out
+
+
+def needs_priors_of(name: str) -> str | None:
+    """What method ``name`` reads from a prior cache when it cannot train without one
+    (:attr:`MethodSpec.needs_priors`), or None. occkit's own methods are read from their source (the
+    ``needs_priors=`` of their ``METHOD = MethodSpec(...)``), without importing them and torch; a package's
+    method only when the registry is loaded already (else None: its run checks later)."""
+    import ast
+
+    if _REGISTRY is not None:
+        spec = _REGISTRY.get(name)
+        return spec.needs_priors if spec is not None else None
+    import occkit.methods as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name == "registry":
+            continue
+        try:
+            tree = ast.parse((Path(pkg.__path__[0]) / f"{info.name}.py").read_text(encoding="utf-8"))
+        except (OSError, SyntaxError):
+            continue
+        for node in tree.body:
+            if (
+                isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "METHOD" for t in node.targets)
+                and isinstance(node.value, ast.Call)
+            ):
+                kw = {k.arg: k.value for k in node.value.keywords}
+                try:
+                    if ast.literal_eval(kw["name"]) != name:
+                        continue
+                    return ast.literal_eval(kw["needs_priors"]) if "needs_priors" in kw else None
+                except (KeyError, ValueError):
+                    continue
+    return None
 
 
 def help_catalogue() -> tuple[list[tuple[str, str]], list[Path]]:

@@ -253,10 +253,14 @@ def label_keyframe(
     free: int,
     ground: tuple[int, ...],
     timer: Timer,
+    T_ego_from_grid: np.ndarray | None = None,
 ) -> KeyframeLabel:
-    """Steps 4-7 for the keyframe at sweep index ``k``."""
+    """Steps 4-7 for the keyframe at sweep index ``k``, on ``grid`` in the keyframe's ego frame
+    (or the frame ``T_ego_from_grid (4, 4)`` places in it, e.g. the LiDAR's)."""
     s = rec.sweeps[k]
-    T_eg = _inv(s.T_global_from_ego)
+    T_eg = _inv(s.T_global_from_ego)  # the grid's frame from the world
+    if T_ego_from_grid is not None:
+        T_eg = _inv(T_ego_from_grid) @ T_eg
     keys = rec.keyframes
     pos = keys.index(k)
 
@@ -327,7 +331,7 @@ def label_keyframe(
     timer.lap("mask_lidar")
     mask_camera = np.zeros(grid.shape, np.uint8)
     if opt.camera_mask and rec.cameras:
-        mask_camera = camera_mask(rec, grid, sem != free, opt.camera_stride)
+        mask_camera = camera_mask(rec, grid, sem != free, opt.camera_stride, T_ego_from_grid)
     timer.lap("mask_camera")
     flow = None
     if opt.flow:
@@ -350,7 +354,9 @@ def label_keyframe(
     )
 
 
-def camera_mask(rec: SceneRecord, grid: Grid, occupied: np.ndarray, stride: int) -> np.ndarray:
+def camera_mask(
+    rec: SceneRecord, grid: Grid, occupied: np.ndarray, stride: int, T_ego_from_grid: np.ndarray | None = None
+) -> np.ndarray:
     """Occ3D's camera mask of ``occupied (X, Y, Z)``: camera rays (pixel rays, and rays to every
     exposed voxel face in view) up to and including the first occupied voxel."""
     from occkit.geometry.visibility import camera_mask_rays, camera_visibility, voxel_center_rays
@@ -359,7 +365,8 @@ def camera_mask(rec: SceneRecord, grid: Grid, occupied: np.ndarray, stride: int)
     origins, dirs = [], []
     for cam in rec.cameras.values():
         K = torch.from_numpy(cam.K)
-        T = torch.from_numpy(cam.T_ego_from_cam)
+        T_gc = cam.T_ego_from_cam if T_ego_from_grid is None else _inv(T_ego_from_grid) @ cam.T_ego_from_cam
+        T = torch.from_numpy(np.ascontiguousarray(T_gc))
         H, W = cam.image_size
         o, d = camera_mask_rays(K, T, torch.zeros(H, W), grid, stride)
         ov, dv = voxel_center_rays(K, T, (H, W), grid, occ)
@@ -369,7 +376,7 @@ def camera_mask(rec: SceneRecord, grid: Grid, occupied: np.ndarray, stride: int)
 
 
 def track_flow(rec: SceneRecord, k: int, track: np.ndarray, T_eg: np.ndarray) -> np.ndarray:
-    """``(X, Y, Z, 2)`` float32 flow (m/s, ego frame x y) of the voxels placed from a track: its
+    """``(X, Y, Z, 2)`` float32 flow (m/s, the grid frame's x y) of the voxels placed from a track: its
     box's centre velocity, by central difference over the neighbouring sweeps that carry it."""
     out = np.zeros((*track.shape, 2), np.float32)
     s = rec.sweeps[k]
@@ -396,14 +403,20 @@ def track_flow(rec: SceneRecord, k: int, track: np.ndarray, T_eg: np.ndarray) ->
 
 
 def label_scene(
-    rec: SceneRecord, grid: Grid, classes: tuple[str, ...], free: int, opt: LabelOptions = LabelOptions()
+    rec: SceneRecord,
+    grid: Grid,
+    classes: tuple[str, ...],
+    free: int,
+    opt: LabelOptions = LabelOptions(),
+    T_ego_from_grid: np.ndarray | None = None,
 ) -> tuple[list[KeyframeLabel], dict[str, Any]]:
     """Every keyframe's label of a scene, and the scene's report (seconds per stage, peak
     memory, what the missing inputs cost).
 
     Args:
         rec: the scene (checked with :func:`~occkit.data.scene_record.check_record`).
-        grid: the label grid, in each keyframe's ego frame.
+        grid: the label grid, in each keyframe's ego frame, or in the frame ``T_ego_from_grid
+            (4, 4)`` places in the ego frame (SurroundOcc's grid lies in the LiDAR frame).
         classes: the class names of ids ``0 .. free - 1`` (the record's ids must be these).
         free: the free id (``len(classes)`` for Occ3D's table).
     """
@@ -420,7 +433,7 @@ def label_scene(
     timer = Timer()
     try:
         prep = prepare_scene(rec, opt, free, timer)
-        labels = [label_keyframe(rec, prep, k, grid, opt, free, ground, timer) for k in rec.keyframes]
+        labels = [label_keyframe(rec, prep, k, grid, opt, free, ground, timer, T_ego_from_grid) for k in rec.keyframes]
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         if tracing:

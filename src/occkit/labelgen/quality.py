@@ -120,7 +120,9 @@ class QualityAccumulator:
     def _add(self, key: str, v: float) -> None:
         self.c[key] = self.c.get(key, 0.0) + float(v)
 
-    def update(self, label: dict[str, np.ndarray], truth: Truth) -> None:
+    def update(self, label: dict[str, np.ndarray], truth: Truth) -> np.ndarray:
+        """Add a keyframe (``label``: ``semantics``, ``mask_camera``, ``mask_lidar``); returns its
+        observable region ``(X, Y, Z)`` bool."""
         g = truth.semantics != self.free
         p = label["semantics"] != self.free
         obs = observable_region(g, truth.origins, self.grid)
@@ -156,6 +158,7 @@ class QualityAccumulator:
             self.obj_iou.append(float(inter) / float(union))
         self._rayiou(label["semantics"], truth)
         self.frames += 1
+        return obs
 
     def _rayiou(self, pred: np.ndarray, truth: Truth) -> None:
         from occkit.metrics.rayiou import cast_rays, lidar_ray_directions, rayiou_counts

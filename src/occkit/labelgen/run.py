@@ -162,8 +162,30 @@ def score_run(
     fmt = get_format(fmt_name)
     truth = WorldTruth(data)
     acc = QualityAccumulator(fmt.grid, fmt.classes.num_classes, fmt.classes.free, fmt.classes.names)
+    picture = None
     for s in scenes:
         for token, info in done[s]["infos"].items():
             lab = load_npz(part / info["gt_path"], ("semantics", "mask_lidar", "mask_camera"))
-            acc.update(lab, truth.keyframe(s, token, opt.free_window))
+            tr = truth.keyframe(s, token, opt.free_window)
+            obs = acc.update(lab, tr)
+            if picture is None:  # the first keyframe's picture: labels beside the truth, errors coloured
+                picture = (tr.semantics, lab["semantics"], obs, f"{s} {token}")
+    if picture is not None:
+        _write_picture(part / "quality.png", *picture, fmt)
     return acc.compute()
+
+
+def _write_picture(path: Path, truth: Any, label: Any, obs: Any, title: str, fmt: Any) -> None:
+    import io
+
+    from PIL import Image
+
+    from occkit.fileio import write_bytes_atomic
+    from occkit.labelgen.figure import label_figure
+
+    palette = fmt.classes.palette or [
+        [int(c * 37 % 256), int(c * 91 % 256), int(c * 53 % 256)] for c in range(fmt.classes.num_classes)
+    ]
+    buf = io.BytesIO()
+    Image.fromarray(label_figure(truth, label, obs, fmt.classes.free, palette)).save(buf, format="PNG")
+    write_bytes_atomic(path, buf.getvalue())

@@ -65,9 +65,11 @@ class WorldTruth:
             out.append((c, np.asarray(b["size"], np.float64), float(b["yaw"]) + float(yaw_e)))
         return out
 
-    def keyframe(self, scene: str, token: str, free_window: int) -> Truth:
+    def keyframe(self, scene: str, token: str, free_window: int, T_ego_from_grid: np.ndarray | None = None) -> Truth:
         """The truth of keyframe ``token``: origins of the true sweeps within ``free_window``
-        keyframes (the sweeps the labels cast), moving boxes at it and at its neighbours."""
+        keyframes (the sweeps the labels cast), moving boxes at it and at its neighbours. With
+        ``T_ego_from_grid`` the origins and boxes are in that frame (the exact labels and masks
+        read are Occ3D's, in the ego frame: a caller on another grid replaces them)."""
         info = self.infos[scene][token]
         gt = load_npz(self.root / info["gt_path"], ("semantics", "mask_camera", "mask_lidar"))
         sw = self._scene_sweeps(scene)
@@ -80,6 +82,8 @@ class WorldTruth:
         ext = info.get("lidar_sensor", {}).get("extrinsic")
         T_el = checked_pose(ext["translation"], ext["rotation"], "extrinsic", f"{scene}/{token} lidar_sensor").numpy()
         T_eg = _inv(sw["T"][token])
+        if T_ego_from_grid is not None:
+            T_eg = _inv(T_ego_from_grid) @ T_eg
         near = list(range(lo, hi + 1))
         if len(near) > MAX_ORIGINS:  # evenly spaced, the keyframe's own among them (as RayIoU picks its 8)
             near = sorted({near[int(round(j))] for j in np.linspace(0, len(near) - 1, MAX_ORIGINS)} | {k})

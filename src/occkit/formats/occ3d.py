@@ -123,12 +123,14 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
 
     from occkit.fileio import atomic_write, save_npz_atomic, write_json_atomic
     from occkit.geometry.transforms import pose_from_transform
+    from occkit.outputs import path_under
 
     root = Path(out)
     scene_infos: dict[str, dict[str, Any]] = {}
     descriptions: dict[str, str] = {}
     order: dict[str, list[str]] = {}
     for f in frames:
+        what = f"generated frame: scene {f.scene!r}, token {f.token!r}"
         order.setdefault(f.scene, []).append(f.token)
         descriptions[f.scene] = f.text
         ego = pose_from_transform(f.T_global_from_ego.double())
@@ -136,7 +138,7 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
         for i, cam in enumerate(cameras):
             rel = f"samples/{cam}/{f.token}.png"
             pil = Image.fromarray(np.ascontiguousarray(f.images[i].permute(1, 2, 0).numpy()))
-            atomic_write(root / rel, lambda fh, pil=pil: pil.save(fh, format="PNG"))
+            atomic_write(path_under(root, rel, what=what), lambda fh, pil=pil: pil.save(fh, format="PNG"))
             cams[cam] = {
                 "img_path": rel,
                 "intrinsic": f.intrinsics[i].double().tolist(),
@@ -146,7 +148,10 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
         gt = f"gts/{f.scene}/{f.token}/labels.npz"
         mask = f.mask.bool().cpu().numpy().astype(np.uint8)
         save_npz_atomic(
-            root / gt, semantics=f.semantics.cpu().numpy().astype(np.uint8), mask_camera=mask, mask_lidar=mask
+            path_under(root, gt, what=what),
+            semantics=f.semantics.cpu().numpy().astype(np.uint8),
+            mask_camera=mask,
+            mask_lidar=mask,
         )
         scene_infos.setdefault(f.scene, {})[f.token] = {
             "camera_sensor": cams,

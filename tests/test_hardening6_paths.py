@@ -91,6 +91,10 @@ def world_and_run(tmp_path_factory):
     torch.set_num_threads(n)
 
 
+def _predict(run: Path, data: Path, out: Path) -> list[str]:
+    return ["predict", "--ckpt", str(run), "--data", str(data), "--out", str(out), "--split", "val", "--no-progress"]
+
+
 def _world_with_token(world: Path, tmp_path: Path, new_token: str) -> tuple[Path, str]:
     """A copy of ``world`` whose val frame's token (its key in annotations.json) is ``new_token``."""
     data = tmp_path / "data"
@@ -111,7 +115,7 @@ def test_predict_refuses_a_token_that_leads_outside_out(world_and_run, tmp_path,
     data, _ = _world_with_token(world, tmp_path, token)
     before = _tree(tmp_path)
     out = tmp_path / "a" / "pred"
-    rc = main(["predict", "--ckpt", str(run), "--data", str(data), "--out", str(out), "--split", "val", "--no-progress"])
+    rc = main(_predict(run, data, out))
     err = _one_line(capsys)
     assert rc == 1, err
     assert f"{data / 'annotations.json'}: frame token {token!r}" in err and "lies outside --out" in err, err
@@ -142,7 +146,7 @@ def test_predict_refuses_a_package_writer_that_writes_outside_out(world_and_run,
 
     monkeypatch.setattr(formats, "format_of", evil_format)
     out = tmp_path / "pred"
-    rc = main(["predict", "--ckpt", str(run), "--data", str(world), "--out", str(out), "--split", "val", "--no-progress"])
+    rc = main(_predict(run, world, out))
     captured = capsys.readouterr()
     assert rc == 1 and "wrote" not in captured.out, captured
     err = captured.err.strip()
@@ -155,7 +159,7 @@ def test_predict_still_writes_tokens_that_stay_inside(world_and_run, tmp_path, c
     world, run = world_and_run
     data, _ = _world_with_token(world, tmp_path, "nested/inside")
     out = tmp_path / "pred"
-    rc = main(["predict", "--ckpt", str(run), "--data", str(data), "--out", str(out), "--split", "val", "--no-progress"])
+    rc = main(_predict(run, data, out))
     assert rc == 0, capsys.readouterr().err
     assert (out / "nested" / "inside.npz").is_file()
 
@@ -229,3 +233,92 @@ def test_generate_refuses_a_scene_of_the_conditioning_data_that_leads_outside(tm
     with pytest.raises(OutsideOutput, match=r"camera '/tmp/cam'.*absolute"):
         write_generated_dataset(out, [frame("gen-a")], ("/tmp/cam",))
     assert not out.exists() and not (tmp_path.parent / "evil").exists()
+
+
+# ------------------------------------------------------------------------------ eval and export
+@pytest.fixture(scope="module")
+def predicted(world_and_run, tmp_path_factory):
+    world, run = world_and_run
+    pred = tmp_path_factory.mktemp("h6pred") / "pred"
+    args = ["predict", "--ckpt", str(run), "--data", str(world), "--out", str(pred), "--split", "val", "--no-progress"]
+    assert main(args) == 0
+    return pred
+
+
+def _eval(gt: Path, pred: Path, *extra: str) -> list[str]:
+    return ["eval", "--gt", str(gt), "--pred", str(pred), "--split", "val", "--no-progress", *extra]
+
+
+def test_predict_records_a_fingerprint_of_the_data_and_eval_tells_other_data_by_it(
+    world_and_run, predicted, tmp_path, capsys
+):
+    from occkit.metrics.evaluate import frames_fingerprint
+
+    world, _ = world_and_run
+    prov = json.loads((predicted / "provenance.json").read_text())
+    assert prov["data_fingerprint"] == frames_fingerprint(prov["tokens"]) and prov["data_fingerprint"].startswith(
+        "sha256:"
+    )
+    copy = tmp_path / "copy"  # the same data at another path: no word
+    shutil.copytree(world, copy, symlinks=True)
+    capsys.readouterr()
+    assert main(_eval(copy, predicted)) == 0
+    assert "other data" not in capsys.readouterr().out
+    ann = json.loads((copy / "annotations.json").read_text())  # other data: its val split holds another frame too
+    ann["val_split"] = sorted(ann["scene_infos"])
+    (copy / "annotations.json").write_text(json.dumps(ann))
+    assert main(_eval(copy, predicted, "--allow-missing")) == 0
+    warned = [line for line in capsys.readouterr().out.splitlines() if "other data" in line]
+    assert len(warned) == 1 and f"made on other data than --gt {copy}" in warned[0], warned
+    assert "provenance.json" in warned[0] and "fingerprint sha256:" in warned[0]
+
+
+def test_eval_of_an_older_record_without_fingerprint_compares_the_data_path(world_and_run, predicted, tmp_path, capsys):
+    world, _ = world_and_run
+    old = tmp_path / "old"
+    shutil.copytree(predicted, old)
+    prov = json.loads((old / "provenance.json").read_text())
+    del prov["data_fingerprint"]
+    (old / "provenance.json").write_text(json.dumps(prov))
+    assert main(_eval(world, old)) == 0
+    assert "these predictions were made on" not in capsys.readouterr().out
+    copy = tmp_path / "copy"
+    shutil.copytree(world, copy, symlinks=True)
+    assert main(_eval(copy, old)) == 0
+    out = capsys.readouterr().out
+    assert f"these predictions were made on {world.resolve()}, not --gt {copy}" in out, out
+
+
+def test_eval_refuses_one_file_for_json_and_csv_before_scoring(world_and_run, predicted, tmp_path, capsys):
+    world, _ = world_and_run
+    report = tmp_path / "r.txt"
+    assert main(_eval(world, predicted, "--json", str(report), "--csv", str(tmp_path / "." / "r.txt"))) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and "the same file" in err and f"--json {report}" in err, err
+    assert not report.exists() and "mIoU" not in captured.out  # refused before any scoring
+
+
+def test_eval_refuses_a_boolean_occ3d_prediction_as_nyu_does(world_and_run, predicted, tmp_path, capsys):
+    from occkit.formats.occ3d import read_prediction
+
+    world, _ = world_and_run
+    pred = tmp_path / "pred"
+    shutil.copytree(predicted, pred)
+    f = next(pred.glob("*.npz"))
+    np.savez_compressed(f, semantics=np.load(f)["semantics"] > 8)  # an occupancy mask, not class ids
+    with pytest.raises(ValueError, match="prediction has dtype bool"):
+        read_prediction(f)
+    assert main(_eval(world, pred)) == 1
+    err = _one_line(capsys)
+    assert f"{f}: prediction has dtype bool" in err and "classes 0 and 1" in err, err
+
+
+def test_export_refuses_an_out_inside_a_dataset(world_and_run, tmp_path, capsys):
+    world, run = world_and_run
+    before = {p: p.stat().st_mtime_ns for p in world.rglob("*")}
+    out = world / "models" / "model.onnx"
+    assert main(["export", "--ckpt", str(run), "--out", str(out), "--frames", "0"]) == 1
+    err = _one_line(capsys)
+    assert f"--out {out}: lies inside the dataset {world}" in err, err
+    assert {p: p.stat().st_mtime_ns for p in world.rglob("*")} == before  # nothing written, no record rewritten

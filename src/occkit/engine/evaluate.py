@@ -17,7 +17,7 @@ from tqdm import tqdm
 from occkit.data.sample import Batch
 from occkit.fileio import publish_folder, write_json_atomic
 from occkit.formats.spec import DatasetFormat, PredictionFiles, Targets
-from occkit.metrics.evaluate import PROVENANCE_FILE
+from occkit.metrics.evaluate import PROVENANCE_FILE, frames_fingerprint
 
 
 def cpu_has_native_bf16() -> bool:
@@ -355,6 +355,7 @@ def write_prediction_folder(
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "frames": n,
             "tokens": tokens,
+            "data_fingerprint": frames_fingerprint(tokens),  # what occkit eval tells other data by
         }
         write_json_atomic(tmp / PROVENANCE_FILE, record)
         if out.exists():

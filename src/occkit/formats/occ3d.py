@@ -78,8 +78,8 @@ def read_prediction(path: str | os.PathLike, shape: tuple[int, int, int] | None 
     """A prediction in the Occ3D submission format: ``shape`` (default the Occ3D grid's) uint8 class
     ids from 0 to the free class.
 
-    Reads key ``semantics``, else ``pred``, else the file's only array; wrong shape, a float
-    dtype or out-of-range classes raise naming the file."""
+    Reads key ``semantics``, else ``pred``, else the file's only array; wrong shape, a float or
+    boolean dtype or out-of-range classes raise naming the file."""
     z = load_npz(path)
     if "semantics" in z:
         a = z["semantics"]
@@ -92,7 +92,12 @@ def read_prediction(path: str | os.PathLike, shape: tuple[int, int, int] | None 
     shape = tuple(shape) if shape is not None else tuple(GRID.shape)
     if a.shape != shape:
         raise ValueError(f"{path}: prediction has shape {a.shape}, expected {shape}")
-    if not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
+    if a.dtype == np.bool_:  # True / False would be scored as classes 1 and 0: refused, as NYUv2's reader does
+        raise ValueError(
+            f"{path}: prediction has dtype bool (an occupancy mask?), expected uint8 class ids; a boolean array "
+            "would be scored as classes 0 and 1"
+        )
+    if not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{path}: prediction has dtype {a.dtype}, expected uint8 class ids")
     if a.size and (int(a.min()) < 0 or int(a.max()) > OCC3D_FREE):
         raise ValueError(

@@ -322,3 +322,27 @@ def test_export_refuses_an_out_inside_a_dataset(world_and_run, tmp_path, capsys)
     err = _one_line(capsys)
     assert f"--out {out}: lies inside the dataset {world}" in err, err
     assert {p: p.stat().st_mtime_ns for p in world.rglob("*")} == before  # nothing written, no record rewritten
+
+
+# ------------------------------------------------------- a folder of two formats: the right option
+def test_a_folder_of_two_formats_names_the_option_each_command_takes(tmp_path, capsys):
+    """``convert`` takes the source's format as ``--from``, ``train`` as ``--set data.format=``,
+    ``eval`` as ``--format``; ``show`` takes none: each message names its own (it said ``--format`` to all)."""
+    both = tmp_path / "both"
+    (both / "data_2d_raw" / "2013_05_28_drive_0000_sync" / "voxels").mkdir(parents=True)
+    (both / "annotations.json").write_text("{}")
+    runs = {
+        "convert": (["convert", "--data", str(both), "--to", "occ3d", "--out", str(tmp_path / "c")], "pass --from "),
+        "train": (["train", "synth-cpu", "--data", str(both), "--out", str(tmp_path / "r")], "pass --set data.format="),
+        "eval": (["eval", "--gt", str(both), "--pred", str(tmp_path)], "pass --format "),
+        "show": (["show", str(both), "--out", str(tmp_path / "f.png")], None),
+    }
+    for command, (argv, says) in runs.items():
+        assert main(argv) == 1, command
+        err = _one_line(capsys)
+        assert "holds the layouts of 2 formats" in err and "keep one layout per folder" in err, (command, err)
+        if says is None:
+            assert "pass " not in err, err
+        else:
+            assert says in err, (command, err)
+            assert "--format" not in err or command == "eval", (command, err)

@@ -140,7 +140,7 @@ def _format_of(args: argparse.Namespace) -> Any:
         raise ValueError(f"--stride must be >= 1, got {args.stride}")
     if args.step is not None and not args.step > 0:
         raise ValueError(f"--step must be > 0, got {args.step}")
-    fmt = detect_format(args.data)
+    fmt = detect_format(args.data, option=None)
     if fmt.classes.free is None:
         raise ValueError(
             f"--data {args.data}: {fmt.display_name} (format {fmt.name}) has no free class, which render draws as "

@@ -74,7 +74,7 @@ def open_dataset(
     """
     from occkit.formats import detect_format
 
-    fmt = detect_format(root)
+    fmt = detect_format(root, option=None)
     ds = fmt.open_split(root, split, cameras=tuple(cameras) if cameras else None, load_gt=False, load_extras=extras)
     return ds, fmt.name
 

@@ -146,7 +146,7 @@ def pseudo_layout(data: str | os.PathLike) -> str | None:
     from occkit.formats.registry import AmbiguousFormatError
 
     try:
-        fmt = detect_format(data)
+        fmt = detect_format(data, option=None)
     except AmbiguousFormatError:
         raise  # two layouts in one folder: never read as Occ3D's in silence
     except (FormatRegistryError, OSError):

@@ -69,9 +69,10 @@ def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     labels = np.asarray(labels)
     if labels.shape != GRID.shape:
         raise ValueError(f"{token}: prediction has shape {labels.shape}, expected {GRID.shape}")
-    return save_npz_atomic(
-        Path(folder) / prediction_relpath(token), semantics=np.ascontiguousarray(labels.astype(np.uint8))
-    )
+    from occkit.outputs import path_under
+
+    path = path_under(folder, prediction_relpath(token), what=f"frame token {token!r}")  # never outside the folder
+    return save_npz_atomic(path, semantics=np.ascontiguousarray(labels.astype(np.uint8)))
 
 
 def prediction_files(folder: Path) -> dict[str, Path]:

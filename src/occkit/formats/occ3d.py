@@ -68,10 +68,10 @@ def prediction_relpath(token: str) -> str:
 
 def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     from occkit.fileio import save_npz_atomic
+    from occkit.outputs import path_under
 
-    return save_npz_atomic(
-        Path(folder) / prediction_relpath(token), semantics=np.ascontiguousarray(labels, dtype=np.uint8)
-    )
+    path = path_under(folder, prediction_relpath(token), what=f"frame token {token!r}")  # never outside the folder
+    return save_npz_atomic(path, semantics=np.ascontiguousarray(labels, dtype=np.uint8))
 
 
 def read_prediction(path: str | os.PathLike, shape: tuple[int, int, int] | None = None) -> np.ndarray:

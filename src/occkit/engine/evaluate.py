@@ -258,20 +258,16 @@ def check_written_prediction(
     format and where it came from (a package's) unless it lies under ``out``."""
     if written is None:
         return
-    from occkit.outputs import OutsideOutput, path_under
+    from occkit.outputs import OutsideOutput
 
-    p, base = Path(os.path.abspath(written)), Path(os.path.abspath(out))
-    where = f"the format {fmt.name}" + (f" ({fmt.source})" if fmt.source else "")
-    msg = (
-        f"{where}: its prediction writer put frame {token!r} at {written}, outside --out {shown or out}; occkit "
-        "predict writes only under --out: report it to the package's authors"
-    )
-    if base not in p.parents:
-        raise OutsideOutput(msg)
-    try:
-        path_under(base, p.relative_to(base), what=where, shown=shown)
-    except OutsideOutput:
-        raise OutsideOutput(msg) from None
+    p = Path(os.path.abspath(written))
+    full, base = p.parent.resolve() / p.name, Path(out).resolve()  # its folders resolved: a link elsewhere too
+    if base not in full.parents:
+        where = f"the format {fmt.name}" + (f" ({fmt.source})" if fmt.source else "")
+        raise OutsideOutput(
+            f"{where}: its prediction writer put frame {token!r} at {written}, outside --out {shown or out}; "
+            "occkit predict writes only under --out: report it to the package's authors"
+        )
 
 
 def check_prediction_target(

@@ -346,3 +346,20 @@ def test_a_folder_of_two_formats_names_the_option_each_command_takes(tmp_path, c
         else:
             assert says in err, (command, err)
             assert "--format" not in err or command == "eval", (command, err)
+
+
+def test_a_written_prediction_path_is_judged_with_its_folders_resolved(tmp_path):
+    from occkit.engine.evaluate import check_written_prediction
+    from occkit.formats import get_format
+
+    fmt = replace(get_format("occ3d"), source="occkit-evilformat 0.1")
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "link").symlink_to(elsewhere)
+    check_written_prediction(fmt, out, out / "sub" / "t.npz", "t")  # inside: fine
+    check_written_prediction(fmt, out, out.resolve() / "t.npz", "t")  # the same folder, spelled resolved: fine
+    for bad in (elsewhere / "t.npz", out / "link" / "t.npz", out / ".." / "t.npz"):
+        with pytest.raises(OutsideOutput, match=r"the format occ3d \(occkit-evilformat 0\.1\): its prediction writer"):
+            check_written_prediction(fmt, out, bad, "t")

@@ -163,3 +163,85 @@ def test_priors_run_is_refused_while_another_writer_holds_its_out(synth_root, tm
     err = _refusal(capsys)
     assert f"is locked by process {os.getpid()} (occkit priors run, since " in err, err
     assert not any(out.rglob("*.npy")) and not any(out.rglob("*.npz"))  # no frame written
+
+
+# ---------------------------------------- issue 89: any pid, any file type, any foreign content
+def _foreign_locks(tmp_path: Path):
+    """(what, make(path)) of lock paths that are not occkit's: each must be refused by name."""
+    import socket
+    import time
+
+    def absurd_pid(p: Path) -> None:
+        p.write_text(json.dumps({"pid": 10**30, "start": None, "host": None, "command": "synth"}))
+
+    def negative_pid(p: Path) -> None:
+        p.write_text(json.dumps({"pid": -1, "start": None}))
+
+    def fifo(p: Path) -> None:
+        os.mkfifo(p)
+
+    def sock(p: Path) -> None:
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(p))
+        s.close()
+
+    def folder(p: Path) -> None:
+        p.mkdir()
+        (p / "inside").write_text("x")
+
+    def binary(p: Path) -> None:
+        p.write_bytes(bytes(range(256)))
+        os.utime(p, (time.time() - 60, time.time() - 60))
+
+    def other_tools(p: Path) -> None:  # another tool's lock: its pid as text, an hour old
+        p.write_text("12345\n")
+        os.utime(p, (time.time() - 3600, time.time() - 3600))
+
+    return [
+        ("absurd pid", absurd_pid, "pid 1000000000000000000000000000000 is no process id"),
+        ("negative pid", negative_pid, "pid -1 is no process id"),
+        ("fifo", fifo, "a named pipe (FIFO)"),
+        ("socket", sock, "a socket"),
+        ("folder", folder, "a folder"),
+        ("binary", binary, "not JSON"),
+        ("another tool's", other_tools, "JSON int"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7), ids=lambda i: ["pid", "neg", "fifo", "sock", "dir", "bin", "txt"][i])
+def test_a_lock_path_of_any_kind_or_content_is_refused_by_name_never_deleted_never_waited_on(tmp_path, case):
+    import subprocess
+    import sys
+    import time
+
+    what, make, words = _foreign_locks(tmp_path)[case]
+    out = tmp_path / "world"
+    lock = lock_path(out)
+    make(lock)
+    mode = os.lstat(lock).st_mode
+    args = ["synth", "--out", str(out), "--scenes", "1", "--frames", "1", "--image-size", "32", "88"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    t0 = time.monotonic()  # a child process: a lock read that waited for ever would fail here, not hang the suite
+    proc = subprocess.run([sys.executable, "-m", "occkit", *args], capture_output=True, text=True, timeout=120, env=env)
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, (what, err)
+    assert f"{lock}: not a lock file occkit writes" in err and words in err, (what, err)
+    assert "internal error" not in err and "Traceback" not in err
+    assert os.lstat(lock).st_mode == mode and not out.exists()  # the lock path is left as it was
+    with pytest.raises(LockInvalid, match="not a lock file occkit writes"):
+        t1 = time.monotonic()
+        output_lock(out, "convert")
+    assert time.monotonic() - t1 < 1.0  # in-process: refused within a second
+    assert time.monotonic() - t0 < 120
+
+
+def test_a_lock_of_no_json_made_this_instant_is_busy_not_stale(tmp_path):
+    """An empty lock file a second old is an occkit command taking it now (it writes the record right
+    after creating the file): refused as busy, not taken over or deleted."""
+    from occkit.locks import LockBusy
+
+    out = tmp_path / "world"
+    lock_path(out).write_text("")
+    with pytest.raises(LockBusy, match="a process that is taking it now"):
+        output_lock(out, "synth")
+    assert lock_path(out).read_text() == ""

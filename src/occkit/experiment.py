@@ -686,7 +686,7 @@ def dataset_format(cfg: ExperimentConfig, root: str | os.PathLike) -> DatasetFor
     from occkit.formats import FormatRegistryError, detect_format, get_format
 
     if cfg.data.format == "auto":
-        return detect_format(root)
+        return detect_format(root, option="--set data.format={}")  # train, demo, priors train: --set
     fmt = get_format(cfg.data.format)
     try:
         found = detect_format(root)

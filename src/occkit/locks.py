@@ -9,8 +9,10 @@ processes have all ended (a runner killed with ``kill -9`` leaves its lock behin
 is taken over; one held by a living process is refused with :class:`LockBusy`, naming the
 process, its command and when it started. Start times (from ``/proc``) tell a living process
 from a later one that reuses its id. A lock file that is not such a record (a JSON list, a
-process id that is not a number) is refused in one line naming it: occkit does not guess whether
-its writer still runs.
+process id that is not a number or no process id at all, content that is not JSON: another
+tool's lock) is refused in one line naming it, and so is a lock path that is not a regular file (a
+folder, a named pipe, a socket): occkit does not guess whether its writer still runs, never deletes
+it, and never waits on it (:func:`read_lock_file`).
 
 Every command that writes an ``--out`` takes :func:`output_lock` (``.NAME.lock`` beside it), so
 that two writers of one folder, of one command or of two, never run at once; a writer into a
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,10 +66,79 @@ def check_record(rec: Any, path: str | os.PathLike) -> dict[str, Any]:
         v = rec.get(key)
         if not isinstance(v, types) or isinstance(v, bool) or (key == "pid" and v is None):
             raise LockInvalid(
-                f"{path}: not a lock file occkit writes ({key} is {type(v).__name__} {v!r}); if no occkit command is "
-                "writing there now, delete it"
+                f"{path}: not a lock file occkit writes ({key} is {type(v).__name__} {_short(v)}); if no occkit "
+                "command is writing there now, delete it"
+            )
+        if key in ("pid", "child") and v is not None and not 0 < v <= MAX_PID:
+            raise LockInvalid(
+                f"{path}: not a lock file occkit writes ({key} {_short(v)} is no process id: they lie in "
+                f"1..{MAX_PID}); if no occkit command is writing there now, delete it"
             )
     return rec
+
+
+#: The largest process id a system gives (Linux's ``PID_MAX_LIMIT``); a lock naming a larger one is not occkit's.
+MAX_PID = 1 << 22
+
+#: A lock record is a line of JSON; a larger file is not one.
+MAX_LOCK_BYTES = 64 << 10
+
+#: How long a lock file that holds no JSON yet may be one being written this instant (seconds).
+TORN_SECONDS = 10
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words."""
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_lock_file(path: Path) -> dict[str, Any] | None:
+    """The record of the lock file ``path``: None when there is none, ``{}`` when it holds no JSON
+    yet and was made in the last :data:`TORN_SECONDS` (being written this instant), else the
+    checked record (:func:`check_record`). Anything else is :class:`LockInvalid` naming it, and is
+    never deleted: a folder, a pipe, a socket, a link or a device (never opened, so never waited
+    on), a file too large to be a lock, one that is not JSON (another tool's lock), or a record of
+    another shape."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    tail = "occkit leaves it alone: if no occkit command is writing there now, move it away"
+    if not stat.S_ISREG(st.st_mode):
+        raise LockInvalid(f"{path}: not a lock file occkit writes ({_kind(st.st_mode)}); {tail}")
+    if st.st_size > MAX_LOCK_BYTES:
+        raise LockInvalid(f"{path}: not a lock file occkit writes ({st.st_size} bytes, not a line of JSON); {tail}")
+    try:  # not blocking, not following a link: a pipe put there since the check is read as empty, never waited on
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(MAX_LOCK_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise LockInvalid(f"{path}: cannot be read ({e.strerror or e}); {tail}") from None
+    try:
+        rec = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        if time.time() - st.st_mtime < TORN_SECONDS and (not data.strip() or data.lstrip().startswith(b"{")):
+            return {}  # being written this instant (occkit writes the record right after creating the file)
+        what = "empty" if not data.strip() else "not JSON: " + _short(data[:40])
+        raise LockInvalid(f"{path}: not a lock file occkit writes ({what}); {tail}") from None
+    return check_record(rec, path)
 
 
 def process_start(pid: int) -> str | None:
@@ -102,11 +174,11 @@ def _lineage() -> set[int]:
 
 def process_alive(pid: int | None, start: str | None = None) -> bool:
     """Whether process ``pid`` runs (and is the one that started at ``start``, when given)."""
-    if not pid:
+    if not pid or not 0 < int(pid) <= MAX_PID:
         return False
     try:
         os.kill(int(pid), 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         pass
@@ -148,13 +220,7 @@ class FolderLock:
     def holder(self) -> dict[str, Any] | None:
         """The lock file's record, None when there is none, ``{}`` when it cannot be read (being
         written this instant, or torn); :class:`LockInvalid` when it is JSON but not a lock record."""
-        try:
-            rec = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
-            return {}
-        return check_record(rec, self.path)
+        return read_lock_file(self.path)
 
     def busy(self) -> str | None:
         """A description of the living holder of the lock (its process, command and start), or None
@@ -162,12 +228,8 @@ class FolderLock:
         rec = self.holder()
         if rec is None:
             return None
-        if rec == {}:  # being written this instant, or torn
-            try:
-                fresh = time.time() - self.path.stat().st_mtime < 10
-            except FileNotFoundError:
-                return None
-            return "a process that is taking it now" if fresh else None
+        if rec == {}:  # being written this instant (read_lock_file refuses an older file that holds no record)
+            return "a process that is taking it now"
         what = ""
         if rec.get("command"):
             what = f"occkit {rec['command']}" + (f", since {rec['since']}" if rec.get("since") else "")

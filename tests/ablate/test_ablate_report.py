@@ -441,3 +441,25 @@ def test_a_claim_names_the_seeds_whose_two_runs_trained_at_different_precisions(
     (c,) = json.loads((out / "results.json").read_text())["claims"]
     assert set(c["precisions"]) == {"0", "2"}
     assert "s2 a bf16 autocast then float32, b float32]" in (out / "results.md").read_text()
+
+
+def test_an_edited_precision_is_said_shortened_never_pasted_into_results_md(tmp_path, capsys):
+    """Issue 89: a ``metrics.jsonl`` whose ``amp`` was edited (a pipe, a line break, markup) is named as an
+    unrecognised precision, its odd characters as ``?``; the report's lines and tables stay whole."""
+    from occkit.ablate.report import precision_name
+
+    assert precision_name("bf16") == "bf16 autocast" and precision_name("none") == "float32"
+    spec = _claim_spec(tmp_path, "[0]")
+    out = tmp_path / "abl"
+    edited = "fp8 | x |\n# Pwned <b>" + "y" * 40
+    for run, amp in (("a_s0", edited), ("b_s0", "none")):
+        path = out / "runs" / run
+        _fake_run(path, [])
+        with open(path / "metrics.jsonl", "w") as f:
+            for step in (2, 4):
+                f.write(json.dumps({"step": step, "miou": 10.0 + (run[0] == "a"), "amp": amp}) + "\n")
+    assert main(["ablate", str(spec), "--out", str(out), "--report"]) == 0
+    md = (out / "results.md").read_text()
+    assert "a unrecognised precision 'fp8???x?????Pwned??b...', b float32]" in md, md
+    assert "# Pwned" not in md and "<b>" not in md and "fp8 |" not in md
+    assert "<b>" not in capsys.readouterr().out

@@ -622,3 +622,54 @@ def test_the_rigs_sweeps_are_lidar_sample_data_linked_in_time_between_the_keyfra
                         sample["timestamp"] - nusc.get("sample", sample["prev"])["timestamp"]
                     )
                     np.testing.assert_allclose(box.center, a + w * (b - a), atol=1e-6)
+
+
+# ------------------------------------------- issue 89: names in the tables, loops, lost keyframes
+def test_prepare_refuses_an_absolute_or_climbing_sample_data_filename(world, tmp_path, capsys):
+    root = _tables_copy(world, tmp_path)
+    rows = _table(root, "sample_data")
+    key = next(r for r in rows if r["is_key_frame"] and "LIDAR_TOP" in r["filename"])
+    for name, why in (("/etc/passwd", "an absolute path"), ("../nusc/" + key["filename"], "it climbs out with ..")):
+        _write_table(root, "sample_data", [{**r, "filename": name} if r is key else r for r in rows])
+        err = _prepare_refused(root, tmp_path, capsys)
+        assert f"sample_data.json: sample_data '{key['token']}' names the file '{name}'" in err, err
+        assert f"outside --dataroot {root} ({why})" in err, err
+
+
+def test_prepare_refuses_samples_whose_next_links_loop(world, tmp_path, capsys):
+    root = _tables_copy(world, tmp_path)
+    samples = _table(root, "sample")
+    scene = _table(root, "scene")[0]
+    first = next(s for s in samples if s["token"] == scene["first_sample_token"])
+    second = next(s for s in samples if s["token"] == first["next"])
+    second["next"] = first["token"]  # was: prepare walked the two for ever, until memory ran out
+    _write_table(root, "sample", samples)
+    err = _prepare_refused(root, tmp_path, capsys)
+    assert f"sample.json: scene {scene['name']}: sample '{first['token']}' comes again along 'next'" in err, err
+
+
+def test_prepare_refuses_a_first_sample_token_that_loses_keyframes(world, tmp_path, capsys):
+    root = _tables_copy(world, tmp_path)
+    scenes = _table(root, "scene")
+    first = next(s for s in _table(root, "sample") if s["token"] == scenes[0]["first_sample_token"])
+    scenes[0]["first_sample_token"] = first["next"]  # the scene's second sample: was silently one keyframe short
+    _write_table(root, "scene", scenes)
+    err = _prepare_refused(root, tmp_path, capsys)
+    want = f"scene.json: scene {scenes[0]['name']}: first_sample_token '{first['next']}' is not the scene's first"
+    assert want in err and f"not '{first['token']}'" in err, err
+
+
+def test_prepare_refuses_a_scene_token_that_leads_outside_its_folder(world, tmp_path, capsys):
+    root = _tables_copy(world, tmp_path)
+    tables = {name: _table(root, name) for name in ("scene", "sample")}
+    old = tables["scene"][0]["token"]
+    new = "../../../escaped"
+    tables["scene"][0]["token"] = new
+    for s in tables["sample"]:
+        if s["scene_token"] == old:
+            s["scene_token"] = new
+    for name, rows in tables.items():
+        _write_table(root, name, rows)
+    err = _prepare_refused(root, tmp_path, capsys)
+    assert f"scene {tables['scene'][0]['name']!r}, token: names ../../../escaped.json" in err, err
+    assert "lies outside --out" in err and not list(tmp_path.parent.glob("escaped.json"))

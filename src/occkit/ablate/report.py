@@ -469,13 +469,26 @@ def claim_cell(c: dict[str, Any], n_seeds: int) -> str:
 PRECISION_NAMES = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}
 
 
+def precision_name(p: Any) -> str:
+    """A precision a run's ``metrics.jsonl`` records, in words (:data:`PRECISION_NAMES`); a value
+    occkit does not write (an edited record) is said as such and shown shortened, its characters
+    beyond letters, digits and ``.+-_`` as ``?``: never pasted into ``results.md`` as it is (a
+    ``|`` or a line break there would break the report's tables)."""
+    if isinstance(p, str) and p in PRECISION_NAMES:
+        return PRECISION_NAMES[p]
+    import re
+
+    shown = re.sub(r"[^\w.+-]", "?", str(p), flags=re.ASCII)
+    return f"unrecognised precision '{shown[:20]}{'...' if len(shown) > 20 else ''}'"
+
+
 def precisions_text(c: dict[str, Any]) -> str:
     """`` [trained at different precisions: s0 feat3d bf16 autocast, student float32]``, or "" when
     every paired seed's two runs trained at one and the same precision (or did not record it)."""
     said = []
     for seed, d in (c.get("precisions") or {}).items():
         sides = [
-            f"{name} {' then '.join(PRECISION_NAMES.get(p, p) for p in d[key])}"
+            f"{name} {' then '.join(precision_name(p) for p in d[key])}"
             for name, key in ((c["arm"], "arm"), (c["against"], "against"))
         ]
         said.append(f"s{seed} {', '.join(sides)}")

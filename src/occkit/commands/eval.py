@@ -128,6 +128,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--threads must be >= 0, got {args.threads}")
     if args.workers < 1:
         raise ValueError(f"--workers: expected an integer >= 1, got {args.workers}")
+    if args.json is not None and args.csv is not None and Path(args.json).resolve() == Path(args.csv).resolve():
+        raise ValueError(
+            f"--json {args.json} and --csv {args.csv}: the same file, which the second report would overwrite; give "
+            "two paths"
+        )
     for opt, path in (("--json", args.json), ("--csv", args.csv)):
         if path is not None:
             check_output_file(path, {"--gt": args.gt, "--pred": args.pred}, what=opt, command="eval")

@@ -83,11 +83,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def check_target(out: Path, overwrite: bool, folder: Path | None = None) -> None:
     """Refuse a folder, an existing ``out`` (or its ``.json``) unless ``overwrite`` and an earlier
     ``occkit export`` wrote it (a file of the user's is never replaced), and a path inside the
-    checkpoint folder or the run's ``checkpoints/`` (pruned and checksummed as a whole)."""
-    from occkit.outputs import check_output_file
+    checkpoint folder or the run's ``checkpoints/`` (pruned and checksummed as a whole), and one
+    inside a dataset (whose folder and records an export would change: refused as ``synth``,
+    ``train`` and ``predict`` refuse it)."""
+    from occkit.outputs import check_not_inside_dataset, check_output_file
 
     if out.is_dir():
         raise FileExistsError(f"--out {out}: is a folder; give the .onnx file's path")
+    check_not_inside_dataset(out)
     report = out.with_name(out.name + ".json")
     for p in (out, report):
         check_output_file(

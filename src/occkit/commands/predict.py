@@ -144,6 +144,14 @@ def run(args: argparse.Namespace, held: Any) -> int:
     from occkit.formats import format_of
 
     fmt = format_of(ds)  # the data's format writes the files (occkit eval reads them back)
+    from occkit.engine.evaluate import check_prediction_name
+    from occkit.experiment import base_dataset
+
+    base = base_dataset(ds)
+    names_from = str(getattr(base, "annotations_path", None) or f"--data {args.data}")
+    tokens = base.tokens if isinstance(getattr(base, "tokens", None), list) else []
+    for token in tokens:  # a token naming a file outside --out (absolute, ..): refused before predicting
+        check_prediction_name(fmt, Path(args.out), token, names_from)
     from occkit.export.fast_predict import fast_predictor
 
     method, how = fast_predictor(method, cfg.method, getattr(args, "fast", "auto"), device, len(ds))
@@ -160,6 +168,7 @@ def run(args: argparse.Namespace, held: Any) -> int:
         progress=not args.no_progress,
         total=len(loader),
         dataset_format=fmt,
+        names_from=names_from,
     )
     record_folder_files(args.out, "predict")
     print(f"occkit predict: wrote {n} predictions to {args.out} (checkpoint {folder})")

@@ -94,12 +94,13 @@ def _save_views(out: Path, cameras: tuple[str, ...], maps: Any, prefix: str) -> 
     import numpy as np
 
     from occkit.fileio import save_npy_atomic
+    from occkit.outputs import path_under
 
     depth = maps.depth.cpu().numpy().astype(np.float32)
     sem = maps.semantics.cpu().numpy().astype(np.uint8)
     for i, cam in enumerate(cameras):
-        save_npy_atomic(out / f"{cam}_{prefix}depth.npy", depth[i])
-        save_npy_atomic(out / f"{cam}_{prefix}semantics.npy", sem[i])
+        save_npy_atomic(path_under(out, f"{cam}_{prefix}depth.npy", what=f"camera {cam!r}"), depth[i])
+        save_npy_atomic(path_under(out, f"{cam}_{prefix}semantics.npy", what=f"camera {cam!r}"), sem[i])
     return depth, sem
 
 
@@ -139,7 +140,7 @@ def _format_of(args: argparse.Namespace) -> Any:
         raise ValueError(f"--stride must be >= 1, got {args.stride}")
     if args.step is not None and not args.step > 0:
         raise ValueError(f"--step must be > 0, got {args.step}")
-    fmt = detect_format(args.data)
+    fmt = detect_format(args.data, option=None)
     if fmt.classes.free is None:
         raise ValueError(
             f"--data {args.data}: {fmt.display_name} (format {fmt.name}) has no free class, which render draws as "
@@ -297,6 +298,10 @@ def _files_written(args: argparse.Namespace, cameras) -> list[Path]:
         names += [f"{cam}_teacher_{kind}.npy" for cam in cameras for kind in ("depth", "semantics")]
     if not args.no_picture:
         names.append("compare.png" if args.teacher else "render.png")
+    from occkit.outputs import path_under
+
+    for cam in cameras:  # a camera name of the data that leads outside --out (absolute, ..): refused
+        path_under(out, f"{cam}_depth.npy", what=f"--data {args.data}: camera {cam!r}")
     paths = [out / n for n in names]
     for p in paths:
         check_output_file(p, {"--data": args.data}, what="--out", command="render")

@@ -106,7 +106,7 @@ def served_format(data):
     from occkit.formats import detect_format, get_format
     from occkit.formats.spec import WORLD_PRIOR_TABLES
 
-    fmt = detect_format(data)
+    fmt = detect_format(data, option=None)
     world = get_format(WORLD_PRIOR_TABLES["driving"])
     if tuple(fmt.classes.names) != tuple(world.classes.names):
         raise ValueError(

@@ -163,7 +163,7 @@ def _format_of_folder(root: Path) -> DatasetFormat:
     from occkit.formats.registry import AmbiguousFormatError
 
     try:
-        return detect_format(root)
+        return detect_format(root, option=None)
     except AmbiguousFormatError:
         raise
     except FormatRegistryError:

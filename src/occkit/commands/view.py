@@ -177,7 +177,7 @@ def _check_inputs(args: argparse.Namespace) -> tuple[Any, bool]:
         raise FileNotFoundError(f"{args.data}: dataset folder not found")
     from occkit.formats import detect_format
 
-    fmt = detect_format(args.data)  # a folder of no known format: one line listing the formats tried
+    fmt = detect_format(args.data, option=None)  # a folder of no known format: one line listing the formats tried
     if args.frames is not None and args.frames < 1:
         raise ValueError(f"--frames must be at least 1, got {args.frames}")
     loopback = _check_host(args.host)

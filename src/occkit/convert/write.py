@@ -110,9 +110,9 @@ def convert_dataset(
             )
     else:
         try:
-            src = detect_format(src_root)
+            src = detect_format(src_root, option="--from {}")
         except FormatRegistryError as e:
-            raise ConvertError(str(e).replace("; pass --format", "; pass --from FORMAT")) from e
+            raise ConvertError(str(e)) from e
     dst = target_format(to)
     if src.label_writer is None:
         raise ConvertError(f"{src_root}: occkit convert cannot read {src.display_name} labels (no label writer)")

@@ -279,7 +279,10 @@ class SparseVoxelFiles:
         """``folder/<token>.npy``, atomically: uint16 rows (:meth:`dense_to_rows`) of the voxels of
         ``labels`` (``shape``, class ids 0..16: :func:`check_prediction`) predicted non-empty."""
         labels = check_prediction(token, labels, self.shape)
-        return save_npy_atomic(Path(folder) / prediction_relpath(token), self.dense_to_rows(labels, np.uint16))
+        from occkit.outputs import path_under
+
+        path = path_under(folder, prediction_relpath(token), what=f"frame token {token!r}")  # never outside the folder
+        return save_npy_atomic(path, self.dense_to_rows(labels, np.uint16))
 
     def read_prediction(self, path: Path, duplicates: DuplicateVoxels | None = None) -> np.ndarray:
         """A prediction file as ``shape`` uint8 class ids (0 where no row is given); a voxel listed

@@ -193,6 +193,12 @@ class _Tables:
     def file(self, sd: dict[str, Any], what: str) -> str:
         """The ``filename`` of a ``sample_data`` record, which must be on disk under the root."""
         name = sd.get("filename")
+        if isinstance(name, str) and (Path(name).is_absolute() or ".." in Path(name).parts):
+            why = "an absolute path" if Path(name).is_absolute() else "it climbs out with .."
+            raise ValueError(
+                f"{self.table('sample_data')}: sample_data {sd.get('token')!r} names the file {name!r}, which lies "
+                f"outside --dataroot {self.root} ({why}); a nuScenes file name is relative to the root"
+            )
         if not isinstance(name, str) or not name or not (self.root / name).is_file():
             raise FileNotFoundError(
                 f"{self.root / str(name)}: missing: the file of sample_data {sd.get('token')!r} "
@@ -275,16 +281,47 @@ def frame_record(
     }
 
 
-def scene_records(nusc: Any, scene: dict[str, Any], max_sweeps: int) -> list[dict[str, Any]]:
+def scene_samples(nusc: Any) -> dict[str, list[str]]:
+    """``{scene token: [sample token, ...]}`` of the ``sample`` table (each sample's ``scene_token``)."""
+    samples = nusc.nusc.sample if isinstance(nusc, _Tables) else nusc.sample
+    out: dict[str, list[str]] = {}
+    for rec in samples:
+        out.setdefault(str(rec.get("scene_token")), []).append(rec["token"])
+    return out
+
+
+def scene_records(
+    nusc: Any, scene: dict[str, Any], max_sweeps: int, samples: dict[str, list[str]] | None = None
+) -> list[dict[str, Any]]:
     """Every keyframe of ``scene`` (a ``scene`` row), first to last along ``next``; each with the
-    cameras the scene's samples have (a sample missing one of them is one line naming it)."""
+    cameras the scene's samples have (a sample missing one of them is one line naming it). Samples
+    whose ``next`` links loop, and a ``first_sample_token`` from which ``next`` misses samples of
+    the scene (``samples``: :func:`scene_samples`, computed when not given), are refused in one line
+    naming the table, the scene and the token: a loop would never end, a wrong first sample would
+    lose keyframes."""
     db = nusc if isinstance(nusc, _Tables) else _Tables(nusc, Path(nusc.dataroot), nusc.version)
     out = []
-    token = scene["first_sample_token"]
+    seen: set[str] = set()
+    first = token = scene["first_sample_token"]
     while token:
+        if token in seen:
+            raise ValueError(
+                f"{db.table('sample')}: scene {scene['name']}: sample {token!r} comes again along 'next' after "
+                f"{len(out)} samples (the samples' next links loop): an edited or damaged table"
+            )
+        seen.add(token)
         sample = db.get("sample", token, f"scene {scene['name']}")
         out.append(frame_record(db, sample, len(out), scene, max_sweeps))
         token = sample["next"]
+    ours = (scene_samples(db) if samples is None else samples).get(str(scene.get("token")), [])
+    lost = [t for t in ours if t not in seen]
+    if lost:
+        raise ValueError(
+            f"{db.table('scene')}: scene {scene['name']}: first_sample_token {first!r} is not the scene's first "
+            f"sample: along 'next' it reaches {len(out)} of the scene's {len(ours)} samples in "
+            f"{db.table('sample').name}, not {lost[0]!r}{f' and {len(lost) - 1} more' if len(lost) > 1 else ''} "
+            "(their keyframes would be lost): an edited or damaged table"
+        )
     cameras = sorted({ch for f in out for ch in f["cams"]})
     for f in out:
         lacking = [ch for ch in cameras if ch not in f["cams"]]
@@ -412,8 +449,16 @@ def prepare_nuscenes(
         raise ValueError(f"{root / version}: nuscenes-devkit cannot load these tables ({type(e).__name__}: {e})") from e
     frames: list[dict[str, Any]] = []
     scenes = sorted(nusc.scene, key=lambda s: s["name"])
+    samples = scene_samples(nusc)
+    from occkit.outputs import path_under
+
     for i, scene in enumerate(scenes):
-        part = parts / f"{scene['token']}.json"
+        part = path_under(
+            parts,
+            f"{scene['token']}.json",
+            what=f"{root / version / 'scene.json'}: scene {scene.get('name')!r}, token",
+            shown=out,
+        )
         recs = None
         if part.is_file():
             try:
@@ -422,7 +467,7 @@ def prepare_nuscenes(
                 recs = None  # unreadable: the scene is done again
         if not isinstance(recs, list):
             try:
-                recs = scene_records(_Tables(nusc, root, version), scene, max_sweeps)
+                recs = scene_records(_Tables(nusc, root, version), scene, max_sweeps, samples)
             except KeyError as e:  # a record without a field the devkit's tables have (its own lookups say more)
                 raise ValueError(
                     f"{root / version}: a record of scene {scene.get('name')!r} ({scene.get('token')}) lacks the field "

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from occkit.data.sample import Batch
 from occkit.fileio import publish_folder, write_json_atomic
 from occkit.formats.spec import DatasetFormat, PredictionFiles, Targets
-from occkit.metrics.evaluate import PROVENANCE_FILE
+from occkit.metrics.evaluate import PROVENANCE_FILE, frames_fingerprint
 
 
 def cpu_has_native_bf16() -> bool:
@@ -198,14 +198,23 @@ def write_predictions(
     total: int | None = None,
     tokens: list[str] | None = None,
     dataset_format: DatasetFormat | str | None = None,
+    names_from: str = "the data",
+    shown: str | os.PathLike | None = None,
 ) -> int:
     """Submission files in the format's layout (its ``predictions.write``: Occ3D's
     ``out_dir/<token>.npz`` with ``semantics`` uint8 ``(X, Y, Z)``, SemanticKITTI's
     ``out_dir/sequences/<seq>/predictions/<frame>.label``, ...), each written atomically
     (``dataset_format`` None: the default format, Occ3D-nuScenes). Returns the number of frames written (their
     tokens are appended to ``tokens`` when given). To replace a whole folder safely, use
-    :func:`write_prediction_folder`."""
-    files: PredictionFiles = resolve_format(dataset_format).predictions
+    :func:`write_prediction_folder`.
+
+    A frame token names a file under ``out_dir``: one that would lead outside it (an absolute path,
+    ``..``, a link in the folder) is refused before the frame is written, naming ``names_from``
+    (where the tokens come from, e.g. the dataset's ``annotations.json``) and the token; the path
+    the format's writer returns must lie under ``out_dir`` too, else the format (a package's) is
+    named. ``shown``: the folder the messages name (``--out``, when ``out_dir`` is a hidden one)."""
+    fmt = resolve_format(dataset_format)
+    files: PredictionFiles = fmt.predictions
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     method.eval()
@@ -213,11 +222,52 @@ def write_predictions(
     for batch in tqdm(batches, desc="predict", unit="batch", disable=not progress, total=total, dynamic_ncols=True):
         labels = predict_labels(method, batch, device, amp).to(torch.uint8).cpu().numpy()
         for token, sem in zip(batch.tokens, labels):
-            files.write(out, token, sem)
+            check_prediction_name(fmt, out, token, names_from, shown)
+            written = files.write(out, token, sem)
+            check_written_prediction(fmt, out, written, token, shown)
             n += 1
             if tokens is not None:
                 tokens.append(token)
     return n
+
+
+def check_prediction_name(
+    fmt: DatasetFormat, out: Path, token: Any, names_from: str = "the data", shown: str | os.PathLike | None = None
+) -> Path:
+    """Where the format writes the frame ``token``'s prediction under ``out`` (its ``relpath``, else
+    the token itself), refused in one line (:func:`occkit.outputs.path_under`) when it would lead
+    outside ``out``; ``names_from`` names where the token comes from."""
+    from occkit.outputs import path_under
+
+    what = f"{names_from}: frame token {token!r}"
+    path_under(out, str(token), what=what, shown=shown)
+    relpath = fmt.predictions.relpath
+    if relpath is None:
+        return out / token
+    try:
+        rel = relpath(token)
+    except ValueError as e:
+        raise ValueError(f"{what}: the format {fmt.name} cannot name its prediction file ({e})") from None
+    return path_under(out, rel, what=what, shown=shown)
+
+
+def check_written_prediction(
+    fmt: DatasetFormat, out: Path, written: Any, token: str, shown: str | os.PathLike | None = None
+) -> None:
+    """The path the format's prediction writer returned for ``token``: refused in one line naming the
+    format and where it came from (a package's) unless it lies under ``out``."""
+    if written is None:
+        return
+    from occkit.outputs import OutsideOutput
+
+    p = Path(os.path.abspath(written))
+    full, base = p.parent.resolve() / p.name, Path(out).resolve()  # its folders resolved: a link elsewhere too
+    if base not in full.parents:
+        where = f"the format {fmt.name}" + (f" ({fmt.source})" if fmt.source else "")
+        raise OutsideOutput(
+            f"{where}: its prediction writer put frame {token!r} at {written}, outside --out {shown or out}; "
+            "occkit predict writes only under --out: report it to the package's authors"
+        )
 
 
 def check_prediction_target(
@@ -257,6 +307,7 @@ def write_prediction_folder(
     progress: bool = True,
     total: int | None = None,
     dataset_format: DatasetFormat | str | None = None,
+    names_from: str = "the data",
 ) -> int:
     """A whole prediction folder, replaced at once: the format's file of every frame
     (:func:`write_predictions`) plus ``out_dir/provenance.json``.
@@ -292,12 +343,15 @@ def write_prediction_folder(
             total=total,
             tokens=tokens,
             dataset_format=dataset_format,
+            names_from=names_from,
+            shown=out,
         )
         record = {
             **provenance,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "frames": n,
             "tokens": tokens,
+            "data_fingerprint": frames_fingerprint(tokens),  # what occkit eval tells other data by
         }
         write_json_atomic(tmp / PROVENANCE_FILE, record)
         if out.exists():

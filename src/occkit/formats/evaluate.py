@@ -172,7 +172,7 @@ def evaluate_predictions(
     if not gt_ids:
         raise ValueError(f"{gt_root}: no labelled frames in split {split!r}")
     pred_files = files.index(pred_dir)
-    check_provenance(pred_dir, pred_files)
+    check_provenance(pred_dir, pred_files, gt_root, split, gt_ids)
     tokens, n_missing, n_extra = match_frames(gt_ids, pred_files, pred_dir, allow_missing)
     _bind(metrics, ds, tokens)  # what a metric reads beyond the labels, checked before any frame is counted
 

@@ -93,7 +93,10 @@ def metrics(options: dict[str, Any] | None = None) -> list[SSCBenchMetric]:
 
 def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     """``<folder>/<seq>/<frame>.label`` (:func:`occkit.data.kitti360.prediction_path`) of a frame's classes."""
-    return layout.write_prediction(prediction_path(folder, token), labels)
+    from occkit.outputs import path_under
+
+    path = path_under(folder, prediction_relpath(token), what=f"frame token {token!r}")  # never outside the folder
+    return layout.write_prediction(path, labels)
 
 
 def prediction_relpath(token: str) -> str:

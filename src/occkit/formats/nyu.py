@@ -69,9 +69,10 @@ def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     labels = np.asarray(labels)
     if labels.shape != GRID.shape:
         raise ValueError(f"{token}: prediction has shape {labels.shape}, expected {GRID.shape}")
-    return save_npz_atomic(
-        Path(folder) / prediction_relpath(token), semantics=np.ascontiguousarray(labels.astype(np.uint8))
-    )
+    from occkit.outputs import path_under
+
+    path = path_under(folder, prediction_relpath(token), what=f"frame token {token!r}")  # never outside the folder
+    return save_npz_atomic(path, semantics=np.ascontiguousarray(labels.astype(np.uint8)))
 
 
 def prediction_files(folder: Path) -> dict[str, Path]:
@@ -110,6 +111,7 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
 
     from occkit.data.nyu import INDEX_FILE, NYU_IMAGE_HW, NYU_K, write_bin, xyz_to_file
     from occkit.fileio import write_bytes_atomic, write_json_atomic
+    from occkit.outputs import path_under
 
     if tuple(cameras) != CAMERAS:
         raise ValueError(f"the NYUv2 layout has one camera, {CAMERAS[0]}; the generated frames have {list(cameras)}")
@@ -143,8 +145,14 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
         Image.fromarray(img, "RGB").resize((W0, H0), Image.Resampling.BICUBIC).save(
             buf, format="JPEG", quality=GENERATED_JPEG_QUALITY
         )
-        write_bytes_atomic(folder / f"{f.token}_color.jpg", buf.getvalue())
-        write_bin(folder / f"{f.token}.bin", T_global_from_ego[:3, 3], pose, np.ascontiguousarray(xyz_to_file(fine)))
+        what = f"generated frame: token {f.token!r}"
+        write_bytes_atomic(path_under(folder, f"{f.token}_color.jpg", what=what), buf.getvalue())
+        write_bin(
+            path_under(folder, f"{f.token}.bin", what=what),
+            T_global_from_ego[:3, 3],
+            pose,
+            np.ascontiguousarray(xyz_to_file(fine)),
+        )
         index[f.token] = {"split": "NYUtrain", "description": f.text, "source": f.source}
     write_json_atomic(root / INDEX_FILE, {"generated": True, "frames": index})
 

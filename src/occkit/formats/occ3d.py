@@ -68,18 +68,18 @@ def prediction_relpath(token: str) -> str:
 
 def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     from occkit.fileio import save_npz_atomic
+    from occkit.outputs import path_under
 
-    return save_npz_atomic(
-        Path(folder) / prediction_relpath(token), semantics=np.ascontiguousarray(labels, dtype=np.uint8)
-    )
+    path = path_under(folder, prediction_relpath(token), what=f"frame token {token!r}")  # never outside the folder
+    return save_npz_atomic(path, semantics=np.ascontiguousarray(labels, dtype=np.uint8))
 
 
 def read_prediction(path: str | os.PathLike, shape: tuple[int, int, int] | None = None) -> np.ndarray:
     """A prediction in the Occ3D submission format: ``shape`` (default the Occ3D grid's) uint8 class
     ids from 0 to the free class.
 
-    Reads key ``semantics``, else ``pred``, else the file's only array; wrong shape, a float
-    dtype or out-of-range classes raise naming the file."""
+    Reads key ``semantics``, else ``pred``, else the file's only array; wrong shape, a float or
+    boolean dtype or out-of-range classes raise naming the file."""
     z = load_npz(path)
     if "semantics" in z:
         a = z["semantics"]
@@ -92,7 +92,12 @@ def read_prediction(path: str | os.PathLike, shape: tuple[int, int, int] | None 
     shape = tuple(shape) if shape is not None else tuple(GRID.shape)
     if a.shape != shape:
         raise ValueError(f"{path}: prediction has shape {a.shape}, expected {shape}")
-    if not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
+    if a.dtype == np.bool_:  # True / False would be scored as classes 1 and 0: refused, as NYUv2's reader does
+        raise ValueError(
+            f"{path}: prediction has dtype bool (an occupancy mask?), expected uint8 class ids; a boolean array "
+            "would be scored as classes 0 and 1"
+        )
+    if not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{path}: prediction has dtype {a.dtype}, expected uint8 class ids")
     if a.size and (int(a.min()) < 0 or int(a.max()) > OCC3D_FREE):
         raise ValueError(
@@ -123,12 +128,14 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
 
     from occkit.fileio import atomic_write, save_npz_atomic, write_json_atomic
     from occkit.geometry.transforms import pose_from_transform
+    from occkit.outputs import path_under
 
     root = Path(out)
     scene_infos: dict[str, dict[str, Any]] = {}
     descriptions: dict[str, str] = {}
     order: dict[str, list[str]] = {}
     for f in frames:
+        what = f"generated frame: scene {f.scene!r}, token {f.token!r}"
         order.setdefault(f.scene, []).append(f.token)
         descriptions[f.scene] = f.text
         ego = pose_from_transform(f.T_global_from_ego.double())
@@ -136,7 +143,7 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
         for i, cam in enumerate(cameras):
             rel = f"samples/{cam}/{f.token}.png"
             pil = Image.fromarray(np.ascontiguousarray(f.images[i].permute(1, 2, 0).numpy()))
-            atomic_write(root / rel, lambda fh, pil=pil: pil.save(fh, format="PNG"))
+            atomic_write(path_under(root, rel, what=what), lambda fh, pil=pil: pil.save(fh, format="PNG"))
             cams[cam] = {
                 "img_path": rel,
                 "intrinsic": f.intrinsics[i].double().tolist(),
@@ -146,7 +153,10 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
         gt = f"gts/{f.scene}/{f.token}/labels.npz"
         mask = f.mask.bool().cpu().numpy().astype(np.uint8)
         save_npz_atomic(
-            root / gt, semantics=f.semantics.cpu().numpy().astype(np.uint8), mask_camera=mask, mask_lidar=mask
+            path_under(root, gt, what=what),
+            semantics=f.semantics.cpu().numpy().astype(np.uint8),
+            mask_camera=mask,
+            mask_lidar=mask,
         )
         scene_infos.setdefault(f.scene, {})[f.token] = {
             "camera_sensor": cams,

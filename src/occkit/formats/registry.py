@@ -264,14 +264,17 @@ def detect_claims(root: str | os.PathLike) -> list[tuple[DatasetFormat, str]]:
     return out
 
 
-def detect_format(root: str | os.PathLike) -> DatasetFormat:
+def detect_format(root: str | os.PathLike, option: str | None = "--format {}") -> DatasetFormat:
     """The format of the dataset folder ``root``: the format ``occkit synth --format NAME`` wrote it as
     (its output record) when that format's ``detect`` answers, else the one format whose ``detect``
     answers, a format's variants (:attr:`DatasetFormat.refines`) before the layout they refine where
     the variant's ``detect`` gives another reason than the layout's (a variant whose ``detect`` answers
     as the layout's does, for the layout's own folders, is no answer there). A folder that
-    two unrelated formats claim is refused in one line naming both (pass ``--format``); one that
-    none claims, in one line naming the folder and every format tried."""
+    two unrelated formats claim is refused in one line naming both; one that none claims, in one
+    line naming the folder and every format tried. ``option``: how the calling command is told the
+    format, as a template of the name (``"--format {}"``, ``occkit convert``'s ``"--from {}"``,
+    ``occkit train``'s ``"--set data.format={}"``), which the messages suggest; None: the command
+    takes none (the messages then suggest one layout per folder)."""
     r = Path(root)
     if not r.exists():
         raise FileNotFoundError(f"{r}: dataset folder not found (a folder of one of the formats {formats_tried()})")
@@ -292,11 +295,13 @@ def detect_format(root: str | os.PathLike) -> DatasetFormat:
         return left[0][0]
     if left:
         said = "; ".join(f"{spec.name} ({why})" for spec, why in left)
+        say = f"pass {option.format(left[0][0].name)} (or another of them), or " if option else ""
         raise AmbiguousFormatError(
             f"{r}: holds the layouts of {len(left)} formats, {said}; occkit does not guess which one is meant: "
-            f"pass --format {left[0][0].name} (or another of them), or keep one layout per folder"
+            f"{say}keep one layout per folder"
         )
-    raise FormatRegistryError(f"{r}: not a dataset of any known format (tried {formats_tried()}); pass --format")
+    hint = f"; pass {option.format('NAME')}" if option else ""
+    raise FormatRegistryError(f"{r}: not a dataset of any known format (tried {formats_tried()}){hint}")
 
 
 def _written_as(root: Path) -> str | None:

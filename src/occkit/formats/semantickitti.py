@@ -75,8 +75,10 @@ def prediction_relpath(token: str) -> str:
 
 def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     from occkit.data.semantickitti import write_ssc_prediction
+    from occkit.outputs import path_under
 
-    return write_ssc_prediction(Path(folder) / prediction_relpath(token), labels)
+    path = path_under(folder, prediction_relpath(token), what=f"frame token {token!r}")  # never outside the folder
+    return write_ssc_prediction(path, labels)
 
 
 def prediction_files(pred_dir: str | os.PathLike) -> dict[str, Path]:

@@ -226,25 +226,23 @@ class OutsideOutput(ConvertError):
 
 def inside_out(out: Path, rel: Any, where: str) -> Path:
     """``out / rel`` for a path ``rel`` that a record (``where``) or a writer gives, refused in one
-    line unless it is a relative path that stays inside ``out`` (its folders resolved: no ``..``,
-    no absolute path, no link to a folder elsewhere). The last component is not followed, so a
-    link occkit made (an image linked into the layout) is the link itself, never its target."""
+    line unless it is a relative path that stays inside ``out`` (:func:`occkit.outputs.path_under`:
+    no ``..``, no absolute path, no link to a folder elsewhere). The last component is not followed,
+    so a link occkit made (an image linked into the layout) is the link itself, never its target."""
     if not isinstance(rel, str) or not rel or "\0" in rel:
         raise ConvertError(f"{where}: {rel!r} is not a file path of the output; not a record occkit convert writes")
-    p = Path(rel)
-    if p.is_absolute() or ".." in p.parts:
-        raise OutsideOutput(
-            f"{where}: names {rel}, which lies outside --out {out} (an edited or damaged record?); occkit convert "
-            "writes and deletes only inside its output folder: nothing was touched"
+    from occkit.outputs import OutsideOutput as Outside
+    from occkit.outputs import path_under
+
+    try:
+        return path_under(
+            out,
+            rel,
+            what=where,
+            tail="occkit convert writes and deletes only inside its output folder: nothing was touched",
         )
-    base = out.resolve()
-    full = (out / p).parent.resolve() / p.name
-    if base != full and base not in full.parents:
-        raise OutsideOutput(
-            f"{where}: {rel} resolves to {full}, outside --out {out} (a folder there links elsewhere); occkit convert "
-            "writes and deletes only inside its output folder: nothing was touched"
-        )
-    return out / p
+    except Outside as e:
+        raise OutsideOutput(str(e)) from None
 
 
 @dataclass(frozen=True)

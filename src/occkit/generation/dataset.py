@@ -71,8 +71,18 @@ def write_generated_dataset(
         raise FileExistsError(f"{root}: not empty (it holds a dataset?); write the generated scenes elsewhere")
     if not frames:
         raise ValueError("write_generated_dataset: no frames")
+    from occkit.outputs import path_under
+
+    for cam in cam_names:  # a name of the data that leads outside --out (absolute, ..): refused before any write
+        path_under(root, cam, what=f"camera {cam!r} (data.cameras)")
     written = []
     for f in frames:
+        path_under(
+            root,
+            f.scene,
+            f.token,
+            what=f"generated frame: scene {f.scene!r} (from the conditioning data), token {f.token!r}",
+        )
         check_shape(f.images, "N 3 H W", name=f"frame {f.token} images", dims={"N": len(cam_names)})
         check_shape(f.semantics, "X Y Z", name=f"frame {f.token} semantics")
         written.append(replace(f, images=torch.from_numpy(images_uint8(f.images, channels_last=False))))

@@ -51,10 +51,29 @@ def looks_like_predictions(folder: str | os.PathLike) -> str | None:
     return None
 
 
-def check_provenance(pred_dir: str | os.PathLike, pred_files: dict[str, Path]) -> list[str]:
+def frames_fingerprint(tokens: list[str] | tuple[str, ...]) -> str:
+    """``sha256:<hex>`` of a split's frame tokens (sorted, one a line): what ``occkit predict``
+    records of the data it predicted (``data_fingerprint`` in ``provenance.json``) and ``occkit
+    eval`` compares with its ground truth's, so that other data at the same path (regenerated) or
+    the same data at another path (a copy) are told apart."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256("\n".join(sorted(set(map(str, tokens)))).encode("utf-8")).hexdigest()
+
+
+def check_provenance(
+    pred_dir: str | os.PathLike,
+    pred_files: dict[str, Path],
+    gt_root: str | os.PathLike | None = None,
+    split: str | None = None,
+    gt_ids: list[str] | None = None,
+) -> list[str]:
     """Warnings about where the predictions of ``pred_dir`` came from: no ``provenance.json``
-    (who made them is not recorded), or files it does not list (a mix of runs). Each is also
-    issued with :func:`warnings.warn`."""
+    (who made them is not recorded), files it does not list (a mix of runs), or, given the ground
+    truth (``gt_root``, its ``split`` and that split's frame tokens ``gt_ids``), predictions of
+    other data: the recorded ``data_fingerprint`` of the same split differs from the ground
+    truth's (:func:`frames_fingerprint`; a record without one: the recorded ``data`` is another
+    folder). Each is also issued with :func:`warnings.warn`."""
     import warnings
 
     pred_dir = Path(pred_dir)
@@ -79,9 +98,36 @@ def check_provenance(pred_dir: str | os.PathLike, pred_files: dict[str, Path]) -
                     f"{pred_dir}: mixed predictions: {len(foreign)} of {len(pred_files)} file(s) were not written by "
                     f"the run {PROVENANCE_FILE} records ({made}), e.g. {pred_files[foreign[0]]}"
                 )
+            other = _other_data(record, gt_root, split, gt_ids)
+            if other:
+                out.append(f"{path}: {other}")
     for w in out:
         warnings.warn(w, stacklevel=2)
     return out
+
+
+def _other_data(record: dict[str, Any], gt_root: Any, split: str | None, gt_ids: list[str] | None) -> str | None:
+    """Why a provenance record names other data than the ground truth ``gt_root`` (see
+    :func:`check_provenance`), or None."""
+    if gt_root is None or gt_ids is None or record.get("split") != split:
+        return None  # another split: its frames are other frames, and the frames' matching says so
+    data, fp = record.get("data"), record.get("data_fingerprint")
+    if isinstance(fp, str):
+        mine = frames_fingerprint(gt_ids)
+        if fp == mine:
+            return None
+        return (
+            f"these predictions were made on other data than --gt {gt_root}: the record names {data} (split {split}, "
+            f"{record.get('frames', '?')} frames, fingerprint {fp[:19]}...), and split {split} of --gt has "
+            f"{len(gt_ids)} frames of another index (fingerprint {mine[:19]}...): are they scored against the right "
+            "ground truth?"
+        )
+    if isinstance(data, str) and Path(data).resolve() != Path(gt_root).resolve():
+        return (
+            f"these predictions were made on {data}, not --gt {gt_root} (the record has no data fingerprint to tell "
+            "a copy from other data): are they scored against the right ground truth?"
+        )
+    return None
 
 
 def match_frames(

@@ -74,7 +74,7 @@ def open_dataset(
     """
     from occkit.formats import detect_format
 
-    fmt = detect_format(root)
+    fmt = detect_format(root, option=None)
     ds = fmt.open_split(root, split, cameras=tuple(cameras) if cameras else None, load_gt=False, load_extras=extras)
     return ds, fmt.name
 
@@ -84,10 +84,13 @@ def frame_name(token: str) -> str:
     return token.rsplit("/", 1)[-1]
 
 
-def frame_files(root: str | os.PathLike, scene: str, token: str, cameras: Sequence[str]) -> list[Path]:
-    """The ``.npz`` paths of a frame's cameras in a cache."""
-    d = Path(root) / scene / frame_name(token)
-    return [d / f"{c}.npz" for c in cameras]
+def frame_files(root: str | os.PathLike, scene: str, token: str, cameras: Sequence[str], where: str = "") -> list[Path]:
+    """The ``.npz`` paths of a frame's cameras in a cache; a scene, token or camera of the data that
+    would lead outside ``root`` (absolute, ``..``, a link) is refused in one line naming it."""
+    from occkit.outputs import path_under
+
+    what = f"{where}frame {scene!r} / {token!r}"
+    return [path_under(root, scene, frame_name(token), f"{c}.npz", what=what) for c in cameras]
 
 
 from occkit.fileio import files_intact as frame_intact  # noqa: E402
@@ -212,6 +215,8 @@ def run_priors(
     from occkit import __version__
 
     record["occkit_version"] = __version__
+    for j in index:  # a name of the data that leads outside --out: refused before anything is written
+        frame_files(out, *frames[j], cams, where=f"--data {data}: ")
     out.mkdir(parents=True, exist_ok=True)
     from occkit.locks import output_lock
 

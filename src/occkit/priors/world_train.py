@@ -141,7 +141,7 @@ def load_world_images(root: str | os.PathLike, split: str = "train", progress: b
     from occkit.formats.spec import WORLD_PRIOR_TABLES
     from occkit.priors.classes import prior_classes_of
 
-    fmt = detect_format(root)
+    fmt = detect_format(root, option=None)
     classes = prior_classes_of(fmt)
     ds = fmt.open_split(root, split, load_gt=False, load_extras=True)
     if fmt.name == WORLD_PRIOR_TABLES.get(fmt.world):  # the driving world in its table's layout: its own words

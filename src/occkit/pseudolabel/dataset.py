@@ -146,7 +146,7 @@ def pseudo_layout(data: str | os.PathLike) -> str | None:
     from occkit.formats.registry import AmbiguousFormatError
 
     try:
-        fmt = detect_format(data)
+        fmt = detect_format(data, option=None)
     except AmbiguousFormatError:
         raise  # two layouts in one folder: never read as Occ3D's in silence
     except (FormatRegistryError, OSError):
@@ -216,7 +216,23 @@ class _Converter:
 
 
 def _state_file(out: Path, scene: str, token: str) -> Path:
-    return out / STATE_DIR / "frames" / scene / f"{token.replace('/', '__')}.json"
+    from occkit.outputs import path_under
+
+    return path_under(
+        out, STATE_DIR, "frames", scene, f"{token.replace('/', '__')}.json", what=_frame_what(scene, token)
+    )
+
+
+def _frame_what(scene: str, token: str, data: Any = None) -> str:
+    """How a refusal of a frame's name (:func:`occkit.outputs.path_under`) names it."""
+    return (f"{data}/annotations.json: " if data is not None else "") + f"scene {scene!r}, frame token {token!r}"
+
+
+def _labels_file(out: Path, scene: str, token: str, data: Any = None) -> Path:
+    """``out/gts/<scene>/<token>/labels.npz``, refused in one line when a name leads outside ``out``."""
+    from occkit.outputs import path_under
+
+    return path_under(out, "gts", scene, token, "labels.npz", what=_frame_what(scene, token, data))
 
 
 def _kept_frame(out: Path, scene: str, token: str) -> dict[str, Any] | None:
@@ -345,7 +361,7 @@ def label_scene(
 
         stats["report"] = {"lossless": True}
     for i, token in enumerate(tokens):
-        path = Path(out) / "gts" / scene / token / "labels.npz"
+        path = _labels_file(Path(out), scene, token, data)
         kept_rec = None if converter is None else _kept_frame(Path(out), scene, token)
         if kept_rec is not None:
             stats["skipped"] += 1
@@ -435,6 +451,10 @@ def make_pseudo_labels(
     cache.check_dataset(
         Occ3DDataset(data, "all", cameras=ds.cameras, load_images=False, load_gt=False, load_extras=False)
     )
+    for scene in ds.scenes:
+        for token in ds.scene_tokens(scene):  # a name leading outside --out: refused before anything is written
+            _labels_file(out, scene, token, data)
+            _state_file(out, scene, token)
     record_path = out / RECORD_FILE
     cfg_dict = asdict(cfg)
     cfg_dict["dynamic_classes"] = list(cfg.dynamic_classes)

@@ -31,6 +31,7 @@ HOLDS = {
     "locks": "folder locks: a second run into the same folder is refused, naming the holder",
     "cli": "the `occkit` entry point (it imports each verb's module by its name)",
     "help_registries": "the registries' names that `--help` texts list, read without importing torch",
+    "torch_pair": "the torch / torchvision pair checked at start-up, read without importing either",
     "geometry": "transforms, pinhole cameras, grids, ray casting",
     "rendering": "volume rendering per ray",
     "losses": "loss terms",

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from occkit.data.scene_record import Boxes, Camera, SceneRecord, Sweep, check_record
 from occkit.geometry.grid import Grid
 from occkit.labelgen.pipeline import LabelOptions, camera_mask, label_scene
 from occkit.labelgen.raycast import SweepCaster, visible_from
-from occkit.data.scene_record import Boxes, Camera, SceneRecord, Sweep, check_record
 from occkit.labelgen.steps import assign_to_boxes, erase_trails, knn_vote
 
 # a 10 x 1 x 1 row of 1 m voxels along x: [0, 10) x [0, 1) x [0, 1)

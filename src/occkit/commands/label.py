@@ -120,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, held: Any) -> int:
+    from occkit.data.rig import read_rig_meta
     from occkit.fileio import read_json, write_json_atomic, write_text_atomic
     from occkit.formats import default_format
-    from occkit.data.rig import read_rig_meta
     from occkit.labelgen.run import STATE, _safe, dataset_images, launch, score_run, summarise
     from occkit.locks import locked_output
     from occkit.outputs import check_output_folder, check_writable_place, resumable_folder

@@ -34,6 +34,7 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     from occkit.fileio import save_npz_atomic, write_json_atomic
     from occkit.formats import get_format
     from occkit.labelgen.pipeline import label_scene
+    from occkit.outputs import path_under
 
     torch.set_num_threads(1)
     part = Path(job["part"])
@@ -50,6 +51,7 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     for i, (s, lab) in enumerate(zip(keys, labels)):
         token = _safe(s.token, f"scene {scene}: sweep token")
         rel = f"gts/{scene}/{token}/labels.npz"
+        path_under(part, "gts", scene, token, "labels.npz", what=f"{rec.source}: scene {scene!r}, token {token!r}")
         arrays = {"semantics": lab.semantics, "mask_lidar": lab.mask_lidar, "mask_camera": lab.mask_camera}
         if lab.flow is not None:
             arrays["flow"] = lab.flow

@@ -76,9 +76,9 @@ def test_aggregation_beats_the_naive_single_sweep_labels(world, tmp_path):
 
 
 def test_a_stopped_label_resumes_with_the_scenes_it_lacks(world, tmp_path, capsys, monkeypatch):
-    import occkit.commands.label as label_cmd
+    import occkit.labelgen.run as label_run
 
-    real = label_cmd.label_one_scene
+    real = label_run.label_one_scene
     calls = []
 
     def stop_on_second(job):
@@ -87,11 +87,11 @@ def test_a_stopped_label_resumes_with_the_scenes_it_lacks(world, tmp_path, capsy
             raise KeyboardInterrupt
         return real(job)
 
-    monkeypatch.setattr(label_cmd, "label_one_scene", stop_on_second)
+    monkeypatch.setattr(label_run, "label_one_scene", stop_on_second)
     out = tmp_path / "lab"
     assert _label(world, out) == 130  # Ctrl-C: the error boundary says "interrupted"
     assert not out.exists()  # only the hidden partial folder holds the finished scene
-    monkeypatch.setattr(label_cmd, "label_one_scene", real)
+    monkeypatch.setattr(label_run, "label_one_scene", real)
     capsys.readouterr()
     assert _label(world, out) == 0
     assert "resuming: 1 of 2 scenes already labelled" in capsys.readouterr().out

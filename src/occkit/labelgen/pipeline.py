@@ -139,13 +139,13 @@ class KeyframeLabel:
 
 @dataclass
 class _Prepared:
-    static_pts: list[np.ndarray]  # per sweep, world frame (float64)
-    static_lab: list[np.ndarray]  # per sweep, class ids
+    static_pts: np.ndarray  # (P, 3) float32, every sweep's static points in the world, in sweep order
+    static_lab: np.ndarray  # (P,) int16 class ids, -1 where no class could be given
+    static_start: np.ndarray  # (S + 1,) where each sweep's static points start in static_pts
     track_pts: dict[int, np.ndarray]  # box frame
     track_lab: dict[int, np.ndarray]
     origins: list[np.ndarray]  # per sweep, world
     all_pts: list[np.ndarray]  # per sweep, every return but the ego's (world), for the casting
-    static_mask: list[np.ndarray]  # per sweep, which of all_pts are static
 
 
 class Timer:
@@ -165,7 +165,7 @@ def prepare_scene(rec: SceneRecord, opt: LabelOptions, free: int, timer: Timer) 
     """Steps 1-3 over a whole scene."""
     n_cls = free  # class ids 0 .. free - 1
     unl = -1
-    static_pts, static_lab, origins, all_pts, static_mask = [], [], [], [], []
+    static_pts, static_lab, origins, all_pts = [], [], [], []
     tp: dict[int, list[np.ndarray]] = {}
     tl: dict[int, list[np.ndarray]] = {}
     track_cls: dict[int, int] = {}
@@ -181,7 +181,6 @@ def prepare_scene(rec: SceneRecord, opt: LabelOptions, free: int, timer: Timer) 
         all_pts.append(pw)
         box_of = assign_to_boxes(pw, s.boxes, opt.box_margin) if s.boxes is not None else np.full(len(pw), -1)
         st = box_of < 0
-        static_mask.append(st)
         static_pts.append(pw[st])
         static_lab.append(lab[st])
         if s.boxes is not None and (~st).any():
@@ -193,23 +192,18 @@ def prepare_scene(rec: SceneRecord, opt: LabelOptions, free: int, timer: Timer) 
                 tl.setdefault(tr, []).append(lab[m])
                 track_cls[tr] = int(b.cls[k])
     timer.lap("aggregate")
-    # 3. classes for the unlabelled points
-    labelled = (
-        np.concatenate([p[lab >= 0] for p, lab in zip(static_pts, static_lab)]) if static_pts else np.zeros((0, 3))
-    )
-    labels = np.concatenate([lab[lab >= 0] for lab in static_lab]) if static_lab else np.zeros(0, np.int64)
-    others = 0
-    for i, (p, lab) in enumerate(zip(static_pts, static_lab)):
-        q = lab < 0
-        if q.any():
-            if len(labelled):
-                v = knn_vote(labelled, labels, p[q], opt.knn, opt.knn_max_dist, n_cls)
-                lab = lab.copy()
-                lab[q] = v
-                # no labelled neighbour near: dropped from the vote (its ray still carves)
-            else:
-                lab = np.full(len(p), others, np.int64)
-            static_lab[i] = lab
+    # 3. classes for the unlabelled static points: one tree of the labelled ones, one query
+    start = np.concatenate([[0], np.cumsum([len(p) for p in static_pts])]).astype(np.int64)
+    s_pts = np.concatenate(static_pts).astype(np.float32) if static_pts else np.zeros((0, 3), np.float32)
+    s_lab = np.concatenate(static_lab).astype(np.int16) if static_lab else np.zeros(0, np.int16)
+    del static_pts, static_lab
+    known = s_lab >= 0
+    if known.any():
+        q = ~known
+        if q.any():  # no labelled neighbour near: -1, dropped from the vote (its ray still carves)
+            s_lab[q] = knn_vote(s_pts[known], s_lab[known], s_pts[q], opt.knn, opt.knn_max_dist, n_cls)
+    else:
+        s_lab[:] = 0  # no labels at all: geometry only, class 0 ('others')
     track_pts: dict[int, np.ndarray] = {}
     track_lab: dict[int, np.ndarray] = {}
     for tr, parts in tp.items():
@@ -224,7 +218,7 @@ def prepare_scene(rec: SceneRecord, opt: LabelOptions, free: int, timer: Timer) 
             lab = np.full(len(pts), track_cls[tr], np.int64)
         track_pts[tr], track_lab[tr] = pts, lab
     timer.lap("semantics")
-    return _Prepared(static_pts, static_lab, track_pts, track_lab, origins, all_pts, static_mask)
+    return _Prepared(s_pts, s_lab, start, track_pts, track_lab, origins, all_pts)
 
 
 def _to_frame(T_frame_from_global: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -273,13 +267,12 @@ def label_keyframe(
         hi = keys[min(len(keys) - 1, pos + w)]
         return range(lo, hi + 1)
 
-    pts, labs = [], []
-    for i in sweeps_within(opt.window):
-        p = _to_frame(T_eg, prep.static_pts[i])
-        m = _crop(p, grid) & (prep.static_lab[i] >= 0)
-        pts.append(p[m])
-        labs.append(prep.static_lab[i][m])
-    n_static = sum(len(p) for p in pts)
+    win = sweeps_within(opt.window)
+    sl = slice(int(prep.static_start[win.start]), int(prep.static_start[win.stop]))
+    p = _to_frame(T_eg.astype(np.float32), prep.static_pts[sl])
+    m = _crop(p, grid) & (prep.static_lab[sl] >= 0)
+    pts, labs = [p[m]], [prep.static_lab[sl][m].astype(np.int64)]
+    n_static = len(pts[0])
     track_vox: list[tuple[np.ndarray, int]] = []
     if s.boxes is not None:
         b = s.boxes

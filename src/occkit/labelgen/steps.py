@@ -104,20 +104,19 @@ def knn_vote(
     dist, idx = cKDTree(labelled).query(queries, k=k, distance_upper_bound=max_dist, workers=1)
     if k == 1:
         dist, idx = dist[:, None], idx[:, None]
-    ok = np.isfinite(dist)  # (Q, k)
-    lab = np.where(ok, labels[np.minimum(idx, len(labels) - 1)], num_classes)  # num_classes = no vote
-    votes = np.zeros((len(queries), num_classes + 1), np.int64)
-    np.add.at(votes, (np.repeat(np.arange(len(queries)), k), lab.ravel()), 1)
-    votes = votes[:, :num_classes]
+    ok = np.isfinite(dist)  # (Q, k); missing neighbours have idx == len(labelled)
+    C1 = num_classes + 1
+    lab = np.where(ok, np.asarray(labels, np.int64)[np.minimum(idx, len(labels) - 1)], num_classes)  # C: no vote
+    Q = len(queries)
+    votes = np.bincount((np.arange(Q)[:, None] * C1 + lab).ravel(), minlength=Q * C1).reshape(Q, C1)[:, :num_classes]
     top = votes.max(1)
     has = top > 0
     winner = votes.argmax(1)
     # ties: the nearest neighbour's class, when it is among the tied
-    tied = (votes == top[:, None]).sum(1) > 1
     nn = lab[:, 0]
-    use_nn = tied & has & (nn < num_classes)
-    use_nn &= votes[np.arange(len(queries)), np.minimum(nn, num_classes - 1)] == top
-    winner = np.where(use_nn, nn, winner)
+    tied = (votes == top[:, None]).sum(1) > 1
+    nn_top = votes[np.arange(Q), np.minimum(nn, num_classes - 1)] == top
+    winner = np.where(tied & has & (nn < num_classes) & nn_top, nn, winner)
     out[has] = winner[has]
     return out
 

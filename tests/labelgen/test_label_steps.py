@@ -54,6 +54,11 @@ def test_a_vote_on_a_hand_case():
     # a tie (one 3, one 7 within reach at k = 2 for a query between them) goes to the nearest's class
     q2 = np.array([[0.16, 0, 0]])
     assert knn_vote(labelled, labels, q2, k=2, max_dist=1.0, num_classes=10).tolist() == [7]
+    # the queries voted in chunks (bounded memory) give what one chunk gives, here on the hand case
+    q3 = np.concatenate([q, q2, q])
+    one = knn_vote(labelled, labels, q3, k=3, max_dist=1.0, num_classes=10)
+    assert one.tolist() == [3, 9, -1, 3, 3, 9, -1]
+    assert knn_vote(labelled, labels, q3, k=3, max_dist=1.0, num_classes=10, chunk=2).tolist() == one.tolist()
 
 
 def test_points_go_to_the_box_that_holds_them_with_the_margin():

@@ -86,7 +86,13 @@ def ego_points(
 
 
 def knn_vote(
-    labelled: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int, max_dist: float, num_classes: int
+    labelled: np.ndarray,
+    labels: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    max_dist: float,
+    num_classes: int,
+    chunk: int = 200_000,
 ) -> np.ndarray:
     """A class for each of ``queries (Q, 3)``: the most common class among its ``k`` nearest
     ``labelled (L, 3)`` points no farther than ``max_dist`` (ties: the nearest neighbour's
@@ -101,12 +107,20 @@ def knn_vote(
     from scipy.spatial import cKDTree
 
     k = max(1, min(int(k), len(labelled)))
-    dist, idx = cKDTree(labelled).query(queries, k=k, distance_upper_bound=max_dist, workers=1)
+    tree = cKDTree(labelled)
+    labels = np.asarray(labels, np.int64)
+    for a in range(0, len(queries), chunk):  # in chunks: a scene's millions of queries in bounded memory
+        out[a : a + chunk] = _vote(tree, labels, queries[a : a + chunk], k, max_dist, num_classes)
+    return out
+
+
+def _vote(tree, labels: np.ndarray, queries: np.ndarray, k: int, max_dist: float, num_classes: int) -> np.ndarray:
+    dist, idx = tree.query(queries, k=k, distance_upper_bound=max_dist, workers=1)
     if k == 1:
         dist, idx = dist[:, None], idx[:, None]
     ok = np.isfinite(dist)  # (Q, k); missing neighbours have idx == len(labelled)
     C1 = num_classes + 1
-    lab = np.where(ok, np.asarray(labels, np.int64)[np.minimum(idx, len(labels) - 1)], num_classes)  # C: no vote
+    lab = np.where(ok, labels[np.minimum(idx, len(labels) - 1)], num_classes)  # num_classes: no vote
     Q = len(queries)
     votes = np.bincount((np.arange(Q)[:, None] * C1 + lab).ravel(), minlength=Q * C1).reshape(Q, C1)[:, :num_classes]
     top = votes.max(1)
@@ -117,8 +131,7 @@ def knn_vote(
     tied = (votes == top[:, None]).sum(1) > 1
     nn_top = votes[np.arange(Q), np.minimum(nn, num_classes - 1)] == top
     winner = np.where(tied & has & (nn < num_classes) & nn_top, nn, winner)
-    out[has] = winner[has]
-    return out
+    return np.where(has, winner, -1)
 
 
 def fill_ground(

@@ -58,7 +58,8 @@ TOOL=tools/generate_occupancy_nuscenes
 [ -x "$VENV/bin/python" ] || { echo "run_generator.sh: $VENV: no virtualenv (run setup_env.sh)" >&2; exit 1; }
 
 RUN=$OUT/.run
-rm -rf "$RUN"
+# a scene finished by an earlier run (RUN/done_<scene>) is kept: a stopped run resumes with the scenes it lacks
+rm -rf "$RUN/released" "$RUN/dataroot"
 mkdir -p "$RUN/released" "$RUN/dataroot" "$RUN/dataroot/lidarseg"
 # the released files, as they are at the commit (their blob ids are checked)
 declare -A BLOB=(
@@ -96,20 +97,40 @@ PY
 NSCENES=$(wc -l < "$RUN/scenes.txt")
 echo "run_generator.sh: $NSCENES scenes of $DATAROOT, SurroundOcc $COMMIT, out $OUT"
 
-printf 'scene\tkeyframe_file\tseconds\n' > "$RUN/timing.tsv"
+[ -f "$RUN/timing.tsv" ] || printf 'scene\tkeyframe_file\tseconds\n' > "$RUN/timing.tsv"
 cd "$RUN/released"
+# open3d's Poisson (the script's n_threads=8) now and then dies of a segmentation fault inside libOpen3D on a
+# machine with fewer cores (seen on 2 cores, open3d 0.20): such a scene is run again from its start, up to
+# $SURROUNDOCC_TRIES times (default 3), each try said in RUN/retries.tsv; any other failure stops the run
+TRIES=${SURROUNDOCC_TRIES:-3}
 for ((i = 0; i < NSCENES; i++)); do
     name=$(sed -n "$((i + 1))p" "$RUN/scenes.txt")
+    if [ -f "$RUN/done_$name" ]; then
+        echo "run_generator.sh: $name already done (an earlier run)"
+        continue
+    fi
     marker=$RUN/start_$i
-    touch "$marker"
-    start=$(date +%s.%N)
-    LD_PRELOAD=$PRELOAD PYTHONPATH=$HERE/standins PYTHONWARNINGS=ignore::DeprecationWarning \
-        /usr/bin/time -v -o "$RUN/time_$name.txt" \
-        "$VENV/bin/python" generate_occupancy_nuscenes.py \
-        --split all --dataroot "$RUN/dataroot" --save_path "$OUT" \
-        --config_path "$RUN/released/config.yaml" --label_mapping "$RUN/released/nuscenes.yaml" \
-        --nusc_val_list "$RUN/val_list.txt" --start "$i" --end "$((i + 1))" \
-        > "$RUN/log_$name.txt" 2>&1 || { echo "run_generator.sh: scene $name failed, see $RUN/log_$name.txt" >&2; tail -5 "$RUN/log_$name.txt" >&2; exit 1; }
+    for ((try = 1; ; try++)); do
+        touch "$marker"
+        start=$(date +%s.%N)
+        rc=0
+        LD_PRELOAD=$PRELOAD PYTHONPATH=$HERE/standins PYTHONWARNINGS=ignore::DeprecationWarning \
+            /usr/bin/time -v -o "$RUN/time_$name.txt" \
+            "$VENV/bin/python" generate_occupancy_nuscenes.py \
+            --split all --dataroot "$RUN/dataroot" --save_path "$OUT" \
+            --config_path "$RUN/released/config.yaml" --label_mapping "$RUN/released/nuscenes.yaml" \
+            --nusc_val_list "$RUN/val_list.txt" --start "$i" --end "$((i + 1))" \
+            > "$RUN/log_$name.txt" 2>&1 || rc=$?
+        [ "$rc" -eq 0 ] && break
+        if grep -q "terminated by signal 11" "$RUN/time_$name.txt" && [ "$try" -lt "$TRIES" ]; then
+            printf '%s\t%s\tsegmentation fault, run again\n' "$name" "$try" >> "$RUN/retries.tsv"
+            echo "run_generator.sh: $name: segmentation fault in try $try (open3d), running it again" >&2
+            continue
+        fi
+        echo "run_generator.sh: scene $name failed (try $try), see $RUN/log_$name.txt" >&2
+        tail -5 "$RUN/log_$name.txt" >&2
+        exit 1
+    done
     # per keyframe: the outputs this process wrote, in the order of their times
     prev=$start
     while read -r t f; do
@@ -117,6 +138,7 @@ for ((i = 0; i < NSCENES; i++)); do
         prev=$t
     done < <(find "$OUT/dense_voxels_with_semantic" -name '*.npy' -newer "$marker" -printf '%T@ %f\n' | sort -n)
     wall=$(sed -n 's/.*Elapsed (wall clock) time.*: //p' "$RUN/time_$name.txt")
+    touch "$RUN/done_$name"
     echo "run_generator.sh: $name done in $wall (wall clock)"
 done
 column -t "$RUN/timing.tsv"

@@ -73,6 +73,10 @@ def _rehearse(
             writer.finish(scratch, [frame_stub(frame_entry(conv, files, rep))], dict(options))
         except ConvertError:
             raise
+        except OSError:
+            # the scratch folder's place failing (a full disk, a file too large, no permission) is not the
+            # writer's: the real write under --out then names its own file and what failed
+            return
         except Exception as e:  # noqa: BLE001 - any failure of the writer on the source's frame, said in one line
             raise ConvertError(
                 f"{root}: {dst.name} cannot take {src.name}'s frames: {step} failed on frame {conv.token} "

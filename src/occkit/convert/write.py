@@ -4,6 +4,7 @@ record, the target's index and the report last (:mod:`occkit.convert`)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -52,6 +53,10 @@ def scene_splits(fmt: DatasetFormat, root: Path) -> dict[str, list[str]]:
     return out
 
 
+#: OSErrors that are the place's (the disk, the quota, the file size limit), not a writer's
+_PLACE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
 def _rehearse(
     writer: Any, first: tuple[FrameLabels, dict[str, Any]], options: dict[str, Any], src: Any, dst: Any, root: Path
 ) -> None:
@@ -73,10 +78,16 @@ def _rehearse(
             writer.finish(scratch, [frame_stub(frame_entry(conv, files, rep))], dict(options))
         except ConvertError:
             raise
-        except OSError:
-            # the scratch folder's place failing (a full disk, a file too large, no permission) is not the
-            # writer's: the real write under --out then names its own file and what failed
-            return
+        except OSError as e:
+            # the scratch folder's place failing (a full disk, a file too large, a quota) is not the writer's:
+            # the real write under --out then names its own file and what failed. A file the writer looks
+            # for and lacks (FileNotFoundError, ...) is the writer's and said below.
+            if e.errno in _PLACE_ERRNOS:
+                return
+            raise ConvertError(
+                f"{root}: {dst.name} cannot take {src.name}'s frames: {step} failed on frame {conv.token} "
+                f"({type(e).__name__}: {e}); nothing was written"
+            ) from e
         except Exception as e:  # noqa: BLE001 - any failure of the writer on the source's frame, said in one line
             raise ConvertError(
                 f"{root}: {dst.name} cannot take {src.name}'s frames: {step} failed on frame {conv.token} "

@@ -54,9 +54,9 @@ def _occkit() -> str:
 def run_cell(out: Path, name: str, extra: list[str], args: argparse.Namespace) -> dict:
     cell = out / "cells" / name
     done = cell / "quality.json"
+    world, lab = out / "worlds" / name, out / "labels" / name
     if done.exists():
         return json.loads(done.read_text())
-    world, lab = out / "worlds" / name, out / "labels" / name
     if not (world / "annotations.json").exists():
         shutil.rmtree(world, ignore_errors=True)
         cmd = [_occkit(), "synth", "--format", "nuscenes", "--out", str(world), "--scenes", str(args.scenes)]
@@ -68,7 +68,7 @@ def run_cell(out: Path, name: str, extra: list[str], args: argparse.Namespace) -
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     q = json.loads((lab / "quality.json").read_text())
     rep = json.loads((lab / "report.json").read_text())
-    q["seconds_per_keyframe"] = rep.get("seconds_per_keyframe")
+    q["seconds_per_keyframe"] = rep["summary"]["seconds_per_keyframe"]
     cell.mkdir(parents=True, exist_ok=True)
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(q, indent=1))

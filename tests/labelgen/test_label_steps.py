@@ -131,6 +131,19 @@ def test_a_box_moving_through_a_scene_leaves_no_trail():
     assert (lab.semantics[20] == 15).any()  # the wall at x = 8.2 (voxel 20), labelled at the keyframe
 
 
+def test_a_flipped_point_label_is_outvoted_by_its_neighbours_with_relabel_k():
+    rec = _moving_box_scene()
+    rec.sweeps[3].labels[20] = 3  # the wall point at y = 0.0 (the wall's points are 0.4 m apart) flipped to class 3
+    names = tuple(f"c{i}" for i in range(17))
+    base = {"ground_fill": 0, "camera_mask": False, "keyframe_only": True}
+    # off: the voxel holding it (x 20, y 10, z 2) has two points, 3 and 15; the tie goes to the smaller id
+    (off,), _ = label_scene(rec, GRID, names, 17, LabelOptions(**base, relabel_k=0))
+    assert off.semantics[20, 10, 2] == 3
+    # on: itself and its four neighbours within 1 m (two each side, all 15) -> 15; nothing of class 3 is left
+    (on,), _ = label_scene(rec, GRID, names, 17, LabelOptions(**base, relabel_k=5))
+    assert on.semantics[20, 10, 2] == 15 and not (on.semantics == 3).any()
+
+
 def test_without_boxes_the_trail_is_erased_by_the_rays():
     rec = _moving_box_scene(margin_boxes=False)
     kw = dict(ground_fill=0, camera_mask=False, carve_rel=0.0, carve_abs=0.3, knn=1, knn_max_dist=10.0)

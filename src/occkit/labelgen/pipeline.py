@@ -78,6 +78,12 @@ class LabelOptions:
     neighbour)."""
     knn_max_dist: float = 1.0
     """Metres: labelled points farther than this do not vote."""
+    relabel_k: int = 5
+    """Before the vote, every labelled static point takes the majority class of its ``relabel_k``
+    nearest labelled points (itself among them) within :attr:`knn_max_dist`: noisy point labels
+    (segmentation errors) smoothed; 0 or 1 = off (the released pipelines keep the labels as given).
+    On the synthetic world (docs/labels.md, "Quality"): with 10 % of point labels flipped, mIoU
+    34.3 -> 52.3; with clean labels 57.7 -> 57.5."""
     min_points: int = 1
     """Points a voxel needs to be occupied."""
     ground_fill: int = 25
@@ -104,7 +110,16 @@ class LabelOptions:
     """Per-voxel flow from the box tracks (OpenOcc v2's field)."""
 
     def __post_init__(self) -> None:
-        for name in ("window", "free_window", "knn", "min_points", "ground_fill", "trail_max_hits", "camera_stride"):
+        for name in (
+            "window",
+            "free_window",
+            "knn",
+            "relabel_k",
+            "min_points",
+            "ground_fill",
+            "trail_max_hits",
+            "camera_stride",
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < (1 if name in ("knn", "min_points") else 0):
                 raise ValueError(
@@ -198,6 +213,8 @@ def prepare_scene(rec: SceneRecord, opt: LabelOptions, free: int, timer: Timer) 
     s_lab = np.concatenate(static_lab).astype(np.int16) if static_lab else np.zeros(0, np.int16)
     del static_pts, static_lab
     known = s_lab >= 0
+    if known.any() and opt.relabel_k > 1:  # noisy labels smoothed by their labelled neighbours
+        s_lab[known] = knn_vote(s_pts[known], s_lab[known], s_pts[known], opt.relabel_k, opt.knn_max_dist, n_cls)
     if known.any():
         q = ~known
         if q.any():  # no labelled neighbour near: -1, dropped from the vote (its ray still carves)

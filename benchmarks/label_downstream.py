@@ -52,8 +52,8 @@ def main() -> int:
         write_shipped_backbone(backbone)
     data = {"truth": args.world, "labels": args.labels}
     results: dict[str, list[dict]] = {}
-    for arm in [a for a in args.arms.split(",") if a]:
-        for seed in [int(s) for s in args.seeds.split(",") if s]:
+    for seed in [int(s) for s in args.seeds.split(",") if s]:  # seed by seed: a stopped study has both arms
+        for arm in [a for a in args.arms.split(",") if a]:
             run = out / f"{arm}-s{seed}"
             done = run / "eval.json"
             if not done.exists():

@@ -79,7 +79,7 @@ def main() -> int:
     summary = {}
     for arm, rows in results.items():
         s = {}
-        for key in ("miou", "rayiou"):
+        for key in ("miou", "rayiou", "geometry_iou"):
             vals = [float(r[key]) for r in rows if key in r]
             if vals:
                 s[key] = {

@@ -350,3 +350,50 @@ def check_not_dangling(out: str | os.PathLike, what: str = "--out") -> None:
             f"{what} {o}: a symbolic link to {os.readlink(o)}, which does not exist; nothing can be written there: "
             "give another path, or remove the link (or make what it points to)"
         )
+
+
+class OutsideOutput(ValueError):
+    """A path built from a name in the data (a frame token, a scene, a camera, a file name in a
+    table, the path a format package's writer returns) that leads outside the folder being
+    written: refused before anything is written there (:func:`path_under`)."""
+
+
+def path_under(
+    root: str | os.PathLike,
+    *parts: Any,
+    what: str = "a name in the data",
+    shown: str | os.PathLike | None = None,
+    tail: str = "occkit writes only under its output folder: nothing was written there",
+) -> Path:
+    """``root / parts...`` for names that come from the data, refused in one line
+    (:class:`OutsideOutput`, naming ``what``, e.g. ``"W/annotations.json: frame token 'x'"``) unless
+    they stay under ``root``: each part a non-empty string (or path) with no NUL byte, not absolute,
+    no ``..`` component, and the folders of the joined path, once resolved, inside ``root``
+    resolved (a link in ``root`` to a folder elsewhere is an escape). The last component is not
+    followed: an atomic write replaces a link there, never writes through it. ``shown``: the folder
+    the messages name (``--out`` when ``root`` is a hidden folder beside it)."""
+    shown = root if shown is None else shown
+    names: list[str] = []
+    for part in parts:
+        if isinstance(part, os.PathLike):
+            part = os.fspath(part)
+        if not isinstance(part, str) or not part or "\0" in part:
+            raise OutsideOutput(
+                f"{what}: {part!r} is not a name occkit can write under --out {shown} (an empty name, a NUL byte "
+                f"or not text); {tail}"
+            )
+        names.append(part)
+    rel = Path(*names) if names else Path(".")
+    if any(Path(n).is_absolute() for n in names):
+        raise OutsideOutput(f"{what}: names {rel}, which lies outside --out {shown} (an absolute path); {tail}")
+    if ".." in rel.parts:
+        raise OutsideOutput(f"{what}: names {rel}, which lies outside --out {shown} (it climbs out with ..); {tail}")
+    base = Path(root).resolve()
+    full = (Path(root) / rel).parent.resolve() / rel.name if rel.name else base
+    if base == full:
+        raise OutsideOutput(f"{what}: {rel} names --out {shown} itself, not a file in it; {tail}")
+    if base not in full.parents:
+        raise OutsideOutput(
+            f"{what}: {rel} resolves to {full}, outside --out {shown} (a folder there links elsewhere); {tail}"
+        )
+    return Path(root) / rel

@@ -33,7 +33,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+# path_under and OutsideOutput live in occkit.fileio (the formats' declarations use them, and this module
+# reads the format registry): named here too, where the docs and packages know them
+from occkit.fileio import OutsideOutput as OutsideOutput
 from occkit.fileio import _resolved, check_not_dangling, publish_folder
+from occkit.fileio import path_under as path_under
 
 OUTPUT_RECORD = ".occkit-output.json"
 """The record a writing command leaves in its output folder: ``{"command": ..., "occkit": ...}``."""
@@ -44,53 +48,6 @@ DATASET_COMMANDS = ("synth", "pseudolabel", "generate")
 #: Files that a caller (``occkit ablate``) puts in a folder before it runs a command there; they
 #: neither make the folder foreign nor count as content.
 CALLER_FILES = ("ablate.lock", "ablate.json", "stage.lock", "*.log")
-
-
-class OutsideOutput(ValueError):
-    """A path built from a name in the data (a frame token, a scene, a camera, a file name in a
-    table, the path a format package's writer returns) that leads outside the folder being
-    written: refused before anything is written there (:func:`path_under`)."""
-
-
-def path_under(
-    root: str | os.PathLike,
-    *parts: Any,
-    what: str = "a name in the data",
-    shown: str | os.PathLike | None = None,
-    tail: str = "occkit writes only under its output folder: nothing was written there",
-) -> Path:
-    """``root / parts...`` for names that come from the data, refused in one line
-    (:class:`OutsideOutput`, naming ``what``, e.g. ``"W/annotations.json: frame token 'x'"``) unless
-    they stay under ``root``: each part a non-empty string (or path) with no NUL byte, not absolute,
-    no ``..`` component, and the folders of the joined path, once resolved, inside ``root``
-    resolved (a link in ``root`` to a folder elsewhere is an escape). The last component is not
-    followed: an atomic write replaces a link there, never writes through it. ``shown``: the folder
-    the messages name (``--out`` when ``root`` is a hidden folder beside it)."""
-    shown = root if shown is None else shown
-    names: list[str] = []
-    for part in parts:
-        if isinstance(part, os.PathLike):
-            part = os.fspath(part)
-        if not isinstance(part, str) or not part or "\0" in part:
-            raise OutsideOutput(
-                f"{what}: {part!r} is not a name occkit can write under --out {shown} (an empty name, a NUL byte "
-                f"or not text); {tail}"
-            )
-        names.append(part)
-    rel = Path(*names) if names else Path(".")
-    if any(Path(n).is_absolute() for n in names):
-        raise OutsideOutput(f"{what}: names {rel}, which lies outside --out {shown} (an absolute path); {tail}")
-    if ".." in rel.parts:
-        raise OutsideOutput(f"{what}: names {rel}, which lies outside --out {shown} (it climbs out with ..); {tail}")
-    base = Path(root).resolve()
-    full = (Path(root) / rel).parent.resolve() / rel.name if rel.name else base
-    if base == full:
-        raise OutsideOutput(f"{what}: {rel} names --out {shown} itself, not a file in it; {tail}")
-    if base not in full.parents:
-        raise OutsideOutput(
-            f"{what}: {rel} resolves to {full}, outside --out {shown} (a folder there links elsewhere); {tail}"
-        )
-    return Path(root) / rel
 
 
 def check_not_inside_inputs(

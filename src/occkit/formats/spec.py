@@ -231,8 +231,8 @@ def inside_out(out: Path, rel: Any, where: str) -> Path:
     so a link occkit made (an image linked into the layout) is the link itself, never its target."""
     if not isinstance(rel, str) or not rel or "\0" in rel:
         raise ConvertError(f"{where}: {rel!r} is not a file path of the output; not a record occkit convert writes")
-    from occkit.outputs import OutsideOutput as Outside
-    from occkit.outputs import path_under
+    from occkit.fileio import OutsideOutput as Outside
+    from occkit.fileio import path_under
 
     try:
         return path_under(

@@ -105,6 +105,9 @@ def test_workers_and_ray_equal_the_local_run_bit_for_bit(world, tmp_path):
     assert _label(world, tmp_path / "local") == 0
     assert _label(world, tmp_path / "procs", "--workers", "2") == 0
     assert _label(world, tmp_path / "ray", "--launcher", "ray", "--workers", "2") == 0
+    import ray
+
+    assert not ray.is_initialized()  # the Ray the command started is shut down (the next test's process is clean)
     local = _files(tmp_path / "local")
     assert len(local) == 4
     assert _files(tmp_path / "procs") == local

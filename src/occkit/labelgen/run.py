@@ -115,14 +115,19 @@ def launch(todo: list[dict[str, Any]], workers: int, launcher: str):
             import ray
         except ImportError:
             raise ValueError("--launcher ray: ray is not installed (pip install 'ray>=2.9')") from None
-        if not ray.is_initialized():
+        started = not ray.is_initialized()  # a Ray this call started is shut down when it ends (a caller's is kept)
+        if started:
             addr = os.environ.get("RAY_ADDRESS")
             ray.init(address=addr or None, num_cpus=None if addr else workers, include_dashboard=False)
-        task = ray.remote(label_one_scene).options(num_cpus=1, max_retries=0)
-        refs = [task.remote(j) for j in todo]
-        while refs:
-            ready, refs = ray.wait(refs, num_returns=1)
-            yield ray.get(ready[0])
+        try:
+            task = ray.remote(label_one_scene).options(num_cpus=1, max_retries=0)
+            refs = [task.remote(j) for j in todo]
+            while refs:
+                ready, refs = ray.wait(refs, num_returns=1)
+                yield ray.get(ready[0])
+        finally:
+            if started:
+                ray.shutdown()
         return
     if workers > 1 and len(todo) > 1:
         import multiprocessing as mp

@@ -78,17 +78,12 @@ def _rehearse(
             writer.finish(scratch, [frame_stub(frame_entry(conv, files, rep))], dict(options))
         except ConvertError:
             raise
-        except OSError as e:
-            # the scratch folder's place failing (a full disk, a file too large, a quota) is not the writer's:
-            # the real write under --out then names its own file and what failed. A file the writer looks
-            # for and lacks (FileNotFoundError, ...) is the writer's and said below.
-            if e.errno in _PLACE_ERRNOS:
-                return
-            raise ConvertError(
-                f"{root}: {dst.name} cannot take {src.name}'s frames: {step} failed on frame {conv.token} "
-                f"({type(e).__name__}: {e}); nothing was written"
-            ) from e
         except Exception as e:  # noqa: BLE001 - any failure of the writer on the source's frame, said in one line
+            if isinstance(e, OSError) and e.errno in _PLACE_ERRNOS:
+                # the scratch folder's place failing (a full disk, a file too large, a quota) is not the writer's:
+                # the real write under --out then names its own file and what failed (a file the writer looks
+                # for and lacks, FileNotFoundError, is the writer's and said here)
+                return
             raise ConvertError(
                 f"{root}: {dst.name} cannot take {src.name}'s frames: {step} failed on frame {conv.token} "
                 f"({type(e).__name__}: {e}); nothing was written"

@@ -24,7 +24,7 @@ needed) while the released loader runs; nothing else is changed.
 
 Predictions: the ground truth of each frame with its 255 set to 0, shifted one voxel along x and a
 seeded 5 % of voxels set to a random class, written by occkit's prediction writer; occkit scores the
-folder (occkit's one scoring loop, ``occkit.formats.evaluate.evaluate_predictions``), ``SSCMetrics``
+folder (occkit's one scoring loop, ``occkit.scoring.folder.evaluate_predictions``), ``SSCMetrics``
 the same arrays against the released loader's targets.
 """
 
@@ -285,7 +285,7 @@ def main() -> None:
             fmt.predictions.write(pred_dir / split, token, preds[token])
             m_rel.add_batch(preds[token][None].astype(np.int64), target[None].astype(np.int64))
         st = m_rel.get_stats()
-        from occkit.formats.evaluate import evaluate_predictions
+        from occkit.scoring.folder import evaluate_predictions
 
         ours = evaluate_predictions(fmt, root, pred_dir / split, split)
         from occkit.metrics.ssc import SSCMetric

@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -28,8 +27,7 @@ import torch
 from occkit.engine.data import eval_batches
 from occkit.engine.evaluate import evaluate, resolve_amp
 from occkit.engine.train import train
-from occkit.experiment import base_dataset, build_dataset, load_checkpoint_method, load_experiment
-from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
+from occkit.experiment import build_dataset, load_checkpoint_method, load_experiment
 from occkit.worlds.driving import SynthConfig, generate_dataset
 
 
@@ -68,7 +66,7 @@ def main() -> None:
     cfg.train.val_every = 0
     cfg.train.val_every_minutes = args.eval_every
     cfg.train.val_max_frames = args.eval_frames
-    cfg.train.val_rayiou = True
+    cfg.train.val_metrics = ("miou", "rayiou")
     cfg.train.ckpt_every = 500
     print(
         f"{len(train_set)} training frames, {len(val_set)} validation frames; {args.minutes:g} min budget; "
@@ -76,10 +74,8 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
         flush=True,
     )
-    rayiou = partial(RayIoUMetric, num_classes=cfg.model.num_classes)
-    origins = partial(rayiou_origins, base_dataset(val_set))
     t0 = time.perf_counter()
-    result = train(cfg, args.out, train_set, val_set, rayiou=rayiou, rayiou_origins=origins)
+    result = train(cfg, args.out, train_set, val_set)
     wall = time.perf_counter() - t0
     # the intermediate validations used a subset: evaluate the final weights on --final-frames (all)
     method, cfg, ckpt, device = load_checkpoint_method(result.checkpoint, cfg.train.device)
@@ -92,8 +88,8 @@ def main() -> None:
         amp,
         mask="camera",
         num_classes=cfg.model.num_classes,
-        rayiou=rayiou(),
-        rayiou_origins=origins,
+        metrics=("miou", "rayiou"),
+        dataset=val_set,
         progress=True,
     )
     eval_s = time.perf_counter() - t1
@@ -125,7 +121,7 @@ def main() -> None:
         json.dump(
             {
                 "rows": rows,
-                "final": {k: v for k, v in final.items() if k != "rayiou_detail"},
+                "final": final,
                 "steps": result.step,
                 "wall_minutes": wall / 60,
             },

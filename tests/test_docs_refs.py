@@ -50,7 +50,7 @@ def test_the_dataset_format_example_of_the_design_doc_is_complete(tmp_path, tiny
     from occkit.data.stats import count_frame_classes
     from occkit.fileio import save_npz_atomic, write_json_atomic
     from occkit.formats import DatasetFormat, get_format
-    from occkit.formats.evaluate import evaluate_predictions
+    from occkit.scoring.folder import evaluate_predictions
 
     module = tmp_path / "relabel_format.py"
     module.write_text(_section_code(ROOT / "docs" / "design.md", "## 9. Adding a dataset format"))

@@ -247,7 +247,7 @@ def test_mask_and_metrics_reach_a_package_metric_whatever_its_folder_options(tmp
 
 
 def test_a_metric_asked_for_and_not_given_is_an_error(tmp_path):
-    from occkit.formats.evaluate import evaluate_predictions
+    from occkit.scoring.folder import evaluate_predictions
 
     fmt = _load(tmp_path, BARE)
     data, pred = write_bare(tmp_path)
@@ -275,7 +275,7 @@ def _load(tmp_path: Path, code: str, name: str = "bare_mod"):
 @pytest.mark.parametrize("side", ["gt", "pred"])
 def test_class_ids_outside_a_package_formats_table_are_named_with_their_file(tmp_path, side):
     """Before: "cannot reshape array of size 221 into shape (5,5)" from the package's metric."""
-    from occkit.formats.evaluate import evaluate_predictions
+    from occkit.scoring.folder import evaluate_predictions
 
     fmt = _load(tmp_path, BARE)
     data, pred = write_bare(tmp_path, **({"gt_id": 7} if side == "gt" else {"pred_id": 9}))
@@ -380,7 +380,7 @@ def test_a_package_open_that_calls_sys_exit_is_one_line(fresh_registry, monkeypa
 def test_a_package_metric_that_breaks_is_named_with_the_package(fresh_registry, monkeypatch, tmp_path, kind):
     """A metric whose compute returns a list was a traceback; one raising ValueError was not attributed."""
     from occkit.formats import FormatPluginError, get_format
-    from occkit.formats.evaluate import evaluate_predictions
+    from occkit.scoring.folder import evaluate_predictions
 
     mod = _load_module(tmp_path, BARE, "bare_metrics_src")
 
@@ -404,7 +404,7 @@ def test_a_metric_that_cannot_be_pickled_is_scored_in_one_process_with_a_line_sa
     fresh_registry, monkeypatch, tmp_path
 ):
     from occkit.formats import get_format
-    from occkit.formats.evaluate import evaluate_predictions
+    from occkit.scoring.folder import evaluate_predictions
 
     mod = _load_module(tmp_path, BARE, "bare_pickle_src")
 

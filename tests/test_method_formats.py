@@ -151,8 +151,8 @@ def _check_converted(fmt: str, world: Path, priors: Path, pseudo: Path) -> None:
 
     from occkit.convert import class_conversion
     from occkit.formats import get_format
-    from occkit.formats.resample import resample_index
     from occkit.pseudolabel.dataset import label_scene
+    from occkit.resampling import resample_index
 
     record = json.loads((pseudo / "pseudolabel.json").read_text())
     conv = record["conversion"]

@@ -185,11 +185,23 @@ def experiment_from_dict(data: dict[str, Any], where: str = "config") -> Experim
         raise ConfigError(f"{where}: method: expected a string, got {method!r}")
     try:
         cls = experiment_class(method)
-        cfg = from_dict(cls, _own_sections(data, method))
+        cfg = from_dict(cls, _own_sections(upgrade_config_dict(data), method))
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from e
     check_experiment(cfg)
     return cfg
+
+
+def upgrade_config_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """A config written by an older occkit in today's keys: ``train.val_rayiou`` (before 0.2.0) is
+    ``train.val_metrics`` (``[miou, rayiou]`` where it was true)."""
+    train = data.get("train")
+    if not isinstance(train, dict) or "val_rayiou" not in train:
+        return data
+    train = dict(train)
+    if train.pop("val_rayiou") and "val_metrics" not in train:
+        train["val_metrics"] = ["miou", "rayiou"]
+    return {**data, "train": train}
 
 
 def _own_sections(data: dict[str, Any], method: str) -> dict[str, Any]:

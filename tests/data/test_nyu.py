@@ -230,7 +230,7 @@ def test_nyu_format_registered_and_predictions_round_trip(tmp_path):
     # the (all-empty) target scored against itself: no occupied voxel anywhere
     target = ds[0].occupancy.numpy().astype(np.uint8)
     fmt.predictions.write(tmp_path / "pred", "NYU0005_0001", target)
-    from occkit.formats.evaluate import evaluate_predictions
+    from occkit.scoring.folder import evaluate_predictions
 
     assert fmt.evaluate_folder is None  # occkit's one scoring loop scores it
     r = evaluate_predictions(fmt, tmp_path, tmp_path / "pred", split="test")

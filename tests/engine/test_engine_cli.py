@@ -37,7 +37,7 @@ def test_train_resume_predict_cli(synth_root, tmp_path, capsys):
     assert load_trainer_state(latest_checkpoint(run))["step"] == 3
     assert main([*args, "--max-steps", "4"]) == 1  # a fresh run over it would overwrite its checkpoints
     assert "earlier run" in capsys.readouterr().err
-    assert main([*args, "train.val_rayiou=true", "--max-steps", "4", "--resume"]) == 0
+    assert main([*args, "train.val_metrics=[miou,rayiou]", "--max-steps", "4", "--resume"]) == 0
     assert load_trainer_state(latest_checkpoint(run))["step"] == 4
     err = capsys.readouterr().err
     assert "resuming from" in err and "optim.max_steps: 3 -> 4" in err

@@ -14,7 +14,7 @@ import torch
 
 from occkit.data.semantickitti import SSC_SHAPE, write_bitpacked, write_calib, write_label
 from occkit.formats import Targets, get_format
-from occkit.formats.evaluate import evaluate_predictions
+from occkit.scoring.folder import evaluate_predictions
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -15,9 +15,9 @@ import pytest
 from occkit.cli import main
 from occkit.convert import STATE_DIR, ConvertError, class_conversion, convert_dataset
 from occkit.formats import detect_format, get_format
-from occkit.formats.resample import resample_index
 from occkit.geometry.grid import Grid
 from occkit.labels import KITTI360_CLASSES, SEMANTICKITTI_CLASSES
+from occkit.resampling import resample_index
 from occkit.worlds.driving import SynthConfig
 
 CFG = SynthConfig(
@@ -191,7 +191,7 @@ def test_occ3d_identity_and_to_the_lidar_frame_counted_by_hand(tiny_occ3d_root, 
     rep = json.loads((out / "convert_report.json").read_text())
     assert rep["dropped_classes"] == r["dropped_classes"]
     # occkit eval --class-map resamples predictions as occkit convert resamples labels
-    from occkit.formats.resample import PredictionResampler
+    from occkit.resampling import PredictionResampler
 
     s_fmt = get_format("surroundocc")
     gt = s_fmt.open_split(out, "all", load_images=False)

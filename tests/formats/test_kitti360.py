@@ -13,7 +13,6 @@ import torch
 from occkit.data import kitti360 as k
 from occkit.data.semantickitti import SSC_SHAPE, camera_from_calib, read_label
 from occkit.formats import get_format
-from occkit.formats.evaluate import evaluate_predictions
 from occkit.formats.kitti360 import SSCBenchMetric
 from occkit.labels import (
     KITTI360_CLASSES,
@@ -23,6 +22,7 @@ from occkit.labels import (
     kitti360_remap_lut,
 )
 from occkit.metrics.ssc import SSCMetric
+from occkit.scoring.folder import evaluate_predictions
 from occkit.worlds.driving import SynthConfig
 from occkit.worlds.driving.kitti_export import OCC3D_TO_KITTI360, occ3d_to_kitti360_raw
 

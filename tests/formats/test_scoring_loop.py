@@ -1,4 +1,4 @@
-"""occkit's one scoring loop (occkit.formats.evaluate.evaluate_predictions) applies what the command
+"""occkit's one scoring loop (occkit.scoring.folder.evaluate_predictions) applies what the command
 asks for itself, never leaving it to a format's metric: ``--frustum``'s region changes the scores of
 a metric that knows nothing of regions, and ``--metrics`` a format does not compute is refused
 before any work (it used to exit 0 with mIoU only)."""
@@ -15,8 +15,8 @@ import torch
 
 from occkit.data.sample import Sample
 from occkit.formats import ClassTable, DatasetFormat, PredictionFiles
-from occkit.formats.evaluate import evaluate_predictions
 from occkit.geometry.grid import Grid
+from occkit.scoring.folder import evaluate_predictions
 
 GRID = Grid(range_min=(-4.0, -4.0, -1.0), range_max=(4.0, 4.0, 1.0), voxel_size=(1.0, 1.0, 1.0))
 #: free first (id 0), not last; ignore 9

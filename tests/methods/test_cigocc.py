@@ -240,7 +240,7 @@ def test_submission_round_trip(tmp_path):
     from occkit.engine.evaluate import evaluate
     from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.formats import get_format
-    from occkit.formats.evaluate import evaluate_predictions
+    from occkit.scoring.folder import evaluate_predictions
     from occkit.worlds.driving import SynthConfig
     from occkit.worlds.driving.kitti_export import export_semantickitti
 

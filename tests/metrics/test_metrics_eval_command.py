@@ -12,10 +12,10 @@ from occkit.cli import main
 from occkit.data.semantickitti import SSC_SHAPE, write_bitpacked, write_calib, write_label, write_ssc_prediction
 from occkit.fileio import save_npz_atomic, write_json_atomic
 from occkit.formats import get_format
-from occkit.formats.evaluate import detect_format_name as detect_format
-from occkit.formats.evaluate import evaluate_predictions
 from occkit.formats.occ3d import read_prediction as load_occ3d_prediction
 from occkit.metrics.evaluate import PROVENANCE_FILE
+from occkit.scoring.folder import detect_format_name as detect_format
+from occkit.scoring.folder import evaluate_predictions
 
 
 def evaluate_occ3d(gt, pred, split="val", **options):
@@ -269,8 +269,8 @@ def test_occ3d_eval_default_uses_the_usable_cores_with_the_scores_of_one_process
     """`occkit eval` without --processes counts the frames in one process per usable core (affinity
     mocked: 16 cores), capped at half the frames (5 frames: 2 processes) and at --threads; every
     class's IoU, mIoU and RayIoU equal `--processes 1`'s exactly."""
-    import occkit.formats.evaluate as loop
     import occkit.metrics.evaluate as ev
+    import occkit.scoring.folder as loop
 
     gts = write_occ3d(tmp_path / "gt", frames=5)
     rng = np.random.default_rng(3)

@@ -12,7 +12,7 @@ from test_metrics_eval_command import write_occ3d
 from occkit.cli import main
 from occkit.fileio import save_npz_atomic, write_json_atomic
 from occkit.formats import get_format
-from occkit.formats.evaluate import evaluate_predictions
+from occkit.scoring.folder import evaluate_predictions
 
 
 def evaluate_occ3d(gt, pred, split="val", **options):

@@ -957,21 +957,20 @@ def logged_metrics(cfg: Any) -> set[str] | None:
     every registered format's), as the training validation logs them."""
     from occkit.formats import formats, get_format
     from occkit.methods.registry import logs_validation_figures
+    from occkit.scoring.core import Scoring
 
     if logs_validation_figures(cfg):
         return None
     keys = {"step", "train_minutes", "wall_minutes"}
     candidates = list(formats().values()) if cfg.data.format == "auto" else [get_format(cfg.data.format)]
     for fmt in candidates:
-        try:
-            metric = fmt.new_metrics(mask="camera", num_classes=cfg.model.num_classes)[0]
+        try:  # the scoring core's metrics, as validation makes them
+            scoring = Scoring(fmt, metrics=cfg.train.val_metrics, mask="camera", num_classes=cfg.model.num_classes)
         except ValueError:  # with 'auto': a format whose classes the model cannot predict is not this run's data
             if cfg.data.format != "auto":
                 raise
             continue
-        keys |= set(metric.compute())
-    if cfg.train.val_rayiou:
-        keys.add("rayiou")
+        keys |= set(scoring.compute())
     return keys
 
 

@@ -547,14 +547,11 @@ def _evaluate_stage(
 ) -> _Scored:
     """3. evaluation: the trained model, then its start on the same frames (from the backbone, also the
     whole shipped network, for reference); the predictions of both written."""
-    from functools import partial
-
     from occkit.engine.checkpoint import checkpoint_identity
     from occkit.engine.data import eval_batches
     from occkit.engine.evaluate import run_amp, score_frames, write_prediction_folder
     from occkit.engine.init_from import load_matching
-    from occkit.experiment import base_dataset, load_checkpoint_method
-    from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
+    from occkit.experiment import load_checkpoint_method
 
     start, val_set, result = plan.start, trained.val_set, trained.result
     what = {
@@ -575,22 +572,11 @@ def _evaluate_stage(
         overrides=["model.backbone_weights=null"] if start == "backbone" else None,
     )
     loader = eval_batches(val_set, 1)
-    base = base_dataset(val_set)
     amp = run_amp(cfg, device)
 
     def score() -> dict[str, Any]:
         try:
-            return score_frames(
-                method,
-                cfg,
-                val_set,
-                loader,
-                device,
-                amp,
-                rayiou=RayIoUMetric(num_classes=cfg.model.num_classes),
-                rayiou_origins=partial(rayiou_origins, base),
-                progress=True,
-            )
+            return score_frames(method, cfg, val_set, loader, device, amp, metrics=("miou", "rayiou"), progress=True)
         except ValueError as e:  # e.g. no LiDAR poses: report mIoU alone
             print(f"RayIoU unavailable ({e}); mIoU only", flush=True)
             return score_frames(method, cfg, val_set, loader, device, amp, progress=True)

@@ -117,17 +117,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from functools import partial
+    from occkit.scoring.core import asked_names, check_metric_names
+    from occkit.scoring.options import check_options
 
-    from occkit.formats import get_format
-    from occkit.formats.evaluate import detect_format_name, evaluate_predictions, table_keys
-    from occkit.metrics.evaluate import default_processes, format_table, write_result_csv, write_result_json
-    from occkit.outputs import check_output_file, record_output_file
+    _check_outputs(args)
+    if args.threads:
+        import torch
 
-    if args.threads < 0:
-        raise ValueError(f"--threads must be >= 0, got {args.threads}")
-    if args.workers < 1:
-        raise ValueError(f"--workers: expected an integer >= 1, got {args.workers}")
+        torch.set_num_threads(args.threads)
+    fmt = _benchmark(args)
+    metrics = asked_names(args.metrics)
+    values = {
+        "mask": args.mask,
+        "metrics": metrics or None,
+        "infos": args.infos,
+        "region": args.frustum,
+        "processes": args.processes,
+        "duplicate_voxels": args.allow_duplicate_voxels,
+    }
+    check_options(fmt, values, class_map=args.class_map is not None)  # each refusal written once, as data
+    if args.class_map is None:
+        check_metric_names(fmt, metrics)  # refused before any work, never dropped from the result
+    result = _score(args, fmt, values)
+    _report(args, result)
+    return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """``--json`` and ``--csv``: two files, neither an input nor inside one."""
+    from occkit.outputs import check_output_file
+
     if args.json is not None and args.csv is not None and Path(args.json).resolve() == Path(args.csv).resolve():
         raise ValueError(
             f"--json {args.json} and --csv {args.csv}: the same file, which the second report would overwrite; give "
@@ -136,10 +155,13 @@ def run(args: argparse.Namespace) -> int:
     for opt, path in (("--json", args.json), ("--csv", args.csv)):
         if path is not None:
             check_output_file(path, {"--gt": args.gt, "--pred": args.pred}, what=opt, command="eval")
-    if args.threads:
-        import torch
 
-        torch.set_num_threads(args.threads)
+
+def _benchmark(args: argparse.Namespace) -> Any:
+    """The format scoring ``--gt``: detected, or ``--format`` checked against the folder; its split checked."""
+    from occkit.formats import get_format
+    from occkit.scoring.folder import detect_format_name
+
     if (Path(args.pred) / "annotations.json").is_file() and (Path(args.gt) / "annotations.json").is_file():
         raise ValueError(
             f"--pred {args.pred}: a dataset (it holds annotations.json), not a prediction folder; give the folder "
@@ -152,75 +174,32 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--split {args.split}: the {fmt.display_name} format has the splits {', '.join((*fmt.splits, 'all'))}"
         )
-    metrics = tuple(m.strip() for m in (args.metrics or "").split(",") if m.strip())
-    if args.class_map is not None:
-        extra = [o for o, v in (("--frustum", args.frustum), ("--infos", args.infos), ("--metrics", args.metrics)) if v]
-        if extra:
-            raise ValueError(f"--class-map scores the mIoU of the common classes only; {', '.join(extra)} not taken")
-    if args.processes is not None and args.processes > 1 and "processes" not in _taken_options(fmt):
-        raise ValueError(f"--processes: not taken by the {fmt.display_name} format (it takes {_taken(fmt)})")
-    if args.infos is not None and "infos" not in fmt.folder_options:
-        raise ValueError(f"--infos: not taken by the {fmt.display_name} format (it takes {_taken(fmt)})")
-    # --frustum is applied by occkit's scoring loop (evaluate_predictions), never left to a format's metric
-    # to honour; a format that scores folders its own way takes it only when it is occkit's own and says so
-    own_loop = fmt.evaluate_folder is not None and not ("region" in fmt.folder_options and not fmt.from_package)
-    if args.frustum is not None and own_loop:
-        raise ValueError(
-            f"--frustum: the {fmt.display_name} format scores a folder its own way, which occkit cannot restrict "
-            f"to a region (it takes {_taken(fmt)})"
-        )
-    if args.frustum is not None and fmt.evaluate_folder is None and fmt.classes.ignore is None:
-        raise ValueError(
-            f"--frustum: the {fmt.display_name} format's class table has no ignore id, through which occkit "
-            "leaves the voxels outside the region unscored"
-        )
-    if metrics and args.class_map is None:  # refused before any work, never dropped from the result
-        choices = fmt.metric_choices(metrics)
-        unknown = [m for m in metrics if m not in choices]
-        if unknown:
-            raise ValueError(
-                f"--metrics {','.join(unknown)}: the {fmt.display_name} format computes {', '.join(choices)} "
-                f"({fmt.source or fmt.name})"
-            )
-    if metrics and fmt.evaluate_folder is not None and "metrics" not in fmt.folder_options and set(metrics) - {"miou"}:
-        raise ValueError(
-            f"--metrics {','.join(metrics)}: the {fmt.display_name} format scores a folder its own way and takes no "
-            f"--metrics (it takes {_taken(fmt)}; {fmt.source or fmt.name})"
-        )
-    if args.allow_duplicate_voxels and ("duplicate_voxels" not in fmt.folder_options or args.class_map is not None):
-        raise ValueError(
-            f"--allow-duplicate-voxels: not taken by the {fmt.display_name} format"
-            + (" with --class-map" if args.class_map is not None else "")
-            + " (SurroundOcc and OpenOccupancy sparse files only)"
-        )
-    region = None
+    return fmt
+
+
+def _score(args: argparse.Namespace, fmt: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The folder scored by the format (its ``evaluate_folder``, else occkit's loop), the warnings printed."""
+    from functools import partial
+
+    from occkit.metrics.evaluate import default_processes
+    from occkit.scoring.folder import evaluate_predictions
+    from occkit.scoring.options import scoring_options
+
+    values = {**values, "processes": args.processes if args.processes is not None else default_processes(args.threads)}
     if args.frustum is not None:
-        region = FrustumRegion(args.frustum, args.gt, args.split)
-        region.check()
-    progress = False if args.no_progress else None
-    options: dict[str, Any] = {
-        "mask": args.mask,
-        "metrics": metrics or None,
-        "infos": args.infos,
-        "region": region,
-        "processes": args.processes if args.processes is not None else default_processes(args.threads),
-        "duplicate_voxels": args.allow_duplicate_voxels,
-    }
-    # --mask and --metrics reach the metrics of every format occkit's loop scores, whatever its folder_options
-    # (which name what its own evaluate_folder takes)
-    options = {k: v for k, v in options.items() if k in _taken_options(fmt)}
-    class_map = None
+        values["region"] = FrustumRegion(args.frustum, args.gt, args.split)
+        values["region"].check()
     if args.class_map is not None:
         from occkit.formats.classmap import load_class_map
 
-        class_map = load_class_map(args.class_map)
-        options = {}  # the common classes are scored by the generic scoring, inside the voxels --gt's format scores
+        # the common classes are scored by the generic scoring, inside the voxels --gt's format scores
+        score = partial(evaluate_predictions, fmt, class_map=load_class_map(args.class_map))
+        options = {}
+    else:
+        score = fmt.evaluate_folder or partial(evaluate_predictions, fmt)
+        options = scoring_options(fmt, values)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if class_map is not None:
-            score = partial(evaluate_predictions, fmt, class_map=class_map)
-        else:
-            score = fmt.evaluate_folder or partial(evaluate_predictions, fmt)
         result = score(
             args.gt,
             args.pred,
@@ -228,21 +207,26 @@ def run(args: argparse.Namespace) -> int:
             allow_missing=args.allow_missing,
             device=args.device,
             workers=args.workers,
-            progress=progress,
+            progress=False if args.no_progress else None,
             **options,
         )
     for w in caught:
         print(f"occkit eval: warning: {w.message}")
+    return result
+
+
+def _report(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    """The per-class table printed, and the result written where ``--json`` / ``--csv`` ask."""
+    from occkit.metrics.evaluate import format_table, write_result_csv, write_result_json
+    from occkit.outputs import record_output_file
+    from occkit.scoring.folder import table_keys
+
     print(format_table(result, table_keys(result.get("benchmark"))))
-    if args.json is not None:
-        write_result_json(args.json, result)
-        record_output_file(args.json, "eval")
-        print(f"wrote {args.json}")
-    if args.csv is not None:
-        write_result_csv(args.csv, result)
-        record_output_file(args.csv, "eval")
-        print(f"wrote {args.csv}")
-    return 0
+    for path, write in ((args.json, write_result_json), (args.csv, write_result_csv)):
+        if path is not None:
+            write(path, result)
+            record_output_file(path, "eval")
+            print(f"wrote {path}")
 
 
 def _check_forced_format(fmt: Any, root: Path) -> None:
@@ -262,29 +246,10 @@ def _check_forced_format(fmt: Any, root: Path) -> None:
         )
 
 
-def _taken(fmt: Any) -> str:
-    """The options of ``occkit eval`` a format's scoring takes, for errors."""
-    flags = {
-        "mask": "--mask",
-        "metrics": "--metrics",
-        "infos": "--infos",
-        "region": "--frustum",
-        "processes": "--processes",
-    }
-    return ", ".join(flags[k] for k in sorted(_taken_options(fmt)) if k in flags) or "no options"
-
-
-def _taken_options(fmt: Any) -> frozenset[str]:
-    """The options of a format's folder scoring: its own, and the loop's where occkit's loop scores it."""
-    from occkit.formats.evaluate import LOOP_OPTIONS, METRIC_OPTIONS
-
-    return fmt.folder_options | (LOOP_OPTIONS | METRIC_OPTIONS if fmt.evaluate_folder is None else frozenset())
-
-
 class FrustumRegion:
     """``token -> (X, Y, Z) bool``: the voxels inside the view frusta of the cameras a trained run
     sees (its ``data.cameras``, resized and cropped as its evaluation transform does), the ``region``
-    of occkit's scoring loop (:func:`occkit.formats.evaluate.evaluate_predictions`).
+    of occkit's scoring loop (:func:`occkit.scoring.folder.evaluate_predictions`).
     Picklable (the dataset is opened lazily in each process); frames with the same calibration
     share one mask."""
 

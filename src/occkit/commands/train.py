@@ -240,12 +240,9 @@ def _check_set_cameras(args: argparse.Namespace, cfg: Any) -> None:
 
 
 def _train(args: argparse.Namespace, cfg) -> int:
-    from functools import partial
-
     from occkit.engine.logging import validation_summary
     from occkit.engine.train import train
-    from occkit.experiment import base_dataset, build_dataset, build_train_set, fit_to_format, prepare_run
-    from occkit.metrics.rayiou import RayIoUMetric, rayiou_origins
+    from occkit.experiment import build_dataset, build_train_set, fit_to_format, prepare_run
 
     if cfg.method == "easyocc" and not (Path(args.data) / "pseudolabel.json").is_file():
         import warnings
@@ -273,10 +270,11 @@ def _train(args: argparse.Namespace, cfg) -> int:
             f"occkit train: split '{cfg.data.val_split}' of {args.data} has no frames; no validation", file=sys.stderr
         )
         val_set = None
-    rayiou = origins = None
-    if val_set is not None and cfg.train.val_rayiou:
-        rayiou = partial(RayIoUMetric, num_classes=cfg.model.num_classes)
-        origins = partial(rayiou_origins, base_dataset(val_set))
+    if val_set is not None:  # a metric the data's format does not compute refused now, not at the first validation
+        from occkit.formats import format_of
+        from occkit.scoring.core import check_metric_names
+
+        check_metric_names(format_of(val_set), cfg.train.val_metrics, what="train.val_metrics")
     cfg, method = prepare_run(cfg, train_set, progress=not args.no_progress)
     result = train(
         cfg,
@@ -285,8 +283,6 @@ def _train(args: argparse.Namespace, cfg) -> int:
         val_set,
         method,
         resume=args.resume,
-        rayiou=rayiou,
-        rayiou_origins=origins,
         progress=not args.no_progress,
     )
     last = result.validations[-1] if result.validations else None

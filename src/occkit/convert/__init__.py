@@ -29,7 +29,7 @@ The package, one module per role (it imports :mod:`occkit.formats`, which never 
 
 - :mod:`~occkit.convert.plan`: the target format and the class conversion, before any frame;
 - :mod:`~occkit.convert.frame`: one frame through steps 1 and 2, with what it loses (the resampling of
-  grids and frames is :mod:`occkit.formats.resample`, which scoring shares);
+  grids and frames is :mod:`occkit.resampling`, which scoring shares);
 - :mod:`~occkit.convert.records`: the output folder's records, written and checked (resume, ``--overwrite``);
 - :mod:`~occkit.convert.write`: the run, :func:`convert_dataset`;
 - :mod:`~occkit.convert.report`: the report summed over frames and the lines printed.

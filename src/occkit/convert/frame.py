@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from occkit.convert.plan import ClassConversion
-from occkit.formats.resample import centres_of, frame_transform, resample_index, voxel_of
 from occkit.formats.spec import ConvertError, DatasetFormat, FrameLabels
+from occkit.resampling import centres_of, frame_transform, resample_index, voxel_of
 
 #: What a mask's informative value is: the voxels it marks as not seen / left out.
 _MASK_LOSS = {"invalid": True}

@@ -64,8 +64,10 @@ class TrainConfig:
     """Also validate when this many minutes of training passed since the last validation (0 = off)."""
     val_max_frames: int = 0
     """Validate on this many frames spread evenly over the val split (0 = all)."""
-    val_rayiou: bool = False
-    """Also compute RayIoU on validation (needs the LiDAR origins of the scenes' frames)."""
+    val_metrics: tuple[str, ...] = ("miou",)
+    """The metrics validation computes beyond the first metric's mIoU: any the data's format offers
+    (``occkit eval --metrics`` takes the same names; Occ3D: ``miou``, ``rayiou``, which needs the LiDAR
+    poses of the scenes' frames), counted by the scoring core as ``occkit eval`` counts them."""
     ckpt_every: int = 1000
     """Save a checkpoint every this many steps (and always at the end)."""
     keep_checkpoints: int = 3

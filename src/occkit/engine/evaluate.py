@@ -7,7 +7,7 @@ import datetime
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,32 +88,40 @@ def evaluate(
     amp: str = "none",
     mask: str = "camera",
     num_classes: int | None = None,
-    rayiou: Any | None = None,
-    rayiou_origins: Callable[[str], torch.Tensor] | None = None,
+    metrics: Sequence[str] | None = None,
+    dataset: Any = None,
     progress: bool = False,
     distributed: bool = False,
     dataset_format: DatasetFormat | str | None = None,
 ) -> dict[str, Any]:
-    """The format's metrics over ``batches``, plus RayIoU when a metric and an origin lookup are given.
+    """The format's metrics over ``batches``, counted by the one scoring core
+    (:class:`occkit.scoring.core.Scoring`), as ``occkit eval`` counts a folder.
 
     Args:
         method: has ``predict(batch) -> (B, C, X, Y, Z)``; put in eval mode here, restored after.
         batches: this process's share of the frames (with ground truth).
         mask, num_classes: handed to the format's ``metrics`` (the voxels counted, the model's classes;
             None: the format's table).
-        rayiou: a fresh :class:`occkit.metrics.rayiou.RayIoUMetric` (or alike: an
-            :class:`occkit.formats.Metric` reading ``Targets.extra["ray_origins"]``) and
-            ``rayiou_origins(token) -> (K, 3)``, the frame's ego-frame ray origins.
+        metrics: the names asked for beyond the first metric's (``train.val_metrics``: ``("miou",
+            "rayiou")``), each one the format computes.
+        dataset: the frames' reader (under any wrappers), which a metric reading more than the labels
+            binds to (RayIoU: the scenes' LiDAR poses); needed by such a metric only.
         distributed: sum the counts over processes before computing (every rank must call this).
         dataset_format: the frames' format (:func:`occkit.formats.format_of` of the dataset), whose
             ``metrics`` score them; None: the default format (Occ3D-nuScenes).
     Returns:
-        the format's first metric's dict (``miou``, ``geometry_iou``, ``iou``, ``mask``,
-        ``frames``, ...) plus, for RayIoU, ``rayiou`` (and its details under ``rayiou_detail``).
+        every metric's scores in one dict (``miou``, ``geometry_iou``, ``iou``, ``mask``, ``frames``, and,
+        asked for, ``rayiou``, ``rayiou@1`` ...), the first metric's keys winning where two give one.
     """
+    from occkit.scoring.core import Scoring
+
     fmt = resolve_format(dataset_format)
-    metrics = fmt.new_metrics(mask=mask, num_classes=num_classes, device=device)
-    extra = rayiou if rayiou is not None and rayiou_origins is not None else None
+    scoring = Scoring(fmt, metrics=metrics, num_classes=num_classes, mask=mask, device=device)
+    if dataset is not None:
+        from occkit.data.wrappers import base_dataset
+
+        base = base_dataset(dataset)
+        scoring.bind(base, list(getattr(base, "tokens", ())))
     was_training = method.training
     method.eval()
     try:
@@ -121,27 +129,12 @@ def evaluate(
             if batch.occupancy is None:
                 raise ValueError("evaluate: the validation frames carry no ground truth (occupancy)")
             labels = predict_labels(method, batch, device, amp)
-            target = Targets.from_batch(batch, device)
-            for m in metrics:
-                m.update(labels, target)
-            if extra is not None:
-                target.extra["ray_origins"] = [rayiou_origins(t).to(device) for t in batch.tokens]
-                extra.update(labels, target)
+            scoring.update(labels, Targets.from_batch(batch, device))
     finally:
         method.train(was_training)
     if distributed:
-        for m in metrics:
-            m.all_reduce()
-        if extra is not None:
-            extra.all_reduce()
-    out = metrics[0].compute()
-    for m in metrics[1:]:
-        out.setdefault(f"{m.name}_detail", m.compute())
-    if extra is not None:
-        r = extra.compute()
-        out["rayiou"] = float(r["rayiou"]) if isinstance(r, dict) else float(r)
-        out["rayiou_detail"] = r
-    return out
+        scoring.all_reduce()
+    return scoring.compute()
 
 
 def run_amp(cfg: Any, device: torch.device) -> str:
@@ -157,15 +150,15 @@ def score_frames(
     batches: Iterable[Batch],
     device: torch.device,
     amp: str,
-    rayiou: Any | None = None,
-    rayiou_origins: Callable[[str], torch.Tensor] | None = None,
+    metrics: Sequence[str] | None = None,
     progress: bool = False,
     distributed: bool = False,
 ) -> dict[str, Any]:
     """:func:`evaluate` of a run's method (config ``cfg``) over ``batches`` of ``dataset``, as training
     validates and ``occkit predict --eval`` and ``occkit demo`` score: the voxels the format counts
-    (``mask="camera"``), the run's ``model.num_classes`` and the metrics of the dataset's format
-    (:func:`occkit.formats.format_of`; a hand-made dataset of no format: the default format's)."""
+    (``mask="camera"``), the run's ``model.num_classes``, the metrics of the dataset's format
+    (:func:`occkit.formats.format_of`; a hand-made dataset of no format: the default format's) and the
+    names ``metrics`` asks for (training: ``train.val_metrics``)."""
     from occkit.formats import format_of
 
     try:
@@ -179,8 +172,8 @@ def score_frames(
         amp,
         mask="camera",
         num_classes=cfg.model.num_classes,
-        rayiou=rayiou,
-        rayiou_origins=rayiou_origins,
+        metrics=metrics,
+        dataset=dataset,
         progress=progress,
         distributed=distributed,
         dataset_format=fmt,

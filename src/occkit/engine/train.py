@@ -23,7 +23,6 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -102,8 +101,6 @@ def train(
     method: nn.Module | None = None,
     resume: bool = False,
     stop_at: int | None = None,
-    rayiou: Callable[[], Any] | None = None,
-    rayiou_origins: Callable[[str], torch.Tensor] | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train ``method`` for ``cfg.optim.max_steps`` steps.
@@ -130,7 +127,6 @@ def train(
             ``RUN/init_from.json``). A resume from the run's own checkpoint neither applies nor
             re-checks it.
         stop_at: stop after this step as if interrupted (the schedule still spans max_steps).
-        rayiou: factory of a fresh RayIoU metric, with ``rayiou_origins(token) -> (K, 3)``.
         progress: show a progress bar (rank 0).
     """
     owns_group = not is_distributed()
@@ -146,8 +142,6 @@ def train(
             method,
             resume,
             stop_at,
-            rayiou,
-            rayiou_origins,
             progress,
         )
     finally:
@@ -166,8 +160,6 @@ class _Run:
     info: DistInfo
     device: torch.device
     val_set: Dataset | None
-    rayiou: Callable[[], Any] | None
-    rayiou_origins: Callable[[str], torch.Tensor] | None
     progress: bool
 
 
@@ -228,15 +220,13 @@ def _train(
     method: nn.Module | None,
     resume: bool,
     stop_at: int | None,
-    rayiou: Callable[[], Any] | None,
-    rayiou_origins: Callable[[str], torch.Tensor] | None,
     progress: bool,
 ) -> TrainResult:
     oc, tc = cfg.optim, cfg.train
     _check_arguments(cfg, device, method)
     seed_everything(tc.seed)
     method.to(device)
-    run = _Run(cfg, to_dict(cfg), run_dir, info, device, val_set, rayiou, rayiou_origins, progress)
+    run = _Run(cfg, to_dict(cfg), run_dir, info, device, val_set, progress)
     stepper, step, train_seconds = _start(run, method, resume)
     batches = train_batches(
         train_set,
@@ -558,7 +548,6 @@ def _validate(run: _Run, method: nn.Module, amp: str, loop: _Loop) -> dict[str, 
             pin_memory=device.type == "cuda",
         )
 
-    use_ray = cfg.train.val_rayiou and run.rayiou is not None and run.rayiou_origins is not None
     scores = score_frames(
         method,
         cfg,
@@ -566,8 +555,7 @@ def _validate(run: _Run, method: nn.Module, amp: str, loop: _Loop) -> dict[str, 
         shard(),
         device,
         amp,
-        rayiou=run.rayiou() if use_ray else None,
-        rayiou_origins=run.rayiou_origins if use_ray else None,
+        metrics=cfg.train.val_metrics,
         progress=run.progress and info.is_main,
         distributed=info.enabled,
     )
@@ -575,7 +563,7 @@ def _validate(run: _Run, method: nn.Module, amp: str, loop: _Loop) -> dict[str, 
     # ``amp``: the precision the run trains and validates at (resolve_amp: float32 'none' on a CPU without native
     # bf16 even where the preset asks for bf16), so that runs compared side by side can be seen to differ in it
     record = {"step": loop.step, "train_minutes": loop.train_seconds / 60, "wall_minutes": wall_minutes, "amp": amp}
-    record.update({k: v for k, v in scores.items() if not k.endswith("_detail")})
+    record.update(scores)
     n_val = len(run.val_set)
     if 0 < cfg.train.val_max_frames < n_val:  # a subset (train.val_max_frames): occkit eval scores every frame
         record["val_frames"] = len(spread_indices(n_val, cfg.train.val_max_frames))

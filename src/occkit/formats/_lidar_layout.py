@@ -9,6 +9,7 @@ differs; ``formats/surroundocc.py`` and ``formats/openoccupancy.py`` name it.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -75,18 +76,11 @@ def lidar_frame_format(
         n = int(options.get("num_classes") or len(NUSC_OCC_CLASSES))
         return [NuScenesOccupancyMetric(name, num_classes=n, device=options.get("device"))]
 
-    def evaluate_folder(
-        gt_root: str | Path, pred_dir: str | Path, split: str = "val", duplicate_voxels: bool = False, **options: Any
-    ) -> dict[str, Any]:
-        """The format's metrics over its prediction files (:func:`occkit.formats.evaluate.evaluate_predictions`).
-        A label or prediction file listing a voxel twice with two classes is refused unless
-        ``duplicate_voxels`` (``occkit eval --allow-duplicate-voxels``): then it is read as the
-        released code reads it (``layout.FILES.policy``), the result says so under
-        ``duplicate_voxels`` (``policy``, ``files``: how many were read so) and a warning names them."""
-        from occkit.formats.evaluate import evaluate_predictions
-
-        if not duplicate_voxels:
-            return evaluate_predictions(fmt, gt_root, pred_dir, split, **options)
+    def accept_duplicates(fmt: DatasetFormat) -> tuple[DatasetFormat, Callable[[dict[str, Any]], None]]:
+        """The format reading a label or prediction file that lists a voxel twice with two classes as the
+        released code reads it (``layout.FILES.policy``; ``occkit eval --allow-duplicate-voxels``; by
+        default such a file is refused), and what that adds to the result: ``duplicate_voxels``
+        (``policy``, ``files``: how many were read so), with a warning naming them."""
         seen = DuplicateVoxels()
 
         def open_accepting(root: Path, split: str, options: OpenOptions) -> Any:
@@ -94,19 +88,18 @@ def lidar_frame_format(
             ds.duplicate_voxels = seen
             return ds
 
+        def finish(result: dict[str, Any]) -> None:
+            result["duplicate_voxels"] = {"policy": layout.FILES.policy, "files": len(seen.files)}
+            if seen.files:
+                warnings.warn(
+                    f"--allow-duplicate-voxels: {len(seen.files)} "
+                    f"{'file lists' if len(seen.files) == 1 else 'files list'} a voxel twice with two classes, "
+                    f"read as {layout.FILES.policy} (first: {seen.files[0]})",
+                    stacklevel=3,
+                )
+
         files = replace(fmt.predictions, read=partial(layout.read_prediction, duplicates=seen))
-        result = evaluate_predictions(
-            replace(fmt, open=open_accepting, predictions=files), gt_root, pred_dir, split, **options
-        )
-        result["duplicate_voxels"] = {"policy": layout.FILES.policy, "files": len(seen.files)}
-        if seen.files:
-            warnings.warn(
-                f"--allow-duplicate-voxels: {len(seen.files)} "
-                f"{'file lists' if len(seen.files) == 1 else 'files list'} a voxel twice with two classes, read as "
-                f"{layout.FILES.policy} (first: {seen.files[0]})",
-                stacklevel=2,
-            )
-        return result
+        return replace(fmt, open=open_accepting, predictions=files), finish
 
     fmt = DatasetFormat(
         name=name,
@@ -130,8 +123,7 @@ def lidar_frame_format(
             relpath=prediction_relpath,
         ),
         write_synthetic=write_synthetic,
-        evaluate_folder=evaluate_folder,
-        folder_options=frozenset({"mask", "metrics", "duplicate_voxels", "region", "processes"}),
+        read_variants={"duplicate_voxels": accept_duplicates},
         table_keys=("miou", "miou_all", "geometry_iou", "geometry_precision", "geometry_recall"),
         label_writer=label_writer,
     )

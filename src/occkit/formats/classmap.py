@@ -13,7 +13,7 @@ common class gathers, and which are dropped (their voxels left out of the scorin
 Every class of both tables is in exactly one common class or under ``drop``: a class left
 unmapped, mapped twice, or unknown is a one-line error naming it and the file. ``occkit eval
 --class-map NAME|FILE`` scores a model of one layout on another's common classes
-(:func:`occkit.formats.evaluate.evaluate_predictions`), resampling the predictions where the grids
+(:func:`occkit.scoring.folder.evaluate_predictions`), resampling the predictions where the grids
 differ; ``occkit convert`` reads a map in either direction to write one layout's labels in
 another's (:mod:`occkit.convert`: a common class is written as the first class its target
 side lists). A map joins class tables: it serves any format of the tables it names.

@@ -4,7 +4,7 @@ grid at 0.4 m in the ego frame, scored by the Occ3D mIoU (camera mask) and RayIo
 The reader is :class:`occkit.data.occ3d.Occ3DDataset` (the layout is described there), the
 metrics :class:`occkit.metrics.occ3d.Occ3DMetric` and :class:`occkit.metrics.rayiou.RayIoUMetric`,
 the submission files ``<token>.npz`` (``semantics`` uint8), scored by occkit's one scoring loop
-(:func:`occkit.formats.evaluate.evaluate_predictions`). A folder holding ``annotations.json`` is Occ3D.
+(:func:`occkit.scoring.folder.evaluate_predictions`). A folder holding ``annotations.json`` is Occ3D.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,8 @@ def _check_fields(spec: DatasetFormat) -> str | None:
     for attr in ("detect", "open", "metrics"):
         if not callable(getattr(spec, attr)):
             return f"{attr} is not callable"
+    if not isinstance(spec.read_variants, Mapping) or not all(callable(v) for v in spec.read_variants.values()):
+        return "its read_variants is not a mapping of option names to callables"
     for attr in ("write", "index", "read"):
         if not callable(getattr(spec.predictions, attr)):
             return f"predictions.{attr} is not callable"

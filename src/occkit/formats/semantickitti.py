@@ -5,7 +5,7 @@ scored by the SSC metrics of the semantic-kitti-api.
 The reader is :class:`occkit.data.semantickitti.SemanticKITTIDataset` (the layout is described
 there), the metric :class:`occkit.metrics.ssc.SSCMetric`, the submission files
 ``sequences/<XX>/predictions/<NNNNNN>.label`` (uint16 raw ids), scored by occkit's one scoring loop
-(:func:`occkit.formats.evaluate.evaluate_predictions`: the invalid voxels are the frames' masks). A
+(:func:`occkit.scoring.folder.evaluate_predictions`: the invalid voxels are the frames' masks). A
 folder holding ``sequences/`` and no ``annotations.json`` is SemanticKITTI.
 """
 

@@ -343,6 +343,11 @@ class DatasetFormat:
             given that the format does not take, naming the format. For a format occkit's scoring
             loop scores (no ``evaluate_folder``), ``mask`` and ``metrics`` reach :attr:`metrics`
             whatever it lists.
+        read_variants: the options of ``occkit eval`` that read the format's files another way, each
+            ``fmt -> (the format reading so, finish(result))``, where ``finish`` adds the variant's part to
+            the result (SurroundOcc and OpenOccupancy: ``duplicate_voxels``, ``--allow-duplicate-voxels``:
+            a file listing a voxel twice read as the released code reads it). occkit's scoring loop applies
+            a variant whose option is true; ``occkit eval`` refuses the option for a format without it.
         metric_names: the names ``occkit eval --metrics`` takes for this format (Occ3D: ``miou``,
             ``rayiou``; the SSC formats: ``ssc``, ``miou``). Empty (the default): ``miou`` (the
             first metric's, always computed) and the ``name`` of every metric :attr:`metrics` gives
@@ -398,6 +403,9 @@ class DatasetFormat:
     cameras: tuple[str, ...] | None = None
     world: World = "driving"
     folder_options: frozenset[str] = frozenset({"mask", "metrics"})
+    read_variants: Mapping[str, Callable[[DatasetFormat], tuple[DatasetFormat, Callable[[dict[str, Any]], None]]]] = (
+        field(default_factory=dict)
+    )
     metric_names: tuple[str, ...] = ()
     synthetic_classes: Mapping[str, str] | None = None
     table_keys: tuple[str, ...] = TABLE_KEYS

@@ -73,7 +73,7 @@ class Metric(Protocol):
     or dicts of them; a format's first metric gives ``miou`` and ``geometry_iou``, the keys the
     training loop logs and the ablation runner reads.
 
-    Optional, for occkit's scoring loop (:func:`occkit.formats.evaluate.evaluate_predictions`), where
+    Optional, for occkit's scoring loop (:func:`occkit.scoring.folder.evaluate_predictions`), where
     a metric reads more of the frames than their labels:
 
     - ``bind(dataset, tokens)``: called once with the opened split and the frames to be scored,

@@ -2,7 +2,7 @@
 Occ3D and SemanticKITTI folder scorers and the parts every folder scoring shares (matching files to
 frames, provenance, batching, the printed table, JSON / CSV). A format's generic folder scoring and
 the detection of a ``--gt`` folder's format ask the format registry, which sits above the metrics:
-:mod:`occkit.formats.evaluate`.
+:mod:`occkit.scoring.folder`.
 
 - Occ3D-nuScenes: ground truth ``<gt>/annotations.json`` + ``gts/<scene>/<token>/labels.npz``;
   predictions ``<pred>/<token>.npz`` (found anywhere under ``<pred>``), uint8 (200, 200, 16)
@@ -212,7 +212,7 @@ def default_processes(threads: int = 0) -> int:
     """``occkit eval``'s process count when ``--processes`` is not given: the usable cores
     (:func:`usable_cores`), no more than ``threads`` when that is set (``--threads N``: the run
     was given N cores, as an ablation lane is). The scoring loop
-    (:func:`occkit.formats.evaluate.evaluate_predictions`) caps it by the frames."""
+    (:func:`occkit.scoring.folder.evaluate_predictions`) caps it by the frames."""
     n = usable_cores()
     return min(n, threads) if threads and threads > 0 else n
 

@@ -826,7 +826,7 @@ class RayIoUMetric:
             ego poses, for a folder scored by occkit's scoring loop; default: the dataset's own
             annotations (their ``lidar_sensor`` entries, which the synthetic world writes).
 
-    In occkit's scoring loop (:func:`occkit.formats.evaluate.evaluate_predictions`) the metric gets
+    In occkit's scoring loop (:func:`occkit.scoring.folder.evaluate_predictions`) the metric gets
     its frames' LiDAR origins itself: :meth:`bind` (once, before any frame is counted: every scene's
     poses read and checked) and :meth:`frame_extra` (a frame's origins, gathered into the batch's
     ``Targets.extra["ray_origins"]``). A region of voxels (``occkit eval --frustum``) is refused

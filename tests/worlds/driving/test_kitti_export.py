@@ -116,7 +116,7 @@ def test_image_calib_and_voxels_agree(kitti_root):
 def test_eval_on_export(kitti_root, tmp_path):
     from occkit.data.semantickitti import write_ssc_prediction
     from occkit.formats import get_format
-    from occkit.formats.evaluate import evaluate_predictions
+    from occkit.scoring.folder import evaluate_predictions
 
     root, _ = kitti_root
     ds = SemanticKITTIDataset(root, "val", load_images=False)

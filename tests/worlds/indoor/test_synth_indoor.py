@@ -179,7 +179,7 @@ def test_end_to_end_nyu_mono(tmp_path):
     data, run, pred = tmp_path / "w", tmp_path / "run", tmp_path / "pred"
     assert main(["synth", "--world", "indoor", "--out", str(data), "--scenes", "2", "--frames", "1"]) == 0
     assert detect_format(data).name == "nyu" and get_format("nyu").grid.shape == (60, 60, 36)
-    from occkit.formats.evaluate import detect_format_name as eval_format
+    from occkit.scoring.folder import detect_format_name as eval_format
 
     assert eval_format(data) == "nyu"  # occkit eval --format auto
     sets = [
@@ -197,7 +197,7 @@ def test_end_to_end_nyu_mono(tmp_path):
     result = json.loads(out.read_text())
     assert result["benchmark"] == "nyu" and result["frames"] == 1 and 0 <= result["ssc_miou"] <= 100
     # the same numbers from occkit's scoring loop over the format's files
-    from occkit.formats.evaluate import evaluate_predictions
+    from occkit.scoring.folder import evaluate_predictions
 
     fmt = get_format("nyu")
     again = evaluate_predictions(fmt, data, pred, split="val")

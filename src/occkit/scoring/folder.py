@@ -1,24 +1,24 @@
 """Folder scoring that asks the format registry (what ``occkit eval`` runs above the metrics): the
 format of a ``--gt`` folder (:func:`detect_format_name`, with the hint that it holds predictions),
-occkit's one scoring loop over a prediction folder (:func:`evaluate_predictions`: every format's
-metrics, RayIoU included, as accumulators; ``--class-map`` as an adapter around the loop's targets;
-the region and the split applied by occkit; in spawned processes on request), and the summary lines
-a result's format prints (:func:`table_keys`). The parts every folder scoring shares (matching files
-to frames, provenance, the printed table, JSON / CSV) are in :mod:`occkit.metrics.evaluate`.
+occkit's one scoring loop over a prediction folder (:func:`evaluate_predictions`: the files read and
+matched to frames, the region and the split applied by occkit, in spawned processes on request; the
+counting is the core's, :class:`occkit.scoring.core.Scoring`; ``--class-map`` is an adapter around
+the loop, :mod:`occkit.scoring.common_classes`), and the summary lines a result's format prints
+(:func:`table_keys`). The parts every folder scoring shares (matching files to frames, provenance,
+the printed table, JSON / CSV) are in :mod:`occkit.metrics.evaluate`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from occkit.formats.classmap import DROPPED
 from occkit.formats.registry import FormatRegistryError, formats, get_format
 from occkit.formats.registry import detect_format as detect
 from occkit.formats.registry import quiet as quiet_registry
@@ -33,12 +33,12 @@ from occkit.metrics.evaluate import (
     prefetch,
     progress_bar,
 )
+from occkit.scoring.common_classes import CLASS_MAP_SOURCE, on_common_classes
+from occkit.scoring.core import ITEMS, Scoring, restrict
 
 #: What the scoring loop (:func:`evaluate_predictions`) takes of every format it scores, beyond the format's
 #: own ``folder_options``: the region (``--frustum``) and the processes.
 LOOP_OPTIONS = frozenset({"region", "processes"})
-#: The ``source`` of a format as ``--class-map`` scores it (:func:`_on_common_classes`).
-CLASS_MAP_SOURCE = "occkit eval --class-map"
 #: What ``occkit eval`` passes to the metrics of every format the loop scores, whatever its ``folder_options``
 #: (which name what a format's own ``evaluate_folder`` takes): ``--mask`` and ``--metrics``.
 METRIC_OPTIONS = frozenset({"mask", "metrics"})
@@ -96,8 +96,9 @@ def evaluate_predictions(
 ) -> dict[str, Any]:
     """A prediction folder scored by a format's own parts: occkit's one scoring loop (what ``occkit
     eval`` runs for a format with no ``evaluate_folder``): its frames (``fmt.open_split``, no
-    images), its prediction files (``fmt.predictions``) and its metrics (``fmt.new_metrics(**options)``,
-    accumulators of the :class:`~occkit.metrics.base.Metric` protocol), batch by batch.
+    images), its prediction files (``fmt.predictions``) and its metrics (the core's
+    :class:`~occkit.scoring.core.Scoring` of ``fmt`` with ``options``: ``mask``, ``metrics``, ``infos``
+    ...), batch by batch.
 
     A reader with a ``scoring_labels(i)`` (a dict of ``occupancy``, ``mask_camera``, ``mask_lidar``)
     gives the loop its frames' labels without the rest of a sample (cameras, poses); the others are
@@ -106,15 +107,19 @@ def evaluate_predictions(
     A metric that reads more of the frames than their labels says so through the protocol: its
     ``bind(dataset, tokens)`` runs once before any frame is counted (RayIoU reads and checks every
     scene's LiDAR poses there), its ``frame_extra(token)`` adds a frame's items to the batch's
-    ``Targets.extra`` (gathered into lists), and its ``region_refused`` (a reason) refuses ``region``.
+    ``Targets.extra`` (gathered into lists, read ahead in the reading threads), and its
+    ``region_refused`` (a reason) refuses ``region``.
+
+    An option the format declares among its ``read_variants`` (SurroundOcc's and OpenOccupancy's
+    ``duplicate_voxels``), when true, reads the format's files its way and adds its part to the result.
 
     ``class_map`` (:class:`occkit.formats.classmap.ClassMap` onto ``fmt``, or onto a format of its
     class table): the predictions are the files of the map's source format, brought onto ``fmt``'s
     grid and frame where they differ as ``occkit convert`` brings labels
-    (:class:`occkit.formats.resample.PredictionResampler`: each ground-truth voxel takes the predicted
+    (:class:`occkit.resampling.PredictionResampler`: each ground-truth voxel takes the predicted
     voxel holding its centre; voxels outside the predictions' grid left out), and both they and the
-    ground truth are scored on the map's common classes (an Occ3D-style mIoU, the free class last,
-    inside the voxels ``fmt`` scores; voxels of a dropped class on either side left out).
+    ground truth are scored on the map's common classes (an Occ3D-style mIoU, the free class of the
+    map, inside the voxels ``fmt`` scores; voxels of a dropped class on either side left out).
 
     ``region`` (``occkit eval --frustum``: a picklable ``token -> (X, Y, Z) bool``, the voxels that
     count): applied here, by occkit, whatever the format's metrics know of regions: outside it the
@@ -136,34 +141,22 @@ def evaluate_predictions(
     if class_map is not None:  # an adapter around the loop, which knows nothing of class maps
         if region is not None:
             raise ValueError("--frustum with --class-map: the common classes are scored inside the format's own voxels")
+        common = on_common_classes(fmt, gt_root, class_map, device)
         out = evaluate_predictions(
-            _on_common_classes(fmt, gt_root, class_map, device),
-            gt_root,
-            pred_dir,
-            split,
-            allow_missing,
-            device,
-            workers,
-            progress,
-            batch_size,
-            **options,
+            common, gt_root, pred_dir, split, allow_missing, device, workers, progress, batch_size
         )
         out["benchmark"] = f"{fmt.name} on the common classes of {class_map.path.stem}"
         out["class_map"] = str(class_map.path)
         return out
+    fmt, finish = _read_variant(fmt, options)
     if region is not None and fmt.classes.ignore is None:
         raise ValueError(
             f"--frustum: the {fmt.display_name} format's class table has no ignore id, through which occkit leaves "
             "the voxels outside the region unscored"
         )
-    files = fmt.predictions
-    metrics = _new_metrics(fmt, device, options)
-    _check_asked(fmt, metrics, options.get("metrics"))
+    scoring = Scoring(fmt, device=device, **options)
     if region is not None:
-        for m in metrics:
-            reason = getattr(m, "region_refused", None)
-            if reason:
-                raise ValueError(f"--frustum with --metrics {getattr(m, 'name', type(m).__name__)}: {reason}")
+        scoring.refuse_region()
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise FileNotFoundError(f"{pred_dir}: prediction folder not found")
@@ -171,32 +164,50 @@ def evaluate_predictions(
     gt_ids = list(ds.tokens)
     if not gt_ids:
         raise ValueError(f"{gt_root}: no labelled frames in split {split!r}")
-    pred_files = files.index(pred_dir)
+    pred_files = fmt.predictions.index(pred_dir)
     check_provenance(pred_dir, pred_files, gt_root, split, gt_ids)
     tokens, n_missing, n_extra = match_frames(gt_ids, pred_files, pred_dir, allow_missing)
-    _bind(metrics, ds, tokens)  # what a metric reads beyond the labels, checked before any frame is counted
-
-    processes = max(1, min(processes, len(tokens) // 2))  # two frames at least per process
-    shardable = formats().get(fmt.name) is fmt and torch.device(device).type == "cpu"
+    scoring.bind(ds, tokens)  # what a metric reads beyond the labels, checked before any frame is counted
     job = _Job(fmt.name, str(gt_root), split, options, region, batch_size)
-    if processes > 1 and shardable and _cannot_pickle(fmt, job, metrics):
-        processes = 1
-    if processes > 1 and shardable:
-        _count_in_processes(job, metrics, pred_files, tokens, workers, processes, progress)
+    processes = max(1, min(processes, len(tokens) // 2))  # two frames at least per process
+    if processes > 1 and _shardable(fmt, device, job, scoring):
+        _count_in_processes(job, scoring, pred_files, tokens, workers, processes, progress)
     else:
         bar = progress_bar(len(tokens), progress)
-        frames = _Frames(fmt, ds, gt_root, split, files, pred_files, region, metrics)
-        _count(frames, metrics, tokens, device, batch_size, workers, None if bar is None else bar.update)
+        frames = _Frames(fmt, ds, gt_root, split, pred_files, region, scoring)
+        _count(frames, scoring, tokens, device, batch_size, workers, None if bar is None else bar.update)
         if bar is not None:
             bar.close()
-    out: dict[str, Any] = {"benchmark": fmt.name, "split": split}
-    for m in metrics:  # the first metric's keys win (frames)
-        for k, v in m.compute().items():
-            out.setdefault(k, v)
+    out: dict[str, Any] = {"benchmark": fmt.name, "split": split, **scoring.compute()}
     out["missing"], out["extra"] = n_missing, n_extra
     if region is not None:
         out["region"] = str(region)
+    finish(out)
     return out
+
+
+def _read_variant(fmt: Any, options: dict[str, Any]) -> tuple[Any, Any]:
+    """The format as the true options among its ``read_variants`` read it, and what each adds to the
+    result (the options are taken out of ``options``)."""
+    finishers = []
+    for key, variant in getattr(fmt, "read_variants", {}).items():
+        if options.pop(key, False):
+            fmt, finisher = variant(fmt)
+            finishers.append(finisher)
+
+    def finish(result: dict[str, Any]) -> None:
+        for f in finishers:
+            f(result)
+
+    return fmt, finish
+
+
+def _shardable(fmt: Any, device: Any, job: _Job, scoring: Scoring) -> bool:
+    """Whether the frames may be counted in spawned processes: a format of the registry (found again by
+    name there), on the CPU, whose metrics and options pickle."""
+    if formats().get(fmt.name) is not fmt:
+        return False
+    return torch.device(device).type == "cpu" and not _cannot_pickle(fmt, job, scoring.metrics)
 
 
 def _cannot_pickle(fmt: Any, job: _Job, metrics: list[Any]) -> bool:
@@ -215,126 +226,6 @@ def _cannot_pickle(fmt: Any, job: _Job, metrics: list[Any]) -> bool:
         )
         return True
     return False
-
-
-def _class_map_source(fmt: Any, gt_root: Any, class_map: Any) -> Any:
-    """The format whose prediction files ``class_map`` scores on ``fmt``; its grid and ``fmt``'s
-    joined by a frame transform or the same, else an error naming the map."""
-    target = get_format(class_map.target)
-    if class_map.target != fmt.name and target.classes.names != fmt.classes.names:
-        raise ValueError(
-            f"--class-map {class_map.path}: maps onto {class_map.target}, but --gt {gt_root} is a {fmt.name} dataset"
-        )
-    source = get_format(class_map.source)
-    g, h = source.grid, fmt.grid
-    same = (g.shape, tuple(g.range_min), tuple(g.voxel_size)) == (h.shape, tuple(h.range_min), tuple(h.voxel_size))
-    families = [None if f.label_writer is None else f.label_writer.family for f in (source, fmt)]
-    if not same and (None in families or families[0] != families[1]):
-        raise ValueError(
-            f"--class-map {class_map.path}: {source.name}'s grid {g.shape} from {tuple(g.range_min)} at "
-            f"{tuple(g.voxel_size)} m is not {fmt.name}'s {h.shape} from {tuple(h.range_min)} at "
-            f"{tuple(h.voxel_size)} m, and no frame transform joins the two layouts (other sensor rigs); "
-            "occkit eval --class-map resamples between the grids of one family (occkit convert lists them)"
-        )
-    return source
-
-
-def _on_common_classes(fmt: Any, gt_root: Any, class_map: Any, device: Any) -> Any:
-    """``fmt`` as ``--class-map`` scores it: the prediction files of the map's source format, and one
-    metric, :class:`_CommonClasses` (the loop reads, matches and counts as for any format)."""
-    source = _class_map_source(fmt, gt_root, class_map)
-    return replace(
-        fmt,
-        predictions=source.predictions,
-        metrics=lambda options: [_CommonClasses(class_map, source, fmt, device)],
-        evaluate_folder=None,
-        source=CLASS_MAP_SOURCE,  # its metric is occkit's, whichever package the format is from
-    )
-
-
-class _CommonClasses:
-    """``--class-map``'s metric: an Occ3D-style mIoU (free class last) on the map's common classes,
-    inside the voxels the ground truth's format scores. ``bind`` readies the resampling of the
-    predictions onto the ground truth's grid and frame (:class:`occkit.formats.resample.PredictionResampler`:
-    each ground-truth voxel takes the predicted voxel holding its centre; for one grid and frame the
-    predictions are kept as they are); ``update`` resamples each frame, maps both sides onto the common
-    classes through the map's lookup tables and leaves out the voxels of a dropped class on either side
-    and those the predictions' grid does not cover."""
-
-    def __init__(self, class_map: Any, source: Any, fmt: Any, device: Any) -> None:
-        from occkit.metrics.occ3d import Occ3DMetric
-
-        self.map, self.source, self.fmt = class_map, source, fmt
-        names = class_map.names
-        self.inner = Occ3DMetric(mask="camera", num_classes=len(names), class_names=names, device=device)
-        self.name = self.inner.name
-        self._resample: Any = None
-        self._luts: dict[Any, tuple[torch.Tensor, torch.Tensor]] = {}  # the map's lookup tables, per device
-
-    def bind(self, dataset: Any, tokens: list[str]) -> None:
-        from occkit.formats.resample import PredictionResampler
-
-        self._resample = PredictionResampler(self.source, self.fmt, dataset)
-
-    def __getstate__(self) -> dict[str, Any]:  # what bind holds is not pickled (the Metric protocol)
-        return {**self.__dict__, "_resample": None, "_luts": {}}
-
-    def update(self, pred: torch.Tensor, target: Targets) -> None:
-        dev, covered = pred.device, None
-        if self._resample is not None:
-            frames = [self._resample(t, p) for t, p in zip(target.tokens, pred.cpu().numpy(), strict=True)]
-            pred = torch.from_numpy(np.stack([p for p, _ in frames])).to(dev)
-            if all(c is not None for _, c in frames):
-                covered = torch.from_numpy(np.stack([c for _, c in frames])).to(dev)
-        if dev not in self._luts:
-            luts = (self.map.source_lut, self.map.target_lut)
-            self._luts[dev] = tuple(torch.from_numpy(lut.astype(np.int64)).to(dev) for lut in luts)
-        src_lut, dst_lut = self._luts[dev]
-        p, t = src_lut[pred.long()], dst_lut[target.occupancy.long().clamp(0, 255)]
-        keep = (p != DROPPED) & (t != DROPPED)
-        if covered is not None:
-            keep &= covered
-        free = self.map.free
-        mask_camera = target.mask_camera if target.mask_camera is not None else torch.ones_like(keep)
-        common = replace(target, occupancy=torch.where(keep, t, free), mask_camera=mask_camera)
-        common.extra = {**target.extra, "region": keep}
-        self.inner.update(torch.where(keep, p, free), common)
-
-    def merge(self, other: Any) -> Any:
-        self.inner.merge(other.inner)
-        return self
-
-    def all_reduce(self) -> None:
-        self.inner.all_reduce()
-
-    def compute(self) -> dict[str, Any]:
-        return self.inner.compute()
-
-
-def _new_metrics(fmt: Any, device: Any, options: dict[str, Any]) -> list[Any]:
-    """The format's metrics for one count (``fmt.new_metrics``)."""
-    return list(fmt.new_metrics(device=device, num_classes=fmt.classes.num_classes, **options))
-
-
-def _check_asked(fmt: Any, metrics: list[Any], asked: Any) -> None:
-    """A metric asked for (``--metrics``) that the format's metrics do not give is an error before any
-    frame is counted, never a result without it (a format that declares ``metric_names`` answers for them)."""
-    if not asked or fmt.metric_names:
-        return
-    given = {"miou", *(str(getattr(m, "name", "")) for m in metrics)}
-    absent = [m for m in asked if m not in given]
-    if absent:
-        raise ValueError(
-            f"--metrics {','.join(absent)}: format {fmt.name}{f' ({fmt.source})' if fmt.source else ''} was asked "
-            f"for it and its metrics() gave {', '.join(sorted(given))}: not computed"
-        )
-
-
-def _bind(metrics: list[Any], ds: Any, tokens: list[str]) -> None:
-    for m in metrics:
-        bind = getattr(m, "bind", None)
-        if bind is not None:
-            bind(ds, tokens)
 
 
 @dataclass
@@ -357,13 +248,12 @@ class _Frames:
     ds: Any
     gt_root: Any
     split: str
-    files: Any
     pred_files: dict[str, Path]
     region: Any
-    metrics: list[Any]
+    scoring: Scoring
 
     def __call__(self, token: str) -> tuple[np.ndarray, Any]:
-        pred = self.files.read(self.pred_files[token])
+        pred = self.fmt.predictions.read(self.pred_files[token])
         if self.fmt.source != CLASS_MAP_SOURCE:  # a class map's predictions are of its source format's table
             _check_ids(np.asarray(pred), self.fmt.classes, None, lambda: f"{self.pred_files[token]}: prediction")
         i = self.ds.index_of(token)
@@ -376,18 +266,19 @@ class _Frames:
         sample.occupancy = _narrow(sample.occupancy)  # here, in the reading threads
         _check_ids(sample.occupancy, self.fmt.classes, self.fmt.classes.ignore, lambda: self._gt_file(i, token))
         if self.region is not None:
-            r = np.asarray(self.region(token))
-            if r.shape != tuple(pred.shape) or r.dtype != np.bool_:
-                raise ValueError(
-                    f"region {self.region}: frame {token}: expected a bool array of shape {tuple(pred.shape)}, "
-                    f"got {r.dtype} {r.shape}"
-                )
-            sample.extra["region"] = torch.from_numpy(r)
-        for m in self.metrics:
-            extra = getattr(m, "frame_extra", None)
-            if extra is not None:
-                sample.extra.setdefault("metric_items", {}).update(extra(token))
+            sample.extra["region"] = torch.from_numpy(self._region(token, pred.shape))
+        if self.scoring.reads_frames:
+            sample.extra[ITEMS] = self.scoring.frame_items(token)
         return pred, sample
+
+    def _region(self, token: str, shape: tuple[int, ...]) -> np.ndarray:
+        r = np.asarray(self.region(token))
+        if r.shape != tuple(shape) or r.dtype != np.bool_:
+            raise ValueError(
+                f"region {self.region}: frame {token}: expected a bool array of shape {tuple(shape)}, got {r.dtype} "
+                f"{r.shape}"
+            )
+        return r
 
     def _gt_file(self, i: int, token: str) -> str:
         """Where frame ``i``'s ground truth is read from, for an error: the reader's file, else the folder."""
@@ -416,15 +307,14 @@ def _check_ids(labels: Any, table: Any, ignore: int | None, where: Any) -> None:
 
 def _count(
     frames: _Frames,
-    metrics: list[Any],
+    scoring: Scoring,
     tokens: list[str],
     device: Any,
     batch_size: int,
     workers: int,
     advance: Any,
 ) -> None:
-    """``metrics`` updated with the frames ``tokens``, batch by batch (reading ``workers`` ahead)."""
-    fmt = frames.fmt
+    """``scoring`` updated with the frames ``tokens``, batch by batch (reading ``workers`` ahead)."""
     loaded = prefetch(frames, tokens, workers)
     for batch in batched(tokens, batch_size):
         items = [next(loaded) for _ in batch]
@@ -440,17 +330,11 @@ def _count(
             mask_camera=stacked("mask_camera"),
             mask_lidar=stacked("mask_lidar"),
         )
-        for key in items[0][1].extra.get("metric_items", {}):  # a metric's own items, a list over the batch
-            target.extra[key] = [s.extra["metric_items"][key] for _, s in items]
         if frames.region is not None:  # occkit applies the region: outside it nothing is scored, whatever the metric
             inside = torch.stack([s.extra["region"] for _, s in items]).to(device)
-            target.occupancy = target.occupancy.masked_fill(~inside, int(fmt.classes.ignore))
-            for key in ("mask_camera", "mask_lidar"):
-                m = getattr(target, key)
-                setattr(target, key, inside if m is None else m.bool() & inside)
-            target.extra["region"] = inside
-        for m in metrics:
-            m.update(pred, target)
+            restrict(target, inside, frames.fmt.classes.ignore)
+        read_ahead = [s.extra[ITEMS] for _, s in items] if scoring.reads_frames else None
+        scoring.update(pred, target, read_ahead)
         if advance is not None:
             advance(len(batch))
 
@@ -484,17 +368,17 @@ def _count_shard(job: _Job, pred_files: dict[str, Path], tokens: list[str], work
     torch.set_num_threads(1)
     quiet_registry()  # the parent said its warning lines already
     fmt = get_format(job.fmt)
-    metrics = _new_metrics(fmt, "cpu", job.options)
+    scoring = Scoring(fmt, device="cpu", **job.options)
     ds = fmt.open_split(job.gt_root, job.split, load_images=False, load_gt=True)
-    _bind(metrics, ds, tokens)
-    frames = _Frames(fmt, ds, job.gt_root, job.split, fmt.predictions, pred_files, job.region, metrics)
-    _count(frames, metrics, tokens, "cpu", job.batch_size, workers, queue.put)
-    return metrics
+    scoring.bind(ds, tokens)
+    frames = _Frames(fmt, ds, job.gt_root, job.split, pred_files, job.region, scoring)
+    _count(frames, scoring, tokens, "cpu", job.batch_size, workers, queue.put)
+    return scoring.metrics
 
 
 def _count_in_processes(
     job: _Job,
-    metrics: list[Any],
+    scoring: Scoring,
     pred_files: dict[str, Path],
     tokens: list[str],
     workers: int,
@@ -502,7 +386,7 @@ def _count_in_processes(
     progress: bool | None,
 ) -> None:
     """:func:`_count` over ``processes`` contiguous shards of ``tokens`` in spawned processes (no fork
-    of a process whose OpenMP pool may already run), each shard's metrics merged into ``metrics``."""
+    of a process whose OpenMP pool may already run), each shard's metrics merged into ``scoring``."""
     import multiprocessing
     from multiprocessing.managers import SyncManager
     from queue import Empty
@@ -526,8 +410,7 @@ def _count_in_processes(
             if bar is not None:
                 bar.update(n)
         for f in futures:
-            for m, shard_m in zip(metrics, f.result(), strict=True):  # a shard's error is raised here
-                m.merge(shard_m)
+            scoring.merge(f.result())  # a shard's error is raised here
     if bar is not None:
         bar.close()
 

@@ -1,0 +1,173 @@
+"""The one scoring core: a format's metrics for one count, fed the same way by every caller.
+
+``occkit eval`` (:func:`occkit.scoring.folder.evaluate_predictions`, which ``occkit predict --eval``
+and the ablation scorers reach through it), training's validation and ``occkit demo``
+(:func:`occkit.engine.evaluate.evaluate`) all make a :class:`Scoring` and give it batches of
+predictions and :class:`~occkit.metrics.base.Targets`. A metric declares what it needs beyond the
+labels through the :class:`~occkit.metrics.base.Metric` protocol (``bind``, ``frame_extra``,
+``region_refused``), and the core serves it whoever calls: adding a metric that training also
+reports is the metric, its format's ``metrics`` and the format's ``metric_names`` (docs/design.md,
+"Adding a metric").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+
+from occkit.metrics.base import Targets
+
+#: The key under which :meth:`Scoring.frame_items` gathers a frame's items in a sample's ``extra``
+#: (read ahead in the reading threads of the folder loop).
+ITEMS = "metric_items"
+
+
+def asked_names(metrics: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The metric names asked for (``--metrics miou,rayiou``, ``train.val_metrics``) as a tuple, blanks
+    and repeats left out."""
+    if metrics is None:
+        return ()
+    parts = metrics.split(",") if isinstance(metrics, str) else list(metrics)
+    return tuple(dict.fromkeys(str(m).strip() for m in parts if str(m).strip()))
+
+
+def check_metric_names(fmt: Any, asked: Sequence[str], what: str = "--metrics") -> None:
+    """A name the format does not compute (:meth:`~occkit.formats.DatasetFormat.metric_choices`) refused
+    in one line naming the format and what it computes, before any work, never dropped from a result."""
+    if not asked:
+        return
+    choices = fmt.metric_choices(tuple(asked))
+    unknown = [m for m in asked if m not in choices]
+    if unknown:
+        raise ValueError(
+            f"{what} {','.join(unknown)}: the {fmt.display_name} format computes {', '.join(choices)} "
+            f"({fmt.source or fmt.name})"
+        )
+
+
+class Scoring:
+    """The metrics of one count over some frames of a format (``fmt.new_metrics``), with what they read
+    beyond the labels served the same way for every caller.
+
+    Args:
+        fmt: the frames' :class:`~occkit.formats.DatasetFormat`.
+        metrics: the names asked for beyond the first metric's (``("miou", "rayiou")``); each must be
+            one the format computes (:func:`check_metric_names`) and one its metrics give.
+        num_classes: the model's classes (None: the format's table).
+        mask, device, options: handed to the format's ``metrics`` (``mask``: the voxels counted;
+            ``infos``: RayIoU's LiDAR poses on real Occ3D; ...).
+    """
+
+    def __init__(
+        self,
+        fmt: Any,
+        metrics: str | Sequence[str] | None = None,
+        num_classes: int | None = None,
+        mask: str | None = None,
+        device: Any = None,
+        **options: Any,
+    ) -> None:
+        asked = asked_names(metrics)
+        check_metric_names(fmt, asked)
+        self.fmt = fmt
+        n = fmt.classes.num_classes if num_classes is None else int(num_classes)
+        given = {"device": device, "num_classes": n, "metrics": asked or None, **options}
+        if mask is not None:
+            given["mask"] = mask
+        self.options = given
+        self.metrics: list[Any] = list(fmt.new_metrics(**given))
+        self._check_given(asked)
+
+    def _check_given(self, asked: Sequence[str]) -> None:
+        """A metric asked for that the format's metrics do not give is an error before any frame is counted
+        (a format that declares ``metric_names`` answers for them)."""
+        if not asked or self.fmt.metric_names:
+            return
+        given = {"miou", *self.names}
+        absent = [m for m in asked if m not in given]
+        if absent:
+            fmt = self.fmt
+            raise ValueError(
+                f"--metrics {','.join(absent)}: format {fmt.name}{f' ({fmt.source})' if fmt.source else ''} was "
+                f"asked for it and its metrics() gave {', '.join(sorted(given))}: not computed"
+            )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(str(getattr(m, "name", type(m).__name__)) for m in self.metrics)
+
+    def refuse_region(self, flag: str = "--frustum") -> None:
+        """A metric that a region of voxels cannot restrict (its ``region_refused``) refuses the region."""
+        for m in self.metrics:
+            reason = getattr(m, "region_refused", None)
+            if reason:
+                raise ValueError(f"{flag} with --metrics {getattr(m, 'name', type(m).__name__)}: {reason}")
+
+    def bind(self, dataset: Any, tokens: Sequence[str]) -> None:
+        """Each metric's ``bind(dataset, tokens)``: what it reads beyond the labels, checked before any
+        frame is counted."""
+        for m in self.metrics:
+            bind = getattr(m, "bind", None)
+            if bind is not None:
+                bind(dataset, list(tokens))
+
+    @property
+    def reads_frames(self) -> bool:
+        """Whether a metric adds a frame's own items to its batch (``frame_extra``)."""
+        return any(getattr(m, "frame_extra", None) is not None for m in self.metrics)
+
+    def frame_items(self, token: str) -> dict[str, Any]:
+        """What frame ``token`` adds to its batch's ``Targets.extra``: every metric's ``frame_extra``."""
+        items: dict[str, Any] = {}
+        for m in self.metrics:
+            extra = getattr(m, "frame_extra", None)
+            if extra is not None:
+                items.update(extra(token))
+        return items
+
+    def update(self, pred: torch.Tensor, target: Targets, items: Iterable[dict[str, Any]] | None = None) -> None:
+        """Count a batch: ``pred`` ``(B, X, Y, Z)`` class ids against ``target``. ``items``: the frames'
+        :meth:`frame_items`, when read ahead; otherwise read here."""
+        if self.reads_frames:
+            rows = list(items) if items is not None else [self.frame_items(t) for t in target.tokens]
+            for key in rows[0] if rows else ():
+                target.extra[key] = [_on(r[key], pred.device) for r in rows]
+        for m in self.metrics:
+            m.update(pred, target)
+
+    def merge(self, others: Sequence[Any]) -> None:
+        """Add another count's metrics (a process's shard), in order."""
+        for m, other in zip(self.metrics, others, strict=True):
+            m.merge(other)
+
+    def all_reduce(self) -> None:
+        """Sum the counts over the processes of a distributed run (every rank calls it)."""
+        for m in self.metrics:
+            m.all_reduce()
+
+    def compute(self) -> dict[str, Any]:
+        """Every metric's scores in one dict, the first metric's keys winning where two give one
+        (``frames``)."""
+        out: dict[str, Any] = {}
+        for m in self.metrics:
+            for k, v in m.compute().items():
+                out.setdefault(k, v)
+        return out
+
+
+def _on(value: Any, device: torch.device) -> Any:
+    """A frame's item on the predictions' device (a tensor), else as it is."""
+    return value.to(device) if isinstance(value, torch.Tensor) else value
+
+
+def restrict(target: Targets, inside: torch.Tensor, ignore: int) -> None:
+    """``target`` counted only ``inside`` a region (``(B, X, Y, Z)`` bool): outside it the ground truth
+    is ``ignore`` and the masks are false, whatever the metric knows of regions; ``extra["region"]``
+    says where it is."""
+    target.occupancy = target.occupancy.masked_fill(~inside, int(ignore))
+    for key in ("mask_camera", "mask_lidar"):
+        m = getattr(target, key)
+        setattr(target, key, inside if m is None else m.bool() & inside)
+    target.extra["region"] = inside

@@ -91,17 +91,9 @@ def generation_figure(
         panels = []
         if r.get("semantics") is not None:
             scale = bev_scale or (2 if np.asarray(r["semantics"]).shape[0] < 100 else 1)
-            sem, mask = np.asarray(r["semantics"]), r.get("mask")
-            unknown = sem == ignore if ignore is not None else None
-            if unknown is not None and unknown.any():  # the format's unknown label: drawn as unobserved free space
-                sem = np.where(unknown, free, sem)
-                mask = ~unknown if mask is None else np.asarray(mask, dtype=bool) & ~unknown
-            if see_through is not None:  # a top view of a room looks through its ceiling, as a floor plan does
-                sem = np.where(sem == see_through, free, sem)
-            bev = bev_image(sem, mask, palette, mask_mode="grey", free_class=free, scale=scale)
-            if front_only:
-                bev = np.ascontiguousarray(bev[: bev.shape[0] // 2])
-            panels.append(titled(bev, "layout (BEV, front up)" if front_only else "layout (BEV, +x up)", size=12))
+            panels.append(
+                _layout_panel(r["semantics"], r.get("mask"), palette, free, ignore, see_through, front_only, scale)
+            )
         for label, imgs in r["panels"]:
             img = to_uint8(imgs).repeat(image_scale, 0).repeat(image_scale, 1)
             panels.append(titled(np.ascontiguousarray(img), label, size=12))
@@ -111,13 +103,33 @@ def generation_figure(
     layouts = [r["semantics"] for r in rows if r.get("semantics") is not None]
     if layouts:  # the layouts' classes (and the grey of voxels outside the mask)
         masked = any(r.get("mask") is not None for r in rows if r.get("semantics") is not None)
-        parts.append(
-            class_legend(
-                fmt,
-                *(np.asarray(s) for s in layouts),
-                width=width,
-                extras=[("outside the mask (dimmed)", MASK_TINT)] if masked else [],
-            )
-        )
+        extras = [("outside the mask (dimmed)", MASK_TINT)] if masked else []
+        parts.append(class_legend(fmt, *(np.asarray(s) for s in layouts), width=width, extras=extras))
     fig = vstack(parts, gap=10)
     return titled(fig, title, size=14) if title else fig
+
+
+def _layout_panel(
+    semantics,
+    mask,
+    palette: list[tuple[int, int, int]],
+    free: int,
+    ignore: int | None,
+    see_through: int | None,
+    front_only: bool,
+    scale: int,
+) -> np.ndarray:
+    """A layout's titled bird's-eye view at ``scale`` pixels per voxel: the format's unknown label
+    (``ignore``) drawn as unobserved free space, a room's ceiling (``see_through``) looked through,
+    and only the front half when ``front_only``."""
+    sem = np.asarray(semantics)
+    unknown = sem == ignore if ignore is not None else None
+    if unknown is not None and unknown.any():  # the format's unknown label: drawn as unobserved free space
+        sem = np.where(unknown, free, sem)
+        mask = ~unknown if mask is None else np.asarray(mask, dtype=bool) & ~unknown
+    if see_through is not None:  # a top view of a room looks through its ceiling, as a floor plan does
+        sem = np.where(sem == see_through, free, sem)
+    bev = bev_image(sem, mask, palette, mask_mode="grey", free_class=free, scale=scale)
+    if front_only:
+        bev = np.ascontiguousarray(bev[: bev.shape[0] // 2])
+    return titled(bev, "layout (BEV, front up)" if front_only else "layout (BEV, +x up)", size=12)

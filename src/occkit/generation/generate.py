@@ -26,9 +26,11 @@ uninterrupted run's. A work folder of other settings is refused (never mixed, ne
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -226,15 +228,7 @@ def generate_scenes(
 
     Returns (``out``, rows for :func:`occkit.generation.figure.generation_figure`, the first 4).
     """
-    gen = getattr(method, "generator", None)
-    if gen is None:
-        raise ValueError("this run has no generator (occscene.train_generator was false)")
-    if occupancy is not None and from_perception:
-        raise ValueError("give --occupancy or --from-perception, not both")
-    if occupancy is not None and use_layout and gen.mda is None:
-        raise ValueError("--occupancy: this run's generator has no MDA (occscene.generator.mda.enabled was false)")
-    if n < 1 or batch_size < 1:
-        raise ValueError(f"n and batch_size must be >= 1, got {n}, {batch_size}")
+    gen = _checked_generator(method, occupancy, from_perception, use_layout, n, batch_size)
     method.eval()
     device = gen.latent_scale.device
     if make_dataset is None:
@@ -267,50 +261,26 @@ def generate_scenes(
     if work is not None:
         work = Path(work)
         open_work_folder(work, {**rec, "image_hw": [H, W], "cameras": list(cfg.data.cameras), "device": device.type})
-        for start in starts:
-            folder = _batch_folder(work, start)
-            if files_intact(_batch_files(folder)):
-                kept[start] = _load_batch(folder)
-        if kept:
-            k = sum(len(m["tokens"]) for _, m in kept.values())
-            print(
-                f"resuming from {work}: {k} of {n} frames kept ({len(kept)} of {len(starts)} batches), "
-                f"sampling the other {n - k}",
-                flush=True,
-            )
+        kept = _kept_batches(work, starts, n)
     scheduler = sampling_scheduler(cfg.occscene.schedule)
     todo = [s for s in starts if s not in kept]
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), desc="generate", unit="batch")
-    try:
-        for start in todo:
-            kept[start] = _sample_batch(
-                method,
-                gen,
-                scheduler,
-                ds,
-                picks[start : start + batch_size],
-                start,
-                text=text,
-                occupancy=occupancy,
-                use_layout=use_layout,
-                from_perception=from_perception,
-                steps=steps,
-                guidance_scale=guidance_scale,
-                seed=seed,
-                hw=(H, W),
-                device=device,
-            )
-            if work is not None:
-                _save_batch(_batch_folder(work, start), *kept[start])
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    draw_batch = functools.partial(
+        _sample_batch,
+        method,
+        gen,
+        scheduler,
+        ds,
+        text=text,
+        occupancy=occupancy,
+        use_layout=use_layout,
+        from_perception=from_perception,
+        steps=steps,
+        guidance_scale=guidance_scale,
+        seed=seed,
+        hw=(H, W),
+        device=device,
+    )
+    _sample_batches(draw_batch, picks, todo, batch_size, kept, work, progress)
     frames: list[GeneratedFrame] = []
     rows: list[dict] = []
     for start in starts:
@@ -319,6 +289,65 @@ def generate_scenes(
         rows += r
     root = write_generated_dataset(out, frames, tuple(cfg.data.cameras), rec, fmt)
     return root, rows
+
+
+def _checked_generator(method, occupancy: str | None, from_perception: bool, use_layout: bool, n: int, batch_size: int):
+    """The run's generator, once the request is checked against it (:func:`generate_scenes`)."""
+    gen = getattr(method, "generator", None)
+    if gen is None:
+        raise ValueError("this run has no generator (occscene.train_generator was false)")
+    if occupancy is not None and from_perception:
+        raise ValueError("give --occupancy or --from-perception, not both")
+    if occupancy is not None and use_layout and gen.mda is None:
+        raise ValueError("--occupancy: this run's generator has no MDA (occscene.generator.mda.enabled was false)")
+    if n < 1 or batch_size < 1:
+        raise ValueError(f"n and batch_size must be >= 1, got {n}, {batch_size}")
+    return gen
+
+
+def _kept_batches(work: Path, starts: list[int], n: int) -> dict[int, tuple[dict[str, np.ndarray], dict[str, list]]]:
+    """The batches (by first frame) that an earlier run saved intact in the work folder, said when there are any."""
+    kept: dict[int, tuple[dict[str, np.ndarray], dict[str, list]]] = {}
+    for start in starts:
+        folder = _batch_folder(work, start)
+        if files_intact(_batch_files(folder)):
+            kept[start] = _load_batch(folder)
+    if kept:
+        k = sum(len(m["tokens"]) for _, m in kept.values())
+        print(
+            f"resuming from {work}: {k} of {n} frames kept ({len(kept)} of {len(starts)} batches), "
+            f"sampling the other {n - k}",
+            flush=True,
+        )
+    return kept
+
+
+def _sample_batches(
+    draw_batch,
+    picks: Sequence[int],
+    todo: list[int],
+    batch_size: int,
+    kept: dict[int, tuple[dict[str, np.ndarray], dict[str, list]]],
+    work: Path | None,
+    progress: bool,
+) -> None:
+    """Sample the batches starting at ``todo`` into ``kept`` (``draw_batch(idx, start)``), each saved in
+    the work folder (when there is one) as it is done, with a progress bar."""
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="generate", unit="batch")
+    try:
+        for start in todo:
+            kept[start] = draw_batch(picks[start : start + batch_size], start)
+            if work is not None:
+                _save_batch(_batch_folder(work, start), *kept[start])
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _sample_batch(

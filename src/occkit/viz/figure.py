@@ -3,6 +3,7 @@ and in 3D, a class legend, and optionally a prediction beside the ground truth."
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -172,23 +173,44 @@ def compose_frame_figure(
     Returns:
         ``(H, W, 3) uint8``.
     """
-    if mask not in MASKS:
-        raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
-    mask_mode = {"dim": "grey"}.get(mask_mode, mask_mode)
-    if mask_mode not in (*MASK_MODES, "show"):
-        raise ValueError(f"mask_mode must be one of {(*MASK_MODES, 'dim', 'show')}, got {mask_mode!r}")
-    if lidar_color not in LIDAR_COLORS:
-        raise ValueError(f"lidar_color must be one of {LIDAR_COLORS}, got {lidar_color!r}")
-    names = tuple(classes.names) if classes is not None else OCC3D_CLASSES
-    free = classes.free if classes is not None else OCC3D_FREE
-    if free is None:
-        raise ValueError("classes: a table without a free class (the pictures draw free space as the background)")
-    palette = (
-        (tuple(classes.palette) or tuple(map(tuple, default_palette(len(names)))))
-        if classes is not None
-        else OCC3D_PALETTE
+    mask_mode = _checked_options(mask, mask_mode, lidar_color)
+    names, free, palette = _class_table(classes)
+    gt, pr, vis = _grids(sample, pred, mask)
+    shape = (gt if gt is not None else pr).shape if (gt is not None or pr is not None) else None
+    drawn = None if mask_mode == "show" else vis  # "show": the mask restricts the scores, not the drawing
+    mask_name = mask_label or mask + " mask"
+    draw = functools.partial(
+        occupancy_panels,
+        mask=drawn,
+        mask_mode="hide" if mask_mode == "show" else mask_mode,  # (no mask drawn then: either mode draws all)
+        grid=default_grid(shape) if shape is not None else None,
+        panel_height=panel_height,
+        device=device,
+        palette=palette,
+        free_class=free,
     )
-    table = dict(palette=palette, free_class=free)
+    rows: list[np.ndarray] = []
+    if gt is not None:
+        rows.append(draw(gt, "ground truth"))
+    if pr is not None:
+        note = None if gt is None else _score_note(frame_scores(gt, pr, vis, names, free), mask_name, vis is not None)
+        rows.append(draw(pr, "prediction", note=note))
+    width = max((r.shape[1] for r in rows), default=1200)
+
+    parts = [_title_strip(sample, title, width)]
+    if sample.images.numel() > 0:
+        parts.append(_camera_panel(sample, lidar_color, width))
+    parts.extend(rows)
+    extras = [(f"outside the {mask_name} (dimmed)", MASK_TINT)] if drawn is not None and mask_mode == "grey" else []
+    parts.append(_legend_panel(classes is None, names, free, palette, gt, pr, width, extras))
+    return vstack(parts, gap=6)
+
+
+def _grids(
+    sample: Sample, pred: np.ndarray | torch.Tensor | None, mask: str
+) -> tuple[np.ndarray | None, np.ndarray | None, Any]:
+    """The ground truth and prediction grids (None where there is none), checked to match, and the
+    sample's visibility mask named by ``mask`` (None for ``"none"``)."""
     gt = None if sample.occupancy is None else as_label_grid(sample.occupancy, "sample.occupancy")
     pr = None if pred is None else as_label_grid(pred, "pred")
     if gt is not None and pr is not None and gt.shape != pr.shape:
@@ -198,28 +220,43 @@ def compose_frame_figure(
         vis = sample.mask_camera if mask == "camera" else sample.mask_lidar
         if vis is None:
             raise ValueError(f"mask={mask!r}: the sample has no mask_{mask}")
-    shape = (gt if gt is not None else pr).shape if (gt is not None or pr is not None) else None
-    grid = default_grid(shape) if shape is not None else None
-    drawn = None if mask_mode == "show" else vis  # "show": the mask restricts the scores, not the drawing
-    panel_mode = "hide" if mask_mode == "show" else mask_mode  # (no mask drawn then: either mode draws all)
+    return gt, pr, vis
 
-    rows: list[np.ndarray] = []
-    if gt is not None:
-        rows.append(occupancy_panels(gt, "ground truth", drawn, panel_mode, grid, panel_height, device=device, **table))
-    if pr is not None:
-        note = None
-        if gt is not None:
-            sc = frame_scores(gt, pr, vis, names, free)
-            note = (
-                f"mIoU {sc['miou']:.2f}  IoU {sc['geometry_iou']:.2f}  "
-                f"({(mask_label or mask + ' mask') if vis is not None else 'all voxels'})"
-            )
-        rows.append(
-            occupancy_panels(pr, "prediction", drawn, panel_mode, grid, panel_height, device=device, note=note, **table)
-        )
-    width = max((r.shape[1] for r in rows), default=1200)
 
-    parts: list[np.ndarray] = []
+def _checked_options(mask: str, mask_mode: str, lidar_color: str) -> str:
+    """The :func:`compose_frame_figure` options checked; returns ``mask_mode`` with ``"dim"`` read as ``"grey"``."""
+    if mask not in MASKS:
+        raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
+    mask_mode = {"dim": "grey"}.get(mask_mode, mask_mode)
+    if mask_mode not in (*MASK_MODES, "show"):
+        raise ValueError(f"mask_mode must be one of {(*MASK_MODES, 'dim', 'show')}, got {mask_mode!r}")
+    if lidar_color not in LIDAR_COLORS:
+        raise ValueError(f"lidar_color must be one of {LIDAR_COLORS}, got {lidar_color!r}")
+    return mask_mode
+
+
+def _class_table(classes: Any) -> tuple[tuple[str, ...], int, Sequence[Sequence[int]]]:
+    """The names, free id and palette of a class table (None: Occ3D's); a table without a palette
+    gets :func:`default_palette`."""
+    names = tuple(classes.names) if classes is not None else OCC3D_CLASSES
+    free = classes.free if classes is not None else OCC3D_FREE
+    if free is None:
+        raise ValueError("classes: a table without a free class (the pictures draw free space as the background)")
+    palette = (
+        (tuple(classes.palette) or tuple(map(tuple, default_palette(len(names)))))
+        if classes is not None
+        else OCC3D_PALETTE
+    )
+    return names, free, palette
+
+
+def _score_note(sc: dict, mask_name: str, masked: bool) -> str:
+    """The scores written after the prediction's 3D view title, and over which voxels."""
+    return f"mIoU {sc['miou']:.2f}  IoU {sc['geometry_iou']:.2f}  ({mask_name if masked else 'all voxels'})"
+
+
+def _title_strip(sample: Sample, title: str | None, width: int) -> np.ndarray:
+    """The title of the picture (default: the scene and frame, then the frame's description), wrapped to ``width``."""
     head = title or f"{sample.scene}   frame {sample.token}"
     if sample.description:
         head += f"   -   {sample.description}"
@@ -229,48 +266,61 @@ def compose_frame_figure(
     strip[:] = np.asarray(BACKGROUND, np.uint8)
     for i, line in enumerate(head_lines):
         strip = put_text(strip, line, (4, 4 + i * line_h), size=17, box=None)
-    parts.append(strip)
+    return strip
 
-    if sample.images.numel() > 0:
-        imgs = images_uint8(sample.images)
-        if sample.lidar is not None and lidar_color != "none" and sample.lidar.shape[0] > 0:
-            colors = None
-            if lidar_color == "class" and sample.lidar_labels is not None:
-                lab = sample.lidar_labels.cpu().numpy()
-                pal = np.asarray(OCC3D_PALETTE, np.uint8)
-                if lab.size and (lab.min() < 0 or lab.max() >= len(pal)):
-                    raise ValueError(
-                        f"sample.lidar_labels: classes must lie in [0, {len(pal)}), got [{lab.min()}, {lab.max()}]"
-                    )
-                colors = pal[lab]
-            r = max(1, imgs.shape[2] // 500)
-            imgs = np.stack(
-                [
-                    overlay_lidar(im, sample.lidar[:, :3], K, T, colors=colors, radius=r, max_depth=LIDAR_MAX_DEPTH)
-                    for im, K, T in zip(imgs, sample.intrinsics, sample.T_ego_from_cam)
-                ]
-            )
-        tile_w = (width - 2 * 2) // 3
-        with_lidar = sample.lidar is not None and lidar_color != "none"
-        label = "cameras" + (f" + LiDAR ({lidar_color})" if with_lidar else "")
-        mosaic = titled(camera_mosaic(imgs, sample.cam_names, tile_width=tile_w), label)
-        if with_lidar and lidar_color == "depth":
-            bar = colorbar(0.0, LIDAR_MAX_DEPTH)
-            if bar.shape[1] + 260 < mosaic.shape[1]:
-                y, x = 4, mosaic.shape[1] - bar.shape[1] - 6
-                mosaic[y : y + bar.shape[0], x : x + bar.shape[1]] = bar
-        parts.append(mosaic)
 
-    parts.extend(rows)
-    extras = []
-    if drawn is not None and mask_mode == "grey":
-        extras.append((f"outside the {mask_label or mask + ' mask'} (dimmed)", MASK_TINT))
+def _camera_panel(sample: Sample, lidar_color: str, width: int) -> np.ndarray:
+    """The titled camera mosaic, three tiles across ``width``, with the LiDAR points drawn on the
+    images (unless ``lidar_color`` is ``"none"``) and, for depth colours, the depth colour bar."""
+    imgs = images_uint8(sample.images)
+    if sample.lidar is not None and lidar_color != "none" and sample.lidar.shape[0] > 0:
+        colors = _lidar_class_colors(sample) if lidar_color == "class" else None
+        r = max(1, imgs.shape[2] // 500)
+        imgs = np.stack(
+            [
+                overlay_lidar(im, sample.lidar[:, :3], K, T, colors=colors, radius=r, max_depth=LIDAR_MAX_DEPTH)
+                for im, K, T in zip(imgs, sample.intrinsics, sample.T_ego_from_cam)
+            ]
+        )
+    tile_w = (width - 2 * 2) // 3
+    with_lidar = sample.lidar is not None and lidar_color != "none"
+    label = "cameras" + (f" + LiDAR ({lidar_color})" if with_lidar else "")
+    mosaic = titled(camera_mosaic(imgs, sample.cam_names, tile_width=tile_w), label)
+    if with_lidar and lidar_color == "depth":
+        bar = colorbar(0.0, LIDAR_MAX_DEPTH)
+        if bar.shape[1] + 260 < mosaic.shape[1]:
+            y, x = 4, mosaic.shape[1] - bar.shape[1] - 6
+            mosaic[y : y + bar.shape[0], x : x + bar.shape[1]] = bar
+    return mosaic
+
+
+def _lidar_class_colors(sample: Sample) -> np.ndarray | None:
+    """The LiDAR points' colours in the Occ3D palette from their labels (None: the sample has none)."""
+    if sample.lidar_labels is None:
+        return None
+    lab = sample.lidar_labels.cpu().numpy()
+    pal = np.asarray(OCC3D_PALETTE, np.uint8)
+    if lab.size and (lab.min() < 0 or lab.max() >= len(pal)):
+        raise ValueError(f"sample.lidar_labels: classes must lie in [0, {len(pal)}), got [{lab.min()}, {lab.max()}]")
+    return pal[lab]
+
+
+def _legend_panel(
+    default_table: bool,
+    names: tuple[str, ...],
+    free: int,
+    palette: Sequence[Sequence[int]],
+    gt: np.ndarray | None,
+    pr: np.ndarray | None,
+    width: int,
+    extras: list[tuple[str, Sequence[int]]],
+) -> np.ndarray:
+    """The class legend below the panels: Occ3D's own for Occ3D's table (``default_table``: no
+    class table was given), :func:`class_legend` for any other."""
     occ3d_table = names == OCC3D_CLASSES and free == OCC3D_FREE and tuple(map(tuple, palette)) == OCC3D_PALETTE
-    if classes is None or occ3d_table:  # Occ3D's table, whichever format gives it: its own legend
-        parts.append(occ3d_legend(gt, pr, width=width, extras=extras))
-    else:
-        parts.append(class_legend(names, palette, free, gt, pr, width=width, extras=extras))
-    return vstack(parts, gap=6)
+    if default_table or occ3d_table:  # Occ3D's table, whichever format gives it: its own legend
+        return occ3d_legend(gt, pr, width=width, extras=extras)
+    return class_legend(names, palette, free, gt, pr, width=width, extras=extras)
 
 
 def occ3d_legend(

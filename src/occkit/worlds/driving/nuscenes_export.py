@@ -51,6 +51,7 @@ import hashlib
 import io
 import math
 import os
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,25 @@ def _frames_in_order(scene: str, infos: dict[str, Any], where: Path) -> list[str
     return tokens
 
 
+@dataclass
+class _Tables:
+    """The table set being written for a world at ``root``, with what its rows are made from: the
+    LiDAR's beam elevations, the camera image size, the channels, the lidarseg lookup table, and the
+    ``calibrated_sensor`` tokens already written."""
+
+    root: Path
+    ann_path: Path
+    version: str
+    elevations: np.ndarray
+    height: int
+    width: int
+    channels: list[str]
+    lidarseg_lut: np.ndarray
+    t: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {name: [] for name in NUSCENES_TABLES})
+    lidarseg_rows: list[dict[str, Any]] = field(default_factory=list)
+    calib_seen: set[str] = field(default_factory=set)
+
+
 def write_nuscenes_tables(root: str | os.PathLike, version: str = NUSCENES_VERSION, progress: bool = False) -> Path:
     """Add a nuScenes table set ``root/<version>/`` (and ``samples/LIDAR_TOP/``, ``sweeps/``,
     ``maps/``) to the synthetic world written at ``root`` (``annotations.json`` and ``extras/``
@@ -217,8 +237,28 @@ def write_nuscenes_tables(root: str | os.PathLike, version: str = NUSCENES_VERSI
         raise ValueError(f"nuScenes version {version!r}: expected v1.0-<name>")
     elevations = lidar_elevations(int(cfg["lidar_beams"])).numpy()
     height, width = (int(v) for v in cfg["image_size"])
-    t: dict[str, list[dict[str, Any]]] = {name: [] for name in NUSCENES_TABLES}
     channels = [*NUSCENES_CAMERAS, LIDAR_CHANNEL]
+    w = _Tables(root, ann_path, version, elevations, height, width, channels, lidarseg_lookup())
+    _vocabulary_tables(w.t, channels)
+    rig = _read_rig(root, ann)
+    descriptions = ann.get("scene_descriptions", {})
+    scenes = sorted(ann["scene_infos"])
+    for si, scene in enumerate(scenes):
+        _scene_tables(w, scene, ann["scene_infos"][scene], str(descriptions.get(scene, "")), rig)
+        if progress:
+            print(f"synth: {scene} as nuScenes tables ({si + 1}/{len(scenes)})", flush=True)
+    _map_table(root, w.t)
+    (root / "sweeps" / LIDAR_CHANNEL).mkdir(parents=True, exist_ok=True)
+    folder = root / version
+    for name in NUSCENES_TABLES:
+        write_json_atomic(folder / f"{name}.json", w.t[name], indent=0)
+    write_json_atomic(folder / f"{LIDARSEG_TABLE}.json", w.lidarseg_rows, indent=0)
+    return folder
+
+
+def _vocabulary_tables(t: dict[str, list[dict[str, Any]]], channels: list[str]) -> None:
+    """The tables that are the same for every world: ``sensor``, ``category`` (all 32 lidarseg
+    categories), ``attribute`` and ``visibility``."""
     for ch in channels:
         t["sensor"].append(
             {
@@ -238,157 +278,189 @@ def write_nuscenes_tables(root: str | os.PathLike, version: str = NUSCENES_VERSI
                 "index": index,
             }
         )
-    lidarseg_lut = lidarseg_lookup()
-    rig = _read_rig(root, ann)
-    lidarseg_rows: list[dict[str, Any]] = []
     for name, text in ATTRIBUTES.items():
         t["attribute"].append({"token": nuscenes_token("attribute", name), "name": name, "description": text})
     for token, level, lo, hi in VISIBILITY:
         t["visibility"].append(
             {"token": token, "level": level, "description": f"{lo:.0f} to {hi:.0f} % of the object seen by the cameras"}
         )
-    map_token = nuscenes_token("map", "synth")
-    descriptions = ann.get("scene_descriptions", {})
-    calib_seen: set[str] = set()
-    scenes = sorted(ann["scene_infos"])
-    for si, scene in enumerate(scenes):
-        infos = ann["scene_infos"][scene]
-        tokens = _frames_in_order(scene, infos, ann_path)
-        log_token, scene_token = nuscenes_token("log", scene), nuscenes_token("scene", scene)
-        day = datetime.fromtimestamp(int(infos[tokens[0]]["timestamp"]) / 1e6, tz=timezone.utc)
-        t["log"].append(
+
+
+def _scene_tables(w: _Tables, scene: str, infos: dict[str, Any], description: str, rig: dict[str, Any] | None) -> None:
+    """One scene's rows: its ``log`` and ``scene``, each frame's, the rig's sweeps (when there is a
+    rig), and its ``instance`` and ``sample_annotation`` rows, chained in time."""
+    tokens = _frames_in_order(scene, infos, w.ann_path)
+    log_token, scene_token = nuscenes_token("log", scene), nuscenes_token("scene", scene)
+    day = datetime.fromtimestamp(int(infos[tokens[0]]["timestamp"]) / 1e6, tz=timezone.utc)
+    w.t["log"].append(
+        {
+            "token": log_token,
+            "logfile": f"occkit-synth-{scene}",
+            "vehicle": "occkit-synth",
+            "date_captured": day.strftime("%Y-%m-%d"),
+            "location": "occkit-synth",
+        }
+    )
+    w.t["scene"].append(
+        {
+            "token": scene_token,
+            "log_token": log_token,
+            "nbr_samples": len(tokens),
+            "first_sample_token": tokens[0],
+            "last_sample_token": tokens[-1],
+            "name": scene,
+            "description": description,
+        }
+    )
+    sd_rows: dict[str, list[dict[str, Any]]] = {ch: [] for ch in w.channels}
+    ann_rows: dict[int, list[dict[str, Any]]] = {}
+    for fi, token in enumerate(tokens):
+        w.t["sample"].append(
             {
-                "token": log_token,
-                "logfile": f"occkit-synth-{scene}",
-                "vehicle": "occkit-synth",
-                "date_captured": day.strftime("%Y-%m-%d"),
-                "location": "occkit-synth",
+                "token": token,
+                "timestamp": int(infos[token]["timestamp"]),
+                "prev": tokens[fi - 1] if fi > 0 else "",
+                "next": tokens[fi + 1] if fi + 1 < len(tokens) else "",
+                "scene_token": scene_token,
             }
         )
-        t["scene"].append(
+        _frame_tables(w, scene, token, infos[token], sd_rows, ann_rows)
+    if rig is not None:
+        sd_rows[LIDAR_CHANNEL] = _with_rig_sweeps(
+            w.root,
+            rig,
+            scene,
+            sd_rows[LIDAR_CHANNEL],
+            w.elevations,
+            w.t["ego_pose"],
+            w.t["calibrated_sensor"],
+            w.calib_seen,
+        )
+    for ch in w.channels:
+        w.t["sample_data"] += sd_rows[ch]
+    _instance_tables(w.t, ann_rows)
+
+
+def _frame_tables(
+    w: _Tables,
+    scene: str,
+    token: str,
+    info: dict[str, Any],
+    sd_rows: dict[str, list[dict[str, Any]]],
+    ann_rows: dict[int, list[dict[str, Any]]],
+) -> None:
+    """One frame's ``calibrated_sensor``, ``ego_pose`` and ``sample_data`` rows (each channel's
+    ``sample_data`` linked to its previous frame's), its LiDAR files, and its annotations (by
+    instance, into ``ann_rows``)."""
+    ts = int(info["timestamp"])
+    extras = w.root / "extras" / scene / token
+    cam_views = []
+    for ch in w.channels:
+        if ch == LIDAR_CHANNEL:
+            pose = info["lidar_sensor"]["extrinsic"]
+            intrinsic: list[list[float]] = []
+        else:
+            cam = info["camera_sensor"].get(ch)
+            if cam is None:
+                raise ValueError(f"{w.ann_path}: frame {token} of {scene} has no camera {ch}")
+            pose, intrinsic = cam["extrinsic"], cam["intrinsic"]
+        calib = {"translation": pose["translation"], "rotation": pose["rotation"], "camera_intrinsic": intrinsic}
+        cs_token = _add_calibration(w.t["calibrated_sensor"], w.calib_seen, scene, ch, calib)
+        sd_token = nuscenes_token("sample_data", token, ch)
+        w.t["ego_pose"].append(
             {
-                "token": scene_token,
-                "log_token": log_token,
-                "nbr_samples": len(tokens),
-                "first_sample_token": tokens[0],
-                "last_sample_token": tokens[-1],
-                "name": scene,
-                "description": str(descriptions.get(scene, "")),
+                "token": sd_token,
+                "timestamp": ts,
+                "rotation": info["ego_pose"]["rotation"],
+                "translation": info["ego_pose"]["translation"],
             }
         )
-        prev_sd: dict[str, str] = {}
-        sd_rows: dict[str, list[dict[str, Any]]] = {ch: [] for ch in channels}
-        ann_rows: dict[int, list[dict[str, Any]]] = {}
-        for fi, token in enumerate(tokens):
-            info = infos[token]
-            ts = int(info["timestamp"])
-            t["sample"].append(
-                {
-                    "token": token,
-                    "timestamp": ts,
-                    "prev": tokens[fi - 1] if fi > 0 else "",
-                    "next": tokens[fi + 1] if fi + 1 < len(tokens) else "",
-                    "scene_token": scene_token,
-                }
-            )
-            extras = root / "extras" / scene / token
-            cam_views = []
-            for ch in channels:
-                if ch == LIDAR_CHANNEL:
-                    pose = info["lidar_sensor"]["extrinsic"]
-                    intrinsic: list[list[float]] = []
-                else:
-                    cam = info["camera_sensor"].get(ch)
-                    if cam is None:
-                        raise ValueError(f"{ann_path}: frame {token} of {scene} has no camera {ch}")
-                    pose, intrinsic = cam["extrinsic"], cam["intrinsic"]
-                calib = {
-                    "translation": pose["translation"],
-                    "rotation": pose["rotation"],
-                    "camera_intrinsic": intrinsic,
-                }
-                cs_token = nuscenes_token("calibrated_sensor", scene, ch, repr(sorted(calib.items())))
-                if cs_token not in calib_seen:
-                    calib_seen.add(cs_token)
-                    t["calibrated_sensor"].append(
-                        {"token": cs_token, "sensor_token": nuscenes_token("sensor", ch), **calib}
-                    )
-                sd_token = nuscenes_token("sample_data", token, ch)
-                t["ego_pose"].append(
-                    {
-                        "token": sd_token,
-                        "timestamp": ts,
-                        "rotation": info["ego_pose"]["rotation"],
-                        "translation": info["ego_pose"]["translation"],
-                    }
+        if ch == LIDAR_CHANNEL:
+            rel = f"samples/{LIDAR_CHANNEL}/{scene}__{token}__{LIDAR_CHANNEL}.pcd.bin"
+            lidar_instance = _write_lidar(w, extras, rel, pose, sd_token)
+            fmt, h, wd = "pcd", 0, 0
+        else:
+            rel = info["camera_sensor"][ch]["img_path"]
+            fmt, h, wd = Path(rel).suffix.lstrip("."), w.height, w.width
+            cam_views.append(
+                (
+                    np.asarray(intrinsic, np.float64),
+                    _matrix(pose),
+                    load_npz(extras / f"{ch}.npz", keys=("depth",))["depth"],
                 )
-                if ch == LIDAR_CHANNEL:
-                    rel = f"samples/{LIDAR_CHANNEL}/{scene}__{token}__{LIDAR_CHANNEL}.pcd.bin"
-                    lid = load_npz(extras / "lidar.npz", keys=("points", "labels", "instance"))
-                    pts = lid["points"]
-                    if pts.ndim != 2 or pts.shape[1] != 4 or pts.dtype != np.float32:
-                        raise ValueError(
-                            f"{extras / 'lidar.npz'}: points {pts.dtype} {pts.shape}, expected float32 (N, 4)"
-                        )
-                    write_bytes_atomic(root / rel, lidar_to_pcd(pts, _matrix(pose), elevations).tobytes())
-                    seg = lidarseg_indices(lid["labels"], len(pts), lidarseg_lut, extras / "lidar.npz")
-                    seg_rel = f"{LIDARSEG_TABLE}/{version}/{sd_token}_lidarseg.bin"
-                    write_bytes_atomic(root / seg_rel, seg.tobytes())
-                    lidarseg_rows.append({"token": sd_token, "sample_data_token": sd_token, "filename": seg_rel})
-                    lidar_instance = lid["instance"]
-                    fmt, h, w = "pcd", 0, 0
-                else:
-                    rel = info["camera_sensor"][ch]["img_path"]
-                    fmt, h, w = Path(rel).suffix.lstrip("."), height, width
-                    cam_views.append(
-                        (
-                            np.asarray(intrinsic, np.float64),
-                            _matrix(pose),
-                            load_npz(extras / f"{ch}.npz", keys=("depth",))["depth"],
-                        )
-                    )
-                row = {
-                    "token": sd_token,
-                    "sample_token": token,
-                    "ego_pose_token": sd_token,
-                    "calibrated_sensor_token": cs_token,
-                    "timestamp": ts,
-                    "fileformat": fmt,
-                    "is_key_frame": True,
-                    "height": h,
-                    "width": w,
-                    "filename": rel,
-                    "prev": prev_sd.get(ch, ""),
-                    "next": "",
-                }
-                if sd_rows[ch]:
-                    sd_rows[ch][-1]["next"] = sd_token
-                sd_rows[ch].append(row)
-                prev_sd[ch] = sd_token
-            _annotate(extras / "objects.json", scene, token, lidar_instance, cam_views, ann_rows)
-        if rig is not None:
-            sd_rows[LIDAR_CHANNEL] = _with_rig_sweeps(
-                root, rig, scene, sd_rows[LIDAR_CHANNEL], elevations, t["ego_pose"], t["calibrated_sensor"], calib_seen
             )
-        for ch in channels:
-            t["sample_data"] += sd_rows[ch]
-        for inst, rows in sorted(ann_rows.items()):
-            for a, b in zip(rows, rows[1:]):
-                a["next"], b["prev"] = b["token"], a["token"]
-            t["sample_annotation"] += rows
-            t["instance"].append(
-                {
-                    "token": rows[0]["instance_token"],
-                    "category_token": rows[0].pop("_category"),
-                    "nbr_annotations": len(rows),
-                    "first_annotation_token": rows[0]["token"],
-                    "last_annotation_token": rows[-1]["token"],
-                }
-            )
-            for r in rows[1:]:
-                r.pop("_category")
-        if progress:
-            print(f"synth: {scene} as nuScenes tables ({si + 1}/{len(scenes)})", flush=True)
+        rows = sd_rows[ch]
+        rows.append(
+            {
+                "token": sd_token,
+                "sample_token": token,
+                "ego_pose_token": sd_token,
+                "calibrated_sensor_token": cs_token,
+                "timestamp": ts,
+                "fileformat": fmt,
+                "is_key_frame": True,
+                "height": h,
+                "width": wd,
+                "filename": rel,
+                "prev": rows[-1]["token"] if rows else "",
+                "next": "",
+            }
+        )
+        if len(rows) > 1:
+            rows[-2]["next"] = sd_token
+    _annotate(extras / "objects.json", scene, token, lidar_instance, cam_views, ann_rows)
+
+
+def _add_calibration(
+    calibs: list[dict[str, Any]], calib_seen: set[str], scene: str, ch: str, calib: dict[str, Any]
+) -> str:
+    """The token of a channel's ``calibrated_sensor`` row in a scene, the row appended to ``calibs``
+    the first time it is seen."""
+    cs_token = nuscenes_token("calibrated_sensor", scene, ch, repr(sorted(calib.items())))
+    if cs_token not in calib_seen:
+        calib_seen.add(cs_token)
+        calibs.append({"token": cs_token, "sensor_token": nuscenes_token("sensor", ch), **calib})
+    return cs_token
+
+
+def _write_lidar(w: _Tables, extras: Path, rel: str, pose: dict[str, Any], sd_token: str) -> np.ndarray:
+    """Write a keyframe's LiDAR ``.pcd.bin`` (at ``rel``) and its lidarseg file from the extras'
+    ``lidar.npz``, and add its ``lidarseg`` row; returns the points' instance ids."""
+    lid = load_npz(extras / "lidar.npz", keys=("points", "labels", "instance"))
+    pts = lid["points"]
+    if pts.ndim != 2 or pts.shape[1] != 4 or pts.dtype != np.float32:
+        raise ValueError(f"{extras / 'lidar.npz'}: points {pts.dtype} {pts.shape}, expected float32 (N, 4)")
+    write_bytes_atomic(w.root / rel, lidar_to_pcd(pts, _matrix(pose), w.elevations).tobytes())
+    seg = lidarseg_indices(lid["labels"], len(pts), w.lidarseg_lut, extras / "lidar.npz")
+    seg_rel = f"{LIDARSEG_TABLE}/{w.version}/{sd_token}_lidarseg.bin"
+    write_bytes_atomic(w.root / seg_rel, seg.tobytes())
+    w.lidarseg_rows.append({"token": sd_token, "sample_data_token": sd_token, "filename": seg_rel})
+    return lid["instance"]
+
+
+def _instance_tables(t: dict[str, list[dict[str, Any]]], ann_rows: dict[int, list[dict[str, Any]]]) -> None:
+    """A scene's ``sample_annotation`` rows, chained ``prev`` / ``next`` per instance, and one
+    ``instance`` row for each."""
+    for inst, rows in sorted(ann_rows.items()):
+        for a, b in zip(rows, rows[1:]):
+            a["next"], b["prev"] = b["token"], a["token"]
+        t["sample_annotation"] += rows
+        t["instance"].append(
+            {
+                "token": rows[0]["instance_token"],
+                "category_token": rows[0].pop("_category"),
+                "nbr_annotations": len(rows),
+                "first_annotation_token": rows[0]["token"],
+                "last_annotation_token": rows[-1]["token"],
+            }
+        )
+        for r in rows[1:]:
+            r.pop("_category")
+
+
+def _map_table(root: Path, t: dict[str, list[dict[str, Any]]]) -> None:
+    """The one ``map`` record, for every log, and its blank mask file."""
+    map_token = nuscenes_token("map", "synth")
     map_file = f"maps/{map_token}.png"
     write_bytes_atomic(root / map_file, _blank_png())
     t["map"].append(
@@ -399,12 +471,6 @@ def write_nuscenes_tables(root: str | os.PathLike, version: str = NUSCENES_VERSI
             "filename": map_file,
         }
     )
-    (root / "sweeps" / LIDAR_CHANNEL).mkdir(parents=True, exist_ok=True)
-    folder = root / version
-    for name in NUSCENES_TABLES:
-        write_json_atomic(folder / f"{name}.json", t[name], indent=0)
-    write_json_atomic(folder / f"{LIDARSEG_TABLE}.json", lidarseg_rows, indent=0)
-    return folder
 
 
 def _read_rig(root: Path, ann: dict[str, Any]) -> dict[str, Any] | None:
@@ -443,10 +509,7 @@ def _with_rig_sweeps(
     if rig_keys != set(keys):
         raise ValueError(f"{where}: keyframe tokens differ from the scene's frames in annotations.json")
     calib = {**_pose_record(rig["lidars"][LIDAR_CHANNEL]), "camera_intrinsic": []}
-    cs_token = nuscenes_token("calibrated_sensor", scene, LIDAR_CHANNEL, repr(sorted(calib.items())))
-    if cs_token not in calib_seen:
-        calib_seen.add(cs_token)
-        calibs.append({"token": cs_token, "sensor_token": nuscenes_token("sensor", LIDAR_CHANNEL), **calib})
+    cs_token = _add_calibration(calibs, calib_seen, scene, LIDAR_CHANNEL, calib)
     key_times = sorted((r["timestamp"], r["sample_token"]) for r in key_rows)
     rows = list(key_rows)
     for s in rec.sweeps:

@@ -17,7 +17,7 @@ from occkit.geometry.transforms import make_transform, rotation_z
 from occkit.labels import OCC3D_CLASSES
 from occkit.worlds.driving import catalog as cat
 from occkit.worlds.driving.config import SynthConfig, scene_name, scene_seed
-from occkit.worlds.driving.layout import CURB, GroundMap, Path, Street, Town, build_town, random_route
+from occkit.worlds.driving.layout import CURB, Block, GroundMap, Path, Street, Town, build_town, random_route
 from occkit.worlds.driving.primitives import Primitives, empty_primitives
 
 AREAS = ("residential", "downtown", "industrial", "park")
@@ -342,162 +342,244 @@ def _parked_motorcycle(rng: np.random.Generator) -> cat.ObjectSpec:
 
 
 def _fill_blocks(b: _Builder, rng: np.random.Generator, town: Town) -> None:
+    """Fill every block near the route by its use: lots of houses or towers, a park, a car park, a
+    fenced yard (warehouses, a construction site) or a plaza."""
     for blk in town.blocks:
         cx, cy = (blk.x0 + blk.x1) / 2, (blk.y0 + blk.y1) / 2
         r = math.hypot(blk.x1 - blk.x0, blk.y1 - blk.y0) / 2
         if not b.near_route(cx, cy, KEEP_RADIUS + r):
             continue
-        bw, bh = blk.x1 - blk.x0, blk.y1 - blk.y0
-        if blk.use in ("houses", "towers"):
-            kind = "house" if blk.use == "houses" else "tower"
-            setback = (3.0, 7.0) if kind == "house" else (0.0, 1.0)
-            depth = (8.0, 12.0) if kind == "house" else (12.0, 22.0)
-            lot = (12.0, 20.0) if kind == "house" else (14.0, 32.0)
-            # four edges: (start, end, fixed edge coordinate, axis of the edge, inward sign)
-            for edge in range(4):
-                along_x = edge < 2
-                lo, hi = (blk.x0, blk.x1) if along_x else (blk.y0, blk.y1)
-                fixed = (blk.y0, blk.y1, blk.x0, blk.x1)[edge]
-                inward = (1, -1, 1, -1)[edge]
-                if not along_x:
-                    margin = setback[1] + depth[1] + 2.0
-                    lo, hi = lo + margin, hi - margin
-                t = lo + 1.0
-                while t < hi - 6.0:
-                    w = min(float(rng.uniform(*lot)), hi - t - 1.0)
-                    if w < 6.0:
-                        break
-                    sb, dp = float(rng.uniform(*setback)), float(rng.uniform(*depth))
-                    if dp + sb > (bh if along_x else bw) / 2 - 1.0:
-                        dp = (bh if along_x else bw) / 2 - 1.0 - sb
-                    if dp < 5.0:
-                        break
-                    a = t + w / 2
-                    c = fixed + inward * (sb + dp / 2)
-                    x, y = (a, c) if along_x else (c, a)
-                    yaw = 0.0 if along_x else math.pi / 2
-                    if rng.random() < 0.9:
-                        b.add(cat.building(rng, kind, w - (2.0 if kind == "house" else 0.5), dp), x, y, yaw)
-                    if kind == "house":  # back yard trees (when the block leaves room)
-                        room = (bh if along_x else bw) / 2 - sb - dp
-                        yr = b.rng_extra
-                        for _ in range(int(yr.integers(0, 3)) if room > 4.0 else 0):
-                            cb = fixed + inward * (sb + dp + float(yr.uniform(2.0, min(room - 1.0, 9.0))))
-                            ab = a + float(yr.uniform(-w / 2.5, w / 2.5))
-                            xx, yy = (ab, cb) if along_x else (cb, ab)
-                            b.add(
-                                cat.tree(yr) if yr.random() < 0.75 else cat.bush(yr), xx, yy, float(yr.uniform(0, 6.28))
-                            )
-                    if kind == "house":  # front yard: trees, bushes, hedge or fence
-                        yc = fixed + inward * sb / 2
-                        u = rng.random()
-                        if u < 0.35 and sb > 2.0:
-                            spec = cat.tree(rng) if rng.random() < 0.6 else cat.bush(rng)
-                            xx, yy = (
-                                (a + rng.uniform(-w / 3, w / 3), yc)
-                                if along_x
-                                else (yc, a + rng.uniform(-w / 3, w / 3))
-                            )
-                            b.add(spec, xx, yy, float(rng.uniform(0, 6.28)))
-                        elif u < 0.6:
-                            fy = fixed + inward * 0.6
-                            xx, yy = (a, fy) if along_x else (fy, a)
-                            spec = (
-                                cat.bush(rng, "hedge", w - 2.0)
-                                if rng.random() < 0.5
-                                else cat.wall_or_fence(rng, str(rng.choice(["fence", "brick wall"])), w - 2.0)
-                            )
-                            b.add(spec, xx, yy, yaw)
-                    t += w
-        elif blk.use == "park":
-            n = int(bw * bh / 60)
-            for _ in range(n):
-                x, y = rng.uniform(blk.x0 + 2, blk.x1 - 2), rng.uniform(blk.y0 + 2, blk.y1 - 2)
+        fill = _BLOCK_FILLERS.get(blk.use)
+        if fill is not None:
+            fill(b, rng, blk)
+
+
+@dataclass(frozen=True)
+class _Lots:
+    """How a block of houses or towers is cut into lots: the building kind, the ranges (m) of its
+    setback from the edge, its depth and the lot's width, and how much narrower than its lot it is."""
+
+    kind: str
+    setback: tuple[float, float]
+    depth: tuple[float, float]
+    lot: tuple[float, float]
+    trim: float
+
+
+_LOTS = {
+    "houses": _Lots("house", (3.0, 7.0), (8.0, 12.0), (12.0, 20.0), 2.0),
+    "towers": _Lots("tower", (0.0, 1.0), (12.0, 22.0), (14.0, 32.0), 0.5),
+}
+
+
+@dataclass(frozen=True)
+class _Edge:
+    """One edge of a block, whose lots face it: along x (or y), its fixed coordinate, the sign
+    pointing into the block, and half the block's depth across it."""
+
+    along_x: bool
+    fixed: float
+    inward: int
+    half: float
+
+    @property
+    def yaw(self) -> float:
+        """The heading of a building facing the edge."""
+        return 0.0 if self.along_x else math.pi / 2
+
+    def at(self, along: Any, across: Any) -> tuple[Any, Any]:
+        """The ``(x, y)`` of a point ``along`` the edge and ``across`` it."""
+        return (along, across) if self.along_x else (across, along)
+
+
+def _fill_lots(b: _Builder, rng: np.random.Generator, blk: Block) -> None:
+    """A block of houses (with their yards) or towers: lots along its four edges."""
+    lots = _LOTS[blk.use]
+    bw, bh = blk.x1 - blk.x0, blk.y1 - blk.y0
+    # four edges: (start, end, fixed edge coordinate, axis of the edge, inward sign)
+    for edge in range(4):
+        along_x = edge < 2
+        lo, hi = (blk.x0, blk.x1) if along_x else (blk.y0, blk.y1)
+        side = _Edge(along_x, (blk.y0, blk.y1, blk.x0, blk.x1)[edge], (1, -1, 1, -1)[edge], (bh if along_x else bw) / 2)
+        if not along_x:
+            margin = lots.setback[1] + lots.depth[1] + 2.0
+            lo, hi = lo + margin, hi - margin
+        _fill_edge(b, rng, lots, side, lo, hi)
+
+
+def _fill_edge(b: _Builder, rng: np.random.Generator, lots: _Lots, side: _Edge, lo: float, hi: float) -> None:
+    """The lots of one edge of a block, from ``lo`` to ``hi`` along it, until the room runs out."""
+    t = lo + 1.0
+    while t < hi - 6.0:
+        w = min(float(rng.uniform(*lots.lot)), hi - t - 1.0)
+        if w < 6.0:
+            break
+        sb, dp = float(rng.uniform(*lots.setback)), float(rng.uniform(*lots.depth))
+        if dp + sb > side.half - 1.0:
+            dp = side.half - 1.0 - sb
+        if dp < 5.0:
+            break
+        a = t + w / 2
+        x, y = side.at(a, side.fixed + side.inward * (sb + dp / 2))
+        if rng.random() < 0.9:
+            b.add(cat.building(rng, lots.kind, w - lots.trim, dp), x, y, side.yaw)
+        if lots.kind == "house":
+            _back_yard(b, side, a, w, sb, dp)
+            _front_yard(b, rng, side, a, w, sb)
+        t += w
+
+
+def _back_yard(b: _Builder, side: _Edge, a: float, w: float, sb: float, dp: float) -> None:
+    """Trees and bushes behind the house of the lot centred at ``a`` (when the block leaves room),
+    drawn from the builder's second stream."""
+    room = side.half - sb - dp
+    yr = b.rng_extra
+    for _ in range(int(yr.integers(0, 3)) if room > 4.0 else 0):
+        cb = side.fixed + side.inward * (sb + dp + float(yr.uniform(2.0, min(room - 1.0, 9.0))))
+        ab = a + float(yr.uniform(-w / 2.5, w / 2.5))
+        xx, yy = side.at(ab, cb)
+        b.add(cat.tree(yr) if yr.random() < 0.75 else cat.bush(yr), xx, yy, float(yr.uniform(0, 6.28)))
+
+
+def _front_yard(b: _Builder, rng: np.random.Generator, side: _Edge, a: float, w: float, sb: float) -> None:
+    """The front yard of the lot centred at ``a``: a tree or bush, a hedge or fence, or nothing."""
+    yc = side.fixed + side.inward * sb / 2
+    u = rng.random()
+    if u < 0.35 and sb > 2.0:
+        spec = cat.tree(rng) if rng.random() < 0.6 else cat.bush(rng)
+        xx, yy = side.at(a + rng.uniform(-w / 3, w / 3), yc)
+        b.add(spec, xx, yy, float(rng.uniform(0, 6.28)))
+    elif u < 0.6:
+        xx, yy = side.at(a, side.fixed + side.inward * 0.6)
+        spec = (
+            cat.bush(rng, "hedge", w - 2.0)
+            if rng.random() < 0.5
+            else cat.wall_or_fence(rng, str(rng.choice(["fence", "brick wall"])), w - 2.0)
+        )
+        b.add(spec, xx, yy, side.yaw)
+
+
+def _fill_park(b: _Builder, rng: np.random.Generator, blk: Block) -> None:
+    """A park: trees, bushes, benches, lamps and other things scattered over it."""
+    bw, bh = blk.x1 - blk.x0, blk.y1 - blk.y0
+    n = int(bw * bh / 60)
+    for _ in range(n):
+        x, y = rng.uniform(blk.x0 + 2, blk.x1 - 2), rng.uniform(blk.y0 + 2, blk.y1 - 2)
+        spec = _pick(
+            rng,
+            rng.random(),
+            [
+                (0.6, cat.tree),
+                (0.85, cat.bush),
+                (0.95, lambda r: cat.street_furniture(r, str(r.choice(["bench", "street lamp"])))),
+                (1.0, cat.other_object),
+            ],
+        )
+        b.add(spec, x, y, float(rng.uniform(0, 6.28)))
+
+
+def _fill_parking(b: _Builder, rng: np.random.Generator, blk: Block) -> None:
+    """A car park: rows of bays, about half of them taken, and street lamps along one side."""
+    yaw = math.pi / 2 if rng.random() < 0.5 else 0.0
+    step_a, step_b = (2.7, 6.5) if yaw else (6.5, 2.7)
+    x = blk.x0 + 4.0
+    while x < blk.x1 - 4.0:
+        y = blk.y0 + 4.0
+        while y < blk.y1 - 4.0:
+            if rng.random() < 0.55:
                 spec = _pick(
                     rng,
                     rng.random(),
-                    [
-                        (0.6, cat.tree),
-                        (0.85, cat.bush),
-                        (0.95, lambda r: cat.street_furniture(r, str(r.choice(["bench", "street lamp"])))),
-                        (1.0, cat.other_object),
-                    ],
+                    [(0.85, cat.car), (0.9, cat.trailer), (0.95, _parked_motorcycle), (1.0, cat.truck)],
                 )
-                b.add(spec, x, y, float(rng.uniform(0, 6.28)))
-        elif blk.use == "parking":
-            yaw = math.pi / 2 if rng.random() < 0.5 else 0.0
-            step_a, step_b = (2.7, 6.5) if yaw else (6.5, 2.7)
-            x = blk.x0 + 4.0
-            while x < blk.x1 - 4.0:
-                y = blk.y0 + 4.0
-                while y < blk.y1 - 4.0:
-                    if rng.random() < 0.55:
-                        spec = _pick(
-                            rng,
-                            rng.random(),
-                            [(0.85, cat.car), (0.9, cat.trailer), (0.95, _parked_motorcycle), (1.0, cat.truck)],
-                        )
-                        b.add(spec, x, y, yaw + (math.pi if rng.random() < 0.5 else 0.0))
-                    y += step_b if yaw else step_a * 1.0
-                x += step_a if yaw else step_b * 2.0
-            for _ in range(3):
-                b.add(
-                    cat.street_furniture(rng, "street lamp"),
-                    rng.uniform(blk.x0 + 1, blk.x1 - 1),
-                    blk.y0 + 1.0,
-                    math.pi / 2,
-                )
-        elif blk.use in ("warehouses", "construction"):
-            fence = cat.wall_or_fence(rng, str(rng.choice(["fence", "concrete wall"])), bw - 4.0)
-            b.add(fence, (blk.x0 + blk.x1) / 2, blk.y0 + 1.0, 0.0)
-            fence2 = cat.wall_or_fence(rng, "fence", bw - 4.0)
-            b.add(fence2, (blk.x0 + blk.x1) / 2, blk.y1 - 1.0, 0.0)
-            if blk.use == "warehouses":
-                L, W = min(bw - 16, float(rng.uniform(25, 50))), min(bh - 20, float(rng.uniform(15, 30)))
-                if L > 8 and W > 8:
-                    b.add(cat.building(rng, "warehouse", L, W), cx, cy, 0.0)
-                for _ in range(int(rng.integers(3, 8))):
-                    x, y = rng.uniform(blk.x0 + 4, blk.x1 - 4), blk.y0 + rng.uniform(4, 7)
-                    spec = _pick(rng, rng.random(), [(0.35, cat.truck), (0.6, cat.trailer), (1.0, cat.other_object)])
-                    b.add(spec, x, y, 0.0)
-            else:
-                for _ in range(int(rng.integers(2, 5))):
-                    b.add(
-                        cat.construction_vehicle(rng),
-                        _uniform_within(rng, blk.x0 + 8, blk.x1 - 8),
-                        _uniform_within(rng, blk.y0 + 8, blk.y1 - 8),
-                        float(rng.uniform(0, 6.28)),
-                    )
-                for _ in range(int(rng.integers(6, 14))):
-                    spec = _pick(
-                        rng, rng.random(), [(0.45, cat.other_object), (0.75, cat.traffic_cone), (1.0, cat.barrier)]
-                    )
-                    b.add(
-                        spec,
-                        rng.uniform(blk.x0 + 3, blk.x1 - 3),
-                        rng.uniform(blk.y0 + 3, blk.y1 - 3),
-                        float(rng.uniform(0, 6.28)),
-                    )
-        elif blk.use == "plaza":
-            for _ in range(int(bw * bh / 120)):
-                u = rng.random()
-                name = str(rng.choice(["bench", "street lamp", "bollard", "billboard", "mailbox"]))
-                spec = _pick(
-                    rng,
-                    u,
-                    [
-                        (0.35, lambda r: cat.tree(r, "plane tree")),
-                        (0.8, lambda r: cat.street_furniture(r, name)),
-                        (0.9, cat.other_object),
-                        (1.0, lambda r: cat.bush(r, "flower bed")),
-                    ],
-                )
-                b.add(
-                    spec,
-                    rng.uniform(blk.x0 + 2, blk.x1 - 2),
-                    rng.uniform(blk.y0 + 2, blk.y1 - 2),
-                    float(rng.choice([0.0, math.pi / 2])),
-                )
+                b.add(spec, x, y, yaw + (math.pi if rng.random() < 0.5 else 0.0))
+            y += step_b if yaw else step_a * 1.0
+        x += step_a if yaw else step_b * 2.0
+    for _ in range(3):
+        b.add(
+            cat.street_furniture(rng, "street lamp"),
+            rng.uniform(blk.x0 + 1, blk.x1 - 1),
+            blk.y0 + 1.0,
+            math.pi / 2,
+        )
+
+
+def _fence_yard(b: _Builder, rng: np.random.Generator, blk: Block) -> None:
+    """The fences (or a wall) along the two long sides of a warehouse yard or a construction site."""
+    bw = blk.x1 - blk.x0
+    fence = cat.wall_or_fence(rng, str(rng.choice(["fence", "concrete wall"])), bw - 4.0)
+    b.add(fence, (blk.x0 + blk.x1) / 2, blk.y0 + 1.0, 0.0)
+    fence2 = cat.wall_or_fence(rng, "fence", bw - 4.0)
+    b.add(fence2, (blk.x0 + blk.x1) / 2, blk.y1 - 1.0, 0.0)
+
+
+def _fill_warehouses(b: _Builder, rng: np.random.Generator, blk: Block) -> None:
+    """A fenced warehouse yard: the warehouse (where it fits) and trucks and trailers at the front."""
+    _fence_yard(b, rng, blk)
+    bw, bh = blk.x1 - blk.x0, blk.y1 - blk.y0
+    L, W = min(bw - 16, float(rng.uniform(25, 50))), min(bh - 20, float(rng.uniform(15, 30)))
+    if L > 8 and W > 8:
+        b.add(cat.building(rng, "warehouse", L, W), (blk.x0 + blk.x1) / 2, (blk.y0 + blk.y1) / 2, 0.0)
+    for _ in range(int(rng.integers(3, 8))):
+        x, y = rng.uniform(blk.x0 + 4, blk.x1 - 4), blk.y0 + rng.uniform(4, 7)
+        spec = _pick(rng, rng.random(), [(0.35, cat.truck), (0.6, cat.trailer), (1.0, cat.other_object)])
+        b.add(spec, x, y, 0.0)
+
+
+def _fill_construction(b: _Builder, rng: np.random.Generator, blk: Block) -> None:
+    """A fenced construction site: construction vehicles, cones, barriers and other things."""
+    _fence_yard(b, rng, blk)
+    for _ in range(int(rng.integers(2, 5))):
+        b.add(
+            cat.construction_vehicle(rng),
+            _uniform_within(rng, blk.x0 + 8, blk.x1 - 8),
+            _uniform_within(rng, blk.y0 + 8, blk.y1 - 8),
+            float(rng.uniform(0, 6.28)),
+        )
+    for _ in range(int(rng.integers(6, 14))):
+        spec = _pick(rng, rng.random(), [(0.45, cat.other_object), (0.75, cat.traffic_cone), (1.0, cat.barrier)])
+        b.add(
+            spec,
+            rng.uniform(blk.x0 + 3, blk.x1 - 3),
+            rng.uniform(blk.y0 + 3, blk.y1 - 3),
+            float(rng.uniform(0, 6.28)),
+        )
+
+
+def _fill_plaza(b: _Builder, rng: np.random.Generator, blk: Block) -> None:
+    """A plaza: plane trees, street furniture, flower beds and other things."""
+    bw, bh = blk.x1 - blk.x0, blk.y1 - blk.y0
+    for _ in range(int(bw * bh / 120)):
+        u = rng.random()
+        name = str(rng.choice(["bench", "street lamp", "bollard", "billboard", "mailbox"]))
+        spec = _pick(
+            rng,
+            u,
+            [
+                (0.35, lambda r: cat.tree(r, "plane tree")),
+                (0.8, lambda r: cat.street_furniture(r, name)),
+                (0.9, cat.other_object),
+                (1.0, lambda r: cat.bush(r, "flower bed")),
+            ],
+        )
+        b.add(
+            spec,
+            rng.uniform(blk.x0 + 2, blk.x1 - 2),
+            rng.uniform(blk.y0 + 2, blk.y1 - 2),
+            float(rng.choice([0.0, math.pi / 2])),
+        )
+
+
+#: Block use -> what fills such a block (a use not here is left empty).
+_BLOCK_FILLERS: dict[str, Callable[[_Builder, np.random.Generator, Block], None]] = {
+    "houses": _fill_lots,
+    "towers": _fill_lots,
+    "park": _fill_park,
+    "parking": _fill_parking,
+    "warehouses": _fill_warehouses,
+    "construction": _fill_construction,
+    "plaza": _fill_plaza,
+}
 
 
 def _sidewalk_furniture(b: _Builder, rng: np.random.Generator, town: Town, area: str) -> None:

@@ -14,6 +14,8 @@
   With a time budget instead (``optim.schedule = "time"``), ``p`` is the fraction of the budget
   spent, set by the loop before each step in ``time_fraction``: the decay then fits the budget
   whatever the machine's speed (at the price of a run that depends on timing).
+- One optimisation step (:func:`optimiser_step`): back-propagate the loss (scaled under fp16),
+  clip the gradient norm, step the optimiser (through the loss scaler), clear the gradients.
 - EMA: ``ema = decay * ema + (1 - decay) * param`` after each step (buffers copied).
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterable
 
 import torch
 
@@ -105,6 +108,29 @@ def build_scheduler(
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """``LambdaLR`` with :class:`WarmupCosine`; call ``step()`` once after each optimiser step."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup_steps, max_steps, min_ratio))
+
+
+def optimiser_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    clip: Iterable[torch.nn.Parameter] | None = None,
+    max_norm: float = math.inf,
+    scaler: torch.amp.GradScaler | None = None,
+) -> torch.Tensor | None:
+    """Back-propagate ``loss`` (scaled by ``scaler`` when given), clip the gradient norm of the
+    parameters ``clip`` at ``max_norm`` (none clipped when None), step ``optimizer`` (through the
+    scaler) and clear its gradients. Returns the gradient norm before clipping (None without ``clip``)."""
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(clip, max_norm) if clip is not None else None
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm
 
 
 class EMA:

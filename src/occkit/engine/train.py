@@ -59,7 +59,7 @@ from occkit.engine.distributed import (
 from occkit.engine.evaluate import autocast, resolve_amp, score_frames
 from occkit.engine.init_from import init_from, init_record, report_lines
 from occkit.engine.logging import RunLogger, validation_summary
-from occkit.engine.optim import EMA, build_optimizer, build_scheduler
+from occkit.engine.optim import EMA, build_optimizer, build_scheduler, optimiser_step
 from occkit.fileio import write_json_atomic
 
 INIT_RECORD = "init_from.json"
@@ -391,20 +391,12 @@ def _optimisation_step(
     loop.pending.append((loop.step, loss.detach(), {k: v.detach() for k, v in losses.items()}, batch.tokens))
     if device.type != "cuda":
         _flush_losses(loop.pending, loop.result, loop.bar, s.scheduler)
-    (s.scaler.scale(loss) if s.scaler is not None else loss).backward()
-    if s.scaler is not None:
-        s.scaler.unscale_(s.optimizer)
-    grad_norm = nn.utils.clip_grad_norm_(s.method.parameters(), oc.grad_clip if oc.grad_clip > 0 else math.inf)
-    if s.scaler is not None:
-        s.scaler.step(s.optimizer)
-        s.scaler.update()
-    else:
-        s.optimizer.step()
+    max_norm = oc.grad_clip if oc.grad_clip > 0 else math.inf
+    grad_norm = optimiser_step(loss, s.optimizer, s.method.parameters(), max_norm, s.scaler)
     if oc.schedule == "time":  # the cosine follows the share of the time budget spent
         spent = loop.train_seconds + time.perf_counter() - t0
         s.scheduler.lr_lambdas[0].time_fraction = max_over_processes(spent, device) / (tc.max_minutes * 60)
     s.scheduler.step()
-    s.optimizer.zero_grad(set_to_none=True)
     if s.ema is not None:
         s.ema.update(s.method)
     loop.step += 1

@@ -191,10 +191,40 @@ class CIGOccNet(nn.Module):
         self.output_grid, self.lift_grid = lift_grid_of(mcfg)
         self.backbone = Backbone(mcfg.backbone, mcfg.feature_stride, mcfg.backbone_weights)
         self.neck = FPNNeck(self.backbone.channels, mcfg.neck_channels)
-        Cn, Cb = mcfg.neck_channels, cfg.branch_channels
         self.use_depth = "depth" in cfg.features
         self.use_seg = "segmentation" in cfg.features
         self.fused = self.use_depth or self.use_seg
+        self._build_2d_heads()
+        lift_in = self._build_fusion()
+        self.lift = SampleViewTransform(lift_in, mcfg.context_channels, self.lift_grid, coords=mcfg.sample_coords)
+        self.queries = self.use_depth and cfg.depth_queries
+        in3d = self.lift.out_channels + (2 if self.queries else 0)
+        self.stage1 = self.stage1_head = None
+        if cfg.stage1_weight > 0:  # the figure's stage-1 3D U-Net with its own SSC head
+            w1 = tuple(mcfg.encoder_widths[:2])
+            self.stage1 = UNetEncoder(3, in3d, w1, 1)
+            self.stage1_head = VoxelHead(w1[0], mcfg.num_classes)
+            in3d += w1[0]
+        self.encoder = UNetEncoder(3, in3d, tuple(mcfg.encoder_widths), mcfg.encoder_blocks)
+        self.context_prior = None
+        self.bottleneck_shape: tuple[int, ...] | None = None
+        """``(X, Y, Z)`` of the main U-Net's bottleneck where the context prior sits (else None)."""
+        if cfg.context_prior:
+            self._build_context_prior()
+        sub = (
+            tuple(o // l for o, l in zip(self.output_grid.shape, self.lift_grid.shape))
+            if mcfg.voxel_upsample == "subvoxel"
+            else (1, 1, 1)
+        )
+        self.head = VoxelHead(self.encoder.out_channels, mcfg.num_classes, subvoxels=sub)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def _build_2d_heads(self) -> None:
+        """The depth and segmentation branches (of the features in use) and the SAM-distillation head
+        (with ``distill_weight > 0``), on the neck's features."""
+        mcfg, cfg = self.mcfg, self.cfg
+        Cn, Cb = mcfg.neck_channels, cfg.branch_channels
         self.depth_branch = self.seg_branch = None
         if self.use_depth:
             self.depth_branch = nn.Sequential(
@@ -212,50 +242,37 @@ class CIGOccNet(nn.Module):
             if cfg.distill_weight > 0
             else None
         )
+
+    def _build_fusion(self) -> list[int]:
+        """The multi-scale fusion of the neck's features with the depth / segmentation branches (None
+        with appearance alone); returns the channels of each map the lift samples."""
+        mcfg, cfg = self.mcfg, self.cfg
+        Cn, Cb = mcfg.neck_channels, cfg.branch_channels
         if self.fused:
             in_ch = [Cn] + ([Cb + 1] if self.use_depth else []) + ([Cb + cfg.seg_classes] if self.use_seg else [])
             self.fusion = MultiScaleFusion(in_ch, cfg.fusion_channels, tuple(cfg.fusion_scales), cfg.fusion)
-            lift_in = [cfg.fusion_channels] * len(cfg.fusion_scales)
-        else:
-            self.fusion = None
-            bad_s = [s for s in mcfg.sample_strides if s not in self.backbone.strides[1:]]
-            if bad_s:
-                raise ValueError(
-                    f"model.sample_strides: {bad_s} are not backbone levels coarser than {mcfg.feature_stride}"
-                )
-            lift_in = [Cn] + [self.backbone.channels[self.backbone.strides.index(s)] for s in mcfg.sample_strides]
-        self.lift = SampleViewTransform(lift_in, mcfg.context_channels, self.lift_grid, coords=mcfg.sample_coords)
-        self.queries = self.use_depth and cfg.depth_queries
-        in3d = self.lift.out_channels + (2 if self.queries else 0)
-        self.stage1 = self.stage1_head = None
-        if cfg.stage1_weight > 0:  # the figure's stage-1 3D U-Net with its own SSC head
-            w1 = tuple(mcfg.encoder_widths[:2])
-            self.stage1 = UNetEncoder(3, in3d, w1, 1)
-            self.stage1_head = VoxelHead(w1[0], mcfg.num_classes)
-            in3d += w1[0]
-        self.encoder = UNetEncoder(3, in3d, tuple(mcfg.encoder_widths), mcfg.encoder_blocks)
-        self.context_prior = None
-        self.bottleneck_shape: tuple[int, ...] | None = None
-        """``(X, Y, Z)`` of the main U-Net's bottleneck where the context prior sits (else None)."""
-        if cfg.context_prior:
-            shape = self.lift_grid.shape
-            for _ in range(len(mcfg.encoder_widths) - 1):
-                shape = tuple((s + 1) // 2 for s in shape)  # a stride-2 3x3x3 conv, padding 1
-            if any(s % 2 for s in shape):
-                raise ValueError(
-                    f"cigocc.context_prior: the 3D U-Net's bottleneck {shape} must be even on every axis "
-                    "(2x2x2 supervoxels); change model.lift_downsample or model.encoder_widths"
-                )
-            self.context_prior = ContextPrior3D(mcfg.encoder_widths[-1], shape, cfg.num_relations)
-            self.bottleneck_shape = shape
-        sub = (
-            tuple(o // l for o, l in zip(self.output_grid.shape, self.lift_grid.shape))
-            if mcfg.voxel_upsample == "subvoxel"
-            else (1, 1, 1)
-        )
-        self.head = VoxelHead(self.encoder.out_channels, mcfg.num_classes, subvoxels=sub)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+            return [cfg.fusion_channels] * len(cfg.fusion_scales)
+        self.fusion = None
+        bad_s = [s for s in mcfg.sample_strides if s not in self.backbone.strides[1:]]
+        if bad_s:
+            raise ValueError(
+                f"model.sample_strides: {bad_s} are not backbone levels coarser than {mcfg.feature_stride}"
+            )
+        return [Cn] + [self.backbone.channels[self.backbone.strides.index(s)] for s in mcfg.sample_strides]
+
+    def _build_context_prior(self) -> None:
+        """MonoScene's context prior at the main U-Net's bottleneck (refused where it is odd on an axis)."""
+        mcfg = self.mcfg
+        shape = self.lift_grid.shape
+        for _ in range(len(mcfg.encoder_widths) - 1):
+            shape = tuple((s + 1) // 2 for s in shape)  # a stride-2 3x3x3 conv, padding 1
+        if any(s % 2 for s in shape):
+            raise ValueError(
+                f"cigocc.context_prior: the 3D U-Net's bottleneck {shape} must be even on every axis "
+                "(2x2x2 supervoxels); change model.lift_downsample or model.encoder_widths"
+            )
+        self.context_prior = ContextPrior3D(mcfg.encoder_widths[-1], shape, self.cfg.num_relations)
+        self.bottleneck_shape = shape
 
     def forward(
         self, images: torch.Tensor, intrinsics: torch.Tensor, T_ego_from_cam: torch.Tensor

@@ -407,6 +407,52 @@ class SeparateHeads(nn.Module):
         return logit, feat
 
 
+def _check_sizes_and_rays(c: LangOccConfig) -> None:
+    """Refuse langocc's sizes below their least and ray settings that do not go together."""
+    for key in ("feature_dim", "mlp_width", "num_rays", "num_proposal"):
+        if getattr(c, key) < 1:
+            raise ValueError(f"LangOccConfig.{key}: expected >= 1, got {getattr(c, key)}")
+    if c.mlp_layers < 0 or c.num_importance < 0 or c.reduction_dim < 0:
+        raise ValueError("LangOccConfig.mlp_layers, num_importance, reduction_dim: expected >= 0")
+    if c.ray_depth is not None and not (len(c.ray_depth) == 2 and 0 <= c.ray_depth[0] < c.ray_depth[1]):
+        raise ValueError(f"LangOccConfig.ray_depth: expected [lo, hi] with 0 <= lo < hi, or null, got {c.ray_depth!r}")
+    if c.temporal_rays_fraction == "pooled" and c.ray_pixels != "lidar":
+        raise ValueError(
+            "LangOccConfig.temporal_rays_fraction: 'pooled' pools the keyframes' LiDAR pixels; it needs "
+            "ray_pixels: lidar"
+        )
+    gather_error = check_temporal_gather(c)
+    if gather_error:
+        raise ValueError(gather_error)
+
+
+def _check_ranges(c: LangOccConfig) -> None:
+    """Refuse langocc's distances, probabilities, fractions and temporal offsets outside their ranges."""
+    if not c.near >= 0:
+        raise ValueError(f"LangOccConfig.near: expected >= 0, got {c.near}")
+    if c.far is not None and not c.far > c.near:
+        raise ValueError(f"LangOccConfig.far: expected a distance beyond near ({c.near}) or null, got {c.far}")
+    if c.voxel_feature_dim < 1:
+        raise ValueError(f"LangOccConfig.voxel_feature_dim: expected >= 1, got {c.voxel_feature_dim}")
+    if not 0 < c.density_init < 1:
+        raise ValueError(f"LangOccConfig.density_init: expected a probability in (0, 1), got {c.density_init}")
+    if not (
+        c.occupied_threshold == "auto"
+        or (isinstance(c.occupied_threshold, (int, float)) and 0 < c.occupied_threshold < 1)
+    ):
+        raise ValueError(
+            f"LangOccConfig.occupied_threshold: expected 'auto' or a number in (0, 1), got {c.occupied_threshold!r}"
+        )
+    if not 0 < c.calibration_decay <= 1:
+        raise ValueError(f"LangOccConfig.calibration_decay: expected a number in (0, 1], got {c.calibration_decay}")
+    check_offsets(c.temporal_offsets, "LangOccConfig.temporal_offsets")
+    f = c.temporal_rays_fraction
+    if not (f in ("even", "pooled") or (isinstance(f, (int, float)) and not isinstance(f, bool) and 0 <= f <= 1)):
+        raise ValueError(
+            f"LangOccConfig.temporal_rays_fraction: expected 'even', 'pooled' or a number in [0, 1], got {f!r}"
+        )
+
+
 class LangOccMethod(nn.Module):
     """OccNet (density + latent) + language MLP + feature rendering; implements
     :class:`occkit.methods.base.Method`."""
@@ -414,46 +460,8 @@ class LangOccMethod(nn.Module):
     def __init__(self, model_cfg: OccNetConfig, method_cfg: LangOccConfig) -> None:
         super().__init__()
         c = method_cfg
-        for key in ("feature_dim", "mlp_width", "num_rays", "num_proposal"):
-            if getattr(c, key) < 1:
-                raise ValueError(f"LangOccConfig.{key}: expected >= 1, got {getattr(c, key)}")
-        if c.mlp_layers < 0 or c.num_importance < 0 or c.reduction_dim < 0:
-            raise ValueError("LangOccConfig.mlp_layers, num_importance, reduction_dim: expected >= 0")
-        if c.ray_depth is not None and not (len(c.ray_depth) == 2 and 0 <= c.ray_depth[0] < c.ray_depth[1]):
-            raise ValueError(
-                f"LangOccConfig.ray_depth: expected [lo, hi] with 0 <= lo < hi, or null, got {c.ray_depth!r}"
-            )
-        if c.temporal_rays_fraction == "pooled" and c.ray_pixels != "lidar":
-            raise ValueError(
-                "LangOccConfig.temporal_rays_fraction: 'pooled' pools the keyframes' LiDAR pixels; it needs "
-                "ray_pixels: lidar"
-            )
-        gather_error = check_temporal_gather(c)
-        if gather_error:
-            raise ValueError(gather_error)
-        if not c.near >= 0:
-            raise ValueError(f"LangOccConfig.near: expected >= 0, got {c.near}")
-        if c.far is not None and not c.far > c.near:
-            raise ValueError(f"LangOccConfig.far: expected a distance beyond near ({c.near}) or null, got {c.far}")
-        if c.voxel_feature_dim < 1:
-            raise ValueError(f"LangOccConfig.voxel_feature_dim: expected >= 1, got {c.voxel_feature_dim}")
-        if not 0 < c.density_init < 1:
-            raise ValueError(f"LangOccConfig.density_init: expected a probability in (0, 1), got {c.density_init}")
-        if not (
-            c.occupied_threshold == "auto"
-            or (isinstance(c.occupied_threshold, (int, float)) and 0 < c.occupied_threshold < 1)
-        ):
-            raise ValueError(
-                f"LangOccConfig.occupied_threshold: expected 'auto' or a number in (0, 1), got {c.occupied_threshold!r}"
-            )
-        if not 0 < c.calibration_decay <= 1:
-            raise ValueError(f"LangOccConfig.calibration_decay: expected a number in (0, 1], got {c.calibration_decay}")
-        check_offsets(c.temporal_offsets, "LangOccConfig.temporal_offsets")
-        f = c.temporal_rays_fraction
-        if not (f in ("even", "pooled") or (isinstance(f, (int, float)) and not isinstance(f, bool) and 0 <= f <= 1)):
-            raise ValueError(
-                f"LangOccConfig.temporal_rays_fraction: expected 'even', 'pooled' or a number in [0, 1], got {f!r}"
-            )
+        _check_sizes_and_rays(c)
+        _check_ranges(c)
         self.cfg = c
         if model_cfg.head != "voxel":
             raise ValueError(f"model.head: langocc needs the voxel head (a 3D latent), got {model_cfg.head!r}")
@@ -873,60 +881,90 @@ class LangOccMethod(nn.Module):
         (:meth:`ray_split`, or the ``pooled`` draw) is absent."""
         c = self.cfg
         _, _, _, H, W = batch.images.shape
-        stride = batch.prior_feature_stride
-        where = f"frame {batch.tokens[b]}"
-        K_cur, T_cur = batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float()
+        cams: dict[str, tuple[torch.Tensor, torch.Tensor, tuple[int, int]]] = {
+            "current": (batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float(), (H, W))
+        }
         if c.temporal_offsets:
             assert batch.temporal_intrinsics is not None and batch.temporal_T_ego_from_cam is not None
             assert batch.temporal_image_hw is not None
-            Ht, Wt = batch.temporal_image_hw
             K_tmp = batch.temporal_intrinsics[b].flatten(0, 1).float()  # (T*N, 3, 3)
             T_tmp = batch.temporal_T_ego_from_cam[b].flatten(0, 1).float()  # (T*N, 4, 4)
-        rays: dict[str, Rays] = {}
+            cams["temporal"] = (K_tmp, T_tmp, tuple(batch.temporal_image_hw))
         tmp_index: torch.Tensor | None = None  # temporal rays' rows of the neighbours' pool
         if c.ray_pixels == "all":
-            n_cur, n_tmp = self.ray_split()
-            if n_cur:
-                rays["current"] = camera_rays(K_cur, T_cur, H, W, num_random=n_cur)
-            if n_tmp:
-                rays["temporal"] = camera_rays(K_tmp, T_tmp, Ht, Wt, num_random=n_tmp)
+            rays: dict[str, Rays] = {}
+            for name, n in zip(("current", "temporal"), self.ray_split()):
+                if n:
+                    K, T, (h, w) = cams[name]
+                    rays[name] = camera_rays(K, T, h, w, num_random=n)
         else:
             cur, tmp = self.lidar_pools(batch, b)
+            where = f"frame {batch.tokens[b]}"
             if c.temporal_rays_fraction == "pooled" and tmp is not None:
-                pool = torch.cat([cur, tmp])
-                if pool.shape[0] == 0:
-                    raise ValueError(
-                        f"{where}: no LiDAR point of any keyframe projects into a camera (langocc.ray_pixels='lidar')"
-                    )
-                pick = (
-                    torch.randperm(pool.shape[0], device=pool.device)[: c.num_rays]
-                    if pool.shape[0] >= c.num_rays
-                    else torch.randint(0, pool.shape[0], (c.num_rays,), device=pool.device)
-                )
-                is_cur = pick < cur.shape[0]
-                # Two waits for the device, needed: which ray sets exist (and their sizes) is shape, not data
-                if bool(is_cur.any()):
-                    rays["current"] = camera_rays(K_cur, T_cur, H, W, pixels=pool[pick[is_cur]])
-                if bool((~is_cur).any()):
-                    tmp_index = pick[~is_cur] - cur.shape[0]
-                    rays["temporal"] = camera_rays(K_tmp, T_tmp, Ht, Wt, pixels=tmp[tmp_index])
+                rays, tmp_index = self._pooled_lidar_rays(cur, tmp, cams, where)
             else:
-                n_cur, n_tmp = self.ray_split() if c.temporal_rays_fraction != "pooled" else (c.num_rays, 0)
-                for name, n, px, K, T, hw in (
-                    ("current", n_cur, cur, K_cur, T_cur, (H, W)),
-                    ("temporal", n_tmp, tmp, *((K_tmp, T_tmp, (Ht, Wt)) if n_tmp else (None, None, None))),
-                ):
-                    if not n:
-                        continue
-                    if px is None or px.shape[0] == 0:
-                        cams = "" if name == "current" else ", neighbour cameras"
-                        raise ValueError(
-                            f"{where}{cams}: no LiDAR point projects into a camera (langocc.ray_pixels='lidar')"
-                        )
-                    index = self._pick(px, n)
-                    if name == "temporal":
-                        tmp_index = index
-                    rays[name] = camera_rays(K, T, hw[0], hw[1], pixels=px[index])
+                rays, tmp_index = self._lidar_rays_by_part(cur, tmp, cams, where)
+        return self._ray_targets(batch, b, rays, tmp_index)
+
+    def _pooled_lidar_rays(
+        self, cur: torch.Tensor, tmp: torch.Tensor, cams: dict[str, Any], where: str
+    ) -> tuple[dict[str, Rays], torch.Tensor | None]:
+        """``temporal_rays_fraction: pooled``: ``num_rays`` drawn from the keyframes' LiDAR pixels
+        pooled (``cur`` then ``tmp``), each ray to the part its pixel came from; with the temporal
+        rays' rows of ``tmp`` (None when none was drawn)."""
+        c = self.cfg
+        rays: dict[str, Rays] = {}
+        tmp_index: torch.Tensor | None = None
+        pool = torch.cat([cur, tmp])
+        if pool.shape[0] == 0:
+            raise ValueError(
+                f"{where}: no LiDAR point of any keyframe projects into a camera (langocc.ray_pixels='lidar')"
+            )
+        pick = (
+            torch.randperm(pool.shape[0], device=pool.device)[: c.num_rays]
+            if pool.shape[0] >= c.num_rays
+            else torch.randint(0, pool.shape[0], (c.num_rays,), device=pool.device)
+        )
+        is_cur = pick < cur.shape[0]
+        # Two waits for the device, needed: which ray sets exist (and their sizes) is shape, not data
+        if bool(is_cur.any()):
+            K, T, (h, w) = cams["current"]
+            rays["current"] = camera_rays(K, T, h, w, pixels=pool[pick[is_cur]])
+        if bool((~is_cur).any()):
+            tmp_index = pick[~is_cur] - cur.shape[0]
+            K, T, (h, w) = cams["temporal"]
+            rays["temporal"] = camera_rays(K, T, h, w, pixels=tmp[tmp_index])
+        return rays, tmp_index
+
+    def _lidar_rays_by_part(
+        self, cur: torch.Tensor, tmp: torch.Tensor | None, cams: dict[str, Any], where: str
+    ) -> tuple[dict[str, Rays], torch.Tensor | None]:
+        """Each part's rays (:meth:`ray_split`; all current with ``pooled`` and no neighbours) drawn
+        from its own LiDAR pixels ``cur`` / ``tmp``; with the temporal rays' rows of ``tmp``."""
+        c = self.cfg
+        rays: dict[str, Rays] = {}
+        tmp_index: torch.Tensor | None = None
+        n_cur, n_tmp = self.ray_split() if c.temporal_rays_fraction != "pooled" else (c.num_rays, 0)
+        for name, n, px in (("current", n_cur, cur), ("temporal", n_tmp, tmp)):
+            if not n:
+                continue
+            if px is None or px.shape[0] == 0:
+                which = "" if name == "current" else ", neighbour cameras"
+                raise ValueError(f"{where}{which}: no LiDAR point projects into a camera (langocc.ray_pixels='lidar')")
+            index = self._pick(px, n)
+            if name == "temporal":
+                tmp_index = index
+            K, T, (h, w) = cams[name]
+            rays[name] = camera_rays(K, T, h, w, pixels=px[index])
+        return rays, tmp_index
+
+    def _ray_targets(
+        self, batch: Batch, b: int, rays: dict[str, Rays], tmp_index: torch.Tensor | None
+    ) -> dict[str, tuple[Rays, torch.Tensor]]:
+        """Each part's rays with their 2D targets ``(R, D)``: the prior features sampled where the
+        rays leave their cameras, or the neighbours' gathered pixel features (``lidar_pixels``)."""
+        c = self.cfg
+        stride = batch.prior_feature_stride
         out: dict[str, tuple[Rays, torch.Tensor]] = {}
         if "current" in rays:
             out["current"] = (

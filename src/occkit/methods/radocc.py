@@ -212,6 +212,39 @@ class RadOccConfig:
     """Voxels the 3D terms count: 'camera' (``Batch.mask_camera``) or 'all'."""
 
 
+def _check_options(c: RadOccConfig, model_cfg: OccNetConfig) -> None:
+    """Refuse radocc settings no step could run with, in one line naming the setting."""
+    if c.num_rays < 0:
+        raise ValueError(f"radocc.num_rays: expected >= 0 (0 = every pixel of radocc.rays), got {c.num_rays}")
+    if not c.sample_step > 0:
+        raise ValueError(f"radocc.sample_step: expected > 0, got {c.sample_step}")
+    if c.num_samples < 1:
+        raise ValueError(f"radocc.num_samples: expected >= 1, got {c.num_samples}")
+    if not c.alpha_scale > 0:
+        raise ValueError(f"radocc.alpha_scale: expected > 0, got {c.alpha_scale}")
+    if c.chunk < 1:
+        raise ValueError(f"radocc.chunk: expected >= 1, got {c.chunk}")
+    for name in ("depth_weight", "semantic_weight", "feature_weight", "logit_weight"):
+        if getattr(c, name) < 0:
+            raise ValueError(f"radocc.{name}: expected >= 0, got {getattr(c, name)}")
+    if not c.hard_sigma > 0:
+        raise ValueError(f"radocc.hard_sigma: expected > 0, got {c.hard_sigma}")
+    if not (c.depth_tau > 0 and c.logit_tau > 0):
+        raise ValueError(f"radocc.depth_tau and logit_tau: expected > 0, got {c.depth_tau}, {c.logit_tau}")
+    if c.sampling == "camera" and c.jitter:
+        raise ValueError(
+            "radocc.jitter: sampling 'camera' has fixed samples (the released code's); set radocc.jitter=false"
+        )
+    if c.lidar_depth_range is not None:
+        lo, hi = c.lidar_depth_range
+        if not 0 <= lo < hi:
+            raise ValueError(
+                f"radocc.lidar_depth_range: expected [lo, hi] with 0 <= lo < hi, got {list(c.lidar_depth_range)}"
+            )
+    if not 0 <= c.free_index < model_cfg.num_classes:
+        raise ValueError(f"radocc.free_index {c.free_index} outside the model's {model_cfg.num_classes} classes")
+
+
 class _Frozen:
     """Holds the teacher outside the module tree (no parameters, no state dict, no ``.to``), and
     shares it, not copies it, when the method is deep-copied (the engine's EMA copy)."""
@@ -248,35 +281,7 @@ class RadOccMethod(SupervisedMethod):
         super().__init__(model_cfg, method_cfg)
         c = radocc_cfg
         self.radocc = c
-        if c.num_rays < 0:
-            raise ValueError(f"radocc.num_rays: expected >= 0 (0 = every pixel of radocc.rays), got {c.num_rays}")
-        if not c.sample_step > 0:
-            raise ValueError(f"radocc.sample_step: expected > 0, got {c.sample_step}")
-        if c.num_samples < 1:
-            raise ValueError(f"radocc.num_samples: expected >= 1, got {c.num_samples}")
-        if not c.alpha_scale > 0:
-            raise ValueError(f"radocc.alpha_scale: expected > 0, got {c.alpha_scale}")
-        if c.chunk < 1:
-            raise ValueError(f"radocc.chunk: expected >= 1, got {c.chunk}")
-        for name in ("depth_weight", "semantic_weight", "feature_weight", "logit_weight"):
-            if getattr(c, name) < 0:
-                raise ValueError(f"radocc.{name}: expected >= 0, got {getattr(c, name)}")
-        if not c.hard_sigma > 0:
-            raise ValueError(f"radocc.hard_sigma: expected > 0, got {c.hard_sigma}")
-        if not (c.depth_tau > 0 and c.logit_tau > 0):
-            raise ValueError(f"radocc.depth_tau and logit_tau: expected > 0, got {c.depth_tau}, {c.logit_tau}")
-        if c.sampling == "camera" and c.jitter:
-            raise ValueError(
-                "radocc.jitter: sampling 'camera' has fixed samples (the released code's); set radocc.jitter=false"
-            )
-        if c.lidar_depth_range is not None:
-            lo, hi = c.lidar_depth_range
-            if not 0 <= lo < hi:
-                raise ValueError(
-                    f"radocc.lidar_depth_range: expected [lo, hi] with 0 <= lo < hi, got {list(c.lidar_depth_range)}"
-                )
-        if not 0 <= c.free_index < model_cfg.num_classes:
-            raise ValueError(f"radocc.free_index {c.free_index} outside the model's {model_cfg.num_classes} classes")
+        _check_options(c, model_cfg)
         self.distills = bool(c.depth_weight or c.semantic_weight or c.feature_weight or c.logit_weight)
         """Whether any distillation term is on (all weights 0: the student alone, no teacher needed)."""
         self.adapter: nn.Module | None = None
@@ -294,6 +299,15 @@ class RadOccMethod(SupervisedMethod):
                 f"radocc.teacher: {c.teacher} is not loaded: build the method with occkit.experiment.build_method "
                 "(which has it loaded), or pass teacher="
             )
+        self._freeze_teacher(teacher, c, model_cfg)
+        self._teacher = _Frozen(teacher)
+        t_width, s_width = teacher.model.encoder.out_channels, self.model.encoder.out_channels
+        if c.feature_weight > 0:
+            self.adapter = self._feature_adapter(teacher, c, t_width, s_width)
+
+    def _freeze_teacher(self, teacher: nn.Module, c: RadOccConfig, model_cfg: OccNetConfig) -> None:
+        """Freeze ``teacher`` (eval mode, ``requires_grad`` False); refuse one that is no occupancy
+        method, or predicts another grid or class count than the student."""
         if not hasattr(teacher, "model") or not callable(getattr(teacher, "forward", None)):
             raise ValueError(f"radocc.teacher: a {type(teacher).__name__}, not an occupancy method")
         for p in teacher.parameters():
@@ -311,22 +325,24 @@ class RadOccMethod(SupervisedMethod):
                 f"{self.model.output_grid.shape} grid of {model_cfg.num_classes}: the teacher must be a run on "
                 "the same dataset format and grid (a lidar-teacher or fusion-teacher run on this data)"
             )
-        self._teacher = _Frozen(teacher)
-        t_width, s_width = teacher.model.encoder.out_channels, self.model.encoder.out_channels
-        if c.feature_weight > 0:
-            t_shape, s_shape = tuple(teacher.model.lift_grid.shape), tuple(self.model.lift_grid.shape)
-            if c.feature_align == "same" and teacher.model.lift_grid != self.model.lift_grid:
-                raise ValueError(
-                    f"radocc.feature_weight > 0: the teacher's lift grid {t_shape} differs from the student's "
-                    f"{s_shape}; 3D feature distillation needs the same voxels (or radocc.feature_align=pool for a "
-                    "coarser teacher)"
-                )
-            if c.feature_align == "pool" and any(s % t for s, t in zip(s_shape, t_shape)):
-                raise ValueError(
-                    f"radocc.feature_align=pool: the student's lift grid {s_shape} is not an integer multiple of the "
-                    f"teacher's {t_shape}"
-                )
-            self.adapter = nn.Conv3d(s_width, t_width, 1) if s_width != t_width else nn.Identity()
+
+    def _feature_adapter(self, teacher: nn.Module, c: RadOccConfig, t_width: int, s_width: int) -> nn.Module:
+        """The adapter of ``loss_feat`` (a 1x1x1 conv from the student's width ``s_width`` to the
+        teacher's ``t_width``, or identity); refuse a teacher's lift grid ``feature_align`` cannot pair
+        with the student's."""
+        t_shape, s_shape = tuple(teacher.model.lift_grid.shape), tuple(self.model.lift_grid.shape)
+        if c.feature_align == "same" and teacher.model.lift_grid != self.model.lift_grid:
+            raise ValueError(
+                f"radocc.feature_weight > 0: the teacher's lift grid {t_shape} differs from the student's "
+                f"{s_shape}; 3D feature distillation needs the same voxels (or radocc.feature_align=pool for a "
+                "coarser teacher)"
+            )
+        if c.feature_align == "pool" and any(s % t for s, t in zip(s_shape, t_shape)):
+            raise ValueError(
+                f"radocc.feature_align=pool: the student's lift grid {s_shape} is not an integer multiple of the "
+                f"teacher's {t_shape}"
+            )
+        return nn.Conv3d(s_width, t_width, 1) if s_width != t_width else nn.Identity()
 
     @property
     def teacher(self) -> nn.Module:

@@ -316,80 +316,7 @@ class RenderSupMethod(nn.Module):
         out = self.forward(batch)
         totals: dict[str, list[torch.Tensor]] = {}
         for b in range(B):
-            at = (depth_maps[b] > 0).float() if c.targets == "lidar" else None  # LiDAR: rays where a point is
-            if at is not None and not bool(at.any()):
-                raise ValueError(
-                    f"render_sup.targets='lidar': frame {batch.tokens[b]} has no LiDAR point in any camera"
-                )
-            rays = camera_rays(
-                batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float(), H, W, num_random=c.num_rays, weights=at
-            )
-            z = rays.gather(depth_maps[b]).float()  # (R,) camera z-depth, 0 = none
-            sem_raw = rays.gather(sem_maps[b]).long()  # (R,)
-            unknown = (
-                sem_raw == 255 if c.targets in ("priors", "lidar") else torch.zeros_like(sem_raw, dtype=torch.bool)
-            )
-            sem = torch.where(unknown, torch.full_like(sem_raw, c.free_index), sem_raw)
-            if bool(((sem < 0) | (sem >= self.model_cfg.num_classes)).any()):
-                raise ValueError(f"batch.semantics_2d: class ids must lie in [0, {self.model_cfg.num_classes})")
-            t_true = torch.where(z > 0, z / rays.z_per_t.clamp(min=1e-6), torch.zeros_like(z))  # ray distance
-            near, far = ray_box(rays.origins, rays.dirs, self.grid)
-            surface = (
-                (t_true > 0) & (t_true > near) & (t_true <= far) & ((sem != c.free_index) | unknown)
-            )  # (R,) hit inside the box
-            if c.occupied_threshold == "auto":
-                self._calibrate(out.logits[b], rays, t_true, near, surface)
-            r = self.render(
-                out.logits[b],
-                rays,
-                return_weights=c.distortion_weight > 0 or c.entropy_weight > 0 or c.termination_weight > 0,
-            )
-            terms: dict[str, torch.Tensor] = {}
-            if c.semantic_weight > 0:
-                target = torch.where(surface & ~unknown, sem, torch.full_like(sem, c.free_index))
-                # r.values' columns are the non-free classes in order: a class id above free is one column lower
-                column = torch.where(target == c.free_index, -1, target - (target > c.free_index).long())
-                terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(r.values, column, ignore_index=-1)
-            if c.depth_weight > 0:
-                if c.depth_loss == "silog":
-                    terms["loss_depth"] = c.depth_weight * silog_loss(r.depth, t_true, surface, lam=c.silog_lambda)
-                else:
-                    terms["loss_depth"] = c.depth_weight * l1_depth_loss(r.depth, t_true, surface)
-            if c.opacity_weight > 0:
-                with torch.autocast(device_type=r.opacity.device.type, enabled=False):
-                    if c.targets in (
-                        "priors",
-                        "lidar",
-                    ):  # depth 0 = unknown, not "nothing": only sky rays and rays with a depth count
-                        known = (z > 0) | (sem_raw == c.free_index)
-                        bce = F.binary_cross_entropy(
-                            r.opacity.float().clamp(1e-5, 1 - 1e-5), surface.float(), reduction="none"
-                        )
-                        terms["loss_opacity"] = c.opacity_weight * (bce * known).sum() / known.sum().clamp(min=1)
-                    else:
-                        terms["loss_opacity"] = c.opacity_weight * F.binary_cross_entropy(
-                            r.opacity.float().clamp(1e-5, 1 - 1e-5), surface.float()
-                        )
-            if c.termination_weight > 0:
-                terms["loss_termination"] = c.termination_weight * termination_loss(
-                    r.weights, r.samples.t, t_true, surface, c.termination_window
-                )
-            if r.weights is not None and bool(surface.any()):
-                s = r.samples
-                w = r.weights[surface]
-                if c.distortion_weight > 0:
-                    span = (far - near)[surface].clamp(min=1e-3)
-                    terms["loss_distortion"] = c.distortion_weight * distortion_loss(
-                        w, s.t_starts[surface], s.t_ends[surface], scale=span
-                    )
-                if c.entropy_weight > 0:
-                    terms["loss_entropy"] = c.entropy_weight * weight_entropy_loss(w)
-            elif r.weights is not None:
-                if c.distortion_weight > 0:
-                    terms["loss_distortion"] = r.weights.sum() * 0
-                if c.entropy_weight > 0:
-                    terms["loss_entropy"] = r.weights.sum() * 0
-            for k, v in terms.items():
+            for k, v in self._frame_losses(batch, b, out.logits[b], depth_maps[b], sem_maps[b]).items():
                 totals.setdefault(k, []).append(v)
         losses = {k: torch.stack(v).mean() for k, v in totals.items()}
         if c.lss_depth_weight > 0:
@@ -397,20 +324,112 @@ class RenderSupMethod(nn.Module):
             target = depth_map_targets(depth_maps, m.feature_stride, (m.depth_min, m.depth_max, m.depth_step))
             losses["loss_lss_depth"] = c.lss_depth_weight * depth_loss(out.depth_prob, target, "bce")
         if c.pseudo_label_weight > 0:
-            if batch.occupancy is None or batch.mask_camera is None:
-                raise ValueError(
-                    "render_sup.pseudo_label_weight > 0 needs 3D pseudo-labels in the batch (train with --data DIR2 "
-                    "of occkit pseudolabel)"
-                )
-            mask = batch.mask_camera.bool()
-            with torch.no_grad():
-                self.label_counts += count_labels(batch.occupancy, mask, self.model_cfg.num_classes).to(
-                    self.label_counts
-                )
-            losses["loss_pseudo"] = c.pseudo_label_weight * balanced_cross_entropy(
-                out.logits, batch.occupancy, mask, self.label_counts, c.pseudo_label_offset
-            )
+            losses["loss_pseudo"] = self._pseudo_label_loss(batch, out.logits)
         return losses
+
+    def _frame_losses(
+        self, batch: Batch, b: int, logits: torch.Tensor, depth_map: torch.Tensor, sem_map: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Frame ``b``'s weighted rendering terms: its rays (``num_rays``, LiDAR pixels with
+        ``targets: lidar``) rendered through its ``logits`` against its depth and class maps."""
+        c = self.cfg
+        H, W = batch.images.shape[-2:]
+        at = (depth_map > 0).float() if c.targets == "lidar" else None  # LiDAR: rays where a point is
+        if at is not None and not bool(at.any()):
+            raise ValueError(f"render_sup.targets='lidar': frame {batch.tokens[b]} has no LiDAR point in any camera")
+        rays = camera_rays(
+            batch.intrinsics[b].float(), batch.T_ego_from_cam[b].float(), H, W, num_random=c.num_rays, weights=at
+        )
+        z = rays.gather(depth_map).float()  # (R,) camera z-depth, 0 = none
+        sem_raw = rays.gather(sem_map).long()  # (R,)
+        unknown = sem_raw == 255 if c.targets in ("priors", "lidar") else torch.zeros_like(sem_raw, dtype=torch.bool)
+        sem = torch.where(unknown, torch.full_like(sem_raw, c.free_index), sem_raw)
+        if bool(((sem < 0) | (sem >= self.model_cfg.num_classes)).any()):
+            raise ValueError(f"batch.semantics_2d: class ids must lie in [0, {self.model_cfg.num_classes})")
+        t_true = torch.where(z > 0, z / rays.z_per_t.clamp(min=1e-6), torch.zeros_like(z))  # ray distance
+        near, far = ray_box(rays.origins, rays.dirs, self.grid)
+        surface = (
+            (t_true > 0) & (t_true > near) & (t_true <= far) & ((sem != c.free_index) | unknown)
+        )  # (R,) hit inside the box
+        if c.occupied_threshold == "auto":
+            self._calibrate(logits, rays, t_true, near, surface)
+        r = self.render(
+            logits,
+            rays,
+            return_weights=c.distortion_weight > 0 or c.entropy_weight > 0 or c.termination_weight > 0,
+        )
+        terms: dict[str, torch.Tensor] = {}
+        if c.semantic_weight > 0:
+            target = torch.where(surface & ~unknown, sem, torch.full_like(sem, c.free_index))
+            # r.values' columns are the non-free classes in order: a class id above free is one column lower
+            column = torch.where(target == c.free_index, -1, target - (target > c.free_index).long())
+            terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(r.values, column, ignore_index=-1)
+        if c.depth_weight > 0:
+            if c.depth_loss == "silog":
+                terms["loss_depth"] = c.depth_weight * silog_loss(r.depth, t_true, surface, lam=c.silog_lambda)
+            else:
+                terms["loss_depth"] = c.depth_weight * l1_depth_loss(r.depth, t_true, surface)
+        if c.opacity_weight > 0:
+            terms["loss_opacity"] = self._opacity_loss(r.opacity, surface, z, sem_raw)
+        if c.termination_weight > 0:
+            terms["loss_termination"] = c.termination_weight * termination_loss(
+                r.weights, r.samples.t, t_true, surface, c.termination_window
+            )
+        terms.update(self._weight_losses(r, surface, near, far))
+        return terms
+
+    def _opacity_loss(
+        self, opacity: torch.Tensor, surface: torch.Tensor, z: torch.Tensor, sem_raw: torch.Tensor
+    ) -> torch.Tensor:
+        """The weighted BCE of the rays' opacity against whether they hit a surface, in float32; with
+        2D priors or LiDAR targets over the rays with a depth ``z`` or a free class ``sem_raw`` only."""
+        c = self.cfg
+        with torch.autocast(device_type=opacity.device.type, enabled=False):
+            if c.targets in ("priors", "lidar"):  # depth 0 = unknown, not "nothing": sky rays and rays with a depth
+                known = (z > 0) | (sem_raw == c.free_index)
+                bce = F.binary_cross_entropy(opacity.float().clamp(1e-5, 1 - 1e-5), surface.float(), reduction="none")
+                return c.opacity_weight * (bce * known).sum() / known.sum().clamp(min=1)
+            return c.opacity_weight * F.binary_cross_entropy(opacity.float().clamp(1e-5, 1 - 1e-5), surface.float())
+
+    def _weight_losses(
+        self, r: RenderOutput, surface: torch.Tensor, near: torch.Tensor, far: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The weighted distortion and entropy terms of the sample weights of the rays that hit a
+        surface (``near`` / ``far``: where each ray enters and leaves the box); zero, with a graph,
+        when none does."""
+        c = self.cfg
+        terms: dict[str, torch.Tensor] = {}
+        if r.weights is not None and bool(surface.any()):
+            s = r.samples
+            w = r.weights[surface]
+            if c.distortion_weight > 0:
+                terms["loss_distortion"] = c.distortion_weight * distortion_loss(
+                    w, s.t_starts[surface], s.t_ends[surface], scale=(far - near)[surface].clamp(min=1e-3)
+                )
+            if c.entropy_weight > 0:
+                terms["loss_entropy"] = c.entropy_weight * weight_entropy_loss(w)
+        elif r.weights is not None:
+            if c.distortion_weight > 0:
+                terms["loss_distortion"] = r.weights.sum() * 0
+            if c.entropy_weight > 0:
+                terms["loss_entropy"] = r.weights.sum() * 0
+        return terms
+
+    def _pseudo_label_loss(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
+        """The weighted class-balanced CE of the 3D logits against the batch's pseudo-labels (in the
+        camera mask); counts their labels first."""
+        c = self.cfg
+        if batch.occupancy is None or batch.mask_camera is None:
+            raise ValueError(
+                "render_sup.pseudo_label_weight > 0 needs 3D pseudo-labels in the batch (train with --data DIR2 "
+                "of occkit pseudolabel)"
+            )
+        mask = batch.mask_camera.bool()
+        with torch.no_grad():
+            self.label_counts += count_labels(batch.occupancy, mask, self.model_cfg.num_classes).to(self.label_counts)
+        return c.pseudo_label_weight * balanced_cross_entropy(
+            logits, batch.occupancy, mask, self.label_counts, c.pseudo_label_offset
+        )
 
     def targets_2d(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The per-camera depth ``(B, N, H, W)`` (metres, 0 = none/unknown) and class maps

@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from occkit.config import to_dict
+from occkit.engine.optim import optimiser_step
 from occkit.fileio import read_json, write_bytes_atomic, write_json_atomic
 from occkit.priors.base import PRIOR_CLASSES
 from occkit.priors.classes import DEFAULT_PRIORS, PriorClasses, driving_world_table
@@ -475,6 +476,79 @@ def train_world_prior(
     cfg = cfg or WorldPriorConfig()
     cfg.check()
     data, out = Path(data), Path(out)
+    index_file = _check_folders(data, out, overwrite, resume)
+    state = _read_resume(out, cfg, data) if resume else None
+    if state is None and (overwrite or resume):
+        for name in (CONFIG_FILE, MODEL_FILE, TABLE_FILE, BACKBONE_FILE, RESUME_FILE):
+            (out / name).unlink(missing_ok=True)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    t = _setup(cfg, data, out, torch.device(device), gen, text_encoder, progress)
+    t.record = _run_record(t, index_file, started)
+    t.bar = _progress_bar(cfg) if progress else None
+    order = torch.randperm(len(t.world.images), generator=gen).tolist()
+    loop = _Loop(order, t0=time.perf_counter(), cpu0=time.process_time())
+    loop.last_save = loop.t0
+    if state is not None:  # continue where the last save left off
+        _continue_from(t, loop, state)
+    else:
+        from occkit.outputs import mark_output
+
+        mark_output(out, "priors train")  # the folder is this command's from the start: a stop leaves it resumable
+    while (frac := _budget_fraction(cfg, loop)) < 1.0:
+        _train_step(t, loop, frac)
+    _finish(t, loop)
+    return out
+
+
+@dataclass
+class _Training:
+    """What stays fixed through one call of :func:`train_world_prior`: the settings, the run folder,
+    the data and its name table, the network and its optimiser, the run's record and the bar."""
+
+    cfg: WorldPriorConfig
+    data: Path
+    out: Path
+    dev: torch.device
+    gen: torch.Generator
+    world: WorldImages
+    table: torch.Tensor
+    """``(K, D)`` text embeddings of ``world.table_names``."""
+    weights: torch.Tensor | None
+    """The semantic loss's class weights (None without ``cfg.class_balance``)."""
+    depth_focal: float
+    load_s: float
+    net: WorldNet
+    opt: torch.optim.Optimizer
+    record: dict[str, Any] = field(default_factory=dict)
+    """What ``config.json`` holds (:func:`_run_record`)."""
+    bar: Any = None
+    """The progress bar (tqdm), or None."""
+
+
+@dataclass
+class _Loop:
+    """What the training loop carries from step to step (and :data:`RESUME_FILE` restores)."""
+
+    order: list[int]
+    """The batch order of the current pass over the images."""
+    pos: int = 0
+    """The next image's place in ``order``."""
+    step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    window: dict[str, list[float]] = field(default_factory=dict)
+    """The losses since the last logged record, by name."""
+    t0: float = 0.0
+    """``time.perf_counter()`` at the run's start (less the wall time of the steps before a resume)."""
+    cpu0: float = 0.0
+    """``time.process_time()`` at the run's start (less the CPU time of the steps before a resume)."""
+    last_save: float = 0.0
+
+
+def _check_folders(data: Path, out: Path, overwrite: bool, resume: bool) -> Path:
+    """The world's index file (``annotations.json`` or ``indoor.json``); refuse a folder ``out`` the
+    run may not write into, else make it."""
     index_file = next((data / n for n in ("annotations.json", "indoor.json") if (data / n).is_file()), None)
     if index_file is None:
         raise FileNotFoundError(
@@ -486,15 +560,20 @@ def train_world_prior(
     if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
         raise FileExistsError(f"{out}: folder is not empty (pass overwrite / --overwrite to write into it)")
     out.mkdir(parents=True, exist_ok=True)
-    state = _read_resume(out, cfg, data) if resume else None
-    if state is None and (overwrite or resume):
-        for name in (CONFIG_FILE, MODEL_FILE, TABLE_FILE, BACKBONE_FILE, RESUME_FILE):
-            (out / name).unlink(missing_ok=True)
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    dev = torch.device(device)
+    return index_file
 
+
+def _setup(
+    cfg: WorldPriorConfig,
+    data: Path,
+    out: Path,
+    dev: torch.device,
+    gen: torch.Generator,
+    text_encoder: Any,
+    progress: bool,
+) -> _Training:
+    """The text encoder (loaded unless given), the world's images, the name table, the depth focal,
+    the class weights, then the network (in training mode) and its AdamW."""
     t_load = time.perf_counter()
     if text_encoder is None:
         from occkit.priors.text import load_text_encoder
@@ -516,12 +595,18 @@ def train_world_prior(
         else None
     )
     load_s = time.perf_counter() - t_load
-
     net = build_net(cfg, int(table.shape[1]), world.classes.num_classes).to(dev)
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return _Training(cfg, data, out, dev, gen, world, table, weights, depth_focal, load_s, net, opt)
+
+
+def _run_record(t: _Training, index_file: Path, started: str) -> dict[str, Any]:
+    """The run's record (``config.json``) at its start: the config, the network, the names and the data."""
+    cfg, world, table, weights = t.cfg, t.world, t.table, t.weights
+    H, W = world.image_size
     ann = read_json(index_file)
-    record: dict[str, Any] = {
+    return {
         "format": RUN_FORMAT,
         "status": "partial",
         "config": to_dict(cfg),
@@ -529,15 +614,15 @@ def train_world_prior(
             "classes": list(world.classes.names),
             "class_table": world.classes.name,
             "text_dim": int(table.shape[1]),
-            "depth_focal": depth_focal,
+            "depth_focal": t.depth_focal,
             "depth": "log-depth regression (L1) in a canonical camera of focal depth_focal px at image_size",
             "segments": "boundary head + connected components of equal predicted class",
-            "parameters": sum(p.numel() for p in net.parameters()),
+            "parameters": sum(p.numel() for p in t.net.parameters()),
         },
         "names": world.table_names,
         "heldout_names": list(HELDOUT_NAMES),
         "train": {
-            "data": str(data.resolve()),
+            "data": str(t.data.resolve()),
             "split": "train",
             "world_seed": (ann.get("synth_config") or {}).get("seed"),
             "seed": cfg.seed,
@@ -547,132 +632,142 @@ def train_world_prior(
             "heldout_pixels_masked": world.heldout_pixels,
             "unnamed_pixels": world.unnamed_pixels,
             "class_weights": None if weights is None else [round(float(w), 4) for w in weights],
-            "device": str(dev),
+            "device": str(t.dev),
             "torch_threads": torch.get_num_threads(),
             "started_utc": started,
-            "load_s": round(load_s, 1),
+            "load_s": round(t.load_s, 1),
         },
     }
 
-    budget_s = cfg.minutes * 60
+
+def _progress_bar(cfg: WorldPriorConfig) -> Any:
+    """The tqdm bar of the steps (of ``cfg.steps``, else open-ended) on stderr."""
+    from tqdm import tqdm
+
     total_steps = cfg.steps if cfg.steps > 0 else None
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    return tqdm(total=total_steps, desc="train world prior", unit="step", file=sys.stderr, dynamic_ncols=True)
 
-        bar = tqdm(total=total_steps, desc="train world prior", unit="step", file=sys.stderr, dynamic_ncols=True)
-    history: list[dict[str, float]] = []
-    window: dict[str, list[float]] = {}
-    order = torch.randperm(len(world.images), generator=gen).tolist()
-    pos, step = 0, 0
-    cpu_budget_s = cfg.cpu_minutes * 60
-    t0 = last_save = time.perf_counter()
-    cpu0 = time.process_time()
-    if state is not None:  # continue where the last save left off
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["gen"])
-        torch.set_rng_state(state["torch_rng"])
-        order, pos, step = [int(i) for i in state["order"]], int(state["pos"]), int(state["step"])
-        history, window = state["history"], state["window"]
-        record["train"]["started_utc"] = state["started_utc"]
-        earlier = read_json(out / CONFIG_FILE)["train"].get("resumed_at", []) if (out / CONFIG_FILE).is_file() else []
-        record["train"]["resumed_at"] = earlier + [step]
-        t0 -= float(state["wall_s"])
-        cpu0 -= float(state["cpu_s"])
-        if bar is not None:
-            bar.update(step)
-    else:
-        from occkit.outputs import mark_output
 
-        mark_output(out, "priors train")  # the folder is this command's from the start: a stop leaves it resumable
-    while True:
-        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        frac = max(
-            step / cfg.steps if cfg.steps else 0.0,
-            elapsed / budget_s if budget_s else 0.0,
-            cpu / cpu_budget_s if cpu_budget_s else 0.0,
-        )
-        if frac >= 1.0:
-            break
-        for g in opt.param_groups:
-            g["lr"] = _lr(cfg, step, frac)
-        if pos + cfg.batch_size > len(order):
-            order, pos = torch.randperm(len(world.images), generator=gen).tolist(), 0
-        idx = order[pos : pos + cfg.batch_size]
-        pos += cfg.batch_size
-        batch = sample_batch(world, idx, cfg, gen)
-        batch = WorldBatch(*(getattr(batch, f).to(dev) for f in WorldBatch.__dataclass_fields__))
-        losses = world_losses(net(batch.images), batch, table, cfg, weights, depth_focal)
-        loss = total_loss(losses, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        for k, v in {**losses, "total": loss}.items():
-            window.setdefault(k, []).append(float(v.detach()))
-        if step % cfg.log_every == 0:
-            history.append(
-                {
-                    "step": step,
-                    "time_s": round(time.perf_counter() - t0, 1),
-                    **{k: round(sum(v) / len(v), 4) for k, v in window.items()},
-                }
-            )
-            window = {}
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix({k: f"{float(v.detach()):.3f}" for k, v in {**losses, "total": loss}.items()})
-        if cfg.save_every_minutes > 0 and time.perf_counter() - last_save > cfg.save_every_minutes * 60:
-            record["train"].update(steps=step, wall_s=round(time.perf_counter() - t0, 1), history=history)
-            _save_run(out, net, table, record)
-            _write_resume(
-                out,
-                cfg,
-                data,
-                net,
-                opt,
-                gen,
-                order,
-                pos,
-                step,
-                history,
-                window,
-                record,
-                time.perf_counter() - t0,
-                time.process_time() - cpu0,
-            )
-            last_save = time.perf_counter()
-    if bar is not None:
-        bar.close()
-    if window:
-        history.append(
-            {
-                "step": step,
-                "time_s": round(time.perf_counter() - t0, 1),
-                **{k: round(sum(v) / len(v), 4) for k, v in window.items()},
-            }
-        )
-    tail = [h for h in history if h["step"] > step - max(20, cfg.log_every)] or history[-1:]
+def _continue_from(t: _Training, loop: _Loop, state: dict[str, Any]) -> None:
+    """Bring back a stopped run's weights, optimiser, random generators, batch order, losses and
+    times (:data:`RESUME_FILE`); record the step it resumes at."""
+    t.net.load_state_dict(state["net"])
+    t.opt.load_state_dict(state["optimizer"])
+    t.gen.set_state(state["gen"])
+    torch.set_rng_state(state["torch_rng"])
+    loop.order, loop.pos, loop.step = [int(i) for i in state["order"]], int(state["pos"]), int(state["step"])
+    loop.history, loop.window = state["history"], state["window"]
+    t.record["train"]["started_utc"] = state["started_utc"]
+    config = t.out / CONFIG_FILE
+    earlier = read_json(config)["train"].get("resumed_at", []) if config.is_file() else []
+    t.record["train"]["resumed_at"] = earlier + [loop.step]
+    loop.t0 -= float(state["wall_s"])
+    loop.cpu0 -= float(state["cpu_s"])
+    if t.bar is not None:
+        t.bar.update(loop.step)
+
+
+def _budget_fraction(cfg: WorldPriorConfig, loop: _Loop) -> float:
+    """The share of the budget spent: the largest of steps, wall time and CPU time (each when set)."""
+    elapsed, cpu = time.perf_counter() - loop.t0, time.process_time() - loop.cpu0
+    budget_s, cpu_budget_s = cfg.minutes * 60, cfg.cpu_minutes * 60
+    return max(
+        loop.step / cfg.steps if cfg.steps else 0.0,
+        elapsed / budget_s if budget_s else 0.0,
+        cpu / cpu_budget_s if cpu_budget_s else 0.0,
+    )
+
+
+def _train_step(t: _Training, loop: _Loop, frac: float) -> None:
+    """One step at the schedule's learning rate (``frac``: the share of the budget spent): the next
+    batch (a new order after each pass), its losses, the optimiser's step
+    (:func:`occkit.engine.optim.optimiser_step`); then the loss log, the bar and a partial save when due."""
+    cfg = t.cfg
+    for g in t.opt.param_groups:
+        g["lr"] = _lr(cfg, loop.step, frac)
+    if loop.pos + cfg.batch_size > len(loop.order):
+        loop.order, loop.pos = torch.randperm(len(t.world.images), generator=t.gen).tolist(), 0
+    idx = loop.order[loop.pos : loop.pos + cfg.batch_size]
+    loop.pos += cfg.batch_size
+    batch = sample_batch(t.world, idx, cfg, t.gen)
+    batch = WorldBatch(*(getattr(batch, f).to(t.dev) for f in WorldBatch.__dataclass_fields__))
+    losses = world_losses(t.net(batch.images), batch, t.table, cfg, t.weights, t.depth_focal)
+    loss = total_loss(losses, cfg)
+    optimiser_step(loss, t.opt)
+    loop.step += 1
+    for k, v in {**losses, "total": loss}.items():
+        loop.window.setdefault(k, []).append(float(v.detach()))
+    if loop.step % cfg.log_every == 0:
+        _log_window(loop)
+    if t.bar is not None:
+        t.bar.update(1)
+        t.bar.set_postfix({k: f"{float(v.detach()):.3f}" for k, v in {**losses, "total": loss}.items()})
+    if cfg.save_every_minutes > 0 and time.perf_counter() - loop.last_save > cfg.save_every_minutes * 60:
+        _save_partial(t, loop)
+
+
+def _log_window(loop: _Loop) -> None:
+    """Append the mean losses since the last record to the history; start a new window."""
+    loop.history.append(
+        {
+            "step": loop.step,
+            "time_s": round(time.perf_counter() - loop.t0, 1),
+            **{k: round(sum(v) / len(v), 4) for k, v in loop.window.items()},
+        }
+    )
+    loop.window = {}
+
+
+def _save_partial(t: _Training, loop: _Loop) -> None:
+    """A partial run (weights, table, ``config.json``) and :data:`RESUME_FILE` at the step just taken."""
+    t.record["train"].update(steps=loop.step, wall_s=round(time.perf_counter() - loop.t0, 1), history=loop.history)
+    _save_run(t.out, t.net, t.table, t.record)
+    _write_resume(
+        t.out,
+        t.cfg,
+        t.data,
+        t.net,
+        t.opt,
+        t.gen,
+        loop.order,
+        loop.pos,
+        loop.step,
+        loop.history,
+        loop.window,
+        t.record,
+        time.perf_counter() - loop.t0,
+        time.process_time() - loop.cpu0,
+    )
+    loop.last_save = time.perf_counter()
+
+
+def _finish(t: _Training, loop: _Loop) -> None:
+    """Close the bar, log the last losses, write the complete run (its final losses: the mean of the
+    last records) and remove :data:`RESUME_FILE`."""
+    if t.bar is not None:
+        t.bar.close()
+    if loop.window:
+        _log_window(loop)
+    history, step = loop.history, loop.step
+    tail = [h for h in history if h["step"] > step - max(20, t.cfg.log_every)] or history[-1:]
     final = (
         {k: round(sum(h[k] for h in tail) / len(tail), 4) for k in tail[-1] if k not in ("step", "time_s")}
         if tail
         else {}
     )
-    net.eval()
-    record["status"] = "complete"
-    record["train"].update(
+    t.net.eval()
+    t.record["status"] = "complete"
+    t.record["train"].update(
         steps=step,
-        wall_s=round(time.perf_counter() - t0, 1),
-        cpu_s=round(time.process_time() - cpu0, 1),
-        images_seen=step * cfg.batch_size,
+        wall_s=round(time.perf_counter() - loop.t0, 1),
+        cpu_s=round(time.process_time() - loop.cpu0, 1),
+        images_seen=step * t.cfg.batch_size,
         finished_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         final_losses=final,
         history=history,
     )
-    _save_run(out, net, table, record)
-    (out / RESUME_FILE).unlink(missing_ok=True)
-    return out
+    _save_run(t.out, t.net, t.table, t.record)
+    (t.out / RESUME_FILE).unlink(missing_ok=True)
 
 
 def _write_resume(

@@ -189,8 +189,32 @@ def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -
 
     sp, run = ab.spec, ab.run_dir(arm, seed)
     status, detail = ab.run_state(arm, seed)
-    res: dict[str, Any] = {
-        "run": os.path.relpath(run, ab.out),
+    res = _unrun_seed(os.path.relpath(run, ab.out), status, detail)
+    if not run.exists():
+        return res
+    res["build"], res["rebuilt_stages"] = ab.build_state(arm, seed)
+    res["step"] = checkpoint_step(run)
+    records = read_jsonl(run / "metrics.jsonl") if (run / "metrics.jsonl").is_file() else []
+    _read_validations(res, records, sp)
+    files = {o for s in sp.scorings_for(arm) for o in SCORERS[s.scorer].outputs(s.options)}
+    for c in cols:
+        _read_score(res, run, c, files, sp.tolerance)
+    if (run / RUN_RECORD).is_file():
+        rec = read_json(run / RUN_RECORD)
+        res["train_seconds"], res["score_seconds"], res["error"] = (
+            rec.get("train_seconds"),
+            rec.get("score_seconds"),
+            rec.get("error"),
+        )
+        if rec.get("error") and status != "done" and status != "locked":
+            res["status"] = "failed"
+    return res
+
+
+def _unrun_seed(run: str, status: str, detail: str) -> dict[str, Any]:
+    """A seed's record before anything is read from its run folder (all it has when there is none)."""
+    return {
+        "run": run,
         "status": "not run" if status == "new" else status,
         "detail": detail,
         "step": None,
@@ -210,11 +234,11 @@ def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -
         "classes": {},
         "precision": [],
     }
-    if not run.exists():
-        return res
-    res["build"], res["rebuilt_stages"] = ab.build_state(arm, seed)
-    res["step"] = checkpoint_step(run)
-    records = read_jsonl(run / "metrics.jsonl") if (run / "metrics.jsonl").is_file() else []
+
+
+def _read_validations(res: dict[str, Any], records: list[dict[str, Any]], sp: AblationSpec) -> None:
+    """Fill a seed's record from its validation records: the curve, the metric at the budget and its
+    class table, the convergence, the precisions and the training minutes."""
     res["curve"] = metric_curve(records, sp.metric, sp.budget)
     if res["step"] == sp.budget and res["curve"] and res["curve"][-1][0] == sp.budget:
         res["metric"] = res["curve"][-1][1]
@@ -227,35 +251,28 @@ def seed_result(ab: Ablation, arm: str, seed: int, cols: list[dict[str, str]]) -
     res["precision"] = list(dict.fromkeys(r["amp"] for r in records if isinstance(r.get("amp"), str)))
     minutes = [r.get("train_minutes") for r in records if isinstance(r.get("train_minutes"), (int, float))]
     res["train_minutes"] = minutes[-1] if minutes else None
-    files = {o for s in sp.scorings_for(arm) for o in SCORERS[s.scorer].outputs(s.options)}
-    for c in cols:
-        f = run / c["file"]
-        if c["file"] in files and f.is_file():
-            scored = read_json(f)
-            res["scores"][c["id"]] = _figure(scored, c["key"])
-            table = class_table(scored, c["key"])
-            if table is not None:
-                res["classes"][c["id"]] = table
-        prev = c["file"].removesuffix(".json") + f"{PREVIOUS}.json"
-        if prev in files and (run / prev).is_file() and res["scores"].get(c["id"]) is not None:
-            before = _figure(read_json(run / prev), c["key"])
-            if before is not None:
-                delta = res["scores"][c["id"]] - before
-                res["plateau"][c["id"]] = {
-                    "previous": before,
-                    "delta": delta,
-                    "converged": bool(abs(delta) <= sp.tolerance),
-                }
-    if (run / RUN_RECORD).is_file():
-        rec = read_json(run / RUN_RECORD)
-        res["train_seconds"], res["score_seconds"], res["error"] = (
-            rec.get("train_seconds"),
-            rec.get("score_seconds"),
-            rec.get("error"),
-        )
-        if rec.get("error") and status != "done" and status != "locked":
-            res["status"] = "failed"
-    return res
+
+
+def _read_score(res: dict[str, Any], run: Path, c: dict[str, str], files: set[str], tolerance: float) -> None:
+    """Fill a seed's record with one scorer column: its figure, its class table, and its plateau
+    when the scorer also scored the checkpoint before the last."""
+    f = run / c["file"]
+    if c["file"] in files and f.is_file():
+        scored = read_json(f)
+        res["scores"][c["id"]] = _figure(scored, c["key"])
+        table = class_table(scored, c["key"])
+        if table is not None:
+            res["classes"][c["id"]] = table
+    prev = c["file"].removesuffix(".json") + f"{PREVIOUS}.json"
+    if prev in files and (run / prev).is_file() and res["scores"].get(c["id"]) is not None:
+        before = _figure(read_json(run / prev), c["key"])
+        if before is not None:
+            delta = res["scores"][c["id"]] - before
+            res["plateau"][c["id"]] = {
+                "previous": before,
+                "delta": delta,
+                "converged": bool(abs(delta) <= tolerance),
+            }
 
 
 def collect(ab: Ablation) -> dict[str, Any]:
@@ -275,75 +292,88 @@ def collect(ab: Ablation) -> dict[str, Any]:
         "metric": sp.metric,
         "seeds": list(sp.report_seeds or sp.seeds),
         "columns": cols,
-        "stages": {},
+        "stages": {name: _stage_result(ab, ab.plans[name]) for name in ab.reported},
         "arms": {},
     }
-    for name in ab.reported:
-        plan = ab.plans[name]
-        rec = plan.record() or {}
-        out["stages"][name] = {
-            "command": plan.command,
-            "hash": plan.hash,
-            "folder": os.path.relpath(plan.out, ab.out),
-            "status": plan.status(),
-            "wall_seconds": rec.get("wall_seconds"),
-            "finished": rec.get("finished"),
-            "quality": stage_quality(plan.command, Path(plan.out)),
-        }
     every = [(a, s) for a in sp.arms for s in (sp.report_seeds or sp.seeds)]
     asked = [tuple(r) for r in ab.runs()]
     seeds_of: dict[str, list[int]] = {a: list(sp.report_seeds or sp.seeds) for a in sp.arms}
     if set(asked) != set(every):
         # --only / --seeds: the table, the claims and the time left cover the arms and seeds asked for, and
-        # the spec's other seeds of those arms only where their runs are on disk (not as runs still to do)
-        seeds_of = {}
-        for a, s in asked:
-            seeds_of.setdefault(a, []).append(s)
-        for a in seeds_of:
-            seeds_of[a] = sorted(
-                set(seeds_of[a]) | {s for s in (sp.report_seeds or sp.seeds) if ab.run_dir(a, s).is_dir()}
-            )
+        # the report seeds of those arms where their runs are on disk (not as runs still to do)
+        seeds_of = _asked_seeds(ab, asked)
         out["seeds"] = sorted({s for ss in seeds_of.values() for s in ss})
         out["asked"] = {"runs": len(asked), "of": len(every)}
-    for arm_name, arm in sp.arms.items():
-        if arm_name not in seeds_of:
-            continue
-        seeds = {str(s): seed_result(ab, arm_name, s, cols) for s in seeds_of[arm_name]}
-        arm_cols = [
-            c for c in cols if any(c["file"] in SCORERS[x.scorer].outputs(x.options) for x in sp.scorings_for(arm_name))
-        ]
-        same = {k: v for k, v in seeds.items() if v["build"] != "other"}  # another build of a stage is not averaged in
-        summary: dict[str, Any] = {"metric": spread({k: v["metric"] for k, v in same.items()})}
-        for c in arm_cols:
-            summary[c["id"]] = spread({k: v["scores"].get(c["id"]) for k, v in same.items() if trained(v, sp.budget)})
-        flags = [v["converged"] for v in seeds.values() if trained(v, sp.budget)]
-        statuses = [v["status"] for v in seeds.values()]
-        status = (
-            "done"
-            if all(s == "done" for s in statuses)
-            else "not run"
-            if all(s == "not run" for s in statuses)
-            else "failed"
-            if "failed" in statuses
-            else "partial"
-        )
-        out["arms"][arm_name] = {
-            "preset": arm.preset,
-            "set": list(arm.set),
-            "init_from": arm.init_from,
-            "data": arm.data,
-            "description": arm.description,
-            "status": status,
-            "seeds": seeds,
-            "summary": summary,
-            "converged": (False if False in flags else True if flags and all(f is True for f in flags) else None),
-            "train_seconds": sum(v["train_seconds"] or 0.0 for v in seeds.values()),
-            "score_seconds": sum(v["score_seconds"] or 0.0 for v in seeds.values()),
-        }
+    for arm_name in sp.arms:
+        if arm_name in seeds_of:
+            out["arms"][arm_name] = _arm_result(ab, arm_name, seeds_of[arm_name], cols)
     out["claims"] = [claim_result(out, vars(c)) for c in sp.claims if c.arm in out["arms"] and c.against in out["arms"]]
     out["time_left"] = time_left(out, ab.opts.lanes, asked=set(asked))
     out["spec_resolved"] = sp.raw
     return out
+
+
+def _stage_result(ab: Ablation, plan: StagePlan) -> dict[str, Any]:
+    """One stage, as results.json records it."""
+    rec = plan.record() or {}
+    return {
+        "command": plan.command,
+        "hash": plan.hash,
+        "folder": os.path.relpath(plan.out, ab.out),
+        "status": plan.status(),
+        "wall_seconds": rec.get("wall_seconds"),
+        "finished": rec.get("finished"),
+        "quality": stage_quality(plan.command, Path(plan.out)),
+    }
+
+
+def _asked_seeds(ab: Ablation, asked: list[tuple[Any, ...]]) -> dict[str, list[int]]:
+    """Arm -> the seeds the report covers when the command asked for some runs only: those asked,
+    and the report seeds whose run folders are on disk."""
+    sp = ab.spec
+    seeds_of: dict[str, list[int]] = {}
+    for a, s in asked:
+        seeds_of.setdefault(a, []).append(s)
+    for a in seeds_of:
+        seeds_of[a] = sorted(set(seeds_of[a]) | {s for s in (sp.report_seeds or sp.seeds) if ab.run_dir(a, s).is_dir()})
+    return seeds_of
+
+
+def _arm_result(ab: Ablation, arm_name: str, seed_list: list[int], cols: list[dict[str, str]]) -> dict[str, Any]:
+    """One arm over ``seed_list``, as results.json records it: its seeds, their summary, its status."""
+    sp = ab.spec
+    arm = sp.arms[arm_name]
+    seeds = {str(s): seed_result(ab, arm_name, s, cols) for s in seed_list}
+    arm_cols = [
+        c for c in cols if any(c["file"] in SCORERS[x.scorer].outputs(x.options) for x in sp.scorings_for(arm_name))
+    ]
+    same = {k: v for k, v in seeds.items() if v["build"] != "other"}  # another build of a stage is not averaged in
+    summary: dict[str, Any] = {"metric": spread({k: v["metric"] for k, v in same.items()})}
+    for c in arm_cols:
+        summary[c["id"]] = spread({k: v["scores"].get(c["id"]) for k, v in same.items() if trained(v, sp.budget)})
+    flags = [v["converged"] for v in seeds.values() if trained(v, sp.budget)]
+    return {
+        "preset": arm.preset,
+        "set": list(arm.set),
+        "init_from": arm.init_from,
+        "data": arm.data,
+        "description": arm.description,
+        "status": _arm_status([v["status"] for v in seeds.values()]),
+        "seeds": seeds,
+        "summary": summary,
+        "converged": (False if False in flags else True if flags and all(f is True for f in flags) else None),
+        "train_seconds": sum(v["train_seconds"] or 0.0 for v in seeds.values()),
+        "score_seconds": sum(v["score_seconds"] or 0.0 for v in seeds.values()),
+    }
+
+
+def _arm_status(statuses: list[str]) -> str:
+    """An arm's status from its seeds': done, not run, failed (any seed failed) or partial."""
+    if all(s == "done" for s in statuses):
+        return "done"
+    if all(s == "not run" for s in statuses):
+        return "not run"
+    return "failed" if "failed" in statuses else "partial"
 
 
 def trained(v: dict[str, Any], budget: int | None) -> bool:
@@ -381,36 +411,13 @@ def claim_result(results: dict[str, Any], claim: dict[str, Any]) -> dict[str, An
     sign = 1.0 if claim["higher"] else -1.0
     ahead = sum(1 for d in diffs.values() if sign * d > 0)
     behind = sum(1 for d in diffs.values() if sign * d < 0)
-    verdict = (
-        "not run yet"
-        if not diffs
-        else "one seed"
-        if len(diffs) == 1
-        else "holds"
-        if ahead == len(diffs)
-        else "reversed"
-        if behind == len(diffs)
-        else "mixed"
-    )
+    verdict = _verdict(len(diffs), ahead, behind)
     label = figure_label(results, claim["figure"])
     if claim["against_figure"] != claim["figure"]:
         label += " against " + figure_label(results, claim["against_figure"])
-    flagged: list[str] = []
-    for name, fig in ((claim["arm"], claim["figure"]), (claim["against"], claim["against_figure"])):
-        arm = results["arms"][name]
-        checks = [arm["seeds"][k].get("plateau", {}).get(fig) for k in diffs] if fig != "metric" else []
-        if any(c is not None for c in checks):  # the figure was scored at the checkpoint before the last too
-            bad = any(c is not None and not c["converged"] for c in checks)
-        else:
-            bad = arm["converged"] is False
-        if bad and name not in flagged:
-            flagged.append(name)
+    flagged = _not_converged(results, claim, diffs)
     class_sets, common = _class_sets(a, b, claim, diffs)
-    precisions = {}
-    for seed in diffs:  # the two runs of a seed trained at different precisions (machines with and without bf16)
-        pa, pb = a["seeds"][seed].get("precision") or [], b["seeds"][seed].get("precision") or []
-        if pa and pb and (pa != pb or len(pa) > 1):
-            precisions[seed] = {"arm": pa, "against": pb}
+    precisions = _precisions(a, b, diffs)
     return {
         **claim,
         "label": label,
@@ -426,6 +433,44 @@ def claim_result(results: dict[str, Any], claim: dict[str, Any]) -> dict[str, An
         "common_differences": common,
         "precisions": precisions,
     }
+
+
+def _verdict(paired: int, ahead: int, behind: int) -> str:
+    """A claim's verdict from the seeds paired and those where its arm is ahead and behind."""
+    if not paired:
+        return "not run yet"
+    if paired == 1:
+        return "one seed"
+    if ahead == paired:
+        return "holds"
+    return "reversed" if behind == paired else "mixed"
+
+
+def _not_converged(results: dict[str, Any], claim: dict[str, Any], diffs: dict[str, float]) -> list[str]:
+    """The claim's sides whose figure did not converge: by its plateau over the paired seeds where it
+    was scored at the checkpoint before the last too, else by the arm's metric curve."""
+    flagged: list[str] = []
+    for name, fig in ((claim["arm"], claim["figure"]), (claim["against"], claim["against_figure"])):
+        arm = results["arms"][name]
+        checks = [arm["seeds"][k].get("plateau", {}).get(fig) for k in diffs] if fig != "metric" else []
+        if any(c is not None for c in checks):  # the figure was scored at the checkpoint before the last too
+            bad = any(c is not None and not c["converged"] for c in checks)
+        else:
+            bad = arm["converged"] is False
+        if bad and name not in flagged:
+            flagged.append(name)
+    return flagged
+
+
+def _precisions(a: dict[str, Any], b: dict[str, Any], diffs: dict[str, float]) -> dict[str, dict[str, list[str]]]:
+    """The paired seeds whose two runs trained at different precisions (machines with and without
+    bf16), each side's precisions."""
+    precisions = {}
+    for seed in diffs:
+        pa, pb = a["seeds"][seed].get("precision") or [], b["seeds"][seed].get("precision") or []
+        if pa and pb and (pa != pb or len(pa) > 1):
+            precisions[seed] = {"arm": pa, "against": pb}
+    return precisions
 
 
 def _class_sets(
@@ -633,56 +678,13 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [r["description"], ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, arm in r["arms"].items():
-        s = arm["summary"]["metric"]
-        values = ", ".join(
-            f"s{k} {_num(v['metric'])}" + ("†" if v.get("build") == "other" else "")
-            for k, v in arm["seeds"].items()
-            if v["metric"] is not None
-        )
-        if s is None and values:
-            first = f"({values}) [no seed of the current builds]"
-        elif s is not None:
-            first = f"{_pm(s)} ({values})"
-            n_done = sum(1 for v in arm["seeds"].values() if trained(v, r["budget"]) and v.get("build") != "other")
-            if n_done < len(arm["seeds"]):
-                first += f" [{n_done} of {len(arm['seeds'])} seeds done]"
-            unscored = [
-                f"s{k}" for k, v in arm["seeds"].items() if v["status"] == "partial" and trained(v, r["budget"])
-            ]
-            if unscored:
-                first += f" [{', '.join(unscored)}: a scorer still to run]"
-        else:
-            first = {
-                "not run": "not run yet",
-                "failed": "failed (see the logs)",
-                "done": f"no {r['metric']!r} at step {r['budget']} in metrics.jsonl",
-            }.get(arm["status"], "running or stopped")
-            steps = [f"s{k}: step {v['step']}" for k, v in arm["seeds"].items() if v["step"] is not None]
-            if steps and arm["status"] != "not run":
-                first += " (" + ", ".join(steps) + ")"
-        failed = [f"s{k}" for k, v in arm["seeds"].items() if v["status"] == "failed"]
-        if failed and arm["status"] != "failed":
-            first += f" [failed: {', '.join(failed)} (see {'its' if len(failed) == 1 else 'their'} logs)]"
         cells = [_pm(arm["summary"].get(c["id"])) for c in cols]
         lines.append(
-            "| " + " | ".join([name, first, *cells, converged_cell(arm, r["tolerance"], cols, r["budget"])]) + " |"
+            "| "
+            + " | ".join([name, _metric_cell(r, arm), *cells, converged_cell(arm, r["tolerance"], cols, r["budget"])])
+            + " |"
         )
-    rebuilt = sorted(
-        {
-            st
-            for arm in r["arms"].values()
-            for v in arm["seeds"].values()
-            if v.get("build") == "other"
-            for st in v.get("rebuilt_stages", [])
-        }
-    )
-    if rebuilt:
-        lines += [
-            "",
-            f"† started from another build of stage(s) {', '.join(rebuilt)} than the cache holds now (rebuilt since; "
-            "a rebuild need not give the same bytes): listed, left out of the means and spreads. Remove such a run's "
-            "folder and run the same command to train it again from the current build.",
-        ]
+    lines += _rebuilt_note(r)
     lines += [
         "",
         f"Spec `{r['spec']}`; budget {r['budget']} steps; seeds {seeds}; validation every {r['val_every']} steps; "
@@ -696,37 +698,109 @@ def markdown(results: dict[str, Any]) -> str:
             "the table, the claims and the time left cover those."
         )
     if r.get("claims"):
-        lines += [
-            "",
-            "| claim | arm against | figure | difference per seed | mean ± half-range | verdict |",
-            "|---|---|---|---|---|---|",
-        ]
-        for c in r["claims"]:
-            per = ", ".join(f"s{k} {d:+.{_decimals(d)}f}" for k, d in c["differences"].items()) or "-"
-            side = c["arm"] + (" against " + c["against"] if c["against"] != c["arm"] else "")
-            label = c["label"] + ("" if c["higher"] else "; lower is better")
-            mean = c["summary"]
-            pm = (
-                ""
-                if mean is None
-                else f"{mean['mean']:+.{_decimals(mean['mean'])}f} ± {mean['half_range']:.{_decimals(mean['mean'])}f}"
-            )
-            lines.append(f"| {c['name']} | {side} | {label} | {per} | {pm} | {claim_cell(c, len(r['seeds']))} |")
-        lines += [
-            "",
-            "Claims: the arm's figure minus the other side's, seed by seed over the seeds where both runs are done; "
-            "holds = ahead in every seed paired (two or more), reversed = behind in every one, mixed otherwise; a "
-            "larger figure is better unless the row says otherwise.",
-        ]
+        lines += _claims_table(r)
     lines += ["", time_left_text(r.get("time_left"))]
     if r["stages"]:
-        lines += ["", "| stage | command | folder | wall | its own figures |", "|---|---|---|---|---|"]
-        for name, st in r["stages"].items():
-            wall = "not built" if st["wall_seconds"] is None else _duration(st["wall_seconds"])
-            q = st.get("quality") or {}
-            figs = ", ".join(f"{k} {_num(v)}" if isinstance(v, float) else f"{k} {v}" for k, v in q.items()) or "-"
-            lines.append(f"| {name} | {st['command']} | `{st['folder']}` | {wall} | {figs} |")
+        lines += _stages_table(r["stages"])
     return "\n".join(lines) + "\n"
+
+
+def _metric_cell(r: dict[str, Any], arm: dict[str, Any]) -> str:
+    """An arm's metric cell: mean ± half-range and each seed's value, or why there is none, then
+    the seeds that failed."""
+    s = arm["summary"]["metric"]
+    values = ", ".join(
+        f"s{k} {_num(v['metric'])}" + ("†" if v.get("build") == "other" else "")
+        for k, v in arm["seeds"].items()
+        if v["metric"] is not None
+    )
+    if s is None and values:
+        first = f"({values}) [no seed of the current builds]"
+    elif s is not None:
+        first = f"{_pm(s)} ({values})" + _seeds_missing(r, arm)
+    else:
+        first = {
+            "not run": "not run yet",
+            "failed": "failed (see the logs)",
+            "done": f"no {r['metric']!r} at step {r['budget']} in metrics.jsonl",
+        }.get(arm["status"], "running or stopped")
+        steps = [f"s{k}: step {v['step']}" for k, v in arm["seeds"].items() if v["step"] is not None]
+        if steps and arm["status"] != "not run":
+            first += " (" + ", ".join(steps) + ")"
+    failed = [f"s{k}" for k, v in arm["seeds"].items() if v["status"] == "failed"]
+    if failed and arm["status"] != "failed":
+        first += f" [failed: {', '.join(failed)} (see {'its' if len(failed) == 1 else 'their'} logs)]"
+    return first
+
+
+def _seeds_missing(r: dict[str, Any], arm: dict[str, Any]) -> str:
+    """What follows an arm's mean: how many of its seeds are done, and those with a scorer still to run."""
+    text = ""
+    n_done = sum(1 for v in arm["seeds"].values() if trained(v, r["budget"]) and v.get("build") != "other")
+    if n_done < len(arm["seeds"]):
+        text += f" [{n_done} of {len(arm['seeds'])} seeds done]"
+    unscored = [f"s{k}" for k, v in arm["seeds"].items() if v["status"] == "partial" and trained(v, r["budget"])]
+    if unscored:
+        text += f" [{', '.join(unscored)}: a scorer still to run]"
+    return text
+
+
+def _rebuilt_note(r: dict[str, Any]) -> list[str]:
+    """The dagger's note under the arms' table (the stages rebuilt since some run started), or no lines."""
+    rebuilt = sorted(
+        {
+            st
+            for arm in r["arms"].values()
+            for v in arm["seeds"].values()
+            if v.get("build") == "other"
+            for st in v.get("rebuilt_stages", [])
+        }
+    )
+    if not rebuilt:
+        return []
+    return [
+        "",
+        f"† started from another build of stage(s) {', '.join(rebuilt)} than the cache holds now (rebuilt since; "
+        "a rebuild need not give the same bytes): listed, left out of the means and spreads. Remove such a run's "
+        "folder and run the same command to train it again from the current build.",
+    ]
+
+
+def _claims_table(r: dict[str, Any]) -> list[str]:
+    """The claims' table and its legend."""
+    lines = [
+        "",
+        "| claim | arm against | figure | difference per seed | mean ± half-range | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in r["claims"]:
+        per = ", ".join(f"s{k} {d:+.{_decimals(d)}f}" for k, d in c["differences"].items()) or "-"
+        side = c["arm"] + (" against " + c["against"] if c["against"] != c["arm"] else "")
+        label = c["label"] + ("" if c["higher"] else "; lower is better")
+        mean = c["summary"]
+        pm = (
+            ""
+            if mean is None
+            else f"{mean['mean']:+.{_decimals(mean['mean'])}f} ± {mean['half_range']:.{_decimals(mean['mean'])}f}"
+        )
+        lines.append(f"| {c['name']} | {side} | {label} | {per} | {pm} | {claim_cell(c, len(r['seeds']))} |")
+    return lines + [
+        "",
+        "Claims: the arm's figure minus the other side's, seed by seed over the seeds where both runs are done; "
+        "holds = ahead in every seed paired (two or more), reversed = behind in every one, mixed otherwise; a "
+        "larger figure is better unless the row says otherwise.",
+    ]
+
+
+def _stages_table(stages: dict[str, Any]) -> list[str]:
+    """The stages' table: command, folder, wall time and their own figures."""
+    lines = ["", "| stage | command | folder | wall | its own figures |", "|---|---|---|---|---|"]
+    for name, st in stages.items():
+        wall = "not built" if st["wall_seconds"] is None else _duration(st["wall_seconds"])
+        q = st.get("quality") or {}
+        figs = ", ".join(f"{k} {_num(v)}" if isinstance(v, float) else f"{k} {v}" for k, v in q.items()) or "-"
+        lines.append(f"| {name} | {st['command']} | `{st['folder']}` | {wall} | {figs} |")
+    return lines
 
 
 #: Figures of a ``train`` stage's last validation record shown in the stage table.

@@ -1255,87 +1255,132 @@ def run_jobs(
     once to ``on_pace`` (seconds a step, the first and last step it covers).
     """
     launcher = launcher if launcher is not None else LocalLauncher(env)
-    results: dict[str, str | None] = {}
-    pending = list(jobs)
-    running: dict[str, tuple[Job, Generator[Command, int, None], Any, int]] = {}
-    watched: dict[str, LogWatch] = {}
-    pacing: dict[str, PaceWatch] = {}
-    lanes = max(1, lanes)
+    return _JobLoop(jobs, max(1, lanes), launcher, on_finish, on_pace).run(poll_seconds, progress_seconds)
 
-    def finish(job: Job, error: str | None) -> None:
-        results[job.name] = error
-        if on_finish is not None:
-            on_finish(job, error)
 
-    def advance(job: Job, gen: Generator[Command, int, None], rc: int | None, slot: int) -> None:
+class _JobLoop:
+    """The state of one :func:`run_jobs`: the jobs waiting, those running (with their generator,
+    their command's handle or :class:`Wait`, and their lane slot), the logs and paces watched, and
+    the results so far."""
+
+    def __init__(
+        self,
+        jobs: list[Job],
+        lanes: int,
+        launcher: Launcher,
+        on_finish: Callable[[Job, str | None], None] | None,
+        on_pace: Callable[[Pace, float, tuple[int, int]], None] | None,
+    ) -> None:
+        self.lanes, self.launcher, self.on_finish, self.on_pace = lanes, launcher, on_finish, on_pace
+        self.results: dict[str, str | None] = {}
+        self.pending = list(jobs)
+        self.running: dict[str, tuple[Job, Generator[Command, int, None], Any, int]] = {}
+        self.watched: dict[str, LogWatch] = {}
+        self.pacing: dict[str, PaceWatch] = {}
+
+    def run(self, poll_seconds: float, progress_seconds: float) -> dict[str, str | None]:
+        """Run every job to its end (see :func:`run_jobs`); returns the results."""
+        try:
+            while self.pending or self.running:
+                self.drop_failed()
+                self.start_ready()
+                self.drop_stranded()
+                self.poll()
+                self.watch(progress_seconds)
+                if self.running:
+                    time.sleep(poll_seconds)
+        finally:
+            self.launcher.stop([handle for _, _, handle, _ in self.running.values() if not isinstance(handle, Wait)])
+            for _, gen, _, _ in self.running.values():
+                gen.close()
+        return self.results
+
+    def finish(self, job: Job, error: str | None) -> None:
+        """Record a job's end (None: done) and tell ``on_finish``."""
+        self.results[job.name] = error
+        if self.on_finish is not None:
+            self.on_finish(job, error)
+
+    def advance(self, job: Job, gen: Generator[Command, int, None], rc: int | None, slot: int) -> None:
+        """Hand a job's generator its last command's exit status (None at its start) and start the
+        command it yields next, or finish the job when it yields none or fails."""
         try:
             cmd = next(gen) if rc is None else gen.send(rc)
         except StopIteration:
-            finish(job, None)
+            self.finish(job, None)
             return
         except (JobError, OSError, ValueError) as e:
-            finish(job, str(e))
+            self.finish(job, str(e))
             return
         if isinstance(cmd, Wait):  # no subprocess: polled below until done
-            running[job.name] = (job, gen, cmd, slot)
+            self.running[job.name] = (job, gen, cmd, slot)
             return
         cmd.log.parent.mkdir(parents=True, exist_ok=True)
         header = f"\n# occkit ablate {time.strftime('%Y-%m-%d %H:%M:%S')}: {show(cmd.argv)}\n"
-        watched.pop(job.name, None)
-        pacing.pop(job.name, None)
+        self.watched.pop(job.name, None)
+        self.pacing.pop(job.name, None)
         if cmd.progress:
-            watched[job.name] = LogWatch(cmd.log, cmd.progress, len(header.encode()))
-        if cmd.pace is not None and on_pace is not None:
-            pacing[job.name] = PaceWatch(cmd.pace)
+            self.watched[job.name] = LogWatch(cmd.log, cmd.progress, len(header.encode()))
+        if cmd.pace is not None and self.on_pace is not None:
+            self.pacing[job.name] = PaceWatch(cmd.pace)
         try:
-            handle = launcher.start(cmd, header, slot)
+            handle = self.launcher.start(cmd, header, slot)
         except OSError as e:
             gen.close()
-            finish(job, f"{job.label}: could not start occkit {cmd.argv[0]}: {e}")
+            self.finish(job, f"{job.label}: could not start occkit {cmd.argv[0]}: {e}")
             return
-        running[job.name] = (job, gen, handle, slot)
+        self.running[job.name] = (job, gen, handle, slot)
 
-    try:
-        while pending or running:
-            for job in list(pending):
-                failed = [d for d in job.deps if results.get(d)]
-                if failed:
-                    pending.remove(job)
-                    finish(job, f"{job.label}: not run: {failed[0]} failed")
-            while len(running) < lanes:
-                # deps done, not failed: a dep that failed in this very pass (a lock refused at once)
-                # must not let its dependents start before the check above has run again
-                ready = next((j for j in pending if all(d in results and not results[d] for d in j.deps)), None)
-                if ready is None:
-                    break
-                pending.remove(ready)
-                used = {slot for *_, slot in running.values()}
-                advance(ready, ready.make(), None, min(set(range(lanes)) - used))
-            if not running and pending and not any(all(d in results for d in j.deps) for j in pending):
-                for job in pending:  # dependencies that are not jobs here: nothing will run them
-                    finish(job, f"{job.label}: not run: waits on {', '.join(d for d in job.deps if d not in results)}")
-                pending.clear()
-            for name, (job, gen, handle, slot) in list(running.items()):
-                if isinstance(handle, Wait):
-                    rc = 0 if handle.done() else None
-                else:
-                    rc = launcher.poll(handle)
-                if rc is None:
-                    continue
-                del running[name]
-                watched.pop(name, None)
-                pacing.pop(name, None)
-                advance(job, gen, rc, slot)
-            for name, w in list(watched.items()):
-                if name in running:
-                    w.echo(progress_seconds)
-            for name, p in list(pacing.items()):
-                if name in running and on_pace is not None and p.check(progress_seconds, on_pace):
-                    del pacing[name]
-            if running:
-                time.sleep(poll_seconds)
-    finally:
-        launcher.stop([handle for _, _, handle, _ in running.values() if not isinstance(handle, Wait)])
-        for job, gen, _, _ in running.values():
-            gen.close()
-    return results
+    def drop_failed(self) -> None:
+        """Finish, unstarted, the waiting jobs with a dependency that failed."""
+        for job in list(self.pending):
+            failed = [d for d in job.deps if self.results.get(d)]
+            if failed:
+                self.pending.remove(job)
+                self.finish(job, f"{job.label}: not run: {failed[0]} failed")
+
+    def start_ready(self) -> None:
+        """Start waiting jobs whose dependencies are done, in free lane slots."""
+        while len(self.running) < self.lanes:
+            # deps done, not failed: a dep that failed in this very pass (a lock refused at once)
+            # must not let its dependents start before the check above has run again
+            ready = next(
+                (j for j in self.pending if all(d in self.results and not self.results[d] for d in j.deps)), None
+            )
+            if ready is None:
+                break
+            self.pending.remove(ready)
+            used = {slot for *_, slot in self.running.values()}
+            self.advance(ready, ready.make(), None, min(set(range(self.lanes)) - used))
+
+    def drop_stranded(self) -> None:
+        """With nothing running, finish the waiting jobs when none can ever start (dependencies
+        that are not jobs here)."""
+        if not self.running and self.pending and not any(all(d in self.results for d in j.deps) for j in self.pending):
+            for job in self.pending:  # dependencies that are not jobs here: nothing will run them
+                waits = ", ".join(d for d in job.deps if d not in self.results)
+                self.finish(job, f"{job.label}: not run: waits on {waits}")
+            self.pending.clear()
+
+    def poll(self) -> None:
+        """Advance each running job whose command (or wait) has ended."""
+        for name, (job, gen, handle, slot) in list(self.running.items()):
+            if isinstance(handle, Wait):
+                rc = 0 if handle.done() else None
+            else:
+                rc = self.launcher.poll(handle)
+            if rc is None:
+                continue
+            del self.running[name]
+            self.watched.pop(name, None)
+            self.pacing.pop(name, None)
+            self.advance(job, gen, rc, slot)
+
+    def watch(self, progress_seconds: float) -> None:
+        """Print the running commands' progress lines and hand on the paces found."""
+        for name, w in list(self.watched.items()):
+            if name in self.running:
+                w.echo(progress_seconds)
+        for name, p in list(self.pacing.items()):
+            if name in self.running and self.on_pace is not None and p.check(progress_seconds, self.on_pace):
+                del self.pacing[name]

@@ -879,75 +879,90 @@ def check_spec(spec: AblationSpec, arms: list[str] | None = None) -> None:
     :class:`~occkit.experiment.ExperimentConfig`. Errors name the file and the line."""
     from dataclasses import fields
 
-    from occkit.ablate.cliargs import mapping_argv, parse_check, verb_parsers
-    from occkit.config import ConfigError
     from occkit.engine.config import TrainConfig
+
+    folders = placeholder_folders(spec)
+    for name, st in spec.stages.items():
+        _check_stage(spec, name, st, folders)
+    has_init_from = any(f.name == "init_from" for f in fields(TrainConfig))
+    for name in arms or list(spec.arms):
+        _check_arm(spec, name, folders, has_init_from)
+
+
+def _check_stage(spec: AblationSpec, name: str, st: Stage, folders: dict[str, str]) -> None:
+    """A stage's args parse with its command's own parser; a train stage's config and overrides load."""
+    from occkit.ablate.cliargs import mapping_argv, parse_check, verb_parsers
     from occkit.experiment import find_preset, load_experiment
 
     loc = spec.locator
-    folders = placeholder_folders(spec)
-    for name, st in spec.stages.items():
-        p = ("stages", name, "args")
-        _, parser = verb_parsers(st.command)
-        args = substitute(st.args, folders)
+    p = ("stages", name, "args")
+    _, parser = verb_parsers(st.command)
+    args = substitute(st.args, folders)
+    try:
+        words = mapping_argv(parser, args)
+    except ValueError as e:
+        key = str(e).split(":", 1)[0]
+        raise loc.error(p + ((key,) if key in st.args else ()), f"occkit {st.command}: {e}") from None
+    try:
+        parse_check(st.command, [*words, "--out", f"/ablate-stage/{name}"])
+    except ValueError as e:
+        raise loc.error(p, f"occkit {st.command} refuses these options: {e}") from None
+    if st.command == "train":
+        config = _stage_config(st.args.get("config"), spec)
         try:
-            words = mapping_argv(parser, args)
-        except ValueError as e:
-            key = str(e).split(":", 1)[0]
-            raise loc.error(p + ((key,) if key in st.args else ()), f"occkit {st.command}: {e}") from None
-        try:
-            parse_check(st.command, [*words, "--out", f"/ablate-stage/{name}"])
-        except ValueError as e:
-            raise loc.error(p, f"occkit {st.command} refuses these options: {e}") from None
-        if st.command == "train":
-            config = _stage_config(st.args.get("config"), spec)
-            try:
-                find_preset(config)
-                sets = args.get("set") or []
-                load_experiment(config, [str(x) for x in ([sets] if isinstance(sets, str) else sets)])
-            except (ValueError, FileNotFoundError) as e:
-                raise loc.error(p + (("set",) if "set" in st.args else ()), f"{e}") from None
-
-    has_init_from = any(f.name == "init_from" for f in fields(TrainConfig))
-    for name in arms or list(spec.arms):
-        arm = spec.arms[name]
-        p = ("arms", name)
-        try:
-            find_preset(arm.preset)
-        except FileNotFoundError as e:
-            raise loc.error(p + ("preset",), f"unknown preset: {e}") from None
-        if arm.init_from is not None and not has_init_from:
-            raise loc.error(
-                p + ("init_from",), "this occkit's TrainConfig has no init_from field yet (train.init_from)"
-            )
-        for key in ("data", "init_from"):
-            value = getattr(arm, key)
-            if value is not None and not REF.search(value) and not Path(value).exists():
-                raise loc.error(
-                    p + (key,) if key in spec.raw["arms"][name] else ("data",), f"{value}: no such file or folder"
-                )
-        sets = arm_sets(arm, folders) + (
-            [f"train.init_from={substitute(arm.init_from, folders)}"] if arm.init_from else []
-        )
-        try:
-            cfg = load_experiment(
-                arm.preset, [*runner_sets(spec, spec.seeds[0]), f"optim.max_steps={spec.budget}", *sets]
-            )
-        except ConfigError as e:
-            msg = str(e)
-            idx = next((i for i, s in enumerate(arm.set) if _key_in(s.split("=", 1)[0].strip(), msg)), None)
-            raise loc.error(
-                p + (("set", idx) if idx is not None else ("set",) if arm.set else ("preset",)), msg
-            ) from None
+            find_preset(config)
+            sets = args.get("set") or []
+            load_experiment(config, [str(x) for x in ([sets] if isinstance(sets, str) else sets)])
         except (ValueError, FileNotFoundError) as e:
-            raise loc.error(p + ("set",) if arm.set else p, str(e)) from None
-        keys = logged_metrics(cfg)
-        if keys is not None and spec.metric not in keys:  # found now, not when the table comes out empty
+            raise loc.error(p + (("set",) if "set" in st.args else ()), f"{e}") from None
+
+
+def _check_arm(spec: AblationSpec, name: str, folders: dict[str, str], has_init_from: bool) -> None:
+    """An arm's preset exists, its data and start exist, its overrides build a config, and that
+    config's validations log the spec's metric."""
+    from occkit.experiment import find_preset
+
+    loc = spec.locator
+    arm = spec.arms[name]
+    p = ("arms", name)
+    try:
+        find_preset(arm.preset)
+    except FileNotFoundError as e:
+        raise loc.error(p + ("preset",), f"unknown preset: {e}") from None
+    if arm.init_from is not None and not has_init_from:
+        raise loc.error(p + ("init_from",), "this occkit's TrainConfig has no init_from field yet (train.init_from)")
+    for key in ("data", "init_from"):
+        value = getattr(arm, key)
+        if value is not None and not REF.search(value) and not Path(value).exists():
             raise loc.error(
-                ("metric",) if "metric" in spec.raw else p,
-                f"{spec.metric}: arm {name} ({arm.preset}) does "
-                f"not log it in metrics.jsonl; its validations log {', '.join(sorted(keys))}",
+                p + (key,) if key in spec.raw["arms"][name] else ("data",), f"{value}: no such file or folder"
             )
+    cfg = _arm_config(spec, name, folders)
+    keys = logged_metrics(cfg)
+    if keys is not None and spec.metric not in keys:  # found now, not when the table comes out empty
+        raise loc.error(
+            ("metric",) if "metric" in spec.raw else p,
+            f"{spec.metric}: arm {name} ({arm.preset}) does "
+            f"not log it in metrics.jsonl; its validations log {', '.join(sorted(keys))}",
+        )
+
+
+def _arm_config(spec: AblationSpec, name: str, folders: dict[str, str]) -> Any:
+    """The :class:`~occkit.experiment.ExperimentConfig` an arm's first seed trains with; a config
+    error names the override it comes from."""
+    from occkit.config import ConfigError
+    from occkit.experiment import load_experiment
+
+    loc, arm, p = spec.locator, spec.arms[name], ("arms", name)
+    sets = arm_sets(arm, folders) + ([f"train.init_from={substitute(arm.init_from, folders)}"] if arm.init_from else [])
+    try:
+        return load_experiment(arm.preset, [*runner_sets(spec, spec.seeds[0]), f"optim.max_steps={spec.budget}", *sets])
+    except ConfigError as e:
+        msg = str(e)
+        idx = next((i for i, s in enumerate(arm.set) if _key_in(s.split("=", 1)[0].strip(), msg)), None)
+        raise loc.error(p + (("set", idx) if idx is not None else ("set",) if arm.set else ("preset",)), msg) from None
+    except (ValueError, FileNotFoundError) as e:
+        raise loc.error(p + ("set",) if arm.set else p, str(e)) from None
 
 
 def logged_metrics(cfg: Any) -> set[str] | None:

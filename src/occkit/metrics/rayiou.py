@@ -323,13 +323,12 @@ def cast_rays(
         if walk == "numba":
             kernel = _numba_walk()
 
+            never, tiny = np.finfo(ftype).max, np.asarray(1e-300).astype(ftype)[()]
+
             def walk_chunk(sl: slice) -> None:
-                cur, (tz, ty, tx), (dz, dy, dx), (sz, sy, sx) = _initial_state(
-                    o_np[sl], d_np[sl], frame_np[sl], lo_np, vs_np, (X, Y, Z), P
-                )
                 kernel(
-                    code_np.reshape(-1), vols_np, cur, tz, ty, tx, dz, dy, dx, sz, sy, sx, X, Y, Z, P, sl.start,
-                    lab_np, dep_np,
+                    code_np.reshape(-1), vols_np, o_np[sl], d_np[sl], frame_np[sl], lo_np, vs_np, never, tiny,
+                    X, Y, Z, P, sl.start, lab_np, dep_np,
                 )  # fmt: skip
         else:
             skip = _add_free_squares(code_np, V)
@@ -486,28 +485,53 @@ def _initial_state(
 
 
 def _walk_numba_rays(
-    code, volumes, cur, tz, ty, tx, dz, dy, dx, sz, sy, sx, X, Y, Z, P, rid0, labels, depth
+    code, volumes, o, d, frame, lo, vs, never, tiny, X, Y, Z, P, rid0, labels, depth
 ):  # pragma: no cover - compiled by numba (its equality with the reference is tested)
-    """The walk of :func:`cast_rays` one ray at a time, compiled by numba (:func:`_numba_walk`):
-    the same steps as :func:`_walk_numpy` and the reference (``t_exit = min(tz, min(ty, tx))``;
-    z steps when ``tz <= min(ty, tx)``, else y when ``ty <= tx``, else x; the chosen axis adds its
-    ``t_delta``), looking at each voxel's byte as it enters it and stopping at the last volume's
-    hit or at the border. Writes ``labels[:, rid0:rid0 + n]`` and ``depth[:, rid0:rid0 + n]``."""
+    """The walk of :func:`cast_rays` one ray at a time, compiled by numba (:func:`_numba_walk`): each
+    ray's start with :func:`_initial_state`'s operations (``never``: the distance of an axis the ray
+    never crosses, ``tiny``: the least ``|d|`` divided by, both in the rays' float type), then the same
+    steps as :func:`_walk_numpy` and the reference (``t_exit = min(tz, min(ty, tx))``; z steps when
+    ``tz <= min(ty, tx)``, else y when ``ty <= tx``, else x; the chosen axis adds its ``t_delta``, the
+    others ``t_delta * 0``, which changes no bit, so that a step has no branch to mispredict), looking
+    at each voxel's byte as it enters it and stopping at the last volume's hit or at the border.
+    Writes ``labels[:, rid0:rid0 + n]`` and ``depth[:, rid0:rid0 + n]``."""
     V = volumes.shape[0]
     PY = Y + 2 * P
     PZ = Z + 2 * P
     sxs = PY * PZ
     per_frame = (X + 2 * P) * sxs
     all_bits = (1 << V) - 1
-    for i in range(cur.shape[0]):
+    strides = np.array((sxs, PZ, 1), np.int64)
+    tops = np.array((X - 1, Y - 1, Z - 1), np.int64)
+    t3 = np.empty(3, o.dtype)  # per axis x, y, z: the next crossing, the distance between crossings
+    dt3 = np.empty(3, o.dtype)
+    st3 = np.empty(3, np.int64)  # the flat step
+    cast = np.empty(1, o.dtype)  # an integer in the rays' float type, as numpy's astype gives it
+    zero = tiny - tiny
+    for i in range(o.shape[0]):
         r = rid0 + i
-        c = cur[i]
-        az, ay, ax = tz[i], ty[i], tx[i]
-        bz, by, bx = dz[i], dy[i], dx[i]
+        c = frame[i] * per_frame
+        for ax in (2, 1, 0):  # _initial_state's order and operations
+            oa, da = o[i, ax], d[i, ax]
+            ia = min(np.int64(np.floor((oa - lo[ax]) / vs[ax])), tops[ax])
+            c += (ia + P) * strides[ax]
+            up = da >= 0
+            cast[0] = ia + up
+            boundary = lo[ax] + cast[0] * vs[ax]
+            if da != 0:
+                t3[ax] = (boundary - oa) / da
+                dt3[ax] = vs[ax] / max(abs(da), tiny)
+            else:
+                t3[ax] = never
+                dt3[ax] = zero
+            st3[ax] = strides[ax] if up else -strides[ax]
+        az, ay, ax_ = t3[2], t3[1], t3[0]
+        bz, by, bx = dt3[2], dt3[1], dt3[0]
+        sz, sy, sx = st3[2], st3[1], st3[0]
         want = all_bits
-        t_prev = az - az  # 0 in the rays' float type: the exit of the voxel before the first
+        t_prev = zero  # the exit of the voxel before the first
         while True:
-            a = ay if ay <= ax else ax
+            a = ay if ay <= ax_ else ax_
             t_exit = az if az <= a else a
             byte = code[c]
             if byte & 0x80:  # the border: no hit in the volumes still looked for
@@ -533,13 +557,13 @@ def _walk_numba_rays(
                     break
             if az <= a:
                 az += bz
-                c += sz[i]
-            elif ay <= ax:
+                c += sz
+            elif ay <= ax_:
                 ay += by
-                c += sy[i]
+                c += sy
             else:
-                ax += bx
-                c += sx[i]
+                ax_ += bx
+                c += sx
             t_prev = t_exit
 
 

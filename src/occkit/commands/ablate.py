@@ -218,43 +218,19 @@ def verb_parser(word: str) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from occkit.ablate.cliargs import use_verb_parser
+    from occkit.ablate.report import check_report_files
     from occkit.ablate.runner import Ablation, RunOptions
-    from occkit.ablate.spec import Overrides, SpecError, check_spec, find_spec, parse_spec
+    from occkit.ablate.spec import Overrides, check_spec, find_spec, parse_spec
 
     use_verb_parser(verb_parser)
-
-    if args.lanes is not None and args.lanes < 1:
-        raise ValueError(f"--lanes must be >= 1, got {args.lanes}")
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    if args.budget is not None and args.budget < 1:
-        raise ValueError(f"--budget must be >= 1, got {args.budget}")
-    if args.launcher == "ray":
-        import importlib.util
-
-        if importlib.util.find_spec("ray") is None:
-            raise ValueError(
-                "--launcher ray: ray is not installed; pip install -e '.[ray]' (or pip install 'ray>=2.9')"
-            )
-    from occkit.ablate.report import check_report_files
-
+    _check_options(args)
     check_device(args.device, args.launcher)
     check_report_files(args.out)  # a results.md of the user's: refused at once, --dry-run too
     overrides = Overrides(
         set=list(args.set), seeds=_seeds(args.seeds, args.spec), budget=args.budget, world_seed=args.world_seed
     )
     spec = parse_spec(find_spec(args.spec), overrides)
-    only, only_arms = None, None
-    if args.only is not None:
-        from occkit.ablate.runner import select_runs
-
-        only = [a.strip() for a in args.only.split(",") if a.strip()]
-        if not only:
-            raise SpecError(f"{spec.path} (--only {args.only}): no arm given (arms: {', '.join(spec.arms)})")
-        try:
-            only_arms = list(dict.fromkeys(a for a, _ in select_runs(spec, only)))
-        except ValueError as e:
-            raise SpecError(f"{spec.path} ({e})") from None
+    only, only_arms = _only(args.only, spec)
     if not args.report:
         check_spec(spec, only_arms)
     out = Path(args.out)
@@ -280,26 +256,75 @@ def run(args: argparse.Namespace) -> int:
     ):  # no cap: every ready run in flight, the cluster's resources decide
         ab.opts.lanes = max(1, len(ab.stage_jobs()) + (0 if args.stages_only else len(ab.runs())))
     if args.dry_run:
-        print(ab.plan_text())
-        if args.launcher == "ray":
-            print(
-                f"launcher: ray, a task per command with {args.threads} CPU(s)"
-                + (" and 1 GPU" if args.device == "cuda" else "")
-                + f", up to {ab.opts.lanes} at once "
-                f"(RAY_ADDRESS={os.environ.get('RAY_ADDRESS') or 'unset: a local cluster'})"
-            )
+        _print_plan(ab, args)
         return 0
     if args.report:
-        from occkit.ablate.report import claim_cell, time_left_text, write_report
-
-        results = write_report(ab)
-        done = sum(1 for a in results["arms"].values() for s in a["seeds"].values() if s["status"] == "done")
-        total = sum(len(a["seeds"]) for a in results["arms"].values())
-        print(f"occkit ablate: {done} of {total} run(s) done; wrote {ab.out / 'results.md'}, results.json, curves.png")
-        for c in results.get("claims", []):
-            print(f"occkit ablate: claim {c['name']!r} ({c['label']}): {claim_cell(c, len(results['seeds']))}")
-        print(f"occkit ablate: {time_left_text(results['time_left'])}")
+        _print_report(ab)
         return 0
+    return _run_stoppable(ab)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse lanes, threads or a budget below one, and ``--launcher ray`` without Ray installed."""
+    if args.lanes is not None and args.lanes < 1:
+        raise ValueError(f"--lanes must be >= 1, got {args.lanes}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if args.budget is not None and args.budget < 1:
+        raise ValueError(f"--budget must be >= 1, got {args.budget}")
+    if args.launcher == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError(
+                "--launcher ray: ray is not installed; pip install -e '.[ray]' (or pip install 'ray>=2.9')"
+            )
+
+
+def _only(text: str | None, spec) -> tuple[list[str] | None, list[str] | None]:
+    """``--only``'s words and the arms they name (None, None without it); a word naming no arm nor run refused."""
+    from occkit.ablate.spec import SpecError
+
+    if text is None:
+        return None, None
+    from occkit.ablate.runner import select_runs
+
+    only = [a.strip() for a in text.split(",") if a.strip()]
+    if not only:
+        raise SpecError(f"{spec.path} (--only {text}): no arm given (arms: {', '.join(spec.arms)})")
+    try:
+        return only, list(dict.fromkeys(a for a, _ in select_runs(spec, only)))
+    except ValueError as e:
+        raise SpecError(f"{spec.path} ({e})") from None
+
+
+def _print_plan(ab, args: argparse.Namespace) -> None:
+    """``--dry-run``: print the plan, and with ``--launcher ray`` how the tasks go to the cluster."""
+    print(ab.plan_text())
+    if args.launcher == "ray":
+        print(
+            f"launcher: ray, a task per command with {args.threads} CPU(s)"
+            + (" and 1 GPU" if args.device == "cuda" else "")
+            + f", up to {ab.opts.lanes} at once "
+            f"(RAY_ADDRESS={os.environ.get('RAY_ADDRESS') or 'unset: a local cluster'})"
+        )
+
+
+def _print_report(ab) -> None:
+    """``--report``: rebuild the results from disk and say how far the ablation is, its claims and time left."""
+    from occkit.ablate.report import claim_cell, time_left_text, write_report
+
+    results = write_report(ab)
+    done = sum(1 for a in results["arms"].values() for s in a["seeds"].values() if s["status"] == "done")
+    total = sum(len(a["seeds"]) for a in results["arms"].values())
+    print(f"occkit ablate: {done} of {total} run(s) done; wrote {ab.out / 'results.md'}, results.json, curves.png")
+    for c in results.get("claims", []):
+        print(f"occkit ablate: claim {c['name']!r} ({c['label']}): {claim_cell(c, len(results['seeds']))}")
+    print(f"occkit ablate: {time_left_text(results['time_left'])}")
+
+
+def _run_stoppable(ab) -> int:
+    """Run the ablation; SIGTERM stops it as Ctrl-C does, saying how to resume (exit status 130)."""
     previous = None
     if threading.current_thread() is threading.main_thread():
 

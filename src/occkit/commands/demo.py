@@ -820,6 +820,150 @@ def _picture_lines(out: Path, pair: tuple[Path, Path] | Path) -> list[str]:
     return [f"Before training: ![{pair[0].stem}]({before})", "", f"After: ![{pair[1].stem}]({after})", ""]
 
 
+#: The demo's report (``DIR/report.md``) as a template of lines in the package (``commands/templates``): a line
+#: that is only ``$name`` stands for a list of lines (none or more), ``$name`` elsewhere for one value.
+REPORT_TEMPLATE = "demo_report.md"
+#: The rows of the report's score table: the metric's words and its cell from one set of scores.
+SCORE_ROWS = (
+    ("mIoU (camera mask)", lambda s: _fmt(s["miou"])),
+    ("geometry IoU (camera mask)", lambda s: _fmt(s["geometry_iou"])),
+    ("RayIoU", lambda s: _fmt(s.get("rayiou"))),
+    ("frames", lambda s: f"{s['frames']}"),
+)
+
+
+def _report_template() -> str:
+    """The text of the report's template, as installed with occkit."""
+    from importlib.resources import files
+
+    return (files("occkit.commands") / "templates" / REPORT_TEMPLATE).read_text(encoding="utf-8")
+
+
+def _fill_template(text: str, values: dict[str, Any]) -> str:
+    """A template of lines filled from ``values``: a line that is only ``$name`` becomes the lines of that
+    list, and the ``$name`` of other lines their value (:class:`string.Template`)."""
+    import re
+    from string import Template
+
+    lines: list[str] = []
+    for line in text.split("\n"):
+        block = re.fullmatch(r"\$(\w+)", line)
+        if block and isinstance(values[block[1]], list):
+            lines.extend(values[block[1]])
+        else:
+            lines.append(Template(line).substitute(values))
+    return "\n".join(lines)
+
+
+def _configured_start(cfg: Any) -> str:
+    """The start a demo config says (``--start``): shipped weights, the shipped backbone or random weights."""
+    return "shipped" if cfg.train.init_from else "backbone" if cfg.model.backbone_weights else "scratch"
+
+
+def _start_phrase(start: str, cfg: Any, how: str | None) -> str:
+    """How the demo's network started and was trained, as the report's first paragraph says it."""
+    if start == "shipped":
+        made = f": {how}; made by `python tools/make_demo_weights.py`" if how else ""
+        return f"started from occkit's shipped weights ({Path(cfg.train.init_from).name}{made}) and fine-tuned"
+    if start == "backbone":
+        made = f"{how}; " if how else ""
+        return (
+            f"started from the image backbone ({cfg.model.backbone}) of occkit's shipped weights ("
+            f"{made}`{BACKBONE_FILE}` here) under a fresh 3D network, and trained"
+        )
+    return "trained from random weights"
+
+
+def _world_values(synth: Any, n_train: int, n_val: int) -> dict[str, str]:
+    """The report's values of the synthetic world: its size, cameras, seed and frames."""
+    return {
+        "scenes": f"{synth.scenes}",
+        "frames": f"{synth.frames}",
+        "image_size": f"{synth.image_size[0]}x{synth.image_size[1]}",
+        "seed": f"{synth.seed}",
+        "n_train": f"{n_train}",
+        "n_val": f"{n_val}",
+    }
+
+
+def _training_values(args: Any, cfg: Any, result: Any, start: str, how: str | None) -> dict[str, str]:
+    """The report's values of the training: the preset, its network, its start, steps and time."""
+    return {
+        "config": f"{args.config}",
+        "backbone": f"{cfg.model.backbone}",
+        "head": f"{cfg.model.head}",
+        "input_size": f"{cfg.data.image_aug.out_hw[0]}x{cfg.data.image_aug.out_hw[1]}",
+        "start_phrase": _start_phrase(start, cfg, how),
+        "steps": f"{result.step}",
+        "train_minutes": f"{result.train_seconds / 60:.1f}",
+        "step_seconds": f"{seconds_per_trained_step(result):.2f}",
+    }
+
+
+def _loss_line(losses: list[tuple[int, float]], of_what: str) -> str:
+    """The report's line on the training loss: its mean over the first and the last 10 steps."""
+    if not losses:
+        return "No step trained in this invocation (a finished run resumed): its losses are in run/train.jsonl."
+    first = sum(v for _, v in losses[:10]) / max(1, len(losses[:10]))
+    last = sum(v for _, v in losses[-10:]) / max(1, len(losses[-10:]))
+    return f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10 ({of_what})."
+
+
+def _scores_table(scores: dict, start_scores: dict | None) -> list[str]:
+    """The report's table of the scores after training, beside those before it when measured."""
+    if start_scores is None:
+        return ["| metric | value |", "|---|---|", *[f"| {name} | {cell(scores)} |" for name, cell in SCORE_ROWS]]
+    return [
+        "| metric | before training | after |",
+        "|---|---|---|",
+        *[f"| {name} | {cell(start_scores)} | {cell(scores)} |" for name, cell in SCORE_ROWS],
+    ]
+
+
+def _reference_lines(shipped_scores: dict | None, how: str | None) -> list[str]:
+    """The report's lines on the whole shipped network's scores on the same frames (none when not measured)."""
+    if shipped_scores is None:
+        return []
+    return [
+        "",
+        f"For reference, the whole `{SHIPPED_PRESET}` network occkit ships"
+        + (f" ({how})" if how else "")
+        + f" scores mIoU {_fmt(shipped_scores['miou'])} / geometry IoU {_fmt(shipped_scores['geometry_iou'])}"
+        " on the same frames: what longer training reaches.",
+    ]
+
+
+def _class_table(scores: dict, start_scores: dict | None) -> list[str]:
+    """The report's table of the IoU of each class after training, beside that before it when measured."""
+    if start_scores is not None and "iou" in start_scores:
+        return [
+            "| class | before | after |",
+            "|---|---|---|",
+            *[f"| {k} | {_fmt(start_scores['iou'].get(k))} | {_fmt(v)} |" for k, v in scores["iou"].items()],
+        ]
+    return ["| class | IoU |", "|---|---|", *[f"| {k} | {_fmt(v)} |" for k, v in scores["iou"].items()]]
+
+
+def _time_table(timings: dict, earlier: dict[str, float] | None) -> list[str]:
+    """The report's table of the minutes of each stage, beside those of the invocation that trained when
+    this one resumed a finished run."""
+    if not earlier:
+        return ["| stage | minutes |", "|---|---|", *[f"| {k} | {v / 60:.1f} |" for k, v in timings.items()]]
+    return [
+        "| stage | minutes (this invocation: a finished run resumed) | minutes (the invocation that trained) |",
+        "|---|---|---|",
+        *[
+            f"| {k} | {timings.get(k, 0.0) / 60:.1f} | {_fmt_min(earlier.get(k))} |"
+            for k in dict.fromkeys([*earlier, *timings])
+        ],
+    ]
+
+
+def _without_detail(scores: dict | None) -> dict | None:
+    """Scores without their RayIoU detail, as ``report.json`` keeps them (None stays None)."""
+    return None if scores is None else {k: v for k, v in scores.items() if k != "rayiou_detail"}
+
+
 def _report(
     out: Path,
     args,
@@ -835,6 +979,7 @@ def _report(
     start: str | None = None,
     shipped_scores: dict | None = None,
 ) -> None:
+    """Write the demo's ``report.md`` (from :data:`REPORT_TEMPLATE`) and ``report.json``."""
     from occkit.fileio import write_text_atomic
     from occkit.outputs import record_output_file, write_json_output
 
@@ -843,132 +988,34 @@ def _report(
     if not losses:  # the run's own log says how its loss went
         losses, of_what = logged_losses(out / "run" / "train.jsonl"), "logged steps of the run, run/train.jsonl"
     if start is None:  # a caller of before --start: the start the config says
-        start = "shipped" if cfg.train.init_from else "backbone" if cfg.model.backbone_weights else "scratch"
+        start = _configured_start(cfg)
     how = _made(shipped_record()) if start != "scratch" else None
-    first = sum(v for _, v in losses[:10]) / max(1, len(losses[:10]))
-    last = sum(v for _, v in losses[-10:]) / max(1, len(losses[-10:]))
-    lines = [
-        "# occkit demo",
-        "",
-        f"A synthetic world of {synth.scenes} scenes x {synth.frames} frames (6 cameras at "
-        f"{synth.image_size[0]}x{synth.image_size[1]}, seed {synth.seed}): {n_train} training and {n_val} validation "
-        "frames.",
-        f"The `{args.config}` preset ({cfg.model.backbone}, {cfg.model.head} head, input "
-        f"{cfg.data.image_aug.out_hw[0]}x{cfg.data.image_aug.out_hw[1]}) "
-        + (
-            f"started from occkit's shipped weights ({Path(cfg.train.init_from).name}"
-            + (f": {how}; made by `python tools/make_demo_weights.py`" if how else "")
-            + ") and fine-tuned"
-            if start == "shipped"
-            else f"started from the image backbone ({cfg.model.backbone}) of occkit's shipped weights ("
-            + (f"{how}; " if how else "")
-            + f"`{BACKBONE_FILE}` here) under a fresh 3D network, and trained"
-            if start == "backbone"
-            else "trained from random weights"
-        )
-        + f" for {result.step} steps "
-        f"({result.train_seconds / 60:.1f} min of training, {seconds_per_trained_step(result):.2f} s per step).",
-        (
-            f"Mean training loss: {first:.3f} over the first 10 steps, {last:.3f} over the last 10 ({of_what})."
-            if losses
-            else "No step trained in this invocation (a finished run resumed): its losses are in run/train.jsonl."
-        ),
-        "",
-        "## Validation: before and after training (Occ3D metrics, percent, the same frames)",
-        "",
-        *(
-            [
-                "| metric | before training | after |",
-                "|---|---|---|",
-                f"| mIoU (camera mask) | {_fmt(start_scores['miou'])} | {_fmt(scores['miou'])} |",
-                f"| geometry IoU (camera mask) | {_fmt(start_scores['geometry_iou'])} | "
-                f"{_fmt(scores['geometry_iou'])} |",
-                f"| RayIoU | {_fmt(start_scores.get('rayiou'))} | {_fmt(scores.get('rayiou'))} |",
-                f"| frames | {start_scores['frames']} | {scores['frames']} |",
-            ]
-            if start_scores is not None
-            else [
-                "| metric | value |",
-                "|---|---|",
-                f"| mIoU (camera mask) | {_fmt(scores['miou'])} |",
-                f"| geometry IoU (camera mask) | {_fmt(scores['geometry_iou'])} |",
-                f"| RayIoU | {_fmt(scores.get('rayiou'))} |",
-                f"| frames | {scores['frames']} |",
-            ]
-        ),
-        "",
-        *(
-            [f"Before training: {START_TEXT[start]}; after: {result.step} steps from it."]
-            if start_scores is not None
-            else []
-        ),
-        *(
-            [
-                "",
-                f"For reference, the whole `{SHIPPED_PRESET}` network occkit ships"
-                + (f" ({how})" if how else "")
-                + f" scores mIoU {_fmt(shipped_scores['miou'])} / geometry IoU {_fmt(shipped_scores['geometry_iou'])}"
-                " on the same frames: what longer training reaches.",
-            ]
-            if shipped_scores is not None
-            else []
-        ),
-        *(["", f"Note: {FINETUNE_NOTE}."] if start == "shipped" and start_scores is not None else []),
-        "",
-        "Per-class IoU (camera mask; n/a = class absent from both ground truth and prediction):",
-        "",
-        *(
-            [
-                "| class | before | after |",
-                "|---|---|---|",
-                *[f"| {k} | {_fmt(start_scores['iou'].get(k))} | {_fmt(v)} |" for k, v in scores["iou"].items()],
-            ]
-            if start_scores is not None and "iou" in start_scores
-            else ["| class | IoU |", "|---|---|", *[f"| {k} | {_fmt(v)} |" for k, v in scores["iou"].items()]]
-        ),
-        "",
-        "## Pictures: the same frames before and after training (ground truth above, prediction below; slate "
-        "blue-grey = outside the camera mask)",
-        "",
-        *[line for pair in pictures for line in _picture_lines(out, pair)],
-        "",
-        "## Time",
-        "",
-        *(
-            ["| stage | minutes |", "|---|---|", *[f"| {k} | {v / 60:.1f} |" for k, v in timings.items()]]
-            if not earlier
-            else [
-                "| stage | minutes (this invocation: a finished run resumed) | minutes (the invocation that trained) |",
-                "|---|---|---|",
-                *[
-                    f"| {k} | {timings.get(k, 0.0) / 60:.1f} | {_fmt_min(earlier.get(k))} |"
-                    for k in dict.fromkeys([*earlier, *timings])
-                ],
-            ]
-        ),
-        "",
-        f"Checkpoint: `{result.checkpoint}`. Logs: `{out / 'run'}` (TensorBoard: `tensorboard --logdir "
-        f"{out / 'run' / 'tb'}`).",
-        "",
-        "## Next",
-        "",
-        "```",
-        *[line.strip() for line in next_steps(out, result.checkpoint, start)[1:]],
-        "```",
-        "",
-    ]
-    record_output_file(write_text_atomic(out / "report.md", "\n".join(lines)), "demo")
+    values = {
+        **_world_values(synth, n_train, n_val),
+        **_training_values(args, cfg, result, start, how),
+        "losses": _loss_line(losses, of_what),
+        "scores_table": _scores_table(scores, start_scores),
+        "before": [f"Before training: {START_TEXT[start]}; after: {result.step} steps from it."]
+        if start_scores is not None
+        else [],
+        "reference": _reference_lines(shipped_scores, how),
+        "note": ["", f"Note: {FINETUNE_NOTE}."] if start == "shipped" and start_scores is not None else [],
+        "class_table": _class_table(scores, start_scores),
+        "pictures": [line for pair in pictures for line in _picture_lines(out, pair)],
+        "time_table": _time_table(timings, earlier),
+        "checkpoint": f"{result.checkpoint}",
+        "logs": f"{out / 'run'}",
+        "tensorboard": f"{out / 'run' / 'tb'}",
+        "next": [line.strip() for line in next_steps(out, result.checkpoint, start)[1:]],
+    }
+    record_output_file(write_text_atomic(out / "report.md", _fill_template(_report_template(), values)), "demo")
     write_json_output(
         out / "report.json",
         {
-            "scores": {k: v for k, v in scores.items() if k != "rayiou_detail"},
+            "scores": _without_detail(scores),
             "start": start,
-            "start_scores": None
-            if start_scores is None
-            else {k: v for k, v in start_scores.items() if k != "rayiou_detail"},
-            "shipped_scores": None
-            if shipped_scores is None
-            else {k: v for k, v in shipped_scores.items() if k != "rayiou_detail"},
+            "start_scores": _without_detail(start_scores),
+            "shipped_scores": _without_detail(shipped_scores),
             "steps": result.step,
             "train_minutes": result.train_seconds / 60,
             "timings_s": timings,

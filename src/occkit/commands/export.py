@@ -136,17 +136,7 @@ def run(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import torch
 
-    from occkit import __version__
-    from occkit.export.onnx import (
-        OccPredictor,
-        check_image_size,
-        check_parity,
-        dataset_frames,
-        export_onnx,
-        load_source,
-        random_frames,
-        stack_frames,
-    )
+    from occkit.export.onnx import OccPredictor, check_image_size, load_source
     from occkit.outputs import record_output_file, write_json_output
 
     src = load_source(args.ckpt, ema=not args.no_ema)
@@ -164,104 +154,140 @@ def _export(args: argparse.Namespace) -> int:
     old_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        frames, source = [], None
-        if args.frames > 0 and args.check_data:
-            frames, split = dataset_frames(cfg, args.check_data, args.frames, hw)
-            source = f"{len(frames)} frames of {args.check_data} ({split})"
-        elif args.frames > 0:
-            print(
-                "occkit export: warning: no --check-data (a run's config does not record its dataset folder): "
-                f"the parity check runs on {args.frames} random frames of a plausible {len(cams)}-camera rig",
-                file=sys.stderr,
-            )
-            frames = random_frames(args.frames, cams, hw, seed=0)
-            source = f"{len(frames)} random frames"
-        example_frames = random_frames(2 if args.dynamic_batch else 1, cams, hw, seed=1)
-        ex = stack_frames(example_frames)
-        example = (ex.images, ex.intrinsics.float(), ex.T_ego_from_cam.float())
-        net_cfg = cfg.model
-        grid = predictor.net.output_grid
-        from occkit.formats import formats, get_format
-
-        # the class names of the run's format (data.format; with auto, the first format of its class count)
-        candidates = list(formats().values()) if cfg.data.format == "auto" else [get_format(cfg.data.format)]
-        classes = next((f.classes.names for f in candidates if f.classes.num_classes == net_cfg.num_classes), None)
-        metadata = {
-            "occkit_version": __version__,
-            "checkpoint": str(src.folder.resolve()),
-            "weights": src.weights.name,
-            "weights_sha256": src.sha256,
-            "weights_sha256_source": "checksums.json" if src.sha256_recorded else "computed",
-            "recipe": cfg.method,
-            "grid_range": list(grid.range_min) + list(grid.range_max),
-            "voxel_size": list(grid.voxel_size),
-            "grid_shape": list(grid.shape),
-            "num_classes": net_cfg.num_classes,
-            "classes": list(classes) if classes else None,
-            "image_size": list(hw),
-            "cameras": list(cams),
-            "image_norm_eval": getattr(getattr(predictor.net, "cfg", None), "image_norm_eval", None),
-            "dynamic_batch": bool(args.dynamic_batch),
-            "inputs": "images (B,N,3,H,W) float32 in [0,1]; intrinsics (B,N,3,3); T_ego_from_cam (B,N,4,4)",
-            "outputs": "logits (B,C,X,Y,Z) float32; labels (B,X,Y,Z) uint8",
-        }
-        if predictor.threshold > 0:  # a calibrated predict (render_sup's): free below it
-            metadata["occupied_threshold"] = predictor.threshold
-        # into a hidden file beside --out first: nothing lands at --out unless the check passes
-        tmp = check_file_name(args.out)
-        try:
-            res = export_onnx(
-                predictor,
-                example,
-                tmp,
-                opset=args.opset,
-                dynamic_batch=args.dynamic_batch,
-                exporter=args.exporter,
-                metadata=metadata,
-            )
-            note = f", after the dynamo exporter failed ({res.fallback})" if res.fallback else ""
-            print(
-                f"occkit export: {cfg.method} network of {src.folder} exported by the {res.exporter} exporter{note}, "
-                f"opset {res.opset}, {res.bytes / 2**20:.1f} MiB, in {res.seconds:.1f} s"
-            )
-            parity = None
-            if frames:
-                parity = check_parity(
-                    tmp, predictor, method, frames, threads=args.threads, runs=args.runs, batch_check=args.dynamic_batch
-                )
-                parity["source"] = source
-                _print_parity(parity, args.threads)
-            report = {
-                "model": str(args.out),
-                "export": {
-                    "exporter": res.exporter,
-                    "opset": res.opset,
-                    "seconds": round(res.seconds, 2),
-                    "bytes": res.bytes,
-                    "dynamo_error": res.fallback,
-                },
-                "metadata": metadata,
-                "parity": parity,
-            }
-            if parity is not None:
-                worst = min(r["label_agreement"] for r in parity["providers"].values())
-                worst_b = min(
-                    (r["batch"]["label_agreement"] for r in parity["providers"].values() if "batch" in r), default=1.0
-                )
-                if 100 * min(worst, worst_b) < args.min_agreement:
-                    raise ValueError(
-                        f"parity check failed: labels agree on {100 * min(worst, worst_b):.3f} % of voxels, below "
-                        f"--min-agreement {args.min_agreement} %; {args.out} not written"
-                    )
-            tmp.replace(args.out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        frames, source = _parity_frames(args, cfg, cams, hw)
+        example = _example_inputs(args.dynamic_batch, cams, hw)
+        metadata = _metadata(args, src, predictor, hw, cams)
+        report = _export_checked(args, src, predictor, example, metadata, frames, source)
         record_output_file(args.out, "export")
         write_json_output(args.out.with_name(args.out.name + ".json"), report, "export")
         print(f"occkit export: wrote {args.out} and {args.out.name}.json")
     finally:
         torch.set_num_threads(old_threads)
     return 0
+
+
+def _parity_frames(args: argparse.Namespace, cfg, cams: tuple, hw: tuple) -> tuple[list, str | None]:
+    """The frames of the parity check and their words in the report: ``--check-data``'s validation frames,
+    random frames of a plausible rig (with a warning), or none with ``--frames 0``."""
+    from occkit.export.onnx import dataset_frames, random_frames
+
+    if args.frames > 0 and args.check_data:
+        frames, split = dataset_frames(cfg, args.check_data, args.frames, hw)
+        return frames, f"{len(frames)} frames of {args.check_data} ({split})"
+    if args.frames > 0:
+        print(
+            "occkit export: warning: no --check-data (a run's config does not record its dataset folder): "
+            f"the parity check runs on {args.frames} random frames of a plausible {len(cams)}-camera rig",
+            file=sys.stderr,
+        )
+        frames = random_frames(args.frames, cams, hw, seed=0)
+        return frames, f"{len(frames)} random frames"
+    return [], None
+
+
+def _example_inputs(dynamic_batch: bool, cams: tuple, hw: tuple) -> tuple:
+    """The example inputs the exporter traces: random frames, two of them for a free batch axis."""
+    from occkit.export.onnx import random_frames, stack_frames
+
+    ex = stack_frames(random_frames(2 if dynamic_batch else 1, cams, hw, seed=1))
+    return (ex.images, ex.intrinsics.float(), ex.T_ego_from_cam.float())
+
+
+def _metadata(args: argparse.Namespace, src, predictor, hw: tuple, cams: tuple) -> dict:
+    """The model's ``metadata_props``: its checkpoint and weights, recipe, grid, classes, inputs and outputs."""
+    from occkit import __version__
+    from occkit.formats import formats, get_format
+
+    cfg = src.cfg
+    net_cfg = cfg.model
+    grid = predictor.net.output_grid
+    # the class names of the run's format (data.format; with auto, the first format of its class count)
+    candidates = list(formats().values()) if cfg.data.format == "auto" else [get_format(cfg.data.format)]
+    classes = next((f.classes.names for f in candidates if f.classes.num_classes == net_cfg.num_classes), None)
+    metadata = {
+        "occkit_version": __version__,
+        "checkpoint": str(src.folder.resolve()),
+        "weights": src.weights.name,
+        "weights_sha256": src.sha256,
+        "weights_sha256_source": "checksums.json" if src.sha256_recorded else "computed",
+        "recipe": cfg.method,
+        "grid_range": list(grid.range_min) + list(grid.range_max),
+        "voxel_size": list(grid.voxel_size),
+        "grid_shape": list(grid.shape),
+        "num_classes": net_cfg.num_classes,
+        "classes": list(classes) if classes else None,
+        "image_size": list(hw),
+        "cameras": list(cams),
+        "image_norm_eval": getattr(getattr(predictor.net, "cfg", None), "image_norm_eval", None),
+        "dynamic_batch": bool(args.dynamic_batch),
+        "inputs": "images (B,N,3,H,W) float32 in [0,1]; intrinsics (B,N,3,3); T_ego_from_cam (B,N,4,4)",
+        "outputs": "logits (B,C,X,Y,Z) float32; labels (B,X,Y,Z) uint8",
+    }
+    if predictor.threshold > 0:  # a calibrated predict (render_sup's): free below it
+        metadata["occupied_threshold"] = predictor.threshold
+    return metadata
+
+
+def _export_checked(
+    args: argparse.Namespace, src, predictor, example: tuple, metadata: dict, frames: list, source: str | None
+) -> dict:
+    """Export the network to ``--out`` through a hidden file beside it, which is renamed to ``--out`` only
+    when the parity check passes; the export's report."""
+    from occkit.export.onnx import check_parity, export_onnx
+
+    # into a hidden file beside --out first: nothing lands at --out unless the check passes
+    tmp = check_file_name(args.out)
+    try:
+        res = export_onnx(
+            predictor,
+            example,
+            tmp,
+            opset=args.opset,
+            dynamic_batch=args.dynamic_batch,
+            exporter=args.exporter,
+            metadata=metadata,
+        )
+        note = f", after the dynamo exporter failed ({res.fallback})" if res.fallback else ""
+        print(
+            f"occkit export: {src.cfg.method} network of {src.folder} exported by the {res.exporter} exporter{note}, "
+            f"opset {res.opset}, {res.bytes / 2**20:.1f} MiB, in {res.seconds:.1f} s"
+        )
+        parity = None
+        if frames:
+            parity = check_parity(
+                tmp, predictor, src.method, frames, threads=args.threads, runs=args.runs, batch_check=args.dynamic_batch
+            )
+            parity["source"] = source
+            _print_parity(parity, args.threads)
+        report = {
+            "model": str(args.out),
+            "export": {
+                "exporter": res.exporter,
+                "opset": res.opset,
+                "seconds": round(res.seconds, 2),
+                "bytes": res.bytes,
+                "dynamo_error": res.fallback,
+            },
+            "metadata": metadata,
+            "parity": parity,
+        }
+        if parity is not None:
+            _check_agreement(parity, args.min_agreement, args.out)
+        tmp.replace(args.out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return report
+
+
+def _check_agreement(parity: dict, min_agreement: float, out: Path) -> None:
+    """Refuse an export whose labels agree with PyTorch's on fewer voxels than ``--min-agreement``."""
+    worst = min(r["label_agreement"] for r in parity["providers"].values())
+    worst_b = min((r["batch"]["label_agreement"] for r in parity["providers"].values() if "batch" in r), default=1.0)
+    if 100 * min(worst, worst_b) < min_agreement:
+        raise ValueError(
+            f"parity check failed: labels agree on {100 * min(worst, worst_b):.3f} % of voxels, below "
+            f"--min-agreement {min_agreement} %; {out} not written"
+        )
 
 
 def _print_parity(parity: dict, threads: int) -> None:

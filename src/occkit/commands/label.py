@@ -121,9 +121,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, held: Any) -> int:
     from occkit.data.rig import read_rig_meta
-    from occkit.fileio import read_json, write_json_atomic, write_text_atomic
+    from occkit.fileio import write_json_atomic, write_text_atomic
     from occkit.formats import default_format
-    from occkit.labelgen.run import STATE, _safe, dataset_images, launch, score_run, summarise
+    from occkit.labelgen.run import dataset_images, score_run, summarise
     from occkit.locks import locked_output
     from occkit.outputs import check_output_folder, check_writable_place, resumable_folder
 
@@ -131,28 +131,9 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     fmt = default_format().name  # the layout occkit label writes (Occ3D's: its classes, grid and masks)
     rig = _rig_folder(args.data)
     meta = read_rig_meta(rig)  # rig.json checked before any folder is made
-    scenes = meta["scenes"]
-    if args.scenes:
-        wanted = [s.strip() for s in args.scenes.split(",") if s.strip()]
-        unknown = [s for s in wanted if s not in scenes]
-        if unknown:
-            raise ValueError(f"--scenes: {unknown} are not scenes of {rig / 'rig.json'} ({scenes[:5]} ...)")
-        scenes = wanted
-    from occkit.data.rig import read_scene
-
-    for s in scenes:
-        _safe(s, "scene")
-        read_scene(meta, s, load_points=False)  # every scene's tables checked before any work
+    scenes = _scenes(args, meta, rig)
     if args.quality:
-        from occkit.labelgen.truth import WorldTruth
-
-        truth = WorldTruth(args.data)
-        lacking = [s for s in scenes if not truth.has(s)]
-        if lacking:
-            raise ValueError(
-                f"--quality: {args.data} holds no truth for scenes {lacking[:3]} (extras/<scene>/sweeps.json): "
-                "only a synthetic world written by occkit synth --sweeps K can be scored"
-            )
+        _check_truth(args.data, scenes)
     inputs = {"--data": args.data}
     check_output_folder(args.out, "label", inputs=inputs)
     check_writable_place(args.out)
@@ -163,34 +144,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     key = json.loads(json.dumps(key))
     t0 = time.perf_counter()
     with resumable_folder(args.out, "label", key, source=str(args.data)) as (part, resumed):
-        done: dict[str, dict[str, Any]] = {}
-        for s in scenes:
-            f = part / STATE / "scenes" / f"{s}.json"
-            if f.is_file():
-                rec = read_json(f)
-                if all((part / info["gt_path"]).is_file() for info in rec["infos"].values()):
-                    done[s] = rec
-        if done:
-            print(f"label: resuming: {len(done)} of {len(scenes)} scenes already labelled", flush=True)
-        todo = [
-            {"part": str(part), "rig": str(rig), "scene": s, "options": opt, "images": images, "format": fmt}
-            for s in scenes
-            if s not in done
-        ]
-        print(
-            f"label: {len(todo)} scene(s) from {rig} with {args.workers} worker(s) ({args.launcher}), preset "
-            f"{args.preset}",
-            flush=True,
-        )
-        for r in launch(todo, args.workers, args.launcher):
-            done[r["scene"]] = r
-            rep = r["report"]
-            print(
-                f"label: {r['scene']}: {rep['keyframes']} keyframes from {rep['sweeps']} sweeps, "
-                f"{rep['seconds_per_keyframe']:.1f} s a keyframe, peak {rep['peak_traced_mb']:.0f} MB traced"
-                + "".join(f"; {m}" for m in rep["missing"]),
-                flush=True,
-            )
+        done = _label_scenes(args, part, rig, scenes, opt, images, fmt)
         train = [s for s in splits.get("train_split", scenes) if s in done] or [s for s in scenes if s in done]
         val = [s for s in splits.get("val_split", []) if s in done]
         ann = {
@@ -211,9 +165,90 @@ def _run(args: argparse.Namespace, held: Any) -> int:
             write_text_atomic(part / "quality.md", _quality_md(quality, args))
             summary["quality"] = quality
         write_json_atomic(part / "report.json", {"summary": summary, "scenes": reports})
-    dt = time.perf_counter() - t0
+    _print_summary(args, summary, len(scenes), time.perf_counter() - t0)
+    return 0
+
+
+def _scenes(args: argparse.Namespace, meta: dict[str, Any], rig: Path) -> list[str]:
+    """The scenes to label (``--scenes``, or every scene of the rig), each one's tables checked."""
+    from occkit.data.rig import read_scene
+    from occkit.labelgen.run import _safe
+
+    scenes = meta["scenes"]
+    if args.scenes:
+        wanted = [s.strip() for s in args.scenes.split(",") if s.strip()]
+        unknown = [s for s in wanted if s not in scenes]
+        if unknown:
+            raise ValueError(f"--scenes: {unknown} are not scenes of {rig / 'rig.json'} ({scenes[:5]} ...)")
+        scenes = wanted
+    for s in scenes:
+        _safe(s, "scene")
+        read_scene(meta, s, load_points=False)  # every scene's tables checked before any work
+    return scenes
+
+
+def _check_truth(data: Path, scenes: list[str]) -> None:
+    """Refuse ``--quality`` on a dataset that holds no exact occupancy of some of the scenes."""
+    from occkit.labelgen.truth import WorldTruth
+
+    truth = WorldTruth(data)
+    lacking = [s for s in scenes if not truth.has(s)]
+    if lacking:
+        raise ValueError(
+            f"--quality: {data} holds no truth for scenes {lacking[:3]} (extras/<scene>/sweeps.json): "
+            "only a synthetic world written by occkit synth --sweeps K can be scored"
+        )
+
+
+def _labelled_scenes(part: Path, scenes: list[str]) -> dict[str, dict[str, Any]]:
+    """The records of the scenes a stopped run finished: those whose label files are all there."""
+    from occkit.fileio import read_json
+    from occkit.labelgen.run import STATE
+
+    done: dict[str, dict[str, Any]] = {}
+    for s in scenes:
+        f = part / STATE / "scenes" / f"{s}.json"
+        if f.is_file():
+            rec = read_json(f)
+            if all((part / info["gt_path"]).is_file() for info in rec["infos"].values()):
+                done[s] = rec
+    return done
+
+
+def _label_scenes(
+    args: argparse.Namespace, part: Path, rig: Path, scenes: list[str], opt: Any, images: Any, fmt: str
+) -> dict[str, dict[str, Any]]:
+    """Label the scenes a stopped run did not finish, saying each one's figures; the records of all."""
+    from occkit.labelgen.run import launch
+
+    done = _labelled_scenes(part, scenes)
+    if done:
+        print(f"label: resuming: {len(done)} of {len(scenes)} scenes already labelled", flush=True)
+    todo = [
+        {"part": str(part), "rig": str(rig), "scene": s, "options": opt, "images": images, "format": fmt}
+        for s in scenes
+        if s not in done
+    ]
     print(
-        f"label: {summary['keyframes']} keyframes of {len(scenes)} scenes written to {args.out} in {dt:.1f} s "
+        f"label: {len(todo)} scene(s) from {rig} with {args.workers} worker(s) ({args.launcher}), preset {args.preset}",
+        flush=True,
+    )
+    for r in launch(todo, args.workers, args.launcher):
+        done[r["scene"]] = r
+        rep = r["report"]
+        print(
+            f"label: {r['scene']}: {rep['keyframes']} keyframes from {rep['sweeps']} sweeps, "
+            f"{rep['seconds_per_keyframe']:.1f} s a keyframe, peak {rep['peak_traced_mb']:.0f} MB traced"
+            + "".join(f"; {m}" for m in rep["missing"]),
+            flush=True,
+        )
+    return done
+
+
+def _print_summary(args: argparse.Namespace, summary: dict[str, Any], n_scenes: int, dt: float) -> None:
+    """Say what the run wrote, and with ``--quality`` how its labels score."""
+    print(
+        f"label: {summary['keyframes']} keyframes of {n_scenes} scenes written to {args.out} in {dt:.1f} s "
         f"({summary['seconds_per_keyframe']:.2f} s a keyframe of work; report.json)",
         flush=True,
     )
@@ -226,7 +261,6 @@ def _run(args: argparse.Namespace, held: Any) -> int:
             f"{q['trail_voxels_per_keyframe']:.1f} trail voxels a keyframe (quality.md)",
             flush=True,
         )
-    return 0
 
 
 def _quality_md(q: dict[str, Any], args: argparse.Namespace) -> str:

@@ -155,9 +155,7 @@ def run_priors(
     kinds = check_kinds(kinds or prior.kinds, prior.kinds, prior.spec)
     ds, layout = open_dataset(data, split, cameras, extras=True)
     frames = [(f.scene, f.token) if hasattr(f, "token") else (f[0], f"{f[0]}/{f[1]}") for f in ds.frames]
-    index = list(range(len(frames)))
-    if 0 < max_frames < len(index):
-        index = sorted({round(i * (len(index) - 1) / max(1, max_frames - 1)) for i in range(max_frames)})
+    index = _frame_index(len(frames), max_frames)
     if not index:
         raise ValueError(f"{data}: split '{split}' has no frames")
     cams = tuple(getattr(ds, "cameras", ("image_2",)))
@@ -170,24 +168,7 @@ def run_priors(
         )
     first = ds[index[0]]
     H, W = first.images.shape[-2:]
-    record: dict[str, Any] = {
-        "format": CACHE_FORMAT,
-        "spec": prior.spec,
-        "provider": prior.describe(),
-        "kinds": list(kinds),
-        "text_encoder": None,
-        "feature_stride": 0,
-        "feature_dim": 0,
-        "layout": layout,
-        **table.record(),
-        "dataset": str(data.resolve()),
-        "split": split,
-        "cameras": list(cams),
-        "image_size": [int(H), int(W)],
-        "frames": {},
-        "complete": False,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    record = _cache_record(prior, kinds, layout, table, data, split, cams, (int(H), int(W)))
     for j in index:
         s, t = frames[j]
         record["frames"].setdefault(s, []).append(frame_name(t))
@@ -197,21 +178,7 @@ def run_priors(
         record["feature_dim"] = int(te.dim)
     path = out / PRIOR_FILE
     if path.is_file():
-        old = read_json(path)
-        old.setdefault("class_table", DEFAULT_PRIORS.name)  # written before class tables: Occ3D's
-        keys = ("spec", "kinds", "dataset", "cameras", "image_size", "layout", "class_table")
-        same = all(old.get(k) == record[k] for k in keys)
-        if not same and not overwrite:
-            diff = [k for k in keys if old.get(k) != record[k]]
-            raise FileExistsError(
-                f"{path}: a cache of other priors ({', '.join(f'{k}: {old.get(k)!r}' for k in diff)}); "
-                "choose another --out or pass --overwrite"
-            )
-        for s, fs in old.get("frames", {}).items():  # keep frames an earlier run covered
-            have = record["frames"].setdefault(s, [])
-            have += [f for f in fs if f not in have]
-        if same and old.get("feature_stride"):
-            record["feature_stride"], record["feature_dim"] = old["feature_stride"], old["feature_dim"]
+        _continue_cache(path, record, overwrite)
     from occkit import __version__
 
     record["occkit_version"] = __version__
@@ -232,31 +199,107 @@ def run_priors(
 
             it = tqdm(index, desc=f"priors {prior.spec}", unit="frame")
         for j in it:
-            scene, token = frames[j]
-            files = frame_files(out, scene, token, cams)
-            if not overwrite and frame_intact(files):
-                continue
-            t0 = time.perf_counter()
-            sample = first if j == index[0] else ds[j]
-            frame = prior_frame(ds, sample, table)
-            with torch.no_grad():
-                pr = prior(frame, kinds)
-            pr.validate(
-                len(cams), frame.image_size, where=f"{prior.spec} on {scene}/{token}", num_classes=table.num_classes
-            )
-            if pr.features is not None and not record["feature_stride"]:
-                record["feature_stride"], record["feature_dim"] = int(pr.feature_stride), int(pr.features.shape[1])
-                write_json_atomic(path, record)
-            for i, p in enumerate(files):
-                save_npz_atomic(p, **priors_to_arrays(pr, i))
-            record_frame_files(files)
-            if on_frame is not None:
-                on_frame(token, time.perf_counter() - t0)
+            sample = first if j == index[0] else None
+            _write_frame(ds, j, sample, frames[j], out, cams, prior, kinds, table, record, overwrite, on_frame)
         record["complete"] = True
         write_json_atomic(path, record)
     finally:
         lock.release()
     return out
+
+
+def _frame_index(n: int, max_frames: int) -> list[int]:
+    """The indices of the frames a run covers: all ``n``, or ``max_frames`` > 0 of them evenly spaced."""
+    index = list(range(n))
+    if 0 < max_frames < len(index):
+        index = sorted({round(i * (len(index) - 1) / max(1, max_frames - 1)) for i in range(max_frames)})
+    return index
+
+
+def _cache_record(
+    prior: PriorProvider,
+    kinds: Sequence[str],
+    layout: str,
+    table: PriorClasses,
+    data: Path,
+    split: str,
+    cams: tuple[str, ...],
+    image_size: tuple[int, int],
+) -> dict[str, Any]:
+    """A new cache's ``prior.json`` before its frames, features and version are filled in."""
+    return {
+        "format": CACHE_FORMAT,
+        "spec": prior.spec,
+        "provider": prior.describe(),
+        "kinds": list(kinds),
+        "text_encoder": None,
+        "feature_stride": 0,
+        "feature_dim": 0,
+        "layout": layout,
+        **table.record(),
+        "dataset": str(data.resolve()),
+        "split": split,
+        "cameras": list(cams),
+        "image_size": list(image_size),
+        "frames": {},
+        "complete": False,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _continue_cache(path: Path, record: dict[str, Any], overwrite: bool) -> None:
+    """Carry an earlier run's frames (and, of the same priors, its feature shape) into ``record``; a cache
+    of other priors is refused unless ``overwrite``."""
+    old = read_json(path)
+    old.setdefault("class_table", DEFAULT_PRIORS.name)  # written before class tables: Occ3D's
+    keys = ("spec", "kinds", "dataset", "cameras", "image_size", "layout", "class_table")
+    same = all(old.get(k) == record[k] for k in keys)
+    if not same and not overwrite:
+        diff = [k for k in keys if old.get(k) != record[k]]
+        raise FileExistsError(
+            f"{path}: a cache of other priors ({', '.join(f'{k}: {old.get(k)!r}' for k in diff)}); "
+            "choose another --out or pass --overwrite"
+        )
+    for s, fs in old.get("frames", {}).items():  # keep frames an earlier run covered
+        have = record["frames"].setdefault(s, [])
+        have += [f for f in fs if f not in have]
+    if same and old.get("feature_stride"):
+        record["feature_stride"], record["feature_dim"] = old["feature_stride"], old["feature_dim"]
+
+
+def _write_frame(
+    ds: Dataset,
+    j: int,
+    sample: Sample | None,
+    frame_id: tuple[str, str],
+    out: Path,
+    cams: tuple[str, ...],
+    prior: PriorProvider,
+    kinds: Sequence[str],
+    table: PriorClasses,
+    record: dict[str, Any],
+    overwrite: bool,
+    on_frame: Callable[[str, float], None] | None,
+) -> None:
+    """Write the priors of frame ``j`` (``sample``, when already read) unless its files are intact; the
+    first features seen set the cache's feature shape in ``prior.json``."""
+    scene, token = frame_id
+    files = frame_files(out, scene, token, cams)
+    if not overwrite and frame_intact(files):
+        return
+    t0 = time.perf_counter()
+    frame = prior_frame(ds, sample if sample is not None else ds[j], table)
+    with torch.no_grad():
+        pr = prior(frame, kinds)
+    pr.validate(len(cams), frame.image_size, where=f"{prior.spec} on {scene}/{token}", num_classes=table.num_classes)
+    if pr.features is not None and not record["feature_stride"]:
+        record["feature_stride"], record["feature_dim"] = int(pr.feature_stride), int(pr.features.shape[1])
+        write_json_atomic(out / PRIOR_FILE, record)
+    for i, p in enumerate(files):
+        save_npz_atomic(p, **priors_to_arrays(pr, i))
+    record_frame_files(files)
+    if on_frame is not None:
+        on_frame(token, time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------------------- reading

@@ -202,39 +202,13 @@ def evaluate_priors(
     if prior_classes_of_dataset(ds).name != table.name:
         cache.check_dataset(ds)  # the one-line error naming the cache and both tables
     wp = WithPriors(ds, cache, check=False)
-    cached = [
-        i for i, f in enumerate(ds.frames) if cache.has(*((f.scene, f.token) if hasattr(f, "token") else (f[0], f[1])))
-    ]
-    if not cached:
-        raise ValueError(
-            f"{cache.root}: made for {cache.record.get('dataset')}; none of the frames of {data} (split {split}) is "
-            "in it"
-        )
-    n = len(cached)
-    index = cached
-    if 0 < max_frames < n:
-        index = [cached[j] for j in sorted({round(i * (n - 1) / max(1, max_frames - 1)) for i in range(max_frames)})]
+    index = _cached_frames(cache, ds, data, split, max_frames)
     sc = _Scores(table.num_classes)
-    class_text = fine_text = None
-    if driving_world_table(table):
-        fine_list = list(fine_names())
-    else:  # the names of the world's objects (every frame's)
-        names_of = getattr(ds, "instance_names", None)
-        found = {n for f in ds.frames for n in (names_of(f.token) if callable(names_of) else {}).values()}
-        fine_list = sorted(found)
+    fine_list = _fine_names_of(ds, table)
     fine_index = {name: i for i, name in enumerate(fine_list)}
+    class_text = fine_text = None
     if "features" in cache.kinds:
-        te = text_encoder if text_encoder is not None else cache.text_encoder()
-        if vocabulary is None and not vocabulary_file(table).is_file():
-            syns, templates = [[w] for w in table.words], list(DEFAULT_TEMPLATES)
-        else:
-            _, syns, templates = load_class_vocabulary(vocabulary if vocabulary is not None else vocabulary_file(table))
-        if len(syns) != table.num_classes:
-            raise ValueError(
-                f"vocabulary: {len(syns)} classes, expected {table.num_classes} ({', '.join(table.names)})"
-            )
-        class_text = encode_prompts(te, syns, templates)
-        fine_text = encode_prompts(te, fine_list, DEFAULT_TEMPLATES) if fine_list else None
+        class_text, fine_text = _prompt_texts(cache, table, vocabulary, text_encoder, fine_list)
     it: Any = index
     if progress:
         from tqdm import tqdm
@@ -269,6 +243,50 @@ def evaluate_priors(
                 fine_list,
             )
     return _report(sc, cache, table.names)
+
+
+def _cached_frames(cache: PriorCache, ds: Any, data: Any, split: str, max_frames: int) -> list[int]:
+    """The indices of the frames of ``ds`` the cache holds: all, or ``max_frames`` > 0 of them evenly spaced;
+    none is refused."""
+    cached = [
+        i for i, f in enumerate(ds.frames) if cache.has(*((f.scene, f.token) if hasattr(f, "token") else (f[0], f[1])))
+    ]
+    if not cached:
+        raise ValueError(
+            f"{cache.root}: made for {cache.record.get('dataset')}; none of the frames of {data} (split {split}) is "
+            "in it"
+        )
+    n = len(cached)
+    if 0 < max_frames < n:
+        return [cached[j] for j in sorted({round(i * (n - 1) / max(1, max_frames - 1)) for i in range(max_frames)})]
+    return cached
+
+
+def _fine_names_of(ds: Any, table: Any) -> list[str]:
+    """The object names the features are scored on: the driving world's fine names, or else the names of
+    the world's objects (every frame's), sorted."""
+    if driving_world_table(table):
+        return list(fine_names())
+    names_of = getattr(ds, "instance_names", None)
+    found = {n for f in ds.frames for n in (names_of(f.token) if callable(names_of) else {}).values()}
+    return sorted(found)
+
+
+def _prompt_texts(
+    cache: PriorCache, table: Any, vocabulary: Any, text_encoder: Any, fine_list: list[str]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The text embeddings the features are scored against: of the classes (the vocabulary's prompts) and of
+    the fine object names (None without any)."""
+    te = text_encoder if text_encoder is not None else cache.text_encoder()
+    if vocabulary is None and not vocabulary_file(table).is_file():
+        syns, templates = [[w] for w in table.words], list(DEFAULT_TEMPLATES)
+    else:
+        _, syns, templates = load_class_vocabulary(vocabulary if vocabulary is not None else vocabulary_file(table))
+    if len(syns) != table.num_classes:
+        raise ValueError(f"vocabulary: {len(syns)} classes, expected {table.num_classes} ({', '.join(table.names)})")
+    class_text = encode_prompts(te, syns, templates)
+    fine_text = encode_prompts(te, fine_list, DEFAULT_TEMPLATES) if fine_list else None
+    return class_text, fine_text
 
 
 def _pct(num: float, den: float) -> float | None:

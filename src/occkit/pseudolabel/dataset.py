@@ -460,21 +460,7 @@ def make_pseudo_labels(
     cfg_dict["dynamic_classes"] = list(cfg.dynamic_classes)
     prior_created = cache.record.get("created")
     if record_path.is_file():
-        old = read_json(record_path)
-        defaults = asdict(PseudoLabelConfig())
-        defaults["dynamic_classes"] = list(defaults["dynamic_classes"])
-        old_cfg = {**defaults, **(old.get("config") or {})}  # a record from before an option existed: its default
-        if old_cfg != cfg_dict or old.get("priors") != str(priors) or old.get("source") != str(data):
-            raise ValueError(
-                f"{record_path}: {out} holds pseudo-labels made with other settings, priors or source; use another "
-                "--out"
-            )
-        if old.get("prior_spec") != cache.spec or ("prior_created" in old and old["prior_created"] != prior_created):
-            raise ValueError(
-                f"{record_path}: {out} holds pseudo-labels of another prior cache at {priors} (made "
-                f"{old.get('prior_created')}, spec {old.get('prior_spec')!r}; the cache now: {prior_created}, "
-                f"{cache.spec!r}); use another --out"
-            )
+        _check_earlier_record(record_path, cfg_dict, data, priors, cache.spec, prior_created)
     record = {
         "format": RECORD_FORMAT,
         "source": str(data),
@@ -492,25 +478,8 @@ def make_pseudo_labels(
     write_json_atomic(record_path, record)
     scenes = list(ds.scenes)
     total = len(ds.frames)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, desc="pseudolabel", unit="frame", dynamic_ncols=True)
-    stats: dict[str, dict[str, Any]] = {}
     jobs = [(str(data), str(priors), str(out), cfg_dict, s, layout) for s in scenes]
-    if workers <= 1:
-        for job in jobs:
-            on_frame = (lambda _t: bar.update(1)) if bar else None
-            stats[job[4]] = label_scene(*job[:5], on_frame=on_frame, layout=layout)
-    else:
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for scene, st in pool.imap_unordered(_scene_job, jobs):
-                stats[scene] = st
-                if bar:
-                    bar.update(st["written"] + st["skipped"])
-    if bar:
-        bar.close()
+    stats = _label_scenes(jobs, workers, total if progress else None, layout)
     if layout is not None:
         record["conversion"] = _write_layout_index(data, out, layout, ds, scenes, stats, cfg.split)
     else:
@@ -527,6 +496,52 @@ def make_pseudo_labels(
     )
     write_json_atomic(record_path, record)
     return out
+
+
+def _check_earlier_record(
+    record_path: Path, cfg_dict: dict[str, Any], data: Path, priors: Path, prior_spec: str, prior_created: Any
+) -> None:
+    """Refuse an ``out`` whose ``pseudolabel.json`` says its labels were made with other settings, priors or
+    source, or from another prior cache at the same place."""
+    out = record_path.parent
+    old = read_json(record_path)
+    defaults = asdict(PseudoLabelConfig())
+    defaults["dynamic_classes"] = list(defaults["dynamic_classes"])
+    old_cfg = {**defaults, **(old.get("config") or {})}  # a record from before an option existed: its default
+    if old_cfg != cfg_dict or old.get("priors") != str(priors) or old.get("source") != str(data):
+        raise ValueError(
+            f"{record_path}: {out} holds pseudo-labels made with other settings, priors or source; use another --out"
+        )
+    if old.get("prior_spec") != prior_spec or ("prior_created" in old and old["prior_created"] != prior_created):
+        raise ValueError(
+            f"{record_path}: {out} holds pseudo-labels of another prior cache at {priors} (made "
+            f"{old.get('prior_created')}, spec {old.get('prior_spec')!r}; the cache now: {prior_created}, "
+            f"{prior_spec!r}); use another --out"
+        )
+
+
+def _label_scenes(jobs: list[tuple], workers: int, total: int | None, layout: str | None) -> dict[str, dict[str, Any]]:
+    """Label each job's scene, here or in ``workers`` spawned processes, with a progress bar over ``total``
+    frames (none when None); each scene's figures."""
+    bar = None
+    if total is not None:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="pseudolabel", unit="frame", dynamic_ncols=True)
+    stats: dict[str, dict[str, Any]] = {}
+    if workers <= 1:
+        for job in jobs:
+            on_frame = (lambda _t: bar.update(1)) if bar else None
+            stats[job[4]] = label_scene(*job[:5], on_frame=on_frame, layout=layout)
+    else:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for scene, st in pool.imap_unordered(_scene_job, jobs):
+                stats[scene] = st
+                if bar:
+                    bar.update(st["written"] + st["skipped"])
+    if bar:
+        bar.close()
+    return stats
 
 
 def _write_layout_index(

@@ -117,10 +117,13 @@ def evaluate(
 
     fmt = resolve_format(dataset_format)
     scoring = Scoring(fmt, metrics=metrics, num_classes=num_classes, mask=mask, device=device)
-    if dataset is not None:
+    if dataset is not None:  # what a metric reads beyond the labels (RayIoU: the scenes' LiDAR poses)
         from occkit.data.wrappers import base_dataset
 
-        base = base_dataset(dataset)
+        try:
+            base = base_dataset(dataset)
+        except TypeError:  # frames of no format (a hand-made dataset): bound as they are
+            base = dataset
         scoring.bind(base, list(getattr(base, "tokens", ())))
     was_training = method.training
     method.eval()

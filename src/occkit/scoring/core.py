@@ -54,7 +54,8 @@ class Scoring:
     Args:
         fmt: the frames' :class:`~occkit.formats.DatasetFormat`.
         metrics: the names asked for beyond the first metric's (``("miou", "rayiou")``); each must be
-            one the format computes (:func:`check_metric_names`) and one its metrics give.
+            one the format computes (:func:`check_metric_names`: those it declares, else those its metrics
+            give), refused before any frame is counted.
         num_classes: the model's classes (None: the format's table).
         mask, device, options: handed to the format's ``metrics`` (``mask``: the voxels counted;
             ``infos``: RayIoU's LiDAR poses on real Occ3D; ...).
@@ -78,21 +79,6 @@ class Scoring:
             given["mask"] = mask
         self.options = given
         self.metrics: list[Any] = list(fmt.new_metrics(**given))
-        self._check_given(asked)
-
-    def _check_given(self, asked: Sequence[str]) -> None:
-        """A metric asked for that the format's metrics do not give is an error before any frame is counted
-        (a format that declares ``metric_names`` answers for them)."""
-        if not asked or self.fmt.metric_names:
-            return
-        given = {"miou", *self.names}
-        absent = [m for m in asked if m not in given]
-        if absent:
-            fmt = self.fmt
-            raise ValueError(
-                f"--metrics {','.join(absent)}: format {fmt.name}{f' ({fmt.source})' if fmt.source else ''} was "
-                f"asked for it and its metrics() gave {', '.join(sorted(given))}: not computed"
-            )
 
     @property
     def names(self) -> tuple[str, ...]:

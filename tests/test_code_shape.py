@@ -28,7 +28,7 @@ def test_no_function_over_the_limits():
 def test_the_count_is_the_one_documented(tmp_path):
     """The counter counts what its docstring says, on a function written here (so the limit test can fail)."""
     tool = _tool()
-    src = '''
+    src = """
 def f(a, b):
     if a and b or a:          # if: 1, and/or: 2
         pass
@@ -41,7 +41,7 @@ def f(a, b):
         pass
     except ValueError:        # 1
         assert a              # 1
-'''
+"""
     fn = ast.parse(src).body[0]
     assert tool.decision_points(fn) == 11
     long = "def g():\n" + "    x = 1\n" * 130

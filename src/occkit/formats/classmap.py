@@ -121,10 +121,57 @@ def resolve_class_map(name_or_path: str | os.PathLike) -> Path:
     )
 
 
+def _side_format(path: Path, name: Any, side: str) -> Any:
+    """The format a side of the map (``from`` / ``to``) names, or a one-line error naming the file."""
+    from occkit.formats.registry import get_format
+
+    if not isinstance(name, str):
+        raise ValueError(f"{path}: '{side}' must be one format's name, got {name!r}")
+    try:
+        return get_format(name)
+    except (KeyError, ValueError) as e:  # the registry's message, about this file's key
+        raise ValueError(f"{path}: '{side}': {str(e.args[0] if e.args else e).removeprefix('format: ')}") from e
+
+
+def _side_lut(path: Path, fmt: Any, side: str, common: dict, drop: dict) -> np.ndarray:
+    """The lookup table of one side: each class id of ``fmt`` -> its common class (``DROPPED`` for a
+    dropped one), every class mapped once, the free class in the last common class."""
+    ids = {n: i for i, n in enumerate(fmt.classes.names)}
+    lut = np.full(256, DROPPED, np.uint8)
+    seen: dict[str, str] = {}
+
+    def take(cls: Any, where: str, value: int) -> None:
+        if cls not in ids:
+            raise ValueError(f"{path}: {where}: {cls!r} is not a class of {fmt.name} ({', '.join(fmt.classes.names)})")
+        if cls in seen:
+            raise ValueError(f"{path}: {fmt.name} class {cls!r} is mapped twice ({seen[cls]} and {where})")
+        seen[cls] = where
+        lut[ids[cls]] = value
+
+    for k, (name, entry) in enumerate(common.items()):
+        if not isinstance(entry, dict) or not isinstance(entry.get(side), list):
+            raise ValueError(f"{path}: common class {name!r}: expected {{from: [...], to: [...]}}")
+        for cls in entry[side]:
+            take(cls, f"common class {name!r}", k)
+    for cls in drop.get(side) or []:
+        take(cls, f"drop.{side}", DROPPED)
+    unmapped = [n for n in fmt.classes.names if n not in seen]
+    if unmapped:
+        raise ValueError(
+            f"{path}: {fmt.name} class {unmapped[0]!r} is unmapped (give it a common class or list it under "
+            f"drop.{side})" + (f"; so are {', '.join(map(repr, unmapped[1:]))}" if len(unmapped) > 1 else "")
+        )
+    if fmt.classes.free is not None and lut[fmt.classes.free] != len(common) - 1:
+        raise ValueError(
+            f"{path}: {fmt.name}'s free class {fmt.classes.names[fmt.classes.free]!r} must be in the last common "
+            f"class ({list(common)[-1]!r})"
+        )
+    return lut
+
+
 def load_class_map(name_or_path: str | os.PathLike) -> ClassMap:
     """Read and check a class map (see the module docstring); errors are one line naming the file."""
     from occkit.config import load_yaml
-    from occkit.formats.registry import get_format
 
     path = resolve_class_map(name_or_path)
     data = load_yaml(path)
@@ -134,14 +181,7 @@ def load_class_map(name_or_path: str | os.PathLike) -> ClassMap:
     for key in ("from", "to", "common"):
         if key not in data:
             raise ValueError(f"{path}: no '{key}'")
-    fmts = {}
-    for side in ("from", "to"):
-        if not isinstance(data[side], str):
-            raise ValueError(f"{path}: '{side}' must be one format's name, got {data[side]!r}")
-        try:
-            fmts[side] = get_format(data[side])
-        except (KeyError, ValueError) as e:  # the registry's message, about this file's key
-            raise ValueError(f"{path}: '{side}': {str(e.args[0] if e.args else e).removeprefix('format: ')}") from e
+    fmts = {side: _side_format(path, data[side], side) for side in ("from", "to")}
     common = data["common"]
     if not isinstance(common, dict) or not common:
         raise ValueError(f"{path}: 'common' must map each common class to {{from: [...], to: [...]}}")
@@ -152,42 +192,7 @@ def load_class_map(name_or_path: str | os.PathLike) -> ClassMap:
         or any(not isinstance(v, list) for v in drop.values() if v is not None)
     ):  # a bare name (drop: {from: others}) would be read letter by letter
         raise ValueError(f"{path}: 'drop' must be {{from: [...], to: [...]}} (lists of class names), got {drop!r}")
-    luts = {}
-    for side in ("from", "to"):
-        fmt = fmts[side]
-        ids = {n: i for i, n in enumerate(fmt.classes.names)}
-        lut = np.full(256, DROPPED, np.uint8)
-        seen: dict[str, str] = {}
-
-        def take(cls: Any, where: str, value: int, fmt: Any = fmt, ids: dict = ids, lut: np.ndarray = lut) -> None:
-            if cls not in ids:
-                raise ValueError(
-                    f"{path}: {where}: {cls!r} is not a class of {fmt.name} ({', '.join(fmt.classes.names)})"
-                )
-            if cls in seen:
-                raise ValueError(f"{path}: {fmt.name} class {cls!r} is mapped twice ({seen[cls]} and {where})")
-            seen[cls] = where
-            lut[ids[cls]] = value
-
-        for k, (name, entry) in enumerate(common.items()):
-            if not isinstance(entry, dict) or not isinstance(entry.get(side), list):
-                raise ValueError(f"{path}: common class {name!r}: expected {{from: [...], to: [...]}}")
-            for cls in entry[side]:
-                take(cls, f"common class {name!r}", k)
-        for cls in drop.get(side) or []:
-            take(cls, f"drop.{side}", DROPPED)
-        unmapped = [n for n in fmt.classes.names if n not in seen]
-        if unmapped:
-            raise ValueError(
-                f"{path}: {fmt.name} class {unmapped[0]!r} is unmapped (give it a common class or list it under "
-                f"drop.{side})" + (f"; so are {', '.join(map(repr, unmapped[1:]))}" if len(unmapped) > 1 else "")
-            )
-        if fmt.classes.free is not None and lut[fmt.classes.free] != len(common) - 1:
-            raise ValueError(
-                f"{path}: {fmt.name}'s free class {fmt.classes.names[fmt.classes.free]!r} must be in the last common "
-                f"class ({list(common)[-1]!r})"
-            )
-        luts[side] = lut
+    luts = {side: _side_lut(path, fmts[side], side, common, drop) for side in ("from", "to")}
     members = {side: tuple(tuple(str(c) for c in entry[side]) for entry in common.values()) for side in ("from", "to")}
     return ClassMap(
         path,

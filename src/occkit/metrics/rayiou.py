@@ -315,40 +315,7 @@ def cast_rays(
     if not R:
         return labels, depth
     if on_cpu:
-        ftype = _numpy_dtype(dtype)
-        lo_np, vs_np = np.array(grid.range_min, ftype), np.array(grid.voxel_size, ftype)
-        code_np, vols_np = code.numpy(), volumes.to(torch.uint8).reshape(V, -1).numpy()
-        o_np, d_np, frame_np = o.numpy(), d.numpy(), frame.to("cpu", torch.long).numpy()
-        lab_np, dep_np = labels.numpy(), depth.numpy()
-        if walk == "numba":
-            kernel = _numba_walk()
-
-            never, tiny = np.finfo(ftype).max, np.asarray(1e-300).astype(ftype)[()]
-
-            def walk_chunk(sl: slice) -> None:
-                kernel(
-                    code_np.reshape(-1), vols_np, o_np[sl], d_np[sl], frame_np[sl], lo_np, vs_np, never, tiny,
-                    X, Y, Z, P, sl.start, lab_np, dep_np,
-                )  # fmt: skip
-        else:
-            skip = _add_free_squares(code_np, V)
-
-            def walk_chunk(sl: slice) -> None:
-                _walk_numpy(
-                    code_np.reshape(-1), vols_np, o_np, d_np, frame_np, lo_np, vs_np, (X, Y, Z), P, skip, sl,
-                    lab_np, dep_np,
-                )  # fmt: skip
-
-        chunks = [slice(s, min(R, s + _CHUNK)) for s in range(0, R, _CHUNK)]
-        n_threads = max(1, min(len(chunks), threads if threads is not None else torch.get_num_threads()))
-        if n_threads == 1:
-            for sl in chunks:
-                walk_chunk(sl)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(n_threads) as pool:
-                list(pool.map(walk_chunk, chunks))
+        _walk_on_cpu(code, volumes, o, d, frame, grid, P, dtype, walk, threads, labels, depth)
         return labels, depth
 
     # In torch (GPUs): the initial state with the reference's operations. An axis the ray never
@@ -363,6 +330,59 @@ def cast_rays(
     f, rem = h // per_frame, h % per_frame
     labels[vv, rr] = volumes[vv, f, rem // sx - P, (rem // sy) % PY - P, rem % PZ - P].long()
     return labels, depth
+
+
+def _walk_on_cpu(
+    code: torch.Tensor,
+    volumes: torch.Tensor,
+    o: torch.Tensor,
+    d: torch.Tensor,
+    frame: torch.Tensor,
+    grid: Grid,
+    P: int,
+    dtype: torch.dtype,
+    walk: str,
+    threads: int | None,
+    labels: torch.Tensor,
+    depth: torch.Tensor,
+) -> None:
+    """:func:`cast_rays`' walk on the CPU (``walk``: ``numba`` or ``numpy``), over chunks of
+    :data:`_CHUNK` rays, ``threads`` at a time; writes ``labels`` and ``depth`` in place."""
+    X, Y, Z = grid.shape
+    V, R = volumes.shape[0], o.shape[0]
+    ftype = _numpy_dtype(dtype)
+    lo_np, vs_np = np.array(grid.range_min, ftype), np.array(grid.voxel_size, ftype)
+    code_np, vols_np = code.numpy(), volumes.to(torch.uint8).reshape(V, -1).numpy()
+    o_np, d_np, frame_np = o.numpy(), d.numpy(), frame.to("cpu", torch.long).numpy()
+    lab_np, dep_np = labels.numpy(), depth.numpy()
+    if walk == "numba":
+        kernel = _numba_walk()
+        never, tiny = np.finfo(ftype).max, np.asarray(1e-300).astype(ftype)[()]
+
+        def walk_chunk(sl: slice) -> None:
+            kernel(
+                code_np.reshape(-1), vols_np, o_np[sl], d_np[sl], frame_np[sl], lo_np, vs_np, never, tiny,
+                X, Y, Z, P, sl.start, lab_np, dep_np,
+            )  # fmt: skip
+    else:
+        skip = _add_free_squares(code_np, V)
+
+        def walk_chunk(sl: slice) -> None:
+            _walk_numpy(
+                code_np.reshape(-1), vols_np, o_np, d_np, frame_np, lo_np, vs_np, (X, Y, Z), P, skip, sl,
+                lab_np, dep_np,
+            )  # fmt: skip
+
+    chunks = [slice(s, min(R, s + _CHUNK)) for s in range(0, R, _CHUNK)]
+    n_threads = max(1, min(len(chunks), threads if threads is not None else torch.get_num_threads()))
+    if n_threads == 1:
+        for sl in chunks:
+            walk_chunk(sl)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n_threads) as pool:
+        list(pool.map(walk_chunk, chunks))
 
 
 #: Largest free square (its half side, in voxels) recorded per voxel for the numpy walk's jumps.
@@ -613,9 +633,6 @@ def _walk_numpy(
     M = _BLOCK
     X, Y, Z = shape
     V = volumes.shape[0]
-    PY, PZ = Y + 2 * P, Z + 2 * P
-    strides = (PY * PZ, PZ, 1)
-    per_frame = (X + 2 * P) * strides[0]
     o = origins[sl]
     n = o.shape[0]
     ftype = o.dtype
@@ -635,7 +652,6 @@ def _walk_numpy(
     t_yx, tmp = np.empty(n, ftype), np.empty(n, ftype)
     itmp = np.empty(n, np.int64)
     mz, my, mx = np.empty(n, bool), np.empty(n, bool), np.empty(n, bool)
-    bits = [np.uint8((1 << v) | 0x80) for v in range(V)]
     while n:
         if skip:
             _jump(code, V, want, cur, [tz, ty, tx], [dz, dy, dx], [sz, sy, sx])
@@ -664,34 +680,7 @@ def _walk_numpy(
             np.multiply(sx, bx, out=i)
             cur += i
         # What the block met: only rays with a byte they look for (a first hit or the border).
-        Cn = C[:, :n]
-        Cn &= want
-        S = np.flatnonzero(Cn.max(0) != 0)
-        if S.size:
-            Cs = np.take(Cn, S, axis=1)  # (M, |S|); faster than Cn[:, S]
-            cols = np.arange(S.size)
-            wanted = want[S]
-            for v in range(V):
-                met = (Cs & bits[v]) != 0  # (M, |S|)
-                kk = met.argmax(0)  # first step that met a voxel of volume v or the border
-                new = met[kk, cols] & ((wanted & np.uint8(1 << v)) != 0)
-                if not new.any():
-                    continue
-                Sv, kv = S[new], kk[new]
-                at = kv * width + Sv  # flat index into the (M, width) buffers
-                miss = (C.ravel().take(at) & 0x80) != 0
-                r = rid[Sv]
-                h = K.ravel().take(at)  # padded flat index -> the volume's flat index
-                fr, rem = np.divmod(h, per_frame)
-                x, rem = np.divmod(rem, strides[0])
-                y, z = np.divmod(rem, PZ)
-                flat = ((fr * X + x - P) * Y + y - P) * Z + z - P
-                hit = ~miss
-                labels[v, r[hit]] = volumes[v, flat[hit]]
-                Tf = T.ravel()
-                before = np.where(kv > 0, Tf.take(np.maximum(at - width, Sv)), t_prev[Sv])  # the grid's exit
-                depth[v, r] = np.where(miss, before, Tf.take(at))
-                want[Sv] &= np.uint8(~(1 << v) & 0xFF)
+        _look_at_block(C, K, T, n, width, want, rid, t_prev, volumes, shape, P, labels, depth)
         t_prev = T[M - 1, :n].copy()
         finished = (want & volume_bits) == 0
         n_finished = int(finished.sum())
@@ -706,6 +695,62 @@ def _walk_numpy(
             sy[finished] = 0
             sx[finished] = 0
             want[finished] = 0
+
+
+def _look_at_block(
+    C: np.ndarray,
+    K: np.ndarray,
+    T: np.ndarray,
+    n: int,
+    width: int,
+    want: np.ndarray,
+    rid: np.ndarray,
+    t_prev: np.ndarray,
+    volumes: np.ndarray,
+    shape: tuple[int, int, int],
+    P: int,
+    labels: np.ndarray,
+    depth: np.ndarray,
+) -> None:
+    """What a block of :func:`_walk_numpy`'s steps met: for the rays that met a byte they look for, per
+    volume the first step that met its bit (a hit: its label and exit distance) or the border (a miss:
+    the exit distance of the voxel before), written to ``labels`` and ``depth`` and taken out of
+    ``want``. ``C``, ``K``, ``T``: ``(M, width)`` buffers of each step's byte, padded flat index and
+    exit distance, the rays carried in their first ``n`` columns."""
+    X, Y, Z = shape
+    V = volumes.shape[0]
+    PZ = Z + 2 * P
+    sxs = (Y + 2 * P) * PZ
+    per_frame = (X + 2 * P) * sxs
+    Cn = C[:, :n]
+    Cn &= want
+    S = np.flatnonzero(Cn.max(0) != 0)
+    if not S.size:
+        return
+    Cs = np.take(Cn, S, axis=1)  # (M, |S|); faster than Cn[:, S]
+    cols = np.arange(S.size)
+    wanted = want[S]
+    for v in range(V):
+        met = (Cs & np.uint8((1 << v) | 0x80)) != 0  # (M, |S|)
+        kk = met.argmax(0)  # first step that met a voxel of volume v or the border
+        new = met[kk, cols] & ((wanted & np.uint8(1 << v)) != 0)
+        if not new.any():
+            continue
+        Sv, kv = S[new], kk[new]
+        at = kv * width + Sv  # flat index into the (M, width) buffers
+        miss = (C.ravel().take(at) & 0x80) != 0
+        r = rid[Sv]
+        h = K.ravel().take(at)  # padded flat index -> the volume's flat index
+        fr, rem = np.divmod(h, per_frame)
+        x, rem = np.divmod(rem, sxs)
+        y, z = np.divmod(rem, PZ)
+        flat = ((fr * X + x - P) * Y + y - P) * Z + z - P
+        hit = ~miss
+        labels[v, r[hit]] = volumes[v, flat[hit]]
+        Tf = T.ravel()
+        before = np.where(kv > 0, Tf.take(np.maximum(at - width, Sv)), t_prev[Sv])  # the grid's exit
+        depth[v, r] = np.where(miss, before, Tf.take(at))
+        want[Sv] &= np.uint8(~(1 << v) & 0xFF)
 
 
 def _walk_torch(

@@ -75,10 +75,11 @@ def occupancy_panels(
     palette: Sequence[Sequence[int]] = OCC3D_PALETTE,
     device: str | torch.device = "cpu",
     note: str | None = None,
-    free_class: int = OCC3D_FREE,
+    *,
+    free: int,
 ) -> np.ndarray:
     """Bird's-eye view and 3D view of one grid side by side, titled ``"<name> - ..."`` (and
-    ``note`` after the 3D view's title); ``free_class`` is empty space (Occ3D's 17).
+    ``note`` after the 3D view's title); ``free`` is empty space (the table's free class).
 
     Args:
         semantics: ``(X, Y, Z)`` class ids; mask: optional ``(X, Y, Z)`` bool.
@@ -89,7 +90,7 @@ def occupancy_panels(
     grid = grid or default_grid(sem.shape)
     X, Y, _ = sem.shape
     scale = max(1, -(-panel_height // max(X, Y)))  # whole pixels per voxel, then resized
-    bev = bev_image(sem, mask=mask, palette=palette, mask_mode=mask_mode, scale=scale, free_class=free_class)
+    bev = bev_image(sem, mask=mask, palette=palette, mask_mode=mask_mode, scale=scale, free=free)
     bev = draw_ego_bev(bev, grid, scale)
     bev = resize(
         bev, max(1, round(panel_height * Y / max(X, Y))), max(1, round(panel_height * X / max(X, Y))), nearest=True
@@ -98,7 +99,7 @@ def occupancy_panels(
         sem,
         mask=mask,
         palette=palette,
-        free_class=free_class,
+        free=free,
         grid=grid,
         camera=camera,
         mask_mode=mask_mode,
@@ -119,11 +120,12 @@ def frame_scores(
     pred: np.ndarray,
     mask: np.ndarray | torch.Tensor | None = None,
     class_names: Sequence[str] = OCC3D_CLASSES,
-    free_class: int = OCC3D_FREE,
+    *,
+    free: int,
 ) -> dict:
     """Occ3D scores of one frame (official formula, on this frame alone): ``miou`` and
     ``geometry_iou`` in percent over the voxels of ``mask`` (all when ``None``), for the class
-    table ``class_names`` with free ``free_class`` (Occ3D's by default).
+    table ``class_names`` with free class ``free``.
 
     Args:
         gt, pred: ``(X, Y, Z)`` integer class ids of the table; mask: optional ``(X, Y, Z)`` bool.
@@ -135,7 +137,7 @@ def frame_scores(
     hist = confusion_matrix(
         torch.from_numpy(np.asarray(gt)), torch.from_numpy(np.asarray(pred)), len(class_names), mask=m
     )
-    return occ3d_scores(hist, tuple(class_names), free_class)
+    return occ3d_scores(hist, tuple(class_names), free=free)
 
 
 def compose_frame_figure(
@@ -188,7 +190,7 @@ def compose_frame_figure(
         if classes is not None
         else OCC3D_PALETTE
     )
-    table = dict(palette=palette, free_class=free)
+    table = dict(palette=palette, free=free)
     gt = None if sample.occupancy is None else as_label_grid(sample.occupancy, "sample.occupancy")
     pr = None if pred is None else as_label_grid(pred, "pred")
     if gt is not None and pr is not None and gt.shape != pr.shape:
@@ -209,7 +211,7 @@ def compose_frame_figure(
     if pr is not None:
         note = None
         if gt is not None:
-            sc = frame_scores(gt, pr, vis, names, free)
+            sc = frame_scores(gt, pr, vis, names, free=free)
             note = (
                 f"mIoU {sc['miou']:.2f}  IoU {sc['geometry_iou']:.2f}  "
                 f"({(mask_label or mask + ' mask') if vis is not None else 'all voxels'})"

@@ -288,3 +288,20 @@ def test_a_class_predicted_without_ground_truth_is_named_and_counted_as_zero():
     table = format_table({**a, "frames": 1})
     assert table.splitlines()[-1].startswith("predicted, with no ground-truth voxel in these frames: bus (IoU 0,")
     assert "predicted, with no ground-truth" not in format_table({**b, "frames": 1})
+
+
+def test_the_metric_takes_the_free_class_from_its_caller_first_or_last():
+    """``free`` is the table's free id, any class: free first (SurroundOcc's 0) scores as the same
+    table with free moved last; one outside the classes is refused."""
+    gen = torch.Generator().manual_seed(0)
+    gt = torch.randint(0, 4, (2, 5, 5, 3), generator=gen)
+    pred = torch.randint(0, 4, (2, 5, 5, 3), generator=gen)
+    first = Occ3DMetric(mask="none", num_classes=4, class_names=("empty", "a", "b", "c"), free=0)
+    first.update(pred, gt)
+    last = Occ3DMetric(mask="none", num_classes=4, class_names=("a", "b", "c", "empty"), free=3)
+    last.update((pred + 3) % 4, (gt + 3) % 4)  # the same labels with free moved last
+    a, b = first.compute(), last.compute()
+    assert a["miou"] == pytest.approx(b["miou"]) and a["geometry_iou"] == pytest.approx(b["geometry_iou"])
+    assert a["iou"] == pytest.approx(b["iou"])
+    with pytest.raises(ValueError, match="free 4 is not a class id"):
+        Occ3DMetric(num_classes=4, class_names=("a", "b", "c", "d"), free=4)

@@ -450,3 +450,10 @@ def test_synthetic_world_against_itself(synth_root):
     ray.reset()
     ray.update(empty, batch.occupancy, origins)
     assert ray.compute()["rayiou"] == 0.0
+
+
+def test_rayiou_refuses_a_free_class_that_is_not_the_last():
+    """RayIoU counts the classes below the free id as occupied: free must be the table's last."""
+    assert RayIoUMetric(num_classes=4, free=3).free == 3
+    with pytest.raises(ValueError, match="free class must be the table's last"):
+        RayIoUMetric(num_classes=4, free=0)

@@ -285,9 +285,10 @@ def methods_help() -> str:
 def load_experiment(
     name_or_path: str | os.PathLike | None = None, overrides: list[str] | None = None
 ) -> ExperimentConfig:
-    """Defaults, then the preset (by name or path), then ``key=value`` overrides."""
+    """Defaults, then the preset (by name or path; a run's ``config.json`` written by an older occkit
+    in today's keys, :func:`upgrade_config_dict`), then ``key=value`` overrides."""
     path = find_preset(name_or_path) if name_or_path is not None else None
-    data = load_yaml(path) if path is not None else {}
+    data = upgrade_config_dict(load_yaml(path)) if path is not None else {}
     over = parse_overrides(list(overrides)) if overrides else {}
     method = over.get("method", data.get("method", DEFAULT_METHOD))
     if not isinstance(method, str) or method not in method_names():

@@ -45,17 +45,9 @@ def test_block_in_front_is_seen_in_its_class_colour_at_the_centre():
     sem = np.full(GRID.shape, OCC3D_FREE, np.uint8)
     sem[4:6, 4:6, :] = 4  # a car-coloured pillar at the centre of the grid
     cam = ViewCamera(eye=(-6.0, 0.0, 1.0), target=(0.0, 0.0, 1.0), fov_deg=40)  # looking along +x
-    img = perspective_image(
-        sem,
-        grid=GRID,
-        width=21,
-        height=21,
-        ego_box=None,
-        background=BG,
-        camera=cam,
-        light=(-1.0, 0.0, 0.0),
-        free=OCC3D_FREE,
-    )  # light from the camera side: lit face at full colour
+    bare = dict(grid=GRID, ego_box=None, background=BG, free=OCC3D_FREE)  # the test grid, no ego marker
+    img = perspective_image(sem, width=21, height=21, camera=cam, light=(-1.0, 0.0, 0.0), **bare)
+    # light from the camera side: lit face at full colour
     np.testing.assert_array_equal(img[10, 10], OCC3D_PALETTE[4])
     assert (img[0, 0] == BG).all() and (img[10, 0] == BG).all()  # beside the pillar: nothing
     # a pillar 1 m to the left (+y) appears left of centre
@@ -76,17 +68,8 @@ def test_mask_hide_and_ego_marker():
         sem, grid=GRID, width=8, height=8, ego_box=None, background=BG, camera=cam, free=OCC3D_FREE
     )
     assert (seen != np.asarray(BG, np.uint8)).any(-1).all()
-    hidden = perspective_image(
-        sem,
-        mask=np.zeros(GRID.shape, bool),
-        grid=GRID,
-        width=8,
-        height=8,
-        ego_box=None,
-        background=BG,
-        camera=cam,
-        free=OCC3D_FREE,
-    )
+    bare = dict(grid=GRID, ego_box=None, background=BG, free=OCC3D_FREE)
+    hidden = perspective_image(sem, mask=np.zeros(GRID.shape, bool), width=8, height=8, camera=cam, **bare)
     assert (hidden == np.asarray(BG, np.uint8)).all()
     ego = perspective_image(
         sem,

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from occkit.geometry.grid import occ3d_grid
+from occkit.labels import OCC3D_FREE
 from occkit.metrics.occ3d import Occ3DMetric
 from occkit.metrics.rayiou import RayIoUMetric, cast_rays_reference, lidar_ray_directions, rayiou_counts
 
@@ -194,7 +195,7 @@ def miou_speed(
     for name, former in (("occkit before 2026-11-24 (one histogram)", True), ("occkit Occ3DMetric", False)):
         if former and dev.type != "cpu":
             continue
-        metric = Occ3DMetric(mask="camera", device=dev)
+        metric = Occ3DMetric(mask="camera", device=dev, free=OCC3D_FREE)
         if former:
 
             def update(p, g, mask_camera, metric=metric):
@@ -241,7 +242,9 @@ def reference_rayiou_state(pred: torch.Tensor, gt: torch.Tensor, origins: torch.
     o = origins.double().repeat_interleave(dirs.shape[0], 0)
     d = dirs.repeat(K, 1)
     vols = torch.stack([gt.to(torch.uint8), pred.to(torch.uint8)])[:, None]  # (2, 1, X, Y, Z)
-    labels, depth = cast_rays_reference(vols, torch.zeros(o.shape[0], dtype=torch.long), o, d, occ3d_grid())
+    labels, depth = cast_rays_reference(
+        vols, torch.zeros(o.shape[0], dtype=torch.long), o, d, occ3d_grid(), free=OCC3D_FREE
+    )
     g, p, tp = rayiou_counts(labels[1], depth[1], labels[0], depth[0])
     return torch.cat([g, p, tp.reshape(-1)])
 
@@ -338,7 +341,7 @@ def main() -> None:
                 f"reference walk (cast_rays_reference): {R} frames in {c_ref.wall:.2f} s = "
                 f"{R / c_ref.wall:.2f} frames/s, CPU {c_ref.cpu / R:.3f} s per frame"
             )
-        ray = RayIoUMetric(device=dev)
+        ray = RayIoUMetric(device=dev, free=OCC3D_FREE)
         N = args.rayiou_frames
         with Clock() as c:
             for i in range(N):

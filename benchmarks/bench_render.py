@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from occkit.geometry.grid import occ3d_grid
 from occkit.geometry.transforms import make_transform
+from occkit.labels import OCC3D_FREE
 from occkit.rendering.rays import camera_rays
 from occkit.rendering.sampling import ray_box, uniform_samples
 from occkit.rendering.volrend import density_from_logits, grid_field, render_rays, semantic_probs_from_logits
@@ -83,8 +84,8 @@ def dense_render(logits: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor
     grid = occ3d_grid()
     near, far = ray_box(origins, dirs, grid)
     s = uniform_samples(near, far, num_samples=num_samples)
-    sigma = density_from_logits(logits, voxel_size=0.4, dim=0)  # (X, Y, Z)
-    probs = semantic_probs_from_logits(logits, dim=0)  # (17, X, Y, Z)
+    sigma = density_from_logits(logits, voxel_size=0.4, dim=0, free=OCC3D_FREE)  # (X, Y, Z)
+    probs = semantic_probs_from_logits(logits, dim=0, free=OCC3D_FREE)  # (17, X, Y, Z)
     vol = torch.cat([sigma[None], probs], 0)[None]  # (1, 18, X, Y, Z)
     pts = origins[:, None] + dirs[:, None] * s.t[..., None]  # (R, S, 3)
     lo = torch.tensor(grid.range_min, device=pts.device)
@@ -100,8 +101,8 @@ def dense_render(logits: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor
 
 
 def occkit_render(logits, origins, dirs, num_samples, chunk, block, stop, checkpoint=False):
-    sigma = density_from_logits(logits, voxel_size=0.4, dim=0)
-    probs = semantic_probs_from_logits(logits, dim=0)
+    sigma = density_from_logits(logits, voxel_size=0.4, dim=0, free=OCC3D_FREE)
+    probs = semantic_probs_from_logits(logits, dim=0, free=OCC3D_FREE)
     field = grid_field(sigma, occ3d_grid(), probs, mode="trilinear")
     r = render_rays(
         field,

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from occkit.labels import OCC3D_FREE
+
 
 def timed(fn, repeat: int) -> tuple[float, object]:
     """Best wall time of ``repeat`` calls, and the last result."""
@@ -55,11 +57,14 @@ def main() -> None:
     H, W = args.size
     print(f"dataset {root}, frame {s.token}; torch threads {torch.get_num_threads()}; device {args.device}")
 
-    t, _ = timed(lambda: bev_image(sem, scale=2), args.repeat)
+    t, _ = timed(lambda: bev_image(sem, scale=2, free=OCC3D_FREE), args.repeat)
     print(f"bev_image 200x200 -> 400x400 px:                {1000 * t:8.1f} ms")
-    t_band, a = timed(lambda: perspective_image(sem, width=W, height=H, device=args.device), args.repeat)
+    t_band, a = timed(
+        lambda: perspective_image(sem, width=W, height=H, device=args.device, free=OCC3D_FREE), args.repeat
+    )
     t_once, b = timed(
-        lambda: perspective_image(sem, width=W, height=H, device=args.device, chunk_rays=H * W), args.repeat
+        lambda: perspective_image(sem, width=W, height=H, device=args.device, chunk_rays=H * W, free=OCC3D_FREE),
+        args.repeat,
     )
     same = float((np.asarray(a) == np.asarray(b)).all(-1).mean())
     print(f"perspective_image {W}x{H}, bands of rows:        {1000 * t_band:8.1f} ms")

@@ -48,7 +48,7 @@ def main() -> None:
         m.update(pred[None], gt[None], ~valid[None])
         sc = m.compute()
         gt_draw = torch.where(gt == 255, torch.zeros_like(gt), gt).numpy().astype(np.uint8)
-        kw = dict(palette=SEMANTICKITTI_PALETTE, free_class=0, scale=1)
+        kw = dict(palette=SEMANTICKITTI_PALETTE, free=0, scale=1)
         bev_gt = bev_image(gt_draw, valid.numpy(), mask_mode="grey", **kw)
         bev_pred = bev_image(pred.numpy().astype(np.uint8), None, **kw)
         img = (s.images[0].permute(1, 2, 0).numpy() * 255).clip(0, 255).astype(np.uint8)

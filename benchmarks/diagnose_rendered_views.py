@@ -21,6 +21,8 @@ import json
 import sys
 import time
 
+from occkit.labels import OCC3D_FREE
+
 
 def view_scores(pred, gt) -> dict[str, float]:
     """Sums over pixels of one set of views (``ViewMaps`` of a network and of the ground truth)."""
@@ -92,9 +94,9 @@ def main() -> None:
             if teacher_logits is not None:
                 logits["teacher"] = teacher_logits(batch)
         views = (s.intrinsics, s.T_ego_from_cam, H, W)
-        gt_maps = render_occupancy_views(gs.occupancy, grid, *views, stride=args.stride)
+        gt_maps = render_occupancy_views(gs.occupancy, grid, *views, stride=args.stride, free=OCC3D_FREE)
         for who, lg in logits.items():
-            r = view_scores(render_logits_views(lg, grid, *views, stride=args.stride), gt_maps)
+            r = view_scores(render_logits_views(lg, grid, *views, stride=args.stride, free=OCC3D_FREE), gt_maps)
             for k in keys:
                 acc[who][k] += r[k]
         print(f"frame {i + 1}/{n} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)

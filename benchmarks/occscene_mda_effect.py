@@ -112,10 +112,10 @@ def other_layout(occ: torch.Tensor) -> torch.Tensor:
     return occ.flip(-2)
 
 
-def empty_layout(occ: torch.Tensor, free_class: int) -> torch.Tensor:
-    """Every voxel ``free_class`` (Occ3D's 17, SemanticKITTI's 0): MDA's input without any object or surface."""
+def empty_layout(occ: torch.Tensor, free: int) -> torch.Tensor:
+    """Every voxel ``free`` (Occ3D's 17, SemanticKITTI's 0): MDA's input without any object or surface."""
     empty = torch.zeros_like(occ)
-    empty[:, free_class] = 1
+    empty[:, free] = 1
     return empty
 
 

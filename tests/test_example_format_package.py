@@ -75,7 +75,7 @@ def test_synth_train_predict_eval_through_the_entry_point(tmp_path, capsys):
     assert main(["train", "synth-cpu", "--data", str(world), "--out", str(run), "--no-progress", *args, *TINY]) == 0
     saved = json.loads((run / "config.json").read_text())
     assert len(saved["supervised"]["class_counts"]) == 5  # counted from the toy labels, inside 'scored'
-    assert saved["model"]["num_classes"] == 5 and saved["supervised"]["free_index"] == 0  # the format's table
+    assert saved["model"]["num_classes"] == 5 and saved["supervised"]["free"] == 0  # the format's table
     val = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert {"miou", "geometry_iou"} <= set(val[-1]) and set(val[-1]["iou"]) == {
         "ground",

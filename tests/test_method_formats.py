@@ -207,8 +207,8 @@ def test_method_trains_predicts_and_scores_on_format(method, fmt, worlds, tmp_pa
     table = get_format(fmt).classes
     assert cfg["model"]["num_classes"] == table.num_classes  # from the format, no --set
     for section in ("supervised", "render_sup", "radocc", "langocc"):
-        if "free_index" in cfg.get(section, {}):
-            assert cfg[section]["free_index"] == table.free, section
+        if "free" in cfg.get(section, {}):
+            assert cfg[section]["free"] == table.free, section
     assert _main(["predict", "--ckpt", str(run), "--data", str(world), "--out", str(pred), "--no-progress"]) == 0
     assert _main(["eval", "--gt", str(world), "--pred", str(pred), "--json", str(res), "--no-progress"]) == 0
     scores = json.loads(res.read_text())
@@ -234,9 +234,9 @@ def test_a_preset_that_disagrees_with_the_format_is_one_line(worlds, tmp_path, c
     assert _main([*args, "--set", *TINY, *LIFT["surroundocc"], "model.num_classes=18"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "model.num_classes" in err[0] and "surroundocc" in err[0] and "17" in err[0], err
-    assert _main([*args, "--set", *TINY, *LIFT["surroundocc"], "supervised.free_index=17"]) != 0
+    assert _main([*args, "--set", *TINY, *LIFT["surroundocc"], "supervised.free=17"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "supervised.free_index" in err[0] and "surroundocc" in err[0], err
+    assert len(err) == 1 and "supervised.free" in err[0] and "surroundocc" in err[0], err
 
 
 def test_fit_to_format_fills_what_the_preset_leaves_and_checks_what_it_gives() -> None:
@@ -249,10 +249,10 @@ def test_fit_to_format_fills_what_the_preset_leaves_and_checks_what_it_gives() -
     so, occ3d = get_format("surroundocc"), get_format("occ3d")
     cfg = load_experiment("synth-cpu")  # gives neither classes nor free id nor grid
     fitted = fit_to_format(cfg, "DATA", fmt=so)
-    assert fitted.model.num_classes == 17 and fitted.supervised.free_index == 0
+    assert fitted.model.num_classes == 17 and fitted.supervised.free == 0
     assert fitted.model.point_range == (-50.0, -50.0, -5.0, 50.0, 50.0, 3.0) and fitted.model.voxel_size == 0.5
     assert fitted.model.ground_z == -1.84
-    assert cfg.model.num_classes == 18 and cfg.supervised.free_index == 17  # a copy: the preset's config unchanged
+    assert cfg.model.num_classes == 18 and cfg.supervised.free == 17  # a copy: the preset's config unchanged
     assert fit_to_format(cfg, "DATA", fmt=occ3d) is cfg  # Occ3D's values are the defaults: nothing to fill
     # given and equal: kept; given and different: one line naming the key and the format
     assert fit_to_format(load_experiment("surroundocc-cpu"), "DATA", fmt=so).model.num_classes == 17
@@ -260,12 +260,12 @@ def test_fit_to_format_fills_what_the_preset_leaves_and_checks_what_it_gives() -
         fit_to_format(load_experiment("surroundocc-cpu"), "DATA", fmt=occ3d)
     with pytest.raises(ConfigError, match=r"model\.num_classes: 17 .*format occ3d.*18"):
         fit_to_format(load_experiment("surroundocc-cpu", ["data.format=auto"]), "DATA", fmt=occ3d)
-    with pytest.raises(ConfigError, match=r"radocc\.free_index: 17 .*format surroundocc"):
-        fit_to_format(load_experiment("radocc", ["radocc.free_index=17", "model.num_classes=17"]), "DATA", fmt=so)
+    with pytest.raises(ConfigError, match=r"radocc\.free: 17 .*format surroundocc"):
+        fit_to_format(load_experiment("radocc", ["radocc.free=17", "model.num_classes=17"]), "DATA", fmt=so)
     # a run's config.json holds every key: checked, never filled
     saved = experiment_from_dict({"method": "supervised"})
-    with pytest.raises(ConfigError, match="supervised.free_index|model.num_classes"):
+    with pytest.raises(ConfigError, match="supervised.free|model.num_classes"):
         fit_to_format(saved, "DATA", fmt=so)
     # langocc: the format's class names, free first
     lang = fit_to_format(load_experiment("langocc"), "DATA", fmt=so)
-    assert lang.langocc.classes == so.classes.names and lang.langocc.free_index == 0
+    assert lang.langocc.classes == so.classes.names and lang.langocc.free == 0

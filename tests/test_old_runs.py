@@ -155,3 +155,17 @@ if __name__ == "__main__":  # python tests/test_old_runs.py --write: record what
         world = generate_dataset(Path(tmp) / "synth", SynthConfig(scenes=2, frames=2, seed=0, image_size=(64, 176)))
         RECORD.write_text(json.dumps(observe(world, Path(tmp)), indent=1) + "\n")
     print(f"wrote {RECORD}", file=sys.stderr)
+
+
+def test_the_free_index_keys_of_a_run_written_before_0_2_0_read_as_free():
+    """The free class's config key was ``free_index`` in each method section before 0.2.0: the
+    fixture run's config loads with it as ``free``, another method's section included."""
+    from occkit.experiment import experiment_from_dict, upgrade_config_dict
+
+    data = json.loads((RUN / "config.json").read_text())
+    assert data["supervised"]["free_index"] == 17
+    cfg = experiment_from_dict(data)
+    assert cfg.supervised.free == 17
+    up = upgrade_config_dict({"method": "radocc", "radocc": {"free_index": 0}, "supervised": {"free_index": 0}})
+    assert up["radocc"] == {"free": 0} and up["supervised"] == {"free": 0}
+    assert experiment_from_dict(up).radocc.free == 0

@@ -193,8 +193,10 @@ def experiment_from_dict(data: dict[str, Any], where: str = "config") -> Experim
 
 
 def upgrade_config_dict(data: dict[str, Any]) -> dict[str, Any]:
-    """A config written by an older occkit in today's keys: ``train.val_rayiou`` (before 0.2.0) is
-    ``train.val_metrics`` (``[miou, rayiou]`` where it was true)."""
+    """A config written by an older occkit in today's keys (both before 0.2.0): ``train.val_rayiou``
+    is ``train.val_metrics`` (``[miou, rayiou]`` where it was true), and a method section's
+    ``free_index`` (``supervised.free_index``, ``radocc.free_index`` ...) is its ``free``."""
+    data = _renamed_free_keys(data)
     train = data.get("train")
     if not isinstance(train, dict) or "val_rayiou" not in train:
         return data
@@ -202,6 +204,21 @@ def upgrade_config_dict(data: dict[str, Any]) -> dict[str, Any]:
     if train.pop("val_rayiou") and "val_metrics" not in train:
         train["val_metrics"] = ["miou", "rayiou"]
     return {**data, "train": train}
+
+
+def _renamed_free_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each method section's ``free_index`` (the free class's key before 0.2.0) as ``free``."""
+    sections = all_sections()
+    old = [k for k, v in data.items() if k in sections and isinstance(v, dict) and "free_index" in v]
+    if not old:
+        return data
+    out = dict(data)
+    for key in old:
+        section = dict(out[key])
+        value = section.pop("free_index")
+        section.setdefault("free", value)
+        out[key] = section
+    return out
 
 
 def _own_sections(data: dict[str, Any], method: str) -> dict[str, Any]:
@@ -268,9 +285,10 @@ def methods_help() -> str:
 def load_experiment(
     name_or_path: str | os.PathLike | None = None, overrides: list[str] | None = None
 ) -> ExperimentConfig:
-    """Defaults, then the preset (by name or path), then ``key=value`` overrides."""
+    """Defaults, then the preset (by name or path; a run's ``config.json`` written by an older occkit
+    in today's keys, :func:`upgrade_config_dict`), then ``key=value`` overrides."""
     path = find_preset(name_or_path) if name_or_path is not None else None
-    data = load_yaml(path) if path is not None else {}
+    data = upgrade_config_dict(load_yaml(path)) if path is not None else {}
     over = parse_overrides(list(overrides)) if overrides else {}
     method = over.get("method", data.get("method", DEFAULT_METHOD))
     if not isinstance(method, str) or method not in method_names():
@@ -537,8 +555,8 @@ class AugmentedFrames(Dataset):
         dataset: yields :class:`Sample`.
         image_aug: resize/crop/flip to the network input size.
         bev_aug: ego-frame flips/rotations, or None.
-        free_class: the class that voxels rotated in from outside the grid get (the data's format's:
-            :func:`free_class`); needed with ``bev_aug``.
+        free: the class that voxels rotated in from outside the grid get (the data's format's:
+            :func:`free`); needed with ``bev_aug``.
         grid: the grid of the frames' labels (default: Occ3D's), which the BEV transform maps.
     """
 
@@ -547,12 +565,12 @@ class AugmentedFrames(Dataset):
         dataset: Dataset,
         image_aug: ImageAugConfig,
         bev_aug: BEVAugConfig | None = None,
-        free_class: int | None = None,
+        free: int | None = None,
         grid: Any = None,
     ) -> None:
-        if bev_aug is not None and free_class is None:
-            raise ValueError("AugmentedFrames: the BEV transform needs the data's free class (free_class)")
-        self.dataset, self.image_aug, self.bev_aug, self.free_class = dataset, image_aug, bev_aug, free_class
+        if bev_aug is not None and free is None:
+            raise ValueError("AugmentedFrames: the BEV transform needs the data's free class (free)")
+        self.dataset, self.image_aug, self.bev_aug, self.free = dataset, image_aug, bev_aug, free
         self.grid = grid
 
     def __len__(self) -> int:
@@ -563,7 +581,7 @@ class AugmentedFrames(Dataset):
         if s.images.shape[-1] > 0:  # images loaded
             s = augment_images(s, self.image_aug)
         if self.bev_aug is not None and s.occupancy is not None:
-            s = augment_bev(s, self.bev_aug, grid=self.grid, free_class=self.free_class)
+            s = augment_bev(s, self.bev_aug, grid=self.grid, free=self.free)
         return s
 
 
@@ -605,7 +623,7 @@ def build_dataset(
         )
     if train:
         return AugmentedFrames(
-            ds, cfg.data.image_aug, cfg.data.bev_aug, free_class=free_class(fmt, cfg), grid=base_dataset(ds).grid
+            ds, cfg.data.image_aug, cfg.data.bev_aug, free=free(fmt, cfg), grid=base_dataset(ds).grid
         )
     return AugmentedFrames(ds, cfg.data.image_aug.evaluation(), None)
 
@@ -742,7 +760,7 @@ def data_format(cfg: ExperimentConfig, root: str | os.PathLike) -> str:
     return dataset_format(cfg, root).name
 
 
-def free_class(fmt: DatasetFormat, cfg: ExperimentConfig) -> int:
+def free(fmt: DatasetFormat, cfg: ExperimentConfig) -> int:
     """The class that voxels rotated in from outside the grid get (the BEV augmentation): the
     format's free class; where that is the table's last class (Occ3D's 17), the model's last class,
     so that a model of fewer classes keeps free last as its metric does."""

@@ -18,6 +18,7 @@ from occkit.data.sample import Sample, collate
 from occkit.geometry.camera import project, unproject
 from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import apply_transform, invert_transform, make_transform, rotation_z
+from occkit.labels import OCC3D_FREE
 
 GRID = Grid((-4.0, -4.0, -1.0), (4.0, 4.0, 1.0), (0.5, 0.5, 0.5))  # (16, 16, 4), symmetric in x, y
 
@@ -149,7 +150,7 @@ def _voxel_pixel(s: Sample, cls: int, cam: int) -> tuple[torch.Tensor, torch.Ten
 def test_bev_transform_keeps_voxels_cameras_and_lidar_consistent(flip_x, flip_y, yaw):
     s = _sample()
     A = bev_matrix(flip_x, flip_y, yaw)
-    out = apply_bev_transform(s, A, GRID)
+    out = apply_bev_transform(s, A, GRID, free=OCC3D_FREE)
     for cls in (4, 11):
         for cam in range(2):
             uv0, z0 = _voxel_pixel(s, cls, cam)
@@ -170,18 +171,20 @@ def test_bev_transform_keeps_voxels_cameras_and_lidar_consistent(flip_x, flip_y,
 
 def test_bev_small_yaw_and_random():
     s = _sample()
-    out = apply_bev_transform(s, bev_matrix(yaw=math.radians(5)), GRID)
+    out = apply_bev_transform(s, bev_matrix(yaw=math.radians(5)), GRID, free=OCC3D_FREE)
     assert out.occupancy.shape == GRID.shape and (out.occupancy == 4).any()
     # corners rotated in from outside the grid are free and unmasked
-    out = apply_bev_transform(s, bev_matrix(yaw=math.radians(45)), GRID)
+    out = apply_bev_transform(s, bev_matrix(yaw=math.radians(45)), GRID, free=OCC3D_FREE)
     assert out.occupancy[0, 0, 0] == 17 and not out.mask_camera[0, 0, 0]
     cfg = BEVAugConfig(flip_x_prob=0.5, flip_y_prob=0.5, rot90=True, max_yaw_deg=0.0)
-    a = augment_bev(s, cfg, torch.Generator().manual_seed(3), GRID)
-    b = augment_bev(s, cfg, torch.Generator().manual_seed(3), GRID)
+    a = augment_bev(s, cfg, torch.Generator().manual_seed(3), GRID, free=OCC3D_FREE)
+    b = augment_bev(s, cfg, torch.Generator().manual_seed(3), GRID, free=OCC3D_FREE)
     assert torch.equal(a.occupancy, b.occupancy) and torch.equal(a.T_ego_from_cam, b.T_ego_from_cam)
-    assert augment_bev(s, BEVAugConfig(), None, GRID) is s
+    assert augment_bev(s, BEVAugConfig(), None, GRID, free=OCC3D_FREE) is s
     collate([a, b])  # still a valid sample
     with pytest.raises(ValueError, match="A"):
-        apply_bev_transform(s, torch.diag(torch.tensor([1.0, 1.0, -1.0, 1.0])), GRID)
+        apply_bev_transform(s, torch.diag(torch.tensor([1.0, 1.0, -1.0, 1.0])), GRID, free=OCC3D_FREE)
     with pytest.raises(ValueError, match="occupancy"):
-        apply_bev_transform(s, bev_matrix(True), Grid((-4.0, -4.0, -1.0), (4.0, 4.0, 1.0), (1.0, 1.0, 0.5)))
+        apply_bev_transform(
+            s, bev_matrix(True), Grid((-4.0, -4.0, -1.0), (4.0, 4.0, 1.0), (1.0, 1.0, 0.5)), free=OCC3D_FREE
+        )

@@ -21,6 +21,7 @@ from occkit.data.nuscenes_raw import NUSCENES_TABLES  # noqa: E402
 from occkit.data.nuscenes_tables import LIDARSEG_CATEGORIES, LIDARSEG_TABLE  # noqa: E402
 from occkit.data.occ3d import NUSCENES_CAMERAS, Occ3DDataset  # noqa: E402
 from occkit.geometry.transforms import transform_from_pose  # noqa: E402
+from occkit.labels import OCC3D_FREE  # noqa: E402
 from occkit.worlds.driving.nuscenes_export import NUSCENES_VERSION, lidar_to_pcd, write_nuscenes_tables  # noqa: E402
 from occkit.worlds.driving.sensors import lidar_elevations  # noqa: E402
 
@@ -175,7 +176,7 @@ def test_prepare_lidar_and_rayiou_origins_equal_the_extras(world, prepared, tmp_
         a, b = two_infos[i].lidar, two_extras[i].lidar
         assert a.shape == b.shape and (a - b).abs().max() <= 1e-4
     # RayIoU's ray origins from prepare's folder (occkit eval --infos I) = from annotations.json
-    via_infos, via_world = RayIoUMetric(infos=prepared), RayIoUMetric()
+    via_infos, via_world = RayIoUMetric(infos=prepared, free=OCC3D_FREE), RayIoUMetric(free=OCC3D_FREE)
     via_infos.bind(ds, tokens)
     via_world.bind(ds, tokens)
     for t in tokens:

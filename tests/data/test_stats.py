@@ -7,6 +7,7 @@ import pytest
 from occkit.cli import main
 from occkit.data.occ3d import Occ3DDataset
 from occkit.data.stats import DatasetStats, LabelCounts, dataset_stats
+from occkit.labels import OCC3D_FREE
 
 
 def test_label_counts_hand_computed():
@@ -64,7 +65,7 @@ def test_label_counts_with_an_ignore_value_and_no_masks_of_its_own():
 
 def test_dataset_stats_match_direct_counts(tiny_occ3d_root):
     ds = Occ3DDataset(tiny_occ3d_root, split="all", load_images=False)
-    st = dataset_stats(ds, root=tiny_occ3d_root, split="all", image_size=(24, 64), progress=False)
+    st = dataset_stats(ds, free=OCC3D_FREE, root=tiny_occ3d_root, split="all", image_size=(24, 64), progress=False)
     counts = np.zeros(18, np.int64)
     cam_counts = np.zeros(18, np.int64)
     cam_vox = 0

@@ -233,7 +233,7 @@ def test_render_sup_thresholded_labels(tmp_path):
     frames = random_frames(2, cfg.data.cameras, (32, 64), seed=3)
     with torch.no_grad():  # a threshold inside the range of p(occupied), so that it decides voxels
         logits = torch.cat([method.forward(b).logits for b in frames])
-        p_occ = 1 - logits.softmax(1)[:, cfg.render_sup.free_index]
+        p_occ = 1 - logits.softmax(1)[:, cfg.render_sup.free]
     # in the widest gap between the values of the middle half (rounding must not decide a voxel)
     u = p_occ.unique().sort().values
     u = u[len(u) // 4 : 3 * len(u) // 4 + 1]
@@ -268,7 +268,7 @@ def test_render_sup_thresholded_labels(tmp_path):
         o_labels = torch.from_numpy(o_labels).long()
         assert (o_labels == ref).float().mean() >= 0.999
         assert (o_labels != torch.from_numpy(o_logits).argmax(1)).any()  # the threshold, not the plain argmax
-        free = o_labels == cfg.render_sup.free_index
+        free = o_labels == cfg.render_sup.free
         assert free.any() and (~free).any()
 
 

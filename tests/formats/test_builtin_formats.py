@@ -14,6 +14,7 @@ import torch
 
 from occkit.data.semantickitti import SSC_SHAPE, write_bitpacked, write_calib, write_label
 from occkit.formats import Targets, get_format
+from occkit.labels import OCC3D_FREE
 from occkit.scoring.folder import evaluate_predictions
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -70,7 +71,9 @@ def test_occ3d_format_parts_and_scoring_equal_the_generic_scoring(tiny_occ3d_roo
     from occkit.metrics.occ3d import Occ3DMetric
 
     assert fmt.evaluate_folder is None  # occkit's one scoring loop scores it
-    direct = Occ3DMetric(mask="camera")  # the metric over the label files directly: the former own driver
+    direct = Occ3DMetric(
+        mask="camera", free=OCC3D_FREE
+    )  # the metric over the label files directly: the former own driver
     for t in ds.tokens:
         labels = ds.read_labels(t)
         direct.update(

@@ -51,7 +51,7 @@ def test_eval_with_a_class_map_equals_remapping_both_sides_by_hand(tiny_occ3d_ro
     ds = fmt.open_split(tiny_occ3d_root, "all", load_images=False)
     rng = np.random.default_rng(3)
     cmap = load_class_map("occ3d-coarse")
-    hand = Occ3DMetric(mask="camera", num_classes=len(cmap.names), class_names=cmap.names)
+    hand = Occ3DMetric(mask="camera", num_classes=len(cmap.names), class_names=cmap.names, free=cmap.free)
     for i, t in enumerate(ds.tokens):
         gt = ds.read_labels(t)
         pred = gt["semantics"].copy()

@@ -80,7 +80,7 @@ def test_bev_flip_maps_the_formats_own_grid(world) -> None:
     from occkit.experiment import AugmentedFrames
 
     ds = OpenOccupancyDataset(world, "val", load_images=False, load_extras=False)
-    aug = AugmentedFrames(ds, ImageAugConfig(), BEVAugConfig(flip_x_prob=1.0), free_class=0, grid=ds.grid)
+    aug = AugmentedFrames(ds, ImageAugConfig(), BEVAugConfig(flip_x_prob=1.0), free=0, grid=ds.grid)
     s, t = ds[0], aug[0]
     assert torch.equal(t.occupancy, s.occupancy.flip(0)) and torch.equal(t.mask_camera, s.mask_camera.flip(0))
 

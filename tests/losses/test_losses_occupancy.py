@@ -44,32 +44,32 @@ def test_geometry_semantic_cross_entropy_hand_values():
     # 3 classes, free = 2; voxel 0: p = (1/4, 1/4, 1/2) target 0; voxel 1: p = (3/5, 1/5, 1/5) target 2
     z = torch.log(torch.tensor([[1.0, 1.0, 2.0], [3.0, 1.0, 1.0]])).t().reshape(1, 3, 2, 1, 1)
     t = torch.tensor([0, 2]).view(1, 2, 1, 1)
-    geo, sem = geometry_semantic_cross_entropy(z, t, free_index=2)
+    geo, sem = geometry_semantic_cross_entropy(z, t, free=2)
     assert geo.item() == pytest.approx((-math.log(1 / 2) - math.log(1 / 5)) / 2, rel=1e-6)
     assert sem.item() == pytest.approx(-math.log(1 / 2), rel=1e-6)  # p(0 | occ) = 1/4 / (1/2)
     # occupied_weight re-weights the geometry mean only; class weights the semantic term only
     geo3, sem3 = geometry_semantic_cross_entropy(
-        z, t, free_index=-1, occupied_weight=3.0, weight=torch.tensor([5.0, 1.0, 0.0])
+        z, t, free=-1, occupied_weight=3.0, weight=torch.tensor([5.0, 1.0, 0.0])
     )
     assert geo3.item() == pytest.approx((3 * math.log(2) + math.log(5)) / 4, rel=1e-6)
     assert sem3.item() == pytest.approx(math.log(2), rel=1e-6)
     # uniform weights: the two terms sum to the plain cross-entropy when every voxel is occupied
     z = torch.randn(2, 4, 3, 3, 2)
     t = torch.randint(0, 3, (2, 3, 3, 2))
-    geo, sem = geometry_semantic_cross_entropy(z, t, free_index=3)
+    geo, sem = geometry_semantic_cross_entropy(z, t, free=3)
     assert (geo + sem).item() == pytest.approx(voxel_cross_entropy(z, t).item(), rel=1e-5)
     # masked / all free / nothing kept: finite and differentiable
     zg = z.clone().requires_grad_(True)
-    geo, sem = geometry_semantic_cross_entropy(zg, torch.full_like(t, 3), free_index=3)
+    geo, sem = geometry_semantic_cross_entropy(zg, torch.full_like(t, 3), free=3)
     assert sem.item() == 0.0 and geo.item() > 0
     (geo + sem).backward()
     assert zg.grad is not None and torch.isfinite(zg.grad).all()
-    geo, sem = geometry_semantic_cross_entropy(z, t, mask=torch.zeros(t.shape, dtype=torch.bool), free_index=3)
+    geo, sem = geometry_semantic_cross_entropy(z, t, mask=torch.zeros(t.shape, dtype=torch.bool), free=3)
     assert geo.item() == 0.0 and sem.item() == 0.0
-    with pytest.raises(ValueError, match="free_index"):
-        geometry_semantic_cross_entropy(z, t, free_index=4)
+    with pytest.raises(ValueError, match="free"):
+        geometry_semantic_cross_entropy(z, t, free=4)
     with pytest.raises(ValueError, match="occupied_weight"):
-        geometry_semantic_cross_entropy(z, t, free_index=3, occupied_weight=0.0)
+        geometry_semantic_cross_entropy(z, t, free=3, occupied_weight=0.0)
 
 
 def test_cross_entropy_bad_input():

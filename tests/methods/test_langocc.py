@@ -8,6 +8,7 @@ from two_cameras import RANGE, cameras, scene, tiny_model_cfg
 
 from occkit.data.sample import Batch, Sample, collate
 from occkit.geometry.grid import Grid
+from occkit.labels import OCC3D_FREE
 from occkit.methods.langocc import LangOccConfig, LangOccMethod, lidar_pixels, lifted_features, sample_feature_map
 from occkit.rendering.rays import camera_rays
 from occkit.rendering.views import render_occupancy_views
@@ -31,7 +32,7 @@ def tiny_batch(stride: int = 4) -> Batch:
     occ, grid = scene()
     H, W = 32, 64
     K, T = cameras(H, W)
-    maps = render_occupancy_views(occ, grid, K, T, H, W)
+    maps = render_occupancy_views(occ, grid, K, T, H, W, free=OCC3D_FREE)
     g = torch.Generator().manual_seed(0)
     vocab = torch.nn.functional.normalize(torch.randn(18, D, generator=g), dim=-1)
     sem = maps.semantics[:, stride // 2 :: stride, stride // 2 :: stride]  # (N, h, w) cell centres

@@ -19,6 +19,7 @@ from occkit.data.sample import Sample, collate
 from occkit.data.temporal import WithTemporalPriors, scene_neighbours
 from occkit.fileio import save_npz_atomic, write_json_atomic
 from occkit.geometry.transforms import make_transform
+from occkit.labels import OCC3D_FREE
 from occkit.methods.langocc import LangOccConfig, LangOccMethod, sample_feature_map
 from occkit.priors.cache import PriorCache
 from occkit.rendering.views import render_occupancy_views
@@ -167,7 +168,7 @@ def test_augmentation_moves_neighbour_cameras_with_the_ego_frame_only():
         temporal_intrinsics=torch.eye(3).expand(2, 3, 3, 3).clone(),
     )
     A = bev_matrix(flip_y=True, yaw=math.pi / 2)
-    out = apply_bev_transform(s, A)
+    out = apply_bev_transform(s, A, free=OCC3D_FREE)
     assert torch.allclose(out.temporal_T_ego_from_cam, (A.float() @ T_nbr))
     assert torch.allclose(
         out.temporal_T_ego_from_cam[0, 0, :3, 3], torch.tensor([2.0, 1.0, 0.5])
@@ -202,7 +203,7 @@ def temporal_batch(stride: int = 4, with_neighbour: bool = True):
     vocab = torch.nn.functional.normalize(torch.randn(18, D, generator=torch.Generator().manual_seed(0)), dim=-1)
 
     def features(Tc):
-        sem = render_occupancy_views(occ, grid, K, Tc, Hc, Wc).semantics[
+        sem = render_occupancy_views(occ, grid, K, Tc, Hc, Wc, free=OCC3D_FREE).semantics[
             :, stride // 2 :: stride, stride // 2 :: stride
         ]
         return vocab[sem].permute(0, 3, 1, 2).contiguous()  # (N, D, h, w)
@@ -317,7 +318,7 @@ def test_neighbours_own_lidar_in_their_own_frames(tmp_path):
     assert batch.to("cpu").temporal_lidar[1][2].shape == (1, 4)
     # a BEV transform moves the neighbour ego frames with this one; their points stay in their own frames
     A = bev_matrix(flip_y=True, yaw=math.pi / 2)
-    out = apply_bev_transform(s, A)  # no occupancy loaded
+    out = apply_bev_transform(s, A, free=OCC3D_FREE)  # no occupancy loaded
     assert torch.allclose(out.temporal_T_ego_from_ego, A.float() @ E)
     assert out.temporal_lidar is s.temporal_lidar
     # without extras: no neighbour LiDAR (as before)

@@ -17,6 +17,7 @@ from occkit.engine.checkpoint import save_checkpoint
 from occkit.engine.optim import build_optimizer
 from occkit.experiment import ExperimentConfig, build_method, load_checkpoint_method
 from occkit.geometry.transforms import make_transform
+from occkit.labels import OCC3D_FREE
 from occkit.methods.radocc import RadOccConfig, RadOccMethod, lidar_pixel_mask
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig
@@ -55,7 +56,7 @@ def tiny_batch() -> Batch:
     occ, grid = scene()
     H, W = 32, 64
     K, T = cameras(H, W)
-    maps = render_occupancy_views(occ, grid, K, T, H, W)
+    maps = render_occupancy_views(occ, grid, K, T, H, W, free=OCC3D_FREE)
     pts = []
     v, u = torch.meshgrid(torch.arange(0, H, 2) + 0.5, torch.arange(0, W, 2) + 0.5, indexing="ij")
     for n in range(2):
@@ -266,7 +267,7 @@ def test_semantic_term_without_density_gradient(mode, one_torch_thread):
             loss = method.rendered_losses(batch, x, t_logits)[term]
             loss.backward()
             grads[flag, term], values[flag, term] = x.grad, loss.item()
-    free = method.radocc.free_index
+    free = method.radocc.free
     for term in ("loss_rsc", "loss_rdc"):
         assert values[True, term] == pytest.approx(values[False, term], rel=1e-5)
     assert float(grads[True, "loss_rsc"][:, free].abs().sum()) > 0
@@ -444,7 +445,7 @@ def test_depth_term_moves_only_the_free_logit_with_the_released_density(density,
     x = torch.randn_like(t_logits).requires_grad_(True)
     method.radocc.semantic_weight = 0.0
     method.rendered_losses(batch, x, t_logits)["loss_rdc"].backward()
-    free = method.radocc.free_index
+    free = method.radocc.free
     assert float(x.grad[:, free].abs().sum()) > 0
     others = float(x.grad[:, :free].abs().sum())
     assert others == 0.0 if density == "free_logit" else others > 0

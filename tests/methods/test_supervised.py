@@ -167,8 +167,8 @@ def test_factored_cross_entropy_mode():
 
     with pytest.raises(ConfigError, match="ce_mode: 'split' is not one of"):  # checked once, when the config loads
         from_dict(SupervisedConfig, {"ce_mode": "split"})
-    with pytest.raises(ValueError, match="free_index"):
-        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free_index=18))
+    with pytest.raises(ValueError, match="free"):
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=18))
 
 
 def test_class_weights_and_config_errors():

@@ -13,6 +13,7 @@ import torch
 from occkit.data.sample import Batch, Sample, collate
 from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import make_transform
+from occkit.labels import OCC3D_FREE
 from occkit.models.occnet import OccNetConfig
 from occkit.rendering.views import render_occupancy_views
 
@@ -68,7 +69,7 @@ def rendered_batch() -> Batch:
     occ, grid = scene()
     H, W = 32, 64
     K, T = cameras(H, W)
-    maps = render_occupancy_views(occ, grid, K, T, H, W)
+    maps = render_occupancy_views(occ, grid, K, T, H, W, free=OCC3D_FREE)
     g = torch.Generator().manual_seed(0)
     sample = Sample(
         token="t0",

@@ -9,6 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from occkit.geometry.grid import Grid
+from occkit.labels import OCC3D_FREE
 from occkit.metrics.occ3d import Occ3DMetric
 from occkit.metrics.rayiou import RayIoUMetric
 from occkit.metrics.ssc import SSCMetric
@@ -29,7 +30,7 @@ def _data():
 
 
 def _metrics():
-    return Occ3DMetric(), RayIoUMetric(grid=SMALL), SSCMetric()
+    return Occ3DMetric(free=OCC3D_FREE), RayIoUMetric(grid=SMALL, free=OCC3D_FREE), SSCMetric()
 
 
 def _update(ms, sl):

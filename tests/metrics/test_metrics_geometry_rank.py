@@ -68,9 +68,9 @@ def test_p_occupied_from_the_method_or_from_the_free_class():
 
     logit = torch.tensor([0.0, 2.0]).view(1, 2, 1, 1)
     assert torch.allclose(p_occupied(Density(), logit), torch.sigmoid(torch.tensor([0.0, 2.0])).view(2, 1, 1))
-    # class logits: 1 - softmax's free class; cfg.free_index where the method names it, else the last class
+    # class logits: 1 - softmax's free class; cfg.free where the method names it, else the last class
     logits = torch.log(torch.tensor([[0.2, 0.5], [0.3, 0.1], [0.5, 0.4]])).view(3, 2, 1, 1)
     assert torch.allclose(p_occupied(SimpleNamespace(), logits).flatten(), torch.tensor([0.5, 0.6]))
     assert torch.allclose(
-        p_occupied(SimpleNamespace(cfg=SimpleNamespace(free_index=0)), logits).flatten(), torch.tensor([0.8, 0.5])
+        p_occupied(SimpleNamespace(cfg=SimpleNamespace(free=0)), logits).flatten(), torch.tensor([0.8, 0.5])
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from occkit.labels import OCC3D_CLASSES
+from occkit.labels import OCC3D_CLASSES, OCC3D_FREE
 from occkit.metrics.confusion import confusion_matrix
 from occkit.metrics.occ3d import Occ3DMetric, iou_from_confusion, occ3d_scores, select_mask
 
@@ -37,7 +37,7 @@ def test_hand_computed_small():
     iou = iou_from_confusion(h)
     # class 0: tp 1, row 2, col 2 -> 1/3 ; class 1: 1/(2+2-1) = 1/3 ; class 2: 1/(2+2-1)
     assert torch.allclose(iou, torch.tensor([1 / 3, 1 / 3, 1 / 3], dtype=torch.float64))
-    s = occ3d_scores(h, ("a", "b", "free"), free_class=2)
+    s = occ3d_scores(h, ("a", "b", "free"), free=2)
     assert s["miou"] == pytest.approx(100 / 3)
     # geometry: occupied = {0,1}. gt occupied voxels 0..3 and 5; pred occupied 0,1,2,4.
     # tp = voxels 0,1,2 -> 3 ; fp = gt free & pred occ = voxel 4 -> 1 ; fn = gt occ & pred free = 5 -> 1
@@ -51,12 +51,12 @@ def test_geometry_precision_recall_tell_over_from_under_prediction():
     # 2 classes (1 = free); gt: 2 occupied of 8; pred: 6 occupied, covering both -> P 2/6, R 1
     gt = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1]])
     pred = torch.tensor([[0, 0, 0, 0, 0, 0, 1, 1]])
-    s = occ3d_scores(confusion_matrix(gt, pred, 2), ("a", "free"), free_class=1)
+    s = occ3d_scores(confusion_matrix(gt, pred, 2), ("a", "free"), free=1)
     assert s["geometry_precision"] == pytest.approx(100 * 2 / 6)
     assert s["geometry_recall"] == pytest.approx(100.0)
     assert s["geometry_iou"] == pytest.approx(100 * 2 / 6)
     # nothing predicted occupied: precision undefined (NaN), recall 0
-    s = occ3d_scores(confusion_matrix(gt, torch.ones_like(gt), 2), ("a", "free"), free_class=1)
+    s = occ3d_scores(confusion_matrix(gt, torch.ones_like(gt), 2), ("a", "free"), free=1)
     assert math.isnan(s["geometry_precision"]) and s["geometry_recall"] == 0.0
 
 
@@ -66,7 +66,7 @@ def test_mask_and_absent_class_nan():
     pred = gt.clone()
     mask = torch.zeros_like(gt, dtype=torch.bool)
     mask[0, :2] = True
-    m = Occ3DMetric(mask="camera")
+    m = Occ3DMetric(mask="camera", free=OCC3D_FREE)
     m.update(pred, gt, mask_camera=mask)
     r = m.compute()
     assert r["iou"]["car"] == pytest.approx(100.0)
@@ -84,28 +84,28 @@ def test_region_counts_only_its_voxels_on_top_of_the_mask():
     camera = torch.tensor([True, True, True, False]).view(1, 4, 1, 1)
     region = torch.tensor([True, False, True, True]).view(1, 4, 1, 1)
     # camera & region = voxels 0 and 2: car tp 1, fp 1 (voxel 2) -> 1/2; free: tp 0 -> 0
-    m = Occ3DMetric(mask="camera")
+    m = Occ3DMetric(mask="camera", free=OCC3D_FREE)
     m.update(pred, gt, mask_camera=camera, region=region)
     r = m.compute()
     assert r["iou"]["car"] == pytest.approx(50.0)
     assert r["geometry_iou"] == pytest.approx(50.0)  # occupied: tp voxel 0, fp voxel 2
     assert r["geometry_precision"] == pytest.approx(50.0) and r["geometry_recall"] == pytest.approx(100.0)
     # mask none: the region alone, here voxels 1, 2, 3: car in gt at 1, predicted at 2 -> IoU 0, recall 0
-    m = Occ3DMetric(mask="none")
+    m = Occ3DMetric(mask="none", free=OCC3D_FREE)
     m.update(pred, gt, region=torch.tensor([False, True, True, True]).view(1, 4, 1, 1))
     r = m.compute()
     assert r["iou"]["car"] == pytest.approx(0.0) and r["geometry_recall"] == pytest.approx(0.0)
     # without a region: camera = voxels 0, 1, 2: car tp 1 of gt 2 + pred 2 - 1 = 3 -> 1/3
-    m = Occ3DMetric(mask="camera")
+    m = Occ3DMetric(mask="camera", free=OCC3D_FREE)
     m.update(pred, gt, mask_camera=camera)
     assert m.compute()["iou"]["car"] == pytest.approx(100 / 3)
     with pytest.raises(ValueError, match="region: expected shape"):
-        Occ3DMetric(mask="none").update(pred, gt, region=region[:, :2])
+        Occ3DMetric(mask="none", free=OCC3D_FREE).update(pred, gt, region=region[:, :2])
 
 
 def test_empty_mask_gives_nan_everywhere():
     gt = torch.randint(0, 18, (2, 5, 5, 3))
-    m = Occ3DMetric(mask="camera")
+    m = Occ3DMetric(mask="camera", free=OCC3D_FREE)
     m.update(gt, gt, mask_camera=torch.zeros_like(gt, dtype=torch.bool))
     r = m.compute()
     assert int(m.counts.sum()) == 0
@@ -117,7 +117,7 @@ def test_perfect_prediction_is_100():
     g = torch.Generator().manual_seed(0)
     gt = torch.randint(0, 18, (3, 10, 10, 4), generator=g)
     mc = torch.rand(gt.shape, generator=g) > 0.3
-    m = Occ3DMetric()
+    m = Occ3DMetric(free=OCC3D_FREE)
     m.update(gt, gt, mask_camera=mc)
     r = m.compute()
     assert r["miou"] == pytest.approx(100.0)
@@ -135,7 +135,7 @@ def test_against_official_reference_random(mode):
     masks = {"camera": mcs, "lidar": mls, "both": [a & b for a, b in zip(mcs, mls)], "none": [None] * F}[mode]
     hist_ref, iou_ref, miou_ref = reference_occ3d(preds, gts, masks)
 
-    m = Occ3DMetric(mask=mode)
+    m = Occ3DMetric(mask=mode, free=OCC3D_FREE)
     for i in range(0, F, 2):  # batches of 2
         sl = slice(i, i + 2)
         m.update(
@@ -157,9 +157,9 @@ def test_merge_equals_single_and_logits_input():
     gt = torch.randint(0, 18, (4, 6, 6, 3), generator=g)
     logits = torch.randn(4, 18, 6, 6, 3, generator=g)
     mc = torch.rand(gt.shape, generator=g) > 0.5
-    whole = Occ3DMetric()
+    whole = Occ3DMetric(free=OCC3D_FREE)
     whole.update(logits, gt, mask_camera=mc)
-    a, b = Occ3DMetric(), Occ3DMetric()
+    a, b = Occ3DMetric(free=OCC3D_FREE), Occ3DMetric(free=OCC3D_FREE)
     a.update(logits[:2].argmax(1), gt[:2], mask_camera=mc[:2])
     b.update(logits[2:].argmax(1), gt[2:], mask_camera=mc[2:])
     a.merge(b)
@@ -172,7 +172,7 @@ def test_merge_equals_single_and_logits_input():
 
 def test_invalid_inputs():
     gt = torch.zeros(1, 2, 2, 2, dtype=torch.long)
-    m = Occ3DMetric(mask="camera")
+    m = Occ3DMetric(mask="camera", free=OCC3D_FREE)
     with pytest.raises(ValueError, match="mask_camera"):
         m.update(gt, gt)
     with pytest.raises(ValueError, match="shape"):
@@ -180,11 +180,11 @@ def test_invalid_inputs():
     with pytest.raises(ValueError, match=r"\[0, 18\)"):
         m.update(gt + 18, gt, mask_camera=torch.ones_like(gt, dtype=torch.bool))
     with pytest.raises(ValueError, match="mask must be one of"):
-        Occ3DMetric(mask="radar")
+        Occ3DMetric(mask="radar", free=OCC3D_FREE)
     with pytest.raises(ValueError, match="mask_lidar"):
         select_mask("both", torch.ones(2, dtype=torch.bool), None)
     with pytest.raises(ValueError, match="merge"):
-        Occ3DMetric(mask="camera").merge(Occ3DMetric(mask="lidar"))
+        Occ3DMetric(mask="camera", free=OCC3D_FREE).merge(Occ3DMetric(mask="lidar", free=OCC3D_FREE))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -193,7 +193,7 @@ def test_cuda_matches_cpu():
     gt = torch.randint(0, 18, (2, 8, 8, 4), generator=g)
     pred = torch.randint(0, 18, (2, 8, 8, 4), generator=g)
     mc = torch.rand(gt.shape, generator=g) > 0.5
-    a, b = Occ3DMetric(), Occ3DMetric()
+    a, b = Occ3DMetric(free=OCC3D_FREE), Occ3DMetric(free=OCC3D_FREE)
     a.update(pred, gt, mask_camera=mc)
     b.update(pred.cuda(), gt.cuda(), mask_camera=mc.cuda())
     assert b.counts.is_cuda and torch.equal(a.counts, b.counts.cpu())
@@ -280,11 +280,28 @@ def test_a_class_predicted_without_ground_truth_is_named_and_counted_as_zero():
     gt = torch.tensor([[0, 0, 3, 3, 3, 3]])
     with_bus = torch.tensor([[0, 0, 1, 3, 3, 3]])  # car 2/2 right; one free voxel called bus
     without = torch.tensor([[0, 0, 3, 3, 3, 3]])
-    a = occ3d_scores(confusion_matrix(gt, with_bus, 4), names, free_class=3)
-    b = occ3d_scores(confusion_matrix(gt, without, 4), names, free_class=3)
+    a = occ3d_scores(confusion_matrix(gt, with_bus, 4), names, free=3)
+    b = occ3d_scores(confusion_matrix(gt, without, 4), names, free=3)
     assert a["iou"]["bus"] == 0.0 and math.isnan(a["iou"]["truck"]) and a["only_predicted"] == ["bus"]
     assert a["miou"] == pytest.approx(100 / 2)  # car 100 and bus 0
     assert math.isnan(b["iou"]["bus"]) and b["only_predicted"] == [] and b["miou"] == pytest.approx(100.0)
     table = format_table({**a, "frames": 1})
     assert table.splitlines()[-1].startswith("predicted, with no ground-truth voxel in these frames: bus (IoU 0,")
     assert "predicted, with no ground-truth" not in format_table({**b, "frames": 1})
+
+
+def test_the_metric_takes_the_free_class_from_its_caller_first_or_last():
+    """``free`` is the table's free id, any class: free first (SurroundOcc's 0) scores as the same
+    table with free moved last; one outside the classes is refused."""
+    gen = torch.Generator().manual_seed(0)
+    gt = torch.randint(0, 4, (2, 5, 5, 3), generator=gen)
+    pred = torch.randint(0, 4, (2, 5, 5, 3), generator=gen)
+    first = Occ3DMetric(mask="none", num_classes=4, class_names=("empty", "a", "b", "c"), free=0)
+    first.update(pred, gt)
+    last = Occ3DMetric(mask="none", num_classes=4, class_names=("a", "b", "c", "empty"), free=3)
+    last.update((pred + 3) % 4, (gt + 3) % 4)  # the same labels with free moved last
+    a, b = first.compute(), last.compute()
+    assert a["miou"] == pytest.approx(b["miou"]) and a["geometry_iou"] == pytest.approx(b["geometry_iou"])
+    assert a["iou"] == pytest.approx(b["iou"])
+    with pytest.raises(ValueError, match="free 4 is not a class id"):
+        Occ3DMetric(num_classes=4, class_names=("a", "b", "c", "d"), free=4)

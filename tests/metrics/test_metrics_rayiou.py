@@ -14,6 +14,7 @@ from occkit.fileio import save_npz_atomic, write_json_atomic
 from occkit.geometry.grid import Grid
 from occkit.geometry.raycast import first_hit
 from occkit.geometry.transforms import pose_from_transform, rotation_z
+from occkit.labels import OCC3D_FREE
 from occkit.metrics.rayiou import (
     RayIoUMetric,
     cast_rays,
@@ -67,23 +68,23 @@ def test_cast_rays_hand_computed():
     vol[2, 0, 0] = 1
     o = torch.tensor([[0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [3.5, 0.5, 0.5]], dtype=torch.float64)
     d = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]], dtype=torch.float64)
-    lab, dep = cast_rays(vol[None, None], torch.zeros(3, dtype=torch.long), o, d, grid, free_class=3)
+    lab, dep = cast_rays(vol[None, None], torch.zeros(3, dtype=torch.long), o, d, grid, free=3)
     # ray 0 enters voxel x=2 at 1.5 and leaves it at 2.5; ray 1 leaves the grid at y=2 (1.5)
     assert lab[0].tolist() == [1, 3, 1]
     assert dep[0].tolist() == pytest.approx([2.5, 1.5, 1.5])
     # the origin's own voxel counts
     vol[0, 0, 0] = 2
-    lab, dep = cast_rays(vol[None, None], torch.zeros(3, dtype=torch.long), o, d, grid, free_class=3)
+    lab, dep = cast_rays(vol[None, None], torch.zeros(3, dtype=torch.long), o, d, grid, free=3)
     assert lab[0].tolist() == [2, 2, 1] and dep[0, :2].tolist() == pytest.approx([0.5, 0.5])
     with pytest.raises(ValueError, match="outside the grid"):
-        cast_rays(vol[None, None], torch.zeros(1, dtype=torch.long), o[:1] + 10, d[:1], grid, free_class=3)
+        cast_rays(vol[None, None], torch.zeros(1, dtype=torch.long), o[:1] + 10, d[:1], grid, free=3)
 
 
 def test_cast_rays_matches_generic_first_hit():
     s = small_scene(1)
     dirs = lidar_ray_directions()
     o = torch.tensor([0.3, -0.2, 1.84], dtype=torch.float64).expand_as(dirs)
-    lab, dep = cast_rays(s[None, None], torch.zeros(len(dirs), dtype=torch.long), o, dirs, SMALL)
+    lab, dep = cast_rays(s[None, None], torch.zeros(len(dirs), dtype=torch.long), o, dirs, SMALL, free=OCC3D_FREE)
     h = first_hit(s < 17, o, dirs, SMALL)
     ix = h.index.clamp(min=0)
     ref = torch.where(h.hit, s[ix[:, 0], ix[:, 1], ix[:, 2]], 17)
@@ -137,13 +138,13 @@ def test_cast_rays_equals_reference_bit_for_bit(walk, threads, dtype):
     o, d = _rays_with_ties(SMALL, 3000, seed=1)
     frame = torch.arange(len(o)) % 2
     for V in (1, 2, 3):
-        ref = cast_rays_reference(vols[:V], frame, o, d, SMALL, dtype=dtype)
-        new = cast_rays(vols[:V], frame, o, d, SMALL, dtype=dtype, threads=threads, walk=walk)
+        ref = cast_rays_reference(vols[:V], frame, o, d, SMALL, dtype=dtype, free=OCC3D_FREE)
+        new = cast_rays(vols[:V], frame, o, d, SMALL, dtype=dtype, threads=threads, walk=walk, free=OCC3D_FREE)
         assert torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1])
     with pytest.raises(ValueError, match="walk"):
-        cast_rays(vols[:1], frame, o, d, SMALL, walk="gpu")
+        cast_rays(vols[:1], frame, o, d, SMALL, walk="gpu", free=OCC3D_FREE)
     if walk == "numba":  # and equals the numpy walk, three volumes at once
-        ref = cast_rays(vols, frame, o, d, SMALL, dtype=dtype, walk="numpy", threads=1)
+        ref = cast_rays(vols, frame, o, d, SMALL, dtype=dtype, walk="numpy", threads=1, free=OCC3D_FREE)
         assert torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1])
 
 
@@ -176,14 +177,14 @@ def test_cast_rays_jumps_across_free_squares_bit_for_bit(monkeypatch):
     frame = torch.arange(len(o)) % 2
     for V, dtype in ((1, torch.float64), (2, torch.float64), (3, torch.float64), (2, torch.float32)):
         moved.clear()
-        ref = cast_rays_reference(vols[:V], frame, o, d, SMALL, dtype=dtype)
-        new = cast_rays(vols[:V], frame, o, d, SMALL, dtype=dtype, walk="numpy", threads=1)
+        ref = cast_rays_reference(vols[:V], frame, o, d, SMALL, dtype=dtype, free=OCC3D_FREE)
+        new = cast_rays(vols[:V], frame, o, d, SMALL, dtype=dtype, walk="numpy", threads=1, free=OCC3D_FREE)
         assert sum(moved) > len(o) // 10, (V, dtype)  # many rays jumped
         assert torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1]), (V, dtype)
     monkeypatch.setattr(rayiou, "_MIN_JUMP", 10**6)  # no square is that large: steps only
     moved.clear()
-    new = cast_rays(vols[:2], frame, o, d, SMALL, walk="numpy", threads=1)
-    ref = cast_rays_reference(vols[:2], frame, o, d, SMALL)
+    new = cast_rays(vols[:2], frame, o, d, SMALL, walk="numpy", threads=1, free=OCC3D_FREE)
+    ref = cast_rays_reference(vols[:2], frame, o, d, SMALL, free=OCC3D_FREE)
     assert sum(moved) == 0 and torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1])
 
 
@@ -209,10 +210,12 @@ def test_counts_thresholds_in_any_order():
 def test_cast_rays_no_rays_and_many_volumes():
     vols = small_scene(3)[None, None].expand(8, 1, *SMALL.shape)  # 8 volumes: past one byte's bits
     o = torch.tensor([[0.3, -0.2, 1.84]], dtype=torch.float64).expand(14040, 3)
-    ref = cast_rays_reference(vols, torch.zeros(14040, dtype=torch.long), o, lidar_ray_directions(), SMALL)
-    new = cast_rays(vols, torch.zeros(14040, dtype=torch.long), o, lidar_ray_directions(), SMALL)
+    ref = cast_rays_reference(
+        vols, torch.zeros(14040, dtype=torch.long), o, lidar_ray_directions(), SMALL, free=OCC3D_FREE
+    )
+    new = cast_rays(vols, torch.zeros(14040, dtype=torch.long), o, lidar_ray_directions(), SMALL, free=OCC3D_FREE)
     assert torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1])
-    lab, dep = cast_rays(vols[:2], torch.zeros(0, dtype=torch.long), o[:0], o[:0], SMALL)
+    lab, dep = cast_rays(vols[:2], torch.zeros(0, dtype=torch.long), o[:0], o[:0], SMALL, free=OCC3D_FREE)
     assert lab.shape == (2, 0) and dep.shape == (2, 0)
 
 
@@ -274,14 +277,14 @@ def test_absent_class_nan_in_scores():
 def test_gt_against_itself_is_100_and_shift_hurts_tight_threshold_most():
     s = small_scene(2)[None]
     origins = [torch.tensor([[0.0, 0.0, 1.84], [2.0, 1.0, 1.84]])]
-    m = RayIoUMetric(grid=SMALL)
+    m = RayIoUMetric(grid=SMALL, free=OCC3D_FREE)
     m.update(s, s, origins)
     r = m.compute()
     assert r["rayiou"] == pytest.approx(100.0) and r["rayiou@1"] == pytest.approx(100.0)
     assert r["frames"] == 1
     shifted = torch.full_like(s, 17)
     shifted[..., 1:] = s[..., :-1]  # everything one voxel (0.4 m) up
-    m2 = RayIoUMetric(grid=SMALL)
+    m2 = RayIoUMetric(grid=SMALL, free=OCC3D_FREE)
     m2.update(shifted, s, origins)
     r2 = m2.compute()
     assert r2["rayiou@1"] < r2["rayiou@2"] <= r2["rayiou@4"] <= 100.0
@@ -293,9 +296,9 @@ def test_merge_batches_and_logits():
     gt = torch.stack([s1, s2])
     pred = torch.stack([s2, s1])
     o = torch.tensor([[[0.0, 0.0, 1.8]], [[1.0, -1.0, 1.8]]])
-    whole = RayIoUMetric(grid=SMALL)
+    whole = RayIoUMetric(grid=SMALL, free=OCC3D_FREE)
     whole.update(torch.nn.functional.one_hot(pred, 18).permute(0, 4, 1, 2, 3).float(), gt, o)
-    a, b = RayIoUMetric(grid=SMALL), RayIoUMetric(grid=SMALL)
+    a, b = RayIoUMetric(grid=SMALL, free=OCC3D_FREE), RayIoUMetric(grid=SMALL, free=OCC3D_FREE)
     a.update(pred[:1], gt[:1].to(torch.uint8), o[:1])  # mixed integer dtypes are fine
     b.update(pred[1:], gt[1:], [o[1]])
     a.merge(b)
@@ -407,7 +410,7 @@ def test_nuscenes_infos_json_and_pkl(tmp_path):
 def test_cuda_matches_cpu():
     s1, s2 = small_scene(5), small_scene(6)
     o = torch.tensor([[[0.0, 0.0, 1.8], [1.0, 2.0, 1.8]]])
-    a, b = RayIoUMetric(grid=SMALL), RayIoUMetric(grid=SMALL)
+    a, b = RayIoUMetric(grid=SMALL, free=OCC3D_FREE), RayIoUMetric(grid=SMALL, free=OCC3D_FREE)
     a.update(s1[None], s2[None], o)
     b.update(s1[None].cuda(), s2[None].cuda(), o.cuda())
     assert torch.equal(a.state, b.state.cpu())
@@ -423,9 +426,9 @@ def test_synthetic_world_against_itself(synth_root):
     batch = collate([ds[i] for i in range(len(ds))])
     origins = [rayiou_origins(ds, t) for t in batch.tokens]
     assert all(o.shape[1] == 3 and 1 <= o.shape[0] <= 8 for o in origins)
-    occ = Occ3DMetric(mask="both")
+    occ = Occ3DMetric(mask="both", free=OCC3D_FREE)
     occ.update(batch.occupancy, batch.occupancy, batch.mask_camera, batch.mask_lidar)
-    ray = RayIoUMetric()
+    ray = RayIoUMetric(free=OCC3D_FREE)
     ray.update(batch.occupancy, batch.occupancy, origins)
     assert occ.compute()["miou"] == pytest.approx(100.0)
     r = ray.compute()
@@ -437,10 +440,20 @@ def test_synthetic_world_against_itself(synth_root):
     d = torch.cat([dirs.repeat(len(ob), 1) for ob in origins])
     f = torch.cat([torch.full((len(ob) * len(dirs),), b) for b, ob in enumerate(origins)])
     vols = torch.stack([batch.occupancy, pred]).to(torch.uint8)
-    ref, new = cast_rays_reference(vols, f, o, d, ray.grid), cast_rays(vols, f, o, d, ray.grid)
+    ref, new = (
+        cast_rays_reference(vols, f, o, d, ray.grid, free=OCC3D_FREE),
+        cast_rays(vols, f, o, d, ray.grid, free=OCC3D_FREE),
+    )
     assert torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1])
     # a prediction of nothing but free space scores 0 on every class the ground truth has
     empty = torch.full_like(batch.occupancy, 17)
     ray.reset()
     ray.update(empty, batch.occupancy, origins)
     assert ray.compute()["rayiou"] == 0.0
+
+
+def test_rayiou_refuses_a_free_class_that_is_not_the_last():
+    """RayIoU counts the classes below the free id as occupied: free must be the table's last."""
+    assert RayIoUMetric(num_classes=4, free=3).free == 3
+    with pytest.raises(ValueError, match="free class must be the table's last"):
+        RayIoUMetric(num_classes=4, free=0)

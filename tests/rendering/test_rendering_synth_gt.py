@@ -21,6 +21,7 @@ import torch
 
 from occkit.data.occ3d import Occ3DDataset
 from occkit.geometry.raycast import first_hit
+from occkit.labels import OCC3D_FREE
 from occkit.rendering.rays import camera_rays
 from occkit.rendering.views import render_occupancy_views
 
@@ -51,7 +52,9 @@ def test_hard_gt_reproduces_synthetic_maps(synth_frame):
     grid, s = synth_frame
     N, H, W = s.depth.shape
     stride = max(1, H // 32)  # keep the test to ~ 6 x 32 x 56 rays
-    maps = render_occupancy_views(s.occupancy, grid, s.intrinsics, s.T_ego_from_cam, H, W, stride=stride, step=STEP)
+    maps = render_occupancy_views(
+        s.occupancy, grid, s.intrinsics, s.T_ego_from_cam, H, W, stride=stride, step=STEP, free=OCC3D_FREE
+    )
     rays = camera_rays(s.intrinsics, s.T_ego_from_cam, H, W, stride=stride)
     z = rays.gather(s.depth)
     sem = rays.gather(s.semantics_2d)

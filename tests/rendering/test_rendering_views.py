@@ -9,6 +9,7 @@ import torch
 
 from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import make_transform
+from occkit.labels import OCC3D_FREE
 from occkit.rendering.rays import camera_rays
 from occkit.rendering.views import hard_density, render_logits_views, render_occupancy_views
 
@@ -49,7 +50,7 @@ def analytic(origins, dirs):
 
 def test_hard_grid_reproduces_analytic_scene():
     K, T, H, W = camera()
-    maps = render_occupancy_views(scene(), GRID, K, T, H, W, step=0.05)
+    maps = render_occupancy_views(scene(), GRID, K, T, H, W, step=0.05, free=OCC3D_FREE)
     rays = camera_rays(K, T, H, W)
     t_true, cls_true = analytic(rays.origins, rays.dirs)
     t_true, cls_true = t_true.view(1, H, W), cls_true.view(1, H, W)
@@ -68,8 +69,8 @@ def test_logits_views_follow_confident_logits():
     occ = scene()
     logits = torch.nn.functional.one_hot(occ, 18).permute(3, 0, 1, 2).float() * 20  # near-certain
     K, T, H, W = camera()
-    hard = render_occupancy_views(occ, GRID, K, T, H, W, stride=2)
-    soft = render_logits_views(logits, GRID, K, T, H, W, stride=2, mode="nearest", step=0.05)
+    hard = render_occupancy_views(occ, GRID, K, T, H, W, stride=2, free=OCC3D_FREE)
+    soft = render_logits_views(logits, GRID, K, T, H, W, stride=2, mode="nearest", step=0.05, free=OCC3D_FREE)
     assert soft.depth.shape == (1, 12, 20)
     assert (soft.semantics == hard.semantics).float().mean() >= 0.97
     both = (soft.distance > 0) & (hard.distance > 0)
@@ -79,10 +80,10 @@ def test_logits_views_follow_confident_logits():
 def test_view_errors():
     K, T, H, W = camera()
     with pytest.raises(ValueError, match="class ids"):
-        render_occupancy_views(torch.full(GRID.shape, 18), GRID, K, T, H, W)
+        render_occupancy_views(torch.full(GRID.shape, 18), GRID, K, T, H, W, free=OCC3D_FREE)
     with pytest.raises(ValueError, match="occupancy"):
-        render_occupancy_views(torch.zeros(3, 3, 3, dtype=torch.long), GRID, K, T, H, W)
+        render_occupancy_views(torch.zeros(3, 3, 3, dtype=torch.long), GRID, K, T, H, W, free=OCC3D_FREE)
     with pytest.raises(TypeError):
-        hard_density(torch.zeros(2, 2, 2))
+        hard_density(torch.zeros(2, 2, 2), free=OCC3D_FREE)
     with pytest.raises(ValueError, match="T_ego_from_cam"):
-        render_logits_views(torch.zeros(18, *GRID.shape), GRID, K, T.expand(2, 4, 4), H, W)
+        render_logits_views(torch.zeros(18, *GRID.shape), GRID, K, T.expand(2, 4, 4), H, W, free=OCC3D_FREE)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from occkit.geometry.grid import Grid
+from occkit.labels import OCC3D_FREE
 from occkit.rendering.sampling import RaySamples
 from occkit.rendering.volrend import (
     alpha_from_density,
@@ -73,7 +74,7 @@ def test_weight_formulas_agree():
 def test_density_from_logits_matches_free_probability():
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(2, 18, 3, 4, 5, generator=g, dtype=torch.float64)
-    sigma = density_from_logits(logits, voxel_size=0.4)
+    sigma = density_from_logits(logits, voxel_size=0.4, free=OCC3D_FREE)
     assert sigma.shape == (2, 3, 4, 5)
     assert bool((sigma >= 0).all())
     p_free = torch.softmax(logits, 1)[:, 17]
@@ -81,13 +82,13 @@ def test_density_from_logits_matches_free_probability():
     # softplus form
     occ_logit = torch.logsumexp(logits[:, :17], 1) - logits[:, 17]
     torch.testing.assert_close(sigma, torch.nn.functional.softplus(occ_logit) / 0.4)
-    probs = semantic_probs_from_logits(logits)
+    probs = semantic_probs_from_logits(logits, free=OCC3D_FREE)
     assert probs.shape == (2, 17, 3, 4, 5)
     torch.testing.assert_close(probs.sum(1), torch.ones(2, 3, 4, 5, dtype=torch.float64))
-    with pytest.raises(ValueError, match="free_index"):
-        density_from_logits(logits, free_index=18)
+    with pytest.raises(ValueError, match="free"):
+        density_from_logits(logits, free=18)
     with pytest.raises(TypeError):
-        density_from_logits(torch.zeros(18, 2, 2, 2, dtype=torch.long))
+        density_from_logits(torch.zeros(18, 2, 2, 2, dtype=torch.long), free=OCC3D_FREE)
 
 
 def _tiny_grid_rays(dtype=torch.float64):
@@ -120,8 +121,8 @@ def test_gradcheck_through_logits():
     logits = torch.randn(3, *grid.shape, generator=g, dtype=torch.float64).requires_grad_()
 
     def fn(lg):
-        sigma = density_from_logits(lg, free_index=2, voxel_size=0.5)
-        probs = semantic_probs_from_logits(lg, free_index=2)
+        sigma = density_from_logits(lg, free=2, voxel_size=0.5)
+        probs = semantic_probs_from_logits(lg, free=2)
         out = render_grid(sigma, grid, o[:2], d[:2], probs, mode="trilinear", num_samples=4)
         return out.depth, out.values
 

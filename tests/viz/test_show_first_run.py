@@ -11,6 +11,7 @@ from PIL import Image
 
 from occkit.cli import build_parser, main
 from occkit.fileio import save_npz_atomic
+from occkit.labels import OCC3D_FREE
 
 
 def test_show_without_out_refuses_and_writes_nothing_here(tiny_occ3d_root, tmp_path, monkeypatch, capsys):
@@ -40,8 +41,8 @@ def test_show_scores_with_the_camera_mask_by_default(tiny_occ3d_root, tmp_path, 
         assert main([*base, str(tmp_path / "pred"), "--out", str(tmp_path / "f.png"), *extra]) == 0
         return capsys.readouterr().out.strip().splitlines()[-1]
 
-    cam = frame_scores(gt, pred, sample.mask_camera.numpy())
-    every = frame_scores(gt, pred, None)
+    cam = frame_scores(gt, pred, sample.mask_camera.numpy(), free=OCC3D_FREE)
+    every = frame_scores(gt, pred, None, free=OCC3D_FREE)
     assert cam["miou"] != pytest.approx(every["miou"], abs=0.01)
     assert printed() == (
         f"frame {sample.token}: mIoU {cam['miou']:.2f}, geometry IoU {cam['geometry_iou']:.2f} (camera mask)"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from occkit.geometry.grid import Grid, occ3d_grid
-from occkit.labels import OCC3D_PALETTE
+from occkit.labels import OCC3D_FREE, OCC3D_PALETTE
 from occkit.viz.viewer_scene import (
     CORRECT,
     ERROR_COLORS,
@@ -64,7 +64,7 @@ def test_surface_counts_the_grid_border_and_other_classes_as_exposed():
 def test_compare_grids_hand_made():
     gt = np.array([17, 4, 4, 4, 17], np.uint8).reshape(5, 1, 1)
     pred = np.array([17, 4, 10, 17, 16], np.uint8).reshape(5, 1, 1)
-    kind = compare_grids(gt, pred)
+    kind = compare_grids(gt, pred, free=OCC3D_FREE)
     assert kind.ravel().tolist() == [0, CORRECT, WRONG_CLASS, MISSED, FALSE_OCCUPIED]
     assert error_counts(kind) == {
         "correct": 1,
@@ -73,7 +73,7 @@ def test_compare_grids_hand_made():
         "false occupied (free in ground truth)": 1,
     }
     with pytest.raises(ValueError, match="pred"):
-        compare_grids(gt, pred[:4])
+        compare_grids(gt, pred[:4], free=OCC3D_FREE)
 
 
 def test_voxel_centres_follow_the_convention():
@@ -85,13 +85,13 @@ def test_voxel_centres_follow_the_convention():
 
 def test_ground_truth_layer_surface_voxels_in_the_palette():
     f = small_frame()
-    layer = voxel_layer(f, "ground truth", GRID)
+    layer = voxel_layer(f, "ground truth", GRID, free=OCC3D_FREE)
     occupied = int((f.gt != 17).sum())
     assert 0 < len(layer) < occupied  # road voxels under the car are buried
     assert set(np.unique(layer.classes)) == {4, 11}
     pal = np.asarray(OCC3D_PALETTE, np.uint8)
     assert (layer.colors == pal[layer.classes]).all()
-    full = voxel_layer(f, "ground truth", GRID, surface_only=False)
+    full = voxel_layer(f, "ground truth", GRID, surface_only=False, free=OCC3D_FREE)
     assert len(full) == occupied
     by = full.by_class()
     assert len(by[4]) == 27 and len(by[11]) == 100
@@ -99,19 +99,19 @@ def test_ground_truth_layer_surface_voxels_in_the_palette():
 
 def test_prediction_side_by_side_and_missing_prediction():
     f = small_frame()
-    gt, pr = voxel_layer(f, "ground truth", GRID), voxel_layer(f, "prediction", GRID)
-    both = voxel_layer(f, "side by side", GRID)
+    gt, pr = voxel_layer(f, "ground truth", GRID, free=OCC3D_FREE), voxel_layer(f, "prediction", GRID, free=OCC3D_FREE)
+    both = voxel_layer(f, "side by side", GRID, free=OCC3D_FREE)
     assert len(both) == len(gt) + len(pr)
     shifted = both.centres[len(gt) :]
     assert np.allclose(shifted[:, 1], pr.centres[:, 1] - side_offset(GRID))
     assert np.allclose(shifted[:, [0, 2]], pr.centres[:, [0, 2]])
     with pytest.raises(ValueError, match="needs a prediction"):
-        voxel_layer(small_frame(pred=False), "errors", GRID)
+        voxel_layer(small_frame(pred=False), "errors", GRID, free=OCC3D_FREE)
 
 
 def test_errors_layer_colours_each_kind():
     f = small_frame()
-    layer = voxel_layer(f, "errors", GRID, surface_only=False)
+    layer = voxel_layer(f, "errors", GRID, surface_only=False, free=OCC3D_FREE)
     idx = np.round((layer.centres - 0.2) / 0.4).astype(int)
     at = {tuple(i): c for i, c in zip(idx.tolist(), layer.colors.tolist())}
     assert tuple(at[(2, 2, 1)]) == ERROR_COLORS[WRONG_CLASS]
@@ -128,28 +128,35 @@ def test_errors_layer_colours_each_kind():
 
 def test_mask_hides_or_dims_outside_voxels():
     f = small_frame()
-    hidden = voxel_layer(f, "ground truth", GRID, mask="camera", mask_mode="hide", surface_only=False)
+    hidden = voxel_layer(f, "ground truth", GRID, mask="camera", mask_mode="hide", surface_only=False, free=OCC3D_FREE)
     assert (hidden.centres[:, 0] < 2.0).all() and len(hidden) == 50 + 27
-    dimmed = voxel_layer(f, "ground truth", GRID, mask="camera", mask_mode="dim", surface_only=False)
+    dimmed = voxel_layer(f, "ground truth", GRID, mask="camera", mask_mode="dim", surface_only=False, free=OCC3D_FREE)
     outside = dimmed.centres[:, 0] > 2.0
     pal = np.asarray(OCC3D_PALETTE, np.uint8)
     assert (dimmed.colors[~outside] == pal[dimmed.classes[~outside]]).all()
     assert (dimmed.colors[outside] != pal[dimmed.classes[outside]]).any(-1).all()
     with pytest.raises(ValueError, match="no camera mask"):
-        voxel_layer(FrameData(token="t", scene="s", gt=f.gt), "ground truth", GRID, mask="camera", mask_mode="hide")
+        voxel_layer(
+            FrameData(token="t", scene="s", gt=f.gt),
+            "ground truth",
+            GRID,
+            mask="camera",
+            mask_mode="hide",
+            free=OCC3D_FREE,
+        )
 
 
 def test_bad_inputs_name_what_is_wrong():
     f = small_frame()
     f.pred = f.pred[:, :, :4]
     with pytest.raises(ValueError, match=r"pred: has shape \(10, 10, 4\), expected \(10, 10, 5\)"):
-        voxel_layer(f, "prediction", GRID)
+        voxel_layer(f, "prediction", GRID, free=OCC3D_FREE)
     with pytest.raises(ValueError, match="view must be"):
-        voxel_layer(small_frame(), "top", GRID)
+        voxel_layer(small_frame(), "top", GRID, free=OCC3D_FREE)
     bad = small_frame()
     bad.gt[0, 0, 0] = 40
     with pytest.raises(ValueError, match="class 40 has no colour"):
-        voxel_layer(bad, "ground truth", GRID)
+        voxel_layer(bad, "ground truth", GRID, free=OCC3D_FREE)
 
 
 def test_box_mesh_faces_point_outwards():

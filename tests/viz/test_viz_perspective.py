@@ -35,6 +35,7 @@ def test_empty_grid_is_background():
         ego_box=None,
         background=BG,
         camera=ViewCamera(eye=(-6.0, 0, 4.0), target=(0, 0, 0), fov_deg=60),
+        free=OCC3D_FREE,
     )
     assert img.shape == (12, 16, 3) and img.dtype == np.uint8
     assert (img == np.asarray(BG, np.uint8)).all()
@@ -44,15 +45,17 @@ def test_block_in_front_is_seen_in_its_class_colour_at_the_centre():
     sem = np.full(GRID.shape, OCC3D_FREE, np.uint8)
     sem[4:6, 4:6, :] = 4  # a car-coloured pillar at the centre of the grid
     cam = ViewCamera(eye=(-6.0, 0.0, 1.0), target=(0.0, 0.0, 1.0), fov_deg=40)  # looking along +x
-    img = perspective_image(
-        sem, grid=GRID, width=21, height=21, ego_box=None, background=BG, camera=cam, light=(-1.0, 0.0, 0.0)
-    )  # light from the camera side: lit face at full colour
+    bare = dict(grid=GRID, ego_box=None, background=BG, free=OCC3D_FREE)  # the test grid, no ego marker
+    img = perspective_image(sem, width=21, height=21, camera=cam, light=(-1.0, 0.0, 0.0), **bare)
+    # light from the camera side: lit face at full colour
     np.testing.assert_array_equal(img[10, 10], OCC3D_PALETTE[4])
     assert (img[0, 0] == BG).all() and (img[10, 0] == BG).all()  # beside the pillar: nothing
     # a pillar 1 m to the left (+y) appears left of centre
     sem2 = np.full(GRID.shape, OCC3D_FREE, np.uint8)
     sem2[4:6, 7:9, :] = 7
-    img2 = perspective_image(sem2, grid=GRID, width=21, height=21, ego_box=None, background=BG, camera=cam)
+    img2 = perspective_image(
+        sem2, grid=GRID, width=21, height=21, ego_box=None, background=BG, camera=cam, free=OCC3D_FREE
+    )
     cols = np.flatnonzero((img2 != np.asarray(BG, np.uint8)).any(-1).any(0))
     assert cols.max() < 10
 
@@ -61,11 +64,12 @@ def test_mask_hide_and_ego_marker():
     sem = np.full(GRID.shape, OCC3D_FREE, np.uint8)
     sem[:, :, 0] = 11
     cam = ViewCamera(eye=(0.0, 0.0, 8.0), target=(0.01, 0.0, 0.0), fov_deg=20)  # straight down
-    seen = perspective_image(sem, grid=GRID, width=8, height=8, ego_box=None, background=BG, camera=cam)
-    assert (seen != np.asarray(BG, np.uint8)).any(-1).all()
-    hidden = perspective_image(
-        sem, mask=np.zeros(GRID.shape, bool), grid=GRID, width=8, height=8, ego_box=None, background=BG, camera=cam
+    seen = perspective_image(
+        sem, grid=GRID, width=8, height=8, ego_box=None, background=BG, camera=cam, free=OCC3D_FREE
     )
+    assert (seen != np.asarray(BG, np.uint8)).any(-1).all()
+    bare = dict(grid=GRID, ego_box=None, background=BG, free=OCC3D_FREE)
+    hidden = perspective_image(sem, mask=np.zeros(GRID.shape, bool), width=8, height=8, camera=cam, **bare)
     assert (hidden == np.asarray(BG, np.uint8)).all()
     ego = perspective_image(
         sem,
@@ -76,15 +80,16 @@ def test_mask_hide_and_ego_marker():
         camera=cam,
         ego_box=((-0.4, -0.4, 0.5), (0.4, 0.4, 1.5)),
         ego_color=(250, 250, 250),
+        free=OCC3D_FREE,
     )
     assert (ego[3:5, 3:5] >= 120).all()  # bright ego box on top of the magenta road
 
 
 def test_bad_input():
     with pytest.raises(ValueError, match="grid"):
-        perspective_image(np.full((3, 3, 3), 17, np.uint8), grid=GRID)
+        perspective_image(np.full((3, 3, 3), 17, np.uint8), grid=GRID, free=OCC3D_FREE)
     with pytest.raises(ValueError, match="mask_mode"):
-        perspective_image(np.full(GRID.shape, 17, np.uint8), grid=GRID, mask_mode="x")
+        perspective_image(np.full(GRID.shape, 17, np.uint8), grid=GRID, mask_mode="x", free=OCC3D_FREE)
     assert default_grid((200, 200, 16)).voxel_size == (0.4, 0.4, 0.4)
     assert default_grid((10, 10, 5)).range_min == (-2.0, -2.0, -1.0)
 
@@ -94,6 +99,6 @@ def test_cuda_matches_cpu():
     rng = np.random.default_rng(0)
     sem = np.where(rng.random(GRID.shape) < 0.2, rng.integers(0, 17, GRID.shape), 17).astype(np.uint8)
     cam = ViewCamera(eye=(-6.0, 2.0, 4.0), target=(0, 0, 0), fov_deg=60)
-    a = perspective_image(sem, grid=GRID, width=40, height=30, camera=cam)
-    b = perspective_image(sem, grid=GRID, width=40, height=30, camera=cam, device="cuda")
+    a = perspective_image(sem, grid=GRID, width=40, height=30, camera=cam, free=OCC3D_FREE)
+    b = perspective_image(sem, grid=GRID, width=40, height=30, camera=cam, device="cuda", free=OCC3D_FREE)
     assert (a != b).any(-1).mean() < 0.02  # float round-off may flip a few edge pixels

@@ -10,6 +10,7 @@ from PIL import Image
 from occkit.cli import main
 from occkit.data.sample import Sample
 from occkit.fileio import save_npz_atomic
+from occkit.labels import OCC3D_FREE
 from occkit.viz.cameras import overlay_lidar
 from occkit.viz.figure import compose_frame_figure
 
@@ -220,10 +221,10 @@ def test_frame_scores_hand_computed():
     gt[0, 0, 0] = 4
     gt[1, 0, 0] = 4
     pred = gt.copy()
-    assert frame_scores(gt, pred)["miou"] == pytest.approx(100.0)
+    assert frame_scores(gt, pred, free=OCC3D_FREE)["miou"] == pytest.approx(100.0)
     pred[1, 0, 0] = 17  # car: TP 1, FN 1 -> IoU 1/2; free: TP 2, FP 1 (not in the mean)
-    sc = frame_scores(gt, pred)
+    sc = frame_scores(gt, pred, free=OCC3D_FREE)
     assert sc["miou"] == pytest.approx(50.0) and sc["geometry_iou"] == pytest.approx(50.0)
     mask = np.ones((2, 2, 1), bool)
     mask[1, 0, 0] = False  # the miss is outside the mask
-    assert frame_scores(gt, pred, mask)["miou"] == pytest.approx(100.0)
+    assert frame_scores(gt, pred, mask, free=OCC3D_FREE)["miou"] == pytest.approx(100.0)

@@ -38,12 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def p_occupied(method, logits):
     """``(X, Y, Z)`` p(occupied) of one frame's logits ``(C, X, Y, Z)``: the method's own
-    ``p_occupied`` where it has one, else 1 - softmax's free class (``cfg.free_index``, or the last)."""
+    ``p_occupied`` where it has one, else 1 - softmax's free class (``cfg.free``, or the last)."""
     import torch
 
     if hasattr(method, "p_occupied"):
         return method.p_occupied(logits)
-    free = getattr(getattr(method, "cfg", None), "free_index", logits.shape[0] - 1)
+    free = getattr(getattr(method, "cfg", None), "free", logits.shape[0] - 1)
     return -torch.expm1(torch.log_softmax(logits.float(), 0)[free])
 
 

@@ -104,7 +104,7 @@ def query_picture(
         for i in range(bins)
     ]
     palette += [(185, 185, 185), (0, 0, 0)]
-    view = perspective_image(labels, palette=palette, grid=grid, width=400, height=400, free_class=bins + 1)
+    view = perspective_image(labels, palette=palette, grid=grid, width=400, height=400, free=bins + 1)
     # cameras: matches rendered into each view (first surface along each pixel's ray)
     N, _, H, W = images.shape
     imgs = images_uint8(images)

@@ -196,15 +196,15 @@ def _render_checkpoint(args: argparse.Namespace, fmt: Any, ds: Any, sample: Any)
         )
     views = _camera_views(ds, sample, device)
     kw = dict(stride=args.stride, step=args.step)
-    rendered = _Rendered(render_logits_views(logits, *views, free_index=table.free, **kw), f"checkpoint {folder}")
+    rendered = _Rendered(render_logits_views(logits, *views, free=table.free, **kw), f"checkpoint {folder}")
     if args.teacher:
-        rendered.teacher = render_logits_views(teacher_logits, *views, free_index=table.free, **kw)
+        rendered.teacher = render_logits_views(teacher_logits, *views, free=table.free, **kw)
         gt_sample = fmt.open_split(args.data, "all", load_gt=True, load_extras=False)
         occ = gt_sample[gt_sample.index_of(args.token)].occupancy
         if occ is None:
             raise ValueError(f"{args.data}: frame {args.token} has no ground truth to compare with")
         rendered.ground_truth = render_occupancy_views(
-            _known(occ, table).to(device), *views, free_index=table.free, num_classes=table.num_classes, **kw
+            _known(occ, table).to(device), *views, free=table.free, num_classes=table.num_classes, **kw
         )
     return rendered
 
@@ -233,7 +233,7 @@ def _render_labels(args: argparse.Namespace, fmt: Any, ds: Any, sample: Any) -> 
     maps = render_occupancy_views(
         occ.to(device),
         *_camera_views(ds, sample, device),
-        free_index=table.free,
+        free=table.free,
         num_classes=table.num_classes,
         stride=args.stride,
         step=args.step,

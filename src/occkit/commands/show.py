@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         from occkit.viz.figure import frame_scores
 
         vis = None if mask == "none" else sample.mask_camera if mask == "camera" else sample.mask_lidar
-        sc = frame_scores(sample.occupancy.numpy(), pred, vis, fmt.classes.names, fmt.classes.free)
+        sc = frame_scores(sample.occupancy.numpy(), pred, vis, fmt.classes.names, free=fmt.classes.free)
         where = f"{mask} mask" if vis is not None else "all voxels"
         print(f"frame {token}: mIoU {sc['miou']:.2f}, geometry IoU {sc['geometry_iou']:.2f} ({where})")
     return 0

@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     stats = dataset_stats(
         ds,
         table.names,
-        table.free,
-        table.ignore,
+        free=table.free,
+        ignore=table.ignore,
         root=args.root,
         split=args.split,
         format_name=fmt.name,

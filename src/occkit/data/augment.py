@@ -20,7 +20,7 @@ Every function returns a new ``Sample`` and keeps the geometry consistent:
   (global positions unchanged), and ``occupancy`` / masks are resampled: new voxel ``v`` takes the
   old voxel containing ``A^-1 centre(v)`` (exact for flips and multiples of 90 degrees on grids
   symmetric about the origin in x and y, nearest otherwise); voxels from outside the old grid become
-  ``free_class`` with masks false. With a flip, ``A`` (and so ``T_ego_from_cam``) has
+  ``free`` with masks false. With a flip, ``A`` (and so ``T_ego_from_cam``) has
   determinant -1: still orthogonal, so ``invert_transform`` stays valid.
 
 The applied parameters are recorded in ``sample.extra["augment"]`` (a new dict; the input sample is
@@ -39,7 +39,6 @@ import torch.nn.functional as F
 from occkit.data.sample import Sample
 from occkit.geometry.camera import crop_intrinsics, scale_intrinsics
 from occkit.geometry.grid import Grid, occ3d_grid
-from occkit.labels import OCC3D_FREE
 from occkit.shapes import check_shape
 
 
@@ -254,14 +253,12 @@ def bev_matrix(flip_x: bool = False, flip_y: bool = False, yaw: float = 0.0, dty
     return A
 
 
-def apply_bev_transform(
-    sample: Sample, A: torch.Tensor, grid: Grid | None = None, free_class: int = OCC3D_FREE
-) -> Sample:
+def apply_bev_transform(sample: Sample, A: torch.Tensor, grid: Grid | None = None, *, free: int) -> Sample:
     """Apply the ego-frame map ``A (4, 4)`` (rotation about z and/or x/y flips) to a sample.
 
     Args:
         grid: the grid of ``sample.occupancy`` (default Occ3D); its shape must match.
-        free_class: class given to voxels that come from outside the grid.
+        free: the free class, given to voxels that come from outside the grid.
     """
     check_shape(A, "4 4", name="A")
     R = A[:3, :3].double()
@@ -304,7 +301,7 @@ def apply_bev_transform(
         idx = torch.where(valid[..., None], idx, torch.zeros_like(idx))
         for k, v in vox.items():
             g = v[idx[..., 0], idx[..., 1], idx[..., 2]]
-            fill = torch.full_like(g, free_class) if k == "occupancy" else torch.zeros_like(g)
+            fill = torch.full_like(g, free) if k == "occupancy" else torch.zeros_like(g)
             changes[k] = torch.where(valid, g, fill)
     extra = dict(sample.extra)
     prev = extra.get("augment", {}).get("bev")
@@ -319,7 +316,8 @@ def augment_bev(
     cfg: BEVAugConfig,
     generator: torch.Generator | None = None,
     grid: Grid | None = None,
-    free_class: int = OCC3D_FREE,
+    *,
+    free: int,
 ) -> Sample:
     """Draw flips / rotation from ``cfg`` and apply them with :func:`apply_bev_transform`."""
     flip_x = _bernoulli(cfg.flip_x_prob, generator)
@@ -331,4 +329,4 @@ def augment_bev(
         yaw += math.radians(_uniform(-cfg.max_yaw_deg, cfg.max_yaw_deg, generator))
     if not (flip_x or flip_y or yaw):
         return sample
-    return apply_bev_transform(sample, bev_matrix(flip_x, flip_y, yaw), grid, free_class)
+    return apply_bev_transform(sample, bev_matrix(flip_x, flip_y, yaw), grid, free=free)

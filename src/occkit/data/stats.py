@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
+from occkit.labels import OCC3D_CLASSES, OCC3D_NUM_CLASSES
 from occkit.shapes import check_shape
 
 
@@ -318,9 +318,9 @@ class DatasetStats:
 def dataset_stats(
     ds: Any,
     class_names: tuple[str, ...] | list[str] = OCC3D_CLASSES,
-    free: int | None = OCC3D_FREE,
-    ignore: int | None = None,
     *,
+    free: int | None,
+    ignore: int | None = None,
     root: str | os.PathLike | None = None,
     split: str = "all",
     format_name: str = "occ3d",

@@ -174,11 +174,11 @@ class OccPredictor(nn.Module):
         self.num_classes = int(method.model_cfg.num_classes)
         self.backbone_name = str(method.model_cfg.backbone)
         self.threshold = float(head.threshold)
-        self.free_index = int(head.free_index)
+        self.free = int(head.free)
         self.free_bias: nn.Parameter | None = head.free_bias
         if self.free_bias is not None:
             self.register_buffer(
-                "free_onehot", F.one_hot(torch.tensor(self.free_index), self.num_classes).float(), persistent=False
+                "free_onehot", F.one_hot(torch.tensor(self.free), self.num_classes).float(), persistent=False
             )
 
     def forward(
@@ -195,7 +195,7 @@ class OccPredictor(nn.Module):
         if self.threshold <= 0:
             return logits.argmax(1).to(torch.uint8)
         # a calibrated predict (render_sup's): free where p(occupied) < tau, else the best class given occupied
-        f = self.free_index
+        f = self.free
         log_p = torch.log_softmax(logits.float(), 1)
         occupied = -torch.expm1(log_p[:, f]) >= self.threshold  # (B, X, Y, Z)
         others = torch.cat([logits[:, :f], logits[:, f + 1 :]], 1).float()  # (B, C-1, X, Y, Z)

@@ -55,10 +55,11 @@ def metrics(options: dict[str, Any]) -> list[Metric]:
     from occkit.metrics.rayiou import RayIoUMetric
 
     n = int(options.get("num_classes") or OCC3D_NUM_CLASSES)
+    free = TABLE.free if n == TABLE.num_classes else n - 1  # the table's last: a model of fewer classes keeps it last
     device = options.get("device")
-    out: list[Metric] = [Occ3DMetric(mask=options.get("mask") or "camera", num_classes=n, device=device)]
+    out: list[Metric] = [Occ3DMetric(mask=options.get("mask") or "camera", num_classes=n, device=device, free=free)]
     if "rayiou" in (options.get("metrics") or ()):
-        out.append(RayIoUMetric(num_classes=n, device=device, infos=options.get("infos")))
+        out.append(RayIoUMetric(num_classes=n, device=device, infos=options.get("infos"), free=free))
     return out
 
 

@@ -140,7 +140,7 @@ def _check_fields(spec: DatasetFormat) -> str | None:
 def _metrics_disagree(spec: DatasetFormat) -> str | None:
     """How the format's metrics (built with their defaults) disagree with its class table: a class
     count, a free class, an ignore id or class names other than the table's; or None. A metric that
-    says none of these (no ``num_classes``, ``free_class``, ``ignore_index``, ``class_names``) is
+    says none of these (no ``num_classes``, ``free``, ``ignore_index``, ``class_names``) is
     taken at its word; one that cannot be built without options is left to the command that builds it."""
     table = spec.classes
     try:
@@ -152,7 +152,7 @@ def _metrics_disagree(spec: DatasetFormat) -> str | None:
         n = getattr(m, "num_classes", None)
         if n is not None and int(n) != table.num_classes:
             return f"its metric {name} counts {n} classes, its class table {table.num_classes}"
-        free = getattr(m, "free_class", None)
+        free = getattr(m, "free", None)
         if free is not None and table.free is not None and int(free) != table.free:
             return f"its metric {name} takes class {free} as free, its class table's free id is {table.free}"
         ignore = getattr(m, "ignore_index", None)

@@ -129,7 +129,7 @@ def _layout_panel(
         mask = ~unknown if mask is None else np.asarray(mask, dtype=bool) & ~unknown
     if see_through is not None:  # a top view of a room looks through its ceiling, as a floor plan does
         sem = np.where(sem == see_through, free, sem)
-    bev = bev_image(sem, mask, palette, mask_mode="grey", free_class=free, scale=scale)
+    bev = bev_image(sem, mask, palette, mask_mode="grey", free=free, scale=scale)
     if front_only:
         bev = np.ascontiguousarray(bev[: bev.shape[0] // 2])
     return titled(bev, "layout (BEV, front up)" if front_only else "layout (BEV, +x up)", size=12)

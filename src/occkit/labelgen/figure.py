@@ -40,8 +40,8 @@ def label_figure(
     from PIL import Image, ImageDraw
 
     panels = [
-        bev_image(truth, palette=palette, free_class=free, scale=scale),
-        bev_image(label, palette=palette, free_class=free, scale=scale),
+        bev_image(truth, palette=palette, free=free, scale=scale),
+        bev_image(label, palette=palette, free=free, scale=scale),
         np.repeat(np.repeat(error_bev(truth, label, observable, free), scale, 0), scale, 1),
     ]
     titles = ["exact occupancy", "occkit label", "errors (observable): red false free, orange false occupied"]

@@ -111,7 +111,7 @@ class QualityAccumulator:
 
         self.grid, self.C, self.free = grid, num_classes, free
         self.ground = np.array([i for i, n in enumerate(class_names) if n in ground], np.int64)
-        self.miou = Occ3DMetric(mask="camera", num_classes=num_classes, class_names=class_names)
+        self.miou = Occ3DMetric(mask="camera", num_classes=num_classes, class_names=class_names, free=free)
         self.c: dict[str, float] = {}
         self.obj_iou: list[float] = []
         self.ray = None
@@ -173,7 +173,7 @@ class QualityAccumulator:
             :, None
         ]  # (2, 1, X, Y, Z)
         frame = torch.zeros(origins.shape[0], dtype=torch.long)
-        labels, depth = cast_rays(vols, frame, origins, dirs, self.grid, free_class=self.free)
+        labels, depth = cast_rays(vols, frame, origins, dirs, self.grid, free=self.free)
         gt_c, pr_c, tp = rayiou_counts(labels[1], depth[1], labels[0], depth[0], num_classes=self.C)
         if self.ray is None:
             self.ray = [gt_c, pr_c, tp]

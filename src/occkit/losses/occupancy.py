@@ -95,7 +95,8 @@ def geometry_semantic_cross_entropy(
     target: torch.Tensor,
     mask: torch.Tensor | None = None,
     weight: torch.Tensor | None = None,
-    free_index: int = -1,
+    *,
+    free: int,
     occupied_weight: float = 1.0,
     ignore_index: int = 255,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,9 +118,9 @@ def geometry_semantic_cross_entropy(
     Args:
         logits: ``(B, C, X, Y, Z)``; target ``(B, X, Y, Z)`` integer ids; mask ``(B, X, Y, Z)``
             bool or None.
-        weight: ``(C,)`` class weights of the semantic term (``weight[free_index]`` unused);
+        weight: ``(C,)`` class weights of the semantic term (``weight[free]`` unused);
             None = all 1.
-        free_index: the free class (negative counts from the end; Occ3D: 17 or -1).
+        free: the free class (negative counts from the end; Occ3D: 17 or -1).
         occupied_weight: weight of an occupied voxel in the geometry term (> 0).
     Returns:
         ``(loss_geo, loss_sem)``, scalars; each 0 (still differentiable) when it has no voxel.
@@ -129,9 +130,9 @@ def geometry_semantic_cross_entropy(
     if mask is not None:
         check_shape(mask, "B X Y Z", name="mask", dims={k: dims[k] for k in "BXYZ"})
     C = dims["C"]
-    if not -C <= free_index < C:
-        raise ValueError(f"free_index: {free_index} is not a class of {C}")
-    free = free_index % C
+    if not -C <= free < C:
+        raise ValueError(f"free: {free} is not a class of {C}")
+    free %= C
     if not occupied_weight > 0:
         raise ValueError(f"occupied_weight: expected > 0, got {occupied_weight}")
     if weight is not None:

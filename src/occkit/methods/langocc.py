@@ -267,10 +267,10 @@ class LangOccConfig:
     vocabulary: str | None = None
     """Class vocabulary YAML (synonyms and templates); None = ``configs/vocabularies/occ3d.yaml``."""
     classes: tuple[str, ...] = ()
-    """The classes ``predict`` scores, in the data's order, free included (at ``free_index``); each
+    """The classes ``predict`` scores, in the data's order, free included (at ``free``); each
     other class is looked up by name in ``vocabulary``. Empty: Occ3D's 18. Taken from the data's
     format when the preset leaves it unset (SurroundOcc's: ``empty`` first, then Occ3D's 1..16)."""
-    free_index: int = OCC3D_FREE
+    free: int = OCC3D_FREE
     """The id of free space among ``classes`` (Occ3D: 17; SurroundOcc, OpenOccupancy: 0); taken
     from the data's format when the preset leaves it unset."""
     text_encoder: str = "minilm"
@@ -488,13 +488,12 @@ class LangOccMethod(nn.Module):
         self.density_bias = nn.Parameter(torch.tensor(math.log(c.density_init / (1 - c.density_init))))
         """Learnable offset of the density logit (see ``density_init``)."""
         self.class_names: tuple[str, ...] = tuple(c.classes) or tuple(OCC3D_CLASSES)
-        """The classes of ``predict``'s scores, free at ``cfg.free_index``."""
-        if not 0 <= c.free_index < len(self.class_names):
+        """The classes of ``predict``'s scores, free at ``cfg.free``."""
+        if not 0 <= c.free < len(self.class_names):
             raise ValueError(
-                f"langocc.free_index: {c.free_index} is not a class id of langocc.classes "
-                f"({len(self.class_names)} classes)"
+                f"langocc.free: {c.free} is not a class id of langocc.classes ({len(self.class_names)} classes)"
             )
-        self.semantic_ids = [k for k in range(len(self.class_names)) if k != c.free_index]
+        self.semantic_ids = [k for k in range(len(self.class_names)) if k != c.free]
         """The class ids with a text (every one but free), in the order of ``class_text``'s rows."""
         self.register_buffer("class_text", torch.zeros(len(self.semantic_ids), c.feature_dim))
         """``(K, D)`` text embeddings of the non-free classes (vocabulary), filled at the first step."""
@@ -719,7 +718,7 @@ class LangOccMethod(nn.Module):
         X, Y, Z = self.grid.shape
         tau = self.threshold()
         text = self.project(self.class_text.float())  # (K, d)
-        C, free = len(self.class_names), self.cfg.free_index
+        C, free = len(self.class_names), self.cfg.free
         scores = torch.zeros(B, C, X, Y, Z, device=logits.device)
         occ = self.p_occupied(logits) >= tau  # (B, X, Y, Z)
         scores[:, free] = torch.where(occ, torch.full_like(scores[:, 0], -1e4), torch.full_like(scores[:, 0], 2.0))
@@ -1075,7 +1074,7 @@ METHOD = MethodSpec(
     name="langocc",
     summary="rendered vision-language features from a 2D prior cache; classes zero-shot from text",
     sections={"langocc": LangOccConfig},
-    from_format={**MODEL_FROM_FORMAT, "langocc.classes": "names", "langocc.free_index": "free"},
+    from_format={**MODEL_FROM_FORMAT, "langocc.classes": "names", "langocc.free": "free"},
     build=lambda cfg, load_run: LangOccMethod(cfg.model, cfg.langocc),
     wrap_dataset=wrap_dataset,
     needs_priors="it trains on the 2D vision-language features of a prior cache (occkit priors run; the cache's "

@@ -163,7 +163,7 @@ class RadOccConfig:
     """Recompute each chunk of rays in the backward pass instead of keeping its graph (memory
     ``O(chunk)`` instead of ``O(rays)``, about one more forward pass of the rendering; occkit's,
     for ``num_rays: 0``)."""
-    free_index: int = OCC3D_FREE
+    free: int = OCC3D_FREE
     """The free class of the logits."""
     depth_weight: float = 100.0
     """Weight of ``loss_rdc`` (released code: 100); 0 = off."""
@@ -241,8 +241,8 @@ def _check_options(c: RadOccConfig, model_cfg: OccNetConfig) -> None:
             raise ValueError(
                 f"radocc.lidar_depth_range: expected [lo, hi] with 0 <= lo < hi, got {list(c.lidar_depth_range)}"
             )
-    if not 0 <= c.free_index < model_cfg.num_classes:
-        raise ValueError(f"radocc.free_index {c.free_index} outside the model's {model_cfg.num_classes} classes")
+    if not 0 <= c.free < model_cfg.num_classes:
+        raise ValueError(f"radocc.free {c.free} outside the model's {model_cfg.num_classes} classes")
 
 
 class _Frozen:
@@ -397,18 +397,21 @@ class RadOccMethod(SupervisedMethod):
         src = (logits.detach() if detach_density else logits).float()
         if hard:
             dens, raw = (
-                (logits.argmax(0) != c.free_index).float() * c.hard_sigma,
+                (logits.argmax(0) != c.free).float() * c.hard_sigma,
                 False,
             )  # (X, Y, Z) per metre, no gradient
         elif c.density == "free_logit":
-            dens, raw = -src[c.free_index], True
+            dens, raw = -src[c.free], True
         else:
-            dens, raw = density_from_logits(src, c.free_index, min(self.model.output_grid.voxel_size), dim=0), False
+            dens, raw = (
+                density_from_logits(src, free=c.free, voxel_size=min(self.model.output_grid.voxel_size), dim=0),
+                False,
+            )
         field_values = None
         if values:
-            keep = [k for k in range(logits.shape[0]) if k != c.free_index]
+            keep = [k for k in range(logits.shape[0]) if k != c.free]
             if c.semantic_mode == "kl":
-                field_values = semantic_probs_from_logits(logits.float(), c.free_index, dim=0)
+                field_values = semantic_probs_from_logits(logits.float(), free=c.free, dim=0)
             elif c.semantic_mode == "raw_kl":
                 field_values = logits.float()[keep]
             else:
@@ -669,7 +672,7 @@ METHOD = MethodSpec(
     name="radocc",
     summary="the camera student of supervised plus distillation from a frozen LiDAR teacher through rendered views",
     sections={"supervised": SupervisedConfig, "radocc": RadOccConfig},
-    from_format={**SUPERVISED_FROM_FORMAT, "radocc.free_index": "free"},
+    from_format={**SUPERVISED_FROM_FORMAT, "radocc.free": "free"},
     build=build,
     resolve=resolve_class_counts,
     export=ExportSupport(check=export_check, load=load_student),

@@ -56,14 +56,14 @@ class ExportHead:
 
     The exported graph runs ``net(images, intrinsics, T_ego_from_cam)``, takes the logits of its
     output (``output_index`` of a tuple output, else the output's ``.logits``), adds
-    ``free_bias`` to the ``free_index`` logit when given, and labels each voxel by the argmax, or
+    ``free_bias`` to the ``free`` logit when given, and labels each voxel by the argmax, or
     with ``threshold`` > 0 as free where ``p(occupied) < threshold``.
     """
 
     net: nn.Module
     output_index: int | None = None
     free_bias: nn.Parameter | None = None
-    free_index: int = 0
+    free: int = 0
     threshold: float = 0.0
 
 

@@ -91,7 +91,7 @@ class RenderSupConfig:
     """Rays rendered per pass (bounds memory with ``checkpoint``)."""
     checkpoint: bool = False
     """Recompute each chunk during backward instead of keeping its graph (saves memory)."""
-    free_index: int = OCC3D_FREE
+    free: int = OCC3D_FREE
     """The free class of the logits; also the sky / nothing label of the 2D semantic maps."""
     semantic_weight: float = 1.0
     """Weight of ``loss_sem``."""
@@ -155,10 +155,8 @@ class RenderSupMethod(nn.Module):
             raise ValueError(f"RenderSupConfig.num_rays: expected >= 1, got {c.num_rays}")
         if not c.sample_step > 0:
             raise ValueError(f"RenderSupConfig.sample_step: expected > 0, got {c.sample_step}")
-        if not 0 <= c.free_index < model_cfg.num_classes:
-            raise ValueError(
-                f"RenderSupConfig.free_index {c.free_index} outside the model's {model_cfg.num_classes} classes"
-            )
+        if not 0 <= c.free < model_cfg.num_classes:
+            raise ValueError(f"RenderSupConfig.free {c.free} outside the model's {model_cfg.num_classes} classes")
         self.model_cfg = model_cfg
         self.cfg = method_cfg
         if not 0 <= c.free_prior < 1:
@@ -205,7 +203,7 @@ class RenderSupMethod(nn.Module):
         """The model's full output for ``batch`` (logits and intermediates), with ``free_bias``
         added to the free logit."""
         out = self.model(batch.images, batch.intrinsics, batch.T_ego_from_cam)
-        offset = F.one_hot(torch.tensor(self.cfg.free_index), self.model_cfg.num_classes).to(out.logits)
+        offset = F.one_hot(torch.tensor(self.cfg.free), self.model_cfg.num_classes).to(out.logits)
         out.logits = out.logits + (self.free_bias * offset).view(1, -1, 1, 1, 1)
         return out
 
@@ -222,7 +220,7 @@ class RenderSupMethod(nn.Module):
     ) -> None:
         """Add one frame's rays to the calibration histograms (see :meth:`threshold`)."""
         c = self.cfg
-        p_occ = -torch.expm1(torch.log_softmax(logits.detach().float(), 0)[c.free_index])  # (X, Y, Z)
+        p_occ = -torch.expm1(torch.log_softmax(logits.detach().float(), 0)[c.free])  # (X, Y, Z)
         margin, decay = c.calibration_margin, c.calibration_decay
         calibration_update(self.calibration, p_occ, self.grid, rays, t_true, near, surface, margin, decay)
 
@@ -236,7 +234,7 @@ class RenderSupMethod(nn.Module):
         tau = self.threshold()
         if tau <= 0:
             return logits
-        f = self.cfg.free_index
+        f = self.cfg.free
         log_p = torch.log_softmax(logits.float(), 1)
         occupied = -torch.expm1(log_p[:, f]) >= tau  # (B, X, Y, Z)
         keep = [c for c in range(logits.shape[1]) if c != f]
@@ -253,7 +251,7 @@ class RenderSupMethod(nn.Module):
             logits, "C X Y Z", name="logits", dims=dict(zip("XYZ", self.grid.shape), C=self.model_cfg.num_classes)
         )
         c = self.cfg
-        field = logits_field(logits, self.grid, c.free_index, kwargs.pop("lookup", c.lookup))
+        field = logits_field(logits, self.grid, free=c.free, mode=kwargs.pop("lookup", c.lookup))
         opts = dict(step=c.sample_step, num_importance=c.num_importance, chunk=c.chunk, checkpoint=c.checkpoint)
         opts.update(kwargs)
         return render_rays(field, rays.origins.float(), rays.dirs.float(), self.grid, **opts)
@@ -343,13 +341,13 @@ class RenderSupMethod(nn.Module):
         z = rays.gather(depth_map).float()  # (R,) camera z-depth, 0 = none
         sem_raw = rays.gather(sem_map).long()  # (R,)
         unknown = sem_raw == 255 if c.targets in ("priors", "lidar") else torch.zeros_like(sem_raw, dtype=torch.bool)
-        sem = torch.where(unknown, torch.full_like(sem_raw, c.free_index), sem_raw)
+        sem = torch.where(unknown, torch.full_like(sem_raw, c.free), sem_raw)
         if bool(((sem < 0) | (sem >= self.model_cfg.num_classes)).any()):
             raise ValueError(f"batch.semantics_2d: class ids must lie in [0, {self.model_cfg.num_classes})")
         t_true = torch.where(z > 0, z / rays.z_per_t.clamp(min=1e-6), torch.zeros_like(z))  # ray distance
         near, far = ray_box(rays.origins, rays.dirs, self.grid)
         surface = (
-            (t_true > 0) & (t_true > near) & (t_true <= far) & ((sem != c.free_index) | unknown)
+            (t_true > 0) & (t_true > near) & (t_true <= far) & ((sem != c.free) | unknown)
         )  # (R,) hit inside the box
         if c.occupied_threshold == "auto":
             self._calibrate(logits, rays, t_true, near, surface)
@@ -360,9 +358,9 @@ class RenderSupMethod(nn.Module):
         )
         terms: dict[str, torch.Tensor] = {}
         if c.semantic_weight > 0:
-            target = torch.where(surface & ~unknown, sem, torch.full_like(sem, c.free_index))
+            target = torch.where(surface & ~unknown, sem, torch.full_like(sem, c.free))
             # r.values' columns are the non-free classes in order: a class id above free is one column lower
-            column = torch.where(target == c.free_index, -1, target - (target > c.free_index).long())
+            column = torch.where(target == c.free, -1, target - (target > c.free).long())
             terms["loss_sem"] = c.semantic_weight * rendered_semantic_loss(r.values, column, ignore_index=-1)
         if c.depth_weight > 0:
             if c.depth_loss == "silog":
@@ -386,7 +384,7 @@ class RenderSupMethod(nn.Module):
         c = self.cfg
         with torch.autocast(device_type=opacity.device.type, enabled=False):
             if c.targets in ("priors", "lidar"):  # depth 0 = unknown, not "nothing": sky rays and rays with a depth
-                known = (z > 0) | (sem_raw == c.free_index)
+                known = (z > 0) | (sem_raw == c.free)
                 bce = F.binary_cross_entropy(opacity.float().clamp(1e-5, 1 - 1e-5), surface.float(), reduction="none")
                 return c.opacity_weight * (bce * known).sum() / known.sum().clamp(min=1)
             return c.opacity_weight * F.binary_cross_entropy(opacity.float().clamp(1e-5, 1 - 1e-5), surface.float())
@@ -470,7 +468,7 @@ def export_head(method: RenderSupMethod) -> ExportHead:
     return ExportHead(
         method.model,
         free_bias=method.free_bias,
-        free_index=int(method.cfg.free_index),
+        free=int(method.cfg.free),
         threshold=float(method.threshold()),
     )
 
@@ -479,7 +477,7 @@ METHOD = MethodSpec(
     name="render_sup",
     summary="the camera network trained from 2D depth / semantic maps alone through volume rendering",
     sections={"render_sup": RenderSupConfig},
-    from_format={**MODEL_FROM_FORMAT, "render_sup.free_index": "free"},
+    from_format={**MODEL_FROM_FORMAT, "render_sup.free": "free"},
     build=lambda cfg, load_run: RenderSupMethod(cfg.model, cfg.render_sup),
     export=ExportSupport(head=export_head),
     validation_figures=lambda cfg: cfg.render_sup.semantic_weight <= 0,  # a run that learns classes logs none

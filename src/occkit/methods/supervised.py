@@ -44,7 +44,7 @@ class SupervisedConfig:
     no longer make the network call uncertain free space occupied."""
     occupied_weight: float = 1.0
     """``ce_mode='factored'``: weight of an occupied voxel against a free one in ``loss_geo``."""
-    free_index: int = OCC3D_FREE
+    free: int = OCC3D_FREE
     """The free class (Occ3D: 17); used by ``ce_mode='factored'``."""
     lovasz: bool = True
     """Add the Lovász-softmax loss (``loss_lovasz``)."""
@@ -102,8 +102,8 @@ class SupervisedMethod(nn.Module):
         self.cfg = method_cfg
         self.model: OccNet = build_occnet(model_cfg)
         C = model_cfg.num_classes
-        if not -C <= method_cfg.free_index < C:
-            raise ValueError(f"SupervisedConfig.free_index: {method_cfg.free_index} is not a class of {C}")
+        if not -C <= method_cfg.free < C:
+            raise ValueError(f"SupervisedConfig.free: {method_cfg.free} is not a class of {C}")
         if method_cfg.class_weights is not None and method_cfg.class_counts is not None:
             raise ValueError("SupervisedConfig: give class_weights or class_counts, not both")
         weight = None
@@ -123,7 +123,7 @@ class SupervisedMethod(nn.Module):
                     f"SupervisedConfig.class_counts: expected {C} values, got {len(method_cfg.class_counts)}"
                 )
             if method_cfg.ce_mode == "factored":  # weights among the occupied classes only
-                occ = torch.arange(C) != method_cfg.free_index % C
+                occ = torch.arange(C) != method_cfg.free % C
                 weight = torch.zeros(C)
                 weight[occ] = class_weights_from_counts(counts[occ], method_cfg.class_weight_offset)
             else:
@@ -209,9 +209,9 @@ class SupervisedMethod(nn.Module):
                 batch.occupancy,
                 mask,
                 self.class_weight,
-                cfg.free_index,
-                cfg.occupied_weight,
-                cfg.ignore_index,
+                free=cfg.free,
+                occupied_weight=cfg.occupied_weight,
+                ignore_index=cfg.ignore_index,
             )
             losses["loss_geo"] = cfg.ce_weight * geo
             losses["loss_sem"] = cfg.ce_weight * sem
@@ -303,7 +303,7 @@ class SupervisedMethod(nn.Module):
 #: ``ce_mode='factored'``, the ignored label value.
 SUPERVISED_FROM_FORMAT: dict[str, str] = {
     **MODEL_FROM_FORMAT,
-    "supervised.free_index": "free",
+    "supervised.free": "free",
     "supervised.ignore_index": "ignore",
 }
 

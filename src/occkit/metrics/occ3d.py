@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
+from occkit.labels import OCC3D_CLASSES, OCC3D_NUM_CLASSES
 from occkit.metrics.base import Targets
 from occkit.metrics.confusion import ConfusionCounts, confusion_matrix, metric_class_names
 
@@ -62,26 +62,26 @@ def iou_from_confusion(hist: torch.Tensor) -> torch.Tensor:
     return diag / denom  # 0/0 -> nan, as numpy does in the official code
 
 
-def _geometry_counts(hist: torch.Tensor, free_class: int) -> tuple[float, float, float]:
+def _geometry_counts(hist: torch.Tensor, free: int) -> tuple[float, float, float]:
     """Occupied-vs-free ``(tp, fp, fn)`` voxel counts of a ``(C, C)`` matrix with rows = ground truth."""
     h = hist.double()
-    occ = [c for c in range(h.shape[0]) if c != free_class]
-    return float(h[occ][:, occ].sum()), float(h[free_class, occ].sum()), float(h[occ, free_class].sum())
+    occ = [c for c in range(h.shape[0]) if c != free]
+    return float(h[occ][:, occ].sum()), float(h[free, occ].sum()), float(h[occ, free].sum())
 
 
-def geometry_iou_from_confusion(hist: torch.Tensor, free_class: int = OCC3D_FREE) -> float:
+def geometry_iou_from_confusion(hist: torch.Tensor, *, free: int) -> float:
     """Occupied-vs-free IoU in [0, 1] (NaN when nothing is occupied in either) from a ``(C, C)``
-    matrix with rows = ground truth."""
-    tp, fp, fn = _geometry_counts(hist, free_class)
+    matrix with rows = ground truth; ``free``: the free class."""
+    tp, fp, fn = _geometry_counts(hist, free)
     denom = tp + fp + fn
     return tp / denom if denom > 0 else math.nan
 
 
-def geometry_precision_recall(hist: torch.Tensor, free_class: int = OCC3D_FREE) -> tuple[float, float]:
+def geometry_precision_recall(hist: torch.Tensor, *, free: int) -> tuple[float, float]:
     """Occupied-vs-free precision ``tp / (tp + fp)`` and recall ``tp / (tp + fn)`` in [0, 1] (NaN
     when the denominator is 0) from a ``(C, C)`` matrix with rows = ground truth: the two halves of
     :func:`geometry_iou_from_confusion`, telling over-predicted occupancy from missed occupancy."""
-    tp, fp, fn = _geometry_counts(hist, free_class)
+    tp, fp, fn = _geometry_counts(hist, free)
     precision = tp / (tp + fp) if tp + fp > 0 else math.nan
     recall = tp / (tp + fn) if tp + fn > 0 else math.nan
     return precision, recall
@@ -96,12 +96,13 @@ def nanmean(values: torch.Tensor) -> float:
 def occ3d_scores(
     hist: torch.Tensor,
     class_names: tuple[str, ...] = OCC3D_CLASSES,
-    free_class: int = OCC3D_FREE,
+    *,
+    free: int,
 ) -> dict[str, Any]:
     """The official numbers from an accumulated ``(C, C)`` matrix (rows = ground truth).
 
     Returns:
-        ``miou`` (mean over every class but ``free_class``, NaN skipped), ``geometry_iou`` and
+        ``miou`` (mean over every class but ``free``, the free class, NaN skipped), ``geometry_iou`` and
         ``iou`` (class name -> value for every class but free), all in percent; NaN for a class
         absent from both ground truth and prediction. Also ``geometry_precision`` and
         ``geometry_recall`` (occupied vs free, percent; not part of the official output), and
@@ -112,12 +113,12 @@ def occ3d_scores(
     if hist.shape != (len(class_names), len(class_names)):
         raise ValueError(f"hist: shape {tuple(hist.shape)} does not match {len(class_names)} classes")
     ious = iou_from_confusion(hist)
-    keep = [c for c in range(len(class_names)) if c != free_class]
-    precision, recall = geometry_precision_recall(hist, free_class)
+    keep = [c for c in range(len(class_names)) if c != free]
+    precision, recall = geometry_precision_recall(hist, free=free)
     in_gt, predicted = hist.sum(1), hist.sum(0)
     return {
         "miou": 100.0 * nanmean(ious[keep]),
-        "geometry_iou": 100.0 * geometry_iou_from_confusion(hist, free_class),
+        "geometry_iou": 100.0 * geometry_iou_from_confusion(hist, free=free),
         "geometry_precision": 100.0 * precision,
         "geometry_recall": 100.0 * recall,
         "iou": {class_names[c]: 100.0 * float(ious[c]) for c in keep},
@@ -148,16 +149,18 @@ class Occ3DMetric(ConfusionCounts):
 
     Args:
         mask: ``"camera"`` (official default), ``"lidar"``, ``"both"`` or ``"none"``.
-        num_classes: ``C`` (18 for Occ3D-nuScenes; free = ``C - 1``).
+        num_classes: ``C`` (18 for Occ3D-nuScenes).
         class_names: names for the ``iou`` table (default: the Occ3D classes when ``C = 18``,
             else ``"0", "1", ...``).
         device: where the counts live.
         ignore_index: a ground-truth value left out wherever it stands (the class table's ignore id,
             255 in Occ3D's; occkit's scoring loop writes it outside ``eval --frustum``'s region), or
             None. Occ3D's own labels never hold it, so their scores are the official ones.
+        free: the free class, left out of the mIoU and the geometry's occupied side (the class
+            table's free id: 17 in Occ3D's).
     """
 
-    _agree = ("mask", "num_classes")
+    _agree = ("mask", "num_classes", "free")
     name = "occ3d"
 
     def __init__(
@@ -167,6 +170,8 @@ class Occ3DMetric(ConfusionCounts):
         class_names: tuple[str, ...] | None = None,
         device: torch.device | str | None = None,
         ignore_index: int | None = 255,
+        *,
+        free: int,
     ) -> None:
         if mask not in MASK_MODES:
             raise ValueError(f"mask must be one of {MASK_MODES}, got {mask!r}")
@@ -175,7 +180,9 @@ class Occ3DMetric(ConfusionCounts):
         self.class_names = metric_class_names(class_names, num_classes, OCC3D_CLASSES, OCC3D_NUM_CLASSES)
         self.mask = mask
         self.num_classes = int(num_classes)
-        self.free_class = self.num_classes - 1
+        if not 0 <= free < self.num_classes:
+            raise ValueError(f"free {free} is not a class id (0..{self.num_classes - 1})")
+        self.free = int(free)
         self.ignore_index = None if ignore_index is None else int(ignore_index)
         if self.ignore_index is not None and 0 <= self.ignore_index < self.num_classes:
             raise ValueError(f"ignore_index {self.ignore_index} is a class id (0..{self.num_classes - 1})")
@@ -229,7 +236,7 @@ class Occ3DMetric(ConfusionCounts):
     def compute(self) -> dict[str, Any]:
         """``miou``, ``geometry_iou``, ``iou`` (class name -> value), all in percent (NaN for a
         class absent from both), plus ``mask`` and ``frames``."""
-        out = occ3d_scores(self.counts.cpu(), self.class_names, self.free_class)
+        out = occ3d_scores(self.counts.cpu(), self.class_names, free=self.free)
         out["mask"] = self.mask
         out["frames"] = self.frames
         return out

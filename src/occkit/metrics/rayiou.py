@@ -44,7 +44,7 @@ import torch
 from occkit.fileio import read_info_list
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.transforms import checked_pose, invert_transform
-from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
+from occkit.labels import OCC3D_CLASSES, OCC3D_NUM_CLASSES
 from occkit.metrics.base import Targets
 from occkit.metrics.confusion import all_reduce_sum
 from occkit.metrics.occ3d import nanmean
@@ -158,7 +158,8 @@ def cast_rays_reference(
     origins: torch.Tensor,
     dirs: torch.Tensor,
     grid: Grid,
-    free_class: int = OCC3D_FREE,
+    *,
+    free: int,
     dtype: torch.dtype = torch.float64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The straightforward walk that :func:`cast_rays` must equal bit for bit (same arguments
@@ -185,7 +186,7 @@ def cast_rays_reference(
     inf = float("inf")
     cur, t_next, t_delta, flat_step = _torch_initial_state(o, d, frame, lo, vs, (X, Y, Z), 1, inf, inf)
 
-    labels = torch.full((V, R), free_class, dtype=torch.long, device=dev)
+    labels = torch.full((V, R), free, dtype=torch.long, device=dev)
     depth = torch.zeros((V, R), dtype=dtype, device=dev)
     rid = torch.arange(R, device=dev)
     done = torch.zeros((V, R), dtype=torch.bool, device=dev)
@@ -193,7 +194,7 @@ def cast_rays_reference(
     while rid.numel():
         lab = flat.index_select(1, cur)  # (V, R') uint8
         t_exit, axis = t_next.min(1)  # (R',) distance where the ray leaves the current voxel
-        hit = (lab < free_class) & ~done  # the border (255) is never < free_class
+        hit = (lab < free) & ~done  # the border (255) is never < free
         if bool(hit.any()):
             vv, rr = hit.nonzero(as_tuple=True)
             labels[vv, rid[rr]] = lab[vv, rr].long()
@@ -238,7 +239,8 @@ def cast_rays(
     origins: torch.Tensor,
     dirs: torch.Tensor,
     grid: Grid,
-    free_class: int = OCC3D_FREE,
+    *,
+    free: int,
     dtype: torch.dtype = torch.float64,
     threads: int | None = None,
     walk: str = "auto",
@@ -265,20 +267,20 @@ def cast_rays(
     torch, all rays at once (one look, and one synchronisation, per block).
 
     Args:
-        volumes: ``(V, F, X, Y, Z)`` integer labels in ``[0, 254]``; ``label < free_class`` is
+        volumes: ``(V, F, X, Y, Z)`` integer labels in ``[0, 254]``; ``label < free`` is
             occupied.
         frame: ``(R,)`` long, the frame each ray belongs to, in ``[0, F)``.
         origins: ``(R, 3)`` metres in the grid's frame; must lie inside the grid.
         dirs: ``(R, 3)`` unit directions (depths are in units of ``|dirs|``).
         grid: the voxel grid of the volumes.
-        free_class: the first label that is not occupied.
+        free: the first label that is not occupied (the free class; the labels below it are occupied).
         dtype: float type of the distances (float64 or float32).
         threads: CPU threads walking chunks at once (default: ``torch.get_num_threads()``).
         walk: ``"auto"`` (numba on the CPU, numpy where numba cannot be imported, torch
             elsewhere), ``"numba"`` or ``"numpy"`` (CPU only), or ``"torch"`` (any device; on the
             CPU for tests of the GPU path).
     Returns:
-        labels: ``(V, R)`` long, the class of the first occupied voxel, ``free_class`` if none;
+        labels: ``(V, R)`` long, the class of the first occupied voxel, ``free`` if none;
         depth: ``(V, R)`` distance where the ray leaves that voxel (the grid if none).
     """
     X, Y, Z = grid.shape
@@ -291,7 +293,7 @@ def cast_rays(
     if walk == "numba" and _numba_walk() is None:
         raise ValueError("walk='numba': numba cannot be imported (pip install numba)")
     if V > 7 or dtype not in (torch.float64, torch.float32):  # one byte holds 7 volumes' bits
-        return cast_rays_reference(volumes, frame, origins, dirs, grid, free_class, dtype)
+        return cast_rays_reference(volumes, frame, origins, dirs, grid, free=free, dtype=dtype)
     o, d, lo, hi, vs = _checked_rays(volumes, origins, dirs, grid, dtype, dev)
 
     # One byte per voxel: bit v = occupied in volume v; the border (P voxels thick) = 0x80. The
@@ -305,12 +307,12 @@ def cast_rays(
     code = torch.full((F, PX, PY, PZ), 0x80, dtype=torch.uint8, device=dev)
     inner = torch.zeros((F, X, Y, Z), dtype=torch.uint8, device=dev)
     for v in range(V):
-        inner |= (volumes[v] < free_class).to(torch.uint8) << v
+        inner |= (volumes[v] < free).to(torch.uint8) << v
     code[:, P:-P, P:-P, P:-P] = inner
     sx, sy = PY * PZ, PZ
     per_frame = PX * sx
 
-    labels = torch.full((V, R), free_class, dtype=torch.long, device=dev)
+    labels = torch.full((V, R), free, dtype=torch.long, device=dev)
     depth = torch.zeros((V, R), dtype=dtype, device=dev)
     if not R:
         return labels, depth
@@ -884,7 +886,7 @@ class RayIoUMetric:
     :class:`~occkit.metrics.occ3d.Occ3DMetric` (an :class:`occkit.formats.Metric`).
 
     Args:
-        num_classes: ``C`` (free = ``C - 1``).
+        num_classes: ``C``.
         grid: the voxel grid of the volumes (default: Occ3D's).
         thresholds: depth-error thresholds in metres.
         class_names: for the per-class table.
@@ -894,6 +896,8 @@ class RayIoUMetric:
         infos: nuScenes-style info files (:func:`load_nuscenes_infos`) holding the frames' LiDAR and
             ego poses, for a folder scored by occkit's scoring loop; default: the dataset's own
             annotations (their ``lidar_sensor`` entries, which the synthetic world writes).
+        free: the free class (the class table's free id); it must be ``C - 1``: the official
+            algorithm counts the classes below it as occupied.
 
     In occkit's scoring loop (:func:`occkit.scoring.folder.evaluate_predictions`) the metric gets
     its frames' LiDAR origins itself: :meth:`bind` (once, before any frame is counted: every scene's
@@ -916,7 +920,14 @@ class RayIoUMetric:
         dtype: torch.dtype = torch.float64,
         threads: int | None = None,
         infos: str | os.PathLike | None = None,
+        *,
+        free: int,
     ) -> None:
+        if free != num_classes - 1:
+            raise ValueError(
+                f"free: {free}, but RayIoU counts the classes below the free id as occupied: the free class "
+                f"must be the table's last ({num_classes - 1})"
+            )
         if class_names is None:
             class_names = (
                 OCC3D_CLASSES if num_classes == OCC3D_NUM_CLASSES else tuple(str(c) for c in range(num_classes))
@@ -928,6 +939,7 @@ class RayIoUMetric:
         if not 2 <= num_classes <= 254:
             raise ValueError(f"num_classes must lie in [2, 254], got {num_classes}")
         self.num_classes = int(num_classes)
+        self.free = int(free)
         self.grid = grid if grid is not None else occ3d_grid()
         self.thresholds = tuple(float(t) for t in thresholds)
         self.class_names = tuple(class_names)
@@ -1044,8 +1056,8 @@ class RayIoUMetric:
             torch.cat(all_o),
             torch.cat(all_d),
             self.grid,
-            self.num_classes - 1,
-            self.dtype,
+            free=self.free,
+            dtype=self.dtype,
             threads=self.threads,
         )
         g, p, tp = rayiou_counts(labels[1], depth[1], labels[0], depth[0], self.num_classes, self.thresholds)

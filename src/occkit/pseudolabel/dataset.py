@@ -281,20 +281,28 @@ def frame_labels(
     pts = cat_points(parts)
     weights = pts.weights if cfg.vote == "confidence" else None
     sem, occupied = vote_voxels(
-        pts.points, pts.labels, grid, num_classes=OCC3D_NUM_CLASSES, weights=weights, min_points=cfg.min_points
+        pts.points,
+        pts.labels,
+        grid,
+        num_classes=OCC3D_NUM_CLASSES,
+        weights=weights,
+        min_points=cfg.min_points,
+        free=OCC3D_FREE,
     )
     if cfg.free == "carve" and cfg.consistency == "frames":
         occ_frames = torch.zeros(grid.shape, dtype=torch.int32)
         free_frames = torch.zeros(grid.shape, dtype=torch.int32)
         seen = occupied.clone()
         for f, c in zip(parts, carve_parts):
-            _, occ_j = vote_voxels(f.points, f.labels, grid, num_classes=OCC3D_NUM_CLASSES)
+            _, occ_j = vote_voxels(f.points, f.labels, grid, num_classes=OCC3D_NUM_CLASSES, free=OCC3D_FREE)
             free_j = carve_free(c.origins, c.points, grid, cfg.carve_margin, c.sky_origins, c.sky_dirs) & ~occ_j
             occ_frames += occ_j
             free_frames += free_j
             seen |= free_j
         exempt = tuple(cfg.dynamic_classes) if cfg.dynamic == "filter" else ()
-        sem, occupied = frame_consistency(sem, occupied, occ_frames, free_frames, exempt_classes=exempt)
+        sem, occupied = frame_consistency(
+            sem, occupied, occ_frames, free_frames, exempt_classes=exempt, free=OCC3D_FREE
+        )
     elif cfg.free == "carve":
         c = cat_points(carve_parts)
         seen = carve_free(c.origins, c.points, grid, cfg.carve_margin, c.sky_origins, c.sky_dirs) | occupied

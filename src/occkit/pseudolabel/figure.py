@@ -43,18 +43,29 @@ def pseudo_label_figure(
         token = toks[len(toks) - 1]  # the last frame: the most past frames behind it
     g = real.read_labels(token)
     rows = [
-        occupancy_panels(g["semantics"], "real labels", mask=g["mask_camera"].astype(bool), panel_height=panel_height)
+        occupancy_panels(
+            g["semantics"],
+            "real labels",
+            mask=g["mask_camera"].astype(bool),
+            panel_height=panel_height,
+            free=OCC3D_FREE,
+        )
     ]
     present = np.zeros(len(OCC3D_CLASSES), dtype=bool)
     present[np.unique(g["semantics"])] = True
     for name, root in pseudo:
         ds = Occ3DDataset(root, "all", load_images=False, load_extras=False)
         p = ds.read_labels(token)
-        s = frame_scores(g["semantics"], p["semantics"], g["mask_camera"].astype(bool))
+        s = frame_scores(g["semantics"], p["semantics"], g["mask_camera"].astype(bool), free=OCC3D_FREE)
         note = f"mIoU {s['miou']:.1f}, geometry IoU {s['geometry_iou']:.1f} (real camera mask)" if "miou" in s else None
         rows.append(
             occupancy_panels(
-                p["semantics"], name, mask=p["mask_camera"].astype(bool), panel_height=panel_height, note=note
+                p["semantics"],
+                name,
+                mask=p["mask_camera"].astype(bool),
+                panel_height=panel_height,
+                note=note,
+                free=OCC3D_FREE,
             )
         )
         present[np.unique(p["semantics"])] = True

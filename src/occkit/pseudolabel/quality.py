@@ -32,7 +32,7 @@ def label_quality(pseudo: str | os.PathLike, gt: str | os.PathLike, split: str =
 
     p_ds = Occ3DDataset(pseudo, split, load_images=False, load_extras=False)
     g_ds = Occ3DDataset(gt, "all", load_images=False, load_extras=False)
-    metrics = {m: Occ3DMetric(mask=m) for m in ("camera", "none")}
+    metrics = {m: Occ3DMetric(mask=m, free=FREE) for m in ("camera", "none")}
     tp = {"camera": 0, "none": 0}
     n_pred = dict(tp)
     n_gt = dict(tp)

@@ -25,7 +25,7 @@ import torch
 
 from occkit.geometry.grid import Grid
 from occkit.geometry.raycast import mark_visible
-from occkit.labels import OCC3D_FREE, OCC3D_NUM_CLASSES
+from occkit.labels import OCC3D_NUM_CLASSES
 from occkit.shapes import check_shape
 
 
@@ -36,7 +36,8 @@ def vote_voxels(
     num_classes: int = OCC3D_NUM_CLASSES,
     weights: torch.Tensor | None = None,
     min_points: int = 1,
-    free_class: int = OCC3D_FREE,
+    *,
+    free: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Voxelise labelled points by the vote above.
 
@@ -45,8 +46,9 @@ def vote_voxels(
         labels: ``(P,)`` integer classes in ``[0, num_classes)``.
         weights: ``(P,)`` vote weights (default 1).
         min_points: points a voxel needs to be occupied.
+        free: the free class.
     Returns:
-        semantics ``(X, Y, Z)`` long (``free_class`` where not occupied), occupied ``(X, Y, Z)`` bool.
+        semantics ``(X, Y, Z)`` long (``free`` where not occupied), occupied ``(X, Y, Z)`` bool.
     """
     check_shape(points, "P 3", name="points")
     check_shape(labels, "P", name="labels", dims={"P": points.shape[0]})
@@ -69,7 +71,7 @@ def vote_voxels(
     counts = torch.bincount(flat, minlength=X * Y * Z)
     votes = votes.view(X * Y * Z, num_classes)
     occupied = counts >= min_points
-    sem = torch.where(occupied, votes.argmax(-1), torch.full_like(counts, free_class))  # argmax: first max = smaller id
+    sem = torch.where(occupied, votes.argmax(-1), torch.full_like(counts, free))  # argmax: first max = smaller id
     return sem.view(X, Y, Z), occupied.view(X, Y, Z)
 
 
@@ -116,7 +118,8 @@ def frame_consistency(
     occupied_frames: torch.Tensor,
     free_frames: torch.Tensor,
     exempt_classes: tuple[int, ...] = (),
-    free_class: int = OCC3D_FREE,
+    *,
+    free: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-voxel consistency check across frames: an occupied voxel that more source frames
     saw as free (a ray crossed it) than saw as occupied (a point fell in it) becomes free.
@@ -130,12 +133,13 @@ def frame_consistency(
         exempt_classes: voxels voted to these classes keep their vote (the dynamic classes when
             they come from the current frame alone: a moving car is where the other frames saw
             through).
+        free: the free class.
     Returns:
-        semantics, occupied, with the outvoted voxels set to ``free_class`` / False.
+        semantics, occupied, with the outvoted voxels set to ``free`` / False.
     """
     for name, t in (("occupied", occupied), ("occupied_frames", occupied_frames), ("free_frames", free_frames)):
         check_shape(t, "X Y Z", name=name, dims=dict(zip("XYZ", semantics.shape)))
     outvoted = occupied & (free_frames > occupied_frames)
     if exempt_classes:
         outvoted &= ~torch.isin(semantics, torch.tensor(exempt_classes, dtype=semantics.dtype))
-    return torch.where(outvoted, torch.full_like(semantics, free_class), semantics), occupied & ~outvoted
+    return torch.where(outvoted, torch.full_like(semantics, free), semantics), occupied & ~outvoted

@@ -12,7 +12,7 @@ Two sources, one renderer (:func:`~occkit.rendering.volrend.render_rays`):
 A pixel's depth is the ray distance where the transmittance falls to 0.5 (``median_depth``),
 converted to camera z-depth (``z = t * z_per_t``, the convention of ``Sample.depth``); its class
 is the argmax of the rendered class distribution. Pixels whose ray leaves the grid box with
-transmittance above 0.5 have depth 0 and class ``free_index`` ("nothing inside the grid").
+transmittance above 0.5 have depth 0 and class ``free`` ("nothing inside the grid").
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from occkit.geometry.grid import Grid
-from occkit.labels import OCC3D_FREE, OCC3D_NUM_CLASSES
+from occkit.labels import OCC3D_NUM_CLASSES
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.volrend import Field, RenderOutput, grid_field, logits_field, render_rays
 from occkit.shapes import check_shape
@@ -36,7 +36,7 @@ class ViewMaps:
     Attributes:
         depth: ``(N, H', W')`` float32 camera z-depth in metres, 0 = no surface in the grid.
         distance: ``(N, H', W')`` float32 distance along the ray, 0 = no surface.
-        semantics: ``(N, H', W')`` long class ids, ``free_index`` = no surface.
+        semantics: ``(N, H', W')`` long class ids, ``free`` = no surface.
         opacity: ``(N, H', W')`` float32 ``sum_i w_i`` of the ray inside the grid.
     """
 
@@ -47,20 +47,20 @@ class ViewMaps:
 
 
 def hard_density(
-    occupancy: torch.Tensor, free_index: int = OCC3D_FREE, sigma_occupied: float = 1000.0, dtype=torch.float32
+    occupancy: torch.Tensor, *, free: int, sigma_occupied: float = 1000.0, dtype=torch.float32
 ) -> torch.Tensor:
-    """``(X, Y, Z)`` densities: ``sigma_occupied`` (per metre) where ``occupancy != free_index``, else 0."""
+    """``(X, Y, Z)`` densities: ``sigma_occupied`` (per metre) where ``occupancy != free``, else 0."""
     check_shape(occupancy, "X Y Z", name="occupancy")
     if torch.is_floating_point(occupancy):
         raise TypeError(f"occupancy: expected integer class ids, got {occupancy.dtype}")
-    return (occupancy != free_index).to(dtype) * sigma_occupied
+    return (occupancy != free).to(dtype) * sigma_occupied
 
 
-def _maps(r: RenderOutput, rays: Rays, shape: tuple[int, int, int], free_index: int, sem: torch.Tensor) -> ViewMaps:
+def _maps(r: RenderOutput, rays: Rays, shape: tuple[int, int, int], free: int, sem: torch.Tensor) -> ViewMaps:
     hit = torch.isfinite(r.median_depth)
     dist = torch.where(hit, r.median_depth, torch.zeros_like(r.median_depth))
     depth = dist * rays.z_per_t.to(dist.dtype)
-    sem = torch.where(hit, sem, torch.full_like(sem, free_index))
+    sem = torch.where(hit, sem, torch.full_like(sem, free))
     return ViewMaps(
         depth=depth.float().reshape(shape),
         distance=dist.float().reshape(shape),
@@ -82,7 +82,7 @@ def _render_views(
     step: float,
     chunk: int,
     block: int,
-    free_index: int,
+    free: int,
     classes_of: Callable[[RenderOutput], torch.Tensor],
 ) -> ViewMaps:
     """Cast the rays of every ``stride``-th pixel of the ``N`` cameras ``cams = (intrinsics,
@@ -95,7 +95,7 @@ def _render_views(
     N = intrinsics.shape[0]
     shape = (N, len(range(stride // 2, height, stride)), len(range(stride // 2, width, stride)))
     r = render_rays(field, rays.origins, rays.dirs, grid, step=step, chunk=chunk, block=block, stop_transmittance=1e-4)
-    return _maps(r, rays, shape, free_index, classes_of(r))
+    return _maps(r, rays, shape, free, classes_of(r))
 
 
 @torch.no_grad()
@@ -108,7 +108,7 @@ def render_occupancy_views(
     width: int,
     *,
     stride: int = 1,
-    free_index: int = OCC3D_FREE,
+    free: int,
     num_classes: int = OCC3D_NUM_CLASSES,
     step: float | None = None,
     sigma_occupied: float = 1000.0,
@@ -118,7 +118,7 @@ def render_occupancy_views(
     """Render a label grid into camera views (hard density, nearest lookups, no gradients).
 
     Args:
-        occupancy: ``(X, Y, Z)`` long class ids in ``[0, num_classes)``, ``free_index`` = free.
+        occupancy: ``(X, Y, Z)`` long class ids in ``[0, num_classes)``, ``free`` = free.
         grid: its grid (``grid.shape == (X, Y, Z)``).
         intrinsics: ``(N, 3, 3)``; T_ego_from_cam: ``(N, 4, 4)``; height, width: image size.
         stride: render every ``stride``-th pixel (see :func:`~occkit.rendering.rays.camera_rays`).
@@ -137,7 +137,7 @@ def render_occupancy_views(
     dev = occupancy.device
     step = min(grid.voxel_size) / 4 if step is None else step
     occ = occupancy.long()
-    dens = hard_density(occ, free_index, sigma_occupied)
+    dens = hard_density(occ, free=free, sigma_occupied=sigma_occupied)
     # With a hard density every interval inside an occupied voxel is opaque (alpha = 1 - exp(-sigma
     # step)), so a ray's weights are one spike: rendering the class id as a 1-channel value gives
     # that voxel's class times the opacity (the one-hot rendering of all classes, 17x cheaper).
@@ -148,7 +148,7 @@ def render_occupancy_views(
 
     field = grid_field(dens, grid, class_value, "nearest")
     cams = (intrinsics, T_ego_from_cam, height, width, stride)
-    return _render_views(field, dev, grid, cams, step, chunk, block, free_index, classes_of)
+    return _render_views(field, dev, grid, cams, step, chunk, block, free, classes_of)
 
 
 @torch.no_grad()
@@ -161,7 +161,7 @@ def render_logits_views(
     width: int,
     *,
     stride: int = 1,
-    free_index: int = OCC3D_FREE,
+    free: int,
     step: float | None = None,
     mode: str = "trilinear",
     chunk: int = 16384,
@@ -170,7 +170,7 @@ def render_logits_views(
     """Render occupancy logits into camera views (soft density, no gradients).
 
     Args:
-        logits: ``(C, X, Y, Z)``, class ``free_index`` = free.
+        logits: ``(C, X, Y, Z)``, class ``free`` = free.
         grid, intrinsics, T_ego_from_cam, height, width, stride, step, chunk, block: as in
             :func:`render_occupancy_views` (step default: half the smallest voxel side).
         mode: grid lookup, ``"trilinear"`` or ``"nearest"``.
@@ -182,11 +182,11 @@ def render_logits_views(
     dev = logits.device
     C = logits.shape[0]
     step = min(grid.voxel_size) / 2 if step is None else step
-    keep = [c for c in range(C) if c != free_index]
+    keep = [c for c in range(C) if c != free]
 
     def classes_of(r: RenderOutput) -> torch.Tensor:
         return torch.tensor(keep, device=dev)[r.values.argmax(-1)]
 
-    field = logits_field(logits, grid, free_index, mode)  # type: ignore[arg-type]
+    field = logits_field(logits, grid, free=free, mode=mode)  # type: ignore[arg-type]
     cams = (intrinsics, T_ego_from_cam, height, width, stride)
-    return _render_views(field, dev, grid, cams, step, chunk, block, free_index, classes_of)
+    return _render_views(field, dev, grid, cams, step, chunk, block, free, classes_of)

@@ -37,7 +37,6 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 
 from occkit.geometry.grid import Grid
-from occkit.labels import OCC3D_FREE
 from occkit.rendering.sampling import RaySamples, importance_samples, ray_box, uniform_samples
 from occkit.shapes import check_shape
 
@@ -46,9 +45,7 @@ Field = Callable[[torch.Tensor], tuple[torch.Tensor, "torch.Tensor | None"]]
 
 
 # ----------------------------------------------------------------------------- densities
-def density_from_logits(
-    logits: torch.Tensor, free_index: int = OCC3D_FREE, voxel_size: float = 0.4, dim: int = -4
-) -> torch.Tensor:
+def density_from_logits(logits: torch.Tensor, *, free: int, voxel_size: float = 0.4, dim: int = -4) -> torch.Tensor:
     """Density from semantic occupancy logits: ``sigma = -log softmax(logits)[free] / voxel_size``.
 
     This is ``softplus(logsumexp_{c != free} l_c - l_free) / voxel_size``: non-negative, zero
@@ -56,7 +53,7 @@ def density_from_logits(
 
     Args:
         logits: ``(..., C, X, Y, Z)`` (class axis ``dim``, default -4), e.g. ``(B, 18, X, Y, Z)``.
-        free_index: the free class.
+        free: the free class.
         voxel_size: metres; the length over which ``alpha = p(occupied)``.
     Returns:
         ``(..., X, Y, Z)`` densities per metre.
@@ -64,25 +61,25 @@ def density_from_logits(
     if not torch.is_floating_point(logits):
         raise TypeError(f"logits: expected a floating point tensor, got {logits.dtype}")
     C = logits.shape[dim]
-    if not 0 <= free_index < C:
-        raise ValueError(f"free_index {free_index} outside the {C} classes of logits {tuple(logits.shape)}")
+    if not 0 <= free < C:
+        raise ValueError(f"free {free} outside the {C} classes of logits {tuple(logits.shape)}")
     if not voxel_size > 0:
         raise ValueError(f"voxel_size: expected a positive length, got {voxel_size}")
-    return -torch.log_softmax(logits, dim=dim).select(dim, free_index) / voxel_size
+    return -torch.log_softmax(logits, dim=dim).select(dim, free) / voxel_size
 
 
-def semantic_probs_from_logits(logits: torch.Tensor, free_index: int = OCC3D_FREE, dim: int = -4) -> torch.Tensor:
+def semantic_probs_from_logits(logits: torch.Tensor, *, free: int, dim: int = -4) -> torch.Tensor:
     """Class probabilities given "occupied": softmax over the non-free logits.
 
     Args:
         logits: ``(..., C, X, Y, Z)`` with the class axis ``dim``.
     Returns:
-        ``(..., C - 1, X, Y, Z)``: the classes other than ``free_index``, in order.
+        ``(..., C - 1, X, Y, Z)``: the classes other than ``free`` (the free class), in order.
     """
     C = logits.shape[dim]
-    if not 0 <= free_index < C:
-        raise ValueError(f"free_index {free_index} outside the {C} classes of logits {tuple(logits.shape)}")
-    keep = [c for c in range(C) if c != free_index]
+    if not 0 <= free < C:
+        raise ValueError(f"free {free} outside the {C} classes of logits {tuple(logits.shape)}")
+    keep = [c for c in range(C) if c != free]
     idx = torch.tensor(keep, device=logits.device)
     return torch.softmax(logits.index_select(dim, idx), dim=dim)
 
@@ -211,14 +208,14 @@ def value_lookup(
 
 
 def logits_field(
-    logits: torch.Tensor, grid: Grid, free_index: int = OCC3D_FREE, mode: Literal["nearest", "trilinear"] = "trilinear"
+    logits: torch.Tensor, grid: Grid, *, free: int, mode: Literal["nearest", "trilinear"] = "trilinear"
 ) -> Field:
     """The field of one frame's occupancy logits ``(C, X, Y, Z)``: the density of
     :func:`density_from_logits` over the grid's smallest voxel side, and as values the non-free
     class probabilities ``(C-1, X, Y, Z)`` of :func:`semantic_probs_from_logits` (computed in
     float32), looked up as in :func:`grid_field`."""
-    sigma = density_from_logits(logits.float(), free_index, min(grid.voxel_size), dim=0)  # (X, Y, Z)
-    probs = semantic_probs_from_logits(logits.float(), free_index, dim=0)  # (C-1, X, Y, Z)
+    sigma = density_from_logits(logits.float(), free=free, voxel_size=min(grid.voxel_size), dim=0)  # (X, Y, Z)
+    probs = semantic_probs_from_logits(logits.float(), free=free, dim=0)  # (C-1, X, Y, Z)
     return grid_field(sigma, grid, probs, mode)
 
 

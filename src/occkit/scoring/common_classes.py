@@ -68,7 +68,9 @@ class CommonClasses:
 
         self.map, self.source, self.fmt = class_map, source, fmt
         names = class_map.names
-        self.inner = Occ3DMetric(mask="camera", num_classes=len(names), class_names=names, device=device)
+        self.inner = Occ3DMetric(
+            mask="camera", num_classes=len(names), class_names=names, device=device, free=self.map.free
+        )
         self.name = self.inner.name
         self._resample: Any = None
         self._luts: dict[Any, tuple[torch.Tensor, torch.Tensor]] = {}  # the map's lookup tables, per device

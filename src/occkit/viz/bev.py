@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from occkit.labels import OCC3D_FREE, OCC3D_PALETTE
+from occkit.labels import OCC3D_PALETTE
 from occkit.shapes import check_shape
 from occkit.viz.draw import BACKGROUND, checked_palette
 
@@ -54,23 +54,23 @@ def desaturate(colors: np.ndarray, amount: float = 0.8, grey: Sequence[int] = MA
     return np.round(c).astype(np.uint8)
 
 
-def top_voxels(semantics: np.ndarray, free_class: int = OCC3D_FREE) -> tuple[np.ndarray, np.ndarray]:
+def top_voxels(semantics: np.ndarray, *, free: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-most non-free voxel of each column.
 
     Args:
-        semantics: ``(X, Y, Z)`` integer class ids.
+        semantics: ``(X, Y, Z)`` integer class ids; free: the free class.
     Returns:
         z: ``(X, Y)`` int64 height index of the top non-free voxel, ``-1`` for an all-free column;
-        cls: ``(X, Y)`` int64 its class (``free_class`` where the column is empty).
+        cls: ``(X, Y)`` int64 its class (``free`` where the column is empty).
     """
     sem = np.asarray(semantics)
     Z = sem.shape[2]
-    occ = sem != free_class
+    occ = sem != free
     any_occ = occ.any(axis=2)
     z = Z - 1 - np.argmax(occ[:, :, ::-1], axis=2)  # last True along z
     z = np.where(any_occ, z, -1)
     cls = np.take_along_axis(sem, np.clip(z, 0, None)[..., None], axis=2)[..., 0].astype(np.int64)
-    cls = np.where(any_occ, cls, free_class)
+    cls = np.where(any_occ, cls, free)
     return z, cls
 
 
@@ -79,7 +79,8 @@ def bev_image(
     mask: np.ndarray | torch.Tensor | None = None,
     palette: Sequence[Sequence[int]] = OCC3D_PALETTE,
     mask_mode: str = "hide",
-    free_class: int = OCC3D_FREE,
+    *,
+    free: int,
     scale: int = 1,
     shade: float = 0.6,
     background: Sequence[int] = BACKGROUND,
@@ -88,7 +89,7 @@ def bev_image(
     its height (lower = darker).
 
     Args:
-        semantics: ``(X, Y, Z)`` integer class ids (uint8 for Occ3D; ``free_class`` = empty).
+        semantics: ``(X, Y, Z)`` integer class ids (uint8 for Occ3D; ``free``, the free class, = empty).
         mask: optional ``(X, Y, Z)`` bool, the observed voxels (e.g. ``mask_camera``).
         palette: ``(C, 3)`` RGB colours indexed by class.
         mask_mode: ``"hide"``: unobserved voxels count as free; ``"grey"``: columns whose top
@@ -106,10 +107,10 @@ def bev_image(
         raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
     if scale < 1:
         raise ValueError(f"scale must be >= 1, got {scale}")
-    pal = checked_palette(palette, sem, free_class)
+    pal = checked_palette(palette, sem, free)
     if m is not None and mask_mode == "hide":
-        sem = np.where(m, sem, free_class)
-    z, cls = top_voxels(sem, free_class)
+        sem = np.where(m, sem, free)
+    z, cls = top_voxels(sem, free=free)
     empty = z < 0
     colors = pal[np.where(empty, 0, cls)].astype(np.float32)  # (X, Y, 3)
     height = np.clip(z, 0, None) / max(Z - 1, 1)

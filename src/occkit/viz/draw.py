@@ -35,12 +35,12 @@ def check_image(image: np.ndarray, name: str = "image") -> None:
         raise TypeError(f"{name}: expected dtype uint8, got {image.dtype}")
 
 
-def checked_palette(palette: Sequence[Sequence[int]], semantics: np.ndarray, free_class: int) -> np.ndarray:
+def checked_palette(palette: Sequence[Sequence[int]], semantics: np.ndarray, free: int) -> np.ndarray:
     """The palette as ``(C, 3) uint8``, checked to hold a colour for every class in ``semantics``
-    other than ``free_class``."""
+    other than ``free``."""
     pal = np.asarray(palette, dtype=np.uint8)
     check_shape(pal, "C 3", name="palette")
-    cmax = int(semantics[semantics != free_class].max(initial=0))
+    cmax = int(semantics[semantics != free].max(initial=0))
     if cmax >= len(pal):
         raise ValueError(f"semantics: class {cmax} has no colour in a palette of {len(pal)}")
     return pal

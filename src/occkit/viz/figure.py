@@ -76,10 +76,11 @@ def occupancy_panels(
     palette: Sequence[Sequence[int]] = OCC3D_PALETTE,
     device: str | torch.device = "cpu",
     note: str | None = None,
-    free_class: int = OCC3D_FREE,
+    *,
+    free: int,
 ) -> np.ndarray:
     """Bird's-eye view and 3D view of one grid side by side, titled ``"<name> - ..."`` (and
-    ``note`` after the 3D view's title); ``free_class`` is empty space (Occ3D's 17).
+    ``note`` after the 3D view's title); ``free`` is empty space (the table's free class).
 
     Args:
         semantics: ``(X, Y, Z)`` class ids; mask: optional ``(X, Y, Z)`` bool.
@@ -90,7 +91,7 @@ def occupancy_panels(
     grid = grid or default_grid(sem.shape)
     X, Y, _ = sem.shape
     scale = max(1, -(-panel_height // max(X, Y)))  # whole pixels per voxel, then resized
-    bev = bev_image(sem, mask=mask, palette=palette, mask_mode=mask_mode, scale=scale, free_class=free_class)
+    bev = bev_image(sem, mask=mask, palette=palette, mask_mode=mask_mode, scale=scale, free=free)
     bev = draw_ego_bev(bev, grid, scale)
     bev = resize(
         bev, max(1, round(panel_height * Y / max(X, Y))), max(1, round(panel_height * X / max(X, Y))), nearest=True
@@ -99,7 +100,7 @@ def occupancy_panels(
         sem,
         mask=mask,
         palette=palette,
-        free_class=free_class,
+        free=free,
         grid=grid,
         camera=camera,
         mask_mode=mask_mode,
@@ -120,11 +121,12 @@ def frame_scores(
     pred: np.ndarray,
     mask: np.ndarray | torch.Tensor | None = None,
     class_names: Sequence[str] = OCC3D_CLASSES,
-    free_class: int = OCC3D_FREE,
+    *,
+    free: int,
 ) -> dict:
     """Occ3D scores of one frame (official formula, on this frame alone): ``miou`` and
     ``geometry_iou`` in percent over the voxels of ``mask`` (all when ``None``), for the class
-    table ``class_names`` with free ``free_class`` (Occ3D's by default).
+    table ``class_names`` with free class ``free``.
 
     Args:
         gt, pred: ``(X, Y, Z)`` integer class ids of the table; mask: optional ``(X, Y, Z)`` bool.
@@ -136,7 +138,7 @@ def frame_scores(
     hist = confusion_matrix(
         torch.from_numpy(np.asarray(gt)), torch.from_numpy(np.asarray(pred)), len(class_names), mask=m
     )
-    return occ3d_scores(hist, tuple(class_names), free_class)
+    return occ3d_scores(hist, tuple(class_names), free=free)
 
 
 def compose_frame_figure(
@@ -187,13 +189,15 @@ def compose_frame_figure(
         panel_height=panel_height,
         device=device,
         palette=palette,
-        free_class=free,
+        free=free,
     )
     rows: list[np.ndarray] = []
     if gt is not None:
         rows.append(draw(gt, "ground truth"))
     if pr is not None:
-        note = None if gt is None else _score_note(frame_scores(gt, pr, vis, names, free), mask_name, vis is not None)
+        note = (
+            None if gt is None else _score_note(frame_scores(gt, pr, vis, names, free=free), mask_name, vis is not None)
+        )
         rows.append(draw(pr, "prediction", note=note))
     width = max((r.shape[1] for r in rows), default=1200)
 

@@ -36,7 +36,7 @@ def occupancy_view(
     target[2] = 0.56  # the floor's top is 6 cm above the volume's bottom
     cam = ViewCamera(eye=tuple(eye.tolist()), target=tuple(target.tolist()), fov_deg=75.0)
     return perspective_image(
-        sem, palette=NYU_PALETTE, grid=nyu_grid(), camera=cam, width=width, height=height, free_class=0, ego_box=None
+        sem, palette=NYU_PALETTE, grid=nyu_grid(), camera=cam, width=width, height=height, free=0, ego_box=None
     )
 
 

@@ -18,7 +18,7 @@ import torch
 from occkit.geometry.camera import pixel_centers, pixel_rays
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.raycast import RayHit, first_hit
-from occkit.labels import OCC3D_FREE, OCC3D_PALETTE
+from occkit.labels import OCC3D_PALETTE
 from occkit.viz.bev import MASK_MODES, as_label_grid, as_mask, desaturate
 from occkit.viz.draw import BACKGROUND, checked_palette
 
@@ -95,7 +95,8 @@ def perspective_image(
     width: int = 640,
     height: int = 420,
     mask_mode: str = "hide",
-    free_class: int = OCC3D_FREE,
+    *,
+    free: int,
     ego_box: tuple[Sequence[float], Sequence[float]] | None = EGO_BOX,
     ego_color: Sequence[int] = (250, 250, 250),
     light: Sequence[float] = (-0.35, 0.45, 1.0),
@@ -106,7 +107,7 @@ def perspective_image(
     """Render the non-free voxels of ``semantics`` from a virtual camera.
 
     Args:
-        semantics: ``(X, Y, Z)`` integer class ids, ``free_class`` = empty.
+        semantics: ``(X, Y, Z)`` integer class ids, ``free`` (the free class) = empty.
         mask: optional ``(X, Y, Z)`` bool, the observed voxels.
         palette: ``(C, 3)`` RGB colours indexed by class.
         grid: where the voxels are (default: :func:`default_grid`).
@@ -130,9 +131,9 @@ def perspective_image(
     grid = grid or default_grid(sem.shape)
     if tuple(sem.shape) != grid.shape:
         raise ValueError(f"semantics: shape {sem.shape} does not match the grid {grid.shape}")
-    pal = checked_palette(palette, sem, free_class)
+    pal = checked_palette(palette, sem, free)
 
-    occupied = sem != free_class
+    occupied = sem != free
     if m is not None and mask_mode == "hide":
         occupied &= m
     colors = pal[np.where(occupied, sem, 0)]  # (X, Y, Z, 3)

@@ -233,7 +233,7 @@ def draw_frame(scene, frame: FrameData, grid: Grid, state: ViewState) -> tuple[V
     its nodes by class id."""
     st = state.style
     layer = voxel_layer(
-        frame, state.view, grid, mask=state.mask, mask_mode=state.mask_mode, palette=st.palette, free_class=st.free
+        frame, state.view, grid, mask=state.mask, mask_mode=state.mask_mode, palette=st.palette, free=st.free
     )
     scene.remove_by_name("/voxels")
     scene.remove_by_name("/query")
@@ -378,7 +378,7 @@ class Viewer:
             self.errors.content = ""
             if frame.gt is not None and frame.pred is not None and self.state.view in ("errors", "side by side"):
                 vis = getattr(frame, f"mask_{self.state.mask}") if self.state.mask != "none" else None
-                kind = compare_grids(frame.gt, frame.pred, self.state.style.free)
+                kind = compare_grids(frame.gt, frame.pred, free=self.state.style.free)
                 counts = error_counts(kind, None if vis is None else vis.astype(bool))
                 where = f" (inside the {self.state.mask} mask)" if vis is not None else ""
                 self.errors.content = (

@@ -131,13 +131,13 @@ def surface_voxels(labels: np.ndarray, drawn: np.ndarray) -> np.ndarray:
     return drawn & ~inner
 
 
-def compare_grids(gt: np.ndarray, pred: np.ndarray, free_class: int = OCC3D_FREE) -> np.ndarray:
+def compare_grids(gt: np.ndarray, pred: np.ndarray, *, free: int) -> np.ndarray:
     """Each voxel's error kind: ``(X, Y, Z)`` uint8, 0 free in both, :data:`CORRECT`,
     :data:`WRONG_CLASS` (both occupied, classes differ), :data:`MISSED` (occupied in ``gt``, free
     in ``pred``), :data:`FALSE_OCCUPIED` (free in ``gt``, occupied in ``pred``)."""
     _check_grid(gt, "gt")
     _check_grid(pred, "pred", gt.shape)
-    go, po = gt != free_class, pred != free_class
+    go, po = gt != free, pred != free
     kind = np.zeros(gt.shape, np.uint8)
     kind[go & po & (gt == pred)] = CORRECT
     kind[go & po & (gt != pred)] = WRONG_CLASS
@@ -167,7 +167,7 @@ def voxel_layer(
     mask_mode: str = "show",
     surface_only: bool = True,
     palette: tuple[tuple[int, int, int], ...] = OCC3D_PALETTE,
-    free_class: int = OCC3D_FREE,
+    free: int,
 ) -> VoxelLayer:
     """The voxels of ``frame`` to draw for ``view`` (one of :data:`VIEWS`).
 
@@ -179,7 +179,8 @@ def voxel_layer(
 
     ``mask``: ``"none"``, ``"camera"`` or ``"lidar"``: the frame's visibility mask; voxels outside
     it are drawn (``mask_mode="show"``), left out (``"hide"``) or dimmed towards slate (``"dim"``).
-    Raises ``ValueError`` naming what is missing (a prediction, a mask) or wrong.
+    ``free``: the free class (never drawn). Raises ``ValueError`` naming what is missing (a
+    prediction, a mask) or wrong.
     """
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
@@ -195,7 +196,7 @@ def voxel_layer(
                 mask_mode=mask_mode,
                 surface_only=surface_only,
                 palette=palette,
-                free_class=free_class,
+                free=free,
             )
             for side in ("ground truth", "prediction")
         )
@@ -226,13 +227,13 @@ def voxel_layer(
     pal = np.asarray(palette, np.uint8)
     if view == "errors":
         gt, pred = frame.gt, frame.pred
-        kind = compare_grids(gt, pred, free_class)
-        classes = np.where(gt != free_class, gt, pred).astype(np.uint8)
+        kind = compare_grids(gt, pred, free=free)
+        classes = np.where(gt != free, gt, pred).astype(np.uint8)
         drawn = kind > 0
         key = classes.astype(np.int64) * 8 + kind
     else:
         classes = (frame.gt if view == "ground truth" else frame.pred).astype(np.uint8)
-        drawn = classes != free_class
+        drawn = classes != free
         key = classes.astype(np.int64)
         kind = None
     if visible is not None and mask_mode == "hide":

@@ -44,7 +44,7 @@ class BEVPlaneConfig:
     """Count only the voxels inside ``Batch.mask_camera``."""
     class_weight_offset: float = 1.05
     """``c`` of the class weights ``1 / log(c + f_k)`` (larger = flatter)."""
-    free_index: int = 17
+    free: int = 17
     """The free (empty) class."""
 
 
@@ -57,10 +57,8 @@ class BEVPlaneMethod(nn.Module):
             raise ValueError(
                 f"model.head: bev_plane lifts onto the BEV plane: set model.head=bev (got {model_cfg.head!r})"
             )
-        if not 0 <= cfg.free_index < model_cfg.num_classes:
-            raise ValueError(
-                f"bev_plane.free_index {cfg.free_index} outside the model's {model_cfg.num_classes} classes"
-            )
+        if not 0 <= cfg.free < model_cfg.num_classes:
+            raise ValueError(f"bev_plane.free {cfg.free} outside the model's {model_cfg.num_classes} classes")
         if cfg.ce_weight < 0 or cfg.column_weight < 0:
             raise ValueError("bev_plane.ce_weight and bev_plane.column_weight must be >= 0")
         self.model_cfg, self.cfg = model_cfg, cfg
@@ -92,9 +90,9 @@ class BEVPlaneMethod(nn.Module):
         logits = self.forward(batch).logits  # (B, C, X, Y, Z)
         losses = {"loss_ce": c.ce_weight * voxel_cross_entropy(logits, target, mask, weight)}
         if c.column_weight > 0:
-            p_occupied = 1 - logits.float().softmax(1)[:, c.free_index]  # (B, X, Y, Z)
+            p_occupied = 1 - logits.float().softmax(1)[:, c.free]  # (B, X, Y, Z)
             column_p = p_occupied.amax(-1).clamp(1e-6, 1 - 1e-6)  # (B, X, Y)
-            solid = (target != c.free_index) & (target != 255)
+            solid = (target != c.free) & (target != 255)
             if mask is not None:
                 solid = solid & mask
             occupied = solid.any(-1)  # (B, X, Y)

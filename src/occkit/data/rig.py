@@ -28,7 +28,6 @@ climbs out with ``..`` is refused).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -242,12 +241,6 @@ def _attach_boxes(sweeps: list[Sweep], table: Any, bf: Path) -> None:
             size=np.array([r[3] for r in rows_s], np.float64),
             yaw=np.array([r[4] for r in rows_s], np.float64),
         )
-
-
-def read_rig(folder: str | os.PathLike) -> tuple[dict[str, Any], Iterator[SceneRecord]]:
-    """The rig's meta and its scenes, read one at a time."""
-    meta = read_rig_meta(folder)
-    return meta, (read_scene(meta, s) for s in meta["scenes"])
 
 
 def _pose_dict(T: np.ndarray) -> dict[str, list[float]]:

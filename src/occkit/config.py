@@ -34,43 +34,69 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 
 def _convert(value: Any, tp: Any, where: str) -> Any:
+    """``value`` converted to the type ``tp``; ``where`` is its dotted key, named in errors."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {type(value).__name__}")
-        return from_dict(tp, value, prefix=where)
+        return _convert_dataclass(value, tp, where)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _convert(value, a, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"{where}: {value!r} fits none of {tp}")
+        return _convert_union(value, tp, args, where)
     if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
-            return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-        inner = args[0] if args else Any
-        seq = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(seq) if origin is tuple else seq
+        return _convert_sequence(value, origin, args, where)
     if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        kt, vt = args if len(args) == 2 else (Any, Any)
-        return {_convert(k, kt, f"{where} key"): _convert(v, vt, f"{where}.{k}") for k, v in value.items()}
+        return _convert_mapping(value, args, where)
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{where}: {value!r} is not one of {args}")
         return value
+    return _convert_scalar(value, tp, where)
+
+
+def _convert_dataclass(value: Any, tp: type, where: str) -> Any:
+    """The nested dataclass ``tp`` built from the mapping ``value``."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {type(value).__name__}")
+    return from_dict(tp, value, prefix=where)
+
+
+def _convert_union(value: Any, tp: Any, args: tuple[Any, ...], where: str) -> Any:
+    """``value`` as the first member of the union ``tp`` it fits, tried in order."""
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for a in args:
+        if a is type(None):
+            continue
+        try:
+            return _convert(value, a, where)
+        except ConfigError as e:
+            errors.append(str(e))
+    raise ConfigError(f"{where}: {value!r} fits none of {tp}")
+
+
+def _convert_sequence(value: Any, origin: Any, args: tuple[Any, ...], where: str) -> Any:
+    """``value`` as a list or tuple, each item converted to its type."""
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list, got {value!r}")
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(args) != len(value):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    inner = args[0] if args else Any
+    seq = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    return tuple(seq) if origin is tuple else seq
+
+
+def _convert_mapping(value: Any, args: tuple[Any, ...], where: str) -> dict[Any, Any]:
+    """``value`` as a dict, each key and value converted to its type."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    kt, vt = args if len(args) == 2 else (Any, Any)
+    return {_convert(k, kt, f"{where} key"): _convert(v, vt, f"{where}.{k}") for k, v in value.items()}
+
+
+def _convert_scalar(value: Any, tp: Any, where: str) -> Any:
+    """``value`` checked against a plain type (a number, integer, bool or string); others pass as they are."""
     if tp is Any:
         return value
     if tp is float:

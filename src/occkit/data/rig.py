@@ -28,7 +28,6 @@ climbs out with ``..`` is refused).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,35 +73,18 @@ def read_rig_meta(folder: str | os.PathLike) -> dict[str, Any]:
     root = Path(folder)
     f = root / "rig.json"
     meta = read_json(f)
-    if not isinstance(meta, dict) or meta.get("format") != RIG_FORMAT:
-        raise ValueError(
-            f"{f}: format must be {RIG_FORMAT!r}, got {meta.get('format') if isinstance(meta, dict) else meta!r}"
-        )
-    if meta.get("version") != RIG_VERSION:
-        raise ValueError(f"{f}: version {meta.get('version')!r} is not one this occkit reads ({RIG_VERSION})")
+    _check_rig_format(meta, f)
     classes = meta.get("classes", [])
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise ValueError(f"{f}: classes must be a list of names")
-    ego = meta.get("ego", {})
-    size = tuple(float(v) for v in ego.get("size", (4.1, 1.9, 1.8)))
-    center = tuple(float(v) for v in ego.get("center", (0.9, 0.0, 0.9)))
-    if len(size) != 3 or min(size) <= 0 or len(center) != 3:
-        raise ValueError(f"{f}: ego: size must be 3 positive numbers and center 3 numbers, got {ego!r}")
+    size, center = _rig_ego(meta, f)
     lidars_in = meta.get("lidars")
     if not isinstance(lidars_in, dict) or not lidars_in:
         raise ValueError(f"{f}: lidars: at least one LiDAR with its pose is needed")
     lidars = {str(k): _pose(v, "extrinsic", f"{f}: lidars.{k}") for k, v in lidars_in.items()}
     cameras = {}
     for name, c in (meta.get("cameras") or {}).items():
-        at = f"{f}: cameras.{name}"
-        try:
-            K = np.asarray(c["intrinsic"], dtype=np.float64)
-            hw = tuple(int(v) for v in c["image_size"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{at}: needs intrinsic (3x3) and image_size [H, W] ({e})") from None
-        if K.shape != (3, 3) or not np.isfinite(K).all() or len(hw) != 2 or min(hw) < 1:
-            raise ValueError(f"{at}: intrinsic must be a finite 3x3 and image_size [H, W] positive")
-        cameras[str(name)] = Camera(str(name), K, _pose(c, "extrinsic", at), (hw[0], hw[1]))
+        cameras[str(name)] = _rig_camera(name, c, f"{f}: cameras.{name}")
     scenes = meta.get("scenes")
     if not isinstance(scenes, list) or not all(isinstance(s, str) and s for s in scenes):
         raise ValueError(f"{f}: scenes must be a list of scene folder names")
@@ -117,6 +99,38 @@ def read_rig_meta(folder: str | os.PathLike) -> dict[str, Any]:
         "scenes": list(scenes),
         "folder": root,
     }
+
+
+def _check_rig_format(meta: Any, f: Path) -> None:
+    """Refuse a ``rig.json`` that is not an occkit rig table of the version this occkit reads."""
+    if not isinstance(meta, dict) or meta.get("format") != RIG_FORMAT:
+        raise ValueError(
+            f"{f}: format must be {RIG_FORMAT!r}, got {meta.get('format') if isinstance(meta, dict) else meta!r}"
+        )
+    if meta.get("version") != RIG_VERSION:
+        raise ValueError(f"{f}: version {meta.get('version')!r} is not one this occkit reads ({RIG_VERSION})")
+
+
+def _rig_ego(meta: dict[str, Any], f: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The ego box's size and centre of ``rig.json`` (nuScenes' car when not given), checked."""
+    ego = meta.get("ego", {})
+    size = tuple(float(v) for v in ego.get("size", (4.1, 1.9, 1.8)))
+    center = tuple(float(v) for v in ego.get("center", (0.9, 0.0, 0.9)))
+    if len(size) != 3 or min(size) <= 0 or len(center) != 3:
+        raise ValueError(f"{f}: ego: size must be 3 positive numbers and center 3 numbers, got {ego!r}")
+    return size, center
+
+
+def _rig_camera(name: Any, c: Any, at: str) -> Camera:
+    """One camera of ``rig.json`` (``at`` names it), its intrinsics, image size and pose checked."""
+    try:
+        K = np.asarray(c["intrinsic"], dtype=np.float64)
+        hw = tuple(int(v) for v in c["image_size"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{at}: needs intrinsic (3x3) and image_size [H, W] ({e})") from None
+    if K.shape != (3, 3) or not np.isfinite(K).all() or len(hw) != 2 or min(hw) < 1:
+        raise ValueError(f"{at}: intrinsic must be a finite 3x3 and image_size [H, W] positive")
+    return Camera(str(name), K, _pose(c, "extrinsic", at), (hw[0], hw[1]))
 
 
 def read_scene(meta: dict[str, Any], scene: str, load_points: bool = True) -> SceneRecord:
@@ -227,12 +241,6 @@ def _attach_boxes(sweeps: list[Sweep], table: Any, bf: Path) -> None:
             size=np.array([r[3] for r in rows_s], np.float64),
             yaw=np.array([r[4] for r in rows_s], np.float64),
         )
-
-
-def read_rig(folder: str | os.PathLike) -> tuple[dict[str, Any], Iterator[SceneRecord]]:
-    """The rig's meta and its scenes, read one at a time."""
-    meta = read_rig_meta(folder)
-    return meta, (read_scene(meta, s) for s in meta["scenes"])
 
 
 def _pose_dict(T: np.ndarray) -> dict[str, list[float]]:

@@ -149,6 +149,23 @@ def check_record(rec: SceneRecord) -> None:
     where = rec.source or rec.name
     if not rec.sweeps:
         raise ValueError(f"{where}: scene {rec.name!r} has no sweep")
+    _check_rig(rec, where)
+    n_cls = len(rec.classes)
+    track_class: dict[int, tuple[int, str]] = {}
+    last_t = None
+    for s in rec.sweeps:
+        at = s.source or f"{where} sweep {s.token!r}"
+        _check_sweep_pose(rec, s, at, last_t)
+        last_t = s.timestamp
+        _check_sweep_points(s, at, n_cls)
+        if s.boxes is not None:
+            _check_sweep_boxes(s.boxes, at, n_cls, track_class, s.token)
+    if not rec.keyframes:
+        raise ValueError(f"{where}: scene {rec.name!r} has no keyframe (a sweep with keyframe: true)")
+
+
+def _check_rig(rec: SceneRecord, where: str) -> None:
+    """Refuse a LiDAR or camera of the rig whose pose is not rigid."""
     for name, T in rec.lidars.items():
         why = rigid_problem(T)
         if why:
@@ -157,44 +174,46 @@ def check_record(rec: SceneRecord) -> None:
         why = rigid_problem(cam.T_ego_from_cam)
         if why:
             raise ValueError(f"{where}: camera {name!r} pose is {why}")
-    n_cls = len(rec.classes)
-    track_class: dict[int, tuple[int, str]] = {}
-    last_t = None
-    for s in rec.sweeps:
-        at = s.source or f"{where} sweep {s.token!r}"
-        if s.sensor not in rec.lidars:
-            raise ValueError(f"{at}: sensor {s.sensor!r} is not a LiDAR of the rig (known: {sorted(rec.lidars)})")
-        if s.T_global_from_ego is None:
-            raise ValueError(f"{at}: ego_pose missing")
-        why = rigid_problem(s.T_global_from_ego)
-        if why:
-            raise ValueError(f"{at}: ego_pose is {why}")
-        if last_t is not None and s.timestamp <= last_t:
-            raise ValueError(f"{at}: timestamp {s.timestamp} is not after the previous sweep's {last_t} (out of order)")
-        last_t = s.timestamp
-        if s.points.ndim != 2 or s.points.shape[1] != 3:
-            raise ValueError(f"{at}: points must be (N, 3), got {tuple(s.points.shape)}")
-        if not np.isfinite(s.points).all():
-            bad = int((~np.isfinite(s.points).all(1)).sum())
-            raise ValueError(f"{at}: points: {bad} of {len(s.points)} are NaN or infinite")
-        if s.labels is not None:
-            if s.labels.shape != (len(s.points),):
-                raise ValueError(f"{at}: labels has shape {tuple(s.labels.shape)}, points {len(s.points)}")
-            if len(s.labels) and n_cls and (int(s.labels.min()) < 0 or int(s.labels.max()) >= n_cls):
-                raise ValueError(f"{at}: labels: id {int(s.labels.max())} outside the class table (0..{n_cls - 1})")
-        b = s.boxes
-        if b is None:
-            continue
-        if not (np.isfinite(b.center).all() and np.isfinite(b.size).all() and np.isfinite(b.yaw).all()):
-            raise ValueError(f"{at}: boxes: a centre, size or yaw is NaN or infinite")
-        if len(b) and float(b.size.min()) <= 0:
-            k = int(np.argwhere(b.size <= 0)[0, 0])
-            raise ValueError(f"{at}: boxes: track {int(b.track[k])} has size {b.size[k].tolist()} (must be positive)")
-        for tr, c in zip(b.track.tolist(), b.cls.tolist()):
-            if n_cls and not 0 <= c < n_cls:
-                raise ValueError(f"{at}: boxes: track {tr} has class {c}, outside the class table (0..{n_cls - 1})")
-            seen = track_class.setdefault(tr, (c, s.token))
-            if seen[0] != c:
-                raise ValueError(f"{at}: boxes: track {tr} changes class from {seen[0]} (sweep {seen[1]!r}) to {c}")
-    if not rec.keyframes:
-        raise ValueError(f"{where}: scene {rec.name!r} has no keyframe (a sweep with keyframe: true)")
+
+
+def _check_sweep_pose(rec: SceneRecord, s: Sweep, at: str, last_t: int | None) -> None:
+    """Refuse a sweep from an unknown sensor, without a rigid ego pose, or not after the previous one."""
+    if s.sensor not in rec.lidars:
+        raise ValueError(f"{at}: sensor {s.sensor!r} is not a LiDAR of the rig (known: {sorted(rec.lidars)})")
+    if s.T_global_from_ego is None:
+        raise ValueError(f"{at}: ego_pose missing")
+    why = rigid_problem(s.T_global_from_ego)
+    if why:
+        raise ValueError(f"{at}: ego_pose is {why}")
+    if last_t is not None and s.timestamp <= last_t:
+        raise ValueError(f"{at}: timestamp {s.timestamp} is not after the previous sweep's {last_t} (out of order)")
+
+
+def _check_sweep_points(s: Sweep, at: str, n_cls: int) -> None:
+    """Refuse a sweep's points that are not ``(N, 3)`` and finite, or labels that do not fit them or the class table."""
+    if s.points.ndim != 2 or s.points.shape[1] != 3:
+        raise ValueError(f"{at}: points must be (N, 3), got {tuple(s.points.shape)}")
+    if not np.isfinite(s.points).all():
+        bad = int((~np.isfinite(s.points).all(1)).sum())
+        raise ValueError(f"{at}: points: {bad} of {len(s.points)} are NaN or infinite")
+    if s.labels is not None:
+        if s.labels.shape != (len(s.points),):
+            raise ValueError(f"{at}: labels has shape {tuple(s.labels.shape)}, points {len(s.points)}")
+        if len(s.labels) and n_cls and (int(s.labels.min()) < 0 or int(s.labels.max()) >= n_cls):
+            raise ValueError(f"{at}: labels: id {int(s.labels.max())} outside the class table (0..{n_cls - 1})")
+
+
+def _check_sweep_boxes(b: Boxes, at: str, n_cls: int, track_class: dict[int, tuple[int, str]], token: str) -> None:
+    """Refuse a sweep's boxes that are not finite, not of positive size, of a class outside the table, or
+    whose track changed class since an earlier sweep (``track_class``: each track's first class and sweep)."""
+    if not (np.isfinite(b.center).all() and np.isfinite(b.size).all() and np.isfinite(b.yaw).all()):
+        raise ValueError(f"{at}: boxes: a centre, size or yaw is NaN or infinite")
+    if len(b) and float(b.size.min()) <= 0:
+        k = int(np.argwhere(b.size <= 0)[0, 0])
+        raise ValueError(f"{at}: boxes: track {int(b.track[k])} has size {b.size[k].tolist()} (must be positive)")
+    for tr, c in zip(b.track.tolist(), b.cls.tolist()):
+        if n_cls and not 0 <= c < n_cls:
+            raise ValueError(f"{at}: boxes: track {tr} has class {c}, outside the class table (0..{n_cls - 1})")
+        seen = track_class.setdefault(tr, (c, token))
+        if seen[0] != c:
+            raise ValueError(f"{at}: boxes: track {tr} changes class from {seen[0]} (sweep {seen[1]!r}) to {c}")

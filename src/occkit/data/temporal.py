@@ -202,30 +202,16 @@ class WithTemporalPriors(FrameWrapper):
             token = chain[k - 1] if k else s.token
             used.append(sign * k)
             if token not in loaded:
-                if not self.cache.has(s.scene, token):
-                    raise ValueError(
-                        f"{self.cache.root}: no features of frame {s.scene}/{token}, the offset {o} neighbour of "
-                        f"{s.token} (langocc.temporal_offsets needs every frame of the scenes in the cache)"
-                    )
-                f = self.cache.load(s.scene, token, s.cam_names, (H, W), torch.float16)[
-                    "prior_features"
-                ]  # (N, D, h, w)
-                K = torch.stack([ds.intrinsics(token, c) for c in s.cam_names]).float()  # (N, 3, 3)
-                T_cur_from_nbr = T_ego_from_global @ ds.T_global_from_ego(token)  # (4, 4) float64
-                T = T_cur_from_nbr @ torch.stack([ds.T_ego_from_cam(token, c) for c in s.cam_names])  # (N, 4, 4)
-                f16: torch.Tensor | None = f.half()  # as stored (float32 caches rounded)
-                T, T_cur_from_nbr = T.float(), T_cur_from_nbr.float()
+                f16: torch.Tensor | None
+                f16, K, T, T_cur_from_nbr = self._load_keyframe(s, ds, token, o, T_ego_from_global, (H, W))
                 if gathering:
-                    if self.lidar_of is not None:
-                        pts = self.lidar_of(token)
-                    else:
-                        pts = s.lidar if token == s.token else extras_lidar(ds, token)
+                    pts = self.lidar_of(token) if self.lidar_of is not None else _keyframe_lidar(s, ds, token)
                     gathered[token] = self._gather(
                         pts, f16, K, T, T_cur_from_nbr, (H, W), s.prior_feature_stride or stride
                     )
                     f16 = None  # the map is not kept
                 elif with_lidar:
-                    lidars[token] = s.lidar if token == s.token else extras_lidar(ds, token)
+                    lidars[token] = _keyframe_lidar(s, ds, token)
                 loaded[token] = (f16, K, T, T_cur_from_nbr)
             f, K, T, E = loaded[token]
             feats.append(f)
@@ -245,6 +231,24 @@ class WithTemporalPriors(FrameWrapper):
         s.temporal_T_ego_from_ego = torch.stack(Es)  # (T, 4, 4)
         s.temporal_lidar = [lidars[t] for t in nbr_tokens] if with_lidar and not gathering else None
         return s
+
+    def _load_keyframe(
+        self, s: Sample, ds: Any, token: str, o: int, T_ego_from_global: torch.Tensor, image_hw: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The offset ``o`` keyframe ``token`` of frame ``s``: its float16 feature maps ``(N, D, h, w)``,
+        float32 intrinsics ``(N, 3, 3)``, cameras' poses ``(N, 4, 4)`` and ego pose ``(4, 4)`` in the
+        current frame's ego frame."""
+        if not self.cache.has(s.scene, token):
+            raise ValueError(
+                f"{self.cache.root}: no features of frame {s.scene}/{token}, the offset {o} neighbour of "
+                f"{s.token} (langocc.temporal_offsets needs every frame of the scenes in the cache)"
+            )
+        f = self.cache.load(s.scene, token, s.cam_names, image_hw, torch.float16)["prior_features"]  # (N, D, h, w)
+        K = torch.stack([ds.intrinsics(token, c) for c in s.cam_names]).float()  # (N, 3, 3)
+        T_cur_from_nbr = T_ego_from_global @ ds.T_global_from_ego(token)  # (4, 4) float64
+        T = T_cur_from_nbr @ torch.stack([ds.T_ego_from_cam(token, c) for c in s.cam_names])  # (N, 4, 4)
+        f16 = f.half()  # as stored (float32 caches rounded)
+        return f16, K, T.float(), T_cur_from_nbr.float()
 
     def _gather(
         self,
@@ -288,6 +292,11 @@ def extras_lidar(ds: Any, token: str) -> torch.Tensor:
     if points.ndim != 2 or points.shape[1] != 4:
         raise ValueError(f"{path}: 'points' has shape {points.shape}, expected (P, 4)")
     return torch.from_numpy(points.astype(np.float32))
+
+
+def _keyframe_lidar(s: Sample, ds: Any, token: str) -> torch.Tensor:
+    """Keyframe ``token``'s own LiDAR: frame ``s``'s own for itself, else the synthetic extras'."""
+    return s.lidar if token == s.token else extras_lidar(ds, token)
 
 
 def neighbour_tokens(ds: Any, token: str, offsets: Sequence[int]) -> list[str]:

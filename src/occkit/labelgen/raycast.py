@@ -86,11 +86,7 @@ def _walk_rays(o, pts, lo, hi, vs, shape, rel, ab, mode, counts, stamp, hitstamp
         if miss or t1 <= t0:
             continue
         for a in range(3):
-            i_a = int(np.floor((o[a] + d[a] * t0 - lo[a]) / vs[a]))
-            if i_a < 0:
-                i_a = 0
-            if i_a >= shape[a]:
-                i_a = shape[a] - 1
+            i_a = min(max(int(np.floor((o[a] + d[a] * t0 - lo[a]) / vs[a])), 0), shape[a] - 1)  # inside the grid
             idx[a] = i_a
             if d[a] > 0:
                 step[a] = 1

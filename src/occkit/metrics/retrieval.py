@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Container
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,30 +105,33 @@ def load_queries(path: str | os.PathLike | None = None, check_names: bool = True
     items = data.get("queries") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise ValueError(f"{p}: expected a non-empty list 'queries'")
-    out: list[Query] = []
-    for i, q in enumerate(items):
-        if not isinstance(q, dict) or not isinstance(q.get("text"), str) or not q["text"].strip():
-            raise ValueError(f"{p}: query {i}: expected a mapping with a non-empty 'text'")
-        unknown = set(q) - {"text", "means", "classes"}
-        if unknown:
-            raise ValueError(f"{p}: query {q['text']!r}: unknown keys {sorted(unknown)}")
-        means = q.get("means") or []
-        classes = q.get("classes") or []
-        if not isinstance(means, list) or not all(isinstance(n, str) for n in means):
-            raise ValueError(f"{p}: query {q['text']!r}: 'means' must be a list of names")
-        if not isinstance(classes, list) or not all(isinstance(c, int) and 0 <= c < 17 for c in classes):
-            raise ValueError(f"{p}: query {q['text']!r}: 'classes' must be a list of Occ3D class ids 0..16")
-        if not means and not classes:
-            raise ValueError(f"{p}: query {q['text']!r}: give 'means' (fine names) or 'classes'")
-        if check_names:
-            bad = [n for n in means if n not in FINE_NAME_CLASS]
-            if bad:
-                raise ValueError(
-                    f"{p}: query {q['text']!r}: {bad} are not fine names of the synthetic world (occkit priors vocab)"
-                )
-        heldout = bool(means) and not classes and all(n in HELDOUT_NAMES for n in means)
-        out.append(Query(q["text"], tuple(means), tuple(classes), heldout))
-    return out
+    known = FINE_NAME_CLASS if check_names else None
+    return [_query(p, i, q, known, HELDOUT_NAMES) for i, q in enumerate(items)]
+
+
+def _query(p: Path, i: int, q: Any, known: Container[str] | None, heldout_names: Container[str]) -> Query:
+    """Query ``i`` of file ``p`` checked; ``known``: the fine names it may mean (None: any)."""
+    if not isinstance(q, dict) or not isinstance(q.get("text"), str) or not q["text"].strip():
+        raise ValueError(f"{p}: query {i}: expected a mapping with a non-empty 'text'")
+    unknown = set(q) - {"text", "means", "classes"}
+    if unknown:
+        raise ValueError(f"{p}: query {q['text']!r}: unknown keys {sorted(unknown)}")
+    means = q.get("means") or []
+    classes = q.get("classes") or []
+    if not isinstance(means, list) or not all(isinstance(n, str) for n in means):
+        raise ValueError(f"{p}: query {q['text']!r}: 'means' must be a list of names")
+    if not isinstance(classes, list) or not all(isinstance(c, int) and 0 <= c < 17 for c in classes):
+        raise ValueError(f"{p}: query {q['text']!r}: 'classes' must be a list of Occ3D class ids 0..16")
+    if not means and not classes:
+        raise ValueError(f"{p}: query {q['text']!r}: give 'means' (fine names) or 'classes'")
+    if known is not None:
+        bad = [n for n in means if n not in known]
+        if bad:
+            raise ValueError(
+                f"{p}: query {q['text']!r}: {bad} are not fine names of the synthetic world (occkit priors vocab)"
+            )
+    heldout = bool(means) and not classes and all(n in heldout_names for n in means)
+    return Query(q["text"], tuple(means), tuple(classes), heldout)
 
 
 def relevance(query: Query, instances: torch.Tensor, names: dict[int, str], semantics: torch.Tensor) -> torch.Tensor:

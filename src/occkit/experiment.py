@@ -277,11 +277,6 @@ def find_preset(name_or_path: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"{name_or_path}: no such config file or preset (presets: {', '.join(preset_names())})")
 
 
-def methods_help() -> str:
-    """One line per registered method, for ``--help``."""
-    return "\n".join(f"  {name}: {get_method(name).summary}" for name in method_names())
-
-
 def load_experiment(
     name_or_path: str | os.PathLike | None = None, overrides: list[str] | None = None
 ) -> ExperimentConfig:

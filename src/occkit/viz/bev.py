@@ -125,10 +125,3 @@ def bev_image(
     if scale > 1:
         out = np.repeat(np.repeat(out, scale, axis=0), scale, axis=1)
     return np.ascontiguousarray(out)
-
-
-def bev_pixel(x_index: float, y_index: float, shape: tuple[int, int], scale: int = 1) -> tuple[float, float]:
-    """Continuous ``(column, row)`` pixel position in :func:`bev_image` of the voxel-index point
-    ``(x_index, y_index)`` (voxel ``i`` spans ``[i, i + 1)``) for a grid of ``shape = (X, Y)``."""
-    X, Y = shape
-    return (Y - y_index) * scale, (X - x_index) * scale

@@ -212,7 +212,8 @@ def check_options(args: argparse.Namespace) -> str | None:
     """The first bad option as one line (None: all fine), before any work; and ``--out`` must be new,
     empty, or this script's own earlier folder (which it continues): a folder of the user's is
     never written into."""
-    from occkit.outputs import check_output_folder, mark_output
+    from occkit.output_folders import check_output_folder
+    from occkit.outputs import mark_output
 
     for name in ("image_size", "kitti_size"):
         h, w = getattr(args, name)

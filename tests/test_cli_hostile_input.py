@@ -9,7 +9,8 @@ import json
 import pytest
 
 from occkit.cli import main, user_error_message
-from occkit.outputs import OUTPUT_RECORD, check_output_folder, staged_folder
+from occkit.output_folders import check_output_folder
+from occkit.outputs import OUTPUT_RECORD, staged_folder
 
 
 def _err(capsys) -> str:

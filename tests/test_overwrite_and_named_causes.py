@@ -261,7 +261,7 @@ def test_an_unknown_camera_names_the_option(tiny_occ3d_root, tmp_path, capsys):
 
 
 def test_generate_suggests_no_option_it_lacks(tmp_path):
-    from occkit.outputs import check_output_folder
+    from occkit.output_folders import check_output_folder
 
     with staged_folder(tmp_path / "G", "generate") as tmp:
         (tmp / "x").write_text("1")

@@ -44,6 +44,7 @@ HOLDS = {
     "scoring": "the one scoring core (`Scoring`), the folder loop, `--class-map`, `occkit eval`'s option rules",
     "resampling": "labels of one grid and frame read on another's (convert, `--class-map`)",
     "outputs": "output folders: records, refusals",
+    "output_folders": "a command's `--out` checked before any work (not an input, not inside a dataset)",
     "viz": "figures, BEV and perspective drawings, the 3D viewer",
     "priors": "2D priors and their cache",
     "engine": "the loop: data order, optimiser, checkpoints, logging, DDP, evaluation",

@@ -260,7 +260,8 @@ def _legacy_demo(folder: Path) -> bool:
 def check_demo_out(out: Path) -> None:
     """Refuse, before any work, an ``--out`` that is not the demo's own (a new or empty folder, or an
     earlier demo's, which it resumes) and a report there that the demo did not write."""
-    from occkit.outputs import FILES_RECORD, check_output_file, check_output_folder, read_output_record
+    from occkit.output_folders import check_output_folder
+    from occkit.outputs import FILES_RECORD, check_output_file, read_output_record
 
     state = check_output_folder(out, "demo", resume=True, legacy=_legacy_demo)
     legacy = state == "own" and read_output_record(out) is None and not (out / FILES_RECORD).exists()

@@ -86,7 +86,8 @@ def check_target(out: Path, overwrite: bool, folder: Path | None = None) -> None
     checkpoint folder or the run's ``checkpoints/`` (pruned and checksummed as a whole), and one
     inside a dataset (whose folder and records an export would change: refused as ``synth``,
     ``train`` and ``predict`` refuse it)."""
-    from occkit.outputs import check_not_inside_dataset, check_output_file
+    from occkit.output_folders import check_not_inside_dataset
+    from occkit.outputs import check_output_file
 
     if out.is_dir():
         raise FileExistsError(f"--out {out}: is a folder; give the .onnx file's path")

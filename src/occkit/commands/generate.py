@@ -102,7 +102,8 @@ def run(args: argparse.Namespace, held: Any) -> int:
         check_text(args.text)
     if args.text_only and not args.occupancy:
         raise ValueError("--text-only goes with --occupancy (whose layouts become the labels)")
-    from occkit.outputs import check_output_folder, staged_folder
+    from occkit.output_folders import check_output_folder
+    from occkit.outputs import staged_folder
 
     check_output_folder(out, "generate", inputs={"--data": args.data}, overwrite_option=False)
     from occkit.locks import locked_output

@@ -125,7 +125,8 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     from occkit.formats import default_format
     from occkit.labelgen.run import dataset_images, score_run, summarise
     from occkit.locks import locked_output
-    from occkit.outputs import check_output_folder, check_writable_place, resumable_folder
+    from occkit.output_folders import check_output_folder
+    from occkit.outputs import check_writable_place, resumable_folder
 
     opt = _options(args)
     fmt = default_format().name  # the layout occkit label writes (Occ3D's: its classes, grid and masks)

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, held: Any) -> int:
-    from occkit.outputs import check_output_folder, check_writable_place, resumable_folder
+    from occkit.output_folders import check_output_folder
+    from occkit.outputs import check_writable_place, resumable_folder
 
     job = _preparing()[args.source].start(args)  # its inputs checked before any folder is made
     inputs = dict(job.inputs)

@@ -80,7 +80,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from occkit.outputs import check_output_folder, mark_output
+    from occkit.output_folders import check_output_folder
+    from occkit.outputs import mark_output
     from occkit.priors import build_prior
     from occkit.priors.cache import run_priors
 

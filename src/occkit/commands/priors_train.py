@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from occkit.priors.world_train import train_world_prior
 
     cfg = build_config(args)
-    from occkit.outputs import check_output_folder
+    from occkit.output_folders import check_output_folder
 
     # a run of this command may be replaced with --overwrite; a folder of anything else never
     check_output_folder(

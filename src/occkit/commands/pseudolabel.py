@@ -107,7 +107,8 @@ def run(args: argparse.Namespace, held: Any) -> int:
         )
     if args.priors is not None:
         from occkit.locks import locked_output
-        from occkit.outputs import check_output_folder, mark_output  # --out: new, empty or pseudolabel's own (issue 38)
+        from occkit.output_folders import check_output_folder  # --out: new, empty or pseudolabel's own (issue 38)
+        from occkit.outputs import mark_output
 
         def check() -> str:
             return check_output_folder(

@@ -135,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
         config = replace(config, classes=fmt.synthetic_lut())
     from occkit.locks import output_lock
-    from occkit.outputs import check_output_folder, check_own_files, check_writable_place
+    from occkit.output_folders import check_output_folder
+    from occkit.outputs import check_own_files, check_writable_place
 
     check_output_folder(args.out, "synth", overwrite=args.overwrite, legacy=_made_by_synth)
     check_writable_place(args.out)

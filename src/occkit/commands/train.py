@@ -87,7 +87,8 @@ def _check_run_folder(args: argparse.Namespace, mark: bool = True) -> None:
     Under torchrun only rank 0 checks and marks it (rank 0 alone writes the run): were every rank
     to, one rank's half-written record would be a stranger's file to another's check.
     """
-    from occkit.outputs import check_output_folder, mark_output
+    from occkit.output_folders import check_output_folder
+    from occkit.outputs import mark_output
 
     if os.environ.get("RANK", "0") != "0":
         return

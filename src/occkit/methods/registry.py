@@ -25,7 +25,7 @@ import importlib
 import pkgutil
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -316,6 +316,20 @@ def registry() -> dict[str, MethodSpec]:
     return _REGISTRY
 
 
+def _method_keywords(tree: Any) -> Iterator[dict[str | None, Any]]:
+    """The keywords (name -> expression node) of each ``METHOD = MethodSpec(...)`` call at the top of a
+    parsed module (an :class:`ast.Module`)."""
+    import ast
+
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "METHOD" for t in node.targets)
+            and isinstance(node.value, ast.Call)
+        ):
+            yield {k.arg: k.value for k in node.value.keywords}
+
+
 def _in_tree_summaries() -> list[tuple[str, str]] | None:
     """(name, summary) of occkit's own methods read from their source (each module's
     ``METHOD = MethodSpec(name=..., summary=...)``), without importing them (and torch); None when
@@ -333,18 +347,12 @@ def _in_tree_summaries() -> list[tuple[str, str]] | None:
             tree = ast.parse(path.read_text(encoding="utf-8"))
         except (OSError, SyntaxError):
             return None
-        for node in tree.body:
-            if (
-                isinstance(node, ast.Assign)
-                and any(isinstance(t, ast.Name) and t.id == "METHOD" for t in node.targets)
-                and isinstance(node.value, ast.Call)
-            ):
-                kw = {k.arg: k.value for k in node.value.keywords}
-                try:
-                    name, summary = ast.literal_eval(kw["name"]), ast.literal_eval(kw["summary"])
-                except (KeyError, ValueError):
-                    return None
-                out.append((str(name), str(summary)))
+        for kw in _method_keywords(tree):
+            try:
+                name, summary = ast.literal_eval(kw["name"]), ast.literal_eval(kw["summary"])
+            except (KeyError, ValueError):
+                return None
+            out.append((str(name), str(summary)))
     return out
 
 
@@ -367,19 +375,13 @@ def needs_priors_of(name: str) -> str | None:
             tree = ast.parse((Path(pkg.__path__[0]) / f"{info.name}.py").read_text(encoding="utf-8"))
         except (OSError, SyntaxError):
             continue
-        for node in tree.body:
-            if (
-                isinstance(node, ast.Assign)
-                and any(isinstance(t, ast.Name) and t.id == "METHOD" for t in node.targets)
-                and isinstance(node.value, ast.Call)
-            ):
-                kw = {k.arg: k.value for k in node.value.keywords}
-                try:
-                    if ast.literal_eval(kw["name"]) != name:
-                        continue
-                    return ast.literal_eval(kw["needs_priors"]) if "needs_priors" in kw else None
-                except (KeyError, ValueError):
+        for kw in _method_keywords(tree):
+            try:
+                if ast.literal_eval(kw["name"]) != name:
                     continue
+                return ast.literal_eval(kw["needs_priors"]) if "needs_priors" in kw else None
+            except (KeyError, ValueError):
+                continue
     return None
 
 

@@ -5,20 +5,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from occkit.worlds.config import WorldConfig
+
 
 @dataclass(frozen=True)
-class SynthConfig:
+class SynthConfig(WorldConfig):
     """Options of :func:`occkit.worlds.driving.generate_dataset` (and ``occkit synth``).
 
-    The same config (and seed) always gives byte-identical files, whatever ``workers`` is.
+    The same config (and seed) always gives byte-identical files, whatever ``workers`` is. The first
+    options (``scenes``, ``frames``, ``seed``) are :class:`~occkit.worlds.config.WorldConfig`'s.
     """
 
-    scenes: int = 2
-    """Number of scenes (independent towns and drives)."""
-    frames: int = 3
-    """Frames (keyframes) per scene."""
-    seed: int = 0
-    """Master seed; scene ``i`` is built from ``(seed, i)`` alone."""
     image_size: tuple[int, int] = (256, 704)
     """Camera image (height, width) in pixels. Intrinsics are nuScenes' scaled to cover this size,
     then cropped from the top (the BEVDet-style 1600x900 -> 704x396 -> 704x256 recipe)."""
@@ -57,25 +54,18 @@ class SynthConfig:
     :attr:`~occkit.formats.DatasetFormat.synthetic_classes`, so that a format's writer remaps nothing."""
 
     def __post_init__(self) -> None:
-        def need(cond: bool, msg: str) -> None:
-            if not cond:
-                raise ValueError(f"SynthConfig: {msg}")
-
-        for name in (
-            "scenes",
-            "frames",
-            "workers",
-            "lidar_beams",
-            "lidar_azimuth_steps",
-            "occupancy_supersample",
-            "jpeg_quality",
-        ):
-            v = getattr(self, name)
-            need(isinstance(v, int) and not isinstance(v, bool), f"{name} must be an integer, got {v!r}")
-        need(self.scenes >= 1, f"scenes must be >= 1, got {self.scenes}")
-        need(self.frames >= 1, f"frames must be >= 1, got {self.frames}")
-        need(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
-        need(isinstance(self.seed, int) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed!r}")
+        need = self._need
+        self._check_counts(
+            (
+                "scenes",
+                "frames",
+                "workers",
+                "lidar_beams",
+                "lidar_azimuth_steps",
+                "occupancy_supersample",
+                "jpeg_quality",
+            )
+        )
         size = tuple(self.image_size)
         need(
             len(size) == 2 and all(isinstance(s, int) and s >= 8 for s in size),

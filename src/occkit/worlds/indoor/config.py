@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from occkit.worlds.config import WorldConfig
+
 
 @dataclass(frozen=True)
-class IndoorConfig:
+class IndoorConfig(WorldConfig):
     """Options of :func:`occkit.worlds.indoor.generate_indoor` (and ``occkit synth --world indoor``).
 
-    The same config (and seed) always gives byte-identical files, whatever ``workers`` is.
+    Its first options (``scenes``: rooms, ``frames``: views per room, ``seed``) are
+    :class:`~occkit.worlds.config.WorldConfig`'s; the same config always gives byte-identical files,
+    whatever ``workers`` is.
     """
 
-    scenes: int = 2
-    """Number of rooms."""
-    frames: int = 3
-    """Views (RGB-D frames) per room."""
-    seed: int = 0
-    """Master seed; room ``i`` is built from ``(seed, i)`` alone."""
     workers: int = 1
     """Worker processes generating rooms in parallel (each with one torch thread)."""
     val_fraction: float = 0.2
@@ -34,17 +32,8 @@ class IndoorConfig:
         return (480, 640)
 
     def __post_init__(self) -> None:
-        def need(cond: bool, msg: str) -> None:
-            if not cond:
-                raise ValueError(f"IndoorConfig: {msg}")
-
-        for name in ("scenes", "frames", "workers", "jpeg_quality", "render_scale"):
-            v = getattr(self, name)
-            need(isinstance(v, int) and not isinstance(v, bool), f"{name} must be an integer, got {v!r}")
-        need(self.scenes >= 1, f"scenes must be >= 1, got {self.scenes}")
-        need(self.frames >= 1, f"frames must be >= 1, got {self.frames}")
-        need(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
-        need(isinstance(self.seed, int) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed!r}")
+        need = self._need
+        self._check_counts(("scenes", "frames", "workers", "jpeg_quality", "render_scale"))
         need(0.0 <= self.val_fraction < 1.0, f"val_fraction must lie in [0, 1), got {self.val_fraction}")
         need(1 <= self.jpeg_quality <= 100, f"jpeg_quality must lie in [1, 100], got {self.jpeg_quality}")
         need(self.render_scale in (1, 2, 4), f"render_scale must be 1, 2 or 4, got {self.render_scale}")

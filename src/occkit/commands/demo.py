@@ -960,11 +960,6 @@ def _time_table(timings: dict, earlier: dict[str, float] | None) -> list[str]:
     ]
 
 
-def _without_detail(scores: dict | None) -> dict | None:
-    """Scores without their RayIoU detail, as ``report.json`` keeps them (None stays None)."""
-    return None if scores is None else {k: v for k, v in scores.items() if k != "rayiou_detail"}
-
-
 def _report(
     out: Path,
     args,
@@ -1013,10 +1008,10 @@ def _report(
     write_json_output(
         out / "report.json",
         {
-            "scores": _without_detail(scores),
+            "scores": scores,
             "start": start,
-            "start_scores": _without_detail(start_scores),
-            "shipped_scores": _without_detail(shipped_scores),
+            "start_scores": start_scores,
+            "shipped_scores": shipped_scores,
             "steps": result.step,
             "train_minutes": result.train_seconds / 60,
             "timings_s": timings,

@@ -188,6 +188,49 @@ def test_cast_rays_jumps_across_free_squares_bit_for_bit(monkeypatch):
     assert sum(moved) == 0 and torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1])
 
 
+def test_numba_walk_jumps_across_the_same_free_squares_bit_for_bit(monkeypatch):
+    """The numba walk's free squares equal the numpy walk's (:func:`_add_free_squares`), cover much of
+    an open scene, and its jumps across them leave the labels and depths equal to the reference's
+    bit for bit (ties, 1-3 volumes, float32), and to its own steps without jumps."""
+    from occkit.metrics import rayiou
+
+    if rayiou._numba_walk() is None:
+        pytest.skip("numba cannot be imported")
+    _, squares = rayiou._numba_walk()
+    open_scene = torch.full(SMALL.shape, 17, dtype=torch.long)
+    open_scene[:, :, :2] = 11
+    open_scene[30:33, 5:9, 2:6] = 4
+    vols = torch.stack(
+        [
+            torch.stack([open_scene, small_scene(11)]),
+            torch.stack([torch.roll(open_scene, 1, 0), open_scene]),
+            torch.stack([small_scene(12), open_scene]),
+        ]
+    )  # (3, 2, X, Y, Z)
+    for V in (1, 2, 3):
+        code = np.full((2, 42, 42, 18), 0x80, np.uint8)
+        inner = np.zeros((2, 40, 40, 16), np.uint8)
+        for v in range(V):
+            inner |= (vols[v] < OCC3D_FREE).numpy().astype(np.uint8) << v
+        code[:, 1:-1, 1:-1, 1:-1] = inner
+        mine, theirs = code.copy(), code.copy()
+        cap = min(rayiou._MAX_SQUARE, (1 << (7 - V)) - 1)
+        squares(mine, V, cap)
+        assert rayiou._add_free_squares(theirs, V)
+        assert np.array_equal(mine, theirs), V
+        assert ((mine >> V) & 0x7F >= rayiou._MIN_JUMP).mean() > 0.2  # much of the open scene is jumped over
+    o, d = _rays_with_ties(SMALL, 2000, seed=4)
+    frame = torch.arange(len(o)) % 2
+    for V, dtype in ((1, torch.float64), (2, torch.float64), (3, torch.float64), (2, torch.float32)):
+        ref = cast_rays_reference(vols[:V], frame, o, d, SMALL, dtype=dtype, free=OCC3D_FREE)
+        new = cast_rays(vols[:V], frame, o, d, SMALL, dtype=dtype, walk="numba", threads=1, free=OCC3D_FREE)
+        assert torch.equal(ref[0], new[0]) and torch.equal(ref[1], new[1]), (V, dtype)
+    monkeypatch.setattr(rayiou, "_MIN_JUMP", 10**6)  # no square is that large: steps only
+    steps = cast_rays(vols[:2], frame, o, d, SMALL, walk="numba", threads=1, free=OCC3D_FREE)
+    ref = cast_rays_reference(vols[:2], frame, o, d, SMALL, free=OCC3D_FREE)
+    assert torch.equal(ref[0], steps[0]) and torch.equal(ref[1], steps[1])
+
+
 def test_counts_thresholds_in_any_order():
     """rayiou_counts' one-histogram count equals the direct count per threshold, whatever the
     thresholds' order (repeats included); rays whose ground truth is free are dropped."""

@@ -37,7 +37,7 @@ def test_lifting_a_hand_made_map_lands_in_the_right_voxels():
     assert p.labels.tolist() == [4, 11]
     torch.testing.assert_close(p.origins, torch.tensor([[0.0, 0.0, 1.0]] * 2, dtype=torch.float64))
     assert p.sky_dirs.shape == (H * W - 3, 3)
-    sem_grid, occ = vote_voxels(p.points, p.labels, GRID, free=OCC3D_FREE)
+    sem_grid, occ = vote_voxels(p.points, p.labels, GRID, OCC3D.num_classes, free=OCC3D_FREE)
     # voxel index = floor((p - min) / 0.4): (5+8)/0.4 = 32.5 -> 32, (0.625+8)/0.4 = 21.56 -> 21,
     # (1.625+1)/0.4 = 6.56 -> 6
     assert int(sem_grid[32, 21, 6]) == 4 and int(sem_grid[25, 19, 1]) == 11
@@ -47,9 +47,11 @@ def test_lifting_a_hand_made_map_lands_in_the_right_voxels():
 def test_vote_takes_the_heaviest_class_and_min_points():
     pts = torch.tensor([[0.1, 0.1, 0.1]] * 3 + [[2.1, 0.1, 0.1]], dtype=torch.float64)
     labels = torch.tensor([4, 4, 10, 7])
-    sem, occ = vote_voxels(pts, labels, GRID, weights=torch.tensor([0.2, 0.2, 0.9, 1.0]), free=OCC3D_FREE)
+    sem, occ = vote_voxels(
+        pts, labels, GRID, OCC3D.num_classes, weights=torch.tensor([0.2, 0.2, 0.9, 1.0]), free=OCC3D_FREE
+    )
     assert int(sem[20, 20, 2]) == 10  # 0.9 > 0.2 + 0.2
-    sem, occ = vote_voxels(pts, labels, GRID, min_points=2, free=OCC3D_FREE)
+    sem, occ = vote_voxels(pts, labels, GRID, OCC3D.num_classes, min_points=2, free=OCC3D_FREE)
     assert int(sem[20, 20, 2]) == 4 and not bool(occ[25, 20, 2]) and int(sem[25, 20, 2]) == 17
 
 

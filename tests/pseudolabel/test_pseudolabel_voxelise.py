@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from occkit.formats import get_format
 from occkit.geometry.grid import Grid
 from occkit.labels import OCC3D_FREE
 from occkit.pseudolabel.dataset import PseudoLabelConfig, frame_labels
@@ -11,6 +12,7 @@ from occkit.pseudolabel.lift import LiftedPoints, lift_pixels
 from occkit.pseudolabel.voxelise import carve_free, vote_voxels
 
 GRID = Grid.from_range((-8.0, -8.0, -1.0, 8.0, 8.0, 2.2), 0.4)  # (40, 40, 8)
+OCC3D = get_format("occ3d").classes  # the class table of the points' labels (frame_labels' classes)
 # camera looking along ego +x (OpenCV: x right = ego -y, y down = ego -z, z forward = ego +x)
 R_FORWARD = torch.tensor([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]], dtype=torch.float64)
 
@@ -35,7 +37,7 @@ def test_lifting_a_hand_made_map_lands_in_the_right_voxels():
     assert p.labels.tolist() == [4, 11]
     torch.testing.assert_close(p.origins, torch.tensor([[0.0, 0.0, 1.0]] * 2, dtype=torch.float64))
     assert p.sky_dirs.shape == (H * W - 3, 3)
-    sem_grid, occ = vote_voxels(p.points, p.labels, GRID, free=OCC3D_FREE)
+    sem_grid, occ = vote_voxels(p.points, p.labels, GRID, OCC3D.num_classes, free=OCC3D_FREE)
     # voxel index = floor((p - min) / 0.4): (5+8)/0.4 = 32.5 -> 32, (0.625+8)/0.4 = 21.56 -> 21,
     # (1.625+1)/0.4 = 6.56 -> 6
     assert int(sem_grid[32, 21, 6]) == 4 and int(sem_grid[25, 19, 1]) == 11
@@ -45,9 +47,11 @@ def test_lifting_a_hand_made_map_lands_in_the_right_voxels():
 def test_vote_takes_the_heaviest_class_and_min_points():
     pts = torch.tensor([[0.1, 0.1, 0.1]] * 3 + [[2.1, 0.1, 0.1]], dtype=torch.float64)
     labels = torch.tensor([4, 4, 10, 7])
-    sem, occ = vote_voxels(pts, labels, GRID, weights=torch.tensor([0.2, 0.2, 0.9, 1.0]), free=OCC3D_FREE)
+    sem, occ = vote_voxels(
+        pts, labels, GRID, OCC3D.num_classes, weights=torch.tensor([0.2, 0.2, 0.9, 1.0]), free=OCC3D_FREE
+    )
     assert int(sem[20, 20, 2]) == 10  # 0.9 > 0.2 + 0.2
-    sem, occ = vote_voxels(pts, labels, GRID, min_points=2, free=OCC3D_FREE)
+    sem, occ = vote_voxels(pts, labels, GRID, OCC3D.num_classes, min_points=2, free=OCC3D_FREE)
     assert int(sem[20, 20, 2]) == 4 and not bool(occ[25, 20, 2]) and int(sem[25, 20, 2]) == 17
 
 
@@ -83,8 +87,8 @@ def moving_car_frames() -> list[LiftedPoints]:
 
 def test_a_moving_object_leaves_no_trail_when_filtered_and_does_when_kept():
     eye = torch.eye(4, dtype=torch.float64)
-    filt = frame_labels(moving_car_frames(), 2, eye, PseudoLabelConfig(past=2, dynamic="filter"), GRID)
-    keep = frame_labels(moving_car_frames(), 2, eye, PseudoLabelConfig(past=2, dynamic="keep"), GRID)
+    filt = frame_labels(moving_car_frames(), 2, eye, PseudoLabelConfig(past=2, dynamic="filter"), GRID, classes=OCC3D)
+    keep = frame_labels(moving_car_frames(), 2, eye, PseudoLabelConfig(past=2, dynamic="keep"), GRID, classes=OCC3D)
     car_f = (filt["semantics"] == 4).nonzero()
     car_k = (keep["semantics"] == 4).nonzero()
     assert len(car_f[0]) == 1 and int(car_f[0][0]) == 30  # x = 4.1 only: the current frame
@@ -93,7 +97,7 @@ def test_a_moving_object_leaves_no_trail_when_filtered_and_does_when_kept():
     # carving: the rays to the points observe the voxels in front of them (and the points')
     assert filt["mask_camera"][20, 20, 2] == 1 and filt["mask_camera"][30, 20, 2] == 0
     assert filt["mask_camera"].sum() > 2 and (filt["mask_lidar"] == filt["mask_camera"]).all()
-    none = frame_labels(moving_car_frames(), 2, eye, PseudoLabelConfig(past=2, free="none"), GRID)
+    none = frame_labels(moving_car_frames(), 2, eye, PseudoLabelConfig(past=2, free="none"), GRID, classes=OCC3D)
     assert int(none["mask_camera"].sum()) == 2
 
 
@@ -112,8 +116,8 @@ def test_vote_by_count_takes_the_majority_whatever_the_confidence():
         )
     ]
     eye = torch.eye(4, dtype=torch.float64)
-    by_conf = frame_labels(frames, 0, eye, PseudoLabelConfig(past=0, free="none"), GRID)
-    by_count = frame_labels(frames, 0, eye, PseudoLabelConfig(past=0, free="none", vote="count"), GRID)
+    by_conf = frame_labels(frames, 0, eye, PseudoLabelConfig(past=0, free="none"), GRID, classes=OCC3D)
+    by_count = frame_labels(frames, 0, eye, PseudoLabelConfig(past=0, free="none", vote="count"), GRID, classes=OCC3D)
     assert int(by_conf["semantics"][20, 20, 2]) == 10  # 0.9 > 0.2 + 0.2
     assert int(by_count["semantics"][20, 20, 2]) == 4  # two points against one
 
@@ -157,8 +161,10 @@ def stray_point_frames() -> list[LiftedPoints]:
 def test_consistency_across_frames_removes_a_stray_point_that_two_frames_saw_through():
     eye = torch.eye(4, dtype=torch.float64)
     cfg = dict(past=2, carve_every=1, free="carve")
-    plain = frame_labels(stray_point_frames(), 2, eye, PseudoLabelConfig(**cfg), GRID)
-    checked = frame_labels(stray_point_frames(), 2, eye, PseudoLabelConfig(**cfg, consistency="frames"), GRID)
+    plain = frame_labels(stray_point_frames(), 2, eye, PseudoLabelConfig(**cfg), GRID, classes=OCC3D)
+    checked = frame_labels(
+        stray_point_frames(), 2, eye, PseudoLabelConfig(**cfg, consistency="frames"), GRID, classes=OCC3D
+    )
     # x = 3.1 -> voxel (3.1 + 8) / 0.4 = 27.75 -> 27; x = 6.1 -> 35
     assert int(plain["semantics"][27, 20, 2]) == 15  # the merged vote keeps the stray point
     assert int(checked["semantics"][27, 20, 2]) == 17 and checked["mask_camera"][27, 20, 2] == 1  # free, observed

@@ -50,26 +50,23 @@ def p_occupied(method, logits):
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from occkit.commands.summary import figure, frames_to_score, write_result
     from occkit.data.sample import collate
-    from occkit.engine.data import spread_indices
     from occkit.experiment import build_dataset, load_checkpoint_method
     from occkit.formats import format_of
     from occkit.metrics.geometry_rank import GeometryRanking
-    from occkit.outputs import check_output_file, write_json_output
+    from occkit.outputs import check_output_file
 
     if args.out is not None:
         check_output_file(args.out, {"--data": args.data}, command="geometry")
     method, cfg, folder, device = load_checkpoint_method(args.ckpt, args.device)
     cfg.data.priors, cfg.data.prior_kinds, cfg.data.load_extras = None, (), False
     ds = build_dataset(cfg, args.data, args.split, load_gt=True)
-    n = len(ds)
-    if n == 0:
-        raise ValueError(f"{args.data}: split '{args.split}' has no frames")
+    idx = frames_to_score(ds, args.data, args.split, args.max_frames)
     fmt = format_of(ds)
     free = fmt.classes.free
     if free is None:
         raise ValueError(f"{args.data}: {fmt.display_name} (format {fmt.name}) has no free class to score against")
-    idx = spread_indices(n, args.max_frames)
     threshold = float(method.threshold()) if hasattr(method, "threshold") else None
     rank = GeometryRanking()
     method.eval()
@@ -95,24 +92,18 @@ def run(args: argparse.Namespace) -> int:
             "data": str(args.data),
         }
     )
-
-    def fmt(v):
-        return "n/a" if v is None else f"{v:.2f}"
-
     own = (
         ""
         if threshold is None
-        else f"; at its threshold {threshold:.3g}: IoU {fmt(result['geometry_iou_at_threshold'])}"
+        else f"; at its threshold {threshold:.3g}: IoU {figure(result['geometry_iou_at_threshold'])}"
     )
     print(
         f"occkit geometry: {cfg.method} {folder}, {len(idx)} frames, mask {args.mask} ({result['voxels']} voxels, "
-        f"{fmt(result['occupied_fraction'])} % occupied)"
+        f"{figure(result['occupied_fraction'])} % occupied)"
     )
     print(
-        f"  geometry AP {fmt(result['geometry_ap'])}; best IoU {fmt(result['geometry_iou_best'])} at p >= "
-        f"{fmt(result['best_threshold'])} (chosen by the truth){own}; mean p(occupied) at occupied / free voxels "
-        f"{fmt(result['p_at_occupied_mean'])} / {fmt(result['p_at_free_mean'])}"
+        f"  geometry AP {figure(result['geometry_ap'])}; best IoU {figure(result['geometry_iou_best'])} at p >= "
+        f"{figure(result['best_threshold'])} (chosen by the truth){own}; mean p(occupied) at occupied / free voxels "
+        f"{figure(result['p_at_occupied_mean'])} / {figure(result['p_at_free_mean'])}"
     )
-    if args.out is not None:
-        write_json_output(args.out, result, "geometry")
-    return 0
+    return write_result(args.out, result, "geometry")

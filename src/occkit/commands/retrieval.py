@@ -120,10 +120,10 @@ def served_format(data):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from occkit.engine.data import spread_indices
+    from occkit.commands.summary import figure, frames_to_score, write_result
     from occkit.experiment import base_dataset
     from occkit.metrics.retrieval import RetrievalAccumulator, load_queries
-    from occkit.outputs import check_output_file, write_json_output
+    from occkit.outputs import check_output_file
 
     if args.max_frames < 0:
         raise ValueError(f"--max-frames: expected an integer >= 0 (0 = all), got {args.max_frames}")
@@ -133,10 +133,7 @@ def run(args: argparse.Namespace) -> int:
     queries = load_queries(args.queries)
     ds, text, feats, what = _features_fn(args, queries)
     base = base_dataset(ds)
-    n = len(ds)
-    if n == 0:
-        raise ValueError(f"{args.data}: split '{args.split}' has no frames")
-    idx = spread_indices(n, args.max_frames)
+    idx = frames_to_score(ds, args.data, args.split, args.max_frames)
     acc = RetrievalAccumulator(queries)
     grid = base.grid
     centres = grid.centers().reshape(-1, 3)
@@ -174,20 +171,14 @@ def run(args: argparse.Namespace) -> int:
             f"  {row['text'][:40]:40s} {'held-out' if row['heldout'] else 'seen    '} AP {ap} (visible {apv})  "
             f"relevant {row['relevant_all']}"
         )
-
-    def fmt(v):
-        return "n/a" if v is None else f"{v:.2f}"
-
     print(
         f"occkit retrieval: {what}, {args.protocol}, {result['frames']} frames, "
         f"{result['queries_scored']}/{len(queries)} queries with relevant points"
     )
     print(
-        f"  mAP all {fmt(result['map_all'])} (seen {fmt(result['map_seen_all'])}, held-out "
-        f"{fmt(result['map_heldout_all'])}); "
-        f"visible {fmt(result['map_visible'])} (seen {fmt(result['map_seen_visible'])}, held-out "
-        f"{fmt(result['map_heldout_visible'])})"
+        f"  mAP all {figure(result['map_all'])} (seen {figure(result['map_seen_all'])}, held-out "
+        f"{figure(result['map_heldout_all'])}); "
+        f"visible {figure(result['map_visible'])} (seen {figure(result['map_seen_visible'])}, held-out "
+        f"{figure(result['map_heldout_visible'])})"
     )
-    if args.out is not None:
-        write_json_output(args.out, result, "retrieval")
-    return 0
+    return write_result(args.out, result, "retrieval")

@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -48,9 +48,11 @@ from occkit.config import from_dict
 from occkit.fileio import files_intact, read_json, record_files, save_npz_atomic, write_json_atomic
 from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import invert_transform
-from occkit.labels import OCC3D_FREE, OCC3D_NUM_CLASSES
 from occkit.pseudolabel.lift import LiftedPoints, cat_points, lift_pixels
 from occkit.pseudolabel.voxelise import carve_free, frame_consistency, vote_voxels
+
+if TYPE_CHECKING:
+    from occkit.formats.spec import ClassTable
 
 RECORD_FILE = "pseudolabel.json"
 RECORD_FORMAT = 1
@@ -260,6 +262,8 @@ def frame_labels(
     T_ego_from_global: torch.Tensor,
     cfg: PseudoLabelConfig,
     grid: Grid,
+    *,
+    classes: ClassTable,
 ) -> dict[str, np.ndarray]:
     """One frame's pseudo-labels from the global points of its scene's frames.
 
@@ -267,6 +271,8 @@ def frame_labels(
         frames: per source frame, its lifted points in the global frame.
         current: which of ``frames`` is the labelled frame (its dynamic points always count).
         T_ego_from_global: ``(4, 4)`` of the labelled frame.
+        classes: the class table of the points' labels and of the labels made (its ``free`` id and
+            class count): the source format's, Occ3D's (:func:`label_scene`).
     Returns:
         ``semantics``, ``mask_camera``, ``mask_lidar`` uint8 ``(X, Y, Z)``.
     """
@@ -279,30 +285,29 @@ def frame_labels(
         parts.append(f)
         carve_parts.append(f.select(torch.arange(f.points.shape[0]) % cfg.carve_every == 0))
     pts = cat_points(parts)
+    free, num_classes = classes.free, classes.num_classes
     weights = pts.weights if cfg.vote == "confidence" else None
     sem, occupied = vote_voxels(
         pts.points,
         pts.labels,
         grid,
-        num_classes=OCC3D_NUM_CLASSES,
+        num_classes=num_classes,
         weights=weights,
         min_points=cfg.min_points,
-        free=OCC3D_FREE,
+        free=free,
     )
     if cfg.free == "carve" and cfg.consistency == "frames":
         occ_frames = torch.zeros(grid.shape, dtype=torch.int32)
         free_frames = torch.zeros(grid.shape, dtype=torch.int32)
         seen = occupied.clone()
         for f, c in zip(parts, carve_parts):
-            _, occ_j = vote_voxels(f.points, f.labels, grid, num_classes=OCC3D_NUM_CLASSES, free=OCC3D_FREE)
+            _, occ_j = vote_voxels(f.points, f.labels, grid, num_classes=num_classes, free=free)
             free_j = carve_free(c.origins, c.points, grid, cfg.carve_margin, c.sky_origins, c.sky_dirs) & ~occ_j
             occ_frames += occ_j
             free_frames += free_j
             seen |= free_j
         exempt = tuple(cfg.dynamic_classes) if cfg.dynamic == "filter" else ()
-        sem, occupied = frame_consistency(
-            sem, occupied, occ_frames, free_frames, exempt_classes=exempt, free=OCC3D_FREE
-        )
+        sem, occupied = frame_consistency(sem, occupied, occ_frames, free_frames, exempt_classes=exempt, free=free)
     elif cfg.free == "carve":
         c = cat_points(carve_parts)
         seen = carve_free(c.origins, c.points, grid, cfg.carve_margin, c.sky_origins, c.sky_dirs) | occupied
@@ -354,10 +359,12 @@ def label_scene(
     with ``layout`` (a format's name, :func:`pseudo_layout`) the labels are written in its layout and
     ``report`` sums the frames' convert reports."""
     from occkit.data.occ3d import Occ3DDataset
+    from occkit.formats import format_of
     from occkit.priors.cache import PriorCache
 
     cfg = from_dict(PseudoLabelConfig, cfg_dict)
     ds = Occ3DDataset(data, "all", load_images=False, load_gt=False, load_extras=False)
+    classes = format_of(ds).classes  # of the labels made (the source's, Occ3D's), whatever layout they are written in
     cache = PriorCache(priors, kinds=[k for k in ("semantics", "depth") if k in PriorCache(priors).kinds])
     grid = ds.grid
     tokens = ds.scene_tokens(scene)
@@ -384,7 +391,7 @@ def label_scene(
             from occkit.fileio import load_npz
 
             kept = load_npz(path, keys=("semantics", "mask_camera"))  # the summary covers every frame, kept ones too
-            stats["occupied"] += int((kept["semantics"] != OCC3D_FREE).sum())
+            stats["occupied"] += int((kept["semantics"] != classes.free).sum())
             stats["observed"] += int(kept["mask_camera"].sum())
             if on_frame:
                 on_frame(token)
@@ -398,8 +405,8 @@ def label_scene(
             if j not in lifted:
                 lifted[j] = _lift_frame(ds, cache, scene, tokens[j], cfg)
         T_ego_from_global = invert_transform(ds.T_global_from_ego(token))
-        arrays = frame_labels([lifted[j] for j in range(lo, hi)], i - lo, T_ego_from_global, cfg, grid)
-        occupied, observed = int((arrays["semantics"] != OCC3D_FREE).sum()), int(arrays["mask_camera"].sum())
+        arrays = frame_labels([lifted[j] for j in range(lo, hi)], i - lo, T_ego_from_global, cfg, grid, classes=classes)
+        occupied, observed = int((arrays["semantics"] != classes.free).sum()), int(arrays["mask_camera"].sum())
         if converter is None:
             save_npz_atomic(path, **arrays)
             record_files([path])

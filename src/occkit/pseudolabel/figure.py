@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_PALETTE
 from occkit.viz.draw import legend, save_png, titled, vstack
 from occkit.viz.figure import frame_scores, occupancy_panels
 
@@ -33,8 +32,11 @@ def pseudo_label_figure(
         ``(h, w, 3) uint8``.
     """
     from occkit.data.occ3d import Occ3DDataset
+    from occkit.formats import format_of
 
     real = Occ3DDataset(gt, "all", load_images=False, load_extras=False)
+    table = format_of(real).classes
+    free = table.free
     if token is None:
         val = Occ3DDataset(gt, "val", load_images=False, load_extras=False)
         frames = val.frames or real.frames
@@ -48,15 +50,16 @@ def pseudo_label_figure(
             "real labels",
             mask=g["mask_camera"].astype(bool),
             panel_height=panel_height,
-            free=OCC3D_FREE,
+            palette=table.palette,
+            free=free,
         )
     ]
-    present = np.zeros(len(OCC3D_CLASSES), dtype=bool)
+    present = np.zeros(table.num_classes, dtype=bool)
     present[np.unique(g["semantics"])] = True
     for name, root in pseudo:
         ds = Occ3DDataset(root, "all", load_images=False, load_extras=False)
         p = ds.read_labels(token)
-        s = frame_scores(g["semantics"], p["semantics"], g["mask_camera"].astype(bool), free=OCC3D_FREE)
+        s = frame_scores(g["semantics"], p["semantics"], g["mask_camera"].astype(bool), table.names, free=free)
         note = f"mIoU {s['miou']:.1f}, geometry IoU {s['geometry_iou']:.1f} (real camera mask)" if "miou" in s else None
         rows.append(
             occupancy_panels(
@@ -65,20 +68,21 @@ def pseudo_label_figure(
                 mask=p["mask_camera"].astype(bool),
                 panel_height=panel_height,
                 note=note,
-                free=OCC3D_FREE,
+                palette=table.palette,
+                free=free,
             )
         )
         present[np.unique(p["semantics"])] = True
-    present[OCC3D_FREE] = False
+    present[free] = False
     body = vstack(rows, gap=10)
     body = vstack(
         [
             body,
             legend(
-                OCC3D_CLASSES[:OCC3D_FREE],
-                OCC3D_PALETTE[:OCC3D_FREE],
+                table.names[:free],
+                table.palette[:free],
                 body.shape[1],
-                present=list(present[:OCC3D_FREE]),
+                present=list(present[:free]),
             ),
         ],
         gap=6,

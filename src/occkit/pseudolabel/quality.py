@@ -22,17 +22,21 @@ import torch
 
 from occkit.metrics.occ3d import Occ3DMetric
 
-FREE = 17
-
 
 def label_quality(pseudo: str | os.PathLike, gt: str | os.PathLike, split: str = "all") -> dict[str, Any]:
     """Scores of the pseudo-labels under ``pseudo`` against the labels of ``gt`` (see the module
     docstring), over the frames of ``split`` that ``pseudo`` has."""
     from occkit.data.occ3d import Occ3DDataset
+    from occkit.formats import format_of
 
     p_ds = Occ3DDataset(pseudo, split, load_images=False, load_extras=False)
     g_ds = Occ3DDataset(gt, "all", load_images=False, load_extras=False)
-    metrics = {m: Occ3DMetric(mask=m, free=FREE) for m in ("camera", "none")}
+    table = format_of(g_ds).classes
+    free = table.free
+    metrics = {
+        m: Occ3DMetric(mask=m, num_classes=table.num_classes, class_names=table.names, free=free)
+        for m in ("camera", "none")
+    }
     tp = {"camera": 0, "none": 0}
     n_pred = dict(tp)
     n_gt = dict(tp)
@@ -48,13 +52,13 @@ def label_quality(pseudo: str | os.PathLike, gt: str | os.PathLike, split: str =
         for m, metric in metrics.items():
             metric.update(ps, gs, mask_camera=cam)
             keep = cam if m == "camera" else torch.ones_like(cam)
-            po, go = (ps != FREE) & keep, (gs != FREE) & keep
+            po, go = (ps != free) & keep, (gs != free) & keep
             tp[m] += int((po & go).sum())
             n_pred[m] += int(po.sum())
             n_gt[m] += int(go.sum())
         obs = torch.from_numpy(p["mask_camera"]).bool()[None]
         observed += int(obs.sum())
-        occupied += int((ps != FREE).sum())
+        occupied += int((ps != free).sum())
         agree += int((obs & (ps == gs)).sum())
         total += ps.numel()
     if not p_ds.frames:

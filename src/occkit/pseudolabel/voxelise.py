@@ -25,7 +25,6 @@ import torch
 
 from occkit.geometry.grid import Grid
 from occkit.geometry.raycast import mark_visible
-from occkit.labels import OCC3D_NUM_CLASSES
 from occkit.shapes import check_shape
 
 
@@ -33,7 +32,7 @@ def vote_voxels(
     points: torch.Tensor,
     labels: torch.Tensor,
     grid: Grid,
-    num_classes: int = OCC3D_NUM_CLASSES,
+    num_classes: int,
     weights: torch.Tensor | None = None,
     min_points: int = 1,
     *,
@@ -44,6 +43,7 @@ def vote_voxels(
     Args:
         points: ``(P, 3)`` in the grid's frame; points outside the grid are dropped.
         labels: ``(P,)`` integer classes in ``[0, num_classes)``.
+        num_classes: the class count of the labels' table (a format's ``classes.num_classes``).
         weights: ``(P,)`` vote weights (default 1).
         min_points: points a voxel needs to be occupied.
         free: the free class.

@@ -63,6 +63,7 @@ import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -363,7 +364,7 @@ def export_semantickitti(
     ``progress``: a line per scene with the time left; ``resume``: skip the scenes a stopped run
     of the same config finished (as :func:`occkit.worlds.driving.writer.run_scenes`); ``config.workers``
     scenes at once. ``layout``: :data:`SEMANTICKITTI_LAYOUT` or :data:`KITTI360_LAYOUT` (see
-    :func:`export_kitti360`)."""
+    :data:`export_kitti360`)."""
     from occkit.worlds.driving import split_scenes
     from occkit.worlds.driving.writer import DatasetExistsError, drop_scene_records, run_scenes
 
@@ -386,13 +387,6 @@ def export_semantickitti(
     return out
 
 
-def export_kitti360(
-    out_dir: str | os.PathLike,
-    config: SynthConfig,
-    overwrite: bool = False,
-    progress: bool = False,
-    resume: bool = False,
-) -> Path:
-    """The synthetic world in the SSCBench-KITTI-360 layout (:func:`export_semantickitti` with
-    :data:`KITTI360_LAYOUT`)."""
-    return export_semantickitti(out_dir, config, overwrite, progress, resume, layout=KITTI360_LAYOUT)
+#: The synthetic world in the SSCBench-KITTI-360 layout: :func:`export_semantickitti` with
+#: ``layout=``:data:`KITTI360_LAYOUT` (``export_kitti360(out_dir, config, overwrite, progress, resume)``).
+export_kitti360 = partial(export_semantickitti, layout=KITTI360_LAYOUT)

@@ -224,7 +224,7 @@ def main() -> None:
         cfg = SynthConfig(
             scenes=args.scenes, frames=args.frames, image_size=(96, 320), lidar_beams=16, lidar_azimuth_steps=360
         )
-        fmt.write_synthetic(root, cfg)
+        fmt.writers.write_synthetic(root, cfg)
         print(f"wrote {args.scenes} x {args.frames} frames to {root}")
     labels_rel = _run_preprocess(k360_pre, root, tmp / "released_preprocess")
     everything = ok.Kitti360Dataset(root, "all", load_images=False, labels="voxels")

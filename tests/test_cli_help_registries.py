@@ -20,7 +20,7 @@ def test_synth_help_lists_every_format_that_writes_the_world():
     from occkit.formats import formats
 
     text = _help("synth")
-    writers = [n for n, f in formats().items() if f.write_synthetic is not None]
+    writers = [n for n, f in formats().items() if f.writers.write_synthetic is not None]
     assert len(writers) >= 7
     for name in writers:
         assert re.search(rf"\b{re.escape(name)}\b", text), f"occkit synth --help does not list {name}"
@@ -84,9 +84,9 @@ def test_the_formats_read_from_source_are_the_registry_s():
             "name": n,
             "title": f.title or n,
             "world": f.world,
-            "synth": f.write_synthetic is not None,
-            "writer": f.label_writer is not None,
-            "prepare": f.preparation,
+            "synth": f.writers.write_synthetic is not None,
+            "writer": f.writers.label_writer is not None,
+            "prepare": f.writers.preparation,
         }
         for n, f in formats().items()
         if f.source.startswith("occkit.formats.")

@@ -72,7 +72,7 @@ def test_the_dataset_format_example_of_the_design_doc_is_complete(tmp_path, tiny
         truth[t] = rng.integers(0, 4, (200, 200, 16), dtype=np.uint8)
         truth[t][rng.random((200, 200, 16)) < 0.1] = 255
         save_npz_atomic(data / "labels" / f"{t}.npz", labels=truth[t])
-    assert fmt.detect(data) is not None and fmt.detect(tmp_path) is None
+    assert fmt.detection.detect(data) is not None and fmt.detection.detect(tmp_path) is None
     ds = fmt.open_split(data, "train", cameras=("CAM_FRONT", "CAM_BACK"))
     assert ds.tokens == tokens[:2] and ds.format_name == "relabel" and ds[1].images.shape == (2, 3, 24, 64)
     counts = count_frame_classes(ds, 4)

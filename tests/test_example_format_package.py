@@ -44,7 +44,9 @@ def test_the_entry_point_registers_the_format():
 
     fmt = get_format("toy")
     assert "occkit-toyformat" in fmt.source and "occkit_toyformat.format:FORMAT" in fmt.source
-    assert fmt.classes.free == 0 and fmt.classes.names[2] == "object" and fmt.evaluate_folder is None  # free first
+    assert (
+        fmt.classes.free == 0 and fmt.classes.names[2] == "object" and fmt.scoring.evaluate_folder is None
+    )  # free first
     # the package ships a named class map, taken by name as occkit's own are
     from occkit.formats.classmap import class_map_names, load_class_map
 

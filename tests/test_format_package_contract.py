@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from occkit.formats import ENTRY_POINT_GROUP, registry
+from occkit.formats import ENTRY_POINT_GROUP, Detection, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,7 +119,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from occkit.formats import ClassTable, DatasetFormat, PredictionFiles
+from occkit.formats import ClassTable, DatasetFormat, Detection, FormatScoring, PredictionFiles
 from occkit.geometry.grid import Grid
 
 TABLE = ClassTable(names=("free", "a", "b", "c", "d"), free=0, ignore=255)
@@ -192,16 +192,15 @@ FORMAT = DatasetFormat(
     grid=GRID,
     label_frame="ego",
     splits=("val",),
-    detect=lambda root: "it holds bare.json" if (root / "bare.json").is_file() else None,
     open=Frames,
-    metrics=metrics,
     predictions=PredictionFiles(
         write=lambda folder, token, labels: np.save(Path(folder) / f"{token}.npy", labels),
         index=lambda folder: {p.stem: p for p in Path(folder).glob("*.npy")},
         read=lambda path: np.load(path),
         relpath=lambda token: f"{token}.npy",
     ),
-    folder_options=frozenset(),
+    detection=Detection(detect=lambda root: "it holds bare.json" if (root / "bare.json").is_file() else None),
+    scoring=FormatScoring(metrics, folder_options=frozenset()),
 )
 """
 
@@ -318,6 +317,62 @@ def _register(fresh_registry, monkeypatch, tmp_path, name: str, **changes) -> st
     return name
 
 
+#: :data:`BARE` as a package wrote it against occkit 0.1's contract: its records' fields as flat keywords.
+BARE_FLAT = (
+    BARE[: BARE.index("FORMAT = DatasetFormat(")]
+    + """FORMAT = DatasetFormat(
+    name="bareflat",
+    summary="bare (bare.json, gt/<token>.npy)",
+    modality="multi-camera",
+    classes=TABLE,
+    grid=GRID,
+    label_frame="ego",
+    splits=("val",),
+    detect=lambda root: "it holds bare.json" if (root / "bare.json").is_file() else None,
+    open=Frames,
+    metrics=metrics,
+    predictions=PredictionFiles(
+        write=lambda folder, token, labels: np.save(Path(folder) / f"{token}.npy", labels),
+        index=lambda folder: {p.stem: p for p in Path(folder).glob("*.npy")},
+        read=lambda path: np.load(path),
+        relpath=lambda token: f"{token}.npy",
+    ),
+    folder_options=frozenset(),
+)
+"""
+)
+
+
+def test_a_format_of_the_flat_keywords_of_0_1_registers_and_scores_with_a_warning(
+    fresh_registry, monkeypatch, tmp_path
+):
+    """A package written before the records (DatasetFormat(detect=..., metrics=..., folder_options=...)):
+    its keywords are moved into their records with one DeprecationWarning line naming the records' fields,
+    and the format registers, is detected and scores as the same format written with the records does."""
+    from occkit.formats import detect_format, get_format
+    from occkit.scoring.folder import evaluate_predictions
+
+    with pytest.warns(DeprecationWarning) as said:
+        mod = _load_module(tmp_path, BARE_FLAT, "bareflat_pkg")
+    (warning,) = said.list
+    msg = str(warning.message)
+    assert "\n" not in msg and msg.startswith("DatasetFormat(detect=, metrics=, folder_options=...)")
+    assert "give detection.detect, scoring.metrics, scoring.folder_options" in msg and "0.3.0" in msg
+    assert mod.FORMAT.scoring.metrics is mod.metrics and mod.FORMAT.scoring.folder_options == frozenset()
+    monkeypatch.setitem(sys.modules, "bareflat_pkg", mod)
+    fresh_registry.append(metadata.EntryPoint(name="bareflat", value="bareflat_pkg:FORMAT", group=ENTRY_POINT_GROUP))
+    data, pred = write_bare(tmp_path)
+    fmt = get_format("bareflat")
+    assert fmt is mod.FORMAT and fmt.from_package and detect_format(data) is fmt
+    scores = evaluate_predictions(fmt, data, pred, "val", progress=False)
+    records = evaluate_predictions(_load(tmp_path, BARE), data, pred, "val", progress=False)
+    assert scores.pop("benchmark") == "bareflat" and records.pop("benchmark") == "bare"
+    assert scores == records and scores["miou"] > 0
+    # the old names still read, from the records, each with a warning naming where it lives now
+    with pytest.warns(DeprecationWarning, match=r"^DatasetFormat\.metrics moved to DatasetFormat\.scoring\.metrics;"):
+        assert fmt.metrics is mod.metrics
+
+
 def _warnings(capsys) -> list[str]:
     return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
 
@@ -354,7 +409,7 @@ def test_a_package_detect_that_calls_sys_exit_is_named_and_the_others_keep_worki
     def detect(root):
         sys.exit(3)
 
-    _register(fresh_registry, monkeypatch, tmp_path, "exiting", detect=detect)
+    _register(fresh_registry, monkeypatch, tmp_path, "exiting", detection=Detection(detect))
     (tmp_path / "occ").mkdir()
     (tmp_path / "occ" / "annotations.json").write_text("{}")
     assert detect_format(tmp_path / "occ").name == "occ3d"
@@ -390,7 +445,8 @@ def test_a_package_metric_that_breaks_is_named_with_the_package(fresh_registry, 
                 return [1.0, 2.0]
             raise ValueError("no frames counted")
 
-    _register(fresh_registry, monkeypatch, tmp_path, "brokenmetric", metrics=lambda options: [Broken(options)])
+    scoring = dataclasses.replace(mod.FORMAT.scoring, metrics=lambda options: [Broken(options)])
+    _register(fresh_registry, monkeypatch, tmp_path, "brokenmetric", scoring=scoring)
     data, pred = write_bare(tmp_path)
     with pytest.raises(FormatPluginError) as e:
         evaluate_predictions(get_format("brokenmetric"), data, pred, "val", progress=False)
@@ -413,7 +469,8 @@ def test_a_metric_that_cannot_be_pickled_is_scored_in_one_process_with_a_line_sa
             super().__init__(options)
             self.hook = lambda x: x  # a lambda held by the metric: cannot be sent to another process
 
-    _register(fresh_registry, monkeypatch, tmp_path, "nopickle", metrics=lambda options: [Unpicklable(options)])
+    scoring = dataclasses.replace(mod.FORMAT.scoring, metrics=lambda options: [Unpicklable(options)])
+    _register(fresh_registry, monkeypatch, tmp_path, "nopickle", scoring=scoring)
     data, pred = write_bare(tmp_path)
     fmt = get_format("nopickle")
     with pytest.warns(UserWarning, match=r"format nopickle \(.*\): its metrics or options cannot be sent to another"):
@@ -426,7 +483,8 @@ def test_a_metric_that_cannot_be_pickled_is_scored_in_one_process_with_a_line_sa
 def _occ3d_like(name: str, detect, refines=()):
     from occkit.formats.occ3d import FORMAT  # the module's, not the registry's (found again in the test)
 
-    return dataclasses.replace(FORMAT, name=name, title="", source="", detect=detect, refines=refines)
+    detection = dataclasses.replace(FORMAT.detection, detect=detect, refines=refines)
+    return dataclasses.replace(FORMAT, name=name, title="", source="", detection=detection)
 
 
 def _register_format(fresh_registry, monkeypatch, fmt) -> None:
@@ -489,7 +547,7 @@ def _nested_occ3d_format(fresh_registry, monkeypatch, flow: bool = False):
     from occkit.formats.occ3d import FORMAT as OCC3D
     from occkit.formats.occ3d import open_split
 
-    writer = OCC3D.label_writer
+    writer = OCC3D.writers.label_writer
 
     def read(ds, i, options):
         frame = writer.read(ds, i, options)
@@ -502,9 +560,11 @@ def _nested_occ3d_format(fresh_registry, monkeypatch, flow: bool = False):
         name="nested",
         title="",
         source="",
-        detect=lambda root: "it holds nested.json" if (root / "nested.json").is_file() else None,
+        detection=dataclasses.replace(
+            OCC3D.detection, detect=lambda root: "it holds nested.json" if (root / "nested.json").is_file() else None
+        ),
         open=lambda root, split, options: open_split(root / "inner", split, options),
-        label_writer=dataclasses.replace(writer, read=read),
+        writers=dataclasses.replace(OCC3D.writers, label_writer=dataclasses.replace(writer, read=read)),
     )
     _register_format(fresh_registry, monkeypatch, fmt)
 

@@ -45,6 +45,7 @@ def _in_tree_formats() -> list[dict] | None:
             ):
                 continue
             kw = {k.arg: k.value for k in node.value.keywords}
+            kw.update(_record_keywords(kw.get("writers")))  # the writers' fields (occkit.formats.spec.Writers)
             given = lambda key: key in kw and not (isinstance(kw[key], ast.Constant) and kw[key].value is None)
             builder = node.value.func.id if isinstance(node.value.func, ast.Name) else ""
             lidar = builder == "lidar_frame_format"
@@ -68,6 +69,18 @@ def _in_tree_formats() -> list[dict] | None:
                 }
             )
     return out
+
+
+def _record_keywords(node: object) -> dict:
+    """The fields a record's expression gives, by name: ``Writers(write_synthetic=...)``,
+    ``replace(OTHER.writers, preparation=...)`` or ``{"preparation": ...}``; none for another expression."""
+    import ast
+
+    if isinstance(node, ast.Call):
+        return {k.arg: k.value for k in node.keywords if k.arg}
+    if isinstance(node, ast.Dict):
+        return {k.value: v for k, v in zip(node.keys, node.values) if isinstance(k, ast.Constant)}
+    return {}
 
 
 def _module_names(tree: object) -> set[str]:
@@ -118,9 +131,9 @@ def catalogue() -> tuple[list[dict], list[str]]:
                 "name": n,
                 "title": f.title or n,
                 "world": f.world,
-                "synth": f.write_synthetic is not None,
-                "writer": f.label_writer is not None,
-                "prepare": f.preparation,
+                "synth": f.writers.write_synthetic is not None,
+                "writer": f.writers.label_writer is not None,
+                "prepare": f.writers.preparation,
             }
             for n, f in (loaded if loaded is not None else formats()).items()
         ]
@@ -136,7 +149,7 @@ def catalogue() -> tuple[list[dict], list[str]]:
 
 def preparations() -> dict[str, object]:
     """``{format name: its Preparation}`` of the formats ``occkit prepare`` can run (those naming one,
-    :attr:`occkit.formats.DatasetFormat.preparation`), each imported from its torch-free module: occkit's
+    :attr:`occkit.formats.Writers.preparation`), each imported from its torch-free module: occkit's
     own formats, and installed packages' where the registry is loaded already (loading it imports torch)."""
     from importlib import import_module
 

@@ -99,7 +99,7 @@ class PredictionResampler:
     def __init__(self, source: DatasetFormat, target: DatasetFormat, dataset: Any) -> None:
         self.source, self.target, self.dataset = source, target, dataset
         self._index: dict[bytes, np.ndarray | None] = {}
-        if source.label_frame != target.label_frame and target.label_writer is None:
+        if source.label_frame != target.label_frame and target.writers.label_writer is None:
             raise ConvertError(
                 f"predictions of {source.name} ({source.label_frame} frame) on {target.name} ground truth "
                 f"({target.label_frame} frame): {target.name} gives no frame transforms; convert the predictions' "
@@ -110,7 +110,7 @@ class PredictionResampler:
         T = None
         if self.source.label_frame != self.target.label_frame:
             i = self.dataset.index_of(token)
-            frame = self.target.label_writer.read(self.dataset, i, {})  # type: ignore[union-attr]
+            frame = self.target.writers.label_writer.read(self.dataset, i, {})  # type: ignore[union-attr]
             T = frame_transform(frame, self.source, self.target)  # ground-truth voxel centres -> predictions' frame
         key = b"" if T is None else np.round(np.asarray(T), 9).tobytes()
         if key in self._index:

@@ -232,7 +232,7 @@ def test_nyu_format_registered_and_predictions_round_trip(tmp_path):
     fmt.predictions.write(tmp_path / "pred", "NYU0005_0001", target)
     from occkit.scoring.folder import evaluate_predictions
 
-    assert fmt.evaluate_folder is None  # occkit's one scoring loop scores it
+    assert fmt.scoring.evaluate_folder is None  # occkit's one scoring loop scores it
     r = evaluate_predictions(fmt, tmp_path, tmp_path / "pred", split="test")
     assert r["frames"] == 1 and r["completion_iou"] == 0.0 and r["precision"] == 0.0  # MonoScene's 0, not NaN
     assert r["benchmark"] == "nyu" and r["missing"] == 0

@@ -226,7 +226,7 @@ def test_label_without_its_invalid_is_refused_everywhere(tmp_path, capsys):
     for read in (
         lambda: ds.load_gt_arrays(0),
         lambda: ds[0],
-        lambda: get_format("semantickitti").label_writer.read(ds, 0, {}),
+        lambda: get_format("semantickitti").writers.label_writer.read(ds, 0, {}),
     ):
         with pytest.raises(FileNotFoundError, match="the .invalid of 000000.label") as e:
             read()
@@ -253,7 +253,7 @@ def test_unknown_raw_id_is_refused(tmp_path):
     for read in (
         lambda: ds.load_gt_arrays(0),
         lambda: ds[0],
-        lambda: get_format("semantickitti").label_writer.read(ds, 0, {}),
+        lambda: get_format("semantickitti").writers.label_writer.read(ds, 0, {}),
     ):
         with pytest.raises(ValueError, match=r"raw label ids \[9999\] are not in SemanticKITTI's learning map") as e:
             read()

@@ -121,7 +121,7 @@ def test_stats_of_a_surroundocc_world_against_its_label_files(tmp_path, capsys):
     from occkit.worlds.driving import SynthConfig
 
     cfg = SynthConfig(scenes=1, frames=2, seed=3, image_size=(32, 88), lidar_beams=4, lidar_azimuth_steps=64)
-    get_format("surroundocc").write_synthetic(tmp_path / "so", cfg)
+    get_format("surroundocc").writers.write_synthetic(tmp_path / "so", cfg)
     out = tmp_path / "so.json"
     assert main(["stats", str(tmp_path / "so"), "--json", str(out), "--no-progress"]) == 0
     d = json.loads(out.read_text())

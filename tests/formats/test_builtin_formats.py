@@ -51,7 +51,7 @@ def _noisy(labels: np.ndarray, classes: int, rng) -> np.ndarray:
 
 def test_occ3d_format_parts_and_scoring_equal_the_generic_scoring(tiny_occ3d_root, tmp_path):
     fmt = get_format("occ3d")
-    assert fmt.detect(tiny_occ3d_root) is not None and fmt.detect(tmp_path) is None
+    assert fmt.detection.detect(tiny_occ3d_root) is not None and fmt.detection.detect(tmp_path) is None
     ds = fmt.open_split(tiny_occ3d_root, "all", load_images=False)
     assert ds.format_name == "occ3d" and len(ds.tokens) == len(ds) == 4
     rng = np.random.default_rng(1)
@@ -70,7 +70,7 @@ def test_occ3d_format_parts_and_scoring_equal_the_generic_scoring(tiny_occ3d_roo
 
     from occkit.metrics.occ3d import Occ3DMetric
 
-    assert fmt.evaluate_folder is None  # occkit's one scoring loop scores it
+    assert fmt.scoring.evaluate_folder is None  # occkit's one scoring loop scores it
     direct = Occ3DMetric(
         mask="camera", free=OCC3D_FREE
     )  # the metric over the label files directly: the former own driver
@@ -105,7 +105,7 @@ def test_occ3d_format_parts_and_scoring_equal_the_generic_scoring(tiny_occ3d_roo
 def test_semantickitti_format_parts_and_scoring_equal_the_generic_scoring(tmp_path):
     root = write_kitti(tmp_path / "gt")
     fmt = get_format("semantickitti")
-    assert fmt.detect(root) is not None and get_format("occ3d").detect(root) is None
+    assert fmt.detection.detect(root) is not None and get_format("occ3d").detection.detect(root) is None
     ds = fmt.open_split(root, "val", load_images=False)
     assert ds.tokens == ["08/000000", "08/000005"]
     rng = np.random.default_rng(2)
@@ -125,7 +125,7 @@ def test_semantickitti_format_parts_and_scoring_equal_the_generic_scoring(tmp_pa
     assert sorted(fmt.predictions.index(pred_dir)) == ds.tokens
 
     own = own.compute()
-    assert fmt.evaluate_folder is None  # occkit's one scoring loop scores it
+    assert fmt.scoring.evaluate_folder is None  # occkit's one scoring loop scores it
     generic = evaluate_predictions(fmt, root, pred_dir, "val", progress=False, batch_size=2)
     for k in ("ssc_miou", "completion_iou", "precision", "recall", "miou", "geometry_iou"):
         assert _same(own[k], generic[k]), k

@@ -36,7 +36,7 @@ def frames_of(root: Path, fmt_name: str | None = None) -> dict[str, object]:
     """``{token: FrameLabels}`` of a dataset as its own label writer reads it."""
     fmt = get_format(fmt_name) if fmt_name else detect_format(root)
     ds = fmt.open_split(root, "all", load_images=False)
-    return {ds.frames[i].token: fmt.label_writer.read(ds, i, {}) for i in range(len(ds))}
+    return {ds.frames[i].token: fmt.writers.label_writer.read(ds, i, {}) for i in range(len(ds))}
 
 
 # ------------------------------------------------------------------------------------------ by hand
@@ -94,7 +94,7 @@ def test_class_tables_through_the_maps_both_ways() -> None:
 @pytest.fixture(scope="module")
 def surroundocc_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("surroundocc")
-    get_format("surroundocc").write_synthetic(root, CFG)
+    get_format("surroundocc").writers.write_synthetic(root, CFG)
     return root
 
 
@@ -291,9 +291,9 @@ def test_semantickitti_kitti360_round_trips(kitti_world, tmp_path) -> None:
     # KITTI-360's other-object has no SemanticKITTI class: put some in a frame, count them dropped
     k = get_format("kitti360")
     dsk = k.open_split(k360, "all", load_images=False)
-    f0 = k.label_writer.read(dsk, 0, {})
+    f0 = k.writers.label_writer.read(dsk, 0, {})
     f0.semantics[:3, :5, :2] = KITTI360_CLASSES.index("other-object")
-    k.label_writer.write(k360, f0)
+    k.writers.label_writer.write(k360, f0)
     shutil.rmtree(back)
     r = convert_dataset(k360, back, "semantickitti", progress=False)
     assert r["dropped_classes"] == {"other-object": 30} and not r["lossless"]
@@ -346,8 +346,8 @@ def test_occ3d_to_surroundocc_agrees_with_the_world_written_in_surroundocc(tmp_p
     ego-frame grid to SurroundOcc's LiDAR-frame grid agrees with the same world labelled in
     SurroundOcc's layout from the scene (a transform the wrong way round agrees on few voxels)."""
     occ3d, direct, out = tmp_path / "occ3d", tmp_path / "surroundocc", tmp_path / "converted"
-    get_format("occ3d").write_synthetic(occ3d, CFG)
-    get_format("surroundocc").write_synthetic(direct, CFG)
+    get_format("occ3d").writers.write_synthetic(occ3d, CFG)
+    get_format("surroundocc").writers.write_synthetic(direct, CFG)
     ann = json.loads((occ3d / "annotations.json").read_text())
     infos = [  # the LiDAR file and token SurroundOcc names its files by (the extrinsic is in the annotations)
         {"token": t, "scene_name": s, "scene_token": s, "lidar_token": f"l{t}", "lidar_path": f"samples/L/{t}.bin"}

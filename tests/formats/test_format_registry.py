@@ -93,13 +93,17 @@ def test_a_dataset_is_marked_with_its_format_under_any_wrapper(tiny_occ3d_root):
 def _toy_format(name: str = "toy"):
     from occkit.formats.occ3d import FORMAT  # the module, not the registry (found again in the test)
 
-    return dataclasses.replace(FORMAT, name=name, title="", summary="a toy", priority=5, source="")
+    detection = dataclasses.replace(FORMAT.detection, priority=5)
+    return dataclasses.replace(FORMAT, name=name, title="", summary="a toy", detection=detection, source="")
 
 
 def test_a_package_adds_a_format_through_an_entry_point(fresh_registry, monkeypatch, tmp_path):
     toy = _toy_format()
     toy = dataclasses.replace(
-        toy, detect=lambda root: "toy.txt" if (root / "toy.txt").is_file() else None, refines=("occ3d",)
+        toy,
+        detection=dataclasses.replace(
+            toy.detection, detect=lambda root: "toy.txt" if (root / "toy.txt").is_file() else None, refines=("occ3d",)
+        ),
     )
     mod = _module(monkeypatch, "toy_pkg_format", FORMAT=toy)
     fresh_registry.append(metadata.EntryPoint(name="toy", value=f"{mod}:FORMAT", group=ENTRY_POINT_GROUP))
@@ -113,7 +117,13 @@ def test_a_package_adds_a_format_through_an_entry_point(fresh_registry, monkeypa
 def test_a_folder_two_unrelated_formats_claim_is_refused_naming_both(fresh_registry, monkeypatch, tmp_path):
     # Before: the first format in registry order won in silence. A format that does not say it refines
     # occ3d's layout, on a folder occ3d also claims, is ambiguous whatever its priority.
-    toy = dataclasses.replace(_toy_format(), detect=lambda root: "toy.txt" if (root / "toy.txt").is_file() else None)
+    toy = _toy_format()
+    toy = dataclasses.replace(
+        toy,
+        detection=dataclasses.replace(
+            toy.detection, detect=lambda root: "toy.txt" if (root / "toy.txt").is_file() else None
+        ),
+    )
     mod = _module(monkeypatch, "toy_pkg_format2", FORMAT=toy)
     fresh_registry.append(metadata.EntryPoint(name="toy", value=f"{mod}:FORMAT", group=ENTRY_POINT_GROUP))
     (tmp_path / "toy.txt").write_text("")
@@ -137,7 +147,8 @@ def test_a_package_whose_detect_raises_is_named_once_and_the_others_keep_working
     def detect(root):
         raise AttributeError("'NoneType' object has no attribute 'glob'")
 
-    bad = dataclasses.replace(_toy_format("badfmt"), detect=detect)
+    bad = _toy_format("badfmt")
+    bad = dataclasses.replace(bad, detection=dataclasses.replace(bad.detection, detect=detect))
     mod = _module(monkeypatch, "bad_detect_pkg", FORMAT=bad)
     fresh_registry.append(metadata.EntryPoint(name="badfmt", value=f"{mod}:FORMAT", group=ENTRY_POINT_GROUP))
     (tmp_path / "annotations.json").write_text("{}")
@@ -200,13 +211,15 @@ def test_a_synthetic_class_map_is_checked_against_the_table(fresh_registry, monk
 
     names = ("free", "thing")
     good = {c: ("free" if c == "free" else "thing") for c in OCC3D_CLASSES}
+    toy = _toy_format("twoclass")
     toy = dataclasses.replace(
-        _toy_format("twoclass"),
+        toy,
         classes=ClassTable(names=names, free=0, ignore=255),
-        synthetic_classes=good,
+        writers=dataclasses.replace(toy.writers, synthetic_classes=good),
     )
     assert toy.synthetic_lut() == tuple(0 if c == "free" else 1 for c in OCC3D_CLASSES)
-    bad = dataclasses.replace(toy, name="badmap", synthetic_classes={**good, "car": "vehicle"})
+    bad_map = dataclasses.replace(toy.writers, synthetic_classes={**good, "car": "vehicle"})
+    bad = dataclasses.replace(toy, name="badmap", writers=bad_map)
     mod = _module(monkeypatch, "badmap_pkg", FORMAT=bad)
     fresh_registry.append(metadata.EntryPoint(name="badmap", value=f"{mod}:FORMAT", group=ENTRY_POINT_GROUP))
     assert "badmap" not in format_names()
@@ -279,7 +292,8 @@ def test_a_package_format_whose_metrics_disagree_with_its_table_is_refused_in_on
         classes = ClassTable(names=("other",) + occ.names[1:], free=occ.free, ignore=occ.ignore)
     else:
         classes = ClassTable(names=occ.names, free=table.get("free", occ.free), ignore=table.get("ignore", 255))
-    bad = dataclasses.replace(_toy_format("disagrees"), classes=classes, synthetic_classes=None)
+    bad = _toy_format("disagrees")
+    bad = dataclasses.replace(bad, classes=classes, writers=dataclasses.replace(bad.writers, synthetic_classes=None))
     mod = _module(monkeypatch, "disagreeing_pkg_format", FORMAT=bad)
     fresh_registry.append(metadata.EntryPoint(name="disagrees", value=f"{mod}:FORMAT", group=ENTRY_POINT_GROUP))
     assert "disagrees" not in format_names() and "occ3d" in format_names()

@@ -17,6 +17,7 @@ from occkit.formats import get_format
 from occkit.formats.spec import (
     MODULE_ROLES,
     PREDICTION_ROLES,
+    RECORDS,
     REQUIRED_ROLES,
     ClassTable,
     DatasetFormat,
@@ -51,12 +52,14 @@ def test_every_in_tree_format_module_follows_the_template():
             continue
         for role in REQUIRED_ROLES:
             assert hasattr(module, role), f"{module.__name__} lacks {role}"
-        for role, field in MODULE_ROLES.items():
-            held = getattr(fmt, field)
+        for role, path in MODULE_ROLES.items():
+            record, _, field = path.rpartition(".")  # a field of the format's own, or of its record
+            held = getattr(getattr(fmt, record) if record else fmt, field)
             if hasattr(module, role):
-                assert held is getattr(module, role), f"{name}.{field} is not the module's {role}"
+                assert held is getattr(module, role), f"{name}.{path} is not the module's {role}"
             else:  # a role the module does not define: the field's default, never another home
-                assert held == DatasetFormat.__dataclass_fields__[field].default, f"{name}.{field}"
+                kind = RECORDS[record] if record else DatasetFormat
+                assert held == kind.__dataclass_fields__[field].default, f"{name}.{path}"
         for role, field in PREDICTION_ROLES.items():
             assert getattr(fmt.predictions, field) is getattr(module, role), f"{name}.predictions.{field}"
     assert FAMILY_BUILT <= set(modules)
@@ -87,12 +90,15 @@ def _declared():
 def test_a_module_with_every_role_gives_its_format(roles):
     name = _module("occkit_test_tiny_format", **roles)
     try:
-        fmt = format_of_module(name, **_declared())
+        fmt = format_of_module(name, **_declared(), detection={"priority": 7}, scoring={"metric_names": ("miou",)})
     finally:
         del sys.modules[name]
     assert fmt.classes is roles["TABLE"] and fmt.grid is roles["GRID"] and fmt.open is roles["open_split"]
     assert fmt.predictions.relpath is roles["prediction_relpath"]
-    assert fmt.write_synthetic is None and fmt.cameras is None  # roles it does not define: the defaults
+    # a record's fields that are no role of the module's, given by the record's name, beside its roles
+    assert fmt.detection.detect is roles["detect"] and fmt.detection.priority == 7
+    assert fmt.scoring.metrics is roles["metrics"] and fmt.scoring.metric_names == ("miou",)
+    assert fmt.writers.write_synthetic is None and fmt.cameras is None  # roles it does not define: the defaults
 
 
 def test_a_missing_role_is_named(roles):
@@ -110,6 +116,8 @@ def test_a_role_given_twice_is_refused(roles):
     try:
         with pytest.raises(TypeError, match=r"occkit_test_tiny_format: classes, grid given as an argument and by"):
             format_of_module(name, **_declared(), classes=roles["TABLE"], grid=roles["GRID"])
+        with pytest.raises(TypeError, match=r"occkit_test_tiny_format: scoring.metrics given as an argument and by"):
+            format_of_module(name, **_declared(), scoring={"metrics": roles["metrics"]})
     finally:
         del sys.modules[name]
 

@@ -114,7 +114,7 @@ def world(tmp_path_factory):
             scenes=2, frames=1, image_size=(48, 160), lidar_beams=16, lidar_azimuth_steps=360, occupancy_supersample=1
         )
         root = tmp_path_factory.mktemp("kitti360")
-        FMT.write_synthetic(root, cfg)
+        FMT.writers.write_synthetic(root, cfg)
     finally:
         torch.set_num_threads(n)
     return root, cfg
@@ -122,7 +122,7 @@ def world(tmp_path_factory):
 
 def test_write_read_exact(world):
     root, cfg = world
-    assert FMT.detect(root) is not None
+    assert FMT.detection.detect(root) is not None
     val = FMT.open_split(root, "val")
     assert [val.token(i) for i in range(len(val))] == ["2013_05_28_drive_0006_sync/000000"]
     from_voxels = k.Kitti360Dataset(root, "all", load_images=False, labels="voxels")
@@ -320,7 +320,7 @@ def test_label_without_its_invalid_is_refused(tmp_path):
     k.write_label(vox / "000000.label", raw)
     missing = vox / "000000.invalid"
     ds = k.Kitti360Dataset(tmp_path, "val", load_images=False)
-    for read in (lambda: ds.load_gt_arrays(0), lambda: ds[0], lambda: FMT.label_writer.read(ds, 0, {})):
+    for read in (lambda: ds.load_gt_arrays(0), lambda: ds[0], lambda: FMT.writers.label_writer.read(ds, 0, {})):
         with pytest.raises(FileNotFoundError, match="the .invalid of 000000.label") as e:
             read()
         _one_line(e, missing)

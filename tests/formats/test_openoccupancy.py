@@ -42,7 +42,7 @@ CFG = SynthConfig(
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("openocc")
-    get_format("openoccupancy").write_synthetic(root, CFG)
+    get_format("openoccupancy").writers.write_synthetic(root, CFG)
     return root
 
 
@@ -170,7 +170,7 @@ def test_missing_label_names_the_file_and_frame(world, tmp_path) -> None:
 
 
 def test_metric_is_surroundoccs() -> None:
-    m = get_format("openoccupancy").metrics({})[0]
+    m = get_format("openoccupancy").scoring.metrics({})[0]
     assert isinstance(m, NuScenesOccupancyMetric) and m.name == "openoccupancy"
     gt = torch.tensor([0, 1, 1, 2, 255, 0, 2, 1]).view(1, 2, 2, 2)
     pred = torch.tensor([0, 1, 2, 2, 3, 1, 0, 1]).view(1, 2, 2, 2)

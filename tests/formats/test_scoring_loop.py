@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from occkit.data.sample import Sample
-from occkit.formats import ClassTable, DatasetFormat, PredictionFiles
+from occkit.formats import ClassTable, DatasetFormat, Detection, FormatScoring, PredictionFiles
 from occkit.geometry.grid import Grid
 from occkit.scoring.folder import evaluate_predictions
 
@@ -87,14 +87,14 @@ def _format(metrics=lambda options: [PlainMIoU()]) -> DatasetFormat:
         grid=GRID,
         label_frame="ego",
         splits=("val",),
-        detect=lambda root: None,
         open=lambda root, split, options: Frames(root),
-        metrics=metrics,
         predictions=PredictionFiles(
             write=lambda folder, token, labels: np.save(folder / f"{token}.npy", labels),
             index=lambda folder: {p.stem: p for p in sorted(Path(folder).glob("*.npy"))},
             read=lambda path: np.load(path),
         ),
+        detection=Detection(lambda root: None),
+        scoring=FormatScoring(metrics),
     )
 
 
@@ -155,7 +155,8 @@ def test_a_region_needs_an_ignore_id(world):
 def test_metrics_a_format_does_not_compute_are_refused_by_name():
     fmt = _format()
     assert fmt.metric_choices(("miou", "rayiou")) == ("miou", "plain")
-    assert dataclasses.replace(fmt, metric_names=("miou", "rayiou")).metric_choices() == ("miou", "rayiou")
+    named = dataclasses.replace(fmt, scoring=dataclasses.replace(fmt.scoring, metric_names=("miou", "rayiou")))
+    assert named.metric_choices() == ("miou", "rayiou")
 
 
 def test_eval_refuses_metrics_the_format_lacks_before_any_work(tmp_path, capsys, monkeypatch):

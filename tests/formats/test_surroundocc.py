@@ -44,7 +44,7 @@ CFG = SynthConfig(
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("surroundocc")
-    get_format("surroundocc").write_synthetic(root, CFG)
+    get_format("surroundocc").writers.write_synthetic(root, CFG)
     return root
 
 
@@ -143,7 +143,7 @@ def test_missing_and_pickled_files(tmp_path, world) -> None:
     path = ds.gt_path(ds.frames[0].token)
     assert path.parent == world / "nuscenes_occ" / "samples" and path.name.endswith(".pcd.bin.npy")
     assert detect_format(world).name == "surroundocc"
-    assert get_format("surroundocc").detect(tmp_path) is None
+    assert get_format("surroundocc").detection.detect(tmp_path) is None
 
 
 def test_metric_hand_counted() -> None:
@@ -187,7 +187,7 @@ def test_metric_all_classes_present_equals_released_mean() -> None:
         ious.append(tp / (((gt == c) & v).sum().item() + ((pred == c) & v).sum().item() - tp))
     assert out["miou_all"] == pytest.approx(100 * np.mean(ious), abs=1e-12)
     assert out["miou"] == pytest.approx(out["miou_all"], abs=1e-12)
-    assert get_format("surroundocc").metrics({})[0].compute().keys() == out.keys()
+    assert get_format("surroundocc").scoring.metrics({})[0].compute().keys() == out.keys()
 
 
 def test_rows_refuse_a_grid_of_another_shape() -> None:

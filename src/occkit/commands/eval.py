@@ -10,7 +10,7 @@ then scored where it can see, not on the whole camera mask.
 The benchmark is the dataset format of ``--gt`` (detected by the format registry,
 :func:`occkit.formats.detect_format`: ``annotations.json``: Occ3D-nuScenes; ``sequences/``:
 SemanticKITTI; and the formats of installed packages), which scores the folder its own way
-(``DatasetFormat.evaluate_folder``, else its metrics over its prediction files). Prints a per-class
+(``FormatScoring.evaluate_folder``, else its metrics over its prediction files). Prints a per-class
 table; numbers are percentages like the official tables.
 """
 
@@ -196,7 +196,7 @@ def _score(args: argparse.Namespace, fmt: Any, values: dict[str, Any]) -> dict[s
         score = partial(evaluate_predictions, fmt, class_map=load_class_map(args.class_map))
         options = {}
     else:
-        score = fmt.evaluate_folder or partial(evaluate_predictions, fmt)
+        score = fmt.scoring.evaluate_folder or partial(evaluate_predictions, fmt)
         options = scoring_options(fmt, values)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -239,7 +239,7 @@ def _check_forced_format(fmt: Any, root: Path) -> None:
         return
     claims = detect_claims(root)
     names = {spec.name for spec, _ in claims}
-    if claims and fmt.name not in names and not names & set(fmt.refines):
+    if claims and fmt.name not in names and not names & set(fmt.detection.refines):
         held = "; ".join(f"{spec.name} ({why})" for spec, why in claims)
         raise ValueError(
             f"--format {fmt.name}: {root} is not a folder of the {fmt.display_name} format; it holds {held}"

@@ -1,5 +1,5 @@
 """``occkit prepare NAME ... --out I``: what occkit needs from a raw dataset beyond a format's files,
-for the formats that say how (:attr:`occkit.formats.DatasetFormat.preparation`).
+for the formats that say how (:attr:`occkit.formats.Writers.preparation`).
 
 ``occkit prepare nuscenes --dataroot D [--version v1.0-trainval] [--occ3d G] [--sweeps 10] --out I``
 reads raw nuScenes with nuscenes-devkit: ``I/infos.json`` holds, per keyframe (sample token = Occ3D

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:  # before counting
         check_output_file(args.json, {"DIR": args.root}, what="--json", command="stats")
     fmt = detect_format(args.root) if args.format == "auto" else get_format(args.format)
-    if args.format != "auto" and fmt.detect(args.root) is None:
+    if args.format != "auto" and fmt.detection.detect(args.root) is None:
         raise ValueError(f"{args.root}: not a dataset of the format {fmt.name} ({fmt.summary})")
     ds = fmt.open(args.root, args.split, OpenOptions(load_images=False, load_extras=False))
     if len(ds.frames) == 0:

@@ -23,7 +23,7 @@ def synthetic_format(name: str | None, world: str | None = None) -> Any:
     torch.)"""
     from occkit.formats import default_format, formats, get_format
 
-    writers = [n for n, f in formats().items() if f.write_synthetic is not None]
+    writers = [n for n, f in formats().items() if f.writers.write_synthetic is not None]
     if name is None:
         default = default_format().name
         kind = world or "driving"
@@ -32,7 +32,7 @@ def synthetic_format(name: str | None, world: str | None = None) -> Any:
             raise ValueError(f"--world {kind}: no dataset format writes it")
         name = default if default in of_world else of_world[0]
     fmt = get_format(name)
-    if fmt.write_synthetic is None:
+    if fmt.writers.write_synthetic is None:
         raise ValueError(
             f"--format {fmt.name}: does not write the synthetic world (formats that do: {', '.join(writers)})"
         )
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "sweeps", 0) and fmt.world != "driving":
         raise ValueError(f"--sweeps: the {fmt.world} world has no LiDAR sweeps (the driving world has)")
     config = _config(args, fmt.world)
-    if fmt.world == "driving" and fmt.synthetic_classes is not None:  # the world's labels in the format's ids
+    if fmt.world == "driving" and fmt.writers.synthetic_classes is not None:  # the world's labels in the format's ids
         from dataclasses import replace
 
         config = replace(config, classes=fmt.synthetic_lut())
@@ -189,7 +189,7 @@ def _generate(args: argparse.Namespace, config, fmt) -> int:
                 print(f"synth: continuing the stopped run kept in {part}", flush=True)
             if getattr(args, "sweeps", 0):
                 _write_rig(part, config, args)
-            fmt.write_synthetic(part, config)  # the format writes the world in its layout
+            fmt.writers.write_synthetic(part, config)  # the format writes the world in its layout
     except KeyboardInterrupt:
         n = (
             len(list((part / SCENE_RECORDS).glob("*.json")))

@@ -35,7 +35,7 @@ def convert_frame(
     T = frame_transform(frame, src, dst)
     idx = resample_index(src.grid, dst.grid, T)
     labelled = (sem != src.classes.free) & (sem != s_ignore)
-    keep = dst.label_writer.masks if dst.label_writer is not None else ()
+    keep = dst.writers.label_writer.masks if dst.writers.label_writer is not None else ()
     if idx is None:
         out_sem = mapped
         out_masks = {k: v for k, v in frame.masks.items() if k in keep}
@@ -46,7 +46,7 @@ def convert_frame(
         geo = _geometry_losses(labelled, idx, inside, src, dst, T)
     report.update(geo)
     report["masks_dropped"] = _masks_dropped(frame.masks, keep)
-    carried = dst.label_writer.fields if dst.label_writer is not None else ()
+    carried = dst.writers.label_writer.fields if dst.writers.label_writer is not None else ()
     out_fields = {k: v for k, v in frame.fields.items() if k in carried and idx is None}
     report["fields_dropped"] = {  # per-voxel arrays the target does not keep (or on another grid): the voxels
         k: int(np.prod(np.shape(v)[:3])) for k, v in frame.fields.items() if k not in out_fields

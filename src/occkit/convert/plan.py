@@ -17,7 +17,7 @@ from occkit.formats.spec import ConvertError, DatasetFormat
 
 def writable_formats() -> tuple[str, ...]:
     """The formats ``occkit convert`` writes (those with a label writer)."""
-    return tuple(n for n, f in formats().items() if f.label_writer is not None)
+    return tuple(n for n, f in formats().items() if f.writers.label_writer is not None)
 
 
 def target_format(name: str) -> DatasetFormat:
@@ -25,7 +25,7 @@ def target_format(name: str) -> DatasetFormat:
     if name not in formats():
         raise ConvertError(f"--to {name}: not a format (the formats: {', '.join(format_names())})")
     fmt = get_format(name)
-    if fmt.label_writer is None:
+    if fmt.writers.label_writer is None:
         raise ConvertError(
             f"--to {name}: occkit convert cannot write {fmt.display_name} (the format has no label writer); "
             f"it writes {', '.join(writable_formats())}"

@@ -109,7 +109,9 @@ def convert_dataset(
         if source_format not in formats():
             raise ConvertError(f"--from {source_format}: not a format (the formats: {', '.join(format_names())})")
         src = get_format(source_format)
-        if Path(data).is_dir() and src.detect(Path(data)) is None:  # said now, not as a file of that layout missing
+        if (
+            Path(data).is_dir() and src.detection.detect(Path(data)) is None
+        ):  # said now, not as a file of that layout missing
             try:
                 other = f"it looks like {detect_format(Path(data)).name}"
             except (FormatRegistryError, ValueError, OSError):
@@ -124,11 +126,11 @@ def convert_dataset(
         except FormatRegistryError as e:
             raise ConvertError(str(e)) from e
     dst = target_format(to)
-    if src.label_writer is None:
+    if src.writers.label_writer is None:
         raise ConvertError(f"{src_root}: occkit convert cannot read {src.display_name} labels (no label writer)")
-    family, target_family = src.label_writer.family, dst.label_writer.family  # type: ignore[union-attr]
+    family, target_family = src.writers.label_writer.family, dst.writers.label_writer.family  # type: ignore[union-attr]
     if family != target_family:
-        same = [n for n in writable_formats() if get_format(n).label_writer.family == family]  # type: ignore[union-attr]
+        same = [n for n in writable_formats() if get_format(n).writers.label_writer.family == family]  # type: ignore[union-attr]
         raise ConvertError(
             f"{src.name} -> {dst.name}: the layouts hold different sensor rigs (the {family} family and the "
             f"{target_family} family); occkit convert writes {src.name} as {', '.join(same)}"
@@ -176,7 +178,7 @@ def _convert(
         "infos": infos,
         "scene_splits": scene_splits(src, src_root),
     }
-    reader, writer = src.label_writer, dst.label_writer
+    reader, writer = src.writers.label_writer, dst.writers.label_writer
     assert writer is not None
     # the first frame through every step before anything is written: what the source lacks is said now
     first = convert_frame(reader.read(ds, 0, options), src, dst, classes)

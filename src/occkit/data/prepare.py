@@ -1,5 +1,5 @@
 """What ``occkit prepare NAME`` runs for a format that says how
-(:attr:`occkit.formats.DatasetFormat.preparation` names a :class:`Preparation`): the options, the
+(:attr:`occkit.formats.Writers.preparation` names a :class:`Preparation`): the options, the
 checks of the inputs and the writer of its output. Nothing here imports torch: the command's parser
 is built from a :class:`Preparation`.
 """

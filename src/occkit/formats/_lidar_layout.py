@@ -25,7 +25,16 @@ from occkit.data.lidar_frame import (
     index_predictions,
     prediction_relpath,
 )
-from occkit.formats.spec import ClassTable, DatasetFormat, LabelWriter, OpenOptions, PredictionFiles
+from occkit.formats.spec import (
+    ClassTable,
+    DatasetFormat,
+    Detection,
+    FormatScoring,
+    LabelWriter,
+    OpenOptions,
+    PredictionFiles,
+    Writers,
+)
 from occkit.geometry.grid import Grid
 
 #: The height of the road in the LiDAR frame: nuScenes' LIDAR_TOP (and the synthetic rig's LiDAR)
@@ -104,8 +113,6 @@ def lidar_frame_format(
     fmt = DatasetFormat(
         name=name,
         title=title,
-        priority=8,  # before Occ3D (10), whose detect claims any folder holding annotations.json
-        refines=("occ3d",),  # ... so a folder that both claim is this variant's
         summary=summary,
         modality="multi-camera",
         classes=ClassTable(NUSC_OCC_CLASSES, free=NUSC_OCC_EMPTY, ignore=NUSC_OCC_IGNORE, palette=NUSC_OCC_PALETTE),
@@ -113,18 +120,23 @@ def lidar_frame_format(
         label_frame="lidar",
         ground_z=LIDAR_GROUND_Z,
         splits=("train", "val"),
-        detect=detect,
         open=open_split,
-        metrics=metrics,
         predictions=PredictionFiles(
             write=layout.write_prediction,
             index=index_predictions,
             read=layout.read_prediction,
             relpath=prediction_relpath,
         ),
-        write_synthetic=write_synthetic,
-        read_variants={"duplicate_voxels": accept_duplicates},
-        table_keys=("miou", "miou_all", "geometry_iou", "geometry_precision", "geometry_recall"),
-        label_writer=label_writer,
+        detection=Detection(
+            detect,
+            priority=8,  # before Occ3D (10), whose detect claims any folder holding annotations.json
+            refines=("occ3d",),  # ... so a folder that both claim is this variant's
+        ),
+        scoring=FormatScoring(
+            metrics,
+            read_variants={"duplicate_voxels": accept_duplicates},
+            table_keys=("miou", "miou_all", "geometry_iou", "geometry_precision", "geometry_recall"),
+        ),
+        writers=Writers(write_synthetic=write_synthetic, label_writer=label_writer),
     )
     return fmt

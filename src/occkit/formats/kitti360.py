@@ -112,9 +112,9 @@ FORMAT = format_of_module(
     __name__,
     name="kitti360",
     title="SSCBench-KITTI-360",
-    priority=95,  # its folders (data_2d_raw/) are no other format's: after occkit's first two
     summary="SSCBench-KITTI-360 (data_2d_raw/, preprocess/labels/; one camera, 19 classes, 0 = empty)",
     label_frame="lidar",
     splits=tuple(KITTI360_SPLITS),
+    detection={"priority": 95},  # its folders (data_2d_raw/) are no other format's: after occkit's first two
     **MONOCULAR_SSC,
 )

@@ -12,7 +12,7 @@ predicts and scores exactly as ``occ3d`` (every field but the name, the writer a
 the same), so it changes nothing for a folder occkit already reads.
 
 ``occkit prepare nuscenes --dataroot D [--version v1.0-trainval] [--occ3d G] [--sweeps 10] --out I``
-(:data:`occkit.data.nuscenes_prepare.PREPARATION`, this format's ``preparation``) reads such a raw root
+(:data:`occkit.data.nuscenes_prepare.PREPARATION`, this format's ``writers.preparation``) reads such a raw root
 with nuscenes-devkit and writes ``I/infos.json``: per keyframe (sample token = Occ3D frame token), its
 LiDAR file and sweeps with their poses, the ego pose, the cameras' calibration and the neighbouring
 keyframes (:mod:`occkit.data.nuscenes_raw`), what ``occkit eval --infos`` and ``data.lidar_infos`` take.
@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from occkit.formats.occ3d import FORMAT as OCC3D
-from occkit.formats.spec import world_writer
+from occkit.formats.spec import Detection, world_writer
 
 
 def detect(root: Path) -> str | None:
@@ -42,10 +42,12 @@ FORMAT = replace(
     title="Occ3D-nuScenes in a raw nuScenes root",
     summary="Occ3D-nuScenes plus the raw nuScenes tables (v1.0-*/, samples/LIDAR_TOP/*.pcd.bin) that occkit prepare "
     "nuscenes reads; read and scored as occ3d",
-    priority=OCC3D.priority + 80,
-    detect=detect,
-    write_synthetic=write_synthetic,
-    label_writer=None,  # its labels are occ3d's: occkit convert --to occ3d writes them
-    preparation="occkit.data.nuscenes_prepare:PREPARATION",
+    detection=Detection(detect, priority=OCC3D.detection.priority + 80),
+    writers=replace(
+        OCC3D.writers,
+        write_synthetic=write_synthetic,
+        label_writer=None,  # its labels are occ3d's: occkit convert --to occ3d writes them
+        preparation="occkit.data.nuscenes_prepare:PREPARATION",
+    ),
     source="",
 )

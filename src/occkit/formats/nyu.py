@@ -97,7 +97,7 @@ GENERATED_JPEG_QUALITY = 95
 
 
 def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) -> None:
-    """Generated frames (:attr:`DatasetFormat.write_generated`) in MonoScene's NYUv2 layout under
+    """Generated frames (:attr:`Writers.write_generated`) in MonoScene's NYUv2 layout under
     ``out``, all in ``NYUtrain/``: ``<token>_color.jpg`` (the image resized, bicubic, to NYUv2's 640 x
     480 and stored as JPEG at :data:`GENERATED_JPEG_QUALITY`, as the layout stores colour; a frame
     generated at 96 x 128 reads back at 96 x 128 within the resampling and JPEG error),

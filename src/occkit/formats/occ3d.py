@@ -120,7 +120,7 @@ def prediction_files(pred_dir: str | os.PathLike) -> dict[str, Path]:
 
 
 def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) -> None:
-    """Generated frames (:attr:`DatasetFormat.write_generated`) in the Occ3D layout under ``out``:
+    """Generated frames (:attr:`Writers.write_generated`) in the Occ3D layout under ``out``:
     ``samples/<CAM>/<token>.png``, ``gts/<scene>/<token>/labels.npz`` (``semantics``; ``mask_camera``
     = ``mask_lidar`` = the frame's mask), ``annotations.json`` (every scene in ``train_split``, an
     empty ``val_split``, each scene's text in ``scene_descriptions``, each frame's
@@ -276,12 +276,11 @@ FORMAT = format_of_module(
     __name__,
     name="occ3d",
     title="Occ3D-nuScenes",
-    priority=10,
     summary="Occ3D-nuScenes (annotations.json, gts/<scene>/<token>/labels.npz; six cameras)",
     modality="multi-camera",
     label_frame="ego",
     ground_z=0.0,  # nuScenes' ego frame sits on the road
     splits=("train", "val"),
-    folder_options=frozenset({"mask", "metrics", "infos"}),
-    metric_names=("miou", "rayiou"),
+    detection={"priority": 10},
+    scoring={"folder_options": frozenset({"mask", "metrics", "infos"}), "metric_names": ("miou", "rayiou")},
 )

@@ -19,7 +19,10 @@ from occkit.formats.spec import (
     WORLDS,
     ClassTable,
     DatasetFormat,
+    Detection,
+    FormatScoring,
     PredictionFiles,
+    Writers,
     _GuardedMetric,
     plugin_failure,
 )
@@ -91,26 +94,31 @@ def _check(spec: object, where: str) -> str | None:
         return f"cannot be checked ({type(e).__name__}: {e})"
 
 
-#: The fields of a :class:`DatasetFormat` that must be of a type, with the type's name for the message.
+#: The fields of a :class:`DatasetFormat` (``record.field``: of its record) that must be of a type, with the
+#: type's name for the message; the records first, so that their fields can be read.
 _FIELD_TYPES = {
     "classes": (ClassTable, "an occkit.formats.ClassTable"),
     "grid": (Grid, "an occkit.geometry.grid.Grid"),
     "predictions": (PredictionFiles, "an occkit.formats.PredictionFiles"),
+    "detection": (Detection, "an occkit.formats.Detection"),
+    "scoring": (FormatScoring, "an occkit.formats.FormatScoring"),
+    "writers": (Writers, "an occkit.formats.Writers"),
     "summary": (str, "a str"),
     "title": (str, "a str"),
     "label_frame": (str, "a str"),
-    "priority": (int, "an int"),
-    "refines": (tuple, "a tuple of format names"),
+    "detection.priority": (int, "an int"),
+    "detection.refines": (tuple, "a tuple of format names"),
     "splits": (tuple, "a tuple of split names"),
-    "folder_options": (frozenset, "a frozenset"),
-    "metric_names": (tuple, "a tuple of names"),
-    "table_keys": (tuple, "a tuple of names"),
+    "scoring.folder_options": (frozenset, "a frozenset"),
+    "scoring.metric_names": (tuple, "a tuple of names"),
+    "scoring.table_keys": (tuple, "a tuple of names"),
 }
 
 
 def _check_fields(spec: DatasetFormat) -> str | None:
-    for attr, (kind, said) in _FIELD_TYPES.items():
-        value = getattr(spec, attr)
+    for path, (kind, said) in _FIELD_TYPES.items():
+        record, _, attr = path.rpartition(".")
+        value = getattr(getattr(spec, record) if record else spec, attr)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             return f"its {attr} is a {type(value).__name__}, not {said}"
     if not isinstance(spec.name, str) or not spec.name.replace("-", "_").isidentifier():
@@ -119,15 +127,16 @@ def _check_fields(spec: DatasetFormat) -> str | None:
         return f"modality {spec.modality!r} is not 'multi-camera' or 'monocular'"
     if spec.world not in WORLDS:
         return f"world {spec.world!r} is not one of {', '.join(WORLDS)}"
-    for attr in ("detect", "open", "metrics"):
-        if not callable(getattr(spec, attr)):
+    for attr, value in (("detect", spec.detection.detect), ("open", spec.open), ("metrics", spec.scoring.metrics)):
+        if not callable(value):
             return f"{attr} is not callable"
-    if not isinstance(spec.read_variants, Mapping) or not all(callable(v) for v in spec.read_variants.values()):
+    variants = spec.scoring.read_variants
+    if not isinstance(variants, Mapping) or not all(callable(v) for v in variants.values()):
         return "its read_variants is not a mapping of option names to callables"
     for attr in ("write", "index", "read"):
         if not callable(getattr(spec.predictions, attr)):
             return f"predictions.{attr} is not callable"
-    for name in (*spec.refines, *spec.splits):
+    for name in (*spec.detection.refines, *spec.splits):
         if not isinstance(name, str):
             return f"its refines and splits are names, got {name!r}"
     try:
@@ -144,7 +153,7 @@ def _metrics_disagree(spec: DatasetFormat) -> str | None:
     taken at its word; one that cannot be built without options is left to the command that builds it."""
     table = spec.classes
     try:
-        metrics = list(spec.metrics({}))
+        metrics = list(spec.scoring.metrics({}))
     except Exception:  # noqa: BLE001 - needs options (a device, a model's classes): named where it is built
         return None
     for m in metrics:
@@ -194,7 +203,7 @@ def formats() -> dict[str, DatasetFormat]:
             spec.source = where
             out[spec.name] = spec
         order = {name: i for i, name in enumerate(out)}  # occkit's own first, each group by name
-        _REGISTRY = dict(sorted(out.items(), key=lambda kv: (kv[1].priority, order[kv[0]])))
+        _REGISTRY = dict(sorted(out.items(), key=lambda kv: (kv[1].detection.priority, order[kv[0]])))
     return _REGISTRY
 
 
@@ -253,7 +262,7 @@ def detect_claims(root: str | os.PathLike) -> list[tuple[DatasetFormat, str]]:
     out = []
     for spec in formats().values():
         try:
-            why = spec.detect(r)
+            why = spec.detection.detect(r)
         except BaseException as e:  # a package's detect calling sys.exit is named too, not the end of the command
             if not spec.from_package or isinstance(e, KeyboardInterrupt):  # occkit's own: as it is
                 raise
@@ -270,7 +279,7 @@ def detect_claims(root: str | os.PathLike) -> list[tuple[DatasetFormat, str]]:
 def detect_format(root: str | os.PathLike, option: str | None = "--format {}") -> DatasetFormat:
     """The format of the dataset folder ``root``: the format ``occkit synth --format NAME`` wrote it as
     (its output record) when that format's ``detect`` answers, else the one format whose ``detect``
-    answers, a format's variants (:attr:`DatasetFormat.refines`) before the layout they refine where
+    answers, a format's variants (:attr:`Detection.refines`) before the layout they refine where
     the variant's ``detect`` gives another reason than the layout's (a variant whose ``detect`` answers
     as the layout's does, for the layout's own folders, is no answer there). A folder that
     two unrelated formats claim is refused in one line naming both; one that none claims, in one
@@ -291,8 +300,8 @@ def detect_format(root: str | os.PathLike, option: str | None = "--format {}") -
     said = {spec.name: why for spec, why in claims}
     # a variant wins over the layout it refines only on its own folders: where its detect sees more than
     # that layout's (another reason); one that answers as the layout does says nothing of its own
-    own = [(spec, why) for spec, why in claims if not any(said.get(name) == why for name in spec.refines)]
-    refined = {name for spec, _ in own for name in spec.refines}
+    own = [(spec, why) for spec, why in claims if not any(said.get(name) == why for name in spec.detection.refines)]
+    refined = {name for spec, _ in own for name in spec.detection.refines}
     left = [(spec, why) for spec, why in own if spec.name not in refined]
     if len(left) == 1:
         return left[0][0]

@@ -110,9 +110,9 @@ FORMAT = format_of_module(
     __name__,
     name="semantickitti",
     title="SemanticKITTI",
-    priority=90,
     summary="SemanticKITTI SSC (sequences/<XX>/voxels/*.label, calib.txt; one camera, image_2)",
     label_frame="lidar",
     splits=("train", "val", "test"),
+    detection={"priority": 90},
     **MONOCULAR_SSC,
 )

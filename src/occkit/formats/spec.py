@@ -2,8 +2,9 @@
 
 A format is one module (``occkit/formats/<name>.py`` holding ``FORMAT = DatasetFormat(...)``, or a
 module of another package named by an entry point of the group ``occkit.datasets``). Everything
-that differs between layouts is a field here, so the engine, the composition root, ``occkit eval``,
-``occkit predict``, the prior cache, the ablation runner and the viewer ask the format and name
+that differs between layouts is a field here or of one of the format's records (:class:`PredictionFiles`,
+:class:`Detection`, :class:`FormatScoring`, :class:`Writers`), so the engine, the composition root,
+``occkit eval``, ``occkit predict``, the prior cache, the ablation runner and the viewer ask the format and name
 none: how a folder is recognised, how a split is opened, the class table with its free and ignore
 ids, the grid and the frame the labels are in, the metrics (accumulators, :class:`Metric`), and how
 predictions are written and read.
@@ -13,9 +14,10 @@ See docs/design.md, "Adding a dataset format", for a complete example.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -271,72 +273,45 @@ class PriorVocabulary:
     stuff_confusable: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
 
 
-@dataclass
-class DatasetFormat:
-    """A dataset layout.
+@dataclass(frozen=True)
+class Detection:
+    """How the registry tells a folder of a format (:attr:`DatasetFormat.detection`).
 
     Attributes:
-        name: what ``--format`` and ``data.format`` take (``occ3d``, ``semantickitti``, ...).
-        summary: one line for ``--help`` and error messages.
-        modality: ``multi-camera`` or ``monocular`` (which methods can train on it).
-        classes: the class table of its labels.
-        grid: the voxel grid of its labels.
-        label_frame: the frame the grid is in: ``ego`` (Occ3D), ``lidar`` (SemanticKITTI,
-            SurroundOcc, OpenOccupancy), ``world`` (NYUv2's gravity-aligned room frame), ...
-        splits: the split names ``open`` takes (``all`` is always accepted).
         detect: ``root -> reason or None``: why ``root`` holds this format (cheap: names of files
             and folders, no decoding), or None. The first format whose ``detect`` answers wins,
             in registry order.
-        open: ``(root, split, options) -> dataset``: a torch dataset of
-            :class:`occkit.data.sample.Sample` with ``frames`` (each with ``.token`` and ``.scene``;
-            SemanticKITTI's are ``(sequence, frame)`` pairs), ``tokens``, ``index_of(token)``,
-            ``grid`` and ``frame_labels(i) -> (labels, scored voxels, file)`` (the class counts of
-            ``supervised.class_counts: auto``), like :class:`occkit.data.occ3d.Occ3DDataset`. A
-            missing or malformed file raises a one-line error naming it.
+        priority: the registry tries ``detect`` in increasing ``priority`` (then occkit's own
+            before installed packages', then by name): a format whose folders a more general
+            format's ``detect`` would also claim (a variant of a layout, e.g. another class table in
+            the SemanticKITTI file layout) takes a lower number than the general one (Occ3D: 10,
+            SemanticKITTI: 90, default 50).
+        refines: the formats whose ``detect`` also claims this format's folders because this one is
+            a variant of their layout (SurroundOcc and OpenOccupancy: ``("occ3d",)``, whose detect
+            claims any folder holding ``annotations.json``): when both answer, this one is the
+            folder's format. Two formats that answer for one folder and neither refines the other
+            are refused as ambiguous (:func:`occkit.formats.detect_format`), never settled by order.
+    """
+
+    detect: Callable[[Path], str | None]
+    priority: int = 50
+    refines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FormatScoring:
+    """How a format's predictions are scored (:attr:`DatasetFormat.scoring`; the scoring core that counts
+    with it is :class:`occkit.scoring.core.Scoring`).
+
+    Attributes:
         metrics: ``options -> [Metric, ...]``: fresh accumulators for a validation or an
             evaluation. ``options`` may hold ``mask`` (which voxels count, e.g. ``camera``),
             ``num_classes`` (the model's), ``device``, ``metrics`` (names asked for beyond the
             first, e.g. ``("miou", "rayiou")``) and what the format documents; a format ignores
             the keys it does not use. The first metric gives ``miou`` and ``geometry_iou``.
-        predictions: how predictions are written and read.
         evaluate_folder: ``(gt_root, pred_dir, split, **options) -> result`` for ``occkit eval``,
             when the format scores a folder its own way (Occ3D's RayIoU needs the LiDAR poses);
-            None: the metrics over :attr:`predictions` and :attr:`open`.
-        write_synthetic: ``(out, config) -> None``: the synthetic world of :attr:`world`
-            (``config`` a :class:`occkit.worlds.driving.SynthConfig` for ``driving``, an
-            :class:`occkit.worlds.indoor.IndoorConfig` for ``indoor``) written in this layout
-            into the folder ``out`` (``occkit synth --format NAME``; resumable: scenes already
-            written there are kept), or None.
-        write_generated: ``(out, frames, cameras) -> None``: frames made by ``occkit generate``
-            written as a dataset of this layout into the new, empty folder ``out``, which
-            :attr:`open` then reads back with split ``all`` (every frame a training frame: what
-            ``data.extra_train`` and ``occkit eval-gen`` read). ``frames``: objects with ``token``,
-            ``scene``, ``text`` (the frame's description), ``source`` (the conditioning real
-            frame's token, or None), ``images`` ``(N, 3, H, W)`` uint8 (``cameras``, in order, at
-            the size they were generated), ``intrinsics`` ``(N, 3, 3)`` (at that size),
-            ``T_ego_from_cam`` ``(N, 4, 4)``, ``T_global_from_ego`` ``(4, 4)``, ``semantics``
-            ``(X, Y, Z)`` class ids on :attr:`grid` and ``mask`` ``(X, Y, Z)`` bool, the voxels
-            that count (the generated cameras' view, within the conditioning frame's own mask),
-            all CPU tensors (:class:`occkit.generation.dataset.GeneratedFrame`). The format keeps
-            the mask as its layout can (Occ3D: ``mask_camera`` = ``mask_lidar``; NYUv2: the ignore
-            label outside it). A bad frame (a camera or size the layout cannot hold) raises a
-            one-line ``ValueError``. None: ``occkit generate`` refuses data of this format.
-        synthetic_classes: how the driving world's classes map onto this format's table, by name:
-            ``{world class: class of this table}`` for each of the world's 18 (Occ3D-nuScenes'
-            names, :data:`occkit.labels.OCC3D_CLASSES`; ``free`` among them). ``occkit synth
-            --format NAME`` then writes every label of the world (3D labels, the cameras' 2D
-            semantics, LiDAR point labels, objects' class ids) in this table's ids
-            (:attr:`occkit.worlds.driving.SynthConfig.classes`), so :attr:`write_synthetic` remaps
-            nothing and training's 2D and LiDAR targets agree with the table. None: the world's own
-            ids (occkit's formats convert in their writers). The registry refuses a map that misses
-            a class of the world or names one this table lacks.
-        world: the kind of scenes the format's datasets hold, ``driving`` (outdoors; the default)
-            or ``indoor`` (NYUv2's rooms): the procedural world :attr:`write_synthetic` writes
-            (``occkit synth --world``), and what a run trained on one kind says when it is pointed
-            at data of the other.
-        cameras: the cameras every frame has when the format fixes them (SemanticKITTI:
-            ``("image_2",)``; a run's ``data.cameras`` is then not passed to :attr:`open`), or None
-            when the user chooses them (:attr:`OpenOptions.cameras`).
+            None: the metrics over :attr:`DatasetFormat.predictions` and :attr:`DatasetFormat.open`.
         folder_options: the keyword options :attr:`evaluate_folder` takes beyond ``split``,
             ``allow_missing``, ``device``, ``workers`` and ``progress`` (``mask``, ``metrics``,
             ``infos``, ``region``, ``processes``, ``batch_size``); ``occkit eval`` refuses an option
@@ -354,23 +329,189 @@ class DatasetFormat:
             for the names asked. A name outside them is refused before any work, never dropped.
         table_keys: the summary lines ``occkit eval`` prints under the per-class table (those
             present in the result, in order).
+    """
+
+    metrics: Callable[[dict[str, Any]], Sequence[Metric]]
+    evaluate_folder: Callable[..., dict[str, Any]] | None = None
+    folder_options: frozenset[str] = frozenset({"mask", "metrics"})
+    read_variants: Mapping[str, Callable[[DatasetFormat], tuple[DatasetFormat, Callable[[dict[str, Any]], None]]]] = (
+        field(default_factory=dict)
+    )
+    metric_names: tuple[str, ...] = ()
+    table_keys: tuple[str, ...] = TABLE_KEYS
+
+
+@dataclass(frozen=True)
+class Writers:
+    """How occkit's commands write datasets in a format's layout (:attr:`DatasetFormat.writers`): the
+    synthetic world (``occkit synth``), generated frames (``occkit generate``), converted ground truth
+    (``occkit convert``) and what ``occkit prepare`` makes from a raw dataset. Each is optional: a command
+    refuses a format that lacks its writer. Not the writer of predictions (:attr:`DatasetFormat.predictions`).
+
+    Attributes:
+        write_synthetic: ``(out, config) -> None``: the synthetic world of :attr:`DatasetFormat.world`
+            (``config`` a :class:`occkit.worlds.driving.SynthConfig` for ``driving``, an
+            :class:`occkit.worlds.indoor.IndoorConfig` for ``indoor``) written in this layout
+            into the folder ``out`` (``occkit synth --format NAME``; resumable: scenes already
+            written there are kept), or None.
+        synthetic_classes: how the driving world's classes map onto this format's table, by name:
+            ``{world class: class of this table}`` for each of the world's 18 (Occ3D-nuScenes'
+            names, :data:`occkit.labels.OCC3D_CLASSES`; ``free`` among them). ``occkit synth
+            --format NAME`` then writes every label of the world (3D labels, the cameras' 2D
+            semantics, LiDAR point labels, objects' class ids) in this table's ids
+            (:attr:`occkit.worlds.driving.SynthConfig.classes`), so :attr:`write_synthetic` remaps
+            nothing and training's 2D and LiDAR targets agree with the table. None: the world's own
+            ids (occkit's formats convert in their writers). The registry refuses a map that misses
+            a class of the world or names one this table lacks.
+        write_generated: ``(out, frames, cameras) -> None``: frames made by ``occkit generate``
+            written as a dataset of this layout into the new, empty folder ``out``, which
+            :attr:`DatasetFormat.open` then reads back with split ``all`` (every frame a training frame:
+            what ``data.extra_train`` and ``occkit eval-gen`` read). ``frames``: objects with ``token``,
+            ``scene``, ``text`` (the frame's description), ``source`` (the conditioning real
+            frame's token, or None), ``images`` ``(N, 3, H, W)`` uint8 (``cameras``, in order, at
+            the size they were generated), ``intrinsics`` ``(N, 3, 3)`` (at that size),
+            ``T_ego_from_cam`` ``(N, 4, 4)``, ``T_global_from_ego`` ``(4, 4)``, ``semantics``
+            ``(X, Y, Z)`` class ids on :attr:`DatasetFormat.grid` and ``mask`` ``(X, Y, Z)`` bool, the
+            voxels that count (the generated cameras' view, within the conditioning frame's own mask),
+            all CPU tensors (:class:`occkit.generation.dataset.GeneratedFrame`). The format keeps
+            the mask as its layout can (Occ3D: ``mask_camera`` = ``mask_lidar``; NYUv2: the ignore
+            label outside it). A bad frame (a camera or size the layout cannot hold) raises a
+            one-line ``ValueError``. None: ``occkit generate`` refuses data of this format.
+        label_writer: how ``occkit convert`` writes a dataset's ground truth in this layout
+            (:class:`LabelWriter`), or None for a format that cannot be written (``occkit convert
+            --to NAME`` then says so); not the writer of predictions (:attr:`DatasetFormat.predictions`)
+            nor of the synthetic world (:attr:`write_synthetic`).
+        preparation: where ``occkit prepare NAME`` finds what it makes from a raw dataset for this
+            format, ``"module:attribute"`` naming a :class:`occkit.data.prepare.Preparation` (``nuscenes``:
+            the infos of raw nuScenes), or None. The module must import no torch (the command's parser
+            is built from it, as every parser is), and the string is read from the format's source for
+            occkit's own formats, as ``--help`` reads them (:mod:`occkit.help_registries`).
+    """
+
+    write_synthetic: Callable[[Path, Any], None] | None = None
+    synthetic_classes: Mapping[str, str] | None = None
+    write_generated: Callable[[Path, Sequence[Any], tuple[str, ...]], None] | None = None
+    label_writer: LabelWriter | None = None
+    preparation: str | None = None
+
+
+#: The records of a :class:`DatasetFormat`, by the field that holds each.
+RECORDS: Mapping[str, type] = MappingProxyType(
+    {"predictions": PredictionFiles, "detection": Detection, "scoring": FormatScoring, "writers": Writers}
+)
+
+#: The fields :class:`DatasetFormat` held flat in occkit 0.1, each beside the record that holds it now. The
+#: constructor still takes them (as keywords, mapped into their records) and a format still answers them
+#: (read-only), each with a ``DeprecationWarning`` naming the record's field; both go in 0.3.0.
+FLAT_FIELDS: Mapping[str, str] = MappingProxyType(
+    {
+        **{name: "detection" for name in ("detect", "priority", "refines")},
+        **{
+            name: "scoring"
+            for name in ("metrics", "evaluate_folder", "folder_options", "read_variants", "metric_names", "table_keys")
+        },
+        **{
+            name: "writers"
+            for name in ("write_synthetic", "synthetic_classes", "write_generated", "label_writer", "preparation")
+        },
+    }
+)
+
+
+def _records_from_flat(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` (a :class:`DatasetFormat`'s keywords) with the flat keywords of occkit 0.1
+    (:data:`FLAT_FIELDS`) moved into their records, each given record's other fields kept; one
+    ``DeprecationWarning`` line names the records' fields to give instead."""
+    flat = [name for name in fields if name in FLAT_FIELDS]
+    if not flat:
+        return fields
+    import warnings
+
+    warnings.warn(
+        f"DatasetFormat({', '.join(f'{n}=' for n in flat)}...): flat keywords of occkit 0.1, removed in 0.3.0; "
+        f"give {', '.join(f'{FLAT_FIELDS[n]}.{n}' for n in flat)} (the records "
+        f"{', '.join(dict.fromkeys(RECORDS[FLAT_FIELDS[n]].__name__ for n in flat))} of occkit.formats)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    out = {name: value for name, value in fields.items() if name not in FLAT_FIELDS}
+    for record in dict.fromkeys(FLAT_FIELDS[n] for n in flat):
+        given = {n: fields[n] for n in flat if FLAT_FIELDS[n] == record}
+        out[record] = replace(out[record], **given) if out.get(record) is not None else RECORDS[record](**given)
+    return out
+
+
+def _flat_alias(name: str, record: str) -> property:
+    """The read-only field ``name`` of occkit 0.1, read from its record with a ``DeprecationWarning``."""
+
+    def read(self: DatasetFormat) -> Any:
+        import warnings
+
+        warnings.warn(
+            f"DatasetFormat.{name} moved to DatasetFormat.{record}.{name}; the old name is removed in 0.3.0",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(getattr(self, record), name)
+
+    read.__name__ = name
+    return property(read, doc=f"Deprecated: :attr:`{record}.{name}` (removed in 0.3.0).")
+
+
+def _taking_flat_keywords(cls: type) -> type:
+    """``cls`` (:class:`DatasetFormat`) whose constructor also takes the flat keywords of occkit 0.1
+    (:func:`_records_from_flat`), and which answers their names read-only (:func:`_flat_alias`)."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **fields: Any) -> None:
+        init(self, *args, **_records_from_flat(fields))
+
+    cls.__init__ = __init__  # type: ignore[misc]
+    for name, record in FLAT_FIELDS.items():
+        setattr(cls, name, _flat_alias(name, record))
+    return cls
+
+
+@_taking_flat_keywords
+@dataclass
+class DatasetFormat:
+    """A dataset layout: its identity, how it is read (:attr:`open`, :attr:`predictions`), and three
+    records: how its folders are told (:attr:`detection`), how it is scored (:attr:`scoring`) and how
+    occkit's commands write it (:attr:`writers`).
+
+    Attributes:
+        name: what ``--format`` and ``data.format`` take (``occ3d``, ``semantickitti``, ...).
+        summary: one line for ``--help`` and error messages.
+        modality: ``multi-camera`` or ``monocular`` (which methods can train on it).
+        classes: the class table of its labels.
+        grid: the voxel grid of its labels.
+        label_frame: the frame the grid is in: ``ego`` (Occ3D), ``lidar`` (SemanticKITTI,
+            SurroundOcc, OpenOccupancy), ``world`` (NYUv2's gravity-aligned room frame), ...
+        splits: the split names ``open`` takes (``all`` is always accepted).
+        open: ``(root, split, options) -> dataset``: a torch dataset of
+            :class:`occkit.data.sample.Sample` with ``frames`` (each with ``.token`` and ``.scene``;
+            SemanticKITTI's are ``(sequence, frame)`` pairs), ``tokens``, ``index_of(token)``,
+            ``grid`` and ``frame_labels(i) -> (labels, scored voxels, file)`` (the class counts of
+            ``supervised.class_counts: auto``), like :class:`occkit.data.occ3d.Occ3DDataset`. A
+            missing or malformed file raises a one-line error naming it.
+        predictions: how predictions are written and read (:class:`PredictionFiles`).
+        detection: how the registry tells its folders (:class:`Detection`: ``detect``, ``priority``,
+            ``refines``).
+        scoring: how its predictions are scored (:class:`FormatScoring`: ``metrics``, ``evaluate_folder``,
+            ``folder_options``, ``read_variants``, ``metric_names``, ``table_keys``).
+        writers: how occkit's commands write datasets in its layout (:class:`Writers`: ``write_synthetic``,
+            ``synthetic_classes``, ``write_generated``, ``label_writer``, ``preparation``); none by default.
         title: the format's name as sentences use it, a bare name (``"Occ3D-nuScenes"``: occkit writes
             "the Occ3D-nuScenes format", "is Occ3D-nuScenes data"); default ``name``. A leading article
             or a trailing "dataset" is left out when it is shown (:attr:`display_name`).
-        priority: the registry tries ``detect`` in increasing ``priority`` (then occkit's own
-            before installed packages', then by name): a format whose folders a more general
-            format's ``detect`` would also claim (a variant of a layout, e.g. another class table in
-            the SemanticKITTI file layout) takes a lower number than the general one (Occ3D: 10,
-            SemanticKITTI: 90, default 50).
-        refines: the formats whose ``detect`` also claims this format's folders because this one is
-            a variant of their layout (SurroundOcc and OpenOccupancy: ``("occ3d",)``, whose detect
-            claims any folder holding ``annotations.json``): when both answer, this one is the
-            folder's format. Two formats that answer for one folder and neither refines the other
-            are refused as ambiguous (:func:`occkit.formats.detect_format`), never settled by order.
-        label_writer: how ``occkit convert`` writes a dataset's ground truth in this layout
-            (:class:`LabelWriter`), or None for a format that cannot be written (``occkit convert
-            --to NAME`` then says so); not the writer of predictions (:attr:`predictions`) nor of
-            the synthetic world (:attr:`write_synthetic`).
+        world: the kind of scenes the format's datasets hold, ``driving`` (outdoors; the default)
+            or ``indoor`` (NYUv2's rooms): the procedural world :attr:`Writers.write_synthetic` writes
+            (``occkit synth --world``), and what a run trained on one kind says when it is pointed
+            at data of the other.
+        cameras: the cameras every frame has when the format fixes them (SemanticKITTI:
+            ``("image_2",)``; a run's ``data.cameras`` is then not passed to :attr:`open`), or None
+            when the user chooses them (:attr:`OpenOptions.cameras`).
         ground_z: the height of the road in the label frame, in metres, where the format fixes it
             (Occ3D's ego frame sits on the road: 0; SurroundOcc's and OpenOccupancy's LiDAR frame
             1.84 m above it: -1.84), or None; a method's ``model.ground_z`` takes it when the
@@ -378,12 +519,10 @@ class DatasetFormat:
         prior_vocabulary: ``() -> PriorVocabulary``: the words, detector prompts and confusions of the
             2D priors of this format's classes, when its table is a table of priors (Occ3D's for the
             driving world, NYUv2's indoors), or None: every class named by its name, no prompts.
-        preparation: where ``occkit prepare NAME`` finds what it makes from a raw dataset for this
-            format, ``"module:attribute"`` naming a :class:`occkit.data.prepare.Preparation` (``nuscenes``:
-            the infos of raw nuScenes), or None. The module must import no torch (the command's parser
-            is built from it, as every parser is), and the string is read from the format's source for
-            occkit's own formats, as ``--help`` reads them (:mod:`occkit.help_registries`).
         source: where it was found; set by the registry.
+
+    The flat keywords of occkit 0.1 (``detect=``, ``metrics=``, ``write_synthetic=``, ...:
+    :data:`FLAT_FIELDS`) are still taken, each moved into its record with a ``DeprecationWarning``.
     """
 
     name: str
@@ -393,29 +532,16 @@ class DatasetFormat:
     grid: Grid
     label_frame: str
     splits: tuple[str, ...]
-    detect: Callable[[Path], str | None]
     open: Callable[[Path, str, OpenOptions], Any]
-    metrics: Callable[[dict[str, Any]], Sequence[Metric]]
     predictions: PredictionFiles
-    evaluate_folder: Callable[..., dict[str, Any]] | None = None
-    write_synthetic: Callable[[Path, Any], None] | None = None
-    write_generated: Callable[[Path, Sequence[Any], tuple[str, ...]], None] | None = None
-    cameras: tuple[str, ...] | None = None
-    world: World = "driving"
-    folder_options: frozenset[str] = frozenset({"mask", "metrics"})
-    read_variants: Mapping[str, Callable[[DatasetFormat], tuple[DatasetFormat, Callable[[dict[str, Any]], None]]]] = (
-        field(default_factory=dict)
-    )
-    metric_names: tuple[str, ...] = ()
-    synthetic_classes: Mapping[str, str] | None = None
-    table_keys: tuple[str, ...] = TABLE_KEYS
+    detection: Detection
+    scoring: FormatScoring
+    writers: Writers = Writers()
     title: str = ""
-    priority: int = 50
-    label_writer: LabelWriter | None = None
+    world: World = "driving"
+    cameras: tuple[str, ...] | None = None
     ground_z: float | None = None
-    refines: tuple[str, ...] = ()
     prior_vocabulary: Callable[[], PriorVocabulary] | None = None
-    preparation: str | None = None
     source: str = field(default="", compare=False)
 
     @property
@@ -469,9 +595,9 @@ class DatasetFormat:
         return ds
 
     def new_metrics(self, **options: Any) -> list[Metric]:
-        """:attr:`metrics` with keyword options; an empty list or one that is not a
+        """:attr:`FormatScoring.metrics` with keyword options; an empty list or one that is not a
         :class:`Metric` raises naming the format."""
-        found = list(plugin_call(self, "metrics", self.metrics, options))
+        found = list(plugin_call(self, "metrics", self.scoring.metrics, options))
         if not found:
             raise ValueError(f"format {self.name} ({self.source}): metrics() gave no metric")
         for m in found:
@@ -483,30 +609,31 @@ class DatasetFormat:
         return [_GuardedMetric(self, m) for m in found] if self.from_package else found
 
     def synthetic_lut(self) -> tuple[int, ...] | None:
-        """:attr:`synthetic_classes` as the id table :attr:`occkit.worlds.driving.SynthConfig.classes`
+        """:attr:`Writers.synthetic_classes` as the id table :attr:`occkit.worlds.driving.SynthConfig.classes`
         takes (world id -> this table's id), or None; a ``ValueError`` names a world class it misses
         or a class this table lacks."""
-        if self.synthetic_classes is None:
+        synthetic_classes = self.writers.synthetic_classes
+        if synthetic_classes is None:
             return None
         from occkit.labels import OCC3D_CLASSES
 
         names = list(self.classes.names)
-        missing = [c for c in OCC3D_CLASSES if c not in self.synthetic_classes]
+        missing = [c for c in OCC3D_CLASSES if c not in synthetic_classes]
         if missing:
             raise ValueError(f"synthetic_classes: no class of this table for the world's {', '.join(missing)}")
-        extra = sorted(set(self.synthetic_classes) - set(OCC3D_CLASSES))
+        extra = sorted(set(synthetic_classes) - set(OCC3D_CLASSES))
         if extra:
             raise ValueError(f"synthetic_classes: {', '.join(extra)} are not classes of the world ({OCC3D_CLASSES})")
-        wrong = sorted({v for v in self.synthetic_classes.values() if v not in names})
+        wrong = sorted({v for v in synthetic_classes.values() if v not in names})
         if wrong:
             raise ValueError(f"synthetic_classes: {', '.join(map(str, wrong))} not in the class table ({names})")
-        return tuple(names.index(self.synthetic_classes[c]) for c in OCC3D_CLASSES)
+        return tuple(names.index(synthetic_classes[c]) for c in OCC3D_CLASSES)
 
     def metric_choices(self, asked: Sequence[str] = ()) -> tuple[str, ...]:
-        """The names ``--metrics`` takes for this format (:attr:`metric_names`; when it declares none,
-        ``miou`` and the names of the metrics it gives for ``asked``)."""
-        if self.metric_names:
-            return tuple(self.metric_names)
+        """The names ``--metrics`` takes for this format (:attr:`FormatScoring.metric_names`; when it
+        declares none, ``miou`` and the names of the metrics it gives for ``asked``)."""
+        if self.scoring.metric_names:
+            return tuple(self.scoring.metric_names)
         built = self.new_metrics(metrics=tuple(asked), num_classes=self.classes.num_classes)
         return tuple(dict.fromkeys(["miou", *(str(getattr(m, "name", "")) for m in built)]))
 
@@ -516,19 +643,20 @@ class DatasetFormat:
         return self.source.startswith("entry point")
 
 
-#: The names a format module gives its roles, each beside the :class:`DatasetFormat` field it fills
-#: (docs/design.md, "A format module"): :func:`format_of_module` reads each one the module defines.
+#: The names a format module gives its roles, each beside the :class:`DatasetFormat` field it fills, or
+#: the field of the record that holds it (``record.field``; docs/design.md, "A format module"):
+#: :func:`format_of_module` reads each one the module defines.
 MODULE_ROLES: Mapping[str, str] = MappingProxyType(
     {
         "TABLE": "classes",
         "GRID": "grid",
         "CAMERAS": "cameras",
-        "LABEL_WRITER": "label_writer",
-        "detect": "detect",
+        "LABEL_WRITER": "writers.label_writer",
+        "detect": "detection.detect",
         "open_split": "open",
-        "metrics": "metrics",
-        "write_synthetic": "write_synthetic",
-        "write_generated": "write_generated",
+        "metrics": "scoring.metrics",
+        "write_synthetic": "writers.write_synthetic",
+        "write_generated": "writers.write_generated",
         "prior_vocabulary": "prior_vocabulary",
     }
 )
@@ -546,19 +674,24 @@ REQUIRED_ROLES: tuple[str, ...] = ("TABLE", "GRID", "detect", "open_split", "met
 
 #: What the monocular semantic-scene-completion formats (SemanticKITTI, SSCBench-KITTI-360, NYUv2)
 #: declare alike: one camera's images, scored by the SSC metrics (``--metrics ssc,miou``, no ``--mask``),
-#: the SSC summary lines under the per-class table.
+#: the SSC summary lines under the per-class table (``scoring``: fields of :class:`FormatScoring`, as
+#: :func:`format_of_module` takes a record's fields).
 MONOCULAR_SSC: Mapping[str, Any] = MappingProxyType(
     {
         "modality": "monocular",
-        "folder_options": frozenset({"metrics"}),
-        "metric_names": ("ssc", "miou"),
-        "table_keys": ("ssc_miou", "completion_iou", "precision", "recall"),
+        "scoring": MappingProxyType(
+            {
+                "folder_options": frozenset({"metrics"}),
+                "metric_names": ("ssc", "miou"),
+                "table_keys": ("ssc_miou", "completion_iou", "precision", "recall"),
+            }
+        ),
     }
 )
 
 
 def world_writer(target: str, **options: Any) -> Callable[[Path, Any], None]:
-    """A format's ``write_synthetic`` (:attr:`DatasetFormat.write_synthetic`): the procedural world's
+    """A format's ``write_synthetic`` (:attr:`Writers.write_synthetic`): the procedural world's
     writer ``target`` (``"module:function"``, imported when it is called: a format module imports no
     world) run into ``out`` with its config, resumably (``resume=True``: the scenes a stopped run
     finished are kept) and with a line per scene (``progress=True``), plus ``options`` (``overwrite=True``
@@ -589,8 +722,10 @@ def refuse_another_class_count(options: Mapping[str, Any], table: ClassTable, ti
 def format_of_module(module_name: str, **fields: Any) -> DatasetFormat:
     """The :class:`DatasetFormat` of the format module ``module_name`` (its ``__name__``, called at the
     module's end as ``FORMAT = format_of_module(__name__, name=..., ...)``): every role the module
-    defines under its name in :data:`MODULE_ROLES` and :data:`PREDICTION_ROLES`, then ``fields`` (the
-    format's identity and what is no role of a module's: ``name``, ``summary``, ``splits`` ...).
+    defines under its name in :data:`MODULE_ROLES` and :data:`PREDICTION_ROLES`, each in its field or
+    its record's, then ``fields``: the format's identity (``name``, ``summary``, ``splits`` ...) and, by
+    a record's name, a mapping of that record's fields that are no role of a module's
+    (``detection={"priority": 10}``, ``scoring={"metric_names": ("miou", "rayiou")}``).
 
     Raises:
         TypeError: the module lacks a role of :data:`REQUIRED_ROLES`, or ``fields`` gives a role the
@@ -604,16 +739,30 @@ def format_of_module(module_name: str, **fields: Any) -> DatasetFormat:
         raise TypeError(
             f"{module_name}: a format module defines {', '.join(missing)} (docs/design.md, 'A format module')"
         )
-    roles: dict[str, Any] = {
-        field: getattr(module, name) for name, field in MODULE_ROLES.items() if hasattr(module, name)
-    }
-    roles["predictions"] = PredictionFiles(**{field: getattr(module, name) for name, field in PREDICTION_ROLES.items()})
-    twice = sorted(set(roles) & set(fields))
+    roles: dict[str, dict[str, Any]] = {}  # by record ("" for a field of the format's own), its fields
+    every = {**MODULE_ROLES, **{name: f"predictions.{key}" for name, key in PREDICTION_ROLES.items()}}
+    for name, path in every.items():
+        if hasattr(module, name):
+            record, _, key = path.rpartition(".")
+            roles.setdefault(record, {})[key] = getattr(module, name)
+    own = roles.pop("", {})
+    twice = set(own) & set(fields)
+    for record, held in roles.items():
+        part = fields.get(record)
+        if isinstance(part, Mapping):
+            twice |= {f"{record}.{key}" for key in set(held) & set(part)}
+        elif part is not None:  # a whole record: every role of it given twice
+            twice.add(record)
     if twice:
         raise TypeError(
-            f"{module_name}: {', '.join(twice)} given as an argument and by the module's own name: one home each"
+            f"{module_name}: {', '.join(sorted(twice))} given as an argument and by the module's own name: "
+            "one home each"
         )
-    return DatasetFormat(**roles, **fields)
+    for record, kind in RECORDS.items():
+        part = fields.get(record)
+        if record in roles or isinstance(part, Mapping):
+            fields[record] = kind(**roles.get(record, {}), **(part or {}))
+    return DatasetFormat(**own, **fields)
 
 
 class FormatPluginError(ValueError):

@@ -1,7 +1,7 @@
 """Generated scenes written as a dataset in the layout of the data they were conditioned on, which
 every occkit reader, trainer and ``occkit stats`` read (docs/design.md §7: methods compose through files).
 
-The format writes the frames (:attr:`occkit.formats.DatasetFormat.write_generated`): the images,
+The format writes the frames (:attr:`occkit.formats.Writers.write_generated`): the images,
 the labels (``semantics`` = the occupancy that conditioned the images, or the one the perception
 model predicted; counted only inside the voxels the generated cameras see, within the conditioning
 frame's own mask) and the texts; Occ3D-nuScenes writes ``samples/<CAM>/<token>.png``,
@@ -64,7 +64,7 @@ def write_generated_dataset(
     from occkit.formats import default_format
 
     fmt = default_format() if fmt is None else fmt
-    if fmt.write_generated is None:
+    if fmt.writers.write_generated is None:
         raise ValueError(f"occkit generate: the {fmt.display_name} format cannot hold generated frames")
     root = Path(out)
     if root.exists() and any(root.iterdir()):
@@ -87,7 +87,7 @@ def write_generated_dataset(
         check_shape(f.semantics, "X Y Z", name=f"frame {f.token} semantics")
         written.append(replace(f, images=torch.from_numpy(images_uint8(f.images, channels_last=False))))
     root.mkdir(parents=True, exist_ok=True)
-    fmt.write_generated(root, written, tuple(cam_names))
+    fmt.writers.write_generated(root, written, tuple(cam_names))
     if record is not None:
         write_json_atomic(root / "generation.json", record)
     return root

@@ -67,7 +67,7 @@ def score_frames(
     metric = fmt.new_metrics(mask="camera", num_classes=judge_num_classes(net), device=device)[0]
     # a format scored under a mask option (Occ3D's camera mask) counts the mask; one that scores every known voxel
     # (NYUv2's: no mask option) is given its ignore label outside the mask
-    ignore = None if "mask" in fmt.folder_options else fmt.classes.ignore
+    ignore = None if "mask" in fmt.scoring.folder_options else fmt.classes.ignore
     feats, frames = [], 0
     for batch in batches:
         batch: Batch = batch.to(device)

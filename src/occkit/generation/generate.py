@@ -224,7 +224,7 @@ def generate_scenes(
     caller removes it once the dataset is in place. None: nothing is saved before the end.
     ``fmt``: the :class:`occkit.formats.DatasetFormat` of ``data`` (the composition root's
     ``occkit.experiment.dataset_format``): its splits name ``occupancy``'s splits, and the frames are
-    written in its layout (:attr:`~occkit.formats.DatasetFormat.write_generated`); None: Occ3D-nuScenes.
+    written in its layout (:attr:`~occkit.formats.Writers.write_generated`); None: Occ3D-nuScenes.
 
     Returns (``out``, rows for :func:`occkit.generation.figure.generation_figure`, the first 4).
     """
@@ -253,7 +253,7 @@ def generate_scenes(
         from occkit.formats import default_format
 
         fmt = default_format()
-    if fmt.write_generated is None:
+    if fmt.writers.write_generated is None:
         raise ValueError(f"{data}: the {fmt.display_name} format cannot hold generated frames")
     ds, picks = conditioning_frames(make_dataset, data, occupancy, split, n, fmt.splits)
     starts = list(range(0, n, batch_size))

@@ -251,7 +251,7 @@ class SupervisedMethod(nn.Module):
                 f"batch.semantics_2d (the 2D semantic maps of frames {', '.join(batch.tokens[:2])}): class ids in "
                 f"[{lo}, {hi}], outside the model's {C} classes (model.num_classes, from the data's format): the "
                 "format's reader gives its 2D maps in another class table; set supervised.semantic_2d_weight=0, or "
-                "give them in the format's ids (occkit's synthetic world: DatasetFormat.synthetic_classes)"
+                "give them in the format's ids (occkit's synthetic world: DatasetFormat.writers.synthetic_classes)"
             )
         target = semantic_map_targets(batch.semantics_2d.flatten(0, 1), H // h, C)  # (B*N, h, w)
         return F.cross_entropy(logits.float(), target)

@@ -156,8 +156,8 @@ def pseudo_layout(data: str | os.PathLike) -> str | None:
     occ3d = get_format("occ3d")
     if fmt.name == occ3d.name:
         return None
-    family = occ3d.label_writer.family  # type: ignore[union-attr]
-    if fmt.label_writer is not None and fmt.label_writer.family == family:
+    family = occ3d.writers.label_writer.family  # type: ignore[union-attr]
+    if fmt.writers.label_writer is not None and fmt.writers.label_writer.family == family:
         return fmt.name
     raise ValueError(
         f"--data {data}: {fmt.display_name} (format {fmt.name}, {fmt.classes.num_classes} classes on a "
@@ -177,7 +177,7 @@ class _Converter:
         from occkit.formats import get_format
 
         self.src, self.dst = get_format("occ3d"), get_format(name)
-        self.writer = self.dst.label_writer
+        self.writer = self.dst.writers.label_writer
         self.classes = class_conversion(self.src, self.dst, None)
         self.ds = self.dst.open_split(data, "all", load_images=False, load_gt=True, load_extras=False)
         self.options = {"split": "all", "source_root": str(data), "infos": None}

@@ -30,7 +30,7 @@ def class_map_source(fmt: Any, gt_root: Any, class_map: Any) -> Any:
     source = get_format(class_map.source)
     g, h = source.grid, fmt.grid
     same = (g.shape, tuple(g.range_min), tuple(g.voxel_size)) == (h.shape, tuple(h.range_min), tuple(h.voxel_size))
-    families = [None if f.label_writer is None else f.label_writer.family for f in (source, fmt)]
+    families = [None if f.writers.label_writer is None else f.writers.label_writer.family for f in (source, fmt)]
     if not same and (None in families or families[0] != families[1]):
         raise ValueError(
             f"--class-map {class_map.path}: {source.name}'s grid {g.shape} from {tuple(g.range_min)} at "
@@ -48,8 +48,9 @@ def on_common_classes(fmt: Any, gt_root: Any, class_map: Any, device: Any) -> An
     return replace(
         fmt,
         predictions=source.predictions,
-        metrics=lambda options: [CommonClasses(class_map, source, fmt, device)],
-        evaluate_folder=None,
+        scoring=replace(
+            fmt.scoring, metrics=lambda options: [CommonClasses(class_map, source, fmt, device)], evaluate_folder=None
+        ),
         source=CLASS_MAP_SOURCE,  # its metric is occkit's, whichever package the format is from
     )
 

@@ -74,7 +74,7 @@ def detect_format_name(gt_root: str | os.PathLike, pred_root: str | os.PathLike 
             fmt = detect(pred_root)
             raise ValueError(
                 f"--gt {root} is a prediction folder ({why}) and --pred {pred_root} is the dataset "
-                f"(a {fmt.name} dataset: {fmt.detect(Path(pred_root))}): --gt and --pred are swapped"
+                f"(a {fmt.name} dataset: {fmt.detection.detect(Path(pred_root))}): --gt and --pred are swapped"
             )
     raise ValueError(f"--gt {root} is a prediction folder ({why}); --gt takes the dataset folder")
 
@@ -190,7 +190,7 @@ def _read_variant(fmt: Any, options: dict[str, Any]) -> tuple[Any, Any]:
     """The format as the true options among its ``read_variants`` read it, and what each adds to the
     result (the options are taken out of ``options``)."""
     finishers = []
-    for key, variant in getattr(fmt, "read_variants", {}).items():
+    for key, variant in fmt.scoring.read_variants.items():
         if options.pop(key, False):
             fmt, finisher = variant(fmt)
             finishers.append(finisher)
@@ -419,4 +419,4 @@ def table_keys(benchmark: str | None) -> tuple[str, ...]:
     """The summary lines of a result of the format ``benchmark`` (its ``table_keys``; the default
     lines for a result of no known format)."""
     fmt = formats().get(benchmark) if isinstance(benchmark, str) else None
-    return fmt.table_keys if fmt is not None else TABLE_KEYS
+    return fmt.scoring.table_keys if fmt is not None else TABLE_KEYS

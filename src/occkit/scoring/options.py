@@ -18,7 +18,7 @@ from typing import Any
 
 def by_loop(fmt: Any) -> bool:
     """Whether occkit's scoring loop scores the format's folders (it declares no ``evaluate_folder``)."""
-    return fmt.evaluate_folder is None
+    return fmt.scoring.evaluate_folder is None
 
 
 @dataclass(frozen=True)
@@ -43,31 +43,31 @@ class EvalOption:
 
 def _metrics_taken(fmt: Any, asked: Any) -> bool:
     # the first metric's mIoU is every scoring's: asking for it alone asks nothing of the format
-    return by_loop(fmt) or "metrics" in fmt.folder_options or not set(asked) - {"miou"}
+    return by_loop(fmt) or "metrics" in fmt.scoring.folder_options or not set(asked) - {"miou"}
 
 
 #: Every option of ``occkit eval`` that reaches the scoring, in the order the command lists them.
 EVAL_OPTIONS: tuple[EvalOption, ...] = (
-    EvalOption("mask", "--mask", lambda f, v: by_loop(f) or "mask" in f.folder_options, given=lambda v: False),
+    EvalOption("mask", "--mask", lambda f, v: by_loop(f) or "mask" in f.scoring.folder_options, given=lambda v: False),
     EvalOption("metrics", "--metrics", _metrics_taken),
-    EvalOption("infos", "--infos", lambda f, v: "infos" in f.folder_options),
+    EvalOption("infos", "--infos", lambda f, v: "infos" in f.scoring.folder_options),
     EvalOption(
         "region",
         "--frustum",
         # a package's own folder scoring cannot be restricted by occkit: only the loop applies a region
-        lambda f, v: by_loop(f) or ("region" in f.folder_options and not f.from_package),
+        lambda f, v: by_loop(f) or ("region" in f.scoring.folder_options and not f.from_package),
     ),
     EvalOption(
         "processes",
         "--processes",
-        lambda f, v: by_loop(f) or "processes" in f.folder_options,
+        lambda f, v: by_loop(f) or "processes" in f.scoring.folder_options,
         given=lambda v: v is not None and v > 1,
         with_class_map=True,
     ),
     EvalOption(
         "duplicate_voxels",
         "--allow-duplicate-voxels",
-        lambda f, v: "duplicate_voxels" in f.read_variants or "duplicate_voxels" in f.folder_options,
+        lambda f, v: "duplicate_voxels" in f.scoring.read_variants or "duplicate_voxels" in f.scoring.folder_options,
     ),
 )
 

@@ -19,7 +19,16 @@ import torch
 
 from occkit.data.sample import Sample
 from occkit.fileio import load_npz, save_npz_atomic, write_json_atomic
-from occkit.formats import ClassTable, DatasetFormat, Metric, OpenOptions, PredictionFiles
+from occkit.formats import (
+    ClassTable,
+    DatasetFormat,
+    Detection,
+    FormatScoring,
+    Metric,
+    OpenOptions,
+    PredictionFiles,
+    Writers,
+)
 from occkit.geometry.grid import occ3d_grid
 
 INDEX = "toyformat.json"
@@ -241,11 +250,9 @@ FORMAT = DatasetFormat(
     grid=GRID,
     label_frame="ego",
     splits=("train", "val"),
-    detect=detect,
     open=open_split,
-    metrics=metrics,
     predictions=PredictionFiles(write=write_prediction, index=prediction_files, read=read_prediction),
-    write_synthetic=write_synthetic,
-    synthetic_classes=SYNTHETIC_CLASSES,
-    folder_options=frozenset(),
+    detection=Detection(detect),
+    scoring=FormatScoring(metrics, folder_options=frozenset()),
+    writers=Writers(write_synthetic=write_synthetic, synthetic_classes=SYNTHETIC_CLASSES),
 )

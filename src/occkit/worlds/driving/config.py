@@ -51,7 +51,7 @@ class SynthConfig(WorldConfig):
     (Occ3D-nuScenes' 18, :data:`occkit.labels.OCC3D_CLASSES`, in order) the id it takes, in the 3D
     labels, the cameras' 2D semantics, the LiDAR point labels and the objects' ``class_id``. None:
     the world's own ids. ``occkit synth --format NAME`` sets it from the format's
-    :attr:`~occkit.formats.DatasetFormat.synthetic_classes`, so that a format's writer remaps nothing."""
+    :attr:`~occkit.formats.Writers.synthetic_classes`, so that a format's writer remaps nothing."""
 
     def __post_init__(self) -> None:
         need = self._need

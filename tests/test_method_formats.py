@@ -269,3 +269,28 @@ def test_fit_to_format_fills_what_the_preset_leaves_and_checks_what_it_gives() -
     # langocc: the format's class names, free first
     lang = fit_to_format(load_experiment("langocc"), "DATA", fmt=so)
     assert lang.langocc.classes == so.classes.names and lang.langocc.free == 0
+
+
+def test_fit_to_format_changes_settings_by_field_and_refuses_a_key_that_is_none(monkeypatch) -> None:
+    """The filled config is a copy (no section shared with the preset's, the given keys kept), and a
+    method whose from_format names no setting of its config is refused in one line, never given an
+    attribute of that name."""
+    import dataclasses
+
+    from occkit.experiment import GIVEN_KEYS, fit_to_format, load_experiment, method_spec
+    from occkit.formats import get_format
+    from occkit.methods.registry import RegistryError
+
+    so = get_format("surroundocc")
+    cfg = load_experiment("synth-cpu")
+    fitted = fit_to_format(cfg, "DATA", fmt=so)
+    assert getattr(fitted, GIVEN_KEYS) == getattr(cfg, GIVEN_KEYS)
+    for f in dataclasses.fields(cfg):
+        assert getattr(fitted, f.name) is not getattr(cfg, f.name) or isinstance(getattr(cfg, f.name), str)
+    assert fitted.data == cfg.data and fitted.optim == cfg.optim  # what the format does not set: equal
+    spec = method_spec(cfg)
+    for key in ("model.num_clases", "nosuch.free", "method.x"):
+        monkeypatch.setattr(spec, "from_format", {key: "num_classes"})
+        with pytest.raises(RegistryError, match=rf"method supervised: from_format names '{key}'"):
+            fit_to_format(cfg, "DATA", fmt=so)
+    assert not hasattr(cfg.model, "num_clases")

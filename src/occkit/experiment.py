@@ -342,10 +342,8 @@ def fit_to_format(cfg: ExperimentConfig, root: str | os.PathLike, fmt: DatasetFo
     :func:`load_experiment` (a run's config.json) counts every key as given and is only checked.
     ``fmt``: the data's format when the caller knows it before the data exists (``occkit demo``
     checks its preset against the world it will write); else the format of ``root``.
-    Returns a copy when anything is filled in, else ``cfg``.
+    Returns a copy when anything is filled in (:func:`_with_settings`), else ``cfg``.
     """
-    import copy
-
     wanted = method_spec(cfg).from_format
     if not wanted:
         return cfg
@@ -357,7 +355,7 @@ def fit_to_format(cfg: ExperimentConfig, root: str | os.PathLike, fmt: DatasetFo
         )
     values = fmt.config_values()
     given = getattr(cfg, GIVEN_KEYS, None)
-    out = cfg
+    changes: dict[str, dict[str, Any]] = {}  # section -> {setting: the format's value}
     for key, what in wanted.items():
         if what not in values:
             raise RegistryError(
@@ -367,7 +365,7 @@ def fit_to_format(cfg: ExperimentConfig, root: str | os.PathLike, fmt: DatasetFo
         value = values[what]
         if value is None:
             continue  # the format has none: the config's stands
-        section, _, name = key.partition(".")
+        section, name = _setting(cfg, key)
         current = getattr(getattr(cfg, section), name)
         if given is None or key in given:
             if not _same(current, value):
@@ -377,10 +375,38 @@ def fit_to_format(cfg: ExperimentConfig, root: str | os.PathLike, fmt: DatasetFo
                 )
             continue
         if not _same(current, value):
-            if out is cfg:
-                out = copy.deepcopy(cfg)
-            setattr(getattr(out, section), name, value)
+            changes.setdefault(section, {})[name] = value
+    out = _with_settings(cfg, changes)
     _check_depth_reach(out, fmt, root)
+    return out
+
+
+def _setting(cfg: ExperimentConfig, key: str) -> tuple[str, str]:
+    """``(section, name)`` of a method's :attr:`MethodSpec.from_format` key ``section.name``; a key
+    that is not a field of its section's dataclass is refused in one line naming the method."""
+    section, _, name = key.partition(".")
+    part = getattr(cfg, section, None) if section in {f.name for f in dataclasses.fields(cfg)} else None
+    if part is None or not dataclasses.is_dataclass(part) or name not in {f.name for f in dataclasses.fields(part)}:
+        raise RegistryError(
+            f"method {cfg.method}: from_format names {key!r}, which is not a setting of its config "
+            f"(a section's field, as model.num_classes)"
+        )
+    return section, name
+
+
+def _with_settings(cfg: ExperimentConfig, changes: dict[str, dict[str, Any]]) -> ExperimentConfig:
+    """A copy of ``cfg`` with new values of some settings (``{section: {name: value}}``), each section
+    rebuilt by :func:`dataclasses.replace` (its own fields by name, not attributes set by string);
+    ``cfg`` itself when there is nothing to change. The copy keeps which keys were given."""
+    if not changes:
+        return cfg
+    import copy
+
+    base = copy.deepcopy(cfg)
+    out = dataclasses.replace(base, **{s: dataclasses.replace(getattr(base, s), **v) for s, v in changes.items()})
+    given = getattr(cfg, GIVEN_KEYS, None)
+    if given is not None:
+        object.__setattr__(out, GIVEN_KEYS, given)
     return out
 
 

@@ -148,8 +148,8 @@ def test_smoke_times_every_part_of_the_forward_and_every_speed_option(smoke):
 
 
 def test_bad_inference_set_is_one_line(tmp_path, capsys):
-    """Refused before any work. In this process: ``main`` returns the status the script exits with
-    (``raise SystemExit(main())``); the script run as a process is the smoke run's and the tests' below."""
+    """Refused before any work, in one line. Called in this process: ``main`` returns the status the script
+    exits with (``raise SystemExit(main())``; its exit as a process is checked by the smoke run and below)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import gpu_check
 

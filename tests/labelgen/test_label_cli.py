@@ -4,6 +4,8 @@ boxes, labels or cameras, and refuse bad input in one line with nothing written.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -26,6 +28,19 @@ def _label(world: Path, out: Path, *extra: str) -> int:
     return main(["label", "--data", str(world), "--out", str(out), *extra])
 
 
+@pytest.fixture(scope="module")
+def labelled(world, tmp_path_factory) -> tuple[Path, str]:
+    """``occkit label --quality`` of the whole world (the default preset, one local process), run once
+    for the tests of the dataset it writes, of its scores, and of the labels a resumed run, worker
+    processes and Ray must equal (``--quality`` scores the labels written; it changes none).
+    Returns the output folder and what the command printed."""
+    out = tmp_path_factory.mktemp("labelled") / "lab"
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        assert _label(world, out, "--quality") == 0
+    return out, said.getvalue()
+
+
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("labels.npz"))}
 
@@ -44,10 +59,8 @@ def test_synth_writes_a_rig_and_the_true_sweep_poses(world):
     assert (world / "rig" / "scene-0000" / "boxes.json").is_file()
 
 
-def test_label_writes_an_occ3d_dataset_and_its_quality(world, tmp_path, capsys):
-    out = tmp_path / "lab"
-    assert _label(world, out, "--quality") == 0
-    said = capsys.readouterr().out
+def test_label_writes_an_occ3d_dataset_and_its_quality(labelled):
+    out, said = labelled
     assert "quality: occupied IoU" in said
     from occkit.formats import detect_format
 
@@ -67,15 +80,14 @@ def test_label_writes_an_occ3d_dataset_and_its_quality(world, tmp_path, capsys):
     assert set(report["summary"]["seconds_per_keyframe_by_stage"]) >= {"aggregate", "voxelise", "cast"}
 
 
-def test_aggregation_beats_the_naive_single_sweep_labels(world, tmp_path):
-    assert _label(world, tmp_path / "a", "--quality") == 0
+def test_aggregation_beats_the_naive_single_sweep_labels(world, labelled, tmp_path):
     assert _label(world, tmp_path / "n", "--quality", "--preset", "naive") == 0
-    a = json.loads((tmp_path / "a" / "quality.json").read_text())
+    a = json.loads((labelled[0] / "quality.json").read_text())
     n = json.loads((tmp_path / "n" / "quality.json").read_text())
     assert a["recall_observable"] > n["recall_observable"]
 
 
-def test_a_stopped_label_resumes_with_the_scenes_it_lacks(world, tmp_path, capsys, monkeypatch):
+def test_a_stopped_label_resumes_with_the_scenes_it_lacks(world, labelled, tmp_path, capsys, monkeypatch):
     import occkit.labelgen.run as label_run
 
     real = label_run.label_one_scene
@@ -95,20 +107,17 @@ def test_a_stopped_label_resumes_with_the_scenes_it_lacks(world, tmp_path, capsy
     capsys.readouterr()
     assert _label(world, out) == 0
     assert "resuming: 1 of 2 scenes already labelled" in capsys.readouterr().out
-    fresh = tmp_path / "fresh"
-    assert _label(world, fresh) == 0
-    assert _files(out) == _files(fresh) and len(_files(out)) == 4
+    assert _files(out) == _files(labelled[0]) and len(_files(out)) == 4  # a run never stopped
 
 
-def test_workers_and_ray_equal_the_local_run_bit_for_bit(world, tmp_path):
+def test_workers_and_ray_equal_the_local_run_bit_for_bit(world, labelled, tmp_path):
     pytest.importorskip("ray")
-    assert _label(world, tmp_path / "local") == 0
     assert _label(world, tmp_path / "procs", "--workers", "2") == 0
     assert _label(world, tmp_path / "ray", "--launcher", "ray", "--workers", "2") == 0
     import ray
 
     assert not ray.is_initialized()  # the Ray the command started is shut down (the next test's process is clean)
-    local = _files(tmp_path / "local")
+    local = _files(labelled[0])  # one local process
     assert len(local) == 4
     assert _files(tmp_path / "procs") == local
     assert _files(tmp_path / "ray") == local

@@ -269,35 +269,35 @@ def test_text_embedding_does_not_depend_on_its_batch_mates():
     assert torch.equal(together, one_by_one[[1, 2, 0]])
 
 
-def test_a_stopped_run_resumes_to_the_weights_of_an_unstopped_one(synth_root, text_encoder, tmp_path, monkeypatch):
+def test_a_stopped_run_resumes_to_the_weights_of_an_unstopped_one(
+    world_run, synth_root, text_encoder, tmp_path, monkeypatch
+):
     """``resume=True`` (``occkit priors train --resume``) continues from the last save: a step budget
-    ends with the weights of a run never stopped; other settings are refused in one line."""
+    ends with the weights of a run never stopped (``world_run``: the same settings, no partial saves),
+    as a stop at any save does; other settings are refused in one line."""
     from safetensors.torch import load_file
 
     import occkit.priors.world_train as wt
     from occkit.commands import priors_train
 
-    kw = {**TINY, "steps": 5, "seed": 3, "save_every_minutes": 1e-9}  # a save after every step
-    ref = train_world_prior(
-        synth_root, tmp_path / "ref", WorldPriorConfig(**kw), progress=False, text_encoder=text_encoder
-    )
-    assert not (ref / wt.RESUME_FILE).exists()
+    ref = world_run
+    kw = {**TINY, "steps": 3, "seed": 3, "save_every_minutes": 1e-9}  # a save after every step
 
     real, saves = wt._write_resume, []
 
-    def stop_after_three(*a, **k):
+    def stop_after_two(*a, **k):
         real(*a, **k)
         saves.append(1)
-        if len(saves) == 3:
+        if len(saves) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(wt, "_write_resume", stop_after_three)
+    monkeypatch.setattr(wt, "_write_resume", stop_after_two)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train_world_prior(synth_root, run, WorldPriorConfig(**kw), progress=False, text_encoder=text_encoder)
     monkeypatch.setattr(wt, "_write_resume", real)
     partial = json.loads((run / "config.json").read_text())
-    assert partial["status"] == "partial" and partial["train"]["steps"] == 3 and (run / wt.RESUME_FILE).is_file()
+    assert partial["status"] == "partial" and partial["train"]["steps"] == 2 and (run / wt.RESUME_FILE).is_file()
     with pytest.raises(FileExistsError, match="not empty"):  # neither resume nor overwrite: refused
         train_world_prior(synth_root, run, WorldPriorConfig(**kw), progress=False, text_encoder=text_encoder)
     with pytest.raises(ValueError, match="trained with seed=3, now 4"):
@@ -312,8 +312,8 @@ def test_a_stopped_run_resumes_to_the_weights_of_an_unstopped_one(synth_root, te
 
     train_world_prior(synth_root, run, WorldPriorConfig(**kw), progress=False, text_encoder=text_encoder, resume=True)
     done = json.loads((run / "config.json").read_text())
-    assert done["status"] == "complete" and done["train"]["steps"] == 5 and done["train"]["resumed_at"] == [3]
-    assert not (run / wt.RESUME_FILE).exists()
+    assert done["status"] == "complete" and done["train"]["steps"] == 3 and done["train"]["resumed_at"] == [2]
+    assert not (run / wt.RESUME_FILE).exists()  # removed at the end
     a, b = load_file(ref / "model.safetensors"), load_file(run / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [h["total"] for h in done["train"]["history"]] == [

@@ -89,7 +89,8 @@ def _box_region(
 
     out = np.zeros(len(centres), bool)
     for c, size, yaw in boxes:
-        near = np.abs(centres[:, :2] - c[:2]).max(1) <= np.linalg.norm(size[:2]) / 2 + grow
+        r = np.linalg.norm(size[:2]) / 2 + grow  # x and y apart: numpy's max over an axis of 2 was 10x slower
+        near = (np.abs(centres[:, 0] - c[0]) <= r) & (np.abs(centres[:, 1] - c[1]) <= r)
         if near.any():
             q = to_box_frame(centres[near], c, yaw)
             out[np.nonzero(near)[0][in_box(q, size, grow)]] = True

@@ -59,6 +59,34 @@ def occkit_cli(site: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def occkit_here(capfd, site: Path, *args: str) -> subprocess.CompletedProcess:
+    """:func:`occkit_cli` in this process (``occkit.cli.main``: no fresh Python importing torch): the
+    packages of ``site`` on the path and the format registry found again from the entry points, as a
+    new process finds them; the path, the registry and the packages' modules put back after. Its
+    output is read from the file descriptors (``capfd``), so that what the processes of the scoring
+    loop print is read too, as from a process."""
+    import importlib
+
+    from occkit.cli import main
+
+    before = set(sys.modules)
+    capfd.readouterr()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(site))
+        for name, fresh in (("_REGISTRY", None), ("_WARNED", set()), ("_QUIET", False)):  # as a new process has them
+            mp.setattr(registry, name, fresh)
+        try:
+            rc = main(list(args))
+        finally:
+            for name in set(sys.modules) - before:  # the packages' modules (and what they imported)
+                if str(site) in str(getattr(sys.modules[name], "__file__", None) or ""):
+                    del sys.modules[name]
+            importlib.invalidate_caches()
+    registry._REGISTRY = None  # found again without the packages by the next that asks
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(["occkit", *args], rc, out, err)
+
+
 def write_relabel_data(tmp_path: Path, occ3d_root: Path, frames_wrong: int = 1) -> tuple[Path, Path, list[str]]:
     """A dataset of docs/design.md §9's ``relabel`` layout beside the Occ3D folder ``occ3d_root`` and a
     prediction folder (right but for the last ``frames_wrong`` frames). Returns ``(data, pred, tokens)``."""
@@ -83,7 +111,7 @@ def write_relabel_data(tmp_path: Path, occ3d_root: Path, frames_wrong: int = 1) 
 
 
 # ------------------------------------------------------------ the design doc's example, installed as a package
-def test_the_design_docs_format_installed_as_a_package_scores_miou_and_rayiou_in_processes(tmp_path, synth_root):
+def test_the_design_docs_format_installed_as_a_package_scores_miou_and_rayiou_in_processes(tmp_path, synth_root, capfd):
     """docs/design.md §9's complete format, copied as it stands into a package (its roles lambdas), scores
     with --metrics miou,rayiou in spawned processes: the same scores as one process. It used to end in a
     40-line PicklingError (a process sent back its metrics with the format and its lambdas)."""
@@ -101,7 +129,7 @@ def test_the_design_docs_format_installed_as_a_package_scores_miou_and_rayiou_in
     assert scores["benchmark"] == "relabel" and 0 < scores["miou"] < 100 and 0 < scores["rayiou"] < 100
     assert scores["frames"] == len(tokens)
     alone = tmp_path / "alone.json"
-    run = occkit_cli(site, *args, "--processes", "1", "--no-progress", "--json", str(alone))
+    run = occkit_here(capfd, site, *args, "--processes", "1", "--no-progress", "--json", str(alone))
     assert run.returncode == 0, run.stdout + run.stderr
     one = json.loads(alone.read_text())
     assert {k: one[k] for k in ("miou", "geometry_iou", "rayiou", "rayiou@1")} == {
@@ -233,15 +261,19 @@ def bare(tmp_path):
     return install_package(tmp_path / "site", "bare_pkg", {"format": BARE}, {"bare": "bare_pkg.format:FORMAT"})
 
 
-def test_mask_and_metrics_reach_a_package_metric_whatever_its_folder_options(tmp_path, bare):
+def test_mask_and_metrics_reach_a_package_metric_whatever_its_folder_options(tmp_path, bare, capfd):
     """folder_options=frozenset() (as docs/design.md §9 sets it) filtered --mask and --metrics away from the
     format's metrics: --mask never arrived, and a metric asked for was accepted and silently not computed."""
     data, pred = write_bare(tmp_path)
     out = tmp_path / "s.json"
-    run = occkit_cli(bare, "eval", "--gt", str(data), "--pred", str(pred), "--mask", "lidar", "--json", str(out))
+    run = occkit_here(
+        capfd, bare, "eval", "--gt", str(data), "--pred", str(pred), "--mask", "lidar", "--json", str(out)
+    )
     assert run.returncode == 0, run.stderr
     assert json.loads(out.read_text())["mask"] == "lidar"
-    run = occkit_cli(bare, "eval", "--gt", str(data), "--pred", str(pred), "--metrics", "miou,bare")
+    # the metrics asked for are checked here, before the processes (the mask above reached those): one is enough
+    args = ["--metrics", "miou,bare", "--processes", "1"]
+    run = occkit_here(capfd, bare, "eval", "--gt", str(data), "--pred", str(pred), *args)
     assert run.returncode == 0, run.stderr
 
 
@@ -646,7 +678,7 @@ def test_show_calls_a_mask_that_is_only_the_labelled_voxels_so():
     assert mask_label(known, "none", 255) is None and mask_label(known, "camera", None) is None
 
 
-def test_occkit_eval_with_broken_packages_installed_names_each_in_one_line_and_scores(tmp_path, bare):
+def test_occkit_eval_with_broken_packages_installed_names_each_in_one_line_and_scores(tmp_path, bare, capfd):
     """Three packages installed beside a working one: a class table that is no ClassTable (was: a traceback
     in every command on every format), a detect calling sys.exit(3) (was: `occkit eval` ended with status 3
     and no word), a detect that raises. Each is one warning line naming the package and the role; the
@@ -667,7 +699,7 @@ def test_occkit_eval_with_broken_packages_installed_names_each_in_one_line_and_s
         {name.removesuffix("_fmt"): f"broken_pkgs.{name}:FORMAT" for name in broken},
     )
     data, pred = write_bare(tmp_path)
-    run = occkit_cli(bare, "eval", "--gt", str(data), "--pred", str(pred), "--no-progress")
+    run = occkit_here(capfd, bare, "eval", "--gt", str(data), "--pred", str(pred), "--no-progress")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Traceback" not in run.stderr and "miou" in run.stdout
     lines = [line for line in run.stderr.splitlines() if line.strip()]
@@ -678,5 +710,5 @@ def test_occkit_eval_with_broken_packages_installed_names_each_in_one_line_and_s
     assert "its detect(" in exiting and "SystemExit: 3" in exiting
     raising = next(line for line in lines if "raising" in line)
     assert "its detect(" in raising and "ZeroDivisionError" in raising
-    run = occkit_cli(bare, "eval", "--gt", str(data), "--pred", str(pred), "--format", "badtable")
+    run = occkit_here(capfd, bare, "eval", "--gt", str(data), "--pred", str(pred), "--format", "badtable")
     assert run.returncode == 1 and "'badtable' is another package's format that failed to load" in run.stderr

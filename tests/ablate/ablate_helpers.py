@@ -3,7 +3,10 @@ an arm x seed (train 2 steps with 2 validations, then score) takes seconds."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+
+import pytest
 
 #: synth-cpu made tiny (as tests/engine's TINY): the Occ3D output grid stays, the rest shrinks. The
 #: backbone is timm's smallest (mobilenetv3_small_050, 0.27 M weights against resnet18's 11.2 M):
@@ -56,3 +59,63 @@ def tiny_spec(name: str = "tiny", arms: str | None = None, scoring: str = "", se
         f"name: {name}\ndescription: a tiny ablation for the tests\n{WORLD_STAGE}data: ${{world}}\n"
         f"budget: 2\nvalidations: 2\ntolerance: 0.5\nmetric: miou\nseeds: {seeds}\narms:\n{arms}{scoring}"
     )
+
+
+class InProcessLauncher:
+    """The local launcher's stand-in for the tests whose subject is not the subprocess: each command
+    runs here, to its end, when it starts (``occkit.cli.main`` on the same argv, its output appended
+    to the command's log after the header, the lane's torch threads), so that a lane costs the
+    command's own work and not a fresh Python importing torch (10-20 s on a loaded 2-core machine).
+    The subprocesses themselves (Popen, logs, kill -9, lanes at once) are tested by the runner's
+    kill test, ``run_jobs`` on real commands, and the Ray tests."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.threads = int(env.get("OMP_NUM_THREADS", "1"))
+
+    def start(self, cmd, header: str, slot: int) -> int:
+        import contextlib
+        import os
+
+        import torch
+
+        from occkit.cli import main
+
+        threads = torch.get_num_threads()
+        with open(cmd.log, "a", buffering=1) as fh:
+            fh.write(header)
+            fh.flush()
+            if cmd.on_start is not None:
+                cmd.on_start(os.getpid())
+            torch.set_num_threads(self.threads)
+            try:
+                with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+                    try:
+                        return main(list(cmd.argv))
+                    except SystemExit as e:  # argparse's refusals
+                        return e.code if isinstance(e.code, int) else 1
+            finally:
+                torch.set_num_threads(threads)
+
+    def poll(self, handle: int) -> int:
+        return handle
+
+    def stop(self, handles: list) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def in_process():
+    """``occkit ablate --launcher local`` (the default) runs its commands with :class:`InProcessLauncher`."""
+    from occkit.ablate.runner import Ablation
+
+    real = Ablation.launcher
+
+    def launcher(self):
+        return InProcessLauncher(self._env()) if self.opts.launcher == "local" else real(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Ablation, "launcher", launcher)
+        yield

@@ -1,13 +1,15 @@
 """``occkit ablate --launcher ray`` on a local Ray cluster of 2 CPUs (started once for the module):
-the same tiny ablation gives the same results.json figures as local lanes; a runner stopped
-mid-arm (SIGTERM, its Ray task cancelled) resumes under Ray to the same figures; a cluster
+the same tiny ablation gives the same results.json figures as local lanes, its runner (another
+process) stopped mid-arm (SIGTERM, its Ray task cancelled) and resumed under Ray; a cluster
 that cannot run a task, or a folder a node does not share, is refused in one line; without
 ray installed, ``--launcher ray`` says how to install it. Skipped where ray is not importable
 (but for the last)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import re
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ablate_helpers import tiny_spec, write
+from ablate_helpers import in_process, tiny_spec, write
 
 from occkit.ablate.runner import check_folder
 from occkit.cli import main
@@ -46,40 +48,46 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def two_ways(tmp_path_factory, cluster):
-    """The tiny spec (2 arms x 1 seed, arm b scored) run with 2 local lanes and with --launcher ray:
-    (root, local out, ray out)."""
+    """The tiny spec (2 arms x 1 seed, arm b scored) run with 2 local lanes (their commands in this
+    process) and with --launcher ray: a runner in another process, on the module's cluster through
+    RAY_ADDRESS, stopped (SIGTERM) while arm a trains, then the same command here, which resumes a
+    and runs b. (root, local out, ray out, the stop: the stopped runner's exit code and output, a's
+    newest checkpoint then, its lock left or not, the processes of the runs' tasks left 30 s after)."""
     root = tmp_path_factory.mktemp("ablate_ray")
     spec = write(root, "spec.yaml", tiny_spec(scoring=SCORING, seeds="[0]"))
     local, on_ray = root / "abl" / "local", root / "abl" / "ray"
-    assert main(["ablate", str(spec), "--out", str(local), "--lanes", "2"]) == 0
-    assert main(["ablate", str(spec), "--out", str(on_ray), "--launcher", "ray"]) == 0
-    yield root, local, on_ray
+    with in_process():  # the local lanes' commands run in this process: the figures of subprocesses
+        assert main(["ablate", str(spec), "--out", str(local), "--lanes", "2"]) == 0
+    args = ["ablate", str(spec), "--out", str(on_ray), "--launcher", "ray"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "occkit.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "RAY_ADDRESS": cluster},
+    )
+    run = on_ray / "runs" / "a_s0"
+    latest = run / "checkpoints" / "latest"
+    # generous: the loop ends at the first checkpoint, which on a loaded 2-core machine (the suite's
+    # two workers beside other jobs) took more than 180 s once
+    deadline = time.monotonic() + 600
+    while not latest.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)  # mid-training: the task is cancelled, the lock released
+    stop = {"text": proc.communicate(timeout=120)[0].decode(), "rc": proc.returncode}
+    stop["latest"] = latest.read_text().strip() if latest.exists() else None
+    stop["locked"] = (run / "ablate.lock").exists()
+    runs = [str(on_ray / "runs" / r) for r in ("a_s0", "b_s0")]
+    deadline = time.monotonic() + 30
+    while any(map(_processes_naming, runs)) and time.monotonic() < deadline:  # a task's occkit ends with its worker
+        time.sleep(0.2)
+    stop["left"] = [pid for r in runs for pid in _processes_naming(r)]
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        rc = main(args)  # this process's cluster (ray is initialised here): a resumed, b run or resumed
+    stop["resumed"] = said.getvalue()
+    print(stop["resumed"])
+    assert rc == 0, stop["resumed"][-2000:]
+    yield root, local, on_ray, stop
     shutil.rmtree(root, ignore_errors=True)
-
-
-def _figures(results: dict) -> dict:
-    """What the launcher must not change: each arm x seed's metric, curve, convergence and scores."""
-    keys = ("status", "step", "metric", "curve", "last_two", "delta", "converged", "scores")
-    return {
-        arm: {seed: {k: s[k] for k in keys} for seed, s in a["seeds"].items()} for arm, a in results["arms"].items()
-    }
-
-
-@needs_ray
-def test_a_ray_ablation_gives_the_figures_of_local_lanes(two_ways):
-    root, local, on_ray = two_ways
-    a, b = (json.loads((d / "results.json").read_text()) for d in (local, on_ray))
-    assert _figures(b) == _figures(a)
-    assert b["arms"]["b"]["seeds"]["0"]["scores"]["occ3d_camera.miou"] is not None  # the scorer ran, as a task too
-    assert "--launcher ray" in b["command"] and "--launcher" not in a["command"]
-    for run in ("a_s0", "b_s0"):
-        d = on_ray / "runs" / run
-        assert not (d / "ablate.lock").exists() and json.loads((d / "ablate.json").read_text())["error"] is None
-        assert (d / "train.log").read_text().count("# occkit ablate ") == 1  # the header, written by the task
-    assert (on_ray / "runs" / "b_s0" / "score_occ3d.log").is_file()
-    assert not list(on_ray.glob(".occkit-ray-*")) and not list(
-        (root / "abl" / "stages").glob(".occkit-ray-*")
-    )  # checks cleaned
 
 
 def _processes_naming(text: str) -> list[int]:
@@ -95,45 +103,51 @@ def _processes_naming(text: str) -> list[int]:
     return pids
 
 
+def _figures(results: dict) -> dict:
+    """What the launcher must not change: each arm x seed's metric, curve, convergence and scores."""
+    keys = ("status", "step", "metric", "curve", "last_two", "delta", "converged", "scores")
+    return {
+        arm: {seed: {k: s[k] for k in keys} for seed, s in a["seeds"].items()} for arm, a in results["arms"].items()
+    }
+
+
 @needs_ray
-def test_a_stopped_ray_runner_resumes_to_the_same_figures(two_ways, cluster):
-    root, local, _ = two_ways
-    spec = write(root, "one.yaml", tiny_spec(name="one", arms="  a: {preset: tiny.yaml}\n", seeds="[0]"))
-    out = root / "abl" / "stopped"
-    args = ["ablate", str(spec), "--out", str(out), "--launcher", "ray"]
-    # another runner process, on the module's cluster through RAY_ADDRESS
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "occkit.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "RAY_ADDRESS": cluster},
-    )
-    run = out / "runs" / "a_s0"
-    latest = run / "checkpoints" / "latest"
-    # generous: the loop ends at the first checkpoint, which on a loaded 2-core machine (the suite's
-    # two workers beside other jobs) took more than 180 s once
-    deadline = time.monotonic() + 600
-    while not latest.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)  # mid-training: the task is cancelled, the lock released
-    text = proc.communicate(timeout=120)[0].decode()
-    assert latest.exists(), text[-2000:]
-    assert proc.returncode == 130 and "run the same command again to resume" in text, text[-2000:]
-    assert int(latest.read_text().strip().split("_")[1]) < 2, "the stop came too late to interrupt training"
-    assert not (run / "ablate.lock").exists()
-    deadline = time.monotonic() + 30
-    while _processes_naming(str(run)) and time.monotonic() < deadline:  # the task's occkit train ends with its worker
-        time.sleep(0.2)
-    assert not _processes_naming(str(run))
-    assert main(args) == 0  # this process's cluster (ray is initialised here)
-    assert "resuming from" in (run / "train.log").read_text()
-    again = json.loads((out / "results.json").read_text())
+def test_a_ray_ablation_gives_the_figures_of_local_lanes(two_ways):
+    root, local, on_ray, stop = two_ways
+    a, b = (json.loads((d / "results.json").read_text()) for d in (local, on_ray))
+    assert _figures(b) == _figures(a)
+    assert b["arms"]["b"]["seeds"]["0"]["scores"]["occ3d_camera.miou"] is not None  # the scorer ran, as a task too
+    assert "--launcher ray" in b["command"] and "--launcher" not in a["command"]
+    # all runs in flight at once (--launcher ray's default): a stopped and started again, b as the stop found it
+    said = stop["text"] + stop["resumed"]
+    assert said.count("arm a seed 0: training") == 2
+    for arm in ("a", "b"):
+        d = on_ray / "runs" / f"{arm}_s0"
+        assert not (d / "ablate.lock").exists() and json.loads((d / "ablate.json").read_text())["error"] is None
+        starts = said.count(f"arm {arm} seed 0: training")
+        assert (d / "train.log").read_text().count("# occkit ablate ") == starts  # the header, written by the task
+    assert (on_ray / "runs" / "b_s0" / "score_occ3d.log").is_file()
+    assert not list(on_ray.glob(".occkit-ray-*")) and not list(
+        (root / "abl" / "stages").glob(".occkit-ray-*")
+    )  # checks cleaned
+
+
+@needs_ray
+def test_a_stopped_ray_runner_resumes_to_the_same_figures(two_ways):
+    _, local, on_ray, stop = two_ways
+    text = stop["text"]
+    assert stop["latest"] is not None, text[-2000:]
+    assert stop["rc"] == 130 and "run the same command again to resume" in text, text[-2000:]
+    assert int(stop["latest"].split("_")[1]) < 2, "the stop came too late to interrupt training"
+    assert not stop["locked"] and not stop["left"]  # the lock released, the tasks' occkit commands ended
+    assert "resuming from" in (on_ray / "runs" / "a_s0" / "train.log").read_text()
+    again = json.loads((on_ray / "results.json").read_text())
     assert _figures(again)["a"] == _figures(json.loads((local / "results.json").read_text()))["a"]
 
 
 @needs_ray
 def test_a_cluster_without_the_resources_of_a_task_is_refused(two_ways, capsys):
-    root, _, _ = two_ways
+    root, _, _, _ = two_ways
     spec = root / "spec.yaml"
     assert main(["ablate", str(spec), "--out", str(root / "abl" / "big"), "--launcher", "ray", "--threads", "3"]) == 1
     err = capsys.readouterr().err.strip().splitlines()

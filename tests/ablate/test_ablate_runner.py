@@ -1,6 +1,11 @@
 """``occkit ablate`` end to end on a tiny world: 2 arms x 2 seeds trained in 2 lanes and scored;
 kill -9 mid-arm and rerun gives the same figures; a second spec reuses the cached stage; a locked
-or differently trained run folder is reported, not trained; the lanes keep the stages' order."""
+or differently trained run folder is reported, not trained; the lanes keep the stages' order.
+
+The kill test kills a runner process and its training subprocess (the local launcher's); the
+ablations of this process run their commands in it (:func:`ablate_helpers.in_process`): the same
+argv and the same figures as subprocesses give (the resumed run of the killed subprocess's
+checkpoint must give the figures of the run trained in one go)."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import sys
 import time
 
 import pytest
-from ablate_helpers import tiny_spec, write
+from ablate_helpers import in_process, tiny_spec, write
 
 from occkit.ablate.lock import process_alive
 from occkit.ablate.report import _num
@@ -31,7 +36,8 @@ def full_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("ablate")
     spec = write(root, "full.yaml", tiny_spec(scoring=SCORING))
     out = root / "abl" / "full"
-    rc = main(["ablate", str(spec), "--out", str(out), "--lanes", "2", "--device", "cpu"])
+    with in_process():
+        rc = main(["ablate", str(spec), "--out", str(out), "--lanes", "2", "--device", "cpu"])
     assert rc == 0
     yield root, out, json.loads((out / "results.json").read_text())
     # The module's runs and their checkpoints: freed once its tests are done.
@@ -119,7 +125,8 @@ def test_kill_mid_arm_and_rerun_gives_the_same_figures_reusing_the_stage(full_ru
     time.sleep(0.2)
     assert not process_alive(lock["pid"], lock["start"]) and not process_alive(lock["child"], lock["child_start"])
     assert int(latest.read_text().strip().split("_")[1]) < 2, "the kill came too late to interrupt training"
-    assert main(args) == 0
+    with in_process():  # the subprocess's checkpoint resumed here
+        assert main(args) == 0
     assert "resuming from" in (out / "runs" / "a_s1" / "train.log").read_text()
     again = json.loads((out / "results.json").read_text())
     assert _figures(again["arms"]["a"]) == {"1": _figures(full["arms"]["a"])["1"]}
@@ -219,7 +226,8 @@ def test_a_start_stopped_before_its_first_checkpoint_restarts_with_new_settings(
     for p in [*run.glob("score_*"), run / "checkpoints"]:
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     (run / "stale.txt").write_text("from the former start")
-    assert main(["ablate", str(spec), "--out", str(out), "--budget", "3"]) == 0
+    with in_process():
+        assert main(["ablate", str(spec), "--out", str(out), "--budget", "3"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "holds no checkpoint of its former settings (budget: 2); starting it again with 3" in text
     assert not (run / "stale.txt").exists()
@@ -230,7 +238,8 @@ def test_a_start_stopped_before_its_first_checkpoint_restarts_with_new_settings(
 def test_stages_only_builds_the_stages_and_runs_no_arm(tmp_path, capsys):
     spec = write(tmp_path, "s.yaml", tiny_spec(name="stagesonly"))
     out = tmp_path / "abl" / "stagesonly"
-    assert main(["ablate", str(spec), "--out", str(out), "--stages-only"]) == 0
+    with in_process():
+        assert main(["ablate", str(spec), "--out", str(out), "--stages-only"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "stages: 1 of 1 cached" in text and "no arm run (--stages-only)" in text
     assert not (out / "runs").exists() or not any((out / "runs").iterdir())
@@ -279,7 +288,8 @@ def test_a_rebuilt_stage_is_never_mixed_into_a_run_or_a_mean(full_run, capsys):
     plan = " ".join(capsys.readouterr().out.split())
     assert "b_s0 done (from another build of stage(s) world)" in plan
     assert "b_s1 partial (step 1 of 2; stage(s) world rebuilt since it started)" in plan
-    assert main(args) == 1  # b_s1 refused; a_s0 started again; a_s1 (dated) and b_s0 kept as they are
+    with in_process():
+        assert main(args) == 1  # b_s1 refused; a_s0 started again; a_s1 (dated) and b_s0 kept as they are
     text = " ".join(capsys.readouterr().out.split())
     assert "stage(s) world were rebuilt since" in text and "remove that folder" in text
     assert "arm a seed 0: stage(s) world rebuilt since" in text and "starting it again from the current build" in text

@@ -37,7 +37,7 @@ TINY = [
     "occscene.schedule.sample_steps=2",
     "train.threads=1",
     "train.log_every=1",
-    "train.val_max_frames=2",
+    "train.val_max_frames=1",
     "train.tensorboard=false",
 ]
 #: the ablation's `generator` stage: text only (no MDA), the VAE then the diffusion, EMA on here

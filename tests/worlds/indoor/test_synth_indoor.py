@@ -184,7 +184,7 @@ def test_show_draws_an_indoor_frame(one_room, tmp_path):
 
 
 def test_end_to_end_nyu_mono(tmp_path):
-    """occkit synth --world indoor + train nyu-mono (2 steps) + predict + eval --format nyu."""
+    """occkit synth --world indoor + train nyu-mono (a step) + predict + eval --format nyu."""
     import json
 
     from occkit.cli import main
@@ -197,10 +197,10 @@ def test_end_to_end_nyu_mono(tmp_path):
 
     assert eval_format(data) == "nyu"  # occkit eval --format auto
     sets = [
-        "optim.max_steps=2",
+        "optim.max_steps=1",
         "optim.amp=none",
         "train.val_every=0",
-        "train.ckpt_every=2",
+        "train.ckpt_every=1",
         "data.image_aug.out_hw=[96,128]",
     ]
     assert main(["train", "nyu-mono", "--data", str(data), "--out", str(run), "--no-progress", "--set", *sets]) == 0

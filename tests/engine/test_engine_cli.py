@@ -33,20 +33,20 @@ TINY = [
 def test_train_resume_predict_cli(synth_root, tmp_path, capsys):
     run, pred = tmp_path / "run", tmp_path / "pred"
     args = ["train", "synth-cpu", "--data", str(synth_root), "--out", str(run), "--no-progress", "--set", *TINY]
-    assert main([*args, "--max-steps", "3"]) == 0
-    assert load_trainer_state(latest_checkpoint(run))["step"] == 3
-    assert main([*args, "--max-steps", "4"]) == 1  # a fresh run over it would overwrite its checkpoints
+    assert main([*args, "--max-steps", "2"]) == 0
+    assert load_trainer_state(latest_checkpoint(run))["step"] == 2
+    assert main([*args, "--max-steps", "3"]) == 1  # a fresh run over it would overwrite its checkpoints
     assert "earlier run" in capsys.readouterr().err
-    assert main([*args, "train.val_metrics=[miou,rayiou]", "--max-steps", "4", "--resume"]) == 0
-    assert load_trainer_state(latest_checkpoint(run))["step"] == 4
+    assert main([*args, "train.val_metrics=[miou,rayiou]", "--max-steps", "3", "--resume"]) == 0
+    assert load_trainer_state(latest_checkpoint(run))["step"] == 3
     err = capsys.readouterr().err
-    assert "resuming from" in err and "optim.max_steps: 3 -> 4" in err
+    assert "resuming from" in err and "optim.max_steps: 2 -> 3" in err
     logs = read_jsonl(run / "train.jsonl")
-    assert [r["step"] for r in logs] == [1, 2, 3, 4] and all(np.isfinite(r["loss"]) for r in logs)
+    assert [r["step"] for r in logs] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in logs)
     vals = read_jsonl(run / "metrics.jsonl")
-    assert [v["step"] for v in vals] == [3, 4] and vals[-1]["frames"] == 2 and vals[-1]["mask"] == "camera"
+    assert [v["step"] for v in vals] == [2, 3] and vals[-1]["frames"] == 2 and vals[-1]["mask"] == "camera"
     assert "rayiou" not in vals[0] and 0.0 <= vals[-1]["rayiou"] <= 100.0
-    assert [r["loss_depth"] > 0 for r in logs] == [True] * 4  # depth targets from the extras (the depth maps)
+    assert [r["loss_depth"] > 0 for r in logs] == [True] * 3  # depth targets from the extras (the depth maps)
     assert (
         main(["predict", "--ckpt", str(run), "--data", str(synth_root), "--out", str(pred), "--no-progress", "--eval"])
         == 0

@@ -28,7 +28,7 @@ def occ3d():
     cfg = load_experiment("occ3d-r50", gpu_check.inference_sets(True))
     seed_everything(0)
     method = build_method(cfg).eval()
-    return method, gpu_check._frames(3, tuple(cfg.data.image_aug.out_hw), 1)
+    return method, gpu_check._frames(2, tuple(cfg.data.image_aug.out_hw), 1)
 
 
 def test_the_path_each_mode_takes():

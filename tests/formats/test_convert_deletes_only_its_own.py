@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,20 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture
-def converted(tiny_occ3d_root, tmp_path) -> Path:
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def converted_once(tiny_occ3d_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("converted") / "out"
     assert main(["convert", "--data", str(tiny_occ3d_root), "--out", str(out), "--to", "occ3d"]) == 0
+    return out
+
+
+@pytest.fixture
+def converted(converted_once, tmp_path) -> Path:
+    """A conversion of the tiny world for each test to edit: a copy of one made once (its files, records
+    and state as convert wrote them, the image links still links to the source)."""
+    out = tmp_path / "out"
+    shutil.copytree(converted_once, out, symlinks=True)
+    assert _snapshot(out) == _snapshot(converted_once)
     return out
 
 

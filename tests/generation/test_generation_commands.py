@@ -80,37 +80,29 @@ def run_dir(synth_root, tmp_path_factory):
     return tmp / "run"
 
 
-def test_train_generate_stats_eval_gen(run_dir, synth_root, tmp_path, capsys):
+def _generate_val(run_dir, synth_root, out, *more) -> int:
+    """``occkit generate``: 3 frames on the val layouts, in batches of 2 (the default seed)."""
+    argv = ["generate", "--ckpt", str(run_dir), "--data", str(synth_root), "--occupancy", "val", "--n", "3"]
+    return main([*argv, "--batch-size", "2", "--out", str(out), "--no-progress", "--device", "cpu", *more])
+
+
+@pytest.fixture(scope="module")
+def generated(run_dir, synth_root, tmp_path_factory):
+    """One uninterrupted generation, read (never written) by the tests below: the dataset they check,
+    and the bytes an interrupted one must resume to."""
+    out = tmp_path_factory.mktemp("generated") / "gen"
+    assert _generate_val(run_dir, synth_root, out) == 0
+    return out
+
+
+def test_train_generate_stats_eval_gen(run_dir, generated, synth_root, tmp_path, capsys):
     rows = [json.loads(line) for line in (run_dir / "train.jsonl").read_text().splitlines()]
     assert [sorted(k for k in r if k.startswith("loss_")) for r in rows] == [
         ["loss_occ_real", "loss_vae_kl", "loss_vae_rec"],
         ["loss_diff"],
         ["loss_diff", "loss_occ_gen", "loss_occ_real"],
     ]
-    out = tmp_path / "gen"
-    assert (
-        main(
-            [
-                "generate",
-                "--ckpt",
-                str(run_dir),
-                "--data",
-                str(synth_root),
-                "--occupancy",
-                "val",
-                "--n",
-                "3",
-                "--out",
-                str(out),
-                "--batch-size",
-                "2",
-                "--no-progress",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    out = generated
     ds = Occ3DDataset(out, "all", cameras=("CAM_FRONT",))
     assert len(ds) == 3 and (out / "preview.png").is_file()
     s = ds[0]
@@ -126,29 +118,7 @@ def test_train_generate_stats_eval_gen(run_dir, synth_root, tmp_path, capsys):
     assert main(["stats", str(out), "--split", "all", "--no-progress"]) == 0
     # same seed, same images
     out2 = tmp_path / "gen2"
-    assert (
-        main(
-            [
-                "generate",
-                "--ckpt",
-                str(run_dir),
-                "--data",
-                str(synth_root),
-                "--occupancy",
-                "val",
-                "--n",
-                "3",
-                "--out",
-                str(out2),
-                "--batch-size",
-                "2",
-                "--no-progress",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    assert _generate_val(run_dir, synth_root, out2) == 0
     a = np.asarray(Occ3DDataset(out2, "all", cameras=("CAM_FRONT",))[0].images)
     assert np.array_equal(a, np.asarray(s.images))
     # perception feedback: labels are the perception model's prediction
@@ -271,36 +241,17 @@ def _stop_sampler(monkeypatch, at: int, error: BaseException, calls: list):
     monkeypatch.setattr(g, "sample", sample)
 
 
-def test_an_interrupted_generate_resumes_to_the_same_bytes(run_dir, synth_root, tmp_path, capsys, monkeypatch):
+def test_an_interrupted_generate_resumes_to_the_same_bytes(
+    run_dir, generated, synth_root, tmp_path, capsys, monkeypatch
+):
     from occkit.fileio import sha256_file
     from occkit.generation.generate import partial_folder
 
     def gen(out, *more):
-        return main(
-            [
-                "generate",
-                "--ckpt",
-                str(run_dir),
-                "--data",
-                str(synth_root),
-                "--occupancy",
-                "val",
-                "--n",
-                "3",
-                "--batch-size",
-                "2",
-                "--out",
-                str(out),
-                "--no-progress",
-                "--device",
-                "cpu",
-                *more,
-            ]
-        )
+        return _generate_val(run_dir, synth_root, out, *more)
 
-    assert gen(tmp_path / "ref") == 0
-    ref = _tree(tmp_path / "ref")
-    assert not partial_folder(tmp_path / "ref").exists()
+    ref = _tree(generated)  # the same command, uninterrupted
+    assert not partial_folder(generated).exists()
     # files.json: the size and checksum of every file written (all but itself and occkit's records of the folder)
     sums = json.loads(ref["files.json"])
     assert set(sums) == set(ref) - {"files.json", ".occkit-output.json", ".occkit-files.json"}
@@ -309,7 +260,7 @@ def test_an_interrupted_generate_resumes_to_the_same_bytes(run_dir, synth_root, 
         k.endswith(".png") for k in sums
     ) == 4
     for rel, want in sums.items():
-        assert want == {"size": len(ref[rel]), "sha256": sha256_file(tmp_path / "ref" / rel)}, rel
+        assert want == {"size": len(ref[rel]), "sha256": sha256_file(generated / rel)}, rel
 
     out = tmp_path / "gen"
     work = partial_folder(out)
@@ -351,7 +302,7 @@ def test_a_broken_saved_batch_is_redone(run_dir, synth_root, tmp_path, capsys, m
                 str(synth_root),
                 "--from-perception",
                 "--n",
-                "4",
+                "3",
                 "--batch-size",
                 "1",
                 "--out",
@@ -376,8 +327,8 @@ def test_a_broken_saved_batch_is_redone(run_dir, synth_root, tmp_path, capsys, m
     monkeypatch.undo()
     _stop_sampler(monkeypatch, 0, KeyboardInterrupt(), calls)
     assert gen(out) == 0
-    assert calls == [1, 2, 3]  # the broken batch and the two never sampled
-    assert "1 of 4 frames kept" in capsys.readouterr().out
+    assert calls == [1, 2]  # the broken batch and the one never sampled
+    assert "1 of 3 frames kept" in capsys.readouterr().out
     assert _tree(out) == _tree(tmp_path / "ref") and not work.exists()
 
 
@@ -455,7 +406,7 @@ def test_perception_trains_on_real_plus_generated_frames_and_the_blank_control(r
             "data.train_scene_fraction=0.5",
             f"data.extra_train=[{gen}]",
             f"data.extra_images={how}",
-            "optim.max_steps=2",
+            "optim.max_steps=1",  # a step on the joined frames
         ]
         cfg = load_experiment(preset, sets)
         frames = build_train_set(cfg, synth_root)

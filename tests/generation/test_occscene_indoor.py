@@ -17,14 +17,14 @@ from occkit.cli import main
 from occkit.data.nyu import NYUDataset
 from occkit.labels import NYU_IGNORE
 
-#: occscene-nyu as shipped (96x128 images, 12x16 latents), batch 1, 2 + 2 + 2 steps
+#: occscene-nyu as shipped (96x128 images, 12x16 latents), batch 1, a step of each stage (1 + 1 + 1)
 SMALL = [
     "data.batch_size=1",
     "data.cache_mb=0",
     "optim.amp=none",
     "optim.warmup_steps=0",
-    "occscene.vae_steps=2",
-    "occscene.diffusion_steps=2",
+    "occscene.vae_steps=1",
+    "occscene.diffusion_steps=1",
     "occscene.occ_warmup_steps=0",
     "occscene.occ_max_timestep=1000",  # every joint step reads its estimate
     "occscene.schedule.sample_steps=2",
@@ -39,10 +39,11 @@ SMALL = [
 def indoor(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("occscene_indoor")
     world = tmp / "world"
-    assert main(["synth", "--world", "indoor", "--out", str(world), "--scenes", "3", "--frames", "2"]) == 0
+    # a room to train on, one to test (two views each: generate --n 2 takes two layouts)
+    assert main(["synth", "--world", "indoor", "--out", str(world), "--scenes", "2", "--frames", "2"]) == 0
     run = tmp / "run"
     args = ["train", "occscene-nyu", "--data", str(world), "--out", str(run), "--no-val", "--no-progress"]
-    assert main([*args, "--max-steps", "6", "--set", *SMALL]) == 0
+    assert main([*args, "--max-steps", "3", "--set", *SMALL]) == 0
     return world, run, tmp
 
 
@@ -50,8 +51,10 @@ def test_occscene_nyu_trains_predicts_generates_and_is_scored_indoors(indoor, ca
     world, run, tmp = indoor
     rows = [json.loads(line) for line in (run / "train.jsonl").read_text().splitlines()]
     assert [sorted(k for k in r if k.startswith("loss_")) for r in rows] == [
-        ["loss_occ_real", "loss_vae_kl", "loss_vae_rec"]
-    ] * 2 + [["loss_diff"]] * 2 + [["loss_diff", "loss_occ_gen", "loss_occ_real"]] * 2
+        ["loss_occ_real", "loss_vae_kl", "loss_vae_rec"],
+        ["loss_diff"],
+        ["loss_diff", "loss_occ_gen", "loss_occ_real"],
+    ]
     assert all(np.isfinite(r["loss"]) for r in rows)
     assert any(r.get("loss_occ_gen", 0) > 0 for r in rows)  # the perception model read the generated estimates
     # predict + eval --format nyu
@@ -88,7 +91,7 @@ def test_occscene_nyu_trains_predicts_generates_and_is_scored_indoors(indoor, ca
     # the judge (perception alone on real frames) and eval-gen with NYUv2's metric
     judge = tmp / "judge"
     args = ["train", "occscene-nyu", "--data", str(world), "--out", str(judge), "--no-val", "--no-progress"]
-    assert main([*args, "--max-steps", "2", "--set", *SMALL, "occscene.train_generator=false"]) == 0
+    assert main([*args, "--max-steps", "1", "--set", *SMALL, "occscene.train_generator=false"]) == 0
     out = tmp / "eval_gen.json"
     args = ["eval-gen", "--gen", str(gen), "--real", str(world), "--judge", str(judge), "--split", "val"]
     assert main([*args, "--out", str(out)]) == 0

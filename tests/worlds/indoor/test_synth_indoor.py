@@ -94,9 +94,24 @@ def test_frame_world_turns_the_heading_to_plus_y():
     assert origin[0] == pytest.approx(T_wc[0, 3] - 2.4, abs=1e-6) and origin[2] == pytest.approx(-0.06, abs=1e-7)
 
 
-def test_written_world_round_trip(tmp_path):
-    cfg = IndoorConfig(scenes=2, frames=1, seed=3, val_fraction=0.5)
-    out = generate_indoor(tmp_path / "w", cfg)
+#: Two rooms of one view, one of each split: the world written once (module) for the tests that read it.
+TWO_ROOMS = IndoorConfig(scenes=2, frames=1, seed=3, val_fraction=0.5)
+#: One room, one view: the world ``show`` and ``view`` draw.
+ONE_ROOM = IndoorConfig(scenes=1, frames=1, seed=2)
+
+
+@pytest.fixture(scope="module")
+def two_rooms(tmp_path_factory):
+    return generate_indoor(tmp_path_factory.mktemp("two_rooms") / "w", TWO_ROOMS)
+
+
+@pytest.fixture(scope="module")
+def one_room(tmp_path_factory):
+    return generate_indoor(tmp_path_factory.mktemp("one_room") / "w", ONE_ROOM)
+
+
+def test_written_world_round_trip(two_rooms):
+    cfg, out = TWO_ROOMS, two_rooms
     assert sorted(p.name for p in (out / "NYUtrain").iterdir()) == [
         "NYU0000_0000.bin",
         "NYU0000_0000.png",
@@ -147,30 +162,29 @@ def test_cli_indoor_world(tmp_path, capsys):
     assert a.read_bytes() == b.read_bytes()
 
 
-def test_show_draws_an_indoor_frame(tmp_path):
+def test_show_draws_an_indoor_frame(one_room, tmp_path):
     from PIL import Image
 
     from occkit.cli import main
 
-    cfg = IndoorConfig(scenes=1, frames=1, seed=2)
-    generate_indoor(tmp_path / "w", cfg)
+    world = one_room
     out = tmp_path / "show.png"
-    assert main(["show", str(tmp_path / "w"), "--out", str(out)]) == 0
+    assert main(["show", str(world), "--out", str(out)]) == 0
     im = np.asarray(Image.open(out))
     assert im.shape[1] == 3 * 320 + 2 * 4 and im.shape[0] > 240  # image, 2D classes, occupancy; the legend
     # with a prediction from a folder of the format's files: a fourth panel
     from occkit.formats import get_format
 
     fmt = get_format("nyu")
-    target = fmt.open_split(tmp_path / "w", "all", load_images=False)[0].occupancy.numpy()
+    target = fmt.open_split(world, "all", load_images=False)[0].occupancy.numpy()
     fmt.predictions.write(tmp_path / "pred", "NYU0000_0000", np.where(target == 255, 0, target).astype(np.uint8))
     out2 = tmp_path / "show_pred.png"
-    assert main(["show", str(tmp_path / "w"), "--pred", str(tmp_path / "pred"), "--out", str(out2)]) == 0
+    assert main(["show", str(world), "--pred", str(tmp_path / "pred"), "--out", str(out2)]) == 0
     assert np.asarray(Image.open(out2)).shape[1] == 4 * 320 + 3 * 4
 
 
 def test_end_to_end_nyu_mono(tmp_path):
-    """occkit synth --world indoor + train nyu-mono (2 steps) + predict + eval --format nyu."""
+    """occkit synth --world indoor + train nyu-mono (a step) + predict + eval --format nyu."""
     import json
 
     from occkit.cli import main
@@ -183,10 +197,10 @@ def test_end_to_end_nyu_mono(tmp_path):
 
     assert eval_format(data) == "nyu"  # occkit eval --format auto
     sets = [
-        "optim.max_steps=2",
+        "optim.max_steps=1",
         "optim.amp=none",
         "train.val_every=0",
-        "train.ckpt_every=2",
+        "train.ckpt_every=1",
         "data.image_aug.out_hw=[96,128]",
     ]
     assert main(["train", "nyu-mono", "--data", str(data), "--out", str(run), "--no-progress", "--set", *sets]) == 0
@@ -222,10 +236,10 @@ def test_indoor_and_outdoor_runs_refuse_each_others_data(tmp_path):
     assert data_format(cfg, tmp_path / "nyu") == "nyu"
 
 
-def test_a_stopped_world_resumes_with_the_same_files(tmp_path, monkeypatch):
+def test_a_stopped_world_resumes_with_the_same_files(two_rooms, tmp_path, monkeypatch):
     import occkit.worlds.indoor.writer as writer
 
-    cfg = IndoorConfig(scenes=2, frames=1, seed=4, val_fraction=0.5)
+    cfg = TWO_ROOMS
     real = writer._worker
     made = []
 
@@ -247,14 +261,16 @@ def test_a_stopped_world_resumes_with_the_same_files(tmp_path, monkeypatch):
     monkeypatch.setattr(writer, "_worker", counting)
     generate_indoor(tmp_path / "w", cfg, resume=True)
     assert made == [0, 1] and not (tmp_path / "w" / ".scenes").exists()  # room 0 was not made again
-    monkeypatch.setattr(writer, "_worker", real)
-    generate_indoor(tmp_path / "fresh", cfg)
-    for f in sorted((tmp_path / "fresh").rglob("*")):
+    fresh = two_rooms  # the same world written in one go
+    assert sorted(f.relative_to(fresh) for f in fresh.rglob("*")) == sorted(
+        f.relative_to(tmp_path / "w") for f in (tmp_path / "w").rglob("*")
+    )
+    for f in sorted(fresh.rglob("*")):
         if f.is_file():
-            assert f.read_bytes() == (tmp_path / "w" / f.relative_to(tmp_path / "fresh")).read_bytes(), f.name
+            assert f.read_bytes() == (tmp_path / "w" / f.relative_to(fresh)).read_bytes(), f.name
 
 
-def test_view_writes_an_indoor_frame_in_nyu_colours(tmp_path):
+def test_view_writes_an_indoor_frame_in_nyu_colours(one_room, tmp_path):
     pytest.importorskip("viser")
     from occkit.cli import main
     from occkit.formats import get_format
@@ -262,12 +278,11 @@ def test_view_writes_an_indoor_frame_in_nyu_colours(tmp_path):
     from occkit.viz.viewer import ViewState, draw_frame
     from occkit.viz.viewer_scene import ClassStyle, FrameData
 
-    generate_indoor(tmp_path / "w", IndoorConfig(scenes=1, frames=1, seed=2))
     html = tmp_path / "v.html"
-    assert main(["view", str(tmp_path / "w"), "--html", str(html), "--frames", "1"]) == 0
+    assert main(["view", str(one_room), "--html", str(html), "--frames", "1"]) == 0
     assert html.stat().st_size > 10_000
     # the voxels drawn take NYUv2's colours, one node per NYUv2 class, unknown voxels left out
-    s = NYUDataset(tmp_path / "w", "train")[0]
+    s = NYUDataset(one_room, "train")[0]
     gt = torch.where(s.occupancy == 255, 0, s.occupancy).numpy().astype(np.uint8)
     style = ClassStyle.of(get_format("nyu").classes)  # what occkit view draws a folder of the format in
     assert style.names == NYU_CLASSES and style.palette == NYU_PALETTE and style.free == 0
@@ -286,5 +301,5 @@ def test_view_writes_an_indoor_frame_in_nyu_colours(tmp_path):
 
     scene = Scene()
     frame = FrameData(token=s.token, scene=s.scene, gt=gt)
-    layer, handles = draw_frame(scene, frame, NYUDataset(tmp_path / "w", "train").grid, state)
+    layer, handles = draw_frame(scene, frame, NYUDataset(one_room, "train").grid, state)
     assert {f"/voxels/{NYU_CLASSES[c]}" for c in np.unique(gt) if c} == set(scene.names)

@@ -266,12 +266,11 @@ def test_mask_and_metrics_reach_a_package_metric_whatever_its_folder_options(tmp
     format's metrics: --mask never arrived, and a metric asked for was accepted and silently not computed."""
     data, pred = write_bare(tmp_path)
     out = tmp_path / "s.json"
-    run = occkit_here(
-        capfd, bare, "eval", "--gt", str(data), "--pred", str(pred), "--mask", "lidar", "--json", str(out)
-    )
+    # in one process here; through the processes of the scoring loop in the test of broken packages below
+    args = ["--mask", "lidar", "--processes", "1", "--json", str(out)]
+    run = occkit_here(capfd, bare, "eval", "--gt", str(data), "--pred", str(pred), *args)
     assert run.returncode == 0, run.stderr
     assert json.loads(out.read_text())["mask"] == "lidar"
-    # the metrics asked for are checked here, before the processes (the mask above reached those): one is enough
     args = ["--metrics", "miou,bare", "--processes", "1"]
     run = occkit_here(capfd, bare, "eval", "--gt", str(data), "--pred", str(pred), *args)
     assert run.returncode == 0, run.stderr
@@ -699,9 +698,13 @@ def test_occkit_eval_with_broken_packages_installed_names_each_in_one_line_and_s
         {name.removesuffix("_fmt"): f"broken_pkgs.{name}:FORMAT" for name in broken},
     )
     data, pred = write_bare(tmp_path)
-    run = occkit_here(capfd, bare, "eval", "--gt", str(data), "--pred", str(pred), "--no-progress")
+    # scored in 2 processes, which say none of the lines again, and which --mask reaches (the test above, there)
+    out = tmp_path / "s.json"
+    args = ["--no-progress", "--processes", "2", "--mask", "lidar", "--json", str(out)]
+    run = occkit_here(capfd, bare, "eval", "--gt", str(data), "--pred", str(pred), *args)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Traceback" not in run.stderr and "miou" in run.stdout
+    assert json.loads(out.read_text())["mask"] == "lidar"
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 3, lines
     table = next(line for line in lines if "badtable" in line)

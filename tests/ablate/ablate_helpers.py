@@ -4,9 +4,12 @@ an arm x seed (train 2 steps with 2 validations, then score) takes seconds."""
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import pytest
+
+from occkit.ablate.runner import Ablation, Command, Launcher
 
 #: synth-cpu made tiny (as tests/engine's TINY): the Occ3D output grid stays, the rest shrinks. The
 #: backbone is timm's smallest (mobilenetv3_small_050, 0.27 M weights against resnet18's 11.2 M):
@@ -61,7 +64,7 @@ def tiny_spec(name: str = "tiny", arms: str | None = None, scoring: str = "", se
     )
 
 
-class InProcessLauncher:
+class InProcessLauncher(Launcher):
     """The local launcher's stand-in for the tests whose subject is not the subprocess: each command
     runs here, to its end, when it starts (``occkit.cli.main`` on the same argv, its output appended
     to the command's log after the header, the lane's torch threads), so that a lane costs the
@@ -72,10 +75,7 @@ class InProcessLauncher:
     def __init__(self, env: dict[str, str]) -> None:
         self.threads = int(env.get("OMP_NUM_THREADS", "1"))
 
-    def start(self, cmd, header: str, slot: int) -> int:
-        import contextlib
-        import os
-
+    def start(self, cmd: Command, header: str, slot: int) -> int:
         import torch
 
         from occkit.cli import main
@@ -99,18 +99,13 @@ class InProcessLauncher:
     def poll(self, handle: int) -> int:
         return handle
 
-    def stop(self, handles: list) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+    def stop(self, handles: list[int]) -> None:
+        pass  # each command ended when it started
 
 
 @contextlib.contextmanager
 def in_process():
     """``occkit ablate --launcher local`` (the default) runs its commands with :class:`InProcessLauncher`."""
-    from occkit.ablate.runner import Ablation
-
     real = Ablation.launcher
 
     def launcher(self):

@@ -333,11 +333,6 @@ def similarity_colors(
     return colormap(s, lo, hi), lo, hi
 
 
-def class_names(num: int = OCC3D_FREE) -> tuple[str, ...]:
-    """The names of the drawable classes (all but free)."""
-    return tuple(OCC3D_CLASSES[:num])
-
-
 @dataclass(frozen=True)
 class ClassStyle:
     """How a class table is drawn: its names, one colour per class and the free class (not drawn).

@@ -9,6 +9,8 @@ checkpoint must give the figures of the run trained in one go)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -31,17 +33,31 @@ SCORING = "scoring:\n  - {scorer: occ3d, masks: [camera], arms: [b], previous: t
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory):
-    """The tiny spec run to completion without a stop: (spec folder, out folder, its results)."""
+def stages_only(tmp_path_factory):
+    """The tiny spec's stages built with --stages-only, then its plan (--dry-run), before any arm ran:
+    (spec, out folder, what the first said, the plan, the run folders then)."""
     root = tmp_path_factory.mktemp("ablate")
     spec = write(root, "full.yaml", tiny_spec(scoring=SCORING))
     out = root / "abl" / "full"
+    with in_process(), contextlib.redirect_stdout(io.StringIO()) as said:
+        assert main(["ablate", str(spec), "--out", str(out), "--stages-only"]) == 0
+    runs = sorted(p.name for p in (out / "runs").iterdir()) if (out / "runs").exists() else []
+    with contextlib.redirect_stdout(io.StringIO()) as plan:
+        assert main(["ablate", str(spec), "--out", str(out), "--dry-run"]) == 0
+    yield spec, out, said.getvalue(), plan.getvalue(), runs
+    # The module's runs and their checkpoints: freed once its tests are done.
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def full_run(stages_only):
+    """The tiny spec run to completion without a stop, on the stages built by --stages-only: (spec
+    folder, out folder, its results)."""
+    spec, out = stages_only[:2]
     with in_process():
         rc = main(["ablate", str(spec), "--out", str(out), "--lanes", "2", "--device", "cpu"])
     assert rc == 0
-    yield root, out, json.loads((out / "results.json").read_text())
-    # The module's runs and their checkpoints: freed once its tests are done.
-    shutil.rmtree(root, ignore_errors=True)
+    return spec.parent, out, json.loads((out / "results.json").read_text())
 
 
 def _figures(arm: dict) -> dict:
@@ -235,16 +251,11 @@ def test_a_start_stopped_before_its_first_checkpoint_restarts_with_new_settings(
     assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1].endswith("3")  # trained to the new budget
 
 
-def test_stages_only_builds_the_stages_and_runs_no_arm(tmp_path, capsys):
-    spec = write(tmp_path, "s.yaml", tiny_spec(name="stagesonly"))
-    out = tmp_path / "abl" / "stagesonly"
-    with in_process():
-        assert main(["ablate", str(spec), "--out", str(out), "--stages-only"]) == 0
-    text = " ".join(capsys.readouterr().out.split())
+def test_stages_only_builds_the_stages_and_runs_no_arm(stages_only):
+    _, _, said, plan, runs = stages_only
+    text = " ".join(said.split())
     assert "stages: 1 of 1 cached" in text and "no arm run (--stages-only)" in text
-    assert not (out / "runs").exists() or not any((out / "runs").iterdir())
-    assert main(["ablate", str(spec), "--out", str(out), "--dry-run"]) == 0
-    plan = capsys.readouterr().out
+    assert not runs
     assert "cached" in plan.split("runs (")[0] and "missing" not in plan.split("runs (")[0]
 
 

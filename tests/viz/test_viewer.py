@@ -10,11 +10,13 @@ pytest.importorskip("viser")
 
 from occkit.cli import main  # noqa: E402
 from occkit.fileio import save_npz_atomic  # noqa: E402
+from occkit.formats import get_format  # noqa: E402
 from occkit.geometry.grid import Grid  # noqa: E402
 from occkit.viz.viewer import Viewer, ViewState, check_port_free, start_server, stop_server, write_html  # noqa: E402
-from occkit.viz.viewer_scene import FrameData  # noqa: E402
+from occkit.viz.viewer_scene import ClassStyle, FrameData  # noqa: E402
 
 GRID = Grid((0.0, 0.0, 0.0), (4.0, 4.0, 2.0), (0.4, 0.4, 0.4))  # 10 x 10 x 5
+OCC3D = ClassStyle.of(get_format("nuscenes").classes)  # the frames below are of Occ3D's table
 
 
 def frame(i: int) -> FrameData:
@@ -54,7 +56,7 @@ def server():
 
 
 def test_viewer_draws_classes_cameras_lidar_and_follows_the_controls(server):
-    v = Viewer(server, [frame(0), frame(1)], GRID, has_pred=True)
+    v = Viewer(server, [frame(0), frame(1)], GRID, has_pred=True, state=ViewState(style=OCC3D))
     names = node_names(server)
     assert {"/voxels/car", "/voxels/driveable_surface", "/cameras/CAM_FRONT", "/lidar"} <= names
     car = v._handles[4]
@@ -74,14 +76,21 @@ def test_viewer_draws_classes_cameras_lidar_and_follows_the_controls(server):
 def test_a_bad_frame_is_reported_in_the_panel_not_raised(server):
     bad = frame(1)
     bad.pred = bad.pred[:, :, :3]
-    v = Viewer(server, [frame(0), bad], GRID, has_pred=True, state=ViewState(view="prediction"))
+    v = Viewer(server, [frame(0), bad], GRID, has_pred=True, state=ViewState(view="prediction", style=OCC3D))
     v.slider.value = 1
     assert "error" in v.status.content and "expected (10, 10, 5)" in v.status.content
 
 
 def test_text_query_colours_matching_voxels(server):
     centres = np.array([[0.2, 0.2, 0.2], [0.6, 0.2, 0.2], [1.0, 0.2, 0.2]], np.float32)
-    v = Viewer(server, [frame(0)], GRID, has_pred=True, query=lambda i, text: (centres, np.array([0.1, 0.2, 0.9])))
+    v = Viewer(
+        server,
+        [frame(0)],
+        GRID,
+        has_pred=True,
+        query=lambda i, text: (centres, np.array([0.1, 0.2, 0.9])),
+        state=ViewState(style=OCC3D),
+    )
     v.query_text.value = "a car"
     assert "/query/matches" in node_names(server) and "/voxels/car" not in node_names(server)
     assert "1 of 3 occupied voxels match" in v.query_info.content
@@ -91,7 +100,7 @@ def test_text_query_colours_matching_voxels(server):
 
 def test_write_html_is_self_contained(tmp_path):
     out = tmp_path / "v.html"
-    size = write_html(out, [frame(0), frame(1)], GRID, ViewState(view="errors"))
+    size = write_html(out, [frame(0), frame(1)], GRID, ViewState(view="errors", style=OCC3D))
     text = out.read_text()
     assert (
         size == out.stat().st_size
@@ -173,7 +182,6 @@ def test_cli_views_a_semantickitti_folder_in_its_own_classes(tmp_path, capsys, s
 
     from occkit.data.semantickitti import SSC_SHAPE, write_bitpacked, write_calib, write_label, write_ssc_prediction
     from occkit.formats import get_format
-    from occkit.viz.viewer_scene import ClassStyle
 
     seq = tmp_path / "kitti" / "sequences" / "08"
     write_calib(seq / "calib.txt", np.array([[20.0, 0, 16, 0], [0, 20, 12, 0], [0, 0, 1, 0]]), np.eye(4))
@@ -203,9 +211,8 @@ def test_cli_views_a_semantickitti_folder_in_its_own_classes(tmp_path, capsys, s
 def test_the_recorded_page_has_a_class_legend(tmp_path):
     """``view --html`` (issue 73, item 8: no legend): the classes present, in the format's colours,
     the error view's colours in its view, the dimmed mask when dimmed."""
-    from occkit.viz.viewer_scene import ClassStyle
 
-    style = ClassStyle()
+    style = OCC3D
     frames = [frame(0), frame(1)]
     present = sorted({int(c) for f in frames for c in np.unique(f.gt)} - {style.free})
     out = tmp_path / "v.html"
@@ -218,7 +225,7 @@ def test_the_recorded_page_has_a_class_legend(tmp_path):
         swatch = f'background:rgb({r},{g},{b})"></span>{style.names[c]}</div>'
         assert (swatch in legend) == (c in present), style.names[c]
     assert "outside the camera mask: its class colour, greyed" in legend
-    write_html(out, frames, GRID, ViewState(view="errors"))
+    write_html(out, frames, GRID, ViewState(view="errors", style=OCC3D))
     legend = out.read_text()[out.read_text().index('<div id="occkit-legend"') :]
     assert "<b>errors</b>" in legend and "wrong class" in legend and "missed (predicted free)" in legend
     assert "outside the" not in legend

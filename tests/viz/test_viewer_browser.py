@@ -28,10 +28,13 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-ge
 
 from PIL import Image  # noqa: E402
 
+from occkit.formats import get_format  # noqa: E402
 from occkit.geometry.grid import occ3d_grid  # noqa: E402
 from occkit.labels import OCC3D_PALETTE  # noqa: E402
 from occkit.viz.viewer import Viewer, ViewState, start_server, stop_server, write_html  # noqa: E402
-from occkit.viz.viewer_scene import FrameData  # noqa: E402
+from occkit.viz.viewer_scene import ClassStyle, FrameData  # noqa: E402
+
+OCC3D = ClassStyle.of(get_format("nuscenes").classes)  # scene_frame() is of Occ3D's table
 
 #: Classes of the test scene whose colours the screenshot must hold.
 SHOWN = {11: "driveable_surface", 16: "vegetation", 4: "car"}
@@ -179,14 +182,14 @@ def check_scene(img: np.ndarray, where: Path) -> None:
 
 def test_static_html_opens_without_a_server(chromium, tmp_path):
     out = tmp_path / "scene.html"
-    write_html(out, [scene_frame()], occ3d_grid(), ViewState(view="ground truth"))
+    write_html(out, [scene_frame()], occ3d_grid(), ViewState(view="ground truth", style=OCC3D))
     check_scene(chromium.open_and_wait(out.resolve().as_uri()), tmp_path / "html.png")
 
 
 def test_live_viewer_shows_the_scene(chromium, tmp_path):
     server = start_server("127.0.0.1", 0)
     try:
-        Viewer(server, [scene_frame()], occ3d_grid(), has_pred=True, state=ViewState(view="side by side"))
+        Viewer(server, [scene_frame()], occ3d_grid(), has_pred=True, state=ViewState(view="side by side", style=OCC3D))
         check_scene(chromium.open_and_wait(f"http://127.0.0.1:{server.get_port()}"), tmp_path / "live.png")
     finally:
         stop_server(server)

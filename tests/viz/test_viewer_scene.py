@@ -85,13 +85,13 @@ def test_voxel_centres_follow_the_convention():
 
 def test_ground_truth_layer_surface_voxels_in_the_palette():
     f = small_frame()
-    layer = voxel_layer(f, "ground truth", GRID, free=OCC3D_FREE)
+    layer = voxel_layer(f, "ground truth", GRID, palette=OCC3D_PALETTE, free=OCC3D_FREE)
     occupied = int((f.gt != 17).sum())
     assert 0 < len(layer) < occupied  # road voxels under the car are buried
     assert set(np.unique(layer.classes)) == {4, 11}
     pal = np.asarray(OCC3D_PALETTE, np.uint8)
     assert (layer.colors == pal[layer.classes]).all()
-    full = voxel_layer(f, "ground truth", GRID, surface_only=False, free=OCC3D_FREE)
+    full = voxel_layer(f, "ground truth", GRID, surface_only=False, palette=OCC3D_PALETTE, free=OCC3D_FREE)
     assert len(full) == occupied
     by = full.by_class()
     assert len(by[4]) == 27 and len(by[11]) == 100
@@ -99,19 +99,22 @@ def test_ground_truth_layer_surface_voxels_in_the_palette():
 
 def test_prediction_side_by_side_and_missing_prediction():
     f = small_frame()
-    gt, pr = voxel_layer(f, "ground truth", GRID, free=OCC3D_FREE), voxel_layer(f, "prediction", GRID, free=OCC3D_FREE)
-    both = voxel_layer(f, "side by side", GRID, free=OCC3D_FREE)
+    gt, pr = (
+        voxel_layer(f, "ground truth", GRID, palette=OCC3D_PALETTE, free=OCC3D_FREE),
+        voxel_layer(f, "prediction", GRID, palette=OCC3D_PALETTE, free=OCC3D_FREE),
+    )
+    both = voxel_layer(f, "side by side", GRID, palette=OCC3D_PALETTE, free=OCC3D_FREE)
     assert len(both) == len(gt) + len(pr)
     shifted = both.centres[len(gt) :]
     assert np.allclose(shifted[:, 1], pr.centres[:, 1] - side_offset(GRID))
     assert np.allclose(shifted[:, [0, 2]], pr.centres[:, [0, 2]])
     with pytest.raises(ValueError, match="needs a prediction"):
-        voxel_layer(small_frame(pred=False), "errors", GRID, free=OCC3D_FREE)
+        voxel_layer(small_frame(pred=False), "errors", GRID, palette=OCC3D_PALETTE, free=OCC3D_FREE)
 
 
 def test_errors_layer_colours_each_kind():
     f = small_frame()
-    layer = voxel_layer(f, "errors", GRID, surface_only=False, free=OCC3D_FREE)
+    layer = voxel_layer(f, "errors", GRID, surface_only=False, palette=OCC3D_PALETTE, free=OCC3D_FREE)
     idx = np.round((layer.centres - 0.2) / 0.4).astype(int)
     at = {tuple(i): c for i, c in zip(idx.tolist(), layer.colors.tolist())}
     assert tuple(at[(2, 2, 1)]) == ERROR_COLORS[WRONG_CLASS]
@@ -128,9 +131,27 @@ def test_errors_layer_colours_each_kind():
 
 def test_mask_hides_or_dims_outside_voxels():
     f = small_frame()
-    hidden = voxel_layer(f, "ground truth", GRID, mask="camera", mask_mode="hide", surface_only=False, free=OCC3D_FREE)
+    hidden = voxel_layer(
+        f,
+        "ground truth",
+        GRID,
+        mask="camera",
+        mask_mode="hide",
+        surface_only=False,
+        palette=OCC3D_PALETTE,
+        free=OCC3D_FREE,
+    )
     assert (hidden.centres[:, 0] < 2.0).all() and len(hidden) == 50 + 27
-    dimmed = voxel_layer(f, "ground truth", GRID, mask="camera", mask_mode="dim", surface_only=False, free=OCC3D_FREE)
+    dimmed = voxel_layer(
+        f,
+        "ground truth",
+        GRID,
+        mask="camera",
+        mask_mode="dim",
+        surface_only=False,
+        palette=OCC3D_PALETTE,
+        free=OCC3D_FREE,
+    )
     outside = dimmed.centres[:, 0] > 2.0
     pal = np.asarray(OCC3D_PALETTE, np.uint8)
     assert (dimmed.colors[~outside] == pal[dimmed.classes[~outside]]).all()
@@ -142,6 +163,7 @@ def test_mask_hides_or_dims_outside_voxels():
             GRID,
             mask="camera",
             mask_mode="hide",
+            palette=OCC3D_PALETTE,
             free=OCC3D_FREE,
         )
 
@@ -150,13 +172,13 @@ def test_bad_inputs_name_what_is_wrong():
     f = small_frame()
     f.pred = f.pred[:, :, :4]
     with pytest.raises(ValueError, match=r"pred: has shape \(10, 10, 4\), expected \(10, 10, 5\)"):
-        voxel_layer(f, "prediction", GRID, free=OCC3D_FREE)
+        voxel_layer(f, "prediction", GRID, palette=OCC3D_PALETTE, free=OCC3D_FREE)
     with pytest.raises(ValueError, match="view must be"):
-        voxel_layer(small_frame(), "top", GRID, free=OCC3D_FREE)
+        voxel_layer(small_frame(), "top", GRID, palette=OCC3D_PALETTE, free=OCC3D_FREE)
     bad = small_frame()
     bad.gt[0, 0, 0] = 40
     with pytest.raises(ValueError, match="class 40 has no colour"):
-        voxel_layer(bad, "ground truth", GRID, free=OCC3D_FREE)
+        voxel_layer(bad, "ground truth", GRID, palette=OCC3D_PALETTE, free=OCC3D_FREE)
 
 
 def test_box_mesh_faces_point_outwards():
@@ -184,7 +206,7 @@ def test_camera_frustum_of_a_forward_camera():
 
 def test_lidar_similarity_and_image_helpers():
     pts = np.array([[1.0, 0, 0], [2, 0, 4], [3, 0, 0]], np.float32)
-    c = lidar_colors(pts, np.array([4, 11, 99]))
+    c = lidar_colors(pts, np.array([4, 11, 99]), palette=OCC3D_PALETTE)
     assert (
         c[0].tolist() == list(OCC3D_PALETTE[4])
         and c[1].tolist() == list(OCC3D_PALETTE[11])

@@ -74,8 +74,8 @@ class ViewState:
     cameras: bool = True
     lidar: bool = True
     hidden: frozenset[int] = frozenset()
-    style: ClassStyle = field(default_factory=ClassStyle)
-    """The class table drawn (names, colours, free): the dataset format's (default Occ3D's)."""
+    style: ClassStyle = field(kw_only=True)
+    """The class table drawn (names, colours, free): the dataset format's (:meth:`ClassStyle.of`)."""
 
 
 class FrameCache:
@@ -167,18 +167,14 @@ def _view_from_above(server: viser.ViserServer, grid: Grid, side_by_side: bool) 
     server.initial_camera.up = (0.0, 0.0, 1.0)
 
 
-def class_node_name(c: int) -> str:
-    """The node name of class id ``c``'s voxels: its Occ3D name, else ``class_<c>``."""
-    return ClassStyle().node_name(c)
-
-
 def draw_voxels(
     scene,
     layer: VoxelLayer,
     grid: Grid,
     hidden: frozenset[int] = frozenset(),
     prefix: str = "/voxels",
-    name_of: Callable[[int], str] = class_node_name,
+    *,
+    name_of: Callable[[int], str],
 ) -> dict:
     """One instanced-box node per class under ``prefix`` (``prefix/<name_of(class)>``); returns the
     handles by class id. Classes in ``hidden`` are sent invisible."""
@@ -224,7 +220,11 @@ def draw_sensors(scene, frame: FrameData, state: ViewState, frustum_scale: float
     if frame.lidar is not None and len(frame.lidar):
         pts = np.ascontiguousarray(frame.lidar[:, :3], dtype=np.float32)
         scene.add_point_cloud(
-            "/lidar", pts, lidar_colors(pts, frame.lidar_labels), point_size=0.08, visible=state.lidar
+            "/lidar",
+            pts,
+            lidar_colors(pts, frame.lidar_labels, palette=state.style.palette),
+            point_size=0.08,
+            visible=state.lidar,
         )
 
 
@@ -273,11 +273,11 @@ class Viewer:
         has_pred: bool,
         has_gt: bool = True,
         query: QueryFn | None = None,
-        state: ViewState | None = None,
+        state: ViewState,
         start: int = 0,
     ) -> None:
         self.server, self.frames, self.grid, self.query = server, frames, grid, query
-        self.state = state or ViewState(view="ground truth" if has_gt else "prediction")
+        self.state = state
         self._lock = threading.RLock()
         self._handles: dict = {}
         self.index = start

@@ -27,7 +27,6 @@ import torch
 
 from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import matrix_to_quat
-from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_PALETTE
 from occkit.shapes import check_shape
 from occkit.viz.bev import desaturate
 from occkit.viz.draw import colormap
@@ -166,7 +165,7 @@ def voxel_layer(
     mask: str = "none",
     mask_mode: str = "show",
     surface_only: bool = True,
-    palette: tuple[tuple[int, int, int], ...] = OCC3D_PALETTE,
+    palette: tuple[tuple[int, int, int], ...],
     free: int,
 ) -> VoxelLayer:
     """The voxels of ``frame`` to draw for ``view`` (one of :data:`VIEWS`).
@@ -302,13 +301,16 @@ def camera_frustums(intrinsics: np.ndarray, T_ego_from_cam: np.ndarray, hw: tupl
 
 
 def lidar_colors(
-    points: np.ndarray, labels: np.ndarray | None = None, palette: tuple[tuple[int, int, int], ...] = OCC3D_PALETTE
+    points: np.ndarray, labels: np.ndarray | None = None, *, palette: tuple[tuple[int, int, int], ...] | None = None
 ) -> np.ndarray:
-    """Colours ``(P, 3)`` uint8 of LiDAR points ``(P, >=3)``: by class in the palette when
-    ``labels (P,)`` are given (labels outside the palette grey), else by height (-1 .. 5 m)."""
+    """Colours ``(P, 3)`` uint8 of LiDAR points ``(P, >=3)``: by class in ``palette`` (the data
+    format's) when ``labels (P,)`` are given (labels outside the palette grey), else by height
+    (-1 .. 5 m)."""
     check_shape(points, "P D", name="points")
     if labels is None:
         return colormap(points[:, 2], -1.0, 5.0)
+    if palette is None:
+        raise ValueError("lidar_colors: labels given without the palette of their format's classes")
     lab = np.asarray(labels).astype(np.int64)
     if lab.shape != (len(points),):
         raise ValueError(f"labels: expected ({len(points)},), got {lab.shape}")
@@ -336,12 +338,12 @@ def similarity_colors(
 @dataclass(frozen=True)
 class ClassStyle:
     """How a class table is drawn: its names, one colour per class and the free class (not drawn).
-    :meth:`of` builds it from a dataset format's :class:`occkit.formats.ClassTable`; the default is
-    Occ3D's."""
+    :meth:`of` builds it from a dataset format's :class:`occkit.formats.ClassTable` (the format
+    decides; there is no default table)."""
 
-    names: tuple[str, ...] = OCC3D_CLASSES
-    palette: tuple[tuple[int, int, int], ...] = OCC3D_PALETTE
-    free: int = OCC3D_FREE
+    names: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    free: int
 
     @classmethod
     def of(cls, table: Any) -> ClassStyle:

@@ -635,48 +635,34 @@ def _numba_free_squares(code, V, cap):  # pragma: no cover - compiled by numba (
     is one less than the chessboard distance (``max(|dx|, |dy|)``) from it to the nearest voxel of
     its layer that is not free in the three layers ``z - 1 .. z + 1`` (a volume's bit or the
     border), capped at ``cap``; that distance by the two sweeps of the chessboard chamfer transform,
-    which is exact for that distance. ``code``: ``(F, PX, PY, PZ)`` padded bytes, changed in place."""
+    which is exact for that distance. Each sweep takes a row's three neighbours in the row before
+    (finished) for the whole row, then the neighbour before in the row, in order: the same minima
+    as one voxel at a time, with no branch. ``dist`` has a border of ``cap + 1``, which no
+    neighbour's ``+ 1`` beats (a voxel's distance is at most ``cap + 1``). ``code``: ``(F, PX, PY,
+    PZ)`` padded bytes, changed in place."""
     F, PX, PY, PZ = code.shape
     low = (1 << V) - 1 | 0x80  # the bits that make a voxel not free
     big = cap + 1
-    dist = np.empty((PX, PY), np.int32)
+    dist = np.full((PX + 2, PY + 2), big, np.int32)
     for f in range(F):
         for z in range(1, PZ - 1):
             for x in range(PX):
                 for y in range(PY):
                     blocked = (code[f, x, y, z - 1] | code[f, x, y, z] | code[f, x, y, z + 1]) & low
-                    dist[x, y] = 0 if blocked else big
-            for x in range(PX):  # forward sweep: the neighbours before (x - 1, any y; x, y - 1)
-                for y in range(PY):
-                    m = dist[x, y]
-                    if m == 0:
-                        continue
-                    if y > 0:
-                        m = min(m, dist[x, y - 1] + 1)
-                    if x > 0:
-                        m = min(m, dist[x - 1, y] + 1)
-                        if y > 0:
-                            m = min(m, dist[x - 1, y - 1] + 1)
-                        if y < PY - 1:
-                            m = min(m, dist[x - 1, y + 1] + 1)
-                    dist[x, y] = m
-            for x in range(PX - 1, -1, -1):  # backward sweep: the neighbours after
-                for y in range(PY - 1, -1, -1):
-                    m = dist[x, y]
-                    if m == 0:
-                        continue
-                    if y < PY - 1:
-                        m = min(m, dist[x, y + 1] + 1)
-                    if x < PX - 1:
-                        m = min(m, dist[x + 1, y] + 1)
-                        if y < PY - 1:
-                            m = min(m, dist[x + 1, y + 1] + 1)
-                        if y > 0:
-                            m = min(m, dist[x + 1, y - 1] + 1)
-                    dist[x, y] = m
+                    dist[x + 1, y + 1] = 0 if blocked else big
+            for x in range(1, PX + 1):  # forward sweep: the neighbours before (x - 1, any y; x, y - 1)
+                for y in range(1, PY + 1):
+                    dist[x, y] = min(dist[x, y], min(dist[x - 1, y - 1], min(dist[x - 1, y], dist[x - 1, y + 1])) + 1)
+                for y in range(1, PY + 1):
+                    dist[x, y] = min(dist[x, y], dist[x, y - 1] + 1)
+            for x in range(PX, 0, -1):  # backward sweep: the neighbours after
+                for y in range(1, PY + 1):
+                    dist[x, y] = min(dist[x, y], min(dist[x + 1, y - 1], min(dist[x + 1, y], dist[x + 1, y + 1])) + 1)
+                for y in range(PY, 0, -1):
+                    dist[x, y] = min(dist[x, y], dist[x, y + 1] + 1)
             for x in range(PX):
                 for y in range(PY):
-                    r = min(dist[x, y] - 1, cap)
+                    r = min(dist[x + 1, y + 1] - 1, cap)
                     if r > 0:
                         code[f, x, y, z] |= np.uint8(r << V)
 

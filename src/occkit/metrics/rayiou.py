@@ -774,7 +774,7 @@ def _ray_counts_on_cpu(
     volumes = torch.stack([gt.to("cpu", torch.uint8), pred.to("cpu", torch.uint8)])  # (2, F, X, Y, Z)
     code = np.full((F, X + 2, Y + 2, Z + 2), 0x80, np.uint8)
     ray_code(volumes[0].numpy(), volumes[1].numpy(), free, code)
-    labels = torch.full((2, R), free, dtype=torch.long)
+    labels = torch.full((2, R), free, dtype=torch.uint8)  # class ids < 255: a byte each
     depth = torch.zeros((2, R), dtype=dtype)
     frame_t, o_t = torch.from_numpy(frame), torch.from_numpy(o)
     _walk_on_cpu(

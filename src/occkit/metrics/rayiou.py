@@ -29,7 +29,10 @@ replaced, bit for bit (labels and depths); ``benchmarks/bench_metrics.py`` times
 CPU a ray standing in free space jumps (:func:`_jump`, and its one-ray form in the numba walk)
 across the free square around its voxel, adding each axis's step distance once per crossing as
 the steps would, so that most voxels of a driving scene are never looked at (about 5 in 6 of the
-synthetic world's) and nothing changes in the results.
+synthetic world's) and nothing changes in the results. :meth:`RayIoUMetric.update` on the CPU walks
+each origin's directions in that numba loop with no per-ray origin or direction array, and builds the
+volumes' bytes and counts the rays in numba (:func:`_ray_counts_on_cpu`): the counts of
+:func:`cast_rays` then :func:`rayiou_counts`, integer for integer.
 """
 
 from __future__ import annotations

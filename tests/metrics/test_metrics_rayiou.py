@@ -500,3 +500,35 @@ def test_rayiou_refuses_a_free_class_that_is_not_the_last():
     assert RayIoUMetric(num_classes=4, free=3).free == 3
     with pytest.raises(ValueError, match="free class must be the table's last"):
         RayIoUMetric(num_classes=4, free=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("thresholds", [(1.0, 2.0, 4.0), (0.3, 4.0, 0.1)])
+def test_update_counts_on_cpu_equal_cast_rays_then_counts(monkeypatch, dtype, thresholds):
+    """update's counting on the CPU (one numba walk over each origin's directions, then a count in
+    numba) gives the counts of cast_rays then rayiou_counts, the general path, integer for integer."""
+    from occkit.metrics import rayiou
+
+    if rayiou._numba_count() is None:
+        pytest.skip("numba cannot be imported")
+    gt = torch.stack([small_scene(s) for s in (5, 6, 7)])
+    pred = torch.roll(gt, 1, dims=1).to(torch.uint8)
+    pred[1, 10:20] = torch.randint(0, 18, (10, 40, 16), generator=torch.Generator().manual_seed(0))
+    origins = [
+        torch.tensor([[0.0, 0.0, 1.84]]),
+        torch.tensor([[0.1, 0.2, 1.8], [-3.0, 2.5, 1.7], [5.9, -7.9, 0.3]]),
+        torch.tensor([[1.0, -1.0, 1.84], [2.0, 2.0, 2.0]]),
+    ]
+
+    def counted() -> torch.Tensor:
+        m = RayIoUMetric(grid=SMALL, free=OCC3D_FREE, dtype=dtype, thresholds=thresholds)
+        m.update(pred, gt, origins)
+        m.update(gt[:1], pred[:1], origins[:1])
+        with pytest.raises(ValueError, match="ray 28080 starts at") as err:
+            m.update(pred[:1], gt[:1], [torch.tensor([[0.0, 0.0, 1.8], [0.0, 0.0, 1.8], [9.0, 0.0, 1.8]])])
+        return m.state, str(err.value)
+
+    fast = counted()
+    monkeypatch.setattr(rayiou, "_NUMBA_COUNT", [None])  # the general path: cast_rays, then rayiou_counts
+    general = counted()
+    assert torch.equal(fast[0], general[0]) and fast[0][-1] == 4 and fast[1] == general[1]

@@ -29,11 +29,15 @@ replaced, bit for bit (labels and depths); ``benchmarks/bench_metrics.py`` times
 CPU a ray standing in free space jumps (:func:`_jump`, and its one-ray form in the numba walk)
 across the free square around its voxel, adding each axis's step distance once per crossing as
 the steps would, so that most voxels of a driving scene are never looked at (about 5 in 6 of the
-synthetic world's) and nothing changes in the results.
+synthetic world's) and nothing changes in the results. :meth:`RayIoUMetric.update` on the CPU walks
+each origin's directions in that numba loop with no per-ray origin or direction array, and builds the
+volumes' bytes and counts the rays in numba (:func:`_ray_counts_on_cpu`): the counts of
+:func:`cast_rays` then :func:`rayiou_counts`, integer for integer.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -349,11 +353,16 @@ def _walk_on_cpu(
     threads: int | None,
     labels: torch.Tensor,
     depth: torch.Tensor,
+    per_origin: int = 1,
 ) -> None:
     """:func:`cast_rays`' walk on the CPU (``walk``: ``numba`` or ``numpy``), over chunks of
-    :data:`_CHUNK` rays, ``threads`` at a time; writes ``labels`` and ``depth`` in place."""
+    :data:`_CHUNK` rays, ``threads`` at a time; writes ``labels`` and ``depth`` in place.
+
+    ``o``, ``d``, ``frame``: one origin, direction and frame per ray; or (the numba walk, ``per_origin``
+    the number of directions) per origin its frame and the rays of every direction ``d`` in turn
+    (:meth:`RayIoUMetric.update`: no array of the rays' origins and directions is built)."""
     X, Y, Z = grid.shape
-    V, R = volumes.shape[0], o.shape[0]
+    V, R = volumes.shape[0], labels.shape[1]
     ftype = _numpy_dtype(dtype)
     lo_np, vs_np = np.array(grid.range_min, ftype), np.array(grid.voxel_size, ftype)
     code_np, vols_np = code.numpy(), volumes.to(torch.uint8).reshape(V, -1).numpy()
@@ -369,10 +378,12 @@ def _walk_on_cpu(
 
         def walk_chunk(sl: slice) -> None:
             kernel(
-                code_np.reshape(-1), vols_np, o_np[sl], d_np[sl], frame_np[sl], lo_np, vs_np, never, tiny,
-                X, Y, Z, P, min_jump, sl.start, lab_np, dep_np,
+                code_np.reshape(-1), vols_np, o_np, d_np, frame_np, lo_np, vs_np, never, tiny,
+                X, Y, Z, P, min_jump, sl.start, sl.stop - sl.start, per_origin, lab_np, dep_np,
             )  # fmt: skip
     else:
+        if per_origin != 1:
+            raise ValueError("the numpy walk takes one origin and direction per ray")
         skip = _add_free_squares(code_np, V)
 
         def walk_chunk(sl: slice) -> None:
@@ -513,7 +524,7 @@ def _initial_state(
 
 
 def _walk_numba_rays(
-    code, volumes, o, d, frame, lo, vs, never, tiny, X, Y, Z, P, min_jump, rid0, labels, depth
+    code, volumes, o, d, frame, lo, vs, never, tiny, X, Y, Z, P, min_jump, rid0, n, per_origin, labels, depth
 ):  # pragma: no cover - compiled by numba (its equality with the reference is tested)
     """The walk of :func:`cast_rays` one ray at a time, compiled by numba (:func:`_numba_walk`): each
     ray's start with :func:`_initial_state`'s operations (``never``: the distance of an axis the ray
@@ -526,7 +537,10 @@ def _walk_numba_rays(
     has a half side ``r >= min_jump`` jumps as :func:`_jump` does: past every crossing before
     ``tau = min(tz + dz, ty + (r - 1) dy, tx + (r - 1) dx)``, each axis adding its ``t_delta`` once
     per crossing, so that its state is the one the steps reach, bit for bit (``min_jump`` above 15:
-    no jump). Writes ``labels[:, rid0:rid0 + n]`` and ``depth[:, rid0:rid0 + n]``."""
+    no jump). Ray ``r`` (``rid0 <= r < rid0 + n``) starts at ``o[r // per_origin]`` in the frame
+    ``frame[r // per_origin]`` along ``d[r % len(d)]`` (``per_origin`` 1 and ``len(d)`` the rays: one
+    origin and direction per ray; otherwise every origin's rays take the directions ``d`` in turn).
+    Writes ``labels[:, rid0:rid0 + n]`` and ``depth[:, rid0:rid0 + n]``."""
     V = volumes.shape[0]
     PY = Y + 2 * P
     PZ = Z + 2 * P
@@ -540,11 +554,12 @@ def _walk_numba_rays(
     st3 = np.empty(3, np.int64)  # the flat step
     cast = np.empty(1, o.dtype)  # an integer in the rays' float type, as numpy's astype gives it
     zero = tiny - tiny
-    for i in range(o.shape[0]):
-        r = rid0 + i
-        c = frame[i] * per_frame
+    n_dirs = d.shape[0]
+    for r in range(rid0, rid0 + n):
+        k, j = r // per_origin, r % n_dirs
+        c = frame[k] * per_frame
         for ax in (2, 1, 0):  # _initial_state's order and operations
-            oa, da = o[i, ax], d[i, ax]
+            oa, da = o[k, ax], d[j, ax]
             ia = min(np.int64(np.floor((oa - lo[ax]) / vs[ax])), tops[ax])
             c += (ia + P) * strides[ax]
             up = da >= 0
@@ -623,48 +638,34 @@ def _numba_free_squares(code, V, cap):  # pragma: no cover - compiled by numba (
     is one less than the chessboard distance (``max(|dx|, |dy|)``) from it to the nearest voxel of
     its layer that is not free in the three layers ``z - 1 .. z + 1`` (a volume's bit or the
     border), capped at ``cap``; that distance by the two sweeps of the chessboard chamfer transform,
-    which is exact for that distance. ``code``: ``(F, PX, PY, PZ)`` padded bytes, changed in place."""
+    which is exact for that distance. Each sweep takes a row's three neighbours in the row before
+    (finished) for the whole row, then the neighbour before in the row, in order: the same minima
+    as one voxel at a time, with no branch. ``dist`` has a border of ``cap + 1``, which no
+    neighbour's ``+ 1`` beats (a voxel's distance is at most ``cap + 1``). ``code``: ``(F, PX, PY,
+    PZ)`` padded bytes, changed in place."""
     F, PX, PY, PZ = code.shape
     low = (1 << V) - 1 | 0x80  # the bits that make a voxel not free
     big = cap + 1
-    dist = np.empty((PX, PY), np.int32)
+    dist = np.full((PX + 2, PY + 2), big, np.int32)
     for f in range(F):
         for z in range(1, PZ - 1):
             for x in range(PX):
                 for y in range(PY):
                     blocked = (code[f, x, y, z - 1] | code[f, x, y, z] | code[f, x, y, z + 1]) & low
-                    dist[x, y] = 0 if blocked else big
-            for x in range(PX):  # forward sweep: the neighbours before (x - 1, any y; x, y - 1)
-                for y in range(PY):
-                    m = dist[x, y]
-                    if m == 0:
-                        continue
-                    if y > 0:
-                        m = min(m, dist[x, y - 1] + 1)
-                    if x > 0:
-                        m = min(m, dist[x - 1, y] + 1)
-                        if y > 0:
-                            m = min(m, dist[x - 1, y - 1] + 1)
-                        if y < PY - 1:
-                            m = min(m, dist[x - 1, y + 1] + 1)
-                    dist[x, y] = m
-            for x in range(PX - 1, -1, -1):  # backward sweep: the neighbours after
-                for y in range(PY - 1, -1, -1):
-                    m = dist[x, y]
-                    if m == 0:
-                        continue
-                    if y < PY - 1:
-                        m = min(m, dist[x, y + 1] + 1)
-                    if x < PX - 1:
-                        m = min(m, dist[x + 1, y] + 1)
-                        if y < PY - 1:
-                            m = min(m, dist[x + 1, y + 1] + 1)
-                        if y > 0:
-                            m = min(m, dist[x + 1, y - 1] + 1)
-                    dist[x, y] = m
+                    dist[x + 1, y + 1] = 0 if blocked else big
+            for x in range(1, PX + 1):  # forward sweep: the neighbours before (x - 1, any y; x, y - 1)
+                for y in range(1, PY + 1):
+                    dist[x, y] = min(dist[x, y], min(dist[x - 1, y - 1], min(dist[x - 1, y], dist[x - 1, y + 1])) + 1)
+                for y in range(1, PY + 1):
+                    dist[x, y] = min(dist[x, y], dist[x, y - 1] + 1)
+            for x in range(PX, 0, -1):  # backward sweep: the neighbours after
+                for y in range(1, PY + 1):
+                    dist[x, y] = min(dist[x, y], min(dist[x + 1, y - 1], min(dist[x + 1, y], dist[x + 1, y + 1])) + 1)
+                for y in range(PY, 0, -1):
+                    dist[x, y] = min(dist[x, y], dist[x, y + 1] + 1)
             for x in range(PX):
                 for y in range(PY):
-                    r = min(dist[x, y] - 1, cap)
+                    r = min(dist[x + 1, y + 1] - 1, cap)
                     if r > 0:
                         code[f, x, y, z] |= np.uint8(r << V)
 
@@ -684,6 +685,108 @@ def _numba_walk():
             jit = numba.njit(cache=True, nogil=True)
             _NUMBA_WALK.append((jit(_walk_numba_rays), jit(_numba_free_squares)))
     return _NUMBA_WALK[0]
+
+
+def _numba_ray_code(gt, pred, free, code):  # pragma: no cover - compiled by numba (tested through the counts)
+    """:func:`cast_rays`' bytes for the two volumes ``gt`` and ``pred`` (``(F, X, Y, Z)`` uint8): bit 0
+    where ``gt < free``, bit 1 where ``pred < free``, in ``code`` (``(F, X + 2, Y + 2, Z + 2)``, its
+    one-voxel border already 0x80)."""
+    F, X, Y, Z = gt.shape
+    for f in range(F):
+        for x in range(X):
+            for y in range(Y):
+                for z in range(Z):
+                    code[f, x + 1, y + 1, z + 1] = np.uint8(gt[f, x, y, z] < free) | (
+                        np.uint8(pred[f, x, y, z] < free) << np.uint8(1)
+                    )
+
+
+def _numba_ray_counts(labels, depth, thresholds, free, counts):  # pragma: no cover - compiled by numba
+    """:func:`rayiou_counts` of the rays of ``labels``, ``depth`` (``(2, R)``: the ground truth's, then the
+    prediction's), added to ``counts`` (``gt_count (C) | pred_count (C) | tp (T * C)``, C = ``free + 1``):
+    the same integers (``|depth_pred - depth_gt| < t`` in the depths' float type, ``thresholds`` given in
+    it)."""
+    C = free + 1
+    for r in range(labels.shape[1]):
+        lg = labels[0, r]
+        if lg == free:
+            continue
+        lp = labels[1, r]
+        counts[lg] += 1
+        counts[C + lp] += 1
+        if lg == lp:
+            err = abs(depth[1, r] - depth[0, r])
+            for j in range(thresholds.shape[0]):
+                if err < thresholds[j]:
+                    counts[(2 + j) * C + lg] += 1
+
+
+_NUMBA_COUNT: list = []
+
+
+def _numba_count():
+    """:func:`_numba_ray_code` and :func:`_numba_ray_counts` compiled by numba, or None where numba cannot
+    be imported."""
+    if not _NUMBA_COUNT:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - numba is a dependency
+            _NUMBA_COUNT.append(None)
+        else:
+            jit = numba.njit(cache=True, nogil=True)
+            _NUMBA_COUNT.append((jit(_numba_ray_code), jit(_numba_ray_counts)))
+    return _NUMBA_COUNT[0]
+
+
+@functools.lru_cache(maxsize=4)
+def _cpu_ray_directions(dtype: torch.dtype) -> torch.Tensor:
+    """:func:`lidar_ray_directions` on the CPU, made once per dtype (never written to)."""
+    return lidar_ray_directions(dtype)
+
+
+def _ray_counts_on_cpu(
+    gt: torch.Tensor,
+    pred: torch.Tensor,
+    origins: list[torch.Tensor],
+    grid: Grid,
+    free: int,
+    dtype: torch.dtype,
+    threads: int | None,
+    thresholds: tuple[float, ...],
+) -> np.ndarray:
+    """:meth:`RayIoUMetric.update`'s counts on the CPU with numba, equal to :func:`cast_rays` then
+    :func:`rayiou_counts` (the same walk, ray for ray): ``gt``, ``pred`` ``(B, X, Y, Z)`` class ids in
+    ``[0, free]``, ``origins`` per frame ``(K, 3)`` in ``dtype``; returns the counts, ``gt_count (C) |
+    pred_count (C) | tp (T * C)`` int64. No array of the rays' origins and directions is built: each
+    origin's rays take :func:`lidar_ray_directions` in turn, as ``update`` orders them."""
+    ray_code, ray_counts = _numba_count()
+    ftype = _numpy_dtype(dtype)
+    d_t = _cpu_ray_directions(dtype)
+    d = d_t.numpy()
+    o = torch.cat(origins).numpy()
+    frame = np.repeat(np.arange(len(origins), dtype=np.int64), [ob.shape[0] for ob in origins])
+    lo, hi = np.array(grid.range_min, ftype), np.array(grid.range_max, ftype)
+    outside = ~((o >= lo) & (o < hi)).all(-1)
+    if outside.any():  # cast_rays' error, naming the first ray of the origin
+        k = int(np.flatnonzero(outside)[0])
+        raise ValueError(
+            f"origins: ray {k * d.shape[0]} starts at {o[k].tolist()}, outside the grid {grid.point_range}"
+        )
+    X, Y, Z = grid.shape
+    F, R = gt.shape[0], o.shape[0] * d.shape[0]
+    volumes = torch.stack([gt.to("cpu", torch.uint8), pred.to("cpu", torch.uint8)])  # (2, F, X, Y, Z)
+    code = np.full((F, X + 2, Y + 2, Z + 2), 0x80, np.uint8)
+    ray_code(volumes[0].numpy(), volumes[1].numpy(), free, code)
+    labels = torch.full((2, R), free, dtype=torch.uint8)  # class ids < 255: a byte each
+    depth = torch.zeros((2, R), dtype=dtype)
+    frame_t, o_t = torch.from_numpy(frame), torch.from_numpy(o)
+    _walk_on_cpu(
+        torch.from_numpy(code), volumes, o_t, d_t, frame_t, grid, 1, dtype, "numba", threads, labels, depth, d.shape[0]
+    )
+    C = free + 1
+    counts = np.zeros((2 + len(thresholds)) * C, np.int64)
+    ray_counts(labels.numpy(), depth.numpy(), np.array(thresholds, ftype), free, counts)
+    return counts
 
 
 def _walk_numpy(
@@ -1116,20 +1219,30 @@ class RayIoUMetric:
         if self.state.device != gt.device and self.frames == 0 and self.device is None:
             self.state = self.state.to(gt.device)
         dev = self.state.device
-        dirs = lidar_ray_directions(self.dtype, dev)  # (D, 3)
-        all_o, all_d, all_f = [], [], []
         for b, ob in enumerate(origin_list):
             check_shape(ob, "K 3", name=f"origins[{b}]")
             if ob.shape[0] == 0:
                 raise ValueError(f"origins[{b}]: no LiDAR origin for this frame")
-            ob = ob.to(device=dev, dtype=self.dtype)
-            K = ob.shape[0]
-            all_o.append(ob.repeat_interleave(dirs.shape[0], 0))  # (K*D, 3)
-            all_d.append(dirs.repeat(K, 1))
-            all_f.append(torch.full((K * dirs.shape[0],), b, dtype=torch.long, device=dev))
+            origin_list[b] = ob.to(device=dev, dtype=self.dtype)
         for name, t in (("gt", gt), ("pred", pred)):
             if t.is_floating_point() or (t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.num_classes)):
                 raise ValueError(f"{name}: expected integer class ids in [0, {self.num_classes})")
+        if dev.type == "cpu" and self.dtype in (torch.float64, torch.float32) and _numba_count() is not None:
+            counts = torch.from_numpy(
+                _ray_counts_on_cpu(
+                    gt, pred, origin_list, self.grid, self.free, self.dtype, self.threads, self.thresholds
+                )
+            )
+            self.state[:-1] += counts
+            self.state[-1] += B
+            return
+        dirs = lidar_ray_directions(self.dtype, dev)  # (D, 3)
+        all_o = [ob.repeat_interleave(dirs.shape[0], 0) for ob in origin_list]  # (K*D, 3)
+        all_d = [dirs.repeat(ob.shape[0], 1) for ob in origin_list]
+        all_f = [
+            torch.full((ob.shape[0] * dirs.shape[0],), b, dtype=torch.long, device=dev)
+            for b, ob in enumerate(origin_list)
+        ]
         volumes = torch.stack([gt.to(dev, torch.uint8), pred.to(dev, torch.uint8)])  # (2, B, X, Y, Z)
         labels, depth = cast_rays(
             volumes,

@@ -190,38 +190,49 @@ def test_killed_mid_run_leaves_valid_json_with_what_was_measured(tmp_path):
     assert "done" not in rep["parts"]
 
 
-def test_no_budget_skips_every_part_and_still_writes(tmp_path):
+def _main_here(argv: list[str], monkeypatch, block: tuple[str, ...] = ()) -> int:
+    """``gpu_check.main`` in this process (the status the script exits with: ``raise SystemExit(main())``),
+    the packages ``block`` unimportable (None in ``sys.modules``: import fails, as the blocking folder
+    makes it fail in a child) and this process's signal handlers, which ``main`` replaces, put back. For
+    the tests whose subject is not the process: its exit and its children are the smoke run's and the
+    kill test's."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_check
+
+    for name in block:
+        monkeypatch.setitem(sys.modules, name, None)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return gpu_check.main(argv)
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+
+
+def test_no_budget_skips_every_part_and_still_writes(tmp_path, monkeypatch, capsys):
+    """No time at all: every part and stage skipped (no child started), the rows named, the JSON written,
+    exit 0. In this process (:func:`_main_here`), every package the check looks for blocked."""
     out = tmp_path / "b.json"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--device", "cpu", "--out", str(out), "--root", str(tmp_path / "r")]
-        + ["--budget-s", "0", "--rows", "occ3d-r50"],
-        capture_output=True,
-        text=True,
-        env=_env(tmp_path, block=True, names=EVERY_PACKAGE),
-        timeout=300,
-    )
+    argv = ["--smoke", "--device", "cpu", "--out", str(out), "--root", str(tmp_path / "r")]
+    rc = _main_here([*argv, "--budget-s", "0", "--rows", "occ3d-r50"], monkeypatch, block=EVERY_PACKAGE)
     rep = json.loads(out.read_text())
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert rc == 0, capsys.readouterr().err[-2000:]
+    assert all(v.startswith("not importable") for v in rep["parts"]["environment"]["packages"].values())
     assert rep["parts"]["inference:occ3d-r50"]["skipped"].startswith("time")
     assert rep["parts"]["stages"]["world"]["error"].startswith("time")
     assert rep["parts"]["train:occ3d-r50"]["skipped"].startswith("stage world failed")
 
 
-def test_cuda_without_a_gpu_is_one_line(tmp_path):
+def test_cuda_without_a_gpu_is_one_line(tmp_path, monkeypatch, capsys):
+    """Refused before any work, in one line, status 2 (in this process: :func:`_main_here`)."""
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--device", "cuda", "--out", str(tmp_path / "j.json")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and "sees no CUDA device" in proc.stderr
+    assert _main_here(["--device", "cuda", "--out", str(tmp_path / "j.json")], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "sees no CUDA device" in err
+    assert not (tmp_path / "j.json").exists()
 
 
 def test_every_package_is_gpu_checks_list():

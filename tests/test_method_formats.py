@@ -47,6 +47,13 @@ LIFT = {
     "openoccupancy": ["model.lift_downsample=[8,8,8]"],
     "semantickitti": ["model.lift_downsample=[4,4,2]"],
 }
+#: the rendering methods' rays a frame, made tiny as the network is (their presets: 1024-2048; a step's
+#: losses are computed the same way on fewer rays, and the format's classes and free id are what is checked)
+RAYS = {
+    "render_sup": ["render_sup.num_rays=256"],
+    "radocc": ["radocc.num_rays=128"],
+    "langocc": ["langocc.num_rays=128"],
+}
 #: method -> (preset, what it needs besides the world: "teacher", "priors", "pseudo")
 METHODS = {
     "supervised": ("synth-cpu", ()),
@@ -195,7 +202,7 @@ def test_method_trains_predicts_and_scores_on_format(method, fmt, worlds, tmp_pa
     preset, needs = METHODS[method]
     world = worlds[fmt]
     data = world
-    sets = [*TINY, *LIFT[fmt]]
+    sets = [*TINY, *LIFT[fmt], *RAYS.get(method, [])]
     for what in needs:
         if what == "pseudo":
             data = _pseudo_labels(fmt, world)

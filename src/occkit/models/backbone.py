@@ -11,7 +11,6 @@ import os
 import sys
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
@@ -28,6 +27,9 @@ class Backbone(nn.Module):
 
     def __init__(self, name: str, min_stride: int, weights: str | None = None) -> None:
         super().__init__()
+        import timm  # here, not at import: timm brings torchvision and torch._dynamo (2 s), which a
+        # process that reads configs and builds no network (the ablate runner, eval) never needs
+
         try:
             body = timm.create_model(name, pretrained=False, features_only=True)
         except RuntimeError as e:  # timm raises RuntimeError for unknown names

@@ -18,7 +18,6 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import DeformConv2d
 
 from occkit.shapes import check_shape
 
@@ -53,6 +52,8 @@ class DeformableFusion(nn.Module):
             self.offset = nn.Conv2d(c_in, 2 * kernel_size * kernel_size, kernel_size, padding=pad)
             nn.init.zeros_(self.offset.weight)
             nn.init.zeros_(self.offset.bias)
+            from torchvision.ops import DeformConv2d  # here: torchvision.ops brings torch._dynamo (1 s at import)
+
             self.conv: nn.Module = DeformConv2d(c_in, out_channels, kernel_size, padding=pad, bias=False)
         else:
             self.offset = None

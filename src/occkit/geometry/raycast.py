@@ -6,7 +6,8 @@ rays still alive, so the loop runs at most ``X + Y + Z`` times for rays crossing
 :func:`traverse` yields the voxels each ray visits in order; :func:`first_hit` stops at the first
 voxel marked occupied (RayIoU, LiDAR-style depth on voxels); :func:`mark_visible` marks every
 voxel a ray reaches up to and including its first occupied voxel or its end distance (Occ3D-style
-visibility masks).
+visibility masks). On the CPU, :func:`mark_visible`'s loop runs one ray at a time in numba (the same
+operations in the same order: the same voxels, to the bit), the rays' start still in torch.
 """
 
 from __future__ import annotations
@@ -163,6 +164,54 @@ class RayHit:
     t_out: torch.Tensor
 
 
+def _mark_rays(flat, fstep, t_next, t_delta, t_end, occ, stop, out):  # pragma: no cover - compiled by numba
+    """:func:`_padded_walk`'s marking loop, one ray at a time (compiled by numba, :func:`_numba_mark`):
+    each ray marks its voxel, stops there when it is occupied (``stop``), else leaves along the axis
+    whose crossing comes first (the first of equal ones, as ``torch.min`` picks), that axis adding its
+    ``t_delta``, and stops once the crossing is at or beyond ``t_end``: the torch loop's operations,
+    in its order."""
+    for r in range(flat.shape[0]):
+        f = flat[r]
+        a0, a1, a2 = t_next[r, 0], t_next[r, 1], t_next[r, 2]
+        d0, d1, d2 = t_delta[r, 0], t_delta[r, 1], t_delta[r, 2]
+        s0, s1, s2 = fstep[r, 0], fstep[r, 1], fstep[r, 2]
+        te = t_end[r]
+        while True:
+            out[f] = True
+            if stop and occ[f]:
+                break
+            if a0 <= a1 and a0 <= a2:
+                t_out = a0
+                a0 += d0
+                f += s0
+            elif a1 <= a2:
+                t_out = a1
+                a1 += d1
+                f += s1
+            else:
+                t_out = a2
+                a2 += d2
+                f += s2
+            if t_out >= te:
+                break
+
+
+_NUMBA_MARK: list = []
+
+
+def _numba_mark():
+    """:func:`_mark_rays` compiled by numba (once per process, cached on disk by numba), or None
+    where numba cannot be imported (the torch loop then marks)."""
+    if not _NUMBA_MARK:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - numba is a dependency; a broken install marks in torch
+            _NUMBA_MARK.append(None)
+        else:
+            _NUMBA_MARK.append(numba.njit(cache=True, nogil=True)(_mark_rays))
+    return _NUMBA_MARK[0]
+
+
 def _padded_walk(
     origins: torch.Tensor,
     dirs: torch.Tensor,
@@ -171,6 +220,7 @@ def _padded_walk(
     t_max: torch.Tensor | float | None,
     mark: bool,
     compact_every: int = 8,
+    compiled: bool = True,
 ) -> tuple[torch.Tensor | None, RayHit | None]:
     """The fast walk behind :func:`first_hit` and :func:`mark_visible`.
 
@@ -178,7 +228,8 @@ def _padded_walk(
     padded by one voxel on every side, addressed by flat index, so no bounds check is needed (a
     ray that leaves the box dies by distance at most one padding voxel later); a ray that stops
     parks on a padding voxel (never occupied, cropped away) and the alive rays are compacted
-    only every ``compact_every`` steps. Rays stop at their first occupied voxel.
+    only every ``compact_every`` steps. Rays stop at their first occupied voxel. Marking on the
+    CPU (``compiled`` and numba importable): the loop one ray at a time in numba (:func:`_mark_rays`).
     """
     X, Y, Z = grid.shape
     PX, PY, PZ = X + 2, Y + 2, Z + 2
@@ -205,6 +256,20 @@ def _padded_walk(
     strides = torch.tensor([PY * PZ, PZ, 1], device=device)
     flat = ((idx + 1) * strides).sum(-1)
     fstep = step * strides
+    kernel = _numba_mark() if compiled and mark and device.type == "cpu" else None
+    if kernel is not None and flat.numel():
+        stop = occ is not None
+        kernel(
+            flat.numpy(),
+            fstep.numpy(),
+            t_next.numpy(),
+            t_delta.numpy(),
+            t_end.numpy(),
+            (occ if stop else out).numpy(),
+            stop,
+            out.numpy(),
+        )
+        flat = flat[:0]  # walked
     k = 0
     while flat.numel():
         if out is not None:

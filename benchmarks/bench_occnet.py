@@ -23,6 +23,7 @@ from occkit.data.sample import Batch
 from occkit.engine.config import OptimConfig
 from occkit.engine.evaluate import autocast, resolve_amp
 from occkit.experiment import find_preset
+from occkit.formats import default_format
 from occkit.geometry.transforms import make_transform, rotation_z
 from occkit.methods.supervised import SupervisedConfig, SupervisedMethod
 from occkit.models.occnet import OccNetConfig
@@ -97,7 +98,9 @@ def main() -> None:
         # random batches, no dataset to count: uniform weights (the weights do not change the speed)
         preset["supervised"]["class_counts"] = None
     model_cfg = from_dict(OccNetConfig, {**to_dict(OccNetConfig()), **preset.get("model", {})})
-    method_cfg = from_dict(SupervisedConfig, {**to_dict(SupervisedConfig()), **preset.get("supervised", {})})
+    # random batches, no data whose format fills in the free class (fit_to_format): the default format's
+    sup = {**to_dict(SupervisedConfig()), "free": default_format().classes.free, **preset.get("supervised", {})}
+    method_cfg = from_dict(SupervisedConfig, sup)
     hw = tuple(preset.get("data", {}).get("image_aug", {}).get("out_hw", (256, 704)))
     optim = from_dict(OptimConfig, {**to_dict(OptimConfig()), **preset.get("optim", {})})  # the engine's defaults
     amp = resolve_amp(

@@ -259,8 +259,9 @@ def test_fit_to_format_fills_what_the_preset_leaves_and_checks_what_it_gives() -
     assert fitted.model.num_classes == 17 and fitted.supervised.free == 0
     assert fitted.model.point_range == (-50.0, -50.0, -5.0, 50.0, 50.0, 3.0) and fitted.model.voxel_size == 0.5
     assert fitted.model.ground_z == -1.84
-    assert cfg.model.num_classes == 18 and cfg.supervised.free == 17  # a copy: the preset's config unchanged
-    assert fit_to_format(cfg, "DATA", fmt=occ3d) is cfg  # Occ3D's values are the defaults: nothing to fill
+    assert cfg.model.num_classes == 18 and cfg.supervised.free is None  # a copy: the preset's config unchanged
+    occ = fit_to_format(cfg, "DATA", fmt=occ3d)  # Occ3D's grid and classes are the network's defaults ...
+    assert occ.model == cfg.model and occ.supervised.free == 17  # ... the free id no signature has: the format's
     # given and equal: kept; given and different: one line naming the key and the format
     assert fit_to_format(load_experiment("surroundocc-cpu"), "DATA", fmt=so).model.num_classes == 17
     with pytest.raises(ConfigError, match=r"data\.format: 'surroundocc' .*format occ3d"):

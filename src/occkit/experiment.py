@@ -367,7 +367,7 @@ def fit_to_format(cfg: ExperimentConfig, root: str | os.PathLike, fmt: DatasetFo
             continue  # the format has none: the config's stands
         section, name = _setting(cfg, key)
         current = getattr(getattr(cfg, section), name)
-        if given is None or key in given:
+        if current is not None and (given is None or key in given):  # None: unset, the format's
             if not _same(current, value):
                 raise ConfigError(
                     f"{key}: {_show(current)} but the data {root} is {fmt.display_name} (format {fmt.name}), whose "
@@ -524,6 +524,7 @@ def build_method(cfg: ExperimentConfig) -> nn.Module:
     recipes never load runs themselves.
     """
     spec = method_spec(cfg)
+    cfg = _fill_unset_from_named_format(cfg, spec.from_format)
     try:
         method = spec.build(cfg, load_run)
     except (ValueError, OSError, KeyError, MemoryError):  # bad input, named by the method: as it is
@@ -540,6 +541,30 @@ def build_method(cfg: ExperimentConfig) -> nn.Module:
             f"method {spec.name} ({spec.source}): its build() returned {type(method).__name__}, not a torch.nn.Module"
         )
     return method
+
+
+def _fill_unset_from_named_format(cfg: ExperimentConfig, wanted: dict[str, str]) -> ExperimentConfig:
+    """``cfg`` with the settings its method takes from the data's format (``wanted``,
+    :attr:`MethodSpec.from_format`) that are still unset (None: a preset built without data, in a
+    benchmark or a test) taken from the format ``data.format`` names, else the default format
+    (Occ3D-nuScenes, the synthetic world's); ``cfg`` itself when none is unset. A run on data has
+    them from :func:`fit_to_format` already."""
+    unset = []
+    for key, what in wanted.items():
+        section, name = _setting(cfg, key)
+        if getattr(getattr(cfg, section), name) is None:
+            unset.append((section, name, what))
+    if not unset:
+        return cfg
+    from occkit.formats import default_format, get_format
+
+    fmt = default_format() if cfg.data.format == "auto" else get_format(cfg.data.format)
+    values = fmt.config_values()
+    changes: dict[str, dict[str, Any]] = {}
+    for section, name, what in unset:
+        if values.get(what) is not None:
+            changes.setdefault(section, {})[name] = values[what]
+    return _with_settings(cfg, changes)
 
 
 def resolve_auto_class_counts(

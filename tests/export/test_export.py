@@ -233,13 +233,14 @@ def test_render_sup_thresholded_labels(tmp_path):
     frames = random_frames(2, cfg.data.cameras, (32, 64), seed=3)
     with torch.no_grad():  # a threshold inside the range of p(occupied), so that it decides voxels
         logits = torch.cat([method.forward(b).logits for b in frames])
-        p_occ = 1 - logits.softmax(1)[:, cfg.render_sup.free]
+        p_occ = 1 - logits.softmax(1)[:, method.cfg.free]
     # in the widest gap between the values of the middle half (rounding must not decide a voxel)
     u = p_occ.unique().sort().values
     u = u[len(u) // 4 : 3 * len(u) // 4 + 1]
     i = int((u[1:] - u[:-1]).argmax())
     tau = float(u[i] + u[i + 1]) / 2
     method.cfg.occupied_threshold = tau
+    cfg.render_sup = method.cfg  # saved as built: its free class filled in from the default format
     ckpt = save_checkpoint(tmp_path / "run", 1, method, to_dict(cfg), {})
     src = load_source(ckpt)
     pred = OccPredictor(src.method, "render_sup")
@@ -268,7 +269,7 @@ def test_render_sup_thresholded_labels(tmp_path):
         o_labels = torch.from_numpy(o_labels).long()
         assert (o_labels == ref).float().mean() >= 0.999
         assert (o_labels != torch.from_numpy(o_logits).argmax(1)).any()  # the threshold, not the plain argmax
-        free = o_labels == cfg.render_sup.free
+        free = o_labels == method.cfg.free
         assert free.any() and (~free).any()
 
 
@@ -304,12 +305,13 @@ def test_cigocc_and_radocc_student(tmp_path):
     # radocc: the student loads without the teacher run its config names; the adapter is left out
     cfg = _tiny_cfg("radocc")
     cfg.radocc.teacher, cfg.radocc.feature_weight = str(tmp_path / "no_such_teacher"), 1.0
+    cfg.supervised.free = cfg.radocc.free = 17  # built by hand below: the free class named (Occ3D's)
     torch.manual_seed(0)
     m = RadOccMethod(
         cfg.model,
         cfg.supervised,
         cfg.radocc,
-        teacher=SupervisedMethod(tiny_net(encoder_widths=(8,)), SupervisedConfig()),
+        teacher=SupervisedMethod(tiny_net(encoder_widths=(8,)), SupervisedConfig(free=17)),
     )
     assert any(k.startswith("adapter.") for k in m.state_dict())
     src = load_source(save_checkpoint(tmp_path / "rad", 1, m, to_dict(cfg), {}))

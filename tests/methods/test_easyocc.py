@@ -91,15 +91,15 @@ def test_render_sup_takes_prior_targets_and_a_pseudo_label_loss():
     b.prior_depth[..., ::2, :][surf[..., ::2, :]] = 0.0
     b.prior_semantics[..., 1::2, :][surf[..., 1::2, :]] = 255
     b.depth = b.semantics_2d = None  # no exact maps: the priors alone must do
-    cfg = RenderSupConfig(num_rays=256, sample_step=0.2, targets="priors", pseudo_label_weight=0.5)
+    cfg = RenderSupConfig(free=17, num_rays=256, sample_step=0.2, targets="priors", pseudo_label_weight=0.5)
     m = RenderSupMethod(tiny_model_cfg(), cfg)
     losses = m.training_step(b)
     assert "loss_pseudo" in losses and all(torch.isfinite(v) for v in losses.values())
     assert float(m.label_counts.sum()) == float(b.mask_camera.sum())
     with pytest.raises(ValueError, match="prior"):
         b2 = pseudo_batch()
-        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(num_rays=8, targets="priors")).training_step(b2)
+        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free=17, num_rays=8, targets="priors")).training_step(b2)
     with pytest.raises(ValueError, match="lss_depth_weight"):
-        RenderSupMethod(sample_cfg(), RenderSupConfig(lss_depth_weight=1.0))
+        RenderSupMethod(sample_cfg(), RenderSupConfig(free=17, lss_depth_weight=1.0))
     # the defaults are unchanged: no pseudo-label buffer, the extras' maps
-    assert "label_counts" not in RenderSupMethod(tiny_model_cfg(), RenderSupConfig()).state_dict()
+    assert "label_counts" not in RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free=17)).state_dict()

@@ -18,7 +18,7 @@ D = 16
 
 def tiny_method(**kw) -> LangOccMethod:
     opts = dict(feature_dim=D, mlp_width=32, num_rays=256, num_proposal=16, num_importance=16)
-    cfg = LangOccConfig(**{**opts, **kw})
+    cfg = LangOccConfig(free=17, **{**opts, **kw})
     m = LangOccMethod(tiny_model_cfg(), cfg)
     g = torch.Generator().manual_seed(1)
     m.class_text.copy_(torch.nn.functional.normalize(torch.randn(17, D, generator=g), dim=-1))
@@ -193,7 +193,7 @@ def test_checks():
     cfg = tiny_model_cfg()
     cfg.head = "bev"
     with pytest.raises(ValueError, match="voxel head"):
-        LangOccMethod(cfg, LangOccConfig(feature_dim=D))
+        LangOccMethod(cfg, LangOccConfig(free=17, feature_dim=D))
 
 
 def test_query_picture_draws_matches():

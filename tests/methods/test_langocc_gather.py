@@ -38,7 +38,7 @@ def batches(tmp_path_factory):
 def tiny_method(**kw) -> LangOccMethod:
     torch.manual_seed(0)
     opts = dict(feature_dim=D, mlp_width=32, num_rays=256, num_proposal=16, num_importance=16)
-    m = LangOccMethod(tiny_model_cfg(), LangOccConfig(**{**opts, **kw}))
+    m = LangOccMethod(tiny_model_cfg(), LangOccConfig(free=17, **{**opts, **kw}))
     m.class_text.copy_(
         torch.nn.functional.normalize(torch.randn(17, D, generator=torch.Generator().manual_seed(1)), dim=-1)
     )

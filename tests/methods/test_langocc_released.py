@@ -38,7 +38,7 @@ def tiny_method(**kw) -> LangOccMethod:
         encoder_blocks=1,
     )
     opts = dict(feature_dim=D, mlp_width=32, num_rays=64, num_proposal=16, num_importance=16)
-    m = LangOccMethod(model, LangOccConfig(**{**opts, **kw}))
+    m = LangOccMethod(model, LangOccConfig(free=17, **{**opts, **kw}))
     m.class_text.copy_(
         torch.nn.functional.normalize(torch.randn(17, D, generator=torch.Generator().manual_seed(1)), dim=-1)
     )

@@ -184,7 +184,9 @@ D = 16
 def tiny_method(**kw) -> LangOccMethod:
     m = LangOccMethod(
         tiny_model_cfg(),
-        LangOccConfig(**{**dict(feature_dim=D, mlp_width=32, num_rays=256, num_proposal=16, num_importance=16), **kw}),
+        LangOccConfig(
+            free=17, **{**dict(feature_dim=D, mlp_width=32, num_rays=256, num_proposal=16, num_importance=16), **kw}
+        ),
     )
     m.class_text.copy_(
         torch.nn.functional.normalize(torch.randn(17, D, generator=torch.Generator().manual_seed(1)), dim=-1)

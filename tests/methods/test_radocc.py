@@ -43,11 +43,11 @@ def model_cfg(modality: str = "camera") -> OccNetConfig:
 
 
 def student_sup() -> SupervisedConfig:
-    return SupervisedConfig(depth_weight=0.5, depth_source="depth_map", lovasz=False)
+    return SupervisedConfig(free=17, depth_weight=0.5, depth_source="depth_map", lovasz=False)
 
 
 def teacher_sup() -> SupervisedConfig:
-    return SupervisedConfig(depth_weight=0.0, lovasz=False)
+    return SupervisedConfig(free=17, depth_weight=0.0, lovasz=False)
 
 
 def tiny_batch() -> Batch:
@@ -113,7 +113,7 @@ def radocc_cfg(**kw) -> RadOccConfig:
         num_rays=256, sample_step=0.2, depth_weight=100.0, semantic_weight=10.0, feature_weight=0.1, logit_weight=0.1
     )
     base.update(kw)
-    return RadOccConfig(**base)
+    return RadOccConfig(free=17, **base)
 
 
 def test_teacher_frozen_and_outside_the_state(one_torch_thread):
@@ -160,7 +160,7 @@ def test_distillation_losses_fall(term, weight, one_torch_thread):
     weights[weight] = 1.0
     method = RadOccMethod(
         model_cfg(),
-        SupervisedConfig(ce_weight=0.0, depth_weight=0.0, lovasz=False),
+        SupervisedConfig(free=17, ce_weight=0.0, depth_weight=0.0, lovasz=False),
         radocc_cfg(jitter=False, **weights),
         teacher=teacher,
     ).eval()
@@ -278,7 +278,7 @@ def test_semantic_term_without_density_gradient(mode, one_torch_thread):
 
 def test_config_errors():
     with pytest.raises(ValueError, match="radocc.teacher"):
-        RadOccMethod(model_cfg(), student_sup(), RadOccConfig())
+        RadOccMethod(model_cfg(), student_sup(), RadOccConfig(free=17))
     with pytest.raises(ConfigError, match="semantic_mode: 'mse' is not one of"):  # checked once, when the config loads
         from_dict(RadOccConfig, {"semantic_mode": "mse"})
     with pytest.raises(FileNotFoundError, match="radocc.teacher"):  # the composition root loads the teacher

@@ -16,7 +16,7 @@ def test_render_sup_loss_falls():
     torch.manual_seed(0)
     batch = tiny_batch()
     assert (batch.depth > 0).float().mean() > 0.3
-    method = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(num_rays=512, sample_step=0.2))
+    method = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free=17, num_rays=512, sample_step=0.2))
     opt = torch.optim.Adam(method.parameters(), lr=1e-2)
     history = []
     for _ in range(12):
@@ -46,14 +46,14 @@ def test_render_sup_loss_falls():
 def test_render_sup_needs_2d_maps_and_checks_config():
     batch = tiny_batch()
     batch.depth = None
-    method = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(num_rays=8))
+    method = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free=17, num_rays=8))
     with pytest.raises(ValueError, match="batch.depth"):
         method.training_step(batch)
     with pytest.raises(ValueError, match="num_rays"):
-        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(num_rays=0))
+        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free=17, num_rays=0))
     with pytest.raises(ValueError, match="free_prior"):
-        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free_prior=1.0))
-    m = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free_prior=0.9, occupied_threshold=0.0))
+        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free=17, free_prior=1.0))
+    m = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free=17, free_prior=0.9, occupied_threshold=0.0))
     assert float(m.free_bias.detach()) == pytest.approx(math.log(9) + math.log(17))
     m.eval()
     with torch.no_grad():
@@ -82,7 +82,7 @@ def test_preset_builds_render_sup_through_the_engine_builder():
 
 def test_predict_thresholds_p_occupied():
     batch = tiny_batch()
-    m = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(occupied_threshold=0.3)).eval()
+    m = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free=17, occupied_threshold=0.3)).eval()
     with torch.no_grad():
         logits = m.forward(batch).logits
     scores = m.predict(batch)
@@ -97,7 +97,7 @@ def test_auto_threshold_is_calibrated_from_2d_depth_only():
     from occkit.methods.render_sup import CALIBRATION_BINS
 
     torch.manual_seed(0)
-    m = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(num_rays=64, free_prior=0.9))
+    m = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free=17, num_rays=64, free_prior=0.9))
     assert m.cfg.occupied_threshold == "auto" and m.threshold() == 0.5  # nothing seen yet
     batch = tiny_batch()
     batch.occupancy = None  # no 3D label anywhere: the calibration reads the depth maps
@@ -115,11 +115,11 @@ def test_auto_threshold_is_calibrated_from_2d_depth_only():
     assert m.threshold() == pytest.approx(18 / CALIBRATION_BINS)
     m.calibration[1, 35] = 1000.0  # now passing the free bump costs more than the surface lost
     assert m.threshold() == pytest.approx(36 / CALIBRATION_BINS)
-    fixed = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(occupied_threshold=0.2))
+    fixed = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free=17, occupied_threshold=0.2))
     fixed.training_step(batch)
     assert fixed.threshold() == 0.2 and float(fixed.calibration.sum()) == 0
     with pytest.raises(ValueError, match="occupied_threshold"):
-        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(occupied_threshold=1.5))
+        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free=17, occupied_threshold=1.5))
 
 
 def test_lidar_targets_train_depth_only_at_lidar_pixels():
@@ -142,9 +142,9 @@ def test_lidar_targets_train_depth_only_at_lidar_pixels():
     pts = torch.cat(pts)
     batch.lidar = [torch.cat([pts, torch.ones(len(pts), 1)], 1)]
     with pytest.raises(ValueError, match="semantic_weight=0"):
-        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(targets="lidar"))
+        RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free=17, targets="lidar"))
     method = RenderSupMethod(
-        tiny_model_cfg(), RenderSupConfig(targets="lidar", semantic_weight=0.0, num_rays=256, sample_step=0.2)
+        tiny_model_cfg(), RenderSupConfig(free=17, targets="lidar", semantic_weight=0.0, num_rays=256, sample_step=0.2)
     )
     depth, sem = method.targets_2d(batch)
     hit = depth > 0
@@ -174,8 +174,10 @@ def test_a_run_that_learns_no_classes_is_validated_on_its_depth():
     classes adds none (its class mIoU is its figure)."""
     torch.manual_seed(0)
     batch = tiny_batch()
-    assert RenderSupMethod(tiny_model_cfg(), RenderSupConfig()).validation_figures is None  # the engine skips it
-    method = RenderSupMethod(tiny_model_cfg(), RenderSupConfig(semantic_weight=0.0, num_rays=512, sample_step=0.2))
+    assert RenderSupMethod(tiny_model_cfg(), RenderSupConfig(free=17)).validation_figures is None  # the engine skips it
+    method = RenderSupMethod(
+        tiny_model_cfg(), RenderSupConfig(free=17, semantic_weight=0.0, num_rays=512, sample_step=0.2)
+    )
     method.eval()
     state = torch.random.get_rng_state()
     before = method.validation_figures(batch)

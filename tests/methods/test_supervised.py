@@ -67,7 +67,7 @@ def tiny_batch(
 
 def test_training_step_and_predict():
     torch.manual_seed(0)
-    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(depth_weight=2.0))
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17, depth_weight=2.0))
     assert isinstance(m, Method)
     batch = tiny_batch(B=2)
     losses = m.training_step(batch)
@@ -86,7 +86,7 @@ def test_training_step_and_predict():
 def test_depth_sources_and_weights():
     torch.manual_seed(0)
     batch = tiny_batch(lidar=True, depth=True)
-    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(depth_source="lidar"))
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17, depth_source="lidar"))
     t_lidar = m.depth_targets(batch)
     m.cfg.depth_source = "depth_map"
     t_map = m.depth_targets(batch)
@@ -111,7 +111,7 @@ def test_depth_sources_and_weights():
     with pytest.raises(ValueError, match="batch.lidar"):
         m.training_step(batch)
     # weights are applied; switched-off terms are absent
-    m2 = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(lovasz=False, depth_source="none", ce_weight=0.0))
+    m2 = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17, lovasz=False, depth_source="none", ce_weight=0.0))
     losses = m2.training_step(tiny_batch())
     assert set(losses) == {"loss_ce"} and losses["loss_ce"].item() == 0.0
 
@@ -121,7 +121,7 @@ def test_sensor_lift_places_features_at_the_sensor_depth():
     (the volume equals a lift with a one-hot distribution), the depth loss still trains the
     predicted distribution, and the option is checked."""
     torch.manual_seed(0)
-    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(depth_source="depth_map", lift_depth="sensor"))
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17, depth_source="depth_map", lift_depth="sensor"))
     batch = tiny_batch(lidar=False)
     bins = m.depth_targets(batch)
     bins[0, 0, 0, 0] = -1  # one pixel without a sensor depth keeps the prediction
@@ -145,16 +145,16 @@ def test_sensor_lift_places_features_at_the_sensor_depth():
     with pytest.raises(ConfigError, match="lift_depth: 'lidar' is not one of"):  # checked once, when the config loads
         from_dict(SupervisedConfig, {"lift_depth": "lidar"})
     with pytest.raises(ValueError, match="depth_source"):
-        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(lift_depth="sensor", depth_source="none"))
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17, lift_depth="sensor", depth_source="none"))
     batch.depth = None
     with pytest.raises(ValueError, match="neither LiDAR nor depth maps"):
-        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(lift_depth="sensor")).training_step(batch)
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17, lift_depth="sensor")).training_step(batch)
 
 
 def test_factored_cross_entropy_mode():
     counts = tuple([10.0] * 4 + [1000.0] * 13 + [10**6])
     m = SupervisedMethod(
-        tiny_model_cfg(), SupervisedConfig(ce_mode="factored", class_counts=counts, depth_source="none")
+        tiny_model_cfg(), SupervisedConfig(free=17, ce_mode="factored", class_counts=counts, depth_source="none")
     )
     # weights among the occupied classes only: free gets none, rare occupied classes more than frequent ones
     assert m.class_weight[17] == 0 and m.class_weight[0] > m.class_weight[10] > 0
@@ -169,24 +169,26 @@ def test_factored_cross_entropy_mode():
         from_dict(SupervisedConfig, {"ce_mode": "split"})
     with pytest.raises(ValueError, match="free"):
         SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=18))
+    with pytest.raises(ValueError, match=r"supervised.free: not set; the free class is the data format's"):
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig())  # no Occ3D default: the format decides
 
 
 def test_class_weights_and_config_errors():
     w = tuple(float(i + 1) for i in range(18))
-    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_weights=w))
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17, class_weights=w))
     assert torch.equal(m.class_weight, torch.tensor(w))
-    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_counts=tuple([10.0] * 17 + [1000.0])))
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17, class_counts=tuple([10.0] * 17 + [1000.0])))
     assert m.class_weight[17] < m.class_weight[0]
     # A larger ENet offset c flattens the weights: the rare/frequent ratio shrinks.
     soft = SupervisedMethod(
-        tiny_model_cfg(), SupervisedConfig(class_counts=tuple([10.0] * 17 + [1000.0]), class_weight_offset=1.5)
+        tiny_model_cfg(), SupervisedConfig(free=17, class_counts=tuple([10.0] * 17 + [1000.0]), class_weight_offset=1.5)
     )
     assert 1.0 < float(soft.class_weight[0] / soft.class_weight[17]) < float(m.class_weight[0] / m.class_weight[17])
     with pytest.raises(ValueError, match="class_weights"):
-        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_weights=(1.0, 2.0)))
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17, class_weights=(1.0, 2.0)))
     with pytest.raises(ValueError, match="not both"):
-        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(class_weights=w, class_counts=w))
-    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig())
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17, class_weights=w, class_counts=w))
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17))
     batch = tiny_batch()
     batch.mask_camera = None
     with pytest.raises(ValueError, match="mask_camera"):
@@ -203,7 +205,7 @@ def test_class_weights_and_config_errors():
 
 def test_auxiliary_2d_semantic_loss():
     torch.manual_seed(0)
-    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(semantic_2d_weight=0.5))
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17, semantic_2d_weight=0.5))
     batch = tiny_batch()  # 32 x 64 images, feature stride 16 -> 2 x 4 feature pixels per camera
     sem = torch.full((1, 2, 32, 64), 17)
     sem[:, :, :, :16] = 11  # first feature column: road
@@ -223,9 +225,9 @@ def test_auxiliary_2d_semantic_loss():
     assert m.model.backbone.parameters().__next__().grad is not None
     batch.semantics_2d = None  # no maps (e.g. real data without 2D labels): a zero term
     assert float(m.training_step(batch)["loss_sem2d"].detach()) == 0.0
-    assert SupervisedMethod(tiny_model_cfg(), SupervisedConfig()).semantic_2d_head is None
+    assert SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17)).semantic_2d_head is None
     with pytest.raises(ValueError, match="semantic_2d_weight"):
-        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(semantic_2d_weight=-1.0))
+        SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17, semantic_2d_weight=-1.0))
     # maps in another table than the model's (a format whose reader gives Occ3D ids): named, with the fix
     batch.semantics_2d = torch.full((1, 2, 32, 64), 18)
     with pytest.raises(ValueError) as e:
@@ -237,9 +239,10 @@ def test_auxiliary_2d_semantic_loss():
 
 def test_auto_class_counts_count_the_training_labels(tiny_occ3d_root):
     from occkit.data.occ3d import Occ3DDataset
-    from occkit.experiment import build_dataset, load_experiment, resolve_auto_class_counts
+    from occkit.experiment import build_dataset, fit_to_format, load_experiment, resolve_auto_class_counts
 
     cfg = load_experiment("synth-cpu", ["supervised.class_counts=auto", "data.load_extras=false"])
+    cfg = fit_to_format(cfg, tiny_occ3d_root)  # the free class from the data's format, as occkit train does
     unresolved = SupervisedMethod(tiny_model_cfg(), cfg.supervised)  # builds (inference needs no weights) ...
     assert unresolved.class_weight is None
     with pytest.raises(ValueError, match="unresolved"):  # ... but does not train
@@ -278,7 +281,7 @@ def one_thread():
 @pytest.mark.parametrize("head", ["voxel", "bev"])
 def test_tiny_overfit_lowers_the_loss(head, one_thread):
     torch.manual_seed(0)
-    m = SupervisedMethod(tiny_model_cfg(head=head), SupervisedConfig(depth_source="depth_map"))
+    m = SupervisedMethod(tiny_model_cfg(head=head), SupervisedConfig(free=17, depth_source="depth_map"))
     batch = tiny_batch(lidar=False)
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     history = []
@@ -297,7 +300,7 @@ def test_tiny_overfit_lowers_the_loss(head, one_thread):
 
 def test_training_step_under_bf16_autocast_keeps_sensitive_parts_in_float32():
     torch.manual_seed(0)
-    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(depth_source="lidar"))
+    m = SupervisedMethod(tiny_model_cfg(), SupervisedConfig(free=17, depth_source="lidar"))
     batch = tiny_batch()
     ref_targets = m.depth_targets(batch)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -113,5 +113,5 @@ def test_modality_checks():
     with pytest.raises(ValueError, match="modality"):
         build_occnet(OccNetConfig(**{**tiny_cfg("lidar").__dict__, "modality": "radar"}))
     with pytest.raises(ValueError, match="depth_weight"):
-        SupervisedMethod(tiny_cfg("lidar"), SupervisedConfig(depth_weight=1.0))
-    SupervisedMethod(tiny_cfg("lidar"), SupervisedConfig(depth_weight=0.0))
+        SupervisedMethod(tiny_cfg("lidar"), SupervisedConfig(free=17, depth_weight=1.0))
+    SupervisedMethod(tiny_cfg("lidar"), SupervisedConfig(free=17, depth_weight=0.0))

@@ -127,10 +127,10 @@ from torch import nn
 from occkit.data.sample import Batch
 from occkit.data.temporal import check_offsets
 from occkit.geometry.camera import in_image, lidar_pixels, project_ego
-from occkit.labels import OCC3D_CLASSES, OCC3D_FREE
+from occkit.labels import OCC3D_CLASSES
 from occkit.losses.language import cosine_weighted_mse, normalize_features
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
-from occkit.methods.registry import MODEL_FROM_FORMAT, MethodSpec
+from occkit.methods.registry import MODEL_FROM_FORMAT, MethodSpec, format_free
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet, lift_grid_of
 from occkit.rendering.rays import Rays, camera_rays, sample_feature_map
 from occkit.rendering.resampling import jittered_uniform_samples, resample_from_transmittance
@@ -270,9 +270,9 @@ class LangOccConfig:
     """The classes ``predict`` scores, in the data's order, free included (at ``free``); each
     other class is looked up by name in ``vocabulary``. Empty: Occ3D's 18. Taken from the data's
     format when the preset leaves it unset (SurroundOcc's: ``empty`` first, then Occ3D's 1..16)."""
-    free: int = OCC3D_FREE
+    free: int | None = None
     """The id of free space among ``classes`` (Occ3D: 17; SurroundOcc, OpenOccupancy: 0); taken
-    from the data's format when the preset leaves it unset."""
+    from the data's format when the preset leaves it unset (None; as ``supervised.free``)."""
     text_encoder: str = "minilm"
     """Text encoder spec (:func:`occkit.priors.text.load_text_encoder`); must be the one of the
     prior cache's features (its ``text_encoder``)."""
@@ -489,7 +489,7 @@ class LangOccMethod(nn.Module):
         """Learnable offset of the density logit (see ``density_init``)."""
         self.class_names: tuple[str, ...] = tuple(c.classes) or tuple(OCC3D_CLASSES)
         """The classes of ``predict``'s scores, free at ``cfg.free``."""
-        if not 0 <= c.free < len(self.class_names):
+        if not 0 <= format_free(c.free, "langocc.free") < len(self.class_names):
             raise ValueError(
                 f"langocc.free: {c.free} is not a class id of langocc.classes ({len(self.class_names)} classes)"
             )

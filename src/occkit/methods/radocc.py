@@ -63,7 +63,6 @@ from torch import nn
 
 from occkit.data.sample import Batch
 from occkit.geometry.camera import in_image, project_ego
-from occkit.labels import OCC3D_FREE
 from occkit.losses.distill import (
     feature_l1,
     logit_kl,
@@ -72,7 +71,7 @@ from occkit.losses.distill import (
     rendered_semantic_kl,
     segment_affinity_loss,
 )
-from occkit.methods.registry import ExportSupport, MethodSpec, RunLoader
+from occkit.methods.registry import ExportSupport, MethodSpec, RunLoader, format_free
 from occkit.methods.supervised import (
     SUPERVISED_FROM_FORMAT,
     SupervisedConfig,
@@ -163,8 +162,8 @@ class RadOccConfig:
     """Recompute each chunk of rays in the backward pass instead of keeping its graph (memory
     ``O(chunk)`` instead of ``O(rays)``, about one more forward pass of the rendering; occkit's,
     for ``num_rays: 0``)."""
-    free: int = OCC3D_FREE
-    """The free class of the logits."""
+    free: int | None = None
+    """The free class of the logits. None: the data format's (as ``supervised.free``)."""
     depth_weight: float = 100.0
     """Weight of ``loss_rdc`` (released code: 100); 0 = off."""
     depth_tau: float = 1.0
@@ -241,7 +240,7 @@ def _check_options(c: RadOccConfig, model_cfg: OccNetConfig) -> None:
             raise ValueError(
                 f"radocc.lidar_depth_range: expected [lo, hi] with 0 <= lo < hi, got {list(c.lidar_depth_range)}"
             )
-    if not 0 <= c.free < model_cfg.num_classes:
+    if not 0 <= format_free(c.free, "radocc.free") < model_cfg.num_classes:
         raise ValueError(f"radocc.free {c.free} outside the model's {model_cfg.num_classes} classes")
 
 

@@ -148,6 +148,19 @@ MODEL_FROM_FORMAT: dict[str, str] = {
 }
 
 
+def format_free(value: int | None, key: str) -> int:
+    """The free class id of a method's config (``key``, e.g. ``supervised.free``), which the data's format
+    decides (:attr:`MethodSpec.from_format` ``free``: :func:`occkit.experiment.fit_to_format` fills it in
+    from the data, :func:`occkit.experiment.build_method` from the format the config names); a recipe
+    built by hand while it is unset is refused in one line."""
+    if value is None:
+        raise ValueError(
+            f"{key}: not set; the free class is the data format's (occkit fills it in from the data's format): "
+            "name it when building the recipe by hand"
+        )
+    return int(value)
+
+
 class RegistryError(ValueError):
     """A method spec is wrong or two methods clash; the message names where they come from."""
 

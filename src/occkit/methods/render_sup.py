@@ -55,7 +55,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from occkit.data.sample import Batch
-from occkit.labels import OCC3D_FREE
 from occkit.losses.depth import depth_loss, depth_map_targets, lidar_depth_maps
 from occkit.losses.pseudo_labels import balanced_cross_entropy, count_labels
 from occkit.losses.render import (
@@ -67,7 +66,7 @@ from occkit.losses.render import (
     weight_entropy_loss,
 )
 from occkit.methods.calibration import CALIBRATION_BINS, calibration_threshold, calibration_update
-from occkit.methods.registry import MODEL_FROM_FORMAT, ExportHead, ExportSupport, MethodSpec
+from occkit.methods.registry import MODEL_FROM_FORMAT, ExportHead, ExportSupport, MethodSpec, format_free
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.rendering.rays import Rays, camera_rays
 from occkit.rendering.sampling import ray_box
@@ -91,8 +90,9 @@ class RenderSupConfig:
     """Rays rendered per pass (bounds memory with ``checkpoint``)."""
     checkpoint: bool = False
     """Recompute each chunk during backward instead of keeping its graph (saves memory)."""
-    free: int = OCC3D_FREE
-    """The free class of the logits; also the sky / nothing label of the 2D semantic maps."""
+    free: int | None = None
+    """The free class of the logits; also the sky / nothing label of the 2D semantic maps. None: the
+    data format's (as ``supervised.free``)."""
     semantic_weight: float = 1.0
     """Weight of ``loss_sem``."""
     depth_weight: float = 1.0
@@ -155,7 +155,7 @@ class RenderSupMethod(nn.Module):
             raise ValueError(f"RenderSupConfig.num_rays: expected >= 1, got {c.num_rays}")
         if not c.sample_step > 0:
             raise ValueError(f"RenderSupConfig.sample_step: expected > 0, got {c.sample_step}")
-        if not 0 <= c.free < model_cfg.num_classes:
+        if not 0 <= format_free(c.free, "render_sup.free") < model_cfg.num_classes:
             raise ValueError(f"RenderSupConfig.free {c.free} outside the model's {model_cfg.num_classes} classes")
         self.model_cfg = model_cfg
         self.cfg = method_cfg

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from occkit.data.sample import Batch
-from occkit.labels import OCC3D_FREE
 from occkit.losses.depth import depth_loss, depth_map_targets, lidar_depth_targets, semantic_map_targets
 from occkit.losses.occupancy import (
     class_weights_from_counts,
@@ -24,7 +23,7 @@ from occkit.losses.occupancy import (
     lovasz_softmax,
     voxel_cross_entropy,
 )
-from occkit.methods.registry import MODEL_FROM_FORMAT, ExportSupport, MethodSpec
+from occkit.methods.registry import MODEL_FROM_FORMAT, ExportSupport, MethodSpec, format_free
 from occkit.models.occnet import OccNet, OccNetConfig, OccNetOutput, build_occnet
 from occkit.shapes import check_shape
 
@@ -44,8 +43,10 @@ class SupervisedConfig:
     no longer make the network call uncertain free space occupied."""
     occupied_weight: float = 1.0
     """``ce_mode='factored'``: weight of an occupied voxel against a free one in ``loss_geo``."""
-    free: int = OCC3D_FREE
-    """The free class (Occ3D: 17); used by ``ce_mode='factored'``."""
+    free: int | None = None
+    """The free class (Occ3D: 17); used by ``ce_mode='factored'``. None: the data format's (filled in
+    by :func:`occkit.experiment.fit_to_format`, else by :func:`occkit.experiment.build_method` from the
+    format the config names); a recipe built by hand names it."""
     lovasz: bool = True
     """Add the Lovász-softmax loss (``loss_lovasz``)."""
     lovasz_weight: float = 1.0
@@ -102,7 +103,7 @@ class SupervisedMethod(nn.Module):
         self.cfg = method_cfg
         self.model: OccNet = build_occnet(model_cfg)
         C = model_cfg.num_classes
-        if not -C <= method_cfg.free < C:
+        if not -C <= format_free(method_cfg.free, "supervised.free") < C:
             raise ValueError(f"SupervisedConfig.free: {method_cfg.free} is not a class of {C}")
         if method_cfg.class_weights is not None and method_cfg.class_counts is not None:
             raise ValueError("SupervisedConfig: give class_weights or class_counts, not both")

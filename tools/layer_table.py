@@ -23,6 +23,7 @@ END = "<!-- end of the layer table -->"
 #: What each unit holds (the one column written by hand; a unit missing here is an error).
 HOLDS = {
     "shapes": "shape checks",
+    "jit": "numba kernels compiled once per process",
     "labels": "class tables",
     "fileio": "atomic writes, checked reads",
     "config": "dataclass configs from YAML",

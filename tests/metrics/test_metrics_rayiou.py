@@ -529,6 +529,6 @@ def test_update_counts_on_cpu_equal_cast_rays_then_counts(monkeypatch, dtype, th
         return m.state, str(err.value)
 
     fast = counted()
-    monkeypatch.setattr(rayiou, "_NUMBA_COUNT", [None])  # the general path: cast_rays, then rayiou_counts
+    monkeypatch.setattr(rayiou, "_numba_count", lambda: None)  # the general path: cast_rays, then rayiou_counts
     general = counted()
     assert torch.equal(fast[0], general[0]) and fast[0][-1] == 4 and fast[1] == general[1]

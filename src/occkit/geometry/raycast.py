@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from occkit.geometry.grid import Grid
+from occkit.jit import numba_kernels
 from occkit.shapes import check_shape
 
 
@@ -196,20 +197,11 @@ def _mark_rays(flat, fstep, t_next, t_delta, t_end, occ, stop, out):  # pragma: 
                 break
 
 
-_NUMBA_MARK: list = []
-
-
 def _numba_mark():
-    """:func:`_mark_rays` compiled by numba (once per process, cached on disk by numba), or None
-    where numba cannot be imported (the torch loop then marks)."""
-    if not _NUMBA_MARK:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - numba is a dependency; a broken install marks in torch
-            _NUMBA_MARK.append(None)
-        else:
-            _NUMBA_MARK.append(numba.njit(cache=True, nogil=True)(_mark_rays))
-    return _NUMBA_MARK[0]
+    """:func:`_mark_rays` compiled by numba (:func:`occkit.jit.numba_kernels`), or None where numba
+    cannot be imported (the torch loop then marks)."""
+    kernels = numba_kernels(_mark_rays)
+    return None if kernels is None else kernels[0]
 
 
 def _padded_walk(

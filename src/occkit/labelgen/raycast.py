@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from occkit.geometry.grid import Grid
+from occkit.jit import numba_kernels
 
 
 @dataclass
@@ -41,9 +42,6 @@ class CastCounts:
 
     def view(self, a: np.ndarray) -> np.ndarray:
         return a.reshape(self.grid.shape)
-
-
-_KERNELS: list = []
 
 
 def _walk_rays(o, pts, lo, hi, vs, shape, rel, ab, mode, counts, stamp, hitstamp, sid):  # pragma: no cover - numba
@@ -137,11 +135,10 @@ def _count_hits(pts, lo, vs, shape, hits, hitstamp, sid):  # pragma: no cover - 
 
 def _kernels():
     """The walks compiled by numba (once per process, cached on disk by numba)."""
-    if not _KERNELS:
-        from numba import njit
-
-        _KERNELS.append((njit(cache=True, nogil=True)(_count_hits), njit(cache=True, nogil=True)(_walk_rays)))
-    return _KERNELS[0]
+    kernels = numba_kernels(_count_hits, _walk_rays)
+    if kernels is None:  # pragma: no cover - numba is a dependency
+        raise ImportError("occkit label's ray walks need numba (a dependency of occkit): pip install numba")
+    return kernels
 
 
 def _grid_arrays(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

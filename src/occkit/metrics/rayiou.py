@@ -49,6 +49,7 @@ import torch
 from occkit.fileio import read_info_list
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.transforms import checked_pose, invert_transform
+from occkit.jit import numba_kernels
 from occkit.labels import OCC3D_CLASSES, OCC3D_NUM_CLASSES
 from occkit.metrics.base import Targets
 from occkit.metrics.confusion import all_reduce_sum
@@ -670,21 +671,10 @@ def _numba_free_squares(code, V, cap):  # pragma: no cover - compiled by numba (
                         code[f, x, y, z] |= np.uint8(r << V)
 
 
-_NUMBA_WALK: list = []
-
-
 def _numba_walk():
-    """:func:`_walk_numba_rays` compiled by numba (once per process, cached on disk by numba), or
-    None where numba cannot be imported."""
-    if not _NUMBA_WALK:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - numba is a dependency; a broken install falls back to numpy
-            _NUMBA_WALK.append(None)
-        else:
-            jit = numba.njit(cache=True, nogil=True)
-            _NUMBA_WALK.append((jit(_walk_numba_rays), jit(_numba_free_squares)))
-    return _NUMBA_WALK[0]
+    """:func:`_walk_numba_rays` and :func:`_numba_free_squares` compiled by numba
+    (:func:`occkit.jit.numba_kernels`), or None where numba cannot be imported (the numpy walk then)."""
+    return numba_kernels(_walk_numba_rays, _numba_free_squares)
 
 
 def _numba_ray_code(gt, pred, free, code):  # pragma: no cover - compiled by numba (tested through the counts)
@@ -721,21 +711,11 @@ def _numba_ray_counts(labels, depth, thresholds, free, counts):  # pragma: no co
                     counts[(2 + j) * C + lg] += 1
 
 
-_NUMBA_COUNT: list = []
-
-
 def _numba_count():
-    """:func:`_numba_ray_code` and :func:`_numba_ray_counts` compiled by numba, or None where numba cannot
-    be imported."""
-    if not _NUMBA_COUNT:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - numba is a dependency
-            _NUMBA_COUNT.append(None)
-        else:
-            jit = numba.njit(cache=True, nogil=True)
-            _NUMBA_COUNT.append((jit(_numba_ray_code), jit(_numba_ray_counts)))
-    return _NUMBA_COUNT[0]
+    """:func:`_numba_ray_code` and :func:`_numba_ray_counts` compiled by numba
+    (:func:`occkit.jit.numba_kernels`), or None where numba cannot be imported (cast_rays, then
+    rayiou_counts)."""
+    return numba_kernels(_numba_ray_code, _numba_ray_counts)
 
 
 @functools.lru_cache(maxsize=4)

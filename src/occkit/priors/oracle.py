@@ -105,43 +105,31 @@ class OracleLevel:
     """Average the names over each feature cell (True) or take the cell centre's (False)."""
 
 
+#: The tuned parameters of the levels ``typical`` and ``noisy``, side by side (the others keep
+#: :class:`OracleLevel`'s defaults, as every parameter of ``clean`` does).
+_LEVEL_VALUES: dict[str, tuple[float | int | bool, float | int | bool]] = {
+    # parameter: (typical, noisy)
+    "depth_scale_sigma": (0.05, 0.12),
+    "depth_rel_noise": (0.04, 0.08),
+    "depth_growth_m": (30.0, 20.0),
+    "depth_edge_px": (2, 4),
+    "boundary_px": (2.0, 5.0),
+    "miss_area_px": (2000.0, 6000.0),
+    "miss_prob": (0.3, 0.6),
+    "confuse_prob": (0.08, 0.2),
+    "stuff_confuse_frac": (0.06, 0.15),
+    "split_prob": (0.2, 0.45),
+    "merge_prob": (0.08, 0.2),
+    "class_mix": (0.35, 0.6),
+    "blur_cells": (0.7, 1.5),
+    "noise": (0.5, 1.0),
+    "pooled": (True, True),
+}
+
 #: The named levels.
 LEVELS: dict[str, OracleLevel] = {
     "clean": OracleLevel(),
-    "typical": OracleLevel(
-        depth_scale_sigma=0.05,
-        depth_rel_noise=0.04,
-        depth_growth_m=30.0,
-        depth_edge_px=2,
-        boundary_px=2.0,
-        miss_area_px=2000.0,
-        miss_prob=0.3,
-        confuse_prob=0.08,
-        stuff_confuse_frac=0.06,
-        split_prob=0.2,
-        merge_prob=0.08,
-        class_mix=0.35,
-        blur_cells=0.7,
-        noise=0.5,
-        pooled=True,
-    ),
-    "noisy": OracleLevel(
-        depth_scale_sigma=0.12,
-        depth_rel_noise=0.08,
-        depth_growth_m=20.0,
-        depth_edge_px=4,
-        boundary_px=5.0,
-        miss_area_px=6000.0,
-        miss_prob=0.6,
-        confuse_prob=0.2,
-        stuff_confuse_frac=0.15,
-        split_prob=0.45,
-        merge_prob=0.2,
-        class_mix=0.6,
-        blur_cells=1.5,
-        noise=1.0,
-        pooled=True,
-    ),
+    **{name: OracleLevel(**{k: v[i] for k, v in _LEVEL_VALUES.items()}) for i, name in enumerate(("typical", "noisy"))},
 }
 
 

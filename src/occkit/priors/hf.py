@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,22 +149,31 @@ def _load(auto_cls: Any, path: Path, device: torch.device) -> Any:
 
 class _LocalModel:
     """A frozen ``transformers`` model from a checked local folder (:func:`check_model_dir`),
-    on ``device``, run ``batch_size`` images a call.
+    on ``device``, run ``options["batch_size"]`` images a call.
+
+    The models' settings are :attr:`HFPrior.options`, declared (with their defaults) once, in
+    :class:`HFPrior`'s signature; each model reads the ones it uses from there.
 
     Args:
-        path: the folder; device: where the model runs; batch_size: images per call.
+        path: the folder; device: where the model runs; options: :attr:`HFPrior.options`.
         what: what the folder is for (in error messages); auto_cls: the ``transformers`` class
         that loads it; tokenizer: the folder must hold tokenizer files too.
     """
 
     def __init__(
-        self, path: Path, device: torch.device, batch_size: int, what: str, auto_cls: Any, tokenizer: bool = False
+        self,
+        path: Path,
+        device: torch.device,
+        options: Mapping[str, Any],
+        what: str,
+        auto_cls: Any,
+        tokenizer: bool = False,
     ) -> None:
         self.path = check_model_dir(path, what, tokenizer=tokenizer)
         self._check_config(self.path)
         self.device = device
         self.model = _load(auto_cls, self.path, device)
-        self.batch_size = batch_size
+        self.batch_size = options["batch_size"]
 
     def _check_config(self, path: Path) -> None:
         """Refuse a folder whose ``config.json`` does not suit, before the weights are read."""
@@ -210,36 +219,27 @@ class SamMasks(_LocalModel):
     Args:
         path: folder of a saved ``SamModel`` and ``SamProcessor``.
         device: where the model runs.
-        batch_size: images per vision-encoder call.
-        points_per_side: the automatic grid has ``points_per_side**2`` point prompts.
-        points_batch: point (or box) prompts per mask-decoder call.
-        pred_iou_thresh: keep masks whose predicted IoU exceeds this.
-        stability_thresh: keep masks whose stability score exceeds this.
+        options: :attr:`HFPrior.options`, of which: ``batch_size``, images per vision-encoder
+            call; ``points_per_side``, the automatic grid has ``points_per_side**2`` point prompts;
+            ``points_batch``, point (or box) prompts per mask-decoder call; ``pred_iou_thresh``,
+            keep masks whose predicted IoU exceeds this; ``stability_thresh``, keep masks whose
+            stability score exceeds this; ``mask_nms_iou``, box IoU above which the lower-ranked
+            of two masks is a duplicate.
         stability_offset: the logit offset of the stability score.
-        mask_nms_iou: box IoU above which the lower-ranked of two masks is a duplicate.
     """
 
     def __init__(
-        self,
-        path: Path,
-        device: torch.device,
-        batch_size: int = 4,
-        points_per_side: int = 32,
-        points_batch: int = 64,
-        pred_iou_thresh: float = 0.88,
-        stability_thresh: float = 0.95,
-        stability_offset: float = 1.0,
-        mask_nms_iou: float = 0.7,
+        self, path: Path, device: torch.device, options: Mapping[str, Any], stability_offset: float = 1.0
     ) -> None:
         from transformers import AutoProcessor, SamModel
 
-        super().__init__(path, device, batch_size, "SAM (segments)", SamModel)
+        super().__init__(path, device, options, "SAM (segments)", SamModel)
         ip = AutoProcessor.from_pretrained(str(path), local_files_only=True).image_processor
         self.mean, self.std = list(ip.image_mean), list(ip.image_std)
         self.input_size = int(self.model.config.prompt_encoder_config.image_size)  # S: square input side (1024)
-        self.points_per_side, self.points_batch = points_per_side, points_batch
-        self.pred_iou_thresh, self.stability_thresh = pred_iou_thresh, stability_thresh
-        self.stability_offset, self.mask_nms_iou = stability_offset, mask_nms_iou
+        self.points_per_side, self.points_batch = options["points_per_side"], options["points_batch"]
+        self.pred_iou_thresh, self.stability_thresh = options["pred_iou_thresh"], options["stability_thresh"]
+        self.stability_offset, self.mask_nms_iou = stability_offset, options["mask_nms_iou"]
 
     def resized_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """``(h', w')``: the image resized so that its longest side is the input size S."""
@@ -344,27 +344,20 @@ class BoxDetector(_LocalModel):
     Args:
         path: folder of the saved model and its processor (tokenizer included).
         device: where the model runs.
-        batch_size: images per call.
-        box_threshold: keep a box whose best token (query) probability exceeds this.
-        text_threshold: ... and whose best prompt name's probability exceeds this.
+        options: :attr:`HFPrior.options`, of which: ``batch_size``, images per call;
+            ``box_threshold``, keep a box whose best token (query) probability exceeds this;
+            ``text_threshold``, ... and whose best prompt name's probability exceeds this.
     """
 
-    def __init__(
-        self,
-        path: Path,
-        device: torch.device,
-        batch_size: int = 4,
-        box_threshold: float = 0.2,
-        text_threshold: float = 0.2,
-    ) -> None:
+    def __init__(self, path: Path, device: torch.device, options: Mapping[str, Any]) -> None:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         what = "open-vocabulary detector (semantics)"
-        super().__init__(path, device, batch_size, what, AutoModelForZeroShotObjectDetection, tokenizer=True)
+        super().__init__(path, device, options, what, AutoModelForZeroShotObjectDetection, tokenizer=True)
         self.processor = AutoProcessor.from_pretrained(str(path), local_files_only=True)
         self.model_type = str(self.model.config.model_type)
         self.is_owl = self.model_type.startswith("owl")
-        self.box_threshold, self.text_threshold = box_threshold, text_threshold
+        self.box_threshold, self.text_threshold = options["box_threshold"], options["text_threshold"]
 
     def groups(self, classes: PriorClasses = DEFAULT_PRIORS) -> tuple[tuple[str, ...], ...]:
         """The prompt groups this detector runs for a class table: its caption groups, or one group
@@ -465,18 +458,16 @@ class MetricDepth(_LocalModel):
     Args:
         path: folder of the saved model and its image processor.
         device: where the model runs.
-        batch_size: images per call.
-        assume_metric_depth: accept a model whose config does not say it is metric (DPT, relative
-            Depth Anything): the caller asserts this checkpoint predicts metres.
+        options: :attr:`HFPrior.options`, of which: ``batch_size``, images per call;
+            ``assume_metric_depth``, accept a model whose config does not say it is metric (DPT,
+            relative Depth Anything): the caller asserts this checkpoint predicts metres.
     """
 
-    def __init__(
-        self, path: Path, device: torch.device, batch_size: int = 4, assume_metric_depth: bool = False
-    ) -> None:
+    def __init__(self, path: Path, device: torch.device, options: Mapping[str, Any]) -> None:
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
-        self.assume_metric_depth = assume_metric_depth
-        super().__init__(path, device, batch_size, "depth", AutoModelForDepthEstimation)
+        self.assume_metric_depth = options["assume_metric_depth"]
+        super().__init__(path, device, options, "depth", AutoModelForDepthEstimation)
         self.processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True)
 
     def _check_config(self, path: Path) -> None:
@@ -597,14 +588,12 @@ class MaskClipFeatures:
 
     Args:
         text: the :class:`ClipText` of the same folder (its ``model`` is used).
-        batch_size: images per call.
-        clip_size: shortest side of CLIP's input in pixels (``None`` = the model's training size).
-        residual: see :func:`maskclip_tokens`.
+        options: :attr:`HFPrior.options`, of which: ``batch_size``, images per call;
+            ``clip_size``, shortest side of CLIP's input in pixels (``None`` = the model's
+            training size); ``maskclip_residual``: see :func:`maskclip_tokens`.
     """
 
-    def __init__(
-        self, text: ClipText, batch_size: int = 4, clip_size: int | None = None, residual: bool = True
-    ) -> None:
+    def __init__(self, text: ClipText, options: Mapping[str, Any]) -> None:
         from transformers import AutoImageProcessor
 
         check_model_dir(text.path, "CLIP (features)")
@@ -613,8 +602,8 @@ class MaskClipFeatures:
         self.mean, self.std = list(ip.image_mean), list(ip.image_std)
         vc = self.model.config.vision_config
         self.patch = int(vc.patch_size)
-        self.clip_size = int(clip_size or vc.image_size)
-        self.batch_size, self.residual = batch_size, residual
+        self.clip_size = int(options["clip_size"] or vc.image_size)
+        self.batch_size, self.residual = options["batch_size"], options["maskclip_residual"]
 
     def input_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """``(h, w)`` of CLIP's input: shortest side ``clip_size``, aspect kept, multiples of the patch."""
@@ -668,6 +657,11 @@ class HFPrior:
         clip_size: shortest side of CLIP's input (``None`` = its training size, e.g. 224).
         maskclip_residual: keep the residual and MLP of the last block (:func:`maskclip_tokens`).
         assume_metric_depth: accept a depth model not marked metric (:class:`MetricDepth`).
+
+    Attributes:
+        options: the options above from ``batch_size`` on, by name: what :meth:`describe` reports,
+            and where each model (:class:`SamMasks`, :class:`BoxDetector`, :class:`MetricDepth`,
+            :class:`MaskClipFeatures`) reads its settings from.
     """
 
     def __init__(
@@ -725,31 +719,15 @@ class HFPrior:
             "maskclip_residual": maskclip_residual,
             "assume_metric_depth": assume_metric_depth,
         }
-        self.sam = (
-            SamMasks(
-                present["sam"],
-                dev,
-                batch_size,
-                points_per_side,
-                points_batch,
-                pred_iou_thresh,
-                stability_thresh,
-                mask_nms_iou=mask_nms_iou,
-            )
-            if "sam" in present
-            else None
-        )
-        self.detector = (
-            BoxDetector(present["detector"], dev, batch_size, box_threshold, text_threshold)
-            if "detector" in present
-            else None
-        )
-        self.depth = MetricDepth(present["depth"], dev, batch_size, assume_metric_depth) if "depth" in present else None
+        opts = self.options
+        self.sam = SamMasks(present["sam"], dev, opts) if "sam" in present else None
+        self.detector = BoxDetector(present["detector"], dev, opts) if "detector" in present else None
+        self.depth = MetricDepth(present["depth"], dev, opts) if "depth" in present else None
         self.text_encoder: ClipText | None = None
         self.clip: MaskClipFeatures | None = None
         if "clip" in present:
             self.text_encoder = ClipText(present["clip"], dev, spec=f"clip:{present['clip']}")
-            self.clip = MaskClipFeatures(self.text_encoder, batch_size, clip_size, maskclip_residual)
+            self.clip = MaskClipFeatures(self.text_encoder, opts)
         given = {"semantics": self.detector, "segments": self.sam, "depth": self.depth, "features": self.clip}
         self.kinds = tuple(k for k in KINDS if given[k] is not None)
 

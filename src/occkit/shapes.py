@@ -1,9 +1,30 @@
-"""Runtime shape checks with named axes: ``check_shape(x, "B N 3 H W", name="images")``."""
+"""Runtime shape checks with named axes: ``check_shape(x, "B N 3 H W", name="images")``, and
+:class:`Rows`, the records whose fields are arrays of one row per item."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields, replace
+from typing import Any, TypeVar
+
+_R = TypeVar("_R", bound="Rows")
+
+
+class Rows:
+    """What a dataclass of arrays with one row per item along their first axis (numpy or torch,
+    every field) shares: ``len`` is the rows (the first field's), :meth:`select` keeps some rows of
+    every field, :meth:`map_fields` makes a copy with a function applied to every field."""
+
+    def __len__(self) -> int:
+        return int(getattr(self, fields(self)[0].name).shape[0])  # type: ignore[arg-type]
+
+    def map_fields(self: _R, fn: Callable[[Any], Any]) -> _R:
+        """A copy whose every field is ``fn(field)``."""
+        return replace(self, **{f.name: fn(getattr(self, f.name)) for f in fields(self)})  # type: ignore[arg-type]
+
+    def select(self: _R, index: Any) -> _R:
+        """The rows at ``index`` (an integer index or a boolean mask over the rows), every field alike."""
+        return self.map_fields(lambda a: a[index])
 
 
 def check_shape(

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from occkit.geometry.transforms import rigid_problem
+from occkit.shapes import Rows
 
 
 @dataclass
-class Boxes:
+class Boxes(Rows):
     """The boxes of one sweep, as arrays (``M`` boxes).
 
     Attributes:
@@ -38,15 +39,9 @@ class Boxes:
     size: np.ndarray
     yaw: np.ndarray
 
-    def __len__(self) -> int:
-        return int(self.track.shape[0])
-
     @staticmethod
     def empty() -> Boxes:
         return Boxes(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
-
-    def select(self, keep: np.ndarray) -> Boxes:
-        return Boxes(self.track[keep], self.cls[keep], self.center[keep], self.size[keep], self.yaw[keep])
 
 
 @dataclass

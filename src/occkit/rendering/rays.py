@@ -17,17 +17,17 @@ Pixels can be chosen four ways (exactly one):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from occkit.geometry.camera import pixel_rays
-from occkit.shapes import check_shape
+from occkit.shapes import Rows, check_shape
 
 
 @dataclass
-class Rays:
+class Rays(Rows):
     """``R`` rays in the ego frame.
 
     Attributes:
@@ -46,14 +46,9 @@ class Rays:
     col: torch.Tensor
     z_per_t: torch.Tensor
 
-    def __len__(self) -> int:
-        return int(self.origins.shape[0])
-
     def to(self, device: torch.device | str) -> Rays:
         """A copy on ``device``."""
-        return replace(
-            self, **{k: getattr(self, k).to(device) for k in ("origins", "dirs", "cam", "row", "col", "z_per_t")}
-        )
+        return self.map_fields(lambda a: a.to(device))
 
     def gather(self, maps: torch.Tensor) -> torch.Tensor:
         """Values of per-camera maps at the rays' pixels.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from occkit.shapes import check_shape
+from occkit.shapes import Rows, check_shape
 
 BOX, CYLINDER, ELLIPSOID = 0, 1, 2
 KIND_NAMES = ("box", "cylinder", "ellipsoid")
@@ -29,7 +29,7 @@ EPS = 1e-4
 
 
 @dataclass
-class Primitives:
+class Primitives(Rows):
     """``P`` primitives in one frame (world or local coordinates, as the owner says).
 
     Attributes:
@@ -53,13 +53,6 @@ class Primitives:
     color: torch.Tensor
     texture: torch.Tensor
     reflect: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.kind.shape[0])
-
-    def select(self, index: torch.Tensor) -> Primitives:
-        """The primitives at ``index`` (a long index or a bool mask over ``P``)."""
-        return Primitives(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     @staticmethod
     def cat(parts: list[Primitives]) -> Primitives:

@@ -7,7 +7,8 @@ import pytest
 from occkit.cli import main
 from occkit.data.occ3d import Occ3DDataset
 from occkit.data.stats import DatasetStats, LabelCounts, dataset_stats
-from occkit.labels import OCC3D_FREE
+from occkit.formats.registry import get_format
+from occkit.labels import OCC3D_NUM_CLASSES
 
 
 def test_label_counts_hand_computed():
@@ -20,7 +21,7 @@ def test_label_counts_hand_computed():
     cam[1, 0, 0] = 1
     lid = np.zeros((2, 2, 2), bool)
     lid[1, 1, 1] = True
-    c = LabelCounts()
+    c = LabelCounts(num_classes=OCC3D_NUM_CLASSES)
     c.add(sem, {"camera": cam, "lidar": lid})
     c.add(np.full((2, 2, 2), 17, np.uint8), {"camera": cam, "lidar": lid})
     assert c.frames == 2 and c.voxels == 16 and c.ignored == 0
@@ -65,7 +66,10 @@ def test_label_counts_with_an_ignore_value_and_no_masks_of_its_own():
 
 def test_dataset_stats_match_direct_counts(tiny_occ3d_root):
     ds = Occ3DDataset(tiny_occ3d_root, split="all", load_images=False)
-    st = dataset_stats(ds, free=OCC3D_FREE, root=tiny_occ3d_root, split="all", image_size=(24, 64), progress=False)
+    classes = get_format("occ3d").classes
+    st = dataset_stats(
+        ds, classes, format_name="occ3d", root=tiny_occ3d_root, split="all", image_size=(24, 64), progress=False
+    )
     counts = np.zeros(18, np.int64)
     cam_counts = np.zeros(18, np.int64)
     cam_vox = 0

@@ -64,15 +64,12 @@ def run(args: argparse.Namespace) -> int:
             f"{args.root}: no frames in the split {args.split!r} of this {fmt.name} dataset ({fmt.summary})"
         )
     image_size, cameras = first_frame_cameras(fmt, args.root, args.split, ds)
-    table = fmt.classes
     stats = dataset_stats(
         ds,
-        table.names,
-        free=table.free,
-        ignore=table.ignore,
+        fmt.classes,
+        format_name=fmt.name,
         root=args.root,
         split=args.split,
-        format_name=fmt.name,
         image_size=image_size,
         cameras=cameras,
         progress=not args.no_progress,

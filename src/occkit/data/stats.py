@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from occkit.labels import OCC3D_CLASSES, OCC3D_NUM_CLASSES
 from occkit.shapes import check_shape
 
 
@@ -104,7 +103,7 @@ class LabelCounts:
         all_masks_voxels: voxels inside every mask at once (Occ3D: camera and LiDAR).
     """
 
-    num_classes: int = OCC3D_NUM_CLASSES
+    num_classes: int
     masks: tuple[str, ...] = ("camera", "lidar")
     ignore: int | None = None
     frames: int = 0
@@ -317,26 +316,26 @@ class DatasetStats:
 
 def dataset_stats(
     ds: Any,
-    class_names: tuple[str, ...] | list[str] = OCC3D_CLASSES,
+    classes: Any,
     *,
-    free: int | None,
-    ignore: int | None = None,
+    format_name: str,
     root: str | os.PathLike | None = None,
     split: str = "all",
-    format_name: str = "occ3d",
     image_size: tuple[int, int] | None = None,
     cameras: tuple[str, ...] = (),
     progress: bool = True,
 ) -> DatasetStats:
     """Count the labels of every frame of the frame dataset ``ds`` (a format's ``open``, images not
-    needed) over the class table ``class_names`` / ``free`` / ``ignore``.
+    needed) over the format's class table ``classes`` (:class:`occkit.formats.ClassTable`: its
+    ``names``, ``free`` and ``ignore``); ``format_name`` is the format's name, as the report gives it.
 
     Where the layout keeps masks beside the classes (the dataset's ``label_mask_names``, read with
     ``label_masks(i)``: Occ3D's camera and LiDAR masks) each is counted; otherwise the voxels its
     benchmark scores (``frame_labels(i)``) are, as the mask ``scored``. Errors name the label file.
     """
+    class_names, free = tuple(classes.names), classes.free
     names = tuple(getattr(ds, "label_mask_names", ()))
-    labels = LabelCounts(num_classes=len(class_names), masks=names or ("scored",), ignore=ignore)
+    labels = LabelCounts(num_classes=len(class_names), masks=names or ("scored",), ignore=classes.ignore)
     it: Any = range(len(ds.frames))
     if progress:
         from tqdm import tqdm
@@ -356,7 +355,7 @@ def dataset_stats(
         root=str(root if root is not None else getattr(ds, "root", "")),
         split=split,
         format=format_name,
-        class_names=tuple(class_names),
+        class_names=class_names,
         free=free,
         num_scenes=len(per_scene),
         num_frames=len(ds.frames),

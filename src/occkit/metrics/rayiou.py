@@ -635,40 +635,44 @@ def _walk_numba_rays(
 
 
 def _numba_free_squares(code, V, cap):  # pragma: no cover - compiled by numba (equal to _add_free_squares, tested)
-    """:func:`_add_free_squares` for the numba walk, in one pass per layer: each voxel's free square
+    """:func:`_add_free_squares` for the numba walk, every z layer at once: each voxel's free square
     is one less than the chessboard distance (``max(|dx|, |dy|)``) from it to the nearest voxel of
     its layer that is not free in the three layers ``z - 1 .. z + 1`` (a volume's bit or the
-    border), capped at ``cap``; that distance by the two sweeps of the chessboard chamfer transform,
-    which is exact for that distance. Each sweep takes a row's three neighbours in the row before
-    (finished) for the whole row, then the neighbour before in the row, in order: the same minima
-    as one voxel at a time, with no branch. ``dist`` has a border of ``cap + 1``, which no
-    neighbour's ``+ 1`` beats (a voxel's distance is at most ``cap + 1``). ``code``: ``(F, PX, PY,
-    PZ)`` padded bytes, changed in place."""
+    border; the outermost layers ``z = 0, PZ - 1`` count as not free, as no square is recorded
+    there), capped at ``cap``; that distance by the two sweeps of the chessboard chamfer transform,
+    which is exact for that distance. ``dist`` ``(PX + 2, PY + 2, PZ)`` bytes holds the distance of
+    every layer, z the innermost axis as in ``code``, so that each step of a sweep (a voxel's
+    minimum with its four finished neighbours' ``+ 1``: ``(x - 1, y - 1 .. y + 1)`` and ``(x, y -
+    1)`` forward, those after backward) runs along a row of ``PZ`` contiguous bytes (byte
+    arithmetic, cast back to ``uint8`` so that LLVM keeps byte lanes). ``dist`` has a border of
+    ``cap + 1``, which no neighbour's ``+ 1`` beats (a voxel's distance is at most ``cap + 1 <=
+    16``). ``code``: ``(F, PX, PY, PZ)`` padded bytes, changed in place."""
     F, PX, PY, PZ = code.shape
-    low = (1 << V) - 1 | 0x80  # the bits that make a voxel not free
-    big = cap + 1
-    dist = np.full((PX + 2, PY + 2), big, np.int32)
+    low = np.uint8((1 << V) - 1 | 0x80)  # the bits that make a voxel not free
+    one, big, top, shift = np.uint8(1), np.uint8(cap + 1), np.uint8(cap), np.uint8(V)
+    dist = np.full((PX + 2, PY + 2, PZ), big, np.uint8)
     for f in range(F):
-        for z in range(1, PZ - 1):
-            for x in range(PX):
-                for y in range(PY):
-                    blocked = (code[f, x, y, z - 1] | code[f, x, y, z] | code[f, x, y, z + 1]) & low
-                    dist[x + 1, y + 1] = 0 if blocked else big
-            for x in range(1, PX + 1):  # forward sweep: the neighbours before (x - 1, any y; x, y - 1)
-                for y in range(1, PY + 1):
-                    dist[x, y] = min(dist[x, y], min(dist[x - 1, y - 1], min(dist[x - 1, y], dist[x - 1, y + 1])) + 1)
-                for y in range(1, PY + 1):
-                    dist[x, y] = min(dist[x, y], dist[x, y - 1] + 1)
-            for x in range(PX, 0, -1):  # backward sweep: the neighbours after
-                for y in range(1, PY + 1):
-                    dist[x, y] = min(dist[x, y], min(dist[x + 1, y - 1], min(dist[x + 1, y], dist[x + 1, y + 1])) + 1)
-                for y in range(PY, 0, -1):
-                    dist[x, y] = min(dist[x, y], dist[x, y + 1] + 1)
-            for x in range(PX):
-                for y in range(PY):
-                    r = min(dist[x + 1, y + 1] - 1, cap)
-                    if r > 0:
-                        code[f, x, y, z] |= np.uint8(r << V)
+        for x in range(PX):  # 0 where not free, else cap + 1
+            for y in range(PY):
+                c, d = code[f, x, y], dist[x + 1, y + 1]
+                d[0] = d[PZ - 1] = 0
+                for z in range(1, PZ - 1):
+                    d[z] = 0 if (c[z - 1] | c[z] | c[z + 1]) & low else big
+        for x in range(1, PX + 1):  # forward sweep
+            for y in range(1, PY + 1):
+                d, a, b, e, w = dist[x, y], dist[x - 1, y - 1], dist[x - 1, y], dist[x - 1, y + 1], dist[x, y - 1]
+                for z in range(PZ):
+                    d[z] = min(d[z], np.uint8(min(min(a[z], b[z]), min(e[z], w[z])) + one))
+        for x in range(PX, 0, -1):  # backward sweep
+            for y in range(PY, 0, -1):
+                d, a, b, e, w = dist[x, y], dist[x + 1, y - 1], dist[x + 1, y], dist[x + 1, y + 1], dist[x, y + 1]
+                for z in range(PZ):
+                    d[z] = min(d[z], np.uint8(min(min(a[z], b[z]), min(e[z], w[z])) + one))
+        for x in range(PX):  # the distance less one (0 where it is 0), capped, in the bits above V
+            for y in range(PY):
+                c, d = code[f, x, y], dist[x + 1, y + 1]
+                for z in range(PZ):
+                    c[z] |= np.uint8(min(np.uint8(max(d[z], one) - one), top) << shift)
 
 
 def _numba_walk():

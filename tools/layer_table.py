@@ -22,7 +22,7 @@ END = "<!-- end of the layer table -->"
 
 #: What each unit holds (the one column written by hand; a unit missing here is an error).
 HOLDS = {
-    "shapes": "shape checks",
+    "shapes": "shape checks, the records of per-row arrays (`Rows`)",
     "jit": "numba kernels compiled once per process",
     "labels": "class tables",
     "fileio": "atomic writes, checked reads",

@@ -1,8 +1,9 @@
 """``occkit label --data D --out L``: occupancy labels from LiDAR sweeps, poses and boxes
 (:mod:`occkit.labelgen`; docs/labels.md).
 
-``D`` is a rig folder (``rig.json``) or a dataset that holds one at ``D/rig`` (``occkit synth
---sweeps K`` writes it). ``L`` is written in Occ3D's layout (``gts/<scene>/<token>/labels.npz``
+``D`` is a recording of any kind a reader of :mod:`occkit.data.recordings` takes (a rig folder
+``rig.json`` or a dataset that holds one at ``D/rig``, as ``occkit synth --sweeps K`` writes it; the
+other readers: ``occkit label --help``). ``L`` is written in Occ3D's layout (``gts/<scene>/<token>/labels.npz``
 with ``semantics``, ``mask_lidar``, ``mask_camera``, and ``annotations.json``), so it reads as an
 ``occ3d`` dataset. Scenes are finished one at a time and kept: a stopped run resumes with the
 scenes it lacks. ``--quality`` scores the labels against a synthetic world's exact occupancy.
@@ -31,12 +32,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from occkit.data.recordings.registry import reader_options, readers
+
     p.add_argument(
         "--data",
         type=Path,
         required=True,
-        help="a rig folder (rig.json: sweeps, poses, boxes, sensors; docs/labels.md) or a dataset holding one at "
-        "DATA/rig (occkit synth --sweeps K writes it)",
+        help="the recording: a rig folder (rig.json: sweeps, poses, boxes, sensors; docs/labels.md), a dataset "
+        "holding one at DATA/rig (occkit synth --sweeps K writes it), or any recording a reader below takes",
+    )
+    p.add_argument(
+        "--reader",
+        choices=tuple(readers()),
+        default=None,
+        help="which reader opens --data (default: the one that recognises it): "
+        + "; ".join(f"{r.name}: {r.description}" for r in readers().values()),
     )
     p.add_argument("--out", type=Path, required=True, help="output folder: labels in Occ3D's layout, report.json")
     p.add_argument(
@@ -73,6 +83,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="local",
         help="local processes, or Ray tasks over scenes (a cluster's RAY_ADDRESS; --out on a shared file system)",
     )
+    groups: dict[str, Any] = {}
+    for reader, opt in reader_options():
+        g = groups.get(reader.name)
+        if g is None:
+            g = groups[reader.name] = p.add_argument_group(f"reader {reader.name}", reader.description)
+        g.add_argument(
+            opt.flag, type=opt.type, default=opt.default, metavar=opt.metavar, choices=opt.choices, help=opt.help
+        )
 
 
 def _options(args: argparse.Namespace):
@@ -97,19 +115,23 @@ def _options(args: argparse.Namespace):
     return LabelOptions(**values)
 
 
-def _rig_folder(data: Path) -> Path:
-    from occkit.data.rig import is_rig
+def reader_values(args: argparse.Namespace) -> dict[str, Any]:
+    """Every reader option's value (by dest) and the scenes asked for, as JSON values: what the
+    reader opens the recording with here, and a worker process or a Ray task again."""
+    from occkit.data.recordings.registry import reader_options
 
-    if is_rig(data):
-        return data
-    if is_rig(data / "rig"):
-        return data / "rig"
-    if not data.exists():
-        raise FileNotFoundError(f"--data {data}: no such folder")
-    raise ValueError(
-        f"--data {data}: holds no rig.json (nor rig/rig.json): occkit label reads a rig folder (docs/labels.md); "
-        "occkit synth --sweeps K writes one for the synthetic world"
-    )
+    out: dict[str, Any] = {"scenes": args.scenes}
+    for _, opt in reader_options():
+        v = getattr(args, opt.dest, None)
+        out[opt.dest] = str(v) if isinstance(v, Path) else v
+    return out
+
+
+def _open_recording(args: argparse.Namespace):
+    """The recording ``--data`` holds, opened by ``--reader`` or the reader that recognises it."""
+    from occkit.data.recordings.registry import open_recording
+
+    return open_recording(args.data, args.reader, reader_values(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,19 +142,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, held: Any) -> int:
-    from occkit.data.rig import read_rig_meta
     from occkit.fileio import write_json_atomic, write_text_atomic
     from occkit.formats import default_format
-    from occkit.labelgen.run import dataset_images, score_run, summarise
+    from occkit.labelgen.run import score_run, summarise
     from occkit.locks import locked_output
     from occkit.output_folders import check_output_folder
     from occkit.outputs import check_writable_place, resumable_folder
 
     opt = _options(args)
     fmt = default_format().name  # the layout occkit label writes (Occ3D's: its classes, grid and masks)
-    rig = _rig_folder(args.data)
-    meta = read_rig_meta(rig)  # rig.json checked before any folder is made
-    scenes = _scenes(args, meta, rig)
+    rec = _open_recording(args)  # the recording's tables checked before any folder is made
+    scenes = _scenes(args, rec)
     if args.quality:
         _check_truth(args.data, scenes)
     inputs = {"--data": args.data}
@@ -140,24 +160,25 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     check_writable_place(args.out)
     held.enter_context(locked_output(args.out, "label"))
     check_output_folder(args.out, "label", inputs=inputs)
-    images, splits = dataset_images(args.data)
-    key = {"rig": str(rig.resolve()), "options": {k: getattr(opt, k) for k in opt.keys()}, "scenes": scenes}
+    source = {"reader": rec.reader, "path": str(Path(rec.source).resolve()), "options": rec.options}
+    key = {"recording": source, "options": {k: getattr(opt, k) for k in opt.keys()}, "scenes": scenes}
     key = json.loads(json.dumps(key))
     t0 = time.perf_counter()
     with resumable_folder(args.out, "label", key, source=str(args.data)) as (part, resumed):
-        done = _label_scenes(args, part, rig, scenes, opt, images, fmt)
+        done = _label_scenes(args, part, rec, scenes, opt, fmt)
+        splits = rec.splits
         train = [s for s in splits.get("train_split", scenes) if s in done] or [s for s in scenes if s in done]
         val = [s for s in splits.get("val_split", []) if s in done]
         ann = {
             "train_split": train,
             "val_split": val,
             "scene_infos": {s: done[s]["infos"] for s in scenes},
-            "label_config": {"preset": args.preset, **key["options"], "rig": str(rig)},
+            "label_config": {"preset": args.preset, **key["options"], "recording": source},
         }
         write_json_atomic(part / "annotations.json", ann)
-        samples = args.data / "samples"
-        if images and samples.is_dir() and not (part / "samples").exists():
-            os.symlink(samples.resolve(), part / "samples")
+        for name, folder in rec.image_links.items():
+            if rec.images and Path(folder).is_dir() and not (part / name).exists():
+                os.symlink(Path(folder).resolve(), part / name)
         reports = [done[s]["report"] for s in scenes]
         summary = summarise(reports)
         if args.quality:
@@ -170,21 +191,20 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     return 0
 
 
-def _scenes(args: argparse.Namespace, meta: dict[str, Any], rig: Path) -> list[str]:
-    """The scenes to label (``--scenes``, or every scene of the rig), each one's tables checked."""
-    from occkit.data.rig import read_scene
+def _scenes(args: argparse.Namespace, rec: Any) -> list[str]:
+    """The scenes to label (``--scenes``, or every scene of the recording), each one's tables checked."""
     from occkit.labelgen.run import _safe
 
-    scenes = meta["scenes"]
+    scenes = rec.scenes
     if args.scenes:
         wanted = [s.strip() for s in args.scenes.split(",") if s.strip()]
         unknown = [s for s in wanted if s not in scenes]
         if unknown:
-            raise ValueError(f"--scenes: {unknown} are not scenes of {rig / 'rig.json'} ({scenes[:5]} ...)")
+            raise ValueError(f"--scenes: {unknown} are not scenes of {rec.source} ({scenes[:5]} ...)")
         scenes = wanted
     for s in scenes:
         _safe(s, "scene")
-        read_scene(meta, s, load_points=False)  # every scene's tables checked before any work
+        rec.read_scene(s, load_points=False)  # every scene's tables checked before any work
     return scenes
 
 
@@ -217,7 +237,7 @@ def _labelled_scenes(part: Path, scenes: list[str]) -> dict[str, dict[str, Any]]
 
 
 def _label_scenes(
-    args: argparse.Namespace, part: Path, rig: Path, scenes: list[str], opt: Any, images: Any, fmt: str
+    args: argparse.Namespace, part: Path, rec: Any, scenes: list[str], opt: Any, fmt: str
 ) -> dict[str, dict[str, Any]]:
     """Label the scenes a stopped run did not finish, saying each one's figures; the records of all."""
     from occkit.labelgen.run import launch
@@ -225,13 +245,15 @@ def _label_scenes(
     done = _labelled_scenes(part, scenes)
     if done:
         print(f"label: resuming: {len(done)} of {len(scenes)} scenes already labelled", flush=True)
+    recording = {"reader": rec.reader, "source": str(rec.source), "options": rec.options}
     todo = [
-        {"part": str(part), "rig": str(rig), "scene": s, "options": opt, "images": images, "format": fmt}
+        {"part": str(part), "recording": recording, "scene": s, "options": opt, "images": rec.images, "format": fmt}
         for s in scenes
         if s not in done
     ]
     print(
-        f"label: {len(todo)} scene(s) from {rig} with {args.workers} worker(s) ({args.launcher}), preset {args.preset}",
+        f"label: {len(todo)} scene(s) from {rec.describe or rec.source} with {args.workers} worker(s) "
+        f"({args.launcher}), preset {args.preset}",
         flush=True,
     )
     for r in launch(todo, args.workers, args.launcher):

@@ -30,7 +30,7 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from occkit.data.rig import read_rig_meta, read_scene
+    from occkit.data.recordings.registry import open_recording
     from occkit.fileio import save_npz_atomic, write_json_atomic
     from occkit.formats import get_format
     from occkit.labelgen.pipeline import label_scene
@@ -38,8 +38,8 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     part = Path(job["part"])
-    meta = read_rig_meta(job["rig"])
-    rec = read_scene(meta, job["scene"])
+    src = job["recording"]
+    rec = open_recording(src["source"], src["reader"], src["options"]).read_scene(job["scene"])
     opt = job["options"]
     t0 = time.perf_counter()
     fmt = get_format(job["format"])
@@ -88,23 +88,6 @@ def _pose(T) -> dict[str, list[float]]:
 
     p = pose_from_transform(torch.as_tensor(np.asarray(T, dtype=np.float64)))
     return {"translation": [round(v, 6) for v in p["translation"]], "rotation": [round(v, 9) for v in p["rotation"]]}
-
-
-def dataset_images(data: Path) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
-    """The dataset's camera image paths by token (when ``data`` is an Occ3D-schema dataset beside
-    its rig) and its splits."""
-    from occkit.fileio import read_json
-
-    f = data / "annotations.json"
-    if not f.is_file():
-        return {}, {}
-    ann = read_json(f)
-    imgs = {
-        tok: {cam: c.get("img_path", "") for cam, c in info.get("camera_sensor", {}).items()}
-        for scene in ann.get("scene_infos", {}).values()
-        for tok, info in scene.items()
-    }
-    return imgs, {k: ann.get(k, []) for k in ("train_split", "val_split")}
 
 
 def launch(todo: list[dict[str, Any]], workers: int, launcher: str):

@@ -1,0 +1,88 @@
+"""The rig folder (:mod:`occkit.data.rig`, docs/labels.md "The rig folder") as a recording: a folder
+holding ``rig.json``, or a dataset holding one at ``DATA/rig`` (``occkit synth --sweeps K``), whose
+``annotations.json`` then gives the camera images and the splits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from occkit.data.recordings.spec import Recording, RecordingReader
+
+
+def rig_folder(path: Path) -> Path | None:
+    """The rig folder ``path`` names: itself, its ``rig/``, or the folder of a ``rig.json`` given as a file."""
+    from occkit.data.rig import is_rig
+
+    if path.is_file() and path.name == "rig.json":
+        return path.parent
+    if is_rig(path):
+        return path
+    if is_rig(path / "rig"):
+        return path / "rig"
+    return None
+
+
+def _detect(path: Path) -> str | None:
+    rig = rig_folder(path)
+    return f"{rig / 'rig.json'}" if rig is not None else None
+
+
+def _dataset_beside(rig: Path) -> tuple[dict[str, dict[str, str]], dict[str, list[str]], Path | None]:
+    """The camera image paths by token and the splits of the Occ3D-schema dataset the rig sits in
+    (``occkit synth --sweeps``: ``DATA/rig`` beside ``DATA/annotations.json``), and its ``samples`` folder."""
+    from occkit.fileio import read_json
+
+    root = rig.parent
+    f = root / "annotations.json"
+    if rig.name != "rig" or not f.is_file():
+        return {}, {}, None
+    ann = read_json(f)
+    if not isinstance(ann, dict):
+        return {}, {}, None
+    imgs = {
+        tok: {cam: c.get("img_path", "") for cam, c in (info.get("camera_sensor") or {}).items()}
+        for scene in (ann.get("scene_infos") or {}).values()
+        if isinstance(scene, dict)
+        for tok, info in scene.items()
+        if isinstance(info, dict)
+    }
+    splits = {k: list(ann.get(k) or []) for k in ("train_split", "val_split") if ann.get(k)}
+    samples = root / "samples"
+    return imgs, splits, samples if samples.is_dir() else None
+
+
+def _open(path: Path, options: Mapping[str, Any]) -> Recording:
+    from occkit.data.rig import read_rig_meta, read_scene
+
+    rig = rig_folder(path)
+    if rig is None:
+        raise ValueError(
+            f"--data {path}: holds no rig.json (nor rig/rig.json): a rig folder is described in docs/labels.md; "
+            "occkit synth --sweeps K writes one for the synthetic world"
+        )
+    meta = read_rig_meta(rig)
+    images, splits, samples = _dataset_beside(rig)
+    splits = {**splits, **meta.get("splits", {})}
+    return Recording(
+        reader="rig",
+        source=path,
+        options=dict(options),
+        classes=tuple(meta["classes"]),
+        scenes=list(meta["scenes"]),
+        read=lambda scene, load_points: read_scene(meta, scene, load_points=load_points),
+        splits=splits,
+        images=images,
+        image_links={"samples": samples} if samples is not None else {},
+        describe=f"rig folder {rig}, {len(meta['scenes'])} scene(s)",
+    )
+
+
+READER = RecordingReader(
+    name="rig",
+    description="a rig folder (rig.json, docs/labels.md), or a dataset holding one at DATA/rig",
+    detect=_detect,
+    open=_open,
+    priority=10,
+)

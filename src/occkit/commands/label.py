@@ -69,6 +69,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="a pipeline option (occkit.labelgen.pipeline.LabelOptions: box_margin, knn, ground_fill, flow, ...)",
     )
+    p.add_argument(
+        "--refine-poses",
+        action="store_true",
+        help="refine the recorded poses by LiDAR registration (KISS-ICP odometry fused with the recorded poses in a "
+        "pose graph; each sweep's correction in report.json; needs kiss-icp: pip install 'occkit[refine]')",
+    )
     p.add_argument("--scenes", default=None, help="comma-separated scene names (default: every scene of the rig)")
     p.add_argument(
         "--quality",
@@ -112,6 +118,8 @@ def _options(args: argparse.Namespace):
             values[k] = tuple(values[k])
     if args.window is not None:
         values["window"] = args.window
+    if getattr(args, "refine_poses", False):
+        values["refine_poses"] = True
     return LabelOptions(**values)
 
 

@@ -108,6 +108,10 @@ class LabelOptions:
     """Pixel stride of the camera rays (0: adaptive, as the synthetic world's exact mask)."""
     flow: bool = False
     """Per-voxel flow from the box tracks (OpenOcc v2's field)."""
+    refine_poses: bool = False
+    """Refine the recorded ego poses by LiDAR registration before anything else
+    (:mod:`occkit.labelgen.refine_poses`; ``occkit label --refine-poses``): KISS-ICP odometry fused with
+    the recorded poses in a pose graph."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -441,7 +445,13 @@ def label_scene(
     if tracing:
         tracemalloc.start()
     timer = Timer()
+    refined: dict[str, Any] | None = None
     try:
+        if opt.refine_poses:
+            from occkit.labelgen.refine_poses import refine_record_poses
+
+            rec, refined = refine_record_poses(rec, ego_margin=opt.ego_margin)
+            timer.lap("refine_poses")
         prep = prepare_scene(rec, opt, free, timer)
         labels = [label_keyframe(rec, prep, k, grid, opt, free, ground, timer, T_ego_from_grid) for k in rec.keyframes]
         peak = tracemalloc.get_traced_memory()[1]
@@ -460,4 +470,6 @@ def label_scene(
         "density": round(float(np.mean([(lab.semantics != free).mean() for lab in labels])), 5) if labels else 0.0,
         "missing": rec.missing(),
     }
+    if refined is not None:
+        report["pose_refinement"] = refined
     return labels, report

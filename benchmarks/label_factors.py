@@ -32,13 +32,16 @@ FACTORS: dict[str, tuple[str, float, list[float]]] = {
     "LiDAR beams": ("--beams", 32, [16, 32, 64]),
     "pose drift (m/s)": ("--pose-drift", 0.0, [0.0, 0.05, 0.2]),
     "pose noise (m)": ("--pose-noise", 0.0, [0.0, 0.05, 0.2]),
-    "box centre noise (m)": ("--box-center-noise", 0.0, [0.0, 0.2, 0.5]),
+    "box centre noise (m)": ("--box-center-noise", 0.0, [0.0, 0.1, 0.2, 0.5]),
+    "box yaw noise (deg)": ("--box-yaw-noise", 0.0, [0.0, 2.0, 5.0]),
     "point-label flips": ("--label-flips", 0.0, [0.0, 0.1, 0.3]),
 }
 #: factor -> the occkit label options measured on its cells, with and without (docs/labels.md, "Imperfect recordings").
 OPTIONS: dict[str, list[str]] = {
     "pose drift (m/s)": ["--refine-poses"],
     "pose noise (m)": ["--refine-poses"],
+    "box centre noise (m)": ["--refine-boxes"],
+    "box yaw noise (deg)": ["--refine-boxes"],
 }
 KEYS = [
     "occupied_iou_observable",

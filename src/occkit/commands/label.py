@@ -75,6 +75,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="refine the recorded poses by LiDAR registration (KISS-ICP odometry fused with the recorded poses in a "
         "pose graph; each sweep's correction in report.json; needs kiss-icp: pip install 'occkit[refine]')",
     )
+    p.add_argument(
+        "--refine-boxes",
+        action="store_true",
+        help="smooth every track's boxes along time before labelling (constant-velocity and turn-rate model, "
+        "Rauch-Tung-Striebel smoother; the corrections in report.json); needs boxes",
+    )
     p.add_argument("--scenes", default=None, help="comma-separated scene names (default: every scene of the rig)")
     p.add_argument(
         "--quality",
@@ -118,8 +124,9 @@ def _options(args: argparse.Namespace):
             values[k] = tuple(values[k])
     if args.window is not None:
         values["window"] = args.window
-    if getattr(args, "refine_poses", False):
-        values["refine_poses"] = True
+    for flag in ("refine_poses", "refine_boxes"):
+        if getattr(args, flag, False):
+            values[flag] = True
     return LabelOptions(**values)
 
 

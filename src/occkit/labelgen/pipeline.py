@@ -112,6 +112,9 @@ class LabelOptions:
     """Refine the recorded ego poses by LiDAR registration before anything else
     (:mod:`occkit.labelgen.refine_poses`; ``occkit label --refine-poses``): KISS-ICP odometry fused with
     the recorded poses in a pose graph."""
+    refine_boxes: bool = False
+    """Smooth every track's boxes along time before the points are split (:mod:`occkit.labelgen.refine_boxes`;
+    ``occkit label --refine-boxes``): a constant-velocity and turn-rate model, Rauch-Tung-Striebel smoother."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -446,12 +449,18 @@ def label_scene(
         tracemalloc.start()
     timer = Timer()
     refined: dict[str, Any] | None = None
+    boxes_refined: dict[str, Any] | None = None
     try:
         if opt.refine_poses:
             from occkit.labelgen.refine_poses import refine_record_poses
 
             rec, refined = refine_record_poses(rec, ego_margin=opt.ego_margin)
             timer.lap("refine_poses")
+        if opt.refine_boxes:
+            from occkit.labelgen.refine_boxes import refine_record_boxes
+
+            rec, boxes_refined = refine_record_boxes(rec)
+            timer.lap("refine_boxes")
         prep = prepare_scene(rec, opt, free, timer)
         labels = [label_keyframe(rec, prep, k, grid, opt, free, ground, timer, T_ego_from_grid) for k in rec.keyframes]
         peak = tracemalloc.get_traced_memory()[1]
@@ -472,4 +481,6 @@ def label_scene(
     }
     if refined is not None:
         report["pose_refinement"] = refined
+    if boxes_refined is not None:
+        report["box_refinement"] = boxes_refined
     return labels, report

@@ -81,6 +81,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="smooth every track's boxes along time before labelling (constant-velocity and turn-rate model, "
         "Rauch-Tung-Striebel smoother; the corrections in report.json); needs boxes",
     )
+    p.add_argument(
+        "--find-moving",
+        action="store_true",
+        help="find moving returns from the sweeps themselves (returns other sweeps' rays pass through), with or "
+        "without boxes: kept out of the static scene, each sweep's clusters boxed as its objects (report.json)",
+    )
     p.add_argument("--scenes", default=None, help="comma-separated scene names (default: every scene of the rig)")
     p.add_argument(
         "--quality",
@@ -124,7 +130,7 @@ def _options(args: argparse.Namespace):
             values[k] = tuple(values[k])
     if args.window is not None:
         values["window"] = args.window
-    for flag in ("refine_poses", "refine_boxes"):
+    for flag in ("refine_poses", "refine_boxes", "find_moving"):
         if getattr(args, flag, False):
             values[flag] = True
     return LabelOptions(**values)

@@ -115,6 +115,10 @@ class LabelOptions:
     refine_boxes: bool = False
     """Smooth every track's boxes along time before the points are split (:mod:`occkit.labelgen.refine_boxes`;
     ``occkit label --refine-boxes``): a constant-velocity and turn-rate model, Rauch-Tung-Striebel smoother."""
+    find_moving: bool = False
+    """Find moving returns from the sweeps themselves (:mod:`occkit.labelgen.find_moving`; ``occkit label
+    --find-moving``): returns other sweeps' rays pass through are kept out of the static scene, each sweep's
+    clusters of them boxed as that sweep's objects."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -450,6 +454,7 @@ def label_scene(
     timer = Timer()
     refined: dict[str, Any] | None = None
     boxes_refined: dict[str, Any] | None = None
+    moving: dict[str, Any] | None = None
     try:
         if opt.refine_poses:
             from occkit.labelgen.refine_poses import refine_record_poses
@@ -461,6 +466,11 @@ def label_scene(
 
             rec, boxes_refined = refine_record_boxes(rec)
             timer.lap("refine_boxes")
+        if opt.find_moving:
+            from occkit.labelgen.find_moving import find_moving
+
+            rec, moving = find_moving(rec, box_margin=opt.box_margin, ego_margin=opt.ego_margin)
+            timer.lap("find_moving")
         prep = prepare_scene(rec, opt, free, timer)
         labels = [label_keyframe(rec, prep, k, grid, opt, free, ground, timer, T_ego_from_grid) for k in rec.keyframes]
         peak = tracemalloc.get_traced_memory()[1]
@@ -483,4 +493,6 @@ def label_scene(
         report["pose_refinement"] = refined
     if boxes_refined is not None:
         report["box_refinement"] = boxes_refined
+    if moving is not None:
+        report["found_moving"] = moving
     return labels, report

@@ -35,6 +35,9 @@ FACTORS: dict[str, tuple[str, float, list[float]]] = {
     "box centre noise (m)": ("--box-center-noise", 0.0, [0.0, 0.1, 0.2, 0.5]),
     "box yaw noise (deg)": ("--box-yaw-noise", 0.0, [0.0, 2.0, 5.0]),
     "point-label flips": ("--label-flips", 0.0, [0.0, 0.1, 0.3]),
+    # not an occkit synth option: the share of tracks whose boxes are taken out of the rig after it is written
+    # (1: a recording without boxes), as a tracker that misses objects
+    "tracks without boxes": ("--miss-boxes", 0.0, [0.0, 0.5, 1.0]),
 }
 #: factor -> the occkit label options measured on its cells, with and without (docs/labels.md, "Imperfect recordings").
 OPTIONS: dict[str, list[str]] = {
@@ -42,9 +45,12 @@ OPTIONS: dict[str, list[str]] = {
     "pose noise (m)": ["--refine-poses"],
     "box centre noise (m)": ["--refine-boxes"],
     "box yaw noise (deg)": ["--refine-boxes"],
+    "tracks without boxes": ["--find-moving"],
+    "LiDAR beams": ["--densify tsdf"],
 }
 KEYS = [
     "occupied_iou_observable",
+    "occupied_iou_static_observable",
     "precision_observable",
     "recall_observable",
     "false_free_rate",
@@ -63,10 +69,22 @@ def _occkit() -> str:
     return str(exe) if exe.exists() else "occkit"
 
 
+def _miss_boxes(rig: Path, share: float) -> None:
+    """Take the boxes of ``share`` of the tracks (every ``1 / share``-th track id in sorted order; all at 1) out
+    of every scene's boxes.json of the rig folder."""
+    for f in sorted(rig.glob("*/boxes.json")):
+        table = json.loads(f.read_text())
+        tracks = sorted({b["track"] for b in table["boxes"]})
+        step = max(int(round(1 / share)), 1)
+        gone = set(tracks[::step]) if share < 1 else set(tracks)
+        table["boxes"] = [b for b in table["boxes"] if b["track"] not in gone]
+        f.write_text(json.dumps(table))
+
+
 def run_cell(out: Path, name: str, extra: list[str], args: argparse.Namespace, option: str = "") -> dict:
     """The figures of one cell: its world written (once), labelled with ``option`` (or none), scored."""
     cell = out / "cells" / name
-    arm = option.lstrip("-")
+    arm = option.lstrip("-").replace(" ", "-")
     done = cell / (f"{arm}.json" if arm else "quality.json")
     world, lab = out / "worlds" / name, out / "labels" / (f"{name}+{arm}" if arm else name)
     if done.exists():
@@ -75,10 +93,14 @@ def run_cell(out: Path, name: str, extra: list[str], args: argparse.Namespace, o
         shutil.rmtree(world, ignore_errors=True)
         cmd = [_occkit(), "synth", "--format", "nuscenes", "--out", str(world), "--scenes", str(args.scenes)]
         cmd += ["--frames", str(args.frames), "--seed", str(args.seed), "--image-size", "96", "160"]
-        cmd += extra if "--sweeps" in extra else ["--sweeps", "10", *extra]
+        miss = float(extra[extra.index("--miss-boxes") + 1]) if "--miss-boxes" in extra else 0.0
+        synth = [a for a in extra if a != "--miss-boxes" and (not miss or a != f"{miss:g}")]
+        cmd += synth if "--sweeps" in synth else ["--sweeps", "10", *synth]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        if miss:
+            _miss_boxes(world / "rig", miss)
     if not (lab / "quality.json").exists():  # a stopped label run resumes in its own folder
-        cmd = [_occkit(), "label", "--data", str(world), "--out", str(lab), "--quality", *([option] if option else [])]
+        cmd = [_occkit(), "label", "--data", str(world), "--out", str(lab), "--quality", *option.split()]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     q = json.loads((lab / "quality.json").read_text())
     rep = json.loads((lab / "report.json").read_text())

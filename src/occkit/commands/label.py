@@ -87,6 +87,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="find moving returns from the sweeps themselves (returns other sweeps' rays pass through), with or "
         "without boxes: kept out of the static scene, each sweep's clusters boxed as its objects (report.json)",
     )
+    p.add_argument(
+        "--densify",
+        choices=("none", "tsdf"),
+        default=None,
+        help="tsdf: non-ground surfaces between the LiDAR's rings filled by a TSDF along the rays and marching "
+        "cubes; none (default): only the ground fill",
+    )
     p.add_argument("--scenes", default=None, help="comma-separated scene names (default: every scene of the rig)")
     p.add_argument(
         "--quality",
@@ -130,6 +137,8 @@ def _options(args: argparse.Namespace):
             values[k] = tuple(values[k])
     if args.window is not None:
         values["window"] = args.window
+    if getattr(args, "densify", None) is not None:
+        values["densify"] = args.densify
     for flag in ("refine_poses", "refine_boxes", "find_moving"):
         if getattr(args, flag, False):
             values[flag] = True

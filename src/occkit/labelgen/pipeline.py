@@ -115,6 +115,10 @@ class LabelOptions:
     refine_boxes: bool = False
     """Smooth every track's boxes along time before the points are split (:mod:`occkit.labelgen.refine_boxes`;
     ``occkit label --refine-boxes``): a constant-velocity and turn-rate model, Rauch-Tung-Striebel smoother."""
+    densify: str = "none"
+    """``tsdf``: non-ground surfaces between the LiDAR's rings filled by a TSDF along the rays and marching cubes
+    (:mod:`occkit.labelgen.densify`; ``occkit label --densify tsdf``); ``none``: no densification but the ground
+    fill."""
     find_moving: bool = False
     """Find moving returns from the sweeps themselves (:mod:`occkit.labelgen.find_moving`; ``occkit label
     --find-moving``): returns other sweeps' rays pass through are kept out of the static scene, each sweep's
@@ -140,6 +144,8 @@ class LabelOptions:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"label option {name} must be a finite number >= 0, got {v!r}")
+        if self.densify not in ("none", "tsdf"):
+            raise ValueError(f"label option densify must be 'none' or 'tsdf', got {self.densify!r}")
         if not 0 <= self.carve_rel < 1:
             raise ValueError(f"label option carve_rel must lie in [0, 1), got {self.carve_rel}")
 
@@ -266,6 +272,26 @@ def _crop(p: np.ndarray, grid: Grid, pad: float = 0.0) -> np.ndarray:
     return ((p >= lo) & (p < hi)).all(1)
 
 
+def _densified(
+    prep: _Prepared,
+    win: range,
+    T_eg: np.ndarray,
+    p: np.ndarray,
+    m: np.ndarray,
+    labels: np.ndarray,
+    grid: Grid,
+    ground: tuple[int, ...],
+    free: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``--densify tsdf``: surface points between the rings from the window's static returns (grid frame)."""
+    from occkit.labelgen.densify import densify_points
+
+    counts = np.diff(prep.static_start[win.start : win.stop + 1])
+    segment = np.repeat(np.arange(len(win)), counts)[m]
+    origins = _to_frame(T_eg, np.stack([prep.origins[i] for i in win]))
+    return densify_points(origins, p[m], segment, labels, grid, ground, free)
+
+
 def label_keyframe(
     rec: SceneRecord,
     prep: _Prepared,
@@ -300,6 +326,11 @@ def label_keyframe(
     p = _to_frame(T_eg.astype(np.float32), prep.static_pts[sl])
     m = _crop(p, grid) & (prep.static_lab[sl] >= 0)
     pts, labs = [p[m]], [prep.static_lab[sl][m].astype(np.int64)]
+    if opt.densify == "tsdf":
+        pts_d, labs_d = _densified(prep, win, T_eg, p, m, labs[0], grid, ground, free)
+        pts.append(pts_d)
+        labs.append(labs_d)
+        timer.lap("densify")
     n_static = len(pts[0])
     track_vox: list[tuple[np.ndarray, int]] = []
     if s.boxes is not None:

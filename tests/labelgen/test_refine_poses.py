@@ -27,14 +27,15 @@ def test_fusion_of_exact_steps_and_zero_mean_prior_errors_is_the_truth():
     # trajectory is the one whose offsets from the priors are equal and sum to zero, i.e. the truth
     priors = [_T(0.3), _T(0.9), _T(1.8)]
     edges = [(0, 1, np.linalg.inv(truth[0]) @ truth[1]), (1, 2, np.linalg.inv(truth[1]) @ truth[2])]
-    fused = fuse_poses(priors, edges, odometry_sigma=1e-4, prior_sigma=0.5)
+    fused, jumps = fuse_poses(priors, edges, odometry_sigma=1e-4, prior_sigma=0.5, jump_sigmas=None)
+    assert jumps == []
     for f, t in zip(fused, truth):
         np.testing.assert_allclose(f, t, atol=1e-4)
 
 
 def test_fusion_without_edges_keeps_the_recorded_poses():
     priors = [_T(0.3), _T(0.9, 0.2, yaw=0.1)]
-    fused = fuse_poses(priors, [], odometry_sigma=0.02, prior_sigma=0.5)
+    fused, _ = fuse_poses(priors, [], odometry_sigma=0.02, prior_sigma=0.5)
     for f, p in zip(fused, priors):
         np.testing.assert_array_equal(f, p)
 
@@ -43,7 +44,7 @@ def test_fusion_weighs_steps_against_priors_as_their_variances_say():
     # two poses, priors at x=0 and x=1, one step saying +2 m: with equal standard deviations for the
     # step and the priors, the three residuals share the 1 m disagreement equally (1/3 each)
     priors = [_T(0.0), _T(1.0)]
-    fused = fuse_poses(priors, [(0, 1, _T(2.0))], odometry_sigma=0.5, prior_sigma=0.5)
+    fused, _ = fuse_poses(priors, [(0, 1, _T(2.0))], odometry_sigma=0.5, prior_sigma=0.5, jump_sigmas=None)
     assert fused[0][0, 3] == pytest.approx(-1 / 3, abs=1e-4)
     assert fused[1][0, 3] == pytest.approx(4 / 3, abs=1e-4)
 
@@ -101,7 +102,8 @@ def test_a_known_rigid_offset_of_one_sweep_is_corrected_by_the_registration():
     assert err_after < 0.05, err_after
     others = [np.linalg.norm(s.T_global_from_ego[:3, 3] - t[:3, 3]) for s, t in zip(refined.sweeps, truth)]
     assert max(others) < 0.06  # the offset is taken out of sweep 5, not spread over its neighbours
-    assert report["odometry_edges"] == 11 and not report["problems"]
+    assert report["odometry_edges"] == 11
+    assert [p.split(":")[0] for p in report["problems"]] == ["sweep s05"]  # taken as a jump, and said
     assert report["per_sweep"]["s05"][0] == pytest.approx(err_before, abs=0.05)  # its correction, reported
 
 

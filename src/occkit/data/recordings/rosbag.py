@@ -584,7 +584,9 @@ READER = RecordingReader(
         ),
         LABEL_FIELD,
         ReaderOption("--world-frame", help="the tf frame of the world (default map)", default="map", metavar="FRAME"),
-        ReaderOption("--ego-frame", help="the tf frame of the vehicle (default base_link)", default="base_link"),
+        ReaderOption(
+            "--ego-frame", help="the tf frame of the vehicle (default base_link)", default="base_link", metavar="FRAME"
+        ),
         ReaderOption(
             "--odom-topic", help="ego poses from this nav_msgs/Odometry topic instead of /tf", metavar="TOPIC"
         ),

@@ -6,7 +6,7 @@ what a team's car records, for trying ``occkit label --data BAG`` on the synthet
 
 The bag holds each sweep as a ``sensor_msgs/PointCloud2`` on ``--topic`` (fields x, y, z, intensity,
 and ``label`` on the sweeps the rig labels), stamped with the sweep's time, in the frame named after the
-LiDAR; ``/tf`` (``map -> base_link`` at each sweep) and ``/tf_static`` (``base_link -> LiDAR``);
+rig's LiDAR; ``/tf`` (``map -> base_link`` at each sweep) and ``/tf_static`` (``base_link -> LiDAR``);
 ``--odom-topic`` adds the ego poses as ``nav_msgs/Odometry`` too. No boxes, no cameras: a bag's boxes go
 in a side file (``--boxes``). The keyframes' stamps are written to ``--keyframes FILE`` (nanoseconds, one a
 line), what ``occkit label --keyframes`` reads.
@@ -108,7 +108,8 @@ def write_bag(
     ego: str = "base_link",
 ) -> list[int]:
     """Write ``rig``'s scene ``scene`` as a bag at ``out`` (``storage``: sqlite3 or mcap, a ROS 2 bag
-    folder; ros1, a ``.bag`` file); returns the keyframes' stamps in nanoseconds."""
+    folder; ros1, a ``.bag`` file); returns the keyframes' stamps in nanoseconds. ``tf`` False: no
+    ``/tf`` (the ego poses only on ``odom_topic``), ``/tf_static`` still places the LiDARs."""
     from rosbags.typesys import Stores, get_typestore
 
     meta = json.loads((rig / "rig.json").read_text())
@@ -130,12 +131,11 @@ def write_bag(
     with writer:
         c_cloud = writer.add_connection(topic, "sensor_msgs/msg/PointCloud2", typestore=ts)
         c_tf = writer.add_connection("/tf", TF, typestore=ts) if tf else None
-        c_static = writer.add_connection("/tf_static", TF, typestore=ts) if tf else None
+        c_static = writer.add_connection("/tf_static", TF, typestore=ts)
         c_odom = writer.add_connection(odom_topic, "nav_msgs/msg/Odometry", typestore=ts) if odom_topic else None
         first = int(sweeps[0]["timestamp"]) * 1000
-        if c_static is not None:
-            links = [_transform(ts, first, ego, name, pose) for name, pose in meta["lidars"].items()]
-            writer.write(c_static, first, serialize(ts.types[TF](transforms=links), TF))
+        links = [_transform(ts, first, ego, name, pose) for name, pose in meta["lidars"].items()]
+        writer.write(c_static, first, serialize(ts.types[TF](transforms=links), TF))
         for s in sweeps:
             ns = int(s["timestamp"]) * 1000
             if c_tf is not None:

@@ -49,6 +49,11 @@ EGO_BOX = ReaderOption(
 DEFAULT_EGO = ((4.1, 1.9, 1.8), (0.9, 0.0, 0.9))
 
 
+def _first_line(e: BaseException) -> str:
+    """An error's first line (a library's message may run to many: it is quoted in one-line errors)."""
+    return (str(e).strip().splitlines() or [""])[0]
+
+
 def keyframe_every(options: Mapping[str, Any], default: int = 10) -> int:
     """``--keyframe-every`` checked (a positive integer), ``default`` when not given."""
     n = options.get("keyframe_every")

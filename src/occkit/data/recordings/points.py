@@ -24,6 +24,7 @@ from occkit.data.recordings._shared import (
     KEYFRAME_EVERY,
     KEYFRAMES,
     LABEL_FIELD,
+    _first_line,
     keyframe_every,
     matrix,
     read_classes,
@@ -72,20 +73,14 @@ _PLY_TYPES = {
 }
 
 
-def read_ply(path: Path) -> Any:
-    """The vertex element of a PLY file (ascii, binary little or big endian) as a numpy structured
-    array, one field a scalar property. The vertex element must come first (as every point cloud
-    writer puts it); list properties in it are refused."""
-    import numpy as np
-
-    data = path.read_bytes()
+def _ply_header(path: Path, data: bytes) -> tuple[str, int, list[tuple[str, str]], bytes]:
+    """A PLY file's format, vertex count, vertex properties ``(name, numpy type)`` and the bytes after the header."""
     end = data.find(b"end_header")
     if not data.startswith(b"ply") or end < 0:
         raise ValueError(f"{path}: not a PLY file (no 'ply' ... 'end_header' header)")
     body = data[data.index(b"\n", end) + 1 :]
-    lines = [ln.strip().split() for ln in data[:end].decode("ascii", "replace").splitlines()[1:]]
-    fmt, count, props, element = None, 0, [], None
-    for ln in lines:
+    fmt, count, props, element = "", 0, [], None
+    for ln in (ln.split() for ln in data[:end].decode("ascii", "replace").splitlines()[1:]):
         if not ln or ln[0] in ("comment", "obj_info"):
             continue
         if ln[0] == "format":
@@ -101,11 +96,21 @@ def read_ply(path: Path) -> Any:
             props.append((ln[2], _PLY_TYPES[ln[1]]))
     if element is None or not props:
         raise ValueError(f"{path}: no vertex element with properties")
+    return fmt, count, props, body
+
+
+def read_ply(path: Path) -> Any:
+    """The vertex element of a PLY file (ascii, binary little or big endian) as a numpy structured
+    array, one field a scalar property. The vertex element must come first (as every point cloud
+    writer puts it); list properties in it are refused."""
+    import numpy as np
+
+    fmt, count, props, body = _ply_header(path, path.read_bytes())
     if fmt == "ascii":
         rows = body.decode("ascii", "replace").split("\n")[:count]
         vals = np.array([r.split()[: len(props)] for r in rows], dtype=np.float64).reshape(count, len(props))
         return np.rec.fromarrays([vals[:, k].astype(t) for k, (_, t) in enumerate(props)], names=[n for n, _ in props])
-    order = {"binary_little_endian": "<", "binary_big_endian": ">"}.get(fmt or "")
+    order = {"binary_little_endian": "<", "binary_big_endian": ">"}.get(fmt)
     if order is None:
         raise ValueError(f"{path}: PLY format {fmt!r} (want ascii, binary_little_endian or binary_big_endian)")
     dt = np.dtype([(n, order + t) for n, t in props])
@@ -142,7 +147,7 @@ def _pcd(f: Path, label_field: str | None) -> tuple[Any, Any, Any]:
         names = list(pc.fields)
         table = pc.numpy(names)
     except Exception as e:  # noqa: BLE001 - pypcd4's errors of a bad file are many
-        raise ValueError(f"{f}: cannot be read as a .pcd ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{f}: cannot be read as a .pcd ({type(e).__name__}: {_first_line(e)})") from None
     return _fields_arrays(lambda n: table[:, names.index(n)], names, f, label_field)
 
 
@@ -153,10 +158,10 @@ def _las(f: Path, label_field: str | None) -> tuple[Any, Any, Any]:
         raise ImportError(f"{f}: reading .las / .laz needs laspy ({e}): pip install 'occkit[las]'") from None
     try:
         las = laspy.read(f)
-        names = list(las.point_format.dimension_names)
+        names = ["x", "y", "z"] + [n for n in las.point_format.dimension_names if n not in ("X", "Y", "Z")]
         cols = {"x": las.x, "y": las.y, "z": las.z}
     except Exception as e:  # noqa: BLE001 - laspy's errors of a bad file are many
-        raise ValueError(f"{f}: cannot be read as a .las / .laz ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{f}: cannot be read as a .las / .laz ({type(e).__name__}: {_first_line(e)})") from None
     return _fields_arrays(lambda n: cols[n] if n in cols else las[n], names, f, label_field)
 
 
@@ -223,10 +228,14 @@ def read_poses(path: Path, rate: float) -> tuple[str, list[tuple[int, Any]]]:
         except ValueError:
             raise ValueError(f"--poses {path}: line {i}: {s[:60]!r} is not numbers") from None
         k = {12: "kitti", 8: "tum"}.get(len(v))
-        if k is None or (kind is not None and k != kind):
+        if k is None:
             raise ValueError(
                 f"--poses {path}: line {i} has {len(v)} numbers; want 12 a row (KITTI: a 3 x 4 matrix) or 8 "
-                f"(TUM: t x y z qx qy qz qw), the same in every row"
+                "(TUM: t x y z qx qy qz qw)"
+            )
+        if kind is not None and k != kind:
+            raise ValueError(
+                f"--poses {path}: line {i} is a {k.upper()} row after {kind.upper()} rows (one format a file)"
             )
         kind, where = k, f"--poses {path}: line {i}"
         if k == "kitti":

@@ -27,6 +27,7 @@ from occkit.data.recordings._shared import (
     KEYFRAME_EVERY,
     KEYFRAMES,
     LABEL_FIELD,
+    _first_line,
     keyframe_every,
     read_classes,
     read_ego_box,
@@ -99,7 +100,7 @@ def _reading(bag: Path) -> Iterator[Any]:
         reader = AnyReader([bag], default_typestore=get_typestore(Stores.LATEST))
         reader.open()
     except Exception as e:  # noqa: BLE001 - a corrupt bag, whatever rosbags raises, is named
-        raise ValueError(f"{bag}: cannot be read as a ROS bag ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{bag}: cannot be read as a ROS bag ({type(e).__name__}: {_first_line(e)})") from None
     try:
         yield reader
     finally:
@@ -123,7 +124,7 @@ def _messages(reader: Any, bag: Path, connections: list[Any]) -> Iterator[tuple[
             return
         except Exception as e:  # noqa: BLE001 - rosbags' errors of a corrupt bag are many
             raise ValueError(
-                f"{bag}: cannot be read as a ROS bag after topic {topic} ({type(e).__name__}: {e})"
+                f"{bag}: cannot be read as a ROS bag after topic {topic} ({type(e).__name__}: {_first_line(e)})"
             ) from None
         yield conn.topic, msg
 

@@ -7,9 +7,9 @@ what a team's car records, for trying ``occkit label --data BAG`` on the synthet
 The bag holds each sweep as a ``sensor_msgs/PointCloud2`` on ``--topic`` (fields x, y, z, intensity,
 and ``label`` on the sweeps the rig labels), stamped with the sweep's time, in the frame named after the
 rig's LiDAR; ``/tf`` (``map -> base_link`` at each sweep) and ``/tf_static`` (``base_link -> LiDAR``);
-``--odom-topic`` adds the ego poses as ``nav_msgs/Odometry`` too. No boxes, no cameras: a bag's boxes go
-in a side file (``--boxes``). The keyframes' stamps are written to ``--keyframes FILE`` (nanoseconds, one a
-line), what ``occkit label --keyframes`` reads.
+``--odom-topic`` adds the ego poses as ``nav_msgs/Odometry`` too. No cameras; the boxes go in a side
+file (``--boxes FILE``: the rig's ``boxes.json`` rows keyed by stamp). The keyframes' stamps are written
+to ``--keyframes FILE`` (nanoseconds, one a line), what ``occkit label --keyframes`` reads.
 """
 
 from __future__ import annotations
@@ -152,6 +152,16 @@ def write_bag(
     return [int(s["timestamp"]) * 1000 for s in sweeps if s.get("keyframe")]
 
 
+def write_boxes(rig: Path, scene: str, out: Path) -> int:
+    """The scene's ``boxes.json`` as the side file ``occkit label --boxes`` reads with a bag: the same rows,
+    each naming its sweep's ``stamp`` (ns) instead of the sweep's token; returns the number of rows."""
+    sweeps = json.loads((rig / scene / "sweeps.json").read_text())["sweeps"]
+    stamp = {s["token"]: int(s["timestamp"]) * 1000 for s in sweeps}
+    rows = json.loads((rig / scene / "boxes.json").read_text())["boxes"]
+    out.write_text(json.dumps({"boxes": [{"stamp": stamp[b.pop("sweep")], **b} for b in rows]}, indent=1))
+    return len(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rig", type=Path, required=True, help="a rig folder (rig.json)")
@@ -161,13 +171,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--topic", default="/lidar/points", help="the PointCloud2 topic")
     p.add_argument("--odom-topic", default=None, help="also write the ego poses as nav_msgs/Odometry on this topic")
     p.add_argument("--keyframes", type=Path, default=None, help="write the keyframes' stamps (ns) to this file")
+    p.add_argument("--boxes", type=Path, default=None, help="write the scene's boxes keyed by stamp to this file")
     a = p.parse_args(argv)
     stamps = write_bag(a.rig, a.scene, a.out, a.storage, a.topic, a.odom_topic)
+    said = f"wrote {a.out} ({a.storage}); {len(stamps)} keyframes"
     if a.keyframes:
         a.keyframes.write_text("".join(f"{s}\n" for s in stamps))
-    print(
-        f"wrote {a.out} ({a.storage}); {len(stamps)} keyframes" + (f" listed in {a.keyframes}" if a.keyframes else "")
-    )
+        said += f" listed in {a.keyframes}"
+    if a.boxes:
+        said += f"; {write_boxes(a.rig, a.scene, a.boxes)} boxes in {a.boxes}"
+    print(said)
     return 0
 
 

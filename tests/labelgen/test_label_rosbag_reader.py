@@ -155,6 +155,22 @@ def test_poses_from_an_odometry_topic_equal_the_rigs(world, tmp_path):
     assert [s.keyframe for s in _records(tmp_path / "odom", odom_topic="/odom").sweeps] == [True, False, False, False]
 
 
+def test_boxes_from_a_side_file_keyed_by_stamp_equal_the_rigs(world, bags, tmp_path):
+    tool = _tool()
+    n = tool.write_boxes(world / "rig", "scene-0000", tmp_path / "boxes.json")
+    rig = _records(world / "rig")
+    bag = _records(bags["sqlite3"], boxes=str(tmp_path / "boxes.json"), keyframe_every=3)
+    assert n > 0 and sum(len(s.boxes) for s in bag.sweeps) == n
+    for sa, sb in zip(rig.sweeps, bag.sweeps):
+        for k in ("track", "cls", "center", "size", "yaw"):
+            assert np.array_equal(getattr(sa.boxes, k), getattr(sb.boxes, k))
+    rows = json.loads((tmp_path / "boxes.json").read_text())
+    rows["boxes"][0]["stamp"] += 1  # within the bag's time, but no cloud's stamp
+    (tmp_path / "boxes.json").write_text(json.dumps(rows))
+    with pytest.raises(ValueError, match="is not the stamp of a cloud on /lidar/points"):
+        _records(bags["sqlite3"], boxes=str(tmp_path / "boxes.json"))
+
+
 def test_tf_is_interpolated_between_its_samples():
     """Half-way between a pose at the origin facing +x and one at (2, 4, 0) facing +y: (1, 2, 0), facing 45 degrees."""
     from occkit.data.recordings.rosbag import _Track

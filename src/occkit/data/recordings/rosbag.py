@@ -10,8 +10,9 @@ Points with a non-finite x, y or z (the gaps of an organised cloud) are dropped;
 ``/tf_static`` (``--world-frame`` to ``--ego-frame`` at each cloud's stamp, interpolated: linear in
 translation, spherical in rotation, never extrapolated) or from a ``nav_msgs/Odometry`` topic
 (``--odom-topic``); the LiDAR's extrinsic is the transform from the ego frame to the cloud's frame
-(``/tf_static``, or the first ``/tf`` sample of each link on the way). Boxes come from a side file in a
-rig's ``boxes.json`` schema whose rows name a cloud's ``stamp`` (ns) instead of a sweep token.
+(``/tf_static``'s, or ``/tf``'s at that frame's first cloud, the nearest sample where none lies around
+it). Boxes come from a side file in a rig's ``boxes.json`` schema whose rows name a cloud's ``stamp``
+(ns) instead of a sweep token.
 """
 
 from __future__ import annotations

@@ -208,7 +208,7 @@ class _Track:
 
     def span(self) -> str:
         self._finish()
-        return f"{self.rows[0][0]}..{self.rows[-1][0]} ns"
+        return f"{self.rows[0][0]}..{self.rows[-1][0]} ns" if self.rows else "no sample"
 
     def at(self, stamp: int, where: str, nearest: bool = False) -> Any:
         """The transform at ``stamp``: a static link's last sample; else the sample at that stamp, or
@@ -445,21 +445,19 @@ def _open(path: Path, options: Mapping[str, Any]) -> Recording:
     )
 
 
-def read_bag(bag: Path, topic: str, opts: dict[str, Any], scene: str, load_points: bool = True) -> Any:
-    """One bag as a checked :class:`~occkit.data.scene_record.SceneRecord` (``opts``: :func:`_options`)."""
+def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> tuple[list[tuple], _TfTree, _Track]:
+    """One pass over the bag: its clouds ``(stamp, frame, points, intensity, labels)`` in order (the
+    points left empty without ``load_points``, the fields still checked), its tf and its odometry."""
     import numpy as np
-
-    from occkit.data.scene_record import SceneRecord, Sweep, check_record
 
     tf = _TfTree(bag)
     odom = _Track(opts["odom_topic"] or "")
-    clouds: list[tuple[int, str, Any, Any, Any]] = []  # stamp, frame, points, intensity, labels
+    clouds: list[tuple] = []
     with _reading(bag) as r:
         have = _topics(r)
         tf_topics = {t: static for t, static in TF_TOPICS.items() if have.get(t) in TF_TYPES}
         want = {topic, *tf_topics, *([opts["odom_topic"]] if opts["odom_topic"] else [])}
-        conns = [c for c in r.connections if c.topic in want]
-        for t, msg in _messages(r, bag, conns):
+        for t, msg in _messages(r, bag, [c for c in r.connections if c.topic in want]):
             if t == topic:
                 stamp = _ns(msg.header.stamp)
                 at = f"{bag}: {topic} cloud at stamp {stamp} ns"
@@ -481,6 +479,28 @@ def read_bag(bag: Path, topic: str, opts: dict[str, Any], scene: str, load_point
                 tf.add(msg, tf_topics[t])
     if not clouds:
         raise ValueError(f"{bag}: topic {topic} holds no message")
+    return clouds, tf, odom
+
+
+def _ego_pose(bag: Path, topic: str, stamp: int, tf: _TfTree, odom: _Track, opts: dict[str, Any]) -> Any:
+    """``T_world_from_ego`` at ``stamp``: from tf, or from the odometry (then through tf from its child frame)."""
+    what = f"the cloud on {topic} at stamp {stamp} ns"
+    if not opts["odom_topic"]:
+        return tf.lookup(opts["world"], opts["ego"], stamp, what)
+    T = odom.at(stamp, f"{bag}: {opts['odom_topic']} at {stamp} ns")
+    if T is None:
+        raise ValueError(
+            f"{bag}: no pose at stamp {stamp} ns ({what}): {opts['odom_topic']} covers {odom.span()} "
+            "(never extrapolated)"
+        )
+    return T @ tf.lookup(odom.child, opts["ego"], stamp, f"odometry's child frame to the ego frame; {what}")
+
+
+def read_bag(bag: Path, topic: str, opts: dict[str, Any], scene: str, load_points: bool = True) -> Any:
+    """One bag as a checked :class:`~occkit.data.scene_record.SceneRecord` (``opts``: :func:`_options`)."""
+    from occkit.data.scene_record import SceneRecord, Sweep, check_record
+
+    clouds, tf, odom = _collect(bag, topic, opts, load_points)
     stamps = [c[0] for c in clouds]
     keyframes = _keyframes(bag, topic, stamps, opts)
     lidars = {}
@@ -488,32 +508,20 @@ def read_bag(bag: Path, topic: str, opts: dict[str, Any], scene: str, load_point
         if frame not in lidars:
             what = f"the LiDAR's extrinsic: ego frame {opts['ego']!r} to the cloud's frame {frame!r}"
             lidars[frame] = tf.lookup(opts["ego"], frame, stamp, what, nearest=True)
-    sweeps = []
-    for (stamp, frame, xyz, inten, lab), kf in zip(clouds, keyframes):
-        what = f"the cloud on {topic} at stamp {stamp} ns"
-        if opts["odom_topic"]:
-            T = odom.at(stamp, f"{bag}: {opts['odom_topic']} at {stamp} ns")
-            if T is None:
-                raise ValueError(
-                    f"{bag}: no pose at stamp {stamp} ns ({what}): {opts['odom_topic']} covers {odom.span()} "
-                    "(never extrapolated)"
-                )
-            T = T @ tf.lookup(odom.child, opts["ego"], stamp, f"odometry's child frame to the ego frame; {what}")
-        else:
-            T = tf.lookup(opts["world"], opts["ego"], stamp, what)
-        sweeps.append(
-            Sweep(
-                token=str(stamp),
-                timestamp=stamp // 1000,
-                sensor=frame,
-                T_global_from_ego=T,
-                points=xyz,
-                labels=lab,
-                intensity=inten,
-                keyframe=kf,
-                source=f"{bag}: {topic} at stamp {stamp} ns",
-            )
+    sweeps = [
+        Sweep(
+            token=str(stamp),
+            timestamp=stamp // 1000,
+            sensor=frame,
+            T_global_from_ego=_ego_pose(bag, topic, stamp, tf, odom, opts),
+            points=xyz,
+            labels=lab,
+            intensity=inten,
+            keyframe=kf,
+            source=f"{bag}: {topic} at stamp {stamp} ns",
         )
+        for (stamp, frame, xyz, inten, lab), kf in zip(clouds, keyframes)
+    ]
     if opts["boxes"] is not None:
         _boxes_of(bag, topic, sweeps, stamps, opts)
     size, center = opts["ego_box"]

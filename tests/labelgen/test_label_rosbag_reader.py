@@ -343,3 +343,22 @@ def test_without_rosbags_the_extra_is_named(monkeypatch, tmp_path):
     (tmp_path / "x.bag").write_bytes(b"")
     with pytest.raises(ImportError, match=r"pip install 'occkit\[rosbag\]'"):
         rosbag.READER.open(tmp_path / "x.bag", {})
+
+
+def test_write_rig_of_a_rig_keeps_every_array_and_table(world, tmp_path, capsys):
+    """A rig written again is the same rig: points, labels, track ids, poses, boxes and rig.json's tables."""
+    out = tmp_path / "again"
+    assert main(["label", "--data", str(world / "rig"), "--write-rig", str(out)]) == 0
+    src = world / "rig" / "scene-0000"
+    for f in sorted((src / "lidar").glob("*.npz")):
+        a, b = np.load(f), np.load(out / "scene-0000" / "lidar" / f.name)
+        assert sorted(a.files) == sorted(b.files) and "instance" in b.files
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
+    for name in ("sweeps.json", "boxes.json"):
+        assert json.loads((src / name).read_text()) == json.loads((out / "scene-0000" / name).read_text())
+    meta_a, meta_b = (json.loads((d / "rig.json").read_text()) for d in (world / "rig", out))
+    assert {k: meta_a[k] for k in ("classes", "ego", "scenes")} == {k: meta_b[k] for k in ("classes", "ego", "scenes")}
+    assert set(meta_b["cameras"]) == set(meta_a["cameras"])
+    capsys.readouterr()
+    assert main(["label", "--data", str(world / "rig"), "--write-rig", str(world / "rig" / "inside")]) == 1
+    assert "--write-rig" in capsys.readouterr().err and not (world / "rig" / "inside").exists()

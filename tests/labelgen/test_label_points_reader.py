@@ -270,3 +270,25 @@ def test_an_ascii_ply_is_read_with_its_labels(tmp_path):
     )
     xyz, inten, labels = read_point_file(f)
     assert xyz.tolist() == [[1.5, -2.0, 0.25], [4.0, 5.0, 6.0]] and inten is None and labels.tolist() == [3, 16]
+
+
+def test_classes_and_the_ego_box_options_are_read_and_checked(tmp_path):
+    from occkit.data.recordings._shared import read_classes, read_ego_box
+    from occkit.labels import OCC3D_CLASSES
+
+    assert read_classes({}) == tuple(OCC3D_CLASSES[:17])  # a rig's default table
+    (tmp_path / "c.yaml").write_text("- road\n- car\n- tree\n")
+    (tmp_path / "c.json").write_text('{"0": "road", "1": "car"}')
+    (tmp_path / "m.yaml").write_text("0: road\n1: car\n")
+    assert read_classes({"classes": str(tmp_path / "c.yaml")}) == ("road", "car", "tree")
+    assert read_classes({"classes": str(tmp_path / "m.yaml")}) == ("road", "car")
+    assert read_classes({"classes": str(tmp_path / "c.json")}) == ("road", "car")  # JSON's keys are strings
+    (tmp_path / "gap.yaml").write_text("0: road\n2: car\n")
+    with pytest.raises(ValueError, match=r"gap.yaml: want a list of class names"):
+        read_classes({"classes": str(tmp_path / "gap.yaml")})
+    (tmp_path / "twice.yaml").write_text("[road, road]")
+    with pytest.raises(ValueError, match="given twice"):
+        read_classes({"classes": str(tmp_path / "twice.yaml")})
+    assert read_ego_box({"ego_box": "4 2 1.5 1 0 0.75"}) == ((4.0, 2.0, 1.5), (1.0, 0.0, 0.75))
+    with pytest.raises(ValueError, match="--ego-box"):
+        read_ego_box({"ego_box": "4 -2 1.5 1 0 0.75"})

@@ -107,8 +107,9 @@ def read_classes(options: Mapping[str, Any]) -> tuple[str, ...]:
         data = yaml.safe_load(read_utf8_text(path, "--classes", ValueError))
     except yaml.YAMLError as e:
         raise ValueError(f"--classes {path}: not YAML or JSON ({str(e).splitlines()[0]})") from None
-    if isinstance(data, dict) and set(data) == set(range(len(data))):
-        data = [data[i] for i in range(len(data))]
+    if isinstance(data, dict):  # {id: name}, the ids 0..n-1 (JSON's keys are strings: "0")
+        ids = {int(k) if isinstance(k, int) or (isinstance(k, str) and k.isdigit()) else -1: v for k, v in data.items()}
+        data = [ids[i] for i in range(len(ids))] if set(ids) == set(range(len(data))) else None
     if not isinstance(data, list) or not data or not all(isinstance(c, str) and c for c in data):
         raise ValueError(f"--classes {path}: want a list of class names (id 0 first), or {{0: name, 1: name, ...}}")
     if len(set(data)) != len(data):

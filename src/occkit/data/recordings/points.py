@@ -161,7 +161,8 @@ def _las(f: Path, label_field: str | None) -> tuple[Any, Any, Any]:
         names = ["x", "y", "z"] + [n for n in las.point_format.dimension_names if n not in ("X", "Y", "Z")]
         cols = {"x": las.x, "y": las.y, "z": las.z}
     except Exception as e:  # noqa: BLE001 - laspy's errors of a bad file are many
-        raise ValueError(f"{f}: cannot be read as a .las / .laz ({type(e).__name__}: {_first_line(e)})") from None
+        hint = "; .laz needs a backend: pip install 'occkit[las]'" if "LazBackend" in str(e) else ""
+        raise ValueError(f"{f}: cannot be read as a .las / .laz ({type(e).__name__}: {_first_line(e)}){hint}") from None
     return _fields_arrays(lambda n: cols[n] if n in cols else las[n], names, f, label_field)
 
 

@@ -48,7 +48,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="which reader opens --data (default: the one that recognises it): "
         + "; ".join(f"{r.name}: {r.description}" for r in readers().values()),
     )
-    p.add_argument("--out", type=Path, required=True, help="output folder: labels in Occ3D's layout, report.json")
+    p.add_argument("--out", type=Path, default=None, help="output folder: labels in Occ3D's layout, report.json")
+    p.add_argument(
+        "--write-rig",
+        type=Path,
+        default=None,
+        metavar="RIG",
+        help="write the recording --data as a rig folder (docs/labels.md) and stop, no labels (instead of --out)",
+    )
     p.add_argument(
         "--preset",
         choices=tuple(PRESETS),
@@ -183,6 +190,12 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     fmt = default_format().name  # the layout occkit label writes (Occ3D's: its classes, grid and masks)
     rec = _open_recording(args)  # the recording's tables checked before any folder is made
     scenes = _scenes(args, rec)
+    if args.write_rig is not None:  # the recording as a rig folder, and no labels (docs/labels.md, "--write-rig")
+        from occkit.commands.write_rig import write_rig
+
+        return write_rig(args.write_rig, rec, scenes, inputs={"--data": args.data})
+    if args.out is None:
+        raise ValueError("--out: required, the labels' folder (or --write-rig RIG to write --data as a rig folder)")
     if args.quality:
         _check_truth(args.data, scenes)
     inputs = {"--data": args.data}

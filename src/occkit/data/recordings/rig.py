@@ -76,7 +76,22 @@ def _open(path: Path, options: Mapping[str, Any]) -> Recording:
         images=images,
         image_links={"samples": samples} if samples is not None else {},
         describe=f"rig folder {rig}, {len(meta['scenes'])} scene(s)",
+        instances=lambda scene: _instances(meta, scene),
     )
+
+
+def _instances(meta: dict[str, Any], scene: str) -> dict[str, Any]:
+    """The points' track ids of a scene's sweeps whose files hold them (``instance``), by sweep token."""
+    from occkit.fileio import load_npz, read_json
+
+    root: Path = meta["folder"]
+    rows = read_json(root / scene / "sweeps.json").get("sweeps") or []
+    out = {}
+    for r in rows:
+        arrays = load_npz(root / scene / r["points"])
+        if "instance" in arrays:
+            out[str(r["token"])] = arrays["instance"]
+    return out
 
 
 READER = RecordingReader(

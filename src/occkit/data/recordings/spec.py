@@ -70,6 +70,8 @@ class Recording:
             ``load_points`` False: the tables alone (poses, timestamps, boxes), each sweep's points
             empty, a cheap check of every scene before any work.
         describe: one line for the user: what was read (``nuScenes v1.0-mini, 10 scenes``).
+        instances: ``scene -> {sweep token: (N,) int32 track ids of its points, 0 none}`` where the
+            recording has them (what ``occkit label --write-rig`` keeps), else None.
     """
 
     reader: str
@@ -82,6 +84,7 @@ class Recording:
     images: dict[str, dict[str, str]] = field(default_factory=dict)
     image_links: dict[str, Path] = field(default_factory=dict)
     describe: str = ""
+    instances: Callable[[str], dict[str, Any]] | None = None
 
     def read_scene(self, scene: str, load_points: bool = True) -> SceneRecord:
         """Scene ``scene`` as a checked :class:`SceneRecord`."""

@@ -189,7 +189,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     opt = _options(args)
     fmt = default_format().name  # the layout occkit label writes (Occ3D's: its classes, grid and masks)
     rec = _open_recording(args)  # the recording's tables checked before any folder is made
-    scenes = _scenes(args, rec)
+    scenes = _scenes(args, rec, needs_boxes=opt.refine_boxes)
     if args.write_rig is not None:  # the recording as a rig folder, and no labels (docs/labels.md, "--write-rig")
         from occkit.commands.write_rig import write_rig
 
@@ -234,8 +234,9 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     return 0
 
 
-def _scenes(args: argparse.Namespace, rec: Any) -> list[str]:
-    """The scenes to label (``--scenes``, or every scene of the recording), each one's tables checked."""
+def _scenes(args: argparse.Namespace, rec: Any, needs_boxes: bool = False) -> list[str]:
+    """The scenes to label (``--scenes``, or every scene of the recording), each one's tables checked
+    (``needs_boxes``: a scene without boxes refused, naming the option that needs them)."""
     from occkit.labelgen.run import _safe
 
     scenes = rec.scenes
@@ -247,7 +248,12 @@ def _scenes(args: argparse.Namespace, rec: Any) -> list[str]:
         scenes = wanted
     for s in scenes:
         _safe(s, "scene")
-        rec.read_scene(s, load_points=False)  # every scene's tables checked before any work
+        tables = rec.read_scene(s, load_points=False)  # every scene's tables checked before any work
+        if needs_boxes and not tables.has_boxes:
+            raise ValueError(
+                f"--refine-boxes: scene {s!r} of {rec.source} has no boxes to refine (--find-moving finds moving "
+                "objects without boxes)"
+            )
     return scenes
 
 

@@ -122,6 +122,21 @@ def test_a_resume_record_holding_a_list_is_said_and_its_scene_labelled_again(
     assert len(json.loads((out / "annotations.json").read_text())["scene_infos"]["scene-0000"]) == 2
 
 
+def test_a_resume_record_whose_report_lost_a_figure_is_said_and_its_scene_labelled_again(
+    world, stopped, tmp_path, monkeypatch, capsys
+):
+    def spoil(part: Path) -> None:
+        f = part / ".label" / "scenes" / "scene-0000.json"
+        rec = json.loads(f.read_text())
+        rec["report"]["keyframes"] = "two"
+        f.write_text(json.dumps(rec))
+
+    labelled, out = _resume(world, stopped, tmp_path, monkeypatch, spoil)
+    assert sorted(labelled) == ["scene-0000", "scene-0001"]
+    assert "scene-0000.json: its report lacks keyframes (or holds another type)" in capsys.readouterr().out
+    assert json.loads((out / "report.json").read_text())["summary"]["keyframes"] == 4
+
+
 def test_a_resume_record_whose_label_path_leaves_the_folder_is_never_published(
     world, stopped, tmp_path, monkeypatch, capsys
 ):

@@ -63,7 +63,7 @@ CASES = [
     ("lidars_a_list", _rig(lambda m: m.update(lidars=[{"translation": [0, 0, 0]}])), "rig.json: lidars: list"),
     ("ego_size_a_number", _rig(lambda m: m.update(ego={"size": 4})), "rig.json: ego.size: 4 is not a list of 3"),
     ("ego_center_text", _rig(lambda m: m.update(ego={"center": "front"})), "rig.json: ego.center: 'front'"),
-    ("sensor_a_list", _sweeps(lambda s: s[1].update(sensor=["LIDAR_TOP"])), "sweeps[1] (token"),
+    ("sensor_a_list", _sweeps(lambda s: s[1].update(sensor=["LIDAR_TOP"])), "sensor ['LIDAR_TOP'] is not a LiDAR name"),
     ("token_a_list", _sweeps(lambda s: s[1].update(token=["x"])), "sweeps[1]: token ['x'] is not a non-empty string"),
     ("box_row_a_list", _boxes(lambda b: b.__setitem__(0, [1, 2])), "boxes.json: boxes[0]: [1, 2] is not an object"),
     # values no camera, vehicle or clock has

@@ -259,6 +259,10 @@ def _record_problem(part: Path, scene: str, rec: Any) -> str | None:
     infos, report = rec.get("infos"), rec.get("report")
     if not isinstance(infos, dict) or not infos or not isinstance(report, dict):
         return "its infos or report is not an object"
+    kinds = {"keyframes": int, "seconds": dict, "peak_traced_mb": (int, float), "density": (int, float)}
+    bad = [k for k, t in kinds.items() if not isinstance(report.get(k), t) or isinstance(report.get(k), bool)]
+    if bad or not isinstance(report.get("missing"), list):
+        return f"its report lacks {', '.join(bad) or 'missing'} (or holds another type)"
     for token, info in infos.items():
         want = f"gts/{scene}/{token}/labels.npz"
         if not isinstance(info, dict) or info.get("gt_path") != want:

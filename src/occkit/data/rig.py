@@ -224,65 +224,16 @@ def read_scene(meta: dict[str, Any], scene: str, load_points: bool = True) -> Sc
     sweeps: list[Sweep] = []
     rows_of: dict[str, int] = {}
     for i, r in enumerate(rows):
-        at = f"{sf}: sweeps[{i}]"
-        if not isinstance(r, dict):
-            raise ValueError(f"{at}: not an object")
-        for key in ("token", "timestamp", "sensor", "points"):
-            if key not in r:
-                raise ValueError(f"{at}: {key} missing")
-        token = _token(r["token"], at)
-        if token in rows_of:
-            raise ValueError(
-                f"{at}: token {token!r} is also sweeps[{rows_of[token]}]'s (each sweep needs its own: a keyframe's "
-                "label is named by it)"
-            )
-        rows_of[token] = i
-        at = f"{sf}: sweeps[{i}] (token {token!r})"
-        if "ego_pose" not in r or r["ego_pose"] is None:
-            raise ValueError(f"{at}: ego_pose missing (a sweep without a pose)")
-        if not isinstance(r["sensor"], str) or r["sensor"] not in meta["lidars"]:
-            raise ValueError(
-                f"{at}: sensor {_short(r['sensor'])} is not a LiDAR of rig.json ({sorted(meta['lidars'])})"
-            )
-        ts = _integer(r["timestamp"], f"{at}: timestamp")
-        if not 0 <= ts <= TIMESTAMP_LIMIT_US:
-            raise ValueError(
-                f"{at}: timestamp {ts} is not microseconds between 1970 and 2200 (0..{TIMESTAMP_LIMIT_US}): corrupt"
-            )
-        if sweeps and ts <= sweeps[-1].timestamp:
-            raise ValueError(
-                f"{at}: timestamp {ts} is not after the previous sweep's {sweeps[-1].timestamp} (out of order)"
-            )
-        keyframe = r.get("keyframe", False)
-        if not isinstance(keyframe, bool):
-            raise ValueError(f"{at}: keyframe {_short(keyframe)} is not true or false (a JSON boolean)")
-        pf = _under(sdir, r["points"], f"{at}: points")
-        pose = _pose(r["ego_pose"], "ego_pose", f"{at}: ego_pose")
-        arrays = load_npz(pf) if load_points else {"points": np.zeros((0, 3), np.float32)}
-        if "points" not in arrays:
-            raise ValueError(f"{pf}: no 'points' array")
-        pts = arrays["points"]
-        if pts.ndim != 2 or pts.shape[1] < 3 or not np.issubdtype(pts.dtype, np.floating):
-            raise ValueError(f"{pf}: points must be (N, 3+) floats, got {pts.dtype} {tuple(pts.shape)}")
-        labels = arrays.get("labels")
-        if labels is not None:
-            if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (pts.shape[0],):
-                raise ValueError(
-                    f"{pf}: labels must be (N,) integers for {pts.shape[0]} points, got {labels.dtype} {labels.shape}"
-                )
-            if len(labels) and n_cls and (int(labels.min()) < 0 or int(labels.max()) >= n_cls):
-                raise ValueError(f"{pf}: labels: id {int(labels.max())} outside rig.json's classes (0..{n_cls - 1})")
-            labels = labels.astype(np.int64)
+        row = _sweep_row(r, f"{sf}: sweeps[{i}]", meta, rows_of, sweeps[-1].timestamp if sweeps else None)
+        rows_of[row["token"]] = i
+        pf = _under(sdir, r["points"], f"{sf}: sweeps[{i}] (token {row['token']!r}): points")
+        pts, labels = _sweep_points(pf, load_points, n_cls)
         sweeps.append(
             Sweep(
-                token=token,
-                timestamp=ts,
-                sensor=r["sensor"],
-                T_global_from_ego=pose,
+                **row,
                 points=np.ascontiguousarray(pts[:, :3], dtype=np.float32),
                 labels=labels,
                 intensity=np.ascontiguousarray(pts[:, 3], dtype=np.float32) if pts.shape[1] > 3 else None,
-                keyframe=keyframe,
                 source=str(pf),
             )
         )
@@ -301,6 +252,64 @@ def read_scene(meta: dict[str, Any], scene: str, load_points: bool = True) -> Sc
     )
     check_record(rec)
     return rec
+
+
+def _sweep_row(r: Any, at: str, meta: dict[str, Any], rows_of: dict[str, int], last_t: int | None) -> dict[str, Any]:
+    """One row of ``sweeps.json`` (``at`` names it) checked: an object with a token no earlier row
+    (``rows_of``) has, a LiDAR of the rig, an integer timestamp in range and after ``last_t``, a boolean
+    ``keyframe`` and a pose. Returns the :class:`Sweep` fields ``token, timestamp, sensor,
+    T_global_from_ego, keyframe``."""
+    if not isinstance(r, dict):
+        raise ValueError(f"{at}: not an object")
+    for key in ("token", "timestamp", "sensor", "points"):
+        if key not in r:
+            raise ValueError(f"{at}: {key} missing")
+    token = _token(r["token"], at)
+    if token in rows_of:
+        raise ValueError(
+            f"{at}: token {token!r} is also sweeps[{rows_of[token]}]'s (each sweep needs its own: a keyframe's "
+            "label is named by it)"
+        )
+    at = f"{at} (token {token!r})"
+    if "ego_pose" not in r or r["ego_pose"] is None:
+        raise ValueError(f"{at}: ego_pose missing (a sweep without a pose)")
+    if not isinstance(r["sensor"], str):
+        raise ValueError(f"{at}: sensor {_short(r['sensor'])} is not a LiDAR name (text, one of rig.json's lidars)")
+    if r["sensor"] not in meta["lidars"]:
+        raise ValueError(f"{at}: sensor {r['sensor']!r} is not a LiDAR of rig.json ({sorted(meta['lidars'])})")
+    ts = _integer(r["timestamp"], f"{at}: timestamp")
+    if not 0 <= ts <= TIMESTAMP_LIMIT_US:
+        raise ValueError(
+            f"{at}: timestamp {ts} is not microseconds between 1970 and 2200 (0..{TIMESTAMP_LIMIT_US}): corrupt"
+        )
+    if last_t is not None and ts <= last_t:
+        raise ValueError(f"{at}: timestamp {ts} is not after the previous sweep's {last_t} (out of order)")
+    keyframe = r.get("keyframe", False)
+    if not isinstance(keyframe, bool):
+        raise ValueError(f"{at}: keyframe {_short(keyframe)} is not true or false (a JSON boolean)")
+    pose = _pose(r["ego_pose"], "ego_pose", f"{at}: ego_pose")
+    return {"token": token, "timestamp": ts, "sensor": r["sensor"], "T_global_from_ego": pose, "keyframe": keyframe}
+
+
+def _sweep_points(pf: Path, load_points: bool, n_cls: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A sweep's points file ``pf`` read and checked: ``points (N, 3+)`` floats and optional ``labels (N,)``
+    integer ids of the rig's ``n_cls`` classes (int64). ``load_points`` False: no points, nothing read."""
+    arrays = load_npz(pf) if load_points else {"points": np.zeros((0, 3), np.float32)}
+    if "points" not in arrays:
+        raise ValueError(f"{pf}: no 'points' array")
+    pts = arrays["points"]
+    if pts.ndim != 2 or pts.shape[1] < 3 or not np.issubdtype(pts.dtype, np.floating):
+        raise ValueError(f"{pf}: points must be (N, 3+) floats, got {pts.dtype} {tuple(pts.shape)}")
+    labels = arrays.get("labels")
+    if labels is None:
+        return pts, None
+    if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (pts.shape[0],):
+        raise ValueError(
+            f"{pf}: labels must be (N,) integers for {pts.shape[0]} points, got {labels.dtype} {labels.shape}"
+        )
+    if len(labels) and n_cls and (int(labels.min()) < 0 or int(labels.max()) >= n_cls):
+        raise ValueError(f"{pf}: labels: id {int(labels.max())} outside rig.json's classes (0..{n_cls - 1})")
+    return pts, labels.astype(np.int64)
 
 
 def _attach_boxes(sweeps: list[Sweep], table: Any, bf: Path, n_cls: int = 0) -> None:

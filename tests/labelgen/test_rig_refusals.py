@@ -66,6 +66,7 @@ CASES = [
     ("sensor_a_list", _sweeps(lambda s: s[1].update(sensor=["LIDAR_TOP"])), "sensor ['LIDAR_TOP'] is not a LiDAR name"),
     ("token_a_list", _sweeps(lambda s: s[1].update(token=["x"])), "sweeps[1]: token ['x'] is not a non-empty string"),
     ("box_row_a_list", _boxes(lambda b: b.__setitem__(0, [1, 2])), "boxes.json: boxes[0]: [1, 2] is not an object"),
+    ("version_a_boolean", _rig(lambda m: m.update(version=True)), "rig.json: version True is not one"),
     # values no camera, vehicle or clock has
     ("image_size_huge", _camera(image_size=[1e9, 1e9]), "cameras.CAM_FRONT: image_size [1000000000, 1000000000]"),
     ("image_size_fraction", _camera(image_size=[48.5, 80]), "image_size: 48.5 is not an integer"),

@@ -168,7 +168,7 @@ def _check_rig_format(meta: Any, f: Path) -> None:
         raise ValueError(
             f"{f}: format must be {RIG_FORMAT!r}, got {meta.get('format') if isinstance(meta, dict) else meta!r}"
         )
-    if meta.get("version") != RIG_VERSION:
+    if meta.get("version") != RIG_VERSION or isinstance(meta.get("version"), bool):
         raise ValueError(f"{f}: version {meta.get('version')!r} is not one this occkit reads ({RIG_VERSION})")
 
 

@@ -205,6 +205,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     check_output_folder(args.out, "label", inputs=inputs)
     source = {"reader": rec.reader, "path": str(Path(rec.source).resolve()), "options": rec.options}
     key = {"recording": source, "options": {k: getattr(opt, k) for k in opt.keys()}, "scenes": scenes}
+    key["content"] = rec.content_fingerprint(scenes)  # a recording changed since a stopped run is labelled anew
     key = json.loads(json.dumps(key))
     t0 = time.perf_counter()
     with resumable_folder(args.out, "label", key, source=str(args.data)) as (part, resumed):
@@ -246,6 +247,10 @@ def _scenes(args: argparse.Namespace, rec: Any, needs_boxes: bool = False) -> li
         if unknown:
             raise ValueError(f"--scenes: {unknown} are not scenes of {rec.source} ({scenes[:5]} ...)")
         scenes = wanted
+    twice = sorted({s for s in scenes if scenes.count(s) > 1})
+    if twice:
+        named = "--scenes" if args.scenes else str(rec.source)
+        raise ValueError(f"{named}: scenes {twice} named more than once (each scene is labelled once)")
     for s in scenes:
         _safe(s, "scene")
         tables = rec.read_scene(s, load_points=False)  # every scene's tables checked before any work
@@ -271,7 +276,9 @@ def _check_truth(data: Path, scenes: list[str]) -> None:
 
 
 def _labelled_scenes(part: Path, scenes: list[str]) -> dict[str, dict[str, Any]]:
-    """The records of the scenes a stopped run finished: those whose label files are all there."""
+    """The records of the scenes a stopped run finished: those whose label files are all there. A
+    record that is not one this command writes (edited, torn, a label path other than
+    ``gts/<scene>/<token>/labels.npz`` under the folder) is said and its scene labelled again."""
     from occkit.fileio import read_json
     from occkit.labelgen.run import STATE
 
@@ -279,10 +286,39 @@ def _labelled_scenes(part: Path, scenes: list[str]) -> dict[str, dict[str, Any]]
     for s in scenes:
         f = part / STATE / "scenes" / f"{s}.json"
         if f.is_file():
-            rec = read_json(f)
-            if all((part / info["gt_path"]).is_file() for info in rec["infos"].values()):
+            try:
+                rec = read_json(f)
+                why = _record_problem(part, s, rec)
+            except (OSError, ValueError) as e:
+                why = str(e)
+            if why:
+                print(f"label: {f.relative_to(part)}: {why}; scene {s} is labelled again", flush=True)
+            elif all((part / info["gt_path"]).is_file() for info in rec["infos"].values()):
                 done[s] = rec
     return done
+
+
+def _record_problem(part: Path, scene: str, rec: Any) -> str | None:
+    """Why ``rec`` is not a finished scene's record as :func:`occkit.labelgen.run.label_one_scene`
+    writes it, or None: every label path is checked as the writer makes it (under the folder)."""
+    from occkit.outputs import path_under
+
+    if not isinstance(rec, dict) or rec.get("scene") != scene:
+        return f"not the record of scene {scene!r} (a {type(rec).__name__})"
+    infos, report = rec.get("infos"), rec.get("report")
+    if not isinstance(infos, dict) or not infos or not isinstance(report, dict):
+        return "its infos or report is not an object"
+    kinds = {"keyframes": int, "seconds": dict, "peak_traced_mb": (int, float), "density": (int, float)}
+    bad = [k for k, t in kinds.items() if not isinstance(report.get(k), t) or isinstance(report.get(k), bool)]
+    if bad or not isinstance(report.get("missing"), list):
+        return f"its report lacks {', '.join(bad) or 'missing'} (or holds another type)"
+    for token, info in infos.items():
+        want = f"gts/{scene}/{token}/labels.npz"
+        if not isinstance(info, dict) or info.get("gt_path") != want:
+            got = info.get("gt_path") if isinstance(info, dict) else info
+            return f"keyframe {token!r}: gt_path {got!r} is not {want!r}"
+        path_under(part, "gts", scene, token, "labels.npz", what=f"scene {scene!r}, keyframe {token!r}")
+    return None
 
 
 def _label_scenes(
@@ -314,6 +350,8 @@ def _label_scenes(
             + "".join(f"; {m}" for m in rep["missing"]),
             flush=True,
         )
+        for w in rep.get("warnings", []):
+            print(f"label: {r['scene']}: warning: {w}", flush=True)
     return done
 
 

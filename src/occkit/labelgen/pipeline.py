@@ -402,6 +402,7 @@ def label_keyframe(
             "occupied": int((sem != free).sum()),
             "trail_voxels_erased": n_trail,
             "ground_voxels_filled": n_filled,
+            "window_returns": int(sum(len(rec.sweeps[i].points) for i in {*win, *sweeps_within(opt.free_window)})),
         },
     )
 
@@ -478,6 +479,11 @@ def label_scene(
             f"{rec.source or rec.name}: classes {list(rec.classes)} are not the label format's "
             f"{list(classes)} (in that order)"
         )
+    if not any(len(s.points) for s in rec.sweeps):
+        raise ValueError(
+            f"{rec.source or rec.name}: scene {rec.name!r}: none of its {len(rec.sweeps)} sweeps holds a return "
+            "(every points array is empty): nothing to label"
+        )
     ground = tuple(i for i, n in enumerate(classes) if n in opt.ground_classes)
     tracing = not tracemalloc.is_tracing()
     if tracing:
@@ -519,6 +525,12 @@ def label_scene(
         "peak_traced_mb": round(peak / 2**20, 1),
         "density": round(float(np.mean([(lab.semantics != free).mean() for lab in labels])), 5) if labels else 0.0,
         "missing": rec.missing(),
+        "warnings": [
+            f"keyframe {lab.token}: no returns in the sweeps of its window: "
+            + ("labels all free" if not lab.stats["occupied"] else "occupied only by objects placed from other sweeps")
+            for lab in labels
+            if lab.stats["window_returns"] == 0
+        ],
     }
     if refined is not None:
         report["pose_refinement"] = refined

@@ -96,6 +96,8 @@ def test_eval_scores_camera_less_labels_as_ground_truth(bare, tmp_path):
     rc, out, err = _run("eval", "--gt", bare[1], "--pred", pred, "--mask", "lidar", "--no-progress")
     assert rc == 0, err
     assert "frames: 2" in out and "100.00" in out
+    rc, out, err = _run("eval", "--gt", bare[1], "--pred", pred, "--no-progress")  # the camera mask: no voxel
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and "records no cameras" in err and "--mask lidar" in err
 
 
 def test_convert_reads_camera_less_labels(bare, tmp_path):

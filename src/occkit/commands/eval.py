@@ -138,9 +138,27 @@ def run(args: argparse.Namespace) -> int:
     check_options(fmt, values, class_map=args.class_map is not None)  # each refusal written once, as data
     if args.class_map is None:
         check_metric_names(fmt, metrics)  # refused before any work, never dropped from the result
+    _check_camera_mask(args, fmt)
     result = _score(args, fmt, values)
     _report(args, result)
     return 0
+
+
+def _check_camera_mask(args: argparse.Namespace, fmt: Any) -> None:
+    """Refuse scoring inside the camera mask of labels whose index records no cameras (``occkit label`` on a
+    rig without cameras: docs/labels.md): their camera mask holds no voxel, every figure would be NaN."""
+    if args.mask not in ("camera", "both") or not (Path(args.gt) / "annotations.json").is_file():
+        return  # (a layout without an index of its frames records no cameras of its own: nothing to check)
+    try:
+        ds = fmt.open_split(args.gt, "all", load_images=False, load_gt=False)
+    except Exception:  # the scoring names what the folder lacks
+        return
+    said = getattr(ds, "records_no_cameras", None)
+    if callable(said) and len(ds) and said():
+        raise ValueError(
+            f"--mask {args.mask}: {args.gt} records no cameras (labels of a recording without them: their camera "
+            "mask holds no voxel); score with --mask lidar or --mask none"
+        )
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

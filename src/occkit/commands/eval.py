@@ -145,16 +145,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_camera_mask(args: argparse.Namespace, fmt: Any) -> None:
-    """Refuse scoring inside the camera mask of labels whose index records no cameras (``occkit label`` on a
-    rig without cameras: docs/labels.md): their camera mask holds no voxel, every figure would be NaN."""
+    """Refuse scoring inside the camera mask of labels whose index records no cameras and whose first frame's
+    camera mask holds no voxel (``occkit label`` on a rig without cameras: docs/labels.md): every figure would
+    be NaN. An index without cameras whose labels hold a camera mask is scored as before."""
     if args.mask not in ("camera", "both") or not (Path(args.gt) / "annotations.json").is_file():
         return  # (a layout without an index of its frames records no cameras of its own: nothing to check)
     try:
         ds = fmt.open_split(args.gt, "all", load_images=False, load_gt=False)
+        said = getattr(ds, "records_no_cameras", None)
+        if not (callable(said) and len(ds) and said()):
+            return
+        mask = ds.label_masks(0)[1].get("camera")  # an index without cameras may still hold a camera mask
     except Exception:  # the scoring names what the folder lacks
         return
-    said = getattr(ds, "records_no_cameras", None)
-    if callable(said) and len(ds) and said():
+    if mask is not None and not mask.any():
         raise ValueError(
             f"--mask {args.mask}: {args.gt} records no cameras (labels of a recording without them: their camera "
             "mask holds no voxel); score with --mask lidar or --mask none"

@@ -156,14 +156,21 @@ def score_labelled(
     keyframe sweeps: the figures over every keyframe of ``scenes``, and each keyframe's."""
     from pathlib import Path
 
+    import torch
+
     from occkit.fileio import load_npz
 
     total = RayCounts()
     rows = []
-    for s in scenes:
-        infos = scene_infos.get(s) or {}
-        labels = {t: load_npz(Path(root) / i["gt_path"], ("semantics",))["semantics"] for t, i in infos.items()}
-        for token, c in score_rays(rec.read_scene(s), labels, grid, free):
-            total.add(c)
-            rows.append({"scene": s, "token": token, **c.figures()})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the walk is a loop of small tensor ops: intra-op threads cost more than they give
+    try:
+        for s in scenes:
+            infos = scene_infos.get(s) or {}
+            labels = {t: load_npz(Path(root) / i["gt_path"], ("semantics",))["semantics"] for t, i in infos.items()}
+            for token, c in score_rays(rec.read_scene(s), labels, grid, free):
+                total.add(c)
+                rows.append({"scene": s, "token": token, **c.figures()})
+    finally:
+        torch.set_num_threads(threads)
     return {**total.figures(), "keyframes": len(rows), "per_keyframe": rows}

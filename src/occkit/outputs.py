@@ -187,7 +187,9 @@ def record_folder_files(folder: str | os.PathLike, command: str) -> Path:
     rec = _files_record(f)
     for rel in _walk_files(f):
         p = f / rel
-        if p.is_file() and not p.is_symlink():
+        if p.is_symlink():  # a link the command made (occkit label's to the recording's images): its target
+            rec[rel] = {"command": command, "link": os.readlink(p)}
+        elif p.is_file():
             rec[rel] = {"command": command, "size": p.stat().st_size, "sha256": sha256_file(p)}
     return write_json_atomic(f / FILES_RECORD, rec)
 
@@ -230,6 +232,12 @@ def check_own_files(
         else:
             want = rec.get(rel)
             ok = (
+                isinstance(want, dict)
+                and want.get("command") == command
+                and p.is_symlink()
+                and "link" in want
+                and os.readlink(p) == want["link"]
+            ) or (
                 isinstance(want, dict)
                 and want.get("command") == command
                 and p.is_file()

@@ -157,6 +157,16 @@ def default_split(split: str | None, pred: Any = None) -> str:
     return "all"
 
 
+def images_where_recorded(ds: Any) -> Any:
+    """``ds`` read without camera images when its index records none (labels of a recording
+    without cameras or images, as ``occkit label`` writes them: docs/labels.md): the commands that
+    show frames (``show``, ``view``) then draw the occupancy alone. A dataset that records images
+    still reads them, and a missing image is still refused naming it."""
+    if getattr(ds, "load_images", False) and getattr(ds, "images_recorded", True) is False:
+        ds.load_images = False
+    return ds
+
+
 def nonempty_path(text: str) -> Any:
     """A path option's value (``pathlib.Path``): an empty one (``--out ''``) is refused, not read as ``.``
     (the current folder, which ``Path('')`` is)."""

@@ -138,9 +138,31 @@ def run(args: argparse.Namespace) -> int:
     check_options(fmt, values, class_map=args.class_map is not None)  # each refusal written once, as data
     if args.class_map is None:
         check_metric_names(fmt, metrics)  # refused before any work, never dropped from the result
+    _check_camera_mask(args, fmt)
     result = _score(args, fmt, values)
     _report(args, result)
     return 0
+
+
+def _check_camera_mask(args: argparse.Namespace, fmt: Any) -> None:
+    """Refuse scoring inside the camera mask of labels whose index records no cameras and whose first frame's
+    camera mask holds no voxel (``occkit label`` on a rig without cameras: docs/labels.md): every figure would
+    be NaN. An index without cameras whose labels hold a camera mask is scored as before."""
+    if args.mask not in ("camera", "both") or not (Path(args.gt) / "annotations.json").is_file():
+        return  # (a layout without an index of its frames records no cameras of its own: nothing to check)
+    try:
+        ds = fmt.open_split(args.gt, "all", load_images=False, load_gt=False)
+        said = getattr(ds, "records_no_cameras", None)
+        if not (callable(said) and len(ds) and said()):
+            return
+        mask = ds.label_masks(0)[1].get("camera")  # an index without cameras may still hold a camera mask
+    except Exception:  # the scoring names what the folder lacks
+        return
+    if mask is not None and not mask.any():
+        raise ValueError(
+            f"--mask {args.mask}: {args.gt} records no cameras (labels of a recording without them: their camera "
+            "mask holds no voxel); score with --mask lidar or --mask none"
+        )
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

@@ -103,10 +103,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--scenes", default=None, help="comma-separated scene names (default: every scene of the rig)")
     p.add_argument(
+        "--val-scenes",
+        default=None,
+        metavar="A,B",
+        help="comma-separated scenes written to the val split, every other scene to train (default: the splits the "
+        'recording gives, rig.json\'s "splits"; without any, every scene is in train)',
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace labels occkit label wrote earlier in --out (only its own files: a folder holding anything "
+        "else is never written into)",
+    )
+    p.add_argument(
         "--quality",
         action="store_true",
-        help="score the labels against the synthetic world's exact occupancy (DATA must be a world written by "
-        "occkit synth --sweeps): quality.json and quality.md in --out",
+        help="score the labels along each keyframe's LiDAR rays against the measured ranges (no truth needed), "
+        "and against the exact occupancy where DATA is a world occkit synth --sweeps wrote: quality.json and "
+        "quality.md in --out (docs/labels.md)",
     )
     p.add_argument("--workers", type=positive_int, default=1, help="scenes labelled in parallel processes")
     p.add_argument(
@@ -181,10 +195,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, held: Any) -> int:
     from occkit.fileio import write_json_atomic, write_text_atomic
     from occkit.formats import default_format
-    from occkit.labelgen.run import score_run, summarise
+    from occkit.labelgen.run import summarise
     from occkit.locks import locked_output
     from occkit.output_folders import check_output_folder
-    from occkit.outputs import check_writable_place, resumable_folder
+    from occkit.outputs import check_own_files, check_writable_place, resumable_folder
 
     opt = _options(args)
     fmt = default_format().name  # the layout occkit label writes (Occ3D's: its classes, grid and masks)
@@ -196,13 +210,16 @@ def _run(args: argparse.Namespace, held: Any) -> int:
         return write_rig(args.write_rig, rec, scenes, inputs={"--data": args.data})
     if args.out is None:
         raise ValueError("--out: required, the labels' folder (or --write-rig RIG to write --data as a rig folder)")
-    if args.quality:
-        _check_truth(args.data, scenes)
+    truth_lacks = _truth_lacks(args.data, scenes) if args.quality else None
+    if truth_lacks:
+        print(f"label: --quality: {truth_lacks}", flush=True)
+    split_of = _splits(args, rec, scenes)
     inputs = {"--data": args.data}
-    check_output_folder(args.out, "label", inputs=inputs)
+    check_output_folder(args.out, "label", inputs=inputs, overwrite=args.overwrite)
     check_writable_place(args.out)
     held.enter_context(locked_output(args.out, "label"))
-    check_output_folder(args.out, "label", inputs=inputs)
+    if check_output_folder(args.out, "label", inputs=inputs, overwrite=args.overwrite) == "own":
+        check_own_files(args.out, "label")  # --overwrite replaces only what label wrote: refused before any work
     source = {"reader": rec.reader, "path": str(Path(rec.source).resolve()), "options": rec.options}
     key = {"recording": source, "options": {k: getattr(opt, k) for k in opt.keys()}, "scenes": scenes}
     key["content"] = rec.content_fingerprint(scenes)  # a recording changed since a stopped run is labelled anew
@@ -210,12 +227,9 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     t0 = time.perf_counter()
     with resumable_folder(args.out, "label", key, source=str(args.data)) as (part, resumed):
         done = _label_scenes(args, part, rec, scenes, opt, fmt)
-        splits = rec.splits
-        train = [s for s in splits.get("train_split", scenes) if s in done] or [s for s in scenes if s in done]
-        val = [s for s in splits.get("val_split", []) if s in done]
         ann = {
-            "train_split": train,
-            "val_split": val,
+            "train_split": [s for s in split_of["train"] if s in done],
+            "val_split": [s for s in split_of["val"] if s in done],
             "scene_infos": {s: done[s]["infos"] for s in scenes},
             "label_config": {"preset": args.preset, **key["options"], "recording": source},
         }
@@ -226,13 +240,44 @@ def _run(args: argparse.Namespace, held: Any) -> int:
         reports = [done[s]["report"] for s in scenes]
         summary = summarise(reports)
         if args.quality:
-            quality = score_run(args.data, part, scenes, done, opt, fmt)
+            quality = _quality(args, rec, part, scenes, done, opt, fmt, truth_lacks is None)
             write_json_atomic(part / "quality.json", quality)
             write_text_atomic(part / "quality.md", _quality_md(quality, args))
             summary["quality"] = quality
         write_json_atomic(part / "report.json", {"summary": summary, "scenes": reports})
     _print_summary(args, summary, len(scenes), time.perf_counter() - t0)
+    print(f"label: {split_of['said']}", flush=True)
     return 0
+
+
+def _splits(args: argparse.Namespace, rec: Any, scenes: list[str]) -> dict[str, Any]:
+    """The labelled scenes' splits: ``--val-scenes`` (val, and every other scene train), else the
+    recording's (rig.json's ``"splits"``: its train list as given, else every scene not in val), else
+    every scene in train; ``said``: the line that tells where they come from (docs/labels.md)."""
+    if args.val_scenes is not None:
+        val = list(dict.fromkeys(s.strip() for s in args.val_scenes.split(",") if s.strip()))
+        unknown = [s for s in val if s not in scenes]
+        if unknown:
+            raise ValueError(f"--val-scenes: {unknown} are not scenes labelled here ({scenes[:5]} ...)")
+        train = [s for s in scenes if s not in val]
+        return {"train": train, "val": val, "said": f"splits (--val-scenes): {len(train)} train, {len(val)} val"}
+    given = rec.splits or {}
+    if given.get("train_split") or given.get("val_split"):
+        val = [s for s in given.get("val_split", []) if s in scenes]
+        train = [s for s in given.get("train_split") or scenes if s in scenes and s not in val]
+        rest = len(scenes) - len(train) - len(val)
+        return {
+            "train": train,
+            "val": val,
+            "said": f"splits (the recording's): {len(train)} train, {len(val)} val"
+            + (f", {rest} in neither (in split all only)" if rest else ""),
+        }
+    return {
+        "train": list(scenes),
+        "val": [],
+        "said": f"splits: every scene ({len(scenes)}) is in train, none in val: choose val with --val-scenes A,B "
+        'or rig.json\'s "splits": {"train": [...], "val": [...]} (docs/labels.md)',
+    }
 
 
 def _scenes(args: argparse.Namespace, rec: Any, needs_boxes: bool = False) -> list[str]:
@@ -262,17 +307,47 @@ def _scenes(args: argparse.Namespace, rec: Any, needs_boxes: bool = False) -> li
     return scenes
 
 
-def _check_truth(data: Path, scenes: list[str]) -> None:
-    """Refuse ``--quality`` on a dataset that holds no exact occupancy of some of the scenes."""
+def _truth_lacks(data: Path, scenes: list[str]) -> str | None:
+    """None when ``data`` holds the exact occupancy of every scene (a world ``occkit synth --sweeps``
+    wrote); else the line that says what scoring against truth needs and what is scored instead."""
     from occkit.labelgen.truth import WorldTruth
 
-    truth = WorldTruth(data)
+    instead = "the labels are scored against the LiDAR's own ranges instead (ray consistency; docs/labels.md)"
+    if not (Path(data) / "annotations.json").is_file():
+        return (
+            f"{data} holds no truth to score against (a world occkit synth --sweeps K writes: annotations.json "
+            f"with gts/ and extras/<scene>/sweeps.json): {instead}"
+        )
+    try:
+        truth = WorldTruth(data)
+    except ValueError as e:
+        return f"{e}: {instead}"
     lacking = [s for s in scenes if not truth.has(s)]
     if lacking:
-        raise ValueError(
-            f"--quality: {data} holds no truth for scenes {lacking[:3]} (extras/<scene>/sweeps.json): "
-            "only a synthetic world written by occkit synth --sweeps K can be scored"
-        )
+        return f"{data} holds no truth for scenes {lacking[:3]} (extras/<scene>/sweeps.json): {instead}"
+    return None
+
+
+def _quality(
+    args: argparse.Namespace, rec: Any, part: Path, scenes: list[str], done: Any, opt: Any, fmt: str, truth: bool
+) -> dict[str, Any]:
+    """``--quality``'s figures: against the synthetic world's truth where ``truth`` (scored_against
+    "truth"), and always the labels along each keyframe's LiDAR rays (``rays``; docs/labels.md)."""
+    from occkit.formats import get_format
+    from occkit.labelgen.consistency import score_labelled
+    from occkit.labelgen.run import score_run
+
+    out: dict[str, Any] = score_run(args.data, part, scenes, done, opt, fmt) if truth else {}
+    out["scored_against"] = "truth and lidar rays" if truth else "lidar rays"
+    f = get_format(fmt)
+    infos = {s: done[s]["infos"] for s in scenes}
+    out["rays"] = score_labelled(rec, part, infos, scenes, f.grid, f.classes.free)
+    if truth:  # the exact occupancy along the same rays: what voxels alone cost (grazing rays enter early)
+        from occkit.labelgen.truth import WorldTruth
+
+        exact = score_labelled(rec, args.data, WorldTruth(args.data).infos, scenes, f.grid, f.classes.free)
+        out["rays_exact"] = {k: v for k, v in exact.items() if k != "per_keyframe"}
+    return out
 
 
 def _labelled_scenes(part: Path, scenes: list[str]) -> dict[str, dict[str, Any]]:
@@ -364,6 +439,13 @@ def _print_summary(args: argparse.Namespace, summary: dict[str, Any], n_scenes: 
     )
     if args.quality:
         q = summary["quality"]
+        r = q["rays"]
+        if not r["stopped_percent"]:  # no return inside the grid, or none that stops: no figures to say
+            print(f"label: quality along the LiDAR rays: no ray of {r['rays']} stops in the labels", flush=True)
+        else:
+            _print_rays(q, r)
+    if args.quality and "occupied_iou_observable" in summary["quality"]:
+        q = summary["quality"]
         print(
             f"label: quality: occupied IoU {q['occupied_iou_observable']:.2f} inside the observable region "
             f"({q['occupied_iou_overall']:.2f} overall), semantic mIoU {q['semantic_miou_camera_mask']:.2f}, "
@@ -373,10 +455,42 @@ def _print_summary(args: argparse.Namespace, summary: dict[str, Any], n_scenes: 
         )
 
 
+def _print_rays(q: dict[str, Any], r: dict[str, Any]) -> None:
+    """The line of ``--quality``'s figures along the LiDAR rays."""
+    print(
+        f"label: quality along the LiDAR rays: {r['agree_percent']:.1f} % of {r['rays']} returns agree, "
+        f"{r['false_free_percent']:.1f} % false free, {r['false_occupied_percent']:.1f} % false occupied; "
+        f"range error median {r['range_error_median_abs_m']:.2f} m, mean {r['range_error_mean_abs_m']:.2f} m "
+        "(absolute; quality.md)"
+        + (f"; the exact occupancy: {q['rays_exact']['agree_percent']:.1f} % agree" if "rays_exact" in q else ""),
+        flush=True,
+    )
+
+
 def _quality_md(q: dict[str, Any], args: argparse.Namespace) -> str:
-    rows = "\n".join(f"| {k} | {v} |" for k, v in q.items())
-    return (
-        f"# Label quality against the exact occupancy\n\n`occkit label --data {args.data} --preset {args.preset}"
-        f"{''.join(' --set ' + s for s in args.set)} --quality` ({q['keyframes']} keyframes; percent; definitions in "
-        f"docs/labels.md)\n\n| figure | value |\n|---|---|\n{rows}\n"
+    sets = "".join(" --set " + s for s in args.set)
+    cmd = f"`occkit label --data {args.data} --preset {args.preset}{sets} --quality`"
+    text = ""
+    truth = {k: v for k, v in q.items() if k not in ("rays", "rays_exact", "scored_against")}
+    if truth:
+        rows = "\n".join(f"| {k} | {v} |" for k, v in truth.items())
+        text += (
+            f"# Label quality against the exact occupancy\n\n{cmd} ({q['keyframes']} keyframes; percent; definitions "
+            f"in docs/labels.md)\n\n| figure | value |\n|---|---|\n{rows}\n\n"
+        )
+    r = q["rays"]
+    rows = "\n".join(f"| {k} | {v} |" for k, v in r.items() if k != "per_keyframe")
+    if "rays_exact" in q:
+        rows += "".join(f"\n| exact occupancy: {k} | {v} |" for k, v in q["rays_exact"].items())
+    per = "\n".join(
+        f"| {k['scene']} | {k['token']} | {k['rays']} | {k['agree_percent']} | {k['false_free_percent']} | "
+        f"{k['false_occupied_percent']} | {k['range_error_median_abs_m']} | {k['range_error_mean_abs_m']} |"
+        for k in r["per_keyframe"]
+    )
+    return text + (
+        f"# Label quality along the LiDAR rays (no truth needed)\n\n{cmd} ({r['keyframes']} keyframes: each return "
+        "of a keyframe's own sweep against the labels' first occupied voxel on its ray; percent of the returns, "
+        'metres; definitions in docs/labels.md, "Quality without truth")\n\n| figure | value |\n|---|---|\n'
+        f"{rows}\n\n| scene | token | returns | agree % | false free % | false occupied % | median abs error m | "
+        f"mean abs error m |\n|---|---|---|---|---|---|---|---|\n{per}\n"
     )

@@ -65,7 +65,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def default_mask(sample) -> str:
     """``--mask`` when none is given: the camera mask where the frame has one (what the official
-    Occ3D metric and ``occkit demo``'s pictures score), else none."""
+    Occ3D metric and ``occkit demo``'s pictures score); the LiDAR mask where the camera mask is
+    empty and the LiDAR mask is not (labels of a rig without cameras: docs/labels.md); else none."""
+    if sample.mask_camera is not None and bool(sample.mask_camera.any()):
+        return "camera"
+    if sample.mask_camera is not None and sample.mask_lidar is not None and bool(sample.mask_lidar.any()):
+        return "lidar"
     return "camera" if sample.mask_camera is not None else "none"
 
 
@@ -97,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.panel_height < 16:
         raise ValueError(f"--panel-height must be at least 16, got {args.panel_height}")
-    from occkit.commands.checks import default_split
+    from occkit.commands.checks import default_split, images_where_recorded
 
     args.split = default_split(args.split, args.pred)
     fmt = _format_of_folder(args.root)
@@ -107,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{args.root}: {fmt.display_name} (format {fmt.name}) has no free class, which show draws as empty space"
         )
-    ds = fmt.open_split(args.root, args.split, load_extras=True)
+    ds = images_where_recorded(fmt.open_split(args.root, args.split, load_extras=True))
     if args.list:
         _list_frames(ds)
         return 0
@@ -189,7 +194,9 @@ def _frame(fmt: DatasetFormat, ds, args: argparse.Namespace, token: str, with_pr
     except FileNotFoundError:
         if not with_pred:
             raise
-    ds = fmt.open_split(args.root, args.split, load_gt=False, load_extras=True)
+    from occkit.commands.checks import images_where_recorded
+
+    ds = images_where_recorded(fmt.open_split(args.root, args.split, load_gt=False, load_extras=True))
     return ds[ds.index_of(token)]
 
 

@@ -37,6 +37,8 @@ def first_frame_cameras(fmt: Any, root: Path, split: str, ds: Any) -> tuple[tupl
     recorded = getattr(ds, "cameras_recorded", None)
     cameras = tuple(recorded()) if callable(recorded) and fmt.cameras is None else None
     images = fmt.open(root, split, OpenOptions(cameras=cameras or None, load_gt=False, load_extras=False))
+    if getattr(images, "images_recorded", True) is False:  # labels of a recording without images: no size
+        return None, tuple(getattr(images, "cameras", ()))
     if len(images) == 0:  # labels without sensor files (SemanticKITTI lists a frame by its scan without labels)
         raise ValueError(
             f"{root}: the split {split!r} has {len(ds)} labelled frame(s) but no frame with its sensor files "

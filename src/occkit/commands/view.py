@@ -207,10 +207,10 @@ class _Shown:
 def _frames_shown(args: argparse.Namespace, fmt: Any) -> _Shown:
     """The frames of ``--split`` (of ``--scene``; from ``--token``; ``--frames`` of them, 10 for
     ``--html``), read with their ground truth where the first has one."""
-    from occkit.commands.checks import default_split
+    from occkit.commands.checks import default_split, images_where_recorded
 
     args.split = default_split(args.split, args.pred)
-    ds = fmt.open_split(args.data, args.split, load_extras=True)
+    ds = images_where_recorded(fmt.open_split(args.data, args.split, load_extras=True))
     refs = [f for f in ds.frames if args.scene is None or f.scene == args.scene]
     if args.scene is not None and not refs:
         scenes = list(dict.fromkeys(f.scene for f in ds.frames))
@@ -238,7 +238,7 @@ def _frames_shown(args: argparse.Namespace, fmt: Any) -> _Shown:
         has_gt, gt_missing = True, ""
     except FileNotFoundError as e:  # a test split without labels: predictions alone
         has_gt, gt_missing = False, str(e)
-        ds = fmt.open_split(args.data, args.split, load_gt=False, load_extras=True)
+        ds = images_where_recorded(fmt.open_split(args.data, args.split, load_gt=False, load_extras=True))
     return _Shown(ds, refs, start, has_gt, gt_missing)
 
 

@@ -248,6 +248,8 @@ class Occ3DDataset(torch.utils.data.Dataset):
                 self.frames.append(FrameRef(scene, token, i))
         self._index = {f.token: i for i, f in enumerate(self.frames)}
         self.grid: Grid = self.layout_grid()
+        if cameras is None and self.frames and self.records_no_cameras():
+            self.cameras = ()  # labels of a rig without cameras (occkit label): occupancy alone
         if cameras and self.frames:  # a camera the data lack is the setting's fault, not annotations.json's
             have = self.cameras_recorded()
             bad = [c for c in self.cameras if c not in have]
@@ -269,6 +271,30 @@ class Occ3DDataset(torch.utils.data.Dataset):
             return ()
         first = self.scene_infos[self.frames[0].scene][self.frames[0].token]
         return tuple((first.get("camera_sensor") or {}) if isinstance(first, dict) else {})
+
+    def records_no_cameras(self) -> bool:
+        """Whether the index says the data have no cameras: every frame's ``camera_sensor`` is
+        present and empty (``occkit label`` on a rig without cameras writes it so; docs/labels.md).
+        A frame that lacks ``camera_sensor`` says nothing: reading its cameras then names it."""
+        return all(
+            isinstance(info, dict) and info.get("camera_sensor", None) == {}
+            for infos in self.scene_infos.values()
+            if isinstance(infos, dict)
+            for info in infos.values()
+        )
+
+    @property
+    def images_recorded(self) -> bool:
+        """Whether the frames have camera images to read: cameras, and a non-empty ``img_path`` for
+        each in the first frame (``occkit label`` on a rig with cameras but no images writes them
+        empty). False: readers that can do without images (``occkit show``, ``view``, ``stats``)
+        read the frames with ``load_images`` off; a reader that asks for images is told which
+        frame and camera record none."""
+        if not self.cameras or not self.frames:
+            return False
+        first = self.scene_infos[self.frames[0].scene].get(self.frames[0].token)
+        sensors = (first.get("camera_sensor") or {}) if isinstance(first, dict) else {}
+        return all(isinstance(sensors.get(c), dict) and sensors[c].get("img_path", None) != "" for c in self.cameras)
 
     def scene_tokens(self, scene: str) -> list[str]:
         """Tokens of a scene in temporal order (by timestamp)."""
@@ -308,6 +334,11 @@ class Occ3DDataset(torch.utils.data.Dataset):
     def image_path(self, token: str, cam: str) -> Path:
         info = self.info(token)
         rel = self._field(info, ("camera_sensor", cam, "img_path"), token, cam)
+        if rel == "":
+            raise FileNotFoundError(
+                f"{self._where(token, cam)}: no image recorded ('img_path' is empty: labels of a recording without "
+                "camera images, which open without images in occkit show, view, stats, eval and convert)"
+            )
         p = Path(rel)
         if p.is_absolute():
             return p
@@ -450,7 +481,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
         """The frame's decoded files, checked: ``images`` (list of ``(H, W, 3)`` uint8),
         ``labels`` (dict, with ``load_gt``), ``lidar`` and ``cams`` (extras, when present)."""
         raw: dict[str, Any] = {}
-        if self.load_images:
+        if self.load_images and self.cameras:
             imgs = [load_image(self.image_path(token, c)) for c in self.cameras]
             shapes = {im.shape for im in imgs}
             if len(shapes) != 1:
@@ -490,10 +521,11 @@ class Occ3DDataset(torch.utils.data.Dataset):
         f = self.frames[i]
         token = f.token
         info = self.info(token)
-        Ks = torch.stack([self.intrinsics(token, c) for c in self.cameras]).float()
-        Ts = torch.stack([self.T_ego_from_cam(token, c) for c in self.cameras]).float()
+        Ks = torch.stack([self.intrinsics(token, c) for c in self.cameras] or [torch.eye(3)])[: len(self.cameras)]
+        Ts = torch.stack([self.T_ego_from_cam(token, c) for c in self.cameras] or [torch.eye(4)])[: len(self.cameras)]
+        Ks, Ts = Ks.float(), Ts.float()
         raw = self._files(token)
-        if self.load_images:
+        if self.load_images and self.cameras:
             for c, K, im in zip(self.cameras, Ks, raw["images"]):
                 check_image_fits_intrinsics(
                     K,
@@ -549,7 +581,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
                 raise ValueError(f"{lidar_path}: 'labels' has {len(z['labels'])} entries for {len(pts)} points")
             out["lidar"] = {"points": pts, "labels": z["labels"]}
         cam_files = [d / f"{c}.npz" for c in self.cameras]
-        if all(p.exists() for p in cam_files):
+        if cam_files and all(p.exists() for p in cam_files):
             maps = [load_npz(p, keys=("depth", "semantics", "instance")) for p in cam_files]
             H, W = maps[0]["depth"].shape
             for p, m in zip(cam_files, maps):

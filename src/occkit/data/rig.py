@@ -9,7 +9,8 @@ Layout (every pose nuScenes-style: ``{"translation": [x, y, z], "rotation": [w, 
          "lidars": {"LIDAR_TOP": <pose: T_ego_from_lidar>},
          "cameras": {"CAM_FRONT": {<pose: T_ego_from_cam, OpenCV axes>,
                                    "intrinsic": [[3x3]], "image_size": [H, W]}},   # optional
-         "scenes": ["scene-0000", ...]}
+         "scenes": ["scene-0000", ...],
+         "splits": {"train": [scenes], "val": [scenes]}}               # optional; a scene in one at most
     <rig>/<scene>/sweeps.json
         {"sweeps": [{"token", "timestamp" (microseconds, increasing), "sensor" (a LiDAR id),
                      "ego_pose": <pose: T_global_from_ego>, "keyframe": bool,
@@ -127,7 +128,8 @@ def _token(v: Any, where: str) -> str:
 
 def read_rig_meta(folder: str | os.PathLike) -> dict[str, Any]:
     """``rig.json`` checked: format and version, classes, ego box, LiDARs and cameras as matrices.
-    Returns ``{"classes", "ego_size", "ego_center", "lidars", "cameras", "scenes", "folder"}``."""
+    Returns ``{"classes", "ego_size", "ego_center", "lidars", "cameras", "scenes", "splits", "folder"}``
+    (``splits``: ``{"train": [...], "val": [...]}`` as ``rig.json`` gives them, checked; ``{}`` without)."""
     root = Path(folder)
     f = root / "rig.json"
     meta = read_json(f)
@@ -151,6 +153,7 @@ def read_rig_meta(folder: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{f}: scenes: {twice} listed more than once (each scene would be labelled twice)")
     for s in scenes:
         _under(root, s, f"{f}: scenes")
+    splits = _rig_splits(meta.get("splits"), scenes, f)
     return {
         "classes": tuple(classes),
         "ego_size": size,
@@ -158,8 +161,33 @@ def read_rig_meta(folder: str | os.PathLike) -> dict[str, Any]:
         "lidars": lidars,
         "cameras": cameras,
         "scenes": list(scenes),
+        "splits": splits,
         "folder": root,
     }
+
+
+def _rig_splits(splits: Any, scenes: list[str], f: Path) -> dict[str, list[str]]:
+    """``rig.json``'s optional ``"splits": {"train": [...], "val": [...]}``, checked: each a list of
+    the rig's scenes, no scene in both (``{}`` when not given)."""
+    if splits is None:
+        return {}
+    if not isinstance(splits, dict):
+        raise ValueError(f"{f}: splits must be {{'train': [scenes], 'val': [scenes]}}, got {type(splits).__name__}")
+    unknown = sorted(set(splits) - {"train", "val"})
+    if unknown:
+        raise ValueError(f"{f}: splits: unknown split {unknown[0]!r} (the splits are train and val)")
+    out: dict[str, list[str]] = {}
+    for name, listed in splits.items():
+        if not isinstance(listed, list) or not all(isinstance(s, str) for s in listed):
+            raise ValueError(f"{f}: splits.{name} must be a list of scene names")
+        bad = [s for s in listed if s not in scenes]
+        if bad:
+            raise ValueError(f"{f}: splits.{name}: {bad[:3]} are not scenes of the rig (its scenes: {scenes[:5]} ...)")
+        out[name] = list(dict.fromkeys(listed))
+    both = [s for s in out.get("train", []) if s in out.get("val", [])]
+    if both:
+        raise ValueError(f"{f}: splits: {both[:3]} are in both train and val (a scene is in one split)")
+    return out
 
 
 def _check_rig_format(meta: Any, f: Path) -> None:

@@ -98,7 +98,7 @@ def read_frame(dataset: Any, i: int, options: dict[str, Any], masks: tuple[str, 
     for cam in dataset.cameras:
         try:
             sensor_files[cam] = dataset.image_path(token, cam)
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, FileNotFoundError):  # FileNotFoundError: the index records no image
             continue
     lidar = (record.get("lidar_sensor") or {}).get("filename")
     if lidar and (dataset.root / str(lidar)).is_file():
@@ -232,12 +232,22 @@ def finish(
         top.setdefault(f"{name}_split", [])
     write_json_atomic(out / "annotations.json", {**top, "scene_infos": scene_infos})
     notes = []
-    lacking = sum(not any(k != "lidar" for k in f.sensor_files) for f in frames)
+    unrecorded = sum(_records_no_images(f.record) for f in frames)
+    lacking = sum(not any(k != "lidar" for k in f.sensor_files) and not _records_no_images(f.record) for f in frames)
     if lacking:
         notes.append(f"{lacking} frame(s) have no camera images in the source: supply them at their img_path")
+    if unrecorded:
+        notes.append(f"{unrecorded} frame(s) record no cameras or camera images (labels of a recording without them)")
     if (Path(options["source_root"]) / "extras").is_dir():
         notes.append("the synthetic extras (extras/) are not carried: they are in the source's frame and grid")
     return notes
+
+
+def _records_no_images(record: dict[str, Any]) -> bool:
+    """Whether a frame's index entry records no camera image: no cameras (``camera_sensor`` empty) or
+    every ``img_path`` empty (labels of a recording without images, as ``occkit label`` writes them)."""
+    cams = record.get("camera_sensor")
+    return isinstance(cams, dict) and all(isinstance(c, dict) and c.get("img_path") == "" for c in cams.values())
 
 
 def _writer(files: Any, write: Any, label_key: str | None, masks: tuple[str, ...]) -> LabelWriter:

@@ -64,7 +64,7 @@ def _open(path: Path, options: Mapping[str, Any]) -> Recording:
         )
     meta = read_rig_meta(rig)
     images, splits, samples = _dataset_beside(rig)
-    splits = {**splits, **meta.get("splits", {})}
+    splits = {**splits, **{f"{k}_split": v for k, v in meta.get("splits", {}).items()}}  # rig.json's win
     return Recording(
         reader="rig",
         source=path,

@@ -13,8 +13,9 @@ Two steps per scene:
    (standard deviation ``odometry_sigma``) and a prior per sweep at its recorded pose (``prior_sigma``: by
    default estimated from how far the recorded steps disagree with the odometry's, so that exact poses are
    kept and noisy ones follow the registration), solved by sparse nonlinear least squares (scipy). The
-   refined trajectory keeps the recorded poses' frame and their absence of long-term drift, and takes its
-   shape from the registration.
+   refined trajectory keeps the recorded poses' frame, and takes its shape from the registration. A
+   horizontal drift of the recorded positions against the odometry's, fast enough to be the recording's
+   (``min_drift``), is taken out of them first (:func:`recorded_drift`).
 
 Each sweep's correction (metres, degrees) is reported. :func:`fuse_poses` is pure and tested by hand.
 """
@@ -60,6 +61,12 @@ class PoseRefinement:
     a registration drifts in rotation first)."""
     min_prior_sigma: float = 0.01
     """Metres: the estimate of :attr:`prior_sigma` is at least this."""
+    min_drift: float = 0.05
+    """Metres per second: a horizontal drift of the recorded poses against the odometry at least this fast, and
+    adding up to at least :attr:`min_drift_total` over the scene, is taken out of the recorded poses before the
+    fusion (:func:`recorded_drift`); slower, it is the odometry's own error as much as the recording's."""
+    min_drift_total: float = 0.1
+    """Metres: see :attr:`min_drift`."""
 
 
 def _rotvec(R: np.ndarray) -> np.ndarray:
@@ -136,6 +143,25 @@ def fuse_poses(
         active &= ~jump
         d = _solve(P, edges, w_p, w_o, active)
     return [P[i] @ _exp(d[i]) for i in range(n)], np.nonzero(~active)[0].tolist()
+
+
+def recorded_drift(
+    priors: list[np.ndarray], edges: list[tuple[int, int, np.ndarray]], times: np.ndarray
+) -> np.ndarray | None:
+    """The horizontal velocity ``(3,)`` (z 0) at which the recorded positions slide away from the odometry's
+    (the steps chained from the first sweep), by a least-squares line through their differences against time;
+    None unless the steps chain every sweep (a scene with a gap is not estimated)."""
+    n = len(priors)
+    if n < 3 or [(i, j) for i, j, _ in edges] != [(k, k + 1) for k in range(n - 1)]:
+        return None
+    X = [np.asarray(priors[0], np.float64)]
+    for _, _, z in edges:
+        X.append(X[-1] @ z)
+    diff = np.array([p[:3, 3] - x[:3, 3] for p, x in zip(priors, X)])
+    t = np.asarray(times, np.float64) - float(np.mean(times))
+    A = np.c_[np.ones(n), t]
+    coef = np.linalg.lstsq(A, diff[:, :2], rcond=None)[0]
+    return np.array([coef[1, 0], coef[1, 1], 0.0])
 
 
 def _solve(
@@ -246,6 +272,15 @@ def refine_record_poses(
     ref = ref or PoseRefinement()
     edges, problems = lidar_odometry(rec, ref, ego_margin)
     priors = [s.T_global_from_ego for s in rec.sweeps]
+    times = np.array([s.timestamp * 1e-6 for s in rec.sweeps])
+    drift = recorded_drift(priors, edges, times)
+    span = float(times.max() - times.min()) if len(times) else 0.0
+    taken = drift is not None and (
+        np.linalg.norm(drift) >= ref.min_drift and np.linalg.norm(drift) * span >= ref.min_drift_total
+    )
+    if taken:  # the recording's drift taken out of its poses, about the scene's middle time
+        tau = times - times.mean()
+        priors = [_shifted(p, -drift * tk) for p, tk in zip(priors, tau)]
     sigma = ref.prior_sigma
     if sigma is None:
         sigma = prior_sigma_from_steps(priors, edges, ref.odometry_sigma, ref.min_prior_sigma)
@@ -258,7 +293,8 @@ def refine_record_poses(
             f"sweep {rec.sweeps[i].token}: recorded pose {off:.2f} m from where its steps place it: taken as a jump"
         )
     sweeps, corr_m, corr_deg = [], [], []
-    for s, P, X in zip(rec.sweeps, priors, fused):
+    for s, X in zip(rec.sweeps, fused):
+        P = s.T_global_from_ego
         dev = np.linalg.inv(P) @ X
         corr_m.append(float(np.linalg.norm(X[:3, 3] - P[:3, 3])))
         corr_deg.append(math.degrees(float(np.linalg.norm(_rotvec(dev[:3, :3])))))
@@ -267,12 +303,20 @@ def refine_record_poses(
         "sweeps": len(rec.sweeps),
         "odometry_edges": len(edges),
         "prior_sigma_m": _r(sigma),
+        "drift_m_per_s": None if drift is None else [_r(v) for v in drift[:2]],
+        "drift_taken_out": bool(taken),
         "correction_m": {"mean": _r(np.mean(corr_m)), "max": _r(np.max(corr_m))},
         "correction_deg": {"mean": _r(np.mean(corr_deg)), "max": _r(np.max(corr_deg))},
         "per_sweep": {s.token: [_r(m), _r(a)] for s, m, a in zip(rec.sweeps, corr_m, corr_deg)},
         "problems": problems,
     }
     return replace(rec, sweeps=sweeps), report
+
+
+def _shifted(T: np.ndarray, dt: np.ndarray) -> np.ndarray:
+    out = np.array(T, dtype=np.float64)
+    out[:3, 3] += dt
+    return out
 
 
 def _r(v: float) -> float:

@@ -609,8 +609,21 @@ def _write_occ3d_index(data: Path, out: Path, scenes: list[str]) -> None:
                 p = Path(cam["img_path"])
                 if not p.is_absolute():
                     cam["img_path"] = str(data / cam["img_path"].removeprefix("./"))
-    for key in ("train_split", "val_split"):
-        if key in ann:
-            ann[key] = [s for s in ann[key] if s in scenes]
-    ann["pseudolabel"] = {"record": RECORD_FILE}
-    write_json_atomic(out / "annotations.json", ann)
+    from occkit.data.occ3d import write_occ3d_index
+
+    keys = list(ann)
+    first = next((i for i, k in enumerate(keys) if k == "scene_infos" or k.endswith("_split")), len(keys))
+    splits = {
+        k.removesuffix("_split"): [s for s in ann[k] if s in scenes] if k in ("train_split", "val_split") else ann[k]
+        for k in keys
+        if k.endswith("_split")
+    }
+    rest = {k: ann[k] for k in keys[first:] if k != "scene_infos" and not k.endswith("_split")}
+    write_occ3d_index(
+        out / "annotations.json",
+        ann["scene_infos"],
+        splits,
+        head={k: ann[k] for k in keys[:first]},
+        tail={**rest, "pseudolabel": {"record": RECORD_FILE}},
+        always=(),
+    )

@@ -83,6 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="local",
         help="local processes, or Ray tasks over scenes (a cluster's RAY_ADDRESS; --out on a shared file system)",
     )
+    add_output_arguments(p)
     groups: dict[str, Any] = {}
     for reader, opt in reader_options():
         g = groups.get(reader.name)
@@ -91,6 +92,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         g.add_argument(
             opt.flag, type=opt.type, default=opt.default, metavar=opt.metavar, choices=opt.choices, help=opt.help
         )
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """``--to``, ``--class-map``, ``--grid``: the output's format, classes and grid (docs/labels.md,
+    "Classes, grid and output format")."""
+    from occkit import help_registries
+
+    help_registries.use(p)
+    p.add_argument(
+        "--to",
+        default=None,
+        metavar="FORMAT",
+        help="the output format, on its own grid and frame, written by its own label writer: {writable_formats} "
+        "(default: occkit's default format)",
+    )
+    p.add_argument(
+        "--class-map",
+        default=None,
+        metavar="FILE",
+        help="a class map (occkit convert's YAML) from the recording's classes (from: rig) to the output "
+        "format's (to: FORMAT); every recording class mapped or dropped. Default: the recording's class names "
+        "must all be names of the output's classes (any order)",
+    )
+    p.add_argument(
+        "--grid",
+        default=None,
+        metavar="GRID",
+        help="another grid in Occ3D's layout: VOXEL (metres, Occ3D's range: --grid 0.2) or "
+        "'VOXEL XMIN YMIN ZMIN XMAX YMAX ZMAX' (metres, ego frame); stated in annotations.json",
+    )
+
+
+def plan_output(args: argparse.Namespace, rec: Any) -> Any:
+    """The output (:class:`occkit.labelgen.output.LabelTarget`) of ``--to``, ``--class-map`` and ``--grid`` for
+    the recording's classes, checked before anything is written."""
+    from occkit.labelgen.output import plan_target
+
+    return plan_target(args.to, args.class_map, args.grid, tuple(rec.classes))
 
 
 def _options(args: argparse.Namespace):
@@ -143,15 +182,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, held: Any) -> int:
     from occkit.fileio import write_json_atomic, write_text_atomic
-    from occkit.formats import default_format
-    from occkit.labelgen.run import score_run, summarise
+    from occkit.labelgen.run import finish_output, score_run, summarise
     from occkit.locks import locked_output
     from occkit.output_folders import check_output_folder
     from occkit.outputs import check_writable_place, resumable_folder
 
     opt = _options(args)
-    fmt = default_format().name  # the layout occkit label writes (Occ3D's: its classes, grid and masks)
     rec = _open_recording(args)  # the recording's tables checked before any folder is made
+    target = plan_output(args, rec)
     scenes = _scenes(args, rec)
     if args.quality:
         _check_truth(args.data, scenes)
@@ -162,32 +200,30 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     check_output_folder(args.out, "label", inputs=inputs)
     source = {"reader": rec.reader, "path": str(Path(rec.source).resolve()), "options": rec.options}
     key = {"recording": source, "options": {k: getattr(opt, k) for k in opt.keys()}, "scenes": scenes}
+    key["output"] = target.record()
     key = json.loads(json.dumps(key))
     t0 = time.perf_counter()
     with resumable_folder(args.out, "label", key, source=str(args.data)) as (part, resumed):
-        done = _label_scenes(args, part, rec, scenes, opt, fmt)
+        done = _label_scenes(args, part, rec, scenes, opt, target)
         splits = rec.splits
         train = [s for s in splits.get("train_split", scenes) if s in done] or [s for s in scenes if s in done]
         val = [s for s in splits.get("val_split", []) if s in done]
-        ann = {
-            "train_split": train,
-            "val_split": val,
-            "scene_infos": {s: done[s]["infos"] for s in scenes},
-            "label_config": {"preset": args.preset, **key["options"], "recording": source},
-        }
-        write_json_atomic(part / "annotations.json", ann)
-        for name, folder in rec.image_links.items():
-            if rec.images and Path(folder).is_dir() and not (part / name).exists():
-                os.symlink(Path(folder).resolve(), part / name)
+        config = {"preset": args.preset, **key["options"], "recording": source, "output": key["output"]}
+        notes = finish_output(part, target, done, scenes, {"train": train, "val": val}, {"label_config": config})
+        if (part / "annotations.json").is_file():  # the index's camera image paths resolve in the output
+            for name, folder in rec.image_links.items():
+                if rec.images and Path(folder).is_dir() and not (part / name).exists():
+                    os.symlink(Path(folder).resolve(), part / name)
         reports = [done[s]["report"] for s in scenes]
         summary = summarise(reports)
         if args.quality:
-            quality = score_run(args.data, part, scenes, done, opt, fmt)
+            quality = score_run(args.data, part, scenes, done, opt, target)
             write_json_atomic(part / "quality.json", quality)
             write_text_atomic(part / "quality.md", _quality_md(quality, args))
             summary["quality"] = quality
         write_json_atomic(part / "report.json", {"summary": summary, "scenes": reports})
     _print_summary(args, summary, len(scenes), time.perf_counter() - t0)
+    _print_output(target, notes)
     return 0
 
 
@@ -237,7 +273,7 @@ def _labelled_scenes(part: Path, scenes: list[str]) -> dict[str, dict[str, Any]]
 
 
 def _label_scenes(
-    args: argparse.Namespace, part: Path, rec: Any, scenes: list[str], opt: Any, fmt: str
+    args: argparse.Namespace, part: Path, rec: Any, scenes: list[str], opt: Any, target: Any
 ) -> dict[str, dict[str, Any]]:
     """Label the scenes a stopped run did not finish, saying each one's figures; the records of all."""
     from occkit.labelgen.run import launch
@@ -247,7 +283,7 @@ def _label_scenes(
         print(f"label: resuming: {len(done)} of {len(scenes)} scenes already labelled", flush=True)
     recording = {"reader": rec.reader, "source": str(rec.source), "options": rec.options}
     todo = [
-        {"part": str(part), "recording": recording, "scene": s, "options": opt, "images": rec.images, "format": fmt}
+        {"part": str(part), "recording": recording, "scene": s, "options": opt, "images": rec.images, "target": target}
         for s in scenes
         if s not in done
     ]
@@ -265,7 +301,19 @@ def _label_scenes(
             + "".join(f"; {m}" for m in rep["missing"]),
             flush=True,
         )
+        for w in rep.get("warnings", []):
+            print(f"label: warning: {w}", flush=True)
     return done
+
+
+def _print_output(target: Any, notes: list[str]) -> None:
+    """Say the output's format, grid and frame, and what its writer says the user must supply."""
+    g = target.grid
+    print(
+        f"label: written as {target.format}: {'x'.join(map(str, g.shape))} voxels of {g.voxel_size[0]:g} m in the "
+        f"{target.frame} frame" + "".join(f"; {n}" for n in notes if "camera images" not in n),
+        flush=True,
+    )
 
 
 def _print_summary(args: argparse.Namespace, summary: dict[str, Any], n_scenes: int, dt: float) -> None:

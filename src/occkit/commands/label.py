@@ -3,10 +3,12 @@
 
 ``D`` is a recording of any kind a reader of :mod:`occkit.data.recordings` takes (a rig folder
 ``rig.json`` or a dataset that holds one at ``D/rig``, as ``occkit synth --sweeps K`` writes it; the
-other readers: ``occkit label --help``). ``L`` is written in Occ3D's layout (``gts/<scene>/<token>/labels.npz``
-with ``semantics``, ``mask_lidar``, ``mask_camera``, and ``annotations.json``), so it reads as an
-``occ3d`` dataset. Scenes are finished one at a time and kept: a stopped run resumes with the
-scenes it lacks. ``--quality`` scores the labels against a synthetic world's exact occupancy.
+other readers: ``occkit label --help``). ``L`` is written by the label writer of the format ``--to`` names
+(default Occ3D's: ``gts/<scene>/<token>/labels.npz`` with ``semantics``, ``mask_lidar``, ``mask_camera``, and
+``annotations.json``) on its grid and in its classes (``--class-map``, ``--grid``; docs/labels.md, "Classes,
+grid and output format"), so it reads as a dataset of that format. Scenes are finished one at a time and
+kept: a stopped run resumes with the scenes it lacks. ``--quality`` scores the labels against a synthetic
+world's exact occupancy.
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="which reader opens --data (default: the one that recognises it): "
         + "; ".join(f"{r.name}: {r.description}" for r in readers().values()),
     )
-    p.add_argument("--out", type=Path, required=True, help="output folder: labels in Occ3D's layout, report.json")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder: labels in --to's layout (Occ3D's by default), report.json",
+    )
     p.add_argument(
         "--preset",
         choices=tuple(PRESETS),

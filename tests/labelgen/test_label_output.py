@@ -324,3 +324,18 @@ def test_a_rig_with_its_origin_at_the_lidar_is_warned_about_once_per_scene(world
     assert len(warned) == 1 and SCENE in warned[0] and "LiDAR's height" in warned[0]
     base = json.loads((occ3d_labels / "report.json").read_text())
     assert not any(s.get("warnings") for s in base["scenes"])  # the world's own rig: no warning
+
+
+def test_an_occ3d_index_read_back_into_its_parts_is_written_again_byte_for_byte(world, tmp_path):
+    """The one writer of Occ3D's index (occkit.data.occ3d.write_occ3d_index): the world's own
+    annotations.json (synth wrote it through that writer) split into its parts and written again."""
+    from occkit.data.occ3d import index_parts, write_occ3d_index
+
+    ann = json.loads((world / "annotations.json").read_text())
+    assert list(ann)[:3] == ["train_split", "val_split", "scene_infos"]
+    head, splits, infos, tail = index_parts(ann)
+    assert head == {} and list(splits) == ["train", "val"] and "synth_config" in tail
+    write_occ3d_index(tmp_path, infos, splits, head=head, tail=tail, always=())
+    assert (tmp_path / "annotations.json").read_bytes() == (world / "annotations.json").read_bytes()
+    write_occ3d_index(tmp_path / "b.json", {}, {"val": ["s"]})  # a split missing: added empty, after the given
+    assert list(json.loads((tmp_path / "b.json").read_text())) == ["val_split", "train_split", "scene_infos"]

@@ -208,6 +208,17 @@ def occ3d_index(
     return out
 
 
+def index_parts(ann: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """An ``annotations.json`` read back as :func:`occ3d_index`'s parts ``(head, splits, scene_infos, tail)``:
+    the keys before the first split (or ``scene_infos``), the splits by name (``train`` for ``train_split``),
+    the frames, the other keys after; ``occ3d_index(*parts, always=())`` gives it back in its order."""
+    keys = list(ann)
+    first = next((i for i, k in enumerate(keys) if k == "scene_infos" or k.endswith("_split")), len(keys))
+    splits = {k.removesuffix("_split"): ann[k] for k in keys if k.endswith("_split")}
+    tail = {k: ann[k] for k in keys[first:] if k != "scene_infos" and not k.endswith("_split")}
+    return {k: ann[k] for k in keys[:first]}, splits, ann.get("scene_infos", {}), tail
+
+
 def write_occ3d_index(
     path: str | os.PathLike, scene_infos: dict[str, Any], splits: dict[str, list[str]], **keys: Any
 ) -> Path:

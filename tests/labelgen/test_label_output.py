@@ -202,7 +202,7 @@ def test_to_openoccupancy_opens_as_openoccupancy_on_its_grid(openoccupancy_label
     said_eval = io.StringIO()
     with contextlib.redirect_stdout(said_eval):
         assert main(["eval", "--gt", str(out), "--pred", str(pred), "--split", "all", "--no-progress"]) == 0
-    assert "100.0" in said_eval.getvalue()
+    assert "miou                    100.00" in said_eval.getvalue()
 
 
 def test_to_openoccupancy_scores_against_the_truth_on_its_grid(openoccupancy_labels):
@@ -293,6 +293,14 @@ def test_grid_gives_occ3d_layout_another_voxel_size_stated_in_its_index(world, t
     assert ds.read_labels(ds.frames[0].token)["semantics"].shape == (100, 100, 8)
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["stats", str(out), "--split", "all", "--no-progress"]) == 0
+    fmt = get_format("occ3d")
+    pred = tmp_path / "pred"  # the labels as a prediction on the stated grid: eval --gt scores them 100
+    for f in ds.frames:
+        fmt.predictions.write(pred, f.token, ds.read_labels(f.token)["semantics"])
+    said_eval = io.StringIO()
+    with contextlib.redirect_stdout(said_eval):
+        assert main(["eval", "--gt", str(out), "--pred", str(pred), "--split", "all", "--no-progress"]) == 0
+    assert "miou                    100.00" in said_eval.getvalue()
 
 
 @pytest.mark.parametrize(

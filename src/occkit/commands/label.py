@@ -131,12 +131,20 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def plan_output(args: argparse.Namespace, rec: Any) -> Any:
+def plan_output(args: argparse.Namespace, rec: Any, opt: Any) -> Any:
     """The output (:class:`occkit.labelgen.output.LabelTarget`) of ``--to``, ``--class-map`` and ``--grid`` for
-    the recording's classes, checked before anything is written."""
+    the recording's classes, checked before anything is written; a note when the label options' ground
+    classes (``opt``) name no class of the output (no ground fill then)."""
     from occkit.labelgen.output import plan_target
 
-    return plan_target(args.to, args.class_map, args.grid, tuple(rec.classes))
+    target = plan_target(args.to, args.class_map, args.grid, tuple(rec.classes))
+    if opt.ground_fill > 0 and not set(opt.ground_classes) & set(target.classes):
+        print(
+            f"label: note: no ground fill: none of ground_classes ({', '.join(opt.ground_classes)}) is a class of "
+            f"{target.format}; name its ground classes with --set ground_classes=[...]",
+            flush=True,
+        )
+    return target
 
 
 def _options(args: argparse.Namespace):
@@ -196,7 +204,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
 
     opt = _options(args)
     rec = _open_recording(args)  # the recording's tables checked before any folder is made
-    target = plan_output(args, rec)
+    target = plan_output(args, rec, opt)
     scenes = _scenes(args, rec)
     if args.quality:
         _check_truth(args.data, scenes)

@@ -3,10 +3,12 @@
 
 ``D`` is a recording of any kind a reader of :mod:`occkit.data.recordings` takes (a rig folder
 ``rig.json`` or a dataset that holds one at ``D/rig``, as ``occkit synth --sweeps K`` writes it; the
-other readers: ``occkit label --help``). ``L`` is written in Occ3D's layout (``gts/<scene>/<token>/labels.npz``
-with ``semantics``, ``mask_lidar``, ``mask_camera``, and ``annotations.json``), so it reads as an
-``occ3d`` dataset. Scenes are finished one at a time and kept: a stopped run resumes with the
-scenes it lacks. ``--quality`` scores the labels against a synthetic world's exact occupancy.
+other readers: ``occkit label --help``). ``L`` is written by the label writer of the format ``--to`` names
+(default Occ3D's: ``gts/<scene>/<token>/labels.npz`` with ``semantics``, ``mask_lidar``, ``mask_camera``, and
+``annotations.json``) on its grid and in its classes (``--class-map``, ``--grid``; docs/labels.md, "Classes,
+grid and output format"), so it reads as a dataset of that format. Scenes are finished one at a time and
+kept: a stopped run resumes with the scenes it lacks. ``--quality`` scores the labels against a synthetic
+world's exact occupancy.
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="which reader opens --data (default: the one that recognises it): "
         + "; ".join(f"{r.name}: {r.description}" for r in readers().values()),
     )
-    p.add_argument("--out", type=Path, default=None, help="output folder: labels in Occ3D's layout, report.json")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder: labels in --to's layout (Occ3D's by default), report.json",
+    )
     p.add_argument(
         "--write-rig",
         type=Path,
@@ -129,6 +136,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="local",
         help="local processes, or Ray tasks over scenes (a cluster's RAY_ADDRESS; --out on a shared file system)",
     )
+    add_output_arguments(p)
     groups: dict[str, Any] = {}
     for reader, opt in reader_options():
         g = groups.get(reader.name)
@@ -137,6 +145,52 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         g.add_argument(
             opt.flag, type=opt.type, default=opt.default, metavar=opt.metavar, choices=opt.choices, help=opt.help
         )
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """``--to``, ``--class-map``, ``--grid``: the output's format, classes and grid (docs/labels.md,
+    "Classes, grid and output format")."""
+    from occkit import help_registries
+
+    help_registries.use(p)
+    p.add_argument(
+        "--to",
+        default=None,
+        metavar="FORMAT",
+        help="the output format, on its own grid and frame, written by its own label writer: {writable_formats} "
+        "(default: occkit's default format)",
+    )
+    p.add_argument(
+        "--class-map",
+        default=None,
+        metavar="FILE",
+        help="a class map (occkit convert's YAML) from the recording's classes (from: rig) to the output "
+        "format's (to: FORMAT); every recording class mapped or dropped. Default: the recording's class names "
+        "must all be names of the output's classes (any order)",
+    )
+    p.add_argument(
+        "--grid",
+        default=None,
+        metavar="GRID",
+        help="another grid in Occ3D's layout: VOXEL (metres, Occ3D's range: --grid 0.2) or "
+        "'VOXEL XMIN YMIN ZMIN XMAX YMAX ZMAX' (metres, ego frame); stated in annotations.json",
+    )
+
+
+def plan_output(args: argparse.Namespace, rec: Any, opt: Any) -> Any:
+    """The output (:class:`occkit.labelgen.output.LabelTarget`) of ``--to``, ``--class-map`` and ``--grid`` for
+    the recording's classes, checked before anything is written; a note when the label options' ground
+    classes (``opt``) name no class of the output (no ground fill then)."""
+    from occkit.labelgen.output import plan_target
+
+    target = plan_target(args.to, args.class_map, args.grid, tuple(rec.classes))
+    if opt.ground_fill > 0 and not set(opt.ground_classes) & set(target.classes):
+        print(
+            f"label: note: no ground fill: none of ground_classes ({', '.join(opt.ground_classes)}) is a class of "
+            f"{target.format}; name its ground classes with --set ground_classes=[...]",
+            flush=True,
+        )
+    return target
 
 
 def _options(args: argparse.Namespace):
@@ -194,15 +248,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, held: Any) -> int:
     from occkit.fileio import write_json_atomic, write_text_atomic
-    from occkit.formats import default_format
-    from occkit.labelgen.run import summarise
+    from occkit.labelgen.run import finish_output, summarise
     from occkit.locks import locked_output
     from occkit.output_folders import check_output_folder
     from occkit.outputs import check_own_files, check_writable_place, resumable_folder
 
     opt = _options(args)
-    fmt = default_format().name  # the layout occkit label writes (Occ3D's: its classes, grid and masks)
     rec = _open_recording(args)  # the recording's tables checked before any folder is made
+    target = plan_output(args, rec, opt)
     scenes = _scenes(args, rec, needs_boxes=opt.refine_boxes)
     if args.write_rig is not None:  # the recording as a rig folder, and no labels (docs/labels.md, "--write-rig")
         from occkit.commands.write_rig import write_rig
@@ -211,6 +264,11 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     if args.out is None:
         raise ValueError("--out: required, the labels' folder (or --write-rig RIG to write --data as a rig folder)")
     truth_lacks = _truth_lacks(args.data, scenes) if args.quality else None
+    if truth_lacks and not _rays_scored(target):
+        raise ValueError(
+            f"--quality: {truth_lacks}; and the labels along the LiDAR rays are scored in Occ3D's layout only "
+            f"(--to {target.format}): label with --to occ3d to score them"
+        )
     if truth_lacks:
         print(f"label: --quality: {truth_lacks}", flush=True)
     split_of = _splits(args, rec, scenes)
@@ -223,30 +281,30 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     source = {"reader": rec.reader, "path": str(Path(rec.source).resolve()), "options": rec.options}
     key = {"recording": source, "options": {k: getattr(opt, k) for k in opt.keys()}, "scenes": scenes}
     key["content"] = rec.content_fingerprint(scenes)  # a recording changed since a stopped run is labelled anew
+    key["output"] = target.record()
     key = json.loads(json.dumps(key))
     t0 = time.perf_counter()
     with resumable_folder(args.out, "label", key, source=str(args.data)) as (part, resumed):
-        done = _label_scenes(args, part, rec, scenes, opt, fmt)
-        ann = {
-            "train_split": [s for s in split_of["train"] if s in done],
-            "val_split": [s for s in split_of["val"] if s in done],
-            "scene_infos": {s: done[s]["infos"] for s in scenes},
-            "label_config": {"preset": args.preset, **key["options"], "recording": source},
-        }
-        write_json_atomic(part / "annotations.json", ann)
-        for name, folder in rec.image_links.items():
-            if rec.images and Path(folder).is_dir() and not (part / name).exists():
-                os.symlink(Path(folder).resolve(), part / name)
+        done = _label_scenes(args, part, rec, scenes, opt, target)
+        train = [s for s in split_of["train"] if s in done]
+        val = [s for s in split_of["val"] if s in done]
+        config = {"preset": args.preset, **key["options"], "recording": source, "output": key["output"]}
+        notes = finish_output(part, target, done, scenes, {"train": train, "val": val}, {"label_config": config})
+        if (part / "annotations.json").is_file():  # the index's camera image paths resolve in the output
+            for name, folder in rec.image_links.items():
+                if rec.images and Path(folder).is_dir() and not (part / name).exists():
+                    os.symlink(Path(folder).resolve(), part / name)
         reports = [done[s]["report"] for s in scenes]
         summary = summarise(reports)
         if args.quality:
-            quality = _quality(args, rec, part, scenes, done, opt, fmt, truth_lacks is None)
+            quality = _quality(args, rec, part, scenes, done, opt, target, truth_lacks is None)
             write_json_atomic(part / "quality.json", quality)
             write_text_atomic(part / "quality.md", _quality_md(quality, args))
             summary["quality"] = quality
         write_json_atomic(part / "report.json", {"summary": summary, "scenes": reports})
     _print_summary(args, summary, len(scenes), time.perf_counter() - t0)
     print(f"label: {split_of['said']}", flush=True)
+    _print_output(target, notes)
     return 0
 
 
@@ -328,24 +386,35 @@ def _truth_lacks(data: Path, scenes: list[str]) -> str | None:
     return None
 
 
+def _rays_scored(target: Any) -> bool:
+    """Whether ``--quality`` scores the labels along the LiDAR rays: an output in Occ3D's layout (``labels.npz``
+    on an ego-frame grid)."""
+    return target.frame == "ego" and target.format == "occ3d"
+
+
 def _quality(
-    args: argparse.Namespace, rec: Any, part: Path, scenes: list[str], done: Any, opt: Any, fmt: str, truth: bool
+    args: argparse.Namespace, rec: Any, part: Path, scenes: list[str], done: Any, opt: Any, target: Any, truth: bool
 ) -> dict[str, Any]:
     """``--quality``'s figures: against the synthetic world's truth where ``truth`` (scored_against
-    "truth"), and always the labels along each keyframe's LiDAR rays (``rays``; docs/labels.md)."""
+    "truth"), and the labels along each keyframe's LiDAR rays (``rays``; docs/labels.md) where the output is
+    in Occ3D's layout (an ego-frame grid of ``labels.npz``; other layouts: the truth alone)."""
     from occkit.formats import get_format
     from occkit.labelgen.consistency import score_labelled
     from occkit.labelgen.run import score_run
 
-    out: dict[str, Any] = score_run(args.data, part, scenes, done, opt, fmt) if truth else {}
+    out: dict[str, Any] = score_run(args.data, part, scenes, done, opt, target) if truth else {}
+    f = get_format(target.format)
+    if not _rays_scored(target):
+        out["scored_against"] = "truth"
+        return out
     out["scored_against"] = "truth and lidar rays" if truth else "lidar rays"
-    f = get_format(fmt)
     infos = {s: done[s]["infos"] for s in scenes}
-    out["rays"] = score_labelled(rec, part, infos, scenes, f.grid, f.classes.free)
+    free = f.classes.free
+    out["rays"] = score_labelled(rec, part, infos, scenes, target.grid, free)
     if truth:  # the exact occupancy along the same rays: what voxels alone cost (grazing rays enter early)
         from occkit.labelgen.truth import WorldTruth
 
-        exact = score_labelled(rec, args.data, WorldTruth(args.data).infos, scenes, f.grid, f.classes.free)
+        exact = score_labelled(rec, args.data, WorldTruth(args.data).infos, scenes, f.grid, free)
         out["rays_exact"] = {k: v for k, v in exact.items() if k != "per_keyframe"}
     return out
 
@@ -388,16 +457,19 @@ def _record_problem(part: Path, scene: str, rec: Any) -> str | None:
     if bad or not isinstance(report.get("missing"), list):
         return f"its report lacks {', '.join(bad) or 'missing'} (or holds another type)"
     for token, info in infos.items():
-        want = f"gts/{scene}/{token}/labels.npz"
-        if not isinstance(info, dict) or info.get("gt_path") != want:
-            got = info.get("gt_path") if isinstance(info, dict) else info
-            return f"keyframe {token!r}: gt_path {got!r} is not {want!r}"
-        path_under(part, "gts", scene, token, "labels.npz", what=f"scene {scene!r}, keyframe {token!r}")
+        got = info.get("gt_path") if isinstance(info, dict) else info
+        files = info.get("files") if isinstance(info, dict) else None
+        if not isinstance(got, str) or not got or not isinstance(files, list) or got not in files:
+            return f"keyframe {token!r}: gt_path {got!r} is not one of the files its writer made"
+        for f in files:
+            if not isinstance(f, str) or not f or Path(f).is_absolute() or ".." in Path(f).parts:
+                return f"keyframe {token!r}: file {f!r} is not a path inside the output"
+            path_under(part, *Path(f).parts, what=f"scene {scene!r}, keyframe {token!r}")
     return None
 
 
 def _label_scenes(
-    args: argparse.Namespace, part: Path, rec: Any, scenes: list[str], opt: Any, fmt: str
+    args: argparse.Namespace, part: Path, rec: Any, scenes: list[str], opt: Any, target: Any
 ) -> dict[str, dict[str, Any]]:
     """Label the scenes a stopped run did not finish, saying each one's figures; the records of all."""
     from occkit.labelgen.run import launch
@@ -407,7 +479,7 @@ def _label_scenes(
         print(f"label: resuming: {len(done)} of {len(scenes)} scenes already labelled", flush=True)
     recording = {"reader": rec.reader, "source": str(rec.source), "options": rec.options}
     todo = [
-        {"part": str(part), "recording": recording, "scene": s, "options": opt, "images": rec.images, "format": fmt}
+        {"part": str(part), "recording": recording, "scene": s, "options": opt, "images": rec.images, "target": target}
         for s in scenes
         if s not in done
     ]
@@ -428,6 +500,16 @@ def _label_scenes(
         for w in rep.get("warnings", []):
             print(f"label: {r['scene']}: warning: {w}", flush=True)
     return done
+
+
+def _print_output(target: Any, notes: list[str]) -> None:
+    """Say the output's format, grid and frame, and what its writer says the user must supply."""
+    g = target.grid
+    print(
+        f"label: written as {target.format}: {'x'.join(map(str, g.shape))} voxels of {g.voxel_size[0]:g} m in the "
+        f"{target.frame} frame" + "".join(f"; {n}" for n in notes if "camera images" not in n),
+        flush=True,
+    )
 
 
 def _print_summary(args: argparse.Namespace, summary: dict[str, Any], n_scenes: int, dt: float) -> None:

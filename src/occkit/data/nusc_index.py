@@ -87,8 +87,10 @@ def frame_entry(info: dict[str, Any], where: str) -> dict[str, Any]:
 
 def annotations_from_infos(splits: dict[str, str | os.PathLike]) -> dict[str, Any]:
     """``annotations.json``'s content from info files by split (``{"train": path, "val": path}``)."""
+    from occkit.data.occ3d import occ3d_index
+
     scene_infos: dict[str, dict[str, Any]] = {}
-    out: dict[str, Any] = {}
+    order: dict[str, list[str]] = {}
     for split, path in splits.items():
         scenes: list[str] = []
         for k, info in enumerate(read_info_list(path, what=f"{split} infos")):
@@ -102,9 +104,8 @@ def annotations_from_infos(splits: dict[str, str | os.PathLike]) -> dict[str, An
             if scene not in scenes:
                 scenes.append(scene)
             scene_infos[scene][str(info["token"])] = entry
-        out[f"{split}_split"] = scenes
-    out["scene_infos"] = scene_infos
-    return out
+        order[split] = scenes
+    return occ3d_index(scene_infos, order, always=())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -181,6 +181,88 @@ def check_tokens_unique(scene_infos: Any, path: str | os.PathLike) -> None:
                 )
 
 
+#: The key of ``annotations.json`` that states a grid other than Occ3D's (``occkit label --grid``):
+#: ``{"range_min": [x, y, z], "range_max": [x, y, z], "voxel_size": [x, y, z]}`` in the ego frame.
+GRID_KEY = "grid"
+
+
+def occ3d_index(
+    scene_infos: dict[str, Any],
+    splits: dict[str, list[str]],
+    *,
+    head: dict[str, Any] | None = None,
+    tail: dict[str, Any] | None = None,
+    always: tuple[str, ...] = ("train", "val"),
+) -> dict[str, Any]:
+    """Occ3D's ``annotations.json`` content, its keys in one order for every writer: ``head``'s keys,
+    then ``<name>_split`` for each of ``splits`` (``{"train": [scene, ...], ...}``, in order) and for
+    each of ``always`` it lacks (empty), then ``scene_infos``, then ``tail``'s keys (the layout's
+    schema: docs/formats/occ3d.md)."""
+    out: dict[str, Any] = dict(head or {})
+    for name, scenes in splits.items():
+        out[f"{name}_split"] = list(scenes)
+    for name in always:
+        out.setdefault(f"{name}_split", [])
+    out["scene_infos"] = scene_infos
+    out.update(tail or {})
+    return out
+
+
+def index_parts(ann: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """An ``annotations.json`` read back as :func:`occ3d_index`'s parts ``(head, splits, scene_infos, tail)``:
+    the keys before the first split (or ``scene_infos``), the splits by name (``train`` for ``train_split``),
+    the frames, the other keys after; ``occ3d_index(*parts, always=())`` gives it back in its order."""
+    keys = list(ann)
+    first = next((i for i, k in enumerate(keys) if k == "scene_infos" or k.endswith("_split")), len(keys))
+    splits = {k.removesuffix("_split"): ann[k] for k in keys if k.endswith("_split")}
+    tail = {k: ann[k] for k in keys[first:] if k != "scene_infos" and not k.endswith("_split")}
+    return {k: ann[k] for k in keys[:first]}, splits, ann.get("scene_infos", {}), tail
+
+
+def write_occ3d_index(
+    path: str | os.PathLike, scene_infos: dict[str, Any], splits: dict[str, list[str]], **keys: Any
+) -> Path:
+    """:func:`occ3d_index` written atomically at ``path`` (a folder: its ``annotations.json``); ``keys``
+    as :func:`occ3d_index`'s. The one writer of Occ3D's index (the synthetic world, ``occkit convert``,
+    ``occkit label``, ``occkit pseudolabel``, the index built from nuScenes info files)."""
+    from occkit.fileio import write_json_atomic
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "annotations.json"
+    return write_json_atomic(p, occ3d_index(scene_infos, splits, **keys))
+
+
+def grid_record(grid: Grid) -> dict[str, list[float]]:
+    """The :data:`GRID_KEY` entry that states ``grid`` in ``annotations.json``."""
+    return {
+        "range_min": [float(v) for v in grid.range_min],
+        "range_max": [float(v) for v in grid.range_max],
+        "voxel_size": [float(v) for v in grid.voxel_size],
+    }
+
+
+def grid_of_index(ann: dict[str, Any], path: str | os.PathLike) -> Grid:
+    """The grid an ``annotations.json`` states (:data:`GRID_KEY`), else Occ3D's; a bad entry raises
+    one line naming the file."""
+    rec = ann.get(GRID_KEY)
+    if rec is None:
+        return occ3d_grid()
+    try:
+        grid = Grid(
+            tuple(float(v) for v in rec["range_min"]),  # type: ignore[arg-type]
+            tuple(float(v) for v in rec["range_max"]),  # type: ignore[arg-type]
+            tuple(float(v) for v in rec["voxel_size"]),  # type: ignore[arg-type]
+        )
+        if len(grid.range_min) != 3 or len(grid.range_max) != 3 or len(grid.voxel_size) != 3:
+            raise ValueError("three values each")
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(
+            f"{path}: '{GRID_KEY}' must be {{range_min, range_max, voxel_size}} of 3 numbers each ({e})"
+        ) from None
+    return grid
+
+
 class Occ3DDataset(torch.utils.data.Dataset):
     """Frames of an Occ3D-nuScenes-layout dataset as :class:`~occkit.data.sample.Sample`.
 
@@ -247,6 +329,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
             for i, token in enumerate(self.scene_tokens(scene)):
                 self.frames.append(FrameRef(scene, token, i))
         self._index = {f.token: i for i, f in enumerate(self.frames)}
+        self._index_grid = grid_of_index(ann, ann_path)
         self.grid: Grid = self.layout_grid()
         if cameras is None and self.frames and self.records_no_cameras():
             self.cameras = ()  # labels of a rig without cameras (occkit label): occupancy alone
@@ -259,8 +342,9 @@ class Occ3DDataset(torch.utils.data.Dataset):
                 )
 
     def layout_grid(self) -> Grid:
-        """The grid of the layout's label files: Occ3D's (a layout in another grid gives its own)."""
-        return occ3d_grid()
+        """The grid of the layout's label files: the one ``annotations.json`` states (:data:`GRID_KEY`,
+        ``occkit label --grid``), else Occ3D's (a layout in another grid gives its own)."""
+        return self._index_grid
 
     # ------------------------------------------------------------------ lookup
     def cameras_recorded(self) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from occkit.fileio import read_json, write_json_atomic
+from occkit.fileio import read_json
 from occkit.formats.spec import FrameLabels, LabelWriter
 
 FAMILY = "nuscenes"
@@ -179,8 +179,9 @@ def _link_sensors(out: Path, frame: FrameLabels) -> None:
 
 
 def write_occ3d(out: Path, frame: FrameLabels) -> None:
-    """``labels.npz`` (``semantics``, ``mask_lidar``, ``mask_camera`` uint8): the ignored voxels
-    free (17) and unseen; a mask the source lacks is the voxels not ignored."""
+    """``labels.npz`` (``semantics``, ``mask_lidar``, ``mask_camera`` uint8, and ``flow`` where the
+    frame gives it: ``occkit label --set flow=true``; ``occkit convert`` carries no field to Occ3D):
+    the ignored voxels free (17) and unseen; a mask the source lacks is the voxels not ignored."""
     from occkit.fileio import save_npz_atomic
     from occkit.labels import OCC3D_FREE
 
@@ -188,11 +189,13 @@ def write_occ3d(out: Path, frame: FrameLabels) -> None:
     known = sem != 255
     sem[~known] = OCC3D_FREE
     masks = {k: frame.masks.get(k, known) & known for k in ("mask_lidar", "mask_camera")}
+    extra = {"flow": np.asarray(frame.fields["flow"], np.float32)} if "flow" in frame.fields else {}
     save_npz_atomic(
         out / occ3d_files(frame)[0],
         semantics=sem,
         mask_lidar=masks["mask_lidar"].astype(np.uint8),
         mask_camera=masks["mask_camera"].astype(np.uint8),
+        **extra,
     )
     _link_sensors(out, frame)
 
@@ -216,9 +219,16 @@ def finish(
 ) -> list[str]:
     """``annotations.json``: the source's (its scene descriptions and other top-level keys), with the
     converted frames' entries (``label_key``, ``gt_path`` for Occ3D, set to the written file; the
-    other layouts' own path keys dropped) and each split's converted scenes."""
-    src_ann = Path(options["source_root"]) / "annotations.json"
-    top = {k: v for k, v in read_json(src_ann).items() if k != "scene_infos" and not k.endswith("_split")}
+    other layouts' own path keys dropped) and each split's converted scenes, through
+    :func:`occkit.data.occ3d.write_occ3d_index`. ``options``: ``source_root`` (the source folder whose
+    index's other keys are kept; none: ``occkit label``), ``scene_splits``, ``index_keys`` (keys added
+    at the end)."""
+    from occkit.data.occ3d import write_occ3d_index
+
+    top: dict[str, Any] = {}
+    if options.get("source_root"):  # occkit convert: the source's index (refused in one line when it has none)
+        src_ann = Path(options["source_root"]) / "annotations.json"
+        top = {k: v for k, v in read_json(src_ann).items() if k != "scene_infos" and not k.endswith("_split")}
     scene_infos: dict[str, dict[str, Any]] = {}
     for f in frames:
         rec = {k: v for k, v in f.record.items() if k not in ("gt_path", "occ_path")}
@@ -226,11 +236,8 @@ def finish(
             rec[label_key] = files(f)[0]
         scene_infos.setdefault(f.scene, {})[f.token] = rec
     splits = options.get("scene_splits") or {}
-    for name, scenes in splits.items():
-        top[f"{name}_split"] = [s for s in scenes if s in scene_infos]
-    for name in ("train", "val"):
-        top.setdefault(f"{name}_split", [])
-    write_json_atomic(out / "annotations.json", {**top, "scene_infos": scene_infos})
+    kept = {name: [s for s in scenes if s in scene_infos] for name, scenes in splits.items()}
+    write_occ3d_index(out / "annotations.json", scene_infos, kept, head=top, tail=options.get("index_keys"))
     notes = []
     unrecorded = sum(_records_no_images(f.record) for f in frames)
     lacking = sum(not any(k != "lidar" for k in f.sensor_files) and not _records_no_images(f.record) for f in frames)
@@ -238,7 +245,7 @@ def finish(
         notes.append(f"{lacking} frame(s) have no camera images in the source: supply them at their img_path")
     if unrecorded:
         notes.append(f"{unrecorded} frame(s) record no cameras or camera images (labels of a recording without them)")
-    if (Path(options["source_root"]) / "extras").is_dir():
+    if options.get("source_root") and (Path(options["source_root"]) / "extras").is_dir():
         notes.append("the synthetic extras (extras/) are not carried: they are in the source's frame and grid")
     return notes
 

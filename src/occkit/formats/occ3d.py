@@ -149,7 +149,7 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
     ``source_token``); the frames of a scene get timestamps 0.5 s apart."""
     from PIL import Image
 
-    from occkit.fileio import atomic_write, save_npz_atomic, write_json_atomic
+    from occkit.fileio import atomic_write, save_npz_atomic
     from occkit.geometry.transforms import pose_from_transform
     from occkit.outputs import path_under
 
@@ -193,9 +193,13 @@ def write_generated(out: Path, frames: Sequence[Any], cameras: tuple[str, ...]) 
             info["timestamp"] = 1_000_000 + 500_000 * i
             info["prev"] = tokens[i - 1] if i > 0 else ""
             info["next"] = tokens[i + 1] if i + 1 < len(tokens) else ""
-    write_json_atomic(
+    from occkit.data.occ3d import write_occ3d_index
+
+    write_occ3d_index(
         root / "annotations.json",
-        {"train_split": list(order), "val_split": [], "scene_infos": scene_infos, "scene_descriptions": descriptions},
+        scene_infos,
+        {"train": list(order), "val": []},
+        tail={"scene_descriptions": descriptions},
     )
 
 

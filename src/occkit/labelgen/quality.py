@@ -116,14 +116,15 @@ class QualityAccumulator:
         self.c: dict[str, float] = {}
         self.obj_iou: list[float] = []
         self.ray = None
+        self._ray_order = [c for c in range(num_classes) if c != free] + [free]
         self.frames = 0
 
     def _add(self, key: str, v: float) -> None:
         self.c[key] = self.c.get(key, 0.0) + float(v)
 
     def update(self, label: dict[str, np.ndarray], truth: Truth) -> np.ndarray:
-        """Add a keyframe (``label``: ``semantics``, ``mask_camera``, ``mask_lidar``); returns its
-        observable region ``(X, Y, Z)`` bool."""
+        """Add a keyframe (``label``: ``semantics`` and the masks its layout keeps, ``mask_camera``,
+        ``mask_lidar``); returns its observable region ``(X, Y, Z)`` bool."""
         g = truth.semantics != self.free
         p = label["semantics"] != self.free
         obs = observable_region(g, truth.origins, self.grid)
@@ -138,6 +139,8 @@ class QualityAccumulator:
             mask_camera=torch.from_numpy(truth.mask_camera.astype(bool))[None],
         )
         for m in ("mask_camera", "mask_lidar"):
+            if m not in label:  # a layout that keeps no such mask (OpenOccupancy, SurroundOcc): no agreement
+                continue
             a, b = label[m].astype(bool), getattr(truth, m).astype(bool)
             self._add(f"{m}_and", (a & b).sum())
             self._add(f"{m}_or", (a | b).sum())
@@ -178,11 +181,15 @@ class QualityAccumulator:
         d = lidar_ray_directions()
         origins = o[:, None].expand(-1, d.shape[0], 3).reshape(-1, 3).contiguous()
         dirs = d[None].expand(o.shape[0], -1, 3).reshape(-1, 3).contiguous()
-        vols = torch.stack([torch.from_numpy(truth.semantics), torch.from_numpy(pred)]).long()[
-            :, None
-        ]  # (2, 1, X, Y, Z)
+        # RayIoU takes the free class last (Occ3D's ids): a table whose free id is another (0: the
+        # nuScenes-occupancy and KITTI layouts) is renumbered, its occupied classes in order, free last
+        lut = np.arange(256, dtype=np.int64)
+        lut[self._ray_order] = np.arange(self.C)
+        vols = torch.stack(
+            [torch.from_numpy(lut[truth.semantics.astype(np.int64)]), torch.from_numpy(lut[pred.astype(np.int64)])]
+        )[:, None]  # (2, 1, X, Y, Z)
         frame = torch.zeros(origins.shape[0], dtype=torch.long)
-        labels, depth = cast_rays(vols, frame, origins, dirs, self.grid, free=self.free)
+        labels, depth = cast_rays(vols, frame, origins, dirs, self.grid, free=self.C - 1)
         gt_c, pr_c, tp = rayiou_counts(labels[1], depth[1], labels[0], depth[0], num_classes=self.C)
         if self.ray is None:
             self.ray = [gt_c, pr_c, tp]
@@ -209,7 +216,7 @@ class QualityAccumulator:
         if self.ray is not None:
             from occkit.metrics.rayiou import rayiou_scores
 
-            names = tuple(self.miou.class_names)
+            names = tuple(self.miou.class_names[c] for c in self._ray_order)
             out["rayiou"] = round(float(rayiou_scores(*self.ray, class_names=names)["rayiou"]), 2)
         out["trail_voxels_per_keyframe"] = round(c.get("trail", 0) / max(self.frames, 1), 1)
         out["moving_object_iou"] = round(100.0 * float(np.mean(self.obj_iou)), 2) if self.obj_iou else float("nan")

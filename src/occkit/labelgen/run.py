@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 #: Where a run keeps each finished scene's record (inside the output being written).
 STATE = ".label"
 
@@ -23,61 +25,117 @@ def _safe(name: str, what: str) -> str:
 
 
 def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
-    """Label one scene and write its files under ``job["part"]`` in the layout of the format
-    ``job["format"]`` (one whose classes end in its free class and whose grid is in the ego frame:
-    Occ3D's); return its record (report, annotation entries). A worker's entry point (local
-    processes and Ray tasks)."""
-    import numpy as np
+    """Label one scene and write its files under ``job["part"]`` through the output format's label
+    writer (``job["target"]``, a :class:`~occkit.labelgen.output.LabelTarget`: its classes, grid and
+    frame); return its record (report, each keyframe's files and index entry). A worker's entry point
+    (local processes and Ray tasks)."""
     import torch
 
     from occkit.data.recordings.registry import open_recording
-    from occkit.fileio import save_npz_atomic, write_json_atomic
+    from occkit.fileio import write_json_atomic
     from occkit.formats import get_format
+    from occkit.formats.spec import inside_out
+    from occkit.labelgen.output import T_ego_from_grid, frame_labels, ground_warning, remap_record
     from occkit.labelgen.pipeline import label_scene
-    from occkit.outputs import path_under
 
     torch.set_num_threads(1)
     part = Path(job["part"])
     src = job["recording"]
-    rec = open_recording(src["source"], src["reader"], src["options"]).read_scene(job["scene"])
+    target = job["target"]
     opt = job["options"]
+    rec = open_recording(src["source"], src["reader"], src["options"]).read_scene(job["scene"])
+    rec = remap_record(rec, target)
+    warning = ground_warning(rec, target, tuple(opt.ground_classes))
     t0 = time.perf_counter()
-    fmt = get_format(job["format"])
-    free = fmt.classes.free
-    labels, report = label_scene(rec, fmt.grid, fmt.classes.names[:free], free, opt)
+    writer = get_format(target.format).writers.label_writer
+    T_grid = T_ego_from_grid(rec, target)
+    labels, report = label_scene(rec, target.grid, target.classes, target.free, opt, T_grid)
     scene = _safe(rec.name, "scene")
     infos: dict[str, Any] = {}
     keys = [rec.sweeps[k] for k in rec.keyframes]
     for i, (s, lab) in enumerate(zip(keys, labels)):
         token = _safe(s.token, f"scene {scene}: sweep token")
-        rel = f"gts/{scene}/{token}/labels.npz"
-        path_under(part, "gts", scene, token, "labels.npz", what=f"{rec.source}: scene {scene!r}, token {token!r}")
-        arrays = {"semantics": lab.semantics, "mask_lidar": lab.mask_lidar, "mask_camera": lab.mask_camera}
-        if lab.flow is not None:
-            arrays["flow"] = lab.flow
-        save_npz_atomic(part / rel, **arrays)
-        ego = _pose(s.T_global_from_ego)
-        infos[token] = {
-            "timestamp": int(s.timestamp),
-            "camera_sensor": {
-                n: {
-                    "img_path": job.get("images", {}).get(token, {}).get(n, ""),
-                    "intrinsic": np.round(c.K, 6).tolist(),
-                    "extrinsic": _pose(c.T_ego_from_cam),
-                    "ego_pose": ego,
-                }
-                for n, c in rec.cameras.items()
-            },
-            "ego_pose": ego,
-            "lidar_sensor": {"extrinsic": _pose(rec.lidars[s.sensor])},
-            "gt_path": rel,
-            "prev": keys[i - 1].token if i > 0 else "",
-            "next": keys[i + 1].token if i + 1 < len(keys) else "",
-        }
+        record = _index_record(rec, job, keys, i, writer.family)
+        frame = frame_labels(target, writer, lab, scene, token, i, record)
+        files = writer.files(frame)
+        for rel in files:
+            inside_out(part, rel, f"{rec.source}: scene {scene!r}, token {token!r}")
+        writer.write(part, frame)
+        infos[token] = {"gt_path": files[0], "files": list(files), "token": frame.token, "record": frame.record}
     report["seconds_total"] = round(time.perf_counter() - t0, 2)
+    if warning:
+        report["warnings"] = [warning]
     out = {"scene": scene, "infos": infos, "report": report}
     write_json_atomic(part / STATE / "scenes" / f"{scene}.json", out)
     return out
+
+
+def _index_record(rec: Any, job: dict[str, Any], keys: list[Any], i: int, family: str) -> dict[str, Any]:
+    """What the output's index holds of keyframe ``i``: the nuScenes family's ``annotations.json`` entry
+    (cameras, poses, the LiDAR's extrinsic, token and file name, the scene as ``scene_token``); the KITTI
+    family's camera (``K``, ``T_cam_from_lidar``, image size: the first camera's; none: the identity)."""
+    import numpy as np
+
+    s = keys[i]
+    token = s.token
+    if family == "kitti":
+        cam = next(iter(rec.cameras.values()), None)
+        T_el = np.asarray(rec.lidars[s.sensor], np.float64)
+        if cam is None:
+            return {"K": np.eye(3).tolist(), "T_cam_from_lidar": np.eye(4).tolist(), "image_size": None}
+        T = np.linalg.inv(np.asarray(cam.T_ego_from_cam, np.float64)) @ T_el
+        return {
+            "K": np.round(cam.K, 6).tolist(),
+            "T_cam_from_lidar": np.round(T, 9).tolist(),
+            "image_size": list(cam.image_size),
+        }
+    ego = _pose(s.T_global_from_ego)
+    return {
+        "timestamp": int(s.timestamp),
+        "camera_sensor": {
+            n: {
+                "img_path": job.get("images", {}).get(token, {}).get(n, ""),
+                "intrinsic": np.round(c.K, 6).tolist(),
+                "extrinsic": _pose(c.T_ego_from_cam),
+                "ego_pose": ego,
+            }
+            for n, c in rec.cameras.items()
+        },
+        "ego_pose": ego,
+        "lidar_sensor": {
+            "extrinsic": _pose(rec.lidars[s.sensor]),
+            "token": token,
+            "filename": f"samples/{s.sensor}/{token}.pcd.bin",
+        },
+        "scene_token": rec.name,
+        "prev": keys[i - 1].token if i > 0 else "",
+        "next": keys[i + 1].token if i + 1 < len(keys) else "",
+    }
+
+
+def finish_output(
+    part: Path, target: Any, done: dict[str, Any], scenes: list[str], splits: dict[str, Any], index_keys: dict[str, Any]
+) -> list[str]:
+    """The output's index and what is not per frame, through the format's writer (``finish``): every
+    labelled keyframe, the splits, and ``index_keys`` (the run's config; the grid ``--grid`` gave) at the
+    end of Occ3D's ``annotations.json``. Returns the writer's notes."""
+    import numpy as np
+
+    from occkit.data.occ3d import grid_record
+    from occkit.formats import get_format
+    from occkit.formats.spec import FrameLabels
+
+    writer = get_format(target.format).writers.label_writer
+    frames = [
+        FrameLabels(token=info["token"], scene=s, semantics=np.zeros((0, 0, 0), np.uint8), record=info["record"])
+        for s in scenes
+        for info in done[s]["infos"].values()
+    ]
+    keys = dict(index_keys)
+    if target.grid_given:
+        keys = {"grid": grid_record(target.grid), **keys}
+    options = {"split": "all", "source_root": None, "infos": None, "scene_splits": splits, "index_keys": keys}
+    return list(writer.finish(part, frames, options))
 
 
 def _pose(T) -> dict[str, list[float]]:
@@ -141,29 +199,102 @@ def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def score_run(
-    data: Path, part: Path, scenes: list[str], done: dict[str, Any], opt: Any, fmt_name: str
-) -> dict[str, Any]:
-    """The labels of a finished run scored against the synthetic world ``data``'s truth."""
-    from occkit.fileio import load_npz
+def score_run(data: Path, part: Path, scenes: list[str], done: dict[str, Any], opt: Any, target: Any) -> dict[str, Any]:
+    """The labels of a finished run, read back through the output format (as ``occkit eval`` reads
+    them), scored on its grid and classes against the synthetic world ``data``'s truth
+    (:func:`truth_on_target`)."""
     from occkit.formats import get_format
     from occkit.labelgen.quality import QualityAccumulator
     from occkit.labelgen.truth import WorldTruth
 
-    fmt = get_format(fmt_name)
+    fmt = get_format(target.format)
+    ds = fmt.open_split(part, "all", load_images=False)
+    writer = fmt.writers.label_writer
+    at = {
+        ds.frames[i].token if not isinstance(ds.frames[i], tuple) else "/".join(ds.frames[i]): i for i in range(len(ds))
+    }
     truth = WorldTruth(data)
-    acc = QualityAccumulator(fmt.grid, fmt.classes.num_classes, fmt.classes.free, fmt.classes.names)
+    conv = _truth_classes(fmt)
+    table = fmt.classes
+    acc = QualityAccumulator(target.grid, table.num_classes, table.free, table.names, tuple(opt.ground_classes))
     picture = None
     for s in scenes:
         for token, info in done[s]["infos"].items():
-            lab = load_npz(part / info["gt_path"], ("semantics", "mask_lidar", "mask_camera"))
-            tr = truth.keyframe(s, token, opt.free_window)
+            if info["token"] not in at:
+                raise ValueError(f"{part}: {fmt.name} does not list the keyframe {info['token']} occkit label wrote")
+            frame = writer.read(ds, at[info["token"]], {})
+            T = _grid_in_ego(truth, s, token, target)
+            tr = truth.keyframe(s, token, opt.free_window, T)
+            tr, scored = truth_on_target(tr, target, conv, T, table)
+            lab = {"semantics": np.where(scored, frame.semantics, table.free).astype(np.uint8)}
+            for m in ("mask_camera", "mask_lidar"):
+                if m in frame.masks:
+                    lab[m] = frame.masks[m] & scored
             obs = acc.update(lab, tr)
             if picture is None:  # the first keyframe's picture: labels beside the truth, errors coloured
                 picture = (tr.semantics, lab["semantics"], obs, f"{s} {token}")
     if picture is not None:
         _write_picture(part / "quality.png", *picture, fmt)
     return acc.compute()
+
+
+def _truth_classes(fmt: Any) -> Any:
+    """The world's classes (Occ3D's) -> ``fmt``'s, as ``occkit convert`` maps them (by name, or the
+    shipped class map joining the tables); none: a one-line error."""
+    from occkit.convert.plan import class_conversion
+    from occkit.formats import get_format
+    from occkit.formats.spec import ConvertError
+
+    try:
+        return class_conversion(get_format("occ3d"), fmt, None)
+    except (ConvertError, FileNotFoundError, ValueError) as e:
+        raise ValueError(
+            f"--quality: the world's truth (Occ3D's classes) cannot be put in {fmt.name}'s classes ({e})"
+        ) from None
+
+
+def _grid_in_ego(truth: Any, scene: str, token: str, target: Any) -> Any:
+    """``T_ego_from_grid`` of the output's grid at a keyframe of the world: the world's LiDAR extrinsic
+    for a LiDAR-frame output, None for the ego frame."""
+    if target.frame == "ego":
+        return None
+    from occkit.geometry.transforms import checked_pose
+
+    ext = truth.infos[scene][token].get("lidar_sensor", {}).get("extrinsic")
+    if not ext:
+        raise ValueError(
+            f"--quality: {truth.root}: keyframe {token} has no lidar_sensor.extrinsic (the LiDAR frame's place)"
+        )
+    return checked_pose(ext["translation"], ext["rotation"], "extrinsic", f"{scene}/{token} lidar_sensor").numpy()
+
+
+def truth_on_target(tr: Any, target: Any, conv: Any, T_ego_from_grid: Any, table: Any) -> tuple[Any, Any]:
+    """The world's exact truth (Occ3D's grid and classes, the ego frame) on the output's grid and classes:
+    each output voxel takes the exact Occ3D voxel holding its centre (as ``occkit convert`` resamples), its
+    class mapped as ``conv`` maps; and ``(X, Y, Z)`` bool, the voxels scored: those the truth's grid covers
+    in a class the output holds (the others are left out of every figure)."""
+    from dataclasses import replace
+
+    from occkit.geometry.grid import occ3d_grid
+    from occkit.resampling import resample_index
+
+    idx = resample_index(occ3d_grid(), target.grid, T_ego_from_grid)
+    sem = conv.lut[tr.semantics.astype(np.int64)]
+    ignore = 255 if table.ignore is None else table.ignore
+    if idx is None:
+        out = {"semantics": sem, "mask_camera": tr.mask_camera.astype(bool), "mask_lidar": tr.mask_lidar.astype(bool)}
+        inside = np.ones(target.grid.shape, bool)
+    else:
+        inside = (idx >= 0).reshape(target.grid.shape)
+        safe = np.where(idx >= 0, idx, 0)
+        out = {}
+        for k, v in (("semantics", sem), ("mask_camera", tr.mask_camera), ("mask_lidar", tr.mask_lidar)):
+            out[k] = np.asarray(v).reshape(-1)[safe].reshape(target.grid.shape)
+        out["mask_camera"] = out["mask_camera"].astype(bool) & inside
+        out["mask_lidar"] = out["mask_lidar"].astype(bool) & inside
+    scored = inside & (out["semantics"] != ignore)
+    out["semantics"] = np.where(scored, out["semantics"], table.free).astype(np.uint8)
+    return replace(tr, **out), scored
 
 
 def _write_picture(path: Path, truth: Any, label: Any, obs: Any, title: str, fmt: Any) -> None:

@@ -575,9 +575,17 @@ def _write_layout_index(
     converter = _Converter(str(data), layout)
     sides = [read_json(_state_file(out, f.scene, f.token)) for f in ds.frames]
     notes = converter.finish(out, data, sides, scenes)
-    ann = read_json(out / "annotations.json")
-    ann["pseudolabel"] = {"record": RECORD_FILE}
-    write_json_atomic(out / "annotations.json", ann)
+    from occkit.data.occ3d import index_parts, write_occ3d_index
+
+    head, splits, infos, tail = index_parts(read_json(out / "annotations.json"))
+    write_occ3d_index(
+        out / "annotations.json",
+        infos,
+        splits,
+        head=head,
+        tail={**tail, "pseudolabel": {"record": RECORD_FILE}},
+        always=(),
+    )
     total: dict[str, Any] = {"lossless": True}
     for st in stats.values():
         add_report(total, st.get("report", {}))
@@ -609,8 +617,15 @@ def _write_occ3d_index(data: Path, out: Path, scenes: list[str]) -> None:
                 p = Path(cam["img_path"])
                 if not p.is_absolute():
                     cam["img_path"] = str(data / cam["img_path"].removeprefix("./"))
-    for key in ("train_split", "val_split"):
-        if key in ann:
-            ann[key] = [s for s in ann[key] if s in scenes]
-    ann["pseudolabel"] = {"record": RECORD_FILE}
-    write_json_atomic(out / "annotations.json", ann)
+    from occkit.data.occ3d import index_parts, write_occ3d_index
+
+    head, splits, infos, tail = index_parts(ann)
+    splits = {k: [s for s in v if s in scenes] if k in ("train", "val") else v for k, v in splits.items()}
+    write_occ3d_index(
+        out / "annotations.json",
+        infos,
+        splits,
+        head=head,
+        tail={**tail, "pseudolabel": {"record": RECORD_FILE}},
+        always=(),
+    )

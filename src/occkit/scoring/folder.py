@@ -239,6 +239,22 @@ class _Truth:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def read_on_grid(fmt: Any, ds: Any, path: Path) -> np.ndarray:
+    """A prediction file of ``fmt`` read on the grid of the dataset ``ds`` it is scored on: the format's
+    ``read`` as it is, or, for a dataset whose index states another grid than the format's (Occ3D's layout
+    from ``occkit label --grid``; docs/labels.md, "Classes, grid and output format"), with ``shape`` that grid's."""
+    grid = getattr(ds, "grid", None)
+    if grid is None or tuple(grid.shape) == tuple(fmt.grid.shape):
+        return fmt.predictions.read(path)
+    try:
+        return fmt.predictions.read(path, shape=tuple(grid.shape))
+    except TypeError:
+        raise ValueError(
+            f"{path}: the dataset's grid is {tuple(grid.shape)}, and {fmt.name}'s prediction reader reads only "
+            f"its own {tuple(fmt.grid.shape)}"
+        ) from None
+
+
 @dataclass
 class _Frames:
     """How one count reads a frame: its prediction and its ground truth (a sample), with the
@@ -253,7 +269,7 @@ class _Frames:
     scoring: Scoring
 
     def __call__(self, token: str) -> tuple[np.ndarray, Any]:
-        pred = self.fmt.predictions.read(self.pred_files[token])
+        pred = read_on_grid(self.fmt, self.ds, self.pred_files[token])
         if self.fmt.source != CLASS_MAP_SOURCE:  # a class map's predictions are of its source format's table
             _check_ids(np.asarray(pred), self.fmt.classes, None, lambda: f"{self.pred_files[token]}: prediction")
         i = self.ds.index_of(token)

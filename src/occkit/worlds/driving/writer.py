@@ -463,15 +463,18 @@ def export_occ3d_schema(
     records = run_scenes(out, config, worker, progress=progress, resume=resume, jobs=jobs)
     results = [records[i] for i in range(config.scenes)]
     train, val = split_scenes(config.scenes, config.val_fraction)
-    ann = {
-        **(header or {}),
-        "train_split": [scene_name(i) for i in train],
-        "val_split": [scene_name(i) for i in val],
-        "scene_infos": {r["scene"]: r["infos"] for r in results},
-        "scene_descriptions": {r["scene"]: r["description"] for r in results},
-        "synth_config": config_record(config),
-    }
-    write_json_atomic(out / "annotations.json", ann)
+    from occkit.data.occ3d import write_occ3d_index
+
+    write_occ3d_index(
+        out / "annotations.json",
+        {r["scene"]: r["infos"] for r in results},
+        {"train": [scene_name(i) for i in train], "val": [scene_name(i) for i in val]},
+        head=header,
+        tail={
+            "scene_descriptions": {r["scene"]: r["description"] for r in results},
+            "synth_config": config_record(config),
+        },
+    )
     drop_scene_records(out)
     return out
 

@@ -1,0 +1,349 @@
+"""``occkit label``'s output: the recording's own classes through ``--class-map`` (``from: rig``) or by
+name, ``--to FORMAT`` on that format's grid and frame through its label writer, ``--grid`` in Occ3D's
+layout, the ground check, and ``--quality`` on the output's grid (docs/labels.md, "Classes, grid and
+output format"). One scene of a tiny world each."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from occkit.cli import main
+
+SCENE = "scene-0000"
+
+#: A rig's own class names for the world's classes (Occ3D's names), in another order.
+RENAMED = {
+    "others": "misc",
+    "barrier": "fence_or_barrier",
+    "car": "automobile",
+    "driveable_surface": "road",
+    "sidewalk": "footpath",
+    "manmade": "building",
+    "vegetation": "plants",
+}
+
+
+def _map_yaml(to: str, pairs: list[tuple[list[str], list[str]]], drop: list[str] = ()) -> str:
+    lines = ["from: rig", f"to: {to}", "common:"]
+    for k, (src, dst) in enumerate(pairs):
+        lines.append(f"  c{k}: {{from: [{', '.join(src)}], to: [{', '.join(dst)}]}}")
+    if drop:
+        lines.append(f"drop: {{from: [{', '.join(drop)}]}}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("lo") / "w"
+    argv = ["synth", "--out", str(out), "--scenes", "2", "--frames", "2", "--image-size", "48", "80"]
+    assert main([*argv, "--sweeps", "2", "--beams", "8"]) == 0
+    return out
+
+
+def _label(world: Path, out: Path, *extra: str) -> str:
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        assert main(["label", "--data", str(world), "--out", str(out), "--scenes", SCENE, *extra]) == 0
+    return said.getvalue()
+
+
+def _classes(world: Path) -> list[str]:
+    return json.loads((world / "rig" / "rig.json").read_text())["classes"]
+
+
+@pytest.fixture(scope="module")
+def occ3d_labels(world, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("base") / "lab"
+    _label(world, out)
+    return out
+
+
+def _own_classes_rig(world: Path, dest: Path) -> tuple[Path, list[str]]:
+    """A copy of the world's rig folder whose classes are renamed (:data:`RENAMED`) and reversed, its
+    point labels and box classes renumbered to match; returns it and its class list."""
+    rig = dest / "rig"
+    shutil.copytree(world / "rig", rig)
+    old = _classes(world)
+    new = [RENAMED.get(c, c) for c in reversed(old)]
+    perm = np.array([new.index(RENAMED.get(c, c)) for c in old], np.int64)  # old id -> new id
+    meta = json.loads((rig / "rig.json").read_text())
+    meta["classes"] = new
+    (rig / "rig.json").write_text(json.dumps(meta))
+    for scene in meta["scenes"]:
+        for f in (rig / scene / "lidar").glob("*.npz"):
+            z = dict(np.load(f))
+            if "labels" in z:
+                z["labels"] = perm[z["labels"].astype(np.int64)]
+                np.savez(f, **z)
+        boxes = json.loads((rig / scene / "boxes.json").read_text())
+        for b in boxes["boxes"]:
+            b["class"] = int(perm[b["class"]])
+        (rig / scene / "boxes.json").write_text(json.dumps(boxes))
+    return rig, new
+
+
+def _npz(root: Path) -> dict[str, dict[str, np.ndarray]]:
+    return {str(p.relative_to(root)): dict(np.load(p)) for p in sorted(root.rglob("labels.npz"))}
+
+
+def test_a_rig_with_its_own_class_names_and_a_class_map_gives_the_same_labels(world, occ3d_labels, tmp_path):
+    rig, new = _own_classes_rig(world, tmp_path)
+    inverse = {v: k for k, v in RENAMED.items()}
+    pairs = [([c], [inverse.get(c, c)]) for c in new]
+    cmap = tmp_path / "mine.yaml"
+    cmap.write_text(_map_yaml("occ3d", pairs))
+    out = tmp_path / "lab"
+    _label(rig, out, "--class-map", str(cmap))
+    got, want = _npz(out), _npz(occ3d_labels)
+    assert got.keys() == want.keys() and len(got) == 2
+    for k in want:
+        for a in ("semantics", "mask_lidar", "mask_camera"):
+            np.testing.assert_array_equal(got[k][a], want[k][a], err_msg=f"{k} {a}")
+    assert (want[k]["semantics"] != 17).sum() > 1000  # labels with content, not two empty grids
+
+
+def test_class_names_of_the_output_table_in_another_order_are_mapped_by_name(world, occ3d_labels, tmp_path):
+    rig = tmp_path / "rig"
+    shutil.copytree(world / "rig", rig)
+    old = _classes(world)
+    new = list(reversed(old))
+    perm = np.array([new.index(c) for c in old], np.int64)
+    meta = json.loads((rig / "rig.json").read_text())
+    meta["classes"] = new
+    (rig / "rig.json").write_text(json.dumps(meta))
+    for f in (rig / SCENE / "lidar").glob("*.npz"):
+        z = dict(np.load(f))
+        if "labels" in z:
+            z["labels"] = perm[z["labels"].astype(np.int64)]
+            np.savez(f, **z)
+    boxes = json.loads((rig / SCENE / "boxes.json").read_text())
+    for b in boxes["boxes"]:
+        b["class"] = int(perm[b["class"]])
+    (rig / SCENE / "boxes.json").write_text(json.dumps(boxes))
+    out = tmp_path / "lab"
+    _label(rig, out)
+    got, want = _npz(out), _npz(occ3d_labels)
+    for k in want:
+        np.testing.assert_array_equal(got[k]["semantics"], want[k]["semantics"])
+
+
+def test_a_class_the_map_leaves_unmapped_is_refused_by_name(world, tmp_path, capsys):
+    rig, new = _own_classes_rig(world, tmp_path)
+    inverse = {v: k for k, v in RENAMED.items()}
+    pairs = [([c], [inverse.get(c, c)]) for c in new if c != "plants"]
+    cmap = tmp_path / "mine.yaml"
+    cmap.write_text(_map_yaml("occ3d", pairs))
+    out = tmp_path / "lab"
+    assert main(["label", "--data", str(rig), "--out", str(out), "--class-map", str(cmap)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "'plants' is unmapped" in err and str(cmap) in err
+    assert not out.exists()
+
+
+def test_own_class_names_without_a_map_are_refused_saying_to_pass_one(world, tmp_path, capsys):
+    rig, _ = _own_classes_rig(world, tmp_path)
+    out = tmp_path / "lab"
+    assert main(["label", "--data", str(rig), "--out", str(out)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "'plants'" in err and "--class-map" in err
+    assert not out.exists()
+
+
+def test_a_map_to_classes_the_output_lacks_is_refused_in_one_line(world, tmp_path, capsys):
+    cmap = tmp_path / "bad.yaml"
+    cmap.write_text(_map_yaml("openoccupancy", [(_classes(world), ["spaceship"])]))
+    out = tmp_path / "lab"
+    assert (
+        main(["label", "--data", str(world), "--out", str(out), "--to", "openoccupancy", "--class-map", str(cmap)]) != 0
+    )
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "'spaceship'" in err and "openoccupancy cannot hold it" in err
+    assert not out.exists()
+
+
+def _to_nusc_occupancy(world: Path, to: str) -> str:
+    """A class map from the world's classes to the nuScenes-occupancy layouts' (``others`` into ``manmade``)."""
+    pairs = [([c], [c]) for c in _classes(world) if c not in ("others", "manmade")]
+    return _map_yaml(to, [*pairs, (["manmade", "others"], ["manmade"])])
+
+
+@pytest.fixture(scope="module")
+def openoccupancy_labels(world, tmp_path_factory) -> tuple[Path, str]:
+    d = tmp_path_factory.mktemp("oo")
+    (d / "map.yaml").write_text(_to_nusc_occupancy(world, "openoccupancy"))
+    out = d / "lab"
+    said = _label(world, out, "--to", "openoccupancy", "--class-map", str(d / "map.yaml"), "--quality")
+    return out, said
+
+
+def test_to_openoccupancy_opens_as_openoccupancy_on_its_grid(openoccupancy_labels, tmp_path):
+    from occkit.formats import detect_format, get_format
+
+    out, said = openoccupancy_labels
+    assert detect_format(out).name == "openoccupancy"
+    fmt = get_format("openoccupancy")
+    ds = fmt.open_split(out, "all", load_images=False)
+    assert len(ds) == 2
+    lab = ds.read_labels(ds.frames[0].token)["semantics"]
+    assert lab.shape == (512, 512, 40) and (lab != 0).sum() > 1000 and lab.max() <= 16
+    assert "written as openoccupancy: 512x512x40 voxels of 0.2 m in the lidar frame" in said
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["stats", str(out), "--split", "all", "--no-progress"]) == 0
+    pred = tmp_path / "pred"  # the labels as a prediction: eval --gt scores them 100 against themselves
+    for f in ds.frames:
+        fmt.predictions.write(pred, f.token, ds.read_labels(f.token)["semantics"])
+    said_eval = io.StringIO()
+    with contextlib.redirect_stdout(said_eval):
+        assert main(["eval", "--gt", str(out), "--pred", str(pred), "--split", "all", "--no-progress"]) == 0
+    assert "miou                    100.00" in said_eval.getvalue()
+
+
+def test_to_openoccupancy_scores_against_the_truth_on_its_grid(openoccupancy_labels):
+    out, said = openoccupancy_labels
+    q = json.loads((out / "quality.json").read_text())
+    assert q["keyframes"] == 2
+    assert 0 < q["occupied_iou_observable"] <= 100 and 0 < q["semantic_miou_camera_mask"] <= 100
+    assert q["mask_camera_agreement_iou"] != q["mask_camera_agreement_iou"]  # NaN: the layout keeps no mask
+    assert 0 < q["rayiou"] < 100
+
+
+def test_truth_on_the_openoccupancy_grid_is_the_exact_occ3d_voxel_under_each_centre(world):
+    """The truth resampled onto the LiDAR-frame grid, checked at voxel centres computed by hand."""
+    from occkit.formats import get_format
+    from occkit.geometry.grid import occ3d_grid
+    from occkit.labelgen.output import plan_target
+    from occkit.labelgen.run import _grid_in_ego, _truth_classes, truth_on_target
+    from occkit.labelgen.truth import WorldTruth
+
+    cmap = world.parent / "oo.yaml"
+    cmap.write_text(_to_nusc_occupancy(world, "openoccupancy"))
+    target = plan_target("openoccupancy", cmap, None, tuple(_classes(world)))
+    fmt = get_format("openoccupancy")
+    truth = WorldTruth(world)
+    token = next(iter(truth.infos[SCENE]))
+    T = _grid_in_ego(truth, SCENE, token, target)
+    tr = truth.keyframe(SCENE, token, 1, T)
+    on, scored = truth_on_target(tr, target, _truth_classes(fmt), T, fmt.classes)
+    rng = np.random.default_rng(0)
+    g, o = target.grid, occ3d_grid()
+    names = fmt.classes.names
+    checked = 0
+    for _ in range(2000):
+        i = rng.integers(0, g.shape)
+        c = np.asarray(g.range_min) + (i + 0.5) * np.asarray(g.voxel_size)
+        e = T[:3, :3] @ c + T[:3, 3]
+        j = np.floor((e - np.asarray(o.range_min)) / np.asarray(o.voxel_size)).astype(int)
+        if not ((j >= 0) & (j < o.shape)).all():
+            assert not scored[tuple(i)]
+            continue
+        src = int(tr.semantics[tuple(j)])
+        want = "empty" if src == 17 else _classes(world)[src]
+        if src == 0:  # others: dropped by the shipped occ3d -> openoccupancy map, not scored
+            assert not scored[tuple(i)]
+            continue
+        assert names[int(on.semantics[tuple(i)])] == want
+        checked += 1
+    assert checked > 500
+
+
+def test_to_surroundocc_and_semantickitti_write_folders_their_format_detects(world, tmp_path):
+    from occkit.formats import detect_format, get_format
+
+    (tmp_path / "so.yaml").write_text(_to_nusc_occupancy(world, "surroundocc"))
+    _label(world, tmp_path / "so", "--to", "surroundocc", "--class-map", str(tmp_path / "so.yaml"), "--preset", "naive")
+    assert detect_format(tmp_path / "so").name == "surroundocc"
+    ds = get_format("surroundocc").open_split(tmp_path / "so", "all", load_images=False)
+    assert ds.read_labels(ds.frames[0].token)["semantics"].shape == (200, 200, 16)
+    kitti = {
+        "car": ["car"], "bicycle": ["bicycle"], "motorcycle": ["motorcycle"], "truck": ["truck"],
+        "bus": ["other-vehicle"], "construction_vehicle": ["other-vehicle"], "trailer": ["other-vehicle"],
+        "pedestrian": ["person"], "driveable_surface": ["road"], "sidewalk": ["sidewalk"],
+        "other_flat": ["other-ground"], "terrain": ["terrain"], "manmade": ["building"], "vegetation": ["vegetation"],
+    }  # fmt: skip
+    pairs = [([c], kitti[c]) for c in _classes(world) if c in kitti]
+    drop = [c for c in _classes(world) if c not in kitti]
+    (tmp_path / "sk.yaml").write_text(_map_yaml("semantickitti", pairs, drop))
+    sk = ["--to", "semantickitti", "--class-map", str(tmp_path / "sk.yaml"), "--set", 'ground_classes=["asphalt"]']
+    said = _label(world, tmp_path / "sk", *sk)
+    assert detect_format(tmp_path / "sk").name == "semantickitti"
+    assert "no ground fill: none of ground_classes (asphalt) is a class of semantickitti" in said
+    assert "256x256x32 voxels of 0.2 m in the lidar frame" in said
+    files = sorted((tmp_path / "sk" / "sequences" / SCENE / "voxels").glob("*.label"))
+    assert [f.name for f in files] == ["000000.label", "000001.label"]
+    assert (tmp_path / "sk" / "sequences" / SCENE / "calib.txt").is_file()
+
+
+def test_grid_gives_occ3d_layout_another_voxel_size_stated_in_its_index(world, tmp_path):
+    from occkit.formats import get_format
+
+    out = tmp_path / "lab"
+    said = _label(world, out, "--grid", "0.8", "--preset", "naive")
+    assert "written as occ3d: 100x100x8 voxels of 0.8 m in the ego frame" in said
+    ann = json.loads((out / "annotations.json").read_text())
+    assert ann["grid"] == {"range_min": [-40.0, -40.0, -1.0], "range_max": [40.0, 40.0, 5.4], "voxel_size": [0.8] * 3}
+    ds = get_format("occ3d").open_split(out, "all", load_images=False)
+    assert tuple(ds.grid.shape) == (100, 100, 8)
+    assert ds.read_labels(ds.frames[0].token)["semantics"].shape == (100, 100, 8)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["stats", str(out), "--split", "all", "--no-progress"]) == 0
+    fmt = get_format("occ3d")
+    pred = tmp_path / "pred"  # the labels as a prediction on the stated grid: eval --gt scores them 100
+    for f in ds.frames:
+        fmt.predictions.write(pred, f.token, ds.read_labels(f.token)["semantics"])
+    said_eval = io.StringIO()
+    with contextlib.redirect_stdout(said_eval):
+        assert main(["eval", "--gt", str(out), "--pred", str(pred), "--split", "all", "--no-progress"]) == 0
+    assert "miou                    100.00" in said_eval.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--grid", "0.3"], "not a whole number of 0.3 m voxels"),
+        (["--grid", "a b"], "expected VOXEL"),
+        (["--grid", "0.2", "--to", "openoccupancy"], "--grid is for Occ3D's layout"),
+        (["--to", "nosuchformat"], "--to nosuchformat: not a format"),
+    ],
+)
+def test_a_bad_output_option_is_refused_in_one_line(world, tmp_path, capsys, extra, said):
+    out = tmp_path / "lab"
+    assert main(["label", "--data", str(world), "--out", str(out), *extra]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and said in err
+    assert not out.exists()
+
+
+def test_a_rig_with_its_origin_at_the_lidar_is_warned_about_once_per_scene(world, occ3d_labels, tmp_path):
+    rig = tmp_path / "rig"
+    shutil.copytree(world / "rig", rig)
+    meta = json.loads((rig / "rig.json").read_text())
+    for lidar in meta["lidars"].values():
+        lidar["translation"][2] = 0.0  # the ego origin at the LiDAR (KITTI's velodyne frame)
+    (rig / "rig.json").write_text(json.dumps(meta))
+    said = _label(rig, tmp_path / "lab", "--preset", "naive")
+    warned = [line for line in said.splitlines() if "below the grid's lowest voxel" in line]
+    assert len(warned) == 1 and SCENE in warned[0] and "LiDAR's height" in warned[0]
+    base = json.loads((occ3d_labels / "report.json").read_text())
+    assert not any(s.get("warnings") for s in base["scenes"])  # the world's own rig: no warning
+
+
+def test_an_occ3d_index_read_back_into_its_parts_is_written_again_byte_for_byte(world, tmp_path):
+    """The one writer of Occ3D's index (occkit.data.occ3d.write_occ3d_index): the world's own
+    annotations.json (synth wrote it through that writer) split into its parts and written again."""
+    from occkit.data.occ3d import index_parts, write_occ3d_index
+
+    ann = json.loads((world / "annotations.json").read_text())
+    assert list(ann)[:3] == ["train_split", "val_split", "scene_infos"]
+    head, splits, infos, tail = index_parts(ann)
+    assert head == {} and list(splits) == ["train", "val"] and "synth_config" in tail
+    write_occ3d_index(tmp_path, infos, splits, head=head, tail=tail, always=())
+    assert (tmp_path / "annotations.json").read_bytes() == (world / "annotations.json").read_bytes()
+    write_occ3d_index(tmp_path / "b.json", {}, {"val": ["s"]})  # a split missing: added empty, after the given
+    assert list(json.loads((tmp_path / "b.json").read_text())) == ["val_split", "train_split", "scene_infos"]

@@ -256,3 +256,32 @@ def test_a_missing_devkit_is_one_line_naming_the_pip_command(tables, tmp_path, c
     out = tmp_path / "lab"
     _refused(capsys, ["label", "--data", str(tables), "--out", str(out)], "nuscenes-devkit", "pip install")
     assert not out.exists()
+
+
+def test_panoptic_labels_are_read_where_lidarseg_is_absent(tables, tmp_path):
+    """nuScenes-panoptic (category index * 1000 + instance) gives the same classes as lidarseg."""
+    from occkit.data.recordings.registry import open_recording
+
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copytree(tables / VERSION, root / VERSION)
+    for name in ("samples", "sweeps", "maps"):
+        (root / name).symlink_to(tables / name, target_is_directory=True)
+    rows = json.loads((root / VERSION / "lidarseg.json").read_text())
+    (root / VERSION / "lidarseg.json").unlink()
+    pan = []
+    for r in rows:
+        seg = np.fromfile(tables / r["filename"], dtype=np.uint8).astype(np.int32)
+        rel = f"panoptic/{VERSION}/{r['sample_data_token']}_panoptic.npz"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(root / rel, data=(seg * 1000 + 7).astype(np.uint16))
+        pan.append({**r, "filename": rel})
+    (root / VERSION / "panoptic.json").write_text(json.dumps(pan))
+    a = open_recording(tables, "nuscenes", {}).read_scene("scene-0001")
+    b = open_recording(root, "nuscenes", {}).read_scene("scene-0001")
+    keys = [s for s in b.sweeps if s.keyframe]
+    assert keys and all(s.labels is not None for s in keys)
+    for s, r in zip(b.sweeps, a.sweeps):
+        assert (s.labels is None) == (r.labels is None)
+        if s.labels is not None:
+            assert np.array_equal(s.labels, r.labels)

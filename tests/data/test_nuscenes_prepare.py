@@ -597,6 +597,11 @@ def test_the_rigs_sweeps_are_lidar_sample_data_linked_in_time_between_the_keyfra
         for r, s in zip(rows, rig):
             if s["keyframe"]:
                 assert r["sample_token"] == s["token"]
+                # a keyframe's LiDAR is the rig's recording too (its points and pose), not the extras'
+                pts = np.load(rig_world / "rig" / scene["name"] / s["points"])["points"]
+                assert np.array_equal(LidarPointCloud.from_file(nusc.get_sample_data_path(r["token"])).points.T, pts)
+                ego = _T(nusc.get("ego_pose", r["ego_pose_token"]))
+                np.testing.assert_allclose(ego, _T(s["ego_pose"]), atol=1e-6)
                 continue
             # a sweep belongs to the next keyframe's sample, as in nuScenes
             assert r["sample_token"] == next(k["token"] for k in keys if k["timestamp"] >= s["timestamp"])

@@ -419,6 +419,23 @@ def _table_naming(root: Path, version: str, token: Any) -> Path | None:
     return None
 
 
+def load_nuscenes(root: Path, version: str) -> Any:
+    """nuScenes-devkit's ``NuScenes(version, root)`` (quiet), its errors as one line naming the table
+    file that names a missing token, or the table folder (the devkit's asserts name neither)."""
+    NuScenes = import_devkit()
+    try:
+        return NuScenes(version=version, dataroot=str(root), verbose=False)
+    except KeyError as e:  # a record names a token that its table lacks: say which table names it
+        token = e.args[0] if e.args else ""
+        raise ValueError(
+            f"{_table_naming(root, version, token) or root / version}: names the token {token!r}, which no record of "
+            "the table it refers to holds (nuscenes-devkit's index stopped there: the tables are incomplete, or from "
+            "two versions?)"
+        ) from None
+    except Exception as e:  # the devkit's own errors (asserts, bare Exceptions): one line naming the tables
+        raise ValueError(f"{root / version}: nuscenes-devkit cannot load these tables ({type(e).__name__}: {e})") from e
+
+
 def tables_key(dataroot: Path, version: str) -> dict[str, Any]:
     """What identifies the input of a run: each table's size and modification time."""
     key = {}
@@ -453,23 +470,13 @@ def prepare_nuscenes(
     occ = Path(occ3d).absolute() if occ3d is not None else None
     if occ is not None and not (occ / "annotations.json").is_file():
         raise FileNotFoundError(f"--occ3d {occ}: no annotations.json there (the Occ3D-nuScenes folder)")
-    NuScenes = import_devkit()
+    import_devkit()
     out = Path(out)
     parts = out / SCENE_PARTS
     parts.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda msg: None)
     say(f"prepare: loading the nuScenes tables of {root / version} with nuscenes-devkit")
-    try:
-        nusc = NuScenes(version=version, dataroot=str(root), verbose=False)
-    except KeyError as e:  # a record names a token that its table lacks: say which table names it
-        token = e.args[0] if e.args else ""
-        raise ValueError(
-            f"{_table_naming(root, version, token) or root / version}: names the token {token!r}, which no record of "
-            "the table it refers to holds (nuscenes-devkit's index stopped there: the tables are incomplete, or from "
-            "two versions?)"
-        ) from None
-    except Exception as e:  # the devkit's own errors (asserts, bare Exceptions): one line naming the tables
-        raise ValueError(f"{root / version}: nuscenes-devkit cannot load these tables ({type(e).__name__}: {e})") from e
+    nusc = load_nuscenes(root, version)
     frames: list[dict[str, Any]] = []
     scenes = sorted(nusc.scene, key=lambda s: s["name"])
     samples = scene_samples(nusc)

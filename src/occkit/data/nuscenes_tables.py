@@ -60,3 +60,7 @@ LIDARSEG_CATEGORIES: tuple[str, ...] = (
 LIDARSEG_TABLE = "lidarseg"
 #: The channel of the LiDAR whose keyframes are the samples (``sample["data"]["LIDAR_TOP"]``).
 LIDAR_CHANNEL = "LIDAR_TOP"
+#: nuScenes' ego vehicle (a Renault Zoe, about 4.1 x 1.7 m with its mirrors folded): the box (length, width,
+#: height) and its centre in the ego frame (origin at the rear axle, on the ground) whose returns are the car itself.
+NUSCENES_EGO_SIZE: tuple[float, float, float] = (4.1, 1.8, 1.6)
+NUSCENES_EGO_CENTER: tuple[float, float, float] = (1.3, 0.0, 0.8)

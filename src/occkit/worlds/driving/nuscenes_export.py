@@ -28,8 +28,12 @@ What is written, and from where:
   rig's LiDAR pose as ``calibrated_sensor``, ``sweeps/LIDAR_TOP/<scene>__<token>__LIDAR_TOP.pcd.bin``
   from the rig's LiDAR-frame points, ring from the world's beam elevations), belonging to the next
   keyframe's sample as in nuScenes (the devkit interpolates its boxes between the two keyframes),
-  and the scene's LiDAR rows are linked ``prev`` / ``next`` in time order. The keyframes stay the
-  extras' (a rig written with noise options records other poses and points than those).
+  and the scene's LiDAR rows are linked ``prev`` / ``next`` in time order. The LiDAR keyframes are
+  then the rig's too (its points, point labels as ``lidarseg``, ego pose and LiDAR calibration), so
+  the tables hold the recording the rig holds: with ``--beams`` or the noise options that differs
+  from the extras' LiDAR, which the Occ3D side keeps (the cameras' ``ego_pose`` rows stay the
+  extras', the true poses the images were rendered at). The boxes (``sample_annotation``) stay the
+  extras' objects at the keyframes.
 - ``lidarseg`` (nuScenes-lidarseg): per keyframe LiDAR ``sample_data`` (same token) a file
   ``lidarseg/<version>/<token>_lidarseg.bin`` of one uint8 per point, the ``index`` of its category
   in ``category`` (which lists all 32 lidarseg categories with their indices): the extras' per-point
@@ -314,6 +318,15 @@ def _scene_tables(w: _Tables, scene: str, infos: dict[str, Any], description: st
     )
     sd_rows: dict[str, list[dict[str, Any]]] = {ch: [] for ch in w.channels}
     ann_rows: dict[int, list[dict[str, Any]]] = {}
+    rig_rec = None
+    if rig is not None:
+        from occkit.data.rig import read_scene
+
+        rig_rec = read_scene(rig, scene)
+        rig_keys = {s.token: s for s in rig_rec.sweeps if s.keyframe}
+        if set(rig_keys) != set(tokens):
+            where = w.root / "rig" / scene / "sweeps.json"
+            raise ValueError(f"{where}: keyframe tokens differ from the scene's frames in annotations.json")
     for fi, token in enumerate(tokens):
         w.t["sample"].append(
             {
@@ -324,11 +337,13 @@ def _scene_tables(w: _Tables, scene: str, infos: dict[str, Any], description: st
                 "scene_token": scene_token,
             }
         )
-        _frame_tables(w, scene, token, infos[token], sd_rows, ann_rows)
-    if rig is not None:
+        key = None if rig_rec is None else (rig, rig_keys[token])
+        _frame_tables(w, scene, token, infos[token], sd_rows, ann_rows, key)
+    if rig_rec is not None:
         sd_rows[LIDAR_CHANNEL] = _with_rig_sweeps(
             w.root,
             rig,
+            rig_rec,
             scene,
             sd_rows[LIDAR_CHANNEL],
             w.elevations,
@@ -348,16 +363,18 @@ def _frame_tables(
     info: dict[str, Any],
     sd_rows: dict[str, list[dict[str, Any]]],
     ann_rows: dict[int, list[dict[str, Any]]],
+    rig_key: tuple[dict[str, Any], Any] | None = None,
 ) -> None:
     """One frame's ``calibrated_sensor``, ``ego_pose`` and ``sample_data`` rows (each channel's
     ``sample_data`` linked to its previous frame's), its LiDAR files, and its annotations (by
-    instance, into ``ann_rows``)."""
+    instance, into ``ann_rows``). ``rig_key``: the rig's meta and its keyframe sweep of this frame,
+    whose LiDAR (points, labels, pose, calibration) the LiDAR rows take."""
     ts = int(info["timestamp"])
     extras = w.root / "extras" / scene / token
     cam_views = []
     for ch in w.channels:
         if ch == LIDAR_CHANNEL:
-            pose = info["lidar_sensor"]["extrinsic"]
+            pose = info["lidar_sensor"]["extrinsic"] if rig_key is None else _pose_record(rig_key[0]["lidars"][ch])
             intrinsic: list[list[float]] = []
         else:
             cam = info["camera_sensor"].get(ch)
@@ -367,17 +384,18 @@ def _frame_tables(
         calib = {"translation": pose["translation"], "rotation": pose["rotation"], "camera_intrinsic": intrinsic}
         cs_token = _add_calibration(w.t["calibrated_sensor"], w.calib_seen, scene, ch, calib)
         sd_token = nuscenes_token("sample_data", token, ch)
+        ego = {"rotation": info["ego_pose"]["rotation"], "translation": info["ego_pose"]["translation"]}
+        if ch == LIDAR_CHANNEL and rig_key is not None:
+            ego = _pose_record(rig_key[1].T_global_from_ego)
         w.t["ego_pose"].append(
-            {
-                "token": sd_token,
-                "timestamp": ts,
-                "rotation": info["ego_pose"]["rotation"],
-                "translation": info["ego_pose"]["translation"],
-            }
+            {"token": sd_token, "timestamp": ts, "rotation": ego["rotation"], "translation": ego["translation"]}
         )
         if ch == LIDAR_CHANNEL:
             rel = f"samples/{LIDAR_CHANNEL}/{scene}__{token}__{LIDAR_CHANNEL}.pcd.bin"
-            lidar_instance = _write_lidar(w, extras, rel, pose, sd_token)
+            if rig_key is None:
+                lidar_instance = _write_lidar(w, extras, rel, pose, sd_token)
+            else:
+                lidar_instance = _write_rig_lidar(w, rig_key[1], rel, sd_token)
             fmt, h, wd = "pcd", 0, 0
         else:
             rel = info["camera_sensor"][ch]["img_path"]
@@ -438,6 +456,24 @@ def _write_lidar(w: _Tables, extras: Path, rel: str, pose: dict[str, Any], sd_to
     return lid["instance"]
 
 
+def _write_rig_lidar(w: _Tables, sweep: Any, rel: str, sd_token: str) -> np.ndarray:
+    """Write a keyframe's LiDAR ``.pcd.bin`` (at ``rel``) and its lidarseg file (where it has point
+    labels) from the rig's keyframe sweep, in the rig's LiDAR frame as recorded; returns the points'
+    instance ids (from the sweep's file, zeros where it has none)."""
+    pts = np.zeros((len(sweep.points), 4), np.float32)
+    pts[:, :3] = sweep.points
+    if sweep.intensity is not None:
+        pts[:, 3] = sweep.intensity
+    write_bytes_atomic(w.root / rel, lidar_to_pcd(pts, np.eye(4), w.elevations).tobytes())
+    if sweep.labels is not None:
+        seg = lidarseg_indices(sweep.labels, len(pts), w.lidarseg_lut, Path(sweep.source))
+        seg_rel = f"{LIDARSEG_TABLE}/{w.version}/{sd_token}_lidarseg.bin"
+        write_bytes_atomic(w.root / seg_rel, seg.tobytes())
+        w.lidarseg_rows.append({"token": sd_token, "sample_data_token": sd_token, "filename": seg_rel})
+    inst = load_npz(sweep.source).get("instance")
+    return np.zeros(len(pts), np.int32) if inst is None else np.asarray(inst)
+
+
 def _instance_tables(t: dict[str, list[dict[str, Any]]], ann_rows: dict[int, list[dict[str, Any]]]) -> None:
     """A scene's ``sample_annotation`` rows, chained ``prev`` / ``next`` per instance, and one
     ``instance`` row for each."""
@@ -491,6 +527,7 @@ def _read_rig(root: Path, ann: dict[str, Any]) -> dict[str, Any] | None:
 def _with_rig_sweeps(
     root: Path,
     rig: dict[str, Any],
+    rec: Any,
     scene: str,
     key_rows: list[dict[str, Any]],
     elevations: np.ndarray,
@@ -500,14 +537,7 @@ def _with_rig_sweeps(
 ) -> list[dict[str, Any]]:
     """The scene's keyframe LiDAR rows with the rig's non-key sweeps added (files, ``ego_pose`` and
     ``calibrated_sensor`` rows appended to ``ego_poses`` / ``calibs``), all linked in time order."""
-    from occkit.data.rig import read_scene
-
-    rec = read_scene(rig, scene)
-    keys = {r["sample_token"]: r for r in key_rows}
-    rig_keys = {s.token for s in rec.sweeps if s.keyframe}
     where = root / "rig" / scene / "sweeps.json"
-    if rig_keys != set(keys):
-        raise ValueError(f"{where}: keyframe tokens differ from the scene's frames in annotations.json")
     calib = {**_pose_record(rig["lidars"][LIDAR_CHANNEL]), "camera_intrinsic": []}
     cs_token = _add_calibration(calibs, calib_seen, scene, LIDAR_CHANNEL, calib)
     key_times = sorted((r["timestamp"], r["sample_token"]) for r in key_rows)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from occkit.data.nuscenes_tables import NUSCENES_EGO_CENTER, NUSCENES_EGO_SIZE
 from occkit.data.occ3d import NUSCENES_CAMERAS
 from occkit.data.rig import write_rig_meta, write_scene
 from occkit.data.scene_record import Boxes, Camera, SceneRecord, Sweep
@@ -36,8 +37,8 @@ from occkit.worlds.driving.sensors import T_ego_from_camera, T_ego_from_lidar, c
 #: The world's classes that carry boxes (nuScenes' box categories): barrier .. truck.
 BOX_CLASSES = tuple(range(1, 11))
 #: The world's ego vehicle (nuScenes' Renault Zoe, about 4.1 x 1.7 m): box size and centre, ego frame.
-EGO_SIZE = (4.1, 1.8, 1.6)
-EGO_CENTER = (1.3, 0.0, 0.8)
+EGO_SIZE = NUSCENES_EGO_SIZE
+EGO_CENTER = NUSCENES_EGO_CENTER
 TIMESTAMP_BASE_US = 1_600_000_000_000_000
 
 

@@ -1,0 +1,418 @@
+"""nuScenes tables as a recording (docs/labels.md, "nuScenes tables"): ``occkit label --data ROOT
+[--version V] [--scenes ...]``, read through nuScenes-devkit's own ``NuScenes`` class.
+
+``ROOT`` is a nuScenes root, the folder holding a table folder ``v1.0-*/`` (``sample.json``,
+``sample_data.json``, ...) beside ``samples/`` and ``sweeps/``. Each scene becomes one
+:class:`~occkit.data.scene_record.SceneRecord`:
+
+- every ``LIDAR_TOP`` ``sample_data`` of the scene, in time order (the keyframes are those with
+  ``is_key_frame``; a keyframe's token is its **sample** token, so the labels are named by sample
+  token as Occ3D names them; a sweep keeps its ``sample_data`` token), with its timestamp (µs),
+  its own ``ego_pose`` and its points from the ``.pcd.bin`` (x, y, z, intensity, ring);
+- the ``calibrated_sensor`` of the LiDAR as its extrinsic (one LiDAR id per calibration met in
+  the scene: ``LIDAR_TOP``, then ``LIDAR_TOP#2`` ...);
+- point labels at the keyframes from nuScenes-lidarseg (``lidarseg/<version>/*.bin``), else from
+  nuScenes-panoptic (``category index * 1000 + instance``), through the devkit's lidarseg class map
+  (``LidarsegClassMapper``: 32 categories -> the 16 classes and ``ignore``) onto Occ3D's classes
+  (``ignore`` is Occ3D's ``others``);
+- the boxes of every sweep from nuScenes-devkit's ``get_boxes``: a keyframe's ``sample_annotation``
+  rows, a sweep's interpolated between the two keyframes around it (centre linearly, rotation by
+  quaternion slerp; an instance missing from the earlier keyframe keeps the later one's box); the
+  instance tokens are the tracks (integers in the order of the ``instance`` table), the category
+  through the same class map;
+- the six cameras (``camera_intrinsic``, ``calibrated_sensor``, image size) of the first keyframe,
+  and their image paths (``samples/CAM_*/...``) by keyframe, linked into the output as ``samples``;
+- the ego vehicle's box: nuScenes' Renault Zoe (:data:`occkit.data.nuscenes_tables.NUSCENES_EGO_SIZE`).
+
+The splits are nuScenes' official ones (``nuscenes.utils.splits``) when every scene name is one of
+the version's (``mini_train`` / ``mini_val`` for ``v1.0-mini``), else none (every scene is train).
+The tables are loaded once per process (a worker labelling several scenes loads them once).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from occkit.data.recordings.spec import ReaderOption, Recording, RecordingReader
+
+#: The names of the table files a folder must hold to be a nuScenes table folder (what detection looks at).
+_MARKS = ("sample.json", "sample_data.json", "scene.json")
+#: Tables loaded by this process: ``(root, version, tables_key) -> _Opened``.
+_LOADED: dict[tuple[str, str, str], Any] = {}
+
+
+def table_folders(path: Path) -> list[str]:
+    """The ``v1.0-*`` table folders under ``path`` (each holding sample.json, sample_data.json, scene.json)."""
+    if not path.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in path.iterdir()
+        if p.is_dir() and p.name.startswith("v1.0-") and all((p / m).is_file() for m in _MARKS)
+    )
+
+
+def _detect(path: Path) -> str | None:
+    found = table_folders(path)
+    return f"{path / found[0] / 'sample_data.json'}" if found else None
+
+
+def resolve_version(path: Path, version: str | None) -> str:
+    """``--version`` checked against the table folders under ``path``; None: the one found (several:
+    a one-line refusal listing them)."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"--data {path}: no such folder (a nuScenes root: v1.0-*/, samples/, sweeps/)")
+    found = table_folders(path)
+    if not found:
+        if all((path / m).is_file() for m in _MARKS):
+            raise FileNotFoundError(
+                f"--data {path}: is a table folder itself (sample_data.json, ...); give the nuScenes root that holds "
+                f"it, --data {path.parent} --version {path.name}"
+            )
+        raise FileNotFoundError(
+            f"--data {path}: holds no nuScenes table folder (v1.0-*/ with {', '.join(_MARKS)}): not a nuScenes root"
+        )
+    if version is None:
+        if len(found) > 1:
+            raise ValueError(
+                f"--data {path}: holds several nuScenes table folders ({', '.join(found)}); pass --version"
+            )
+        return found[0]
+    if version not in found:
+        raise FileNotFoundError(
+            f"--version {version}: {path / version} is not a nuScenes table folder (--data holds {', '.join(found)})"
+        )
+    return version
+
+
+def class_of_category() -> dict[str, str]:
+    """nuScenes category name -> Occ3D class name: nuScenes-devkit's lidarseg map (32 categories onto
+    16 classes and ``ignore``), ``ignore`` read as Occ3D's ``others``."""
+    from nuscenes.eval.lidarseg.utils import LidarsegClassMapper
+
+    # the mapping itself needs no tables (the mapper's constructor checks it against a lidarseg table set)
+    mapper = LidarsegClassMapper.__new__(LidarsegClassMapper)
+    mapper.ignore_class = LidarsegClassMapper.get_ignore_class()
+    ignore = mapper.ignore_class["name"]
+    return {fine: "others" if coarse == ignore else coarse for fine, coarse in mapper.get_fine2coarse().items()}
+
+
+def official_splits(scenes: list[str], version: str) -> dict[str, list[str]]:
+    """nuScenes' official train / val scenes of ``scenes`` when every one of them is a scene of the
+    version's official split lists, else ``{}``."""
+    from nuscenes.utils.splits import create_splits_scenes
+
+    lists = create_splits_scenes(verbose=False)
+    train, val = ("mini_train", "mini_val") if version == "v1.0-mini" else ("train", "val")
+    known = set(lists[train]) | set(lists[val]) | (set(lists.get("test", [])) if version != "v1.0-mini" else set())
+    if not scenes or not set(scenes) <= known:
+        return {}
+    return {
+        "train_split": [s for s in scenes if s in set(lists[train])],
+        "val_split": [s for s in scenes if s in set(lists[val])],
+    }
+
+
+class _Opened:
+    """The devkit's tables of one root and version, with what the reader looks up by token."""
+
+    def __init__(self, root: Path, version: str) -> None:
+        import numpy as np
+
+        from occkit.data.nuscenes_raw import _Tables, load_nuscenes
+        from occkit.labels import OCC3D_CLASSES
+
+        self.nusc = load_nuscenes(root, version)
+        self.db = _Tables(self.nusc, root, version)
+        self.root, self.version = root, version
+        self.classes: tuple[str, ...] = tuple(OCC3D_CLASSES[:-1])  # Occ3D's classes without 'free'
+        cls_of = class_of_category()
+        self.class_id = {cat: self.classes.index(c) for cat, c in cls_of.items()}
+        self.scene_by_name = {s["name"]: s for s in self.nusc.scene}
+        self.track = {r["token"]: i + 1 for i, r in enumerate(self.nusc.instance)}
+        # a point label's category index -> class id (-1: a category the class map does not know)
+        idx2name = getattr(self.nusc, "lidarseg_idx2name_mapping", {}) or {}
+        self.lut = np.full(max(idx2name, default=0) + 1, -1, np.int64)
+        for idx, name in idx2name.items():
+            self.lut[idx] = self.class_id.get(name, -1)
+        self.point_labels: dict[str, tuple[str, str]] = {}
+        for task in ("panoptic", "lidarseg"):  # lidarseg wins where both are there
+            for r in getattr(self.nusc, task, None) or []:
+                self.point_labels[r["sample_data_token"]] = (task, r["filename"])
+
+    def scene_names(self) -> list[str]:
+        return sorted(self.scene_by_name)
+
+    def scene(self, name: str) -> dict[str, Any]:
+        if name not in self.scene_by_name:
+            raise ValueError(
+                f"{self.db.table('scene')}: no scene {name!r} (it holds {', '.join(self.scene_names()[:5])}"
+                f"{' ...' if len(self.scene_by_name) > 5 else ''})"
+            )
+        return self.scene_by_name[name]
+
+    def samples(self, scene: dict[str, Any]) -> list[dict[str, Any]]:
+        """The scene's samples along ``next`` (a loop refused)."""
+        out, seen = [], set()
+        token = scene["first_sample_token"]
+        while token:
+            if token in seen:
+                raise ValueError(
+                    f"{self.db.table('sample')}: scene {scene['name']}: sample {token!r} comes again along 'next' "
+                    "(the samples' next links loop): an edited or damaged table"
+                )
+            seen.add(token)
+            s = self.db.get("sample", token, f"scene {scene['name']}")
+            out.append(s)
+            token = s["next"]
+        return out
+
+    def lidar_rows(self, scene: dict[str, Any], samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every ``LIDAR_TOP`` ``sample_data`` of the scene's samples, in time order (from the first
+        keyframe back along ``prev`` and on along ``next`` while the row is one of the scene's)."""
+        from occkit.data.nuscenes_tables import LIDAR_CHANNEL
+
+        ours = {s["token"] for s in samples}
+        first = samples[0]
+        if LIDAR_CHANNEL not in first["data"]:
+            raise ValueError(
+                f"{self.db.table('sample')}: sample {first['token']} of {scene['name']} has no {LIDAR_CHANNEL}"
+            )
+        start = self.db.get("sample_data", first["data"][LIDAR_CHANNEL], f"sample {first['token']}")
+        before, tok = [], start["prev"]
+        while tok:
+            r = self.db.get("sample_data", tok, f"a {LIDAR_CHANNEL} sweep of {scene['name']}")
+            if r["sample_token"] not in ours:
+                break
+            before.append(r)
+            tok = r["prev"]
+        rows, tok = [start], start["next"]
+        while tok:
+            r = self.db.get("sample_data", tok, f"a {LIDAR_CHANNEL} sweep of {scene['name']}")
+            if r["sample_token"] not in ours:
+                break
+            rows.append(r)
+            tok = r["next"]
+        rows = before[::-1] + rows
+        keys = [r["sample_token"] for r in rows if r["is_key_frame"]]
+        if keys != [s["token"] for s in samples]:
+            raise ValueError(
+                f"{self.db.table('sample_data')}: the {LIDAR_CHANNEL} rows of scene {scene['name']} linked by "
+                f"prev / next hold {len(keys)} keyframes, the scene has {len(samples)} samples: an edited or "
+                "damaged table"
+            )
+        return rows
+
+    def images(self, samples: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+        """Camera image paths (relative to the root: ``samples/CAM_*/...``) by sample token."""
+        out: dict[str, dict[str, str]] = {}
+        for s in samples:
+            cams = {}
+            for ch, tok in s["data"].items():
+                r = self.db.get("sample_data", tok, f"sample {s['token']}")
+                if r.get("sensor_modality") == "camera":
+                    cams[ch] = str(r["filename"])
+            out[s["token"]] = cams
+        return out
+
+
+def _tables(root: Path, version: str) -> _Opened:
+    from occkit.data.nuscenes_raw import check_tables, import_devkit, tables_key
+
+    import_devkit()  # one line naming the pip command when the devkit is missing
+    check_tables(root, version)  # a missing table named before the devkit meets it
+    key = (str(root.resolve()), version, repr(sorted(tables_key(root, version).items())))
+    if key not in _LOADED:
+        _LOADED.clear()  # one table set held at a time (trainval's take gigabytes)
+        _LOADED[key] = _Opened(root, version)
+    return _LOADED[key]
+
+
+def _boxes(t: _Opened, sd_token: str, where: str):
+    """The boxes of a ``sample_data`` (nuScenes-devkit's ``get_boxes``: interpolated between keyframes)."""
+    import numpy as np
+
+    from occkit.data.scene_record import Boxes
+
+    rows = []
+    for b in t.nusc.get_boxes(sd_token):
+        ann = t.db.get("sample_annotation", b.token, where)
+        cat = b.name
+        if cat not in t.class_id:
+            raise ValueError(
+                f"{t.db.table('sample_annotation')}: annotation {b.token}: category {cat!r} is not one of nuScenes' "
+                "categories the class map knows (nuscenes-devkit's LidarsegClassMapper)"
+            )
+        tr = t.track.get(ann["instance_token"])
+        if tr is None:
+            raise ValueError(
+                f"{t.db.table('sample_annotation')}: annotation {b.token} names instance {ann['instance_token']!r}, "
+                f"which {t.db.table('instance')} lacks"
+            )
+        w, length, h = (float(v) for v in b.wlh)
+        q = b.orientation  # pyquaternion: yaw about +z of the box's heading (+x of the box)
+        yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+        rows.append((tr, t.class_id[cat], [float(v) for v in b.center], [length, w, h], yaw))
+    if not rows:
+        return Boxes.empty()
+    rows.sort(key=lambda r: r[0])
+    return Boxes(
+        track=np.array([r[0] for r in rows], np.int64),
+        cls=np.array([r[1] for r in rows], np.int64),
+        center=np.array([r[2] for r in rows], np.float64),
+        size=np.array([r[3] for r in rows], np.float64),
+        yaw=np.array([r[4] for r in rows], np.float64),
+    )
+
+
+def _point_labels(t: _Opened, sd_token: str, n: int):
+    """A keyframe's point labels (class ids) from lidarseg or panoptic, or None where it has none."""
+    import numpy as np
+
+    if sd_token not in t.point_labels:
+        return None
+    task, rel = t.point_labels[sd_token]
+    f = t.root / rel
+    if not f.is_file():
+        raise FileNotFoundError(f"{f}: missing: the {task} labels of sample_data {sd_token} ({t.db.table(task)})")
+    try:
+        if task == "lidarseg":
+            idx = np.fromfile(f, dtype=np.uint8).astype(np.int64)
+        else:
+            with np.load(f) as z:
+                idx = np.asarray(z["data"]).astype(np.int64) // 1000
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"{f}: cannot be read as nuScenes {task} labels ({e})") from None
+    if idx.shape != (n,):
+        raise ValueError(f"{f}: {len(idx)} {task} labels for {n} points of sample_data {sd_token}")
+    if len(idx) and (idx.min() < 0 or idx.max() >= len(t.lut) or (t.lut[idx] < 0).any()):
+        bad = sorted({int(v) for v in idx if v < 0 or v >= len(t.lut) or t.lut[v] < 0})[:5]
+        raise ValueError(f"{f}: category indices {bad} are not categories of {t.db.table('category')}")
+    return t.lut[idx]
+
+
+def _cameras(t: _Opened, sample: dict[str, Any]):
+    import numpy as np
+
+    from occkit.data.occ3d import NUSCENES_CAMERAS
+    from occkit.data.scene_record import Camera
+
+    cams = {}
+    for ch, tok in sample["data"].items():
+        r = t.db.get("sample_data", tok, f"sample {sample['token']}")
+        if r.get("sensor_modality") != "camera":
+            continue
+        cs = t.db.get("calibrated_sensor", r["calibrated_sensor_token"], f"sample_data {tok}")
+        K = np.asarray(cs.get("camera_intrinsic") or [], np.float64)
+        if K.shape != (3, 3) or not np.isfinite(K).all():
+            raise ValueError(
+                f"{t.db.table('calibrated_sensor')}: record {cs['token']} ({ch}): camera_intrinsic is not a finite 3x3"
+            )
+        cams[ch] = Camera(ch, K, t.db.pose("calibrated_sensor", cs), (int(r["height"]), int(r["width"])))
+    order = [c for c in NUSCENES_CAMERAS if c in cams] + sorted(c for c in cams if c not in NUSCENES_CAMERAS)
+    return {c: cams[c] for c in order}
+
+
+def read_scene(t: _Opened, name: str, load_points: bool = True):
+    """Scene ``name`` of the tables as a checked :class:`~occkit.data.scene_record.SceneRecord`;
+    ``load_points`` False: no points, and boxes at the keyframes only (the check of every scene
+    before any work, which on trainval would otherwise interpolate every sweep's boxes twice)."""
+    import numpy as np
+
+    from occkit.data.lidar_sweeps import read_pcd_bin
+    from occkit.data.nuscenes_tables import LIDAR_CHANNEL, NUSCENES_EGO_CENTER, NUSCENES_EGO_SIZE
+    from occkit.data.scene_record import SceneRecord, Sweep, check_record
+
+    scene = t.scene(name)
+    samples = t.samples(scene)
+    rows = t.lidar_rows(scene, samples)
+    lidars: dict[str, np.ndarray] = {}
+    sensor_of: dict[str, str] = {}
+    sweeps = []
+    for r in rows:
+        where = f"{LIDAR_CHANNEL} sample_data {r['token']} of {name}"
+        cs_tok = r["calibrated_sensor_token"]
+        if cs_tok not in sensor_of:
+            cs = t.db.get("calibrated_sensor", cs_tok, where)
+            sensor_of[cs_tok] = LIDAR_CHANNEL if not lidars else f"{LIDAR_CHANNEL}#{len(lidars) + 1}"
+            lidars[sensor_of[cs_tok]] = t.db.pose("calibrated_sensor", cs)
+        ep = t.db.get("ego_pose", r["ego_pose_token"], where)
+        rel = t.db.file(r, f"the points of {where}")
+        key = bool(r["is_key_frame"])
+        if load_points:
+            pts = read_pcd_bin(t.root / rel).numpy()
+            points, intensity = pts[:, :3].copy(), pts[:, 3].copy()
+            labels = _point_labels(t, r["token"], len(points)) if key else None
+        else:
+            points, intensity, labels = np.zeros((0, 3), np.float32), None, None
+        sweeps.append(
+            Sweep(
+                token=r["sample_token"] if key else r["token"],
+                timestamp=int(r["timestamp"]),
+                sensor=sensor_of[cs_tok],
+                T_global_from_ego=t.db.pose("ego_pose", ep),
+                points=points,
+                labels=labels,
+                intensity=intensity,
+                keyframe=key,
+                # the cheap check reads the annotations at the keyframes (a sweep's are interpolated from them)
+                boxes=_boxes(t, r["token"], where) if key or load_points else None,
+                source=f"{t.root / rel}",
+            )
+        )
+    rec = SceneRecord(
+        name=name,
+        sweeps=sweeps,
+        lidars=lidars,
+        cameras=_cameras(t, samples[0]),
+        classes=t.classes,
+        ego_size=NUSCENES_EGO_SIZE,
+        ego_center=NUSCENES_EGO_CENTER,
+        source=f"{t.db.table('scene')}: {name}",
+    )
+    check_record(rec)
+    return rec
+
+
+def _open(path: Path, options: Mapping[str, Any]) -> Recording:
+    version = resolve_version(path, options.get("version"))
+    t = _tables(path, version)
+    scenes = t.scene_names()
+    wanted = [s.strip() for s in str(options.get("scenes") or "").split(",") if s.strip()]
+    images: dict[str, dict[str, str]] = {}
+    for s in wanted or scenes:  # the image paths of the scenes asked for (an unknown one is refused by name)
+        if s in t.scene_by_name:
+            images.update(t.images(t.samples(t.scene_by_name[s])))
+    samples = path / "samples"
+    return Recording(
+        reader="nuscenes",
+        source=path,
+        options={**dict(options), "version": version},
+        classes=t.classes,
+        scenes=scenes,
+        read=lambda scene, load_points: read_scene(_tables(path, version), scene, load_points),
+        splits=official_splits(scenes, version),
+        images=images,
+        image_links={"samples": samples} if samples.is_dir() else {},
+        describe=f"nuScenes {version} at {path}, {len(scenes)} scene(s)",
+    )
+
+
+READER = RecordingReader(
+    name="nuscenes",
+    description="nuScenes tables (a root holding v1.0-*/) through nuscenes-devkit",
+    detect=_detect,
+    open=_open,
+    options=(
+        ReaderOption(
+            "--version",
+            help="nuscenes: the table folder under --data (default: the one v1.0-* folder there)",
+            metavar="V",
+        ),
+    ),
+    priority=30,
+    extra="nuscenes",
+)

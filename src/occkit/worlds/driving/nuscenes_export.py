@@ -385,7 +385,7 @@ def _frame_tables(
         cs_token = _add_calibration(w.t["calibrated_sensor"], w.calib_seen, scene, ch, calib)
         sd_token = nuscenes_token("sample_data", token, ch)
         ego = {"rotation": info["ego_pose"]["rotation"], "translation": info["ego_pose"]["translation"]}
-        if ch == LIDAR_CHANNEL and rig_key is not None:
+        if rig_key is not None:  # every sensor's pose at the keyframe as the rig recorded it (noise included)
             ego = _pose_record(rig_key[1].T_global_from_ego)
         w.t["ego_pose"].append(
             {"token": sd_token, "timestamp": ts, "rotation": ego["rotation"], "translation": ego["translation"]}
@@ -426,7 +426,20 @@ def _frame_tables(
         )
         if len(rows) > 1:
             rows[-2]["next"] = sd_token
-    _annotate(extras / "objects.json", scene, token, lidar_instance, cam_views, ann_rows)
+    recorded = None if rig_key is None else _recorded_boxes(rig_key[1])
+    _annotate(extras / "objects.json", scene, token, lidar_instance, cam_views, ann_rows, recorded)
+
+
+def _recorded_boxes(sweep: Any) -> dict[int, tuple[list[float], list[float], float]]:
+    """The rig's boxes of a keyframe sweep by track (= the world's instance): ``(center, size (l, w, h), yaw)``
+    as recorded (the box noise options included)."""
+    b = sweep.boxes
+    if b is None:
+        return {}
+    return {
+        int(b.track[k]): ([float(v) for v in b.center[k]], [float(v) for v in b.size[k]], float(b.yaw[k]))
+        for k in range(len(b))
+    }
 
 
 def _add_calibration(
@@ -623,8 +636,11 @@ def _annotate(
     lidar_instance: np.ndarray,
     cameras: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     rows: dict[int, list[dict[str, Any]]],
+    recorded: dict[int, tuple[list[float], list[float], float]] | None = None,
 ) -> None:
-    """Append the frame's ``sample_annotation`` rows (by instance) from its ``objects.json``."""
+    """Append the frame's ``sample_annotation`` rows (by instance) from its ``objects.json``; an instance the
+    rig recorded a box of at this keyframe (``recorded``) takes that box (its centre, size and yaw as recorded,
+    the box noise options included), so that the tables hold the boxes the rig does."""
     objects = read_json(objects_path).get("objects", [])
     counts = np.bincount(lidar_instance.astype(np.int64).clip(0)) if lidar_instance.size else np.zeros(1, np.int64)
     for o in objects:
@@ -633,7 +649,6 @@ def _annotate(
             continue
         inst = int(o["instance"])
         box = o["box_global"]
-        L, W, H = box["size"]
         speed = math.hypot(*o.get("velocity_global", [0.0, 0.0]))
         if cls in _VEHICLES:
             attr = [
@@ -645,6 +660,9 @@ def _annotate(
             attr = ["pedestrian.moving" if speed > MOVING_SPEED else "pedestrian.standing"]
         else:
             attr = []
+        center, (L, W, H), yaw = box["center"], box["size"], box["yaw"]
+        if recorded and inst in recorded:
+            center, (L, W, H), yaw = recorded[inst]
         rows.setdefault(inst, []).append(
             {
                 "token": nuscenes_token("sample_annotation", sample, inst),
@@ -652,9 +670,9 @@ def _annotate(
                 "instance_token": nuscenes_token("instance", scene, inst),
                 "visibility_token": _visibility_token(seen_fraction(_box_points(o["box_ego"]), cameras)),
                 "attribute_tokens": [nuscenes_token("attribute", a) for a in attr],
-                "translation": box["center"],
+                "translation": center,
                 "size": [W, L, H],
-                "rotation": [round(v, 8) for v in _quat_yaw(box["yaw"])],
+                "rotation": [round(v, 8) for v in _quat_yaw(yaw)],
                 "prev": "",
                 "next": "",
                 "num_lidar_pts": int(counts[inst]) if inst < len(counts) else 0,

@@ -110,6 +110,14 @@ def write_relabel_data(tmp_path: Path, occ3d_root: Path, frames_wrong: int = 1) 
     return data, pred, tokens
 
 
+@pytest.fixture(autouse=True)
+def deprecations_said_afresh(monkeypatch):
+    """Each test sees the deprecation warnings as a new process does (they are said once a process)."""
+    import occkit.deprecation
+
+    monkeypatch.setattr(occkit.deprecation, "_SAID", set())
+
+
 # ------------------------------------------------------------ the design doc's example, installed as a package
 def test_the_design_docs_format_installed_as_a_package_scores_miou_and_rayiou_in_processes(tmp_path, synth_root, capfd):
     """docs/design.md §9's complete format, copied as it stands into a package (its roles lambdas), scores
@@ -378,16 +386,19 @@ def test_a_format_of_the_flat_keywords_of_0_1_registers_and_scores_with_a_warnin
     fresh_registry, monkeypatch, tmp_path
 ):
     """A package written before the records (DatasetFormat(detect=..., metrics=..., folder_options=...)):
-    its keywords are moved into their records with one DeprecationWarning line naming the records' fields,
-    and the format registers, is detected and scores as the same format written with the records does."""
+    its keywords are moved into their records with one warning line (a FutureWarning, shown under the CLI)
+    naming the package and the records' fields, and the format registers, is detected and scores as the same
+    format written with the records does."""
+    from occkit.deprecation import OccKitDeprecationWarning
     from occkit.formats import detect_format, get_format
     from occkit.scoring.folder import evaluate_predictions
 
-    with pytest.warns(DeprecationWarning) as said:
+    with pytest.warns(OccKitDeprecationWarning) as said:
         mod = _load_module(tmp_path, BARE_FLAT, "bareflat_pkg")
     (warning,) = said.list
     msg = str(warning.message)
-    assert "\n" not in msg and msg.startswith("DatasetFormat(detect=, metrics=, folder_options=...)")
+    assert isinstance(warning.message, FutureWarning)  # shown by default, unlike a DeprecationWarning
+    assert "\n" not in msg and msg.startswith("bareflat_pkg: DatasetFormat(detect=, metrics=, folder_options=...)")
     assert "give detection.detect, scoring.metrics, scoring.folder_options" in msg and "0.3.0" in msg
     assert mod.FORMAT.scoring.metrics is mod.metrics and mod.FORMAT.scoring.folder_options == frozenset()
     monkeypatch.setitem(sys.modules, "bareflat_pkg", mod)
@@ -400,7 +411,9 @@ def test_a_format_of_the_flat_keywords_of_0_1_registers_and_scores_with_a_warnin
     assert scores.pop("benchmark") == "bareflat" and records.pop("benchmark") == "bare"
     assert scores == records and scores["miou"] > 0
     # the old names still read, from the records, each with a warning naming where it lives now
-    with pytest.warns(DeprecationWarning, match=r"^DatasetFormat\.metrics moved to DatasetFormat\.scoring\.metrics;"):
+    with pytest.warns(
+        FutureWarning, match=r"^[\w.]+: DatasetFormat\.metrics moved to DatasetFormat\.scoring\.metrics;"
+    ):
         assert fmt.metrics is mod.metrics
 
 

@@ -51,14 +51,14 @@ def test_a_moved_world_is_still_found_at_its_old_home_with_a_deprecation_warning
     import sys
 
     monkeypatch.delitem(sys.modules, old, raising=False)  # imported afresh: the warning is said on import
-    with pytest.warns(DeprecationWarning, match=rf"{re.escape(old)} moved to {re.escape(new)} .* removed in 0\.3\.0"):
+    with pytest.warns(FutureWarning, match=rf"{re.escape(old)} moved to {re.escape(new)} .* removed in 0\.3\.0"):
         alias = importlib.import_module(old)
     moved = importlib.import_module(new)
     assert getattr(alias, name) is getattr(moved, name)
     assert set(alias.__all__) <= set(moved.__all__) and name in alias.__all__
     assert alias.writer is importlib.import_module(f"{new}.writer")  # a module of the world, as before
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
         namespace: dict = {}
         exec(f"from {old} import *", namespace)  # noqa: S102 - the star import of old code
     assert namespace[name] is getattr(moved, name)

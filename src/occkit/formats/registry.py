@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from occkit.deprecation import load_failure
 from occkit.formats.spec import (
     ENTRY_POINT_GROUP,
     WORLDS,
@@ -75,7 +76,7 @@ def _from_entry_points() -> list[tuple[DatasetFormat, str]]:
         except BaseException as e:  # noqa: BLE001 - a broken package (even one calling sys.exit) is named, not fatal
             if isinstance(e, KeyboardInterrupt):
                 raise
-            why = f"{where} (group {ENTRY_POINT_GROUP}): cannot be loaded ({type(e).__name__}: {e})"
+            why = f"{where} (group {ENTRY_POINT_GROUP}): {load_failure(e)}"
             _warn(f"{why}; left out")
             _LEFT_OUT.setdefault(ep.name, why)
             continue

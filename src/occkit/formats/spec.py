@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from occkit.deprecation import another_version
 from occkit.geometry.grid import Grid
 from occkit.metrics.base import TABLE_KEYS, Metric, Targets
 
@@ -402,7 +403,8 @@ RECORDS: Mapping[str, type] = MappingProxyType(
 
 #: The fields :class:`DatasetFormat` held flat in occkit 0.1, each beside the record that holds it now. The
 #: constructor still takes them (as keywords, mapped into their records) and a format still answers them
-#: (read-only), each with a ``DeprecationWarning`` naming the record's field; both go in 0.3.0.
+#: (read-only), each with a warning (:func:`occkit.deprecation.warn_deprecated`) naming the record's field; both go
+#: in 0.3.0.
 FLAT_FIELDS: Mapping[str, str] = MappingProxyType(
     {
         **{name: "detection" for name in ("detect", "priority", "refines")},
@@ -421,17 +423,16 @@ FLAT_FIELDS: Mapping[str, str] = MappingProxyType(
 def _records_from_flat(fields: dict[str, Any]) -> dict[str, Any]:
     """``fields`` (a :class:`DatasetFormat`'s keywords) with the flat keywords of occkit 0.1
     (:data:`FLAT_FIELDS`) moved into their records, each given record's other fields kept; one
-    ``DeprecationWarning`` line names the records' fields to give instead."""
+    warning line (:func:`occkit.deprecation.warn_deprecated`) names the records' fields to give instead."""
     flat = [name for name in fields if name in FLAT_FIELDS]
     if not flat:
         return fields
-    import warnings
+    from occkit.deprecation import REMOVED_IN, warn_deprecated
 
-    warnings.warn(
-        f"DatasetFormat({', '.join(f'{n}=' for n in flat)}...): flat keywords of occkit 0.1, removed in 0.3.0; "
-        f"give {', '.join(f'{FLAT_FIELDS[n]}.{n}' for n in flat)} (the records "
+    warn_deprecated(
+        f"DatasetFormat({', '.join(f'{n}=' for n in flat)}...): flat keywords of occkit 0.1, removed in "
+        f"{REMOVED_IN}; give {', '.join(f'{FLAT_FIELDS[n]}.{n}' for n in flat)} (the records "
         f"{', '.join(dict.fromkeys(RECORDS[FLAT_FIELDS[n]].__name__ for n in flat))} of occkit.formats)",
-        DeprecationWarning,
         stacklevel=3,
     )
     out = {name: value for name, value in fields.items() if name not in FLAT_FIELDS}
@@ -442,14 +443,13 @@ def _records_from_flat(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _flat_alias(name: str, record: str) -> property:
-    """The read-only field ``name`` of occkit 0.1, read from its record with a ``DeprecationWarning``."""
+    """The read-only field ``name`` of occkit 0.1, read from its record with a deprecation warning."""
 
     def read(self: DatasetFormat) -> Any:
-        import warnings
+        from occkit.deprecation import REMOVED_IN, warn_deprecated
 
-        warnings.warn(
-            f"DatasetFormat.{name} moved to DatasetFormat.{record}.{name}; the old name is removed in 0.3.0",
-            DeprecationWarning,
+        warn_deprecated(
+            f"DatasetFormat.{name} moved to DatasetFormat.{record}.{name}; the old name is removed in {REMOVED_IN}",
             stacklevel=2,
         )
         return getattr(getattr(self, record), name)
@@ -522,7 +522,7 @@ class DatasetFormat:
         source: where it was found; set by the registry.
 
     The flat keywords of occkit 0.1 (``detect=``, ``metrics=``, ``write_synthetic=``, ...:
-    :data:`FLAT_FIELDS`) are still taken, each moved into its record with a ``DeprecationWarning``.
+    :data:`FLAT_FIELDS`) are still taken, each moved into its record with a deprecation warning.
     """
 
     name: str
@@ -792,8 +792,12 @@ def plugin_call(fmt: DatasetFormat, part: str, fn: Callable[..., Any], *args: An
 
 
 def plugin_failure(fmt: DatasetFormat, part: str, e: BaseException) -> str:
-    """The line that names a failed part of another package's format."""
-    return f"format {fmt.name} ({fmt.source}): its {part} failed ({type(e).__name__}: {e}); a bug of that package"
+    """The line that names a failed part of another package's format: a bug of that package, or, for a
+    ``TypeError`` (a call whose arguments occkit's API no longer takes, or the other way round), a package
+    that may be written for another occkit version (:func:`another_version`)."""
+    return f"format {fmt.name} ({fmt.source}): its {part} failed ({type(e).__name__}: {e}); " + (
+        another_version() if isinstance(e, TypeError) else "a bug of that package"
+    )
 
 
 def _metric_call(fmt: DatasetFormat, part: str, fn: Callable[..., Any], *args: Any) -> Any:

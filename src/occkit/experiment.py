@@ -207,9 +207,22 @@ def upgrade_config_dict(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _renamed_free_keys(data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` with each method section's ``free_index`` (the free class's key before 0.2.0) as ``free``."""
+    """``data`` with each method section's ``free_index`` (the free class's key before 0.2.0) as ``free``,
+    where the section's settings name it ``free`` (a package's method that still names it ``free_index``
+    keeps its key)."""
+    import dataclasses
+
     sections = all_sections()
-    old = [k for k, v in data.items() if k in sections and isinstance(v, dict) and "free_index" in v]
+
+    def renamed(section: type) -> bool:
+        names = {f.name for f in dataclasses.fields(section)} if dataclasses.is_dataclass(section) else set()
+        return "free" in names and "free_index" not in names
+
+    old = [
+        k
+        for k, v in data.items()
+        if k in sections and isinstance(v, dict) and "free_index" in v and renamed(sections[k])
+    ]
     if not old:
         return data
     out = dict(data)

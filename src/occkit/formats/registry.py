@@ -30,7 +30,9 @@ from occkit.formats.spec import (
 from occkit.geometry.grid import Grid
 from occkit.registries import in_tree
 
-_SKIP = frozenset({"spec", "registry"})
+#: The modules of occkit.formats that hold no format: the declarations, the registry, and the deprecated
+#: aliases of modules that moved out (importing one warns: never imported to look for a format).
+_SKIP = frozenset({"spec", "registry", "evaluate", "resample"})
 _REGISTRY: dict[str, DatasetFormat] | None = None
 #: The formats of packages left out when the registry was found, by name (the entry point's and the
 #: format's), with why: ``--format NAME`` says it rather than only "not one of".

@@ -26,7 +26,7 @@ import numpy as np
 
 from occkit.deprecation import another_version
 from occkit.geometry.grid import Grid
-from occkit.metrics.base import TABLE_KEYS, Metric, Targets
+from occkit.metrics.base import TABLE_KEYS, Metric, MetricHooks, Targets, metric_name
 
 __all__ = [
     "TABLE_KEYS",
@@ -818,7 +818,23 @@ class _GuardedMetric:
 
     def __init__(self, fmt: DatasetFormat, metric: Any) -> None:
         self._fmt, self._metric = fmt, metric
-        self.name = getattr(metric, "name", type(metric).__name__)
+        self.name = metric_name(metric)
+        try:
+            hooks = MetricHooks.of(metric)
+        except ValueError as e:
+            raise FormatPluginError(f"format {fmt.name} ({fmt.source}): {e}") from e
+        # the optional part of the protocol, named as the rest is where it fails; absent where the metric has none
+        self.region_refused = hooks.region_refused
+        self.bind = (
+            None
+            if hooks.bind is None
+            else functools.partial(_metric_call, fmt, f"metric {self.name}'s bind", hooks.bind)
+        )
+        self.frame_extra = (
+            None
+            if hooks.frame_extra is None
+            else functools.partial(_metric_call, fmt, f"metric {self.name}'s frame_extra", hooks.frame_extra)
+        )
 
     def __getattr__(self, key: str) -> Any:  # anything else the metric has (counts, options)
         if key.startswith("_"):  # not set yet (unpickling): no recursion through self._metric

@@ -258,9 +258,9 @@ OUTPUT_RECORD = ".occkit-output.json"
 
 def detect_claims(root: str | os.PathLike) -> list[tuple[DatasetFormat, str]]:
     """Every format whose ``detect`` answers for the folder ``root``, with its reason, in registry
-    order. Another package's ``detect`` that raises is named in one warning line (once per format
-    and error) and counts as no answer, so that the other formats keep working; occkit's own
-    formats' errors pass through."""
+    order: an answer that says nothing (None, ``''``, ``False``, ``[]``) is no claim. Another package's
+    ``detect`` that raises is named in one warning line (once per format and error) and counts as no
+    answer, so that the other formats keep working; occkit's own formats' errors pass through."""
     r = Path(root)
     out = []
     for spec in formats().values():
@@ -274,7 +274,7 @@ def detect_claims(root: str | os.PathLike) -> list[tuple[DatasetFormat, str]]:
                 _WARNED.add(key)
                 _warn(f"{plugin_failure(spec, f'detect({r})', e)}; left out of the detection")
             continue
-        if why is not None:
+        if why:  # a reason; None, and an empty answer ('', False, []), claim nothing
             out.append((spec, str(why)))
     return out
 

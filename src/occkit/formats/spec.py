@@ -15,8 +15,9 @@ See docs/design.md, "Adding a dataset format", for a complete example.
 from __future__ import annotations
 
 import functools
+import numbers
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -588,6 +589,8 @@ class DatasetFormat:
                 f"{', '.join((*self.splits, 'all'))}"
             )
         ds = plugin_call(self, "open", self.open, Path(root), split, OpenOptions(**options))
+        if self.from_package:
+            _check_dataset(self, ds)
         try:
             ds.format_name = self.name
         except AttributeError:  # a dataset that takes no attributes (slots): its class must say
@@ -597,14 +600,21 @@ class DatasetFormat:
     def new_metrics(self, **options: Any) -> list[Metric]:
         """:attr:`FormatScoring.metrics` with keyword options; an empty list or one that is not a
         :class:`Metric` raises naming the format."""
-        found = list(plugin_call(self, "metrics", self.scoring.metrics, options))
+        given = plugin_call(self, "metrics", self.scoring.metrics, options)
+        bug = "; a bug of that package" if self.from_package else ""
+        if given is None or isinstance(given, str | bytes | Mapping) or not isinstance(given, Iterable):
+            raise FormatPluginError(
+                f"format {self.name} ({self.source}): its metrics() returned a {type(given).__name__}, not a list "
+                f"of metrics{bug}"
+            )
+        found = list(given)
         if not found:
-            raise ValueError(f"format {self.name} ({self.source}): metrics() gave no metric")
+            raise FormatPluginError(f"format {self.name} ({self.source}): its metrics() gave no metric{bug}")
         for m in found:
             if not isinstance(m, Metric):
-                raise TypeError(
-                    f"format {self.name} ({self.source}): metrics() gave a {type(m).__name__}, which lacks "
-                    "name/update/merge/all_reduce/compute"
+                raise FormatPluginError(
+                    f"format {self.name} ({self.source}): its metrics() gave a {type(m).__name__}, which lacks "
+                    f"name/update/merge/all_reduce/compute (occkit.formats.Metric){bug}"
                 )
         return [_GuardedMetric(self, m) for m in found] if self.from_package else found
 
@@ -867,4 +877,47 @@ class _GuardedMetric:
                 f"format {self._fmt.name} ({self._fmt.source}): its metric {self.name}'s compute returned a "
                 f"{type(out).__name__}, not a dict of scores; a bug of that package"
             )
+        wrong = _not_scores(out)
+        if wrong is not None:
+            raise FormatPluginError(
+                f"format {self._fmt.name} ({self._fmt.source}): its metric {self.name}'s compute returned {wrong} "
+                "(scores are numbers, or dicts of numbers, by name); a bug of that package"
+            )
         return dict(out)
+
+
+#: What a score may be, beside a dict of them: a number (numpy's too), a word (Occ3D's ``mask``), a list of
+#: words or numbers (Occ3D's ``only_predicted``), or nothing.
+_SCORE = (numbers.Number, str, type(None))
+
+
+def _not_scores(out: Mapping[Any, Any]) -> str | None:
+    """What in a metric's ``compute`` result is not a score (:class:`Metric`: numbers, or dicts of numbers,
+    by name), said as where it stands (``'iou' -> 'car', a dict``), or None."""
+    for key, value in out.items():
+        if not isinstance(key, str):
+            return f"the key {key!r}, not a name"
+        if isinstance(value, _SCORE) or (isinstance(value, list | tuple) and all(isinstance(v, _SCORE) for v in value)):
+            continue
+        if not isinstance(value, Mapping):
+            return f"{key!r}, a {type(value).__name__}"
+        for inner, v in value.items():
+            if not isinstance(v, numbers.Number | None):
+                return f"a nested {type(v).__name__} at {key!r} -> {inner!r}"
+    return None
+
+
+def _check_dataset(fmt: DatasetFormat, ds: Any) -> None:
+    """A package format's ``open`` that returned no dataset (None, a list, an object without the parts occkit
+    reads: ``__len__``, ``__getitem__``, ``tokens``) named in one line as that package's error."""
+    if ds is None or isinstance(ds, list | tuple | dict | str | bytes):
+        lacks = None
+    else:
+        lacks = [part for part in ("__len__", "__getitem__", "tokens") if not hasattr(ds, part)] or None
+        if lacks is None:
+            return
+    what = f"a {type(ds).__name__}" if lacks is None else f"a {type(ds).__name__} without {', '.join(lacks)}"
+    raise FormatPluginError(
+        f"format {fmt.name} ({fmt.source}): its open returned {what}, not a dataset of frames (a torch Dataset of "
+        "Sample with tokens, frames, index_of, grid: docs/design.md §9); a bug of that package"
+    )

@@ -50,6 +50,23 @@ def check_metric_names(fmt: Any, asked: Sequence[str], what: str = "--metrics") 
         )
 
 
+def check_computed(fmt: Any, asked: Sequence[str], metrics: Sequence[Any], what: str = "--metrics") -> None:
+    """A name asked for that the format declares (its ``scoring.metric_names``) but that none of its
+    ``metrics`` computes refused in one line, before any frame is counted (never a result without it).
+    Computed: ``miou`` (the first metric's), a metric's ``name``, or a key of a metric's scores (its
+    ``compute()`` with no frame counted, which the protocol says gives them)."""
+    computed = {"miou", *(metric_name(m) for m in metrics)}
+    left = [m for m in asked if m not in computed]
+    if left:
+        computed.update(k for m in metrics for k in m.compute())
+    ghosts = [m for m in left if m not in computed]
+    if ghosts:
+        raise ValueError(
+            f"{what} {','.join(ghosts)}: the {fmt.display_name} format declares it (scoring.metric_names) but none of "
+            f"its metrics computes it ({fmt.source or fmt.name}; its metrics give {', '.join(sorted(computed))})"
+        )
+
+
 class Scoring:
     """The metrics of one count over some frames of a format (``fmt.new_metrics``), with what they read
     beyond the labels served the same way for every caller.
@@ -82,6 +99,8 @@ class Scoring:
             given["mask"] = mask
         self.options = given
         self.metrics: list[Any] = list(fmt.new_metrics(**given))
+        if getattr(fmt, "from_package", False):
+            check_computed(fmt, asked, self.metrics)
         #: each metric's optional part of the protocol, read once
         self.hooks: list[MetricHooks] = [MetricHooks.of(m) for m in self.metrics]
 

@@ -892,8 +892,8 @@ _SCORE = (numbers.Number, str, type(None))
 
 
 def _not_scores(out: Mapping[Any, Any]) -> str | None:
-    """What in a metric's ``compute`` result is not a score (:class:`Metric`: numbers, or dicts of numbers,
-    by name), said as where it stands (``'iou' -> 'car', a dict``), or None."""
+    """What in a metric's ``compute`` result is not a score (:class:`Metric`: numbers, or dicts of numbers or
+    rows of numbers, by name), said as where it stands (``a nested dict at 'iou' -> 'car'``), or None."""
     for key, value in out.items():
         if not isinstance(key, str):
             return f"the key {key!r}, not a name"
@@ -901,8 +901,9 @@ def _not_scores(out: Mapping[Any, Any]) -> str | None:
             continue
         if not isinstance(value, Mapping):
             return f"{key!r}, a {type(value).__name__}"
-        for inner, v in value.items():
-            if not isinstance(v, numbers.Number | None):
+        for inner, v in value.items():  # a number, or a row of them (RayIoU's per class: one per threshold)
+            row = isinstance(v, list | tuple) and all(isinstance(x, numbers.Number | None) for x in v)
+            if not (row or isinstance(v, numbers.Number | None)):
                 return f"a nested {type(v).__name__} at {key!r} -> {inner!r}"
     return None
 

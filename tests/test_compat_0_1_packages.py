@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -144,11 +145,10 @@ def test_a_0_1_method_trains_and_predicts(packages_0_1, synth_root, tmp_path):
     assert len(list(pred.rglob("*.npz"))) > 0
 
 
-def test_the_deprecation_line_is_seen_under_the_cli(tmp_path):
+def test_the_deprecation_line_is_seen_under_the_cli_once(tmp_path):
     """In a new Python with its default warning filters (a DeprecationWarning would be hidden there): the
-    0.1 format's flat keywords are one `occkit COMMAND: warning:` line on stderr, and the command works."""
-    from occkit.formats import get_format
-
+    0.1 format's flat keywords are one `occkit COMMAND: warning:` line on stderr, once even where the frames
+    are scored in two processes, and the commands work."""
     world = tmp_path / "world"
     driver = (
         "import sys\n"
@@ -163,25 +163,39 @@ def test_the_deprecation_line_is_seen_under_the_cli(tmp_path):
         "PYTHONPATH": os.pathsep.join([str(FROZEN), str(ROOT / "tests"), str(ROOT / "src")]),
         "OMP_NUM_THREADS": "1",
     }
-    args = [
-        "synth",
-        "--format",
-        "toy",
-        "--out",
-        str(world),
-        "--scenes",
-        "1",
-        "--frames",
-        "1",
-        "--image-size",
-        "32",
-        "88",
-    ]
-    run = subprocess.run(
-        [sys.executable, "-c", driver, *args], env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    assert run.returncode == 0, run.stderr
-    said = [line for line in run.stderr.splitlines() if "DatasetFormat(" in line]
-    assert len(said) == 1 and said[0].startswith("occkit synth: warning: toyformat_0_1: DatasetFormat(detect=")
-    assert "removed in 0.3.0" in said[0]
-    assert get_format("occ3d") is not None and (world / "toyformat.json").is_file()
+
+    def occkit(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", driver, *args], env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+
+    for run, verb in (
+        (
+            occkit(
+                "synth",
+                "--format",
+                "toy",
+                "--out",
+                str(world),
+                "--scenes",
+                "2",
+                "--frames",
+                "2",
+                "--image-size",
+                "32",
+                "88",
+            ),
+            "synth",
+        ),
+        # the frames' own files hold their labels under the toy prediction's key: a perfect prediction folder
+        (
+            occkit("eval", "--gt", str(world), "--pred", str(world / "frames"), "--split", "all", "--processes", "2"),
+            "eval",
+        ),
+    ):
+        assert run.returncode == 0, run.stderr
+        said = [line for line in run.stderr.splitlines() if "DatasetFormat(" in line]
+        assert len(said) == 1, run.stderr
+        assert said[0].startswith(f"occkit {verb}: warning: toyformat_0_1: DatasetFormat(detect=, metrics=")
+        assert "removed in 0.3.0" in said[0] and "Traceback" not in run.stderr
+    assert re.search(r"^miou\s+100\.00$", run.stdout, re.M), run.stdout

@@ -58,10 +58,16 @@ _QUIET = False
 
 
 def quiet() -> None:
-    """Keep back this process's warning lines of packages left out (a process of the scoring loop: the
-    process that started it found the same registry and said them once)."""
+    """Keep back this process's warning lines of packages left out, and of the old forms of occkit's API the
+    packages use (a process of the scoring loop: the process that started it found the same registry and
+    said them once)."""
+    import warnings
+
+    from occkit.deprecation import OccKitDeprecationWarning
+
     global _QUIET
     _QUIET = True
+    warnings.filterwarnings("ignore", category=OccKitDeprecationWarning)
 
 
 def _warn(msg: str) -> None:

@@ -198,3 +198,45 @@ def test_a_packages_type_error_says_it_may_be_written_for_another_occkit_version
     assert "the package may be written for another occkit version than 0.2.0" in msg
     assert "CHANGELOG.md, [0.2.0]: Changed and Deprecated" in msg and "a bug" not in msg
     assert plugin_failure(fmt, "open", ZeroDivisionError("x")).endswith("; a bug of that package")
+
+
+@pytest.mark.parametrize(
+    "error, hint",
+    [
+        (TypeError("DatasetFormat.__init__() got an unexpected keyword argument 'class_maps'"), True),
+        (ImportError("cannot import name 'CLASS_MAP_SOURCE' from 'occkit.formats.evaluate'"), True),
+        (ModuleNotFoundError("No module named 'my_pkg_helpers'"), False),
+        (ZeroDivisionError("division by zero"), False),
+    ],
+    ids=["type-error", "import-of-occkit", "own-module-missing", "other"],
+)
+def test_a_package_that_cannot_be_loaded_for_occkits_api_says_it_may_be_for_another_version(error, hint):
+    from occkit.deprecation import load_failure
+
+    msg = load_failure(error)
+    assert msg.startswith(f"cannot be loaded ({type(error).__name__}: {error})")
+    assert ("may be written for another occkit version than 0.2.0" in msg) is hint
+
+
+def test_a_package_methods_build_failing_with_a_type_error_says_it_may_be_for_another_version(monkeypatch):
+    from occkit import experiment
+    from occkit.methods.registry import RegistryError
+
+    spec = dataclasses.replace(
+        experiment.get_method("supervised"),
+        build=lambda cfg, load_run: _old_call(cfg),
+        source="package old-method, entry point old = old_method:METHOD",
+    )
+    monkeypatch.setattr(experiment, "method_spec", lambda cfg: spec)
+    with pytest.raises(RegistryError) as e:
+        experiment.build_method(experiment.load_experiment("synth-cpu"))
+    msg = str(e.value)
+    assert msg.startswith("method supervised (package old-method, entry point old = old_method:METHOD): its build()")
+    assert "TypeError" in msg and "may be written for another occkit version than 0.2.0" in msg
+
+
+def _old_call(cfg):
+    """A 0.1 package's build calling an occkit function with an argument it no longer takes."""
+    from occkit.metrics.occ3d import Occ3DMetric
+
+    return Occ3DMetric(free_class=17)

@@ -545,9 +545,12 @@ def build_method(cfg: ExperimentConfig) -> nn.Module:
     except Exception as e:
         if not is_from_package(spec):
             raise  # a bug in occkit: its traceback
+        from occkit.deprecation import another_version
+
+        why = another_version() if isinstance(e, TypeError) else "an error of that package"
         raise RegistryError(
-            f"method {spec.name} ({spec.source}): its build() failed: {type(e).__name__}: {e} (an error of that "
-            "package; --debug shows the traceback)"
+            f"method {spec.name} ({spec.source}): its build() failed: {type(e).__name__}: {e} ({why}; --debug "
+            "shows the traceback)"
         ) from e
     if not isinstance(method, nn.Module):
         raise RegistryError(

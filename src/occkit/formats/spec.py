@@ -881,7 +881,7 @@ class _GuardedMetric:
         if wrong is not None:
             raise FormatPluginError(
                 f"format {self._fmt.name} ({self._fmt.source}): its metric {self.name}'s compute returned {wrong} "
-                "(scores are numbers, or dicts of numbers, by name); a bug of that package"
+                "(scores are numbers, or dicts of numbers or rows of numbers, by name); a bug of that package"
             )
         return dict(out)
 

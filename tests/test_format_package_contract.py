@@ -110,6 +110,14 @@ def write_relabel_data(tmp_path: Path, occ3d_root: Path, frames_wrong: int = 1) 
     return data, pred, tokens
 
 
+@pytest.fixture(autouse=True)
+def deprecations_said_afresh(monkeypatch):
+    """Each test sees the deprecation warnings as a new process does (they are said once a process)."""
+    import occkit.deprecation
+
+    monkeypatch.setattr(occkit.deprecation, "_SAID", set())
+
+
 # ------------------------------------------------------------ the design doc's example, installed as a package
 def test_the_design_docs_format_installed_as_a_package_scores_miou_and_rayiou_in_processes(tmp_path, synth_root, capfd):
     """docs/design.md §9's complete format, copied as it stands into a package (its roles lambdas), scores
@@ -378,16 +386,19 @@ def test_a_format_of_the_flat_keywords_of_0_1_registers_and_scores_with_a_warnin
     fresh_registry, monkeypatch, tmp_path
 ):
     """A package written before the records (DatasetFormat(detect=..., metrics=..., folder_options=...)):
-    its keywords are moved into their records with one DeprecationWarning line naming the records' fields,
-    and the format registers, is detected and scores as the same format written with the records does."""
+    its keywords are moved into their records with one warning line (a FutureWarning, shown under the CLI)
+    naming the package and the records' fields, and the format registers, is detected and scores as the same
+    format written with the records does."""
+    from occkit.deprecation import OccKitDeprecationWarning
     from occkit.formats import detect_format, get_format
     from occkit.scoring.folder import evaluate_predictions
 
-    with pytest.warns(DeprecationWarning) as said:
+    with pytest.warns(OccKitDeprecationWarning) as said:
         mod = _load_module(tmp_path, BARE_FLAT, "bareflat_pkg")
     (warning,) = said.list
     msg = str(warning.message)
-    assert "\n" not in msg and msg.startswith("DatasetFormat(detect=, metrics=, folder_options=...)")
+    assert isinstance(warning.message, FutureWarning)  # shown by default, unlike a DeprecationWarning
+    assert "\n" not in msg and msg.startswith("bareflat_pkg: DatasetFormat(detect=, metrics=, folder_options=...)")
     assert "give detection.detect, scoring.metrics, scoring.folder_options" in msg and "0.3.0" in msg
     assert mod.FORMAT.scoring.metrics is mod.metrics and mod.FORMAT.scoring.folder_options == frozenset()
     monkeypatch.setitem(sys.modules, "bareflat_pkg", mod)
@@ -400,7 +411,9 @@ def test_a_format_of_the_flat_keywords_of_0_1_registers_and_scores_with_a_warnin
     assert scores.pop("benchmark") == "bareflat" and records.pop("benchmark") == "bare"
     assert scores == records and scores["miou"] > 0
     # the old names still read, from the records, each with a warning naming where it lives now
-    with pytest.warns(DeprecationWarning, match=r"^DatasetFormat\.metrics moved to DatasetFormat\.scoring\.metrics;"):
+    with pytest.warns(
+        FutureWarning, match=r"^[\w.]+: DatasetFormat\.metrics moved to DatasetFormat\.scoring\.metrics;"
+    ):
         assert fmt.metrics is mod.metrics
 
 
@@ -715,3 +728,114 @@ def test_occkit_eval_with_broken_packages_installed_names_each_in_one_line_and_s
     assert "its detect(" in raising and "ZeroDivisionError" in raising
     run = occkit_here(capfd, bare, "eval", "--gt", str(data), "--pred", str(pred), "--format", "badtable")
     assert run.returncode == 1 and "'badtable' is another package's format that failed to load" in run.stderr
+
+
+# ------------------------------------------------------------ a package's role that answers nonsense, named
+def _eval_line(capsys, data, pred, *args) -> tuple[int, str]:
+    """``occkit eval`` in this process: its exit status and its stderr's one error line."""
+    from occkit.cli import main
+
+    capsys.readouterr()
+    rc = main(["eval", "--gt", str(data), "--pred", str(pred), "--no-progress", *args])
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1, err
+    return rc, err[0]
+
+
+@pytest.mark.parametrize("returned", [None, [], "frames"], ids=["none", "list", "str"])
+def test_a_package_open_that_returns_no_dataset_is_named_in_one_line(
+    fresh_registry, monkeypatch, tmp_path, capsys, returned
+):
+    """Before: None or a list went on as the dataset and failed in occkit with a traceback."""
+    name = _register(fresh_registry, monkeypatch, tmp_path, "noopen", open=lambda root, split, options: returned)
+    data, pred = write_bare(tmp_path)
+    rc, line = _eval_line(capsys, data, pred, "--format", name)
+    assert rc == 1 and line.startswith("occkit eval: error: format noopen (entry point noopen = noopen:FORMAT")
+    assert f"its open returned a {type(returned).__name__}, not a dataset of frames" in line
+    assert line.endswith("a bug of that package")
+
+
+@pytest.mark.parametrize(
+    "given, said",
+    [
+        (None, "its metrics() returned a NoneType, not a list of metrics; a bug of that package"),
+        ([object()], "its metrics() gave a object, which lacks name/update/merge/all_reduce/compute"),
+    ],
+    ids=["none", "object"],
+)
+def test_a_package_metrics_that_gives_no_metric_is_named_in_one_line(
+    fresh_registry, monkeypatch, tmp_path, capsys, given, said
+):
+    """Before: `list(None)` and the metric check raised TypeError, an "internal error" with a traceback."""
+    mod = _load_module(tmp_path, BARE, "bare_nometrics_src")
+    scoring = dataclasses.replace(mod.FORMAT.scoring, metrics=lambda options: given)
+    name = _register(fresh_registry, monkeypatch, tmp_path, "nometrics", scoring=scoring)
+    data, pred = write_bare(tmp_path)
+    rc, line = _eval_line(capsys, data, pred, "--format", name)
+    assert rc == 1 and line.startswith("occkit eval: error: format nometrics (entry point nometrics")
+    assert said in line
+
+
+def test_a_package_metric_whose_scores_nest_deeper_is_named_in_one_line(fresh_registry, monkeypatch, tmp_path, capsys):
+    """Before: a dict of dicts of dicts reached the table and the JSON writer."""
+    mod = _load_module(tmp_path, BARE, "bare_nested_src")
+
+    class Nested(mod.Counts):
+        def compute(self):
+            return {**super().compute(), "iou": {"a": {"left": 1.0, "right": 2.0}}}
+
+    scoring = dataclasses.replace(mod.FORMAT.scoring, metrics=lambda options: [Nested(options)])
+    name = _register(fresh_registry, monkeypatch, tmp_path, "nested", scoring=scoring)
+    data, pred = write_bare(tmp_path)
+    rc, line = _eval_line(capsys, data, pred, "--format", name)
+    assert rc == 1 and "format nested (entry point nested = nested:FORMAT" in line
+    assert "its metric bare's compute returned a nested dict at 'iou' -> 'a'" in line
+    assert line.endswith("a bug of that package")
+
+
+def test_stats_names_a_package_open_that_calls_sys_exit(fresh_registry, monkeypatch, tmp_path, capsys):
+    """Before: `occkit stats` ended with status 4 and printed nothing (eval and train named it)."""
+    from occkit.cli import main
+
+    def open_(root, split, options):
+        sys.exit(4)
+
+    name = _register(fresh_registry, monkeypatch, tmp_path, "exitstats", open=open_)
+    data, _ = write_bare(tmp_path)
+    assert main(["stats", str(data), "--format", name, "--split", "all", "--no-progress"]) == 1
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert line.startswith("occkit stats: error: format exitstats (entry point exitstats = exitstats:FORMAT")
+    assert "its open failed (SystemExit: 4)" in line
+
+
+@pytest.mark.parametrize("answer", ["", False, []], ids=["empty-str", "false", "empty-list"])
+def test_a_detect_answering_nothing_is_no_claim(fresh_registry, monkeypatch, tmp_path, answer):
+    """Before: '', False or [] (not None) counted as a claim, and an Occ3D folder read as two formats."""
+    from occkit.formats import detect_claims, detect_format
+
+    _register(fresh_registry, monkeypatch, tmp_path, "mute", detection=Detection(lambda root: answer))
+    (tmp_path / "occ").mkdir()
+    (tmp_path / "occ" / "annotations.json").write_text("{}")
+    assert [spec.name for spec, _ in detect_claims(tmp_path / "occ")] == ["occ3d"]
+    assert detect_format(tmp_path / "occ").name == "occ3d"
+
+
+def test_a_metric_name_a_package_declares_and_nothing_computes_is_refused(fresh_registry, monkeypatch, tmp_path):
+    """Before: `--metrics ghost` (in the package's scoring.metric_names, given by none of its metrics) was
+    accepted, and the result had no ghost."""
+    from occkit.formats import get_format
+    from occkit.scoring.folder import evaluate_predictions
+
+    mod = _load_module(tmp_path, BARE, "bare_ghost_src")
+    scoring = dataclasses.replace(mod.FORMAT.scoring, metric_names=("miou", "bare", "geometry_iou", "ghost"))
+    name = _register(fresh_registry, monkeypatch, tmp_path, "ghostly", scoring=scoring)
+    data, pred = write_bare(tmp_path)
+    fmt = get_format(name)
+    with pytest.raises(ValueError) as e:
+        evaluate_predictions(fmt, data, pred, "val", progress=False, metrics=("miou", "ghost"))
+    msg = str(e.value)
+    assert msg.startswith("--metrics ghost: the ghostly format declares it (scoring.metric_names) but none of its")
+    assert "its metrics give bare, frames" not in msg and "geometry_iou" in msg and "\n" not in msg
+    # what its metrics do compute is taken: the metric's name, and a key of its scores
+    scores = evaluate_predictions(fmt, data, pred, "val", progress=False, metrics=("bare", "geometry_iou"))
+    assert scores["miou"] > 0

@@ -24,6 +24,7 @@ END = "<!-- end of the layer table -->"
 HOLDS = {
     "shapes": "shape checks, the records of per-row arrays (`Rows`)",
     "jit": "numba kernels compiled once per process",
+    "deprecation": "the warning an old form of the public API gives, the aliases of moved modules",
     "labels": "class tables",
     "fileio": "atomic writes, checked reads",
     "config": "dataclass configs from YAML",

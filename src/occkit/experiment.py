@@ -207,9 +207,22 @@ def upgrade_config_dict(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _renamed_free_keys(data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` with each method section's ``free_index`` (the free class's key before 0.2.0) as ``free``."""
+    """``data`` with each method section's ``free_index`` (the free class's key before 0.2.0) as ``free``,
+    where the section's settings name it ``free`` (a package's method that still names it ``free_index``
+    keeps its key)."""
+    import dataclasses
+
     sections = all_sections()
-    old = [k for k, v in data.items() if k in sections and isinstance(v, dict) and "free_index" in v]
+
+    def renamed(section: type) -> bool:
+        names = {f.name for f in dataclasses.fields(section)} if dataclasses.is_dataclass(section) else set()
+        return "free" in names and "free_index" not in names
+
+    old = [
+        k
+        for k, v in data.items()
+        if k in sections and isinstance(v, dict) and "free_index" in v and renamed(sections[k])
+    ]
     if not old:
         return data
     out = dict(data)
@@ -532,9 +545,12 @@ def build_method(cfg: ExperimentConfig) -> nn.Module:
     except Exception as e:
         if not is_from_package(spec):
             raise  # a bug in occkit: its traceback
+        from occkit.deprecation import another_version
+
+        why = another_version() if isinstance(e, TypeError) else "an error of that package"
         raise RegistryError(
-            f"method {spec.name} ({spec.source}): its build() failed: {type(e).__name__}: {e} (an error of that "
-            "package; --debug shows the traceback)"
+            f"method {spec.name} ({spec.source}): its build() failed: {type(e).__name__}: {e} ({why}; --debug "
+            "shows the traceback)"
         ) from e
     if not isinstance(method, nn.Module):
         raise RegistryError(

@@ -51,9 +51,9 @@ def test_semantic_loss_and_entropies():
     probs = torch.tensor([[0.3, 0.1, 0.0], [0.0, 0.5, 0.5], [1.0, 0.0, 0.0]])
     target = torch.tensor([0, 2, 17])
     want = (-math.log(0.75) - math.log(0.5)) / 2
-    assert rendered_semantic_loss(probs, target).item() == pytest.approx(want, rel=1e-5)
+    assert rendered_semantic_loss(probs, target, ignore_index=17).item() == pytest.approx(want, rel=1e-5)
     with pytest.raises(ValueError, match="class ids"):
-        rendered_semantic_loss(probs, torch.tensor([0, 5, 1]))
+        rendered_semantic_loss(probs, torch.tensor([0, 5, 1]), ignore_index=17)
     w = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.2, 0.0]])
     assert weight_entropy_loss(w).item() == pytest.approx(math.log(2) / 2, rel=1e-5)
     assert opacity_entropy_loss(torch.tensor([0.5, 1.0])).item() == pytest.approx(math.log(2) / 2, rel=1e-4)

@@ -32,7 +32,7 @@ def test_lifting_a_hand_made_map_lands_in_the_right_voxels():
     sem[0, 3, 3], depth[0, 3, 3] = 4, 5.0  # pixel centre (3.5, 3.5): ray (-0.125, -0.125, 1) -> ego (5, 0.625, 1.625)
     sem[0, 6, 4], depth[0, 6, 4] = 11, 2.0  # (4.5, 6.5): ray (0.125, 0.625, 1) x 2 -> ego (2, -0.25, -0.25)
     sem[0, 0, 0], depth[0, 0, 0] = 255, 3.0  # unknown class: no point
-    p = lift_pixels(sem, depth, K[None], camera()[None], sky_stride=1)
+    p = lift_pixels(sem, depth, K[None], camera()[None], free=OCC3D_FREE, num_classes=OCC3D.num_classes, sky_stride=1)
     torch.testing.assert_close(p.points, torch.tensor([[5.0, 0.625, 1.625], [2.0, -0.25, -0.25]], dtype=torch.float64))
     assert p.labels.tolist() == [4, 11]
     torch.testing.assert_close(p.origins, torch.tensor([[0.0, 0.0, 1.0]] * 2, dtype=torch.float64))

@@ -29,14 +29,12 @@ def first_frame_cameras(fmt: Any, root: Path, split: str, ds: Any) -> tuple[tupl
     names, read through the format's reader (one frame's images decoded; ``ds``: the split opened without
     images, which says the data's own cameras where the layout records them); ``(None, ())`` for a split
     with no frame."""
-    from occkit.formats.spec import OpenOptions
-
     if len(ds) == 0:
         return None, ()
     # the data's own cameras where the layout records them (Occ3D's family), else the format's
     recorded = getattr(ds, "cameras_recorded", None)
     cameras = tuple(recorded()) if callable(recorded) and fmt.cameras is None else None
-    images = fmt.open(root, split, OpenOptions(cameras=cameras or None, load_gt=False, load_extras=False))
+    images = fmt.open_split(root, split, cameras=cameras or None, load_gt=False, load_extras=False)
     if getattr(images, "images_recorded", True) is False:  # labels of a recording without images: no size
         return None, tuple(getattr(images, "cameras", ()))
     if len(images) == 0:  # labels without sensor files (SemanticKITTI lists a frame by its scan without labels)
@@ -52,15 +50,17 @@ def first_frame_cameras(fmt: Any, root: Path, split: str, ds: Any) -> tuple[tupl
 def run(args: argparse.Namespace) -> int:
     from occkit.data.stats import dataset_stats
     from occkit.formats.registry import detect_format, get_format
-    from occkit.formats.spec import OpenOptions
+    from occkit.formats.spec import plugin_call
     from occkit.outputs import check_output_file, write_json_output
 
     if args.json is not None:  # before counting
         check_output_file(args.json, {"DIR": args.root}, what="--json", command="stats")
     fmt = detect_format(args.root) if args.format == "auto" else get_format(args.format)
-    if args.format != "auto" and fmt.detection.detect(args.root) is None:
+    # the format's parts through the registry's guards: a package's detect or open that fails (or calls
+    # sys.exit) is named in one line, as in eval and train
+    if args.format != "auto" and not plugin_call(fmt, f"detect({args.root})", fmt.detection.detect, args.root):
         raise ValueError(f"{args.root}: not a dataset of the format {fmt.name} ({fmt.summary})")
-    ds = fmt.open(args.root, args.split, OpenOptions(load_images=False, load_extras=False))
+    ds = fmt.open_split(args.root, args.split, load_images=False, load_extras=False)
     if len(ds.frames) == 0:
         raise ValueError(
             f"{args.root}: no frames in the split {args.split!r} of this {fmt.name} dataset ({fmt.summary})"

@@ -1,10 +1,10 @@
 """Deprecated alias of :mod:`occkit.worlds.indoor`, where the world moved in 0.2.0 (the alias is removed in
 0.3.0): importing it warns and gives the world's names (``occkit.data.synth_indoor.generate_indoor``) and modules
-(``occkit.data.synth_indoor.writer``), looked up when first used (:func:`occkit.data._moved.moved_module`)."""
+(``occkit.data.synth_indoor.writer``), looked up when first used (:func:`occkit.deprecation.moved_module`)."""
 
 from __future__ import annotations
 
-from occkit.data._moved import moved_module
+from occkit.deprecation import moved_module
 
 #: Where the names moved.
 MOVED_TO = "occkit.worlds.indoor"

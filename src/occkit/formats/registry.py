@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from occkit.deprecation import load_failure
 from occkit.formats.spec import (
     ENTRY_POINT_GROUP,
     WORLDS,
@@ -29,7 +30,9 @@ from occkit.formats.spec import (
 from occkit.geometry.grid import Grid
 from occkit.registries import in_tree
 
-_SKIP = frozenset({"spec", "registry"})
+#: The modules of occkit.formats that hold no format: the declarations, the registry, and the deprecated
+#: aliases of modules that moved out (importing one warns: never imported to look for a format).
+_SKIP = frozenset({"spec", "registry", "evaluate", "resample"})
 _REGISTRY: dict[str, DatasetFormat] | None = None
 #: The formats of packages left out when the registry was found, by name (the entry point's and the
 #: format's), with why: ``--format NAME`` says it rather than only "not one of".
@@ -55,10 +58,16 @@ _QUIET = False
 
 
 def quiet() -> None:
-    """Keep back this process's warning lines of packages left out (a process of the scoring loop: the
-    process that started it found the same registry and said them once)."""
+    """Keep back this process's warning lines of packages left out, and of the old forms of occkit's API the
+    packages use (a process of the scoring loop: the process that started it found the same registry and
+    said them once)."""
+    import warnings
+
+    from occkit.deprecation import OccKitDeprecationWarning
+
     global _QUIET
     _QUIET = True
+    warnings.filterwarnings("ignore", category=OccKitDeprecationWarning)
 
 
 def _warn(msg: str) -> None:
@@ -75,7 +84,7 @@ def _from_entry_points() -> list[tuple[DatasetFormat, str]]:
         except BaseException as e:  # noqa: BLE001 - a broken package (even one calling sys.exit) is named, not fatal
             if isinstance(e, KeyboardInterrupt):
                 raise
-            why = f"{where} (group {ENTRY_POINT_GROUP}): cannot be loaded ({type(e).__name__}: {e})"
+            why = f"{where} (group {ENTRY_POINT_GROUP}): {load_failure(e)}"
             _warn(f"{why}; left out")
             _LEFT_OUT.setdefault(ep.name, why)
             continue
@@ -255,9 +264,9 @@ OUTPUT_RECORD = ".occkit-output.json"
 
 def detect_claims(root: str | os.PathLike) -> list[tuple[DatasetFormat, str]]:
     """Every format whose ``detect`` answers for the folder ``root``, with its reason, in registry
-    order. Another package's ``detect`` that raises is named in one warning line (once per format
-    and error) and counts as no answer, so that the other formats keep working; occkit's own
-    formats' errors pass through."""
+    order: an answer that says nothing (None, ``''``, ``False``, ``[]``) is no claim. Another package's
+    ``detect`` that raises is named in one warning line (once per format and error) and counts as no
+    answer, so that the other formats keep working; occkit's own formats' errors pass through."""
     r = Path(root)
     out = []
     for spec in formats().values():
@@ -271,7 +280,7 @@ def detect_claims(root: str | os.PathLike) -> list[tuple[DatasetFormat, str]]:
                 _WARNED.add(key)
                 _warn(f"{plugin_failure(spec, f'detect({r})', e)}; left out of the detection")
             continue
-        if why is not None:
+        if why:  # a reason; None, and an empty answer ('', False, []), claim nothing
             out.append((spec, str(why)))
     return out
 

@@ -15,8 +15,9 @@ See docs/design.md, "Adding a dataset format", for a complete example.
 from __future__ import annotations
 
 import functools
+import numbers
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -24,8 +25,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from occkit.deprecation import another_version
 from occkit.geometry.grid import Grid
-from occkit.metrics.base import TABLE_KEYS, Metric, Targets
+from occkit.metrics.base import TABLE_KEYS, Metric, MetricHooks, Targets, metric_name
 
 __all__ = [
     "TABLE_KEYS",
@@ -402,7 +404,8 @@ RECORDS: Mapping[str, type] = MappingProxyType(
 
 #: The fields :class:`DatasetFormat` held flat in occkit 0.1, each beside the record that holds it now. The
 #: constructor still takes them (as keywords, mapped into their records) and a format still answers them
-#: (read-only), each with a ``DeprecationWarning`` naming the record's field; both go in 0.3.0.
+#: (read-only), each with a warning (:func:`occkit.deprecation.warn_deprecated`) naming the record's field; both go
+#: in 0.3.0.
 FLAT_FIELDS: Mapping[str, str] = MappingProxyType(
     {
         **{name: "detection" for name in ("detect", "priority", "refines")},
@@ -421,17 +424,16 @@ FLAT_FIELDS: Mapping[str, str] = MappingProxyType(
 def _records_from_flat(fields: dict[str, Any]) -> dict[str, Any]:
     """``fields`` (a :class:`DatasetFormat`'s keywords) with the flat keywords of occkit 0.1
     (:data:`FLAT_FIELDS`) moved into their records, each given record's other fields kept; one
-    ``DeprecationWarning`` line names the records' fields to give instead."""
+    warning line (:func:`occkit.deprecation.warn_deprecated`) names the records' fields to give instead."""
     flat = [name for name in fields if name in FLAT_FIELDS]
     if not flat:
         return fields
-    import warnings
+    from occkit.deprecation import REMOVED_IN, warn_deprecated
 
-    warnings.warn(
-        f"DatasetFormat({', '.join(f'{n}=' for n in flat)}...): flat keywords of occkit 0.1, removed in 0.3.0; "
-        f"give {', '.join(f'{FLAT_FIELDS[n]}.{n}' for n in flat)} (the records "
+    warn_deprecated(
+        f"DatasetFormat({', '.join(f'{n}=' for n in flat)}...): flat keywords of occkit 0.1, removed in "
+        f"{REMOVED_IN}; give {', '.join(f'{FLAT_FIELDS[n]}.{n}' for n in flat)} (the records "
         f"{', '.join(dict.fromkeys(RECORDS[FLAT_FIELDS[n]].__name__ for n in flat))} of occkit.formats)",
-        DeprecationWarning,
         stacklevel=3,
     )
     out = {name: value for name, value in fields.items() if name not in FLAT_FIELDS}
@@ -442,14 +444,13 @@ def _records_from_flat(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _flat_alias(name: str, record: str) -> property:
-    """The read-only field ``name`` of occkit 0.1, read from its record with a ``DeprecationWarning``."""
+    """The read-only field ``name`` of occkit 0.1, read from its record with a deprecation warning."""
 
     def read(self: DatasetFormat) -> Any:
-        import warnings
+        from occkit.deprecation import REMOVED_IN, warn_deprecated
 
-        warnings.warn(
-            f"DatasetFormat.{name} moved to DatasetFormat.{record}.{name}; the old name is removed in 0.3.0",
-            DeprecationWarning,
+        warn_deprecated(
+            f"DatasetFormat.{name} moved to DatasetFormat.{record}.{name}; the old name is removed in {REMOVED_IN}",
             stacklevel=2,
         )
         return getattr(getattr(self, record), name)
@@ -522,7 +523,7 @@ class DatasetFormat:
         source: where it was found; set by the registry.
 
     The flat keywords of occkit 0.1 (``detect=``, ``metrics=``, ``write_synthetic=``, ...:
-    :data:`FLAT_FIELDS`) are still taken, each moved into its record with a ``DeprecationWarning``.
+    :data:`FLAT_FIELDS`) are still taken, each moved into its record with a deprecation warning.
     """
 
     name: str
@@ -588,6 +589,8 @@ class DatasetFormat:
                 f"{', '.join((*self.splits, 'all'))}"
             )
         ds = plugin_call(self, "open", self.open, Path(root), split, OpenOptions(**options))
+        if self.from_package:
+            _check_dataset(self, ds)
         try:
             ds.format_name = self.name
         except AttributeError:  # a dataset that takes no attributes (slots): its class must say
@@ -597,14 +600,21 @@ class DatasetFormat:
     def new_metrics(self, **options: Any) -> list[Metric]:
         """:attr:`FormatScoring.metrics` with keyword options; an empty list or one that is not a
         :class:`Metric` raises naming the format."""
-        found = list(plugin_call(self, "metrics", self.scoring.metrics, options))
+        given = plugin_call(self, "metrics", self.scoring.metrics, options)
+        bug = "; a bug of that package" if self.from_package else ""
+        if given is None or isinstance(given, str | bytes | Mapping) or not isinstance(given, Iterable):
+            raise FormatPluginError(
+                f"format {self.name} ({self.source}): its metrics() returned a {type(given).__name__}, not a list "
+                f"of metrics{bug}"
+            )
+        found = list(given)
         if not found:
-            raise ValueError(f"format {self.name} ({self.source}): metrics() gave no metric")
+            raise FormatPluginError(f"format {self.name} ({self.source}): its metrics() gave no metric{bug}")
         for m in found:
             if not isinstance(m, Metric):
-                raise TypeError(
-                    f"format {self.name} ({self.source}): metrics() gave a {type(m).__name__}, which lacks "
-                    "name/update/merge/all_reduce/compute"
+                raise FormatPluginError(
+                    f"format {self.name} ({self.source}): its metrics() gave a {type(m).__name__}, which lacks "
+                    f"name/update/merge/all_reduce/compute (occkit.formats.Metric){bug}"
                 )
         return [_GuardedMetric(self, m) for m in found] if self.from_package else found
 
@@ -792,8 +802,12 @@ def plugin_call(fmt: DatasetFormat, part: str, fn: Callable[..., Any], *args: An
 
 
 def plugin_failure(fmt: DatasetFormat, part: str, e: BaseException) -> str:
-    """The line that names a failed part of another package's format."""
-    return f"format {fmt.name} ({fmt.source}): its {part} failed ({type(e).__name__}: {e}); a bug of that package"
+    """The line that names a failed part of another package's format: a bug of that package, or, for a
+    ``TypeError`` (a call whose arguments occkit's API no longer takes, or the other way round), a package
+    that may be written for another occkit version (:func:`another_version`)."""
+    return f"format {fmt.name} ({fmt.source}): its {part} failed ({type(e).__name__}: {e}); " + (
+        another_version() if isinstance(e, TypeError) else "a bug of that package"
+    )
 
 
 def _metric_call(fmt: DatasetFormat, part: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -814,7 +828,23 @@ class _GuardedMetric:
 
     def __init__(self, fmt: DatasetFormat, metric: Any) -> None:
         self._fmt, self._metric = fmt, metric
-        self.name = getattr(metric, "name", type(metric).__name__)
+        self.name = metric_name(metric)
+        try:
+            hooks = MetricHooks.of(metric)
+        except ValueError as e:
+            raise FormatPluginError(f"format {fmt.name} ({fmt.source}): {e}") from e
+        # the optional part of the protocol, named as the rest is where it fails; absent where the metric has none
+        self.region_refused = hooks.region_refused
+        self.bind = (
+            None
+            if hooks.bind is None
+            else functools.partial(_metric_call, fmt, f"metric {self.name}'s bind", hooks.bind)
+        )
+        self.frame_extra = (
+            None
+            if hooks.frame_extra is None
+            else functools.partial(_metric_call, fmt, f"metric {self.name}'s frame_extra", hooks.frame_extra)
+        )
 
     def __getattr__(self, key: str) -> Any:  # anything else the metric has (counts, options)
         if key.startswith("_"):  # not set yet (unpickling): no recursion through self._metric
@@ -847,4 +877,48 @@ class _GuardedMetric:
                 f"format {self._fmt.name} ({self._fmt.source}): its metric {self.name}'s compute returned a "
                 f"{type(out).__name__}, not a dict of scores; a bug of that package"
             )
+        wrong = _not_scores(out)
+        if wrong is not None:
+            raise FormatPluginError(
+                f"format {self._fmt.name} ({self._fmt.source}): its metric {self.name}'s compute returned {wrong} "
+                "(scores are numbers, or dicts of numbers or rows of numbers, by name); a bug of that package"
+            )
         return dict(out)
+
+
+#: What a score may be, beside a dict of them: a number (numpy's too), a word (Occ3D's ``mask``), a list of
+#: words or numbers (Occ3D's ``only_predicted``), or nothing.
+_SCORE = (numbers.Number, str, type(None))
+
+
+def _not_scores(out: Mapping[Any, Any]) -> str | None:
+    """What in a metric's ``compute`` result is not a score (:class:`Metric`: numbers, or dicts of numbers or
+    rows of numbers, by name), said as where it stands (``a nested dict at 'iou' -> 'car'``), or None."""
+    for key, value in out.items():
+        if not isinstance(key, str):
+            return f"the key {key!r}, not a name"
+        if isinstance(value, _SCORE) or (isinstance(value, list | tuple) and all(isinstance(v, _SCORE) for v in value)):
+            continue
+        if not isinstance(value, Mapping):
+            return f"{key!r}, a {type(value).__name__}"
+        for inner, v in value.items():  # a number, or a row of them (RayIoU's per class: one per threshold)
+            row = isinstance(v, list | tuple) and all(isinstance(x, numbers.Number | None) for x in v)
+            if not (row or isinstance(v, numbers.Number | None)):
+                return f"a nested {type(v).__name__} at {key!r} -> {inner!r}"
+    return None
+
+
+def _check_dataset(fmt: DatasetFormat, ds: Any) -> None:
+    """A package format's ``open`` that returned no dataset (None, a list, an object without the parts occkit
+    reads: ``__len__``, ``__getitem__``, ``tokens``) named in one line as that package's error."""
+    if ds is None or isinstance(ds, list | tuple | dict | str | bytes):
+        lacks = None
+    else:
+        lacks = [part for part in ("__len__", "__getitem__", "tokens") if not hasattr(ds, part)] or None
+        if lacks is None:
+            return
+    what = f"a {type(ds).__name__}" if lacks is None else f"a {type(ds).__name__} without {', '.join(lacks)}"
+    raise FormatPluginError(
+        f"format {fmt.name} ({fmt.source}): its open returned {what}, not a dataset of frames (a torch Dataset of "
+        "Sample with tokens, frames, index_of, grid: docs/design.md §9); a bug of that package"
+    )

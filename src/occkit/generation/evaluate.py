@@ -55,16 +55,18 @@ def image_features(net, images: torch.Tensor) -> torch.Tensor:
 def score_frames(
     method, batches, device: torch.device, frustum: bool = True, fmt=None
 ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Features ``(F, D)`` of every frame and the judge's mIoU over ``batches``: the first metric of
-    ``fmt`` (the frames' :class:`occkit.formats.DatasetFormat`; None: Occ3D-nuScenes), in its
+    """Features ``(F, D)`` of every frame and the judge's mIoU over ``batches``, counted by the scoring
+    core (:class:`occkit.scoring.core.Scoring`): the first metric of ``fmt`` (the frames'
+    :class:`occkit.formats.DatasetFormat`; None: Occ3D-nuScenes), in its
     camera-mask mode where it has one (Occ3D's), counting only the voxels of the frames' camera mask,
     inside the cameras' frusta when ``frustum``: for a format scored without a mask option (NYUv2's,
     every known voxel) the voxels outside are given its ignore label instead."""
     from occkit.formats import Targets, default_format
+    from occkit.scoring.core import Scoring
 
     net = judge_network(method)
     fmt = default_format() if fmt is None else fmt
-    metric = fmt.new_metrics(mask="camera", num_classes=judge_num_classes(net), device=device)[0]
+    scoring = Scoring(fmt, mask="camera", num_classes=judge_num_classes(net), device=device)  # the one core
     # a format scored under a mask option (Occ3D's camera mask) counts the mask; one that scores every known voxel
     # (NYUv2's: no mask option) is given its ignore label outside the mask
     ignore = None if "mask" in fmt.scoring.folder_options else fmt.classes.ignore
@@ -83,9 +85,9 @@ def score_frames(
                 net.output_grid, batch.intrinsics, batch.T_ego_from_cam, tuple(batch.images.shape[-2:])
             )
         occ = batch.occupancy if ignore is None else batch.occupancy.masked_fill(~mask, ignore)
-        metric.update(logits.argmax(1), Targets(occupancy=occ, tokens=list(batch.tokens), mask_camera=mask))
+        scoring.update(logits.argmax(1), Targets(occupancy=occ, tokens=list(batch.tokens), mask_camera=mask))
         frames += len(batch.tokens)
-    scores = metric.compute()
+    scores = scoring.compute()  # the first metric's miou
     return torch.cat(feats), {"miou": scores["miou"], "frames": frames}
 
 

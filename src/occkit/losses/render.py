@@ -21,14 +21,16 @@ def _masked_mean(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
 def rendered_semantic_loss(
     probs: torch.Tensor,
     target: torch.Tensor,
-    ignore_index: int | None = 17,
+    *,
+    ignore_index: int | None,
     eps: float = 1e-6,
 ) -> torch.Tensor:
     """Cross-entropy of rendered class probabilities against per-pixel labels.
 
     The rendered ``probs = sum_i w_i p_i`` sum to the ray's opacity; they are normalised to a
     distribution first: ``loss = -log(probs[y] / sum_c probs[c])``, averaged over rays whose
-    label is not ``ignore_index`` (17 = free / sky for Occ3D classes).
+    label is not ``ignore_index`` (a ray's label that says nothing of the classes, e.g. the free class
+    where the labels call the sky so; None: every ray counts).
 
     Args:
         probs: ``(R, C)`` rendered probabilities (non-negative).

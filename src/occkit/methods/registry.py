@@ -31,6 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from occkit.deprecation import load_failure
 from occkit.registries import in_tree
 
 if TYPE_CHECKING:  # annotations only: ``occkit train --help`` reads this module without importing torch
@@ -213,7 +214,7 @@ def _load(ep: Any, where: str) -> Any:
     except SystemExit as e:  # a module that exits when imported must not end occkit
         raise RegistryError(f"{where}: calls sys.exit({e.code!r}) when imported") from e
     except Exception as e:  # a broken package must say which, not take occkit down with a traceback
-        raise RegistryError(f"{where}: cannot be loaded ({type(e).__name__}: {e})") from e
+        raise RegistryError(f"{where}: {load_failure(e)}") from e
 
 
 def _check(spec: Any, where: str, sections: dict[str, tuple[type, str]]) -> None:

@@ -6,6 +6,7 @@ names them too (``from occkit.formats import Metric, Targets``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -71,10 +72,13 @@ class Metric(Protocol):
 
     ``compute`` returns a dict whose values are plain numbers (percent, like the official tables),
     or dicts of them; a format's first metric gives ``miou`` and ``geometry_iou``, the keys the
-    training loop logs and the ablation runner reads.
+    training loop logs and the ablation runner reads. ``compute`` with no frame counted (a validation
+    split with no frames, a process's empty count) returns such a dict too, with ``frames`` 0 and the
+    scores of nothing counted (NaN where a ratio is 0 / 0), and never raises.
 
-    Optional, for occkit's scoring loop (:func:`occkit.scoring.folder.evaluate_predictions`), where
-    a metric reads more of the frames than their labels:
+    Optional, for the scoring core (:class:`occkit.scoring.core.Scoring`, which every scoring path
+    goes through), where a metric reads more of the frames than their labels; a metric without them
+    is scored as :class:`MetricHooks` says (read once per metric by :meth:`MetricHooks.of`):
 
     - ``bind(dataset, tokens)``: called once with the opened split and the frames to be scored,
       before any is counted (RayIoU reads and checks every scene's LiDAR poses there);
@@ -96,3 +100,47 @@ class Metric(Protocol):
     def all_reduce(self) -> None: ...
 
     def compute(self) -> dict[str, Any]: ...
+
+
+def metric_name(metric: Any) -> str:
+    """A metric's ``name``, or its class's name where it has none."""
+    return str(getattr(metric, "name", None) or type(metric).__name__)
+
+
+@dataclass(frozen=True)
+class MetricHooks:
+    """The optional part of the :class:`Metric` protocol, as one metric defines it: what the scoring
+    core calls beyond ``update`` / ``merge`` / ``all_reduce`` / ``compute``. A member the metric does
+    not define is the default here: nothing to bind, no items of its own per frame, any region taken.
+
+    Attributes:
+        bind: the metric's ``bind(dataset, tokens)``, or None.
+        frame_extra: the metric's ``frame_extra(token) -> dict``, or None (it reads nothing of the frames
+            but their labels).
+        region_refused: why a region of voxels cannot restrict it, or None (a region can).
+    """
+
+    bind: Callable[[Any, list[str]], None] | None = None
+    frame_extra: Callable[[str], dict[str, Any]] | None = None
+    region_refused: str | None = None
+
+    @classmethod
+    def of(cls, metric: Any) -> MetricHooks:
+        """The hooks ``metric`` defines; one of another type (a ``bind`` that is no function, a
+        ``region_refused`` that is no text) is refused in one line naming the metric."""
+        name = metric_name(metric)
+        found: dict[str, Any] = {}
+        for hook in ("bind", "frame_extra"):
+            fn = getattr(metric, hook, None)
+            if fn is not None and not callable(fn):
+                raise ValueError(
+                    f"metric {name}: its {hook} is a {type(fn).__name__}, not a function (Metric protocol)"
+                )
+            found[hook] = fn
+        reason = getattr(metric, "region_refused", None)
+        if reason is not None and not isinstance(reason, str):
+            raise ValueError(
+                f"metric {name}: its region_refused is a {type(reason).__name__}, not a reason (a str) or None "
+                "(Metric protocol)"
+            )
+        return cls(bind=found["bind"], frame_extra=found["frame_extra"], region_refused=reason or None)

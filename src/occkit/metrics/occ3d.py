@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from occkit.deprecation import REMOVED_IN, warn_deprecated
 from occkit.labels import OCC3D_CLASSES, OCC3D_NUM_CLASSES
 from occkit.metrics.base import Targets
 from occkit.metrics.confusion import ConfusionCounts, confusion_matrix, metric_class_names
@@ -157,7 +158,8 @@ class Occ3DMetric(ConfusionCounts):
             255 in Occ3D's; occkit's scoring loop writes it outside ``eval --frustum``'s region), or
             None. Occ3D's own labels never hold it, so their scores are the official ones.
         free: the free class, left out of the mIoU and the geometry's occupied side (the class
-            table's free id: 17 in Occ3D's).
+            table's free id: 17 in Occ3D's). Deprecated: left out, it is the last class (occkit 0.1's
+            form), with a warning; required from 0.3.0.
     """
 
     _agree = ("mask", "num_classes", "free")
@@ -171,12 +173,18 @@ class Occ3DMetric(ConfusionCounts):
         device: torch.device | str | None = None,
         ignore_index: int | None = 255,
         *,
-        free: int,
+        free: int | None = None,
     ) -> None:
         if mask not in MASK_MODES:
             raise ValueError(f"mask must be one of {MASK_MODES}, got {mask!r}")
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        if free is None:  # occkit 0.1's form: the last class was the free one
+            free = int(num_classes) - 1
+            warn_deprecated(
+                f"Occ3DMetric(...) without free=: the free class is taken as the table's last ({free}, as occkit 0.1 "
+                f"did); give free= (the class table's free id, ClassTable.free), required from {REMOVED_IN}"
+            )
         self.class_names = metric_class_names(class_names, num_classes, OCC3D_CLASSES, OCC3D_NUM_CLASSES)
         self.mask = mask
         self.num_classes = int(num_classes)

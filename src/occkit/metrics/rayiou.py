@@ -46,11 +46,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from occkit.deprecation import REMOVED_IN, warn_deprecated
 from occkit.fileio import read_info_list
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.transforms import checked_pose, invert_transform
 from occkit.jit import numba_kernels
-from occkit.labels import OCC3D_CLASSES, OCC3D_NUM_CLASSES
+from occkit.labels import OCC3D_CLASSES, OCC3D_FREE, OCC3D_NUM_CLASSES
 from occkit.metrics.base import Targets
 from occkit.metrics.confusion import all_reduce_sum
 from occkit.metrics.occ3d import nanmean
@@ -158,6 +159,46 @@ def _torch_initial_state(
     return cur, t_next, t_delta, flat_step
 
 
+def _taking_01_arguments(names: tuple[str, ...]) -> Any:
+    """A ray caster (:func:`cast_rays`, :func:`cast_rays_reference`) that also takes occkit 0.1's forms of
+    its call, with a warning (:func:`occkit.deprecation.warn_deprecated`) until 0.3.0: ``names`` (``free``,
+    ``dtype`` ...) given by position after ``grid``, the free class as ``free_class=``, or left out (0.1's
+    default: Occ3D's 17)."""
+
+    def wrap(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def call(volumes: Any, frame: Any, origins: Any, dirs: Any, grid: Any, *old: Any, **kw: Any) -> Any:
+            said = []
+            if len(old) > len(names):
+                raise TypeError(f"{fn.__name__}() takes {5 + len(names)} arguments, {5 + len(old)} given")
+            for name, value in zip(names, old):
+                if name in kw:
+                    raise TypeError(f"{fn.__name__}() got multiple values for argument {name!r}")
+                kw[name] = value
+            if old:
+                said.append(f"{', '.join(names[: len(old)])} by position")
+            if "free_class" in kw:
+                if "free" in kw:
+                    raise TypeError(f"{fn.__name__}() got both free= and free_class= (its old name)")
+                kw["free"] = kw.pop("free_class")
+                said.append("free_class=")
+            if "free" not in kw:
+                kw["free"] = OCC3D_FREE
+                said.append(f"no free= (Occ3D's {OCC3D_FREE} taken, as occkit 0.1 did)")
+            if said:
+                warn_deprecated(
+                    f"{fn.__name__}(...) with {' and '.join(said)}: occkit 0.1's form, removed in {REMOVED_IN}; give "
+                    f"{', '.join(f'{n}=' for n in names[: max(len(old), 1)])} by keyword (free: the class "
+                    f"table's free id)"
+                )
+            return fn(volumes, frame, origins, dirs, grid, **kw)
+
+        return call
+
+    return wrap
+
+
+@_taking_01_arguments(("free", "dtype"))
 def cast_rays_reference(
     volumes: torch.Tensor,
     frame: torch.Tensor,
@@ -238,6 +279,7 @@ def _numpy_dtype(dtype: torch.dtype) -> type:
     return {torch.float64: np.float64, torch.float32: np.float32}[dtype]
 
 
+@_taking_01_arguments(("free", "dtype", "threads", "walk"))
 @torch.no_grad()
 def cast_rays(
     volumes: torch.Tensor,
@@ -1065,7 +1107,8 @@ class RayIoUMetric:
             ego poses, for a folder scored by occkit's scoring loop; default: the dataset's own
             annotations (their ``lidar_sensor`` entries, which the synthetic world writes).
         free: the free class (the class table's free id); it must be ``C - 1``: the official
-            algorithm counts the classes below it as occupied.
+            algorithm counts the classes below it as occupied. Deprecated: left out, it is ``C - 1``
+            (occkit 0.1's form), with a warning; required from 0.3.0.
 
     In occkit's scoring loop (:func:`occkit.scoring.folder.evaluate_predictions`) the metric gets
     its frames' LiDAR origins itself: :meth:`bind` (once, before any frame is counted: every scene's
@@ -1089,8 +1132,14 @@ class RayIoUMetric:
         threads: int | None = None,
         infos: str | os.PathLike | None = None,
         *,
-        free: int,
+        free: int | None = None,
     ) -> None:
+        if free is None:  # occkit 0.1's form: the last class is the free one, as RayIoU needs
+            free = int(num_classes) - 1
+            warn_deprecated(
+                f"RayIoUMetric(...) without free=: the free class is taken as the table's last ({free}, as occkit "
+                f"0.1 did); give free= (the class table's free id, ClassTable.free), required from {REMOVED_IN}"
+            )
         if free != num_classes - 1:
             raise ValueError(
                 f"free: {free}, but RayIoU counts the classes below the free id as occupied: the free class "

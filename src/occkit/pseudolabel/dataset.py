@@ -317,8 +317,9 @@ def frame_labels(
     return {"semantics": sem.numpy().astype(np.uint8), "mask_camera": mask, "mask_lidar": mask.copy()}
 
 
-def _lift_frame(ds: Any, cache: Any, scene: str, token: str, cfg: PseudoLabelConfig) -> LiftedPoints:
-    """A frame's prior points and sky rays in the global frame."""
+def _lift_frame(ds: Any, cache: Any, scene: str, token: str, cfg: PseudoLabelConfig, classes: Any) -> LiftedPoints:
+    """A frame's prior points and sky rays in the global frame; ``classes``: the class table of the priors'
+    ids (its free id is the sky's)."""
     cams = ds.cameras
     pr = cache.load(scene, token, cams, cache.image_size)
     if "prior_semantics" not in pr or "prior_depth" not in pr:
@@ -338,6 +339,8 @@ def _lift_frame(ds: Any, cache: Any, scene: str, token: str, cfg: PseudoLabelCon
         K,
         T,
         confidence=conf,
+        free=classes.free,
+        num_classes=classes.num_classes,
         max_depth=cfg.max_depth,
         stride=cfg.pixel_stride,
         sky_stride=cfg.sky_stride or 10**9,
@@ -403,7 +406,7 @@ def label_scene(
                 del lifted[j]
         for j in range(lo, hi):
             if j not in lifted:
-                lifted[j] = _lift_frame(ds, cache, scene, tokens[j], cfg)
+                lifted[j] = _lift_frame(ds, cache, scene, tokens[j], cfg, classes)
         T_ego_from_global = invert_transform(ds.T_global_from_ego(token))
         arrays = frame_labels([lifted[j] for j in range(lo, hi)], i - lo, T_ego_from_global, cfg, grid, classes=classes)
         occupied, observed = int((arrays["semantics"] != classes.free).sum()), int(arrays["mask_camera"].sum())

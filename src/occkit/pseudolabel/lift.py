@@ -2,9 +2,9 @@
 
 A pixel ``(u, v)`` (centre at ``+0.5``) with z-depth ``D`` and class ``S`` becomes the point
 ``p = T_global_from_cam [D K^-1 (u, v, 1)^T; 1]`` with label ``S`` (EasyOcc, docs/methods.md §2). Pixels
-without a usable class (sky 17, unknown 255, any id >= ``num_labels``) or depth (0 = unknown, beyond
-``max_depth``) give no point; sky pixels are returned apart as rays (they see free space up to the
-grid's edge).
+without a usable class (the free class, which the priors give the sky: Occ3D's 17; unknown 255; any id
+outside the class table) or depth (0 = unknown, beyond ``max_depth``) give no point; sky pixels are
+returned apart as rays (they see free space up to the grid's edge).
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ import torch
 
 from occkit.geometry.camera import pixel_centers, pixel_rays
 from occkit.shapes import check_shape
-
-#: Prior class of the sky / nothing in the prior caches (``occkit.priors``).
-SKY = 17
 
 
 @dataclass
@@ -81,7 +78,9 @@ def lift_pixels(
     intrinsics: torch.Tensor,
     T_out_from_cam: torch.Tensor,
     confidence: torch.Tensor | None = None,
-    num_labels: int = 17,
+    *,
+    free: int,
+    num_classes: int,
     max_depth: float = 60.0,
     stride: int = 1,
     sky_stride: int = 4,
@@ -89,13 +88,14 @@ def lift_pixels(
     """Labelled 3D points from per-camera semantic and depth maps.
 
     Args:
-        semantics: ``(N, H, W)`` integer class per pixel (0..num_labels-1 kept; 17 sky; others
-            such as 255 unknown are dropped).
+        semantics: ``(N, H, W)`` integer class per pixel of the class table (``free``: the sky; the
+            other ids below ``num_classes`` kept; others such as 255 unknown dropped).
         depth: ``(N, H, W)`` camera z-depth in metres (0 = unknown).
         intrinsics: ``(N, 3, 3)`` of these maps.
         T_out_from_cam: ``(N, 4, 4)`` camera (OpenCV) -> output frame (global or ego).
         confidence: optional ``(N, H, W)`` in [0, 1]: each point's vote weight (default 1).
-        num_labels: classes that make points (Occ3D: 17, the non-free classes).
+        free: the class table's free id, which the priors give the sky (Occ3D's 17): its pixels are rays.
+        num_classes: the class table's size (Occ3D's 18); the ids below it but ``free`` make points.
         max_depth: depths beyond this (metres) give no point (monocular depth degrades with range).
         stride: use every ``stride``-th pixel in each direction (pixel centres of the full map).
         sky_stride: the same for the sky rays (free-space carving needs fewer rays).
@@ -126,7 +126,7 @@ def lift_pixels(
     cam, rc = rays(stride)
     sem = semantics[:, rc[:, 0], rc[:, 1]].long()  # (N, h*w)
     d = depth[:, rc[:, 0], rc[:, 1]].double()
-    keep = (sem >= 0) & (sem < num_labels) & (d > 0) & (d <= max_depth)
+    keep = (sem >= 0) & (sem < num_classes) & (sem != free) & (d > 0) & (d <= max_depth)
     pts = cam * d[..., None] @ T[:, :3, :3].transpose(-1, -2) + T[:, None, :3, 3]  # (N, h*w, 3)
     conf = (
         confidence[:, rc[:, 0], rc[:, 1]].float() if confidence is not None else torch.ones_like(d, dtype=torch.float32)
@@ -137,7 +137,7 @@ def lift_pixels(
 
     scam, src = rays(sky_stride)
     ssem = semantics[:, src[:, 0], src[:, 1]].long()
-    sky = ssem == SKY
+    sky = ssem == free
     sdirs = torch.nn.functional.normalize(scam @ T[:, :3, :3].transpose(-1, -2), dim=-1)  # (N, h'*w', 3)
     scam_of = torch.arange(N, device=semantics.device)[:, None].expand_as(ssem)
     return LiftedPoints(points, labels, weights, origins, origins_cam[scam_of[sky]], sdirs[sky])

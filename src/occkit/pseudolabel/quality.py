@@ -2,8 +2,9 @@
 
 For a pseudo-label dataset (``occkit pseudolabel --out``) and the source dataset's real labels:
 
-- ``miou`` / ``geometry_iou`` (Occ3D's, percent) of the pseudo-labels read as a prediction, with
-  the real camera mask (``miou_camera``) and on every voxel (``miou_none``);
+- ``miou`` / ``geometry_iou`` (Occ3D's, percent, counted by the scoring core :class:`occkit.scoring.core.Scoring`)
+  of the pseudo-labels read as a prediction, with the real camera mask (``miou_camera``) and on every voxel
+  (``miou_none``);
 - ``precision`` / ``recall`` of the occupied voxels (pseudo occupied vs real occupied), inside the
   real camera mask and on every voxel;
 - ``density``: the fraction of the grid the pseudo-labels observe (their ``mask_camera``), and
@@ -20,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from occkit.metrics.occ3d import Occ3DMetric
+from occkit.metrics.base import Targets
+from occkit.scoring.core import Scoring
 
 
 def label_quality(pseudo: str | os.PathLike, gt: str | os.PathLike, split: str = "all") -> dict[str, Any]:
@@ -31,12 +33,11 @@ def label_quality(pseudo: str | os.PathLike, gt: str | os.PathLike, split: str =
 
     p_ds = Occ3DDataset(pseudo, split, load_images=False, load_extras=False)
     g_ds = Occ3DDataset(gt, "all", load_images=False, load_extras=False)
-    table = format_of(g_ds).classes
+    fmt = format_of(g_ds)
+    table = fmt.classes
     free = table.free
-    metrics = {
-        m: Occ3DMetric(mask=m, num_classes=table.num_classes, class_names=table.names, free=free)
-        for m in ("camera", "none")
-    }
+    # the ground truth's format's metrics, through the one scoring core: its mIoU under each mask
+    metrics = {m: Scoring(fmt, mask=m, num_classes=table.num_classes) for m in ("camera", "none")}
     tp = {"camera": 0, "none": 0}
     n_pred = dict(tp)
     n_gt = dict(tp)
@@ -50,7 +51,7 @@ def label_quality(pseudo: str | os.PathLike, gt: str | os.PathLike, split: str =
         )
         cam = torch.from_numpy(g["mask_camera"]).bool()[None]
         for m, metric in metrics.items():
-            metric.update(ps, gs, mask_camera=cam)
+            metric.update(ps, Targets(occupancy=gs, tokens=[f.token], mask_camera=cam))
             keep = cam if m == "camera" else torch.ones_like(cam)
             po, go = (ps != free) & keep, (gs != free) & keep
             tp[m] += int((po & go).sum())

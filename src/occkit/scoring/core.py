@@ -1,13 +1,16 @@
 """The one scoring core: a format's metrics for one count, fed the same way by every caller.
 
-``occkit eval`` (:func:`occkit.scoring.folder.evaluate_predictions`, which ``occkit predict --eval``
-and the ablation scorers reach through it), training's validation and ``occkit demo``
-(:func:`occkit.engine.evaluate.evaluate`) all make a :class:`Scoring` and give it batches of
-predictions and :class:`~occkit.metrics.base.Targets`. A metric declares what it needs beyond the
-labels through the :class:`~occkit.metrics.base.Metric` protocol (``bind``, ``frame_extra``,
-``region_refused``), and the core serves it whoever calls: adding a metric that training also
-reports is the metric, its format's ``metrics`` and the format's ``metric_names`` (docs/design.md,
-"Adding a metric").
+``occkit eval`` (:func:`occkit.scoring.folder.evaluate_predictions`; the ablation scorers run ``occkit
+eval``), training's validation, ``occkit predict --eval`` and ``occkit demo``
+(:func:`occkit.engine.evaluate.score_frames`, through :func:`occkit.engine.evaluate.evaluate`), the judge's
+layout mIoU of ``occkit eval-gen`` (:func:`occkit.generation.evaluate.score_frames`) and ``occkit pseudolabel
+--quality`` (:func:`occkit.pseudolabel.quality.label_quality`) all make a :class:`Scoring` and give it
+batches of predictions and :class:`~occkit.metrics.base.Targets`. A metric declares what it needs beyond the
+labels through the optional part of the :class:`~occkit.metrics.base.Metric` protocol
+(:class:`~occkit.metrics.base.MetricHooks`: ``bind``, ``frame_extra``, ``region_refused``), and the core
+serves it whoever calls: adding a metric that training also reports is the metric, its format's
+``metrics`` and the format's ``metric_names`` (docs/design.md, §9 "Adding a dataset format": the
+``scoring`` rows of its table).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 import torch
 
-from occkit.metrics.base import Targets
+from occkit.metrics.base import MetricHooks, Targets, metric_name
 
 #: The key under which :meth:`Scoring.frame_items` gathers a frame's items in a sample's ``extra``
 #: (read ahead in the reading threads of the folder loop).
@@ -44,6 +47,23 @@ def check_metric_names(fmt: Any, asked: Sequence[str], what: str = "--metrics") 
         raise ValueError(
             f"{what} {','.join(unknown)}: the {fmt.display_name} format computes {', '.join(choices)} "
             f"({fmt.source or fmt.name})"
+        )
+
+
+def check_computed(fmt: Any, asked: Sequence[str], metrics: Sequence[Any], what: str = "--metrics") -> None:
+    """A name asked for that the format declares (its ``scoring.metric_names``) but that none of its
+    ``metrics`` computes refused in one line, before any frame is counted (never a result without it).
+    Computed: ``miou`` (the first metric's), a metric's ``name``, or a key of a metric's scores (its
+    ``compute()`` with no frame counted, which the protocol says gives them)."""
+    computed = {"miou", *(metric_name(m) for m in metrics)}
+    left = [m for m in asked if m not in computed]
+    if left:
+        computed.update(k for m in metrics for k in m.compute())
+    ghosts = [m for m in left if m not in computed]
+    if ghosts:
+        raise ValueError(
+            f"{what} {','.join(ghosts)}: the {fmt.display_name} format declares it (scoring.metric_names) but none of "
+            f"its metrics computes it ({fmt.source or fmt.name}; its metrics give {', '.join(sorted(computed))})"
         )
 
 
@@ -79,38 +99,39 @@ class Scoring:
             given["mask"] = mask
         self.options = given
         self.metrics: list[Any] = list(fmt.new_metrics(**given))
+        if getattr(fmt, "from_package", False):
+            check_computed(fmt, asked, self.metrics)
+        #: each metric's optional part of the protocol, read once
+        self.hooks: list[MetricHooks] = [MetricHooks.of(m) for m in self.metrics]
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(str(getattr(m, "name", type(m).__name__)) for m in self.metrics)
+        return tuple(metric_name(m) for m in self.metrics)
 
     def refuse_region(self, flag: str = "--frustum") -> None:
         """A metric that a region of voxels cannot restrict (its ``region_refused``) refuses the region."""
-        for m in self.metrics:
-            reason = getattr(m, "region_refused", None)
-            if reason:
-                raise ValueError(f"{flag} with --metrics {getattr(m, 'name', type(m).__name__)}: {reason}")
+        for m, hooks in zip(self.metrics, self.hooks, strict=True):
+            if hooks.region_refused:
+                raise ValueError(f"{flag} with --metrics {metric_name(m)}: {hooks.region_refused}")
 
     def bind(self, dataset: Any, tokens: Sequence[str]) -> None:
         """Each metric's ``bind(dataset, tokens)``: what it reads beyond the labels, checked before any
         frame is counted."""
-        for m in self.metrics:
-            bind = getattr(m, "bind", None)
-            if bind is not None:
-                bind(dataset, list(tokens))
+        for hooks in self.hooks:
+            if hooks.bind is not None:
+                hooks.bind(dataset, list(tokens))
 
     @property
     def reads_frames(self) -> bool:
         """Whether a metric adds a frame's own items to its batch (``frame_extra``)."""
-        return any(getattr(m, "frame_extra", None) is not None for m in self.metrics)
+        return any(hooks.frame_extra is not None for hooks in self.hooks)
 
     def frame_items(self, token: str) -> dict[str, Any]:
         """What frame ``token`` adds to its batch's ``Targets.extra``: every metric's ``frame_extra``."""
         items: dict[str, Any] = {}
-        for m in self.metrics:
-            extra = getattr(m, "frame_extra", None)
-            if extra is not None:
-                items.update(extra(token))
+        for hooks in self.hooks:
+            if hooks.frame_extra is not None:
+                items.update(hooks.frame_extra(token))
         return items
 
     def update(self, pred: torch.Tensor, target: Targets, items: Iterable[dict[str, Any]] | None = None) -> None:

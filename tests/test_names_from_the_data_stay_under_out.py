@@ -1,9 +1,12 @@
-"""Issue 89, sixth round of hardening: names in the data stay under ``--out``.
+"""Names in the data stay under ``--out``.
 
 A frame token, a scene, a camera or a file name that the data give and that occkit turns into a
 path it writes is checked to stay under the output folder first (:func:`occkit.outputs.path_under`):
 an absolute name, one that climbs out with ``..`` or one that leads through a link elsewhere is
-refused in one line naming where it comes from, and nothing is written outside ``--out``."""
+refused in one line naming where it comes from, and nothing is written outside ``--out``. Beside them,
+what the same predictions meet next: ``occkit eval`` telling predictions of other data by their
+fingerprint, one file for ``--json`` and ``--csv``, boolean predictions, an export into a dataset, and a
+folder of two formats."""
 
 from __future__ import annotations
 

@@ -49,7 +49,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--surroundocc", type=Path, default=None, help="the released generator's output folder")
-    p.add_argument("--presets", default="occkit,occ3d-published,naive")
+    p.add_argument(
+        "--presets",
+        default="occkit,occ3d-published,naive",
+        help="occkit label's presets, each optionally with its boolean options switched on: occkit+refine_boxes",
+    )
     p.add_argument("--scenes", type=int, default=0, help="first N scenes (0: all)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
@@ -86,7 +90,9 @@ def main() -> int:
         labels = {}
         for m in presets:
             t0 = time.perf_counter()
-            labs, _ = label_scene(rec, grid, names[:free], free, LabelOptions(**PRESETS[m]), T_ego_from_grid=T_el)
+            base, *switched = m.split("+")
+            opt = LabelOptions(**PRESETS[base], **{k: True for k in switched})
+            labs, _ = label_scene(rec, grid, names[:free], free, opt, T_ego_from_grid=T_el)
             seconds[m] += time.perf_counter() - t0
             labels[m] = {lab.token: lab for lab in labs}
         scene = build_scene(config, int(scene_name.split("-")[-1]))

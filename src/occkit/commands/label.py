@@ -175,6 +175,9 @@ def _run(args: argparse.Namespace, held: Any) -> int:
             "scene_infos": {s: done[s]["infos"] for s in scenes},
             "label_config": {"preset": args.preset, **key["options"], "recording": source},
         }
+        own = next((done[s]["classes"] for s in scenes if done[s].get("classes")), None)
+        if own:  # the recording's own classes (ids 0 .. len - 1, free = len), not the layout's
+            ann["label_config"]["classes"] = own
         write_json_atomic(part / "annotations.json", ann)
         for name, folder in rec.image_links.items():
             if rec.images and Path(folder).is_dir() and not (part / name).exists():

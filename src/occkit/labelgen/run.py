@@ -43,8 +43,8 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     opt = job["options"]
     t0 = time.perf_counter()
     fmt = get_format(job["format"])
-    free = fmt.classes.free
-    labels, report = label_scene(rec, fmt.grid, fmt.classes.names[:free], free, opt)
+    classes, free = label_classes(rec.classes, fmt)
+    labels, report = label_scene(rec, fmt.grid, classes, free, opt)
     scene = _safe(rec.name, "scene")
     infos: dict[str, Any] = {}
     keys = [rec.sweeps[k] for k in rec.keyframes]
@@ -76,8 +76,23 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
         }
     report["seconds_total"] = round(time.perf_counter() - t0, 2)
     out = {"scene": scene, "infos": infos, "report": report}
+    if free != fmt.classes.free:
+        out["classes"] = list(classes)
     write_json_atomic(part / STATE / "scenes" / f"{scene}.json", out)
     return out
+
+
+def label_classes(recording: tuple[str, ...], fmt: Any) -> tuple[tuple[str, ...], int]:
+    """The classes a recording's labels are written in, and their free id: the format's (ids 0 .. free - 1)
+    when the recording has none or has those, in order; else the recording's own (a SemanticKITTI sequence's),
+    the free id after them."""
+    names = tuple(fmt.classes.names[: fmt.classes.free])
+    own = tuple(recording)
+    if not own or own == names[: len(own)]:
+        return names, fmt.classes.free
+    if len(own) >= 255:
+        raise ValueError(f"{len(own)} classes: labels of uint8 ids hold at most 254 and the free id")
+    return own, len(own)
 
 
 def _pose(T) -> dict[str, list[float]]:
@@ -144,6 +159,8 @@ def score_run(
     data: Path, part: Path, scenes: list[str], done: dict[str, Any], opt: Any, fmt_name: str
 ) -> dict[str, Any]:
     """The labels of a finished run scored against the synthetic world ``data``'s truth."""
+    import numpy as np
+
     from occkit.fileio import load_npz
     from occkit.formats import get_format
     from occkit.labelgen.quality import QualityAccumulator
@@ -153,16 +170,28 @@ def score_run(
     truth = WorldTruth(data)
     acc = QualityAccumulator(fmt.grid, fmt.classes.num_classes, fmt.classes.free, fmt.classes.names)
     picture = None
+    own = None
     for s in scenes:
+        own = done[s].get("classes") or own
         for token, info in done[s]["infos"].items():
             lab = load_npz(part / info["gt_path"], ("semantics", "mask_lidar", "mask_camera"))
+            if done[s].get("classes"):  # the recording's own classes: the occupied voxels scored, not their classes
+                lab["semantics"] = np.where(lab["semantics"] == len(done[s]["classes"]), fmt.classes.free, 0)
             tr = truth.keyframe(s, token, opt.free_window)
             obs = acc.update(lab, tr)
             if picture is None:  # the first keyframe's picture: labels beside the truth, errors coloured
                 picture = (tr.semantics, lab["semantics"], obs, f"{s} {token}")
     if picture is not None:
         _write_picture(part / "quality.png", *picture, fmt)
-    return acc.compute()
+    out = acc.compute()
+    if own:
+        for k in ("semantic_miou_camera_mask", "rayiou", "moving_object_iou"):
+            out[k] = float("nan")
+        out["classes"] = (
+            f"the recording's own ({', '.join(own[:3])}, ...), not the truth's: occupied voxels scored as one class; "
+            "semantic mIoU, RayIoU and moving-object IoU not scored"
+        )
+    return out
 
 
 def _write_picture(path: Path, truth: Any, label: Any, obs: Any, title: str, fmt: Any) -> None:

@@ -28,9 +28,10 @@ first scan's ego frame (z up). The labels of ``occkit label`` lie on Occ3D's gri
 Point labels: the raw ids through SemanticKITTI's learning map onto its learning classes
 (:data:`CLASSES`: ``unlabeled``, ``car`` .. ``traffic-sign``). SemanticKITTI gives no boxes; its moving
 classes (raw ids 252-259) are the moving objects: each moving instance of a scan becomes a box (heading
-along the instance's motion between neighbouring scans, the length, width and height of its largest
-extent over the sequence, centred on the scan's points), its track the instance, so the label pipeline
-carries it as it carries a rig's tracks. KITTI-360's raw scans carry no labels (geometry only) and its
+along the instance's motion over the scans two before and two after, the length and width of its largest
+extent over the sequence centred on the scan's points, its height from its lowest to its highest point
+over the sequence, grown by :data:`BOX_PAD`), its track the instance, so the label pipeline carries it
+as it carries a rig's tracks. KITTI-360's raw scans carry no labels (geometry only) and its
 3D boxes are not read.
 """
 
@@ -227,12 +228,15 @@ def moving_boxes(
             cls_of[tr] = tr >> 16
     yaw: dict[tuple[int, int], float] = {}
     extent: dict[int, np.ndarray] = {}
+    height: dict[int, tuple[float, float]] = {}  # a track's lowest and highest point over the sequence (world z)
     for tr, scans in parts.items():
         order = sorted(scans)
+        zs = np.concatenate([scans[i][:, 2] for i in order])
+        height[tr] = (float(zs.min()), float(zs.max()))
         cent = {i: scans[i].mean(0) for i in order}
         last = 0.0
         for j, i in enumerate(order):
-            a, b = order[max(j - 1, 0)], order[min(j + 1, len(order) - 1)]
+            a, b = order[max(j - 2, 0)], order[min(j + 2, len(order) - 1)]
             d = cent[b][:2] - cent[a][:2]
             if float(np.hypot(*d)) > 0.05:  # heading along the motion
                 y = math.atan2(float(d[1]), float(d[0]))
@@ -263,8 +267,10 @@ def moving_boxes(
             q = _to_box(pts, np.zeros(3), y)
             mid = (q.max(0) + q.min(0)) / 2
             c, s = math.cos(y), math.sin(y)
-            centers.append(np.array([c * mid[0] - s * mid[1], s * mid[0] + c * mid[1], mid[2]]))
-            sizes.append(np.maximum(extent[tr] + 2 * BOX_PAD, 0.3))
+            lo, hi = height[tr]
+            centers.append(np.array([c * mid[0] - s * mid[1], s * mid[0] + c * mid[1], (lo + hi) / 2]))
+            ext = np.array([extent[tr][0], extent[tr][1], hi - lo])
+            sizes.append(np.maximum(ext + 2 * BOX_PAD, 0.3))
             yaws.append(y)
         out.append(
             Boxes(

@@ -76,7 +76,15 @@ from occkit.fileio import save_npz_atomic, write_bytes_atomic, write_json_atomic
 from occkit.geometry.grid import semantickitti_grid
 from occkit.geometry.transforms import apply_transform, invert_transform, make_transform
 from occkit.labels import kitti360_inverse_lut, semantickitti_inverse_lut
-from occkit.worlds.driving.kitti_scans import RigScans, rig_scans, write_keyframe_truth, write_scans, write_truth_index
+from occkit.worlds.driving.config import frame_token
+from occkit.worlds.driving.kitti_scans import (
+    RigScans,
+    T_ego_from_reader_ego,
+    rig_scans,
+    write_keyframe_truth,
+    write_scans,
+    write_truth_index,
+)
 
 if TYPE_CHECKING:  # the driving package imports this module lazily; no import cycle at run time
     from occkit.worlds.driving.config import SynthConfig
@@ -401,9 +409,12 @@ def export_semantickitti_scene(
             ex / f"{name}.objects.json",
             {"token": f"{sequence}/{name}", "sequence": sequence, "scene": scene.name, "frame": j, "objects": objects},
         )
-        if scans is not None:
-            token = layout.scan_name(j * scans.stride)
-            write_keyframe_truth(Path(out_dir), sequence, token, state, K, cam["depth"], config, objects)
+        if scans is not None:  # the truth of both routes: the KITTI reader's (by scan) and the rig's (by token)
+            keys = [
+                (sequence, layout.scan_name(j * scans.stride), T_ego_from_reader_ego()),
+                (scene.name, frame_token(config.seed, scene_index, j), np.eye(4)),
+            ]
+            write_keyframe_truth(Path(out_dir), keys, state, K, cam["depth"], config, objects)
     if scans is None:
         layout.write_poses(seq, poses)
     else:

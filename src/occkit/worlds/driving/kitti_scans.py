@@ -27,11 +27,12 @@ The poses are the rig's as recorded (with ``--pose-noise`` / ``--pose-drift`` th
 synthetic pose (GPS/IMU) frame is the world's ego frame; the velodyne frame sits at the rig's LiDAR
 with the ego's axes (as ``kitti_export.T_ego_from_velodyne``).
 
-The truth ``occkit label --quality`` scores the sequences against (:mod:`occkit.labelgen.truth`) is
-written under ``DATA/truth/`` in Occ3D's schema: the world's exact occupancy on Occ3D's grid in the
-reader's ego frame (at the LiDAR's x, y; z = 0 at the ground), keyed by sequence and scan name
-(``annotations.json``, ``gts/<seq>/<scan>/labels.npz``; ``mask_camera`` seen by the one front camera),
-with ``extras/<seq>/sweeps.json`` (every scan's true pose) and each keyframe's ``objects.json``.
+The truth ``occkit label --quality`` scores labels against (:mod:`occkit.labelgen.truth`) is written
+under ``DATA/truth/`` in Occ3D's schema, for both routes through the same sweeps: the world's exact
+occupancy on Occ3D's grid in the KITTI reader's ego frame (at the LiDAR's x, y; z = 0 at the ground)
+keyed by sequence and scan name, and in the world's ego frame keyed by the rig's scene and token
+(``annotations.json``, ``gts/<scene>/<token>/labels.npz``; ``mask_camera`` seen by the one front
+camera), with ``extras/<scene>/sweeps.json`` (every sweep's true pose) and each keyframe's ``objects.json``.
 """
 
 from __future__ import annotations
@@ -163,7 +164,9 @@ def write_scans(out: Path, seq: Path, sequence: str, scene_index: int, scans: Ri
         [(s.timestamp - t0) / 1e6 for s in rec.sweeps],
         T_ec,
     )
-    truth_rows = read_json(scans.folder.parent / "extras" / scene / "sweeps.json")["sweeps"]
+    truth = read_json(scans.folder.parent / "extras" / scene / "sweeps.json")
+    write_json_atomic(out / TRUTH / "extras" / scene / "sweeps.json", truth)  # the rig route's truth
+    truth_rows = truth["sweeps"]
     T_er = T_ego_from_reader_ego()
     write_json_atomic(
         out / TRUTH / "extras" / sequence / "sweeps.json",
@@ -184,53 +187,67 @@ def write_scans(out: Path, seq: Path, sequence: str, scene_index: int, scans: Ri
 
 
 def write_keyframe_truth(
-    out: Path, sequence: str, token: str, state: Any, K: torch.Tensor, depth: torch.Tensor, config: Any, objects: list
+    out: Path,
+    keys: list[tuple[str, str, np.ndarray]],
+    state: Any,
+    K: torch.Tensor,
+    depth: torch.Tensor,
+    config: Any,
+    objects: list,
 ) -> None:
-    """The exact occupancy of one keyframe on Occ3D's grid in the reader's ego frame (``state``: the
-    posed world; ``K``, ``depth``: the front camera's intrinsics and rendered depth), with its
-    ``objects.json``, under ``out/truth``."""
+    """The exact occupancy of one keyframe on Occ3D's grid, under ``out/truth``: for each ``(scene, token,
+    T_ego_from_frame)`` of ``keys``, in that frame (the reader's ego frame keyed by sequence and scan, the
+    world's keyed by the rig's scene and token), with the keyframe's ``objects.json`` and its index entry
+    (``info.json``: ``gt_path``, the LiDAR's extrinsic in that frame). ``state``: the posed world; ``K``,
+    ``depth``: the front camera's intrinsics and rendered depth (``mask_camera`` is that camera's)."""
     from occkit.geometry.grid import occ3d_grid
+    from occkit.geometry.transforms import pose_from_transform
     from occkit.geometry.visibility import camera_mask_rays, camera_visibility, lidar_visibility, voxel_center_rays
     from occkit.worlds.driving.lidar import simulate_lidar
     from occkit.worlds.driving.occupancy import FREE, semantic_instance_occupancy
     from occkit.worlds.driving.sensors import T_ego_from_camera, T_ego_from_lidar
 
     grid = occ3d_grid()
-    T_er = torch.from_numpy(T_ego_from_reader_ego())
     T_ge = state.T_global_from_ego.double()
-    sem, _ = semantic_instance_occupancy(state, grid, T_ge @ T_er)
-    T_re = torch.linalg.inv(T_er)
-    T_rl = T_re @ T_ego_from_lidar()
-    pts, _, _ = simulate_lidar(state, T_ge @ T_ego_from_lidar())
-    pts_r = pts[:, :3].double() @ T_rl[:3, :3].T + T_rl[:3, 3]
-    mask_l = lidar_visibility(grid, T_rl[:3, 3].float(), pts_r.float())
-    T_rc = T_re @ T_ego_from_camera("CAM_FRONT")
-    occupied = sem != FREE
-    o, d = camera_mask_rays(K, T_rc, torch.as_tensor(depth), grid, config.mask_ray_stride)
-    ov, dv = voxel_center_rays(K, T_rc, tuple(config.image_size), grid, occupied)
-    mask_c = camera_visibility(grid, occupied, torch.cat([o, ov]), torch.cat([d, dv]))
-    save_npz_atomic(
-        out / TRUTH / "gts" / sequence / token / "labels.npz",
-        semantics=sem.numpy().astype(np.uint8),
-        mask_lidar=mask_l.numpy().astype(np.uint8),
-        mask_camera=mask_c.numpy().astype(np.uint8),
-    )
-    write_json_atomic(out / TRUTH / "extras" / sequence / token / "objects.json", {"token": token, "objects": objects})
+    T_el = T_ego_from_lidar()
+    pts, _, _ = simulate_lidar(state, T_ge @ T_el)
+    for scene, token, T_ego_from_frame in keys:
+        T_ef = torch.from_numpy(np.asarray(T_ego_from_frame, np.float64))
+        T_fe = torch.linalg.inv(T_ef)
+        sem, _ = semantic_instance_occupancy(state, grid, T_ge @ T_ef)
+        T_fl = T_fe @ T_el
+        pts_f = pts[:, :3].double() @ T_fl[:3, :3].T + T_fl[:3, 3]
+        mask_l = lidar_visibility(grid, T_fl[:3, 3].float(), pts_f.float())
+        T_fc = T_fe @ T_ego_from_camera("CAM_FRONT")
+        occupied = sem != FREE
+        o, d = camera_mask_rays(K, T_fc, torch.as_tensor(depth), grid, config.mask_ray_stride)
+        ov, dv = voxel_center_rays(K, T_fc, tuple(config.image_size), grid, occupied)
+        mask_c = camera_visibility(grid, occupied, torch.cat([o, ov]), torch.cat([d, dv]))
+        rel = f"gts/{scene}/{token}/labels.npz"
+        save_npz_atomic(
+            out / TRUTH / rel,
+            semantics=sem.numpy().astype(np.uint8),
+            mask_lidar=mask_l.numpy().astype(np.uint8),
+            mask_camera=mask_c.numpy().astype(np.uint8),
+        )
+        pose = pose_from_transform(T_fl)
+        extrinsic = {
+            "translation": [round(float(v), 6) for v in pose["translation"]],
+            "rotation": [round(float(v), 9) for v in pose["rotation"]],
+        }
+        write_json_atomic(
+            out / TRUTH / "gts" / scene / token / "info.json",
+            {"gt_path": rel, "lidar_sensor": {"extrinsic": extrinsic}},
+        )
+        write_json_atomic(out / TRUTH / "extras" / scene / token / "objects.json", {"token": token, "objects": objects})
 
 
 def write_truth_index(out: Path, splits: dict[str, list[str]]) -> None:
-    """``out/truth/annotations.json``: the truth's keyframes by sequence (Occ3D's schema: ``gt_path``, the
-    velodyne's extrinsic in the reader's ego frame)."""
-    from occkit.worlds.driving.sensors import LIDAR_TRANSLATION
-
+    """``out/truth/annotations.json``: the truth's keyframes by scene (Occ3D's schema), from their ``info.json``."""
     root = out / TRUTH
     infos: dict[str, dict[str, Any]] = {}
-    for f in sorted(root.glob("gts/*/*/labels.npz")):
-        seq, token = f.parent.parent.name, f.parent.name
-        infos.setdefault(seq, {})[token] = {
-            "gt_path": f"gts/{seq}/{token}/labels.npz",
-            "lidar_sensor": {"extrinsic": {"translation": [0.0, 0.0, LIDAR_TRANSLATION[2]], "rotation": [1, 0, 0, 0]}},
-        }
+    for f in sorted(root.glob("gts/*/*/info.json")):
+        infos.setdefault(f.parent.parent.name, {})[f.parent.name] = read_json(f)
     write_json_atomic(
         root / "annotations.json",
         {"train_split": splits.get("train", []), "val_split": splits.get("val", []), "scene_infos": infos},

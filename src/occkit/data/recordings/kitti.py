@@ -195,6 +195,16 @@ def _keyed_matrix(path: Path, key: str) -> np.ndarray:
     raise ValueError(f"{path}: no '{key}:' line")
 
 
+def _height(options: Mapping[str, Any]) -> float:
+    """``--lidar-height`` (default :data:`KITTI_LIDAR_HEIGHT`), refused outside (0, 10) metres."""
+    h = options.get("lidar_height")
+    if h is None:
+        return KITTI_LIDAR_HEIGHT
+    if not (isinstance(h, (int, float)) and 0 < float(h) < 10):
+        raise ValueError(f"--lidar-height {h}: the velodyne's height above the ground must lie in (0, 10) metres")
+    return float(h)
+
+
 def _lift(height: float) -> np.ndarray:
     """``T_ego_from_velodyne``: the velodyne ``height`` metres above the ego origin."""
     T = np.eye(4)
@@ -435,7 +445,7 @@ def _read_semantickitti(root: Path, scene: str, options: Mapping[str, Any], load
     lab_dir = seq / "labels"
     label_files = [lab_dir / f"{f.stem}.label" for f in files]
     label_files = [lf if lf.is_file() else None for lf in label_files]
-    height = float(options.get("lidar_height") or KITTI_LIDAR_HEIGHT)
+    height = _height(options)
     cameras = {}
     size = _image_size(seq / "image_2")
     if size is not None and "P2" in calib:
@@ -497,7 +507,7 @@ def _read_kitti360(root: Path, scene: str, options: Mapping[str, Any], load_poin
     vox = root / "data_2d_raw" / scene / "voxels"
     labelled = {int(p.stem) for p in vox.glob("*.label") if p.stem.isdigit()} if vox.is_dir() else None
     keys = _keyframes([f.stem for f in posed], options.get("keyframe_every"), labelled, vox)
-    height = float(options.get("lidar_height") or KITTI_LIDAR_HEIGHT)
+    height = _height(options)
     cameras = {}
     size = _image_size(root / "data_2d_raw" / scene / "image_00" / "data_rect")
     if size is not None:

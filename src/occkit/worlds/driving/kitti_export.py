@@ -12,7 +12,14 @@ One sequence per scene, one frame per keyframe (``NNNNNN`` = frame index), in th
     sequences/<XX>/voxels/NNNNNN.bin    bit-packed: the LiDAR sweep voxelised (the SSC input)
     splits.json                         {"train": [...], "val": [...]} sequence names
 
-and, beside the official files (which stay exactly as SemanticKITTI has them), the synthetic
+With a rig folder in the export (``occkit synth --sweeps K`` writes ``rig/`` first) the sequences
+also hold the rig's sweeps as their raw scans (``velodyne/``, ``labels/``, ``times.txt``; KITTI-360's
+``data_3d_raw/``, ``data_poses/``), ``poses.txt`` then has a row a scan, the frames are named by their
+scan index (keyframe ``j`` is scan ``j (K + 1)``), and ``truth/`` holds the truth of ``occkit label
+--quality`` (:mod:`occkit.worlds.driving.kitti_scans`; docs/labels.md, "SemanticKITTI and KITTI-360
+sequences").
+
+Beside the official files (which stay exactly as SemanticKITTI has them) are the synthetic
 extras the oracle priors read::
 
     sequences/<XX>/extras/NNNNNN.npz            the front camera's exact maps: depth float32 (H, W)

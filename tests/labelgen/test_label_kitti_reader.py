@@ -123,9 +123,9 @@ def test_the_reader_puts_every_scan_where_the_rig_puts_its_sweep(world):
         pb = b.points @ Tb[:3, :3].T + Tb[:3, 3]
         # the sequence's world is its first ego frame, VELODYNE's x ahead of the rig's
         assert np.allclose(pa - [VELODYNE[0], 0, 0], pb, atol=2e-3)
-    assert [s.token for s in rec.sweeps if s.keyframe] == ["000000", "000003"]  # the scans with SSC labels
+    assert [s.token for s in rec.sweeps if s.keyframe] == ["00_000000", "00_000003"]  # the scans with SSC labels
     every2 = open_recording(world, "kitti", {"lidar_height": 1.84, "keyframe_every": 2}).read_scene("00")
-    assert [s.token for s in every2.sweeps if s.keyframe] == ["000000", "000002"]
+    assert [s.token for s in every2.sweeps if s.keyframe] == ["00_000000", "00_000002"]
 
 
 def test_moving_instances_become_boxes_that_hold_their_points(world):
@@ -135,7 +135,7 @@ def test_moving_instances_become_boxes_that_hold_their_points(world):
     rec = open_recording(world, "kitti", {"lidar_height": 1.84}).read_scene("00")
     boxed = 0
     for s in rec.sweeps:
-        words = np.fromfile(Path(s.source).parent.parent / "labels" / f"{s.token}.label", dtype="<u4")
+        words = np.fromfile(Path(s.source).parent.parent / "labels" / f"{Path(s.source).stem}.label", dtype="<u4")
         mov = (words & 0xFFFF) >= 252
         assert s.boxes is not None
         if not mov.any():
@@ -159,9 +159,11 @@ def test_the_sequence_route_scores_within_a_point_of_the_rig_route(routes):
         assert q["kitti"][figure] > 0 and abs(q["kitti"][figure] - q["rig"][figure]) <= 1.0, (figure, q)
     assert np.isnan(q["kitti"]["semantic_miou_camera_mask"]) and "own" in q["kitti"]["classes"]
     ann = json.loads((routes["kitti"] / "annotations.json").read_text())
-    assert list(ann["scene_infos"]) == ["00", "08"] and list(ann["scene_infos"]["00"]) == ["000000", "000003"]
+    assert list(ann["scene_infos"]) == ["00", "08"] and list(ann["scene_infos"]["00"]) == ["00_000000", "00_000003"]
     assert ann["label_config"]["classes"][1] == "car"
-    z = np.load(routes["kitti"] / ann["scene_infos"]["00"]["000000"]["gt_path"])
+    frame = ann["scene_infos"]["00"]["00_000000"]
+    assert (routes["kitti"] / frame["camera_sensor"]["image_2"]["img_path"]).is_file()  # the image, linked
+    z = np.load(routes["kitti"] / frame["gt_path"])
     assert z["semantics"].shape == (200, 200, 16) and int(z["semantics"].max()) <= 20  # free = 20, after the 20
 
 
@@ -185,7 +187,7 @@ def test_kitti360_scans_poses_and_calibration_read_as_the_rigs_sweeps(world360):
     rec = open_recording(world360, "kitti", {"lidar_height": 1.84}).read_scene(seq)
     rig = open_recording(world360, "rig", {}).read_scene("scene-0000")
     assert rec.classes == () and all(s.labels is None and s.boxes is None for s in rec.sweeps)
-    assert [s.token for s in rec.sweeps if s.keyframe] == ["0000000000", "0000000002"]
+    assert [s.token for s in rec.sweeps if s.keyframe] == [f"{seq}_0000000000", f"{seq}_0000000002"]
     T0 = np.linalg.inv(rig.sweeps[0].T_global_from_ego)
     for a, b in zip(rig.sweeps, rec.sweeps):
         Ta = T0 @ a.T_global_from_ego @ rig.lidars[a.sensor]

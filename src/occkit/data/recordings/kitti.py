@@ -205,6 +205,11 @@ def _height(options: Mapping[str, Any]) -> float:
     return float(h)
 
 
+def scan_token(sequence: str, scan: str) -> str:
+    """A scan's token, unique over the dataset (labels and predictions are named by it): ``<sequence>_<scan>``."""
+    return f"{sequence}_{scan}"
+
+
 def _lift(height: float) -> np.ndarray:
     """``T_ego_from_velodyne``: the velodyne ``height`` metres above the ego origin."""
     T = np.eye(4)
@@ -384,7 +389,7 @@ def _record(
     boxes = moving_boxes(pts_w, raw, inst, lut) if load_points else [None] * len(files)
     sweeps = [
         Sweep(
-            token=f.stem,
+            token=scan_token(name, f.stem),
             timestamp=TIMESTAMP_BASE_US + int(round(t * 1e6)),
             sensor="velodyne",
             T_global_from_ego=T,
@@ -548,6 +553,11 @@ def _open(path: Path, options: Mapping[str, Any]) -> Recording:
 
         scenes = sorted(s.name for s in sk.iterdir() if (s / "velodyne").is_dir())
         base = sk.parent if sk.name == "sequences" else sk
+        images = {
+            scan_token(s, p.stem): {"image_2": f"sequences/{s}/image_2/{p.name}"}
+            for s in scenes
+            for p in sorted((sk / s / "image_2").glob("*.png"))
+        }
         return Recording(
             reader="kitti",
             source=path,
@@ -556,6 +566,8 @@ def _open(path: Path, options: Mapping[str, Any]) -> Recording:
             scenes=scenes,
             read=lambda scene, load_points: _read_semantickitti(sk, scene, options, load_points),
             splits=_splits(base, scenes, SEMANTICKITTI_SPLITS),
+            images=images,
+            image_links={"sequences": sk} if images else {},
             describe=f"SemanticKITTI sequences {sk}, {len(scenes)} sequence(s)",
         )
     if _kitti360_root(path) is not None:

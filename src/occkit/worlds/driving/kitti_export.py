@@ -418,7 +418,7 @@ def export_semantickitti_scene(
         )
         if scans is not None:  # the truth of both routes: the KITTI reader's (by scan) and the rig's (by token)
             keys = [
-                (sequence, layout.scan_name(j * scans.stride), T_ego_from_reader_ego()),
+                (sequence, f"{sequence}_{layout.scan_name(j * scans.stride)}", T_ego_from_reader_ego()),
                 (scene.name, frame_token(config.seed, scene_index, j), np.eye(4)),
             ]
             write_keyframe_truth(Path(out_dir), keys, state, K, cam["depth"], config, objects)

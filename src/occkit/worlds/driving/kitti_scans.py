@@ -174,7 +174,7 @@ def write_scans(out: Path, seq: Path, sequence: str, scene_index: int, scans: Ri
             "scene": sequence,
             "sweeps": [
                 {
-                    "token": name,
+                    "token": f"{sequence}_{name}",
                     "keyframe": bool(r["keyframe"]),
                     "timestamp": int(r["timestamp"]),
                     "T_global_from_ego": np.round(np.asarray(r["T_global_from_ego"]) @ T_er, 9).tolist(),

@@ -89,10 +89,9 @@ TIMESTAMP_BASE_US = 1_000_000_000_000_000
 
 def _semantickitti_root(path: Path) -> Path | None:
     """The ``sequences/`` folder ``path`` names (itself or its child) when a sequence in it has ``velodyne/``."""
-    for root in (path / "sequences", path):
-        if root.is_dir() and (root.name == "sequences" or root == path / "sequences"):
-            if any((s / "velodyne").is_dir() for s in root.iterdir() if s.is_dir()):
-                return root
+    for root in [path / "sequences"] + ([path] if path.name == "sequences" else []):
+        if root.is_dir() and any((s / "velodyne").is_dir() for s in root.iterdir() if s.is_dir()):
+            return root
     return None
 
 
@@ -224,8 +223,9 @@ def moving_boxes(
     points: list[np.ndarray | None], raw: list[np.ndarray | None], inst: list[np.ndarray | None], lut: np.ndarray
 ) -> list[Any]:
     """Boxes of the moving instances of a sequence's scans (``points`` world frame, ``raw`` semantic raw ids,
-    ``inst`` instance ids, per scan; None = an unlabelled scan, whose boxes are None): the module docstring
-    says how each box is made. ``lut``: raw id -> learning class."""
+    ``inst`` instance ids, per scan: the points with a moving raw id, or all of them; None = an unlabelled
+    scan, whose boxes are None): the module docstring says how each box is made. ``lut``: raw id -> learning
+    class."""
     from occkit.data.scene_record import Boxes
 
     parts: dict[int, dict[int, np.ndarray]] = {}  # track -> scan -> points
@@ -363,30 +363,32 @@ def _record(
     T_g0 = T_ev @ np.linalg.inv(T_world_velo[0])  # world -> the first scan's ego frame
     T_ve = np.linalg.inv(T_ev)
     lut = semantickitti_remap_lut(for_completion=False)
-    poses, pts_v, pts_w, raw, inst, labels, inten = [], [], [], [], [], [], []
+    poses, pts_v, labels, inten = [], [], [], []
+    moving: tuple[list, list, list] = ([], [], [])  # per scan: the moving points (world), their raw ids, instances
     for f, T_wv, lf in zip(files, T_world_velo, label_files):
         T_ge = T_g0 @ T_wv @ T_ve
         poses.append(T_ge)
         scan = read_scan(f, load_points)
         pts_v.append(np.ascontiguousarray(scan[:, :3]))
         inten.append(np.ascontiguousarray(scan[:, 3]))
-        if lf is None:
-            raw.append(None), inst.append(None), labels.append(None), pts_w.append(None)
-            continue
-        if not load_points:
+        if lf is not None and not load_points:
             n = f.stat().st_size // 16
             if lf.stat().st_size != 4 * n:
                 read_label_words(lf, n, f)  # raises naming both files
-            raw.append(None), inst.append(None), labels.append(None), pts_w.append(None)
+        if lf is None or not load_points:
+            labels.append(None)
+            for m in moving:
+                m.append(None)
             continue
         w = read_label_words(lf, len(scan), f)
         r = (w & 0xFFFF).astype(np.int64)
-        raw.append(r)
-        inst.append((w >> 16).astype(np.int64))
         labels.append(lut[np.minimum(r, len(lut) - 1)].astype(np.int64) * (r < len(lut)))
+        mov = np.isin(r, MOVING_RAW)
         T_gv = T_ge @ T_ev
-        pts_w.append(scan[:, :3].astype(np.float64) @ T_gv[:3, :3].T + T_gv[:3, 3])
-    boxes = moving_boxes(pts_w, raw, inst, lut) if load_points else [None] * len(files)
+        moving[0].append(scan[mov, :3].astype(np.float64) @ T_gv[:3, :3].T + T_gv[:3, 3])
+        moving[1].append(r[mov])
+        moving[2].append((w[mov] >> 16).astype(np.int64))
+    boxes = moving_boxes(*moving, lut) if load_points else [None] * len(files)
     sweeps = [
         Sweep(
             token=scan_token(name, f.stem),
@@ -416,7 +418,7 @@ def _record(
     return rec
 
 
-def _times(path: Path, n: int, first: list[int]) -> list[float]:
+def _times(path: Path, first: list[int]) -> list[float]:
     """Each scan's seconds: from SemanticKITTI's ``times.txt`` (one a line) where present, else 10 Hz."""
     if not path.is_file():
         return [i / KITTI_SCAN_RATE for i in first]
@@ -460,7 +462,7 @@ def _read_semantickitti(root: Path, scene: str, options: Mapping[str, Any], load
         scene,
         files,
         T_wv,
-        _times(seq / "times.txt", len(files), idx),
+        _times(seq / "times.txt", idx),
         keys,
         height,
         label_files,

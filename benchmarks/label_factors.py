@@ -8,9 +8,13 @@ world is written once and shared by every factor's base point. Cells are kept as
 
     python benchmarks/label_factors.py --out OUT [--scenes 1 --frames 4 --seed 11]
 
+Each factor in ``OPTIONS`` is also labelled with each of the label options that answer it (``--refine-poses``
+for the pose factors, ...), on the same world: the cell's figures with and without the option
+(OUT/cells/<name>/<option>.json).
+
 Writes OUT/factors.json (every cell's figures), OUT/factors.md (one table per factor) and OUT/factors.png
 (one panel per factor: occupied IoU inside the observable region, mIoU inside the camera mask and the
-false-free rate against the factor's value).
+false-free rate against the factor's value; an option's figures dashed).
 """
 
 from __future__ import annotations
@@ -28,11 +32,25 @@ FACTORS: dict[str, tuple[str, float, list[float]]] = {
     "LiDAR beams": ("--beams", 32, [16, 32, 64]),
     "pose drift (m/s)": ("--pose-drift", 0.0, [0.0, 0.05, 0.2]),
     "pose noise (m)": ("--pose-noise", 0.0, [0.0, 0.05, 0.2]),
-    "box centre noise (m)": ("--box-center-noise", 0.0, [0.0, 0.2, 0.5]),
+    "box centre noise (m)": ("--box-center-noise", 0.0, [0.0, 0.1, 0.2, 0.5]),
+    "box yaw noise (deg)": ("--box-yaw-noise", 0.0, [0.0, 2.0, 5.0]),
     "point-label flips": ("--label-flips", 0.0, [0.0, 0.1, 0.3]),
+    # not an occkit synth option: the share of tracks whose boxes are taken out of the rig after it is written
+    # (1: a recording without boxes), as a tracker that misses objects
+    "tracks without boxes": ("--miss-boxes", 0.0, [0.0, 0.5, 1.0]),
+}
+#: factor -> the occkit label options measured on its cells, with and without (docs/labels.md, "Imperfect recordings").
+OPTIONS: dict[str, list[str]] = {
+    "pose drift (m/s)": ["--refine-poses"],
+    "pose noise (m)": ["--refine-poses"],
+    "box centre noise (m)": ["--refine-boxes"],
+    "box yaw noise (deg)": ["--refine-boxes"],
+    "tracks without boxes": ["--find-moving"],
+    "LiDAR beams": ["--densify tsdf"],
 }
 KEYS = [
     "occupied_iou_observable",
+    "occupied_iou_static_observable",
     "precision_observable",
     "recall_observable",
     "false_free_rate",
@@ -51,20 +69,38 @@ def _occkit() -> str:
     return str(exe) if exe.exists() else "occkit"
 
 
-def run_cell(out: Path, name: str, extra: list[str], args: argparse.Namespace) -> dict:
+def _miss_boxes(rig: Path, share: float) -> None:
+    """Take the boxes of ``share`` of the tracks (every ``1 / share``-th track id in sorted order; all at 1) out
+    of every scene's boxes.json of the rig folder."""
+    for f in sorted(rig.glob("*/boxes.json")):
+        table = json.loads(f.read_text())
+        tracks = sorted({b["track"] for b in table["boxes"]})
+        step = max(int(round(1 / share)), 1)
+        gone = set(tracks[::step]) if share < 1 else set(tracks)
+        table["boxes"] = [b for b in table["boxes"] if b["track"] not in gone]
+        f.write_text(json.dumps(table))
+
+
+def run_cell(out: Path, name: str, extra: list[str], args: argparse.Namespace, option: str = "") -> dict:
+    """The figures of one cell: its world written (once), labelled with ``option`` (or none), scored."""
     cell = out / "cells" / name
-    done = cell / "quality.json"
-    world, lab = out / "worlds" / name, out / "labels" / name
+    arm = option.lstrip("-").replace(" ", "-")
+    done = cell / (f"{arm}.json" if arm else "quality.json")
+    world, lab = out / "worlds" / name, out / "labels" / (f"{name}+{arm}" if arm else name)
     if done.exists():
         return json.loads(done.read_text())
     if not (world / "annotations.json").exists():
         shutil.rmtree(world, ignore_errors=True)
         cmd = [_occkit(), "synth", "--format", "nuscenes", "--out", str(world), "--scenes", str(args.scenes)]
         cmd += ["--frames", str(args.frames), "--seed", str(args.seed), "--image-size", "96", "160"]
-        cmd += extra if "--sweeps" in extra else ["--sweeps", "10", *extra]
+        miss = float(extra[extra.index("--miss-boxes") + 1]) if "--miss-boxes" in extra else 0.0
+        synth = [a for a in extra if a != "--miss-boxes" and (not miss or a != f"{miss:g}")]
+        cmd += synth if "--sweeps" in synth else ["--sweeps", "10", *synth]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        if miss:
+            _miss_boxes(world / "rig", miss)
     if not (lab / "quality.json").exists():  # a stopped label run resumes in its own folder
-        cmd = [_occkit(), "label", "--data", str(world), "--out", str(lab), "--quality"]
+        cmd = [_occkit(), "label", "--data", str(world), "--out", str(lab), "--quality", *option.split()]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     q = json.loads((lab / "quality.json").read_text())
     rep = json.loads((lab / "report.json").read_text())
@@ -73,8 +109,6 @@ def run_cell(out: Path, name: str, extra: list[str], args: argparse.Namespace) -
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(q, indent=1))
     tmp.replace(done)
-    if not args.keep_worlds and name != "base":
-        shutil.rmtree(world, ignore_errors=True)
     return q
 
 
@@ -85,24 +119,36 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=4)
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--keep-worlds", action="store_true", help="keep every cell's world (default: the base only)")
+    p.add_argument("--factors", default=None, help="comma-separated factor names to run (default: every factor)")
     args = p.parse_args()
     out = args.out
     results: dict[str, list[dict]] = {}
+    wanted = [f.strip() for f in args.factors.split(",")] if args.factors else list(FACTORS)
     for factor, (option, base, values) in FACTORS.items():
+        if factor not in wanted:
+            continue
         rows = []
         for v in values:
             name = "base" if v == base else _cell_name(option, v)
-            q = run_cell(out, name, [] if v == base else [option, f"{v:g}"], args)
-            rows.append({"value": v, **{k: q.get(k) for k in KEYS}, "seconds_per_keyframe": q["seconds_per_keyframe"]})
-            print(f"{factor} = {v:g}: " + ", ".join(f"{k} {q.get(k)}" for k in KEYS[:5]), flush=True)
+            synth = [] if v == base else [option, f"{v:g}"]
+            for arm in ["", *OPTIONS.get(factor, [])]:
+                q = run_cell(out, name, synth, args, arm)
+                row = {"value": v, "option": arm, **{k: q.get(k) for k in KEYS}}
+                rows.append({**row, "seconds_per_keyframe": q["seconds_per_keyframe"]})
+                said = ", ".join(f"{k} {q.get(k)}" for k in KEYS[:5])
+                print(f"{factor} = {v:g}{' ' + arm if arm else ''}: {said}", flush=True)
+            if not args.keep_worlds and name != "base":
+                shutil.rmtree(out / "worlds" / name, ignore_errors=True)
         results[factor] = rows
     (out / "factors.json").write_text(json.dumps(results, indent=1))
     lines = []
     for factor, rows in results.items():
-        lines += [f"**{factor}**", "", "| value | " + " | ".join(KEYS) + " | s/keyframe |"]
-        lines += ["|---" * (len(KEYS) + 2) + "|"]
+        lines += [f"**{factor}**", "", "| value | option | " + " | ".join(KEYS) + " | s/keyframe |"]
+        lines += ["|---" * (len(KEYS) + 3) + "|"]
         lines += [
-            f"| {r['value']:g} | " + " | ".join(str(r[k]) for k in KEYS) + f" | {r['seconds_per_keyframe']} |"
+            f"| {r['value']:g} | {r['option'] or 'none'} | "
+            + " | ".join(str(r[k]) for k in KEYS)
+            + f" | {r['seconds_per_keyframe']} |"
             for r in rows
         ]
         lines.append("")
@@ -125,13 +171,19 @@ def _plot(results: dict[str, list[dict]], path: Path) -> None:
         ("false_free_rate", "false-free rate"),
     ]
     for ax, (factor, rows) in zip(axes.ravel(), results.items()):
-        xs = [r["value"] for r in rows]
-        for key, label in series:
-            ax.plot(xs, [r[key] for r in rows], marker="o", label=label)
+        for arm in dict.fromkeys(r["option"] for r in rows):
+            sel = [r for r in rows if r["option"] == arm]
+            xs = [r["value"] for r in sel]
+            for c, (key, label) in enumerate(series):
+                style = dict(marker="o", color=f"C{c}", linestyle="--" if arm else "-")
+                ax.plot(xs, [r[key] for r in sel], label=f"{label}{' ' + arm if arm else ''}", **style)
         ax.set_title(factor)
         ax.set_xlabel(factor)
         ax.set_ylabel("%")
         ax.grid(alpha=0.3)
+    for ax in axes.ravel():
+        if any(line.get_linestyle() == "--" for line in ax.get_lines()):
+            ax.legend(fontsize=6)
     axes.ravel()[0].legend(fontsize=8)
     fig.suptitle("occkit label against the exact occupancy, one factor of the recording at a time")
     fig.tight_layout()

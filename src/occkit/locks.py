@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import stat
 import time
@@ -254,7 +255,9 @@ class FolderLock:
                     hint = "" if "occkit " in who else f" ({self.hint})"  # the record names its command
                     raise LockBusy(
                         f"{self.what}: {self.folder} is locked by {who}, which still runs{hint}; "
-                        f"not run twice (the lock: {self.path})"
+                        f"not run twice (the lock: {self.path}{self._taken_where()}). If you are sure no occkit "
+                        f"command writes there now (a process id is reused once its process ends), remove the "
+                        f"lock and run again: rm {shlex.quote(str(self.path))}"
                     ) from None
                 try:
                     self.path.unlink()  # stale: its processes ended
@@ -276,6 +279,19 @@ class FolderLock:
             self.held = True
             return
         raise LockBusy(f"{self.what}: could not take {self.path}")
+
+    def _taken_where(self) -> str:
+        """Where the lock's record says it was taken (its host), and a word on a process id 1 (the first
+        process of the system or of a container: a reused id more often than an occkit command)."""
+        try:
+            rec = self.holder() or {}
+        except LockInvalid:
+            return ""
+        host = rec.get("host")
+        where = f", taken by process {rec.get('pid')} on host {host}" if host else ""
+        if 1 in (rec.get("pid"), rec.get("child")):
+            where += "; process 1 is the first process of the system or of its container"
+        return where
 
     def set_child(self, pid: int) -> None:
         """Record the child process now running for this folder."""
@@ -322,6 +338,9 @@ def output_lock(out: str | os.PathLike, command: str) -> FolderLock:
     writing now is refused as well (a ``.lock`` of a living process beside a folder above it).
     Release it when the command ends."""
     o = Path(os.path.abspath(out))
+    above = next((p for p in o.parents if p.exists() or p.is_symlink()), None)
+    if above is not None and not above.is_dir():  # mkdir would say a bare "File exists"
+        raise NotADirectoryError(f"--out {out}: {above} is a file, not a folder, so no folder can be made under it")
     mine = _lineage()
     for parent in o.parents:
         if parent == parent.parent:

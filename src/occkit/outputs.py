@@ -87,11 +87,14 @@ def _content(folder: Path, ignore: tuple[str, ...]) -> list[str]:
 
 def check_writable_place(out: str | os.PathLike, what: str = "--out") -> None:
     """Refuse, before any work, an ``out`` whose nearest existing folder above it (where the
-    command makes its folder, or its hidden folder beside it) is not writable."""
+    command makes its folder, or its hidden folder beside it) is not writable, or that lies under a
+    file (which ``mkdir`` answered with a bare "File exists")."""
     o = Path(out).absolute()
     place = o.parent
     while not place.exists() and place != place.parent:
         place = place.parent
+    if place.exists() and not place.is_dir():
+        raise NotADirectoryError(f"{what} {out}: {place} is a file, not a folder, so no folder can be made under it")
     if place.is_dir() and not os.access(place, os.W_OK | os.X_OK):
         raise PermissionError(
             f"{what} {out}: {place} is not writable, so nothing can be written there; nothing was "

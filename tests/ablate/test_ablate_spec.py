@@ -97,6 +97,12 @@ BAD = [
     ),
     ("unknown claim key", BASE + "claims:\n  - {arm: a, against: a, figures: x}\n", 22, "unknown claim key"),
     (
+        "claim of an arm against itself on one figure",
+        BASE + "claims:\n  - {arm: a, against: a}\n",
+        22,
+        "arm 'a' against itself on one figure (metric): a claim that decides nothing",
+    ),
+    (
         "claim's higher not a boolean",
         BASE + "claims:\n  - {arm: a, against: a, higher: maybe}\n",
         22,

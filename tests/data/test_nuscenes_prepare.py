@@ -674,3 +674,21 @@ def test_prepare_refuses_a_scene_token_that_leads_outside_its_folder(world, tmp_
     err = _prepare_refused(root, tmp_path, capsys)
     assert f"scene {tables['scene'][0]['name']!r}, token: names ../../../escaped.json" in err, err
     assert "lies outside --out" in err and not list(tmp_path.parent.glob("escaped.json"))
+
+
+def test_prepare_refuses_a_truncated_lidar_file_and_says_an_empty_one(world, tmp_path, capsys):
+    """A LiDAR file is a whole number of 20-byte points: one 3 bytes short is refused naming it; an empty
+    one (a sweep with no returns) is recorded and said once."""
+    root = _tables_copy(world, tmp_path)
+    key = next(r for r in _table(root, "sample_data") if r["is_key_frame"] and "LIDAR_TOP" in r["filename"])
+    f = root / key["filename"]
+    data = f.read_bytes()
+    assert len(data) % 20 == 0 and data
+    f.write_bytes(data[:-3])
+    err = _prepare_refused(root, tmp_path, capsys)
+    assert f"{f}: {len(data) - 3} bytes, not a whole number of points (20 bytes each" in err, err
+    assert f"sample_data '{key['token']}'" in err
+    f.write_bytes(b"")
+    assert main(["prepare", "nuscenes", "--dataroot", str(root), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert err.count(f"occkit: warning: {f}: empty (a LiDAR sweep with no returns)") == 1, err

@@ -222,3 +222,15 @@ def test_the_pose_check_is_rigid_not_just_finite():
     T = np.eye(4)
     T[0, 1] = 0.3  # a shear
     assert rigid_problem(T) and rigid_problem(np.eye(4)) is None
+
+
+def test_refining_boxes_of_a_recording_without_boxes_is_refused_before_any_work(world, tmp_path, capsys):
+    rig = _rig_copy(world, tmp_path / "rig")
+    for f in rig.glob("*/boxes.json"):
+        f.unlink()
+    out = tmp_path / "lab"
+    capsys.readouterr()
+    assert _label(rig, out, "--refine-boxes") == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--refine-boxes" in err and "no boxes" in err, err
+    assert not out.exists() and not list(tmp_path.glob(".lab*"))

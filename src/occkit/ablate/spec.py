@@ -751,6 +751,12 @@ def _parse_claims(
                 )
             figs[k] = fig
         higher = r.want(entry.get("higher", True), bool, p + ("higher",), "true or false")
+        if sides["arm"] == sides["against"] and figs["figure"] == figs["against_figure"]:
+            raise loc.error(
+                p + ("against",),
+                f"arm {sides['arm']!r} against itself on one figure ({figs['figure']}): a claim that decides "
+                "nothing (name another arm, or another figure of the same runs)",
+            )
         name = str(entry.get("name") or f"{sides['arm']} against {sides['against']}")
         claims.append(Claim(name, sides["arm"], sides["against"], figs["figure"], figs["against_figure"], higher))
     return claims

@@ -97,6 +97,18 @@ def unit_float(text: str) -> float:
     return _checked(v, 0.0 <= v <= 1.0, "a number in [0, 1]", f"{v:g}")
 
 
+def bounded_float(hi: float, unit: str) -> Callable[[str], float]:
+    """The type of an option taking a finite number in [0, ``hi``] (``unit`` shown in the refusal):
+    a noise or an error size beyond any recording's, refused before work rather than written."""
+
+    def bounded(text: str) -> float:
+        v = _float(text)
+        return _checked(v, 0.0 <= v <= hi, f"a number in [0, {hi:g}] ({unit})", f"{v:g}")
+
+    bounded.__name__ = "bounded_float"
+    return bounded
+
+
 def finite_float(text: str) -> float:
     """Any finite number."""
     return _float(text)

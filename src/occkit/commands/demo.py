@@ -363,15 +363,19 @@ class _Scored:
 
 
 def _run(args: argparse.Namespace, out: Path, kept: list[str]) -> int:
+    from occkit.locks import locked_output
+
     plan = _plan(args, out)
     check_demo_out(out)  # a folder of the user's (even one holding only a data/) is never written into
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    data, synth = _world_stage(args, out, plan, kept, timings)
-    trained = _train_stage(args, out, data, plan, kept, timings)
-    scored = _evaluate_stage(args, out, data, plan, trained, timings)
-    _pictures_and_report(args, out, data, synth, plan, trained, scored, timings, t_start)
+    with locked_output(out, "demo"):  # a second demo, or a synth, writing --out now is refused, naming it
+        check_demo_out(out)  # again under the lock: what a command that just ended left there
+        out.mkdir(parents=True, exist_ok=True)
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        data, synth = _world_stage(args, out, plan, kept, timings)
+        trained = _train_stage(args, out, data, plan, kept, timings)
+        scored = _evaluate_stage(args, out, data, plan, trained, timings)
+        _pictures_and_report(args, out, data, synth, plan, trained, scored, timings, t_start)
     return 0
 
 

@@ -48,7 +48,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="which reader opens --data (default: the one that recognises it): "
         + "; ".join(f"{r.name}: {r.description}" for r in readers().values()),
     )
-    p.add_argument("--out", type=Path, required=True, help="output folder: labels in Occ3D's layout, report.json")
+    p.add_argument("--out", type=Path, default=None, help="output folder: labels in Occ3D's layout, report.json")
+    p.add_argument(
+        "--write-rig",
+        type=Path,
+        default=None,
+        metavar="RIG",
+        help="write the recording --data as a rig folder (docs/labels.md) and stop, no labels (instead of --out)",
+    )
     p.add_argument(
         "--preset",
         choices=tuple(PRESETS),
@@ -68,6 +75,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="a pipeline option (occkit.labelgen.pipeline.LabelOptions: box_margin, knn, ground_fill, flow, ...)",
+    )
+    p.add_argument(
+        "--refine-poses",
+        action="store_true",
+        help="refine the recorded poses by LiDAR registration (KISS-ICP odometry fused with the recorded poses in a "
+        "pose graph; each sweep's correction in report.json; needs kiss-icp: pip install 'occkit[refine]')",
+    )
+    p.add_argument(
+        "--refine-boxes",
+        action="store_true",
+        help="smooth every track's boxes along time before labelling (constant-velocity and turn-rate model, "
+        "Rauch-Tung-Striebel smoother; the corrections in report.json); needs boxes",
+    )
+    p.add_argument(
+        "--find-moving",
+        action="store_true",
+        help="find moving returns from the sweeps themselves (returns other sweeps' rays pass through), with or "
+        "without boxes: kept out of the static scene, each sweep's clusters boxed as its objects (report.json)",
+    )
+    p.add_argument(
+        "--densify",
+        choices=("none", "tsdf"),
+        default=None,
+        help="tsdf: non-ground surfaces between the LiDAR's rings filled by a TSDF along the rays and marching "
+        "cubes; none (default): only the ground fill",
     )
     p.add_argument("--scenes", default=None, help="comma-separated scene names (default: every scene of the rig)")
     p.add_argument(
@@ -112,6 +144,11 @@ def _options(args: argparse.Namespace):
             values[k] = tuple(values[k])
     if args.window is not None:
         values["window"] = args.window
+    if getattr(args, "densify", None) is not None:
+        values["densify"] = args.densify
+    for flag in ("refine_poses", "refine_boxes", "find_moving"):
+        if getattr(args, flag, False):
+            values[flag] = True
     return LabelOptions(**values)
 
 
@@ -152,7 +189,13 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     opt = _options(args)
     fmt = default_format().name  # the layout occkit label writes (Occ3D's: its classes, grid and masks)
     rec = _open_recording(args)  # the recording's tables checked before any folder is made
-    scenes = _scenes(args, rec)
+    scenes = _scenes(args, rec, needs_boxes=opt.refine_boxes)
+    if args.write_rig is not None:  # the recording as a rig folder, and no labels (docs/labels.md, "--write-rig")
+        from occkit.commands.write_rig import write_rig
+
+        return write_rig(args.write_rig, rec, scenes, inputs={"--data": args.data})
+    if args.out is None:
+        raise ValueError("--out: required, the labels' folder (or --write-rig RIG to write --data as a rig folder)")
     if args.quality:
         _check_truth(args.data, scenes)
     inputs = {"--data": args.data}
@@ -162,6 +205,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     check_output_folder(args.out, "label", inputs=inputs)
     source = {"reader": rec.reader, "path": str(Path(rec.source).resolve()), "options": rec.options}
     key = {"recording": source, "options": {k: getattr(opt, k) for k in opt.keys()}, "scenes": scenes}
+    key["content"] = rec.content_fingerprint(scenes)  # a recording changed since a stopped run is labelled anew
     key = json.loads(json.dumps(key))
     t0 = time.perf_counter()
     with resumable_folder(args.out, "label", key, source=str(args.data)) as (part, resumed):
@@ -194,8 +238,9 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     return 0
 
 
-def _scenes(args: argparse.Namespace, rec: Any) -> list[str]:
-    """The scenes to label (``--scenes``, or every scene of the recording), each one's tables checked."""
+def _scenes(args: argparse.Namespace, rec: Any, needs_boxes: bool = False) -> list[str]:
+    """The scenes to label (``--scenes``, or every scene of the recording), each one's tables checked
+    (``needs_boxes``: a scene without boxes refused, naming the option that needs them)."""
     from occkit.labelgen.run import _safe
 
     scenes = rec.scenes
@@ -205,9 +250,18 @@ def _scenes(args: argparse.Namespace, rec: Any) -> list[str]:
         if unknown:
             raise ValueError(f"--scenes: {unknown} are not scenes of {rec.source} ({scenes[:5]} ...)")
         scenes = wanted
+    twice = sorted({s for s in scenes if scenes.count(s) > 1})
+    if twice:
+        named = "--scenes" if args.scenes else str(rec.source)
+        raise ValueError(f"{named}: scenes {twice} named more than once (each scene is labelled once)")
     for s in scenes:
         _safe(s, "scene")
-        rec.read_scene(s, load_points=False)  # every scene's tables checked before any work
+        tables = rec.read_scene(s, load_points=False)  # every scene's tables checked before any work
+        if needs_boxes and not tables.has_boxes:
+            raise ValueError(
+                f"--refine-boxes: scene {s!r} of {rec.source} has no boxes to refine (--find-moving finds moving "
+                "objects without boxes)"
+            )
     return scenes
 
 
@@ -225,7 +279,9 @@ def _check_truth(data: Path, scenes: list[str]) -> None:
 
 
 def _labelled_scenes(part: Path, scenes: list[str]) -> dict[str, dict[str, Any]]:
-    """The records of the scenes a stopped run finished: those whose label files are all there."""
+    """The records of the scenes a stopped run finished: those whose label files are all there. A
+    record that is not one this command writes (edited, torn, a label path other than
+    ``gts/<scene>/<token>/labels.npz`` under the folder) is said and its scene labelled again."""
     from occkit.fileio import read_json
     from occkit.labelgen.run import STATE
 
@@ -233,10 +289,39 @@ def _labelled_scenes(part: Path, scenes: list[str]) -> dict[str, dict[str, Any]]
     for s in scenes:
         f = part / STATE / "scenes" / f"{s}.json"
         if f.is_file():
-            rec = read_json(f)
-            if all((part / info["gt_path"]).is_file() for info in rec["infos"].values()):
+            try:
+                rec = read_json(f)
+                why = _record_problem(part, s, rec)
+            except (OSError, ValueError) as e:
+                why = str(e)
+            if why:
+                print(f"label: {f.relative_to(part)}: {why}; scene {s} is labelled again", flush=True)
+            elif all((part / info["gt_path"]).is_file() for info in rec["infos"].values()):
                 done[s] = rec
     return done
+
+
+def _record_problem(part: Path, scene: str, rec: Any) -> str | None:
+    """Why ``rec`` is not a finished scene's record as :func:`occkit.labelgen.run.label_one_scene`
+    writes it, or None: every label path is checked as the writer makes it (under the folder)."""
+    from occkit.outputs import path_under
+
+    if not isinstance(rec, dict) or rec.get("scene") != scene:
+        return f"not the record of scene {scene!r} (a {type(rec).__name__})"
+    infos, report = rec.get("infos"), rec.get("report")
+    if not isinstance(infos, dict) or not infos or not isinstance(report, dict):
+        return "its infos or report is not an object"
+    kinds = {"keyframes": int, "seconds": dict, "peak_traced_mb": (int, float), "density": (int, float)}
+    bad = [k for k, t in kinds.items() if not isinstance(report.get(k), t) or isinstance(report.get(k), bool)]
+    if bad or not isinstance(report.get("missing"), list):
+        return f"its report lacks {', '.join(bad) or 'missing'} (or holds another type)"
+    for token, info in infos.items():
+        want = f"gts/{scene}/{token}/labels.npz"
+        if not isinstance(info, dict) or info.get("gt_path") != want:
+            got = info.get("gt_path") if isinstance(info, dict) else info
+            return f"keyframe {token!r}: gt_path {got!r} is not {want!r}"
+        path_under(part, "gts", scene, token, "labels.npz", what=f"scene {scene!r}, keyframe {token!r}")
+    return None
 
 
 def _label_scenes(
@@ -268,6 +353,8 @@ def _label_scenes(
             + "".join(f"; {m}" for m in rep["missing"]),
             flush=True,
         )
+        for w in rep.get("warnings", []):
+            print(f"label: {r['scene']}: warning: {w}", flush=True)
     return done
 
 

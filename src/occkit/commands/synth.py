@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from occkit.commands.checks import nonneg_float, nonneg_int, positive_float, positive_int, seed_int, unit_float
+from occkit.commands.checks import bounded_float, nonneg_int, positive_float, positive_int, seed_int, unit_float
 
 
 def synthetic_format(name: str | None, world: str | None = None) -> Any:
@@ -92,11 +92,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--beams", type=positive_int, default=None, help="LiDAR beams of the sweeps (default: the world's 32)"
     )
     g.add_argument("--sweep-labels", action="store_true", help="label every sweep's points (default: keyframes only)")
-    g.add_argument("--pose-noise", type=nonneg_float, default=0.0, help="each sweep's ego pose error, metres (std)")
-    g.add_argument("--pose-drift", type=nonneg_float, default=0.0, help="ego pose drift, metres per second")
-    g.add_argument("--box-center-noise", type=nonneg_float, default=0.0, help="box centre error, metres (std)")
-    g.add_argument("--box-size-noise", type=nonneg_float, default=0.0, help="box size error, relative (std)")
-    g.add_argument("--box-yaw-noise", type=nonneg_float, default=0.0, help="box yaw error, degrees (std)")
+    for flag, (hi, unit, what) in SWEEP_NOISE.items():
+        g.add_argument(flag, type=bounded_float(hi, unit), default=0.0, help=f"{what}, {unit} (0 to {hi:g})")
     g.add_argument("--label-flips", type=unit_float, default=0.0, help="fraction of point labels flipped at random")
     p.add_argument(
         "--overwrite",
@@ -104,6 +101,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="replace a dataset that occkit synth wrote earlier in --out "
         "(a folder of anything else is never written into)",
     )
+
+
+#: The noise options of ``--sweeps``: their largest value (beyond any recording's errors: a pose error of
+#: 1e9 m was written, then refused by occkit label as corrupt), unit and meaning.
+SWEEP_NOISE: dict[str, tuple[float, str, str]] = {
+    "--pose-noise": (10.0, "metres", "each sweep's ego pose error (std)"),
+    "--pose-drift": (10.0, "metres per second", "ego pose drift"),
+    "--box-center-noise": (10.0, "metres", "box centre error (std)"),
+    "--box-size-noise": (1.0, "relative", "box size error (std)"),
+    "--box-yaw-noise": (180.0, "degrees", "box yaw error (std)"),
+}
+#: Options that make sense with ``--sweeps`` only, by dest: refused without it rather than dropped.
+SWEEP_ONLY = ("beams", "sweep_labels", *(f.lstrip("-").replace("-", "_") for f in SWEEP_NOISE), "label_flips")
+
+
+def _refuse_sweep_options_without_sweeps(args: argparse.Namespace) -> None:
+    """``--pose-noise`` and the other options of the rig, given without ``--sweeps K``: a usage error."""
+    if getattr(args, "sweeps", 0):
+        return
+    given = [d for d in SWEEP_ONLY if getattr(args, d, None) not in (None, 0, 0.0, False)]
+    if given:
+        flags = ", ".join("--" + d.replace("_", "-") for d in given)
+        raise ValueError(f"{flags}: LiDAR sweep options, which need --sweeps K (no rig is written without it)")
 
 
 def _made_by_synth(out: Path) -> bool:
@@ -127,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"occkit synth: {e}", file=sys.stderr)  # a usage error: the two options disagree
         return 2
     args.format = fmt.name
+    _refuse_sweep_options_without_sweeps(args)
     if getattr(args, "sweeps", 0) and fmt.world != "driving":
         raise ValueError(f"--sweeps: the {fmt.world} world has no LiDAR sweeps (the driving world has)")
     config = _config(args, fmt.world)

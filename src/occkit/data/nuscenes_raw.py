@@ -40,6 +40,9 @@ import numpy as np
 from occkit.data.nuscenes_tables import LIDAR_CHANNEL, NUSCENES_TABLES
 from occkit.fileio import read_json, write_json_atomic
 
+#: The bytes of one point of a nuScenes LiDAR file (``.pcd.bin``: x y z intensity ring, float32).
+PCD_BIN_POINT_BYTES = 20
+
 INFOS_FILE = "infos.json"
 """The file ``occkit prepare nuscenes`` writes in its ``--out`` folder."""
 FORMAT_NAME = "occkit-nuscenes-infos"
@@ -204,7 +207,27 @@ class _Tables:
                 f"{self.root / str(name)}: missing: the file of sample_data {sd.get('token')!r} "
                 f"({self.table('sample_data')}), {what}"
             )
+        if name.endswith(".pcd.bin"):
+            self._check_lidar_size(self.root / name, sd, what)
         return name
+
+    def _check_lidar_size(self, f: Path, sd: dict[str, Any], what: str) -> None:
+        """A LiDAR file's size is a whole number of points (5 float32 each: x y z intensity ring): a
+        truncated one is refused, an empty one (a sweep with no returns) said once."""
+        size = f.stat().st_size
+        whose = f"the file of sample_data {sd.get('token')!r} ({self.table('sample_data')}), {what}"
+        if size % PCD_BIN_POINT_BYTES:
+            raise ValueError(
+                f"{f}: {size} bytes, not a whole number of points ({PCD_BIN_POINT_BYTES} bytes each: 5 float32): "
+                f"truncated or not a nuScenes LiDAR file; {whose}"
+            )
+        warned = self.__dict__.setdefault("_empty_said", set())
+        if size == 0 and f not in warned:
+            warned.add(f)
+            print(
+                f"occkit: warning: {f}: empty (a LiDAR sweep with no returns), recorded as it is; {whose}",
+                file=sys.stderr,
+            )
 
 
 def _pose_fields(prefix: str, rec: dict[str, Any]) -> dict[str, list[float]]:

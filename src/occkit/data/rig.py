@@ -67,6 +67,64 @@ def _under(root: Path, rel: Any, where: str) -> Path:
     return root / p
 
 
+#: The largest ego box side and distance of its centre from the ego origin, metres: a vehicle's box
+#: larger than this (``1e6``) would hold every return, and every label would be free.
+EGO_LIMIT_M = 50.0
+#: The largest camera image side, pixels: no camera has one larger (the mask's rays are made per pixel).
+IMAGE_SIDE_LIMIT = 100_000
+#: Timestamps are microseconds from 1970-01-01 (UTC) up to 2200-01-01: a larger one (``10**30``) is corrupt.
+TIMESTAMP_LIMIT_US = 7_258_118_400_000_000
+
+
+def _number(v: Any, where: str) -> float:
+    """``v`` when it is a finite JSON number (not a boolean, not text); else a one-line ValueError."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{where}: {v!r} is not a number")
+    if not np.isfinite(float(v)):
+        raise ValueError(f"{where}: {v!r} is not finite")
+    return float(v)
+
+
+def _integer(v: Any, where: str) -> int:
+    """``v`` when it is a JSON integer (``3`` or ``3.0``; not ``3.5``, a boolean or text); else a ValueError."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{where}: {v!r} is not an integer")
+    if isinstance(v, float) and not (np.isfinite(v) and v.is_integer()):
+        raise ValueError(f"{where}: {v!r} is not an integer (refused, not rounded)")
+    return int(v)
+
+
+def _numbers(v: Any, n: int, where: str) -> list[float]:
+    """``v`` when it is a list of ``n`` finite numbers; else a one-line ValueError."""
+    if not isinstance(v, list) or len(v) != n:
+        raise ValueError(f"{where}: {v!r} is not a list of {n} numbers")
+    return [_number(x, where) for x in v]
+
+
+def _object(table: dict[str, Any], key: str, f: Path, empty_ok: bool = True) -> dict[str, Any]:
+    """``table[key]`` when it is a JSON object (absent or null: ``{}`` when ``empty_ok``); else a ValueError."""
+    v = table.get(key)
+    if v is None and empty_ok:
+        return {}
+    if not isinstance(v, dict):
+        raise ValueError(f"{f}: {key}: {type(v).__name__} {_short(v)} where an object {{name: ...}} is meant")
+    return v
+
+
+def _short(v: Any) -> str:
+    t = repr(v)
+    return t if len(t) <= 60 else t[:57] + "..."
+
+
+def _token(v: Any, where: str) -> str:
+    """A sweep token: a non-empty string that can name one folder (the label's ``gts/<scene>/<token>``)."""
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"{where}: token {_short(v)} is not a non-empty string")
+    if "/" in v or "\\" in v or "\0" in v or v in (".", ".."):
+        raise ValueError(f"{where}: token {v!r} cannot name a folder (a '/', '\\', NUL byte, '.' or '..' in it)")
+    return v
+
+
 def read_rig_meta(folder: str | os.PathLike) -> dict[str, Any]:
     """``rig.json`` checked: format and version, classes, ego box, LiDARs and cameras as matrices.
     Returns ``{"classes", "ego_size", "ego_center", "lidars", "cameras", "scenes", "folder"}``."""
@@ -78,16 +136,19 @@ def read_rig_meta(folder: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise ValueError(f"{f}: classes must be a list of names")
     size, center = _rig_ego(meta, f)
-    lidars_in = meta.get("lidars")
-    if not isinstance(lidars_in, dict) or not lidars_in:
+    lidars_in = _object(meta, "lidars", f)
+    if not lidars_in:
         raise ValueError(f"{f}: lidars: at least one LiDAR with its pose is needed")
     lidars = {str(k): _pose(v, "extrinsic", f"{f}: lidars.{k}") for k, v in lidars_in.items()}
     cameras = {}
-    for name, c in (meta.get("cameras") or {}).items():
+    for name, c in _object(meta, "cameras", f).items():
         cameras[str(name)] = _rig_camera(name, c, f"{f}: cameras.{name}")
     scenes = meta.get("scenes")
     if not isinstance(scenes, list) or not all(isinstance(s, str) and s for s in scenes):
         raise ValueError(f"{f}: scenes must be a list of scene folder names")
+    twice = sorted({s for s in scenes if scenes.count(s) > 1})
+    if twice:
+        raise ValueError(f"{f}: scenes: {twice} listed more than once (each scene would be labelled twice)")
     for s in scenes:
         _under(root, s, f"{f}: scenes")
     return {
@@ -107,30 +168,45 @@ def _check_rig_format(meta: Any, f: Path) -> None:
         raise ValueError(
             f"{f}: format must be {RIG_FORMAT!r}, got {meta.get('format') if isinstance(meta, dict) else meta!r}"
         )
-    if meta.get("version") != RIG_VERSION:
+    if meta.get("version") != RIG_VERSION or isinstance(meta.get("version"), bool):
         raise ValueError(f"{f}: version {meta.get('version')!r} is not one this occkit reads ({RIG_VERSION})")
 
 
 def _rig_ego(meta: dict[str, Any], f: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The ego box's size and centre of ``rig.json`` (nuScenes' car when not given), checked."""
-    ego = meta.get("ego", {})
-    size = tuple(float(v) for v in ego.get("size", (4.1, 1.9, 1.8)))
-    center = tuple(float(v) for v in ego.get("center", (0.9, 0.0, 0.9)))
-    if len(size) != 3 or min(size) <= 0 or len(center) != 3:
-        raise ValueError(f"{f}: ego: size must be 3 positive numbers and center 3 numbers, got {ego!r}")
-    return size, center
+    """The ego box's size and centre of ``rig.json`` (nuScenes' car when not given), checked: 3 finite
+    numbers each, the sides in (0, :data:`EGO_LIMIT_M`] m and the centre within that of the ego origin."""
+    ego = _object(meta, "ego", f)
+    size = _numbers(ego.get("size", [4.1, 1.9, 1.8]), 3, f"{f}: ego.size")
+    center = _numbers(ego.get("center", [0.9, 0.0, 0.9]), 3, f"{f}: ego.center")
+    if min(size) <= 0 or max(size) > EGO_LIMIT_M:
+        raise ValueError(
+            f"{f}: ego.size {size}: each side must lie in (0, {EGO_LIMIT_M:g}] m (the vehicle's box, whose returns "
+            "are dropped)"
+        )
+    if max(abs(c) for c in center) > EGO_LIMIT_M:
+        raise ValueError(f"{f}: ego.center {center} lies more than {EGO_LIMIT_M:g} m from the ego origin")
+    return tuple(size), tuple(center)
 
 
 def _rig_camera(name: Any, c: Any, at: str) -> Camera:
-    """One camera of ``rig.json`` (``at`` names it), its intrinsics, image size and pose checked."""
-    try:
-        K = np.asarray(c["intrinsic"], dtype=np.float64)
-        hw = tuple(int(v) for v in c["image_size"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{at}: needs intrinsic (3x3) and image_size [H, W] ({e})") from None
-    if K.shape != (3, 3) or not np.isfinite(K).all() or len(hw) != 2 or min(hw) < 1:
-        raise ValueError(f"{at}: intrinsic must be a finite 3x3 and image_size [H, W] positive")
-    return Camera(str(name), K, _pose(c, "extrinsic", at), (hw[0], hw[1]))
+    """One camera of ``rig.json`` (``at`` names it), its intrinsics, image size and pose checked: a finite,
+    invertible 3x3 intrinsic and an image of 1 to :data:`IMAGE_SIDE_LIMIT` pixels a side."""
+    if not isinstance(c, dict) or "intrinsic" not in c or "image_size" not in c:
+        raise ValueError(f"{at}: needs intrinsic (3x3) and image_size [H, W] and a pose, got {_short(c)}")
+    rows = c["intrinsic"]
+    if not isinstance(rows, list) or len(rows) != 3:
+        raise ValueError(f"{at}: intrinsic must be a 3x3 list of numbers, got {_short(rows)}")
+    K = np.array([_numbers(r, 3, f"{at}: intrinsic") for r in rows], np.float64)
+    sv = np.linalg.svd(K, compute_uv=False)
+    if sv[-1] <= 1e-9 * max(sv[0], 1e-300):
+        raise ValueError(f"{at}: intrinsic {K.tolist()} is singular (no pixel ray can be made of it)")
+    hw = c["image_size"]
+    if not isinstance(hw, list) or len(hw) != 2:
+        raise ValueError(f"{at}: image_size must be [H, W], got {_short(hw)}")
+    h, w = (_integer(v, f"{at}: image_size") for v in hw)
+    if not (1 <= h <= IMAGE_SIDE_LIMIT and 1 <= w <= IMAGE_SIDE_LIMIT):
+        raise ValueError(f"{at}: image_size {[h, w]}: each side must be 1 to {IMAGE_SIDE_LIMIT} pixels")
+    return Camera(str(name), K, _pose(c, "extrinsic", at), (h, w))
 
 
 def read_scene(meta: dict[str, Any], scene: str, load_points: bool = True) -> SceneRecord:
@@ -146,54 +222,24 @@ def read_scene(meta: dict[str, Any], scene: str, load_points: bool = True) -> Sc
         raise ValueError(f"{sf}: sweeps must be a list")
     n_cls = len(meta["classes"])
     sweeps: list[Sweep] = []
+    rows_of: dict[str, int] = {}
     for i, r in enumerate(rows):
-        at = f"{sf}: sweeps[{i}]"
-        if not isinstance(r, dict):
-            raise ValueError(f"{at}: not an object")
-        for key in ("token", "timestamp", "sensor", "points"):
-            if key not in r:
-                raise ValueError(f"{at}: {key} missing")
-        at = f"{sf}: sweep {r['token']!r}"
-        if "ego_pose" not in r or r["ego_pose"] is None:
-            raise ValueError(f"{at}: ego_pose missing (a sweep without a pose)")
-        if r["sensor"] not in meta["lidars"]:
-            raise ValueError(f"{at}: sensor {r['sensor']!r} is not a LiDAR of rig.json ({sorted(meta['lidars'])})")
-        pf = _under(sdir, r["points"], f"{at}: points")
-        arrays = load_npz(pf) if load_points else {"points": np.zeros((0, 3), np.float32)}
-        if "points" not in arrays:
-            raise ValueError(f"{pf}: no 'points' array")
-        pts = arrays["points"]
-        if pts.ndim != 2 or pts.shape[1] < 3 or not np.issubdtype(pts.dtype, np.floating):
-            raise ValueError(f"{pf}: points must be (N, 3+) floats, got {pts.dtype} {tuple(pts.shape)}")
-        labels = arrays.get("labels")
-        if labels is not None:
-            if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (pts.shape[0],):
-                raise ValueError(
-                    f"{pf}: labels must be (N,) integers for {pts.shape[0]} points, got {labels.dtype} {labels.shape}"
-                )
-            if len(labels) and n_cls and (int(labels.min()) < 0 or int(labels.max()) >= n_cls):
-                raise ValueError(f"{pf}: labels: id {int(labels.max())} outside rig.json's classes (0..{n_cls - 1})")
-            labels = labels.astype(np.int64)
-        try:
-            ts = int(r["timestamp"])
-        except (TypeError, ValueError):
-            raise ValueError(f"{at}: timestamp {r['timestamp']!r} is not an integer") from None
+        row = _sweep_row(r, f"{sf}: sweeps[{i}]", meta, rows_of, sweeps[-1].timestamp if sweeps else None)
+        rows_of[row["token"]] = i
+        pf = _under(sdir, r["points"], f"{sf}: sweeps[{i}] (token {row['token']!r}): points")
+        pts, labels = _sweep_points(pf, load_points, n_cls)
         sweeps.append(
             Sweep(
-                token=str(r["token"]),
-                timestamp=ts,
-                sensor=str(r["sensor"]),
-                T_global_from_ego=_pose(r["ego_pose"], "ego_pose", f"{at}: ego_pose"),
+                **row,
                 points=np.ascontiguousarray(pts[:, :3], dtype=np.float32),
                 labels=labels,
                 intensity=np.ascontiguousarray(pts[:, 3], dtype=np.float32) if pts.shape[1] > 3 else None,
-                keyframe=bool(r.get("keyframe", False)),
                 source=str(pf),
             )
         )
     bf = sdir / "boxes.json"
     if bf.is_file():
-        _attach_boxes(sweeps, read_json(bf), bf)
+        _attach_boxes(sweeps, read_json(bf), bf, n_cls)
     rec = SceneRecord(
         name=scene,
         sweeps=sweeps,
@@ -208,26 +254,102 @@ def read_scene(meta: dict[str, Any], scene: str, load_points: bool = True) -> Sc
     return rec
 
 
-def _attach_boxes(sweeps: list[Sweep], table: Any, bf: Path) -> None:
+def _sweep_row(r: Any, at: str, meta: dict[str, Any], rows_of: dict[str, int], last_t: int | None) -> dict[str, Any]:
+    """One row of ``sweeps.json`` (``at`` names it) checked: an object with a token no earlier row
+    (``rows_of``) has, a LiDAR of the rig, an integer timestamp in range and after ``last_t``, a boolean
+    ``keyframe`` and a pose. Returns the :class:`Sweep` fields ``token, timestamp, sensor,
+    T_global_from_ego, keyframe``."""
+    if not isinstance(r, dict):
+        raise ValueError(f"{at}: not an object")
+    for key in ("token", "timestamp", "sensor", "points"):
+        if key not in r:
+            raise ValueError(f"{at}: {key} missing")
+    token = _token(r["token"], at)
+    if token in rows_of:
+        raise ValueError(
+            f"{at}: token {token!r} is also sweeps[{rows_of[token]}]'s (each sweep needs its own: a keyframe's "
+            "label is named by it)"
+        )
+    at = f"{at} (token {token!r})"
+    if "ego_pose" not in r or r["ego_pose"] is None:
+        raise ValueError(f"{at}: ego_pose missing (a sweep without a pose)")
+    if not isinstance(r["sensor"], str):
+        raise ValueError(f"{at}: sensor {_short(r['sensor'])} is not a LiDAR name (text, one of rig.json's lidars)")
+    if r["sensor"] not in meta["lidars"]:
+        raise ValueError(f"{at}: sensor {r['sensor']!r} is not a LiDAR of rig.json ({sorted(meta['lidars'])})")
+    ts = _integer(r["timestamp"], f"{at}: timestamp")
+    if not 0 <= ts <= TIMESTAMP_LIMIT_US:
+        raise ValueError(
+            f"{at}: timestamp {ts} is not microseconds between 1970 and 2200 (0..{TIMESTAMP_LIMIT_US}): corrupt"
+        )
+    if last_t is not None and ts <= last_t:
+        raise ValueError(f"{at}: timestamp {ts} is not after the previous sweep's {last_t} (out of order)")
+    keyframe = r.get("keyframe", False)
+    if not isinstance(keyframe, bool):
+        raise ValueError(f"{at}: keyframe {_short(keyframe)} is not true or false (a JSON boolean)")
+    pose = _pose(r["ego_pose"], "ego_pose", f"{at}: ego_pose")
+    return {"token": token, "timestamp": ts, "sensor": r["sensor"], "T_global_from_ego": pose, "keyframe": keyframe}
+
+
+def _sweep_points(pf: Path, load_points: bool, n_cls: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A sweep's points file ``pf`` read and checked: ``points (N, 3+)`` floats and optional ``labels (N,)``
+    integer ids of the rig's ``n_cls`` classes (int64). ``load_points`` False: no points, nothing read."""
+    arrays = load_npz(pf) if load_points else {"points": np.zeros((0, 3), np.float32)}
+    if "points" not in arrays:
+        raise ValueError(f"{pf}: no 'points' array")
+    pts = arrays["points"]
+    if pts.ndim != 2 or pts.shape[1] < 3 or not np.issubdtype(pts.dtype, np.floating):
+        raise ValueError(f"{pf}: points must be (N, 3+) floats, got {pts.dtype} {tuple(pts.shape)}")
+    labels = arrays.get("labels")
+    if labels is None:
+        return pts, None
+    if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (pts.shape[0],):
+        raise ValueError(
+            f"{pf}: labels must be (N,) integers for {pts.shape[0]} points, got {labels.dtype} {labels.shape}"
+        )
+    if len(labels) and n_cls and (int(labels.min()) < 0 or int(labels.max()) >= n_cls):
+        raise ValueError(f"{pf}: labels: id {int(labels.max())} outside rig.json's classes (0..{n_cls - 1})")
+    return pts, labels.astype(np.int64)
+
+
+def _attach_boxes(sweeps: list[Sweep], table: Any, bf: Path, n_cls: int = 0) -> None:
+    """The boxes of ``boxes.json`` (``table``, read from ``bf``) put on their sweeps, each row checked and
+    named when refused: its fields' types, a positive size, a class of the table (``n_cls`` classes; 0:
+    any), a track that keeps its class and comes at most once in a sweep."""
     rows = table.get("boxes") if isinstance(table, dict) else None
     if not isinstance(rows, list):
         raise ValueError(f"{bf}: boxes must be a list")
     by_sweep: dict[str, list[tuple[int, int, list[float], list[float], float]]] = {s.token: [] for s in sweeps}
+    seen: dict[tuple[str, int], int] = {}
+    track_class: dict[int, tuple[int, int]] = {}
     for i, b in enumerate(rows):
         at = f"{bf}: boxes[{i}]"
-        try:
-            tok, track, cls = str(b["sweep"]), int(b["track"]), int(b["class"])
-            c = [float(v) for v in b["center"]]
-            sz = [float(v) for v in b["size"]]
-            yaw = float(b["yaw"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{at}: needs sweep, track, class, center [3], size [3], yaw ({e})") from None
-        if tok not in by_sweep:
-            raise ValueError(f"{at}: sweep {tok!r} is not a sweep of sweeps.json")
-        if len(c) != 3 or len(sz) != 3:
-            raise ValueError(f"{at}: center and size need 3 numbers each")
+        if not isinstance(b, dict):
+            raise ValueError(f"{at}: {_short(b)} is not an object (sweep, track, class, center, size, yaw)")
+        missing = [k for k in ("sweep", "track", "class", "center", "size", "yaw") if k not in b]
+        if missing:
+            raise ValueError(f"{at}: {', '.join(missing)} missing (needs sweep, track, class, center, size, yaw)")
+        tok = b["sweep"]
+        if not isinstance(tok, str) or tok not in by_sweep:
+            raise ValueError(f"{at}: sweep {_short(tok)} is not a sweep token of sweeps.json")
+        track = _integer(b["track"], f"{at}: track")
+        cls = _integer(b["class"], f"{at}: class")
+        c = _numbers(b["center"], 3, f"{at}: center")
+        sz = _numbers(b["size"], 3, f"{at}: size")
+        yaw = _number(b["yaw"], f"{at}: yaw")
         if min(sz) <= 0:
             raise ValueError(f"{at}: track {track} has size {sz} (must be positive)")
+        if n_cls and not 0 <= cls < n_cls:
+            raise ValueError(f"{at}: track {track} has class {cls}, outside rig.json's classes (0..{n_cls - 1})")
+        first = track_class.setdefault(track, (cls, i))
+        if first[0] != cls:
+            raise ValueError(f"{at}: track {track} changes class from {first[0]} (boxes[{first[1]}]) to {cls}")
+        if (tok, track) in seen:
+            raise ValueError(
+                f"{at}: track {track} comes twice in sweep {tok!r} (also boxes[{seen[tok, track]}]): one box a track "
+                "a sweep"
+            )
+        seen[tok, track] = i
         by_sweep[tok].append((track, cls, c, sz, yaw))
     for s in sweeps:
         rows_s = by_sweep[s.token]

@@ -139,8 +139,10 @@ class SceneRecord:
 def check_record(rec: SceneRecord) -> None:
     """Refuse a record a pipeline cannot trust, naming the source and the field (``ValueError``):
     non-finite points, poses that are not rigid, timestamps out of order, an unknown sensor id,
-    boxes with a size that is not positive or not finite, a track id that changes class, labels
-    outside the class table, no keyframe."""
+    two sweeps with one token, boxes with a size that is not positive or not finite, a track id
+    that changes class or comes twice in a sweep, labels outside the class table, no keyframe.
+    A sweep's points are named by their file (:attr:`Sweep.source`), its pose, time and boxes by
+    the scene's source and the sweep's token (they come from the scene's tables, not that file)."""
     where = rec.source or rec.name
     if not rec.sweeps:
         raise ValueError(f"{where}: scene {rec.name!r} has no sweep")
@@ -148,13 +150,17 @@ def check_record(rec: SceneRecord) -> None:
     n_cls = len(rec.classes)
     track_class: dict[int, tuple[int, str]] = {}
     last_t = None
+    tokens: set[str] = set()
     for s in rec.sweeps:
-        at = s.source or f"{where} sweep {s.token!r}"
-        _check_sweep_pose(rec, s, at, last_t)
+        row = f"{where}: sweep {s.token!r}"
+        if s.token in tokens:
+            raise ValueError(f"{row}: the token comes twice in the scene (each sweep needs its own)")
+        tokens.add(s.token)
+        _check_sweep_pose(rec, s, row, last_t)
         last_t = s.timestamp
-        _check_sweep_points(s, at, n_cls)
+        _check_sweep_points(s, s.source or row, n_cls)
         if s.boxes is not None:
-            _check_sweep_boxes(s.boxes, at, n_cls, track_class, s.token)
+            _check_sweep_boxes(s.boxes, row, n_cls, track_class, s.token)
     if not rec.keyframes:
         raise ValueError(f"{where}: scene {rec.name!r} has no keyframe (a sweep with keyframe: true)")
 
@@ -206,6 +212,9 @@ def _check_sweep_boxes(b: Boxes, at: str, n_cls: int, track_class: dict[int, tup
     if len(b) and float(b.size.min()) <= 0:
         k = int(np.argwhere(b.size <= 0)[0, 0])
         raise ValueError(f"{at}: boxes: track {int(b.track[k])} has size {b.size[k].tolist()} (must be positive)")
+    if len(set(b.track.tolist())) < len(b):
+        tr = next(t for t in b.track.tolist() if b.track.tolist().count(t) > 1)
+        raise ValueError(f"{at}: boxes: track {tr} comes twice in the sweep (one box a track a sweep)")
     for tr, c in zip(b.track.tolist(), b.cls.tolist()):
         if n_cls and not 0 <= c < n_cls:
             raise ValueError(f"{at}: boxes: track {tr} has class {c}, outside the class table (0..{n_cls - 1})")

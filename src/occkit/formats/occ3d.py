@@ -34,9 +34,31 @@ def detect(root: Path) -> str | None:
     return "it holds annotations.json" if (root / "annotations.json").is_file() else None
 
 
+#: The folders an Occ3D split was opened in that also hold ``sequences/``, said once a process.
+_SAID_SEQUENCES: set[str] = set()
+
+
+def _say_sequences_beside(root: Path) -> None:
+    """One warning line when an Occ3D folder also holds ``sequences/`` (SemanticKITTI's layout), which
+    reading it as Occ3D leaves unread (``annotations.json`` wins, docs/data.md "Dataset formats")."""
+    key = os.path.abspath(root)
+    if (Path(root) / "sequences").is_dir() and key not in _SAID_SEQUENCES:
+        import sys
+
+        _SAID_SEQUENCES.add(key)
+        print(
+            f"occkit: warning: {root}: read as Occ3D (it holds annotations.json); its sequences/ folder "
+            "(SemanticKITTI's layout) is not read: the command's format option (--format semantickitti) reads that "
+            "one; keep one layout per folder",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def open_split(root: Path, split: str, options: OpenOptions) -> Any:
     from occkit.data.occ3d import Occ3DDataset
 
+    _say_sequences_beside(root)
     return Occ3DDataset(
         root,
         split,

@@ -116,6 +116,21 @@ class LabelOptions:
     """Pixel stride of the camera rays (0: adaptive, as the synthetic world's exact mask)."""
     flow: bool = False
     """Per-voxel flow from the box tracks (OpenOcc v2's field)."""
+    refine_poses: bool = False
+    """Refine the recorded ego poses by LiDAR registration before anything else
+    (:mod:`occkit.labelgen.refine_poses`; ``occkit label --refine-poses``): KISS-ICP odometry fused with
+    the recorded poses in a pose graph."""
+    refine_boxes: bool = False
+    """Smooth every track's boxes along time before the points are split (:mod:`occkit.labelgen.refine_boxes`;
+    ``occkit label --refine-boxes``): a constant-velocity and turn-rate model, Rauch-Tung-Striebel smoother."""
+    densify: str = "none"
+    """``tsdf``: non-ground surfaces between the LiDAR's rings filled by a TSDF along the rays and marching cubes
+    (:mod:`occkit.labelgen.densify`; ``occkit label --densify tsdf``); ``none``: no densification but the ground
+    fill."""
+    find_moving: bool = False
+    """Find moving returns from the sweeps themselves (:mod:`occkit.labelgen.find_moving`; ``occkit label
+    --find-moving``): returns other sweeps' rays pass through are kept out of the static scene, each sweep's
+    clusters of them boxed as that sweep's objects."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -137,6 +152,8 @@ class LabelOptions:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"label option {name} must be a finite number >= 0, got {v!r}")
+        if self.densify not in ("none", "tsdf"):
+            raise ValueError(f"label option densify must be 'none' or 'tsdf', got {self.densify!r}")
         if not 0 <= self.carve_rel < 1:
             raise ValueError(f"label option carve_rel must lie in [0, 1), got {self.carve_rel}")
 
@@ -263,6 +280,26 @@ def _crop(p: np.ndarray, grid: Grid, pad: float = 0.0) -> np.ndarray:
     return ((p >= lo) & (p < hi)).all(1)
 
 
+def _densified(
+    prep: _Prepared,
+    win: range,
+    T_eg: np.ndarray,
+    p: np.ndarray,
+    m: np.ndarray,
+    labels: np.ndarray,
+    grid: Grid,
+    ground: tuple[int, ...],
+    free: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``--densify tsdf``: surface points between the rings from the window's static returns (grid frame)."""
+    from occkit.labelgen.densify import densify_points
+
+    counts = np.diff(prep.static_start[win.start : win.stop + 1])
+    segment = np.repeat(np.arange(len(win)), counts)[m]
+    origins = _to_frame(T_eg, np.stack([prep.origins[i] for i in win]))
+    return densify_points(origins, p[m], segment, labels, grid, ground, free)
+
+
 def label_keyframe(
     rec: SceneRecord,
     prep: _Prepared,
@@ -297,6 +334,11 @@ def label_keyframe(
     p = _to_frame(T_eg.astype(np.float32), prep.static_pts[sl])
     m = _crop(p, grid) & (prep.static_lab[sl] >= 0)
     pts, labs = [p[m]], [prep.static_lab[sl][m].astype(np.int64)]
+    if opt.densify == "tsdf":
+        pts_d, labs_d = _densified(prep, win, T_eg, p, m, labs[0], grid, ground, free)
+        pts.append(pts_d)
+        labs.append(labs_d)
+        timer.lap("densify")
     n_static = len(pts[0])
     track_vox: list[tuple[np.ndarray, int]] = []
     if s.boxes is not None:
@@ -368,6 +410,7 @@ def label_keyframe(
             "occupied": int((sem != free).sum()),
             "trail_voxels_erased": n_trail,
             "ground_voxels_filled": n_filled,
+            "window_returns": int(sum(len(rec.sweeps[i].points) for i in {*win, *sweeps_within(opt.free_window)})),
         },
     )
 
@@ -444,12 +487,35 @@ def label_scene(
             f"{rec.source or rec.name}: classes {list(rec.classes)} are not the label format's "
             f"{list(classes)} (in that order)"
         )
+    if not any(len(s.points) for s in rec.sweeps):
+        raise ValueError(
+            f"{rec.source or rec.name}: scene {rec.name!r}: none of its {len(rec.sweeps)} sweeps holds a return "
+            "(every points array is empty): nothing to label"
+        )
     ground = tuple(i for i, n in enumerate(classes) if n in opt.ground_classes)
     tracing = not tracemalloc.is_tracing()
     if tracing:
         tracemalloc.start()
     timer = Timer()
+    refined: dict[str, Any] | None = None
+    boxes_refined: dict[str, Any] | None = None
+    moving: dict[str, Any] | None = None
     try:
+        if opt.refine_poses:
+            from occkit.labelgen.refine_poses import refine_record_poses
+
+            rec, refined = refine_record_poses(rec, ego_margin=opt.ego_margin)
+            timer.lap("refine_poses")
+        if opt.refine_boxes:
+            from occkit.labelgen.refine_boxes import refine_record_boxes
+
+            rec, boxes_refined = refine_record_boxes(rec)
+            timer.lap("refine_boxes")
+        if opt.find_moving:
+            from occkit.labelgen.find_moving import find_moving
+
+            rec, moving = find_moving(rec, box_margin=opt.box_margin, ego_margin=opt.ego_margin)
+            timer.lap("find_moving")
         prep = prepare_scene(rec, opt, free, timer)
         labels = [label_keyframe(rec, prep, k, grid, opt, free, ground, timer, T_ego_from_grid) for k in rec.keyframes]
         peak = tracemalloc.get_traced_memory()[1]
@@ -467,5 +533,17 @@ def label_scene(
         "peak_traced_mb": round(peak / 2**20, 1),
         "density": round(float(np.mean([(lab.semantics != free).mean() for lab in labels])), 5) if labels else 0.0,
         "missing": rec.missing(),
+        "warnings": [
+            f"keyframe {lab.token}: no returns in the sweeps of its window: "
+            + ("labels all free" if not lab.stats["occupied"] else "occupied only by objects placed from other sweeps")
+            for lab in labels
+            if lab.stats["window_returns"] == 0
+        ],
     }
+    if refined is not None:
+        report["pose_refinement"] = refined
+    if boxes_refined is not None:
+        report["box_refinement"] = boxes_refined
+    if moving is not None:
+        report["found_moving"] = moving
     return labels, report

@@ -149,6 +149,14 @@ class QualityAccumulator:
 
         near_truth = binary_dilation(g, structure=np.ones((3, 3, 3), bool))
         self._add("trail", (p & ~near_truth & trail_region).sum())
+        # the static scene: the observable region away from every moving object's box at the keyframe and its
+        # neighbours (what finding moving objects must not cost)
+        static = obs & ~_box_region(self.grid, centres, [*truth.moving_nearby, *truth.moving], BOX_GROW).reshape(
+            obs.shape
+        )
+        self._add("tp_static", (g & p & static).sum())
+        self._add("fp_static", (~g & p & static).sum())
+        self._add("fn_static", (g & ~p & static).sum())
         g_obj = g & ~np.isin(truth.semantics, self.ground)
         p_obj = p & ~np.isin(label["semantics"], self.ground)
         for box in truth.moving:
@@ -193,6 +201,8 @@ class QualityAccumulator:
             out[f"occupied_iou_{name}"] = ratio(tp, tp + fp + fn)
             out[f"precision_{name}"] = ratio(tp, tp + fp)
             out[f"recall_{name}"] = ratio(tp, tp + fn)
+        tp, fp, fn = c.get("tp_static", 0), c.get("fp_static", 0), c.get("fn_static", 0)
+        out["occupied_iou_static_observable"] = ratio(tp, tp + fp + fn)
         tp, fn = c.get("tp_obs", 0), c.get("fn_obs", 0)
         out["false_free_rate"] = ratio(fn, tp + fn)
         out["semantic_miou_camera_mask"] = round(float(self.miou.compute()["miou"]), 2)

@@ -152,6 +152,7 @@ def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_traced_mb": max((r["peak_traced_mb"] for r in reports), default=0.0),
         "density": round(sum(r["density"] * r["keyframes"] for r in reports) / max(n, 1), 5),
         "missing": sorted({m for r in reports for m in r["missing"]}),
+        "warnings": [f"{r['scene']}: {w}" for r in reports for w in r.get("warnings", [])],
     }
 
 

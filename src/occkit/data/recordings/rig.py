@@ -76,7 +76,43 @@ def _open(path: Path, options: Mapping[str, Any]) -> Recording:
         images=images,
         image_links={"samples": samples} if samples is not None else {},
         describe=f"rig folder {rig}, {len(meta['scenes'])} scene(s)",
+        instances=lambda scene: _instances(meta, scene),
+        fingerprint=lambda scenes: rig_fingerprint(rig, scenes),
     )
+
+
+def _instances(meta: dict[str, Any], scene: str) -> dict[str, Any]:
+    """The points' track ids of a scene's sweeps whose files hold them (``instance``), by sweep token."""
+    from occkit.fileio import load_npz, read_json
+
+    root: Path = meta["folder"]
+    rows = read_json(root / scene / "sweeps.json").get("sweeps") or []
+    out = {}
+    for r in rows:
+        arrays = load_npz(root / scene / r["points"])
+        if "instance" in arrays:
+            out[str(r["token"])] = arrays["instance"]
+    return out
+
+
+def rig_fingerprint(rig: Path, scenes: list[str]) -> str:
+    """A SHA-256 of the rig folder's content for ``scenes``: ``rig.json`` and each scene's tables
+    (``sweeps.json``, ``boxes.json``) hashed whole, every other file of the scene (its points) by
+    name, size and modification time: cheap, and changed by any edit of the recording."""
+    import hashlib
+
+    from occkit.data.recordings.spec import files_fingerprint
+
+    h = hashlib.sha256(b"occkit-rig\0")
+    h.update(hashlib.sha256((rig / "rig.json").read_bytes()).digest())
+    for scene in scenes:
+        sdir = rig / scene
+        h.update(f"\0scene {scene}\0".encode())
+        for table in ("sweeps.json", "boxes.json"):
+            f = sdir / table
+            h.update(hashlib.sha256(f.read_bytes()).digest() if f.is_file() else b"absent")
+        h.update(files_fingerprint(sdir).encode())
+    return h.hexdigest()
 
 
 READER = RecordingReader(

@@ -23,6 +23,32 @@ if TYPE_CHECKING:  # the parser of occkit label lists the readers without import
 #: The entry point group through which another package adds a reader: ``name = "pkg.module:READER"``.
 ENTRY_POINT_GROUP = "occkit.recordings"
 
+#: How many files :func:`files_fingerprint` looks at, at most (a recording's tables come first in a walk).
+FINGERPRINT_FILES = 20000
+
+
+def files_fingerprint(path: Path, limit: int = FINGERPRINT_FILES) -> str:
+    """A SHA-256 of the names, sizes and modification times of ``path`` (a file) or of the files under
+    it (the first ``limit`` in sorted walking order): what changes when a recording is rewritten."""
+    import hashlib
+    import os
+
+    h = hashlib.sha256()
+    n = 0
+    for top, dirs, files in os.walk(path) if path.is_dir() else [(str(path.parent), [], [path.name])]:
+        dirs.sort()
+        for name in sorted(files):
+            f = Path(top) / name
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            h.update(f"{f.relative_to(path) if path.is_dir() else name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            n += 1
+            if n >= limit:
+                return h.hexdigest()
+    return h.hexdigest()
+
 
 @dataclass(frozen=True)
 class ReaderOption:
@@ -70,6 +96,13 @@ class Recording:
             ``load_points`` False: the tables alone (poses, timestamps, boxes), each sweep's points
             empty, a cheap check of every scene before any work.
         describe: one line for the user: what was read (``nuScenes v1.0-mini, 10 scenes``).
+        instances: ``scene -> {sweep token: (N,) int32 track ids of its points, 0 none}`` where the
+            recording has them (what ``occkit label --write-rig`` keeps), else None.
+        fingerprint: ``scenes -> JSON value`` that changes when the recording of those scenes does
+            (cheap: hashes of its tables, sizes and modification times of its data files); part of
+            the key a stopped ``occkit label`` resumes by, so that labels of an edited recording are
+            made anew. None: :meth:`content_fingerprint` uses the sizes and times of the files under
+            :attr:`source` (the first :data:`FINGERPRINT_FILES`).
     """
 
     reader: str
@@ -82,6 +115,14 @@ class Recording:
     images: dict[str, dict[str, str]] = field(default_factory=dict)
     image_links: dict[str, Path] = field(default_factory=dict)
     describe: str = ""
+    instances: Callable[[str], dict[str, Any]] | None = None
+    fingerprint: Callable[[list[str]], Any] | None = None
+
+    def content_fingerprint(self, scenes: list[str]) -> Any:
+        """What the resume key of ``occkit label`` holds of the recording's content (:attr:`fingerprint`)."""
+        if self.fingerprint is not None:
+            return self.fingerprint(scenes)
+        return files_fingerprint(Path(self.source))
 
     def read_scene(self, scene: str, load_points: bool = True) -> SceneRecord:
         """Scene ``scene`` as a checked :class:`SceneRecord`."""

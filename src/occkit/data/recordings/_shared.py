@@ -1,0 +1,144 @@
+"""What the ROS bag and point-file readers share (docs/labels.md, "ROS bags", "A folder of point files"):
+the options both take (one flag each, :func:`~occkit.data.recordings.registry.reader_options`), and
+the files those options name, each read with a one-line error naming the file and the line.
+
+Nothing heavy is imported at module level: ``occkit label --help`` lists these options without torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from occkit.data.recordings.spec import ReaderOption
+
+KEYFRAME_EVERY = ReaderOption(
+    "--keyframe-every",
+    help="a keyframe every N sweeps, the first one included (default: the reader's; 10 for ROS bags and point files)",
+    type=int,
+    default=None,
+    metavar="N",
+)
+KEYFRAMES = ReaderOption(
+    "--keyframes",
+    help="the keyframes, one a line: a ROS bag's cloud stamps in nanoseconds; point files' names (instead of "
+    "--keyframe-every)",
+    metavar="FILE",
+)
+LABEL_FIELD = ReaderOption(
+    "--label-field",
+    help="the point field holding class ids (a PointCloud2's, a .pcd's, .ply's or .las's); absent: no point labels",
+    default="label",
+    metavar="NAME",
+)
+CLASSES = ReaderOption(
+    "--classes",
+    help="the names of the point labels' and boxes' class ids, a YAML or JSON list (id 0 first); default: "
+    "Occ3D's 17 classes, as a rig's",
+    metavar="FILE",
+)
+EGO_BOX = ReaderOption(
+    "--ego-box",
+    help="the vehicle's box in the ego frame, 'L W H X Y Z' (size, then centre; metres): returns inside are the "
+    "vehicle's own (default nuScenes' car, '4.1 1.9 1.8 0.9 0 0.9')",
+    metavar="'L W H X Y Z'",
+)
+
+#: The ego box of a recording that names none (rig.json's default, nuScenes' car).
+DEFAULT_EGO = ((4.1, 1.9, 1.8), (0.9, 0.0, 0.9))
+
+
+def _first_line(e: BaseException) -> str:
+    """An error's first line (a library's message may run to many: it is quoted in one-line errors)."""
+    return (str(e).strip().splitlines() or [""])[0]
+
+
+def keyframe_every(options: Mapping[str, Any], default: int = 10) -> int:
+    """``--keyframe-every`` checked (a positive integer), ``default`` when not given."""
+    n = options.get("keyframe_every")
+    if n is None:
+        return default
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"--keyframe-every {n!r}: must be a positive integer")
+    return n
+
+
+def read_lines(path: str | Path, what: str) -> list[tuple[int, str]]:
+    """The non-blank lines of a text file that are not ``#`` comments, with their line numbers."""
+    f = Path(path)
+    if not f.is_file():
+        raise FileNotFoundError(f"{what} {f}: no such file")
+    from occkit.fileio import read_utf8_text
+
+    text = read_utf8_text(f, what, ValueError)
+    return [(i, s.strip()) for i, s in enumerate(text.splitlines(), 1) if s.strip() and not s.strip().startswith("#")]
+
+
+def read_stamps(path: str | Path, what: str = "--keyframes") -> list[int]:
+    """A file of integer stamps (nanoseconds), one a line."""
+    out = []
+    for i, s in read_lines(path, what):
+        try:
+            out.append(int(s))
+        except ValueError:
+            raise ValueError(f"{what} {path}: line {i}: {s!r} is not a stamp in nanoseconds (an integer)") from None
+    if not out:
+        raise ValueError(f"{what} {path}: holds no stamp (one integer in nanoseconds a line)")
+    return out
+
+
+def read_classes(options: Mapping[str, Any]) -> tuple[str, ...]:
+    """The class table of the point labels: ``--classes FILE`` (a YAML or JSON list of names, or a
+    mapping ``{0: name, 1: name, ...}``), else Occ3D's 17 classes (the rig's default table)."""
+    f = options.get("classes")
+    if not f:
+        from occkit.labels import OCC3D_CLASSES, OCC3D_FREE
+
+        return tuple(OCC3D_CLASSES[:OCC3D_FREE])
+    import yaml
+
+    from occkit.fileio import read_utf8_text
+
+    path = Path(f)
+    if not path.is_file():
+        raise FileNotFoundError(f"--classes {path}: no such file")
+    try:
+        data = yaml.safe_load(read_utf8_text(path, "--classes", ValueError))
+    except yaml.YAMLError as e:
+        raise ValueError(f"--classes {path}: not YAML or JSON ({str(e).splitlines()[0]})") from None
+    if isinstance(data, dict):  # {id: name}, the ids 0..n-1 (JSON's keys are strings: "0")
+        ids = {int(k) if isinstance(k, int) or (isinstance(k, str) and k.isdigit()) else -1: v for k, v in data.items()}
+        data = [ids[i] for i in range(len(ids))] if set(ids) == set(range(len(data))) else None
+    if not isinstance(data, list) or not data or not all(isinstance(c, str) and c for c in data):
+        raise ValueError(f"--classes {path}: want a list of class names (id 0 first), or {{0: name, 1: name, ...}}")
+    if len(set(data)) != len(data):
+        raise ValueError(f"--classes {path}: a class name is given twice")
+    return tuple(data)
+
+
+def read_ego_box(options: Mapping[str, Any]) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """``--ego-box 'L W H X Y Z'``: the vehicle's size and centre (the default, nuScenes' car, when not given)."""
+    s = options.get("ego_box")
+    if not s:
+        return DEFAULT_EGO
+    try:
+        v = [float(x) for x in str(s).replace(",", " ").split()]
+    except ValueError:
+        v = []
+    if len(v) != 6 or min(v[:3]) <= 0 or not all(abs(x) < 1e3 for x in v):
+        raise ValueError(f"--ego-box {s!r}: want 'L W H X Y Z' (a positive size, then the centre; metres)")
+    return (v[0], v[1], v[2]), (v[3], v[4], v[5])
+
+
+def matrix(translation: Sequence[float], rotation_wxyz: Sequence[float], kind: str, where: str):
+    """A ``(4, 4)`` float64 numpy transform from a translation and a unit quaternion (w, x, y, z), as a
+    rig folder's poses are read (:mod:`occkit.data.rig`): the same arithmetic, so the same bits."""
+    import numpy as np
+
+    from occkit.geometry.transforms import checked_pose
+
+    norm = float(np.linalg.norm(np.asarray(rotation_wxyz, np.float64)))
+    if not abs(norm - 1.0) <= 1e-3:
+        raise ValueError(f"{where}: not rigid (the rotation quaternion has norm {norm:.4g}, not 1)")
+    return checked_pose(translation, rotation_wxyz, kind, where).numpy()

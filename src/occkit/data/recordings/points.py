@@ -1,0 +1,407 @@
+"""A folder of point files with a poses file as a recording (docs/labels.md, "A folder of point files").
+
+``--data FOLDER`` holds one scan a file, taken in the order of their names: ``.bin`` (float32 x y z
+intensity, KITTI's), ``.npy`` (``(N, 3+)``: x y z [intensity]), ``.pcd`` (through pypcd4), ``.ply``
+(a vertex element, ascii or binary, read by :func:`read_ply` here: no dependency) and ``.las`` /
+``.laz`` (through laspy). Point labels come from the field ``--label-field`` (default ``label``) of a
+``.pcd``, ``.ply`` or ``.las`` that has it. The poses file (``--poses``, default ``FOLDER/poses.txt``)
+gives each scan's pose in the world, one row a scan in the same order: KITTI's 12 numbers (a 3 x 4
+matrix, row-major) or TUM's ``t x y z qx qy qz qw`` (seconds, metres, quaternion), told apart by the
+number of columns; a KITTI file's scans are ``1 / --rate`` seconds apart. The poses are the scans'
+(the LiDAR's) as a LiDAR odometry (KISS-ICP) writes them; ``--lidar-pose`` places the LiDAR on the
+vehicle (``T_ego_from_lidar``; default: the ego frame is the LiDAR's). One scene, named after the folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from occkit.data.recordings._shared import (
+    CLASSES,
+    EGO_BOX,
+    KEYFRAME_EVERY,
+    KEYFRAMES,
+    LABEL_FIELD,
+    _first_line,
+    keyframe_every,
+    matrix,
+    read_classes,
+    read_ego_box,
+    read_lines,
+)
+from occkit.data.recordings.spec import ReaderOption, Recording, RecordingReader
+
+SUFFIXES = (".bin", ".npy", ".pcd", ".ply", ".las", ".laz")
+
+
+def point_files(folder: Path) -> list[Path]:
+    """The point files directly in ``folder``, sorted by name."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def _detect(path: Path) -> str | None:
+    files = point_files(path)
+    if not files:
+        return None
+    kinds = sorted({p.suffix.lower() for p in files})
+    return f"{len(files)} point files ({', '.join(kinds)})"
+
+
+# ---- the files -------------------------------------------------------------------------------------
+
+_PLY_TYPES = {
+    "char": "i1",
+    "uchar": "u1",
+    "short": "i2",
+    "ushort": "u2",
+    "int": "i4",
+    "uint": "u4",
+    "float": "f4",
+    "double": "f8",
+    "int8": "i1",
+    "uint8": "u1",
+    "int16": "i2",
+    "uint16": "u2",
+    "int32": "i4",
+    "uint32": "u4",
+    "float32": "f4",
+    "float64": "f8",
+}
+
+
+def _ply_header(path: Path, data: bytes) -> tuple[str, int, list[tuple[str, str]], bytes]:
+    """A PLY file's format, vertex count, vertex properties ``(name, numpy type)`` and the bytes after the header."""
+    end = data.find(b"end_header")
+    if not data.startswith(b"ply") or end < 0:
+        raise ValueError(f"{path}: not a PLY file (no 'ply' ... 'end_header' header)")
+    body = data[data.index(b"\n", end) + 1 :]
+    fmt, count, props, element = "", 0, [], None
+    for ln in (ln.split() for ln in data[:end].decode("ascii", "replace").splitlines()[1:]):
+        if not ln or ln[0] in ("comment", "obj_info"):
+            continue
+        if ln[0] == "format":
+            fmt = ln[1]
+        elif ln[0] == "element":
+            if element is None and ln[1] != "vertex":
+                raise ValueError(f"{path}: the element {ln[1]!r} comes before 'vertex' (not read)")
+            element = ln[1] if element is None else "after"
+            count = int(ln[2]) if ln[1] == "vertex" else count
+        elif ln[0] == "property" and element == "vertex":
+            if ln[1] == "list" or ln[1] not in _PLY_TYPES:
+                raise ValueError(f"{path}: vertex property {' '.join(ln[1:])!r} is not a scalar PLY type")
+            props.append((ln[2], _PLY_TYPES[ln[1]]))
+    if element is None or not props:
+        raise ValueError(f"{path}: no vertex element with properties")
+    return fmt, count, props, body
+
+
+def read_ply(path: Path) -> Any:
+    """The vertex element of a PLY file (ascii, binary little or big endian) as a numpy structured
+    array, one field a scalar property. The vertex element must come first (as every point cloud
+    writer puts it); list properties in it are refused."""
+    import numpy as np
+
+    fmt, count, props, body = _ply_header(path, path.read_bytes())
+    if fmt == "ascii":
+        rows = body.decode("ascii", "replace").split("\n")[:count]
+        vals = np.array([r.split()[: len(props)] for r in rows], dtype=np.float64).reshape(count, len(props))
+        return np.rec.fromarrays([vals[:, k].astype(t) for k, (_, t) in enumerate(props)], names=[n for n, _ in props])
+    order = {"binary_little_endian": "<", "binary_big_endian": ">"}.get(fmt)
+    if order is None:
+        raise ValueError(f"{path}: PLY format {fmt!r} (want ascii, binary_little_endian or binary_big_endian)")
+    dt = np.dtype([(n, order + t) for n, t in props])
+    if len(body) < dt.itemsize * count:
+        raise ValueError(f"{path}: {len(body)} bytes of data for {count} vertices of {dt.itemsize} bytes: truncated")
+    return np.frombuffer(body, dtype=dt, count=count)
+
+
+def _fields_arrays(fields: Any, names: list[str], f: Path, label_field: str | None) -> tuple[Any, Any, Any]:
+    """x y z, intensity and labels of a table with named fields (``fields(name)`` gives a column)."""
+    import numpy as np
+
+    lacking = [c for c in "xyz" if c not in names]
+    if lacking:
+        raise ValueError(f"{f}: no {'/'.join(lacking)} field (its fields: {', '.join(names)})")
+    xyz = np.stack([np.asarray(fields(c), np.float64) for c in "xyz"], 1)
+    inten = np.asarray(fields("intensity"), np.float32) if "intensity" in names else None
+    labels = None
+    if label_field and label_field in names:
+        lab = np.asarray(fields(label_field))
+        if lab.dtype.kind == "f" and (not np.isfinite(lab).all() or (lab != np.round(lab)).any()):
+            raise ValueError(f"{f}: field {label_field}: labels must be whole class ids")
+        labels = lab.astype(np.int64)
+    return xyz, inten, labels
+
+
+def _pcd(f: Path, label_field: str | None) -> tuple[Any, Any, Any]:
+    try:
+        from pypcd4 import PointCloud
+    except ImportError as e:
+        raise ImportError(f"{f}: reading .pcd needs pypcd4 ({e}): pip install 'occkit[pcd]'") from None
+    try:
+        pc = PointCloud.from_path(f)
+        names = list(pc.fields)
+        table = pc.numpy(names)
+    except Exception as e:  # noqa: BLE001 - pypcd4's errors of a bad file are many
+        raise ValueError(f"{f}: cannot be read as a .pcd ({type(e).__name__}: {_first_line(e)})") from None
+    return _fields_arrays(lambda n: table[:, names.index(n)], names, f, label_field)
+
+
+def _las(f: Path, label_field: str | None) -> tuple[Any, Any, Any]:
+    try:
+        import laspy
+    except ImportError as e:
+        raise ImportError(f"{f}: reading .las / .laz needs laspy ({e}): pip install 'occkit[las]'") from None
+    try:
+        las = laspy.read(f)
+        names = ["x", "y", "z"] + [n for n in las.point_format.dimension_names if n not in ("X", "Y", "Z")]
+        cols = {"x": las.x, "y": las.y, "z": las.z}
+    except Exception as e:  # noqa: BLE001 - laspy's errors of a bad file are many
+        hint = "; .laz needs a backend: pip install 'occkit[las]'" if "LazBackend" in str(e) else ""
+        raise ValueError(f"{f}: cannot be read as a .las / .laz ({type(e).__name__}: {_first_line(e)}){hint}") from None
+    return _fields_arrays(lambda n: cols[n] if n in cols else las[n], names, f, label_field)
+
+
+def _ply(f: Path, label_field: str | None) -> tuple[Any, Any, Any]:
+    try:
+        table = read_ply(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{f}: cannot be read as a .ply ({e})" if str(f) not in str(e) else str(e)) from None
+    return _fields_arrays(lambda n: table[n], list(table.dtype.names), f, label_field)
+
+
+def _array(f: Path, raw: Any) -> tuple[Any, Any, Any]:
+    import numpy as np
+
+    if raw.ndim != 2 or raw.shape[1] < 3 or raw.dtype.kind not in "fiu":
+        raise ValueError(f"{f}: points must be (N, 3+) numbers, x y z [intensity], got {raw.dtype} {tuple(raw.shape)}")
+    return raw[:, :3].astype(np.float64), (raw[:, 3].astype(np.float32) if raw.shape[1] > 3 else None), None
+
+
+def read_point_file(f: Path, label_field: str | None = "label") -> tuple[Any, Any, Any]:
+    """One scan: points ``(N, 3)`` float32, intensities ``(N,)`` float32 or None, labels ``(N,)`` int64 or
+    None; a file that cannot be read, or with a NaN or infinite point, is one line naming it."""
+    import numpy as np
+
+    suffix = f.suffix.lower()
+    if suffix == ".bin":
+        raw = np.fromfile(f, dtype="<f4")
+        if raw.size % 4:
+            raise ValueError(f"{f}: {raw.size * 4} bytes are not whole points of 4 float32 (x y z intensity)")
+        xyz, inten, labels = _array(f, raw.reshape(-1, 4))
+    elif suffix == ".npy":
+        from occkit.fileio import load_npy
+
+        xyz, inten, labels = _array(f, load_npy(f, "point file"))
+    elif suffix == ".pcd":
+        xyz, inten, labels = _pcd(f, label_field)
+    elif suffix == ".ply":
+        xyz, inten, labels = _ply(f, label_field)
+    else:
+        xyz, inten, labels = _las(f, label_field)
+    bad = ~np.isfinite(xyz).all(1)
+    if bad.any():
+        raise ValueError(f"{f}: {int(bad.sum())} of {len(xyz)} points are NaN or infinite (drop them from the file)")
+    return np.ascontiguousarray(xyz, dtype=np.float32), inten, labels
+
+
+# ---- the poses -------------------------------------------------------------------------------------
+
+
+def read_poses(path: Path, rate: float) -> tuple[str, list[tuple[int, Any]]]:
+    """``(format, [(timestamp in microseconds, T_world_from_scan (4, 4)), ...])`` of a poses file:
+    KITTI's 12 numbers a row (timestamps ``i / rate`` s) or TUM's ``t x y z qx qy qz qw``."""
+    import numpy as np
+
+    from occkit.geometry.transforms import rigid_problem
+
+    rows = read_lines(path, "--poses")
+    if not rows:
+        raise ValueError(f"--poses {path}: holds no pose")
+    out, kind = [], None
+    for i, s in rows:
+        try:
+            v = [float(x) for x in s.replace(",", " ").split()]
+        except ValueError:
+            raise ValueError(f"--poses {path}: line {i}: {s[:60]!r} is not numbers") from None
+        k = {12: "kitti", 8: "tum"}.get(len(v))
+        if k is None:
+            raise ValueError(
+                f"--poses {path}: line {i} has {len(v)} numbers; want 12 a row (KITTI: a 3 x 4 matrix) or 8 "
+                "(TUM: t x y z qx qy qz qw)"
+            )
+        if kind is not None and k != kind:
+            raise ValueError(
+                f"--poses {path}: line {i} is a {k.upper()} row after {kind.upper()} rows (one format a file)"
+            )
+        kind, where = k, f"--poses {path}: line {i}"
+        if k == "kitti":
+            T = np.eye(4)
+            T[:3] = np.asarray(v, np.float64).reshape(3, 4)
+            why = rigid_problem(T) if np.isfinite(T).all() else "not finite"
+            if why:
+                raise ValueError(f"{where}: the pose is {why}")
+            out.append((round(len(out) * 1e6 / rate), T))
+        else:
+            out.append((round(v[0] * 1e6), matrix(v[1:4], [v[7], v[4], v[5], v[6]], "ego_pose", where)))
+    return kind or "", out
+
+
+def _lidar_pose(options: Mapping[str, Any]) -> Any:
+    """``--lidar-pose 'X Y Z [QW QX QY QZ]'``: ``T_ego_from_lidar`` (identity when not given)."""
+    import numpy as np
+
+    s = options.get("lidar_pose")
+    if not s:
+        return np.eye(4)
+    try:
+        v = [float(x) for x in str(s).replace(",", " ").split()]
+    except ValueError:
+        v = []
+    if len(v) not in (3, 7):
+        raise ValueError(f"--lidar-pose {s!r}: want 'X Y Z' or 'X Y Z QW QX QY QZ' (the LiDAR in the ego frame)")
+    return matrix(v[:3], v[3:] if len(v) == 7 else [1.0, 0.0, 0.0, 0.0], "extrinsic", f"--lidar-pose {s!r}")
+
+
+# ---- the recording ---------------------------------------------------------------------------------
+
+
+def _keyframes(files: list[Path], options: Mapping[str, Any]) -> list[bool]:
+    """``--keyframes FILE`` (a scan's file name or stem a line), else every ``--keyframe-every`` N-th scan."""
+    f = options.get("keyframes")
+    if not f:
+        n = keyframe_every(options, 10)
+        return [i % n == 0 for i in range(len(files))]
+    names = {p.name: i for i, p in enumerate(files)} | {p.stem: i for i, p in enumerate(files)}
+    chosen = set()
+    for line, s in read_lines(f, "--keyframes"):
+        if Path(s).name not in names:
+            raise ValueError(f"--keyframes {f}: line {line}: {s!r} is not a point file of the folder")
+        chosen.add(names[Path(s).name])
+    return [i in chosen for i in range(len(files))]
+
+
+def _open(path: Path, options: Mapping[str, Any]) -> Recording:
+    files = point_files(path)
+    if not files:
+        raise ValueError(f"--data {path}: holds no point file ({', '.join(SUFFIXES)})")
+    stems: dict[str, Path] = {}
+    for p in files:
+        if p.stem in stems:
+            raise ValueError(f"--data {path}: {stems[p.stem].name} and {p.name} are one scan's name twice")
+        stems[p.stem] = p
+    poses_file = Path(options.get("poses") or path / "poses.txt")
+    if not poses_file.is_file():
+        raise FileNotFoundError(
+            f"--poses {poses_file}: no such file (each scan's pose in the world, one row a scan: KITTI's 12 numbers "
+            "or TUM's t x y z qx qy qz qw)"
+        )
+    rate = options.get("rate") or 10.0
+    if not rate > 0:
+        raise ValueError(f"--rate {rate!r}: must be a positive number of scans a second")
+    kind, poses = read_poses(poses_file, float(rate))
+    if len(poses) < len(files):
+        raise ValueError(f"--poses {poses_file}: {len(poses)} pose rows for {len(files)} point files in {path}")
+    keyframes = _keyframes(files, options)
+    T_el = _lidar_pose(options)
+    size, center = read_ego_box(options)
+    classes = read_classes(options)
+    label_field = options.get("label_field", "label") or None
+    scene = path.resolve().name
+
+    def read(name: str, load_points: bool) -> Any:
+        return _scene(name, path, files, poses, keyframes, T_el, (size, center), classes, label_field, load_points)
+
+    used = f"the first {len(files)} of {len(poses)}" if len(poses) > len(files) else f"{len(poses)}"
+    return Recording(
+        reader="points",
+        source=path,
+        options=dict(options),
+        classes=classes,
+        scenes=[scene],
+        read=read,
+        describe=f"point files {path}: {len(files)} scans, {used} {kind.upper()} poses of {poses_file.name}",
+    )
+
+
+def _scene(
+    name: str,
+    folder: Path,
+    files: list[Path],
+    poses: list[tuple[int, Any]],
+    keyframes: list[bool],
+    T_el: Any,
+    ego: tuple[Any, Any],
+    classes: tuple[str, ...],
+    label_field: str | None,
+    load_points: bool,
+) -> Any:
+    import numpy as np
+
+    from occkit.data.scene_record import SceneRecord, Sweep, check_record
+
+    T_le = np.linalg.inv(T_el)
+    sweeps = []
+    for f, (ts, T_ws), kf in zip(files, poses, keyframes):
+        if load_points:
+            xyz, inten, labels = read_point_file(f, label_field)
+        else:
+            xyz, inten, labels = np.zeros((0, 3), np.float32), None, None
+        sweeps.append(
+            Sweep(
+                token=f.stem,
+                timestamp=ts,
+                sensor="LIDAR",
+                T_global_from_ego=T_ws @ T_le,
+                points=xyz,
+                labels=labels,
+                intensity=inten,
+                keyframe=kf,
+                source=str(f),
+            )
+        )
+    rec = SceneRecord(
+        name=name,
+        sweeps=sweeps,
+        lidars={"LIDAR": T_el},
+        classes=classes,
+        ego_size=ego[0],
+        ego_center=ego[1],
+        source=str(folder),
+    )
+    check_record(rec)
+    return rec
+
+
+READER = RecordingReader(
+    name="points",
+    description="a folder of point files (.bin, .npy, .pcd, .ply, .las/.laz) with a poses file (KITTI or TUM rows)",
+    detect=_detect,
+    open=_open,
+    options=(
+        ReaderOption(
+            "--poses",
+            help="each scan's pose in the world, one row a scan: KITTI's 12 numbers or TUM's t x y z qx qy qz qw "
+            "(default FOLDER/poses.txt)",
+            metavar="FILE",
+        ),
+        ReaderOption("--rate", help="scans a second of a KITTI poses file (default 10)", type=float, metavar="HZ"),
+        ReaderOption(
+            "--lidar-pose",
+            help="the LiDAR in the ego frame, 'X Y Z [QW QX QY QZ]' (T_ego_from_lidar; default: the ego frame is "
+            "the LiDAR's)",
+            metavar="'X Y Z ...'",
+        ),
+        LABEL_FIELD,
+        KEYFRAME_EVERY,
+        KEYFRAMES,
+        CLASSES,
+        EGO_BOX,
+    ),
+    priority=60,
+    extra="pcd,las",
+)

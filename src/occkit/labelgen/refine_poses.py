@@ -1,0 +1,279 @@
+"""``occkit label --refine-poses``: the recorded ego poses refined by LiDAR registration (docs/labels.md,
+"Imperfect recordings").
+
+Two steps per scene:
+
+1. **Odometry**: every sweep's returns (ego frame, the ground and the ego vehicle left out: the rings a
+   LiDAR draws on the ground move with the sensor and pull a registration towards no motion) registered
+   to a local map of the sweeps before it, by KISS-ICP (``kiss-icp``: adaptive-threshold point-to-point
+   ICP on a voxel hash map). A step the registration cannot make (too few points, or a motion that
+   disagrees with the recorded one by more than ``max_disagreement``) is reported by sweep and gives no
+   edge: the recorded poses keep that stretch.
+2. **Fusion**: a pose graph whose nodes are the sweeps' ego poses, with an edge per odometry step
+   (standard deviation ``odometry_sigma``) and a prior per sweep at its recorded pose (``prior_sigma``: by
+   default estimated from how far the recorded steps disagree with the odometry's, so that exact poses are
+   kept and noisy ones follow the registration), solved by sparse nonlinear least squares (scipy). The
+   refined trajectory keeps the recorded poses' frame and their absence of long-term drift, and takes its
+   shape from the registration.
+
+Each sweep's correction (metres, degrees) is reported. :func:`fuse_poses` is pure and tested by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from occkit.data.scene_record import SceneRecord
+
+
+@dataclass(frozen=True)
+class PoseRefinement:
+    """The registration's and the fusion's settings (``occkit label --set refine_...``)."""
+
+    voxel_size: float = 0.5
+    """Metres: the registration's map voxel (KISS-ICP's; the sweep is sampled at 1.5 x this)."""
+    max_range: float = 100.0
+    """Metres: returns farther than this are not registered."""
+    min_range: float = 2.0
+    """Metres: returns nearer than this are not registered."""
+    ground_clearance: float = 0.3
+    """Metres above the sweep's ground level (its lowest dense band of returns) below which returns are
+    not registered."""
+    min_points: int = 200
+    """Returns a sweep needs after the filters to be registered."""
+    max_disagreement: float = 1.0
+    """Metres (and ten times as many degrees): an odometry step farther than this from the recorded
+    step is not trusted (reported; no edge)."""
+    odometry_sigma: float = 0.02
+    """Metres: the standard deviation of an odometry step."""
+    odometry_rotation_sigma: float = 0.05
+    """Degrees: the standard deviation of an odometry step's rotation."""
+    prior_sigma: float | None = None
+    """Metres: the standard deviation of a recorded pose; None: estimated from the data (the recorded steps'
+    disagreement with the odometry's, :func:`prior_sigma_from_steps`)."""
+    prior_rotation_sigma: float = 0.1
+    """Degrees: the standard deviation of a recorded pose's rotation (an INS's heading is good to about this;
+    a registration drifts in rotation first)."""
+    min_prior_sigma: float = 0.01
+    """Metres: the estimate of :attr:`prior_sigma` is at least this."""
+
+
+def _rotvec(R: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_matrix(R).as_rotvec()
+
+
+def _exp(d: np.ndarray) -> np.ndarray:
+    """The 4x4 transform of a perturbation ``d = (rotation vector, translation)``."""
+    from scipy.spatial.transform import Rotation
+
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_rotvec(d[:3]).as_matrix()
+    T[:3, 3] = d[3:]
+    return T
+
+
+def _log(T: np.ndarray) -> np.ndarray:
+    return np.concatenate([_rotvec(T[:3, :3]), T[:3, 3]])
+
+
+def prior_sigma_from_steps(
+    priors: list[np.ndarray], edges: list[tuple[int, int, np.ndarray]], odometry_sigma: float, floor: float
+) -> float:
+    """The recorded poses' standard deviation (metres) the data says: a recorded step between two sweeps
+    disagrees with the odometry's by two recorded errors and one odometry error, so the mean squared
+    disagreement per axis is ``2 sigma_p^2 + sigma_o^2``; its median (over three axes, 0.789 of the mean for
+    normal errors) is taken, so that a few jumps do not pass for noise. At least ``floor``; ``floor`` when
+    there is no edge."""
+    if not edges:
+        return floor
+    d2 = []
+    for i, j, z in edges:
+        rec_step = np.linalg.inv(priors[i]) @ priors[j]
+        d2.append(float(np.sum((np.linalg.inv(rec_step) @ z)[:3, 3] ** 2)) / 3)
+    mean_sq = float(np.median(d2)) / 0.789  # the median of a chi-square of 3 degrees over 3 is 0.789
+    return max(floor, math.sqrt(max(mean_sq - odometry_sigma**2, 0.0) / 2))
+
+
+def fuse_poses(
+    priors: list[np.ndarray],
+    edges: list[tuple[int, int, np.ndarray]],
+    odometry_sigma: float,
+    prior_sigma: float,
+    odometry_rotation_sigma: float | None = None,
+    prior_rotation_sigma: float | None = None,
+    jump_sigmas: float | None = 5.0,
+) -> tuple[list[np.ndarray], list[int]]:
+    """The poses ``X_i`` (4x4) that best fit the recorded ``priors`` (``X_i ~ P_i``, standard deviation
+    ``prior_sigma`` m and ``prior_rotation_sigma`` degrees) and the relative ``edges`` ``(i, j, Z)``
+    (``X_i^-1 X_j ~ Z``, ``odometry_sigma`` m and ``odometry_rotation_sigma`` degrees; a rotation sigma not
+    given: the metres' tenth, in radians), by sparse least squares on right perturbations
+    ``X_i = P_i exp(d_i)``; and the sweeps whose recorded pose was taken as a jump.
+
+    A recorded pose farther than ``jump_sigmas`` standard deviations from the fit is a jump: its prior is
+    dropped and the fit made again (up to three rounds, at most half the priors), so that one bad pose is
+    placed by its steps instead of being spread over its neighbours. None: no jumps."""
+    n = len(priors)
+    P = [np.asarray(p, dtype=np.float64) for p in priors]
+    if n == 0 or not edges:
+        return P, []
+    rp = math.radians(prior_rotation_sigma) if prior_rotation_sigma is not None else prior_sigma / 10
+    ro = math.radians(odometry_rotation_sigma) if odometry_rotation_sigma is not None else odometry_sigma / 10
+    w_p = np.array([1 / rp] * 3 + [1 / prior_sigma] * 3)
+    w_o = np.array([1 / ro] * 3 + [1 / odometry_sigma] * 3)
+    active = np.ones(n, bool)
+    d = _solve(P, edges, w_p, w_o, active)
+    for _ in range(3 if jump_sigmas is not None else 0):
+        whitened = np.linalg.norm(d[:, 3:], axis=1) / prior_sigma
+        jump = active & (whitened > jump_sigmas)
+        if not jump.any() or (~(active & ~jump)).sum() > n // 2:
+            break
+        active &= ~jump
+        d = _solve(P, edges, w_p, w_o, active)
+    return [P[i] @ _exp(d[i]) for i in range(n)], np.nonzero(~active)[0].tolist()
+
+
+def _solve(
+    P: list[np.ndarray], edges: list[tuple[int, int, np.ndarray]], w_p: np.ndarray, w_o: np.ndarray, active: np.ndarray
+) -> np.ndarray:
+    """The perturbations ``(n, 6)`` of the least-squares fit with the priors ``active`` says."""
+    from scipy.optimize import least_squares
+    from scipy.sparse import lil_matrix
+
+    n = len(P)
+    Zinv = [np.linalg.inv(z) for _, _, z in edges]
+    wp = w_p[None] * active[:, None]
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        d = x.reshape(n, 6)
+        X = [P[i] @ _exp(d[i]) for i in range(n)]
+        out = [(d * wp).ravel()]
+        for (i, j, _), zi in zip(edges, Zinv):
+            out.append(_log(zi @ np.linalg.inv(X[i]) @ X[j]) * w_o)
+        return np.concatenate(out)
+
+    S = lil_matrix((6 * n + 6 * len(edges), 6 * n), dtype=np.int8)
+    for i in range(n):
+        S[6 * i : 6 * i + 6, 6 * i : 6 * i + 6] = 1
+    for k, (i, j, _) in enumerate(edges):
+        r = 6 * n + 6 * k
+        S[r : r + 6, 6 * i : 6 * i + 6] = 1
+        S[r : r + 6, 6 * j : 6 * j + 6] = 1
+    sol = least_squares(residuals, np.zeros(6 * n), jac_sparsity=S, method="trf", x_scale="jac", xtol=1e-10)
+    return sol.x.reshape(n, 6)
+
+
+def _registration_points(rec: SceneRecord, i: int, ref: PoseRefinement, ego_margin: float) -> np.ndarray:
+    """Sweep ``i``'s returns in the ego frame that the registration uses: within range, not the ego
+    vehicle's, above the sweep's ground level by ``ground_clearance``."""
+    from occkit.labelgen.steps import ego_points
+
+    s = rec.sweeps[i]
+    T_el = rec.lidars[s.sensor]
+    p = s.points.astype(np.float64)
+    r = np.linalg.norm(p, axis=1)
+    p = p[(r >= ref.min_range) & (r <= ref.max_range)] @ T_el[:3, :3].T + T_el[:3, 3]
+    p = p[~ego_points(p, rec.ego_size, rec.ego_center, ego_margin)]
+    if len(p) == 0:
+        return p
+    near = np.hypot(p[:, 0], p[:, 1]) < 20.0
+    z = p[near, 2] if near.sum() >= 50 else p[:, 2]
+    ground = float(np.percentile(z, 10))  # most near returns are the ground
+    return p[p[:, 2] > ground + ref.ground_clearance]
+
+
+def lidar_odometry(
+    rec: SceneRecord, ref: PoseRefinement, ego_margin: float = 0.2
+) -> tuple[list[tuple[int, int, np.ndarray]], list[str]]:
+    """KISS-ICP odometry over the scene's sweeps in time order: the relative ego motions
+    ``(i, j, T_ego_i_from_ego_j)`` between consecutive registered sweeps, and one line per sweep the
+    registration could not use or did not trust."""
+    try:
+        from kiss_icp.config import KISSConfig
+        from kiss_icp.kiss_icp import KissICP
+    except ImportError:
+        raise ValueError(
+            "--refine-poses: kiss-icp is not installed (pip install 'occkit[refine]', or pip install kiss-icp)"
+        ) from None
+    cfg = KISSConfig()
+    cfg.data.deskew = False
+    cfg.data.max_range = ref.max_range
+    cfg.data.min_range = 0.0
+    cfg.mapping.voxel_size = ref.voxel_size
+    cfg.registration.max_num_threads = 1
+    kiss = KissICP(cfg)
+    edges: list[tuple[int, int, np.ndarray]] = []
+    problems: list[str] = []
+    last: int | None = None
+    prev_pose = np.eye(4)
+    for i, s in enumerate(rec.sweeps):
+        p = _registration_points(rec, i, ref, ego_margin)
+        if len(p) < ref.min_points:
+            problems.append(f"sweep {s.token}: {len(p)} returns to register (< {ref.min_points}): recorded pose kept")
+            continue
+        kiss.register_frame(p, np.zeros(len(p)))
+        pose = kiss.last_pose.copy()
+        if last is not None:
+            step = np.linalg.inv(prev_pose) @ pose
+            rec_step = np.linalg.inv(rec.sweeps[last].T_global_from_ego) @ s.T_global_from_ego
+            dev = np.linalg.inv(rec_step) @ step
+            dt = float(np.linalg.norm(dev[:3, 3]))
+            da = math.degrees(float(np.linalg.norm(_rotvec(dev[:3, :3]))))
+            if dt > ref.max_disagreement or da > 10 * ref.max_disagreement:
+                problems.append(
+                    f"sweep {s.token}: registration disagrees with the recorded motion by {dt:.2f} m, {da:.2f} deg "
+                    "(no odometry edge: recorded pose kept there)"
+                )
+                kiss = KissICP(cfg)  # start afresh from this sweep
+                kiss.register_frame(p, np.zeros(len(p)))
+                pose = kiss.last_pose.copy()
+            else:
+                edges.append((last, i, step))
+        prev_pose, last = pose, i
+    return edges, problems
+
+
+def refine_record_poses(
+    rec: SceneRecord, ref: PoseRefinement | None = None, ego_margin: float = 0.2
+) -> tuple[SceneRecord, dict[str, Any]]:
+    """``rec`` with every sweep's ego pose refined (:func:`lidar_odometry` then :func:`fuse_poses`), and
+    the report: each sweep's correction (metres, degrees), the steps registered, the problems."""
+    ref = ref or PoseRefinement()
+    edges, problems = lidar_odometry(rec, ref, ego_margin)
+    priors = [s.T_global_from_ego for s in rec.sweeps]
+    sigma = ref.prior_sigma
+    if sigma is None:
+        sigma = prior_sigma_from_steps(priors, edges, ref.odometry_sigma, ref.min_prior_sigma)
+    fused, jumps = fuse_poses(
+        priors, edges, ref.odometry_sigma, sigma, ref.odometry_rotation_sigma, ref.prior_rotation_sigma
+    )
+    for i in jumps:
+        off = float(np.linalg.norm(fused[i][:3, 3] - priors[i][:3, 3]))
+        problems.append(
+            f"sweep {rec.sweeps[i].token}: recorded pose {off:.2f} m from where its steps place it: taken as a jump"
+        )
+    sweeps, corr_m, corr_deg = [], [], []
+    for s, P, X in zip(rec.sweeps, priors, fused):
+        dev = np.linalg.inv(P) @ X
+        corr_m.append(float(np.linalg.norm(X[:3, 3] - P[:3, 3])))
+        corr_deg.append(math.degrees(float(np.linalg.norm(_rotvec(dev[:3, :3])))))
+        sweeps.append(replace(s, T_global_from_ego=X))
+    report = {
+        "sweeps": len(rec.sweeps),
+        "odometry_edges": len(edges),
+        "prior_sigma_m": _r(sigma),
+        "correction_m": {"mean": _r(np.mean(corr_m)), "max": _r(np.max(corr_m))},
+        "correction_deg": {"mean": _r(np.mean(corr_deg)), "max": _r(np.max(corr_deg))},
+        "per_sweep": {s.token: [_r(m), _r(a)] for s, m, a in zip(rec.sweeps, corr_m, corr_deg)},
+        "problems": problems,
+    }
+    return replace(rec, sweeps=sweeps), report
+
+
+def _r(v: float) -> float:
+    return round(float(v), 4)

@@ -1,0 +1,294 @@
+"""``occkit label --data FOLDER`` of point files (occkit.data.recordings.points): a synthetic rig's sweeps
+written as ``.pcd`` (by pypcd4), ``.bin``, ``.ply`` and ``.npy`` with a TUM poses file label as the rig
+route does without labels, boxes and cameras; ``.las`` (written by laspy), ``.pcd`` and ``.ply`` carry point
+labels; KITTI poses rows; each bad input one line naming the file and the cause."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from occkit.cli import main
+
+EGO_BOX = "4.1 1.8 1.6 1.3 0 0.8"  # the synthetic rig's (rig.json "ego")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ptw") / "w"
+    argv = ["synth", "--out", str(out), "--scenes", "1", "--frames", "2", "--image-size", "48", "80"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*argv, "--sweeps", "2", "--beams", "8"]) == 0
+    return out
+
+
+def _label(data: Path, out: Path, *extra: str) -> int:
+    with contextlib.redirect_stdout(io.StringIO()):
+        return main(["label", "--data", str(data), "--out", str(out), *extra])
+
+
+def _sweeps(world: Path) -> list[dict]:
+    return json.loads((world / "rig" / "scene-0000" / "sweeps.json").read_text())["sweeps"]
+
+
+def _lidar_pose(world: Path) -> dict:
+    return json.loads((world / "rig" / "rig.json").read_text())["lidars"]["LIDAR_TOP"]
+
+
+def _matrix(pose: dict) -> np.ndarray:
+    from occkit.geometry.transforms import transform_from_pose
+
+    return transform_from_pose(pose["translation"], pose["rotation"]).numpy()
+
+
+def _write_ply(f: Path, pts: np.ndarray, labels: np.ndarray | None = None) -> None:
+    """A binary little-endian PLY, written from the format's published header rules."""
+    cols = [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")] + (
+        [("label", "<u2")] if labels is not None else []
+    )
+    arr = np.zeros(len(pts), dtype=cols)
+    for k, c in enumerate(["x", "y", "z", "intensity"]):
+        arr[c] = pts[:, k]
+    if labels is not None:
+        arr["label"] = labels
+    props = "".join(f"property {'float' if t == '<f4' else 'ushort'} {n}\n" for n, t in cols)
+    head = f"ply\nformat binary_little_endian 1.0\ncomment occkit test\nelement vertex {len(pts)}\n{props}end_header\n"
+    f.write_bytes(head.encode() + arr.tobytes())  # fmt: skip
+
+
+def _write_pcd(f: Path, pts: np.ndarray, labels: np.ndarray | None = None) -> None:
+    from pypcd4 import PointCloud
+
+    if labels is None:
+        PointCloud.from_xyzi_points(pts[:, :4]).save(f)
+    else:
+        PointCloud.from_xyzil_points(np.column_stack([pts[:, :4], labels]), label_type=np.uint32).save(f)
+
+
+def _write_las(f: Path, pts: np.ndarray, labels: np.ndarray | None = None) -> None:
+    import laspy
+
+    las = laspy.LasData(laspy.LasHeader(point_format=3, version="1.2"))
+    las.header.offsets, las.header.scales = [0.0, 0.0, 0.0], [1e-6, 1e-6, 1e-6]
+    xyz = pts[:, :3].astype(np.float64)  # laspy scales in the dtype it is given: float64 keeps 1e-6 m
+    las.x, las.y, las.z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    las.intensity = np.round(pts[:, 3]).astype(np.uint16)
+    if labels is not None:
+        las.add_extra_dim(laspy.ExtraBytesParams(name="label", type=np.uint16))
+        las.label = labels
+    las.write(f)
+
+
+WRITERS = {
+    ".pcd": _write_pcd,
+    ".bin": lambda f, p, labels=None: p[:, :4].astype("<f4").tofile(f),
+    ".ply": _write_ply,
+    ".npy": lambda f, p, labels=None: np.save(f, p[:, :4]),
+    ".las": _write_las,
+}
+
+
+def _tum(world: Path) -> str:
+    """The rig's LiDAR poses (ego pose @ extrinsic) as TUM rows, stamped with the sweeps' times."""
+    import torch
+
+    from occkit.geometry.transforms import pose_from_transform
+
+    L = _matrix(_lidar_pose(world))
+    rows = []
+    for s in _sweeps(world):
+        p = pose_from_transform(torch.from_numpy(_matrix(s["ego_pose"]) @ L))
+        (x, y, z), (qw, qx, qy, qz) = p["translation"], p["rotation"]
+        ts = s["timestamp"]
+        rows.append(f"{ts // 1_000_000}.{ts % 1_000_000:06d} {x!r} {y!r} {z!r} {qx!r} {qy!r} {qz!r} {qw!r}\n")
+    return "".join(rows)
+
+
+def _lidar_option(world: Path) -> str:
+    p = _lidar_pose(world)
+    return " ".join(repr(float(v)) for v in [*p["translation"], *p["rotation"]])
+
+
+def _folder(world: Path, folder: Path, suffixes: list[str], labels: bool = False) -> Path:
+    folder.mkdir(parents=True)
+    for i, s in enumerate(_sweeps(world)):
+        z = np.load(world / "rig" / "scene-0000" / s["points"])
+        suffix = suffixes[i % len(suffixes)]
+        lab = z["labels"] if labels and "labels" in z.files else None
+        WRITERS[suffix](folder / f"{i:06d}{suffix}", z["points"], lab) if lab is not None else WRITERS[suffix](
+            folder / f"{i:06d}{suffix}", z["points"]
+        )
+    (folder / "poses.txt").write_text(_tum(world))
+    return folder  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rig_route(world, tmp_path_factory) -> Path:
+    """The rig's labels from geometry alone: no point labels, boxes or cameras."""
+    rig = tmp_path_factory.mktemp("geom") / "rig"
+    shutil.copytree(world / "rig", rig)
+    meta = json.loads((rig / "rig.json").read_text())
+    meta["cameras"] = {}
+    (rig / "rig.json").write_text(json.dumps(meta))
+    (rig / "scene-0000" / "boxes.json").unlink()
+    for f in (rig / "scene-0000" / "lidar").glob("*.npz"):
+        z = dict(np.load(f))
+        z.pop("labels", None)
+        np.savez(f, **z)
+    out = rig.parent / "labels"
+    assert _label(rig, out) == 0
+    return out
+
+
+def _labels_by_time(out: Path) -> dict[int, dict[str, np.ndarray]]:
+    ann = json.loads((out / "annotations.json").read_text())
+    return {
+        info["timestamp"]: dict(np.load(out / info["gt_path"]))
+        for infos in ann["scene_infos"].values()
+        for info in infos.values()
+    }
+
+
+def test_a_folder_of_pcd_bin_ply_npy_files_labels_as_the_rig_from_geometry(world, rig_route, tmp_path):
+    pytest.importorskip("pypcd4")
+    folder = _folder(world, tmp_path / "scans", [".pcd", ".bin", ".ply", ".npy"])
+    (tmp_path / "kf.txt").write_text("000000.pcd\n000003\n")  # a file's name or its stem
+    out = tmp_path / "lab"
+    assert _label(folder, out, "--keyframes", str(tmp_path / "kf.txt"), "--lidar-pose", _lidar_option(world),
+                  "--ego-box", EGO_BOX) == 0  # fmt: skip
+    a, b = _labels_by_time(rig_route), _labels_by_time(out)
+    assert sorted(a) == sorted(b) and len(a) == 2  # keyframes matched by timestamp (TUM's, in microseconds)
+    for t in a:
+        for k in a[t]:
+            assert np.array_equal(a[t][k], b[t][k]), (t, k, int((a[t][k] != b[t][k]).sum()))
+    ann = json.loads((out / "annotations.json").read_text())
+    assert list(ann["scene_infos"]) == ["scans"] and list(ann["scene_infos"]["scans"]) == ["000000", "000003"]
+
+
+@pytest.mark.parametrize("suffix", [".pcd", ".ply", ".las"])
+def test_point_labels_are_read_from_a_label_field(world, tmp_path, suffix):
+    pytest.importorskip({".pcd": "pypcd4", ".las": "laspy", ".ply": "numpy"}[suffix])
+    from occkit.data.recordings.points import read_point_file
+
+    s = _sweeps(world)[0]
+    z = np.load(world / "rig" / "scene-0000" / s["points"])
+    f = tmp_path / f"scan{suffix}"
+    WRITERS[suffix](f, z["points"], z["labels"])
+    xyz, inten, labels = read_point_file(f)
+    tol = 1e-6 if suffix == ".las" else 0.0  # LAS keeps integers of 1e-6 m here
+    assert np.allclose(xyz, z["points"][:, :3], rtol=0, atol=tol) and xyz.dtype == np.float32
+    assert np.array_equal(labels, z["labels"].astype(np.int64))
+    want = np.round(z["points"][:, 3]) if suffix == ".las" else z["points"][:, 3]
+    assert np.array_equal(inten, want.astype(np.float32))
+    assert read_point_file(f, label_field="class")[2] is None  # no such field: no labels
+
+
+def test_kitti_pose_rows_and_the_rate_give_the_poses_and_times(world, tmp_path):
+    folder = _folder(world, tmp_path / "scans", [".npy"])
+    L = _matrix(_lidar_pose(world))
+    rows = [_matrix(s["ego_pose"]) @ L for s in _sweeps(world)]
+    (folder / "poses.txt").write_text("".join(" ".join(f"{v:.17g}" for v in T[:3].ravel()) + "\n" for T in rows))
+    from occkit.data.recordings.registry import open_recording
+
+    rec = open_recording(folder, None, {"rate": 4.0, "lidar_pose": _lidar_option(world), "keyframe_every": 2})
+    r = rec.read_scene("scans")
+    assert [s.timestamp for s in r.sweeps] == [0, 250_000, 500_000, 750_000]
+    assert [s.keyframe for s in r.sweeps] == [True, False, True, False]
+    for s, sw in zip(r.sweeps, _sweeps(world)):
+        assert np.allclose(s.T_global_from_ego, _matrix(sw["ego_pose"]), atol=1e-9)
+    assert "KITTI" in rec.describe
+
+
+def _fewer_poses(world, folder):
+    rows = (folder / "poses.txt").read_text().splitlines()
+    (folder / "poses.txt").write_text("\n".join(rows[:2]) + "\n")
+    return ["2 pose rows for 4 point files", "poses.txt"]
+
+
+def _mixed_rows(world, folder):
+    rows = (folder / "poses.txt").read_text().splitlines()
+    rows[2] = " ".join(["0"] * 12)
+    (folder / "poses.txt").write_text("\n".join(rows) + "\n")
+    return ["poses.txt: line 3 is a KITTI row after TUM rows"]
+
+
+def _bad_pcd(world, folder):
+    (folder / "000001.bin").unlink()
+    (folder / "000001.pcd").write_bytes(b"# .PCD v0.7\nVERSION 0.7\nFIELDS x y\nnot a header\n")
+    return ["000001.pcd: cannot be read as a .pcd"]
+
+
+def _bad_las(world, folder):
+    (folder / "000001.bin").unlink()
+    (folder / "000001.las").write_bytes(b"LASF" + bytes(50))
+    return ["000001.las: cannot be read as a .las"]
+
+
+def _nan_points(world, folder):
+    p = np.load(folder / "000003.npy")
+    p[5, 2] = np.nan
+    np.save(folder / "000003.npy", p)
+    return ["000003.npy: 1 of", "NaN or infinite"]
+
+
+def _stray_keyframe(world, folder):
+    (folder.parent / "kf.txt").write_text("000000\n000009.bin\n")
+    return ["kf.txt: line 2: '000009.bin' is not a point file of the folder"]
+
+
+@pytest.mark.parametrize("spoil", [_fewer_poses, _mixed_rows, _bad_pcd, _bad_las, _nan_points, _stray_keyframe])
+def test_bad_point_files_are_refused_in_one_line_naming_the_file(world, tmp_path, capsys, spoil):
+    pytest.importorskip("pypcd4")
+    pytest.importorskip("laspy")
+    folder = _folder(world, tmp_path / "scans", [".pcd", ".bin", ".ply", ".npy"])
+    words = spoil(world, folder)
+    extra = ["--keyframes", str(tmp_path / "kf.txt")] if (tmp_path / "kf.txt").exists() else []
+    out = tmp_path / "lab"
+    capsys.readouterr()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["label", "--data", str(folder), "--out", str(out), "--keyframe-every", "3", *extra]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert all(w in err for w in words), err
+    assert not out.exists()
+
+
+def test_an_ascii_ply_is_read_with_its_labels(tmp_path):
+    from occkit.data.recordings.points import read_point_file
+
+    f = tmp_path / "scan.ply"
+    f.write_text(
+        "ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\nproperty float z\n"
+        "property uchar label\nelement face 0\nproperty list uchar int vertex_indices\nend_header\n"
+        "1.5 -2 0.25 3\n4 5 6 16\n"
+    )
+    xyz, inten, labels = read_point_file(f)
+    assert xyz.tolist() == [[1.5, -2.0, 0.25], [4.0, 5.0, 6.0]] and inten is None and labels.tolist() == [3, 16]
+
+
+def test_classes_and_the_ego_box_options_are_read_and_checked(tmp_path):
+    from occkit.data.recordings._shared import read_classes, read_ego_box
+    from occkit.labels import OCC3D_CLASSES
+
+    assert read_classes({}) == tuple(OCC3D_CLASSES[:17])  # a rig's default table
+    (tmp_path / "c.yaml").write_text("- road\n- car\n- tree\n")
+    (tmp_path / "c.json").write_text('{"0": "road", "1": "car"}')
+    (tmp_path / "m.yaml").write_text("0: road\n1: car\n")
+    assert read_classes({"classes": str(tmp_path / "c.yaml")}) == ("road", "car", "tree")
+    assert read_classes({"classes": str(tmp_path / "m.yaml")}) == ("road", "car")
+    assert read_classes({"classes": str(tmp_path / "c.json")}) == ("road", "car")  # JSON's keys are strings
+    (tmp_path / "gap.yaml").write_text("0: road\n2: car\n")
+    with pytest.raises(ValueError, match=r"gap.yaml: want a list of class names"):
+        read_classes({"classes": str(tmp_path / "gap.yaml")})
+    (tmp_path / "twice.yaml").write_text("[road, road]")
+    with pytest.raises(ValueError, match="given twice"):
+        read_classes({"classes": str(tmp_path / "twice.yaml")})
+    assert read_ego_box({"ego_box": "4 2 1.5 1 0 0.75"}) == ((4.0, 2.0, 1.5), (1.0, 0.0, 0.75))
+    with pytest.raises(ValueError, match="--ego-box"):
+        read_ego_box({"ego_box": "4 -2 1.5 1 0 0.75"})

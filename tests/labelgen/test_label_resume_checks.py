@@ -1,0 +1,159 @@
+"""What a stopped ``occkit label`` resumes from is checked: the resume key holds a fingerprint of the
+recording's content (an edited rig is labelled anew, not resumed with labels of the old one), and each
+finished scene's record is read back as the writer makes it (a record holding a list, or a label path
+edited to lead outside the folder, is said and its scene labelled again, never published). docs/labels.md."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from occkit.cli import main
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("resw") / "w"
+    argv = ["synth", "--out", str(out), "--scenes", "2", "--frames", "2", "--image-size", "48", "80"]
+    assert main([*argv, "--sweeps", "1", "--beams", "8"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def stopped(world, tmp_path_factory) -> Path:
+    """The hidden folder a label run of ``world`` left when stopped after its first scene."""
+    import occkit.labelgen.run as label_run
+
+    real = label_run.label_one_scene
+    calls: list[str] = []
+
+    def stop_on_second(job):
+        calls.append(job["scene"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(job)
+
+    label_run.label_one_scene = stop_on_second
+    try:
+        base = tmp_path_factory.mktemp("stopped")
+        assert main(["label", "--data", str(world), "--out", str(base / "lab")]) == 130
+    finally:
+        label_run.label_one_scene = real
+    part = base / ".lab.partial"
+    assert (part / ".label" / "scenes" / "scene-0000.json").is_file()
+    return part
+
+
+def _resume(world: Path, stopped: Path, tmp_path: Path, monkeypatch, edit=None) -> tuple[list[str], Path]:
+    """Copy the stopped run's folder to ``tmp_path``, ``edit`` it, run again; the scenes labelled."""
+    import occkit.labelgen.run as label_run
+
+    part = tmp_path / ".lab.partial"
+    shutil.copytree(stopped, part)
+    if edit is not None:
+        edit(part)
+    real = label_run.label_one_scene
+    labelled: list[str] = []
+
+    def counted(job):
+        labelled.append(job["scene"])
+        return real(job)
+
+    monkeypatch.setattr(label_run, "label_one_scene", counted)
+    assert main(["label", "--data", str(world), "--out", str(tmp_path / "lab")]) == 0
+    return labelled, tmp_path / "lab"
+
+
+def test_an_unchanged_recording_resumes_with_the_scene_it_lacks(world, stopped, tmp_path, monkeypatch, capsys):
+    labelled, _ = _resume(world, stopped, tmp_path, monkeypatch)
+    assert labelled == ["scene-0001"] and "resuming: 1 of 2 scenes" in capsys.readouterr().out
+
+
+def test_a_recording_edited_since_the_stop_is_labelled_anew(world, stopped, tmp_path, monkeypatch, capsys):
+    import os
+
+    assert json.loads((stopped / ".partial.json").read_text())["key"]["content"]
+    f = world / "rig" / "scene-0000" / "boxes.json"  # at the stopped run's path: the content alone differs
+    kept, st = f.read_bytes(), f.stat()
+    t = json.loads(kept)
+    t["boxes"][0]["center"][0] += 3.0  # an object moved in the recording of the finished scene
+    try:
+        f.write_text(json.dumps(t))
+        labelled, _ = _resume(world, stopped, tmp_path, monkeypatch)
+    finally:
+        f.write_bytes(kept)
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert sorted(labelled) == ["scene-0000", "scene-0001"]
+    assert "resuming" not in capsys.readouterr().out
+
+
+def test_a_points_file_rewritten_since_the_stop_changes_the_fingerprint(world):
+    import os
+
+    from occkit.data.recordings.registry import open_recording
+
+    rec = open_recording(world)
+    before = rec.content_fingerprint(["scene-0000"])
+    assert rec.content_fingerprint(["scene-0000"]) == before
+    assert rec.content_fingerprint(["scene-0001"]) != before
+    f = next((world / "rig" / "scene-0000" / "lidar").glob("*.npz"))
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    try:
+        assert rec.content_fingerprint(["scene-0000"]) != before
+    finally:
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert rec.content_fingerprint(["scene-0000"]) == before
+
+
+def test_a_resume_record_holding_a_list_is_said_and_its_scene_labelled_again(
+    world, stopped, tmp_path, monkeypatch, capsys
+):
+    def spoil(part: Path) -> None:
+        (part / ".label" / "scenes" / "scene-0000.json").write_text("[1, 2]")
+
+    labelled, out = _resume(world, stopped, tmp_path, monkeypatch, spoil)
+    said = capsys.readouterr()
+    assert sorted(labelled) == ["scene-0000", "scene-0001"] and "Traceback" not in said.err
+    assert ".label/scenes/scene-0000.json: not the record of scene 'scene-0000' (a list)" in said.out
+    assert len(json.loads((out / "annotations.json").read_text())["scene_infos"]["scene-0000"]) == 2
+
+
+def test_a_resume_record_whose_report_lost_a_figure_is_said_and_its_scene_labelled_again(
+    world, stopped, tmp_path, monkeypatch, capsys
+):
+    def spoil(part: Path) -> None:
+        f = part / ".label" / "scenes" / "scene-0000.json"
+        rec = json.loads(f.read_text())
+        rec["report"]["keyframes"] = "two"
+        f.write_text(json.dumps(rec))
+
+    labelled, out = _resume(world, stopped, tmp_path, monkeypatch, spoil)
+    assert sorted(labelled) == ["scene-0000", "scene-0001"]
+    assert "scene-0000.json: its report lacks keyframes (or holds another type)" in capsys.readouterr().out
+    assert json.loads((out / "report.json").read_text())["summary"]["keyframes"] == 4
+
+
+def test_a_resume_record_whose_label_path_leaves_the_folder_is_never_published(
+    world, stopped, tmp_path, monkeypatch, capsys
+):
+    victim = tmp_path / "victim.npz"
+    victim.write_bytes(b"not a label")
+
+    def spoil(part: Path) -> None:
+        f = part / ".label" / "scenes" / "scene-0000.json"
+        rec = json.loads(f.read_text())
+        first = next(iter(rec["infos"]))
+        rec["infos"][first]["gt_path"] = "../victim.npz"
+        f.write_text(json.dumps(rec))
+
+    labelled, out = _resume(world, stopped, tmp_path, monkeypatch, spoil)
+    assert sorted(labelled) == ["scene-0000", "scene-0001"]
+    assert "gt_path '../victim.npz' is not 'gts/scene-0000/" in capsys.readouterr().out
+    ann = json.loads((out / "annotations.json").read_text())
+    paths = [i["gt_path"] for s in ann["scene_infos"].values() for i in s.values()]
+    assert len(paths) == 4 and all(p.startswith("gts/") and (out / p).is_file() for p in paths)
+    assert victim.read_bytes() == b"not a label"

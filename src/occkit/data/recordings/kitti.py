@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from occkit.data.recordings._shared import KEYFRAME_EVERY
 from occkit.data.recordings.spec import ReaderOption, Recording, RecordingReader
 
 #: SemanticKITTI's learning classes as point classes (class 0, "empty" in the SSC labels, is the
@@ -600,13 +601,7 @@ READER = RecordingReader(
     detect=_detect,
     open=_open,
     options=(
-        ReaderOption(
-            "--keyframe-every",
-            "a keyframe every N sweeps (default: the scans with SSC labels in voxels/, else every 5th)",
-            type=int,
-            default=None,
-            metavar="N",
-        ),
+        KEYFRAME_EVERY,
         ReaderOption(
             "--lidar-height",
             f"the velodyne's height above the ground, metres: the ego frame's z = 0 (default {KITTI_LIDAR_HEIGHT}, "

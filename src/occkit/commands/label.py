@@ -255,7 +255,6 @@ def _run(args: argparse.Namespace, held: Any) -> int:
 
     opt = _options(args)
     rec = _open_recording(args)  # the recording's tables checked before any folder is made
-    target = plan_output(args, rec, opt)
     scenes = _scenes(args, rec, needs_boxes=opt.refine_boxes)
     if args.write_rig is not None:  # the recording as a rig folder, and no labels (docs/labels.md, "--write-rig")
         from occkit.commands.write_rig import write_rig
@@ -263,6 +262,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
         return write_rig(args.write_rig, rec, scenes, inputs={"--data": args.data})
     if args.out is None:
         raise ValueError("--out: required, the labels' folder (or --write-rig RIG to write --data as a rig folder)")
+    target = plan_output(args, rec, opt)  # the classes, grid and layout written, checked before any folder
     truth_lacks = _truth_lacks(args.data, scenes) if args.quality else None
     if truth_lacks and not _rays_scored(target):
         raise ValueError(
@@ -371,7 +371,9 @@ def _truth_lacks(data: Path, scenes: list[str]) -> str | None:
     from occkit.labelgen.truth import WorldTruth
 
     instead = "the labels are scored against the LiDAR's own ranges instead (ray consistency; docs/labels.md)"
-    if not (Path(data) / "annotations.json").is_file():
+    from occkit.labelgen.truth import TRUTH
+
+    if not (Path(data) / "annotations.json").is_file() and not (Path(data) / TRUTH / "annotations.json").is_file():
         return (
             f"{data} holds no truth to score against (a world occkit synth --sweeps K writes: annotations.json "
             f"with gts/ and extras/<scene>/sweeps.json): {instead}"
@@ -414,7 +416,8 @@ def _quality(
     if truth:  # the exact occupancy along the same rays: what voxels alone cost (grazing rays enter early)
         from occkit.labelgen.truth import WorldTruth
 
-        exact = score_labelled(rec, args.data, WorldTruth(args.data).infos, scenes, f.grid, free)
+        world = WorldTruth(args.data)  # its root: the dataset, or its truth/ (a KITTI-layout world)
+        exact = score_labelled(rec, world.root, world.infos, scenes, f.grid, free)
         out["rays_exact"] = {k: v for k, v in exact.items() if k != "per_keyframe"}
     return out
 

@@ -90,8 +90,16 @@ class LabelOptions:
     """Voxels: an empty column within this distance of a ground column is filled (0 = off); only
     columns some ray looked into are (rays that carry on above them: a column no sensor saw stays
     empty)."""
-    ground_classes: tuple[str, ...] = ("driveable_surface", "other_flat", "sidewalk", "terrain")
-    """Class names that are the ground (what :attr:`ground_fill` fills)."""
+    ground_classes: tuple[str, ...] = (
+        "driveable_surface",
+        "other_flat",
+        "sidewalk",
+        "terrain",
+        "road",
+        "parking",
+        "other-ground",
+    )
+    """Class names that are the ground (what :attr:`ground_fill` fills): Occ3D's and SemanticKITTI's."""
     erase_trails: bool = True
     """Static voxels hit by at most :attr:`trail_max_hits` sweeps and seen through by at least
     :attr:`trail_ratio` times as many become free."""

@@ -1,7 +1,8 @@
 """The synthetic world's truth for ``occkit label --quality``, read from the dataset ``occkit synth
 --sweeps`` wrote: the exact labels (``gts/``), the true sweep poses (``extras/<scene>/sweeps.json``),
 the objects' boxes (``extras/<scene>/<token>/objects.json``) and the LiDAR extrinsic
-(``annotations.json``)."""
+(``annotations.json``); in a world of a KITTI layout, the same files under ``truth/``, keyed by
+sequence and scan (docs/labels.md, "SemanticKITTI and KITTI-360 sequences")."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ def _inv(T: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Where a world written in another layout (``occkit synth --format semantickitti --sweeps K``) keeps its
+#: truth in Occ3D's schema (:mod:`occkit.worlds.driving.kitti_scans`).
+TRUTH = "truth"
+
 #: Sensor origins a keyframe's observable region is cast from (evenly spaced over its sweeps).
 MAX_ORIGINS = 8
 
@@ -32,6 +37,8 @@ class WorldTruth:
 
     def __init__(self, dataset: str | os.PathLike) -> None:
         self.root = Path(dataset)
+        if not (self.root / "annotations.json").is_file() and (self.root / TRUTH / "annotations.json").is_file():
+            self.root = self.root / TRUTH  # a KITTI-layout world: its truth in Occ3D's schema, keyed by sequence
         ann = read_json(self.root / "annotations.json")
         if not isinstance(ann, dict) or "scene_infos" not in ann:
             raise ValueError(f"{self.root / 'annotations.json'}: not an Occ3D-schema index (no scene_infos)")

@@ -15,7 +15,8 @@ from occkit.data.recordings.spec import ReaderOption
 
 KEYFRAME_EVERY = ReaderOption(
     "--keyframe-every",
-    help="a keyframe every N sweeps, the first one included (default: the reader's; 10 for ROS bags and point files)",
+    help="a keyframe every N sweeps, the first one included (default: the reader's; 10 for ROS bags and point files; "
+    "KITTI sequences: the scans with SSC labels, else every 5th)",
     type=int,
     default=None,
     metavar="N",

@@ -12,7 +12,14 @@ One sequence per scene, one frame per keyframe (``NNNNNN`` = frame index), in th
     sequences/<XX>/voxels/NNNNNN.bin    bit-packed: the LiDAR sweep voxelised (the SSC input)
     splits.json                         {"train": [...], "val": [...]} sequence names
 
-and, beside the official files (which stay exactly as SemanticKITTI has them), the synthetic
+With a rig folder in the export (``occkit synth --sweeps K`` writes ``rig/`` first) the sequences
+also hold the rig's sweeps as their raw scans (``velodyne/``, ``labels/``, ``times.txt``; KITTI-360's
+``data_3d_raw/``, ``data_poses/``), ``poses.txt`` then has a row a scan, the frames are named by their
+scan index (keyframe ``j`` is scan ``j (K + 1)``), and ``truth/`` holds the truth of ``occkit label
+--quality`` (:mod:`occkit.worlds.driving.kitti_scans`; docs/labels.md, "SemanticKITTI and KITTI-360
+sequences").
+
+Beside the official files (which stay exactly as SemanticKITTI has them) are the synthetic
 extras the oracle priors read::
 
     sequences/<XX>/extras/NNNNNN.npz            the front camera's exact maps: depth float32 (H, W)
@@ -76,6 +83,15 @@ from occkit.fileio import save_npz_atomic, write_bytes_atomic, write_json_atomic
 from occkit.geometry.grid import semantickitti_grid
 from occkit.geometry.transforms import apply_transform, invert_transform, make_transform
 from occkit.labels import kitti360_inverse_lut, semantickitti_inverse_lut
+from occkit.worlds.driving.config import frame_token
+from occkit.worlds.driving.kitti_scans import (
+    RigScans,
+    T_ego_from_reader_ego,
+    rig_scans,
+    write_keyframe_truth,
+    write_scans,
+    write_truth_index,
+)
 
 if TYPE_CHECKING:  # the driving package imports this module lazily; no import cycle at run time
     from occkit.worlds.driving.config import SynthConfig
@@ -203,6 +219,33 @@ class KittiLayout:
             seq / "poses.txt", "".join(" ".join(f"{x:.9e}" for x in p[:3].reshape(-1).tolist()) + "\n" for p in poses)
         )
 
+    #: Whether the layout holds each scan's point labels (SemanticKITTI's ``labels/``; KITTI-360 has none).
+    scan_labels = True
+
+    def scan_name(self, index: int) -> str:
+        """The file stem of scan ``index`` (SemanticKITTI: 6 digits)."""
+        return f"{index:06d}"
+
+    def write_scan(self, out: Path, seq: Path, name: str, scan: np.ndarray, words: np.ndarray | None) -> None:
+        """One scan: ``scan (N, 4)`` float32 x y z reflectance (velodyne frame), ``words (N,)`` uint32 labels."""
+        write_bytes_atomic(seq / "velodyne" / f"{name}.bin", scan.tobytes())
+        if words is not None:
+            write_bytes_atomic(seq / "labels" / f"{name}.label", words.tobytes())
+
+    def write_scan_poses(
+        self,
+        out: Path,
+        seq: Path,
+        cam0: list[np.ndarray],
+        ego: list[np.ndarray],
+        seconds: list[float],
+        T_ego_from_cam0: np.ndarray,
+    ) -> None:
+        """Every scan's pose: ``cam0`` camera 0 relative to the first scan's, ``ego`` the world's ego pose
+        (``T_global_from_ego``), ``seconds`` from the first scan; ``T_ego_from_cam0`` the camera's extrinsic."""
+        self.write_poses(seq, [torch.from_numpy(p) for p in cam0])
+        write_text_atomic(seq / "times.txt", "".join(f"{t:.9e}\n" for t in seconds))
+
     def done(self, out: Path) -> bool:
         """A finished export is there (its ``splits.json``)."""
         return (out / "splits.json").exists()
@@ -214,7 +257,39 @@ class KittiLayout:
 
 
 class Kitti360Layout(KittiLayout):
-    """The SSCBench-KITTI-360 layout's files (:mod:`occkit.data.kitti360`)."""
+    """The SSCBench-KITTI-360 layout's files (:mod:`occkit.data.kitti360`), and KITTI-360's raw scans,
+    poses and calibration (``data_3d_raw/``, ``data_poses/``, ``calibration/calib_cam_to_pose.txt``)."""
+
+    scan_labels = False
+
+    def scan_name(self, index: int) -> str:
+        return f"{index:010d}"
+
+    def write_scan(self, out: Path, seq: Path, name: str, scan: np.ndarray, words: np.ndarray | None) -> None:
+        write_bytes_atomic(out / "data_3d_raw" / seq.name / "velodyne_points" / "data" / f"{name}.bin", scan.tobytes())
+
+    def write_scan_poses(
+        self,
+        out: Path,
+        seq: Path,
+        cam0: list[np.ndarray],
+        ego: list[np.ndarray],
+        seconds: list[float],
+        T_ego_from_cam0: np.ndarray,
+    ) -> None:
+        from occkit.worlds.driving.kitti_scans import kitti360_timestamps, matrix_line
+
+        self.write_poses(seq, [torch.from_numpy(p) for p in cam0])
+        raw = out / "data_3d_raw" / seq.name / "velodyne_points"
+        write_text_atomic(raw / "timestamps.txt", kitti360_timestamps(seconds))
+        # the pose (GPS/IMU) frame of the synthetic car is its ego frame
+        write_text_atomic(
+            out / "data_poses" / seq.name / "poses.txt", "".join(f"{i} {matrix_line(T)}\n" for i, T in enumerate(ego))
+        )
+        write_text_atomic(
+            out / "calibration" / "calib_cam_to_pose.txt",
+            "".join(f"image_0{c}: {matrix_line(T_ego_from_cam0)}\n" for c in range(4)),
+        )
 
     def write_calibration(
         self, out: Path, seq: Path, P2: np.ndarray, Tr: np.ndarray, image_size: tuple[int, int]
@@ -263,9 +338,12 @@ def export_semantickitti_scene(
     scene_index: int,
     sequence: str,
     layout: KittiLayout = SEMANTICKITTI_LAYOUT,
+    scans: RigScans | None = None,
 ) -> Path:
     """Write scene ``scene_index`` as ``sequences/<sequence>`` (or where ``layout`` puts it);
-    returns the sequence folder."""
+    returns the sequence folder. ``scans``: the rig whose sweeps the sequence's scans are
+    (:mod:`occkit.worlds.driving.kitti_scans`): frames are then named by their scan index, the poses are
+    the scans', and the keyframes' truth is written under ``truth/``."""
     from occkit.worlds.driving import (
         build_scene,
         render_camera,
@@ -307,7 +385,7 @@ def export_semantickitti_scene(
         if T_cam0_inv is None:
             T_cam0_inv = invert_transform(T_gc)
         poses.append(T_cam0_inv @ T_gc)
-        name = f"{j:06d}"
+        name = f"{j * (scans.stride if scans else 1):06d}"
 
         cam = render_camera(state, K, T_gc, H, W, noise_seed=config.seed * 1_000_003 + scene_index * 7919 + j * 31)
         write_bytes_atomic(
@@ -338,14 +416,23 @@ def export_semantickitti_scene(
             ex / f"{name}.objects.json",
             {"token": f"{sequence}/{name}", "sequence": sequence, "scene": scene.name, "frame": j, "objects": objects},
         )
-    layout.write_poses(seq, poses)
+        if scans is not None:  # the truth of both routes: the KITTI reader's (by scan) and the rig's (by token)
+            keys = [
+                (sequence, f"{sequence}_{layout.scan_name(j * scans.stride)}", T_ego_from_reader_ego()),
+                (scene.name, frame_token(config.seed, scene_index, j), np.eye(4)),
+            ]
+            write_keyframe_truth(Path(out_dir), keys, state, K, cam["depth"], config, objects)
+    if scans is None:
+        layout.write_poses(seq, poses)
+    else:
+        write_scans(Path(out_dir), seq, sequence, scene_index, scans, layout)
     return seq
 
 
-def _kitti_worker(job: tuple[str, SynthConfig, int, str, KittiLayout]) -> dict[str, Any]:
+def _kitti_worker(job: tuple[str, SynthConfig, int, str, KittiLayout, RigScans | None]) -> dict[str, Any]:
     torch.set_num_threads(1)
-    out, config, i, sequence, layout = job
-    export_semantickitti_scene(out, config, i, sequence, layout)
+    out, config, i, sequence, layout, scans = job
+    export_semantickitti_scene(out, config, i, sequence, layout, scans)
     return {"scene": sequence, "frames": config.frames}
 
 
@@ -380,9 +467,13 @@ def export_semantickitti(
     train, val = split_scenes(config.scenes, config.val_fraction)
     names = layout.sequence_names(train, val)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out), config, s, names[s], layout) for s in range(config.scenes)]
+    scans = rig_scans(out)  # occkit synth --sweeps K wrote its rig first: the sequences get its sweeps as scans
+    jobs = [(str(out), config, s, names[s], layout, scans) for s in range(config.scenes)]
     run_scenes(out, config, _kitti_worker, progress=progress, resume=resume, jobs=jobs)
-    write_json_atomic(out / "splits.json", {"train": [names[s] for s in train], "val": [names[s] for s in val]})
+    splits = {"train": [names[s] for s in train], "val": [names[s] for s in val]}
+    if scans is not None:
+        write_truth_index(out, splits)
+    write_json_atomic(out / "splits.json", splits)
     drop_scene_records(out)
     return out
 

@@ -1,0 +1,614 @@
+"""SemanticKITTI and KITTI-360 sequences as a recording (docs/labels.md, "SemanticKITTI and KITTI-360
+sequences"): each sequence a scene, every velodyne scan a sweep.
+
+SemanticKITTI (``--data`` a folder holding ``sequences/``, or the ``sequences/`` folder itself)::
+
+    sequences/<XX>/velodyne/NNNNNN.bin   float32 x y z reflectance, velodyne frame
+    sequences/<XX>/labels/NNNNNN.label   uint32: semantic raw id (lower 16 bits), instance id (upper 16); optional
+    sequences/<XX>/poses.txt             camera 0's pose of every scan (3x4 rows, relative to the first scan)
+    sequences/<XX>/calib.txt             Tr: velodyne -> camera 0; P2: camera 2 (image_2)
+    sequences/<XX>/times.txt             seconds of every scan (optional: 10 Hz without it)
+    sequences/<XX>/voxels/NNNNNN.label   the SSC labels (optional): their scans are the keyframes
+
+KITTI-360 (``--data`` its root)::
+
+    data_3d_raw/<seq>/velodyne_points/data/NNNNNNNNNN.bin   float32 x y z reflectance
+    data_3d_raw/<seq>/velodyne_points/timestamps.txt       one date-time a scan (optional)
+    data_poses/<seq>/poses.txt                             frame index + 3x4 pose (GPS/IMU) -> world
+    calibration/calib_cam_to_pose.txt                      image_00: 3x4 camera 0 -> pose frame
+    calibration/calib_cam_to_velo.txt                      3x4 camera 0 -> velodyne
+    data_2d_raw/<seq>/voxels/NNNNNN.label                  SSCBench's SSC labels (optional): the keyframes
+
+The ego frame: KITTI's poses are the camera's (SemanticKITTI) or the GPS/IMU's (KITTI-360), and the
+car's reference point is nowhere in the files; the ego frame here sits under the velodyne (its x, y),
+with the velodyne's axes and z = 0 at the ground, ``--lidar-height`` metres below the velodyne (KITTI's
+HDL-64E is mounted 1.73 m above the road). ``T_ego_from_velodyne`` is that lift; the world frame is the
+first scan's ego frame (z up). The labels of ``occkit label`` lie on Occ3D's grid around that ego origin.
+
+Point labels: the raw ids through SemanticKITTI's learning map onto its learning classes
+(:data:`CLASSES`: ``unlabeled``, ``car`` .. ``traffic-sign``). SemanticKITTI gives no boxes; its moving
+classes (raw ids 252-259) are the moving objects: each moving instance of a scan becomes a box (heading
+along the instance's motion over the scans two before and two after, the length and width of its largest
+extent over the sequence centred on the scan's points, its height from its lowest to its highest point
+over the sequence, grown by :data:`BOX_PAD`), its track the instance, so the label pipeline carries it
+as it carries a rig's tracks. KITTI-360's raw scans carry no labels (geometry only) and its
+3D boxes are not read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from occkit.data.recordings._shared import KEYFRAME_EVERY
+from occkit.data.recordings.spec import ReaderOption, Recording, RecordingReader
+
+#: SemanticKITTI's learning classes as point classes (class 0, "empty" in the SSC labels, is the
+#: points' "unlabeled": outliers, other-structure, other-object, raw ids outside the map).
+CLASSES: tuple[str, ...] = (
+    "unlabeled",
+    "car",
+    "bicycle",
+    "motorcycle",
+    "truck",
+    "other-vehicle",
+    "person",
+    "bicyclist",
+    "motorcyclist",
+    "road",
+    "parking",
+    "sidewalk",
+    "other-ground",
+    "building",
+    "fence",
+    "vegetation",
+    "trunk",
+    "terrain",
+    "pole",
+    "traffic-sign",
+)
+#: SemanticKITTI's moving raw ids (moving-car .. moving-other-vehicle).
+MOVING_RAW = (252, 253, 254, 255, 256, 257, 258, 259)
+#: KITTI's velodyne above the road, metres (the HDL-64E on the Passat; the synthetic world's is 1.84).
+KITTI_LIDAR_HEIGHT = 1.73
+#: Scans a second without a times file (KITTI's velodyne spins at 10 Hz).
+KITTI_SCAN_RATE = 10.0
+#: Every this many scans a keyframe, when no SSC labels say which.
+DEFAULT_KEYFRAME_EVERY = 5
+#: The ego vehicle's box (length, width, height) and centre in the ego frame (under the velodyne).
+EGO_SIZE = (4.5, 1.8, 1.6)
+EGO_CENTER = (0.3, 0.0, 0.8)
+#: Metres added to each side of a moving instance's box (its points are a partial view).
+BOX_PAD = 0.1
+#: Microseconds of a scan's time 0 (a scene's timestamps are its seconds from the first scan).
+TIMESTAMP_BASE_US = 1_000_000_000_000_000
+
+
+def _semantickitti_root(path: Path) -> Path | None:
+    """The ``sequences/`` folder ``path`` names (itself or its child) when a sequence in it has ``velodyne/``."""
+    for root in [path / "sequences"] + ([path] if path.name == "sequences" else []):
+        if root.is_dir() and any((s / "velodyne").is_dir() for s in root.iterdir() if s.is_dir()):
+            return root
+    return None
+
+
+def _kitti360_root(path: Path) -> Path | None:
+    raw = path / "data_3d_raw"
+    if raw.is_dir() and any((s / "velodyne_points" / "data").is_dir() for s in raw.iterdir() if s.is_dir()):
+        return path
+    return None
+
+
+def _detect(path: Path) -> str | None:
+    if not path.is_dir():
+        return None
+    sk = _semantickitti_root(path)
+    if sk is not None:
+        return f"{sk}: SemanticKITTI sequences (<XX>/velodyne/)"
+    if _kitti360_root(path) is not None:
+        return f"{path}: KITTI-360 (data_3d_raw/<seq>/velodyne_points/data/)"
+    return None
+
+
+# ------------------------------------------------------------------------------------ files
+
+
+def read_scan(path: Path, load: bool = True) -> np.ndarray:
+    """A velodyne ``.bin``: ``(N, 4)`` float32 x y z reflectance; a size that is not a multiple of 16 bytes
+    is refused naming the file. ``load`` False: the size checked, ``(0, 4)`` returned."""
+    size = path.stat().st_size
+    if size % 16:
+        raise ValueError(f"{path}: {size} bytes is not a multiple of 16 (a point is 4 float32: x y z reflectance)")
+    if not load:
+        return np.zeros((0, 4), np.float32)
+    return np.fromfile(path, dtype="<f4").reshape(-1, 4)
+
+
+def read_label_words(path: Path, n_points: int, scan: Path) -> np.ndarray:
+    """A ``.label``: ``(N,)`` uint32 words, one a point of ``scan``; another length is refused naming both."""
+    size = path.stat().st_size
+    if size % 4 or size // 4 != n_points:
+        raise ValueError(
+            f"{path}: {size} bytes holds {size / 4:g} labels (uint32) but {scan.name} has {n_points} points"
+        )
+    return np.fromfile(path, dtype="<u4")
+
+
+def _calib(seq: Path) -> dict[str, np.ndarray]:
+    from occkit.data.semantickitti import read_calib
+
+    f = seq / "calib.txt"
+    if not f.is_file():
+        raise FileNotFoundError(f"{f}: no such calibration file (a sequence needs Tr: velodyne -> camera 0)")
+    try:
+        return read_calib(f)
+    except KeyError as e:
+        raise ValueError(f"{f}: {e.args[0].split(': ', 1)[-1]}") from None
+
+
+def _numbers_rows(path: Path, width: int, what: str) -> list[np.ndarray]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what} file")
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            v = np.array([float(x) for x in line.split()], np.float64)
+        except ValueError as e:
+            raise ValueError(f"{path}:{n}: cannot parse numbers ({e})") from None
+        if v.size != width:
+            raise ValueError(f"{path}:{n}: expected {width} numbers, got {v.size}")
+        rows.append(v)
+    return rows
+
+
+def _rigid(M: np.ndarray, where: str) -> np.ndarray:
+    from occkit.geometry.transforms import rigid_problem
+
+    T = np.eye(4)
+    T[:3] = np.asarray(M, np.float64).reshape(3, 4)
+    why = rigid_problem(T)
+    if why:
+        raise ValueError(f"{where}: the pose is {why}")
+    return T
+
+
+def _keyed_matrix(path: Path, key: str) -> np.ndarray:
+    """The 3x4 matrix on the line ``key: 12 numbers`` of a KITTI-360 calibration file, as ``(4, 4)``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such calibration file")
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        k, sep, vals = line.partition(":")
+        if sep and k.strip() == key:
+            try:
+                v = np.array([float(x) for x in vals.split()], np.float64)
+            except ValueError as e:
+                raise ValueError(f"{path}:{n}: cannot parse numbers ({e})") from None
+            if v.size != 12:
+                raise ValueError(f"{path}:{n}: '{key}' has {v.size} numbers, expected 12")
+            return _rigid(v, f"{path}:{n}")
+    raise ValueError(f"{path}: no '{key}:' line")
+
+
+def _height(options: Mapping[str, Any]) -> float:
+    """``--lidar-height`` (default :data:`KITTI_LIDAR_HEIGHT`), refused outside (0, 10) metres."""
+    h = options.get("lidar_height")
+    if h is None:
+        return KITTI_LIDAR_HEIGHT
+    if not (isinstance(h, (int, float)) and 0 < float(h) < 10):
+        raise ValueError(f"--lidar-height {h}: the velodyne's height above the ground must lie in (0, 10) metres")
+    return float(h)
+
+
+def scan_token(sequence: str, scan: str) -> str:
+    """A scan's token, unique over the dataset (labels and predictions are named by it): ``<sequence>_<scan>``."""
+    return f"{sequence}_{scan}"
+
+
+def _lift(height: float) -> np.ndarray:
+    """``T_ego_from_velodyne``: the velodyne ``height`` metres above the ego origin."""
+    T = np.eye(4)
+    T[2, 3] = height
+    return T
+
+
+# ------------------------------------------------------------------------------------ boxes
+
+
+def moving_boxes(
+    points: list[np.ndarray | None], raw: list[np.ndarray | None], inst: list[np.ndarray | None], lut: np.ndarray
+) -> list[Any]:
+    """Boxes of the moving instances of a sequence's scans (``points`` world frame, ``raw`` semantic raw ids,
+    ``inst`` instance ids, per scan: the points with a moving raw id, or all of them; None = an unlabelled
+    scan, whose boxes are None): the module docstring says how each box is made. ``lut``: raw id -> learning
+    class."""
+    from occkit.data.scene_record import Boxes
+
+    parts: dict[int, dict[int, np.ndarray]] = {}  # track -> scan -> points
+    cls_of: dict[int, int] = {}
+    for i, (p, r, k) in enumerate(zip(points, raw, inst)):
+        if p is None or r is None or k is None:
+            continue
+        mov = np.isin(r, MOVING_RAW) & (k > 0)
+        if not mov.any():
+            continue
+        cls = lut[np.minimum(r[mov], len(lut) - 1)].astype(np.int64)
+        track = (cls << 16) | k[mov].astype(np.int64)
+        for tr in np.unique(track).tolist():
+            parts.setdefault(tr, {})[i] = p[mov][track == tr]
+            cls_of[tr] = tr >> 16
+    yaw: dict[tuple[int, int], float] = {}
+    extent: dict[int, np.ndarray] = {}
+    height: dict[int, tuple[float, float]] = {}  # a track's lowest and highest point over the sequence (world z)
+    for tr, scans in parts.items():
+        order = sorted(scans)
+        zs = np.concatenate([scans[i][:, 2] for i in order])
+        height[tr] = (float(zs.min()), float(zs.max()))
+        cent = {i: scans[i].mean(0) for i in order}
+        last = 0.0
+        for j, i in enumerate(order):
+            a, b = order[max(j - 2, 0)], order[min(j + 2, len(order) - 1)]
+            d = cent[b][:2] - cent[a][:2]
+            if float(np.hypot(*d)) > 0.05:  # heading along the motion
+                y = math.atan2(float(d[1]), float(d[0]))
+            else:  # (nearly) still: the points' main axis, turned to the last heading
+                q = scans[i][:, :2] - cent[i][:2]
+                y = last
+                if len(q) >= 3:
+                    w, v = np.linalg.eigh(q.T @ q)
+                    y = math.atan2(float(v[1, 1]), float(v[0, 1]))
+                    if math.cos(y - last) < 0:
+                        y += math.pi
+            yaw[(tr, i)] = last = y
+            q = _to_box(scans[i], cent[i], y)
+            ext = q.max(0) - q.min(0)
+            extent[tr] = np.maximum(extent.get(tr, ext), ext)
+    out: list[Any] = []
+    for i, p in enumerate(points):
+        if p is None or raw[i] is None:
+            out.append(None)
+            continue
+        rows = [(tr, scans[i]) for tr, scans in sorted(parts.items()) if i in scans]
+        if not rows:
+            out.append(Boxes.empty())
+            continue
+        centers, sizes, yaws = [], [], []
+        for tr, pts in rows:
+            y = yaw[(tr, i)]
+            q = _to_box(pts, np.zeros(3), y)
+            mid = (q.max(0) + q.min(0)) / 2
+            c, s = math.cos(y), math.sin(y)
+            lo, hi = height[tr]
+            centers.append(np.array([c * mid[0] - s * mid[1], s * mid[0] + c * mid[1], (lo + hi) / 2]))
+            ext = np.array([extent[tr][0], extent[tr][1], hi - lo])
+            sizes.append(np.maximum(ext + 2 * BOX_PAD, 0.3))
+            yaws.append(y)
+        out.append(
+            Boxes(
+                track=np.array([tr for tr, _ in rows], np.int64),
+                cls=np.array([cls_of[tr] for tr, _ in rows], np.int64),
+                center=np.array(centers, np.float64),
+                size=np.array(sizes, np.float64),
+                yaw=np.array(yaws, np.float64),
+            )
+        )
+    return out
+
+
+def _to_box(p: np.ndarray, c: np.ndarray, yaw: float) -> np.ndarray:
+    cs, sn = math.cos(yaw), math.sin(yaw)
+    d = p - c
+    return np.stack([cs * d[:, 0] + sn * d[:, 1], -sn * d[:, 0] + cs * d[:, 1], d[:, 2]], 1)
+
+
+# ------------------------------------------------------------------------------------ scenes
+
+
+def _keyframes(names: list[str], every: int | None, labelled: set[int] | None, where: Path) -> set[int]:
+    """The scan indices that are keyframes: every ``every``-th, else those with SSC labels, else every 5th."""
+    idx = [int(n) for n in names]
+    if every is not None:
+        if every < 1:
+            raise ValueError(f"--keyframe-every {every}: must be >= 1")
+        return {i for i in idx if i % every == 0}
+    if labelled:
+        keys = {i for i in idx if i in labelled}
+        if not keys:
+            raise ValueError(f"{where}: none of its SSC frames is a scan (pass --keyframe-every N)")
+        return keys
+    return {i for i in idx if i % DEFAULT_KEYFRAME_EVERY == 0}
+
+
+def _scan_files(folder: Path, digits: int) -> list[Path]:
+    files = sorted(folder.glob("*.bin"))
+    bad = [f.name for f in files if not (f.stem.isdigit() and len(f.stem) == digits)]
+    if bad:
+        raise ValueError(f"{folder}: scan file {bad[0]} is not named by its {digits}-digit index")
+    if not files:
+        raise ValueError(f"{folder}: no scans (*.bin)")
+    return files
+
+
+def _image_size(folder: Path) -> tuple[int, int] | None:
+    imgs = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    if not imgs:
+        return None
+    from PIL import Image
+
+    with Image.open(imgs[0]) as im:
+        return (im.height, im.width)
+
+
+def _record(
+    name: str,
+    files: list[Path],
+    T_world_velo: list[np.ndarray],
+    seconds: list[float],
+    keys: set[int],
+    lidar_height: float,
+    label_files: list[Path | None],
+    cameras: dict[str, Any],
+    classes: tuple[str, ...],
+    source: Path,
+    load_points: bool,
+) -> Any:
+    from occkit.data.scene_record import SceneRecord, Sweep, check_record
+    from occkit.labels import semantickitti_remap_lut
+
+    T_ev = _lift(lidar_height)
+    T_g0 = T_ev @ np.linalg.inv(T_world_velo[0])  # world -> the first scan's ego frame
+    T_ve = np.linalg.inv(T_ev)
+    lut = semantickitti_remap_lut(for_completion=False)
+    poses, pts_v, labels, inten = [], [], [], []
+    moving: tuple[list, list, list] = ([], [], [])  # per scan: the moving points (world), their raw ids, instances
+    for f, T_wv, lf in zip(files, T_world_velo, label_files):
+        T_ge = T_g0 @ T_wv @ T_ve
+        poses.append(T_ge)
+        scan = read_scan(f, load_points)
+        pts_v.append(np.ascontiguousarray(scan[:, :3]))
+        inten.append(np.ascontiguousarray(scan[:, 3]))
+        if lf is not None and not load_points:
+            n = f.stat().st_size // 16
+            if lf.stat().st_size != 4 * n:
+                read_label_words(lf, n, f)  # raises naming both files
+        if lf is None or not load_points:
+            labels.append(None)
+            for m in moving:
+                m.append(None)
+            continue
+        w = read_label_words(lf, len(scan), f)
+        r = (w & 0xFFFF).astype(np.int64)
+        labels.append(lut[np.minimum(r, len(lut) - 1)].astype(np.int64) * (r < len(lut)))
+        mov = np.isin(r, MOVING_RAW)
+        T_gv = T_ge @ T_ev
+        moving[0].append(scan[mov, :3].astype(np.float64) @ T_gv[:3, :3].T + T_gv[:3, 3])
+        moving[1].append(r[mov])
+        moving[2].append((w[mov] >> 16).astype(np.int64))
+    boxes = moving_boxes(*moving, lut) if load_points else [None] * len(files)
+    sweeps = [
+        Sweep(
+            token=scan_token(name, f.stem),
+            timestamp=TIMESTAMP_BASE_US + int(round(t * 1e6)),
+            sensor="velodyne",
+            T_global_from_ego=T,
+            points=p,
+            labels=lab,
+            intensity=it,
+            keyframe=int(f.stem) in keys,
+            boxes=b,
+            source=str(f),
+        )
+        for f, T, t, p, lab, it, b in zip(files, poses, seconds, pts_v, labels, inten, boxes)
+    ]
+    rec = SceneRecord(
+        name=name,
+        sweeps=sweeps,
+        lidars={"velodyne": T_ev},
+        cameras=cameras,
+        classes=classes,
+        ego_size=EGO_SIZE,
+        ego_center=EGO_CENTER,
+        source=str(source),
+    )
+    check_record(rec)
+    return rec
+
+
+def _times(path: Path, first: list[int]) -> list[float]:
+    """Each scan's seconds: from SemanticKITTI's ``times.txt`` (one a line) where present, else 10 Hz."""
+    if not path.is_file():
+        return [i / KITTI_SCAN_RATE for i in first]
+    rows = [float(r[0]) for r in _numbers_rows(path, 1, "times")]
+    if len(rows) <= max(first):
+        raise ValueError(f"{path}: {len(rows)} times for scans up to {max(first):06d} (one a scan is needed)")
+    return [rows[i] for i in first]
+
+
+def _read_semantickitti(root: Path, scene: str, options: Mapping[str, Any], load_points: bool) -> Any:
+    from occkit.data.scene_record import Camera
+    from occkit.data.semantickitti import camera_from_calib, read_poses
+
+    seq = root / scene
+    files = _scan_files(seq / "velodyne", 6)
+    calib = _calib(seq)
+    pf = seq / "poses.txt"
+    poses = read_poses(pf)
+    idx = [int(f.stem) for f in files]
+    missing = [i for i in idx if i >= len(poses)]
+    if missing:
+        raise ValueError(
+            f"{pf}: {len(poses)} poses for {len(files)} scans in {seq / 'velodyne'} "
+            f"(scan {missing[0]:06d} has no pose row)"
+        )
+    Tr = calib["Tr"]
+    T_wv = [poses[i] @ Tr for i in idx]
+    vox = seq / "voxels"
+    labelled = {int(p.stem) for p in vox.glob("*.label") if p.stem.isdigit()} if vox.is_dir() else None
+    keys = _keyframes([f.stem for f in files], options.get("keyframe_every"), labelled, seq)
+    lab_dir = seq / "labels"
+    label_files = [lab_dir / f"{f.stem}.label" for f in files]
+    label_files = [lf if lf.is_file() else None for lf in label_files]
+    height = _height(options)
+    cameras = {}
+    size = _image_size(seq / "image_2")
+    if size is not None and "P2" in calib:
+        K, T_cv = camera_from_calib(calib["P2"], Tr)
+        cameras["image_2"] = Camera("image_2", K, _lift(height) @ np.linalg.inv(T_cv), size)
+    return _record(
+        scene,
+        files,
+        T_wv,
+        _times(seq / "times.txt", idx),
+        keys,
+        height,
+        label_files,
+        cameras,
+        CLASSES,
+        seq,
+        load_points,
+    )
+
+
+def _kitti360_seconds(path: Path, idx: list[int]) -> list[float]:
+    if not path.is_file():
+        return [i / KITTI_SCAN_RATE for i in idx]
+    import datetime
+
+    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    if len(lines) <= max(idx):
+        raise ValueError(f"{path}: {len(lines)} timestamps for scans up to {max(idx):010d} (one a scan is needed)")
+    out = []
+    for i in idx:
+        day, _, frac = lines[i].partition(".")
+        try:
+            t = datetime.datetime.strptime(day, "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            raise ValueError(
+                f"{path}:{i + 1}: {lines[i]!r} is not a date-time (YYYY-MM-DD HH:MM:SS.fffffffff)"
+            ) from None
+        out.append(t.timestamp() + (float("0." + frac) if frac else 0.0))
+    return [t - out[0] for t in out]
+
+
+def _read_kitti360(root: Path, scene: str, options: Mapping[str, Any], load_points: bool) -> Any:
+    from occkit.data.scene_record import Camera
+
+    raw = root / "data_3d_raw" / scene / "velodyne_points"
+    files = _scan_files(raw / "data", 10)
+    pf = root / "data_poses" / scene / "poses.txt"
+    poses = {int(v[0]): _rigid(v[1:], f"{pf}: frame {int(v[0])}") for v in _numbers_rows(pf, 13, "poses")}
+    posed = [f for f in files if int(f.stem) in poses]  # KITTI-360 poses only the frames it registered
+    if not posed:
+        raise ValueError(f"{pf}: no pose for any scan of {raw / 'data'}")
+    cal = root / "calibration"
+    T_pose_cam = _keyed_matrix(cal / "calib_cam_to_pose.txt", "image_00")
+    c2v = cal / "calib_cam_to_velo.txt"
+    T_velo_cam = _rigid(_numbers_rows(c2v, 12, "calibration")[0], str(c2v))
+    T_cam_velo = np.linalg.inv(T_velo_cam)
+    idx = [int(f.stem) for f in posed]
+    T_wv = [poses[i] @ T_pose_cam @ T_cam_velo for i in idx]
+    vox = root / "data_2d_raw" / scene / "voxels"
+    labelled = {int(p.stem) for p in vox.glob("*.label") if p.stem.isdigit()} if vox.is_dir() else None
+    keys = _keyframes([f.stem for f in posed], options.get("keyframe_every"), labelled, vox)
+    height = _height(options)
+    cameras = {}
+    size = _image_size(root / "data_2d_raw" / scene / "image_00" / "data_rect")
+    if size is not None:
+        from occkit.data.kitti360 import read_calibration
+
+        P, _ = read_calibration(root)
+        cameras["image_00"] = Camera("image_00", P[:, :3], _lift(height) @ T_velo_cam, size)
+    return _record(
+        scene,
+        posed,
+        T_wv,
+        _kitti360_seconds(raw / "timestamps.txt", idx),
+        keys,
+        height,
+        [None] * len(posed),
+        cameras,
+        (),
+        raw,
+        load_points,
+    )
+
+
+def _splits(root: Path, scenes: list[str], official: Mapping[str, tuple[str, ...]]) -> dict[str, list[str]]:
+    """The dataset's ``splits.json`` (``occkit synth``'s) where present, else the official split."""
+    from occkit.fileio import read_json
+
+    f = root / "splits.json"
+    d = read_json(f) if f.is_file() else official
+    if not isinstance(d, dict):
+        raise ValueError(f"{f}: not an object of splits")
+    return {f"{k}_split": [s for s in d.get(k) or [] if s in scenes] for k in ("train", "val") if d.get(k)}
+
+
+def _open(path: Path, options: Mapping[str, Any]) -> Recording:
+    sk = _semantickitti_root(path)
+    if sk is not None:
+        from occkit.data.semantickitti import SEMANTICKITTI_SPLITS
+
+        scenes = sorted(s.name for s in sk.iterdir() if (s / "velodyne").is_dir())
+        base = sk.parent if sk.name == "sequences" else sk
+        images = {
+            scan_token(s, p.stem): {"image_2": f"sequences/{s}/image_2/{p.name}"}
+            for s in scenes
+            for p in sorted((sk / s / "image_2").glob("*.png"))
+        }
+        return Recording(
+            reader="kitti",
+            source=path,
+            options=dict(options),
+            classes=CLASSES,
+            scenes=scenes,
+            read=lambda scene, load_points: _read_semantickitti(sk, scene, options, load_points),
+            splits=_splits(base, scenes, SEMANTICKITTI_SPLITS),
+            images=images,
+            image_links={"sequences": sk} if images else {},
+            describe=f"SemanticKITTI sequences {sk}, {len(scenes)} sequence(s)",
+        )
+    if _kitti360_root(path) is not None:
+        from occkit.data.kitti360 import KITTI360_SPLITS
+
+        raw = path / "data_3d_raw"
+        scenes = sorted(s.name for s in raw.iterdir() if (s / "velodyne_points" / "data").is_dir())
+        return Recording(
+            reader="kitti",
+            source=path,
+            options=dict(options),
+            classes=(),
+            scenes=scenes,
+            read=lambda scene, load_points: _read_kitti360(path, scene, options, load_points),
+            splits=_splits(path, scenes, KITTI360_SPLITS),
+            describe=f"KITTI-360 {path}, {len(scenes)} sequence(s)",
+        )
+    raise ValueError(
+        f"--data {path}: holds no SemanticKITTI sequences (sequences/<XX>/velodyne/) nor KITTI-360 scans "
+        "(data_3d_raw/<seq>/velodyne_points/data/)"
+    )
+
+
+READER = RecordingReader(
+    name="kitti",
+    description="SemanticKITTI sequences (sequences/<XX>/velodyne, labels, poses.txt, calib.txt) or a KITTI-360 "
+    "root (data_3d_raw, data_poses, calibration)",
+    detect=_detect,
+    open=_open,
+    options=(
+        KEYFRAME_EVERY,
+        ReaderOption(
+            "--lidar-height",
+            f"the velodyne's height above the ground, metres: the ego frame's z = 0 (default {KITTI_LIDAR_HEIGHT}, "
+            "KITTI's; occkit synth's world: 1.84)",
+            type=float,
+            default=None,
+            metavar="M",
+        ),
+    ),
+)

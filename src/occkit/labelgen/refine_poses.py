@@ -59,7 +59,7 @@ class PoseRefinement:
     prior_rotation_sigma: float = 0.1
     """Degrees: the standard deviation of a recorded pose's rotation (an INS's heading is good to about this;
     a registration drifts in rotation first)."""
-    min_prior_sigma: float = 0.01
+    min_prior_sigma: float = 0.005
     """Metres: the estimate of :attr:`prior_sigma` is at least this."""
     min_drift: float = 0.05
     """Metres per second: a horizontal drift of the recorded poses against the odometry at least this fast, and
@@ -150,7 +150,8 @@ def recorded_drift(
 ) -> np.ndarray | None:
     """The horizontal velocity ``(3,)`` (z 0) at which the recorded positions slide away from the odometry's
     (the steps chained from the first sweep), by a least-squares line through their differences against time;
-    None unless the steps chain every sweep (a scene with a gap is not estimated)."""
+    zero when the slope is within three of its standard errors (the recorded poses' white noise about the
+    line, not a drift); None unless the steps chain every sweep (a scene with a gap is not estimated)."""
     n = len(priors)
     if n < 3 or [(i, j) for i, j, _ in edges] != [(k, k + 1) for k in range(n - 1)]:
         return None
@@ -161,7 +162,10 @@ def recorded_drift(
     t = np.asarray(times, np.float64) - float(np.mean(times))
     A = np.c_[np.ones(n), t]
     coef = np.linalg.lstsq(A, diff[:, :2], rcond=None)[0]
-    return np.array([coef[1, 0], coef[1, 1], 0.0])
+    rms = np.sqrt(((diff[:, :2] - A @ coef) ** 2).mean(0))
+    se = float(np.linalg.norm(rms)) / max(float(t.std()) * np.sqrt(n), 1e-9)  # the slope's standard error
+    v = np.array([coef[1, 0], coef[1, 1], 0.0])
+    return v if np.linalg.norm(v) > 3 * se else np.zeros(3)  # white noise about the line is not a drift
 
 
 def _solve(

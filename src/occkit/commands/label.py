@@ -93,26 +93,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         )
 
 
-def _options(args: argparse.Namespace):
+def _options(args: argparse.Namespace, classes: tuple[str, ...] | None = None):
+    """The pipeline's options: the preset's, then ``--set KEY=VALUE`` typed through the config system as
+    ``occkit train --set`` is (values read as YAML, each checked against its field's type: ``erase_trails=False``
+    is false, ``ground_classes=[terrain]`` a tuple, ``carve_rel=abc`` refused naming the key), then
+    ``--window``. ``classes``: the output's class names, which ``ground_classes`` given here must be among."""
+    from occkit.config import ConfigError, from_dict, merge, parse_overrides, to_dict
     from occkit.labelgen.pipeline import LabelOptions
 
-    values: dict[str, Any] = dict(PRESETS[args.preset])
     keys = LabelOptions.keys()
-    for item in args.set:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        if k not in keys:
-            raise ValueError(f"--set {k}: not a label option (one of {', '.join(keys)})")
-        try:
-            values[k] = json.loads(v)
-        except json.JSONDecodeError:
-            values[k] = v
-        if isinstance(values[k], list):
-            values[k] = tuple(values[k])
+    try:
+        over = parse_overrides(list(args.set))
+    except ConfigError as e:
+        raise ConfigError(f"--set {e}") from None
+    unknown = [k for k in over if k not in keys]
+    if unknown:
+        raise ConfigError(f"--set {', '.join(unknown)}: not a label option (one of {', '.join(keys)})")
+    values = merge(merge(to_dict(LabelOptions()), PRESETS[args.preset]), over)
     if args.window is not None:
         values["window"] = args.window
-    return LabelOptions(**values)
+    try:
+        opt = from_dict(LabelOptions, values)
+    except ConfigError as e:
+        hint = " (a list is written in brackets: KEY=[a, b])" if "expected a list" in str(e) else ""
+        raise ConfigError(f"--set {e}{hint}") from None
+    if "ground_classes" in over and classes is not None:
+        missing = [n for n in opt.ground_classes if n not in classes]
+        if missing:
+            names = ", ".join(map(repr, missing))
+            raise ConfigError(f"--set ground_classes: {names} not in the output's classes ({', '.join(classes)})")
+    return opt
+
+
+def _output_classes(fmt: str) -> tuple[str, ...]:
+    """The class names of the label format ``fmt`` writes (its free class left out): what ``ground_classes`` names."""
+    from occkit.formats import get_format
+
+    table = get_format(fmt).classes
+    return tuple(table.names[: table.free])
 
 
 def reader_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -149,8 +167,8 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     from occkit.output_folders import check_output_folder
     from occkit.outputs import check_writable_place, resumable_folder
 
-    opt = _options(args)
     fmt = default_format().name  # the layout occkit label writes (Occ3D's: its classes, grid and masks)
+    opt = _options(args, _output_classes(fmt))
     rec = _open_recording(args)  # the recording's tables checked before any folder is made
     scenes = _scenes(args, rec)
     if args.quality:

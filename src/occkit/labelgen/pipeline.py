@@ -127,10 +127,18 @@ class LabelOptions:
                 )
         for name in ("box_margin", "ego_margin", "knn_max_dist", "trail_ratio", "carve_abs"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"label option {name} must be a finite number >= 0, got {v!r}")
-        if not 0 <= self.carve_rel < 1:
-            raise ValueError(f"label option carve_rel must lie in [0, 1), got {self.carve_rel}")
+        v = self.carve_rel
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1):
+            raise ValueError(f"label option carve_rel must be a number in [0, 1), got {v!r}")
+        for name in ("keyframe_only", "erase_trails", "camera_mask", "flow"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"label option {name} must be true or false, got {getattr(self, name)!r}")
+        g = self.ground_classes
+        if not (isinstance(g, (tuple, list)) and all(isinstance(n, str) for n in g)):
+            raise ValueError(f"label option ground_classes must be a list of class names, got {g!r}")
+        object.__setattr__(self, "ground_classes", tuple(g))
 
     @staticmethod
     def keys() -> tuple[str, ...]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from occkit.data.scene_record import Boxes, Camera, SceneRecord, Sweep, check_record
 from occkit.geometry.grid import Grid
+from occkit.geometry.visibility import lidar_visibility
 from occkit.labelgen.pipeline import LabelOptions, camera_mask, label_scene
-from occkit.labelgen.raycast import SweepCaster, visible_from
+from occkit.labelgen.raycast import SweepCaster
 from occkit.labelgen.steps import assign_to_boxes, erase_trails, knn_vote
 
 # a 10 x 1 x 1 row of 1 m voxels along x: [0, 10) x [0, 1) x [0, 1)
@@ -24,8 +26,8 @@ def test_a_wall_seen_from_one_origin_is_hit_the_space_before_it_passed_and_behin
     hits, passes = caster.counts.hits, caster.counts.passes
     assert hits.tolist() == [0, 0, 0, 0, 0, 0, 1, 0, 0, 0]
     assert passes.tolist() == [1, 1, 1, 1, 1, 1, 0, 0, 0, 0]  # voxels 0-5 seen through, 7-9 behind: unseen
-    vis = visible_from(ROW, origin, wall).reshape(-1)
-    assert vis.tolist() == [1, 1, 1, 1, 1, 1, 1, 0, 0, 0]  # Occ3D's LiDAR mask: up to and including the hit
+    vis = lidar_visibility(ROW, torch.from_numpy(origin), torch.from_numpy(wall)).reshape(-1)
+    assert vis.int().tolist() == [1, 1, 1, 1, 1, 1, 1, 0, 0, 0]  # Occ3D's LiDAR mask: up to and including the hit
 
 
 def test_the_carving_margin_stops_short_of_the_return():

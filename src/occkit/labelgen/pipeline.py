@@ -21,7 +21,8 @@ then per keyframe:
    (:mod:`occkit.labelgen.raycast`): static voxels more sweeps saw through than hit are trails and
    become free (``erase_trails``); ground columns left empty between LiDAR rings are filled from
    their neighbours (``ground_fill`` voxels);
-6. ``mask_lidar``: the voxels the keyframe's own rays traverse up to their return (Occ3D);
+6. ``mask_lidar``: the voxels the keyframe's own rays traverse up to their return (Occ3D;
+   :func:`occkit.geometry.visibility.lidar_visibility`, the world's own masks' walk);
    ``mask_camera``: the voxels camera rays reach up to the first occupied voxel (Occ3D), none
    without cameras;
 7. optionally ``flow``: each voxel placed from a track takes its box's velocity (ego frame, m/s;
@@ -41,7 +42,8 @@ import torch
 
 from occkit.data.scene_record import SceneRecord, check_record
 from occkit.geometry.grid import Grid
-from occkit.labelgen.raycast import SweepCaster, visible_from
+from occkit.geometry.visibility import lidar_visibility
+from occkit.labelgen.raycast import SweepCaster
 from occkit.labelgen.steps import (
     assign_to_boxes,
     ego_points,
@@ -345,7 +347,8 @@ def label_keyframe(
     timer.lap("cast")
 
     o = _to_frame(T_eg, prep.origins[k][None])[0]
-    mask_lidar = visible_from(grid, o, _to_frame(T_eg, prep.all_pts[k])).astype(np.uint8)
+    p = _to_frame(T_eg, prep.all_pts[k])
+    mask_lidar = lidar_visibility(grid, torch.from_numpy(o), torch.from_numpy(p)).numpy().astype(np.uint8)
     timer.lap("mask_lidar")
     mask_camera = np.zeros(grid.shape, np.uint8)
     if opt.camera_mask and rec.cameras:

@@ -209,3 +209,51 @@ def test_voxelisation_by_vote_on_a_hand_case():
     lab = np.array([4, 4, 9, 9, 3, 1, 5])
     assert vote_voxels(pts, lab, ROW, free=17).reshape(-1).tolist() == [4, 17, 3, 17, 17, 17, 17, 1, 17, 17]
     assert vote_voxels(pts, lab, ROW, free=17, min_points=2).reshape(-1).tolist() == [4, 17, 3] + [17] * 7
+
+
+def _sorted_vote(points: np.ndarray, labels: np.ndarray, grid: Grid, free: int, min_points: int) -> np.ndarray:
+    """The vote as the pipeline computed it before its compiled loops (a sort of voxel * classes + class):
+    an independent route to the same labels."""
+    from occkit.labelgen.steps import voxel_index
+
+    out = np.full(int(np.prod(grid.shape)), free, np.uint8)
+    flat = voxel_index(points, grid)
+    ok = flat >= 0
+    flat, lab = flat[ok], np.asarray(labels, np.int64)[ok]
+    C = free + 1
+    keys, counts = np.unique(flat * C + lab, return_counts=True)
+    vox, cls = keys // C, keys % C
+    order = np.lexsort((cls, -counts, vox))
+    vox, cls, counts = vox[order], cls[order], counts[order]
+    first = np.ones(len(vox), bool)
+    first[1:] = vox[1:] != vox[:-1]
+    total = np.add.reduceat(counts, np.nonzero(first)[0]) if len(vox) else counts
+    keep = total >= min_points
+    out[vox[first][keep]] = cls[first][keep].astype(np.uint8)
+    return out.reshape(grid.shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_compiled_vote_and_crop_equal_the_sorted_vote_and_the_numpy_crop(dtype):
+    from occkit.labelgen.steps import grid_index, vote_flat, vote_voxels
+
+    grid = Grid((-4.0, -4.0, -1.0), (4.0, 4.0, 5.4), (0.4, 0.4, 0.4))  # Occ3D's bounds, 20 x 20 x 16
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(-5, 6, (20000, 3))
+    # points on every voxel boundary and on the box's faces, where the rounding decides
+    edges = np.stack(np.meshgrid(*(np.arange(lo, hi + 0.01, 0.4) for lo, hi in ((-4, 4), (-4, 4), (-1, 5.4)))), -1)
+    pts = np.concatenate([pts, edges.reshape(-1, 3)]).astype(dtype)
+    lab = rng.integers(-1, 6, len(pts))  # -1: no class, not voted
+    flat, n = grid_index(pts, grid, lab)
+    lo, hi = np.asarray(grid.range_min), np.asarray(grid.range_max)
+    box = ((pts >= lo) & (pts < hi)).all(1) & (lab >= 0)
+    assert n == int(box.sum()) and 0 < n < len(pts)
+    from occkit.labelgen.steps import voxel_index
+
+    assert np.array_equal(flat, np.where(box, voxel_index(pts, grid), -1))
+    for min_points in (1, 2, 3):
+        want = _sorted_vote(pts[box], lab[box], grid, 6, min_points)
+        assert np.array_equal(vote_voxels(pts[box], lab[box], grid, 6, min_points), want)
+        half = len(pts) // 2  # in parts, as the pipeline gives the static points and each track's
+        got = vote_flat([flat[:half], flat[half:]], [lab[:half], lab[half:]], grid, 6, min_points)
+        assert np.array_equal(got, want)

@@ -16,7 +16,7 @@ then per keyframe:
 
 4. the static points of the sweeps within ``window`` keyframes (0: the whole scene) and every
    track placed at its box at the keyframe, into the keyframe's ego frame; voxelised on the grid by
-   vote (:func:`occkit.labelgen.steps.vote_voxels`);
+   vote (:func:`occkit.labelgen.steps.vote_voxels`'s, :func:`~occkit.labelgen.steps.vote_flat`);
 5. every return of the sweeps within ``free_window`` keyframes cast from its sweep's origin
    (:mod:`occkit.labelgen.raycast`): static voxels more sweeps saw through than hit are trails and
    become free (``erase_trails``); ground columns left empty between LiDAR rings are filled from
@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from occkit.data.scene_record import Boxes, SceneRecord, check_record
 from occkit.geometry.grid import Grid
@@ -50,11 +51,11 @@ from occkit.labelgen.steps import (
     erase_trails,
     fill_ground,
     from_box_frame,
+    grid_index,
     in_box,
     knn_vote,
     to_box_frame,
-    vote_voxels,
-    voxel_index,
+    vote_flat,
 )
 
 
@@ -288,10 +289,15 @@ def _inv(T: np.ndarray) -> np.ndarray:
     return out
 
 
-def _crop(p: np.ndarray, grid: Grid, pad: float = 0.0) -> np.ndarray:
-    lo = np.asarray(grid.range_min) - pad
-    hi = np.asarray(grid.range_max) + pad
-    return ((p >= lo) & (p < hi)).all(1)
+@dataclass
+class _InGrid:
+    """Points in a keyframe's grid: ``flat (N,)`` each one's voxel (-1: outside the grid, or no class),
+    ``labels (N,)`` their classes, ``points`` how many lie in the grid's box with a class, ``track`` whose."""
+
+    flat: np.ndarray
+    labels: np.ndarray
+    points: int
+    track: int = -1
 
 
 def label_keyframe(
@@ -330,8 +336,8 @@ def label_keyframe(
         flow = track_flow(rec, k, track, T_eg)
         timer.lap("flow")
     stats = {
-        "static_points": int(len(static[0])),
-        "points": int(len(static[0]) + sum(len(p) for p, _, _ in tracks)),
+        "static_points": static.points,
+        "points": static.points + sum(g.points for g in tracks),
         "occupied": int((sem != free).sum()),
         "trail_voxels_erased": n_trail,
         "ground_voxels_filled": n_filled,
@@ -358,22 +364,19 @@ def _sweeps_within(rec: SceneRecord, k: int, w: int, keyframe_only: bool) -> ran
     return range(keys[max(0, pos - w)], keys[min(len(keys) - 1, pos + w)] + 1)
 
 
-def _static_in_grid(prep: _Prepared, sweeps: range, T_eg: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """Step 4, the static scene: the classed static points of ``sweeps`` in the grid's frame, those inside
-    the grid, and their classes (int64)."""
+def _static_in_grid(prep: _Prepared, sweeps: range, T_eg: np.ndarray, grid: Grid) -> _InGrid:
+    """Step 4, the static scene: the classed static points of ``sweeps`` in the grid's frame, by voxel."""
     sl = slice(int(prep.static_start[sweeps.start]), int(prep.static_start[sweeps.stop]))
     p = _to_frame(T_eg.astype(np.float32), prep.static_pts[sl])
-    m = _crop(p, grid) & (prep.static_lab[sl] >= 0)
-    return p[m], prep.static_lab[sl][m].astype(np.int64)
+    lab = prep.static_lab[sl]
+    flat, n = grid_index(p, grid, lab)
+    return _InGrid(flat, lab, n)
 
 
-def _tracks_in_grid(
-    boxes: Boxes | None, prep: _Prepared, T_eg: np.ndarray, grid: Grid, margin: float
-) -> list[tuple[np.ndarray, np.ndarray, int]]:
+def _tracks_in_grid(boxes: Boxes | None, prep: _Prepared, T_eg: np.ndarray, grid: Grid, margin: float) -> list[_InGrid]:
     """Step 4, the objects: each track with a box in the keyframe's sweep, its points (those within the box
-    grown by ``margin``) placed at that box, in the grid's frame and inside the grid: ``(points, classes,
-    track id)`` a box."""
-    out: list[tuple[np.ndarray, np.ndarray, int]] = []
+    grown by ``margin``) placed at that box, in the grid's frame, by voxel."""
+    out: list[_InGrid] = []
     if boxes is None:
         return out
     for j in range(len(boxes)):
@@ -383,28 +386,22 @@ def _tracks_in_grid(
         q = prep.track_pts[tr]
         inside = in_box(q, boxes.size[j], margin)
         p = _to_frame(T_eg, from_box_frame(q[inside], boxes.center[j], float(boxes.yaw[j])))
-        m = _crop(p, grid)
-        out.append((p[m], prep.track_lab[tr][inside][m], tr))
+        lab = prep.track_lab[tr][inside]
+        flat, n = grid_index(p, grid, lab)
+        out.append(_InGrid(flat, lab, n, tr))
     return out
 
 
 def _voxelise(
-    static: tuple[np.ndarray, np.ndarray],
-    tracks: list[tuple[np.ndarray, np.ndarray, int]],
-    grid: Grid,
-    free: int,
-    min_points: int,
+    static: _InGrid, tracks: list[_InGrid], grid: Grid, free: int, min_points: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Step 4, the vote: ``semantics (X, Y, Z)`` uint8 of the static and the tracks' points together, and
     ``track (X, Y, Z)`` int64, the track each voxel holds a point of (the later box where two do; -1 none)."""
-    points = np.concatenate([static[0], *(p for p, _, _ in tracks)])
-    labels = np.concatenate([static[1], *(lab for _, lab, _ in tracks)])
-    sem = vote_voxels(points, labels, grid, free, min_points)
+    parts = [static, *tracks]
+    sem = vote_flat([g.flat for g in parts], [g.labels for g in parts], grid, free, min_points)
     track = np.full(grid.shape, -1, np.int64)
-    for p, _, tr in tracks:
-        if len(p):
-            flat = voxel_index(p, grid)
-            track.reshape(-1)[flat[flat >= 0]] = tr
+    for g in tracks:
+        track.reshape(-1)[g.flat[g.flat >= 0]] = g.track
     return sem, track
 
 
@@ -525,8 +522,11 @@ def label_scene(
         tracemalloc.start()
     timer = Timer()
     try:
-        prep = prepare_scene(rec, opt, free, timer)
-        labels = [label_keyframe(rec, prep, k, grid, opt, free, ground, timer, T_ego_from_grid) for k in rec.keyframes]
+        with threadpool_limits(1, user_api="blas"):  # one core a scene (--workers for more): BLAS threads spin
+            prep = prepare_scene(rec, opt, free, timer)
+            labels = [
+                label_keyframe(rec, prep, k, grid, opt, free, ground, timer, T_ego_from_grid) for k in rec.keyframes
+            ]
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         if tracing:

@@ -257,3 +257,111 @@ def test_the_compiled_vote_and_crop_equal_the_sorted_vote_and_the_numpy_crop(dty
         half = len(pts) // 2  # in parts, as the pipeline gives the static points and each track's
         got = vote_flat([flat[:half], flat[half:]], [lab[:half], lab[half:]], grid, 6, min_points)
         assert np.array_equal(got, want)
+
+
+def _bincount_vote(labelled, labels, queries, k, max_dist, num_classes):
+    """The vote as the pipeline computed it before its compiled loop (a bincount of query * classes + class
+    over scipy's neighbours): an independent route to the same classes."""
+    from scipy.spatial import cKDTree
+
+    k = max(1, min(k, len(labelled)))
+    dist, idx = cKDTree(labelled).query(queries, k=k, distance_upper_bound=max_dist)
+    if k == 1:
+        dist, idx = dist[:, None], idx[:, None]
+    ok = np.isfinite(dist)
+    C1 = num_classes + 1
+    lab = np.where(ok, np.asarray(labels)[np.minimum(idx, len(labels) - 1)], num_classes)
+    Q = len(queries)
+    votes = np.bincount((np.arange(Q)[:, None] * C1 + lab).ravel(), minlength=Q * C1).reshape(Q, C1)[:, :num_classes]
+    top = votes.max(1)
+    has = top > 0
+    nn = lab[:, 0]
+    tied = (votes == top[:, None]).sum(1) > 1
+    nn_top = votes[np.arange(Q), np.minimum(nn, num_classes - 1)] == top
+    winner = np.where(tied & has & (nn < num_classes) & nn_top, nn, votes.argmax(1))
+    return np.where(has, winner, -1)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_the_compiled_knn_vote_equals_the_bincount_vote(k):
+    rng = np.random.default_rng(k)
+    labelled = rng.uniform(0, 6, (3000, 3)).astype(np.float32)
+    labels = rng.integers(0, 4, len(labelled))  # 4 classes of 6: many ties at k = 2 and 5
+    queries = rng.uniform(-1, 7, (5000, 3)).astype(np.float32)  # some with no labelled point within reach
+    want = _bincount_vote(labelled, labels, queries, k, 0.3, 6)
+    assert (want == -1).any() and len(np.unique(want)) == 5
+    assert np.array_equal(knn_vote(labelled, labels, queries, k, 0.3, 6), want)
+    assert np.array_equal(knn_vote(labelled, labels, queries, k, 0.3, 6, chunk=777), want)
+
+
+def _reference_cast(sweeps, grid: Grid, rel: float, ab: float) -> tuple[np.ndarray, np.ndarray]:
+    """The sweep counts as the pipeline's walk computed them before it was rewritten (one ray at a time in
+    plain Python, a stamp for hits and one for passes, the voxel recomputed at each step): an independent
+    route to the same counts."""
+    lo, hi, vs = (np.asarray(a, np.float64) for a in (grid.range_min, grid.range_max, grid.voxel_size))
+    X, Y, Z = grid.shape
+    hits, passes = np.zeros(X * Y * Z, np.int64), np.zeros(X * Y * Z, np.int64)
+    for o, pts in sweeps:
+        hit = set()
+        for p in pts:
+            i = np.floor((p - lo) / vs).astype(int)
+            if ((i >= 0) & (i < grid.shape)).all():
+                hit.add(int((i[0] * Y + i[1]) * Z + i[2]))
+        for v in hit:
+            hits[v] += 1
+        passed = set()
+        for p in pts:
+            d = p - o
+            r = float(np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]))
+            d = d / r
+            t0, t1 = 0.0, r * (1.0 - rel) - ab
+            miss = False
+            for a in range(3):
+                if d[a] != 0.0:
+                    ta, tb = sorted(((lo[a] - o[a]) / d[a], (hi[a] - o[a]) / d[a]))
+                    t0, t1 = max(t0, ta), min(t1, tb)
+                elif not lo[a] <= o[a] <= hi[a]:
+                    miss = True
+            if miss or t1 <= t0:
+                continue
+            idx = [min(max(int(np.floor((o[a] + d[a] * t0 - lo[a]) / vs[a])), 0), grid.shape[a] - 1) for a in range(3)]
+            step = [1 if d[a] > 0 else -1 if d[a] < 0 else 0 for a in range(3)]
+            tnext = [(lo[a] + (idx[a] + (d[a] > 0)) * vs[a] - o[a]) / d[a] if d[a] != 0 else np.inf for a in range(3)]
+            tdelta = [vs[a] / abs(d[a]) if d[a] != 0 else np.inf for a in range(3)]
+            t = t0
+            while t < t1:
+                v = (idx[0] * Y + idx[1]) * Z + idx[2]
+                if v not in hit:
+                    passed.add(v)
+                a = int(np.argmin(tnext))  # the first of equal ones
+                t = tnext[a]
+                tnext[a] += tdelta[a]
+                idx[a] += step[a]
+                if not 0 <= idx[a] < grid.shape[a]:
+                    break
+        for v in passed:
+            passes[v] += 1
+    return hits.reshape(grid.shape), passes.reshape(grid.shape)
+
+
+@pytest.mark.parametrize("origin", [(0.3, -0.2, 0.9), (-9.0, 4.0, 1.1)])  # inside the grid; outside it
+def test_the_compiled_cast_equals_the_plain_walk(origin):
+    grid = Grid((-3.0, -2.5, -1.0), (3.0, 2.5, 2.0), (0.5, 0.5, 0.5))
+    rng = np.random.default_rng(1)
+    o = np.asarray(origin)
+    sweeps = []
+    for _ in range(3):
+        pts = rng.uniform((-5.0, -4.0, -2.0), (5.0, 4.0, 3.0), (150, 3))
+        pts[:10, 1] = o[1]  # rays in a plane of the grid's axes: a direction component exactly 0
+        pts[10:20] = np.round(pts[10:20] * 2) / 2  # returns on voxel boundaries
+        sweeps.append((o + rng.normal(0, 0.2, 3), pts))
+    # from a voxel corner along the diagonals: both axes' boundaries at the same distance at every step (ties)
+    diagonals = np.array([[2.0, 2.0, 0.25], [-2.0, 2.0, 0.25], [2.0, -2.0, 0.25], [-2.0, -2.0, 0.25], [2.0, 2.0, 1.75]])
+    sweeps.append((np.array([0.0, 0.0, 0.25]), diagonals))
+    caster = SweepCaster(grid, carve_rel=0.15, carve_abs=0.2)
+    for so, pts in sweeps:
+        caster.add(so, pts)
+    hits, passes = _reference_cast(sweeps, grid, 0.15, 0.2)
+    assert passes.sum() > 100 and hits.sum() > 50
+    assert np.array_equal(caster.counts.view(caster.counts.hits), hits)
+    assert np.array_equal(caster.counts.view(caster.counts.passes), passes)

@@ -251,11 +251,15 @@ def _static_semantics(s_pts: np.ndarray, s_lab: np.ndarray, opt: LabelOptions, f
     if not known.any():
         s_lab[:] = 0
         return
+    from scipy.spatial import cKDTree
+
+    pts = s_pts[known]
+    tree = cKDTree(pts)  # one tree of the labelled points for both votes
     if opt.relabel_k > 1:
-        s_lab[known] = knn_vote(s_pts[known], s_lab[known], s_pts[known], opt.relabel_k, opt.knn_max_dist, free)
+        s_lab[known] = knn_vote(pts, s_lab[known], pts, opt.relabel_k, opt.knn_max_dist, free, tree=tree)
     q = ~known
     if q.any():
-        s_lab[q] = knn_vote(s_pts[known], s_lab[known], s_pts[q], opt.knn, opt.knn_max_dist, free)
+        s_lab[q] = knn_vote(pts, s_lab[known], s_pts[q], opt.knn, opt.knn_max_dist, free, tree=tree)
 
 
 def _track_semantics(

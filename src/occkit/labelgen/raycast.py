@@ -44,10 +44,11 @@ class CastCounts:
         return a.reshape(self.grid.shape)
 
 
-def _walk_passes(o, pts, lo, hi, vs, shape, rel, ab, passes, stamp, hitstamp, sid):  # pragma: no cover - numba
+def _walk_passes(o, pts, lo, hi, vs, shape, rel, ab, passes, stamp, sid):  # pragma: no cover - numba
     """Walk the rays from ``o (3,)`` to ``pts (N, 3)``, each stopped ``r (1 - rel) - ab`` along: a voxel
-    entered is counted in ``passes`` once per sweep (``stamp``), and not where this sweep hit (``hitstamp``)."""
-    Y, Z = shape[1], shape[2]
+    entered is counted in ``passes`` once per sweep and not where this sweep hit (``stamp[v] == sid``: hit or
+    passed by this sweep already; :func:`_count_hits` stamps the hits first)."""
+    X, Y, Z = shape[0], shape[1], shape[2]
     d = np.empty(3)
     idx = np.empty(3, np.int64)
     step = np.empty(3, np.int64)
@@ -98,25 +99,30 @@ def _walk_passes(o, pts, lo, hi, vs, shape, rel, ab, passes, stamp, hitstamp, si
                 tnext[a] = np.inf
                 tdelta[a] = np.inf
         t = t0
+        i0, i1, i2 = idx[0], idx[1], idx[2]
+        n0, n1, n2 = tnext[0], tnext[1], tnext[2]
+        v = (i0 * Y + i1) * Z + i2
         while t < t1:
-            v = (idx[0] * Y + idx[1]) * Z + idx[2]
-            if hitstamp[v] != sid and stamp[v] != sid:
+            if stamp[v] != sid:
                 stamp[v] = sid
                 passes[v] += 1
-            a = 0
-            if tnext[1] < tnext[a]:
-                a = 1
-            if tnext[2] < tnext[a]:
-                a = 2
-            t = tnext[a]
-            tnext[a] += tdelta[a]
-            idx[a] += step[a]
-            if idx[a] < 0 or idx[a] >= shape[a]:
-                break
+            # leave along the axis whose boundary comes first (the first of equal ones)
+            if n0 <= n1 and n0 <= n2:
+                t, n0, i0, v = n0, n0 + tdelta[0], i0 + step[0], v + step[0] * Y * Z
+                if not 0 <= i0 < X:
+                    break
+            elif n1 <= n2:
+                t, n1, i1, v = n1, n1 + tdelta[1], i1 + step[1], v + step[1] * Z
+                if not 0 <= i1 < Y:
+                    break
+            else:
+                t, n2, i2, v = n2, n2 + tdelta[2], i2 + step[2], v + step[2]
+                if not 0 <= i2 < Z:
+                    break
 
 
-def _count_hits(pts, lo, vs, shape, hits, hitstamp, sid):  # pragma: no cover - numba
-    """Each return's voxel counted once per sweep (``hitstamp``)."""
+def _count_hits(pts, lo, vs, shape, hits, stamp, sid):  # pragma: no cover - numba
+    """Each return's voxel counted once per sweep, stamped ``sid`` (so this sweep's walk passes it by)."""
     X, Y, Z = shape[0], shape[1], shape[2]
     for i in range(pts.shape[0]):
         ix = int(np.floor((pts[i, 0] - lo[0]) / vs[0]))
@@ -125,8 +131,8 @@ def _count_hits(pts, lo, vs, shape, hits, hitstamp, sid):  # pragma: no cover - 
         if ix < 0 or iy < 0 or iz < 0 or ix >= X or iy >= Y or iz >= Z:
             continue
         v = (ix * Y + iy) * Z + iz
-        if hitstamp[v] != sid:
-            hitstamp[v] = sid
+        if stamp[v] != sid:
+            stamp[v] = sid
             hits[v] += 1
 
 
@@ -154,8 +160,7 @@ class SweepCaster:
         self.counts = CastCounts.zeros(grid)
         self.rel, self.abs = float(carve_rel), float(carve_abs)
         n = self.counts.hits.shape[0]
-        self._hitstamp = np.full(n, -1, np.int32)
-        self._passstamp = np.full(n, -1, np.int32)
+        self._stamp = np.full(n, -1, np.int32)  # the last sweep that hit or passed each voxel
         self._sid = 0
 
     def add(self, origin: np.ndarray, points: np.ndarray) -> None:
@@ -165,6 +170,6 @@ class SweepCaster:
         o = np.ascontiguousarray(origin, np.float64)
         p = np.ascontiguousarray(points, np.float64)
         sid = np.int32(self._sid)
-        hits(p, lo, vs, shape, self.counts.hits, self._hitstamp, sid)  # first: a voxel hit is not also seen through
-        walk(o, p, lo, hi, vs, shape, self.rel, self.abs, self.counts.passes, self._passstamp, self._hitstamp, sid)
+        hits(p, lo, vs, shape, self.counts.hits, self._stamp, sid)  # first: a voxel hit is not also seen through
+        walk(o, p, lo, hi, vs, shape, self.rel, self.abs, self.counts.passes, self._stamp, sid)
         self._sid += 1

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from occkit.data.scene_record import Boxes
@@ -93,10 +95,12 @@ def knn_vote(
     max_dist: float,
     num_classes: int,
     chunk: int = 200_000,
+    tree: Any = None,
 ) -> np.ndarray:
     """A class for each of ``queries (Q, 3)``: the most common class among its ``k`` nearest
     ``labelled (L, 3)`` points no farther than ``max_dist`` (ties: the nearest neighbour's
-    class), or -1 where none is that near.
+    class), or -1 where none is that near. ``tree``: scipy's ``cKDTree`` of ``labelled`` when one
+    was built already (the points, not their labels, make the tree).
 
     Returns:
         ``(Q,)`` int64.
@@ -107,31 +111,46 @@ def knn_vote(
     from scipy.spatial import cKDTree
 
     k = max(1, min(int(k), len(labelled)))
-    tree = cKDTree(labelled)
+    tree = cKDTree(labelled) if tree is None else tree
     labels = np.asarray(labels, np.int64)
+    vote = _vote_kernels()[4]
+    votes = np.zeros(num_classes, np.int64)
     for a in range(0, len(queries), chunk):  # in chunks: a scene's millions of queries in bounded memory
-        out[a : a + chunk] = _vote(tree, labels, queries[a : a + chunk], k, max_dist, num_classes)
+        dist, idx = tree.query(queries[a : a + chunk], k=k, distance_upper_bound=max_dist, workers=1)
+        if k == 1:
+            dist, idx = dist[:, None], idx[:, None]
+        vote(dist, idx, labels, votes, out[a : a + chunk])
     return out
 
 
-def _vote(tree, labels: np.ndarray, queries: np.ndarray, k: int, max_dist: float, num_classes: int) -> np.ndarray:
-    dist, idx = tree.query(queries, k=k, distance_upper_bound=max_dist, workers=1)
-    if k == 1:
-        dist, idx = dist[:, None], idx[:, None]
-    ok = np.isfinite(dist)  # (Q, k); missing neighbours have idx == len(labelled)
-    C1 = num_classes + 1
-    lab = np.where(ok, labels[np.minimum(idx, len(labels) - 1)], num_classes)  # num_classes: no vote
-    Q = len(queries)
-    votes = np.bincount((np.arange(Q)[:, None] * C1 + lab).ravel(), minlength=Q * C1).reshape(Q, C1)[:, :num_classes]
-    top = votes.max(1)
-    has = top > 0
-    winner = votes.argmax(1)
-    # ties: the nearest neighbour's class, when it is among the tied
-    nn = lab[:, 0]
-    tied = (votes == top[:, None]).sum(1) > 1
-    nn_top = votes[np.arange(Q), np.minimum(nn, num_classes - 1)] == top
-    winner = np.where(tied & has & (nn < num_classes) & nn_top, nn, winner)
-    return np.where(has, winner, -1)
+def _vote_neighbours(dist, idx, labels, votes, out):  # pragma: no cover - compiled by numba
+    """:func:`knn_vote`'s vote over each query's neighbours (``dist, idx (Q, k)`` from the tree, a missing
+    neighbour at an infinite distance): the class most of them carry (``votes (C,)``: scratch counts), ties
+    to the nearest neighbour's class when it is among the tied, else the smaller id; -1 with no neighbour."""
+    C = votes.shape[0]
+    for q in range(dist.shape[0]):
+        for j in range(dist.shape[1]):
+            if np.isfinite(dist[q, j]):
+                c = labels[idx[q, j]]
+                if 0 <= c < C:
+                    votes[c] += 1
+        top = 0
+        win = -1
+        tied = 0
+        for c in range(C):
+            if votes[c] > top:
+                top = votes[c]
+                win = c
+                tied = 1
+            elif votes[c] == top and top > 0:
+                tied += 1
+        if win >= 0 and tied > 1 and np.isfinite(dist[q, 0]):
+            nn = labels[idx[q, 0]]
+            if 0 <= nn < C and votes[nn] == top:
+                win = nn
+        out[q] = win
+        for c in range(C):
+            votes[c] = 0
 
 
 def fill_ground(
@@ -269,12 +288,12 @@ def _decide_votes(counts, vox_of, min_points, out):  # pragma: no cover - compil
 
 
 def _vote_kernels():
-    """The vote's loops compiled by numba (once per process, cached on disk by numba)."""
+    """The votes' loops compiled by numba (once per process, cached on disk by numba)."""
     from occkit.jit import numba_kernels
 
-    kernels = numba_kernels(_index_in_grid, _assign_slots, _count_votes, _decide_votes)
+    kernels = numba_kernels(_index_in_grid, _assign_slots, _count_votes, _decide_votes, _vote_neighbours)
     if kernels is None:  # pragma: no cover - numba is a dependency
-        raise ImportError("occkit label's voxel vote needs numba (a dependency of occkit): pip install numba")
+        raise ImportError("occkit label's votes need numba (a dependency of occkit): pip install numba")
     return kernels
 
 
@@ -298,7 +317,7 @@ def vote_flat(
     """:func:`vote_voxels` of points given as their voxels (``flats``, parts of :func:`grid_index`'s or
     :func:`voxel_index`'s flat indices, -1 not voted) and their classes (``labels``, the same parts):
     ``(X, Y, Z)`` uint8, without sorting (each voxel's counts in a slot of its own)."""
-    _, assign, count, decide = _vote_kernels()
+    _, assign, count, decide, _ = _vote_kernels()
     n_vox = int(np.prod(grid.shape))
     out = np.full(n_vox, free, np.uint8)
     slot = np.full(n_vox, -1, np.int32)

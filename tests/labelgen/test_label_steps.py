@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from occkit.data.scene_record import Boxes, Camera, SceneRecord, Sweep, check_record
 from occkit.geometry.grid import Grid
+from occkit.geometry.visibility import lidar_visibility
 from occkit.labelgen.pipeline import LabelOptions, camera_mask, label_scene
-from occkit.labelgen.raycast import SweepCaster, visible_from
+from occkit.labelgen.raycast import SweepCaster
 from occkit.labelgen.steps import assign_to_boxes, erase_trails, knn_vote
 
 # a 10 x 1 x 1 row of 1 m voxels along x: [0, 10) x [0, 1) x [0, 1)
@@ -24,8 +26,8 @@ def test_a_wall_seen_from_one_origin_is_hit_the_space_before_it_passed_and_behin
     hits, passes = caster.counts.hits, caster.counts.passes
     assert hits.tolist() == [0, 0, 0, 0, 0, 0, 1, 0, 0, 0]
     assert passes.tolist() == [1, 1, 1, 1, 1, 1, 0, 0, 0, 0]  # voxels 0-5 seen through, 7-9 behind: unseen
-    vis = visible_from(ROW, origin, wall).reshape(-1)
-    assert vis.tolist() == [1, 1, 1, 1, 1, 1, 1, 0, 0, 0]  # Occ3D's LiDAR mask: up to and including the hit
+    vis = lidar_visibility(ROW, torch.from_numpy(origin), torch.from_numpy(wall)).reshape(-1)
+    assert vis.int().tolist() == [1, 1, 1, 1, 1, 1, 1, 0, 0, 0]  # Occ3D's LiDAR mask: up to and including the hit
 
 
 def test_the_carving_margin_stops_short_of_the_return():
@@ -207,3 +209,159 @@ def test_voxelisation_by_vote_on_a_hand_case():
     lab = np.array([4, 4, 9, 9, 3, 1, 5])
     assert vote_voxels(pts, lab, ROW, free=17).reshape(-1).tolist() == [4, 17, 3, 17, 17, 17, 17, 1, 17, 17]
     assert vote_voxels(pts, lab, ROW, free=17, min_points=2).reshape(-1).tolist() == [4, 17, 3] + [17] * 7
+
+
+def _sorted_vote(points: np.ndarray, labels: np.ndarray, grid: Grid, free: int, min_points: int) -> np.ndarray:
+    """The vote as the pipeline computed it before its compiled loops (a sort of voxel * classes + class):
+    an independent route to the same labels."""
+    from occkit.labelgen.steps import voxel_index
+
+    out = np.full(int(np.prod(grid.shape)), free, np.uint8)
+    flat = voxel_index(points, grid)
+    ok = flat >= 0
+    flat, lab = flat[ok], np.asarray(labels, np.int64)[ok]
+    C = free + 1
+    keys, counts = np.unique(flat * C + lab, return_counts=True)
+    vox, cls = keys // C, keys % C
+    order = np.lexsort((cls, -counts, vox))
+    vox, cls, counts = vox[order], cls[order], counts[order]
+    first = np.ones(len(vox), bool)
+    first[1:] = vox[1:] != vox[:-1]
+    total = np.add.reduceat(counts, np.nonzero(first)[0]) if len(vox) else counts
+    keep = total >= min_points
+    out[vox[first][keep]] = cls[first][keep].astype(np.uint8)
+    return out.reshape(grid.shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_compiled_vote_and_crop_equal_the_sorted_vote_and_the_numpy_crop(dtype):
+    from occkit.labelgen.steps import grid_index, vote_flat, vote_voxels
+
+    grid = Grid((-4.0, -4.0, -1.0), (4.0, 4.0, 5.4), (0.4, 0.4, 0.4))  # Occ3D's bounds, 20 x 20 x 16
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(-5, 6, (20000, 3))
+    # points on every voxel boundary and on the box's faces, where the rounding decides
+    edges = np.stack(np.meshgrid(*(np.arange(lo, hi + 0.01, 0.4) for lo, hi in ((-4, 4), (-4, 4), (-1, 5.4)))), -1)
+    pts = np.concatenate([pts, edges.reshape(-1, 3)]).astype(dtype)
+    lab = rng.integers(-1, 6, len(pts))  # -1: no class, not voted
+    flat, n = grid_index(pts, grid, lab)
+    lo, hi = np.asarray(grid.range_min), np.asarray(grid.range_max)
+    box = ((pts >= lo) & (pts < hi)).all(1) & (lab >= 0)
+    assert n == int(box.sum()) and 0 < n < len(pts)
+    from occkit.labelgen.steps import voxel_index
+
+    assert np.array_equal(flat, np.where(box, voxel_index(pts, grid), -1))
+    for min_points in (1, 2, 3):
+        want = _sorted_vote(pts[box], lab[box], grid, 6, min_points)
+        assert np.array_equal(vote_voxels(pts[box], lab[box], grid, 6, min_points), want)
+        half = len(pts) // 2  # in parts, as the pipeline gives the static points and each track's
+        got = vote_flat([flat[:half], flat[half:]], [lab[:half], lab[half:]], grid, 6, min_points)
+        assert np.array_equal(got, want)
+
+
+def _bincount_vote(labelled, labels, queries, k, max_dist, num_classes):
+    """The vote as the pipeline computed it before its compiled loop (a bincount of query * classes + class
+    over scipy's neighbours): an independent route to the same classes."""
+    from scipy.spatial import cKDTree
+
+    k = max(1, min(k, len(labelled)))
+    dist, idx = cKDTree(labelled).query(queries, k=k, distance_upper_bound=max_dist)
+    if k == 1:
+        dist, idx = dist[:, None], idx[:, None]
+    ok = np.isfinite(dist)
+    C1 = num_classes + 1
+    lab = np.where(ok, np.asarray(labels)[np.minimum(idx, len(labels) - 1)], num_classes)
+    Q = len(queries)
+    votes = np.bincount((np.arange(Q)[:, None] * C1 + lab).ravel(), minlength=Q * C1).reshape(Q, C1)[:, :num_classes]
+    top = votes.max(1)
+    has = top > 0
+    nn = lab[:, 0]
+    tied = (votes == top[:, None]).sum(1) > 1
+    nn_top = votes[np.arange(Q), np.minimum(nn, num_classes - 1)] == top
+    winner = np.where(tied & has & (nn < num_classes) & nn_top, nn, votes.argmax(1))
+    return np.where(has, winner, -1)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_the_compiled_knn_vote_equals_the_bincount_vote(k):
+    rng = np.random.default_rng(k)
+    labelled = rng.uniform(0, 6, (3000, 3)).astype(np.float32)
+    labels = rng.integers(0, 4, len(labelled))  # 4 classes of 6: many ties at k = 2 and 5
+    queries = rng.uniform(-1, 7, (5000, 3)).astype(np.float32)  # some with no labelled point within reach
+    want = _bincount_vote(labelled, labels, queries, k, 0.3, 6)
+    assert (want == -1).any() and len(np.unique(want)) == 5
+    assert np.array_equal(knn_vote(labelled, labels, queries, k, 0.3, 6), want)
+    assert np.array_equal(knn_vote(labelled, labels, queries, k, 0.3, 6, chunk=777), want)
+
+
+def _reference_cast(sweeps, grid: Grid, rel: float, ab: float) -> tuple[np.ndarray, np.ndarray]:
+    """The sweep counts as the pipeline's walk computed them before it was rewritten (one ray at a time in
+    plain Python, a stamp for hits and one for passes, the voxel recomputed at each step): an independent
+    route to the same counts."""
+    lo, hi, vs = (np.asarray(a, np.float64) for a in (grid.range_min, grid.range_max, grid.voxel_size))
+    X, Y, Z = grid.shape
+    hits, passes = np.zeros(X * Y * Z, np.int64), np.zeros(X * Y * Z, np.int64)
+    for o, pts in sweeps:
+        hit = set()
+        for p in pts:
+            i = np.floor((p - lo) / vs).astype(int)
+            if ((i >= 0) & (i < grid.shape)).all():
+                hit.add(int((i[0] * Y + i[1]) * Z + i[2]))
+        for v in hit:
+            hits[v] += 1
+        passed = set()
+        for p in pts:
+            d = p - o
+            r = float(np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]))
+            d = d / r
+            t0, t1 = 0.0, r * (1.0 - rel) - ab
+            miss = False
+            for a in range(3):
+                if d[a] != 0.0:
+                    ta, tb = sorted(((lo[a] - o[a]) / d[a], (hi[a] - o[a]) / d[a]))
+                    t0, t1 = max(t0, ta), min(t1, tb)
+                elif not lo[a] <= o[a] <= hi[a]:
+                    miss = True
+            if miss or t1 <= t0:
+                continue
+            idx = [min(max(int(np.floor((o[a] + d[a] * t0 - lo[a]) / vs[a])), 0), grid.shape[a] - 1) for a in range(3)]
+            step = [1 if d[a] > 0 else -1 if d[a] < 0 else 0 for a in range(3)]
+            tnext = [(lo[a] + (idx[a] + (d[a] > 0)) * vs[a] - o[a]) / d[a] if d[a] != 0 else np.inf for a in range(3)]
+            tdelta = [vs[a] / abs(d[a]) if d[a] != 0 else np.inf for a in range(3)]
+            t = t0
+            while t < t1:
+                v = (idx[0] * Y + idx[1]) * Z + idx[2]
+                if v not in hit:
+                    passed.add(v)
+                a = int(np.argmin(tnext))  # the first of equal ones
+                t = tnext[a]
+                tnext[a] += tdelta[a]
+                idx[a] += step[a]
+                if not 0 <= idx[a] < grid.shape[a]:
+                    break
+        for v in passed:
+            passes[v] += 1
+    return hits.reshape(grid.shape), passes.reshape(grid.shape)
+
+
+@pytest.mark.parametrize("origin", [(0.3, -0.2, 0.9), (-9.0, 4.0, 1.1)])  # inside the grid; outside it
+def test_the_compiled_cast_equals_the_plain_walk(origin):
+    grid = Grid((-3.0, -2.5, -1.0), (3.0, 2.5, 2.0), (0.5, 0.5, 0.5))
+    rng = np.random.default_rng(1)
+    o = np.asarray(origin)
+    sweeps = []
+    for _ in range(3):
+        pts = rng.uniform((-5.0, -4.0, -2.0), (5.0, 4.0, 3.0), (150, 3))
+        pts[:10, 1] = o[1]  # rays in a plane of the grid's axes: a direction component exactly 0
+        pts[10:20] = np.round(pts[10:20] * 2) / 2  # returns on voxel boundaries
+        sweeps.append((o + rng.normal(0, 0.2, 3), pts))
+    # from a voxel corner along the diagonals: both axes' boundaries at the same distance at every step (ties)
+    diagonals = np.array([[2.0, 2.0, 0.25], [-2.0, 2.0, 0.25], [2.0, -2.0, 0.25], [-2.0, -2.0, 0.25], [2.0, 2.0, 1.75]])
+    sweeps.append((np.array([0.0, 0.0, 0.25]), diagonals))
+    caster = SweepCaster(grid, carve_rel=0.15, carve_abs=0.2)
+    for so, pts in sweeps:
+        caster.add(so, pts)
+    hits, passes = _reference_cast(sweeps, grid, 0.15, 0.2)
+    assert passes.sum() > 100 and hits.sum() > 50
+    assert np.array_equal(caster.counts.view(caster.counts.hits), hits)
+    assert np.array_equal(caster.counts.view(caster.counts.passes), passes)

@@ -193,23 +193,23 @@ def plan_output(args: argparse.Namespace, rec: Any, opt: Any) -> Any:
     return target
 
 
-def _options(args: argparse.Namespace):
+def _options(args: argparse.Namespace, classes: tuple[str, ...] | None = None):
+    """The pipeline's options: the preset's, then ``--set KEY=VALUE`` typed through the config system as
+    ``occkit train --set`` is (values read as YAML, each checked against its field's type: ``erase_trails=False``
+    is false, ``ground_classes=[terrain]`` a tuple, ``carve_rel=abc`` refused naming the key), then
+    ``--window``. ``classes``: the output's class names, which ``ground_classes`` given here must be among."""
+    from occkit.config import ConfigError, from_dict, merge, parse_overrides, to_dict
     from occkit.labelgen.pipeline import LabelOptions
 
-    values: dict[str, Any] = dict(PRESETS[args.preset])
     keys = LabelOptions.keys()
-    for item in args.set:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        if k not in keys:
-            raise ValueError(f"--set {k}: not a label option (one of {', '.join(keys)})")
-        try:
-            values[k] = json.loads(v)
-        except json.JSONDecodeError:
-            values[k] = v
-        if isinstance(values[k], list):
-            values[k] = tuple(values[k])
+    try:
+        over = parse_overrides(list(args.set))
+    except ConfigError as e:
+        raise ConfigError(f"--set {e}") from None
+    unknown = [k for k in over if k not in keys]
+    if unknown:
+        raise ConfigError(f"--set {', '.join(unknown)}: not a label option (one of {', '.join(keys)})")
+    values = merge(merge(to_dict(LabelOptions()), PRESETS[args.preset]), over)
     if args.window is not None:
         values["window"] = args.window
     if getattr(args, "densify", None) is not None:
@@ -217,7 +217,30 @@ def _options(args: argparse.Namespace):
     for flag in ("refine_poses", "refine_boxes", "find_moving"):
         if getattr(args, flag, False):
             values[flag] = True
-    return LabelOptions(**values)
+    try:
+        opt = from_dict(LabelOptions, values)
+    except ConfigError as e:
+        hint = " (a list is written in brackets: KEY=[a, b])" if "expected a list" in str(e) else ""
+        raise ConfigError(f"--set {e}{hint}") from None
+    if "ground_classes" in over and classes is not None:
+        missing = [n for n in opt.ground_classes if n not in classes]
+        if missing:
+            names = ", ".join(map(repr, missing))
+            raise ConfigError(f"--set ground_classes: {names} not in the output's classes ({', '.join(classes)})")
+    return opt
+
+
+def _check_ground_classes(args: argparse.Namespace, opt: Any, classes: tuple[str, ...]) -> None:
+    """``--set ground_classes=[...]``: every name a class of the output (``classes``, the pipeline's: the output
+    table's occupied classes); else a one-line refusal naming them."""
+    from occkit.config import ConfigError
+
+    if not any(item.split("=", 1)[0].strip() == "ground_classes" for item in args.set):
+        return
+    missing = [n for n in opt.ground_classes if n not in classes]
+    if missing:
+        names = ", ".join(map(repr, missing))
+        raise ConfigError(f"--set ground_classes: {names} not in the output's classes ({', '.join(classes)})")
 
 
 def reader_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -263,6 +286,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     if args.out is None:
         raise ValueError("--out: required, the labels' folder (or --write-rig RIG to write --data as a rig folder)")
     target = plan_output(args, rec, opt)  # the classes, grid and layout written, checked before any folder
+    _check_ground_classes(args, opt, target.classes)
     truth_lacks = _truth_lacks(args.data, scenes) if args.quality else None
     if truth_lacks and not _rays_scored(target):
         raise ValueError(

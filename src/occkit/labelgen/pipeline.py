@@ -16,12 +16,13 @@ then per keyframe:
 
 4. the static points of the sweeps within ``window`` keyframes (0: the whole scene) and every
    track placed at its box at the keyframe, into the keyframe's ego frame; voxelised on the grid by
-   vote (:func:`occkit.labelgen.steps.vote_voxels`);
+   vote (:func:`occkit.labelgen.steps.vote_voxels`'s, :func:`~occkit.labelgen.steps.vote_flat`);
 5. every return of the sweeps within ``free_window`` keyframes cast from its sweep's origin
    (:mod:`occkit.labelgen.raycast`): static voxels more sweeps saw through than hit are trails and
    become free (``erase_trails``); ground columns left empty between LiDAR rings are filled from
    their neighbours (``ground_fill`` voxels);
-6. ``mask_lidar``: the voxels the keyframe's own rays traverse up to their return (Occ3D);
+6. ``mask_lidar``: the voxels the keyframe's own rays traverse up to their return (Occ3D;
+   :func:`occkit.geometry.visibility.lidar_visibility`, the world's own masks' walk);
    ``mask_camera``: the voxels camera rays reach up to the first occupied voxel (Occ3D), none
    without cameras;
 7. optionally ``flow``: each voxel placed from a track takes its box's velocity (ego frame, m/s;
@@ -38,21 +39,23 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
-from occkit.data.scene_record import SceneRecord, check_record
+from occkit.data.scene_record import Boxes, SceneRecord, check_record
 from occkit.geometry.grid import Grid
-from occkit.labelgen.raycast import SweepCaster, visible_from
+from occkit.geometry.visibility import lidar_visibility
+from occkit.labelgen.raycast import SweepCaster
 from occkit.labelgen.steps import (
     assign_to_boxes,
     ego_points,
     erase_trails,
     fill_ground,
     from_box_frame,
+    grid_index,
     in_box,
     knn_vote,
     to_box_frame,
-    vote_voxels,
-    voxel_index,
+    vote_flat,
 )
 
 
@@ -150,12 +153,28 @@ class LabelOptions:
                 )
         for name in ("box_margin", "ego_margin", "knn_max_dist", "trail_ratio", "carve_abs"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"label option {name} must be a finite number >= 0, got {v!r}")
         if self.densify not in ("none", "tsdf"):
             raise ValueError(f"label option densify must be 'none' or 'tsdf', got {self.densify!r}")
-        if not 0 <= self.carve_rel < 1:
-            raise ValueError(f"label option carve_rel must lie in [0, 1), got {self.carve_rel}")
+        v = self.carve_rel
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1):
+            raise ValueError(f"label option carve_rel must be a number in [0, 1), got {v!r}")
+        for name in (
+            "keyframe_only",
+            "erase_trails",
+            "camera_mask",
+            "flow",
+            "refine_poses",
+            "refine_boxes",
+            "find_moving",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"label option {name} must be true or false, got {getattr(self, name)!r}")
+        g = self.ground_classes
+        if not (isinstance(g, (tuple, list)) and all(isinstance(n, str) for n in g)):
+            raise ValueError(f"label option ground_classes must be a list of class names, got {g!r}")
+        object.__setattr__(self, "ground_classes", tuple(g))
 
     @staticmethod
     def keys() -> tuple[str, ...]:
@@ -201,66 +220,99 @@ class Timer:
         self._t = now
 
 
+@dataclass
+class _Aggregated:
+    """Steps 1-2 over a scene: each sweep's returns in the world, split into the static scene and the tracks."""
+
+    static_pts: list[np.ndarray] = field(default_factory=list)  # per sweep, world
+    static_lab: list[np.ndarray] = field(default_factory=list)  # per sweep, -1 unlabelled
+    track_pts: dict[int, list[np.ndarray]] = field(default_factory=dict)  # per track, its box's frame
+    track_lab: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    track_cls: dict[int, int] = field(default_factory=dict)  # per track, its box's class
+    origins: list[np.ndarray] = field(default_factory=list)  # per sweep, world
+    all_pts: list[np.ndarray] = field(default_factory=list)  # per sweep, every return but the ego's (world)
+
+
 def prepare_scene(rec: SceneRecord, opt: LabelOptions, free: int, timer: Timer) -> _Prepared:
     """Steps 1-3 over a whole scene."""
-    n_cls = free  # class ids 0 .. free - 1
-    unl = -1
-    static_pts, static_lab, origins, all_pts = [], [], [], []
-    tp: dict[int, list[np.ndarray]] = {}
-    tl: dict[int, list[np.ndarray]] = {}
-    track_cls: dict[int, int] = {}
-    for i, s in enumerate(rec.sweeps):
-        T_el = rec.lidars[s.sensor]
-        p_ego = s.points.astype(np.float64) @ T_el[:3, :3].T + T_el[:3, 3]
-        keep = ~ego_points(p_ego, rec.ego_size, rec.ego_center, opt.ego_margin)
-        p_ego = p_ego[keep]
-        T = s.T_global_from_ego
-        pw = p_ego @ T[:3, :3].T + T[:3, 3]
-        lab = s.labels[keep] if s.labels is not None else np.full(len(pw), unl, np.int64)
-        origins.append((T @ T_el)[:3, 3])
-        all_pts.append(pw)
-        box_of = assign_to_boxes(pw, s.boxes, opt.box_margin) if s.boxes is not None else np.full(len(pw), -1)
-        st = box_of < 0
-        static_pts.append(pw[st])
-        static_lab.append(lab[st])
-        if s.boxes is not None and (~st).any():
-            b = s.boxes
-            for k in np.unique(box_of[~st]).tolist():
-                m = box_of == k
-                tr = int(b.track[k])
-                tp.setdefault(tr, []).append(to_box_frame(pw[m], b.center[k], float(b.yaw[k])))
-                tl.setdefault(tr, []).append(lab[m])
-                track_cls[tr] = int(b.cls[k])
+    agg = _Aggregated()
+    for s in rec.sweeps:
+        _aggregate_sweep(rec, s, opt, agg)
     timer.lap("aggregate")
-    # 3. classes for the unlabelled static points: one tree of the labelled ones, one query
-    start = np.concatenate([[0], np.cumsum([len(p) for p in static_pts])]).astype(np.int64)
-    s_pts = np.concatenate(static_pts).astype(np.float32) if static_pts else np.zeros((0, 3), np.float32)
-    s_lab = np.concatenate(static_lab).astype(np.int16) if static_lab else np.zeros(0, np.int16)
-    del static_pts, static_lab
+    start = np.concatenate([[0], np.cumsum([len(p) for p in agg.static_pts])]).astype(np.int64)
+    s_pts = np.concatenate(agg.static_pts).astype(np.float32) if agg.static_pts else np.zeros((0, 3), np.float32)
+    s_lab = np.concatenate(agg.static_lab).astype(np.int16) if agg.static_lab else np.zeros(0, np.int16)
+    agg.static_pts.clear()
+    agg.static_lab.clear()
+    _static_semantics(s_pts, s_lab, opt, free)
+    track_pts, track_lab = _track_semantics(agg, opt, free)
+    timer.lap("semantics")
+    return _Prepared(s_pts, s_lab, start, track_pts, track_lab, agg.origins, agg.all_pts)
+
+
+def _aggregate_sweep(rec: SceneRecord, s: Any, opt: LabelOptions, agg: _Aggregated) -> None:
+    """Steps 1-2 for one sweep: its returns into the world, the ego's own dropped, split by its boxes."""
+    T_el = rec.lidars[s.sensor]
+    p_ego = s.points.astype(np.float64) @ T_el[:3, :3].T + T_el[:3, 3]
+    keep = ~ego_points(p_ego, rec.ego_size, rec.ego_center, opt.ego_margin)
+    p_ego = p_ego[keep]
+    T = s.T_global_from_ego
+    pw = p_ego @ T[:3, :3].T + T[:3, 3]
+    lab = s.labels[keep] if s.labels is not None else np.full(len(pw), -1, np.int64)
+    agg.origins.append((T @ T_el)[:3, 3])
+    agg.all_pts.append(pw)
+    box_of = assign_to_boxes(pw, s.boxes, opt.box_margin) if s.boxes is not None else np.full(len(pw), -1)
+    st = box_of < 0
+    agg.static_pts.append(pw[st])
+    agg.static_lab.append(lab[st])
+    if s.boxes is None or st.all():
+        return
+    b = s.boxes
+    for k in np.unique(box_of[~st]).tolist():
+        m = box_of == k
+        tr = int(b.track[k])
+        agg.track_pts.setdefault(tr, []).append(to_box_frame(pw[m], b.center[k], float(b.yaw[k])))
+        agg.track_lab.setdefault(tr, []).append(lab[m])
+        agg.track_cls[tr] = int(b.cls[k])
+
+
+def _static_semantics(s_pts: np.ndarray, s_lab: np.ndarray, opt: LabelOptions, free: int) -> None:
+    """Step 3 for the static scene, in place: the given labels smoothed by their labelled neighbours
+    (``relabel_k``), then a class for every unlabelled point by one query of the labelled ones (-1 where
+    none is near: dropped from the vote, its ray still carves); no labels at all: class 0 ('others')."""
     known = s_lab >= 0
-    if known.any() and opt.relabel_k > 1:  # noisy labels smoothed by their labelled neighbours
-        s_lab[known] = knn_vote(s_pts[known], s_lab[known], s_pts[known], opt.relabel_k, opt.knn_max_dist, n_cls)
-    if known.any():
-        q = ~known
-        if q.any():  # no labelled neighbour near: -1, dropped from the vote (its ray still carves)
-            s_lab[q] = knn_vote(s_pts[known], s_lab[known], s_pts[q], opt.knn, opt.knn_max_dist, n_cls)
-    else:
-        s_lab[:] = 0  # no labels at all: geometry only, class 0 ('others')
+    if not known.any():
+        s_lab[:] = 0
+        return
+    from scipy.spatial import cKDTree
+
+    pts = s_pts[known]
+    tree = cKDTree(pts)  # one tree of the labelled points for both votes
+    if opt.relabel_k > 1:
+        s_lab[known] = knn_vote(pts, s_lab[known], pts, opt.relabel_k, opt.knn_max_dist, free, tree=tree)
+    q = ~known
+    if q.any():
+        s_lab[q] = knn_vote(pts, s_lab[known], s_pts[q], opt.knn, opt.knn_max_dist, free, tree=tree)
+
+
+def _track_semantics(
+    agg: _Aggregated, opt: LabelOptions, free: int
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Step 3 for each track: its unlabelled points voted by its own labelled points, else its box's class."""
     track_pts: dict[int, np.ndarray] = {}
     track_lab: dict[int, np.ndarray] = {}
-    for tr, parts in tp.items():
+    for tr, parts in agg.track_pts.items():
         pts = np.concatenate(parts)
-        lab = np.concatenate(tl[tr])
+        lab = np.concatenate(agg.track_lab[tr])
         known = lab >= 0
         if known.any() and (~known).any():
-            v = knn_vote(pts[known], lab[known], pts[~known], opt.knn, opt.knn_max_dist, n_cls)
+            v = knn_vote(pts[known], lab[known], pts[~known], opt.knn, opt.knn_max_dist, free)
             lab = lab.copy()
-            lab[~known] = np.where(v >= 0, v, track_cls[tr])
+            lab[~known] = np.where(v >= 0, v, agg.track_cls[tr])
         elif not known.any():
-            lab = np.full(len(pts), track_cls[tr], np.int64)
+            lab = np.full(len(pts), agg.track_cls[tr], np.int64)
         track_pts[tr], track_lab[tr] = pts, lab
-    timer.lap("semantics")
-    return _Prepared(s_pts, s_lab, start, track_pts, track_lab, origins, all_pts)
+    return track_pts, track_lab
 
 
 def _to_frame(T_frame_from_global: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -274,30 +326,34 @@ def _inv(T: np.ndarray) -> np.ndarray:
     return out
 
 
-def _crop(p: np.ndarray, grid: Grid, pad: float = 0.0) -> np.ndarray:
-    lo = np.asarray(grid.range_min) - pad
-    hi = np.asarray(grid.range_max) + pad
-    return ((p >= lo) & (p < hi)).all(1)
+@dataclass
+class _InGrid:
+    """Points in a keyframe's grid: ``flat (N,)`` each one's voxel (-1: outside the grid, or no class),
+    ``labels (N,)`` their classes, ``points`` how many lie in the grid's box with a class, ``track`` whose."""
+
+    flat: np.ndarray
+    labels: np.ndarray
+    points: int
+    track: int = -1
 
 
 def _densified(
-    prep: _Prepared,
-    win: range,
-    T_eg: np.ndarray,
-    p: np.ndarray,
-    m: np.ndarray,
-    labels: np.ndarray,
-    grid: Grid,
-    ground: tuple[int, ...],
-    free: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``--densify tsdf``: surface points between the rings from the window's static returns (grid frame)."""
+    prep: _Prepared, win: range, T_eg: np.ndarray, static: _InGrid, grid: Grid, ground: tuple[int, ...], free: int
+) -> _InGrid:
+    """``--densify tsdf``: ``static`` with the surface points between the rings that the window's static
+    returns give (:func:`occkit.labelgen.densify.densify_points`, grid frame), by voxel."""
     from occkit.labelgen.densify import densify_points
 
+    sl = slice(int(prep.static_start[win.start]), int(prep.static_start[win.stop]))
+    p = _to_frame(T_eg.astype(np.float32), prep.static_pts[sl])  # as _static_in_grid placed them
+    keep = static.flat >= 0  # in the grid, with a class
     counts = np.diff(prep.static_start[win.start : win.stop + 1])
-    segment = np.repeat(np.arange(len(win)), counts)[m]
+    segment = np.repeat(np.arange(len(win)), counts)[keep]
     origins = _to_frame(T_eg, np.stack([prep.origins[i] for i in win]))
-    return densify_points(origins, p[m], segment, labels, grid, ground, free)
+    pts, labs = densify_points(origins, p[keep], segment, static.labels[keep].astype(np.int64), grid, ground, free)
+    flat, n = grid_index(pts.astype(np.float32), grid, labs)
+    labels = np.concatenate([static.labels, labs.astype(static.labels.dtype)])
+    return _InGrid(np.concatenate([static.flat, flat]), labels, static.points + n)
 
 
 def label_keyframe(
@@ -312,82 +368,24 @@ def label_keyframe(
     T_ego_from_grid: np.ndarray | None = None,
 ) -> KeyframeLabel:
     """Steps 4-7 for the keyframe at sweep index ``k``, on ``grid`` in the keyframe's ego frame
-    (or the frame ``T_ego_from_grid (4, 4)`` places in it, e.g. the LiDAR's)."""
+    (or the frame ``T_ego_from_grid (4, 4)`` places in it, e.g. the LiDAR's); one function a step."""
     s = rec.sweeps[k]
-    T_eg = _inv(s.T_global_from_ego)  # the grid's frame from the world
-    if T_ego_from_grid is not None:
-        T_eg = _inv(T_ego_from_grid) @ T_eg
-    keys = rec.keyframes
-    pos = keys.index(k)
-
-    def sweeps_within(w: int) -> range:
-        if opt.keyframe_only:
-            return range(k, k + 1)
-        if w == 0:
-            return range(len(rec.sweeps))
-        lo = keys[max(0, pos - w)]
-        hi = keys[min(len(keys) - 1, pos + w)]
-        return range(lo, hi + 1)
-
-    win = sweeps_within(opt.window)
-    sl = slice(int(prep.static_start[win.start]), int(prep.static_start[win.stop]))
-    p = _to_frame(T_eg.astype(np.float32), prep.static_pts[sl])
-    m = _crop(p, grid) & (prep.static_lab[sl] >= 0)
-    pts, labs = [p[m]], [prep.static_lab[sl][m].astype(np.int64)]
+    T_eg = _grid_from_world(s.T_global_from_ego, T_ego_from_grid)
+    win = _sweeps_within(rec, k, opt.window, opt.keyframe_only)
+    static = _static_in_grid(prep, win, T_eg, grid)
     if opt.densify == "tsdf":
-        pts_d, labs_d = _densified(prep, win, T_eg, p, m, labs[0], grid, ground, free)
-        pts.append(pts_d)
-        labs.append(labs_d)
+        static = _densified(prep, win, T_eg, static, grid, ground, free)
         timer.lap("densify")
-    n_static = len(pts[0])
-    track_vox: list[tuple[np.ndarray, int]] = []
-    if s.boxes is not None:
-        b = s.boxes
-        for j in range(len(b)):
-            tr = int(b.track[j])
-            if tr not in prep.track_pts:
-                continue
-            q = prep.track_pts[tr]
-            inside = in_box(q, b.size[j], opt.box_margin)
-            pw = from_box_frame(q[inside], b.center[j], float(b.yaw[j]))
-            p = _to_frame(T_eg, pw)
-            m = _crop(p, grid)
-            pts.append(p[m])
-            labs.append(prep.track_lab[tr][inside][m])
-            track_vox.append((p[m], j))
-    points = np.concatenate(pts) if pts else np.zeros((0, 3))
-    labels = np.concatenate(labs) if labs else np.zeros(0, np.int64)
-    sem = vote_voxels(points, labels, grid, free, opt.min_points)
-    track = np.full(grid.shape, -1, np.int64)
-    for p, j in track_vox:
-        if len(p):
-            flat = voxel_index(p, grid)
-            ok = flat >= 0
-            track.reshape(-1)[flat[ok]] = int(s.boxes.track[j])  # type: ignore[union-attr]
+    tracks = _tracks_in_grid(s.boxes, prep, T_eg, grid, opt.box_margin)
+    sem, track = _voxelise(static, tracks, grid, free, opt.min_points)
     timer.lap("voxelise")
-
-    caster = SweepCaster(grid, opt.carve_rel, opt.carve_abs)
-    for i in sweeps_within(opt.free_window):
-        o = _to_frame(T_eg, prep.origins[i][None])[0]
-        p = _to_frame(T_eg, prep.all_pts[i])
-        caster.add(o, p)
-    hits = caster.counts.view(caster.counts.hits)
-    passes = caster.counts.view(caster.counts.passes)
-    occupied = sem != free
-    n_trail = 0
-    if opt.erase_trails:
-        trail = erase_trails(occupied, hits, passes, opt.trail_ratio, opt.trail_max_hits, exempt=track >= 0)
-        sem[trail] = free
-        n_trail = int(trail.sum())
+    hits, passes = _cast(prep, _sweeps_within(rec, k, opt.free_window, opt.keyframe_only), T_eg, grid, opt)
+    n_trail = _erase_trail_voxels(sem, track, hits, passes, free, opt) if opt.erase_trails else 0
     n_filled = 0
     if opt.ground_fill > 0 and ground:
-        before = sem != free
-        sem = fill_ground(sem, ground, free, opt.ground_fill, observed_above=passes > 0)
-        n_filled = int(((sem != free) & ~before).sum())
+        sem, n_filled = _fill_ground_columns(sem, passes, ground, free, opt.ground_fill)
     timer.lap("cast")
-
-    o = _to_frame(T_eg, prep.origins[k][None])[0]
-    mask_lidar = visible_from(grid, o, _to_frame(T_eg, prep.all_pts[k])).astype(np.uint8)
+    mask_lidar = _mask_lidar(prep, k, T_eg, grid)
     timer.lap("mask_lidar")
     mask_camera = np.zeros(grid.shape, np.uint8)
     if opt.camera_mask and rec.cameras:
@@ -397,22 +395,116 @@ def label_keyframe(
     if opt.flow:
         flow = track_flow(rec, k, track, T_eg)
         timer.lap("flow")
-    return KeyframeLabel(
-        token=s.token,
-        semantics=sem,
-        mask_lidar=mask_lidar,
-        mask_camera=mask_camera,
-        track=track,
-        flow=flow,
-        stats={
-            "static_points": int(n_static),
-            "points": int(len(points)),
-            "occupied": int((sem != free).sum()),
-            "trail_voxels_erased": n_trail,
-            "ground_voxels_filled": n_filled,
-            "window_returns": int(sum(len(rec.sweeps[i].points) for i in {*win, *sweeps_within(opt.free_window)})),
-        },
-    )
+    stats = {
+        "static_points": static.points,
+        "points": static.points + sum(g.points for g in tracks),
+        "occupied": int((sem != free).sum()),
+        "trail_voxels_erased": n_trail,
+        "ground_voxels_filled": n_filled,
+        "window_returns": int(
+            sum(len(rec.sweeps[i].points) for i in {*win, *_sweeps_within(rec, k, opt.free_window, opt.keyframe_only)})
+        ),
+    }
+    return KeyframeLabel(s.token, sem, mask_lidar, mask_camera, track, flow, stats)
+
+
+def _grid_from_world(T_global_from_ego: np.ndarray, T_ego_from_grid: np.ndarray | None) -> np.ndarray:
+    """``(4, 4)``: the grid's frame from the world at a keyframe (its ego frame, or the frame
+    ``T_ego_from_grid`` places in it)."""
+    T_eg = _inv(T_global_from_ego)
+    return T_eg if T_ego_from_grid is None else _inv(T_ego_from_grid) @ T_eg
+
+
+def _sweeps_within(rec: SceneRecord, k: int, w: int, keyframe_only: bool) -> range:
+    """The sweeps from ``w`` keyframes before the keyframe at sweep ``k`` to ``w`` after (0: every sweep of
+    the scene; ``keyframe_only``: its own sweep alone)."""
+    if keyframe_only:
+        return range(k, k + 1)
+    if w == 0:
+        return range(len(rec.sweeps))
+    keys = rec.keyframes
+    pos = keys.index(k)
+    return range(keys[max(0, pos - w)], keys[min(len(keys) - 1, pos + w)] + 1)
+
+
+def _static_in_grid(prep: _Prepared, sweeps: range, T_eg: np.ndarray, grid: Grid) -> _InGrid:
+    """Step 4, the static scene: the classed static points of ``sweeps`` in the grid's frame, by voxel."""
+    sl = slice(int(prep.static_start[sweeps.start]), int(prep.static_start[sweeps.stop]))
+    p = _to_frame(T_eg.astype(np.float32), prep.static_pts[sl])
+    lab = prep.static_lab[sl]
+    flat, n = grid_index(p, grid, lab)
+    return _InGrid(flat, lab, n)
+
+
+def _tracks_in_grid(boxes: Boxes | None, prep: _Prepared, T_eg: np.ndarray, grid: Grid, margin: float) -> list[_InGrid]:
+    """Step 4, the objects: each track with a box in the keyframe's sweep, its points (those within the box
+    grown by ``margin``) placed at that box, in the grid's frame, by voxel."""
+    out: list[_InGrid] = []
+    if boxes is None:
+        return out
+    for j in range(len(boxes)):
+        tr = int(boxes.track[j])
+        if tr not in prep.track_pts:
+            continue
+        q = prep.track_pts[tr]
+        inside = in_box(q, boxes.size[j], margin)
+        p = _to_frame(T_eg, from_box_frame(q[inside], boxes.center[j], float(boxes.yaw[j])))
+        lab = prep.track_lab[tr][inside]
+        flat, n = grid_index(p, grid, lab)
+        out.append(_InGrid(flat, lab, n, tr))
+    return out
+
+
+def _voxelise(
+    static: _InGrid, tracks: list[_InGrid], grid: Grid, free: int, min_points: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Step 4, the vote: ``semantics (X, Y, Z)`` uint8 of the static and the tracks' points together, and
+    ``track (X, Y, Z)`` int64, the track each voxel holds a point of (the later box where two do; -1 none)."""
+    parts = [static, *tracks]
+    sem = vote_flat([g.flat for g in parts], [g.labels for g in parts], grid, free, min_points)
+    track = np.full(grid.shape, -1, np.int64)
+    for g in tracks:
+        track.reshape(-1)[g.flat[g.flat >= 0]] = g.track
+    return sem, track
+
+
+def _cast(
+    prep: _Prepared, sweeps: range, T_eg: np.ndarray, grid: Grid, opt: LabelOptions
+) -> tuple[np.ndarray, np.ndarray]:
+    """Step 5: every return of ``sweeps`` cast from its sweep's origin; ``hits, passes (X, Y, Z)``, counts of
+    sweeps (:mod:`occkit.labelgen.raycast`)."""
+    caster = SweepCaster(grid, opt.carve_rel, opt.carve_abs)
+    for i in sweeps:
+        caster.add(_to_frame(T_eg, prep.origins[i][None])[0], _to_frame(T_eg, prep.all_pts[i]))
+    return caster.counts.view(caster.counts.hits), caster.counts.view(caster.counts.passes)
+
+
+def _erase_trail_voxels(
+    sem: np.ndarray, track: np.ndarray, hits: np.ndarray, passes: np.ndarray, free: int, opt: LabelOptions
+) -> int:
+    """Step 5, in place: the static voxels more sweeps saw through than hit become free
+    (:func:`~occkit.labelgen.steps.erase_trails`; a track's voxels are kept); returns how many."""
+    trail = erase_trails(sem != free, hits, passes, opt.trail_ratio, opt.trail_max_hits, exempt=track >= 0)
+    sem[trail] = free
+    return int(trail.sum())
+
+
+def _fill_ground_columns(
+    sem: np.ndarray, passes: np.ndarray, ground: tuple[int, ...], free: int, max_gap: int
+) -> tuple[np.ndarray, int]:
+    """Step 5: empty columns some ray looked into filled from their ground neighbours
+    (:func:`~occkit.labelgen.steps.fill_ground`); the filled labels and how many voxels were filled."""
+    before = sem != free
+    sem = fill_ground(sem, ground, free, max_gap, observed_above=passes > 0)
+    return sem, int(((sem != free) & ~before).sum())
+
+
+def _mask_lidar(prep: _Prepared, k: int, T_eg: np.ndarray, grid: Grid) -> np.ndarray:
+    """Step 6: Occ3D's LiDAR mask, the voxels the keyframe's own rays traverse up to and including their
+    return (:func:`occkit.geometry.visibility.lidar_visibility`); ``(X, Y, Z)`` uint8."""
+    o = _to_frame(T_eg, prep.origins[k][None])[0]
+    p = _to_frame(T_eg, prep.all_pts[k])
+    return lidar_visibility(grid, torch.from_numpy(o), torch.from_numpy(p)).numpy().astype(np.uint8)
 
 
 def camera_mask(
@@ -501,23 +593,11 @@ def label_scene(
     boxes_refined: dict[str, Any] | None = None
     moving: dict[str, Any] | None = None
     try:
-        if opt.refine_poses:
-            from occkit.labelgen.refine_poses import refine_record_poses
-
-            rec, refined = refine_record_poses(rec, ego_margin=opt.ego_margin)
-            timer.lap("refine_poses")
-        if opt.refine_boxes:
-            from occkit.labelgen.refine_boxes import refine_record_boxes
-
-            rec, boxes_refined = refine_record_boxes(rec)
-            timer.lap("refine_boxes")
-        if opt.find_moving:
-            from occkit.labelgen.find_moving import find_moving
-
-            rec, moving = find_moving(rec, box_margin=opt.box_margin, ego_margin=opt.ego_margin)
-            timer.lap("find_moving")
-        prep = prepare_scene(rec, opt, free, timer)
-        labels = [label_keyframe(rec, prep, k, grid, opt, free, ground, timer, T_ego_from_grid) for k in rec.keyframes]
+        with threadpool_limits(1, user_api="blas"):  # one core a scene (--workers for more): BLAS threads spin
+            prep = prepare_scene(rec, opt, free, timer)
+            labels = [
+                label_keyframe(rec, prep, k, grid, opt, free, ground, timer, T_ego_from_grid) for k in rec.keyframes
+            ]
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         if tracing:

@@ -10,8 +10,8 @@ For a sweep from origin ``o`` with returns ``p_i`` (grid frame), ``r_i = |p_i - 
 - counts are of **sweeps**, not rays: ``hits[v]`` = sweeps with a return in ``v``, ``passes[v]``
   = sweeps that saw through ``v`` and had no return in it.
 
-``visible`` (Occ3D's LiDAR mask): every voxel a ray traverses from its origin up to and including
-the voxel of its return (no margin).
+Occ3D's LiDAR mask (every voxel a ray traverses up to and including its return, no margin) is
+:func:`occkit.geometry.visibility.lidar_visibility`, the walk the synthetic world's own masks use.
 
 The walk is Amanatides & Woo's, one ray at a time in a loop compiled by numba (as RayIoU's CPU
 walk, :mod:`occkit.metrics.rayiou`).
@@ -44,11 +44,11 @@ class CastCounts:
         return a.reshape(self.grid.shape)
 
 
-def _walk_rays(o, pts, lo, hi, vs, shape, rel, ab, mode, counts, stamp, hitstamp, sid):  # pragma: no cover - numba
-    """Walk the rays from ``o (3,)`` to ``pts (N, 3)``. ``mode`` 0: passes, each ray stopped
-    ``r (1 - rel) - ab`` along, a voxel counted once per sweep (``stamp``) and not where this
-    sweep hit (``hitstamp``); ``mode`` 1: mark ``counts`` 1 up to and including the return's voxel."""
-    Y, Z = shape[1], shape[2]
+def _walk_passes(o, pts, lo, hi, vs, shape, rel, ab, passes, stamp, sid):  # pragma: no cover - numba
+    """Walk the rays from ``o (3,)`` to ``pts (N, 3)``, each stopped ``r (1 - rel) - ab`` along: a voxel
+    entered is counted in ``passes`` once per sweep and not where this sweep hit (``stamp[v] == sid``: hit or
+    passed by this sweep already; :func:`_count_hits` stamps the hits first)."""
+    X, Y, Z = shape[0], shape[1], shape[2]
     d = np.empty(3)
     idx = np.empty(3, np.int64)
     step = np.empty(3, np.int64)
@@ -64,7 +64,7 @@ def _walk_rays(o, pts, lo, hi, vs, shape, rel, ab, mode, counts, stamp, hitstamp
             continue
         for a in range(3):
             d[a] /= r
-        tend = r * (1.0 - rel) - ab if mode == 0 else r + 1e-4
+        tend = r * (1.0 - rel) - ab
         # the part of the ray inside the grid's box
         t0 = 0.0
         t1 = tend
@@ -99,27 +99,30 @@ def _walk_rays(o, pts, lo, hi, vs, shape, rel, ab, mode, counts, stamp, hitstamp
                 tnext[a] = np.inf
                 tdelta[a] = np.inf
         t = t0
+        i0, i1, i2 = idx[0], idx[1], idx[2]
+        n0, n1, n2 = tnext[0], tnext[1], tnext[2]
+        v = (i0 * Y + i1) * Z + i2
         while t < t1:
-            v = (idx[0] * Y + idx[1]) * Z + idx[2]
-            if mode == 1:
-                counts[v] = 1
-            elif hitstamp[v] != sid and stamp[v] != sid:
+            if stamp[v] != sid:
                 stamp[v] = sid
-                counts[v] += 1
-            a = 0
-            if tnext[1] < tnext[a]:
-                a = 1
-            if tnext[2] < tnext[a]:
-                a = 2
-            t = tnext[a]
-            tnext[a] += tdelta[a]
-            idx[a] += step[a]
-            if idx[a] < 0 or idx[a] >= shape[a]:
-                break
+                passes[v] += 1
+            # leave along the axis whose boundary comes first (the first of equal ones)
+            if n0 <= n1 and n0 <= n2:
+                t, n0, i0, v = n0, n0 + tdelta[0], i0 + step[0], v + step[0] * Y * Z
+                if not 0 <= i0 < X:
+                    break
+            elif n1 <= n2:
+                t, n1, i1, v = n1, n1 + tdelta[1], i1 + step[1], v + step[1] * Z
+                if not 0 <= i1 < Y:
+                    break
+            else:
+                t, n2, i2, v = n2, n2 + tdelta[2], i2 + step[2], v + step[2]
+                if not 0 <= i2 < Z:
+                    break
 
 
-def _count_hits(pts, lo, vs, shape, hits, hitstamp, sid):  # pragma: no cover - numba
-    """Each return's voxel counted once per sweep (``hitstamp``)."""
+def _count_hits(pts, lo, vs, shape, hits, stamp, sid):  # pragma: no cover - numba
+    """Each return's voxel counted once per sweep, stamped ``sid`` (so this sweep's walk passes it by)."""
     X, Y, Z = shape[0], shape[1], shape[2]
     for i in range(pts.shape[0]):
         ix = int(np.floor((pts[i, 0] - lo[0]) / vs[0]))
@@ -128,14 +131,14 @@ def _count_hits(pts, lo, vs, shape, hits, hitstamp, sid):  # pragma: no cover - 
         if ix < 0 or iy < 0 or iz < 0 or ix >= X or iy >= Y or iz >= Z:
             continue
         v = (ix * Y + iy) * Z + iz
-        if hitstamp[v] != sid:
-            hitstamp[v] = sid
+        if stamp[v] != sid:
+            stamp[v] = sid
             hits[v] += 1
 
 
 def _kernels():
     """The walks compiled by numba (once per process, cached on disk by numba)."""
-    kernels = numba_kernels(_count_hits, _walk_rays)
+    kernels = numba_kernels(_count_hits, _walk_passes)
     if kernels is None:  # pragma: no cover - numba is a dependency
         raise ImportError("occkit label's ray walks need numba (a dependency of occkit): pip install numba")
     return kernels
@@ -157,8 +160,7 @@ class SweepCaster:
         self.counts = CastCounts.zeros(grid)
         self.rel, self.abs = float(carve_rel), float(carve_abs)
         n = self.counts.hits.shape[0]
-        self._hitstamp = np.full(n, -1, np.int32)
-        self._passstamp = np.full(n, -1, np.int32)
+        self._stamp = np.full(n, -1, np.int32)  # the last sweep that hit or passed each voxel
         self._sid = 0
 
     def add(self, origin: np.ndarray, points: np.ndarray) -> None:
@@ -168,19 +170,6 @@ class SweepCaster:
         o = np.ascontiguousarray(origin, np.float64)
         p = np.ascontiguousarray(points, np.float64)
         sid = np.int32(self._sid)
-        hits(p, lo, vs, shape, self.counts.hits, self._hitstamp, sid)  # first: a voxel hit is not also seen through
-        walk(o, p, lo, hi, vs, shape, self.rel, self.abs, 0, self.counts.passes, self._passstamp, self._hitstamp, sid)
+        hits(p, lo, vs, shape, self.counts.hits, self._stamp, sid)  # first: a voxel hit is not also seen through
+        walk(o, p, lo, hi, vs, shape, self.rel, self.abs, self.counts.passes, self._stamp, sid)
         self._sid += 1
-
-
-def visible_from(grid: Grid, origin: np.ndarray, points: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Occ3D's LiDAR mask of one sweep: ``(X, Y, Z)`` int32, 1 where a ray from ``origin (3,)`` to a
-    return in ``points (N, 3)`` (grid frame) passes, up to and including the return's voxel.
-    ``out``: a flat int32 array to mark into (several sweeps)."""
-    _, walk = _kernels()
-    lo, hi, vs, shape = _grid_arrays(grid)
-    flat = np.zeros(int(np.prod(grid.shape)), np.int32) if out is None else out
-    none = np.zeros(1, np.int32)
-    o = np.ascontiguousarray(origin, np.float64)
-    walk(o, np.ascontiguousarray(points, np.float64), lo, hi, vs, shape, 0.0, 0.0, 1, flat, none, none, np.int32(0))
-    return flat.reshape(grid.shape)

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from occkit.data.scene_record import Boxes
@@ -93,10 +95,12 @@ def knn_vote(
     max_dist: float,
     num_classes: int,
     chunk: int = 200_000,
+    tree: Any = None,
 ) -> np.ndarray:
     """A class for each of ``queries (Q, 3)``: the most common class among its ``k`` nearest
     ``labelled (L, 3)`` points no farther than ``max_dist`` (ties: the nearest neighbour's
-    class), or -1 where none is that near.
+    class), or -1 where none is that near. ``tree``: scipy's ``cKDTree`` of ``labelled`` when one
+    was built already (the points, not their labels, make the tree).
 
     Returns:
         ``(Q,)`` int64.
@@ -107,31 +111,46 @@ def knn_vote(
     from scipy.spatial import cKDTree
 
     k = max(1, min(int(k), len(labelled)))
-    tree = cKDTree(labelled)
+    tree = cKDTree(labelled) if tree is None else tree
     labels = np.asarray(labels, np.int64)
+    vote = _vote_kernels()[4]
+    votes = np.zeros(num_classes, np.int64)
     for a in range(0, len(queries), chunk):  # in chunks: a scene's millions of queries in bounded memory
-        out[a : a + chunk] = _vote(tree, labels, queries[a : a + chunk], k, max_dist, num_classes)
+        dist, idx = tree.query(queries[a : a + chunk], k=k, distance_upper_bound=max_dist, workers=1)
+        if k == 1:
+            dist, idx = dist[:, None], idx[:, None]
+        vote(dist, idx, labels, votes, out[a : a + chunk])
     return out
 
 
-def _vote(tree, labels: np.ndarray, queries: np.ndarray, k: int, max_dist: float, num_classes: int) -> np.ndarray:
-    dist, idx = tree.query(queries, k=k, distance_upper_bound=max_dist, workers=1)
-    if k == 1:
-        dist, idx = dist[:, None], idx[:, None]
-    ok = np.isfinite(dist)  # (Q, k); missing neighbours have idx == len(labelled)
-    C1 = num_classes + 1
-    lab = np.where(ok, labels[np.minimum(idx, len(labels) - 1)], num_classes)  # num_classes: no vote
-    Q = len(queries)
-    votes = np.bincount((np.arange(Q)[:, None] * C1 + lab).ravel(), minlength=Q * C1).reshape(Q, C1)[:, :num_classes]
-    top = votes.max(1)
-    has = top > 0
-    winner = votes.argmax(1)
-    # ties: the nearest neighbour's class, when it is among the tied
-    nn = lab[:, 0]
-    tied = (votes == top[:, None]).sum(1) > 1
-    nn_top = votes[np.arange(Q), np.minimum(nn, num_classes - 1)] == top
-    winner = np.where(tied & has & (nn < num_classes) & nn_top, nn, winner)
-    return np.where(has, winner, -1)
+def _vote_neighbours(dist, idx, labels, votes, out):  # pragma: no cover - compiled by numba
+    """:func:`knn_vote`'s vote over each query's neighbours (``dist, idx (Q, k)`` from the tree, a missing
+    neighbour at an infinite distance): the class most of them carry (``votes (C,)``: scratch counts), ties
+    to the nearest neighbour's class when it is among the tied, else the smaller id; -1 with no neighbour."""
+    C = votes.shape[0]
+    for q in range(dist.shape[0]):
+        for j in range(dist.shape[1]):
+            if np.isfinite(dist[q, j]):
+                c = labels[idx[q, j]]
+                if 0 <= c < C:
+                    votes[c] += 1
+        top = 0
+        win = -1
+        tied = 0
+        for c in range(C):
+            if votes[c] > top:
+                top = votes[c]
+                win = c
+                tied = 1
+            elif votes[c] == top and top > 0:
+                tied += 1
+        if win >= 0 and tied > 1 and np.isfinite(dist[q, 0]):
+            nn = labels[idx[q, 0]]
+            if 0 <= nn < C and votes[nn] == top:
+                win = nn
+        out[q] = win
+        for c in range(C):
+            votes[c] = 0
 
 
 def fill_ground(
@@ -211,6 +230,108 @@ def voxel_index(points: np.ndarray, grid: Grid) -> np.ndarray:
     return np.where(ok, flat, -1)
 
 
+def _index_in_grid(p, lab, lo, hi, vs, shape, flat):  # pragma: no cover - compiled by numba
+    """:func:`grid_index`'s loop: the crop ``lo <= p < hi`` and :func:`voxel_index`'s floor, in float64."""
+    Y, Z = shape[1], shape[2]
+    n = 0
+    for i in range(p.shape[0]):
+        flat[i] = -1
+        if lab[i] < 0:
+            continue
+        x, y, z = np.float64(p[i, 0]), np.float64(p[i, 1]), np.float64(p[i, 2])
+        if not (lo[0] <= x < hi[0] and lo[1] <= y < hi[1] and lo[2] <= z < hi[2]):
+            continue
+        n += 1
+        ix = int(np.floor((x - lo[0]) / vs[0]))
+        iy = int(np.floor((y - lo[1]) / vs[1]))
+        iz = int(np.floor((z - lo[2]) / vs[2]))
+        if 0 <= ix < shape[0] and 0 <= iy < Y and 0 <= iz < Z:
+            flat[i] = (ix * Y + iy) * Z + iz
+    return n
+
+
+def _assign_slots(flat, slot, vox_of, n):  # pragma: no cover - compiled by numba
+    """Give each voxel ``flat`` holds a slot (``slot[v]``, in order of first point) once; returns the slots used."""
+    for i in range(flat.shape[0]):
+        v = flat[i]
+        if v >= 0 and slot[v] < 0:
+            slot[v] = n
+            vox_of[n] = v
+            n += 1
+    return n
+
+
+def _count_votes(flat, lab, slot, counts):  # pragma: no cover - compiled by numba
+    """Each point's class counted in its voxel's slot (classes outside ``counts``' columns are not counted)."""
+    C = counts.shape[1]
+    for i in range(flat.shape[0]):
+        v = flat[i]
+        c = lab[i]
+        if v >= 0 and 0 <= c < C:
+            counts[slot[v], c] += 1
+
+
+def _decide_votes(counts, vox_of, min_points, out):  # pragma: no cover - compiled by numba
+    """Each slot's voxel takes its most counted class (the smaller id among ties) when it holds ``min_points``."""
+    for s in range(counts.shape[0]):
+        total = 0
+        best = 0
+        top = 0
+        for c in range(counts.shape[1]):
+            n = counts[s, c]
+            total += n
+            if n > top:
+                top = n
+                best = c
+        if total >= min_points:
+            out[vox_of[s]] = best
+
+
+def _vote_kernels():
+    """The votes' loops compiled by numba (once per process, cached on disk by numba)."""
+    from occkit.jit import numba_kernels
+
+    kernels = numba_kernels(_index_in_grid, _assign_slots, _count_votes, _decide_votes, _vote_neighbours)
+    if kernels is None:  # pragma: no cover - numba is a dependency
+        raise ImportError("occkit label's votes need numba (a dependency of occkit): pip install numba")
+    return kernels
+
+
+def grid_index(points: np.ndarray, grid: Grid, labels: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """The voxel of each point that lies in the grid's box (``range_min <= p < range_max``, in float64) and
+    has a class (``labels >= 0``, where given): ``(N,)`` int64 flat index as :func:`voxel_index` gives it,
+    -1 for the others; and how many points lie in the box with a class."""
+    p = np.ascontiguousarray(points)
+    lab = np.zeros(len(p), np.int8) if labels is None else np.ascontiguousarray(labels)
+    flat = np.empty(len(p), np.int64)
+    lo = np.asarray(grid.range_min, np.float64)
+    hi = np.asarray(grid.range_max, np.float64)
+    vs = np.asarray(grid.voxel_size, np.float64)
+    n = _vote_kernels()[0](p, lab, lo, hi, vs, np.asarray(grid.shape, np.int64), flat)
+    return flat, int(n)
+
+
+def vote_flat(
+    flats: list[np.ndarray], labels: list[np.ndarray], grid: Grid, free: int, min_points: int = 1
+) -> np.ndarray:
+    """:func:`vote_voxels` of points given as their voxels (``flats``, parts of :func:`grid_index`'s or
+    :func:`voxel_index`'s flat indices, -1 not voted) and their classes (``labels``, the same parts):
+    ``(X, Y, Z)`` uint8, without sorting (each voxel's counts in a slot of its own)."""
+    _, assign, count, decide, _ = _vote_kernels()
+    n_vox = int(np.prod(grid.shape))
+    out = np.full(n_vox, free, np.uint8)
+    slot = np.full(n_vox, -1, np.int32)
+    vox_of = np.empty(min(n_vox, sum(len(f) for f in flats)), np.int32)
+    n = 0
+    for f in flats:
+        n = assign(f, slot, vox_of, n)
+    counts = np.zeros((n, int(free) + 1), np.int32)
+    for f, lab in zip(flats, labels):
+        count(f, np.ascontiguousarray(lab), slot, counts)
+    decide(counts, vox_of, min_points, out)
+    return out.reshape(grid.shape)
+
+
 def vote_voxels(points: np.ndarray, labels: np.ndarray, grid: Grid, free: int, min_points: int = 1) -> np.ndarray:
     """Voxelise labelled points by a majority vote: a voxel with at least ``min_points`` points
     takes the class most of them have (ties: the smaller id); every other voxel is ``free``.
@@ -221,22 +342,7 @@ def vote_voxels(points: np.ndarray, labels: np.ndarray, grid: Grid, free: int, m
     Returns:
         ``(X, Y, Z)`` uint8.
     """
-    out = np.full(int(np.prod(grid.shape)), free, np.uint8)
-    flat = voxel_index(points, grid)
-    ok = flat >= 0
-    flat, lab = flat[ok], np.asarray(labels, np.int64)[ok]
-    if not len(flat):
-        return out.reshape(grid.shape)
-    C = int(free) + 1
-    keys, counts = np.unique(flat * C + lab, return_counts=True)  # sorted by voxel, then class
-    vox, cls = keys // C, keys % C
-    # per voxel: the class with the most points, the smaller id among ties (stable sort on -count)
-    order = np.lexsort((cls, -counts, vox))
-    vox, cls, counts = vox[order], cls[order], counts[order]
-    first = np.ones(len(vox), bool)
-    first[1:] = vox[1:] != vox[:-1]
-    total = np.add.reduceat(counts, np.nonzero(first)[0])
-    win_vox, win_cls = vox[first], cls[first]
-    keep = total >= min_points
-    out[win_vox[keep]] = win_cls[keep].astype(np.uint8)
-    return out.reshape(grid.shape)
+    lab = np.asarray(labels)
+    if len(lab) and (int(lab.min()) < 0 or int(lab.max()) > free):
+        raise ValueError(f"vote_voxels: classes must lie in [0, {free}], got [{int(lab.min())}, {int(lab.max())}]")
+    return vote_flat([voxel_index(points, grid)], [lab], grid, free, min_points)

@@ -555,6 +555,31 @@ def track_flow(rec: SceneRecord, k: int, track: np.ndarray, T_eg: np.ndarray) ->
     return out
 
 
+def _imperfections(
+    rec: SceneRecord, opt: LabelOptions, timer: Timer
+) -> tuple[SceneRecord, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
+    """The options that mend an imperfect recording before anything else (docs/labels.md, "Imperfect
+    recordings"): ``refine_poses``, then ``refine_boxes``, then ``find_moving``; the mended record and what each
+    changed (None: not asked)."""
+    refined = boxes_refined = moving = None
+    if opt.refine_poses:
+        from occkit.labelgen.refine_poses import refine_record_poses
+
+        rec, refined = refine_record_poses(rec, ego_margin=opt.ego_margin)
+        timer.lap("refine_poses")
+    if opt.refine_boxes:
+        from occkit.labelgen.refine_boxes import refine_record_boxes
+
+        rec, boxes_refined = refine_record_boxes(rec)
+        timer.lap("refine_boxes")
+    if opt.find_moving:
+        from occkit.labelgen.find_moving import find_moving
+
+        rec, moving = find_moving(rec, box_margin=opt.box_margin, ego_margin=opt.ego_margin)
+        timer.lap("find_moving")
+    return rec, refined, boxes_refined, moving
+
+
 def label_scene(
     rec: SceneRecord,
     grid: Grid,
@@ -589,11 +614,9 @@ def label_scene(
     if tracing:
         tracemalloc.start()
     timer = Timer()
-    refined: dict[str, Any] | None = None
-    boxes_refined: dict[str, Any] | None = None
-    moving: dict[str, Any] | None = None
     try:
         with threadpool_limits(1, user_api="blas"):  # one core a scene (--workers for more): BLAS threads spin
+            rec, refined, boxes_refined, moving = _imperfections(rec, opt, timer)
             prep = prepare_scene(rec, opt, free, timer)
             labels = [
                 label_keyframe(rec, prep, k, grid, opt, free, ground, timer, T_ego_from_grid) for k in rec.keyframes

@@ -234,3 +234,20 @@ def test_refining_boxes_of_a_recording_without_boxes_is_refused_before_any_work(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--refine-boxes" in err and "no boxes" in err, err
     assert not out.exists() and not list(tmp_path.glob(".lab*"))
+
+
+def test_the_imperfect_recording_options_run_and_say_what_they_changed(world, tmp_path):
+    out = tmp_path / "lab"
+    argv = ["--refine-poses", "--refine-boxes", "--find-moving", "--densify", "tsdf"]
+    assert _label(world, out, *argv) == 0
+    rep = json.loads((out / "report.json").read_text())
+    for scene in rep["scenes"]:
+        assert {"refine_poses", "refine_boxes", "find_moving", "densify"} <= set(scene["seconds"])
+        pr = scene["pose_refinement"]
+        assert set(pr["per_sweep"]) == set(
+            json.loads((world / "rig" / scene["scene"] / "sweeps.json").read_text())["sweeps"][i]["token"]
+            for i in range(pr["sweeps"])
+        )
+        assert scene["box_refinement"]["boxes"] > 0 and "points_found_moving" in scene["found_moving"]
+    cfg = json.loads((out / "annotations.json").read_text())["label_config"]
+    assert cfg["refine_poses"] and cfg["refine_boxes"] and cfg["find_moving"] and cfg["densify"] == "tsdf"

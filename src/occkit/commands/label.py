@@ -546,7 +546,7 @@ def _print_summary(args: argparse.Namespace, summary: dict[str, Any], n_scenes: 
         f"({summary['seconds_per_keyframe']:.2f} s a keyframe of work; report.json)",
         flush=True,
     )
-    if args.quality:
+    if args.quality and "rays" in summary["quality"]:
         q = summary["quality"]
         r = q["rays"]
         if not r["stopped_percent"]:  # no return inside the grid, or none that stops: no figures to say
@@ -587,6 +587,8 @@ def _quality_md(q: dict[str, Any], args: argparse.Namespace) -> str:
             f"# Label quality against the exact occupancy\n\n{cmd} ({q['keyframes']} keyframes; percent; definitions "
             f"in docs/labels.md)\n\n| figure | value |\n|---|---|\n{rows}\n\n"
         )
+    if "rays" not in q:  # an output not in Occ3D's layout: the truth alone
+        return text
     r = q["rays"]
     rows = "\n".join(f"| {k} | {v} |" for k, v in r.items() if k != "per_keyframe")
     if "rays_exact" in q:

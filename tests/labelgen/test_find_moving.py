@@ -57,13 +57,13 @@ def test_a_range_image_passes_through_a_point_only_where_it_saw_beyond_it():
     search = MovingSearch()
     wall = np.array([[20.0, y, z] for y in np.linspace(-3, 3, 61) for z in np.linspace(-1, 1, 21)])
     img = range_image(wall, search)
-    seen, through = passes_through(
-        np.array([[10.0, 0.0, 0.0], [20.0, 0.0, 0.0], [30.0, 0.0, 0.0], [0.0, 10.0, 0.0]]), img, search
-    )
+    queries = np.array([[10.0, 0.0, 0.0], [20.0, 0.0, 0.0], [30.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 10.0, 8.0]])
+    seen, through = passes_through(queries, img, search)
     # in front of the wall: seen through; on it: seen, not through; behind it: seen, not through (occluded);
-    # sideways, where the sensor had no return: not seen
-    assert seen.tolist() == [True, True, True, False]
-    assert through.tolist() == [True, False, False, False]
+    # sideways along the beams, where the sensor had no return: open space, seen through; above every beam
+    # (38 degrees up): nothing known, not seen
+    assert seen.tolist() == [True, True, True, True, False]
+    assert through.tolist() == [True, False, False, True, False]
 
 
 def test_a_passing_object_is_found_moving_without_a_box_and_the_static_scene_is_kept():

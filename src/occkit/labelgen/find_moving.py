@@ -7,7 +7,8 @@ Removert- and ERASOR-style methods do). Per scene:
 
 1. each sweep's range image (azimuth x elevation cells, the nearest return of each cell, then the nearest of
    each cell's neighbourhood: a conservative image that passes through a point only where every return
-   around it lies beyond it);
+   around it lies beyond it); along the elevations the sensor's beams fired at, a direction with no return
+   around it saw open space (passes through everything there);
 2. every static return (not the ego vehicle's, not in a given box) projected into the range images of up to
    ``checks`` other sweeps at least ``min_gap`` seconds away; a check *passes through* the return when that
    image's range exceeds the return's by ``margin_abs + margin_rel * range``;
@@ -52,6 +53,9 @@ class MovingSearch:
     """Checks that must pass through a return for it to be dynamic."""
     cluster_radius: float = 0.6
     """Metres: dynamic returns nearer than this are one object."""
+    open_range: float = 1000.0
+    """Metres: the range given to a direction along one of the sensor's beams where no return lies around it
+    (it saw nothing: it passes through every return of another sweep there)."""
 
 
 def range_image(points: np.ndarray, search: MovingSearch) -> tuple[np.ndarray, float, float]:
@@ -71,8 +75,12 @@ def range_image(points: np.ndarray, search: MovingSearch) -> tuple[np.ndarray, f
     ri = ((el - el0) / search.elevation_deg).astype(np.int64)
     ci = (az / search.azimuth_deg).astype(np.int64) % cols
     np.minimum.at(img, (ri, ci), r.astype(np.float32))
+    beam_rows = np.isfinite(img).any(1)  # the elevations a beam of the sensor fired along
     k = 2 * search.neighbourhood + 1
     img = minimum_filter(img, size=(k, k), mode=("constant", "wrap"), cval=np.inf)
+    # along a beam, a direction with no return anywhere around it saw nothing up to the sensor's range (the sky,
+    # open space): it passes through whatever lay there at another sweep's time
+    img[beam_rows[:, None] & ~np.isfinite(img)] = search.open_range
     return img, el0, search.elevation_deg
 
 

@@ -9,9 +9,9 @@ Per keyframe, on the label grid's region at ``voxel_ratio`` of its voxel:
 2. the field and its weights are averaged over each voxel's 3 x 3 x 3 neighbourhood, so that a surface seen
    by the rings above and below a gap is continued across it (a voxel no ray came near stays unknown);
 3. the surface is the field's zero level (marching cubes, scikit-image) where enough rays weigh in
-   (``min_weight``), its vertices are new points; those a class vote of the returns near them (``knn``
-   within ``max_dist``) gives a class that is not the ground are added to the keyframe's points (the
-   ground has its own fill). Points no labelled return is near are dropped.
+   (``min_weight``), its vertices are new points; each takes the class the returns of its label-grid voxel
+   vote (else a neighbouring voxel's), and those of a class other than the ground are added to the keyframe's
+   points (the ground has its own fill). A vertex no labelled return is near (within a voxel) is dropped.
 """
 
 from __future__ import annotations
@@ -35,9 +35,6 @@ class TSDFDensify:
     """Metres: the signed distance is updated this far in front of and behind each return."""
     min_weight: float = 2.0
     """Rays (after the neighbourhood average, times 27) a voxel needs for its surface to be kept."""
-    max_dist: float = 0.6
-    """Metres: a new point takes the class of the returns within this distance (none: dropped)."""
-    knn: int = 5
 
 
 def _integrate(o, pts, seg, lo, vs, shape, trunc, tsdf, weight):  # pragma: no cover - numba
@@ -133,22 +130,25 @@ def densify_points(
     settings: TSDFDensify | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """New surface points ``(M, 3)`` and their classes ``(M,)`` for the static returns ``points`` (grid frame,
-    classes ``labels``, each seen from ``origins[segment[i]]``): :func:`tsdf_surface`'s vertices that the
-    returns near them class as something other than the ground."""
-    from occkit.labelgen.steps import knn_vote
+    classes ``labels`` in ``0 .. n_classes - 1``, -1 none; each seen from ``origins[segment[i]]``):
+    :func:`tsdf_surface`'s vertices in a voxel of the label grid, or next to one, whose returns vote a class
+    other than the ground (the voxel's own vote first, else its neighbours')."""
+    from scipy.ndimage import maximum_filter
+
+    from occkit.labelgen.steps import grid_index, vote_flat
 
     settings = settings or TSDFDensify()
     verts = tsdf_surface(origins, points, segment, grid, settings)
     if not len(verts) or not len(points):
         return np.zeros((0, 3), np.float32), np.zeros(0, np.int64)
-    known = labels >= 0
-    cls = knn_vote(
-        points[known].astype(np.float32),
-        labels[known].astype(np.int64),
-        verts.astype(np.float32),
-        settings.knn,
-        settings.max_dist,
-        n_classes,
-    )
+    free = n_classes
+    flat, _ = grid_index(np.ascontiguousarray(points, np.float32), grid, labels)
+    voted = vote_flat([flat], [labels.astype(np.int64)], grid, free, 1).astype(np.int64)
+    near = np.where(voted == free, -1, voted)
+    near = np.where(near >= 0, near, maximum_filter(near, size=3, mode="constant", cval=-1))  # a neighbour's vote
+    vflat, _ = grid_index(verts.astype(np.float32), grid)
+    cls = np.full(len(verts), -1, np.int64)
+    inside = vflat >= 0
+    cls[inside] = near.reshape(-1)[vflat[inside]]
     keep = (cls >= 0) & ~np.isin(cls, np.asarray(ground, np.int64))
-    return verts[keep].astype(np.float32), cls[keep].astype(np.int64)
+    return verts[keep].astype(np.float32), cls[keep]

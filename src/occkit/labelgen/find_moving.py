@@ -13,7 +13,9 @@ Removert- and ERASOR-style methods do). Per scene:
    ``checks`` other sweeps at least ``min_gap`` seconds away; a check *passes through* the return when that
    image's range exceeds the return's by ``margin_abs + margin_rel * range``;
 3. a return passed through by at least ``min_votes`` checks and by at least half of the checks that saw its
-   direction is dynamic;
+   direction is dynamic; the dynamic region then grows, a few steps, through the returns above the ground that
+   some check saw through and that lie near a dynamic one (an object's lower edge and sides, which fewer
+   checks see through);
 4. each sweep's dynamic returns are clustered (points within ``cluster_radius`` of each other) and every
    cluster becomes a box of that sweep alone, with a track of its own: the label pipeline then keeps those
    returns out of the static scene, and places them in the one keyframe whose sweep holds them (the
@@ -51,8 +53,16 @@ class MovingSearch:
     """Seconds: sweeps nearer in time than this are not checked (an object has not left its own place)."""
     min_votes: int = 2
     """Checks that must pass through a return for it to be dynamic."""
+    min_share: float = 0.5
+    """And the share of the checks that saw its direction which must pass through it (an object coming towards
+    the sensor hides its own earlier places from the sweeps after: those see it nearer, not through)."""
     cluster_radius: float = 0.6
     """Metres: dynamic returns nearer than this are one object."""
+    ground_clearance: float = 0.25
+    """Metres above the sweep's ground level below which a dynamic region does not grow."""
+    grow_radius: float = 0.4
+    """Metres: a return some check saw through joins a dynamic return this near (``grow_steps`` times)."""
+    grow_steps: int = 3
     open_range: float = 1000.0
     """Metres: the range given to a direction along one of the sensor's beams where no return lies around it
     (it saw nothing: it passes through every return of another sweep there)."""
@@ -147,8 +157,46 @@ def dynamic_points(
             seen_n += seen
             votes += through
         dyn = np.zeros(len(p), bool)
-        dyn[idx] = (votes >= search.min_votes) & (2 * votes >= seen_n)
-        out.append(dyn)
+        dyn[idx] = (votes >= search.min_votes) & (votes >= search.min_share * seen_n)
+        some = np.zeros(len(p), bool)
+        some[idx] = votes >= 1
+        out.append(_grown(dyn, some & _above_ground(p_ego, search.ground_clearance), pw, search))
+    return out
+
+
+def _above_ground(p_ego: np.ndarray, clearance: float) -> np.ndarray:
+    """Whether ego-frame returns lie ``clearance`` metres above the sweep's ground level (its lowest dense band
+    of near returns): the returns an object's region may grow through (the ground joins everything)."""
+    if not len(p_ego):
+        return np.zeros(0, bool)
+    near = np.hypot(p_ego[:, 0], p_ego[:, 1]) < 20.0
+    z = p_ego[near, 2] if near.sum() >= 50 else p_ego[:, 2]
+    return p_ego[:, 2] > float(np.percentile(z, 10)) + clearance
+
+
+def _grown(dyn: np.ndarray, candidates: np.ndarray, pw: np.ndarray, search: MovingSearch) -> np.ndarray:
+    """``dyn`` grown through ``candidates`` (returns some check saw through, above the ground) within
+    ``grow_radius`` of a dynamic return, ``grow_steps`` times: the parts of a moving object that fewer checks
+    saw through (its lower edge, its sides) join the parts that many did."""
+    if not dyn.any() or not candidates.any() or search.grow_steps <= 0:
+        return dyn
+    from scipy.spatial import cKDTree
+
+    cand = np.nonzero(candidates & ~dyn)[0]
+    if not len(cand):
+        return dyn
+    tree = cKDTree(pw[cand])
+    out = dyn.copy()
+    front = np.nonzero(dyn)[0]
+    for _ in range(search.grow_steps):
+        hits = tree.query_ball_point(pw[front], search.grow_radius)
+        new = np.unique(np.fromiter((j for h in hits for j in h), np.int64)) if len(front) else np.zeros(0, np.int64)
+        new = cand[new]
+        new = new[~out[new]]
+        if not len(new):
+            break
+        out[new] = True
+        front = new
     return out
 
 

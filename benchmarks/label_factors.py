@@ -159,33 +159,36 @@ def main() -> int:
 
 
 def _plot(results: dict[str, list[dict]], path: Path) -> None:
+    import math
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+    rows = math.ceil(len(results) / 3)
+    fig, axes = plt.subplots(rows, 3, figsize=(12, 3.3 * rows))
     series = [
         ("occupied_iou_observable", "occupied IoU, observable"),
         ("semantic_miou_camera_mask", "mIoU, camera mask"),
         ("false_free_rate", "false-free rate"),
     ]
-    for ax, (factor, rows) in zip(axes.ravel(), results.items()):
-        for arm in dict.fromkeys(r["option"] for r in rows):
-            sel = [r for r in rows if r["option"] == arm]
+    for ax, (factor, rows_) in zip(axes.ravel(), results.items()):
+        arms = list(dict.fromkeys(r["option"] for r in rows_))
+        for arm in arms:
+            sel = [r for r in rows_ if r["option"] == arm]
             xs = [r["value"] for r in sel]
             for c, (key, label) in enumerate(series):
                 style = dict(marker="o", color=f"C{c}", linestyle="--" if arm else "-")
-                ax.plot(xs, [r[key] for r in sel], label=f"{label}{' ' + arm if arm else ''}", **style)
-        ax.set_title(factor)
+                ax.plot(xs, [r[key] for r in sel], label=label if not arm else None, **style)
+        ax.set_title(factor + "".join(f"\n(dashed: {a})" for a in arms if a), fontsize=9)
         ax.set_xlabel(factor)
         ax.set_ylabel("%")
         ax.grid(alpha=0.3)
-    for ax in axes.ravel():
-        if any(line.get_linestyle() == "--" for line in ax.get_lines()):
-            ax.legend(fontsize=6)
+    for ax in axes.ravel()[len(results) :]:
+        ax.axis("off")
     axes.ravel()[0].legend(fontsize=8)
-    fig.suptitle("occkit label against the exact occupancy, one factor of the recording at a time")
+    fig.suptitle("occkit label against the exact occupancy, one factor of the recording at a time (solid: none)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

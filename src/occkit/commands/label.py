@@ -291,7 +291,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     if truth_lacks and not _rays_scored(target):
         raise ValueError(
             f"--quality: {truth_lacks}; and the labels along the LiDAR rays are scored in Occ3D's layout only "
-            f"(--to {target.format}): label with --to occ3d to score them"
+            f"(--to {target.format}): label with --to {_default_layout()} to score them"
         )
     if truth_lacks:
         print(f"label: --quality: {truth_lacks}", flush=True)
@@ -413,9 +413,16 @@ def _truth_lacks(data: Path, scenes: list[str]) -> str | None:
 
 
 def _rays_scored(target: Any) -> bool:
-    """Whether ``--quality`` scores the labels along the LiDAR rays: an output in Occ3D's layout (``labels.npz``
-    on an ego-frame grid)."""
-    return target.frame == "ego" and target.format == "occ3d"
+    """Whether ``--quality`` scores the labels along the LiDAR rays: an output in the default layout (Occ3D's:
+    ``labels.npz`` on an ego-frame grid)."""
+    return target.frame == "ego" and target.format == _default_layout()
+
+
+def _default_layout() -> str:
+    """The layout ``occkit label`` writes by default (the registry's default format: Occ3D's)."""
+    from occkit.formats import default_format
+
+    return default_format().name
 
 
 def _quality(

@@ -46,31 +46,11 @@ import numpy as np
 
 from occkit.data.recordings._shared import KEYFRAME_EVERY
 from occkit.data.recordings.spec import ReaderOption, Recording, RecordingReader
+from occkit.labels import SEMANTICKITTI_CLASSES
 
 #: SemanticKITTI's learning classes as point classes (class 0, "empty" in the SSC labels, is the
 #: points' "unlabeled": outliers, other-structure, other-object, raw ids outside the map).
-CLASSES: tuple[str, ...] = (
-    "unlabeled",
-    "car",
-    "bicycle",
-    "motorcycle",
-    "truck",
-    "other-vehicle",
-    "person",
-    "bicyclist",
-    "motorcyclist",
-    "road",
-    "parking",
-    "sidewalk",
-    "other-ground",
-    "building",
-    "fence",
-    "vegetation",
-    "trunk",
-    "terrain",
-    "pole",
-    "traffic-sign",
-)
+CLASSES: tuple[str, ...] = ("unlabeled", *SEMANTICKITTI_CLASSES[1:])
 #: SemanticKITTI's moving raw ids (moving-car .. moving-other-vehicle).
 MOVING_RAW = (252, 253, 254, 255, 256, 257, 258, 259)
 #: KITTI's velodyne above the road, metres (the HDL-64E on the Passat; the synthetic world's is 1.84).

@@ -114,3 +114,11 @@ def test_a_sweep_too_sparse_to_register_is_reported_and_keeps_its_recorded_pose(
     assert report["odometry_edges"] == 10  # s06 -> s08 spans the sweep left out
     moved = np.linalg.norm(refined.sweeps[7].T_global_from_ego[:3, 3] - rec.sweeps[7].T_global_from_ego[:3, 3])
     assert moved < 0.02  # no jump: exact priors and exact steps agree
+
+
+def test_exact_recorded_poses_are_kept_as_they_are():
+    rec, truth = _scene({})
+    refined, report = refine_record_poses(rec, PoseRefinement(voxel_size=0.3))
+    assert report["recorded_kept"] and not report["drift_taken_out"] and not report["problems"]
+    for a, b in zip(refined.sweeps, rec.sweeps):
+        np.testing.assert_array_equal(a.T_global_from_ego, b.T_global_from_ego)

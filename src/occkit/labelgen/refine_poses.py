@@ -13,7 +13,9 @@ Two steps per scene:
    (standard deviation ``odometry_sigma``) and a prior per sweep at its recorded pose (``prior_sigma``: by
    default estimated from how far the recorded steps disagree with the odometry's, so that exact poses are
    kept and noisy ones follow the registration), solved by sparse nonlinear least squares (scipy). The
-   refined trajectory keeps the recorded poses' frame, and takes its shape from the registration. A
+   refined trajectory keeps the recorded poses' frame, and takes its shape from the registration; where the
+   recorded steps agree with the registration's to within its noise (no drift, no jump), the recorded poses are
+   kept as they are. A
    horizontal drift of the recorded positions against the odometry's, fast enough to be the recording's
    (``min_drift``), is taken out of them first (:func:`recorded_drift`).
 
@@ -296,6 +298,11 @@ def refine_record_poses(
         problems.append(
             f"sweep {rec.sweeps[i].token}: recorded pose {off:.2f} m from where its steps place it: taken as a jump"
         )
+    # the recorded steps agree with the registration's to within its own noise, with no drift and no jump: the
+    # recorded poses are kept as they are (a fit would only move exact poses by the odometry's millimetres)
+    kept = ref.prior_sigma is None and sigma <= ref.min_prior_sigma and not taken and not jumps
+    if kept:
+        fused = [np.asarray(p, dtype=np.float64) for p in priors]
     sweeps, corr_m, corr_deg = [], [], []
     for s, X in zip(rec.sweeps, fused):
         P = s.T_global_from_ego
@@ -309,6 +316,7 @@ def refine_record_poses(
         "prior_sigma_m": _r(sigma),
         "drift_m_per_s": None if drift is None else [_r(v) for v in drift[:2]],
         "drift_taken_out": bool(taken),
+        "recorded_kept": bool(kept),
         "correction_m": {"mean": _r(np.mean(corr_m)), "max": _r(np.max(corr_m))},
         "correction_deg": {"mean": _r(np.mean(corr_deg)), "max": _r(np.max(corr_deg))},
         "per_sweep": {s.token: [_r(m), _r(a)] for s, m, a in zip(rec.sweeps, corr_m, corr_deg)},

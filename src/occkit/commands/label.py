@@ -222,11 +222,8 @@ def _options(args: argparse.Namespace, classes: tuple[str, ...] | None = None):
     except ConfigError as e:
         hint = " (a list is written in brackets: KEY=[a, b])" if "expected a list" in str(e) else ""
         raise ConfigError(f"--set {e}{hint}") from None
-    if "ground_classes" in over and classes is not None:
-        missing = [n for n in opt.ground_classes if n not in classes]
-        if missing:
-            names = ", ".join(map(repr, missing))
-            raise ConfigError(f"--set ground_classes: {names} not in the output's classes ({', '.join(classes)})")
+    if classes is not None:
+        _check_ground_classes(args, opt, classes)
     return opt
 
 

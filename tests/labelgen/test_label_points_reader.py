@@ -205,6 +205,23 @@ def test_kitti_pose_rows_and_the_rate_give_the_poses_and_times(world, tmp_path):
     assert "KITTI" in rec.describe
 
 
+@pytest.mark.parametrize("rate", [0.0, -2.0, float("inf"), float("nan")])
+def test_a_rate_of_zero_or_not_finite_is_refused_not_read_as_the_default(world, tmp_path, rate):
+    from occkit.data.recordings.registry import open_recording
+
+    folder = _folder(world, tmp_path / "scans", [".npy"])
+    with pytest.raises(ValueError, match="--rate .*: must be a positive number of scans a second"):
+        open_recording(folder, None, {"rate": rate})
+
+
+def test_a_rate_given_with_tum_rows_is_said_unused(world, tmp_path):
+    from occkit.data.recordings.registry import open_recording
+
+    folder = _folder(world, tmp_path / "scans", [".npy"])
+    assert "--rate not used" in open_recording(folder, None, {"rate": 5.0}).describe
+    assert "--rate" not in open_recording(folder, None, {}).describe
+
+
 def _fewer_poses(world, folder):
     rows = (folder / "poses.txt").read_text().splitlines()
     (folder / "poses.txt").write_text("\n".join(rows[:2]) + "\n")

@@ -14,6 +14,7 @@ vehicle (``T_ego_from_lidar``; default: the ego frame is the LiDAR's). One scene
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -300,10 +301,10 @@ def _open(path: Path, options: Mapping[str, Any]) -> Recording:
             f"--poses {poses_file}: no such file (each scan's pose in the world, one row a scan: KITTI's 12 numbers "
             "or TUM's t x y z qx qy qz qw)"
         )
-    rate = options.get("rate") or 10.0
-    if not rate > 0:
+    rate = options.get("rate")
+    if rate is not None and not (math.isfinite(rate) and rate > 0):  # 0 is refused, not read as the default
         raise ValueError(f"--rate {rate!r}: must be a positive number of scans a second")
-    kind, poses = read_poses(poses_file, float(rate))
+    kind, poses = read_poses(poses_file, 10.0 if rate is None else float(rate))
     if len(poses) < len(files):
         raise ValueError(f"--poses {poses_file}: {len(poses)} pose rows for {len(files)} point files in {path}")
     keyframes = _keyframes(files, options)
@@ -324,7 +325,8 @@ def _open(path: Path, options: Mapping[str, Any]) -> Recording:
         classes=classes,
         scenes=[scene],
         read=read,
-        describe=f"point files {path}: {len(files)} scans, {used} {kind.upper()} poses of {poses_file.name}",
+        describe=f"point files {path}: {len(files)} scans, {used} {kind.upper()} poses of {poses_file.name}"
+        + (" (--rate not used: TUM rows carry their own times)" if kind == "tum" and rate is not None else ""),
     )
 
 

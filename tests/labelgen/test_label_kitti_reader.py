@@ -187,6 +187,25 @@ def test_the_sequence_route_scores_within_a_point_of_the_rig_route(routes):
     assert z["semantics"].shape == (200, 200, 16) and int(z["semantics"].max()) <= 17  # Occ3D's ids, free 17
 
 
+def test_sequences_label_in_semantickittis_own_classes_without_a_class_map(world, tmp_path):
+    """``--to semantickitti`` needs no class map from SemanticKITTI's own point classes (docs/labels.md): the
+    points' ``unlabeled`` is dropped as the free class ``empty`` is, as an explicit map saying so gives."""
+    from occkit.labels import SEMANTICKITTI_CLASSES
+
+    argv = ["--data", str(world), "--reader", "kitti", "--lidar-height", "1.84", "--to", "semantickitti"]
+    rc, said = _label(tmp_path / "plain", *argv)
+    assert rc == 0 and "written as semantickitti" in said, said
+    common = "".join(f"  {c}: {{from: [{c}], to: [{c}]}}\n" for c in SEMANTICKITTI_CLASSES[1:])
+    cmap = tmp_path / "sk.yaml"
+    cmap.write_text(f"from: rig\nto: semantickitti\ncommon:\n{common}drop: {{from: [unlabeled]}}\n")
+    assert _label(tmp_path / "mapped", *argv, "--class-map", str(cmap))[0] == 0
+    plain = sorted((tmp_path / "plain" / "sequences").rglob("voxels/*.label"))
+    mapped = sorted((tmp_path / "mapped" / "sequences").rglob("voxels/*.label"))
+    assert plain and [f.name for f in plain] == [f.name for f in mapped]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(plain, mapped))
+    assert any(np.fromfile(f, np.uint16).max() > 0 for f in plain)  # occupied voxels of named classes
+
+
 @pytest.fixture(scope="module")
 def world360(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("k360") / "w"

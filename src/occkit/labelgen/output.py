@@ -154,6 +154,11 @@ def _class_map_lut(path: Path, rec_classes: tuple[str, ...], table: tuple[str, .
     return out
 
 
+#: the point classes' "no class" (SemanticKITTI's, KITTI-360's): dropped without a class map where the output
+#: table has no class of that name
+UNLABELED = "unlabeled"
+
+
 def plan_target(
     to: str | None, class_map: str | Path | None, grid: str | None, recording_classes: tuple[str, ...]
 ) -> LabelTarget:
@@ -193,8 +198,11 @@ def plan_target(
     if class_map is not None:
         lut = _class_map_lut(Path(class_map), rec, tuple(table.names), name)
     else:
-        free_names = {table.names[table.free]}
-        unknown = [c for c in rec if c not in table.names]
+        # the free class's name, and "unlabeled" where the table has no class of that name: the point classes'
+        # unlabeled (SemanticKITTI's learning class 0, which its voxels name "empty") is no object; its points
+        # are dropped as the free class's are (docs/labels.md, 'Classes, grid and output format')
+        free_names = {table.names[table.free]} | ({UNLABELED} - set(table.names))
+        unknown = [c for c in rec if c not in table.names and c not in free_names]
         if unknown:
             raise ValueError(
                 f"the recording's classes {', '.join(map(repr, unknown[:5]))}{' ...' if len(unknown) > 5 else ''} are "

@@ -189,6 +189,17 @@ def test_point_labels_are_read_from_a_label_field(world, tmp_path, suffix):
     assert read_point_file(f, label_field="class")[2] is None  # no such field: no labels
 
 
+def test_a_label_field_named_that_no_file_has_is_refused(world, tmp_path, capsys):
+    folder = _folder(world, tmp_path / "scans", [".ply"], labels=True)
+    out = tmp_path / "lab"
+    capsys.readouterr()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["label", "--data", str(folder), "--out", str(out), "--label-field", "class_id"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no point has the field 'class_id' (--label-field)" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scans"]
+
+
 def test_kitti_pose_rows_and_the_rate_give_the_poses_and_times(world, tmp_path):
     folder = _folder(world, tmp_path / "scans", [".npy"])
     L = _matrix(_lidar_pose(world))
@@ -273,7 +284,7 @@ def test_bad_point_files_are_refused_in_one_line_naming_the_file(world, tmp_path
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert all(w in err for w in words), err
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / ".lab.partial").exists()  # no hidden folder of no work left
 
 
 def test_an_ascii_ply_is_read_with_its_labels(tmp_path):

@@ -155,6 +155,18 @@ def test_poses_from_an_odometry_topic_equal_the_rigs(world, tmp_path):
     assert [s.keyframe for s in _records(tmp_path / "odom", odom_topic="/odom").sweeps] == [True, False, False, False]
 
 
+def test_a_label_field_named_that_no_cloud_has_is_refused_not_read_as_no_labels(world, tmp_path):
+    """``--label-field`` named: a scene none of whose clouds has it is refused; the default ``label`` is read
+    where a cloud has it (the keyframes' clouds here), so the bag's own field named reads the same sweeps."""
+    _tool().write_bag(world / "rig", "scene-0000", tmp_path / "bag", odom_topic="/odom", tf=False)
+    with pytest.raises(ValueError, match=r"no point has the field 'class_id' \(--label-field\)"):
+        _records(tmp_path / "bag", odom_topic="/odom", label_field="class_id")
+    named, default = (_records(tmp_path / "bag", odom_topic="/odom", label_field=f) for f in ("label", None))
+    _same_sweeps(named, default)
+    assert any(s.labels is not None for s in default.sweeps)
+    assert all(s.labels is None for s in _records(tmp_path / "bag", odom_topic="/odom", label_field="").sweeps)
+
+
 def test_boxes_from_a_side_file_keyed_by_stamp_equal_the_rigs(world, bags, tmp_path):
     tool = _tool()
     n = tool.write_boxes(world / "rig", "scene-0000", tmp_path / "boxes.json")

@@ -29,10 +29,35 @@ KEYFRAMES = ReaderOption(
 )
 LABEL_FIELD = ReaderOption(
     "--label-field",
-    help="the point field holding class ids (a PointCloud2's, a .pcd's, .ply's or .las's); absent: no point labels",
-    default="label",
+    help="the point field holding class ids (a PointCloud2's, a .pcd's, .ply's or .las's; default: 'label' where a "
+    "cloud has one, else no point labels); a field named here that a cloud lacks is refused",
+    default=None,
     metavar="NAME",
 )
+
+
+class Named(str):
+    """A label field the user named (``--label-field``): a cloud or file that lacks it is refused, where the
+    default ``label`` is read only where present."""
+
+
+def check_label_field(field: str | None, sweeps: Sequence[Any], where: str) -> None:
+    """A :class:`Named` ``--label-field`` that no sweep of a scene had is refused (one line naming ``where``);
+    sweeps without it beside ones with it are a recording's unlabelled sweeps (its keyframes labelled)."""
+    loaded = [s for s in sweeps if len(s.points)]
+    if isinstance(field, Named) and loaded and all(s.labels is None for s in loaded):
+        raise ValueError(f"{where}: no point has the field {str(field)!r} (--label-field): no point labels to read")
+
+
+def label_field_option(options: Mapping[str, Any]) -> str | None:
+    """``--label-field``: :class:`Named` when given, ``'label'`` (read where present) when not, None for
+    ``--label-field ''`` (no point labels)."""
+    field = options.get("label_field")
+    if field is None:
+        return "label"
+    return Named(field) if field else None
+
+
 CLASSES = ReaderOption(
     "--classes",
     help="the names of the point labels' and boxes' class ids, a YAML or JSON list (id 0 first); default: "

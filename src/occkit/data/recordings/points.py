@@ -26,7 +26,9 @@ from occkit.data.recordings._shared import (
     KEYFRAMES,
     LABEL_FIELD,
     _first_line,
+    check_label_field,
     keyframe_every,
+    label_field_option,
     matrix,
     read_classes,
     read_ego_box,
@@ -311,7 +313,7 @@ def _open(path: Path, options: Mapping[str, Any]) -> Recording:
     T_el = _lidar_pose(options)
     size, center = read_ego_box(options)
     classes = read_classes(options)
-    label_field = options.get("label_field", "label") or None
+    label_field = label_field_option(options)
     scene = path.resolve().name
 
     def read(name: str, load_points: bool) -> Any:
@@ -375,6 +377,7 @@ def _scene(
         ego_center=ego[1],
         source=str(folder),
     )
+    check_label_field(label_field, sweeps, str(folder))
     check_record(rec)
     return rec
 

@@ -29,7 +29,9 @@ from occkit.data.recordings._shared import (
     KEYFRAMES,
     LABEL_FIELD,
     _first_line,
+    check_label_field,
     keyframe_every,
+    label_field_option,
     read_classes,
     read_ego_box,
     read_stamps,
@@ -375,7 +377,7 @@ def _options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The bag reader's options checked, the side files read."""
     opts = {
         "lidar_topic": options.get("lidar_topic") or None,
-        "label_field": options.get("label_field", "label") or None,
+        "label_field": label_field_option(options),
         "world": _frame(options.get("world_frame") or "map"),
         "ego": _frame(options.get("ego_frame") or "base_link"),
         "odom_topic": options.get("odom_topic") or None,
@@ -534,6 +536,7 @@ def read_bag(bag: Path, topic: str, opts: dict[str, Any], scene: str, load_point
         ego_center=center,
         source=str(bag),
     )
+    check_label_field(opts["label_field"], sweeps, f"{bag}: {topic}")
     check_record(rec)
     return rec
 

@@ -70,3 +70,20 @@ def test_a_failure_removes_the_partial_folder_when_asked_and_a_stop_keeps_it(tmp
             (part / "scene.json").write_text("{}")
             raise KeyboardInterrupt
     assert (tmp_path / ".w.partial" / "scene.json").is_file()  # a stop: the same command resumes it
+
+
+def test_a_failure_before_any_work_leaves_no_partial_folder_and_one_after_keeps_it(tmp_path):
+    """Bad input refused before anything was written (``occkit label`` reading a corrupt scan) leaves no
+    hidden folder beside ``--out``; a failure after some work keeps it for the rerun to resume."""
+    out = tmp_path / "w"
+    with pytest.raises(ValueError):
+        with resumable_folder(out, "label", 1) as (part, _):
+            raise ValueError("a corrupt scan")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    with pytest.raises(ValueError):
+        with resumable_folder(out, "label", 1) as (part, _):
+            (part / "scene-0000.json").write_text("{}")
+            raise ValueError("a corrupt scan of the second scene")
+    assert (tmp_path / ".w.partial" / "scene-0000.json").is_file()
+    with resumable_folder(out, "label", 1) as (part, resumed):
+        assert resumed and (part / "scene-0000.json").is_file()

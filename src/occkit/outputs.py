@@ -401,7 +401,8 @@ def resumable_folder(
     command (another key) is removed and started again; one the command did not leave (no record of
     its own in it) is refused, never removed. ``keep_on_error`` False: a failure (an exception, not
     a stop) removes the folder, so that nothing hidden is left behind (``occkit prepare``: its
-    failures are in its input, which a rerun changes)."""
+    failures are in its input, which a rerun changes); a failure before anything was written in it
+    (bad input refused) removes it too."""
     from occkit.fileio import write_json_atomic
 
     o = _parent_ready(out)
@@ -418,11 +419,19 @@ def resumable_folder(
     try:
         yield part, resumed
     except Exception:
-        if not keep_on_error:
+        if not keep_on_error or _holds_only(part, key_file):  # nothing done to resume: no hidden folder left
             shutil.rmtree(part, ignore_errors=True)
         raise
     key_file.unlink()
     _record_and_publish(part, o, in_place, command, record)
+
+
+def _holds_only(folder: Path, record: Path) -> bool:
+    """Whether ``folder`` holds nothing but ``record`` (a folder in the making its work never wrote to)."""
+    try:
+        return [p.name for p in folder.iterdir()] in ([record.name], [])
+    except OSError:
+        return False
 
 
 @contextmanager

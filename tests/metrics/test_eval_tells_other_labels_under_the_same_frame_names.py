@@ -184,3 +184,15 @@ def test_the_labels_fingerprint_reads_at_most_sixteen_frames_spread_over_the_sor
     assert len(set(read)) == 16 and read[0] == 0 and read[-1] == 99
     assert max(b - a for a, b in zip(read, read[1:])) <= 7  # evenly: 99 / 15 = 6.6 names apart
     assert labels_fingerprint(Frames(), tokens) == fp  # the order of the names does not matter
+
+
+def test_a_recorded_data_path_that_names_no_folder_is_other_data_not_a_traceback(worlds, tmp_path, capsys):
+    a, b, pred = worlds
+    odd = _edited(pred, tmp_path / "nul", lambda rec: rec.update(data="a\x00b"))
+    assert _warnings(capsys, a, odd) == []  # its labels are --gt's
+    warned = _warnings(capsys, b, odd)
+    assert len(warned) == 1 and f"made on other data than --gt {b}" in warned[0], warned
+    old = _edited(odd, tmp_path / "old", lambda rec: rec.pop("data_fingerprint"))  # compared by the path
+    capsys.readouterr()
+    assert main(["eval", "--gt", str(a), "--pred", str(old), "--split", "val", "--no-progress"]) == 0
+    assert f"not --gt {a}" in capsys.readouterr().out

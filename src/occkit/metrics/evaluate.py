@@ -120,7 +120,7 @@ def check_provenance(
     truth (``gt_root``, its ``split`` and that split's frame tokens ``gt_ids``), predictions of
     other data: the recorded ``data_fingerprint`` of the same split differs from the ground
     truth's (:func:`frames_fingerprint`: other frame names), or, the names agreeing and the ground
-    truth's reader given (``dataset``), the recorded ``gt_fingerprint`` of a data of its format
+    truth's reader given (``dataset``), the recorded ``gt_fingerprint`` of data of its format
     differs from its labels (:func:`labels_fingerprint`: other labels under the same names, as two
     SemanticKITTI-layout datasets, or data regenerated at the same path); a record without the
     fingerprints (an older occkit): the recorded ``data`` is another folder. Each is also issued
@@ -175,12 +175,21 @@ def _other_data(
             f"{len(gt_ids)} frames of another index (fingerprint {mine[:19]}...): are they scored against the right "
             "ground truth?"
         )
-    if isinstance(data, str) and Path(data).resolve() != Path(gt_root).resolve():
+    if isinstance(data, str) and not _same_folder(data, gt_root):
         return (
             f"these predictions were made on {data}, not --gt {gt_root} (the record has no data fingerprint to tell "
             "a copy from other data): are they scored against the right ground truth?"
         )
     return None
+
+
+def _same_folder(a: Any, b: Any) -> bool:
+    """Whether two paths name one folder (links resolved); a path that cannot be one (an edited record's
+    ``data`` holding a NUL) names none."""
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, ValueError):
+        return False
 
 
 def _other_labels(
@@ -207,7 +216,7 @@ def _other_labels(
         return None
     data = record.get("data")
     which = f"{len(differ)} of the {len(labels)} frames fingerprinted differ, e.g. frame {differ[0]}"
-    if isinstance(data, str) and Path(data).resolve() == Path(gt_root).resolve():
+    if isinstance(data, str) and _same_folder(data, gt_root):
         return (
             f"the ground truth of --gt {gt_root} changed since these predictions were made on it: split {split} has "
             f"the same {len(gt_ids)} frame names but other labels ({which}): regenerated? are they scored against "

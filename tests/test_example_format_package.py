@@ -88,9 +88,12 @@ def test_synth_train_predict_eval_through_the_entry_point(tmp_path, capsys):
     assert main(["predict", "--ckpt", str(run), "--data", str(world), "--out", str(pred), "--no-progress"]) == 0
     files = sorted(pred.glob("*.npz"))
     assert files and set(np.load(files[0])) == {"labels"}
+    prov = json.loads((pred / "provenance.json").read_text())  # a package's reader fingerprints its labels too
+    assert prov["gt_fingerprint"]["format"] == "toy" and set(prov["gt_fingerprint"]["labels"]) <= set(prov["tokens"])
     capsys.readouterr()
     out = tmp_path / "score.json"
     assert main(["eval", "--gt", str(world), "--pred", str(pred), "--json", str(out), "--no-progress"]) == 0
+    assert "other data" not in capsys.readouterr().out  # its own data, by its labels' fingerprint
     r = json.loads(out.read_text())
     assert r["benchmark"] == "toy" and r["frames"] == len(files) and set(r["iou"]) == set(val[-1]["iou"])
     # --frustum: occkit's scoring loop applies the region to the toy metric, which knows nothing of

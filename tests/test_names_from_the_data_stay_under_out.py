@@ -262,6 +262,8 @@ def test_predict_records_a_fingerprint_of_the_data_and_eval_tells_other_data_by_
     assert prov["data_fingerprint"] == frames_fingerprint(prov["tokens"]) and prov["data_fingerprint"].startswith(
         "sha256:"
     )
+    labels = prov["gt_fingerprint"]  # and of its labels, which a copy shares
+    assert labels["format"] == "occ3d" and sorted(labels["labels"]) == sorted(prov["tokens"])
     copy = tmp_path / "copy"  # the same data at another path: no word
     shutil.copytree(world, copy, symlinks=True)
     capsys.readouterr()

@@ -556,7 +556,7 @@ def _evaluate_stage(
     from occkit.engine.data import eval_batches
     from occkit.engine.evaluate import run_amp, score_frames, write_prediction_folder
     from occkit.engine.init_from import load_matching
-    from occkit.experiment import load_checkpoint_method
+    from occkit.experiment import base_dataset, load_checkpoint_method
 
     start, val_set, result = plan.start, trained.val_set, trained.result
     what = {
@@ -593,8 +593,9 @@ def _evaluate_stage(
         "made_by": "occkit demo",
     }
     scores = score()
+    frames = base_dataset(val_set)  # its ground truth's fingerprint goes into provenance.json
     n = write_prediction_folder(
-        method, loader, out / "predictions", device, provenance, amp, overwrite=True, total=len(loader)
+        method, loader, out / "predictions", device, provenance, amp, overwrite=True, total=len(loader), dataset=frames
     )
     if start == "shipped":
         load_matching(method, cfg.train.init_from)
@@ -616,6 +617,7 @@ def _evaluate_stage(
         amp,
         overwrite=True,
         total=len(loader),
+        dataset=frames,
     )
     shipped_scores = None
     if start == "backbone":  # the whole network occkit ships, for reference: what training longer reaches

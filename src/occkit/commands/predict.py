@@ -169,6 +169,7 @@ def run(args: argparse.Namespace, held: Any) -> int:
         total=len(loader),
         dataset_format=fmt,
         names_from=names_from,
+        dataset=base,  # its ground truth's fingerprint recorded, where it has one
     )
     record_folder_files(args.out, "predict")
     print(f"occkit predict: wrote {n} predictions to {args.out} (checkpoint {folder})")

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from occkit.data.sample import Batch
 from occkit.fileio import publish_folder, write_json_atomic
 from occkit.formats.spec import DatasetFormat, PredictionFiles, Targets
-from occkit.metrics.evaluate import PROVENANCE_FILE, frames_fingerprint
+from occkit.metrics.evaluate import PROVENANCE_FILE, frames_fingerprint, labels_fingerprint
 
 
 def cpu_has_native_bf16() -> bool:
@@ -304,6 +304,7 @@ def write_prediction_folder(
     total: int | None = None,
     dataset_format: DatasetFormat | str | None = None,
     names_from: str = "the data",
+    dataset: Any = None,
 ) -> int:
     """A whole prediction folder, replaced at once: the format's file of every frame
     (:func:`write_predictions`) plus ``out_dir/provenance.json``.
@@ -317,6 +318,10 @@ def write_prediction_folder(
     Args:
         provenance: what made the predictions (checkpoint, data, split, ...); written to
             ``provenance.json`` with the time, the number of frames and their tokens.
+        dataset: the format's dataset the frames come from (no wrappers): the record then also holds
+            ``gt_fingerprint``, the fingerprint of its ground truth's content that ``occkit eval`` tells
+            other labels under the same frame names by (:func:`occkit.metrics.evaluate.labels_fingerprint`;
+            none where the reader cannot give its labels).
     Returns:
         the number of frames written.
     """
@@ -349,6 +354,9 @@ def write_prediction_folder(
             "tokens": tokens,
             "data_fingerprint": frames_fingerprint(tokens),  # what occkit eval tells other data by
         }
+        content = None if dataset is None else labels_fingerprint(dataset, tokens)
+        if content is not None:  # and other labels under the same frame names (KITTI layouts share them)
+            record["gt_fingerprint"] = content
         write_json_atomic(tmp / PROVENANCE_FILE, record)
         if out.exists():
             check_prediction_target(out, overwrite)  # it may have filled while we predicted

@@ -61,19 +61,70 @@ def frames_fingerprint(tokens: list[str] | tuple[str, ...]) -> str:
     return "sha256:" + hashlib.sha256("\n".join(sorted(set(map(str, tokens)))).encode("utf-8")).hexdigest()
 
 
+#: How many frames :func:`labels_fingerprint` reads, at most, spread evenly over a split's sorted tokens.
+FINGERPRINT_FRAMES = 16
+
+
+def labels_fingerprint(
+    dataset: Any, tokens: list[str] | tuple[str, ...], frames: int = FINGERPRINT_FRAMES
+) -> dict[str, Any] | None:
+    """What ``occkit predict`` records of the ground truth's content (``gt_fingerprint`` in
+    ``provenance.json``), which ``occkit eval`` compares with its ground truth's where the frame names
+    agree (:func:`frames_fingerprint`): the data's ``format`` (``dataset.format_name``) and ``labels``,
+    ``{token: "sha256:<hex>"}`` for up to ``frames`` frames spread evenly over the sorted ``tokens``,
+    each the SHA-256 of the arrays the reader's ``frame_labels(i)`` gives (the classes and the voxels
+    scored: dtype, shape and bytes). The decoded labels, not the files' bytes: a copy, or the same
+    labels written again into another container (an ``.npz`` records its time), are the same ground
+    truth. SemanticKITTI's frame names (``08/000000``...) are every KITTI-layout dataset's, so the
+    names alone do not tell two such datasets apart; their labels do.
+
+    None when the reader cannot give them (a package reader without ``index_of`` or
+    ``frame_labels``, a frame without its label files: a split predicted without its ground truth):
+    then the frame names alone are compared."""
+    import hashlib
+
+    import numpy as np
+
+    names = sorted(set(map(str, tokens)))
+    if not names or frames < 1:
+        return None
+    k = min(frames, len(names))
+    picked = sorted({round(j * (len(names) - 1) / (k - 1)) for j in range(k)}) if k > 1 else [0]
+    labels: dict[str, str] = {}
+    try:
+        for j in picked:
+            token = names[j]
+            arrays = dataset.frame_labels(dataset.index_of(token))[:2]
+            h = hashlib.sha256()
+            for a in arrays:
+                a = np.ascontiguousarray(np.asarray(a))
+                h.update(f"{a.dtype.str}{a.shape}".encode())
+                h.update(a.tobytes())
+            labels[token] = "sha256:" + h.hexdigest()
+    except Exception:  # noqa: BLE001 - any reader (a package's) that cannot give a frame's labels: names alone
+        return None
+    fmt = getattr(dataset, "format_name", None)
+    return {"format": fmt if isinstance(fmt, str) else None, "labels": labels}
+
+
 def check_provenance(
     pred_dir: str | os.PathLike,
     pred_files: dict[str, Path],
     gt_root: str | os.PathLike | None = None,
     split: str | None = None,
     gt_ids: list[str] | None = None,
+    dataset: Any = None,
 ) -> list[str]:
     """Warnings about where the predictions of ``pred_dir`` came from: no ``provenance.json``
     (who made them is not recorded), files it does not list (a mix of runs), or, given the ground
     truth (``gt_root``, its ``split`` and that split's frame tokens ``gt_ids``), predictions of
     other data: the recorded ``data_fingerprint`` of the same split differs from the ground
-    truth's (:func:`frames_fingerprint`; a record without one: the recorded ``data`` is another
-    folder). Each is also issued with :func:`warnings.warn`."""
+    truth's (:func:`frames_fingerprint`: other frame names), or, the names agreeing and the ground
+    truth's reader given (``dataset``), the recorded ``gt_fingerprint`` of data of its format
+    differs from its labels (:func:`labels_fingerprint`: other labels under the same names, as two
+    SemanticKITTI-layout datasets, or data regenerated at the same path); a record without the
+    fingerprints (an older occkit): the recorded ``data`` is another folder. Each is also issued
+    with :func:`warnings.warn`."""
     import warnings
 
     pred_dir = Path(pred_dir)
@@ -98,7 +149,7 @@ def check_provenance(
                     f"{pred_dir}: mixed predictions: {len(foreign)} of {len(pred_files)} file(s) were not written by "
                     f"the run {PROVENANCE_FILE} records ({made}), e.g. {pred_files[foreign[0]]}"
                 )
-            other = _other_data(record, gt_root, split, gt_ids)
+            other = _other_data(record, gt_root, split, gt_ids, dataset)
             if other:
                 out.append(f"{path}: {other}")
     for w in out:
@@ -106,7 +157,9 @@ def check_provenance(
     return out
 
 
-def _other_data(record: dict[str, Any], gt_root: Any, split: str | None, gt_ids: list[str] | None) -> str | None:
+def _other_data(
+    record: dict[str, Any], gt_root: Any, split: str | None, gt_ids: list[str] | None, dataset: Any = None
+) -> str | None:
     """Why a provenance record names other data than the ground truth ``gt_root`` (see
     :func:`check_provenance`), or None."""
     if gt_root is None or gt_ids is None or record.get("split") != split:
@@ -115,19 +168,65 @@ def _other_data(record: dict[str, Any], gt_root: Any, split: str | None, gt_ids:
     if isinstance(fp, str):
         mine = frames_fingerprint(gt_ids)
         if fp == mine:
-            return None
+            return _other_labels(record, gt_root, split, gt_ids, dataset)
         return (
             f"these predictions were made on other data than --gt {gt_root}: the record names {data} (split {split}, "
             f"{record.get('frames', '?')} frames, fingerprint {fp[:19]}...), and split {split} of --gt has "
             f"{len(gt_ids)} frames of another index (fingerprint {mine[:19]}...): are they scored against the right "
             "ground truth?"
         )
-    if isinstance(data, str) and Path(data).resolve() != Path(gt_root).resolve():
+    if isinstance(data, str) and not _same_folder(data, gt_root):
         return (
             f"these predictions were made on {data}, not --gt {gt_root} (the record has no data fingerprint to tell "
             "a copy from other data): are they scored against the right ground truth?"
         )
     return None
+
+
+def _same_folder(a: Any, b: Any) -> bool:
+    """Whether two paths name one folder (links resolved); a path that cannot be one (an edited record's
+    ``data`` holding a NUL) names none."""
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, ValueError):
+        return False
+
+
+def _other_labels(
+    record: dict[str, Any], gt_root: Any, split: str | None, gt_ids: list[str], dataset: Any
+) -> str | None:
+    """Why the recorded ``gt_fingerprint`` (:func:`labels_fingerprint`) says the ground truth ``gt_root``
+    holds other labels under the frame names the predictions were made on, or None: equal labels, no
+    reader given, a record without it (an older occkit) or one that is not occkit's shape, data of
+    another format (predictions scored through a class map), a reader that cannot give them."""
+    rec = record.get("gt_fingerprint")
+    if dataset is None or not isinstance(rec, dict) or rec.get("format") != getattr(dataset, "format_name", None):
+        return None
+    labels = rec.get("labels")
+    if not isinstance(labels, dict) or not labels or len(labels) > 4 * FINGERPRINT_FRAMES:
+        return None
+    known = set(gt_ids)
+    if not all(isinstance(t, str) and t in known and isinstance(v, str) for t, v in labels.items()):
+        return None
+    mine = labels_fingerprint(dataset, list(labels), frames=len(labels))
+    if mine is None:
+        return None
+    differ = [t for t in sorted(labels) if mine["labels"].get(t) != labels[t]]
+    if not differ:
+        return None
+    data = record.get("data")
+    which = f"{len(differ)} of the {len(labels)} frames fingerprinted differ, e.g. frame {differ[0]}"
+    if isinstance(data, str) and _same_folder(data, gt_root):
+        return (
+            f"the ground truth of --gt {gt_root} changed since these predictions were made on it: split {split} has "
+            f"the same {len(gt_ids)} frame names but other labels ({which}): regenerated? are they scored against "
+            "the right ground truth?"
+        )
+    return (
+        f"these predictions were made on other data than --gt {gt_root}: the record names {data} (split {split}), "
+        f"whose {len(gt_ids)} frame names --gt shares but not its labels ({which}): are they scored against the "
+        "right ground truth?"
+    )
 
 
 def match_frames(

@@ -165,7 +165,7 @@ def evaluate_predictions(
     if not gt_ids:
         raise ValueError(f"{gt_root}: no labelled frames in split {split!r}")
     pred_files = fmt.predictions.index(pred_dir)
-    check_provenance(pred_dir, pred_files, gt_root, split, gt_ids)
+    check_provenance(pred_dir, pred_files, gt_root, split, gt_ids, ds)
     tokens, n_missing, n_extra = match_frames(gt_ids, pred_files, pred_dir, allow_missing)
     scoring.bind(ds, tokens)  # what a metric reads beyond the labels, checked before any frame is counted
     job = _Job(fmt.name, str(gt_root), split, options, region, batch_size)

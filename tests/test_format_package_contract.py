@@ -616,22 +616,47 @@ def _nested_occ3d_format(fresh_registry, monkeypatch, flow: bool = False):
 def test_convert_from_a_package_format_the_target_cannot_take_fails_before_writing(
     fresh_registry, monkeypatch, tmp_path, tiny_occ3d_root
 ):
-    """Before: Occ3D's index writer failed on the missing annotations.json after every frame was written."""
+    """A target whose index needs what the source's records lack (a package's layout of the nuScenes family
+    whose index needs each frame's ``lidar_sensor``): said in one line from the rehearsal on the first frame,
+    before any frame is written (before: after every frame was written). A source that keeps no
+    ``annotations.json`` of its own is no such case: Occ3D's index is finished from its records
+    (tests/formats/test_convert_from_a_package_format.py)."""
+    import json
+
     from occkit.convert import convert_dataset
+    from occkit.formats.occ3d import FORMAT as OCC3D
     from occkit.formats.spec import ConvertError
 
     _nested_occ3d_format(fresh_registry, monkeypatch)
+    writer = OCC3D.writers.label_writer
+
+    def finish(out, frames, options):
+        return [str(f.record["lidar_sensor"]["token"]) for f in frames]  # its index names the LiDAR samples
+
+    needy = dataclasses.replace(
+        OCC3D,
+        name="needy",
+        title="",
+        source="",
+        detection=dataclasses.replace(OCC3D.detection, detect=lambda root: None),
+        writers=dataclasses.replace(OCC3D.writers, label_writer=dataclasses.replace(writer, finish=finish)),
+    )
+    _register_format(fresh_registry, monkeypatch, needy)
     src = tmp_path / "src"
     src.mkdir()
     (src / "nested.json").write_text("{}")
     (src / "inner").symlink_to(tiny_occ3d_root, target_is_directory=True)
     out = tmp_path / "out"
     with pytest.raises(ConvertError) as e:
-        convert_dataset(src, out, "occ3d", source_format="nested", progress=False)
+        convert_dataset(src, out, "needy", source_format="nested", progress=False)
     msg = str(e.value)
-    assert "\n" not in msg and msg.startswith(f"{src}: occ3d cannot take nested's frames: writing the index")
-    assert "annotations.json" in msg and "nothing was written" in msg
+    assert "\n" not in msg and msg.startswith(f"{src}: needy cannot take nested's frames: writing the index")
+    assert "KeyError: 'lidar_sensor'" in msg and "nothing was written" in msg
     assert not out.exists() or not any(p for p in out.rglob("*.npz"))  # no frame written
+    # to Occ3D, the same source (no annotations.json at its root) converts: the index from the records
+    report = convert_dataset(src, tmp_path / "occ3d", "occ3d", source_format="nested", progress=False)
+    ann, inner = (json.loads((p / "annotations.json").read_text()) for p in (tmp_path / "occ3d", tiny_occ3d_root))
+    assert report["frames"] == 4 and ann["scene_infos"] == inner["scene_infos"]
 
 
 def test_convert_says_which_per_voxel_fields_it_drops(fresh_registry, monkeypatch, tmp_path, tiny_occ3d_root):

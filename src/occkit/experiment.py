@@ -590,7 +590,20 @@ def resolve_auto_class_counts(
     (``supervised.class_counts: auto``, ``cigocc.class_balance: dataset``): a copy of ``cfg``, so
     that the run's config.json records what it trained with; ``cfg`` itself when nothing is left."""
     resolve = method_spec(cfg).resolve
-    return resolve(cfg, train_set, max_frames, progress) if resolve is not None else cfg
+    if resolve is None:
+        return cfg
+    from occkit.formats import format_of
+    from occkit.labels import ClassIdsOutside
+
+    try:
+        return resolve(cfg, train_set, max_frames, progress)
+    except ClassIdsOutside as e:  # counted against model.num_classes: the format the labels are of named too
+        try:
+            fmt = format_of(train_set)
+        except (TypeError, KeyError, ValueError):
+            raise e from None
+        where = f" ({fmt.source})" if fmt.from_package else ""
+        raise ClassIdsOutside(f"{e}; labels of the {fmt.name} format{where}", e.ids, e.voxels) from None
 
 
 def prepare_run(cfg: ExperimentConfig, train_set: Dataset, progress: bool = True) -> tuple[ExperimentConfig, nn.Module]:
@@ -620,6 +633,9 @@ class AugmentedFrames(Dataset):
         free: the class that voxels rotated in from outside the grid get (the data's format's:
             :func:`free`); needed with ``bev_aug``.
         grid: the grid of the frames' labels (default: Occ3D's), which the BEV transform maps.
+        fmt: the frames' dataset format: each frame's labels are checked against its class table as
+            loaded (:func:`check_frame_ids`), so that a class id beyond it is one line naming the format,
+            the file and the id, not an index error in a loss or a silent run.
     """
 
     def __init__(
@@ -629,22 +645,53 @@ class AugmentedFrames(Dataset):
         bev_aug: BEVAugConfig | None = None,
         free: int | None = None,
         grid: Any = None,
+        fmt: DatasetFormat | None = None,
     ) -> None:
         if bev_aug is not None and free is None:
             raise ValueError("AugmentedFrames: the BEV transform needs the data's free class (free)")
         self.dataset, self.image_aug, self.bev_aug, self.free = dataset, image_aug, bev_aug, free
-        self.grid = grid
+        self.grid, self.fmt = grid, fmt
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, i: int) -> Sample:
         s: Sample = self.dataset[i]
+        if self.fmt is not None and s.occupancy is not None:
+            check_frame_ids(self.fmt, s.occupancy, self.dataset, s.token)
         if s.images.shape[-1] > 0:  # images loaded
             s = augment_images(s, self.image_aug)
         if self.bev_aug is not None and s.occupancy is not None:
             s = augment_bev(s, self.bev_aug, grid=self.grid, free=self.free)
         return s
+
+
+def _label_file(ds: Dataset, token: str) -> str:
+    """Where frame ``token``'s labels are read from (the reader's ``frame_labels`` file), for an error;
+    the frame alone where the reader does not say."""
+    base: Any = None
+    try:
+        base = base_dataset(ds)
+        return f"{base.frame_labels(base.index_of(token))[2]}: frame {token}"
+    except Exception:  # noqa: BLE001 - a reader without frame_labels, or one refusing the ids itself: the frame
+        return f"{getattr(base, 'root', None) or 'the dataset'}: frame {token}"
+
+
+def _whose(fmt: DatasetFormat) -> str:
+    """The class table of ``fmt`` as the ids check names it: the format, and the package it comes from."""
+    where = f" ({fmt.source})" if fmt.from_package else ""
+    return f"the {fmt.name} format's class table{where}, ids"
+
+
+def check_frame_ids(fmt: DatasetFormat, labels: Any, ds: Dataset, token: str) -> None:
+    """Refuse a frame whose ``labels`` hold a class id outside ``fmt``'s class table (its ignore id
+    excepted) in one line naming the file, the frame, the id and the format (its package): a table shorter
+    than the labels would end in an index error in a loss (a device-side assert on a GPU) or train on
+    wrong classes. Built-in readers refuse such ids as they read; this holds every format to it."""
+    from occkit.labels import refuse_ids_outside
+
+    table = fmt.classes
+    refuse_ids_outside(labels, table.num_classes, table.ignore, lambda: _label_file(ds, token), whose=_whose(fmt))
 
 
 def build_dataset(
@@ -685,9 +732,9 @@ def build_dataset(
         )
     if train:
         return AugmentedFrames(
-            ds, cfg.data.image_aug, cfg.data.bev_aug, free=free(fmt, cfg), grid=base_dataset(ds).grid
+            ds, cfg.data.image_aug, cfg.data.bev_aug, free=free(fmt, cfg), grid=base_dataset(ds).grid, fmt=fmt
         )
-    return AugmentedFrames(ds, cfg.data.image_aug.evaluation(), None)
+    return AugmentedFrames(ds, cfg.data.image_aug.evaluation(), None, fmt=fmt)
 
 
 def build_train_set(cfg: ExperimentConfig, root: str | os.PathLike) -> Dataset:

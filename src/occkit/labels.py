@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -377,3 +378,50 @@ NYU_PALETTE: tuple[tuple[int, int, int], ...] = (
     (188, 188, 33),  # furniture
     (255, 127, 12),  # objects
 )
+
+
+class ClassIdsOutside(ValueError):
+    """Labels holding class ids outside a class table: one line naming where (the file, the frame), the
+    ids and how many voxels hold them (:func:`refuse_ids_outside`)."""
+
+    def __init__(self, message: str, ids: tuple[int, ...] = (), voxels: int = 0) -> None:
+        # the message alone also makes one: a DataLoader worker's error is raised again from its type and message
+        super().__init__(message)
+        self.ids, self.voxels = ids, voxels
+
+
+def refuse_ids_outside(
+    labels: Any, num_classes: int, ignore: int | None, where: Any, whose: str = "the format's ids"
+) -> None:
+    """Refuse integer ``labels`` (a NumPy array or a torch tensor on the CPU) holding an id outside ``0 ..
+    num_classes - 1`` other than ``ignore``: a :class:`ClassIdsOutside` ``WHERE: class id 7 (1 voxels) outside
+    WHOSE 0..4 and 255 (ignored)``, ``where`` a string or a callable giving it (called only then). Float
+    labels and empty ones are not checked. One pass over the labels where every id is in range (scoring,
+    training and the class counts read each frame through it)."""
+    a = np.asarray(labels)
+    if a.dtype.kind not in "iu" or not a.size:
+        return
+    lo, hi = int(a.min()), int(a.max())
+    if lo >= 0 and hi < num_classes:
+        return
+    if lo >= 0 and hi < 1 << 16:  # the ids counted in one pass (the ignore id is in most frames of some formats)
+        counts = np.bincount(a.reshape(-1), minlength=hi + 1)
+        counts[: min(num_classes, hi + 1)] = 0
+        if ignore is not None and 0 <= ignore <= hi:
+            counts[ignore] = 0
+        found = np.flatnonzero(counts)
+        voxels = int(counts.sum())
+    else:
+        bad = (a < 0) | (a >= num_classes)
+        if ignore is not None:
+            bad &= a != ignore
+        found = np.unique(a[bad])
+        voxels = int(bad.sum())
+    if not voxels:
+        return
+    ids = tuple(int(v) for v in found[:5])
+    said = f"class id {ids[0]}" if len(ids) == 1 else f"class ids {', '.join(map(str, ids))}"
+    allowed = f"0..{num_classes - 1}" + (f" and {ignore} (ignored)" if ignore is not None else "")
+    raise ClassIdsOutside(
+        f"{where() if callable(where) else where}: {said} ({voxels} voxels) outside {whose} {allowed}", ids, voxels
+    )

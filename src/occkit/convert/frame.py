@@ -20,6 +20,17 @@ def convert_frame(
 ) -> tuple[FrameLabels, dict[str, Any]]:
     """The frame in ``dst``'s classes and grid (its masks those ``dst``'s writer keeps), and what the
     conversion lost (see :mod:`occkit.convert`)."""
+    if not isinstance(frame, FrameLabels) or not isinstance(frame.record, dict):
+        got = (
+            f"a FrameLabels whose record is a {type(frame.record).__name__}"
+            if isinstance(frame, FrameLabels)
+            else f"a {type(frame).__name__}"
+        )
+        raise ConvertError(
+            f"{src.name}'s label reader (writers.label_writer.read) gave {got} for frame "
+            f"{getattr(frame, 'token', '?')}, not a FrameLabels whose record is an object (docs/design.md, "
+            "writers.label_writer)"
+        )
     sem = np.asarray(frame.semantics)
     if sem.shape != tuple(src.grid.shape):
         raise ConvertError(f"frame {frame.token}: labels of shape {sem.shape}, expected {tuple(src.grid.shape)}")

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from occkit.labels import refuse_ids_outside
 from occkit.shapes import check_shape
 
 
@@ -28,8 +29,8 @@ def count_frame_classes(
     SemanticKITTI: not invalid nor ignored), else every voxel but the ignore value 255. The class
     weights of ``supervised.class_counts: auto`` and ``cigocc.class_balance: dataset``.
 
-    A label outside ``[0, num_classes)`` raises naming its file; no frame, or no labelled voxel,
-    raises naming ``what`` and the dataset's root.
+    A label outside ``[0, num_classes)`` raises naming its file (:class:`occkit.labels.ClassIdsOutside`); no
+    frame, or no labelled voxel, raises naming ``what`` and the dataset's root.
     """
     n = len(ds.frames)
     root = getattr(ds, "root", "the dataset")
@@ -44,8 +45,7 @@ def count_frame_classes(
     for i in picks:
         labels, scored, where = ds.frame_labels(i)
         known = labels[scored] if scored_only else labels[labels != 255]
-        if known.size and int(known.max()) >= num_classes:
-            raise ValueError(f"{where}: label {int(known.max())} is not a class of model.num_classes={num_classes}")
+        refuse_ids_outside(known, num_classes, None, where, whose=f"model.num_classes={num_classes}'s ids")
         counts += np.bincount(known.astype(np.int64).reshape(-1), minlength=num_classes)
     if counts.sum() == 0:
         raise ValueError(f"{what}: no labelled voxels in the training split of {root}")

@@ -217,17 +217,19 @@ def write_openoccupancy(out: Path, frame: FrameLabels) -> None:
 def finish(
     out: Path, frames: list[FrameLabels], options: dict[str, Any], files: Any, label_key: str | None
 ) -> list[str]:
-    """``annotations.json``: the source's (its scene descriptions and other top-level keys), with the
-    converted frames' entries (``label_key``, ``gt_path`` for Occ3D, set to the written file; the
-    other layouts' own path keys dropped) and each split's converted scenes, through
-    :func:`occkit.data.occ3d.write_occ3d_index`. ``options``: ``source_root`` (the source folder whose
-    index's other keys are kept; none: ``occkit label``), ``scene_splits``, ``index_keys`` (keys added
-    at the end)."""
+    """``annotations.json`` finished from the frames' records: the converted frames' entries (each
+    frame's ``record``, with ``label_key``, ``gt_path`` for Occ3D, set to the written file; the other
+    layouts' own path keys dropped) under their scenes, and each split's converted scenes, through
+    :func:`occkit.data.occ3d.write_occ3d_index`; where the source holds an ``annotations.json``, its
+    other top-level keys (scene descriptions ...) too. A source of the family whose layout keeps none (a
+    package's format: docs/design.md §9, ``writers.label_writer``) gives its index from the records
+    alone. ``options``: ``source_root`` (the source folder; none: ``occkit label``), ``scene_splits``,
+    ``index_keys`` (keys added at the end)."""
     from occkit.data.occ3d import write_occ3d_index
 
     top: dict[str, Any] = {}
-    if options.get("source_root"):  # occkit convert: the source's index (refused in one line when it has none)
-        src_ann = Path(options["source_root"]) / "annotations.json"
+    src_ann = Path(options["source_root"]) / "annotations.json" if options.get("source_root") else None
+    if src_ann is not None and (src_ann.exists() or src_ann.is_symlink()):  # a source in Occ3D's own schema
         top = {k: v for k, v in read_json(src_ann).items() if k != "scene_infos" and not k.endswith("_split")}
     scene_infos: dict[str, dict[str, Any]] = {}
     for f in frames:
@@ -245,6 +247,12 @@ def finish(
         notes.append(f"{lacking} frame(s) have no camera images in the source: supply them at their img_path")
     if unrecorded:
         notes.append(f"{unrecorded} frame(s) record no cameras or camera images (labels of a recording without them)")
+    posed = sum("ego_pose" not in f.record for f in frames)
+    if posed:
+        notes.append(
+            f"{posed} frame(s) have no ego_pose in the source's records: supply it in annotations.json (the methods "
+            "that follow the ego's motion read it)"
+        )
     if options.get("source_root") and (Path(options["source_root"]) / "extras").is_dir():
         notes.append("the synthetic extras (extras/) are not carried: they are in the source's frame and grid")
     return notes

@@ -165,8 +165,9 @@ class FrameLabels:
         sensor_files: the frame's sensor files in the source (``{camera: image}``, ``lidar``: the
             LiDAR sweep), linked where the target layout keeps them.
         record: what the target's index needs of the frame, by the family's own keys (the
-            nuScenes family: the frame's ``annotations.json`` entry; the KITTI family: ``K``,
-            ``T_cam_from_lidar``, ``pose``).
+            nuScenes family: the frame's ``annotations.json`` entry, from which Occ3D's index is
+            finished whether or not the source keeps one; the KITTI family: ``K``,
+            ``T_cam_from_lidar``, ``pose``): a JSON object.
         fields: the frame's other per-voxel arrays the layout holds, by name (``flow``: ``(X, Y, Z,
             2)`` float, the voxels' motion), each ``(X, Y, Z, ...)`` on the format's grid. A target
             keeps those its :attr:`LabelWriter.fields` names (on one grid; never resampled); ``occkit

@@ -306,19 +306,11 @@ class _Frames:
 
 def _check_ids(labels: Any, table: Any, ignore: int | None, where: Any) -> None:
     """Class ids outside ``table`` (0 .. C-1, and ``ignore`` where given) refused in one line naming the
-    file (``where()``), the id and the format's classes, before a metric reads them."""
-    t = torch.as_tensor(labels)
-    if t.is_floating_point() or not t.numel():
-        return
-    n = table.num_classes
-    lo, hi = int(t.min()), int(t.max())
-    if lo >= 0 and (hi < n or (hi == ignore and int(t.masked_fill(t == ignore, 0).max()) < n)):
-        return
-    bad = t[((t < 0) | (t >= n)) & (t != (-1 if ignore is None else ignore))]
-    ids = sorted({int(v) for v in bad.unique()[:5]})
-    allowed = f"0..{n - 1}" + (f" and {ignore} (ignored)" if ignore is not None else "")
-    said = f"class id {ids[0]}" if len(ids) == 1 else f"class ids {', '.join(map(str, ids))}"
-    raise ValueError(f"{where()}: {said} ({len(bad)} voxels) outside the format's ids {allowed}")
+    file (``where()``), the id and the format's classes, before a metric reads them
+    (:func:`occkit.labels.refuse_ids_outside`, which training's frames go through too)."""
+    from occkit.labels import refuse_ids_outside
+
+    refuse_ids_outside(labels, table.num_classes, ignore, where)
 
 
 def _count(

@@ -159,6 +159,22 @@ def _class_map_lut(path: Path, rec_classes: tuple[str, ...], table: tuple[str, .
 UNLABELED = "unlabeled"
 
 
+def _lut_by_name(rec: tuple[str, ...], table: Any, name: str) -> Any:
+    """Without ``--class-map``: each recording class to the output class of its name (-1: dropped). The free
+    class's name, and "unlabeled" where the table has no class of that name: the point classes' unlabeled
+    (SemanticKITTI's learning class 0, which its voxels name "empty") is no object; its points are dropped as
+    the free class's are (docs/labels.md, 'Classes, grid and output format')."""
+    free_names = {table.names[table.free]} | ({UNLABELED} - set(table.names))
+    unknown = [c for c in rec if c not in table.names and c not in free_names]
+    if unknown:
+        raise ValueError(
+            f"the recording's classes {', '.join(map(repr, unknown[:5]))}{' ...' if len(unknown) > 5 else ''} are "
+            f"not classes of {name} ({', '.join(table.names)}): pass --class-map FILE (from: rig, to: {name}; "
+            "docs/labels.md, 'Classes, grid and output format')"
+        )
+    return np.array([-1 if c in free_names else table.names.index(c) for c in rec], np.int64)
+
+
 def plan_target(
     to: str | None, class_map: str | Path | None, grid: str | None, recording_classes: tuple[str, ...]
 ) -> LabelTarget:
@@ -198,18 +214,7 @@ def plan_target(
     if class_map is not None:
         lut = _class_map_lut(Path(class_map), rec, tuple(table.names), name)
     else:
-        # the free class's name, and "unlabeled" where the table has no class of that name: the point classes'
-        # unlabeled (SemanticKITTI's learning class 0, which its voxels name "empty") is no object; its points
-        # are dropped as the free class's are (docs/labels.md, 'Classes, grid and output format')
-        free_names = {table.names[table.free]} | ({UNLABELED} - set(table.names))
-        unknown = [c for c in rec if c not in table.names and c not in free_names]
-        if unknown:
-            raise ValueError(
-                f"the recording's classes {', '.join(map(repr, unknown[:5]))}{' ...' if len(unknown) > 5 else ''} are "
-                f"not classes of {name} ({', '.join(table.names)}): pass --class-map FILE (from: rig, to: {name}; "
-                "docs/labels.md, 'Classes, grid and output format')"
-            )
-        lut = np.array([-1 if c in free_names else table.names.index(c) for c in rec], np.int64)
+        lut = _lut_by_name(rec, table, name)
     pipeline_id = {t: k for k, t in enumerate(occupied)}
     from_rec = tuple(-1 if t < 0 or t == table.free else pipeline_id[int(t)] for t in lut.tolist())
     return LabelTarget(

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from occkit.data.nuscenes_tables import LIDAR_CHANNEL, NUSCENES_TABLES
+from occkit.data.nuscenes_tables import LIDAR_CHANNEL, NUSCENES_TABLES, POINT_LABEL_TABLES, TABLE_FIELDS
 from occkit.fileio import read_json, write_json_atomic
 
 #: The bytes of one point of a nuScenes LiDAR file (``.pcd.bin``: x y z intensity ring, float32).
@@ -419,21 +419,94 @@ def _table_naming(root: Path, version: str, token: Any) -> Path | None:
     return None
 
 
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words (an error's)."""
+    kinds = ((bool, "boolean"), (dict, "object"), (list, "list"), (str, "string"), (int, "number"), (float, "number"))
+    return next((word for kind, word in kinds if isinstance(value, kind)), "null" if value is None else "value")
+
+
+def table_problem(root: str | os.PathLike, version: str, field: str | None = None) -> str | None:
+    """The first table file under ``root/version`` (in the order nuscenes-devkit loads them, the point label
+    tables where they are there) that is not a nuScenes table, as one line naming that file: not valid JSON,
+    not a JSON list, a record that is not an object or has no string ``token``, or (``field``) a record that
+    lacks ``field`` where its table's records have it (:data:`occkit.data.nuscenes_tables.TABLE_FIELDS`);
+    None when every table reads. For errors only: it reads every table."""
+    folder = Path(root) / version
+    names = [*NUSCENES_TABLES, *(t for t in POINT_LABEL_TABLES if (folder / f"{t}.json").is_file())]
+    for name in names:
+        f = folder / f"{name}.json"
+        try:
+            rows = read_json(f)
+        except ValueError as e:  # read_json's line names the file
+            return str(e)
+        except OSError as e:
+            return f"{f}: cannot be read ({e.strerror or e})"
+        if not isinstance(rows, list):
+            return (
+                f"{f}: holds a JSON {_json_kind(rows)}, not a list of {name} records (a nuScenes table is a JSON "
+                "list of objects)"
+            )
+        wanted = field if field is not None and field in TABLE_FIELDS.get(name, ()) else None
+        for i, r in enumerate(rows):
+            if not isinstance(r, dict):
+                return f"{f}: record [{i}] is a JSON {_json_kind(r)}, not an object (every {name} record is one)"
+            token = r.get("token")
+            if not isinstance(token, str) or not token:
+                said = "has no 'token'" if "token" not in r else f"has the token {token!r}, not a non-empty string"
+                return f"{f}: record [{i}] {said} (every {name} record has one)"
+            if wanted is not None and wanted not in r:
+                return f"{f}: record [{i}] (token {token!r}) lacks the field {wanted!r}, which every {name} record has"
+    return None
+
+
+def _table_in_message(root: Path, version: str, message: str) -> Path | None:
+    """The table file a message of nuscenes-devkit speaks of (``category.json``, ``3 lidarseg records``, ``not
+    in map table``), or None."""
+    import re
+
+    for name in (*NUSCENES_TABLES, *POINT_LABEL_TABLES):
+        if re.search(rf"\b{name}\.json\b|\b{name} (?:records|table)\b", message):
+            return Path(root) / version / f"{name}.json"
+    return None
+
+
 def load_nuscenes(root: Path, version: str) -> Any:
     """nuScenes-devkit's ``NuScenes(version, root)`` (quiet), its errors as one line naming the table
-    file that names a missing token, or the table folder (the devkit's asserts name neither)."""
+    file at fault: one that is not a nuScenes table (:func:`table_problem`: not JSON, not a list of
+    records, a record without a field the devkit reads), one that names a missing token, one the
+    devkit's message speaks of; else the table folder."""
     NuScenes = import_devkit()
     try:
         return NuScenes(version=version, dataroot=str(root), verbose=False)
-    except KeyError as e:  # a record names a token that its table lacks: say which table names it
+    except Exception as e:  # the devkit's errors name no file: find the table at fault
+        key = e.args[0] if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str) else None
+        bad = table_problem(root, version, key)
+        if bad is not None:
+            raise ValueError(bad) from None
+        if not isinstance(e, KeyError):
+            table = _table_in_message(root, version, str(e))
+            said = f"{table}: nuscenes-devkit cannot load this table" if table else None
+            said = said or f"{root / version}: nuscenes-devkit cannot load these tables"
+            raise ValueError(f"{said} ({type(e).__name__}: {e})") from e
+        # a record names a token that its table lacks: say which table names it
         token = e.args[0] if e.args else ""
         raise ValueError(
             f"{_table_naming(root, version, token) or root / version}: names the token {token!r}, which no record of "
             "the table it refers to holds (nuscenes-devkit's index stopped there: the tables are incomplete, or from "
             "two versions?)"
         ) from None
-    except Exception as e:  # the devkit's own errors (asserts, bare Exceptions): one line naming the tables
-        raise ValueError(f"{root / version}: nuscenes-devkit cannot load these tables ({type(e).__name__}: {e})") from e
+
+
+def missing_field(root: Path, version: str, e: KeyError, what: str) -> ValueError:
+    """The error of a ``KeyError`` met reading the records of the tables (a field a record lacks): the table
+    file and the record that lack it (:func:`table_problem`), else the table folder and ``what`` lacks it."""
+    key = e.args[0] if e.args else e
+    bad = table_problem(root, version, key if isinstance(key, str) else None)
+    if bad is not None:
+        return ValueError(bad)
+    return ValueError(
+        f"{root / version}: {what} lacks the field {key!r} that nuScenes tables have (an edited or truncated table?)"
+    )
 
 
 def tables_key(dataroot: Path, version: str) -> dict[str, Any]:
@@ -499,10 +572,7 @@ def prepare_nuscenes(
             try:
                 recs = scene_records(_Tables(nusc, root, version), scene, max_sweeps, samples)
             except KeyError as e:  # a record without a field the devkit's tables have (its own lookups say more)
-                raise ValueError(
-                    f"{root / version}: a record of scene {scene.get('name')!r} ({scene.get('token')}) lacks the field "
-                    f"{e.args[0] if e.args else e!r} that nuScenes tables have (an edited or truncated table?)"
-                ) from None
+                raise missing_field(root, version, e, f"a record of scene {scene.get('name')!r} ({scene.get('token')})")
             write_json_atomic(part, recs, indent=None)
         frames += recs
         if (i + 1) % 50 == 0 or i + 1 == len(scenes):

@@ -20,6 +20,54 @@ NUSCENES_TABLES: tuple[str, ...] = (
     "sample_annotation",
     "map",
 )
+#: The optional tables of point labels nuScenes-devkit loads when their file is there (nuScenes-lidarseg,
+#: nuScenes-panoptic), after :data:`NUSCENES_TABLES`.
+POINT_LABEL_TABLES: tuple[str, ...] = ("lidarseg", "panoptic")
+#: The fields of each table's records, as nuScenes' schema gives them (every record is a JSON object with a
+#: string ``token``): what an error names when a record lacks one that nuscenes-devkit or occkit reads.
+TABLE_FIELDS: dict[str, tuple[str, ...]] = {
+    "category": ("token", "name", "description", "index"),
+    "attribute": ("token", "name", "description"),
+    "visibility": ("token", "level", "description"),
+    "instance": ("token", "category_token", "nbr_annotations", "first_annotation_token", "last_annotation_token"),
+    "sensor": ("token", "channel", "modality"),
+    "calibrated_sensor": ("token", "sensor_token", "translation", "rotation", "camera_intrinsic"),
+    "ego_pose": ("token", "timestamp", "translation", "rotation"),
+    "log": ("token", "logfile", "vehicle", "date_captured", "location"),
+    "scene": ("token", "name", "description", "log_token", "nbr_samples", "first_sample_token", "last_sample_token"),
+    "sample": ("token", "timestamp", "scene_token", "next", "prev"),
+    "sample_data": (
+        "token",
+        "sample_token",
+        "ego_pose_token",
+        "calibrated_sensor_token",
+        "timestamp",
+        "fileformat",
+        "is_key_frame",
+        "height",
+        "width",
+        "filename",
+        "next",
+        "prev",
+    ),
+    "sample_annotation": (
+        "token",
+        "sample_token",
+        "instance_token",
+        "attribute_tokens",
+        "visibility_token",
+        "translation",
+        "size",
+        "rotation",
+        "num_lidar_pts",
+        "num_radar_pts",
+        "next",
+        "prev",
+    ),
+    "map": ("token", "log_tokens", "category", "filename"),
+    "lidarseg": ("token", "sample_data_token", "filename"),
+    "panoptic": ("token", "sample_data_token", "filename"),
+}
 #: nuScenes-lidarseg's categories by their ``index`` (``category.json``'s ``index``, the value stored per
 #: point in ``lidarseg/<version>/<sample_data token>_lidarseg.bin``).
 LIDARSEG_CATEGORIES: tuple[str, ...] = (

@@ -290,8 +290,10 @@ def detect_format(root: str | os.PathLike, option: str | None = "--format {}") -
     (its output record) when that format's ``detect`` answers, else the one format whose ``detect``
     answers, a format's variants (:attr:`Detection.refines`) before the layout they refine where
     the variant's ``detect`` gives another reason than the layout's (a variant whose ``detect`` answers
-    as the layout's does, for the layout's own folders, is no answer there). A folder that
-    two unrelated formats claim is refused in one line naming both; one that none claims, in one
+    as the layout's does, for the layout's own folders, is no answer there). The record settling a folder
+    that other formats claim too (a second layout's label folder in it), and another package's variant taking a
+    folder from the format it refines with no record, are each said in one warning line (once a process). A
+    folder that two unrelated formats claim is refused in one line naming both; one that none claims, in one
     line naming the folder and every format tried. ``option``: how the calling command is told the
     format, as a template of the name (``"--format {}"``, ``occkit convert``'s ``"--from {}"``,
     ``occkit train``'s ``"--set data.format={}"``), which the messages suggest; None: the command
@@ -302,17 +304,19 @@ def detect_format(root: str | os.PathLike, option: str | None = "--format {}") -
     if not r.is_dir():
         raise NotADirectoryError(f"{r}: is a file, not a dataset folder")
     claims = detect_claims(r)
-    written = _written_as(r)
-    for spec, _ in claims:  # a folder occkit synth --format X wrote reads as X, whichever other format claims it
-        if spec.name == written:
-            return spec
     said = {spec.name: why for spec, why in claims}
     # a variant wins over the layout it refines only on its own folders: where its detect sees more than
     # that layout's (another reason); one that answers as the layout does says nothing of its own
     own = [(spec, why) for spec, why in claims if not any(said.get(name) == why for name in spec.detection.refines)]
     refined = {name for spec, _ in own for name in spec.detection.refines}
     left = [(spec, why) for spec, why in own if spec.name not in refined]
+    written = _written_as(r)
+    for spec, why in claims:  # a folder occkit synth --format X wrote reads as X, whichever other format claims it
+        if spec.name == written:
+            _say_layouts_not_read(r, spec, why, [(s, w) for s, w in left if s.name != written], option)
+            return spec
     if len(left) == 1:
+        _say_package_took_over(r, *left[0], [name for name in left[0][0].detection.refines if name in said], option)
         return left[0][0]
     if left:
         said = "; ".join(f"{spec.name} ({why})" for spec, why in left)
@@ -325,6 +329,56 @@ def detect_format(root: str | os.PathLike, option: str | None = "--format {}") -
     raise FormatRegistryError(f"{r}: not a dataset of any known format (tried {formats_tried()}){hint}")
 
 
+#: The folders a detection was said of in this process, by what was said (each line once a process).
+_SAID: set[tuple[str, str]] = set()
+
+
+def _say_once(root: Path, msg: str) -> None:
+    key = (os.path.abspath(root), msg)
+    if key not in _SAID:
+        _SAID.add(key)
+        _warn(msg)
+
+
+def _claimant(spec: DatasetFormat, why: str) -> str:
+    """A format's claim as a detection line names it: its reason, and the package that registered it for another
+    package's."""
+    return f"{spec.name} ({why}; {spec.source})" if spec.from_package else f"{spec.name} ({why})"
+
+
+def _say_layouts_not_read(
+    root: Path, spec: DatasetFormat, why: str, others: list[tuple[DatasetFormat, str]], option: str | None
+) -> None:
+    """One warning line when the format ``occkit synth`` recorded (``spec``) settles a folder that also holds
+    the layouts of ``others``, which reading it so leaves unread (without the record it would be refused)."""
+    if not others:
+        return
+    held = " and ".join(_claimant(s, w) for s, w in others)
+    how = (
+        f"pass {option.format(others[0][0].name)} to read {'that one' if len(others) == 1 else 'another'}, or "
+        if option
+        else ""
+    )
+    _say_once(
+        root,
+        f"{root}: read as {spec.name} ({why}), the format occkit synth wrote it as ({OUTPUT_RECORD}); the layout of "
+        f"{held} it also holds is not read: {how}keep one layout per folder",
+    )
+
+
+def _say_package_took_over(root: Path, spec: DatasetFormat, why: str, over: list[str], option: str | None) -> None:
+    """One warning line when another package's format takes a folder that no record of occkit's settles from
+    the formats it refines (``over``: those of them that claim the folder too), saying which package and why."""
+    if not spec.from_package or not over:
+        return
+    how = f"; pass {option.format(over[0])} to read it as {over[0]}" if option else ""
+    _say_once(
+        root,
+        f"{root}: read as {spec.name}, the format of {spec.source}, which refines {' and '.join(over)} and claims "
+        f"the folder ({why}); no format recorded by occkit synth settles it{how}",
+    )
+
+
 def _written_as(root: Path) -> str | None:
     """The format the folder was written as, by ``occkit synth --format NAME`` (its output record), or None."""
     import json
@@ -333,7 +387,9 @@ def _written_as(root: Path) -> str | None:
         record = json.loads((root / OUTPUT_RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    fmt = record.get("format") if isinstance(record, dict) else None
+    if not isinstance(record, dict):  # a record edited into a list or a scalar settles nothing
+        return None
+    fmt = record.get("format")
     return fmt if record.get("command") == "synth" and isinstance(fmt, str) else None
 
 

@@ -319,7 +319,17 @@ def _cameras(t: _Opened, sample: dict[str, Any]):
 def read_scene(t: _Opened, name: str, load_points: bool = True):
     """Scene ``name`` of the tables as a checked :class:`~occkit.data.scene_record.SceneRecord`;
     ``load_points`` False: no points, and boxes at the keyframes only (the check of every scene
-    before any work, which on trainval would otherwise interpolate every sweep's boxes twice)."""
+    before any work, which on trainval would otherwise interpolate every sweep's boxes twice). A record
+    that lacks a field is named by its table file (:func:`occkit.data.nuscenes_raw.missing_field`)."""
+    from occkit.data.nuscenes_raw import missing_field
+
+    try:
+        return _read_scene(t, name, load_points)
+    except KeyError as e:
+        raise missing_field(t.root, t.version, e, f"a record of scene {name!r}") from None
+
+
+def _read_scene(t: _Opened, name: str, load_points: bool):
     import numpy as np
 
     from occkit.data.lidar_sweeps import read_pcd_bin
@@ -378,14 +388,19 @@ def read_scene(t: _Opened, name: str, load_points: bool = True):
 
 
 def _open(path: Path, options: Mapping[str, Any]) -> Recording:
+    from occkit.data.nuscenes_raw import missing_field
+
     version = resolve_version(path, options.get("version"))
-    t = _tables(path, version)
-    scenes = t.scene_names()
-    wanted = [s.strip() for s in str(options.get("scenes") or "").split(",") if s.strip()]
-    images: dict[str, dict[str, str]] = {}
-    for s in wanted or scenes:  # the image paths of the scenes asked for (an unknown one is refused by name)
-        if s in t.scene_by_name:
-            images.update(t.images(t.samples(t.scene_by_name[s])))
+    try:
+        t = _tables(path, version)
+        scenes = t.scene_names()
+        wanted = [s.strip() for s in str(options.get("scenes") or "").split(",") if s.strip()]
+        images: dict[str, dict[str, str]] = {}
+        for s in wanted or scenes:  # the image paths of the scenes asked for (an unknown one is refused by name)
+            if s in t.scene_by_name:
+                images.update(t.images(t.samples(t.scene_by_name[s])))
+    except KeyError as e:  # a record without a field: named by its table file
+        raise missing_field(path, version, e, "a record") from None
     samples = path / "samples"
     return Recording(
         reader="nuscenes",

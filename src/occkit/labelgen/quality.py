@@ -112,6 +112,9 @@ class QualityAccumulator:
 
         self.grid, self.C, self.free = grid, num_classes, free
         self.ground = np.array([i for i, n in enumerate(class_names) if n in ground], np.int64)
+        # Occ3D's formula on the output's own table (its free class anywhere: SemanticKITTI's is 0), one figure
+        # for every --to; the scoring core gives each format's own metric instead (SSC for SemanticKITTI), and
+        # Occ3D's format scores only tables whose free class is the last
         self.miou = Occ3DMetric(mask="camera", num_classes=num_classes, class_names=class_names, free=free)
         self.c: dict[str, float] = {}
         self.obj_iou: list[float] = []

@@ -581,8 +581,20 @@ def _print_rays(q: dict[str, Any], r: dict[str, Any]) -> None:
 
 
 def _quality_md(q: dict[str, Any], args: argparse.Namespace) -> str:
-    sets = "".join(" --set " + s for s in args.set)
-    cmd = f"`occkit label --data {args.data} --preset {args.preset}{sets} --quality`"
+    import shlex
+
+    given = [
+        (flag, getattr(args, attr, None))
+        for flag, attr in (
+            ("--reader", "reader"), ("--scenes", "scenes"), ("--window", "window"), ("--to", "to"),
+            ("--class-map", "class_map"), ("--grid", "grid"), ("--densify", "densify"),
+        )
+    ]  # fmt: skip
+    words = [f"{flag} {shlex.quote(str(v))}" for flag, v in given if v not in (None, "none")]
+    words += [f for f, a in (("--refine-poses", "refine_poses"), ("--refine-boxes", "refine_boxes"),
+                             ("--find-moving", "find_moving")) if getattr(args, a, False)]  # fmt: skip
+    words += ["--set " + shlex.quote(s) for s in args.set]
+    cmd = f"`occkit label --data {args.data} --preset {args.preset} {' '.join([*words, '--quality'])}`"
     text = ""
     truth = {k: v for k, v in q.items() if k not in ("rays", "rays_exact", "scored_against")}
     if truth:

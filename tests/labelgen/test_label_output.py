@@ -354,6 +354,8 @@ def test_quality_on_a_coarser_grid_scores_against_the_pooled_truth_and_names_the
         (["--grid", "a b"], "expected VOXEL"),
         (["--grid", "0.2", "--to", "openoccupancy"], "--grid is for Occ3D's layout"),
         (["--to", "nosuchformat"], "--to nosuchformat: not a format"),
+        (["--grid", "0.001"], "4.1e+13 voxels a keyframe"),  # was numpy's "Unable to allocate 37.3 TiB"
+        (["--scenes", ","], "--scenes ',': names no scene"),  # was: an empty label folder, rc 0
     ],
 )
 def test_a_bad_output_option_is_refused_in_one_line(world, tmp_path, capsys, extra, said):
@@ -361,7 +363,7 @@ def test_a_bad_output_option_is_refused_in_one_line(world, tmp_path, capsys, ext
     assert main(["label", "--data", str(world), "--out", str(out), *extra]) != 0
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and said in err
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / ".lab.partial").exists()
 
 
 def test_a_rig_with_its_origin_at_the_lidar_is_warned_about_once_per_scene(world, occ3d_labels, tmp_path):

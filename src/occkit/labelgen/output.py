@@ -102,7 +102,30 @@ def parse_grid(text: str) -> Grid:
         n = (b - a) / voxel
         if b <= a or abs(n - round(n)) > 1e-6:
             raise ValueError(f"--grid {text!r}: the {axis} range {a} .. {b} is not a whole number of {voxel} m voxels")
+    voxels = math.prod(round((b - a) / voxel) for a, b in zip(lo, hi))
+    need, have = voxels * BYTES_A_VOXEL, _memory_bytes()
+    if have and need > have:
+        raise ValueError(
+            f"--grid {text!r}: {voxels:.3g} voxels a keyframe, about {need / 2**30:,.0f} GiB while labelling "
+            f"(~{BYTES_A_VOXEL} bytes a voxel); this machine has {have / 2**30:.0f} GiB: a larger voxel or a smaller "
+            "range"
+        )
     return Grid(tuple(float(v) for v in lo), tuple(float(v) for v in hi), (voxel, voxel, voxel))  # type: ignore[arg-type]
+
+
+#: a label run's peak memory a voxel of the output grid: 1.73 GB resident at OpenOccupancy's 512 x 512 x 40
+#: (docs/results/labels.md, speed)
+BYTES_A_VOXEL = 165
+
+
+def _memory_bytes() -> int:
+    """The machine's physical memory in bytes (0 where the system does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 def _class_map_lut(path: Path, rec_classes: tuple[str, ...], table: tuple[str, ...], fmt_name: str) -> np.ndarray:

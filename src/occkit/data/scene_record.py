@@ -126,7 +126,10 @@ class SceneRecord:
         if not self.has_boxes:
             out.append("no boxes: every point is static (moving objects leave trails the ray casting must erase)")
         if not self.has_labels:
-            out.append("no point labels: geometry only (every occupied voxel is class 'others')")
+            out.append(
+                "no point labels: geometry only (every occupied voxel is class 'others'; no ground fill, which finds "
+                "the ground by its classes: the ground is only where returns fall)"
+            )
         if not self.cameras:
             out.append("no cameras: no camera mask (mask_camera is all 0)")
         return out

@@ -219,7 +219,7 @@ def test_truth_on_the_openoccupancy_grid_is_the_exact_occ3d_voxel_under_each_cen
     from occkit.formats import get_format
     from occkit.geometry.grid import occ3d_grid
     from occkit.labelgen.output import plan_target
-    from occkit.labelgen.run import _grid_in_ego, _truth_classes, truth_on_target
+    from occkit.labelgen.run import _grid_in_ego, truth_classes, truth_on_target
     from occkit.labelgen.truth import WorldTruth
 
     cmap = world.parent / "oo.yaml"
@@ -230,7 +230,7 @@ def test_truth_on_the_openoccupancy_grid_is_the_exact_occ3d_voxel_under_each_cen
     token = next(iter(truth.infos[SCENE]))
     T = _grid_in_ego(truth, SCENE, token, target)
     tr = truth.keyframe(SCENE, token, 1, T)
-    on, scored = truth_on_target(tr, target, _truth_classes(fmt), T, fmt.classes)
+    on, scored = truth_on_target(tr, target, truth_classes(fmt), T, fmt.classes)
     rng = np.random.default_rng(0)
     g, o = target.grid, occ3d_grid()
     names = fmt.classes.names
@@ -260,7 +260,7 @@ def test_truth_on_a_coarser_grid_is_the_truth_pooled_block_by_block(world):
     what the truth at 0.8 m was before, and it scores differently."""
     from occkit.formats import get_format
     from occkit.labelgen.output import plan_target
-    from occkit.labelgen.run import _truth_classes, truth_on_target
+    from occkit.labelgen.run import truth_classes, truth_on_target
     from occkit.labelgen.truth import WorldTruth
 
     target = plan_target(None, None, "0.8", tuple(_classes(world)))
@@ -268,7 +268,7 @@ def test_truth_on_a_coarser_grid_is_the_truth_pooled_block_by_block(world):
     truth = WorldTruth(world)
     token = next(iter(truth.infos[SCENE]))
     tr = truth.keyframe(SCENE, token, 1, None)
-    on, scored = truth_on_target(tr, target, _truth_classes(fmt), None, fmt.classes)
+    on, scored = truth_on_target(tr, target, truth_classes(fmt), None, fmt.classes)
     assert target.grid.shape == (100, 100, 8) and scored.all()
     blocks = tr.semantics.reshape(100, 2, 100, 2, 8, 2).transpose(0, 2, 4, 1, 3, 5).reshape(100, 100, 8, 8)
     occupied = (blocks != 17).any(-1)
@@ -364,6 +364,29 @@ def test_a_bad_output_option_is_refused_in_one_line(world, tmp_path, capsys, ext
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and said in err
     assert not out.exists() and not (tmp_path / ".lab.partial").exists()
+
+
+def test_quality_whose_truth_the_output_cannot_hold_is_refused_before_any_work(world, tmp_path, capsys):
+    """No class map joins Occ3D's classes (the world's truth) and KITTI-360's: ``--quality`` is refused before
+    the labelling (it was refused after it, the labels left in the hidden partial folder)."""
+    drop = [c for c in _classes(world) if c != "car"]
+    (tmp_path / "k.yaml").write_text(_map_yaml("kitti360", [(["car"], ["car"])], drop))
+    out = tmp_path / "lab"
+    argv = [
+        "label",
+        "--data",
+        str(world),
+        "--out",
+        str(out),
+        "--to",
+        "kitti360",
+        "--class-map",
+        str(tmp_path / "k.yaml"),
+    ]
+    assert main([*argv, "--quality"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "cannot be put in kitti360's classes" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.yaml"]
 
 
 def test_a_rig_with_its_origin_at_the_lidar_is_warned_about_once_per_scene(world, occ3d_labels, tmp_path):

@@ -292,6 +292,11 @@ def _run(args: argparse.Namespace, held: Any) -> int:
         )
     if truth_lacks:
         print(f"label: --quality: {truth_lacks}", flush=True)
+    elif args.quality:
+        from occkit.formats import get_format
+        from occkit.labelgen.run import truth_classes
+
+        truth_classes(get_format(target.format))  # the truth's classes in the output's, before any work
     split_of = _splits(args, rec, scenes)
     inputs = {"--data": args.data}
     check_output_folder(args.out, "label", inputs=inputs, overwrite=args.overwrite)

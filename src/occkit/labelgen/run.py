@@ -214,7 +214,7 @@ def score_run(data: Path, part: Path, scenes: list[str], done: dict[str, Any], o
         ds.frames[i].token if not isinstance(ds.frames[i], tuple) else "/".join(ds.frames[i]): i for i in range(len(ds))
     }
     truth = WorldTruth(data)
-    conv = _truth_classes(fmt)
+    conv = truth_classes(fmt)
     table = fmt.classes
     acc = QualityAccumulator(target.grid, table.num_classes, table.free, table.names, tuple(opt.ground_classes))
     picture = None
@@ -238,7 +238,7 @@ def score_run(data: Path, part: Path, scenes: list[str], done: dict[str, Any], o
     return acc.compute()
 
 
-def _truth_classes(fmt: Any) -> Any:
+def truth_classes(fmt: Any) -> Any:
     """The world's classes (Occ3D's) -> ``fmt``'s, as ``occkit convert`` maps them (by name, or the
     shipped class map joining the tables); none: a one-line error."""
     from occkit.convert.plan import class_conversion

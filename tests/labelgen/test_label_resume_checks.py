@@ -157,3 +157,45 @@ def test_a_resume_record_whose_label_path_leaves_the_folder_is_never_published(
     paths = [i["gt_path"] for s in ann["scene_infos"].values() for i in s.values()]
     assert len(paths) == 4 and all(p.startswith("gts/") and (out / p).is_file() for p in paths)
     assert victim.read_bytes() == b"not a label"
+
+
+def test_a_run_failing_after_a_finished_scene_says_where_that_scene_is_kept_and_resumes(
+    world, tmp_path, monkeypatch, capsys
+):
+    """Before: the error line alone, and a hidden folder beside --out with no word of it."""
+    import occkit.labelgen.run as label_run
+
+    real = label_run.label_one_scene
+
+    def disk_full_on_second(job):
+        if job["scene"] == "scene-0001":
+            raise OSError(28, "No space left on device")
+        return real(job)
+
+    out = tmp_path / "lab"
+    with monkeypatch.context() as m:
+        m.setattr(label_run, "label_one_scene", disk_full_on_second)
+        capsys.readouterr()
+        assert main(["label", "--data", str(world), "--out", str(out), "--preset", "naive"]) == 1
+    said = capsys.readouterr()
+    part = tmp_path / ".lab.partial"
+    line = (
+        f"label: stopped after 1 of 2 scenes; the finished ones are kept in {part} (hidden, beside --out): "
+        "run again on the recording unchanged, it labels only the others (a recording edited since is labelled anew)"
+    )
+    assert line in said.out.splitlines() and "No space left on device" in said.err, said
+    assert (part / ".label" / "scenes" / "scene-0000.json").is_file() and not out.exists()
+    assert main(["label", "--data", str(world), "--out", str(out), "--preset", "naive"]) == 0
+    said = capsys.readouterr().out
+    assert "resuming: 1 of 2 scenes already labelled" in said and "stopped after" not in said
+    assert not part.exists() and len(json.loads((out / "annotations.json").read_text())["scene_infos"]) == 2
+
+
+def test_a_run_failing_before_any_scene_is_finished_says_nothing_of_kept_scenes(world, tmp_path, capsys):
+    rig = tmp_path / "rig"
+    shutil.copytree(world / "rig", rig)
+    rows = json.loads((rig / "scene-0000" / "sweeps.json").read_text())["sweeps"]
+    (rig / "scene-0000" / rows[0]["points"]).write_bytes(b"not an npz")
+    capsys.readouterr()
+    assert main(["label", "--data", str(rig), "--out", str(tmp_path / "lab"), "--preset", "naive"]) == 1
+    assert "stopped after" not in capsys.readouterr().out

@@ -522,21 +522,31 @@ def _label_scenes(
         if s not in done
     ]
     print(
-        f"label: {len(todo)} scene(s) from {rec.describe or rec.source} with {args.workers} worker(s) "
+        f"label: {len(todo)} scene(s) to label (of {rec.describe or rec.source}) with {args.workers} worker(s) "
         f"({args.launcher}), preset {args.preset}",
         flush=True,
     )
-    for r in launch(todo, args.workers, args.launcher):
-        done[r["scene"]] = r
-        rep = r["report"]
-        print(
-            f"label: {r['scene']}: {rep['keyframes']} keyframes from {rep['sweeps']} sweeps, "
-            f"{rep['seconds_per_keyframe']:.1f} s a keyframe, peak {rep['peak_traced_mb']:.0f} MB traced"
-            + "".join(f"; {m}" for m in rep["missing"]),
-            flush=True,
-        )
-        for w in rep.get("warnings", []):
-            print(f"label: {r['scene']}: warning: {w}", flush=True)
+    try:
+        for r in launch(todo, args.workers, args.launcher):
+            done[r["scene"]] = r
+            rep = r["report"]
+            print(
+                f"label: {r['scene']}: {rep['keyframes']} keyframes from {rep['sweeps']} sweeps, "
+                f"{rep['seconds_per_keyframe']:.1f} s a keyframe, peak {rep['peak_traced_mb']:.0f} MB traced"
+                + "".join(f"; {m}" for m in rep["missing"]),
+                flush=True,
+            )
+            for w in rep.get("warnings", []):
+                print(f"label: {r['scene']}: warning: {w}", flush=True)
+    except BaseException:  # an error or a stop: say where the finished scenes wait (docs/labels.md, "Scale")
+        if done:
+            print(
+                f"label: stopped after {len(done)} of {len(scenes)} scenes; the finished ones are kept in {part} "
+                "(hidden, beside --out): run again on the recording unchanged, it labels only the others (a recording "
+                "edited since is labelled anew)",
+                flush=True,
+            )
+        raise
     return done
 
 

@@ -96,6 +96,15 @@ CASES = [
     ("scene_listed_twice", _rig(lambda m: m.update(scenes=[*m["scenes"], m["scenes"][0]])), "listed more than once"),
     ("token_with_a_slash", _sweeps(lambda s: s[0].update(token="a/b")), "token 'a/b' cannot name a folder"),
     ("token_dot_dot", _sweeps(lambda s: s[0].update(token="..")), "token '..' cannot name a folder"),
+    # a key the tables do not have: a misspelt one was read as absent (no keyframe, no splits, the default centre)
+    (
+        "sweep_key_misspelt",
+        _sweeps(lambda s: s[0].update(keyfrmae=True)),
+        "sweeps[0]: unknown key 'keyfrmae' (its keys: token, timestamp, sensor, ego_pose, keyframe, points)",
+    ),
+    ("box_key_unknown", _boxes(lambda b: b[0].update(colour="red")), "boxes[0]: unknown key 'colour' (its keys: sweep"),
+    ("rig_key_misspelt", _rig(lambda m: m.update(split={"val": ["scene-0001"]})), "rig.json: unknown key 'split'"),
+    ("ego_key_misspelt", _rig(lambda m: m["ego"].update(centre=[1, 0, 1])), "rig.json: ego: unknown key 'centre'"),
 ]
 
 

@@ -102,6 +102,21 @@ def _numbers(v: Any, n: int, where: str) -> list[float]:
     return [_number(x, where) for x in v]
 
 
+#: The keys of each object of the rig's tables (docs/labels.md, "The rig folder"); any other is refused by name
+#: (a misspelt ``keyframe`` or ``splits`` read as absent changed the labels or their splits with no word).
+RIG_KEYS = ("format", "version", "classes", "ego", "lidars", "cameras", "scenes", "splits")
+EGO_KEYS = ("size", "center")
+SWEEP_KEYS = ("token", "timestamp", "sensor", "ego_pose", "keyframe", "points")
+BOX_KEYS = ("sweep", "track", "class", "center", "size", "yaw")
+
+
+def _known_keys(row: dict[str, Any], keys: tuple[str, ...], at: str) -> None:
+    """Refuse a key of ``row`` (``at`` names it) that is not one of ``keys``, naming it and the keys."""
+    unknown = [k for k in row if k not in keys]
+    if unknown:
+        raise ValueError(f"{at}: unknown key {_short(unknown[0])} (its keys: {', '.join(keys)})")
+
+
 def _object(table: dict[str, Any], key: str, f: Path, empty_ok: bool = True) -> dict[str, Any]:
     """``table[key]`` when it is a JSON object (absent or null: ``{}`` when ``empty_ok``); else a ValueError."""
     v = table.get(key)
@@ -134,6 +149,7 @@ def read_rig_meta(folder: str | os.PathLike) -> dict[str, Any]:
     f = root / "rig.json"
     meta = read_json(f)
     _check_rig_format(meta, f)
+    _known_keys(meta, RIG_KEYS, str(f))
     classes = meta.get("classes", [])
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise ValueError(f"{f}: classes must be a list of names")
@@ -204,6 +220,7 @@ def _rig_ego(meta: dict[str, Any], f: Path) -> tuple[tuple[float, ...], tuple[fl
     """The ego box's size and centre of ``rig.json`` (nuScenes' car when not given), checked: 3 finite
     numbers each, the sides in (0, :data:`EGO_LIMIT_M`] m and the centre within that of the ego origin."""
     ego = _object(meta, "ego", f)
+    _known_keys(ego, EGO_KEYS, f"{f}: ego")
     size = _numbers(ego.get("size", [4.1, 1.9, 1.8]), 3, f"{f}: ego.size")
     center = _numbers(ego.get("center", [0.9, 0.0, 0.9]), 3, f"{f}: ego.center")
     if min(size) <= 0 or max(size) > EGO_LIMIT_M:
@@ -289,6 +306,7 @@ def _sweep_row(r: Any, at: str, meta: dict[str, Any], rows_of: dict[str, int], l
     T_global_from_ego, keyframe``."""
     if not isinstance(r, dict):
         raise ValueError(f"{at}: not an object")
+    _known_keys(r, SWEEP_KEYS, at)
     for key in ("token", "timestamp", "sensor", "points"):
         if key not in r:
             raise ValueError(f"{at}: {key} missing")
@@ -354,7 +372,8 @@ def _attach_boxes(sweeps: list[Sweep], table: Any, bf: Path, n_cls: int = 0) -> 
         at = f"{bf}: boxes[{i}]"
         if not isinstance(b, dict):
             raise ValueError(f"{at}: {_short(b)} is not an object (sweep, track, class, center, size, yaw)")
-        missing = [k for k in ("sweep", "track", "class", "center", "size", "yaw") if k not in b]
+        _known_keys(b, BOX_KEYS, at)
+        missing = [k for k in BOX_KEYS if k not in b]
         if missing:
             raise ValueError(f"{at}: {', '.join(missing)} missing (needs sweep, track, class, center, size, yaw)")
         tok = b["sweep"]

@@ -153,9 +153,14 @@ def _vote_neighbours(dist, idx, labels, votes, out):  # pragma: no cover - compi
             votes[c] = 0
 
 
-#: the side, in voxels, of the x-y window whose lowest occupied voxel is the local ground for ``fill_ground(...,
-#: by_height=True)`` (9: 3.6 m at Occ3D's 0.4 m, wider than a car)
-GROUND_WINDOW = 9
+#: the side, in metres, of the x-y window whose lowest occupied voxel is the local ground for ``fill_ground(...,
+#: by_height=...)`` (wider than a car; 9 voxels at Occ3D's 0.4 m)
+GROUND_WINDOW_M = 3.6
+
+
+def ground_window(voxel: float) -> int:
+    """:data:`GROUND_WINDOW_M` in voxels of side ``voxel`` metres, odd (a window centred on its column)."""
+    return int(round(GROUND_WINDOW_M / voxel)) // 2 * 2 + 1
 
 
 def fill_ground(
@@ -164,7 +169,7 @@ def fill_ground(
     free: int,
     max_gap: int,
     observed_above: np.ndarray | None = None,
-    by_height: bool = False,
+    by_height: int = 0,
 ) -> np.ndarray:
     """Fill ground columns left empty between LiDAR rings.
 
@@ -172,9 +177,9 @@ def fill_ground(
     ``max_gap`` voxels, in the x-y plane) whose lowest occupied voxel is of a ground class, that
     column's ground class. With ``observed_above (X, Y, Z)`` bool, only columns some ray looked
     into are filled (a column no sensor saw stays empty). ``by_height`` (labels without classes:
-    geometry only): a column's lowest occupied voxel is ground where it lies at most one voxel above
-    the lowest of the columns within :data:`GROUND_WINDOW` voxels (a wall or a car seen from its
-    top is higher) and is of the class most such voxels have (the points' one class: a boxed object's
+    geometry only; the window's side in voxels, :func:`ground_window`): a column's lowest occupied voxel is
+    ground where it lies at most one voxel above the lowest of the columns within that window (a wall or a
+    car seen from its top is higher) and is of the class most such voxels have (the points' one class: a boxed object's
     lowest voxel is of its box's class); the fill takes that class.
 
     Args:
@@ -192,7 +197,7 @@ def fill_ground(
     if by_height:
         from scipy.ndimage import minimum_filter
 
-        floor = minimum_filter(np.where(any_occ, lowest, Z), size=GROUND_WINDOW, mode="nearest")
+        floor = minimum_filter(np.where(any_occ, lowest, Z), size=int(by_height), mode="nearest")
         low = any_occ & (lowest <= floor + 1)
         if not low.any():
             return semantics.copy()

@@ -365,8 +365,10 @@ def _scenes(args: argparse.Namespace, rec: Any, needs_boxes: bool = False) -> li
     from occkit.labelgen.run import _safe
 
     scenes = rec.scenes
-    if args.scenes:
+    if args.scenes is not None:
         wanted = [s.strip() for s in args.scenes.split(",") if s.strip()]
+        if not wanted:  # "--scenes ," or "--scenes ''" used to label every scene
+            raise ValueError(f"--scenes {args.scenes!r}: names no scene (give A,B, or leave --scenes out for all)")
         unknown = [s for s in wanted if s not in scenes]
         if unknown:
             raise ValueError(f"--scenes: {unknown} are not scenes of {rec.source} ({scenes[:5]} ...)")

@@ -201,6 +201,13 @@ def test_the_unspoiled_file_reads_in_every_reader_as_json_and_as_pickle(prepared
         assert sum(len(v) for v in _index(p)["scene_infos"].values()) == 4
         record = _convert(p)
         assert record["lidar_sensor"]["filename"] == prepared[1]["infos"][1]["lidar_path"]
+    frame = prepared[1]["infos"][1]
+    sweeps = _lidar(path)[frame["token"]]["sweeps"]
+    assert [d for d, _ in sweeps] == [s["data_path"] for s in frame["sweeps"]]
+    for (_, T), s in zip(sweeps, frame["sweeps"]):  # the transforms checked all at once are each sweep's own
+        want = np.eye(4)
+        want[:3, :3], want[:3, 3] = s["sensor2lidar_rotation"], s["sensor2lidar_translation"]
+        assert np.array_equal(T.numpy(), want)
 
 
 def test_a_pose_of_numpy_arrays_is_said_on_one_line(prepared, tmp_path):

@@ -41,16 +41,33 @@ def _from_samples(path: str, where: str) -> str:
 
 def _pose(info: dict[str, Any], prefix: str, where: str) -> dict[str, list[float]]:
     """``{translation, rotation}`` of ``info[prefix_translation]`` / ``info[prefix_rotation]``:
-    three and four finite numbers, a rotation that is not zero, a place not absurdly far
-    (:func:`occkit.geometry.transforms.checked_pose`); else one line naming the frame and field."""
-    from occkit.geometry.transforms import checked_pose
+    three and four finite numbers, a rotation that is not zero, a place not farther than
+    :data:`occkit.geometry.transforms.POSE_LIMITS` from its origin (as ``checked_pose``, in plain
+    numbers: an info file holds some 14 poses a frame); else one line naming the frame and field."""
+    from occkit.geometry.transforms import POSE_LIMITS, value_on_one_line
 
-    kind = "ego_pose" if prefix == "ego2global" else "extrinsic"
     t_key, q_key = f"{prefix}_translation", f"{prefix}_rotation"
-    if t_key not in info or q_key not in info:
-        raise ValueError(f"{where}: no '{t_key if t_key not in info else q_key}'")
-    checked_pose(info[t_key], info[q_key], kind, f"{where}: {prefix}")
-    return {"translation": [float(v) for v in info[t_key]], "rotation": [float(v) for v in info[q_key]]}
+    for key in (t_key, q_key):
+        if key not in info:
+            raise ValueError(f"{where}: no '{key}'")
+    raw_t, raw_q = info[t_key], info[q_key]
+    at = f"{where}: {prefix}"
+    try:
+        t, q = np.asarray(raw_t, dtype=np.float64), np.asarray(raw_q, dtype=np.float64)
+        if t.shape != (3,) or q.shape != (4,):
+            raise ValueError(f"expected translation (3,) and rotation (4,), got {t.shape} and {q.shape}")
+        if np.isfinite(q).all() and not np.abs(q).sum():
+            raise ValueError("zero quaternion has no rotation")
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"{at}: not a pose (translation {value_on_one_line(raw_t)}, rotation {value_on_one_line(raw_q)}: {e})"
+        ) from None
+    if not (np.isfinite(t).all() and np.isfinite(q).all()):
+        raise ValueError(f"{at}: not finite (translation {t.tolist()}, rotation {q.tolist()})")
+    limit = POSE_LIMITS["ego_pose" if prefix == "ego2global" else "extrinsic"]
+    if float(np.linalg.norm(t)) > limit:
+        raise ValueError(f"{at}: translation {t.tolist()} lies more than {limit:g} m from its origin: corrupt")
+    return {"translation": t.tolist(), "rotation": q.tolist()}
 
 
 def _intrinsic(c: dict[str, Any], where: str) -> list[list[float]]:

@@ -138,7 +138,7 @@ def transform_from_pose(translation: Sequence[float], rotation: Sequence[float],
 POSE_LIMITS: dict[str, float] = {"extrinsic": 1e3, "ego_pose": 1e8}
 
 
-def _shown(v: Any) -> str:
+def value_on_one_line(v: Any) -> str:
     """A value read from a file, on one line for a message (a numpy array's repr spans lines)."""
     if hasattr(v, "tolist") and not isinstance(v, (list, str)):  # a numpy array or a tensor
         v = v.tolist()
@@ -157,8 +157,8 @@ def checked_pose(translation: Any, rotation: Any, kind: str, where: str) -> torc
         T = transform_from_pose(t, q)
     except (ValueError, TypeError, RuntimeError) as e:
         raise ValueError(
-            f"{where}: not a pose (translation {_shown(translation)}, rotation {_shown(rotation)}: "
-            f"{str(e).splitlines()[0] if str(e) else type(e).__name__})"
+            f"{where}: not a pose (translation {value_on_one_line(translation)}, rotation "
+            f"{value_on_one_line(rotation)}: {str(e).splitlines()[0] if str(e) else type(e).__name__})"
         ) from None
     if not bool(torch.isfinite(T).all()):
         raise ValueError(f"{where}: not finite (translation {t}, rotation {q})")

@@ -18,14 +18,13 @@ dataset folder then holds, or links to, nuScenes' ``samples/``)::
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from occkit.fileio import info_array, info_text, info_timestamp, info_where, read_info_list, write_json_atomic
+from occkit.fileio import info_text, info_timestamp, info_where, read_info_list, write_json_atomic
 
 CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
 
@@ -53,28 +52,53 @@ def _pose(info: dict[str, Any], prefix: str, where: str) -> dict[str, list[float
     raw_t, raw_q = info[t_key], info[q_key]
     at = f"{where}: {prefix}"
     try:
-        t, q = np.asarray(raw_t, dtype=np.float64), np.asarray(raw_q, dtype=np.float64)
-        if t.shape != (3,) or q.shape != (4,):
-            raise ValueError(f"expected translation (3,) and rotation (4,), got {t.shape} and {q.shape}")
-        if np.isfinite(q).all() and not np.abs(q).sum():
+        t, q = _numbers(raw_t), _numbers(raw_q)  # plain floats: a numpy array per pose cost more than the rest
+        if len(t) != 3 or len(q) != 4:
+            raise ValueError(f"expected translation (3,) and rotation (4,), got ({len(t)},) and ({len(q)},)")
+        if not any(q):
             raise ValueError("zero quaternion has no rotation")
     except (TypeError, ValueError) as e:
         raise ValueError(
             f"{at}: not a pose (translation {value_on_one_line(raw_t)}, rotation {value_on_one_line(raw_q)}: {e})"
         ) from None
-    if not (np.isfinite(t).all() and np.isfinite(q).all()):
-        raise ValueError(f"{at}: not finite (translation {t.tolist()}, rotation {q.tolist()})")
+    if not all(math.isfinite(v) for v in (*t, *q)):
+        raise ValueError(f"{at}: not finite (translation {t}, rotation {q})")
     limit = POSE_LIMITS["ego_pose" if prefix == "ego2global" else "extrinsic"]
-    if float(np.linalg.norm(t)) > limit:
-        raise ValueError(f"{at}: translation {t.tolist()} lies more than {limit:g} m from its origin: corrupt")
-    return {"translation": t.tolist(), "rotation": q.tolist()}
+    if math.hypot(*t) > limit:
+        raise ValueError(f"{at}: translation {t} lies more than {limit:g} m from its origin: corrupt")
+    return {"translation": t, "rotation": q}
+
+
+def _numbers(v: Any) -> list[float]:
+    """``v`` (a list, tuple or 1-D array) as floats; a ``TypeError`` or ``ValueError`` for text, a
+    nesting, or one value."""
+    if isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
+        raise TypeError(f"{type(v).__name__} is not a list of numbers")
+    return [float(x) for x in v]
 
 
 def _intrinsic(c: dict[str, Any], where: str) -> list[list[float]]:
-    K = info_array(c, "cam_intrinsic", (3, 3), where)
-    if abs(float(np.linalg.det(K))) < 1e-12:
-        raise ValueError(f"{where}: 'cam_intrinsic' is singular ({K.tolist()}): not a camera's intrinsic matrix")
-    return K.tolist()
+    from occkit.geometry.transforms import value_on_one_line
+
+    raw = c.get("cam_intrinsic")
+    try:
+        K = [_numbers(row) for row in _rows(raw)]
+        if len(K) != 3 or any(len(row) != 3 for row in K):
+            raise ValueError("not 3 rows of 3")
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: 'cam_intrinsic' is {value_on_one_line(raw)}, not a 3x3 matrix ({e})") from None
+    if not all(math.isfinite(v) for row in K for v in row):
+        raise ValueError(f"{where}: 'cam_intrinsic' is not finite ({K})")
+    (a, b, c_), (d, e, f), (g, h, i) = K
+    if abs(a * (e * i - f * h) - b * (d * i - f * g) + c_ * (d * h - e * g)) < 1e-12:
+        raise ValueError(f"{where}: 'cam_intrinsic' is singular ({K}): not a camera's intrinsic matrix")
+    return K
+
+
+def _rows(v: Any) -> Any:
+    if v is None or isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
+        raise TypeError(f"{type(v).__name__} is not a list of rows")
+    return v
 
 
 def frame_entry(info: dict[str, Any], where: str) -> dict[str, Any]:

@@ -38,6 +38,8 @@ FACTORS: dict[str, tuple[str, float, list[float]]] = {
     # not an occkit synth option: the share of tracks whose boxes are taken out of the rig after it is written
     # (1: a recording without boxes), as a tracker that misses objects
     "tracks without boxes": ("--miss-boxes", 0.0, [0.0, 0.5, 1.0]),
+    # nor this: the share of sweeps whose point labels are taken out (1: a recording of geometry alone)
+    "sweeps without point labels": ("--strip-labels", 0.0, [0.0, 1.0]),
 }
 #: factor -> the occkit label options measured on its cells, with and without (docs/labels.md, "Imperfect recordings").
 OPTIONS: dict[str, list[str]] = {
@@ -47,6 +49,9 @@ OPTIONS: dict[str, list[str]] = {
     "box yaw noise (deg)": ["--refine-boxes"],
     "tracks without boxes": ["--find-moving"],
     "LiDAR beams": ["--densify tsdf"],
+    # the ground fill finds the ground by its height where no point has a class; without it (ground_fill=0),
+    # as before 2026-11-29, only returns are ground
+    "sweeps without point labels": ["--set ground_fill=0"],
 }
 KEYS = [
     "occupied_iou_observable",
@@ -81,6 +86,18 @@ def _miss_boxes(rig: Path, share: float) -> None:
         f.write_text(json.dumps(table))
 
 
+def _strip_labels(rig: Path, share: float) -> None:
+    """Take the point labels out of ``share`` of the sweeps (every ``1 / share``-th in sorted order; all at 1)
+    of every scene of the rig folder."""
+    import numpy as np
+
+    files = sorted(rig.glob("*/lidar/*.npz"))
+    for f in files[:: max(int(round(1 / share)), 1)]:
+        z = dict(np.load(f))
+        if z.pop("labels", None) is not None:
+            np.savez(f, **z)
+
+
 def run_cell(out: Path, name: str, extra: list[str], args: argparse.Namespace, option: str = "") -> dict:
     """The figures of one cell: its world written (once), labelled with ``option`` (or none), scored."""
     cell = out / "cells" / name
@@ -93,12 +110,14 @@ def run_cell(out: Path, name: str, extra: list[str], args: argparse.Namespace, o
         shutil.rmtree(world, ignore_errors=True)
         cmd = [_occkit(), "synth", "--format", "nuscenes", "--out", str(world), "--scenes", str(args.scenes)]
         cmd += ["--frames", str(args.frames), "--seed", str(args.seed), "--image-size", "96", "160"]
-        miss = float(extra[extra.index("--miss-boxes") + 1]) if "--miss-boxes" in extra else 0.0
-        synth = [a for a in extra if a != "--miss-boxes" and (not miss or a != f"{miss:g}")]
+        after = {o: float(extra[extra.index(o) + 1]) for o in ("--miss-boxes", "--strip-labels") if o in extra}
+        synth = [a for i, a in enumerate(extra) if a not in after and (i == 0 or extra[i - 1] not in after)]
         cmd += synth if "--sweeps" in synth else ["--sweeps", "10", *synth]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        if miss:
-            _miss_boxes(world / "rig", miss)
+        if after.get("--miss-boxes"):
+            _miss_boxes(world / "rig", after["--miss-boxes"])
+        if after.get("--strip-labels"):
+            _strip_labels(world / "rig", after["--strip-labels"])
     if not (lab / "quality.json").exists():  # a stopped label run resumes in its own folder
         cmd = [_occkit(), "label", "--data", str(world), "--out", str(lab), "--quality", *option.split()]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

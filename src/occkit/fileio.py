@@ -309,21 +309,109 @@ def read_info_file(path: str | os.PathLike, what: str = "info file") -> tuple[li
         else:
             with path.open("rb") as f:
                 data = _InfoUnpickler(f).load()
+    except pickle.UnpicklingError as e:
+        if str(e).startswith("refusing to load"):  # _InfoUnpickler: a class other than plain containers
+            raise ValueError(
+                f"{path}: cannot read info file: it pickles an object of class {str(e).split()[3]}, and occkit "
+                "unpickles only lists, dicts and numpy arrays (an info file of another tool's classes: save it as "
+                "plain containers, or as .json)"
+            ) from None
+        raise ValueError(
+            f"{path}: cannot read info file: a damaged or cut-short pickle, or not a pickle ({e})"
+        ) from None
+    except EOFError as e:
+        raise ValueError(f"{path}: cannot read info file: the pickle ends early or the file is empty ({e})") from None
     except Exception as e:
         raise ValueError(f"{path}: cannot read info file ({type(e).__name__}: {e})") from e
     meta: dict[str, Any] = {}
     if isinstance(data, dict):
         meta = {k: v for k, v in data.items() if k not in ("infos", "data_list")}
-        data = data.get("infos", data.get("data_list"))
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a list of frames or a dict with 'infos'")
-    bad = next((i for i, f in enumerate(data) if not isinstance(f, dict)), None)
-    if bad is not None:  # a frame is a mapping of its fields (token, lidar2ego_*, ...)
-        raise ValueError(
-            f"{path}: frame {bad} is {type(data[bad]).__name__} {str(data[bad])[:40]!r}, not a mapping of the "
-            "frame's fields (token, lidar2ego_translation, ...)"
-        )
+        key = "infos" if "infos" in data else "data_list" if "data_list" in data else None
+        if key is None:
+            raise ValueError(
+                f"{path}: a mapping without 'infos' or 'data_list' (it holds {_some(list(data))}): not an info file "
+                "(a list of frames, or {'infos': [...]})"
+            )
+        data = data[key]
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: '{key}' is {_kind(data)}, not a list of frames")
+    elif not isinstance(data, list):
+        raise ValueError(f"{path}: holds {_kind(data)}, not a list of frames or a mapping with 'infos'")
+    seen: dict[str, int] = {}
+    for i, f in enumerate(data):
+        if not isinstance(f, dict):  # a frame is a mapping of its fields (token, lidar2ego_*, ...)
+            raise ValueError(
+                f"{path}: frame {i} is {type(f).__name__} {str(f)[:40]!r}, not a mapping of the frame's fields "
+                "(token, lidar2ego_translation, ...)"
+            )
+        # every reader keys the frames by token: one that is not text, or listed twice, is said here
+        token = info_text(f, "token", f"{path}: frame {i}")
+        if token in seen:
+            raise ValueError(f"{path}: token {token} is listed twice (frames {seen[token]} and {i})")
+        seen[token] = i
     return data, meta
+
+
+def _kind(v: Any) -> str:
+    """``v``'s type and the start of its text, for a message: ``list ['a', 'b']``."""
+    return f"{type(v).__name__} {str(v)[:40]!r}"
+
+
+def _some(names: list[Any]) -> str:
+    return ", ".join(map(str, names[:5])) + (" ..." if len(names) > 5 else "") if names else "nothing"
+
+
+def info_where(path: str | os.PathLike, i: int, frame: dict[str, Any]) -> str:
+    """``PATH: frame I (token T)``: the start of a message about a frame of an info file."""
+    token = frame.get("token")
+    return f"{path}: frame {i}" + (f" (token {token})" if isinstance(token, str) else "")
+
+
+def info_text(frame: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
+    """``frame[key]`` of an info file: non-empty text (a token, a scene, a file path), or a one-line
+    ``ValueError`` starting with ``where`` (a number, a list or None there is refused, not turned into
+    the text ``"None"``); ``default`` where the frame lacks ``key`` (None: required)."""
+    if key not in frame:
+        if default is not None:
+            return default
+        raise ValueError(f"{where}: no '{key}'")
+    v = frame[key]
+    if not isinstance(v, str) or (not v and default is None):
+        raise ValueError(
+            f"{where}: '{key}' is {_kind(v)}, not " + ("text" if default is not None else "a non-empty text")
+        )
+    return str(v)
+
+
+def info_timestamp(frame: dict[str, Any], where: str, default: int) -> int:
+    """``frame["timestamp"]`` of an info file: a whole number of microseconds (``default`` where the
+    frame has none), or a one-line ``ValueError`` starting with ``where`` (text, a boolean, a NaN or
+    a fraction refused: they used to fail in ``int()`` naming no file, or be read as 1 µs)."""
+    if "timestamp" not in frame:
+        return default
+    v = frame["timestamp"]
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        return int(v)
+    if isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer():
+        return int(v)
+    raise ValueError(f"{where}: 'timestamp' is {_kind(v)}, not a whole number of microseconds")
+
+
+def info_array(frame: dict[str, Any], key: str, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """``frame[key]`` of an info file as a finite float64 array of ``shape`` (a rotation matrix, a
+    translation), or a one-line ``ValueError`` starting with ``where`` naming the field."""
+    if key not in frame:
+        raise ValueError(f"{where}: no '{key}'")
+    try:
+        a = np.asarray(frame[key], dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: '{key}' is {_kind(frame[key])}, not numbers ({e})") from None
+    if a.shape != shape:
+        want = "x".join(map(str, shape))
+        raise ValueError(f"{where}: '{key}' has shape {'x'.join(map(str, a.shape)) or 'scalar'}, not {want}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{where}: '{key}' is not finite ({a.ravel().tolist()})")
+    return a
 
 
 def read_info_list(path: str | os.PathLike, what: str = "info file") -> list[dict[str, Any]]:

@@ -148,6 +148,12 @@ def test_a_rig_without_boxes_labels_or_cameras_still_gives_labels_and_says_what_
     z = np.load(next(out.rglob("labels.npz")))
     assert set(np.unique(z["semantics"]).tolist()) <= {0, 17} and (z["semantics"] == 0).any()
     assert not z["mask_camera"].any() and z["mask_lidar"].any()
+    # geometry only, the ground is found by its height for the ground fill: it only adds occupied voxels
+    assert _label(rig, tmp_path / "nofill", "--set", "ground_fill=0") == 0
+    for f in out.rglob("labels.npz"):
+        filled = np.load(f)["semantics"] != 17
+        bare = np.load(tmp_path / "nofill" / f.relative_to(out))["semantics"] != 17
+        assert (filled >= bare).all() and filled.sum() > bare.sum() + 100
 
 
 def _spoil_sweep(rig: Path, i: int, **changes) -> Path:

@@ -365,3 +365,28 @@ def test_the_compiled_cast_equals_the_plain_walk(origin):
     assert passes.sum() > 100 and hits.sum() > 50
     assert np.array_equal(caster.counts.view(caster.counts.hits), hits)
     assert np.array_equal(caster.counts.view(caster.counts.passes), passes)
+
+
+def test_ground_by_height_fills_from_the_low_columns_of_the_points_class_not_a_cars_or_a_walls():
+    """``fill_ground(by_height=True)`` on a hand case (free 9, the points' class 0, a boxed car class 4): a
+    12 x 12 x 8 grid whose ground returns lie at z 1 along two edges, a car whose lowest voxel is at z 2 (one
+    above the floor, so low, but of its box's class: no ground), a wall whose lowest voxel is at z 5."""
+    from occkit.labelgen.steps import fill_ground, ground_window
+
+    assert (ground_window(0.4), ground_window(0.2), ground_window(0.5)) == (9, 19, 7)  # 3.6 m, odd
+    free = 9
+    sem = np.full((12, 12, 8), free, np.int64)
+    sem[0, :, 1] = sem[11, :, 1] = 0  # ground returns: the points' class, at z 1, along x = 0 and x = 11
+    sem[5:7, 5:7, 2:4] = 4  # a car, lowest voxel z 2
+    sem[2, 5, 5:8] = 0  # a wall seen from above its base (z 5), the ground 2 columns away seen
+    out = fill_ground(sem, (), free, max_gap=20, by_height=9)
+    filled = (out != sem) & (sem == free)
+    assert (filled[..., 1].sum(), filled.sum()) == (12 * 12 - 24 - 4 - 1, 12 * 12 - 24 - 4 - 1)  # all at z 1
+    assert (out[filled] == 0).all()  # the ground's class, never the car's
+    assert np.array_equal(fill_ground(sem, (), free, max_gap=20), sem)  # by class, no ground class: nothing
+    # the window: a floor more than 4 columns away (a window of 9) does not lower a column's floor
+    row = np.full((30, 1, 8), free, np.int64)
+    row[0, 0, 1] = 0
+    row[29, 0, 6] = 0  # 29 columns away (a slope): its own floor, ground as well
+    out = fill_ground(row, (), free, max_gap=40, by_height=9)
+    assert out[27, 0, 6] == 0 and out[27, 0, 1] == free and out[2, 0, 1] == 0

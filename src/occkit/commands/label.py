@@ -372,8 +372,8 @@ def _scenes(args: argparse.Namespace, rec: Any, needs_boxes: bool = False) -> li
     scenes = rec.scenes
     if args.scenes is not None:
         wanted = [s.strip() for s in args.scenes.split(",") if s.strip()]
-        if not wanted:
-            raise ValueError(f"--scenes {args.scenes!r}: names no scene (comma-separated scene names)")
+        if not wanted:  # "--scenes ," or "--scenes ''" used to label every scene
+            raise ValueError(f"--scenes {args.scenes!r}: names no scene (give A,B, or leave --scenes out for all)")
         unknown = [s for s in wanted if s not in scenes]
         if unknown:
             raise ValueError(f"--scenes: {unknown} are not scenes of {rec.source} ({scenes[:5]} ...)")

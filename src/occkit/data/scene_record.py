@@ -127,8 +127,8 @@ class SceneRecord:
             out.append("no boxes: every point is static (moving objects leave trails the ray casting must erase)")
         if not self.has_labels:
             out.append(
-                "no point labels: geometry only (every occupied voxel is class 'others'; no ground fill, which finds "
-                "the ground by its classes: the ground is only where returns fall)"
+                "no point labels: geometry only (every occupied voxel is class 'others'; the ground fill finds the "
+                "ground by its height)"
             )
         if not self.cameras:
             out.append("no cameras: no camera mask (mask_camera is all 0)")

@@ -42,13 +42,17 @@ _INFOS: dict[str, dict[str, dict[str, Any]]] = {}
 
 def _infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """``{token: frame}`` of an ``infos.json`` (or its folder), read once."""
-    from occkit.fileio import read_info_list
+    from occkit.fileio import info_where, read_info_list
 
     key = str(Path(path).resolve())
     if key not in _INFOS:
         p = Path(path)
         p = p / "infos.json" if p.is_dir() else p
-        _INFOS[key] = {str(f.get("token")): f for f in read_info_list(p, what="nuScenes infos")}
+        # the frames' tokens are text, each once (read_info_list); the frame's index kept for the messages
+        _INFOS[key] = {
+            f["token"]: {**f, "_where": info_where(p, i, f)}
+            for i, f in enumerate(read_info_list(p, what="nuScenes infos"))
+        }
     return _INFOS[key]
 
 
@@ -61,25 +65,40 @@ def _complete_record(record: dict[str, Any], token: str, infos: str | os.PathLik
     if token not in table:
         raise ValueError(f"{infos}: no frame {token} (its LiDAR extrinsic and file are needed)")
     f = table[token]
-    from occkit.geometry.transforms import transform_from_pose
+    from occkit.fileio import info_text
+    from occkit.geometry.transforms import checked_pose
 
-    try:
-        T = transform_from_pose(
-            [float(v) for v in f["lidar2ego_translation"]], [float(v) for v in f["lidar2ego_rotation"]]
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{infos}: frame {token}: no usable lidar2ego_translation/rotation ({e})") from e
+    where = f["_where"]
+    for k in ("lidar2ego_translation", "lidar2ego_rotation"):
+        if k not in f:
+            raise ValueError(f"{where}: no '{k}' (the frame's LiDAR extrinsic is needed)")
+    T = checked_pose(f["lidar2ego_translation"], f["lidar2ego_rotation"], "extrinsic", f"{where}: lidar2ego")
     lidar = dict(record.get("lidar_sensor") or {})
     lidar.setdefault("extrinsic", _pose_dict(np.asarray(T, dtype=np.float64)))
-    if f.get("lidar_path"):  # relative to the nuScenes root: samples/LIDAR_TOP/...
-        path = str(f["lidar_path"])
+    # a path or token that is not text is refused here, not written into the label's name as "None" or "[...]"
+    text = {k: info_text(f, k, where, default="") for k in ("lidar_path", "lidar_token", "scene_token")}
+    if text["lidar_path"]:  # relative to the nuScenes root: samples/LIDAR_TOP/...
+        path = text["lidar_path"]
         lidar.setdefault("filename", "samples/" + path.split("/samples/", 1)[1] if "/samples/" in path else path)
-    if f.get("lidar_token"):
-        lidar.setdefault("token", str(f["lidar_token"]))
+    if text["lidar_token"]:
+        lidar.setdefault("token", text["lidar_token"])
     record["lidar_sensor"] = lidar
-    if f.get("scene_token") and not record.get("scene_token"):
-        record["scene_token"] = str(f["scene_token"])
+    if text["scene_token"] and not record.get("scene_token"):
+        record["scene_token"] = text["scene_token"]
+    got = {"filename": lidar.get("filename"), "token": lidar.get("token"), "scene_token": record.get("scene_token")}
+    for field, key in (("filename", "lidar_path"), ("token", "lidar_token"), ("scene_token", "scene_token")):
+        _GAPS.pop((token, field), None)
+        if not got[field]:  # said by a target that needs it, instead of "pass --infos"
+            _GAPS[(token, field)] = f"--infos {where} has no '{key}' either"
     return record
+
+
+#: ``(token, field)`` -> what ``--infos`` lacks for the frame (the messages of the writers that need it).
+_GAPS: dict[tuple[str, str], str] = {}
+
+
+def _need(token: str, field: str) -> str:
+    return _GAPS.get((token, field), _NEED)
 
 
 def read_frame(dataset: Any, i: int, options: dict[str, Any], masks: tuple[str, ...] = ()) -> FrameLabels:
@@ -119,7 +138,7 @@ def _lidar_field(frame: FrameLabels, key: str, target: str) -> str:
     if not value:
         raise ValueError(
             f"frame {frame.token}: {target} names its label files by the LiDAR sample's {key}, and the source's "
-            f"annotations have no lidar_sensor.{key}: {_NEED}"
+            f"annotations have no lidar_sensor.{key}: {_need(frame.token, key)}"
         )
     return str(value)
 
@@ -144,7 +163,7 @@ def openoccupancy_files(frame: FrameLabels) -> tuple[str, ...]:
     if not scene_token:
         raise ValueError(
             f"frame {frame.token}: OpenOccupancy names its label folders by the nuScenes scene token, and the "
-            f"source's annotations have no scene_token: {_NEED}"
+            f"source's annotations have no scene_token: {_need(frame.token, 'scene_token')}"
         )
     return (label_rel_path(str(scene_token), _lidar_field(frame, "token", "OpenOccupancy")),)
 

@@ -138,6 +138,14 @@ def transform_from_pose(translation: Sequence[float], rotation: Sequence[float],
 POSE_LIMITS: dict[str, float] = {"extrinsic": 1e3, "ego_pose": 1e8}
 
 
+def value_on_one_line(v: Any) -> str:
+    """A value read from a file, on one line for a message (a numpy array's repr spans lines)."""
+    if hasattr(v, "tolist") and not isinstance(v, (list, str)):  # a numpy array or a tensor
+        v = v.tolist()
+    text = " ".join(repr(v).split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def checked_pose(translation: Any, rotation: Any, kind: str, where: str) -> torch.Tensor:
     """:func:`transform_from_pose` of a pose read from a file, or a one-line ``ValueError`` that
     starts with ``where`` (the file and the entry): a translation or rotation that is not three or
@@ -148,7 +156,10 @@ def checked_pose(translation: Any, rotation: Any, kind: str, where: str) -> torc
         q = [float(v) for v in rotation]
         T = transform_from_pose(t, q)
     except (ValueError, TypeError, RuntimeError) as e:
-        raise ValueError(f"{where}: not a pose (translation {translation!r}, rotation {rotation!r}: {e})") from None
+        raise ValueError(
+            f"{where}: not a pose (translation {value_on_one_line(translation)}, rotation "
+            f"{value_on_one_line(rotation)}: {str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
     if not bool(torch.isfinite(T).all()):
         raise ValueError(f"{where}: not finite (translation {t}, rotation {q})")
     limit = POSE_LIMITS[kind]

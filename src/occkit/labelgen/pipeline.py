@@ -52,6 +52,7 @@ from occkit.labelgen.steps import (
     fill_ground,
     from_box_frame,
     grid_index,
+    ground_window,
     in_box,
     knn_vote,
     to_box_frame,
@@ -382,8 +383,10 @@ def label_keyframe(
     hits, passes = _cast(prep, _sweeps_within(rec, k, opt.free_window, opt.keyframe_only), T_eg, grid, opt)
     n_trail = _erase_trail_voxels(sem, track, hits, passes, free, opt) if opt.erase_trails else 0
     n_filled = 0
-    if opt.ground_fill > 0 and ground:
-        sem, n_filled = _fill_ground_columns(sem, passes, ground, free, opt.ground_fill)
+    # geometry only: the ground found by its height, not its class, within a window of 3.6 m
+    by_height = 0 if rec.has_labels else ground_window(min(grid.voxel_size[:2]))
+    if opt.ground_fill > 0 and (ground or by_height):
+        sem, n_filled = _fill_ground_columns(sem, passes, ground, free, opt.ground_fill, by_height)
     timer.lap("cast")
     mask_lidar = _mask_lidar(prep, k, T_eg, grid)
     timer.lap("mask_lidar")
@@ -490,12 +493,13 @@ def _erase_trail_voxels(
 
 
 def _fill_ground_columns(
-    sem: np.ndarray, passes: np.ndarray, ground: tuple[int, ...], free: int, max_gap: int
+    sem: np.ndarray, passes: np.ndarray, ground: tuple[int, ...], free: int, max_gap: int, by_height: int = 0
 ) -> tuple[np.ndarray, int]:
     """Step 5: empty columns some ray looked into filled from their ground neighbours
-    (:func:`~occkit.labelgen.steps.fill_ground`); the filled labels and how many voxels were filled."""
+    (:func:`~occkit.labelgen.steps.fill_ground`; ``by_height``: a recording without point labels, its ground
+    found by height within a window of that many voxels); the filled labels and how many voxels were filled."""
     before = sem != free
-    sem = fill_ground(sem, ground, free, max_gap, observed_above=passes > 0)
+    sem = fill_ground(sem, ground, free, max_gap, observed_above=passes > 0, by_height=by_height)
     return sem, int(((sem != free) & ~before).sum())
 
 

@@ -153,19 +153,34 @@ def _vote_neighbours(dist, idx, labels, votes, out):  # pragma: no cover - compi
             votes[c] = 0
 
 
+#: the side, in metres, of the x-y window whose lowest occupied voxel is the local ground for ``fill_ground(...,
+#: by_height=...)`` (wider than a car; 9 voxels at Occ3D's 0.4 m)
+GROUND_WINDOW_M = 3.6
+
+
+def ground_window(voxel: float) -> int:
+    """:data:`GROUND_WINDOW_M` in voxels of side ``voxel`` metres, odd (a window centred on its column)."""
+    return int(round(GROUND_WINDOW_M / voxel)) // 2 * 2 + 1
+
+
 def fill_ground(
     semantics: np.ndarray,
     ground_classes: tuple[int, ...],
     free: int,
     max_gap: int,
     observed_above: np.ndarray | None = None,
+    by_height: int = 0,
 ) -> np.ndarray:
     """Fill ground columns left empty between LiDAR rings.
 
     A column ``(x, y)`` with no occupied voxel gets, at the height of the nearest column (within
     ``max_gap`` voxels, in the x-y plane) whose lowest occupied voxel is of a ground class, that
     column's ground class. With ``observed_above (X, Y, Z)`` bool, only columns some ray looked
-    into are filled (a column no sensor saw stays empty).
+    into are filled (a column no sensor saw stays empty). ``by_height`` (labels without classes:
+    geometry only; the window's side in voxels, :func:`ground_window`): a column's lowest occupied voxel is
+    ground where it lies at most one voxel above the lowest of the columns within that window (a wall or a
+    car seen from its top is higher) and is of the class most such voxels have (the points' one class: a boxed object's
+    lowest voxel is of its box's class); the fill takes that class.
 
     Args:
         semantics: ``(X, Y, Z)`` integer classes, ``free`` where empty.
@@ -179,7 +194,17 @@ def fill_ground(
     any_occ = occ.any(2)
     lowest = np.where(any_occ, occ.argmax(2), -1)
     low_cls = np.where(any_occ, np.take_along_axis(semantics, np.maximum(lowest, 0)[..., None], 2)[..., 0], free)
-    is_ground = any_occ & np.isin(low_cls, ground_classes)
+    if by_height:
+        from scipy.ndimage import minimum_filter
+
+        floor = minimum_filter(np.where(any_occ, lowest, Z), size=int(by_height), mode="nearest")
+        low = any_occ & (lowest <= floor + 1)
+        if not low.any():
+            return semantics.copy()
+        # of the low voxels, those of the class most of them have (the points' one class): not a boxed car's
+        is_ground = low & (low_cls == np.bincount(low_cls[low].astype(np.int64)).argmax())
+    else:
+        is_ground = any_occ & np.isin(low_cls, ground_classes)
     if not is_ground.any():
         return semantics.copy()
     dist, (ix, iy) = distance_transform_edt(~is_ground, return_indices=True)

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from occkit.deprecation import REMOVED_IN, warn_deprecated
-from occkit.fileio import read_info_list
+from occkit.fileio import info_text, info_timestamp, info_where, read_info_list
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.transforms import checked_pose, invert_transform
 from occkit.jit import numba_kernels
@@ -1410,20 +1410,18 @@ def load_nuscenes_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     data = read_info_list(path)
     out: dict[str, dict[str, Any]] = {}
     need = ("token", "lidar2ego_translation", "lidar2ego_rotation", "ego2global_translation", "ego2global_rotation")
-    for i, info in enumerate(data):
+    for i, info in enumerate(data):  # the tokens: text, each once (read_info_list)
+        where = info_where(path, i, info)
         missing = [k for k in need if k not in info]
         if missing:
-            raise KeyError(f"{path}: frame {i} lacks {missing}")
-        scene = info.get("scene_name", info.get("scene_token"))
-        if scene is None:
-            raise KeyError(f"{path}: frame {i} lacks 'scene_name' (or 'scene_token')")
-        token = str(info["token"])
-        if token in out:
-            raise ValueError(f"{path}: token {token} is listed twice (frames {out[token]['order']} and {i})")
-        where = f"{path}: frame {i} (token {token})"
+            raise KeyError(f"{where} lacks {missing}")
+        if "scene_name" not in info and "scene_token" not in info:
+            raise KeyError(f"{where} lacks 'scene_name' (or 'scene_token')")
+        scene = info_text(info, "scene_name" if "scene_name" in info else "scene_token", where)
+        token = info["token"]
         out[token] = {
-            "scene": str(scene),
-            "timestamp": int(info.get("timestamp", i)),
+            "scene": scene,
+            "timestamp": info_timestamp(info, where, i),
             "order": i,
             "T_global_from_ego": checked_pose(
                 info["ego2global_translation"], info["ego2global_rotation"], "ego_pose", f"{where}: ego2global"

@@ -81,10 +81,26 @@ def resolve_version(path: Path, version: str | None) -> str:
                 f"--data {path}: holds several nuScenes table folders ({', '.join(found)}); pass --version"
             )
         return found[0]
-    if version not in found:
-        raise FileNotFoundError(
-            f"--version {version}: {path / version} is not a nuScenes table folder (--data holds {', '.join(found)})"
+    given, version = version, version.rstrip("/\\")  # v1.0-mini/ as a shell completes it: the folder's name
+    if not version:
+        raise ValueError(f"--version {given!r}: empty; name a table folder under --data {path} ({', '.join(found)})")
+    if version not in found and len(Path(version).parts) > 1:  # a path: taken when it is one of --data's folders
+        named = Path(version) if Path(version).is_absolute() else path / version
+        match = [f for f in found if named.exists() and named.resolve() == (path / f).resolve()]
+        if match:
+            return match[0]
+        raise ValueError(
+            f"--version {given}: a path, not one of the table folders under --data {path} ({', '.join(found)}); "
+            "--version takes the folder's name, as --data names the root"
         )
+    if version not in found:
+        folder = path / version
+        if not folder.is_dir():
+            why = "no such folder"
+        else:
+            lacks = [m for m in _MARKS if not (folder / m).is_file()]
+            why = f"a folder without {', '.join(lacks)}, so not a nuScenes table folder"
+        raise FileNotFoundError(f"--version {version}: {folder}: {why} (--data holds {', '.join(found)})")
     return version
 
 
@@ -268,6 +284,31 @@ def _boxes(t: _Opened, sd_token: str, where: str):
     )
 
 
+def _panoptic_categories(f: Path, whose: str):
+    """The category indices of a nuScenes-panoptic ``.npz`` (its ``data``: ``category * 1000 +
+    instance`` per point, unsigned integers), or one line naming the file and what is wrong."""
+    import zipfile
+
+    import numpy as np
+
+    if not zipfile.is_zipfile(f):
+        raise ValueError(f"{f}: not a .npz archive (damaged, cut short, or another kind of file): {whose}")
+    try:
+        with np.load(f) as z:
+            names, data = z.files, (np.asarray(z["data"]) if "data" in z.files else None)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{f}: cannot be read as nuScenes panoptic labels ({e}): {whose}") from None
+    if data is None:
+        raise ValueError(f"{f}: no 'data' array (it holds {', '.join(names) or 'nothing'}): {whose}")
+    if data.ndim != 1 or not np.issubdtype(data.dtype, np.integer):
+        shape = "x".join(map(str, data.shape)) or "scalar"
+        raise ValueError(
+            f"{f}: 'data' is {data.dtype} of shape {shape}, not one integer per point (category * 1000 + instance): "
+            f"{whose}"
+        )
+    return data.astype(np.int64) // 1000
+
+
 def _point_labels(t: _Opened, sd_token: str, n: int):
     """A keyframe's point labels (class ids) from lidarseg or panoptic, or None where it has none."""
     import numpy as np
@@ -278,14 +319,11 @@ def _point_labels(t: _Opened, sd_token: str, n: int):
     f = t.root / rel
     if not f.is_file():
         raise FileNotFoundError(f"{f}: missing: the {task} labels of sample_data {sd_token} ({t.db.table(task)})")
-    try:
-        if task == "lidarseg":
-            idx = np.fromfile(f, dtype=np.uint8).astype(np.int64)
-        else:
-            with np.load(f) as z:
-                idx = np.asarray(z["data"]).astype(np.int64) // 1000
-    except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"{f}: cannot be read as nuScenes {task} labels ({e})") from None
+    whose = f"the {task} labels of sample_data {sd_token} ({t.db.table(task)})"
+    if task == "lidarseg":
+        idx = np.fromfile(f, dtype=np.uint8).astype(np.int64)
+    else:
+        idx = _panoptic_categories(f, whose)
     if idx.shape != (n,):
         raise ValueError(f"{f}: {len(idx)} {task} labels for {n} points of sample_data {sd_token}")
     if len(idx) and (idx.min() < 0 or idx.max() >= len(t.lut) or (t.lut[idx] < 0).any()):

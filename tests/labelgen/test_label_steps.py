@@ -174,6 +174,7 @@ def test_a_camera_ray_stops_at_the_first_occupied_voxel():
         (lambda r: setattr(r.sweeps[0], "T_global_from_ego", np.diag([2.0, 1, 1, 1])), "not rigid"),
         (lambda r: setattr(r.sweeps[0], "sensor", "RADAR"), "not a LiDAR"),
         (lambda r: r.sweeps[0].boxes.size.__setitem__((0, 0), -1.0), "must be positive"),
+        (lambda r: r.sweeps[0].boxes.size.__setitem__((0, 1), 1e9), "a side over 100 m"),
         (lambda r: r.sweeps[1].boxes.cls.__setitem__(0, 7), "changes class"),
     ],
 )

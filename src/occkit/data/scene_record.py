@@ -207,14 +207,25 @@ def _check_sweep_points(s: Sweep, at: str, n_cls: int) -> None:
             raise ValueError(f"{at}: labels: id {int(s.labels.max())} outside the class table (0..{n_cls - 1})")
 
 
+#: the longest side a box may have (a road train is some 50 m; a box of 1e9 m held every return of the scene)
+BOX_LIMIT_M = 100.0
+
+
 def _check_sweep_boxes(b: Boxes, at: str, n_cls: int, track_class: dict[int, tuple[int, str]], token: str) -> None:
-    """Refuse a sweep's boxes that are not finite, not of positive size, of a class outside the table, or
+    """Refuse a sweep's boxes that are not finite, not of positive size or over :data:`BOX_LIMIT_M`, of a class
+    outside the table, or
     whose track changed class since an earlier sweep (``track_class``: each track's first class and sweep)."""
     if not (np.isfinite(b.center).all() and np.isfinite(b.size).all() and np.isfinite(b.yaw).all()):
         raise ValueError(f"{at}: boxes: a centre, size or yaw is NaN or infinite")
     if len(b) and float(b.size.min()) <= 0:
         k = int(np.argwhere(b.size <= 0)[0, 0])
         raise ValueError(f"{at}: boxes: track {int(b.track[k])} has size {b.size[k].tolist()} (must be positive)")
+    if len(b) and float(b.size.max()) > BOX_LIMIT_M:
+        k = int(np.argwhere(b.size > BOX_LIMIT_M)[0, 0])
+        raise ValueError(
+            f"{at}: boxes: track {int(b.track[k])} has size {b.size[k].tolist()} (a side over {BOX_LIMIT_M:g} m: no "
+            "object is that large; other units, or corrupt)"
+        )
     if len(set(b.track.tolist())) < len(b):
         tr = next(t for t in b.track.tolist() if b.track.tolist().count(t) > 1)
         raise ValueError(f"{at}: boxes: track {tr} comes twice in the sweep (one box a track a sweep)")

@@ -24,7 +24,8 @@ def test_a_partial_folder_of_other_work_of_the_same_command_is_replaced(tmp_path
     part.mkdir()
     (part / ".partial.json").write_text(json.dumps({"command": "synth", "key": 0}))
     (part / "old.txt").write_text("old")
-    _enter(out)
+    with pytest.warns(UserWarning, match=r"\.w\.partial: a stopped run of occkit synth there was of other work"):
+        _enter(out)  # said: the stopped run's files are removed (was: with no word)
     assert (out / "a.txt").is_file() and not (out / "old.txt").exists() and not part.exists()
 
 

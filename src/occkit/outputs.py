@@ -413,6 +413,14 @@ def resumable_folder(
     earlier = _partial_owner(part, command) if (part.exists() or part.is_symlink()) else None
     resumed = part.is_dir() and earlier == key
     if part.exists() and not resumed:
+        if earlier is not None and not _holds_only(part, key_file):
+            import warnings
+
+            warnings.warn(
+                f"{part}: a stopped run of occkit {command} there was of other work (its input or options changed "
+                "since): its files are removed and the work starts anew",
+                stacklevel=3,
+            )
         shutil.rmtree(part)  # checked above: this command's own folder in the making, of other work
     part.mkdir(exist_ok=True)
     write_json_atomic(key_file, {"command": command, "key": key})

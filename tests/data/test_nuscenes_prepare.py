@@ -697,3 +697,14 @@ def test_prepare_refuses_a_truncated_lidar_file_and_says_an_empty_one(world, tmp
     assert main(["prepare", "nuscenes", "--dataroot", str(root), "--out", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     assert err.count(f"occkit: warning: {f}: empty (a LiDAR sweep with no returns)") == 1, err
+
+
+def test_prepare_takes_a_version_with_a_trailing_slash_as_the_folder_and_refuses_an_empty_one(tmp_path):
+    """``--version v1.0-mini/`` (as a shell completes it) names the folder, as ``occkit label --reader nuscenes``
+    takes it; ``--version /`` names none."""
+    from occkit.data.nuscenes_raw import resolve_version
+
+    (tmp_path / "v1.0-mini").mkdir()
+    assert resolve_version(tmp_path, "v1.0-mini/") == resolve_version(tmp_path, "v1.0-mini") == "v1.0-mini"
+    with pytest.raises(ValueError, match="--version '/': empty"):
+        resolve_version(tmp_path, "/")

@@ -75,6 +75,10 @@ def resolve_version(dataroot: str | os.PathLike, version: str | None) -> str:
     if not root.is_dir():
         raise FileNotFoundError(f"--dataroot {root}: no such folder (the nuScenes root: v1.0-*/, samples/, sweeps/)")
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("v1.0-"))
+    if version is not None:
+        given, version = version, version.rstrip("/\\")  # v1.0-mini/ as a shell completes it: the folder's name
+        if not version:
+            raise ValueError(f"--version {given!r}: empty; name a table folder under --dataroot {root} ({found})")
     if version is None:
         if DEFAULT_VERSION in found or len(found) != 1:
             version = DEFAULT_VERSION

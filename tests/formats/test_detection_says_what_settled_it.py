@@ -26,7 +26,7 @@ TINY = ["--scenes", "2", "--frames", "2", "--image-size", "48", "80"]
 @pytest.fixture(autouse=True)
 def _said_afresh(monkeypatch):
     """Each test a fresh process's lines: none said yet."""
-    monkeypatch.setattr(registry, "_SAID", set())
+    monkeypatch.setattr(registry, "_WARNED", set())
     monkeypatch.setattr(registry, "_QUIET", False)
 
 
@@ -65,11 +65,11 @@ def test_a_folder_with_two_label_folders_read_as_the_recorded_format_names_both_
     # occkit eval says it with its own option; occkit convert with --from
     empty = both.parent / "pred"
     empty.mkdir()
-    registry._SAID.clear()  # a new process
+    registry._WARNED.clear()  # a new process
     assert main(["eval", "--gt", str(both), "--pred", str(empty)]) != 0  # no predictions: refused after the line
     (line,) = _warnings(capsys.readouterr().err)
     assert "pass --format openoccupancy" in line
-    registry._SAID.clear()
+    registry._WARNED.clear()
     assert detect_format(both, option="--from {}").name == "surroundocc"
     (line,) = _warnings(capsys.readouterr().err)
     assert "pass --from openoccupancy to read that one" in line

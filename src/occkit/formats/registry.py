@@ -256,7 +256,17 @@ def format_of(dataset: object) -> DatasetFormat:
     return get_format(format_name_of(base_dataset(dataset)))
 
 
+#: What was warned of in this process, by key (each warning line once a process).
 _WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_once(key: tuple[str, str], msg: str) -> None:
+    """Warn ``msg`` unless ``key`` was warned of in this process."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        _warn(msg)
+
+
 #: The record an occkit command leaves in the folder it wrote (:data:`occkit.outputs.OUTPUT_RECORD`; named
 #: here, since occkit.outputs asks this registry what a folder is).
 OUTPUT_RECORD = ".occkit-output.json"
@@ -275,10 +285,10 @@ def detect_claims(root: str | os.PathLike) -> list[tuple[DatasetFormat, str]]:
         except BaseException as e:  # a package's detect calling sys.exit is named too, not the end of the command
             if not spec.from_package or isinstance(e, KeyboardInterrupt):  # occkit's own: as it is
                 raise
-            key = (spec.name, f"{type(e).__name__}: {e}")
-            if key not in _WARNED:
-                _WARNED.add(key)
-                _warn(f"{plugin_failure(spec, f'detect({r})', e)}; left out of the detection")
+            _warn_once(
+                (spec.name, f"{type(e).__name__}: {e}"),
+                f"{plugin_failure(spec, f'detect({r})', e)}; left out of the detection",
+            )
             continue
         if why:  # a reason; None, and an empty answer ('', False, []), claim nothing
             out.append((spec, str(why)))
@@ -329,17 +339,6 @@ def detect_format(root: str | os.PathLike, option: str | None = "--format {}") -
     raise FormatRegistryError(f"{r}: not a dataset of any known format (tried {formats_tried()}){hint}")
 
 
-#: The folders a detection was said of in this process, by what was said (each line once a process).
-_SAID: set[tuple[str, str]] = set()
-
-
-def _say_once(root: Path, msg: str) -> None:
-    key = (os.path.abspath(root), msg)
-    if key not in _SAID:
-        _SAID.add(key)
-        _warn(msg)
-
-
 def _claimant(spec: DatasetFormat, why: str) -> str:
     """A format's claim as a detection line names it: its reason, and the package that registered it for another
     package's."""
@@ -359,11 +358,11 @@ def _say_layouts_not_read(
         if option
         else ""
     )
-    _say_once(
-        root,
+    msg = (
         f"{root}: read as {spec.name} ({why}), the format occkit synth wrote it as ({OUTPUT_RECORD}); the layout of "
-        f"{held} it also holds is not read: {how}keep one layout per folder",
+        f"{held} it also holds is not read: {how}keep one layout per folder"
     )
+    _warn_once((os.path.abspath(root), msg), msg)
 
 
 def _say_package_took_over(root: Path, spec: DatasetFormat, why: str, over: list[str], option: str | None) -> None:
@@ -372,11 +371,11 @@ def _say_package_took_over(root: Path, spec: DatasetFormat, why: str, over: list
     if not spec.from_package or not over:
         return
     how = f"; pass {option.format(over[0])} to read it as {over[0]}" if option else ""
-    _say_once(
-        root,
+    msg = (
         f"{root}: read as {spec.name}, the format of {spec.source}, which refines {' and '.join(over)} and claims "
-        f"the folder ({why}); no format recorded by occkit synth settles it{how}",
+        f"the folder ({why}); no format recorded by occkit synth settles it{how}"
     )
+    _warn_once((os.path.abspath(root), msg), msg)
 
 
 def _written_as(root: Path) -> str | None:

@@ -78,7 +78,7 @@ def _numbers(v: Any) -> list[float]:
 
 
 def _intrinsic(c: dict[str, Any], where: str) -> list[list[float]]:
-    from occkit.geometry.transforms import value_on_one_line
+    from occkit.geometry.transforms import singular_intrinsic, value_on_one_line
 
     raw = c.get("cam_intrinsic")
     try:
@@ -89,8 +89,7 @@ def _intrinsic(c: dict[str, Any], where: str) -> list[list[float]]:
         raise ValueError(f"{where}: 'cam_intrinsic' is {value_on_one_line(raw)}, not a 3x3 matrix ({e})") from None
     if not all(math.isfinite(v) for row in K for v in row):
         raise ValueError(f"{where}: 'cam_intrinsic' is not finite ({K})")
-    (a, b, c_), (d, e, f), (g, h, i) = K
-    if abs(a * (e * i - f * h) - b * (d * i - f * g) + c_ * (d * h - e * g)) < 1e-12:
+    if singular_intrinsic(K):
         raise ValueError(f"{where}: 'cam_intrinsic' is singular ({K}): not a camera's intrinsic matrix")
     return K
 

@@ -37,7 +37,7 @@ import torch
 
 from occkit.data.scene_record import Boxes, Camera, SceneRecord, Sweep, check_record
 from occkit.fileio import load_npz, read_json, save_npz_atomic, write_json_atomic
-from occkit.geometry.transforms import checked_pose, pose_from_transform
+from occkit.geometry.transforms import checked_pose, pose_from_transform, singular_intrinsic
 
 RIG_FORMAT = "occkit-rig"
 RIG_VERSION = 1
@@ -242,8 +242,7 @@ def _rig_camera(name: Any, c: Any, at: str) -> Camera:
     if not isinstance(rows, list) or len(rows) != 3:
         raise ValueError(f"{at}: intrinsic must be a 3x3 list of numbers, got {_short(rows)}")
     K = np.array([_numbers(r, 3, f"{at}: intrinsic") for r in rows], np.float64)
-    sv = np.linalg.svd(K, compute_uv=False)
-    if sv[-1] <= 1e-9 * max(sv[0], 1e-300):
+    if singular_intrinsic(K):
         raise ValueError(f"{at}: intrinsic {K.tolist()} is singular (no pixel ray can be made of it)")
     hw = c["image_size"]
     if not isinstance(hw, list) or len(hw) != 2:

@@ -213,3 +213,13 @@ def rigid_problem(T, tol: float = 1e-3) -> str | None:
     if err > tol or np.abs(p[3] - [0, 0, 0, 1]).max() > tol:
         return f"not rigid (rotation off by {err:.3g}, last row {p[3].tolist()})"
     return None
+
+
+def singular_intrinsic(K: Sequence[Sequence[float]]) -> bool:
+    """Whether a finite ``3 x 3`` camera intrinsic (nested lists or an array) makes no pixel ray: its
+    determinant within ``1e-9`` of zero relative to its largest entry cubed (scale-free: pixels or
+    normalised units). In plain floats: an info file holds six a frame."""
+    (a, b, c), (d, e, f), (g, h, i) = ((float(v) for v in row) for row in K)
+    scale = max(abs(v) for v in (a, b, c, d, e, f, g, h, i))
+    det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+    return scale == 0.0 or abs(det) <= 1e-9 * scale**3

@@ -32,7 +32,7 @@ def test_mask_lidar_is_the_geometry_walk_of_the_keyframes_own_returns(world):
 
     fmt = default_format()
     free = fmt.classes.free
-    rig = open_recording(world, None, {"scenes": None})
+    rig = open_recording(world, None, {})
     rec = rig.read_scene(rig.scenes[0])
     opt = LabelOptions(camera_mask=False)
     labels, _ = label_scene(rec, fmt.grid, fmt.classes.names[:free], free, opt)

@@ -103,7 +103,7 @@ def _rig_and_tables(world: Path, tables: Path, scene: str):
     from occkit.data.recordings.registry import open_recording
 
     rig = open_recording(world, "rig", {}).read_scene(scene)
-    tab = open_recording(tables, None, {"version": None, "scenes": None}).read_scene(scene)
+    tab = open_recording(tables, None, {"version": None}).read_scene(scene)
     return rig, tab
 
 

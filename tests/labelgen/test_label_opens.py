@@ -221,7 +221,7 @@ def test_the_written_labels_agree_with_the_rays_better_than_the_same_labels_move
 
     rig, lab, _ = bare
     fmt = get_format("occ3d")
-    rec = open_recording(rig, None, {"scenes": None})
+    rec = open_recording(rig, None, {})
     ann = json.loads((lab / "annotations.json").read_text())
     here, up, forward = RayCounts(), RayCounts(), RayCounts()
     for s in rec.scenes:

@@ -276,11 +276,12 @@ def test_bad_point_files_are_refused_in_one_line_naming_the_file(world, tmp_path
     pytest.importorskip("laspy")
     folder = _folder(world, tmp_path / "scans", [".pcd", ".bin", ".ply", ".npy"])
     words = spoil(world, folder)
-    extra = ["--keyframes", str(tmp_path / "kf.txt")] if (tmp_path / "kf.txt").exists() else []
+    listed = (tmp_path / "kf.txt").exists()  # --keyframes, or every 3rd scan (the two together are refused)
+    extra = ["--keyframes", str(tmp_path / "kf.txt")] if listed else ["--keyframe-every", "3"]
     out = tmp_path / "lab"
     capsys.readouterr()
     with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["label", "--data", str(folder), "--out", str(out), "--keyframe-every", "3", *extra]) == 1
+        assert main(["label", "--data", str(folder), "--out", str(out), *extra]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert all(w in err for w in words), err
@@ -304,19 +305,19 @@ def test_classes_and_the_ego_box_options_are_read_and_checked(tmp_path):
     from occkit.data.recordings._shared import read_classes, read_ego_box
     from occkit.labels import OCC3D_CLASSES
 
-    assert read_classes({}) == tuple(OCC3D_CLASSES[:17])  # a rig's default table
+    assert read_classes(None) == tuple(OCC3D_CLASSES[:17])  # a rig's default table
     (tmp_path / "c.yaml").write_text("- road\n- car\n- tree\n")
     (tmp_path / "c.json").write_text('{"0": "road", "1": "car"}')
     (tmp_path / "m.yaml").write_text("0: road\n1: car\n")
-    assert read_classes({"classes": str(tmp_path / "c.yaml")}) == ("road", "car", "tree")
-    assert read_classes({"classes": str(tmp_path / "m.yaml")}) == ("road", "car")
-    assert read_classes({"classes": str(tmp_path / "c.json")}) == ("road", "car")  # JSON's keys are strings
+    assert read_classes(str(tmp_path / "c.yaml")) == ("road", "car", "tree")
+    assert read_classes(str(tmp_path / "m.yaml")) == ("road", "car")
+    assert read_classes(str(tmp_path / "c.json")) == ("road", "car")  # JSON's keys are strings
     (tmp_path / "gap.yaml").write_text("0: road\n2: car\n")
     with pytest.raises(ValueError, match=r"gap.yaml: want a list of class names"):
-        read_classes({"classes": str(tmp_path / "gap.yaml")})
+        read_classes(str(tmp_path / "gap.yaml"))
     (tmp_path / "twice.yaml").write_text("[road, road]")
     with pytest.raises(ValueError, match="given twice"):
-        read_classes({"classes": str(tmp_path / "twice.yaml")})
-    assert read_ego_box({"ego_box": "4 2 1.5 1 0 0.75"}) == ((4.0, 2.0, 1.5), (1.0, 0.0, 0.75))
+        read_classes(str(tmp_path / "twice.yaml"))
+    assert read_ego_box("4 2 1.5 1 0 0.75") == ((4.0, 2.0, 1.5), (1.0, 0.0, 0.75))
     with pytest.raises(ValueError, match="--ego-box"):
-        read_ego_box({"ego_box": "4 -2 1.5 1 0 0.75"})
+        read_ego_box("4 -2 1.5 1 0 0.75")

@@ -33,8 +33,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The prefix of the reader options' names in the parsed arguments (apart from the command's own and the CLI's).
+READER_DEST = "reader_option__"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from occkit.data.recordings.registry import reader_options, readers
+    from occkit.data.recordings.registry import readers
 
     p.add_argument(
         "--data",
@@ -137,14 +141,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="local processes, or Ray tasks over scenes (a cluster's RAY_ADDRESS; --out on a shared file system)",
     )
     add_output_arguments(p)
-    groups: dict[str, Any] = {}
-    for reader, opt in reader_options():
-        g = groups.get(reader.name)
-        if g is None:
-            g = groups[reader.name] = p.add_argument_group(f"reader {reader.name}", reader.description)
-        g.add_argument(
-            opt.flag, type=opt.type, default=opt.default, metavar=opt.metavar, choices=opt.choices, help=opt.help
+    add_reader_arguments(p)
+
+
+def add_reader_arguments(p: argparse.ArgumentParser) -> None:
+    """Each reader's options as its own group, built from its options dataclass: every option of a reader
+    listed under it (an option several readers take is one flag, listed under each)."""
+    from occkit.data.recordings.registry import readers
+    from occkit.data.recordings.spec import flag_of
+
+    made: dict[str, argparse.Action] = {}
+    for reader in readers().values():
+        own = reader.Options.__dict__.get("__annotations__", {})
+        fields = sorted(reader.Options.fields(), key=lambda f: f.name not in own)  # its own options first
+        g = p.add_argument_group(
+            f"reader {reader.name}", reader.description + ("" if fields else " (no options of its own)")
         )
+        for f in fields:
+            flag = flag_of(f.name)
+            if flag in made:  # shown under this reader too: argparse lists a group's actions as it holds them
+                g._group_actions.append(made[flag])
+                continue
+            m = f.metadata
+            made[flag] = g.add_argument(
+                flag,
+                dest=READER_DEST + f.name,
+                type=m.get("type", str),
+                default=argparse.SUPPRESS,  # absent unless given: an option given to another reader is refused
+                metavar=m.get("metavar"),
+                choices=m.get("choices"),
+                help=m.get("help"),
+            )
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
@@ -241,22 +268,28 @@ def _check_ground_classes(args: argparse.Namespace, opt: Any, classes: tuple[str
 
 
 def reader_values(args: argparse.Namespace) -> dict[str, Any]:
-    """Every reader option's value (by dest) and the scenes asked for, as JSON values: what the
-    reader opens the recording with here, and a worker process or a Ray task again."""
-    from occkit.data.recordings.registry import reader_options
+    """The reader options given on the command line (by field name), as JSON values: what the reader
+    opens the recording with (one it does not take is refused naming it)."""
+    n = len(READER_DEST)
+    return {
+        k[n:]: (str(v) if isinstance(v, Path) else v)
+        for k, v in sorted(vars(args).items())
+        if k.startswith(READER_DEST)
+    }
 
-    out: dict[str, Any] = {"scenes": args.scenes}
-    for _, opt in reader_options():
-        v = getattr(args, opt.dest, None)
-        out[opt.dest] = str(v) if isinstance(v, Path) else v
-    return out
+
+def _wanted(args: argparse.Namespace) -> list[str] | None:
+    """The scenes ``--scenes`` names (None: every scene)."""
+    if args.scenes is None:
+        return None
+    return [s.strip() for s in args.scenes.split(",") if s.strip()]
 
 
 def _open_recording(args: argparse.Namespace):
     """The recording ``--data`` holds, opened by ``--reader`` or the reader that recognises it."""
     from occkit.data.recordings.registry import open_recording
 
-    return open_recording(args.data, args.reader, reader_values(args))
+    return open_recording(args.data, args.reader, reader_values(args), _wanted(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -304,7 +337,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     held.enter_context(locked_output(args.out, "label"))
     if check_output_folder(args.out, "label", inputs=inputs, overwrite=args.overwrite) == "own":
         check_own_files(args.out, "label")  # --overwrite replaces only what label wrote: refused before any work
-    source = {"reader": rec.reader, "path": str(Path(rec.source).resolve()), "options": rec.options}
+    source = {"reader": rec.reader, "path": str(Path(rec.source).resolve()), "options": rec.option_values()}
     key = {"recording": source, "options": {k: getattr(opt, k) for k in opt.keys()}, "scenes": scenes}
     key["content"] = rec.content_fingerprint(scenes)  # a recording changed since a stopped run is labelled anew
     key["output"] = target.record()
@@ -515,7 +548,7 @@ def _label_scenes(
     done = _labelled_scenes(part, scenes)
     if done:
         print(f"label: resuming: {len(done)} of {len(scenes)} scenes already labelled", flush=True)
-    recording = {"reader": rec.reader, "source": str(rec.source), "options": rec.options}
+    recording = {"reader": rec.reader, "source": str(rec.source), "options": rec.option_values(), "scenes": scenes}
     todo = [
         {"part": str(part), "recording": recording, "scene": s, "options": opt, "images": rec.images, "target": target}
         for s in scenes

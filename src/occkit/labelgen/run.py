@@ -43,7 +43,8 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     src = job["recording"]
     target = job["target"]
     opt = job["options"]
-    rec = open_recording(src["source"], src["reader"], src["options"]).read_scene(job["scene"])
+    opened = open_recording(src["source"], src["reader"], src["options"], src.get("scenes"), keep=True)  # once a worker
+    rec = opened.read_scene(job["scene"])
     rec = remap_record(rec, target)
     warning = ground_warning(rec, target, tuple(opt.ground_classes))
     t0 = time.perf_counter()

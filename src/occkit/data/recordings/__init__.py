@@ -1,7 +1,24 @@
-"""Recordings ``occkit label`` reads (docs/labels.md, "Recordings"): a reader a kind of recording,
-each opening a :class:`~occkit.data.recordings.spec.Recording` whose scenes are
-:class:`~occkit.data.scene_record.SceneRecord` s. The registry is :mod:`occkit.data.recordings.registry`."""
+"""Recordings ``occkit label`` reads (docs/labels.md, "Recordings"): a reader a kind of recording, each a
+:class:`~occkit.data.recordings.spec.RecordingReader` subclass with its own options dataclass, whose
+scenes are :class:`~occkit.data.scene_record.SceneRecord` s. The registry is
+:mod:`occkit.data.recordings.registry`; adding a reader: docs/design.md, "Adding a reader"."""
 
-from occkit.data.recordings.spec import ReaderOption, Recording, RecordingReader
+from occkit.data.recordings.spec import (
+    EgoBoxOptions,
+    KeyframeOptions,
+    PointLabelOptions,
+    ReaderOptions,
+    Recording,
+    RecordingReader,
+    option,
+)
 
-__all__ = ["ReaderOption", "Recording", "RecordingReader"]
+__all__ = [
+    "EgoBoxOptions",
+    "KeyframeOptions",
+    "PointLabelOptions",
+    "ReaderOptions",
+    "Recording",
+    "RecordingReader",
+    "option",
+]

@@ -1,39 +1,16 @@
 """What the ROS bag and point-file readers share (docs/labels.md, "ROS bags", "A folder of point files"):
-the options both take (one flag each, :func:`~occkit.data.recordings.registry.reader_options`), and
-the files those options name, each read with a one-line error naming the file and the line.
+the files their shared options (:class:`~occkit.data.recordings.spec.PointLabelOptions`,
+:class:`~occkit.data.recordings.spec.EgoBoxOptions`) name, each read with a one-line error naming the
+file and the line.
 
 Nothing heavy is imported at module level: ``occkit label --help`` lists these options without torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from occkit.data.recordings.spec import ReaderOption
-
-KEYFRAME_EVERY = ReaderOption(
-    "--keyframe-every",
-    help="a keyframe every N sweeps, the first one included (default: the reader's; 10 for ROS bags and point files; "
-    "KITTI sequences: the scans with SSC labels, else every 5th)",
-    type=int,
-    default=None,
-    metavar="N",
-)
-KEYFRAMES = ReaderOption(
-    "--keyframes",
-    help="the keyframes, one a line: a ROS bag's cloud stamps in nanoseconds; point files' names (instead of "
-    "--keyframe-every)",
-    metavar="FILE",
-)
-LABEL_FIELD = ReaderOption(
-    "--label-field",
-    help="the point field holding class ids (a PointCloud2's, a .pcd's, .ply's or .las's; default: 'label' where a "
-    "cloud has one, else no point labels); a field named here that a cloud lacks is refused",
-    default=None,
-    metavar="NAME",
-)
 
 
 class Named(str):
@@ -49,27 +26,13 @@ def check_label_field(field: str | None, sweeps: Sequence[Any], where: str) -> N
         raise ValueError(f"{where}: no point has the field {str(field)!r} (--label-field): no point labels to read")
 
 
-def label_field_option(options: Mapping[str, Any]) -> str | None:
+def label_field_option(field: str | None) -> str | None:
     """``--label-field``: :class:`Named` when given, ``'label'`` (read where present) when not, None for
     ``--label-field ''`` (no point labels)."""
-    field = options.get("label_field")
     if field is None:
         return "label"
     return Named(field) if field else None
 
-
-CLASSES = ReaderOption(
-    "--classes",
-    help="the names of the point labels' and boxes' class ids, a YAML or JSON list (id 0 first); default: "
-    "Occ3D's 17 classes, as a rig's",
-    metavar="FILE",
-)
-EGO_BOX = ReaderOption(
-    "--ego-box",
-    help="the vehicle's box in the ego frame, 'L W H X Y Z' (size, then centre; metres): returns inside are the "
-    "vehicle's own (default nuScenes' car, '4.1 1.9 1.8 0.9 0 0.9')",
-    metavar="'L W H X Y Z'",
-)
 
 #: The ego box of a recording that names none (rig.json's default, nuScenes' car).
 DEFAULT_EGO = ((4.1, 1.9, 1.8), (0.9, 0.0, 0.9))
@@ -78,16 +41,6 @@ DEFAULT_EGO = ((4.1, 1.9, 1.8), (0.9, 0.0, 0.9))
 def _first_line(e: BaseException) -> str:
     """An error's first line (a library's message may run to many: it is quoted in one-line errors)."""
     return (str(e).strip().splitlines() or [""])[0]
-
-
-def keyframe_every(options: Mapping[str, Any], default: int = 10) -> int:
-    """``--keyframe-every`` checked (a positive integer), ``default`` when not given."""
-    n = options.get("keyframe_every")
-    if n is None:
-        return default
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"--keyframe-every {n!r}: must be a positive integer")
-    return n
 
 
 def read_lines(path: str | Path, what: str) -> list[tuple[int, str]]:
@@ -114,10 +67,9 @@ def read_stamps(path: str | Path, what: str = "--keyframes") -> list[int]:
     return out
 
 
-def read_classes(options: Mapping[str, Any]) -> tuple[str, ...]:
+def read_classes(f: str | None) -> tuple[str, ...]:
     """The class table of the point labels: ``--classes FILE`` (a YAML or JSON list of names, or a
     mapping ``{0: name, 1: name, ...}``), else Occ3D's 17 classes (the rig's default table)."""
-    f = options.get("classes")
     if not f:
         from occkit.labels import OCC3D_CLASSES, OCC3D_FREE
 
@@ -143,9 +95,8 @@ def read_classes(options: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(data)
 
 
-def read_ego_box(options: Mapping[str, Any]) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+def read_ego_box(s: str | None) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """``--ego-box 'L W H X Y Z'``: the vehicle's size and centre (the default, nuScenes' car, when not given)."""
-    s = options.get("ego_box")
     if not s:
         return DEFAULT_EGO
     try:

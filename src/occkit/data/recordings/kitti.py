@@ -39,13 +39,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from occkit.data.recordings._shared import KEYFRAME_EVERY
-from occkit.data.recordings.spec import ReaderOption, Recording, RecordingReader
+from occkit.data.recordings.spec import KeyframeEveryOptions, RecordingReader, option
 from occkit.labels import SEMANTICKITTI_CLASSES
 
 #: SemanticKITTI's learning classes as point classes (class 0, "empty" in the SSC labels, is the
@@ -80,17 +80,6 @@ def _kitti360_root(path: Path) -> Path | None:
     raw = path / "data_3d_raw"
     if raw.is_dir() and any((s / "velodyne_points" / "data").is_dir() for s in raw.iterdir() if s.is_dir()):
         return path
-    return None
-
-
-def _detect(path: Path) -> str | None:
-    if not path.is_dir():
-        return None
-    sk = _semantickitti_root(path)
-    if sk is not None:
-        return f"{sk}: SemanticKITTI sequences (<XX>/velodyne/)"
-    if _kitti360_root(path) is not None:
-        return f"{path}: KITTI-360 (data_3d_raw/<seq>/velodyne_points/data/)"
     return None
 
 
@@ -173,16 +162,6 @@ def _keyed_matrix(path: Path, key: str) -> np.ndarray:
                 raise ValueError(f"{path}:{n}: '{key}' has {v.size} numbers, expected 12")
             return _rigid(v, f"{path}:{n}")
     raise ValueError(f"{path}: no '{key}:' line")
-
-
-def _height(options: Mapping[str, Any]) -> float:
-    """``--lidar-height`` (default :data:`KITTI_LIDAR_HEIGHT`), refused outside (0, 10) metres."""
-    h = options.get("lidar_height")
-    if h is None:
-        return KITTI_LIDAR_HEIGHT
-    if not (isinstance(h, (int, float)) and 0 < float(h) < 10):
-        raise ValueError(f"--lidar-height {h}: the velodyne's height above the ground must lie in (0, 10) metres")
-    return float(h)
 
 
 def scan_token(sequence: str, scan: str) -> str:
@@ -293,8 +272,6 @@ def _keyframes(names: list[str], every: int | None, labelled: set[int] | None, w
     """The scan indices that are keyframes: every ``every``-th, else those with SSC labels, else every 5th."""
     idx = [int(n) for n in names]
     if every is not None:
-        if every < 1:
-            raise ValueError(f"--keyframe-every {every}: must be >= 1")
         return {i for i in idx if i % every == 0}
     if labelled:
         keys = {i for i in idx if i in labelled}
@@ -409,7 +386,7 @@ def _times(path: Path, first: list[int]) -> list[float]:
     return [rows[i] for i in first]
 
 
-def _read_semantickitti(root: Path, scene: str, options: Mapping[str, Any], load_points: bool) -> Any:
+def _read_semantickitti(root: Path, scene: str, options: KittiOptions, load_points: bool) -> Any:
     from occkit.data.scene_record import Camera
     from occkit.data.semantickitti import camera_from_calib, read_poses
 
@@ -429,11 +406,11 @@ def _read_semantickitti(root: Path, scene: str, options: Mapping[str, Any], load
     T_wv = [poses[i] @ Tr for i in idx]
     vox = seq / "voxels"
     labelled = {int(p.stem) for p in vox.glob("*.label") if p.stem.isdigit()} if vox.is_dir() else None
-    keys = _keyframes([f.stem for f in files], options.get("keyframe_every"), labelled, seq)
+    keys = _keyframes([f.stem for f in files], options.keyframe_every, labelled, seq)
     lab_dir = seq / "labels"
     label_files = [lab_dir / f"{f.stem}.label" for f in files]
     label_files = [lf if lf.is_file() else None for lf in label_files]
-    height = _height(options)
+    height = options.height()
     cameras = {}
     size = _image_size(seq / "image_2")
     if size is not None and "P2" in calib:
@@ -475,7 +452,7 @@ def _kitti360_seconds(path: Path, idx: list[int]) -> list[float]:
     return [t - out[0] for t in out]
 
 
-def _read_kitti360(root: Path, scene: str, options: Mapping[str, Any], load_points: bool) -> Any:
+def _read_kitti360(root: Path, scene: str, options: KittiOptions, load_points: bool) -> Any:
     from occkit.data.scene_record import Camera
 
     raw = root / "data_3d_raw" / scene / "velodyne_points"
@@ -494,8 +471,8 @@ def _read_kitti360(root: Path, scene: str, options: Mapping[str, Any], load_poin
     T_wv = [poses[i] @ T_pose_cam @ T_cam_velo for i in idx]
     vox = root / "data_2d_raw" / scene / "voxels"
     labelled = {int(p.stem) for p in vox.glob("*.label") if p.stem.isdigit()} if vox.is_dir() else None
-    keys = _keyframes([f.stem for f in posed], options.get("keyframe_every"), labelled, vox)
-    height = _height(options)
+    keys = _keyframes([f.stem for f in posed], options.keyframe_every, labelled, vox)
+    height = options.height()
     cameras = {}
     size = _image_size(root / "data_2d_raw" / scene / "image_00" / "data_rect")
     if size is not None:
@@ -529,66 +506,88 @@ def _splits(root: Path, scenes: list[str], official: Mapping[str, tuple[str, ...
     return {f"{k}_split": [s for s in d.get(k) or [] if s in scenes] for k in ("train", "val") if d.get(k)}
 
 
-def _open(path: Path, options: Mapping[str, Any]) -> Recording:
-    sk = _semantickitti_root(path)
-    if sk is not None:
-        from occkit.data.semantickitti import SEMANTICKITTI_SPLITS
+@dataclass(frozen=True)
+class KittiOptions(KeyframeEveryOptions):
+    """The options of SemanticKITTI and KITTI-360 sequences."""
 
-        scenes = sorted(s.name for s in sk.iterdir() if (s / "velodyne").is_dir())
-        base = sk.parent if sk.name == "sequences" else sk
-        images = {
-            scan_token(s, p.stem): {"image_2": f"sequences/{s}/image_2/{p.name}"}
-            for s in scenes
-            for p in sorted((sk / s / "image_2").glob("*.png"))
-        }
-        return Recording(
-            reader="kitti",
-            source=path,
-            options=dict(options),
-            classes=CLASSES,
-            scenes=scenes,
-            read=lambda scene, load_points: _read_semantickitti(sk, scene, options, load_points),
-            splits=_splits(base, scenes, SEMANTICKITTI_SPLITS),
-            images=images,
-            image_links={"sequences": sk} if images else {},
-            describe=f"SemanticKITTI sequences {sk}, {len(scenes)} sequence(s)",
-        )
-    if _kitti360_root(path) is not None:
-        from occkit.data.kitti360 import KITTI360_SPLITS
-
-        raw = path / "data_3d_raw"
-        scenes = sorted(s.name for s in raw.iterdir() if (s / "velodyne_points" / "data").is_dir())
-        return Recording(
-            reader="kitti",
-            source=path,
-            options=dict(options),
-            classes=(),
-            scenes=scenes,
-            read=lambda scene, load_points: _read_kitti360(path, scene, options, load_points),
-            splits=_splits(path, scenes, KITTI360_SPLITS),
-            describe=f"KITTI-360 {path}, {len(scenes)} sequence(s)",
-        )
-    raise ValueError(
-        f"--data {path}: holds no SemanticKITTI sequences (sequences/<XX>/velodyne/) nor KITTI-360 scans "
-        "(data_3d_raw/<seq>/velodyne_points/data/)"
+    lidar_height: float | None = option(
+        f"the velodyne's height above the ground, metres: the ego frame's z = 0 (default {KITTI_LIDAR_HEIGHT}, "
+        "KITTI's; occkit synth's world: 1.84)",
+        type=float,
+        metavar="M",
     )
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        h = self.lidar_height
+        if h is not None and not 0 < h < 10:
+            raise ValueError(f"--lidar-height {h}: the velodyne's height above the ground must lie in (0, 10) metres")
 
-READER = RecordingReader(
-    name="kitti",
-    description="SemanticKITTI sequences (sequences/<XX>/velodyne, labels, poses.txt, calib.txt) or a KITTI-360 "
-    "root (data_3d_raw, data_poses, calibration)",
-    detect=_detect,
-    open=_open,
-    options=(
-        KEYFRAME_EVERY,
-        ReaderOption(
-            "--lidar-height",
-            f"the velodyne's height above the ground, metres: the ego frame's z = 0 (default {KITTI_LIDAR_HEIGHT}, "
-            "KITTI's; occkit synth's world: 1.84)",
-            type=float,
-            default=None,
-            metavar="M",
-        ),
-    ),
-)
+    def height(self) -> float:
+        """``--lidar-height``, KITTI's :data:`KITTI_LIDAR_HEIGHT` when not given."""
+        return KITTI_LIDAR_HEIGHT if self.lidar_height is None else self.lidar_height
+
+
+class KittiReader(RecordingReader):
+    """SemanticKITTI sequences or a KITTI-360 root (docs/labels.md, "SemanticKITTI and KITTI-360 sequences")."""
+
+    name = "kitti"
+    description = (
+        "SemanticKITTI sequences (sequences/<XX>/velodyne, labels, poses.txt, calib.txt) or a KITTI-360 root "
+        "(data_3d_raw, data_poses, calibration)"
+    )
+    Options = KittiOptions
+    options: KittiOptions
+
+    @classmethod
+    def detect(cls, path: Path) -> str | None:
+        if not path.is_dir():
+            return None
+        sk = _semantickitti_root(path)
+        if sk is not None:
+            return f"{sk}: SemanticKITTI sequences (<XX>/velodyne/)"
+        if _kitti360_root(path) is not None:
+            return f"{path}: KITTI-360 (data_3d_raw/<seq>/velodyne_points/data/)"
+        return None
+
+    def __init__(self, source: Path, options: KittiOptions, wanted: list[str] | None = None) -> None:
+        super().__init__(source, options, wanted)
+        path = source
+        sk = _semantickitti_root(path)
+        self.semantickitti = sk
+        if sk is not None:
+            from occkit.data.semantickitti import SEMANTICKITTI_SPLITS
+
+            scenes = sorted(s.name for s in sk.iterdir() if (s / "velodyne").is_dir())
+            base = sk.parent if sk.name == "sequences" else sk
+            self.images = {
+                scan_token(s, p.stem): {"image_2": f"sequences/{s}/image_2/{p.name}"}
+                for s in scenes
+                for p in sorted((sk / s / "image_2").glob("*.png"))
+            }
+            self.classes = CLASSES
+            self._scenes = scenes
+            self.splits = _splits(base, scenes, SEMANTICKITTI_SPLITS)
+            self.image_links = {"sequences": sk} if self.images else {}
+            self.describe = f"SemanticKITTI sequences {sk}, {len(scenes)} sequence(s)"
+        elif _kitti360_root(path) is not None:
+            from occkit.data.kitti360 import KITTI360_SPLITS
+
+            raw = path / "data_3d_raw"
+            scenes = sorted(s.name for s in raw.iterdir() if (s / "velodyne_points" / "data").is_dir())
+            self._scenes = scenes
+            self.splits = _splits(path, scenes, KITTI360_SPLITS)
+            self.describe = f"KITTI-360 {path}, {len(scenes)} sequence(s)"
+        else:
+            raise ValueError(
+                f"--data {path}: holds no SemanticKITTI sequences (sequences/<XX>/velodyne/) nor KITTI-360 scans "
+                "(data_3d_raw/<seq>/velodyne_points/data/)"
+            )
+
+    def read(self, scene: str, load_points: bool = True) -> Any:
+        if self.semantickitti is not None:
+            return _read_semantickitti(self.semantickitti, scene, self.options, load_points)
+        return _read_kitti360(self.source, scene, self.options, load_points)
+
+
+READER = KittiReader

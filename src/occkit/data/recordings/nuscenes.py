@@ -31,12 +31,13 @@ The tables are loaded once per process (a worker labelling several scenes loads 
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from occkit.data.recordings.spec import ReaderOption, Recording, RecordingReader
+from occkit.data.recordings.spec import ReaderOptions, RecordingReader, option
 
 #: The names of the table files a folder must hold to be a nuScenes table folder (what detection looks at).
 _MARKS = ("sample.json", "sample_data.json", "scene.json")
@@ -53,11 +54,6 @@ def table_folders(path: Path) -> list[str]:
         for p in path.iterdir()
         if p.is_dir() and p.name.startswith("v1.0-") and all((p / m).is_file() for m in _MARKS)
     )
-
-
-def _detect(path: Path) -> str | None:
-    found = table_folders(path)
-    return f"{path / found[0] / 'sample_data.json'}" if found else None
 
 
 def resolve_version(path: Path, version: str | None) -> str:
@@ -425,47 +421,52 @@ def _read_scene(t: _Opened, name: str, load_points: bool):
     return rec
 
 
-def _open(path: Path, options: Mapping[str, Any]) -> Recording:
-    from occkit.data.nuscenes_raw import missing_field
+@dataclass(frozen=True)
+class NuScenesOptions(ReaderOptions):
+    """The options of nuScenes tables."""
 
-    version = resolve_version(path, options.get("version"))
-    try:
-        t = _tables(path, version)
-        scenes = t.scene_names()
-        wanted = [s.strip() for s in str(options.get("scenes") or "").split(",") if s.strip()]
-        images: dict[str, dict[str, str]] = {}
-        for s in wanted or scenes:  # the image paths of the scenes asked for (an unknown one is refused by name)
-            if s in t.scene_by_name:
-                images.update(t.images(t.samples(t.scene_by_name[s])))
-    except KeyError as e:  # a record without a field: named by its table file
-        raise missing_field(path, version, e, "a record") from None
-    samples = path / "samples"
-    return Recording(
-        reader="nuscenes",
-        source=path,
-        options={**dict(options), "version": version},
-        classes=t.classes,
-        scenes=scenes,
-        read=lambda scene, load_points: read_scene(_tables(path, version), scene, load_points),
-        splits=official_splits(scenes, version),
-        images=images,
-        image_links={"samples": samples} if samples.is_dir() else {},
-        describe=f"nuScenes {version} at {path}, {len(scenes)} scene(s)",
-    )
+    version: str | None = option("the table folder under --data (default: the one v1.0-* folder there)", metavar="V")
 
 
-READER = RecordingReader(
-    name="nuscenes",
-    description="nuScenes tables (a root holding v1.0-*/) through nuscenes-devkit",
-    detect=_detect,
-    open=_open,
-    options=(
-        ReaderOption(
-            "--version",
-            help="nuscenes: the table folder under --data (default: the one v1.0-* folder there)",
-            metavar="V",
-        ),
-    ),
-    priority=30,
-    extra="nuscenes",
-)
+class NuScenesReader(RecordingReader):
+    """nuScenes tables read with nuscenes-devkit (docs/labels.md, "nuScenes tables")."""
+
+    name = "nuscenes"
+    description = "nuScenes tables (a root holding v1.0-*/) through nuscenes-devkit"
+    Options = NuScenesOptions
+    priority = 30
+    extra = "nuscenes"
+    options: NuScenesOptions
+
+    @classmethod
+    def detect(cls, path: Path) -> str | None:
+        found = table_folders(path)
+        return f"{path / found[0] / 'sample_data.json'}" if found else None
+
+    def __init__(self, source: Path, options: NuScenesOptions, wanted: list[str] | None = None) -> None:
+        from occkit.data.nuscenes_raw import missing_field
+
+        path = source
+        version = resolve_version(path, options.version)
+        super().__init__(source, dataclasses.replace(options, version=version), wanted)  # a worker opens the same
+        try:
+            t = _tables(path, version)
+            scenes = t.scene_names()
+            for s in wanted or scenes:  # the image paths of the scenes asked for (an unknown one is refused by name)
+                if s in t.scene_by_name:
+                    self.images.update(t.images(t.samples(t.scene_by_name[s])))
+        except KeyError as e:  # a record without a field: named by its table file
+            raise missing_field(path, version, e, "a record") from None
+        samples = path / "samples"
+        self.version = version
+        self.classes = t.classes
+        self._scenes = scenes
+        self.splits = official_splits(scenes, version)
+        self.image_links = {"samples": samples} if samples.is_dir() else {}
+        self.describe = f"nuScenes {version} at {path}, {len(scenes)} scene(s)"
+
+    def read(self, scene: str, load_points: bool = True) -> Any:
+        return read_scene(_tables(self.source, self.version), scene, load_points)
+
+
+READER = NuScenesReader

@@ -9,32 +9,31 @@ gives each scan's pose in the world, one row a scan in the same order: KITTI's 1
 matrix, row-major) or TUM's ``t x y z qx qy qz qw`` (seconds, metres, quaternion), told apart by the
 number of columns; a KITTI file's scans are ``1 / --rate`` seconds apart. The poses are the scans'
 (the LiDAR's) as a LiDAR odometry (KISS-ICP) writes them; ``--lidar-pose`` places the LiDAR on the
-vehicle (``T_ego_from_lidar``; default: the ego frame is the LiDAR's). One scene, named after the folder.
+vehicle (``T_ego_from_lidar``; default: the ego frame is the LiDAR's). One scene, named after the folder
+(or ``--scene-name``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from occkit.data.recordings._shared import (
-    CLASSES,
-    EGO_BOX,
-    KEYFRAME_EVERY,
-    KEYFRAMES,
-    LABEL_FIELD,
     _first_line,
     check_label_field,
-    keyframe_every,
-    label_field_option,
     matrix,
     read_classes,
-    read_ego_box,
     read_lines,
 )
-from occkit.data.recordings.spec import ReaderOption, Recording, RecordingReader
+from occkit.data.recordings.spec import (
+    EgoBoxOptions,
+    KeyframeOptions,
+    PointLabelOptions,
+    RecordingReader,
+    option,
+)
 
 SUFFIXES = (".bin", ".npy", ".pcd", ".ply", ".las", ".laz")
 
@@ -44,14 +43,6 @@ def point_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
-
-
-def _detect(path: Path) -> str | None:
-    files = point_files(path)
-    if not files:
-        return None
-    kinds = sorted({p.suffix.lower() for p in files})
-    return f"{len(files)} point files ({', '.join(kinds)})"
 
 
 # ---- the files -------------------------------------------------------------------------------------
@@ -254,11 +245,10 @@ def read_poses(path: Path, rate: float) -> tuple[str, list[tuple[int, Any]]]:
     return kind or "", out
 
 
-def _lidar_pose(options: Mapping[str, Any]) -> Any:
+def _lidar_pose(s: str | None) -> Any:
     """``--lidar-pose 'X Y Z [QW QX QY QZ]'``: ``T_ego_from_lidar`` (identity when not given)."""
     import numpy as np
 
-    s = options.get("lidar_pose")
     if not s:
         return np.eye(4)
     try:
@@ -273,11 +263,11 @@ def _lidar_pose(options: Mapping[str, Any]) -> Any:
 # ---- the recording ---------------------------------------------------------------------------------
 
 
-def _keyframes(files: list[Path], options: Mapping[str, Any]) -> list[bool]:
+def _keyframes(files: list[Path], options: KeyframeOptions) -> list[bool]:
     """``--keyframes FILE`` (a scan's file name or stem a line), else every ``--keyframe-every`` N-th scan."""
-    f = options.get("keyframes")
+    f = options.keyframes
     if not f:
-        n = keyframe_every(options, 10)
+        n = options.every(10)
         return [i % n == 0 for i in range(len(files))]
     names = {p.name: i for i, p in enumerate(files)} | {p.stem: i for i, p in enumerate(files)}
     chosen = set()
@@ -288,48 +278,93 @@ def _keyframes(files: list[Path], options: Mapping[str, Any]) -> list[bool]:
     return [i in chosen for i in range(len(files))]
 
 
-def _open(path: Path, options: Mapping[str, Any]) -> Recording:
-    files = point_files(path)
-    if not files:
-        raise ValueError(f"--data {path}: holds no point file ({', '.join(SUFFIXES)})")
-    stems: dict[str, Path] = {}
-    for p in files:
-        if p.stem in stems:
-            raise ValueError(f"--data {path}: {stems[p.stem].name} and {p.name} are one scan's name twice")
-        stems[p.stem] = p
-    poses_file = Path(options.get("poses") or path / "poses.txt")
-    if not poses_file.is_file():
-        raise FileNotFoundError(
-            f"--poses {poses_file}: no such file (each scan's pose in the world, one row a scan: KITTI's 12 numbers "
-            "or TUM's t x y z qx qy qz qw)"
-        )
-    rate = options.get("rate")
-    if rate is not None and not (math.isfinite(rate) and rate > 0):  # 0 is refused, not read as the default
-        raise ValueError(f"--rate {rate!r}: must be a positive number of scans a second")
-    kind, poses = read_poses(poses_file, 10.0 if rate is None else float(rate))
-    if len(poses) < len(files):
-        raise ValueError(f"--poses {poses_file}: {len(poses)} pose rows for {len(files)} point files in {path}")
-    keyframes = _keyframes(files, options)
-    T_el = _lidar_pose(options)
-    size, center = read_ego_box(options)
-    classes = read_classes(options)
-    label_field = label_field_option(options)
-    scene = path.resolve().name
+@dataclass(frozen=True)
+class PointsOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions):
+    """The options of a folder of point files."""
 
-    def read(name: str, load_points: bool) -> Any:
-        return _scene(name, path, files, poses, keyframes, T_el, (size, center), classes, label_field, load_points)
-
-    used = f"the first {len(files)} of {len(poses)}" if len(poses) > len(files) else f"{len(poses)}"
-    return Recording(
-        reader="points",
-        source=path,
-        options=dict(options),
-        classes=classes,
-        scenes=[scene],
-        read=read,
-        describe=f"point files {path}: {len(files)} scans, {used} {kind.upper()} poses of {poses_file.name}"
-        + (" (--rate not used: TUM rows carry their own times)" if kind == "tum" and rate is not None else ""),
+    poses: str | None = option(
+        "each scan's pose in the world, one row a scan: KITTI's 12 numbers or TUM's t x y z qx qy qz qw "
+        "(default FOLDER/poses.txt)",
+        metavar="FILE",
     )
+    rate: float | None = option("scans a second of a KITTI poses file (default 10)", type=float, metavar="HZ")
+    lidar_pose: str | None = option(
+        "the LiDAR in the ego frame, 'X Y Z [QW QX QY QZ]' (T_ego_from_lidar; default: the ego frame is the LiDAR's)",
+        metavar="'X Y Z ...'",
+    )
+    scene_name: str | None = option("the scene's name (default: the folder's name)", metavar="NAME")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):  # 0 is not the default
+            raise ValueError(f"--rate {self.rate!r}: must be a positive number of scans a second")
+        if self.scene_name is not None and (not self.scene_name.strip() or "/" in self.scene_name):
+            raise ValueError(f"--scene-name {self.scene_name!r}: a scene's name is one folder name")
+
+
+class PointsReader(RecordingReader):
+    """A folder of point files with a poses file (docs/labels.md, "A folder of point files")."""
+
+    name = "points"
+    description = "a folder of point files (.bin, .npy, .pcd, .ply, .las/.laz) with a poses file (KITTI or TUM rows)"
+    Options = PointsOptions
+    priority = 60
+    extra = "pcd,las"
+    options: PointsOptions
+
+    @classmethod
+    def detect(cls, path: Path) -> str | None:
+        files = point_files(path)
+        if not files:
+            return None
+        kinds = sorted({p.suffix.lower() for p in files})
+        return f"{len(files)} point files ({', '.join(kinds)})"
+
+    def __init__(self, source: Path, options: PointsOptions, wanted: list[str] | None = None) -> None:
+        super().__init__(source, options, wanted)
+        path = source
+        files = point_files(path)
+        if not files:
+            raise ValueError(f"--data {path}: holds no point file ({', '.join(SUFFIXES)})")
+        stems: dict[str, Path] = {}
+        for p in files:
+            if p.stem in stems:
+                raise ValueError(f"--data {path}: {stems[p.stem].name} and {p.name} are one scan's name twice")
+            stems[p.stem] = p
+        poses_file = Path(options.poses or path / "poses.txt")
+        if not poses_file.is_file():
+            raise FileNotFoundError(
+                f"--poses {poses_file}: no such file (each scan's pose in the world, one row a scan: KITTI's 12 "
+                "numbers or TUM's t x y z qx qy qz qw)"
+            )
+        rate = options.rate
+        kind, poses = read_poses(poses_file, 10.0 if rate is None else float(rate))
+        if len(poses) < len(files):
+            raise ValueError(f"--poses {poses_file}: {len(poses)} pose rows for {len(files)} point files in {path}")
+        self.files, self.poses = files, poses
+        self.keyframes = _keyframes(files, options)
+        self.T_el = _lidar_pose(options.lidar_pose)
+        self.classes = read_classes(options.classes)
+        self._scenes = [options.scene_name or path.resolve().name]
+        used = f"the first {len(files)} of {len(poses)}" if len(poses) > len(files) else f"{len(poses)}"
+        self.describe = f"point files {path}: {len(files)} scans, {used} {kind.upper()} poses of {poses_file.name}" + (
+            " (--rate not used: TUM rows carry their own times)" if kind == "tum" and rate is not None else ""
+        )
+
+    def read(self, scene: str, load_points: bool = True) -> Any:
+        o = self.options
+        return _scene(
+            scene,
+            self.source,
+            self.files,
+            self.poses,
+            self.keyframes,
+            self.T_el,
+            o.ego(),
+            self.classes,
+            o.field(),
+            load_points,
+        )
 
 
 def _scene(
@@ -382,31 +417,4 @@ def _scene(
     return rec
 
 
-READER = RecordingReader(
-    name="points",
-    description="a folder of point files (.bin, .npy, .pcd, .ply, .las/.laz) with a poses file (KITTI or TUM rows)",
-    detect=_detect,
-    open=_open,
-    options=(
-        ReaderOption(
-            "--poses",
-            help="each scan's pose in the world, one row a scan: KITTI's 12 numbers or TUM's t x y z qx qy qz qw "
-            "(default FOLDER/poses.txt)",
-            metavar="FILE",
-        ),
-        ReaderOption("--rate", help="scans a second of a KITTI poses file (default 10)", type=float, metavar="HZ"),
-        ReaderOption(
-            "--lidar-pose",
-            help="the LiDAR in the ego frame, 'X Y Z [QW QX QY QZ]' (T_ego_from_lidar; default: the ego frame is "
-            "the LiDAR's)",
-            metavar="'X Y Z ...'",
-        ),
-        LABEL_FIELD,
-        KEYFRAME_EVERY,
-        KEYFRAMES,
-        CLASSES,
-        EGO_BOX,
-    ),
-    priority=60,
-    extra="pcd,las",
-)
+READER = PointsReader

@@ -4,11 +4,10 @@ holding ``rig.json``, or a dataset holding one at ``DATA/rig`` (``occkit synth -
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from occkit.data.recordings.spec import Recording, RecordingReader
+from occkit.data.recordings.spec import ReaderOptions, RecordingReader
 
 
 def rig_folder(path: Path) -> Path | None:
@@ -22,11 +21,6 @@ def rig_folder(path: Path) -> Path | None:
     if is_rig(path / "rig"):
         return path / "rig"
     return None
-
-
-def _detect(path: Path) -> str | None:
-    rig = rig_folder(path)
-    return f"{rig / 'rig.json'}" if rig is not None else None
 
 
 def _dataset_beside(rig: Path) -> tuple[dict[str, dict[str, str]], dict[str, list[str]], Path | None]:
@@ -53,32 +47,49 @@ def _dataset_beside(rig: Path) -> tuple[dict[str, dict[str, str]], dict[str, lis
     return imgs, splits, samples if samples.is_dir() else None
 
 
-def _open(path: Path, options: Mapping[str, Any]) -> Recording:
-    from occkit.data.rig import read_rig_meta, read_scene
+class RigReader(RecordingReader):
+    """A rig folder (``rig.json``; docs/labels.md, "The rig folder"), or a dataset holding one at ``DATA/rig``."""
 
-    rig = rig_folder(path)
-    if rig is None:
-        raise ValueError(
-            f"--data {path}: holds no rig.json (nor rig/rig.json): a rig folder is described in docs/labels.md; "
-            "occkit synth --sweeps K writes one for the synthetic world"
-        )
-    meta = read_rig_meta(rig)
-    images, splits, samples = _dataset_beside(rig)
-    splits = {**splits, **{f"{k}_split": v for k, v in meta.get("splits", {}).items()}}  # rig.json's win
-    return Recording(
-        reader="rig",
-        source=path,
-        options=dict(options),
-        classes=tuple(meta["classes"]),
-        scenes=list(meta["scenes"]),
-        read=lambda scene, load_points: read_scene(meta, scene, load_points=load_points),
-        splits=splits,
-        images=images,
-        image_links={"samples": samples} if samples is not None else {},
-        describe=f"rig folder {rig}, {len(meta['scenes'])} scene(s)",
-        instances=lambda scene: _instances(meta, scene),
-        fingerprint=lambda scenes: rig_fingerprint(rig, scenes),
-    )
+    name = "rig"
+    description = "a rig folder (rig.json, docs/labels.md), or a dataset holding one at DATA/rig"
+    Options = ReaderOptions
+    priority = 10
+
+    @classmethod
+    def detect(cls, path: Path) -> str | None:
+        rig = rig_folder(path)
+        return f"{rig / 'rig.json'}" if rig is not None else None
+
+    def __init__(self, source: Path, options: ReaderOptions, wanted: list[str] | None = None) -> None:
+        from occkit.data.rig import read_rig_meta
+
+        super().__init__(source, options, wanted)
+        rig = rig_folder(source)
+        if rig is None:
+            raise ValueError(
+                f"--data {source}: holds no rig.json (nor rig/rig.json): a rig folder is described in docs/labels.md; "
+                "occkit synth --sweeps K writes one for the synthetic world"
+            )
+        self.rig = rig
+        self.meta = read_rig_meta(rig)
+        images, splits, samples = _dataset_beside(rig)
+        self.classes = tuple(self.meta["classes"])
+        self._scenes = list(self.meta["scenes"])
+        self.splits = {**splits, **{f"{k}_split": v for k, v in self.meta.get("splits", {}).items()}}  # rig.json's win
+        self.images = images
+        self.image_links = {"samples": samples} if samples is not None else {}
+        self.describe = f"rig folder {rig}, {len(self._scenes)} scene(s)"
+
+    def read(self, scene: str, load_points: bool = True) -> Any:
+        from occkit.data.rig import read_scene
+
+        return read_scene(self.meta, scene, load_points=load_points)
+
+    def instances(self, scene: str) -> dict[str, Any]:
+        return _instances(self.meta, scene)
+
+    def fingerprint(self, scenes: list[str]) -> str:
+        return rig_fingerprint(self.rig, scenes)
 
 
 def _instances(meta: dict[str, Any], scene: str) -> dict[str, Any]:
@@ -115,10 +126,4 @@ def rig_fingerprint(rig: Path, scenes: list[str]) -> str:
     return h.hexdigest()
 
 
-READER = RecordingReader(
-    name="rig",
-    description="a rig folder (rig.json, docs/labels.md), or a dataset holding one at DATA/rig",
-    detect=_detect,
-    open=_open,
-    priority=10,
-)
+READER = RigReader

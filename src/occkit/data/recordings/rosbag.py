@@ -19,24 +19,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from occkit.data.recordings._shared import (
-    CLASSES,
-    EGO_BOX,
-    KEYFRAME_EVERY,
-    KEYFRAMES,
-    LABEL_FIELD,
     _first_line,
     check_label_field,
-    keyframe_every,
-    label_field_option,
     read_classes,
-    read_ego_box,
     read_stamps,
 )
-from occkit.data.recordings.spec import ReaderOption, Recording, RecordingReader
+from occkit.data.recordings.spec import (
+    EgoBoxOptions,
+    KeyframeOptions,
+    PointLabelOptions,
+    RecordingReader,
+    option,
+)
 
 CLOUD = "sensor_msgs/msg/PointCloud2"
 ODOMETRY = "nav_msgs/msg/Odometry"
@@ -66,14 +65,6 @@ def bag_paths(path: Path) -> list[Path]:
 def scene_name(bag: Path) -> str:
     """A bag's scene: its file name without ``.bag``, or its folder's name."""
     return bag.stem if bag.suffix == ".bag" else bag.name
-
-
-def _detect(path: Path) -> str | None:
-    bags = bag_paths(path)
-    if not bags:
-        return None
-    kinds = sorted({"ROS 1" if b.suffix == ".bag" else "ROS 2" for b in bags})
-    return f"{len(bags)} {' and '.join(kinds)} bag(s)"
 
 
 def _need_rosbags() -> None:
@@ -373,21 +364,21 @@ def cloud_arrays(msg: Any, where: str, label_field: str | None) -> tuple[Any, An
     return xyz, inten, labels
 
 
-def _options(options: Mapping[str, Any]) -> dict[str, Any]:
+def _options(options: BagOptions) -> dict[str, Any]:
     """The bag reader's options checked, the side files read."""
     opts = {
-        "lidar_topic": options.get("lidar_topic") or None,
-        "label_field": label_field_option(options),
-        "world": _frame(options.get("world_frame") or "map"),
-        "ego": _frame(options.get("ego_frame") or "base_link"),
-        "odom_topic": options.get("odom_topic") or None,
-        "every": keyframe_every(options, 10),
+        "lidar_topic": options.lidar_topic or None,
+        "label_field": options.field(),
+        "world": _frame(options.world_frame or "map"),
+        "ego": _frame(options.ego_frame or "base_link"),
+        "odom_topic": options.odom_topic or None,
+        "every": options.every(10),
         "keyframes": None,
-        "keyframes_file": options.get("keyframes"),
+        "keyframes_file": options.keyframes,
         "boxes": None,
-        "boxes_file": options.get("boxes"),
-        "ego_box": read_ego_box(options),
-        "classes": read_classes(options),
+        "boxes_file": options.boxes,
+        "ego_box": options.ego(),
+        "classes": read_classes(options.classes),
     }
     if opts["keyframes_file"]:
         opts["keyframes"] = sorted(set(read_stamps(opts["keyframes_file"])))
@@ -418,33 +409,68 @@ def _read_boxes(f: Path) -> dict[int, list[dict[str, Any]]]:
     return by
 
 
-def _open(path: Path, options: Mapping[str, Any]) -> Recording:
-    _need_rosbags()
-    bags = bag_paths(path)
-    if not bags:
-        raise ValueError(f"--data {path}: not a ROS bag (a .bag file, a folder with metadata.yaml, or one of them)")
-    by_scene: dict[str, Path] = {}
-    for b in bags:
-        name = scene_name(b)
-        if name in by_scene:
-            raise ValueError(f"--data {path}: two bags are named {name!r} ({by_scene[name]}, {b}): one scene a bag")
-        by_scene[name] = b
-    opts = _options(options)
-    topics = {}
-    for name, b in by_scene.items():
-        with _reading(b) as r:
-            topics[name] = _choose_topics(b, _topics(r), opts)
-    poses = f"odometry {opts['odom_topic']}" if opts["odom_topic"] else f"tf {opts['world']} -> {opts['ego']}"
-    shown = sorted(set(topics.values()))
-    return Recording(
-        reader="rosbag",
-        source=path,
-        options=dict(options),
-        classes=opts["classes"],
-        scenes=list(by_scene),
-        read=lambda scene, load_points: read_bag(by_scene[scene], topics[scene], opts, scene, load_points),
-        describe=f"ROS bag(s) {path}: {len(by_scene)} bag(s), clouds on {', '.join(shown)}, poses from {poses}",
+@dataclass(frozen=True)
+class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions):
+    """The options of ROS bags."""
+
+    lidar_topic: str | None = option("the sensor_msgs/PointCloud2 topic (default: the bag's only one)", metavar="T")
+    world_frame: str | None = option("the tf frame of the world (default map)", metavar="FRAME")
+    ego_frame: str | None = option("the tf frame of the vehicle (default base_link)", metavar="FRAME")
+    odom_topic: str | None = option("ego poses from this nav_msgs/Odometry topic instead of /tf", metavar="TOPIC")
+    boxes: str | None = option(
+        "boxes: a rig's boxes.json whose rows name the cloud's 'stamp' (ns) instead of 'sweep'", metavar="FILE"
     )
+
+
+class BagReader(RecordingReader):
+    """ROS 1 and ROS 2 bags read with rosbags (docs/labels.md, "ROS bags"): one scene a bag."""
+
+    name = "rosbag"
+    description = "a ROS 1 .bag, a ROS 2 bag folder (metadata.yaml; MCAP or sqlite3), or a folder of bags (rosbags)"
+    Options = BagOptions
+    priority = 30
+    extra = "rosbag"
+    options: BagOptions
+
+    @classmethod
+    def detect(cls, path: Path) -> str | None:
+        bags = bag_paths(path)
+        if not bags:
+            return None
+        kinds = sorted({"ROS 1" if b.suffix == ".bag" else "ROS 2" for b in bags})
+        return f"{len(bags)} {' and '.join(kinds)} bag(s)"
+
+    def __init__(self, source: Path, options: BagOptions, wanted: list[str] | None = None) -> None:
+        super().__init__(source, options, wanted)
+        path = source
+        _need_rosbags()
+        bags = bag_paths(path)
+        if not bags:
+            raise ValueError(f"--data {path}: not a ROS bag (a .bag file, a folder with metadata.yaml, or one of them)")
+        by_scene: dict[str, Path] = {}
+        for b in bags:
+            name = scene_name(b)
+            if name in by_scene:
+                raise ValueError(f"--data {path}: two bags are named {name!r} ({by_scene[name]}, {b}): one scene a bag")
+            by_scene[name] = b
+        self.opts = opts = _options(options)
+        self.bags = by_scene
+        self.topics: dict[str, str] = {}
+        for name, b in by_scene.items():  # only the scenes asked for are opened (a worker opens its own)
+            if wanted is None or name in wanted:
+                with _reading(b) as r:
+                    self.topics[name] = _choose_topics(b, _topics(r), opts)
+        poses = f"odometry {opts['odom_topic']}" if opts["odom_topic"] else f"tf {opts['world']} -> {opts['ego']}"
+        shown = sorted(set(self.topics.values()))
+        self.classes = opts["classes"]
+        self._scenes = list(by_scene)
+        self.describe = f"ROS bag(s) {path}: {len(by_scene)} bag(s), clouds on {', '.join(shown)}, poses from {poses}"
+
+    def read(self, scene: str, load_points: bool = True) -> Any:
+        if scene not in self.topics:  # a scene not asked for at opening: its topics chosen now
+            with _reading(self.bags[scene]) as r:
+                self.topics[scene] = _choose_topics(self.bags[scene], _topics(r), self.opts)
+        return read_bag(self.bags[scene], self.topics[scene], self.opts, scene, load_points)
 
 
 def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> tuple[list[tuple], _TfTree, _Track]:
@@ -586,33 +612,4 @@ def _boxes_of(bag: Path, topic: str, sweeps: list[Any], stamps: list[int], opts:
     _attach_boxes(sweeps, {"boxes": rows}, Path(opts["boxes_file"]))
 
 
-READER = RecordingReader(
-    name="rosbag",
-    description="a ROS 1 .bag, a ROS 2 bag folder (metadata.yaml; MCAP or sqlite3), or a folder of bags (rosbags)",
-    detect=_detect,
-    open=_open,
-    options=(
-        ReaderOption(
-            "--lidar-topic", help="the sensor_msgs/PointCloud2 topic (default: the bag's only one)", metavar="T"
-        ),
-        LABEL_FIELD,
-        ReaderOption("--world-frame", help="the tf frame of the world (default map)", default="map", metavar="FRAME"),
-        ReaderOption(
-            "--ego-frame", help="the tf frame of the vehicle (default base_link)", default="base_link", metavar="FRAME"
-        ),
-        ReaderOption(
-            "--odom-topic", help="ego poses from this nav_msgs/Odometry topic instead of /tf", metavar="TOPIC"
-        ),
-        KEYFRAME_EVERY,
-        KEYFRAMES,
-        ReaderOption(
-            "--boxes",
-            help="boxes: a rig's boxes.json whose rows name the cloud's 'stamp' (ns) instead of 'sweep'",
-            metavar="FILE",
-        ),
-        CLASSES,
-        EGO_BOX,
-    ),
-    priority=30,
-    extra="rosbag",
-)
+READER = BagReader

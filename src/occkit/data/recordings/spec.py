@@ -1,26 +1,44 @@
-"""What ``occkit label`` needs of a recording: :class:`RecordingReader`, one per kind of recording
-(a rig folder, nuScenes tables, KITTI sequences, ROS bags, a folder of point files), and the
-:class:`Recording` it opens, whose scenes are :class:`~occkit.data.scene_record.SceneRecord` s.
+"""What ``occkit label`` needs of a recording: a :class:`RecordingReader`, one small class per kind of
+recording (a rig folder, nuScenes tables, KITTI sequences, ROS bags, a folder of point files), with a
+typed options dataclass of its own (:class:`ReaderOptions`).
 
-A reader is one module (``occkit/data/recordings/<name>.py`` holding ``READER = RecordingReader(...)``,
-or a module of another package named by an entry point of the group ``occkit.recordings``). The label
+A reader class has four parts (docs/design.md, "Adding a reader"):
+
+- :meth:`RecordingReader.detect` (a class method): why a path holds this kind of recording, cheaply;
+- :meth:`RecordingReader.open` (a class method): the recording opened, its tables checked, as an
+  instance of the reader: its :attr:`~RecordingReader.classes`, :attr:`~RecordingReader.scenes`, splits
+  and camera images;
+- :attr:`RecordingReader.scenes`: the scene names, in order;
+- :meth:`RecordingReader.read`: one scene as a checked :class:`~occkit.data.scene_record.SceneRecord`.
+
+Its options are the fields of :attr:`RecordingReader.Options`, a frozen dataclass deriving from
+:class:`ReaderOptions` (and from the shared :class:`KeyframeOptions`, :class:`PointLabelOptions`,
+:class:`EgoBoxOptions` for what several readers take): each field is one command-line option
+(``--lidar-topic`` for ``lidar_topic``) declared once with :func:`option`, checked in the dataclass's
+``__post_init__``. ``occkit label`` builds each reader's option group from it, so the help lists every
+option of a reader under it, and an option given to a reader that does not take it is refused naming
+the reader.
+
+A reader is one module (``occkit/data/recordings/<name>.py`` holding ``READER = TheReaderClass``), or a
+class of another package named by an entry point of the group ``occkit.recordings``. The label
 command names none: it asks the registry (:mod:`occkit.data.recordings.registry`) which reader takes
-``--data``, adds every reader's options to its parser, and hands the options to the reader that opens
-the recording. Worker processes and Ray tasks re-open the recording from ``(reader, source,
-options)`` (:func:`~occkit.data.recordings.registry.open_recording`), so a recording need not pickle.
+``--data``. Worker processes and Ray tasks re-open the recording from ``(reader, source, options)``
+(:func:`~occkit.data.recordings.registry.open_recording`, once per process), so a reader need not pickle.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # the parser of occkit label lists the readers without importing torch
     from occkit.data.scene_record import SceneRecord
 
-#: The entry point group through which another package adds a reader: ``name = "pkg.module:READER"``.
+#: The entry point group through which another package adds a reader: ``name = "pkg.module:ReaderClass"``.
 ENTRY_POINT_GROUP = "occkit.recordings"
 
 #: How many files :func:`files_fingerprint` looks at, at most (a recording's tables come first in a walk).
@@ -50,110 +68,261 @@ def files_fingerprint(path: Path, limit: int = FINGERPRINT_FILES) -> str:
     return h.hexdigest()
 
 
+# ---- options -----------------------------------------------------------------------------------------
+
+
+def option(help: str, *, type: Callable[[str], Any] = str, metavar: str | None = None, choices: Any = None) -> Any:
+    """A field of a reader's options dataclass: one command-line option, ``--name-with-dashes``, whose
+    value (``type`` applied, None when not given) reaches the reader as the field."""
+    return field(default=None, metadata={"help": help, "type": type, "metavar": metavar, "choices": choices})
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of an options field: ``lidar_topic`` -> ``--lidar-topic``."""
+    return "--" + name.replace("_", "-")
+
+
 @dataclass(frozen=True)
-class ReaderOption:
-    """A command-line option of a reader (``occkit label --FLAG VALUE``); its value reaches
-    :attr:`RecordingReader.open` in the options under :attr:`dest`.
+class ReaderOptions:
+    """A reader's options (the base: none). A subclass declares each of its options once as a field
+    (:func:`option`) and checks the values in ``__post_init__`` (a one-line ``ValueError`` naming the flag),
+    calling ``super().__post_init__()`` so that the shared bases' checks run too."""
 
-    Attributes:
-        flag: the option, ``--lidar-topic``.
-        help: one line for ``occkit label --help``.
-        type: the function the value is read with (``str``, ``int``, ``float``, ``Path``).
-        default: the value when not given.
-        metavar: the value's name in the help.
-        choices: the values allowed, or None.
-    """
+    def __post_init__(self) -> None:
+        pass
 
-    flag: str
-    help: str
-    type: Callable[[str], Any] = str
-    default: Any = None
-    metavar: str | None = None
-    choices: tuple[Any, ...] | None = None
+    @classmethod
+    def fields(cls) -> tuple[dataclasses.Field, ...]:
+        return dataclasses.fields(cls)
 
-    @property
-    def dest(self) -> str:
-        return self.flag.lstrip("-").replace("-", "_")
+    @classmethod
+    def flags(cls) -> list[str]:
+        return [flag_of(f.name) for f in cls.fields()]
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any] | None, reader: str) -> ReaderOptions:
+        """The options of ``values`` (by field name; JSON values, as a worker re-opens with them), each read
+        with its field's type; a key of no field is refused naming the reader and the options it takes."""
+        values = dict(values or {})
+        names = {f.name: f for f in cls.fields()}
+        unknown = [k for k, v in values.items() if k not in names]
+        if unknown:
+            takes = ", ".join(cls.flags()) or "no option"
+            given = ", ".join(flag_of(k) for k in unknown)
+            raise ValueError(f"{given}: not an option of the reader {reader} (it takes {takes})")
+        typed = {}
+        for k, v in values.items():
+            if v is None:
+                continue
+            kind = names[k].metadata.get("type", str)
+            try:
+                if isinstance(v, bool):  # JSON's true/false is no option's value (int(True) would be 1)
+                    raise TypeError
+                typed[k] = kind(v)
+            except (TypeError, ValueError):
+                what = {int: "a whole number", float: "a number", str: "text"}.get(kind, "a value of its kind")
+                raise ValueError(f"{flag_of(k)} {v!r}: not {what}") from None
+            choices = names[k].metadata.get("choices")
+            if choices and typed[k] not in choices:
+                raise ValueError(f"{flag_of(k)} {v!r}: one of {', '.join(map(str, choices))}")
+        return cls(**typed)
+
+    def given(self) -> dict[str, Any]:
+        """The options given (not None) as JSON values, by field name: what a worker re-opens with."""
+        return {
+            f.name: (str(v) if isinstance(v, Path) else v)
+            for f in self.fields()
+            if (v := getattr(self, f.name)) is not None
+        }
 
 
-@dataclass
-class Recording:
-    """An opened recording: its class table, its scenes and how to read each one.
+@dataclass(frozen=True)
+class KeyframeEveryOptions(ReaderOptions):
+    """Every how many sweeps a keyframe, for a recording without keyframe marks."""
 
-    Attributes:
-        reader: the name of the reader that opened it (what a worker re-opens it with).
+    keyframe_every: int | None = option(
+        "a keyframe every N sweeps, the first one included (default: the reader's; 10 for ROS bags and point "
+        "files; KITTI sequences: the scans with SSC labels, else every 5th)",
+        type=int,
+        metavar="N",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.keyframe_every is not None and self.keyframe_every < 1:
+            raise ValueError(f"--keyframe-every {self.keyframe_every!r}: must be a positive integer")
+
+    def every(self, default: int = 10) -> int:
+        """``--keyframe-every``, ``default`` when not given."""
+        return default if self.keyframe_every is None else self.keyframe_every
+
+
+@dataclass(frozen=True)
+class KeyframeOptions(KeyframeEveryOptions):
+    """How a recording without keyframe marks takes its keyframes: listed, or every N-th sweep."""
+
+    keyframes: str | None = option(
+        "the keyframes, one a line: a ROS bag's cloud stamps in nanoseconds; point files' names (instead of "
+        "--keyframe-every)",
+        metavar="FILE",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.keyframe_every is not None and self.keyframes:
+            raise ValueError("--keyframes and --keyframe-every: give one (the keyframes listed, or every N-th sweep)")
+
+
+@dataclass(frozen=True)
+class PointLabelOptions(ReaderOptions):
+    """Where point labels are and what their ids name."""
+
+    label_field: str | None = option(
+        "the point field holding class ids (a PointCloud2's, a .pcd's, .ply's or .las's; default: 'label' where a "
+        "cloud has one, else no point labels); a field named here that a cloud lacks is refused",
+        metavar="NAME",
+    )
+    classes: str | None = option(
+        "the names of the point labels' and boxes' class ids, a YAML or JSON list (id 0 first); default: "
+        "Occ3D's 17 classes, as a rig's",
+        metavar="FILE",
+    )
+
+    def field(self) -> str | None:
+        """The label field to read: ``label`` (where a cloud has it) when not given, None for ``''``."""
+        from occkit.data.recordings._shared import label_field_option
+
+        return label_field_option(self.label_field)
+
+
+@dataclass(frozen=True)
+class EgoBoxOptions(ReaderOptions):
+    """The vehicle's own box (its returns are dropped)."""
+
+    ego_box: str | None = option(
+        "the vehicle's box in the ego frame, 'L W H X Y Z' (size, then centre; metres): returns inside are the "
+        "vehicle's own (default nuScenes' car, '4.1 1.9 1.8 0.9 0 0.9')",
+        metavar="'L W H X Y Z'",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.ego()
+
+    def ego(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """The vehicle's size and centre (nuScenes' car when not given)."""
+        from occkit.data.recordings._shared import read_ego_box
+
+        return read_ego_box(self.ego_box)
+
+
+# ---- the reader ----------------------------------------------------------------------------------------
+
+
+class RecordingReader(ABC):
+    """One kind of recording ``occkit label --data`` reads; an instance is that recording, opened.
+
+    Class attributes (a subclass sets them):
+        name: what ``occkit label --reader NAME`` calls it.
+        description: one line for the help (what it reads, with which library).
+        Options: its options dataclass (a :class:`ReaderOptions`).
+        priority: detection order (lower first; default 50).
+        extra: the pip extra that installs what the reader needs (``rosbag``), named when it is missing.
+
+    What an opened reader holds (set by the subclass's ``__init__``, which reads and checks the tables):
         source: the path given to ``--data``.
-        options: the options it was opened with (JSON values: a worker re-opens with them).
+        options: its :attr:`Options`.
+        wanted: the scenes ``--scenes`` asks for (None: every one), for a reader that reads less then.
         classes: the class names of the ids its point labels and boxes carry (empty: no labels).
-        scenes: the scene names, in order.
         splits: ``{"train_split": [...], "val_split": [...]}`` where the recording says them, else empty.
         images: camera image paths by keyframe token and camera, relative to the folders in
             :attr:`image_links` (what the output's index records as ``img_path``), where the
             recording has images.
         image_links: ``{name: folder}``: folders linked into the output under ``name`` so that the
             recorded image paths resolve there (nuScenes' and Occ3D's ``samples``).
-        read: ``(scene, load_points) -> SceneRecord`` (checked, :func:`~occkit.data.scene_record.check_record`).
-            ``load_points`` False: the tables alone (poses, timestamps, boxes), each sweep's points
-            empty, a cheap check of every scene before any work.
         describe: one line for the user: what was read (``nuScenes v1.0-mini, 10 scenes``).
-        instances: ``scene -> {sweep token: (N,) int32 track ids of its points, 0 none}`` where the
-            recording has them (what ``occkit label --write-rig`` keeps), else None.
-        fingerprint: ``scenes -> JSON value`` that changes when the recording of those scenes does
-            (cheap: hashes of its tables, sizes and modification times of its data files); part of
-            the key a stopped ``occkit label`` resumes by, so that labels of an edited recording are
-            made anew. None: :meth:`content_fingerprint` uses the sizes and times of the files under
-            :attr:`source` (the first :data:`FINGERPRINT_FILES`).
     """
 
-    reader: str
-    source: Path
-    options: dict[str, Any]
-    classes: tuple[str, ...]
-    scenes: list[str]
-    read: Callable[[str, bool], SceneRecord]
-    splits: dict[str, list[str]] = field(default_factory=dict)
-    images: dict[str, dict[str, str]] = field(default_factory=dict)
-    image_links: dict[str, Path] = field(default_factory=dict)
-    describe: str = ""
-    instances: Callable[[str], dict[str, Any]] | None = None
-    fingerprint: Callable[[list[str]], Any] | None = None
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[ReaderOptions]] = ReaderOptions
+    priority: ClassVar[int] = 50
+    extra: ClassVar[str] = ""
+
+    def __init__(self, source: Path, options: ReaderOptions, wanted: list[str] | None = None) -> None:
+        self.source = Path(source)
+        self.options = options
+        self.wanted = wanted
+        self.classes: tuple[str, ...] = ()
+        self._scenes: list[str] = []
+        self.splits: dict[str, list[str]] = {}
+        self.images: dict[str, dict[str, str]] = {}
+        self.image_links: dict[str, Path] = {}
+        self.describe = ""
+
+    # -- the four parts -----------------------------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def detect(cls, path: Path) -> str | None:
+        """Why ``path`` holds this kind of recording (cheap: names of files and folders), or None. The
+        first reader whose ``detect`` answers wins, in increasing :attr:`priority`."""
+
+    @classmethod
+    def open(
+        cls, path: str | Path, options: ReaderOptions | Mapping[str, Any] | None = None, scenes: list[str] | None = None
+    ) -> RecordingReader:
+        """The recording at ``path`` opened with ``options`` (this reader's :attr:`Options`, or their values
+        by field name), its tables checked. Bad input: a one-line ``ValueError`` / ``FileNotFoundError``
+        naming the file (or topic) and the cause."""
+        if not isinstance(options, cls.Options):
+            options = cls.Options.from_values(options, cls.name)
+        return cls(Path(path), options, scenes)
+
+    @property
+    def scenes(self) -> list[str]:
+        """The scene names, in order."""
+        return self._scenes
+
+    @abstractmethod
+    def read(self, scene: str, load_points: bool = True) -> SceneRecord:
+        """Scene ``scene`` as a :class:`SceneRecord` checked by
+        :func:`~occkit.data.scene_record.check_record`. ``load_points`` False: the tables alone (poses,
+        timestamps, boxes), each sweep's points empty, a cheap check of every scene before any work."""
+
+    # -- what some readers add ------------------------------------------------------------------------
+
+    def instances(self, scene: str) -> dict[str, Any] | None:
+        """``{sweep token: (N,) int32 track ids of its points, 0 none}`` where the recording has them
+        (what ``occkit label --write-rig`` keeps), else None."""
+        return None
+
+    def fingerprint(self, scenes: list[str]) -> Any:
+        """A JSON value that changes when the recording of ``scenes`` does (cheap: hashes of its tables,
+        sizes and modification times of its data files): part of the key a stopped ``occkit label``
+        resumes by. The default: the sizes and times of the files under :attr:`source`."""
+        return files_fingerprint(self.source)
+
+    # -- for the label command ------------------------------------------------------------------------
+
+    @property
+    def reader(self) -> str:
+        """The reader's name (what a worker re-opens the recording with)."""
+        return self.name
+
+    def option_values(self) -> dict[str, Any]:
+        """The options given, as JSON values (what a worker re-opens with, and the resume key holds)."""
+        return self.options.given()
 
     def content_fingerprint(self, scenes: list[str]) -> Any:
-        """What the resume key of ``occkit label`` holds of the recording's content (:attr:`fingerprint`)."""
-        if self.fingerprint is not None:
-            return self.fingerprint(scenes)
-        return files_fingerprint(Path(self.source))
+        return self.fingerprint(scenes)
 
     def read_scene(self, scene: str, load_points: bool = True) -> SceneRecord:
-        """Scene ``scene`` as a checked :class:`SceneRecord`."""
+        """Scene ``scene`` (one of :attr:`scenes`) as a checked :class:`SceneRecord`."""
         if scene not in self.scenes:
             raise ValueError(f"{self.source}: {scene!r} is not a scene of this recording ({self.scenes[:5]} ...)")
         return self.read(scene, load_points)
 
 
-@dataclass(frozen=True)
-class RecordingReader:
-    """One kind of recording ``occkit label --data`` reads.
-
-    Attributes:
-        name: what ``occkit label --reader NAME`` calls it.
-        description: one line for the help (what it reads, with which library).
-        detect: ``path -> reason or None``: why ``path`` holds this kind of recording (cheap: names
-            of files and folders). The first reader whose ``detect`` answers wins, in increasing
-            :attr:`priority`; a path no reader claims is refused listing the readers.
-        open: ``(path, options) -> Recording``: the recording opened and its tables checked;
-            ``options`` holds every reader's option by ``dest`` (:class:`ReaderOption`) and the
-            label command's ``scenes``; a reader uses its own. Bad input: a one-line
-            ``ValueError`` / ``FileNotFoundError`` naming the file (or topic) and the cause.
-        options: the command-line options this reader takes.
-        priority: detection order (lower first; default 50).
-        extra: the pip extra that installs what the reader needs (``rosbag``), named when it is missing.
-    """
-
-    name: str
-    description: str
-    detect: Callable[[Path], str | None]
-    open: Callable[[Path, Mapping[str, Any]], Recording]
-    options: tuple[ReaderOption, ...] = ()
-    priority: int = 50
-    extra: str = ""
+#: What an opened reader is called where it is used as a recording.
+Recording = RecordingReader

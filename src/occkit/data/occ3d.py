@@ -765,7 +765,7 @@ def _one_size(
 
     out, new_K, new_maps = [], [], []
     for i, im in enumerate(images):
-        img = torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float().div_(255)
+        img = torch.tensor(im).permute(2, 0, 1).float().div_(255)  # a copy: the cache's array stays as read
         m = maps[i] if maps is not None else {}
         if im.shape[:2] != hw:
             img, K, m = resize_view(img, Ks[i], hw, m)

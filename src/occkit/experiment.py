@@ -62,7 +62,10 @@ class DataConfig:
     val_split: str = "val"
     """Split validated on."""
     cameras: tuple[str, ...] = NUSCENES_CAMERAS
-    """Camera names, in this order."""
+    """Camera names, in this order. Left unset (in the preset and ``--set``), a run takes the cameras
+    of its data, in the data's order (:func:`fit_cameras`): nuScenes' six on Occ3D-nuScenes, a rig's
+    own on the labels ``occkit label`` made of it. Each image is resized to ``image_aug.out_hw`` with
+    its intrinsics scaled to match, whatever its camera's size."""
     image_aug: ImageAugConfig = field(default_factory=ImageAugConfig)
     """Training image resize/crop/flip; ``image_aug.out_hw`` is the network input (H, W) for
     training and evaluation (evaluation uses the deterministic default transform at that size)."""
@@ -354,12 +357,14 @@ def fit_to_format(cfg: ExperimentConfig, root: str | os.PathLike, fmt: DatasetFo
     differs is a one-line error naming the key, its value and the format's. A config not from
     :func:`load_experiment` (a run's config.json) counts every key as given and is only checked.
     ``fmt``: the data's format when the caller knows it before the data exists (``occkit demo``
-    checks its preset against the world it will write); else the format of ``root``.
+    checks its preset against the world it will write); else the format of ``root``, whose cameras
+    then fill ``data.cameras`` where it is unset (:func:`fit_cameras`).
     Returns a copy when anything is filled in (:func:`_with_settings`), else ``cfg``.
     """
     wanted = method_spec(cfg).from_format
     if not wanted:
-        return cfg
+        return fit_cameras(cfg, root) if fmt is None else cfg  # a given fmt: the data may not exist yet
+    data_exist = fmt is None
     if fmt is None:
         fmt = dataset_format(cfg, root)
     elif cfg.data.format not in ("auto", fmt.name):
@@ -391,7 +396,47 @@ def fit_to_format(cfg: ExperimentConfig, root: str | os.PathLike, fmt: DatasetFo
             changes.setdefault(section, {})[name] = value
     out = _with_settings(cfg, changes)
     _check_depth_reach(out, fmt, root)
-    return out
+    return fit_cameras(out, root, fmt) if data_exist else out
+
+
+def fit_cameras(cfg: ExperimentConfig, root: str | os.PathLike, fmt: DatasetFormat | None = None) -> ExperimentConfig:
+    """The config of a run on the data at ``root`` with ``data.cameras`` set to the data's own
+    cameras when neither the preset nor ``--set`` names them: a rig's labels (``occkit label``) carry
+    the recording's cameras, any number, names and sizes, not nuScenes' six. The cameras are those
+    every frame records, in the data's order (the reader's default cameras: nuScenes' order for its
+    six); a camera only some frames record is left out, said in one line on stderr, as is the switch
+    from the default. Cameras that are named (a monocular preset's one camera, a list in a preset or
+    ``--set data.cameras=[...]``) stay, and the reader refuses any the data lack in one line naming
+    the cameras it has. A format of fixed cameras, a config not from :func:`load_experiment` (a run's
+    config.json) and data without cameras are left as they are. Returns a copy when it changes."""
+    given = getattr(cfg, GIVEN_KEYS, None)
+    if given is None or "data.cameras" in given or not Path(root).is_dir():
+        return cfg
+    if fmt is None:
+        fmt = dataset_format(cfg, root)
+    if fmt.cameras is not None:
+        return cfg
+    try:
+        ds = fmt.open_split(root, "all", cameras=None, load_images=False, load_gt=False, load_extras=False)
+    except Exception:  # noqa: BLE001 - the run's own reading of the data names what is wrong with it
+        return cfg
+    base = base_dataset(ds)
+    cams = tuple(getattr(base, "cameras", None) or ())
+    if not cams:
+        return cfg  # data without cameras: the reader reads none
+    common = getattr(base, "common_cameras", None)
+    partial = common()[1] if callable(common) else {}
+    if set(cams) == set(cfg.data.cameras) and not partial:
+        return cfg
+    import sys
+
+    line = f"occkit: data.cameras: training on the cameras of {root}, in its order: {', '.join(cams)}"
+    if partial:
+        left = ", ".join(f"{c} (missing from {n} frames)" for c, n in sorted(partial.items()))
+        line += f"; left out, as some frames lack them: {left}"
+    if os.environ.get("RANK", "0") == "0":
+        print(line, file=sys.stderr, flush=True)
+    return _with_settings(cfg, {"data": {"cameras": cams}})
 
 
 def _setting(cfg: ExperimentConfig, key: str) -> tuple[str, str]:

@@ -141,6 +141,36 @@ def _warp(
     return out.to(dtype) if not x.is_floating_point() else out
 
 
+def resize_view(
+    image: torch.Tensor, K: torch.Tensor, hw: tuple[int, int], maps: dict[str, torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """One camera's image resized to ``hw`` (bilinear, antialiased; each axis by its own factor when
+    the aspect ratios differ) with its intrinsics scaled to match, exactly: a point that projects
+    to pixel ``(u, v)`` of the image projects to ``(u * sx, v * sy)`` of the resized one, with
+    ``sx = W_new / W`` and ``sy = H_new / H`` (pixel-edge convention). Per-pixel ``maps`` (depth,
+    2D semantics, ...) are resized by nearest neighbour. How a frame's cameras of different sizes
+    come to one size (:class:`occkit.data.occ3d.Occ3DDataset`) before they are stacked.
+
+    Args:
+        image: ``(3, H, W)`` float. K: ``(3, 3)``. hw: the new ``(H_new, W_new)``.
+        maps: ``{name: (H, W)}`` tensors.
+    Returns:
+        ``(image (3, H_new, W_new), K (3, 3), maps {name: (H_new, W_new)})``.
+    """
+    dims = check_shape(image, "3 H W", name="image")
+    check_shape(K, "3 3", name="K")
+    H, W = dims["H"], dims["W"]
+    h, w = int(hw[0]), int(hw[1])
+    if h <= 0 or w <= 0:
+        raise ValueError(f"hw: expected positive sizes, got {tuple(hw)}")
+    out = _warp(image, (h, w), 0, 0, (h, w), False, "bilinear").clamp(0, 1)
+    new_maps = {}
+    for k, v in (maps or {}).items():
+        check_shape(v, "H W", name=k, dims={"H": H, "W": W})
+        new_maps[k] = _warp(v[None], (h, w), 0, 0, (h, w), False, "nearest")[0]
+    return out, scale_intrinsics(K, w / W, h / H), new_maps
+
+
 def resize_crop_flip(
     sample: Sample,
     out_hw: tuple[int, int],

@@ -269,7 +269,11 @@ class Occ3DDataset(torch.utils.data.Dataset):
     Args:
         root: folder holding ``annotations.json``.
         split: ``"train"``, ``"val"`` or ``"all"``.
-        cameras: camera names to load, in this order (default: the six nuScenes cameras).
+        cameras: camera names to load, in this order (default: the cameras every frame records, in
+            the order ``annotations.json`` lists them; nuScenes' order for its six cameras). A camera
+            that some frame lacks is refused in one line. Cameras may differ in image size and
+            intrinsics: each frame's images are brought to its first camera's size, each camera's
+            intrinsics (and per-pixel maps) scaled with it (:func:`_one_size`), before they are stacked.
         load_images: read the camera images (off for metric-only use).
         load_gt: read ``labels.npz`` (occupancy and masks).
         load_extras: read the synthetic extras (depth/semantics/instance maps, LiDAR) when present.
@@ -331,15 +335,13 @@ class Occ3DDataset(torch.utils.data.Dataset):
         self._index = {f.token: i for i, f in enumerate(self.frames)}
         self._index_grid = grid_of_index(ann, ann_path)
         self.grid: Grid = self.layout_grid()
-        if cameras is None and self.frames and self.records_no_cameras():
-            self.cameras = ()  # labels of a rig without cameras (occkit label): occupancy alone
+        if cameras is None and self.frames:
+            if self.records_no_cameras():
+                self.cameras = ()  # labels of a rig without cameras (occkit label): occupancy alone
+            else:
+                self.cameras = self.default_cameras()
         if cameras and self.frames:  # a camera the data lack is the setting's fault, not annotations.json's
-            have = self.cameras_recorded()
-            bad = [c for c in self.cameras if c not in have]
-            if have and bad:
-                raise ValueError(
-                    f"data.cameras: {', '.join(bad)} is not a camera of {self.root} (its cameras: {', '.join(have)})"
-                )
+            self._check_cameras_recorded(self.cameras)
 
     def layout_grid(self) -> Grid:
         """The grid of the layout's label files: the one ``annotations.json`` states (:data:`GRID_KEY`,
@@ -355,6 +357,73 @@ class Occ3DDataset(torch.utils.data.Dataset):
             return ()
         first = self.scene_infos[self.frames[0].scene][self.frames[0].token]
         return tuple((first.get("camera_sensor") or {}) if isinstance(first, dict) else {})
+
+    def _camera_sets(self) -> list[tuple[FrameRef, tuple[str, ...]]]:
+        """Each frame that records ``camera_sensor`` (a mapping) with its cameras, in order; a frame
+        without one is left out (reading its cameras names it)."""
+        out = []
+        for f in self.frames:
+            info = self.scene_infos[f.scene].get(f.token)
+            sensors = info.get("camera_sensor") if isinstance(info, dict) else None
+            if isinstance(sensors, dict):
+                out.append((f, tuple(sensors)))
+        return out
+
+    def common_cameras(self) -> tuple[tuple[str, ...], dict[str, int]]:
+        """The cameras every frame records (in the first frame's order) and, for each camera that only
+        some frames record, how many frames lack it (``{}`` when every frame has the same cameras)."""
+        sets = self._camera_sets()
+        if not sets:
+            return (), {}
+        common = [c for c in sets[0][1] if all(c in cams for _, cams in sets)]
+        seen: dict[str, int] = {}
+        for _, cams in sets:
+            for c in cams:
+                seen[c] = seen.get(c, 0) + 1
+        return tuple(common), {c: len(sets) - n for c, n in seen.items() if n < len(sets)}
+
+    def default_cameras(self) -> tuple[str, ...]:
+        """The cameras read when none are named: those every frame records, in the order
+        ``annotations.json`` lists them (nuScenes' order, :data:`NUSCENES_CAMERAS`, when they are
+        its six cameras); nuScenes' six when no frame records any. Frames that share no camera are
+        refused in one line."""
+        common, partial = self.common_cameras()
+        if set(common) == set(NUSCENES_CAMERAS):
+            return NUSCENES_CAMERAS
+        if common:
+            return common
+        if partial:
+            raise ValueError(
+                f"{self.annotations_path}: its frames share no camera (cameras some frames lack: "
+                f"{', '.join(sorted(partial))}): name the cameras to read with data.cameras"
+            )
+        return NUSCENES_CAMERAS
+
+    def _check_cameras_recorded(self, cameras: tuple[str, ...]) -> None:
+        """Refuse, in one line, cameras that no frame records (naming the cameras the data have) or
+        that some frames lack (naming how many, the first, and the cameras every frame has)."""
+        sets = self._camera_sets()
+        have = self.cameras_recorded()
+        if not sets or not have:
+            return
+        known = {c for _, cams in sets for c in cams}
+        bad = [c for c in cameras if c not in known]
+        if bad:
+            common, _ = self.common_cameras()
+            raise ValueError(
+                f"data.cameras: {', '.join(bad)} {'is not a camera' if len(bad) == 1 else 'are not cameras'} of "
+                f"{self.root} (its cameras: {', '.join(common or have)})"
+            )
+        for c in cameras:
+            lacking = [f for f, cams in sets if c not in cams]
+            if lacking:
+                common, _ = self.common_cameras()
+                f = lacking[0]
+                raise ValueError(
+                    f"data.cameras: camera {c} is missing from {len(lacking)} of the {len(sets)} frames of "
+                    f"{self.annotations_path} (the first: scene {f.scene}, frame {f.token}); the cameras every frame "
+                    f"has: {', '.join(common) or 'none'}"
+                )
 
     def records_no_cameras(self) -> bool:
         """Whether the index says the data have no cameras: every frame's ``camera_sensor`` is
@@ -566,11 +635,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
         ``labels`` (dict, with ``load_gt``), ``lidar`` and ``cams`` (extras, when present)."""
         raw: dict[str, Any] = {}
         if self.load_images and self.cameras:
-            imgs = [load_image(self.image_path(token, c)) for c in self.cameras]
-            shapes = {im.shape for im in imgs}
-            if len(shapes) != 1:
-                raise ValueError(f"frame {token}: camera images differ in size {sorted(shapes)}")
-            raw["images"] = imgs
+            raw["images"] = [load_image(self.image_path(token, c)) for c in self.cameras]  # sizes may differ
         if self.load_gt:
             raw["labels"] = self.read_labels(token)
         if self.load_extras:
@@ -609,6 +674,16 @@ class Occ3DDataset(torch.utils.data.Dataset):
         Ts = torch.stack([self.T_ego_from_cam(token, c) for c in self.cameras] or [torch.eye(4)])[: len(self.cameras)]
         Ks, Ts = Ks.float(), Ts.float()
         raw = self._files(token)
+        maps = None
+        if "cams" in raw:
+            maps = [
+                {
+                    "depth": torch.from_numpy(m["depth"].astype(np.float32)),
+                    "semantics_2d": torch.from_numpy(m["semantics"].astype(np.int64)),
+                    "instance_2d": torch.from_numpy(m["instance"].astype(np.int64)),
+                }
+                for m in raw["cams"]
+            ]
         if self.load_images and self.cameras:
             for c, K, im in zip(self.cameras, Ks, raw["images"]):
                 check_image_fits_intrinsics(
@@ -617,7 +692,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
                     f"{self.image_path(token, c)} ({self._where(token, c)})",
                     self.recorded_image_size(token, c),
                 )
-            images = torch.from_numpy(np.stack(raw["images"])).permute(0, 3, 1, 2).float().div_(255)
+            images, Ks, maps = _one_size(raw["images"], Ks, maps)
         else:
             images = torch.zeros(len(self.cameras), 3, 0, 0)
         sample = Sample(
@@ -643,11 +718,9 @@ class Occ3DDataset(torch.utils.data.Dataset):
         if "lidar" in raw:
             sample.lidar = torch.from_numpy(raw["lidar"]["points"].astype(np.float32))
             sample.lidar_labels = torch.from_numpy(raw["lidar"]["labels"].astype(np.int64))
-        if "cams" in raw:
-            maps = raw["cams"]
-            sample.depth = torch.from_numpy(np.stack([m["depth"] for m in maps]).astype(np.float32))
-            sample.semantics_2d = torch.from_numpy(np.stack([m["semantics"] for m in maps]).astype(np.int64))
-            sample.instance_2d = torch.from_numpy(np.stack([m["instance"] for m in maps]).astype(np.int64))
+        if maps is not None:
+            for k in ("depth", "semantics_2d", "instance_2d"):
+                setattr(sample, k, torch.stack([m[k] for m in maps]))
         return sample
 
     def _read_extras(self, token: str, images: list[np.ndarray] | None) -> dict[str, Any]:
@@ -667,15 +740,41 @@ class Occ3DDataset(torch.utils.data.Dataset):
         cam_files = [d / f"{c}.npz" for c in self.cameras]
         if cam_files and all(p.exists() for p in cam_files):
             maps = [load_npz(p, keys=("depth", "semantics", "instance")) for p in cam_files]
-            H, W = maps[0]["depth"].shape
-            for p, m in zip(cam_files, maps):
+            for i, (p, m) in enumerate(zip(cam_files, maps)):
+                H, W = (images[i] if images is not None else maps[0]["depth"]).shape[:2]  # each camera's own size
                 for k in ("depth", "semantics", "instance"):
                     if m[k].shape != (H, W):
-                        raise ValueError(f"{p}: '{k}' has shape {m[k].shape}, expected {(H, W)}")
-            if images is not None and images[0].shape[:2] != (H, W):
-                raise ValueError(f"{cam_files[0]}: maps are {(H, W)} but the images are {images[0].shape[:2]}")
+                        what = "the camera's image" if images is not None else "the first camera's depth"
+                        raise ValueError(f"{p}: '{k}' has shape {m[k].shape}, but {what} is {(H, W)}")
             out["cams"] = [{k: m[k] for k in ("depth", "semantics", "instance")} for m in maps]
         return out
+
+
+def _one_size(
+    images: list[np.ndarray], Ks: torch.Tensor, maps: list[dict[str, torch.Tensor]] | None
+) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, torch.Tensor]] | None]:
+    """A frame's camera images ``(H_i, W_i, 3)`` uint8 as one ``(N, 3, H, W)`` float tensor in [0, 1]:
+    a camera of another size than the first is resized to the first camera's ``(H, W)`` (each axis by
+    its own factor), its intrinsics ``Ks[i]`` ``(3, 3)`` scaled and its per-pixel ``maps`` resized to
+    match (:func:`occkit.data.augment.resize_view`). Returns the images, the intrinsics ``(N, 3, 3)``
+    and the maps."""
+    hw = images[0].shape[:2]
+    if all(im.shape[:2] == hw for im in images):
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255), Ks, maps
+    from occkit.data.augment import resize_view
+
+    out, new_K, new_maps = [], [], []
+    for i, im in enumerate(images):
+        img = torch.tensor(im).permute(2, 0, 1).float().div_(255)  # a copy: the cache's array stays as read
+        m = maps[i] if maps is not None else {}
+        if im.shape[:2] != hw:
+            img, K, m = resize_view(img, Ks[i], hw, m)
+        else:
+            K = Ks[i]
+        out.append(img)
+        new_K.append(K)
+        new_maps.append(m)
+    return torch.stack(out), torch.stack(new_K), new_maps if maps is not None else None
 
 
 def _nbytes(tree: Any) -> int:

@@ -1,7 +1,9 @@
 """``occkit label --data FOLDER`` of point files (occkit.data.recordings.points): a synthetic rig's sweeps
-written as ``.pcd`` (by pypcd4), ``.bin``, ``.ply`` and ``.npy`` with a TUM poses file label as the rig
-route does without labels, boxes and cameras; ``.las`` (written by laspy), ``.pcd`` and ``.ply`` carry point
-labels; KITTI poses rows; each bad input one line naming the file and the cause."""
+written as ``.pcd`` (by pypcd4), ``.bin``, ``.ply`` and ``.npy`` with a TUM poses file and its cameras
+(``cameras.yaml``, ``images/<camera>/``) label as the rig route does without labels and boxes, and train;
+``.las`` (written by laspy), ``.pcd`` and ``.ply`` carry point labels; KITTI poses rows; scans in the natural
+order of their names; NaN, infinite and 0 0 0 points dropped and counted; georeferenced points; each bad
+input one line naming the file and the cause."""
 
 from __future__ import annotations
 
@@ -130,12 +132,9 @@ def _folder(world: Path, folder: Path, suffixes: list[str], labels: bool = False
 
 @pytest.fixture(scope="module")
 def rig_route(world, tmp_path_factory) -> Path:
-    """The rig's labels from geometry alone: no point labels, boxes or cameras."""
+    """The rig's labels from geometry and cameras alone: no point labels or boxes."""
     rig = tmp_path_factory.mktemp("geom") / "rig"
     shutil.copytree(world / "rig", rig)
-    meta = json.loads((rig / "rig.json").read_text())
-    meta["cameras"] = {}
-    (rig / "rig.json").write_text(json.dumps(meta))
     (rig / "scene-0000" / "boxes.json").unlink()
     for f in (rig / "scene-0000" / "lidar").glob("*.npz"):
         z = dict(np.load(f))
@@ -144,6 +143,45 @@ def rig_route(world, tmp_path_factory) -> Path:
     out = rig.parent / "labels"
     assert _label(rig, out) == 0
     return out
+
+
+def _world_images(world: Path) -> dict[int, dict[str, Path]]:
+    """The world's camera images by the index of their keyframe's sweep."""
+    ann = json.loads((world / "annotations.json").read_text())
+    index = {s["token"]: i for i, s in enumerate(_sweeps(world))}
+    return {
+        index[tok]: {cam: world / c["img_path"] for cam, c in info["camera_sensor"].items()}
+        for infos in ann["scene_infos"].values()
+        for tok, info in infos.items()
+    }
+
+
+def _add_cameras(world: Path, folder: Path, names: dict[int, str] | None = None) -> dict:
+    """The rig's cameras as ``cameras.yaml`` (K as fx fy cx cy or 3x3, placed on the vehicle or on the LiDAR,
+    with or without the image size, in turn) and its images in ``images/<camera>/``, named ``names[i]``
+    (default: the scan's stem) for the keyframe of sweep ``i``. Returns rig.json's cameras."""
+    import yaml
+
+    cams = json.loads((world / "rig" / "rig.json").read_text())["cameras"]
+    L = _matrix(_lidar_pose(world))
+    spec = {}
+    for k, (cam, c) in enumerate(cams.items()):
+        K = c["intrinsic"]
+        one = {"K": [K[0][0], K[1][1], K[0][2], K[1][2]] if k % 2 else K}
+        if k % 2:
+            one["T_lidar_from_cam"] = (np.linalg.inv(L) @ _matrix(c)).tolist()
+        else:
+            one["T_ego_from_cam"] = {"translation": c["translation"], "rotation": c["rotation"]}
+            one["image_size"] = c["image_size"]
+            one["distortion"] = {"model": "plumb_bob", "coefficients": [0.0] * 5}
+        spec[cam] = one
+    (folder / "cameras.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))  # the order: the rig's
+    stems = sorted(p.stem for p in folder.iterdir() if p.suffix != ".txt" and p.is_file() and p.name[0].isdigit())
+    for i, images in _world_images(world).items():
+        for cam, f in images.items():
+            (folder / "images" / cam).mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, folder / "images" / cam / f"{(names or {}).get(i, stems[i])}{f.suffix}")
+    return cams
 
 
 def _labels_by_time(out: Path) -> dict[int, dict[str, np.ndarray]]:
@@ -155,20 +193,57 @@ def _labels_by_time(out: Path) -> dict[int, dict[str, np.ndarray]]:
     }
 
 
-def test_a_folder_of_pcd_bin_ply_npy_files_labels_as_the_rig_from_geometry(world, rig_route, tmp_path):
+def _spoil_pcd(f: Path, world: Path) -> int:
+    """``f`` rewritten by pypcd4 as an organised cloud (height 2) with NaN, infinite and 0 0 0 rows among its
+    points, as PCL and open3d write a scan's gaps; returns how many rows were added."""
+    from pypcd4 import PointCloud
+
+    pts = PointCloud.from_path(f).numpy(("x", "y", "z", "intensity"))
+    bad = np.array([[np.nan] * 4, [0.0, 0.0, 0.0, 7.0], [np.inf, 1.0, 2.0, 3.0], [1.0, np.nan, 2.0, 0.0]], np.float32)
+    rows = np.concatenate([bad[:2], pts, bad[2:]])
+    if len(rows) % 2:
+        rows = np.concatenate([rows, bad[:1]])
+    pc = PointCloud.from_xyzi_points(rows)
+    PointCloud(pc.metadata.model_copy(update={"width": len(rows) // 2, "height": 2}), pc.pc_data).save(f)
+    return len(rows) - len(pts)
+
+
+def test_a_folder_of_pcd_bin_ply_npy_files_with_cameras_labels_as_the_rig_and_trains(world, rig_route, tmp_path):
     pytest.importorskip("pypcd4")
     folder = _folder(world, tmp_path / "scans", [".pcd", ".bin", ".ply", ".npy"])
+    cams = _add_cameras(world, folder)
+    dropped = _spoil_pcd(folder / "000000.pcd", world)  # gaps of an organised cloud: dropped, counted
     (tmp_path / "kf.txt").write_text("000000.pcd\n000003\n")  # a file's name or its stem
     out = tmp_path / "lab"
-    assert _label(folder, out, "--keyframes", str(tmp_path / "kf.txt"), "--lidar-pose", _lidar_option(world),
-                  "--ego-box", EGO_BOX) == 0  # fmt: skip
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        assert main(["label", "--data", str(folder), "--out", str(out), "--keyframes", str(tmp_path / "kf.txt"),
+                     "--lidar-pose", _lidar_option(world), "--ego-box", EGO_BOX]) == 0  # fmt: skip
+    said = said.getvalue()
+    assert f"scans: warning: {dropped} of " in said and "points dropped: no return (NaN, infinite, or 0 0 0)" in said
+    assert "no cameras" not in said and "images matched by name" in said, said
     a, b = _labels_by_time(rig_route), _labels_by_time(out)
     assert sorted(a) == sorted(b) and len(a) == 2  # keyframes matched by timestamp (TUM's, in microseconds)
     for t in a:
+        assert b[t]["mask_camera"].any()
         for k in a[t]:
             assert np.array_equal(a[t][k], b[t][k]), (t, k, int((a[t][k] != b[t][k]).sum()))
-    ann = json.loads((out / "annotations.json").read_text())
+    ann, want = (json.loads((p / "annotations.json").read_text()) for p in (out, rig_route))
     assert list(ann["scene_infos"]) == ["scans"] and list(ann["scene_infos"]["scans"]) == ["000000", "000003"]
+    rig = {i["timestamp"]: i for infos in want["scene_infos"].values() for i in infos.values()}
+    for info in ann["scene_infos"]["scans"].values():
+        got, ref = info["camera_sensor"], rig[info["timestamp"]]["camera_sensor"]
+        assert list(got) == list(cams) == list(ref)
+        for cam in cams:
+            assert got[cam]["intrinsic"] == ref[cam]["intrinsic"]
+            for k in ("translation", "rotation"):
+                assert np.allclose(got[cam]["extrinsic"][k], ref[cam]["extrinsic"][k], rtol=0, atol=1e-9), (cam, k)
+            assert got[cam]["img_path"].startswith(f"images/{cam}/") and (out / got[cam]["img_path"]).is_file()
+    run = tmp_path / "run"
+    fast = ["--max-steps", "2", "--no-val", "--no-progress", "--set", "train.threads=1"]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["train", "synth-cpu", "--data", str(out), "--out", str(run), *fast]) == 0
+    assert any(run.rglob("*.safetensors")) or any(run.rglob("*.pt"))
 
 
 @pytest.mark.parametrize("suffix", [".pcd", ".ply", ".las"])

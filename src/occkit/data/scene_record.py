@@ -96,6 +96,8 @@ class SceneRecord:
         ego_size, ego_center: the ego vehicle's box (length, width, height) and its centre in the
             ego frame; returns inside it are the vehicle itself.
         source: the file or folder the record came from (for messages).
+        notes: what the reader says of the scene, one line each (points it dropped, ...): the label
+            command prints them as the scene's warnings.
     """
 
     name: str
@@ -106,6 +108,7 @@ class SceneRecord:
     ego_size: tuple[float, float, float] = (4.1, 1.9, 1.8)
     ego_center: tuple[float, float, float] = (0.9, 0.0, 0.9)
     source: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def keyframes(self) -> list[int]:

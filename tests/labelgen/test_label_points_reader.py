@@ -19,6 +19,17 @@ import pytest
 from occkit.cli import main
 
 EGO_BOX = "4.1 1.8 1.6 1.3 0 0.8"  # the synthetic rig's (rig.json "ego")
+TINY = [  # a small network: two steps of training on the labels
+    "data.workers=0",
+    "model.neck_channels=16",
+    "model.context_channels=8",
+    "model.depth_step=4.0",
+    "model.lift_downsample=[4, 4, 2]",
+    "model.encoder_widths=[8, 16]",
+    "supervised.lovasz_max_voxels=2000",
+    "train.tensorboard=false",
+    "optim.warmup_steps=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +251,7 @@ def test_a_folder_of_pcd_bin_ply_npy_files_with_cameras_labels_as_the_rig_and_tr
                 assert np.allclose(got[cam]["extrinsic"][k], ref[cam]["extrinsic"][k], rtol=0, atol=1e-9), (cam, k)
             assert got[cam]["img_path"].startswith(f"images/{cam}/") and (out / got[cam]["img_path"]).is_file()
     run = tmp_path / "run"
-    fast = ["--max-steps", "2", "--no-val", "--no-progress", "--set", "train.threads=1"]
+    fast = ["--max-steps", "2", "--no-val", "--no-progress", "--set", "train.threads=1", *TINY]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main(["train", "synth-cpu", "--data", str(out), "--out", str(run), *fast]) == 0
     assert any(run.rglob("*.safetensors")) or any(run.rglob("*.pt"))
@@ -333,19 +344,12 @@ def _bad_las(world, folder):
     return ["000001.las: cannot be read as a .las"]
 
 
-def _nan_points(world, folder):
-    p = np.load(folder / "000003.npy")
-    p[5, 2] = np.nan
-    np.save(folder / "000003.npy", p)
-    return ["000003.npy: 1 of", "NaN or infinite"]
-
-
 def _stray_keyframe(world, folder):
     (folder.parent / "kf.txt").write_text("000000\n000009.bin\n")
     return ["kf.txt: line 2: '000009.bin' is not a point file of the folder"]
 
 
-@pytest.mark.parametrize("spoil", [_fewer_poses, _mixed_rows, _bad_pcd, _bad_las, _nan_points, _stray_keyframe])
+@pytest.mark.parametrize("spoil", [_fewer_poses, _mixed_rows, _bad_pcd, _bad_las, _stray_keyframe])
 def test_bad_point_files_are_refused_in_one_line_naming_the_file(world, tmp_path, capsys, spoil):
     pytest.importorskip("pypcd4")
     pytest.importorskip("laspy")
@@ -396,3 +400,156 @@ def test_classes_and_the_ego_box_options_are_read_and_checked(tmp_path):
     assert read_ego_box("4 2 1.5 1 0 0.75") == ((4.0, 2.0, 1.5), (1.0, 0.0, 0.75))
     with pytest.raises(ValueError, match="--ego-box"):
         read_ego_box("4 -2 1.5 1 0 0.75")
+
+
+def _record(folder: Path, **options):
+    from occkit.data.recordings.registry import open_recording
+
+    rec = open_recording(folder, None, options)
+    return rec, rec.read_scene(rec.scenes[0])
+
+
+def test_scans_are_taken_in_the_natural_order_of_their_names(world, tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    sweeps = _sweeps(world)
+    L = _matrix(_lidar_pose(world))
+    rows = []
+    for i in range(13):  # the rig's sweeps again and again, each at its own time
+        s = sweeps[i % len(sweeps)]
+        np.save(plain / f"{i:06d}.npy", np.load(world / "rig" / "scene-0000" / s["points"])["points"][:, :4])
+        T = _matrix(s["ego_pose"]) @ L
+        rows.append(" ".join(f"{v:.17g}" for v in T[:3].ravel()) + "\n")
+    (plain / "poses.txt").write_text("".join(rows))
+    named = tmp_path / "named"
+    shutil.copytree(plain, named)
+    for i in range(13):
+        (named / f"{i:06d}.npy").rename(named / f"scan_{i}.npy")
+    (a_rec, a), (b_rec, b) = _record(plain, keyframe_every=3), _record(named, keyframe_every=3)
+    assert [s.token for s in b.sweeps] == [f"scan_{i}" for i in range(13)]  # scan_2 before scan_10
+    assert "in the order of the numbers in their names (scan_0.npy .. scan_12.npy)" in b_rec.describe
+    for x, y in zip(a.sweeps, b.sweeps):
+        assert np.array_equal(x.points, y.points) and np.array_equal(x.T_global_from_ego, y.T_global_from_ego)
+        assert (x.timestamp, x.keyframe) == (y.timestamp, y.keyframe)
+
+
+def test_nan_and_zero_rows_are_dropped_with_their_labels(tmp_path):
+    from occkit.data.recordings.points import read_point_file
+
+    f = tmp_path / "scan.ply"
+    f.write_text(
+        "ply\nformat ascii 1.0\nelement vertex 4\nproperty float x\nproperty float y\nproperty float z\n"
+        "property float label\nend_header\n1.5 -2 0.25 3\nnan nan nan nan\n0 0 0 nan\n4 5 6 16\n"
+    )
+    xyz, inten, labels = read_point_file(f)
+    assert xyz.tolist() == [[1.5, -2.0, 0.25], [4.0, 5.0, 6.0]] and labels.tolist() == [3, 16]
+
+
+def test_georeferenced_points_are_taken_to_their_sensor_in_float64(world, tmp_path):
+    pytest.importorskip("laspy")
+    import laspy
+
+    folder = _folder(world, tmp_path / "geo", [".npy"])
+    L = _matrix(_lidar_pose(world))
+    offset = np.array([500_000.0, 5_400_000.0, 300.0])  # a UTM easting and northing: far from 0 in float32
+    rows, want = [], []
+    for i, s in enumerate(_sweeps(world)):
+        T = _matrix(s["ego_pose"]) @ L
+        T[:3, 3] += offset
+        rows.append(" ".join(f"{v:.17g}" for v in T[:3].ravel()) + "\n")
+        p = np.load(folder / f"{i:06d}.npy")[:, :3].astype(np.float64)
+        want.append(p)
+        world_xyz = p @ T[:3, :3].T + T[:3, 3]
+        las = laspy.LasData(laspy.LasHeader(point_format=3, version="1.2"))
+        las.header.offsets, las.header.scales = offset, [1e-4] * 3
+        las.x, las.y, las.z = world_xyz[:, 0], world_xyz[:, 1], world_xyz[:, 2]
+        (folder / f"{i:06d}.npy").unlink()
+        las.write(folder / f"{i:06d}.las")
+    (folder / "poses.txt").write_text("".join(rows))
+    rec, r = _record(folder, points_frame="world")
+    assert "--points-frame world" in rec.describe and not r.notes
+    for sw, p in zip(r.sweeps, want):
+        assert np.abs(sw.points - p).max() < 2e-4  # the LAS's 1e-4 m, not float32's 0.5 m at 5400 km
+    _, r = _record(folder)  # the same files taken as sensor-frame points
+    assert len(r.notes) == 1 and "4 of 4 scans' points lie a median" in r.notes[0], r.notes
+    assert r.notes[0].endswith("from their sensor: the points look georeferenced: --points-frame world")
+
+
+def test_images_named_by_their_stamps_are_matched_by_time_and_missing_ones_counted(world, tmp_path):
+    folder = _folder(world, tmp_path / "scans", [".npy"])
+    sweeps = _sweeps(world)
+    names = {i: str(sweeps[i]["timestamp"] * 1000 + 1_234_567) for i in _world_images(world)}  # ns, 1.2 ms late
+    _add_cameras(world, folder, names)
+    first = min(names)
+    for f in (folder / "images" / "CAM_BACK").glob(f"{names[first]}.*"):
+        f.unlink()
+    rec, r = _record(folder, keyframe_every=3, lidar_pose=_lidar_option(world))
+    assert "images matched by time (image names are stamps, whole ones in nanoseconds" in rec.describe
+    assert "; CAM_BACK: no image for 1 of 2 keyframes" in rec.describe, rec.describe
+    assert rec.image_links == {"images": folder / "images"}
+    assert sorted(rec.images) == ["000000", "000003"] and "CAM_BACK" not in rec.images["000000"]
+    assert rec.images["000003"]["CAM_FRONT"] == f"images/CAM_FRONT/{names[3]}.jpg"
+    assert list(r.cameras) == list(json.loads((world / "rig" / "rig.json").read_text())["cameras"])
+    with pytest.raises(ValueError, match="camera CAM_FRONT_RIGHT: image_size not given, and no keyframe has its"):
+        _record(folder, keyframe_every=3, image_tolerance=0.001)  # 1.2 ms late: no image within 1 ms
+
+
+def _yaml_fields(folder):
+    (folder / "cameras.yaml").write_text(
+        "CAM_FRONT:\n  K: [1, 2, 3]\n  T_ego_from_cam: {translation: [0, 0, 0], rotation: [2, 0, 0, 0]}\n"
+        "  lens: wide\nCAM_BACK:\n  K: [[1, 0, 2], [0, 1, 2], [0, 0, 1]]\n  image_size: [48]\n"
+        "  distortion: {model: radtan, coefficients: [0.1, 0, 0, 0]}\n"
+    )
+    return [
+        "cameras.yaml: camera CAM_FRONT: unknown field lens",
+        "camera CAM_FRONT: K: want [fx, fy, cx, cy] or a 3x3 list of rows, got [1, 2, 3]",
+        "camera CAM_FRONT: T_ego_from_cam: not rigid",
+        "camera CAM_BACK: image_size: want [H, W]",
+        "camera CAM_BACK: distortion: the images are distorted (radtan",
+        "camera CAM_BACK: T_ego_from_cam / T_lidar_from_cam: missing",
+    ]
+
+
+def _no_yaml(folder):
+    (folder / "cameras.yaml").unlink()
+    return ["cameras.yaml: no such file", "holds camera folders"]
+
+
+def _stray_folder(folder):
+    (folder / "images" / "CAM_TOP").mkdir()
+    return ["images/CAM_TOP: a folder of images of no camera of"]
+
+
+def _no_folder(folder):
+    shutil.rmtree(folder / "images" / "CAM_BACK")
+    return ["cameras.yaml: camera CAM_BACK: no folder"]
+
+
+def _other_size(folder):
+    text = (folder / "cameras.yaml").read_text().replace("- 48\n  - 80", "- 48\n  - 81", 1)
+    (folder / "cameras.yaml").write_text(text)
+    return ["camera CAM_FRONT: image_size [48, 81], but", "is [48, 80] (H, W)"]
+
+
+def _not_a_stamp(folder):
+    for f in (folder / "images" / "CAM_FRONT").iterdir():
+        f.rename(f.with_name("front_" + f.name))
+    return ["front_1600000000.5.jpg: names neither a scan", "nor a stamp"]
+
+
+@pytest.mark.parametrize("spoil", [_yaml_fields, _no_yaml, _stray_folder, _no_folder, _other_size, _not_a_stamp])
+def test_bad_cameras_are_refused_in_one_line_naming_the_file_camera_and_field(world, tmp_path, capsys, spoil):
+    folder = _folder(world, tmp_path / "scans", [".npy"])
+    _add_cameras(world, folder)
+    if spoil is _not_a_stamp:  # no image named after a scan: by time, and this one is no stamp
+        for cam in (folder / "images").iterdir():
+            for f in cam.iterdir():
+                f.rename(f.with_name(f"{1600000000 + int(f.stem)}.5{f.suffix}"))
+    words = spoil(folder)
+    capsys.readouterr()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["label", "--data", str(folder), "--out", str(tmp_path / "lab"), "--keyframe-every", "3"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert all(w in err for w in words), err
+    assert not (tmp_path / "lab").exists()

@@ -260,7 +260,7 @@ def match_images(
             if any(s is None for s in stamps):
                 bad = next(p for p, s in zip(fs, stamps) if s is None)
                 raise ValueError(
-                    f"{bad}: names neither a scan (no image of images/{cam} has a scan's name) nor a stamp "
+                    f"{bad}: names neither a scan (no image in images/ has a scan's name) nor a stamp "
                     "(seconds 1600000000.123456, or whole nano-, micro-, milliseconds or seconds)"
                 )
             whole = [s for s in stamps if s[1]]

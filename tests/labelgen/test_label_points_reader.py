@@ -425,9 +425,9 @@ def test_scans_are_taken_in_the_natural_order_of_their_names(world, tmp_path):
     shutil.copytree(plain, named)
     for i in range(13):
         (named / f"{i:06d}.npy").rename(named / f"scan_{i}.npy")
-    (a_rec, a), (b_rec, b) = _record(plain, keyframe_every=3), _record(named, keyframe_every=3)
+    (_, a), (b_rec, b) = _record(plain, keyframe_every=3), _record(named, keyframe_every=3)
     assert [s.token for s in b.sweeps] == [f"scan_{i}" for i in range(13)]  # scan_2 before scan_10
-    assert "in the order of the numbers in their names (scan_0.npy .. scan_12.npy)" in b_rec.describe
+    assert "in the order of their names, numbers by value (scan_0.npy .. scan_12.npy)" in b_rec.describe
     for x, y in zip(a.sweeps, b.sweeps):
         assert np.array_equal(x.points, y.points) and np.array_equal(x.T_global_from_ego, y.T_global_from_ego)
         assert (x.timestamp, x.keyframe) == (y.timestamp, y.keyframe)
@@ -512,7 +512,16 @@ def _yaml_fields(folder):
 
 def _no_yaml(folder):
     (folder / "cameras.yaml").unlink()
-    return ["cameras.yaml: no such file", "holds camera folders"]
+    return ["cameras.yaml: no such file", "holds camera folders (CAM_BACK, CAM_BACK_LEFT"]
+
+
+def _loose_images(folder):
+    (folder / "cameras.yaml").unlink()
+    for f in (folder / "images" / "CAM_FRONT").iterdir():  # one camera's images straight in images/
+        f.rename(folder / "images" / f.name)
+    for cam in [p for p in (folder / "images").iterdir() if p.is_dir()]:
+        shutil.rmtree(cam)
+    return ["cameras.yaml: no such file", "holds images (000000.jpg, ...): each camera's images go in images/<camera>/"]
 
 
 def _stray_folder(folder):
@@ -537,7 +546,15 @@ def _not_a_stamp(folder):
     return ["front_1600000000.5.jpg: names neither a scan", "nor a stamp"]
 
 
-@pytest.mark.parametrize("spoil", [_yaml_fields, _no_yaml, _stray_folder, _no_folder, _other_size, _not_a_stamp])
+def _twice(folder):
+    f = next((folder / "images" / "CAM_BACK").iterdir())
+    shutil.copy(f, f.with_suffix(".png"))
+    return [f"images/CAM_BACK: {f.name} and {f.stem}.png are one image's name twice"]
+
+
+@pytest.mark.parametrize(
+    "spoil", [_yaml_fields, _no_yaml, _loose_images, _stray_folder, _no_folder, _other_size, _not_a_stamp, _twice]
+)
 def test_bad_cameras_are_refused_in_one_line_naming_the_file_camera_and_field(world, tmp_path, capsys, spoil):
     folder = _folder(world, tmp_path / "scans", [".npy"])
     _add_cameras(world, folder)

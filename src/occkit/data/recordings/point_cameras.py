@@ -211,7 +211,9 @@ def image_size(f: Path) -> tuple[int, int]:
         with Image.open(f) as im:
             w, h = im.size
     except Exception as e:  # noqa: BLE001 - PIL's errors of a bad file are many
-        raise ValueError(f"{f}: cannot be read as an image ({type(e).__name__}: {str(e).splitlines()[0][:80]})") from None
+        raise ValueError(
+            f"{f}: cannot be read as an image ({type(e).__name__}: {str(e).splitlines()[0][:80]})"
+        ) from None
     return int(h), int(w)
 
 
@@ -241,6 +243,12 @@ def match_images(
     import numpy as np
 
     stems = {s for s, _ in scans}
+    for cam, fs in files.items():
+        seen: dict[str, Path] = {}
+        for p in fs:
+            if p.stem in seen:
+                raise ValueError(f"{p.parent}: {seen[p.stem].name} and {p.name} are one image's name twice")
+            seen[p.stem] = p
     by_name = any(p.stem in stems for fs in files.values() for p in fs)
     out: dict[str, dict[str, Path]] = {scans[k][0]: {} for k in keyframes}
     if by_name:

@@ -400,7 +400,7 @@ class PointsReader(RecordingReader):
         used = f"the first {len(files)} of {len(poses)}" if len(poses) > len(files) else f"{len(poses)}"
         order = f"{files[0].name} .. {files[-1].name}" if len(files) > 1 else files[0].name
         self.describe = (
-            f"point files {path}: {len(files)} scans in the order of the numbers in their names ({order}), {used} "
+            f"point files {path}: {len(files)} scans in the order of their names, numbers by value ({order}), {used} "
             f"{kind.upper()} poses of {poses_file.name}"
             + (" (--rate not used: TUM rows carry their own times)" if kind == "tum" and rate is not None else "")
             + (", points in the world frame (--points-frame world)" if options.points_frame == "world" else "")
@@ -416,12 +416,19 @@ class PointsReader(RecordingReader):
         from occkit.data.scene_record import Camera
 
         folder, yaml_file = self.source / "images", self.source / "cameras.yaml"
-        subs = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        subs = (
+            sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            if folder.is_dir()
+            else []
+        )
         if not yaml_file.is_file():
-            if subs:
+            loose = image_files(folder) if folder.is_dir() else []
+            if subs or loose:
+                held = f"camera folders ({', '.join(subs[:6])})" if subs else f"images ({loose[0].name}, ...)"
                 raise ValueError(
-                    f"{yaml_file}: no such file, and {folder} holds camera folders ({', '.join(subs[:6])}): "
-                    "cameras.yaml gives each camera's K and pose (docs/labels.md, 'A folder of point files')"
+                    f"{yaml_file}: no such file, and {folder} holds {held}: each camera's images go in "
+                    "images/<camera>/, and cameras.yaml gives its K and pose (docs/labels.md, 'A folder of point "
+                    "files')"
                 )
             return {}, ""
         specs = read_cameras(yaml_file, self.T_el)

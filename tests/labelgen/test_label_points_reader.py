@@ -570,3 +570,19 @@ def test_bad_cameras_are_refused_in_one_line_naming_the_file_camera_and_field(wo
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert all(w in err for w in words), err
     assert not (tmp_path / "lab").exists()
+
+
+def test_the_rig_to_points_tool_writes_the_cameras_a_point_folder_takes(world, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rig_to_points", Path(__file__).parents[2] / "tools/rig_to_points.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    lidar = tool.write_points(world / "rig", "scene-0000", tmp_path / "scans", ".npy", "tum", cameras=True)
+    rec, r = _record(tmp_path / "scans", keyframe_every=3, lidar_pose=lidar)
+    cams = json.loads((world / "rig" / "rig.json").read_text())["cameras"]
+    assert list(r.cameras) == list(cams) and sorted(rec.images) == ["000000", "000003"]
+    for name, c in cams.items():
+        assert np.array_equal(r.cameras[name].K, np.asarray(c["intrinsic"])) and r.cameras[name].image_size == (48, 80)
+        assert np.allclose(r.cameras[name].T_ego_from_cam, _matrix(c), rtol=0, atol=1e-12)
+        assert all((tmp_path / "scans" / rec.images[k][name]).is_file() for k in rec.images)

@@ -163,39 +163,41 @@ def read_cameras(path: Path, T_ego_from_lidar: Any) -> dict[str, dict[str, Any]]
     if not isinstance(data, dict) or not data:
         raise ValueError(f"{path}: want a mapping of camera name to its fields ({', '.join(FIELDS)}), got {data!r:.60}")
     errs: list[str] = []
-    out: dict[str, dict[str, Any]] = {}
-    for name, c in data.items():
-        at = f"camera {name}"
-        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-            errs.append(f"{at}: a camera's name is one folder name (of images/)")
-            continue
-        if not isinstance(c, dict):
-            errs.append(f"{at}: want a mapping of its fields ({', '.join(FIELDS)}), got {str(c)[:60]}")
-            continue
-        unknown = [str(k) for k in c if k not in FIELDS]
-        if unknown:
-            errs.append(f"{at}: unknown field {', '.join(unknown)} (the fields: {', '.join(FIELDS)})")
-        K = _intrinsic(c["K"], errs, f"{at}: K") if "K" in c else None
-        if "K" not in c:
-            errs.append(f"{at}: K: missing ([fx, fy, cx, cy] or a 3x3 list of rows)")
-        size = _image_size(c["image_size"], errs, f"{at}: image_size") if "image_size" in c else None
-        if "distortion" in c and c["distortion"] is not None:
-            _distortion(c["distortion"], errs, f"{at}: distortion")
-        placed = [k for k in ("T_ego_from_cam", "T_lidar_from_cam") if k in c]
-        if len(placed) != 1:
-            errs.append(
-                f"{at}: T_ego_from_cam / T_lidar_from_cam: "
-                + ("give one, not both" if placed else "missing (the camera on the vehicle, or on the LiDAR)")
-            )
-            continue
-        T = _transform(c[placed[0]], errs, f"{at}: {placed[0]}")
-        if T is not None and placed[0] == "T_lidar_from_cam":
-            T = T_ego_from_lidar @ T
-        if K is not None and T is not None:
-            out[name] = {"K": K, "T_ego_from_cam": T, "image_size": size}
+    out = {str(name): cam for name, c in data.items() if (cam := _camera(name, c, T_ego_from_lidar, errs))}
     if errs:
         raise ValueError(f"{path}: " + "; ".join(errs))
     return out
+
+
+def _camera(name: Any, c: Any, T_ego_from_lidar: Any, errs: list[str]) -> dict[str, Any] | None:
+    """One camera of ``cameras.yaml``, its bad fields said in ``errs`` (then None)."""
+    at = f"camera {name}"
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        errs.append(f"{at}: a camera's name is one folder name (of images/)")
+        return None
+    if not isinstance(c, dict):
+        errs.append(f"{at}: want a mapping of its fields ({', '.join(FIELDS)}), got {str(c)[:60]}")
+        return None
+    unknown = [str(k) for k in c if k not in FIELDS]
+    if unknown:
+        errs.append(f"{at}: unknown field {', '.join(unknown)} (the fields: {', '.join(FIELDS)})")
+    K = _intrinsic(c["K"], errs, f"{at}: K") if "K" in c else None
+    if "K" not in c:
+        errs.append(f"{at}: K: missing ([fx, fy, cx, cy] or a 3x3 list of rows)")
+    size = _image_size(c["image_size"], errs, f"{at}: image_size") if "image_size" in c else None
+    if "distortion" in c and c["distortion"] is not None:
+        _distortion(c["distortion"], errs, f"{at}: distortion")
+    placed = [k for k in ("T_ego_from_cam", "T_lidar_from_cam") if k in c]
+    if len(placed) != 1:
+        errs.append(
+            f"{at}: T_ego_from_cam / T_lidar_from_cam: "
+            + ("give one, not both" if placed else "missing (the camera on the vehicle, or on the LiDAR)")
+        )
+        return None
+    T = _transform(c[placed[0]], errs, f"{at}: {placed[0]}")
+    if T is not None and placed[0] == "T_lidar_from_cam":
+        T = T_ego_from_lidar @ T
+    return {"K": K, "T_ego_from_cam": T, "image_size": size} if K is not None and T is not None else None
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -240,18 +242,15 @@ def match_images(
     without an image})``. ``scans`` are ``(stem, time in microseconds)``; ``files`` each camera's images. By
     name when an image has a scan's stem, else by time: the image nearest a keyframe's time, within
     ``tolerance_us``, when every image name is a stamp; else a ``ValueError`` naming the folder."""
-    import numpy as np
-
     stems = {s for s, _ in scans}
-    for cam, fs in files.items():
+    for fs in files.values():
         seen: dict[str, Path] = {}
         for p in fs:
             if p.stem in seen:
                 raise ValueError(f"{p.parent}: {seen[p.stem].name} and {p.name} are one image's name twice")
             seen[p.stem] = p
-    by_name = any(p.stem in stems for fs in files.values() for p in fs)
     out: dict[str, dict[str, Path]] = {scans[k][0]: {} for k in keyframes}
-    if by_name:
+    if any(p.stem in stems for fs in files.values() for p in fs):
         for cam, fs in files.items():
             named = {p.stem: p for p in fs}
             for k in keyframes:
@@ -259,30 +258,43 @@ def match_images(
                     out[scans[k][0]][cam] = named[scans[k][0]]
         how = "by name (an image has its scan's name)"
     else:
-        times = np.array([t for _, t in scans], np.float64)
         units: set[str] = set()
         for cam, fs in files.items():
-            if not fs:
-                continue
-            stamps = [_stamp(p.stem) for p in fs]
-            if any(s is None for s in stamps):
-                bad = next(p for p, s in zip(fs, stamps) if s is None)
-                raise ValueError(
-                    f"{bad}: names neither a scan (no image in images/ has a scan's name) nor a stamp "
-                    "(seconds 1600000000.123456, or whole nano-, micro-, milliseconds or seconds)"
-                )
-            whole = [s for s in stamps if s[1]]
-            unit = "seconds"
-            if whole:  # the unit that puts the stamps nearest the scans' times
-                mid = float(np.median([s[0] for s in whole]))
-                unit = min(UNITS, key=lambda u: abs(mid * UNITS[u] - float(np.median(times))))
-                units.add(unit)
-            t = np.array([s[0] * UNITS[unit] if s[1] else s[0] for s in stamps], np.float64)
-            for k in keyframes:
-                j = int(np.argmin(np.abs(t - times[k])))
-                if abs(t[j] - times[k]) <= tolerance_us:
-                    out[scans[k][0]][cam] = fs[j]
+            for k, f in _by_time(scans, keyframes, cam, fs, tolerance_us, units).items():
+                out[scans[k][0]][cam] = f
         how = "by time (image names are stamps" + (f", whole ones in {', '.join(sorted(units))}" if units else "")
         how += f"; within {tolerance_us / 1e6:g} s of the scan)"
     missing = {cam: sum(cam not in out[scans[k][0]] for k in keyframes) for cam in files}
     return out, how, {c: n for c, n in missing.items() if n}
+
+
+def _by_time(
+    scans: list[tuple[str, int]], keyframes: list[int], cam: str, fs: list[Path], tolerance_us: float, units: set[str]
+) -> dict[int, Path]:
+    """The image of camera ``cam`` (its files ``fs``, named by stamps) nearest each keyframe's time, within
+    ``tolerance_us``: ``{keyframe index: file}``; the unit of whole-number stamps found is added to ``units``."""
+    import numpy as np
+
+    if not fs:
+        return {}
+    stamps = [_stamp(p.stem) for p in fs]
+    if any(s is None for s in stamps):
+        bad = next(p for p, s in zip(fs, stamps) if s is None)
+        raise ValueError(
+            f"{bad}: names neither a scan (no image in images/ has a scan's name) nor a stamp "
+            "(seconds 1600000000.123456, or whole nano-, micro-, milliseconds or seconds)"
+        )
+    times = np.array([t for _, t in scans], np.float64)
+    whole = [s[0] for s in stamps if s[1]]
+    unit = "seconds"
+    if whole:  # the unit that puts the stamps nearest the scans' times
+        mid = float(np.median(whole))
+        unit = min(UNITS, key=lambda u: abs(mid * UNITS[u] - float(np.median(times))))
+        units.add(unit)
+    t = np.array([s[0] * UNITS[unit] if s[1] else s[0] for s in stamps], np.float64)
+    out = {}
+    for k in keyframes:
+        j = int(np.argmin(np.abs(t - times[k])))
+        if abs(t[j] - times[k]) <= tolerance_us:
+            out[k] = fs[j]
+    return out

@@ -412,24 +412,11 @@ class PointsReader(RecordingReader):
         and :attr:`image_links`), and what the describe line says of them."""
         import numpy as np
 
-        from occkit.data.recordings.point_cameras import image_files, image_size, match_images, read_cameras
-        from occkit.data.scene_record import Camera
+        from occkit.data.recordings.point_cameras import image_files, match_images, read_cameras
 
         folder, yaml_file = self.source / "images", self.source / "cameras.yaml"
-        subs = (
-            sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-            if folder.is_dir()
-            else []
-        )
-        if not yaml_file.is_file():
-            loose = image_files(folder) if folder.is_dir() else []
-            if subs or loose:
-                held = f"camera folders ({', '.join(subs[:6])})" if subs else f"images ({loose[0].name}, ...)"
-                raise ValueError(
-                    f"{yaml_file}: no such file, and {folder} holds {held}: each camera's images go in "
-                    "images/<camera>/, and cameras.yaml gives its K and pose (docs/labels.md, 'A folder of point "
-                    "files')"
-                )
+        subs = _camera_folders(folder, yaml_file)
+        if subs is None:
             return {}, ""
         specs = read_cameras(yaml_file, self.T_el)
         lacking = [c for c in specs if c not in subs]
@@ -447,16 +434,7 @@ class PointsReader(RecordingReader):
         cameras = {}
         for c, spec in specs.items():
             first = next((images[s][c] for s, _ in (scans[k] for k in keys) if c in images[s]), None)
-            size = image_size(first) if first is not None else None
-            if spec["image_size"] is not None and size is not None and tuple(spec["image_size"]) != size:
-                raise ValueError(
-                    f"{yaml_file}: camera {c}: image_size {list(spec['image_size'])}, but {first} is {list(size)} "
-                    "(H, W)"
-                )
-            size = spec["image_size"] or size
-            if size is None:
-                raise ValueError(f"{yaml_file}: camera {c}: image_size not given, and no keyframe has its image")
-            cameras[c] = Camera(name=c, K=spec["K"], T_ego_from_cam=spec["T_ego_from_cam"], image_size=size)
+            cameras[c] = _camera(c, spec, first, yaml_file)
         self.images = {s: {c: f"images/{c}/{p.name}" for c, p in cams.items()} for s, cams in images.items()}
         self.image_links = {"images": folder}
         lack = "".join(f"; {c}: no image for {n} of {len(keys)} keyframes" for c, n in missing.items())
@@ -478,6 +456,42 @@ class PointsReader(RecordingReader):
             self.cameras,
             o.points_frame == "world",
         )
+
+
+def _camera_folders(folder: Path, yaml_file: Path) -> list[str] | None:
+    """The camera folders of ``images/`` (hidden ones aside), or None where there are no cameras: no
+    ``cameras.yaml`` and no images (images without it are refused in one line)."""
+    from occkit.data.recordings.point_cameras import image_files
+
+    subs = (
+        sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
+    )
+    if yaml_file.is_file():
+        return subs
+    loose = image_files(folder) if folder.is_dir() else []
+    if subs or loose:
+        held = f"camera folders ({', '.join(subs[:6])})" if subs else f"images ({loose[0].name}, ...)"
+        raise ValueError(
+            f"{yaml_file}: no such file, and {folder} holds {held}: each camera's images go in images/<camera>/, "
+            "and cameras.yaml gives its K and pose (docs/labels.md, 'A folder of point files')"
+        )
+    return None
+
+
+def _camera(name: str, spec: dict[str, Any], first: Path | None, yaml_file: Path) -> Any:
+    """A camera of ``cameras.yaml`` with its image size: the one given, checked against its first keyframe
+    image ``first``, or that image's."""
+    from occkit.data.recordings.point_cameras import image_size
+    from occkit.data.scene_record import Camera
+
+    size = image_size(first) if first is not None else None
+    given = spec["image_size"]
+    if given is not None and size is not None and tuple(given) != size:
+        raise ValueError(f"{yaml_file}: camera {name}: image_size {list(given)}, but {first} is {list(size)} (H, W)")
+    size = given or size
+    if size is None:
+        raise ValueError(f"{yaml_file}: camera {name}: image_size not given, and no keyframe has its image")
+    return Camera(name=name, K=spec["K"], T_ego_from_cam=spec["T_ego_from_cam"], image_size=tuple(size))
 
 
 def _scene(

@@ -1,16 +1,19 @@
 """A folder of point files with a poses file as a recording (docs/labels.md, "A folder of point files").
 
-``--data FOLDER`` holds one scan a file, taken in the order of their names: ``.bin`` (float32 x y z
-intensity, KITTI's), ``.npy`` (``(N, 3+)``: x y z [intensity]), ``.pcd`` (through pypcd4), ``.ply``
-(a vertex element, ascii or binary, read by :func:`read_ply` here: no dependency) and ``.las`` /
-``.laz`` (through laspy). Point labels come from the field ``--label-field`` (default ``label``) of a
-``.pcd``, ``.ply`` or ``.las`` that has it. The poses file (``--poses``, default ``FOLDER/poses.txt``)
-gives each scan's pose in the world, one row a scan in the same order: KITTI's 12 numbers (a 3 x 4
-matrix, row-major) or TUM's ``t x y z qx qy qz qw`` (seconds, metres, quaternion), told apart by the
-number of columns; a KITTI file's scans are ``1 / --rate`` seconds apart. The poses are the scans'
-(the LiDAR's) as a LiDAR odometry (KISS-ICP) writes them; ``--lidar-pose`` places the LiDAR on the
-vehicle (``T_ego_from_lidar``; default: the ego frame is the LiDAR's). One scene, named after the folder
-(or ``--scene-name``).
+``--data FOLDER`` holds one scan a file, taken in the natural order of their names (numbers by value:
+``scan_2`` before ``scan_10``): ``.bin`` (float32 x y z intensity, KITTI's), ``.npy`` (``(N, 3+)``: x y z
+[intensity]), ``.pcd`` (through pypcd4), ``.ply`` (a vertex element, ascii or binary, read by :func:`read_ply`
+here: no dependency) and ``.las`` / ``.laz`` (through laspy). Points that are no return (NaN, infinite, or
+0 0 0) are dropped and counted in the scene's notes. Point labels come from the field ``--label-field``
+(default ``label``) of a ``.pcd``, ``.ply`` or ``.las`` that has it. The poses file (``--poses``, default
+``FOLDER/poses.txt``) gives each scan's pose in the world, one row a scan in the same order: KITTI's 12
+numbers (a 3 x 4 matrix, row-major) or TUM's ``t x y z qx qy qz qw`` (seconds, metres, quaternion), told
+apart by the number of columns; a KITTI file's scans are ``1 / --rate`` seconds apart. The poses are the
+scans' (the LiDAR's) as a LiDAR odometry (KISS-ICP) writes them; ``--lidar-pose`` places the LiDAR on the
+vehicle (``T_ego_from_lidar``; default: the ego frame is the LiDAR's). ``--points-frame world`` takes
+georeferenced points (in the poses' world frame) into each scan's sensor frame in float64. Cameras:
+``cameras.yaml`` and ``images/<camera>/`` (:mod:`occkit.data.recordings.point_cameras`). One scene, named
+after the folder (or ``--scene-name``).
 """
 
 from __future__ import annotations

@@ -586,3 +586,20 @@ def test_the_rig_to_points_tool_writes_the_cameras_a_point_folder_takes(world, t
         assert np.array_equal(r.cameras[name].K, np.asarray(c["intrinsic"])) and r.cameras[name].image_size == (48, 80)
         assert np.allclose(r.cameras[name].T_ego_from_cam, _matrix(c), rtol=0, atol=1e-12)
         assert all((tmp_path / "scans" / rec.images[k][name]).is_file() for k in rec.images)
+
+
+def test_cameras_yaml_takes_numbers_yaml_reads_as_text_and_a_camera_named_by_a_number(tmp_path):
+    from occkit.data.recordings.point_cameras import read_cameras
+
+    f = tmp_path / "cameras.yaml"  # YAML 1.1 leaves 1e3 and 5.0e2 (no exponent sign) as text
+    f.write_text(
+        "0:\n  K: [1e3, 1e3, 5.0e2, 2.5e+2]\n  T_lidar_from_cam: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0.5]]\n"
+    )
+    T_el = np.eye(4)
+    T_el[2, 3] = 1.5
+    cams = read_cameras(f, T_el)
+    assert list(cams) == ["0"] and cams["0"]["K"].tolist() == [[1e3, 0, 5e2], [0, 1e3, 2.5e2], [0, 0, 1]]
+    assert cams["0"]["T_ego_from_cam"][2, 3] == 2.0 and cams["0"]["image_size"] is None
+    f.write_text("0:\n  K: [1e3, nan, 5.0e2, 2.5e+2]\n  T_ego_from_cam: [[1, 0, 0, 0], [0, 1, 0, 0]]\n")
+    with pytest.raises(ValueError, match=r"camera 0: K: want 4 finite numbers.*; camera 0: T_ego_from_cam: want \{"):
+        read_cameras(f, T_el)

@@ -46,6 +46,8 @@ def _numbers(v: Any, n: int | tuple[int, ...], errs: list[str], at: str) -> list
     import math
 
     counts = (n,) if isinstance(n, int) else n
+    if isinstance(v, list):  # YAML 1.1 reads 1e3 and 1.5e-3 (no dot, or no exponent sign) as text
+        v = [_float_text(x) if isinstance(x, str) else x for x in v]
     ok = isinstance(v, list) and len(v) in counts
     ok = ok and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
     if not ok:
@@ -53,6 +55,14 @@ def _numbers(v: Any, n: int | tuple[int, ...], errs: list[str], at: str) -> list
         errs.append(f"{at}: want {want} finite numbers, got {str(v)[:60]}")
         return None
     return [float(x) for x in v]
+
+
+def _float_text(x: str) -> float | str:
+    """A number written as text (``1e3``, which YAML 1.1 leaves a string) as a float; other text as it is."""
+    try:
+        return float(x)
+    except ValueError:
+        return x
 
 
 def _matrix_rows(v: Any, rows: int, cols: int, errs: list[str], at: str) -> Any:
@@ -163,7 +173,8 @@ def read_cameras(path: Path, T_ego_from_lidar: Any) -> dict[str, dict[str, Any]]
     if not isinstance(data, dict) or not data:
         raise ValueError(f"{path}: want a mapping of camera name to its fields ({', '.join(FIELDS)}), got {data!r:.60}")
     errs: list[str] = []
-    out = {str(name): cam for name, c in data.items() if (cam := _camera(name, c, T_ego_from_lidar, errs))}
+    names = [str(n) if isinstance(n, int) and not isinstance(n, bool) else n for n in data]  # a camera "0:"
+    out = {n: cam for n, c in zip(names, data.values()) if (cam := _camera(n, c, T_ego_from_lidar, errs))}
     if errs:
         raise ValueError(f"{path}: " + "; ".join(errs))
     return out

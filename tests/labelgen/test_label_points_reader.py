@@ -603,3 +603,53 @@ def test_cameras_yaml_takes_numbers_yaml_reads_as_text_and_a_camera_named_by_a_n
     f.write_text("0:\n  K: [1e3, nan, 5.0e2, 2.5e+2]\n  T_ego_from_cam: [[1, 0, 0, 0], [0, 1, 0, 0]]\n")
     with pytest.raises(ValueError, match=r"camera 0: K: want 4 finite numbers.*; camera 0: T_ego_from_cam: want \{"):
         read_cameras(f, T_el)
+
+
+@pytest.mark.parametrize(
+    "model, coeffs", [("plumb_bob", [-0.25, 0.06, 0.001, -0.002, 0.0]), ("fisheye", [0.1, -0.05, 0.01, 0.0])]
+)
+def test_distorted_images_undistorted_by_the_tool_put_points_where_the_new_k_does(tmp_path, model, coeffs):
+    cv2 = pytest.importorskip("cv2")
+    import importlib.util
+
+    import yaml
+
+    from occkit.data.recordings.registry import open_recording
+
+    spec = importlib.util.spec_from_file_location(
+        "undistort", Path(__file__).parents[2] / "tools/undistort_point_images.py"
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    data = tmp_path / "scans"
+    (data / "images" / "cam").mkdir(parents=True)
+    np.save(data / "000000.npy", np.array([[5.0, 0.0, 0.0, 1.0], [6.0, 1.0, 0.5, 1.0]], np.float32))
+    (data / "poses.txt").write_text("0.0 0 0 0 0 0 0 1\n")
+    H, W, K = 160, 240, np.array([[150.0, 0, 121.0], [0, 150.0, 79.0], [0, 0, 1]])
+    X = np.array([[x, y, 4.0] for x in np.linspace(-2.2, 2.2, 7) for y in np.linspace(-1.4, 1.4, 5)])  # camera frame
+    D = np.asarray(coeffs)
+    if model == "fisheye":
+        px = cv2.fisheye.projectPoints(X[None], np.zeros(3), np.zeros(3), K, D)[0][0]
+    else:
+        px = cv2.projectPoints(X, np.zeros(3), np.zeros(3), K, D)[0][:, 0]
+    img = np.zeros((H, W, 3), np.uint8)
+    for u, v in px:
+        cv2.circle(img, (int(round(u * 16)), int(round(v * 16))), 24, (255, 255, 255), -1, cv2.LINE_AA, shift=4)
+    cv2.imwrite(str(data / "images" / "cam" / "000000.png"), img)
+    T = [[0, 0, 1, 0], [-1, 0, 0, 0], [0, -1, 0, 1.5], [0, 0, 0, 1]]
+    cam = {"K": K.tolist(), "T_ego_from_cam": T, "distortion": {"model": model, "coefficients": coeffs}}
+    (data / "cameras.yaml").write_text(yaml.safe_dump({"cam": cam}))
+    with pytest.raises(ValueError, match="camera cam: distortion: the images are distorted"):
+        open_recording(data, None, {})
+    assert tool.undistort_folder(data, tmp_path / "pinhole") == {"cam": "undistorted"}
+    rec = open_recording(tmp_path / "pinhole", None, {})
+    newK = rec.read_scene(rec.scenes[0]).cameras["cam"].K
+    out = cv2.imread(str(tmp_path / "pinhole" / "images" / "cam" / "000000.png"), cv2.IMREAD_GRAYSCALE)
+    n, _, _, centres = cv2.connectedComponentsWithStats((out > 127).astype(np.uint8))
+    want = (X / X[:, 2:]) @ newK.T
+    inside = (want[:, 0] > 4) & (want[:, 0] < W - 5) & (want[:, 1] > 4) & (want[:, 1] < H - 5)
+    err = np.linalg.norm(centres[1:, None] - want[None, inside, :2], axis=2).min(0)
+    assert inside.sum() >= 20 and n - 1 >= inside.sum() and err.max() < 0.5, (int(inside.sum()), n, err.max())
+    raw = cv2.imread(str(data / "images" / "cam" / "000000.png"), cv2.IMREAD_GRAYSCALE)
+    _, _, _, dots = cv2.connectedComponentsWithStats((raw > 127).astype(np.uint8))
+    assert np.linalg.norm(dots[1:, None] - want[None, inside, :2], axis=2).min(0).max() > 2  # were elsewhere

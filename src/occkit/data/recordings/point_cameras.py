@@ -76,7 +76,9 @@ def _matrix_rows(v: Any, rows: int, cols: int, errs: list[str], at: str) -> Any:
     return None if any(r is None for r in out) else np.asarray(out, np.float64)
 
 
-def _intrinsic(v: Any, errs: list[str], at: str) -> Any:
+def intrinsic_matrix(v: Any, errs: list[str], at: str) -> Any:
+    """``K``: ``[fx, fy, cx, cy]`` or a 3x3 list of rows, as a ``(3, 3)`` float64 camera matrix (else None, an
+    error in ``errs``)."""
     import numpy as np
 
     from occkit.geometry.transforms import singular_intrinsic
@@ -141,20 +143,26 @@ def _image_size(v: Any, errs: list[str], at: str) -> tuple[int, int] | None:
     return int(v[0]), int(v[1])
 
 
-def _distortion(v: Any, errs: list[str], at: str) -> None:
-    """A distortion that is none (coefficients all 0) is taken; any other is refused (say how to undistort)."""
+def read_distortion(v: Any, errs: list[str], at: str) -> tuple[str, list[float]] | None:
+    """A camera's ``distortion`` field as ``(model, coefficients)``, checked (else an error in ``errs``)."""
     if not isinstance(v, dict) or set(map(str, v)) - {"model", "coefficients"} or "coefficients" not in v:
         errs.append(f"{at}: want {{model: NAME, coefficients: [...]}}, got {str(v)[:60]}")
-        return
+        return None
     model = str(v.get("model", "plumb_bob")).lower()
     if model not in DISTORTION_MODELS:
         errs.append(f"{at}.model: {model!r} is not one of {', '.join(DISTORTION_MODELS)}")
-        return
+        return None
     c = _numbers(v["coefficients"], DISTORTION_MODELS[model], errs, f"{at}.coefficients")
-    if c is not None and any(c):
+    return None if c is None else (model, c)
+
+
+def _distortion(v: Any, errs: list[str], at: str) -> None:
+    """A distortion that is none (coefficients all 0) is taken; any other is refused (say how to undistort)."""
+    d = read_distortion(v, errs, at)
+    if d is not None and any(d[1]):
         errs.append(
-            f"{at}: the images are distorted ({model} {c}); occkit takes pinhole images: undistort them first "
-            "(OpenCV's cv2.undistort, or cv2.fisheye.undistortImage, to a new K) and give that K with no distortion"
+            f"{at}: the images are distorted ({d[0]} {d[1]}); occkit takes pinhole images: undistort them first "
+            "(tools/undistort_point_images.py writes them with their new K) and give that K with no distortion"
         )
 
 
@@ -192,7 +200,7 @@ def _camera(name: Any, c: Any, T_ego_from_lidar: Any, errs: list[str]) -> dict[s
     unknown = [str(k) for k in c if k not in FIELDS]
     if unknown:
         errs.append(f"{at}: unknown field {', '.join(unknown)} (the fields: {', '.join(FIELDS)})")
-    K = _intrinsic(c["K"], errs, f"{at}: K") if "K" in c else None
+    K = intrinsic_matrix(c["K"], errs, f"{at}: K") if "K" in c else None
     if "K" not in c:
         errs.append(f"{at}: K: missing ([fx, fy, cx, cy] or a 3x3 list of rows)")
     size = _image_size(c["image_size"], errs, f"{at}: image_size") if "image_size" in c else None

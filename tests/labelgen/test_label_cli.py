@@ -256,4 +256,5 @@ def test_the_imperfect_recording_options_run_and_say_what_they_changed(world, tm
         )
         assert scene["box_refinement"]["boxes"] > 0 and "points_found_moving" in scene["found_moving"]
     cfg = json.loads((out / "annotations.json").read_text())["label_config"]
-    assert cfg["refine_poses"] and cfg["refine_boxes"] and cfg["find_moving"] and cfg["densify"] == "tsdf"
+    assert cfg["refine_poses"]["enabled"] and cfg["refine_boxes"]["enabled"] and cfg["find_moving"]["enabled"]
+    assert cfg["densify"]["method"] == "tsdf"

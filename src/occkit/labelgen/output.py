@@ -134,7 +134,7 @@ def _class_map_lut(path: Path, rec_classes: tuple[str, ...], table: tuple[str, .
     from types import SimpleNamespace
 
     from occkit.config import load_yaml
-    from occkit.formats.classmap import DROPPED, _side_lut, resolve_class_map
+    from occkit.formats.classmap import DROPPED, resolve_class_map, side_lut
 
     path = resolve_class_map(path)
     data = load_yaml(path)
@@ -157,7 +157,7 @@ def _class_map_lut(path: Path, rec_classes: tuple[str, ...], table: tuple[str, .
     if not isinstance(drop, dict) or set(drop) - {"from", "to"} or any(not isinstance(v, list) for v in drop.values()):
         raise ValueError(f"{path}: 'drop' must be {{from: [...], to: [...]}} (lists of class names), got {drop!r}")
     rig = SimpleNamespace(name="rig", classes=SimpleNamespace(names=rec_classes, free=None))
-    lut = _side_lut(path, rig, "from", common, drop)  # every recording class in one common class or dropped
+    lut = side_lut(path, rig, "from", common, drop)  # every recording class in one common class or dropped
     firsts = []
     for name, entry in common.items():
         to = entry.get("to")

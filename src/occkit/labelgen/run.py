@@ -12,16 +12,18 @@ from typing import Any
 
 import numpy as np
 
-#: Where a run keeps each finished scene's record (inside the output being written).
-STATE = ".label"
+from occkit.labelgen.resume import STATE
 
 
-def _safe(name: str, what: str) -> str:
+def safe_name(name: str, what: str) -> str:
     """``name`` when it can be one folder name under the output; else a one-line ValueError."""
     p = Path(name)
     if not name or p.is_absolute() or len(p.parts) != 1 or name in (".", ".."):
         raise ValueError(f"{what} {name!r} cannot name a folder under --out (absolute, empty or with a path in it)")
     return name
+
+
+_safe = safe_name
 
 
 def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:

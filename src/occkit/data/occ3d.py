@@ -10,6 +10,7 @@ Layout under ``root``::
                                 [scene_descriptions {scene: text}]            (synthetic addition)
     gts/<scene>/<token>/labels.npz   semantics, mask_lidar, mask_camera: uint8 (200, 200, 16)
     <img_path>                  camera images (JPEG or PNG), relative to root (or image_root)
+    <lidar_sensor.filename>     (occkit label) the keyframe's LiDAR sweep, a nuScenes .pcd.bin
     extras/<scene>/<token>/     (synthetic addition) <CAM>.npz {depth, semantics, instance},
                                 lidar.npz {points (P, 4), labels, instance}, objects.json,
                                 instances.npz {instance (200, 200, 16) int32}

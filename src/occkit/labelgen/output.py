@@ -358,10 +358,13 @@ def frame_labels(
     token: str,
     index: int,
     record: dict[str, Any],
+    sweep: Any = None,
 ) -> Any:
     """One keyframe's :class:`~occkit.formats.spec.FrameLabels` for the output's writer: the semantics in
-    the output table's ids, the masks the writer keeps, ``flow`` where made, and its index record (the
-    nuScenes family: the ``annotations.json`` entry; the KITTI family: sequence, frame, camera)."""
+    the output table's ids, the masks the writer keeps, ``flow`` where made, its index record (the
+    nuScenes family: the ``annotations.json`` entry; the KITTI family: sequence, frame, camera), and the
+    keyframe's own LiDAR sweep (``sweep``, a :class:`~occkit.data.scene_record.Sweep`) where the writer
+    writes it (:attr:`~occkit.formats.spec.LabelWriter.sensor_data`: :func:`pcd_rows`)."""
     from occkit.formats.spec import FrameLabels
 
     lut = np.asarray(target.to_output, np.uint8)
@@ -380,4 +383,17 @@ def frame_labels(
         masks={k: v for k, v in masks.items() if k in writer.masks},
         record=rec,
         fields=fields,
+        sensor_data={"lidar": pcd_rows(sweep)} if sweep is not None and "lidar" in writer.sensor_data else {},
     )
+
+
+def pcd_rows(sweep: Any) -> np.ndarray:
+    """A sweep's points as the rows of a nuScenes ``.pcd.bin``: ``(N, 5)`` float32 x, y, z in the LiDAR
+    frame, intensity (0 where the recording gives none), ring (0: a recording does not say the beam;
+    occkit's readers take the first four columns)."""
+    pts = np.asarray(sweep.points, np.float32)
+    rows = np.zeros((len(pts), 5), np.float32)
+    rows[:, :3] = pts
+    if sweep.intensity is not None:
+        rows[:, 3] = np.asarray(sweep.intensity, np.float32)
+    return rows

@@ -45,9 +45,9 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     src = job["recording"]
     target = job["target"]
     opt = job["options"]
-    opened = open_recording(src["source"], src["reader"], src["options"], src.get("scenes"), keep=True)  # once a worker
-    rec = opened.read_scene(job["scene"])
-    rec = remap_record(rec, target)
+    recording = open_recording(src["source"], src["reader"], src["options"], src.get("scenes"), keep=True)  # once
+    recorded = recording.read_scene(job["scene"])  # its sweeps as recorded: the LiDAR files written
+    rec = remap_record(recorded, target)
     warning = ground_warning(rec, target, tuple(opt.ground_classes))
     t0 = time.perf_counter()
     writer = get_format(target.format).writers.label_writer
@@ -59,18 +59,36 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     for i, (s, lab) in enumerate(zip(keys, labels)):
         token = _safe(s.token, f"scene {scene}: sweep token")
         record = _index_record(rec, job, keys, i, writer.family)
-        frame = frame_labels(target, writer, lab, scene, token, i, record)
+        frame = frame_labels(target, writer, lab, scene, token, i, record, recorded.sweeps[rec.keyframes[i]])
         files = writer.files(frame)
         for rel in files:
             inside_out(part, rel, f"{rec.source}: scene {scene!r}, token {token!r}")
         writer.write(part, frame)
         infos[token] = {"gt_path": files[0], "files": list(files), "token": frame.token, "record": frame.record}
+    _link_image_folders(part, recording.image_links, [f for info in infos.values() for f in info["files"]])
     report["seconds_total"] = round(time.perf_counter() - t0, 2)
     if warning:
         report["warnings"] = [warning]
     out = {"scene": scene, "infos": infos, "report": report}
     write_json_atomic(part / STATE / "scenes" / f"{scene}.json", out)
     return out
+
+
+def _link_image_folders(part: Path, links: dict[str, Any], written: list[str]) -> None:
+    """Where a writer wrote into a folder the output links whole to the recording's images (``samples``:
+    the keyframes' LiDAR files at ``samples/LIDAR_TOP/``), that folder is the output's own and each of the
+    recording's entries it lacks (``samples/CAM_FRONT``, ...) is linked into it instead, so that the index's
+    image paths still resolve and nothing is written into the recording."""
+    from occkit.formats._nusc_labels import _link
+
+    tops = {Path(f).parts[0] for f in written if len(Path(f).parts) > 1}
+    for name, folder in links.items():
+        src = Path(folder)
+        if name not in tops or not src.is_dir() or (part / name).is_symlink():
+            continue
+        for entry in sorted(src.iterdir()):
+            if not (part / name / entry.name).exists():
+                _link(entry, part / name / entry.name, part)
 
 
 def _index_record(rec: Any, job: dict[str, Any], keys: list[Any], i: int, family: str) -> dict[str, Any]:

@@ -172,6 +172,9 @@ class FrameLabels:
             2)`` float, the voxels' motion), each ``(X, Y, Z, ...)`` on the format's grid. A target
             keeps those its :attr:`LabelWriter.fields` names (on one grid; never resampled); ``occkit
             convert`` reports the others as dropped, and the conversion is then not lossless.
+        scan: ``(N, 4)`` float32 x y z intensity, the frame's LiDAR scan in the label frame's LiDAR, where the
+            frame has one and no file of it (``occkit label``'s keyframes): written where the layout keeps
+            scans (the KITTI layouts' ``velodyne`` files, and the input occupancy voxelised from it); None: none.
     """
 
     token: str
@@ -182,6 +185,7 @@ class FrameLabels:
     sensor_files: dict[str, Path] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, np.ndarray] = field(default_factory=dict)
+    scan: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     from occkit.fileio import write_json_atomic
     from occkit.formats import get_format
     from occkit.formats.spec import inside_out
-    from occkit.labelgen.output import T_ego_from_grid, frame_labels, ground_warning, remap_record
+    from occkit.labelgen.output import T_ego_from_grid, frame_labels, ground_warning, keyframe_scan, remap_record
     from occkit.labelgen.pipeline import label_scene
 
     torch.set_num_threads(1)
@@ -44,6 +44,7 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     target = job["target"]
     opt = job["options"]
     rec = open_recording(src["source"], src["reader"], src["options"]).read_scene(job["scene"])
+    recorded = {rec.sweeps[k].token: rec.sweeps[k] for k in rec.keyframes}  # the scans as recorded
     rec = remap_record(rec, target)
     warning = ground_warning(rec, target, tuple(opt.ground_classes))
     t0 = time.perf_counter()
@@ -56,7 +57,8 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     for i, (s, lab) in enumerate(zip(keys, labels)):
         token = _safe(s.token, f"scene {scene}: sweep token")
         record = _index_record(rec, job, keys, i, writer.family)
-        frame = frame_labels(target, writer, lab, scene, token, i, record)
+        scan = keyframe_scan(recorded[s.token]) if writer.family == "kitti" else None
+        frame = frame_labels(target, writer, lab, scene, token, i, record, scan)
         files = writer.files(frame)
         for rel in files:
             inside_out(part, rel, f"{rec.source}: scene {scene!r}, token {token!r}")
@@ -73,22 +75,15 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
 def _index_record(rec: Any, job: dict[str, Any], keys: list[Any], i: int, family: str) -> dict[str, Any]:
     """What the output's index holds of keyframe ``i``: the nuScenes family's ``annotations.json`` entry
     (cameras, poses, the LiDAR's extrinsic, token and file name, the scene as ``scene_token``); the KITTI
-    family's camera (``K``, ``T_cam_from_lidar``, image size: the first camera's; none: the identity)."""
+    family's (:func:`occkit.labelgen.output.kitti_index_record`)."""
     import numpy as np
 
     s = keys[i]
     token = s.token
     if family == "kitti":
-        cam = next(iter(rec.cameras.values()), None)
-        T_el = np.asarray(rec.lidars[s.sensor], np.float64)
-        if cam is None:
-            return {"K": np.eye(3).tolist(), "T_cam_from_lidar": np.eye(4).tolist(), "image_size": None}
-        T = np.linalg.inv(np.asarray(cam.T_ego_from_cam, np.float64)) @ T_el
-        return {
-            "K": np.round(cam.K, 6).tolist(),
-            "T_cam_from_lidar": np.round(T, 9).tolist(),
-            "image_size": list(cam.image_size),
-        }
+        from occkit.labelgen.output import kitti_index_record
+
+        return kitti_index_record(rec, s)
     ego = _pose(s.T_global_from_ego)
     return {
         "timestamp": int(s.timestamp),

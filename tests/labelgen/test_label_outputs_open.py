@@ -2,7 +2,8 @@
 without cameras, written in each ``--to`` layout, are read by ``stats``, ``show`` (the occupancy panels alone,
 said in one line), ``view --html`` and ``eval --gt`` (the labels scored against themselves); the KITTI layouts
 carry the keyframes' scans, their poses and a ``frames.txt`` naming each frame's scan; ``--quality``'s rays
-are scored in every layout. One scene of a tiny world, the ``naive`` preset."""
+are scored in every layout. One scene of a tiny world, the ``naive`` preset. Occ3D's layout (the default) is
+tests/labelgen/test_label_opens.py's."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 from occkit.cli import main
 
-LAYOUTS = ("occ3d", "surroundocc", "openoccupancy", "semantickitti", "kitti360")
+LAYOUTS = ("surroundocc", "openoccupancy", "semantickitti", "kitti360")
 NUSC = ("barrier", "bicycle", "bus", "car", "construction_vehicle", "motorcycle", "pedestrian", "traffic_cone")
 NUSC += ("trailer", "truck", "driveable_surface", "other_flat", "sidewalk", "terrain", "vegetation")
 #: the rig's (Occ3D's) classes onto the KITTI layouts' (both name these classes alike)
@@ -69,10 +70,8 @@ def labels(rig, tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("labels")
     out = {}
     for to in LAYOUTS:
-        extra = []
-        if to != "occ3d":
-            (tmp / f"{to}.yaml").write_text(_class_map(to))
-            extra = ["--class-map", tmp / f"{to}.yaml"]
+        (tmp / f"{to}.yaml").write_text(_class_map(to))
+        extra = ["--class-map", tmp / f"{to}.yaml"]
         rc, _, err = _run("label", "--data", rig, "--out", tmp / to, "--to", to, "--preset", "naive", *extra)
         assert rc == 0, err
         out[to] = tmp / to
@@ -102,8 +101,7 @@ def test_stats_show_view_and_eval_open_the_labels_of_a_camera_less_recording(lab
         if table.ignore is not None:
             sem = np.where(sem == table.ignore, table.free, sem).astype(np.uint8)
         fmt.predictions.write(tmp_path / "pred", f.token, sem)
-    mask = ["--mask", "lidar"] if to == "occ3d" else []  # Occ3D's camera mask holds no voxel without cameras
-    rc, out, err = _run("eval", "--gt", lab, "--pred", tmp_path / "pred", "--split", "all", "--no-progress", *mask)
+    rc, out, err = _run("eval", "--gt", lab, "--pred", tmp_path / "pred", "--split", "all", "--no-progress")
     assert rc == 0, err
     iou = [ln for ln in out.splitlines() if ln.startswith(("completion_iou", "geometry_iou"))]
     assert iou and iou[0].split()[-1] == "100.00", out
@@ -163,8 +161,7 @@ def test_quality_scores_the_rays_in_every_layout(rig, labels, to, one_torch_thre
 
     lab = labels[to]
     recording = open_recording(rig, None, {})
-    cmap = lab.parent / f"{to}.yaml" if to != "occ3d" else None
-    target = plan_target(to, cmap, None, tuple(recording.classes))
+    target = plan_target(to, lab.parent / f"{to}.yaml", None, tuple(recording.classes))
     done = {"scene-0000": read_json(lab / ".label" / "scenes" / "scene-0000.json")}
     r = score_output(recording, lab, done, ["scene-0000"], target)["rays"]
     assert r["keyframes"] == 2 and r["rays"] > 1000

@@ -343,7 +343,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     from occkit.config import to_dict
     from occkit.fileio import write_json_atomic, write_text_atomic
     from occkit.labelgen import report
-    from occkit.labelgen.run import finish_output, summarise
+    from occkit.labelgen.run import finish_output, quality_figures, summarise
     from occkit.locks import locked_output
     from occkit.output_folders import check_output_folder
     from occkit.outputs import check_own_files, check_writable_place, resumable_folder
@@ -360,11 +360,6 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     target = plan_output(args, rec, opt)  # the classes, grid and layout written, checked before any folder
     _check_ground_classes(args, opt, target.classes)
     truth_lacks = report.truth_lacks(args.data, scenes) if args.quality else None
-    if truth_lacks and not report.rays_scored(target):
-        raise ValueError(
-            f"--quality: {truth_lacks}; and the labels along the LiDAR rays are scored in Occ3D's layout only "
-            f"(--to {target.format}): label with --to {report.default_layout()} to score them"
-        )
     if truth_lacks:
         print(f"label: --quality: {truth_lacks}", flush=True)
     elif args.quality:
@@ -398,7 +393,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
         reports = [done[s]["report"] for s in scenes]
         summary = summarise(reports)
         if args.quality:
-            quality = report.quality_figures(args.data, rec, part, scenes, done, opt, target, truth_lacks is None)
+            quality = quality_figures(args.data, rec, part, scenes, done, opt, target, truth_lacks is None)
             write_json_atomic(part / "quality.json", quality)
             write_text_atomic(part / "quality.md", report.quality_markdown(quality, _command_line(args)))
             summary["quality"] = quality

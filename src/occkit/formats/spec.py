@@ -176,6 +176,9 @@ class FrameLabels:
             them (:attr:`LabelWriter.sensor_data`): ``lidar``, ``(N, 5)`` float32 rows of a nuScenes
             ``.pcd.bin`` (x, y, z in the LiDAR frame, intensity, ring), the keyframe's own sweep, as ``occkit
             label`` gives it (``occkit convert`` links the source's file instead: :attr:`sensor_files`).
+        scan: ``(N, 4)`` float32 x y z intensity, the frame's LiDAR scan in the label frame's LiDAR, where the
+            frame has one and no file of it (``occkit label``'s keyframes): written where the layout keeps
+            scans (the KITTI layouts' ``velodyne`` files, and the input occupancy voxelised from it); None: none.
     """
 
     token: str
@@ -187,6 +190,7 @@ class FrameLabels:
     record: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, np.ndarray] = field(default_factory=dict)
     sensor_data: dict[str, np.ndarray] = field(default_factory=dict)
+    scan: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

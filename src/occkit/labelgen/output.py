@@ -362,9 +362,11 @@ def frame_labels(
 ) -> Any:
     """One keyframe's :class:`~occkit.formats.spec.FrameLabels` for the output's writer: the semantics in
     the output table's ids, the masks the writer keeps, ``flow`` where made, its index record (the
-    nuScenes family: the ``annotations.json`` entry; the KITTI family: sequence, frame, camera), and the
-    keyframe's own LiDAR sweep (``sweep``, a :class:`~occkit.data.scene_record.Sweep`) where the writer
-    writes it (:attr:`~occkit.formats.spec.LabelWriter.sensor_data`: :func:`pcd_rows`)."""
+    nuScenes family: the ``annotations.json`` entry; the KITTI family: sequence, frame, camera, pose, stamp,
+    token), and the keyframe's own LiDAR sweep as recorded (``sweep``, a
+    :class:`~occkit.data.scene_record.Sweep`) where the layout keeps it: the nuScenes family's ``.pcd.bin``
+    (:attr:`~occkit.formats.spec.LabelWriter.sensor_data`: :func:`pcd_rows`), the KITTI layouts' scans
+    (:func:`keyframe_scan`)."""
     from occkit.formats.spec import FrameLabels
 
     lut = np.asarray(target.to_output, np.uint8)
@@ -384,6 +386,7 @@ def frame_labels(
         record=rec,
         fields=fields,
         sensor_data={"lidar": pcd_rows(sweep)} if sweep is not None and "lidar" in writer.sensor_data else {},
+        scan=keyframe_scan(sweep) if sweep is not None and writer.family == "kitti" else None,
     )
 
 
@@ -397,3 +400,38 @@ def pcd_rows(sweep: Any) -> np.ndarray:
     if sweep.intensity is not None:
         rows[:, 3] = np.asarray(sweep.intensity, np.float32)
     return rows
+
+
+# ---------------------------------------------------------------- the KITTI layouts' index and scans
+
+
+def kitti_index_record(rec: Any, sweep: Any) -> dict[str, Any]:
+    """What the KITTI layouts' writers (:mod:`occkit.formats._kitti_labels`) hold of a keyframe: its camera
+    (the rig's first: ``K``, ``T_cam_from_lidar``, the image size; a recording without cameras: ``K`` None
+    and the identity, camera 0 the LiDAR's frame), its pose ``T_world_from_lidar`` (the keyframe LiDAR's in
+    the recording's world: ``T_global_from_ego @ T_ego_from_lidar``, from which the sequence's poses are
+    written), its ``timestamp`` (microseconds) and ``token`` (``frames.txt``)."""
+    cam = next(iter(rec.cameras.values()), None)
+    T_el = np.asarray(rec.lidars[sweep.sensor], np.float64)
+    out: dict[str, Any] = {
+        "token": sweep.token,
+        "timestamp": int(sweep.timestamp),
+        "T_world_from_lidar": (np.asarray(sweep.T_global_from_ego, np.float64) @ T_el).tolist(),
+    }
+    if cam is None:
+        return {"K": None, "T_cam_from_lidar": np.eye(4).tolist(), "image_size": None, **out}
+    T = np.linalg.inv(np.asarray(cam.T_ego_from_cam, np.float64)) @ T_el
+    return {
+        "K": np.round(cam.K, 6).tolist(),
+        "T_cam_from_lidar": np.round(T, 9).tolist(),
+        "image_size": list(cam.image_size),
+        **out,
+    }
+
+
+def keyframe_scan(sweep: Any) -> np.ndarray:
+    """``(N, 4)`` float32 x y z intensity: the keyframe's scan as recorded, in its LiDAR's frame (the KITTI
+    layouts' velodyne frame), intensity 0 where the recording has none."""
+    points = np.asarray(sweep.points, np.float32).reshape(-1, 3)
+    intensity = sweep.intensity if sweep.intensity is not None else np.zeros(len(points), np.float32)
+    return np.concatenate([points, np.asarray(intensity, np.float32).reshape(-1, 1)], 1)

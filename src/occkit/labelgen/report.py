@@ -1,6 +1,6 @@
-"""What ``occkit label --quality`` reports (docs/labels.md, "Quality"): the labels scored against a synthetic
-world's exact occupancy where the recording is one, and along each keyframe's LiDAR rays (no truth needed) where
-the output is in the default layout; the figures as ``quality.json``, ``quality.md`` and the lines said."""
+"""What ``occkit label --quality`` reports (docs/labels.md, "Quality"): whether the recording holds a synthetic
+world's exact occupancy to score against, and the figures (:func:`occkit.labelgen.run.quality_figures`: against
+the truth, and along each keyframe's LiDAR rays in any layout) as ``quality.md`` and the lines said."""
 
 from __future__ import annotations
 
@@ -29,47 +29,6 @@ def truth_lacks(data: Path, scenes: list[str]) -> str | None:
     if lacking:
         return f"{data} holds no truth for scenes {lacking[:3]} (extras/<scene>/sweeps.json): {instead}"
     return None
-
-
-def rays_scored(target: Any) -> bool:
-    """Whether ``--quality`` scores the labels along the LiDAR rays: an output in the default layout (Occ3D's:
-    ``labels.npz`` on an ego-frame grid)."""
-    return target.frame == "ego" and target.format == default_layout()
-
-
-def default_layout() -> str:
-    """The layout ``occkit label`` writes by default (the registry's default format: Occ3D's)."""
-    from occkit.formats import default_format
-
-    return default_format().name
-
-
-def quality_figures(
-    data: Path, rec: Any, part: Path, scenes: list[str], done: Any, opt: Any, target: Any, truth: bool
-) -> dict[str, Any]:
-    """``--quality``'s figures: against the synthetic world's truth where ``truth`` (scored_against
-    "truth"), and the labels along each keyframe's LiDAR rays (``rays``; docs/labels.md) where the output is
-    in Occ3D's layout (an ego-frame grid of ``labels.npz``; other layouts: the truth alone)."""
-    from occkit.formats import get_format
-    from occkit.labelgen.consistency import score_labelled
-    from occkit.labelgen.run import score_run
-
-    out: dict[str, Any] = score_run(data, part, scenes, done, opt, target) if truth else {}
-    f = get_format(target.format)
-    if not rays_scored(target):
-        out["scored_against"] = "truth"
-        return out
-    out["scored_against"] = "truth and lidar rays" if truth else "lidar rays"
-    infos = {s: done[s]["infos"] for s in scenes}
-    free = f.classes.free
-    out["rays"] = score_labelled(rec, part, infos, scenes, target.grid, free)
-    if truth:  # the exact occupancy along the same rays: what voxels alone cost (grazing rays enter early)
-        from occkit.labelgen.truth import WorldTruth
-
-        world = WorldTruth(data)  # its root: the dataset, or its truth/ (a KITTI-layout world)
-        exact = score_labelled(rec, world.root, world.infos, scenes, f.grid, free)
-        out["rays_exact"] = {k: v for k, v in exact.items() if k != "per_keyframe"}
-    return out
 
 
 def rays_line(q: dict[str, Any], r: dict[str, Any]) -> str:

@@ -94,22 +94,15 @@ def _link_image_folders(part: Path, links: dict[str, Any], written: list[str]) -
 def _index_record(rec: Any, job: dict[str, Any], keys: list[Any], i: int, family: str) -> dict[str, Any]:
     """What the output's index holds of keyframe ``i``: the nuScenes family's ``annotations.json`` entry
     (cameras, poses, the LiDAR's extrinsic, token and file name, the scene as ``scene_token``); the KITTI
-    family's camera (``K``, ``T_cam_from_lidar``, image size: the first camera's; none: the identity)."""
+    family's (:func:`occkit.labelgen.output.kitti_index_record`)."""
     import numpy as np
 
     s = keys[i]
     token = s.token
     if family == "kitti":
-        cam = next(iter(rec.cameras.values()), None)
-        T_el = np.asarray(rec.lidars[s.sensor], np.float64)
-        if cam is None:
-            return {"K": np.eye(3).tolist(), "T_cam_from_lidar": np.eye(4).tolist(), "image_size": None}
-        T = np.linalg.inv(np.asarray(cam.T_ego_from_cam, np.float64)) @ T_el
-        return {
-            "K": np.round(cam.K, 6).tolist(),
-            "T_cam_from_lidar": np.round(T, 9).tolist(),
-            "image_size": list(cam.image_size),
-        }
+        from occkit.labelgen.output import kitti_index_record
+
+        return kitti_index_record(rec, s)
     ego = _pose(s.T_global_from_ego)
     return {
         "timestamp": int(s.timestamp),
@@ -261,17 +254,65 @@ def score_run(data: Path, part: Path, scenes: list[str], done: dict[str, Any], o
 
 def truth_classes(fmt: Any) -> Any:
     """The world's classes (Occ3D's) -> ``fmt``'s, as ``occkit convert`` maps them (by name, or the
-    shipped class map joining the tables); none: a one-line error."""
+    shipped class map joining the tables), or through a format that shipped maps join to both (Occ3D ->
+    SemanticKITTI -> SSCBench-KITTI-360: the same raw ids); none: a one-line error."""
+    from dataclasses import replace
+
     from occkit.convert.plan import class_conversion
     from occkit.formats import get_format
+    from occkit.formats.registry import format_names
     from occkit.formats.spec import ConvertError
 
+    world = get_format("occ3d")
     try:
-        return class_conversion(get_format("occ3d"), fmt, None)
+        return class_conversion(world, fmt, None)
     except (ConvertError, FileNotFoundError, ValueError) as e:
-        raise ValueError(
-            f"--quality: the world's truth (Occ3D's classes) cannot be put in {fmt.name}'s classes ({e})"
-        ) from None
+        why = e
+    for name in format_names():
+        if name in (world.name, fmt.name):
+            continue
+        try:
+            mid = get_format(name)
+            first, then = class_conversion(world, mid, None), class_conversion(mid, fmt, None)
+        except (ConvertError, FileNotFoundError, ValueError):
+            continue
+        # the middle table's ignored value goes to the target's (each lut maps its source's 256 ids)
+        dropped = tuple(
+            i
+            for i in range(world.classes.num_classes)
+            if then.lut[first.lut[i]] == (fmt.classes.ignore if fmt.classes.ignore is not None else 255)
+        )
+        return replace(then, lut=then.lut[first.lut], dropped=dropped, merged={}, split={})
+    raise ValueError(
+        f"--quality: the world's truth (Occ3D's classes) cannot be put in {fmt.name}'s classes ({why})"
+    ) from None
+
+
+def quality_figures(
+    data: Path, rec: Any, part: Path, scenes: list[str], done: dict[str, Any], opt: Any, target: Any, truth: bool
+) -> dict[str, Any]:
+    """``occkit label --quality``'s figures in any layout: against the synthetic world ``data``'s truth where
+    ``truth`` (:func:`score_run`), and the labels along each keyframe's LiDAR rays
+    (:func:`occkit.labelgen.consistency.score_output`: ``rays``; with the truth, ``rays_exact``: the exact
+    occupancy on the output's grid along the same rays); ``scored_against`` says which."""
+    from occkit.formats import get_format
+    from occkit.labelgen.consistency import score_output
+    from occkit.labelgen.truth import WorldTruth
+
+    out: dict[str, Any] = score_run(data, part, scenes, done, opt, target) if truth else {}
+    out["scored_against"] = "truth and lidar rays" if truth else "lidar rays"
+    exact = None
+    if truth:
+        world, fmt = WorldTruth(data), get_format(target.format)
+        conv = truth_classes(fmt)
+
+        def exact(scene: str, token: str) -> np.ndarray:
+            T = _grid_in_ego(world, scene, token, target)
+            tr, scored = truth_on_target(world.keyframe(scene, token, opt.free_window, T), target, conv, T, fmt.classes)
+            return np.where(scored, tr.semantics, fmt.classes.free)
+
+    out.update(score_output(rec, part, done, scenes, target, exact))
+    return out
 
 
 def _grid_in_ego(truth: Any, scene: str, token: str, target: Any) -> Any:

@@ -127,8 +127,8 @@ def test_workers_and_ray_equal_the_local_run_bit_for_bit(world, labelled, tmp_pa
 def test_a_ray_worker_that_dies_loses_only_its_scene(world, labelled, tmp_path, capsys, monkeypatch):
     """One Ray worker dies while the other scene is labelled: one line names its process, node and scene,
     the other scene finishes and is kept, the run ends with one error line and no traceback, and the rerun
-    labels only the lost scene (the whole then equal to the local run's). A local Ray of two CPUs: about
-    10 s of its start on a 2-core machine."""
+    labels only the lost scene (the whole then equal to the local run's). A local Ray of two CPUs, started
+    once: its start is most of the test's time (about 10 s on a busy 2-core machine), which only Ray can show."""
     pytest.importorskip("ray")
     import occkit.labelgen.run as label_run
 

@@ -164,25 +164,9 @@ def _pose(T) -> dict[str, list[float]]:
 
 def launch(todo: list[dict[str, Any]], workers: int, launcher: str):
     """Each job's :func:`label_one_scene` result as it finishes: in this process, in ``workers``
-    spawned processes, or as Ray tasks (the cluster at ``RAY_ADDRESS``, else a local Ray)."""
+    spawned processes, or as Ray tasks (the cluster at ``RAY_ADDRESS``, else a local Ray; :func:`_launch_ray`)."""
     if launcher == "ray":
-        try:
-            import ray
-        except ImportError:
-            raise ValueError("--launcher ray: ray is not installed (pip install 'ray>=2.9')") from None
-        started = not ray.is_initialized()  # a Ray this call started is shut down when it ends (a caller's is kept)
-        if started:
-            addr = os.environ.get("RAY_ADDRESS")
-            ray.init(address=addr or None, num_cpus=None if addr else workers, include_dashboard=False)
-        try:
-            task = ray.remote(label_one_scene).options(num_cpus=1, max_retries=0)
-            refs = [task.remote(j) for j in todo]
-            while refs:
-                ready, refs = ray.wait(refs, num_returns=1)
-                yield ray.get(ready[0])
-        finally:
-            if started:
-                ray.shutdown()
+        yield from _launch_ray(todo, workers)
         return
     if workers > 1 and len(todo) > 1:
         import multiprocessing as mp
@@ -192,6 +176,123 @@ def launch(todo: list[dict[str, Any]], workers: int, launcher: str):
         return
     for j in todo:
         yield label_one_scene(j)
+
+
+class ScenesLost(ValueError):
+    """Scenes whose Ray worker process or node died while it labelled them (the others finished and are
+    kept): one line under the command, which says that a rerun labels them."""
+
+
+#: Where a Ray task notes the node and the process that label its scene (inside the output being written).
+RUNNING = "running"
+
+
+def _launch_ray(todo: list[dict[str, Any]], workers: int):
+    """:func:`launch` on Ray: each scene one task of one CPU, no retry. A task whose worker process or node
+    dies (killed for memory, a node lost) loses only its scene: a warning line names the node and the
+    scenes it took, the other tasks go on and their results come as they finish, and at the end
+    :class:`ScenesLost` names the scenes lost. A scene's own error (in the pipeline or its data) stops the
+    run as under the other launchers, with its own message."""
+    try:
+        import ray
+        from ray import exceptions as rx
+    except ImportError:
+        raise ValueError("--launcher ray: ray is not installed (pip install 'ray>=2.9')") from None
+    lost_kinds = (rx.WorkerCrashedError, rx.NodeDiedError, rx.LocalRayletDiedError, rx.OutOfMemoryError)
+    lost_kinds += (rx.ObjectLostError,)  # a finished scene's result held on a node lost since: labelled again
+    started = not ray.is_initialized()  # a Ray this call started is shut down when it ends (a caller's is kept)
+    if started:
+        addr = os.environ.get("RAY_ADDRESS")
+        ray.init(address=addr or None, num_cpus=None if addr else workers, include_dashboard=False)
+    import warnings
+
+    lost: list[str] = []
+    try:
+        task = ray.remote(_ray_scene).options(num_cpus=1, max_retries=0)
+        # the scene's function as it is in this process (as the spawned processes take it): a test's stand-in too
+        refs = {task.remote(j, label_one_scene): j for j in todo}
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)  # with all others done by now
+            dead: dict[str, list[str]] = {}
+            for ref in ready:
+                job = refs.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except lost_kinds as e:
+                    dead.setdefault(_where_it_ran(job, e, ray), []).append(job["scene"])
+                    continue
+                except rx.RayTaskError as e:  # the scene's own error, raised as it was (not Ray's wrapping of it)
+                    raise e.cause if isinstance(e.cause, Exception) else e from None
+                finally:
+                    _running(job).unlink(missing_ok=True)
+                yield result
+            for where, scenes in dead.items():
+                lost += scenes
+                warnings.warn(
+                    f"--launcher ray: {where} died labelling scene{'s' if len(scenes) > 1 else ''} "
+                    f"{', '.join(scenes)}: not labelled in this run; the other scenes go on",
+                    stacklevel=2,
+                )
+    finally:
+        if started:
+            ray.shutdown()
+        if todo:  # the notes of the tasks that did not finish (a scene's error, a stop): none is kept
+            import shutil
+
+            shutil.rmtree(_running(todo[0]).parent, ignore_errors=True)
+    if lost:
+        raise ScenesLost(
+            f"--launcher ray: {len(lost)} of {len(todo)} scene(s) not labelled, their Ray worker or node lost "
+            f"({', '.join(sorted(lost))}); the {len(todo) - len(lost)} other(s) finished"
+        )
+
+
+def _running(job: dict[str, Any]) -> Path:
+    return Path(job["part"]) / STATE / RUNNING / f"{job['scene']}.json"
+
+
+def _ray_scene(job: dict[str, Any], label: Any) -> dict[str, Any]:
+    """A Ray task: notes the node and the process it runs in under the output (``--out`` is on a file system
+    every node mounts), so that a worker that dies is said with its place, then labels the scene (``label``:
+    :func:`label_one_scene`)."""
+    import socket
+
+    import ray
+
+    from occkit.fileio import write_json_atomic
+
+    node = ray.get_runtime_context().get_node_id()
+    write_json_atomic(_running(job), {"node": node, "host": socket.gethostname(), "pid": os.getpid()})
+    return label(job)
+
+
+def _where_it_ran(job: dict[str, Any], e: BaseException, ray: Any) -> str:
+    """The node (and process) a lost task ran in, in words: as the task noted it (its host, its node's
+    address and ID), else as Ray's error says (a node lost: its message names it)."""
+    from occkit.fileio import read_json
+
+    try:
+        noted = read_json(_running(job))
+    except (OSError, ValueError):
+        noted = None
+    if isinstance(noted, dict) and noted.get("node"):
+        node = str(noted["node"])
+        entry = next((n for n in _nodes(ray) if n.get("NodeID") == node), {})
+        address, alive = entry.get("NodeManagerAddress"), entry.get("Alive")
+        place = f"node {noted.get('host', '?')}" + (f" ({address}, {node[:12]})" if address else f" ({node[:12]})")
+        if alive is False or isinstance(e, ray.exceptions.NodeDiedError):
+            return place
+        return f"the worker process {noted.get('pid', '?')} on {place}"
+    said = " ".join(str(e).split())
+    return f"a Ray worker or node ({type(e).__name__}: {said[:200]})"
+
+
+def _nodes(ray: Any) -> list[dict[str, Any]]:
+    try:
+        return list(ray.nodes())
+    except Exception:  # noqa: BLE001 - the place is said without the address where Ray cannot list its nodes
+        return []
 
 
 def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:

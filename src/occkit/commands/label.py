@@ -348,6 +348,10 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     from occkit.output_folders import check_output_folder
     from occkit.outputs import check_own_files, check_writable_place, resumable_folder
 
+    if args.write_rig is not None and args.out is not None:
+        raise ValueError(
+            "--write-rig and --out: give one (--write-rig writes the recording as a rig folder, no labels)"
+        )
     opt = _options(args)
     rec = _open_recording(args)  # the recording's tables checked before any folder is made
     scenes = _scenes(args, rec, needs_boxes=opt.refine_boxes.enabled)
@@ -467,10 +471,13 @@ def _label_scenes(
     args: argparse.Namespace, part: Path, rec: Any, scenes: list[str], opt: Any, target: Any
 ) -> dict[str, dict[str, Any]]:
     """Label the scenes a stopped run did not finish, saying each one's figures; the records of all."""
-    from occkit.labelgen.resume import finished_scenes
+    from occkit.labelgen.resume import changed_since, finished_scenes
     from occkit.labelgen.run import launch
 
     done = finished_scenes(part, scenes)
+    for s in changed_since(rec, done):  # what a finished scene read, hashed: an edit keeping sizes and times
+        print(f"label: scene {s}: its recording reads otherwise than when it was labelled; labelled again", flush=True)
+        del done[s]
     if done:
         print(f"label: resuming: {len(done)} of {len(scenes)} scenes already labelled", flush=True)
     recording = {"reader": rec.reader, "source": str(rec.source), "options": rec.option_values(), "scenes": scenes}

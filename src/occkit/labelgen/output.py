@@ -100,7 +100,10 @@ def parse_grid(text: str) -> Grid:
     lo, hi = (occ3d_grid().range_min, occ3d_grid().range_max) if len(values) == 1 else (values[1:4], values[4:7])
     for a, b, axis in zip(lo, hi, "xyz"):
         n = (b - a) / voxel
-        if b <= a or abs(n - round(n)) > 1e-6:
+        if b <= a:
+            raise ValueError(f"--grid {text!r}: the {axis} range {a} .. {b} is empty or reversed (its end must exceed "
+                             "its start: VOXEL XMIN YMIN ZMIN XMAX YMAX ZMAX)")  # fmt: skip
+        if abs(n - round(n)) > 1e-6:
             raise ValueError(f"--grid {text!r}: the {axis} range {a} .. {b} is not a whole number of {voxel} m voxels")
     voxels = math.prod(round((b - a) / voxel) for a, b in zip(lo, hi))
     need, have = voxels * BYTES_A_VOXEL, _memory_bytes()

@@ -57,3 +57,46 @@ def _record_problem(part: Path, scene: str, rec: Any) -> str | None:
                 return f"keyframe {token!r}: file {f!r} is not a path inside the output"
             path_under(part, *Path(f).parts, what=f"scene {scene!r}, keyframe {token!r}")
     return None
+
+
+def scene_digest(rec: Any) -> str:
+    """A SHA-256 of what a scene's labels were made from (a :class:`~occkit.data.scene_record.SceneRecord`): every
+    sweep's token, time, sensor, pose, points, labels, intensities and boxes, the sensors and the classes. A
+    finished scene keeps it, and a resumed run labels the scene anew when what it reads now differs (an edit that
+    keeps a file's size and time included)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256(f"{rec.name}\0{rec.classes}\0{rec.ego_size}\0{rec.ego_center}\0".encode())
+
+    def arr(a: Any) -> None:
+        if a is None:
+            h.update(b"none")
+        else:
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+
+    for name in sorted(rec.lidars):
+        h.update(name.encode())
+        arr(rec.lidars[name])
+    for name in sorted(rec.cameras):
+        c = rec.cameras[name]
+        h.update(f"{name}{tuple(c.image_size)}".encode())
+        arr(c.K)
+        arr(c.T_ego_from_cam)
+    for s in rec.sweeps:
+        h.update(f"\0{s.token}\0{s.timestamp}\0{s.sensor}\0{s.keyframe}\0".encode())
+        for a in (s.T_global_from_ego, s.points, s.labels, s.intensity):
+            arr(a)
+        if s.boxes is not None:
+            for a in (s.boxes.track, s.boxes.cls, s.boxes.center, s.boxes.size, s.boxes.yaw):
+                arr(a)
+    return h.hexdigest()
+
+
+def changed_since(recording: Any, done: dict[str, dict[str, Any]]) -> list[str]:
+    """The finished scenes of ``done`` whose recording reads otherwise now than when they were labelled (their
+    :func:`scene_digest` differs, or their record has none): to be labelled again. Each is read once."""
+    return [s for s, r in done.items() if r.get("read") != scene_digest(recording.read_scene(s))]

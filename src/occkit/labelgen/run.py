@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from occkit.labelgen.resume import STATE
+from occkit.labelgen.resume import STATE, scene_digest
 
 
 def safe_name(name: str, what: str) -> str:
@@ -69,7 +69,7 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     report["seconds_total"] = round(time.perf_counter() - t0, 2)
     if warning:
         report["warnings"] = [warning]
-    out = {"scene": scene, "infos": infos, "report": report}
+    out = {"scene": scene, "infos": infos, "report": report, "read": scene_digest(recorded)}
     write_json_atomic(part / STATE / "scenes" / f"{scene}.json", out)
     return out
 

@@ -188,6 +188,11 @@ class PointLabelOptions(ReaderOptions):
         metavar="FILE",
     )
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.label_field in ("x", "y", "z"):
+            raise ValueError(f"--label-field {self.label_field}: a coordinate of the points, not a field of labels")
+
     def field(self) -> str | None:
         """The label field to read: ``label`` (where a cloud has it) when not given, None for ``''``."""
         from occkit.data.recordings._shared import label_field_option

@@ -8,7 +8,9 @@ names the source file and field of the first rule broken (docs/labels.md, "Bad i
 Frames (docs/design.md §3): points of a sweep are in its sensor's frame; ``T_ego_from_sensor``
 maps them into the ego frame at the sweep's time and ``T_global_from_ego`` into the world.
 Boxes are in the world frame: centre of the box, size (length along the heading, width, height),
-yaw about +z.
+yaw about +z. The world frame may be georeferenced (UTM, ECEF: millions of metres from its origin), so poses
+and box centres are float64, where float32 would step by 0.5 m; the label pipeline moves each scene to a local
+origin before anything else (:func:`occkit.labelgen.pipeline.local_record`).
 """
 
 from __future__ import annotations

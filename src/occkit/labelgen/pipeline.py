@@ -1,7 +1,9 @@
 """``occkit label``'s pipeline: one :class:`~occkit.data.scene_record.SceneRecord` in, one label per
 keyframe out (docs/labels.md, "What each option does").
 
-Per scene:
+Per scene, in a local frame (:func:`local_record`: the world frame moved to a whole-metre point near the
+first ego pose, in float64, before anything else, so that the float32 arrays below keep a millimetre at any
+offset of the world frame, UTM's or ECEF's included):
 
 1. every sweep's returns into the world (``T_global_from_ego @ T_ego_from_lidar``), the ego vehicle's
    own returns dropped (its box grown by ``ego_margin``);
@@ -34,7 +36,7 @@ from __future__ import annotations
 import math
 import time
 import tracemalloc
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -339,6 +341,38 @@ def _track_semantics(
             lab = np.full(len(pts), agg.track_cls[tr], np.int64)
         track_pts[tr], track_lab[tr] = pts, lab
     return track_pts, track_lab
+
+
+#: Decimals (metres) the local frame's translations and box centres are taken to: a micrometre, the rig
+#: folder's own precision (docs/labels.md, "The rig folder"), far below a voxel and a float32 step.
+LOCAL_DECIMALS = 6
+
+
+def local_record(rec: SceneRecord) -> tuple[SceneRecord, np.ndarray]:
+    """``rec`` with its world frame moved to a local origin, and that origin ``(3,)`` float64 (metres, in the
+    recording's world frame): the first sweep's ego position rounded to the metre. Every ego pose's
+    translation and every box centre has the origin taken off in float64; rotations, yaws, points and the
+    rig are unchanged.
+
+    Why a local frame and not float64 everywhere: a georeferenced recording's world frame (UTM, some 5e6 m
+    north; ECEF, 6.4e6 m from the Earth's centre) leaves float32 steps of 0.5 m, more than a voxel, and the
+    aggregated points, the ray casting and the densification hold float32 for speed and memory (the static
+    points are the run's largest array). Moved next to the scene, they hold 1 mm 10 km out; each stage stays
+    as fast as it was and none has to be written with the offset in mind. The origin is a whole metre, so
+    taking it off is exact in float64; the local values are then taken to :data:`LOCAL_DECIMALS`, which also
+    takes off the float64 rounding of the offset itself (a billionth of a metre at 5e6 m): the labels are the
+    same, bit for bit, whatever constant offset the world frame has."""
+    origin = np.round(np.asarray(rec.sweeps[0].T_global_from_ego, np.float64)[:3, 3]) + 0.0  # no -0.0
+    sweeps = []
+    for s in rec.sweeps:
+        T = np.array(s.T_global_from_ego, dtype=np.float64)
+        T[:3, 3] = np.round(T[:3, 3] - origin, LOCAL_DECIMALS)
+        boxes = s.boxes
+        if boxes is not None:
+            center = np.round(np.asarray(boxes.center, np.float64).reshape(-1, 3) - origin, LOCAL_DECIMALS)
+            boxes = replace(boxes, center=center)
+        sweeps.append(replace(s, T_global_from_ego=T, boxes=boxes))
+    return replace(rec, sweeps=sweeps), origin
 
 
 def _to_frame(T_frame_from_global: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -646,6 +680,7 @@ def label_scene(
             f"{rec.source or rec.name}: scene {rec.name!r}: none of its {len(rec.sweeps)} sweeps holds a return "
             "(every points array is empty): nothing to label"
         )
+    rec, origin = local_record(rec)  # from here on every world coordinate is local (float32 is enough)
     ground = tuple(i for i, n in enumerate(classes) if n in opt.ground_classes)
     tracing = not tracemalloc.is_tracing()
     if tracing:
@@ -672,6 +707,7 @@ def label_scene(
         "seconds_per_keyframe": round(sum(timer.seconds.values()) / max(n, 1), 3),
         "peak_traced_mb": round(peak / 2**20, 1),
         "density": round(float(np.mean([(lab.semantics != free).mean() for lab in labels])), 5) if labels else 0.0,
+        "local_origin_m": origin.tolist(),
         "missing": rec.missing(),
         "warnings": [
             f"keyframe {lab.token}: no returns in the sweeps of its window: "

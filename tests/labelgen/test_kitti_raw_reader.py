@@ -257,6 +257,17 @@ def test_the_drive_labels_as_the_rig_with_its_information(world, raw, tmp_path):
         for c in ("image_02", "image_03"):
             assert (tmp_path / "by-drive" / y["camera_sensor"][c]["img_path"]).is_file()  # linked into the output
             assert y["camera_sensor"][c]["intrinsic"] == x["camera_sensor"][c]["intrinsic"]
+    # the monocular preset trains on image_02 of the labels as written (Occ3D's layout: docs/labels.md,
+    # "Your own camera rig"), its images read through the output's link to the drive
+    kitti_mono = ["data.format=occ3d", "data.cameras=[image_02]", "model.point_range=[-40,-40,-1,40,40,5.4]"]
+    kitti_mono += ["model.voxel_size=0.4", "model.num_classes=18", "cigocc.empty_index=17"]
+    kitti_mono += ["cigocc.context_prior=false", "cigocc.relation_weight=0"]
+    run = tmp_path / "run"
+    argv = ["train", "kitti-mono", "--data", str(tmp_path / "by-drive"), "--out", str(run), "--max-steps", "2"]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main([*argv, *(a for s in kitti_mono for a in ("--set", s))]) == 0
+    assert (run / "checkpoints" / "step_000002").exists()
+
     from occkit.data.recordings.registry import open_recording
     from occkit.data.semantickitti import read_calib
 

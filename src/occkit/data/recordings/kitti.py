@@ -6,7 +6,8 @@ SemanticKITTI (``--data`` a folder holding ``sequences/``, or the ``sequences/``
     sequences/<XX>/velodyne/NNNNNN.bin   float32 x y z reflectance, velodyne frame
     sequences/<XX>/labels/NNNNNN.label   uint32: semantic raw id (lower 16 bits), instance id (upper 16); optional
     sequences/<XX>/poses.txt             camera 0's pose of every scan (3x4 rows, relative to the first scan)
-    sequences/<XX>/calib.txt             Tr: velodyne -> camera 0; P2: camera 2 (image_2)
+    sequences/<XX>/calib.txt             Tr: velodyne -> camera 0; P2, P3: cameras 2 and 3 (image_2, image_3)
+    sequences/<XX>/image_2|image_3/NNNNNN.png   the colour cameras (optional)
     sequences/<XX>/times.txt             seconds of every scan (optional: 10 Hz without it)
     sequences/<XX>/voxels/NNNNNN.label   the SSC labels (optional): their scans are the keyframes
 
@@ -15,8 +16,10 @@ KITTI-360 (``--data`` its root)::
     data_3d_raw/<seq>/velodyne_points/data/NNNNNNNNNN.bin   float32 x y z reflectance
     data_3d_raw/<seq>/velodyne_points/timestamps.txt       one date-time a scan (optional)
     data_poses/<seq>/poses.txt                             frame index + 3x4 pose (GPS/IMU) -> world
-    calibration/calib_cam_to_pose.txt                      image_00: 3x4 camera 0 -> pose frame
+    calibration/calib_cam_to_pose.txt                      image_00, image_01: 3x4 camera -> pose frame
     calibration/calib_cam_to_velo.txt                      3x4 camera 0 -> velodyne
+    calibration/perspective.txt                            P_rect_00/01, R_rect_00/01 (where images are)
+    data_2d_raw/<seq>/image_00|image_01/data_rect/NNNNNNNNNN.png   the rectified perspective cameras (optional)
     data_2d_raw/<seq>/voxels/NNNNNN.label                  SSCBench's SSC labels (optional): the keyframes
 
 The ego frame: KITTI's poses are the camera's (SemanticKITTI) or the GPS/IMU's (KITTI-360), and the
@@ -24,6 +27,12 @@ car's reference point is nowhere in the files; the ego frame here sits under the
 with the velodyne's axes and z = 0 at the ground, ``--lidar-height`` metres below the velodyne (KITTI's
 HDL-64E is mounted 1.73 m above the road). ``T_ego_from_velodyne`` is that lift; the world frame is the
 first scan's ego frame (z up). The labels of ``occkit label`` lie on Occ3D's grid around that ego origin.
+
+Cameras, where their folder holds images (each image named by its scan's index, recorded in the labels'
+index): SemanticKITTI's rectified ``image_2`` and ``image_3``, ``K`` and the offset from camera 0 from P2 and
+P3 (``P = K [I | t]``), camera 0 from ``Tr``; KITTI-360's ``image_00`` and ``image_01``, ``K`` from
+``P_rect_0X`` and the pose of the rectified camera ``calib_cam_to_pose``'s times the inverse of ``R_rect_0X``
+(as KITTI-360's own scripts pose it), into the velodyne through camera 0's two calibrations.
 
 Point labels: the raw ids through SemanticKITTI's learning map onto its learning classes
 (:data:`CLASSES`: ``unlabeled``, ``car`` .. ``traffic-sign``). SemanticKITTI gives no boxes; its moving

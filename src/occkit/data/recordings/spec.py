@@ -142,7 +142,7 @@ class KeyframeEveryOptions(ReaderOptions):
 
     keyframe_every: int | None = option(
         "a keyframe every N sweeps, the first one included (default: the reader's; 10 for ROS bags and point "
-        "files; KITTI sequences: the scans with SSC labels, else every 5th)",
+        "files; KITTI sequences: the scans with SSC labels, else every 5th; KITTI raw drives: every 5th)",
         type=int,
         metavar="N",
     )

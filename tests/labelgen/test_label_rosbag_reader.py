@@ -366,8 +366,10 @@ def test_write_rig_of_a_rig_keeps_every_array_and_table(world, tmp_path, capsys)
         a, b = np.load(f), np.load(out / "scene-0000" / "lidar" / f.name)
         assert sorted(a.files) == sorted(b.files) and "instance" in b.files
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
-    for name in ("sweeps.json", "boxes.json"):
-        assert json.loads((src / name).read_text()) == json.loads((out / "scene-0000" / name).read_text())
+    assert json.loads((src / "boxes.json").read_text()) == json.loads((out / "scene-0000" / "boxes.json").read_text())
+    rows = json.loads((out / "scene-0000" / "sweeps.json").read_text())["sweeps"]
+    assert all(bool(r.pop("images", None)) == r["keyframe"] for r in rows)  # the dataset's images, now the rig's
+    assert json.loads((src / "sweeps.json").read_text())["sweeps"] == rows
     meta_a, meta_b = (json.loads((d / "rig.json").read_text()) for d in (world / "rig", out))
     assert {k: meta_a[k] for k in ("classes", "ego", "scenes")} == {k: meta_b[k] for k in ("classes", "ego", "scenes")}
     assert set(meta_b["cameras"]) == set(meta_a["cameras"])

@@ -308,6 +308,14 @@ class RecordingReader(ABC):
         resumes by. The default: the sizes and times of the files under :attr:`source`."""
         return files_fingerprint(self.source)
 
+    def image_file(self, path: str) -> Path | None:
+        """The file an :attr:`images` path names (``samples/CAM_FRONT/x.jpg``: its first part a name of
+        :attr:`image_links`, the rest under that folder), or None when it names no linked folder."""
+        parts = Path(path).parts if path else ()
+        if len(parts) < 2 or parts[0] not in self.image_links or ".." in parts:
+            return None
+        return Path(self.image_links[parts[0]]).joinpath(*parts[1:])
+
     # -- for the label command ------------------------------------------------------------------------
 
     @property

@@ -67,8 +67,9 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
         infos[token] = {"gt_path": files[0], "files": list(files), "token": frame.token, "record": frame.record}
     _link_image_folders(part, recording.image_links, [f for info in infos.values() for f in info["files"]])
     report["seconds_total"] = round(time.perf_counter() - t0, 2)
-    if warning:
-        report["warnings"] = [warning]
+    if rec.notes:  # how the reader read the scene (its keyframes, what it left out)
+        report["recording"] = rec.notes
+    report["warnings"] = [*report.get("warnings", []), *rec.warnings, *([warning] if warning else [])]
     out = {"scene": scene, "infos": infos, "report": report, "read": scene_digest(recorded)}
     write_json_atomic(part / STATE / "scenes" / f"{scene}.json", out)
     return out

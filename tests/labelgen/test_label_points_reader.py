@@ -467,12 +467,12 @@ def test_georeferenced_points_are_taken_to_their_sensor_in_float64(world, tmp_pa
         las.write(folder / f"{i:06d}.las")
     (folder / "poses.txt").write_text("".join(rows))
     rec, r = _record(folder, points_frame="world")
-    assert "--points-frame world" in rec.describe and not r.notes
+    assert "--points-frame world" in rec.describe and not r.warnings
     for sw, p in zip(r.sweeps, want):
         assert np.abs(sw.points - p).max() < 2e-4  # the LAS's 1e-4 m, not float32's 0.5 m at 5400 km
     _, r = _record(folder)  # the same files taken as sensor-frame points
-    assert len(r.notes) == 1 and "4 of 4 scans' points lie a median" in r.notes[0], r.notes
-    assert r.notes[0].endswith("from their sensor: the points look georeferenced: --points-frame world")
+    assert len(r.warnings) == 1 and "4 of 4 scans' points lie a median" in r.warnings[0], r.warnings
+    assert r.warnings[0].endswith("from their sensor: the points look georeferenced: --points-frame world")
 
 
 def test_images_named_by_their_stamps_are_matched_by_time_and_missing_ones_counted(world, tmp_path):

@@ -4,7 +4,7 @@
 ``scan_2`` before ``scan_10``): ``.bin`` (float32 x y z intensity, KITTI's), ``.npy`` (``(N, 3+)``: x y z
 [intensity]), ``.pcd`` (through pypcd4), ``.ply`` (a vertex element, ascii or binary, read by :func:`read_ply`
 here: no dependency) and ``.las`` / ``.laz`` (through laspy). Points that are no return (NaN, infinite, or
-0 0 0) are dropped and counted in the scene's notes. Point labels come from the field ``--label-field``
+0 0 0) are dropped and counted in the scene's warnings. Point labels come from the field ``--label-field``
 (default ``label``) of a ``.pcd``, ``.ply`` or ``.las`` that has it. The poses file (``--poses``, default
 ``FOLDER/poses.txt``) gives each scan's pose in the world, one row a scan in the same order: KITTI's 12
 numbers (a 3 x 4 matrix, row-major) or TUM's ``t x y z qx qy qz qw`` (seconds, metres, quaternion), told
@@ -32,6 +32,7 @@ from occkit.data.recordings._shared import (
 )
 from occkit.data.recordings.spec import (
     EgoBoxOptions,
+    EgoHeightOptions,
     KeyframeOptions,
     PointLabelOptions,
     RecordingReader,
@@ -312,7 +313,7 @@ def _keyframes(files: list[Path], options: KeyframeOptions) -> list[bool]:
 
 
 @dataclass(frozen=True)
-class PointsOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions):
+class PointsOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOptions):
     """The options of a folder of point files."""
 
     poses: str | None = option(
@@ -445,6 +446,10 @@ class PointsReader(RecordingReader):
 
     def read(self, scene: str, load_points: bool = True) -> Any:
         o = self.options
+        return o.lowered(self._read(scene, load_points), box_given=o.ego_box is not None)
+
+    def _read(self, scene: str, load_points: bool) -> Any:
+        o = self.options
         return _scene(
             scene,
             self.source,
@@ -545,11 +550,11 @@ def _scene(
                 source=str(f),
             )
         )
-    notes = []
+    warns = []
     if dropped:
-        notes.append(f"{dropped} of {total} points dropped: no return (NaN, infinite, or 0 0 0)")
+        warns.append(f"{dropped} of {total} points dropped: no return (NaN, infinite, or 0 0 0)")
     if far:
-        notes.append(
+        warns.append(
             f"{len(far)} of {len(files)} scans' points lie a median {max(far) / 1000:.1f} km (the most) from their "
             + (
                 "poses (--points-frame world): are the poses in the points' frame?"
@@ -566,7 +571,7 @@ def _scene(
         ego_size=ego[0],
         ego_center=ego[1],
         source=str(folder),
-        notes=notes,
+        warnings=warns,
     )
     check_label_field(label_field, sweeps, str(folder))
     check_record(rec)

@@ -142,7 +142,7 @@ class KeyframeEveryOptions(ReaderOptions):
 
     keyframe_every: int | None = option(
         "a keyframe every N sweeps, the first one included (default: the reader's; 10 for ROS bags and point "
-        "files; KITTI sequences: the scans with SSC labels, else every 5th)",
+        "files; KITTI sequences: the scans with SSC labels, else every 5th; KITTI raw drives: every 5th)",
         type=int,
         metavar="N",
     )
@@ -188,6 +188,11 @@ class PointLabelOptions(ReaderOptions):
         metavar="FILE",
     )
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.label_field in ("x", "y", "z"):
+            raise ValueError(f"--label-field {self.label_field}: a coordinate of the points, not a field of labels")
+
     def field(self) -> str | None:
         """The label field to read: ``label`` (where a cloud has it) when not given, None for ``''``."""
         from occkit.data.recordings._shared import label_field_option
@@ -214,6 +219,36 @@ class EgoBoxOptions(ReaderOptions):
         from occkit.data.recordings._shared import read_ego_box
 
         return read_ego_box(self.ego_box)
+
+
+@dataclass(frozen=True)
+class EgoHeightOptions(ReaderOptions):
+    """Where the recording's ego frame sits: its origin ``--ego-height`` metres above the ground."""
+
+    ego_height: float | None = option(
+        "the ego frame's origin is H metres above the ground (KITTI's base_link at its IMU: 0.93): the ego frame "
+        "is moved down by H so that z = 0 is the ground; a given --ego-box is in the recording's ego frame and moves "
+        "with it",
+        type=float,
+        metavar="H",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        import math
+
+        h = self.ego_height
+        if h is not None and not (math.isfinite(h) and abs(h) <= 10):
+            raise ValueError(f"--ego-height {h!r}: metres from the ground to the ego origin (within 10)")
+
+    def lowered(self, rec: SceneRecord, box_given: bool) -> SceneRecord:
+        """``rec`` with its ego frame moved down by ``--ego-height`` (:func:`~occkit.data.scene_record.lower_ego`);
+        the ego box moves with it where the user gave it in the recording's frame (``box_given``)."""
+        if not self.ego_height:
+            return rec
+        from occkit.data.scene_record import lower_ego
+
+        return lower_ego(rec, self.ego_height, move_box=box_given)
 
 
 # ---- the reader ----------------------------------------------------------------------------------------
@@ -302,6 +337,14 @@ class RecordingReader(ABC):
         sizes and modification times of its data files): part of the key a stopped ``occkit label``
         resumes by. The default: the sizes and times of the files under :attr:`source`."""
         return files_fingerprint(self.source)
+
+    def image_file(self, path: str) -> Path | None:
+        """The file an :attr:`images` path names (``samples/CAM_FRONT/x.jpg``: its first part a name of
+        :attr:`image_links`, the rest under that folder), or None when it names no linked folder."""
+        parts = Path(path).parts if path else ()
+        if len(parts) < 2 or parts[0] not in self.image_links or ".." in parts:
+            return None
+        return Path(self.image_links[parts[0]]).joinpath(*parts[1:])
 
     # -- for the label command ------------------------------------------------------------------------
 

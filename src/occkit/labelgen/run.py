@@ -80,7 +80,7 @@ def _link_image_folders(part: Path, links: dict[str, Any], written: list[str]) -
     the keyframes' LiDAR files at ``samples/LIDAR_TOP/``), that folder is the output's own and each of the
     recording's entries it lacks (``samples/CAM_FRONT``, ...) is linked into it instead, so that the index's
     image paths still resolve and nothing is written into the recording."""
-    from occkit.formats._nusc_labels import _link
+    from occkit.formats.spec import link_inside
 
     tops = {Path(f).parts[0] for f in written if len(Path(f).parts) > 1}
     for name, folder in links.items():
@@ -89,7 +89,7 @@ def _link_image_folders(part: Path, links: dict[str, Any], written: list[str]) -
             continue
         for entry in sorted(src.iterdir()):
             if not (part / name / entry.name).exists():
-                _link(entry, part / name / entry.name, part)
+                link_inside(entry, part / name / entry.name, part)
 
 
 def _index_record(rec: Any, job: dict[str, Any], keys: list[Any], i: int, family: str) -> dict[str, Any]:

@@ -773,29 +773,10 @@ def keyframe_rule(opts: dict[str, Any]) -> str:
     )
 
 
-def _keyframes(
-    bag: Path, topic: str, stamps: list[int], opts: dict[str, Any], left: Mapping[int, str] | None = None
-) -> tuple[list[bool], dict[str, Any]]:
-    """Whether each cloud is a keyframe, and what ``report.json`` says of them: every ``--keyframe-every``
-    N-th cloud with a pose from the first; or each ``--keyframes`` stamp the nearest cloud's within the
-    tolerance (``--keyframe-tolerance``, default half the median cloud period). A listed stamp near this
-    bag's clouds (within the tolerance of the first to the last) that is no cloud's within the tolerance, or
-    whose cloud has no pose (``left``), is refused naming it, as is one outside the clouds of a recording of
-    one bag; in a folder of bags, one that no bag's clouds hold is refused once every bag was read."""
-    import bisect
-
-    left = left or {}
-    if opts["keyframes"] is None:
-        kept = [s for s in stamps if s not in left]
-        chosen = set(kept[:: opts["every"]])
-        flags = [s in chosen for s in stamps]
-        notes = {"keyframes": keyframe_rule(opts), "keyframe_stamps": sorted(chosen)}
-        return flags, notes
+def _listed_near(bag: Path, topic: str, stamps: list[int], opts: dict[str, Any], tol: int, said: str) -> list[int]:
+    """The ``--keyframes`` stamps within ``tol`` (ns) of this bag's first to last cloud; a stamp outside a
+    recording of one bag is refused, and in a folder of bags one no bag holds, once every bag was read."""
     f = opts["keyframes_file"]
-    periods = sorted(b - a for a, b in zip(stamps, stamps[1:]))
-    tol_s = opts["keyframe_tolerance"]
-    tol = int(round(tol_s * 1e9)) if tol_s is not None else (periods[len(periods) // 2] // 2 if periods else 0)
-    said = f"{tol / 1e9:g} s" + (" (--keyframe-tolerance)" if tol_s is not None else " (half the cloud period)")
     lo, hi = stamps[0] - tol, stamps[-1] + tol
     spans = opts.setdefault("_spans", {})
     spans[str(bag)] = (lo, hi)
@@ -821,6 +802,33 @@ def _keyframes(
             f"--keyframes {f}: none of its stamps is within {said} of a cloud on {topic} in {bag} "
             f"(its clouds: {stamps[0]}..{stamps[-1]} ns)"
         )
+    return mine
+
+
+def _keyframes(
+    bag: Path, topic: str, stamps: list[int], opts: dict[str, Any], left: Mapping[int, str] | None = None
+) -> tuple[list[bool], dict[str, Any]]:
+    """Whether each cloud is a keyframe, and what ``report.json`` says of them: every ``--keyframe-every``
+    N-th cloud with a pose from the first; or each ``--keyframes`` stamp the nearest cloud's within the
+    tolerance (``--keyframe-tolerance``, default half the median cloud period). A listed stamp near this
+    bag's clouds (within the tolerance of the first to the last) that is no cloud's within the tolerance, or
+    whose cloud has no pose (``left``), is refused naming it, as is one outside the clouds of a recording of
+    one bag; in a folder of bags, one that no bag's clouds hold is refused once every bag was read."""
+    import bisect
+
+    left = left or {}
+    if opts["keyframes"] is None:
+        kept = [s for s in stamps if s not in left]
+        chosen = set(kept[:: opts["every"]])
+        flags = [s in chosen for s in stamps]
+        notes = {"keyframes": keyframe_rule(opts), "keyframe_stamps": sorted(chosen)}
+        return flags, notes
+    f = opts["keyframes_file"]
+    periods = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+    tol_s = opts["keyframe_tolerance"]
+    tol = int(round(tol_s * 1e9)) if tol_s is not None else (periods[len(periods) // 2] // 2 if periods else 0)
+    said = f"{tol / 1e9:g} s" + (" (--keyframe-tolerance)" if tol_s is not None else " (half the cloud period)")
+    mine = _listed_near(bag, topic, stamps, opts, tol, said)
     chosen: dict[int, int] = {}  # cloud stamp -> the listed stamp
     moved = 0
     for s in mine:

@@ -54,9 +54,14 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     scene = _safe(rec.name, "scene")
     infos: dict[str, Any] = {}
     keys = [rec.sweeps[k] for k in rec.keyframes]
+    written = _write_images(opened, job["scene"], part, keys, rec, writer.family)
+    warnings = [warning] if warning else []
+    if written is not None:
+        job = {**job, "images": written}
+        warnings += [w for w in (_missing_images(rec, keys, written),) if w]
     for i, (s, lab) in enumerate(zip(keys, labels)):
         token = _safe(s.token, f"scene {scene}: sweep token")
-        record = _index_record(rec, job, keys, i, writer.family)
+        record = _index_record(rec, job, keys, i, writer.family, own_images=written is not None)
         frame = frame_labels(target, writer, lab, scene, token, i, record)
         files = writer.files(frame)
         for rel in files:
@@ -64,16 +69,48 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
         writer.write(part, frame)
         infos[token] = {"gt_path": files[0], "files": list(files), "token": frame.token, "record": frame.record}
     report["seconds_total"] = round(time.perf_counter() - t0, 2)
-    if warning:
-        report["warnings"] = [warning]
+    if warnings:
+        report["warnings"] = warnings
     out = {"scene": scene, "infos": infos, "report": report}
     write_json_atomic(part / STATE / "scenes" / f"{scene}.json", out)
     return out
 
 
-def _index_record(rec: Any, job: dict[str, Any], keys: list[Any], i: int, family: str) -> dict[str, Any]:
+def _write_images(opened: Any, scene: str, part: Path, keys: list[Any], rec: Any, family: str) -> Any:
+    """The camera images a reader writes into the output itself (a ROS bag's:
+    :meth:`~occkit.data.recordings.spec.RecordingReader.write_images`), each path checked to stay inside it:
+    ``{token: {camera: path}}``; None where the reader writes none (or the layout records no ``img_path``)."""
+    from occkit.formats.spec import inside_out
+
+    if family != "nuscenes" or not rec.cameras:
+        return None
+    written = opened.write_images(scene, part)
+    if not written:
+        return None
+    for token, cams in written.items():
+        for rel in cams.values():
+            inside_out(part, rel, f"{rec.source}: scene {scene!r}, token {token!r}, camera image")
+    return written
+
+
+def _missing_images(rec: Any, keys: list[Any], written: dict[str, dict[str, str]]) -> str:
+    """One line counting the keyframes each camera has no image at (empty: none missing)."""
+    lacking = {c: sum(c not in written.get(s.token, {}) for s in keys) for c in rec.cameras}
+    said = [f"{c} at {n} of {len(keys)}" for c, n in lacking.items() if n]
+    if not said:
+        return ""
+    return (
+        f"camera images missing at some keyframes ({', '.join(said)}): none near the LiDAR's stamp there; "
+        "those cameras are left out of those keyframes' index entries"
+    )
+
+
+def _index_record(
+    rec: Any, job: dict[str, Any], keys: list[Any], i: int, family: str, own_images: bool = False
+) -> dict[str, Any]:
     """What the output's index holds of keyframe ``i``: the nuScenes family's ``annotations.json`` entry
-    (cameras, poses, the LiDAR's extrinsic, token and file name, the scene as ``scene_token``); the KITTI
+    (cameras, poses, the LiDAR's extrinsic, token and file name, the scene as ``scene_token``; with
+    ``own_images``, images the reader wrote, a camera without one at the keyframe left out); the KITTI
     family's camera (``K``, ``T_cam_from_lidar``, image size: the first camera's; none: the identity)."""
     import numpy as np
 
@@ -101,6 +138,7 @@ def _index_record(rec: Any, job: dict[str, Any], keys: list[Any], i: int, family
                 "ego_pose": ego,
             }
             for n, c in rec.cameras.items()
+            if not own_images or n in job["images"].get(token, {})
         },
         "ego_pose": ego,
         "lidar_sensor": {

@@ -420,6 +420,29 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions):
     boxes: str | None = option(
         "boxes: a rig's boxes.json whose rows name the cloud's 'stamp' (ns) instead of 'sweep'", metavar="FILE"
     )
+    cameras: str | None = option(
+        "the camera image topics (sensor_msgs/Image or CompressedImage, each with a CameraInfo topic in its "
+        "namespace; '' none); default: every image topic with a CameraInfo beside it",
+        metavar="TOPIC,...",
+    )
+    camera_tolerance: float | None = option(
+        "a keyframe takes each camera's image nearest its cloud's stamp within this many seconds (default: half "
+        "that camera's period); a camera with none is missing at that keyframe",
+        type=float,
+        metavar="S",
+    )
+    camera_axes: str | None = option(
+        "the axes of the image frames: optical (z forward, x right, y down), body (x forward, y left, z up: "
+        "turned to optical), or auto (default): optical for frames named *_optical_frame or *_optical, else body",
+        metavar="AXES",
+        choices=("auto", "optical", "body"),
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        t = self.camera_tolerance
+        if t is not None and not (0 <= t < float("inf")):
+            raise ValueError(f"--camera-tolerance {t!r}: must be a number of seconds, 0 or more")
 
 
 class BagReader(RecordingReader):
@@ -456,21 +479,56 @@ class BagReader(RecordingReader):
         self.opts = opts = _options(options)
         self.bags = by_scene
         self.topics: dict[str, str] = {}
+        self.cameras: dict[str, list[Any]] = {}  # each scene's camera topics (bag_cameras.CameraTopic)
+        self._camera_plans: dict[str, Any] = {}  # each scene read's cameras and keyframe images
+        notes: list[str] = []
         for name, b in by_scene.items():  # only the scenes asked for are opened (a worker opens its own)
             if wanted is None or name in wanted:
-                with _reading(b) as r:
-                    self.topics[name] = _choose_topics(b, _topics(r), opts)
+                notes += self._open_topics(name)
         poses = f"odometry {opts['odom_topic']}" if opts["odom_topic"] else f"tf {opts['world']} -> {opts['ego']}"
         shown = sorted(set(self.topics.values()))
+        cams = sorted({c.name for cs in self.cameras.values() for c in cs})
         self.classes = opts["classes"]
         self._scenes = list(by_scene)
-        self.describe = f"ROS bag(s) {path}: {len(by_scene)} bag(s), clouds on {', '.join(shown)}, poses from {poses}"
+        self.describe = (
+            f"ROS bag(s) {path}: {len(by_scene)} bag(s), clouds on {', '.join(shown)}, poses from {poses}, "
+            + (f"cameras {', '.join(cams)}" if cams else "no cameras")
+            + "".join(f"; {n}" for n in dict.fromkeys(notes))
+        )
+
+    def _open_topics(self, scene: str) -> list[str]:
+        """The scene's LiDAR topic and cameras chosen (its bag opened); the notes on image topics left out."""
+        from occkit.data.recordings.bag_cameras import find_cameras
+
+        b = self.bags[scene]
+        with _reading(b) as r:
+            topics = _topics(r)
+        self.topics[scene] = _choose_topics(b, topics, self.opts)
+        self.cameras[scene], notes = find_cameras(b, topics, self.options.cameras)
+        return notes
 
     def read(self, scene: str, load_points: bool = True) -> Any:
+        from occkit.data.recordings.bag_cameras import AXES, plan_cameras
+
         if scene not in self.topics:  # a scene not asked for at opening: its topics chosen now
-            with _reading(self.bags[scene]) as r:
-                self.topics[scene] = _choose_topics(self.bags[scene], _topics(r), self.opts)
-        return read_bag(self.bags[scene], self.topics[scene], self.opts, scene, load_points)
+            self._open_topics(scene)
+        rec = read_bag(self.bags[scene], self.topics[scene], self.opts, scene, load_points)
+        keyframes = [(int(s.token), s.token) for s in rec.sweeps if s.keyframe]
+        axes = self.options.camera_axes or AXES[0]
+        plan = plan_cameras(
+            self.bags[scene], self.cameras[scene], keyframes, self.opts["ego"], self.options.camera_tolerance, axes
+        )
+        self._camera_plans[scene] = plan
+        rec.cameras = plan.cameras
+        return rec
+
+    def write_images(self, scene: str, out: Path) -> dict[str, dict[str, str]]:
+        """The keyframes' camera images of ``scene`` written under ``out`` (docs/labels.md, "ROS bags")."""
+        from occkit.data.recordings.bag_cameras import write_images
+
+        if scene not in self._camera_plans:
+            self.read(scene, load_points=False)
+        return write_images(self.bags[scene], self._camera_plans[scene], Path(out))
 
 
 def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> tuple[list[tuple], _TfTree, _Track]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,15 +102,14 @@ def find_cameras(bag: Path, topics: Mapping[str, str], wanted: str | None) -> tu
     names (``--cameras``; ``''``: none), else every image topic with a CameraInfo in its namespace
     (one a namespace, :func:`_rank`); and notes on image topics left out. Bad input: one line naming
     the bag, the topic and the cause."""
-    from occkit.data.recordings.rosbag import _listing
-
     notes: list[str] = []
     if wanted is not None:
         named = list(dict.fromkeys(t.strip() for t in wanted.split(",") if t.strip()))
         cams = []
         for t in named:
             if t not in topics:
-                raise ValueError(f"{bag}: no topic {t} (--cameras); its topics: {_listing(topics)}")
+                listing = ", ".join(f"{n} ({m})" for n, m in sorted(topics.items())) or "none"
+                raise ValueError(f"{bag}: no topic {t} (--cameras); its topics: {listing}")
             if topics[t] not in IMAGE_TYPES:
                 raise ValueError(f"{bag}: topic {t} holds {topics[t]}, not {IMAGE} or {COMPRESSED} (--cameras)")
             cam = _topic_of(topics, t)
@@ -144,6 +143,11 @@ def find_cameras(bag: Path, topics: Mapping[str, str], wanted: str | None) -> tu
             )
         seen[c.name] = c.topic
     return cams, notes
+
+
+def _ns(stamp: Any) -> int:
+    """A header stamp (sec, nanosec) in nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 # ---- calibration -------------------------------------------------------------------------------------
@@ -282,9 +286,7 @@ def _compressed_format(fmt: str, data: bytes) -> str | None:
 
 def _meta(cam: CameraTopic, ordinal: int, msg: Any) -> _Meta:
     """An image message's :class:`_Meta` (a compressed image's size read from its header, not decoded)."""
-    from occkit.data.recordings.rosbag import _frame, _ns
-
-    stamp, frame = _ns(msg.header.stamp), _frame(msg.header.frame_id)
+    stamp, frame = _ns(msg.header.stamp), str(msg.header.frame_id).lstrip("/")
     if not cam.compressed:
         enc = str(msg.encoding)
         H, W, step = int(msg.height), int(msg.width), int(msg.step)
@@ -323,36 +325,36 @@ class ScenePlan:
 
 
 def plan_cameras(
-    bag: Path, cams: list[CameraTopic], keyframes: list[tuple[int, str]], ego: str, tolerance: float | None, axes: str
+    bag: Path,
+    cams: list[CameraTopic],
+    keyframes: list[tuple[int, str]],
+    ego: str,
+    tolerance: float | None,
+    axes: str,
+    messages: Iterable[tuple[str, Any]],
+    tf: Any,
 ) -> ScenePlan:
-    """The cameras ``cams`` of ``bag`` for a scene whose keyframes are ``(stamp ns, token)``: one pass over
-    their CameraInfo, image and tf topics (images' headers read, nothing decoded), every check a label run
-    needs made (one line naming the bag, the topic and the cause)."""
+    """The cameras ``cams`` of ``bag`` for a scene whose keyframes are ``(stamp ns, token)``, from one pass
+    over ``messages`` (``(topic, message)`` of their image and CameraInfo topics in the bag's order, while
+    the bag's tf fills ``tf``, the reader's tf tree: ``lookup(a, b, stamp, what)``): images' headers read,
+    nothing decoded, every check a label run needs made (one line naming the bag, the topic and the cause)."""
     import numpy as np
 
-    from occkit.data.recordings.rosbag import TF_TOPICS, TF_TYPES, _messages, _reading, _TfTree, _topics
     from occkit.data.scene_record import Camera
 
     plan = ScenePlan()
     if not cams:
         return plan
-    tf = _TfTree(bag)
     infos: dict[str, Any] = {}
     metas: dict[str, list[_Meta]] = {c.name: [] for c in cams}
     by_topic = {c.topic: c for c in cams}
     info_topics = {c.info for c in cams}
-    with _reading(bag) as r:
-        have = _topics(r)
-        tf_topics = {t: static for t, static in TF_TOPICS.items() if have.get(t) in TF_TYPES}
-        want = {*by_topic, *info_topics, *tf_topics}
-        for t, msg in _messages(r, bag, [c for c in r.connections if c.topic in want]):
-            if t in by_topic:
-                cam = by_topic[t]
-                metas[cam.name].append(_meta(cam, len(metas[cam.name]), msg))
-            elif t in tf_topics:
-                tf.add(msg, tf_topics[t])
-            elif t in info_topics and t not in infos:
-                infos[t] = msg
+    for t, msg in messages:
+        if t in by_topic:
+            cam = by_topic[t]
+            metas[cam.name].append(_meta(cam, len(metas[cam.name]), msg))
+        elif t in info_topics and t not in infos:
+            infos[t] = msg
     for cam in cams:
         where = f"{bag}: {cam.info}"
         if cam.info not in infos:
@@ -440,11 +442,14 @@ def _check_image(bag: Path, cam: CameraTopic, cal: Calibration, m: _Meta) -> Non
 # ---- writing -----------------------------------------------------------------------------------------
 
 
-def write_images(bag: Path, plan: ScenePlan, out: Path) -> dict[str, dict[str, str]]:
+def write_images(
+    bag: Path, plan: ScenePlan, out: Path, messages: Callable[[set[str]], Iterable[tuple[str, Any]]]
+) -> dict[str, dict[str, str]]:
     """The keyframes' images of ``plan`` written under ``out`` as ``samples/<camera>/<token>.<ext>`` as they
-    come (compressed ones byte for byte, or undistorted and encoded again; raw ones as PNG); returns
-    ``{token: {camera: path relative to out}}``. A compressed image that does not decode: one line."""
-    from occkit.data.recordings.rosbag import _messages, _reading
+    come (compressed ones byte for byte, or undistorted and encoded again; raw ones as PNG), read from
+    ``messages(topics)`` (``(topic, message)`` of those topics in the bag's order, as :func:`plan_cameras`
+    read them); returns ``{token: {camera: path relative to out}}``. A compressed image that does not
+    decode: one line."""
     from occkit.fileio import write_bytes_atomic
 
     if not plan.chosen:
@@ -454,23 +459,26 @@ def write_images(bag: Path, plan: ScenePlan, out: Path) -> dict[str, dict[str, s
     left = {n: set(c) for n, c in plan.chosen.items()}
     seen = dict.fromkeys(plan.chosen, 0)
     paths: dict[str, dict[str, str]] = {}
-    with _reading(bag) as r:
-        conns = [c for c in r.connections if c.topic in by_topic]
-        for t, msg in _messages(r, bag, conns):
+    stream = iter(messages(set(by_topic)))
+    try:
+        for t, msg in stream:
             name = by_topic[t]
             ordinal = seen[name]
             seen[name] += 1
             if ordinal not in left[name]:
                 continue
             left[name].discard(ordinal)
-            cam = plan.topics[name]
-            data, ext = _encoded(bag, cam, msg, maps[name])
+            data, ext = _encoded(bag, plan.topics[name], msg, maps[name])
             for token in plan.chosen[name][ordinal]:
                 rel = f"samples/{name}/{token}{ext}"
                 write_bytes_atomic(out / rel, data)
                 paths.setdefault(token, {})[name] = rel
             if not any(left.values()):
                 break
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # the bag closed at once, the rest of it unread
     return paths
 
 
@@ -481,8 +489,6 @@ def _encoded(bag: Path, cam: CameraTopic, msg: Any, maps: Any) -> tuple[bytes, s
 
     import numpy as np
     from PIL import Image
-
-    from occkit.data.recordings.rosbag import _ns
 
     at = f"{bag}: {cam.topic}: the image at stamp {_ns(msg.header.stamp)} ns"
     if cam.compressed:

@@ -512,12 +512,14 @@ class BagReader(RecordingReader):
 
         if scene not in self.topics:  # a scene not asked for at opening: its topics chosen now
             self._open_topics(scene)
-        rec = read_bag(self.bags[scene], self.topics[scene], self.opts, scene, load_points)
+        bag = self.bags[scene]
+        rec = read_bag(bag, self.topics[scene], self.opts, scene, load_points)
         keyframes = [(int(s.token), s.token) for s in rec.sweeps if s.keyframe]
+        cams, tf = self.cameras[scene], _TfTree(bag)
+        messages = self._messages_of(scene, {t for c in cams for t in (c.topic, c.info)}, tf)
         axes = self.options.camera_axes or AXES[0]
-        plan = plan_cameras(
-            self.bags[scene], self.cameras[scene], keyframes, self.opts["ego"], self.options.camera_tolerance, axes
-        )
+        tolerance = self.options.camera_tolerance
+        plan = plan_cameras(bag, cams, keyframes, self.opts["ego"], tolerance, axes, messages, tf)
         self._camera_plans[scene] = plan
         rec.cameras = plan.cameras
         return rec
@@ -528,7 +530,24 @@ class BagReader(RecordingReader):
 
         if scene not in self._camera_plans:
             self.read(scene, load_points=False)
-        return write_images(self.bags[scene], self._camera_plans[scene], Path(out))
+        return write_images(
+            self.bags[scene], self._camera_plans[scene], Path(out), lambda topics: self._messages_of(scene, topics)
+        )
+
+    def _messages_of(self, scene: str, topics: set[str], tf: _TfTree | None = None) -> Iterator[tuple[str, Any]]:
+        """``(topic, message)`` of ``topics`` in the scene's bag, in order (the bag opened when the first is
+        asked for, closed when the last is or the caller stops); with ``tf``, /tf and /tf_static fed into it on
+        the way."""
+        bag = self.bags[scene]
+        with _reading(bag) as r:
+            have = _topics(r)
+            tf_topics = {t: s for t, s in TF_TOPICS.items() if have.get(t) in TF_TYPES} if tf is not None else {}
+            conns = [c for c in r.connections if c.topic in topics or c.topic in tf_topics]
+            for t, msg in _messages(r, bag, conns):
+                if t in tf_topics:
+                    tf.add(msg, tf_topics[t])
+                else:
+                    yield t, msg
 
 
 def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> tuple[list[tuple], _TfTree, _Track]:

@@ -147,7 +147,16 @@ def _info(ts, ns, frame, K, size):
     return _tool()._camera_info(ts, ns, frame, K, size)
 
 
-def _scene(world: Path, image=_jpeg, info=_info, frame=f"{CAM}_optical_frame", pose=None, link="static", delay=0):
+def _scene(
+    world: Path,
+    image=_jpeg,
+    info=_info,
+    frame=f"{CAM}_optical_frame",
+    pose=None,
+    link="static",
+    delay=0,
+    base="image_raw",
+):
     """The world's clouds, tf and camera CAM_FRONT as messages: ``image(ts, ns, frame, jpeg file)`` and
     ``info(ts, ns, frame, K, size)`` make its messages at each keyframe (``delay`` ns after it), its frame
     placed by ``pose`` (the rig's) on /tf_static (``link`` static), on /tf at the first keyframe only
@@ -182,7 +191,7 @@ def _scene(world: Path, image=_jpeg, info=_info, frame=f"{CAM}_optical_frame", p
     for entry in ann.values():
         ns = entry["timestamp"] * 1000 + delay
         msg = image(ts, ns, frame, world / entry["camera_sensor"][CAM]["img_path"])
-        topic = f"/{CAM}/image_raw" + ("/compressed" if msg.__msgtype__ == JPEG else "")
+        topic = f"/{CAM}/{base}" + ("/compressed" if msg.__msgtype__ == JPEG else "")
         out.append((topic, msg.__msgtype__, ns, msg))
         if info is not None:
             out.append((f"/{CAM}/camera_info", INFO, ns, info(ts, ns, frame, cam["intrinsic"], cam["image_size"])))
@@ -227,11 +236,9 @@ def test_a_camera_missing_at_keyframes_is_counted_and_left_out_of_their_entries(
     keys = scene.sweeps
     entries = [_index_record(scene, {"images": written}, keys, i, "nuscenes", own_images=True) for i in range(4)]
     assert [CAM in e["camera_sensor"] for e in entries] == [t in written for t in tokens]
-    with_tol = _open(tmp_path / "b", keyframe_every=1)  # default: half the period (0.5 s): every keyframe has one
-    assert (
-        with_tol.read_scene(with_tol.scenes[0], load_points=False)
-        and len(with_tol.write_images(with_tol.scenes[0], tmp_path / "o2")) == 4
-    )
+    every = _open(tmp_path / "b", keyframe_every=1)  # by default half the period (0.25 s): every keyframe has one
+    every.read_scene(every.scenes[0], load_points=False)
+    assert len(every.write_images(every.scenes[0], tmp_path / "o2")) == 4
 
 
 def test_a_body_frame_is_turned_to_optical_axes(world, tmp_path):
@@ -239,7 +246,6 @@ def test_a_body_frame_is_turned_to_optical_axes(world, tmp_path):
     optical pose turned back, and the reader turns it again; --camera-axes optical takes it as it is."""
     from occkit.data.recordings.bag_cameras import R_BODY_FROM_OPTICAL
     from occkit.data.rig import _pose_dict
-    from occkit.data.scene_record import Camera  # noqa: F401
 
     meta = json.loads((world / "rig" / "rig.json").read_text())
     T_opt = _matrix(meta["cameras"][CAM])
@@ -251,6 +257,33 @@ def test_a_body_frame_is_turned_to_optical_axes(world, tmp_path):
     np.testing.assert_allclose(auto.T_ego_from_cam, T_opt, atol=1e-6)
     taken = _open(bag, camera_axes="optical").read_scene("b", load_points=False).cameras[CAM]
     np.testing.assert_allclose(taken.T_ego_from_cam, _matrix(body), atol=1e-6)
+
+
+def test_a_rectified_topic_takes_p_and_r_and_is_taken_before_the_raw_one(world, tmp_path):
+    """Beside image_raw, image_rect_color is the camera's topic (said): its K is P's left 3 x 3 (not K, not
+    undistorted by D), and its axes R's: the extrinsic is the header frame's turned by R transposed."""
+    meta = json.loads((world / "rig" / "rig.json").read_text())
+    K_rect = np.asarray(meta["cameras"][CAM]["intrinsic"])
+    a = 0.1
+    R = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(a), -np.sin(a)], [0.0, np.sin(a), np.cos(a)]])
+
+    def info(ts, ns, frame, K, size):
+        msg = _info(ts, ns, frame, np.diag([1.3, 1.3, 1.0]) @ K, size)  # the raw camera's K: not the one taken
+        msg.d, msg.r, msg.p = (
+            np.array([-0.2, 0.05, 0.0, 0.0, 0.0]),
+            R.reshape(-1),
+            np.c_[K_rect, np.zeros(3)].reshape(-1),
+        )
+        return msg
+
+    rect = [m for m in _scene(world, base="image_rect_color", info=None) if "image_rect_color" in m[0]]
+    rec = _open(_bag(tmp_path / "b", _scene(world, info=info) + rect))
+    assert f"camera {CAM}: /{CAM}/image_rect_color/compressed taken, not /{CAM}/image_raw/compressed" in rec.describe
+    cam = rec.read_scene("b", load_points=False).cameras[CAM]
+    np.testing.assert_allclose(cam.K, K_rect)
+    turn = np.eye(4)
+    turn[:3, :3] = R.T
+    np.testing.assert_allclose(cam.T_ego_from_cam, _matrix(meta["cameras"][CAM]) @ turn, atol=1e-9)
 
 
 @pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono8"])

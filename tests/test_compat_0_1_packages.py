@@ -6,6 +6,7 @@ method trains and predicts."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -153,19 +154,22 @@ def test_a_0_1_method_trains_and_predicts(packages_0_1, synth_root, tmp_path):
 def test_the_deprecation_line_is_seen_under_the_cli_once(tmp_path):
     """In a new Python with its default warning filters (a DeprecationWarning would be hidden there): the
     0.1 format's flat keywords are one `occkit COMMAND: warning:` line on stderr, once even where the frames
-    are scored in two processes, and the commands work."""
+    are scored in two processes, and the commands work. Every process registers the frozen format (a
+    ``sitecustomize`` on their path), the scoring processes too: none needs the example installed."""
     world = tmp_path / "world"
-    driver = (
-        "import sys\n"
-        "from importlib import metadata\n"
-        "from test_compat_0_1_packages import _entry_points\n"
+    site = tmp_path / "site"
+    site.mkdir()
+    # every Python started with it on its path registers the frozen packages alone: the command and the
+    # processes it spawns to score the frames, which find the format again by name (self-contained: pytest is
+    # not imported at their start)
+    (site / "sitecustomize.py").write_text(
+        f"from importlib import metadata\nENTRY_POINTS = {ENTRY_POINTS!r}\n\n\n{inspect.getsource(_entry_points)}\n"
         "metadata.entry_points = _entry_points(metadata.entry_points)\n"
-        "from occkit.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
     )
+    driver = "import sys\nfrom occkit.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "OCCKIT_DEBUG")},
-        "PYTHONPATH": os.pathsep.join([str(FROZEN), str(ROOT / "tests"), str(ROOT / "src")]),
+        "PYTHONPATH": os.pathsep.join([str(site), str(FROZEN), str(ROOT / "src")]),
         "OMP_NUM_THREADS": "1",
     }
 

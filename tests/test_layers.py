@@ -225,3 +225,53 @@ def test_the_design_docs_layer_table_is_the_measured_one():
         assert all(graph[u] <= below | set(units) for u in units), units
         below |= set(units)
     assert below == set(graph) and {"formats", "metrics", "engine", "experiment"} <= below
+
+
+def _package_of(module: str) -> str:
+    """The package of occkit a dotted module belongs to: ``occkit.labelgen.run`` -> ``labelgen``; a module of
+    occkit's top level (``occkit.fileio``) -> ``occkit``."""
+    parts = module.split(".")
+    if len(parts) > 1 and (PACKAGE / parts[1]).is_dir():
+        return parts[1]
+    return "occkit"
+
+
+def private_imports_across_packages(root: Path) -> list[str]:
+    """``file:line imports module.name`` for every import of a private name (``_name``) or from a private module
+    (``_module``) of another package of occkit than the importing file's, at any depth."""
+    bad = []
+    for p in sorted(root.rglob("*.py")):
+        mine = _package_of(".".join(("occkit", *p.relative_to(root).with_suffix("").parts)))
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"), filename=str(p))):
+            if not (isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("occkit")):
+                continue
+            if _package_of(node.module) == mine:
+                continue
+            private_module = any(s.startswith("_") and not s.startswith("__") for s in node.module.split("."))
+            for a in node.names:
+                if private_module or (a.name.startswith("_") and not a.name.startswith("__")):
+                    bad.append(f"{p.relative_to(root.parent)}:{node.lineno} imports {node.module}.{a.name}")
+    return bad
+
+
+def test_no_module_imports_another_packages_private_names():
+    bad = private_imports_across_packages(PACKAGE)
+    assert not bad, "\n".join(bad)
+
+
+def test_the_private_import_check_sees_names_and_modules(tmp_path):
+    root = tmp_path / "occkit"
+    (root / "labelgen").mkdir(parents=True)
+    (root / "commands").mkdir()
+    (root / "labelgen" / "run.py").write_text("def _safe(): pass\n")
+    (root / "commands" / "label.py").write_text(
+        "def f():\n    from occkit.labelgen.run import _safe\n    from occkit.labelgen._steps import x\n"
+        "    from occkit.commands.label import _own\n"
+    )
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, root  # _package_of looks for the packages under PACKAGE
+    try:
+        bad = private_imports_across_packages(root)
+    finally:
+        PACKAGE = saved
+    assert [b.split(" imports ")[1] for b in bad] == ["occkit.labelgen.run._safe", "occkit.labelgen._steps.x"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -661,8 +662,34 @@ def prepare_run(cfg: ExperimentConfig, train_set: Dataset, progress: bool = True
     from occkit.engine.data import seed_everything
 
     seed_everything(cfg.train.seed)
-    cfg = resolve_auto_class_counts(cfg, train_set, progress=progress and os.environ.get("RANK", "0") == "0")
-    return cfg, build_method(cfg)
+    main = os.environ.get("RANK", "0") == "0"
+    cfg = resolve_auto_class_counts(cfg, train_set, progress=progress and main)
+    method = build_method(cfg)
+    if main:
+        for line in unfed_losses(cfg, train_set):
+            print(f"occkit train: warning: {line}", file=sys.stderr, flush=True)
+    return cfg, method
+
+
+def unfed_losses(cfg: ExperimentConfig, train_set: Dataset) -> list[str]:
+    """The method's loss terms that the training frames cannot feed, one line each
+    (:attr:`MethodSpec.unfed_losses` of the first training frame, read with every random generator left as it
+    was: the run trains as it would have without the look)."""
+    check = method_spec(cfg).unfed_losses
+    if check is None or len(train_set) == 0:  # type: ignore[arg-type]
+        return []
+    import random
+
+    import numpy as np
+
+    state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            sample = train_set[0]
+        finally:
+            random.setstate(state[0])
+            np.random.set_state(state[1])
+    return list(check(cfg, sample))
 
 
 class AugmentedFrames(Dataset):

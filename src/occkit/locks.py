@@ -253,8 +253,9 @@ class FolderLock:
                 who = self.busy()
                 if who is not None:
                     hint = "" if "occkit " in who else f" ({self.hint})"  # the record names its command
+                    runs = "which this host cannot see (it may still run)" if " on host " in who else "which still runs"
                     raise LockBusy(
-                        f"{self.what}: {self.folder} is locked by {who}, which still runs{hint}; "
+                        f"{self.what}: {self.folder} is locked by {who}, {runs}{hint}; "
                         f"not run twice (the lock: {self.path}{self._taken_where()}). If you are sure no occkit "
                         f"command writes there now (a process id is reused once its process ends), remove the "
                         f"lock and run again: rm {shlex.quote(str(self.path))}"

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-nuscenes_devkit = pytest.importorskip("nuscenes.nuscenes", reason="nuscenes-devkit is not installed")
+nuscenes_devkit = pytest.importorskip(
+    "nuscenes.nuscenes",
+    reason="nuscenes-devkit is not installed: pip install --no-deps 'nuscenes-devkit>=1.1' (.ci/run does)",
+)
 
 from occkit.cli import main  # noqa: E402
 from occkit.data.lidar_sweeps import WithLidarSweeps, read_pcd_bin  # noqa: E402

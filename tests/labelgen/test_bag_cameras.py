@@ -224,21 +224,37 @@ def _kf(world: Path) -> list[int]:
 
 def test_a_camera_missing_at_keyframes_is_counted_and_left_out_of_their_entries(world, tmp_path):
     """Images at two of four keyframes, within 0.1 s of none of the other two: those are missing there."""
-    from occkit.labelgen.run import _index_record, _missing_images
+    from occkit.labelgen.run import _index_record
 
     rec = _open(_bag(tmp_path / "b", _scene(world)), keyframe_every=1, camera_tolerance=0.1)
     scene = rec.read_scene(rec.scenes[0], load_points=False)
     written = rec.write_images(rec.scenes[0], tmp_path / "out")
     tokens = [s.token for s in scene.sweeps]
     assert sorted(written) == sorted(str(s) for s in _kf(world)) and len(tokens) == 4
-    line = _missing_images(scene, scene.sweeps, written)
-    assert "CAM_FRONT at 2 of 4" in line and len(line.splitlines()) == 1
+    (line,) = [w for w in scene.warnings if "camera images missing" in w]
+    assert "CAM_FRONT at 2 of 4" in line and "--camera-tolerance" in line
+    assert scene.notes["cameras"][CAM]["keyframes_missing"] == 2 and scene.notes["cameras"][CAM]["tolerance_s"] == 0.1
     keys = scene.sweeps
     entries = [_index_record(scene, {"images": written}, keys, i, "nuscenes", own_images=True) for i in range(4)]
     assert [CAM in e["camera_sensor"] for e in entries] == [t in written for t in tokens]
     every = _open(tmp_path / "b", keyframe_every=1)  # by default half the period (0.25 s): every keyframe has one
-    every.read_scene(every.scenes[0], load_points=False)
+    assert not every.read_scene(every.scenes[0], load_points=False).warnings
     assert len(every.write_images(every.scenes[0], tmp_path / "o2")) == 4
+
+
+def test_write_rig_of_a_bag_writes_its_images_into_the_rig(world, tmp_path, capsys):
+    bag = _bag(tmp_path / "b", _scene(world))
+    assert main(["label", "--data", str(bag), "--keyframe-every", "3", "--write-rig", str(tmp_path / "rig")]) == 0
+    assert "2 camera images" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "rig" / "b" / "sweeps.json").read_text())["sweeps"]
+    ann = json.loads((world / "annotations.json").read_text())["scene_infos"]["scene-0000"]
+    by_time = {e["timestamp"]: world / e["camera_sensor"][CAM]["img_path"] for e in ann.values()}
+    shots = [(r["timestamp"], r["images"][CAM]) for r in rows if r.get("images")]
+    assert len(shots) == 2 and not (tmp_path / "rig" / ".images").exists()
+    for t, f in shots:
+        assert (tmp_path / "rig" / "b" / f).read_bytes() == by_time[t].read_bytes()
+    meta = json.loads((tmp_path / "rig" / "rig.json").read_text())
+    assert list(meta["cameras"]) == [CAM]
 
 
 def test_a_body_frame_is_turned_to_optical_axes(world, tmp_path):

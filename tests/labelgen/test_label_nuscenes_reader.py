@@ -18,7 +18,10 @@ import pytest
 
 from occkit.cli import main
 
-pytest.importorskip("nuscenes.nuscenes")
+pytest.importorskip(
+    "nuscenes.nuscenes",
+    reason="nuscenes-devkit is not installed: pip install --no-deps 'nuscenes-devkit>=1.1' (.ci/run does)",
+)
 
 VERSION = "v1.0-synth"
 

@@ -366,9 +366,15 @@ def test_a_bad_output_option_is_refused_in_one_line(world, tmp_path, capsys, ext
     assert not out.exists() and not (tmp_path / ".lab.partial").exists()
 
 
-def test_quality_whose_truth_the_output_cannot_hold_is_refused_before_any_work(world, tmp_path, capsys):
-    """No class map joins Occ3D's classes (the world's truth) and KITTI-360's: ``--quality`` is refused before
-    the labelling (it was refused after it, the labels left in the hidden partial folder)."""
+def test_quality_whose_truth_the_output_cannot_hold_is_refused_before_any_work(world, tmp_path, capsys, monkeypatch):
+    """No class map joins Occ3D's classes (the world's truth) and the output's, directly or through another
+    format: ``--quality`` is refused before the labelling (it was refused after it, the labels left in the
+    hidden partial folder). KITTI-360's are joined through SemanticKITTI's (the shipped maps), so the
+    registry is narrowed to the two formats here."""
+    import occkit.formats.registry as registry
+
+    names = registry.format_names
+    monkeypatch.setattr(registry, "format_names", lambda: [n for n in names() if n in ("occ3d", "kitti360")])
     drop = [c for c in _classes(world) if c != "car"]
     (tmp_path / "k.yaml").write_text(_map_yaml("kitti360", [(["car"], ["car"])], drop))
     out = tmp_path / "lab"
@@ -387,6 +393,25 @@ def test_quality_whose_truth_the_output_cannot_hold_is_refused_before_any_work(w
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "cannot be put in kitti360's classes" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.yaml"]
+
+
+def test_the_truth_reaches_kitti360s_classes_through_semantickittis():
+    """Occ3D -> SemanticKITTI -> SSCBench-KITTI-360 (the shipped maps; one set of raw ids): each Occ3D class
+    lands where the two maps send it, a class either drops is ignored."""
+    from occkit.convert.plan import class_conversion
+    from occkit.formats import get_format
+    from occkit.labelgen.run import truth_classes
+
+    occ3d, sk, k360 = (get_format(n) for n in ("occ3d", "semantickitti", "kitti360"))
+    conv = truth_classes(k360)
+    first, then = class_conversion(occ3d, sk, None), class_conversion(sk, k360, None)
+    for i, name in enumerate(occ3d.classes.names):
+        assert conv.lut[i] == then.lut[first.lut[i]], name
+    names = k360.classes.names
+    assert names[conv.lut[occ3d.classes.names.index("car")]] == "car"
+    assert conv.lut[occ3d.classes.free] == k360.classes.free
+    assert conv.lut[occ3d.classes.names.index("others")] == k360.classes.ignore  # SemanticKITTI has no others
+    assert occ3d.classes.names.index("others") in conv.dropped
 
 
 def test_a_rig_with_its_origin_at_the_lidar_is_warned_about_once_per_scene(world, occ3d_labels, tmp_path):

@@ -200,3 +200,30 @@ def test_a_run_failing_before_any_scene_is_finished_says_nothing_of_kept_scenes(
     capsys.readouterr()
     assert main(["label", "--data", str(rig), "--out", str(tmp_path / "lab"), "--preset", "naive"]) == 1
     assert "stopped after" not in capsys.readouterr().out
+
+
+def test_a_scene_that_reads_otherwise_than_when_it_was_labelled_is_labelled_again(
+    world, stopped, tmp_path, monkeypatch, capsys
+):
+    """The rig's fingerprint sees sizes and times; what a finished scene read is hashed too (its record's
+    ``read``), so an edit that keeps both (a file rewritten in place, its time put back) is labelled anew: here
+    the reader hands one point moved by 1 m, as such an edit would."""
+    from occkit.data.recordings import rig
+    from occkit.labelgen.resume import scene_digest
+
+    kept = json.loads((stopped / ".label" / "scenes" / "scene-0000.json").read_text())
+    real = rig.RigReader.read
+    assert kept["read"] == scene_digest(real(rig.RigReader.open(world), "scene-0000"))  # what it read, hashed
+
+    def edited(self, scene, load_points=True):
+        rec = real(self, scene, load_points)
+        if scene == "scene-0000" and load_points:
+            rec.sweeps[0].points[0, 0] += 1.0
+        return rec
+
+    monkeypatch.setattr(rig.RigReader, "read", edited)
+    capsys.readouterr()
+    labelled, _ = _resume(world, stopped, tmp_path, monkeypatch)
+    out = capsys.readouterr().out
+    assert "scene scene-0000: its recording reads otherwise than when it was labelled; labelled again" in out
+    assert sorted(labelled) == ["scene-0000", "scene-0001"] and "resuming" not in out

@@ -216,9 +216,11 @@ def _bag(path: Path, msgs: list[tuple[str, str, int, object]]) -> Path:
     return path
 
 
-def _scene_msgs(world: Path, tf_until: int = 99, stamps: list[int] | None = None, drop_z: bool = False, extra=()):
-    """The scene's clouds and tf as messages: tf for the first ``tf_until`` sweeps, the clouds stamped
-    ``stamps`` (ns) where given, the z field left out with ``drop_z``."""
+def _scene_msgs(
+    world: Path, tf_until: int = 99, stamps: list[int] | None = None, drop_z: bool = False, extra=(), tf_shift: int = 0
+):
+    """The scene's clouds and tf as messages: tf for the first ``tf_until`` sweeps (stamped ``tf_shift`` ns
+    later), the clouds stamped ``stamps`` (ns) where given, the z field left out with ``drop_z``."""
     from rosbags.typesys import Stores, get_typestore
 
     tool, ts = _tool(), get_typestore(Stores.ROS2_HUMBLE)
@@ -232,9 +234,8 @@ def _scene_msgs(world: Path, tf_until: int = 99, stamps: list[int] | None = None
     for i, s in enumerate(sweeps):
         ns = s["timestamp"] * 1000
         if i < tf_until:
-            out.append(
-                ("/tf", TF, ns, ts.types[TF](transforms=[tool._transform(ts, ns, "map", "base_link", s["ego_pose"])]))
-            )
+            tf = tool._transform(ts, ns + tf_shift, "map", "base_link", s["ego_pose"])
+            out.append(("/tf", TF, ns + tf_shift, ts.types[TF](transforms=[tf])))
         cloud = tool._cloud(
             ts, stamps[i] if stamps else ns, "LIDAR_TOP", np.load(rig / "scene-0000" / s["points"])["points"], None
         )
@@ -263,8 +264,8 @@ def _no_z(world, tmp):
     return [_bag(tmp / "b", _scene_msgs(world, drop_z=True))]
 
 
-def _tf_ends_early(world, tmp):
-    return [_bag(tmp / "b", _scene_msgs(world, tf_until=2))]
+def _tf_far_off(world, tmp):  # /tf 10 s after every cloud: no cloud has a pose (a few left out are only counted)
+    return [_bag(tmp / "b", _scene_msgs(world, tf_shift=10 * 10**9))]
 
 
 def _out_of_order(world, tmp):
@@ -300,8 +301,8 @@ def _corrupt_sqlite(world, tmp):
 
 def _stray_keyframe(world, tmp):
     sweeps = json.loads((world / "rig" / "scene-0000" / "sweeps.json").read_text())["sweeps"]
-    (tmp / "kf.txt").write_text(f"{sweeps[1]['timestamp'] * 1000 + 5}\n")
-    return [_bag(tmp / "b", _scene_msgs(world)), "--keyframes", str(tmp / "kf.txt")]
+    (tmp / "kf.txt").write_text(f"{sweeps[1]['timestamp'] * 1000 + 5_000_000}\n")  # 5 ms off a cloud
+    return [_bag(tmp / "b", _scene_msgs(world)), "--keyframes", str(tmp / "kf.txt"), "--keyframe-tolerance", "0.001"]
 
 
 @pytest.mark.parametrize(
@@ -312,8 +313,12 @@ def _stray_keyframe(world, tmp):
         (_two_clouds, ["several sensor_msgs/msg/PointCloud2 topics", "/radar/points", "--lidar-topic"]),
         (_no_z, ["/lidar/points cloud at stamp", "no z field", "x, y, intensity"]),
         (
-            _tf_ends_early,
-            ["no transform from 'map' to 'base_link' at stamp 1600000000333333000 ns", "map -> base_link"],
+            _tf_far_off,
+            [
+                "no transform from 'map' to 'base_link' at stamp 1600000000000000000 ns",
+                "map -> base_link",
+                "every cloud",
+            ],
         ),
         (
             _out_of_order,
@@ -323,7 +328,7 @@ def _stray_keyframe(world, tmp):
         (_garbage_ros1, ["cannot be read as a ROS bag"]),
         (_truncated_ros1, ["cannot be read as a ROS bag"]),
         (_corrupt_sqlite, ["cannot be read as a ROS bag"]),
-        (_stray_keyframe, ["is not the stamp of a cloud on /lidar/points"]),
+        (_stray_keyframe, ["is 0.005 s from the nearest cloud on /lidar/points", "more than 0.001 s"]),
     ],
 )
 def test_bad_bags_are_refused_in_one_line_naming_the_bag_and_nothing_is_written(world, tmp_path, capsys, make, words):
@@ -366,8 +371,10 @@ def test_write_rig_of_a_rig_keeps_every_array_and_table(world, tmp_path, capsys)
         a, b = np.load(f), np.load(out / "scene-0000" / "lidar" / f.name)
         assert sorted(a.files) == sorted(b.files) and "instance" in b.files
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
-    for name in ("sweeps.json", "boxes.json"):
-        assert json.loads((src / name).read_text()) == json.loads((out / "scene-0000" / name).read_text())
+    assert json.loads((src / "boxes.json").read_text()) == json.loads((out / "scene-0000" / "boxes.json").read_text())
+    rows = json.loads((out / "scene-0000" / "sweeps.json").read_text())["sweeps"]
+    assert all(bool(r.pop("images", None)) == r["keyframe"] for r in rows)  # the dataset's images, now the rig's
+    assert json.loads((src / "sweeps.json").read_text())["sweeps"] == rows
     meta_a, meta_b = (json.loads((d / "rig.json").read_text()) for d in (world / "rig", out))
     assert {k: meta_a[k] for k in ("classes", "ego", "scenes")} == {k: meta_b[k] for k in ("classes", "ego", "scenes")}
     assert set(meta_b["cameras"]) == set(meta_a["cameras"])

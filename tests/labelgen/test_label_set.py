@@ -93,8 +93,7 @@ def test_the_preset_then_set_then_window():
     published = _opts(preset="occ3d-published")
     assert published.erase_trails is False and published.knn == 1 and published.ground_fill == 0
     assert _opts("erase_trails=true", preset="occ3d-published").erase_trails is True
-    assert _opts("window=2").window == 2
-    assert _opts("window=2", window=4).window == 4
+    assert _opts(window=4).window == 4
 
 
 def test_options_built_in_python_are_checked_for_type_too():
@@ -111,3 +110,44 @@ def test_the_cli_refuses_in_one_line_before_anything_is_read_or_written(tmp_path
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "carve_rel" in err and "'abc'" in err and "Traceback" not in err, err
     assert not out.exists() and not list(tmp_path.glob(".lab*"))
+
+
+def test_every_imperfect_recording_setting_is_reachable_and_typed():
+    opt = _opts("refine_poses.max_disagreement=2", "find_moving.checks=6", "refine_boxes.yaw_sigma=5",
+                "densify.truncation=0.3")  # fmt: skip
+    assert opt.refine_poses.max_disagreement == 2.0 and isinstance(opt.refine_poses.max_disagreement, float)
+    assert opt.find_moving.checks == 6 and opt.refine_boxes.yaw_sigma == 5.0 and opt.densify.truncation == 0.3
+    assert not (opt.refine_poses.enabled or opt.find_moving.enabled or opt.refine_boxes.enabled)  # set, not on
+    assert opt.densify.method == "none"
+    with pytest.raises(ValueError, match=r"--set refine_poses.max_disagreement: expected a number, got 'far'"):
+        _opts("refine_poses.max_disagreement=far")
+    with pytest.raises(ValueError, match=r"find_moving.nope"):
+        _opts("find_moving.nope=1")
+
+
+@pytest.mark.parametrize(
+    "item, flag",
+    [
+        ("window=2", "--window"),
+        ("refine_poses.enabled=true", "--refine-poses"),
+        ("find_moving.enabled=true", "--find-moving"),
+        ("refine_boxes.enabled=true", "--refine-boxes"),
+        ("densify.method=tsdf", "--densify"),
+        ("refine_poses=true", "--refine-poses"),
+        ("densify=tsdf", "--densify"),
+    ],
+)
+def test_a_setting_a_flag_gives_has_one_spelling(item, flag):
+    with pytest.raises(ValueError, match=flag) as e:
+        _opts(item)
+    assert str(e.value).startswith(f"--set {item.split('=')[0]}") and "\n" not in str(e.value)
+
+
+def test_the_flags_switch_the_nested_settings_on():
+    p = build_parser(tuple(c for c in COMMANDS if c[0] == "label"))
+    argv = ["label", "--data", "d", "--out", "o", "--refine-poses", "--find-moving", "--densify", "tsdf"]
+    opt = _options(p.parse_args(argv + ["--set", "refine_poses.voxel_size=1"]), CLASSES)
+    assert opt.refine_poses.enabled and opt.refine_poses.voxel_size == 1.0 and opt.find_moving.enabled
+    assert opt.densify.method == "tsdf" and not opt.refine_boxes.enabled
+    assert LabelOptions(find_moving=True).find_moving.enabled  # a switch given in Python as before
+    assert LabelOptions(densify="tsdf").densify.method == "tsdf"

@@ -100,7 +100,7 @@ CASES = [
     (
         "sweep_key_misspelt",
         _sweeps(lambda s: s[0].update(keyfrmae=True)),
-        "sweeps[0]: unknown key 'keyfrmae' (its keys: token, timestamp, sensor, ego_pose, keyframe, points)",
+        "sweeps[0]: unknown key 'keyfrmae' (its keys: token, timestamp, sensor, ego_pose, keyframe, points, images)",
     ),
     ("box_key_unknown", _boxes(lambda b: b[0].update(colour="red")), "boxes[0]: unknown key 'colour' (its keys: sweep"),
     ("rig_key_misspelt", _rig(lambda m: m.update(split={"val": ["scene-0001"]})), "rig.json: unknown key 'split'"),

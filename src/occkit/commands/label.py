@@ -40,107 +40,115 @@ READER_DEST = "reader_option__"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from occkit.data.recordings.registry import readers
 
-    p.add_argument(
+    i = p.add_argument_group("input")
+    i.add_argument(
         "--data",
         type=Path,
         required=True,
         help="the recording: a rig folder (rig.json: sweeps, poses, boxes, sensors; docs/labels.md), a dataset "
         "holding one at DATA/rig (occkit synth --sweeps K writes it), or any recording a reader below takes",
     )
-    p.add_argument(
+    i.add_argument(
         "--reader",
         choices=tuple(readers()),
         default=None,
-        help="which reader opens --data (default: the one that recognises it): "
-        + "; ".join(f"{r.name}: {r.description}" for r in readers().values()),
+        help="which reader opens --data (default: the one that recognises it; each reader's options are listed "
+        "under it below)",
     )
-    p.add_argument(
+    i.add_argument("--scenes", default=None, help="comma-separated scene names (default: every scene of the recording)")
+    o = p.add_argument_group("output")
+    o.add_argument(
         "--out",
         type=Path,
         default=None,
         help="output folder: labels in --to's layout (Occ3D's by default), report.json",
     )
-    p.add_argument(
+    o.add_argument(
         "--write-rig",
         type=Path,
         default=None,
         metavar="RIG",
         help="write the recording --data as a rig folder (docs/labels.md) and stop, no labels (instead of --out)",
     )
-    p.add_argument(
-        "--preset",
-        choices=tuple(PRESETS),
-        default="occkit",
-        help="occkit (default); occ3d-published (Occ3D as published: aggregation, kNN labels, ray-cast masks, no "
-        "fill, no trail erasing); naive (each keyframe's own sweep voxelised)",
-    )
-    p.add_argument(
-        "--window",
-        type=nonneg_int,
-        default=None,
-        help="keyframes on each side whose sweeps build a keyframe's static scene (default 0: the whole scene)",
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a pipeline option (occkit.labelgen.pipeline.LabelOptions: box_margin, knn, ground_fill, flow, ...)",
-    )
-    p.add_argument(
-        "--refine-poses",
-        action="store_true",
-        help="refine the recorded poses by LiDAR registration (KISS-ICP odometry fused with the recorded poses in a "
-        "pose graph; each sweep's correction in report.json; needs kiss-icp: pip install 'occkit[refine]')",
-    )
-    p.add_argument(
-        "--refine-boxes",
-        action="store_true",
-        help="smooth every track's boxes along time before labelling (constant-velocity and turn-rate model, "
-        "Rauch-Tung-Striebel smoother; the corrections in report.json); needs boxes",
-    )
-    p.add_argument(
-        "--find-moving",
-        action="store_true",
-        help="find moving returns from the sweeps themselves (returns other sweeps' rays pass through), with or "
-        "without boxes: kept out of the static scene, each sweep's clusters boxed as its objects (report.json)",
-    )
-    p.add_argument(
-        "--densify",
-        choices=("none", "tsdf"),
-        default=None,
-        help="tsdf: non-ground surfaces between the LiDAR's rings filled by a TSDF along the rays and marching "
-        "cubes; none (default): only the ground fill",
-    )
-    p.add_argument("--scenes", default=None, help="comma-separated scene names (default: every scene of the rig)")
-    p.add_argument(
+    add_output_arguments(p, o)
+    o.add_argument(
         "--val-scenes",
         default=None,
         metavar="A,B",
         help="comma-separated scenes written to the val split, every other scene to train (default: the splits the "
         'recording gives, rig.json\'s "splits"; without any, every scene is in train)',
     )
-    p.add_argument(
+    o.add_argument(
         "--overwrite",
         action="store_true",
         help="replace labels occkit label wrote earlier in --out (only its own files: a folder holding anything "
         "else is never written into)",
     )
-    p.add_argument(
+    lab = p.add_argument_group("labelling")
+    lab.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default="occkit",
+        help="occkit (default); occ3d-published (Occ3D as published: aggregation, kNN labels, ray-cast masks, no "
+        "fill, no trail erasing); naive (each keyframe's own sweep voxelised)",
+    )
+    lab.add_argument(
+        "--window",
+        type=nonneg_int,
+        default=None,
+        help="keyframes on each side whose sweeps build a keyframe's static scene (default 0: the whole scene)",
+    )
+    lab.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label setting (occkit.labelgen.pipeline.LabelOptions: box_margin, knn, ground_fill, flow, ...; the "
+        "imperfect-recording options' settings as refine_poses.KEY, refine_boxes.KEY, find_moving.KEY, "
+        'densify.KEY; docs/labels.md, "What each option does")',
+    )
+    imp = p.add_argument_group("imperfect recordings", "each off by default; its settings: --set OPTION.KEY=VALUE")
+    imp.add_argument(
+        "--refine-poses",
+        action="store_true",
+        help="refine the recorded poses by LiDAR registration (KISS-ICP odometry fused with the recorded poses in a "
+        "pose graph; each sweep's correction in report.json; needs kiss-icp: pip install 'occkit[refine]')",
+    )
+    imp.add_argument(
+        "--refine-boxes",
+        action="store_true",
+        help="smooth every track's boxes along time before labelling (constant-velocity and turn-rate model, "
+        "Rauch-Tung-Striebel smoother; the corrections in report.json); needs boxes",
+    )
+    imp.add_argument(
+        "--find-moving",
+        action="store_true",
+        help="find moving returns from the sweeps themselves (returns other sweeps' rays pass through), with or "
+        "without boxes: kept out of the static scene, each sweep's clusters boxed as its objects (report.json)",
+    )
+    imp.add_argument(
+        "--densify",
+        choices=("none", "tsdf"),
+        default=None,
+        help="tsdf: non-ground surfaces between the LiDAR's rings filled by a TSDF along the rays and marching "
+        "cubes; none (default): only the ground fill",
+    )
+    q = p.add_argument_group("quality")
+    q.add_argument(
         "--quality",
         action="store_true",
         help="score the labels along each keyframe's LiDAR rays against the measured ranges (no truth needed), "
         "and against the exact occupancy where DATA is a world occkit synth --sweeps wrote: quality.json and "
         "quality.md in --out (docs/labels.md)",
     )
-    p.add_argument("--workers", type=positive_int, default=1, help="scenes labelled in parallel processes")
-    p.add_argument(
+    r = p.add_argument_group("running")
+    r.add_argument("--workers", type=positive_int, default=1, help="scenes labelled in parallel processes")
+    r.add_argument(
         "--launcher",
         choices=("local", "ray"),
         default="local",
         help="local processes, or Ray tasks over scenes (a cluster's RAY_ADDRESS; --out on a shared file system)",
     )
-    add_output_arguments(p)
     add_reader_arguments(p)
 
 
@@ -174,12 +182,13 @@ def add_reader_arguments(p: argparse.ArgumentParser) -> None:
             )
 
 
-def add_output_arguments(p: argparse.ArgumentParser) -> None:
+def add_output_arguments(p: argparse.ArgumentParser, group: Any = None) -> None:
     """``--to``, ``--class-map``, ``--grid``: the output's format, classes and grid (docs/labels.md,
-    "Classes, grid and output format")."""
+    "Classes, grid and output format"), in ``group`` (default: the parser)."""
     from occkit import help_registries
 
     help_registries.use(p)
+    p = group if group is not None else p
     p.add_argument(
         "--to",
         default=None,
@@ -220,11 +229,30 @@ def plan_output(args: argparse.Namespace, rec: Any, opt: Any) -> Any:
     return target
 
 
+#: The settings a flag of ``occkit label`` gives, which ``--set`` does not (one spelling a setting).
+FLAGGED = {
+    "window": "--window N",
+    "refine_poses.enabled": "--refine-poses",
+    "refine_boxes.enabled": "--refine-boxes",
+    "find_moving.enabled": "--find-moving",
+    "densify.method": "--densify tsdf",
+}
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def _options(args: argparse.Namespace, classes: tuple[str, ...] | None = None):
     """The pipeline's options: the preset's, then ``--set KEY=VALUE`` typed through the config system as
     ``occkit train --set`` is (values read as YAML, each checked against its field's type: ``erase_trails=False``
-    is false, ``ground_classes=[terrain]`` a tuple, ``carve_rel=abc`` refused naming the key), then
-    ``--window``. ``classes``: the output's class names, which ``ground_classes`` given here must be among."""
+    is false, ``ground_classes=[terrain]`` a tuple, ``carve_rel=abc`` refused naming the key; the imperfect-recording
+    options' settings nested, ``refine_poses.max_disagreement=2``), then the flags (``--window``,
+    ``--refine-poses``, ...; a setting a flag gives is refused in ``--set`` naming the flag). ``classes``: the
+    output's class names, which ``ground_classes`` given here must be among."""
     from occkit.config import ConfigError, from_dict, merge, parse_overrides, to_dict
     from occkit.labelgen.pipeline import LabelOptions
 
@@ -236,17 +264,29 @@ def _options(args: argparse.Namespace, classes: tuple[str, ...] | None = None):
     unknown = [k for k in over if k not in keys]
     if unknown:
         raise ConfigError(f"--set {', '.join(unknown)}: not a label option (one of {', '.join(keys)})")
+    flat = _flat(over)
+    for key, flag in FLAGGED.items():
+        if key in flat:
+            raise ConfigError(f"--set {key}: given by the flag {flag} (one spelling a setting)")
+    groups = [k for k in ("refine_poses", "refine_boxes", "find_moving", "densify") if k in over]
+    groups = [k for k in groups if not isinstance(over[k], dict)]
+    if groups:
+        k = groups[0]
+        raise ConfigError(
+            f"--set {k}={over[k]!r}: {k} is a group of settings (--set {k}.KEY=VALUE); it is turned on by "
+            f"{FLAGGED[k + ('.method' if k == 'densify' else '.enabled')].split()[0]}"
+        )
     values = merge(merge(to_dict(LabelOptions()), PRESETS[args.preset]), over)
     if args.window is not None:
         values["window"] = args.window
     if getattr(args, "densify", None) is not None:
-        values["densify"] = args.densify
+        values["densify"]["method"] = args.densify
     for flag in ("refine_poses", "refine_boxes", "find_moving"):
         if getattr(args, flag, False):
-            values[flag] = True
+            values[flag]["enabled"] = True
     try:
         opt = from_dict(LabelOptions, values)
-    except ConfigError as e:
+    except (ConfigError, TypeError) as e:
         hint = " (a list is written in brackets: KEY=[a, b])" if "expected a list" in str(e) else ""
         raise ConfigError(f"--set {e}{hint}") from None
     if classes is not None:
@@ -300,15 +340,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, held: Any) -> int:
+    from occkit.config import to_dict
     from occkit.fileio import write_json_atomic, write_text_atomic
-    from occkit.labelgen.run import finish_output, summarise
+    from occkit.labelgen import report
+    from occkit.labelgen.run import finish_output, quality_figures, summarise
     from occkit.locks import locked_output
     from occkit.output_folders import check_output_folder
     from occkit.outputs import check_own_files, check_writable_place, resumable_folder
 
+    if args.write_rig is not None and args.out is not None:
+        raise ValueError(
+            "--write-rig and --out: give one (--write-rig writes the recording as a rig folder, no labels)"
+        )
     opt = _options(args)
     rec = _open_recording(args)  # the recording's tables checked before any folder is made
-    scenes = _scenes(args, rec, needs_boxes=opt.refine_boxes)
+    scenes = _scenes(args, rec, needs_boxes=opt.refine_boxes.enabled)
     if args.write_rig is not None:  # the recording as a rig folder, and no labels (docs/labels.md, "--write-rig")
         from occkit.commands.write_rig import write_rig
 
@@ -317,12 +363,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
         raise ValueError("--out: required, the labels' folder (or --write-rig RIG to write --data as a rig folder)")
     target = plan_output(args, rec, opt)  # the classes, grid and layout written, checked before any folder
     _check_ground_classes(args, opt, target.classes)
-    truth_lacks = _truth_lacks(args.data, scenes) if args.quality else None
-    if truth_lacks and not _rays_scored(target):
-        raise ValueError(
-            f"--quality: {truth_lacks}; and the labels along the LiDAR rays are scored in Occ3D's layout only "
-            f"(--to {target.format}): label with --to {_default_layout()} to score them"
-        )
+    truth_lacks = report.truth_lacks(args.data, scenes) if args.quality else None
     if truth_lacks:
         print(f"label: --quality: {truth_lacks}", flush=True)
     elif args.quality:
@@ -338,7 +379,7 @@ def _run(args: argparse.Namespace, held: Any) -> int:
     if check_output_folder(args.out, "label", inputs=inputs, overwrite=args.overwrite) == "own":
         check_own_files(args.out, "label")  # --overwrite replaces only what label wrote: refused before any work
     source = {"reader": rec.reader, "path": str(Path(rec.source).resolve()), "options": rec.option_values()}
-    key = {"recording": source, "options": {k: getattr(opt, k) for k in opt.keys()}, "scenes": scenes}
+    key = {"recording": source, "options": to_dict(opt), "scenes": scenes}
     key["content"] = rec.content_fingerprint(scenes)  # a recording changed since a stopped run is labelled anew
     key["output"] = target.record()
     key = json.loads(json.dumps(key))
@@ -356,9 +397,9 @@ def _run(args: argparse.Namespace, held: Any) -> int:
         reports = [done[s]["report"] for s in scenes]
         summary = summarise(reports)
         if args.quality:
-            quality = _quality(args, rec, part, scenes, done, opt, target, truth_lacks is None)
+            quality = quality_figures(args.data, rec, part, scenes, done, opt, target, truth_lacks is None)
             write_json_atomic(part / "quality.json", quality)
-            write_text_atomic(part / "quality.md", _quality_md(quality, args))
+            write_text_atomic(part / "quality.md", report.quality_markdown(quality, _command_line(args)))
             summary["quality"] = quality
         write_json_atomic(part / "report.json", {"summary": summary, "scenes": reports})
     _print_summary(args, summary, len(scenes), time.perf_counter() - t0)
@@ -400,7 +441,7 @@ def _splits(args: argparse.Namespace, rec: Any, scenes: list[str]) -> dict[str, 
 def _scenes(args: argparse.Namespace, rec: Any, needs_boxes: bool = False) -> list[str]:
     """The scenes to label (``--scenes``, or every scene of the recording), each one's tables checked
     (``needs_boxes``: a scene without boxes refused, naming the option that needs them)."""
-    from occkit.labelgen.run import _safe
+    from occkit.labelgen.run import safe_name
 
     scenes = rec.scenes
     if args.scenes is not None:
@@ -416,7 +457,7 @@ def _scenes(args: argparse.Namespace, rec: Any, needs_boxes: bool = False) -> li
         named = "--scenes" if args.scenes else str(rec.source)
         raise ValueError(f"{named}: scenes {twice} named more than once (each scene is labelled once)")
     for s in scenes:
-        _safe(s, "scene")
+        safe_name(s, "scene")
         tables = rec.read_scene(s, load_points=False)  # every scene's tables checked before any work
         if needs_boxes and not tables.has_boxes:
             raise ValueError(
@@ -426,126 +467,17 @@ def _scenes(args: argparse.Namespace, rec: Any, needs_boxes: bool = False) -> li
     return scenes
 
 
-def _truth_lacks(data: Path, scenes: list[str]) -> str | None:
-    """None when ``data`` holds the exact occupancy of every scene (a world ``occkit synth --sweeps``
-    wrote); else the line that says what scoring against truth needs and what is scored instead."""
-    from occkit.labelgen.truth import WorldTruth
-
-    instead = "the labels are scored against the LiDAR's own ranges instead (ray consistency; docs/labels.md)"
-    from occkit.labelgen.truth import TRUTH
-
-    if not (Path(data) / "annotations.json").is_file() and not (Path(data) / TRUTH / "annotations.json").is_file():
-        return (
-            f"{data} holds no truth to score against (a world occkit synth --sweeps K writes: annotations.json "
-            f"with gts/ and extras/<scene>/sweeps.json): {instead}"
-        )
-    try:
-        truth = WorldTruth(data)
-    except ValueError as e:
-        return f"{e}: {instead}"
-    lacking = [s for s in scenes if not truth.has(s)]
-    if lacking:
-        return f"{data} holds no truth for scenes {lacking[:3]} (extras/<scene>/sweeps.json): {instead}"
-    return None
-
-
-def _rays_scored(target: Any) -> bool:
-    """Whether ``--quality`` scores the labels along the LiDAR rays: an output in the default layout (Occ3D's:
-    ``labels.npz`` on an ego-frame grid)."""
-    return target.frame == "ego" and target.format == _default_layout()
-
-
-def _default_layout() -> str:
-    """The layout ``occkit label`` writes by default (the registry's default format: Occ3D's)."""
-    from occkit.formats import default_format
-
-    return default_format().name
-
-
-def _quality(
-    args: argparse.Namespace, rec: Any, part: Path, scenes: list[str], done: Any, opt: Any, target: Any, truth: bool
-) -> dict[str, Any]:
-    """``--quality``'s figures: against the synthetic world's truth where ``truth`` (scored_against
-    "truth"), and the labels along each keyframe's LiDAR rays (``rays``; docs/labels.md) where the output is
-    in Occ3D's layout (an ego-frame grid of ``labels.npz``; other layouts: the truth alone)."""
-    from occkit.formats import get_format
-    from occkit.labelgen.consistency import score_labelled
-    from occkit.labelgen.run import score_run
-
-    out: dict[str, Any] = score_run(args.data, part, scenes, done, opt, target) if truth else {}
-    f = get_format(target.format)
-    if not _rays_scored(target):
-        out["scored_against"] = "truth"
-        return out
-    out["scored_against"] = "truth and lidar rays" if truth else "lidar rays"
-    infos = {s: done[s]["infos"] for s in scenes}
-    free = f.classes.free
-    out["rays"] = score_labelled(rec, part, infos, scenes, target.grid, free)
-    if truth:  # the exact occupancy along the same rays: what voxels alone cost (grazing rays enter early)
-        from occkit.labelgen.truth import WorldTruth
-
-        world = WorldTruth(args.data)  # its root: the dataset, or its truth/ (a KITTI-layout world)
-        exact = score_labelled(rec, world.root, world.infos, scenes, f.grid, free)
-        out["rays_exact"] = {k: v for k, v in exact.items() if k != "per_keyframe"}
-    return out
-
-
-def _labelled_scenes(part: Path, scenes: list[str]) -> dict[str, dict[str, Any]]:
-    """The records of the scenes a stopped run finished: those whose label files are all there. A
-    record that is not one this command writes (edited, torn, a label path other than
-    ``gts/<scene>/<token>/labels.npz`` under the folder) is said and its scene labelled again."""
-    from occkit.fileio import read_json
-    from occkit.labelgen.run import STATE
-
-    done: dict[str, dict[str, Any]] = {}
-    for s in scenes:
-        f = part / STATE / "scenes" / f"{s}.json"
-        if f.is_file():
-            try:
-                rec = read_json(f)
-                why = _record_problem(part, s, rec)
-            except (OSError, ValueError) as e:
-                why = str(e)
-            if why:
-                print(f"label: {f.relative_to(part)}: {why}; scene {s} is labelled again", flush=True)
-            elif all((part / info["gt_path"]).is_file() for info in rec["infos"].values()):
-                done[s] = rec
-    return done
-
-
-def _record_problem(part: Path, scene: str, rec: Any) -> str | None:
-    """Why ``rec`` is not a finished scene's record as :func:`occkit.labelgen.run.label_one_scene`
-    writes it, or None: every label path is checked as the writer makes it (under the folder)."""
-    from occkit.outputs import path_under
-
-    if not isinstance(rec, dict) or rec.get("scene") != scene:
-        return f"not the record of scene {scene!r} (a {type(rec).__name__})"
-    infos, report = rec.get("infos"), rec.get("report")
-    if not isinstance(infos, dict) or not infos or not isinstance(report, dict):
-        return "its infos or report is not an object"
-    kinds = {"keyframes": int, "seconds": dict, "peak_traced_mb": (int, float), "density": (int, float)}
-    bad = [k for k, t in kinds.items() if not isinstance(report.get(k), t) or isinstance(report.get(k), bool)]
-    if bad or not isinstance(report.get("missing"), list):
-        return f"its report lacks {', '.join(bad) or 'missing'} (or holds another type)"
-    for token, info in infos.items():
-        got = info.get("gt_path") if isinstance(info, dict) else info
-        files = info.get("files") if isinstance(info, dict) else None
-        if not isinstance(got, str) or not got or not isinstance(files, list) or got not in files:
-            return f"keyframe {token!r}: gt_path {got!r} is not one of the files its writer made"
-        for f in files:
-            if not isinstance(f, str) or not f or Path(f).is_absolute() or ".." in Path(f).parts:
-                return f"keyframe {token!r}: file {f!r} is not a path inside the output"
-            path_under(part, *Path(f).parts, what=f"scene {scene!r}, keyframe {token!r}")
-    return None
-
-
 def _label_scenes(
     args: argparse.Namespace, part: Path, rec: Any, scenes: list[str], opt: Any, target: Any
 ) -> dict[str, dict[str, Any]]:
     """Label the scenes a stopped run did not finish, saying each one's figures; the records of all."""
+    from occkit.labelgen.resume import changed_since, finished_scenes
     from occkit.labelgen.run import launch
 
-    done = _labelled_scenes(part, scenes)
+    done = finished_scenes(part, scenes)
+    for s in changed_since(rec, done):  # what a finished scene read, hashed: an edit keeping sizes and times
+        print(f"label: scene {s}: its recording reads otherwise than when it was labelled; labelled again", flush=True)
+        del done[s]
     if done:
         print(f"label: resuming: {len(done)} of {len(scenes)} scenes already labelled", flush=True)
     recording = {"reader": rec.reader, "source": str(rec.source), "options": rec.option_values(), "scenes": scenes}
@@ -606,7 +538,9 @@ def _print_summary(args: argparse.Namespace, summary: dict[str, Any], n_scenes: 
         if not r["stopped_percent"]:  # no return inside the grid, or none that stops: no figures to say
             print(f"label: quality along the LiDAR rays: no ray of {r['rays']} stops in the labels", flush=True)
         else:
-            _print_rays(q, r)
+            from occkit.labelgen.report import rays_line
+
+            print(rays_line(q, r), flush=True)
     if args.quality and "occupied_iou_observable" in summary["quality"]:
         q = summary["quality"]
         print(
@@ -618,20 +552,11 @@ def _print_summary(args: argparse.Namespace, summary: dict[str, Any], n_scenes: 
         )
 
 
-def _print_rays(q: dict[str, Any], r: dict[str, Any]) -> None:
-    """The line of ``--quality``'s figures along the LiDAR rays."""
-    print(
-        f"label: quality along the LiDAR rays: {r['agree_percent']:.1f} % of {r['rays']} returns agree, "
-        f"{r['false_free_percent']:.1f} % false free, {r['false_occupied_percent']:.1f} % false occupied; "
-        f"range error median {r['range_error_median_abs_m']:.2f} m, mean {r['range_error_mean_abs_m']:.2f} m "
-        "(absolute; quality.md)"
-        + (f"; the exact occupancy: {q['rays_exact']['agree_percent']:.1f} % agree" if "rays_exact" in q else ""),
-        flush=True,
-    )
-
-
-def _quality_md(q: dict[str, Any], args: argparse.Namespace) -> str:
+def _command_line(args: argparse.Namespace) -> str:
+    """The command that made the labels, as ``quality.md`` names it."""
     import shlex
+
+    from occkit.data.recordings.spec import flag_of
 
     given = [
         (flag, getattr(args, attr, None))
@@ -643,31 +568,6 @@ def _quality_md(q: dict[str, Any], args: argparse.Namespace) -> str:
     words = [f"{flag} {shlex.quote(str(v))}" for flag, v in given if v not in (None, "none")]
     words += [f for f, a in (("--refine-poses", "refine_poses"), ("--refine-boxes", "refine_boxes"),
                              ("--find-moving", "find_moving")) if getattr(args, a, False)]  # fmt: skip
+    words += [f"{flag_of(k)} {shlex.quote(str(v))}" for k, v in sorted(reader_values(args).items())]
     words += ["--set " + shlex.quote(s) for s in args.set]
-    cmd = f"`occkit label --data {args.data} --preset {args.preset} {' '.join([*words, '--quality'])}`"
-    text = ""
-    truth = {k: v for k, v in q.items() if k not in ("rays", "rays_exact", "scored_against")}
-    if truth:
-        rows = "\n".join(f"| {k} | {v} |" for k, v in truth.items())
-        text += (
-            f"# Label quality against the exact occupancy\n\n{cmd} ({q['keyframes']} keyframes; percent; definitions "
-            f"in docs/labels.md)\n\n| figure | value |\n|---|---|\n{rows}\n\n"
-        )
-    if "rays" not in q:  # an output not in Occ3D's layout: the truth alone
-        return text
-    r = q["rays"]
-    rows = "\n".join(f"| {k} | {v} |" for k, v in r.items() if k != "per_keyframe")
-    if "rays_exact" in q:
-        rows += "".join(f"\n| exact occupancy: {k} | {v} |" for k, v in q["rays_exact"].items())
-    per = "\n".join(
-        f"| {k['scene']} | {k['token']} | {k['rays']} | {k['agree_percent']} | {k['false_free_percent']} | "
-        f"{k['false_occupied_percent']} | {k['range_error_median_abs_m']} | {k['range_error_mean_abs_m']} |"
-        for k in r["per_keyframe"]
-    )
-    return text + (
-        f"# Label quality along the LiDAR rays (no truth needed)\n\n{cmd} ({r['keyframes']} keyframes: each return "
-        "of a keyframe's own sweep against the labels' first occupied voxel on its ray; percent of the returns, "
-        'metres; definitions in docs/labels.md, "Quality without truth")\n\n| figure | value |\n|---|---|\n'
-        f"{rows}\n\n| scene | token | returns | agree % | false free % | false occupied % | median abs error m | "
-        f"mean abs error m |\n|---|---|---|---|---|---|---|---|\n{per}\n"
-    )
+    return f"`occkit label --data {args.data} --preset {args.preset} {' '.join([*words, '--quality'])}`"

@@ -176,7 +176,8 @@ def run(args: argparse.Namespace, held: Any) -> int:
     if args.eval:
         scores = score_frames(method, cfg, ds, loader, device, amp, progress=not args.no_progress)
         print(
-            f"occkit predict: mIoU (camera mask) {scores['miou']:.2f}, geometry IoU {scores['geometry_iou']:.2f} over "
+            f"occkit predict: mIoU ({scores.get('mask', 'camera')} mask) {scores['miou']:.2f}, geometry IoU "
+            f"{scores['geometry_iou']:.2f} over "
             f"{scores['frames']} frames"
         )
     return 0

@@ -151,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
     save_png(out, image)
     record_output_file(out, "show")
     print(f"wrote {out} ({image.shape[1]}x{image.shape[0]})")
+    if sample.images is None or sample.images.numel() == 0:  # labels of a recording without cameras or images
+        why = "the data record no camera" if not sample.cam_names else "the data record no camera images"
+        print(f"frame {token}: {why}: the occupancy panels alone, no camera panel")
     if pred is not None and sample.occupancy is not None:
         from occkit.viz.figure import frame_scores
 

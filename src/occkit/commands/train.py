@@ -240,6 +240,28 @@ def _check_set_cameras(args: argparse.Namespace, cfg: Any) -> None:
         )
 
 
+#: The route for labels of a recording without cameras (docs/labels.md, "A LiDAR-only rig").
+LIDAR_ROUTE = "occkit train lidar-teacher --data DATA --out RUN"
+
+
+def _refuse_cameras_the_data_lack(args: argparse.Namespace, cfg: Any, train_set: Any) -> None:
+    """A network that reads camera images (``model.modality`` camera or fusion) on frames whose index
+    records no cameras (``occkit label`` on a recording without them) is refused in one line naming the
+    LiDAR route: it would read no image, and its voxel losses would count no voxel (the camera mask is empty)."""
+    from occkit.data.wrappers import base_dataset
+
+    base = base_dataset(train_set)
+    said = getattr(base, "records_no_cameras", None)
+    if getattr(cfg.model, "modality", "camera") == "lidar" or not (callable(said) and said()):
+        return
+    raise ValueError(
+        f"--data {args.data}: the recording had no cameras (its index records none for every frame: labels of a "
+        f"LiDAR-only rig), and {args.config}'s network reads camera images (model.modality: "
+        f"{cfg.model.modality}); train the LiDAR network on it: {LIDAR_ROUTE.replace('DATA', str(args.data))} "
+        "(docs/labels.md, 'A LiDAR-only rig')"
+    )
+
+
 def _train(args: argparse.Namespace, cfg) -> int:
     from occkit.engine.logging import validation_summary
     from occkit.engine.train import train
@@ -265,6 +287,7 @@ def _train(args: argparse.Namespace, cfg) -> int:
     train_set = build_train_set(cfg, args.data)
     if len(train_set) == 0:
         raise ValueError(f"{args.data}: split '{cfg.data.train_split}' has no frames")
+    _refuse_cameras_the_data_lack(args, cfg, train_set)
     val_set = None if args.no_val else build_dataset(cfg, args.data, cfg.data.val_split)
     if val_set is not None and len(val_set) == 0:
         print(

@@ -12,7 +12,9 @@ layout, with KITTI-360's class table, split and calibration. Layout under ``root
     preprocess/labels/<seq>/<NNNNNN>_1_1.npy           (256, 256, 32) learning classes, 255 = ignored
     preprocess/labels/<seq>/<NNNNNN>_1_8.npy           (32, 32, 4) uint8, the 1/8 labels
     calibration/perspective.txt                        (optional) ``P_rect_00: <12 numbers>``
-    calibration/calib_cam_to_velo.txt                  (optional) 12 numbers: camera 0 -> velodyne
+    calibration/calib_cam_to_velo.txt                  (optional) 12 numbers: camera 0 -> velodyne;
+                                                       alone (no perspective.txt): no camera
+    data_3d_raw/<seq>/velodyne_points/data/<NNNNNNNNNN>.bin  (optional) the scans, float32 x y z reflectance
 
 ``<seq>`` is ``2013_05_28_drive_00XX_sync``; every 5th frame is labelled. The grid is
 SemanticKITTI's: 256 x 256 x 32 at 0.2 m from [0, -25.6, -2] m in the velodyne frame, C order
@@ -353,37 +355,43 @@ def read_cam_to_velo(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_calibration(
-    root: str | os.PathLike, P_rect_00: np.ndarray, cam_to_velo: np.ndarray, image_size: tuple[int, int]
+    root: str | os.PathLike, P_rect_00: np.ndarray | None, cam_to_velo: np.ndarray, image_size: tuple[int, int]
 ) -> None:
     """Write ``calibration/perspective.txt`` (``S_rect_00``, ``R_rect_00`` = identity, ``P_rect_00``)
-    and ``calibration/calib_cam_to_velo.txt`` as KITTI-360 lays them out, atomically."""
+    and ``calibration/calib_cam_to_velo.txt`` as KITTI-360 lays them out, atomically; ``P_rect_00`` None:
+    ``calib_cam_to_velo.txt`` alone (no camera: "camera 0" is then a frame the poses are given in)."""
     root = Path(root)
-    P = np.asarray(P_rect_00, dtype=np.float64).reshape(3, 4)
     T = np.asarray(cam_to_velo, dtype=np.float64)[:3].reshape(3, 4)
     H, W = image_size
 
     def fmt(v: np.ndarray) -> str:
         return " ".join(f"{x:.12e}" for x in np.asarray(v, dtype=np.float64).reshape(-1))
 
+    write_text_atomic(root / "calibration" / "calib_cam_to_velo.txt", fmt(T) + "\n")
+    if P_rect_00 is None:
+        return
+    P = np.asarray(P_rect_00, dtype=np.float64).reshape(3, 4)
     write_text_atomic(
         root / "calibration" / "perspective.txt",
         f"S_rect_00: {fmt(np.array([W, H]))}\nR_rect_00: {fmt(np.eye(3))}\nP_rect_00: {fmt(P)}\n",
     )
-    write_text_atomic(root / "calibration" / "calib_cam_to_velo.txt", fmt(T) + "\n")
 
 
-def read_calibration(root: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def read_calibration(root: str | os.PathLike, camera: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """``P_rect_00`` ``(3, 4)`` and ``Tr`` = velodyne -> camera ``(4, 4)`` (the inverse of
     ``calib_cam_to_velo``, no ``R_rect_00``, as the benchmark's loaders) from ``root/calibration/``,
-    or KITTI-360's published values when that folder is absent."""
+    or KITTI-360's published values when that folder is absent. With ``camera`` False, a
+    ``calib_cam_to_velo.txt`` without ``perspective.txt`` gives ``P_rect_00`` None: no camera (labels
+    ``occkit label`` wrote from a recording without cameras; docs/labels.md)."""
     d = Path(root) / "calibration"
     persp, c2v = d / "perspective.txt", d / "calib_cam_to_velo.txt"
+    P: np.ndarray | None
     if not persp.exists() and not c2v.exists():
         P = np.asarray(KITTI360_P_RECT_00, dtype=np.float64).reshape(3, 4)
         C2V = np.eye(4)
         C2V[:3] = np.asarray(KITTI360_CAM_TO_VELO, dtype=np.float64).reshape(3, 4)
     else:
-        P = read_perspective(persp)["P_rect_00"].reshape(3, 4)
+        P = None if not camera and not persp.exists() else read_perspective(persp)["P_rect_00"].reshape(3, 4)
         C2V = read_cam_to_velo(c2v)
     return P, np.linalg.inv(C2V)
 
@@ -448,9 +456,9 @@ class Kitti360Dataset(SemanticKITTIDataset):
         seq_root = self._start(root, "data_2d_raw", "an SSCBench-KITTI-360 layout", split, KITTI360_SPLITS)
         self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
         self.labels = labels
-        P, Tr = read_calibration(self.root)
+        P, Tr = read_calibration(self.root, camera=False)
         self.P_rect_00, self.T_cam_from_velo = P, Tr
-        camera = camera_from_calib(P, Tr)
+        camera = camera_from_calib(P, Tr) if P is not None else None  # None: no camera
         self._poses: dict[str, dict[int, np.ndarray] | None] = {}  # type: ignore[assignment]
         for s in self.sequences:
             vox = seq_root / s / "voxels"

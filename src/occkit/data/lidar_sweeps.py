@@ -36,7 +36,6 @@ from torch.utils.data import Dataset
 from occkit.data.sample import Sample
 from occkit.data.temporal import scene_neighbours
 from occkit.data.wrappers import FrameWrapper
-from occkit.fileio import load_npz
 from occkit.models.lidar import merge_sweeps
 
 
@@ -249,10 +248,12 @@ class WithLidarSweeps(FrameWrapper):
             )
         pts, poses = [s.lidar], [ds.T_global_from_ego(s.token)]
         for token in scene_neighbours(ds, s.token, -1, self.sweeps - 1):  # fewer at the scene's first frames
-            path = ds.extras_dir(token) / "lidar.npz"
-            points = load_npz(path, keys=("points",))["points"]
-            if points.ndim != 2 or points.shape[1] != 4:
-                raise ValueError(f"{path}: 'points' has shape {points.shape}, expected (P, 4)")
+            points = ds.frame_lidar(token)  # the extras' lidar.npz, or the file the index names (occkit label)
+            if points is None:
+                raise ValueError(
+                    f"data.lidar_sweeps > 1: frame {token} (before {s.token}) has no LiDAR: neither "
+                    f"{ds.extras_dir(token) / 'lidar.npz'} nor a file its lidar_sensor.filename names"
+                )
             pts.append(torch.from_numpy(points.astype(np.float32)))
             poses.append(ds.T_global_from_ego(token))
         return merge_sweeps(pts, torch.stack(poses), reference=0)

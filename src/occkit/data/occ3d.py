@@ -10,6 +10,7 @@ Layout under ``root``::
                                 [scene_descriptions {scene: text}]            (synthetic addition)
     gts/<scene>/<token>/labels.npz   semantics, mask_lidar, mask_camera: uint8 (200, 200, 16)
     <img_path>                  camera images (JPEG or PNG), relative to root (or image_root)
+    <lidar_sensor.filename>     (occkit label) the keyframe's LiDAR sweep, a nuScenes .pcd.bin
     extras/<scene>/<token>/     (synthetic addition) <CAM>.npz {depth, semantics, instance},
                                 lidar.npz {points (P, 4), labels, instance}, objects.json,
                                 instances.npz {instance (200, 200, 16) int32}
@@ -335,11 +336,10 @@ class Occ3DDataset(torch.utils.data.Dataset):
         self._index = {f.token: i for i, f in enumerate(self.frames)}
         self._index_grid = grid_of_index(ann, ann_path)
         self.grid: Grid = self.layout_grid()
-        if cameras is None and self.frames:
-            if self.records_no_cameras():
-                self.cameras = ()  # labels of a rig without cameras (occkit label): occupancy alone
-            else:
-                self.cameras = self.default_cameras()
+        if self.frames and self.records_no_cameras():
+            self.cameras = ()  # labels of a rig without cameras (occkit label): occupancy (and LiDAR) alone
+        elif cameras is None and self.frames:
+            self.cameras = self.default_cameras()
         if cameras and self.frames:  # a camera the data lack is the setting's fault, not annotations.json's
             self._check_cameras_recorded(self.cameras)
 
@@ -640,7 +640,39 @@ class Occ3DDataset(torch.utils.data.Dataset):
             raw["labels"] = self.read_labels(token)
         if self.load_extras:
             raw.update(self._read_extras(token, raw.get("images")))
+            if "lidar" not in raw:  # no synthetic extras: the LiDAR file the index names (occkit label's)
+                points = self.index_lidar(token)
+                if points is not None:
+                    raw["lidar"] = {"points": points, "labels": None}
         return raw
+
+    def index_lidar(self, token: str) -> np.ndarray | None:
+        """The frame's LiDAR sweep from the file its ``lidar_sensor.filename`` names under the root (``occkit
+        label`` writes each keyframe's there, a nuScenes ``.pcd.bin``), in the ego frame through
+        ``lidar_sensor.extrinsic``: ``(P, 4)`` float32 x, y, z, intensity; None where the index names no
+        file or the file is not there (real Occ3D: ``data.lidar_infos`` gives its LiDAR)."""
+        from occkit.data.lidar_sweeps import read_pcd_bin
+
+        rel = (self.info(token).get("lidar_sensor") or {}).get("filename")
+        if not isinstance(rel, str) or not rel or not (self.root / rel.removeprefix("./")).is_file():
+            return None
+        T = self.T_ego_from_lidar(token)
+        if T is None:
+            return None
+        pts = read_pcd_bin(self.root / rel.removeprefix("./")).double()
+        xyz = pts[:, :3] @ T[:3, :3].T + T[:3, 3]
+        return torch.cat([xyz, pts[:, 3:4]], 1).float().numpy()
+
+    def frame_lidar(self, token: str) -> np.ndarray | None:
+        """The frame's LiDAR points ``(P, 4)`` in its ego frame: the synthetic extras' ``lidar.npz``, else
+        :meth:`index_lidar`; None without either."""
+        path = self.extras_dir(token) / "lidar.npz"
+        if path.exists():
+            points = load_npz(path, keys=("points",))["points"]
+            if points.ndim != 2 or points.shape[1] != 4:
+                raise ValueError(f"{path}: 'points' has shape {points.shape}, expected (P, 4)")
+            return points
+        return self.index_lidar(token)
 
     def _files(self, token: str) -> dict[str, Any]:
         """:meth:`_read_files`, through the memory cache when ``cache_mb`` > 0."""
@@ -717,7 +749,8 @@ class Occ3DDataset(torch.utils.data.Dataset):
         # every array below is a new copy (astype / stack): the cached ones are never handed out
         if "lidar" in raw:
             sample.lidar = torch.from_numpy(raw["lidar"]["points"].astype(np.float32))
-            sample.lidar_labels = torch.from_numpy(raw["lidar"]["labels"].astype(np.int64))
+            labels = raw["lidar"]["labels"]
+            sample.lidar_labels = None if labels is None else torch.from_numpy(labels.astype(np.int64))
         if maps is not None:
             for k in ("depth", "semantics_2d", "instance_2d"):
                 setattr(sample, k, torch.stack([m[k] for m in maps]))

@@ -14,7 +14,8 @@ Layout (every pose nuScenes-style: ``{"translation": [x, y, z], "rotation": [w, 
     <rig>/<scene>/sweeps.json
         {"sweeps": [{"token", "timestamp" (microseconds, increasing), "sensor" (a LiDAR id),
                      "ego_pose": <pose: T_global_from_ego>, "keyframe": bool,
-                     "points": "lidar/<token>.npz"}, ...]}
+                     "points": "lidar/<token>.npz",
+                     "images": {"CAM_FRONT": "images/CAM_FRONT/<token>.jpg", ...}}, ...]}  # optional
     <rig>/<scene>/lidar/<token>.npz
         points (N, 3 or more) float32, x y z [intensity ...] in the LiDAR frame;
         labels (N,) integer class ids (optional); instance (N,) int32 track ids (optional, 0 = none)
@@ -23,12 +24,15 @@ Layout (every pose nuScenes-style: ``{"translation": [x, y, z], "rotation": [w, 
                     "size": [l, w, h], "yaw": radians (world)}, ...]}
 
 Every file name a table gives is read only under the rig folder (an absolute name or one that
-climbs out with ``..`` is refused).
+climbs out with ``..`` is refused); a sweep's points and images are named relative to its scene's folder.
+A camera image is a file of a camera of ``rig.json``; a named image missing on disk is refused.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +110,7 @@ def _numbers(v: Any, n: int, where: str) -> list[float]:
 #: (a misspelt ``keyframe`` or ``splits`` read as absent changed the labels or their splits with no word).
 RIG_KEYS = ("format", "version", "classes", "ego", "lidars", "cameras", "scenes", "splits")
 EGO_KEYS = ("size", "center")
-SWEEP_KEYS = ("token", "timestamp", "sensor", "ego_pose", "keyframe", "points")
+SWEEP_KEYS = ("token", "timestamp", "sensor", "ego_pose", "keyframe", "points", "images")
 BOX_KEYS = ("sweep", "track", "class", "center", "size", "yaw")
 
 
@@ -270,6 +274,7 @@ def read_scene(meta: dict[str, Any], scene: str, load_points: bool = True) -> Sc
     for i, r in enumerate(rows):
         row = _sweep_row(r, f"{sf}: sweeps[{i}]", meta, rows_of, sweeps[-1].timestamp if sweeps else None)
         rows_of[row["token"]] = i
+        sweep_images(r, f"{sf}: sweeps[{i}] (token {row['token']!r})", meta, sdir)
         pf = _under(sdir, r["points"], f"{sf}: sweeps[{i}] (token {row['token']!r}): points")
         pts, labels = _sweep_points(pf, load_points, n_cls)
         sweeps.append(
@@ -296,6 +301,45 @@ def read_scene(meta: dict[str, Any], scene: str, load_points: bool = True) -> Sc
     )
     check_record(rec)
     return rec
+
+
+def sweep_images(r: dict[str, Any], at: str, meta: dict[str, Any], sdir: Path) -> dict[str, str]:
+    """A ``sweeps.json`` row's optional ``"images": {camera: file}`` (``at`` names the row) checked: an object
+    whose keys are cameras of ``rig.json`` and whose values name files under the scene's folder ``sdir``
+    that are there (one stat each). Returns ``{camera: name relative to sdir}`` (``{}`` without images)."""
+    images = r.get("images")
+    if images is None:
+        return {}
+    if not isinstance(images, dict):
+        raise ValueError(f"{at}: images {_short(images)} is not an object {{camera: image file}}")
+    out = {}
+    for cam, rel in images.items():
+        if cam not in meta["cameras"]:
+            known = ", ".join(sorted(meta["cameras"])) or "none"
+            raise ValueError(f"{at}: images: {cam!r} is not a camera of rig.json (its cameras: {known})")
+        f = _under(sdir, rel, f"{at}: images.{cam}")
+        if not f.is_file():
+            raise ValueError(f"{at}: images.{cam}: {f} is missing (no such file)")
+        out[cam] = Path(rel).as_posix()
+    return out
+
+
+def scene_images(meta: dict[str, Any], scene: str) -> dict[str, dict[str, str]]:
+    """The camera images a scene's ``sweeps.json`` names, ``{sweep token: {camera: file relative to the
+    scene's folder}}`` (sweeps without images left out), each checked as :func:`read_scene` checks it (a
+    row that is not an object, or has no token, is left to :func:`read_scene` to refuse)."""
+    root: Path = meta["folder"]
+    sdir = _under(root, scene, f"{root / 'rig.json'}: scenes")
+    sf = sdir / "sweeps.json"
+    table = read_json(sf)
+    rows = table.get("sweeps") if isinstance(table, dict) else None
+    out: dict[str, dict[str, str]] = {}
+    for i, r in enumerate(rows if isinstance(rows, list) else []):
+        if isinstance(r, dict) and isinstance(r.get("token"), str) and r.get("images") is not None:
+            got = sweep_images(r, f"{sf}: sweeps[{i}] (token {r['token']!r})", meta, sdir)
+            if got:
+                out[r["token"]] = got
+    return out
 
 
 def _sweep_row(r: Any, at: str, meta: dict[str, Any], rows_of: dict[str, int], last_t: int | None) -> dict[str, Any]:
@@ -435,12 +479,47 @@ def write_rig_meta(folder: str | os.PathLike, rec: SceneRecord, scenes: list[str
     return write_json_atomic(root / "rig.json", meta)
 
 
-def write_scene(folder: str | os.PathLike, rec: SceneRecord, instance: dict[str, np.ndarray] | None = None) -> Path:
+def camera_folder_names(cameras: list[str]) -> dict[str, str]:
+    """A folder name for each camera's images (``images/<name>/``): the camera's name with every character
+    other than letters, digits, ``_``, ``-`` and ``.`` made ``_`` (a ROS topic ``/cam/front`` -> ``_cam_front``),
+    numbered where two would meet."""
+    out: dict[str, str] = {}
+    for cam in cameras:
+        base = re.sub(r"[^A-Za-z0-9_.-]", "_", cam).strip(".") or "camera"
+        name, k = base, 2
+        while name in out.values():
+            name, k = f"{base}_{k}", k + 1
+        out[cam] = name
+    return out
+
+
+def place_file(src: Path, dst: Path) -> str:
+    """``src`` at ``dst`` as the same bytes: a hard link where the file system allows one, else a copy.
+    Returns ``"linked"`` or ``"copied"``."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+        return "linked"
+    except OSError:  # another file system, or one without hard links
+        shutil.copyfile(src, dst)
+        return "copied"
+
+
+def write_scene(
+    folder: str | os.PathLike,
+    rec: SceneRecord,
+    instance: dict[str, np.ndarray] | None = None,
+    images: dict[str, dict[str, Path]] | None = None,
+) -> Path:
     """Write one scene's ``sweeps.json``, ``lidar/*.npz`` and (when it has boxes) ``boxes.json``.
-    ``instance``: optional per-sweep ``(N,)`` int32 track ids of the points, by sweep token."""
+    ``instance``: optional per-sweep ``(N,)`` int32 track ids of the points, by sweep token.
+    ``images``: optional camera image files by sweep token and camera (cameras of ``rec``), each put at
+    ``images/<camera>/<token><suffix>`` in the scene's folder (:func:`place_file`: hard-linked or copied)
+    and named in its row's ``images``."""
     sdir = Path(folder) / rec.name
     rows = []
     boxes = []
+    folders = camera_folder_names(list(rec.cameras))
     for s in rec.sweeps:
         rel = f"lidar/{s.token}.npz"
         pts = s.points.astype(np.float32)
@@ -462,6 +541,15 @@ def write_scene(folder: str | os.PathLike, rec: SceneRecord, instance: dict[str,
                 "points": rel,
             }
         )
+        shots = {}
+        for cam, src in sorted((images or {}).get(s.token, {}).items()):
+            if cam not in folders:
+                raise ValueError(f"scene {rec.name}: sweep {s.token}: an image of {cam!r}, not a camera of the scene")
+            shot = f"images/{folders[cam]}/{s.token}{Path(src).suffix}"
+            place_file(Path(src), sdir / shot)
+            shots[cam] = shot
+        if shots:
+            rows[-1]["images"] = shots
         if s.boxes is not None:
             b = s.boxes
             for k in range(len(b)):

@@ -8,12 +8,15 @@ names the source file and field of the first rule broken (docs/labels.md, "Bad i
 Frames (docs/design.md §3): points of a sweep are in its sensor's frame; ``T_ego_from_sensor``
 maps them into the ego frame at the sweep's time and ``T_global_from_ego`` into the world.
 Boxes are in the world frame: centre of the box, size (length along the heading, width, height),
-yaw about +z.
+yaw about +z. The world frame may be georeferenced (UTM, ECEF: millions of metres from its origin), so poses
+and box centres are float64, where float32 would step by 0.5 m; the label pipeline moves each scene to a local
+origin before anything else (:func:`occkit.labelgen.pipeline.local_record`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -96,6 +99,10 @@ class SceneRecord:
         ego_size, ego_center: the ego vehicle's box (length, width, height) and its centre in the
             ego frame; returns inside it are the vehicle itself.
         source: the file or folder the record came from (for messages).
+        notes: what the reader says of how it read the scene (how its keyframes were taken, what it
+            left out), JSON values: ``report.json`` holds them as the scene's ``recording``.
+        warnings: what the reader left out or guessed, a line each: ``occkit label`` says them and
+            ``report.json`` lists them among the scene's warnings.
     """
 
     name: str
@@ -106,6 +113,8 @@ class SceneRecord:
     ego_size: tuple[float, float, float] = (4.1, 1.9, 1.8)
     ego_center: tuple[float, float, float] = (0.9, 0.0, 0.9)
     source: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def keyframes(self) -> list[int]:
@@ -137,6 +146,28 @@ class SceneRecord:
     def T_global_from_sensor(self, i: int) -> np.ndarray:
         s = self.sweeps[i]
         return s.T_global_from_ego @ self.lidars[s.sensor]
+
+
+def lower_ego(rec: SceneRecord, height: float, move_box: bool = True) -> SceneRecord:
+    """``rec`` with its ego frame moved ``height`` metres down its z axis (a reader's ``--ego-height``: the ego
+    origin ``height`` above the ground, KITTI's ``base_link`` at its IMU, so that z = 0 is the ground): each
+    ``T_global_from_ego`` times a translation of ``-height`` along z, every LiDAR's and camera's
+    ``T_ego_from_sensor`` raised by ``height``, and (``move_box``) the ego box's centre raised by ``height``.
+    Points (in their sensor's frame) and boxes (in the world) are unchanged."""
+    if not height:
+        return rec
+    down = np.eye(4)
+    down[2, 3] = -float(height)
+    up = np.eye(4)
+    up[2, 3] = float(height)
+    sweeps = [replace(s, T_global_from_ego=np.asarray(s.T_global_from_ego, np.float64) @ down) for s in rec.sweeps]
+    lidars = {k: up @ np.asarray(T, np.float64) for k, T in rec.lidars.items()}
+    cameras = {
+        k: replace(c, T_ego_from_cam=up @ np.asarray(c.T_ego_from_cam, np.float64)) for k, c in rec.cameras.items()
+    }
+    cx, cy, cz = rec.ego_center
+    center = (cx, cy, cz + float(height)) if move_box else rec.ego_center
+    return replace(rec, sweeps=sweeps, lidars=lidars, cameras=cameras, ego_center=center)
 
 
 def check_record(rec: SceneRecord) -> None:

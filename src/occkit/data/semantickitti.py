@@ -2,9 +2,12 @@
 
 Layout under ``root``::
 
-    sequences/<XX>/calib.txt                  P0..P3 (3x4 projections), Tr (velodyne -> cam0, 3x4)
+    sequences/<XX>/calib.txt                  P0..P3 (3x4 projections), Tr (velodyne -> cam0, 3x4); Tr
+                                              alone: a sequence without a camera
     sequences/<XX>/poses.txt                  (optional) cam0 poses, one 3x4 per line
-    sequences/<XX>/image_2/<NNNNNN>.png       left colour camera
+    sequences/<XX>/image_2/<NNNNNN>.png       left colour camera (optional: a sequence without the
+                                              folder is read without images)
+    sequences/<XX>/velodyne/<NNNNNN>.bin      (optional) the scan, float32 x y z reflectance
     sequences/<XX>/voxels/<NNNNNN>.bin        input occupancy, bit-packed (256*256*32 bits)
     sequences/<XX>/voxels/<NNNNNN>.label      uint16 raw label ids per voxel
     sequences/<XX>/voxels/<NNNNNN>.invalid    bit-packed, voxels left out of the evaluation
@@ -219,7 +222,9 @@ def read_ssc_prediction(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_calib(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read ``calib.txt``: ``P0``..``P3`` as ``(3, 4)`` and ``Tr`` padded to ``(4, 4)`` float64."""
+    """Read ``calib.txt``: ``P0``..``P3`` as ``(3, 4)`` and ``Tr`` padded to ``(4, 4)`` float64. ``Tr``
+    must be there; ``P2`` may be absent (a sequence without a camera, as ``occkit label`` writes one from a
+    recording without cameras), but a ``calib.txt`` with other projections and no ``P2`` is refused."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such calibration file")
@@ -235,7 +240,7 @@ def read_calib(path: str | os.PathLike) -> dict[str, np.ndarray]:
         if v.size != 12:
             raise ValueError(f"{path}:{n}: '{key.strip()}' has {v.size} numbers, expected 12")
         out[key.strip()] = v.reshape(3, 4)
-    for k in ("P2", "Tr"):
+    for k in ("P2", "Tr") if any(k.startswith("P") for k in out) else ("Tr",):
         if k not in out:
             raise KeyError(f"{path}: missing '{k}'")
     Tr = np.eye(4)
@@ -245,16 +250,17 @@ def read_calib(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def write_calib(
-    path: str | os.PathLike, P2: np.ndarray, Tr: np.ndarray, others: dict[str, np.ndarray] | None = None
+    path: str | os.PathLike, P2: np.ndarray | None, Tr: np.ndarray, others: dict[str, np.ndarray] | None = None
 ) -> Path:
     """Write a ``calib.txt`` with ``P0``..``P3`` (P2 given; the others default to P2) and ``Tr``
-    (``(3, 4)`` or ``(4, 4)``), atomically."""
-    mats = {f"P{i}": np.asarray(P2) for i in range(4)}
-    mats.update(others or {})
-    mats["P2"] = np.asarray(P2)
+    (``(3, 4)`` or ``(4, 4)``), atomically; ``P2`` None: ``Tr`` alone (a sequence without a camera)."""
+    mats = {f"P{i}": np.asarray(P2) for i in range(4)} if P2 is not None else {}
+    if P2 is not None:
+        mats.update(others or {})
+        mats["P2"] = np.asarray(P2)
     mats["Tr"] = np.asarray(Tr)[:3]
     lines = []
-    for k in ("P0", "P1", "P2", "P3", "Tr"):
+    for k in ("P0", "P1", "P2", "P3", "Tr") if P2 is not None else ("Tr",):
         m = np.asarray(mats[k], dtype=np.float64)
         if m.shape != (3, 4):
             raise ValueError(f"{path}: {k} has shape {m.shape}, expected (3, 4)")
@@ -353,7 +359,7 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
             ids = sorted(p.stem for p in vox.glob("*.label")) if load_gt else sorted(p.stem for p in vox.glob("*.bin"))
             self.frames += [KittiFrame(s, i) for i in ids[::frame_stride]]
             calib = read_calib(seq_root / s / "calib.txt")
-            self._calib[s] = camera_from_calib(calib["P2"], calib["Tr"])
+            self._calib[s] = camera_from_calib(calib["P2"], calib["Tr"]) if "P2" in calib else None
             poses_path = seq_root / s / "poses.txt"
             self._poses[s] = read_poses(poses_path) if poses_path.is_file() else None
             if self._poses[s] is not None:
@@ -374,7 +380,7 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         self.sequences = tuple(s for s in seqs if (seq_root / s).is_dir())
         self.grid: Grid = semantickitti_grid()
         self.frames: list[KittiFrame] = []
-        self._calib: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._calib: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}  # None: a sequence without a camera
         return seq_root
 
     def __len__(self) -> int:
@@ -382,8 +388,23 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
 
     @property
     def cameras(self) -> tuple[str, ...]:
-        """The one camera of every frame (what the prior cache and the loaders ask for)."""
+        """The one camera of every frame (what the prior cache and the loaders ask for); ``()`` when no
+        sequence read has one (a calibration without the camera's projection: labels of a recording
+        without cameras, as ``occkit label`` writes them; docs/labels.md)."""
+        if self._calib and all(c is None for c in self._calib.values()):
+            return ()
         return (self.CAMERA,)
+
+    @property
+    def images_recorded(self) -> bool:
+        """Whether the frames have camera images to read: a camera and, for some sequence read, its image
+        folder (``image_2/``). False: readers that can do without images (``occkit show``, ``view``,
+        ``stats``) read the frames with ``load_images`` off (labels ``occkit label`` wrote from a recording
+        without cameras or images have no image folder; docs/labels.md); a folder that is there but lacks
+        a frame's image is still refused naming the file."""
+        if not self.cameras:
+            return False
+        return any((self.sequence_dir(s) / self.IMAGE_DIR).is_dir() for s in self.sequences if self._calib.get(s))
 
     @property
     def tokens(self) -> list[str]:
@@ -491,23 +512,26 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> Sample:
         s, f = self.frames[i]
-        K, T_cam_from_lidar = self._calib[s]
-        T_ego_from_cam = np.linalg.inv(T_cam_from_lidar)
-        if self.load_images:
+        camera = self._calib[s]
+        if camera is None:  # a sequence without a camera: the frame's occupancy alone
+            K, T_ego_from_cam, cams = np.zeros((0, 3, 3)), np.zeros((0, 4, 4)), ()
+        else:
+            K, T_ego_from_cam, cams = camera[0][None], np.linalg.inv(camera[1])[None], (self.CAMERA,)
+        if self.load_images and cams:
             img = load_image(self.image_path(i))
             images = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div_(255)
         else:
-            images = torch.zeros(1, 3, 0, 0)
+            images = torch.zeros(len(cams), 3, 0, 0)
         pose = self.frame_pose(i)
         T_g = torch.from_numpy(pose) if pose is not None else torch.eye(4, dtype=torch.float64)
         sample = Sample(
             token=f"{s}/{f}",
             scene=s,
             timestamp=int(f),
-            cam_names=(self.CAMERA,),
+            cam_names=cams,
             images=images,
-            intrinsics=torch.from_numpy(K).float()[None],
-            T_ego_from_cam=torch.from_numpy(T_ego_from_cam).float()[None],
+            intrinsics=torch.from_numpy(K).float(),
+            T_ego_from_cam=torch.from_numpy(T_ego_from_cam).float(),
             T_global_from_ego=T_g,
             T_ego_from_lidar=torch.eye(4),
         )

@@ -22,12 +22,16 @@ def count_frame_classes(
     max_frames: int = 2000,
     progress: bool = False,
     what: str = "class counts",
+    masks: tuple[str, ...] | None = None,
 ) -> np.ndarray:
     """Voxels of each class ``(num_classes,)`` float64 over the frames of a frame dataset of any
     format (its ``frame_labels(i) -> (labels, scored mask, path)``), at most ``max_frames`` of them,
     evenly spaced: inside the voxels its benchmark scores (``scored_only``; Occ3D: the camera mask,
     SemanticKITTI: not invalid nor ignored), else every voxel but the ignore value 255. The class
     weights of ``supervised.class_counts: auto`` and ``cigocc.class_balance: dataset``.
+
+    ``masks`` (names of the dataset's :meth:`label_masks`, Occ3D's ``camera``, ``lidar``): inside every one
+    of them instead (the LiDAR mask of ``supervised.use_lidar_mask``).
 
     A label outside ``[0, num_classes)`` raises naming its file (:class:`occkit.labels.ClassIdsOutside`); no
     frame, or no labelled voxel, raises naming ``what`` and the dataset's root.
@@ -43,12 +47,20 @@ def count_frame_classes(
         picks = tqdm(picks, desc="class counts", unit="frame", leave=False)
     counts = np.zeros(num_classes, dtype=np.float64)
     for i in picks:
-        labels, scored, where = ds.frame_labels(i)
-        known = labels[scored] if scored_only else labels[labels != 255]
+        if masks:
+            labels, by_name, where = ds.label_masks(i)
+            inside = np.logical_and.reduce([by_name[m] for m in masks]) & (labels != 255)
+            known = labels[inside]
+        else:
+            labels, scored, where = ds.frame_labels(i)
+            known = labels[scored] if scored_only else labels[labels != 255]
         refuse_ids_outside(known, num_classes, None, where, whose=f"model.num_classes={num_classes}'s ids")
         counts += np.bincount(known.astype(np.int64).reshape(-1), minlength=num_classes)
     if counts.sum() == 0:
-        raise ValueError(f"{what}: no labelled voxels in the training split of {root}")
+        inside = (
+            f" inside the {' and '.join(masks)} mask" if masks else " inside the scored voxels" if scored_only else ""
+        )
+        raise ValueError(f"{what}: no labelled voxels{inside} in the training split of {root}")
     return counts
 
 
@@ -60,10 +72,11 @@ def fill_class_counts(
     scored_only: bool = True,
     max_frames: int = 2000,
     progress: bool = False,
+    masks: tuple[str, ...] | None = None,
 ) -> Any:
     """A copy of the experiment config ``cfg`` whose ``cfg.<section>.class_counts`` holds the voxels
     of each class over the training frames (:func:`count_frame_classes` of the frame dataset under
-    ``train_set``'s wrappers, at most ``max_frames``, with ``scored_only`` and ``what`` as there), so
+    ``train_set``'s wrappers, at most ``max_frames``, with ``scored_only``, ``masks`` and ``what`` as there), so
     that the run's config.json records the class weights it trained with. A method's ``resolve``
     (``supervised.class_counts: auto``, ``cigocc.class_balance: dataset``) calls it when its config
     leaves the counts to the data."""
@@ -78,6 +91,7 @@ def fill_class_counts(
         max_frames=max_frames,
         progress=progress,
         what=what,
+        masks=masks,
     )
     out = copy.deepcopy(cfg)
     getattr(out, section).class_counts = tuple(float(c) for c in counts)

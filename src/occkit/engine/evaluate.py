@@ -161,7 +161,9 @@ def score_frames(
     validates and ``occkit predict --eval`` and ``occkit demo`` score: the voxels the format counts
     (``mask="camera"``), the run's ``model.num_classes``, the metrics of the dataset's format
     (:func:`occkit.formats.format_of`; a hand-made dataset of no format: the default format's) and the
-    names ``metrics`` asks for (training: ``train.val_metrics``)."""
+    names ``metrics`` asks for (training: ``train.val_metrics``). Frames whose index records no cameras
+    (labels of a recording without them, whose camera mask is empty) are scored in the LiDAR mask."""
+    from occkit.data.wrappers import base_dataset
     from occkit.formats import format_of
 
     try:
@@ -173,7 +175,7 @@ def score_frames(
         batches,
         device,
         amp,
-        mask="camera",
+        mask=scored_mask(base_dataset(dataset)),
         num_classes=cfg.model.num_classes,
         metrics=metrics,
         dataset=dataset,
@@ -181,6 +183,13 @@ def score_frames(
         distributed=distributed,
         dataset_format=fmt,
     )
+
+
+def scored_mask(dataset: Any) -> str:
+    """The mask a run's frames are scored in: ``camera`` (the format's), or ``lidar`` where the frames'
+    index records no cameras (:meth:`occkit.data.occ3d.Occ3DDataset.records_no_cameras`)."""
+    said = getattr(dataset, "records_no_cameras", None)
+    return "lidar" if callable(said) and len(dataset) and said() else "camera"
 
 
 @torch.no_grad()

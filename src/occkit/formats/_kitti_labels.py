@@ -8,6 +8,17 @@ linked.
 Both learning maps send the raw id 1 (outlier) to 255, so a voxel ignored in the learning classes
 is written as raw 1; the invalid mask is written as the layout writes it (SemanticKITTI bit-packed,
 KITTI-360 one byte per voxel, with the benchmark's ``preprocess/labels`` files).
+
+A frame that carries its scan (:attr:`FrameLabels.scan`: ``occkit label``'s keyframes) has it written as the
+layout keeps scans (SemanticKITTI's ``velodyne/<NNNNNN>.bin``, KITTI-360's
+``data_3d_raw/<seq>/velodyne_points/data/<NNNNNNNNNN>.bin``: float32 x y z reflectance in the velodyne frame)
+with the input occupancy voxelised from it (``voxels/<NNNNNN>.bin``). Records that carry the frame's pose
+(``T_world_from_lidar``), ``timestamp`` (microseconds) and ``token`` give each sequence its poses in the
+layout's convention (SemanticKITTI's ``poses.txt`` and ``times.txt``; KITTI-360's ``cam0_to_world.txt`` and
+the scans' ``timestamps.txt``) and a ``frames.txt``: a line ``<frame> <timestamp> <token>`` a frame, what
+each frame was made from (docs/labels.md). A record whose ``K`` is None has no camera: the calibration
+then holds the velodyne -> camera 0 transform alone (SemanticKITTI's ``Tr``, KITTI-360's
+``calib_cam_to_velo.txt``), camera 0 being the velodyne's frame.
 """
 
 from __future__ import annotations
@@ -29,7 +40,8 @@ def read_frame(dataset: Any, i: int, options: dict[str, Any]) -> FrameLabels:
     mask, its image, and its camera (``K``, ``T_cam_from_lidar``) for the target's calibration."""
     s, f = dataset.frames[i]
     labels, invalid = dataset.load_gt_arrays(i)
-    K, T_cam_from_lidar = dataset._calib[s]
+    camera = dataset._calib[s]  # None: a sequence without a camera
+    K, T_cam_from_lidar = camera if camera is not None else (None, np.eye(4))
     image = dataset.image_path(i)
     size = None
     if Path(image).is_file():
@@ -51,7 +63,7 @@ def read_frame(dataset: Any, i: int, options: dict[str, Any]) -> FrameLabels:
         record={
             "sequence": s,
             "frame": f,
-            "K": np.asarray(K).tolist(),
+            "K": None if K is None else np.asarray(K).tolist(),
             "T_cam_from_lidar": np.asarray(T_cam_from_lidar).tolist(),
             "image_size": size,
         },
@@ -85,17 +97,49 @@ def _raw(frame: FrameLabels, inverse: np.ndarray) -> np.ndarray:
 
 def semantickitti_files(frame: FrameLabels) -> tuple[str, ...]:
     s, f = frame.record["sequence"], frame.record["frame"]
-    return (f"sequences/{s}/voxels/{f}.label", f"sequences/{s}/voxels/{f}.invalid")
+    scan = (f"sequences/{s}/voxels/{f}.bin", f"sequences/{s}/velodyne/{f}.bin") if frame.scan is not None else ()
+    return (f"sequences/{s}/voxels/{f}.label", f"sequences/{s}/voxels/{f}.invalid", *scan)
 
 
 def kitti360_files(frame: FrameLabels) -> tuple[str, ...]:
     s, f = frame.record["sequence"], frame.record["frame"]
+    scan = (
+        (f"data_2d_raw/{s}/voxels/{f}.bin", f"data_3d_raw/{s}/velodyne_points/data/{int(f):010d}.bin")
+        if frame.scan is not None
+        else ()
+    )
     return (
         f"preprocess/labels/{s}/{f}_1_1.npy",
         f"data_2d_raw/{s}/voxels/{f}.label",
         f"data_2d_raw/{s}/voxels/{f}.invalid",
         f"preprocess/labels/{s}/{f}_1_8.npy",
+        *scan,
     )
+
+
+def input_occupancy(scan: np.ndarray) -> np.ndarray:
+    """``(256, 256, 32)`` bool: the voxels of the layouts' grid (SemanticKITTI's, in the velodyne frame) that
+    hold a point of ``scan`` ``(N, 3+)``: the SSC input, a voxelised scan, as the layouts' ``.bin`` hold it."""
+    from occkit.geometry.grid import semantickitti_grid
+
+    grid = semantickitti_grid()
+    p = np.asarray(scan, np.float64).reshape(len(scan), -1)[:, :3]
+    idx = np.floor((p - np.asarray(grid.range_min)) / np.asarray(grid.voxel_size)).astype(np.int64)
+    inside = ((idx >= 0) & (idx < np.asarray(grid.shape))).all(1)
+    out = np.zeros(grid.shape, bool)
+    out[tuple(idx[inside].T)] = True
+    return out
+
+
+def _write_scan(out: Path, frame: FrameLabels, occupancy: str, scan: str) -> None:
+    """The frame's scan (float32 x y z reflectance, KITTI's ``.bin``) and its voxelised input occupancy
+    (bit-packed, as both layouts write it)."""
+    from occkit.data.semantickitti import write_bitpacked
+    from occkit.fileio import write_bytes_atomic
+
+    points = np.ascontiguousarray(np.asarray(frame.scan, "<f4").reshape(-1, 4))
+    write_bytes_atomic(out / scan, points.tobytes())
+    write_bitpacked(out / occupancy, input_occupancy(points))
 
 
 def _link_sensors(out: Path, frame: FrameLabels, image_dir: str, voxel_dir: str) -> None:
@@ -111,9 +155,11 @@ def write_semantickitti(out: Path, frame: FrameLabels) -> None:
     from occkit.data.semantickitti import write_bitpacked, write_label
     from occkit.labels import semantickitti_inverse_lut
 
-    label, invalid = semantickitti_files(frame)
+    label, invalid, *scan = semantickitti_files(frame)
     write_label(out / label, _raw(frame, semantickitti_inverse_lut()))
     write_bitpacked(out / invalid, frame.masks.get("invalid", np.zeros(frame.semantics.shape, bool)))
+    if scan:
+        _write_scan(out, frame, *scan)
     s = frame.record["sequence"]
     _link_sensors(out, frame, f"sequences/{s}/image_2", f"sequences/{s}/voxels")
 
@@ -123,24 +169,108 @@ def write_kitti360(out: Path, frame: FrameLabels) -> None:
     from occkit.data.semantickitti import write_label
     from occkit.labels import kitti360_inverse_lut
 
-    _, label, invalid_file, _ = kitti360_files(frame)
+    _, label, invalid_file, _, *scan = kitti360_files(frame)
     raw = _raw(frame, kitti360_inverse_lut())
     invalid = frame.masks.get("invalid", np.zeros(frame.semantics.shape, bool))
     write_label(out / label, raw)
     write_invalid(out / invalid_file, invalid)
     # the benchmark's own files: 255 where ignored or invalid (and raw 0), as its preprocessing writes
     write_preprocessed(out, frame.record["sequence"], frame.record["frame"], labels_from_voxels(raw, invalid))
+    if scan:
+        _write_scan(out, frame, *scan)
     s = frame.record["sequence"]
     _link_sensors(out, frame, f"data_2d_raw/{s}/image_00/data_rect", f"data_2d_raw/{s}/voxels")
 
 
-def _cameras(frames: list[FrameLabels]) -> dict[str, tuple[np.ndarray, np.ndarray, Any]]:
-    out: dict[str, tuple[np.ndarray, np.ndarray, Any]] = {}
+def _cameras(frames: list[FrameLabels]) -> dict[str, tuple[np.ndarray | None, np.ndarray, Any]]:
+    """Each sequence's camera: ``K`` (None: no camera), ``T_cam_from_lidar``, the image size."""
+    out: dict[str, tuple[np.ndarray | None, np.ndarray, Any]] = {}
     for f in frames:
+        K = f.record.get("K")
         out.setdefault(
-            f.scene, (np.asarray(f.record["K"]), np.asarray(f.record["T_cam_from_lidar"]), f.record.get("image_size"))
+            f.scene,
+            (
+                None if K is None else np.asarray(K),
+                np.asarray(f.record["T_cam_from_lidar"]),
+                f.record.get("image_size"),
+            ),
         )
     return out
+
+
+#: what a record holds that gives the sequences their poses and ``frames.txt``
+_CARRIED = ("T_world_from_lidar", "timestamp", "token")
+
+
+def _sequences(frames: list[FrameLabels]) -> dict[str, list[FrameLabels]] | None:
+    """The frames by sequence, in frame order, where every record carries its pose, stamp and token
+    (:data:`_CARRIED`: ``occkit label``'s); None where one does not (a conversion: the source's poses are
+    not carried)."""
+    if not frames or any(any(k not in f.record for k in _CARRIED) for f in frames):
+        return None
+    out: dict[str, list[FrameLabels]] = {}
+    for f in sorted(frames, key=lambda f: (f.scene, f.record["frame"])):
+        out.setdefault(f.scene, []).append(f)
+    return out
+
+
+def _frames_txt(path: Path, frames: list[FrameLabels]) -> None:
+    """``frames.txt``: ``<frame> <timestamp (microseconds)> <token>`` a line, the token last (the rest of
+    the line): which scan of the recording each frame was made from."""
+    from occkit.fileio import write_text_atomic
+
+    rows = [f"{f.record['frame']} {int(f.record['timestamp'])} {f.record['token']}" for f in frames]
+    write_text_atomic(path, "\n".join(rows) + "\n")
+
+
+def _matrix_rows(matrices: list[np.ndarray], prefix: list[str] | None = None) -> str:
+    lines = []
+    for k, T in enumerate(matrices):
+        head = f"{prefix[k]} " if prefix else ""
+        lines.append(head + " ".join(f"{x:.12e}" for x in np.asarray(T, np.float64).reshape(-1)))
+    return "\n".join(lines) + "\n"
+
+
+def _carry_semantickitti(out: Path, s: str, frames: list[FrameLabels], T_cam_from_lidar: np.ndarray) -> None:
+    """A sequence's ``poses.txt`` (KITTI odometry's convention: camera 0's pose of each frame in the first
+    frame's camera 0, a 3 x 4 row; the reader's ``poses @ Tr`` gives the velodyne's), ``times.txt``
+    (seconds since the first frame) and ``frames.txt``."""
+    from occkit.fileio import write_text_atomic
+
+    T_lidar_from_cam = np.linalg.inv(np.asarray(T_cam_from_lidar, np.float64))
+    cams = [np.asarray(f.record["T_world_from_lidar"], np.float64) @ T_lidar_from_cam for f in frames]
+    first = np.linalg.inv(cams[0])
+    seq = out / "sequences" / s
+    write_text_atomic(seq / "poses.txt", _matrix_rows([(first @ C)[:3] for C in cams]))
+    t0 = int(frames[0].record["timestamp"])
+    write_text_atomic(seq / "times.txt", "".join(f"{(int(f.record['timestamp']) - t0) / 1e6:.6e}\n" for f in frames))
+    _frames_txt(seq / "frames.txt", frames)
+
+
+def _carry_kitti360(out: Path, s: str, frames: list[FrameLabels], T_cam_from_lidar: np.ndarray) -> None:
+    """A sequence's ``cam0_to_world.txt`` (``<frame> <16 numbers>``: camera 0 -> the recording's world, camera
+    0 as the dataset's ``calibration/`` places it), its scans' ``timestamps.txt`` (a UTC date-time a scan, as
+    KITTI-360's) and ``frames.txt``."""
+    import datetime
+
+    from occkit.fileio import write_text_atomic
+
+    T_lidar_from_cam = np.linalg.inv(np.asarray(T_cam_from_lidar, np.float64))
+    poses = {
+        int(f.record["frame"]): np.asarray(f.record["T_world_from_lidar"], np.float64) @ T_lidar_from_cam
+        for f in frames
+    }
+    write_text_atomic(
+        out / "data_2d_raw" / s / "cam0_to_world.txt", _matrix_rows(list(poses.values()), [str(k) for k in poses])
+    )
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    stamps = [
+        (epoch + datetime.timedelta(microseconds=int(f.record["timestamp"]))).strftime("%Y-%m-%d %H:%M:%S.%f") + "000"
+        for f in frames
+    ]
+    if any(f.scan is not None for f in frames) or (out / "data_3d_raw" / s).is_dir():
+        write_text_atomic(out / "data_3d_raw" / s / "velodyne_points" / "timestamps.txt", "\n".join(stamps) + "\n")
+    _frames_txt(out / "data_2d_raw" / s / "frames.txt", frames)
 
 
 def _splits(out: Path, frames: list[FrameLabels], options: dict[str, Any]) -> None:
@@ -157,11 +287,17 @@ def finish_semantickitti(out: Path, frames: list[FrameLabels], options: dict[str
     and ``splits.json``."""
     from occkit.data.semantickitti import write_calib
 
-    for s, (K, T, _) in _cameras(frames).items():
-        P = np.concatenate([K, np.zeros((3, 1))], 1)
+    cams = _cameras(frames)
+    for s, (K, T, _) in cams.items():
+        P = None if K is None else np.concatenate([K, np.zeros((3, 1))], 1)
         write_calib(out / "sequences" / s / "calib.txt", P, T)
     _splits(out, frames, options)
-    return ["poses.txt is not carried: copy it from the source where needed"]
+    seqs = _sequences(frames)
+    if seqs is None:
+        return ["poses.txt is not carried: copy it from the source where needed"]
+    for s, fs in seqs.items():
+        _carry_semantickitti(out, s, fs, cams[s][1])
+    return []
 
 
 def finish_kitti360(out: Path, frames: list[FrameLabels], options: dict[str, Any]) -> list[str]:
@@ -170,13 +306,20 @@ def finish_kitti360(out: Path, frames: list[FrameLabels], options: dict[str, Any
     from occkit.data.kitti360 import KITTI360_IMAGE_SIZE, write_calibration
 
     cams = _cameras(frames)
-    notes = ["the poses are not carried (cam0_to_world.txt): copy them where needed"]
+    seqs = _sequences(frames)
+    notes = [] if seqs is not None else ["the poses are not carried (cam0_to_world.txt): copy them where needed"]
     if cams:
         first, (K, T, size) = next(iter(cams.items()))
-        P = np.concatenate([K, np.zeros((3, 1))], 1)
+        P = None if K is None else np.concatenate([K, np.zeros((3, 1))], 1)
         write_calibration(out, P, np.linalg.inv(T)[:3], tuple(size or KITTI360_IMAGE_SIZE))
-        if any(not (np.allclose(K, k) and np.allclose(T, t)) for k, t, _ in cams.values()):
+        same = [
+            (k is None) == (K is None) and (K is None or np.allclose(K, k)) and np.allclose(T, t)
+            for k, t, _ in cams.values()
+        ]
+        if not all(same):
             notes.append(f"the sequences differ in calibration; calibration/ holds {first}'s (KITTI-360 has one)")
+        for s, fs in (seqs or {}).items():
+            _carry_kitti360(out, s, fs, T)  # camera 0 as calibration/ places it: the poses stay the velodyne's
     _splits(out, frames, options)
     return notes
 

@@ -144,8 +144,32 @@ def _lidar_field(frame: FrameLabels, key: str, target: str) -> str:
 
 
 def occ3d_files(frame: FrameLabels) -> tuple[str, ...]:
-    """Occ3D: ``gts/<scene>/<token>/labels.npz``."""
-    return (f"gts/{frame.scene}/{frame.token}/labels.npz",)
+    """Occ3D: ``gts/<scene>/<token>/labels.npz``, and the keyframe's LiDAR sweep at its index's
+    ``lidar_sensor.filename`` where the frame gives it (:attr:`FrameLabels.sensor_data`, ``occkit label``)."""
+    return (f"gts/{frame.scene}/{frame.token}/labels.npz", *sensor_data_files(frame))
+
+
+def sensor_data_files(frame: FrameLabels) -> tuple[str, ...]:
+    """Where the frame's sensor readings go: ``lidar`` at the index's ``lidar_sensor.filename``
+    (``samples/<LiDAR>/<token>.pcd.bin``, nuScenes' place); none when the frame gives none."""
+    if "lidar" not in frame.sensor_data:
+        return ()
+    rel = (frame.record.get("lidar_sensor") or {}).get("filename")
+    if not isinstance(rel, str) or not rel:
+        raise ValueError(f"frame {frame.token}: its LiDAR sweep is to be written, and its record names no file for it")
+    return (rel.removeprefix("./"),)
+
+
+def _write_sensor_data(out: Path, frame: FrameLabels) -> None:
+    """The frame's LiDAR sweep as a nuScenes ``.pcd.bin`` (float32 rows x y z intensity ring), atomically."""
+    from occkit.fileio import write_bytes_atomic
+    from occkit.formats.spec import inside_out
+
+    for rel in sensor_data_files(frame):
+        rows = np.ascontiguousarray(frame.sensor_data["lidar"], dtype=np.float32)
+        if rows.ndim != 2 or rows.shape[1] != 5:
+            raise ValueError(f"frame {frame.token}: LiDAR rows of shape {rows.shape}, expected (N, 5)")
+        write_bytes_atomic(inside_out(out, rel, f"frame {frame.token}: lidar_sensor.filename"), rows.tobytes())
 
 
 def surroundocc_files(frame: FrameLabels) -> tuple[str, ...]:
@@ -216,6 +240,7 @@ def write_occ3d(out: Path, frame: FrameLabels) -> None:
         mask_camera=masks["mask_camera"].astype(np.uint8),
         **extra,
     )
+    _write_sensor_data(out, frame)
     _link_sensors(out, frame)
 
 
@@ -284,7 +309,9 @@ def _records_no_images(record: dict[str, Any]) -> bool:
     return isinstance(cams, dict) and all(isinstance(c, dict) and c.get("img_path") == "" for c in cams.values())
 
 
-def _writer(files: Any, write: Any, label_key: str | None, masks: tuple[str, ...]) -> LabelWriter:
+def _writer(
+    files: Any, write: Any, label_key: str | None, masks: tuple[str, ...], sensor_data: tuple[str, ...] = ()
+) -> LabelWriter:
     return LabelWriter(
         family=FAMILY,
         read=partial(read_frame, masks=masks),
@@ -292,9 +319,10 @@ def _writer(files: Any, write: Any, label_key: str | None, masks: tuple[str, ...
         write=write,
         finish=partial(finish, files=files, label_key=label_key),
         masks=masks,
+        sensor_data=sensor_data,
     )
 
 
-OCC3D_WRITER = _writer(occ3d_files, write_occ3d, "gt_path", ("mask_lidar", "mask_camera"))
+OCC3D_WRITER = _writer(occ3d_files, write_occ3d, "gt_path", ("mask_lidar", "mask_camera"), ("lidar",))
 SURROUNDOCC_WRITER = _writer(surroundocc_files, write_surroundocc, None, ())
 OPENOCCUPANCY_WRITER = _writer(openoccupancy_files, write_openoccupancy, None, ())

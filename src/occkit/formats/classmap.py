@@ -133,7 +133,7 @@ def _side_format(path: Path, name: Any, side: str) -> Any:
         raise ValueError(f"{path}: '{side}': {str(e.args[0] if e.args else e).removeprefix('format: ')}") from e
 
 
-def _side_lut(path: Path, fmt: Any, side: str, common: dict, drop: dict) -> np.ndarray:
+def side_lut(path: Path, fmt: Any, side: str, common: dict, drop: dict) -> np.ndarray:
     """The lookup table of one side: each class id of ``fmt`` -> its common class (``DROPPED`` for a
     dropped one), every class mapped once, the free class in the last common class."""
     ids = {n: i for i, n in enumerate(fmt.classes.names)}
@@ -192,7 +192,7 @@ def load_class_map(name_or_path: str | os.PathLike) -> ClassMap:
         or any(not isinstance(v, list) for v in drop.values() if v is not None)
     ):  # a bare name (drop: {from: others}) would be read letter by letter
         raise ValueError(f"{path}: 'drop' must be {{from: [...], to: [...]}} (lists of class names), got {drop!r}")
-    luts = {side: _side_lut(path, fmts[side], side, common, drop) for side in ("from", "to")}
+    luts = {side: side_lut(path, fmts[side], side, common, drop) for side in ("from", "to")}
     members = {side: tuple(tuple(str(c) for c in entry[side]) for entry in common.values()) for side in ("from", "to")}
     return ClassMap(
         path,

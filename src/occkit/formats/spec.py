@@ -172,6 +172,13 @@ class FrameLabels:
             2)`` float, the voxels' motion), each ``(X, Y, Z, ...)`` on the format's grid. A target
             keeps those its :attr:`LabelWriter.fields` names (on one grid; never resampled); ``occkit
             convert`` reports the others as dropped, and the conversion is then not lossless.
+        sensor_data: the frame's sensor readings to write beside its labels, by name, where the layout keeps
+            them (:attr:`LabelWriter.sensor_data`): ``lidar``, ``(N, 5)`` float32 rows of a nuScenes
+            ``.pcd.bin`` (x, y, z in the LiDAR frame, intensity, ring), the keyframe's own sweep, as ``occkit
+            label`` gives it (``occkit convert`` links the source's file instead: :attr:`sensor_files`).
+        scan: ``(N, 4)`` float32 x y z intensity, the frame's LiDAR scan in the label frame's LiDAR, where the
+            frame has one and no file of it (``occkit label``'s keyframes): written where the layout keeps
+            scans (the KITTI layouts' ``velodyne`` files, and the input occupancy voxelised from it); None: none.
     """
 
     token: str
@@ -182,6 +189,8 @@ class FrameLabels:
     sensor_files: dict[str, Path] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, np.ndarray] = field(default_factory=dict)
+    sensor_data: dict[str, np.ndarray] = field(default_factory=dict)
+    scan: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +219,9 @@ class LabelWriter:
         masks: the masks the layout keeps (what the convert report says is dropped for others).
         fields: the other per-voxel arrays (:attr:`FrameLabels.fields`, e.g. ``flow``) the layout
             keeps; the convert report says the others a source gives are dropped.
+        sensor_data: the sensor readings (:attr:`FrameLabels.sensor_data`) the layout writes beside the
+            labels, where the frame's index names their file (Occ3D's: ``lidar``, at
+            ``lidar_sensor.filename``); :attr:`files` then lists them too.
     """
 
     family: str
@@ -219,6 +231,7 @@ class LabelWriter:
     finish: Callable[[Path, list[FrameLabels], dict[str, Any]], list[str]]
     masks: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()
+    sensor_data: tuple[str, ...] = ()
 
 
 class ConvertError(ValueError):

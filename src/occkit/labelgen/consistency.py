@@ -134,17 +134,29 @@ def keyframe_rays(rec: Any, token: str) -> tuple[np.ndarray, np.ndarray]:
     return T[:3, 3].copy(), pts
 
 
-def score_rays(rec: Any, labels: dict[str, np.ndarray], grid: Any, free: int) -> list[tuple[str, RayCounts]]:
+def score_rays(
+    rec: Any, labels: dict[str, np.ndarray], grid: Any, free: int, T_ego_from_grid: np.ndarray | None = None
+) -> list[tuple[str, RayCounts]]:
     """Each keyframe of the scene record ``rec`` scored: ``labels`` holds its ``semantics`` by token
-    (keyframes without labels are skipped); the class ``free`` is empty space."""
+    (keyframes without labels are skipped); the class ``free`` is empty space. ``T_ego_from_grid``: where
+    the grid sits in the ego frame (a LiDAR-frame layout's: the keyframe LiDAR's extrinsic); None: the ego
+    frame. The returns inside the ego box are left out in the ego frame, then the rays are walked in the
+    grid's frame."""
     out = []
     box = (np.asarray(rec.ego_center, np.float64), np.asarray(rec.ego_size, np.float64))
+    T_ge = None if T_ego_from_grid is None else np.linalg.inv(np.asarray(T_ego_from_grid, np.float64))
     for k in rec.keyframes:
         token = rec.sweeps[k].token
         if token not in labels:
             continue
         origin, pts = keyframe_rays(rec, token)
-        out.append((token, ray_counts(labels[token] != free, grid, origin, pts, box)))
+        if T_ge is None:
+            out.append((token, ray_counts(labels[token] != free, grid, origin, pts, box)))
+            continue
+        c, sz = box
+        pts = pts[~(np.abs(pts - c) <= sz / 2).all(1)]
+        origin, pts = T_ge[:3, :3] @ origin + T_ge[:3, 3], pts @ T_ge[:3, :3].T + T_ge[:3, 3]
+        out.append((token, ray_counts(labels[token] != free, grid, origin, pts)))
     return out
 
 
@@ -174,3 +186,58 @@ def score_labelled(
     finally:
         torch.set_num_threads(threads)
     return {**total.figures(), "keyframes": len(rows), "per_keyframe": rows}
+
+
+def score_output(
+    rec: Any, part: Any, done: dict[str, Any], scenes: list[str], target: Any, truth: Any = None
+) -> dict[str, Any]:
+    """The ray figures of ``occkit label``'s output in any layout (``target``, a
+    :class:`~occkit.labelgen.output.LabelTarget`): each keyframe's labels read back through the output format's
+    reader, as ``occkit eval`` reads them (``done[scene]["infos"]``: the run's records), on the format's grid in
+    its frame (a LiDAR-frame layout's grid placed by the keyframe LiDAR's extrinsic), a voxel occupied where it
+    holds a class (neither free nor the format's ignored value). ``rays``: the figures over the keyframes of
+    ``scenes`` and each keyframe's; with ``truth`` (``(scene, token) -> (X, Y, Z)`` the exact semantics on the
+    output's grid, in its classes), ``rays_exact``: the same rays through the exact occupancy."""
+    import torch
+
+    from occkit.formats import get_format
+    from occkit.labelgen.output import T_ego_from_grid
+
+    fmt = get_format(target.format)
+    table = fmt.classes
+    ds = fmt.open_split(part, "all", load_images=False)
+    writer = fmt.writers.label_writer
+    at = {
+        ds.frames[i].token if not isinstance(ds.frames[i], tuple) else "/".join(ds.frames[i]): i for i in range(len(ds))
+    }
+    total, exact = RayCounts(), RayCounts()
+    n_exact = 0
+    rows = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the walk is a loop of small tensor ops: intra-op threads cost more than they give
+    try:
+        for s in scenes:
+            scene = rec.read_scene(s)
+            T = T_ego_from_grid(scene, target)
+            labels, exact_labels = {}, {}
+            for token, info in done[s]["infos"].items():
+                if info["token"] not in at:
+                    raise ValueError(
+                        f"{part}: {fmt.name} does not list the keyframe {info['token']} occkit label wrote"
+                    )
+                sem = writer.read(ds, at[info["token"]], {}).semantics
+                labels[token] = np.where(sem == table.ignore, table.free, sem) if table.ignore is not None else sem
+                if truth is not None:
+                    exact_labels[token] = truth(s, token)
+            for token, c in score_rays(scene, labels, target.grid, table.free, T):
+                total.add(c)
+                rows.append({"scene": s, "token": token, **c.figures()})
+            for _, c in score_rays(scene, exact_labels, target.grid, table.free, T):
+                exact.add(c)
+                n_exact += 1
+    finally:
+        torch.set_num_threads(threads)
+    out = {"rays": {**total.figures(), "keyframes": len(rows), "per_keyframe": rows}}
+    if truth is not None:
+        out["rays_exact"] = {**exact.figures(), "keyframes": n_exact}
+    return out

@@ -29,6 +29,9 @@ from occkit.jit import numba_kernels
 class TSDFDensify:
     """The densification's settings (docs/labels.md, "Imperfect recordings")."""
 
+    method: str = "none"
+    """``tsdf``: densify by a TSDF along the rays (``occkit label --densify tsdf``); ``none``: no densification."""
+
     voxel_ratio: float = 0.5
     """The TSDF voxel as a fraction of the label grid's voxel."""
     truncation: float = 0.6
@@ -137,7 +140,7 @@ def densify_points(
 
     from occkit.labelgen.steps import grid_index, vote_flat
 
-    settings = settings or TSDFDensify()
+    settings = settings if settings is not None else TSDFDensify()
     verts = tsdf_surface(origins, points, segment, grid, settings)
     if not len(verts) or not len(points):
         return np.zeros((0, 3), np.float32), np.zeros(0, np.int64)

@@ -38,6 +38,9 @@ from occkit.data.scene_record import Boxes, SceneRecord
 class MovingSearch:
     """The search's settings (docs/labels.md, "Imperfect recordings")."""
 
+    enabled: bool = False
+    """Search for moving returns (``occkit label --find-moving``)."""
+
     azimuth_deg: float = 0.4
     """Degrees: the range images' azimuth cell."""
     elevation_deg: float = 0.8
@@ -236,7 +239,7 @@ def find_moving(
 ) -> tuple[SceneRecord, dict[str, Any]]:
     """``rec`` with each sweep's dynamic returns (:func:`dynamic_points`) boxed as objects of that sweep alone,
     and what was found (points found moving, per sweep and keyframe; the objects)."""
-    search = search or MovingSearch()
+    search = search if search is not None else MovingSearch()
     dyn = dynamic_points(rec, search, box_margin, ego_margin)
     others = rec.classes.index("others") if "others" in rec.classes else 0
     next_track = 1 + max(

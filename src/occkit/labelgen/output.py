@@ -100,7 +100,10 @@ def parse_grid(text: str) -> Grid:
     lo, hi = (occ3d_grid().range_min, occ3d_grid().range_max) if len(values) == 1 else (values[1:4], values[4:7])
     for a, b, axis in zip(lo, hi, "xyz"):
         n = (b - a) / voxel
-        if b <= a or abs(n - round(n)) > 1e-6:
+        if b <= a:
+            raise ValueError(f"--grid {text!r}: the {axis} range {a} .. {b} is empty or reversed (its end must exceed "
+                             "its start: VOXEL XMIN YMIN ZMIN XMAX YMAX ZMAX)")  # fmt: skip
+        if abs(n - round(n)) > 1e-6:
             raise ValueError(f"--grid {text!r}: the {axis} range {a} .. {b} is not a whole number of {voxel} m voxels")
     voxels = math.prod(round((b - a) / voxel) for a, b in zip(lo, hi))
     need, have = voxels * BYTES_A_VOXEL, _memory_bytes()
@@ -134,7 +137,7 @@ def _class_map_lut(path: Path, rec_classes: tuple[str, ...], table: tuple[str, .
     from types import SimpleNamespace
 
     from occkit.config import load_yaml
-    from occkit.formats.classmap import DROPPED, _side_lut, resolve_class_map
+    from occkit.formats.classmap import DROPPED, resolve_class_map, side_lut
 
     path = resolve_class_map(path)
     data = load_yaml(path)
@@ -157,7 +160,7 @@ def _class_map_lut(path: Path, rec_classes: tuple[str, ...], table: tuple[str, .
     if not isinstance(drop, dict) or set(drop) - {"from", "to"} or any(not isinstance(v, list) for v in drop.values()):
         raise ValueError(f"{path}: 'drop' must be {{from: [...], to: [...]}} (lists of class names), got {drop!r}")
     rig = SimpleNamespace(name="rig", classes=SimpleNamespace(names=rec_classes, free=None))
-    lut = _side_lut(path, rig, "from", common, drop)  # every recording class in one common class or dropped
+    lut = side_lut(path, rig, "from", common, drop)  # every recording class in one common class or dropped
     firsts = []
     for name, entry in common.items():
         to = entry.get("to")
@@ -358,10 +361,15 @@ def frame_labels(
     token: str,
     index: int,
     record: dict[str, Any],
+    sweep: Any = None,
 ) -> Any:
     """One keyframe's :class:`~occkit.formats.spec.FrameLabels` for the output's writer: the semantics in
-    the output table's ids, the masks the writer keeps, ``flow`` where made, and its index record (the
-    nuScenes family: the ``annotations.json`` entry; the KITTI family: sequence, frame, camera)."""
+    the output table's ids, the masks the writer keeps, ``flow`` where made, its index record (the
+    nuScenes family: the ``annotations.json`` entry; the KITTI family: sequence, frame, camera, pose, stamp,
+    token), and the keyframe's own LiDAR sweep as recorded (``sweep``, a
+    :class:`~occkit.data.scene_record.Sweep`) where the layout keeps it: the nuScenes family's ``.pcd.bin``
+    (:attr:`~occkit.formats.spec.LabelWriter.sensor_data`: :func:`pcd_rows`), the KITTI layouts' scans
+    (:func:`keyframe_scan`)."""
     from occkit.formats.spec import FrameLabels
 
     lut = np.asarray(target.to_output, np.uint8)
@@ -380,4 +388,53 @@ def frame_labels(
         masks={k: v for k, v in masks.items() if k in writer.masks},
         record=rec,
         fields=fields,
+        sensor_data={"lidar": pcd_rows(sweep)} if sweep is not None and "lidar" in writer.sensor_data else {},
+        scan=keyframe_scan(sweep) if sweep is not None and writer.family == "kitti" else None,
     )
+
+
+def pcd_rows(sweep: Any) -> np.ndarray:
+    """A sweep's points as the rows of a nuScenes ``.pcd.bin``: ``(N, 5)`` float32 x, y, z in the LiDAR
+    frame, intensity (0 where the recording gives none), ring (0: a recording does not say the beam;
+    occkit's readers take the first four columns)."""
+    pts = np.asarray(sweep.points, np.float32)
+    rows = np.zeros((len(pts), 5), np.float32)
+    rows[:, :3] = pts
+    if sweep.intensity is not None:
+        rows[:, 3] = np.asarray(sweep.intensity, np.float32)
+    return rows
+
+
+# ---------------------------------------------------------------- the KITTI layouts' index and scans
+
+
+def kitti_index_record(rec: Any, sweep: Any) -> dict[str, Any]:
+    """What the KITTI layouts' writers (:mod:`occkit.formats._kitti_labels`) hold of a keyframe: its camera
+    (the rig's first: ``K``, ``T_cam_from_lidar``, the image size; a recording without cameras: ``K`` None
+    and the identity, camera 0 the LiDAR's frame), its pose ``T_world_from_lidar`` (the keyframe LiDAR's in
+    the recording's world: ``T_global_from_ego @ T_ego_from_lidar``, from which the sequence's poses are
+    written), its ``timestamp`` (microseconds) and ``token`` (``frames.txt``)."""
+    cam = next(iter(rec.cameras.values()), None)
+    T_el = np.asarray(rec.lidars[sweep.sensor], np.float64)
+    out: dict[str, Any] = {
+        "token": sweep.token,
+        "timestamp": int(sweep.timestamp),
+        "T_world_from_lidar": (np.asarray(sweep.T_global_from_ego, np.float64) @ T_el).tolist(),
+    }
+    if cam is None:
+        return {"K": None, "T_cam_from_lidar": np.eye(4).tolist(), "image_size": None, **out}
+    T = np.linalg.inv(np.asarray(cam.T_ego_from_cam, np.float64)) @ T_el
+    return {
+        "K": np.round(cam.K, 6).tolist(),
+        "T_cam_from_lidar": np.round(T, 9).tolist(),
+        "image_size": list(cam.image_size),
+        **out,
+    }
+
+
+def keyframe_scan(sweep: Any) -> np.ndarray:
+    """``(N, 4)`` float32 x y z intensity: the keyframe's scan as recorded, in its LiDAR's frame (the KITTI
+    layouts' velodyne frame), intensity 0 where the recording has none."""
+    points = np.asarray(sweep.points, np.float32).reshape(-1, 3)
+    intensity = sweep.intensity if sweep.intensity is not None else np.zeros(len(points), np.float32)
+    return np.concatenate([points, np.asarray(intensity, np.float32).reshape(-1, 1)], 1)

@@ -1,7 +1,9 @@
 """``occkit label``'s pipeline: one :class:`~occkit.data.scene_record.SceneRecord` in, one label per
 keyframe out (docs/labels.md, "What each option does").
 
-Per scene:
+Per scene, in a local frame (:func:`local_record`: the world frame moved to a whole-metre point near the
+first ego pose, in float64, before anything else, so that the float32 arrays below keep a millimetre at any
+offset of the world frame, UTM's or ECEF's included):
 
 1. every sweep's returns into the world (``T_global_from_ego @ T_ego_from_lidar``), the ego vehicle's
    own returns dropped (its box grown by ``ego_margin``);
@@ -34,7 +36,7 @@ from __future__ import annotations
 import math
 import time
 import tracemalloc
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -44,7 +46,11 @@ from threadpoolctl import threadpool_limits
 from occkit.data.scene_record import Boxes, SceneRecord, check_record
 from occkit.geometry.grid import Grid
 from occkit.geometry.visibility import lidar_visibility
+from occkit.labelgen.densify import TSDFDensify
+from occkit.labelgen.find_moving import MovingSearch
 from occkit.labelgen.raycast import SweepCaster
+from occkit.labelgen.refine_boxes import BoxRefinement
+from occkit.labelgen.refine_poses import PoseRefinement
 from occkit.labelgen.steps import (
     assign_to_boxes,
     ego_points,
@@ -120,21 +126,21 @@ class LabelOptions:
     """Pixel stride of the camera rays (0: adaptive, as the synthetic world's exact mask)."""
     flow: bool = False
     """Per-voxel flow from the box tracks (OpenOcc v2's field)."""
-    refine_poses: bool = False
-    """Refine the recorded ego poses by LiDAR registration before anything else
-    (:mod:`occkit.labelgen.refine_poses`; ``occkit label --refine-poses``): KISS-ICP odometry fused with
-    the recorded poses in a pose graph."""
-    refine_boxes: bool = False
-    """Smooth every track's boxes along time before the points are split (:mod:`occkit.labelgen.refine_boxes`;
-    ``occkit label --refine-boxes``): a constant-velocity and turn-rate model, Rauch-Tung-Striebel smoother."""
-    densify: str = "none"
-    """``tsdf``: non-ground surfaces between the LiDAR's rings filled by a TSDF along the rays and marching cubes
-    (:mod:`occkit.labelgen.densify`; ``occkit label --densify tsdf``); ``none``: no densification but the ground
-    fill."""
-    find_moving: bool = False
-    """Find moving returns from the sweeps themselves (:mod:`occkit.labelgen.find_moving`; ``occkit label
-    --find-moving``): returns other sweeps' rays pass through are kept out of the static scene, each sweep's
-    clusters of them boxed as that sweep's objects."""
+    refine_poses: PoseRefinement = field(default_factory=PoseRefinement)
+    """Refine the recorded ego poses by LiDAR registration before anything else (``occkit label
+    --refine-poses``; :mod:`occkit.labelgen.refine_poses`): KISS-ICP odometry fused with the recorded poses in a
+    pose graph; its settings ``--set refine_poses.KEY=VALUE``."""
+    refine_boxes: BoxRefinement = field(default_factory=BoxRefinement)
+    """Smooth every track's boxes along time before the points are split (``occkit label --refine-boxes``;
+    :mod:`occkit.labelgen.refine_boxes`): a constant-velocity and turn-rate model, Rauch-Tung-Striebel smoother;
+    its settings ``--set refine_boxes.KEY=VALUE``."""
+    densify: TSDFDensify = field(default_factory=TSDFDensify)
+    """Non-ground surfaces between the LiDAR's rings filled by a TSDF along the rays and marching cubes (``occkit
+    label --densify tsdf``; :mod:`occkit.labelgen.densify`); its settings ``--set densify.KEY=VALUE``."""
+    find_moving: MovingSearch = field(default_factory=MovingSearch)
+    """Find moving returns from the sweeps themselves (``occkit label --find-moving``;
+    :mod:`occkit.labelgen.find_moving`): returns other sweeps' rays pass through are kept out of the static scene,
+    each sweep's clusters of them boxed as that sweep's objects; its settings ``--set find_moving.KEY=VALUE``."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -156,8 +162,7 @@ class LabelOptions:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"label option {name} must be a finite number >= 0, got {v!r}")
-        if self.densify not in ("none", "tsdf"):
-            raise ValueError(f"label option densify must be 'none' or 'tsdf', got {self.densify!r}")
+        self._nested_settings()
         v = self.carve_rel
         if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1):
             raise ValueError(f"label option carve_rel must be a number in [0, 1), got {v!r}")
@@ -166,9 +171,6 @@ class LabelOptions:
             "erase_trails",
             "camera_mask",
             "flow",
-            "refine_poses",
-            "refine_boxes",
-            "find_moving",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"label option {name} must be true or false, got {getattr(self, name)!r}")
@@ -176,6 +178,31 @@ class LabelOptions:
         if not (isinstance(g, (tuple, list)) and all(isinstance(n, str) for n in g)):
             raise ValueError(f"label option ground_classes must be a list of class names, got {g!r}")
         object.__setattr__(self, "ground_classes", tuple(g))
+
+    def _nested_settings(self) -> None:
+        """The four options that mend an imperfect recording, each its settings dataclass; ``True`` / ``False``
+        (``LabelOptions(find_moving=True)``) and densify's ``"tsdf"`` / ``"none"`` are taken as its switch."""
+        for name, kind, switch in (
+            ("refine_poses", PoseRefinement, "enabled"),
+            ("refine_boxes", BoxRefinement, "enabled"),
+            ("find_moving", MovingSearch, "enabled"),
+            ("densify", TSDFDensify, "method"),
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) and switch == "enabled" or isinstance(v, str) and switch == "method":
+                v = kind(**{switch: v})
+            elif isinstance(v, dict):
+                v = kind(**v)
+            if not isinstance(v, kind):
+                raise ValueError(f"label option {name} must be its settings ({kind.__name__}), got {v!r}")
+            object.__setattr__(self, name, v)
+        if self.densify.method not in ("none", "tsdf"):
+            raise ValueError(f"label option densify.method must be 'none' or 'tsdf', got {self.densify.method!r}")
+        for name in ("refine_poses", "refine_boxes", "find_moving"):
+            if not isinstance(getattr(self, name).enabled, bool):
+                raise ValueError(
+                    f"label option {name}.enabled must be true or false, got {getattr(self, name).enabled!r}"
+                )
 
     @staticmethod
     def keys() -> tuple[str, ...]:
@@ -316,6 +343,38 @@ def _track_semantics(
     return track_pts, track_lab
 
 
+#: Decimals (metres) the local frame's translations and box centres are taken to: a micrometre, the rig
+#: folder's own precision (docs/labels.md, "The rig folder"), far below a voxel and a float32 step.
+LOCAL_DECIMALS = 6
+
+
+def local_record(rec: SceneRecord) -> tuple[SceneRecord, np.ndarray]:
+    """``rec`` with its world frame moved to a local origin, and that origin ``(3,)`` float64 (metres, in the
+    recording's world frame): the first sweep's ego position rounded to the metre. Every ego pose's
+    translation and every box centre has the origin taken off in float64; rotations, yaws, points and the
+    rig are unchanged.
+
+    Why a local frame and not float64 everywhere: a georeferenced recording's world frame (UTM, some 5e6 m
+    north; ECEF, 6.4e6 m from the Earth's centre) leaves float32 steps of 0.5 m, more than a voxel, and the
+    aggregated points, the ray casting and the densification hold float32 for speed and memory (the static
+    points are the run's largest array). Moved next to the scene, they hold 1 mm 10 km out; each stage stays
+    as fast as it was and none has to be written with the offset in mind. The origin is a whole metre, so
+    taking it off is exact in float64; the local values are then taken to :data:`LOCAL_DECIMALS`, which also
+    takes off the float64 rounding of the offset itself (a billionth of a metre at 5e6 m): the labels are the
+    same, bit for bit, whatever constant offset the world frame has."""
+    origin = np.round(np.asarray(rec.sweeps[0].T_global_from_ego, np.float64)[:3, 3]) + 0.0  # no -0.0
+    sweeps = []
+    for s in rec.sweeps:
+        T = np.array(s.T_global_from_ego, dtype=np.float64)
+        T[:3, 3] = np.round(T[:3, 3] - origin, LOCAL_DECIMALS)
+        boxes = s.boxes
+        if boxes is not None:
+            center = np.round(np.asarray(boxes.center, np.float64).reshape(-1, 3) - origin, LOCAL_DECIMALS)
+            boxes = replace(boxes, center=center)
+        sweeps.append(replace(s, T_global_from_ego=T, boxes=boxes))
+    return replace(rec, sweeps=sweeps), origin
+
+
 def _to_frame(T_frame_from_global: np.ndarray, p: np.ndarray) -> np.ndarray:
     return p @ T_frame_from_global[:3, :3].T + T_frame_from_global[:3, 3]
 
@@ -339,7 +398,14 @@ class _InGrid:
 
 
 def _densified(
-    prep: _Prepared, win: range, T_eg: np.ndarray, static: _InGrid, grid: Grid, ground: tuple[int, ...], free: int
+    prep: _Prepared,
+    win: range,
+    T_eg: np.ndarray,
+    static: _InGrid,
+    grid: Grid,
+    ground: tuple[int, ...],
+    free: int,
+    settings: TSDFDensify | None = None,
 ) -> _InGrid:
     """``--densify tsdf``: ``static`` with the surface points between the rings that the window's static
     returns give (:func:`occkit.labelgen.densify.densify_points`, grid frame), by voxel."""
@@ -351,7 +417,8 @@ def _densified(
     counts = np.diff(prep.static_start[win.start : win.stop + 1])
     segment = np.repeat(np.arange(len(win)), counts)[keep]
     origins = _to_frame(T_eg, np.stack([prep.origins[i] for i in win]))
-    pts, labs = densify_points(origins, p[keep], segment, static.labels[keep].astype(np.int64), grid, ground, free)
+    labels = static.labels[keep].astype(np.int64)
+    pts, labs = densify_points(origins, p[keep], segment, labels, grid, ground, free, settings)
     flat, n = grid_index(pts.astype(np.float32), grid, labs)
     labels = np.concatenate([static.labels, labs.astype(static.labels.dtype)])
     return _InGrid(np.concatenate([static.flat, flat]), labels, static.points + n)
@@ -374,8 +441,8 @@ def label_keyframe(
     T_eg = _grid_from_world(s.T_global_from_ego, T_ego_from_grid)
     win = _sweeps_within(rec, k, opt.window, opt.keyframe_only)
     static = _static_in_grid(prep, win, T_eg, grid)
-    if opt.densify == "tsdf":
-        static = _densified(prep, win, T_eg, static, grid, ground, free)
+    if opt.densify.method == "tsdf":
+        static = _densified(prep, win, T_eg, static, grid, ground, free, opt.densify)
         timer.lap("densify")
     tracks = _tracks_in_grid(s.boxes, prep, T_eg, grid, opt.box_margin)
     sem, track = _voxelise(static, tracks, grid, free, opt.min_points)
@@ -566,20 +633,20 @@ def _imperfections(
     recordings"): ``refine_poses``, then ``refine_boxes``, then ``find_moving``; the mended record and what each
     changed (None: not asked)."""
     refined = boxes_refined = moving = None
-    if opt.refine_poses:
+    if opt.refine_poses.enabled:
         from occkit.labelgen.refine_poses import refine_record_poses
 
-        rec, refined = refine_record_poses(rec, ego_margin=opt.ego_margin)
+        rec, refined = refine_record_poses(rec, opt.refine_poses, ego_margin=opt.ego_margin)
         timer.lap("refine_poses")
-    if opt.refine_boxes:
+    if opt.refine_boxes.enabled:
         from occkit.labelgen.refine_boxes import refine_record_boxes
 
-        rec, boxes_refined = refine_record_boxes(rec)
+        rec, boxes_refined = refine_record_boxes(rec, opt.refine_boxes)
         timer.lap("refine_boxes")
-    if opt.find_moving:
+    if opt.find_moving.enabled:
         from occkit.labelgen.find_moving import find_moving
 
-        rec, moving = find_moving(rec, box_margin=opt.box_margin, ego_margin=opt.ego_margin)
+        rec, moving = find_moving(rec, opt.find_moving, box_margin=opt.box_margin, ego_margin=opt.ego_margin)
         timer.lap("find_moving")
     return rec, refined, boxes_refined, moving
 
@@ -613,6 +680,7 @@ def label_scene(
             f"{rec.source or rec.name}: scene {rec.name!r}: none of its {len(rec.sweeps)} sweeps holds a return "
             "(every points array is empty): nothing to label"
         )
+    rec, origin = local_record(rec)  # from here on every world coordinate is local (float32 is enough)
     ground = tuple(i for i, n in enumerate(classes) if n in opt.ground_classes)
     tracing = not tracemalloc.is_tracing()
     if tracing:
@@ -639,6 +707,7 @@ def label_scene(
         "seconds_per_keyframe": round(sum(timer.seconds.values()) / max(n, 1), 3),
         "peak_traced_mb": round(peak / 2**20, 1),
         "density": round(float(np.mean([(lab.semantics != free).mean() for lab in labels])), 5) if labels else 0.0,
+        "local_origin_m": origin.tolist(),
         "missing": rec.missing(),
         "warnings": [
             f"keyframe {lab.token}: no returns in the sweeps of its window: "

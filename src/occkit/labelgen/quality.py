@@ -178,7 +178,12 @@ class QualityAccumulator:
     def _rayiou(self, pred: np.ndarray, truth: Truth) -> None:
         from occkit.metrics.rayiou import cast_rays, lidar_ray_directions, rayiou_counts
 
-        o = torch.from_numpy(np.asarray(truth.origins, np.float64))
+        o = np.asarray(truth.origins, np.float64).reshape(-1, 3)
+        # rays start inside the grid (SparseOcc keeps the origins within its range): a LiDAR-frame grid may
+        # have the LiDAR on its face (SemanticKITTI's starts at x = 0) and the other sweeps' origins outside
+        lo, hi = np.asarray(self.grid.range_min), np.asarray(self.grid.range_max)
+        o = np.where(np.abs(o - lo) < 1e-6, lo + 1e-6, o)
+        o = torch.from_numpy(o[((o >= lo) & (o < hi)).all(1)])
         if not len(o):
             return
         d = lidar_ray_directions()

@@ -31,6 +31,9 @@ from occkit.data.scene_record import Boxes, SceneRecord
 class BoxRefinement:
     """The smoother's settings (docs/labels.md, "Imperfect recordings")."""
 
+    enabled: bool = False
+    """Smooth the boxes (``occkit label --refine-boxes``)."""
+
     center_sigma: float = 0.2
     """Metres: how far a box centre is assumed off (the measurement noise)."""
     yaw_sigma: float = 3.0
@@ -88,7 +91,7 @@ def rts_smooth(t: np.ndarray, z: np.ndarray, meas_sigma: float, accel_sigma: flo
 def refine_record_boxes(rec: SceneRecord, ref: BoxRefinement | None = None) -> tuple[SceneRecord, dict[str, Any]]:
     """``rec`` with every track's boxes smoothed along time (:func:`rts_smooth`), and what changed. A record
     without boxes is refused (``--refine-boxes`` needs boxes)."""
-    ref = ref or BoxRefinement()
+    ref = ref if ref is not None else BoxRefinement()
     if not rec.has_boxes:
         raise ValueError(f"{rec.source or rec.name}: --refine-boxes needs boxes, and this recording has none")
     rows: dict[int, list[tuple[int, int]]] = {}  # track -> [(sweep index, row)]

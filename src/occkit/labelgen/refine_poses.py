@@ -35,7 +35,10 @@ from occkit.data.scene_record import SceneRecord
 
 @dataclass(frozen=True)
 class PoseRefinement:
-    """The registration's and the fusion's settings (``occkit label --set refine_...``)."""
+    """The registration's and the fusion's settings (``occkit label --set refine_poses.KEY=VALUE``)."""
+
+    enabled: bool = False
+    """Refine the recorded poses (``occkit label --refine-poses``)."""
 
     voxel_size: float = 0.5
     """Metres: the registration's map voxel (KISS-ICP's; the sweep is sampled at 1.5 x this)."""
@@ -275,7 +278,7 @@ def refine_record_poses(
 ) -> tuple[SceneRecord, dict[str, Any]]:
     """``rec`` with every sweep's ego pose refined (:func:`lidar_odometry` then :func:`fuse_poses`), and
     the report: each sweep's correction (metres, degrees), the steps registered, the problems."""
-    ref = ref or PoseRefinement()
+    ref = ref if ref is not None else PoseRefinement()
     edges, problems = lidar_odometry(rec, ref, ego_margin)
     priors = [s.T_global_from_ego for s in rec.sweeps]
     times = np.array([s.timestamp * 1e-6 for s in rec.sweeps])

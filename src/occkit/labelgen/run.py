@@ -12,16 +12,18 @@ from typing import Any
 
 import numpy as np
 
-#: Where a run keeps each finished scene's record (inside the output being written).
-STATE = ".label"
+from occkit.labelgen.resume import STATE, scene_digest
 
 
-def _safe(name: str, what: str) -> str:
+def safe_name(name: str, what: str) -> str:
     """``name`` when it can be one folder name under the output; else a one-line ValueError."""
     p = Path(name)
     if not name or p.is_absolute() or len(p.parts) != 1 or name in (".", ".."):
         raise ValueError(f"{what} {name!r} cannot name a folder under --out (absolute, empty or with a path in it)")
     return name
+
+
+_safe = safe_name
 
 
 def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
@@ -43,9 +45,9 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     src = job["recording"]
     target = job["target"]
     opt = job["options"]
-    opened = open_recording(src["source"], src["reader"], src["options"], src.get("scenes"), keep=True)  # once a worker
-    rec = opened.read_scene(job["scene"])
-    rec = remap_record(rec, target)
+    recording = open_recording(src["source"], src["reader"], src["options"], src.get("scenes"), keep=True)  # once
+    recorded = recording.read_scene(job["scene"])  # its sweeps as recorded: the LiDAR files written
+    rec = remap_record(recorded, target)
     warning = ground_warning(rec, target, tuple(opt.ground_classes))
     t0 = time.perf_counter()
     writer = get_format(target.format).writers.label_writer
@@ -54,29 +56,46 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     scene = _safe(rec.name, "scene")
     infos: dict[str, Any] = {}
     keys = [rec.sweeps[k] for k in rec.keyframes]
-    written = _write_images(opened, job["scene"], part, keys, rec, writer.family)
-    warnings = [warning] if warning else []
+    written = _write_images(recording, job["scene"], part, rec, writer.family)
     if written is not None:
         job = {**job, "images": written}
-        warnings += [w for w in (_missing_images(rec, keys, written),) if w]
     for i, (s, lab) in enumerate(zip(keys, labels)):
         token = _safe(s.token, f"scene {scene}: sweep token")
         record = _index_record(rec, job, keys, i, writer.family, own_images=written is not None)
-        frame = frame_labels(target, writer, lab, scene, token, i, record)
+        frame = frame_labels(target, writer, lab, scene, token, i, record, recorded.sweeps[rec.keyframes[i]])
         files = writer.files(frame)
         for rel in files:
             inside_out(part, rel, f"{rec.source}: scene {scene!r}, token {token!r}")
         writer.write(part, frame)
         infos[token] = {"gt_path": files[0], "files": list(files), "token": frame.token, "record": frame.record}
+    _link_image_folders(part, recording.image_links, [f for info in infos.values() for f in info["files"]])
     report["seconds_total"] = round(time.perf_counter() - t0, 2)
-    if warnings:
-        report["warnings"] = warnings
-    out = {"scene": scene, "infos": infos, "report": report}
+    if rec.notes:  # how the reader read the scene (its keyframes, what it left out)
+        report["recording"] = rec.notes
+    report["warnings"] = [*report.get("warnings", []), *rec.warnings, *([warning] if warning else [])]
+    out = {"scene": scene, "infos": infos, "report": report, "read": scene_digest(recorded)}
     write_json_atomic(part / STATE / "scenes" / f"{scene}.json", out)
     return out
 
 
-def _write_images(opened: Any, scene: str, part: Path, keys: list[Any], rec: Any, family: str) -> Any:
+def _link_image_folders(part: Path, links: dict[str, Any], written: list[str]) -> None:
+    """Where a writer wrote into a folder the output links whole to the recording's images (``samples``:
+    the keyframes' LiDAR files at ``samples/LIDAR_TOP/``), that folder is the output's own and each of the
+    recording's entries it lacks (``samples/CAM_FRONT``, ...) is linked into it instead, so that the index's
+    image paths still resolve and nothing is written into the recording."""
+    from occkit.formats._nusc_labels import _link
+
+    tops = {Path(f).parts[0] for f in written if len(Path(f).parts) > 1}
+    for name, folder in links.items():
+        src = Path(folder)
+        if name not in tops or not src.is_dir() or (part / name).is_symlink():
+            continue
+        for entry in sorted(src.iterdir()):
+            if not (part / name / entry.name).exists():
+                _link(entry, part / name / entry.name, part)
+
+
+def _write_images(recording: Any, scene: str, part: Path, rec: Any, family: str) -> Any:
     """The camera images a reader writes into the output itself (a ROS bag's:
     :meth:`~occkit.data.recordings.spec.RecordingReader.write_images`), each path checked to stay inside it:
     ``{token: {camera: path}}``; None where the reader writes none (or the layout records no ``img_path``)."""
@@ -84,7 +103,7 @@ def _write_images(opened: Any, scene: str, part: Path, keys: list[Any], rec: Any
 
     if family != "nuscenes" or not rec.cameras:
         return None
-    written = opened.write_images(scene, part)
+    written = recording.write_images(scene, part)
     if not written:
         return None
     for token, cams in written.items():
@@ -93,40 +112,21 @@ def _write_images(opened: Any, scene: str, part: Path, keys: list[Any], rec: Any
     return written
 
 
-def _missing_images(rec: Any, keys: list[Any], written: dict[str, dict[str, str]]) -> str:
-    """One line counting the keyframes each camera has no image at (empty: none missing)."""
-    lacking = {c: sum(c not in written.get(s.token, {}) for s in keys) for c in rec.cameras}
-    said = [f"{c} at {n} of {len(keys)}" for c, n in lacking.items() if n]
-    if not said:
-        return ""
-    return (
-        f"camera images missing at some keyframes ({', '.join(said)}): none near the LiDAR's stamp there; "
-        "those cameras are left out of those keyframes' index entries"
-    )
-
-
 def _index_record(
     rec: Any, job: dict[str, Any], keys: list[Any], i: int, family: str, own_images: bool = False
 ) -> dict[str, Any]:
     """What the output's index holds of keyframe ``i``: the nuScenes family's ``annotations.json`` entry
     (cameras, poses, the LiDAR's extrinsic, token and file name, the scene as ``scene_token``; with
     ``own_images``, images the reader wrote, a camera without one at the keyframe left out); the KITTI
-    family's camera (``K``, ``T_cam_from_lidar``, image size: the first camera's; none: the identity)."""
+    family's (:func:`occkit.labelgen.output.kitti_index_record`)."""
     import numpy as np
 
     s = keys[i]
     token = s.token
     if family == "kitti":
-        cam = next(iter(rec.cameras.values()), None)
-        T_el = np.asarray(rec.lidars[s.sensor], np.float64)
-        if cam is None:
-            return {"K": np.eye(3).tolist(), "T_cam_from_lidar": np.eye(4).tolist(), "image_size": None}
-        T = np.linalg.inv(np.asarray(cam.T_ego_from_cam, np.float64)) @ T_el
-        return {
-            "K": np.round(cam.K, 6).tolist(),
-            "T_cam_from_lidar": np.round(T, 9).tolist(),
-            "image_size": list(cam.image_size),
-        }
+        from occkit.labelgen.output import kitti_index_record
+
+        return kitti_index_record(rec, s)
     ego = _pose(s.T_global_from_ego)
     return {
         "timestamp": int(s.timestamp),
@@ -189,25 +189,9 @@ def _pose(T) -> dict[str, list[float]]:
 
 def launch(todo: list[dict[str, Any]], workers: int, launcher: str):
     """Each job's :func:`label_one_scene` result as it finishes: in this process, in ``workers``
-    spawned processes, or as Ray tasks (the cluster at ``RAY_ADDRESS``, else a local Ray)."""
+    spawned processes, or as Ray tasks (the cluster at ``RAY_ADDRESS``, else a local Ray; :func:`_launch_ray`)."""
     if launcher == "ray":
-        try:
-            import ray
-        except ImportError:
-            raise ValueError("--launcher ray: ray is not installed (pip install 'ray>=2.9')") from None
-        started = not ray.is_initialized()  # a Ray this call started is shut down when it ends (a caller's is kept)
-        if started:
-            addr = os.environ.get("RAY_ADDRESS")
-            ray.init(address=addr or None, num_cpus=None if addr else workers, include_dashboard=False)
-        try:
-            task = ray.remote(label_one_scene).options(num_cpus=1, max_retries=0)
-            refs = [task.remote(j) for j in todo]
-            while refs:
-                ready, refs = ray.wait(refs, num_returns=1)
-                yield ray.get(ready[0])
-        finally:
-            if started:
-                ray.shutdown()
+        yield from _launch_ray(todo, workers)
         return
     if workers > 1 and len(todo) > 1:
         import multiprocessing as mp
@@ -217,6 +201,123 @@ def launch(todo: list[dict[str, Any]], workers: int, launcher: str):
         return
     for j in todo:
         yield label_one_scene(j)
+
+
+class ScenesLost(ValueError):
+    """Scenes whose Ray worker process or node died while it labelled them (the others finished and are
+    kept): one line under the command, which says that a rerun labels them."""
+
+
+#: Where a Ray task notes the node and the process that label its scene (inside the output being written).
+RUNNING = "running"
+
+
+def _launch_ray(todo: list[dict[str, Any]], workers: int):
+    """:func:`launch` on Ray: each scene one task of one CPU, no retry. A task whose worker process or node
+    dies (killed for memory, a node lost) loses only its scene: a warning line names the node and the
+    scenes it took, the other tasks go on and their results come as they finish, and at the end
+    :class:`ScenesLost` names the scenes lost. A scene's own error (in the pipeline or its data) stops the
+    run as under the other launchers, with its own message."""
+    try:
+        import ray
+        from ray import exceptions as rx
+    except ImportError:
+        raise ValueError("--launcher ray: ray is not installed (pip install 'ray>=2.9')") from None
+    lost_kinds = (rx.WorkerCrashedError, rx.NodeDiedError, rx.LocalRayletDiedError, rx.OutOfMemoryError)
+    lost_kinds += (rx.ObjectLostError,)  # a finished scene's result held on a node lost since: labelled again
+    started = not ray.is_initialized()  # a Ray this call started is shut down when it ends (a caller's is kept)
+    if started:
+        addr = os.environ.get("RAY_ADDRESS")
+        ray.init(address=addr or None, num_cpus=None if addr else workers, include_dashboard=False)
+    import warnings
+
+    lost: list[str] = []
+    try:
+        task = ray.remote(_ray_scene).options(num_cpus=1, max_retries=0)
+        # the scene's function as it is in this process (as the spawned processes take it): a test's stand-in too
+        refs = {task.remote(j, label_one_scene): j for j in todo}
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)  # with all others done by now
+            dead: dict[str, list[str]] = {}
+            for ref in ready:
+                job = refs.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except lost_kinds as e:
+                    dead.setdefault(_where_it_ran(job, e, ray), []).append(job["scene"])
+                    continue
+                except rx.RayTaskError as e:  # the scene's own error, raised as it was (not Ray's wrapping of it)
+                    raise e.cause if isinstance(e.cause, Exception) else e from None
+                finally:
+                    _running(job).unlink(missing_ok=True)
+                yield result
+            for where, scenes in dead.items():
+                lost += scenes
+                warnings.warn(
+                    f"--launcher ray: {where} died labelling scene{'s' if len(scenes) > 1 else ''} "
+                    f"{', '.join(scenes)}: not labelled in this run; the other scenes go on",
+                    stacklevel=2,
+                )
+    finally:
+        if started:
+            ray.shutdown()
+        if todo:  # the notes of the tasks that did not finish (a scene's error, a stop): none is kept
+            import shutil
+
+            shutil.rmtree(_running(todo[0]).parent, ignore_errors=True)
+    if lost:
+        raise ScenesLost(
+            f"--launcher ray: {len(lost)} of {len(todo)} scene(s) not labelled, their Ray worker or node lost "
+            f"({', '.join(sorted(lost))}); the {len(todo) - len(lost)} other(s) finished"
+        )
+
+
+def _running(job: dict[str, Any]) -> Path:
+    return Path(job["part"]) / STATE / RUNNING / f"{job['scene']}.json"
+
+
+def _ray_scene(job: dict[str, Any], label: Any) -> dict[str, Any]:
+    """A Ray task: notes the node and the process it runs in under the output (``--out`` is on a file system
+    every node mounts), so that a worker that dies is said with its place, then labels the scene (``label``:
+    :func:`label_one_scene`)."""
+    import socket
+
+    import ray
+
+    from occkit.fileio import write_json_atomic
+
+    node = ray.get_runtime_context().get_node_id()
+    write_json_atomic(_running(job), {"node": node, "host": socket.gethostname(), "pid": os.getpid()})
+    return label(job)
+
+
+def _where_it_ran(job: dict[str, Any], e: BaseException, ray: Any) -> str:
+    """The node (and process) a lost task ran in, in words: as the task noted it (its host, its node's
+    address and ID), else as Ray's error says (a node lost: its message names it)."""
+    from occkit.fileio import read_json
+
+    try:
+        noted = read_json(_running(job))
+    except (OSError, ValueError):
+        noted = None
+    if isinstance(noted, dict) and noted.get("node"):
+        node = str(noted["node"])
+        entry = next((n for n in _nodes(ray) if n.get("NodeID") == node), {})
+        address, alive = entry.get("NodeManagerAddress"), entry.get("Alive")
+        place = f"node {noted.get('host', '?')}" + (f" ({address}, {node[:12]})" if address else f" ({node[:12]})")
+        if alive is False or isinstance(e, ray.exceptions.NodeDiedError):
+            return place
+        return f"the worker process {noted.get('pid', '?')} on {place}"
+    said = " ".join(str(e).split())
+    return f"a Ray worker or node ({type(e).__name__}: {said[:200]})"
+
+
+def _nodes(ray: Any) -> list[dict[str, Any]]:
+    try:
+        return list(ray.nodes())
+    except Exception:  # noqa: BLE001 - the place is said without the address where Ray cannot list its nodes
+        return []
 
 
 def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -279,17 +380,65 @@ def score_run(data: Path, part: Path, scenes: list[str], done: dict[str, Any], o
 
 def truth_classes(fmt: Any) -> Any:
     """The world's classes (Occ3D's) -> ``fmt``'s, as ``occkit convert`` maps them (by name, or the
-    shipped class map joining the tables); none: a one-line error."""
+    shipped class map joining the tables), or through a format that shipped maps join to both (Occ3D ->
+    SemanticKITTI -> SSCBench-KITTI-360: the same raw ids); none: a one-line error."""
+    from dataclasses import replace
+
     from occkit.convert.plan import class_conversion
     from occkit.formats import get_format
+    from occkit.formats.registry import format_names
     from occkit.formats.spec import ConvertError
 
+    world = get_format("occ3d")
     try:
-        return class_conversion(get_format("occ3d"), fmt, None)
+        return class_conversion(world, fmt, None)
     except (ConvertError, FileNotFoundError, ValueError) as e:
-        raise ValueError(
-            f"--quality: the world's truth (Occ3D's classes) cannot be put in {fmt.name}'s classes ({e})"
-        ) from None
+        why = e
+    for name in format_names():
+        if name in (world.name, fmt.name):
+            continue
+        try:
+            mid = get_format(name)
+            first, then = class_conversion(world, mid, None), class_conversion(mid, fmt, None)
+        except (ConvertError, FileNotFoundError, ValueError):
+            continue
+        # the middle table's ignored value goes to the target's (each lut maps its source's 256 ids)
+        dropped = tuple(
+            i
+            for i in range(world.classes.num_classes)
+            if then.lut[first.lut[i]] == (fmt.classes.ignore if fmt.classes.ignore is not None else 255)
+        )
+        return replace(then, lut=then.lut[first.lut], dropped=dropped, merged={}, split={})
+    raise ValueError(
+        f"--quality: the world's truth (Occ3D's classes) cannot be put in {fmt.name}'s classes ({why})"
+    ) from None
+
+
+def quality_figures(
+    data: Path, rec: Any, part: Path, scenes: list[str], done: dict[str, Any], opt: Any, target: Any, truth: bool
+) -> dict[str, Any]:
+    """``occkit label --quality``'s figures in any layout: against the synthetic world ``data``'s truth where
+    ``truth`` (:func:`score_run`), and the labels along each keyframe's LiDAR rays
+    (:func:`occkit.labelgen.consistency.score_output`: ``rays``; with the truth, ``rays_exact``: the exact
+    occupancy on the output's grid along the same rays); ``scored_against`` says which."""
+    from occkit.formats import get_format
+    from occkit.labelgen.consistency import score_output
+    from occkit.labelgen.truth import WorldTruth
+
+    out: dict[str, Any] = score_run(data, part, scenes, done, opt, target) if truth else {}
+    out["scored_against"] = "truth and lidar rays" if truth else "lidar rays"
+    exact = None
+    if truth:
+        world, fmt = WorldTruth(data), get_format(target.format)
+        conv = truth_classes(fmt)
+
+        def exact(scene: str, token: str) -> np.ndarray:
+            T = _grid_in_ego(world, scene, token, target)
+            tr, scored = truth_on_target(world.keyframe(scene, token, opt.free_window, T), target, conv, T, fmt.classes)
+            return np.where(scored, tr.semantics, fmt.classes.free)
+
+    out.update(score_output(rec, part, done, scenes, target, exact))
+    return out
 
 
 def _grid_in_ego(truth: Any, scene: str, token: str, target: Any) -> Any:

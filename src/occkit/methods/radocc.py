@@ -78,6 +78,7 @@ from occkit.methods.supervised import (
     SupervisedMethod,
     export_check,
     resolve_class_counts,
+    unfed_losses,
 )
 from occkit.models.occnet import OccNetConfig, OccNetOutput
 from occkit.rendering.fixed_steps import render_fixed_steps
@@ -674,5 +675,6 @@ METHOD = MethodSpec(
     from_format={**SUPERVISED_FROM_FORMAT, "radocc.free": "free"},
     build=build,
     resolve=resolve_class_counts,
+    unfed_losses=unfed_losses,
     export=ExportSupport(check=export_check, load=load_student),
 )

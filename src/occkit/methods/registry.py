@@ -112,6 +112,10 @@ class MethodSpec:
             format's is refused naming the key and the format
             (:func:`occkit.experiment.fit_to_format`). :data:`MODEL_FROM_FORMAT` holds the
             network's (class count, grid, ground height).
+        unfed_losses: ``(cfg, sample) -> [line, ...]``: the loss terms its config turns on that a training frame
+            (``sample``, the first, as the method sees it) cannot feed, one line each (a depth loss and frames with
+            neither depth maps nor LiDAR); said when training starts (:func:`occkit.experiment.prepare_run`), so
+            that no term is 0 at every step unsaid. None: nothing to check.
         needs_priors: for a method that cannot train without a prior cache (``data.priors``), what it reads
             from one (a phrase: "it trains on ..."), or None. ``occkit train`` refuses a config without
             ``data.priors`` at its start (:func:`needs_priors_of`: occkit's own methods' read from their source,
@@ -136,6 +140,7 @@ class MethodSpec:
     from_format: dict[str, str] = field(default_factory=dict)
     validation_figures: Callable[[Any], bool] | None = None
     needs_priors: str | None = None
+    unfed_losses: Callable[[Any, Any], list[str]] | None = None
     source: str = field(default="", compare=False)
 
 

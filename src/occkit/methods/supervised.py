@@ -73,7 +73,13 @@ class SupervisedConfig:
     features what things are much faster than the 3D loss through the view transform alone. 0
     drops the term (and the head); 0-valued when the batch has no semantic maps."""
     use_camera_mask: bool = True
-    """Compute the voxel losses only where batch.mask_camera is true (Occ3D's camera-visible set)."""
+    """Compute the voxel losses only where batch.mask_camera is true (Occ3D's camera-visible set). On
+    frames that record no cameras (labels of a LiDAR-only recording, whose camera mask is empty) the run
+    takes the LiDAR mask instead (``use_lidar_mask``), says so when training starts and records it in its
+    config.json (:func:`resolve_class_counts`)."""
+    use_lidar_mask: bool = False
+    """Compute the voxel losses only where batch.mask_lidar is true (the voxels the keyframe's LiDAR rays
+    crossed); with ``use_camera_mask`` too, where both are."""
     class_weights: tuple[float, ...] | None = None
     """Per-class CE weights (num_classes values); None = uniform unless class_counts is given."""
     class_counts: tuple[float, ...] | Literal["auto"] | None = None
@@ -197,6 +203,10 @@ class SupervisedMethod(nn.Module):
             if batch.mask_camera is None:
                 raise ValueError("batch.mask_camera is None but SupervisedConfig.use_camera_mask is true")
             mask = batch.mask_camera
+        if cfg.use_lidar_mask:
+            if batch.mask_lidar is None:
+                raise ValueError("batch.mask_lidar is None but SupervisedConfig.use_lidar_mask is true")
+            mask = batch.mask_lidar if mask is None else mask & batch.mask_lidar
         need_depth = cfg.lift_depth == "sensor" or (cfg.depth_weight > 0 and cfg.depth_source != "none")
         target = self.depth_targets(batch) if need_depth else None
         out = self._forward(batch, target)
@@ -310,28 +320,77 @@ SUPERVISED_FROM_FORMAT: dict[str, str] = {
 
 
 def resolve_class_counts(cfg: Any, train_set: Any, max_frames: int = 2000, progress: bool = False) -> Any:
-    """Replace ``supervised.class_counts: auto`` by the label counts of the training frames.
+    """The ``supervised`` section resolved from the training frames: the voxel mask, then
+    ``class_counts: auto``.
 
-    Counts every class over the frames of the dataset under ``train_set`` (at most ``max_frames``
-    of them, evenly spaced; :func:`occkit.data.stats.count_frame_classes`), inside the voxels the
-    format scores (Occ3D: the camera mask) when ``supervised.use_camera_mask``. Returns ``cfg``
-    unchanged when nothing is 'auto', else a copy with the counts filled in, so that the run's
-    config.json records the weights it trained with.
+    - **Mask.** Frames that record no cameras (:meth:`occkit.data.occ3d.Occ3DDataset.records_no_cameras`:
+      labels of a LiDAR-only recording, their camera mask empty) with ``use_camera_mask`` on: the LiDAR
+      mask instead (``use_camera_mask`` off, ``use_lidar_mask`` on), said in one line (stderr).
+    - **Counts.** ``class_counts: auto`` becomes the counts of every class over the frames of the dataset
+      under ``train_set`` (at most ``max_frames`` of them, evenly spaced;
+      :func:`occkit.data.stats.count_frame_classes`), inside the voxels the format scores (Occ3D: the camera
+      mask) when ``use_camera_mask``, inside the LiDAR mask when ``use_lidar_mask``.
+
+    Returns ``cfg`` unchanged when nothing is resolved, else a copy, so that the run's config.json records
+    the mask and the weights it trained with.
     """
-    from occkit.data.stats import fill_class_counts
+    import copy
+    import sys
 
+    from occkit.data.stats import fill_class_counts
+    from occkit.data.wrappers import base_dataset
+
+    base = base_dataset(train_set)
+    said = getattr(base, "records_no_cameras", None)
+    if cfg.supervised.use_camera_mask and callable(said) and len(base) and said():
+        print(
+            f"occkit train: {getattr(base, 'root', 'the training frames')} records no cameras (labels of a recording "
+            "without them: the camera mask holds no voxel): the voxel losses use the LiDAR mask "
+            "(supervised.use_camera_mask=false, use_lidar_mask=true)",
+            file=sys.stderr,
+            flush=True,
+        )
+        cfg = copy.deepcopy(cfg)
+        cfg.supervised.use_camera_mask, cfg.supervised.use_lidar_mask = False, True
     sup = cfg.supervised
     if sup.class_counts != "auto":
         return cfg
+    masks = ("camera",) * sup.use_camera_mask + ("lidar",) * sup.use_lidar_mask
     return fill_class_counts(
         cfg,
         "supervised",
         train_set,
         what="supervised.class_counts='auto'",
-        scored_only=sup.use_camera_mask,
+        scored_only=sup.use_camera_mask and not sup.use_lidar_mask,
         max_frames=max_frames,
         progress=progress,
+        masks=masks if sup.use_lidar_mask else None,
     )
+
+
+def unfed_losses(cfg: Any, sample: Any) -> list[str]:
+    """The loss terms of the ``supervised`` section that a training frame (``sample``, a
+    :class:`~occkit.data.sample.Sample`) cannot feed, one line each: the depth term with
+    ``depth_source`` 'auto' or 'depth_map_or_lidar' and neither depth maps nor LiDAR, the 2D semantic
+    term and no 2D semantic maps. Each would be 0 at every step ('lidar' and 'depth_map' raise at the
+    first step instead)."""
+    sup = cfg.supervised
+    out = []
+    if sup.depth_weight > 0 and sup.depth_source in ("auto", "depth_map_or_lidar"):
+        if sample.lidar is None and sample.depth is None:
+            out.append(
+                f"supervised.depth_weight={sup.depth_weight:g}: frame {sample.token} has neither depth maps nor LiDAR "
+                f"(depth_source {sup.depth_source}), so loss_depth is 0 at every step: give the frames' LiDAR "
+                "(data.load_extras: true reads the synthetic extras and the LiDAR files occkit label writes; "
+                "data.lidar_infos on real Occ3D-nuScenes) or set supervised.depth_weight=0"
+            )
+    if sup.semantic_2d_weight > 0 and sample.semantics_2d is None:
+        out.append(
+            f"supervised.semantic_2d_weight={sup.semantic_2d_weight:g}: frame {sample.token} has no 2D semantic maps "
+            "(the synthetic extras' per-camera semantics, with data.load_extras: true), so loss_sem2d is 0 at every "
+            "step: set supervised.semantic_2d_weight=0, or train on frames that have them"
+        )
+    return out
 
 
 def export_check(cfg: Any) -> str | None:
@@ -351,5 +410,6 @@ METHOD = MethodSpec(
     from_format=SUPERVISED_FROM_FORMAT,
     build=lambda cfg, load_run: SupervisedMethod(cfg.model, cfg.supervised),
     resolve=resolve_class_counts,
+    unfed_losses=unfed_losses,
     export=ExportSupport(check=export_check),
 )

@@ -323,6 +323,20 @@ class ScenePlan:
     missing: dict[str, int] = field(default_factory=dict)
     tolerance: dict[str, float] = field(default_factory=dict)
 
+    def notes(self) -> dict[str, Any]:
+        """What ``report.json`` says of each camera: its topic, the tolerance used, the keyframes without an
+        image, whether its images are undistorted, and the K recorded."""
+        return {
+            name: {
+                "topic": self.topics[name].topic,
+                "tolerance_s": round(self.tolerance[name], 6),
+                "keyframes_missing": self.missing[name],
+                "undistorted": self.calibrations[name].model or None,
+                "K": [[round(float(v), 6) for v in row] for row in self.calibrations[name].K],
+            }
+            for name in self.topics
+        }
+
 
 def plan_cameras(
     bag: Path,

@@ -6,7 +6,8 @@ SemanticKITTI (``--data`` a folder holding ``sequences/``, or the ``sequences/``
     sequences/<XX>/velodyne/NNNNNN.bin   float32 x y z reflectance, velodyne frame
     sequences/<XX>/labels/NNNNNN.label   uint32: semantic raw id (lower 16 bits), instance id (upper 16); optional
     sequences/<XX>/poses.txt             camera 0's pose of every scan (3x4 rows, relative to the first scan)
-    sequences/<XX>/calib.txt             Tr: velodyne -> camera 0; P2: camera 2 (image_2)
+    sequences/<XX>/calib.txt             Tr: velodyne -> camera 0; P2, P3: cameras 2 and 3 (image_2, image_3)
+    sequences/<XX>/image_2|image_3/NNNNNN.png   the colour cameras (optional)
     sequences/<XX>/times.txt             seconds of every scan (optional: 10 Hz without it)
     sequences/<XX>/voxels/NNNNNN.label   the SSC labels (optional): their scans are the keyframes
 
@@ -15,8 +16,10 @@ KITTI-360 (``--data`` its root)::
     data_3d_raw/<seq>/velodyne_points/data/NNNNNNNNNN.bin   float32 x y z reflectance
     data_3d_raw/<seq>/velodyne_points/timestamps.txt       one date-time a scan (optional)
     data_poses/<seq>/poses.txt                             frame index + 3x4 pose (GPS/IMU) -> world
-    calibration/calib_cam_to_pose.txt                      image_00: 3x4 camera 0 -> pose frame
+    calibration/calib_cam_to_pose.txt                      image_00, image_01: 3x4 camera -> pose frame
     calibration/calib_cam_to_velo.txt                      3x4 camera 0 -> velodyne
+    calibration/perspective.txt                            P_rect_00/01, R_rect_00/01 (where images are)
+    data_2d_raw/<seq>/image_00|image_01/data_rect/NNNNNNNNNN.png   the rectified perspective cameras (optional)
     data_2d_raw/<seq>/voxels/NNNNNN.label                  SSCBench's SSC labels (optional): the keyframes
 
 The ego frame: KITTI's poses are the camera's (SemanticKITTI) or the GPS/IMU's (KITTI-360), and the
@@ -24,6 +27,12 @@ car's reference point is nowhere in the files; the ego frame here sits under the
 with the velodyne's axes and z = 0 at the ground, ``--lidar-height`` metres below the velodyne (KITTI's
 HDL-64E is mounted 1.73 m above the road). ``T_ego_from_velodyne`` is that lift; the world frame is the
 first scan's ego frame (z up). The labels of ``occkit label`` lie on Occ3D's grid around that ego origin.
+
+Cameras, where their folder holds images (each image named by its scan's index, recorded in the labels'
+index): SemanticKITTI's rectified ``image_2`` and ``image_3``, ``K`` and the offset from camera 0 from P2 and
+P3 (``P = K [I | t]``), camera 0 from ``Tr``; KITTI-360's ``image_00`` and ``image_01``, ``K`` from
+``P_rect_0X`` and the pose of the rectified camera ``calib_cam_to_pose``'s times the inverse of ``R_rect_0X``
+(as KITTI-360's own scripts pose it), into the velodyne through camera 0's two calibrations.
 
 Point labels: the raw ids through SemanticKITTI's learning map onto its learning classes
 (:data:`CLASSES`: ``unlabeled``, ``car`` .. ``traffic-sign``). SemanticKITTI gives no boxes; its moving
@@ -57,6 +66,10 @@ MOVING_RAW = (252, 253, 254, 255, 256, 257, 258, 259)
 KITTI_LIDAR_HEIGHT = 1.73
 #: Scans a second without a times file (KITTI's velodyne spins at 10 Hz).
 KITTI_SCAN_RATE = 10.0
+#: SemanticKITTI's cameras (a sequence's image folder) and the ``calib.txt`` projection of each.
+SEMANTICKITTI_CAMERAS = {"image_2": "P2", "image_3": "P3"}
+#: KITTI-360's rectified perspective cameras (``data_2d_raw/<seq>/<camera>/data_rect``).
+KITTI360_CAMERAS = ("image_00", "image_01")
 #: Every this many scans a keyframe, when no SSC labels say which.
 DEFAULT_KEYFRAME_EVERY = 5
 #: The ego vehicle's box (length, width, height) and centre in the ego frame (under the velodyne).
@@ -412,10 +425,14 @@ def _read_semantickitti(root: Path, scene: str, options: KittiOptions, load_poin
     label_files = [lf if lf.is_file() else None for lf in label_files]
     height = options.height()
     cameras = {}
-    size = _image_size(seq / "image_2")
-    if size is not None and "P2" in calib:
-        K, T_cv = camera_from_calib(calib["P2"], Tr)
-        cameras["image_2"] = Camera("image_2", K, _lift(height) @ np.linalg.inv(T_cv), size)
+    for cam, key in SEMANTICKITTI_CAMERAS.items():
+        size = _image_size(seq / cam)
+        if size is None:
+            continue
+        if key not in calib:
+            raise ValueError(f"{seq / 'calib.txt'}: no '{key}:' line, the projection of the images in {seq / cam}")
+        K, T_cv = camera_from_calib(calib[key], Tr)
+        cameras[cam] = Camera(cam, K, _lift(height) @ np.linalg.inv(T_cv), size)
     return _record(
         scene,
         files,
@@ -431,7 +448,9 @@ def _read_semantickitti(root: Path, scene: str, options: KittiOptions, load_poin
     )
 
 
-def _kitti360_seconds(path: Path, idx: list[int]) -> list[float]:
+def _datetime_seconds(path: Path, idx: list[int]) -> list[float]:
+    """Each scan's seconds from the first, from a ``timestamps.txt`` of date-times (KITTI-360's, KITTI raw's:
+    ``YYYY-MM-DD HH:MM:SS.fffffffff``, line ``i`` scan ``i``); 10 Hz without one."""
     if not path.is_file():
         return [i / KITTI_SCAN_RATE for i in idx]
     import datetime
@@ -450,6 +469,32 @@ def _kitti360_seconds(path: Path, idx: list[int]) -> list[float]:
             ) from None
         out.append(t.timestamp() + (float("0." + frac) if frac else 0.0))
     return [t - out[0] for t in out]
+
+
+def _kitti360_camera(cal: Path, cam: str) -> tuple[np.ndarray, np.ndarray]:
+    """KITTI-360's rectified perspective camera ``cam`` (``image_00``, ``image_01``): ``K`` (``P_rect_0X``'s
+    first three columns) and ``T_pose_from_rect``, ``calib_cam_to_pose``'s camera -> pose times the inverse of
+    ``R_rect_0X`` (``perspective.txt``; the identity where it has none), as KITTI-360's own scripts pose them."""
+    from occkit.data.kitti360 import read_perspective
+
+    f = cal / "perspective.txt"
+    try:
+        persp = read_perspective(f)
+    except KeyError as e:
+        raise ValueError(str(e.args[0])) from None
+    n = cam[-2:]
+    P = persp.get(f"P_rect_{n}")
+    if P is None or P.size != 12:
+        raise ValueError(f"{f}: no 'P_rect_{n}:' line of 12 numbers, the projection of the {cam} images")
+    R = np.eye(4)
+    if f"R_rect_{n}" in persp:
+        r = persp[f"R_rect_{n}"]
+        if r.size != 9:
+            raise ValueError(f"{f}: 'R_rect_{n}' has {r.size} numbers, expected 9")
+        R[:3, :3] = r.reshape(3, 3)
+        _rigid(R[:3], f"{f}: R_rect_{n}")
+    T_pose_cam = _keyed_matrix(cal / "calib_cam_to_pose.txt", cam)
+    return P.reshape(3, 4)[:, :3].copy(), T_pose_cam @ np.linalg.inv(R)
 
 
 def _read_kitti360(root: Path, scene: str, options: KittiOptions, load_points: bool) -> Any:
@@ -474,17 +519,17 @@ def _read_kitti360(root: Path, scene: str, options: KittiOptions, load_points: b
     keys = _keyframes([f.stem for f in posed], options.keyframe_every, labelled, vox)
     height = options.height()
     cameras = {}
-    size = _image_size(root / "data_2d_raw" / scene / "image_00" / "data_rect")
-    if size is not None:
-        from occkit.data.kitti360 import read_calibration
-
-        P, _ = read_calibration(root)
-        cameras["image_00"] = Camera("image_00", P[:, :3], _lift(height) @ T_velo_cam, size)
+    T_velo_pose = T_velo_cam @ np.linalg.inv(T_pose_cam)
+    for cam in KITTI360_CAMERAS:
+        size = _image_size(root / "data_2d_raw" / scene / cam / "data_rect")
+        if size is not None:
+            K, T_pose_rect = _kitti360_camera(cal, cam)
+            cameras[cam] = Camera(cam, K, _lift(height) @ T_velo_pose @ T_pose_rect, size)
     return _record(
         scene,
         posed,
         T_wv,
-        _kitti360_seconds(raw / "timestamps.txt", idx),
+        _datetime_seconds(raw / "timestamps.txt", idx),
         keys,
         height,
         [None] * len(posed),
@@ -560,11 +605,10 @@ class KittiReader(RecordingReader):
 
             scenes = sorted(s.name for s in sk.iterdir() if (s / "velodyne").is_dir())
             base = sk.parent if sk.name == "sequences" else sk
-            self.images = {
-                scan_token(s, p.stem): {"image_2": f"sequences/{s}/image_2/{p.name}"}
-                for s in scenes
-                for p in sorted((sk / s / "image_2").glob("*.png"))
-            }
+            for s in scenes:
+                for cam in SEMANTICKITTI_CAMERAS:
+                    for p in sorted((sk / s / cam).glob("*.png")):
+                        self.images.setdefault(scan_token(s, p.stem), {})[cam] = f"sequences/{s}/{cam}/{p.name}"
             self.classes = CLASSES
             self._scenes = scenes
             self.splits = _splits(base, scenes, SEMANTICKITTI_SPLITS)
@@ -577,6 +621,11 @@ class KittiReader(RecordingReader):
             scenes = sorted(s.name for s in raw.iterdir() if (s / "velodyne_points" / "data").is_dir())
             self._scenes = scenes
             self.splits = _splits(path, scenes, KITTI360_SPLITS)
+            for s in scenes:
+                for cam in KITTI360_CAMERAS:
+                    for p in sorted((path / "data_2d_raw" / s / cam / "data_rect").glob("*.png")):
+                        self.images.setdefault(scan_token(s, p.stem), {})[cam] = f"{s}/{cam}/data_rect/{p.name}"
+            self.image_links = {"data_2d_raw": path / "data_2d_raw"} if self.images else {}
             self.describe = f"KITTI-360 {path}, {len(scenes)} sequence(s)"
         else:
             raise ValueError(

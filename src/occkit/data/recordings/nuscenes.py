@@ -231,6 +231,34 @@ class _Opened:
         return out
 
 
+def check_images(root: Path, images: dict[str, dict[str, str]], table: Any) -> None:
+    """Refuse camera images the tables name (``images``: by sample token and channel, paths relative to
+    ``root``) that are not files under ``root/samples/`` (one stat each): one line naming the first such
+    file, its sample and how many more there are. The labels' index would record them as ``img_path``
+    and training would meet the hole later."""
+    import os
+
+    bad: list[tuple[str, str, str]] = []
+    n = 0
+    top = os.fspath(root)
+    for token, cams in images.items():  # plain strings, not Path objects: trainval names 200k images
+        for cam, rel in cams.items():
+            n += 1
+            inside = rel.startswith("samples/") and ".." not in rel.split("/")
+            if not inside or not os.path.isfile(os.path.join(top, rel)):
+                bad.append((token, cam, rel))
+    if not bad:
+        return
+    token, cam, rel = bad[0]
+    inside = Path(rel).parts[:1] == ("samples",) and ".." not in Path(rel).parts
+    where = "is missing" if inside else "is not a file under samples/"
+    more = f" ({len(bad) - 1} more of the {n} camera images named are missing too)" if len(bad) > 1 else ""
+    raise FileNotFoundError(
+        f"{root / rel}: the {cam} image of sample {token} ({table}) {where}{more}: the labels record each "
+        "keyframe's images for training; put the camera files under samples/ (nuScenes' blobs)"
+    )
+
+
 def _tables(root: Path, version: str) -> _Opened:
     from occkit.data.nuscenes_raw import check_tables, import_devkit, tables_key
 
@@ -457,6 +485,7 @@ class NuScenesReader(RecordingReader):
                     self.images.update(t.images(t.samples(t.scene_by_name[s])))
         except KeyError as e:  # a record without a field: named by its table file
             raise missing_field(path, version, e, "a record") from None
+        check_images(path, self.images, t.db.table("sample_data"))
         samples = path / "samples"
         self.version = version
         self.classes = t.classes

@@ -1,6 +1,8 @@
 """The rig folder (:mod:`occkit.data.rig`, docs/labels.md "The rig folder") as a recording: a folder
 holding ``rig.json``, or a dataset holding one at ``DATA/rig`` (``occkit synth --sweeps K``), whose
-``annotations.json`` then gives the camera images and the splits."""
+``annotations.json`` then gives the camera images and the splits. The camera images a sweep row of
+``sweeps.json`` names win over the dataset's: they are linked into the labels as ``rig``
+(:data:`RIG_LINK`), so the index's ``img_path`` reads ``rig/<scene>/images/...``."""
 
 from __future__ import annotations
 
@@ -47,6 +49,30 @@ def _dataset_beside(rig: Path) -> tuple[dict[str, dict[str, str]], dict[str, lis
     return imgs, splits, samples if samples.is_dir() else None
 
 
+#: The name under which the rig folder is linked into the labels when its tables name camera images.
+RIG_LINK = "rig"
+
+
+def _table_images(meta: dict[str, Any], scenes: list[str]) -> dict[str, dict[str, str]]:
+    """The camera images the scenes' ``sweeps.json`` rows name, by sweep token, as paths through the
+    output's link to the rig folder (``rig/<scene>/<file>``); a token with images in two scenes is refused
+    (the index would give one keyframe the other's images)."""
+    from occkit.data.rig import scene_images
+
+    out: dict[str, dict[str, str]] = {}
+    scene_of: dict[str, str] = {}
+    for scene in scenes:
+        for token, cams in scene_images(meta, scene).items():
+            if token in scene_of:
+                raise ValueError(
+                    f"{meta['folder'] / scene / 'sweeps.json'}: token {token!r} with camera images is also a sweep "
+                    f"of scene {scene_of[token]!r} (each keyframe's images are found by its token: give each its own)"
+                )
+            scene_of[token] = scene
+            out[token] = {cam: f"{RIG_LINK}/{scene}/{rel}" for cam, rel in cams.items()}
+    return out
+
+
 class RigReader(RecordingReader):
     """A rig folder (``rig.json``; docs/labels.md, "The rig folder"), or a dataset holding one at ``DATA/rig``."""
 
@@ -76,8 +102,13 @@ class RigReader(RecordingReader):
         self.classes = tuple(self.meta["classes"])
         self._scenes = list(self.meta["scenes"])
         self.splits = {**splits, **{f"{k}_split": v for k, v in self.meta.get("splits", {}).items()}}  # rig.json's win
+        own = _table_images(self.meta, [x for x in self._scenes if wanted is None or x in wanted])
+        for token, cams in own.items():  # the table's images win over the dataset's, camera by camera
+            images[token] = {**images.get(token, {}), **cams}
         self.images = images
         self.image_links = {"samples": samples} if samples is not None else {}
+        if own:
+            self.image_links[RIG_LINK] = rig
         self.describe = f"rig folder {rig}, {len(self._scenes)} scene(s)"
 
     def read(self, scene: str, load_points: bool = True) -> Any:

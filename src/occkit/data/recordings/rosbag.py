@@ -2,16 +2,19 @@
 Python, no ROS install; ``pip install 'occkit[rosbag]'``).
 
 ``--data`` is a ROS 1 ``.bag`` file, a ROS 2 bag (a folder holding ``metadata.yaml``, with MCAP or
-sqlite3 storage), or a folder holding such bags: one scene a bag, named after it. Each
+sqlite3 storage), a bare ``.mcap`` or ``.db3`` storage file (what many recorders and converters write,
+without ``metadata.yaml``), or a folder holding such bags: one scene a bag, named after it. Each
 ``sensor_msgs/PointCloud2`` message of the LiDAR topic is a sweep, stamped by its header (the token is
 the stamp in nanoseconds, the sweep's timestamp that in microseconds), in the frame its header names.
 Points with a non-finite x, y or z (the gaps of an organised cloud) are dropped; the field
 ``--label-field`` gives point labels where a cloud has it. Ego poses come from ``/tf`` and
 ``/tf_static`` (``--world-frame`` to ``--ego-frame`` at each cloud's stamp, interpolated: linear in
-translation, spherical in rotation, never extrapolated) or from a ``nav_msgs/Odometry`` topic
-(``--odom-topic``); the LiDAR's extrinsic is the transform from the ego frame to the cloud's frame
-(``/tf_static``'s, or ``/tf``'s at that frame's first cloud, the nearest sample where none lies around
-it). Boxes come from a side file in a rig's ``boxes.json`` schema whose rows name a cloud's ``stamp``
+translation, spherical in rotation; a cloud at most ``--pose-tolerance`` outside the poses' span takes the
+nearest pose extrapolated at constant velocity, one further out is left out and counted) or from a
+``nav_msgs/Odometry`` topic (``--odom-topic``); ``--ego-height`` moves the ego frame down to the ground
+(:func:`~occkit.data.scene_record.lower_ego`); the LiDAR's extrinsic is the transform from the ego frame
+to the cloud's frame (``/tf_static``'s, or ``/tf``'s at that frame's first cloud, the nearest sample where
+none lies around it). Boxes come from a side file in a rig's ``boxes.json`` schema whose rows name a cloud's ``stamp``
 (ns) instead of a sweep token.
 """
 
@@ -42,29 +45,40 @@ ODOMETRY = "nav_msgs/msg/Odometry"
 TF_TYPES = ("tf2_msgs/msg/TFMessage", "tf/msg/tfMessage")
 TF_TOPICS = {"/tf": False, "/tf_static": True}  # topic -> static
 
+#: Seconds a cloud may lie outside its poses' span and take the nearest pose extrapolated (``--pose-tolerance``):
+#: real recordings' clocks are that far apart (KITTI's raw drives: LiDAR stamps a few ms past the last pose).
+POSE_TOLERANCE = 0.05
+
 #: PointField datatypes (sensor_msgs/PointField) as numpy type codes.
 _FIELD_TYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
 
 
+#: The files that are a bag by themselves: a ROS 1 bag, and ROS 2 storage files read without ``metadata.yaml``.
+BAG_FILES = {".bag": "ROS 1 bag", ".mcap": "MCAP file", ".db3": "sqlite3 file"}
+
+
+def _is_bag(p: Path) -> bool:
+    return (p.is_file() and p.suffix in BAG_FILES) or (p.is_dir() and (p / "metadata.yaml").is_file())
+
+
 def bag_paths(path: Path) -> list[Path]:
-    """The bags ``path`` names: a ROS 1 ``.bag``, a ROS 2 bag folder (``metadata.yaml``), or the bags
-    a folder holds (sorted by name); empty when none."""
-    if path.is_file() and path.suffix == ".bag":
-        return [path]
-    if path.is_dir() and (path / "metadata.yaml").is_file():
+    """The bags ``path`` names: a ROS 1 ``.bag``, a ROS 2 bag folder (``metadata.yaml``), a bare ``.mcap`` or
+    ``.db3`` storage file, or the bags a folder holds (sorted by name); empty when none."""
+    if _is_bag(path):
         return [path]
     if path.is_dir():
-        return sorted(
-            c
-            for c in path.iterdir()
-            if (c.is_file() and c.suffix == ".bag") or (c.is_dir() and (c / "metadata.yaml").is_file())
-        )
+        return sorted(c for c in path.iterdir() if _is_bag(c))
     return []
 
 
+def bag_kind(bag: Path) -> str:
+    """What a bag is, in words: a ROS 1 bag, a ROS 2 bag folder, an MCAP or sqlite3 file."""
+    return BAG_FILES.get(bag.suffix, "ROS 2 bag") if bag.is_file() else "ROS 2 bag"
+
+
 def scene_name(bag: Path) -> str:
-    """A bag's scene: its file name without ``.bag``, or its folder's name."""
-    return bag.stem if bag.suffix == ".bag" else bag.name
+    """A bag's scene: its file name without ``.bag``, ``.mcap`` or ``.db3``, or its folder's name."""
+    return bag.stem if bag.is_file() else bag.name
 
 
 def _need_rosbags() -> None:
@@ -179,9 +193,28 @@ def _slerp(q0: Any, q1: Any, a: float) -> Any:
     return (np.sin((1 - a) * th) * q0 + np.sin(a * th) * q1) / np.sin(th)
 
 
+class Uncovered(ValueError):
+    """A pose asked at a stamp outside its samples' span by more than the tolerance: that cloud is left out."""
+
+
+def _extrapolated(r0: tuple, r1: tuple, stamp: int) -> tuple[Any, Any]:
+    """The pose at ``stamp`` on the line through samples ``r0``, ``r1`` (stamp, t, q): constant velocity in
+    translation and in rotation (the spherical path continued)."""
+    import numpy as np
+
+    (s0, t0, q0), (s1, t1, q1) = r0, r1
+    if s1 == s0:  # two samples at one stamp: no velocity, the nearer pose
+        return np.asarray(t1 if abs(stamp - s1) <= abs(stamp - s0) else t0, np.float64), np.asarray(q1, np.float64)
+    a = (stamp - s0) / (s1 - s0)
+    t = (1 - a) * np.asarray(t0, np.float64) + a * np.asarray(t1, np.float64)
+    q = _slerp(np.asarray(q0, np.float64), np.asarray(q1, np.float64), a)
+    return t, q / np.linalg.norm(q)
+
+
 class _Track:
     """The samples of one transform (a tf link ``parent -> child``, or an odometry topic), in time order:
-    translation and quaternion (w, x, y, z) each, interpolated at a stamp and never extrapolated."""
+    translation and quaternion (w, x, y, z) each, interpolated at a stamp; outside the samples, within a
+    tolerance, extrapolated at constant velocity from the two nearest."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -203,9 +236,18 @@ class _Track:
         self._finish()
         return f"{self.rows[0][0]}..{self.rows[-1][0]} ns" if self.rows else "no sample"
 
-    def at(self, stamp: int, where: str, nearest: bool = False) -> Any:
+    def outside(self, stamp: int) -> int:
+        """How far (ns) ``stamp`` lies outside the samples' span (0 within it, or for a static link)."""
+        self._finish()
+        if self.static or not self.rows:
+            return 0
+        return max(self.rows[0][0] - stamp, stamp - self.rows[-1][0], 0)
+
+    def at(self, stamp: int, where: str, nearest: bool = False, tolerance: int = 0) -> Any:
         """The transform at ``stamp``: a static link's last sample; else the sample at that stamp, or
-        between the two around it; outside the samples None (or, ``nearest``, the nearest sample)."""
+        between the two around it; outside the samples by at most ``tolerance`` ns the nearest pose
+        extrapolated at constant velocity (the nearest sample where the link has one); further out None
+        (or, ``nearest``, the nearest sample)."""
         import bisect
 
         import numpy as np
@@ -226,9 +268,12 @@ class _Track:
             t = (1 - a) * np.asarray(t0) + a * np.asarray(t1)
             q = _slerp(np.asarray(q0, np.float64), np.asarray(q1, np.float64), a)
             return matrix(t.tolist(), q.tolist(), "ego_pose", where)
-        if nearest:
+        if nearest or (rows and self.outside(stamp) <= tolerance):
             r = rows[0] if k == 0 else rows[-1]
-            return matrix(r[1], r[2], "ego_pose", where)
+            if nearest or len(rows) < 2:
+                return matrix(r[1], r[2], "ego_pose", where)
+            t, q = _extrapolated(*(rows[:2] if k == 0 else rows[-2:]), stamp)
+            return matrix(t.tolist(), q.tolist(), "ego_pose", where)
         return None
 
 
@@ -284,9 +329,10 @@ class _TfTree:
             f = g
         return out[::-1]
 
-    def lookup(self, a: str, b: str, stamp: int, what: str, nearest: bool = False) -> Any:
-        """``T_a_from_b`` at ``stamp`` (ns): the links' transforms composed; a one-line error naming
-        the stamp, the frames and the link that does not cover the stamp."""
+    def lookup(self, a: str, b: str, stamp: int, what: str, nearest: bool = False, tolerance: int = 0) -> Any:
+        """``T_a_from_b`` at ``stamp`` (ns): the links' transforms composed (each extrapolated within
+        ``tolerance`` ns of its span); a one-line error naming the stamp, the frames and the link that
+        does not cover the stamp (:class:`Uncovered`)."""
         import numpy as np
 
         T = np.eye(4)
@@ -300,11 +346,12 @@ class _TfTree:
             )
         for p, c, forward in path:
             link = self.links[(p, c)]
-            M = link.at(stamp, f"{self.bag}: /tf {link.name} at {stamp} ns", nearest=nearest)
+            M = link.at(stamp, f"{self.bag}: /tf {link.name} at {stamp} ns", nearest=nearest, tolerance=tolerance)
             if M is None:
-                raise ValueError(
+                raise Uncovered(
                     f"{self.bag}: no transform from {a!r} to {b!r} at stamp {stamp} ns ({what}): the link "
-                    f"{link.name} on /tf covers {link.span()} (never extrapolated)"
+                    f"{link.name} on /tf covers {link.span()} ({link.outside(stamp) / 1e9:.3f} s away; extrapolated "
+                    f"within --pose-tolerance {tolerance / 1e9:g} s)"
                 )
             if forward:
                 T = T @ M
@@ -378,7 +425,11 @@ def _options(options: BagOptions) -> dict[str, Any]:
         "boxes": None,
         "boxes_file": options.boxes,
         "ego_box": options.ego(),
+        "ego_box_given": bool(options.ego_box),
         "classes": read_classes(options.classes),
+        "keyframe_tolerance": options.keyframe_tolerance,  # seconds; None: half the cloud period
+        "pose_tolerance": POSE_TOLERANCE if options.pose_tolerance is None else options.pose_tolerance,
+        "ego_height": options.ego_height or 0.0,
     }
     if opts["keyframes_file"]:
         opts["keyframes"] = sorted(set(read_stamps(opts["keyframes_file"])))
@@ -420,6 +471,24 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions):
     boxes: str | None = option(
         "boxes: a rig's boxes.json whose rows name the cloud's 'stamp' (ns) instead of 'sweep'", metavar="FILE"
     )
+    keyframe_tolerance: float | None = option(
+        "a --keyframes stamp is the nearest cloud's within this many seconds (default: half the cloud period); "
+        "one further from every cloud is refused",
+        type=float,
+        metavar="S",
+    )
+    pose_tolerance: float | None = option(
+        f"a cloud at most this many seconds outside the poses' span (/tf's or --odom-topic's) takes the nearest "
+        f"pose extrapolated at constant velocity; one further out is left out and counted (default {POSE_TOLERANCE})",
+        type=float,
+        metavar="S",
+    )
+    ego_height: float | None = option(
+        "the ego frame's origin is H metres above the ground (KITTI's base_link at its IMU: 0.93): the ego frame "
+        "is moved down by H so that z = 0 is the ground; a given --ego-box is in the bag's ego frame and moves with it",
+        type=float,
+        metavar="H",
+    )
     cameras: str | None = option(
         "the camera image topics (sensor_msgs/Image or CompressedImage, each with a CameraInfo topic in its "
         "namespace; '' none); default: every image topic with a CameraInfo beside it",
@@ -440,8 +509,18 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        import math
+
+        for name in ("keyframe_tolerance", "pose_tolerance"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and 0 <= v <= 3600):
+                raise ValueError(f"--{name.replace('_', '-')} {v!r}: seconds, 0 or more (at most an hour)")
+        if self.keyframe_tolerance is not None and not self.keyframes:
+            raise ValueError("--keyframe-tolerance: matches --keyframes stamps to clouds; give --keyframes FILE too")
+        if self.ego_height is not None and not (math.isfinite(self.ego_height) and abs(self.ego_height) <= 10):
+            raise ValueError(f"--ego-height {self.ego_height!r}: metres from the ground to the ego origin (within 10)")
         t = self.camera_tolerance
-        if t is not None and not (0 <= t < float("inf")):
+        if t is not None and not (math.isfinite(t) and t >= 0):
             raise ValueError(f"--camera-tolerance {t!r}: must be a number of seconds, 0 or more")
 
 
@@ -449,7 +528,10 @@ class BagReader(RecordingReader):
     """ROS 1 and ROS 2 bags read with rosbags (docs/labels.md, "ROS bags"): one scene a bag."""
 
     name = "rosbag"
-    description = "a ROS 1 .bag, a ROS 2 bag folder (metadata.yaml; MCAP or sqlite3), or a folder of bags (rosbags)"
+    description = (
+        "a ROS 1 .bag, a ROS 2 bag folder (metadata.yaml; MCAP or sqlite3), a bare .mcap or .db3 file, or a folder "
+        "of bags (rosbags)"
+    )
     Options = BagOptions
     priority = 30
     extra = "rosbag"
@@ -460,8 +542,8 @@ class BagReader(RecordingReader):
         bags = bag_paths(path)
         if not bags:
             return None
-        kinds = sorted({"ROS 1" if b.suffix == ".bag" else "ROS 2" for b in bags})
-        return f"{len(bags)} {' and '.join(kinds)} bag(s)"
+        kinds = sorted({bag_kind(b) for b in bags})
+        return f"{len(bags)} bag(s): {', '.join(kinds)}"
 
     def __init__(self, source: Path, options: BagOptions, wanted: list[str] | None = None) -> None:
         super().__init__(source, options, wanted)
@@ -469,7 +551,10 @@ class BagReader(RecordingReader):
         _need_rosbags()
         bags = bag_paths(path)
         if not bags:
-            raise ValueError(f"--data {path}: not a ROS bag (a .bag file, a folder with metadata.yaml, or one of them)")
+            raise ValueError(
+                f"--data {path}: not a ROS bag (a .bag, .mcap or .db3 file, a folder with metadata.yaml, or a folder "
+                "of them)"
+            )
         by_scene: dict[str, Path] = {}
         for b in bags:
             name = scene_name(b)
@@ -477,6 +562,7 @@ class BagReader(RecordingReader):
                 raise ValueError(f"--data {path}: two bags are named {name!r} ({by_scene[name]}, {b}): one scene a bag")
             by_scene[name] = b
         self.opts = opts = _options(options)
+        opts["bags"] = len(by_scene)  # a --keyframes stamp no bag holds is refused once every bag was read
         self.bags = by_scene
         self.topics: dict[str, str] = {}
         self.cameras: dict[str, list[Any]] = {}  # each scene's camera topics (bag_cameras.CameraTopic)
@@ -493,6 +579,7 @@ class BagReader(RecordingReader):
         self.describe = (
             f"ROS bag(s) {path}: {len(by_scene)} bag(s), clouds on {', '.join(shown)}, poses from {poses}, "
             + (f"cameras {', '.join(cams)}" if cams else "no cameras")
+            + f"; {keyframe_rule(opts)}"
             + "".join(f"; {n}" for n in dict.fromkeys(notes))
         )
 
@@ -508,6 +595,10 @@ class BagReader(RecordingReader):
         return notes
 
     def read(self, scene: str, load_points: bool = True) -> Any:
+        from dataclasses import replace
+
+        import numpy as np
+
         from occkit.data.recordings.bag_cameras import AXES, plan_cameras
 
         if scene not in self.topics:  # a scene not asked for at opening: its topics chosen now
@@ -521,7 +612,18 @@ class BagReader(RecordingReader):
         tolerance = self.options.camera_tolerance
         plan = plan_cameras(bag, cams, keyframes, self.opts["ego"], tolerance, axes, messages, tf)
         self._camera_plans[scene] = plan
-        rec.cameras = plan.cameras
+        up = np.eye(4)
+        up[2, 3] = self.opts["ego_height"]  # the ego frame moved down to the ground (read_bag's lower_ego)
+        rec.cameras = {k: replace(c, T_ego_from_cam=up @ c.T_ego_from_cam) for k, c in plan.cameras.items()}
+        if cams:
+            rec.notes["cameras"] = plan.notes()
+        missing = [f"{n} at {k} of {len(keyframes)}" for n, k in plan.missing.items() if k]
+        if missing:
+            rec.warnings.append(
+                f"camera images missing at some keyframes ({', '.join(missing)}): no image within the tolerance "
+                "(--camera-tolerance) of the keyframe's cloud; those cameras are left out of those keyframes' index "
+                "entries"
+            )
         return rec
 
     def write_images(self, scene: str, out: Path) -> dict[str, dict[str, str]]:
@@ -562,7 +664,9 @@ def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> 
         have = _topics(r)
         tf_topics = {t: static for t, static in TF_TOPICS.items() if have.get(t) in TF_TYPES}
         want = {topic, *tf_topics, *([opts["odom_topic"]] if opts["odom_topic"] else [])}
+        got = dict.fromkeys(want, 0)
         for t, msg in _messages(r, bag, [c for c in r.connections if c.topic in want]):
+            got[t] += 1
             if t == topic:
                 stamp = _ns(msg.header.stamp)
                 at = f"{bag}: {topic} cloud at stamp {stamp} ns"
@@ -582,35 +686,82 @@ def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> 
                 odom.child = _frame(msg.child_frame_id) or opts["ego"]
             elif t in tf_topics:
                 tf.add(msg, tf_topics[t])
+        _check_metadata(bag, r, got)
     if not clouds:
         raise ValueError(f"{bag}: topic {topic} holds no message")
     return clouds, tf, odom
 
 
-def _ego_pose(bag: Path, topic: str, stamp: int, tf: _TfTree, odom: _Track, opts: dict[str, Any]) -> Any:
-    """``T_world_from_ego`` at ``stamp``: from tf, or from the odometry (then through tf from its child frame)."""
-    what = f"the cloud on {topic} at stamp {stamp} ns"
-    if not opts["odom_topic"]:
-        return tf.lookup(opts["world"], opts["ego"], stamp, what)
-    T = odom.at(stamp, f"{bag}: {opts['odom_topic']} at {stamp} ns")
-    if T is None:
-        raise ValueError(
-            f"{bag}: no pose at stamp {stamp} ns ({what}): {opts['odom_topic']} covers {odom.span()} "
-            "(never extrapolated)"
+def _check_metadata(bag: Path, reader: Any, got: dict[str, int]) -> None:
+    """A ROS 2 bag folder whose ``metadata.yaml`` disagrees with its storage (message counts the storage does
+    not hold, or QoS profiles, types or serialisation its channels lack: rosbags then yields none of that
+    topic's messages) is refused in one line naming the topic and both counts."""
+    if not (bag.is_dir() and bag.suffix != ".bag"):
+        return
+    counted = {t: info.msgcount for t, info in reader.topics.items()}
+    if all(counted.get(t, 0) == n for t, n in got.items()):
+        return
+    held: dict[str, int] = {}
+    channels: dict[str, list[Any]] = {}
+    files: list[str] = []
+    try:  # the storage files' own channels and counts (rosbags' directory reader keeps them)
+        for store in reader.readers[0].storage.storages:
+            files.append(Path(getattr(store, "path", "?")).name)
+            for c in store.connections:
+                held[c.topic] = held.get(c.topic, 0) + int(c.msgcount)
+                channels.setdefault(c.topic, []).append(c)
+    except AttributeError:
+        files = []
+    t = next(t for t, n in got.items() if counted.get(t, 0) != n)
+    where = f"{bag / 'metadata.yaml'} disagrees with its storage ({', '.join(files) or 'its files'})"
+    if t in held and got[t] == 0 and held[t]:
+        meta = next((c for c in reader.connections if c.topic == t), None)
+        why = "its QoS profiles, type or serialisation there match none of the storage's channels"
+        if meta is not None and not any(c.msgtype == meta.msgtype for c in channels[t]):
+            why = f"it says type {meta.msgtype}, the storage {channels[t][0].msgtype}"
+        said = f"topic {t}: it counts {counted.get(t, 0)} message(s), the storage holds {held[t]}, none read ({why})"
+    else:
+        said = (
+            f"topic {t}: it counts {counted.get(t, 0)} message(s), the storage holds "
+            f"{held.get(t, got[t])} and {got[t]} were read"
         )
-    return T @ tf.lookup(odom.child, opts["ego"], stamp, f"odometry's child frame to the ego frame; {what}")
+    raise ValueError(
+        f"{where}: {said}; give --data the storage file itself (read without metadata.yaml), or write the "
+        "metadata anew (ros2 bag reindex)"
+    )
+
+
+def _ego_pose(bag: Path, topic: str, stamp: int, tf: _TfTree, odom: _Track, opts: dict[str, Any]) -> Any:
+    """``T_world_from_ego`` at ``stamp``: from tf, or from the odometry (then through tf from its child frame);
+    each extrapolated within ``--pose-tolerance`` of its samples' span, else :class:`Uncovered`."""
+    what = f"the cloud on {topic} at stamp {stamp} ns"
+    tol = int(round(opts["pose_tolerance"] * 1e9))
+    if not opts["odom_topic"]:
+        return tf.lookup(opts["world"], opts["ego"], stamp, what, tolerance=tol)
+    T = odom.at(stamp, f"{bag}: {opts['odom_topic']} at {stamp} ns", tolerance=tol)
+    if T is None:
+        raise Uncovered(
+            f"{bag}: no pose at stamp {stamp} ns ({what}): {opts['odom_topic']} covers {odom.span()} "
+            f"({odom.outside(stamp) / 1e9:.3f} s away; extrapolated within --pose-tolerance {tol / 1e9:g} s)"
+        )
+    return T @ tf.lookup(
+        odom.child, opts["ego"], stamp, f"odometry's child frame to the ego frame; {what}", tolerance=tol
+    )
 
 
 def read_bag(bag: Path, topic: str, opts: dict[str, Any], scene: str, load_points: bool = True) -> Any:
-    """One bag as a checked :class:`~occkit.data.scene_record.SceneRecord` (``opts``: :func:`_options`)."""
-    from occkit.data.scene_record import SceneRecord, Sweep, check_record
+    """One bag as a checked :class:`~occkit.data.scene_record.SceneRecord` (``opts``: :func:`_options`): the
+    clouds without an ego pose within ``--pose-tolerance`` left out and counted (:attr:`SceneRecord.warnings`),
+    how the keyframes were taken in :attr:`SceneRecord.notes`, the ego frame lowered by ``--ego-height``."""
+    from occkit.data.scene_record import SceneRecord, Sweep, check_record, lower_ego
 
     clouds, tf, odom = _collect(bag, topic, opts, load_points)
     stamps = [c[0] for c in clouds]
-    keyframes = _keyframes(bag, topic, stamps, opts)
+    poses, left, extrapolated = _poses(bag, topic, stamps, tf, odom, opts)
+    keyframes, notes = _keyframes(bag, topic, stamps, opts, left)
     lidars = {}
-    for stamp, frame, *_ in clouds:
-        if frame not in lidars:
+    for (stamp, frame, *_), T in zip(clouds, poses):
+        if frame not in lidars and T is not None:
             what = f"the LiDAR's extrinsic: ego frame {opts['ego']!r} to the cloud's frame {frame!r}"
             lidars[frame] = tf.lookup(opts["ego"], frame, stamp, what, nearest=True)
     sweeps = [
@@ -618,17 +769,29 @@ def read_bag(bag: Path, topic: str, opts: dict[str, Any], scene: str, load_point
             token=str(stamp),
             timestamp=stamp // 1000,
             sensor=frame,
-            T_global_from_ego=_ego_pose(bag, topic, stamp, tf, odom, opts),
+            T_global_from_ego=T,
             points=xyz,
             labels=lab,
             intensity=inten,
             keyframe=kf,
             source=f"{bag}: {topic} at stamp {stamp} ns",
         )
-        for (stamp, frame, xyz, inten, lab), kf in zip(clouds, keyframes)
+        for (stamp, frame, xyz, inten, lab), kf, T in zip(clouds, keyframes, poses)
+        if T is not None
     ]
     if opts["boxes"] is not None:
         _boxes_of(bag, topic, sweeps, stamps, opts)
+    warnings = []
+    notes.update(clouds=len(clouds), clouds_extrapolated=extrapolated, clouds_left_out=len(left))
+    if left:
+        out = sorted(left)
+        notes["left_out_stamps"] = out
+        tol = opts["pose_tolerance"]
+        first = left[out[0]].replace(f"{bag}: ", "", 1)
+        warnings.append(
+            f"{len(left)} of {len(clouds)} clouds on {topic} left out (stamps {out[0]}..{out[-1]} ns): no ego pose "
+            f"within --pose-tolerance {tol:g} s of the poses' span; the first: {first}"
+        )
     size, center = opts["ego_box"]
     rec = SceneRecord(
         name=scene,
@@ -638,10 +801,41 @@ def read_bag(bag: Path, topic: str, opts: dict[str, Any], scene: str, load_point
         ego_size=size,
         ego_center=center,
         source=str(bag),
+        notes=notes,
+        warnings=warnings,
     )
+    if opts["ego_height"]:  # a given --ego-box is in the bag's ego frame and moves with it; the default is the ground's
+        rec = lower_ego(rec, opts["ego_height"], move_box=opts["ego_box_given"])
+        notes["ego_height"] = opts["ego_height"]
     check_label_field(opts["label_field"], sweeps, f"{bag}: {topic}")
     check_record(rec)
     return rec
+
+
+def _poses(
+    bag: Path, topic: str, stamps: list[int], tf: _TfTree, odom: _Track, opts: dict[str, Any]
+) -> tuple[list[Any], dict[int, str], int]:
+    """Each cloud's ego pose (None: left out), the left-out clouds' reasons by stamp, and how many clouds took
+    a pose extrapolated within ``--pose-tolerance``; every cloud left out is refused with the first reason."""
+    poses: list[Any] = []
+    left: dict[int, str] = {}
+    extrapolated = 0
+    exact = {**opts, "pose_tolerance": 0.0}
+    for stamp in stamps:
+        try:
+            poses.append(_ego_pose(bag, topic, stamp, tf, odom, exact))
+            continue
+        except Uncovered:
+            pass
+        try:
+            poses.append(_ego_pose(bag, topic, stamp, tf, odom, opts))
+            extrapolated += 1
+        except Uncovered as e:
+            poses.append(None)
+            left[stamp] = str(e)
+    if len(left) == len(stamps):
+        raise ValueError(f"{left[stamps[0]]}; so for every cloud of the bag ({len(stamps)}): nothing to label")
+    return poses, left, extrapolated
 
 
 def cloud_arrays_fields(msg: Any, where: str) -> None:
@@ -652,26 +846,101 @@ def cloud_arrays_fields(msg: Any, where: str) -> None:
         raise ValueError(f"{where}: the cloud has no {'/'.join(lacking)} field (its fields: {', '.join(names)})")
 
 
-def _keyframes(bag: Path, topic: str, stamps: list[int], opts: dict[str, Any]) -> list[bool]:
-    """Whether each cloud is a keyframe: its stamp listed in ``--keyframes`` (each listed stamp within
-    the bag's clouds must be one of theirs), else every ``--keyframe-every`` N-th cloud from the first."""
+def _ordinal(n: int) -> str:
+    """``every 10th cloud``, ``every cloud``: the rule of ``--keyframe-every N`` in words."""
+    if n == 1:
+        return "every cloud"
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"every {n}{suffix} cloud"
+
+
+def keyframe_rule(opts: dict[str, Any]) -> str:
+    """How the keyframes are taken, in words (the first line ``occkit label`` prints, and ``report.json``)."""
     if opts["keyframes"] is None:
-        return [i % opts["every"] == 0 for i in range(len(stamps))]
-    have = set(stamps)
-    inside = [s for s in opts["keyframes"] if stamps[0] <= s <= stamps[-1]]
-    stray = [s for s in inside if s not in have]
-    if stray:
+        every = opts["every"]
+        return f"keyframes {_ordinal(every)} from the first (--keyframe-every {every}; a bag marks no keyframe)"
+    tol = opts["keyframe_tolerance"]
+    within = "half the cloud period" if tol is None else f"{tol:g} s"
+    return (
+        f"keyframes at the {len(opts['keyframes'])} stamps of --keyframes {opts['keyframes_file']}, each the nearest "
+        f"cloud within {within}"
+    )
+
+
+def _keyframes(
+    bag: Path, topic: str, stamps: list[int], opts: dict[str, Any], left: Mapping[int, str] | None = None
+) -> tuple[list[bool], dict[str, Any]]:
+    """Whether each cloud is a keyframe, and what ``report.json`` says of them: every ``--keyframe-every``
+    N-th cloud with a pose from the first; or each ``--keyframes`` stamp the nearest cloud's within the
+    tolerance (``--keyframe-tolerance``, default half the median cloud period). A listed stamp near this
+    bag's clouds (within the tolerance of the first to the last) that is no cloud's within the tolerance, or
+    whose cloud has no pose (``left``), is refused naming it, as is one outside the clouds of a recording of
+    one bag; in a folder of bags, one that no bag's clouds hold is refused once every bag was read."""
+    import bisect
+
+    left = left or {}
+    if opts["keyframes"] is None:
+        kept = [s for s in stamps if s not in left]
+        chosen = set(kept[:: opts["every"]])
+        flags = [s in chosen for s in stamps]
+        notes = {"keyframes": keyframe_rule(opts), "keyframe_stamps": sorted(chosen)}
+        return flags, notes
+    f = opts["keyframes_file"]
+    periods = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+    tol_s = opts["keyframe_tolerance"]
+    tol = int(round(tol_s * 1e9)) if tol_s is not None else (periods[len(periods) // 2] // 2 if periods else 0)
+    said = f"{tol / 1e9:g} s" + (" (--keyframe-tolerance)" if tol_s is not None else " (half the cloud period)")
+    lo, hi = stamps[0] - tol, stamps[-1] + tol
+    spans = opts.setdefault("_spans", {})
+    spans[str(bag)] = (lo, hi)
+    mine = [s for s in opts["keyframes"] if lo <= s <= hi]
+    if opts.get("bags", 1) == 1:
+        stray = [s for s in opts["keyframes"] if not lo <= s <= hi]
+        if stray:
+            s = stray[0]
+            raise ValueError(
+                f"--keyframes {f}: stamp {s} ns lies {min(abs(s - stamps[0]), abs(s - stamps[-1])) / 1e9:.3f} s "
+                f"outside the clouds on {topic} in {bag} ({stamps[0]}..{stamps[-1]} ns), more than {said} "
+                f"({len(stray)} such stamp(s))"
+            )
+    elif len(spans) >= opts["bags"]:  # every bag read: a stamp no bag holds is refused, never dropped
+        nowhere = [s for s in opts["keyframes"] if not any(a <= s <= b for a, b in spans.values())]
+        if nowhere:
+            raise ValueError(
+                f"--keyframes {f}: stamp {nowhere[0]} ns lies within the clouds of none of the {opts['bags']} bags "
+                f"(each bag's first to last cloud, widened by the tolerance) ({len(nowhere)} such stamp(s))"
+            )
+    if not mine:
         raise ValueError(
-            f"--keyframes {opts['keyframes_file']}: stamp {stray[0]} ns is not the stamp of a cloud on {topic} "
-            f"in {bag} ({len(stray)} such stamp(s))"
-        )
-    if not inside:
-        raise ValueError(
-            f"--keyframes {opts['keyframes_file']}: none of its stamps is a cloud's on {topic} in {bag} "
+            f"--keyframes {f}: none of its stamps is within {said} of a cloud on {topic} in {bag} "
             f"(its clouds: {stamps[0]}..{stamps[-1]} ns)"
         )
-    chosen = set(inside)
-    return [s in chosen for s in stamps]
+    chosen: dict[int, int] = {}  # cloud stamp -> the listed stamp
+    moved = 0
+    for s in mine:
+        k = bisect.bisect_left(stamps, s)
+        near = min((c for c in stamps[max(k - 1, 0) : k + 1]), key=lambda c: abs(c - s))
+        if abs(near - s) > tol:
+            raise ValueError(
+                f"--keyframes {f}: stamp {s} ns is {abs(near - s) / 1e9:.3f} s from the nearest cloud on {topic} in "
+                f"{bag} (at {near} ns), more than {said}"
+            )
+        if near in left:
+            raise ValueError(f"--keyframes {f}: stamp {s} ns: its cloud at {near} ns is left out: {left[near]}")
+        if near in chosen:
+            raise ValueError(
+                f"--keyframes {f}: stamps {chosen[near]} and {s} ns are both nearest the cloud at {near} ns on "
+                f"{topic} in {bag} (one keyframe a cloud)"
+            )
+        chosen[near] = s
+        moved += near != s
+    notes = {
+        "keyframes": keyframe_rule(opts),
+        "keyframe_stamps": sorted(chosen),
+        "keyframe_tolerance_s": tol / 1e9,
+        "keyframes_matched_off_stamp": moved,
+    }
+    return [s in chosen for s in stamps], notes
 
 
 def _boxes_of(bag: Path, topic: str, sweeps: list[Any], stamps: list[int], opts: dict[str, Any]) -> None:
@@ -680,12 +949,14 @@ def _boxes_of(bag: Path, topic: str, sweeps: list[Any], stamps: list[int], opts:
     from occkit.data.rig import _attach_boxes  # the rig's boxes.json rows, read by the rig's own code
 
     have = set(stamps)
+    kept = {s.token for s in sweeps}  # a left-out cloud's boxes go with it
     rows = []
     for s, rs in sorted(opts["boxes"].items()):
         if stamps[0] <= s <= stamps[-1]:
             if s not in have:
                 raise ValueError(f"--boxes {opts['boxes_file']}: stamp {s} ns is not the stamp of a cloud on {topic}")
-            rows.extend(rs)
+            if str(s) in kept:
+                rows.extend(rs)
     _attach_boxes(sweeps, {"boxes": rows}, Path(opts["boxes_file"]))
 
 

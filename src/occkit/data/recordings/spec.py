@@ -142,7 +142,7 @@ class KeyframeEveryOptions(ReaderOptions):
 
     keyframe_every: int | None = option(
         "a keyframe every N sweeps, the first one included (default: the reader's; 10 for ROS bags and point "
-        "files; KITTI sequences: the scans with SSC labels, else every 5th)",
+        "files; KITTI sequences: the scans with SSC labels, else every 5th; KITTI raw drives: every 5th)",
         type=int,
         metavar="N",
     )
@@ -187,6 +187,11 @@ class PointLabelOptions(ReaderOptions):
         "Occ3D's 17 classes, as a rig's",
         metavar="FILE",
     )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.label_field in ("x", "y", "z"):
+            raise ValueError(f"--label-field {self.label_field}: a coordinate of the points, not a field of labels")
 
     def field(self) -> str | None:
         """The label field to read: ``label`` (where a cloud has it) when not given, None for ``''``."""
@@ -310,6 +315,14 @@ class RecordingReader(ABC):
         sizes and modification times of its data files): part of the key a stopped ``occkit label``
         resumes by. The default: the sizes and times of the files under :attr:`source`."""
         return files_fingerprint(self.source)
+
+    def image_file(self, path: str) -> Path | None:
+        """The file an :attr:`images` path names (``samples/CAM_FRONT/x.jpg``: its first part a name of
+        :attr:`image_links`, the rest under that folder), or None when it names no linked folder."""
+        parts = Path(path).parts if path else ()
+        if len(parts) < 2 or parts[0] not in self.image_links or ".." in parts:
+            return None
+        return Path(self.image_links[parts[0]]).joinpath(*parts[1:])
 
     # -- for the label command ------------------------------------------------------------------------
 

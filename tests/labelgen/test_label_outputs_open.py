@@ -1,0 +1,168 @@
+"""Every output of ``occkit label`` opens (docs/labels.md, "What the labels open in"): labels of a recording
+without cameras, written in each ``--to`` layout, are read by ``stats``, ``show`` (the occupancy panels alone,
+said in one line), ``view --html`` and ``eval --gt`` (the labels scored against themselves); the KITTI layouts
+carry the keyframes' scans, their poses and a ``frames.txt`` naming each frame's scan; ``--quality``'s rays
+are scored in every layout. One scene of a tiny world, the ``naive`` preset. Occ3D's layout (the default) is
+tests/labelgen/test_label_opens.py's."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from occkit.cli import main
+
+LAYOUTS = ("surroundocc", "openoccupancy", "semantickitti", "kitti360")
+NUSC = ("barrier", "bicycle", "bus", "car", "construction_vehicle", "motorcycle", "pedestrian", "traffic_cone")
+NUSC += ("trailer", "truck", "driveable_surface", "other_flat", "sidewalk", "terrain", "vegetation")
+#: the rig's (Occ3D's) classes onto the KITTI layouts' (both name these classes alike)
+KITTI = {
+    "car": ["car"], "bicycle": ["bicycle"], "motorcycle": ["motorcycle"], "truck": ["truck"],
+    "bus": ["other-vehicle"], "construction_vehicle": ["other-vehicle"], "trailer": ["other-vehicle"],
+    "pedestrian": ["person"], "driveable_surface": ["road"], "sidewalk": ["sidewalk"],
+    "other_flat": ["other-ground"], "terrain": ["terrain"], "vegetation": ["vegetation"],
+    "manmade": ["building"], "barrier": ["building"], "traffic_cone": ["building"], "others": ["building"],
+}  # fmt: skip
+
+
+def _run(*argv: object) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in argv])
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _class_map(to: str) -> str:
+    if to in ("semantickitti", "kitti360"):
+        pairs = {k: v[0] for k, v in KITTI.items()}
+    else:
+        pairs = {**{c: c for c in NUSC}, "manmade": "manmade", "others": "manmade"}
+    lines = ["from: rig", f"to: {to}", "common:"]
+    for dst in dict.fromkeys(pairs.values()):
+        src = [c for c, d in pairs.items() if d == dst]
+        lines.append(f"  c_{dst.replace('-', '_')}: {{from: [{', '.join(src)}], to: [{dst}]}}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory) -> Path:
+    """A rig folder without cameras (the world's, its cameras removed from rig.json), one scene."""
+    tmp = tmp_path_factory.mktemp("open")
+    tiny = ("--scenes", "1", "--frames", "2", "--image-size", "48", "80", "--sweeps", "1", "--beams", "8")
+    rc, _, err = _run("synth", "--out", tmp / "w", *tiny)
+    assert rc == 0, err
+    shutil.copytree(tmp / "w" / "rig", tmp / "rig")
+    meta = json.loads((tmp / "rig" / "rig.json").read_text())
+    meta.pop("cameras")
+    (tmp / "rig" / "rig.json").write_text(json.dumps(meta))
+    return tmp / "rig"
+
+
+@pytest.fixture(scope="module")
+def labels(rig, tmp_path_factory) -> dict[str, Path]:
+    """The rig's labels in every layout."""
+    tmp = tmp_path_factory.mktemp("labels")
+    out = {}
+    for to in LAYOUTS:
+        (tmp / f"{to}.yaml").write_text(_class_map(to))
+        extra = ["--class-map", tmp / f"{to}.yaml"]
+        rc, _, err = _run("label", "--data", rig, "--out", tmp / to, "--to", to, "--preset", "naive", *extra)
+        assert rc == 0, err
+        out[to] = tmp / to
+    return out
+
+
+@pytest.mark.parametrize("to", LAYOUTS)
+def test_stats_show_view_and_eval_open_the_labels_of_a_camera_less_recording(labels, to, tmp_path):
+    from occkit.formats import detect_format, get_format
+
+    lab = labels[to]
+    assert detect_format(lab).name == to
+    rc, out, err = _run("stats", lab, "--no-progress")
+    assert rc == 0, err
+    assert "frames 2" in out and "cameras 0" in out, out
+    rc, out, err = _run("show", lab, "--out", tmp_path / "s.png")
+    assert rc == 0, err
+    assert [ln for ln in out.splitlines() if "no camera" in ln and "the occupancy panels alone" in ln], out
+    rc, out, err = _run("view", lab, "--html", tmp_path / "v.html")
+    assert rc == 0, err
+    assert (tmp_path / "v.html").stat().st_size > 0 and "2 frame(s)" in out
+    fmt = get_format(to)  # the labels as a prediction: eval --gt scores them perfect
+    ds = fmt.open_split(lab, "all", load_images=False)
+    writer, table = fmt.writers.label_writer, fmt.classes
+    for i, f in enumerate(ds.frames):
+        sem = writer.read(ds, i, {}).semantics
+        if table.ignore is not None:
+            sem = np.where(sem == table.ignore, table.free, sem).astype(np.uint8)
+        fmt.predictions.write(tmp_path / "pred", f.token, sem)
+    rc, out, err = _run("eval", "--gt", lab, "--pred", tmp_path / "pred", "--split", "all", "--no-progress")
+    assert rc == 0, err
+    iou = [ln for ln in out.splitlines() if ln.startswith(("completion_iou", "geometry_iou"))]
+    assert iou and iou[0].split()[-1] == "100.00", out
+
+
+def _keyframes(rig: Path) -> list[dict]:
+    rows = json.loads((rig / "scene-0000" / "sweeps.json").read_text())["sweeps"]
+    return [r for r in rows if r["keyframe"]]
+
+
+@pytest.mark.parametrize("to", ("semantickitti", "kitti360"))
+def test_the_kitti_layouts_carry_the_scans_poses_and_which_scan_each_frame_is(rig, labels, to):
+    from occkit.data.recordings.registry import open_recording
+    from occkit.formats import get_format
+    from occkit.formats._kitti_labels import input_occupancy
+
+    lab = labels[to]
+    seq = lab / ("sequences" if to == "semantickitti" else "data_2d_raw") / "scene-0000"
+    keys = _keyframes(rig)
+    rows = (seq / "frames.txt").read_text().splitlines()
+    assert rows == [f"{i:06d} {k['timestamp']} {k['token']}" for i, k in enumerate(keys)]
+    rec = open_recording(rig, None, {}).read_scene("scene-0000")
+    sweeps = [rec.sweeps[k] for k in rec.keyframes]
+    ds = get_format(to).open_split(lab, "all", load_images=False)
+    poses = [ds.frame_pose(i) for i in range(len(ds))]
+    for i, s in enumerate(sweeps):
+        scan = (
+            seq / "velodyne" / f"{i:06d}.bin"
+            if to == "semantickitti"
+            else lab / "data_3d_raw" / "scene-0000" / "velodyne_points" / "data" / f"{i:010d}.bin"
+        )
+        points = np.fromfile(scan, "<f4").reshape(-1, 4)
+        np.testing.assert_array_equal(points[:, :3], s.points)  # the scan as recorded, in the LiDAR frame
+        assert np.array_equal(ds.read_input_occupancy(i), input_occupancy(points)) and ds.read_input_occupancy(i).any()
+        # the reader's velodyne poses move as the recording's LiDAR does
+        T_wl = [np.asarray(x.T_global_from_ego) @ np.asarray(rec.lidars[x.sensor]) for x in (sweeps[0], s)]
+        want = np.linalg.inv(T_wl[0]) @ T_wl[1]
+        np.testing.assert_allclose(np.linalg.inv(poses[0]) @ poses[i], want, atol=1e-6)
+    if to == "semantickitti":
+        np.testing.assert_allclose(poses[0], np.eye(4), atol=1e-9)  # KITTI odometry's: the first frame's
+        seconds = [float(x) for x in (seq / "times.txt").read_text().split()]
+        assert seconds == pytest.approx([(k["timestamp"] - keys[0]["timestamp"]) / 1e6 for k in keys])
+        assert "P2" not in (seq / "calib.txt").read_text()  # no camera: Tr alone
+    else:
+        np.testing.assert_allclose(poses[0], sweeps[0].T_global_from_ego @ rec.lidars[sweeps[0].sensor], atol=1e-6)
+        assert not (lab / "calibration" / "perspective.txt").exists()
+
+
+@pytest.mark.parametrize("to", LAYOUTS)
+def test_quality_scores_the_rays_in_every_layout(rig, labels, to, one_torch_thread):
+    """``--quality``'s rays on labels in any layout (``occkit.labelgen.run.quality_figures``): the labels read
+    back through the format, the rays walked in its frame."""
+    from occkit.data.recordings.registry import open_recording
+    from occkit.fileio import read_json
+    from occkit.labelgen.consistency import score_output
+    from occkit.labelgen.output import plan_target
+
+    lab = labels[to]
+    recording = open_recording(rig, None, {})
+    target = plan_target(to, lab.parent / f"{to}.yaml", None, tuple(recording.classes))
+    done = {"scene-0000": read_json(lab / ".label" / "scenes" / "scene-0000.json")}
+    r = score_output(recording, lab, done, ["scene-0000"], target)["rays"]
+    assert r["keyframes"] == 2 and r["rays"] > 1000
+    assert r["agree_percent"] > 50 and r["false_free_percent"] < 5, r  # naive: the sweep itself voxelised

@@ -19,12 +19,13 @@ import pytest
 from occkit.cli import main
 
 
-def _points_folder(root: Path) -> Path:
-    """Three scans of a flat ground (.npy) and their KITTI poses: the smallest recording the points reader opens."""
+def _points_folder(root: Path, height: float = -1.8) -> Path:
+    """Three scans of a flat ground ``height`` metres from the LiDAR (.npy) and their KITTI poses: the smallest
+    recording the points reader opens."""
     folder = root / "scans"
     folder.mkdir(parents=True)
     xs, ys = np.meshgrid(np.linspace(-10, 10, 41), np.linspace(-10, 10, 41))
-    ground = np.stack([xs.ravel(), ys.ravel(), np.full(xs.size, -1.8)], 1).astype(np.float32)
+    ground = np.stack([xs.ravel(), ys.ravel(), np.full(xs.size, height)], 1).astype(np.float32)
     rows = []
     for i in range(3):
         np.save(folder / f"{i:06d}.npy", ground)
@@ -78,7 +79,9 @@ def test_the_help_lists_every_option_of_a_reader_under_it(capsys):
         assert f"  {flag} " in groups["rosbag"], flag
     assert "  --keyframe-every " in groups["kitti"] and "  --lidar-height " in groups["kitti"]
     assert "--keyframes " not in groups["kitti"] and "--rate" not in groups["rosbag"]
-    assert "  --version " in groups["nuscenes"] and "no options of its own" in groups["rig"]
+    assert "  --version " in groups["nuscenes"] and "  --ego-height " in groups["rig"]
+    for name in ("rig", "points", "rosbag"):  # every reader whose ego frame the recording defines
+        assert "  --ego-height " in groups[name], name
 
 
 def test_an_option_the_reader_does_not_take_is_refused_naming_the_reader(tmp_path, capsys):
@@ -165,3 +168,36 @@ def test_a_reader_from_another_package_labels_and_keeps_its_own_options(tmp_path
     assert tokens == ["t0", "t3"]  # every 3rd sweep a keyframe, as its own option said
     sem = np.load(out / ann["scene_infos"]["drive"]["t0"]["gt_path"])["semantics"]
     assert (sem != sem.max()).any()  # something occupied: the ground and the wall were labelled
+
+
+def test_ego_height_moves_the_ego_frame_down_to_the_ground(tmp_path):
+    from occkit.data.recordings.registry import open_recording
+
+    folder = _points_folder(tmp_path)
+    plain = open_recording(folder, "points", {}).read_scene("scans")
+    low = open_recording(folder, "points", {"ego_height": 1.8}).read_scene("scans")
+    for a, b in zip(plain.sweeps, low.sweeps):
+        assert b.T_global_from_ego[2, 3] == pytest.approx(a.T_global_from_ego[2, 3] - 1.8)
+        assert np.array_equal(a.points, b.points)  # points stay in their sensor's frame
+    assert low.lidars["LIDAR"][2, 3] == pytest.approx(plain.lidars["LIDAR"][2, 3] + 1.8)
+    assert low.ego_center == plain.ego_center  # the default box is the ground's, not the recording's frame's
+    with pytest.raises(ValueError, match=r"--ego-height 50.0: metres from the ground"):
+        open_recording(folder, "points", {"ego_height": 50})
+
+
+@pytest.mark.parametrize("height, ego_height, words", [
+    (-1.8, None, ["below the grid's lowest voxel", "--ego-height H (here about 1.80)"]),
+    (-0.8, None, ["the ground lies 0.80 m below the ego frame's origin", "--ego-height 0.80"]),
+    (-0.8, "0.8", None),
+])  # fmt: skip
+def test_the_ground_check_warns_both_ways_naming_ego_height(tmp_path, capsys, height, ego_height, words):
+    folder = _points_folder(tmp_path, height)
+    extra = ["--ego-height", ego_height] if ego_height else []
+    capsys.readouterr()
+    assert main(["label", "--data", str(folder), "--out", str(tmp_path / "lab"), "--keyframe-every", "3", *extra]) == 0
+    out = capsys.readouterr().out
+    warned = [ln for ln in out.splitlines() if "warning" in ln and "ground" in ln]
+    if words is None:
+        assert not warned, out
+    else:
+        assert len(warned) == 1 and all(w in warned[0] for w in words), out

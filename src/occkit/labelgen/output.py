@@ -326,17 +326,27 @@ def ground_warning(rec: Any, target: LabelTarget, ground_classes: tuple[str, ...
     z = np.concatenate(zs)
     zmin = float(target.grid.range_min[2])
     below = float((z < zmin).mean())
-    if below <= GROUND_BELOW_SHARE:
-        return None
+    ground = float(np.median(z))
     where = "the LiDAR frame" if target.frame == "lidar" else "the ego frame"
+    if below <= GROUND_BELOW_SHARE:
+        voxel = float(target.grid.voxel_size[2])
+        if target.frame != "ego" or ground > -voxel:
+            return None
+        return (  # inside the grid, but a voxel or more under the ego origin: the labels lie that much low
+            f"scene {rec.name}: the ground lies {-ground:.2f} m below the ego frame's origin (z {ground:.2f} m, "
+            f"{-ground / voxel:.1f} voxels): the ego frame sits above the ground (a base_link at an IMU, as KITTI's "
+            f"0.93 m up?), so the labels lie that much low; --ego-height {-ground:.2f} moves it down to the ground "
+            "(docs/labels.md, 'Classes, grid and output format')"
+        )
     return (
         f"scene {rec.name}: {100 * below:.0f} % of the ground lies below the grid's lowest voxel (z {zmin:g} m in "
-        f"{where}; the ground at z {float(np.median(z)):.2f} m): "
+        f"{where}; the ground at z {ground:.2f} m): "
         + (
             "the LiDAR extrinsic must give the LiDAR's height above the ground"
             if target.frame == "lidar"
-            else "the rig's ego frame must sit on the ground (z = 0 at the road, as nuScenes'); a KITTI-style rig "
-            "with its origin at the LiDAR needs a LiDAR extrinsic with the LiDAR's height"
+            else "the rig's ego frame must sit on the ground (z = 0 at the road, as nuScenes'); an ego frame whose "
+            f"origin is above the ground is moved down by --ego-height H (here about {-ground:.2f}), and a "
+            "KITTI-style rig with its origin at the LiDAR needs a LiDAR extrinsic with the LiDAR's height"
         )
         + " (docs/labels.md, 'Classes, grid and output format')"
     )

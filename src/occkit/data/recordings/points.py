@@ -29,6 +29,7 @@ from occkit.data.recordings._shared import (
 )
 from occkit.data.recordings.spec import (
     EgoBoxOptions,
+    EgoHeightOptions,
     KeyframeOptions,
     PointLabelOptions,
     RecordingReader,
@@ -279,7 +280,7 @@ def _keyframes(files: list[Path], options: KeyframeOptions) -> list[bool]:
 
 
 @dataclass(frozen=True)
-class PointsOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions):
+class PointsOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOptions):
     """The options of a folder of point files."""
 
     poses: str | None = option(
@@ -352,6 +353,10 @@ class PointsReader(RecordingReader):
         )
 
     def read(self, scene: str, load_points: bool = True) -> Any:
+        o = self.options
+        return o.lowered(self._read(scene, load_points), box_given=o.ego_box is not None)
+
+    def _read(self, scene: str, load_points: bool) -> Any:
         o = self.options
         return _scene(
             scene,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from occkit.data.recordings.spec import ReaderOptions, RecordingReader
+from occkit.data.recordings.spec import EgoHeightOptions, RecordingReader
 
 
 def rig_folder(path: Path) -> Path | None:
@@ -78,15 +78,16 @@ class RigReader(RecordingReader):
 
     name = "rig"
     description = "a rig folder (rig.json, docs/labels.md), or a dataset holding one at DATA/rig"
-    Options = ReaderOptions
+    Options = EgoHeightOptions
     priority = 10
+    options: EgoHeightOptions
 
     @classmethod
     def detect(cls, path: Path) -> str | None:
         rig = rig_folder(path)
         return f"{rig / 'rig.json'}" if rig is not None else None
 
-    def __init__(self, source: Path, options: ReaderOptions, wanted: list[str] | None = None) -> None:
+    def __init__(self, source: Path, options: EgoHeightOptions, wanted: list[str] | None = None) -> None:
         from occkit.data.rig import read_rig_meta
 
         super().__init__(source, options, wanted)
@@ -114,7 +115,7 @@ class RigReader(RecordingReader):
     def read(self, scene: str, load_points: bool = True) -> Any:
         from occkit.data.rig import read_scene
 
-        return read_scene(self.meta, scene, load_points=load_points)
+        return self.options.lowered(read_scene(self.meta, scene, load_points=load_points), box_given=True)
 
     def instances(self, scene: str) -> dict[str, Any]:
         return _instances(self.meta, scene)

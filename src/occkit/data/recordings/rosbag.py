@@ -34,6 +34,7 @@ from occkit.data.recordings._shared import (
 )
 from occkit.data.recordings.spec import (
     EgoBoxOptions,
+    EgoHeightOptions,
     KeyframeOptions,
     PointLabelOptions,
     RecordingReader,
@@ -461,7 +462,7 @@ def _read_boxes(f: Path) -> dict[int, list[dict[str, Any]]]:
 
 
 @dataclass(frozen=True)
-class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions):
+class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOptions):
     """The options of ROS bags."""
 
     lidar_topic: str | None = option("the sensor_msgs/PointCloud2 topic (default: the bag's only one)", metavar="T")
@@ -482,12 +483,6 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions):
         f"pose extrapolated at constant velocity; one further out is left out and counted (default {POSE_TOLERANCE})",
         type=float,
         metavar="S",
-    )
-    ego_height: float | None = option(
-        "the ego frame's origin is H metres above the ground (KITTI's base_link at its IMU: 0.93): the ego frame "
-        "is moved down by H so that z = 0 is the ground; a given --ego-box is in the bag's ego frame and moves with it",
-        type=float,
-        metavar="H",
     )
     cameras: str | None = option(
         "the camera image topics (sensor_msgs/Image or CompressedImage, each with a CameraInfo topic in its "
@@ -517,8 +512,6 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions):
                 raise ValueError(f"--{name.replace('_', '-')} {v!r}: seconds, 0 or more (at most an hour)")
         if self.keyframe_tolerance is not None and not self.keyframes:
             raise ValueError("--keyframe-tolerance: matches --keyframes stamps to clouds; give --keyframes FILE too")
-        if self.ego_height is not None and not (math.isfinite(self.ego_height) and abs(self.ego_height) <= 10):
-            raise ValueError(f"--ego-height {self.ego_height!r}: metres from the ground to the ego origin (within 10)")
         t = self.camera_tolerance
         if t is not None and not (math.isfinite(t) and t >= 0):
             raise ValueError(f"--camera-tolerance {t!r}: must be a number of seconds, 0 or more")

@@ -221,6 +221,36 @@ class EgoBoxOptions(ReaderOptions):
         return read_ego_box(self.ego_box)
 
 
+@dataclass(frozen=True)
+class EgoHeightOptions(ReaderOptions):
+    """Where the recording's ego frame sits: its origin ``--ego-height`` metres above the ground."""
+
+    ego_height: float | None = option(
+        "the ego frame's origin is H metres above the ground (KITTI's base_link at its IMU: 0.93): the ego frame "
+        "is moved down by H so that z = 0 is the ground; a given --ego-box is in the recording's ego frame and moves "
+        "with it",
+        type=float,
+        metavar="H",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        import math
+
+        h = self.ego_height
+        if h is not None and not (math.isfinite(h) and abs(h) <= 10):
+            raise ValueError(f"--ego-height {h!r}: metres from the ground to the ego origin (within 10)")
+
+    def lowered(self, rec: SceneRecord, box_given: bool) -> SceneRecord:
+        """``rec`` with its ego frame moved down by ``--ego-height`` (:func:`~occkit.data.scene_record.lower_ego`);
+        the ego box moves with it where the user gave it in the recording's frame (``box_given``)."""
+        if not self.ego_height:
+            return rec
+        from occkit.data.scene_record import lower_ego
+
+        return lower_ego(rec, self.ego_height, move_box=box_given)
+
+
 # ---- the reader ----------------------------------------------------------------------------------------
 
 

@@ -56,9 +56,12 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     scene = _safe(rec.name, "scene")
     infos: dict[str, Any] = {}
     keys = [rec.sweeps[k] for k in rec.keyframes]
+    written = _write_images(recording, job["scene"], part, rec, writer.family)
+    if written is not None:
+        job = {**job, "images": written}
     for i, (s, lab) in enumerate(zip(keys, labels)):
         token = _safe(s.token, f"scene {scene}: sweep token")
-        record = _index_record(rec, job, keys, i, writer.family)
+        record = _index_record(rec, job, keys, i, writer.family, own_images=written is not None)
         frame = frame_labels(target, writer, lab, scene, token, i, record, recorded.sweeps[rec.keyframes[i]])
         files = writer.files(frame)
         for rel in files:
@@ -92,9 +95,29 @@ def _link_image_folders(part: Path, links: dict[str, Any], written: list[str]) -
                 link_inside(entry, part / name / entry.name, part)
 
 
-def _index_record(rec: Any, job: dict[str, Any], keys: list[Any], i: int, family: str) -> dict[str, Any]:
+def _write_images(recording: Any, scene: str, part: Path, rec: Any, family: str) -> Any:
+    """The camera images a reader writes into the output itself (a ROS bag's:
+    :meth:`~occkit.data.recordings.spec.RecordingReader.write_images`), each path checked to stay inside it:
+    ``{token: {camera: path}}``; None where the reader writes none (or the layout records no ``img_path``)."""
+    from occkit.formats.spec import inside_out
+
+    if family != "nuscenes" or not rec.cameras:
+        return None
+    written = recording.write_images(scene, part)
+    if not written:
+        return None
+    for token, cams in written.items():
+        for rel in cams.values():
+            inside_out(part, rel, f"{rec.source}: scene {scene!r}, token {token!r}, camera image")
+    return written
+
+
+def _index_record(
+    rec: Any, job: dict[str, Any], keys: list[Any], i: int, family: str, own_images: bool = False
+) -> dict[str, Any]:
     """What the output's index holds of keyframe ``i``: the nuScenes family's ``annotations.json`` entry
-    (cameras, poses, the LiDAR's extrinsic, token and file name, the scene as ``scene_token``); the KITTI
+    (cameras, poses, the LiDAR's extrinsic, token and file name, the scene as ``scene_token``; with
+    ``own_images``, images the reader wrote, a camera without one at the keyframe left out); the KITTI
     family's (:func:`occkit.labelgen.output.kitti_index_record`)."""
     import numpy as np
 
@@ -115,6 +138,7 @@ def _index_record(rec: Any, job: dict[str, Any], keys: list[Any], i: int, family
                 "ego_pose": ego,
             }
             for n, c in rec.cameras.items()
+            if not own_images or n in job["images"].get(token, {})
         },
         "ego_pose": ego,
         "lidar_sensor": {

@@ -37,7 +37,7 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     from occkit.fileio import write_json_atomic
     from occkit.formats import get_format
     from occkit.formats.spec import inside_out
-    from occkit.labelgen.output import T_ego_from_grid, frame_labels, ground_warning, remap_record
+    from occkit.labelgen.output import T_ego_from_grid, frame_labels, ground_warning, kitti_keyframe_image, remap_record
     from occkit.labelgen.pipeline import label_scene
 
     torch.set_num_threads(1)
@@ -56,10 +56,15 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     scene = _safe(rec.name, "scene")
     infos: dict[str, Any] = {}
     keys = [rec.sweeps[k] for k in rec.keyframes]
+    no_image: list[str] = []  # the keyframes without an image of the KITTI layouts' camera
     for i, (s, lab) in enumerate(zip(keys, labels)):
         token = _safe(s.token, f"scene {scene}: sweep token")
         record = _index_record(rec, job, keys, i, writer.family)
         frame = frame_labels(target, writer, lab, scene, token, i, record, recorded.sweeps[rec.keyframes[i]])
+        if writer.family == "kitti" and record.get("camera"):  # the layout's camera image, linked or converted
+            image = kitti_keyframe_image(recording, job.get("images", {}), s.token, record)
+            frame.sensor_files.update({record["camera"]: image} if image is not None else {})
+            no_image += [] if image is not None else [token]
         files = writer.files(frame)
         for rel in files:
             inside_out(part, rel, f"{rec.source}: scene {scene!r}, token {token!r}")
@@ -70,6 +75,10 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     if rec.notes:  # how the reader read the scene (its keyframes, what it left out)
         report["recording"] = rec.notes
     report["warnings"] = [*report.get("warnings", []), *rec.warnings, *([warning] if warning else [])]
+    if no_image:
+        from occkit.labelgen.output import kitti_image_warning
+
+        report["warnings"].append(kitti_image_warning(target, scene, next(iter(rec.cameras)), no_image, len(keys)))
     out = {"scene": scene, "infos": infos, "report": report, "read": scene_digest(recorded)}
     write_json_atomic(part / STATE / "scenes" / f"{scene}.json", out)
     return out

@@ -445,16 +445,17 @@ def kitti_keyframe_image(recording: Any, images: dict[str, Any], token: str, rec
     return file if file is not None and file.is_file() else None
 
 
-def kitti_image_warning(target: LabelTarget, scene: str, camera: str, missing: list[str], keyframes: int) -> str:
-    """The line that says which keyframes of ``scene`` got no image of the layout's camera ``camera``."""
+def kitti_image_warning(target: LabelTarget, camera: str, missing: list[str], keyframes: int) -> str:
+    """The line that says which keyframes (``missing``: ``<frame> (<token>)``) got no image of the layout's
+    camera ``camera``."""
     if len(missing) == keyframes:
         return (
-            f"the recording has no {camera} image of scene {scene}'s keyframes: its {target.format} labels have no "
-            "images, so a camera preset (kitti-mono) cannot train on them (docs/labels.md, 'What the labels open in')"
+            f"the recording has no {camera} image of the keyframes: the {target.format} labels hold none, and a "
+            "camera preset (kitti-mono) cannot train on them (docs/labels.md, 'What the labels open in')"
         )
     return (
-        f"{len(missing)} of {keyframes} keyframes of scene {scene} have no {camera} image ({', '.join(missing[:3])}"
-        f"{' ...' if len(missing) > 3 else ''}): a camera preset refuses those frames, their image file missing"
+        f"{len(missing)} of {keyframes} keyframes have no {camera} image ({', '.join(missing[:3])}"
+        f"{' ...' if len(missing) > 3 else ''}): a camera preset stops at their missing image files"
     )
 
 

@@ -64,7 +64,7 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
         if writer.family == "kitti" and record.get("camera"):  # the layout's camera image, linked or converted
             image = kitti_keyframe_image(recording, job.get("images", {}), s.token, record)
             frame.sensor_files.update({record["camera"]: image} if image is not None else {})
-            no_image += [] if image is not None else [token]
+            no_image += [] if image is not None else [f"{frame.record['frame']} ({token})"]
         files = writer.files(frame)
         for rel in files:
             inside_out(part, rel, f"{rec.source}: scene {scene!r}, token {token!r}")
@@ -78,7 +78,7 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     if no_image:
         from occkit.labelgen.output import kitti_image_warning
 
-        report["warnings"].append(kitti_image_warning(target, scene, next(iter(rec.cameras)), no_image, len(keys)))
+        report["warnings"].append(kitti_image_warning(target, next(iter(rec.cameras)), no_image, len(keys)))
     out = {"scene": scene, "infos": infos, "report": report, "read": scene_digest(recorded)}
     write_json_atomic(part / STATE / "scenes" / f"{scene}.json", out)
     return out

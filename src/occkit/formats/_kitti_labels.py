@@ -19,6 +19,11 @@ the scans' ``timestamps.txt``) and a ``frames.txt``: a line ``<frame> <timestamp
 each frame was made from (docs/labels.md). A record whose ``K`` is None has no camera: the calibration
 then holds the velodyne -> camera 0 transform alone (SemanticKITTI's ``Tr``, KITTI-360's
 ``calib_cam_to_velo.txt``), camera 0 being the velodyne's frame.
+
+A frame's camera image (:attr:`FrameLabels.sensor_files`: a conversion's source image, ``occkit label``'s
+keyframe image of the recording's first camera) is linked as the layout's (SemanticKITTI's
+``image_2/<NNNNNN>.png``, KITTI-360's ``image_00/data_rect/<NNNNNN>.png``); one that is not a PNG (a
+recording's JPEG) is written as a PNG, the name the layouts' readers read.
 """
 
 from __future__ import annotations

@@ -70,7 +70,8 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
             inside_out(part, rel, f"{rec.source}: scene {scene!r}, token {token!r}")
         writer.write(part, frame)
         infos[token] = {"gt_path": files[0], "files": list(files), "token": frame.token, "record": frame.record}
-    _link_image_folders(part, recording.image_links, [f for info in infos.values() for f in info["files"]])
+    if writer.family != "kitti":  # the KITTI layouts link each keyframe's image themselves (no index img_path)
+        _link_image_folders(part, recording.image_links, [f for info in infos.values() for f in info["files"]])
     report["seconds_total"] = round(time.perf_counter() - t0, 2)
     if rec.notes:  # how the reader read the scene (its keyframes, what it left out)
         report["recording"] = rec.notes

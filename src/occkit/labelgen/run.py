@@ -37,7 +37,7 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     from occkit.fileio import write_json_atomic
     from occkit.formats import get_format
     from occkit.formats.spec import inside_out
-    from occkit.labelgen.output import T_ego_from_grid, frame_labels, ground_warning, remap_record
+    from occkit.labelgen.output import T_ego_from_grid, frame_labels, ground_warning, kitti_keyframe_image, remap_record
     from occkit.labelgen.pipeline import label_scene
 
     torch.set_num_threads(1)
@@ -59,20 +59,30 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     written = _write_images(recording, job["scene"], part, rec, writer.family)
     if written is not None:
         job = {**job, "images": written}
+    no_image: list[str] = []  # the keyframes without an image of the KITTI layouts' camera
     for i, (s, lab) in enumerate(zip(keys, labels)):
         token = _safe(s.token, f"scene {scene}: sweep token")
         record = _index_record(rec, job, keys, i, writer.family, own_images=written is not None)
         frame = frame_labels(target, writer, lab, scene, token, i, record, recorded.sweeps[rec.keyframes[i]])
+        if writer.family == "kitti" and record.get("camera"):  # the layout's camera image, linked or converted
+            image = kitti_keyframe_image(recording, job.get("images", {}), s.token, record)
+            frame.sensor_files.update({record["camera"]: image} if image is not None else {})
+            no_image += [] if image is not None else [f"{frame.record['frame']} ({token})"]
         files = writer.files(frame)
         for rel in files:
             inside_out(part, rel, f"{rec.source}: scene {scene!r}, token {token!r}")
         writer.write(part, frame)
         infos[token] = {"gt_path": files[0], "files": list(files), "token": frame.token, "record": frame.record}
-    _link_image_folders(part, recording.image_links, [f for info in infos.values() for f in info["files"]])
+    if writer.family != "kitti":  # the KITTI layouts link each keyframe's image themselves (no index img_path)
+        _link_image_folders(part, recording.image_links, [f for info in infos.values() for f in info["files"]])
     report["seconds_total"] = round(time.perf_counter() - t0, 2)
     if rec.notes:  # how the reader read the scene (its keyframes, what it left out)
         report["recording"] = rec.notes
     report["warnings"] = [*report.get("warnings", []), *rec.warnings, *([warning] if warning else [])]
+    if no_image:
+        from occkit.labelgen.output import kitti_image_warning
+
+        report["warnings"].append(kitti_image_warning(target, next(iter(rec.cameras)), no_image, len(keys)))
     out = {"scene": scene, "infos": infos, "report": report, "read": scene_digest(recorded)}
     write_json_atomic(part / STATE / "scenes" / f"{scene}.json", out)
     return out

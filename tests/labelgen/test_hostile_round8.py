@@ -293,3 +293,93 @@ def test_refine_boxes_with_an_empty_list_of_boxes_is_refused_naming_the_option(t
     err = _refused(["label", "--data", str(rig), "--out", str(tmp_path / "o"), "--refine-boxes"], capsys)
     assert err.startswith("occkit label: error: --refine-boxes: the boxes of scene 's' of ") and "empty list" in err
     assert not (tmp_path / "o").exists()
+
+
+# ---- ROS bags: a tiny one written from the rig above by tools/rig_to_bag.py
+
+
+def _rig_to_bag():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("rig_to_bag", Path(__file__).parents[2] / "tools" / "rig_to_bag.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_a_cloud_naming_a_field_twice_is_refused_naming_the_topic_and_stamp():
+    pytest.importorskip("rosbags")
+    from rosbags.typesys import Stores, get_typestore
+
+    from occkit.data.recordings.rosbag import cloud_arrays, cloud_arrays_fields
+
+    ts = get_typestore(Stores.ROS2_HUMBLE)
+    msg = _rig_to_bag()._cloud(ts, 5, "lidar", np.array([[1, 2, 3], [4, 5, 6]], np.float32), None)
+    PF = ts.types["sensor_msgs/msg/PointField"]
+    msg.fields = [*msg.fields, PF(name="x", offset=12, datatype=PF.FLOAT32, count=1)]  # the intensity's bytes as x
+    where = "b: /lidar/points cloud at stamp 5 ns"
+    for read in (lambda: cloud_arrays(msg, where, None), lambda: cloud_arrays_fields(msg, where)):
+        with pytest.raises(ValueError) as e:
+            read()
+        assert str(e.value) == (
+            f"{where}: the cloud names the field x more than once (its fields: x, y, z, intensity, x): which one to "
+            "read cannot be told"
+        )
+
+
+def test_boxes_whose_stamps_all_lie_outside_the_bag_are_refused_naming_the_file_and_the_span(tmp_path, capsys):
+    pytest.importorskip("rosbags")
+    rig = _rig(tmp_path)
+    bag = tmp_path / "b"
+    _rig_to_bag().write_bag(rig, "s", bag)
+    row = {"track": 1, "class": 0, "center": [10, 0, 0.8], "size": [4, 2, 1.6], "yaw": 0.0}
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"boxes": [{**row, "stamp": 1_600_000_000_000}]}))  # microseconds, not ns
+    err = _refused(["label", "--data", str(bag), "--out", str(tmp_path / "o"), "--boxes", str(boxes)], capsys)
+    span = "1600000000000000000..1600000000100000000 ns"
+    assert f"--boxes {boxes}: none of its 1 stamps (1600000000000..1600000000000 ns) lies within the clouds" in err
+    assert f"on /lidar/points in {bag} ({span})" in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_refine_poses_says_a_jump_it_keeps_in_one_warning_line_not_only_in_the_report():
+    """A 500 m jump in the recorded poses from the third of four sweeps: the registration disagrees there, so
+    the recorded pose is kept (no edge joins the two parts); the scene's warnings, which ``occkit label`` prints,
+    say so."""
+    pytest.importorskip("kiss_icp")
+    import dataclasses
+
+    from occkit.data.scene_record import SceneRecord, Sweep
+    from occkit.geometry.grid import Grid
+    from occkit.labelgen.pipeline import LabelOptions, label_scene
+
+    rng = np.random.default_rng(0)
+    n = 600
+    walls = [np.c_[rng.uniform(-20, 30, n), np.full(n, y), rng.uniform(0, 6, n)] for y in (6.0, -7.0)]
+    turns = [rng.uniform(0, 6.3, 300) for _ in range(4)]
+    poles = [
+        np.c_[x + 0.4 * np.cos(a), y + 0.4 * np.sin(a), rng.uniform(0, 4, 300)]
+        for (x, y), a in zip([(-4, 3), (3, -4), (10, 4), (16, -5)], turns)
+    ]
+    cross = np.c_[np.full(n, 25.0), rng.uniform(-7, 6, n), rng.uniform(0, 5, n)]
+    ground = np.c_[rng.uniform(-20, 30, n), rng.uniform(-10, 10, n), np.zeros(n)]
+    world = np.concatenate([ground, *walls, cross, *poles])
+    T_el = np.eye(4)
+    T_el[2, 3] = 1.8
+    sweeps = []
+    for i in range(4):
+        T = np.eye(4)
+        T[0, 3] = i + (500.0 if i >= 2 else 0.0)
+        pts = (world - [i, 0.0, 1.8]).astype(np.float32)
+        sweeps.append(Sweep(f"s{i}", 1_000_000 + 100_000 * i, "L", T, pts, keyframe=i == 0))
+    opt = LabelOptions()
+    opt = dataclasses.replace(opt, refine_poses=dataclasses.replace(opt.refine_poses, enabled=True))
+    grid = Grid((-4, -4, -1), (4, 4, 3), (0.5, 0.5, 0.5))
+    _, report = label_scene(SceneRecord("s", sweeps, {"L": T_el}), grid, ("others",), 1, opt)
+    said = [w for w in report["warnings"] if w.startswith("--refine-poses:")]
+    assert said == [
+        "--refine-poses: the recorded pose kept at 1 of 4 sweeps, where the registration disagrees with the recorded "
+        "motion by up to 500.00 m (sweep s2): a jump there stays in the labels (report.json: "
+        "pose_refinement.problems)"
+    ], report["warnings"]

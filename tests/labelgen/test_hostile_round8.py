@@ -383,3 +383,35 @@ def test_refine_poses_says_a_jump_it_keeps_in_one_warning_line_not_only_in_the_r
         "motion by up to 500.00 m (sweep s2): a jump there stays in the labels (report.json: "
         "pose_refinement.problems)"
     ], report["warnings"]
+
+
+# ---- two more of the same kind: a file's fault named by another file, a row silently replaced
+
+
+def test_a_calibration_that_is_no_rigid_transform_is_named_by_calib_txt_not_by_each_scan(tmp_path):
+    seq = _sequence(tmp_path)
+    (seq / "calib.txt").write_text("Tr: 0 -1 0 0 0 0 -1 nan 1 0 0 0\n")  # was: '<seq>: sweep '00_000000': ego_pose'
+    with pytest.raises(ValueError) as e:
+        _kitti(seq).read("00", load_points=False)
+    assert str(e.value) == f"{seq / 'calib.txt'}: Tr (velodyne -> camera 0): the pose is not a finite 4x4 matrix"
+
+
+def test_a_kitti360_frame_posed_twice_is_refused_not_overwritten(tmp_path):
+    from occkit.data.recordings.kitti import KittiOptions, KittiReader
+
+    root, seq = tmp_path / "k360", "2013_05_28_drive_0000_sync"
+    scans = root / "data_3d_raw" / seq / "velodyne_points" / "data"
+    scans.mkdir(parents=True)
+    for i in range(2):
+        np.array([[5, 0, -1.7, 0], [6, 1, -1.7, 0]], np.float32).tofile(scans / f"{i:010d}.bin")
+    (root / "calibration").mkdir()
+    (root / "calibration" / "calib_cam_to_pose.txt").write_text("image_00: 1 0 0 0 0 1 0 0 0 0 1 0\n")
+    (root / "calibration" / "calib_cam_to_velo.txt").write_text("1 0 0 0 0 1 0 0 0 0 1 0\n")
+    (root / "data_poses" / seq).mkdir(parents=True)
+    pf = root / "data_poses" / seq / "poses.txt"
+    pf.write_text("0 1 0 0 0 0 1 0 0 0 0 1 0\n1 1 0 0 1 0 1 0 0 0 0 1 0\n")
+    assert len(KittiReader(root, KittiOptions()).read(seq, load_points=False).sweeps) == 2
+    pf.write_text("0 1 0 0 0 0 1 0 0 0 0 1 0\n1 1 0 0 1 0 1 0 0 0 0 1 0\n1 1 0 0 9 0 1 0 0 0 0 1 0\n")
+    with pytest.raises(ValueError) as e:
+        KittiReader(root, KittiOptions()).read(seq, load_points=False)
+    assert str(e.value) == f"{pf}: frame 1 has two pose rows (one a registered frame)"

@@ -155,9 +155,11 @@ def _calib(seq: Path) -> dict[str, np.ndarray]:
     if not f.is_file():
         raise FileNotFoundError(f"{f}: no such calibration file (a sequence needs Tr: velodyne -> camera 0)")
     try:
-        return read_calib(f)
+        calib = read_calib(f)
     except KeyError as e:
         raise ValueError(f"{f}: {e.args[0].split(': ', 1)[-1]}") from None
+    _rigid(calib["Tr"][:3], f"{f}: Tr (velodyne -> camera 0)")  # else every scan's pose is named for it
+    return calib
 
 
 def _numbers_rows(path: Path, width: int, what: str) -> list[np.ndarray]:
@@ -540,7 +542,13 @@ def _read_kitti360(root: Path, scene: str, options: KittiOptions, load_points: b
     raw = root / "data_3d_raw" / scene / "velodyne_points"
     files = _scan_files(raw / "data", 10)
     pf = root / "data_poses" / scene / "poses.txt"
-    poses = {int(v[0]): _rigid(v[1:], f"{pf}: frame {int(v[0])}") for v in _numbers_rows(pf, 13, "poses")}
+    poses: dict[int, np.ndarray] = {}
+    for v in _numbers_rows(pf, 13, "poses"):
+        if v[0] != int(v[0]) or v[0] < 0:
+            raise ValueError(f"{pf}: frame index {v[0]:g} is not a scan's index (a whole number >= 0)")
+        if int(v[0]) in poses:  # the later row would replace the earlier with no word
+            raise ValueError(f"{pf}: frame {int(v[0])} has two pose rows (one a registered frame)")
+        poses[int(v[0])] = _rigid(v[1:], f"{pf}: frame {int(v[0])}")
     posed = [f for f in files if int(f.stem) in poses]  # KITTI-360 poses only the frames it registered
     if not posed:
         raise ValueError(f"{pf}: no pose for any scan of {raw / 'data'}")

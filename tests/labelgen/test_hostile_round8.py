@@ -1,5 +1,8 @@
-"""Cases of the eighth hostile round (issue 105) met by the label command's own checks: each refused in one line
-naming the option or file, before any folder is made, and never answered in another command's words."""
+"""Cases of the eighth hostile round (issue 105; docs/hardening.md, "Eighth round"): those the label command's own
+checks meet, and those of the recording readers (nuScenes tables, SemanticKITTI and KITTI-360 files, point
+folders, rig folders, ROS bags, ``--refine-poses`` / ``--refine-boxes``). Each is refused in one line naming the
+file, field or option, before any folder is made, and never answered in another command's words, or said in one
+warning line; the inputs are tiny tables and files written here."""
 
 from __future__ import annotations
 

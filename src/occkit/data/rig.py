@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from occkit.data.scene_record import Boxes, Camera, SceneRecord, Sweep, check_record
+from occkit.data.scene_record import Boxes, Camera, SceneRecord, Sweep, check_record, ids_outside
 from occkit.fileio import load_npz, read_json, save_npz_atomic, write_json_atomic
 from occkit.geometry.transforms import checked_pose, pose_from_transform, singular_intrinsic
 
@@ -396,8 +396,9 @@ def _sweep_points(pf: Path, load_points: bool, n_cls: int) -> tuple[np.ndarray, 
         raise ValueError(
             f"{pf}: labels must be (N,) integers for {pts.shape[0]} points, got {labels.dtype} {labels.shape}"
         )
-    if len(labels) and n_cls and (int(labels.min()) < 0 or int(labels.max()) >= n_cls):
-        raise ValueError(f"{pf}: labels: id {int(labels.max())} outside rig.json's classes (0..{n_cls - 1})")
+    outside = ids_outside(labels, n_cls)
+    if outside:
+        raise ValueError(f"{pf}: labels: {outside} rig.json's classes (0..{n_cls - 1})")
     return pts, labels.astype(np.int64)
 
 

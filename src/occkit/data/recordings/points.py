@@ -275,6 +275,10 @@ def read_poses(path: Path, rate: float) -> tuple[str, list[tuple[int, Any]]]:
                 raise ValueError(f"{where}: the pose is {why}")
             out.append((round(len(out) * 1e6 / rate), T))
         else:
+            if out and not round(v[0] * 1e6) > out[-1][0]:  # named here: the scan's own file holds no time
+                raise ValueError(
+                    f"{where}: time {v[0]!r} s is not after the row before it (the rows' times must increase)"
+                )
             out.append((round(v[0] * 1e6), matrix(v[1:4], [v[7], v[4], v[5], v[6]], "ego_pose", where)))
     return kind or "", out
 

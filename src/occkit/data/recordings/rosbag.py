@@ -370,6 +370,7 @@ def cloud_arrays(msg: Any, where: str, label_field: str | None) -> tuple[Any, An
     coordinate (an organised cloud's gaps) are dropped. ``where`` names the cloud in errors."""
     import numpy as np
 
+    _no_field_twice(msg, where)
     fields = {f.name: f for f in msg.fields}
     lacking = [c for c in "xyz" if c not in fields]
     if lacking:
@@ -831,8 +832,22 @@ def _poses(
     return poses, left, extrapolated
 
 
+def _no_field_twice(msg: Any, where: str) -> None:
+    """Refuse a cloud that names a field twice (two ``x``: which one holds the coordinate cannot be told, and a
+    reader that takes either reads the other's bytes as points)."""
+    names = [f.name for f in msg.fields]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(
+            f"{where}: the cloud names the field{'s' if len(twice) > 1 else ''} {', '.join(twice)} more than once "
+            f"(its fields: {', '.join(names)}): which one to read cannot be told"
+        )
+
+
 def cloud_arrays_fields(msg: Any, where: str) -> None:
-    """Refuse a cloud without x, y and z fields (the check made without reading its points)."""
+    """Refuse a cloud without x, y and z fields, or with a field named twice (the check made without reading
+    its points)."""
+    _no_field_twice(msg, where)
     names = [f.name for f in msg.fields]
     lacking = [c for c in "xyz" if c not in names]
     if lacking:
@@ -951,6 +966,7 @@ def _boxes_of(bag: Path, topic: str, sweeps: list[Any], stamps: list[int], opts:
 
     have = set(stamps)
     kept = {s.token for s in sweeps}  # a left-out cloud's boxes go with it
+    _boxes_within(bag, topic, stamps, opts)
     rows = []
     for s, rs in sorted(opts["boxes"].items()):
         if stamps[0] <= s <= stamps[-1]:
@@ -959,6 +975,32 @@ def _boxes_of(bag: Path, topic: str, sweeps: list[Any], stamps: list[int], opts:
             if str(s) in kept:
                 rows.extend(rs)
     _attach_boxes(sweeps, {"boxes": rows}, Path(opts["boxes_file"]))
+
+
+def _boxes_within(bag: Path, topic: str, stamps: list[int], opts: dict[str, Any]) -> None:
+    """Refuse ``--boxes`` rows none of which lies within the clouds' span (the bag's first to last cloud on
+    ``topic``): of this bag in a recording of one bag, of any bag once every bag of a folder was read. They
+    would all be dropped, and the scene labelled without a box, with no word."""
+    given = sorted(opts["boxes"])
+    if not given:  # an empty list: no object (said by --refine-boxes where it needs one)
+        return
+    spans = opts.setdefault("_box_spans", {})
+    spans[str(bag)] = (stamps[0], stamps[-1])
+    f = opts["boxes_file"]
+    if opts.get("bags", 1) == 1:
+        if not any(stamps[0] <= s <= stamps[-1] for s in given):
+            raise ValueError(
+                f"--boxes {f}: none of its {len(given)} stamps ({given[0]}..{given[-1]} ns) lies within the clouds "
+                f"on {topic} in {bag} ({stamps[0]}..{stamps[-1]} ns): every box would be dropped (stamps of another "
+                "recording, or in other units than ns?)"
+            )
+    elif len(spans) >= opts["bags"] and not any(a <= s <= b for a, b in spans.values() for s in given):
+        first, last = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
+        raise ValueError(
+            f"--boxes {f}: none of its {len(given)} stamps ({given[0]}..{given[-1]} ns) lies within the clouds of "
+            f"any of the {opts['bags']} bags ({first}..{last} ns): every box would be dropped (stamps of another "
+            "recording, or in other units than ns?)"
+        )
 
 
 READER = BagReader

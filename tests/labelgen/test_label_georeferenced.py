@@ -71,7 +71,7 @@ def _labels(rig: Path, **options) -> tuple[list, dict]:
 
     fmt = default_format()
     free = fmt.classes.free
-    recording = open_recording(rig, None, {"scenes": None})
+    recording = open_recording(rig, None, {})
     rec = recording.read_scene(recording.scenes[0])
     return label_scene(rec, fmt.grid, fmt.classes.names[:free], free, LabelOptions(**options))
 
@@ -144,7 +144,7 @@ def test_local_record_moves_the_world_frame_to_a_whole_metre_near_the_first_pose
     from occkit.data.recordings.registry import open_recording
     from occkit.labelgen.pipeline import local_record
 
-    recording = open_recording(rigs["utm"], None, {"scenes": None})
+    recording = open_recording(rigs["utm"], None, {})
     rec = recording.read_scene(recording.scenes[0])
     before = [s.T_global_from_ego.copy() for s in rec.sweeps]
     local, origin = local_record(rec)

@@ -511,12 +511,7 @@ def _value_problem(v: Any, kind: str) -> str | None:
     if kind == "int":
         return None if isinstance(v, int) and not isinstance(v, bool) else "is not a whole number"
     if kind == "K":
-        if v == []:
-            return None
-        rows = v if isinstance(v, list) and len(v) == 3 else None
-        if rows is None or not all(isinstance(r, list) and len(r) == 3 and all(map(_is_number, r)) for r in rows):
-            return "is not a 3 x 3 matrix of numbers (or [] for a sensor that is no camera)"
-        return None if np.isfinite(np.asarray(v, np.float64)).all() else "is not finite (NaN or infinite)"
+        return _intrinsic_problem(v)
     n = 4 if kind == "unit4" else 3
     if not (isinstance(v, list) and len(v) == n and all(map(_is_number, v))):
         return f"is not a list of {n} numbers"
@@ -531,6 +526,16 @@ def _value_problem(v: Any, kind: str) -> str | None:
     if kind == "unit4" and abs(norm - 1.0) > UNIT_TOLERANCE:
         return f"is not a unit quaternion (w, x, y, z; norm {norm:.6g}): not a rigid rotation"
     return None
+
+
+def _intrinsic_problem(v: Any) -> str | None:
+    """What is wrong with a ``camera_intrinsic`` (a 3 x 3 matrix of finite numbers, or ``[]``), or None."""
+    if v == []:
+        return None
+    rows = v if isinstance(v, list) and len(v) == 3 else None
+    if rows is None or not all(isinstance(r, list) and len(r) == 3 and all(map(_is_number, r)) for r in rows):
+        return "is not a 3 x 3 matrix of numbers (or [] for a sensor that is no camera)"
+    return None if np.isfinite(np.asarray(v, np.float64)).all() else "is not finite (NaN or infinite)"
 
 
 def _field_ok(rows: list[Any], field: str, kind: str) -> bool:

@@ -7,7 +7,11 @@ what a team's car records, for trying ``occkit label --data BAG`` on the synthet
 The bag holds each sweep as a ``sensor_msgs/PointCloud2`` on ``--topic`` (fields x, y, z, intensity,
 and ``label`` on the sweeps the rig labels), stamped with the sweep's time, in the frame named after the
 rig's LiDAR; ``/tf`` (``map -> base_link`` at each sweep) and ``/tf_static`` (``base_link -> LiDAR``);
-``--odom-topic`` adds the ego poses as ``nav_msgs/Odometry`` too. No cameras; the boxes go in a side
+``--odom-topic`` adds the ego poses as ``nav_msgs/Odometry`` too. ``--cameras`` adds the cameras of a rig
+that sits in a dataset (``occkit synth --sweeps K``: ``DATA/rig`` beside ``DATA/annotations.json``): each
+keyframe's image as ``sensor_msgs/CompressedImage`` on ``/<CAM>/image_raw/compressed`` (the JPEG or PNG
+file's bytes as they are), ``sensor_msgs/CameraInfo`` on ``/<CAM>/camera_info`` (K, no distortion), and
+the camera's optical frame ``<CAM>_optical_frame`` on ``/tf_static``. The boxes go in a side
 file (``--boxes FILE``: the rig's ``boxes.json`` rows keyed by stamp). The keyframes' stamps are written
 to ``--keyframes FILE`` (nanoseconds, one a line), what ``occkit label --keyframes`` reads.
 """
@@ -96,6 +100,43 @@ def _odometry(ts, ns: int, pose: dict, world: str, ego: str):
     )
 
 
+def _camera_info(ts, ns: int, frame: str, K, size: tuple[int, int]):
+    """A ``sensor_msgs/CameraInfo`` of a pinhole camera: ``K``, no distortion, ``size`` (H, W)."""
+    K = np.asarray(K, np.float64)
+    P = np.concatenate([K, np.zeros((3, 1))], 1)
+    names = ("D", "K", "R", "P") if _ros1(ts) else ("d", "k", "r", "p")
+    calib = dict(zip(names, (np.zeros(5), K.reshape(-1), np.eye(3).reshape(-1), P.reshape(-1))))
+    T = ts.types
+    return T["sensor_msgs/msg/CameraInfo"](
+        header=_header(ts, ns, frame),
+        height=int(size[0]),
+        width=int(size[1]),
+        distortion_model="plumb_bob",
+        **calib,
+        binning_x=0,
+        binning_y=0,
+        roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
+    )
+
+
+def _compressed(ts, ns: int, frame: str, path: Path):
+    """A ``sensor_msgs/CompressedImage`` holding the image file ``path``'s bytes as they are."""
+    fmt = "png" if path.suffix.lower() == ".png" else "jpeg"
+    data = np.frombuffer(path.read_bytes(), np.uint8)
+    return ts.types["sensor_msgs/msg/CompressedImage"](header=_header(ts, ns, frame), format=fmt, data=data)
+
+
+def _camera_rows(rig: Path, scene: str) -> list[tuple[int, str, Path]]:
+    """``(stamp ns, camera, image file)`` of each keyframe's camera images in the dataset beside ``rig``."""
+    ann = json.loads((rig.parent / "annotations.json").read_text())
+    rows = []
+    for info in ann["scene_infos"][scene].values():
+        for cam, c in info["camera_sensor"].items():
+            if c.get("img_path"):
+                rows.append((int(info["timestamp"]) * 1000, cam, rig.parent / c["img_path"]))
+    return rows
+
+
 def write_bag(
     rig: Path,
     scene: str,
@@ -106,10 +147,13 @@ def write_bag(
     tf: bool = True,
     world: str = "map",
     ego: str = "base_link",
+    cameras: bool = False,
+    camera_delay_ns: int = 0,
 ) -> list[int]:
     """Write ``rig``'s scene ``scene`` as a bag at ``out`` (``storage``: sqlite3 or mcap, a ROS 2 bag
     folder; ros1, a ``.bag`` file); returns the keyframes' stamps in nanoseconds. ``tf`` False: no
-    ``/tf`` (the ego poses only on ``odom_topic``), ``/tf_static`` still places the LiDARs."""
+    ``/tf`` (the ego poses only on ``odom_topic``), ``/tf_static`` still places the LiDARs. ``cameras``:
+    the keyframes' camera images too (the rig in a dataset), stamped ``camera_delay_ns`` after the sweep."""
     from rosbags.typesys import Stores, get_typestore
 
     meta = json.loads((rig / "rig.json").read_text())
@@ -135,6 +179,16 @@ def write_bag(
         c_odom = writer.add_connection(odom_topic, "nav_msgs/msg/Odometry", typestore=ts) if odom_topic else None
         first = int(sweeps[0]["timestamp"]) * 1000
         links = [_transform(ts, first, ego, name, pose) for name, pose in meta["lidars"].items()]
+        images: dict[int, list[tuple[str, Path]]] = {}
+        if cameras:
+            links += [_transform(ts, first, ego, f"{c}_optical_frame", pose) for c, pose in meta["cameras"].items()]
+            c_img, c_info = {}, {}
+            for c in meta["cameras"]:
+                image = f"/{c}/image_raw/compressed"
+                c_img[c] = writer.add_connection(image, "sensor_msgs/msg/CompressedImage", typestore=ts)
+                c_info[c] = writer.add_connection(f"/{c}/camera_info", "sensor_msgs/msg/CameraInfo", typestore=ts)
+            for ns, c, f in _camera_rows(rig, scene):
+                images.setdefault(ns, []).append((c, f))
         writer.write(c_static, first, serialize(ts.types[TF](transforms=links), TF))
         for s in sweeps:
             ns = int(s["timestamp"]) * 1000
@@ -149,6 +203,11 @@ def write_bag(
             labels = z["labels"] if "labels" in z.files else None
             cloud = _cloud(ts, ns, s["sensor"], z["points"], labels)
             writer.write(c_cloud, ns, serialize(cloud, "sensor_msgs/msg/PointCloud2"))
+            for c, f in images.get(ns, []):
+                at, frame, cam = ns + camera_delay_ns, f"{c}_optical_frame", meta["cameras"][c]
+                info = _camera_info(ts, at, frame, cam["intrinsic"], cam["image_size"])
+                writer.write(c_info[c], at, serialize(info, "sensor_msgs/msg/CameraInfo"))
+                writer.write(c_img[c], at, serialize(_compressed(ts, at, frame, f), "sensor_msgs/msg/CompressedImage"))
     return [int(s["timestamp"]) * 1000 for s in sweeps if s.get("keyframe")]
 
 
@@ -170,10 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--storage", choices=STORAGES, default="sqlite3")
     p.add_argument("--topic", default="/lidar/points", help="the PointCloud2 topic")
     p.add_argument("--odom-topic", default=None, help="also write the ego poses as nav_msgs/Odometry on this topic")
+    p.add_argument(
+        "--cameras", action="store_true", help="also write the keyframes' camera images (a rig in a dataset)"
+    )
     p.add_argument("--keyframes", type=Path, default=None, help="write the keyframes' stamps (ns) to this file")
     p.add_argument("--boxes", type=Path, default=None, help="write the scene's boxes keyed by stamp to this file")
     a = p.parse_args(argv)
-    stamps = write_bag(a.rig, a.scene, a.out, a.storage, a.topic, a.odom_topic)
+    stamps = write_bag(a.rig, a.scene, a.out, a.storage, a.topic, a.odom_topic, cameras=a.cameras)
     said = f"wrote {a.out} ({a.storage}); {len(stamps)} keyframes"
     if a.keyframes:
         a.keyframes.write_text("".join(f"{s}\n" for s in stamps))

@@ -9,7 +9,10 @@ Each sweep becomes ``NNNNNN<suffix>`` in the LiDAR's frame: ``.bin`` (float32 x 
 ``.las`` (laspy, 1e-6 m steps; a ``label`` extra dimension). ``poses.txt`` holds each scan's LiDAR pose in
 the world (ego pose @ extrinsic): KITTI rows (12 numbers; the times then come from ``--rate``) or TUM
 rows (``t x y z qx qy qz qw``, the sweeps' times). The LiDAR's place on the vehicle is printed, for
-``occkit label --lidar-pose``.
+``occkit label --lidar-pose``. ``--cameras`` adds the rig's cameras: ``cameras.yaml`` (each camera's K,
+image size and ``T_ego_from_cam``) and the keyframes' images of the dataset the rig sits in
+(``DATA/rig`` beside ``DATA/annotations.json``, as ``occkit synth --sweeps K`` writes it) in
+``images/<camera>/``, each named as its scan.
 """
 
 from __future__ import annotations
@@ -85,9 +88,43 @@ def _write(f: Path, pts: np.ndarray, labels: np.ndarray | None) -> None:
         las.write(f)
 
 
-def write_points(rig: Path, scene: str, out: Path, suffix: str = ".bin", poses: str = "tum") -> str:
-    """Write ``rig``'s scene as point files and ``poses.txt`` in ``out`` (a new folder); returns the
-    LiDAR's pose in the ego frame as ``occkit label --lidar-pose`` takes it."""
+def write_cameras(rig: Path, scene: str, out: Path, stems: dict[str, str]) -> int:
+    """``out/cameras.yaml`` of the rig's cameras and the images of the keyframes (sweep token -> the scan's
+    stem in ``stems``) in ``out/images/<camera>/``, from the dataset beside the rig; returns how many."""
+    import shutil
+
+    import yaml
+
+    meta = json.loads((rig / "rig.json").read_text())
+    spec = {
+        cam: {
+            "K": c["intrinsic"],
+            "image_size": c["image_size"],
+            "T_ego_from_cam": {"translation": c["translation"], "rotation": c["rotation"]},
+        }
+        for cam, c in (meta.get("cameras") or {}).items()
+    }
+    ann_file = rig.parent / "annotations.json"
+    if not spec or not ann_file.is_file():
+        raise SystemExit(f"--cameras: {rig / 'rig.json'} has no cameras, or {ann_file} (their images) is missing")
+    (out / "cameras.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    n = 0
+    for token, info in json.loads(ann_file.read_text())["scene_infos"].get(scene, {}).items():
+        for cam, c in info.get("camera_sensor", {}).items():
+            src = rig.parent / c["img_path"]
+            if cam in spec and token in stems and src.is_file():
+                (out / "images" / cam).mkdir(parents=True, exist_ok=True)
+                shutil.copy(src, out / "images" / cam / f"{stems[token]}{src.suffix}")
+                n += 1
+    return n
+
+
+def write_points(
+    rig: Path, scene: str, out: Path, suffix: str = ".bin", poses: str = "tum", cameras: bool = False
+) -> str:
+    """Write ``rig``'s scene as point files and ``poses.txt`` in ``out`` (a new folder), with ``cameras``
+    its cameras (:func:`write_cameras`); returns the LiDAR's pose in the ego frame as ``occkit label
+    --lidar-pose`` takes it."""
     meta = json.loads((rig / "rig.json").read_text())
     sweeps = json.loads((rig / scene / "sweeps.json").read_text())["sweeps"]
     (name, lidar), *_ = meta["lidars"].items()
@@ -107,6 +144,8 @@ def write_points(rig: Path, scene: str, out: Path, suffix: str = ".bin", poses: 
                 f"{t // 1_000_000}.{t % 1_000_000:06d} " + " ".join(repr(float(v)) for v in [*T[:3, 3], x, y, zq, w])
             )
     (out / "poses.txt").write_text("\n".join(rows) + "\n")
+    if cameras:
+        write_cameras(rig, scene, out, {s["token"]: f"{i:06d}" for i, s in enumerate(sweeps)})
     return " ".join(repr(float(v)) for v in [*lidar["translation"], *lidar["rotation"]])
 
 
@@ -117,9 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="a new folder for the point files and poses.txt")
     p.add_argument("--suffix", choices=SUFFIXES, default=".bin", help="the point files' kind")
     p.add_argument("--poses", choices=("tum", "kitti"), default="tum", help="the poses file's rows")
+    p.add_argument(
+        "--cameras", action="store_true", help="the rig's cameras too: cameras.yaml and the keyframes' images/<camera>/"
+    )
     a = p.parse_args(argv)
-    lidar = write_points(a.rig, a.scene, a.out, a.suffix, a.poses)
-    print(f"wrote {a.out}: the scans and poses.txt ({a.poses}); the LiDAR on the vehicle: --lidar-pose '{lidar}'")
+    lidar = write_points(a.rig, a.scene, a.out, a.suffix, a.poses, a.cameras)
+    said = ", cameras.yaml and images/" if a.cameras else ""
+    print(f"wrote {a.out}: the scans and poses.txt ({a.poses}){said}; the LiDAR on the vehicle: --lidar-pose '{lidar}'")
     return 0
 
 

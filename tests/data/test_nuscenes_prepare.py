@@ -399,7 +399,11 @@ def test_prepare_refuses_a_nan_or_non_rigid_ego_pose_naming_the_table_and_token(
     poses[1]["translation"] = [float("nan"), 0.0, 0.0]
     _write_table(root, "ego_pose", poses)
     err = _prepare_refused(root, tmp_path, capsys)
-    assert f"{root / NUSCENES_VERSION / 'ego_pose.json'}: record '{token}': the pose is not finite" in err, err
+    # named as the tables load (was: "the pose is not finite" when the scene's frames were made)
+    assert (
+        f"{root / NUSCENES_VERSION / 'ego_pose.json'}: record '{token}': translation [nan, 0.0, 0.0] is not finite"
+        in err
+    ), err
     poses[1]["translation"] = [0.0, 0.0, 0.0]
     poses[1]["rotation"] = [0.0, 0.0, 0.0, 0.0]  # was: "pose: zero quaternion has no rotation", no table or token
     _write_table(root, "ego_pose", poses)

@@ -240,7 +240,8 @@ def test_the_drive_reads_back_the_rigs_poses_and_cameras(world, raw):
 
 def test_the_drive_labels_as_the_rig_with_its_information(world, raw, tmp_path):
     """Voxel for voxel (semantics and both masks) against the same sweeps as a rig folder; the index records
-    both cameras' images, linked into the output; ``--to semantickitti`` writes image_02's calibration."""
+    both cameras' images, linked into the output; ``--to semantickitti`` writes image_02's calibration and
+    images (``image_2``), on which the monocular preset trains, and whose predictions ``eval`` scores."""
     rig = write_rig_like_the_drive(world, tmp_path / "rig")
     assert _label(tmp_path / "by-rig", "--data", str(rig))[0] == 0
     rc, said = _label(tmp_path / "by-drive", "--data", str(raw), *READ)
@@ -257,28 +258,45 @@ def test_the_drive_labels_as_the_rig_with_its_information(world, raw, tmp_path):
         for c in ("image_02", "image_03"):
             assert (tmp_path / "by-drive" / y["camera_sensor"][c]["img_path"]).is_file()  # linked into the output
             assert y["camera_sensor"][c]["intrinsic"] == x["camera_sensor"][c]["intrinsic"]
-    # the monocular preset trains on image_02 of the labels as written (Occ3D's layout: docs/labels.md,
-    # "Your own camera rig"), its images read through the output's link to the drive
-    kitti_mono = ["data.format=occ3d", "data.cameras=[image_02]", "model.point_range=[-40,-40,-1,40,40,5.4]"]
-    kitti_mono += ["model.voxel_size=0.4", "model.num_classes=18", "cigocc.empty_index=17"]
-    kitti_mono += ["cigocc.context_prior=false", "cigocc.relation_weight=0"]
-    run = tmp_path / "run"
-    argv = ["train", "kitti-mono", "--data", str(tmp_path / "by-drive"), "--out", str(run), "--max-steps", "2"]
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert main([*argv, *(a for s in kitti_mono for a in ("--set", s))]) == 0
-    assert (run / "checkpoints" / "step_000002").exists()
 
     from occkit.data.recordings.registry import open_recording
     from occkit.data.semantickitti import read_calib
 
-    rc, said = _label(tmp_path / "sk", "--data", str(raw), *READ, "--to", "semantickitti")
-    assert rc == 0 and "written as semantickitti" in said, said
-    calib = read_calib(tmp_path / "sk" / "sequences" / DRIVE / "calib.txt")
+    sk = tmp_path / "sk"
+    rc, said = _label(sk, "--data", str(raw), *READ, "--to", "semantickitti")
+    assert rc == 0 and "written as semantickitti" in said and "warning" not in said, said
+    seq = sk / "sequences" / DRIVE
+    calib = read_calib(seq / "calib.txt")
     rec = open_recording(raw, "kitti-raw", {"lidar_height": VELO_HEIGHT}).read_scene(DRIVE, load_points=False)
     cam = rec.cameras["image_02"]
     assert np.allclose(calib["P2"][:, :3], cam.K, atol=1e-5)
     T_cam_velo = np.linalg.inv(cam.T_ego_from_cam) @ rec.lidars["velodyne"]
     assert np.allclose(calib["Tr"], T_cam_velo, atol=1e-6)  # velodyne -> image_02, as KITTI's Tr
+    # each keyframe's image_02 image (scans 0 and 3: --keyframe-every 3) linked as image_2/<frame>.png
+    scans = [ln.split()[2].rsplit("_", 1)[1] for ln in (seq / "frames.txt").read_text().splitlines()]
+    assert scans == ["0000000000", "0000000003"]
+    for k, scan in enumerate(scans):
+        png = seq / "image_2" / f"{k:06d}.png"
+        assert png.resolve() == (raw / DATE / DRIVE / "image_02" / "data" / f"{scan}.png").resolve()
+    # the monocular preset trains on the labels as written (without MonoScene's context prior and frustum loss:
+    # the test's time), predict writes its predictions, eval scores them
+    quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
+    run, pred, said_eval = tmp_path / "run", tmp_path / "pred", io.StringIO()
+    light = ["cigocc.context_prior=false", "cigocc.relation_weight=0", "cigocc.frustum_weight=0"]
+    with quiet[0], quiet[1]:
+        argv = ["train", "kitti-mono", "--data", str(sk), "--out", str(run), "--max-steps", "2", "--set", *light]
+        assert main(argv) == 0
+        assert main(["predict", "--ckpt", str(run), "--data", str(sk), "--out", str(pred), "--split", "all"]) == 0
+    assert sorted(p.name for p in (pred / "sequences" / DRIVE / "predictions").glob("*.label")) == [
+        "000000.label",
+        "000001.label",
+    ]
+    with contextlib.redirect_stdout(said_eval):
+        argv = ["eval", "--gt", str(sk), "--pred", str(pred), "--split", "all", "--no-progress"]
+        assert main([*argv, "--json", str(tmp_path / "eval.json")]) == 0
+    scores = json.loads((tmp_path / "eval.json").read_text())
+    assert scores["benchmark"] == "semantickitti" and scores["frames"] == 2, scores
+    assert math.isfinite(scores["ssc_miou"]) and math.isfinite(scores["completion_iou"]), scores
 
 
 def test_the_oxts_projection_on_a_hand_case():

@@ -204,6 +204,14 @@ def test_sequences_label_in_semantickittis_own_classes_without_a_class_map(world
     assert plain and [f.name for f in plain] == [f.name for f in mapped]
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(plain, mapped))
     assert any(np.fromfile(f, np.uint16).max() > 0 for f in plain)  # occupied voxels of named classes
+    # each keyframe's image_2 linked, in the output's own sequence folders (both sequences labelled)
+    seqs = sorted(p.name for p in (tmp_path / "plain" / "sequences").iterdir())
+    assert len(seqs) == 2 and not any((tmp_path / "plain" / "sequences" / q).is_symlink() for q in seqs)
+    for q in seqs:
+        for frame, _, token in (ln.split() for ln in (tmp_path / "plain" / "sequences" / q / "frames.txt").open()):
+            png = tmp_path / "plain" / "sequences" / q / "image_2" / f"{frame}.png"
+            scan = token.removeprefix(f"{q}_")
+            assert png.resolve() == (world / "sequences" / q / "image_2" / f"{scan}.png").resolve()
 
 
 @pytest.fixture(scope="module")

@@ -193,10 +193,14 @@ def test_overwrite_replaces_the_labels_and_only_the_commands_own_files(world, tm
 def test_overwrite_keeps_working_with_the_link_to_the_worlds_images(world, tmp_path):
     out = tmp_path / "lab"
     assert _run("label", "--data", world, "--out", out, "--scenes", "scene-0000")[0] == 0
-    assert (out / "samples").is_symlink()
+    # samples/ is the output's own (the keyframes' LiDAR sweeps are written there), each camera folder of the
+    # world linked into it
+    assert (out / "samples").is_dir() and (out / "samples" / "CAM_FRONT").is_symlink()
+    assert list((out / "samples" / "LIDAR_TOP").glob("*.pcd.bin"))
     rc, _, err = _run("label", "--data", world, "--out", out, "--scenes", "scene-0001", "--overwrite")
     assert rc == 0, err
     assert json.loads((out / "annotations.json").read_text())["scene_infos"].keys() == {"scene-0001"}
+    assert (out / "samples" / "CAM_FRONT").is_symlink()
 
 
 def test_quality_without_truth_says_what_it_needs_and_scores_the_lidar_rays(bare):

@@ -309,6 +309,51 @@ def test_to_surroundocc_and_semantickitti_write_folders_their_format_detects(wor
     files = sorted((tmp_path / "sk" / "sequences" / SCENE / "voxels").glob("*.label"))
     assert [f.name for f in files] == ["000000.label", "000001.label"]
     assert (tmp_path / "sk" / "sequences" / SCENE / "calib.txt").is_file()
+    # each keyframe's image of the rig's first camera (CAM_FRONT), its JPEG written as image_2's PNG
+    for frame, image in _front_images(world, tmp_path / "sk" / "sequences" / SCENE).items():
+        png = tmp_path / "sk" / "sequences" / SCENE / "image_2" / f"{frame}.png"
+        assert not png.is_symlink() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        np.testing.assert_array_equal(_pixels(png), _pixels(image))
+    ds = get_format("semantickitti").open_split(tmp_path / "sk", "all")
+    assert ds.images_recorded and tuple(ds[0].images.shape) == (1, 3, 48, 80)  # what a camera preset reads
+
+
+def _front_images(world: Path, seq: Path) -> dict[str, Path]:
+    """The world's CAM_FRONT image of each frame of a KITTI-layout sequence (its ``frames.txt`` tokens)."""
+    infos = json.loads((world / "annotations.json").read_text())["scene_infos"][SCENE]
+    rows = [ln.split() for ln in (seq / "frames.txt").read_text().splitlines()]
+    return {f: world / infos[tok]["camera_sensor"]["CAM_FRONT"]["img_path"] for f, _, tok in rows}
+
+
+def _pixels(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_a_keyframe_without_its_camera_image_is_said_and_the_others_carry_theirs(world, tmp_path):
+    """A keyframe whose image of the KITTI layouts' camera is missing from the recording: the labels are written,
+    the other keyframe's image is, and a warning names the frame and the camera."""
+    from occkit.formats import get_format
+
+    copy = tmp_path / "w"
+    shutil.copytree(world, copy, ignore=shutil.ignore_patterns("gts", "extras"))
+    infos = json.loads((copy / "annotations.json").read_text())["scene_infos"][SCENE]
+    token = list(infos)[1]
+    (copy / infos[token]["camera_sensor"]["CAM_FRONT"]["img_path"]).unlink()
+    kitti = {"car": "car", "driveable_surface": "road", "vegetation": "vegetation", "manmade": "building"}
+    pairs = [([c], [kitti[c]]) for c in _classes(world) if c in kitti]
+    (tmp_path / "k.yaml").write_text(_map_yaml("kitti360", pairs, [c for c in _classes(world) if c not in kitti]))
+    cmap = ["--class-map", str(tmp_path / "k.yaml")]
+    said = _label(copy, tmp_path / "k", "--to", "kitti360", *cmap, "--preset", "naive")
+    assert f"1 of 2 keyframes have no CAM_FRONT image (000001 ({token}))" in said, said
+    images = tmp_path / "k" / "data_2d_raw" / SCENE / "image_00" / "data_rect"
+    assert sorted(p.name for p in images.iterdir()) == ["000000.png"]
+    ds = get_format("kitti360").open_split(tmp_path / "k", "all", load_images=False)
+    assert len(ds) == 2  # both keyframes' labels
+    (image,) = [im for f, im in _front_images(copy, tmp_path / "k" / "data_2d_raw" / SCENE).items() if f == "000000"]
+    np.testing.assert_array_equal(_pixels(images / "000000.png"), _pixels(image))
 
 
 def test_grid_gives_occ3d_layout_another_voxel_size_stated_in_its_index(world, tmp_path):

@@ -456,6 +456,7 @@ def _scenes(args: argparse.Namespace, rec: Any, needs_boxes: bool = False) -> li
     if twice:
         named = "--scenes" if args.scenes else str(rec.source)
         raise ValueError(f"{named}: scenes {twice} named more than once (each scene is labelled once)")
+    n_boxes = 0
     for s in scenes:
         safe_name(s, "scene")
         tables = rec.read_scene(s, load_points=False)  # every scene's tables checked before any work
@@ -464,6 +465,13 @@ def _scenes(args: argparse.Namespace, rec: Any, needs_boxes: bool = False) -> li
                 f"--refine-boxes: scene {s!r} of {rec.source} has no boxes to refine (--find-moving finds moving "
                 "objects without boxes)"
             )
+        n_boxes += sum(len(w.boxes) for w in tables.sweeps if w.boxes is not None)
+    if needs_boxes and not n_boxes:  # a scene may hold no object; a recording whose boxes hold none has none
+        which = f"scene {scenes[0]!r}" if len(scenes) == 1 else f"each of the {len(scenes)} scenes"
+        raise ValueError(
+            f"--refine-boxes: the boxes of {which} of {rec.source} are an empty list: no box to refine (leave "
+            "--refine-boxes out; --find-moving finds moving objects without boxes)"
+        )
     return scenes
 
 

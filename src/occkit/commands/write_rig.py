@@ -78,7 +78,13 @@ def write_rig(out: Path, rec: Any, scenes: list[str], inputs: Mapping[str, Any])
                     raise ValueError(f"--write-rig: LiDAR {name!r} sits elsewhere in scene {s!r} than before: one rig")
                 lidars[name] = T
             files, left = _image_files(rec, r, (first or r).cameras)
+            staged = tmp / ".images"  # images a reader writes itself (a bag's), linked into the scene, then removed
+            for token, cams in rec.write_images(s, staged).items():
+                for cam, rel in cams.items():
+                    if cam in (first or r).cameras:
+                        files.setdefault(token, {})[cam] = (staged / rel).resolve()
             write_scene(tmp, replace(r, cameras=(first or r).cameras), rec.instances(s), files)
+            shutil.rmtree(staged, ignore_errors=True)
             first, n = first or r, n + len(r.sweeps)
             shots, other = shots + sum(map(len, files.values())), other + left
         write_rig_meta(tmp, replace(first, lidars=lidars), scenes)

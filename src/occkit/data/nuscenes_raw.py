@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from occkit.data.nuscenes_tables import LIDAR_CHANNEL, NUSCENES_TABLES, POINT_LABEL_TABLES, TABLE_FIELDS
+from occkit.data.scene_record import BOX_LIMIT_M
 from occkit.fileio import read_json, write_json_atomic
 
 #: The bytes of one point of a nuScenes LiDAR file (``.pcd.bin``: x y z intensity ring, float32).
@@ -106,16 +107,19 @@ def resolve_version(dataroot: str | os.PathLike, version: str | None) -> str:
     return version
 
 
-def check_tables(dataroot: str | os.PathLike, version: str) -> None:
+def check_tables(
+    dataroot: str | os.PathLike, version: str, command: str = "prepare", option: str = "--dataroot"
+) -> None:
     """Every table nuScenes-devkit opens, and every map mask ``map.json`` names, is there: else a
-    one-line error naming the first missing file."""
+    one-line error naming the first missing file (in the words of ``command``, whose ``option`` names the
+    root: ``occkit label`` says ``label`` and ``--data``)."""
     root = Path(dataroot)
     for name in NUSCENES_TABLES:
         f = root / version / f"{name}.json"
         if not f.is_file():
             raise FileNotFoundError(
-                f"{f}: missing: the nuScenes table {name!r}, which prepare needs (every one of "
-                f"{', '.join(NUSCENES_TABLES)}); is --dataroot the folder holding {version}/?"
+                f"{f}: missing: the nuScenes table {name!r}, which {command} needs (every one of "
+                f"{', '.join(NUSCENES_TABLES)}); is {option} the folder holding {version}/?"
             )
     maps = read_json(root / version / "map.json")
     if not isinstance(maps, list) or not maps:
@@ -474,14 +478,123 @@ def _table_in_message(root: Path, version: str, message: str) -> Path | None:
     return None
 
 
+#: The numbers of the tables' records, checked as the tables load (:func:`check_values`): ``(table, field, kind)``
+#: with kind ``"3"`` / ``"4"`` (that many finite numbers), ``"size"`` (3 positive finite numbers), ``"unit4"`` (a
+#: unit quaternion w, x, y, z), ``"K"`` (a finite 3 x 3, or empty: not a camera), ``"int"`` (a whole number),
+#: ``"bool"`` (true or false).
+TABLE_VALUES: tuple[tuple[str, str, str], ...] = (
+    ("sample_annotation", "translation", "3"),
+    ("sample_annotation", "size", "size"),
+    ("sample_annotation", "rotation", "unit4"),
+    ("ego_pose", "translation", "3"),
+    ("ego_pose", "rotation", "unit4"),
+    ("ego_pose", "timestamp", "int"),
+    ("calibrated_sensor", "translation", "3"),
+    ("calibrated_sensor", "rotation", "unit4"),
+    ("calibrated_sensor", "camera_intrinsic", "K"),
+    ("sample", "timestamp", "int"),
+    ("sample_data", "timestamp", "int"),
+    ("sample_data", "is_key_frame", "bool"),
+)
+#: How far a quaternion's norm may lie from 1 (as :meth:`_Tables.pose` allows).
+UNIT_TOLERANCE = 1e-3
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _value_problem(v: Any, kind: str) -> str | None:
+    """What is wrong with one value of kind ``kind`` (:data:`TABLE_VALUES`), or None."""
+    if kind == "bool":
+        return None if isinstance(v, bool) else "is not true or false"
+    if kind == "int":
+        return None if isinstance(v, int) and not isinstance(v, bool) else "is not a whole number"
+    if kind == "K":
+        if v == []:
+            return None
+        rows = v if isinstance(v, list) and len(v) == 3 else None
+        if rows is None or not all(isinstance(r, list) and len(r) == 3 and all(map(_is_number, r)) for r in rows):
+            return "is not a 3 x 3 matrix of numbers (or [] for a sensor that is no camera)"
+        return None if np.isfinite(np.asarray(v, np.float64)).all() else "is not finite (NaN or infinite)"
+    n = 4 if kind == "unit4" else 3
+    if not (isinstance(v, list) and len(v) == n and all(map(_is_number, v))):
+        return f"is not a list of {n} numbers"
+    a = np.asarray(v, np.float64)
+    if not np.isfinite(a).all():
+        return "is not finite (NaN or infinite)"
+    if kind == "size" and (a <= 0).any():
+        return "has a side that is not positive"
+    if kind == "size" and (a > BOX_LIMIT_M).any():
+        return f"has a side over {BOX_LIMIT_M:g} m (no object is that large; other units, or corrupt)"
+    norm = float(np.sqrt((a * a).sum()))
+    if kind == "unit4" and abs(norm - 1.0) > UNIT_TOLERANCE:
+        return f"is not a unit quaternion (w, x, y, z; norm {norm:.6g}): not a rigid rotation"
+    return None
+
+
+def _field_ok(rows: list[Any], field: str, kind: str) -> bool:
+    """Whether every record's ``field`` passes (numpy over the whole table; :func:`_value_problem` finds the
+    record when one does not)."""
+    vals = [r.get(field) for r in rows]
+    if not vals:
+        return True
+    if kind == "bool":
+        return all(v is True or v is False for v in vals)
+    if kind == "int":
+        return all(type(v) is int for v in vals)
+    if kind == "K":  # a few records a camera: checked one by one
+        return all(_value_problem(v, kind) is None for v in vals)
+    n = 4 if kind == "unit4" else 3
+    try:
+        a = np.asarray(vals)
+    except (TypeError, ValueError):  # lists of several lengths
+        return False
+    if a.shape != (len(rows), n) or a.dtype.kind not in "iuf" or not np.isfinite(a).all():
+        return False
+    if kind == "size":
+        return bool(((a > 0) & (a <= BOX_LIMIT_M)).all())
+    if kind == "unit4":
+        return bool((np.abs(np.sqrt((a.astype(np.float64) ** 2).sum(1)) - 1.0) <= UNIT_TOLERANCE).all())
+    return True
+
+
+def check_values(nusc: Any, root: Path, version: str) -> None:
+    """The numbers of the loaded tables (:data:`TABLE_VALUES`) and their scene names, checked once as the
+    tables load: a NaN translation, a size that is not positive, a rotation that is not a unit quaternion,
+    a timestamp that is no whole number, two scenes of one name are each one line naming the table file, the
+    record's token and the field (nuscenes-devkit's own asserts meet them later, naming nothing)."""
+    folder = Path(root) / version
+    for table, field, kind in TABLE_VALUES:
+        rows = getattr(nusc, table, None) or []
+        if _field_ok(rows, field, kind):
+            continue
+        for r in rows:
+            why = _value_problem(r.get(field), kind)
+            if why is not None:
+                raise ValueError(
+                    f"{folder / f'{table}.json'}: record {r.get('token')!r}: {field} {r.get(field)!r} {why}"
+                )
+    first: dict[str, Any] = {}
+    for s in getattr(nusc, "scene", None) or []:
+        name = s.get("name")
+        if name in first:
+            raise ValueError(
+                f"{folder / 'scene.json'}: two scenes are named {name!r} (tokens {first[name]!r} and "
+                f"{s.get('token')!r}): a scene's name names its labels and its split, so each needs its own"
+            )
+        first[name] = s.get("token")
+
+
 def load_nuscenes(root: Path, version: str) -> Any:
     """nuScenes-devkit's ``NuScenes(version, root)`` (quiet), its errors as one line naming the table
     file at fault: one that is not a nuScenes table (:func:`table_problem`: not JSON, not a list of
     records, a record without a field the devkit reads), one that names a missing token, one the
-    devkit's message speaks of; else the table folder."""
+    devkit's message speaks of; else the table folder. The loaded tables' numbers and scene names are
+    checked then (:func:`check_values`)."""
     NuScenes = import_devkit()
     try:
-        return NuScenes(version=version, dataroot=str(root), verbose=False)
+        nusc = NuScenes(version=version, dataroot=str(root), verbose=False)
     except Exception as e:  # the devkit's errors name no file: find the table at fault
         key = e.args[0] if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str) else None
         bad = table_problem(root, version, key)
@@ -499,6 +612,8 @@ def load_nuscenes(root: Path, version: str) -> Any:
             "the table it refers to holds (nuscenes-devkit's index stopped there: the tables are incomplete, or from "
             "two versions?)"
         ) from None
+    check_values(nusc, root, version)
+    return nusc
 
 
 def missing_field(root: Path, version: str, e: KeyError, what: str) -> ValueError:

@@ -247,8 +247,24 @@ def _check_sweep_points(s: Sweep, at: str, n_cls: int) -> None:
     if s.labels is not None:
         if s.labels.shape != (len(s.points),):
             raise ValueError(f"{at}: labels has shape {tuple(s.labels.shape)}, points {len(s.points)}")
-        if len(s.labels) and n_cls and (int(s.labels.min()) < 0 or int(s.labels.max()) >= n_cls):
-            raise ValueError(f"{at}: labels: id {int(s.labels.max())} outside the class table (0..{n_cls - 1})")
+        outside = ids_outside(s.labels, n_cls)
+        if outside:
+            raise ValueError(f"{at}: labels: {outside} the class table (0..{n_cls - 1})")
+
+
+def ids_outside(labels: np.ndarray, n_cls: int) -> str | None:
+    """``labels``' ids outside ``0 .. n_cls - 1`` in words, for an error to end with the table's name
+    (``"ids -1, 20 at 3 of 1000 points, outside"``), or None (none, or no table). The ids are said as given: a
+    -1 is -1 (the largest id, once said in its place, named a valid class)."""
+    if not len(labels) or not n_cls:
+        return None
+    lab = np.asarray(labels).astype(np.int64)
+    wrong = (lab < 0) | (lab >= n_cls)
+    if not wrong.any():
+        return None
+    bad = np.unique(lab[wrong]).tolist()
+    ids = ", ".join(map(str, bad[:5])) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    return f"id{'s' if len(bad) > 1 else ''} {ids} at {int(wrong.sum())} of {len(lab)} points, outside"
 
 
 #: the longest side a box may have (a road train is some 50 m; a box of 1e9 m held every return of the scene)

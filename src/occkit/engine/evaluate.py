@@ -168,14 +168,15 @@ def score_frames(
 
     try:
         fmt = format_of(dataset)
-    except TypeError:  # frames of no format: the default format's (Occ3D's) metrics
-        fmt = None
+        frames = base_dataset(dataset)
+    except TypeError:  # frames of no format: the default format's (Occ3D's) metrics, its camera mask
+        fmt, frames = None, None
     return evaluate(
         method,
         batches,
         device,
         amp,
-        mask=scored_mask(base_dataset(dataset)),
+        mask=scored_mask(frames) if frames is not None else "camera",
         num_classes=cfg.model.num_classes,
         metrics=metrics,
         dataset=dataset,

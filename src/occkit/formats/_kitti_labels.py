@@ -19,6 +19,11 @@ the scans' ``timestamps.txt``) and a ``frames.txt``: a line ``<frame> <timestamp
 each frame was made from (docs/labels.md). A record whose ``K`` is None has no camera: the calibration
 then holds the velodyne -> camera 0 transform alone (SemanticKITTI's ``Tr``, KITTI-360's
 ``calib_cam_to_velo.txt``), camera 0 being the velodyne's frame.
+
+A frame's camera image (:attr:`FrameLabels.sensor_files`: a conversion's source image, ``occkit label``'s
+keyframe image of the recording's first camera) is linked as the layout's (SemanticKITTI's
+``image_2/<NNNNNN>.png``, KITTI-360's ``image_00/data_rect/<NNNNNN>.png``); one that is not a PNG (a
+recording's JPEG) is written as a PNG, the name the layouts' readers read.
 """
 
 from __future__ import annotations
@@ -143,12 +148,39 @@ def _write_scan(out: Path, frame: FrameLabels, occupancy: str, scan: str) -> Non
 
 
 def _link_sensors(out: Path, frame: FrameLabels, image_dir: str, voxel_dir: str) -> None:
-    """The frame's image and ``.bin`` input occupancy (bit-packed in both layouts) linked."""
+    """The frame's image and ``.bin`` input occupancy (bit-packed in both layouts) linked; an image that is
+    not a PNG (a recording's JPEG) written as one (:func:`png_image`): both layouts' readers read
+    ``<frame>.png``."""
     from occkit.formats._nusc_labels import _link
 
     for name, src in frame.sensor_files.items():
-        folder = voxel_dir if name == "input_occupancy" else image_dir
-        _link(Path(src), out / folder / f"{frame.record['frame']}{Path(src).suffix}", out)
+        f = frame.record["frame"]
+        if name == "input_occupancy":
+            _link(Path(src), out / voxel_dir / f"{f}{Path(src).suffix}", out)
+        elif Path(src).suffix.lower() == ".png":
+            _link(Path(src), out / image_dir / f"{f}.png", out)
+        else:
+            png_image(Path(src), out / image_dir / f"{f}.png")
+
+
+def png_image(src: Path, dst: Path) -> None:
+    """``src`` (an image of any kind PIL reads) written as the PNG ``dst`` (atomically; kept where it is
+    there); an unreadable image is a one-line ``ValueError`` naming it."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from occkit.fileio import write_bytes_atomic
+
+    if dst.exists():
+        return
+    try:
+        with Image.open(src) as im:
+            buf = io.BytesIO()
+            im.convert("RGB").save(buf, format="PNG")
+    except (OSError, UnidentifiedImageError) as e:
+        raise ValueError(f"{src}: not an image PIL reads ({e})") from None
+    write_bytes_atomic(dst, buf.getvalue())
 
 
 def write_semantickitti(out: Path, frame: FrameLabels) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from occkit.fileio import read_json
-from occkit.formats.spec import FrameLabels, LabelWriter
+from occkit.formats.spec import FrameLabels, LabelWriter, link_inside
 
 FAMILY = "nuscenes"
 #: What a frame needs from ``--infos`` when its annotations lack it.
@@ -192,21 +192,7 @@ def openoccupancy_files(frame: FrameLabels) -> tuple[str, ...]:
     return (label_rel_path(str(scene_token), _lidar_field(frame, "token", "OpenOccupancy")),)
 
 
-def _link(src: Path, dst: Path, root: Path | None = None) -> None:
-    """``dst`` a symbolic link to ``src`` (made beside it, then renamed: never half there); with
-    ``root`` (the output folder), a ``dst`` outside it is refused in one line."""
-    if root is not None:
-        from occkit.formats.spec import inside_out
-
-        inside_out(root, os.path.relpath(dst, root), f"the link to {src}")
-    if dst.is_symlink() or dst.exists():
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
-    if tmp.is_symlink():
-        tmp.unlink()
-    os.symlink(os.path.abspath(src), tmp)
-    os.replace(tmp, dst)
+_link = link_inside
 
 
 def _link_sensors(out: Path, frame: FrameLabels) -> None:

@@ -936,3 +936,18 @@ def _check_dataset(fmt: DatasetFormat, ds: Any) -> None:
         f"format {fmt.name} ({fmt.source}): its open returned {what}, not a dataset of frames (a torch Dataset of "
         "Sample with tokens, frames, index_of, grid: docs/design.md §9); a bug of that package"
     )
+
+
+def link_inside(src: Path, dst: Path, root: Path | None = None) -> None:
+    """``dst`` a symbolic link to ``src`` (made beside it, then renamed: never half there); with
+    ``root`` (the output folder), a ``dst`` outside it is refused in one line."""
+    if root is not None:
+        inside_out(root, os.path.relpath(dst, root), f"the link to {src}")
+    if dst.is_symlink() or dst.exists():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
+    if tmp.is_symlink():
+        tmp.unlink()
+    os.symlink(os.path.abspath(src), tmp)
+    os.replace(tmp, dst)

@@ -420,8 +420,9 @@ def pcd_rows(sweep: Any) -> np.ndarray:
 
 def kitti_index_record(rec: Any, sweep: Any) -> dict[str, Any]:
     """What the KITTI layouts' writers (:mod:`occkit.formats._kitti_labels`) hold of a keyframe: its camera
-    (the rig's first: ``K``, ``T_cam_from_lidar``, the image size; a recording without cameras: ``K`` None
-    and the identity, camera 0 the LiDAR's frame), its pose ``T_world_from_lidar`` (the keyframe LiDAR's in
+    (the recording's first, in its order: its name ``camera``, ``K``, ``T_cam_from_lidar``, the image size;
+    a recording without cameras: ``camera`` and ``K`` None and the identity, camera 0 the LiDAR's frame),
+    its pose ``T_world_from_lidar`` (the keyframe LiDAR's in
     the recording's world: ``T_global_from_ego @ T_ego_from_lidar``, from which the sequence's poses are
     written), its ``timestamp`` (microseconds) and ``token`` (``frames.txt``)."""
     cam = next(iter(rec.cameras.values()), None)
@@ -432,14 +433,40 @@ def kitti_index_record(rec: Any, sweep: Any) -> dict[str, Any]:
         "T_world_from_lidar": (np.asarray(sweep.T_global_from_ego, np.float64) @ T_el).tolist(),
     }
     if cam is None:
-        return {"K": None, "T_cam_from_lidar": np.eye(4).tolist(), "image_size": None, **out}
+        return {"camera": None, "K": None, "T_cam_from_lidar": np.eye(4).tolist(), "image_size": None, **out}
     T = np.linalg.inv(np.asarray(cam.T_ego_from_cam, np.float64)) @ T_el
     return {
+        "camera": cam.name,
         "K": np.round(cam.K, 6).tolist(),
         "T_cam_from_lidar": np.round(T, 9).tolist(),
         "image_size": list(cam.image_size),
         **out,
     }
+
+
+def kitti_keyframe_image(recording: Any, images: dict[str, Any], token: str, record: dict[str, Any]) -> Path | None:
+    """The file of the keyframe's image of the KITTI layouts' camera (``record["camera"]``,
+    :func:`kitti_index_record`'s): the path the recording's :attr:`~occkit.data.recordings.spec.RecordingReader.images`
+    give the keyframe ``token`` and that camera, through its ``image_links``; None where the recording has no
+    image of it (or no camera)."""
+    cam = record.get("camera")
+    path = (images.get(token) or {}).get(cam) if cam else None
+    file = recording.image_file(path) if path else None
+    return file if file is not None and file.is_file() else None
+
+
+def kitti_image_warning(target: LabelTarget, camera: str, missing: list[str], keyframes: int) -> str:
+    """The line that says which keyframes (``missing``: ``<frame> (<token>)``) got no image of the layout's
+    camera ``camera``."""
+    if len(missing) == keyframes:
+        return (
+            f"the recording has no {camera} image of the keyframes: the {target.format} labels hold none, and a "
+            "camera preset (kitti-mono) cannot train on them (docs/labels.md, 'What the labels open in')"
+        )
+    return (
+        f"{len(missing)} of {keyframes} keyframes have no {camera} image ({', '.join(missing[:3])}"
+        f"{' ...' if len(missing) > 3 else ''}): a camera preset stops at their missing image files"
+    )
 
 
 def keyframe_scan(sweep: Any) -> np.ndarray:

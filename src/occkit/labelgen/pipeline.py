@@ -718,6 +718,8 @@ def label_scene(
     }
     if refined is not None:
         report["pose_refinement"] = refined
+        if refined.get("warning"):  # what the refinement could not mend, said as labelling ends, not only here
+            report["warnings"].append(refined["warning"])
     if boxes_refined is not None:
         report["box_refinement"] = boxes_refined
     if moving is not None:

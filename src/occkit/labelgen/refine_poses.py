@@ -223,11 +223,13 @@ def _registration_points(rec: SceneRecord, i: int, ref: PoseRefinement, ego_marg
 
 
 def lidar_odometry(
-    rec: SceneRecord, ref: PoseRefinement, ego_margin: float = 0.2
+    rec: SceneRecord, ref: PoseRefinement, ego_margin: float = 0.2, kept: list[tuple[str, float]] | None = None
 ) -> tuple[list[tuple[int, int, np.ndarray]], list[str]]:
     """KISS-ICP odometry over the scene's sweeps in time order: the relative ego motions
     ``(i, j, T_ego_i_from_ego_j)`` between consecutive registered sweeps, and one line per sweep the
-    registration could not use or did not trust."""
+    registration could not use or did not trust. ``kept``: where given, each sweep whose recorded pose is
+    kept for want of an edge is appended to it, ``(token, metres)``: its disagreement with the registration
+    (0 where the sweep had too few returns to register)."""
     try:
         from kiss_icp.config import KISSConfig
         from kiss_icp.kiss_icp import KissICP
@@ -250,6 +252,8 @@ def lidar_odometry(
         p = _registration_points(rec, i, ref, ego_margin)
         if len(p) < ref.min_points:
             problems.append(f"sweep {s.token}: {len(p)} returns to register (< {ref.min_points}): recorded pose kept")
+            if kept is not None:
+                kept.append((s.token, 0.0))
             continue
         kiss.register_frame(p, np.zeros(len(p)))
         pose = kiss.last_pose.copy()
@@ -264,6 +268,8 @@ def lidar_odometry(
                     f"sweep {s.token}: registration disagrees with the recorded motion by {dt:.2f} m, {da:.2f} deg "
                     "(no odometry edge: recorded pose kept there)"
                 )
+                if kept is not None:
+                    kept.append((s.token, dt))
                 kiss = KissICP(cfg)  # start afresh from this sweep
                 kiss.register_frame(p, np.zeros(len(p)))
                 pose = kiss.last_pose.copy()
@@ -279,7 +285,8 @@ def refine_record_poses(
     """``rec`` with every sweep's ego pose refined (:func:`lidar_odometry` then :func:`fuse_poses`), and
     the report: each sweep's correction (metres, degrees), the steps registered, the problems."""
     ref = ref if ref is not None else PoseRefinement()
-    edges, problems = lidar_odometry(rec, ref, ego_margin)
+    kept_at: list[tuple[str, float]] = []
+    edges, problems = lidar_odometry(rec, ref, ego_margin, kept_at)
     priors = [s.T_global_from_ego for s in rec.sweeps]
     times = np.array([s.timestamp * 1e-6 for s in rec.sweeps])
     drift = recorded_drift(priors, edges, times)
@@ -325,7 +332,38 @@ def refine_record_poses(
         "per_sweep": {s.token: [_r(m), _r(a)] for s, m, a in zip(rec.sweeps, corr_m, corr_deg)},
         "problems": problems,
     }
+    said = refinement_warning(report, kept_at, [rec.sweeps[i].token for i in jumps])
+    if said:
+        report["warning"] = said
     return replace(rec, sweeps=sweeps), report
+
+
+def refinement_warning(report: dict[str, Any], kept: list[tuple[str, float]], jumps: list[str]) -> str | None:
+    """What ``--refine-poses`` could not mend, in the one line ``occkit label`` says among the scene's warnings
+    (``report.json``'s ``pose_refinement.problems`` lists each sweep): the sweeps whose recorded pose was kept
+    for want of a registration (``kept``: ``(token, metres of disagreement)``; the labels there use the recorded
+    pose, a jump in it included), and the recorded poses taken as jumps and placed by their steps (``jumps``)."""
+    if not kept and not jumps:
+        return None
+    parts = []
+    if kept:
+        worst = max(kept, key=lambda k: k[1])
+        far = [k for k in kept if k[1] > 0]
+        parts.append(
+            f"the recorded pose kept at {len(kept)} of {report['sweeps']} sweeps, where the registration "
+            + (
+                f"disagrees with the recorded motion by up to {worst[1]:.2f} m (sweep {worst[0]}): a jump there stays "
+                "in the labels"
+                if far
+                else f"had too few returns (sweep {kept[0][0]})"
+            )
+        )
+    if jumps:
+        parts.append(
+            f"{len(jumps)} recorded pose(s) taken as jumps and placed by their steps (sweep {jumps[0]}, moved "
+            f"{report['per_sweep'][jumps[0]][0]:.2f} m)"
+        )
+    return f"--refine-poses: {'; '.join(parts)} (report.json: pose_refinement.problems)"
 
 
 def _shifted(T: np.ndarray, dt: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     from occkit.fileio import write_json_atomic
     from occkit.formats import get_format
     from occkit.formats.spec import inside_out
-    from occkit.labelgen.output import T_ego_from_grid, frame_labels, ground_warning, remap_record
+    from occkit.labelgen.output import T_ego_from_grid, frame_labels, ground_warning, kitti_keyframe_image, remap_record
     from occkit.labelgen.pipeline import label_scene
 
     torch.set_num_threads(1)
@@ -56,20 +56,33 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     scene = _safe(rec.name, "scene")
     infos: dict[str, Any] = {}
     keys = [rec.sweeps[k] for k in rec.keyframes]
+    written = _write_images(recording, job["scene"], part, rec, writer.family)
+    if written is not None:
+        job = {**job, "images": written}
+    no_image: list[str] = []  # the keyframes without an image of the KITTI layouts' camera
     for i, (s, lab) in enumerate(zip(keys, labels)):
         token = _safe(s.token, f"scene {scene}: sweep token")
-        record = _index_record(rec, job, keys, i, writer.family)
+        record = _index_record(rec, job, keys, i, writer.family, own_images=written is not None)
         frame = frame_labels(target, writer, lab, scene, token, i, record, recorded.sweeps[rec.keyframes[i]])
+        if writer.family == "kitti" and record.get("camera"):  # the layout's camera image, linked or converted
+            image = kitti_keyframe_image(recording, job.get("images", {}), s.token, record)
+            frame.sensor_files.update({record["camera"]: image} if image is not None else {})
+            no_image += [] if image is not None else [f"{frame.record['frame']} ({token})"]
         files = writer.files(frame)
         for rel in files:
             inside_out(part, rel, f"{rec.source}: scene {scene!r}, token {token!r}")
         writer.write(part, frame)
         infos[token] = {"gt_path": files[0], "files": list(files), "token": frame.token, "record": frame.record}
-    _link_image_folders(part, recording.image_links, [f for info in infos.values() for f in info["files"]])
+    if writer.family != "kitti":  # the KITTI layouts link each keyframe's image themselves (no index img_path)
+        _link_image_folders(part, recording.image_links, [f for info in infos.values() for f in info["files"]])
     report["seconds_total"] = round(time.perf_counter() - t0, 2)
     if rec.notes:  # how the reader read the scene (its keyframes, what it left out)
         report["recording"] = rec.notes
     report["warnings"] = [*report.get("warnings", []), *rec.warnings, *([warning] if warning else [])]
+    if no_image:
+        from occkit.labelgen.output import kitti_image_warning
+
+        report["warnings"].append(kitti_image_warning(target, next(iter(rec.cameras)), no_image, len(keys)))
     out = {"scene": scene, "infos": infos, "report": report, "read": scene_digest(recorded)}
     write_json_atomic(part / STATE / "scenes" / f"{scene}.json", out)
     return out
@@ -80,7 +93,7 @@ def _link_image_folders(part: Path, links: dict[str, Any], written: list[str]) -
     the keyframes' LiDAR files at ``samples/LIDAR_TOP/``), that folder is the output's own and each of the
     recording's entries it lacks (``samples/CAM_FRONT``, ...) is linked into it instead, so that the index's
     image paths still resolve and nothing is written into the recording."""
-    from occkit.formats._nusc_labels import _link
+    from occkit.formats.spec import link_inside
 
     tops = {Path(f).parts[0] for f in written if len(Path(f).parts) > 1}
     for name, folder in links.items():
@@ -89,12 +102,32 @@ def _link_image_folders(part: Path, links: dict[str, Any], written: list[str]) -
             continue
         for entry in sorted(src.iterdir()):
             if not (part / name / entry.name).exists():
-                _link(entry, part / name / entry.name, part)
+                link_inside(entry, part / name / entry.name, part)
 
 
-def _index_record(rec: Any, job: dict[str, Any], keys: list[Any], i: int, family: str) -> dict[str, Any]:
+def _write_images(recording: Any, scene: str, part: Path, rec: Any, family: str) -> Any:
+    """The camera images a reader writes into the output itself (a ROS bag's:
+    :meth:`~occkit.data.recordings.spec.RecordingReader.write_images`), each path checked to stay inside it:
+    ``{token: {camera: path}}``; None where the reader writes none (or the layout records no ``img_path``)."""
+    from occkit.formats.spec import inside_out
+
+    if family != "nuscenes" or not rec.cameras:
+        return None
+    written = recording.write_images(scene, part)
+    if not written:
+        return None
+    for token, cams in written.items():
+        for rel in cams.values():
+            inside_out(part, rel, f"{rec.source}: scene {scene!r}, token {token!r}, camera image")
+    return written
+
+
+def _index_record(
+    rec: Any, job: dict[str, Any], keys: list[Any], i: int, family: str, own_images: bool = False
+) -> dict[str, Any]:
     """What the output's index holds of keyframe ``i``: the nuScenes family's ``annotations.json`` entry
-    (cameras, poses, the LiDAR's extrinsic, token and file name, the scene as ``scene_token``); the KITTI
+    (cameras, poses, the LiDAR's extrinsic, token and file name, the scene as ``scene_token``; with
+    ``own_images``, images the reader wrote, a camera without one at the keyframe left out); the KITTI
     family's (:func:`occkit.labelgen.output.kitti_index_record`)."""
     import numpy as np
 
@@ -115,6 +148,7 @@ def _index_record(rec: Any, job: dict[str, Any], keys: list[Any], i: int, family
                 "ego_pose": ego,
             }
             for n, c in rec.cameras.items()
+            if not own_images or n in job["images"].get(token, {})
         },
         "ego_pose": ego,
         "lidar_sensor": {

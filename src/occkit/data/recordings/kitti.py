@@ -120,6 +120,34 @@ def read_label_words(path: Path, n_points: int, scan: Path) -> np.ndarray:
     return np.fromfile(path, dtype="<u4")
 
 
+def _check_raw_ids(raw: np.ndarray, path: Path) -> None:
+    """Refuse a ``.label`` whose semantic raw ids are not all SemanticKITTI's (the learning map's keys): labels
+    of another dataset or scheme, or a damaged file, would otherwise pass as ``unlabeled`` with no word."""
+    from occkit.labels import SEMANTICKITTI_LEARNING_MAP
+
+    unknown = ~np.isin(raw, np.fromiter(SEMANTICKITTI_LEARNING_MAP, np.int64))
+    if unknown.any():
+        ids = np.unique(raw[unknown]).tolist()
+        said = ", ".join(map(str, ids[:5])) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        raise ValueError(
+            f"{path}: raw label id{'s' if len(ids) > 1 else ''} {said} at {int(unknown.sum())} of {len(raw)} points "
+            "are not SemanticKITTI's (the ids of its learning map, semantic-kitti.yaml): labels of another scheme, or "
+            "a damaged file"
+        )
+
+
+def _increasing(seconds: list[float], path: Path, idx: list[int], digits: int) -> list[float]:
+    """``seconds`` (scan ``idx[i]``'s at ``i``, read from ``path``) checked to increase: a scan at or before
+    the one before it is refused naming the file and both scans (not the sequence, which holds no times)."""
+    for k in range(1, len(seconds)):
+        if not seconds[k] > seconds[k - 1]:
+            raise ValueError(
+                f"{path}: scan {idx[k]:0{digits}d} at {seconds[k]:.6f} s is not after scan {idx[k - 1]:0{digits}d} "
+                f"at {seconds[k - 1]:.6f} s (the scans' times must increase)"
+            )
+    return seconds
+
+
 def _calib(seq: Path) -> dict[str, np.ndarray]:
     from occkit.data.semantickitti import read_calib
 
@@ -127,9 +155,11 @@ def _calib(seq: Path) -> dict[str, np.ndarray]:
     if not f.is_file():
         raise FileNotFoundError(f"{f}: no such calibration file (a sequence needs Tr: velodyne -> camera 0)")
     try:
-        return read_calib(f)
+        calib = read_calib(f)
     except KeyError as e:
         raise ValueError(f"{f}: {e.args[0].split(': ', 1)[-1]}") from None
+    _rigid(calib["Tr"][:3], f"{f}: Tr (velodyne -> camera 0)")  # else every scan's pose is named for it
+    return calib
 
 
 def _numbers_rows(path: Path, width: int, what: str) -> list[np.ndarray]:
@@ -353,6 +383,7 @@ def _record(
             continue
         w = read_label_words(lf, len(scan), f)
         r = (w & 0xFFFF).astype(np.int64)
+        _check_raw_ids(r, lf)
         labels.append(lut[np.minimum(r, len(lut) - 1)].astype(np.int64) * (r < len(lut)))
         mov = np.isin(r, MOVING_RAW)
         T_gv = T_ge @ T_ev
@@ -396,7 +427,7 @@ def _times(path: Path, first: list[int]) -> list[float]:
     rows = [float(r[0]) for r in _numbers_rows(path, 1, "times")]
     if len(rows) <= max(first):
         raise ValueError(f"{path}: {len(rows)} times for scans up to {max(first):06d} (one a scan is needed)")
-    return [rows[i] for i in first]
+    return _increasing([rows[i] for i in first], path, first, 6)
 
 
 def _read_semantickitti(root: Path, scene: str, options: KittiOptions, load_points: bool) -> Any:
@@ -433,7 +464,7 @@ def _read_semantickitti(root: Path, scene: str, options: KittiOptions, load_poin
             raise ValueError(f"{seq / 'calib.txt'}: no '{key}:' line, the projection of the images in {seq / cam}")
         K, T_cv = camera_from_calib(calib[key], Tr)
         cameras[cam] = Camera(cam, K, _lift(height) @ np.linalg.inv(T_cv), size)
-    return _record(
+    rec = _record(
         scene,
         files,
         T_wv,
@@ -446,6 +477,14 @@ def _read_semantickitti(root: Path, scene: str, options: KittiOptions, load_poin
         seq,
         load_points,
     )
+    lacking = [f.stem for f, lf in zip(files, label_files) if lf is None]
+    if lacking and len(lacking) < len(files):  # a sequence without labels at all is SemanticKITTI's test split
+        rec.warnings.append(
+            f"{len(lacking)} of {len(files)} scans have no labels file in {lab_dir} (the first: {lacking[0]}.label), "
+            "where the other scans have one: their points are geometry only (they vote for no class); the other "
+            "scans' labels give the classes"
+        )
+    return rec
 
 
 def _datetime_seconds(path: Path, idx: list[int]) -> list[float]:
@@ -468,7 +507,7 @@ def _datetime_seconds(path: Path, idx: list[int]) -> list[float]:
                 f"{path}:{i + 1}: {lines[i]!r} is not a date-time (YYYY-MM-DD HH:MM:SS.fffffffff)"
             ) from None
         out.append(t.timestamp() + (float("0." + frac) if frac else 0.0))
-    return [t - out[0] for t in out]
+    return _increasing([t - out[0] for t in out], path, idx, 10)
 
 
 def _kitti360_camera(cal: Path, cam: str) -> tuple[np.ndarray, np.ndarray]:
@@ -503,7 +542,13 @@ def _read_kitti360(root: Path, scene: str, options: KittiOptions, load_points: b
     raw = root / "data_3d_raw" / scene / "velodyne_points"
     files = _scan_files(raw / "data", 10)
     pf = root / "data_poses" / scene / "poses.txt"
-    poses = {int(v[0]): _rigid(v[1:], f"{pf}: frame {int(v[0])}") for v in _numbers_rows(pf, 13, "poses")}
+    poses: dict[int, np.ndarray] = {}
+    for v in _numbers_rows(pf, 13, "poses"):
+        if v[0] != int(v[0]) or v[0] < 0:
+            raise ValueError(f"{pf}: frame index {v[0]:g} is not a scan's index (a whole number >= 0)")
+        if int(v[0]) in poses:  # the later row would replace the earlier with no word
+            raise ValueError(f"{pf}: frame {int(v[0])} has two pose rows (one a registered frame)")
+        poses[int(v[0])] = _rigid(v[1:], f"{pf}: frame {int(v[0])}")
     posed = [f for f in files if int(f.stem) in poses]  # KITTI-360 poses only the frames it registered
     if not posed:
         raise ValueError(f"{pf}: no pose for any scan of {raw / 'data'}")

@@ -209,6 +209,13 @@ class _Opened:
             rows.append(r)
             tok = r["next"]
         rows = before[::-1] + rows
+        for a, b in zip(rows, rows[1:]):  # named here, by the table that holds the times (not the scene's)
+            if not b["timestamp"] > a["timestamp"]:
+                raise ValueError(
+                    f"{self.db.table('sample_data')}: {LIDAR_CHANNEL} sample_data {b['token']!r} of scene "
+                    f"{scene['name']}: timestamp {b['timestamp']} is not after that of {a['token']!r} before it "
+                    f"along prev / next ({a['timestamp']}): the sweeps' times are out of order"
+                )
         keys = [r["sample_token"] for r in rows if r["is_key_frame"]]
         if keys != [s["token"] for s in samples]:
             raise ValueError(
@@ -263,7 +270,7 @@ def _tables(root: Path, version: str) -> _Opened:
     from occkit.data.nuscenes_raw import check_tables, import_devkit, tables_key
 
     import_devkit()  # one line naming the pip command when the devkit is missing
-    check_tables(root, version)  # a missing table named before the devkit meets it
+    check_tables(root, version, "label", "--data")  # a missing table named before the devkit meets it
     key = (str(root.resolve()), version, repr(sorted(tables_key(root, version).items())))
     if key not in _LOADED:
         _LOADED.clear()  # one table set held at a time (trainval's take gigabytes)

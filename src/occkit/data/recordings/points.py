@@ -1,16 +1,19 @@
 """A folder of point files with a poses file as a recording (docs/labels.md, "A folder of point files").
 
-``--data FOLDER`` holds one scan a file, taken in the order of their names: ``.bin`` (float32 x y z
-intensity, KITTI's), ``.npy`` (``(N, 3+)``: x y z [intensity]), ``.pcd`` (through pypcd4), ``.ply``
-(a vertex element, ascii or binary, read by :func:`read_ply` here: no dependency) and ``.las`` /
-``.laz`` (through laspy). Point labels come from the field ``--label-field`` (default ``label``) of a
-``.pcd``, ``.ply`` or ``.las`` that has it. The poses file (``--poses``, default ``FOLDER/poses.txt``)
-gives each scan's pose in the world, one row a scan in the same order: KITTI's 12 numbers (a 3 x 4
-matrix, row-major) or TUM's ``t x y z qx qy qz qw`` (seconds, metres, quaternion), told apart by the
-number of columns; a KITTI file's scans are ``1 / --rate`` seconds apart. The poses are the scans'
-(the LiDAR's) as a LiDAR odometry (KISS-ICP) writes them; ``--lidar-pose`` places the LiDAR on the
-vehicle (``T_ego_from_lidar``; default: the ego frame is the LiDAR's). One scene, named after the folder
-(or ``--scene-name``).
+``--data FOLDER`` holds one scan a file, taken in the natural order of their names (numbers by value:
+``scan_2`` before ``scan_10``): ``.bin`` (float32 x y z intensity, KITTI's), ``.npy`` (``(N, 3+)``: x y z
+[intensity]), ``.pcd`` (through pypcd4), ``.ply`` (a vertex element, ascii or binary, read by :func:`read_ply`
+here: no dependency) and ``.las`` / ``.laz`` (through laspy). Points that are no return (NaN, infinite, or
+0 0 0) are dropped and counted in the scene's warnings. Point labels come from the field ``--label-field``
+(default ``label``) of a ``.pcd``, ``.ply`` or ``.las`` that has it. The poses file (``--poses``, default
+``FOLDER/poses.txt``) gives each scan's pose in the world, one row a scan in the same order: KITTI's 12
+numbers (a 3 x 4 matrix, row-major) or TUM's ``t x y z qx qy qz qw`` (seconds, metres, quaternion), told
+apart by the number of columns; a KITTI file's scans are ``1 / --rate`` seconds apart. The poses are the
+scans' (the LiDAR's) as a LiDAR odometry (KISS-ICP) writes them; ``--lidar-pose`` places the LiDAR on the
+vehicle (``T_ego_from_lidar``; default: the ego frame is the LiDAR's). ``--points-frame world`` takes
+georeferenced points (in the poses' world frame) into each scan's sensor frame in float64. Cameras:
+``cameras.yaml`` and ``images/<camera>/`` (:mod:`occkit.data.recordings.point_cameras`). One scene, named
+after the folder (or ``--scene-name``).
 """
 
 from __future__ import annotations
@@ -39,11 +42,22 @@ from occkit.data.recordings.spec import (
 SUFFIXES = (".bin", ".npy", ".pcd", ".ply", ".las", ".laz")
 
 
+def natural_key(name: str) -> tuple[Any, ...]:
+    """The order of names with numbers in them: by their text, their numbers by value (``scan_2`` before
+    ``scan_10``; ``000002`` before ``000010`` as in plain order), the name itself last (``02`` and ``2``)."""
+    import re
+
+    parts = re.split(r"(\d+)", name)
+    return (tuple((0, int(p), "") if k % 2 else (1, 0, p.lower()) for k, p in enumerate(parts)), name)
+
+
 def point_files(folder: Path) -> list[Path]:
-    """The point files directly in ``folder``, sorted by name."""
+    """The point files directly in ``folder``, in the natural order of their names (:func:`natural_key`)."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+    return sorted(
+        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES), key=lambda p: natural_key(p.name)
+    )
 
 
 # ---- the files -------------------------------------------------------------------------------------
@@ -126,8 +140,10 @@ def _fields_arrays(fields: Any, names: list[str], f: Path, label_field: str | No
     labels = None
     if label_field and label_field in names:
         lab = np.asarray(fields(label_field))
-        if lab.dtype.kind == "f" and (not np.isfinite(lab).all() or (lab != np.round(lab)).any()):
-            raise ValueError(f"{f}: field {label_field}: labels must be whole class ids")
+        if lab.dtype.kind == "f":  # a gap of an organised cloud is NaN in every field: only returns' labels count
+            lab = np.where(no_return(xyz), 0.0, lab)
+            if not np.isfinite(lab).all() or (lab != np.round(lab)).any():
+                raise ValueError(f"{f}: field {label_field}: labels must be whole class ids")
         labels = lab.astype(np.int64)
     return xyz, inten, labels
 
@@ -179,7 +195,27 @@ def _array(f: Path, raw: Any) -> tuple[Any, Any, Any]:
 
 def read_point_file(f: Path, label_field: str | None = "label") -> tuple[Any, Any, Any]:
     """One scan: points ``(N, 3)`` float32, intensities ``(N,)`` float32 or None, labels ``(N,)`` int64 or
-    None; a file that cannot be read, or with a NaN or infinite point, is one line naming it."""
+    None, as the file holds them but for the points that are no return (:func:`drop_no_returns`); a file
+    that cannot be read is one line naming it."""
+    import numpy as np
+
+    xyz, inten, labels = read_point_arrays(f, label_field)
+    keep = ~no_return(xyz)
+    xyz, inten, labels = (None if a is None else a[keep] for a in (xyz, inten, labels))
+    return np.ascontiguousarray(xyz, dtype=np.float32), inten, labels
+
+
+def no_return(xyz: Any) -> Any:
+    """``(N,)`` bool: the points that are no return: a NaN or infinite coordinate (an organised cloud's gaps,
+    PCL's and open3d's), or all three 0 (Ouster's and others' "no return" written as a point at the sensor)."""
+    import numpy as np
+
+    return ~np.isfinite(xyz).all(1) | (xyz == 0).all(1)
+
+
+def read_point_arrays(f: Path, label_field: str | None = "label") -> tuple[Any, Any, Any]:
+    """One scan as the file holds it: points ``(N, 3)`` float64 (NaN and zero rows kept), intensities
+    ``(N,)`` float32 or None, labels ``(N,)`` int64 or None; a file that cannot be read is one line naming it."""
     import numpy as np
 
     suffix = f.suffix.lower()
@@ -198,10 +234,7 @@ def read_point_file(f: Path, label_field: str | None = "label") -> tuple[Any, An
         xyz, inten, labels = _ply(f, label_field)
     else:
         xyz, inten, labels = _las(f, label_field)
-    bad = ~np.isfinite(xyz).all(1)
-    if bad.any():
-        raise ValueError(f"{f}: {int(bad.sum())} of {len(xyz)} points are NaN or infinite (drop them from the file)")
-    return np.ascontiguousarray(xyz, dtype=np.float32), inten, labels
+    return np.asarray(xyz, np.float64), inten, labels
 
 
 # ---- the poses -------------------------------------------------------------------------------------
@@ -242,6 +275,10 @@ def read_poses(path: Path, rate: float) -> tuple[str, list[tuple[int, Any]]]:
                 raise ValueError(f"{where}: the pose is {why}")
             out.append((round(len(out) * 1e6 / rate), T))
         else:
+            if out and not round(v[0] * 1e6) > out[-1][0]:  # named here: the scan's own file holds no time
+                raise ValueError(
+                    f"{where}: time {v[0]!r} s is not after the row before it (the rows' times must increase)"
+                )
             out.append((round(v[0] * 1e6), matrix(v[1:4], [v[7], v[4], v[5], v[6]], "ego_pose", where)))
     return kind or "", out
 
@@ -294,6 +331,17 @@ class PointsOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeight
         metavar="'X Y Z ...'",
     )
     scene_name: str | None = option("the scene's name (default: the folder's name)", metavar="NAME")
+    points_frame: str | None = option(
+        "the frame of the files' points: sensor (each scan in its LiDAR's frame, as a LiDAR writes it; the default) "
+        "or world (in the poses' world frame, as georeferenced mobile-mapping .las files are)",
+        choices=("sensor", "world"),
+    )
+    image_tolerance: float | None = option(
+        "seconds an image's stamp may lie from its scan's, where images are matched by time (default: half the "
+        "scans' median interval)",
+        type=float,
+        metavar="SECONDS",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -301,6 +349,15 @@ class PointsOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeight
             raise ValueError(f"--rate {self.rate!r}: must be a positive number of scans a second")
         if self.scene_name is not None and (not self.scene_name.strip() or "/" in self.scene_name):
             raise ValueError(f"--scene-name {self.scene_name!r}: a scene's name is one folder name")
+        if self.points_frame is not None and self.points_frame not in ("sensor", "world"):
+            raise ValueError(f"--points-frame {self.points_frame!r}: sensor or world")
+        t = self.image_tolerance
+        if t is not None and not (math.isfinite(t) and t >= 0):
+            raise ValueError(f"--image-tolerance {t!r}: must be a number of seconds, 0 or more")
+
+
+#: A scan's points lying a median this far from its sensor (metres) look georeferenced.
+FAR = 1000.0
 
 
 class PointsReader(RecordingReader):
@@ -347,10 +404,49 @@ class PointsReader(RecordingReader):
         self.T_el = _lidar_pose(options.lidar_pose)
         self.classes = read_classes(options.classes)
         self._scenes = [options.scene_name or path.resolve().name]
+        self.cameras, said = self._cameras()
         used = f"the first {len(files)} of {len(poses)}" if len(poses) > len(files) else f"{len(poses)}"
-        self.describe = f"point files {path}: {len(files)} scans, {used} {kind.upper()} poses of {poses_file.name}" + (
-            " (--rate not used: TUM rows carry their own times)" if kind == "tum" and rate is not None else ""
+        order = f"{files[0].name} .. {files[-1].name}" if len(files) > 1 else files[0].name
+        self.describe = (
+            f"point files {path}: {len(files)} scans in the order of their names, numbers by value ({order}), {used} "
+            f"{kind.upper()} poses of {poses_file.name}"
+            + (" (--rate not used: TUM rows carry their own times)" if kind == "tum" and rate is not None else "")
+            + (", points in the world frame (--points-frame world)" if options.points_frame == "world" else "")
+            + said
         )
+
+    def _cameras(self) -> tuple[dict[str, Any], str]:
+        """The cameras of ``cameras.yaml`` with their images in ``images/<camera>/`` (sets :attr:`images`
+        and :attr:`image_links`), and what the describe line says of them."""
+        import numpy as np
+
+        from occkit.data.recordings.point_cameras import image_files, match_images, read_cameras
+
+        folder, yaml_file = self.source / "images", self.source / "cameras.yaml"
+        subs = _camera_folders(folder, yaml_file)
+        if subs is None:
+            return {}, ""
+        specs = read_cameras(yaml_file, self.T_el)
+        lacking = [c for c in specs if c not in subs]
+        if lacking:
+            raise ValueError(f"{yaml_file}: camera {', '.join(lacking)}: no folder {folder}/{lacking[0]} of its images")
+        strays = [s for s in subs if s not in specs]
+        if strays:
+            raise ValueError(f"{folder}/{strays[0]}: a folder of images of no camera of {yaml_file}")
+        times = np.array([t for t, _ in self.poses[: len(self.files)]], np.float64)
+        tol = self.options.image_tolerance
+        tol_us = tol * 1e6 if tol is not None else (float(np.median(np.diff(times))) / 2 if len(times) > 1 else 5e4)
+        scans = [(f.stem, int(t)) for f, t in zip(self.files, times)]
+        keys = [i for i, k in enumerate(self.keyframes) if k]
+        images, how, missing = match_images(scans, keys, {c: image_files(folder / c) for c in specs}, tol_us)
+        cameras = {}
+        for c, spec in specs.items():
+            first = next((images[s][c] for s, _ in (scans[k] for k in keys) if c in images[s]), None)
+            cameras[c] = _camera(c, spec, first, yaml_file)
+        self.images = {s: {c: f"images/{c}/{p.name}" for c, p in cams.items()} for s, cams in images.items()}
+        self.image_links = {"images": folder}
+        lack = "".join(f"; {c}: no image for {n} of {len(keys)} keyframes" for c, n in missing.items())
+        return cameras, f"; cameras {', '.join(cameras)} of {yaml_file.name}, images matched {how}{lack}"
 
     def read(self, scene: str, load_points: bool = True) -> Any:
         o = self.options
@@ -369,7 +465,45 @@ class PointsReader(RecordingReader):
             self.classes,
             o.field(),
             load_points,
+            self.cameras,
+            o.points_frame == "world",
         )
+
+
+def _camera_folders(folder: Path, yaml_file: Path) -> list[str] | None:
+    """The camera folders of ``images/`` (hidden ones aside), or None where there are no cameras: no
+    ``cameras.yaml`` and no images (images without it are refused in one line)."""
+    from occkit.data.recordings.point_cameras import image_files
+
+    subs = (
+        sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
+    )
+    if yaml_file.is_file():
+        return subs
+    loose = image_files(folder) if folder.is_dir() else []
+    if subs or loose:
+        held = f"camera folders ({', '.join(subs[:6])})" if subs else f"images ({loose[0].name}, ...)"
+        raise ValueError(
+            f"{yaml_file}: no such file, and {folder} holds {held}: each camera's images go in images/<camera>/, "
+            "and cameras.yaml gives its K and pose (docs/labels.md, 'A folder of point files')"
+        )
+    return None
+
+
+def _camera(name: str, spec: dict[str, Any], first: Path | None, yaml_file: Path) -> Any:
+    """A camera of ``cameras.yaml`` with its image size: the one given, checked against its first keyframe
+    image ``first``, or that image's."""
+    from occkit.data.recordings.point_cameras import image_size
+    from occkit.data.scene_record import Camera
+
+    size = image_size(first) if first is not None else None
+    given = spec["image_size"]
+    if given is not None and size is not None and tuple(given) != size:
+        raise ValueError(f"{yaml_file}: camera {name}: image_size {list(given)}, but {first} is {list(size)} (H, W)")
+    size = given or size
+    if size is None:
+        raise ValueError(f"{yaml_file}: camera {name}: image_size not given, and no keyframe has its image")
+    return Camera(name=name, K=spec["K"], T_ego_from_cam=spec["T_ego_from_cam"], image_size=tuple(size))
 
 
 def _scene(
@@ -383,6 +517,8 @@ def _scene(
     classes: tuple[str, ...],
     label_field: str | None,
     load_points: bool,
+    cameras: dict[str, Any],
+    world: bool,
 ) -> Any:
     import numpy as np
 
@@ -390,9 +526,19 @@ def _scene(
 
     T_le = np.linalg.inv(T_el)
     sweeps = []
+    dropped, total, far = 0, 0, []
     for f, (ts, T_ws), kf in zip(files, poses, keyframes):
         if load_points:
-            xyz, inten, labels = read_point_file(f, label_field)
+            xyz, inten, labels = read_point_arrays(f, label_field)
+            keep = ~no_return(xyz)
+            total, dropped = total + len(xyz), dropped + int((~keep).sum())
+            xyz, inten, labels = (None if a is None else a[keep] for a in (xyz, inten, labels))
+            if world:  # into the scan's sensor frame by its pose's inverse, in float64
+                T_sw = np.linalg.inv(T_ws)
+                xyz = xyz @ T_sw[:3, :3].T + T_sw[:3, 3]
+            if len(xyz) and (d := float(np.median(np.linalg.norm(xyz, axis=1)))) > FAR:
+                far.append(d)
+            xyz = np.ascontiguousarray(xyz, dtype=np.float32)
         else:
             xyz, inten, labels = np.zeros((0, 3), np.float32), None, None
         sweeps.append(
@@ -408,14 +554,28 @@ def _scene(
                 source=str(f),
             )
         )
+    warns = []
+    if dropped:
+        warns.append(f"{dropped} of {total} points dropped: no return (NaN, infinite, or 0 0 0)")
+    if far:
+        warns.append(
+            f"{len(far)} of {len(files)} scans' points lie a median {max(far) / 1000:.1f} km (the most) from their "
+            + (
+                "poses (--points-frame world): are the poses in the points' frame?"
+                if world
+                else "sensor: the points look georeferenced: --points-frame world"
+            )
+        )
     rec = SceneRecord(
         name=name,
         sweeps=sweeps,
         lidars={"LIDAR": T_el},
+        cameras=cameras,
         classes=classes,
         ego_size=ego[0],
         ego_center=ego[1],
         source=str(folder),
+        warnings=warns,
     )
     check_label_field(label_field, sweeps, str(folder))
     check_record(rec)

@@ -370,6 +370,7 @@ def cloud_arrays(msg: Any, where: str, label_field: str | None) -> tuple[Any, An
     coordinate (an organised cloud's gaps) are dropped. ``where`` names the cloud in errors."""
     import numpy as np
 
+    _no_field_twice(msg, where)
     fields = {f.name: f for f in msg.fields}
     lacking = [c for c in "xyz" if c not in fields]
     if lacking:
@@ -484,6 +485,23 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOpt
         type=float,
         metavar="S",
     )
+    cameras: str | None = option(
+        "the camera image topics (sensor_msgs/Image or CompressedImage, each with a CameraInfo topic in its "
+        "namespace; '' none); default: every image topic with a CameraInfo beside it",
+        metavar="TOPIC,...",
+    )
+    camera_tolerance: float | None = option(
+        "a keyframe takes each camera's image nearest its cloud's stamp within this many seconds (default: half "
+        "that camera's period); a camera with none is missing at that keyframe",
+        type=float,
+        metavar="S",
+    )
+    camera_axes: str | None = option(
+        "the axes of the image frames: optical (z forward, x right, y down), body (x forward, y left, z up: "
+        "turned to optical), or auto (default): optical for frames named *_optical_frame or *_optical, else body",
+        metavar="AXES",
+        choices=("auto", "optical", "body"),
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -495,6 +513,9 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOpt
                 raise ValueError(f"--{name.replace('_', '-')} {v!r}: seconds, 0 or more (at most an hour)")
         if self.keyframe_tolerance is not None and not self.keyframes:
             raise ValueError("--keyframe-tolerance: matches --keyframes stamps to clouds; give --keyframes FILE too")
+        t = self.camera_tolerance
+        if t is not None and not (math.isfinite(t) and t >= 0):
+            raise ValueError(f"--camera-tolerance {t!r}: must be a number of seconds, 0 or more")
 
 
 class BagReader(RecordingReader):
@@ -538,24 +559,91 @@ class BagReader(RecordingReader):
         opts["bags"] = len(by_scene)  # a --keyframes stamp no bag holds is refused once every bag was read
         self.bags = by_scene
         self.topics: dict[str, str] = {}
+        self.cameras: dict[str, list[Any]] = {}  # each scene's camera topics (bag_cameras.CameraTopic)
+        self._camera_plans: dict[str, Any] = {}  # each scene read's cameras and keyframe images
+        notes: list[str] = []
         for name, b in by_scene.items():  # only the scenes asked for are opened (a worker opens its own)
             if wanted is None or name in wanted:
-                with _reading(b) as r:
-                    self.topics[name] = _choose_topics(b, _topics(r), opts)
+                notes += self._open_topics(name)
         poses = f"odometry {opts['odom_topic']}" if opts["odom_topic"] else f"tf {opts['world']} -> {opts['ego']}"
         shown = sorted(set(self.topics.values()))
+        cams = sorted({c.name for cs in self.cameras.values() for c in cs})
         self.classes = opts["classes"]
         self._scenes = list(by_scene)
         self.describe = (
-            f"ROS bag(s) {path}: {len(by_scene)} bag(s), clouds on {', '.join(shown)}, poses from {poses}; "
-            + keyframe_rule(opts)
+            f"ROS bag(s) {path}: {len(by_scene)} bag(s), clouds on {', '.join(shown)}, poses from {poses}, "
+            + (f"cameras {', '.join(cams)}" if cams else "no cameras")
+            + f"; {keyframe_rule(opts)}"
+            + "".join(f"; {n}" for n in dict.fromkeys(notes))
         )
 
+    def _open_topics(self, scene: str) -> list[str]:
+        """The scene's LiDAR topic and cameras chosen (its bag opened); the notes on image topics left out."""
+        from occkit.data.recordings.bag_cameras import find_cameras
+
+        b = self.bags[scene]
+        with _reading(b) as r:
+            topics = _topics(r)
+        self.topics[scene] = _choose_topics(b, topics, self.opts)
+        self.cameras[scene], notes = find_cameras(b, topics, self.options.cameras)
+        return notes
+
     def read(self, scene: str, load_points: bool = True) -> Any:
+        from dataclasses import replace
+
+        import numpy as np
+
+        from occkit.data.recordings.bag_cameras import AXES, plan_cameras
+
         if scene not in self.topics:  # a scene not asked for at opening: its topics chosen now
-            with _reading(self.bags[scene]) as r:
-                self.topics[scene] = _choose_topics(self.bags[scene], _topics(r), self.opts)
-        return read_bag(self.bags[scene], self.topics[scene], self.opts, scene, load_points)
+            self._open_topics(scene)
+        bag = self.bags[scene]
+        rec = read_bag(bag, self.topics[scene], self.opts, scene, load_points)
+        keyframes = [(int(s.token), s.token) for s in rec.sweeps if s.keyframe]
+        cams, tf = self.cameras[scene], _TfTree(bag)
+        messages = self._messages_of(scene, {t for c in cams for t in (c.topic, c.info)}, tf)
+        axes = self.options.camera_axes or AXES[0]
+        tolerance = self.options.camera_tolerance
+        plan = plan_cameras(bag, cams, keyframes, self.opts["ego"], tolerance, axes, messages, tf)
+        self._camera_plans[scene] = plan
+        up = np.eye(4)
+        up[2, 3] = self.opts["ego_height"]  # the ego frame moved down to the ground (read_bag's lower_ego)
+        rec.cameras = {k: replace(c, T_ego_from_cam=up @ c.T_ego_from_cam) for k, c in plan.cameras.items()}
+        if cams:
+            rec.notes["cameras"] = plan.notes()
+        missing = [f"{n} at {k} of {len(keyframes)}" for n, k in plan.missing.items() if k]
+        if missing:
+            rec.warnings.append(
+                f"camera images missing at some keyframes ({', '.join(missing)}): no image within the tolerance "
+                "(--camera-tolerance) of the keyframe's cloud; those cameras are left out of those keyframes' index "
+                "entries"
+            )
+        return rec
+
+    def write_images(self, scene: str, out: Path) -> dict[str, dict[str, str]]:
+        """The keyframes' camera images of ``scene`` written under ``out`` (docs/labels.md, "ROS bags")."""
+        from occkit.data.recordings.bag_cameras import write_images
+
+        if scene not in self._camera_plans:
+            self.read(scene, load_points=False)
+        return write_images(
+            self.bags[scene], self._camera_plans[scene], Path(out), lambda topics: self._messages_of(scene, topics)
+        )
+
+    def _messages_of(self, scene: str, topics: set[str], tf: _TfTree | None = None) -> Iterator[tuple[str, Any]]:
+        """``(topic, message)`` of ``topics`` in the scene's bag, in order (the bag opened when the first is
+        asked for, closed when the last is or the caller stops); with ``tf``, /tf and /tf_static fed into it on
+        the way."""
+        bag = self.bags[scene]
+        with _reading(bag) as r:
+            have = _topics(r)
+            tf_topics = {t: s for t, s in TF_TOPICS.items() if have.get(t) in TF_TYPES} if tf is not None else {}
+            conns = [c for c in r.connections if c.topic in topics or c.topic in tf_topics]
+            for t, msg in _messages(r, bag, conns):
+                if t in tf_topics:
+                    tf.add(msg, tf_topics[t])
+                else:
+                    yield t, msg
 
 
 def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> tuple[list[tuple], _TfTree, _Track]:
@@ -744,8 +832,22 @@ def _poses(
     return poses, left, extrapolated
 
 
+def _no_field_twice(msg: Any, where: str) -> None:
+    """Refuse a cloud that names a field twice (two ``x``: which one holds the coordinate cannot be told, and a
+    reader that takes either reads the other's bytes as points)."""
+    names = [f.name for f in msg.fields]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(
+            f"{where}: the cloud names the field{'s' if len(twice) > 1 else ''} {', '.join(twice)} more than once "
+            f"(its fields: {', '.join(names)}): which one to read cannot be told"
+        )
+
+
 def cloud_arrays_fields(msg: Any, where: str) -> None:
-    """Refuse a cloud without x, y and z fields (the check made without reading its points)."""
+    """Refuse a cloud without x, y and z fields, or with a field named twice (the check made without reading
+    its points)."""
+    _no_field_twice(msg, where)
     names = [f.name for f in msg.fields]
     lacking = [c for c in "xyz" if c not in names]
     if lacking:
@@ -773,29 +875,10 @@ def keyframe_rule(opts: dict[str, Any]) -> str:
     )
 
 
-def _keyframes(
-    bag: Path, topic: str, stamps: list[int], opts: dict[str, Any], left: Mapping[int, str] | None = None
-) -> tuple[list[bool], dict[str, Any]]:
-    """Whether each cloud is a keyframe, and what ``report.json`` says of them: every ``--keyframe-every``
-    N-th cloud with a pose from the first; or each ``--keyframes`` stamp the nearest cloud's within the
-    tolerance (``--keyframe-tolerance``, default half the median cloud period). A listed stamp near this
-    bag's clouds (within the tolerance of the first to the last) that is no cloud's within the tolerance, or
-    whose cloud has no pose (``left``), is refused naming it, as is one outside the clouds of a recording of
-    one bag; in a folder of bags, one that no bag's clouds hold is refused once every bag was read."""
-    import bisect
-
-    left = left or {}
-    if opts["keyframes"] is None:
-        kept = [s for s in stamps if s not in left]
-        chosen = set(kept[:: opts["every"]])
-        flags = [s in chosen for s in stamps]
-        notes = {"keyframes": keyframe_rule(opts), "keyframe_stamps": sorted(chosen)}
-        return flags, notes
+def _listed_near(bag: Path, topic: str, stamps: list[int], opts: dict[str, Any], tol: int, said: str) -> list[int]:
+    """The ``--keyframes`` stamps within ``tol`` (ns) of this bag's first to last cloud; a stamp outside a
+    recording of one bag is refused, and in a folder of bags one no bag holds, once every bag was read."""
     f = opts["keyframes_file"]
-    periods = sorted(b - a for a, b in zip(stamps, stamps[1:]))
-    tol_s = opts["keyframe_tolerance"]
-    tol = int(round(tol_s * 1e9)) if tol_s is not None else (periods[len(periods) // 2] // 2 if periods else 0)
-    said = f"{tol / 1e9:g} s" + (" (--keyframe-tolerance)" if tol_s is not None else " (half the cloud period)")
     lo, hi = stamps[0] - tol, stamps[-1] + tol
     spans = opts.setdefault("_spans", {})
     spans[str(bag)] = (lo, hi)
@@ -821,6 +904,33 @@ def _keyframes(
             f"--keyframes {f}: none of its stamps is within {said} of a cloud on {topic} in {bag} "
             f"(its clouds: {stamps[0]}..{stamps[-1]} ns)"
         )
+    return mine
+
+
+def _keyframes(
+    bag: Path, topic: str, stamps: list[int], opts: dict[str, Any], left: Mapping[int, str] | None = None
+) -> tuple[list[bool], dict[str, Any]]:
+    """Whether each cloud is a keyframe, and what ``report.json`` says of them: every ``--keyframe-every``
+    N-th cloud with a pose from the first; or each ``--keyframes`` stamp the nearest cloud's within the
+    tolerance (``--keyframe-tolerance``, default half the median cloud period). A listed stamp near this
+    bag's clouds (within the tolerance of the first to the last) that is no cloud's within the tolerance, or
+    whose cloud has no pose (``left``), is refused naming it, as is one outside the clouds of a recording of
+    one bag; in a folder of bags, one that no bag's clouds hold is refused once every bag was read."""
+    import bisect
+
+    left = left or {}
+    if opts["keyframes"] is None:
+        kept = [s for s in stamps if s not in left]
+        chosen = set(kept[:: opts["every"]])
+        flags = [s in chosen for s in stamps]
+        notes = {"keyframes": keyframe_rule(opts), "keyframe_stamps": sorted(chosen)}
+        return flags, notes
+    f = opts["keyframes_file"]
+    periods = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+    tol_s = opts["keyframe_tolerance"]
+    tol = int(round(tol_s * 1e9)) if tol_s is not None else (periods[len(periods) // 2] // 2 if periods else 0)
+    said = f"{tol / 1e9:g} s" + (" (--keyframe-tolerance)" if tol_s is not None else " (half the cloud period)")
+    mine = _listed_near(bag, topic, stamps, opts, tol, said)
     chosen: dict[int, int] = {}  # cloud stamp -> the listed stamp
     moved = 0
     for s in mine:
@@ -856,6 +966,7 @@ def _boxes_of(bag: Path, topic: str, sweeps: list[Any], stamps: list[int], opts:
 
     have = set(stamps)
     kept = {s.token for s in sweeps}  # a left-out cloud's boxes go with it
+    _boxes_within(bag, topic, stamps, opts)
     rows = []
     for s, rs in sorted(opts["boxes"].items()):
         if stamps[0] <= s <= stamps[-1]:
@@ -864,6 +975,32 @@ def _boxes_of(bag: Path, topic: str, sweeps: list[Any], stamps: list[int], opts:
             if str(s) in kept:
                 rows.extend(rs)
     _attach_boxes(sweeps, {"boxes": rows}, Path(opts["boxes_file"]))
+
+
+def _boxes_within(bag: Path, topic: str, stamps: list[int], opts: dict[str, Any]) -> None:
+    """Refuse ``--boxes`` rows none of which lies within the clouds' span (the bag's first to last cloud on
+    ``topic``): of this bag in a recording of one bag, of any bag once every bag of a folder was read. They
+    would all be dropped, and the scene labelled without a box, with no word."""
+    given = sorted(opts["boxes"])
+    if not given:  # an empty list: no object (said by --refine-boxes where it needs one)
+        return
+    spans = opts.setdefault("_box_spans", {})
+    spans[str(bag)] = (stamps[0], stamps[-1])
+    f = opts["boxes_file"]
+    if opts.get("bags", 1) == 1:
+        if not any(stamps[0] <= s <= stamps[-1] for s in given):
+            raise ValueError(
+                f"--boxes {f}: none of its {len(given)} stamps ({given[0]}..{given[-1]} ns) lies within the clouds "
+                f"on {topic} in {bag} ({stamps[0]}..{stamps[-1]} ns): every box would be dropped (stamps of another "
+                "recording, or in other units than ns?)"
+            )
+    elif len(spans) >= opts["bags"] and not any(a <= s <= b for a, b in spans.values() for s in given):
+        first, last = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
+        raise ValueError(
+            f"--boxes {f}: none of its {len(given)} stamps ({given[0]}..{given[-1]} ns) lies within the clouds of "
+            f"any of the {opts['bags']} bags ({first}..{last} ns): every box would be dropped (stamps of another "
+            "recording, or in other units than ns?)"
+        )
 
 
 READER = BagReader

@@ -332,6 +332,14 @@ class RecordingReader(ABC):
         (what ``occkit label --write-rig`` keeps), else None."""
         return None
 
+    def write_images(self, scene: str, out: Path) -> dict[str, dict[str, str]]:
+        """Write the camera images of ``scene``'s keyframes under ``out`` (the output being written, as
+        ``samples/<camera>/<file>``), streamed as they are read, after :meth:`read` of the scene; return
+        ``{keyframe token: {camera: path relative to out}}``, what the index records as ``img_path``
+        (a camera missing at a keyframe is left out of its entry). For a recording whose images are
+        not files to link (:attr:`images`): a ROS bag's messages. The default: none."""
+        return {}
+
     def fingerprint(self, scenes: list[str]) -> Any:
         """A JSON value that changes when the recording of ``scenes`` does (cheap: hashes of its tables,
         sizes and modification times of its data files): part of the key a stopped ``occkit label``

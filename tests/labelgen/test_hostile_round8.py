@@ -283,7 +283,7 @@ def _rig(tmp_path, labels=None, boxes=None):
 def test_a_point_label_of_minus_one_is_said_as_minus_one(tmp_path, capsys):
     rig = _rig(tmp_path, labels=[2, -1, 0])
     err = _refused(["label", "--data", str(rig), "--out", str(tmp_path / "o")], capsys)
-    assert f"{rig / 's' / 'lidar' / 't1.npz'}: labels: id -1 at 1 of 3 points, outside rig.json's classes (0..2)" in err
+    assert f"{rig / 's' / 'lidar' / 't1.npz'}: labels: id -1 at 1 of 3 points, outside the class table (0..2)" in err
     from occkit.data.scene_record import SceneRecord, Sweep, check_record
 
     s = Sweep("t", 1, "L", np.eye(4), np.zeros((2, 3), np.float32), labels=np.array([-1, 2]), keyframe=True)

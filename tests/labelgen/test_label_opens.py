@@ -149,8 +149,8 @@ def test_splits_come_from_rig_json(world, tmp_path):
     [
         ({"train": ["scene-0000"], "val": ["scene-9"]}, "not scenes of the rig"),
         ({"train": ["scene-0000"], "val": ["scene-0000"]}, "in both train and val"),
-        ({"test": ["scene-0000"]}, "unknown split 'test'"),
-        ({"val": "scene-0000"}, "must be a list"),
+        ({"test": ["scene-0000"]}, "splits: unknown key 'test' (its keys: train, val)"),
+        ({"val": "scene-0000"}, "splits.val: text 'scene-0000' is not a list"),
     ],
 )
 def test_bad_splits_in_rig_json_are_refused_in_one_line(world, tmp_path, splits, words):

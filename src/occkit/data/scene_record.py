@@ -15,6 +15,7 @@ origin before anything else (:func:`occkit.labelgen.pipeline.local_record`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -61,7 +62,10 @@ class Sweep:
         labels: ``(N,)`` int64 class ids, or None (unlabelled sweep).
         keyframe: whether a label is made at this sweep.
         boxes: the objects' boxes at this sweep, or None (no boxes given).
-        source: where it was read from (for messages).
+        source: where its points were read from (for messages).
+        row: where its token, time, sensor and pose were read from, for messages (a table's row, e.g.
+            ``.../sweeps.json: sweeps[3] (token 'a')``); empty: the record's source and the token name it.
+        boxes_source: the file its boxes were read from, for messages (empty: as :attr:`row`).
     """
 
     token: str
@@ -74,6 +78,8 @@ class Sweep:
     keyframe: bool = False
     boxes: Boxes | None = None
     source: str = ""
+    row: str = ""
+    boxes_source: str = ""
 
 
 @dataclass
@@ -175,8 +181,11 @@ def check_record(rec: SceneRecord) -> None:
     non-finite points, poses that are not rigid, timestamps out of order, an unknown sensor id,
     two sweeps with one token, boxes with a size that is not positive or not finite, a track id
     that changes class or comes twice in a sweep, labels outside the class table, no keyframe.
-    A sweep's points are named by their file (:attr:`Sweep.source`), its pose, time and boxes by
-    the scene's source and the sweep's token (they come from the scene's tables, not that file)."""
+    A sweep's points are named by their file (:attr:`Sweep.source`), its pose, time and token by its table's
+    row (:attr:`Sweep.row`) and its boxes by their file (:attr:`Sweep.boxes_source`), else by the scene's
+    source and the sweep's token (they come from the scene's tables, not the points' file).
+    These rules are held here alone: a reader checks its files' types, shapes and bounds (its schema,
+    :mod:`occkit.schema`) and leaves what they mean together to this check."""
     where = rec.source or rec.name
     if not rec.sweeps:
         raise ValueError(f"{where}: scene {rec.name!r} has no sweep")
@@ -184,17 +193,21 @@ def check_record(rec: SceneRecord) -> None:
     n_cls = len(rec.classes)
     track_class: dict[int, tuple[int, str]] = {}
     last_t = None
-    tokens: set[str] = set()
-    for s in rec.sweeps:
-        row = f"{where}: sweep {s.token!r}"
+    tokens: dict[str, tuple[int, str]] = {}
+    for i, s in enumerate(rec.sweeps):
+        row = s.row or f"{where}: sweep {s.token!r}"
         if s.token in tokens:
-            raise ValueError(f"{row}: the token comes twice in the scene (each sweep needs its own)")
-        tokens.add(s.token)
+            j, first = tokens[s.token]
+            shared = os.path.commonprefix([first, row])
+            other = first[shared.rfind(": ") + 2 :] if s.row and ": " in shared else f"the scene's sweep {j}"
+            raise ValueError(f"{row}: the token comes twice in the scene (also {other}; each sweep needs its own)")
+        tokens[s.token] = (i, row)
         _check_sweep_pose(rec, s, row, last_t)
         last_t = s.timestamp
         _check_sweep_points(s, s.source or row, n_cls)
         if s.boxes is not None:
-            _check_sweep_boxes(s.boxes, row, n_cls, track_class, s.token)
+            at = f"{s.boxes_source}: sweep {s.token!r}" if s.boxes_source else row
+            _check_sweep_boxes(s.boxes, at, n_cls, track_class, s.token)
     if not rec.keyframes:
         raise ValueError(f"{where}: scene {rec.name!r} has no keyframe (a sweep with keyframe: true)")
 
@@ -262,8 +275,13 @@ def _check_sweep_boxes(b: Boxes, at: str, n_cls: int, track_class: dict[int, tup
     """Refuse a sweep's boxes that are not finite, not of positive size or over :data:`BOX_LIMIT_M`, of a class
     outside the table, or
     whose track changed class since an earlier sweep (``track_class``: each track's first class and sweep)."""
-    if not (np.isfinite(b.center).all() and np.isfinite(b.size).all() and np.isfinite(b.yaw).all()):
-        raise ValueError(f"{at}: boxes: a centre, size or yaw is NaN or infinite")
+    bad = ~(np.isfinite(b.center).all(1) & np.isfinite(b.size).all(1) & np.isfinite(b.yaw))
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise ValueError(
+            f"{at}: boxes: track {int(b.track[k])} has a centre, size or yaw that is NaN or infinite (center "
+            f"{b.center[k].tolist()}, size {b.size[k].tolist()}, yaw {float(b.yaw[k])})"
+        )
     if len(b) and float(b.size.min()) <= 0:
         k = int(np.argwhere(b.size <= 0)[0, 0])
         raise ValueError(f"{at}: boxes: track {int(b.track[k])} has size {b.size[k].tolist()} (must be positive)")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -85,12 +86,14 @@ class Stages:
         for path in clean:
             shutil.rmtree(path, ignore_errors=True)
         log = self.out / "logs" / f"{name.replace(':', '-')}.log"
-        t0, rc, error = time.perf_counter(), 0, ""
+        t0, rc, error, parts = time.perf_counter(), 0, "", []
         with log.open("w") as fh:
             for cmd in cmds:
                 fh.write("$ " + " ".join(cmd) + "\n")
                 fh.flush()
+                t1 = time.perf_counter()
                 proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=_env())
+                parts.append([_part(cmd), round(time.perf_counter() - t1, 1)])
                 if proc.returncode:
                     rc = proc.returncode
                     break
@@ -98,9 +101,18 @@ class Stages:
         if rc:
             error = _last_line(log)
         self.results[name] = {"rc": rc, "seconds": round(seconds, 1), **({"error": error} if rc else {})}
+        if len(parts) > 1:
+            self.results[name]["parts"] = parts
         self.save()
         print(f"{name}: rc {rc}, {seconds:.1f} s" + (f": {error}" if rc else ""), flush=True)
         return rc == 0
+
+
+def _part(cmd: list[str]) -> str:
+    """A command's short name: ``train radocc``, ``predict``, ``rig_to_bag.py``."""
+    if cmd[1:3] == ["-m", "occkit"]:
+        return " ".join(cmd[3:5]) if cmd[3] in ("train", "priors") else cmd[3]
+    return Path(cmd[1]).name if len(cmd) > 1 else cmd[0]
 
 
 def _env() -> dict:
@@ -120,10 +132,9 @@ def _last_line(log: Path) -> str:
 
 
 def _figures(path: Path) -> dict:
-    """mIoU, geometry IoU and RayIoU from ``occkit eval --json``, in percent."""
+    """mIoU, geometry IoU and RayIoU from ``occkit eval --json`` (percent, as it writes them)."""
     res = json.loads(path.read_text())
-    scale = 100.0 if all(0 <= (res.get(k) or 0) <= 1 for k in ("miou", "geometry_iou", "rayiou")) else 1.0
-    return {k: round(scale * float(res[k]), 2) for k in ("miou", "geometry_iou", "rayiou") if res.get(k) is not None}
+    return {k: round(float(res[k]), 2) for k in ("miou", "geometry_iou", "rayiou") if res.get(k) is not None}
 
 
 def make_world(st: Stages, args) -> Path:
@@ -365,19 +376,24 @@ def report(st: Stages, args) -> None:
     for row in args.rows:  # the figures, from each row's eval file
         if st.done(row) and (args.out / "pred" / f"{row}.json").is_file():
             r[row].update(_figures(args.out / "pred" / f"{row}.json"))
-    st.save()
     print("\n| stage | rc | seconds | figures or error |\n|---|---|---|---|")
     for name in ("world", "bags", "label", "priors", *args.rows):
         if name in r:
             e = r[name]
-            figs = [f"{k} {v}" for k, v in e.items() if k not in ("rc", "seconds", "error")]
+            figs = [f"{k} {v}" for k, v in e.items() if k not in ("rc", "seconds", "error", "parts")]
+            figs += [f"{part} {sec} s" for part, sec in e.get("parts", [])]
+            log = args.out / "logs" / f"{name}.log"
+            if "parts" not in e and log.is_file():  # the training minutes each run printed
+                figs += [
+                    f"training {m} min" for m in re.findall(r"steps \(([\d.]+) min of training\)", log.read_text())
+                ]
             fig = ", ".join(figs) or e.get("error", "")
             print(f"| {name} | {e['rc']} | {e.get('seconds', '')} | {fig} |")
     rd = Stages(args.out, "readers.json").results
     if rd:
         print("\n| reader: step | rc | seconds | figures or error |\n|---|---|---|---|")
         for name, e in rd.items():
-            figs = [f"{k} {v}" for k, v in e.items() if k not in ("rc", "seconds", "error")]
+            figs = [f"{k} {v}" for k, v in e.items() if k not in ("rc", "seconds", "error", "parts")]
             print(f"| {name} | {e['rc']} | {e.get('seconds', '')} | {', '.join(figs) or e.get('error', '')} |")
     if "image_cost" in r and "median_s_per_keyframe" in r["image_cost"]:
         m = r["image_cost"]["median_s_per_keyframe"]

@@ -67,10 +67,17 @@ class Stages:
         self.out = out
         self.file = out / file
         self.results: dict = json.loads(self.file.read_text()) if self.file.is_file() else {}
+        self.mine: set[str] = set()  # the stages this process ran: the only ones it writes
         (out / "logs").mkdir(parents=True, exist_ok=True)
 
-    def save(self) -> None:
-        tmp = self.file.with_suffix(".tmp")
+    def save(self, *names: str) -> None:
+        """Writes this process's stages (and ``names``) into the file as it is now: two sections running at
+        once in two processes keep each other's results."""
+        self.mine.update(names)
+        now = json.loads(self.file.read_text()) if self.file.is_file() else {}
+        now.update({k: self.results[k] for k in self.mine if k in self.results})
+        self.results = {**now, **{k: self.results[k] for k in self.mine if k in self.results}}
+        tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.results, indent=1))
         tmp.replace(self.file)
 
@@ -103,7 +110,7 @@ class Stages:
         self.results[name] = {"rc": rc, "seconds": round(seconds, 1), **({"error": error} if rc else {})}
         if len(parts) > 1:
             self.results[name]["parts"] = parts
-        self.save()
+        self.save(name)
         print(f"{name}: rc {rc}, {seconds:.1f} s" + (f": {error}" if rc else ""), flush=True)
         return rc == 0
 
@@ -197,7 +204,7 @@ def loop(st: Stages, args) -> None:
     st.results["label"]["keyframes"] = sum(
         len(v) for v in json.loads((labels / "annotations.json").read_text())["scene_infos"].values()
     )
-    st.save()
+    st.save("label")
     # the 2D priors a recording can have: occkit's own networks, trained on a synthetic world of another seed
     pw, pnet, priors = args.out / "prior-world", args.out / "prior-net", args.out / "priors"
     size = [str(v) for v in args.image_size]
@@ -244,20 +251,21 @@ def loop(st: Stages, args) -> None:
             cmds = [train_cmd(row, labels, run, args.steps)]
         if row in need_priors and not st.done("priors"):
             st.results[row] = {"rc": -1, "seconds": 0.0, "error": "no priors: " + st.results["priors"].get("error", "")}
-            st.save()
+            st.save(row)
             continue
         if st.run(row, cmds + evaluate, clean=clean):
             st.results[row].update(_figures(args.out / "pred" / f"{row}.json"))
-            st.save()
+            st.save(row)
 
 
-def image_cost(st: Stages, args) -> None:
-    """The same bags labelled without and with their cameras, alternated; seconds a keyframe, median of N."""
-    world = make_world(st, args)
-    bags, scenes = make_bags(st, args, world)
-    key = "image_cost"
+def image_cost(args) -> None:
+    """The same bags labelled without and with their cameras, alternated; seconds a keyframe, median of N
+    (OUT/images.json)."""
+    setup = Stages(args.out)
+    world = make_world(setup, args)
+    bags, scenes = make_bags(setup, args, world)
+    st, key = Stages(args.out, "images.json"), "image_cost"
     times: dict[str, list[float]] = st.results.get(key, {}).get("runs", {"none": [], "six": []})
-    keyframes = st.results.get("label", {}).get("keyframes")
     while min(len(v) for v in times.values()) < args.repeats:
         for arm in ("none", "six"):
             if len(times[arm]) >= args.repeats:
@@ -270,7 +278,7 @@ def image_cost(st: Stages, args) -> None:
             seconds = time.perf_counter() - t0
             if proc.returncode:
                 st.results[key] = {"rc": proc.returncode, "error": (proc.stdout + proc.stderr).strip().splitlines()[-1]}
-                st.save()
+                st.save(key)
                 print(f"{key}: {arm}: rc {proc.returncode}: {st.results[key]['error']}", flush=True)
                 return
             ann = json.loads((out / "annotations.json").read_text())["scene_infos"]
@@ -278,12 +286,12 @@ def image_cost(st: Stages, args) -> None:
             times[arm].append(round(seconds / keyframes, 3))
             print(f"{key}: {arm}: {seconds:.1f} s, {keyframes} keyframes", flush=True)
             st.results[key] = {"rc": 0, "keyframes": keyframes, "runs": times}
-            st.save()
+            st.save(key)
     res = st.results[key]
     res["median_s_per_keyframe"] = {arm: statistics.median(v) for arm, v in times.items()}
     med = res["median_s_per_keyframe"]
     res["images_add_s_per_keyframe"] = round(med["six"] - med["none"], 3)
-    st.save()
+    st.save(key)
     shutil.rmtree(args.out / "imgcost", ignore_errors=True)
 
 
@@ -368,10 +376,12 @@ def readers(args) -> None:
                 st.results[f"{reader}: label"]["keyframes"] = sum(len(v) for v in infos.values())
             if step == "eval":
                 st.results[f"{reader}: eval"].update(_figures(args.out / "reader-pred" / f"{reader}.json"))
-            st.save()
+            st.save(f"{reader}: {step}")
 
 
-def report(st: Stages, args) -> None:
+def report(args) -> None:
+    """The tables of every section's results as the files hold them now."""
+    st = Stages(args.out)
     r = st.results
     for row in args.rows:  # the figures, from each row's eval file
         if st.done(row) and (args.out / "pred" / f"{row}.json").is_file():
@@ -395,6 +405,7 @@ def report(st: Stages, args) -> None:
         for name, e in rd.items():
             figs = [f"{k} {v}" for k, v in e.items() if k not in ("rc", "seconds", "error", "parts")]
             print(f"| {name} | {e['rc']} | {e.get('seconds', '')} | {', '.join(figs) or e.get('error', '')} |")
+    r = Stages(args.out, "images.json").results
     if "image_cost" in r and "median_s_per_keyframe" in r["image_cost"]:
         m = r["image_cost"]["median_s_per_keyframe"]
         print(
@@ -434,8 +445,8 @@ def main() -> int:
     if "readers" in sections:
         readers(args)
     if "images" in sections:
-        image_cost(st, args)
-    report(st, args)
+        image_cost(args)
+    report(args)
     return 0
 
 

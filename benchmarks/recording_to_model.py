@@ -259,38 +259,48 @@ def loop(st: Stages, args) -> None:
 
 
 def image_cost(args) -> None:
-    """The same bags labelled without and with their cameras, alternated; seconds a keyframe, median of N
-    (OUT/images.json)."""
+    """The same bags labelled without and with their cameras, alternated: wall and CPU seconds a keyframe
+    (the command's, its children's CPU time from ``getrusage``: what other jobs' load changes least), median
+    of N (OUT/images.json)."""
+    import resource
+
     setup = Stages(args.out)
     world = make_world(setup, args)
     bags, scenes = make_bags(setup, args, world)
     st, key = Stages(args.out, "images.json"), "image_cost"
-    times: dict[str, list[float]] = st.results.get(key, {}).get("runs", {"none": [], "six": []})
-    while min(len(v) for v in times.values()) < args.repeats:
+    runs: dict[str, list[dict]] = st.results.get(key, {}).get("runs", {"none": [], "six": []})
+    while min(len(v) for v in runs.values()) < args.repeats:
         for arm in ("none", "six"):
-            if len(times[arm]) >= args.repeats:
+            if len(runs[arm]) >= args.repeats:
                 continue
             out = args.out / "imgcost" / arm
             shutil.rmtree(out, ignore_errors=True)
             cmd = label_args(args, bags, scenes) + ["--out", str(out)] + (["--cameras", ""] if arm == "none" else [])
-            t0 = time.perf_counter()
+            cpu0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True, env=_env())
-            seconds = time.perf_counter() - t0
+            seconds, cpu1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
             if proc.returncode:
                 st.results[key] = {"rc": proc.returncode, "error": (proc.stdout + proc.stderr).strip().splitlines()[-1]}
                 st.save(key)
                 print(f"{key}: {arm}: rc {proc.returncode}: {st.results[key]['error']}", flush=True)
                 return
             ann = json.loads((out / "annotations.json").read_text())["scene_infos"]
-            keyframes = sum(len(v) for v in ann.values())
-            times[arm].append(round(seconds / keyframes, 3))
-            print(f"{key}: {arm}: {seconds:.1f} s, {keyframes} keyframes", flush=True)
-            st.results[key] = {"rc": 0, "keyframes": keyframes, "runs": times}
+            n = sum(len(v) for v in ann.values())
+            work = re.search(r"\(([\d.]+) s a keyframe of work", proc.stdout)  # what occkit label says
+            runs[arm].append(
+                {"wall": round(seconds / n, 3), "cpu": round(cpu / n, 3), "work": float(work[1]) if work else None}
+            )
+            print(f"{key}: {arm}: {seconds:.1f} s wall, {cpu:.1f} s CPU, {n} keyframes", flush=True)
+            st.results[key] = {"rc": 0, "keyframes": n, "runs": runs}
             st.save(key)
     res = st.results[key]
-    res["median_s_per_keyframe"] = {arm: statistics.median(v) for arm, v in times.items()}
-    med = res["median_s_per_keyframe"]
-    res["images_add_s_per_keyframe"] = round(med["six"] - med["none"], 3)
+    med = {
+        arm: {m: statistics.median(r[m] for r in v if r[m] is not None) for m in ("wall", "cpu", "work")}
+        for arm, v in runs.items()
+    }
+    res["median_s_per_keyframe"] = med
+    res["images_add_s_per_keyframe"] = {m: round(med["six"][m] - med["none"][m], 3) for m in med["six"]}
     st.save(key)
     shutil.rmtree(args.out / "imgcost", ignore_errors=True)
 
@@ -408,10 +418,11 @@ def report(args) -> None:
     r = Stages(args.out, "images.json").results
     if "image_cost" in r and "median_s_per_keyframe" in r["image_cost"]:
         m = r["image_cost"]["median_s_per_keyframe"]
-        print(
-            f"\nocckit label, s a keyframe (median of {args.repeats}): no cameras {m['none']}, six cameras {m['six']}"
-            f" (images add {r['image_cost']['images_add_s_per_keyframe']})"
-        )
+        add = r["image_cost"]["images_add_s_per_keyframe"]
+        print(f"\nocckit label, seconds a keyframe (median of {args.repeats}; wall, CPU, the work it reports):")
+        for arm in ("none", "six"):
+            print(f"  {arm} cameras: " + ", ".join(f"{k} {v:.3f}" for k, v in m[arm].items()))
+        print("  images add: " + ", ".join(f"{k} {v:.3f}" for k, v in add.items()))
 
 
 def main() -> int:

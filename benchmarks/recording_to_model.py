@@ -20,10 +20,14 @@ the route docs/priors.md gives for data without them.
 A second section measures what images cost ``occkit label``: the same bags labelled without cameras
 (``--cameras ''``) and with their six cameras, alternated, seconds a keyframe (median of ``--repeats``).
 
-    python benchmarks/recording_to_model.py --out OUT [--steps 20] [--rows radocc,easyocc,...] [--sections loop,images]
+    python benchmarks/recording_to_model.py --out OUT [--steps 20] [--rows radocc,easyocc,...]
+        [--sections loop,readers,images]
 
-Every stage is kept as it finishes (OUT/results.json: rc, seconds, the figures or the one-line error; its log
-under OUT/logs/); running the command again skips what is done and retries what failed. One torch thread.
+Every stage is kept as it finishes (rc, seconds, each command's seconds, the figures or the one-line error, in
+OUT/results.json for the world, the bags and the presets, OUT/readers.json and OUT/images.json for the other two
+sections; each stage's log under OUT/logs/); running the command again skips what is done and retries what
+failed, and sections may run at once in separate processes. One torch thread. ``--sections report`` prints the
+tables of what is done.
 """
 
 from __future__ import annotations
@@ -425,7 +429,35 @@ def report(args) -> None:
         print("  images add: " + ", ".join(f"{k} {v:.3f}" for k, v in add.items()))
 
 
-def main() -> int:
+SECTIONS = ("loop", "readers", "images", "report")  # report: the tables of what is done, no work
+
+
+def _refusal(args) -> str | None:
+    """The first bad option, said in one line; None when all are good."""
+    for opt, value, least in (
+        ("--scenes", args.scenes, 2),  # the last scene is the validation scene
+        ("--frames", args.frames, 2),  # pseudolabel takes the frames before: one at least
+        ("--sweeps", args.sweeps, 1),
+        ("--steps", args.steps, 1),
+        ("--prior-steps", args.prior_steps, 1),
+        ("--repeats", args.repeats, 1),
+        ("--image-size", min(args.image_size), 16),
+    ):
+        if value < least:
+            return f"{opt} {value}: expected an integer >= {least}"
+    for opt, given, known in (
+        ("--rows", args.rows, ROWS),
+        ("--readers", args.readers, READERS),
+        ("--sections", args.sections, SECTIONS),
+    ):
+        unknown = [g for g in given if g not in known]
+        if unknown or not given:
+            what = f"unknown {', '.join(unknown)}" if unknown else "none given"
+            return f"{opt}: {what} (choices: {', '.join(known)})"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="the benchmark's folder (resumed if it holds one)")
     p.add_argument("--scenes", type=int, default=2, help="scenes of the world; the last is the validation scene")
@@ -435,22 +467,27 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=20, help="training steps of every preset")
     p.add_argument("--prior-steps", type=int, default=20, help="occkit priors train --steps")
     p.add_argument("--rows", default=",".join(ROWS), help="presets to run, comma list")
-    p.add_argument("--sections", default="loop,readers,images", help="comma list of loop, readers, images")
+    p.add_argument(
+        "--sections",
+        default="loop,readers,images",
+        help="comma list of loop, readers, images (report: only the tables)",
+    )
     p.add_argument("--readers", default=",".join(READERS), help="the readers section's recordings, comma list")
     p.add_argument("--write-drive", nargs=2, type=Path, metavar=("WORLD", "ROOT"), help=argparse.SUPPRESS)
     p.add_argument("--repeats", type=int, default=3, help="label runs per arm of the image cost")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.write_drive:  # the readers section's KITTI raw drive, in its own process
         _drive_writer()(*args.write_drive)
         return 0
     args.readers = [r for r in args.readers.split(",") if r]
     args.rows = [r for r in args.rows.split(",") if r]
-    unknown = sorted(set(args.rows) - set(ROWS))
-    if unknown:
-        p.error(f"--rows: unknown {', '.join(unknown)} (rows: {', '.join(ROWS)})")
+    args.sections = sections = [s for s in args.sections.split(",") if s]
+    said = _refusal(args)
+    if said:
+        print(f"recording_to_model: {said}", file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     st = Stages(args.out)
-    sections = [s for s in args.sections.split(",") if s]
     if "loop" in sections:
         loop(st, args)
     if "readers" in sections:

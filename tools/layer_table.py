@@ -27,6 +27,7 @@ HOLDS = {
     "deprecation": "the warning an old form of the public API gives, the aliases of moved modules",
     "labels": "class tables",
     "fileio": "atomic writes, checked reads",
+    "schema": "the schemas of the files occkit reads: pydantic models' base and their one-line errors",
     "config": "dataclass configs from YAML",
     "processes": "child processes that end with their parent",
     "registries": "what the registries share: finding the entries of occkit's own modules",

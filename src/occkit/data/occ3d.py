@@ -651,7 +651,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
         label`` writes each keyframe's there, a nuScenes ``.pcd.bin``), in the ego frame through
         ``lidar_sensor.extrinsic``: ``(P, 4)`` float32 x, y, z, intensity; None where the index names no
         file or the file is not there (real Occ3D: ``data.lidar_infos`` gives its LiDAR)."""
-        from occkit.data.lidar_sweeps import read_pcd_bin
+        from occkit.data.pcd_bin import read_pcd_bin
 
         rel = (self.info(token).get("lidar_sensor") or {}).get("filename")
         if not isinstance(rel, str) or not rel or not (self.root / rel.removeprefix("./")).is_file():

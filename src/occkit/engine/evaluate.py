@@ -188,7 +188,7 @@ def score_frames(
 
 def scored_mask(dataset: Any) -> str:
     """The mask a run's frames are scored in: ``camera`` (the format's), or ``lidar`` where the frames'
-    index records no cameras (:meth:`occkit.data.occ3d.Occ3DDataset.records_no_cameras`)."""
+    index records no cameras (the frames' dataset answers ``records_no_cameras()``)."""
     said = getattr(dataset, "records_no_cameras", None)
     return "lidar" if callable(said) and len(dataset) and said() else "camera"
 

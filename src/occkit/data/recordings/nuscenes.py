@@ -401,8 +401,8 @@ def read_scene(t: _Opened, name: str, load_points: bool = True):
 def _read_scene(t: _Opened, name: str, load_points: bool):
     import numpy as np
 
-    from occkit.data.lidar_sweeps import read_pcd_bin
     from occkit.data.nuscenes_tables import LIDAR_CHANNEL, NUSCENES_EGO_CENTER, NUSCENES_EGO_SIZE
+    from occkit.data.pcd_bin import read_pcd_bin
     from occkit.data.scene_record import SceneRecord, Sweep, check_record
 
     scene = t.scene(name)

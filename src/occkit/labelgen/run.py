@@ -23,9 +23,6 @@ def safe_name(name: str, what: str) -> str:
     return name
 
 
-_safe = safe_name
-
-
 def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     """Label one scene and write its files under ``job["part"]`` through the output format's label
     writer (``job["target"]``, a :class:`~occkit.labelgen.output.LabelTarget`: its classes, grid and
@@ -53,7 +50,7 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     writer = get_format(target.format).writers.label_writer
     T_grid = T_ego_from_grid(rec, target)
     labels, report = label_scene(rec, target.grid, target.classes, target.free, opt, T_grid)
-    scene = _safe(rec.name, "scene")
+    scene = safe_name(rec.name, "scene")
     infos: dict[str, Any] = {}
     keys = [rec.sweeps[k] for k in rec.keyframes]
     written = _write_images(recording, job["scene"], part, rec, writer.family)
@@ -61,7 +58,7 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
         job = {**job, "images": written}
     no_image: list[str] = []  # the keyframes without an image of the KITTI layouts' camera
     for i, (s, lab) in enumerate(zip(keys, labels)):
-        token = _safe(s.token, f"scene {scene}: sweep token")
+        token = safe_name(s.token, f"scene {scene}: sweep token")
         record = _index_record(rec, job, keys, i, writer.family, own_images=written is not None)
         frame = frame_labels(target, writer, lab, scene, token, i, record, recorded.sweeps[rec.keyframes[i]])
         if writer.family == "kitti" and record.get("camera"):  # the layout's camera image, linked or converted

@@ -87,8 +87,9 @@ def _stats(vals: list[float]) -> dict:
 
 
 def summarise(rows: list[dict]) -> dict:
-    """An arm's runs (each ``{"seed", "eval", "losses", "settings"}``): each score's mean, min, max, std and
-    runs; each loss term's mean over the runs and whether it was nonzero (> 1e-6 in every run)."""
+    """An arm's runs (each ``{"seed", "eval", "losses", "settings"}``, settings: the loss settings given beside
+    the preset's): each score's mean, min, max, std and runs; each loss term's mean over the runs and whether it
+    was nonzero (> 1e-6 in every run)."""
     s: dict = {"seeds": [r["seed"] for r in rows]}
     for key in ("miou", "rayiou", "geometry_iou"):
         vals = [float(r["eval"][key]) for r in rows if key in r["eval"]]
@@ -118,8 +119,8 @@ def _loss_cell(losses: dict, names: list[str]) -> str:
 def table(summary: dict) -> str:
     lines = [
         "| arm | seeds | mIoU mean (min..max) | RayIoU mean (min..max) | geometry IoU mean (min..max) "
-        "| losses (mean, last steps) |",
-        "|---|---|---:|---:|---:|---|",
+        "| losses (mean, last steps) | loss settings |",
+        "|---|---|---:|---:|---:|---|---|",
     ]
     names = sorted({k for s in summary.values() for k in s["losses"]})
     for arm, s in summary.items():
@@ -128,7 +129,11 @@ def table(summary: dict) -> str:
             v = s.get(key)
             cells.append(f"{v['mean']:.2f} ({v['min']:.2f}..{v['max']:.2f})" if v else "-")
         seeds = ",".join(str(x) for x in s["seeds"])
-        lines.append(f"| {arm} | {seeds} | " + " | ".join(cells) + f" | {_loss_cell(s['losses'], names)} |")
+        lines.append(
+            f"| {arm} | {seeds} | "
+            + " | ".join(cells)
+            + f" | {_loss_cell(s['losses'], names)} | {' '.join(s['settings']) or 'the preset'} |"
+        )
     return "\n".join(lines)
 
 
@@ -205,7 +210,7 @@ def study(args: argparse.Namespace) -> int:
                 "seed": seed,
                 "eval": json.loads(done.read_text()),
                 "losses": run_losses(ckpt, args.loss_window),
-                "settings": sets[2:],
+                "settings": extra,
             }
             results.setdefault(arm, []).append(row)
     summary = {arm: summarise(rows) for arm, rows in results.items()}

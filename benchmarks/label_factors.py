@@ -6,7 +6,7 @@ with ``occkit label --quality`` (the occkit preset) and scored against the world
 world is written once and shared by every factor's base point. Cells are kept as they finish
 (OUT/cells/<name>/quality.json): a stopped run resumes with the cells it lacks.
 
-    python benchmarks/label_factors.py --out OUT [--scenes 1 --frames 4 --seed 11]
+    python benchmarks/label_factors.py --out OUT [--scenes 1 --frames 4 --seed 11 --sweeps 10]
 
 Each factor in ``OPTIONS`` is also labelled with each of the label options that answer it (``--refine-poses``
 for the pose factors, ...), on the same world: the cell's figures with and without the option
@@ -112,7 +112,7 @@ def run_cell(out: Path, name: str, extra: list[str], args: argparse.Namespace, o
         cmd += ["--frames", str(args.frames), "--seed", str(args.seed), "--image-size", "96", "160"]
         after = {o: float(extra[extra.index(o) + 1]) for o in ("--miss-boxes", "--strip-labels") if o in extra}
         synth = [a for i, a in enumerate(extra) if a not in after and (i == 0 or extra[i - 1] not in after)]
-        cmd += synth if "--sweeps" in synth else ["--sweeps", "10", *synth]
+        cmd += synth if "--sweeps" in synth else ["--sweeps", str(args.sweeps), *synth]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         if after.get("--miss-boxes"):
             _miss_boxes(world / "rig", after["--miss-boxes"])
@@ -137,6 +137,7 @@ def main() -> int:
     p.add_argument("--scenes", type=int, default=1)
     p.add_argument("--frames", type=int, default=4)
     p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--sweeps", type=int, default=10, help="sweeps between keyframes of the base world (default 10)")
     p.add_argument("--keep-worlds", action="store_true", help="keep every cell's world (default: the base only)")
     p.add_argument("--factors", default=None, help="comma-separated factor names to run (default: every factor)")
     args = p.parse_args()
@@ -146,6 +147,8 @@ def main() -> int:
     for factor, (option, base, values) in FACTORS.items():
         if factor not in wanted:
             continue
+        if option == "--sweeps":  # the base world's density is the one asked for
+            base, values = args.sweeps, sorted({*values, args.sweeps})
         rows = []
         for v in values:
             name = "base" if v == base else _cell_name(option, v)

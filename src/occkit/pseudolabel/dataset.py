@@ -578,17 +578,7 @@ def _write_layout_index(
     converter = _Converter(str(data), layout)
     sides = [read_json(_state_file(out, f.scene, f.token)) for f in ds.frames]
     notes = converter.finish(out, data, sides, scenes)
-    from occkit.data.occ3d import index_parts, write_occ3d_index
-
-    head, splits, infos, tail = index_parts(read_json(out / "annotations.json"))
-    write_occ3d_index(
-        out / "annotations.json",
-        infos,
-        splits,
-        head=head,
-        tail={**tail, "pseudolabel": {"record": RECORD_FILE}},
-        always=(),
-    )
+    _write_marked_index(out, read_json(out / "annotations.json"))
     total: dict[str, Any] = {"lossless": True}
     for st in stats.values():
         add_report(total, st.get("report", {}))
@@ -620,10 +610,18 @@ def _write_occ3d_index(data: Path, out: Path, scenes: list[str]) -> None:
                 p = Path(cam["img_path"])
                 if not p.is_absolute():
                     cam["img_path"] = str(data / cam["img_path"].removeprefix("./"))
+    _write_marked_index(out, ann, scenes)
+
+
+def _write_marked_index(out: Path, ann: dict[str, Any], scenes: list[str] | None = None) -> None:
+    """Write the index ``ann`` as ``OUT/annotations.json``, its tail marking the labels as this run's
+    pseudo-labels (``"pseudolabel": {"record": RECORD_FILE}``); with ``scenes``, its train and val
+    splits keep only those scenes."""
     from occkit.data.occ3d import index_parts, write_occ3d_index
 
     head, splits, infos, tail = index_parts(ann)
-    splits = {k: [s for s in v if s in scenes] if k in ("train", "val") else v for k, v in splits.items()}
+    if scenes is not None:
+        splits = {k: [s for s in v if s in scenes] if k in ("train", "val") else v for k, v in splits.items()}
     write_occ3d_index(
         out / "annotations.json",
         infos,

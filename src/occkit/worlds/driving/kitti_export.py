@@ -86,6 +86,7 @@ from occkit.labels import kitti360_inverse_lut, semantickitti_inverse_lut
 from occkit.worlds.driving.config import frame_token
 from occkit.worlds.driving.kitti_scans import (
     RigScans,
+    ScanPoses,
     T_ego_from_reader_ego,
     rig_scans,
     write_keyframe_truth,
@@ -232,19 +233,10 @@ class KittiLayout:
         if words is not None:
             write_bytes_atomic(seq / "labels" / f"{name}.label", words.tobytes())
 
-    def write_scan_poses(
-        self,
-        out: Path,
-        seq: Path,
-        cam0: list[np.ndarray],
-        ego: list[np.ndarray],
-        seconds: list[float],
-        T_ego_from_cam0: np.ndarray,
-    ) -> None:
-        """Every scan's pose: ``cam0`` camera 0 relative to the first scan's, ``ego`` the world's ego pose
-        (``T_global_from_ego``), ``seconds`` from the first scan; ``T_ego_from_cam0`` the camera's extrinsic."""
-        self.write_poses(seq, [torch.from_numpy(p) for p in cam0])
-        write_text_atomic(seq / "times.txt", "".join(f"{t:.9e}\n" for t in seconds))
+    def write_scan_poses(self, out: Path, seq: Path, poses: ScanPoses) -> None:
+        """Every scan's pose: camera 0's (``poses.cam0``) and the scans' times."""
+        self.write_poses(seq, [torch.from_numpy(p) for p in poses.cam0])
+        write_text_atomic(seq / "times.txt", "".join(f"{t:.9e}\n" for t in poses.seconds))
 
     def done(self, out: Path) -> bool:
         """A finished export is there (its ``splits.json``)."""
@@ -268,27 +260,20 @@ class Kitti360Layout(KittiLayout):
     def write_scan(self, out: Path, seq: Path, name: str, scan: np.ndarray, words: np.ndarray | None) -> None:
         write_bytes_atomic(out / "data_3d_raw" / seq.name / "velodyne_points" / "data" / f"{name}.bin", scan.tobytes())
 
-    def write_scan_poses(
-        self,
-        out: Path,
-        seq: Path,
-        cam0: list[np.ndarray],
-        ego: list[np.ndarray],
-        seconds: list[float],
-        T_ego_from_cam0: np.ndarray,
-    ) -> None:
+    def write_scan_poses(self, out: Path, seq: Path, poses: ScanPoses) -> None:
         from occkit.worlds.driving.kitti_scans import kitti360_timestamps, matrix_line
 
-        self.write_poses(seq, [torch.from_numpy(p) for p in cam0])
+        self.write_poses(seq, [torch.from_numpy(p) for p in poses.cam0])
         raw = out / "data_3d_raw" / seq.name / "velodyne_points"
-        write_text_atomic(raw / "timestamps.txt", kitti360_timestamps(seconds))
+        write_text_atomic(raw / "timestamps.txt", kitti360_timestamps(poses.seconds))
         # the pose (GPS/IMU) frame of the synthetic car is its ego frame
         write_text_atomic(
-            out / "data_poses" / seq.name / "poses.txt", "".join(f"{i} {matrix_line(T)}\n" for i, T in enumerate(ego))
+            out / "data_poses" / seq.name / "poses.txt",
+            "".join(f"{i} {matrix_line(T)}\n" for i, T in enumerate(poses.ego)),
         )
         write_text_atomic(
             out / "calibration" / "calib_cam_to_pose.txt",
-            "".join(f"image_0{c}: {matrix_line(T_ego_from_cam0)}\n" for c in range(4)),
+            "".join(f"image_0{c}: {matrix_line(poses.T_ego_from_cam0)}\n" for c in range(4)),
         )
 
     def write_calibration(

@@ -66,6 +66,20 @@ class RigScans:
     stride: int
 
 
+@dataclass(frozen=True)
+class ScanPoses:
+    """Every scan's pose, as :func:`write_scans` hands them to its layout's ``write_scan_poses``."""
+
+    cam0: list[np.ndarray]
+    """Camera 0 relative to the first scan's camera 0, per scan."""
+    ego: list[np.ndarray]
+    """The world's ego pose (``T_global_from_ego``), per scan."""
+    seconds: list[float]
+    """Each scan's time from the first scan's."""
+    T_ego_from_cam0: np.ndarray
+    """Camera 0's extrinsic."""
+
+
 def rig_scans(dataset: Path) -> RigScans | None:
     """The rig ``occkit synth --sweeps K`` wrote into ``dataset`` (``dataset/rig``), or None."""
     from occkit.data.rig import read_rig_meta
@@ -156,14 +170,9 @@ def write_scans(out: Path, seq: Path, sequence: str, scene_index: int, scans: Ri
         layout.write_scan(out, seq, name, scan.astype("<f4"), None if words is None else words.astype("<u4"))
         poses.append(s.T_global_from_ego @ T_ec)
     cam0 = np.linalg.inv(poses[0])
-    layout.write_scan_poses(
-        out,
-        seq,
-        [cam0 @ p for p in poses],
-        [s.T_global_from_ego for s in rec.sweeps],
-        [(s.timestamp - t0) / 1e6 for s in rec.sweeps],
-        T_ec,
-    )
+    ego = [s.T_global_from_ego for s in rec.sweeps]
+    seconds = [(s.timestamp - t0) / 1e6 for s in rec.sweeps]
+    layout.write_scan_poses(out, seq, ScanPoses([cam0 @ p for p in poses], ego, seconds, T_ec))
     truth = read_json(scans.folder.parent / "extras" / scene / "sweeps.json")
     write_json_atomic(out / TRUTH / "extras" / scene / "sweeps.json", truth)  # the rig route's truth
     truth_rows = truth["sweeps"]

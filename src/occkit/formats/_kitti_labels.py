@@ -9,7 +9,8 @@ Both learning maps send the raw id 1 (outlier) to 255, so a voxel ignored in the
 is written as raw 1; the invalid mask is written as the layout writes it (SemanticKITTI bit-packed,
 KITTI-360 one byte per voxel, with the benchmark's ``preprocess/labels`` files).
 
-A frame that carries its scan (:attr:`FrameLabels.scan`: ``occkit label``'s keyframes) has it written as the
+A frame that carries its scan (:attr:`FrameLabels.scan`: ``occkit label``'s keyframes, the layouts keeping the
+``lidar`` sensor data) has it written as the
 layout keeps scans (SemanticKITTI's ``velodyne/<NNNNNN>.bin``, KITTI-360's
 ``data_3d_raw/<seq>/velodyne_points/data/<NNNNNNNNNN>.bin``: float32 x y z reflectance in the velodyne frame)
 with the input occupancy voxelised from it (``voxels/<NNNNNN>.bin``). Records that carry the frame's pose
@@ -358,7 +359,9 @@ def finish_kitti360(out: Path, frames: list[FrameLabels], options: dict[str, Any
 
 def _writer(read: Any, files: Any, write: Any, finish: Any) -> LabelWriter:
     """A writer of the KITTI family, whose layouts keep one mask: the ``.invalid`` voxels."""
-    return LabelWriter(family=FAMILY, read=read, files=files, write=write, finish=finish, masks=("invalid",))
+    return LabelWriter(
+        family=FAMILY, read=read, files=files, write=write, finish=finish, masks=("invalid",), sensor_data=("lidar",)
+    )
 
 
 SEMANTICKITTI_WRITER = _writer(read_frame, semantickitti_files, write_semantickitti, finish_semantickitti)

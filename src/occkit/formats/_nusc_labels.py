@@ -145,14 +145,15 @@ def _lidar_field(frame: FrameLabels, key: str, target: str) -> str:
 
 def occ3d_files(frame: FrameLabels) -> tuple[str, ...]:
     """Occ3D: ``gts/<scene>/<token>/labels.npz``, and the keyframe's LiDAR sweep at its index's
-    ``lidar_sensor.filename`` where the frame gives it (:attr:`FrameLabels.sensor_data`, ``occkit label``)."""
+    ``lidar_sensor.filename`` where the frame gives it (:attr:`FrameLabels.scan`, ``occkit label``)."""
     return (f"gts/{frame.scene}/{frame.token}/labels.npz", *sensor_data_files(frame))
 
 
 def sensor_data_files(frame: FrameLabels) -> tuple[str, ...]:
-    """Where the frame's sensor readings go: ``lidar`` at the index's ``lidar_sensor.filename``
-    (``samples/<LiDAR>/<token>.pcd.bin``, nuScenes' place); none when the frame gives none."""
-    if "lidar" not in frame.sensor_data:
+    """Where the frame's sensor readings go: its sweep (:attr:`FrameLabels.scan`) at the index's
+    ``lidar_sensor.filename`` (``samples/<LiDAR>/<token>.pcd.bin``, nuScenes' place); none when the frame
+    gives none."""
+    if frame.scan is None:
         return ()
     rel = (frame.record.get("lidar_sensor") or {}).get("filename")
     if not isinstance(rel, str) or not rel:
@@ -163,12 +164,10 @@ def sensor_data_files(frame: FrameLabels) -> tuple[str, ...]:
 def _write_sensor_data(out: Path, frame: FrameLabels) -> None:
     """The frame's LiDAR sweep as a nuScenes ``.pcd.bin`` (float32 rows x y z intensity ring), atomically."""
     from occkit.fileio import write_bytes_atomic
-    from occkit.formats.spec import inside_out
+    from occkit.formats.spec import inside_out, pcd_rows
 
     for rel in sensor_data_files(frame):
-        rows = np.ascontiguousarray(frame.sensor_data["lidar"], dtype=np.float32)
-        if rows.ndim != 2 or rows.shape[1] != 5:
-            raise ValueError(f"frame {frame.token}: LiDAR rows of shape {rows.shape}, expected (N, 5)")
+        rows = pcd_rows(frame.scan, frame.token)
         write_bytes_atomic(inside_out(out, rel, f"frame {frame.token}: lidar_sensor.filename"), rows.tobytes())
 
 

@@ -145,6 +145,68 @@ class PredictionFiles:
     relpath: Callable[[str], str] | None = None
 
 
+def pcd_rows(scan: np.ndarray, token: str) -> np.ndarray:
+    """A frame's scan (:attr:`FrameLabels.scan`: ``(N, 4)`` x y z intensity in the LiDAR's frame) as the rows
+    of a nuScenes ``.pcd.bin``: ``(N, 5)`` float32 x, y, z, intensity, ring (0: a recording does not say the
+    beam; occkit's readers take the first four columns)."""
+    points = np.asarray(scan, np.float32)
+    if points.ndim != 2 or points.shape[1] != 4:
+        raise ValueError(f"frame {token}: a LiDAR scan of shape {points.shape}, expected (N, 4) x y z intensity")
+    rows = np.zeros((len(points), 5), np.float32)
+    rows[:, :4] = points
+    return rows
+
+
+def _warn_sensor_data(used: str) -> None:
+    from occkit.deprecation import REMOVED_IN, warn_deprecated
+
+    warn_deprecated(
+        f"{used}: FrameLabels.sensor_data of occkit 0.2.0's first form, removed in {REMOVED_IN}; give and read "
+        "FrameLabels.scan, (N, 4) float32 x y z intensity in the LiDAR's frame (each layout writes its own rows)",
+        stacklevel=3,
+    )
+
+
+def _scan_of_sensor_data(readings: Any, token: Any) -> np.ndarray | None:
+    """:attr:`FrameLabels.scan` of the deprecated ``sensor_data`` (``{"lidar": (N, 5+) rows}``): their first
+    four columns as float32; None where it has no ``lidar``. Anything else is refused in one line."""
+    if not isinstance(readings, Mapping) or set(readings) - {"lidar"}:
+        raise ValueError(
+            f"frame {token}: FrameLabels(sensor_data=...) takes {{'lidar': (N, 5) rows}} only, got "
+            f"{sorted(readings) if isinstance(readings, Mapping) else type(readings).__name__}; give scan= instead"
+        )
+    if "lidar" not in readings:
+        return None
+    rows = np.asarray(readings["lidar"], np.float32)
+    if rows.ndim != 2 or rows.shape[1] < 4:
+        raise ValueError(f"frame {token}: sensor_data['lidar'] of shape {rows.shape}, expected (N, 5) .pcd.bin rows")
+    return np.ascontiguousarray(rows[:, :4])
+
+
+def _taking_sensor_data(cls: type) -> type:
+    """``cls`` (:class:`FrameLabels`) whose constructor also takes the deprecated ``sensor_data`` (by keyword,
+    or by position where 0.2.0's first form had it, before ``scan``), as its :attr:`~FrameLabels.scan`."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **fields: Any) -> None:
+        readings = fields.pop("sensor_data", None)
+        if len(args) > 8 and isinstance(args[8], Mapping):  # sensor_data by position, before scan
+            readings, args = args[8], args[:8] + args[9:]
+        if readings is not None:
+            _warn_sensor_data("FrameLabels(sensor_data=...)")
+            scan = _scan_of_sensor_data(readings, fields.get("token", args[0] if args else "?"))
+            if scan is not None and (fields.get("scan") is not None or len(args) > 8):
+                raise ValueError("FrameLabels: give scan= alone; sensor_data (deprecated) is read into it")
+            if scan is not None:
+                fields["scan"] = scan
+        init(self, *args, **fields)
+
+    cls.__init__ = __init__  # type: ignore[misc]
+    return cls
+
+
+@_taking_sensor_data
 @dataclass
 class FrameLabels:
     """One frame's ground truth as ``occkit convert`` carries it from one layout to another
@@ -172,13 +234,14 @@ class FrameLabels:
             2)`` float, the voxels' motion), each ``(X, Y, Z, ...)`` on the format's grid. A target
             keeps those its :attr:`LabelWriter.fields` names (on one grid; never resampled); ``occkit
             convert`` reports the others as dropped, and the conversion is then not lossless.
-        sensor_data: the frame's sensor readings to write beside its labels, by name, where the layout keeps
-            them (:attr:`LabelWriter.sensor_data`): ``lidar``, ``(N, 5)`` float32 rows of a nuScenes
-            ``.pcd.bin`` (x, y, z in the LiDAR frame, intensity, ring), the keyframe's own sweep, as ``occkit
-            label`` gives it (``occkit convert`` links the source's file instead: :attr:`sensor_files`).
-        scan: ``(N, 4)`` float32 x y z intensity, the frame's LiDAR scan in the label frame's LiDAR, where the
-            frame has one and no file of it (``occkit label``'s keyframes): written where the layout keeps
-            scans (the KITTI layouts' ``velodyne`` files, and the input occupancy voxelised from it); None: none.
+        scan: ``(N, 4)`` float32 x y z intensity, the frame's own LiDAR sweep in its LiDAR's frame (the label
+            frame's LiDAR), intensity 0 where the recording has none, where the frame has one and no file of it
+            (``occkit label``'s keyframes; ``occkit convert`` links the source's file instead:
+            :attr:`sensor_files`); None: none. Each layout that keeps the sweep (:attr:`LabelWriter.sensor_data`
+            ``lidar``) writes it its own way: the KITTI layouts as their ``velodyne`` scans (and the input
+            occupancy voxelised from it), Occ3D as a nuScenes ``.pcd.bin`` (``(N, 5)`` rows, ring 0).
+        sensor_data: deprecated (removed in 0.3.0): ``{"lidar": (N, 5) rows}`` of a nuScenes ``.pcd.bin``, read
+            from and written to :attr:`scan` (its first four columns; the ring is not kept) with a warning.
     """
 
     token: str
@@ -189,8 +252,18 @@ class FrameLabels:
     sensor_files: dict[str, Path] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, np.ndarray] = field(default_factory=dict)
-    sensor_data: dict[str, np.ndarray] = field(default_factory=dict)
     scan: np.ndarray | None = None
+
+    @property
+    def sensor_data(self) -> dict[str, np.ndarray]:
+        """Deprecated: :attr:`scan` as ``{"lidar": (N, 5) rows}`` of a nuScenes ``.pcd.bin`` (removed in 0.3.0)."""
+        _warn_sensor_data("FrameLabels.sensor_data")
+        return {} if self.scan is None else {"lidar": pcd_rows(self.scan, self.token)}
+
+    @sensor_data.setter
+    def sensor_data(self, readings: Mapping[str, np.ndarray]) -> None:
+        _warn_sensor_data("FrameLabels.sensor_data = ...")
+        self.scan = _scan_of_sensor_data(readings, self.token)
 
 
 @dataclass(frozen=True)
@@ -219,9 +292,10 @@ class LabelWriter:
         masks: the masks the layout keeps (what the convert report says is dropped for others).
         fields: the other per-voxel arrays (:attr:`FrameLabels.fields`, e.g. ``flow``) the layout
             keeps; the convert report says the others a source gives are dropped.
-        sensor_data: the sensor readings (:attr:`FrameLabels.sensor_data`) the layout writes beside the
-            labels, where the frame's index names their file (Occ3D's: ``lidar``, at
-            ``lidar_sensor.filename``); :attr:`files` then lists them too.
+        sensor_data: the sensor readings the layout writes beside the labels: ``lidar``, the frame's own
+            LiDAR sweep (:attr:`FrameLabels.scan`), which ``occkit label`` gives the frames of a layout that
+            names it (Occ3D: a ``.pcd.bin`` at the index's ``lidar_sensor.filename``; the KITTI layouts: their
+            ``velodyne`` scans); :attr:`files` then lists their files too.
     """
 
     family: str

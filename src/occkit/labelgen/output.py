@@ -377,9 +377,9 @@ def frame_labels(
     the output table's ids, the masks the writer keeps, ``flow`` where made, its index record (the
     nuScenes family: the ``annotations.json`` entry; the KITTI family: sequence, frame, camera, pose, stamp,
     token), and the keyframe's own LiDAR sweep as recorded (``sweep``, a
-    :class:`~occkit.data.scene_record.Sweep`) where the layout keeps it: the nuScenes family's ``.pcd.bin``
-    (:attr:`~occkit.formats.spec.LabelWriter.sensor_data`: :func:`pcd_rows`), the KITTI layouts' scans
-    (:func:`keyframe_scan`)."""
+    :class:`~occkit.data.scene_record.Sweep`) where the layout keeps it
+    (:attr:`~occkit.formats.spec.LabelWriter.sensor_data` ``lidar``): one array, :func:`keyframe_scan`, from which
+    each writer makes its files (Occ3D's ``.pcd.bin``, the KITTI layouts' velodyne scans)."""
     from occkit.formats.spec import FrameLabels
 
     lut = np.asarray(target.to_output, np.uint8)
@@ -398,24 +398,11 @@ def frame_labels(
         masks={k: v for k, v in masks.items() if k in writer.masks},
         record=rec,
         fields=fields,
-        sensor_data={"lidar": pcd_rows(sweep)} if sweep is not None and "lidar" in writer.sensor_data else {},
-        scan=keyframe_scan(sweep) if sweep is not None and writer.family == "kitti" else None,
+        scan=keyframe_scan(sweep) if sweep is not None and "lidar" in writer.sensor_data else None,
     )
 
 
-def pcd_rows(sweep: Any) -> np.ndarray:
-    """A sweep's points as the rows of a nuScenes ``.pcd.bin``: ``(N, 5)`` float32 x, y, z in the LiDAR
-    frame, intensity (0 where the recording gives none), ring (0: a recording does not say the beam;
-    occkit's readers take the first four columns)."""
-    pts = np.asarray(sweep.points, np.float32)
-    rows = np.zeros((len(pts), 5), np.float32)
-    rows[:, :3] = pts
-    if sweep.intensity is not None:
-        rows[:, 3] = np.asarray(sweep.intensity, np.float32)
-    return rows
-
-
-# ---------------------------------------------------------------- the KITTI layouts' index and scans
+# ---------------------------------------------------------------- the KITTI layouts' index, and the keyframes' scans
 
 
 def kitti_index_record(rec: Any, sweep: Any) -> dict[str, Any]:
@@ -471,7 +458,8 @@ def kitti_image_warning(target: LabelTarget, camera: str, missing: list[str], ke
 
 def keyframe_scan(sweep: Any) -> np.ndarray:
     """``(N, 4)`` float32 x y z intensity: the keyframe's scan as recorded, in its LiDAR's frame (the KITTI
-    layouts' velodyne frame), intensity 0 where the recording has none."""
+    layouts' velodyne frame, the nuScenes family's LiDAR sample), intensity 0 where the recording has none:
+    :attr:`~occkit.formats.spec.FrameLabels.scan`, which each layout that keeps it writes its own way."""
     points = np.asarray(sweep.points, np.float32).reshape(-1, 3)
     intensity = sweep.intensity if sweep.intensity is not None else np.zeros(len(points), np.float32)
     return np.concatenate([points, np.asarray(intensity, np.float32).reshape(-1, 1)], 1)

@@ -43,7 +43,7 @@ SCANS = 3
 SIZE = (24, 80)  # H, W
 #: A KITTI-like rectified intrinsic (of the order of the 2011_09_26 drives') scaled to the small image.
 K = np.array([[60.0, 0.0, 40.5], [0.0, 60.0, 11.5], [0.0, 0.0, 1.0]])
-#: Each rectified camera's offset from camera 0 (``K^-1 P_rect_0X[:, 3]``), KITTI-like (of the order of the 2011_09_26 drives', metres).
+#: Each rectified camera's offset from camera 0 (``K^-1 P_rect_0X[:, 3]``), metres: KITTI-like values.
 OFFSET = {"02": np.array([0.059849, -0.000358, 0.002746]), "03": np.array([-0.473040, 0.002390, 0.002730])}
 #: The cameras' topics as kitti2mcap names them, and the bag reader's names for them (the namespace's).
 TOPICS = {"02": "kitti_camera_color_left", "03": "kitti_camera_color_right"}

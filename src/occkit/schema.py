@@ -90,6 +90,8 @@ def one_line(err: ValidationError, where: str, model: type[BaseModel], row: Call
         keys = ", ".join(_keys(model, loc[:-1]))
         return f"{where}: {head + ': ' if head else ''}unknown key {_short(loc[-1])} (its keys: {keys})"
     cut = next((k + 1 for k, p in enumerate(loc) if isinstance(p, int)), len(loc))
+    while cut < len(loc) and isinstance(loc[cut], int):  # a list of lists: the row is its indices together
+        cut += 1
     head, field = _path(loc[:cut], row), _path(loc[cut:], None)
     if e["type"] == "missing":
         return f"{where}: {head + ': ' if head and field else ''}{field or head} missing"

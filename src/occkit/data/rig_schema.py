@@ -194,3 +194,16 @@ class BoxesTable(Table):
     """``<scene>/boxes.json``."""
 
     boxes: list[BoxRow]
+
+
+class StampedBoxRow(BoxRow):
+    """A row of a ROS bag's ``--boxes`` file: a ``boxes.json`` row that names its cloud by ``stamp``."""
+
+    sweep: str | None = Field(None, description="not read: the row's cloud is its stamp's")
+    stamp: Int = Field(ge=0, description="the cloud's header stamp in nanoseconds")
+
+
+class StampedBoxesTable(Table):
+    """A ROS bag's ``--boxes`` file."""
+
+    boxes: list[StampedBoxRow]

@@ -10,9 +10,11 @@ class's, a function's) are not code. Checking lines, counted once each and only 
 
 - an ``if`` (or ``elif``) whose body ends in ``raise``: its condition's lines and its body, not its ``else``;
 - an ``except`` handler whose body ends in ``raise`` (a re-raise or a translation to another error);
-- a function that only checks: its body (past its docstring) holds only ``assert``, ``raise`` and
-  ``if`` statements of the first kind (an ``else`` of such an ``if`` only checking too); the whole
-  function, its ``def`` line included.
+- a function that only checks: past its docstring, it raises or asserts and holds nothing but checks
+  (``assert``, ``raise``, ``if`` / ``for`` / ``while`` / ``with`` / ``try`` over checks, local names
+  assigned for them, calls of functions whose name says ``check`` / ``validate`` / ``refuse`` /
+  ``require`` / ``ensure``), returns nothing, or at its end the value it checked (a name, or a name
+  converted: ``return float(v)``); the whole function, its ``def`` line and decorators included.
 """
 
 from __future__ import annotations
@@ -135,6 +137,13 @@ def _yields(node: ast.AST) -> bool:
     return any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in ast.walk(node))
 
 
+def _handed_back(value: ast.expr | None) -> bool:
+    """A field's checker hands back the value it checked: a name, or a name converted (``float(v)``)."""
+    if isinstance(value, ast.Name):
+        return True
+    return isinstance(value, ast.Call) and bool(value.args) and all(isinstance(a, ast.Name) for a in value.args)
+
+
 def _checking_function(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     body = node.body[1:] if node.body and _is_docstring(node.body[0]) else node.body
     checks = any(
@@ -142,7 +151,7 @@ def _checking_function(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         for stmt in body
         for n in ast.walk(stmt)
     )
-    if body and isinstance(body[-1], ast.Return):  # a field's checker hands back the value it checked
+    if body and isinstance(body[-1], ast.Return) and _handed_back(body[-1].value):
         body = body[:-1]
     return bool(body) and checks and _only_checks(body)
 

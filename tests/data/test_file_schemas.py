@@ -60,3 +60,25 @@ def test_an_occ3d_frame_of_numpy_arrays_reads_as_its_lists():
     far = {"translation": [2e3, 0, 0], "rotation": [1, 0, 0, 0]}
     with pytest.raises(ValueError, match=r"camera_sensor.CAM_FRONT.extrinsic.translation: .* more than 1000 m"):
         validate(Occ3DFrame, {"ego_pose": pose, "camera_sensor": {"CAM_FRONT": {**cam, "extrinsic": far}}}, "f")
+
+
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        ('{"train": [0]}', "train[0]: 0 is not text"),
+        ('{"train": "00"}', "train: text '00' is not a list"),
+        ("[1]", "list [1] is not an object"),
+    ],
+)
+def test_a_splits_json_of_sequences_is_read_against_its_schema(tmp_path, text, said):
+    from occkit.data.recordings.kitti import _splits
+    from occkit.data.semantickitti import dataset_splits
+
+    (tmp_path / "splits.json").write_text('{"train": ["00"], "val": ["08"]}')
+    assert dataset_splits(tmp_path) == {"train": ("00",), "val": ("08",)}
+    assert _splits(tmp_path, ["00"], {}) == {"train_split": ["00"], "val_split": []}  # of the sequences it has
+    (tmp_path / "splits.json").write_text(text)
+    for read in (lambda: dataset_splits(tmp_path), lambda: _splits(tmp_path, ["00"], {})):
+        with pytest.raises(ValueError) as e:
+            read()
+        assert str(e.value) == f"{tmp_path / 'splits.json'}: {said}"

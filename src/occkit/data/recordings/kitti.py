@@ -592,12 +592,9 @@ def _raw_record(
 
 def _splits(root: Path, scenes: list[str], official: Mapping[str, tuple[str, ...]]) -> dict[str, list[str]]:
     """The dataset's ``splits.json`` (``occkit synth``'s) where present, else the official split."""
-    from occkit.fileio import read_json
+    from occkit.data.semantickitti import SPLITS_FILE, dataset_splits
 
-    f = root / "splits.json"
-    d = read_json(f) if f.is_file() else official
-    if not isinstance(d, dict):
-        raise ValueError(f"{f}: not an object of splits")
+    d = dataset_splits(root) if (root / SPLITS_FILE).is_file() else official
     return {f"{k}_split": [s for s in d.get(k) or [] if s in scenes] for k in ("train", "val") if d.get(k)}
 
 

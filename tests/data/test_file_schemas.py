@@ -82,3 +82,28 @@ def test_a_splits_json_of_sequences_is_read_against_its_schema(tmp_path, text, s
         with pytest.raises(ValueError) as e:
             read()
         assert str(e.value) == f"{tmp_path / 'splits.json'}: {said}"
+
+
+@pytest.mark.parametrize(
+    "ann, said",
+    [
+        ({"scene_infos": {"s": {"t": 3}}, "train_split": ["s"]}, "scene_infos.s.t: number 3 is not an object"),
+        ({"train_split": []}, "scene_infos missing"),
+        ({"scene_infos": {}, "train_split": [3]}, "train_split[0]: 3 is not text"),
+        (
+            {"scene_infos": {}, "train_split": [], "grid": {"range_min": [0, 0, 0], "range_max": [1, 1, 1]}},
+            "grid.voxel_size missing",
+        ),
+        (
+            {"scene_infos": {}, "grid": {"range_min": [0, 0, 0], "range_max": [1, 1, 1], "voxel_size": [0, 1, 1]}},
+            "grid.voxel_size[0]: 0 is not in (0, inf)",
+        ),
+    ],
+)
+def test_an_occ3d_index_is_read_against_its_schema(tmp_path, ann, said):
+    from occkit.data.occ3d import Occ3DDataset
+
+    (tmp_path / "annotations.json").write_text(json.dumps(ann))
+    with pytest.raises(ValueError) as e:
+        Occ3DDataset(tmp_path, "train")
+    assert str(e.value).startswith(f"{tmp_path / 'annotations.json'}: {said}"), e.value

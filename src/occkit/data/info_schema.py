@@ -172,3 +172,22 @@ class Occ3DFrame(InfoTable):
     @classmethod
     def _none_when_empty(cls, v: Any) -> Any:
         return None if v == {} else v  # ``{}``: no LiDAR recorded
+
+
+class GridRecord(Table):
+    """``annotations.json``'s ``grid`` (``occkit label --grid``): the grid's box and voxel size in the ego frame."""
+
+    range_min: numbers(3, Finite) = Field(description="x, y, z in metres")
+    range_max: numbers(3, Finite) = Field(description="x, y, z in metres")
+    voxel_size: numbers(3, Annotated[Finite, Field(gt=0)]) = Field(description="x, y, z in metres")
+
+
+class Occ3DIndex(InfoTable):
+    """Occ3D's ``annotations.json``: the frames by scene and token (each an :class:`Occ3DFrame`, checked when
+    read), the scenes of each split, the grid where it is not Occ3D's; other keys are the writers' own."""
+
+    scene_infos: dict[str, dict[str, dict[str, Any]]] = Field(description="{scene: {token: frame}}")
+    train_split: list[str] | None = None
+    val_split: list[str] | None = None
+    test_split: list[str] | None = None
+    grid: GridRecord | None = None

@@ -29,10 +29,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from occkit.data.info_schema import Occ3DIndex
 from occkit.data.sample import NUSCENES_CAMERAS, Sample  # NUSCENES_CAMERAS: importable from here too
 from occkit.fileio import load_npz, read_json
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.transforms import POSE_LIMITS, invert_transform
+from occkit.schema import validate
 
 SPLITS = ("train", "val", "all")
 
@@ -164,15 +166,11 @@ def read_instance_names(path: Path) -> dict[int, str]:
         raise ValueError(f"{path}: an object lacks 'instance' or 'name' ({e})") from e
 
 
-def check_tokens_unique(scene_infos: Any, path: str | os.PathLike) -> None:
+def check_tokens_unique(scene_infos: dict[str, dict[str, Any]], path: str | os.PathLike) -> None:
     """Refuse a ``scene_infos`` (``{scene: {token: info}}``) listing one token in two scenes: the
     frame would be read, and scored, twice. The error names ``path``, the token and both scenes."""
-    if not isinstance(scene_infos, dict):
-        return
     seen: dict[str, str] = {}
     for scene, infos in scene_infos.items():
-        if not isinstance(infos, dict):
-            continue
         for token in infos:
             first = seen.setdefault(token, scene)
             if first != scene:
@@ -243,25 +241,17 @@ def grid_record(grid: Grid) -> dict[str, list[float]]:
     }
 
 
-def grid_of_index(ann: dict[str, Any], path: str | os.PathLike) -> Grid:
-    """The grid an ``annotations.json`` states (:data:`GRID_KEY`), else Occ3D's; a bad entry raises
-    one line naming the file."""
-    rec = ann.get(GRID_KEY)
+def grid_of_index(index: Any, path: str | os.PathLike) -> Grid:
+    """The grid an ``annotations.json`` states (:data:`GRID_KEY`; ``index``: the file read as
+    :class:`occkit.data.info_schema.Occ3DIndex`), else Occ3D's; one that is no grid raises one line naming the
+    file."""
+    rec = index.grid
     if rec is None:
         return occ3d_grid()
     try:
-        grid = Grid(
-            tuple(float(v) for v in rec["range_min"]),  # type: ignore[arg-type]
-            tuple(float(v) for v in rec["range_max"]),  # type: ignore[arg-type]
-            tuple(float(v) for v in rec["voxel_size"]),  # type: ignore[arg-type]
-        )
-        if len(grid.range_min) != 3 or len(grid.range_max) != 3 or len(grid.voxel_size) != 3:
-            raise ValueError("three values each")
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(
-            f"{path}: '{GRID_KEY}' must be {{range_min, range_max, voxel_size}} of 3 numbers each ({e})"
-        ) from None
-    return grid
+        return Grid(tuple(rec.range_min), tuple(rec.range_max), tuple(rec.voxel_size))  # type: ignore[arg-type]
+    except ValueError as e:
+        raise ValueError(f"{path}: {GRID_KEY}: {e}") from None
 
 
 class Occ3DDataset(torch.utils.data.Dataset):
@@ -314,9 +304,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
         self.image_root = Path(image_root) if image_root else self.root
         ann_path = self.root / "annotations.json"
         ann = read_json(ann_path)
-        for key in ("scene_infos",):
-            if key not in ann:
-                raise KeyError(f"{ann_path}: missing key '{key}'")
+        index = validate(Occ3DIndex, ann, str(ann_path))
         self.annotations_path = ann_path
         self.scene_infos: dict[str, dict[str, Any]] = ann["scene_infos"]
         check_tokens_unique(self.scene_infos, ann_path)
@@ -334,7 +322,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
             for i, token in enumerate(self.scene_tokens(scene)):
                 self.frames.append(FrameRef(scene, token, i))
         self._index = {f.token: i for i, f in enumerate(self.frames)}
-        self._index_grid = grid_of_index(ann, ann_path)
+        self._index_grid = grid_of_index(index, ann_path)
         self.grid: Grid = self.layout_grid()
         if self.frames and self.records_no_cameras():
             self.cameras = ()  # labels of a rig without cameras (occkit label): occupancy (and LiDAR) alone

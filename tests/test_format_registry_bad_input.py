@@ -70,9 +70,11 @@ def test_a_class_map_or_set_value_that_is_not_yaml_is_one_line(tmp_path, capsys)
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (("  from: [others]", "  from: others"), "'drop' must be {from: [...], to: [...]} (lists of class names)"),
+        (("  from: [others]", "  from: others"), "drop.from: text 'others' is not a list (a list of class names)"),
         (("from: occ3d", "from: occ4d"), "'from': 'occ4d' is not one of"),
-        (("to: occ3d", "to: [occ3d]"), "'to' must be one format's name, got ['occ3d']"),
+        (("to: occ3d", "to: [occ3d]"), "to: ['occ3d'] is not text (one format's name"),
+        (("from: occ3d", "fro: occ3d"), "unknown key 'fro' (its keys: from, to, common, drop)"),
+        (("free: {from: [free], to: [free]}", "free: {from: [free]}"), "common.free.to missing"),
     ],
 )
 def test_a_bad_class_map_names_its_file_and_key(tmp_path, edit, message):

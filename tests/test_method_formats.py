@@ -172,8 +172,7 @@ def _check_converted(fmt: str, world: Path, priors: Path, pseudo: Path) -> None:
     label_scene(str(world), str(priors), str(occ3d), record["config"], frame.scene)
     made = np.load(occ3d / "gts" / frame.scene / frame.token / "labels.npz")
     expect = class_conversion(src, dst, None).lut[np.where(made["mask_camera"] == 1, made["semantics"], 255)]
-    info = ds.info(frame.token)["lidar_sensor"]["extrinsic"]
-    T_ego_from_lidar = ds._pose(info, frame.token, "lidar_sensor", "extrinsic").double().numpy()
+    T_ego_from_lidar = ds.T_ego_from_lidar_pose(frame.token).double().numpy()
     idx = resample_index(src.grid, dst.grid, T_ego_from_lidar)
     got = ds.read_labels(frame.token)["semantics"].reshape(-1)
     want = np.where(idx >= 0, expect.reshape(-1)[np.maximum(idx, 0)], 255)

@@ -90,6 +90,8 @@ def one_line(err: ValidationError, where: str, model: type[BaseModel], row: Call
         keys = ", ".join(_keys(model, loc[:-1]))
         return f"{where}: {head + ': ' if head else ''}unknown key {_short(loc[-1])} (its keys: {keys})"
     cut = next((k + 1 for k, p in enumerate(loc) if isinstance(p, int)), len(loc))
+    while cut < len(loc) and isinstance(loc[cut], int):  # a list of lists: the row is its indices together
+        cut += 1
     head, field = _path(loc[:cut], row), _path(loc[cut:], None)
     if e["type"] == "missing":
         return f"{where}: {head + ': ' if head and field else ''}{field or head} missing"
@@ -249,20 +251,10 @@ def _info(model: type[BaseModel], loc: tuple[Any, ...]) -> dict[str, Any]:
     tp, meta, description = _walk(model, loc)
     out: dict[str, Any] = {"description": description, "bounds": {}}
     lengths = {}
-    for m in meta:
-        for k in ("gt", "ge", "lt", "le"):
-            if getattr(m, k, None) is not None:
-                out["bounds"][k] = getattr(m, k)
-        for k in ("min_length", "max_length"):
-            if getattr(m, k, None) is not None:
-                lengths[k] = getattr(m, k)
-        for inner in getattr(m, "metadata", ()):  # a Field(...) inside Annotated keeps its constraints here
-            for k in ("gt", "ge", "lt", "le"):
-                if getattr(inner, k, None) is not None:
-                    out["bounds"][k] = getattr(inner, k)
-            for k in ("min_length", "max_length"):
-                if getattr(inner, k, None) is not None:
-                    lengths[k] = getattr(inner, k)
+    # a Field(...) inside Annotated keeps its constraints in its own metadata
+    for m in [x for m in meta for x in (m, *getattr(m, "metadata", ()))]:
+        out["bounds"].update({k: getattr(m, k) for k in ("gt", "ge", "lt", "le") if getattr(m, k, None) is not None})
+        lengths.update({k: getattr(m, k) for k in ("min_length", "max_length") if getattr(m, k, None) is not None})
     if lengths.get("min_length") is not None and lengths.get("min_length") == lengths.get("max_length"):
         out["length"] = lengths["min_length"]
     return out

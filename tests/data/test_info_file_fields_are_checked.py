@@ -169,6 +169,37 @@ CASES = {
 }
 
 
+#: What the readers that read a frame through its schema (:mod:`occkit.data.info_schema`: the LiDAR sweeps and
+#: the index) say instead, after the file and the frame: the field, the value, the problem.
+SCHEMA_SAYS = {
+    "camera intrinsic of zeros": "cams.CAM_FRONT.cam_intrinsic: [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]] is "
+    "degenerate",
+    "camera intrinsic with a NaN": "cams.CAM_FRONT.cam_intrinsic[0][0]: nan is not finite",
+    "cams that is a list": "cams: list [] is not an object",
+    "ego2global rotation with a NaN": "ego2global_rotation[0]: nan is not finite",
+    "lidar path that is a list": "lidar_path: ['samples/x.bin'] is not text",
+    "lidar path that is a number": "lidar_path: 5 is not text",
+    "lidar token that is a list": "lidar_token: ['x'] is not text",
+    "lidar2ego rotation that is a matrix": "lidar2ego_rotation[0]: [1, 0, 0] is not a number",
+    "lidar2ego translation with a NaN": "lidar2ego_translation[0]: nan is not finite",
+    "lidar2ego rotation of zeros": "lidar2ego_rotation: [0.0, 0.0, 0.0, 0.0] is a zero quaternion",
+    "prev that is a list": "prev: ['x'] is not text",
+    "scene token that is a list": "scene_token: ['x'] is not text",
+    "sweep path that is a number": "sweeps[0]: data_path: 5 is not text",
+    "sweep rotation of three numbers": "sweeps[0]: sensor2lidar_rotation[0]: 1 is not a list of 3",
+    "sweep rotation that is text": "sweeps[0]: sensor2lidar_rotation: 'abc' is not a list of 3",
+    "sweep rotation that scales": (
+        "sweeps[0]: sensor2lidar_rotation: [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]] is not a rotation"
+    ),
+    "sweep rotation with a NaN": "sweeps[0]: sensor2lidar_rotation[0][0]: nan is not finite",
+    "sweep that is a number": "sweeps[0]: number 7 is not an object",
+    "sweep translation of two numbers": "sweeps[0]: sensor2lidar_translation: [0, 0] is not a list of 3",
+    "sweeps that is None": "sweeps: null is not a list",
+    "sweeps that is text": "sweeps: text 'abc' is not a list",
+}
+SCHEMA_READERS = ("lidar", "index")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _token1(prepared):
     _TOKEN1[:] = [prepared[1]["infos"][1]["token"]]
@@ -189,7 +220,8 @@ def test_each_reader_of_an_info_file_names_the_file_frame_and_field(prepared, tm
     for name in readers:
         with pytest.raises((ValueError, KeyError)) as err:
             READERS[name](path)
-        _one_line_naming(err.value, path, said)
+        words = SCHEMA_SAYS.get(case, said) if name in SCHEMA_READERS else said
+        _one_line_naming(err.value, path, f"frame 1 (token {_TOKEN1[0]}): {words}" if words is not said else said)
     for name in set(READERS) - set(readers):  # a field a reader does not read is not its business
         READERS[name](path)
 
@@ -222,10 +254,13 @@ def test_a_pose_of_numpy_arrays_is_said_on_one_line(prepared, tmp_path):
     data["infos"][1]["ego2global_rotation"] = np.zeros((3, 3))
     path = tmp_path / "infos.pkl"
     path.write_bytes(pickle.dumps(data))
-    for reader in (_rayiou, _index):
+    for reader, said in (
+        (_rayiou, "ego2global: not a pose"),
+        (_index, "ego2global_rotation[0]: [0.0, 0.0, 0.0] is not a"),
+    ):
         with pytest.raises(ValueError) as err:
             reader(path)
-        _one_line_naming(err.value, path, "ego2global: not a pose")
+        _one_line_naming(err.value, path, said)
 
 
 @pytest.mark.parametrize(
@@ -315,5 +350,7 @@ def test_training_refuses_a_sweep_rotation_with_a_nan(prepared, tmp_path):
     argv = ["train", "lidar-teacher", "--data", str(root), "--out", str(run), "--no-val", "--no-progress"]
     rc, err = _run([*argv, "--set", *sets, f"data.lidar_infos={infos}"])
     assert rc == 1 and len(err) == 1, err
-    assert f"{infos}: frame 1 (token " in err[0] and "sweep 0: 'sensor2lidar_rotation' is not finite" in err[0]
+    assert (
+        f"{infos}: frame 1 (token " in err[0] and "sweeps[0]: sensor2lidar_rotation[0][0]: nan is not finite" in err[0]
+    )
     assert not (run / "checkpoints").exists()

@@ -101,7 +101,7 @@ def test_missing_and_corrupt_files_are_named(tiny_occ3d_root, tmp_path):
         Occ3DDataset(tmp_path / "nowhere")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "annotations.json").write_text(json.dumps({"train_split": []}))
-    with pytest.raises(KeyError, match="scene_infos"):
+    with pytest.raises(ValueError, match="annotations.json: scene_infos missing"):
         Occ3DDataset(tmp_path / "broken")
     with pytest.raises(ValueError, match="split"):
         Occ3DDataset(root, "test")

@@ -327,7 +327,10 @@ class LidarFrameDataset(Occ3DDataset):
 
     def T_ego_from_lidar_pose(self, token: str) -> torch.Tensor:
         """``(4, 4)`` float64 LiDAR -> vehicle ego (``lidar_sensor.extrinsic``)."""
-        return self._pose(self.lidar_field(token, "extrinsic"), token, "lidar_sensor", "extrinsic")
+        sensor = self.frame(token).lidar_sensor
+        if sensor is None:
+            raise KeyError(f"{self._where(token)}: no 'lidar_sensor.extrinsic'")
+        return sensor.extrinsic.matrix()
 
     def gt_path(self, token: str) -> Path:
         rel = self.info(token).get("occ_path")
@@ -343,12 +346,7 @@ class LidarFrameDataset(Occ3DDataset):
     def T_ego_from_cam(self, token: str, cam: str) -> torch.Tensor:
         """``(4, 4)`` float64 camera -> LiDAR, at the frame's timestamp (with the camera's own ego
         pose where the annotations give one, as :meth:`Occ3DDataset.T_ego_from_cam`)."""
-        sensor = self._field(self.info(token), ("camera_sensor", cam), token, cam)
-        T = self._pose(self._field(sensor, ("extrinsic",), token, cam), token, cam, "extrinsic")
-        if "ego_pose" in sensor:
-            T_ge = Occ3DDataset.T_global_from_ego(self, token)
-            T = invert_transform(T_ge) @ self._pose(sensor["ego_pose"], token, cam, "ego_pose") @ T
-        return invert_transform(self.T_ego_from_lidar_pose(token)) @ T
+        return invert_transform(self.T_ego_from_lidar_pose(token)) @ Occ3DDataset.T_ego_from_cam(self, token, cam)
 
     def T_ego_from_lidar(self, token: str) -> torch.Tensor:
         """The identity: the Sample's ego frame is the LiDAR frame."""

@@ -45,11 +45,12 @@ def load_lidar_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     T_lidar_from_sweep (4, 4) float64), ...], "root": Path or None}`` from a nuScenes-style info
     file, or the folder ``occkit prepare nuscenes`` wrote (whose ``dataroot``, when it exists, is
     the ``root`` its relative paths are read from; otherwise they are read under the dataset's).
-    Every field read is checked as the file is loaded (a path that is not text, a pose or a sweep's
-    rotation that is not finite numbers of its shape, ``sweeps`` not a list of mappings): one line
-    naming the file, the frame and the field."""
-    from occkit.fileio import info_text, info_where, read_info_file
-    from occkit.geometry.transforms import checked_pose
+    Every field read is checked as the file is loaded (:class:`occkit.data.info_schema.LidarFrame`): one
+    line naming the file, the frame and the field."""
+    from occkit.data.info_schema import LidarFrame
+    from occkit.fileio import info_where, read_info_file
+    from occkit.geometry.transforms import transform_from_pose
+    from occkit.schema import validate
 
     path = Path(path)
     frames, meta = read_info_file(path, what="data.lidar_infos")  # tokens: text, each once
@@ -57,64 +58,22 @@ def load_lidar_infos(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     root = Path(dataroot) if isinstance(dataroot, str) and dataroot and Path(dataroot).is_dir() else None
     out: dict[str, dict[str, Any]] = {}
     for i, info in enumerate(frames):
-        where = info_where(path, i, info)
-        missing = [k for k in ("token", "lidar_path", "lidar2ego_translation", "lidar2ego_rotation") if k not in info]
-        if missing:
-            raise KeyError(f"{where} lacks {missing}")
-        lidar_path = info_text(info, "lidar_path", where)
-        T_ego = checked_pose(
-            info["lidar2ego_translation"], info["lidar2ego_rotation"], "extrinsic", f"{where}: lidar2ego"
-        ).double()
-        given = info.get("sweeps", [])
-        if not isinstance(given, list):
-            raise ValueError(f"{where}: 'sweeps' is {type(given).__name__} {str(given)[:40]!r}, not a list of sweeps")
-        sweeps = _sweep_transforms(given, where)
-        out[info["token"]] = {"lidar_path": lidar_path, "T_ego_from_lidar": T_ego, "sweeps": sweeps, "root": root}
+        f = validate(LidarFrame, info, info_where(path, i, info))
+        T_ego = transform_from_pose(f.lidar2ego_translation, f.lidar2ego_rotation).double()
+        out[info["token"]] = {"lidar_path": f.lidar_path, "T_ego_from_lidar": T_ego, "sweeps": _sweeps(f), "root": root}
     return out
 
 
-_SWEEP_KEYS = ("data_path", "sensor2lidar_rotation", "sensor2lidar_translation")
-
-
-def _sweep_transforms(given: list[Any], where: str) -> list[tuple[str, torch.Tensor]]:
-    """``[(data_path, T_lidar_from_sweep (4, 4) float64), ...]`` of a frame's ``sweeps``: each a
-    mapping with a non-empty ``data_path``, a finite 3x3 rotation and a finite translation of 3. The
-    frame's sweeps are checked at once (a trainval file holds some 340,000); where that fails, sweep
-    by sweep, for the one line naming the sweep and the field."""
-    from occkit.fileio import info_array, info_text
-
-    if not given:
+def _sweeps(frame: Any) -> list[tuple[str, torch.Tensor]]:
+    """``[(data_path, T_lidar_from_sweep (4, 4) float64), ...]`` of a frame's checked ``sweeps``, made at once
+    (a trainval file holds some 340,000)."""
+    if not frame.sweeps:
         return []
-    try:
-        if all(isinstance(s, dict) and all(k in s for k in _SWEEP_KEYS) for s in given):
-            R = np.array([s["sensor2lidar_rotation"] for s in given], dtype=np.float64)
-            t = np.array([s["sensor2lidar_translation"] for s in given], dtype=np.float64)
-            paths = [s["data_path"] for s in given]
-            ok = R.shape == (len(given), 3, 3) and t.shape == (len(given), 3)
-            ok = ok and bool(np.isfinite(R).all() and np.isfinite(t).all())
-            ok = ok and all(isinstance(d, str) and d for d in paths)
-            ok = ok and float(np.abs(R @ R.transpose(0, 2, 1) - np.eye(3)).max()) <= 1e-3
-            if ok and bool((np.linalg.det(R) > 0).all()):
-                T = np.zeros((len(given), 4, 4))
-                T[:, :3, :3], T[:, :3, 3], T[:, 3, 3] = R, t, 1.0
-                return list(zip(paths, torch.from_numpy(T).unbind(0)))
-    except (TypeError, ValueError):  # ragged or not numbers: said sweep by sweep below
-        pass
-    out = []
-    for j, s in enumerate(given):
-        at = f"{where}: sweep {j}"
-        if not isinstance(s, dict):
-            raise ValueError(f"{at} is {type(s).__name__} {str(s)[:40]!r}, not a mapping of the sweep's fields")
-        if not all(k in s for k in _SWEEP_KEYS):
-            raise KeyError(f"{at} lacks data_path / sensor2lidar_rotation / sensor2lidar_translation")
-        R1 = info_array(s, "sensor2lidar_rotation", (3, 3), at)
-        if np.abs(R1 @ R1.T - np.eye(3)).max() > 1e-3 or np.linalg.det(R1) < 0:
-            raise ValueError(f"{at}: 'sensor2lidar_rotation' is not a rotation ({R1.tolist()})")
-        T1 = torch.eye(4, dtype=torch.float64)
-        T1[:3, :3] = torch.from_numpy(R1)
-        T1[:3, 3] = torch.from_numpy(info_array(s, "sensor2lidar_translation", (3,), at))
-        out.append((info_text(s, "data_path", at), T1))
-    return out
+    T = np.zeros((len(frame.sweeps), 4, 4))
+    T[:, :3, :3] = [s.sensor2lidar_rotation for s in frame.sweeps]
+    T[:, :3, 3] = [s.sensor2lidar_translation for s in frame.sweeps]
+    T[:, 3, 3] = 1.0
+    return list(zip([s.data_path for s in frame.sweeps], torch.from_numpy(T).unbind(0)))
 
 
 def resolve_lidar_path(root: Path, data_path: str) -> Path:

@@ -18,15 +18,16 @@ dataset folder then holds, or links to, nuScenes' ``samples/``)::
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from occkit.fileio import info_text, info_timestamp, info_where, read_info_list, write_json_atomic
+from occkit.data.info_schema import CAMERAS, IndexFrame
+from occkit.fileio import info_timestamp, info_where, read_info_list, write_json_atomic
+from occkit.schema import validate
 
-CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
+__all__ = ["CAMERAS", "annotations_from_infos", "frame_entry", "main"]
 
 
 def _from_samples(path: str, where: str) -> str:
@@ -38,103 +39,32 @@ def _from_samples(path: str, where: str) -> str:
     return p[i:]
 
 
-def _pose(info: dict[str, Any], prefix: str, where: str) -> dict[str, list[float]]:
-    """``{translation, rotation}`` of ``info[prefix_translation]`` / ``info[prefix_rotation]``:
-    three and four finite numbers, a rotation that is not zero, a place not farther than
-    :data:`occkit.geometry.transforms.POSE_LIMITS` from its origin (as ``checked_pose``, in plain
-    numbers: an info file holds some 14 poses a frame); else one line naming the frame and field."""
-    from occkit.geometry.transforms import POSE_LIMITS, value_on_one_line
-
-    t_key, q_key = f"{prefix}_translation", f"{prefix}_rotation"
-    for key in (t_key, q_key):
-        if key not in info:
-            raise ValueError(f"{where}: no '{key}'")
-    raw_t, raw_q = info[t_key], info[q_key]
-    at = f"{where}: {prefix}"
-    try:
-        t, q = _numbers(raw_t), _numbers(raw_q)  # plain floats: a numpy array per pose cost more than the rest
-        if len(t) != 3 or len(q) != 4:
-            raise ValueError(f"expected translation (3,) and rotation (4,), got ({len(t)},) and ({len(q)},)")
-        if not any(q):
-            raise ValueError("zero quaternion has no rotation")
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"{at}: not a pose (translation {value_on_one_line(raw_t)}, rotation {value_on_one_line(raw_q)}: {e})"
-        ) from None
-    if not all(math.isfinite(v) for v in (*t, *q)):
-        raise ValueError(f"{at}: not finite (translation {t}, rotation {q})")
-    limit = POSE_LIMITS["ego_pose" if prefix == "ego2global" else "extrinsic"]
-    if math.hypot(*t) > limit:
-        raise ValueError(f"{at}: translation {t} lies more than {limit:g} m from its origin: corrupt")
-    return {"translation": t, "rotation": q}
-
-
-def _numbers(v: Any) -> list[float]:
-    """``v`` (a list, tuple or 1-D array) as floats; a ``TypeError`` or ``ValueError`` for text, a
-    nesting, or one value."""
-    if isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
-        raise TypeError(f"{type(v).__name__} is not a list of numbers")
-    return [float(x) for x in v]
-
-
-def _intrinsic(c: dict[str, Any], where: str) -> list[list[float]]:
-    from occkit.geometry.transforms import singular_intrinsic, value_on_one_line
-
-    raw = c.get("cam_intrinsic")
-    try:
-        K = [_numbers(row) for row in _rows(raw)]
-        if len(K) != 3 or any(len(row) != 3 for row in K):
-            raise ValueError("not 3 rows of 3")
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{where}: 'cam_intrinsic' is {value_on_one_line(raw)}, not a 3x3 matrix ({e})") from None
-    if not all(math.isfinite(v) for row in K for v in row):
-        raise ValueError(f"{where}: 'cam_intrinsic' is not finite ({K})")
-    if singular_intrinsic(K):
-        raise ValueError(f"{where}: 'cam_intrinsic' is singular ({K}): not a camera's intrinsic matrix")
-    return K
-
-
-def _rows(v: Any) -> Any:
-    if v is None or isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
-        raise TypeError(f"{type(v).__name__} is not a list of rows")
-    return v
-
-
 def frame_entry(info: dict[str, Any], where: str) -> dict[str, Any]:
-    """One frame of ``scene_infos`` from one info-file frame (see the module docstring). A field that
-    is missing or of the wrong type (a path or token that is not text, a pose or matrix that is not
-    finite numbers of its shape, ``cams`` not a mapping) is refused in one line naming it."""
-    for key in ("token", "timestamp", "scene_token", "lidar_path", "cams"):
-        if key not in info:
-            raise ValueError(f"{where}: the frame has no '{key}'")
-    if not isinstance(info["cams"], dict):
-        raise ValueError(f"{where}: 'cams' is {type(info['cams']).__name__}, not a mapping of camera name to fields")
-    cams = {}
-    for cam in CAMERAS:
-        c = info["cams"].get(cam)
-        if not isinstance(c, dict):
-            raise ValueError(f"{where}: no camera {cam} in 'cams'")
-        at = f"{where}, {cam}"
-        cams[cam] = {
-            "img_path": _from_samples(info_text(c, "data_path", at), at),
-            "intrinsic": _intrinsic(c, at),
-            "extrinsic": _pose(c, "sensor2ego", at),
-            "ego_pose": _pose(c, "ego2global", at),
+    """One frame of ``scene_infos`` from one info-file frame (see the module docstring), its fields checked
+    (:class:`occkit.data.info_schema.IndexFrame`): one line naming the frame and the field."""
+    f = validate(IndexFrame, info, where)
+    cams = {
+        cam: {
+            "img_path": _from_samples(c.data_path, f"{where}: cams.{cam}"),
+            "intrinsic": c.cam_intrinsic,
+            "extrinsic": {"translation": c.sensor2ego_translation, "rotation": c.sensor2ego_rotation},
+            "ego_pose": {"translation": c.ego2global_translation, "rotation": c.ego2global_rotation},
         }
-    lidar = {
-        "extrinsic": _pose(info, "lidar2ego", where),
-        "filename": _from_samples(info_text(info, "lidar_path", where), where),
+        for cam, c in ((cam, f.cams[cam]) for cam in CAMERAS)
     }
-    if info.get("lidar_token") is not None:
-        lidar["token"] = info_text(info, "lidar_token", where)
-    links = {k: "" if info.get(k) is None else info_text(info, k, where, default="") for k in ("prev", "next")}
+    lidar = {
+        "extrinsic": {"translation": f.lidar2ego_translation, "rotation": f.lidar2ego_rotation},
+        "filename": _from_samples(f.lidar_path, where),
+        **({"token": f.lidar_token} if f.lidar_token is not None else {}),
+    }
     return {
         "timestamp": info_timestamp(info, where, 0),
         "camera_sensor": cams,
-        "ego_pose": _pose(info, "ego2global", where),
+        "ego_pose": {"translation": f.ego2global_translation, "rotation": f.ego2global_rotation},
         "lidar_sensor": lidar,
-        "scene_token": info_text(info, "scene_token", where),
-        **links,
+        "scene_token": f.scene_token,
+        "prev": f.prev or "",
+        "next": f.next or "",
     }
 
 

@@ -367,15 +367,13 @@ def scene_records(
 
 def _occ3d_frames(occ3d: Path) -> tuple[dict[str, tuple[str, dict[str, Any]]], dict[str, str]]:
     """token -> (scene, annotation entry) and scene -> split of an Occ3D folder's annotations.json."""
+    from occkit.data.info_schema import Occ3DIndex
+    from occkit.schema import validate
+
     path = occ3d / "annotations.json"
-    ann = read_json(path)
-    if not isinstance(ann, dict) or not isinstance(ann.get("scene_infos"), dict):
-        raise ValueError(f"{path}: not an Occ3D-nuScenes annotations file (no 'scene_infos')")
-    frames = {str(t): (scene, info) for scene, infos in ann["scene_infos"].items() for t, info in infos.items()}
-    split = {}
-    for name in ("train", "val", "test"):
-        for scene in ann.get(f"{name}_split", []) or []:
-            split[str(scene)] = name
+    ann = validate(Occ3DIndex, read_json(path), str(path))
+    frames = {t: (scene, info) for scene, infos in ann.scene_infos.items() for t, info in infos.items()}
+    split = {scene: name for name in ("train", "val", "test") for scene in getattr(ann, f"{name}_split") or []}
     return frames, split
 
 

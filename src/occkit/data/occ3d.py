@@ -29,10 +29,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from occkit.data.info_schema import Occ3DIndex
 from occkit.data.sample import NUSCENES_CAMERAS, Sample  # NUSCENES_CAMERAS: importable from here too
 from occkit.fileio import load_npz, read_json
 from occkit.geometry.grid import Grid, occ3d_grid
-from occkit.geometry.transforms import POSE_LIMITS, invert_transform, transform_from_pose
+from occkit.geometry.transforms import POSE_LIMITS, invert_transform
+from occkit.schema import validate
 
 SPLITS = ("train", "val", "all")
 
@@ -164,15 +166,11 @@ def read_instance_names(path: Path) -> dict[int, str]:
         raise ValueError(f"{path}: an object lacks 'instance' or 'name' ({e})") from e
 
 
-def check_tokens_unique(scene_infos: Any, path: str | os.PathLike) -> None:
+def check_tokens_unique(scene_infos: dict[str, dict[str, Any]], path: str | os.PathLike) -> None:
     """Refuse a ``scene_infos`` (``{scene: {token: info}}``) listing one token in two scenes: the
     frame would be read, and scored, twice. The error names ``path``, the token and both scenes."""
-    if not isinstance(scene_infos, dict):
-        return
     seen: dict[str, str] = {}
     for scene, infos in scene_infos.items():
-        if not isinstance(infos, dict):
-            continue
         for token in infos:
             first = seen.setdefault(token, scene)
             if first != scene:
@@ -243,25 +241,17 @@ def grid_record(grid: Grid) -> dict[str, list[float]]:
     }
 
 
-def grid_of_index(ann: dict[str, Any], path: str | os.PathLike) -> Grid:
-    """The grid an ``annotations.json`` states (:data:`GRID_KEY`), else Occ3D's; a bad entry raises
-    one line naming the file."""
-    rec = ann.get(GRID_KEY)
+def grid_of_index(index: Any, path: str | os.PathLike) -> Grid:
+    """The grid an ``annotations.json`` states (:data:`GRID_KEY`; ``index``: the file read as
+    :class:`occkit.data.info_schema.Occ3DIndex`), else Occ3D's; one that is no grid raises one line naming the
+    file."""
+    rec = index.grid
     if rec is None:
         return occ3d_grid()
     try:
-        grid = Grid(
-            tuple(float(v) for v in rec["range_min"]),  # type: ignore[arg-type]
-            tuple(float(v) for v in rec["range_max"]),  # type: ignore[arg-type]
-            tuple(float(v) for v in rec["voxel_size"]),  # type: ignore[arg-type]
-        )
-        if len(grid.range_min) != 3 or len(grid.range_max) != 3 or len(grid.voxel_size) != 3:
-            raise ValueError("three values each")
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(
-            f"{path}: '{GRID_KEY}' must be {{range_min, range_max, voxel_size}} of 3 numbers each ({e})"
-        ) from None
-    return grid
+        return Grid(tuple(rec.range_min), tuple(rec.range_max), tuple(rec.voxel_size))  # type: ignore[arg-type]
+    except ValueError as e:
+        raise ValueError(f"{path}: {GRID_KEY}: {e}") from None
 
 
 class Occ3DDataset(torch.utils.data.Dataset):
@@ -314,9 +304,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
         self.image_root = Path(image_root) if image_root else self.root
         ann_path = self.root / "annotations.json"
         ann = read_json(ann_path)
-        for key in ("scene_infos",):
-            if key not in ann:
-                raise KeyError(f"{ann_path}: missing key '{key}'")
+        index = validate(Occ3DIndex, ann, str(ann_path))
         self.annotations_path = ann_path
         self.scene_infos: dict[str, dict[str, Any]] = ann["scene_infos"]
         check_tokens_unique(self.scene_infos, ann_path)
@@ -334,7 +322,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
             for i, token in enumerate(self.scene_tokens(scene)):
                 self.frames.append(FrameRef(scene, token, i))
         self._index = {f.token: i for i, f in enumerate(self.frames)}
-        self._index_grid = grid_of_index(ann, ann_path)
+        self._index_grid = grid_of_index(index, ann_path)
         self.grid: Grid = self.layout_grid()
         if self.frames and self.records_no_cameras():
             self.cameras = ()  # labels of a rig without cameras (occkit label): occupancy (and LiDAR) alone
@@ -537,29 +525,27 @@ class Occ3DDataset(torch.utils.data.Dataset):
             node = node[k]
         return node
 
-    def _pose(self, pose: Any, token: str, cam: str | None, what: str) -> torch.Tensor:
-        """A checked ``transform_from_pose`` of a ``{translation, rotation}`` entry named ``what``."""
-        t = self._field(pose, ("translation",), token, cam) if isinstance(pose, dict) else None
-        q = self._field(pose, ("rotation",), token, cam) if isinstance(pose, dict) else None
-        if t is None or q is None:
-            raise KeyError(f"{self._where(token, cam)}: '{what}' is not a {{translation, rotation}} mapping")
-        try:
-            T = transform_from_pose(t, q)
-        except (ValueError, TypeError, RuntimeError) as e:
-            raise ValueError(f"{self._where(token, cam)}: '{what}' is degenerate ({e})") from e
-        if not bool(torch.isfinite(T).all()):
-            raise ValueError(f"{self._where(token, cam)}: '{what}' is not finite (translation {t}, rotation {q})")
-        limit = MAX_POSE_METRES.get(what, MAX_POSE_METRES["ego_pose"])
-        if float(T[:3, 3].norm()) > limit:
-            raise ValueError(
-                f"{self._where(token, cam)}: '{what}' translation {t} is more than {limit:g} m from its origin "
-                "(a sensor on the vehicle, a pose on the map): a corrupt entry"
-            )
-        return T
+    def frame(self, token: str) -> Any:
+        """The frame's poses and sensors, checked (:class:`occkit.data.info_schema.Occ3DFrame`) the first time
+        the frame is read: a field that is missing or wrong is one line naming the file, scene, frame and field."""
+        from occkit.data.info_schema import Occ3DFrame
+        from occkit.schema import validate
+
+        checked = self.__dict__.setdefault("_checked", {})
+        if token not in checked:
+            checked[token] = validate(Occ3DFrame, self.info(token), self._where(token))
+        return checked[token]
+
+    def camera(self, token: str, cam: str) -> Any:
+        """The frame's camera ``cam`` (:class:`occkit.data.info_schema.CameraSensor`)."""
+        sensors = self.frame(token).camera_sensor
+        if cam not in sensors:
+            raise KeyError(f"{self._where(token, cam)}: no 'camera_sensor.{cam}'")
+        return sensors[cam]
 
     def T_global_from_ego(self, token: str) -> torch.Tensor:
         """``(4, 4)`` float64 ego pose of the frame."""
-        return self._pose(self._field(self.info(token), ("ego_pose",), token), token, None, "ego_pose")
+        return self.frame(token).ego_pose.matrix()
 
     def T_ego_from_cam(self, token: str, cam: str) -> torch.Tensor:
         """``(4, 4)`` float64 camera -> ego (at the frame's timestamp).
@@ -567,44 +553,25 @@ class Occ3DDataset(torch.utils.data.Dataset):
         nuScenes cameras fire at slightly different times from the frame: with the camera's own
         ego pose, ``T_ego_from_cam = T_ego_from_global @ T_global_from_egocam @ T_egocam_from_cam``.
         """
-        sensor = self._field(self.info(token), ("camera_sensor", cam), token, cam)
-        T = self._pose(self._field(sensor, ("extrinsic",), token, cam), token, cam, "extrinsic")
-        if "ego_pose" in sensor:
-            T_global_from_egocam = self._pose(sensor["ego_pose"], token, cam, "ego_pose")
-            T = invert_transform(self.T_global_from_ego(token)) @ T_global_from_egocam @ T
+        c = self.camera(token, cam)
+        T = c.extrinsic.matrix()
+        if c.ego_pose is not None:
+            T = invert_transform(Occ3DDataset.T_global_from_ego(self, token)) @ c.ego_pose.matrix() @ T
         return T
 
     def T_ego_from_lidar(self, token: str) -> torch.Tensor | None:
         """``(4, 4)`` float64 LiDAR -> ego, when the annotations carry ``lidar_sensor``."""
-        sensor = self.info(token).get("lidar_sensor")
-        if not sensor:
-            return None
-        return self._pose(
-            self._field(sensor, ("extrinsic",), token, "lidar_sensor"), token, "lidar_sensor", "extrinsic"
-        )
+        sensor = self.frame(token).lidar_sensor
+        return None if sensor is None else sensor.extrinsic.matrix()
 
     def intrinsics(self, token: str, cam: str) -> torch.Tensor:
-        raw = self._field(self.info(token), ("camera_sensor", cam, "intrinsic"), token, cam)
-        try:
-            K = torch.as_tensor(raw, dtype=torch.float64)
-        except (ValueError, TypeError, RuntimeError) as e:
-            raise ValueError(f"{self._where(token, cam)}: 'intrinsic' is not a 3x3 matrix of numbers ({e})") from e
-        if K.shape != (3, 3):
-            raise ValueError(f"{self._where(token, cam)}: 'intrinsic' has shape {tuple(K.shape)}, expected (3, 3)")
-        if not bool(torch.isfinite(K).all()) or float(K[0, 0]) <= 0 or float(K[1, 1]) <= 0:
-            raise ValueError(
-                f"{self._where(token, cam)}: 'intrinsic' is degenerate (focal lengths must be finite and > 0): "
-                f"{K.tolist()}"
-            )
-        return K
+        return torch.tensor(self.camera(token, cam).intrinsic, dtype=torch.float64)
 
     def recorded_image_size(self, token: str, cam: str) -> tuple[int, int] | None:
         """``(H, W)`` the annotations record for a camera image (``height`` / ``width`` beside
         ``img_path``, as nuScenes' sample_data has them), or None: Occ3D records none."""
-        sensor = self._field(self.info(token), ("camera_sensor", cam), token, cam)
-        if "height" in sensor and "width" in sensor:
-            return int(sensor["height"]), int(sensor["width"])
-        return None
+        c = self.camera(token, cam)
+        return None if c.height is None or c.width is None else (c.height, c.width)
 
     # ------------------------------------------------------------------ loading
     #: The per-voxel masks the layout's label files hold beside the classes (``occkit stats``

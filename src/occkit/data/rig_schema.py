@@ -92,20 +92,25 @@ class Ego(Table):
     center: numbers(3, Offset) = Field([0.9, 0.0, 0.9], description="the box's centre in the ego frame, metres")
 
 
+def _invertible(K: list[list[float]]) -> list[list[float]]:
+    from occkit.geometry.transforms import singular_intrinsic
+
+    if singular_intrinsic(K) or K[0][0] <= 0 or K[1][1] <= 0:
+        raise problem(f"{K} is degenerate (singular, or a focal length not > 0: no pixel ray can be made of it)")
+    return K
+
+
+#: A camera matrix K: 3 x 3 finite numbers, invertible (a pixel ray is made of each pixel).
+Intrinsic = Annotated[
+    numbers(3, numbers(3, Finite)), AfterValidator(_invertible), Field(description="the 3x3 camera matrix K")
+]
+
+
 class CameraEntry(Pose):
     """A camera of ``rig.json``: its pose ``T_ego_from_cam`` (OpenCV axes), intrinsic and image size."""
 
-    intrinsic: numbers(3, numbers(3, Finite)) = Field(description="the 3x3 camera matrix K")
+    intrinsic: Intrinsic
     image_size: numbers(2, Annotated[Int, Field(ge=1, le=IMAGE_SIDE_LIMIT)]) = Field(description="H, W in pixels")
-
-    @field_validator("intrinsic")
-    @classmethod
-    def _invertible(cls, K: list[list[float]]) -> list[list[float]]:
-        from occkit.geometry.transforms import singular_intrinsic
-
-        if singular_intrinsic(K):
-            raise problem(f"{K} is singular (no pixel ray can be made of it)")
-        return K
 
 
 class Splits(Table):
@@ -189,3 +194,16 @@ class BoxesTable(Table):
     """``<scene>/boxes.json``."""
 
     boxes: list[BoxRow]
+
+
+class StampedBoxRow(BoxRow):
+    """A row of a ROS bag's ``--boxes`` file: a ``boxes.json`` row that names its cloud by ``stamp``."""
+
+    sweep: str | None = Field(None, description="not read: the row's cloud is its stamp's")
+    stamp: Int = Field(ge=0, description="the cloud's header stamp in nanoseconds")
+
+
+class StampedBoxesTable(Table):
+    """A ROS bag's ``--boxes`` file."""
+
+    boxes: list[StampedBoxRow]

@@ -40,7 +40,6 @@ vocabulary, :data:`occkit.priors.base.PRIOR_CLASSES`), not in SemanticKITTI lear
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -69,18 +68,20 @@ writes one: its validation has more scenes than sequence 08); read before the of
 def dataset_splits(root: str | os.PathLike) -> dict[str, tuple[str, ...]]:
     """The named splits of ``root/splits.json`` (empty when there is none); a malformed file raises
     naming it."""
+    from pydantic import ConfigDict, RootModel
+
+    from occkit.fileio import read_json
+    from occkit.schema import validate
+
+    class SplitsFile(RootModel[dict[str, list[str]]]):
+        """``{"train": [sequence, ...], "val": [...]}``."""
+
+        model_config = ConfigDict(strict=True)
+
     path = Path(root) / SPLITS_FILE
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable JSON split file ({e})") from e
-    if not isinstance(data, dict) or not all(
-        isinstance(v, list) and all(isinstance(x, str) for x in v) for v in data.values()
-    ):
-        raise ValueError(f'{path}: expected {{"train": [sequence, ...], "val": [...]}}')
-    return {str(k): tuple(v) for k, v in data.items()}
+    return {k: tuple(v) for k, v in validate(SplitsFile, read_json(path), str(path)).root.items()}
 
 
 def own_split(root: Path, seq_root: Path, split: str, own: dict[str, tuple[str, ...]]) -> tuple[str, ...]:

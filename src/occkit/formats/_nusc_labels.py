@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from occkit.data.info_schema import FramePose
 from occkit.fileio import read_json
 from occkit.formats.spec import FrameLabels, LabelWriter, link_inside
+from occkit.schema import validate
 
 FAMILY = "nuscenes"
 #: What a frame needs from ``--infos`` when its annotations lack it.
@@ -112,7 +114,8 @@ def read_frame(dataset: Any, i: int, options: dict[str, Any], masks: tuple[str, 
     ego_from = {"ego": np.eye(4)}
     if record.get("lidar_sensor", {}).get("extrinsic") is not None:
         extrinsic = record["lidar_sensor"]["extrinsic"]
-        ego_from["lidar"] = dataset._pose(extrinsic, token, "lidar_sensor", "extrinsic").numpy()
+        where = f"{dataset.annotations_path}: frame {token}: lidar_sensor.extrinsic"
+        ego_from["lidar"] = validate(FramePose, extrinsic, where).matrix().numpy()
     sensor_files = {}
     for cam in dataset.cameras:
         try:

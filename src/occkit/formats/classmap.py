@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
+
+from occkit.schema import Table, Text
 
 #: The value of a dropped class in a lookup table (its voxels are left out).
 DROPPED = 255
@@ -59,6 +62,29 @@ class ClassMap:
     @property
     def free(self) -> int:
         return len(self.names) - 1
+
+
+class Members(Table):
+    """The classes of each side a common class gathers."""
+
+    source: list[Text] = Field(alias="from", description="classes of the predictions' format")
+    target: list[Text] = Field(alias="to", description="classes of the ground truth's format")
+
+
+class Dropped(Table):
+    """The classes of each side left out of the scoring."""
+
+    source: list[Text] | None = Field(None, alias="from", description="a list of class names")
+    target: list[Text] | None = Field(None, alias="to", description="a list of class names")
+
+
+class ClassMapFile(Table):
+    """A class map file (see the module's docstring)."""
+
+    source: Text = Field(alias="from", description="one format's name: the predictions'")
+    target: Text = Field(alias="to", description="one format's name: the ground truth's")
+    common: dict[str, Members] = Field(min_length=1, description="each common class: {from: [...], to: [...]}")
+    drop: Dropped | None = None
 
 
 def _occkit_maps() -> tuple[str, ...]:
@@ -121,12 +147,10 @@ def resolve_class_map(name_or_path: str | os.PathLike) -> Path:
     )
 
 
-def _side_format(path: Path, name: Any, side: str) -> Any:
+def _side_format(path: Path, name: str, side: str) -> Any:
     """The format a side of the map (``from`` / ``to``) names, or a one-line error naming the file."""
     from occkit.formats.registry import get_format
 
-    if not isinstance(name, str):
-        raise ValueError(f"{path}: '{side}' must be one format's name, got {name!r}")
     try:
         return get_format(name)
     except (KeyError, ValueError) as e:  # the registry's message, about this file's key
@@ -149,8 +173,6 @@ def side_lut(path: Path, fmt: Any, side: str, common: dict, drop: dict) -> np.nd
         lut[ids[cls]] = value
 
     for k, (name, entry) in enumerate(common.items()):
-        if not isinstance(entry, dict) or not isinstance(entry.get(side), list):
-            raise ValueError(f"{path}: common class {name!r}: expected {{from: [...], to: [...]}}")
         for cls in entry[side]:
             take(cls, f"common class {name!r}", k)
     for cls in drop.get(side) or []:
@@ -169,29 +191,23 @@ def side_lut(path: Path, fmt: Any, side: str, common: dict, drop: dict) -> np.nd
     return lut
 
 
+def read_class_map_file(path: Path) -> dict[str, Any]:
+    """A class map file read against its schema (:class:`ClassMapFile`): ``{"from", "to", "common": {name:
+    {"from": [...], "to": [...]}}, "drop": {"from": [...], "to": [...]}}``, or one line naming the file and
+    the key."""
+    from occkit.config import load_yaml
+    from occkit.schema import validate
+
+    m = validate(ClassMapFile, load_yaml(path), str(path))
+    return m.model_dump(by_alias=True) | {"drop": m.drop.model_dump(by_alias=True) if m.drop else {}}
+
+
 def load_class_map(name_or_path: str | os.PathLike) -> ClassMap:
     """Read and check a class map (see the module docstring); errors are one line naming the file."""
-    from occkit.config import load_yaml
-
     path = resolve_class_map(name_or_path)
-    data = load_yaml(path)
-    unknown = sorted(set(data) - {"from", "to", "common", "drop"})
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown} (a class map has from, to, common, drop)")
-    for key in ("from", "to", "common"):
-        if key not in data:
-            raise ValueError(f"{path}: no '{key}'")
+    data = read_class_map_file(path)
     fmts = {side: _side_format(path, data[side], side) for side in ("from", "to")}
-    common = data["common"]
-    if not isinstance(common, dict) or not common:
-        raise ValueError(f"{path}: 'common' must map each common class to {{from: [...], to: [...]}}")
-    drop = data.get("drop") or {}
-    if (
-        not isinstance(drop, dict)
-        or set(drop) - {"from", "to"}
-        or any(not isinstance(v, list) for v in drop.values() if v is not None)
-    ):  # a bare name (drop: {from: others}) would be read letter by letter
-        raise ValueError(f"{path}: 'drop' must be {{from: [...], to: [...]}} (lists of class names), got {drop!r}")
+    common, drop = data["common"], data["drop"]
     luts = {side: side_lut(path, fmts[side], side, common, drop) for side in ("from", "to")}
     members = {side: tuple(tuple(str(c) for c in entry[side]) for entry in common.values()) for side in ("from", "to")}
     return ClassMap(

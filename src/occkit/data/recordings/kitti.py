@@ -570,29 +570,31 @@ def _read_kitti360(root: Path, scene: str, options: KittiOptions, load_points: b
         if size is not None:
             K, T_pose_rect = _kitti360_camera(cal, cam)
             cameras[cam] = Camera(cam, K, _lift(height) @ T_velo_pose @ T_pose_rect, size)
-    return _record(
-        scene,
-        posed,
-        T_wv,
-        _datetime_seconds(raw / "timestamps.txt", idx),
-        keys,
-        height,
-        [None] * len(posed),
-        cameras,
-        (),
-        raw,
-        load_points,
-    )
+    return _raw_record(scene, posed, T_wv, raw / "timestamps.txt", keys, height, cameras, raw, load_points)
+
+
+def _raw_record(
+    scene: str,
+    files: list[Path],
+    T_wv: list[np.ndarray],
+    stamps: Path,
+    keys: set[int],
+    height: float,
+    cameras: dict[str, Any],
+    source: Path,
+    load_points: bool,
+) -> Any:
+    """A scene of raw scans (KITTI-360's, KITTI raw's) read from ``source``: no point labels, no boxes; the
+    scans' times the lines of ``stamps`` (a ``timestamps.txt``) their names number."""
+    seconds = _datetime_seconds(stamps, [int(f.stem) for f in files])
+    return _record(scene, files, T_wv, seconds, keys, height, [None] * len(files), cameras, (), source, load_points)
 
 
 def _splits(root: Path, scenes: list[str], official: Mapping[str, tuple[str, ...]]) -> dict[str, list[str]]:
     """The dataset's ``splits.json`` (``occkit synth``'s) where present, else the official split."""
-    from occkit.fileio import read_json
+    from occkit.data.semantickitti import SPLITS_FILE, dataset_splits
 
-    f = root / "splits.json"
-    d = read_json(f) if f.is_file() else official
-    if not isinstance(d, dict):
-        raise ValueError(f"{f}: not an object of splits")
+    d = dataset_splits(root) if (root / SPLITS_FILE).is_file() else official
     return {f"{k}_split": [s for s in d.get(k) or [] if s in scenes] for k in ("train", "val") if d.get(k)}
 
 

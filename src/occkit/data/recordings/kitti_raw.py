@@ -48,10 +48,9 @@ import numpy as np
 from occkit.data.recordings.kitti import (
     DEFAULT_KEYFRAME_EVERY,
     KittiOptions,
-    _datetime_seconds,
     _keyframes,
     _lift,
-    _record,
+    _raw_record,
     _rigid,
     _scan_files,
     scan_token,
@@ -312,7 +311,6 @@ class KittiRawReader(RecordingReader):
         oxts = [read_oxts(f) for f in _per_scan(drive / "oxts" / "data", files, ".txt", "OXTS rows")]
         T_vi_inv = np.linalg.inv(calib.T_velo_from_imu)
         T_wv = [T @ T_vi_inv for T in oxts_poses(oxts)]
-        idx = [int(f.stem) for f in files]
         every = self.options.keyframe_every or DEFAULT_KEYFRAME_EVERY
         keys = _keyframes([f.stem for f in files], every, None, vel)
         height = self.options.height()
@@ -325,19 +323,7 @@ class KittiRawReader(RecordingReader):
                 size = (im.height, im.width)
             K, T_cam_velo = calib.camera(cam)
             cameras[cam] = Camera(cam, K, _lift(height) @ np.linalg.inv(T_cam_velo), size)
-        return _record(
-            scene,
-            files,
-            T_wv,
-            _datetime_seconds(vel / "timestamps.txt", idx),
-            keys,
-            height,
-            [None] * len(files),
-            cameras,
-            (),
-            drive,
-            load_points,
-        )
+        return _raw_record(scene, files, T_wv, vel / "timestamps.txt", keys, height, cameras, drive, load_points)
 
 
 READER = KittiRawReader

@@ -194,21 +194,18 @@ class _Opened:
                 f"{self.db.table('sample')}: sample {first['token']} of {scene['name']} has no {LIDAR_CHANNEL}"
             )
         start = self.db.get("sample_data", first["data"][LIDAR_CHANNEL], f"sample {first['token']}")
-        before, tok = [], start["prev"]
-        while tok:
-            r = self.db.get("sample_data", tok, f"a {LIDAR_CHANNEL} sweep of {scene['name']}")
-            if r["sample_token"] not in ours:
-                break
-            before.append(r)
-            tok = r["prev"]
-        rows, tok = [start], start["next"]
-        while tok:
-            r = self.db.get("sample_data", tok, f"a {LIDAR_CHANNEL} sweep of {scene['name']}")
-            if r["sample_token"] not in ours:
-                break
-            rows.append(r)
-            tok = r["next"]
-        rows = before[::-1] + rows
+
+        def walk(link: str) -> list[dict[str, Any]]:  # the scene's sweeps along prev or next from the first
+            out, tok = [], start[link]
+            while tok:
+                r = self.db.get("sample_data", tok, f"a {LIDAR_CHANNEL} sweep of {scene['name']}")
+                if r["sample_token"] not in ours:
+                    break
+                out.append(r)
+                tok = r[link]
+            return out
+
+        rows = walk("prev")[::-1] + [start] + walk("next")
         for a, b in zip(rows, rows[1:]):  # named here, by the table that holds the times (not the scene's)
             if not b["timestamp"] > a["timestamp"]:
                 raise ValueError(

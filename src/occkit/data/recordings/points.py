@@ -148,11 +148,18 @@ def _fields_arrays(fields: Any, names: list[str], f: Path, label_field: str | No
     return xyz, inten, labels
 
 
-def _pcd(f: Path, label_field: str | None) -> tuple[Any, Any, Any]:
+def _library(f: Path, module: str, extra: str) -> Any:
+    """The library that reads ``f``, or an ``ImportError`` line saying how to install it."""
+    import importlib
+
     try:
-        from pypcd4 import PointCloud
+        return importlib.import_module(module)
     except ImportError as e:
-        raise ImportError(f"{f}: reading .pcd needs pypcd4 ({e}): pip install 'occkit[pcd]'") from None
+        raise ImportError(f"{f}: reading {f.suffix} needs {module} ({e}): pip install 'occkit[{extra}]'") from None
+
+
+def _pcd(f: Path, label_field: str | None) -> tuple[Any, Any, Any]:
+    PointCloud = _library(f, "pypcd4", "pcd").PointCloud
     try:
         pc = PointCloud.from_path(f)
         names = list(pc.fields)
@@ -163,10 +170,7 @@ def _pcd(f: Path, label_field: str | None) -> tuple[Any, Any, Any]:
 
 
 def _las(f: Path, label_field: str | None) -> tuple[Any, Any, Any]:
-    try:
-        import laspy
-    except ImportError as e:
-        raise ImportError(f"{f}: reading .las / .laz needs laspy ({e}): pip install 'occkit[las]'") from None
+    laspy = _library(f, "laspy", "las")
     try:
         las = laspy.read(f)
         names = ["x", "y", "z"] + [n for n in las.point_format.dimension_names if n not in ("X", "Y", "Z")]

@@ -441,24 +441,18 @@ def _options(options: BagOptions) -> dict[str, Any]:
 
 
 def _read_boxes(f: Path) -> dict[int, list[dict[str, Any]]]:
-    """``--boxes FILE``: a rig's ``boxes.json`` whose rows name a cloud's ``stamp`` (ns), by stamp."""
+    """``--boxes FILE``: a rig's ``boxes.json`` whose rows name a cloud's ``stamp`` (ns), by stamp
+    (:class:`occkit.data.rig_schema.StampedBoxesTable`)."""
+    from occkit.data.rig_schema import StampedBoxesTable
     from occkit.fileio import read_json
+    from occkit.schema import validate
 
     if not f.is_file():
         raise FileNotFoundError(f"--boxes {f}: no such file")
-    table = read_json(f)
-    rows = table.get("boxes") if isinstance(table, dict) else None
-    if not isinstance(rows, list):
-        raise ValueError(f"--boxes {f}: want {{'boxes': [{{'stamp': ns, 'track', 'class', 'center', 'size', 'yaw'}}]}}")
     by: dict[int, list[dict[str, Any]]] = {}
-    for i, b in enumerate(rows):
-        if not isinstance(b, dict) or "stamp" not in b:
-            raise ValueError(f"--boxes {f}: boxes[{i}]: needs stamp (the cloud's header stamp in ns)")
-        try:
-            stamp = int(b["stamp"])
-        except (TypeError, ValueError):
-            raise ValueError(f"--boxes {f}: boxes[{i}]: stamp {b['stamp']!r} is not an integer (ns)") from None
-        by.setdefault(stamp, []).append({**{k: v for k, v in b.items() if k != "stamp"}, "sweep": str(stamp)})
+    for b in validate(StampedBoxesTable, read_json(f), f"--boxes {f}").boxes:
+        row = b.model_dump(by_alias=True, exclude={"stamp", "sweep"})
+        by.setdefault(b.stamp, []).append({**row, "sweep": str(b.stamp)})
     return by
 
 

@@ -69,14 +69,46 @@ class MovingSearch:
     grow_radius: float = 0.4
     """Metres: a return some check saw through joins a dynamic return this near (``grow_steps`` times)."""
     grow_steps: int = 3
+    carry_radius: float = 0.6
+    """Metres: a return no check decided (or that more checks passed through than saw again) is dynamic when the
+    nearest return of the sweep before or after it, this near, is (an object that moves with the sensor, or
+    towards it, hides its later places from every sweep before them: the sweeps at the end of a scene have no
+    check after them)."""
     open_range: float = 1000.0
     """Metres: the range given to a direction along one of the sensor's beams where no return lies around it
     (it saw nothing: it passes through every return of another sweep there)."""
+    surface_abs: float = 0.1
+    """Metres: a check that holds a return (above the ground) this near a return, plus ``surface_beams`` of its
+    beam spacing at that range, saw the same surface again: it does not pass through it, whatever its range image
+    says (a beam passing just beside a static object's edge, under a parked car, over a tree's crown, sees beyond
+    the object's returns that fall in its cell), and it counts against the return being dynamic."""
+    surface_beams: float = 1.0
+    """Beam spacings (the sweep's own, measured from its returns' elevations) added to ``surface_abs`` per metre of
+    range: the farthest a surface's nearest return of another sweep can lie from a return of it."""
 
 
-def range_image(points: np.ndarray, search: MovingSearch) -> tuple[np.ndarray, float, float]:
+def beam_spacing(points: np.ndarray, fallback_deg: float) -> float:
+    """Radians between neighbouring beams of the sensor that swept ``points (N, 3)`` (sensor frame): the median
+    gap between the elevations that hold many returns (``fallback_deg`` where fewer than 4 such beams show)."""
+    r = np.linalg.norm(points, axis=1)
+    keep = r > 1e-6
+    el = np.degrees(np.arcsin(np.clip(points[keep, 2] / r[keep], -1, 1)))
+    if len(el) < 100:
+        return math.radians(fallback_deg)
+    bins = np.round(el / 0.1).astype(np.int64)
+    vals, counts = np.unique(bins, return_counts=True)
+    beams = vals[counts >= max(20, 0.2 * float(np.median(counts)))]
+    # neighbouring bins are one beam (an elevation on a bin's edge)
+    starts = beams[np.r_[True, np.diff(beams) > 2]] if len(beams) else beams
+    if len(starts) < 4:
+        return math.radians(fallback_deg)
+    return math.radians(float(np.median(np.diff(starts))) * 0.1)
+
+
+def range_image(points: np.ndarray, search: MovingSearch) -> tuple[np.ndarray, float, float, np.ndarray]:
     """The conservative range image of sensor-frame ``points (N, 3)``: ``(image (E, A) float32, elevation of
-    row 0, cell size)``; a cell without a return in its neighbourhood is ``inf``."""
+    row 0, cell size, owner (E, A))``; a cell without a return in its neighbourhood is ``inf``; ``owner``: the
+    index of each cell's own nearest return (-1: none)."""
     from scipy.ndimage import minimum_filter
 
     r = np.linalg.norm(points, axis=1)
@@ -91,21 +123,28 @@ def range_image(points: np.ndarray, search: MovingSearch) -> tuple[np.ndarray, f
     ri = ((el - el0) / search.elevation_deg).astype(np.int64)
     ci = (az / search.azimuth_deg).astype(np.int64) % cols
     np.minimum.at(img, (ri, ci), r.astype(np.float32))
+    owner = np.full((rows, cols), -1, np.int64)
+    order = np.lexsort((r, ri * cols + ci))  # by cell, nearest first: the first of each cell owns it
+    cell = (ri * cols + ci)[order]
+    first = np.r_[True, cell[1:] != cell[:-1]] if len(cell) else np.zeros(0, bool)
+    owner.ravel()[cell[first]] = np.nonzero(keep)[0][order[first]]
     beam_rows = np.isfinite(img).any(1)  # the elevations a beam of the sensor fired along
     k = 2 * search.neighbourhood + 1
     img = minimum_filter(img, size=(k, k), mode=("constant", "wrap"), cval=np.inf)
     # along a beam, a direction with no return anywhere around it saw nothing up to the sensor's range (the sky,
     # open space): it passes through whatever lay there at another sweep's time
     img[beam_rows[:, None] & ~np.isfinite(img)] = search.open_range
-    return img, el0, search.elevation_deg
+    return img, el0, search.elevation_deg, owner
 
 
 def passes_through(
-    points: np.ndarray, image: tuple[np.ndarray, float, float], search: MovingSearch
-) -> tuple[np.ndarray, np.ndarray]:
-    """For sensor-frame ``points (N, 3)`` of another sweep and a :func:`range_image`: ``(seen, through)``,
-    whether the image has a return around each point's direction, and whether it saw beyond the point."""
-    img, el0, el_step = image
+    points: np.ndarray, image: tuple[np.ndarray, float, float, np.ndarray], search: MovingSearch, owners: bool = False
+) -> tuple[np.ndarray, ...]:
+    """For sensor-frame ``points (N, 3)`` of another sweep and a :func:`range_image`: ``(hit, through)``,
+    whether the image's range at each point's direction is the point's (within the margin: it saw the point's
+    surface), and whether it saw beyond the point; with ``owners``, also the return each point's cell holds
+    (-1: none)."""
+    img, el0, el_step, owner = image
     r = np.linalg.norm(points, axis=1)
     r_safe = np.maximum(r, 1e-6)
     az = np.degrees(np.arctan2(points[:, 1], points[:, 0])) % 360.0
@@ -115,9 +154,14 @@ def passes_through(
     inside = (ri >= 0) & (ri < img.shape[0]) & (r > 1e-6)
     got = np.full(len(points), np.inf, np.float32)
     got[inside] = img[ri[inside], ci[inside]]
-    seen = np.isfinite(got)
-    through = seen & (got > r + search.margin_abs + search.margin_rel * r)
-    return seen, through
+    margin = search.margin_abs + search.margin_rel * r
+    through = np.isfinite(got) & (got > r + margin)
+    hit = np.abs(got - r) <= margin
+    if not owners:
+        return hit, through
+    own = np.full(len(points), -1, np.int64)
+    own[inside] = owner[ri[inside], ci[inside]]
+    return hit, through, own
 
 
 def _static_mask(rec: SceneRecord, i: int, pw: np.ndarray, p_ego: np.ndarray, box_margin: float, ego_margin: float):
@@ -140,34 +184,162 @@ def _check_sweeps(rec: SceneRecord, i: int, search: MovingSearch) -> list[int]:
     return far[np.unique(pick)].tolist()
 
 
+class _Surfaces:
+    """Each sweep's returns above the ground in the world frame (a k-d tree, built when first asked) and its beam
+    spacing: what a check saw again (:attr:`MovingSearch.surface_abs`)."""
+
+    def __init__(self, rec: SceneRecord, T_gs: list[np.ndarray], search: MovingSearch, ego_margin: float) -> None:
+        self.rec, self.T_gs, self.search, self.ego_margin = rec, T_gs, search, ego_margin
+        self._trees: dict[int, Any] = {}
+        self.spacing = [beam_spacing(s.points.astype(np.float64), search.elevation_deg) for s in rec.sweeps]
+
+    def tree(self, k: int) -> Any:
+        if k not in self._trees:
+            from scipy.spatial import cKDTree
+
+            from occkit.labelgen.steps import ego_points
+
+            s = self.rec.sweeps[k]
+            p = s.points.astype(np.float64)
+            T_el = self.rec.lidars[s.sensor]
+            p_ego = p @ T_el[:3, :3].T + T_el[:3, 3]
+            # a little lower than the candidates' ground clearance: a surface's returns just above it, seen again
+            # a few centimetres lower, still count
+            keep = _above_ground(p_ego, 0.5 * self.search.ground_clearance)
+            keep &= ~ego_points(p_ego, self.rec.ego_size, self.rec.ego_center, self.ego_margin)
+            T = self.T_gs[k]
+            self._trees[k] = (cKDTree(p[keep] @ T[:3, :3].T + T[:3, 3]), np.nonzero(keep)[0])
+        return self._trees[k][0]
+
+    def nearest(self, k: int, pw: np.ndarray, radius: float) -> np.ndarray:
+        """The index in sweep ``k`` of the return (above the ground) nearest each of ``pw (N, 3)``, -1 where none
+        lies within ``radius``."""
+        tree = self.tree(k)
+        if not tree.n or not len(pw):
+            return np.full(len(pw), -1, np.int64)
+        d, j = tree.query(pw, distance_upper_bound=radius)
+        ok = np.isfinite(d)
+        out = np.full(len(pw), -1, np.int64)
+        out[ok] = self._trees[k][1][j[ok]]
+        return out
+
+    def seen_again(self, k: int, pw: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """The return of sweep ``k`` nearest each of world points ``pw (N, 3)`` (``r``: their ranges from its
+        sensor) within ``surface_abs + surface_beams * spacing * r`` (-1: none that near)."""
+        if not len(pw):
+            return np.zeros(0, np.int64)
+        tol = self.search.surface_abs + self.search.surface_beams * self.spacing[k] * r
+        near = self.nearest(k, pw, float(tol.max()))
+        if (near >= 0).any():  # the nearest within the largest tolerance: within its own?
+            T = self.T_gs[k]
+            j = np.nonzero(near >= 0)[0]
+            p = self.rec.sweeps[k].points[near[j]].astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+            near[j[np.linalg.norm(p - pw[j], axis=1) > tol[j]]] = -1
+        return near
+
+
+def _votes(
+    rec: SceneRecord,
+    i: int,
+    pw: np.ndarray,
+    images: list,
+    surfaces: _Surfaces,
+    search: MovingSearch,
+    found: list[np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For world points ``pw (N, 3)`` of sweep ``i``: ``(through, again)``, how many checks passed through each
+    (saw beyond it and held no return near it) and how many saw its surface again (at its range, or near it).
+    With ``found`` (each sweep's dynamic returns, a first pass), a surface seen again that is a dynamic return
+    says nothing (a moving object that covers its own later places, driving away or alongside)."""
+    votes = np.zeros(len(pw), np.int32)
+    again = np.zeros(len(pw), np.int32)
+    for k in _check_sweeps(rec, i, search):
+        Tk = np.linalg.inv(surfaces.T_gs[k])
+        q = pw @ Tk[:3, :3].T + Tk[:3, 3]
+        hit, through, owner = passes_through(q, images[k], search, owners=True)
+        if through.any():  # a beam beside the point's surface saw beyond it: is the surface there all the same?
+            j = np.nonzero(through)[0]
+            near = surfaces.seen_again(k, pw[j], np.linalg.norm(q[j], axis=1))
+            back = near >= 0
+            through[j[back]] = False
+            hit[j[back]] = True
+            owner[j[back]] = near[back]
+        if found is not None:
+            hit &= ~((owner >= 0) & found[k][np.maximum(owner, 0)])
+        votes += through
+        again += hit
+    return votes, again
+
+
 def dynamic_points(
     rec: SceneRecord, search: MovingSearch, box_margin: float = 0.2, ego_margin: float = 0.2
 ) -> list[np.ndarray]:
-    """Per sweep, whether each of its returns is dynamic (``(N,)`` bool; the ego's and boxed returns are not)."""
+    """Per sweep, whether each of its returns is dynamic (``(N,)`` bool; the ego's and boxed returns are not).
+    Two passes: the second does not count a surface seen again that the first found dynamic."""
     T_gs = [s.T_global_from_ego @ rec.lidars[s.sensor] for s in rec.sweeps]
     images = [range_image(s.points.astype(np.float64), search) for s in rec.sweeps]
-    out = []
+    surfaces = _Surfaces(rec, T_gs, search, ego_margin)
+    cands = []
     for i, s in enumerate(rec.sweeps):
         p = s.points.astype(np.float64)
         T_el = rec.lidars[s.sensor]
         p_ego = p @ T_el[:3, :3].T + T_el[:3, 3]
         pw = p @ T_gs[i][:3, :3].T + T_gs[i][:3, 3]
-        static = _static_mask(rec, i, pw, p_ego, box_margin, ego_margin)
-        idx = np.nonzero(static)[0]
-        seen_n = np.zeros(len(idx), np.int32)
-        votes = np.zeros(len(idx), np.int32)
-        for k in _check_sweeps(rec, i, search):
-            Tk = np.linalg.inv(T_gs[k])
-            q = pw[idx] @ Tk[:3, :3].T + Tk[:3, 3]
-            seen, through = passes_through(q, images[k], search)
-            seen_n += seen
-            votes += through
-        dyn = np.zeros(len(p), bool)
-        dyn[idx] = (votes >= search.min_votes) & (votes >= search.min_share * seen_n)
-        some = np.zeros(len(p), bool)
-        some[idx] = votes >= 1
-        above = _above_ground(p_ego, search.ground_clearance)  # the ground, skimmed at grazing angles, is never
-        out.append(_grown(dyn & above, some & above, pw, search))  # dynamic: its range changes fast with elevation
+        # the ground, skimmed at grazing angles, is never dynamic: its range changes fast with elevation
+        static = _static_mask(rec, i, pw, p_ego, box_margin, ego_margin) & _above_ground(p_ego, search.ground_clearance)
+        cands.append((np.nonzero(static)[0], pw))
+    found = None
+    for _ in range(2):
+        found = _one_pass(rec, cands, images, surfaces, search, found)
+    return found
+
+
+def _one_pass(
+    rec: SceneRecord,
+    cands: list[tuple[np.ndarray, np.ndarray]],
+    images: list,
+    surfaces: _Surfaces,
+    search: MovingSearch,
+    found: list[np.ndarray] | None,
+) -> list[np.ndarray]:
+    """Each sweep's dynamic returns from its candidates' votes (:func:`_votes`), grown, carried."""
+    out, undecided, world = [], [], []
+    for i, (idx, pw) in enumerate(cands):
+        votes, again = _votes(rec, i, pw[idx], images, surfaces, search, found)
+        dyn = np.zeros(len(pw), bool)
+        # the checks that passed through it against those that saw its surface again (a check whose view of it
+        # was hidden by something nearer says nothing)
+        leans = votes >= search.min_share * (votes + again)
+        dyn[idx] = (votes >= search.min_votes) & leans
+        some = np.zeros(len(pw), bool)  # what the region grows through: a return one check saw through, at least
+        some[idx] = (votes >= 1) & leans  # as many as saw it again
+        out.append(_grown(dyn, some, pw, search))
+        undecided.append(np.zeros(len(pw), bool))
+        undecided[-1][idx] = leans
+        world.append(pw)
+    return _carried(out, undecided, world, surfaces, search)
+
+
+def _carried(
+    dyn: list[np.ndarray], allowed: list[np.ndarray], pw: list[np.ndarray], surfaces: _Surfaces, search: MovingSearch
+) -> list[np.ndarray]:
+    """``dyn`` carried from each sweep to the next, then back from each to the one before: an ``allowed`` return
+    whose nearest return of the neighbouring sweep (within ``carry_radius``) is dynamic becomes dynamic. A static
+    surface does not creep: its returns' nearest are its own returns of the other sweep, not dynamic."""
+    out = [d.copy() for d in dyn]
+    n = len(out)
+    if search.carry_radius <= 0 or n < 2:
+        return out
+    for i, j in [(i, i - 1) for i in range(1, n)] + [(i, i + 1) for i in range(n - 2, -1, -1)]:
+        if not out[j].any():
+            continue
+        cand = np.nonzero(allowed[i] & ~out[i])[0]
+        if not len(cand):
+            continue
+        near = surfaces.nearest(j, pw[i][cand], search.carry_radius)
+        hit = near >= 0
+        hit[hit] = out[j][near[hit]]
+        out[i][cand[hit]] = True
     return out
 
 

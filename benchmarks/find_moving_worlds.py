@@ -10,9 +10,10 @@ world's ``extras/<scene>/<token>/objects.json``). Figures per world:
 - **trail share**: ``trail_voxels_per_keyframe`` with the option over without it (bound: at most 25 %);
 - **static non-ground returns found moving**: the returns of objects that never move (trees, fences, walls,
   parked cars; instance > 0 and not dynamic) that the search marked moving, over all such returns of every
-  sweep (bound: at most 0.5 %). Ground returns (instance 0: road, sidewalk, terrain) are never candidates and
-  are not counted;
-- **moving returns found**: the returns of moving objects marked moving, over all of them;
+  sweep; and those inside a box it made (grown by ``box_margin``: what the labels then take for a moving
+  object's; bound: both at most 0.5 %). Ground returns (instance 0: road, sidewalk, terrain) are never
+  candidates and are not counted;
+- **moving returns found**: the returns of moving objects marked moving (and inside a box made), over all;
 - the static occupied IoU without and with the option (bound: at most 1 point lost).
 
 The search is run again here on the record the label run read (the recording's reader, its local frame), with
@@ -173,7 +174,16 @@ def one_world(out: Path, seed: int, sweeps: int, args: argparse.Namespace) -> di
 def summary(rows: list[dict[str, Any]]) -> list[str]:
     """The table of every world, the mean and spread of each figure, and each bound checked on every world."""
     cols = ["seed", "sweeps", "trail_without", "trail_with", "trail_share", "static_found_moving", "static_boxed"]
-    cols += ["static_found", "static_returns", "moving_found", "moving_boxed", "static_iou_without", "static_iou_with", "miou_without", "miou_with"]
+    cols += [
+        "static_found",
+        "static_returns",
+        "moving_found",
+        "moving_boxed",
+        "static_iou_without",
+        "static_iou_with",
+        "miou_without",
+        "miou_with",
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
     lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     lines.append("")
@@ -183,8 +193,8 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
     lost = [r["static_iou_without"] - r["static_iou_with"] for r in rows]
     checks = {
         f"trail share <= {BOUND_TRAIL:g} %": all(r["trail_share"] <= BOUND_TRAIL for r in rows),
-        f"static non-ground found moving <= {BOUND_STATIC:g} %": all(
-            r["static_found_moving"] <= BOUND_STATIC for r in rows
+        f"static non-ground found moving, and inside a box found, <= {BOUND_STATIC:g} %": all(
+            max(r["static_found_moving"], r["static_boxed"]) <= BOUND_STATIC for r in rows
         ),
         f"static occupied IoU lost <= {BOUND_IOU:g} (worst {max(lost):.2f})": all(x <= BOUND_IOU for x in lost),
     }

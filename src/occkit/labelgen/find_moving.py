@@ -69,6 +69,12 @@ class MovingSearch:
     grow_radius: float = 0.4
     """Metres: a return some check saw through joins a dynamic return this near (``grow_steps`` times)."""
     grow_steps: int = 3
+    grazing_deg: float = 60.0
+    """Degrees between a check's ray and a flat surface's normal: the distance within which the check's returns
+    count as the surface seen again (``surface_abs``, ``surface_beams``) is divided by the angle's cosine, down
+    to this angle's (a ray that skims a surface samples it sparsely along the ray; a return's surface is flat
+    where its ``normal_k`` nearest returns of its sweep are)."""
+    normal_k: int = 8
     carry_radius: float = 0.6
     """Metres: a return no check decided (or that more checks passed through than saw again) is dynamic when the
     nearest return of the sweep before or after it, this near, is (an object that moves with the sensor, or
@@ -105,10 +111,11 @@ def beam_spacing(points: np.ndarray, fallback_deg: float) -> float:
     return math.radians(float(np.median(np.diff(starts))) * 0.1)
 
 
-def range_image(points: np.ndarray, search: MovingSearch) -> tuple[np.ndarray, float, float, np.ndarray]:
+def range_image(points: np.ndarray, search: MovingSearch) -> tuple[np.ndarray, float, float, np.ndarray, float]:
     """The conservative range image of sensor-frame ``points (N, 3)``: ``(image (E, A) float32, elevation of
-    row 0, cell size, owner (E, A))``; a cell without a return in its neighbourhood is ``inf``; ``owner``: the
-    index of each cell's own nearest return (-1: none)."""
+    row 0, cell size, owner (E, A), reach)``; a cell without a return in its neighbourhood is ``inf``; ``owner``:
+    the index of each cell's own nearest return (-1: none); ``reach``: the farthest return's range (a direction
+    that saw nothing saw open space up to there, not beyond)."""
     from scipy.ndimage import minimum_filter
 
     r = np.linalg.norm(points, axis=1)
@@ -133,18 +140,23 @@ def range_image(points: np.ndarray, search: MovingSearch) -> tuple[np.ndarray, f
     img = minimum_filter(img, size=(k, k), mode=("constant", "wrap"), cval=np.inf)
     # along a beam, a direction with no return anywhere around it saw nothing up to the sensor's range (the sky,
     # open space): it passes through whatever lay there at another sweep's time
-    img[beam_rows[:, None] & ~np.isfinite(img)] = search.open_range
-    return img, el0, search.elevation_deg, owner
+    # (an empty cell between two that hold returns is a gap of the sampling, not open space: unknown)
+    empty = ~np.isfinite(img)
+    img[beam_rows[:, None] & empty & np.roll(empty, 1, axis=1) & np.roll(empty, -1, axis=1)] = search.open_range
+    return img, el0, search.elevation_deg, owner, float(r.max()) if len(r) else 0.0
 
 
 def passes_through(
-    points: np.ndarray, image: tuple[np.ndarray, float, float, np.ndarray], search: MovingSearch, owners: bool = False
+    points: np.ndarray,
+    image: tuple[np.ndarray, float, float, np.ndarray, float],
+    search: MovingSearch,
+    owners: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """For sensor-frame ``points (N, 3)`` of another sweep and a :func:`range_image`: ``(hit, through)``,
     whether the image's range at each point's direction is the point's (within the margin: it saw the point's
     surface), and whether it saw beyond the point; with ``owners``, also the return each point's cell holds
     (-1: none)."""
-    img, el0, el_step, owner = image
+    img, el0, el_step, owner, reach = image
     r = np.linalg.norm(points, axis=1)
     r_safe = np.maximum(r, 1e-6)
     az = np.degrees(np.arctan2(points[:, 1], points[:, 0])) % 360.0
@@ -156,6 +168,7 @@ def passes_through(
     got[inside] = img[ri[inside], ci[inside]]
     margin = search.margin_abs + search.margin_rel * r
     through = np.isfinite(got) & (got > r + margin)
+    through &= (got < search.open_range) | (r + margin < reach)  # open space known only within the sensor's reach
     hit = np.abs(got - r) <= margin
     if not owners:
         return hit, through
@@ -223,12 +236,14 @@ class _Surfaces:
         out[ok] = self._trees[k][1][j[ok]]
         return out
 
-    def seen_again(self, k: int, pw: np.ndarray, r: np.ndarray) -> np.ndarray:
+    def seen_again(self, k: int, pw: np.ndarray, r: np.ndarray, stretch: np.ndarray | None = None) -> np.ndarray:
         """The return of sweep ``k`` nearest each of world points ``pw (N, 3)`` (``r``: their ranges from its
-        sensor) within ``surface_abs + surface_beams * spacing * r`` (-1: none that near)."""
+        sensor) within ``surface_abs + surface_beams * spacing * r``, times ``stretch`` (-1: none that near)."""
         if not len(pw):
             return np.zeros(0, np.int64)
         tol = self.search.surface_abs + self.search.surface_beams * self.spacing[k] * r
+        if stretch is not None:
+            tol = tol * stretch
         near = self.nearest(k, pw, float(tol.max()))
         if (near >= 0).any():  # the nearest within the largest tolerance: within its own?
             T = self.T_gs[k]
@@ -246,11 +261,15 @@ def _votes(
     surfaces: _Surfaces,
     search: MovingSearch,
     found: list[np.ndarray] | None = None,
+    normals: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For world points ``pw (N, 3)`` of sweep ``i``: ``(through, again)``, how many checks passed through each
     (saw beyond it and held no return near it) and how many saw its surface again (at its range, or near it).
     With ``found`` (each sweep's dynamic returns, a first pass), a surface seen again that is a dynamic return
-    says nothing (a moving object that covers its own later places, driving away or alongside)."""
+    says nothing (a moving object that covers its own later places, driving away or alongside). With ``normals``
+    (:func:`surface_normals`), the distance within which a check's return counts as the point's surface seen
+    again grows where the check's ray skims that surface."""
+    skim = math.cos(math.radians(search.grazing_deg))
     votes = np.zeros(len(pw), np.int32)
     again = np.zeros(len(pw), np.int32)
     for k in _check_sweeps(rec, i, search):
@@ -259,7 +278,13 @@ def _votes(
         hit, through, owner = passes_through(q, images[k], search, owners=True)
         if through.any():  # a beam beside the point's surface saw beyond it: is the surface there all the same?
             j = np.nonzero(through)[0]
-            near = surfaces.seen_again(k, pw[j], np.linalg.norm(q[j], axis=1))
+            rj = np.linalg.norm(q[j], axis=1)
+            stretch = None
+            if normals is not None:  # a surface the check's rays skim: its returns lie farther apart along them
+                n = normals[j] @ surfaces.T_gs[k][:3, :3]  # the normals in sweep k's sensor frame
+                cos = np.abs((q[j] * n).sum(1)) / np.maximum(rj, 1e-9)
+                stretch = np.where(np.linalg.norm(n, axis=1) > 0, 1.0 / np.maximum(cos, skim), 1.0)
+            near = surfaces.seen_again(k, pw[j], rj, stretch)
             back = near >= 0
             through[j[back]] = False
             hit[j[back]] = True
@@ -269,6 +294,23 @@ def _votes(
         votes += through
         again += hit
     return votes, again
+
+
+def surface_normals(pw: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
+    """Unit normals ``(len(idx), 3)`` of the surface at returns ``pw[idx]`` from their ``k`` nearest returns of
+    ``pw (N, 3)``; zero where the neighbourhood is not flat (its least spread over a quarter of its middle: an
+    edge, a pole, foliage)."""
+    out = np.zeros((len(idx), 3))
+    if len(pw) <= k or not len(idx) or k < 3:
+        return out
+    from scipy.spatial import cKDTree
+
+    _, nb = cKDTree(pw).query(pw[idx], k=k)
+    x = pw[nb] - pw[nb].mean(1, keepdims=True)
+    w, v = np.linalg.eigh(np.einsum("nki,nkj->nij", x, x))
+    flat = w[:, 0] < 0.25 * w[:, 1]
+    out[flat] = v[flat, :, 0]
+    return out
 
 
 def dynamic_points(
@@ -287,7 +329,8 @@ def dynamic_points(
         pw = p @ T_gs[i][:3, :3].T + T_gs[i][:3, 3]
         # the ground, skimmed at grazing angles, is never dynamic: its range changes fast with elevation
         static = _static_mask(rec, i, pw, p_ego, box_margin, ego_margin) & _above_ground(p_ego, search.ground_clearance)
-        cands.append((np.nonzero(static)[0], pw))
+        idx = np.nonzero(static)[0]
+        cands.append((idx, pw, surface_normals(pw, idx, search.normal_k)))
     found = None
     for _ in range(2):
         found = _one_pass(rec, cands, images, surfaces, search, found)
@@ -296,7 +339,7 @@ def dynamic_points(
 
 def _one_pass(
     rec: SceneRecord,
-    cands: list[tuple[np.ndarray, np.ndarray]],
+    cands: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     images: list,
     surfaces: _Surfaces,
     search: MovingSearch,
@@ -304,8 +347,8 @@ def _one_pass(
 ) -> list[np.ndarray]:
     """Each sweep's dynamic returns from its candidates' votes (:func:`_votes`), grown, carried."""
     out, undecided, world = [], [], []
-    for i, (idx, pw) in enumerate(cands):
-        votes, again = _votes(rec, i, pw[idx], images, surfaces, search, found)
+    for i, (idx, pw, normals) in enumerate(cands):
+        votes, again = _votes(rec, i, pw[idx], images, surfaces, search, found, normals)
         dyn = np.zeros(len(pw), bool)
         # the checks that passed through it against those that saw its surface again (a check whose view of it
         # was hidden by something nearer says nothing)

@@ -160,3 +160,54 @@ def test_the_moving_object_is_labelled_at_its_keyframe_and_leaves_no_trail():
     # without the search the cube's whole path is in every keyframe's label; with it, only where it is
     assert min(car_plain) > 2 * max(car_found) > 0, (car_plain, car_found)
     assert "found_moving" in rep
+
+
+def test_an_object_driving_away_is_found_in_the_last_sweeps_too():
+    """A box drives straight away from a sensor at rest: every sweep before a later one sees the box nearer,
+    hiding where it will be (no check says anything there), and the last sweeps have no check after them. Each
+    sweep's finds carry to the next: with the carry every return of the box is found, without it the last
+    sweeps' are not; the wall behind it is never found."""
+    dirs = _rings(np.linspace(-30.67, 10.67, 32), 0.3)
+    dirs = dirs[np.abs(np.arctan2(dirs[:, 1], dirs[:, 0])) < np.radians(30)]
+    sweeps = []
+    for i in range(16):
+        lo = np.array([8.0 + 8.0 * 0.05 * i, -1.0, -1.5])  # at 8 m/s along the sensor's line of sight
+        hi = lo + [4.0, 2.0, 1.7]
+        r = _cast(dirs, lo, hi)
+        ok = np.isfinite(r) & (r < 60)
+        pts = dirs[ok] * r[ok, None]
+        inside = np.all((pts >= lo - 1e-6) & (pts <= hi + 1e-6), axis=1)
+        sweeps.append(
+            Sweep(
+                token=f"s{i:02d}",
+                timestamp=1_000_000 + 50_000 * i,
+                sensor="L",
+                T_global_from_ego=np.eye(4),
+                points=pts.astype(np.float32),
+                labels=np.where(inside, 3, np.where(pts[:, 2] < -1.79, 2, 1)).astype(np.int64),
+                keyframe=i % 5 == 0,
+            )
+        )
+    rec = SceneRecord("away", sweeps, {"L": np.eye(4)}, classes=("others", "wall", "ground", "car"))
+    rec.ego_size, rec.ego_center = (0.5, 0.5, 0.5), (0.0, 0.0, 0.0)
+
+    def found(search: MovingSearch) -> tuple[list[float], int]:
+        dyn = dynamic_points(rec, search)
+        share = [float((d & (s.labels == 3)).sum()) / max(int((s.labels == 3).sum()), 1) for s, d in zip(sweeps, dyn)]
+        return share, sum(int((d & (s.labels == 1)).sum()) for s, d in zip(sweeps, dyn))
+
+    carried, wall = found(MovingSearch())
+    alone, _ = found(MovingSearch(carry_radius=0.0))
+    assert min(carried) >= 0.95 and wall == 0, (carried, wall)
+    assert min(alone[-3:]) < 0.5, alone
+
+
+def test_surface_normals_are_those_of_flat_neighbourhoods_only():
+    from occkit.labelgen.find_moving import surface_normals
+
+    g = np.stack(np.meshgrid(np.linspace(0, 1, 10), np.linspace(0, 1, 10)), -1).reshape(-1, 2)
+    plane = np.c_[g[:, 0], np.full(len(g), 3.0), g[:, 1]]  # the plane y = 3
+    pole = np.c_[np.zeros(20), np.zeros(20), np.linspace(0, 2, 20)]  # a line: no plane to speak of
+    n = surface_normals(plane, np.arange(len(plane)), 8)
+    assert np.allclose(np.abs(n[:, 1]), 1.0, atol=1e-6)
+    assert not surface_normals(pole, np.arange(20), 8).any()

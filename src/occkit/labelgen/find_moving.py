@@ -7,16 +7,28 @@ Removert- and ERASOR-style methods do). Per scene:
 
 1. each sweep's range image (azimuth x elevation cells, the nearest return of each cell, optionally the nearest
    of each cell's neighbourhood: a more conservative image that passes through a point only where every return
-   around it lies beyond it); along the elevations the sensor's beams fired at, a direction with no return
-   around it saw open space (passes through everything there);
-2. every static return (not the ego vehicle's, not in a given box) projected into the range images of up to
-   ``checks`` other sweeps at least ``min_gap`` seconds away; a check *passes through* the return when that
-   image's range exceeds the return's by ``margin_abs + margin_rel * range``;
-3. a return passed through by at least ``min_votes`` checks and by at least half of the checks that saw its
-   direction, and lies above the ground (``ground_clearance``), is dynamic; the dynamic region then grows, a few
-   steps, through the returns above the ground that
-   some check saw through and that lie near a dynamic one (an object's lower edge and sides, which fewer
-   checks see through);
+   around it lies beyond it); along the elevations the sensor's beams fired at, a direction with no return in
+   its cell nor in the cells beside it saw open space, up to the sweep's farthest return (passes through
+   everything there; an empty cell between two with returns is a gap of the sampling: unknown);
+2. every static return above the ground (``ground_clearance``; not the ego vehicle's, not in a given box)
+   projected into the range images of up to ``checks`` other sweeps at least ``min_gap`` seconds away. A check
+   *passes through* the return when that image's range exceeds the return's by ``margin_abs + margin_rel *
+   range`` **and** the check holds no return near it (within ``surface_abs`` plus ``surface_beams`` of its
+   beam spacing at that range, farther where its rays skim the return's surface: ``grazing_deg``): a beam that
+   passes just under a parked car's body, over a tree's crown or beside a wall's edge sees beyond the returns
+   of that edge that fall in its cell, but the check saw the surface all the same. A check *sees it again*
+   when its range there is the return's or it holds a return that near; a check whose view was hidden by
+   something nearer says nothing;
+3. a return passed through by at least ``min_votes`` checks, and by at least ``min_share`` of the checks that
+   passed through it or saw it again, is dynamic; the dynamic region then grows, a few steps, through the
+   returns that some check passed through (and no more saw again) and that lie near a dynamic one (an object's
+   lower edge and sides, which fewer checks see through); then each sweep's dynamic returns carry to the next
+   sweep and back to the one before (``carry_radius``): a return no check decided whose nearest return of the
+   neighbouring sweep is dynamic is dynamic (an object moving with the sensor or away from it covers its own
+   later places in every sweep before them, and the last sweeps have no check after them); a static surface
+   does not creep, its nearest returns of the other sweep being its own, not dynamic. The whole is done twice:
+   the second time a surface seen again that the first found dynamic says nothing (the object itself at
+   another time);
 4. each sweep's dynamic returns are clustered (points within ``cluster_radius`` of each other) and every
    cluster becomes a box of that sweep alone, with a track of its own: the label pipeline then keeps those
    returns out of the static scene, and places them in the one keyframe whose sweep holds them (the
@@ -47,8 +59,8 @@ class MovingSearch:
     """Degrees: the range images' elevation cell."""
     neighbourhood: int = 0
     """Cells on each side whose nearest return a check takes (0: the cell's own; 1: 3 x 3, more conservative: on a
-    world without boxes it left 32.2 trail voxels a keyframe of 107, where 0 leaves 16.5; neither found a static
-    return moving; docs/results/labels.md)."""
+    world without boxes, before the surface test, it left 32.2 trail voxels a keyframe of 107 where 0 left 16.5;
+    docs/results/labels.md)."""
     margin_abs: float = 0.5
     """Metres a check must see beyond a return to pass through it."""
     margin_rel: float = 0.03
@@ -60,12 +72,14 @@ class MovingSearch:
     min_votes: int = 2
     """Checks that must pass through a return for it to be dynamic."""
     min_share: float = 0.5
-    """And the share of the checks that saw its direction which must pass through it (an object coming towards
-    the sensor hides its own earlier places from the sweeps after: those see it nearer, not through)."""
+    """And the share of the checks that passed through it or saw it again which must pass through it (a check
+    whose view of it was hidden by something nearer is not counted: an object coming towards the sensor hides
+    its own earlier places from the sweeps after)."""
     cluster_radius: float = 0.6
     """Metres: dynamic returns nearer than this are one object."""
     ground_clearance: float = 0.25
-    """Metres above the sweep's ground level below which a dynamic region does not grow."""
+    """Metres above the sweep's ground level below which a return is never dynamic (the ground, skimmed at grazing
+    angles, changes range fast with elevation) and a dynamic region does not grow."""
     grow_radius: float = 0.4
     """Metres: a return some check saw through joins a dynamic return this near (``grow_steps`` times)."""
     grow_steps: int = 3
@@ -75,6 +89,7 @@ class MovingSearch:
     to this angle's (a ray that skims a surface samples it sparsely along the ray; a return's surface is flat
     where its ``normal_k`` nearest returns of its sweep are)."""
     normal_k: int = 8
+    """Nearest returns of its sweep a return's surface normal is taken from."""
     carry_radius: float = 0.6
     """Metres: a return no check decided (or that more checks passed through than saw again) is dynamic when the
     nearest return of the sweep before or after it, this near, is (an object that moves with the sensor, or

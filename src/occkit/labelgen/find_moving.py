@@ -7,16 +7,28 @@ Removert- and ERASOR-style methods do). Per scene:
 
 1. each sweep's range image (azimuth x elevation cells, the nearest return of each cell, optionally the nearest
    of each cell's neighbourhood: a more conservative image that passes through a point only where every return
-   around it lies beyond it); along the elevations the sensor's beams fired at, a direction with no return
-   around it saw open space (passes through everything there);
-2. every static return (not the ego vehicle's, not in a given box) projected into the range images of up to
-   ``checks`` other sweeps at least ``min_gap`` seconds away; a check *passes through* the return when that
-   image's range exceeds the return's by ``margin_abs + margin_rel * range``;
-3. a return passed through by at least ``min_votes`` checks and by at least half of the checks that saw its
-   direction, and lies above the ground (``ground_clearance``), is dynamic; the dynamic region then grows, a few
-   steps, through the returns above the ground that
-   some check saw through and that lie near a dynamic one (an object's lower edge and sides, which fewer
-   checks see through);
+   around it lies beyond it); along the elevations the sensor's beams fired at, a direction with no return in
+   its cell nor in the cells beside it saw open space, up to the sweep's farthest return (passes through
+   everything there; an empty cell between two with returns is a gap of the sampling: unknown);
+2. every static return above the ground (``ground_clearance``; not the ego vehicle's, not in a given box)
+   projected into the range images of up to ``checks`` other sweeps at least ``min_gap`` seconds away. A check
+   *passes through* the return when that image's range exceeds the return's by ``margin_abs + margin_rel *
+   range`` **and** the check holds no return near it (within ``surface_abs`` plus ``surface_beams`` of its
+   beam spacing at that range, farther where its rays skim the return's surface: ``grazing_deg``): a beam that
+   passes just under a parked car's body, over a tree's crown or beside a wall's edge sees beyond the returns
+   of that edge that fall in its cell, but the check saw the surface all the same. A check *sees it again*
+   when its range there is the return's or it holds a return that near; a check whose view was hidden by
+   something nearer says nothing;
+3. a return passed through by at least ``min_votes`` checks, and by at least ``min_share`` of the checks that
+   passed through it or saw it again, is dynamic; the dynamic region then grows, a few steps, through the
+   returns that some check passed through (and no more saw again) and that lie near a dynamic one (an object's
+   lower edge and sides, which fewer checks see through); then each sweep's dynamic returns carry to the next
+   sweep and back to the one before (``carry_radius``): a return no check decided whose nearest return of the
+   neighbouring sweep is dynamic is dynamic (an object moving with the sensor or away from it covers its own
+   later places in every sweep before them, and the last sweeps have no check after them); a static surface
+   does not creep, its nearest returns of the other sweep being its own, not dynamic. The whole is done twice:
+   the second time a surface seen again that the first found dynamic says nothing (the object itself at
+   another time);
 4. each sweep's dynamic returns are clustered (points within ``cluster_radius`` of each other) and every
    cluster becomes a box of that sweep alone, with a track of its own: the label pipeline then keeps those
    returns out of the static scene, and places them in the one keyframe whose sweep holds them (the
@@ -47,8 +59,8 @@ class MovingSearch:
     """Degrees: the range images' elevation cell."""
     neighbourhood: int = 0
     """Cells on each side whose nearest return a check takes (0: the cell's own; 1: 3 x 3, more conservative: on a
-    world without boxes it left 32.2 trail voxels a keyframe of 107, where 0 leaves 16.5; neither found a static
-    return moving; docs/results/labels.md)."""
+    world without boxes, before the surface test, it left 32.2 trail voxels a keyframe of 107 where 0 left 16.5;
+    docs/results/labels.md)."""
     margin_abs: float = 0.5
     """Metres a check must see beyond a return to pass through it."""
     margin_rel: float = 0.03
@@ -60,23 +72,65 @@ class MovingSearch:
     min_votes: int = 2
     """Checks that must pass through a return for it to be dynamic."""
     min_share: float = 0.5
-    """And the share of the checks that saw its direction which must pass through it (an object coming towards
-    the sensor hides its own earlier places from the sweeps after: those see it nearer, not through)."""
+    """And the share of the checks that passed through it or saw it again which must pass through it (a check
+    whose view of it was hidden by something nearer is not counted: an object coming towards the sensor hides
+    its own earlier places from the sweeps after)."""
     cluster_radius: float = 0.6
     """Metres: dynamic returns nearer than this are one object."""
     ground_clearance: float = 0.25
-    """Metres above the sweep's ground level below which a dynamic region does not grow."""
+    """Metres above the sweep's ground level below which a return is never dynamic (the ground, skimmed at grazing
+    angles, changes range fast with elevation) and a dynamic region does not grow."""
     grow_radius: float = 0.4
     """Metres: a return some check saw through joins a dynamic return this near (``grow_steps`` times)."""
     grow_steps: int = 3
+    grazing_deg: float = 60.0
+    """Degrees between a check's ray and a flat surface's normal: the distance within which the check's returns
+    count as the surface seen again (``surface_abs``, ``surface_beams``) is divided by the angle's cosine, down
+    to this angle's (a ray that skims a surface samples it sparsely along the ray; a return's surface is flat
+    where its ``normal_k`` nearest returns of its sweep are)."""
+    normal_k: int = 8
+    """Nearest returns of its sweep a return's surface normal is taken from."""
+    carry_radius: float = 0.6
+    """Metres: a return no check decided (or that more checks passed through than saw again) is dynamic when the
+    nearest return of the sweep before or after it, this near, is (an object that moves with the sensor, or
+    towards it, hides its later places from every sweep before them: the sweeps at the end of a scene have no
+    check after them)."""
     open_range: float = 1000.0
     """Metres: the range given to a direction along one of the sensor's beams where no return lies around it
     (it saw nothing: it passes through every return of another sweep there)."""
+    surface_abs: float = 0.1
+    """Metres: a check that holds a return (above the ground) this near a return, plus ``surface_beams`` of its
+    beam spacing at that range, saw the same surface again: it does not pass through it, whatever its range image
+    says (a beam passing just beside a static object's edge, under a parked car, over a tree's crown, sees beyond
+    the object's returns that fall in its cell), and it counts against the return being dynamic."""
+    surface_beams: float = 1.0
+    """Beam spacings (the sweep's own, measured from its returns' elevations) added to ``surface_abs`` per metre of
+    range: the farthest a surface's nearest return of another sweep can lie from a return of it."""
 
 
-def range_image(points: np.ndarray, search: MovingSearch) -> tuple[np.ndarray, float, float]:
+def beam_spacing(points: np.ndarray, fallback_deg: float) -> float:
+    """Radians between neighbouring beams of the sensor that swept ``points (N, 3)`` (sensor frame): the median
+    gap between the elevations that hold many returns (``fallback_deg`` where fewer than 4 such beams show)."""
+    r = np.linalg.norm(points, axis=1)
+    keep = r > 1e-6
+    el = np.degrees(np.arcsin(np.clip(points[keep, 2] / r[keep], -1, 1)))
+    if len(el) < 100:
+        return math.radians(fallback_deg)
+    bins = np.round(el / 0.1).astype(np.int64)
+    vals, counts = np.unique(bins, return_counts=True)
+    beams = vals[counts >= max(20, 0.2 * float(np.median(counts)))]
+    # neighbouring bins are one beam (an elevation on a bin's edge)
+    starts = beams[np.r_[True, np.diff(beams) > 2]] if len(beams) else beams
+    if len(starts) < 4:
+        return math.radians(fallback_deg)
+    return math.radians(float(np.median(np.diff(starts))) * 0.1)
+
+
+def range_image(points: np.ndarray, search: MovingSearch) -> tuple[np.ndarray, float, float, np.ndarray, float]:
     """The conservative range image of sensor-frame ``points (N, 3)``: ``(image (E, A) float32, elevation of
-    row 0, cell size)``; a cell without a return in its neighbourhood is ``inf``."""
+    row 0, cell size, owner (E, A), reach)``; a cell without a return in its neighbourhood is ``inf``; ``owner``:
+    the index of each cell's own nearest return (-1: none); ``reach``: the farthest return's range (a direction
+    that saw nothing saw open space up to there, not beyond)."""
     from scipy.ndimage import minimum_filter
 
     r = np.linalg.norm(points, axis=1)
@@ -91,21 +145,33 @@ def range_image(points: np.ndarray, search: MovingSearch) -> tuple[np.ndarray, f
     ri = ((el - el0) / search.elevation_deg).astype(np.int64)
     ci = (az / search.azimuth_deg).astype(np.int64) % cols
     np.minimum.at(img, (ri, ci), r.astype(np.float32))
+    owner = np.full((rows, cols), -1, np.int64)
+    order = np.lexsort((r, ri * cols + ci))  # by cell, nearest first: the first of each cell owns it
+    cell = (ri * cols + ci)[order]
+    first = np.r_[True, cell[1:] != cell[:-1]] if len(cell) else np.zeros(0, bool)
+    owner.ravel()[cell[first]] = np.nonzero(keep)[0][order[first]]
     beam_rows = np.isfinite(img).any(1)  # the elevations a beam of the sensor fired along
     k = 2 * search.neighbourhood + 1
     img = minimum_filter(img, size=(k, k), mode=("constant", "wrap"), cval=np.inf)
     # along a beam, a direction with no return anywhere around it saw nothing up to the sensor's range (the sky,
     # open space): it passes through whatever lay there at another sweep's time
-    img[beam_rows[:, None] & ~np.isfinite(img)] = search.open_range
-    return img, el0, search.elevation_deg
+    # (an empty cell between two that hold returns is a gap of the sampling, not open space: unknown)
+    empty = ~np.isfinite(img)
+    img[beam_rows[:, None] & empty & np.roll(empty, 1, axis=1) & np.roll(empty, -1, axis=1)] = search.open_range
+    return img, el0, search.elevation_deg, owner, float(r.max()) if len(r) else 0.0
 
 
 def passes_through(
-    points: np.ndarray, image: tuple[np.ndarray, float, float], search: MovingSearch
-) -> tuple[np.ndarray, np.ndarray]:
-    """For sensor-frame ``points (N, 3)`` of another sweep and a :func:`range_image`: ``(seen, through)``,
-    whether the image has a return around each point's direction, and whether it saw beyond the point."""
-    img, el0, el_step = image
+    points: np.ndarray,
+    image: tuple[np.ndarray, float, float, np.ndarray, float],
+    search: MovingSearch,
+    owners: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """For sensor-frame ``points (N, 3)`` of another sweep and a :func:`range_image`: ``(hit, through)``,
+    whether the image's range at each point's direction is the point's (within the margin: it saw the point's
+    surface), and whether it saw beyond the point; with ``owners``, also the return each point's cell holds
+    (-1: none)."""
+    img, el0, el_step, owner, reach = image
     r = np.linalg.norm(points, axis=1)
     r_safe = np.maximum(r, 1e-6)
     az = np.degrees(np.arctan2(points[:, 1], points[:, 0])) % 360.0
@@ -115,9 +181,15 @@ def passes_through(
     inside = (ri >= 0) & (ri < img.shape[0]) & (r > 1e-6)
     got = np.full(len(points), np.inf, np.float32)
     got[inside] = img[ri[inside], ci[inside]]
-    seen = np.isfinite(got)
-    through = seen & (got > r + search.margin_abs + search.margin_rel * r)
-    return seen, through
+    margin = search.margin_abs + search.margin_rel * r
+    through = np.isfinite(got) & (got > r + margin)
+    through &= (got < search.open_range) | (r + margin < reach)  # open space known only within the sensor's reach
+    hit = np.abs(got - r) <= margin
+    if not owners:
+        return hit, through
+    own = np.full(len(points), -1, np.int64)
+    own[inside] = owner[ri[inside], ci[inside]]
+    return hit, through, own
 
 
 def _static_mask(rec: SceneRecord, i: int, pw: np.ndarray, p_ego: np.ndarray, box_margin: float, ego_margin: float):
@@ -140,34 +212,192 @@ def _check_sweeps(rec: SceneRecord, i: int, search: MovingSearch) -> list[int]:
     return far[np.unique(pick)].tolist()
 
 
+class _Surfaces:
+    """Each sweep's returns above the ground in the world frame (a k-d tree, built when first asked) and its beam
+    spacing: what a check saw again (:attr:`MovingSearch.surface_abs`)."""
+
+    def __init__(self, rec: SceneRecord, T_gs: list[np.ndarray], search: MovingSearch, ego_margin: float) -> None:
+        self.rec, self.T_gs, self.search, self.ego_margin = rec, T_gs, search, ego_margin
+        self._trees: dict[int, Any] = {}
+        self.spacing = [beam_spacing(s.points.astype(np.float64), search.elevation_deg) for s in rec.sweeps]
+
+    def tree(self, k: int) -> Any:
+        if k not in self._trees:
+            from scipy.spatial import cKDTree
+
+            from occkit.labelgen.steps import ego_points
+
+            s = self.rec.sweeps[k]
+            p = s.points.astype(np.float64)
+            T_el = self.rec.lidars[s.sensor]
+            p_ego = p @ T_el[:3, :3].T + T_el[:3, 3]
+            # a little lower than the candidates' ground clearance: a surface's returns just above it, seen again
+            # a few centimetres lower, still count
+            keep = _above_ground(p_ego, 0.5 * self.search.ground_clearance)
+            keep &= ~ego_points(p_ego, self.rec.ego_size, self.rec.ego_center, self.ego_margin)
+            T = self.T_gs[k]
+            self._trees[k] = (cKDTree(p[keep] @ T[:3, :3].T + T[:3, 3]), np.nonzero(keep)[0])
+        return self._trees[k][0]
+
+    def nearest(self, k: int, pw: np.ndarray, radius: float) -> np.ndarray:
+        """The index in sweep ``k`` of the return (above the ground) nearest each of ``pw (N, 3)``, -1 where none
+        lies within ``radius``."""
+        tree = self.tree(k)
+        if not tree.n or not len(pw):
+            return np.full(len(pw), -1, np.int64)
+        d, j = tree.query(pw, distance_upper_bound=radius)
+        ok = np.isfinite(d)
+        out = np.full(len(pw), -1, np.int64)
+        out[ok] = self._trees[k][1][j[ok]]
+        return out
+
+    def seen_again(self, k: int, pw: np.ndarray, r: np.ndarray, stretch: np.ndarray | None = None) -> np.ndarray:
+        """The return of sweep ``k`` nearest each of world points ``pw (N, 3)`` (``r``: their ranges from its
+        sensor) within ``surface_abs + surface_beams * spacing * r``, times ``stretch`` (-1: none that near)."""
+        if not len(pw):
+            return np.zeros(0, np.int64)
+        tol = self.search.surface_abs + self.search.surface_beams * self.spacing[k] * r
+        if stretch is not None:
+            tol = tol * stretch
+        near = self.nearest(k, pw, float(tol.max()))
+        if (near >= 0).any():  # the nearest within the largest tolerance: within its own?
+            T = self.T_gs[k]
+            j = np.nonzero(near >= 0)[0]
+            p = self.rec.sweeps[k].points[near[j]].astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+            near[j[np.linalg.norm(p - pw[j], axis=1) > tol[j]]] = -1
+        return near
+
+
+def _votes(
+    rec: SceneRecord,
+    i: int,
+    pw: np.ndarray,
+    images: list,
+    surfaces: _Surfaces,
+    search: MovingSearch,
+    found: list[np.ndarray] | None = None,
+    normals: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For world points ``pw (N, 3)`` of sweep ``i``: ``(through, again)``, how many checks passed through each
+    (saw beyond it and held no return near it) and how many saw its surface again (at its range, or near it).
+    With ``found`` (each sweep's dynamic returns, a first pass), a surface seen again that is a dynamic return
+    says nothing (a moving object that covers its own later places, driving away or alongside). With ``normals``
+    (:func:`surface_normals`), the distance within which a check's return counts as the point's surface seen
+    again grows where the check's ray skims that surface."""
+    skim = math.cos(math.radians(search.grazing_deg))
+    votes = np.zeros(len(pw), np.int32)
+    again = np.zeros(len(pw), np.int32)
+    for k in _check_sweeps(rec, i, search):
+        Tk = np.linalg.inv(surfaces.T_gs[k])
+        q = pw @ Tk[:3, :3].T + Tk[:3, 3]
+        hit, through, owner = passes_through(q, images[k], search, owners=True)
+        if through.any():  # a beam beside the point's surface saw beyond it: is the surface there all the same?
+            j = np.nonzero(through)[0]
+            rj = np.linalg.norm(q[j], axis=1)
+            stretch = None
+            if normals is not None:  # a surface the check's rays skim: its returns lie farther apart along them
+                n = normals[j] @ surfaces.T_gs[k][:3, :3]  # the normals in sweep k's sensor frame
+                cos = np.abs((q[j] * n).sum(1)) / np.maximum(rj, 1e-9)
+                stretch = np.where(np.linalg.norm(n, axis=1) > 0, 1.0 / np.maximum(cos, skim), 1.0)
+            near = surfaces.seen_again(k, pw[j], rj, stretch)
+            back = near >= 0
+            through[j[back]] = False
+            hit[j[back]] = True
+            owner[j[back]] = near[back]
+        if found is not None:
+            hit &= ~((owner >= 0) & found[k][np.maximum(owner, 0)])
+        votes += through
+        again += hit
+    return votes, again
+
+
+def surface_normals(pw: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
+    """Unit normals ``(len(idx), 3)`` of the surface at returns ``pw[idx]`` from their ``k`` nearest returns of
+    ``pw (N, 3)``; zero where the neighbourhood is not flat (its least spread over a quarter of its middle: an
+    edge, a pole, foliage)."""
+    out = np.zeros((len(idx), 3))
+    if len(pw) <= k or not len(idx) or k < 3:
+        return out
+    from scipy.spatial import cKDTree
+
+    _, nb = cKDTree(pw).query(pw[idx], k=k)
+    x = pw[nb] - pw[nb].mean(1, keepdims=True)
+    w, v = np.linalg.eigh(np.einsum("nki,nkj->nij", x, x))
+    flat = w[:, 0] < 0.25 * w[:, 1]
+    out[flat] = v[flat, :, 0]
+    return out
+
+
 def dynamic_points(
     rec: SceneRecord, search: MovingSearch, box_margin: float = 0.2, ego_margin: float = 0.2
 ) -> list[np.ndarray]:
-    """Per sweep, whether each of its returns is dynamic (``(N,)`` bool; the ego's and boxed returns are not)."""
+    """Per sweep, whether each of its returns is dynamic (``(N,)`` bool; the ego's and boxed returns are not).
+    Two passes: the second does not count a surface seen again that the first found dynamic."""
     T_gs = [s.T_global_from_ego @ rec.lidars[s.sensor] for s in rec.sweeps]
     images = [range_image(s.points.astype(np.float64), search) for s in rec.sweeps]
-    out = []
+    surfaces = _Surfaces(rec, T_gs, search, ego_margin)
+    cands = []
     for i, s in enumerate(rec.sweeps):
         p = s.points.astype(np.float64)
         T_el = rec.lidars[s.sensor]
         p_ego = p @ T_el[:3, :3].T + T_el[:3, 3]
         pw = p @ T_gs[i][:3, :3].T + T_gs[i][:3, 3]
-        static = _static_mask(rec, i, pw, p_ego, box_margin, ego_margin)
+        # the ground, skimmed at grazing angles, is never dynamic: its range changes fast with elevation
+        static = _static_mask(rec, i, pw, p_ego, box_margin, ego_margin) & _above_ground(p_ego, search.ground_clearance)
         idx = np.nonzero(static)[0]
-        seen_n = np.zeros(len(idx), np.int32)
-        votes = np.zeros(len(idx), np.int32)
-        for k in _check_sweeps(rec, i, search):
-            Tk = np.linalg.inv(T_gs[k])
-            q = pw[idx] @ Tk[:3, :3].T + Tk[:3, 3]
-            seen, through = passes_through(q, images[k], search)
-            seen_n += seen
-            votes += through
-        dyn = np.zeros(len(p), bool)
-        dyn[idx] = (votes >= search.min_votes) & (votes >= search.min_share * seen_n)
-        some = np.zeros(len(p), bool)
-        some[idx] = votes >= 1
-        above = _above_ground(p_ego, search.ground_clearance)  # the ground, skimmed at grazing angles, is never
-        out.append(_grown(dyn & above, some & above, pw, search))  # dynamic: its range changes fast with elevation
+        cands.append((idx, pw, surface_normals(pw, idx, search.normal_k)))
+    found = None
+    for _ in range(2):
+        found = _one_pass(rec, cands, images, surfaces, search, found)
+    return found
+
+
+def _one_pass(
+    rec: SceneRecord,
+    cands: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    images: list,
+    surfaces: _Surfaces,
+    search: MovingSearch,
+    found: list[np.ndarray] | None,
+) -> list[np.ndarray]:
+    """Each sweep's dynamic returns from its candidates' votes (:func:`_votes`), grown, carried."""
+    out, undecided, world = [], [], []
+    for i, (idx, pw, normals) in enumerate(cands):
+        votes, again = _votes(rec, i, pw[idx], images, surfaces, search, found, normals)
+        dyn = np.zeros(len(pw), bool)
+        # the checks that passed through it against those that saw its surface again (a check whose view of it
+        # was hidden by something nearer says nothing)
+        leans = votes >= search.min_share * (votes + again)
+        dyn[idx] = (votes >= search.min_votes) & leans
+        some = np.zeros(len(pw), bool)  # what the region grows through: a return one check saw through, at least
+        some[idx] = (votes >= 1) & leans  # as many as saw it again
+        out.append(_grown(dyn, some, pw, search))
+        undecided.append(np.zeros(len(pw), bool))
+        undecided[-1][idx] = leans
+        world.append(pw)
+    return _carried(out, undecided, world, surfaces, search)
+
+
+def _carried(
+    dyn: list[np.ndarray], allowed: list[np.ndarray], pw: list[np.ndarray], surfaces: _Surfaces, search: MovingSearch
+) -> list[np.ndarray]:
+    """``dyn`` carried from each sweep to the next, then back from each to the one before: an ``allowed`` return
+    whose nearest return of the neighbouring sweep (within ``carry_radius``) is dynamic becomes dynamic. A static
+    surface does not creep: its returns' nearest are its own returns of the other sweep, not dynamic."""
+    out = [d.copy() for d in dyn]
+    n = len(out)
+    if search.carry_radius <= 0 or n < 2:
+        return out
+    for i, j in [(i, i - 1) for i in range(1, n)] + [(i, i + 1) for i in range(n - 2, -1, -1)]:
+        if not out[j].any():
+            continue
+        cand = np.nonzero(allowed[i] & ~out[i])[0]
+        if not len(cand):
+            continue
+        near = surfaces.nearest(j, pw[i][cand], search.carry_radius)
+        hit = near >= 0
+        hit[hit] = out[j][near[hit]]
+        out[i][cand[hit]] = True
     return out
 
 

@@ -68,36 +68,48 @@ def kalman_smooth(
     times ``t (N,)`` seconds (each column an independent coordinate, measurement variance ``meas_var (D,)``),
     run at once for ``G`` process noises ``accel_var (G, D)`` (the variance of a white acceleration,
     discretised per step). Returns the smoothed positions ``(G, N, D)`` and each run's log-likelihood of the
-    measurements ``(G, D)`` (its innovations from the third on: the first two place the diffuse prior)."""
+    measurements ``(G, D)`` (its innovations from the third on: the first two place the diffuse prior).
+
+    ``z (T, N, D)``: ``T`` tracks at once on the same times, NaN where a track has no measurement (before its
+    first, between, after its last); returns ``(T, G, N, D)`` and ``(T, G, D)``. A track's smoothed values
+    where it has no measurement are the model's guesses (kept for shape, of no use)."""
     t = np.asarray(t, np.float64)
     z = np.asarray(z, np.float64)
-    n, d = z.shape
-    q = np.asarray(accel_var, np.float64).reshape(-1, d)
-    r = np.asarray(meas_var, np.float64).reshape(1, d)
-    g = q.shape[0]
+    if z.ndim == 2:
+        out, ll = kalman_smooth(t, z[None], meas_var, accel_var)
+        return out[0], ll[0]
+    nt, n, d = z.shape
+    q = np.asarray(accel_var, np.float64).reshape(1, -1, d)
+    r = np.asarray(meas_var, np.float64).reshape(1, 1, d)
+    g = q.shape[1]
+    seen = ~np.isnan(z)  # (T, N, D)
+    first = np.take_along_axis(z, np.argmax(seen, axis=1)[:, None], axis=1)[:, 0]  # (T, D)
     dts = np.r_[0.0, np.maximum(np.diff(t), 1e-6)]
-    p, v = np.broadcast_to(z[0], (g, d)).copy(), np.zeros((g, d))
-    a, b, c = np.full((g, d), 1e4), np.zeros((g, d)), np.full((g, d), 1e4)  # P = [[a, b], [b, c]], diffuse
-    filt = np.empty((n, 5, g, d))  # p, v, a, b, c after each update
-    pred = np.empty((n, 5, g, d))  # ... before it
-    ll = np.zeros((g, d))
+    p, v = np.broadcast_to(first[:, None], (nt, g, d)).copy(), np.zeros((nt, g, d))
+    a, c = np.full((nt, g, d), 1e4), np.full((nt, g, d), 1e4)  # P = [[a, b], [b, c]], diffuse
+    b = np.zeros((nt, g, d))
+    filt = np.empty((n, 5, nt, g, d))  # p, v, a, b, c after each update
+    pred = np.empty((n, 5, nt, g, d))  # ... before it
+    ll = np.zeros((nt, g, d))
+    count = np.zeros((nt, 1, d))  # measurements so far
     for k in range(n):
         if k:
             h = dts[k]
             p = p + h * v
             a, b, c = a + 2 * h * b + h * h * c + q * h**4 / 4, b + h * c + q * h**3 / 2, c + q * h * h
         pred[k] = p, v, a, b, c
+        m = seen[:, k, None, :]  # (T, 1, D)
         s = a + r  # the measurement is the position: H = [1, 0]
-        e = z[k] - p
-        if k >= 2:
-            ll -= 0.5 * (np.log(2 * np.pi * s) + e * e / s)
-        k0, k1 = a / s, b / s
+        e = np.where(m, np.nan_to_num(z[:, k, None, :]) - p, 0.0)
+        ll -= np.where(m & (count >= 2), 0.5 * (np.log(2 * np.pi * s) + e * e / s), 0.0)
+        k0, k1 = np.where(m, a / s, 0.0), np.where(m, b / s, 0.0)
         p, v = p + k0 * e, v + k1 * e
         a, b, c = a - k0 * a, b - k0 * b, c - k1 * b
+        count = count + m
         filt[k] = p, v, a, b, c
-    out = np.empty((g, n, d))
+    out = np.empty((nt, g, n, d))
     ps, vs = p, v
-    out[:, -1] = ps
+    out[:, :, -1] = ps
     for k in range(n - 2, -1, -1):
         h = dts[k + 1]
         fp, fv, fa, fb, fc = filt[k]
@@ -110,7 +122,7 @@ def kalman_smooth(
         g10, g11 = m10 * i00 + m11 * i01, m10 * i01 + m11 * i11
         dp, dv = ps - pp, vs - pv
         ps, vs = fp + g00 * dp + g01 * dv, fv + g10 * dp + g11 * dv
-        out[:, k] = ps
+        out[:, :, k] = ps
     return out, ll
 
 
@@ -159,7 +171,7 @@ def refine_record_boxes(rec: SceneRecord, ref: BoxRefinement | None = None) -> t
                 rows.setdefault(int(tr), []).append((i, r))
     tracks = []  # (rows, t (N,), [x, y, z, yaw] (N, 4), sizes (N, 3)), in time order
     for occ in rows.values():
-        occ = sorted(occ, key=lambda o: rec.sweeps[o[0]].timestamp)
+        occ = sorted(occ, key=lambda o: (rec.sweeps[o[0]].timestamp, o[0]))
         t = np.array([rec.sweeps[i].timestamp * 1e-6 for i, _ in occ])
         box = [rec.sweeps[i].boxes for i, _ in occ]
         yaw = np.unwrap(np.array([b.yaw[r] for b, (_, r) in zip(box, occ)]))
@@ -173,8 +185,7 @@ def refine_record_boxes(rec: SceneRecord, ref: BoxRefinement | None = None) -> t
         if s.boxes is not None
     }
     moved, turned, chosen = [], [], []
-    for occ, t, z, sz in tracks:
-        smooth, pick = _smooth_track(t, z, sigma**2, q)
+    for (occ, t, z, sz), (smooth, pick) in zip(tracks, _smooth_tracks(rec, tracks, sigma**2, q)):
         chosen.append(pick)
         size = np.median(sz, axis=0)
         for k, (i, r) in enumerate(occ):
@@ -217,15 +228,48 @@ def _process_grid(ref: BoxRefinement) -> np.ndarray:
     return np.c_[acc, acc, acc, yaw] ** 2
 
 
-def _smooth_track(t: np.ndarray, z: np.ndarray, meas_var: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """One track's smoothed ``(N, 4)`` and the candidate (row of ``q``) chosen for the horizontal centre, the
-    height and the yaw: each the likeliest given the track's boxes (x and y together)."""
-    if len(t) < 3:
-        return z.copy(), [-1, -1, -1]
-    out, ll = kalman_smooth(t, z, meas_var, q)
+#: tracks smoothed at once (their measurements on the sweeps' common times; bounds the memory)
+BATCH = 64
+
+
+def _smooth_tracks(rec: SceneRecord, tracks: list, meas_var: np.ndarray, q: np.ndarray) -> list:
+    """Each track's smoothed ``(N, 4)`` and the candidates (rows of ``q``) chosen for its horizontal centre,
+    height and yaw: each the likeliest given the track's boxes (x and y together). Tracks are smoothed
+    :data:`BATCH` at a time on the record's sweep times (:func:`kalman_smooth` with NaN where a track has no
+    box), a track with two boxes in one sweep alone on its own times; a track of fewer than three boxes is kept."""
+    order = sorted((s.timestamp, i) for i, s in enumerate(rec.sweeps) if s.boxes is not None)
+    slot = {i: k for k, (_, i) in enumerate(order)}
+    times = np.array([ts * 1e-6 for ts, _ in order])
+    out: list = [(z.copy(), [-1, -1, -1]) for _, _, z, _ in tracks]
+    together = []
+    for j, (occ, t, z, _) in enumerate(tracks):
+        slots = [slot[i] for i, _ in occ]
+        if len(t) < 3:
+            continue
+        if len(set(slots)) == len(slots):
+            together.append((slots[0], j, slots))
+        else:
+            sm, ll = kalman_smooth(t, z, meas_var, q)
+            out[j] = _pick(sm, ll)
+    together.sort()
+    for b in range(0, len(together), BATCH):
+        chunk = together[b : b + BATCH]
+        lo, hi = min(c[2][0] for c in chunk), max(c[2][-1] for c in chunk)
+        Z = np.full((len(chunk), hi - lo + 1, 4), np.nan)
+        for row, (_, j, slots) in enumerate(chunk):
+            Z[row, np.array(slots) - lo] = tracks[j][2]
+        sm, ll = kalman_smooth(times[lo : hi + 1], Z, meas_var, q)
+        for row, (_, j, slots) in enumerate(chunk):
+            smooth, pick = _pick(sm[row], ll[row])
+            out[j] = (smooth[np.array(slots) - lo], pick)
+    return out
+
+
+def _pick(sm: np.ndarray, ll: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """From one track's smoothed runs ``(G, N, 4)`` and log-likelihoods ``(G, 4)``, the likeliest run's values
+    of each of the horizontal centre (x and y together), the height and the yaw, and the runs chosen."""
     pick = [int(np.argmax(ll[:, 0] + ll[:, 1])), int(np.argmax(ll[:, 2])), int(np.argmax(ll[:, 3]))]
-    smooth = np.c_[out[pick[0], :, :2], out[pick[1], :, 2], out[pick[2], :, 3]]
-    return smooth, pick
+    return np.c_[sm[pick[0], :, :2], sm[pick[1], :, 2], sm[pick[2], :, 3]], pick
 
 
 def _report(tracks: list, moved: list, turned: list, sigma: np.ndarray, q: np.ndarray, chosen: list) -> dict:

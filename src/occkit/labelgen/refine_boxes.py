@@ -8,12 +8,18 @@ order):
 - the centre's ``x, y, z`` follow a constant-velocity model and the yaw a constant-turn-rate model, each a
   linear Kalman filter whose forward pass a Rauch-Tung-Striebel smoother runs back over (every box is smoothed
   with the boxes before and after it); the size is the track's median (a rigid object keeps its size);
-- the measurement noise is what a tracker's boxes are assumed to be off by (``center_sigma`` metres,
-  ``yaw_sigma`` degrees), the process noise how fast an object may change its velocity (``accel`` m/s^2) and
-  its turn rate (``yaw_accel`` degrees/s^2).
+- the measurement noise is what the boxes say (:func:`noise_from_boxes`: each box against the line through its
+  neighbours, the median over the scene's tracks; horizontal, vertical and yaw apart), so exact boxes are kept;
+- the process noise (how fast an object may change its velocity, its turn rate) is chosen per track, the
+  likeliest of a grid (:data:`ACCELS`, :data:`YAW_ACCELS`) given the track's boxes: a walker is smoothed hard,
+  a bus turning a corner followed round it (a fixed 2 m/s^2 cut its corner, by up to a metre on exact boxes).
 
-:func:`rts_smooth` is pure and tested by hand; :func:`refine_record_boxes` returns the record with the smoothed
-boxes and what changed (the mean and largest centre and yaw corrections).
+Each of the four can be fixed instead (:class:`BoxRefinement`). The tracks are smoothed together, many at once
+on the sweeps' times (:func:`kalman_smooth` takes a batch, NaN where a track has no box).
+
+:func:`rts_smooth`, :func:`kalman_smooth` and :func:`noise_from_boxes` are pure and tested by hand;
+:func:`refine_record_boxes` returns the record with the smoothed boxes and what changed (the noise estimated,
+the mean and largest centre and yaw corrections).
 """
 
 from __future__ import annotations

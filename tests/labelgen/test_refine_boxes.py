@@ -132,3 +132,21 @@ def test_exact_boxes_of_a_car_turning_hard_are_kept_and_noisy_ones_follow_the_tu
 def test_a_setting_that_is_not_a_positive_number_is_refused_by_name():
     with pytest.raises(ValueError, match="refine_boxes.accel must be a positive number"):
         BoxRefinement(accel=-1.0)
+
+
+def test_tracks_smoothed_together_on_common_times_are_smoothed_as_each_alone():
+    # three tracks on one clock, one starting late and one ending early (NaN where a track has no box): the
+    # batch gives each track what smoothing it alone on its own times gives
+    rng = np.random.default_rng(2)
+    t = np.arange(30) * 0.05
+    z = np.full((3, 30, 2), np.nan)
+    spans = [(0, 30), (6, 30), (0, 21)]
+    for j, (a, b) in enumerate(spans):
+        z[j, a:b] = np.c_[(j + 1) * 2.0 * t[a:b], np.sin(t[a:b])] + rng.normal(scale=0.2, size=(b - a, 2))
+    q = np.repeat(np.array(ACCELS[:4])[:, None] ** 2, 2, axis=1)
+    together, ll = kalman_smooth(t, z, np.full(2, 0.04), q)
+    assert together.shape == (3, 4, 30, 2) and ll.shape == (3, 4, 2)
+    for j, (a, b) in enumerate(spans):
+        alone, ll_alone = kalman_smooth(t[a:b], z[j, a:b], np.full(2, 0.04), q)
+        np.testing.assert_allclose(together[j, :, a:b], alone, atol=1e-4)  # the diffuse prior: a hair apart
+        np.testing.assert_allclose(ll[j], ll_alone, rtol=1e-4)

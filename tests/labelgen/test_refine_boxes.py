@@ -149,4 +149,4 @@ def test_tracks_smoothed_together_on_common_times_are_smoothed_as_each_alone():
     for j, (a, b) in enumerate(spans):
         alone, ll_alone = kalman_smooth(t[a:b], z[j, a:b], np.full(2, 0.04), q)
         np.testing.assert_allclose(together[j, :, a:b], alone, atol=1e-4)  # the diffuse prior: a hair apart
-        np.testing.assert_allclose(ll[j], ll_alone, rtol=1e-4)
+        np.testing.assert_allclose(ll[j], ll_alone, atol=1e-3)

@@ -170,51 +170,58 @@ def refine_record_boxes(rec: SceneRecord, ref: BoxRefinement | None = None) -> t
     ref = ref if ref is not None else BoxRefinement()
     if not rec.has_boxes:
         raise ValueError(f"{rec.source or rec.name}: --refine-boxes needs boxes, and this recording has none")
-    rows: dict[int, list[tuple[int, int]]] = {}  # track -> [(sweep index, row)]
-    for i, s in enumerate(rec.sweeps):
-        if s.boxes is not None:
-            for r, tr in enumerate(s.boxes.track):
-                rows.setdefault(int(tr), []).append((i, r))
-    tracks = []  # (rows, t (N,), [x, y, z, yaw] (N, 4), sizes (N, 3)), in time order
-    for occ in rows.values():
-        occ = sorted(occ, key=lambda o: (rec.sweeps[o[0]].timestamp, o[0]))
-        t = np.array([rec.sweeps[i].timestamp * 1e-6 for i, _ in occ])
-        box = [rec.sweeps[i].boxes for i, _ in occ]
-        yaw = np.unwrap(np.array([b.yaw[r] for b, (_, r) in zip(box, occ)]))
-        z = np.c_[np.array([b.center[r] for b, (_, r) in zip(box, occ)]), yaw]
-        tracks.append((occ, t, z, np.array([b.size[r] for b, (_, r) in zip(box, occ)])))
+    flat = _flat_boxes(rec)
+    sweep, track, center, size, yaw, slot, t = flat
+    order = np.lexsort((sweep, t, track))  # by track, then time
+    starts = np.flatnonzero(np.r_[True, track[order][1:] != track[order][:-1]])
+    tracks = []  # (box indices, slots, t (N,), [x, y, z, yaw] (N, 4), sizes (N, 3)), each track in time order
+    for idx in np.split(order, starts[1:]) if len(order) else []:
+        z = np.c_[center[idx], np.unwrap(yaw[idx])]
+        tracks.append((idx, slot[idx], t[idx], z, size[idx]))
     sigma = _measurement_sigma(tracks, ref)
     q = _process_grid(ref)
-    new = {
-        i: (s.boxes.center.copy(), s.boxes.size.copy(), s.boxes.yaw.copy())
-        for i, s in enumerate(rec.sweeps)
-        if s.boxes is not None
-    }
-    moved, turned, chosen = [], [], []
-    for (occ, t, z, sz), (smooth, pick) in zip(tracks, _smooth_tracks(rec, tracks, sigma**2, q)):
+    times = np.zeros(int(slot.max(initial=-1)) + 1)
+    times[slot] = t  # every slot's time, in slot order
+    out_c, out_s, out_y = center.copy(), size.copy(), yaw.copy()
+    chosen = []
+    for (idx, _, _, _, sz), (smooth, pick) in zip(tracks, _smooth_tracks(times, tracks, sigma**2, q)):
         chosen.append(pick)
-        size = np.median(sz, axis=0)
-        for k, (i, r) in enumerate(occ):
-            center, sizes, yaws = new[i]
-            center[r] = smooth[k, :3]
-            sizes[r] = size
-            yaws[r] = (smooth[k, 3] + math.pi) % (2 * math.pi) - math.pi
-            moved.append(float(np.linalg.norm(smooth[k, :3] - z[k, :3])))
-            turned.append(abs(math.degrees(float(smooth[k, 3] - z[k, 3]))))
-    sweeps = []
-    for i, s in enumerate(rec.sweeps):
-        if i in new:
-            center, sizes, yaws = new[i]
-            s = replace(s, boxes=Boxes(s.boxes.track, s.boxes.cls, center, sizes, yaws))
+        out_c[idx] = smooth[:, :3]
+        out_s[idx] = np.median(sz, axis=0)
+        out_y[idx] = (smooth[:, 3] + math.pi) % (2 * math.pi) - math.pi
+    moved = np.linalg.norm(out_c - center, axis=1)
+    turned = np.abs(np.degrees((out_y - yaw + math.pi) % (2 * math.pi) - math.pi))
+    sweeps, at = [], 0
+    for s in rec.sweeps:
+        if s.boxes is not None:
+            m = len(s.boxes)
+            c, sz, y = out_c[at : at + m], out_s[at : at + m], out_y[at : at + m]
+            s = replace(s, boxes=Boxes(s.boxes.track, s.boxes.cls, c, sz, y))
+            at += m
         sweeps.append(s)
     return replace(rec, sweeps=sweeps), _report(tracks, moved, turned, sigma, q, chosen)
+
+
+def _flat_boxes(rec: SceneRecord) -> tuple[np.ndarray, ...]:
+    """Every box of the record in sweep order: its sweep index, track, centre (M, 3), size (M, 3), yaw, slot (the
+    rank of its sweep among the sweeps with boxes, by time) and time (seconds)."""
+    have = [i for i, s in enumerate(rec.sweeps) if s.boxes is not None]
+    rank = {i: k for k, (_, i) in enumerate(sorted((rec.sweeps[i].timestamp, i) for i in have))}
+    boxes = [rec.sweeps[i].boxes for i in have]
+    n = [len(b) for b in boxes]
+    sweep = np.repeat(np.array(have, np.int64), n)
+    cat = lambda f, w: np.concatenate([np.asarray(getattr(b, f), np.float64).reshape(-1, w) for b in boxes])
+    track = np.concatenate([np.asarray(b.track, np.int64) for b in boxes])
+    slot = np.repeat(np.array([rank[i] for i in have], np.int64), n)
+    t = np.repeat(np.array([rec.sweeps[i].timestamp * 1e-6 for i in have]), n)
+    return sweep, track, cat("center", 3), cat("size", 3), cat("yaw", 1)[:, 0], slot, t
 
 
 def _measurement_sigma(tracks: list, ref: BoxRefinement) -> np.ndarray:
     """The measurement noise of the columns x, y, z (metres) and yaw (radians): the settings', or where None,
     :func:`noise_from_boxes` over every track (x and y pooled), at least :data:`MIN_CENTER_SIGMA` and
     :data:`MIN_YAW_SIGMA`."""
-    est = noise_from_boxes([(t, z) for _, t, z, _ in tracks])
+    est = noise_from_boxes([(t, z) for _, _, t, z, _ in tracks])
     est = np.where(np.isfinite(est), est, 0.0)
     xy = max(math.sqrt((est[0] ** 2 + est[1] ** 2) / 2), MIN_CENTER_SIGMA)
     zs = max(float(est[2]), MIN_CENTER_SIGMA)
@@ -238,36 +245,33 @@ def _process_grid(ref: BoxRefinement) -> np.ndarray:
 BATCH = 64
 
 
-def _smooth_tracks(rec: SceneRecord, tracks: list, meas_var: np.ndarray, q: np.ndarray) -> list:
+def _smooth_tracks(times: np.ndarray, tracks: list, meas_var: np.ndarray, q: np.ndarray) -> list:
     """Each track's smoothed ``(N, 4)`` and the candidates (rows of ``q``) chosen for its horizontal centre,
     height and yaw: each the likeliest given the track's boxes (x and y together). Tracks are smoothed
-    :data:`BATCH` at a time on the record's sweep times (:func:`kalman_smooth` with NaN where a track has no
-    box), a track with two boxes in one sweep alone on its own times; a track of fewer than three boxes is kept."""
-    order = sorted((s.timestamp, i) for i, s in enumerate(rec.sweeps) if s.boxes is not None)
-    slot = {i: k for k, (_, i) in enumerate(order)}
-    times = np.array([ts * 1e-6 for ts, _ in order])
-    out: list = [(z.copy(), [-1, -1, -1]) for _, _, z, _ in tracks]
+    :data:`BATCH` at a time on the sweeps' times ``times`` (by slot; :func:`kalman_smooth` with NaN where a
+    track has no box), a track with two boxes in one sweep alone on its own times; a track of fewer than three
+    boxes is kept."""
+    out: list = [(z.copy(), [-1, -1, -1]) for _, _, _, z, _ in tracks]
     together = []
-    for j, (occ, t, z, _) in enumerate(tracks):
-        slots = [slot[i] for i, _ in occ]
+    for j, (_, slots, t, z, _) in enumerate(tracks):
         if len(t) < 3:
             continue
-        if len(set(slots)) == len(slots):
-            together.append((slots[0], j, slots))
+        if len(np.unique(slots)) == len(slots):
+            together.append((int(slots[0]), j))
         else:
             sm, ll = kalman_smooth(t, z, meas_var, q)
             out[j] = _pick(sm, ll)
     together.sort()
     for b in range(0, len(together), BATCH):
-        chunk = together[b : b + BATCH]
-        lo, hi = min(c[2][0] for c in chunk), max(c[2][-1] for c in chunk)
+        chunk = [tracks[j] for _, j in together[b : b + BATCH]]
+        lo, hi = min(int(c[1][0]) for c in chunk), max(int(c[1][-1]) for c in chunk)
         Z = np.full((len(chunk), hi - lo + 1, 4), np.nan)
-        for row, (_, j, slots) in enumerate(chunk):
-            Z[row, np.array(slots) - lo] = tracks[j][2]
+        for row, (_, slots, _, z, _) in enumerate(chunk):
+            Z[row, slots - lo] = z
         sm, ll = kalman_smooth(times[lo : hi + 1], Z, meas_var, q)
-        for row, (_, j, slots) in enumerate(chunk):
+        for row, ((_, j), (_, slots, _, _, _)) in enumerate(zip(together[b : b + BATCH], chunk)):
             smooth, pick = _pick(sm[row], ll[row])
-            out[j] = (smooth[np.array(slots) - lo], pick)
+            out[j] = (smooth[slots - lo], pick)
     return out
 
 
@@ -278,16 +282,18 @@ def _pick(sm: np.ndarray, ll: np.ndarray) -> tuple[np.ndarray, list[int]]:
     return np.c_[sm[pick[0], :, :2], sm[pick[1], :, 2], sm[pick[2], :, 3]], pick
 
 
-def _report(tracks: list, moved: list, turned: list, sigma: np.ndarray, q: np.ndarray, chosen: list) -> dict:
+def _report(
+    tracks: list, moved: np.ndarray, turned: np.ndarray, sigma: np.ndarray, q: np.ndarray, chosen: list
+) -> dict:
     picked = [p for p in chosen if p[0] >= 0]
     return {
         "tracks": len(tracks),
-        "boxes": len(moved),
+        "boxes": int(len(moved)),
         "center_sigma_m": {"horizontal": _r(sigma[0]), "vertical": _r(sigma[2])},
         "yaw_sigma_deg": _r(math.degrees(sigma[3])),
         "accel_chosen_m_s2": _r(np.median([math.sqrt(q[p[0], 0]) for p in picked])) if picked else None,
-        "center_correction_m": {"mean": _r(np.mean(moved) if moved else 0), "max": _r(max(moved, default=0))},
-        "yaw_correction_deg": {"mean": _r(np.mean(turned) if turned else 0), "max": _r(max(turned, default=0))},
+        "center_correction_m": {"mean": _r(moved.mean() if len(moved) else 0), "max": _r(moved.max(initial=0))},
+        "yaw_correction_deg": {"mean": _r(turned.mean() if len(turned) else 0), "max": _r(turned.max(initial=0))},
     }
 
 

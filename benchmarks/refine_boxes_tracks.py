@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
+import sys
 import time
 import tracemalloc
 
@@ -31,6 +32,7 @@ def _smoother(path: str | None):
         return refine_boxes
     spec = importlib.util.spec_from_file_location("smoother", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["smoother"] = mod  # a dataclass looks its module up
     spec.loader.exec_module(mod)
     return mod
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from occkit.data.scene_record import Boxes, SceneRecord, Sweep
+from occkit.labelgen import refine_boxes
 from occkit.labelgen.refine_boxes import (
     ACCELS,
     BoxRefinement,
@@ -150,3 +151,25 @@ def test_tracks_smoothed_together_on_common_times_are_smoothed_as_each_alone():
         alone, ll_alone = kalman_smooth(t[a:b], z[j, a:b], np.full(2, 0.04), q)
         np.testing.assert_allclose(together[j, :, a:b], alone, atol=1e-4)  # the diffuse prior: a hair apart
         np.testing.assert_allclose(ll[j], ll_alone, atol=1e-3)
+
+
+def test_the_batches_change_no_box(monkeypatch):
+    # a scene of tracks that start and end at different sweeps, smoothed in one batch, and one track a batch
+    rng = np.random.default_rng(4)
+    sweeps = []
+    for k in range(40):
+        live = [j for j in range(6) if 5 * j <= k < 5 * j + 20]
+        c = np.array([[2.0 * j + 8.0 * 0.05 * k, 3.0 * j, 0.8] for j in live]).reshape(-1, 3)
+        c = c + rng.normal(scale=0.2, size=c.shape)
+        n = len(live)
+        boxes = Boxes(np.array(live), np.full(n, 4), c, np.tile([4.5, 1.9, 1.6], (n, 1)), np.zeros(n))
+        sweeps.append(Sweep(f"s{k}", 1_000_000 + 50_000 * k, "L", np.eye(4), np.zeros((0, 3), np.float32), boxes=boxes))
+    sweeps[0].keyframe = True
+    rec = SceneRecord("scene", sweeps, {"L": np.eye(4)})
+    one, _ = refine_record_boxes(rec)
+    monkeypatch.setattr(refine_boxes, "BATCH", 1)
+    alone, _ = refine_record_boxes(rec)
+    for a, b in zip(one.sweeps, alone.sweeps):
+        np.testing.assert_allclose(a.boxes.center, b.boxes.center, atol=1e-3)  # the diffuse prior: a hair
+    before = np.concatenate([s.boxes.center for s in rec.sweeps])
+    assert np.abs(np.concatenate([s.boxes.center for s in one.sweeps]) - before).max() > 0.05  # smoothed at all

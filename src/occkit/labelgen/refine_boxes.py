@@ -242,8 +242,11 @@ def _process_grid(ref: BoxRefinement) -> np.ndarray:
     return np.c_[acc, acc, acc, yaw] ** 2
 
 
-#: tracks smoothed at once (their measurements on the sweeps' common times; bounds the memory)
+#: tracks smoothed at once, at most (their measurements on the sweeps' common times)
 BATCH = 64
+#: ... and at most this many (track, sweep) cells in a batch: a long recording's tracks that live apart are not
+#: padded to each other's spans (the memory stays bounded: about 2.5 kB a cell)
+BATCH_CELLS = 32768
 
 
 def _smooth_tracks(times: np.ndarray, tracks: list, meas_var: np.ndarray, q: np.ndarray) -> list:
@@ -262,17 +265,31 @@ def _smooth_tracks(times: np.ndarray, tracks: list, meas_var: np.ndarray, q: np.
         else:
             sm, ll = kalman_smooth(t, z, meas_var, q)
             out[j] = _pick(sm, ll)
-    together.sort()
-    for b in range(0, len(together), BATCH):
-        chunk = [tracks[j] for _, j in together[b : b + BATCH]]
-        lo, hi = min(int(c[1][0]) for c in chunk), max(int(c[1][-1]) for c in chunk)
-        Z = np.full((len(chunk), hi - lo + 1, 4), np.nan)
-        for row, (_, slots, _, z, _) in enumerate(chunk):
-            Z[row, slots - lo] = z
+    for batch in _batches(sorted(together), tracks):
+        lo, hi = min(int(tracks[j][1][0]) for j in batch), max(int(tracks[j][1][-1]) for j in batch)
+        Z = np.full((len(batch), hi - lo + 1, 4), np.nan)
+        for row, j in enumerate(batch):
+            Z[row, tracks[j][1] - lo] = tracks[j][3]
         sm, ll = kalman_smooth(times[lo : hi + 1], Z, meas_var, q)
-        for row, ((_, j), (_, slots, _, _, _)) in enumerate(zip(together[b : b + BATCH], chunk)):
+        for row, j in enumerate(batch):
             smooth, pick = _pick(sm[row], ll[row])
-            out[j] = (smooth[slots - lo], pick)
+            out[j] = (smooth[tracks[j][1] - lo], pick)
+    return out
+
+
+def _batches(together: list[tuple[int, int]], tracks: list) -> list[list[int]]:
+    """The tracks ``together`` ((first slot, index), sorted) in batches of at most :data:`BATCH` tracks and
+    :data:`BATCH_CELLS` cells (tracks x the batch's span of slots; a track alone may pass it)."""
+    out: list[list[int]] = []
+    lo = hi = 0
+    for first, j in together:
+        last = int(tracks[j][1][-1])
+        if out and len(out[-1]) < BATCH and (max(hi, last) - lo + 1) * (len(out[-1]) + 1) <= BATCH_CELLS:
+            out[-1].append(j)
+            hi = max(hi, last)
+        else:
+            out.append([j])
+            lo, hi = first, last
     return out
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
+import os
 import sys
 import time
 import tracemalloc
@@ -62,6 +63,8 @@ def main() -> int:
     p.add_argument("--module", default=None, help="a refine_boxes.py to load instead of occkit's")
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
+    if args.module is not None and not os.path.isfile(args.module):
+        p.error(f"--module {args.module}: no such file")
     from occkit.worlds.driving.config import SynthConfig
     from occkit.worlds.driving.scene import build_scene
     from occkit.worlds.driving.sweeps import SweepNoise, scene_record

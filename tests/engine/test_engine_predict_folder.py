@@ -116,6 +116,26 @@ def test_eval_warns_when_provenance_is_missing_or_mixed(gt_pred, capsys):
     assert "warning" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "record, said",
+    [
+        ([1, 2], "provenance.json: list [1, 2] is not an object"),
+        ({"checkpoint": "runs/a"}, "provenance.json: tokens missing"),
+        ({"tokens": "t0"}, "provenance.json: tokens: text 't0' is not a list"),
+        ({"tokens": [], "split": 3}, "provenance.json: split: 3 is not text"),
+        ({"tokens": [], "gt_fingerprint": {"format": "occ3d", "labels": {"t": 5}}}, "gt_fingerprint.labels.t: 5"),
+    ],
+)
+def test_eval_says_a_provenance_record_that_breaks_its_schema_in_one_line(gt_pred, capsys, record, said):
+    """``provenance.json`` is read against its schema (``read_provenance``): a record edited or torn is said
+    naming the file and the field, and the predictions still scored."""
+    gt, pred, _ = gt_pred
+    (pred / PROVENANCE_FILE).write_text(json.dumps(record))
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--no-progress"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if "unreadable provenance record" in x]
+    assert len(lines) == 1 and said in lines[0], lines
+
+
 def test_eval_split_is_validated(gt_pred, capsys):
     gt, pred, _ = gt_pred
     # checked against the data's format (a package's format may name its own splits), in one line

@@ -168,6 +168,39 @@ def test_a_map_to_classes_the_output_lacks_is_refused_in_one_line(world, tmp_pat
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        ("- from: rig\n", "a mapping"),
+        ("from: rig\nto: occ3d\ncommon: {a: {from: [car], to: [car]}}\ndorp: {from: [others]}\n", "unknown key 'dorp'"),
+        ("from: occ3d\nto: occ3d\ncommon: {a: {from: [car], to: [car]}}\n", "from: 'occ3d'"),
+        ("from: rig\nto: surroundocc\ncommon: {a: {from: [car], to: [car]}}\n", "to: 'surroundocc'"),
+        ("from: rig\nto: occ3d\ncommon: {}\n", "common: {} has 0 entries"),
+        ("from: rig\nto: occ3d\ncommon: {a: {from: [car], to: car}}\n", "common.a.to: text 'car' is not a list"),
+        ("from: rig\nto: occ3d\ncommon: {a: {from: [car], to: [car]}}\ndrop: {from: others}\n", "drop.from:"),
+    ],
+)
+def test_a_class_map_of_a_bad_layout_is_refused_naming_the_key(world, tmp_path, capsys, text, said):
+    """The ``--class-map`` file is read against its schema (``ClassMapFile``): its keys, their types, and
+    ``from: rig`` / ``to:`` the output format, each refusal one line naming the file and the key."""
+    cmap = tmp_path / "bad.yaml"
+    cmap.write_text(text)
+    out = tmp_path / "lab"
+    assert main(["label", "--data", str(world), "--out", str(out), "--scenes", SCENE, "--class-map", str(cmap)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(cmap) in err and said in err, err
+    assert not out.exists()
+
+
+def test_a_common_class_listing_no_output_class_is_refused(world, tmp_path, capsys):
+    pairs = [([c], [c]) for c in _classes(world) if c != "car"]
+    cmap = tmp_path / "empty.yaml"
+    cmap.write_text(_map_yaml("occ3d", pairs) + "  nothing: {from: [car], to: []}\n")
+    assert main(["label", "--data", str(world), "--out", str(tmp_path / "lab"), "--class-map", str(cmap)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{cmap}: common.nothing.to: [] lists no class of occ3d" in err, err
+
+
 def _to_nusc_occupancy(world: Path, to: str) -> str:
     """A class map from the world's classes to the nuScenes-occupancy layouts' (``others`` into ``manmade``)."""
     pairs = [([c], [c]) for c in _classes(world) if c not in ("others", "manmade")]

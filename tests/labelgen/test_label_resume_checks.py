@@ -119,7 +119,9 @@ def test_a_resume_record_holding_a_list_is_said_and_its_scene_labelled_again(
     labelled, out = _resume(world, stopped, tmp_path, monkeypatch, spoil)
     said = capsys.readouterr()
     assert sorted(labelled) == ["scene-0000", "scene-0001"] and "Traceback" not in said.err
-    assert ".label/scenes/scene-0000.json: not the record of scene 'scene-0000' (a list)" in said.out
+    assert (
+        "label: .label/scenes/scene-0000.json: list [1, 2] is not an object; scene scene-0000 is labelled" in said.out
+    )
     assert len(json.loads((out / "annotations.json").read_text())["scene_infos"]["scene-0000"]) == 2
 
 
@@ -134,7 +136,7 @@ def test_a_resume_record_whose_report_lost_a_figure_is_said_and_its_scene_labell
 
     labelled, out = _resume(world, stopped, tmp_path, monkeypatch, spoil)
     assert sorted(labelled) == ["scene-0000", "scene-0001"]
-    assert "scene-0000.json: its report lacks keyframes (or holds another type)" in capsys.readouterr().out
+    assert "scene-0000.json: report.keyframes: 'two' is not an integer; scene scene-0000" in capsys.readouterr().out
     assert json.loads((out / "report.json").read_text())["summary"]["keyframes"] == 4
 
 

@@ -142,15 +142,16 @@ def default_split(split: str | None, pred: Any = None) -> str:
     """``--split`` of a command that shows frames: as given; else the split a prediction folder
     ``pred`` holds (its ``provenance.json`` names it), so that ``--pred`` alone shows the frames it
     has predictions for; else ``all``."""
-    import json
     from pathlib import Path
 
     if split is not None:
         return split
-    if pred is not None and Path(pred).is_dir():
+    if pred is not None and Path(pred).is_dir() and (Path(pred) / "provenance.json").is_file():
+        from occkit.metrics.evaluate import read_provenance
+
         try:
-            named = json.loads((Path(pred) / "provenance.json").read_text(encoding="utf-8")).get("split")
-        except (OSError, ValueError, AttributeError):
+            named = read_provenance(pred).get("split")
+        except (OSError, ValueError):
             named = None
         if named in ("train", "val", "all"):
             return named

@@ -75,12 +75,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def predicted_files(folder: Path) -> set[str] | None:
     """The files an earlier ``occkit predict`` wrote in ``folder`` by its ``provenance.json``
     (made before the folder recorded its files), or None when it does not say."""
-    import json
+    from occkit.metrics.evaluate import read_provenance
 
     try:
-        prov = json.loads((folder / "provenance.json").read_text(encoding="utf-8"))
-        tokens = [str(t) for t in prov["tokens"]]
-    except (OSError, ValueError, KeyError, TypeError):
+        tokens = read_provenance(folder)["tokens"]
+    except (OSError, ValueError):
         return None
     from occkit.formats import formats
 

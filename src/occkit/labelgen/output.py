@@ -136,36 +136,24 @@ def _class_map_lut(path: Path, rec_classes: tuple[str, ...], table: tuple[str, .
     naming the file and the class."""
     from types import SimpleNamespace
 
-    from occkit.config import load_yaml
-    from occkit.formats.classmap import DROPPED, resolve_class_map, side_lut
+    from occkit.formats.classmap import DROPPED, read_class_map_file, resolve_class_map, side_lut
 
     path = resolve_class_map(path)
-    data = load_yaml(path)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a class map is a mapping (from, to, common, drop)")
-    unknown = sorted(set(data) - {"from", "to", "common", "drop"})
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown} (a class map has from, to, common, drop)")
-    if data.get("from") != "rig":
+    data = read_class_map_file(path)  # its layout, against its schema (ClassMapFile); one line naming the key
+    if data["from"] != "rig":
         raise ValueError(
-            f"{path}: 'from' is {data.get('from')!r}; a class map for occkit label maps the recording's classes: "
-            "from: rig"
+            f"{path}: from: {data['from']!r}; a class map for occkit label maps the recording's classes: from: rig"
         )
-    if data.get("to") != fmt_name:
-        raise ValueError(f"{path}: 'to' is {data.get('to')!r}, but the labels are written as {fmt_name} (--to)")
-    common = data.get("common")
-    if not isinstance(common, dict) or not common:
-        raise ValueError(f"{path}: 'common' must map each common class to {{from: [...], to: [...]}}")
-    drop = data.get("drop") or {}
-    if not isinstance(drop, dict) or set(drop) - {"from", "to"} or any(not isinstance(v, list) for v in drop.values()):
-        raise ValueError(f"{path}: 'drop' must be {{from: [...], to: [...]}} (lists of class names), got {drop!r}")
+    if data["to"] != fmt_name:
+        raise ValueError(f"{path}: to: {data['to']!r}, but the labels are written as {fmt_name} (--to)")
+    common, drop = data["common"], data["drop"]
     rig = SimpleNamespace(name="rig", classes=SimpleNamespace(names=rec_classes, free=None))
     lut = side_lut(path, rig, "from", common, drop)  # every recording class in one common class or dropped
     firsts = []
     for name, entry in common.items():
-        to = entry.get("to")
-        if not isinstance(to, list) or not to:
-            raise ValueError(f"{path}: common class {name!r}: 'to' must list classes of {fmt_name}")
+        to = entry["to"]
+        if not to:
+            raise ValueError(f"{path}: common.{name}.to: [] lists no class of {fmt_name} (the class its voxels take)")
         bad = [c for c in to if c not in table]
         if bad:
             raise ValueError(

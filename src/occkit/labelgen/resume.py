@@ -4,8 +4,9 @@ that is not one is said and its scene labelled again."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 #: Where a run keeps each finished scene's record (inside the output being written).
 STATE = ".label"
@@ -16,47 +17,77 @@ def finished_scenes(part: Path, scenes: list[str]) -> dict[str, dict[str, Any]]:
     record that is not one this command writes (edited, torn, a label path other than
     ``gts/<scene>/<token>/labels.npz`` under the folder) is said and its scene labelled again."""
     from occkit.fileio import read_json
+    from occkit.outputs import path_under
+    from occkit.schema import validate
 
     done: dict[str, dict[str, Any]] = {}
     for s in scenes:
         f = part / STATE / "scenes" / f"{s}.json"
         if f.is_file():
+            where = str(f.relative_to(part))
             try:
                 rec = read_json(f)
-                why = _record_problem(part, s, rec)
+                validate(_record_schema(), rec, where)  # its layout (SceneDone); one line naming the field
+                if rec["scene"] != s:
+                    raise ValueError(f"{where}: scene: {rec['scene']!r} is not {s!r}, the scene of its name")
+                for token, info in rec["infos"].items():  # no label path leads outside the folder (a link)
+                    for p in info["files"]:
+                        path_under(part, *Path(p).parts, what=f"{where}: infos.{token}.files")
             except (OSError, ValueError) as e:
-                why = str(e)
-            if why:
-                print(f"label: {f.relative_to(part)}: {why}; scene {s} is labelled again", flush=True)
-            elif all((part / f).is_file() for info in rec["infos"].values() for f in info["files"]):
+                print(f"label: {e if str(e).startswith(where) else f'{where}: {e}'}; scene {s} is labelled again")
+                continue
+            if all((part / f).is_file() for info in rec["infos"].values() for f in info["files"]):
                 done[s] = rec
     return done
 
 
-def _record_problem(part: Path, scene: str, rec: Any) -> str | None:
-    """Why ``rec`` is not a finished scene's record as :func:`occkit.labelgen.run.label_one_scene`
-    writes it, or None: every label path is checked as the writer makes it (under the folder)."""
-    from occkit.outputs import path_under
+@functools.cache
+def _record_schema() -> Any:
+    """The schema of a finished scene's record as :func:`occkit.labelgen.run.label_one_scene` writes it
+    (``{"scene", "infos": {token: {"gt_path", "files", "token", "record"}}, "report", "read"}``), declared
+    where it is read (pydantic imported then, never at ``occkit --help``)."""
+    from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
-    if not isinstance(rec, dict) or rec.get("scene") != scene:
-        return f"not the record of scene {scene!r} (a {type(rec).__name__})"
-    infos, report = rec.get("infos"), rec.get("report")
-    if not isinstance(infos, dict) or not infos or not isinstance(report, dict):
-        return "its infos or report is not an object"
-    kinds = {"keyframes": int, "seconds": dict, "peak_traced_mb": (int, float), "density": (int, float)}
-    bad = [k for k, t in kinds.items() if not isinstance(report.get(k), t) or isinstance(report.get(k), bool)]
-    if bad or not isinstance(report.get("missing"), list):
-        return f"its report lacks {', '.join(bad) or 'missing'} (or holds another type)"
-    for token, info in infos.items():
-        got = info.get("gt_path") if isinstance(info, dict) else info
-        files = info.get("files") if isinstance(info, dict) else None
-        if not isinstance(got, str) or not got or not isinstance(files, list) or got not in files:
-            return f"keyframe {token!r}: gt_path {got!r} is not one of the files its writer made"
-        for f in files:
-            if not isinstance(f, str) or not f or Path(f).is_absolute() or ".." in Path(f).parts:
-                return f"keyframe {token!r}: file {f!r} is not a path inside the output"
-            path_under(part, *Path(f).parts, what=f"scene {scene!r}, keyframe {token!r}")
-    return None
+    from occkit.schema import Int, Number, Table, Text, problem
+
+    def inside(f: str) -> str:
+        if Path(f).is_absolute() or ".." in Path(f).parts:
+            raise problem(f"{f!r} is not a path inside the output")
+        return f
+
+    class LabelFiles(Table):
+        """A keyframe's label files, as its format's writer made them."""
+
+        gt_path: Text = Field(description="the label file the index names, one of files")
+        files: list[Annotated[Text, AfterValidator(inside)]] = Field(description="paths inside the output")
+        token: Text
+        record: dict[str, Any]
+
+        @model_validator(mode="after")
+        def _one_of_its_files(self) -> LabelFiles:
+            if self.gt_path not in self.files:
+                raise problem(f"gt_path {self.gt_path!r} is not one of the files its writer made")
+            return self
+
+    class SceneReport(Table):
+        """The figures of a scene's labelling the run's report sums (its other figures kept as they are)."""
+
+        model_config = ConfigDict(extra="allow")
+        keyframes: Int = Field(ge=0)
+        seconds: dict[str, Any]
+        peak_traced_mb: Number
+        density: Number
+        missing: list[Any]
+
+    class SceneDone(Table):
+        """A finished scene's record (``.label/scenes/<scene>.json``)."""
+
+        scene: Text
+        infos: dict[str, LabelFiles] = Field(min_length=1, description="each keyframe's label files by token")
+        report: SceneReport
+        read: str | None = Field(None, description="a hash of what the scene was labelled from")
+
+    return SceneDone
 
 
 def scene_digest(rec: Any) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import math
 import os
@@ -35,6 +36,48 @@ from occkit.metrics.base import TABLE_KEYS
 
 #: The record ``occkit predict`` writes into a prediction folder (``occkit.engine.evaluate``).
 PROVENANCE_FILE = "provenance.json"
+
+
+def read_provenance(folder: str | os.PathLike) -> dict[str, Any]:
+    """``folder/provenance.json`` (what ``occkit predict`` wrote there:
+    :func:`occkit.engine.evaluate.write_prediction_folder`) read against its schema (:func:`provenance_schema`):
+    the record, or a one-line ``ValueError`` naming the file and the field; ``OSError`` where it cannot be read."""
+    from occkit.schema import validate
+
+    path = Path(folder) / PROVENANCE_FILE
+    record = read_json(path)
+    validate(provenance_schema(), record, str(path))
+    return record
+
+
+@functools.cache
+def provenance_schema() -> Any:
+    """The schema of ``provenance.json``: the keys occkit reads back (the frames' ``tokens``, the ``split``
+    and ``data`` predicted, the fingerprints ``occkit eval`` compares), each of its type; the other keys
+    are what the writer's caller recorded (the checkpoint, settings) and kept as they are. Declared where it
+    is read (pydantic imported then)."""
+    from pydantic import ConfigDict, Field
+
+    from occkit.schema import Int, Table
+
+    class LabelsFingerprint(Table):
+        """:func:`labels_fingerprint`'s record."""
+
+        format: str | None = Field(description="the ground truth's format")
+        labels: dict[str, str] = Field(description="frame token -> sha256 of its labels")
+
+    class Provenance(Table):
+        """``provenance.json`` of a prediction folder."""
+
+        model_config = ConfigDict(extra="allow")
+        tokens: list[str] = Field(description="the frames predicted")
+        frames: Int | None = Field(None, ge=0)
+        split: str | None = None
+        data: str | None = Field(None, description="the folder predicted on")
+        data_fingerprint: str | None = Field(None, description="sha256 of the frame names")
+        gt_fingerprint: LabelsFingerprint | None = None
+
+    return Provenance
 
 
 def looks_like_predictions(folder: str | os.PathLike) -> str | None:
@@ -137,10 +180,10 @@ def check_provenance(
         )
     else:
         try:
-            record = read_json(path)
+            record = read_provenance(pred_dir)
             listed = set(record["tokens"])
             made = f"checkpoint {record.get('checkpoint', '?')}, {record.get('created', '?')}"
-        except (ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError) as e:
             out.append(f"{path}: unreadable provenance record ({e}): where these predictions came from is unknown")
         else:
             foreign = sorted(t for t in pred_files if t not in listed)
@@ -165,7 +208,7 @@ def _other_data(
     if gt_root is None or gt_ids is None or record.get("split") != split:
         return None  # another split: its frames are other frames, and the frames' matching says so
     data, fp = record.get("data"), record.get("data_fingerprint")
-    if isinstance(fp, str):
+    if fp is not None:
         mine = frames_fingerprint(gt_ids)
         if fp == mine:
             return _other_labels(record, gt_root, split, gt_ids, dataset)
@@ -175,7 +218,7 @@ def _other_data(
             f"{len(gt_ids)} frames of another index (fingerprint {mine[:19]}...): are they scored against the right "
             "ground truth?"
         )
-    if isinstance(data, str) and not _same_folder(data, gt_root):
+    if data is not None and not _same_folder(data, gt_root):
         return (
             f"these predictions were made on {data}, not --gt {gt_root} (the record has no data fingerprint to tell "
             "a copy from other data): are they scored against the right ground truth?"
@@ -199,14 +242,11 @@ def _other_labels(
     holds other labels under the frame names the predictions were made on, or None: equal labels, no
     reader given, a record without it (an older occkit) or one that is not occkit's shape, data of
     another format (predictions scored through a class map), a reader that cannot give them."""
-    rec = record.get("gt_fingerprint")
-    if dataset is None or not isinstance(rec, dict) or rec.get("format") != getattr(dataset, "format_name", None):
+    rec = record.get("gt_fingerprint")  # its shape checked as the record was read (provenance_schema)
+    if dataset is None or rec is None or rec["format"] != getattr(dataset, "format_name", None):
         return None
-    labels = rec.get("labels")
-    if not isinstance(labels, dict) or not labels or len(labels) > 4 * FINGERPRINT_FRAMES:
-        return None
-    known = set(gt_ids)
-    if not all(isinstance(t, str) and t in known and isinstance(v, str) for t, v in labels.items()):
+    labels = rec["labels"]
+    if not labels or len(labels) > 4 * FINGERPRINT_FRAMES or not set(labels) <= set(gt_ids):
         return None
     mine = labels_fingerprint(dataset, list(labels), frames=len(labels))
     if mine is None:

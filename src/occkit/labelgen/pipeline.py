@@ -129,7 +129,7 @@ class LabelOptions:
     """Pixel stride of the camera rays (0: adaptive, as the synthetic world's exact mask)."""
     flow: bool = False
     """Per-voxel flow from the box tracks (OpenOcc v2's field)."""
-    object_fill: bool = False
+    object_fill: bool = True
     """Fill each boxed object's solid: the convex hull of its points of its own class (the majority of its points
     that are not the ground), gathered over its whole track in its box frame, placed at its box at the keyframe;
     every voxel the hull reaches takes that class, as a voxel a return falls in does. LiDAR sees an object's near

@@ -18,7 +18,9 @@ then per keyframe:
 
 4. the static points of the sweeps within ``window`` keyframes (0: the whole scene) and every
    track placed at its box at the keyframe, into the keyframe's ego frame; voxelised on the grid by
-   vote (:func:`occkit.labelgen.steps.vote_voxels`'s, :func:`~occkit.labelgen.steps.vote_flat`);
+   vote (:func:`occkit.labelgen.steps.vote_voxels`'s, :func:`~occkit.labelgen.steps.vote_flat`); with
+   ``object_fill`` each track's hull too (its points over the whole track, in its box frame), every voxel it
+   reaches;
 5. every return of the sweeps within ``free_window`` keyframes cast from its sweep's origin
    (:mod:`occkit.labelgen.raycast`): static voxels more sweeps saw through than hit are trails and
    become free (``erase_trails``); ground columns left empty between LiDAR rings are filled from
@@ -297,8 +299,9 @@ def prepare_scene(
 def _track_hulls(
     track_pts: dict[int, np.ndarray], track_lab: dict[int, np.ndarray], ground: tuple[int, ...]
 ) -> dict[int, tuple[Hull, int]]:
-    """``object_fill``: each track's hull (:func:`~occkit.labelgen.steps.object_hull`) of its points whose class is
-    not the ground, with the majority class of those points; tracks whose points span no volume have none."""
+    """``object_fill``: each track's class (the majority of its points that are not the ground) and the hull
+    (:func:`~occkit.labelgen.steps.object_hull`) of its points of that class; a track whose points span no volume
+    has none."""
     out: dict[int, tuple[Hull, int]] = {}
     for tr, q in track_pts.items():
         lab = track_lab[tr]

@@ -136,7 +136,7 @@ class LabelOptions:
     that are not the ground), gathered over its whole track in its box frame, placed at its box at the keyframe;
     every voxel the hull reaches takes that class, as a voxel a return falls in does. LiDAR sees an object's near
     side only; the hull closes it. Off by default: on SurroundOcc's grid it lifts the moving-object IoU and mIoU on
-    every world measured, on Occ3D's it costs mIoU on one of four (docs/results/labels.md, "Moving objects")."""
+    every world measured, on Occ3D's it costs mIoU on two of six (docs/results/labels.md, "Moving objects")."""
     refine_poses: PoseRefinement = field(default_factory=PoseRefinement)
     """Refine the recorded ego poses by LiDAR registration before anything else (``occkit label
     --refine-poses``; :mod:`occkit.labelgen.refine_poses`): KISS-ICP odometry fused with the recorded poses in a

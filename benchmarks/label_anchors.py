@@ -45,6 +45,21 @@ def surroundocc_labels(npy: Path, free: int) -> np.ndarray:
     return out
 
 
+def preset_options(spec: str, presets: dict[str, dict]) -> dict:
+    """``occkit label``'s options for a method of ``--presets``: a preset's name, then ``+KEY`` for each boolean
+    option switched on or ``+KEY=false`` / ``+KEY=true`` set (``occkit+refine_boxes``, ``occkit+object_fill=false``)."""
+    base, *switched = spec.split("+")
+    if base not in presets:
+        raise SystemExit(f"label_anchors.py: --presets: {base!r} is not a preset (one of {', '.join(presets)})")
+    opts = dict(presets[base])
+    for item in switched:
+        key, _, value = item.partition("=")
+        if value.lower() not in ("", "true", "false"):
+            raise SystemExit(f"label_anchors.py: --presets: {item!r}: a boolean option is KEY, KEY=true or KEY=false")
+        opts[key] = value.lower() != "false"
+    return opts
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True)
@@ -52,7 +67,8 @@ def main() -> int:
     p.add_argument(
         "--presets",
         default="occkit,occ3d-published,naive",
-        help="occkit label's presets, each optionally with its boolean options switched on: occkit+refine_boxes",
+        help="occkit label's presets, each optionally with boolean options set: occkit+refine_boxes, "
+        "occkit+object_fill=false",
     )
     p.add_argument("--scenes", type=int, default=0, help="first N scenes (0: all)")
     p.add_argument("--json", type=Path, default=None)
@@ -90,8 +106,7 @@ def main() -> int:
         labels = {}
         for m in presets:
             t0 = time.perf_counter()
-            base, *switched = m.split("+")
-            opt = LabelOptions(**PRESETS[base], **{k: True for k in switched})
+            opt = LabelOptions(**preset_options(m, PRESETS))
             labs, _ = label_scene(rec, grid, names[:free], free, opt, T_ego_from_grid=T_el)
             seconds[m] += time.perf_counter() - t0
             labels[m] = {lab.token: lab for lab in labs}

@@ -6,12 +6,14 @@
 - :func:`knn_vote`: a class for unlabelled points by a vote of their labelled neighbours;
 - :func:`fill_ground`: ground columns left empty between LiDAR rings filled from their neighbours;
 - :func:`erase_trails`: voxels more sweeps saw through than hit become free;
-- :func:`vote_voxels`: points to a voxel grid by a majority vote.
+- :func:`vote_voxels`: points to a voxel grid by a majority vote;
+- :func:`object_hull` / :func:`hull_voxels`: a track's solid, the convex hull of its points gathered over the
+  whole track in its box frame, and the voxels it fills at a box.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -371,3 +373,58 @@ def vote_voxels(points: np.ndarray, labels: np.ndarray, grid: Grid, free: int, m
     if len(lab) and (int(lab.min()) < 0 or int(lab.max()) > free):
         raise ValueError(f"vote_voxels: classes must lie in [0, {free}], got [{int(lab.min())}, {int(lab.max())}]")
     return vote_flat([voxel_index(points, grid)], [lab], grid, free, min_points)
+
+
+class Hull(NamedTuple):
+    """A convex solid in a box frame: its facets' planes ``(F, 4)`` (``a x + b y + c z + d <= 0`` inside) and
+    its extent, ``lo (3,)`` and ``hi (3,)``."""
+
+    planes: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+def object_hull(q: np.ndarray) -> Hull | None:
+    """The convex hull of a track's box-frame points ``q (N, 3)``; None with fewer than 4 points or points
+    that span no volume (a flat patch: its voxels are its points' own)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    q = np.unique(np.asarray(q, np.float64).round(3), axis=0)
+    if len(q) < 4:
+        return None
+    try:
+        hull = ConvexHull(q)
+    except QhullError:
+        return None
+    if not hull.volume > 0:
+        return None
+    v = q[hull.vertices]
+    return Hull(hull.equations, v.min(0), v.max(0))
+
+
+def hull_voxels(
+    hull: Hull, T_box_from_grid: np.ndarray, grid: Grid, share: float = 0.0, samples: int = 3
+) -> np.ndarray:
+    """Flat indices (as :func:`voxel_index`'s) of the voxels of ``grid`` that ``hull`` (box frame,
+    :func:`object_hull`) fills by more than ``share`` of their volume (0: every voxel it reaches), the volume
+    taken as ``samples``^3 points on a regular lattice in each voxel. ``T_box_from_grid (4, 4)``: the box frame
+    from the grid's frame."""
+    T_gb = np.linalg.inv(T_box_from_grid)
+    corners = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], np.float64)
+    corners = hull.lo + corners * (hull.hi - hull.lo)
+    c = corners @ T_gb[:3, :3].T + T_gb[:3, 3]
+    lo = np.asarray(grid.range_min, np.float64)
+    vs = np.asarray(grid.voxel_size, np.float64)
+    shape = np.asarray(grid.shape, np.int64)
+    i0 = np.clip(np.floor((c.min(0) - lo) / vs).astype(np.int64), 0, shape)
+    i1 = np.clip(np.floor((c.max(0) - lo) / vs).astype(np.int64) + 1, 0, shape)
+    if (i1 <= i0).any():
+        return np.zeros(0, np.int64)
+    idx = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(i0, i1)], indexing="ij"), -1).reshape(-1, 3)
+    off = (np.arange(samples) + 0.5) / samples
+    sub = np.stack(np.meshgrid(off, off, off, indexing="ij"), -1).reshape(-1, 3)
+    pts = (lo + (idx[:, None, :] + sub[None]) * vs).reshape(-1, 3)
+    q = pts @ T_box_from_grid[:3, :3].T + T_box_from_grid[:3, 3]
+    inside = (q @ hull.planes[:, :3].T + hull.planes[:, 3] <= 1e-9).all(1).reshape(len(idx), len(sub))
+    idx = idx[inside.mean(1) > share]
+    return (idx[:, 0] * shape[1] + idx[:, 1]) * shape[2] + idx[:, 2]

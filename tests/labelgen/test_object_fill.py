@@ -1,0 +1,107 @@
+"""``object_fill``: a boxed object's solid, the convex hull of its points gathered over its track in its box frame
+(:func:`occkit.labelgen.steps.object_hull`), voxelised at its box (:func:`~occkit.labelgen.steps.hull_voxels`)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from occkit.data.scene_record import Boxes, SceneRecord, Sweep
+from occkit.geometry.grid import Grid
+from occkit.labelgen.pipeline import LabelOptions, label_scene
+from occkit.labelgen.steps import hull_voxels, object_hull
+
+CUBE = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
+
+
+def _inside(hull, q: np.ndarray) -> np.ndarray:
+    return (q @ hull.planes[:, :3].T + hull.planes[:, 3] <= 1e-9).all(1)
+
+
+def test_the_hull_of_a_cube_holds_its_inside_and_not_its_outside():
+    rng = np.random.default_rng(0)
+    hull = object_hull(np.concatenate([CUBE, rng.uniform(-0.5, 0.5, (50, 3))]))
+    assert hull is not None
+    assert np.allclose(hull.lo, -0.5) and np.allclose(hull.hi, 0.5)
+    assert _inside(hull, np.array([[0.0, 0.0, 0.0], [0.49, -0.49, 0.3]])).all()
+    assert not _inside(hull, np.array([[0.6, 0.0, 0.0], [0.0, 0.0, -0.51]])).any()
+
+
+def test_points_that_span_no_volume_have_no_hull():
+    assert object_hull(CUBE[:3]) is None  # fewer than 4
+    flat = np.stack([np.linspace(0, 1, 20), np.linspace(0, 2, 20) % 1, np.zeros(20)], 1)
+    assert object_hull(flat) is None  # a patch in a plane: a surface the points voxelise themselves
+
+
+def test_hull_voxels_are_the_voxels_the_solid_reaches_at_its_box_in_any_pose():
+    grid = Grid((0.0, 0.0, 0.0), (3.0, 3.0, 3.0), (0.5, 0.5, 0.5))
+    hull = object_hull(CUBE)
+    for yaw in (0.0, math.pi / 2):
+        c, s = math.cos(yaw), math.sin(yaw)
+        T_box_from_grid = np.eye(4)
+        T_box_from_grid[:3, :3] = [[c, s, 0], [-s, c, 0], [0, 0, 1]]
+        T_box_from_grid[:3, 3] = -T_box_from_grid[:3, :3] @ np.array([1.0, 1.0, 1.0])  # the box at (1, 1, 1)
+        flat = hull_voxels(hull, T_box_from_grid, grid)
+        got = {tuple(int(v) for v in np.unravel_index(f, grid.shape)) for f in flat.tolist()}
+        # the cube spans [0.5, 1.5] on each axis: voxels 1 and 2, whatever its yaw (a quarter turn)
+        assert got == {(x, y, z) for x in (1, 2) for y in (1, 2) for z in (1, 2)}
+    # placed half outside the grid: only the voxels inside it
+    T = np.eye(4)
+    T[:3, 3] = [0.0, -1.0, -1.0]  # the box at (0, 1, 1): the cube spans x [-0.5, 0.5]
+    got = {tuple(int(v) for v in np.unravel_index(f, grid.shape)) for f in hull_voxels(hull, T, grid).tolist()}
+    assert got == {(0, y, z) for y in (1, 2) for z in (1, 2)}
+
+
+def _object_seen_from_its_sides() -> SceneRecord:
+    """A 2 x 2 x 1.5 m box object (centre x = 4.7, z = 1.25) driving along y past a LiDAR at the origin: each
+    sweep returns its near face (x = 3.7) and the side it shows (its +y side while it is at y < 0, its -y side
+    after), never its inside or far face; the keyframe's points labelled 4."""
+    yz = np.stack(np.meshgrid(np.linspace(-0.95, 0.95, 9), np.linspace(0.55, 1.95, 8)), -1).reshape(-1, 2)
+    xz = np.stack(np.meshgrid(np.linspace(3.75, 5.65, 9), np.linspace(0.55, 1.95, 8)), -1).reshape(-1, 2)
+    sweeps = []
+    for i, y in enumerate(np.linspace(-4.0, 4.0, 7)):
+        near = np.stack([np.full(len(yz), 3.7), y + yz[:, 0], yz[:, 1]], 1)
+        side = np.stack([xz[:, 0], np.full(len(xz), y - np.sign(y) * 0.95), xz[:, 1]], 1)
+        pts = np.concatenate([near, side if y else near[:0]]).astype(np.float32)
+        size = np.array([[2.0, 2.0, 1.5]])
+        boxes = Boxes(np.array([1]), np.array([4]), np.array([[4.7, y, 1.25]]), size, np.array([0.0]))
+        sweeps.append(
+            Sweep(
+                token=f"s{i}",
+                timestamp=1000 * (i + 1),
+                sensor="L",
+                T_global_from_ego=np.eye(4),
+                points=pts,
+                labels=np.full(len(pts), 4) if i == 3 else None,
+                keyframe=i == 3,
+                boxes=boxes,
+            )
+        )
+    return SceneRecord(
+        name="toy",
+        sweeps=sweeps,
+        lidars={"L": np.eye(4)},
+        classes=tuple(f"c{i}" for i in range(17)),
+        ego_size=(0.5, 0.5, 0.5),
+        ego_center=(-5.0, 0.0, 0.0),
+    )
+
+
+def test_object_fill_closes_an_object_the_lidar_saw_one_side_at_a_time_of():
+    grid = Grid((-2.0, -5.0, 0.0), (10.0, 5.0, 2.5), (0.5, 0.5, 0.5))
+    names = tuple(f"c{i}" for i in range(17))
+    kw = dict(ground_fill=0, camera_mask=False)
+    (plain,), _ = label_scene(_object_seen_from_its_sides(), grid, names, 17, LabelOptions(object_fill=False, **kw))
+    (filled,), _ = label_scene(_object_seen_from_its_sides(), grid, names, 17, LabelOptions(object_fill=True, **kw))
+    # at the keyframe (y = 0) the object's returns, gathered over its track, span x [3.7, 5.65] (voxels 11-15),
+    # y [-0.95, 0.95] (8-11), z [0.55, 1.95] (1-3); its inside (x 12-15, y 9-10) no return reached
+    inside = (slice(12, 16), slice(9, 11), slice(1, 4))
+    assert (plain.semantics[inside] == 17).all()
+    solid = (slice(11, 16), slice(8, 12), slice(1, 4))
+    assert (filled.semantics[solid] == 4).all() and (filled.track[solid] == 1).all()
+    # nothing else changes
+    outside = np.ones(grid.shape, bool)
+    outside[solid] = False
+    assert (filled.semantics[outside] == plain.semantics[outside]).all()
+    assert (plain.semantics[solid] != 17).sum() < (filled.semantics[solid] != 17).sum() == 5 * 4 * 3

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from occkit.data.scene_record import SceneRecord, Sweep
-from occkit.labelgen.refine_poses import PoseRefinement, fuse_poses, refine_record_poses
+from occkit.labelgen.refine_poses import (
+    PoseRefinement,
+    _exp,
+    fuse_poses,
+    ground_plane,
+    level_step,
+    odometry_sigmas,
+    refine_record_poses,
+)
 
 pytest.importorskip("kiss_icp")
 
@@ -122,3 +130,41 @@ def test_exact_recorded_poses_are_kept_as_they_are():
     assert report["recorded_kept"] and not report["drift_taken_out"] and not report["problems"]
     for a, b in zip(refined.sweeps, rec.sweeps):
         np.testing.assert_array_equal(a.T_global_from_ego, b.T_global_from_ego)
+
+
+def _ground(rng: np.random.Generator, n: int = 6000) -> np.ndarray:
+    """A flat road at height 0 around the origin, a pavement 15 cm higher on its left (y > 4 m)."""
+    xy = rng.uniform(-20, 20, (n, 2))
+    z = np.where(xy[:, 1] > 4.0, 0.15, 0.0) + rng.normal(0, 0.01, n)
+    return np.c_[xy, z]
+
+
+def test_the_ground_plane_is_the_road_not_a_blend_of_road_and_pavement():
+    rng = np.random.default_rng(1)
+    n, d = ground_plane(_ground(rng))
+    # a least-squares plane through both levels leans towards the pavement by about 0.2 degrees
+    assert np.degrees(np.arccos(n[2])) < 0.02 and abs(d) < 0.005
+
+
+def test_a_step_whose_height_and_pitch_the_registration_got_wrong_is_levelled_by_the_ground():
+    rng = np.random.default_rng(2)
+    truth = _T(0.8, 0.1, 0.0, yaw=0.02)  # sweep j seen from sweep i: 0.8 m ahead, on the same flat road
+    g_world = _ground(rng, 12000)
+    g_j = (g_world - truth[:3, 3]) @ truth[:3, :3]  # the same road, in sweep j's frame
+    wrong = truth.copy()
+    wrong[:3, :3] = truth[:3, :3] @ _exp(np.r_[0.0, np.radians(0.3), 0.0, 0, 0, 0])[:3, :3]  # 0.3 degrees of pitch
+    wrong[2, 3] += 0.06  # and 6 cm of height
+    fixed = level_step(wrong, ground_plane(g_world), g_j)
+    assert fixed is not None
+    np.testing.assert_allclose(fixed[:3, 3], truth[:3, 3], atol=0.005)
+    err = np.linalg.inv(truth[:3, :3]) @ fixed[:3, :3]
+    assert np.degrees(np.arccos(np.clip((np.trace(err) - 1) / 2, -1, 1))) < 0.02
+    # the heading and the horizontal motion are the registration's, not the ground's (the ground cannot say them)
+    off = truth.copy()
+    off[0, 3] += 0.1
+    np.testing.assert_allclose(level_step(off, ground_plane(g_world), g_j)[:2, 3], off[:2, 3], atol=1e-3)
+
+
+def test_an_odometry_step_is_trusted_in_proportion_to_its_length_down_to_a_floor():
+    edges = [(0, 1, _T(0.0)), (1, 2, _T(2.0)), (2, 3, _T(0.0, 0.3))]
+    np.testing.assert_allclose(odometry_sigmas(edges, 0.005, 0.01), [0.005, 0.02, 0.005])

@@ -6,11 +6,14 @@ Two steps per scene:
 1. **Odometry**: every sweep's returns (ego frame, the ground and the ego vehicle left out: the rings a
    LiDAR draws on the ground move with the sensor and pull a registration towards no motion) registered
    to a local map of the sweeps before it, by KISS-ICP (``kiss-icp``: adaptive-threshold point-to-point
-   ICP on a voxel hash map). A step the registration cannot make (too few points, or a motion that
-   disagrees with the recorded one by more than ``max_disagreement``) is reported by sweep and gives no
-   edge: the recorded poses keep that stretch.
+   ICP on a voxel hash map). Walls and poles alone hold a step's height and tilt least of all: each step's
+   height, roll and pitch are set by the ground, one sweep's ground plane laid on the next's
+   (:func:`ground_plane`, :func:`level_step`). A step the registration cannot make (too few points, or a
+   motion that disagrees with the recorded one by more than ``max_disagreement``) is reported by sweep and
+   gives no edge: the recorded poses keep that stretch.
 2. **Fusion**: a pose graph whose nodes are the sweeps' ego poses, with an edge per odometry step
-   (standard deviation ``odometry_sigma``) and a prior per sweep at its recorded pose (``prior_sigma``: by
+   (standard deviation ``odometry_drift`` of its length, at least ``odometry_sigma``:
+   :func:`odometry_sigmas`) and a prior per sweep at its recorded pose (``prior_sigma``: by
    default estimated from how far the recorded steps disagree with the odometry's, so that exact poses are
    kept and noisy ones follow the registration), solved by sparse nonlinear least squares (scipy). The
    refined trajectory keeps the recorded poses' frame, and takes its shape from the registration; where the
@@ -330,10 +333,13 @@ def lidar_odometry(
     ``(i, j, T_ego_i_from_ego_j)`` between consecutive registered sweeps, and one line per sweep the
     registration could not use or did not trust. ``kept``: where given, each sweep whose recorded pose is
     kept for want of an edge is appended to it, ``(token, metres)``: its disagreement with the registration
-    (0 where the sweep had too few returns to register)."""
+    (0 where the sweep had too few returns to register).
+
+    A step is not trusted where it disagrees with the recorded one by more than :func:`disagreement_limit` says
+    (``max_disagreement``, or more where the recorded poses' own noise is that large): the registration then
+    starts afresh from that sweep."""
     try:
         from kiss_icp.config import KISSConfig
-        from kiss_icp.kiss_icp import KissICP
     except ImportError:
         raise ValueError(
             "--refine-poses: kiss-icp is not installed (pip install 'occkit[refine]', or pip install kiss-icp)"
@@ -344,44 +350,80 @@ def lidar_odometry(
     cfg.data.min_range = 0.0
     cfg.mapping.voxel_size = ref.voxel_size
     cfg.registration.max_num_threads = 1
+    clouds = [_registration_points(rec, i, ref, ego_margin) for i in range(len(rec.sweeps))]
+    planes = [ground_plane(g, ref.ground_range) if ref.ground else None for _, g in clouds]
+    edges, problems, held, dis = _odometry_pass(rec, ref, cfg, clouds, planes, None)
+    limit = disagreement_limit([d for d, _ in dis], ref.max_disagreement)
+    if any(d > limit or a > 10 * ref.max_disagreement for d, a in dis):  # again, cut where it is not trusted
+        edges, problems, held, _ = _odometry_pass(rec, ref, cfg, clouds, planes, limit)
+    if kept is not None:
+        kept += held
+    return edges, problems
+
+
+def disagreement_limit(disagreements: list[float], floor: float) -> float:
+    """Metres: how far an odometry step may disagree with the recorded one and be trusted: ``floor``, or six times
+    the lower quartile of the scene's disagreements (at least 8 steps) where that is more: a recorded pose's
+    zero-mean error of 0.2 m makes two sweeps' steps disagree by over 1 m once in 150 steps (a quarter of them
+    by under 0.28 m), and a step cut there splits the scene's trajectory in two."""
+    if len(disagreements) < 8:
+        return floor
+    return max(floor, 6 * float(np.percentile(disagreements, 25)))
+
+
+def _odometry_pass(
+    rec: SceneRecord,
+    ref: PoseRefinement,
+    cfg: Any,
+    clouds: list[tuple[np.ndarray, np.ndarray]],
+    planes: list[tuple[np.ndarray, float] | None],
+    limit: float | None,
+) -> tuple[list[tuple[int, int, np.ndarray]], list[str], list[tuple[str, float]], list[tuple[float, float]]]:
+    """One run of the registration over the sweeps (``clouds``: each one's registered and ground returns,
+    ``planes``: its ground plane); a step disagreeing with the recorded one by more than ``limit`` metres (or ten
+    times as many degrees as ``max_disagreement``) gives no edge and the registration starts afresh (None: every
+    step kept). The edges, the problems, the sweeps kept (:func:`lidar_odometry`), and each step's disagreement
+    ``(metres, degrees)``."""
+    from kiss_icp.kiss_icp import KissICP
+
     kiss = KissICP(cfg)
     edges: list[tuple[int, int, np.ndarray]] = []
     problems: list[str] = []
+    kept: list[tuple[str, float]] = []
+    dis: list[tuple[float, float]] = []
     last: int | None = None
-    prev_pose, prev_plane = np.eye(4), None
+    prev_pose = np.eye(4)
     for i, s in enumerate(rec.sweeps):
-        p, ground = _registration_points(rec, i, ref, ego_margin)
+        p, ground = clouds[i]
         if len(p) < ref.min_points:
             problems.append(f"sweep {s.token}: {len(p)} returns to register (< {ref.min_points}): recorded pose kept")
-            if kept is not None:
-                kept.append((s.token, 0.0))
+            kept.append((s.token, 0.0))
             continue
         kiss.register_frame(p, np.zeros(len(p)))
         pose = kiss.last_pose.copy()
         if last is not None:
             step = np.linalg.inv(prev_pose) @ pose
-            if ref.ground and prev_plane is not None:
-                leveled = level_step(step, prev_plane, ground, ref.ground_range)
+            if planes[last] is not None:
+                leveled = level_step(step, planes[last], ground, ref.ground_range)
                 step = step if leveled is None else leveled
             rec_step = np.linalg.inv(rec.sweeps[last].T_global_from_ego) @ s.T_global_from_ego
             dev = np.linalg.inv(rec_step) @ step
             dt = float(np.linalg.norm(dev[:3, 3]))
             da = math.degrees(float(np.linalg.norm(_rotvec(dev[:3, :3]))))
-            if dt > ref.max_disagreement or da > 10 * ref.max_disagreement:
+            dis.append((dt, da))
+            if limit is not None and (dt > limit or da > 10 * ref.max_disagreement):
                 problems.append(
                     f"sweep {s.token}: registration disagrees with the recorded motion by {dt:.2f} m, {da:.2f} deg "
                     "(no odometry edge: recorded pose kept there)"
                 )
-                if kept is not None:
-                    kept.append((s.token, dt))
+                kept.append((s.token, dt))
                 kiss = KissICP(cfg)  # start afresh from this sweep
                 kiss.register_frame(p, np.zeros(len(p)))
                 pose = kiss.last_pose.copy()
             else:
                 edges.append((last, i, step))
         prev_pose, last = pose, i
-        prev_plane = ground_plane(ground, ref.ground_range) if ref.ground else None
-    return edges, problems
+    return edges, problems, kept, dis
 
 
 def refine_record_poses(

@@ -196,3 +196,17 @@ def test_a_step_is_cut_where_it_disagrees_beyond_what_the_recorded_poses_own_noi
     assert disagreement_limit([*noisy, 500.0, 500.0], 1.0) < 5.0  # a jump is still cut
     assert disagreement_limit([0.002] * 30, 1.0) == 1.0  # exact poses: the floor
     assert disagreement_limit([0.5, 2.0, 500.0], 1.0) == 1.0  # too few steps to say: the floor
+
+
+def test_exact_recorded_poses_are_not_taken_as_a_jump_for_a_few_centimetres_of_registration_error():
+    # exact priors, one step of the odometry 5 cm off (a registration's slip), the next back on track: the fit
+    # cannot tell whose the 5 cm are; under min_jump the recorded pose is no jump, over it (0) it is taken as one
+    truth = [_T(0.5 * i) for i in range(10)]
+    steps = [np.linalg.inv(a) @ b for a, b in zip(truth, truth[1:])]
+    steps[4] = steps[4] @ _T(0.05)
+    steps[5] = _T(-0.05) @ steps[5]
+    edges = [(i, i + 1, z) for i, z in enumerate(steps)]
+    _, jumps = fuse_poses(truth, edges, 0.005, 0.005, min_jump=0.2)
+    assert jumps == []
+    _, jumps = fuse_poses(truth, edges, 0.005, 0.005, min_jump=0.0)
+    assert jumps == [5]

@@ -80,6 +80,10 @@ class PoseRefinement:
     a registration drifts in rotation first)."""
     min_prior_sigma: float = 0.005
     """Metres: the estimate of :attr:`prior_sigma` is at least this."""
+    min_jump: float = 0.2
+    """Metres: a recorded pose is taken as a jump (:func:`fuse_poses`) only where it is off by at least this: a
+    GNSS / INS jump is decimetres, while a registration's step can be off by a few centimetres now and then, and
+    against exact recorded poses the two cannot be told apart."""
     min_drift: float = 0.05
     """Metres per second: a horizontal drift of the recorded poses against the odometry at least this fast, and
     adding up to at least :attr:`min_drift_total` over the scene, is taken out of the recorded poses before the
@@ -138,6 +142,7 @@ def fuse_poses(
     odometry_rotation_sigma: float | None = None,
     prior_rotation_sigma: float | None = None,
     jump_sigmas: float | None = 5.0,
+    min_jump: float = 0.0,
 ) -> tuple[list[np.ndarray], list[int]]:
     """The poses ``X_i`` (4x4) that best fit the recorded ``priors`` (``X_i ~ P_i``, standard deviation
     ``prior_sigma`` m and ``prior_rotation_sigma`` degrees) and the relative ``edges`` ``(i, j, Z)``
@@ -148,7 +153,9 @@ def fuse_poses(
     A recorded pose farther than ``jump_sigmas`` standard deviations from the fit, and farther than the poses up to
     two sweeps either side (stiff steps pull a jump's neighbours along, less far), is a jump: its prior is dropped
     and the fit made again (up to three rounds, at most half the priors), so that one bad pose is placed by its
-    steps instead of being spread over its neighbours. None: no jumps."""
+    steps instead of being spread over its neighbours; and at least ``min_jump`` metres from where the step into it
+    places it (a few centimetres' disagreement with exact recorded poses is as likely the registration's). None: no
+    jumps."""
     n = len(priors)
     P = [np.asarray(p, dtype=np.float64) for p in priors]
     if n == 0 or not edges:
@@ -165,11 +172,26 @@ def fuse_poses(
         # a jump's own pose stands out most: its neighbours, pulled along by stiff steps, are not jumps
         peak = whitened >= np.maximum.reduce([np.roll(np.pad(whitened, 2), k)[2:-2] for k in (-2, -1, 1, 2)])
         jump = active & peak & (whitened > jump_sigmas)
+        if min_jump > 0:
+            jump &= _off_its_steps(P, [P[i] @ _exp(d[i]) for i in range(n)], edges) >= min_jump
         if not jump.any() or (~(active & ~jump)).sum() > n // 2:
             break
         active &= ~jump
         d = _solve(P, edges, w_p, w_o, active)
     return [P[i] @ _exp(d[i]) for i in range(n)], np.nonzero(~active)[0].tolist()
+
+
+def _off_its_steps(P: list[np.ndarray], X: list[np.ndarray], edges: list[tuple[int, int, np.ndarray]]) -> np.ndarray:
+    """Metres: how far each recorded pose ``P_k`` is from where the step into it places it from the fitted pose
+    before (``X_i Z``; the step out of it, from the one after, where none comes in; 0 with no step)."""
+    off = np.zeros(len(P))
+    seen = np.zeros(len(P), bool)
+    for i, j, z in edges:
+        off[j], seen[j] = np.linalg.norm((X[i] @ z)[:3, 3] - P[j][:3, 3]), True
+    for i, j, z in edges:
+        if not seen[i]:
+            off[i], seen[i] = np.linalg.norm((X[j] @ np.linalg.inv(z))[:3, 3] - P[i][:3, 3]), True
+    return off
 
 
 def odometry_sigmas(edges: list[tuple[int, int, np.ndarray]], floor: float, drift: float) -> np.ndarray:
@@ -448,7 +470,9 @@ def refine_record_poses(
     sigma = ref.prior_sigma
     if sigma is None:
         sigma = prior_sigma_from_steps(priors, edges, odo, ref.min_prior_sigma)
-    fused, jumps = fuse_poses(priors, edges, odo, sigma, ref.odometry_rotation_sigma, ref.prior_rotation_sigma)
+    fused, jumps = fuse_poses(
+        priors, edges, odo, sigma, ref.odometry_rotation_sigma, ref.prior_rotation_sigma, min_jump=ref.min_jump
+    )
     for i in jumps:
         off = float(np.linalg.norm(fused[i][:3, 3] - priors[i][:3, 3]))
         problems.append(

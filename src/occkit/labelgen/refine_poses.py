@@ -150,11 +150,11 @@ def fuse_poses(
     degrees; a rotation sigma not given: the metres' (mean) tenth, in radians), by sparse least squares on right
     perturbations ``X_i = P_i exp(d_i)``; and the sweeps whose recorded pose was taken as a jump.
 
-    A recorded pose farther than ``jump_sigmas`` standard deviations from the fit, and farther than the poses up to
-    two sweeps either side (stiff steps pull a jump's neighbours along, less far), is a jump: its prior is dropped
-    and the fit made again (up to three rounds, at most half the priors), so that one bad pose is placed by its
-    steps instead of being spread over its neighbours; and at least ``min_jump`` metres from where the step into it
-    places it (a few centimetres' disagreement with exact recorded poses is as likely the registration's). None: no
+    A recorded pose farther than ``jump_sigmas`` standard deviations from the fit, farther than the poses up to two
+    sweeps either side (stiff steps pull a jump's neighbours along, less far), and at least ``min_jump`` metres from
+    where the step into it places it (a few centimetres' disagreement with exact recorded poses is as likely the
+    registration's) is a jump: its prior is dropped and the fit made again (up to three rounds, at most half the
+    priors), so that one bad pose is placed by its steps instead of being spread over its neighbours. None: no
     jumps."""
     n = len(priors)
     P = [np.asarray(p, dtype=np.float64) for p in priors]

@@ -57,7 +57,7 @@ def _whole(v: Any) -> Any:
 def problem(text: str) -> PydanticCustomError:
     """A rule of a schema's own, broken: raise it from a validator; ``text`` (plain words) is the line's
     problem, after the field's name."""
-    return PydanticCustomError("schema_rule", text.replace("{", "{{").replace("}", "}}"))
+    return PydanticCustomError("schema_rule", text)  # no context: the text is not formatted, braces kept
 
 
 #: A JSON integer: ``3`` and ``3.0`` read as 3; ``3.5``, ``true`` and ``"3"`` refused.

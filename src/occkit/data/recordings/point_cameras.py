@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from occkit.data.rig_schema import IMAGE_SIDE_LIMIT
+from occkit.data.rig_schema import IMAGE_SIDE_LIMIT, Pose
 from occkit.schema import Finite, Int, Table, numbers, problem
 
 #: The image files a camera folder may hold.
@@ -132,7 +132,7 @@ class _Unplaced:
 
 
 def _matrix_or_pose(v: Any) -> Any:
-    """A transform as a list of rows made ``{"matrix": rows}``; a ``{translation, rotation}`` as it is."""
+    """A transform as a list of rows made ``{"rows": rows}``; a ``{translation, rotation}`` as it is."""
     if isinstance(v, _Unplaced):
         raise problem(
             "give one of T_ego_from_cam and T_lidar_from_cam, not both"
@@ -141,46 +141,30 @@ def _matrix_or_pose(v: Any) -> Any:
         )
     v = _float_text(v) if isinstance(v, list) else v
     if isinstance(v, list):
-        return {"matrix": v}
-    if not isinstance(v, dict) or "matrix" in v:
+        return {"rows": v}
+    if not isinstance(v, dict) or "rows" in v:
         raise problem(f"want {{translation, rotation}} or a 4x4 matrix of rows, got {_text(v)}")
     return {k: _float_text(x) for k, x in v.items()}
 
 
-class Placement(Table):
-    """A camera's pose: ``{translation [x, y, z], rotation [qw, qx, qy, qz]}`` or a 4x4 (or 3x4) matrix of
-    rows (held as ``matrix``), rigid."""
+class Placement(Pose):
+    """A camera's pose: a rig pose ``{translation [x, y, z], rotation [qw, qx, qy, qz]}`` (checked as
+    :class:`~occkit.data.rig_schema.Pose`), or a 4x4 (or 3x4) matrix of rows (held as ``rows``), rigid."""
 
-    translation: numbers(3, Finite) | None = Field(None, description="x, y, z in metres")
-    rotation: numbers(4, Finite) | None = Field(None, description="a unit quaternion w, x, y, z")
-    matrix: Annotated[list[numbers(4, Finite)], Field(min_length=3, max_length=4)] | None = Field(
+    # not given: None (a default is not validated); ``null`` given is refused as not a list
+    translation: numbers(3, Finite) = Field(None, description="x, y, z in metres")
+    rotation: numbers(4, Finite) = Field(None, description="a unit quaternion w, x, y, z")
+    rows: Annotated[list[numbers(4, Finite)], Field(min_length=3, max_length=4)] = Field(
         None, description="a 4x4 or 3x4 matrix of rows"
     )
-
-    @field_validator("rotation")
-    @classmethod
-    def _unit(cls, q: list[float]) -> list[float]:
-        norm = math.sqrt(sum(x * x for x in q))
-        if abs(norm - 1.0) > 1e-3:
-            raise problem(f"{q} is not rigid (the rotation quaternion has norm {norm:.4g}, not 1)")
-        return q
-
-    @field_validator("translation")
-    @classmethod
-    def _near(cls, t: list[float]) -> list[float]:
-        from occkit.geometry.transforms import POSE_LIMITS
-
-        if math.sqrt(sum(x * x for x in t)) > POSE_LIMITS["extrinsic"]:
-            raise problem(f"{t} lies more than {POSE_LIMITS['extrinsic']:g} m from its origin (a camera): corrupt")
-        return t
 
     @model_validator(mode="after")
     def _whole(self) -> Placement:
         from occkit.geometry.transforms import rigid_problem
 
-        if self.matrix is None and (self.translation is None or self.rotation is None):
+        if self.rows is None and (self.translation is None or self.rotation is None):
             raise problem("want translation [x, y, z] and rotation [qw, qx, qy, qz], or a 4x4 matrix of rows")
-        why = rigid_problem(self.T()) if self.matrix is not None else None
+        why = rigid_problem(self.T()) if self.rows is not None else None
         if why:
             raise problem(f"the transform is {why}")
         return self
@@ -189,12 +173,10 @@ class Placement(Table):
         """The ``(4, 4)`` float64 numpy transform (a pose's as the rig's poses are made: the same bits)."""
         import numpy as np
 
-        from occkit.geometry.transforms import transform_from_pose
-
-        if self.matrix is None:
-            return transform_from_pose(self.translation, self.rotation).numpy()
+        if self.rows is None:
+            return self.matrix()
         T = np.eye(4)
-        T[: len(self.matrix)] = np.asarray(self.matrix, np.float64)
+        T[: len(self.rows)] = np.asarray(self.rows, np.float64)
         return T
 
 
@@ -215,7 +197,9 @@ class Camera(Table):
     def _placed_once(cls, data: Any) -> Any:
         """Neither or both of ``T_ego_from_cam`` and ``T_lidar_from_cam``: said as ``T_ego_from_cam``'s problem,
         beside every other field's."""
-        placed = [k for k in ("T_ego_from_cam", "T_lidar_from_cam") if isinstance(data, dict) and k in data]
+        placed = [
+            k for k in ("T_ego_from_cam", "T_lidar_from_cam") if isinstance(data, dict) and data.get(k) is not None
+        ]
         if isinstance(data, dict) and len(placed) != 1:
             data = {**data, "T_ego_from_cam": _Unplaced(both=bool(placed))}
         return data

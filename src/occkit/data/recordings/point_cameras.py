@@ -12,7 +12,9 @@ to the scans by name (an image with a scan's stem) or by time (image names that 
         translation: [x, y, z]
         rotation: [qw, qx, qy, qz]
 
-Every bad field is named in one line (the file, the camera, the field).
+A camera is declared once as a schema (:class:`Camera`; :class:`PinholeCamera`, what ``occkit label`` takes,
+refuses a distortion; :mod:`occkit.schema`), and every bad field of the file is named in one line (the file,
+the camera, the field: :func:`occkit.schema.problems`).
 """
 
 from __future__ import annotations

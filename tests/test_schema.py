@@ -131,3 +131,28 @@ def test_the_rig_table_reads_a_pose_as_every_reader_does():
     meta = validate(RigMeta, {**RIG, "lidars": {"L": pose}}, "rig.json")
     want = checked_pose(pose["translation"], pose["rotation"], "extrinsic", "x").numpy()
     assert np.array_equal(meta.lidars["L"].matrix(), want)  # the same bits
+
+
+def test_every_problem_is_said_in_one_line_and_a_rule_keeps_its_braces():
+    from pydantic import ValidationError, field_validator
+
+    from occkit.schema import every_line, problem, problems
+
+    class Braced(Row):
+        @field_validator("name")
+        @classmethod
+        def _braced(cls, v: str) -> str:
+            if v.startswith("{"):
+                raise problem(f"{v} is a {{template}}")
+            return v
+
+    with pytest.raises(ValidationError) as e:
+        Braced.model_validate({"name": "{x}", "count": 0, "xyz": [1, 2], "colour": "red"})
+    said = problems(e.value, Braced)
+    assert said == [
+        "name: {x} is a {template}",
+        "count: 0 is not in [1, 10] (how many)",
+        "xyz: [1, 2] is not a list of 3 (a point)",
+        "unknown key 'colour' (its keys: name, count, flag, xyz)",
+    ]
+    assert every_line(e.value, "f.json: row b", Braced) == "f.json: row b: " + "; ".join(said)

@@ -44,14 +44,16 @@ def undistort_maps(K: np.ndarray, model: str, coeffs: list[float], size: tuple[i
 def _camera(name: str, c: dict, src: Path, dst: Path) -> dict:
     """Camera ``name``'s images from ``src`` into ``dst``, undistorted where it is distorted; its new fields."""
     import cv2
+    from pydantic import ValidationError
 
-    from occkit.data.recordings.point_cameras import image_files, intrinsic_matrix, read_distortion
+    from occkit.data.recordings.point_cameras import Camera, image_files
+    from occkit.schema import every_line
 
-    errs: list[str] = []
-    K = intrinsic_matrix(c.get("K"), errs, f"camera {name}: K")
-    d = read_distortion(c["distortion"], errs, f"camera {name}: distortion") if c.get("distortion") else None
-    if errs:
-        raise SystemExit(f"{src.parent.parent / 'cameras.yaml'}: " + "; ".join(errs))
+    try:
+        cam = Camera.model_validate(c)
+    except ValidationError as e:
+        raise SystemExit(every_line(e, f"{src.parent.parent / 'cameras.yaml'}: camera {name}", Camera)) from None
+    K, d = np.asarray(cam.K, np.float64), cam.distortion and (cam.distortion.model, cam.distortion.coefficients)
     dst.mkdir(parents=True)
     files = image_files(src)
     if d is None or not any(d[1]):

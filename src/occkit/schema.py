@@ -4,7 +4,8 @@ A file's layout is declared once, as pydantic models deriving from :class:`Table
 no key the layout does not have), with the field types below (:data:`Int`, :data:`Number`, :data:`Finite`,
 :func:`numbers`, :data:`Text`) and bounds as ``Field(ge=..., le=..., description=...)``; :func:`validate`
 reads a parsed file against it and turns pydantic's ``ValidationError`` into one ``ValueError`` line naming
-the file, the row, the field and the problem in plain words (:func:`one_line`), e.g.::
+the file, the row, the field and the problem in plain words (:func:`one_line`; :func:`every_line` says every
+problem, in one line), e.g.::
 
     rig/scene-0000/boxes.json: boxes[12]: class: 6.7 is not an integer (refused, not rounded)
 
@@ -23,7 +24,19 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-__all__ = ["Finite", "Int", "Number", "Table", "Text", "numbers", "one_line", "problem", "validate"]
+__all__ = [
+    "Finite",
+    "Int",
+    "Number",
+    "Table",
+    "Text",
+    "every_line",
+    "numbers",
+    "one_line",
+    "problem",
+    "problems",
+    "validate",
+]
 
 
 class Table(BaseModel):
@@ -44,7 +57,7 @@ def _whole(v: Any) -> Any:
 def problem(text: str) -> PydanticCustomError:
     """A rule of a schema's own, broken: raise it from a validator; ``text`` (plain words) is the line's
     problem, after the field's name."""
-    return PydanticCustomError("schema_rule", text.replace("{", "{{").replace("}", "}}"))
+    return PydanticCustomError("schema_rule", text)  # no context: the text is not formatted, braces kept
 
 
 #: A JSON integer: ``3`` and ``3.0`` read as 3; ``3.5``, ``true`` and ``"3"`` refused.
@@ -84,22 +97,41 @@ def one_line(err: ValidationError, where: str, model: type[BaseModel], row: Call
     e = errors[0]
     if e["type"] == "missing":  # a key missing beside an unknown one: the unknown one is likely its misspelling
         e = next((x for x in errors if x["type"] == "extra_forbidden" and x["loc"][:-1] == e["loc"][:-1]), e)
+    return f"{where}: {_said(e, model, row)}"
+
+
+def every_line(
+    err: ValidationError, where: str, model: type[BaseModel], row: Callable[[int], str] | None = None
+) -> str:
+    """Every problem of a pydantic ``ValidationError`` in one line: ``where``, then :func:`problems` joined by
+    ``; `` (a file whose every bad field is said at once)."""
+    return f"{where}: " + "; ".join(problems(err, model, row))
+
+
+def problems(err: ValidationError, model: type[BaseModel], row: Callable[[int], str] | None = None) -> list[str]:
+    """Each problem of a pydantic ``ValidationError`` as :func:`one_line` says it, without its ``where``: the
+    row, the field, the value and the problem in words (each once)."""
+    return list(dict.fromkeys(_said(e, model, row) for e in err.errors(include_url=False)))
+
+
+def _said(e: Any, model: type[BaseModel], row: Callable[[int], str] | None) -> str:
+    """One pydantic error in words: its row, field, value and problem (:func:`one_line` without ``where``)."""
     loc = tuple(e["loc"])
     if e["type"] == "extra_forbidden":
         head = _path(loc[:-1], row)
         keys = ", ".join(_keys(model, loc[:-1]))
-        return f"{where}: {head + ': ' if head else ''}unknown key {_short(loc[-1])} (its keys: {keys})"
+        return f"{head + ': ' if head else ''}unknown key {_short(loc[-1])} (its keys: {keys})"
     cut = next((k + 1 for k, p in enumerate(loc) if isinstance(p, int)), len(loc))
     while cut < len(loc) and isinstance(loc[cut], int):  # a list of lists: the row is its indices together
         cut += 1
     head, field = _path(loc[:cut], row), _path(loc[cut:], None)
     if e["type"] == "missing":
-        return f"{where}: {head + ': ' if head and field else ''}{field or head} missing"
+        return f"{head + ': ' if head and field else ''}{field or head} missing"
     info = _info(model, loc)
     text = _words(e, info)
     about = f" ({info['description']})" if info.get("description") and e["type"] not in _OWN else ""
     name = ": ".join(p for p in (head, field) if p)
-    return f"{where}: {name + ': ' if name else ''}{text}{about}"
+    return f"{name + ': ' if name else ''}{text}{about}"
 
 
 #: Kinds of error whose words are the schema's own (they say what the field is): no description added.

@@ -501,12 +501,13 @@ def _yaml_fields(folder):
         "  distortion: {model: radtan, coefficients: [0.1, 0, 0, 0]}\n"
     )
     return [
-        "cameras.yaml: camera CAM_FRONT: unknown field lens",
-        "camera CAM_FRONT: K: want [fx, fy, cx, cy] or a 3x3 list of rows, got [1, 2, 3]",
-        "camera CAM_FRONT: T_ego_from_cam: not rigid",
-        "camera CAM_BACK: image_size: want [H, W]",
+        "cameras.yaml: camera CAM_FRONT: ",
+        "camera CAM_FRONT: unknown key 'lens'",
+        "camera CAM_FRONT: K: want [fx, fy, cx, cy] (4 finite numbers) or a 3x3 list of rows, got [1, 2, 3]",
+        "camera CAM_FRONT: T_ego_from_cam.rotation: [2.0, 0.0, 0.0, 0.0] is not rigid",
+        "camera CAM_BACK: image_size: [48] is not a list of 2",
         "camera CAM_BACK: distortion: the images are distorted (radtan",
-        "camera CAM_BACK: T_ego_from_cam / T_lidar_from_cam: missing",
+        "camera CAM_BACK: T_ego_from_cam: missing, and T_lidar_from_cam too",
     ]
 
 
@@ -601,7 +602,9 @@ def test_cameras_yaml_takes_numbers_yaml_reads_as_text_and_a_camera_named_by_a_n
     assert list(cams) == ["0"] and cams["0"]["K"].tolist() == [[1e3, 0, 5e2], [0, 1e3, 2.5e2], [0, 0, 1]]
     assert cams["0"]["T_ego_from_cam"][2, 3] == 2.0 and cams["0"]["image_size"] is None
     f.write_text("0:\n  K: [1e3, nan, 5.0e2, 2.5e+2]\n  T_ego_from_cam: [[1, 0, 0, 0], [0, 1, 0, 0]]\n")
-    with pytest.raises(ValueError, match=r"camera 0: K: want 4 finite numbers.*; camera 0: T_ego_from_cam: want \{"):
+    with pytest.raises(
+        ValueError, match=r"camera 0: K: want \[fx, fy, cx, cy\] \(4 finite.*nan.*; camera 0: T_ego_from_cam"
+    ):
         read_cameras(f, T_el)
 
 
@@ -653,3 +656,77 @@ def test_distorted_images_undistorted_by_the_tool_put_points_where_the_new_k_doe
     raw = cv2.imread(str(data / "images" / "cam" / "000000.png"), cv2.IMREAD_GRAYSCALE)
     _, _, _, dots = cv2.connectedComponentsWithStats((raw > 127).astype(np.uint8))
     assert np.linalg.norm(dots[1:, None] - want[None, inside, :2], axis=2).min(0).max() > 2  # were elsewhere
+
+
+@pytest.mark.parametrize(
+    "camera, said",
+    [
+        (
+            "K: [[1, 0, 2], [0, 1, 2], [0, 0, 0]]\n  T_ego_from_cam: " + "[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]",
+            "camera c: K: [[1.0, 0.0, 2.0], [0.0, 1.0, 2.0], [0.0, 0.0, 0.0]] is not a camera matrix",
+        ),
+        (
+            "K: [1, 1, 2, 2]\n  T_ego_from_cam: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]\n"
+            "  T_lidar_from_cam: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]",
+            "camera c: T_ego_from_cam: give one of T_ego_from_cam and T_lidar_from_cam, not both",
+        ),
+        (
+            "K: [1, 1, 2, 2]\n  T_ego_from_cam: [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]",
+            "camera c: T_ego_from_cam: the transform is not rigid",
+        ),
+        (
+            "K: [1, 1, 2, 2]\n  T_ego_from_cam: {translation: [0, 0, 0]}",
+            "camera c: T_ego_from_cam: want translation [x, y, z] and rotation [qw, qx, qy, qz], or a 4x4 matrix",
+        ),
+        (
+            "K: [1, 1, 2, 2]\n  T_ego_from_cam: {translation: [0, 0, 0], rotation: [1, 0, 0, 0]}\n"
+            "  distortion: {model: fisheye, coefficients: [0, 0, 0, 0, 0]}",
+            "camera c: distortion: coefficients: fisheye takes 4 numbers, got 5",
+        ),
+        (
+            "K: [1, 1, 2, 2]\n  T_ego_from_cam: {translation: [0, 0, 0], rotation: [1, 0, 0, 0]}\n"
+            "  distortion: {model: pinhole, coefficients: [0, 0, 0, 0]}",
+            "camera c: distortion.model: 'pinhole' is not one of plumb_bob",
+        ),
+        (
+            "K: [1, 1, 2, 2]\n  T_ego_from_cam: {translation: [0, 0, 0], rotation: [1, 0, 0, 0]}\n"
+            "  image_size: [48, 8.5]",
+            "camera c: image_size[1]: 8.5 is not an integer",
+        ),
+        (
+            "K: [1, 1, 2, 2]\n  T_ego_from_cam: lens",
+            "camera c: T_ego_from_cam: want {translation, rotation} or a 4x4 matrix of rows, got lens",
+        ),
+    ],
+    ids=["singular_K", "placed_twice", "not_rigid", "no_rotation", "coefficient_count", "model", "size", "not_pose"],
+)
+def test_each_bad_camera_field_is_named_with_its_file_and_camera(tmp_path, camera, said):
+    from occkit.data.recordings.point_cameras import read_cameras
+
+    f = tmp_path / "cameras.yaml"
+    f.write_text(f"c:\n  {camera}\n")
+    with pytest.raises(ValueError) as e:
+        read_cameras(f, np.eye(4))
+    assert str(e.value).startswith(f"{f}: camera c: ") and said in str(e.value) and "\n" not in str(e.value), e.value
+
+
+def test_the_undistort_tool_names_a_bad_camera_field_in_one_line(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "undistort", Path(__file__).parents[2] / "tools/undistort_point_images.py"
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    pytest.importorskip("cv2")
+    data = tmp_path / "scans"
+    (data / "images" / "cam").mkdir(parents=True)
+    (data / "cameras.yaml").write_text(
+        "cam:\n  K: [1, 1, 2]\n  T_ego_from_cam: {translation: [0, 0, 0], rotation: [1, 0, 0, 0]}\n"
+        "  distortion: {model: fisheye, coefficients: [0.1, 0]}\n"
+    )
+    with pytest.raises(SystemExit) as e:
+        tool.undistort_folder(data, tmp_path / "out")
+    line = str(e.value)
+    assert line.startswith(f"{data / 'cameras.yaml'}: camera cam: K: want [fx, fy, cx, cy]") and "\n" not in line
+    assert "distortion: coefficients: fisheye takes 4 numbers, got 2" in line, line

@@ -12,14 +12,29 @@ to the scans by name (an image with a scan's stem) or by time (image names that 
         translation: [x, y, z]
         rotation: [qw, qx, qy, qz]
 
-Every bad field is named in one line (the file, the camera, the field).
+A camera is declared once as a schema (:class:`Camera`; :class:`PinholeCamera`, what ``occkit label`` takes,
+refuses a distortion; :mod:`occkit.schema`), and every bad field of the file is named in one line (the file,
+the camera, the field: :func:`occkit.schema.problems`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from occkit.data.rig_schema import IMAGE_SIDE_LIMIT, Pose
+from occkit.schema import Finite, Int, Table, numbers, problem
 
 #: The image files a camera folder may hold.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -41,138 +56,181 @@ DISTORTION_MODELS = {
 _NUMBER = re.compile(r"^[+]?(\d+)(\.\d+)?$")
 
 
-def _numbers(v: Any, n: int | tuple[int, ...], errs: list[str], at: str) -> list[float] | None:
-    """``v`` as a list of ``n`` finite numbers, else an error said in ``errs``."""
-    import math
-
-    counts = (n,) if isinstance(n, int) else n
-    if isinstance(v, list):  # YAML 1.1 reads 1e3 and 1.5e-3 (no dot, or no exponent sign) as text
-        v = [_float_text(x) if isinstance(x, str) else x for x in v]
-    ok = isinstance(v, list) and len(v) in counts
-    ok = ok and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
-    if not ok:
-        want = " or ".join(map(str, counts))
-        errs.append(f"{at}: want {want} finite numbers, got {str(v)[:60]}")
-        return None
-    return [float(x) for x in v]
+def _float_text(x: Any) -> Any:
+    """Numbers written as text (``1e3``, which YAML 1.1 leaves a string) as floats, in lists of lists too;
+    other values as they are."""
+    if isinstance(x, list):
+        return [_float_text(v) for v in x]
+    if isinstance(x, str):
+        try:
+            return float(x)
+        except ValueError:
+            return x
+    return x
 
 
-def _float_text(x: str) -> float | str:
-    """A number written as text (``1e3``, which YAML 1.1 leaves a string) as a float; other text as it is."""
-    try:
-        return float(x)
-    except ValueError:
-        return x
+def _intrinsic_shape(v: Any) -> Any:
+    """``K`` as ``[fx, fy, cx, cy]`` made the 3x3 matrix; a list of rows as it is."""
+    v = _float_text(v)
+    if not isinstance(v, list) or not any(isinstance(x, list) for x in v):
+        f = v if isinstance(v, list) and len(v) == 4 else None
+        ok = f is not None and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in f)
+        if not ok or not all(math.isfinite(x) for x in f):
+            raise problem(f"want [fx, fy, cx, cy] (4 finite numbers) or a 3x3 list of rows, got {_text(v)}")
+        return [[f[0], 0.0, f[2]], [0.0, f[1], f[3]], [0.0, 0.0, 1.0]]
+    return v
 
 
-def _matrix_rows(v: Any, rows: int, cols: int, errs: list[str], at: str) -> Any:
-    """``v`` as a ``(rows, cols)`` float64 array of finite numbers (a list of rows), else None with an error."""
-    import numpy as np
-
-    if not isinstance(v, list) or len(v) != rows:
-        errs.append(f"{at}: want {rows} rows of {cols} numbers, got {str(v)[:60]}")
-        return None
-    out = [_numbers(r, cols, errs, at) for r in v]
-    return None if any(r is None for r in out) else np.asarray(out, np.float64)
-
-
-def intrinsic_matrix(v: Any, errs: list[str], at: str) -> Any:
-    """``K``: ``[fx, fy, cx, cy]`` or a 3x3 list of rows, as a ``(3, 3)`` float64 camera matrix (else None, an
-    error in ``errs``)."""
-    import numpy as np
-
+def _camera_matrix(K: list[list[float]]) -> list[list[float]]:
     from occkit.geometry.transforms import singular_intrinsic
 
-    if isinstance(v, list) and len(v) == 4 and not any(isinstance(x, list) for x in v):
-        f = _numbers(v, 4, errs, at)
-        K = None if f is None else np.array([[f[0], 0, f[2]], [0, f[1], f[3]], [0, 0, 1]], np.float64)
-    elif isinstance(v, list) and v and isinstance(v[0], list):
-        K = _matrix_rows(v, 3, 3, errs, at)
-    else:
-        errs.append(f"{at}: want [fx, fy, cx, cy] or a 3x3 list of rows, got {str(v)[:60]}")
-        return None
-    if K is not None and (singular_intrinsic(K) or not np.allclose(K[2], [0, 0, 1]) or K[1, 0] != 0):
-        errs.append(f"{at}: {K.tolist()} is not a camera matrix (fx s cx / 0 fy cy / 0 0 1, fx and fy not 0)")
-        return None
+    if singular_intrinsic(K) or K[2] != [0.0, 0.0, 1.0] or K[1][0] != 0:
+        raise problem(f"{K} is not a camera matrix (fx s cx / 0 fy cy / 0 0 1, fx and fy not 0)")
     return K
 
 
-def _transform(v: Any, errs: list[str], at: str) -> Any:
-    """``{translation, rotation [w x y z]}`` or a 4x4 (or 3x4) matrix of rows, checked rigid."""
-    import numpy as np
-
-    from occkit.data.recordings._shared import matrix
-    from occkit.geometry.transforms import rigid_problem
-
-    if isinstance(v, dict):
-        bad = sorted(set(map(str, v)) - {"translation", "rotation"})
-        if bad or "translation" not in v or "rotation" not in v:
-            errs.append(f"{at}: want translation [x, y, z] and rotation [qw, qx, qy, qz], got keys {sorted(v)}")
-            return None
-        t = _numbers(v["translation"], 3, errs, f"{at}.translation")
-        q = _numbers(v["rotation"], 4, errs, f"{at}.rotation")
-        if t is None or q is None:
-            return None
-        try:
-            return matrix(t, q, "extrinsic", at)
-        except ValueError as e:
-            errs.append(str(e))
-            return None
-    if isinstance(v, list) and len(v) in (3, 4):
-        M = _matrix_rows(v, len(v), 4, errs, at)
-        if M is None:
-            return None
-        T = np.eye(4)
-        T[: len(v)] = M
-        why = rigid_problem(T)
-        if why:
-            errs.append(f"{at}: the transform is {why}")
-            return None
-        return T
-    errs.append(f"{at}: want {{translation, rotation}} or a 4x4 matrix of rows, got {str(v)[:60]}")
-    return None
+def _text(v: Any) -> str:
+    return " ".join(str(v).split())[:60]
 
 
-def _image_size(v: Any, errs: list[str], at: str) -> tuple[int, int] | None:
-    from occkit.data.rig import IMAGE_SIDE_LIMIT
-
-    ok = isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
-    if not ok or not all(1 <= x <= IMAGE_SIDE_LIMIT for x in v):
-        errs.append(f"{at}: want [H, W], whole numbers of 1 to {IMAGE_SIDE_LIMIT} pixels, got {str(v)[:60]}")
-        return None
-    return int(v[0]), int(v[1])
-
-
-def read_distortion(v: Any, errs: list[str], at: str) -> tuple[str, list[float]] | None:
-    """A camera's ``distortion`` field as ``(model, coefficients)``, checked (else an error in ``errs``)."""
-    if not isinstance(v, dict) or set(map(str, v)) - {"model", "coefficients"} or "coefficients" not in v:
-        errs.append(f"{at}: want {{model: NAME, coefficients: [...]}}, got {str(v)[:60]}")
-        return None
-    model = str(v.get("model", "plumb_bob")).lower()
-    if model not in DISTORTION_MODELS:
-        errs.append(f"{at}.model: {model!r} is not one of {', '.join(DISTORTION_MODELS)}")
-        return None
-    c = _numbers(v["coefficients"], DISTORTION_MODELS[model], errs, f"{at}.coefficients")
-    return None if c is None else (model, c)
+#: A camera matrix: ``[fx, fy, cx, cy]`` or 3 rows of 3 finite numbers (numbers YAML leaves as text read).
+Intrinsic = Annotated[
+    numbers(3, numbers(3, Finite)),
+    BeforeValidator(_intrinsic_shape),
+    AfterValidator(_camera_matrix),
+    Field(description="[fx, fy, cx, cy] or a 3x3 list of rows"),
+]
+#: Finite numbers, those YAML leaves as text read.
+FiniteList = Annotated[list[Finite], BeforeValidator(_float_text)]
 
 
-def _distortion(v: Any, errs: list[str], at: str) -> None:
-    """A distortion that is none (coefficients all 0) is taken; any other is refused (say how to undistort)."""
-    d = read_distortion(v, errs, at)
-    if d is not None and any(d[1]):
-        errs.append(
-            f"{at}: the images are distorted ({d[0]} {d[1]}); occkit takes pinhole images: undistort them first "
-            "(tools/undistort_point_images.py writes them with their new K) and give that K with no distortion"
+class Distortion(Table):
+    """A camera's ``distortion``: a model of :data:`DISTORTION_MODELS` and its coefficients."""
+
+    model: Annotated[str, BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)] = "plumb_bob"
+    coefficients: FiniteList
+
+    @field_validator("model")
+    @classmethod
+    def _known(cls, m: str) -> str:
+        if m not in DISTORTION_MODELS:
+            raise problem(f"{m!r} is not one of {', '.join(DISTORTION_MODELS)}")
+        return m
+
+    @model_validator(mode="after")
+    def _count(self) -> Distortion:
+        counts = DISTORTION_MODELS[self.model]
+        if len(self.coefficients) not in counts:
+            want = " or ".join(map(str, counts))
+            raise problem(f"coefficients: {self.model} takes {want} numbers, got {len(self.coefficients)}")
+        return self
+
+
+class _Unplaced:
+    """A camera given neither or both of its placements (:meth:`Camera._placed_once`)."""
+
+    def __init__(self, both: bool):
+        self.both = both
+
+
+def _matrix_or_pose(v: Any) -> Any:
+    """A transform as a list of rows made ``{"rows": rows}``; a ``{translation, rotation}`` as it is."""
+    if isinstance(v, _Unplaced):
+        raise problem(
+            "give one of T_ego_from_cam and T_lidar_from_cam, not both"
+            if v.both
+            else "missing, and T_lidar_from_cam too (the camera on the vehicle, or on the LiDAR)"
         )
+    v = _float_text(v) if isinstance(v, list) else v
+    if isinstance(v, list):
+        return {"rows": v}
+    if not isinstance(v, dict) or "rows" in v:
+        raise problem(f"want {{translation, rotation}} or a 4x4 matrix of rows, got {_text(v)}")
+    return {k: _float_text(x) for k, x in v.items()}
+
+
+class Placement(Pose):
+    """A camera's pose: a rig pose ``{translation [x, y, z], rotation [qw, qx, qy, qz]}`` (checked as
+    :class:`~occkit.data.rig_schema.Pose`), or a 4x4 (or 3x4) matrix of rows (held as ``rows``), rigid."""
+
+    # not given: None (a default is not validated); ``null`` given is refused as not a list
+    translation: numbers(3, Finite) = Field(None, description="x, y, z in metres")
+    rotation: numbers(4, Finite) = Field(None, description="a unit quaternion w, x, y, z")
+    rows: Annotated[list[numbers(4, Finite)], Field(min_length=3, max_length=4)] = Field(
+        None, description="a 4x4 or 3x4 matrix of rows"
+    )
+
+    @model_validator(mode="after")
+    def _whole(self) -> Placement:
+        from occkit.geometry.transforms import rigid_problem
+
+        if self.rows is None and (self.translation is None or self.rotation is None):
+            raise problem("want translation [x, y, z] and rotation [qw, qx, qy, qz], or a 4x4 matrix of rows")
+        why = rigid_problem(self.T()) if self.rows is not None else None
+        if why:
+            raise problem(f"the transform is {why}")
+        return self
+
+    def T(self) -> Any:
+        """The ``(4, 4)`` float64 numpy transform (a pose's as the rig's poses are made: the same bits)."""
+        import numpy as np
+
+        if self.rows is None:
+            return self.matrix()
+        T = np.eye(4)
+        T[: len(self.rows)] = np.asarray(self.rows, np.float64)
+        return T
+
+
+class Camera(Table):
+    """A camera of ``cameras.yaml`` (the module's docstring): ``K``, where it is (on the vehicle or on the
+    LiDAR: one of the two), and optionally its image size and distortion."""
+
+    K: Intrinsic
+    image_size: numbers(2, Annotated[Int, Field(ge=1, le=IMAGE_SIDE_LIMIT)]) | None = Field(
+        None, description="[H, W], whole numbers of pixels"
+    )
+    distortion: Distortion | None = None
+    T_ego_from_cam: Annotated[Placement, BeforeValidator(_matrix_or_pose)] | None = None
+    T_lidar_from_cam: Annotated[Placement, BeforeValidator(_matrix_or_pose)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _placed_once(cls, data: Any) -> Any:
+        """Neither or both of ``T_ego_from_cam`` and ``T_lidar_from_cam``: said as ``T_ego_from_cam``'s problem,
+        beside every other field's."""
+        placed = [
+            k for k in ("T_ego_from_cam", "T_lidar_from_cam") if isinstance(data, dict) and data.get(k) is not None
+        ]
+        if isinstance(data, dict) and len(placed) != 1:
+            data = {**data, "T_ego_from_cam": _Unplaced(both=bool(placed))}
+        return data
+
+
+class PinholeCamera(Camera):
+    """A camera ``occkit label`` takes: a :class:`Camera` whose distortion, if given, is none (all zeros)."""
+
+    @field_validator("distortion")
+    @classmethod
+    def _pinhole(cls, d: Distortion | None) -> Distortion | None:
+        if d is not None and any(d.coefficients):
+            raise problem(
+                f"the images are distorted ({d.model} {d.coefficients}): occkit takes pinhole images, undistort "
+                "them first (tools/undistort_point_images.py writes them with their new K) and give that K with "
+                "no distortion"
+            )
+        return d
 
 
 def read_cameras(path: Path, T_ego_from_lidar: Any) -> dict[str, dict[str, Any]]:
-    """The cameras of ``cameras.yaml``: ``{name: {"K", "T_ego_from_cam", "image_size" (None: not given)}}``;
-    a camera placed on the LiDAR (``T_lidar_from_cam``) is placed on the vehicle by ``T_ego_from_lidar``.
-    Every bad field is said, all in one ``ValueError`` line."""
+    """The cameras of ``cameras.yaml`` (each a :class:`Camera`): ``{name: {"K", "T_ego_from_cam",
+    "image_size" (None: not given)}}``; a camera placed on the LiDAR (``T_lidar_from_cam``) is placed on the
+    vehicle by ``T_ego_from_lidar``. Every bad field is said, all in one ``ValueError`` line."""
+    import numpy as np
     import yaml
 
     from occkit.fileio import read_utf8_text
+    from occkit.schema import problems
 
     try:
         data = yaml.safe_load(read_utf8_text(path, "cameras.yaml", ValueError))
@@ -180,43 +238,24 @@ def read_cameras(path: Path, T_ego_from_lidar: Any) -> dict[str, dict[str, Any]]
         raise ValueError(f"{path}: not YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict) or not data:
         raise ValueError(f"{path}: want a mapping of camera name to its fields ({', '.join(FIELDS)}), got {data!r:.60}")
-    errs: list[str] = []
-    names = [str(n) if isinstance(n, int) and not isinstance(n, bool) else n for n in data]  # a camera "0:"
-    out = {n: cam for n, c in zip(names, data.values()) if (cam := _camera(n, c, T_ego_from_lidar, errs))}
+    errs, out = [], {}
+    for n, c in data.items():
+        name = str(n) if isinstance(n, int) and not isinstance(n, bool) else n  # a camera "0:"
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+            errs.append(f"camera {name}: a camera's name is one folder name (of images/)")
+            continue
+        try:
+            cam = PinholeCamera.model_validate(c)
+        except ValidationError as e:
+            errs.extend(f"camera {name}: {p}" for p in problems(e, PinholeCamera))
+            continue
+        placed = cam.T_ego_from_cam or cam.T_lidar_from_cam
+        T = placed.T() if cam.T_ego_from_cam is not None else T_ego_from_lidar @ placed.T()
+        size = None if cam.image_size is None else (int(cam.image_size[0]), int(cam.image_size[1]))
+        out[name] = {"K": np.asarray(cam.K, np.float64), "T_ego_from_cam": T, "image_size": size}
     if errs:
         raise ValueError(f"{path}: " + "; ".join(errs))
     return out
-
-
-def _camera(name: Any, c: Any, T_ego_from_lidar: Any, errs: list[str]) -> dict[str, Any] | None:
-    """One camera of ``cameras.yaml``, its bad fields said in ``errs`` (then None)."""
-    at = f"camera {name}"
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        errs.append(f"{at}: a camera's name is one folder name (of images/)")
-        return None
-    if not isinstance(c, dict):
-        errs.append(f"{at}: want a mapping of its fields ({', '.join(FIELDS)}), got {str(c)[:60]}")
-        return None
-    unknown = [str(k) for k in c if k not in FIELDS]
-    if unknown:
-        errs.append(f"{at}: unknown field {', '.join(unknown)} (the fields: {', '.join(FIELDS)})")
-    K = intrinsic_matrix(c["K"], errs, f"{at}: K") if "K" in c else None
-    if "K" not in c:
-        errs.append(f"{at}: K: missing ([fx, fy, cx, cy] or a 3x3 list of rows)")
-    size = _image_size(c["image_size"], errs, f"{at}: image_size") if "image_size" in c else None
-    if "distortion" in c and c["distortion"] is not None:
-        _distortion(c["distortion"], errs, f"{at}: distortion")
-    placed = [k for k in ("T_ego_from_cam", "T_lidar_from_cam") if k in c]
-    if len(placed) != 1:
-        errs.append(
-            f"{at}: T_ego_from_cam / T_lidar_from_cam: "
-            + ("give one, not both" if placed else "missing (the camera on the vehicle, or on the LiDAR)")
-        )
-        return None
-    T = _transform(c[placed[0]], errs, f"{at}: {placed[0]}")
-    if T is not None and placed[0] == "T_lidar_from_cam":
-        T = T_ego_from_lidar @ T
-    return {"K": K, "T_ego_from_cam": T, "image_size": size} if K is not None and T is not None else None
 
 
 def image_files(folder: Path) -> list[Path]:

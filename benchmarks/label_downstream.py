@@ -9,14 +9,18 @@ against the exact occupancy (``occkit predict`` then ``occkit eval --metrics mio
     occkit synth --out W --scenes 10 --frames 8 --seed 11 --image-size 192 512 --sweeps 10
     occkit label --data W --out L
     python benchmarks/label_downstream.py --world W --labels L --out OUT --steps 300 [--seeds 0,1,2] [--same-losses]
+        [--no-sem2d]
 
-The two arms do not see the same supervision by default: the world has rendered depth and 2D semantic maps
-(``loss_depth`` from the dense maps, ``loss_sem2d``), the labels' output has each keyframe's LiDAR sweep (depth
-from it) and no 2D semantic maps (``loss_sem2d`` 0 at every step). Each run's losses are read back from its
-``train.jsonl`` (each term's mean over the last ``--loss-window`` steps) and reported beside the scores, so a
-table says which losses each arm had. ``--same-losses`` gives both arms the same terms from the same sensors:
-the 2D semantic loss off (``supervised.semantic_2d_weight=0``) and depth from the keyframe's LiDAR sweep
-(``supervised.depth_source=lidar``), so the difference is the labels'.
+The two arms do not see the same supervision by default: the world has rendered depth maps (``loss_depth`` from
+the dense maps), the labels' output has each keyframe's LiDAR sweep (depth from it). Both have per-camera 2D
+semantic maps for ``loss_sem2d``: the world's rendered from its scene, the labels' rendered from the labels'
+own voxels (``occkit label`` writes them, :mod:`occkit.labelgen.semantic_maps`). Each run's losses are read
+back from its ``train.jsonl`` (each term's mean over the last ``--loss-window`` steps) and reported beside the
+scores, so a table says which losses each arm had. ``--same-losses`` gives both arms the same terms from the
+same sensors: depth from the keyframe's LiDAR sweep (``supervised.depth_source=lidar``), and the 2D semantic loss
+from each arm's own maps, so the difference is the labels' (the 2D maps are the labels' too). ``--no-sem2d``
+turns the 2D semantic loss off in both arms (``supervised.semantic_2d_weight=0``: the measurement before the
+labels carried their maps).
 
 Each run is kept as it finishes (OUT/<arm>-s<seed>/eval.json, with the settings it was trained with in
 settings.json); a stopped run resumes with what it lacks (``occkit train --resume`` for a run cut short), and a
@@ -33,7 +37,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-SAME_LOSSES = ["supervised.semantic_2d_weight=0", "supervised.depth_source=lidar"]
+SAME_LOSSES = ["supervised.depth_source=lidar"]
+NO_SEM2D = ["supervised.semantic_2d_weight=0"]
 
 
 class StudyError(Exception):
@@ -168,7 +173,7 @@ def study(args: argparse.Namespace) -> int:
         from occkit.commands.demo import write_shipped_backbone
 
         write_shipped_backbone(backbone)
-    extra = SAME_LOSSES if args.same_losses else []
+    extra = (SAME_LOSSES if args.same_losses else []) + (NO_SEM2D if args.no_sem2d else [])
     results: dict[str, list[dict]] = {}
     for seed in seeds:  # seed by seed: a stopped study has both arms
         for arm in arms:
@@ -218,6 +223,7 @@ def study(args: argparse.Namespace) -> int:
         "preset": args.preset,
         "steps": args.steps,
         "same_losses": args.same_losses,
+        "no_sem2d": args.no_sem2d,
         "loss_window": args.loss_window,
         "arms": summary,
     }
@@ -247,6 +253,9 @@ def main() -> int:
         "--same-losses",
         action="store_true",
         help="both arms with the same loss terms from the same sensors: " + ", ".join(SAME_LOSSES),
+    )
+    p.add_argument(
+        "--no-sem2d", action="store_true", help="the 2D semantic loss off in both arms: " + ", ".join(NO_SEM2D)
     )
     p.add_argument(
         "--loss-window", type=int, default=100, help="each run's losses: their mean over its last this many steps"

@@ -9,14 +9,18 @@ against the exact occupancy (``occkit predict`` then ``occkit eval --metrics mio
     occkit synth --out W --scenes 10 --frames 8 --seed 11 --image-size 192 512 --sweeps 10
     occkit label --data W --out L
     python benchmarks/label_downstream.py --world W --labels L --out OUT --steps 300 [--seeds 0,1,2] [--same-losses]
+        [--no-sem2d]
 
-The two arms do not see the same supervision by default: the world has rendered depth and 2D semantic maps
-(``loss_depth`` from the dense maps, ``loss_sem2d``), the labels' output has each keyframe's LiDAR sweep (depth
-from it) and no 2D semantic maps (``loss_sem2d`` 0 at every step). Each run's losses are read back from its
-``train.jsonl`` (each term's mean over the last ``--loss-window`` steps) and reported beside the scores, so a
-table says which losses each arm had. ``--same-losses`` gives both arms the same terms from the same sensors:
-the 2D semantic loss off (``supervised.semantic_2d_weight=0``) and depth from the keyframe's LiDAR sweep
-(``supervised.depth_source=lidar``), so the difference is the labels'.
+The two arms do not see the same supervision by default: the world has rendered depth maps (``loss_depth`` from
+the dense maps), the labels' output has each keyframe's LiDAR sweep (depth from it). Both have per-camera 2D
+semantic maps for ``loss_sem2d``: the world's rendered from its scene, the labels' rendered from the labels'
+own voxels (``occkit label`` writes them, :mod:`occkit.labelgen.semantic_maps`). Each run's losses are read
+back from its ``train.jsonl`` (each term's mean over the last ``--loss-window`` steps) and reported beside the
+scores, so a table says which losses each arm had. ``--same-losses`` gives both arms the same terms from the
+same sensors: depth from the keyframe's LiDAR sweep (``supervised.depth_source=lidar``), and the 2D semantic loss
+from each arm's own maps, so the difference is the labels' (the 2D maps are the labels' too). ``--no-sem2d``
+turns the 2D semantic loss off in both arms (``supervised.semantic_2d_weight=0``: the measurement before the
+labels carried their maps).
 
 Each run is kept as it finishes (OUT/<arm>-s<seed>/eval.json, with the settings it was trained with in
 settings.json); a stopped run resumes with what it lacks (``occkit train --resume`` for a run cut short), and a
@@ -33,7 +37,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-SAME_LOSSES = ["supervised.semantic_2d_weight=0", "supervised.depth_source=lidar"]
+SAME_LOSSES = ["supervised.depth_source=lidar"]
+NO_SEM2D = ["supervised.semantic_2d_weight=0"]
 
 
 class StudyError(Exception):
@@ -137,6 +142,51 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def maps_agreement(world: Path, labels: Path, stride: int) -> dict:
+    """How the 2D semantic maps the arms train on (``loss_sem2d``) compare with the world's own (rendered from
+    its scene, the truth arm's): the labels' maps (``occkit label``'s voxels rendered into each camera) and,
+    to tell what rendering voxels alone loses, the world's exact voxels rendered the same way
+    (:func:`occkit.labelgen.semantic_maps.render_semantic_maps`). Each: the share of pixels of the world's
+    class (``pixels``), and of the feature pixels whose target, the majority class of their ``stride x stride``
+    block, is the world's (``targets``), over every keyframe and camera."""
+    import numpy as np
+    import torch
+
+    from occkit.data.occ3d import Occ3DDataset
+    from occkit.data.scene_record import Camera
+    from occkit.formats import get_format
+    from occkit.labelgen.semantic_maps import render_semantic_maps
+    from occkit.losses.depth import semantic_map_targets
+
+    w = Occ3DDataset(world, "all", load_images=False, load_extras=True)
+    lab = Occ3DDataset(labels, "all", load_images=False, load_extras=True)
+    table = get_format("occ3d").classes  # the world's and the labels' layout
+    C = table.num_classes
+    counts = {k: [0, 0, 0, 0] for k in ("labels", "exact_voxels")}  # pixels same, pixels, targets same, targets
+    for i in range(len(lab)):
+        s = lab[i]
+        t = w[w.index_of(s.token)]
+        if s.semantics_2d is None or t.semantics_2d is None:
+            raise StudyError(f"frame {s.token}: no 2D semantic maps in {labels if s.semantics_2d is None else world}")
+        cams = {
+            c: Camera(c, t.intrinsics[k].numpy(), t.T_ego_from_cam[k].numpy(), tuple(t.semantics_2d.shape[-2:]))
+            for k, c in enumerate(t.cam_names)
+        }
+        exact = render_semantic_maps(w.read_labels(s.token)["semantics"], w.grid, table.free, cams)
+        ref = semantic_map_targets(t.semantics_2d, stride, C)
+        for key, maps in (
+            ("labels", s.semantics_2d),
+            ("exact_voxels", torch.from_numpy(np.stack(list(exact.values())))),
+        ):
+            maps = maps.long()
+            c = counts[key]
+            c[0] += int((maps == t.semantics_2d).sum())
+            c[1] += maps.numel()
+            c[2] += int((semantic_map_targets(maps, stride, C) == ref).sum())
+            c[3] += ref.numel()
+    return {k: {"pixels": round(c[0] / c[1], 4), "targets": round(c[2] / c[3], 4)} for k, c in counts.items()}
+
+
 def _parse_ints(text: str, flag: str) -> list[int]:
     try:
         vals = [int(s) for s in text.split(",") if s.strip()]
@@ -168,7 +218,7 @@ def study(args: argparse.Namespace) -> int:
         from occkit.commands.demo import write_shipped_backbone
 
         write_shipped_backbone(backbone)
-    extra = SAME_LOSSES if args.same_losses else []
+    extra = (SAME_LOSSES if args.same_losses else []) + (NO_SEM2D if args.no_sem2d else [])
     results: dict[str, list[dict]] = {}
     for seed in seeds:  # seed by seed: a stopped study has both arms
         for arm in arms:
@@ -214,15 +264,25 @@ def study(args: argparse.Namespace) -> int:
             }
             results.setdefault(arm, []).append(row)
     summary = {arm: summarise(rows) for arm, rows in results.items()}
+    maps_file = out / "maps.json"
+    if not maps_file.is_file():
+        maps_file.write_text(json.dumps(maps_agreement(args.world, args.labels, args.map_stride), indent=1))
+    maps = json.loads(maps_file.read_text())
     summary_all = {
         "preset": args.preset,
         "steps": args.steps,
         "same_losses": args.same_losses,
+        "no_sem2d": args.no_sem2d,
         "loss_window": args.loss_window,
+        "maps_agree_with_the_worlds": maps,
         "arms": summary,
     }
     (out / f"downstream-{'-'.join(arms)}.json").write_text(json.dumps(summary_all, indent=1))
     print(table(summary))
+    print(
+        "2D semantic maps against the world's (pixels, targets at stride {}): the labels' {}, {}; the exact voxels "
+        "rendered {}, {}".format(args.map_stride, *maps["labels"].values(), *maps["exact_voxels"].values())
+    )
     if len(summary) == 2 and all("rayiou" in s and "miou" in s for s in summary.values()):
         t, lab = summary["truth"], summary["labels"]
         for key in ("miou", "rayiou"):
@@ -247,6 +307,15 @@ def main() -> int:
         "--same-losses",
         action="store_true",
         help="both arms with the same loss terms from the same sensors: " + ", ".join(SAME_LOSSES),
+    )
+    p.add_argument(
+        "--no-sem2d", action="store_true", help="the 2D semantic loss off in both arms: " + ", ".join(NO_SEM2D)
+    )
+    p.add_argument(
+        "--map-stride",
+        type=int,
+        default=8,
+        help="the 2D maps' targets: the preset's model.feature_stride (synth-cpu 8)",
     )
     p.add_argument(
         "--loss-window", type=int, default=100, help="each run's losses: their mean over its last this many steps"

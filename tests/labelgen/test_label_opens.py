@@ -197,6 +197,11 @@ def test_overwrite_keeps_working_with_the_link_to_the_worlds_images(world, tmp_p
     # world linked into it
     assert (out / "samples").is_dir() and (out / "samples" / "CAM_FRONT").is_symlink()
     assert list((out / "samples" / "LIDAR_TOP").glob("*.pcd.bin"))
+    # each keyframe's labels rendered into each camera, read as its 2D semantic maps (occkit.labelgen.semantic_maps)
+    from occkit.data.occ3d import Occ3DDataset
+
+    s = Occ3DDataset(out, "all", load_extras=True)[0]
+    assert s.semantics_2d is not None and s.semantics_2d.shape == (len(s.cam_names), 48, 80) and s.lidar is not None
     rc, _, err = _run("label", "--data", world, "--out", out, "--scenes", "scene-0001", "--overwrite")
     assert rc == 0, err
     assert json.loads((out / "annotations.json").read_text())["scene_infos"].keys() == {"scene-0001"}

@@ -13,7 +13,8 @@ Layout under ``root``::
     <lidar_sensor.filename>     (occkit label) the keyframe's LiDAR sweep, a nuScenes .pcd.bin
     extras/<scene>/<token>/     (synthetic addition) <CAM>.npz {depth, semantics, instance},
                                 lidar.npz {points (P, 4), labels, instance}, objects.json,
-                                instances.npz {instance (200, 200, 16) int32}
+                                instances.npz {instance (200, 200, 16) int32}; (occkit label) <CAM>.npz
+                                {semantics}: the labels rendered into each camera
 
 Readers of the real dataset never require the synthetic additions.
 """
@@ -675,14 +676,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
         raw = self._files(token)
         maps = None
         if "cams" in raw:
-            maps = [
-                {
-                    "depth": torch.from_numpy(m["depth"].astype(np.float32)),
-                    "semantics_2d": torch.from_numpy(m["semantics"].astype(np.int64)),
-                    "instance_2d": torch.from_numpy(m["instance"].astype(np.int64)),
-                }
-                for m in raw["cams"]
-            ]
+            maps = [{to: torch.from_numpy(m[k].astype(dt)) for k, to, dt in _MAPS if k in m} for m in raw["cams"]]
         if self.load_images and self.cameras:
             for c, K, im in zip(self.cameras, Ks, raw["images"]):
                 check_image_fits_intrinsics(
@@ -719,7 +713,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
             labels = raw["lidar"]["labels"]
             sample.lidar_labels = None if labels is None else torch.from_numpy(labels.astype(np.int64))
         if maps is not None:
-            for k in ("depth", "semantics_2d", "instance_2d"):
+            for k in maps[0]:
                 setattr(sample, k, torch.stack([m[k] for m in maps]))
         return sample
 
@@ -739,15 +733,32 @@ class Occ3DDataset(torch.utils.data.Dataset):
             out["lidar"] = {"points": pts, "labels": z["labels"]}
         cam_files = [d / f"{c}.npz" for c in self.cameras]
         if cam_files and all(p.exists() for p in cam_files):
-            maps = [load_npz(p, keys=("depth", "semantics", "instance")) for p in cam_files]
+            # the world's maps: depth, semantics, instance; occkit label's (the labels rendered): semantics only
+            keys = ("depth", "semantics", "instance") if "depth" in _npz_names(cam_files[0]) else ("semantics",)
+            maps = [load_npz(p, keys=keys) for p in cam_files]
             for i, (p, m) in enumerate(zip(cam_files, maps)):
-                H, W = (images[i] if images is not None else maps[0]["depth"]).shape[:2]  # each camera's own size
-                for k in ("depth", "semantics", "instance"):
+                H, W = (images[i] if images is not None else maps[0][keys[0]]).shape[:2]  # each camera's own size
+                for k in keys:
                     if m[k].shape != (H, W):
-                        what = "the camera's image" if images is not None else "the first camera's depth"
+                        what = "the camera's image" if images is not None else f"the first camera's {keys[0]}"
                         raise ValueError(f"{p}: '{k}' has shape {m[k].shape}, but {what} is {(H, W)}")
-            out["cams"] = [{k: m[k] for k in ("depth", "semantics", "instance")} for m in maps]
+            out["cams"] = [{k: m[k] for k in keys} for m in maps]
         return out
+
+
+#: a camera's maps in ``extras/``: the file's array, the Sample's field, its dtype
+_MAPS = (("depth", "depth", np.float32), ("semantics", "semantics_2d", np.int64), ("instance", "instance_2d", np.int64))
+
+
+def _npz_names(path: Path) -> list[str]:
+    """The arrays an ``.npz`` holds (none decompressed); a corrupt file raises naming it."""
+    from occkit.fileio import numpy_read_error
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return list(z.files)
+    except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, EOFError ...
+        raise numpy_read_error(path, e, ".npz") from e
 
 
 def _one_size(

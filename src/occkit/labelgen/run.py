@@ -36,6 +36,7 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
     from occkit.formats.spec import inside_out
     from occkit.labelgen.output import T_ego_from_grid, frame_labels, ground_warning, kitti_keyframe_image, remap_record
     from occkit.labelgen.pipeline import label_scene
+    from occkit.labelgen.semantic_maps import write_keyframe_maps
 
     torch.set_num_threads(1)
     part = Path(job["part"])
@@ -69,6 +70,12 @@ def label_one_scene(job: dict[str, Any]) -> dict[str, Any]:
         for rel in files:
             inside_out(part, rel, f"{rec.source}: scene {scene!r}, token {token!r}")
         writer.write(part, frame)
+        files = (
+            *files,
+            *write_keyframe_maps(
+                part, target, rec.cameras, frame, T_grid, f"{rec.source}: scene {scene!r}, token {token!r}"
+            ),
+        )
         infos[token] = {"gt_path": files[0], "files": list(files), "token": frame.token, "record": frame.record}
     if writer.family != "kitti":  # the KITTI layouts link each keyframe's image themselves (no index img_path)
         _link_image_folders(part, recording.image_links, [f for info in infos.values() for f in info["files"]])

@@ -8,6 +8,10 @@ order):
 - the centre's ``x, y, z`` follow a constant-velocity model and the yaw a constant-turn-rate model, each a
   linear Kalman filter whose forward pass a Rauch-Tung-Striebel smoother runs back over (every box is smoothed
   with the boxes before and after it); the size is the track's median (a rigid object keeps its size);
+- the horizontal centre may instead move along the box's yaw (:func:`heading_smooth`: a vehicle moves where
+  it points; the state is the centre and the speed along the heading, with a sideways slip in the process
+  noise), the model chosen per track by the same likelihood: a bus still turning when its track ends is
+  followed to its last box, where a constant velocity, poorly constrained at the track's end, cuts the turn;
 - the measurement noise is what the boxes say (:func:`noise_from_boxes`: each box against the line through its
   neighbours, the median over the scene's tracks; horizontal, vertical and yaw apart), so exact boxes are kept;
 - the process noise (how fast an object may change its velocity, its turn rate) is chosen per track, the
@@ -18,7 +22,7 @@ order):
 Each of the four can be fixed instead (:class:`BoxRefinement`). The tracks are smoothed together, many at once
 on the sweeps' times (:func:`kalman_smooth` takes a batch, NaN where a track has no box).
 
-:func:`rts_smooth`, :func:`kalman_smooth` and :func:`noise_from_boxes` are pure and tested by hand;
+:func:`rts_smooth`, :func:`kalman_smooth`, :func:`heading_smooth` and :func:`noise_from_boxes` are pure and tested by hand;
 :func:`refine_record_boxes` returns the record with the smoothed boxes and what changed (the noise estimated,
 the mean and largest centre and yaw corrections).
 """

@@ -22,8 +22,8 @@ order):
 Each of the four can be fixed instead (:class:`BoxRefinement`). The tracks are smoothed together, many at once
 on the sweeps' times (:func:`kalman_smooth` takes a batch, NaN where a track has no box).
 
-:func:`rts_smooth`, :func:`kalman_smooth`, :func:`heading_smooth` and :func:`noise_from_boxes` are pure and tested by hand;
-:func:`refine_record_boxes` returns the record with the smoothed boxes and what changed (the noise estimated,
+:func:`rts_smooth`, :func:`kalman_smooth`, :func:`heading_smooth` and :func:`noise_from_boxes` are pure and tested
+by hand; :func:`refine_record_boxes` returns the record with the smoothed boxes and what changed (the noise estimated,
 the mean and largest centre and yaw corrections).
 """
 

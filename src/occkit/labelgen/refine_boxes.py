@@ -70,8 +70,9 @@ ACCELS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 YAW_ACCELS = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0)
 #: m/s^2: the sideways accelerations a heading-tied track is chosen among (its centre slips off its heading).
 SLIPS = (0.1, 0.5, 2.0)
-#: the least measurement noise an estimate gives (metres; degrees): exact boxes are kept, not divided by zero.
-MIN_CENTER_SIGMA, MIN_YAW_SIGMA = 0.002, 0.02
+#: the least measurement noise an estimate gives (metres; degrees): exact boxes are kept, not divided by zero
+#: (at 2 mm the heading-tied model moved a turning bus's exact boxes by up to 3 mm, and a label figure with them)
+MIN_CENTER_SIGMA, MIN_YAW_SIGMA = 0.0005, 0.02
 
 
 def kalman_smooth(

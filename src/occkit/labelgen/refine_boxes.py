@@ -8,6 +8,10 @@ order):
 - the centre's ``x, y, z`` follow a constant-velocity model and the yaw a constant-turn-rate model, each a
   linear Kalman filter whose forward pass a Rauch-Tung-Striebel smoother runs back over (every box is smoothed
   with the boxes before and after it); the size is the track's median (a rigid object keeps its size);
+- the horizontal centre may instead move along the box's yaw (:func:`heading_smooth`: a vehicle moves where
+  it points; the state is the centre and the speed along the heading, with a sideways slip in the process
+  noise), the model chosen per track by the same likelihood: a bus still turning when its track ends is
+  followed to its last box, where a constant velocity, poorly constrained at the track's end, cuts the turn;
 - the measurement noise is what the boxes say (:func:`noise_from_boxes`: each box against the line through its
   neighbours, the median over the scene's tracks; horizontal, vertical and yaw apart), so exact boxes are kept;
 - the process noise (how fast an object may change its velocity, its turn rate) is chosen per track, the
@@ -18,8 +22,8 @@ order):
 Each of the four can be fixed instead (:class:`BoxRefinement`). The tracks are smoothed together, many at once
 on the sweeps' times (:func:`kalman_smooth` takes a batch, NaN where a track has no box).
 
-:func:`rts_smooth`, :func:`kalman_smooth` and :func:`noise_from_boxes` are pure and tested by hand;
-:func:`refine_record_boxes` returns the record with the smoothed boxes and what changed (the noise estimated,
+:func:`rts_smooth`, :func:`kalman_smooth`, :func:`heading_smooth` and :func:`noise_from_boxes` are pure and tested
+by hand; :func:`refine_record_boxes` returns the record with the smoothed boxes and what changed (the noise estimated,
 the mean and largest centre and yaw corrections).
 """
 
@@ -64,8 +68,11 @@ class BoxRefinement:
 ACCELS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 #: degrees/s^2: the turn-rate changes a track's yaw process noise is chosen among.
 YAW_ACCELS = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0)
-#: the least measurement noise an estimate gives (metres; degrees): exact boxes are kept, not divided by zero.
-MIN_CENTER_SIGMA, MIN_YAW_SIGMA = 0.002, 0.02
+#: m/s^2: the sideways accelerations a heading-tied track is chosen among (its centre slips off its heading).
+SLIPS = (0.1, 0.5, 2.0)
+#: the least measurement noise an estimate gives (metres; degrees): exact boxes are kept, not divided by zero
+#: (at 2 mm the heading-tied model moved a turning bus's exact boxes by up to 3 mm, and a label figure with them)
+MIN_CENTER_SIGMA, MIN_YAW_SIGMA = 0.0005, 0.02
 
 
 def kalman_smooth(
@@ -133,6 +140,69 @@ def kalman_smooth(
     return out, ll
 
 
+def heading_smooth(
+    t: np.ndarray, z: np.ndarray, yaw: np.ndarray, meas_var: float, q: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kalman filter and Rauch-Tung-Striebel smoother of box centres ``z (T, N, 2)`` (``x, y``; NaN where a track
+    has no box) that move along their heading ``yaw (T, N)`` radians: the state is the centre and the speed
+    along the heading (a vehicle moves where it points), the heading between two times their yaws' mean. Each
+    row ``(along, across)`` of ``q (G, 2)`` is a run: the variance of a white acceleration along the heading
+    (the speed changes) and across it (the centre slips sideways, discretised as for the position alone).
+    Returns the smoothed centres ``(T, G, N, 2)`` and each run's log-likelihood of the measurements ``(T, G)``
+    (from the third on, as :func:`kalman_smooth`)."""
+    t, z, yaw = np.asarray(t, np.float64), np.asarray(z, np.float64), np.asarray(yaw, np.float64)
+    nt, n, _ = z.shape
+    q = np.asarray(q, np.float64).reshape(-1, 2)
+    g = len(q)
+    seen = ~np.isnan(z[..., 0])  # (T, N)
+    first = np.take_along_axis(z, np.argmax(seen, axis=1)[:, None, None], axis=1)[:, 0]  # (T, 2)
+    dts = np.r_[0.0, np.maximum(np.diff(t), 1e-6)]
+    x = np.zeros((nt, g, 3))
+    x[..., :2] = first[:, None]
+    P = np.broadcast_to(np.eye(3) * 1e4, (nt, g, 3, 3)).copy()
+    filt_x, filt_P = np.empty((n, nt, g, 3)), np.empty((n, nt, g, 3, 3))
+    pred_x, pred_P, F_all = np.empty_like(filt_x), np.empty_like(filt_P), np.empty((n, nt, 1, 3, 3))
+    ll = np.zeros((nt, g))
+    count = np.zeros((nt, 1))
+    H = np.eye(3)[:2]
+    for k in range(n):
+        F = np.broadcast_to(np.eye(3), (nt, 1, 3, 3)).copy()
+        if k:
+            h, head = dts[k], 0.5 * (yaw[:, k - 1] + yaw[:, k])
+            u = np.stack([np.cos(head), np.sin(head)], -1)  # (T, 2)
+            w = np.stack([-u[:, 1], u[:, 0]], -1)
+            F[:, 0, :2, 2] = h * u
+            gu = np.concatenate([h * h / 2 * u, np.full((nt, 1), h)], -1)  # (T, 3)
+            gw = np.concatenate([h * h / 2 * w, np.zeros((nt, 1))], -1)
+            Q = q[None, :, 0, None, None] * (gu[:, None, :, None] * gu[:, None, None, :])
+            Q = Q + q[None, :, 1, None, None] * (gw[:, None, :, None] * gw[:, None, None, :])
+            x = np.einsum("tgij,tgj->tgi", F, x)
+            P = F @ P @ np.swapaxes(F, -1, -2) + Q
+        F_all[k] = F
+        pred_x[k], pred_P[k] = x, P
+        m = seen[:, k]  # (T,)
+        S = P[..., :2, :2] + meas_var * np.eye(2)
+        e = np.where(m[:, None, None], np.nan_to_num(z[:, k, None, :]) - x[..., :2], 0.0)
+        Si = np.linalg.inv(S)
+        maha = np.einsum("tgi,tgij,tgj->tg", e, Si, e)
+        use = m[:, None] & (count >= 2)
+        ll -= np.where(use, 0.5 * (np.log((2 * np.pi) ** 2 * np.linalg.det(S)) + maha), 0.0)
+        K = np.where(m[:, None, None, None], P @ H.T @ Si, 0.0)  # (T, G, 3, 2)
+        x = x + np.einsum("tgij,tgj->tgi", K, e)
+        P = P - K @ H @ P
+        P = 0.5 * (P + np.swapaxes(P, -1, -2))
+        count = count + m[:, None]
+        filt_x[k], filt_P[k] = x, P
+    out = np.empty((nt, g, n, 2))
+    xs = x
+    out[:, :, -1] = xs[..., :2]
+    for k in range(n - 2, -1, -1):
+        C = np.swapaxes(np.linalg.solve(pred_P[k + 1], F_all[k + 1] @ filt_P[k]), -1, -2)  # Pf F^T Pp^-1
+        xs = filt_x[k] + np.einsum("tgij,tgj->tgi", C, xs - pred_x[k + 1])
+        out[:, :, k] = xs[..., :2]
+    return out, ll
+
+
 def rts_smooth(t: np.ndarray, z: np.ndarray, meas_sigma: float, accel_sigma: float) -> np.ndarray:
     """The smoothed values at times ``t (N,)`` seconds of the measurements ``z (N, D)`` (or ``(N,)``) under a
     constant-velocity model of white acceleration ``accel_sigma`` and measurement noise ``meas_sigma``
@@ -180,12 +250,12 @@ def refine_record_boxes(rec: SceneRecord, ref: BoxRefinement | None = None) -> t
         z = np.c_[center[idx], np.unwrap(yaw[idx])]
         tracks.append((idx, slot[idx], t[idx], z, size[idx]))
     sigma = _measurement_sigma(tracks, ref)
-    q = _process_grid(ref)
+    q, hq = _process_grid(ref), _heading_grid(ref)
     times = np.zeros(int(slot.max(initial=-1)) + 1)
     times[slot] = t  # every slot's time, in slot order
     out_c, out_s, out_y = center.copy(), size.copy(), yaw.copy()
     chosen = []
-    for (idx, _, _, _, sz), (smooth, pick) in zip(tracks, _smooth_tracks(times, tracks, sigma**2, q)):
+    for (idx, _, _, _, sz), (smooth, pick) in zip(tracks, _smooth_tracks(times, tracks, sigma**2, q, hq)):
         chosen.append(pick)
         out_c[idx] = smooth[:, :3]
         out_s[idx] = np.median(sz, axis=0)
@@ -200,7 +270,7 @@ def refine_record_boxes(rec: SceneRecord, ref: BoxRefinement | None = None) -> t
             s = replace(s, boxes=Boxes(s.boxes.track, s.boxes.cls, c, sz, y))
             at += m
         sweeps.append(s)
-    return replace(rec, sweeps=sweeps), _report(tracks, moved, turned, sigma, q, chosen)
+    return replace(rec, sweeps=sweeps), _report(tracks, moved, turned, sigma, q, hq, chosen)
 
 
 def _flat_boxes(rec: SceneRecord) -> tuple[np.ndarray, ...]:
@@ -242,6 +312,13 @@ def _process_grid(ref: BoxRefinement) -> np.ndarray:
     return np.c_[acc, acc, acc, yaw] ** 2
 
 
+def _heading_grid(ref: BoxRefinement) -> np.ndarray:
+    """``(H, 2)``: the process noises (variances) tried for the heading-tied centre (:func:`heading_smooth`),
+    each acceleration along the heading (:data:`ACCELS`, or the setting) with each of :data:`SLIPS` across it."""
+    acc = np.array(ACCELS if ref.accel is None else [ref.accel])
+    return np.array([(a, s) for a in acc for s in SLIPS]) ** 2
+
+
 #: tracks smoothed at once, at most (their measurements on the sweeps' common times)
 BATCH = 64
 #: ... and at most this many (track, sweep) cells in a batch: a long recording's tracks that live apart are not
@@ -249,7 +326,7 @@ BATCH = 64
 BATCH_CELLS = 32768
 
 
-def _smooth_tracks(times: np.ndarray, tracks: list, meas_var: np.ndarray, q: np.ndarray) -> list:
+def _smooth_tracks(times: np.ndarray, tracks: list, meas_var: np.ndarray, q: np.ndarray, hq: np.ndarray) -> list:
     """Each track's smoothed ``(N, 4)`` and the candidates (rows of ``q``) chosen for its horizontal centre,
     height and yaw: each the likeliest given the track's boxes (x and y together). Tracks are smoothed
     :data:`BATCH` at a time on the sweeps' times ``times`` (by slot; :func:`kalman_smooth` with NaN where a
@@ -263,18 +340,25 @@ def _smooth_tracks(times: np.ndarray, tracks: list, meas_var: np.ndarray, q: np.
         if len(np.unique(slots)) == len(slots):
             together.append((int(slots[0]), j))
         else:
-            sm, ll = kalman_smooth(t, z, meas_var, q)
-            out[j] = _pick(sm, ll)
+            out[j] = _smooth_batch(t, z[None], meas_var, q, hq)[0]
     for batch in _batches(sorted(together), tracks):
         lo, hi = min(int(tracks[j][1][0]) for j in batch), max(int(tracks[j][1][-1]) for j in batch)
         Z = np.full((len(batch), hi - lo + 1, 4), np.nan)
         for row, j in enumerate(batch):
             Z[row, tracks[j][1] - lo] = tracks[j][3]
-        sm, ll = kalman_smooth(times[lo : hi + 1], Z, meas_var, q)
-        for row, j in enumerate(batch):
-            smooth, pick = _pick(sm[row], ll[row])
-            out[j] = (smooth[tracks[j][1] - lo], pick)
+        for row, (smooth, pick) in enumerate(_smooth_batch(times[lo : hi + 1], Z, meas_var, q, hq)):
+            out[batch[row]] = (smooth[tracks[batch[row]][1] - lo], pick)
     return out
+
+
+def _smooth_batch(t: np.ndarray, Z: np.ndarray, meas_var: np.ndarray, q: np.ndarray, hq: np.ndarray) -> list:
+    """Tracks ``Z (T, N, 4)`` on times ``t``: each one's smoothed ``(N, 4)`` and the runs chosen
+    (:func:`_pick`): the yaw first (:func:`kalman_smooth`), then the centre along it (:func:`heading_smooth`)."""
+    sm, ll = kalman_smooth(t, Z, meas_var, q)
+    yaw_pick = np.argmax(ll[:, :, 3], axis=1)
+    yaw = sm[np.arange(len(Z)), yaw_pick, :, 3]
+    hsm, hll = heading_smooth(t, Z[..., :2], yaw, float(meas_var[0]), hq)
+    return [_pick(sm[r], ll[r], hsm[r], hll[r]) for r in range(len(Z))]
 
 
 def _batches(together: list[tuple[int, int]], tracks: list) -> list[list[int]]:
@@ -293,23 +377,36 @@ def _batches(together: list[tuple[int, int]], tracks: list) -> list[list[int]]:
     return out
 
 
-def _pick(sm: np.ndarray, ll: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """From one track's smoothed runs ``(G, N, 4)`` and log-likelihoods ``(G, 4)``, the likeliest run's values
-    of each of the horizontal centre (x and y together), the height and the yaw, and the runs chosen."""
+def _pick(sm: np.ndarray, ll: np.ndarray, hsm: np.ndarray, hll: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """From one track's smoothed runs ``(G, N, 4)`` and log-likelihoods ``(G, 4)`` and its heading-tied runs
+    ``(H, N, 2)``, ``(H,)``, the likeliest run's values of each of the horizontal centre (x and y together, of
+    either model; a heading-tied run is numbered ``G + its row``), the height and the yaw, and the runs chosen."""
     pick = [int(np.argmax(ll[:, 0] + ll[:, 1])), int(np.argmax(ll[:, 2])), int(np.argmax(ll[:, 3]))]
-    return np.c_[sm[pick[0], :, :2], sm[pick[1], :, 2], sm[pick[2], :, 3]], pick
+    xy = sm[pick[0], :, :2]
+    best = int(np.argmax(hll))
+    if hll[best] > ll[pick[0], 0] + ll[pick[0], 1]:
+        pick[0], xy = len(sm) + best, hsm[best]
+    return np.c_[xy, sm[pick[1], :, 2], sm[pick[2], :, 3]], pick
 
 
 def _report(
-    tracks: list, moved: np.ndarray, turned: np.ndarray, sigma: np.ndarray, q: np.ndarray, chosen: list
+    tracks: list,
+    moved: np.ndarray,
+    turned: np.ndarray,
+    sigma: np.ndarray,
+    q: np.ndarray,
+    hq: np.ndarray,
+    chosen: list,
 ) -> dict:
     picked = [p for p in chosen if p[0] >= 0]
+    along = np.r_[q[:, 0], hq[:, 0]]  # the acceleration of each run, the heading-tied ones after
     return {
         "tracks": len(tracks),
         "boxes": int(len(moved)),
         "center_sigma_m": {"horizontal": _r(sigma[0]), "vertical": _r(sigma[2])},
         "yaw_sigma_deg": _r(math.degrees(sigma[3])),
-        "accel_chosen_m_s2": _r(np.median([math.sqrt(q[p[0], 0]) for p in picked])) if picked else None,
+        "accel_chosen_m_s2": _r(np.median([math.sqrt(along[p[0]]) for p in picked])) if picked else None,
+        "heading_tied_tracks": sum(p[0] >= len(q) for p in picked),
         "center_correction_m": {"mean": _r(moved.mean() if len(moved) else 0), "max": _r(moved.max(initial=0))},
         "yaw_correction_deg": {"mean": _r(turned.mean() if len(turned) else 0), "max": _r(turned.max(initial=0))},
     }

@@ -11,12 +11,17 @@ Per keyframe, on the label grid's region at ``voxel_ratio`` of its voxel:
 3. the surface is the field's zero level (marching cubes, scikit-image) where enough rays weigh in
    (``min_weight``), its vertices are new points; each takes the class the returns of its label-grid voxel
    vote (else a neighbouring voxel's), and those of a class other than the ground are added to the keyframe's
-   points (the ground has its own fill). A vertex no labelled return is near (within a voxel) is dropped.
+   points (the ground has its own fill). A vertex no labelled return is near (within a voxel) is dropped, and
+   so is one whose label-grid voxel neither holds returns nor is crossed by the surface itself (the field's
+   samples inside that voxel of both signs): a vertex on the edge to a neighbour's samples would thicken a
+   surface by a voxel. The pipeline fills the ground as if the new points were absent
+   (:func:`fill_ground_beside`), so that a vertex above the ground does not keep the fill out of its column.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,8 +94,18 @@ def tsdf_surface(
 ) -> np.ndarray:
     """The zero level of the TSDF of ``points (N, 3)`` (each seen from ``origins[segment[i]]``) over ``grid``'s
     region at ``settings.voxel_ratio`` of its voxel: the marching-cubes vertices ``(M, 3)`` (grid frame)."""
+    return _surface(origins, points, segment, grid, settings)[0]
+
+
+def _surface(
+    origins: np.ndarray, points: np.ndarray, segment: np.ndarray, grid: Grid, settings: TSDFDensify
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`tsdf_surface`'s vertices, and ``(G,)`` bool over the label grid's voxels: those the surface
+    crosses inside, the field's known samples (TSDF voxel centres) in the voxel of both signs."""
     from scipy.ndimage import uniform_filter
     from skimage.measure import marching_cubes
+
+    from occkit.labelgen.steps import grid_index
 
     vs = float(min(grid.voxel_size)) * settings.voxel_ratio
     lo = np.asarray(grid.range_min, np.float64)
@@ -113,13 +128,21 @@ def tsdf_surface(
     num = uniform_filter(tsdf.reshape(shape), size=3, mode="constant")
     w = uniform_filter(weight.reshape(shape), size=3, mode="constant")
     known = w * 27 >= settings.min_weight
+    n_vox = int(np.prod(grid.shape))
+    none = np.zeros((0, 3)), np.zeros(n_vox, bool)
     if not known.any() or known.all():
-        return np.zeros((0, 3))
+        return none
     field = np.where(known, num / np.maximum(w, 1e-9), 1.0).astype(np.float32)
     if field.min() > 0 or field.max() < 0:
-        return np.zeros((0, 3))
+        return none
     verts, _, _, _ = marching_cubes(field, level=0.0, spacing=(vs, vs, vs), mask=known)
-    return verts + lo + vs / 2  # voxel centres: index i lies at lo + (i + 0.5) vs
+    idx = np.argwhere(known)
+    sign = field[known]
+    lflat, _ = grid_index((lo + (idx + 0.5) * vs).astype(np.float32), grid)  # each sample's label voxel
+    ok = lflat >= 0
+    behind = np.bincount(lflat[ok & (sign < 0)], minlength=n_vox) > 0
+    front = np.bincount(lflat[ok & (sign > 0)], minlength=n_vox) > 0
+    return verts + lo + vs / 2, behind & front  # voxel centres: index i lies at lo + (i + 0.5) vs
 
 
 def densify_points(
@@ -135,13 +158,14 @@ def densify_points(
     """New surface points ``(M, 3)`` and their classes ``(M,)`` for the static returns ``points`` (grid frame,
     classes ``labels`` in ``0 .. n_classes - 1``, -1 none; each seen from ``origins[segment[i]]``):
     :func:`tsdf_surface`'s vertices in a voxel of the label grid, or next to one, whose returns vote a class
-    other than the ground (the voxel's own vote first, else its neighbours')."""
+    other than the ground (the voxel's own vote first, else its neighbours'); a vertex is kept only in a voxel
+    that holds returns or that the surface crosses inside (not on the edge to a neighbour's samples)."""
     from scipy.ndimage import maximum_filter
 
     from occkit.labelgen.steps import grid_index, vote_flat
 
     settings = settings if settings is not None else TSDFDensify()
-    verts = tsdf_surface(origins, points, segment, grid, settings)
+    verts, crossed = _surface(origins, points, segment, grid, settings)
     if not len(verts) or not len(points):
         return np.zeros((0, 3), np.float32), np.zeros(0, np.int64)
     free = n_classes
@@ -152,6 +176,19 @@ def densify_points(
     vflat, _ = grid_index(verts.astype(np.float32), grid)
     cls = np.full(len(verts), -1, np.int64)
     inside = vflat >= 0
+    supported = (voted.reshape(-1) != free) | crossed  # the voxel's own returns, or its own zero crossing
+    inside &= supported[np.maximum(vflat, 0)]
     cls[inside] = near.reshape(-1)[vflat[inside]]
     keep = (cls >= 0) & ~np.isin(cls, np.asarray(ground, np.int64))
     return verts[keep].astype(np.float32), cls[keep]
+
+
+def fill_ground_beside(
+    semantics: np.ndarray, added: np.ndarray, free: int, fill: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """``fill(semantics)`` (the ground fill, :func:`occkit.labelgen.steps.fill_ground`) run as if the voxels
+    ``added (X, Y, Z)`` bool (occupied by the densification's points only) were free, then merged: those voxels
+    keep their class, the fill adds the rest. A vertex above the ground no longer makes its column non-empty."""
+    added = added & (semantics != free)
+    filled = fill(np.where(added, free, semantics))
+    return np.where(added, semantics, filled)

@@ -9,14 +9,20 @@ Per keyframe, on the label grid's region at ``voxel_ratio`` of its voxel:
 2. the field and its weights are averaged over each voxel's 3 x 3 x 3 neighbourhood, so that a surface seen
    by the rings above and below a gap is continued across it (a voxel no ray came near stays unknown);
 3. the surface is the field's zero level (marching cubes, scikit-image) where enough rays weigh in
-   (``min_weight``), its vertices are new points; each takes the class the returns of its label-grid voxel
-   vote (else a neighbouring voxel's), and those of a class other than the ground are added to the keyframe's
-   points (the ground has its own fill). A vertex no labelled return is near (within a voxel) is dropped.
+   (``min_weight``) at both ends of a vertex's edge (not where the truncation band ends and the field meets
+   the unknown); each vertex becomes a new point at the centre of its edge's sample behind the surface, so it
+   lands in the voxel the surface crosses, not in the free voxel in front of it (which would thicken the
+   surface by a voxel). Each takes the class the returns of its label-grid voxel vote (else a neighbouring
+   voxel's), and those of a class other than the ground are added to the keyframe's points (the ground has
+   its own fill, which the pipeline runs as if the new points were absent, :func:`fill_ground_beside`, so a
+   point above the ground does not keep the fill out of its column). A point no labelled return is near
+   (within a voxel) is dropped.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +95,16 @@ def tsdf_surface(
 ) -> np.ndarray:
     """The zero level of the TSDF of ``points (N, 3)`` (each seen from ``origins[segment[i]]``) over ``grid``'s
     region at ``settings.voxel_ratio`` of its voxel: the marching-cubes vertices ``(M, 3)`` (grid frame)."""
+    return _surface(origins, points, segment, grid, settings)[0]
+
+
+def _surface(
+    origins: np.ndarray, points: np.ndarray, segment: np.ndarray, grid: Grid, settings: TSDFDensify
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`tsdf_surface`'s vertices ``(M, 3)`` and, for each, the centre of the sample behind it ``(M, 3)``:
+    a vertex lies on the edge between two samples (TSDF voxels) of opposite sign, both known (not where the
+    truncation band ends and the field meets the unknown, taken as in front); the behind one is in the
+    surface's own voxel."""
     from scipy.ndimage import uniform_filter
     from skimage.measure import marching_cubes
 
@@ -114,12 +130,24 @@ def tsdf_surface(
     w = uniform_filter(weight.reshape(shape), size=3, mode="constant")
     known = w * 27 >= settings.min_weight
     if not known.any() or known.all():
-        return np.zeros((0, 3))
+        return np.zeros((0, 3)), np.zeros((0, 3))
     field = np.where(known, num / np.maximum(w, 1e-9), 1.0).astype(np.float32)
     if field.min() > 0 or field.max() < 0:
-        return np.zeros((0, 3))
-    verts, _, _, _ = marching_cubes(field, level=0.0, spacing=(vs, vs, vs), mask=known)
-    return verts + lo + vs / 2  # voxel centres: index i lies at lo + (i + 0.5) vs
+        return np.zeros((0, 3)), np.zeros((0, 3))
+    verts, _, _, _ = marching_cubes(field, level=0.0, mask=known)  # in samples
+    # the edge's two ends: the vertex's coordinates rounded, but along the edge's axis its floor and floor + 1
+    rows = np.arange(len(verts))
+    a = np.round(verts).astype(np.int64)
+    axis = np.abs(verts - a).argmax(1)
+    a[rows, axis] = np.floor(verts[rows, axis]).astype(np.int64)
+    b = a.copy()
+    b[rows, axis] += 1
+    hi = np.asarray(shape) - 1
+    a, b = np.clip(a, 0, hi), np.clip(b, 0, hi)
+    both = known[tuple(a.T)] & known[tuple(b.T)]
+    behind = np.where((field[tuple(a.T)] < field[tuple(b.T)])[:, None], a, b)
+    centre = lo + vs / 2  # voxel centres: index i lies at lo + (i + 0.5) vs
+    return verts[both] * vs + centre, behind[both] * vs + centre
 
 
 def densify_points(
@@ -135,13 +163,14 @@ def densify_points(
     """New surface points ``(M, 3)`` and their classes ``(M,)`` for the static returns ``points`` (grid frame,
     classes ``labels`` in ``0 .. n_classes - 1``, -1 none; each seen from ``origins[segment[i]]``):
     :func:`tsdf_surface`'s vertices in a voxel of the label grid, or next to one, whose returns vote a class
-    other than the ground (the voxel's own vote first, else its neighbours')."""
+    other than the ground (the voxel's own vote first, else its neighbours'), each placed at its edge's sample
+    behind the surface (in the voxel the surface crosses, not the free one in front)."""
     from scipy.ndimage import maximum_filter
 
     from occkit.labelgen.steps import grid_index, vote_flat
 
     settings = settings if settings is not None else TSDFDensify()
-    verts = tsdf_surface(origins, points, segment, grid, settings)
+    _, verts = _surface(origins, points, segment, grid, settings)  # each vertex at the sample behind it
     if not len(verts) or not len(points):
         return np.zeros((0, 3), np.float32), np.zeros(0, np.int64)
     free = n_classes
@@ -155,3 +184,14 @@ def densify_points(
     cls[inside] = near.reshape(-1)[vflat[inside]]
     keep = (cls >= 0) & ~np.isin(cls, np.asarray(ground, np.int64))
     return verts[keep].astype(np.float32), cls[keep]
+
+
+def fill_ground_beside(
+    semantics: np.ndarray, added: np.ndarray, free: int, fill: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """``fill(semantics)`` (the ground fill, :func:`occkit.labelgen.steps.fill_ground`) run as if the voxels
+    ``added (X, Y, Z)`` bool (occupied by the densification's points only) were free, then merged: those voxels
+    keep their class, the fill adds the rest. A vertex above the ground no longer makes its column non-empty."""
+    added = added & (semantics != free)
+    filled = fill(np.where(added, free, semantics))
+    return np.where(added, semantics, filled)

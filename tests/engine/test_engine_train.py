@@ -210,7 +210,9 @@ def test_time_budget_stops_and_decays(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (mixed precision paths)")
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_mixed_precision_on_cuda(tmp_path, amp):
-    cfg = toy_config(30)
+    # 40 steps, as test_loss_falls_and_logs: at 30 the toy's mIoU is 82.25 in float32 on the CPU and on CUDA, and in
+    # bf16 and fp16 alike (an H200, 2026-11-29); at 40 it is 95.1 in all four
+    cfg = toy_config(40)
     cfg.optim.lr, cfg.optim.amp, cfg.train.device, cfg.train.ckpt_every = 2e-2, amp, "cuda", 0
     torch.manual_seed(0)
     res = train(cfg, tmp_path, ToyFrames(12), ToyFrames(6), method=ToyMethod(), progress=False)

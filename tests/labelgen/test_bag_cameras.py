@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("rosbags")
 
-from conftest import load_tool  # noqa: E402
+from conftest import load_tool, write_sweep_world  # noqa: E402
 
 from occkit.cli import main  # noqa: E402
 
@@ -29,11 +29,7 @@ JPEG, RAW, INFO = "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/Image", "s
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("camw") / "w"
-    argv = ["synth", "--out", str(out), "--scenes", "1", "--frames", "2", "--image-size", "48", "80"]
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main([*argv, "--sweeps", "2", "--beams", "8"]) == 0
-    return out
+    return write_sweep_world(tmp_path_factory.mktemp("camw") / "w")
 
 
 def _label(data: Path, out: Path, *extra: str) -> str:

@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("rosbags")
 
-from conftest import load_tool  # noqa: E402
+from conftest import load_tool, write_sweep_world  # noqa: E402
 
 from occkit.cli import main  # noqa: E402
 
@@ -26,11 +26,7 @@ EGO_BOX = "4.1 1.8 1.6 1.3 0 0.8"  # the synthetic rig's (rig.json "ego"): a bag
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("bagw") / "w"
-    argv = ["synth", "--out", str(out), "--scenes", "1", "--frames", "2", "--image-size", "48", "80"]
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main([*argv, "--sweeps", "2", "--beams", "8"]) == 0
-    return out
+    return write_sweep_world(tmp_path_factory.mktemp("bagw") / "w")
 
 
 def _label(data: Path, out: Path, *extra: str) -> int:

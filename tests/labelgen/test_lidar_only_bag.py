@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("rosbags")
 
-from conftest import load_tool  # noqa: E402
+from conftest import load_tool, write_sweep_world  # noqa: E402
 
 from occkit.cli import main  # noqa: E402
 
@@ -34,9 +34,7 @@ def bag_labels(tmp_path_factory) -> dict[str, Path]:
     """The world's scene as an MCAP bag without cameras, and its labels (every scan a keyframe's or between)."""
     root = tmp_path_factory.mktemp("lidar_bag")
     world = root / "w"
-    argv = ["synth", "--out", str(world), "--scenes", "1", "--frames", "2", "--image-size", "48", "80"]
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main([*argv, "--sweeps", "2", "--beams", "8"]) == 0
+    write_sweep_world(world)
     stamps = load_tool("rig_to_bag").write_bag(world / "rig", "scene-0000", root / "bag", "mcap")
     (root / "kf.txt").write_text("".join(f"{s}\n" for s in stamps))
     labels = root / "labels"

@@ -7,8 +7,12 @@ synthetic world.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -82,6 +86,25 @@ def write_tiny_occ3d(
         {"train_split": names[: scenes - n_val], "val_split": names[scenes - n_val :], "scene_infos": scene_infos},
     )
     return root
+
+
+def write_sweep_world(out: Path) -> Path:
+    """The synthetic world the readers' tests label (``occkit synth``): one scene of two frames, images of 48 x 80
+    pixels, two LiDAR sweeps of eight beams a frame; returns ``out``."""
+    from occkit.cli import main
+
+    argv = ["synth", "--out", str(out), "--scenes", "1", "--frames", "2", "--image-size", "48", "80"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*argv, "--sweeps", "2", "--beams", "8"]) == 0
+    return out
+
+
+def load_tool(name: str) -> ModuleType:
+    """``tools/NAME.py`` loaded as a module (the tools are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "tools" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def pytest_xdist_auto_num_workers(config):

@@ -14,6 +14,12 @@ from typing import Any
 
 import numpy as np
 
+
+def _palette(classes: tuple[str, ...], colours: Mapping[str, tuple[int, int, int]]) -> tuple[tuple[int, int, int], ...]:
+    """A palette, RGB by learning class, from the colours of ``classes`` by name."""
+    return tuple(colours[name] for name in classes)
+
+
 OCC3D_CLASSES: tuple[str, ...] = (
     "others",
     "barrier",
@@ -86,93 +92,87 @@ SEMANTICKITTI_CLASSES: tuple[str, ...] = (
 SEMANTICKITTI_NUM_CLASSES = 20
 SEMANTICKITTI_IGNORE = 255
 
-#: semantic-kitti.yaml `learning_map`: raw label id -> learning class.
-SEMANTICKITTI_LEARNING_MAP = MappingProxyType(
-    {
-        0: 0,
-        1: 0,
-        10: 1,
-        11: 2,
-        13: 5,
-        15: 3,
-        16: 5,
-        18: 4,
-        20: 5,
-        30: 6,
-        31: 7,
-        32: 8,
-        40: 9,
-        44: 10,
-        48: 11,
-        49: 12,
-        50: 13,
-        51: 14,
-        52: 0,
-        60: 9,
-        70: 15,
-        71: 16,
-        72: 17,
-        80: 18,
-        81: 19,
-        99: 0,
-        252: 1,
-        253: 7,
-        254: 6,
-        255: 8,
-        256: 5,
-        257: 5,
-        258: 4,
-        259: 5,
-    }
-)
-#: semantic-kitti.yaml `learning_map_inv`: learning class -> raw label id.
-SEMANTICKITTI_LEARNING_MAP_INV = MappingProxyType(
-    {
-        0: 0,
-        1: 10,
-        2: 11,
-        3: 15,
-        4: 18,
-        5: 20,
-        6: 30,
-        7: 31,
-        8: 32,
-        9: 40,
-        10: 44,
-        11: 48,
-        12: 49,
-        13: 50,
-        14: 51,
-        15: 70,
-        16: 71,
-        17: 72,
-        18: 80,
-        19: 81,
-    }
+#: semantic-kitti.yaml's raw label ids (its ``labels``, which SSCBench-KITTI-360 reads too), each with the
+#: learning class the two benchmarks send it to: ``(raw id, raw name, SemanticKITTI class, KITTI-360 class)``.
+#: The two yamls' ``learning_map`` are the last two columns; their ``learning_map_inv`` send a class back to
+#: the raw id of its own name (empty to 0).
+_KITTI_RAW_LABELS: tuple[tuple[int, str, str, str], ...] = (
+    (0, "unlabeled", "empty", "empty"),
+    (1, "outlier", "empty", "empty"),
+    (10, "car", "car", "car"),
+    (11, "bicycle", "bicycle", "bicycle"),
+    (13, "bus", "other-vehicle", "other-vehicle"),
+    (15, "motorcycle", "motorcycle", "motorcycle"),
+    (16, "on-rails", "other-vehicle", "other-vehicle"),
+    (18, "truck", "truck", "truck"),
+    (20, "other-vehicle", "other-vehicle", "other-vehicle"),
+    (30, "person", "person", "person"),
+    (31, "bicyclist", "bicyclist", "empty"),
+    (32, "motorcyclist", "motorcyclist", "empty"),
+    (40, "road", "road", "road"),
+    (44, "parking", "parking", "parking"),
+    (48, "sidewalk", "sidewalk", "sidewalk"),
+    (49, "other-ground", "other-ground", "other-ground"),
+    (50, "building", "building", "building"),
+    (51, "fence", "fence", "fence"),
+    (52, "other-structure", "empty", "other-structure"),
+    (60, "lane-marking", "road", "road"),
+    (70, "vegetation", "vegetation", "vegetation"),
+    (71, "trunk", "trunk", "empty"),
+    (72, "terrain", "terrain", "terrain"),
+    (80, "pole", "pole", "pole"),
+    (81, "traffic-sign", "traffic-sign", "traffic-sign"),
+    (99, "other-object", "empty", "other-object"),
+    (252, "moving-car", "car", "car"),
+    (253, "moving-bicyclist", "bicyclist", "empty"),
+    (254, "moving-person", "person", "person"),
+    (255, "moving-motorcyclist", "motorcyclist", "empty"),
+    (256, "moving-on-rails", "other-vehicle", "other-vehicle"),
+    (257, "moving-bus", "other-vehicle", "other-vehicle"),
+    (258, "moving-truck", "truck", "truck"),
+    (259, "moving-other-vehicle", "other-vehicle", "other-vehicle"),
 )
 
-SEMANTICKITTI_PALETTE: tuple[tuple[int, int, int], ...] = (
-    (0, 0, 0),
-    (100, 150, 245),
-    (100, 230, 245),
-    (30, 60, 150),
-    (80, 30, 180),
-    (100, 80, 250),
-    (255, 30, 30),
-    (255, 40, 200),
-    (150, 30, 90),
-    (255, 0, 255),
-    (255, 150, 255),
-    (75, 0, 75),
-    (175, 0, 75),
-    (255, 200, 0),
-    (255, 120, 50),
-    (0, 175, 0),
-    (135, 60, 0),
-    (150, 240, 80),
-    (255, 240, 150),
-    (255, 0, 0),
+
+def _learning_maps(classes: tuple[str, ...], column: int) -> tuple[Mapping[int, int], Mapping[int, int]]:
+    """A benchmark's ``learning_map`` and ``learning_map_inv`` from its column of :data:`_KITTI_RAW_LABELS`."""
+    raw_of_name = {"empty": 0, **{name: raw for raw, name, *_ in _KITTI_RAW_LABELS}}
+    learning_map = {row[0]: classes.index(row[column]) for row in _KITTI_RAW_LABELS}
+    inverse = {c: raw_of_name[name] for c, name in enumerate(classes)}
+    return MappingProxyType(learning_map), MappingProxyType(inverse)
+
+
+#: semantic-kitti.yaml's ``learning_map`` (raw label id -> learning class) and ``learning_map_inv``
+#: (learning class -> raw label id).
+SEMANTICKITTI_LEARNING_MAP, SEMANTICKITTI_LEARNING_MAP_INV = _learning_maps(SEMANTICKITTI_CLASSES, 2)
+
+#: SemanticKITTI's colours (RGB) by class name; SSCBench-KITTI-360's are the same but other-vehicle's and
+#: its two classes of its own.
+_KITTI_COLOURS: Mapping[str, tuple[int, int, int]] = MappingProxyType(
+    {
+        "empty": (0, 0, 0),
+        "car": (100, 150, 245),
+        "bicycle": (100, 230, 245),
+        "motorcycle": (30, 60, 150),
+        "truck": (80, 30, 180),
+        "other-vehicle": (100, 80, 250),
+        "person": (255, 30, 30),
+        "bicyclist": (255, 40, 200),
+        "motorcyclist": (150, 30, 90),
+        "road": (255, 0, 255),
+        "parking": (255, 150, 255),
+        "sidewalk": (75, 0, 75),
+        "other-ground": (175, 0, 75),
+        "building": (255, 200, 0),
+        "fence": (255, 120, 50),
+        "vegetation": (0, 175, 0),
+        "trunk": (135, 60, 0),
+        "terrain": (150, 240, 80),
+        "pole": (255, 240, 150),
+        "traffic-sign": (255, 0, 0),
+    }
 )
+SEMANTICKITTI_PALETTE: tuple[tuple[int, int, int], ...] = _palette(SEMANTICKITTI_CLASSES, _KITTI_COLOURS)
 
 
 def palette_array(palette: tuple[tuple[int, int, int], ...] = OCC3D_PALETTE) -> np.ndarray:
@@ -211,118 +211,22 @@ def semantickitti_inverse_lut() -> np.ndarray:
 
 # ------------------------------------------------------------------------------------ SSCBench-KITTI-360
 
-#: SSCBench-KITTI-360's 19 learning classes (0 = empty), in learning-id order.
-KITTI360_CLASSES: tuple[str, ...] = (
-    "empty",
-    "car",
-    "bicycle",
-    "motorcycle",
-    "truck",
-    "other-vehicle",
-    "person",
-    "road",
-    "parking",
-    "sidewalk",
-    "other-ground",
-    "building",
-    "fence",
-    "vegetation",
-    "terrain",
-    "pole",
-    "traffic-sign",
-    "other-structure",
-    "other-object",
-)
+#: SSCBench-KITTI-360's 19 learning classes (0 = empty), in learning-id order: SemanticKITTI's less bicyclist,
+#: motorcyclist and trunk (unlabelled, ignored in completion), then other-structure and other-object.
+KITTI360_CLASSES: tuple[str, ...] = tuple(
+    n for n in SEMANTICKITTI_CLASSES if n not in ("bicyclist", "motorcyclist", "trunk")
+) + ("other-structure", "other-object")
 KITTI360_NUM_CLASSES = 19
 KITTI360_IGNORE = 255
 
-#: SSCBench's ``kitti360.yaml`` ``learning_map``: raw label id (the SemanticKITTI raw ids) ->
-#: learning class. Unlike SemanticKITTI: bicyclist, motorcyclist and trunk are unlabelled (ignored
-#: in completion), other-structure (52) and other-object (99) are classes of their own.
-KITTI360_LEARNING_MAP = MappingProxyType(
-    {
-        0: 0,
-        1: 0,
-        10: 1,
-        11: 2,
-        13: 5,
-        15: 3,
-        16: 5,
-        18: 4,
-        20: 5,
-        30: 6,
-        31: 0,
-        32: 0,
-        40: 7,
-        44: 8,
-        48: 9,
-        49: 10,
-        50: 11,
-        51: 12,
-        52: 17,
-        60: 7,
-        70: 13,
-        71: 0,
-        72: 14,
-        80: 15,
-        81: 16,
-        99: 18,
-        252: 1,
-        253: 0,
-        254: 6,
-        255: 0,
-        256: 5,
-        257: 5,
-        258: 4,
-        259: 5,
-    }
-)
-#: ``learning_map_inv``: learning class -> raw label id (what a prediction ``.label`` holds).
-KITTI360_LEARNING_MAP_INV = MappingProxyType(
-    {
-        0: 0,
-        1: 10,
-        2: 11,
-        3: 15,
-        4: 18,
-        5: 20,
-        6: 30,
-        7: 40,
-        8: 44,
-        9: 48,
-        10: 49,
-        11: 50,
-        12: 51,
-        13: 70,
-        14: 72,
-        15: 80,
-        16: 81,
-        17: 52,
-        18: 99,
-    }
-)
+#: SSCBench's ``kitti360.yaml`` ``learning_map`` (raw label id, the SemanticKITTI raw ids -> learning class) and
+#: ``learning_map_inv`` (learning class -> the raw label id a prediction ``.label`` holds).
+KITTI360_LEARNING_MAP, KITTI360_LEARNING_MAP_INV = _learning_maps(KITTI360_CLASSES, 3)
 
-#: The yaml's ``color_map`` (BGR by raw id) as RGB by learning class.
-KITTI360_PALETTE: tuple[tuple[int, int, int], ...] = (
-    (0, 0, 0),
-    (100, 150, 245),
-    (100, 230, 245),
-    (30, 60, 150),
-    (80, 30, 180),
-    (0, 0, 255),
-    (255, 30, 30),
-    (255, 0, 255),
-    (255, 150, 255),
-    (75, 0, 75),
-    (175, 0, 75),
-    (255, 200, 0),
-    (255, 120, 50),
-    (0, 175, 0),
-    (150, 240, 80),
-    (255, 240, 150),
-    (255, 0, 0),
-    (255, 150, 0),
-    (50, 255, 255),
+#: The yaml's ``color_map`` as RGB by learning class.
+KITTI360_PALETTE: tuple[tuple[int, int, int], ...] = _palette(
+    KITTI360_CLASSES,
+    {**_KITTI_COLOURS, "other-vehicle": (0, 0, 255), "other-structure": (255, 150, 0), "other-object": (50, 255, 255)},
 )
 
 
@@ -364,19 +268,22 @@ NYU_RAW_TO_CLASS: tuple[int, ...] = (
 #: A raw id per class for writing ``.bin`` files (the smallest raw id mapping to it).
 NYU_CLASS_TO_RAW: tuple[int, ...] = tuple(NYU_RAW_TO_CLASS.index(c) for c in range(NYU_NUM_CLASSES))
 #: Colours of the NYUv2 classes (RGB, uint8), index = class; empty is white.
-NYU_PALETTE: tuple[tuple[int, int, int], ...] = (
-    (255, 255, 255),  # empty
-    (22, 191, 206),  # ceiling
-    (214, 38, 40),  # floor
-    (43, 160, 43),  # wall
-    (158, 216, 229),  # window
-    (114, 158, 206),  # chair
-    (204, 204, 91),  # bed
-    (255, 186, 119),  # sofa
-    (147, 102, 188),  # table
-    (30, 119, 181),  # tvs
-    (188, 188, 33),  # furniture
-    (255, 127, 12),  # objects
+NYU_PALETTE: tuple[tuple[int, int, int], ...] = _palette(
+    NYU_CLASSES,
+    {
+        "empty": (255, 255, 255),
+        "ceiling": (22, 191, 206),
+        "floor": (214, 38, 40),
+        "wall": (43, 160, 43),
+        "window": (158, 216, 229),
+        "chair": (114, 158, 206),
+        "bed": (204, 204, 91),
+        "sofa": (255, 186, 119),
+        "table": (147, 102, 188),
+        "tvs": (30, 119, 181),
+        "furniture": (188, 188, 33),
+        "objects": (255, 127, 12),
+    },
 )
 
 

@@ -8,7 +8,6 @@ each bad input is one line naming the topic or bag, with nothing written."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 from pathlib import Path
@@ -18,29 +17,19 @@ import pytest
 
 pytest.importorskip("rosbags")
 
+from conftest import load_tool, write_sweep_world  # noqa: E402
+
 from occkit.cli import main  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 EGO_BOX = "4.1 1.8 1.6 1.3 0 0.8"  # the synthetic rig's (rig.json "ego"): a bag carries no vehicle box
 CAM = "CAM_FRONT"
 TF, PC = "tf2_msgs/msg/TFMessage", "sensor_msgs/msg/PointCloud2"
 JPEG, RAW, INFO = "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("rig_to_bag", ROOT / "tools" / "rig_to_bag.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("camw") / "w"
-    argv = ["synth", "--out", str(out), "--scenes", "1", "--frames", "2", "--image-size", "48", "80"]
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main([*argv, "--sweeps", "2", "--beams", "8"]) == 0
-    return out
+    return write_sweep_world(tmp_path_factory.mktemp("camw") / "w")
 
 
 def _label(data: Path, out: Path, *extra: str) -> str:
@@ -68,7 +57,7 @@ def routes(world, tmp_path_factory) -> dict[str, Path]:
     images 4 ms after each keyframe's cloud: the nearest one is taken) and the rig's boxes in a side file."""
     root = tmp_path_factory.mktemp("routes")
     _label(world, root / "rig")
-    tool = _tool()
+    tool = load_tool("rig_to_bag")
     stamps = tool.write_bag(world / "rig", "scene-0000", root / "bag", cameras=True, camera_delay_ns=4_000_000)
     (root / "kf.txt").write_text("".join(f"{s}\n" for s in stamps))
     tool.write_boxes(world / "rig", "scene-0000", root / "boxes.json")
@@ -140,11 +129,11 @@ def _ts():
 
 
 def _jpeg(ts, ns, frame, path):
-    return _tool()._compressed(ts, ns, frame, path)
+    return load_tool("rig_to_bag")._compressed(ts, ns, frame, path)
 
 
 def _info(ts, ns, frame, K, size):
-    return _tool()._camera_info(ts, ns, frame, K, size)
+    return load_tool("rig_to_bag")._camera_info(ts, ns, frame, K, size)
 
 
 def _scene(
@@ -161,7 +150,7 @@ def _scene(
     ``info(ts, ns, frame, K, size)`` make its messages at each keyframe (``delay`` ns after it), its frame
     placed by ``pose`` (the rig's) on /tf_static (``link`` static), on /tf at the first keyframe only
     (``link`` first) or nowhere (``link`` None)."""
-    tool, ts = _tool(), _ts()
+    tool, ts = load_tool("rig_to_bag"), _ts()
     rig = world / "rig"
     meta = json.loads((rig / "rig.json").read_text())
     sweeps = json.loads((rig / "scene-0000" / "sweeps.json").read_text())["sweeps"]
@@ -204,7 +193,7 @@ def _raw(pixels: np.ndarray, encoding: str):
     def make(ts, ns, frame, path):
         H, W = pixels.shape[:2]
         step = pixels.size // H
-        head = _tool()._header(ts, ns, frame)
+        head = load_tool("rig_to_bag")._header(ts, ns, frame)
         data = np.ascontiguousarray(pixels).reshape(-1)
         return ts.types[RAW](header=head, height=H, width=W, encoding=encoding, is_bigendian=0, step=step, data=data)
 

@@ -28,16 +28,16 @@ bag's cameras then sit a few millimetres from the drive's: the test checks they 
 from __future__ import annotations
 
 import datetime
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from kitti_drive import DATE, DRIVE, calib_line, rot
+from kitti_drive import write_drive as write_kitti_drive
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "kitti2mcap"
-DATE, DRIVE = "2011_09_26", "2011_09_26_drive_0001_sync"
 BAG = FIXTURE / f"{DRIVE}.mcap"
 SCANS = 3
 SIZE = (24, 80)  # H, W
@@ -50,15 +50,7 @@ TOPICS = {"02": "kitti_camera_color_left", "03": "kitti_camera_color_right"}
 
 
 def _line(key: str, M) -> str:
-    return f"{key}: " + " ".join(f"{float(v):.12e}" for v in np.asarray(M).reshape(-1)) + "\n"
-
-
-def _rot(axis: int, a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    i, j = [k for k in range(3) if k != axis]
-    R = np.eye(3)
-    R[i, i], R[i, j], R[j, i], R[j, j] = c, -s, s, c
-    return R
+    return calib_line(key, M, lambda v: f"{v:.12e}")
 
 
 def _image(i: int, cam: str) -> np.ndarray:
@@ -75,43 +67,28 @@ def write_drive(root: Path) -> Path:
     from PIL import Image
 
     rng = np.random.default_rng(7)
-    date, d = root / DATE, root / DATE / DRIVE
-    for sub in ("velodyne_points/data", "oxts/data", "image_02/data", "image_03/data"):
-        (d / sub).mkdir(parents=True, exist_ok=True)
     R_cv = np.array([[0.0, -1, 0], [0, 0, -1], [1, 0, 0]])  # velodyne (x ahead, z up) -> camera (z ahead, y down)
-    (date / "calib_imu_to_velo.txt").write_text(
-        "calib_time: 25-May-2012 16:47:16\n"
-        + _line("R", _rot(2, 0.01) @ _rot(1, 0.005))
-        + _line("T", [-0.81, 0.32, -0.8])
-    )
-    (date / "calib_velo_to_cam.txt").write_text(
-        "calib_time: 15-Mar-2012 11:37:16\n"
-        + _line("R", _rot(0, 0.012) @ R_cv @ _rot(2, -0.007))
-        + _line("T", [-0.004069, -0.076316, -0.271781])
-        + "delta_f: 0 0\ndelta_c: 0 0\n"
-    )
-    rect = {"00": _rot(0, 0.004) @ _rot(2, -0.002), "01": _rot(0, 0.003), "02": _rot(1, 0.002), "03": _rot(1, -0.001)}
+    imu_to_velo = _line("R", rot(2, 0.01) @ rot(1, 0.005)) + _line("T", [-0.81, 0.32, -0.8])
+    velo_to_cam = _line("R", rot(0, 0.012) @ R_cv @ rot(2, -0.007)) + _line("T", [-0.004069, -0.076316, -0.271781])
+    rect = {"00": rot(0, 0.004) @ rot(2, -0.002), "01": rot(0, 0.003), "02": rot(1, 0.002), "03": rot(1, -0.001)}
     off = {"00": np.zeros(3), "01": np.array([-0.537, 0.0, 0.0]), **OFFSET}
-    lines = ["calib_time: 09-Jan-2012 13:57:47\n", "corner_dist: 9.950000e-02\n"]
+    lines = []
     for c in ("00", "01", "02", "03"):
         lines += [_line(f"S_{c}", SIZE[::-1]), _line(f"K_{c}", K), _line(f"D_{c}", np.zeros(5))]
         lines += [_line(f"R_{c}", np.eye(3)), _line(f"T_{c}", off[c]), _line(f"S_rect_{c}", SIZE[::-1])]
         lines += [_line(f"R_rect_{c}", rect[c]), _line(f"P_rect_{c}", K @ np.c_[np.eye(3), off[c]])]
-    (date / "calib_cam_to_cam.txt").write_text("".join(lines))
     t0 = datetime.datetime(2011, 9, 26, 13, 2, 25, 964389)
-    stamps = []
-    for i in range(SCANS):
-        pts = np.c_[rng.uniform(-30, 30, (150, 2)), rng.uniform(-1.8, 2, 150), rng.uniform(0, 1, 150)]
-        pts.astype("<f4").tofile(d / "velodyne_points" / "data" / f"{i:010d}.bin")
-        lat, lon = 49.011 + 9e-6 * i, 8.4237 + 1e-6 * i * i
-        row = [lat, lon, 112.5 + 0.01 * i, 0.01, -0.02 * i, 0.3 + 0.05 * i] + [0.0] * 19  # then 5 status ints
-        (d / "oxts" / "data" / f"{i:010d}.txt").write_text(" ".join(repr(float(v)) for v in row) + " 4 10 4 4 6\n")
-        for c in ("02", "03"):
-            Image.fromarray(_image(i, c)).save(d / f"image_{c}" / "data" / f"{i:010d}.png")
-        stamps.append((t0 + datetime.timedelta(milliseconds=100 * i)).strftime("%Y-%m-%d %H:%M:%S.%f") + "000")
-    for f in ("velodyne_points", "oxts", "image_02", "image_03"):
-        (d / f / "timestamps.txt").write_text("\n".join(stamps) + "\n")
-    return d
+
+    def scans():
+        for i in range(SCANS):
+            pts = np.c_[rng.uniform(-30, 30, (150, 2)), rng.uniform(-1.8, 2, 150), rng.uniform(0, 1, 150)]
+            lat, lon = 49.011 + 9e-6 * i, 8.4237 + 1e-6 * i * i
+            oxts = [lat, lon, 112.5 + 0.01 * i, 0.01, -0.02 * i, 0.3 + 0.05 * i] + [0.0] * 19
+            images = {f"image_{c}": Image.fromarray(_image(i, c)) for c in ("02", "03")}
+            stamp = (t0 + datetime.timedelta(milliseconds=100 * i)).strftime("%Y-%m-%d %H:%M:%S.%f") + "000"
+            yield pts, oxts, images, stamp
+
+    return write_kitti_drive(root, imu_to_velo, velo_to_cam, "".join(lines), scans())
 
 
 pytest.importorskip("rosbags")

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kitti_drive import CAMERAS, DATE, DRIVE, calib_line, rot
+from kitti_drive import write_drive as write_kitti_drive
 
 from occkit.cli import main
 
 SYNTH = ["--scenes", "1", "--frames", "2", "--image-size", "48", "80", "--beams", "8", "--sweeps", "2"]
-DATE = "2011_09_26"
-DRIVE = f"{DATE}_drive_0001_sync"
 #: Where the drive starts (Karlsruhe), degrees and metres.
 LAT0, LON0, ALT0 = 49.011, 8.4237, 112.5
 EARTH = 6378137.0
@@ -55,18 +55,6 @@ def _pose(T: np.ndarray) -> dict:
     return {"translation": [float(v) for v in p["translation"]], "rotation": [float(v) for v in p["rotation"]]}
 
 
-def _rot(axis: int, a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    i, j = [k for k in range(3) if k != axis]
-    R = np.eye(3)
-    R[i, i], R[i, j], R[j, i], R[j, j] = c, -s, s, c
-    return R
-
-
-def _line(key: str, M) -> str:
-    return f"{key}: " + " ".join(repr(float(v)) for v in np.asarray(M).reshape(-1)) + "\n"
-
-
 def _rig(world: Path) -> tuple[dict, list[dict]]:
     rig = json.loads((world / "rig" / "rig.json").read_text())
     return rig, json.loads((world / "rig" / "scene-0000" / "sweeps.json").read_text())["sweeps"]
@@ -88,36 +76,22 @@ def write_drive(world: Path, root: Path) -> Path:
     rig, rows = _rig(world)
     T_e_v, T_v_l = _velodyne(rig)
     T_e_i = np.eye(4)  # the IMU (the OXTS's frame), in the world's ego frame
-    T_e_i[:3, :3] = _rot(2, 0.03) @ _rot(0, 0.01)
+    T_e_i[:3, :3] = rot(2, 0.03) @ rot(0, 0.01)
     T_e_i[:3, 3] = [0.2, -0.3, 0.9]
     cam = rig["cameras"]["CAM_FRONT"]
     K = np.array(cam["intrinsic"], float)
     T_c2_r0 = np.eye(4)
     T_c2_r0[:3, 3] = T2
     R_rect = np.eye(4)  # unrectified camera 0 -> rectified
-    R_rect[:3, :3] = _rot(0, 0.004) @ _rot(2, -0.002)
+    R_rect[:3, :3] = rot(0, 0.004) @ rot(2, -0.002)
     T_c0_v = np.linalg.inv(R_rect) @ np.linalg.inv(_T(cam) @ T_c2_r0) @ T_e_v
     T_v_i = np.linalg.inv(T_e_v) @ T_e_i
-    date = root / DATE
-    d = date / DRIVE
-    for sub in ("velodyne_points/data", "oxts/data", "image_02/data", "image_03/data"):
-        (d / sub).mkdir(parents=True)
-    (date / "calib_imu_to_velo.txt").write_text(
-        "calib_time: 25-May-2012 16:47:16\n" + _line("R", T_v_i[:3, :3]) + _line("T", T_v_i[:3, 3])
-    )
-    (date / "calib_velo_to_cam.txt").write_text(
-        "calib_time: 15-Mar-2012 11:37:16\n"
-        + _line("R", T_c0_v[:3, :3])
-        + _line("T", T_c0_v[:3, 3])
-        + "delta_f: 0 0\ndelta_c: 0 0\n"
-    )
     H, W = cam["image_size"]
-    (date / "calib_cam_to_cam.txt").write_text(
-        "calib_time: 09-Jan-2012 13:57:47\ncorner_dist: 9.950000e-02\n"
-        + _line("R_rect_00", R_rect[:3, :3])
-        + _line("P_rect_00", K @ np.c_[np.eye(3), np.zeros(3)])
+    cam_to_cam = (
+        calib_line("R_rect_00", R_rect[:3, :3])
+        + calib_line("P_rect_00", K @ np.c_[np.eye(3), np.zeros(3)])
         + "".join(
-            _line(f"S_rect_0{c}", [W, H]) + _line(f"P_rect_0{c}", K @ np.c_[np.eye(3), t])
+            calib_line(f"S_rect_0{c}", [W, H]) + calib_line(f"P_rect_0{c}", K @ np.c_[np.eye(3), t])
             for c, t in ((2, T2), (3, T2 - [BASELINE, 0, 0]))
         )
     )
@@ -126,28 +100,27 @@ def write_drive(world: Path, root: Path) -> Path:
     x0 = scale * LON0 * math.pi * EARTH / 180
     y0 = scale * EARTH * math.log(math.tan((90 + LAT0) * math.pi / 360))
     infos = json.loads((world / "annotations.json").read_text())["scene_infos"]["scene-0000"]
-    stamps, image = [], None
-    for i, (r, T) in enumerate(zip(rows, T_w_i)):
-        z = np.load(world / "rig" / "scene-0000" / r["points"])
-        p = z["points"][:, :3].astype(np.float64) @ T_v_l[:3, :3].T + T_v_l[:3, 3]
-        np.c_[p, z["points"][:, 3]].astype("<f4").tofile(d / "velodyne_points" / "data" / f"{i:010d}.bin")
-        t = T[:3, 3] - T_w_i[0][:3, 3]  # the inverse of the Mercator projection, the scale of the first row
-        lon = (x0 + t[0]) * 180 / (scale * math.pi * EARTH)
-        lat = 360 / math.pi * math.atan(math.exp((y0 + t[1]) / (scale * EARTH))) - 90
-        R = T[:3, :3]  # Rz(yaw) Ry(pitch) Rx(roll)
-        euler = [math.atan2(R[2, 1], R[2, 2]), -math.asin(R[2, 0]), math.atan2(R[1, 0], R[0, 0])]
-        values = [repr(float(v)) for v in [lat, lon, ALT0 + t[2], *euler] + [0.0] * 19] + ["4", "10", "4", "4", "6"]
-        (d / "oxts" / "data" / f"{i:010d}.txt").write_text(" ".join(values) + "\n")
-        stamp = datetime.datetime.fromtimestamp(r["timestamp"] / 1e6)
-        stamps.append(stamp.strftime("%Y-%m-%d %H:%M:%S.%f") + "000")
-        if r["token"] in infos:  # a keyframe's front image; a scan between keyframes takes the last one's
-            image = world / infos[r["token"]]["camera_sensor"]["CAM_FRONT"]["img_path"]
-        with Image.open(image) as im:  # the world's JPEG as KITTI's PNG
-            for c in ("image_02", "image_03"):
-                im.save(d / c / "data" / f"{i:010d}.png")
-    for f in ("velodyne_points", "oxts"):
-        (d / f / "timestamps.txt").write_text("\n".join(stamps) + "\n")
-    return d
+
+    def scans():
+        image = None
+        for r, T in zip(rows, T_w_i):
+            z = np.load(world / "rig" / "scene-0000" / r["points"])
+            p = z["points"][:, :3].astype(np.float64) @ T_v_l[:3, :3].T + T_v_l[:3, 3]
+            t = T[:3, 3] - T_w_i[0][:3, 3]  # the inverse of the Mercator projection, the scale of the first row
+            lon = (x0 + t[0]) * 180 / (scale * math.pi * EARTH)
+            lat = 360 / math.pi * math.atan(math.exp((y0 + t[1]) / (scale * EARTH))) - 90
+            R = T[:3, :3]  # Rz(yaw) Ry(pitch) Rx(roll)
+            euler = [math.atan2(R[2, 1], R[2, 2]), -math.asin(R[2, 0]), math.atan2(R[1, 0], R[0, 0])]
+            oxts = [lat, lon, ALT0 + t[2], *euler] + [0.0] * 19
+            stamp = datetime.datetime.fromtimestamp(r["timestamp"] / 1e6).strftime("%Y-%m-%d %H:%M:%S.%f") + "000"
+            if r["token"] in infos:  # a keyframe's front image; a scan between keyframes takes the last one's
+                image = world / infos[r["token"]]["camera_sensor"]["CAM_FRONT"]["img_path"]
+            with Image.open(image) as im:  # the world's JPEG as KITTI's PNG
+                yield np.c_[p, z["points"][:, 3]], oxts, dict.fromkeys(CAMERAS, im), stamp
+
+    imu_to_velo = calib_line("R", T_v_i[:3, :3]) + calib_line("T", T_v_i[:3, 3])
+    velo_to_cam = calib_line("R", T_c0_v[:3, :3]) + calib_line("T", T_c0_v[:3, 3])
+    return write_kitti_drive(root, imu_to_velo, velo_to_cam, cam_to_cam, scans(), stamped=("velodyne_points", "oxts"))
 
 
 def write_rig_like_the_drive(world: Path, out: Path) -> Path:

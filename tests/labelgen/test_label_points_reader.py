@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_sweep_world
 
 from occkit.cli import main
 
@@ -34,11 +35,7 @@ TINY = [  # a small network: two steps of training on the labels
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ptw") / "w"
-    argv = ["synth", "--out", str(out), "--scenes", "1", "--frames", "2", "--image-size", "48", "80"]
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main([*argv, "--sweeps", "2", "--beams", "8"]) == 0
-    return out
+    return write_sweep_world(tmp_path_factory.mktemp("ptw") / "w")
 
 
 def _label(data: Path, out: Path, *extra: str) -> int:

@@ -7,7 +7,6 @@ topic and the cause, with nothing written."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import shutil
@@ -18,26 +17,16 @@ import pytest
 
 pytest.importorskip("rosbags")
 
+from conftest import load_tool, write_sweep_world  # noqa: E402
+
 from occkit.cli import main  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 EGO_BOX = "4.1 1.8 1.6 1.3 0 0.8"  # the synthetic rig's (rig.json "ego"): a bag carries no vehicle box
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("rig_to_bag", ROOT / "tools" / "rig_to_bag.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("bagw") / "w"
-    argv = ["synth", "--out", str(out), "--scenes", "1", "--frames", "2", "--image-size", "48", "80"]
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main([*argv, "--sweeps", "2", "--beams", "8"]) == 0
-    return out
+    return write_sweep_world(tmp_path_factory.mktemp("bagw") / "w")
 
 
 def _label(data: Path, out: Path, *extra: str) -> int:
@@ -83,7 +72,7 @@ def rig_route(world, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def bags(world, tmp_path_factory) -> dict[str, Path]:
     """The scene as a ROS 2 bag (sqlite3, MCAP) and a ROS 1 bag, and the keyframes' stamps (ns) file."""
-    tool = _tool()
+    tool = load_tool("rig_to_bag")
     root = tmp_path_factory.mktemp("bags")
     out = {"sqlite3": root / "s-sqlite3", "mcap": root / "s-mcap", "ros1": root / "s-ros1.bag"}
     for storage, path in out.items():
@@ -147,7 +136,7 @@ def _same_sweeps(a, b) -> None:
 
 
 def test_poses_from_an_odometry_topic_equal_the_rigs(world, tmp_path):
-    _tool().write_bag(world / "rig", "scene-0000", tmp_path / "odom", odom_topic="/odom", tf=False)
+    load_tool("rig_to_bag").write_bag(world / "rig", "scene-0000", tmp_path / "odom", odom_topic="/odom", tf=False)
     rig = _records(world / "rig")
     bag = _records(tmp_path / "odom", odom_topic="/odom", keyframe_every=3)
     _same_sweeps(rig, bag)
@@ -158,7 +147,7 @@ def test_poses_from_an_odometry_topic_equal_the_rigs(world, tmp_path):
 def test_a_label_field_named_that_no_cloud_has_is_refused_not_read_as_no_labels(world, tmp_path):
     """``--label-field`` named: a scene none of whose clouds has it is refused; the default ``label`` is read
     where a cloud has it (the keyframes' clouds here), so the bag's own field named reads the same sweeps."""
-    _tool().write_bag(world / "rig", "scene-0000", tmp_path / "bag", odom_topic="/odom", tf=False)
+    load_tool("rig_to_bag").write_bag(world / "rig", "scene-0000", tmp_path / "bag", odom_topic="/odom", tf=False)
     with pytest.raises(ValueError, match=r"no point has the field 'class_id' \(--label-field\)"):
         _records(tmp_path / "bag", odom_topic="/odom", label_field="class_id")
     named, default = (_records(tmp_path / "bag", odom_topic="/odom", label_field=f) for f in ("label", None))
@@ -168,7 +157,7 @@ def test_a_label_field_named_that_no_cloud_has_is_refused_not_read_as_no_labels(
 
 
 def test_boxes_from_a_side_file_keyed_by_stamp_equal_the_rigs(world, bags, tmp_path):
-    tool = _tool()
+    tool = load_tool("rig_to_bag")
     n = tool.write_boxes(world / "rig", "scene-0000", tmp_path / "boxes.json")
     rig = _records(world / "rig")
     bag = _records(bags["sqlite3"], boxes=str(tmp_path / "boxes.json"), keyframe_every=3)
@@ -223,7 +212,7 @@ def _scene_msgs(
     later), the clouds stamped ``stamps`` (ns) where given, the z field left out with ``drop_z``."""
     from rosbags.typesys import Stores, get_typestore
 
-    tool, ts = _tool(), get_typestore(Stores.ROS2_HUMBLE)
+    tool, ts = load_tool("rig_to_bag"), get_typestore(Stores.ROS2_HUMBLE)
     rig = world / "rig"
     meta = json.loads((rig / "rig.json").read_text())
     sweeps = json.loads((rig / "scene-0000" / "sweeps.json").read_text())["sweeps"]
@@ -256,7 +245,12 @@ def _wrong_type(world, tmp):
 
 
 def _two_clouds(world, tmp):
-    other = [("/radar/points", lambda ts, ns: _tool()._cloud(ts, ns, "radar", np.zeros((3, 3), np.float32), None))]
+    other = [
+        (
+            "/radar/points",
+            lambda ts, ns: load_tool("rig_to_bag")._cloud(ts, ns, "radar", np.zeros((3, 3), np.float32), None),
+        )
+    ]
     return [_bag(tmp / "b", _scene_msgs(world, extra=other))]
 
 
@@ -285,7 +279,7 @@ def _garbage_ros1(world, tmp):
 
 
 def _truncated_ros1(world, tmp):
-    _tool().write_bag(world / "rig", "scene-0000", tmp / "full.bag", "ros1")
+    load_tool("rig_to_bag").write_bag(world / "rig", "scene-0000", tmp / "full.bag", "ros1")
     data = (tmp / "full.bag").read_bytes()
     (tmp / "b.bag").write_bytes(data[: len(data) // 2])
     (tmp / "full.bag").unlink()

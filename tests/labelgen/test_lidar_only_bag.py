@@ -7,7 +7,6 @@ lidar`` to finite numbers, in the LiDAR mask (docs/labels.md, "A LiDAR-only rig"
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import math
@@ -19,9 +18,10 @@ import pytest
 
 pytest.importorskip("rosbags")
 
+from conftest import load_tool, write_sweep_world  # noqa: E402
+
 from occkit.cli import main  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 EGO_BOX = "4.1 1.8 1.6 1.3 0 0.8"  # the synthetic rig's (rig.json "ego"): a bag carries no vehicle box
 SLOW = pytest.mark.skipif(
     os.environ.get("OCCKIT_SLOW_TESTS") != "1",
@@ -29,22 +29,13 @@ SLOW = pytest.mark.skipif(
 )
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("rig_to_bag", ROOT / "tools" / "rig_to_bag.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def bag_labels(tmp_path_factory) -> dict[str, Path]:
     """The world's scene as an MCAP bag without cameras, and its labels (every scan a keyframe's or between)."""
     root = tmp_path_factory.mktemp("lidar_bag")
     world = root / "w"
-    argv = ["synth", "--out", str(world), "--scenes", "1", "--frames", "2", "--image-size", "48", "80"]
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main([*argv, "--sweeps", "2", "--beams", "8"]) == 0
-    stamps = _tool().write_bag(world / "rig", "scene-0000", root / "bag", "mcap")
+    write_sweep_world(world)
+    stamps = load_tool("rig_to_bag").write_bag(world / "rig", "scene-0000", root / "bag", "mcap")
     (root / "kf.txt").write_text("".join(f"{s}\n" for s in stamps))
     labels = root / "labels"
     said = io.StringIO()

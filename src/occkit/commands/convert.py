@@ -63,6 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from occkit.commands.options import keywords_of
     from occkit.convert import convert_dataset, summary_lines
 
     try:
@@ -70,11 +71,7 @@ def run(args: argparse.Namespace) -> int:
             args.data,
             args.out,
             args.to,
-            class_map=args.class_map,
-            split=args.split,
-            infos=args.infos,
-            overwrite=args.overwrite,
-            source_format=args.source_format,
+            **keywords_of(args, "class_map", "split", "infos", "overwrite", "source_format"),
         )
     except KeyboardInterrupt:
         from occkit.commands.checks import typed_command

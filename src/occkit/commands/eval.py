@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from occkit.commands.checks import nonneg_int, positive_int
-from occkit.commands.options import add_data, add_device, add_mask, add_split
+from occkit.commands.options import add_data, add_device, add_mask, add_split, keywords_of
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -225,10 +225,7 @@ def _score(args: argparse.Namespace, fmt: Any, values: dict[str, Any]) -> dict[s
         result = score(
             args.gt,
             args.pred,
-            split=args.split,
-            allow_missing=args.allow_missing,
-            device=args.device,
-            workers=args.workers,
+            **keywords_of(args, "split", "allow_missing", "device", "workers"),
             progress=False if args.no_progress else None,
             **options,
         )

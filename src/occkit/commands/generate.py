@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from occkit.commands.checks import holding_outputs, nonneg_float, positive_int, seed_int
-from occkit.commands.options import add_ckpt, add_data, add_device, add_out, add_split
+from occkit.commands.options import add_ckpt, add_data, add_device, add_out, add_split, keywords_of
 
 EPILOG = (
     "An interrupted run (Ctrl-C, kill, a crash) continues when the same command is run again: finished batches "
@@ -132,14 +132,8 @@ def run(args: argparse.Namespace, held: Any) -> int:
                 args.data,
                 tmp,
                 args.n,
-                text=args.text,
-                occupancy=args.occupancy,
-                from_perception=args.from_perception,
-                split=args.split,
-                steps=args.steps,
+                **keywords_of(args, "text", "occupancy", "from_perception", "split", "steps", "seed", "batch_size"),
                 guidance_scale=args.guidance,
-                seed=args.seed,
-                batch_size=args.batch_size,
                 progress=not args.no_progress,
                 record=checkpoint_identity(folder, ema=not args.no_ema),
                 use_layout=not args.text_only,

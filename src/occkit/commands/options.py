@@ -165,3 +165,9 @@ def add_overrides(p: Options, help: str, action: str = "extend", **kwargs: Any) 
     if action == "extend":
         kwargs.setdefault("nargs", "+")
     return p.add_argument("--set", action=action, default=[], metavar="KEY=VALUE", help=help, **kwargs)
+
+
+def keywords_of(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The parsed options ``names`` as keyword arguments, each under its own name: for a call whose
+    parameters are named as the command's options are (``f(**keywords_of(args, "split", "seed"))``)."""
+    return {name: getattr(args, name) for name in names}

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from occkit.commands.checks import nonneg_int, positive_int
-from occkit.commands.options import add_cameras, add_data, add_device, add_out, add_split
+from occkit.commands.options import add_cameras, add_data, add_device, add_out, add_split, keywords_of
 
 SPLITS = ("all", "train", "val")
 
@@ -112,11 +112,9 @@ def _run(args: argparse.Namespace) -> int:
         args.out,
         prior,
         kinds=kinds,
-        split=args.split,
         cameras=cams,
-        overwrite=args.overwrite,
         progress=not args.no_progress,
-        max_frames=args.max_frames,
+        **keywords_of(args, "split", "overwrite", "max_frames"),
     )
     print(f"wrote {out} ({prior.spec})")
     return 0
@@ -134,10 +132,8 @@ def _eval(args: argparse.Namespace) -> int:
     report = evaluate_priors(
         args.data,
         args.priors,
-        split=args.split,
-        max_frames=args.max_frames,
-        vocabulary=args.vocabulary,
         progress=not args.no_progress,
+        **keywords_of(args, "split", "max_frames", "vocabulary"),
     )
     print(format_report(report))
     if args.json is not None:

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from occkit.commands.checks import holding_outputs, nonneg_int, positive_float, positive_int, unit_float
-from occkit.commands.options import add_choice, add_data, add_out, add_split
+from occkit.commands.options import add_choice, add_data, add_out, add_split, keywords_of
+
+#: The options that are :class:`~occkit.pseudolabel.dataset.PseudoLabelConfig` fields of the same name.
+_CONFIG_OPTIONS = (
+    "past", "future", "dynamic", "free", "min_points", "vote", "consistency", "max_depth", "min_confidence",
+    "carve_every", "split",
+)  # fmt: skip
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -122,19 +128,7 @@ def run(args: argparse.Namespace, held: Any) -> int:
         check()
         held.enter_context(locked_output(args.out, "pseudolabel"))  # a second writer of --out now is refused
         state = check()  # again under the lock: what another writer left meanwhile counts
-        cfg = PseudoLabelConfig(
-            past=args.past,
-            future=args.future,
-            dynamic=args.dynamic,
-            free=args.free,
-            min_points=args.min_points,
-            vote=args.vote,
-            consistency=args.consistency,
-            max_depth=args.max_depth,
-            min_confidence=args.min_confidence,
-            carve_every=args.carve_every,
-            split=args.split,
-        )
+        cfg = PseudoLabelConfig(**keywords_of(args, *_CONFIG_OPTIONS))
         if state != "own":
             mark_output(args.out, "pseudolabel")
         make_pseudo_labels(args.data, args.priors, args.out, cfg, workers=args.workers, progress=not args.no_progress)

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from occkit.commands.checks import positive_int
-from occkit.commands.options import MASKS, add_choice, add_device, add_mask_mode, add_out, add_pred, add_shown_split
+from occkit.commands.options import (
+    MASKS,
+    add_choice,
+    add_device,
+    add_mask_mode,
+    add_out,
+    add_pred,
+    add_shown_split,
+    keywords_of,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -137,10 +146,7 @@ def run(args: argparse.Namespace) -> int:
             sample,
             pred=pred,
             mask=mask,
-            mask_mode=args.mask_mode,
-            lidar_color=args.lidar_color,
-            panel_height=args.panel_height,
-            device=args.device,
+            **keywords_of(args, "mask_mode", "lidar_color", "panel_height", "device"),
             classes=fmt.classes,
             mask_label=label,
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from occkit.commands.checks import bounded_float, nonneg_int, positive_float, positive_int, seed_int, unit_float
+from occkit.commands.options import keywords_of
 
 
 def synthetic_format(name: str | None, world: str | None = None) -> Any:
@@ -173,23 +174,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace, world: str) -> Any:
     """The options of the procedural world ``world`` from the command line."""
+    both = keywords_of(args, "scenes", "frames", "seed", "workers", "val_fraction")
     if world == "indoor":
         from occkit.worlds.indoor import IndoorConfig
 
-        return IndoorConfig(
-            scenes=args.scenes, frames=args.frames, seed=args.seed, workers=args.workers, val_fraction=args.val_fraction
-        )
+        return IndoorConfig(**both)
     from occkit.worlds.driving import SynthConfig
 
     return SynthConfig(
-        scenes=args.scenes,
-        frames=args.frames,
-        seed=args.seed,
-        image_size=tuple(args.image_size),
-        workers=args.workers,
-        val_fraction=args.val_fraction,
-        frame_rate_hz=args.frame_rate,
-        image_format=args.image_format,
+        **both, image_size=tuple(args.image_size), frame_rate_hz=args.frame_rate, image_format=args.image_format
     )
 
 

@@ -176,11 +176,9 @@ class PriorProvider(Protocol):
 
 def check_kinds(kinds: Sequence[str], available: Sequence[str], who: str) -> tuple[str, ...]:
     """``kinds`` as a tuple in :data:`KINDS` order; unknown or unavailable kinds raise naming ``who``."""
-    unknown = [k for k in kinds if k not in KINDS]
-    if unknown:
+    if unknown := [k for k in kinds if k not in KINDS]:
         raise ValueError(f"{who}: unknown prior kind(s) {unknown} (kinds: {', '.join(KINDS)})")
-    missing = [k for k in kinds if k not in available]
-    if missing:
+    if missing := [k for k in kinds if k not in available]:
         raise ValueError(f"{who}: does not provide {missing} (it provides: {', '.join(available)})")
     return tuple(k for k in KINDS if k in kinds)
 

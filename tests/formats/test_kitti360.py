@@ -228,7 +228,7 @@ def test_bad_input(tmp_path):
     arr = np.zeros(SSC_SHAPE, dtype=np.float32)
     arr[0, 0, 0] = 19
     np.save(bad_class, arr)
-    with pytest.raises(ValueError, match="not a class") as e:
+    with pytest.raises(ValueError, match="class id 19 .* outside SSCBench-KITTI-360's classes") as e:
         k.read_preprocessed(bad_class)
     _one_line(e, bad_class)
     short = tmp_path / "short.label"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from occkit.data import kitti360 as k
-from occkit.data.semantickitti import SSC_SHAPE, camera_from_calib, read_label
+from occkit.data.semantickitti import SSC_SHAPE, camera_from_calib, read_label, write_label
 from occkit.formats import get_format
 from occkit.formats.kitti360 import SSCBenchMetric
 from occkit.labels import (
@@ -317,7 +317,7 @@ def test_label_without_its_invalid_is_refused(tmp_path):
     vox = tmp_path / "data_2d_raw" / seq / "voxels"
     raw = np.zeros(SSC_SHAPE, np.uint16)
     raw[:4] = 40  # road
-    k.write_label(vox / "000000.label", raw)
+    write_label(vox / "000000.label", raw)
     missing = vox / "000000.invalid"
     ds = k.Kitti360Dataset(tmp_path, "val", load_images=False)
     for read in (lambda: ds.load_gt_arrays(0), lambda: ds[0], lambda: FMT.writers.label_writer.read(ds, 0, {})):

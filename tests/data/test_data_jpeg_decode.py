@@ -40,5 +40,5 @@ def test_corrupt_and_truncated_files_name_the_file(tmp_path):
     cut.write_bytes(good.read_bytes()[:200])
     with pytest.raises(ValueError, match="cut.jpg: cannot decode image"):
         load_image(cut)
-    with pytest.raises(FileNotFoundError, match="missing.jpg: no such image"):
+    with pytest.raises(FileNotFoundError, match="missing.jpg: image not found"):
         load_image(tmp_path / "missing.jpg")

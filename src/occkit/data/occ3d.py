@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from occkit.data.info_schema import Occ3DIndex
-from occkit.data.layout_files import existing, one_of, read_arrays
+from occkit.data.layout_files import one_of, read_arrays
 from occkit.data.sample import NUSCENES_CAMERAS, Sample  # NUSCENES_CAMERAS: importable from here too
 from occkit.fileio import read_json
 from occkit.geometry.grid import Grid, occ3d_grid
@@ -57,7 +57,9 @@ def load_image(path: Path) -> np.ndarray:
     JPEGs are decoded by ``simplejpeg`` (libjpeg-turbo: the same pixels as Pillow's decoder in 0.6
     of its time on nuScenes-size frames; BENCHMARKS.md, "The input pipeline at full size"), other
     formats, and JPEGs it declines, by Pillow."""
-    if existing(path, "image").suffix.lower() in (".jpg", ".jpeg"):
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image not found")
+    if path.suffix.lower() in (".jpg", ".jpeg"):
         img = _decode_jpeg(path)
         if img is not None:
             return img

@@ -182,7 +182,7 @@ def test_an_indoor_description_that_is_not_text_names_the_frame(tmp_path):
     assert NYUDataset(tmp_path, "train").descriptions() == {"NYU0000_0000": "", "NYU0001_0000": "a kitchen"}
     frames["NYU0001_0000"]["description"] = 5  # was the prompt "5" (and null the prompt "None")
     (tmp_path / "indoor.json").write_text(json.dumps({"frames": frames}))
-    with pytest.raises(ValueError, match=r"indoor\.json: frame NYU0001_0000: 'description' is int 5, expected text"):
+    with pytest.raises(ValueError, match=r"indoor\.json: frames\.NYU0001_0000\.description: 5 is not text"):
         NYUDataset(tmp_path, "train").descriptions()
 
 

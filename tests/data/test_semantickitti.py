@@ -236,7 +236,7 @@ def test_label_without_its_invalid_is_refused_everywhere(tmp_path, capsys):
     )
     assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--no-progress"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("occkit eval: error: ") and f"{missing}: missing" in err[-1]
+    assert err[-1].startswith("occkit eval: error: ") and f"{missing}: no such file" in err[-1]
 
 
 def test_unknown_raw_id_is_refused(tmp_path):

@@ -143,7 +143,7 @@ def test_label_round_trip_and_vote(tmp_path) -> None:
     [
         (np.array([[40, 0, 0, 1]]), "column 0 (z) holds 40..40, outside the grid"),  # 200x200x16-style rows? z too big
         (np.array([[0, 0, 512, 1]]), "column 2 (x) holds 512..512, outside the grid"),
-        (np.array([[0, 0, 0, 20]]), "class ids 20 outside the table"),
+        (np.array([[0, 0, 0, 20]]), "class id 20 (1 voxels) outside the table"),
         (np.zeros((3, 5)), "expected (N, 4)"),
         (np.array([[0, 0, 0, 1]], dtype=bool), "dtype bool"),
     ],

@@ -116,8 +116,8 @@ def test_label_file_layout_and_round_trip(tmp_path) -> None:
     [
         (np.array([[200, 0, 0, 1]]), "outside the grid"),  # another grid's indices
         (np.array([[0, 0, 16, 1]]), "outside the grid"),
-        (np.array([[0, 0, 0, 17]]), "class ids 17 outside the table"),
-        (np.array([[0, 0, 0, -1]]), "class ids -1 outside the table"),
+        (np.array([[0, 0, 0, 17]]), "class id 17 (1 voxels) outside the table 0..16"),
+        (np.array([[0, 0, 0, -1]]), "class id -1 (1 voxels) outside the table"),
         (np.array([[0, 0, 0]]), "expected (N, 4)"),
         (np.array([[0.5, 0, 0, 1]]), "fractional"),
         (np.array([[0, 0, 0, 1]], dtype=np.complex64), "dtype complex64"),

@@ -53,25 +53,26 @@ from typing import Literal
 import numpy as np
 import torch
 
+from occkit.data.layout_files import existing, numbers, one_of, rigid, through_table
 from occkit.data.semantickitti import (
     SSC_SHAPE,
     KittiFrame,
     SemanticKITTIDataset,
     camera_from_calib,
-    pack_bits,
     read_label,
     require_invalid,
     unpack_bits,
-    write_label,
+    write_bitpacked,
+    write_ssc_prediction,
 )
-from occkit.fileio import write_bytes_atomic, write_text_atomic
-from occkit.geometry.transforms import rigid_problem
+from occkit.fileio import load_npy, save_npy_atomic, write_bytes_atomic, write_text_atomic
 from occkit.labels import (
     KITTI360_IGNORE,
     KITTI360_LEARNING_MAP,
     KITTI360_NUM_CLASSES,
     kitti360_inverse_lut,
     kitti360_remap_lut,
+    refuse_ids_outside,
 )
 
 #: The SSCBench split (sequences ``2013_05_28_drive_00XX_sync``).
@@ -81,34 +82,16 @@ KITTI360_SPLITS: dict[str, tuple[str, ...]] = {
     "test": ("2013_05_28_drive_0009_sync",),
 }
 #: KITTI-360's ``perspective.txt`` ``P_rect_00`` (rectified camera 0, 1408 x 376).
-KITTI360_P_RECT_00: tuple[float, ...] = (
-    552.554261,
-    0.0,
-    682.049453,
-    0.0,
-    0.0,
-    552.554261,
-    238.769549,
-    0.0,
-    0.0,
-    0.0,
-    1.0,
-    0.0,
+KITTI360_P_RECT_00: tuple[tuple[float, ...], ...] = (
+    (552.554261, 0.0, 682.049453, 0.0),
+    (0.0, 552.554261, 238.769549, 0.0),
+    (0.0, 0.0, 1.0, 0.0),
 )
 #: KITTI-360's ``calib_cam_to_velo.txt``: camera 0 -> velodyne, 3 x 4.
-KITTI360_CAM_TO_VELO: tuple[float, ...] = (
-    0.04307104361,
-    -0.08829286498,
-    0.995162929,
-    0.8043914418,
-    -0.999004371,
-    0.007784614041,
-    0.04392796942,
-    0.2993489574,
-    -0.01162548558,
-    -0.9960641394,
-    -0.08786966659,
-    -0.1770225824,
+KITTI360_CAM_TO_VELO: tuple[tuple[float, ...], ...] = (
+    (0.04307104361, -0.08829286498, 0.995162929, 0.8043914418),
+    (-0.999004371, 0.007784614041, 0.04392796942, 0.2993489574),
+    (-0.01162548558, -0.9960641394, -0.08786966659, -0.1770225824),
 )
 KITTI360_IMAGE_SIZE: tuple[int, int] = (376, 1408)
 _N = int(np.prod(SSC_SHAPE))
@@ -127,33 +110,21 @@ def sequence_name(number: int) -> str:
 def raw_to_learning(raw: np.ndarray, where: str | os.PathLike = "labels") -> np.ndarray:
     """Raw ids to learning classes (uint8, 255 = ignored) through SSCBench-KITTI-360's completion
     map; a raw id outside its table raises naming ``where``."""
-    raw = np.asarray(raw)
-    flat = raw.reshape(-1).astype(np.int64)
-    if flat.size and (flat.min() < 0 or flat.max() >= _RAW_KNOWN.size or not _RAW_KNOWN[flat].all()):
-        bad = np.unique(
-            flat[(flat < 0) | (flat >= _RAW_KNOWN.size) | ~_RAW_KNOWN[np.clip(flat, 0, _RAW_KNOWN.size - 1)]]
-        )
-        raise ValueError(f"{where}: raw label ids {bad[:8].tolist()} are not in SSCBench-KITTI-360's learning map")
-    return kitti360_remap_lut(True)[flat].reshape(raw.shape)
+    return through_table(raw, kitti360_remap_lut(True), _RAW_KNOWN, where, "SSCBench-KITTI-360's learning map")
 
 
 def learning_to_raw(classes: np.ndarray, where: str | os.PathLike = "labels") -> np.ndarray:
     """Learning classes ``[0, 19)`` to uint16 raw ids through the inverse map (prediction files)."""
-    classes = np.asarray(classes)
-    if classes.size and (classes.min() < 0 or classes.max() >= KITTI360_NUM_CLASSES):
-        raise ValueError(
-            f"{where}: learning classes must lie in [0, {KITTI360_NUM_CLASSES}), got [{classes.min()}, {classes.max()}]"
-        )
-    return kitti360_inverse_lut()[classes.astype(np.int64)]
+    lut, n = kitti360_inverse_lut(), KITTI360_NUM_CLASSES
+    return through_table(
+        classes, lut, np.arange(lut.size) < n, where, f"SSCBench-KITTI-360's learning classes 0..{n - 1}", "classes"
+    )
 
 
 def read_invalid(path: str | os.PathLike) -> np.ndarray:
     """An ``.invalid`` file: one uint8 (0 or 1) per voxel, as SSCBench-KITTI-360 ships them, or
     bit-packed as SemanticKITTI's; ``(256, 256, 32)`` bool."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such invalid-mask file")
-    data = np.fromfile(path, dtype=np.uint8)
+    data = np.fromfile(existing(path, "invalid-mask file"), dtype=np.uint8)
     if data.size == _N:
         if data.max(initial=0) > 1:
             raise ValueError(f"{path}: one byte per voxel must be 0 or 1, found {int(data.max())}")
@@ -171,15 +142,11 @@ def write_invalid(path: str | os.PathLike, invalid: np.ndarray) -> Path:
     return write_bytes_atomic(path, invalid.astype(bool).astype(np.uint8).reshape(-1).tobytes())
 
 
-def read_voxel_mask(path: str | os.PathLike) -> np.ndarray:
-    """A ``.bin`` input occupancy, bit-packed (as written here and by SemanticKITTI) or one byte
-    per voxel; ``(256, 256, 32)`` bool."""
-    return read_invalid(path)
-
-
-def write_voxel_mask(path: str | os.PathLike, voxels: np.ndarray) -> Path:
-    """Write a ``.bin`` input occupancy bit-packed (atomically)."""
-    return write_bytes_atomic(path, pack_bits(voxels).tobytes())
+#: Read a ``.bin`` input occupancy, bit-packed (as written here and by SemanticKITTI) or one byte per
+#: voxel: ``(256, 256, 32)`` bool.
+read_voxel_mask = read_invalid
+#: Write a ``.bin`` input occupancy bit-packed (atomically), as SemanticKITTI's.
+write_voxel_mask = write_bitpacked
 
 
 def labels_from_voxels(raw: np.ndarray, invalid: np.ndarray | None, where: str | os.PathLike = "labels") -> np.ndarray:
@@ -223,13 +190,9 @@ def check_labels(labels: np.ndarray, where: str | os.PathLike, shape: tuple[int,
         raise ValueError(f"{where}: labels of dtype {labels.dtype}, expected integer or float class ids")
     if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
         raise ValueError(f"{where}: labels hold non-integer or NaN values")
-    bad = (labels != KITTI360_IGNORE) & ((labels < 0) | (labels >= KITTI360_NUM_CLASSES))
-    if bad.any():
-        raise ValueError(
-            f"{where}: label {labels[bad].reshape(-1)[0]} is not a class of SSCBench-KITTI-360 "
-            f"(0..{KITTI360_NUM_CLASSES - 1}, 255 ignored)"
-        )
-    return labels.astype(np.uint8)
+    ids = labels.astype(np.int64)
+    refuse_ids_outside(ids, KITTI360_NUM_CLASSES, KITTI360_IGNORE, where, "SSCBench-KITTI-360's classes")
+    return ids.astype(np.uint8)
 
 
 def preprocessed_paths(root: str | os.PathLike, sequence: str, frame: str) -> tuple[Path, Path]:
@@ -238,31 +201,19 @@ def preprocessed_paths(root: str | os.PathLike, sequence: str, frame: str) -> tu
     return d / f"{frame}_1_1.npy", d / f"{frame}_1_8.npy"
 
 
-def _save_npy_atomic(path: Path, array: np.ndarray) -> Path:
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, array)
-    return write_bytes_atomic(path, buf.getvalue())
-
-
 def write_preprocessed(root: str | os.PathLike, sequence: str, frame: str, labels: np.ndarray) -> tuple[Path, Path]:
     """Write a frame's ``_1_1.npy`` (float32, as the released preprocessing saves its array) and
     ``_1_8.npy`` (uint8, :func:`downsample_labels`) from learning classes with 255."""
     labels = check_labels(labels, f"{sequence}/{frame}")
     p1, p8 = preprocessed_paths(root, sequence, frame)
-    _save_npy_atomic(p1, labels.astype(np.float32))
-    _save_npy_atomic(p8, downsample_labels(labels, 8))
+    save_npy_atomic(p1, labels.astype(np.float32))
+    save_npy_atomic(p8, downsample_labels(labels, 8))
     return p1, p8
 
 
 def read_preprocessed(path: str | os.PathLike, shape: tuple[int, ...] = SSC_SHAPE) -> np.ndarray:
     """A ``_1_1.npy`` (or, with its shape, ``_1_8.npy``) as uint8 learning classes, checked."""
-    path = Path(path)
-    from occkit.fileio import load_npy
-
-    arr = load_npy(path, "label")  # an empty or foreign file too: one line naming it
-    return check_labels(arr, path, shape)
+    return check_labels(load_npy(path, "label"), Path(path), shape)  # an empty or foreign file too: one line
 
 
 # ------------------------------------------------------------------------------------ predictions
@@ -271,11 +222,7 @@ def read_preprocessed(path: str | os.PathLike, shape: tuple[int, ...] = SSC_SHAP
 def write_prediction(path: str | os.PathLike, classes: np.ndarray | torch.Tensor) -> Path:
     """A prediction file: ``(256, 256, 32)`` learning classes -> uint16 raw ids ``.label`` (the
     SemanticKITTI submission format with KITTI-360's inverse map), atomically."""
-    if isinstance(classes, torch.Tensor):
-        classes = classes.detach().cpu().numpy()
-    if classes.shape != SSC_SHAPE:
-        raise ValueError(f"{path}: prediction has shape {classes.shape}, expected {SSC_SHAPE}")
-    return write_label(path, learning_to_raw(classes, path))
+    return write_ssc_prediction(path, classes, learning_to_raw)
 
 
 def read_prediction(path: str | os.PathLike) -> np.ndarray:
@@ -312,45 +259,26 @@ def index_predictions(folder: str | os.PathLike) -> dict[str, Path]:
 _KEY = re.compile(r"^\s*([A-Za-z0-9_]+)\s*:(.*)$")
 
 
-def _numbers(path: Path, text: str, n: int, what: str) -> np.ndarray:
-    try:
-        v = np.array([float(x) for x in text.split()], dtype=np.float64)
-    except ValueError as e:
-        raise ValueError(f"{path}: {what}: cannot parse numbers ({e})") from e
-    if v.size != n:
-        raise ValueError(f"{path}: {what} has {v.size} numbers, expected {n}")
-    return v
-
-
 def read_perspective(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """KITTI-360's ``perspective.txt``: every ``KEY: numbers`` line as a float64 vector (the
     ``calib_time`` line is skipped); ``P_rect_00`` must be there (12 numbers)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such calibration file")
+    path = existing(path, "calibration file")
     out: dict[str, np.ndarray] = {}
     for n, line in enumerate(path.read_text().splitlines(), 1):
         m = _KEY.match(line)
-        if not m or m.group(1) == "calib_time":
-            continue
-        try:
-            out[m.group(1)] = np.array([float(x) for x in m.group(2).split()], dtype=np.float64)
-        except ValueError as e:
-            raise ValueError(f"{path}:{n}: cannot parse numbers ({e})") from e
+        if m and m.group(1) != "calib_time":
+            key = m.group(1)
+            out[key] = numbers(m.group(2), f"{path}:{n}: {key}", 12 if key == "P_rect_00" else None)
     if "P_rect_00" not in out:
         raise KeyError(f"{path}: missing 'P_rect_00'")
-    if out["P_rect_00"].size != 12:
-        raise ValueError(f"{path}: P_rect_00 has {out['P_rect_00'].size} numbers, expected 12")
     return out
 
 
 def read_cam_to_velo(path: str | os.PathLike) -> np.ndarray:
     """KITTI-360's ``calib_cam_to_velo.txt`` (12 numbers): camera 0 -> velodyne ``(4, 4)`` float64."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such calibration file")
+    path = existing(path, "calibration file")
     T = np.eye(4)
-    T[:3] = _numbers(path, path.read_text(), 12, "camera -> velodyne").reshape(3, 4)
+    T[:3] = numbers(path.read_text(), f"{path}: camera -> velodyne", 12).reshape(3, 4)
     return T
 
 
@@ -403,11 +331,8 @@ def read_cam0_to_world(path: str | os.PathLike) -> dict[int, np.ndarray]:
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
-        v = _numbers(path, line, 17, f"line {n}")
-        problem = rigid_problem(v[1:].reshape(4, 4))
-        if problem is not None:
-            raise ValueError(f"{path}: line {n}: the pose is {problem}")
-        out[int(v[0])] = v[1:].reshape(4, 4)
+        v = numbers(line, f"{path}: line {n}", 17)
+        out[int(v[0])] = rigid(v[1:].reshape(4, 4), f"{path}: line {n}")
     return out
 
 
@@ -451,8 +376,7 @@ class Kitti360Dataset(SemanticKITTIDataset):
         load_extras: bool = False,
         labels: Literal["auto", "preprocess", "voxels"] = "auto",
     ) -> None:
-        if labels not in ("auto", "preprocess", "voxels"):
-            raise ValueError(f"labels must be 'auto', 'preprocess' or 'voxels', got {labels!r}")
+        one_of(labels, ("auto", "preprocess", "voxels"), "labels")
         seq_root = self._start(root, "data_2d_raw", "an SSCBench-KITTI-360 layout", split, KITTI360_SPLITS)
         self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
         self.labels = labels

@@ -33,12 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from occkit.data.layout_files import one_of
 from occkit.data.occ3d import Occ3DDataset
 from occkit.data.sample import Sample
-from occkit.fileio import save_npy_atomic
+from occkit.fileio import load_npy, save_npy_atomic
 from occkit.geometry.grid import Grid
 from occkit.geometry.transforms import invert_transform
-from occkit.labels import OCC3D_CLASSES, OCC3D_PALETTE
+from occkit.labels import OCC3D_CLASSES, OCC3D_PALETTE, refuse_ids_outside
 
 #: The classes of both layouts (nuScenes-lidarseg's 16 merged classes, 0 = empty).
 NUSC_OCC_CLASSES: tuple[str, ...] = ("empty", *OCC3D_CLASSES[1:17])  # Occ3D's 1..16, the same classes
@@ -96,30 +97,18 @@ def check_sparse_voxels(
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise ValueError(f"{path}: dtype {arr.dtype}, expected integers (or floats holding whole numbers)")
     sel = arr[:, [0, 1, 2, arr.shape[1] - 1]]
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.isfinite(sel).all():
-            raise ValueError(f"{path}: holds NaN or infinite values")
-        if (sel != np.floor(sel)).any():
-            raise ValueError(
-                f"{path}: dtype {arr.dtype} with fractional values; expected whole voxel indices and classes"
-            )
+    if np.issubdtype(arr.dtype, np.floating) and not (np.isfinite(sel) & (sel == np.floor(sel))).all():
+        raise ValueError(f"{path}: dtype {arr.dtype} with NaN, infinite or fractional values; expected whole numbers")
     if not len(arr):
         return
-    axis = {"x": 0, "y": 1, "z": 2}
     for col, name in enumerate(columns[:3]):
-        lo, hi = sel[:, col].min(), sel[:, col].max()
-        n = shape[axis[name]]
+        lo, hi, n = sel[:, col].min(), sel[:, col].max(), shape["xyz".index(name)]
         if lo < 0 or hi >= n:
             raise ValueError(
                 f"{path}: column {col} ({name}) holds {int(lo)}..{int(hi)}, outside the grid's 0..{n - 1} "
                 f"(a label file of another grid than {shape[0]}x{shape[1]}x{shape[2]}?)"
             )
-    cls = sel[:, 3]
-    bad = (cls < 0) | (cls >= NUSC_OCC_NUM_CLASSES)
-    if bad.any():
-        vals = np.unique(cls[bad])
-        shown = ", ".join(str(int(v)) for v in vals[:8]) + (", ..." if len(vals) > 8 else "")
-        raise ValueError(f"{path}: class ids {shown} outside the table 0..{NUSC_OCC_NUM_CLASSES - 1}")
+    refuse_ids_outside(sel[:, 3].astype(np.int64), NUSC_OCC_NUM_CLASSES, None, path, "the table")
 
 
 #: The released readings of a voxel listed twice with two classes, by :func:`rows_to_dense`'s ``rule``.
@@ -163,8 +152,7 @@ def rows_to_dense(
     fill) or ``"vote"`` (the class most rows give, ties to the smaller id, noise counted as a class:
     OpenOccupancy's ``LoadOccupancy``), and recorded in ``duplicates``. ``O(N)`` for files without
     such voxels (a fill and one comparison)."""
-    if rule not in _RULES:
-        raise ValueError(f"rule must be 'last' or 'vote', got {rule!r}")
+    one_of(rule, _RULES, "rule")
     X, Y, Z = shape
     vals = cls if noise is None else np.where(cls == 0, noise, cls)
     vals = vals.astype(np.uint8)
@@ -221,13 +209,6 @@ def read_sparse_voxels(
     return rows_to_dense(xyz, arr[:, -1].astype(np.int64), shape, path, columns, rule, duplicates, noise)
 
 
-def load_npy(path: Path, what: str) -> np.ndarray:
-    """``np.load`` without pickles; a missing or unreadable file raises naming it."""
-    from occkit.fileio import load_npy as _load
-
-    return _load(path, what)
-
-
 @dataclass(frozen=True)
 class SparseVoxelFiles:
     """One layout's sparse voxel files, labels and predictions (see the module docstring): what
@@ -269,9 +250,7 @@ class SparseVoxelFiles:
         idx = np.argwhere(dense != NUSC_OCC_EMPTY)
         cls = dense[idx[:, 0], idx[:, 1], idx[:, 2]].astype(np.int64)
         cls[cls == NUSC_OCC_IGNORE] = NUSC_OCC_NOISE
-        if ((cls < 0) | (cls > 16)).any():
-            bad = sorted(set(cls[(cls < 0) | (cls > 16)].tolist()))[:8]
-            raise ValueError(f"labels: class ids {bad} outside 0..16")
+        refuse_ids_outside(cls, NUSC_OCC_NUM_CLASSES, None, "labels", "the classes")
         order = ["xyz".index(c) for c in self.columns[:3]]
         return np.concatenate([idx[:, order], cls[:, None]], 1).astype(dtype)
 

@@ -47,11 +47,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 
+from occkit.data.layout_files import CAMERA_MAPS, existing, one_of, read_arrays, rigid
 from occkit.data.sample import Sample
-from occkit.fileio import load_npz, read_json, write_bytes_atomic
+from occkit.fileio import read_json, write_bytes_atomic
 from occkit.geometry.grid import Grid, nyu_grid
-from occkit.labels import NYU_CLASS_TO_RAW, NYU_IGNORE, NYU_NUM_CLASSES, NYU_RAW_TO_CLASS
+from occkit.labels import NYU_CLASS_TO_RAW, NYU_IGNORE, NYU_NUM_CLASSES, NYU_RAW_TO_CLASS, refuse_ids_outside
+from occkit.schema import validate
 
 #: MonoScene's NYUv2 intrinsics (its ``NYUDataset.cam_k``).
 NYU_K: tuple[tuple[float, float, float], ...] = ((518.8579, 0.0, 320.0), (0.0, 518.8579, 240.0), (0.0, 0.0, 1.0))
@@ -124,27 +127,16 @@ class NYUVoxels:
     labels: np.ndarray
 
 
-def check_rigid(pose: np.ndarray, name: str) -> None:
-    """Raise naming ``name`` unless ``pose`` is a finite rigid ``(4, 4)`` transform."""
-    from occkit.geometry.transforms import rigid_problem
-
-    problem = rigid_problem(pose, RIGID_TOL)
-    if problem is not None:
-        raise ValueError(f"{name}: the camera pose is {problem}")
-
-
 def encode_bin(origin: np.ndarray, pose: np.ndarray, labels: np.ndarray) -> bytes:
     """The bytes of a ``.bin`` from classes ``labels`` ``(240, 144, 240)`` (file axes; 0..11, 255)."""
     labels = np.asarray(labels)
     if labels.shape != NYU_FILE_SHAPE:
         raise ValueError(f"labels: shape {labels.shape}, expected {NYU_FILE_SHAPE} (file axes x, z, y)")
-    bad = (labels >= NYU_NUM_CLASSES) & (labels != NYU_IGNORE)
-    if bad.any():
-        raise ValueError(f"labels: classes must lie in 0..{NYU_NUM_CLASSES - 1} or be {NYU_IGNORE}")
+    refuse_ids_outside(labels, NYU_NUM_CLASSES, NYU_IGNORE, "labels", "NYUv2's classes")
     origin = np.asarray(origin, dtype=np.float64).reshape(-1)
     if origin.shape != (3,) or not np.isfinite(origin).all():
         raise ValueError(f"origin: expected 3 finite numbers, got {origin.tolist()}")
-    check_rigid(pose, "pose")
+    rigid(pose, "camera", RIGID_TOL)
     raw = _CLASS_TO_RAW[labels.reshape(-1).astype(np.uint8)]
     return (
         origin.astype("<f4").tobytes()
@@ -163,10 +155,7 @@ def read_bin(path: str | os.PathLike) -> NYUVoxels:
 
     A file too short or of a length that is not whole pairs, runs that do not cover the grid,
     unknown label ids, or a pose that is not rigid raise one line naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such .bin file")
-    data = path.read_bytes()
+    data = existing(path, ".bin file").read_bytes()
     n = len(data)
     if n < HEADER_BYTES + 8 or n % 4 or (n - HEADER_BYTES) % 8:
         raise ValueError(
@@ -176,7 +165,7 @@ def read_bin(path: str | os.PathLike) -> NYUVoxels:
     pose = np.frombuffer(data, "<f4", 16, 12).reshape(4, 4).astype(np.float32)
     if not np.isfinite(origin).all():
         raise ValueError(f"{path}: the voxel origin is not finite")
-    check_rigid(pose, str(path))
+    rigid(pose, f"{path}: camera", RIGID_TOL)
     rle = np.frombuffer(data, "<u4", offset=HEADER_BYTES)
     raw = rle_decode(rle, int(np.prod(NYU_FILE_SHAPE)), str(path))
     ids = np.unique(rle[0::2])
@@ -208,9 +197,7 @@ def read_depth_png(path: str | os.PathLike, image_hw: tuple[int, int] | None = N
     or not ``image_hw``, raises naming it."""
     from PIL import Image
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such depth image")
+    path = existing(path, "depth image")
     try:
         with Image.open(path) as im:
             v = np.asarray(im)
@@ -314,6 +301,29 @@ def ego_from_world(origin: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------ dataset
 
 
+class _Object(BaseModel):
+    instance: int
+    name: str
+
+
+class _Room(BaseModel):
+    objects: list[_Object] = []
+
+
+class _Frame(BaseModel):
+    description: str | None = None  # null: no text; a number is refused (str(5) would have become a prompt)
+    room: int = -1
+
+
+class IndoorIndex(BaseModel):
+    """What the reader reads of the indoor world's ``indoor.json`` (:mod:`occkit.worlds.indoor`; it holds
+    more, which passes): each frame's ``description`` and ``room``, each room's objects' ``instance`` and
+    ``name``; a field of another type is one line naming the file and the field (:func:`occkit.schema.validate`)."""
+
+    frames: dict[str, _Frame] = {}
+    rooms: dict[str, _Room] = {}
+
+
 class NYUFrame(NamedTuple):
     """A frame: its folder (``NYUtrain`` or ``NYUtest``) and name (``NYU<room>_<view>``), with the
     ``token`` (the name) and ``scene`` (``NYU<room>``, the part before ``_``) every dataset
@@ -375,12 +385,8 @@ class NYUDataset(torch.utils.data.Dataset):
         self.root = Path(root)
         if not is_nyu_root(self.root):
             raise FileNotFoundError(f"{self.root}: no NYUtrain/ or NYUtest/ folder (not a NYUv2 SSC layout)")
-        if split == "all":
-            folders = ("NYUtrain", "NYUtest")
-        elif split in NYU_SPLITS:
-            folders = (NYU_SPLITS[split],)
-        else:
-            raise ValueError(f"split must be one of {sorted(NYU_SPLITS) + ['all']}, got {split!r}")
+        one_of(split, [*sorted(NYU_SPLITS), "all"], "split")
+        folders = ("NYUtrain", "NYUtest") if split == "all" else (NYU_SPLITS[split],)
         self.split = split
         self.grid: Grid = nyu_grid()
         self.load_images, self.load_gt = load_images, load_gt
@@ -435,42 +441,28 @@ class NYUDataset(torch.utils.data.Dataset):
     def extras_path(self, token: str) -> Path:
         return self.root / "extras" / f"{token}.npz"
 
+    def indoor_index(self) -> IndoorIndex:
+        """``indoor.json`` read as :class:`IndoorIndex` (empty when there is none)."""
+        p = self.root / INDEX_FILE
+        return validate(IndoorIndex, read_json(p), str(p)) if p.is_file() else IndoorIndex()
+
     def descriptions(self) -> dict[str, str]:
         """``{frame: description}`` from ``indoor.json`` (``{}`` when there is none)."""
         if self._descriptions is None:
-            p = self.root / INDEX_FILE
-            data = read_json(p) if p.is_file() else {}
-            frames = data.get("frames", {}) if isinstance(data, dict) else {}
-            if not isinstance(frames, dict):
-                raise ValueError(f"{p}: 'frames' must map frame names to records")
-            out = {}
-            for k, v in frames.items():
-                text = v.get("description") if isinstance(v, dict) else None
-                if text is not None and not isinstance(text, str):  # else str(5), str(None) became a prompt
-                    raise ValueError(f"{p}: frame {k}: 'description' is {type(text).__name__} {text!r}, expected text")
-                out[k] = text or ""
-            self._descriptions = {k: t for k, t in out.items() if isinstance(frames[k], dict)}
+            self._descriptions = {k: f.description or "" for k, f in self.indoor_index().frames.items()}
         return self._descriptions
 
     def instance_names(self, token: str) -> dict[int, str]:
         """``{instance id: fine name}`` of the objects of the frame's room (``indoor.json``'s rooms;
         ``{}`` without one): what the oracle's and the world prior's features name objects by."""
         if self._instance_names is None:
-            p = self.root / INDEX_FILE
-            data = read_json(p) if p.is_file() else {}
-            rooms = data.get("rooms", {}) if isinstance(data, dict) else {}
-            frames = data.get("frames", {}) if isinstance(data, dict) else {}
-            if not isinstance(rooms, dict) or not isinstance(frames, dict):
-                raise ValueError(f"{p}: 'rooms' and 'frames' must be mappings")
-            by_room: dict[int, dict[int, str]] = {}
-            for key, rec in rooms.items():  # "room-0007" -> room 7
-                objs = rec.get("objects", []) if isinstance(rec, dict) else []
-                idx = str(key).rpartition("-")[2]
-                if idx.isdigit():
-                    by_room[int(idx)] = {int(o["instance"]): str(o["name"]) for o in objs if isinstance(o, dict)}
-            self._instance_names = {
-                k: by_room.get(int(v.get("room", -1)), {}) for k, v in frames.items() if isinstance(v, dict)
+            index = self.indoor_index()
+            by_room = {  # "room-0007" -> room 7
+                int(key.rpartition("-")[2]): {o.instance: o.name for o in room.objects}
+                for key, room in index.rooms.items()
+                if key.rpartition("-")[2].isdigit()
             }
+            self._instance_names = {k: by_room.get(f.room, {}) for k, f in index.frames.items()}
         return self._instance_names.get(token, {})
 
     def read_voxels(self, i: int) -> NYUVoxels:
@@ -480,15 +472,7 @@ class NYUDataset(torch.utils.data.Dataset):
         """The exact maps of a synthetic frame (``depth`` float32, ``semantics`` uint8, ``instance``
         int32, each 480 x 640), ``None`` when absent; wrong shapes or dtypes raise naming the file."""
         path = self.extras_path(token)
-        if not path.is_file():
-            return None
-        z = load_npz(path, keys=("depth", "semantics", "instance"))
-        for k, dt in (("depth", np.float32), ("semantics", np.uint8), ("instance", np.int32)):
-            if z[k].shape != NYU_IMAGE_HW or z[k].dtype != dt:
-                raise ValueError(
-                    f"{path}: '{k}' is {z[k].dtype} {z[k].shape}, expected {np.dtype(dt).name} {NYU_IMAGE_HW}"
-                )
-        return z
+        return read_arrays(path, CAMERA_MAPS, dict(zip("HW", NYU_IMAGE_HW))) if path.is_file() else None
 
     def __getitem__(self, i: int) -> Sample:
         from occkit.data.occ3d import load_image

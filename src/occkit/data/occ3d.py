@@ -31,10 +31,12 @@ import torch
 from PIL import Image
 
 from occkit.data.info_schema import Occ3DIndex
+from occkit.data.layout_files import one_of, read_arrays
 from occkit.data.sample import NUSCENES_CAMERAS, Sample  # NUSCENES_CAMERAS: importable from here too
-from occkit.fileio import load_npz, read_json
+from occkit.fileio import read_json
 from occkit.geometry.grid import Grid, occ3d_grid
-from occkit.geometry.transforms import POSE_LIMITS, invert_transform
+from occkit.geometry.transforms import invert_transform
+from occkit.labels import refuse_ids_outside
 from occkit.schema import validate
 
 SPLITS = ("train", "val", "all")
@@ -47,11 +49,6 @@ class FrameRef:
     scene: str
     token: str
     index_in_scene: int
-
-
-#: The farthest a pose's translation may be from its origin, in metres: a sensor's ``extrinsic``
-#: (on the vehicle) and an ``ego_pose`` (on a map; UTM northings reach 1e7 m).
-MAX_POSE_METRES = POSE_LIMITS  # the one table (occkit.geometry.transforms)
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -92,17 +89,14 @@ def _decode_jpeg(path: Path) -> np.ndarray | None:
         return None
 
 
+#: A frame's ``labels.npz`` (:func:`occkit.data.layout_files.read_arrays`'s table; X Y Z: the grid's shape).
+LABEL_ARRAYS = {"semantics": "uint8 X Y Z", "mask_lidar": "uint8|bool X Y Z", "mask_camera": "uint8|bool X Y Z"}
+
+
 def load_occ3d_labels(path: Path, shape: tuple[int, int, int] = (200, 200, 16)) -> dict[str, np.ndarray]:
-    """Read a ``labels.npz`` and check keys, shapes and dtypes; errors name the file."""
-    z = load_npz(path, keys=("semantics", "mask_lidar", "mask_camera"))
-    for k in ("semantics", "mask_lidar", "mask_camera"):
-        a = z[k]
-        if a.shape != shape:
-            raise ValueError(f"{path}: '{k}' has shape {a.shape}, expected {shape}")
-        if a.dtype != np.uint8 and not (k != "semantics" and a.dtype == np.bool_):
-            raise ValueError(f"{path}: '{k}' has dtype {a.dtype}, expected uint8")
-    if z["semantics"].max(initial=0) > 17:
-        raise ValueError(f"{path}: 'semantics' has class {int(z['semantics'].max())} > 17")
+    """Read a ``labels.npz`` (:data:`LABEL_ARRAYS`) and check its classes and masks; errors name the file."""
+    z = read_arrays(path, LABEL_ARRAYS, dict(zip("XYZ", shape)))
+    refuse_ids_outside(z["semantics"], 18, None, f"{path}: 'semantics'", "Occ3D's classes")
     for k in ("mask_lidar", "mask_camera"):
         m = z[k]
         if m.dtype == np.uint8 and m.max(initial=0) > 1:
@@ -297,9 +291,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
         self.cache_limit = int(cache_mb * 2**20)
         self._cache: dict[str, dict[str, Any]] = {}
         self.cache_bytes = 0
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        self.split = split
+        self.split = one_of(split, SPLITS, "split")
         self.cameras = tuple(cameras) if cameras else NUSCENES_CAMERAS
         self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
         self.image_root = Path(image_root) if image_root else self.root
@@ -445,9 +437,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
 
     def info(self, token: str) -> dict[str, Any]:
         """The raw ``scene_infos`` entry of a frame."""
-        if token not in self._index:
-            raise KeyError(f"token {token!r} is not in split '{self.split}' of {self.annotations_path}")
-        f = self.frames[self._index[token]]
+        f = self.frames[self.index_of(token)]
         return self.scene_infos[f.scene][token]
 
     @property
@@ -505,10 +495,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
         path = self.extras_dir(token) / "instances.npz"
         if not path.is_file():
             return None
-        inst = load_npz(path, keys=("instance",))["instance"]
-        if inst.shape != self.grid.shape or inst.dtype != np.int32:
-            raise ValueError(f"{path}: 'instance' is {inst.dtype} {inst.shape}, expected int32 {self.grid.shape}")
-        return inst
+        return read_arrays(path, {"instance": "int32 X Y Z"}, dict(zip("XYZ", self.grid.shape)))["instance"]
 
     # ------------------------------------------------------------------ poses
     def _where(self, token: str, cam: str | None = None) -> str:
@@ -635,12 +622,7 @@ class Occ3DDataset(torch.utils.data.Dataset):
         """The frame's LiDAR points ``(P, 4)`` in its ego frame: the synthetic extras' ``lidar.npz``, else
         :meth:`index_lidar`; None without either."""
         path = self.extras_dir(token) / "lidar.npz"
-        if path.exists():
-            points = load_npz(path, keys=("points",))["points"]
-            if points.ndim != 2 or points.shape[1] != 4:
-                raise ValueError(f"{path}: 'points' has shape {points.shape}, expected (P, 4)")
-            return points
-        return self.index_lidar(token)
+        return read_arrays(path, {"points": "* P 4"})["points"] if path.exists() else self.index_lidar(token)
 
     def _files(self, token: str) -> dict[str, Any]:
         """:meth:`_read_files`, through the memory cache when ``cache_mb`` > 0."""
@@ -724,25 +706,16 @@ class Occ3DDataset(torch.utils.data.Dataset):
             return out
         lidar_path = d / "lidar.npz"
         if lidar_path.exists():
-            z = load_npz(lidar_path, keys=("points", "labels"))
-            pts = z["points"]
-            if pts.ndim != 2 or pts.shape[1] != 4:
-                raise ValueError(f"{lidar_path}: 'points' has shape {pts.shape}, expected (P, 4)")
-            if len(z["labels"]) != len(pts):
-                raise ValueError(f"{lidar_path}: 'labels' has {len(z['labels'])} entries for {len(pts)} points")
-            out["lidar"] = {"points": pts, "labels": z["labels"]}
+            out["lidar"] = read_arrays(lidar_path, {"points": "* P 4", "labels": "* P"})
         cam_files = [d / f"{c}.npz" for c in self.cameras]
         if cam_files and all(p.exists() for p in cam_files):
             # the world's maps: depth, semantics, instance; occkit label's (the labels rendered): semantics only
             keys = ("depth", "semantics", "instance") if "depth" in _npz_names(cam_files[0]) else ("semantics",)
-            maps = [load_npz(p, keys=keys) for p in cam_files]
-            for i, (p, m) in enumerate(zip(cam_files, maps)):
-                H, W = (images[i] if images is not None else maps[0][keys[0]]).shape[:2]  # each camera's own size
-                for k in keys:
-                    if m[k].shape != (H, W):
-                        what = "the camera's image" if images is not None else f"the first camera's {keys[0]}"
-                        raise ValueError(f"{p}: '{k}' has shape {m[k].shape}, but {what} is {(H, W)}")
-            out["cams"] = [{k: m[k] for k in keys} for m in maps]
+            maps: list[dict[str, np.ndarray]] = []
+            for i, p in enumerate(cam_files):  # each camera's image size, else the first camera's maps'
+                hw = images[i].shape[:2] if images is not None else maps[0][keys[0]].shape if maps else ()
+                maps.append(read_arrays(p, {k: "* H W" for k in keys}, dict(zip("HW", hw))))
+            out["cams"] = maps
         return out
 
 

@@ -5,19 +5,18 @@ imports it without importing another reader."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from occkit.data.layout_files import existing
 
 
 def read_pcd_bin(path: str | os.PathLike, columns: int = 5) -> torch.Tensor:
     """A nuScenes ``.pcd.bin``: float32 rows of ``columns`` values -> ``(P, 4)`` x, y, z, intensity.
     A file whose size is not a whole number of rows (cut short, or bytes added) or that holds a NaN
     or an infinite value is refused naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such LiDAR file")
+    path = existing(path, "LiDAR file")
     size, row = path.stat().st_size, 4 * columns
     if size % row:  # np.fromfile drops a tail shorter than a float32 unseen
         raise ValueError(

@@ -142,9 +142,7 @@ class _BatchMethods:
                 changes[f.name] = v.to(device, non_blocking=non_blocking)
             elif isinstance(v, list) and v and isinstance(v[0], torch.Tensor):
                 changes[f.name] = [t.to(device, non_blocking=non_blocking) for t in v]
-            elif (
-                isinstance(v, list) and v and isinstance(v[0], list)
-            ):  # temporal_lidar, temporal_pixels...: per frame, per neighbour
+            elif isinstance(v, list) and v and isinstance(v[0], list):  # per frame, per neighbour (temporal_*)
                 changes[f.name] = [[t.to(device, non_blocking=non_blocking) for t in per] for per in v]
         return replace(self, **changes)  # type: ignore[type-var]
 

@@ -47,9 +47,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from occkit.data.layout_files import CAMERA_MAPS, existing, numbers, read_arrays, rigid, through_table
 from occkit.data.occ3d import load_image, read_instance_names, read_objects
 from occkit.data.sample import Sample
-from occkit.fileio import load_npz, write_bytes_atomic, write_text_atomic
+from occkit.fileio import write_bytes_atomic, write_text_atomic
 from occkit.geometry.grid import Grid, semantickitti_grid
 from occkit.labels import SEMANTICKITTI_LEARNING_MAP, semantickitti_inverse_lut, semantickitti_remap_lut
 
@@ -60,6 +61,8 @@ SEMANTICKITTI_SPLITS: dict[str, tuple[str, ...]] = {
     "test": tuple(f"{i:02d}" for i in range(11, 22)),
 }
 SSC_SHAPE: tuple[int, int, int] = (256, 256, 32)
+_RAW_KNOWN = np.zeros(1 << 16, dtype=bool)
+_RAW_KNOWN[list(SEMANTICKITTI_LEARNING_MAP)] = True
 SPLITS_FILE = "splits.json"
 """A dataset's own split of its sequences, ``{"train": [...], "val": [...]}`` (the synthetic world
 writes one: its validation has more scenes than sequence 08); read before the official split."""
@@ -133,10 +136,8 @@ def pack_bits(voxels: np.ndarray) -> np.ndarray:
     return np.packbits(np.asarray(voxels).reshape(-1).astype(bool))
 
 
-def _read_raw(path: Path, dtype: np.dtype, count: int, what: str) -> np.ndarray:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such {what} file")
-    data = np.fromfile(path, dtype=dtype)
+def _read_raw(path: str | os.PathLike, dtype: np.dtype, count: int, what: str) -> np.ndarray:
+    data = np.fromfile(existing(path, f"{what} file"), dtype=dtype)
     if data.size != count:
         raise ValueError(f"{path}: holds {data.size} values of {np.dtype(dtype).name}, expected {count} ({what})")
     return data
@@ -144,7 +145,6 @@ def _read_raw(path: Path, dtype: np.dtype, count: int, what: str) -> np.ndarray:
 
 def read_bitpacked(path: str | os.PathLike, shape: tuple[int, int, int] = SSC_SHAPE) -> np.ndarray:
     """Read a ``.bin`` / ``.invalid`` / ``.occluded`` file: ``shape`` bool."""
-    path = Path(path)
     n = int(np.prod(shape))
     return unpack_bits(_read_raw(path, np.uint8, (n + 7) // 8, "bit-packed voxel"), shape)
 
@@ -153,12 +153,8 @@ def require_invalid(label: Path, invalid: Path) -> Path:
     """``invalid``, the ``.invalid`` file of the frame whose ground truth is ``label``; a missing one
     raises ``FileNotFoundError`` in one line naming it (scoring the frame without it would count
     the voxels the benchmark leaves out)."""
-    if not invalid.is_file():
-        raise FileNotFoundError(
-            f"{invalid}: missing, the .invalid of {label.name}: without it every voxel would be scored as valid "
-            "(the official evaluation reads both)"
-        )
-    return invalid
+    why = "every voxel would be scored as valid (the official evaluation reads both)"
+    return existing(invalid, f"file: the .invalid of {label.name}, without which {why}")
 
 
 def write_bitpacked(path: str | os.PathLike, voxels: np.ndarray) -> Path:
@@ -168,7 +164,6 @@ def write_bitpacked(path: str | os.PathLike, voxels: np.ndarray) -> Path:
 
 def read_label(path: str | os.PathLike, shape: tuple[int, int, int] = SSC_SHAPE) -> np.ndarray:
     """Read a voxel ``.label`` file: ``shape`` uint16 raw ids."""
-    path = Path(path)
     return _read_raw(path, np.dtype("<u2"), int(np.prod(shape)), "uint16 voxel label").reshape(shape).astype(np.uint16)
 
 
@@ -182,34 +177,30 @@ def write_label(path: str | os.PathLike, raw: np.ndarray) -> Path:
 
 def raw_to_learning(raw: np.ndarray, for_completion: bool = True, where: str | os.PathLike = "labels") -> np.ndarray:
     """Raw ids to learning classes (uint8, 255 = ignored) through the official learning map; a raw
-    id that is not a key of the map (e.g. 9999) raises naming ``where``, as KITTI-360's reader does
-    (read as ignored it would leave the voxel out of the score without a word)."""
-    raw = np.asarray(raw).astype(np.int64)
-    known = np.zeros(1 << 16, dtype=bool)
-    known[list(SEMANTICKITTI_LEARNING_MAP)] = True
-    flat = raw.reshape(-1)
-    if flat.size and (flat.min() < 0 or flat.max() >= known.size or not known[flat].all()):
-        bad = np.unique(flat[(flat < 0) | (flat >= known.size) | ~known[np.clip(flat, 0, known.size - 1)]])
-        raise ValueError(f"{where}: raw label ids {bad[:8].tolist()} are not in SemanticKITTI's learning map")
-    return semantickitti_remap_lut(for_completion)[raw]
+    id that is not a key of the map (e.g. 9999) raises naming ``where``, as KITTI-360's reader does."""
+    return through_table(
+        raw, semantickitti_remap_lut(for_completion), _RAW_KNOWN, where, "SemanticKITTI's learning map"
+    )
 
 
-def learning_to_raw(classes: np.ndarray) -> np.ndarray:
+def learning_to_raw(classes: np.ndarray, where: str | os.PathLike = "labels") -> np.ndarray:
     """Learning classes ``[0, 20)`` to uint16 raw ids through the inverse map (for submission)."""
-    classes = np.asarray(classes)
-    if classes.size and (classes.min() < 0 or classes.max() >= 20):
-        raise ValueError(f"learning classes must lie in [0, 20), got [{classes.min()}, {classes.max()}]")
-    return semantickitti_inverse_lut()[classes.astype(np.int64)]
+    lut = semantickitti_inverse_lut()
+    return through_table(
+        classes, lut, np.arange(lut.size) < 20, where, "SemanticKITTI's learning classes 0..19", "classes"
+    )
 
 
-def write_ssc_prediction(path: str | os.PathLike, classes: np.ndarray | torch.Tensor) -> Path:
+def write_ssc_prediction(
+    path: str | os.PathLike, classes: np.ndarray | torch.Tensor, to_raw: Any = learning_to_raw
+) -> Path:
     """Write a prediction in the official submission format: ``(256, 256, 32)`` learning classes
-    -> uint16 raw ids ``.label`` (atomically)."""
+    -> uint16 raw ids ``.label`` through ``to_raw`` (the layout's inverse map), atomically."""
     if isinstance(classes, torch.Tensor):
         classes = classes.detach().cpu().numpy()
     if classes.shape != SSC_SHAPE:
         raise ValueError(f"{path}: prediction has shape {classes.shape}, expected {SSC_SHAPE}")
-    return write_label(path, learning_to_raw(classes))
+    return write_label(path, to_raw(classes, path))
 
 
 def read_ssc_prediction(path: str | os.PathLike) -> np.ndarray:
@@ -226,21 +217,12 @@ def read_calib(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read ``calib.txt``: ``P0``..``P3`` as ``(3, 4)`` and ``Tr`` padded to ``(4, 4)`` float64. ``Tr``
     must be there; ``P2`` may be absent (a sequence without a camera, as ``occkit label`` writes one from a
     recording without cameras), but a ``calib.txt`` with other projections and no ``P2`` is refused."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such calibration file")
+    path = existing(path, "calibration file")
     out: dict[str, np.ndarray] = {}
     for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
         key, _, vals = line.partition(":")
-        try:
-            v = np.array([float(x) for x in vals.split()], dtype=np.float64)
-        except ValueError as e:
-            raise ValueError(f"{path}:{n}: cannot parse numbers ({e})") from e
-        if v.size != 12:
-            raise ValueError(f"{path}:{n}: '{key.strip()}' has {v.size} numbers, expected 12")
-        out[key.strip()] = v.reshape(3, 4)
+        if line.strip():
+            out[key.strip()] = numbers(vals, f"{path}:{n}: '{key.strip()}'", 12).reshape(3, 4)
     for k in ("P2", "Tr") if any(k.startswith("P") for k in out) else ("Tr",):
         if k not in out:
             raise KeyError(f"{path}: missing '{k}'")
@@ -283,23 +265,12 @@ def camera_from_calib(P2: np.ndarray, Tr: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def read_poses(path: str | os.PathLike) -> np.ndarray:
     """Read ``poses.txt`` (one 3x4 per line): ``(N, 4, 4)`` float64."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such poses file")
-    from occkit.geometry.transforms import rigid_problem
-
-    rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    path = existing(path, "poses file")
+    rows = [line for line in path.read_text().splitlines() if line.strip()]
     out = np.tile(np.eye(4), (len(rows), 1, 1))
-    for i, r in enumerate(rows):
-        if len(r) != 12:
-            raise ValueError(f"{path}:{i + 1}: expected 12 numbers, got {len(r)}")
-        try:
-            out[i, :3] = np.array(r, dtype=np.float64).reshape(3, 4)
-        except ValueError as e:
-            raise ValueError(f"{path}:{i + 1}: cannot parse numbers ({e})") from e
-        problem = rigid_problem(out[i])
-        if problem is not None:
-            raise ValueError(f"{path}:{i + 1}: the pose is {problem}")
+    for i, line in enumerate(rows):
+        out[i, :3] = numbers(line, f"{path}:{i + 1}", 12).reshape(3, 4)
+        rigid(out[i], f"{path}:{i + 1}")
     return out
 
 
@@ -419,8 +390,7 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
 
     def token(self, i: int) -> str:
         """``"<sequence>/<frame id>"``, the frame's name in predictions and reports."""
-        s, f = self.frames[i]
-        return f"{s}/{f}"
+        return self.frames[i].token
 
     def sequence_dir(self, sequence: str) -> Path:
         """The folder of a sequence (``sequences/<XX>``)."""
@@ -459,34 +429,23 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         s, f = self.frames[self.index_of(token)]
         return self.sequence_dir(s) / "extras" / f"{f}{suffix}"
 
-    def read_camera_extras(self, token: str) -> dict[str, np.ndarray] | None:
+    def read_camera_extras(self, token: str, hw: tuple[int, int] | None = None) -> dict[str, np.ndarray] | None:
         """image_2's exact maps (synthetic extras): ``depth`` float32, ``semantics`` uint8 (Occ3D
-        classes, 17 = sky), ``instance`` int32, each ``(H, W)``; ``None`` when absent. Wrong
-        shapes or dtypes raise naming the file."""
+        classes, 17 = sky), ``instance`` int32, each ``(H, W)`` (``hw``, the image's, when given); ``None``
+        when absent. Wrong shapes or dtypes raise naming the file."""
         path = self.extras_path(token)
-        if not path.is_file():
-            return None
-        z = load_npz(path, keys=("depth", "semantics", "instance"))
-        shape = z["depth"].shape
-        for k, dt in (("depth", np.float32), ("semantics", np.uint8), ("instance", np.int32)):
-            if z[k].ndim != 2 or z[k].shape != shape or z[k].dtype != dt:
-                raise ValueError(
-                    f"{path}: '{k}' is {z[k].dtype} {z[k].shape}, expected {np.dtype(dt).name} (H, W) like 'depth' "
-                    f"{shape}"
-                )
-        return {k: z[k] for k in ("depth", "semantics", "instance")}
+        return read_arrays(path, CAMERA_MAPS, dict(zip("HW", hw or ()))) if path.is_file() else None
 
     def read_instances(self, token: str) -> np.ndarray | None:
         """The frame's voxel instance ids (synthetic extras ``<NNNNNN>.instances.npz``):
         ``(256, 256, 32)`` int32 on the ``.label`` grid, 0 = none; ``None`` when absent. A wrong
         shape or dtype raises naming the file."""
         path = self.extras_path(token, ".instances.npz")
-        if not path.is_file():
-            return None
-        inst = load_npz(path, keys=("instance",))["instance"]
-        if inst.shape != SSC_SHAPE or inst.dtype != np.int32:
-            raise ValueError(f"{path}: 'instance' is {inst.dtype} {inst.shape}, expected int32 {SSC_SHAPE}")
-        return inst
+        return (
+            read_arrays(path, {"instance": "int32 X Y Z"}, dict(zip("XYZ", SSC_SHAPE)))["instance"]
+            if path.is_file()
+            else None
+        )
 
     def objects(self, token: str) -> list[dict[str, Any]]:
         """The frame's ``<NNNNNN>.objects.json`` entries (synthetic extras), ``[]`` when absent."""
@@ -546,13 +505,8 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
             sample.mask_camera = valid
             sample.mask_lidar = valid.clone()
         if self.load_extras:
-            maps = self.read_camera_extras(sample.token)
-            if maps is not None:
-                if self.load_images and tuple(images.shape[-2:]) != maps["depth"].shape:
-                    raise ValueError(
-                        f"{self.extras_path(sample.token)}: maps are {maps['depth'].shape} but {self.CAMERA} is "
-                        f"{tuple(images.shape[-2:])}"
-                    )
+            maps = self.read_camera_extras(sample.token, tuple(images.shape[-2:]) if self.load_images else None)
+            if maps is not None:  # the sizes of image_2's image when it is read
                 sample.depth = torch.from_numpy(maps["depth"])[None]  # (1, H, W)
                 sample.semantics_2d = torch.from_numpy(maps["semantics"].astype(np.int64))[None]
                 sample.instance_2d = torch.from_numpy(maps["instance"].astype(np.int64))[None]

@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch.utils.data import Dataset
 
+from occkit.data.layout_files import existing, one_of, read_arrays
 from occkit.data.sample import Sample
 from occkit.data.wrappers import FrameWrapper
 from occkit.geometry.transforms import invert_transform
@@ -96,9 +97,7 @@ def scene_neighbours(ds: Any, token: str, step: int, count: int) -> list[str]:
     Args:
         ds: an :class:`~occkit.data.occ3d.Occ3DDataset` (``info(token)`` gives the raw entry).
     """
-    if step not in (-1, 1):
-        raise ValueError(f"step: expected -1 or +1, got {step}")
-    key = "prev" if step < 0 else "next"
+    key = "prev" if one_of(step, (-1, 1), "step") < 0 else "next"
     out: list[str] = []
     while len(out) < count:
         token = ds.info(token).get(key) or ""
@@ -155,8 +154,7 @@ class WithTemporalPriors(FrameWrapper):
     ) -> None:
         from occkit.data.occ3d import Occ3DDataset
 
-        if gather not in ("maps", "lidar_pixels"):
-            raise ValueError(f"langocc.temporal_gather: expected 'maps' or 'lidar_pixels', got {gather!r}")
+        one_of(gather, ("maps", "lidar_pixels"), "langocc.temporal_gather")
         self.gather, self.box, self.depth_range, self.lidar_of = gather, box, depth_range, lidar_of
         self.offsets = check_offsets(offsets)
         if not self.offsets:
@@ -281,17 +279,8 @@ class WithTemporalPriors(FrameWrapper):
 
 def extras_lidar(ds: Any, token: str) -> torch.Tensor:
     """A synthetic frame's own LiDAR ``(P, 4)`` float32 in its ego frame (``extras/.../lidar.npz``)."""
-    import numpy as np
-
-    from occkit.fileio import load_npz
-
-    path = ds.extras_dir(token) / "lidar.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no LiDAR of keyframe {token} (temporal rays from each keyframe's own LiDAR)")
-    points = load_npz(path, keys=("points",))["points"]
-    if points.ndim != 2 or points.shape[1] != 4:
-        raise ValueError(f"{path}: 'points' has shape {points.shape}, expected (P, 4)")
-    return torch.from_numpy(points.astype(np.float32))
+    path = existing(ds.extras_dir(token) / "lidar.npz", f"file (keyframe {token}'s own LiDAR: the temporal rays')")
+    return torch.from_numpy(read_arrays(path, {"points": "* P 4"})["points"].astype("float32"))
 
 
 def _keyframe_lidar(s: Sample, ds: Any, token: str) -> torch.Tensor:

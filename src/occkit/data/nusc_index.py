@@ -81,11 +81,9 @@ def annotations_from_infos(splits: dict[str, str | os.PathLike]) -> dict[str, An
                 raise ValueError(f"{info_where(path, k, info)}: also listed in {first[info['token']]} (another split)")
             first[info["token"]] = str(path)
             scene = entry["scene_token"]
-            if scene not in scene_infos:
-                scene_infos[scene] = {}
             if scene not in scenes:
                 scenes.append(scene)
-            scene_infos[scene][str(info["token"])] = entry
+            scene_infos.setdefault(scene, {})[str(info["token"])] = entry
         order[split] = scenes
     return occ3d_index(scene_infos, order, always=())
 

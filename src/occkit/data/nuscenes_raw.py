@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -272,12 +273,11 @@ def _pose_fields(prefix: str, rec: dict[str, Any]) -> dict[str, list[float]]:
 
 
 def _sensor_record(db: _Tables, sd_token: str, T_lidar_from_global: np.ndarray, what: str) -> dict[str, Any]:
-    """A ``sample_data``'s path, time, poses and its frame in the keyframe's LiDAR frame."""
+    """A ``sample_data``'s path, time, poses, its frame in the keyframe's LiDAR frame and a camera's intrinsic."""
     sd = db.get("sample_data", sd_token, what)
     cs = db.get("calibrated_sensor", sd["calibrated_sensor_token"], f"sample_data {sd_token}")
     ep = db.get("ego_pose", sd["ego_pose_token"], f"sample_data {sd_token}")
-    T_global_from_sensor = db.pose(ep) @ db.pose(cs)
-    T = T_lidar_from_global @ T_global_from_sensor
+    T = T_lidar_from_global @ (db.pose(ep) @ db.pose(cs))  # the sensor's frame in the keyframe's LiDAR frame
     return {
         "data_path": db.file(sd, what),
         "sample_data_token": sd["token"],
@@ -287,6 +287,7 @@ def _sensor_record(db: _Tables, sd_token: str, T_lidar_from_global: np.ndarray, 
         **_pose_fields("ego2global", ep),
         "sensor2lidar_rotation": T[:3, :3].tolist(),
         "sensor2lidar_translation": T[:3, 3].tolist(),
+        **({"cam_intrinsic": cs["camera_intrinsic"]} if sd.get("sensor_modality") == "camera" else {}),
     }
 
 
@@ -305,16 +306,11 @@ def frame_record(
     while prev and len(sweeps) < max_sweeps:
         sweeps.append(_sensor_record(db, prev, T_lidar_from_global, f"a {LIDAR_CHANNEL} sweep before {where}"))
         prev = db.get("sample_data", prev, f"a {LIDAR_CHANNEL} sweep before {where}")["prev"]
-    cams = {}
-    for ch, token in sample["data"].items():
-        rec = db.get("sample_data", token, where)
-        if rec.get("sensor_modality") != "camera":
-            continue
-        cam = _sensor_record(db, token, T_lidar_from_global, f"the {ch} keyframe of {where}")
-        cam["cam_intrinsic"] = db.get("calibrated_sensor", rec["calibrated_sensor_token"], f"sample_data {token}")[
-            "camera_intrinsic"
-        ]
-        cams[ch] = cam
+    cams = {
+        ch: _sensor_record(db, token, T_lidar_from_global, f"the {ch} keyframe of {where}")
+        for ch, token in sample["data"].items()
+        if db.get("sample_data", token, where).get("sensor_modality") == "camera"
+    }
     return {
         "token": sample["token"],
         "scene_name": scene["name"],
@@ -333,20 +329,12 @@ def frame_record(
     }
 
 
-def scene_samples(nusc: Any) -> dict[str, list[str]]:
-    """``{scene token: [sample token, ...]}`` of the ``sample`` table (each sample's ``scene_token``)."""
-    out: dict[str, list[str]] = {}
-    for rec in nusc.sample:
-        out.setdefault(str(rec.get("scene_token")), []).append(rec["token"])
-    return out
-
-
 def scene_records(
     db: _Tables, scene: dict[str, Any], max_sweeps: int, samples: dict[str, list[str]]
 ) -> list[dict[str, Any]]:
     """Every keyframe of ``scene`` (a ``scene`` row), first to last along ``next`` (:meth:`_Tables.samples`);
     each with the cameras the scene's samples have (a sample missing one of them is one line naming it). A
-    ``first_sample_token`` from which ``next`` misses samples of the scene (``samples``: :func:`scene_samples`)
+    ``first_sample_token`` from which ``next`` misses samples of the scene (``samples``: scene token -> its samples)
     is refused in one line naming the table, the scene and the token: it would lose keyframes."""
     out = [frame_record(db, s, i, scene, max_sweeps) for i, s in enumerate(db.samples(scene))]
     ours, reached = samples.get(str(scene.get("token")), []), {f["token"] for f in out}
@@ -662,7 +650,9 @@ def prepare_nuscenes(
     nusc = load_nuscenes(root, version)
     frames: list[dict[str, Any]] = []
     scenes = sorted(nusc.scene, key=lambda s: s["name"])
-    samples = scene_samples(nusc)
+    samples: dict[str, list[str]] = {}  # scene token -> the tokens of its samples (each sample's scene_token)
+    for rec in nusc.sample:
+        samples.setdefault(str(rec.get("scene_token")), []).append(rec["token"])
     from occkit.outputs import path_under
 
     for i, scene in enumerate(scenes):
@@ -672,12 +662,10 @@ def prepare_nuscenes(
             what=f"{root / version / 'scene.json'}: scene {scene.get('name')!r}, token",
             shown=out,
         )
-        recs = None
-        if part.is_file():
-            try:
-                recs = json.loads(part.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                recs = None  # unreadable: the scene is done again
+        try:
+            recs = json.loads(part.read_text(encoding="utf-8")) if part.is_file() else None
+        except (OSError, ValueError):  # unreadable: the scene is done again
+            recs = None
         if not isinstance(recs, list):
             with fields_named(root, version, f"a record of scene {scene.get('name')!r} ({scene.get('token')})"):
                 recs = scene_records(_Tables(nusc, root, version), scene, max_sweeps, samples)
@@ -697,7 +685,5 @@ def prepare_nuscenes(
         "infos": frames,
     }
     path = write_json_atomic(out / INFOS_FILE, doc, indent=None)
-    import shutil
-
     shutil.rmtree(parts, ignore_errors=True)
     return path, len(frames)

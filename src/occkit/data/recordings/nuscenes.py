@@ -138,6 +138,13 @@ class _Opened:
             return out
 
         rows = walk("prev")[::-1] + [start] + walk("next")
+        for a, b in zip(rows, rows[1:]):  # here, not only in check_record: the devkit's box interpolation divides by it
+            if not b["timestamp"] > a["timestamp"]:
+                raise ValueError(
+                    f"{self.db.table('sample_data')}: {LIDAR_CHANNEL} sample_data {b['token']!r} of scene "
+                    f"{scene['name']}: timestamp {b['timestamp']} is not after that of {a['token']!r} before it "
+                    f"along prev / next ({a['timestamp']}): the sweeps' times are out of order"
+                )
         keys = [r["sample_token"] for r in rows if r["is_key_frame"]]
         if keys != [s["token"] for s in samples]:
             raise ValueError(
@@ -167,20 +174,21 @@ def check_images(root: Path, images: dict[str, dict[str, str]], table: Any) -> N
     and training would meet the hole later."""
     import os
 
-    bad: list[tuple[str, str, str]] = []
-    n = 0
-    top = os.fspath(root)
-    for token, cams in images.items():  # plain strings, not Path objects: trainval names 200k images
-        for cam, rel in cams.items():
-            n += 1
-            inside = rel.startswith("samples/") and ".." not in rel.split("/")
-            if not inside or not os.path.isfile(os.path.join(top, rel)):
-                bad.append((token, cam, rel))
+    def inside(rel: str) -> bool:
+        return rel.startswith("samples/") and ".." not in rel.split("/")
+
+    top = os.fspath(root)  # plain strings, not Path objects: trainval names 200k images
+    n = sum(map(len, images.values()))
+    bad = [
+        (token, cam, rel)
+        for token, cams in images.items()
+        for cam, rel in cams.items()
+        if not inside(rel) or not os.path.isfile(os.path.join(top, rel))
+    ]
     if not bad:
         return
     token, cam, rel = bad[0]
-    inside = Path(rel).parts[:1] == ("samples",) and ".." not in Path(rel).parts
-    where = "is missing" if inside else "is not a file under samples/"
+    where = "is missing" if inside(rel) else "is not a file under samples/"
     more = f" ({len(bad) - 1} more of the {n} camera images named are missing too)" if len(bad) > 1 else ""
     raise FileNotFoundError(
         f"{root / rel}: the {cam} image of sample {token} ({table}) {where}{more}: the labels record each "
@@ -200,7 +208,7 @@ def _tables(root: Path, version: str) -> _Opened:
     return _LOADED[key]
 
 
-def _boxes(t: _Opened, sd_token: str, where: str):
+def _boxes(t: _Opened, sd_token: str):
     """The boxes of a ``sample_data`` (nuScenes-devkit's ``get_boxes``: interpolated between keyframes)."""
     import numpy as np
 
@@ -208,14 +216,13 @@ def _boxes(t: _Opened, sd_token: str, where: str):
 
     rows = []
     for b in t.nusc.get_boxes(sd_token):
-        ann = t.db.get("sample_annotation", b.token, where)
         cat = b.name
         if cat not in t.class_id:
             raise ValueError(
                 f"{t.db.table('sample_annotation')}: annotation {b.token}: category {cat!r} is not one of nuScenes' "
                 "categories the class map knows (nuscenes-devkit's LidarsegClassMapper)"
             )
-        tr = t.track[ann["instance_token"]]  # the devkit's index met every annotation's instance
+        tr = t.track[t.nusc.get("sample_annotation", b.token)["instance_token"]]  # the devkit's index met each one
         w, length, h = (float(v) for v in b.wlh)
         q = b.orientation  # pyquaternion: yaw about +z of the box's heading (+x of the box)
         yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
@@ -262,9 +269,9 @@ def _point_labels(t: _Opened, sd_token: str, n: int):
         return None
     task, rel = t.point_labels[sd_token]
     f = t.root / rel
-    if not f.is_file():
-        raise FileNotFoundError(f"{f}: missing: the {task} labels of sample_data {sd_token} ({t.db.table(task)})")
     whose = f"the {task} labels of sample_data {sd_token} ({t.db.table(task)})"
+    if not f.is_file():
+        raise FileNotFoundError(f"{f}: missing: {whose}")
     if task == "lidarseg":
         idx = np.fromfile(f, dtype=np.uint8).astype(np.int64)
     else:
@@ -350,7 +357,7 @@ def _read_scene(t: _Opened, name: str, load_points: bool):
                 intensity=intensity,
                 keyframe=key,
                 # the cheap check reads the annotations at the keyframes (a sweep's are interpolated from them)
-                boxes=_boxes(t, r["token"], where) if key or load_points else None,
+                boxes=_boxes(t, r["token"]) if key or load_points else None,
                 source=f"{t.root / rel}",
                 row=f"{t.db.table('sample_data')}: {where}",
             )

@@ -166,6 +166,8 @@ CASES = {
         "CAM_FRONT: 'cam_intrinsic' is not finite",
     ),
     "prev that is a list": (_frame(1, "prev", ["x"]), ("index",), "'prev' is list"),
+    "a camera missing": (lambda d: d["infos"][1]["cams"].pop("CAM_BACK"), ("index",), "CAM_BACK"),
+    "a path without samples/": (_frame(1, "lidar_path", "elsewhere/x.pcd.bin"), ("index",), "samples/"),
 }
 
 
@@ -176,6 +178,8 @@ SCHEMA_SAYS = {
     "degenerate",
     "camera intrinsic with a NaN": "cams.CAM_FRONT.cam_intrinsic[0][0]: nan is not finite",
     "cams that is a list": "cams: list [] is not an object",
+    "a camera missing": "cams.CAM_BACK missing",
+    "a path without samples/": "lidar_path: 'elsewhere/x.pcd.bin': string should match pattern",
     "ego2global rotation with a NaN": "ego2global_rotation[0]: nan is not finite",
     "lidar path that is a list": "lidar_path: ['samples/x.bin'] is not text",
     "lidar path that is a number": "lidar_path: 5 is not text",

@@ -225,6 +225,24 @@ def test_prepare_refuses_occ3d_frames_the_tables_lack(world, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_prepare_names_an_occ3d_ego_pose_that_is_no_pose_by_file_frame_and_field(world, tmp_path, capsys):
+    """An Occ3D frame's ego pose is read through its schema (``EgoFramePose``): a zero rotation was a bare
+    ``pose: zero quaternion has no rotation`` naming no file."""
+    occ = tmp_path / "occ3d"
+    occ.mkdir()
+    ann = _ann(world)
+    scene = next(iter(ann["scene_infos"]))
+    token = next(iter(ann["scene_infos"][scene]))
+    ann["scene_infos"][scene][token]["ego_pose"]["rotation"] = [0.0, 0.0, 0.0, 0.0]
+    (occ / "annotations.json").write_text(json.dumps(ann))
+    out = tmp_path / "out"
+    assert main(["prepare", "nuscenes", "--dataroot", str(world), "--occ3d", str(occ), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"{occ / 'annotations.json'}: scene {scene}, frame {token}: ego_pose: rotation: " in err, err
+    assert "zero quaternion" in err and not out.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     not os.environ.get("OCCKIT_SLOW_TESTS"), reason="synth + prepare + eval end to end: set OCCKIT_SLOW_TESTS=1"

@@ -30,13 +30,11 @@ from occkit.schema import validate
 __all__ = ["CAMERAS", "annotations_from_infos", "frame_entry", "main"]
 
 
-def _from_samples(path: str, where: str) -> str:
-    """``.../samples/X/Y`` -> ``samples/X/Y`` (the part a dataset folder holding ``samples/`` reads)."""
-    p = str(path).replace("\\", "/")
-    i = p.find("samples/")
-    if i < 0:
-        raise ValueError(f"{where}: path {path!r} has no 'samples/' part")
-    return p[i:]
+def _from_samples(path: str) -> str:
+    """``.../samples/X/Y`` -> ``samples/X/Y`` (the part a dataset folder holding ``samples/`` reads; the schema
+    holds that there is one: :data:`occkit.data.info_schema.UnderSamples`)."""
+    p = path.replace("\\", "/")
+    return p[p.find("samples/") :]
 
 
 def frame_entry(info: dict[str, Any], where: str) -> dict[str, Any]:
@@ -45,16 +43,16 @@ def frame_entry(info: dict[str, Any], where: str) -> dict[str, Any]:
     f = validate(IndexFrame, info, where)
     cams = {
         cam: {
-            "img_path": _from_samples(c.data_path, f"{where}: cams.{cam}"),
+            "img_path": _from_samples(c.data_path),
             "intrinsic": c.cam_intrinsic,
             "extrinsic": {"translation": c.sensor2ego_translation, "rotation": c.sensor2ego_rotation},
             "ego_pose": {"translation": c.ego2global_translation, "rotation": c.ego2global_rotation},
         }
-        for cam, c in ((cam, f.cams[cam]) for cam in CAMERAS)
+        for cam, c in ((cam, getattr(f.cams, cam)) for cam in CAMERAS)
     }
     lidar = {
         "extrinsic": {"translation": f.lidar2ego_translation, "rotation": f.lidar2ego_rotation},
-        "filename": _from_samples(f.lidar_path, where),
+        "filename": _from_samples(f.lidar_path),
         **({"token": f.lidar_token} if f.lidar_token is not None else {}),
     }
     return {
@@ -83,11 +81,9 @@ def annotations_from_infos(splits: dict[str, str | os.PathLike]) -> dict[str, An
                 raise ValueError(f"{info_where(path, k, info)}: also listed in {first[info['token']]} (another split)")
             first[info["token"]] = str(path)
             scene = entry["scene_token"]
-            if scene not in scene_infos:
-                scene_infos[scene] = {}
             if scene not in scenes:
                 scenes.append(scene)
-            scene_infos[scene][str(info["token"])] = entry
+            scene_infos.setdefault(scene, {})[str(info["token"])] = entry
         order[split] = scenes
     return occ3d_index(scene_infos, order, always=())
 

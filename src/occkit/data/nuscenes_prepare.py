@@ -14,13 +14,9 @@ from occkit.data.prepare import Preparation, PrepareJob
 
 def _sweeps(text: str) -> int:
     """``--sweeps``: an integer >= 0 (argparse's one-line refusal otherwise)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
+    if not text.strip().isdecimal():
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(text)
 
 
 def prepare_arguments(p: argparse.ArgumentParser) -> None:

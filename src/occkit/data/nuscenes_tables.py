@@ -20,6 +20,8 @@ NUSCENES_TABLES: tuple[str, ...] = (
     "sample_annotation",
     "map",
 )
+#: The table files a folder must hold to be taken for a table folder (what detection and ``--version`` look at).
+TABLE_MARKS: tuple[str, ...] = ("sample.json", "sample_data.json", "scene.json")
 #: The optional tables of point labels nuScenes-devkit loads when their file is there (nuScenes-lidarseg,
 #: nuScenes-panoptic), after :data:`NUSCENES_TABLES`.
 POINT_LABEL_TABLES: tuple[str, ...] = ("lidarseg", "panoptic")

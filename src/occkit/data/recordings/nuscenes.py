@@ -39,65 +39,29 @@ from typing import Any
 
 from occkit.data.recordings.spec import ReaderOptions, RecordingReader, option
 
-#: The names of the table files a folder must hold to be a nuScenes table folder (what detection looks at).
-_MARKS = ("sample.json", "sample_data.json", "scene.json")
 #: Tables loaded by this process: ``(root, version, tables_key) -> _Opened``.
 _LOADED: dict[tuple[str, str, str], Any] = {}
 
 
 def table_folders(path: Path) -> list[str]:
     """The ``v1.0-*`` table folders under ``path`` (each holding sample.json, sample_data.json, scene.json)."""
+    from occkit.data.nuscenes_tables import TABLE_MARKS
+
     if not path.is_dir():
         return []
     return sorted(
         p.name
         for p in path.iterdir()
-        if p.is_dir() and p.name.startswith("v1.0-") and all((p / m).is_file() for m in _MARKS)
+        if p.is_dir() and p.name.startswith("v1.0-") and all((p / m).is_file() for m in TABLE_MARKS)
     )
 
 
 def resolve_version(path: Path, version: str | None) -> str:
-    """``--version`` checked against the table folders under ``path``; None: the one found (several:
-    a one-line refusal listing them)."""
-    if not path.is_dir():
-        raise FileNotFoundError(f"--data {path}: no such folder (a nuScenes root: v1.0-*/, samples/, sweeps/)")
-    found = table_folders(path)
-    if not found:
-        if all((path / m).is_file() for m in _MARKS):
-            raise FileNotFoundError(
-                f"--data {path}: is a table folder itself (sample_data.json, ...); give the nuScenes root that holds "
-                f"it, --data {path.parent} --version {path.name}"
-            )
-        raise FileNotFoundError(
-            f"--data {path}: holds no nuScenes table folder (v1.0-*/ with {', '.join(_MARKS)}): not a nuScenes root"
-        )
-    if version is None:
-        if len(found) > 1:
-            raise ValueError(
-                f"--data {path}: holds several nuScenes table folders ({', '.join(found)}); pass --version"
-            )
-        return found[0]
-    given, version = version, version.rstrip("/\\")  # v1.0-mini/ as a shell completes it: the folder's name
-    if not version:
-        raise ValueError(f"--version {given!r}: empty; name a table folder under --data {path} ({', '.join(found)})")
-    if version not in found and len(Path(version).parts) > 1:  # a path: taken when it is one of --data's folders
-        named = Path(version) if Path(version).is_absolute() else path / version
-        match = [f for f in found if named.exists() and named.resolve() == (path / f).resolve()]
-        if match:
-            return match[0]
-        raise ValueError(
-            f"--version {given}: a path, not one of the table folders under --data {path} ({', '.join(found)}); "
-            "--version takes the folder's name, as --data names the root"
-        )
-    if version not in found:
-        folder = path / version
-        if not folder.is_dir():
-            why = "no such folder"
-        else:
-            lacks = [m for m in _MARKS if not (folder / m).is_file()]
-            why = f"a folder without {', '.join(lacks)}, so not a nuScenes table folder"
-        raise FileNotFoundError(f"--version {version}: {folder}: {why} (--data holds {', '.join(found)})")
-    return version
+    """``--version`` checked against the table folders under ``--data`` ``path``; None: the one found (several:
+    a one-line refusal listing them): :func:`occkit.data.nuscenes_raw.resolve_version` in label's words."""
+    from occkit.data.nuscenes_raw import resolve_version as resolve
+
+    return resolve(path, version, "--data", default=None)
 
 
 def class_of_category() -> dict[str, str]:
@@ -155,45 +119,13 @@ class _Opened:
             for r in getattr(self.nusc, task, None) or []:
                 self.point_labels[r["sample_data_token"]] = (task, r["filename"])
 
-    def scene_names(self) -> list[str]:
-        return sorted(self.scene_by_name)
-
-    def scene(self, name: str) -> dict[str, Any]:
-        if name not in self.scene_by_name:
-            raise ValueError(
-                f"{self.db.table('scene')}: no scene {name!r} (it holds {', '.join(self.scene_names()[:5])}"
-                f"{' ...' if len(self.scene_by_name) > 5 else ''})"
-            )
-        return self.scene_by_name[name]
-
-    def samples(self, scene: dict[str, Any]) -> list[dict[str, Any]]:
-        """The scene's samples along ``next`` (a loop refused)."""
-        out, seen = [], set()
-        token = scene["first_sample_token"]
-        while token:
-            if token in seen:
-                raise ValueError(
-                    f"{self.db.table('sample')}: scene {scene['name']}: sample {token!r} comes again along 'next' "
-                    "(the samples' next links loop): an edited or damaged table"
-                )
-            seen.add(token)
-            s = self.db.get("sample", token, f"scene {scene['name']}")
-            out.append(s)
-            token = s["next"]
-        return out
-
     def lidar_rows(self, scene: dict[str, Any], samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Every ``LIDAR_TOP`` ``sample_data`` of the scene's samples, in time order (from the first
         keyframe back along ``prev`` and on along ``next`` while the row is one of the scene's)."""
         from occkit.data.nuscenes_tables import LIDAR_CHANNEL
 
         ours = {s["token"] for s in samples}
-        first = samples[0]
-        if LIDAR_CHANNEL not in first["data"]:
-            raise ValueError(
-                f"{self.db.table('sample')}: sample {first['token']} of {scene['name']} has no {LIDAR_CHANNEL}"
-            )
-        start = self.db.get("sample_data", first["data"][LIDAR_CHANNEL], f"sample {first['token']}")
+        start = self.db.lidar(samples[0], f"sample {samples[0]['token']} of {scene['name']}")
 
         def walk(link: str) -> list[dict[str, Any]]:  # the scene's sweeps along prev or next from the first
             out, tok = [], start[link]
@@ -206,7 +138,7 @@ class _Opened:
             return out
 
         rows = walk("prev")[::-1] + [start] + walk("next")
-        for a, b in zip(rows, rows[1:]):  # named here, by the table that holds the times (not the scene's)
+        for a, b in zip(rows, rows[1:]):  # here, not only in check_record: the devkit's box interpolation divides by it
             if not b["timestamp"] > a["timestamp"]:
                 raise ValueError(
                     f"{self.db.table('sample_data')}: {LIDAR_CHANNEL} sample_data {b['token']!r} of scene "
@@ -242,20 +174,21 @@ def check_images(root: Path, images: dict[str, dict[str, str]], table: Any) -> N
     and training would meet the hole later."""
     import os
 
-    bad: list[tuple[str, str, str]] = []
-    n = 0
-    top = os.fspath(root)
-    for token, cams in images.items():  # plain strings, not Path objects: trainval names 200k images
-        for cam, rel in cams.items():
-            n += 1
-            inside = rel.startswith("samples/") and ".." not in rel.split("/")
-            if not inside or not os.path.isfile(os.path.join(top, rel)):
-                bad.append((token, cam, rel))
+    def inside(rel: str) -> bool:
+        return rel.startswith("samples/") and ".." not in rel.split("/")
+
+    top = os.fspath(root)  # plain strings, not Path objects: trainval names 200k images
+    n = sum(map(len, images.values()))
+    bad = [
+        (token, cam, rel)
+        for token, cams in images.items()
+        for cam, rel in cams.items()
+        if not inside(rel) or not os.path.isfile(os.path.join(top, rel))
+    ]
     if not bad:
         return
     token, cam, rel = bad[0]
-    inside = Path(rel).parts[:1] == ("samples",) and ".." not in Path(rel).parts
-    where = "is missing" if inside else "is not a file under samples/"
+    where = "is missing" if inside(rel) else "is not a file under samples/"
     more = f" ({len(bad) - 1} more of the {n} camera images named are missing too)" if len(bad) > 1 else ""
     raise FileNotFoundError(
         f"{root / rel}: the {cam} image of sample {token} ({table}) {where}{more}: the labels record each "
@@ -275,7 +208,7 @@ def _tables(root: Path, version: str) -> _Opened:
     return _LOADED[key]
 
 
-def _boxes(t: _Opened, sd_token: str, where: str):
+def _boxes(t: _Opened, sd_token: str):
     """The boxes of a ``sample_data`` (nuScenes-devkit's ``get_boxes``: interpolated between keyframes)."""
     import numpy as np
 
@@ -283,19 +216,13 @@ def _boxes(t: _Opened, sd_token: str, where: str):
 
     rows = []
     for b in t.nusc.get_boxes(sd_token):
-        ann = t.db.get("sample_annotation", b.token, where)
         cat = b.name
         if cat not in t.class_id:
             raise ValueError(
                 f"{t.db.table('sample_annotation')}: annotation {b.token}: category {cat!r} is not one of nuScenes' "
                 "categories the class map knows (nuscenes-devkit's LidarsegClassMapper)"
             )
-        tr = t.track.get(ann["instance_token"])
-        if tr is None:
-            raise ValueError(
-                f"{t.db.table('sample_annotation')}: annotation {b.token} names instance {ann['instance_token']!r}, "
-                f"which {t.db.table('instance')} lacks"
-            )
+        tr = t.track[t.nusc.get("sample_annotation", b.token)["instance_token"]]  # the devkit's index met each one
         w, length, h = (float(v) for v in b.wlh)
         q = b.orientation  # pyquaternion: yaw about +z of the box's heading (+x of the box)
         yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
@@ -326,14 +253,11 @@ def _panoptic_categories(f: Path, whose: str):
             names, data = z.files, (np.asarray(z["data"]) if "data" in z.files else None)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"{f}: cannot be read as nuScenes panoptic labels ({e}): {whose}") from None
-    if data is None:
-        raise ValueError(f"{f}: no 'data' array (it holds {', '.join(names) or 'nothing'}): {whose}")
-    if data.ndim != 1 or not np.issubdtype(data.dtype, np.integer):
-        shape = "x".join(map(str, data.shape)) or "scalar"
-        raise ValueError(
-            f"{f}: 'data' is {data.dtype} of shape {shape}, not one integer per point (category * 1000 + instance): "
-            f"{whose}"
-        )
+    if data is None or data.ndim != 1 or not np.issubdtype(data.dtype, np.integer):
+        got = f"no 'data' array (it holds {', '.join(names) or 'nothing'})"
+        if data is not None:
+            got = f"'data' is {data.dtype} of shape {'x'.join(map(str, data.shape)) or 'scalar'}"
+        raise ValueError(f"{f}: {got}, not one integer per point (category * 1000 + instance): {whose}")
     return data.astype(np.int64) // 1000
 
 
@@ -345,9 +269,9 @@ def _point_labels(t: _Opened, sd_token: str, n: int):
         return None
     task, rel = t.point_labels[sd_token]
     f = t.root / rel
-    if not f.is_file():
-        raise FileNotFoundError(f"{f}: missing: the {task} labels of sample_data {sd_token} ({t.db.table(task)})")
     whose = f"the {task} labels of sample_data {sd_token} ({t.db.table(task)})"
+    if not f.is_file():
+        raise FileNotFoundError(f"{f}: missing: {whose}")
     if task == "lidarseg":
         idx = np.fromfile(f, dtype=np.uint8).astype(np.int64)
     else:
@@ -372,12 +296,12 @@ def _cameras(t: _Opened, sample: dict[str, Any]):
         if r.get("sensor_modality") != "camera":
             continue
         cs = t.db.get("calibrated_sensor", r["calibrated_sensor_token"], f"sample_data {tok}")
-        K = np.asarray(cs.get("camera_intrinsic") or [], np.float64)
-        if K.shape != (3, 3) or not np.isfinite(K).all():
+        K = np.asarray(cs["camera_intrinsic"], np.float64)  # finite, or [] (check_values)
+        if K.shape != (3, 3):
             raise ValueError(
-                f"{t.db.table('calibrated_sensor')}: record {cs['token']} ({ch}): camera_intrinsic is not a finite 3x3"
+                f"{t.db.table('calibrated_sensor')}: record {cs['token']} ({ch}): camera_intrinsic is not a 3x3"
             )
-        cams[ch] = Camera(ch, K, t.db.pose("calibrated_sensor", cs), (int(r["height"]), int(r["width"])))
+        cams[ch] = Camera(ch, K, t.db.pose(cs), (int(r["height"]), int(r["width"])))
     order = [c for c in NUSCENES_CAMERAS if c in cams] + sorted(c for c in cams if c not in NUSCENES_CAMERAS)
     return {c: cams[c] for c in order}
 
@@ -386,13 +310,11 @@ def read_scene(t: _Opened, name: str, load_points: bool = True):
     """Scene ``name`` of the tables as a checked :class:`~occkit.data.scene_record.SceneRecord`;
     ``load_points`` False: no points, and boxes at the keyframes only (the check of every scene
     before any work, which on trainval would otherwise interpolate every sweep's boxes twice). A record
-    that lacks a field is named by its table file (:func:`occkit.data.nuscenes_raw.missing_field`)."""
-    from occkit.data.nuscenes_raw import missing_field
+    that lacks a field is named by its table file (:func:`occkit.data.nuscenes_raw.fields_named`)."""
+    from occkit.data.nuscenes_raw import fields_named
 
-    try:
+    with fields_named(t.root, t.version, f"a record of scene {name!r}"):
         return _read_scene(t, name, load_points)
-    except KeyError as e:
-        raise missing_field(t.root, t.version, e, f"a record of scene {name!r}") from None
 
 
 def _read_scene(t: _Opened, name: str, load_points: bool):
@@ -402,19 +324,19 @@ def _read_scene(t: _Opened, name: str, load_points: bool):
     from occkit.data.pcd_bin import read_pcd_bin
     from occkit.data.scene_record import SceneRecord, Sweep, check_record
 
-    scene = t.scene(name)
-    samples = t.samples(scene)
+    scene = t.scene_by_name[name]  # one of the scenes (RecordingReader.read_scene)
+    samples = t.db.samples(scene)
     rows = t.lidar_rows(scene, samples)
     lidars: dict[str, np.ndarray] = {}
     sensor_of: dict[str, str] = {}
     sweeps = []
     for r in rows:
-        where = f"{LIDAR_CHANNEL} sample_data {r['token']} of {name}"
+        where = f"{LIDAR_CHANNEL} sample_data {r['token']!r} of scene {name}"
         cs_tok = r["calibrated_sensor_token"]
         if cs_tok not in sensor_of:
             cs = t.db.get("calibrated_sensor", cs_tok, where)
             sensor_of[cs_tok] = LIDAR_CHANNEL if not lidars else f"{LIDAR_CHANNEL}#{len(lidars) + 1}"
-            lidars[sensor_of[cs_tok]] = t.db.pose("calibrated_sensor", cs)
+            lidars[sensor_of[cs_tok]] = t.db.pose(cs)
         ep = t.db.get("ego_pose", r["ego_pose_token"], where)
         rel = t.db.file(r, f"the points of {where}")
         key = bool(r["is_key_frame"])
@@ -429,14 +351,15 @@ def _read_scene(t: _Opened, name: str, load_points: bool):
                 token=r["sample_token"] if key else r["token"],
                 timestamp=int(r["timestamp"]),
                 sensor=sensor_of[cs_tok],
-                T_global_from_ego=t.db.pose("ego_pose", ep),
+                T_global_from_ego=t.db.pose(ep),
                 points=points,
                 labels=labels,
                 intensity=intensity,
                 keyframe=key,
                 # the cheap check reads the annotations at the keyframes (a sweep's are interpolated from them)
-                boxes=_boxes(t, r["token"], where) if key or load_points else None,
+                boxes=_boxes(t, r["token"]) if key or load_points else None,
                 source=f"{t.root / rel}",
+                row=f"{t.db.table('sample_data')}: {where}",
             )
         )
     rec = SceneRecord(
@@ -476,19 +399,17 @@ class NuScenesReader(RecordingReader):
         return f"{path / found[0] / 'sample_data.json'}" if found else None
 
     def __init__(self, source: Path, options: NuScenesOptions, wanted: list[str] | None = None) -> None:
-        from occkit.data.nuscenes_raw import missing_field
+        from occkit.data.nuscenes_raw import fields_named
 
         path = source
         version = resolve_version(path, options.version)
         super().__init__(source, dataclasses.replace(options, version=version), wanted)  # a worker opens the same
-        try:
+        with fields_named(path, version, "a record"):
             t = _tables(path, version)
-            scenes = t.scene_names()
+            scenes = sorted(t.scene_by_name)
             for s in wanted or scenes:  # the image paths of the scenes asked for (an unknown one is refused by name)
                 if s in t.scene_by_name:
-                    self.images.update(t.images(t.samples(t.scene_by_name[s])))
-        except KeyError as e:  # a record without a field: named by its table file
-            raise missing_field(path, version, e, "a record") from None
+                    self.images.update(t.images(t.db.samples(t.scene_by_name[s])))
         check_images(path, self.images, t.db.table("sample_data"))
         samples = path / "samples"
         self.version = version

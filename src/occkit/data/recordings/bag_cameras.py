@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from occkit.data.recordings.rosbag import require_topic, stamp_ns
+
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 INFO = "sensor_msgs/msg/CameraInfo"
@@ -107,11 +109,7 @@ def find_cameras(bag: Path, topics: Mapping[str, str], wanted: str | None) -> tu
         named = list(dict.fromkeys(t.strip() for t in wanted.split(",") if t.strip()))
         cams = []
         for t in named:
-            if t not in topics:
-                listing = ", ".join(f"{n} ({m})" for n, m in sorted(topics.items())) or "none"
-                raise ValueError(f"{bag}: no topic {t} (--cameras); its topics: {listing}")
-            if topics[t] not in IMAGE_TYPES:
-                raise ValueError(f"{bag}: topic {t} holds {topics[t]}, not {IMAGE} or {COMPRESSED} (--cameras)")
+            require_topic(bag, topics, t, "--cameras", IMAGE_TYPES)
             cam = _topic_of(topics, t)
             if cam is None:
                 raise ValueError(
@@ -143,11 +141,6 @@ def find_cameras(bag: Path, topics: Mapping[str, str], wanted: str | None) -> tu
             )
         seen[c.name] = c.topic
     return cams, notes
-
-
-def _ns(stamp: Any) -> int:
-    """A header stamp (sec, nanosec) in nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 # ---- calibration -------------------------------------------------------------------------------------
@@ -286,7 +279,7 @@ def _compressed_format(fmt: str, data: bytes) -> str | None:
 
 def _meta(cam: CameraTopic, ordinal: int, msg: Any) -> _Meta:
     """An image message's :class:`_Meta` (a compressed image's size read from its header, not decoded)."""
-    stamp, frame = _ns(msg.header.stamp), str(msg.header.frame_id).lstrip("/")
+    stamp, frame = stamp_ns(msg.header.stamp), str(msg.header.frame_id).lstrip("/")
     if not cam.compressed:
         enc = str(msg.encoding)
         H, W, step = int(msg.height), int(msg.width), int(msg.step)
@@ -504,7 +497,7 @@ def _encoded(bag: Path, cam: CameraTopic, msg: Any, maps: Any) -> tuple[bytes, s
     import numpy as np
     from PIL import Image
 
-    at = f"{bag}: {cam.topic}: the image at stamp {_ns(msg.header.stamp)} ns"
+    at = f"{bag}: {cam.topic}: the image at stamp {stamp_ns(msg.header.stamp)} ns"
     if cam.compressed:
         data = bytes(msg.data)
         kind = _compressed_format(str(msg.format), data[:16]) or "jpeg"

@@ -20,7 +20,8 @@ none lies around it). Boxes come from a side file in a rig's ``boxes.json`` sche
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 from occkit.data.recordings._shared import (
     _first_line,
     check_label_field,
+    matrix,
     read_classes,
     read_stamps,
 )
@@ -94,9 +96,21 @@ def _frame(name: str) -> str:
     return str(name).lstrip("/")
 
 
-def _ns(stamp: Any) -> int:
+def stamp_ns(stamp: Any) -> int:
     """A ``builtin_interfaces/Time`` (ROS 2: sec, nanosec) or ROS 1 time (sec, nanosec in rosbags) in nanoseconds."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+@contextmanager
+def _unreadable(bag: Path, after: Callable[[], str] = str) -> Iterator[None]:
+    """Whatever rosbags raises inside (a corrupt or truncated bag: its errors are many) as one line naming
+    the bag (and ``after()``: where in it)."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(
+            f"{bag}: cannot be read as a ROS bag{after()} ({type(e).__name__}: {_first_line(e)})"
+        ) from None
 
 
 @contextmanager
@@ -105,11 +119,9 @@ def _reading(bag: Path) -> Iterator[Any]:
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
-    try:
+    with _unreadable(bag):
         reader = AnyReader([bag], default_typestore=get_typestore(Stores.LATEST))
         reader.open()
-    except Exception as e:  # noqa: BLE001 - a corrupt bag, whatever rosbags raises, is named
-        raise ValueError(f"{bag}: cannot be read as a ROS bag ({type(e).__name__}: {_first_line(e)})") from None
     try:
         yield reader
     finally:
@@ -122,20 +134,20 @@ def _reading(bag: Path) -> Iterator[Any]:
 def _messages(reader: Any, bag: Path, connections: list[Any]) -> Iterator[tuple[str, Any]]:
     """``(topic, message)`` of ``connections`` in the bag's order, deserialised; a message that
     cannot be read (a truncated or corrupt bag) is one line naming the bag and the topic."""
-    it = reader.messages(connections=connections)
-    topic = "?"
+    it, topic = reader.messages(connections=connections), "?"
+
+    def after() -> str:
+        return f" after topic {topic}"
+
     while True:
-        try:
-            conn, _, raw = next(it)
+        with _unreadable(bag, after):
+            item = next(it, None)
+            if item is None:
+                return
+            conn, _, raw = item
             topic = conn.topic
             msg = reader.deserialize(raw, conn.msgtype)
-        except StopIteration:
-            return
-        except Exception as e:  # noqa: BLE001 - rosbags' errors of a corrupt bag are many
-            raise ValueError(
-                f"{bag}: cannot be read as a ROS bag after topic {topic} ({type(e).__name__}: {_first_line(e)})"
-            ) from None
-        yield conn.topic, msg
+        yield topic, msg
 
 
 def _topics(reader: Any) -> dict[str, str]:
@@ -143,39 +155,38 @@ def _topics(reader: Any) -> dict[str, str]:
     return {name: info.msgtype or "?" for name, info in reader.topics.items()}
 
 
-def _listing(topics: Mapping[str, str]) -> str:
+def listing(topics: Mapping[str, str]) -> str:
+    """A bag's topics and their types, for a message."""
     return ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())) or "none"
+
+
+def require_topic(bag: Path, topics: Mapping[str, str], topic: str, flag: str, types: tuple[str, ...]) -> None:
+    """Refuse a topic an option names (``flag``) that the bag lacks or that holds none of ``types``."""
+    if topic not in topics:
+        raise ValueError(f"{bag}: no topic {topic} ({flag}); its topics: {listing(topics)}")
+    if topics[topic] not in types:
+        raise ValueError(f"{bag}: topic {topic} holds {topics[topic]}, not {' or '.join(types)} ({flag})")
 
 
 def _choose_topics(bag: Path, topics: Mapping[str, str], opts: dict[str, Any]) -> str:
     """The LiDAR topic of ``bag`` (``--lidar-topic``, else its one PointCloud2 topic), the odometry
     topic checked, and a source of poses there; a one-line error listing the topics otherwise."""
-    want = opts["lidar_topic"]
-    if want:
-        if want not in topics:
-            raise ValueError(f"{bag}: no topic {want} (--lidar-topic); its topics: {_listing(topics)}")
-        if topics[want] != CLOUD:
-            raise ValueError(f"{bag}: topic {want} holds {topics[want]}, not {CLOUD} (--lidar-topic)")
-        topic = want
-    else:
-        clouds = sorted(t for t, m in topics.items() if m == CLOUD)
-        if not clouds:
-            raise ValueError(f"{bag}: no {CLOUD} topic; its topics: {_listing(topics)}")
-        if len(clouds) > 1:
-            raise ValueError(f"{bag}: several {CLOUD} topics ({', '.join(clouds)}): say which with --lidar-topic")
-        topic = clouds[0]
-    odom = opts["odom_topic"]
-    if odom:
-        if odom not in topics:
-            raise ValueError(f"{bag}: no topic {odom} (--odom-topic); its topics: {_listing(topics)}")
-        if topics[odom] != ODOMETRY:
-            raise ValueError(f"{bag}: topic {odom} holds {topics[odom]}, not {ODOMETRY} (--odom-topic)")
-    elif not any(topics.get(t) in TF_TYPES for t in TF_TOPICS):
+    for flag, topic, types in (
+        ("--lidar-topic", opts["lidar_topic"], (CLOUD,)),
+        ("--odom-topic", opts["odom_topic"], (ODOMETRY,)),
+    ):
+        if topic:
+            require_topic(bag, topics, topic, flag, types)
+    clouds = sorted(t for t, m in topics.items() if m == CLOUD)
+    if not opts["lidar_topic"] and len(clouds) != 1:
+        several = f"several {CLOUD} topics ({', '.join(clouds)}): say which with --lidar-topic"
+        raise ValueError(f"{bag}: {several if clouds else f'no {CLOUD} topic; its topics: {listing(topics)}'}")
+    if not opts["odom_topic"] and not any(topics.get(t) in TF_TYPES for t in TF_TOPICS):
         raise ValueError(
             f"{bag}: no /tf or /tf_static topic to take the poses from (or give a {ODOMETRY} topic with "
-            f"--odom-topic); its topics: {_listing(topics)}"
+            f"--odom-topic); its topics: {listing(topics)}"
         )
-    return topic
+    return opts["lidar_topic"] or clouds[0]
 
 
 def _slerp(q0: Any, q1: Any, a: float) -> Any:
@@ -198,9 +209,10 @@ class Uncovered(ValueError):
     """A pose asked at a stamp outside its samples' span by more than the tolerance: that cloud is left out."""
 
 
-def _extrapolated(r0: tuple, r1: tuple, stamp: int) -> tuple[Any, Any]:
-    """The pose at ``stamp`` on the line through samples ``r0``, ``r1`` (stamp, t, q): constant velocity in
-    translation and in rotation (the spherical path continued)."""
+def _along(r0: tuple, r1: tuple, stamp: int) -> tuple[Any, Any]:
+    """The pose at ``stamp`` on the line through samples ``r0``, ``r1`` (stamp, t, q): between them
+    interpolated, outside them extrapolated at constant velocity in translation and in rotation (the
+    spherical path continued)."""
     import numpy as np
 
     (s0, t0, q0), (s1, t1, q1) = r0, r1
@@ -251,31 +263,24 @@ class _Track:
         (or, ``nearest``, the nearest sample)."""
         import bisect
 
-        import numpy as np
-
-        from occkit.data.recordings._shared import matrix
-
         self._finish()
         rows = self.rows
-        if self.static:
-            return matrix(rows[-1][1], rows[-1][2], "ego_pose", where)
         stamps = [r[0] for r in rows]
         k = bisect.bisect_left(stamps, stamp)
-        if k < len(rows) and stamps[k] == stamp:
-            return matrix(rows[k][1], rows[k][2], "ego_pose", where)
-        if 0 < k < len(rows):
-            (s0, t0, q0), (s1, t1, q1) = rows[k - 1], rows[k]
-            a = (stamp - s0) / (s1 - s0)
-            t = (1 - a) * np.asarray(t0) + a * np.asarray(t1)
-            q = _slerp(np.asarray(q0, np.float64), np.asarray(q1, np.float64), a)
-            return matrix(t.tolist(), q.tolist(), "ego_pose", where)
-        if nearest or (rows and self.outside(stamp) <= tolerance):
+        if self.static or (k < len(rows) and stamps[k] == stamp):
+            r = rows[-1] if self.static else rows[k]
+            return matrix(r[1], r[2], "ego_pose", where)
+        if 0 < k < len(rows):  # between two samples
+            pair = rows[k - 1 : k + 1]
+        elif nearest or (rows and self.outside(stamp) <= tolerance):
             r = rows[0] if k == 0 else rows[-1]
             if nearest or len(rows) < 2:
                 return matrix(r[1], r[2], "ego_pose", where)
-            t, q = _extrapolated(*(rows[:2] if k == 0 else rows[-2:]), stamp)
-            return matrix(t.tolist(), q.tolist(), "ego_pose", where)
-        return None
+            pair = rows[:2] if k == 0 else rows[-2:]
+        else:
+            return None
+        t, q = _along(*pair, stamp)
+        return matrix(t.tolist(), q.tolist(), "ego_pose", where)
 
 
 class _TfTree:
@@ -296,7 +301,7 @@ class _TfTree:
             elif link.static and not static:
                 continue  # a link on /tf_static stays static
             tr, r = ts.transform.translation, ts.transform.rotation
-            link.add(_ns(ts.header.stamp), (tr.x, tr.y, tr.z), (r.w, r.x, r.y, r.z))
+            link.add(stamp_ns(ts.header.stamp), (tr.x, tr.y, tr.z), (r.w, r.x, r.y, r.z))
 
     def frames(self) -> list[str]:
         return sorted({f for pc in self.links for f in pc})
@@ -370,11 +375,8 @@ def cloud_arrays(msg: Any, where: str, label_field: str | None) -> tuple[Any, An
     coordinate (an organised cloud's gaps) are dropped. ``where`` names the cloud in errors."""
     import numpy as np
 
-    _no_field_twice(msg, where)
+    cloud_arrays_fields(msg, where)
     fields = {f.name: f for f in msg.fields}
-    lacking = [c for c in "xyz" if c not in fields]
-    if lacking:
-        raise ValueError(f"{where}: the cloud has no {'/'.join(lacking)} field (its fields: {', '.join(fields)})")
     wanted = ["x", "y", "z"] + [n for n in ("intensity", label_field) if n and n in fields]
     order = ">" if msg.is_bigendian else "<"
     step, width, height = int(msg.point_step), int(msg.width), int(msg.height)
@@ -472,12 +474,16 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOpt
         "one further from every cloud is refused",
         type=float,
         metavar="S",
+        within=(0, 3600),
+        said="seconds, 0 or more (at most an hour)",
     )
     pose_tolerance: float | None = option(
         f"a cloud at most this many seconds outside the poses' span (/tf's or --odom-topic's) takes the nearest "
         f"pose extrapolated at constant velocity; one further out is left out and counted (default {POSE_TOLERANCE})",
         type=float,
         metavar="S",
+        within=(0, 3600),
+        said="seconds, 0 or more (at most an hour)",
     )
     cameras: str | None = option(
         "the camera image topics (sensor_msgs/Image or CompressedImage, each with a CameraInfo topic in its "
@@ -489,6 +495,8 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOpt
         "that camera's period); a camera with none is missing at that keyframe",
         type=float,
         metavar="S",
+        within=(0, math.inf),
+        said="must be a number of seconds, 0 or more",
     )
     camera_axes: str | None = option(
         "the axes of the image frames: optical (z forward, x right, y down), body (x forward, y left, z up: "
@@ -499,17 +507,8 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOpt
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        import math
-
-        for name in ("keyframe_tolerance", "pose_tolerance"):
-            v = getattr(self, name)
-            if v is not None and not (math.isfinite(v) and 0 <= v <= 3600):
-                raise ValueError(f"--{name.replace('_', '-')} {v!r}: seconds, 0 or more (at most an hour)")
         if self.keyframe_tolerance is not None and not self.keyframes:
             raise ValueError("--keyframe-tolerance: matches --keyframes stamps to clouds; give --keyframes FILE too")
-        t = self.camera_tolerance
-        if t is not None and not (math.isfinite(t) and t >= 0):
-            raise ValueError(f"--camera-tolerance {t!r}: must be a number of seconds, 0 or more")
 
 
 class BagReader(RecordingReader):
@@ -656,7 +655,7 @@ def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> 
         for t, msg in _messages(r, bag, [c for c in r.connections if c.topic in want]):
             got[t] += 1
             if t == topic:
-                stamp = _ns(msg.header.stamp)
+                stamp = stamp_ns(msg.header.stamp)
                 at = f"{bag}: {topic} cloud at stamp {stamp} ns"
                 if clouds and stamp <= clouds[-1][0]:
                     raise ValueError(
@@ -670,7 +669,7 @@ def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> 
                 clouds.append((stamp, _frame(msg.header.frame_id), xyz, inten, lab))
             elif t == opts["odom_topic"]:
                 p, q = msg.pose.pose.position, msg.pose.pose.orientation
-                odom.add(_ns(msg.header.stamp), (p.x, p.y, p.z), (q.w, q.x, q.y, q.z))
+                odom.add(stamp_ns(msg.header.stamp), (p.x, p.y, p.z), (q.w, q.x, q.y, q.z))
                 odom.child = _frame(msg.child_frame_id) or opts["ego"]
             elif t in tf_topics:
                 tf.add(msg, tf_topics[t])
@@ -826,9 +825,9 @@ def _poses(
     return poses, left, extrapolated
 
 
-def _no_field_twice(msg: Any, where: str) -> None:
-    """Refuse a cloud that names a field twice (two ``x``: which one holds the coordinate cannot be told, and a
-    reader that takes either reads the other's bytes as points)."""
+def cloud_arrays_fields(msg: Any, where: str) -> None:
+    """Refuse a cloud without x, y and z fields, or with a field named twice (two ``x``: which one holds the
+    coordinate cannot be told, and a reader that takes either reads the other's bytes as points)."""
     names = [f.name for f in msg.fields]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -836,13 +835,6 @@ def _no_field_twice(msg: Any, where: str) -> None:
             f"{where}: the cloud names the field{'s' if len(twice) > 1 else ''} {', '.join(twice)} more than once "
             f"(its fields: {', '.join(names)}): which one to read cannot be told"
         )
-
-
-def cloud_arrays_fields(msg: Any, where: str) -> None:
-    """Refuse a cloud without x, y and z fields, or with a field named twice (the check made without reading
-    its points)."""
-    _no_field_twice(msg, where)
-    names = [f.name for f in msg.fields]
     lacking = [c for c in "xyz" if c not in names]
     if lacking:
         raise ValueError(f"{where}: the cloud has no {'/'.join(lacking)} field (its fields: {', '.join(names)})")
@@ -877,22 +869,17 @@ def _listed_near(bag: Path, topic: str, stamps: list[int], opts: dict[str, Any],
     spans = opts.setdefault("_spans", {})
     spans[str(bag)] = (lo, hi)
     mine = [s for s in opts["keyframes"] if lo <= s <= hi]
-    if opts.get("bags", 1) == 1:
-        stray = [s for s in opts["keyframes"] if not lo <= s <= hi]
-        if stray:
-            s = stray[0]
-            raise ValueError(
-                f"--keyframes {f}: stamp {s} ns lies {min(abs(s - stamps[0]), abs(s - stamps[-1])) / 1e9:.3f} s "
-                f"outside the clouds on {topic} in {bag} ({stamps[0]}..{stamps[-1]} ns), more than {said} "
-                f"({len(stray)} such stamp(s))"
-            )
-    elif len(spans) >= opts["bags"]:  # every bag read: a stamp no bag holds is refused, never dropped
-        nowhere = [s for s in opts["keyframes"] if not any(a <= s <= b for a, b in spans.values())]
-        if nowhere:
-            raise ValueError(
-                f"--keyframes {f}: stamp {nowhere[0]} ns lies within the clouds of none of the {opts['bags']} bags "
-                f"(each bag's first to last cloud, widened by the tolerance) ({len(nowhere)} such stamp(s))"
-            )
+    n = opts.get("bags", 1)
+    nowhere = [s for s in opts["keyframes"] if not any(a <= s <= b for a, b in spans.values())]
+    if len(spans) >= n and nowhere:  # every bag read: a stamp no bag holds is refused, never dropped
+        s, off = nowhere[0], min(abs(nowhere[0] - stamps[0]), abs(nowhere[0] - stamps[-1])) / 1e9
+        lies = (
+            f"lies {off:.3f} s outside the clouds on {topic} in {bag} ({stamps[0]}..{stamps[-1]} ns), more than {said}"
+            if n == 1
+            else f"lies within the clouds of none of the {n} bags (each bag's first to last cloud, widened by the "
+            "tolerance)"
+        )
+        raise ValueError(f"--keyframes {f}: stamp {s} ns {lies} ({len(nowhere)} such stamp(s))")
     if not mine:
         raise ValueError(
             f"--keyframes {f}: none of its stamps is within {said} of a cloud on {topic} in {bag} "
@@ -980,20 +967,14 @@ def _boxes_within(bag: Path, topic: str, stamps: list[int], opts: dict[str, Any]
         return
     spans = opts.setdefault("_box_spans", {})
     spans[str(bag)] = (stamps[0], stamps[-1])
-    f = opts["boxes_file"]
-    if opts.get("bags", 1) == 1:
-        if not any(stamps[0] <= s <= stamps[-1] for s in given):
-            raise ValueError(
-                f"--boxes {f}: none of its {len(given)} stamps ({given[0]}..{given[-1]} ns) lies within the clouds "
-                f"on {topic} in {bag} ({stamps[0]}..{stamps[-1]} ns): every box would be dropped (stamps of another "
-                "recording, or in other units than ns?)"
-            )
-    elif len(spans) >= opts["bags"] and not any(a <= s <= b for a, b in spans.values() for s in given):
+    n = opts.get("bags", 1)
+    if len(spans) >= n and not any(a <= s <= b for a, b in spans.values() for s in given):
         first, last = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
+        clouds = f"on {topic} in {bag}" if n == 1 else f"of any of the {n} bags"
         raise ValueError(
-            f"--boxes {f}: none of its {len(given)} stamps ({given[0]}..{given[-1]} ns) lies within the clouds of "
-            f"any of the {opts['bags']} bags ({first}..{last} ns): every box would be dropped (stamps of another "
-            "recording, or in other units than ns?)"
+            f"--boxes {opts['boxes_file']}: none of its {len(given)} stamps ({given[0]}..{given[-1]} ns) lies within "
+            f"the clouds {clouds} ({first}..{last} ns): every box would be dropped (stamps of another recording, or in "
+            "other units than ns?)"
         )
 
 

@@ -43,6 +43,15 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [""])[0]
 
 
+def library(module: str, why: str, name: str = "", extra: str = "rosbag") -> Any:
+    """The optional library ``module`` (``name`` in words), or an ``ImportError`` line saying that ``why``
+    needs it and how to install it."""
+    try:
+        return __import__(module)
+    except ImportError as e:
+        raise ImportError(f"{why} needs {name or module} ({e}): pip install 'occkit[{extra}]'") from None
+
+
 def read_lines(path: str | Path, what: str) -> list[tuple[int, str]]:
     """The non-blank lines of a text file that are not ``#`` comments, with their line numbers."""
     f = Path(path)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from occkit.data.recordings._shared import library
 from occkit.data.recordings.rosbag import require_topic, stamp_ns
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -68,8 +69,7 @@ class CameraTopic:
 
 def namespace(topic: str) -> str:
     """An image topic's namespace: ``/ns/image_raw`` and ``/ns/image_raw/compressed`` -> ``/ns``."""
-    base = topic[: -len("/compressed")] if topic.endswith("/compressed") else topic
-    return base.rsplit("/", 1)[0]
+    return topic.removesuffix("/compressed").rsplit("/", 1)[0]
 
 
 def camera_name(ns: str) -> str:
@@ -79,8 +79,8 @@ def camera_name(ns: str) -> str:
 
 
 def _base(topic: str) -> str:
-    base = topic[: -len("/compressed")] if topic.endswith("/compressed") else topic
-    return base.rsplit("/", 1)[-1]
+    """An image topic's last name: ``/ns/image_raw/compressed`` -> ``image_raw``."""
+    return topic.removesuffix("/compressed").rsplit("/", 1)[-1]
 
 
 def _rank(topic: str, compressed: bool) -> tuple[int, int, str]:
@@ -151,14 +151,6 @@ def _field(msg: Any, name: str) -> Any:
     return getattr(msg, name) if hasattr(msg, name) else getattr(msg, name.upper())
 
 
-def _need_cv2(why: str) -> Any:
-    try:
-        import cv2
-    except ImportError as e:
-        raise ImportError(f"{why} needs OpenCV ({e}): pip install 'occkit[rosbag]'") from None
-    return cv2
-
-
 @dataclass
 class Calibration:
     """A camera's pinhole calibration as written: ``K`` (3, 3) of the written images, ``size`` (H, W);
@@ -187,15 +179,10 @@ def calibration(cam: CameraTopic, msg: Any, where: str) -> Calibration:
     model = str(msg.distortion_model or "")
     D = np.array(_field(msg, "d"), np.float64).reshape(-1)
     if cam.rectified:
-        Kr = P[:, :3]
-        if not np.isfinite(Kr).all() or not Kr.any():
-            raise ValueError(f"{where}: P is all zeros: a rectified topic ({cam.topic}) takes its intrinsics from P")
-        _check_k(Kr, where, "P's left 3 x 3")
+        Kr = _pinhole(P[:, :3], where, "P", f"a rectified topic ({cam.topic}) takes its intrinsics from P")
         rot = R if np.isfinite(R).all() and abs(np.linalg.det(R) - 1) < 1e-3 else np.eye(3)  # unset R: none
         return Calibration(K=Kr.copy(), size=(H, W), R_cam_from_image=rot.T.copy())
-    if not np.isfinite(K).all() or not K.any():
-        raise ValueError(f"{where}: K is all zeros: an uncalibrated camera (its intrinsics are unknown)")
-    _check_k(K, where, "K")
+    _pinhole(K, where, "K", "an uncalibrated camera (its intrinsics are unknown)")
     if not np.isfinite(D).all():
         raise ValueError(f"{where}: the distortion D holds NaN or infinity")
     if not D.any():  # no distortion (of any model): the images are a pinhole's as they are
@@ -205,7 +192,7 @@ def calibration(cam: CameraTopic, msg: Any, where: str) -> Calibration:
     if len(D) not in MODELS[model]:
         want = " or ".join(map(str, MODELS[model]))
         raise ValueError(f"{where}: distortion model {model} takes {want} coefficients, D holds {len(D)}")
-    cv2 = _need_cv2(f"{where}: undistorting {model} images")
+    cv2 = library("cv2", f"{where}: undistorting {model} images", "OpenCV")
     if model == "equidistant":
         newK = cv2.fisheye.estimateNewCameraMatrixForUndistortRectify(
             K, D.reshape(4, 1), (W, H), np.eye(3), balance=0.0
@@ -218,9 +205,17 @@ def calibration(cam: CameraTopic, msg: Any, where: str) -> Calibration:
     return Calibration(K=newK, size=(H, W), R_cam_from_image=np.eye(3), K_raw=K, D=D, model=model)
 
 
-def _check_k(K: Any, where: str, what: str) -> None:
+def _pinhole(K: Any, where: str, name: str, unset: str) -> Any:
+    """Refuse a camera matrix (``name``: K, or a rectified topic's P) that is unset (all zeros: ``unset`` says
+    what that means) or not a pinhole's; return it."""
+    import numpy as np
+
+    if not np.isfinite(K).all() or not K.any():
+        raise ValueError(f"{where}: {name} is all zeros: {unset}")
     if K[0, 0] <= 0 or K[1, 1] <= 0 or K[2, 2] != 1:
+        what = "P's left 3 x 3" if name == "P" else name
         raise ValueError(f"{where}: {what} {K.tolist()} is not a camera's (fx, fy > 0 and a last row 0 0 1)")
+    return K
 
 
 def undistort_maps(cal: Calibration) -> Any:
@@ -229,7 +224,7 @@ def undistort_maps(cal: Calibration) -> Any:
         return None
     import numpy as np
 
-    cv2 = _need_cv2("undistorting camera images")
+    cv2 = library("cv2", "undistorting camera images", "OpenCV")
     H, W = cal.size
     if cal.model == "equidistant":
         D = cal.D.reshape(4, 1)
@@ -437,10 +432,9 @@ def _check_image(bag: Path, cam: CameraTopic, cal: Calibration, m: _Meta) -> Non
     at = f"{bag}: {cam.topic}: the image at stamp {m.stamp} ns"
     if m.problem:
         raise ValueError(f"{at}: {m.problem}")
-    if cam.compressed and m.kind not in FORMATS:
-        raise ValueError(f"{at}: format {m.kind!r} is not one occkit reads ({', '.join(FORMATS)})")
-    if not cam.compressed and m.kind not in ENCODINGS:
-        raise ValueError(f"{at}: encoding {m.kind!r} is not one occkit reads ({', '.join(ENCODINGS)})")
+    kinds, kind = (FORMATS, "format") if cam.compressed else (ENCODINGS, "encoding")
+    if m.kind not in kinds:
+        raise ValueError(f"{at}: {kind} {m.kind!r} is not one occkit reads ({', '.join(kinds)})")
     if m.size != cal.size:
         (h, w), (H, W) = m.size, cal.size
         raise ValueError(f"{at}: {w} x {h} pixels, but its CameraInfo {cam.info} says {W} x {H} (width x height)")
@@ -525,7 +519,7 @@ def _remap(pixels: Any, maps: Any) -> Any:
     """An image undistorted by OpenCV's remap tables (bilinear; outside the raw image: black)."""
     import numpy as np
 
-    cv2 = _need_cv2("undistorting camera images")
+    cv2 = library("cv2", "undistorting camera images", "OpenCV")
     return cv2.remap(np.ascontiguousarray(pixels), maps[0], maps[1], cv2.INTER_LINEAR)
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from occkit.data.recordings._shared import (
     _first_line,
     check_label_field,
+    library,
     matrix,
     read_classes,
     read_stamps,
@@ -82,13 +83,6 @@ def bag_kind(bag: Path) -> str:
 def scene_name(bag: Path) -> str:
     """A bag's scene: its file name without ``.bag``, ``.mcap`` or ``.db3``, or its folder's name."""
     return bag.stem if bag.is_file() else bag.name
-
-
-def _need_rosbags() -> None:
-    try:
-        import rosbags  # noqa: F401
-    except ImportError as e:
-        raise ImportError(f"reading ROS bags needs rosbags ({e}): pip install 'occkit[rosbag]'") from None
 
 
 def _frame(name: str) -> str:
@@ -249,6 +243,11 @@ class _Track:
         self._finish()
         return f"{self.rows[0][0]}..{self.rows[-1][0]} ns" if self.rows else "no sample"
 
+    def coverage(self, stamp: int, tolerance: int) -> str:
+        """The samples' span against ``stamp`` (how far off) and ``tolerance`` (ns), for a message."""
+        away = f"{self.outside(stamp) / 1e9:.3f} s away"
+        return f"covers {self.span()} ({away}; extrapolated within --pose-tolerance {tolerance / 1e9:g} s)"
+
     def outside(self, stamp: int) -> int:
         """How far (ns) ``stamp`` lies outside the samples' span (0 within it, or for a static link)."""
         self._finish()
@@ -356,8 +355,7 @@ class _TfTree:
             if M is None:
                 raise Uncovered(
                     f"{self.bag}: no transform from {a!r} to {b!r} at stamp {stamp} ns ({what}): the link "
-                    f"{link.name} on /tf covers {link.span()} ({link.outside(stamp) / 1e9:.3f} s away; extrapolated "
-                    f"within --pose-tolerance {tolerance / 1e9:g} s)"
+                    f"{link.name} on /tf {link.coverage(stamp, tolerance)}"
                 )
             if forward:
                 T = T @ M
@@ -535,7 +533,7 @@ class BagReader(RecordingReader):
     def __init__(self, source: Path, options: BagOptions, wanted: list[str] | None = None) -> None:
         super().__init__(source, options, wanted)
         path = source
-        _need_rosbags()
+        library("rosbags", "reading ROS bags")
         bags = bag_paths(path)
         if not bags:
             raise ValueError(
@@ -594,7 +592,7 @@ class BagReader(RecordingReader):
         rec = read_bag(bag, self.topics[scene], self.opts, scene, load_points)
         keyframes = [(int(s.token), s.token) for s in rec.sweeps if s.keyframe]
         cams, tf = self.cameras[scene], _TfTree(bag)
-        messages = self._messages_of(scene, {t for c in cams for t in (c.topic, c.info)}, tf)
+        messages = _stream(bag, {t for c in cams for t in (c.topic, c.info)}, tf)
         axes = self.options.camera_axes or AXES[0]
         tolerance = self.options.camera_tolerance
         plan = plan_cameras(bag, cams, keyframes, self.opts["ego"], tolerance, axes, messages, tf)
@@ -620,23 +618,26 @@ class BagReader(RecordingReader):
         if scene not in self._camera_plans:
             self.read(scene, load_points=False)
         return write_images(
-            self.bags[scene], self._camera_plans[scene], Path(out), lambda topics: self._messages_of(scene, topics)
+            self.bags[scene], self._camera_plans[scene], Path(out), lambda topics: _stream(self.bags[scene], topics)
         )
 
-    def _messages_of(self, scene: str, topics: set[str], tf: _TfTree | None = None) -> Iterator[tuple[str, Any]]:
-        """``(topic, message)`` of ``topics`` in the scene's bag, in order (the bag opened when the first is
-        asked for, closed when the last is or the caller stops); with ``tf``, /tf and /tf_static fed into it on
-        the way."""
-        bag = self.bags[scene]
-        with _reading(bag) as r:
-            have = _topics(r)
-            tf_topics = {t: s for t, s in TF_TOPICS.items() if have.get(t) in TF_TYPES} if tf is not None else {}
-            conns = [c for c in r.connections if c.topic in topics or c.topic in tf_topics]
-            for t, msg in _messages(r, bag, conns):
-                if t in tf_topics:
-                    tf.add(msg, tf_topics[t])
-                else:
-                    yield t, msg
+
+def _stream(bag: Path, topics: set[str], tf: _TfTree | None = None, check: bool = False) -> Iterator[tuple[str, Any]]:
+    """``(topic, message)`` of ``topics`` in ``bag``, in order (the bag opened when the first is asked for,
+    closed when the last is or the caller stops); with ``tf``, /tf and /tf_static fed into it on the way;
+    ``check``: once every message was read, the bag's metadata checked against them (:func:`_check_metadata`)."""
+    with _reading(bag) as r:
+        have = _topics(r)
+        tf_topics = {t: s for t, s in TF_TOPICS.items() if have.get(t) in TF_TYPES} if tf is not None else {}
+        counts = dict.fromkeys([*topics, *tf_topics], 0)
+        for t, msg in _messages(r, bag, [c for c in r.connections if c.topic in counts]):
+            counts[t] += 1
+            if t in tf_topics:
+                tf.add(msg, tf_topics[t])
+            else:
+                yield t, msg
+        if check:
+            _check_metadata(bag, r, counts)
 
 
 def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> tuple[list[tuple], _TfTree, _Track]:
@@ -644,36 +645,27 @@ def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> 
     points left empty without ``load_points``, the fields still checked), its tf and its odometry."""
     import numpy as np
 
-    tf = _TfTree(bag)
-    odom = _Track(opts["odom_topic"] or "")
+    tf, odom_topic = _TfTree(bag), opts["odom_topic"]
+    odom = _Track(odom_topic or "")
     clouds: list[tuple] = []
-    with _reading(bag) as r:
-        have = _topics(r)
-        tf_topics = {t: static for t, static in TF_TOPICS.items() if have.get(t) in TF_TYPES}
-        want = {topic, *tf_topics, *([opts["odom_topic"]] if opts["odom_topic"] else [])}
-        got = dict.fromkeys(want, 0)
-        for t, msg in _messages(r, bag, [c for c in r.connections if c.topic in want]):
-            got[t] += 1
-            if t == topic:
-                stamp = stamp_ns(msg.header.stamp)
-                at = f"{bag}: {topic} cloud at stamp {stamp} ns"
-                if clouds and stamp <= clouds[-1][0]:
-                    raise ValueError(
-                        f"{bag}: {topic}: cloud stamps out of order: {stamp} ns comes after {clouds[-1][0]} ns"
-                    )
-                if load_points:
-                    xyz, inten, lab = cloud_arrays(msg, at, opts["label_field"])
-                else:
-                    cloud_arrays_fields(msg, at)
-                    xyz, inten, lab = np.zeros((0, 3), np.float32), None, None
-                clouds.append((stamp, _frame(msg.header.frame_id), xyz, inten, lab))
-            elif t == opts["odom_topic"]:
-                p, q = msg.pose.pose.position, msg.pose.pose.orientation
-                odom.add(stamp_ns(msg.header.stamp), (p.x, p.y, p.z), (q.w, q.x, q.y, q.z))
-                odom.child = _frame(msg.child_frame_id) or opts["ego"]
-            elif t in tf_topics:
-                tf.add(msg, tf_topics[t])
-        _check_metadata(bag, r, got)
+    for t, msg in _stream(bag, {topic, *([odom_topic] if odom_topic else [])}, tf, check=True):
+        if t == topic:
+            stamp = stamp_ns(msg.header.stamp)
+            at = f"{bag}: {topic} cloud at stamp {stamp} ns"
+            if clouds and stamp <= clouds[-1][0]:
+                raise ValueError(
+                    f"{bag}: {topic}: cloud stamps out of order: {stamp} ns comes after {clouds[-1][0]} ns"
+                )
+            if load_points:
+                xyz, inten, lab = cloud_arrays(msg, at, opts["label_field"])
+            else:
+                cloud_arrays_fields(msg, at)
+                xyz, inten, lab = np.zeros((0, 3), np.float32), None, None
+            clouds.append((stamp, _frame(msg.header.frame_id), xyz, inten, lab))
+        else:
+            p, q = msg.pose.pose.position, msg.pose.pose.orientation
+            odom.add(stamp_ns(msg.header.stamp), (p.x, p.y, p.z), (q.w, q.x, q.y, q.z))
+            odom.child = _frame(msg.child_frame_id) or opts["ego"]
     if not clouds:
         raise ValueError(f"{bag}: topic {topic} holds no message")
     return clouds, tf, odom
@@ -728,8 +720,7 @@ def _ego_pose(bag: Path, topic: str, stamp: int, tf: _TfTree, odom: _Track, opts
     T = odom.at(stamp, f"{bag}: {opts['odom_topic']} at {stamp} ns", tolerance=tol)
     if T is None:
         raise Uncovered(
-            f"{bag}: no pose at stamp {stamp} ns ({what}): {opts['odom_topic']} covers {odom.span()} "
-            f"({odom.outside(stamp) / 1e9:.3f} s away; extrapolated within --pose-tolerance {tol / 1e9:g} s)"
+            f"{bag}: no pose at stamp {stamp} ns ({what}): {opts['odom_topic']} {odom.coverage(stamp, tol)}"
         )
     return T @ tf.lookup(
         odom.child, opts["ego"], stamp, f"odometry's child frame to the ego frame; {what}", tolerance=tol

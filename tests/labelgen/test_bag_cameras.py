@@ -120,7 +120,7 @@ def test_the_bag_labels_train_predict_and_score_with_no_hand_step(routes, tmp_pa
 
 
 def _bag(path: Path, msgs: list[tuple[str, str, int, object]]) -> Path:
-    """A ROS 2 bag (sqlite3) of ``(topic, msgtype, log time ns, message)``."""
+    """A ROS 2 bag (sqlite3) of ``(topic, msgtype, log time ns, message)`` (message None: a topic without one)."""
     from rosbags.rosbag2 import Writer
 
     ts = _ts()
@@ -129,7 +129,8 @@ def _bag(path: Path, msgs: list[tuple[str, str, int, object]]) -> Path:
         for topic, mt, t, msg in msgs:
             if topic not in conns:
                 conns[topic] = w.add_connection(topic, mt, typestore=ts)
-            w.write(conns[topic], t, ts.serialize_cdr(msg, mt))
+            if msg is not None:  # None: the topic's connection alone
+                w.write(conns[topic], t, ts.serialize_cdr(msg, mt))
     return path
 
 
@@ -421,6 +422,10 @@ def _far_images(world, tmp):
     return [_bag(tmp / "b", _scene(world, delay=50_000_000)), "--camera-tolerance", "0.01"]
 
 
+def _empty_info(world, tmp):  # a CameraInfo topic (a connection) without a message
+    return [_bag(tmp / "b", [*_scene(world, info=None), (f"/{CAM}/camera_info", INFO, 0, None)])]
+
+
 @pytest.mark.parametrize(
     "make, words",
     [
@@ -435,6 +440,7 @@ def _far_images(world, tmp):
         ),
         (_not_a_jpeg, ["/CAM_FRONT/image_raw/compressed: the image at stamp", "does not decode as jpeg"]),
         (_far_images, ["camera CAM_FRONT (/CAM_FRONT/image_raw/compressed): no image within 0.01 s", "keyframe"]),
+        (_empty_info, ["topic /CAM_FRONT/camera_info holds no message"]),
     ],
 )
 def test_bad_cameras_are_refused_in_one_line_naming_the_topic_and_nothing_is_written(

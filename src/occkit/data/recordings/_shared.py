@@ -118,13 +118,13 @@ def read_ego_box(s: str | None) -> tuple[tuple[float, float, float], tuple[float
 
 
 def matrix(translation: Sequence[float], rotation_wxyz: Sequence[float], kind: str, where: str):
-    """A ``(4, 4)`` float64 numpy transform from a translation and a unit quaternion (w, x, y, z), as a
-    rig folder's poses are read (:mod:`occkit.data.rig`): the same arithmetic, so the same bits."""
-    import numpy as np
-
+    """A ``(4, 4)`` float64 numpy transform from a translation and a unit quaternion (w, x, y, z), read as a
+    rig folder's poses are (:class:`~occkit.data.rig_schema.Pose`'s rules, :mod:`occkit.data.rig`'s
+    arithmetic: the same bits); bad input: one line starting with ``where``."""
+    from occkit.data.rig_schema import EgoPose, Pose
     from occkit.geometry.transforms import checked_pose
+    from occkit.schema import validate
 
-    norm = float(np.linalg.norm(np.asarray(rotation_wxyz, np.float64)))
-    if not abs(norm - 1.0) <= 1e-3:
-        raise ValueError(f"{where}: not rigid (the rotation quaternion has norm {norm:.4g}, not 1)")
+    pose = {"translation": list(translation), "rotation": list(rotation_wxyz)}
+    validate(EgoPose if kind == "ego_pose" else Pose, pose, where)
     return checked_pose(translation, rotation_wxyz, kind, where).numpy()

@@ -337,9 +337,10 @@ def plan_cameras(
     tf: Any,
 ) -> ScenePlan:
     """The cameras ``cams`` of ``bag`` for a scene whose keyframes are ``(stamp ns, token)``, from one pass
-    over ``messages`` (``(topic, message)`` of their image and CameraInfo topics in the bag's order, while
-    the bag's tf fills ``tf``, the reader's tf tree: ``lookup(a, b, stamp, what)``): images' headers read,
-    nothing decoded, every check a label run needs made (one line naming the bag, the topic and the cause)."""
+    over ``messages`` (``(topic, message)`` of their image and CameraInfo topics in the bag's order, each
+    topic holding one or more, while the bag's tf fills ``tf``, the reader's tf tree: ``lookup(a, b, stamp,
+    what)``): images' headers read, nothing decoded, every check a label run needs made (one line naming the
+    bag, the topic and the cause)."""
     import numpy as np
 
     from occkit.data.scene_record import Camera
@@ -358,13 +359,8 @@ def plan_cameras(
         elif t in info_topics and t not in infos:
             infos[t] = msg
     for cam in cams:
-        where = f"{bag}: {cam.info}"
-        if cam.info not in infos:
-            raise ValueError(f"{where}: holds no message: camera {cam.name}'s intrinsics are unknown")
-        cal = calibration(cam, infos[cam.info], where)
+        cal = calibration(cam, infos[cam.info], f"{bag}: {cam.info}")
         rows = metas[cam.name]
-        if not rows:
-            raise ValueError(f"{bag}: image topic {cam.topic} holds no message (camera {cam.name})")
         chosen, missing, tol = _choose(bag, cam, rows, keyframes, tolerance)
         first = None
         for ordinal in chosen:

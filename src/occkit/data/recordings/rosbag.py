@@ -592,7 +592,7 @@ class BagReader(RecordingReader):
         rec = read_bag(bag, self.topics[scene], self.opts, scene, load_points)
         keyframes = [(int(s.token), s.token) for s in rec.sweeps if s.keyframe]
         cams, tf = self.cameras[scene], _TfTree(bag)
-        messages = _stream(bag, {t for c in cams for t in (c.topic, c.info)}, tf)
+        messages = _stream(bag, {t for c in cams for t in (c.topic, c.info)}, tf, need=True)
         axes = self.options.camera_axes or AXES[0]
         tolerance = self.options.camera_tolerance
         plan = plan_cameras(bag, cams, keyframes, self.opts["ego"], tolerance, axes, messages, tf)
@@ -622,10 +622,13 @@ class BagReader(RecordingReader):
         )
 
 
-def _stream(bag: Path, topics: set[str], tf: _TfTree | None = None, check: bool = False) -> Iterator[tuple[str, Any]]:
+def _stream(
+    bag: Path, topics: set[str], tf: _TfTree | None = None, check: bool = False, need: bool = False
+) -> Iterator[tuple[str, Any]]:
     """``(topic, message)`` of ``topics`` in ``bag``, in order (the bag opened when the first is asked for,
-    closed when the last is or the caller stops); with ``tf``, /tf and /tf_static fed into it on the way;
-    ``check``: once every message was read, the bag's metadata checked against them (:func:`_check_metadata`)."""
+    closed when the last is or the caller stops); with ``tf``, /tf and /tf_static fed into it on the way.
+    Once every message was read: ``check``, the bag's metadata checked against them (:func:`_check_metadata`);
+    ``need``, a topic of ``topics`` that held none refused."""
     with _reading(bag) as r:
         have = _topics(r)
         tf_topics = {t: s for t, s in TF_TOPICS.items() if have.get(t) in TF_TYPES} if tf is not None else {}
@@ -638,6 +641,8 @@ def _stream(bag: Path, topics: set[str], tf: _TfTree | None = None, check: bool 
                 yield t, msg
         if check:
             _check_metadata(bag, r, counts)
+    if need and not all(counts[t] for t in topics):
+        raise ValueError(f"{bag}: topic {min(t for t in topics if not counts[t])} holds no message")
 
 
 def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> tuple[list[tuple], _TfTree, _Track]:
@@ -648,7 +653,7 @@ def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> 
     tf, odom_topic = _TfTree(bag), opts["odom_topic"]
     odom = _Track(odom_topic or "")
     clouds: list[tuple] = []
-    for t, msg in _stream(bag, {topic, *([odom_topic] if odom_topic else [])}, tf, check=True):
+    for t, msg in _stream(bag, {topic, *([odom_topic] if odom_topic else [])}, tf, check=True, need=True):
         if t == topic:
             stamp = stamp_ns(msg.header.stamp)
             at = f"{bag}: {topic} cloud at stamp {stamp} ns"
@@ -666,8 +671,6 @@ def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> 
             p, q = msg.pose.pose.position, msg.pose.pose.orientation
             odom.add(stamp_ns(msg.header.stamp), (p.x, p.y, p.z), (q.w, q.x, q.y, q.z))
             odom.child = _frame(msg.child_frame_id) or opts["ego"]
-    if not clouds:
-        raise ValueError(f"{bag}: topic {topic} holds no message")
     return clouds, tf, odom
 
 

@@ -415,29 +415,22 @@ def cloud_arrays(msg: Any, where: str, label_field: str | None) -> tuple[Any, An
 
 def _options(options: BagOptions) -> dict[str, Any]:
     """The bag reader's options checked, the side files read."""
-    opts = {
+    return {
         "lidar_topic": options.lidar_topic or None,
         "label_field": options.field(),
         "world": _frame(options.world_frame or "map"),
         "ego": _frame(options.ego_frame or "base_link"),
         "odom_topic": options.odom_topic or None,
         "every": options.every(10),
-        "keyframes": None,
+        "keyframes": sorted(set(read_stamps(options.keyframes))) if options.keyframes else None,
         "keyframes_file": options.keyframes,
-        "boxes": None,
+        "boxes": _read_boxes(Path(options.boxes)) if options.boxes else None,
         "boxes_file": options.boxes,
         "ego_box": options.ego(),
-        "ego_box_given": bool(options.ego_box),
         "classes": read_classes(options.classes),
         "keyframe_tolerance": options.keyframe_tolerance,  # seconds; None: half the cloud period
         "pose_tolerance": POSE_TOLERANCE if options.pose_tolerance is None else options.pose_tolerance,
-        "ego_height": options.ego_height or 0.0,
     }
-    if opts["keyframes_file"]:
-        opts["keyframes"] = sorted(set(read_stamps(opts["keyframes_file"])))
-    if opts["boxes_file"]:
-        opts["boxes"] = _read_boxes(Path(opts["boxes_file"]))
-    return opts
 
 
 def _read_boxes(f: Path) -> dict[int, list[dict[str, Any]]]:
@@ -472,16 +465,14 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOpt
         "one further from every cloud is refused",
         type=float,
         metavar="S",
-        within=(0, 3600),
-        said="seconds, 0 or more (at most an hour)",
+        within=(0, 3600, "seconds, 0 or more (at most an hour)"),
     )
     pose_tolerance: float | None = option(
         f"a cloud at most this many seconds outside the poses' span (/tf's or --odom-topic's) takes the nearest "
         f"pose extrapolated at constant velocity; one further out is left out and counted (default {POSE_TOLERANCE})",
         type=float,
         metavar="S",
-        within=(0, 3600),
-        said="seconds, 0 or more (at most an hour)",
+        within=(0, 3600, "seconds, 0 or more (at most an hour)"),
     )
     cameras: str | None = option(
         "the camera image topics (sensor_msgs/Image or CompressedImage, each with a CameraInfo topic in its "
@@ -493,8 +484,7 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOpt
         "that camera's period); a camera with none is missing at that keyframe",
         type=float,
         metavar="S",
-        within=(0, math.inf),
-        said="must be a number of seconds, 0 or more",
+        within=(0, math.inf, "must be a number of seconds, 0 or more"),
     )
     camera_axes: str | None = option(
         "the axes of the image frames: optical (z forward, x right, y down), body (x forward, y left, z up: "
@@ -580,11 +570,8 @@ class BagReader(RecordingReader):
         return notes
 
     def read(self, scene: str, load_points: bool = True) -> Any:
-        from dataclasses import replace
-
-        import numpy as np
-
         from occkit.data.recordings.bag_cameras import AXES, plan_cameras
+        from occkit.data.scene_record import check_record
 
         if scene not in self.topics:  # a scene not asked for at opening: its topics chosen now
             self._open_topics(scene)
@@ -597,9 +584,7 @@ class BagReader(RecordingReader):
         tolerance = self.options.camera_tolerance
         plan = plan_cameras(bag, cams, keyframes, self.opts["ego"], tolerance, axes, messages, tf)
         self._camera_plans[scene] = plan
-        up = np.eye(4)
-        up[2, 3] = self.opts["ego_height"]  # the ego frame moved down to the ground (read_bag's lower_ego)
-        rec.cameras = {k: replace(c, T_ego_from_cam=up @ c.T_ego_from_cam) for k, c in plan.cameras.items()}
+        rec.cameras = plan.cameras
         if cams:
             rec.notes["cameras"] = plan.notes()
         missing = [f"{n} at {k} of {len(keyframes)}" for n, k in plan.missing.items() if k]
@@ -609,6 +594,10 @@ class BagReader(RecordingReader):
                 "(--camera-tolerance) of the keyframe's cloud; those cameras are left out of those keyframes' index "
                 "entries"
             )
+        if self.options.ego_height:  # a given --ego-box is in the bag's ego frame and moves with it
+            rec.notes["ego_height"] = self.options.ego_height
+        rec = self.options.lowered(rec, box_given=bool(self.options.ego_box))
+        check_record(rec)
         return rec
 
     def write_images(self, scene: str, out: Path) -> dict[str, dict[str, str]]:
@@ -731,10 +720,10 @@ def _ego_pose(bag: Path, topic: str, stamp: int, tf: _TfTree, odom: _Track, opts
 
 
 def read_bag(bag: Path, topic: str, opts: dict[str, Any], scene: str, load_points: bool = True) -> Any:
-    """One bag as a checked :class:`~occkit.data.scene_record.SceneRecord` (``opts``: :func:`_options`): the
-    clouds without an ego pose within ``--pose-tolerance`` left out and counted (:attr:`SceneRecord.warnings`),
-    how the keyframes were taken in :attr:`SceneRecord.notes`, the ego frame lowered by ``--ego-height``."""
-    from occkit.data.scene_record import SceneRecord, Sweep, check_record, lower_ego
+    """One bag's clouds as a :class:`~occkit.data.scene_record.SceneRecord` in the bag's ego frame, not yet
+    checked (``opts``: :func:`_options`): the clouds without an ego pose within ``--pose-tolerance`` left out
+    and counted (:attr:`SceneRecord.warnings`), how the keyframes were taken in :attr:`SceneRecord.notes`."""
+    from occkit.data.scene_record import SceneRecord, Sweep
 
     clouds, tf, odom = _collect(bag, topic, opts, load_points)
     stamps = [c[0] for c in clouds]
@@ -785,11 +774,7 @@ def read_bag(bag: Path, topic: str, opts: dict[str, Any], scene: str, load_point
         notes=notes,
         warnings=warnings,
     )
-    if opts["ego_height"]:  # a given --ego-box is in the bag's ego frame and moves with it; the default is the ground's
-        rec = lower_ego(rec, opts["ego_height"], move_box=opts["ego_box_given"])
-        notes["ego_height"] = opts["ego_height"]
     check_label_field(opts["label_field"], sweeps, f"{bag}: {topic}")
-    check_record(rec)
     return rec
 
 

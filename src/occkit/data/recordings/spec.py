@@ -73,19 +73,13 @@ def files_fingerprint(path: Path, limit: int = FINGERPRINT_FILES) -> str:
 
 
 def option(
-    help: str,
-    *,
-    type: Callable[[str], Any] = str,
-    metavar: str | None = None,
-    choices: Any = None,
-    within: tuple[float, float] | None = None,
-    said: str = "",
+    help: str, *, type: Callable[[str], Any] = str, metavar: str | None = None, choices: Any = None, within: Any = None
 ) -> Any:
     """A field of a reader's options dataclass: one command-line option, ``--name-with-dashes``, whose
     value (``type`` applied, None when not given) reaches the reader as the field. ``choices``: the values
-    it takes; ``within``: the closed range a number must be finite in, ``said`` the refusal's words. Both
-    are checked in one place, :meth:`ReaderOptions.__post_init__`."""
-    meta = {"help": help, "type": type, "metavar": metavar, "choices": choices, "within": within, "said": said}
+    it takes; ``within``: ``(low, high, words)``, the closed range a number must be finite in and the
+    refusal's words. Both are checked in one place, :meth:`ReaderOptions.__post_init__`."""
+    meta = {"help": help, "type": type, "metavar": metavar, "choices": choices, "within": within}
     return field(default=None, metadata=meta)
 
 
@@ -104,8 +98,9 @@ class ReaderOptions:
         """Each option given within its declared range and among its choices (:func:`option`)."""
         for f in self.fields():
             v, m = getattr(self, f.name), f.metadata
-            if v is not None and m.get("within") and not (math.isfinite(v) and m["within"][0] <= v <= m["within"][1]):
-                raise ValueError(f"{flag_of(f.name)} {v!r}: {m['said']}")
+            low, high, words = m.get("within") or (-math.inf, math.inf, "")
+            if v is not None and words and not (math.isfinite(v) and low <= v <= high):
+                raise ValueError(f"{flag_of(f.name)} {v!r}: {words}")
             if v is not None and m.get("choices") and v not in m["choices"]:
                 raise ValueError(f"{flag_of(f.name)} {v!r}: one of {', '.join(map(str, m['choices']))}")
 
@@ -160,8 +155,7 @@ class KeyframeEveryOptions(ReaderOptions):
         "files; KITTI sequences: the scans with SSC labels, else every 5th; KITTI raw drives: every 5th)",
         type=int,
         metavar="N",
-        within=(1, math.inf),
-        said="must be a positive integer",
+        within=(1, math.inf, "must be a positive integer"),
     )
 
     def every(self, default: int = 10) -> int:
@@ -243,8 +237,7 @@ class EgoHeightOptions(ReaderOptions):
         "with it",
         type=float,
         metavar="H",
-        within=(-10, 10),
-        said="metres from the ground to the ego origin (within 10)",
+        within=(-10, 10, "metres from the ground to the ego origin (within 10)"),
     )
 
     def lowered(self, rec: SceneRecord, box_given: bool) -> SceneRecord:

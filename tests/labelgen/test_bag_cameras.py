@@ -401,6 +401,15 @@ def _k_zeros(world, tmp):
     return [_bag(tmp / "b", _scene(world, info=lambda ts, ns, f, K, size: _info(ts, ns, f, np.zeros((3, 3)), size)))]
 
 
+def _unknown_model(world, tmp):
+    def info(ts, ns, frame, K, size):
+        msg = _info(ts, ns, frame, K, size)
+        msg.distortion_model, msg.d = "kannala_brandt", np.array([0.1, 0.0, 0.0, 0.0, 0.0, 0.0])
+        return msg
+
+    return [_bag(tmp / "b", _scene(world, info=info))]
+
+
 def _no_tf(world, tmp):
     return [_bag(tmp / "b", _scene(world, link=None))]
 
@@ -433,6 +442,7 @@ def _empty_info(world, tmp):  # a CameraInfo topic (a connection) without a mess
         (_bayer, ["/CAM_FRONT/image_raw: the image at stamp", "encoding 'bayer_rggb8' is not one", "rgb8, bgr8"]),
         (_other_size, ["80 x 48 pixels, but its CameraInfo /CAM_FRONT/camera_info says 80 x 40"]),
         (_k_zeros, ["/CAM_FRONT/camera_info: K is all zeros"]),
+        (_unknown_model, ["/CAM_FRONT/camera_info: distortion model 'kannala_brandt' with 6", "plumb_bob with 4 or 5"]),
         (_no_tf, ["no transform between frames 'base_link' and 'CAM_FRONT_optical_frame'", "camera CAM_FRONT"]),
         (
             _tf_at_first_only,

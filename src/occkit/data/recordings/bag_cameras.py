@@ -187,11 +187,9 @@ def calibration(cam: CameraTopic, msg: Any, where: str) -> Calibration:
         raise ValueError(f"{where}: the distortion D holds NaN or infinity")
     if not D.any():  # no distortion (of any model): the images are a pinhole's as they are
         return Calibration(K=K, size=(H, W), R_cam_from_image=np.eye(3))
-    if model not in MODELS:
-        raise ValueError(f"{where}: distortion model {model!r} is not one occkit undistorts ({', '.join(MODELS)})")
-    if len(D) not in MODELS[model]:
-        want = " or ".join(map(str, MODELS[model]))
-        raise ValueError(f"{where}: distortion model {model} takes {want} coefficients, D holds {len(D)}")
+    if len(D) not in MODELS.get(model, ()):
+        takes = ", ".join(f"{m} with {' or '.join(map(str, n))}" for m, n in MODELS.items())
+        raise ValueError(f"{where}: distortion model {model!r} with {len(D)} coefficients: occkit undistorts {takes}")
     cv2 = library("cv2", f"{where}: undistorting {model} images", "OpenCV")
     if model == "equidistant":
         newK = cv2.fisheye.estimateNewCameraMatrixForUndistortRectify(

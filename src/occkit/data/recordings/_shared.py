@@ -1,14 +1,14 @@
 """What the ROS bag and point-file readers share (docs/labels.md, "ROS bags", "A folder of point files"):
 the files their shared options (:class:`~occkit.data.recordings.spec.PointLabelOptions`,
 :class:`~occkit.data.recordings.spec.EgoBoxOptions`) name, each read with a one-line error naming the
-file and the line.
+file and the line; and what a bag's clouds and cameras share (a message's stamp, a topic an option names).
 
 Nothing heavy is imported at module level: ``occkit label --help`` lists these options without torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,24 @@ def library(module: str, why: str, name: str = "", extra: str = "rosbag") -> Any
         return __import__(module)
     except ImportError as e:
         raise ImportError(f"{why} needs {name or module} ({e}): pip install 'occkit[{extra}]'") from None
+
+
+def stamp_ns(stamp: Any) -> int:
+    """A ``builtin_interfaces/Time`` (ROS 2: sec, nanosec) or ROS 1 time (sec, nanosec in rosbags) in nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def listing(topics: Mapping[str, str]) -> str:
+    """A bag's topics and their types, for a message."""
+    return ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())) or "none"
+
+
+def require_topic(bag: Path, topics: Mapping[str, str], topic: str, flag: str, types: tuple[str, ...]) -> None:
+    """Refuse a topic an option names (``flag``) that the bag lacks or that holds none of ``types``."""
+    if topic not in topics:
+        raise ValueError(f"{bag}: no topic {topic} ({flag}); its topics: {listing(topics)}")
+    if topics[topic] not in types:
+        raise ValueError(f"{bag}: topic {topic} holds {topics[topic]}, not {' or '.join(types)} ({flag})")
 
 
 def read_lines(path: str | Path, what: str) -> list[tuple[int, str]]:

@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from occkit.data.recordings._shared import library
-from occkit.data.recordings.rosbag import require_topic, stamp_ns
+from occkit.data.recordings._shared import library, require_topic, stamp_ns
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"

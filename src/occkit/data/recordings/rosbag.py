@@ -31,9 +31,12 @@ from occkit.data.recordings._shared import (
     _first_line,
     check_label_field,
     library,
+    listing,
     matrix,
     read_classes,
     read_stamps,
+    require_topic,
+    stamp_ns,
 )
 from occkit.data.recordings.spec import (
     EgoBoxOptions,
@@ -90,11 +93,6 @@ def _frame(name: str) -> str:
     return str(name).lstrip("/")
 
 
-def stamp_ns(stamp: Any) -> int:
-    """A ``builtin_interfaces/Time`` (ROS 2: sec, nanosec) or ROS 1 time (sec, nanosec in rosbags) in nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 @contextmanager
 def _unreadable(bag: Path, after: Callable[[], str] = str) -> Iterator[None]:
     """Whatever rosbags raises inside (a corrupt or truncated bag: its errors are many) as one line naming
@@ -147,19 +145,6 @@ def _messages(reader: Any, bag: Path, connections: list[Any]) -> Iterator[tuple[
 def _topics(reader: Any) -> dict[str, str]:
     """Every topic of the bag and its message type (``?`` where its connections disagree)."""
     return {name: info.msgtype or "?" for name, info in reader.topics.items()}
-
-
-def listing(topics: Mapping[str, str]) -> str:
-    """A bag's topics and their types, for a message."""
-    return ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())) or "none"
-
-
-def require_topic(bag: Path, topics: Mapping[str, str], topic: str, flag: str, types: tuple[str, ...]) -> None:
-    """Refuse a topic an option names (``flag``) that the bag lacks or that holds none of ``types``."""
-    if topic not in topics:
-        raise ValueError(f"{bag}: no topic {topic} ({flag}); its topics: {listing(topics)}")
-    if topics[topic] not in types:
-        raise ValueError(f"{bag}: topic {topic} holds {topics[topic]}, not {' or '.join(types)} ({flag})")
 
 
 def _choose_topics(bag: Path, topics: Mapping[str, str], opts: dict[str, Any]) -> str:
@@ -435,13 +420,11 @@ def _options(options: BagOptions) -> dict[str, Any]:
 
 def _read_boxes(f: Path) -> dict[int, list[dict[str, Any]]]:
     """``--boxes FILE``: a rig's ``boxes.json`` whose rows name a cloud's ``stamp`` (ns), by stamp
-    (:class:`occkit.data.rig_schema.StampedBoxesTable`)."""
+    (:class:`occkit.data.rig_schema.StampedBoxesTable`; a missing file or bad JSON said by ``read_json``)."""
     from occkit.data.rig_schema import StampedBoxesTable
     from occkit.fileio import read_json
     from occkit.schema import validate
 
-    if not f.is_file():
-        raise FileNotFoundError(f"--boxes {f}: no such file")
     by: dict[int, list[dict[str, Any]]] = {}
     for b in validate(StampedBoxesTable, read_json(f), f"--boxes {f}").boxes:
         row = b.model_dump(by_alias=True, exclude={"stamp", "sweep"})

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,29 +117,8 @@ def _reading(bag: Path) -> Iterator[Any]:
     try:
         yield reader
     finally:
-        try:
+        with suppress(Exception):  # closing after an error says nothing new
             reader.close()
-        except Exception:  # noqa: BLE001, S110 - closing after an error says nothing new
-            pass
-
-
-def _messages(reader: Any, bag: Path, connections: list[Any]) -> Iterator[tuple[str, Any]]:
-    """``(topic, message)`` of ``connections`` in the bag's order, deserialised; a message that
-    cannot be read (a truncated or corrupt bag) is one line naming the bag and the topic."""
-    it, topic = reader.messages(connections=connections), "?"
-
-    def after() -> str:
-        return f" after topic {topic}"
-
-    while True:
-        with _unreadable(bag, after):
-            item = next(it, None)
-            if item is None:
-                return
-            conn, _, raw = item
-            topic = conn.topic
-            msg = reader.deserialize(raw, conn.msgtype)
-        yield topic, msg
 
 
 def _topics(reader: Any) -> dict[str, str]:
@@ -597,15 +576,28 @@ class BagReader(RecordingReader):
 def _stream(
     bag: Path, topics: set[str], tf: _TfTree | None = None, check: bool = False, need: bool = False
 ) -> Iterator[tuple[str, Any]]:
-    """``(topic, message)`` of ``topics`` in ``bag``, in order (the bag opened when the first is asked for,
-    closed when the last is or the caller stops); with ``tf``, /tf and /tf_static fed into it on the way.
-    Once every message was read: ``check``, the bag's metadata checked against them (:func:`_check_metadata`);
-    ``need``, a topic of ``topics`` that held none refused."""
+    """``(topic, message)`` of ``topics`` in ``bag``, in order, deserialised (the bag opened when the first is
+    asked for, closed when the last is or the caller stops; a message that cannot be read, one line naming
+    the bag and the topic); with ``tf``, /tf and /tf_static fed into it on the way. Once every message was
+    read: ``check``, the bag's metadata checked against them (:func:`_check_metadata`); ``need``, a topic of
+    ``topics`` that held none refused."""
     with _reading(bag) as r:
         have = _topics(r)
         tf_topics = {t: s for t, s in TF_TOPICS.items() if have.get(t) in TF_TYPES} if tf is not None else {}
         counts = dict.fromkeys([*topics, *tf_topics], 0)
-        for t, msg in _messages(r, bag, [c for c in r.connections if c.topic in counts]):
+        it, t = r.messages(connections=[c for c in r.connections if c.topic in counts]), "?"
+
+        def after() -> str:
+            return f" after topic {t}"
+
+        while True:
+            with _unreadable(bag, after):
+                item = next(it, None)
+                if item is None:
+                    break
+                conn, _, raw = item
+                t = conn.topic  # named if its message cannot be read
+                msg = r.deserialize(raw, conn.msgtype)
             counts[t] += 1
             if t in tf_topics:
                 tf.add(msg, tf_topics[t])
@@ -824,24 +816,22 @@ def keyframe_rule(opts: dict[str, Any]) -> str:
 
 
 def _listed_near(bag: Path, topic: str, stamps: list[int], opts: dict[str, Any], tol: int, said: str) -> list[int]:
-    """The ``--keyframes`` stamps within ``tol`` (ns) of this bag's first to last cloud; a stamp outside a
-    recording of one bag is refused, and in a folder of bags one no bag holds, once every bag was read."""
-    f = opts["keyframes_file"]
+    """The ``--keyframes`` stamps that are this bag's: in a recording of one bag every one (one far from every
+    cloud is refused as any other is); in a folder of bags those within ``tol`` (ns) of its first to last
+    cloud, a stamp that no bag holds refused once every bag was read."""
+    n, f = opts.get("bags", 1), opts["keyframes_file"]
+    if n == 1:
+        return opts["keyframes"]
     lo, hi = stamps[0] - tol, stamps[-1] + tol
     spans = opts.setdefault("_spans", {})
     spans[str(bag)] = (lo, hi)
-    mine = [s for s in opts["keyframes"] if lo <= s <= hi]
-    n = opts.get("bags", 1)
     nowhere = [s for s in opts["keyframes"] if not any(a <= s <= b for a, b in spans.values())]
     if len(spans) >= n and nowhere:  # every bag read: a stamp no bag holds is refused, never dropped
-        s, off = nowhere[0], min(abs(nowhere[0] - stamps[0]), abs(nowhere[0] - stamps[-1])) / 1e9
-        lies = (
-            f"lies {off:.3f} s outside the clouds on {topic} in {bag} ({stamps[0]}..{stamps[-1]} ns), more than {said}"
-            if n == 1
-            else f"lies within the clouds of none of the {n} bags (each bag's first to last cloud, widened by the "
-            "tolerance)"
+        raise ValueError(
+            f"--keyframes {f}: stamp {nowhere[0]} ns lies within the clouds of none of the {n} bags (each bag's first "
+            f"to last cloud, widened by the tolerance) ({len(nowhere)} such stamp(s))"
         )
-        raise ValueError(f"--keyframes {f}: stamp {s} ns {lies} ({len(nowhere)} such stamp(s))")
+    mine = [s for s in opts["keyframes"] if lo <= s <= hi]
     if not mine:
         raise ValueError(
             f"--keyframes {f}: none of its stamps is within {said} of a cloud on {topic} in {bag} "
@@ -855,10 +845,9 @@ def _keyframes(
 ) -> tuple[list[bool], dict[str, Any]]:
     """Whether each cloud is a keyframe, and what ``report.json`` says of them: every ``--keyframe-every``
     N-th cloud with a pose from the first; or each ``--keyframes`` stamp the nearest cloud's within the
-    tolerance (``--keyframe-tolerance``, default half the median cloud period). A listed stamp near this
-    bag's clouds (within the tolerance of the first to the last) that is no cloud's within the tolerance, or
-    whose cloud has no pose (``left``), is refused naming it, as is one outside the clouds of a recording of
-    one bag; in a folder of bags, one that no bag's clouds hold is refused once every bag was read."""
+    tolerance (``--keyframe-tolerance``, default half the median cloud period). A listed stamp of this bag
+    (:func:`_listed_near`) that is no cloud's within the tolerance, or whose cloud has no pose (``left``), is
+    refused naming it; in a folder of bags, one that no bag's clouds hold is refused once every bag was read."""
     import bisect
 
     left = left or {}

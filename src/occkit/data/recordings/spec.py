@@ -73,7 +73,12 @@ def files_fingerprint(path: Path, limit: int = FINGERPRINT_FILES) -> str:
 
 
 def option(
-    help: str, *, type: Callable[[str], Any] = str, metavar: str | None = None, choices: Any = None, within: Any = None
+    help: str,
+    *,
+    type: Callable[[str], Any] = str,
+    metavar: str | None = None,
+    choices: Any = None,
+    within: tuple[float, float, str] | None = None,
 ) -> Any:
     """A field of a reader's options dataclass: one command-line option, ``--name-with-dashes``, whose
     value (``type`` applied, None when not given) reaches the reader as the field. ``choices``: the values

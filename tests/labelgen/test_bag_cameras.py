@@ -109,7 +109,7 @@ def test_the_bag_labels_train_predict_and_score_with_no_hand_step(routes, tmp_pa
 
 
 def _bag(path: Path, msgs: list[tuple[str, str, int, object]]) -> Path:
-    """A ROS 2 bag (sqlite3) of ``(topic, msgtype, log time ns, message)``."""
+    """A ROS 2 bag (sqlite3) of ``(topic, msgtype, log time ns, message)`` (message None: a topic without one)."""
     from rosbags.rosbag2 import Writer
 
     ts = _ts()
@@ -118,7 +118,8 @@ def _bag(path: Path, msgs: list[tuple[str, str, int, object]]) -> Path:
         for topic, mt, t, msg in msgs:
             if topic not in conns:
                 conns[topic] = w.add_connection(topic, mt, typestore=ts)
-            w.write(conns[topic], t, ts.serialize_cdr(msg, mt))
+            if msg is not None:  # None: the topic's connection alone
+                w.write(conns[topic], t, ts.serialize_cdr(msg, mt))
     return path
 
 
@@ -389,6 +390,15 @@ def _k_zeros(world, tmp):
     return [_bag(tmp / "b", _scene(world, info=lambda ts, ns, f, K, size: _info(ts, ns, f, np.zeros((3, 3)), size)))]
 
 
+def _unknown_model(world, tmp):
+    def info(ts, ns, frame, K, size):
+        msg = _info(ts, ns, frame, K, size)
+        msg.distortion_model, msg.d = "kannala_brandt", np.array([0.1, 0.0, 0.0, 0.0, 0.0, 0.0])
+        return msg
+
+    return [_bag(tmp / "b", _scene(world, info=info))]
+
+
 def _no_tf(world, tmp):
     return [_bag(tmp / "b", _scene(world, link=None))]
 
@@ -410,6 +420,10 @@ def _far_images(world, tmp):
     return [_bag(tmp / "b", _scene(world, delay=50_000_000)), "--camera-tolerance", "0.01"]
 
 
+def _empty_info(world, tmp):  # a CameraInfo topic (a connection) without a message
+    return [_bag(tmp / "b", [*_scene(world, info=None), (f"/{CAM}/camera_info", INFO, 0, None)])]
+
+
 @pytest.mark.parametrize(
     "make, words",
     [
@@ -417,6 +431,7 @@ def _far_images(world, tmp):
         (_bayer, ["/CAM_FRONT/image_raw: the image at stamp", "encoding 'bayer_rggb8' is not one", "rgb8, bgr8"]),
         (_other_size, ["80 x 48 pixels, but its CameraInfo /CAM_FRONT/camera_info says 80 x 40"]),
         (_k_zeros, ["/CAM_FRONT/camera_info: K is all zeros"]),
+        (_unknown_model, ["/CAM_FRONT/camera_info: distortion model 'kannala_brandt' with 6", "plumb_bob with 4 or 5"]),
         (_no_tf, ["no transform between frames 'base_link' and 'CAM_FRONT_optical_frame'", "camera CAM_FRONT"]),
         (
             _tf_at_first_only,
@@ -424,6 +439,7 @@ def _far_images(world, tmp):
         ),
         (_not_a_jpeg, ["/CAM_FRONT/image_raw/compressed: the image at stamp", "does not decode as jpeg"]),
         (_far_images, ["camera CAM_FRONT (/CAM_FRONT/image_raw/compressed): no image within 0.01 s", "keyframe"]),
+        (_empty_info, ["topic /CAM_FRONT/camera_info holds no message"]),
     ],
 )
 def test_bad_cameras_are_refused_in_one_line_naming_the_topic_and_nothing_is_written(

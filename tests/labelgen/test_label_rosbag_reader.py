@@ -191,7 +191,7 @@ def test_tf_is_interpolated_between_its_samples():
 
 
 def _bag(path: Path, msgs: list[tuple[str, str, int, object]]) -> Path:
-    """A ROS 2 bag (sqlite3) of ``(topic, msgtype, log time ns, message)``."""
+    """A ROS 2 bag (sqlite3) of ``(topic, msgtype, log time ns, message)`` (message None: a topic without one)."""
     from rosbags.rosbag2 import Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -201,7 +201,8 @@ def _bag(path: Path, msgs: list[tuple[str, str, int, object]]) -> Path:
         for topic, mt, t, msg in msgs:
             if topic not in conns:
                 conns[topic] = w.add_connection(topic, mt, typestore=ts)
-            w.write(conns[topic], t, ts.serialize_cdr(msg, mt))
+            if msg is not None:  # None: the topic's connection alone
+                w.write(conns[topic], t, ts.serialize_cdr(msg, mt))
     return path
 
 
@@ -299,6 +300,16 @@ def _stray_keyframe(world, tmp):
     return [_bag(tmp / "b", _scene_msgs(world)), "--keyframes", str(tmp / "kf.txt"), "--keyframe-tolerance", "0.001"]
 
 
+def _no_clouds(world, tmp):  # a cloud topic (a connection) without a message
+    return [
+        _bag(
+            tmp / "b",
+            [m for m in _scene_msgs(world) if m[0] != "/lidar/points"]
+            + [("/lidar/points", "sensor_msgs/msg/PointCloud2", 0, None)],
+        )
+    ]
+
+
 @pytest.mark.parametrize(
     "make, words",
     [
@@ -323,6 +334,7 @@ def _stray_keyframe(world, tmp):
         (_truncated_ros1, ["cannot be read as a ROS bag"]),
         (_corrupt_sqlite, ["cannot be read as a ROS bag"]),
         (_stray_keyframe, ["is 0.005 s from the nearest cloud on /lidar/points", "more than 0.001 s"]),
+        (_no_clouds, ["topic /lidar/points holds no message"]),
     ],
 )
 def test_bad_bags_are_refused_in_one_line_naming_the_bag_and_nothing_is_written(world, tmp_path, capsys, make, words):

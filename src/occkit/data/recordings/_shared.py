@@ -1,14 +1,14 @@
 """What the ROS bag and point-file readers share (docs/labels.md, "ROS bags", "A folder of point files"):
 the files their shared options (:class:`~occkit.data.recordings.spec.PointLabelOptions`,
 :class:`~occkit.data.recordings.spec.EgoBoxOptions`) name, each read with a one-line error naming the
-file and the line.
+file and the line; and what a bag's clouds and cameras share (a message's stamp, a topic an option names).
 
 Nothing heavy is imported at module level: ``occkit label --help`` lists these options without torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,33 @@ DEFAULT_EGO = ((4.1, 1.9, 1.8), (0.9, 0.0, 0.9))
 def _first_line(e: BaseException) -> str:
     """An error's first line (a library's message may run to many: it is quoted in one-line errors)."""
     return (str(e).strip().splitlines() or [""])[0]
+
+
+def library(module: str, why: str, name: str = "", extra: str = "rosbag") -> Any:
+    """The optional library ``module`` (``name`` in words), or an ``ImportError`` line saying that ``why``
+    needs it and how to install it."""
+    try:
+        return __import__(module)
+    except ImportError as e:
+        raise ImportError(f"{why} needs {name or module} ({e}): pip install 'occkit[{extra}]'") from None
+
+
+def stamp_ns(stamp: Any) -> int:
+    """A ``builtin_interfaces/Time`` (ROS 2: sec, nanosec) or ROS 1 time (sec, nanosec in rosbags) in nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def listing(topics: Mapping[str, str]) -> str:
+    """A bag's topics and their types, for a message."""
+    return ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())) or "none"
+
+
+def require_topic(bag: Path, topics: Mapping[str, str], topic: str, flag: str, types: tuple[str, ...]) -> None:
+    """Refuse a topic an option names (``flag``) that the bag lacks or that holds none of ``types``."""
+    if topic not in topics:
+        raise ValueError(f"{bag}: no topic {topic} ({flag}); its topics: {listing(topics)}")
+    if topics[topic] not in types:
+        raise ValueError(f"{bag}: topic {topic} holds {topics[topic]}, not {' or '.join(types)} ({flag})")
 
 
 def read_lines(path: str | Path, what: str) -> list[tuple[int, str]]:
@@ -109,13 +136,13 @@ def read_ego_box(s: str | None) -> tuple[tuple[float, float, float], tuple[float
 
 
 def matrix(translation: Sequence[float], rotation_wxyz: Sequence[float], kind: str, where: str):
-    """A ``(4, 4)`` float64 numpy transform from a translation and a unit quaternion (w, x, y, z), as a
-    rig folder's poses are read (:mod:`occkit.data.rig`): the same arithmetic, so the same bits."""
-    import numpy as np
-
+    """A ``(4, 4)`` float64 numpy transform from a translation and a unit quaternion (w, x, y, z), read as a
+    rig folder's poses are (:class:`~occkit.data.rig_schema.Pose`'s rules, :mod:`occkit.data.rig`'s
+    arithmetic: the same bits); bad input: one line starting with ``where``."""
+    from occkit.data.rig_schema import EgoPose, Pose
     from occkit.geometry.transforms import checked_pose
+    from occkit.schema import validate
 
-    norm = float(np.linalg.norm(np.asarray(rotation_wxyz, np.float64)))
-    if not abs(norm - 1.0) <= 1e-3:
-        raise ValueError(f"{where}: not rigid (the rotation quaternion has norm {norm:.4g}, not 1)")
+    pose = {"translation": list(translation), "rotation": list(rotation_wxyz)}
+    validate(EgoPose if kind == "ego_pose" else Pose, pose, where)
     return checked_pose(translation, rotation_wxyz, kind, where).numpy()

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from occkit.data.recordings._shared import library, require_topic, stamp_ns
+
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 INFO = "sensor_msgs/msg/CameraInfo"
@@ -66,8 +68,7 @@ class CameraTopic:
 
 def namespace(topic: str) -> str:
     """An image topic's namespace: ``/ns/image_raw`` and ``/ns/image_raw/compressed`` -> ``/ns``."""
-    base = topic[: -len("/compressed")] if topic.endswith("/compressed") else topic
-    return base.rsplit("/", 1)[0]
+    return topic.removesuffix("/compressed").rsplit("/", 1)[0]
 
 
 def camera_name(ns: str) -> str:
@@ -77,8 +78,8 @@ def camera_name(ns: str) -> str:
 
 
 def _base(topic: str) -> str:
-    base = topic[: -len("/compressed")] if topic.endswith("/compressed") else topic
-    return base.rsplit("/", 1)[-1]
+    """An image topic's last name: ``/ns/image_raw/compressed`` -> ``image_raw``."""
+    return topic.removesuffix("/compressed").rsplit("/", 1)[-1]
 
 
 def _rank(topic: str, compressed: bool) -> tuple[int, int, str]:
@@ -107,11 +108,7 @@ def find_cameras(bag: Path, topics: Mapping[str, str], wanted: str | None) -> tu
         named = list(dict.fromkeys(t.strip() for t in wanted.split(",") if t.strip()))
         cams = []
         for t in named:
-            if t not in topics:
-                listing = ", ".join(f"{n} ({m})" for n, m in sorted(topics.items())) or "none"
-                raise ValueError(f"{bag}: no topic {t} (--cameras); its topics: {listing}")
-            if topics[t] not in IMAGE_TYPES:
-                raise ValueError(f"{bag}: topic {t} holds {topics[t]}, not {IMAGE} or {COMPRESSED} (--cameras)")
+            require_topic(bag, topics, t, "--cameras", IMAGE_TYPES)
             cam = _topic_of(topics, t)
             if cam is None:
                 raise ValueError(
@@ -145,25 +142,12 @@ def find_cameras(bag: Path, topics: Mapping[str, str], wanted: str | None) -> tu
     return cams, notes
 
 
-def _ns(stamp: Any) -> int:
-    """A header stamp (sec, nanosec) in nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 # ---- calibration -------------------------------------------------------------------------------------
 
 
 def _field(msg: Any, name: str) -> Any:
     """A CameraInfo field by its ROS 2 name (``k``) or its ROS 1 one (``K``)."""
     return getattr(msg, name) if hasattr(msg, name) else getattr(msg, name.upper())
-
-
-def _need_cv2(why: str) -> Any:
-    try:
-        import cv2
-    except ImportError as e:
-        raise ImportError(f"{why} needs OpenCV ({e}): pip install 'occkit[rosbag]'") from None
-    return cv2
 
 
 @dataclass
@@ -194,25 +178,18 @@ def calibration(cam: CameraTopic, msg: Any, where: str) -> Calibration:
     model = str(msg.distortion_model or "")
     D = np.array(_field(msg, "d"), np.float64).reshape(-1)
     if cam.rectified:
-        Kr = P[:, :3]
-        if not np.isfinite(Kr).all() or not Kr.any():
-            raise ValueError(f"{where}: P is all zeros: a rectified topic ({cam.topic}) takes its intrinsics from P")
-        _check_k(Kr, where, "P's left 3 x 3")
+        Kr = _pinhole(P[:, :3], where, "P", f"a rectified topic ({cam.topic}) takes its intrinsics from P")
         rot = R if np.isfinite(R).all() and abs(np.linalg.det(R) - 1) < 1e-3 else np.eye(3)  # unset R: none
         return Calibration(K=Kr.copy(), size=(H, W), R_cam_from_image=rot.T.copy())
-    if not np.isfinite(K).all() or not K.any():
-        raise ValueError(f"{where}: K is all zeros: an uncalibrated camera (its intrinsics are unknown)")
-    _check_k(K, where, "K")
+    _pinhole(K, where, "K", "an uncalibrated camera (its intrinsics are unknown)")
     if not np.isfinite(D).all():
         raise ValueError(f"{where}: the distortion D holds NaN or infinity")
     if not D.any():  # no distortion (of any model): the images are a pinhole's as they are
         return Calibration(K=K, size=(H, W), R_cam_from_image=np.eye(3))
-    if model not in MODELS:
-        raise ValueError(f"{where}: distortion model {model!r} is not one occkit undistorts ({', '.join(MODELS)})")
-    if len(D) not in MODELS[model]:
-        want = " or ".join(map(str, MODELS[model]))
-        raise ValueError(f"{where}: distortion model {model} takes {want} coefficients, D holds {len(D)}")
-    cv2 = _need_cv2(f"{where}: undistorting {model} images")
+    if len(D) not in MODELS.get(model, ()):
+        takes = ", ".join(f"{m} with {' or '.join(map(str, n))}" for m, n in MODELS.items())
+        raise ValueError(f"{where}: distortion model {model!r} with {len(D)} coefficients: occkit undistorts {takes}")
+    cv2 = library("cv2", f"{where}: undistorting {model} images", "OpenCV")
     if model == "equidistant":
         newK = cv2.fisheye.estimateNewCameraMatrixForUndistortRectify(
             K, D.reshape(4, 1), (W, H), np.eye(3), balance=0.0
@@ -225,9 +202,17 @@ def calibration(cam: CameraTopic, msg: Any, where: str) -> Calibration:
     return Calibration(K=newK, size=(H, W), R_cam_from_image=np.eye(3), K_raw=K, D=D, model=model)
 
 
-def _check_k(K: Any, where: str, what: str) -> None:
+def _pinhole(K: Any, where: str, name: str, unset: str) -> Any:
+    """Refuse a camera matrix (``name``: K, or a rectified topic's P) that is unset (all zeros: ``unset`` says
+    what that means) or not a pinhole's; return it."""
+    import numpy as np
+
+    if not np.isfinite(K).all() or not K.any():
+        raise ValueError(f"{where}: {name} is all zeros: {unset}")
     if K[0, 0] <= 0 or K[1, 1] <= 0 or K[2, 2] != 1:
+        what = "P's left 3 x 3" if name == "P" else name
         raise ValueError(f"{where}: {what} {K.tolist()} is not a camera's (fx, fy > 0 and a last row 0 0 1)")
+    return K
 
 
 def undistort_maps(cal: Calibration) -> Any:
@@ -236,7 +221,7 @@ def undistort_maps(cal: Calibration) -> Any:
         return None
     import numpy as np
 
-    cv2 = _need_cv2("undistorting camera images")
+    cv2 = library("cv2", "undistorting camera images", "OpenCV")
     H, W = cal.size
     if cal.model == "equidistant":
         D = cal.D.reshape(4, 1)
@@ -286,7 +271,7 @@ def _compressed_format(fmt: str, data: bytes) -> str | None:
 
 def _meta(cam: CameraTopic, ordinal: int, msg: Any) -> _Meta:
     """An image message's :class:`_Meta` (a compressed image's size read from its header, not decoded)."""
-    stamp, frame = _ns(msg.header.stamp), str(msg.header.frame_id).lstrip("/")
+    stamp, frame = stamp_ns(msg.header.stamp), str(msg.header.frame_id).lstrip("/")
     if not cam.compressed:
         enc = str(msg.encoding)
         H, W, step = int(msg.height), int(msg.width), int(msg.step)
@@ -349,9 +334,10 @@ def plan_cameras(
     tf: Any,
 ) -> ScenePlan:
     """The cameras ``cams`` of ``bag`` for a scene whose keyframes are ``(stamp ns, token)``, from one pass
-    over ``messages`` (``(topic, message)`` of their image and CameraInfo topics in the bag's order, while
-    the bag's tf fills ``tf``, the reader's tf tree: ``lookup(a, b, stamp, what)``): images' headers read,
-    nothing decoded, every check a label run needs made (one line naming the bag, the topic and the cause)."""
+    over ``messages`` (``(topic, message)`` of their image and CameraInfo topics in the bag's order, each
+    topic holding one or more, while the bag's tf fills ``tf``, the reader's tf tree: ``lookup(a, b, stamp,
+    what)``): images' headers read, nothing decoded, every check a label run needs made (one line naming the
+    bag, the topic and the cause)."""
     import numpy as np
 
     from occkit.data.scene_record import Camera
@@ -370,13 +356,8 @@ def plan_cameras(
         elif t in info_topics and t not in infos:
             infos[t] = msg
     for cam in cams:
-        where = f"{bag}: {cam.info}"
-        if cam.info not in infos:
-            raise ValueError(f"{where}: holds no message: camera {cam.name}'s intrinsics are unknown")
-        cal = calibration(cam, infos[cam.info], where)
+        cal = calibration(cam, infos[cam.info], f"{bag}: {cam.info}")
         rows = metas[cam.name]
-        if not rows:
-            raise ValueError(f"{bag}: image topic {cam.topic} holds no message (camera {cam.name})")
         chosen, missing, tol = _choose(bag, cam, rows, keyframes, tolerance)
         first = None
         for ordinal in chosen:
@@ -444,10 +425,9 @@ def _check_image(bag: Path, cam: CameraTopic, cal: Calibration, m: _Meta) -> Non
     at = f"{bag}: {cam.topic}: the image at stamp {m.stamp} ns"
     if m.problem:
         raise ValueError(f"{at}: {m.problem}")
-    if cam.compressed and m.kind not in FORMATS:
-        raise ValueError(f"{at}: format {m.kind!r} is not one occkit reads ({', '.join(FORMATS)})")
-    if not cam.compressed and m.kind not in ENCODINGS:
-        raise ValueError(f"{at}: encoding {m.kind!r} is not one occkit reads ({', '.join(ENCODINGS)})")
+    kinds, kind = (FORMATS, "format") if cam.compressed else (ENCODINGS, "encoding")
+    if m.kind not in kinds:
+        raise ValueError(f"{at}: {kind} {m.kind!r} is not one occkit reads ({', '.join(kinds)})")
     if m.size != cal.size:
         (h, w), (H, W) = m.size, cal.size
         raise ValueError(f"{at}: {w} x {h} pixels, but its CameraInfo {cam.info} says {W} x {H} (width x height)")
@@ -504,7 +484,7 @@ def _encoded(bag: Path, cam: CameraTopic, msg: Any, maps: Any) -> tuple[bytes, s
     import numpy as np
     from PIL import Image
 
-    at = f"{bag}: {cam.topic}: the image at stamp {_ns(msg.header.stamp)} ns"
+    at = f"{bag}: {cam.topic}: the image at stamp {stamp_ns(msg.header.stamp)} ns"
     if cam.compressed:
         data = bytes(msg.data)
         kind = _compressed_format(str(msg.format), data[:16]) or "jpeg"
@@ -532,7 +512,7 @@ def _remap(pixels: Any, maps: Any) -> Any:
     """An image undistorted by OpenCV's remap tables (bilinear; outside the raw image: black)."""
     import numpy as np
 
-    cv2 = _need_cv2("undistorting camera images")
+    cv2 = library("cv2", "undistorting camera images", "OpenCV")
     return cv2.remap(np.ascontiguousarray(pixels), maps[0], maps[1], cv2.INTER_LINEAR)
 
 

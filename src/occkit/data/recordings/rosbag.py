@@ -20,8 +20,9 @@ none lies around it). Boxes come from a side file in a rig's ``boxes.json`` sche
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import math
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,13 @@ from typing import Any
 from occkit.data.recordings._shared import (
     _first_line,
     check_label_field,
+    library,
+    listing,
+    matrix,
     read_classes,
     read_stamps,
+    require_topic,
+    stamp_ns,
 )
 from occkit.data.recordings.spec import (
     EgoBoxOptions,
@@ -82,21 +88,21 @@ def scene_name(bag: Path) -> str:
     return bag.stem if bag.is_file() else bag.name
 
 
-def _need_rosbags() -> None:
-    try:
-        import rosbags  # noqa: F401
-    except ImportError as e:
-        raise ImportError(f"reading ROS bags needs rosbags ({e}): pip install 'occkit[rosbag]'") from None
-
-
 def _frame(name: str) -> str:
     """A tf frame id without ROS 1's leading slash."""
     return str(name).lstrip("/")
 
 
-def _ns(stamp: Any) -> int:
-    """A ``builtin_interfaces/Time`` (ROS 2: sec, nanosec) or ROS 1 time (sec, nanosec in rosbags) in nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+@contextmanager
+def _unreadable(bag: Path, after: Callable[[], str] = str) -> Iterator[None]:
+    """Whatever rosbags raises inside (a corrupt or truncated bag: its errors are many) as one line naming
+    the bag (and ``after()``: where in it)."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(
+            f"{bag}: cannot be read as a ROS bag{after()} ({type(e).__name__}: {_first_line(e)})"
+        ) from None
 
 
 @contextmanager
@@ -105,37 +111,14 @@ def _reading(bag: Path) -> Iterator[Any]:
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
-    try:
+    with _unreadable(bag):
         reader = AnyReader([bag], default_typestore=get_typestore(Stores.LATEST))
         reader.open()
-    except Exception as e:  # noqa: BLE001 - a corrupt bag, whatever rosbags raises, is named
-        raise ValueError(f"{bag}: cannot be read as a ROS bag ({type(e).__name__}: {_first_line(e)})") from None
     try:
         yield reader
     finally:
-        try:
+        with suppress(Exception):  # closing after an error says nothing new
             reader.close()
-        except Exception:  # noqa: BLE001, S110 - closing after an error says nothing new
-            pass
-
-
-def _messages(reader: Any, bag: Path, connections: list[Any]) -> Iterator[tuple[str, Any]]:
-    """``(topic, message)`` of ``connections`` in the bag's order, deserialised; a message that
-    cannot be read (a truncated or corrupt bag) is one line naming the bag and the topic."""
-    it = reader.messages(connections=connections)
-    topic = "?"
-    while True:
-        try:
-            conn, _, raw = next(it)
-            topic = conn.topic
-            msg = reader.deserialize(raw, conn.msgtype)
-        except StopIteration:
-            return
-        except Exception as e:  # noqa: BLE001 - rosbags' errors of a corrupt bag are many
-            raise ValueError(
-                f"{bag}: cannot be read as a ROS bag after topic {topic} ({type(e).__name__}: {_first_line(e)})"
-            ) from None
-        yield conn.topic, msg
 
 
 def _topics(reader: Any) -> dict[str, str]:
@@ -143,39 +126,25 @@ def _topics(reader: Any) -> dict[str, str]:
     return {name: info.msgtype or "?" for name, info in reader.topics.items()}
 
 
-def _listing(topics: Mapping[str, str]) -> str:
-    return ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())) or "none"
-
-
 def _choose_topics(bag: Path, topics: Mapping[str, str], opts: dict[str, Any]) -> str:
     """The LiDAR topic of ``bag`` (``--lidar-topic``, else its one PointCloud2 topic), the odometry
     topic checked, and a source of poses there; a one-line error listing the topics otherwise."""
-    want = opts["lidar_topic"]
-    if want:
-        if want not in topics:
-            raise ValueError(f"{bag}: no topic {want} (--lidar-topic); its topics: {_listing(topics)}")
-        if topics[want] != CLOUD:
-            raise ValueError(f"{bag}: topic {want} holds {topics[want]}, not {CLOUD} (--lidar-topic)")
-        topic = want
-    else:
-        clouds = sorted(t for t, m in topics.items() if m == CLOUD)
-        if not clouds:
-            raise ValueError(f"{bag}: no {CLOUD} topic; its topics: {_listing(topics)}")
-        if len(clouds) > 1:
-            raise ValueError(f"{bag}: several {CLOUD} topics ({', '.join(clouds)}): say which with --lidar-topic")
-        topic = clouds[0]
-    odom = opts["odom_topic"]
-    if odom:
-        if odom not in topics:
-            raise ValueError(f"{bag}: no topic {odom} (--odom-topic); its topics: {_listing(topics)}")
-        if topics[odom] != ODOMETRY:
-            raise ValueError(f"{bag}: topic {odom} holds {topics[odom]}, not {ODOMETRY} (--odom-topic)")
-    elif not any(topics.get(t) in TF_TYPES for t in TF_TOPICS):
+    for flag, topic, types in (
+        ("--lidar-topic", opts["lidar_topic"], (CLOUD,)),
+        ("--odom-topic", opts["odom_topic"], (ODOMETRY,)),
+    ):
+        if topic:
+            require_topic(bag, topics, topic, flag, types)
+    clouds = sorted(t for t, m in topics.items() if m == CLOUD)
+    if not opts["lidar_topic"] and len(clouds) != 1:
+        several = f"several {CLOUD} topics ({', '.join(clouds)}): say which with --lidar-topic"
+        raise ValueError(f"{bag}: {several if clouds else f'no {CLOUD} topic; its topics: {listing(topics)}'}")
+    if not opts["odom_topic"] and not any(topics.get(t) in TF_TYPES for t in TF_TOPICS):
         raise ValueError(
             f"{bag}: no /tf or /tf_static topic to take the poses from (or give a {ODOMETRY} topic with "
-            f"--odom-topic); its topics: {_listing(topics)}"
+            f"--odom-topic); its topics: {listing(topics)}"
         )
-    return topic
+    return opts["lidar_topic"] or clouds[0]
 
 
 def _slerp(q0: Any, q1: Any, a: float) -> Any:
@@ -198,9 +167,10 @@ class Uncovered(ValueError):
     """A pose asked at a stamp outside its samples' span by more than the tolerance: that cloud is left out."""
 
 
-def _extrapolated(r0: tuple, r1: tuple, stamp: int) -> tuple[Any, Any]:
-    """The pose at ``stamp`` on the line through samples ``r0``, ``r1`` (stamp, t, q): constant velocity in
-    translation and in rotation (the spherical path continued)."""
+def _along(r0: tuple, r1: tuple, stamp: int) -> tuple[Any, Any]:
+    """The pose at ``stamp`` on the line through samples ``r0``, ``r1`` (stamp, t, q): between them
+    interpolated, outside them extrapolated at constant velocity in translation and in rotation (the
+    spherical path continued)."""
     import numpy as np
 
     (s0, t0, q0), (s1, t1, q1) = r0, r1
@@ -237,6 +207,11 @@ class _Track:
         self._finish()
         return f"{self.rows[0][0]}..{self.rows[-1][0]} ns" if self.rows else "no sample"
 
+    def coverage(self, stamp: int, tolerance: int) -> str:
+        """The samples' span against ``stamp`` (how far off) and ``tolerance`` (ns), for a message."""
+        away = f"{self.outside(stamp) / 1e9:.3f} s away"
+        return f"covers {self.span()} ({away}; extrapolated within --pose-tolerance {tolerance / 1e9:g} s)"
+
     def outside(self, stamp: int) -> int:
         """How far (ns) ``stamp`` lies outside the samples' span (0 within it, or for a static link)."""
         self._finish()
@@ -251,31 +226,24 @@ class _Track:
         (or, ``nearest``, the nearest sample)."""
         import bisect
 
-        import numpy as np
-
-        from occkit.data.recordings._shared import matrix
-
         self._finish()
         rows = self.rows
-        if self.static:
-            return matrix(rows[-1][1], rows[-1][2], "ego_pose", where)
         stamps = [r[0] for r in rows]
         k = bisect.bisect_left(stamps, stamp)
-        if k < len(rows) and stamps[k] == stamp:
-            return matrix(rows[k][1], rows[k][2], "ego_pose", where)
-        if 0 < k < len(rows):
-            (s0, t0, q0), (s1, t1, q1) = rows[k - 1], rows[k]
-            a = (stamp - s0) / (s1 - s0)
-            t = (1 - a) * np.asarray(t0) + a * np.asarray(t1)
-            q = _slerp(np.asarray(q0, np.float64), np.asarray(q1, np.float64), a)
-            return matrix(t.tolist(), q.tolist(), "ego_pose", where)
-        if nearest or (rows and self.outside(stamp) <= tolerance):
+        if self.static or (k < len(rows) and stamps[k] == stamp):
+            r = rows[-1] if self.static else rows[k]
+            return matrix(r[1], r[2], "ego_pose", where)
+        if 0 < k < len(rows):  # between two samples
+            pair = rows[k - 1 : k + 1]
+        elif nearest or (rows and self.outside(stamp) <= tolerance):
             r = rows[0] if k == 0 else rows[-1]
             if nearest or len(rows) < 2:
                 return matrix(r[1], r[2], "ego_pose", where)
-            t, q = _extrapolated(*(rows[:2] if k == 0 else rows[-2:]), stamp)
-            return matrix(t.tolist(), q.tolist(), "ego_pose", where)
-        return None
+            pair = rows[:2] if k == 0 else rows[-2:]
+        else:
+            return None
+        t, q = _along(*pair, stamp)
+        return matrix(t.tolist(), q.tolist(), "ego_pose", where)
 
 
 class _TfTree:
@@ -296,7 +264,7 @@ class _TfTree:
             elif link.static and not static:
                 continue  # a link on /tf_static stays static
             tr, r = ts.transform.translation, ts.transform.rotation
-            link.add(_ns(ts.header.stamp), (tr.x, tr.y, tr.z), (r.w, r.x, r.y, r.z))
+            link.add(stamp_ns(ts.header.stamp), (tr.x, tr.y, tr.z), (r.w, r.x, r.y, r.z))
 
     def frames(self) -> list[str]:
         return sorted({f for pc in self.links for f in pc})
@@ -351,8 +319,7 @@ class _TfTree:
             if M is None:
                 raise Uncovered(
                     f"{self.bag}: no transform from {a!r} to {b!r} at stamp {stamp} ns ({what}): the link "
-                    f"{link.name} on /tf covers {link.span()} ({link.outside(stamp) / 1e9:.3f} s away; extrapolated "
-                    f"within --pose-tolerance {tolerance / 1e9:g} s)"
+                    f"{link.name} on /tf {link.coverage(stamp, tolerance)}"
                 )
             if forward:
                 T = T @ M
@@ -370,11 +337,8 @@ def cloud_arrays(msg: Any, where: str, label_field: str | None) -> tuple[Any, An
     coordinate (an organised cloud's gaps) are dropped. ``where`` names the cloud in errors."""
     import numpy as np
 
-    _no_field_twice(msg, where)
+    cloud_arrays_fields(msg, where)
     fields = {f.name: f for f in msg.fields}
-    lacking = [c for c in "xyz" if c not in fields]
-    if lacking:
-        raise ValueError(f"{where}: the cloud has no {'/'.join(lacking)} field (its fields: {', '.join(fields)})")
     wanted = ["x", "y", "z"] + [n for n in ("intensity", label_field) if n and n in fields]
     order = ">" if msg.is_bigendian else "<"
     step, width, height = int(msg.point_step), int(msg.width), int(msg.height)
@@ -415,40 +379,31 @@ def cloud_arrays(msg: Any, where: str, label_field: str | None) -> tuple[Any, An
 
 def _options(options: BagOptions) -> dict[str, Any]:
     """The bag reader's options checked, the side files read."""
-    opts = {
+    return {
         "lidar_topic": options.lidar_topic or None,
         "label_field": options.field(),
         "world": _frame(options.world_frame or "map"),
         "ego": _frame(options.ego_frame or "base_link"),
         "odom_topic": options.odom_topic or None,
         "every": options.every(10),
-        "keyframes": None,
+        "keyframes": sorted(set(read_stamps(options.keyframes))) if options.keyframes else None,
         "keyframes_file": options.keyframes,
-        "boxes": None,
+        "boxes": _read_boxes(Path(options.boxes)) if options.boxes else None,
         "boxes_file": options.boxes,
         "ego_box": options.ego(),
-        "ego_box_given": bool(options.ego_box),
         "classes": read_classes(options.classes),
         "keyframe_tolerance": options.keyframe_tolerance,  # seconds; None: half the cloud period
         "pose_tolerance": POSE_TOLERANCE if options.pose_tolerance is None else options.pose_tolerance,
-        "ego_height": options.ego_height or 0.0,
     }
-    if opts["keyframes_file"]:
-        opts["keyframes"] = sorted(set(read_stamps(opts["keyframes_file"])))
-    if opts["boxes_file"]:
-        opts["boxes"] = _read_boxes(Path(opts["boxes_file"]))
-    return opts
 
 
 def _read_boxes(f: Path) -> dict[int, list[dict[str, Any]]]:
     """``--boxes FILE``: a rig's ``boxes.json`` whose rows name a cloud's ``stamp`` (ns), by stamp
-    (:class:`occkit.data.rig_schema.StampedBoxesTable`)."""
+    (:class:`occkit.data.rig_schema.StampedBoxesTable`; a missing file or bad JSON said by ``read_json``)."""
     from occkit.data.rig_schema import StampedBoxesTable
     from occkit.fileio import read_json
     from occkit.schema import validate
 
-    if not f.is_file():
-        raise FileNotFoundError(f"--boxes {f}: no such file")
     by: dict[int, list[dict[str, Any]]] = {}
     for b in validate(StampedBoxesTable, read_json(f), f"--boxes {f}").boxes:
         row = b.model_dump(by_alias=True, exclude={"stamp", "sweep"})
@@ -472,12 +427,14 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOpt
         "one further from every cloud is refused",
         type=float,
         metavar="S",
+        within=(0, 3600, "seconds, 0 or more (at most an hour)"),
     )
     pose_tolerance: float | None = option(
         f"a cloud at most this many seconds outside the poses' span (/tf's or --odom-topic's) takes the nearest "
         f"pose extrapolated at constant velocity; one further out is left out and counted (default {POSE_TOLERANCE})",
         type=float,
         metavar="S",
+        within=(0, 3600, "seconds, 0 or more (at most an hour)"),
     )
     cameras: str | None = option(
         "the camera image topics (sensor_msgs/Image or CompressedImage, each with a CameraInfo topic in its "
@@ -489,6 +446,7 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOpt
         "that camera's period); a camera with none is missing at that keyframe",
         type=float,
         metavar="S",
+        within=(0, math.inf, "must be a number of seconds, 0 or more"),
     )
     camera_axes: str | None = option(
         "the axes of the image frames: optical (z forward, x right, y down), body (x forward, y left, z up: "
@@ -499,17 +457,8 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOpt
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        import math
-
-        for name in ("keyframe_tolerance", "pose_tolerance"):
-            v = getattr(self, name)
-            if v is not None and not (math.isfinite(v) and 0 <= v <= 3600):
-                raise ValueError(f"--{name.replace('_', '-')} {v!r}: seconds, 0 or more (at most an hour)")
         if self.keyframe_tolerance is not None and not self.keyframes:
             raise ValueError("--keyframe-tolerance: matches --keyframes stamps to clouds; give --keyframes FILE too")
-        t = self.camera_tolerance
-        if t is not None and not (math.isfinite(t) and t >= 0):
-            raise ValueError(f"--camera-tolerance {t!r}: must be a number of seconds, 0 or more")
 
 
 class BagReader(RecordingReader):
@@ -536,7 +485,7 @@ class BagReader(RecordingReader):
     def __init__(self, source: Path, options: BagOptions, wanted: list[str] | None = None) -> None:
         super().__init__(source, options, wanted)
         path = source
-        _need_rosbags()
+        library("rosbags", "reading ROS bags")
         bags = bag_paths(path)
         if not bags:
             raise ValueError(
@@ -583,11 +532,8 @@ class BagReader(RecordingReader):
         return notes
 
     def read(self, scene: str, load_points: bool = True) -> Any:
-        from dataclasses import replace
-
-        import numpy as np
-
         from occkit.data.recordings.bag_cameras import AXES, plan_cameras
+        from occkit.data.scene_record import check_record
 
         if scene not in self.topics:  # a scene not asked for at opening: its topics chosen now
             self._open_topics(scene)
@@ -595,14 +541,12 @@ class BagReader(RecordingReader):
         rec = read_bag(bag, self.topics[scene], self.opts, scene, load_points)
         keyframes = [(int(s.token), s.token) for s in rec.sweeps if s.keyframe]
         cams, tf = self.cameras[scene], _TfTree(bag)
-        messages = self._messages_of(scene, {t for c in cams for t in (c.topic, c.info)}, tf)
+        messages = _stream(bag, {t for c in cams for t in (c.topic, c.info)}, tf, need=True)
         axes = self.options.camera_axes or AXES[0]
         tolerance = self.options.camera_tolerance
         plan = plan_cameras(bag, cams, keyframes, self.opts["ego"], tolerance, axes, messages, tf)
         self._camera_plans[scene] = plan
-        up = np.eye(4)
-        up[2, 3] = self.opts["ego_height"]  # the ego frame moved down to the ground (read_bag's lower_ego)
-        rec.cameras = {k: replace(c, T_ego_from_cam=up @ c.T_ego_from_cam) for k, c in plan.cameras.items()}
+        rec.cameras = plan.cameras
         if cams:
             rec.notes["cameras"] = plan.notes()
         missing = [f"{n} at {k} of {len(keyframes)}" for n, k in plan.missing.items() if k]
@@ -612,6 +556,10 @@ class BagReader(RecordingReader):
                 "(--camera-tolerance) of the keyframe's cloud; those cameras are left out of those keyframes' index "
                 "entries"
             )
+        if self.options.ego_height:  # a given --ego-box is in the bag's ego frame and moves with it
+            rec.notes["ego_height"] = self.options.ego_height
+        rec = self.options.lowered(rec, box_given=bool(self.options.ego_box))
+        check_record(rec)
         return rec
 
     def write_images(self, scene: str, out: Path) -> dict[str, dict[str, str]]:
@@ -621,23 +569,44 @@ class BagReader(RecordingReader):
         if scene not in self._camera_plans:
             self.read(scene, load_points=False)
         return write_images(
-            self.bags[scene], self._camera_plans[scene], Path(out), lambda topics: self._messages_of(scene, topics)
+            self.bags[scene], self._camera_plans[scene], Path(out), lambda topics: _stream(self.bags[scene], topics)
         )
 
-    def _messages_of(self, scene: str, topics: set[str], tf: _TfTree | None = None) -> Iterator[tuple[str, Any]]:
-        """``(topic, message)`` of ``topics`` in the scene's bag, in order (the bag opened when the first is
-        asked for, closed when the last is or the caller stops); with ``tf``, /tf and /tf_static fed into it on
-        the way."""
-        bag = self.bags[scene]
-        with _reading(bag) as r:
-            have = _topics(r)
-            tf_topics = {t: s for t, s in TF_TOPICS.items() if have.get(t) in TF_TYPES} if tf is not None else {}
-            conns = [c for c in r.connections if c.topic in topics or c.topic in tf_topics]
-            for t, msg in _messages(r, bag, conns):
-                if t in tf_topics:
-                    tf.add(msg, tf_topics[t])
-                else:
-                    yield t, msg
+
+def _stream(
+    bag: Path, topics: set[str], tf: _TfTree | None = None, check: bool = False, need: bool = False
+) -> Iterator[tuple[str, Any]]:
+    """``(topic, message)`` of ``topics`` in ``bag``, in order, deserialised (the bag opened when the first is
+    asked for, closed when the last is or the caller stops; a message that cannot be read, one line naming
+    the bag and the topic); with ``tf``, /tf and /tf_static fed into it on the way. Once every message was
+    read: ``check``, the bag's metadata checked against them (:func:`_check_metadata`); ``need``, a topic of
+    ``topics`` that held none refused."""
+    with _reading(bag) as r:
+        have = _topics(r)
+        tf_topics = {t: s for t, s in TF_TOPICS.items() if have.get(t) in TF_TYPES} if tf is not None else {}
+        counts = dict.fromkeys([*topics, *tf_topics], 0)
+        it, t = r.messages(connections=[c for c in r.connections if c.topic in counts]), "?"
+
+        def after() -> str:
+            return f" after topic {t}"
+
+        while True:
+            with _unreadable(bag, after):
+                item = next(it, None)
+                if item is None:
+                    break
+                conn, _, raw = item
+                t = conn.topic  # named if its message cannot be read
+                msg = r.deserialize(raw, conn.msgtype)
+            counts[t] += 1
+            if t in tf_topics:
+                tf.add(msg, tf_topics[t])
+            else:
+                yield t, msg
+        if check:
+            _check_metadata(bag, r, counts)
+    if need and not all(counts[t] for t in topics):
+        raise ValueError(f"{bag}: topic {min(t for t in topics if not counts[t])} holds no message")
 
 
 def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> tuple[list[tuple], _TfTree, _Track]:
@@ -645,38 +614,27 @@ def _collect(bag: Path, topic: str, opts: dict[str, Any], load_points: bool) -> 
     points left empty without ``load_points``, the fields still checked), its tf and its odometry."""
     import numpy as np
 
-    tf = _TfTree(bag)
-    odom = _Track(opts["odom_topic"] or "")
+    tf, odom_topic = _TfTree(bag), opts["odom_topic"]
+    odom = _Track(odom_topic or "")
     clouds: list[tuple] = []
-    with _reading(bag) as r:
-        have = _topics(r)
-        tf_topics = {t: static for t, static in TF_TOPICS.items() if have.get(t) in TF_TYPES}
-        want = {topic, *tf_topics, *([opts["odom_topic"]] if opts["odom_topic"] else [])}
-        got = dict.fromkeys(want, 0)
-        for t, msg in _messages(r, bag, [c for c in r.connections if c.topic in want]):
-            got[t] += 1
-            if t == topic:
-                stamp = _ns(msg.header.stamp)
-                at = f"{bag}: {topic} cloud at stamp {stamp} ns"
-                if clouds and stamp <= clouds[-1][0]:
-                    raise ValueError(
-                        f"{bag}: {topic}: cloud stamps out of order: {stamp} ns comes after {clouds[-1][0]} ns"
-                    )
-                if load_points:
-                    xyz, inten, lab = cloud_arrays(msg, at, opts["label_field"])
-                else:
-                    cloud_arrays_fields(msg, at)
-                    xyz, inten, lab = np.zeros((0, 3), np.float32), None, None
-                clouds.append((stamp, _frame(msg.header.frame_id), xyz, inten, lab))
-            elif t == opts["odom_topic"]:
-                p, q = msg.pose.pose.position, msg.pose.pose.orientation
-                odom.add(_ns(msg.header.stamp), (p.x, p.y, p.z), (q.w, q.x, q.y, q.z))
-                odom.child = _frame(msg.child_frame_id) or opts["ego"]
-            elif t in tf_topics:
-                tf.add(msg, tf_topics[t])
-        _check_metadata(bag, r, got)
-    if not clouds:
-        raise ValueError(f"{bag}: topic {topic} holds no message")
+    for t, msg in _stream(bag, {topic, *([odom_topic] if odom_topic else [])}, tf, check=True, need=True):
+        if t == topic:
+            stamp = stamp_ns(msg.header.stamp)
+            at = f"{bag}: {topic} cloud at stamp {stamp} ns"
+            if clouds and stamp <= clouds[-1][0]:
+                raise ValueError(
+                    f"{bag}: {topic}: cloud stamps out of order: {stamp} ns comes after {clouds[-1][0]} ns"
+                )
+            if load_points:
+                xyz, inten, lab = cloud_arrays(msg, at, opts["label_field"])
+            else:
+                cloud_arrays_fields(msg, at)
+                xyz, inten, lab = np.zeros((0, 3), np.float32), None, None
+            clouds.append((stamp, _frame(msg.header.frame_id), xyz, inten, lab))
+        else:
+            p, q = msg.pose.pose.position, msg.pose.pose.orientation
+            odom.add(stamp_ns(msg.header.stamp), (p.x, p.y, p.z), (q.w, q.x, q.y, q.z))
+            odom.child = _frame(msg.child_frame_id) or opts["ego"]
     return clouds, tf, odom
 
 
@@ -729,8 +687,7 @@ def _ego_pose(bag: Path, topic: str, stamp: int, tf: _TfTree, odom: _Track, opts
     T = odom.at(stamp, f"{bag}: {opts['odom_topic']} at {stamp} ns", tolerance=tol)
     if T is None:
         raise Uncovered(
-            f"{bag}: no pose at stamp {stamp} ns ({what}): {opts['odom_topic']} covers {odom.span()} "
-            f"({odom.outside(stamp) / 1e9:.3f} s away; extrapolated within --pose-tolerance {tol / 1e9:g} s)"
+            f"{bag}: no pose at stamp {stamp} ns ({what}): {opts['odom_topic']} {odom.coverage(stamp, tol)}"
         )
     return T @ tf.lookup(
         odom.child, opts["ego"], stamp, f"odometry's child frame to the ego frame; {what}", tolerance=tol
@@ -738,10 +695,10 @@ def _ego_pose(bag: Path, topic: str, stamp: int, tf: _TfTree, odom: _Track, opts
 
 
 def read_bag(bag: Path, topic: str, opts: dict[str, Any], scene: str, load_points: bool = True) -> Any:
-    """One bag as a checked :class:`~occkit.data.scene_record.SceneRecord` (``opts``: :func:`_options`): the
-    clouds without an ego pose within ``--pose-tolerance`` left out and counted (:attr:`SceneRecord.warnings`),
-    how the keyframes were taken in :attr:`SceneRecord.notes`, the ego frame lowered by ``--ego-height``."""
-    from occkit.data.scene_record import SceneRecord, Sweep, check_record, lower_ego
+    """One bag's clouds as a :class:`~occkit.data.scene_record.SceneRecord` in the bag's ego frame, not yet
+    checked (``opts``: :func:`_options`): the clouds without an ego pose within ``--pose-tolerance`` left out
+    and counted (:attr:`SceneRecord.warnings`), how the keyframes were taken in :attr:`SceneRecord.notes`."""
+    from occkit.data.scene_record import SceneRecord, Sweep
 
     clouds, tf, odom = _collect(bag, topic, opts, load_points)
     stamps = [c[0] for c in clouds]
@@ -792,11 +749,7 @@ def read_bag(bag: Path, topic: str, opts: dict[str, Any], scene: str, load_point
         notes=notes,
         warnings=warnings,
     )
-    if opts["ego_height"]:  # a given --ego-box is in the bag's ego frame and moves with it; the default is the ground's
-        rec = lower_ego(rec, opts["ego_height"], move_box=opts["ego_box_given"])
-        notes["ego_height"] = opts["ego_height"]
     check_label_field(opts["label_field"], sweeps, f"{bag}: {topic}")
-    check_record(rec)
     return rec
 
 
@@ -826,9 +779,9 @@ def _poses(
     return poses, left, extrapolated
 
 
-def _no_field_twice(msg: Any, where: str) -> None:
-    """Refuse a cloud that names a field twice (two ``x``: which one holds the coordinate cannot be told, and a
-    reader that takes either reads the other's bytes as points)."""
+def cloud_arrays_fields(msg: Any, where: str) -> None:
+    """Refuse a cloud without x, y and z fields, or with a field named twice (two ``x``: which one holds the
+    coordinate cannot be told, and a reader that takes either reads the other's bytes as points)."""
     names = [f.name for f in msg.fields]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -836,13 +789,6 @@ def _no_field_twice(msg: Any, where: str) -> None:
             f"{where}: the cloud names the field{'s' if len(twice) > 1 else ''} {', '.join(twice)} more than once "
             f"(its fields: {', '.join(names)}): which one to read cannot be told"
         )
-
-
-def cloud_arrays_fields(msg: Any, where: str) -> None:
-    """Refuse a cloud without x, y and z fields, or with a field named twice (the check made without reading
-    its points)."""
-    _no_field_twice(msg, where)
-    names = [f.name for f in msg.fields]
     lacking = [c for c in "xyz" if c not in names]
     if lacking:
         raise ValueError(f"{where}: the cloud has no {'/'.join(lacking)} field (its fields: {', '.join(names)})")
@@ -870,29 +816,22 @@ def keyframe_rule(opts: dict[str, Any]) -> str:
 
 
 def _listed_near(bag: Path, topic: str, stamps: list[int], opts: dict[str, Any], tol: int, said: str) -> list[int]:
-    """The ``--keyframes`` stamps within ``tol`` (ns) of this bag's first to last cloud; a stamp outside a
-    recording of one bag is refused, and in a folder of bags one no bag holds, once every bag was read."""
-    f = opts["keyframes_file"]
+    """The ``--keyframes`` stamps that are this bag's: in a recording of one bag every one (one far from every
+    cloud is refused as any other is); in a folder of bags those within ``tol`` (ns) of its first to last
+    cloud, a stamp that no bag holds refused once every bag was read."""
+    n, f = opts.get("bags", 1), opts["keyframes_file"]
+    if n == 1:
+        return opts["keyframes"]
     lo, hi = stamps[0] - tol, stamps[-1] + tol
     spans = opts.setdefault("_spans", {})
     spans[str(bag)] = (lo, hi)
+    nowhere = [s for s in opts["keyframes"] if not any(a <= s <= b for a, b in spans.values())]
+    if len(spans) >= n and nowhere:  # every bag read: a stamp no bag holds is refused, never dropped
+        raise ValueError(
+            f"--keyframes {f}: stamp {nowhere[0]} ns lies within the clouds of none of the {n} bags (each bag's first "
+            f"to last cloud, widened by the tolerance) ({len(nowhere)} such stamp(s))"
+        )
     mine = [s for s in opts["keyframes"] if lo <= s <= hi]
-    if opts.get("bags", 1) == 1:
-        stray = [s for s in opts["keyframes"] if not lo <= s <= hi]
-        if stray:
-            s = stray[0]
-            raise ValueError(
-                f"--keyframes {f}: stamp {s} ns lies {min(abs(s - stamps[0]), abs(s - stamps[-1])) / 1e9:.3f} s "
-                f"outside the clouds on {topic} in {bag} ({stamps[0]}..{stamps[-1]} ns), more than {said} "
-                f"({len(stray)} such stamp(s))"
-            )
-    elif len(spans) >= opts["bags"]:  # every bag read: a stamp no bag holds is refused, never dropped
-        nowhere = [s for s in opts["keyframes"] if not any(a <= s <= b for a, b in spans.values())]
-        if nowhere:
-            raise ValueError(
-                f"--keyframes {f}: stamp {nowhere[0]} ns lies within the clouds of none of the {opts['bags']} bags "
-                f"(each bag's first to last cloud, widened by the tolerance) ({len(nowhere)} such stamp(s))"
-            )
     if not mine:
         raise ValueError(
             f"--keyframes {f}: none of its stamps is within {said} of a cloud on {topic} in {bag} "
@@ -906,10 +845,9 @@ def _keyframes(
 ) -> tuple[list[bool], dict[str, Any]]:
     """Whether each cloud is a keyframe, and what ``report.json`` says of them: every ``--keyframe-every``
     N-th cloud with a pose from the first; or each ``--keyframes`` stamp the nearest cloud's within the
-    tolerance (``--keyframe-tolerance``, default half the median cloud period). A listed stamp near this
-    bag's clouds (within the tolerance of the first to the last) that is no cloud's within the tolerance, or
-    whose cloud has no pose (``left``), is refused naming it, as is one outside the clouds of a recording of
-    one bag; in a folder of bags, one that no bag's clouds hold is refused once every bag was read."""
+    tolerance (``--keyframe-tolerance``, default half the median cloud period). A listed stamp of this bag
+    (:func:`_listed_near`) that is no cloud's within the tolerance, or whose cloud has no pose (``left``), is
+    refused naming it; in a folder of bags, one that no bag's clouds hold is refused once every bag was read."""
     import bisect
 
     left = left or {}
@@ -980,20 +918,14 @@ def _boxes_within(bag: Path, topic: str, stamps: list[int], opts: dict[str, Any]
         return
     spans = opts.setdefault("_box_spans", {})
     spans[str(bag)] = (stamps[0], stamps[-1])
-    f = opts["boxes_file"]
-    if opts.get("bags", 1) == 1:
-        if not any(stamps[0] <= s <= stamps[-1] for s in given):
-            raise ValueError(
-                f"--boxes {f}: none of its {len(given)} stamps ({given[0]}..{given[-1]} ns) lies within the clouds "
-                f"on {topic} in {bag} ({stamps[0]}..{stamps[-1]} ns): every box would be dropped (stamps of another "
-                "recording, or in other units than ns?)"
-            )
-    elif len(spans) >= opts["bags"] and not any(a <= s <= b for a, b in spans.values() for s in given):
+    n = opts.get("bags", 1)
+    if len(spans) >= n and not any(a <= s <= b for a, b in spans.values() for s in given):
         first, last = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
+        clouds = f"on {topic} in {bag}" if n == 1 else f"of any of the {n} bags"
         raise ValueError(
-            f"--boxes {f}: none of its {len(given)} stamps ({given[0]}..{given[-1]} ns) lies within the clouds of "
-            f"any of the {opts['bags']} bags ({first}..{last} ns): every box would be dropped (stamps of another "
-            "recording, or in other units than ns?)"
+            f"--boxes {opts['boxes_file']}: none of its {len(given)} stamps ({given[0]}..{given[-1]} ns) lies within "
+            f"the clouds {clouds} ({first}..{last} ns): every box would be dropped (stamps of another recording, or in "
+            "other units than ns?)"
         )
 
 

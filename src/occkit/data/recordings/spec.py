@@ -29,6 +29,7 @@ command names none: it asks the registry (:mod:`occkit.data.recordings.registry`
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -71,10 +72,20 @@ def files_fingerprint(path: Path, limit: int = FINGERPRINT_FILES) -> str:
 # ---- options -----------------------------------------------------------------------------------------
 
 
-def option(help: str, *, type: Callable[[str], Any] = str, metavar: str | None = None, choices: Any = None) -> Any:
+def option(
+    help: str,
+    *,
+    type: Callable[[str], Any] = str,
+    metavar: str | None = None,
+    choices: Any = None,
+    within: tuple[float, float, str] | None = None,
+) -> Any:
     """A field of a reader's options dataclass: one command-line option, ``--name-with-dashes``, whose
-    value (``type`` applied, None when not given) reaches the reader as the field."""
-    return field(default=None, metadata={"help": help, "type": type, "metavar": metavar, "choices": choices})
+    value (``type`` applied, None when not given) reaches the reader as the field. ``choices``: the values
+    it takes; ``within``: ``(low, high, words)``, the closed range a number must be finite in and the
+    refusal's words. Both are checked in one place, :meth:`ReaderOptions.__post_init__`."""
+    meta = {"help": help, "type": type, "metavar": metavar, "choices": choices, "within": within}
+    return field(default=None, metadata=meta)
 
 
 def flag_of(name: str) -> str:
@@ -85,11 +96,18 @@ def flag_of(name: str) -> str:
 @dataclass(frozen=True)
 class ReaderOptions:
     """A reader's options (the base: none). A subclass declares each of its options once as a field
-    (:func:`option`) and checks the values in ``__post_init__`` (a one-line ``ValueError`` naming the flag),
-    calling ``super().__post_init__()`` so that the shared bases' checks run too."""
+    (:func:`option`, with its choices or range) and checks what one field cannot say in ``__post_init__`` (a
+    one-line ``ValueError`` naming the flag), calling ``super().__post_init__()`` so that these checks run too."""
 
     def __post_init__(self) -> None:
-        pass
+        """Each option given within its declared range and among its choices (:func:`option`)."""
+        for f in self.fields():
+            v, m = getattr(self, f.name), f.metadata
+            low, high, words = m.get("within") or (-math.inf, math.inf, "")
+            if v is not None and words and not (math.isfinite(v) and low <= v <= high):
+                raise ValueError(f"{flag_of(f.name)} {v!r}: {words}")
+            if v is not None and m.get("choices") and v not in m["choices"]:
+                raise ValueError(f"{flag_of(f.name)} {v!r}: one of {', '.join(map(str, m['choices']))}")
 
     @classmethod
     def fields(cls) -> tuple[dataclasses.Field, ...]:
@@ -122,9 +140,6 @@ class ReaderOptions:
             except (TypeError, ValueError):
                 what = {int: "a whole number", float: "a number", str: "text"}.get(kind, "a value of its kind")
                 raise ValueError(f"{flag_of(k)} {v!r}: not {what}") from None
-            choices = names[k].metadata.get("choices")
-            if choices and typed[k] not in choices:
-                raise ValueError(f"{flag_of(k)} {v!r}: one of {', '.join(map(str, choices))}")
         return cls(**typed)
 
     def given(self) -> dict[str, Any]:
@@ -145,12 +160,8 @@ class KeyframeEveryOptions(ReaderOptions):
         "files; KITTI sequences: the scans with SSC labels, else every 5th; KITTI raw drives: every 5th)",
         type=int,
         metavar="N",
+        within=(1, math.inf, "must be a positive integer"),
     )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.keyframe_every is not None and self.keyframe_every < 1:
-            raise ValueError(f"--keyframe-every {self.keyframe_every!r}: must be a positive integer")
 
     def every(self, default: int = 10) -> int:
         """``--keyframe-every``, ``default`` when not given."""
@@ -231,15 +242,8 @@ class EgoHeightOptions(ReaderOptions):
         "with it",
         type=float,
         metavar="H",
+        within=(-10, 10, "metres from the ground to the ego origin (within 10)"),
     )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        import math
-
-        h = self.ego_height
-        if h is not None and not (math.isfinite(h) and abs(h) <= 10):
-            raise ValueError(f"--ego-height {h!r}: metres from the ground to the ego origin (within 10)")
 
     def lowered(self, rec: SceneRecord, box_given: bool) -> SceneRecord:
         """``rec`` with its ego frame moved down by ``--ego-height`` (:func:`~occkit.data.scene_record.lower_ego`);

@@ -130,6 +130,9 @@ class MovingSearch:
     with the sensor's place, drifts less)."""
     object_max_scatter: float = 0.25
     """The farthest its centres may lie from a straight line (root mean square), a share of the travel."""
+    object_max_step: float = 0.5
+    """The most of the travel one step from a sweep to the next may carry (an object moves steadily; a group of a
+    static object's returns that splits or joins jumps once)."""
     object_max_speed: float = 40.0
     """Metres a second: faster is no object."""
 
@@ -490,8 +493,9 @@ def _tracks(
 def _track_moves(t: np.ndarray, centres: np.ndarray, search: MovingSearch) -> bool:
     """Whether a track's centres ``(S, 3)`` at times ``t (S,)`` (seconds) move: a straight line through them in the
     horizontal (least squares) travels ``object_min_travel`` metres or more over the track, no faster than
-    ``object_max_speed``, and the centres lie within ``object_max_scatter`` of the travel from it (a static object
-    whose group of returns splits or joins another jumps about; one seen from a passing sensor drifts little)."""
+    ``object_max_speed``, the centres lie within ``object_max_scatter`` of the travel from it and no step from a
+    sweep to the next carries more than ``object_max_step`` of it (a static object whose group of returns splits
+    from or joins another jumps; one seen from a passing sensor drifts little)."""
     if len(t) < search.object_min_sweeps:
         return False
     tt = t - t.mean()
@@ -502,7 +506,8 @@ def _track_moves(t: np.ndarray, centres: np.ndarray, search: MovingSearch) -> bo
     travel = float(np.linalg.norm(v)) * float(t.max() - t.min())
     scatter = float(np.sqrt(((xy - tt[:, None] * v) ** 2).sum(1).mean()))
     fast = float(np.linalg.norm(v)) > search.object_max_speed
-    return travel >= search.object_min_travel and scatter <= search.object_max_scatter * travel and not fast
+    jump = float(np.linalg.norm(np.diff(centres[:, :2], axis=0), axis=1).max()) > search.object_max_step * travel
+    return travel >= search.object_min_travel and scatter <= search.object_max_scatter * travel and not (fast or jump)
 
 
 def _objects(

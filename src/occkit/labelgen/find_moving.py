@@ -29,7 +29,12 @@ Removert- and ERASOR-style methods do). Per scene:
    does not creep, its nearest returns of the other sweep being its own, not dynamic. The whole is done twice:
    the second time a surface seen again that the first found dynamic says nothing (the object itself at
    another time);
-4. each sweep's dynamic returns are clustered (points within ``cluster_radius`` of each other) and every
+4. the objects are followed as wholes (:func:`moving_objects`): each sweep's returns above the ground joined to
+   the dynamic ones are an object, an object and one of the next sweep that touch are the same, and a track
+   whose centre moves steadily is a moving object, all its returns dynamic (a slow object covers its own old
+   places at the other sweeps' times: no check passes through them, and the carry has nothing to start from);
+   a static object's few returns taken for moving stand still and stay few;
+5. each sweep's dynamic returns are clustered (points within ``cluster_radius`` of each other) and every
    cluster becomes a box of that sweep alone, with a track of its own: the label pipeline then keeps those
    returns out of the static scene, and places them in the one keyframe whose sweep holds them (the
    object where it is at that keyframe; its class the returns' majority label, else ``others``).

@@ -29,7 +29,12 @@ Removert- and ERASOR-style methods do). Per scene:
    does not creep, its nearest returns of the other sweep being its own, not dynamic. The whole is done twice:
    the second time a surface seen again that the first found dynamic says nothing (the object itself at
    another time);
-4. each sweep's dynamic returns are clustered (points within ``cluster_radius`` of each other) and every
+4. the objects are followed as wholes (:func:`moving_objects`): each sweep's returns above the ground joined to
+   the dynamic ones are an object, an object and one of the next sweep that touch are the same, and a track
+   whose centre moves steadily is a moving object, all its returns dynamic (a slow object covers its own old
+   places at the other sweeps' times: no check passes through them, and the carry has nothing to start from);
+   a static object's few returns taken for moving stand still and stay few;
+5. each sweep's dynamic returns are clustered (points within ``cluster_radius`` of each other) and every
    cluster becomes a box of that sweep alone, with a track of its own: the label pipeline then keeps those
    returns out of the static scene, and places them in the one keyframe whose sweep holds them (the
    object where it is at that keyframe; its class the returns' majority label, else ``others``).
@@ -106,6 +111,35 @@ class MovingSearch:
     surface_beams: float = 1.0
     """Beam spacings (the sweep's own, measured from its returns' elevations) added to ``surface_abs`` per metre of
     range: the farthest a surface's nearest return of another sweep can lie from a return of it."""
+    objects: bool = True
+    """Follow each object found moving as a whole (:func:`moving_objects`): the returns above the ground joined to
+    the dynamic ones (``object_link_beams``) are one object, followed from sweep to sweep; a track whose centre
+    moves is a moving object, all its returns dynamic (an object that covers its own old places at the other
+    sweeps' times leaves returns no check passes through)."""
+    object_link_beams: float = 1.5
+    """Beam spacings at the return's range (at least ``cluster_radius``) within which returns are one object: an
+    object's rings lie a beam spacing apart, its returns along a ring far closer."""
+    object_max_size: float = 20.0
+    """Metres: the longest object (an articulated bus or lorry is under 19 m); a larger group of joined returns is
+    the static scene joined to something, and keeps only the returns found dynamic."""
+    object_link: float = 0.6
+    """Metres: an object of one sweep and one of the next with returns this near are the same object (a sweep
+    later it has moved far less: 0.25 m at 5 m/s and 20 Hz)."""
+    object_max_growth: float = 2.0
+    """An object a sweep later holds at most this many times as many returns, and as few as its inverse (a group of
+    returns that grows or shrinks more split from or joined something else: its centre jumps)."""
+    object_min_sweeps: int = 3
+    """Sweeps a track must span to be judged."""
+    object_min_travel: float = 1.0
+    """Metres a track's centre must travel over the track (a static object's centre, its visible part changing
+    with the sensor's place, drifts less)."""
+    object_max_scatter: float = 0.25
+    """The farthest its centres may lie from a straight line (root mean square), a share of the travel."""
+    object_max_step: float = 0.5
+    """The most of the travel one step from a sweep to the next may carry (an object moves steadily; a group of a
+    static object's returns that splits or joins jumps once)."""
+    object_max_speed: float = 40.0
+    """Metres a second: faster is no object."""
 
 
 def beam_spacing(points: np.ndarray, fallback_deg: float) -> float:
@@ -349,6 +383,8 @@ def dynamic_points(
     found = None
     for _ in range(2):
         found = _one_pass(rec, cands, images, surfaces, search, found)
+    if search.objects:
+        found = moving_objects(rec, found, [c[0] for c in cands], T_gs, search)
     return found
 
 
@@ -399,6 +435,142 @@ def _carried(
         hit[hit] = out[j][near[hit]]
         out[i][cand[hit]] = True
     return out
+
+
+def moving_objects(
+    rec: SceneRecord, dyn: list[np.ndarray], cands: list[np.ndarray], T_gs: list[np.ndarray], search: MovingSearch
+) -> list[np.ndarray]:
+    """``dyn`` with every moving object's returns dynamic. Per sweep, the candidate returns (``cands``: above the
+    ground, not the ego's, not boxed) joined within ``object_link_beams`` beam spacings are objects (those that
+    hold a dynamic return and are no longer than ``object_max_size``); an object of one sweep and one of the next
+    that touch (``object_link``) are the same object, followed so from sweep to sweep (:func:`_tracks`). A track
+    whose centre moves (:func:`_track_moves`) is a moving object: all its returns are dynamic, the parts that it
+    covers itself at the other sweeps' times (which no check passes through) with the parts that were found."""
+    pw = [s.points.astype(np.float64) @ T[:3, :3].T + T[:3, 3] for s, T in zip(rec.sweeps, T_gs)]
+    objs = [_objects(rec, i, pw[i], cands[i], dyn[i], search) for i in range(len(rec.sweeps))]
+    t = np.array([s.timestamp for s in rec.sweeps], np.float64) * 1e-6
+    out = [d.copy() for d in dyn]
+    for track in _tracks(pw, objs, search.object_link, search.object_max_growth):
+        by_sweep: dict[int, list[np.ndarray]] = {}
+        for i, o in track:
+            by_sweep.setdefault(i, []).append(objs[i][o])
+        sweeps = sorted(by_sweep)
+        centres = np.array([pw[i][np.concatenate(by_sweep[i])].mean(0) for i in sweeps])
+        if _track_moves(t[sweeps], centres, search):
+            for i in sweeps:
+                out[i][np.concatenate(by_sweep[i])] = True
+    return out
+
+
+def _tracks(
+    pw: list[np.ndarray], objs: list[list[np.ndarray]], link: float, growth: float
+) -> list[list[tuple[int, int]]]:
+    """The objects (``objs[i]``: each sweep's, as indices of its returns ``pw[i]``) joined into tracks: an object
+    and one of the next sweep with returns within ``link`` of each other, and no more than ``growth`` times as many
+    returns one as the other, are one (connected components)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    ids = [(i, o) for i in range(len(objs)) for o in range(len(objs[i]))]
+    if not ids:
+        return []
+    first = np.cumsum([0] + [len(o) for o in objs])
+    edges = []
+    for i in range(len(objs) - 1):
+        if not objs[i] or not objs[i + 1]:
+            continue
+        nxt = np.concatenate(objs[i + 1])
+        owner = np.repeat(np.arange(len(objs[i + 1])), [len(m) for m in objs[i + 1]])
+        tree = cKDTree(pw[i + 1][nxt])
+        for o, members in enumerate(objs[i]):
+            d, j = tree.query(pw[i][members], distance_upper_bound=link)
+            for b in np.unique(owner[j[np.isfinite(d)]]):
+                if max(len(members), len(objs[i + 1][b])) <= growth * min(len(members), len(objs[i + 1][b])):
+                    edges.append((first[i] + o, first[i + 1] + b))
+    e = np.array(edges, np.int64).reshape(-1, 2)
+    n = len(ids)
+    g = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
+    comp = connected_components(g, directed=False)[1]
+    return [[ids[k] for k in np.nonzero(comp == c)[0]] for c in np.unique(comp)]
+
+
+def _track_moves(t: np.ndarray, centres: np.ndarray, search: MovingSearch) -> bool:
+    """Whether a track's centres ``(S, 3)`` at times ``t (S,)`` (seconds) move: a straight line through them in the
+    horizontal (least squares) travels ``object_min_travel`` metres or more over the track, no faster than
+    ``object_max_speed``, the centres lie within ``object_max_scatter`` of the travel from it and no step from a
+    sweep to the next carries more than ``object_max_step`` of it (a static object whose group of returns splits
+    from or joins another jumps; one seen from a passing sensor drifts little)."""
+    if len(t) < search.object_min_sweeps:
+        return False
+    tt = t - t.mean()
+    if float((tt**2).sum()) <= 0:
+        return False
+    xy = centres[:, :2] - centres[:, :2].mean(0)
+    v = (tt[:, None] * xy).sum(0) / (tt**2).sum()
+    travel = float(np.linalg.norm(v)) * float(t.max() - t.min())
+    scatter = float(np.sqrt(((xy - tt[:, None] * v) ** 2).sum(1).mean()))
+    fast = float(np.linalg.norm(v)) > search.object_max_speed
+    jump = float(np.linalg.norm(np.diff(centres[:, :2], axis=0), axis=1).max()) > search.object_max_step * travel
+    return travel >= search.object_min_travel and scatter <= search.object_max_scatter * travel and not (fast or jump)
+
+
+def _objects(
+    rec: SceneRecord, i: int, pw: np.ndarray, cand: np.ndarray, dyn: np.ndarray, search: MovingSearch
+) -> list[np.ndarray]:
+    """Sweep ``i``'s objects: the groups of candidate returns joined within ``object_link_beams`` beam spacings (at
+    least ``cluster_radius``) that hold a dynamic return and are no longer than ``object_max_size``; each as its
+    returns' indices."""
+    if not dyn.any():
+        return []
+    from scipy.spatial import cKDTree
+
+    cand = np.union1d(cand, np.nonzero(dyn)[0])
+    # only the returns near a dynamic one (a group reaching farther than twice the longest object from its dynamic
+    # returns stays too long for one when cut there)
+    d, _ = cKDTree(pw[dyn]).query(pw[cand], distance_upper_bound=2.0 * search.object_max_size)
+    cand = cand[np.isfinite(d)]
+    s = rec.sweeps[i]
+    r = np.linalg.norm(s.points[cand].astype(np.float64), axis=1)  # from the sensor
+    spacing = beam_spacing(s.points.astype(np.float64), search.elevation_deg)
+    link = np.maximum(search.cluster_radius, search.object_link_beams * spacing * r)
+    # joined at a tenth of a metre's resolution: one return of each 0.1 m cell stands for the cell (near the sensor
+    # the returns are dense, and their pairs many)
+    _, first, inverse = np.unique(
+        np.floor(pw[cand] / 0.1).astype(np.int64), axis=0, return_index=True, return_inverse=True
+    )
+    comp = _linked(pw[cand[first]], link[first])[inverse.ravel()]
+    out = []
+    for c in np.unique(comp[dyn[cand]]):
+        members = cand[comp == c]
+        if np.ptp(pw[members, :2], axis=0).max() <= search.object_max_size:
+            out.append(members)
+    return out
+
+
+def _linked(points: np.ndarray, link: np.ndarray) -> np.ndarray:
+    """Connected components of ``points (N, 3)``, two joined when nearer than the smaller of their ``link`` radii
+    (which grow with range: the pairs are sought band by band of radius, each among the points of that radius and
+    more, where the points are sparser)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    n = len(points)
+    pairs = [np.zeros((0, 2), np.int64)]
+    edge, lo = float(link.min()), -np.inf
+    while len(points):  # the pairs whose smaller radius lies in (lo, edge]: among the points of radius over lo
+        idx = np.nonzero(link > lo)[0]
+        if len(idx) > 1:
+            p = idx[cKDTree(points[idx]).query_pairs(edge, output_type="ndarray")]
+            d = np.linalg.norm(points[p[:, 0]] - points[p[:, 1]], axis=1)
+            pairs.append(p[d <= np.minimum(link[p[:, 0]], link[p[:, 1]])])
+        if edge >= float(link.max()):
+            break
+        lo, edge = edge, 2.0 * edge
+    pairs = np.concatenate(pairs)
+    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return connected_components(g, directed=False)[1]
 
 
 def _above_ground(p_ego: np.ndarray, clearance: float) -> np.ndarray:

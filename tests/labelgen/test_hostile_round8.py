@@ -246,9 +246,9 @@ def test_scan_times_out_of_order_name_the_times_file_not_the_sequence(tmp_path):
     (seq / "times.txt").write_text("0.0\n0.1\n0.1\n")
     with pytest.raises(ValueError) as e:
         _kitti(seq).read("00", load_points=False)
-    assert str(e.value) == (
-        f"{seq / 'times.txt'}: scan 000002 at 0.100000 s is not after scan 000001 at 0.100000 s (the scans' times "
-        "must increase)"
+    assert str(e.value) == (  # check_record's rule, naming the row the time was read from
+        f"{seq / 'times.txt'}:3 (scan 000002): timestamp 1000000000100000 is not after the previous sweep's "
+        "1000000000100000 (out of order)"
     )
 
 
@@ -257,7 +257,7 @@ def test_tum_pose_times_out_of_order_name_the_poses_file_not_a_scan(tmp_path, ca
     np.save(folder / "000002.npy", np.array([[5.0, 0, -1.8]], np.float32))
     (folder / "poses.txt").write_text("0.0 0 0 0 0 0 0 1\n0.1 1 0 0 0 0 0 1\n0.1 2 0 0 0 0 0 1\n")
     err = _refused(["label", "--data", str(folder), "--out", str(tmp_path / "o")], capsys)
-    assert f"--poses {folder / 'poses.txt'}: line 3: time 0.1 s is not after the row before it" in err, err
+    assert f"--poses {folder / 'poses.txt'}: line 3: timestamp 100000 is not after the previous sweep's 100000" in err
     assert "sweep '000002'" not in err
 
 

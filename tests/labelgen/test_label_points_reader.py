@@ -686,7 +686,7 @@ def test_distorted_images_undistorted_by_the_tool_put_points_where_the_new_k_doe
         (
             "K: [1, 1, 2, 2]\n  T_ego_from_cam: {translation: [0, 0, 0], rotation: [1, 0, 0, 0]}\n"
             "  distortion: {model: pinhole, coefficients: [0, 0, 0, 0]}",
-            "camera c: distortion.model: 'pinhole' is not one of plumb_bob",
+            "camera c: distortion.model: 'pinhole' is not 'plumb_bob', 'radtan'",
         ),
         (
             "K: [1, 1, 2, 2]\n  T_ego_from_cam: {translation: [0, 0, 0], rotation: [1, 0, 0, 0]}\n"

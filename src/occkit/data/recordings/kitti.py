@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from occkit.data.recordings.spec import KeyframeEveryOptions, RecordingReader, option
-from occkit.data.recordings.text_rows import keyed_numbers, number_rows, rigid
+from occkit.data.recordings.text_rows import keyed_numbers, number_rows, numbers, rigid
 from occkit.labels import SEMANTICKITTI_CLASSES
 
 #: SemanticKITTI's learning classes as point classes (class 0, "empty" in the SSC labels, is the
@@ -140,9 +140,7 @@ def _calib(seq: Path) -> dict[str, np.ndarray]:
     from occkit.data.semantickitti import read_calib
 
     f = seq / "calib.txt"
-    if not f.is_file():
-        raise FileNotFoundError(f"{f}: no such calibration file (a sequence needs Tr: velodyne -> camera 0)")
-    try:
+    try:  # a missing file said by read_calib
         calib = read_calib(f)
     except KeyError as e:
         raise ValueError(f"{f}: {e.args[0].split(': ', 1)[-1]}") from None
@@ -364,15 +362,32 @@ def _record(
     return rec
 
 
-def _times(path: Path, first: list[int]) -> list[tuple[float, str]]:
-    """Each scan's seconds and the row they were read from (that their order is named by): SemanticKITTI's
-    ``times.txt`` (one a line) where present, else 10 Hz."""
+def _times(path: Path, idx: list[int], digits: int, seconds: Any) -> list[tuple[float, str]]:
+    """Each scan's seconds (scan ``i`` on the ``i``-th non-blank line of ``path``, read by ``seconds(text,
+    where)``) and the row they were read from, that :func:`check_record` names if they are out of order; 10 Hz
+    where there is no ``path``."""
     if not path.is_file():
-        return [(i / KITTI_SCAN_RATE, "") for i in first]
-    rows = number_rows(path, "times", (1,))
-    if len(rows) <= max(first):
-        raise ValueError(f"{path}: {len(rows)} times for scans up to {max(first):06d} (one a scan is needed)")
-    return [(float(rows[i][1][0]), f"{path}:{rows[i][0]} (scan {i:06d})") for i in first]
+        return [(i / KITTI_SCAN_RATE, "") for i in idx]
+    lines = [(n, ln.strip()) for n, ln in enumerate(path.read_text(errors="replace").splitlines(), 1) if ln.strip()]
+    if len(lines) <= max(idx):
+        raise ValueError(f"{path}: {len(lines)} times for scans up to {max(idx):0{digits}d} (one a scan is needed)")
+    return [(seconds(lines[i][1], f"{path}:{lines[i][0]}"), f"{path}:{lines[i][0]} (scan {i:0{digits}d})") for i in idx]
+
+
+def _seconds(text: str, where: str) -> float:
+    """A line of SemanticKITTI's ``times.txt``: the scan's seconds."""
+    return float(numbers(text, where, (1,), "one number, seconds")[0])
+
+
+def _date_time(text: str, where: str) -> float:
+    """A line of a ``timestamps.txt`` (KITTI-360's, KITTI raw's: ``YYYY-MM-DD HH:MM:SS.fffffffff``) in seconds."""
+    import datetime
+
+    day, _, frac = text.partition(".")
+    try:
+        return datetime.datetime.strptime(day, "%Y-%m-%d %H:%M:%S").timestamp() + float("0." + (frac or "0"))
+    except ValueError:
+        raise ValueError(f"{where}: {text!r} is not a date-time (YYYY-MM-DD HH:MM:SS.fffffffff)") from None
 
 
 def _read_semantickitti(root: Path, scene: str, options: KittiOptions, load_points: bool) -> Any:
@@ -413,7 +428,7 @@ def _read_semantickitti(root: Path, scene: str, options: KittiOptions, load_poin
         scene,
         files,
         T_wv,
-        _times(seq / "times.txt", idx),
+        _times(seq / "times.txt", idx, 6, _seconds),
         keys,
         height,
         label_files,
@@ -430,29 +445,6 @@ def _read_semantickitti(root: Path, scene: str, options: KittiOptions, load_poin
             "scans' labels give the classes"
         )
     return rec
-
-
-def _datetime_seconds(path: Path, idx: list[int]) -> list[tuple[float, str]]:
-    """Each scan's seconds from the first and the row they were read from, from a ``timestamps.txt`` of
-    date-times (KITTI-360's, KITTI raw's: ``YYYY-MM-DD HH:MM:SS.fffffffff``, line ``i`` scan ``i``); 10 Hz
-    without one."""
-    if not path.is_file():
-        return [(i / KITTI_SCAN_RATE, "") for i in idx]
-    import datetime
-
-    lines = [(n, ln.strip()) for n, ln in enumerate(path.read_text().splitlines(), 1) if ln.strip()]
-    if len(lines) <= max(idx):
-        raise ValueError(f"{path}: {len(lines)} timestamps for scans up to {max(idx):010d} (one a scan is needed)")
-    out = []
-    for i in idx:
-        n, text = lines[i]
-        day, _, frac = text.partition(".")
-        try:
-            t = datetime.datetime.strptime(day, "%Y-%m-%d %H:%M:%S").timestamp() + float("0." + (frac or "0"))
-        except ValueError:
-            raise ValueError(f"{path}:{n}: {text!r} is not a date-time (YYYY-MM-DD HH:MM:SS.fffffffff)") from None
-        out.append((t, f"{path}:{n} (scan {i:010d})"))
-    return [(t - out[0][0], row) for t, row in out]
 
 
 def _kitti360_camera(cal: Path, cam: str) -> tuple[np.ndarray, np.ndarray]:
@@ -531,7 +523,8 @@ def _raw_record(
 ) -> Any:
     """A scene of raw scans (KITTI-360's, KITTI raw's) read from ``source``: no point labels, no boxes; the
     scans' times the lines of ``stamps`` (a ``timestamps.txt``) their names number."""
-    times = _datetime_seconds(stamps, [int(f.stem) for f in files])
+    times = _times(stamps, [int(f.stem) for f in files], 10, _date_time)
+    times = [(t - times[0][0], row) for t, row in times]  # seconds from the first scan
     return _record(scene, files, T_wv, times, keys, height, [None] * len(files), cameras, (), source, load_points)
 
 

@@ -430,24 +430,73 @@ class PointsReader(RecordingReader):
 
     def read(self, scene: str, load_points: bool = True) -> Any:
         o = self.options
-        return o.lowered(self._read(scene, load_points), box_given=o.ego_box is not None)
+        return o.lowered(self._scene(scene, load_points), box_given=o.ego_box is not None)
 
-    def _read(self, scene: str, load_points: bool) -> Any:
-        o = self.options
-        return _scene(
-            scene,
-            self.source,
-            self.files,
-            self.poses,
-            self.keyframes,
-            self.T_el,
-            o.ego(),
-            self.classes,
-            o.field(),
-            load_points,
-            self.cameras,
-            o.points_frame == "world",
+    def _scene(self, name: str, load_points: bool) -> Any:
+        """The scene as a checked record: each scan's points (``load_points``), pose, time and keyframe."""
+        import numpy as np
+
+        from occkit.data.scene_record import SceneRecord, Sweep, check_record
+
+        files, world = self.files, self.options.points_frame == "world"
+        label_field, ego = self.options.field(), self.options.ego()
+        T_le = np.linalg.inv(self.T_el)
+        sweeps = []
+        dropped, total, far = 0, 0, []
+        for f, (ts, T_ws, row), kf in zip(files, self.poses, self.keyframes):
+            if load_points:
+                xyz, inten, labels = read_point_arrays(f, label_field)
+                keep = ~no_return(xyz)
+                total, dropped = total + len(xyz), dropped + int((~keep).sum())
+                xyz, inten, labels = (None if a is None else a[keep] for a in (xyz, inten, labels))
+                if world:  # into the scan's sensor frame by its pose's inverse, in float64
+                    T_sw = np.linalg.inv(T_ws)
+                    xyz = xyz @ T_sw[:3, :3].T + T_sw[:3, 3]
+                if len(xyz) and (d := float(np.median(np.linalg.norm(xyz, axis=1)))) > FAR:
+                    far.append(d)
+                xyz = np.ascontiguousarray(xyz, dtype=np.float32)
+            else:
+                xyz, inten, labels = np.zeros((0, 3), np.float32), None, None
+            sweeps.append(
+                Sweep(
+                    token=f.stem,
+                    timestamp=ts,
+                    sensor="LIDAR",
+                    T_global_from_ego=T_ws @ T_le,
+                    points=xyz,
+                    labels=labels,
+                    intensity=inten,
+                    keyframe=kf,
+                    source=str(f),
+                    row=row,
+                )
+            )
+        warns = []
+        if dropped:
+            warns.append(f"{dropped} of {total} points dropped: no return (NaN, infinite, or 0 0 0)")
+        if far:
+            warns.append(
+                f"{len(far)} of {len(files)} scans' points lie a median {max(far) / 1000:.1f} km (the most) from their "
+                + (
+                    "poses (--points-frame world): are the poses in the points' frame?"
+                    if world
+                    else "sensor: the points look georeferenced: --points-frame world"
+                )
+            )
+        rec = SceneRecord(
+            name=name,
+            sweeps=sweeps,
+            lidars={"LIDAR": self.T_el},
+            cameras=self.cameras,
+            classes=self.classes,
+            ego_size=ego[0],
+            ego_center=ego[1],
+            source=str(self.source),
+            warnings=warns,
         )
+        check_label_field(label_field, sweeps, str(self.source))
+        check_record(rec)
+        return rec
 
 
 def _camera_folders(folder: Path, yaml_file: Path) -> list[str] | None:
@@ -484,83 +533,6 @@ def _camera(name: str, spec: dict[str, Any], first: Path | None, yaml_file: Path
     if size is None:
         raise ValueError(f"{yaml_file}: camera {name}: image_size not given, and no keyframe has its image")
     return Camera(name=name, K=spec["K"], T_ego_from_cam=spec["T_ego_from_cam"], image_size=tuple(size))
-
-
-def _scene(
-    name: str,
-    folder: Path,
-    files: list[Path],
-    poses: list[tuple[int, Any, str]],
-    keyframes: list[bool],
-    T_el: Any,
-    ego: tuple[Any, Any],
-    classes: tuple[str, ...],
-    label_field: str | None,
-    load_points: bool,
-    cameras: dict[str, Any],
-    world: bool,
-) -> Any:
-    import numpy as np
-
-    from occkit.data.scene_record import SceneRecord, Sweep, check_record
-
-    T_le = np.linalg.inv(T_el)
-    sweeps = []
-    dropped, total, far = 0, 0, []
-    for f, (ts, T_ws, row), kf in zip(files, poses, keyframes):
-        if load_points:
-            xyz, inten, labels = read_point_arrays(f, label_field)
-            keep = ~no_return(xyz)
-            total, dropped = total + len(xyz), dropped + int((~keep).sum())
-            xyz, inten, labels = (None if a is None else a[keep] for a in (xyz, inten, labels))
-            if world:  # into the scan's sensor frame by its pose's inverse, in float64
-                T_sw = np.linalg.inv(T_ws)
-                xyz = xyz @ T_sw[:3, :3].T + T_sw[:3, 3]
-            if len(xyz) and (d := float(np.median(np.linalg.norm(xyz, axis=1)))) > FAR:
-                far.append(d)
-            xyz = np.ascontiguousarray(xyz, dtype=np.float32)
-        else:
-            xyz, inten, labels = np.zeros((0, 3), np.float32), None, None
-        sweeps.append(
-            Sweep(
-                token=f.stem,
-                timestamp=ts,
-                sensor="LIDAR",
-                T_global_from_ego=T_ws @ T_le,
-                points=xyz,
-                labels=labels,
-                intensity=inten,
-                keyframe=kf,
-                source=str(f),
-                row=row,
-            )
-        )
-    warns = []
-    if dropped:
-        warns.append(f"{dropped} of {total} points dropped: no return (NaN, infinite, or 0 0 0)")
-    if far:
-        warns.append(
-            f"{len(far)} of {len(files)} scans' points lie a median {max(far) / 1000:.1f} km (the most) from their "
-            + (
-                "poses (--points-frame world): are the poses in the points' frame?"
-                if world
-                else "sensor: the points look georeferenced: --points-frame world"
-            )
-        )
-    rec = SceneRecord(
-        name=name,
-        sweeps=sweeps,
-        lidars={"LIDAR": T_el},
-        cameras=cameras,
-        classes=classes,
-        ego_size=ego[0],
-        ego_center=ego[1],
-        source=str(folder),
-        warnings=warns,
-    )
-    check_label_field(label_field, sweeps, str(folder))
-    check_record(rec)
-    return rec
 
 
 READER = PointsReader

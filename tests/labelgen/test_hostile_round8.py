@@ -261,6 +261,13 @@ def test_tum_pose_times_out_of_order_name_the_poses_file_not_a_scan(tmp_path, ca
     assert "sweep '000002'" not in err
 
 
+def test_a_kitti_pose_row_that_is_no_rigid_transform_is_named_by_its_line(tmp_path, capsys):
+    folder = _scans(tmp_path)  # check_record holds a scan's pose rigid, naming the row it was read from
+    (folder / "poses.txt").write_text("1 0 0 0 0 1 0 0 0 0 1 0\n2 0 0 1 0 1 0 0 0 0 1 0\n")
+    err = _refused(["label", "--data", str(folder), "--out", str(tmp_path / "o")], capsys)
+    assert f"--poses {folder / 'poses.txt'}: line 2: ego_pose is not rigid" in err, err
+
+
 def _rig(tmp_path, labels=None, boxes=None):
     """A rig folder of one scene, two sweeps of three points (``labels``: their class ids, written as given;
     ``boxes``: the rows of its boxes.json, None: no boxes.json)."""

@@ -137,9 +137,8 @@ class WithLidarSweeps(FrameWrapper):
         s: Sample = self.dataset[i]
         if self.infos is not None:
             s.lidar, s.lidar_labels = self._from_infos(s.token), None
-            if (
-                s.temporal_offsets is not None and s.temporal_pixels is None
-            ):  # LangOcc's temporal rays: each neighbour's own key-frame LiDAR, its own ego frame (unless already
+            if s.temporal_offsets is not None and s.temporal_pixels is None:
+                # LangOcc's temporal rays: each neighbour's own key-frame LiDAR, its own ego frame (unless already
                 # gathered at its pixels: langocc.temporal_gather)
                 from occkit.data.temporal import neighbour_tokens
 

@@ -225,9 +225,7 @@ def _check_sweep_pose(rec: SceneRecord, s: Sweep, at: str, last_t: int | None) -
     """Refuse a sweep from an unknown sensor, without a rigid ego pose, or not after the previous one."""
     if s.sensor not in rec.lidars:
         raise ValueError(f"{at}: sensor {s.sensor!r} is not a LiDAR of the rig (known: {sorted(rec.lidars)})")
-    if s.T_global_from_ego is None:
-        raise ValueError(f"{at}: ego_pose missing")
-    why = rigid_problem(s.T_global_from_ego)
+    why = rigid_problem(s.T_global_from_ego)  # None too: "not a finite 4x4 matrix"
     if why:
         raise ValueError(f"{at}: ego_pose is {why}")
     if last_t is not None and s.timestamp <= last_t:

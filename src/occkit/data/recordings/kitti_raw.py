@@ -168,14 +168,7 @@ def oxts_position(lat: float, lon: float, alt: float, scale: float) -> np.ndarra
 
 def oxts_rotation(roll: float, pitch: float, yaw: float) -> np.ndarray:
     """``Rz(yaw) Ry(pitch) Rx(roll)``, radians: the IMU's axes in the Mercator world."""
-    cr, sr, cp, sp, cy, sy = (
-        math.cos(roll),
-        math.sin(roll),
-        math.cos(pitch),
-        math.sin(pitch),
-        math.cos(yaw),
-        math.sin(yaw),
-    )
+    cr, sr, cp, sp, cy, sy = (f(a) for a in (roll, pitch, yaw) for f in (math.cos, math.sin))
     Rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
     Ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
     Rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])

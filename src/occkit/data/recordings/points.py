@@ -257,7 +257,8 @@ def read_poses(path: Path, rate: float) -> tuple[str, list[tuple[int, Any, str]]
     for i, v in rows:
         where = f"--poses {path}: line {i}"
         if len(v) != len(rows[0][1]):
-            raise ValueError(f"{where} is a {'TUM' if kind == 'kitti' else 'KITTI'} row after {kind.upper()} rows")
+            other = "TUM" if kind == "kitti" else "KITTI"
+            raise ValueError(f"{where} is a {other} row after {kind.upper()} rows (one format a file)")
         if kind == "kitti":
             T = np.eye(4)
             T[:3] = v.reshape(3, 4)

@@ -16,23 +16,23 @@ import numpy as np
 _KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:(.*)$")
 
 
-def numbers(text: str, where: str, counts: tuple[int, ...] = (), want: str = "", finite: bool = True) -> np.ndarray:
+def numbers(text: str, where: str, counts: tuple[int, ...], want: str = "", finite: bool = True) -> np.ndarray:
     """The numbers of ``text`` (spaces or commas between them) as float64; text that is not numbers (finite
-    ones, unless ``finite`` is False), or whose count is none of ``counts`` (any when empty), is one
-    ``ValueError`` line: ``where``, the text and what is wanted (``want``, else the counts)."""
+    ones, unless ``finite`` is False), or whose count is none of ``counts``, is one ``ValueError`` line:
+    ``where``, the text and what is wanted (``want``, else the counts)."""
     try:
         v = np.array([float(x) for x in text.replace(",", " ").split()], np.float64)
     except ValueError:
         v = None
-    if v is None or (counts and v.size not in counts) or (finite and not np.isfinite(v).all()):
-        size = "" if v is None or not counts or v.size in counts else f"holds {v.size} numbers"
-        got = "is not numbers" if v is None else size or "holds a number that is not finite"
-        want = want or (" or ".join(map(str, counts)) + " numbers" if counts else "")
-        raise ValueError(f"{where}: {' '.join(text.split())[:60]!r} {got}{'; want ' + want if want else ''}")
+    if v is None or v.size not in counts or (finite and not np.isfinite(v).all()):
+        size = f"holds {v.size} numbers" if v is not None and v.size not in counts else "holds NaN or inf"
+        got = "is not numbers" if v is None else size
+        said = " ".join(text.split())[:60]
+        raise ValueError(f"{where}: {said!r} {got}; want {want or ' or '.join(map(str, counts)) + ' numbers'}")
     return v
 
 
-def number_rows(path: Path, what: str, counts: tuple[int, ...] = (), want: str = "") -> list[tuple[int, np.ndarray]]:
+def number_rows(path: Path, what: str, counts: tuple[int, ...], want: str = "") -> list[tuple[int, np.ndarray]]:
     """``(line number, numbers)`` of each line of the text file ``path`` that is not blank or a ``#`` comment
     (:func:`numbers`, ``where`` its ``path:line``); a missing file, or one of no such line, refused in one line
     naming it (``what``: the kind of file)."""

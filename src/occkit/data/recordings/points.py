@@ -251,7 +251,8 @@ def read_poses(path: Path, rate: float) -> tuple[str, list[tuple[int, Any, str]]
     line, for :func:`~occkit.data.scene_record.check_record` to name it (a pose not rigid, times not in order)."""
     import numpy as np
 
-    rows = number_rows(path, "--poses", (12, 8), "12 a row (KITTI: a 3 x 4 matrix) or 8 (TUM: t x y z qx qy qz qw)")
+    want = "12 a row (KITTI: a 3 x 4 matrix) or 8 (TUM: t x y z qx qy qz qw)"
+    rows = number_rows(path, "--poses", (12, 8), want)  # a missing file, or one of no pose, said there
     kind = "kitti" if len(rows[0][1]) == 12 else "tum"
     out = []
     for i, v in rows:
@@ -371,11 +372,6 @@ class PointsReader(RecordingReader):
                 raise ValueError(f"--data {path}: {stems[p.stem].name} and {p.name} are one scan's name twice")
             stems[p.stem] = p
         poses_file = Path(options.poses or path / "poses.txt")
-        if not poses_file.is_file():
-            raise FileNotFoundError(
-                f"--poses {poses_file}: no such file (each scan's pose in the world, one row a scan: KITTI's 12 "
-                "numbers or TUM's t x y z qx qy qz qw)"
-            )
         rate = options.rate
         kind, poses = read_poses(poses_file, 10.0 if rate is None else float(rate))
         if len(poses) < len(files):

@@ -241,6 +241,18 @@ def test_a_scan_without_its_label_file_in_a_labelled_sequence_is_said_in_one_lin
     assert _kitti(seq).read("00").warnings == []
 
 
+def test_a_singular_camera_projection_in_calib_txt_is_refused_naming_it(tmp_path):
+    from PIL import Image
+
+    seq = _sequence(tmp_path)  # image_2 holds an image: its P2 is read (and was solved with: numpy's error)
+    (seq / "image_2").mkdir()
+    Image.new("RGB", (8, 4)).save(seq / "image_2" / "000000.png")
+    (seq / "calib.txt").write_text("P2: " + " ".join(["0"] * 12) + "\nTr: 0 -1 0 0 0 0 -1 0 1 0 0 0\n")
+    with pytest.raises(ValueError) as e:
+        _kitti(seq).read("00", load_points=False)
+    assert str(e.value).startswith(f"{seq / 'calib.txt'}: the 'P2:' first three columns are singular"), e.value
+
+
 def test_scan_times_out_of_order_name_the_times_file_not_the_sequence(tmp_path):
     seq = _sequence(tmp_path)
     (seq / "times.txt").write_text("0.0\n0.1\n0.1\n")

@@ -393,6 +393,7 @@ def _date_time(text: str, where: str) -> float:
 def _read_semantickitti(root: Path, scene: str, options: KittiOptions, load_points: bool) -> Any:
     from occkit.data.scene_record import Camera
     from occkit.data.semantickitti import camera_from_calib, read_poses
+    from occkit.geometry.transforms import singular_intrinsic
 
     seq = root / scene
     files = _scan_files(seq / "velodyne", 6)
@@ -420,8 +421,9 @@ def _read_semantickitti(root: Path, scene: str, options: KittiOptions, load_poin
         size = _image_size(seq / cam)
         if size is None:
             continue
-        if key not in calib:
-            raise ValueError(f"{seq / 'calib.txt'}: no '{key}:' line, the projection of the images in {seq / cam}")
+        if key not in calib or singular_intrinsic(calib[key][:, :3]):  # camera_from_calib solves with it
+            why = "first three columns are singular" if key in calib else "line is missing"
+            raise ValueError(f"{seq / 'calib.txt'}: the '{key}:' {why}, the projection of the images in {seq / cam}")
         K, T_cv = camera_from_calib(calib[key], Tr)
         cameras[cam] = Camera(cam, K, _lift(height) @ np.linalg.inv(T_cv), size)
     rec = _record(

@@ -241,14 +241,26 @@ def test_a_scan_without_its_label_file_in_a_labelled_sequence_is_said_in_one_lin
     assert _kitti(seq).read("00").warnings == []
 
 
+def test_a_singular_camera_projection_in_calib_txt_is_refused_naming_it(tmp_path):
+    from PIL import Image
+
+    seq = _sequence(tmp_path)  # image_2 holds an image: its P2 is read (and was solved with: numpy's error)
+    (seq / "image_2").mkdir()
+    Image.new("RGB", (8, 4)).save(seq / "image_2" / "000000.png")
+    (seq / "calib.txt").write_text("P2: " + " ".join(["0"] * 12) + "\nTr: 0 -1 0 0 0 0 -1 0 1 0 0 0\n")
+    with pytest.raises(ValueError) as e:
+        _kitti(seq).read("00", load_points=False)
+    assert str(e.value).startswith(f"{seq / 'calib.txt'}: the 'P2:' first three columns are singular"), e.value
+
+
 def test_scan_times_out_of_order_name_the_times_file_not_the_sequence(tmp_path):
     seq = _sequence(tmp_path)
     (seq / "times.txt").write_text("0.0\n0.1\n0.1\n")
     with pytest.raises(ValueError) as e:
         _kitti(seq).read("00", load_points=False)
-    assert str(e.value) == (
-        f"{seq / 'times.txt'}: scan 000002 at 0.100000 s is not after scan 000001 at 0.100000 s (the scans' times "
-        "must increase)"
+    assert str(e.value) == (  # check_record's rule, naming the row the time was read from
+        f"{seq / 'times.txt'}:3 (scan 000002): timestamp 1000000000100000 is not after the previous sweep's "
+        "1000000000100000 (out of order)"
     )
 
 
@@ -257,8 +269,15 @@ def test_tum_pose_times_out_of_order_name_the_poses_file_not_a_scan(tmp_path, ca
     np.save(folder / "000002.npy", np.array([[5.0, 0, -1.8]], np.float32))
     (folder / "poses.txt").write_text("0.0 0 0 0 0 0 0 1\n0.1 1 0 0 0 0 0 1\n0.1 2 0 0 0 0 0 1\n")
     err = _refused(["label", "--data", str(folder), "--out", str(tmp_path / "o")], capsys)
-    assert f"--poses {folder / 'poses.txt'}: line 3: time 0.1 s is not after the row before it" in err, err
+    assert f"--poses {folder / 'poses.txt'}: line 3: timestamp 100000 is not after the previous sweep's 100000" in err
     assert "sweep '000002'" not in err
+
+
+def test_a_kitti_pose_row_that_is_no_rigid_transform_is_named_by_its_line(tmp_path, capsys):
+    folder = _scans(tmp_path)  # check_record holds a scan's pose rigid, naming the row it was read from
+    (folder / "poses.txt").write_text("1 0 0 0 0 1 0 0 0 0 1 0\n2 0 0 1 0 1 0 0 0 0 1 0\n")
+    err = _refused(["label", "--data", str(folder), "--out", str(tmp_path / "o")], capsys)
+    assert f"--poses {folder / 'poses.txt'}: line 2: ego_pose is not rigid" in err, err
 
 
 def _rig(tmp_path, labels=None, boxes=None):

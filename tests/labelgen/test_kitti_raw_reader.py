@@ -321,7 +321,7 @@ def _spoil_p_rect(d: Path) -> Path:
     "spoil, words",
     [
         (_spoil_calib, "no such calibration file"),
-        (_spoil_oxts, "29 values, an OXTS row has 30"),
+        (_spoil_oxts, "holds 29 numbers; want 30, an OXTS row's"),
         (_spoil_images, "3 images for 4 scans"),
         (_spoil_p_rect, "no 'P_rect_03:' line"),
     ],

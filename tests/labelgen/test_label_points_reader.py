@@ -322,6 +322,11 @@ def _fewer_poses(world, folder):
     return ["2 pose rows for 4 point files", "poses.txt"]
 
 
+def _no_poses(world, folder):
+    (folder / "poses.txt").unlink()
+    return ["poses.txt: no such --poses file"]
+
+
 def _mixed_rows(world, folder):
     rows = (folder / "poses.txt").read_text().splitlines()
     rows[2] = " ".join(["0"] * 12)
@@ -346,7 +351,7 @@ def _stray_keyframe(world, folder):
     return ["kf.txt: line 2: '000009.bin' is not a point file of the folder"]
 
 
-@pytest.mark.parametrize("spoil", [_fewer_poses, _mixed_rows, _bad_pcd, _bad_las, _stray_keyframe])
+@pytest.mark.parametrize("spoil", [_fewer_poses, _no_poses, _mixed_rows, _bad_pcd, _bad_las, _stray_keyframe])
 def test_bad_point_files_are_refused_in_one_line_naming_the_file(world, tmp_path, capsys, spoil):
     pytest.importorskip("pypcd4")
     pytest.importorskip("laspy")
@@ -683,7 +688,7 @@ def test_distorted_images_undistorted_by_the_tool_put_points_where_the_new_k_doe
         (
             "K: [1, 1, 2, 2]\n  T_ego_from_cam: {translation: [0, 0, 0], rotation: [1, 0, 0, 0]}\n"
             "  distortion: {model: pinhole, coefficients: [0, 0, 0, 0]}",
-            "camera c: distortion.model: 'pinhole' is not one of plumb_bob",
+            "camera c: distortion.model: 'pinhole' is not 'plumb_bob', 'radtan'",
         ),
         (
             "K: [1, 1, 2, 2]\n  T_ego_from_cam: {translation: [0, 0, 0], rotation: [1, 0, 0, 0]}\n"

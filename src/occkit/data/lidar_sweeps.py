@@ -112,36 +112,33 @@ class WithLidarSweeps(FrameWrapper):
     def _check_files(self) -> None:
         """Every LiDAR file the info file names for this dataset's frames (the keyframe and the sweeps
         read) is there: else one line naming the info file, the frame and the file (a file missing
-        was found by a DataLoader worker, whose traceback the user saw)."""
+        was found by a DataLoader worker, whose traceback the user saw). A frame the info file does not
+        list is said when it is read (data.lidar_infos must list every frame)."""
         assert self.infos is not None
-        base = self._base()
-        tokens = [str(t) for t in getattr(base, "tokens", [])]
-        missing, first = 0, None
-        for token in tokens:
-            info = self.infos.get(token)
-            if info is None:
-                continue  # said when the frame is read (data.lidar_infos must list every frame)
-            root = info.get("root") or Path(base.root)
-            paths = [info["lidar_path"], *(d for d, _ in info["sweeps"][: self.sweeps - 1])]
-            for rel in paths:
-                f = resolve_lidar_path(root, rel)
-                if not f.is_file():
-                    missing += 1
-                    first = first or (token, f)
-        if first is not None:
+        tokens = [str(t) for t in getattr(self._base(), "tokens", [])]
+        infos = [(t, self.infos[t]) for t in tokens if t in self.infos]
+        missing = [(t, f) for t, info in infos for f, _ in self._files(info) if not f.is_file()]
+        if missing:
             raise FileNotFoundError(
-                f"{self.infos_path}: frame {first[0]}'s LiDAR file {first[1]} is missing ({missing} LiDAR file(s) of "
-                f"{len(tokens)} frames named there are not on disk: data.lidar_infos of another copy of nuScenes, "
-                "or its samples/ and sweeps/ not all there?)"
+                f"{self.infos_path}: frame {missing[0][0]}'s LiDAR file {missing[0][1]} is missing ({len(missing)} "
+                f"LiDAR file(s) of {len(tokens)} frames named there are not on disk: data.lidar_infos of another copy "
+                "of nuScenes, or its samples/ and sweeps/ not all there?)"
             )
+
+    def _files(self, info: dict[str, Any], sweeps: int | None = None) -> list[tuple[Path, torch.Tensor]]:
+        """The LiDAR files a frame reads (its keyframe's, then its first ``sweeps - 1`` sweeps'; ``sweeps``
+        None: :attr:`sweeps`), each with its ``T_lidar_from_sweep``, under the info's ``root`` or the dataset's."""
+        root = info.get("root") or Path(self._base().root)
+        n = (self.sweeps if sweeps is None else sweeps) - 1
+        own = (info["lidar_path"], torch.eye(4, dtype=torch.float64))
+        return [(resolve_lidar_path(root, rel), T) for rel, T in [own, *info["sweeps"][:n]]]
 
     def __getitem__(self, i: int) -> Sample:
         s: Sample = self.dataset[i]
         if self.infos is not None:
             s.lidar, s.lidar_labels = self._from_infos(s.token), None
-            if (
-                s.temporal_offsets is not None and s.temporal_pixels is None
-            ):  # LangOcc's temporal rays: each neighbour's own key-frame LiDAR, its own ego frame (unless already
+            if s.temporal_offsets is not None and s.temporal_pixels is None:
+                # LangOcc's temporal rays: each neighbour's own key-frame LiDAR, its own ego frame (unless already
                 # gathered at its pixels: langocc.temporal_gather)
                 from occkit.data.temporal import neighbour_tokens
 
@@ -162,18 +159,14 @@ class WithLidarSweeps(FrameWrapper):
             raise KeyError(
                 f"{self.infos_path}: no frame {token} (data.lidar_infos must list every frame of the dataset)"
             )
-        root = info.get("root") or Path(self._base().root)
+        files = self._files(info, sweeps)
         try:  # a damaged file named with the frame and the info file that lists it
-            pts = [read_pcd_bin(resolve_lidar_path(root, info["lidar_path"]))]
-            T_lidar = [torch.eye(4, dtype=torch.float64)]
-            for data_path, T in info["sweeps"][: (self.sweeps if sweeps is None else sweeps) - 1]:
-                pts.append(read_pcd_bin(resolve_lidar_path(root, data_path)))
-                T_lidar.append(T)
+            pts = [read_pcd_bin(f) for f, _ in files]
         except ValueError as e:
             raise ValueError(f"{e} (frame {token} of data.lidar_infos {self.infos_path})") from None
         T_ego = info["T_ego_from_lidar"]
         out = []
-        for p, T in zip(pts, T_lidar):
+        for p, (_, T) in zip(pts, files):
             T_ego_from_sweep = T_ego @ T  # (4, 4) float64
             xyz = p[:, :3].double() @ T_ego_from_sweep[:3, :3].T + T_ego_from_sweep[:3, 3]
             out.append(torch.cat([xyz.float(), p[:, 3:4]], 1))

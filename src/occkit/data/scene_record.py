@@ -214,23 +214,18 @@ def check_record(rec: SceneRecord) -> None:
 
 def _check_rig(rec: SceneRecord, where: str) -> None:
     """Refuse a LiDAR or camera of the rig whose pose is not rigid."""
-    for name, T in rec.lidars.items():
+    lidars = {f"LiDAR {name!r} pose (T_ego_from_lidar)": T for name, T in rec.lidars.items()}
+    for what, T in {**lidars, **{f"camera {n!r} pose": c.T_ego_from_cam for n, c in rec.cameras.items()}}.items():
         why = rigid_problem(T)
         if why:
-            raise ValueError(f"{where}: LiDAR {name!r} pose (T_ego_from_lidar) is {why}")
-    for name, cam in rec.cameras.items():
-        why = rigid_problem(cam.T_ego_from_cam)
-        if why:
-            raise ValueError(f"{where}: camera {name!r} pose is {why}")
+            raise ValueError(f"{where}: {what} is {why}")
 
 
 def _check_sweep_pose(rec: SceneRecord, s: Sweep, at: str, last_t: int | None) -> None:
     """Refuse a sweep from an unknown sensor, without a rigid ego pose, or not after the previous one."""
     if s.sensor not in rec.lidars:
         raise ValueError(f"{at}: sensor {s.sensor!r} is not a LiDAR of the rig (known: {sorted(rec.lidars)})")
-    if s.T_global_from_ego is None:
-        raise ValueError(f"{at}: ego_pose missing")
-    why = rigid_problem(s.T_global_from_ego)
+    why = rigid_problem(s.T_global_from_ego)  # None too: "not a finite 4x4 matrix"
     if why:
         raise ValueError(f"{at}: ego_pose is {why}")
     if last_t is not None and s.timestamp <= last_t:
@@ -260,11 +255,15 @@ def ids_outside(labels: np.ndarray, n_cls: int) -> str | None:
         return None
     lab = np.asarray(labels).astype(np.int64)
     wrong = (lab < 0) | (lab >= n_cls)
-    if not wrong.any():
-        return None
-    bad = np.unique(lab[wrong]).tolist()
+    return f"{ids_at(lab, wrong)}, outside" if wrong.any() else None
+
+
+def ids_at(labels: np.ndarray, wrong: np.ndarray) -> str:
+    """The ids of ``labels`` where ``wrong`` and how many points hold them, in words (``"ids -1, 20 at 3 of 1000
+    points"``, the first five ids named)."""
+    bad = np.unique(labels[wrong]).tolist()
     ids = ", ".join(map(str, bad[:5])) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-    return f"id{'s' if len(bad) > 1 else ''} {ids} at {int(wrong.sum())} of {len(lab)} points, outside"
+    return f"id{'s' if len(bad) > 1 else ''} {ids} at {int(wrong.sum())} of {len(labels)} points"
 
 
 #: the longest side a box may have (a road train is some 50 m; a box of 1e9 m held every return of the scene)
@@ -273,24 +272,23 @@ BOX_LIMIT_M = 100.0
 
 def _check_sweep_boxes(b: Boxes, at: str, n_cls: int, track_class: dict[int, tuple[int, str]], token: str) -> None:
     """Refuse a sweep's boxes that are not finite, not of positive size or over :data:`BOX_LIMIT_M`, of a class
-    outside the table, or
-    whose track changed class since an earlier sweep (``track_class``: each track's first class and sweep)."""
-    bad = ~(np.isfinite(b.center).all(1) & np.isfinite(b.size).all(1) & np.isfinite(b.yaw))
-    if bad.any():
-        k = int(np.argmax(bad))
-        raise ValueError(
-            f"{at}: boxes: track {int(b.track[k])} has a centre, size or yaw that is NaN or infinite (center "
-            f"{b.center[k].tolist()}, size {b.size[k].tolist()}, yaw {float(b.yaw[k])})"
-        )
-    if len(b) and float(b.size.min()) <= 0:
-        k = int(np.argwhere(b.size <= 0)[0, 0])
-        raise ValueError(f"{at}: boxes: track {int(b.track[k])} has size {b.size[k].tolist()} (must be positive)")
-    if len(b) and float(b.size.max()) > BOX_LIMIT_M:
-        k = int(np.argwhere(b.size > BOX_LIMIT_M)[0, 0])
-        raise ValueError(
-            f"{at}: boxes: track {int(b.track[k])} has size {b.size[k].tolist()} (a side over {BOX_LIMIT_M:g} m: no "
-            "object is that large; other units, or corrupt)"
-        )
+    outside the table, twice in the sweep, or whose track changed class since an earlier sweep
+    (``track_class``: each track's first class and sweep)."""
+    finite = np.isfinite(b.center).all(1) & np.isfinite(b.size).all(1) & np.isfinite(b.yaw)
+    for bad, why in (
+        (~finite, "a centre, size or yaw that is NaN or infinite"),
+        (finite & (b.size <= 0).any(1), "a side of 0 or less (sizes must be positive)"),
+        (
+            finite & (b.size > BOX_LIMIT_M).any(1),
+            f"a side over {BOX_LIMIT_M:g} m (no object is that large: other units, or corrupt)",
+        ),
+    ):
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise ValueError(
+                f"{at}: boxes: track {int(b.track[k])} has {why} (center {b.center[k].tolist()}, size "
+                f"{b.size[k].tolist()}, yaw {float(b.yaw[k])})"
+            )
     if len(set(b.track.tolist())) < len(b):
         tr = next(t for t in b.track.tolist() if b.track.tolist().count(t) > 1)
         raise ValueError(f"{at}: boxes: track {tr} comes twice in the sweep (one box a track a sweep)")

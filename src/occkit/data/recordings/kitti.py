@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from occkit.data.recordings.spec import KeyframeEveryOptions, RecordingReader, option
+from occkit.data.recordings.text_rows import keyed_numbers, number_rows, numbers, rigid
 from occkit.labels import SEMANTICKITTI_CLASSES
 
 #: SemanticKITTI's learning classes as point classes (class 0, "empty" in the SSC labels, is the
@@ -110,101 +111,46 @@ def read_scan(path: Path, load: bool = True) -> np.ndarray:
     return np.fromfile(path, dtype="<f4").reshape(-1, 4)
 
 
-def read_label_words(path: Path, n_points: int, scan: Path) -> np.ndarray:
-    """A ``.label``: ``(N,)`` uint32 words, one a point of ``scan``; another length is refused naming both."""
+def read_label_words(path: Path, n_points: int, scan: Path, load: bool = True) -> np.ndarray | None:
+    """A ``.label``: ``(N,)`` uint32 words, one a point of ``scan``; another length is refused naming both.
+    ``load`` False: the size checked, None returned."""
     size = path.stat().st_size
     if size % 4 or size // 4 != n_points:
         raise ValueError(
             f"{path}: {size} bytes holds {size / 4:g} labels (uint32) but {scan.name} has {n_points} points"
         )
-    return np.fromfile(path, dtype="<u4")
+    return np.fromfile(path, dtype="<u4") if load else None
 
 
 def _check_raw_ids(raw: np.ndarray, path: Path) -> None:
     """Refuse a ``.label`` whose semantic raw ids are not all SemanticKITTI's (the learning map's keys): labels
     of another dataset or scheme, or a damaged file, would otherwise pass as ``unlabeled`` with no word."""
+    from occkit.data.scene_record import ids_at
     from occkit.labels import SEMANTICKITTI_LEARNING_MAP
 
     unknown = ~np.isin(raw, np.fromiter(SEMANTICKITTI_LEARNING_MAP, np.int64))
     if unknown.any():
-        ids = np.unique(raw[unknown]).tolist()
-        said = ", ".join(map(str, ids[:5])) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
         raise ValueError(
-            f"{path}: raw label id{'s' if len(ids) > 1 else ''} {said} at {int(unknown.sum())} of {len(raw)} points "
-            "are not SemanticKITTI's (the ids of its learning map, semantic-kitti.yaml): labels of another scheme, or "
-            "a damaged file"
+            f"{path}: raw label {ids_at(raw, unknown)} are not SemanticKITTI's (the ids of its learning map, "
+            "semantic-kitti.yaml): labels of another scheme, or a damaged file"
         )
-
-
-def _increasing(seconds: list[float], path: Path, idx: list[int], digits: int) -> list[float]:
-    """``seconds`` (scan ``idx[i]``'s at ``i``, read from ``path``) checked to increase: a scan at or before
-    the one before it is refused naming the file and both scans (not the sequence, which holds no times)."""
-    for k in range(1, len(seconds)):
-        if not seconds[k] > seconds[k - 1]:
-            raise ValueError(
-                f"{path}: scan {idx[k]:0{digits}d} at {seconds[k]:.6f} s is not after scan {idx[k - 1]:0{digits}d} "
-                f"at {seconds[k - 1]:.6f} s (the scans' times must increase)"
-            )
-    return seconds
 
 
 def _calib(seq: Path) -> dict[str, np.ndarray]:
     from occkit.data.semantickitti import read_calib
 
     f = seq / "calib.txt"
-    if not f.is_file():
-        raise FileNotFoundError(f"{f}: no such calibration file (a sequence needs Tr: velodyne -> camera 0)")
-    try:
+    try:  # a missing file said by read_calib
         calib = read_calib(f)
     except KeyError as e:
         raise ValueError(f"{f}: {e.args[0].split(': ', 1)[-1]}") from None
-    _rigid(calib["Tr"][:3], f"{f}: Tr (velodyne -> camera 0)")  # else every scan's pose is named for it
+    rigid(calib["Tr"][:3], f"{f}: Tr (velodyne -> camera 0)")  # else every scan's pose is named for it
     return calib
 
 
-def _numbers_rows(path: Path, width: int, what: str) -> list[np.ndarray]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such {what} file")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            v = np.array([float(x) for x in line.split()], np.float64)
-        except ValueError as e:
-            raise ValueError(f"{path}:{n}: cannot parse numbers ({e})") from None
-        if v.size != width:
-            raise ValueError(f"{path}:{n}: expected {width} numbers, got {v.size}")
-        rows.append(v)
-    return rows
-
-
-def _rigid(M: np.ndarray, where: str) -> np.ndarray:
-    from occkit.geometry.transforms import rigid_problem
-
-    T = np.eye(4)
-    T[:3] = np.asarray(M, np.float64).reshape(3, 4)
-    why = rigid_problem(T)
-    if why:
-        raise ValueError(f"{where}: the pose is {why}")
-    return T
-
-
-def _keyed_matrix(path: Path, key: str) -> np.ndarray:
-    """The 3x4 matrix on the line ``key: 12 numbers`` of a KITTI-360 calibration file, as ``(4, 4)``."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such calibration file")
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        k, sep, vals = line.partition(":")
-        if sep and k.strip() == key:
-            try:
-                v = np.array([float(x) for x in vals.split()], np.float64)
-            except ValueError as e:
-                raise ValueError(f"{path}:{n}: cannot parse numbers ({e})") from None
-            if v.size != 12:
-                raise ValueError(f"{path}:{n}: '{key}' has {v.size} numbers, expected 12")
-            return _rigid(v, f"{path}:{n}")
-    raise ValueError(f"{path}: no '{key}:' line")
+def _calib_pose(path: Path, key: str) -> np.ndarray:
+    """The 3x4 matrix on the line ``key: 12 numbers`` of a KITTI-360 calibration file, as a rigid ``(4, 4)``."""
+    return rigid(keyed_numbers(path, {key: 12})[key], f"{path}: {key}")
 
 
 def scan_token(sequence: str, scan: str) -> str:
@@ -335,20 +281,18 @@ def _scan_files(folder: Path, digits: int) -> list[Path]:
 
 
 def _image_size(folder: Path) -> tuple[int, int] | None:
-    imgs = sorted(folder.glob("*.png")) if folder.is_dir() else []
-    if not imgs:
-        return None
-    from PIL import Image
+    """The ``(H, W)`` of the first image of ``folder``; None where it holds none."""
+    from occkit.data.recordings.point_cameras import image_size
 
-    with Image.open(imgs[0]) as im:
-        return (im.height, im.width)
+    imgs = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    return image_size(imgs[0]) if imgs else None
 
 
 def _record(
     name: str,
     files: list[Path],
     T_world_velo: list[np.ndarray],
-    seconds: list[float],
+    times: list[tuple[float, str]],
     keys: set[int],
     lidar_height: float,
     label_files: list[Path | None],
@@ -372,16 +316,13 @@ def _record(
         scan = read_scan(f, load_points)
         pts_v.append(np.ascontiguousarray(scan[:, :3]))
         inten.append(np.ascontiguousarray(scan[:, 3]))
-        if lf is not None and not load_points:
-            n = f.stat().st_size // 16
-            if lf.stat().st_size != 4 * n:
-                read_label_words(lf, n, f)  # raises naming both files
-        if lf is None or not load_points:
+        n = len(scan) if load_points else f.stat().st_size // 16
+        w = None if lf is None else read_label_words(lf, n, f, load_points)
+        if w is None:
             labels.append(None)
             for m in moving:
                 m.append(None)
             continue
-        w = read_label_words(lf, len(scan), f)
         r = (w & 0xFFFF).astype(np.int64)
         _check_raw_ids(r, lf)
         labels.append(lut[np.minimum(r, len(lut) - 1)].astype(np.int64) * (r < len(lut)))
@@ -403,8 +344,9 @@ def _record(
             keyframe=int(f.stem) in keys,
             boxes=b,
             source=str(f),
+            row=row,
         )
-        for f, T, t, p, lab, it, b in zip(files, poses, seconds, pts_v, labels, inten, boxes)
+        for f, T, (t, row), p, lab, it, b in zip(files, poses, times, pts_v, labels, inten, boxes)
     ]
     rec = SceneRecord(
         name=name,
@@ -420,19 +362,38 @@ def _record(
     return rec
 
 
-def _times(path: Path, first: list[int]) -> list[float]:
-    """Each scan's seconds: from SemanticKITTI's ``times.txt`` (one a line) where present, else 10 Hz."""
+def _times(path: Path, idx: list[int], digits: int, seconds: Any) -> list[tuple[float, str]]:
+    """Each scan's seconds (scan ``i`` on the ``i``-th non-blank line of ``path``, read by ``seconds(text,
+    where)``) and the row they were read from, that :func:`check_record` names if they are out of order; 10 Hz
+    where there is no ``path``."""
     if not path.is_file():
-        return [i / KITTI_SCAN_RATE for i in first]
-    rows = [float(r[0]) for r in _numbers_rows(path, 1, "times")]
-    if len(rows) <= max(first):
-        raise ValueError(f"{path}: {len(rows)} times for scans up to {max(first):06d} (one a scan is needed)")
-    return _increasing([rows[i] for i in first], path, first, 6)
+        return [(i / KITTI_SCAN_RATE, "") for i in idx]
+    lines = [(n, ln.strip()) for n, ln in enumerate(path.read_text(errors="replace").splitlines(), 1) if ln.strip()]
+    if len(lines) <= max(idx):
+        raise ValueError(f"{path}: {len(lines)} times for scans up to {max(idx):0{digits}d} (one a scan is needed)")
+    return [(seconds(lines[i][1], f"{path}:{lines[i][0]}"), f"{path}:{lines[i][0]} (scan {i:0{digits}d})") for i in idx]
+
+
+def _seconds(text: str, where: str) -> float:
+    """A line of SemanticKITTI's ``times.txt``: the scan's seconds."""
+    return float(numbers(text, where, (1,), "one number, seconds")[0])
+
+
+def _date_time(text: str, where: str) -> float:
+    """A line of a ``timestamps.txt`` (KITTI-360's, KITTI raw's: ``YYYY-MM-DD HH:MM:SS.fffffffff``) in seconds."""
+    import datetime
+
+    day, _, frac = text.partition(".")
+    try:
+        return datetime.datetime.strptime(day, "%Y-%m-%d %H:%M:%S").timestamp() + float("0." + (frac or "0"))
+    except ValueError:
+        raise ValueError(f"{where}: {text!r} is not a date-time (YYYY-MM-DD HH:MM:SS.fffffffff)") from None
 
 
 def _read_semantickitti(root: Path, scene: str, options: KittiOptions, load_points: bool) -> Any:
     from occkit.data.scene_record import Camera
     from occkit.data.semantickitti import camera_from_calib, read_poses
+    from occkit.geometry.transforms import singular_intrinsic
 
     seq = root / scene
     files = _scan_files(seq / "velodyne", 6)
@@ -460,15 +421,16 @@ def _read_semantickitti(root: Path, scene: str, options: KittiOptions, load_poin
         size = _image_size(seq / cam)
         if size is None:
             continue
-        if key not in calib:
-            raise ValueError(f"{seq / 'calib.txt'}: no '{key}:' line, the projection of the images in {seq / cam}")
+        if key not in calib or singular_intrinsic(calib[key][:, :3]):  # camera_from_calib solves with it
+            why = "first three columns are singular" if key in calib else "line is missing"
+            raise ValueError(f"{seq / 'calib.txt'}: the '{key}:' {why}, the projection of the images in {seq / cam}")
         K, T_cv = camera_from_calib(calib[key], Tr)
         cameras[cam] = Camera(cam, K, _lift(height) @ np.linalg.inv(T_cv), size)
     rec = _record(
         scene,
         files,
         T_wv,
-        _times(seq / "times.txt", idx),
+        _times(seq / "times.txt", idx, 6, _seconds),
         keys,
         height,
         label_files,
@@ -485,29 +447,6 @@ def _read_semantickitti(root: Path, scene: str, options: KittiOptions, load_poin
             "scans' labels give the classes"
         )
     return rec
-
-
-def _datetime_seconds(path: Path, idx: list[int]) -> list[float]:
-    """Each scan's seconds from the first, from a ``timestamps.txt`` of date-times (KITTI-360's, KITTI raw's:
-    ``YYYY-MM-DD HH:MM:SS.fffffffff``, line ``i`` scan ``i``); 10 Hz without one."""
-    if not path.is_file():
-        return [i / KITTI_SCAN_RATE for i in idx]
-    import datetime
-
-    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    if len(lines) <= max(idx):
-        raise ValueError(f"{path}: {len(lines)} timestamps for scans up to {max(idx):010d} (one a scan is needed)")
-    out = []
-    for i in idx:
-        day, _, frac = lines[i].partition(".")
-        try:
-            t = datetime.datetime.strptime(day, "%Y-%m-%d %H:%M:%S")
-        except ValueError:
-            raise ValueError(
-                f"{path}:{i + 1}: {lines[i]!r} is not a date-time (YYYY-MM-DD HH:MM:SS.fffffffff)"
-            ) from None
-        out.append(t.timestamp() + (float("0." + frac) if frac else 0.0))
-    return _increasing([t - out[0] for t in out], path, idx, 10)
 
 
 def _kitti360_camera(cal: Path, cam: str) -> tuple[np.ndarray, np.ndarray]:
@@ -531,8 +470,8 @@ def _kitti360_camera(cal: Path, cam: str) -> tuple[np.ndarray, np.ndarray]:
         if r.size != 9:
             raise ValueError(f"{f}: 'R_rect_{n}' has {r.size} numbers, expected 9")
         R[:3, :3] = r.reshape(3, 3)
-        _rigid(R[:3], f"{f}: R_rect_{n}")
-    T_pose_cam = _keyed_matrix(cal / "calib_cam_to_pose.txt", cam)
+        rigid(R[:3], f"{f}: R_rect_{n}")
+    T_pose_cam = _calib_pose(cal / "calib_cam_to_pose.txt", cam)
     return P.reshape(3, 4)[:, :3].copy(), T_pose_cam @ np.linalg.inv(R)
 
 
@@ -543,19 +482,19 @@ def _read_kitti360(root: Path, scene: str, options: KittiOptions, load_points: b
     files = _scan_files(raw / "data", 10)
     pf = root / "data_poses" / scene / "poses.txt"
     poses: dict[int, np.ndarray] = {}
-    for v in _numbers_rows(pf, 13, "poses"):
+    for n, v in number_rows(pf, "poses", (13,)):
         if v[0] != int(v[0]) or v[0] < 0:
             raise ValueError(f"{pf}: frame index {v[0]:g} is not a scan's index (a whole number >= 0)")
         if int(v[0]) in poses:  # the later row would replace the earlier with no word
             raise ValueError(f"{pf}: frame {int(v[0])} has two pose rows (one a registered frame)")
-        poses[int(v[0])] = _rigid(v[1:], f"{pf}: frame {int(v[0])}")
+        poses[int(v[0])] = rigid(v[1:], f"{pf}:{n}: frame {int(v[0])}")
     posed = [f for f in files if int(f.stem) in poses]  # KITTI-360 poses only the frames it registered
     if not posed:
         raise ValueError(f"{pf}: no pose for any scan of {raw / 'data'}")
     cal = root / "calibration"
-    T_pose_cam = _keyed_matrix(cal / "calib_cam_to_pose.txt", "image_00")
+    T_pose_cam = _calib_pose(cal / "calib_cam_to_pose.txt", "image_00")
     c2v = cal / "calib_cam_to_velo.txt"
-    T_velo_cam = _rigid(_numbers_rows(c2v, 12, "calibration")[0], str(c2v))
+    T_velo_cam = rigid(number_rows(c2v, "calibration", (12,))[0][1], str(c2v))
     T_cam_velo = np.linalg.inv(T_velo_cam)
     idx = [int(f.stem) for f in posed]
     T_wv = [poses[i] @ T_pose_cam @ T_cam_velo for i in idx]
@@ -586,8 +525,9 @@ def _raw_record(
 ) -> Any:
     """A scene of raw scans (KITTI-360's, KITTI raw's) read from ``source``: no point labels, no boxes; the
     scans' times the lines of ``stamps`` (a ``timestamps.txt``) their names number."""
-    seconds = _datetime_seconds(stamps, [int(f.stem) for f in files])
-    return _record(scene, files, T_wv, seconds, keys, height, [None] * len(files), cameras, (), source, load_points)
+    times = _times(stamps, [int(f.stem) for f in files], 10, _date_time)
+    times = [(t - times[0][0], row) for t, row in times]  # seconds from the first scan
+    return _record(scene, files, T_wv, times, keys, height, [None] * len(files), cameras, (), source, load_points)
 
 
 def _splits(root: Path, scenes: list[str], official: Mapping[str, tuple[str, ...]]) -> dict[str, list[str]]:

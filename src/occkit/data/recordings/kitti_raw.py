@@ -38,7 +38,6 @@ The raw scans carry no point labels (geometry only) and KITTI raw's tracklets ar
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,11 +50,11 @@ from occkit.data.recordings.kitti import (
     _keyframes,
     _lift,
     _raw_record,
-    _rigid,
     _scan_files,
     scan_token,
 )
 from occkit.data.recordings.spec import RecordingReader
+from occkit.data.recordings.text_rows import keyed_numbers, numbers, rigid
 
 #: The rectified colour cameras of a drive, read where their folder holds images.
 RAW_CAMERAS = ("image_02", "image_03")
@@ -66,7 +65,6 @@ OXTS_VALUES = 30
 EARTH_RADIUS = 6378137.0
 #: The calibration files of a drive's date folder.
 CALIB_FILES = ("calib_cam_to_cam.txt", "calib_velo_to_cam.txt", "calib_imu_to_velo.txt")
-_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:(.*)$")
 
 
 def is_drive(folder: Path) -> bool:
@@ -101,34 +99,10 @@ def calib_file(drive: Path, name: str) -> Path:
     )
 
 
-def read_keyed(path: Path, wanted: dict[str, int]) -> dict[str, np.ndarray]:
-    """The ``KEY: numbers`` lines of a KITTI raw calibration file named in ``wanted`` (key -> how many
-    numbers), as float64 vectors; a key missing, not numbers, or of another count is refused naming the
-    file (and line)."""
-    out: dict[str, np.ndarray] = {}
-    for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        m = _KEY.match(line)
-        if not m or m.group(1) not in wanted:
-            continue
-        key = m.group(1)
-        try:
-            v = np.array([float(x) for x in m.group(2).split()], np.float64)
-        except ValueError as e:
-            raise ValueError(f"{path}:{n}: '{key}' is not numbers ({e})") from None
-        if v.size != wanted[key] or not np.isfinite(v).all():
-            raise ValueError(f"{path}:{n}: '{key}' has {v.size} numbers, expected {wanted[key]} finite ones")
-        out[key] = v
-    missing = [k for k in wanted if k not in out]
-    if missing:
-        raise ValueError(f"{path}: no '{missing[0]}:' line")
-    return out
-
-
 def read_rt(path: Path) -> np.ndarray:
     """``R`` (9 numbers) and ``T`` (3) of ``calib_velo_to_cam.txt`` / ``calib_imu_to_velo.txt`` as ``(4, 4)``."""
-    v = read_keyed(path, {"R": 9, "T": 3})
-    M = np.concatenate([v["R"].reshape(3, 3), v["T"].reshape(3, 1)], 1)
-    return _rigid(M, f"{path}: R, T")
+    v = keyed_numbers(path, {"R": 9, "T": 3})
+    return rigid(np.concatenate([v["R"].reshape(3, 3), v["T"].reshape(3, 1)], 1), f"{path}: R, T")
 
 
 @dataclass
@@ -158,10 +132,10 @@ def read_calibration(drive: Path, cameras: tuple[str, ...] = RAW_CAMERAS) -> Raw
     T_cv = read_rt(calib_file(drive, "calib_velo_to_cam.txt"))
     c2c = calib_file(drive, "calib_cam_to_cam.txt")
     wanted = {"R_rect_00": 9, **{f"P_rect_{c[-2:]}": 12 for c in cameras}}
-    v = read_keyed(c2c, wanted)
+    v = keyed_numbers(c2c, wanted)
     R = np.eye(4)
     R[:3, :3] = v["R_rect_00"].reshape(3, 3)
-    _rigid(R[:3], f"{c2c}: R_rect_00")
+    rigid(R[:3], f"{c2c}: R_rect_00")
     P = {}
     for c in cameras:
         P[c] = v[f"P_rect_{c[-2:]}"].reshape(3, 4)
@@ -171,16 +145,10 @@ def read_calibration(drive: Path, cameras: tuple[str, ...] = RAW_CAMERAS) -> Raw
 
 
 def read_oxts(path: Path) -> np.ndarray:
-    """One OXTS row (``oxts/data/NNNNNNNNNN.txt``): its 30 values, float64; another count is refused."""
-    text = path.read_text(errors="replace").split()
-    try:
-        v = np.array([float(x) for x in text], np.float64)
-    except ValueError as e:
-        raise ValueError(f"{path}: not an OXTS row of numbers ({e})") from None
-    if v.size != OXTS_VALUES:
-        raise ValueError(
-            f"{path}: {v.size} values, an OXTS row has {OXTS_VALUES} (lat lon alt roll pitch yaw vn ve ... orimode)"
-        )
+    """One OXTS row (``oxts/data/NNNNNNNNNN.txt``): its 30 values, float64; another count, or a first six that
+    are no position, refused."""
+    want = f"{OXTS_VALUES}, an OXTS row's (lat lon alt roll pitch yaw vn ve ... orimode)"
+    v = numbers(path.read_text(errors="replace"), str(path), (OXTS_VALUES,), want, finite=False)
     if not np.isfinite(v[:6]).all() or abs(v[0]) >= 90:
         raise ValueError(f"{path}: lat lon alt roll pitch yaw {v[:6].tolist()} are not a position (|lat| < 90)")
     return v
@@ -200,14 +168,7 @@ def oxts_position(lat: float, lon: float, alt: float, scale: float) -> np.ndarra
 
 def oxts_rotation(roll: float, pitch: float, yaw: float) -> np.ndarray:
     """``Rz(yaw) Ry(pitch) Rx(roll)``, radians: the IMU's axes in the Mercator world."""
-    cr, sr, cp, sp, cy, sy = (
-        math.cos(roll),
-        math.sin(roll),
-        math.cos(pitch),
-        math.sin(pitch),
-        math.cos(yaw),
-        math.sin(yaw),
-    )
+    cr, sr, cp, sp, cy, sy = (f(a) for a in (roll, pitch, yaw) for f in (math.cos, math.sin))
     Rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
     Ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
     Rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
@@ -301,6 +262,7 @@ class KittiRawReader(RecordingReader):
         self.describe = f"KITTI raw {source}, {len(names)} drive(s)"
 
     def read(self, scene: str, load_points: bool = True) -> Any:
+        from occkit.data.recordings.point_cameras import image_size
         from occkit.data.scene_record import Camera
 
         drive = self.drives[scene]
@@ -316,11 +278,7 @@ class KittiRawReader(RecordingReader):
         height = self.options.height()
         cameras = {}
         for cam in cams:
-            imgs = _per_scan(drive / cam / "data", files, ".png", "images")
-            from PIL import Image
-
-            with Image.open(imgs[0]) as im:
-                size = (im.height, im.width)
+            size = image_size(_per_scan(drive / cam / "data", files, ".png", "images")[0])
             K, T_cam_velo = calib.camera(cam)
             cameras[cam] = Camera(cam, K, _lift(height) @ np.linalg.inv(T_cam_velo), size)
         return _raw_record(scene, files, T_wv, vel / "timestamps.txt", keys, height, cameras, drive, load_points)

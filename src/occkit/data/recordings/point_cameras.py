@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -107,15 +107,10 @@ FiniteList = Annotated[list[Finite], BeforeValidator(_float_text)]
 class Distortion(Table):
     """A camera's ``distortion``: a model of :data:`DISTORTION_MODELS` and its coefficients."""
 
-    model: Annotated[str, BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)] = "plumb_bob"
+    model: Annotated[
+        Literal[tuple(DISTORTION_MODELS)], BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)
+    ] = "plumb_bob"
     coefficients: FiniteList
-
-    @field_validator("model")
-    @classmethod
-    def _known(cls, m: str) -> str:
-        if m not in DISTORTION_MODELS:
-            raise problem(f"{m!r} is not one of {', '.join(DISTORTION_MODELS)}")
-        return m
 
     @model_validator(mode="after")
     def _count(self) -> Distortion:

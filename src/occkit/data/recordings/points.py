@@ -38,6 +38,7 @@ from occkit.data.recordings.spec import (
     RecordingReader,
     option,
 )
+from occkit.data.recordings.text_rows import number_rows, numbers
 
 SUFFIXES = (".bin", ".npy", ".pcd", ".ply", ".las", ".laz")
 
@@ -158,34 +159,34 @@ def _library(f: Path, module: str, extra: str) -> Any:
         raise ImportError(f"{f}: reading {f.suffix} needs {module} ({e}): pip install 'occkit[{extra}]'") from None
 
 
+def _read_as(f: Path, kind: str, read: Any) -> Any:
+    """``read()``: a table of ``f`` by its library; any error of a bad file is one line naming ``f``."""
+    try:
+        return read()
+    except Exception as e:  # noqa: BLE001 - the libraries' errors of a bad file are many
+        hint = "; .laz needs a backend: pip install 'occkit[las]'" if "LazBackend" in str(e) else ""
+        said = _first_line(e).removeprefix(f"{f}: ")
+        raise ValueError(f"{f}: cannot be read as a {kind} ({type(e).__name__}: {said}){hint}") from None
+
+
 def _pcd(f: Path, label_field: str | None) -> tuple[Any, Any, Any]:
     PointCloud = _library(f, "pypcd4", "pcd").PointCloud
-    try:
-        pc = PointCloud.from_path(f)
-        names = list(pc.fields)
-        table = pc.numpy(names)
-    except Exception as e:  # noqa: BLE001 - pypcd4's errors of a bad file are many
-        raise ValueError(f"{f}: cannot be read as a .pcd ({type(e).__name__}: {_first_line(e)})") from None
+    pc = _read_as(f, ".pcd", lambda: PointCloud.from_path(f))
+    names = list(pc.fields)
+    table = _read_as(f, ".pcd", lambda: pc.numpy(names))
     return _fields_arrays(lambda n: table[:, names.index(n)], names, f, label_field)
 
 
 def _las(f: Path, label_field: str | None) -> tuple[Any, Any, Any]:
     laspy = _library(f, "laspy", "las")
-    try:
-        las = laspy.read(f)
-        names = ["x", "y", "z"] + [n for n in las.point_format.dimension_names if n not in ("X", "Y", "Z")]
-        cols = {"x": las.x, "y": las.y, "z": las.z}
-    except Exception as e:  # noqa: BLE001 - laspy's errors of a bad file are many
-        hint = "; .laz needs a backend: pip install 'occkit[las]'" if "LazBackend" in str(e) else ""
-        raise ValueError(f"{f}: cannot be read as a .las / .laz ({type(e).__name__}: {_first_line(e)}){hint}") from None
+    las = _read_as(f, ".las / .laz", lambda: laspy.read(f))
+    names = ["x", "y", "z"] + [n for n in las.point_format.dimension_names if n not in ("X", "Y", "Z")]
+    cols = {"x": las.x, "y": las.y, "z": las.z}
     return _fields_arrays(lambda n: cols[n] if n in cols else las[n], names, f, label_field)
 
 
 def _ply(f: Path, label_field: str | None) -> tuple[Any, Any, Any]:
-    try:
-        table = read_ply(f)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{f}: cannot be read as a .ply ({e})" if str(f) not in str(e) else str(e)) from None
+    table = _read_as(f, ".ply", lambda: read_ply(f))
     return _fields_arrays(lambda n: table[n], list(table.dtype.names), f, label_field)
 
 
@@ -244,47 +245,28 @@ def read_point_arrays(f: Path, label_field: str | None = "label") -> tuple[Any, 
 # ---- the poses -------------------------------------------------------------------------------------
 
 
-def read_poses(path: Path, rate: float) -> tuple[str, list[tuple[int, Any]]]:
-    """``(format, [(timestamp in microseconds, T_world_from_scan (4, 4)), ...])`` of a poses file:
-    KITTI's 12 numbers a row (timestamps ``i / rate`` s) or TUM's ``t x y z qx qy qz qw``."""
+def read_poses(path: Path, rate: float) -> tuple[str, list[tuple[int, Any, str]]]:
+    """``(format, [(timestamp in microseconds, T_world_from_scan (4, 4), row), ...])`` of a poses file:
+    KITTI's 12 numbers a row (timestamps ``i / rate`` s) or TUM's ``t x y z qx qy qz qw``; ``row`` names the
+    line, for :func:`~occkit.data.scene_record.check_record` to name it (a pose not rigid, times not in order)."""
     import numpy as np
 
-    from occkit.geometry.transforms import rigid_problem
-
-    rows = read_lines(path, "--poses")
-    if not rows:
-        raise ValueError(f"--poses {path}: holds no pose")
-    out, kind = [], None
-    for i, s in rows:
-        try:
-            v = [float(x) for x in s.replace(",", " ").split()]
-        except ValueError:
-            raise ValueError(f"--poses {path}: line {i}: {s[:60]!r} is not numbers") from None
-        k = {12: "kitti", 8: "tum"}.get(len(v))
-        if k is None:
-            raise ValueError(
-                f"--poses {path}: line {i} has {len(v)} numbers; want 12 a row (KITTI: a 3 x 4 matrix) or 8 "
-                "(TUM: t x y z qx qy qz qw)"
-            )
-        if kind is not None and k != kind:
-            raise ValueError(
-                f"--poses {path}: line {i} is a {k.upper()} row after {kind.upper()} rows (one format a file)"
-            )
-        kind, where = k, f"--poses {path}: line {i}"
-        if k == "kitti":
+    want = "12 a row (KITTI: a 3 x 4 matrix) or 8 (TUM: t x y z qx qy qz qw)"
+    rows = number_rows(path, "--poses", (12, 8), want)  # a missing file, or one of no pose, said there
+    kind = "kitti" if len(rows[0][1]) == 12 else "tum"
+    out = []
+    for i, v in rows:
+        where = f"--poses {path}: line {i}"
+        if len(v) != len(rows[0][1]):
+            other = "TUM" if kind == "kitti" else "KITTI"
+            raise ValueError(f"{where} is a {other} row after {kind.upper()} rows (one format a file)")
+        if kind == "kitti":
             T = np.eye(4)
-            T[:3] = np.asarray(v, np.float64).reshape(3, 4)
-            why = rigid_problem(T) if np.isfinite(T).all() else "not finite"
-            if why:
-                raise ValueError(f"{where}: the pose is {why}")
-            out.append((round(len(out) * 1e6 / rate), T))
+            T[:3] = v.reshape(3, 4)
+            out.append((round(len(out) * 1e6 / rate), T, where))
         else:
-            if out and not round(v[0] * 1e6) > out[-1][0]:  # named here: the scan's own file holds no time
-                raise ValueError(
-                    f"{where}: time {v[0]!r} s is not after the row before it (the rows' times must increase)"
-                )
-            out.append((round(v[0] * 1e6), matrix(v[1:4], [v[7], v[4], v[5], v[6]], "ego_pose", where)))
-    return kind or "", out
+            out.append((round(v[0] * 1e6), matrix(v[1:4], [v[7], v[4], v[5], v[6]], "ego_pose", where), where))
+    return kind, out
 
 
 def _lidar_pose(s: str | None) -> Any:
@@ -293,13 +275,9 @@ def _lidar_pose(s: str | None) -> Any:
 
     if not s:
         return np.eye(4)
-    try:
-        v = [float(x) for x in str(s).replace(",", " ").split()]
-    except ValueError:
-        v = []
-    if len(v) not in (3, 7):
-        raise ValueError(f"--lidar-pose {s!r}: want 'X Y Z' or 'X Y Z QW QX QY QZ' (the LiDAR in the ego frame)")
-    return matrix(v[:3], v[3:] if len(v) == 7 else [1.0, 0.0, 0.0, 0.0], "extrinsic", f"--lidar-pose {s!r}")
+    where = f"--lidar-pose {s!r}"
+    v = numbers(str(s), where, (3, 7), "'X Y Z' or 'X Y Z QW QX QY QZ' (the LiDAR in the ego frame)")
+    return matrix(v[:3], v[3:] if len(v) == 7 else [1.0, 0.0, 0.0, 0.0], "extrinsic", where)
 
 
 # ---- the recording ---------------------------------------------------------------------------------
@@ -394,11 +372,6 @@ class PointsReader(RecordingReader):
                 raise ValueError(f"--data {path}: {stems[p.stem].name} and {p.name} are one scan's name twice")
             stems[p.stem] = p
         poses_file = Path(options.poses or path / "poses.txt")
-        if not poses_file.is_file():
-            raise FileNotFoundError(
-                f"--poses {poses_file}: no such file (each scan's pose in the world, one row a scan: KITTI's 12 "
-                "numbers or TUM's t x y z qx qy qz qw)"
-            )
         rate = options.rate
         kind, poses = read_poses(poses_file, 10.0 if rate is None else float(rate))
         if len(poses) < len(files):
@@ -437,7 +410,7 @@ class PointsReader(RecordingReader):
         strays = [s for s in subs if s not in specs]
         if strays:
             raise ValueError(f"{folder}/{strays[0]}: a folder of images of no camera of {yaml_file}")
-        times = np.array([t for t, _ in self.poses[: len(self.files)]], np.float64)
+        times = np.array([t for t, _, _ in self.poses[: len(self.files)]], np.float64)
         tol = self.options.image_tolerance
         tol_us = tol * 1e6 if tol is not None else (float(np.median(np.diff(times))) / 2 if len(times) > 1 else 5e4)
         scans = [(f.stem, int(t)) for f, t in zip(self.files, times)]
@@ -454,24 +427,73 @@ class PointsReader(RecordingReader):
 
     def read(self, scene: str, load_points: bool = True) -> Any:
         o = self.options
-        return o.lowered(self._read(scene, load_points), box_given=o.ego_box is not None)
+        return o.lowered(self._scene(scene, load_points), box_given=o.ego_box is not None)
 
-    def _read(self, scene: str, load_points: bool) -> Any:
-        o = self.options
-        return _scene(
-            scene,
-            self.source,
-            self.files,
-            self.poses,
-            self.keyframes,
-            self.T_el,
-            o.ego(),
-            self.classes,
-            o.field(),
-            load_points,
-            self.cameras,
-            o.points_frame == "world",
+    def _scene(self, name: str, load_points: bool) -> Any:
+        """The scene as a checked record: each scan's points (``load_points``), pose, time and keyframe."""
+        import numpy as np
+
+        from occkit.data.scene_record import SceneRecord, Sweep, check_record
+
+        files, world = self.files, self.options.points_frame == "world"
+        label_field, ego = self.options.field(), self.options.ego()
+        T_le = np.linalg.inv(self.T_el)
+        sweeps = []
+        dropped, total, far = 0, 0, []
+        for f, (ts, T_ws, row), kf in zip(files, self.poses, self.keyframes):
+            if load_points:
+                xyz, inten, labels = read_point_arrays(f, label_field)
+                keep = ~no_return(xyz)
+                total, dropped = total + len(xyz), dropped + int((~keep).sum())
+                xyz, inten, labels = (None if a is None else a[keep] for a in (xyz, inten, labels))
+                if world:  # into the scan's sensor frame by its pose's inverse, in float64
+                    T_sw = np.linalg.inv(T_ws)
+                    xyz = xyz @ T_sw[:3, :3].T + T_sw[:3, 3]
+                if len(xyz) and (d := float(np.median(np.linalg.norm(xyz, axis=1)))) > FAR:
+                    far.append(d)
+                xyz = np.ascontiguousarray(xyz, dtype=np.float32)
+            else:
+                xyz, inten, labels = np.zeros((0, 3), np.float32), None, None
+            sweeps.append(
+                Sweep(
+                    token=f.stem,
+                    timestamp=ts,
+                    sensor="LIDAR",
+                    T_global_from_ego=T_ws @ T_le,
+                    points=xyz,
+                    labels=labels,
+                    intensity=inten,
+                    keyframe=kf,
+                    source=str(f),
+                    row=row,
+                )
+            )
+        warns = []
+        if dropped:
+            warns.append(f"{dropped} of {total} points dropped: no return (NaN, infinite, or 0 0 0)")
+        if far:
+            warns.append(
+                f"{len(far)} of {len(files)} scans' points lie a median {max(far) / 1000:.1f} km (the most) from their "
+                + (
+                    "poses (--points-frame world): are the poses in the points' frame?"
+                    if world
+                    else "sensor: the points look georeferenced: --points-frame world"
+                )
+            )
+        rec = SceneRecord(
+            name=name,
+            sweeps=sweeps,
+            lidars={"LIDAR": self.T_el},
+            cameras=self.cameras,
+            classes=self.classes,
+            ego_size=ego[0],
+            ego_center=ego[1],
+            source=str(self.source),
+            warnings=warns,
         )
+        check_label_field(label_field, sweeps, str(self.source))
+        check_record(rec)
+        return rec
 
 
 def _camera_folders(folder: Path, yaml_file: Path) -> list[str] | None:
@@ -508,82 +530,6 @@ def _camera(name: str, spec: dict[str, Any], first: Path | None, yaml_file: Path
     if size is None:
         raise ValueError(f"{yaml_file}: camera {name}: image_size not given, and no keyframe has its image")
     return Camera(name=name, K=spec["K"], T_ego_from_cam=spec["T_ego_from_cam"], image_size=tuple(size))
-
-
-def _scene(
-    name: str,
-    folder: Path,
-    files: list[Path],
-    poses: list[tuple[int, Any]],
-    keyframes: list[bool],
-    T_el: Any,
-    ego: tuple[Any, Any],
-    classes: tuple[str, ...],
-    label_field: str | None,
-    load_points: bool,
-    cameras: dict[str, Any],
-    world: bool,
-) -> Any:
-    import numpy as np
-
-    from occkit.data.scene_record import SceneRecord, Sweep, check_record
-
-    T_le = np.linalg.inv(T_el)
-    sweeps = []
-    dropped, total, far = 0, 0, []
-    for f, (ts, T_ws), kf in zip(files, poses, keyframes):
-        if load_points:
-            xyz, inten, labels = read_point_arrays(f, label_field)
-            keep = ~no_return(xyz)
-            total, dropped = total + len(xyz), dropped + int((~keep).sum())
-            xyz, inten, labels = (None if a is None else a[keep] for a in (xyz, inten, labels))
-            if world:  # into the scan's sensor frame by its pose's inverse, in float64
-                T_sw = np.linalg.inv(T_ws)
-                xyz = xyz @ T_sw[:3, :3].T + T_sw[:3, 3]
-            if len(xyz) and (d := float(np.median(np.linalg.norm(xyz, axis=1)))) > FAR:
-                far.append(d)
-            xyz = np.ascontiguousarray(xyz, dtype=np.float32)
-        else:
-            xyz, inten, labels = np.zeros((0, 3), np.float32), None, None
-        sweeps.append(
-            Sweep(
-                token=f.stem,
-                timestamp=ts,
-                sensor="LIDAR",
-                T_global_from_ego=T_ws @ T_le,
-                points=xyz,
-                labels=labels,
-                intensity=inten,
-                keyframe=kf,
-                source=str(f),
-            )
-        )
-    warns = []
-    if dropped:
-        warns.append(f"{dropped} of {total} points dropped: no return (NaN, infinite, or 0 0 0)")
-    if far:
-        warns.append(
-            f"{len(far)} of {len(files)} scans' points lie a median {max(far) / 1000:.1f} km (the most) from their "
-            + (
-                "poses (--points-frame world): are the poses in the points' frame?"
-                if world
-                else "sensor: the points look georeferenced: --points-frame world"
-            )
-        )
-    rec = SceneRecord(
-        name=name,
-        sweeps=sweeps,
-        lidars={"LIDAR": T_el},
-        cameras=cameras,
-        classes=classes,
-        ego_size=ego[0],
-        ego_center=ego[1],
-        source=str(folder),
-        warnings=warns,
-    )
-    check_label_field(label_field, sweeps, str(folder))
-    check_record(rec)
-    return rec
 
 
 READER = PointsReader

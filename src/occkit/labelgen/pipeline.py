@@ -56,6 +56,7 @@ from occkit.labelgen.refine_poses import PoseRefinement
 from occkit.labelgen.steps import (
     Hull,
     assign_to_boxes,
+    clip_hull,
     ego_points,
     erase_trails,
     fill_ground,
@@ -69,6 +70,11 @@ from occkit.labelgen.steps import (
     to_box_frame,
     vote_flat,
 )
+
+
+OBJECT_FILL_VOXELS = ("centre", "reached")
+"""``object_fill_voxels``' values: the voxels whose centre the hull, cut to the object's box, holds; every voxel the
+uncut hull reaches (the fill before 0.2.0's last change)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,7 @@ class LabelOptions:
     flow: bool = False
     """Per-voxel flow from the box tracks (OpenOcc v2's field)."""
     object_fill: bool = False
+    object_fill_voxels: str = "centre"
     """Fill each boxed object's solid: the convex hull of its points of its own class (the majority of its points
     that are not the ground), gathered over its whole track in its box frame, placed at its box at the keyframe;
     every voxel the hull reaches takes that class, as a voxel a return falls in does. LiDAR sees an object's near
@@ -186,6 +193,11 @@ class LabelOptions:
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"label option {name} must be true or false, got {getattr(self, name)!r}")
+        if self.object_fill_voxels not in OBJECT_FILL_VOXELS:
+            raise ValueError(
+                f"label option object_fill_voxels must be one of {', '.join(OBJECT_FILL_VOXELS)}, "
+                f"got {self.object_fill_voxels!r}"
+            )
         g = self.ground_classes
         if not (isinstance(g, (tuple, list)) and all(isinstance(n, str) for n in g)):
             raise ValueError(f"label option ground_classes must be a list of class names, got {g!r}")
@@ -482,7 +494,7 @@ def label_keyframe(
     if opt.densify.method == "tsdf":
         static = _densified(prep, win, T_eg, static, grid, ground, free, opt.densify)
         timer.lap("densify")
-    tracks = _tracks_in_grid(s.boxes, prep, T_eg, grid, opt.box_margin, opt.min_points)
+    tracks = _tracks_in_grid(s.boxes, prep, T_eg, grid, opt.box_margin, opt.min_points, opt.object_fill_voxels)
     sem, track = _voxelise(static, tracks, grid, free, opt.min_points)
     # the voxels only the densification's points occupy: the ground fill runs as if they were free
     added = (
@@ -549,7 +561,13 @@ def _static_in_grid(prep: _Prepared, sweeps: range, T_eg: np.ndarray, grid: Grid
 
 
 def _tracks_in_grid(
-    boxes: Boxes | None, prep: _Prepared, T_eg: np.ndarray, grid: Grid, margin: float, min_points: int = 1
+    boxes: Boxes | None,
+    prep: _Prepared,
+    T_eg: np.ndarray,
+    grid: Grid,
+    margin: float,
+    min_points: int = 1,
+    fill_voxels: str = "centre",
 ) -> list[_InGrid]:
     """Step 4, the objects: each track with a box in the keyframe's sweep, its points (those within the box
     grown by ``margin``) placed at that box, in the grid's frame, by voxel; with ``object_fill``, the voxels its
@@ -566,10 +584,13 @@ def _tracks_in_grid(
         p = _to_frame(T_eg, from_box_frame(q[inside], boxes.center[j], float(boxes.yaw[j])))
         lab = prep.track_lab[tr][inside]
         flat, n = grid_index(p, grid, lab)
-        if tr in prep.track_hull:
-            hull, cls = prep.track_hull[tr]
+        hull, cls = prep.track_hull.get(tr, (None, -1))
+        centre = fill_voxels == "centre"
+        if hull is not None and centre:
+            hull = clip_hull(hull, boxes.size[j])
+        if hull is not None:
             T_bw = _box_from_world(boxes.center[j], float(boxes.yaw[j]))
-            filled = np.repeat(hull_voxels(hull, T_bw @ _inv(T_eg), grid), min_points)
+            filled = np.repeat(hull_voxels(hull, T_bw @ _inv(T_eg), grid, samples=1 if centre else 3), min_points)
             flat = np.concatenate([flat, filled])
             lab = np.concatenate([lab, np.full(len(filled), cls, lab.dtype)])
         out.append(_InGrid(flat, lab, n, tr))

@@ -402,6 +402,18 @@ def object_hull(q: np.ndarray) -> Hull | None:
     return Hull(hull.equations, v.min(0), v.max(0))
 
 
+def clip_hull(hull: Hull, size: np.ndarray) -> Hull | None:
+    """``hull`` cut to the box of ``size (3,)`` (its frame's origin at the box's centre, as :func:`in_box`'s): the
+    box's six faces added to its planes; None where nothing of it lies in the box."""
+    half = np.asarray(size, np.float64) / 2
+    lo, hi = np.maximum(hull.lo, -half), np.minimum(hull.hi, half)
+    if (hi <= lo).any():
+        return None
+    eye = np.eye(3)
+    box = np.concatenate([np.concatenate([eye, -half[:, None]], 1), np.concatenate([-eye, -half[:, None]], 1)])
+    return Hull(np.concatenate([hull.planes, box]), lo, hi)
+
+
 def hull_voxels(
     hull: Hull, T_box_from_grid: np.ndarray, grid: Grid, share: float = 0.0, samples: int = 3
 ) -> np.ndarray:

@@ -56,7 +56,9 @@ def preset_options(spec: str, presets: dict[str, dict]) -> dict:
     for item in switched:
         key, eq, value = item.partition("=")
         if not key or (eq and not value):
-            raise SystemExit(f"label_anchors.py: --presets: {item!r}: an option is KEY, KEY=true, KEY=false or KEY=WORD")
+            raise SystemExit(
+                f"label_anchors.py: --presets: {item!r}: an option is KEY, KEY=true, KEY=false or KEY=WORD"
+            )
         opts[key] = value.lower() != "false" if value.lower() in ("", "true", "false") else value
     return opts
 

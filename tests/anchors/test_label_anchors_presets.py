@@ -27,7 +27,12 @@ def test_a_preset_with_options_switched_on_and_off():
 
 
 @pytest.mark.parametrize(
-    ("spec", "said"), [("occ3d+flow", "'occ3d' is not a preset"), ("occkit+flow=", "KEY=true, KEY=false or KEY=WORD"), ("occkit+=1", "KEY=true")]
+    ("spec", "said"),
+    [
+        ("occ3d+flow", "'occ3d' is not a preset"),
+        ("occkit+flow=", "KEY=true, KEY=false or KEY=WORD"),
+        ("occkit+=1", "KEY=true"),
+    ],
 )
 def test_a_bad_preset_spec_is_refused_in_one_line(spec, said):
     with pytest.raises(SystemExit, match=said):

@@ -71,7 +71,6 @@ from occkit.labelgen.steps import (
     vote_flat,
 )
 
-
 OBJECT_FILL_VOXELS = ("centre", "reached")
 """``object_fill_voxels``' values: the voxels whose centre the hull, cut to the object's box, holds; every voxel the
 uncut hull reaches (the fill before 0.2.0's last change)."""

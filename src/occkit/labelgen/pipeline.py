@@ -71,7 +71,7 @@ from occkit.labelgen.steps import (
     vote_flat,
 )
 
-OBJECT_FILL_VOXELS = ("centre", "reached")
+OBJECT_FILL_VOXELS = ("centre", "carved", "reached")
 """``object_fill_voxels``' values: the voxels whose centre the hull, cut to the object's box, holds; every voxel the
 uncut hull reaches (the fill before 0.2.0's last change)."""
 
@@ -493,7 +493,13 @@ def label_keyframe(
     if opt.densify.method == "tsdf":
         static = _densified(prep, win, T_eg, static, grid, ground, free, opt.densify)
         timer.lap("densify")
-    tracks = _tracks_in_grid(s.boxes, prep, T_eg, grid, opt.box_margin, opt.min_points, opt.object_fill_voxels)
+    # object_fill "carved": the voxels the keyframe's own sweep saw through (its objects stood at their boxes then)
+    seen_free = None
+    if opt.object_fill and opt.object_fill_voxels == "carved":
+        seen_free = _cast(prep, range(k, k + 1), T_eg, grid, opt)[1].reshape(-1) > 0
+    tracks = _tracks_in_grid(
+        s.boxes, prep, T_eg, grid, opt.box_margin, opt.min_points, opt.object_fill_voxels, seen_free
+    )
     sem, track = _voxelise(static, tracks, grid, free, opt.min_points)
     # the voxels only the densification's points occupy: the ground fill runs as if they were free
     added = (
@@ -567,6 +573,7 @@ def _tracks_in_grid(
     margin: float,
     min_points: int = 1,
     fill_voxels: str = "centre",
+    seen_free: np.ndarray | None = None,
 ) -> list[_InGrid]:
     """Step 4, the objects: each track with a box in the keyframe's sweep, its points (those within the box
     grown by ``margin``) placed at that box, in the grid's frame, by voxel; with ``object_fill``, the voxels its
@@ -584,12 +591,14 @@ def _tracks_in_grid(
         lab = prep.track_lab[tr][inside]
         flat, n = grid_index(p, grid, lab)
         hull, cls = prep.track_hull.get(tr, (None, -1))
-        centre = fill_voxels == "centre"
-        if hull is not None and centre:
+        if hull is not None and fill_voxels != "reached":
             hull = clip_hull(hull, boxes.size[j])
         if hull is not None:
             T_bw = _box_from_world(boxes.center[j], float(boxes.yaw[j]))
-            filled = np.repeat(hull_voxels(hull, T_bw @ _inv(T_eg), grid, samples=1 if centre else 3), min_points)
+            filled = hull_voxels(hull, T_bw @ _inv(T_eg), grid, samples=1 if fill_voxels == "centre" else 3)
+            if seen_free is not None:
+                filled = filled[~seen_free[filled]]
+            filled = np.repeat(filled, min_points)
             flat = np.concatenate([flat, filled])
             lab = np.concatenate([lab, np.full(len(filled), cls, lab.dtype)])
         out.append(_InGrid(flat, lab, n, tr))

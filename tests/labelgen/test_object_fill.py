@@ -160,5 +160,30 @@ def test_the_centre_fill_stays_in_the_box_where_returns_of_its_class_lie_beyond_
 
 
 def test_a_bad_object_fill_voxels_is_refused_naming_the_option():
-    with pytest.raises(ValueError, match="object_fill_voxels must be one of centre, reached, got 'all'"):
+    with pytest.raises(ValueError, match="object_fill_voxels must be one of centre, carved, reached, got 'all'"):
         LabelOptions(object_fill_voxels="all")
+
+
+def test_the_carved_fill_leaves_free_what_the_keyframes_own_rays_saw_through():
+    """A return of the keyframe's sweep on a wall behind the object, its ray through the object's box (a gap in
+    a concave object): the carved fill leaves the voxels that ray crossed free, the other fills fill them."""
+    rec = _object_seen_from_its_sides()
+    k = next(i for i, s in enumerate(rec.sweeps) if s.keyframe)
+    s = rec.sweeps[k]
+    s.points = np.concatenate([s.points, np.array([[9.9, 0.2, 2.4]], np.float32)])
+    s.labels = np.concatenate([s.labels, [15]])
+    grid = Grid((-2.0, -5.0, 0.0), (10.0, 5.0, 2.5), (0.5, 0.5, 0.5))
+    names = tuple(f"c{i}" for i in range(17))
+    got = {}
+    for voxels in ("reached", "carved"):
+        opt = LabelOptions(object_fill=True, object_fill_voxels=voxels, ground_fill=0, camera_mask=False)
+        (lab,), _ = label_scene(rec, grid, names, 17, opt)
+        got[voxels] = lab.semantics
+    solid = np.zeros(grid.shape, bool)
+    solid[11:16, 8:12, 1:4] = True
+    assert (got["reached"][solid] == 4).all()
+    gap = solid & (got["carved"] == 17)
+    # the ray from the origin to (9.9, 0.2, 2.4) crosses y voxel 10 and z voxels 1-2 over the box (x 3.7-5.7)
+    assert gap.any() and set(np.argwhere(gap)[:, 1].tolist()) == {10}
+    assert set(np.argwhere(gap)[:, 2].tolist()) <= {1, 2} and set(np.argwhere(gap)[:, 0].tolist()) <= {12, 13, 14, 15}
+    assert (got["carved"][solid & ~gap] == 4).all() and (got["carved"][~solid] == got["reached"][~solid]).all()

@@ -19,8 +19,8 @@ then per keyframe:
 4. the static points of the sweeps within ``window`` keyframes (0: the whole scene) and every
    track placed at its box at the keyframe, into the keyframe's ego frame; voxelised on the grid by
    vote (:func:`occkit.labelgen.steps.vote_voxels`'s, :func:`~occkit.labelgen.steps.vote_flat`); with
-   ``object_fill`` each track's hull too (its points over the whole track, in its box frame), every voxel it
-   reaches;
+   ``object_fill`` each track's hull too (its points over the whole track, in its box frame), cut to its box,
+   every voxel it reaches but those the keyframe's own sweep saw through (``object_fill_voxels``);
 5. every return of the sweeps within ``free_window`` keyframes cast from its sweep's origin
    (:mod:`occkit.labelgen.raycast`): static voxels more sweeps saw through than hit are trails and
    become free (``erase_trails``); ground columns left empty between LiDAR rings are filled from
@@ -72,8 +72,7 @@ from occkit.labelgen.steps import (
 )
 
 OBJECT_FILL_VOXELS = ("centre", "carved", "reached")
-"""``object_fill_voxels``' values: the voxels whose centre the hull, cut to the object's box, holds; every voxel the
-uncut hull reaches (the fill before 0.2.0's last change)."""
+"""``object_fill_voxels``' values (:class:`LabelOptions`)."""
 
 
 @dataclass(frozen=True)
@@ -137,12 +136,16 @@ class LabelOptions:
     flow: bool = False
     """Per-voxel flow from the box tracks (OpenOcc v2's field)."""
     object_fill: bool = False
-    object_fill_voxels: str = "centre"
     """Fill each boxed object's solid: the convex hull of its points of its own class (the majority of its points
     that are not the ground), gathered over its whole track in its box frame, placed at its box at the keyframe;
-    every voxel the hull reaches takes that class, as a voxel a return falls in does. LiDAR sees an object's near
-    side only; the hull closes it. Off by default: on SurroundOcc's grid it lifts the moving-object IoU and mIoU on
-    every world measured, on Occ3D's it costs mIoU on two of six (docs/results/labels.md, "Moving objects")."""
+    the voxels ``object_fill_voxels`` names take that class, as a voxel a return falls in does. LiDAR sees an
+    object's near side only; the hull closes it. Off by default: no choice of voxels gains on both Occ3D's and
+    SurroundOcc's grid on every world measured (docs/results/labels.md, "Moving objects")."""
+    object_fill_voxels: str = "carved"
+    """Which voxels the fill takes (:data:`OBJECT_FILL_VOXELS`): ``carved``, every voxel the hull cut to the
+    object's box reaches but those the keyframe's own sweep saw through; ``centre``, the voxels whose centre the
+    hull cut to the box holds; ``reached``, every voxel the uncut hull reaches (the first fill: on Occ3D's grid it
+    spills beyond the box and costs mIoU)."""
     refine_poses: PoseRefinement = field(default_factory=PoseRefinement)
     """Refine the recorded ego poses by LiDAR registration before anything else (``occkit label
     --refine-poses``; :mod:`occkit.labelgen.refine_poses`): KISS-ICP odometry fused with the recorded poses in a
@@ -572,12 +575,13 @@ def _tracks_in_grid(
     grid: Grid,
     margin: float,
     min_points: int = 1,
-    fill_voxels: str = "centre",
+    fill_voxels: str = "carved",
     seen_free: np.ndarray | None = None,
 ) -> list[_InGrid]:
     """Step 4, the objects: each track with a box in the keyframe's sweep, its points (those within the box
     grown by ``margin``) placed at that box, in the grid's frame, by voxel; with ``object_fill``, the voxels its
-    hull fills too (each as ``min_points`` points of the hull's class)."""
+    hull fills too (each as ``min_points`` points of the hull's class): ``fill_voxels`` as ``object_fill_voxels``,
+    ``seen_free`` (flat, bool) the voxels the keyframe's sweep saw through (``carved``)."""
     out: list[_InGrid] = []
     if boxes is None:
         return out

@@ -1,13 +1,13 @@
 """Where ``occkit label --set object_fill=true`` changes the labels, against the synthetic world's exact occupancy.
 
 On a world written with sweeps (``occkit synth --sweeps K``), every keyframe is labelled on Occ3D's grid without
-the fill and with it (``--voxels``: ``object_fill_voxels``, the voxels whose centre the hull cut to the box holds,
-or every voxel the uncut hull reaches); each voxel whose label the fill changes is split by the truth there (the
+the fill and with it (``--voxels``: ``object_fill_voxels``, which voxels the hull fills; docs/labels.md, step 4);
+each voxel whose label the fill changes is split by the truth there (the
 fill's class: right; free; another class; right before the fill and wrong after), by the fill's class and by
 whether its centre lies in the object's box at the keyframe; and each class's IoU (camera mask) without and with
 the fill.
 
-    python benchmarks/label_object_fill_where.py --data WORLD [--voxels centre|reached] [--json out.json]
+    python benchmarks/label_object_fill_where.py --data WORLD [--voxels carved|centre|reached] [--json out.json]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _in_boxes(centres: np.ndarray, boxes, T_ego_from_world: np.ndarray) -> np.nd
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--voxels", choices=("centre", "reached"), default="centre", help="object_fill_voxels")
+    p.add_argument("--voxels", choices=("carved", "centre", "reached"), default="carved", help="object_fill_voxels")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     torch.set_num_threads(1)

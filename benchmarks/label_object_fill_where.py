@@ -7,7 +7,7 @@ fill's class: right; free; another class; right before the fill and wrong after)
 whether its centre lies in the object's box at the keyframe; and each class's IoU (camera mask) without and with
 the fill.
 
-    python benchmarks/label_object_fill_where.py --data WORLD [--voxels carved|centre|reached] [--json out.json]
+    python benchmarks/label_object_fill_where.py --data WORLD [--voxels crossed|carved|centre|reached] [--json out.json]
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ def _in_boxes(centres: np.ndarray, boxes, T_ego_from_world: np.ndarray) -> np.nd
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--voxels", choices=("carved", "centre", "reached"), default="carved", help="object_fill_voxels")
+    p.add_argument(
+        "--voxels", choices=("carved", "centre", "crossed", "reached"), default="crossed", help="object_fill_voxels"
+    )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     torch.set_num_threads(1)

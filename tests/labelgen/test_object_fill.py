@@ -13,7 +13,7 @@ import pytest
 from occkit.data.scene_record import Boxes, SceneRecord, Sweep
 from occkit.geometry.grid import Grid
 from occkit.labelgen.pipeline import LabelOptions, label_scene
-from occkit.labelgen.steps import clip_hull, hull_voxels, object_hull
+from occkit.labelgen.steps import clip_hull, hull_crossings, hull_voxels, object_hull
 
 CUBE = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
 
@@ -160,13 +160,28 @@ def test_the_centre_fill_stays_in_the_box_where_returns_of_its_class_lie_beyond_
 
 
 def test_a_bad_object_fill_voxels_is_refused_naming_the_option():
-    with pytest.raises(ValueError, match="object_fill_voxels must be one of centre, carved, reached, got 'all'"):
+    with pytest.raises(
+        ValueError, match="object_fill_voxels must be one of centre, carved, crossed, reached, got 'all'"
+    ):
         LabelOptions(object_fill_voxels="all")
 
 
-def test_the_carved_fill_leaves_free_what_the_keyframes_own_rays_saw_through():
+def test_hull_crossings_are_the_stretch_of_a_ray_inside_the_hull_before_its_return():
+    hull = object_hull(CUBE)  # [-0.5, 0.5]^3
+    o = np.array([-5.0, 0.0, 0.0])
+    pts = np.array([[5.0, 0.0, 0.0], [-0.5, 0.0, 0.0], [5.0, 3.0, 0.0], [0.3, 0.0, 0.0]])
+    # through it (returns 10 m away: carved up to 8.3 m), on its near face, beside it, ending inside it (5.3 m
+    # away: carved up to 4.305 m, short of the face at 4.5)
+    got = hull_crossings(hull, o, pts, 0.15, 0.2, 0.05)
+    assert np.allclose(got[:, 1:], 0.0) and np.allclose(got[:, 0], -0.5 + 0.05 * np.arange(21))
+    assert len(hull_crossings(hull, o, pts[1:], 0.15, 0.2, 0.05)) == 0
+
+
+@pytest.mark.parametrize("voxels", ["carved", "crossed"])
+def test_the_carved_fill_leaves_free_what_the_keyframes_own_rays_saw_through(voxels):
     """A return of the keyframe's sweep on a wall behind the object, its ray through the object's box (a gap in
-    a concave object): the carved fill leaves the voxels that ray crossed free, the other fills fill them."""
+    a concave object): the carved and crossed fills leave the voxels that ray crossed free, the first fills
+    them."""
     rec = _object_seen_from_its_sides()
     k = next(i for i, s in enumerate(rec.sweeps) if s.keyframe)
     s = rec.sweeps[k]
@@ -175,15 +190,15 @@ def test_the_carved_fill_leaves_free_what_the_keyframes_own_rays_saw_through():
     grid = Grid((-2.0, -5.0, 0.0), (10.0, 5.0, 2.5), (0.5, 0.5, 0.5))
     names = tuple(f"c{i}" for i in range(17))
     got = {}
-    for voxels in ("reached", "carved"):
-        opt = LabelOptions(object_fill=True, object_fill_voxels=voxels, ground_fill=0, camera_mask=False)
+    for v in ("reached", voxels):
+        opt = LabelOptions(object_fill=True, object_fill_voxels=v, ground_fill=0, camera_mask=False)
         (lab,), _ = label_scene(rec, grid, names, 17, opt)
-        got[voxels] = lab.semantics
+        got[v] = lab.semantics
     solid = np.zeros(grid.shape, bool)
     solid[11:16, 8:12, 1:4] = True
     assert (got["reached"][solid] == 4).all()
-    gap = solid & (got["carved"] == 17)
+    gap = solid & (got[voxels] == 17)
     # the ray from the origin to (9.9, 0.2, 2.4) crosses y voxel 10 and z voxels 1-2 over the box (x 3.7-5.7)
     assert gap.any() and set(np.argwhere(gap)[:, 1].tolist()) == {10}
     assert set(np.argwhere(gap)[:, 2].tolist()) <= {1, 2} and set(np.argwhere(gap)[:, 0].tolist()) <= {12, 13, 14, 15}
-    assert (got["carved"][solid & ~gap] == 4).all() and (got["carved"][~solid] == got["reached"][~solid]).all()
+    assert (got[voxels][solid & ~gap] == 4).all() and (got[voxels][~solid] == got["reached"][~solid]).all()

@@ -20,7 +20,7 @@ then per keyframe:
    track placed at its box at the keyframe, into the keyframe's ego frame; voxelised on the grid by
    vote (:func:`occkit.labelgen.steps.vote_voxels`'s, :func:`~occkit.labelgen.steps.vote_flat`); with
    ``object_fill`` each track's hull too (its points over the whole track, in its box frame), cut to its box,
-   every voxel it reaches but those the keyframe's own sweep saw through (``object_fill_voxels``);
+   every voxel it reaches but those where the keyframe's own rays crossed it (``object_fill_voxels``);
 5. every return of the sweeps within ``free_window`` keyframes cast from its sweep's origin
    (:mod:`occkit.labelgen.raycast`): static voxels more sweeps saw through than hit are trails and
    become free (``erase_trails``); ground columns left empty between LiDAR rings are filled from
@@ -63,6 +63,7 @@ from occkit.labelgen.steps import (
     from_box_frame,
     grid_index,
     ground_window,
+    hull_crossings,
     hull_voxels,
     in_box,
     knn_vote,
@@ -71,7 +72,7 @@ from occkit.labelgen.steps import (
     vote_flat,
 )
 
-OBJECT_FILL_VOXELS = ("centre", "carved", "reached")
+OBJECT_FILL_VOXELS = ("centre", "carved", "crossed", "reached")
 """``object_fill_voxels``' values (:class:`LabelOptions`)."""
 
 
@@ -141,11 +142,12 @@ class LabelOptions:
     the voxels ``object_fill_voxels`` names take that class, as a voxel a return falls in does. LiDAR sees an
     object's near side only; the hull closes it. Off by default: no choice of voxels gains on both Occ3D's and
     SurroundOcc's grid on every world measured (docs/results/labels.md, "Moving objects")."""
-    object_fill_voxels: str = "carved"
-    """Which voxels the fill takes (:data:`OBJECT_FILL_VOXELS`): ``carved``, every voxel the hull cut to the
-    object's box reaches but those the keyframe's own sweep saw through; ``centre``, the voxels whose centre the
-    hull cut to the box holds; ``reached``, every voxel the uncut hull reaches (the first fill: on Occ3D's grid it
-    spills beyond the box and costs mIoU)."""
+    object_fill_voxels: str = "crossed"
+    """Which voxels the fill takes (:data:`OBJECT_FILL_VOXELS`): ``crossed``, every voxel the hull cut to the
+    object's box reaches but those where a ray of the keyframe's own sweep crossed the cut hull itself;
+    ``carved``, every voxel the cut hull reaches but those the keyframe's own sweep saw through anywhere;
+    ``centre``, the voxels whose centre the cut hull holds; ``reached``, every voxel the uncut hull reaches (the
+    first fill: on Occ3D's grid it spills beyond the box and costs mIoU)."""
     refine_poses: PoseRefinement = field(default_factory=PoseRefinement)
     """Refine the recorded ego poses by LiDAR registration before anything else (``occkit label
     --refine-poses``; :mod:`occkit.labelgen.refine_poses`): KISS-ICP odometry fused with the recorded poses in a
@@ -496,13 +498,16 @@ def label_keyframe(
     if opt.densify.method == "tsdf":
         static = _densified(prep, win, T_eg, static, grid, ground, free, opt.densify)
         timer.lap("densify")
-    # object_fill "carved": the voxels the keyframe's own sweep saw through (its objects stood at their boxes then)
-    seen_free = None
+    # object_fill "carved" / "crossed": the keyframe's own sweep (its objects stood at their boxes then) carves
+    seen_free: Any = None
     if opt.object_fill and opt.object_fill_voxels == "carved":
         seen_free = _cast(prep, range(k, k + 1), T_eg, grid, opt)[1].reshape(-1) > 0
+    elif opt.object_fill and opt.object_fill_voxels == "crossed":
+        seen_free = (prep.origins[k], prep.all_pts[k], opt.carve_rel, opt.carve_abs)
     tracks = _tracks_in_grid(
         s.boxes, prep, T_eg, grid, opt.box_margin, opt.min_points, opt.object_fill_voxels, seen_free
     )
+
     sem, track = _voxelise(static, tracks, grid, free, opt.min_points)
     # the voxels only the densification's points occupy: the ground fill runs as if they were free
     added = (
@@ -575,13 +580,14 @@ def _tracks_in_grid(
     grid: Grid,
     margin: float,
     min_points: int = 1,
-    fill_voxels: str = "carved",
-    seen_free: np.ndarray | None = None,
+    fill_voxels: str = "crossed",
+    seen_free: Any = None,
 ) -> list[_InGrid]:
     """Step 4, the objects: each track with a box in the keyframe's sweep, its points (those within the box
     grown by ``margin``) placed at that box, in the grid's frame, by voxel; with ``object_fill``, the voxels its
     hull fills too (each as ``min_points`` points of the hull's class): ``fill_voxels`` as ``object_fill_voxels``,
-    ``seen_free`` (flat, bool) the voxels the keyframe's sweep saw through (``carved``)."""
+    ``seen_free`` the voxels the keyframe's sweep saw through (``carved``: flat, bool) or its rays (``crossed``:
+    :func:`_crossed_voxels`' ``rays``)."""
     out: list[_InGrid] = []
     if boxes is None:
         return out
@@ -600,13 +606,27 @@ def _tracks_in_grid(
         if hull is not None:
             T_bw = _box_from_world(boxes.center[j], float(boxes.yaw[j]))
             filled = hull_voxels(hull, T_bw @ _inv(T_eg), grid, samples=1 if fill_voxels == "centre" else 3)
-            if seen_free is not None:
+            if isinstance(seen_free, tuple):
+                filled = filled[~np.isin(filled, _crossed_voxels(hull, T_bw, T_eg, grid, seen_free))]
+            elif seen_free is not None:
                 filled = filled[~seen_free[filled]]
             filled = np.repeat(filled, min_points)
             flat = np.concatenate([flat, filled])
             lab = np.concatenate([lab, np.full(len(filled), cls, lab.dtype)])
         out.append(_InGrid(flat, lab, n, tr))
     return out
+
+
+def _crossed_voxels(
+    hull: Hull, T_bw: np.ndarray, T_eg: np.ndarray, grid: Grid, rays: tuple[np.ndarray, np.ndarray, float, float]
+) -> np.ndarray:
+    """``object_fill_voxels="crossed"``: the flat voxels where a ray of the keyframe's own sweep (``rays``: its
+    origin and returns in the world, ``carve_rel``, ``carve_abs``) crossed ``hull`` itself (box frame ``T_bw``)."""
+    origin, pts, rel, ab = rays
+    seen = hull_crossings(hull, _to_frame(T_bw, origin[None])[0], _to_frame(T_bw, pts), rel, ab, 0.05)
+    if not len(seen):
+        return np.zeros(0, np.int64)
+    return np.unique(grid_index(_to_frame(T_eg @ _inv(T_bw), seen), grid)[0])
 
 
 def _box_from_world(center: np.ndarray, yaw: float) -> np.ndarray:

@@ -47,16 +47,19 @@ def surroundocc_labels(npy: Path, free: int) -> np.ndarray:
 
 def preset_options(spec: str, presets: dict[str, dict]) -> dict:
     """``occkit label``'s options for a method of ``--presets``: a preset's name, then ``+KEY`` for each boolean
-    option switched on or ``+KEY=false`` / ``+KEY=true`` set (``occkit+refine_boxes``, ``occkit+object_fill=false``)."""
+    option switched on, ``+KEY=false`` / ``+KEY=true`` set, or ``+KEY=WORD`` for a word-valued option
+    (``occkit+refine_boxes``, ``occkit+object_fill=false``, ``occkit+object_fill+object_fill_voxels=reached``)."""
     base, *switched = spec.split("+")
     if base not in presets:
         raise SystemExit(f"label_anchors.py: --presets: {base!r} is not a preset (one of {', '.join(presets)})")
     opts = dict(presets[base])
     for item in switched:
-        key, _, value = item.partition("=")
-        if value.lower() not in ("", "true", "false"):
-            raise SystemExit(f"label_anchors.py: --presets: {item!r}: a boolean option is KEY, KEY=true or KEY=false")
-        opts[key] = value.lower() != "false"
+        key, eq, value = item.partition("=")
+        if not key or (eq and not value):
+            raise SystemExit(
+                f"label_anchors.py: --presets: {item!r}: an option is KEY, KEY=true, KEY=false or KEY=WORD"
+            )
+        opts[key] = value.lower() != "false" if value.lower() in ("", "true", "false") else value
     return opts
 
 
@@ -67,8 +70,8 @@ def main() -> int:
     p.add_argument(
         "--presets",
         default="occkit,occ3d-published,naive",
-        help="occkit label's presets, each optionally with boolean options set: occkit+refine_boxes, "
-        "occkit+object_fill=false",
+        help="occkit label's presets, each optionally with options set: occkit+refine_boxes, "
+        "occkit+object_fill=false, occkit+object_fill+object_fill_voxels=reached",
     )
     p.add_argument("--scenes", type=int, default=0, help="first N scenes (0: all)")
     p.add_argument("--json", type=Path, default=None)
@@ -96,6 +99,12 @@ def main() -> int:
     truth_reader = WorldTruth(args.data)
     scenes = meta["scenes"][: args.scenes or None]
     presets = [s for s in args.presets.split(",") if s]
+    options = {}
+    for m in presets:
+        try:
+            options[m] = LabelOptions(**preset_options(m, PRESETS))
+        except (TypeError, ValueError) as e:  # an unknown option or a bad value: one line, before any work
+            raise SystemExit(f"label_anchors.py: --presets: {m}: {e}") from None
     methods = presets + (["surroundocc"] if args.surroundocc else [])
     acc = {m: QualityAccumulator(grid, fmt.classes.num_classes, free, names) for m in methods}
     seconds = {m: 0.0 for m in presets}
@@ -106,8 +115,7 @@ def main() -> int:
         labels = {}
         for m in presets:
             t0 = time.perf_counter()
-            opt = LabelOptions(**preset_options(m, PRESETS))
-            labs, _ = label_scene(rec, grid, names[:free], free, opt, T_ego_from_grid=T_el)
+            labs, _ = label_scene(rec, grid, names[:free], free, options[m], T_ego_from_grid=T_el)
             seconds[m] += time.perf_counter() - t0
             labels[m] = {lab.token: lab for lab in labs}
         scene = build_scene(config, int(scene_name.split("-")[-1]))

@@ -1,4 +1,4 @@
-"""benchmarks/label_anchors.py's ``--presets``: a preset, then boolean options switched on or off."""
+"""benchmarks/label_anchors.py's ``--presets``: a preset, then options switched on or off or set to a word."""
 
 from __future__ import annotations
 
@@ -22,10 +22,17 @@ def test_a_preset_with_options_switched_on_and_off():
     got = la.preset_options("occ3d-published+object_fill=True+flow", PRESETS)
     assert got == {"knn": 1, "object_fill": True, "flow": True}
     assert PRESETS["occ3d-published"]["object_fill"] is False  # the table itself is left as it was
+    got = la.preset_options("occkit+object_fill+object_fill_voxels=reached", PRESETS)
+    assert got == {"object_fill": True, "object_fill_voxels": "reached"}  # a word-valued option keeps its word
 
 
 @pytest.mark.parametrize(
-    ("spec", "said"), [("occ3d+flow", "'occ3d' is not a preset"), ("occkit+flow=maybe", "KEY=true or KEY=false")]
+    ("spec", "said"),
+    [
+        ("occ3d+flow", "'occ3d' is not a preset"),
+        ("occkit+flow=", "KEY=true, KEY=false or KEY=WORD"),
+        ("occkit+=1", "KEY=true"),
+    ],
 )
 def test_a_bad_preset_spec_is_refused_in_one_line(spec, said):
     with pytest.raises(SystemExit, match=said):

@@ -1,16 +1,19 @@
 """``object_fill``: a boxed object's solid, the convex hull of its points gathered over its track in its box frame
-(:func:`occkit.labelgen.steps.object_hull`), voxelised at its box (:func:`~occkit.labelgen.steps.hull_voxels`)."""
+(:func:`occkit.labelgen.steps.object_hull`), cut to its box (:func:`~occkit.labelgen.steps.clip_hull`) and
+voxelised at it (:func:`~occkit.labelgen.steps.hull_voxels`): the voxels whose centre it holds
+(``object_fill_voxels="centre"``), or every voxel the uncut hull reaches (``"reached"``)."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pytest
 
 from occkit.data.scene_record import Boxes, SceneRecord, Sweep
 from occkit.geometry.grid import Grid
 from occkit.labelgen.pipeline import LabelOptions, label_scene
-from occkit.labelgen.steps import hull_voxels, object_hull
+from occkit.labelgen.steps import clip_hull, hull_crossings, hull_voxels, object_hull
 
 CUBE = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
 
@@ -88,20 +91,114 @@ def _object_seen_from_its_sides() -> SceneRecord:
     )
 
 
-def test_object_fill_closes_an_object_the_lidar_saw_one_side_at_a_time_of():
+def test_a_hull_cut_to_its_box_holds_what_both_hold():
+    hull = object_hull(CUBE * 2)  # [-1, 1]^3
+    cut = clip_hull(hull, np.array([1.0, 4.0, 1.0]))  # the box [-0.5, 0.5] x [-2, 2] x [-0.5, 0.5]
+    assert np.allclose(cut.lo, [-0.5, -1, -0.5]) and np.allclose(cut.hi, [0.5, 1, 0.5])
+    assert _inside(cut, np.array([[0.0, 0.0, 0.0], [0.45, 0.95, -0.45]])).all()
+    assert not _inside(cut, np.array([[0.6, 0.0, 0.0], [0.0, 1.05, 0.0], [0.0, 0.0, -0.55]])).any()
+    assert clip_hull(object_hull(CUBE + 3.0), np.ones(3)) is None  # wholly outside its box
+
+
+def test_hull_voxels_by_centre_take_only_the_voxels_whose_centre_the_solid_holds():
+    grid = Grid((0.0, 0.0, 0.0), (3.0, 3.0, 3.0), (0.5, 0.5, 0.5))
+    hull = object_hull(CUBE * 0.8)  # [-0.4, 0.4]^3 at (1.25, 1.25, 1.25): [0.85, 1.65], centres 1.25 only inside
+    T = np.eye(4)
+    T[:3, 3] = -1.25
+    reached = {tuple(int(v) for v in np.unravel_index(f, grid.shape)) for f in hull_voxels(hull, T, grid).tolist()}
+    assert reached == {(x, y, z) for x in (1, 2, 3) for y in (1, 2, 3) for z in (1, 2, 3)}
+    by_centre = hull_voxels(hull, T, grid, samples=1)
+    assert [tuple(int(v) for v in np.unravel_index(f, grid.shape)) for f in by_centre.tolist()] == [(2, 2, 2)]
+
+
+@pytest.mark.parametrize(("voxels", "last_x"), [("reached", 15), ("centre", 14)])
+def test_object_fill_closes_an_object_the_lidar_saw_one_side_at_a_time_of(voxels, last_x):
     grid = Grid((-2.0, -5.0, 0.0), (10.0, 5.0, 2.5), (0.5, 0.5, 0.5))
     names = tuple(f"c{i}" for i in range(17))
     kw = dict(ground_fill=0, camera_mask=False)
     (plain,), _ = label_scene(_object_seen_from_its_sides(), grid, names, 17, LabelOptions(object_fill=False, **kw))
-    (filled,), _ = label_scene(_object_seen_from_its_sides(), grid, names, 17, LabelOptions(object_fill=True, **kw))
+    opt = LabelOptions(object_fill=True, object_fill_voxels=voxels, **kw)
+    (filled,), _ = label_scene(_object_seen_from_its_sides(), grid, names, 17, opt)
     # at the keyframe (y = 0) the object's returns, gathered over its track, span x [3.7, 5.65] (voxels 11-15),
-    # y [-0.95, 0.95] (8-11), z [0.55, 1.95] (1-3); its inside (x 12-15, y 9-10) no return reached
+    # y [-0.95, 0.95] (8-11), z [0.55, 1.95] (1-3); its inside (x 12-15, y 9-10) no return reached. The hull
+    # reaches voxel x 15 ([5.5, 6.0]) but does not hold its centre (5.75): by centre only its side faces'
+    # returns fill it
     inside = (slice(12, 16), slice(9, 11), slice(1, 4))
     assert (plain.semantics[inside] == 17).all()
-    solid = (slice(11, 16), slice(8, 12), slice(1, 4))
+    solid = (slice(11, last_x + 1), slice(8, 12), slice(1, 4))
     assert (filled.semantics[solid] == 4).all() and (filled.track[solid] == 1).all()
     # nothing else changes
     outside = np.ones(grid.shape, bool)
     outside[solid] = False
     assert (filled.semantics[outside] == plain.semantics[outside]).all()
-    assert (plain.semantics[solid] != 17).sum() < (filled.semantics[solid] != 17).sum() == 5 * 4 * 3
+    assert (plain.semantics[solid] != 17).sum() < (filled.semantics[solid] != 17).sum() == (last_x - 10) * 4 * 3
+    if voxels == "centre":  # voxel x 15 keeps its points' voxels only: the side faces (y 8 and 11), not y 9-10
+        assert (filled.semantics[15, 9:11, 1:4] == 17).all() and (filled.semantics[15, [8, 11], 1:4] == 4).all()
+
+
+def test_the_centre_fill_stays_in_the_box_where_returns_of_its_class_lie_beyond_it():
+    """Returns of the object's class in its box's margin (``box_margin``) but outside the box: the uncut hull
+    reaches beyond the box, the fill by centre keeps within it."""
+    rec = _object_seen_from_its_sides()
+    for s in rec.sweeps:  # a return 0.15 m beyond the far face (x = 5.7) in each sweep, within the 0.2 m margin
+        extra = np.array([[5.85, s.boxes.center[0, 1] + 0.2, 1.25]], np.float32)
+        s.points = np.concatenate([s.points, extra])
+        if s.labels is not None:
+            s.labels = np.concatenate([s.labels, [4]])
+    grid = Grid((-2.0, -5.0, 0.0), (10.0, 5.0, 2.5), (0.5, 0.5, 0.5))
+    names = tuple(f"c{i}" for i in range(17))
+    got = {}
+    for voxels in ("reached", "centre"):
+        opt = LabelOptions(object_fill=True, object_fill_voxels=voxels, ground_fill=0, camera_mask=False)
+        (lab,), _ = label_scene(rec, grid, names, 17, opt)
+        got[voxels] = lab.semantics
+    # voxel x 15 spans [5.5, 6.0]: its centre 5.75 lies beyond the box (5.7), inside the hull of the returns
+    assert (got["reached"][15, 9:11, 1:4] == 4).all()
+    beyond = got["centre"][15, 9:11, 1:4] == 17
+    assert beyond.sum() == 5 and not beyond[1, 1]  # all but the voxel the return itself lies in, (15, 10, 2)
+    assert (got["centre"][11:15, 8:12, 1:4] == 4).all()  # the box's inside still filled
+
+
+def test_a_bad_object_fill_voxels_is_refused_naming_the_option():
+    with pytest.raises(
+        ValueError, match="object_fill_voxels must be one of centre, carved, crossed, reached, got 'all'"
+    ):
+        LabelOptions(object_fill_voxels="all")
+
+
+def test_hull_crossings_are_the_stretch_of_a_ray_inside_the_hull_before_its_return():
+    hull = object_hull(CUBE)  # [-0.5, 0.5]^3
+    o = np.array([-5.0, 0.0, 0.0])
+    pts = np.array([[5.0, 0.0, 0.0], [-0.5, 0.0, 0.0], [5.0, 3.0, 0.0], [0.3, 0.0, 0.0]])
+    # through it (returns 10 m away: carved up to 8.3 m), on its near face, beside it, ending inside it (5.3 m
+    # away: carved up to 4.305 m, short of the face at 4.5)
+    got = hull_crossings(hull, o, pts, 0.15, 0.2, 0.05)
+    assert np.allclose(got[:, 1:], 0.0) and np.allclose(got[:, 0], -0.5 + 0.05 * np.arange(21))
+    assert len(hull_crossings(hull, o, pts[1:], 0.15, 0.2, 0.05)) == 0
+
+
+@pytest.mark.parametrize("voxels", ["carved", "crossed"])
+def test_the_carved_fill_leaves_free_what_the_keyframes_own_rays_saw_through(voxels):
+    """A return of the keyframe's sweep on a wall behind the object, its ray through the object's box (a gap in
+    a concave object): the carved and crossed fills leave the voxels that ray crossed free, the first fills
+    them."""
+    rec = _object_seen_from_its_sides()
+    k = next(i for i, s in enumerate(rec.sweeps) if s.keyframe)
+    s = rec.sweeps[k]
+    s.points = np.concatenate([s.points, np.array([[9.9, 0.2, 2.4]], np.float32)])
+    s.labels = np.concatenate([s.labels, [15]])
+    grid = Grid((-2.0, -5.0, 0.0), (10.0, 5.0, 2.5), (0.5, 0.5, 0.5))
+    names = tuple(f"c{i}" for i in range(17))
+    got = {}
+    for v in ("reached", voxels):
+        opt = LabelOptions(object_fill=True, object_fill_voxels=v, ground_fill=0, camera_mask=False)
+        (lab,), _ = label_scene(rec, grid, names, 17, opt)
+        got[v] = lab.semantics
+    solid = np.zeros(grid.shape, bool)
+    solid[11:16, 8:12, 1:4] = True
+    assert (got["reached"][solid] == 4).all()
+    gap = solid & (got[voxels] == 17)
+    # the ray from the origin to (9.9, 0.2, 2.4) crosses y voxel 10 and z voxels 1-2 over the box (x 3.7-5.7)
+    assert gap.any() and set(np.argwhere(gap)[:, 1].tolist()) == {10}
+    assert set(np.argwhere(gap)[:, 2].tolist()) <= {1, 2} and set(np.argwhere(gap)[:, 0].tolist()) <= {12, 13, 14, 15}
+    assert (got[voxels][solid & ~gap] == 4).all() and (got[voxels][~solid] == got["reached"][~solid]).all()

@@ -19,8 +19,8 @@ then per keyframe:
 4. the static points of the sweeps within ``window`` keyframes (0: the whole scene) and every
    track placed at its box at the keyframe, into the keyframe's ego frame; voxelised on the grid by
    vote (:func:`occkit.labelgen.steps.vote_voxels`'s, :func:`~occkit.labelgen.steps.vote_flat`); with
-   ``object_fill`` each track's hull too (its points over the whole track, in its box frame), every voxel it
-   reaches;
+   ``object_fill`` each track's hull too (its points over the whole track, in its box frame), cut to its box,
+   every voxel it reaches but those where the keyframe's own rays crossed it (``object_fill_voxels``);
 5. every return of the sweeps within ``free_window`` keyframes cast from its sweep's origin
    (:mod:`occkit.labelgen.raycast`): static voxels more sweeps saw through than hit are trails and
    become free (``erase_trails``); ground columns left empty between LiDAR rings are filled from
@@ -56,12 +56,14 @@ from occkit.labelgen.refine_poses import PoseRefinement
 from occkit.labelgen.steps import (
     Hull,
     assign_to_boxes,
+    clip_hull,
     ego_points,
     erase_trails,
     fill_ground,
     from_box_frame,
     grid_index,
     ground_window,
+    hull_crossings,
     hull_voxels,
     in_box,
     knn_vote,
@@ -69,6 +71,9 @@ from occkit.labelgen.steps import (
     to_box_frame,
     vote_flat,
 )
+
+OBJECT_FILL_VOXELS = ("centre", "carved", "crossed", "reached")
+"""``object_fill_voxels``' values (:class:`LabelOptions`)."""
 
 
 @dataclass(frozen=True)
@@ -134,9 +139,15 @@ class LabelOptions:
     object_fill: bool = False
     """Fill each boxed object's solid: the convex hull of its points of its own class (the majority of its points
     that are not the ground), gathered over its whole track in its box frame, placed at its box at the keyframe;
-    every voxel the hull reaches takes that class, as a voxel a return falls in does. LiDAR sees an object's near
-    side only; the hull closes it. Off by default: on SurroundOcc's grid it lifts the moving-object IoU and mIoU on
-    every world measured, on Occ3D's it costs mIoU on two of six (docs/results/labels.md, "Moving objects")."""
+    the voxels ``object_fill_voxels`` names take that class, as a voxel a return falls in does. LiDAR sees an
+    object's near side only; the hull closes it. Off by default: no choice of voxels gains on both Occ3D's and
+    SurroundOcc's grid on every world measured (docs/results/labels.md, "Moving objects")."""
+    object_fill_voxels: str = "crossed"
+    """Which voxels the fill takes (:data:`OBJECT_FILL_VOXELS`): ``crossed``, every voxel the hull cut to the
+    object's box reaches but those where a ray of the keyframe's own sweep crossed the cut hull itself;
+    ``carved``, every voxel the cut hull reaches but those the keyframe's own sweep saw through anywhere;
+    ``centre``, the voxels whose centre the cut hull holds; ``reached``, every voxel the uncut hull reaches (the
+    first fill: on Occ3D's grid it spills beyond the box and costs mIoU)."""
     refine_poses: PoseRefinement = field(default_factory=PoseRefinement)
     """Refine the recorded ego poses by LiDAR registration before anything else (``occkit label
     --refine-poses``; :mod:`occkit.labelgen.refine_poses`): KISS-ICP odometry fused with the recorded poses in a
@@ -186,6 +197,11 @@ class LabelOptions:
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"label option {name} must be true or false, got {getattr(self, name)!r}")
+        if self.object_fill_voxels not in OBJECT_FILL_VOXELS:
+            raise ValueError(
+                f"label option object_fill_voxels must be one of {', '.join(OBJECT_FILL_VOXELS)}, "
+                f"got {self.object_fill_voxels!r}"
+            )
         g = self.ground_classes
         if not (isinstance(g, (tuple, list)) and all(isinstance(n, str) for n in g)):
             raise ValueError(f"label option ground_classes must be a list of class names, got {g!r}")
@@ -482,7 +498,16 @@ def label_keyframe(
     if opt.densify.method == "tsdf":
         static = _densified(prep, win, T_eg, static, grid, ground, free, opt.densify)
         timer.lap("densify")
-    tracks = _tracks_in_grid(s.boxes, prep, T_eg, grid, opt.box_margin, opt.min_points)
+    # object_fill "carved" / "crossed": the keyframe's own sweep (its objects stood at their boxes then) carves
+    seen_free: Any = None
+    if opt.object_fill and opt.object_fill_voxels == "carved":
+        seen_free = _cast(prep, range(k, k + 1), T_eg, grid, opt)[1].reshape(-1) > 0
+    elif opt.object_fill and opt.object_fill_voxels == "crossed":
+        seen_free = (prep.origins[k], prep.all_pts[k], opt.carve_rel, opt.carve_abs)
+    tracks = _tracks_in_grid(
+        s.boxes, prep, T_eg, grid, opt.box_margin, opt.min_points, opt.object_fill_voxels, seen_free
+    )
+
     sem, track = _voxelise(static, tracks, grid, free, opt.min_points)
     # the voxels only the densification's points occupy: the ground fill runs as if they were free
     added = (
@@ -549,11 +574,20 @@ def _static_in_grid(prep: _Prepared, sweeps: range, T_eg: np.ndarray, grid: Grid
 
 
 def _tracks_in_grid(
-    boxes: Boxes | None, prep: _Prepared, T_eg: np.ndarray, grid: Grid, margin: float, min_points: int = 1
+    boxes: Boxes | None,
+    prep: _Prepared,
+    T_eg: np.ndarray,
+    grid: Grid,
+    margin: float,
+    min_points: int = 1,
+    fill_voxels: str = "crossed",
+    seen_free: Any = None,
 ) -> list[_InGrid]:
     """Step 4, the objects: each track with a box in the keyframe's sweep, its points (those within the box
     grown by ``margin``) placed at that box, in the grid's frame, by voxel; with ``object_fill``, the voxels its
-    hull fills too (each as ``min_points`` points of the hull's class)."""
+    hull fills too (each as ``min_points`` points of the hull's class): ``fill_voxels`` as ``object_fill_voxels``,
+    ``seen_free`` the voxels the keyframe's sweep saw through (``carved``: flat, bool) or its rays (``crossed``:
+    :func:`_crossed_voxels`' ``rays``)."""
     out: list[_InGrid] = []
     if boxes is None:
         return out
@@ -566,14 +600,33 @@ def _tracks_in_grid(
         p = _to_frame(T_eg, from_box_frame(q[inside], boxes.center[j], float(boxes.yaw[j])))
         lab = prep.track_lab[tr][inside]
         flat, n = grid_index(p, grid, lab)
-        if tr in prep.track_hull:
-            hull, cls = prep.track_hull[tr]
+        hull, cls = prep.track_hull.get(tr, (None, -1))
+        if hull is not None and fill_voxels != "reached":
+            hull = clip_hull(hull, boxes.size[j])
+        if hull is not None:
             T_bw = _box_from_world(boxes.center[j], float(boxes.yaw[j]))
-            filled = np.repeat(hull_voxels(hull, T_bw @ _inv(T_eg), grid), min_points)
+            filled = hull_voxels(hull, T_bw @ _inv(T_eg), grid, samples=1 if fill_voxels == "centre" else 3)
+            if isinstance(seen_free, tuple):
+                filled = filled[~np.isin(filled, _crossed_voxels(hull, T_bw, T_eg, grid, seen_free))]
+            elif seen_free is not None:
+                filled = filled[~seen_free[filled]]
+            filled = np.repeat(filled, min_points)
             flat = np.concatenate([flat, filled])
             lab = np.concatenate([lab, np.full(len(filled), cls, lab.dtype)])
         out.append(_InGrid(flat, lab, n, tr))
     return out
+
+
+def _crossed_voxels(
+    hull: Hull, T_bw: np.ndarray, T_eg: np.ndarray, grid: Grid, rays: tuple[np.ndarray, np.ndarray, float, float]
+) -> np.ndarray:
+    """``object_fill_voxels="crossed"``: the flat voxels where a ray of the keyframe's own sweep (``rays``: its
+    origin and returns in the world, ``carve_rel``, ``carve_abs``) crossed ``hull`` itself (box frame ``T_bw``)."""
+    origin, pts, rel, ab = rays
+    seen = hull_crossings(hull, _to_frame(T_bw, origin[None])[0], _to_frame(T_bw, pts), rel, ab, 0.05)
+    if not len(seen):
+        return np.zeros(0, np.int64)
+    return np.unique(grid_index(_to_frame(T_eg @ _inv(T_bw), seen), grid)[0])
 
 
 def _box_from_world(center: np.ndarray, yaw: float) -> np.ndarray:

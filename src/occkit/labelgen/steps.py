@@ -402,6 +402,52 @@ def object_hull(q: np.ndarray) -> Hull | None:
     return Hull(hull.equations, v.min(0), v.max(0))
 
 
+def clip_hull(hull: Hull, size: np.ndarray) -> Hull | None:
+    """``hull`` cut to the box of ``size (3,)`` (its frame's origin at the box's centre, as :func:`in_box`'s): the
+    box's six faces added to its planes; None where nothing of it lies in the box."""
+    half = np.asarray(size, np.float64) / 2
+    lo, hi = np.maximum(hull.lo, -half), np.minimum(hull.hi, half)
+    if (hi <= lo).any():
+        return None
+    eye = np.eye(3)
+    box = np.concatenate([np.concatenate([eye, -half[:, None]], 1), np.concatenate([-eye, -half[:, None]], 1)])
+    return Hull(np.concatenate([hull.planes, box]), lo, hi)
+
+
+def hull_crossings(
+    hull: Hull, origin: np.ndarray, points: np.ndarray, carve_rel: float, carve_abs: float, step: float
+) -> np.ndarray:
+    """Points ``(M, 3)`` every ``step`` metres along the stretch of each ray (``origin (3,)`` to each of
+    ``points (N, 3)``, all in the hull's frame) that lies inside ``hull`` before ``r (1 - carve_rel) - carve_abs``
+    (the stretch a return's own ray leaves uncarved, as the casting's): the hull's parts a ray saw through."""
+    d = np.asarray(points, np.float64) - origin
+    r = np.linalg.norm(d, axis=1)
+    reach = r * (1 - carve_rel) - carve_abs
+    centre, radius = (hull.lo + hull.hi) / 2, np.linalg.norm(hull.hi - hull.lo) / 2
+    u = d / np.maximum(r, 1e-12)[:, None]
+    along = (centre - origin) @ u.T
+    near = (reach > 0) & (np.linalg.norm(origin + along[:, None] * u - centre, axis=1) <= radius)
+    near &= along - radius < reach
+    if not near.any():
+        return np.zeros((0, 3))
+    u, reach = u[near], reach[near]
+    n, off = hull.planes[:, :3], hull.planes[:, 3]
+    num = -(n @ origin + off)  # inside where t * (n . u) <= num
+    den = u @ n.T  # (R, F)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = num[None] / den
+    t0 = np.maximum(np.where(den < 0, t, -np.inf).max(1), 0.0)
+    t1 = np.minimum(np.where(den > 0, t, np.inf).min(1), reach)
+    ok = (t1 > t0) & ((den != 0) | (num[None] >= 0)).all(1)
+    if not ok.any():
+        return np.zeros((0, 3))
+    u, t0, t1 = u[ok], t0[ok], t1[ok]
+    k = np.floor((t1 - t0) / step).astype(np.int64) + 1
+    ray = np.repeat(np.arange(len(u)), k)
+    ts = t0[ray] + (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)) * step
+    return origin + ts[:, None] * u[ray]
+
+
 def hull_voxels(
     hull: Hull, T_box_from_grid: np.ndarray, grid: Grid, share: float = 0.0, samples: int = 3
 ) -> np.ndarray:

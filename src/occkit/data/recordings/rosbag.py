@@ -38,14 +38,7 @@ from occkit.data.recordings._shared import (
     require_topic,
     stamp_ns,
 )
-from occkit.data.recordings.spec import (
-    EgoBoxOptions,
-    EgoHeightOptions,
-    KeyframeOptions,
-    PointLabelOptions,
-    RecordingReader,
-    option,
-)
+from occkit.data.recordings.spec import RecordingReader, SweepOptions, option
 
 CLOUD = "sensor_msgs/msg/PointCloud2"
 ODOMETRY = "nav_msgs/msg/Odometry"
@@ -412,7 +405,7 @@ def _read_boxes(f: Path) -> dict[int, list[dict[str, Any]]]:
 
 
 @dataclass(frozen=True)
-class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOptions):
+class BagOptions(SweepOptions):
     """The options of ROS bags."""
 
     lidar_topic: str | None = option("the sensor_msgs/PointCloud2 topic (default: the bag's only one)", metavar="T")
@@ -461,18 +454,13 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOpt
             raise ValueError("--keyframe-tolerance: matches --keyframes stamps to clouds; give --keyframes FILE too")
 
 
-class BagReader(RecordingReader):
+class BagReader(RecordingReader[BagOptions], name="rosbag", priority=30, extra="rosbag"):
     """ROS 1 and ROS 2 bags read with rosbags (docs/labels.md, "ROS bags"): one scene a bag."""
 
-    name = "rosbag"
     description = (
         "a ROS 1 .bag, a ROS 2 bag folder (metadata.yaml; MCAP or sqlite3), a bare .mcap or .db3 file, or a folder "
         "of bags (rosbags)"
     )
-    Options = BagOptions
-    priority = 30
-    extra = "rosbag"
-    options: BagOptions
 
     @classmethod
     def detect(cls, path: Path) -> str | None:

@@ -30,7 +30,7 @@ from occkit.data.recordings._shared import (
     read_classes,
     read_lines,
 )
-from occkit.data.recordings.spec import KeyframeOptions, RecordingReader, SweepOptions, option
+from occkit.data.recordings.spec import KeyframeOptions, RecordingReader, SweepOptions, option, seconds
 from occkit.data.recordings.text_rows import number_rows, numbers
 
 SUFFIXES = (".bin", ".npy", ".pcd", ".ply", ".las", ".laz")
@@ -317,12 +317,10 @@ class PointsOptions(SweepOptions):
         "or world (in the poses' world frame, as georeferenced mobile-mapping .las files are)",
         choices=("sensor", "world"),
     )
-    image_tolerance: float | None = option(
+    image_tolerance: float | None = seconds(
         "seconds an image's stamp may lie from its scan's, where images are matched by time (default: half the "
         "scans' median interval)",
-        type=float,
         metavar="SECONDS",
-        within=(0, math.inf, "must be a number of seconds, 0 or more"),
     )
 
     def __post_init__(self) -> None:

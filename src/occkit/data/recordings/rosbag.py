@@ -20,7 +20,6 @@ none lies around it). Boxes come from a side file in a rig's ``boxes.json`` sche
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from occkit.data.recordings._shared import (
     require_topic,
     stamp_ns,
 )
-from occkit.data.recordings.spec import RecordingReader, SweepOptions, option
+from occkit.data.recordings.spec import RecordingReader, SweepOptions, option, seconds
 
 CLOUD = "sensor_msgs/msg/PointCloud2"
 ODOMETRY = "nav_msgs/msg/Odometry"
@@ -415,31 +414,24 @@ class BagOptions(SweepOptions):
     boxes: str | None = option(
         "boxes: a rig's boxes.json whose rows name the cloud's 'stamp' (ns) instead of 'sweep'", metavar="FILE"
     )
-    keyframe_tolerance: float | None = option(
+    keyframe_tolerance: float | None = seconds(
         "a --keyframes stamp is the nearest cloud's within this many seconds (default: half the cloud period); "
         "one further from every cloud is refused",
-        type=float,
-        metavar="S",
-        within=(0, 3600, "seconds, 0 or more (at most an hour)"),
+        at_most=3600,
     )
-    pose_tolerance: float | None = option(
+    pose_tolerance: float | None = seconds(
         f"a cloud at most this many seconds outside the poses' span (/tf's or --odom-topic's) takes the nearest "
         f"pose extrapolated at constant velocity; one further out is left out and counted (default {POSE_TOLERANCE})",
-        type=float,
-        metavar="S",
-        within=(0, 3600, "seconds, 0 or more (at most an hour)"),
+        at_most=3600,
     )
     cameras: str | None = option(
         "the camera image topics (sensor_msgs/Image or CompressedImage, each with a CameraInfo topic in its "
         "namespace; '' none); default: every image topic with a CameraInfo beside it",
         metavar="TOPIC,...",
     )
-    camera_tolerance: float | None = option(
+    camera_tolerance: float | None = seconds(
         "a keyframe takes each camera's image nearest its cloud's stamp within this many seconds (default: half "
         "that camera's period); a camera with none is missing at that keyframe",
-        type=float,
-        metavar="S",
-        within=(0, math.inf, "must be a number of seconds, 0 or more"),
     )
     camera_axes: str | None = option(
         "the axes of the image frames: optical (z forward, x right, y down), body (x forward, y left, z up: "

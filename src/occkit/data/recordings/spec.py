@@ -90,6 +90,13 @@ def option(
     return field(default=None, metadata=meta)
 
 
+def seconds(help: str, at_most: float = math.inf, metavar: str = "S") -> Any:
+    """An option of a number of seconds, 0 or more (``at_most``: the most it may be, a finite bound said in
+    the refusal): a tolerance in time."""
+    words = "must be a number of seconds, 0 or more" + (f" (at most {at_most:g})" if math.isfinite(at_most) else "")
+    return option(help, type=float, metavar=metavar, within=(0, at_most, words))
+
+
 def flag_of(name: str) -> str:
     """The command-line flag of an options field: ``lidar_topic`` -> ``--lidar-topic``."""
     return "--" + name.replace("_", "-")

@@ -309,10 +309,12 @@ class RecordingReader(ABC, Generic[OptionsT]):
     extra: ClassVar[str] = ""
     options: OptionsT
 
-    def __init_subclass__(cls, name: str = "", priority: int = 0, extra: str = "", **kw: Any) -> None:
+    def __init_subclass__(
+        cls, name: str | None = None, priority: int | None = None, extra: str | None = None, **kw: Any
+    ) -> None:
         super().__init_subclass__(**kw)
         for attr, v in {"name": name, "priority": priority, "extra": extra}.items():
-            if v:
+            if v is not None:
                 setattr(cls, attr, v)
         for base in cls.__dict__.get("__orig_bases__", ()):  # RecordingReader[TheOptions]: its Options
             kind = next(iter(get_args(base)), None)

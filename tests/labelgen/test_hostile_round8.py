@@ -259,8 +259,8 @@ def test_scan_times_out_of_order_name_the_times_file_not_the_sequence(tmp_path):
     with pytest.raises(ValueError) as e:
         _kitti(seq).read("00", load_points=False)
     assert str(e.value) == (  # check_record's rule, naming the row the time was read from
-        f"{seq / 'times.txt'}:3 (scan 000002): timestamp 1000000000100000 is not after the previous sweep's "
-        "1000000000100000 (out of order)"
+        f"{seq / 'times.txt'}:3 (scan 000002): time 0.100000 s from the first sweep is not after the previous "
+        "sweep's 0.100000 s (out of order)"
     )
 
 
@@ -269,7 +269,8 @@ def test_tum_pose_times_out_of_order_name_the_poses_file_not_a_scan(tmp_path, ca
     np.save(folder / "000002.npy", np.array([[5.0, 0, -1.8]], np.float32))
     (folder / "poses.txt").write_text("0.0 0 0 0 0 0 0 1\n0.1 1 0 0 0 0 0 1\n0.1 2 0 0 0 0 0 1\n")
     err = _refused(["label", "--data", str(folder), "--out", str(tmp_path / "o")], capsys)
-    assert f"--poses {folder / 'poses.txt'}: line 3: timestamp 100000 is not after the previous sweep's 100000" in err
+    said = "line 3: time 0.100000 s from the first sweep is not after the previous sweep's 0.100000 s (out of order)"
+    assert f"--poses {folder / 'poses.txt'}: {said}" in err, err
     assert "sweep '000002'" not in err
 
 

@@ -201,3 +201,37 @@ def test_the_ground_check_warns_both_ways_naming_ego_height(tmp_path, capsys, he
         assert not warned, out
     else:
         assert len(warned) == 1 and all(w in warned[0] for w in words), out
+
+
+@pytest.mark.parametrize(
+    ("reader", "values", "said"),
+    [
+        (
+            "kitti",
+            {"lidar_height": 0.0},
+            "--lidar-height 0.0: the velodyne's height above the ground must lie in (0, 10)",
+        ),
+        ("kitti", {"lidar_height": 10.0}, "--lidar-height 10.0: "),  # an open interval: its ends refused
+        ("kitti-raw", {"lidar_height": float("nan")}, "--lidar-height nan: "),
+        ("points", {"rate": float("inf")}, "--rate inf: must be a positive number of scans a second"),
+        ("points", {"image_tolerance": -0.5}, "--image-tolerance -0.5: must be a number of seconds, 0 or more"),
+        ("points", {"points_frame": "ego"}, "--points-frame 'ego': one of sensor, world"),
+        (
+            "rosbag",
+            {"pose_tolerance": 3601.0},
+            "--pose-tolerance 3601.0: must be a number of seconds, 0 or more (at most 3600)",
+        ),
+    ],
+)
+def test_option_bounds_are_refused_where_they_are_declared(reader, values, said):
+    from occkit.data.recordings.registry import get_reader
+
+    with pytest.raises(ValueError) as e:
+        get_reader(reader).Options.from_values(values, reader)
+    assert str(e.value).startswith(said), e.value
+
+
+def test_an_open_bound_takes_what_lies_inside_it():
+    from occkit.data.recordings.kitti import KittiOptions
+
+    assert KittiOptions(lidar_height=9.99).height() == 9.99 and KittiOptions(lidar_height=1e-3).height() == 1e-3

@@ -229,7 +229,8 @@ def _check_sweep_pose(rec: SceneRecord, s: Sweep, at: str, last_t: int | None) -
     if why:
         raise ValueError(f"{at}: ego_pose is {why}")
     if last_t is not None and s.timestamp <= last_t:
-        raise ValueError(f"{at}: timestamp {s.timestamp} is not after the previous sweep's {last_t} (out of order)")
+        t, prev = (f"{(x - rec.sweeps[0].timestamp) / 1e6:.6f} s" for x in (s.timestamp, last_t))
+        raise ValueError(f"{at}: time {t} from the first sweep is not after the previous sweep's {prev} (out of order)")
 
 
 def _check_sweep_points(s: Sweep, at: str, n_cls: int) -> None:

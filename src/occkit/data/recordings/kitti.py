@@ -547,29 +547,22 @@ class KittiOptions(KeyframeEveryOptions):
         "KITTI's; occkit synth's world: 1.84)",
         type=float,
         metavar="M",
+        within=(0, 10, "the velodyne's height above the ground must lie in (0, 10) metres"),
+        open=True,
     )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        h = self.lidar_height
-        if h is not None and not 0 < h < 10:
-            raise ValueError(f"--lidar-height {h}: the velodyne's height above the ground must lie in (0, 10) metres")
 
     def height(self) -> float:
         """``--lidar-height``, KITTI's :data:`KITTI_LIDAR_HEIGHT` when not given."""
         return KITTI_LIDAR_HEIGHT if self.lidar_height is None else self.lidar_height
 
 
-class KittiReader(RecordingReader):
+class KittiReader(RecordingReader[KittiOptions], name="kitti"):
     """SemanticKITTI sequences or a KITTI-360 root (docs/labels.md, "SemanticKITTI and KITTI-360 sequences")."""
 
-    name = "kitti"
     description = (
         "SemanticKITTI sequences (sequences/<XX>/velodyne, labels, poses.txt, calib.txt) or a KITTI-360 root "
         "(data_3d_raw, data_poses, calibration)"
     )
-    Options = KittiOptions
-    options: KittiOptions
 
     @classmethod
     def detect(cls, path: Path) -> str | None:

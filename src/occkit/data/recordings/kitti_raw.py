@@ -216,16 +216,13 @@ class KittiRawOptions(KittiOptions):
     and ``--lidar-height``)."""
 
 
-class KittiRawReader(RecordingReader):
+class KittiRawReader(RecordingReader[KittiRawOptions], name="kitti-raw"):
     """KITTI raw synchronised drives (docs/labels.md, "KITTI raw drives")."""
 
-    name = "kitti-raw"
     description = (
         "KITTI raw drives (YYYY_MM_DD/<drive>_sync: velodyne_points, oxts, image_02/03; the date folder's "
         "calib_*.txt): a drive, a date folder or a folder of dates"
     )
-    Options = KittiRawOptions
-    options: KittiRawOptions
 
     @classmethod
     def detect(cls, path: Path) -> str | None:

@@ -383,15 +383,10 @@ class NuScenesOptions(ReaderOptions):
     version: str | None = option("the table folder under --data (default: the one v1.0-* folder there)", metavar="V")
 
 
-class NuScenesReader(RecordingReader):
+class NuScenesReader(RecordingReader[NuScenesOptions], name="nuscenes", priority=30, extra="nuscenes"):
     """nuScenes tables read with nuscenes-devkit (docs/labels.md, "nuScenes tables")."""
 
-    name = "nuscenes"
     description = "nuScenes tables (a root holding v1.0-*/) through nuscenes-devkit"
-    Options = NuScenesOptions
-    priority = 30
-    extra = "nuscenes"
-    options: NuScenesOptions
 
     @classmethod
     def detect(cls, path: Path) -> str | None:

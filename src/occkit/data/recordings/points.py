@@ -30,14 +30,7 @@ from occkit.data.recordings._shared import (
     read_classes,
     read_lines,
 )
-from occkit.data.recordings.spec import (
-    EgoBoxOptions,
-    EgoHeightOptions,
-    KeyframeOptions,
-    PointLabelOptions,
-    RecordingReader,
-    option,
-)
+from occkit.data.recordings.spec import KeyframeOptions, RecordingReader, SweepOptions, option, seconds
 from occkit.data.recordings.text_rows import number_rows, numbers
 
 SUFFIXES = (".bin", ".npy", ".pcd", ".ply", ".las", ".laz")
@@ -299,7 +292,7 @@ def _keyframes(files: list[Path], options: KeyframeOptions) -> list[bool]:
 
 
 @dataclass(frozen=True)
-class PointsOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOptions):
+class PointsOptions(SweepOptions):
     """The options of a folder of point files."""
 
     poses: str | None = option(
@@ -307,7 +300,13 @@ class PointsOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeight
         "(default FOLDER/poses.txt)",
         metavar="FILE",
     )
-    rate: float | None = option("scans a second of a KITTI poses file (default 10)", type=float, metavar="HZ")
+    rate: float | None = option(
+        "scans a second of a KITTI poses file (default 10)",
+        type=float,
+        metavar="HZ",
+        within=(0, math.inf, "must be a positive number of scans a second"),
+        open=True,
+    )
     lidar_pose: str | None = option(
         "the LiDAR in the ego frame, 'X Y Z [QW QX QY QZ]' (T_ego_from_lidar; default: the ego frame is the LiDAR's)",
         metavar="'X Y Z ...'",
@@ -318,39 +317,26 @@ class PointsOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeight
         "or world (in the poses' world frame, as georeferenced mobile-mapping .las files are)",
         choices=("sensor", "world"),
     )
-    image_tolerance: float | None = option(
+    image_tolerance: float | None = seconds(
         "seconds an image's stamp may lie from its scan's, where images are matched by time (default: half the "
         "scans' median interval)",
-        type=float,
         metavar="SECONDS",
     )
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):  # 0 is not the default
-            raise ValueError(f"--rate {self.rate!r}: must be a positive number of scans a second")
         if self.scene_name is not None and (not self.scene_name.strip() or "/" in self.scene_name):
             raise ValueError(f"--scene-name {self.scene_name!r}: a scene's name is one folder name")
-        if self.points_frame is not None and self.points_frame not in ("sensor", "world"):
-            raise ValueError(f"--points-frame {self.points_frame!r}: sensor or world")
-        t = self.image_tolerance
-        if t is not None and not (math.isfinite(t) and t >= 0):
-            raise ValueError(f"--image-tolerance {t!r}: must be a number of seconds, 0 or more")
 
 
 #: A scan's points lying a median this far from its sensor (metres) look georeferenced.
 FAR = 1000.0
 
 
-class PointsReader(RecordingReader):
+class PointsReader(RecordingReader[PointsOptions], name="points", priority=60, extra="pcd,las"):
     """A folder of point files with a poses file (docs/labels.md, "A folder of point files")."""
 
-    name = "points"
     description = "a folder of point files (.bin, .npy, .pcd, .ply, .las/.laz) with a poses file (KITTI or TUM rows)"
-    Options = PointsOptions
-    priority = 60
-    extra = "pcd,las"
-    options: PointsOptions
 
     @classmethod
     def detect(cls, path: Path) -> str | None:

@@ -73,14 +73,10 @@ def _table_images(meta: dict[str, Any], scenes: list[str]) -> dict[str, dict[str
     return out
 
 
-class RigReader(RecordingReader):
+class RigReader(RecordingReader[EgoHeightOptions], name="rig", priority=10):
     """A rig folder (``rig.json``; docs/labels.md, "The rig folder"), or a dataset holding one at ``DATA/rig``."""
 
-    name = "rig"
     description = "a rig folder (rig.json, docs/labels.md), or a dataset holding one at DATA/rig"
-    Options = EgoHeightOptions
-    priority = 10
-    options: EgoHeightOptions
 
     @classmethod
     def detect(cls, path: Path) -> str | None:

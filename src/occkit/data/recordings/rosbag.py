@@ -20,7 +20,6 @@ none lies around it). Boxes come from a side file in a rig's ``boxes.json`` sche
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -38,14 +37,7 @@ from occkit.data.recordings._shared import (
     require_topic,
     stamp_ns,
 )
-from occkit.data.recordings.spec import (
-    EgoBoxOptions,
-    EgoHeightOptions,
-    KeyframeOptions,
-    PointLabelOptions,
-    RecordingReader,
-    option,
-)
+from occkit.data.recordings.spec import RecordingReader, SweepOptions, option, seconds
 
 CLOUD = "sensor_msgs/msg/PointCloud2"
 ODOMETRY = "nav_msgs/msg/Odometry"
@@ -412,7 +404,7 @@ def _read_boxes(f: Path) -> dict[int, list[dict[str, Any]]]:
 
 
 @dataclass(frozen=True)
-class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOptions):
+class BagOptions(SweepOptions):
     """The options of ROS bags."""
 
     lidar_topic: str | None = option("the sensor_msgs/PointCloud2 topic (default: the bag's only one)", metavar="T")
@@ -422,31 +414,24 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOpt
     boxes: str | None = option(
         "boxes: a rig's boxes.json whose rows name the cloud's 'stamp' (ns) instead of 'sweep'", metavar="FILE"
     )
-    keyframe_tolerance: float | None = option(
+    keyframe_tolerance: float | None = seconds(
         "a --keyframes stamp is the nearest cloud's within this many seconds (default: half the cloud period); "
         "one further from every cloud is refused",
-        type=float,
-        metavar="S",
-        within=(0, 3600, "seconds, 0 or more (at most an hour)"),
+        at_most=3600,
     )
-    pose_tolerance: float | None = option(
+    pose_tolerance: float | None = seconds(
         f"a cloud at most this many seconds outside the poses' span (/tf's or --odom-topic's) takes the nearest "
         f"pose extrapolated at constant velocity; one further out is left out and counted (default {POSE_TOLERANCE})",
-        type=float,
-        metavar="S",
-        within=(0, 3600, "seconds, 0 or more (at most an hour)"),
+        at_most=3600,
     )
     cameras: str | None = option(
         "the camera image topics (sensor_msgs/Image or CompressedImage, each with a CameraInfo topic in its "
         "namespace; '' none); default: every image topic with a CameraInfo beside it",
         metavar="TOPIC,...",
     )
-    camera_tolerance: float | None = option(
+    camera_tolerance: float | None = seconds(
         "a keyframe takes each camera's image nearest its cloud's stamp within this many seconds (default: half "
         "that camera's period); a camera with none is missing at that keyframe",
-        type=float,
-        metavar="S",
-        within=(0, math.inf, "must be a number of seconds, 0 or more"),
     )
     camera_axes: str | None = option(
         "the axes of the image frames: optical (z forward, x right, y down), body (x forward, y left, z up: "
@@ -461,18 +446,13 @@ class BagOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOpt
             raise ValueError("--keyframe-tolerance: matches --keyframes stamps to clouds; give --keyframes FILE too")
 
 
-class BagReader(RecordingReader):
+class BagReader(RecordingReader[BagOptions], name="rosbag", priority=30, extra="rosbag"):
     """ROS 1 and ROS 2 bags read with rosbags (docs/labels.md, "ROS bags"): one scene a bag."""
 
-    name = "rosbag"
     description = (
         "a ROS 1 .bag, a ROS 2 bag folder (metadata.yaml; MCAP or sqlite3), a bare .mcap or .db3 file, or a folder "
         "of bags (rosbags)"
     )
-    Options = BagOptions
-    priority = 30
-    extra = "rosbag"
-    options: BagOptions
 
     @classmethod
     def detect(cls, path: Path) -> str | None:

@@ -34,7 +34,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args
 
 if TYPE_CHECKING:  # the parser of occkit label lists the readers without importing torch
     from occkit.data.scene_record import SceneRecord
@@ -79,13 +79,22 @@ def option(
     metavar: str | None = None,
     choices: Any = None,
     within: tuple[float, float, str] | None = None,
+    open: bool = False,
 ) -> Any:
     """A field of a reader's options dataclass: one command-line option, ``--name-with-dashes``, whose
     value (``type`` applied, None when not given) reaches the reader as the field. ``choices``: the values
-    it takes; ``within``: ``(low, high, words)``, the closed range a number must be finite in and the
-    refusal's words. Both are checked in one place, :meth:`ReaderOptions.__post_init__`."""
-    meta = {"help": help, "type": type, "metavar": metavar, "choices": choices, "within": within}
+    it takes; ``within``: ``(low, high, words)``, the range a number must be finite in (closed; ``open``:
+    the ends themselves refused) and the refusal's words. Both are checked in one place,
+    :meth:`ReaderOptions.__post_init__`."""
+    meta = {"help": help, "type": type, "metavar": metavar, "choices": choices, "within": within, "open": open}
     return field(default=None, metadata=meta)
+
+
+def seconds(help: str, at_most: float = math.inf, metavar: str = "S") -> Any:
+    """An option of a number of seconds, 0 or more (``at_most``: the most it may be, a finite bound said in
+    the refusal): a tolerance in time."""
+    words = "must be a number of seconds, 0 or more" + (f" (at most {at_most:g})" if math.isfinite(at_most) else "")
+    return option(help, type=float, metavar=metavar, within=(0, at_most, words))
 
 
 def flag_of(name: str) -> str:
@@ -103,9 +112,10 @@ class ReaderOptions:
         """Each option given within its declared range and among its choices (:func:`option`)."""
         for f in self.fields():
             v, m = getattr(self, f.name), f.metadata
-            low, high, words = m.get("within") or (-math.inf, math.inf, "")
-            if v is not None and words and not (math.isfinite(v) and low <= v <= high):
-                raise ValueError(f"{flag_of(f.name)} {v!r}: {words}")
+            if v is not None and m.get("within"):
+                low, high, words = m["within"]
+                if not (math.isfinite(v) and (low < v < high if m.get("open") else low <= v <= high)):
+                    raise ValueError(f"{flag_of(f.name)} {v!r}: {words}")
             if v is not None and m.get("choices") and v not in m["choices"]:
                 raise ValueError(f"{flag_of(f.name)} {v!r}: one of {', '.join(map(str, m['choices']))}")
 
@@ -255,16 +265,26 @@ class EgoHeightOptions(ReaderOptions):
         return lower_ego(rec, self.ego_height, move_box=box_given)
 
 
+@dataclass(frozen=True)
+class SweepOptions(KeyframeOptions, PointLabelOptions, EgoBoxOptions, EgoHeightOptions):
+    """What a recording of bare LiDAR sweeps takes (ROS bags, point files): its keyframes, point labels,
+    the vehicle's box and the ego frame's height."""
+
+
 # ---- the reader ----------------------------------------------------------------------------------------
 
 
-class RecordingReader(ABC):
+OptionsT = TypeVar("OptionsT", bound=ReaderOptions)
+
+
+class RecordingReader(ABC, Generic[OptionsT]):
     """One kind of recording ``occkit label --data`` reads; an instance is that recording, opened.
 
-    Class attributes (a subclass sets them):
+    Class attributes (a subclass sets them, as attributes or as keywords of its class statement,
+    ``class BagReader(RecordingReader[BagOptions], name="rosbag", priority=30, extra="rosbag")``):
         name: what ``occkit label --reader NAME`` calls it.
         description: one line for the help (what it reads, with which library).
-        Options: its options dataclass (a :class:`ReaderOptions`).
+        Options: its options dataclass (a :class:`ReaderOptions`); ``RecordingReader[TheOptions]`` sets it.
         priority: detection order (lower first; default 50).
         extra: the pip extra that installs what the reader needs (``rosbag``), named when it is missing.
 
@@ -287,8 +307,21 @@ class RecordingReader(ABC):
     Options: ClassVar[type[ReaderOptions]] = ReaderOptions
     priority: ClassVar[int] = 50
     extra: ClassVar[str] = ""
+    options: OptionsT
 
-    def __init__(self, source: Path, options: ReaderOptions, wanted: list[str] | None = None) -> None:
+    def __init_subclass__(
+        cls, name: str | None = None, priority: int | None = None, extra: str | None = None, **kw: Any
+    ) -> None:
+        super().__init_subclass__(**kw)
+        for attr, v in {"name": name, "priority": priority, "extra": extra}.items():
+            if v is not None:
+                setattr(cls, attr, v)
+        for base in cls.__dict__.get("__orig_bases__", ()):  # RecordingReader[TheOptions]: its Options
+            kind = next(iter(get_args(base)), None)
+            if "Options" not in cls.__dict__ and isinstance(kind, type) and issubclass(kind, ReaderOptions):
+                cls.Options = kind
+
+    def __init__(self, source: Path, options: OptionsT, wanted: list[str] | None = None) -> None:
         self.source = Path(source)
         self.options = options
         self.wanted = wanted

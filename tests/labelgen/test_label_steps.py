@@ -391,3 +391,31 @@ def test_ground_by_height_fills_from_the_low_columns_of_the_points_class_not_a_c
     row[29, 0, 6] = 0  # 29 columns away (a slope): its own floor, ground as well
     out = fill_ground(row, (), free, max_gap=40, by_height=9)
     assert out[27, 0, 6] == 0 and out[27, 0, 1] == free and out[2, 0, 1] == 0
+
+
+def test_ground_fill_takes_columns_a_camera_looked_through_at_the_grounds_height_no_lidar_ray_passed():
+    """``fill_ground(seen_through=...)``: a row of columns, ground (class 2) at z 1 in the first; no LiDAR ray
+    passed over any column (``observed_above`` all false), so nothing is filled; a camera ray that crossed z 1 in
+    columns 3..5 (and went on below: no ground stopped it) fills those three at z 1 with the ground's class; one
+    that crossed column 7 only at z 5, far above the ground, fills nothing there."""
+    from occkit.labelgen.steps import fill_ground
+
+    free = 9
+    sem = np.full((10, 1, 8), free, np.int64)
+    sem[0, 0, 1] = 2
+    lidar = np.zeros(sem.shape, bool)
+    assert np.array_equal(fill_ground(sem, (2,), free, max_gap=20, observed_above=lidar), sem)
+    cam = np.zeros(sem.shape, bool)
+    cam[3:6, 0, :2] = True  # down through the ground's height to the floor
+    cam[7, 0, 5] = True  # above the ground only
+    out = fill_ground(sem, (2,), free, max_gap=20, observed_above=lidar, seen_through=cam)
+    filled = out != sem
+    assert sorted(map(tuple, np.argwhere(filled))) == [(3, 0, 1), (4, 0, 1), (5, 0, 1)]
+    assert (out[filled] == 2).all()
+    # the distance bound holds for camera-seen columns as for the LiDAR's: max_gap 4 leaves column 5 empty
+    out = fill_ground(sem, (2,), free, max_gap=4, observed_above=lidar, seen_through=cam)
+    assert sorted(map(tuple, np.argwhere(out != sem))) == [(3, 0, 1), (4, 0, 1)]
+    # a column a LiDAR ray passed over is filled as before, camera or not
+    lidar[8, 0, 6] = True
+    out = fill_ground(sem, (2,), free, max_gap=20, observed_above=lidar, seen_through=cam)
+    assert out[8, 0, 1] == 2 and out[7, 0, 1] == free

@@ -103,8 +103,8 @@ class LabelOptions:
     """Points a voxel needs to be occupied."""
     ground_fill: int = 25
     """Voxels: an empty column within this distance of a ground column is filled (0 = off); only
-    columns some ray looked into are (rays that carry on above them: a column no sensor saw stays
-    empty)."""
+    columns some ray looked into are (LiDAR rays that carry on above them, or camera rays that cross the
+    height the ground is placed at: a column no sensor saw stays empty)."""
     ground_classes: tuple[str, ...] = (
         "driveable_surface",
         "other_flat",

@@ -11,6 +11,9 @@ Then what a model trained on the labels is told: of the exact ground voxels (``d
 ``other_flat``, ``sidewalk``, ``terrain``) inside the world's camera mask, the share the labels give the same
 class inside the labels' own camera mask (the mask their training loss is taken in), the share they leave free
 there (taught as free), the share they give another class there, and the share outside the labels' mask.
+And where the wrong ground classes lie: the columns (of the world's camera mask) where both hold ground, by
+their top ground voxel, counted right or wrong by their distance in voxels to a column of another exact ground
+class (1, 2, 3, 4, 5 or more), and the labels' top ground height less the exact one.
 """
 
 from __future__ import annotations
@@ -52,6 +55,34 @@ def taught(counts: dict[str, np.ndarray], names: tuple[str, ...]) -> dict[str, d
     return out
 
 
+def top_ground(sem: np.ndarray, ground: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each column's top voxel of a ground class: ``has (X, Y)`` bool, its height ``z`` and class ``cls``."""
+    g = np.isin(sem, ground)
+    has = g.any(2)
+    z = np.where(has, sem.shape[2] - 1 - g[:, :, ::-1].argmax(2), 0)
+    return has, z, np.take_along_axis(sem, z[..., None], 2)[..., 0]
+
+
+def border_columns(ts: np.ndarray, ls: np.ndarray, mask: np.ndarray, ground: list[int], acc: dict) -> None:
+    """Add one frame's columns to ``acc``: ``right`` and ``wrong`` ``(5,)`` by distance to another exact ground
+    class (1..4, 5 or more voxels), ``dz`` the height offsets (labels less exact) and their counts."""
+    from scipy.ndimage import distance_transform_edt
+
+    th, tz, tc = top_ground(ts, ground)
+    lh, lz, lc = top_ground(ls, ground)
+    both = th & lh & mask.any(2)
+    dist = np.full(th.shape, np.inf)
+    for g in ground:
+        own, other = th & (tc == g), th & (tc != g)
+        if own.any() and other.any():
+            dist = np.where(own, distance_transform_edt(~other), dist)
+    b = np.clip(np.floor(dist), 1, 5).astype(np.int64) - 1
+    for key, sel in (("right", both & (lc == tc)), ("wrong", both & (lc != tc))):
+        acc[key] += np.bincount(b[sel], minlength=5)
+    for d, n in zip(*np.unique(lz[both] - tz[both], return_counts=True)):
+        acc["dz"][int(d)] = acc["dz"].get(int(d), 0) + int(n)
+
+
 def compare(world: Path, labels: Path, split: str) -> dict:
     """The figures of the module's docstring over ``split``'s frames."""
     from occkit.data.occ3d import Occ3DDataset
@@ -70,6 +101,7 @@ def compare(world: Path, labels: Path, split: str) -> dict:
     if not len(w):
         raise StudyError(f"{world}: no frames in split {split!r}")
     have = set(lab.tokens)
+    cols: dict = {"right": np.zeros(5, np.int64), "wrong": np.zeros(5, np.int64), "dz": {}}
     for i in range(len(w)):
         token = w.frames[i].token
         if token not in have:
@@ -87,6 +119,7 @@ def compare(world: Path, labels: Path, split: str) -> dict:
             ("outside", tg & ~lm),
         ):
             counts[key] += np.bincount(ts[sel], minlength=free + 1)
+        border_columns(ts, ls, m, ground, cols)
     iou = class_ious(conf, names)
     present = [v for v in iou.values() if v is not None]
     sub = [*ground, free]
@@ -100,6 +133,12 @@ def compare(world: Path, labels: Path, split: str) -> dict:
             "counts": conf[np.ix_(sub, sub)].tolist(),
         },
         "ground_taught": taught(counts, names),
+        "ground_columns_by_border_distance": {
+            "distance_voxels": ["1", "2", "3", "4", "5+"],
+            "right": cols["right"].tolist(),
+            "wrong": cols["wrong"].tolist(),
+        },
+        "ground_height_offset_columns": {str(k): v for k, v in sorted(cols["dz"].items())},
     }
 
 

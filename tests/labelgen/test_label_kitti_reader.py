@@ -58,14 +58,18 @@ def _label(out: Path, *argv: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def routes(world, tmp_path_factory) -> dict[str, Path]:
-    """``occkit label --quality`` of the same sweeps by the rig folder (``DATA/rig``) and by the sequences."""
+    """``occkit label --quality`` of the same sweeps by the rig folder (``DATA/rig``) and by the sequences, with
+    no camera mask in either: the ground fill also fills the ground the cameras saw, and the routes' cameras
+    differ (the rig's six, the sequences' one ``image_2``), so with them the rig's labels hold more of the ground
+    (2.8 points of occupied IoU more inside the observable region) for a reason that is not the reader's."""
     base = tmp_path_factory.mktemp("kl")
     out = {"rig": base / "rig", "kitti": base / "kitti"}
-    assert _label(out["rig"], "--data", str(world), "--quality")[0] == 0
+    same = ["--quality", "--set", "camera_mask=false"]
+    assert _label(out["rig"], "--data", str(world), *same)[0] == 0
     cmap = base / "semantickitti-occ3d.yaml"
     cmap.write_text(CLASS_MAP)
     argv = ["--data", str(world), "--reader", "kitti", "--lidar-height", "1.84", "--class-map", str(cmap)]
-    rc, said = _label(out["kitti"], *argv, "--quality")
+    rc, said = _label(out["kitti"], *argv, *same)
     assert rc == 0 and "SemanticKITTI sequences" in said
     return out
 

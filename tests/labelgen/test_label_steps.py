@@ -391,3 +391,69 @@ def test_ground_by_height_fills_from_the_low_columns_of_the_points_class_not_a_c
     row[29, 0, 6] = 0  # 29 columns away (a slope): its own floor, ground as well
     out = fill_ground(row, (), free, max_gap=40, by_height=9)
     assert out[27, 0, 6] == 0 and out[27, 0, 1] == free and out[2, 0, 1] == 0
+
+
+def test_ground_fill_takes_columns_a_camera_looked_through_at_the_grounds_height_no_lidar_ray_passed():
+    """``fill_ground(seen_through=...)``: a row of columns, ground (class 2) at z 1 in the first; no LiDAR ray
+    passed over any column (``observed_above`` all false), so nothing is filled; a camera ray that crossed z 1 in
+    columns 3..5 (and went on below: no ground stopped it) fills those three at z 1 with the ground's class; one
+    that crossed column 7 only at z 5, far above the ground, fills nothing there."""
+    from occkit.labelgen.steps import fill_ground
+
+    free = 9
+    sem = np.full((10, 1, 8), free, np.int64)
+    sem[0, 0, 1] = 2
+    lidar = np.zeros(sem.shape, bool)
+    assert np.array_equal(fill_ground(sem, (2,), free, max_gap=20, observed_above=lidar), sem)
+    cam = np.zeros(sem.shape, bool)
+    cam[3:6, 0, :2] = True  # down through the ground's height to the floor
+    cam[7, 0, 5] = True  # above the ground only
+    out = fill_ground(sem, (2,), free, max_gap=20, observed_above=lidar, seen_through=cam)
+    filled = out != sem
+    assert sorted(map(tuple, np.argwhere(filled))) == [(3, 0, 1), (4, 0, 1), (5, 0, 1)]
+    assert (out[filled] == 2).all()
+    # the distance bound holds for camera-seen columns as for the LiDAR's: max_gap 4 leaves column 5 empty
+    out = fill_ground(sem, (2,), free, max_gap=4, observed_above=lidar, seen_through=cam)
+    assert sorted(map(tuple, np.argwhere(out != sem))) == [(3, 0, 1), (4, 0, 1)]
+    # a column a LiDAR ray passed over is filled as before, camera or not
+    lidar[8, 0, 6] = True
+    out = fill_ground(sem, (2,), free, max_gap=20, observed_above=lidar, seen_through=cam)
+    assert out[8, 0, 1] == 2 and out[7, 0, 1] == free
+
+
+def _ground_ahead_scene(cameras: bool) -> SceneRecord:
+    """One keyframe sweep of a LiDAR 1 m up whose ground returns (class 11, at z -0.75) lie only 0.5..2.5 m
+    ahead (a LiDAR that saw no farther: nothing beyond them returned, so no ray passes over the ground farther
+    on); with ``cameras``, one camera 1.2 m up looking ahead, whose rays reach the ground to 10 m and beyond."""
+    xs, ys = np.meshgrid(np.arange(0.55, 2.5, 0.1), np.arange(-1.95, 2.0, 0.1), indexing="ij")
+    pts = np.stack([xs.ravel(), ys.ravel(), np.full(xs.size, -1.75)], 1).astype(np.float32)  # LiDAR frame
+    sweep = Sweep("k", 1000, "L", np.eye(4), pts, labels=np.full(len(pts), 11), keyframe=True)
+    lidar = np.eye(4)
+    lidar[2, 3] = 1.0
+    T = np.eye(4)
+    T[:3, :3] = [[0, 0, 1], [-1, 0, 0], [0, -1, 0]]  # OpenCV axes: z forward = ego +x
+    T[:3, 3] = (0.0, 0.0, 1.2)
+    K = np.array([[32.0, 0, 32.0], [0, 32.0, 24.0], [0, 0, 1]])  # 90 degrees across
+    cams = {"C": Camera("C", K, T, (48, 64))} if cameras else {}
+    return SceneRecord("g", [sweep], {"L": lidar}, cams, _GROUND_NAMES, (0.5, 0.5, 0.5), (-9.0, 0.0, 0.0))
+
+
+#: class 11 the ground (a name among ``LabelOptions.ground_classes``)
+_GROUND_NAMES = tuple("driveable_surface" if i == 11 else f"c{i}" for i in range(17))
+
+
+def test_the_ground_fill_reaches_ground_the_camera_saw_and_no_lidar_ray_passed_over():
+    """Through the pipeline: without a camera the ground fill stops where the LiDAR's rays end (2.5 m ahead);
+    with one, the empty columns ahead whose ground height its rays crossed take the ground's class at its height,
+    and the camera mask then stops on them; behind the camera, which no ray looked into, nothing is filled."""
+    grid = Grid((-2.0, -4.0, -1.0), (10.0, 4.0, 2.0), (0.5, 0.5, 0.5))
+    (lidar_only,), _ = label_scene(_ground_ahead_scene(False), grid, _GROUND_NAMES, 17, LabelOptions())
+    (both,), _ = label_scene(_ground_ahead_scene(True), grid, _GROUND_NAMES, 17, LabelOptions())
+    x6, x_behind, y0 = 16, 2, 8  # x 6 m ahead, x 1 m behind, y 0
+    assert lidar_only.semantics[x6, y0].tolist() == [17] * 6  # no ray of the LiDAR's passed over 6 m
+    assert both.semantics[x6, y0, 0] == 11 and (both.semantics[x6, y0, 1:] == 17).all()
+    ahead = both.semantics[12:, 6:11, 0]  # 4 m on, |y| < 1: in the camera's view, never in the LiDAR's
+    assert (ahead == 11).all() and (lidar_only.semantics[12:, 6:11] == 17).all()
+    assert (both.semantics[: x_behind + 1] == 17).all() and (lidar_only.semantics[: x_behind + 1] == 17).all()
+    assert both.mask_camera[x6, y0, 0] == 1  # seen, and the ground stops the rays: its filled voxel the last
+    assert both.stats["ground_voxels_filled"] > lidar_only.stats["ground_voxels_filled"]

@@ -108,8 +108,8 @@ class LabelOptions:
     """Points a voxel needs to be occupied."""
     ground_fill: int = 25
     """Voxels: an empty column within this distance of a ground column is filled (0 = off); only
-    columns some ray looked into are (rays that carry on above them: a column no sensor saw stays
-    empty)."""
+    columns some ray looked into are (LiDAR rays that carry on above them, or camera rays that cross the
+    height the ground is placed at: a column no sensor saw stays empty)."""
     ground_classes: tuple[str, ...] = (
         "driveable_surface",
         "other_flat",
@@ -520,7 +520,10 @@ def label_keyframe(
     # geometry only: the ground found by its height, not its class, within a window of 3.6 m
     by_height = 0 if rec.has_labels else ground_window(min(grid.voxel_size[:2]))
     if opt.ground_fill > 0 and (ground or by_height):
-        sem, n_filled = _fill_ground_columns(sem, passes, ground, free, opt.ground_fill, by_height, added)
+        seen = None  # the cameras' view of the unfilled labels: far ground no LiDAR ray passed over is filled too
+        if opt.camera_mask and rec.cameras:
+            seen = camera_mask(rec, grid, sem != free, opt.camera_stride, T_ego_from_grid) > 0
+        sem, n_filled = _fill_ground_columns(sem, passes, ground, free, opt.ground_fill, by_height, added, seen)
     timer.lap("cast")
     mask_lidar = _mask_lidar(prep, k, T_eg, grid)
     timer.lap("mask_lidar")
@@ -680,18 +683,23 @@ def _fill_ground_columns(
     max_gap: int,
     by_height: int = 0,
     added: np.ndarray | None = None,
+    seen_through: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Step 5: empty columns some ray looked into filled from their ground neighbours
-    (:func:`~occkit.labelgen.steps.fill_ground`; ``by_height``: a recording without point labels, its ground
-    found by height within a window of that many voxels; ``added``: the densification's voxels, filled beside,
-    :func:`~occkit.labelgen.densify.fill_ground_beside`); the filled labels and how many voxels were filled."""
+    (:func:`~occkit.labelgen.steps.fill_ground`; ``seen_through``: the camera mask of the unfilled labels, a
+    column whose ground height a camera looked through is filled too; ``by_height``: a recording without point
+    labels, its ground found by height within a window of that many voxels; ``added``: the densification's
+    voxels, filled beside, :func:`~occkit.labelgen.densify.fill_ground_beside`); the filled labels and how many
+    voxels were filled."""
     from occkit.labelgen.densify import fill_ground_beside
 
     before = sem != free
     observed = passes > 0
 
     def fill(s: np.ndarray) -> np.ndarray:
-        return fill_ground(s, ground, free, max_gap, observed_above=observed, by_height=by_height)
+        return fill_ground(
+            s, ground, free, max_gap, observed_above=observed, by_height=by_height, seen_through=seen_through
+        )
 
     sem = fill(sem) if added is None else fill_ground_beside(sem, added, free, fill)
     return sem, int(((sem != free) & ~before).sum())

@@ -172,17 +172,23 @@ def fill_ground(
     max_gap: int,
     observed_above: np.ndarray | None = None,
     by_height: int = 0,
+    seen_through: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fill ground columns left empty between LiDAR rings.
 
     A column ``(x, y)`` with no occupied voxel gets, at the height of the nearest column (within
     ``max_gap`` voxels, in the x-y plane) whose lowest occupied voxel is of a ground class, that
     column's ground class. With ``observed_above (X, Y, Z)`` bool, only columns some ray looked
-    into are filled (a column no sensor saw stays empty). ``by_height`` (labels without classes:
-    geometry only; the window's side in voxels, :func:`ground_window`): a column's lowest occupied voxel is
-    ground where it lies at most one voxel above the lowest of the columns within that window (a wall or a
-    car seen from its top is higher) and is of the class most such voxels have (the points' one class: a boxed object's
-    lowest voxel is of its box's class); the fill takes that class.
+    into are filled (a column no sensor saw stays empty). ``seen_through (X, Y, Z)`` bool (the voxels a
+    camera's rays cross before anything occupied stops them: the camera mask of the unfilled labels): a column
+    is filled too where the voxel the fill would place is one of them, LiDAR ray or not. A camera ray that
+    crosses the ground's height in an empty column went on below the ground, which no ray does: what its pixel
+    saw is the ground the LiDAR missed there (a LiDAR ray that hits nothing beyond a column is no ray at all,
+    so far ground, seen by the cameras, is otherwise left free and inside the camera mask). ``by_height``
+    (labels without classes: geometry only; the window's side in voxels, :func:`ground_window`): a column's
+    lowest occupied voxel is ground where it lies at most one voxel above the lowest of the columns within that
+    window (a wall or a car seen from its top is higher) and is of the class most such voxels have (the points'
+    one class: a boxed object's lowest voxel is of its box's class); the fill takes that class.
 
     Args:
         semantics: ``(X, Y, Z)`` integer classes, ``free`` where empty.
@@ -211,8 +217,11 @@ def fill_ground(
         return semantics.copy()
     dist, (ix, iy) = distance_transform_edt(~is_ground, return_indices=True)
     fill = ~any_occ & (dist <= max_gap)
-    if observed_above is not None:
-        fill &= observed_above.any(2)
+    if observed_above is not None or seen_through is not None:
+        seen = np.zeros_like(fill) if observed_above is None else observed_above.any(2)
+        if seen_through is not None:  # the camera looked through the height the ground is placed at
+            seen |= np.take_along_axis(seen_through, lowest[ix, iy].clip(0)[..., None], 2)[..., 0]
+        fill &= seen
     out = semantics.copy()
     fx, fy = np.nonzero(fill)
     sx, sy = ix[fx, fy], iy[fx, fy]

@@ -30,11 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from occkit.data.lidar_frame import (
-    DuplicateVoxels,
-    LidarFrameDataset,
-    SparseVoxelFiles,
-)
+from occkit.data.lidar_frame import DuplicateVoxels, LidarFrameDataset, SparseVoxelFiles
 from occkit.fileio import save_npy_atomic
 from occkit.geometry.grid import Grid
 
@@ -93,12 +89,9 @@ class SurroundOccDataset(LidarFrameDataset):
     when annotations.json gives one, else ``nuscenes_occ/samples/<LiDAR file name>.npy``.
     """
 
-    label_grid = surroundocc_grid()
+    label_grid, files, label_dir = surroundocc_grid(), FILES, LABEL_DIR
     format_name = "surroundocc"
     layout = "SurroundOcc"
 
     def default_label_path(self, token: str) -> Path:
         return self.root / LABEL_DIR / label_file_name(self.lidar_field(token, "filename"))
-
-    def read_label_file(self, path: Path) -> np.ndarray:
-        return read_surroundocc_label(path, self.duplicate_voxels)

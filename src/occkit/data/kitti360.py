@@ -48,7 +48,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -56,7 +56,6 @@ import torch
 from occkit.data.layout_files import existing, numbers, one_of, rigid, through_table
 from occkit.data.semantickitti import (
     SSC_SHAPE,
-    KittiFrame,
     SemanticKITTIDataset,
     camera_from_calib,
     read_label,
@@ -366,40 +365,38 @@ class Kitti360Dataset(SemanticKITTIDataset):
     CAMERA = "image_00"
     IMAGE_DIR = "image_00/data_rect"
 
+    SEQUENCES, LAYOUT, SPLITS = "data_2d_raw", "an SSCBench-KITTI-360 layout", KITTI360_SPLITS
+
     def __init__(
         self,
         root: str | os.PathLike,
         split: str | tuple[str, ...] = "train",
-        load_images: bool = True,
-        load_gt: bool = True,
-        frame_stride: int = 1,
-        load_extras: bool = False,
+        *,
         labels: Literal["auto", "preprocess", "voxels"] = "auto",
+        **options: Any,
     ) -> None:
-        one_of(labels, ("auto", "preprocess", "voxels"), "labels")
-        seq_root = self._start(root, "data_2d_raw", "an SSCBench-KITTI-360 layout", split, KITTI360_SPLITS)
-        self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
-        self.labels = labels
-        P, Tr = read_calibration(self.root, camera=False)
-        self.P_rect_00, self.T_cam_from_velo = P, Tr
-        camera = camera_from_calib(P, Tr) if P is not None else None  # None: no camera
-        self._poses: dict[str, dict[int, np.ndarray] | None] = {}  # type: ignore[assignment]
-        for s in self.sequences:
-            vox = seq_root / s / "voxels"
-            pre = self.root / "preprocess" / "labels" / s
-            with_label = set()
-            if labels != "voxels":
-                with_label |= {p.name[: -len("_1_1.npy")] for p in pre.glob("*_1_1.npy")}
-            if labels != "preprocess":
-                with_label |= {p.stem for p in vox.glob("*.label")}
-            ids = with_label if load_gt else with_label | {p.stem for p in vox.glob("*.bin")}
-            self.frames += [KittiFrame(s, i) for i in sorted(ids)[::frame_stride]]
-            self._calib[s] = camera
-            pose_path = seq_root / s / "cam0_to_world.txt"
-            self._poses[s] = (
-                {f: T @ Tr for f, T in read_cam0_to_world(pose_path).items()} if pose_path.is_file() else None
-            )
-        self._index = {f"{s}/{f}": i for i, (s, f) in enumerate(self.frames)}
+        self.labels = one_of(labels, ("auto", "preprocess", "voxels"), "labels")
+        self.P_rect_00, self.T_cam_from_velo = read_calibration(root, camera=False)
+        super().__init__(root, split, **options)
+
+    def _frame_ids(self, seq: Path, load_gt: bool) -> set[str]:
+        """The frames with a label as :attr:`labels` says (a ``_1_1.npy``, a ``.label``), and without
+        ``load_gt`` those with an input ``.bin`` too."""
+        ids = set()
+        if self.labels != "voxels":
+            pre = self.root / "preprocess" / "labels" / seq.name
+            ids |= {p.name[: -len("_1_1.npy")] for p in pre.glob("*_1_1.npy")}
+        if self.labels != "preprocess":
+            ids |= super()._frame_ids(seq, True)
+        return ids if load_gt else ids | super()._frame_ids(seq, False)
+
+    def _camera_and_poses(self, seq: Path) -> tuple[tuple[np.ndarray, np.ndarray] | None, Any]:
+        P, Tr = self.P_rect_00, self.T_cam_from_velo
+        poses = seq / "cam0_to_world.txt"
+        return (
+            camera_from_calib(P, Tr) if P is not None else None,
+            {f: T @ Tr for f, T in read_cam0_to_world(poses).items()} if poses.is_file() else None,
+        )
 
     def sequence_dir(self, sequence: str) -> Path:
         return self.root / "data_2d_raw" / sequence

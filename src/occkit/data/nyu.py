@@ -331,14 +331,8 @@ class NYUFrame(NamedTuple):
 
     folder: str
     name: str
-
-    @property
-    def token(self) -> str:
-        return self.name
-
-    @property
-    def scene(self) -> str:
-        return self.name.partition("_")[0]
+    token = property(lambda self: self.name)
+    scene = property(lambda self: self.name.partition("_")[0])
 
 
 def is_nyu_root(root: str | os.PathLike) -> bool:

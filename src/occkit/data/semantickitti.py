@@ -283,14 +283,8 @@ class KittiFrame(NamedTuple):
 
     sequence: str
     frame: str
-
-    @property
-    def scene(self) -> str:
-        return self.sequence
-
-    @property
-    def token(self) -> str:
-        return f"{self.sequence}/{self.frame}"
+    scene = property(lambda self: self.sequence)
+    token = property(lambda self: f"{self.sequence}/{self.frame}")
 
 
 class SemanticKITTIDataset(torch.utils.data.Dataset):
@@ -313,6 +307,8 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
     #: The camera's name in a Sample and its image folder under a sequence's folder.
     CAMERA = "image_2"
     IMAGE_DIR = "image_2"
+    #: The sequences' folder under the root, the layout in a refusal, the official splits.
+    SEQUENCES, LAYOUT, SPLITS = "sequences", "a SemanticKITTI layout", SEMANTICKITTI_SPLITS
 
     def __init__(
         self,
@@ -323,37 +319,34 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         frame_stride: int = 1,
         load_extras: bool = False,
     ) -> None:
-        seq_root = self._start(root, "sequences", "a SemanticKITTI layout", split, SEMANTICKITTI_SPLITS)
-        self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
-        self._poses: dict[str, np.ndarray | None] = {}
-        for s in self.sequences:
-            vox = seq_root / s / "voxels"
-            ids = sorted(p.stem for p in vox.glob("*.label")) if load_gt else sorted(p.stem for p in vox.glob("*.bin"))
-            self.frames += [KittiFrame(s, i) for i in ids[::frame_stride]]
-            calib = read_calib(seq_root / s / "calib.txt")
-            self._calib[s] = camera_from_calib(calib["P2"], calib["Tr"]) if "P2" in calib else None
-            poses_path = seq_root / s / "poses.txt"
-            self._poses[s] = read_poses(poses_path) if poses_path.is_file() else None
-            if self._poses[s] is not None:
-                self._poses[s] = self._poses[s] @ calib["Tr"]  # T_world_from_velo
-
-        self._index = {f"{s}/{f}": i for i, (s, f) in enumerate(self.frames)}
-
-    def _start(
-        self, root: str | os.PathLike, folder: str, layout: str, split: str | tuple[str, ...], splits: Any
-    ) -> Path:
-        """Set the root, the sequences of ``split`` found under ``root/folder`` (``splits``: the layout's
-        official ones), the grid, and no frames yet; returns the folder of the sequences."""
         self.root = Path(root)
-        seq_root = self.root / folder
+        seq_root = self.root / self.SEQUENCES
         if not seq_root.is_dir():
-            raise FileNotFoundError(f"{seq_root}: no '{folder}' folder (not {layout})")
-        seqs = resolve_split(self.root, seq_root, split, splits)
+            raise FileNotFoundError(f"{seq_root}: no '{self.SEQUENCES}' folder (not {self.LAYOUT})")
+        seqs = resolve_split(self.root, seq_root, split, self.SPLITS)
         self.sequences = tuple(s for s in seqs if (seq_root / s).is_dir())
         self.grid: Grid = semantickitti_grid()
+        self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
         self.frames: list[KittiFrame] = []
         self._calib: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}  # None: a sequence without a camera
-        return seq_root
+        self._poses: dict[str, Any] = {}
+        for s in self.sequences:
+            self.frames += [KittiFrame(s, i) for i in sorted(self._frame_ids(seq_root / s, load_gt))[::frame_stride]]
+            self._calib[s], self._poses[s] = self._camera_and_poses(seq_root / s)
+        self._index = {f.token: i for i, f in enumerate(self.frames)}
+
+    def _frame_ids(self, seq: Path, load_gt: bool) -> set[str]:
+        """The frames of the sequence folder ``seq`` read: those with a ``.label`` (``load_gt``), else
+        those with an input ``.bin``."""
+        return {p.stem for p in (seq / "voxels").glob("*.label" if load_gt else "*.bin")}
+
+    def _camera_and_poses(self, seq: Path) -> tuple[tuple[np.ndarray, np.ndarray] | None, Any]:
+        """The camera (:func:`camera_from_calib`; None without one) and the ``(N, 4, 4)``
+        ``T_world_from_velo`` poses (None without ``poses.txt``) of the sequence folder ``seq``."""
+        calib = read_calib(seq / "calib.txt")
+        camera = camera_from_calib(calib["P2"], calib["Tr"]) if "P2" in calib else None
+        poses = seq / "poses.txt"
+        return camera, read_poses(poses) @ calib["Tr"] if poses.is_file() else None
 
     def __len__(self) -> int:
         return len(self.frames)

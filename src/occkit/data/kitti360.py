@@ -48,12 +48,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
 
-from occkit.data.layout_files import existing, numbers, one_of, rigid, through_table
+from occkit.data.layout_files import existing, numbers, one_of, rigid, sscnet_downsample, through_table
 from occkit.data.semantickitti import (
     SSC_SHAPE,
     SemanticKITTIDataset,
@@ -94,6 +94,8 @@ KITTI360_CAM_TO_VELO: tuple[tuple[float, ...], ...] = (
 )
 KITTI360_IMAGE_SIZE: tuple[int, int] = (376, 1408)
 _N = int(np.prod(SSC_SHAPE))
+#: Where :class:`Kitti360Dataset` reads a frame's ground truth from (its ``labels``).
+LabelSource = Literal["auto", "preprocess", "voxels"]
 _RAW_KNOWN = np.zeros(1 << 16, dtype=bool)
 _RAW_KNOWN[list(KITTI360_LEARNING_MAP)] = True
 
@@ -163,20 +165,7 @@ def downsample_labels(labels: np.ndarray, factor: int = 8) -> np.ndarray:
     empty-or-ignored voxels exceed 95 % is empty (0) when it has more empty than ignored voxels
     and 255 otherwise; any other block takes its most frequent class (the smallest id on a tie).
     ``(X, Y, Z)`` -> ``(X / f, Y / f, Z / f)`` uint8."""
-    labels = np.asarray(labels)
-    X, Y, Z = labels.shape
-    f = int(factor)
-    if X % f or Y % f or Z % f:
-        raise ValueError(f"labels of shape {labels.shape} do not divide by {f}")
-    b = labels.astype(np.int64).reshape(X // f, f, Y // f, f, Z // f, f).transpose(0, 2, 4, 1, 3, 5)
-    b = b.reshape(X // f, Y // f, Z // f, f**3)
-    n0 = (b == 0).sum(-1)
-    n255 = (b == KITTI360_IGNORE).sum(-1)
-    counts = np.stack([(b == k).sum(-1) for k in range(1, KITTI360_IGNORE)], -1)
-    out = (counts.argmax(-1) + 1).astype(np.uint8)
-    mostly_empty = (n0 + n255) > 0.95 * f**3
-    out[mostly_empty] = np.where(n0 > n255, 0, KITTI360_IGNORE)[mostly_empty]
-    return out
+    return sscnet_downsample(labels, factor, KITTI360_IGNORE, KITTI360_IGNORE)  # every class below 255 counted
 
 
 def check_labels(labels: np.ndarray, where: str | os.PathLike, shape: tuple[int, ...] = SSC_SHAPE) -> np.ndarray:
@@ -364,20 +353,12 @@ class Kitti360Dataset(SemanticKITTIDataset):
     format_name = "kitti360"
     CAMERA = "image_00"
     IMAGE_DIR = "image_00/data_rect"
-
     SEQUENCES, LAYOUT, SPLITS = "data_2d_raw", "an SSCBench-KITTI-360 layout", KITTI360_SPLITS
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        split: str | tuple[str, ...] = "train",
-        *,
-        labels: Literal["auto", "preprocess", "voxels"] = "auto",
-        **options: Any,
-    ) -> None:
-        self.labels = one_of(labels, ("auto", "preprocess", "voxels"), "labels")
+    def __init__(self, root: str | os.PathLike, *args: Any, labels: LabelSource = "auto", **options: Any) -> None:
+        self.labels = one_of(labels, get_args(LabelSource), "labels")
         self.P_rect_00, self.T_cam_from_velo = read_calibration(root, camera=False)
-        super().__init__(root, split, **options)
+        super().__init__(root, *args, **options)
 
     def _frame_ids(self, seq: Path, load_gt: bool) -> set[str]:
         """The frames with a label as :attr:`labels` says (a ``_1_1.npy``, a ``.label``), and without

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
-from occkit.data.layout_files import CAMERA_MAPS, existing, one_of, read_arrays, rigid
+from occkit.data.layout_files import CAMERA_MAPS, existing, one_of, read_arrays, rigid, sscnet_downsample
 from occkit.data.sample import Sample
 from occkit.fileio import read_json, write_bytes_atomic
 from occkit.geometry.grid import Grid, nyu_grid
@@ -231,27 +231,7 @@ def downsample_target(labels: np.ndarray | torch.Tensor, factor: int = 4) -> tor
         ``(X / f, Y / f, Z / f)`` long.
     """
     a = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    f = int(factor)
-    X, Y, Z = a.shape
-    if X % f or Y % f or Z % f:
-        raise ValueError(f"labels: shape {a.shape} is not divisible by {f}")
-    blocks = np.ascontiguousarray(
-        a.astype(np.uint8, copy=False).reshape(X // f, f, Y // f, f, Z // f, f).transpose(0, 2, 4, 1, 3, 5)
-    ).reshape(X // f, Y // f, Z // f, f**3)
-    n = f**3
-    count_dtype = np.uint16 if n > 255 else np.uint8
-    n0 = (blocks == 0).sum(-1, dtype=count_dtype)
-    n255 = (blocks == NYU_IGNORE).sum(-1, dtype=count_dtype)
-    best = np.zeros(n0.shape, dtype=np.uint8)
-    best_n = np.zeros(n0.shape, dtype=count_dtype)
-    for c in range(1, NYU_NUM_CLASSES):
-        k = (blocks == c).sum(-1, dtype=count_dtype)
-        better = k > best_n
-        best[better] = c
-        best_n[better] = k[better]
-    empty = (n0.astype(np.float64) + n255) > 0.95 * n
-    out = np.where(empty, np.where(n0 > n255, 0, NYU_IGNORE), best).astype(np.int64)
-    return torch.from_numpy(out)
+    return torch.from_numpy(sscnet_downsample(a, factor, NYU_NUM_CLASSES, NYU_IGNORE).astype(np.int64))
 
 
 def voxel_projection(

@@ -47,10 +47,8 @@ FILES = SparseVoxelFiles(
     rule="last",
     policy="last row (SurroundOcc's released reading)",
 )
-dense_to_rows = FILES.dense_to_rows
-#: ``occkit predict``'s files (see the module docstring).
-write_prediction = FILES.write_prediction
-read_prediction = FILES.read_prediction
+#: The rows of a dense grid, and ``occkit predict``'s files (see the module docstring).
+dense_to_rows, write_prediction, read_prediction = FILES.dense_to_rows, FILES.write_prediction, FILES.read_prediction
 
 
 def surroundocc_grid() -> Grid:

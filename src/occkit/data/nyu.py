@@ -50,7 +50,7 @@ import torch
 from pydantic import BaseModel
 
 from occkit.data.layout_files import CAMERA_MAPS, existing, one_of, read_arrays, rigid, sscnet_downsample
-from occkit.data.sample import Sample
+from occkit.data.sample import FrameList, Sample
 from occkit.fileio import read_json, write_bytes_atomic
 from occkit.geometry.grid import Grid, nyu_grid
 from occkit.labels import NYU_CLASS_TO_RAW, NYU_IGNORE, NYU_NUM_CLASSES, NYU_RAW_TO_CLASS, refuse_ids_outside
@@ -321,7 +321,7 @@ def is_nyu_root(root: str | os.PathLike) -> bool:
     return (r / "NYUtrain").is_dir() or (r / "NYUtest").is_dir()
 
 
-class NYUDataset(torch.utils.data.Dataset):
+class NYUDataset(FrameList):
     """Frames of a NYUv2 SSC layout (MonoScene's) as :class:`~occkit.data.sample.Sample` (one camera).
 
     The sample's ``occupancy`` is the scored target, ``(60, 60, 36)`` long on
@@ -374,18 +374,6 @@ class NYUDataset(torch.utils.data.Dataset):
         self._descriptions: dict[str, str] | None = None
         self._instance_names: dict[str, dict[int, str]] | None = None
 
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def token(self, i: int) -> str:
-        """The frame's name (``NYU<id>_<view>``), its name in predictions and reports."""
-        return self.frames[i][1]
-
-    @property
-    def tokens(self) -> list[str]:
-        """Every frame's name, in order."""
-        return [f.token for f in self.frames]
-
     @property
     def scenes(self) -> list[str]:
         """The rooms (``NYU<room>``) of the frames, in order of first appearance."""
@@ -401,11 +389,6 @@ class NYUDataset(torch.utils.data.Dataset):
         NYUv2 metric scores (every known one) and the ``.bin`` file (for errors)."""
         labels = file_to_xyz(downsample_target(self.read_voxels(i).labels)).numpy().astype(np.uint8)
         return labels, labels != NYU_IGNORE, self.path(i, ".bin")
-
-    def index_of(self, token: str) -> int:
-        if token not in self._index:
-            raise KeyError(f"token {token!r} is not a frame of split {self.split!r} under {self.root}")
-        return self._index[token]
 
     def path(self, i: int, suffix: str) -> Path:
         """``NYU<split>/<name><suffix>`` of frame ``i`` (``.bin``, ``.png``, ``_color.jpg``)."""

@@ -43,8 +43,7 @@ OPENOCC_RANGE: tuple[float, ...] = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
 OPENOCC_VOXEL = 0.2
 OPENOCC_SHAPE: tuple[int, int, int] = (512, 512, 40)
 LABEL_DIR = "nuScenes-Occupancy"
-#: The label and prediction files: the grid, the columns of a row, and how the released code reads
-#: a voxel listed twice with two classes (the ``--allow-duplicate-voxels`` opt-in's rule and its words).
+#: The label and prediction files (their columns; the released reading of a voxel listed twice).
 FILES = SparseVoxelFiles(
     "nuScenes-Occupancy label",
     OPENOCC_SHAPE,

@@ -49,7 +49,7 @@ import torch
 
 from occkit.data.layout_files import CAMERA_MAPS, existing, numbers, read_arrays, rigid, through_table
 from occkit.data.occ3d import load_image, read_instance_names, read_objects
-from occkit.data.sample import Sample
+from occkit.data.sample import FrameList, Sample
 from occkit.fileio import write_bytes_atomic, write_text_atomic
 from occkit.geometry.grid import Grid, semantickitti_grid
 from occkit.labels import SEMANTICKITTI_LEARNING_MAP, semantickitti_inverse_lut, semantickitti_remap_lut
@@ -287,7 +287,7 @@ class KittiFrame(NamedTuple):
     token = property(lambda self: f"{self.sequence}/{self.frame}")
 
 
-class SemanticKITTIDataset(torch.utils.data.Dataset):
+class SemanticKITTIDataset(FrameList):
     """Frames of a SemanticKITTI SSC layout as :class:`~occkit.data.sample.Sample` (monocular).
 
     Args:
@@ -348,9 +348,6 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         poses = seq / "poses.txt"
         return camera, read_poses(poses) @ calib["Tr"] if poses.is_file() else None
 
-    def __len__(self) -> int:
-        return len(self.frames)
-
     @property
     def cameras(self) -> tuple[str, ...]:
         """The one camera of every frame (what the prior cache and the loaders ask for); ``()`` when no
@@ -372,18 +369,9 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         return any((self.sequence_dir(s) / self.IMAGE_DIR).is_dir() for s in self.sequences if self._calib.get(s))
 
     @property
-    def tokens(self) -> list[str]:
-        """Every frame's ``"<sequence>/<frame id>"``, in order."""
-        return [f.token for f in self.frames]
-
-    @property
     def scenes(self) -> list[str]:
         """The sequences read, in order (a format's scenes)."""
         return list(self.sequences)
-
-    def token(self, i: int) -> str:
-        """``"<sequence>/<frame id>"``, the frame's name in predictions and reports."""
-        return self.frames[i].token
 
     def sequence_dir(self, sequence: str) -> Path:
         """The folder of a sequence (``sequences/<XX>``)."""
@@ -408,12 +396,6 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         """The frame's ``.bin`` input occupancy ``(256, 256, 32)`` bool, or None when absent."""
         path = self.voxel_path(i, "bin")
         return read_bitpacked(path) if path.is_file() else None
-
-    def index_of(self, token: str) -> int:
-        """Index of the frame ``"<sequence>/<frame id>"``; an unknown token raises naming the root."""
-        if token not in self._index:
-            raise KeyError(f"token {token!r} is not a frame of {self.sequences} under {self.root}")
-        return self._index[token]
 
     # ---------------------------------------------------------------- synthetic extras
     def extras_path(self, token: str, suffix: str = ".npz") -> Path:

@@ -38,8 +38,7 @@ SURROUNDOCC_RANGE: tuple[float, ...] = (-50.0, -50.0, -5.0, 50.0, 50.0, 3.0)
 SURROUNDOCC_VOXEL = 0.5
 SURROUNDOCC_SHAPE: tuple[int, int, int] = (200, 200, 16)
 LABEL_DIR = "nuscenes_occ/samples"
-#: The label and prediction files: the grid, the columns of a row, and how the released code reads
-#: a voxel listed twice with two classes (the ``--allow-duplicate-voxels`` opt-in's rule and its words).
+#: The label and prediction files (their columns; the released reading of a voxel listed twice).
 FILES = SparseVoxelFiles(
     "SurroundOcc label",
     SURROUNDOCC_SHAPE,

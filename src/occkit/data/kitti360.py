@@ -379,9 +379,6 @@ class Kitti360Dataset(SemanticKITTIDataset):
             {f: T @ Tr for f, T in read_cam0_to_world(poses).items()} if poses.is_file() else None,
         )
 
-    def sequence_dir(self, sequence: str) -> Path:
-        return self.root / "data_2d_raw" / sequence
-
     def frame_pose(self, i: int) -> np.ndarray | None:
         s, f = self.frames[i]
         poses = self._poses[s]

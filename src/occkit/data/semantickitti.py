@@ -374,8 +374,8 @@ class SemanticKITTIDataset(FrameList):
         return list(self.sequences)
 
     def sequence_dir(self, sequence: str) -> Path:
-        """The folder of a sequence (``sequences/<XX>``)."""
-        return self.root / "sequences" / sequence
+        """The folder of a sequence (``sequences/<XX>``; KITTI-360: ``data_2d_raw/<sequence>``)."""
+        return self.root / self.SEQUENCES / sequence
 
     def voxel_path(self, i: int, ext: str) -> Path:
         s, f = self.frames[i]

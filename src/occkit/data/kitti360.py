@@ -59,6 +59,7 @@ from occkit.data.semantickitti import (
     SemanticKITTIDataset,
     camera_from_calib,
     read_label,
+    read_ssc_prediction,
     require_invalid,
     unpack_bits,
     write_bitpacked,
@@ -214,15 +215,9 @@ def write_prediction(path: str | os.PathLike, classes: np.ndarray | torch.Tensor
 
 
 def read_prediction(path: str | os.PathLike) -> np.ndarray:
-    """A prediction ``.label`` as learning classes ``(256, 256, 32)`` uint8; a wrong size or a raw
-    id that is not a class raises naming the file."""
-    path = Path(path)
-    raw = read_label(path)
-    classes = raw_to_learning(raw, path)
-    if (classes == KITTI360_IGNORE).any():
-        bad = np.unique(raw[classes == KITTI360_IGNORE])[:8].tolist()
-        raise ValueError(f"{path}: prediction holds raw ids {bad} that are no learning class (ignored ids)")
-    return classes
+    """A prediction ``.label`` as learning classes ``(256, 256, 32)`` uint8 (:func:`read_ssc_prediction`
+    with KITTI-360's map); a wrong size or a raw id that is not a class raises naming the file."""
+    return read_ssc_prediction(path, raw_to_learning)
 
 
 def prediction_path(folder: str | os.PathLike, token: str) -> Path:
@@ -231,15 +226,6 @@ def prediction_path(folder: str | os.PathLike, token: str) -> Path:
     if not seq or not frame or "/" in frame:
         raise ValueError(f"token {token!r} is not '<sequence>/<frame>'")
     return Path(folder) / seq / f"{frame}.label"
-
-
-def index_predictions(folder: str | os.PathLike) -> dict[str, Path]:
-    """``{token: path}`` of a prediction folder (``<seq>/<frame>.label`` or ``<seq>/predictions/<frame>.label``)."""
-    out: dict[str, Path] = {}
-    for p in sorted(Path(folder).rglob("*.label")):
-        seq = p.parent.parent.name if p.parent.name == "predictions" else p.parent.name
-        out[f"{seq}/{p.stem}"] = p
-    return out
 
 
 # ------------------------------------------------------------------------------------ calibration

@@ -203,11 +203,25 @@ def write_ssc_prediction(
     return write_label(path, to_raw(classes, path))
 
 
-def read_ssc_prediction(path: str | os.PathLike) -> np.ndarray:
-    """Read a submission ``.label`` as learning classes ``(256, 256, 32)`` uint8 (the official
-    evaluation remaps predictions with the same table; ignored raw ids come back as 255; a raw id
-    outside the table raises naming the file)."""
-    return raw_to_learning(read_label(path), where=path)
+def read_ssc_prediction(path: str | os.PathLike, to_learning: Any = raw_to_learning) -> np.ndarray:
+    """Read a submission ``.label`` as learning classes ``(256, 256, 32)`` uint8 through ``to_learning``
+    (the layout's learning map, as the official evaluation remaps predictions); a wrong size, a raw id
+    outside the map or one it ignores (no learning class) raises naming the file and the ids."""
+    raw = read_label(path)
+    classes = to_learning(raw, where=path)
+    if (classes == 255).any():
+        bad = np.unique(raw[classes == 255])[:8].tolist()
+        raise ValueError(f"{path}: prediction holds raw ids {bad} that are no learning class (ignored ids)")
+    return classes
+
+
+def index_predictions(folder: str | os.PathLike) -> dict[str, Path]:
+    """``{token: path}`` of a prediction folder (``<seq>/<frame>.label`` or ``<seq>/predictions/<frame>.label``)."""
+    out: dict[str, Path] = {}
+    for p in sorted(Path(folder).rglob("*.label")):
+        seq = p.parent.parent.name if p.parent.name == "predictions" else p.parent.name
+        out[f"{seq}/{p.stem}"] = p
+    return out
 
 
 # ------------------------------------------------------------------------------------ calib

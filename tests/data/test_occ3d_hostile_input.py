@@ -35,7 +35,7 @@ def test_mask_with_values_other_than_0_1_is_refused_naming_file_and_values(root,
     z = load_npz(path)
     z[key][0, 0, :3] = (2, 7, 2)
     save_npz_atomic(path, **z)
-    with pytest.raises(ValueError, match=rf"labels.npz: '{key}' must hold 0/1, found 2, 7 in 3 voxels"):
+    with pytest.raises(ValueError, match=rf"labels.npz: '{key}': class ids 2, 7 \(3 voxels\) outside a mask's values"):
         load_occ3d_labels(path)
     with pytest.raises(ValueError, match=key):
         ds[0]

@@ -263,3 +263,15 @@ def test_unknown_raw_id_is_refused(tmp_path):
     assert str(label) in str(e.value)
     with pytest.raises(ValueError, match=r"\[300\]"):
         raw_to_learning(np.array([0, 300]))  # inside the released table's padding: refused all the same
+
+
+def test_a_prediction_holding_a_raw_id_the_learning_map_ignores_is_refused_naming_file_and_id(tmp_path):
+    from occkit.formats import get_format
+
+    raw = np.zeros(SSC_SHAPE, dtype=np.uint16)
+    raw[1, 2, 3] = 52  # "other-structure": a raw id SemanticKITTI's completion map ignores (255)
+    path = write_label(tmp_path / "sequences/08/predictions/000000.label", raw)
+    with pytest.raises(ValueError, match=r"raw ids \[52\] that are no learning class") as e:
+        get_format("semantickitti").predictions.read(path)
+    assert str(e.value).startswith(f"{path}: ") and "\n" not in str(e.value)
+    assert list(get_format("semantickitti").predictions.index(tmp_path)) == ["08/000000"]

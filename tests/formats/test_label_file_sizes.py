@@ -42,7 +42,10 @@ def test_an_openoccupancy_label_of_8_bit_integers_is_refused_naming_it(tmp_path)
 
     rows = np.array([[1, 2, 3, 4], [39, 255, 255, 7]], np.uint8)  # an x of 300 would have wrapped to 44
     np.save(tmp_path / "u8.npy", rows)
-    with pytest.raises(ValueError, match=r"u8\.npy: dtype uint8, which cannot hold nuScenes-Occupancy's voxel indices"):
+    with pytest.raises(
+        ValueError,
+        match=r"u8\.npy: dtype uint8, which cannot hold the nuScenes-Occupancy label files. voxel indices up to 511",
+    ):
         read_openoccupancy_label(tmp_path / "u8.npy")  # was: read as a valid label
     np.save(tmp_path / "u16.npy", rows.astype(np.uint16))
     assert read_openoccupancy_label(tmp_path / "u16.npy")[3, 2, 1] == 4

@@ -48,18 +48,18 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
 
-from occkit.data.layout_files import existing, numbers, one_of, rigid, through_table
+from occkit.data.layout_files import existing, numbers, one_of, rigid, sscnet_downsample, through_table
 from occkit.data.semantickitti import (
     SSC_SHAPE,
-    KittiFrame,
     SemanticKITTIDataset,
     camera_from_calib,
     read_label,
+    read_ssc_prediction,
     require_invalid,
     unpack_bits,
     write_bitpacked,
@@ -95,6 +95,8 @@ KITTI360_CAM_TO_VELO: tuple[tuple[float, ...], ...] = (
 )
 KITTI360_IMAGE_SIZE: tuple[int, int] = (376, 1408)
 _N = int(np.prod(SSC_SHAPE))
+#: Where :class:`Kitti360Dataset` reads a frame's ground truth from (its ``labels``).
+LabelSource = Literal["auto", "preprocess", "voxels"]
 _RAW_KNOWN = np.zeros(1 << 16, dtype=bool)
 _RAW_KNOWN[list(KITTI360_LEARNING_MAP)] = True
 
@@ -164,20 +166,7 @@ def downsample_labels(labels: np.ndarray, factor: int = 8) -> np.ndarray:
     empty-or-ignored voxels exceed 95 % is empty (0) when it has more empty than ignored voxels
     and 255 otherwise; any other block takes its most frequent class (the smallest id on a tie).
     ``(X, Y, Z)`` -> ``(X / f, Y / f, Z / f)`` uint8."""
-    labels = np.asarray(labels)
-    X, Y, Z = labels.shape
-    f = int(factor)
-    if X % f or Y % f or Z % f:
-        raise ValueError(f"labels of shape {labels.shape} do not divide by {f}")
-    b = labels.astype(np.int64).reshape(X // f, f, Y // f, f, Z // f, f).transpose(0, 2, 4, 1, 3, 5)
-    b = b.reshape(X // f, Y // f, Z // f, f**3)
-    n0 = (b == 0).sum(-1)
-    n255 = (b == KITTI360_IGNORE).sum(-1)
-    counts = np.stack([(b == k).sum(-1) for k in range(1, KITTI360_IGNORE)], -1)
-    out = (counts.argmax(-1) + 1).astype(np.uint8)
-    mostly_empty = (n0 + n255) > 0.95 * f**3
-    out[mostly_empty] = np.where(n0 > n255, 0, KITTI360_IGNORE)[mostly_empty]
-    return out
+    return sscnet_downsample(labels, factor, KITTI360_IGNORE, KITTI360_IGNORE)  # every class below 255 counted
 
 
 def check_labels(labels: np.ndarray, where: str | os.PathLike, shape: tuple[int, ...] = SSC_SHAPE) -> np.ndarray:
@@ -226,15 +215,9 @@ def write_prediction(path: str | os.PathLike, classes: np.ndarray | torch.Tensor
 
 
 def read_prediction(path: str | os.PathLike) -> np.ndarray:
-    """A prediction ``.label`` as learning classes ``(256, 256, 32)`` uint8; a wrong size or a raw
-    id that is not a class raises naming the file."""
-    path = Path(path)
-    raw = read_label(path)
-    classes = raw_to_learning(raw, path)
-    if (classes == KITTI360_IGNORE).any():
-        bad = np.unique(raw[classes == KITTI360_IGNORE])[:8].tolist()
-        raise ValueError(f"{path}: prediction holds raw ids {bad} that are no learning class (ignored ids)")
-    return classes
+    """A prediction ``.label`` as learning classes ``(256, 256, 32)`` uint8 (:func:`read_ssc_prediction`
+    with KITTI-360's map); a wrong size or a raw id that is not a class raises naming the file."""
+    return read_ssc_prediction(path, raw_to_learning)
 
 
 def prediction_path(folder: str | os.PathLike, token: str) -> Path:
@@ -243,15 +226,6 @@ def prediction_path(folder: str | os.PathLike, token: str) -> Path:
     if not seq or not frame or "/" in frame:
         raise ValueError(f"token {token!r} is not '<sequence>/<frame>'")
     return Path(folder) / seq / f"{frame}.label"
-
-
-def index_predictions(folder: str | os.PathLike) -> dict[str, Path]:
-    """``{token: path}`` of a prediction folder (``<seq>/<frame>.label`` or ``<seq>/predictions/<frame>.label``)."""
-    out: dict[str, Path] = {}
-    for p in sorted(Path(folder).rglob("*.label")):
-        seq = p.parent.parent.name if p.parent.name == "predictions" else p.parent.name
-        out[f"{seq}/{p.stem}"] = p
-    return out
 
 
 # ------------------------------------------------------------------------------------ calibration
@@ -365,44 +339,31 @@ class Kitti360Dataset(SemanticKITTIDataset):
     format_name = "kitti360"
     CAMERA = "image_00"
     IMAGE_DIR = "image_00/data_rect"
+    SEQUENCES, LAYOUT, SPLITS = "data_2d_raw", "an SSCBench-KITTI-360 layout", KITTI360_SPLITS
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        split: str | tuple[str, ...] = "train",
-        load_images: bool = True,
-        load_gt: bool = True,
-        frame_stride: int = 1,
-        load_extras: bool = False,
-        labels: Literal["auto", "preprocess", "voxels"] = "auto",
-    ) -> None:
-        one_of(labels, ("auto", "preprocess", "voxels"), "labels")
-        seq_root = self._start(root, "data_2d_raw", "an SSCBench-KITTI-360 layout", split, KITTI360_SPLITS)
-        self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
-        self.labels = labels
-        P, Tr = read_calibration(self.root, camera=False)
-        self.P_rect_00, self.T_cam_from_velo = P, Tr
-        camera = camera_from_calib(P, Tr) if P is not None else None  # None: no camera
-        self._poses: dict[str, dict[int, np.ndarray] | None] = {}  # type: ignore[assignment]
-        for s in self.sequences:
-            vox = seq_root / s / "voxels"
-            pre = self.root / "preprocess" / "labels" / s
-            with_label = set()
-            if labels != "voxels":
-                with_label |= {p.name[: -len("_1_1.npy")] for p in pre.glob("*_1_1.npy")}
-            if labels != "preprocess":
-                with_label |= {p.stem for p in vox.glob("*.label")}
-            ids = with_label if load_gt else with_label | {p.stem for p in vox.glob("*.bin")}
-            self.frames += [KittiFrame(s, i) for i in sorted(ids)[::frame_stride]]
-            self._calib[s] = camera
-            pose_path = seq_root / s / "cam0_to_world.txt"
-            self._poses[s] = (
-                {f: T @ Tr for f, T in read_cam0_to_world(pose_path).items()} if pose_path.is_file() else None
-            )
-        self._index = {f"{s}/{f}": i for i, (s, f) in enumerate(self.frames)}
+    def __init__(self, root: str | os.PathLike, *args: Any, labels: LabelSource = "auto", **options: Any) -> None:
+        self.labels = one_of(labels, get_args(LabelSource), "labels")
+        self.P_rect_00, self.T_cam_from_velo = read_calibration(root, camera=False)
+        super().__init__(root, *args, **options)
 
-    def sequence_dir(self, sequence: str) -> Path:
-        return self.root / "data_2d_raw" / sequence
+    def _frame_ids(self, seq: Path, load_gt: bool) -> set[str]:
+        """The frames with a label as :attr:`labels` says (a ``_1_1.npy``, a ``.label``), and without
+        ``load_gt`` those with an input ``.bin`` too."""
+        ids = set()
+        if self.labels != "voxels":
+            pre = self.root / "preprocess" / "labels" / seq.name
+            ids |= {p.name[: -len("_1_1.npy")] for p in pre.glob("*_1_1.npy")}
+        if self.labels != "preprocess":
+            ids |= super()._frame_ids(seq, True)
+        return ids if load_gt else ids | super()._frame_ids(seq, False)
+
+    def _camera_and_poses(self, seq: Path) -> tuple[tuple[np.ndarray, np.ndarray] | None, Any]:
+        P, Tr = self.P_rect_00, self.T_cam_from_velo
+        poses = seq / "cam0_to_world.txt"
+        return (
+            camera_from_calib(P, Tr) if P is not None else None,
+            {f: T @ Tr for f, T in read_cam0_to_world(poses).items()} if poses.is_file() else None,
+        )
 
     def frame_pose(self, i: int) -> np.ndarray | None:
         s, f = self.frames[i]

@@ -2,7 +2,7 @@
 layouts) check of their files, each rule stated once: a file that must be there, a line of numbers, a
 rigid pose, the arrays of an ``.npz`` declared as a table, raw label ids through a class table, and a
 setting that must be one of a few names. Each refusal is one line naming the file (and the line, the
-array or the setting)."""
+array or the setting). And SSCNet's rule of coarse labels, which two layouts' files hold."""
 
 from __future__ import annotations
 
@@ -86,3 +86,33 @@ def one_of(value: Any, allowed: Collection[Any], what: str) -> Any:
     if value not in allowed:
         raise ValueError(f"{what} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
     return value
+
+
+def sscnet_downsample(labels: np.ndarray, factor: int, classes: int, ignore: int = 255) -> np.ndarray:
+    """Coarse labels by SSCNet's rule (SSCBench's and MonoScene's preprocessing): per block of
+    ``factor^3`` voxels of ``labels`` (``(X, Y, Z)``, classes ``0..classes-1`` and ``ignore``), with
+    ``n0`` empty and ``n255`` ignored ones, empty (0) if ``n0 + n255 > 0.95 * factor^3`` and ``n0 >
+    n255``, ``ignore`` if above that threshold otherwise, else the most frequent class of
+    ``1..classes-1`` (the smallest on a tie). ``(X / f, Y / f, Z / f)`` uint8; a shape that does not
+    divide by ``factor`` raises."""
+    a = np.asarray(labels)
+    f = int(factor)
+    X, Y, Z = a.shape
+    if X % f or Y % f or Z % f:
+        raise ValueError(f"labels: shape {a.shape} is not divisible by {f}")
+    blocks = np.ascontiguousarray(
+        a.astype(np.uint8, copy=False).reshape(X // f, f, Y // f, f, Z // f, f).transpose(0, 2, 4, 1, 3, 5)
+    ).reshape(X // f, Y // f, Z // f, f**3)
+    n = f**3
+    count_dtype = np.uint16 if n > 255 else np.uint8
+    n0 = (blocks == 0).sum(-1, dtype=count_dtype)
+    n255 = (blocks == ignore).sum(-1, dtype=count_dtype)
+    best = np.zeros(n0.shape, dtype=np.uint8)
+    best_n = np.zeros(n0.shape, dtype=count_dtype)
+    for c in range(1, classes):
+        k = (blocks == c).sum(-1, dtype=count_dtype)
+        better = k > best_n
+        best[better] = c
+        best_n[better] = k[better]
+    empty = (n0.astype(np.float64) + n255) > 0.95 * n
+    return np.where(empty, np.where(n0 > n255, 0, ignore), best).astype(np.uint8)

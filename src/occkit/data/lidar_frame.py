@@ -234,10 +234,26 @@ class SparseVoxelFiles:
     def read_label(self, path: str | os.PathLike, duplicates: DuplicateVoxels | None = None) -> np.ndarray:
         """A label file as the dense ``shape`` uint8 grid ``[x, y, z]``: 0 empty, 1..16, 255 ignored
         (class 0, noise). A file of the wrong shape, dtype, grid or classes, or listing a voxel twice
-        with two classes (unless ``duplicates``: then :attr:`rule`, recorded), raises naming it."""
+        with two classes (unless ``duplicates``: then :attr:`rule`, recorded), raises naming it; so
+        does, for a grid over 256 voxels along an axis, a file of 8-bit integers (its header read
+        only): they cannot hold the indices past 255, which wrapped when it was saved."""
+        self._refuse_8_bit(Path(path))
         return read_sparse_voxels(
             path, self.title, self.shape, self.columns, self.rule, self.label_widths, NUSC_OCC_IGNORE, duplicates
         )
+
+    def _refuse_8_bit(self, path: Path) -> None:
+        top = max(self.shape) - 1
+        try:
+            dtype = np.lib.format.open_memmap(path, mode="r").dtype if top > 255 else None
+        except (OSError, ValueError):
+            return  # not readable as .npy: the reader names what is wrong
+        if dtype is not None and dtype.kind in "iu" and dtype.itemsize == 1:
+            raise ValueError(
+                f"{path}: dtype {dtype}, which cannot hold the {self.title} files' voxel indices up to {top} (indices "
+                f"past {np.iinfo(dtype).max} wrapped when it was saved?); the layout's files are integers of 16 bits "
+                "or more"
+            )
 
     def dense_to_rows(self, dense: np.ndarray, dtype: type = np.int64) -> np.ndarray:
         """``(N, 4)`` rows of ``dtype`` of a dense ``shape`` grid ``[x, y, z]`` (0 empty, 1..16, 255
@@ -273,11 +289,15 @@ class LidarFrameDataset(Occ3DDataset):
     """Frames of a layout whose labels are sparse voxel lists in the LiDAR frame (see the module
     docstring), as :class:`~occkit.data.sample.Sample` in the LiDAR frame.
 
-    A subclass sets :attr:`label_grid` and implements :meth:`default_label_path` and
-    :meth:`read_label_file`. Arguments as :class:`~occkit.data.occ3d.Occ3DDataset`.
+    A subclass sets :attr:`label_grid`, :attr:`files`, :attr:`label_dir` and implements
+    :meth:`default_label_path`. Arguments as :class:`~occkit.data.occ3d.Occ3DDataset`.
     """
 
     label_grid: Grid
+    #: The layout's label and prediction files.
+    files: SparseVoxelFiles
+    #: The folder under the root that holds the layout's label files (what detects the layout).
+    label_dir: str
     layout = "LiDAR-frame occupancy"
 
     #: None: a label file listing a voxel twice with two classes is refused; a
@@ -297,7 +317,7 @@ class LidarFrameDataset(Occ3DDataset):
     def read_label_file(self, path: Path) -> np.ndarray:
         """A label file as the dense ``(X, Y, Z)`` uint8 grid: 0 empty, 1..16, 255 ignored (a voxel
         listed twice with two classes refused unless :attr:`duplicate_voxels` is set)."""
-        raise TypeError(f"{type(self).__name__} does not read label files")
+        return self.files.read_label(path, self.duplicate_voxels)
 
     # ------------------------------------------------------------------ the LiDAR
     def lidar_field(self, token: str, key: str) -> Any:

@@ -49,8 +49,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
-from occkit.data.layout_files import CAMERA_MAPS, existing, one_of, read_arrays, rigid
-from occkit.data.sample import Sample
+from occkit.data.layout_files import CAMERA_MAPS, existing, one_of, read_arrays, rigid, sscnet_downsample
+from occkit.data.sample import FrameList, Sample
 from occkit.fileio import read_json, write_bytes_atomic
 from occkit.geometry.grid import Grid, nyu_grid
 from occkit.labels import NYU_CLASS_TO_RAW, NYU_IGNORE, NYU_NUM_CLASSES, NYU_RAW_TO_CLASS, refuse_ids_outside
@@ -231,27 +231,7 @@ def downsample_target(labels: np.ndarray | torch.Tensor, factor: int = 4) -> tor
         ``(X / f, Y / f, Z / f)`` long.
     """
     a = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    f = int(factor)
-    X, Y, Z = a.shape
-    if X % f or Y % f or Z % f:
-        raise ValueError(f"labels: shape {a.shape} is not divisible by {f}")
-    blocks = np.ascontiguousarray(
-        a.astype(np.uint8, copy=False).reshape(X // f, f, Y // f, f, Z // f, f).transpose(0, 2, 4, 1, 3, 5)
-    ).reshape(X // f, Y // f, Z // f, f**3)
-    n = f**3
-    count_dtype = np.uint16 if n > 255 else np.uint8
-    n0 = (blocks == 0).sum(-1, dtype=count_dtype)
-    n255 = (blocks == NYU_IGNORE).sum(-1, dtype=count_dtype)
-    best = np.zeros(n0.shape, dtype=np.uint8)
-    best_n = np.zeros(n0.shape, dtype=count_dtype)
-    for c in range(1, NYU_NUM_CLASSES):
-        k = (blocks == c).sum(-1, dtype=count_dtype)
-        better = k > best_n
-        best[better] = c
-        best_n[better] = k[better]
-    empty = (n0.astype(np.float64) + n255) > 0.95 * n
-    out = np.where(empty, np.where(n0 > n255, 0, NYU_IGNORE), best).astype(np.int64)
-    return torch.from_numpy(out)
+    return torch.from_numpy(sscnet_downsample(a, factor, NYU_NUM_CLASSES, NYU_IGNORE).astype(np.int64))
 
 
 def voxel_projection(
@@ -331,14 +311,8 @@ class NYUFrame(NamedTuple):
 
     folder: str
     name: str
-
-    @property
-    def token(self) -> str:
-        return self.name
-
-    @property
-    def scene(self) -> str:
-        return self.name.partition("_")[0]
+    token = property(lambda self: self.name)
+    scene = property(lambda self: self.name.partition("_")[0])
 
 
 def is_nyu_root(root: str | os.PathLike) -> bool:
@@ -347,7 +321,7 @@ def is_nyu_root(root: str | os.PathLike) -> bool:
     return (r / "NYUtrain").is_dir() or (r / "NYUtest").is_dir()
 
 
-class NYUDataset(torch.utils.data.Dataset):
+class NYUDataset(FrameList):
     """Frames of a NYUv2 SSC layout (MonoScene's) as :class:`~occkit.data.sample.Sample` (one camera).
 
     The sample's ``occupancy`` is the scored target, ``(60, 60, 36)`` long on
@@ -400,18 +374,6 @@ class NYUDataset(torch.utils.data.Dataset):
         self._descriptions: dict[str, str] | None = None
         self._instance_names: dict[str, dict[int, str]] | None = None
 
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def token(self, i: int) -> str:
-        """The frame's name (``NYU<id>_<view>``), its name in predictions and reports."""
-        return self.frames[i][1]
-
-    @property
-    def tokens(self) -> list[str]:
-        """Every frame's name, in order."""
-        return [f.token for f in self.frames]
-
     @property
     def scenes(self) -> list[str]:
         """The rooms (``NYU<room>``) of the frames, in order of first appearance."""
@@ -427,11 +389,6 @@ class NYUDataset(torch.utils.data.Dataset):
         NYUv2 metric scores (every known one) and the ``.bin`` file (for errors)."""
         labels = file_to_xyz(downsample_target(self.read_voxels(i).labels)).numpy().astype(np.uint8)
         return labels, labels != NYU_IGNORE, self.path(i, ".bin")
-
-    def index_of(self, token: str) -> int:
-        if token not in self._index:
-            raise KeyError(f"token {token!r} is not a frame of split {self.split!r} under {self.root}")
-        return self._index[token]
 
     def path(self, i: int, suffix: str) -> Path:
         """``NYU<split>/<name><suffix>`` of frame ``i`` (``.bin``, ``.png``, ``_color.jpg``)."""

@@ -32,7 +32,7 @@ from PIL import Image
 
 from occkit.data.info_schema import Occ3DIndex
 from occkit.data.layout_files import one_of, read_arrays
-from occkit.data.sample import NUSCENES_CAMERAS, Sample  # NUSCENES_CAMERAS: importable from here too
+from occkit.data.sample import NUSCENES_CAMERAS, FrameList, Sample  # NUSCENES_CAMERAS: importable from here too
 from occkit.fileio import read_json
 from occkit.geometry.grid import Grid, occ3d_grid
 from occkit.geometry.transforms import invert_transform
@@ -98,11 +98,7 @@ def load_occ3d_labels(path: Path, shape: tuple[int, int, int] = (200, 200, 16)) 
     z = read_arrays(path, LABEL_ARRAYS, dict(zip("XYZ", shape)))
     refuse_ids_outside(z["semantics"], 18, None, f"{path}: 'semantics'", "Occ3D's classes")
     for k in ("mask_lidar", "mask_camera"):
-        m = z[k]
-        if m.dtype == np.uint8 and m.max(initial=0) > 1:
-            bad = np.unique(m[m > 1])
-            shown = ", ".join(str(int(v)) for v in bad[:8]) + (", ..." if len(bad) > 8 else "")
-            raise ValueError(f"{path}: '{k}' must hold 0/1, found {shown} in {int((m > 1).sum())} voxels")
+        refuse_ids_outside(z[k], 2, None, f"{path}: '{k}'", "a mask's values")
     return z
 
 
@@ -249,7 +245,7 @@ def grid_of_index(index: Any, path: str | os.PathLike) -> Grid:
         raise ValueError(f"{path}: {GRID_KEY}: {e}") from None
 
 
-class Occ3DDataset(torch.utils.data.Dataset):
+class Occ3DDataset(FrameList):
     """Frames of an Occ3D-nuScenes-layout dataset as :class:`~occkit.data.sample.Sample`.
 
     Args:
@@ -439,23 +435,6 @@ class Occ3DDataset(torch.utils.data.Dataset):
         """The raw ``scene_infos`` entry of a frame."""
         f = self.frames[self.index_of(token)]
         return self.scene_infos[f.scene][token]
-
-    @property
-    def tokens(self) -> list[str]:
-        """The frames' tokens, in order."""
-        return [f.token for f in self.frames]
-
-    def token(self, i: int) -> str:
-        """The token of frame ``i``."""
-        return self.frames[i].token
-
-    def index_of(self, token: str) -> int:
-        if token not in self._index:
-            raise KeyError(f"token {token!r} is not in split '{self.split}' of {self.annotations_path}")
-        return self._index[token]
-
-    def __len__(self) -> int:
-        return len(self.frames)
 
     # ------------------------------------------------------------------ paths
     def gt_path(self, token: str) -> Path:

@@ -35,11 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from occkit.data.lidar_frame import (
-    DuplicateVoxels,
-    LidarFrameDataset,
-    SparseVoxelFiles,
-)
+from occkit.data.lidar_frame import DuplicateVoxels, LidarFrameDataset, SparseVoxelFiles
 from occkit.fileio import save_npy_atomic
 from occkit.geometry.grid import Grid
 
@@ -47,8 +43,7 @@ OPENOCC_RANGE: tuple[float, ...] = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
 OPENOCC_VOXEL = 0.2
 OPENOCC_SHAPE: tuple[int, int, int] = (512, 512, 40)
 LABEL_DIR = "nuScenes-Occupancy"
-#: The label and prediction files: the grid, the columns of a row, and how the released code reads
-#: a voxel listed twice with two classes (the ``--allow-duplicate-voxels`` opt-in's rule and its words).
+#: The label and prediction files (their columns; the released reading of a voxel listed twice).
 FILES = SparseVoxelFiles(
     "nuScenes-Occupancy label",
     OPENOCC_SHAPE,
@@ -57,10 +52,8 @@ FILES = SparseVoxelFiles(
     policy="most rows, ties to the smaller class (OpenOccupancy's released LoadOccupancy)",
     label_widths=(4, 7),
 )
-dense_to_rows = FILES.dense_to_rows
-#: ``occkit predict``'s files (see the module docstring).
-write_prediction = FILES.write_prediction
-read_prediction = FILES.read_prediction
+#: The rows of a dense grid, and ``occkit predict``'s files (see the module docstring).
+dense_to_rows, write_prediction, read_prediction = FILES.dense_to_rows, FILES.write_prediction, FILES.read_prediction
 
 
 def openoccupancy_grid() -> Grid:
@@ -73,27 +66,12 @@ def label_rel_path(scene_token: str, lidar_token: str) -> str:
     return f"{LABEL_DIR}/scene_{scene_token}/occupancy/{lidar_token}.npy"
 
 
-def _refuse_8_bit(path: Path) -> None:
-    """A label file stored as 8-bit integers is refused (its header read only): indices 256..511 of
-    the x and y axes cannot be written in it, so one that holds rows wrapped without a trace."""
-    try:
-        dtype = np.lib.format.open_memmap(path, mode="r").dtype
-    except (OSError, ValueError):
-        return  # not readable as .npy: the reader names what is wrong
-    if dtype.kind in "iu" and dtype.itemsize == 1:
-        raise ValueError(
-            f"{path}: dtype {dtype}, which cannot hold nuScenes-Occupancy's voxel indices up to 511 (indices past "
-            f"{np.iinfo(dtype).max} wrapped when it was saved?); the layout's files are integers of 16 bits or more"
-        )
-
-
 def read_openoccupancy_label(path: str | os.PathLike, duplicates: DuplicateVoxels | None = None) -> np.ndarray:
     """A nuScenes-Occupancy label file as the dense ``(512, 512, 40)`` uint8 grid (``[x, y, z]``):
     0 empty, 1..16, 255 ignored (noise). A file of the wrong shape, dtype, grid or classes, or
     listing a voxel twice with two classes (unless ``duplicates``: then the released vote,
     recorded), raises naming it; so does a file of 8-bit integers, which cannot hold the indices
     past 255 of a 512-voxel axis (they wrapped when it was saved)."""
-    _refuse_8_bit(Path(path))
     return FILES.read_label(path, duplicates)
 
 
@@ -118,13 +96,10 @@ class OpenOccupancyDataset(LidarFrameDataset):
     ``nuScenes-Occupancy/scene_<scene_token>/occupancy/<lidar_sensor.token>.npy``.
     """
 
-    label_grid = openoccupancy_grid()
+    label_grid, files, label_dir = openoccupancy_grid(), FILES, LABEL_DIR
     format_name = "openoccupancy"
     layout = "nuScenes-Occupancy"
 
     def default_label_path(self, token: str) -> Path:
         scene_token = self._field(self.info(token), ("scene_token",), token)
         return self.root / label_rel_path(str(scene_token), str(self.lidar_field(token, "token")))
-
-    def read_label_file(self, path: Path) -> np.ndarray:
-        return read_openoccupancy_label(path, self.duplicate_voxels)

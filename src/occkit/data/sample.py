@@ -128,6 +128,33 @@ def _batch_fields() -> list[tuple[str, str, Any]]:
     return out
 
 
+class FrameList(torch.utils.data.Dataset):
+    """A layout reader's frames as every reader answers for them: its ``frames`` (each with its
+    ``token``) and ``_index`` (token -> position), which the reader sets, and its ``root``."""
+
+    frames: list[Any]
+    _index: dict[str, int]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def token(self, i: int) -> str:
+        """Frame ``i``'s token, its name in predictions and reports."""
+        return self.frames[i].token
+
+    @property
+    def tokens(self) -> list[str]:
+        """Every frame's token, in order."""
+        return [f.token for f in self.frames]
+
+    def index_of(self, token: str) -> int:
+        """The position of frame ``token``; a token the reader did not read raises naming its folder (and split)."""
+        if token not in self._index:
+            split = f" (split {self.split!r})" if getattr(self, "split", None) else ""
+            raise KeyError(f"token {token!r} is not one of the {len(self.frames)} frames read from {self.root}{split}")
+        return self._index[token]
+
+
 class _BatchMethods:
     @property
     def size(self) -> int:

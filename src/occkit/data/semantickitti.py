@@ -49,7 +49,7 @@ import torch
 
 from occkit.data.layout_files import CAMERA_MAPS, existing, numbers, read_arrays, rigid, through_table
 from occkit.data.occ3d import load_image, read_instance_names, read_objects
-from occkit.data.sample import Sample
+from occkit.data.sample import FrameList, Sample
 from occkit.fileio import write_bytes_atomic, write_text_atomic
 from occkit.geometry.grid import Grid, semantickitti_grid
 from occkit.labels import SEMANTICKITTI_LEARNING_MAP, semantickitti_inverse_lut, semantickitti_remap_lut
@@ -203,11 +203,25 @@ def write_ssc_prediction(
     return write_label(path, to_raw(classes, path))
 
 
-def read_ssc_prediction(path: str | os.PathLike) -> np.ndarray:
-    """Read a submission ``.label`` as learning classes ``(256, 256, 32)`` uint8 (the official
-    evaluation remaps predictions with the same table; ignored raw ids come back as 255; a raw id
-    outside the table raises naming the file)."""
-    return raw_to_learning(read_label(path), where=path)
+def read_ssc_prediction(path: str | os.PathLike, to_learning: Any = raw_to_learning) -> np.ndarray:
+    """Read a submission ``.label`` as learning classes ``(256, 256, 32)`` uint8 through ``to_learning``
+    (the layout's learning map, as the official evaluation remaps predictions); a wrong size, a raw id
+    outside the map or one it ignores (no learning class) raises naming the file and the ids."""
+    raw = read_label(path)
+    classes = to_learning(raw, where=path)
+    if (classes == 255).any():
+        bad = np.unique(raw[classes == 255])[:8].tolist()
+        raise ValueError(f"{path}: prediction holds raw ids {bad} that are no learning class (ignored ids)")
+    return classes
+
+
+def index_predictions(folder: str | os.PathLike) -> dict[str, Path]:
+    """``{token: path}`` of a prediction folder (``<seq>/<frame>.label`` or ``<seq>/predictions/<frame>.label``)."""
+    out: dict[str, Path] = {}
+    for p in sorted(Path(folder).rglob("*.label")):
+        seq = p.parent.parent.name if p.parent.name == "predictions" else p.parent.name
+        out[f"{seq}/{p.stem}"] = p
+    return out
 
 
 # ------------------------------------------------------------------------------------ calib
@@ -283,17 +297,11 @@ class KittiFrame(NamedTuple):
 
     sequence: str
     frame: str
-
-    @property
-    def scene(self) -> str:
-        return self.sequence
-
-    @property
-    def token(self) -> str:
-        return f"{self.sequence}/{self.frame}"
+    scene = property(lambda self: self.sequence)
+    token = property(lambda self: f"{self.sequence}/{self.frame}")
 
 
-class SemanticKITTIDataset(torch.utils.data.Dataset):
+class SemanticKITTIDataset(FrameList):
     """Frames of a SemanticKITTI SSC layout as :class:`~occkit.data.sample.Sample` (monocular).
 
     Args:
@@ -313,6 +321,8 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
     #: The camera's name in a Sample and its image folder under a sequence's folder.
     CAMERA = "image_2"
     IMAGE_DIR = "image_2"
+    #: The sequences' folder under the root, the layout in a refusal, the official splits.
+    SEQUENCES, LAYOUT, SPLITS = "sequences", "a SemanticKITTI layout", SEMANTICKITTI_SPLITS
 
     def __init__(
         self,
@@ -323,40 +333,34 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         frame_stride: int = 1,
         load_extras: bool = False,
     ) -> None:
-        seq_root = self._start(root, "sequences", "a SemanticKITTI layout", split, SEMANTICKITTI_SPLITS)
-        self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
-        self._poses: dict[str, np.ndarray | None] = {}
-        for s in self.sequences:
-            vox = seq_root / s / "voxels"
-            ids = sorted(p.stem for p in vox.glob("*.label")) if load_gt else sorted(p.stem for p in vox.glob("*.bin"))
-            self.frames += [KittiFrame(s, i) for i in ids[::frame_stride]]
-            calib = read_calib(seq_root / s / "calib.txt")
-            self._calib[s] = camera_from_calib(calib["P2"], calib["Tr"]) if "P2" in calib else None
-            poses_path = seq_root / s / "poses.txt"
-            self._poses[s] = read_poses(poses_path) if poses_path.is_file() else None
-            if self._poses[s] is not None:
-                self._poses[s] = self._poses[s] @ calib["Tr"]  # T_world_from_velo
-
-        self._index = {f"{s}/{f}": i for i, (s, f) in enumerate(self.frames)}
-
-    def _start(
-        self, root: str | os.PathLike, folder: str, layout: str, split: str | tuple[str, ...], splits: Any
-    ) -> Path:
-        """Set the root, the sequences of ``split`` found under ``root/folder`` (``splits``: the layout's
-        official ones), the grid, and no frames yet; returns the folder of the sequences."""
         self.root = Path(root)
-        seq_root = self.root / folder
+        seq_root = self.root / self.SEQUENCES
         if not seq_root.is_dir():
-            raise FileNotFoundError(f"{seq_root}: no '{folder}' folder (not {layout})")
-        seqs = resolve_split(self.root, seq_root, split, splits)
+            raise FileNotFoundError(f"{seq_root}: no '{self.SEQUENCES}' folder (not {self.LAYOUT})")
+        seqs = resolve_split(self.root, seq_root, split, self.SPLITS)
         self.sequences = tuple(s for s in seqs if (seq_root / s).is_dir())
         self.grid: Grid = semantickitti_grid()
+        self.load_images, self.load_gt, self.load_extras = load_images, load_gt, load_extras
         self.frames: list[KittiFrame] = []
         self._calib: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}  # None: a sequence without a camera
-        return seq_root
+        self._poses: dict[str, Any] = {}
+        for s in self.sequences:
+            self.frames += [KittiFrame(s, i) for i in sorted(self._frame_ids(seq_root / s, load_gt))[::frame_stride]]
+            self._calib[s], self._poses[s] = self._camera_and_poses(seq_root / s)
+        self._index = {f.token: i for i, f in enumerate(self.frames)}
 
-    def __len__(self) -> int:
-        return len(self.frames)
+    def _frame_ids(self, seq: Path, load_gt: bool) -> set[str]:
+        """The frames of the sequence folder ``seq`` read: those with a ``.label`` (``load_gt``), else
+        those with an input ``.bin``."""
+        return {p.stem for p in (seq / "voxels").glob("*.label" if load_gt else "*.bin")}
+
+    def _camera_and_poses(self, seq: Path) -> tuple[tuple[np.ndarray, np.ndarray] | None, Any]:
+        """The camera (:func:`camera_from_calib`; None without one) and the ``(N, 4, 4)``
+        ``T_world_from_velo`` poses (None without ``poses.txt``) of the sequence folder ``seq``."""
+        calib = read_calib(seq / "calib.txt")
+        camera = camera_from_calib(calib["P2"], calib["Tr"]) if "P2" in calib else None
+        poses = seq / "poses.txt"
+        return camera, read_poses(poses) @ calib["Tr"] if poses.is_file() else None
 
     @property
     def cameras(self) -> tuple[str, ...]:
@@ -379,22 +383,13 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         return any((self.sequence_dir(s) / self.IMAGE_DIR).is_dir() for s in self.sequences if self._calib.get(s))
 
     @property
-    def tokens(self) -> list[str]:
-        """Every frame's ``"<sequence>/<frame id>"``, in order."""
-        return [f.token for f in self.frames]
-
-    @property
     def scenes(self) -> list[str]:
         """The sequences read, in order (a format's scenes)."""
         return list(self.sequences)
 
-    def token(self, i: int) -> str:
-        """``"<sequence>/<frame id>"``, the frame's name in predictions and reports."""
-        return self.frames[i].token
-
     def sequence_dir(self, sequence: str) -> Path:
-        """The folder of a sequence (``sequences/<XX>``)."""
-        return self.root / "sequences" / sequence
+        """The folder of a sequence (``sequences/<XX>``; KITTI-360: ``data_2d_raw/<sequence>``)."""
+        return self.root / self.SEQUENCES / sequence
 
     def voxel_path(self, i: int, ext: str) -> Path:
         s, f = self.frames[i]
@@ -415,12 +410,6 @@ class SemanticKITTIDataset(torch.utils.data.Dataset):
         """The frame's ``.bin`` input occupancy ``(256, 256, 32)`` bool, or None when absent."""
         path = self.voxel_path(i, "bin")
         return read_bitpacked(path) if path.is_file() else None
-
-    def index_of(self, token: str) -> int:
-        """Index of the frame ``"<sequence>/<frame id>"``; an unknown token raises naming the root."""
-        if token not in self._index:
-            raise KeyError(f"token {token!r} is not a frame of {self.sequences} under {self.root}")
-        return self._index[token]
 
     # ---------------------------------------------------------------- synthetic extras
     def extras_path(self, token: str, suffix: str = ".npz") -> Path:

@@ -30,11 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from occkit.data.lidar_frame import (
-    DuplicateVoxels,
-    LidarFrameDataset,
-    SparseVoxelFiles,
-)
+from occkit.data.lidar_frame import DuplicateVoxels, LidarFrameDataset, SparseVoxelFiles
 from occkit.fileio import save_npy_atomic
 from occkit.geometry.grid import Grid
 
@@ -42,8 +38,7 @@ SURROUNDOCC_RANGE: tuple[float, ...] = (-50.0, -50.0, -5.0, 50.0, 50.0, 3.0)
 SURROUNDOCC_VOXEL = 0.5
 SURROUNDOCC_SHAPE: tuple[int, int, int] = (200, 200, 16)
 LABEL_DIR = "nuscenes_occ/samples"
-#: The label and prediction files: the grid, the columns of a row, and how the released code reads
-#: a voxel listed twice with two classes (the ``--allow-duplicate-voxels`` opt-in's rule and its words).
+#: The label and prediction files (their columns; the released reading of a voxel listed twice).
 FILES = SparseVoxelFiles(
     "SurroundOcc label",
     SURROUNDOCC_SHAPE,
@@ -51,10 +46,8 @@ FILES = SparseVoxelFiles(
     rule="last",
     policy="last row (SurroundOcc's released reading)",
 )
-dense_to_rows = FILES.dense_to_rows
-#: ``occkit predict``'s files (see the module docstring).
-write_prediction = FILES.write_prediction
-read_prediction = FILES.read_prediction
+#: The rows of a dense grid, and ``occkit predict``'s files (see the module docstring).
+dense_to_rows, write_prediction, read_prediction = FILES.dense_to_rows, FILES.write_prediction, FILES.read_prediction
 
 
 def surroundocc_grid() -> Grid:
@@ -93,12 +86,9 @@ class SurroundOccDataset(LidarFrameDataset):
     when annotations.json gives one, else ``nuscenes_occ/samples/<LiDAR file name>.npy``.
     """
 
-    label_grid = surroundocc_grid()
+    label_grid, files, label_dir = surroundocc_grid(), FILES, LABEL_DIR
     format_name = "surroundocc"
     layout = "SurroundOcc"
 
     def default_label_path(self, token: str) -> Path:
         return self.root / LABEL_DIR / label_file_name(self.lidar_field(token, "filename"))
-
-    def read_label_file(self, path: Path) -> np.ndarray:
-        return read_surroundocc_label(path, self.duplicate_voxels)

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from occkit.data.lidar_frame import (
@@ -22,6 +21,7 @@ from occkit.data.lidar_frame import (
     NUSC_OCC_IGNORE,
     NUSC_OCC_PALETTE,
     DuplicateVoxels,
+    LidarFrameDataset,
     index_predictions,
     prediction_relpath,
 )
@@ -35,7 +35,6 @@ from occkit.formats.spec import (
     PredictionFiles,
     Writers,
 )
-from occkit.geometry.grid import Grid
 
 #: The height of the road in the LiDAR frame: nuScenes' LIDAR_TOP (and the synthetic rig's LiDAR)
 #: sits 1.84 m above it.
@@ -43,24 +42,19 @@ LIDAR_GROUND_Z = -1.84
 
 
 def lidar_frame_format(
-    *,
-    name: str,
-    title: str,
-    summary: str,
-    layout: ModuleType,
-    dataset: type,
-    grid: Grid,
-    label_writer: LabelWriter,
+    dataset: type[LidarFrameDataset], *, title: str, summary: str, label_writer: LabelWriter
 ) -> DatasetFormat:
-    """The :class:`DatasetFormat` of a nuScenes occupancy labelling in the LiDAR frame whose reader
-    and writer are the module ``layout`` (its ``LABEL_DIR``, ``write_prediction``,
-    ``read_prediction``, ``FILES.policy``), its dataset class ``dataset``, the synthetic world written in
-    it by :func:`occkit.worlds.driving.lidar_frame_export.write_lidar_frame_layout` under ``name``; its
-    metric is :class:`~occkit.metrics.nusc_occupancy.NuScenesOccupancyMetric` under ``name``."""
+    """The :class:`DatasetFormat` of a nuScenes occupancy labelling in the LiDAR frame read by
+    ``dataset``, named after its ``format_name``, of its ``label_grid``, its label files under its
+    ``label_dir`` and its ``files`` (the predictions' writer and reader, the duplicate voxels'
+    ``policy``); the synthetic world written in it by
+    :func:`occkit.worlds.driving.lidar_frame_export.write_lidar_frame_layout` under that name; its
+    metric is :class:`~occkit.metrics.nusc_occupancy.NuScenesOccupancyMetric` under that name."""
+    name, files, label_dir = dataset.format_name, dataset.files, dataset.label_dir
 
     def detect(root: Path) -> str | None:
-        if (root / "annotations.json").is_file() and (root / layout.LABEL_DIR).is_dir():
-            return f"annotations.json and {layout.LABEL_DIR}/"
+        if (root / "annotations.json").is_file() and (root / label_dir).is_dir():
+            return f"annotations.json and {label_dir}/"
         return None
 
     def open_split(root: Path, split: str, options: OpenOptions) -> Any:
@@ -87,7 +81,7 @@ def lidar_frame_format(
 
     def accept_duplicates(fmt: DatasetFormat) -> tuple[DatasetFormat, Callable[[dict[str, Any]], None]]:
         """The format reading a label or prediction file that lists a voxel twice with two classes as the
-        released code reads it (``layout.FILES.policy``; ``occkit eval --allow-duplicate-voxels``; by
+        released code reads it (``files.policy``; ``occkit eval --allow-duplicate-voxels``; by
         default such a file is refused), and what that adds to the result: ``duplicate_voxels``
         (``policy``, ``files``: how many were read so), with a warning naming them."""
         seen = DuplicateVoxels()
@@ -98,17 +92,17 @@ def lidar_frame_format(
             return ds
 
         def finish(result: dict[str, Any]) -> None:
-            result["duplicate_voxels"] = {"policy": layout.FILES.policy, "files": len(seen.files)}
+            result["duplicate_voxels"] = {"policy": files.policy, "files": len(seen.files)}
             if seen.files:
                 warnings.warn(
                     f"--allow-duplicate-voxels: {len(seen.files)} "
                     f"{'file lists' if len(seen.files) == 1 else 'files list'} a voxel twice with two classes, "
-                    f"read as {layout.FILES.policy} (first: {seen.files[0]})",
+                    f"read as {files.policy} (first: {seen.files[0]})",
                     stacklevel=3,
                 )
 
-        files = replace(fmt.predictions, read=partial(layout.read_prediction, duplicates=seen))
-        return replace(fmt, open=open_accepting, predictions=files), finish
+        reading = replace(fmt.predictions, read=partial(files.read_prediction, duplicates=seen))
+        return replace(fmt, open=open_accepting, predictions=reading), finish
 
     fmt = DatasetFormat(
         name=name,
@@ -116,15 +110,15 @@ def lidar_frame_format(
         summary=summary,
         modality="multi-camera",
         classes=ClassTable(NUSC_OCC_CLASSES, free=NUSC_OCC_EMPTY, ignore=NUSC_OCC_IGNORE, palette=NUSC_OCC_PALETTE),
-        grid=grid,
+        grid=dataset.label_grid,
         label_frame="lidar",
         ground_z=LIDAR_GROUND_Z,
         splits=("train", "val"),
         open=open_split,
         predictions=PredictionFiles(
-            write=layout.write_prediction,
+            write=files.write_prediction,
             index=index_predictions,
-            read=layout.read_prediction,
+            read=files.read_prediction,
             relpath=prediction_relpath,
         ),
         detection=Detection(

@@ -16,6 +16,7 @@ import torch
 
 from occkit.data import kitti360 as layout
 from occkit.data.kitti360 import KITTI360_SPLITS, Kitti360Dataset, prediction_path
+from occkit.data.semantickitti import index_predictions
 from occkit.formats._kitti_labels import KITTI360_WRITER
 from occkit.formats.spec import (
     MONOCULAR_SSC,
@@ -41,8 +42,8 @@ GRID = semantickitti_grid()
 CAMERAS = (Kitti360Dataset.CAMERA,)
 #: How ``occkit convert`` writes a dataset's labels in this layout.
 LABEL_WRITER = KITTI360_WRITER
-#: The prediction files' index and reader: the layout's own.
-prediction_files = layout.index_predictions
+#: The prediction files' index (SemanticKITTI's layout of them) and reader (the layout's own).
+prediction_files = index_predictions
 read_prediction = layout.read_prediction
 
 

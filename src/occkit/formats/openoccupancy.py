@@ -9,19 +9,16 @@ The layout, reader and writer: :mod:`occkit.data.openoccupancy`; the metric:
 
 from __future__ import annotations
 
-from occkit.data import openoccupancy as layout
+from occkit.data.openoccupancy import OpenOccupancyDataset
 from occkit.formats._lidar_layout import lidar_frame_format
 from occkit.formats._nusc_labels import OPENOCCUPANCY_WRITER
 
 FORMAT = lidar_frame_format(
-    name="openoccupancy",
+    OpenOccupancyDataset,
     title="OpenOccupancy (nuScenes-Occupancy)",
     summary=(
         "OpenOccupancy: nuScenes-Occupancy/scene_<scene>/occupancy/<LiDAR token>.npy, (N, 4) z y x class, "
         "512x512x40 at 0.2 m, LiDAR frame"
     ),
-    layout=layout,
-    dataset=layout.OpenOccupancyDataset,
-    grid=layout.openoccupancy_grid(),
     label_writer=OPENOCCUPANCY_WRITER,
 )

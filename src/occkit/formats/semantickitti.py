@@ -11,12 +11,12 @@ folder holding ``sequences/`` and no ``annotations.json`` is SemanticKITTI.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from occkit.data.semantickitti import index_predictions, read_ssc_prediction
 from occkit.formats._kitti_labels import SEMANTICKITTI_WRITER
 from occkit.formats.spec import (
     MONOCULAR_SSC,
@@ -81,25 +81,10 @@ def write_prediction(folder: Path, token: str, labels: np.ndarray) -> Path:
     return write_ssc_prediction(path, labels)
 
 
-def prediction_files(pred_dir: str | os.PathLike) -> dict[str, Path]:
-    """``{"<seq>/<frame>": path}`` of the SemanticKITTI predictions under ``pred_dir``:
-    ``sequences/<seq>/predictions/<frame>.label`` (the submission layout) or ``<seq>/<frame>.label``."""
-    found: dict[str, Path] = {}
-    for p in Path(pred_dir).rglob("*.label"):
-        seq = p.parent.parent.name if p.parent.name == "predictions" else p.parent.name
-        found[f"{seq}/{p.stem}"] = p
-    return found
-
-
-def read_prediction(path: str | os.PathLike) -> np.ndarray:
-    """A SemanticKITTI submission ``.label`` as learning classes ``(256, 256, 32)`` uint8; raw ids
-    outside the learning map raise naming the file."""
-    from occkit.data.semantickitti import read_ssc_prediction
-
-    pred = read_ssc_prediction(path)
-    if int(pred.max(initial=0)) == 255:
-        raise ValueError(f"{path}: prediction holds raw ids outside the learning map (mapped to 255)")
-    return pred
+#: ``{"<seq>/<frame>": path}`` of the predictions under a folder (``sequences/<seq>/predictions/<frame>.label``,
+#: the submission layout, or ``<seq>/<frame>.label``), and one read as learning classes ``(256, 256, 32)`` uint8
+#: (a raw id outside the learning map, or one it ignores, raises naming the file).
+prediction_files, read_prediction = index_predictions, read_ssc_prediction
 
 
 #: The synthetic world in this layout (``occkit synth --format semantickitti``).

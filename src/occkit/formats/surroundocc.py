@@ -9,16 +9,13 @@ The layout, reader and writer: :mod:`occkit.data.surroundocc`; the metric:
 
 from __future__ import annotations
 
-from occkit.data import surroundocc as layout
+from occkit.data.surroundocc import SurroundOccDataset
 from occkit.formats._lidar_layout import lidar_frame_format
 from occkit.formats._nusc_labels import SURROUNDOCC_WRITER
 
 FORMAT = lidar_frame_format(
-    name="surroundocc",
+    SurroundOccDataset,
     title="SurroundOcc",
     summary="SurroundOcc: nuscenes_occ/samples/<LiDAR file>.npy, (N, 4) x y z class, 200x200x16 at 0.5 m, LiDAR frame",
-    layout=layout,
-    dataset=layout.SurroundOccDataset,
-    grid=layout.surroundocc_grid(),
     label_writer=SURROUNDOCC_WRITER,
 )

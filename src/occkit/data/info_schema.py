@@ -12,12 +12,11 @@ frames being mappings and their tokens text listed once, is :func:`occkit.fileio
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, create_model, field_validator
 
-from occkit.data.rig_schema import Intrinsic
+from occkit.data.rig_schema import Intrinsic, within
 from occkit.geometry.transforms import POSE_LIMITS
 from occkit.schema import Finite, Int, Table, Text, numbers, problem
 
@@ -36,15 +35,6 @@ def _not_zero(q: list[float]) -> list[float]:
     return q
 
 
-def _within(limit: float, places: str) -> Any:
-    def near(t: list[float]) -> list[float]:
-        if math.hypot(*t) > limit:
-            raise problem(f"{t} lies more than {limit:g} m from its origin ({places}): corrupt")
-        return t
-
-    return AfterValidator(near)
-
-
 def _rotation(R: list[list[float]]) -> list[list[float]]:
     """A 3 x 3 rotation: orthonormal (to 1e-3) and not a reflection (plain floats: some 340,000 a file)."""
     off = max(abs(sum(a * b for a, b in zip(R[i], R[j])) - (i == j)) for i in range(3) for j in range(i, 3))
@@ -58,9 +48,9 @@ _Numbers = BeforeValidator(_listed)
 #: A rotation quaternion w, x, y, z (normalised where it is used; zero refused).
 Rotation = Annotated[numbers(4, Finite), _Numbers, AfterValidator(_not_zero)]
 #: A sensor's place on the vehicle, metres.
-Extrinsic = Annotated[numbers(3, Finite), _Numbers, _within(POSE_LIMITS["extrinsic"], "a sensor on the vehicle")]
+Extrinsic = Annotated[numbers(3, Finite), _Numbers, within(POSE_LIMITS["extrinsic"], "a sensor on the vehicle")]
 #: The vehicle's place on its map, metres.
-EgoPlace = Annotated[numbers(3, Finite), _Numbers, _within(POSE_LIMITS["ego_pose"], "a vehicle on its map")]
+EgoPlace = Annotated[numbers(3, Finite), _Numbers, within(POSE_LIMITS["ego_pose"], "a vehicle on its map")]
 #: A path with a ``samples/`` part (what a dataset folder holding nuScenes' ``samples/`` reads from there on).
 UnderSamples = Annotated[Text, Field(pattern=r"samples[/\\]")]
 

@@ -42,12 +42,13 @@ def numbers(text: str, where: str, count: int | None = None) -> np.ndarray:
     return v
 
 
-def rigid(T: np.ndarray, where: str, tol: float = 1e-3) -> np.ndarray:
-    """``T``, refused naming ``where`` unless it is a finite rigid ``(4, 4)`` transform
-    (:func:`occkit.geometry.transforms.rigid_problem`)."""
+def rigid(T: np.ndarray, where: str, tol: float = 1e-3, what: str = "the pose") -> np.ndarray:
+    """``T``, refused naming ``where`` and ``what`` (``WHERE: WHAT is not rigid ...``) unless it is a finite
+    rigid ``(4, 4)`` transform (:func:`occkit.geometry.transforms.rigid_problem`): the one place a file's pose
+    is held to that, for every reader and :func:`occkit.data.scene_record.check_record`."""
     problem = rigid_problem(T, tol)
     if problem is not None:
-        raise ValueError(f"{where}: the pose is {problem}")
+        raise ValueError(f"{where}: {what} is {problem}")
     return T
 
 

@@ -5,7 +5,7 @@
 keep their class) is :func:`occkit.data.scene_record.check_record`'s, for every reader alike."""
 
 import math
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
@@ -40,15 +40,28 @@ def _folder_name(token: str) -> str:
 RelName = Annotated[Text, AfterValidator(_relative)]
 
 
+def within(limit: float, places: str) -> AfterValidator:
+    """The rule of a pose's translation, for every file that holds poses: at most ``limit`` metres from its
+    origin, farther the entry is corrupt; ``places`` (what the pose places) is said in the message."""
+
+    def near(t: list[float]) -> list[float]:
+        if math.hypot(*t) > limit:  # NaN passes: a pose's finiteness is its reader's or check_record's
+            raise problem(f"{t} lies more than {limit:g} m from its origin ({places}): corrupt")
+        return t
+
+    return AfterValidator(near)
+
+
+#: A sensor's place on the vehicle: within a kilometre (:data:`occkit.geometry.transforms.POSE_LIMITS`).
+ON_VEHICLE = within(1e3, "a sensor on the vehicle")
+#: The vehicle's place on its map: a georeferenced map lies far from its origin, but not 1e8 m.
+ON_MAP = within(1e8, "a vehicle on its map")
+
+
 class Pose(Table):
     """A pose as nuScenes writes one: ``{"translation": [x, y, z], "rotation": [w, x, y, z]}``."""
 
-    #: How far from its origin the translation may lie, metres (:data:`occkit.geometry.transforms.POSE_LIMITS`).
-    limit: ClassVar[float] = 1e3
-    #: What the pose places, for the message of a translation past :attr:`limit`.
-    places: ClassVar[str] = "a sensor on the vehicle"
-
-    translation: numbers(3) = Field(description="x, y, z in metres")
+    translation: Annotated[numbers(3), ON_VEHICLE] = Field(description="x, y, z in metres")
     rotation: numbers(4) = Field(description="a unit quaternion w, x, y, z")
 
     @field_validator("rotation")
@@ -58,13 +71,6 @@ class Pose(Table):
         if abs(norm - 1.0) > QUATERNION_NORM_TOL:  # NaN passes: a pose's finiteness is check_record's
             raise problem(f"{q} is not rigid (the rotation quaternion has norm {norm:.4g}, not 1)")
         return q
-
-    @field_validator("translation")
-    @classmethod
-    def _near(cls, t: list[float]) -> list[float]:
-        if math.sqrt(sum(v * v for v in t)) > cls.limit:
-            raise problem(f"{t} lies more than {cls.limit:g} m from its origin ({cls.places}): corrupt")
-        return t
 
     def matrix(self):
         """The ``(4, 4)`` float64 numpy transform (:func:`~occkit.geometry.transforms.transform_from_pose`: the
@@ -77,8 +83,7 @@ class Pose(Table):
 class EgoPose(Pose):
     """The vehicle's pose on its map (``T_global_from_ego``): a georeferenced map lies far from its origin."""
 
-    limit: ClassVar[float] = 1e8
-    places: ClassVar[str] = "a vehicle on its map"
+    translation: Annotated[numbers(3), ON_MAP] = Field(description="x, y, z in metres")
 
 
 Side = Annotated[Finite, Field(gt=0, le=EGO_LIMIT_M)]

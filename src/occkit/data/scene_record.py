@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from occkit.geometry.transforms import rigid_problem
+from occkit.data.layout_files import rigid
 from occkit.shapes import Rows
 
 
@@ -216,18 +216,14 @@ def _check_rig(rec: SceneRecord, where: str) -> None:
     """Refuse a LiDAR or camera of the rig whose pose is not rigid."""
     lidars = {f"LiDAR {name!r} pose (T_ego_from_lidar)": T for name, T in rec.lidars.items()}
     for what, T in {**lidars, **{f"camera {n!r} pose": c.T_ego_from_cam for n, c in rec.cameras.items()}}.items():
-        why = rigid_problem(T)
-        if why:
-            raise ValueError(f"{where}: {what} is {why}")
+        rigid(T, where, what=what)
 
 
 def _check_sweep_pose(rec: SceneRecord, s: Sweep, at: str, last_t: int | None) -> None:
     """Refuse a sweep from an unknown sensor, without a rigid ego pose, or not after the previous one."""
     if s.sensor not in rec.lidars:
         raise ValueError(f"{at}: sensor {s.sensor!r} is not a LiDAR of the rig (known: {sorted(rec.lidars)})")
-    why = rigid_problem(s.T_global_from_ego)  # None too: "not a finite 4x4 matrix"
-    if why:
-        raise ValueError(f"{at}: ego_pose is {why}")
+    rigid(s.T_global_from_ego, at, what="ego_pose")  # None too: "not a finite 4x4 matrix"
     if last_t is not None and s.timestamp <= last_t:
         t, prev = (f"{(x - rec.sweeps[0].timestamp) / 1e6:.6f} s" for x in (s.timestamp, last_t))
         raise ValueError(f"{at}: time {t} from the first sweep is not after the previous sweep's {prev} (out of order)")

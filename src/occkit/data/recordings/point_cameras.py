@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from occkit.data.rig_schema import IMAGE_SIDE_LIMIT, Pose
+from occkit.data.rig_schema import IMAGE_SIDE_LIMIT, ON_VEHICLE, Pose
 from occkit.schema import Finite, Int, Table, numbers, problem
 
 #: The image files a camera folder may hold.
@@ -149,7 +149,7 @@ class Placement(Pose):
     :class:`~occkit.data.rig_schema.Pose`), or a 4x4 (or 3x4) matrix of rows (held as ``rows``), rigid."""
 
     # not given: None (a default is not validated); ``null`` given is refused as not a list
-    translation: numbers(3, Finite) = Field(None, description="x, y, z in metres")
+    translation: Annotated[numbers(3, Finite), ON_VEHICLE] = Field(None, description="x, y, z in metres")
     rotation: numbers(4, Finite) = Field(None, description="a unit quaternion w, x, y, z")
     rows: Annotated[list[numbers(4, Finite)], Field(min_length=3, max_length=4)] = Field(
         None, description="a 4x4 or 3x4 matrix of rows"

@@ -66,11 +66,8 @@ def keyed_numbers(path: Path, wanted: dict[str, int]) -> dict[str, np.ndarray]:
 def rigid(M: np.ndarray, where: str) -> np.ndarray:
     """A calibration's 3 x 4 matrix (or its 12 numbers, row-major) as a ``(4, 4)`` float64 transform; one that
     is not rigid refused naming ``where`` (the file and its key), not every scan it would pose."""
-    from occkit.geometry.transforms import rigid_problem
+    from occkit.data.layout_files import rigid as rigid_transform
 
     T = np.eye(4)
     T[:3] = np.asarray(M, np.float64).reshape(3, 4)
-    why = rigid_problem(T)
-    if why:
-        raise ValueError(f"{where}: the pose is {why}")
-    return T
+    return rigid_transform(T, where)

@@ -175,7 +175,7 @@ CASES = {
 #: the index) say instead, after the file and the frame: the field, the value, the problem.
 SCHEMA_SAYS = {
     "camera intrinsic of zeros": "cams.CAM_FRONT.cam_intrinsic: [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]] is "
-    "degenerate",
+    "not a camera matrix",
     "camera intrinsic with a NaN": "cams.CAM_FRONT.cam_intrinsic[0][0]: nan is not finite",
     "cams that is a list": "cams: list [] is not an object",
     "a camera missing": "cams.CAM_BACK missing",

@@ -95,7 +95,7 @@ def test_missing_ego_pose_and_degenerate_focal_are_named(root, tmp_path):
     _edit_annotations(
         other, lambda info: info["camera_sensor"]["CAM_FRONT"].update(intrinsic=[[0, 0, 32], [0, 0, 12], [0, 0, 1]])
     )
-    with pytest.raises(ValueError, match=r"camera_sensor.CAM_FRONT.intrinsic: .* is degenerate"):
+    with pytest.raises(ValueError, match=r"camera_sensor.CAM_FRONT.intrinsic: .* is not a camera matrix"):
         Occ3DDataset(other, "all")[0]
 
 

@@ -79,7 +79,7 @@ CASES = [
     ),
     ("image_size_fraction", _camera(image_size=[48.5, 80]), "image_size[0]: 48.5 is not an integer"),
     ("intrinsic_singular", _camera(intrinsic=[[0, 0, 0], [0, 0, 0], [0, 0, 1]]), "cameras.CAM_FRONT.intrinsic: "),
-    ("intrinsic_rank_two", _camera(intrinsic=[[50, 0, 40], [100, 0, 80], [0, 0, 1]]), "is degenerate (singular"),
+    ("intrinsic_rank_two", _camera(intrinsic=[[50, 0, 40], [100, 0, 80], [0, 0, 1]]), "is not a camera matrix"),
     ("ego_size_nan", _rig(lambda m: m.update(ego={"size": [float("nan"), 2, 2]})), "ego.size[0]: nan is not finite"),
     (
         "ego_size_infinite",

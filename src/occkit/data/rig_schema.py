@@ -97,17 +97,19 @@ class Ego(Table):
     center: numbers(3, Offset) = Field([0.9, 0.0, 0.9], description="the box's centre in the ego frame, metres")
 
 
-def _invertible(K: list[list[float]]) -> list[list[float]]:
+def _camera_matrix(K: list[list[float]]) -> list[list[float]]:
+    """The rule of a camera matrix, for every file that holds one: ``fx s cx / 0 fy cy / 0 0 1``, focal lengths
+    above 0, invertible (a pixel ray is made of each pixel)."""
     from occkit.geometry.transforms import singular_intrinsic
 
-    if singular_intrinsic(K) or K[0][0] <= 0 or K[1][1] <= 0:
-        raise problem(f"{K} is degenerate (singular, or a focal length not > 0: no pixel ray can be made of it)")
+    if singular_intrinsic(K) or K[0][0] <= 0 or K[1][1] <= 0 or K[1][0] != 0 or K[2] != [0.0, 0.0, 1.0]:
+        raise problem(f"{K} is not a camera matrix (fx s cx / 0 fy cy / 0 0 1, fx and fy > 0, invertible)")
     return K
 
 
-#: A camera matrix K: 3 x 3 finite numbers, invertible (a pixel ray is made of each pixel).
+#: A camera matrix K: 3 x 3 finite numbers, ``fx s cx / 0 fy cy / 0 0 1`` and invertible.
 Intrinsic = Annotated[
-    numbers(3, numbers(3, Finite)), AfterValidator(_invertible), Field(description="the 3x3 camera matrix K")
+    numbers(3, numbers(3, Finite)), AfterValidator(_camera_matrix), Field(description="the 3x3 camera matrix K")
 ]
 
 

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BeforeValidator,
     Field,
     ValidationError,
@@ -33,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from occkit.data import rig_schema
 from occkit.data.rig_schema import IMAGE_SIDE_LIMIT, ON_VEHICLE, Pose
 from occkit.schema import Finite, Int, Table, numbers, problem
 
@@ -81,23 +81,15 @@ def _intrinsic_shape(v: Any) -> Any:
     return v
 
 
-def _camera_matrix(K: list[list[float]]) -> list[list[float]]:
-    from occkit.geometry.transforms import singular_intrinsic
-
-    if singular_intrinsic(K) or K[2] != [0.0, 0.0, 1.0] or K[1][0] != 0:
-        raise problem(f"{K} is not a camera matrix (fx s cx / 0 fy cy / 0 0 1, fx and fy not 0)")
-    return K
-
-
 def _text(v: Any) -> str:
     return " ".join(str(v).split())[:60]
 
 
-#: A camera matrix: ``[fx, fy, cx, cy]`` or 3 rows of 3 finite numbers (numbers YAML leaves as text read).
+#: A camera matrix (:data:`occkit.data.rig_schema.Intrinsic`'s rule): ``[fx, fy, cx, cy]`` or 3 rows of 3
+#: finite numbers (numbers YAML leaves as text read).
 Intrinsic = Annotated[
-    numbers(3, numbers(3, Finite)),
+    rig_schema.Intrinsic,
     BeforeValidator(_intrinsic_shape),
-    AfterValidator(_camera_matrix),
     Field(description="[fx, fy, cx, cy] or a 3x3 list of rows"),
 ]
 #: Finite numbers, those YAML leaves as text read.

@@ -94,6 +94,19 @@ def read_stamps(path: str | Path, what: str = "--keyframes") -> list[int]:
     return out
 
 
+def read_yaml(path: Path, where: str, what: str) -> Any:
+    """What the YAML (or JSON, which YAML reads) file ``path``, a ``what`` (``"cameras.yaml"``), holds; a file
+    that is missing, not UTF-8 or not YAML refused in one line (naming ``where``: the option and the file)."""
+    import yaml
+
+    from occkit.fileio import read_utf8_text
+
+    try:
+        return yaml.safe_load(read_utf8_text(path, what, ValueError))
+    except yaml.YAMLError as e:
+        raise ValueError(f"{where}: not YAML or JSON ({str(e).splitlines()[0]})") from None
+
+
 def read_classes(f: str | None) -> tuple[str, ...]:
     """The class table of the point labels: ``--classes FILE`` (a YAML or JSON list of names, or a
     mapping ``{0: name, 1: name, ...}``), else Occ3D's 17 classes (the rig's default table)."""
@@ -101,17 +114,10 @@ def read_classes(f: str | None) -> tuple[str, ...]:
         from occkit.labels import OCC3D_CLASSES, OCC3D_FREE
 
         return tuple(OCC3D_CLASSES[:OCC3D_FREE])
-    import yaml
-
-    from occkit.fileio import read_utf8_text
-
     path = Path(f)
     if not path.is_file():
         raise FileNotFoundError(f"--classes {path}: no such file")
-    try:
-        data = yaml.safe_load(read_utf8_text(path, "--classes", ValueError))
-    except yaml.YAMLError as e:
-        raise ValueError(f"--classes {path}: not YAML or JSON ({str(e).splitlines()[0]})") from None
+    data = read_yaml(path, f"--classes {path}", "--classes")
     if isinstance(data, dict):  # {id: name}, the ids 0..n-1 (JSON's keys are strings: "0")
         ids = {int(k) if isinstance(k, int) or (isinstance(k, str) and k.isdigit()) else -1: v for k, v in data.items()}
         data = [ids[i] for i in range(len(ids))] if set(ids) == set(range(len(data))) else None

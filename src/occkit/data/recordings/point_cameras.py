@@ -214,15 +214,11 @@ def read_cameras(path: Path, T_ego_from_lidar: Any) -> dict[str, dict[str, Any]]
     "image_size" (None: not given)}}``; a camera placed on the LiDAR (``T_lidar_from_cam``) is placed on the
     vehicle by ``T_ego_from_lidar``. Every bad field is said, all in one ``ValueError`` line."""
     import numpy as np
-    import yaml
 
-    from occkit.fileio import read_utf8_text
+    from occkit.data.recordings._shared import read_yaml
     from occkit.schema import problems
 
-    try:
-        data = yaml.safe_load(read_utf8_text(path, "cameras.yaml", ValueError))
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not YAML ({str(e).splitlines()[0]})") from None
+    data = read_yaml(path, str(path), "cameras.yaml")
     if not isinstance(data, dict) or not data:
         raise ValueError(f"{path}: want a mapping of camera name to its fields ({', '.join(FIELDS)}), got {data!r:.60}")
     errs, out = [], {}

@@ -42,15 +42,18 @@ LIDAR_GROUND_Z = -1.84
 
 
 def lidar_frame_format(
-    dataset: type[LidarFrameDataset], *, title: str, summary: str, label_writer: LabelWriter
+    dataset: type[LidarFrameDataset], *, name: str, title: str, summary: str, label_writer: LabelWriter
 ) -> DatasetFormat:
     """The :class:`DatasetFormat` of a nuScenes occupancy labelling in the LiDAR frame read by
     ``dataset``, named after its ``format_name``, of its ``label_grid``, its label files under its
     ``label_dir`` and its ``files`` (the predictions' writer and reader, the duplicate voxels'
-    ``policy``); the synthetic world written in it by
+    ``policy``); ``name`` is said again in the call, as ``occkit VERB --help`` reads it from the module's source
+    without importing it (occkit.help_registries), and must be the class's; the synthetic world written in it by
     :func:`occkit.worlds.driving.lidar_frame_export.write_lidar_frame_layout` under that name; its
     metric is :class:`~occkit.metrics.nusc_occupancy.NuScenesOccupancyMetric` under that name."""
-    name, files, label_dir = dataset.format_name, dataset.files, dataset.label_dir
+    if name != dataset.format_name:
+        raise ValueError(f"lidar_frame_format: name {name!r} is not {dataset.__name__}'s {dataset.format_name!r}")
+    files, label_dir = dataset.files, dataset.label_dir
 
     def detect(root: Path) -> str | None:
         if (root / "annotations.json").is_file() and (root / label_dir).is_dir():

@@ -15,6 +15,7 @@ from occkit.formats._nusc_labels import OPENOCCUPANCY_WRITER
 
 FORMAT = lidar_frame_format(
     OpenOccupancyDataset,
+    name="openoccupancy",
     title="OpenOccupancy (nuScenes-Occupancy)",
     summary=(
         "OpenOccupancy: nuScenes-Occupancy/scene_<scene>/occupancy/<LiDAR token>.npy, (N, 4) z y x class, "

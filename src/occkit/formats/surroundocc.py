@@ -15,6 +15,7 @@ from occkit.formats._nusc_labels import SURROUNDOCC_WRITER
 
 FORMAT = lidar_frame_format(
     SurroundOccDataset,
+    name="surroundocc",
     title="SurroundOcc",
     summary="SurroundOcc: nuscenes_occ/samples/<LiDAR file>.npy, (N, 4) x y z class, 200x200x16 at 0.5 m, LiDAR frame",
     label_writer=SURROUNDOCC_WRITER,

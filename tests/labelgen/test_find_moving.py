@@ -22,13 +22,35 @@ def _cast(dirs: np.ndarray, box_lo: np.ndarray, box_hi: np.ndarray, wall: float 
     return np.minimum(np.minimum(t_wall, t_ground), t_box)
 
 
+def sweep_scene(
+    name: str, clouds: list[tuple[np.ndarray, np.ndarray]], classes: tuple[str, ...], poses: list | None = None
+) -> SceneRecord:
+    """A scene of one LiDAR at the ego's origin (the sensor alone for the ego's box): one sweep a
+    ``(points, labels)`` of ``clouds``, at ``poses`` (at rest when None), 20 Hz, a keyframe every 5, no boxes."""
+    sweeps = [
+        Sweep(
+            token=f"s{i:02d}",
+            timestamp=1_000_000 + 50_000 * i,
+            sensor="L",
+            T_global_from_ego=np.eye(4) if poses is None else poses[i],
+            points=pts.astype(np.float32),
+            labels=lab.astype(np.int64),
+            keyframe=i % 5 == 0,
+        )
+        for i, (pts, lab) in enumerate(clouds)
+    ]
+    rec = SceneRecord(name, sweeps, {"L": np.eye(4)}, classes=classes)
+    rec.ego_size, rec.ego_center = (0.5, 0.5, 0.5), (0.0, 0.0, 0.0)
+    return rec
+
+
 def _scene(n: int = 16) -> SceneRecord:
     """A sensor at rest 1.8 m above the ground before a wall 25 m ahead; a 2 m cube passes 12 m ahead, left
     to right at 8 m/s; sweeps at 20 Hz, a keyframe every 5, no boxes, every return labelled (wall 1, ground 2,
     cube 3)."""
     az, el = np.meshgrid(np.radians(np.arange(-60, 60, 0.25)), np.radians(np.arange(-15, 5, 1.0)))
     dirs = np.c_[(np.cos(el) * np.cos(az)).ravel(), (np.cos(el) * np.sin(az)).ravel(), np.sin(el).ravel()]
-    sweeps = []
+    clouds = []
     for i in range(n):
         y = 6.0 - 8.0 * 0.05 * i
         lo, hi = np.array([11.0, y - 1.0, -1.8]), np.array([13.0, y + 1.0, 0.2])
@@ -37,20 +59,8 @@ def _scene(n: int = 16) -> SceneRecord:
         pts = dirs[ok] * r[ok, None]
         inside = np.all((pts >= lo - 1e-6) & (pts <= hi + 1e-6), axis=1)
         lab = np.where(inside, 3, np.where(pts[:, 2] < -1.79, 2, 1))
-        sweeps.append(
-            Sweep(
-                token=f"s{i:02d}",
-                timestamp=1_000_000 + 50_000 * i,
-                sensor="L",
-                T_global_from_ego=np.eye(4),
-                points=pts.astype(np.float32),
-                labels=lab.astype(np.int64),
-                keyframe=i % 5 == 0,
-            )
-        )
-    rec = SceneRecord("scene", sweeps, {"L": np.eye(4)}, classes=("others", "wall", "ground", "car"))
-    rec.ego_size, rec.ego_center = (0.5, 0.5, 0.5), (0.0, 0.0, 0.0)  # the sensor alone
-    return rec
+        clouds.append((pts, lab))
+    return sweep_scene("scene", clouds, classes=("others", "wall", "ground", "car"))
 
 
 def test_a_range_image_passes_through_a_point_only_where_it_saw_beyond_it():
@@ -91,7 +101,7 @@ def test_a_parked_object_passed_by_a_moving_sensor_is_not_found_moving():
     return of theirs near it): not moving."""
     dirs = _rings(np.linspace(-30.67, 10.67, 32), 0.4)
     lo, hi = np.array([-2.0, 4.0, -1.5]), np.array([2.0, 6.0, 0.0])
-    sweeps = []
+    clouds, poses = [], []
     for i in range(16):
         x = -6.0 + 8.0 * 0.05 * i  # the sensor at 8 m/s along x
         r = _cast(dirs, lo - [x, 0, 0], hi - [x, 0, 0], wall=25.0 - x)  # the wall at x = 25
@@ -101,19 +111,9 @@ def test_a_parked_object_passed_by_a_moving_sensor_is_not_found_moving():
         inside = np.all((world >= lo - 1e-6) & (world <= hi + 1e-6), axis=1)
         T = np.eye(4)
         T[0, 3] = x
-        sweeps.append(
-            Sweep(
-                token=f"s{i:02d}",
-                timestamp=1_000_000 + 50_000 * i,
-                sensor="L",
-                T_global_from_ego=T,
-                points=pts.astype(np.float32),
-                labels=np.where(inside, 3, np.where(pts[:, 2] < -1.79, 2, 1)).astype(np.int64),
-                keyframe=i % 5 == 0,
-            )
-        )
-    rec = SceneRecord("parked", sweeps, {"L": np.eye(4)}, classes=("others", "wall", "ground", "car"))
-    rec.ego_size, rec.ego_center = (0.5, 0.5, 0.5), (0.0, 0.0, 0.0)
+        clouds.append((pts, np.where(inside, 3, np.where(pts[:, 2] < -1.79, 2, 1))))
+        poses.append(T)
+    rec = sweep_scene("parked", clouds, ("others", "wall", "ground", "car"), poses)
     dyn = dynamic_points(rec, MovingSearch())
     box = sum(int((s.labels == 3).sum()) for s in rec.sweeps)
     found = sum(int((d & (s.labels == 3)).sum()) for s, d in zip(rec.sweeps, dyn))
@@ -169,7 +169,7 @@ def test_an_object_driving_away_is_found_in_the_last_sweeps_too():
     sweeps' are not; the wall behind it is never found."""
     dirs = _rings(np.linspace(-30.67, 10.67, 32), 0.3)
     dirs = dirs[np.abs(np.arctan2(dirs[:, 1], dirs[:, 0])) < np.radians(30)]
-    sweeps = []
+    clouds = []
     for i in range(16):
         lo = np.array([8.0 + 8.0 * 0.05 * i, -1.0, -1.5])  # at 8 m/s along the sensor's line of sight
         hi = lo + [4.0, 2.0, 1.7]
@@ -177,24 +177,14 @@ def test_an_object_driving_away_is_found_in_the_last_sweeps_too():
         ok = np.isfinite(r) & (r < 60)
         pts = dirs[ok] * r[ok, None]
         inside = np.all((pts >= lo - 1e-6) & (pts <= hi + 1e-6), axis=1)
-        sweeps.append(
-            Sweep(
-                token=f"s{i:02d}",
-                timestamp=1_000_000 + 50_000 * i,
-                sensor="L",
-                T_global_from_ego=np.eye(4),
-                points=pts.astype(np.float32),
-                labels=np.where(inside, 3, np.where(pts[:, 2] < -1.79, 2, 1)).astype(np.int64),
-                keyframe=i % 5 == 0,
-            )
-        )
-    rec = SceneRecord("away", sweeps, {"L": np.eye(4)}, classes=("others", "wall", "ground", "car"))
-    rec.ego_size, rec.ego_center = (0.5, 0.5, 0.5), (0.0, 0.0, 0.0)
+        clouds.append((pts, np.where(inside, 3, np.where(pts[:, 2] < -1.79, 2, 1))))
+    rec = sweep_scene("away", clouds, classes=("others", "wall", "ground", "car"))
 
     def found(search: MovingSearch) -> tuple[list[float], int]:
         dyn = dynamic_points(rec, search)
-        share = [float((d & (s.labels == 3)).sum()) / max(int((s.labels == 3).sum()), 1) for s, d in zip(sweeps, dyn)]
-        return share, sum(int((d & (s.labels == 1)).sum()) for s, d in zip(sweeps, dyn))
+        pairs = list(zip(rec.sweeps, dyn))
+        share = [float((d & (s.labels == 3)).sum()) / max(int((s.labels == 3).sum()), 1) for s, d in pairs]
+        return share, sum(int((d & (s.labels == 1)).sum()) for s, d in pairs)
 
     carried, wall = found(MovingSearch())
     alone, _ = found(MovingSearch(carry_radius=0.0))

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from test_find_moving import _cast, _rings  # noqa: E402
+from test_find_moving import _cast, _rings, sweep_scene  # noqa: E402
 
-from occkit.data.scene_record import SceneRecord, Sweep
+from occkit.data.scene_record import SceneRecord
 from occkit.labelgen.find_moving import MovingSearch, _track_moves, dynamic_points, moving_objects
 
 BUS, PARKED, WALL = 3, 4, 1
@@ -21,7 +21,7 @@ def _street(n: int = 16) -> SceneRecord:
     was at every other sweep); a car parked 8 m to the right. Sweeps at 20 Hz, no boxes."""
     dirs = _rings(np.linspace(-30.67, 10.67, 32), 0.4)
     park_lo, park_hi = np.array([-2.0, -10.0, -1.5]), np.array([2.0, -8.0, 0.0])
-    sweeps = []
+    clouds = []
     for i in range(n):
         bus_lo = np.array([-6.0 + 3.0 * 0.05 * i, 9.0, -1.5])
         bus_hi = bus_lo + [10.0, 2.5, 2.7]
@@ -31,20 +31,8 @@ def _street(n: int = 16) -> SceneRecord:
         on_bus = np.all((pts >= bus_lo - 1e-6) & (pts <= bus_hi + 1e-6), axis=1)
         parked = np.all((pts >= park_lo - 1e-6) & (pts <= park_hi + 1e-6), axis=1)
         lab = np.where(on_bus, BUS, np.where(parked, PARKED, np.where(pts[:, 2] < -1.79, 2, WALL)))
-        sweeps.append(
-            Sweep(
-                token=f"s{i:02d}",
-                timestamp=1_000_000 + 50_000 * i,
-                sensor="L",
-                T_global_from_ego=np.eye(4),
-                points=pts.astype(np.float32),
-                labels=lab.astype(np.int64),
-                keyframe=i % 5 == 0,
-            )
-        )
-    rec = SceneRecord("street", sweeps, {"L": np.eye(4)}, classes=("others", "wall", "ground", "bus", "car"))
-    rec.ego_size, rec.ego_center = (0.5, 0.5, 0.5), (0.0, 0.0, 0.0)
-    return rec
+        clouds.append((pts, lab))
+    return sweep_scene("street", clouds, classes=("others", "wall", "ground", "bus", "car"))
 
 
 def _share(rec: SceneRecord, dyn: list[np.ndarray], label: int) -> float:

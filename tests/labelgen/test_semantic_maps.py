@@ -84,6 +84,32 @@ def test_a_camera_far_outside_the_grid_and_labels_of_another_shape_are_refused_b
         render_semantic_maps(_scene()[:-1], GRID, FREE, {"A": _camera("A")})
 
 
+def test_a_label_writer_whose_maps_name_a_camera_not_recorded_is_refused_naming_the_format(monkeypatch, tmp_path):
+    """A package's label writer (:attr:`occkit.formats.spec.LabelWriter.camera_maps`) that names a camera the
+    recording lacks, or gives fewer ids than its classes: one line naming the format, nothing written."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import occkit.formats as formats
+    from occkit.formats.spec import CameraMaps, FormatPluginError, FrameLabels
+    from occkit.labelgen.semantic_maps import write_keyframe_maps
+
+    fmt = formats.get_format("occ3d")
+    target = SimpleNamespace(format="occ3d", to_output=(*range(FREE), FREE), grid=GRID)
+    frame = FrameLabels(token="t", scene="s", semantics=_scene())
+    for maps, words in (
+        (CameraMaps(lambda f, cams: {"NOPE": "extras/s/t/NOPE.npz"}), "name cameras the recording lacks: NOPE"),
+        (CameraMaps(lambda f, cams: {c: f"extras/{c}.npz" for c in cams}, ids=(0, 1)), "give 2 ids, fewer than"),
+    ):
+        writer = replace(fmt.writers.label_writer, camera_maps=maps)
+        monkeypatch.setattr(
+            formats, "get_format", lambda name: replace(fmt, writers=replace(fmt.writers, label_writer=writer))
+        )
+        with pytest.raises(FormatPluginError, match=f"format occ3d .*{words}"):
+            write_keyframe_maps(tmp_path, target, {"CAM_FRONT": _camera("CAM_FRONT")}, frame, None, "here")
+        assert not list(tmp_path.rglob("*.npz"))
+
+
 def _run(*argv: str) -> tuple[int, str]:
     from occkit.cli import main
 

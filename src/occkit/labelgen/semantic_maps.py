@@ -147,7 +147,7 @@ def write_keyframe_maps(
     (:attr:`~occkit.formats.spec.LabelWriter.camera_maps`); returns the files written (none for a recording
     without cameras or a format that reads no maps). ``target``: the run's
     :class:`~occkit.labelgen.output.LabelTarget`; ``where`` names the keyframe in errors."""
-    from occkit.formats import get_format
+    from occkit.formats import FormatPluginError, get_format
     from occkit.formats.spec import inside_out
 
     fmt = get_format(target.format)
@@ -155,6 +155,12 @@ def write_keyframe_maps(
     files = spec.files(frame, tuple(cameras)) if spec is not None and cameras else {}
     if not files:
         return ()
+    unknown = [cam for cam in files if cam not in cameras]
+    if unknown:
+        raise FormatPluginError(
+            f"format {fmt.name} ({fmt.source}): its label writer's camera_maps name cameras the recording lacks: "
+            f"{', '.join(unknown)}"
+        )
     for rel in files.values():
         inside_out(out, rel, f"{where}, camera semantic map")
     free = int(target.to_output[-1])
@@ -163,5 +169,10 @@ def write_keyframe_maps(
     maps = render_semantic_maps(frame.semantics, target.grid, free, shown, T_ego_from_grid, ignore)
     if spec.ids is not None:  # into the ids the layout's reader reads (and maps back into its own)
         lut = np.asarray(spec.ids, np.uint8)
+        if len(lut) < fmt.classes.num_classes:
+            raise FormatPluginError(
+                f"format {fmt.name} ({fmt.source}): its label writer's camera_maps.ids give {len(lut)} ids, fewer "
+                f"than its {fmt.classes.num_classes} classes"
+            )
         maps = {cam: lut[m] for cam, m in maps.items()}
     return write_semantic_maps(out, files, maps)

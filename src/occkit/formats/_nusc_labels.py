@@ -154,8 +154,8 @@ def occ3d_files(frame: FrameLabels) -> tuple[str, ...]:
 
 def sensor_data_files(frame: FrameLabels) -> tuple[str, ...]:
     """Where the frame's sensor readings go: its sweep (:attr:`FrameLabels.scan`) at the index's
-    ``lidar_sensor.filename`` (``samples/<LiDAR>/<token>.pcd.bin``, nuScenes' place); none when the frame
-    gives none."""
+    ``lidar_sensor.filename`` (``samples/<LiDAR>/<token>.pcd.bin``, nuScenes' place), where every layout of
+    the family reads it (:meth:`occkit.data.occ3d.Occ3DDataset.index_lidar`); none when the frame gives none."""
     if frame.scan is None:
         return ()
     rel = (frame.record.get("lidar_sensor") or {}).get("filename")
@@ -175,14 +175,17 @@ def _write_sensor_data(out: Path, frame: FrameLabels) -> None:
 
 
 def surroundocc_files(frame: FrameLabels) -> tuple[str, ...]:
-    """SurroundOcc: ``nuscenes_occ/samples/<LiDAR file name>.npy``."""
+    """SurroundOcc: ``nuscenes_occ/samples/<LiDAR file name>.npy``, and the keyframe's LiDAR sweep at that
+    ``lidar_sensor.filename`` where the frame gives it (:func:`sensor_data_files`, as Occ3D's)."""
     from occkit.data.surroundocc import LABEL_DIR, label_file_name
 
-    return (f"{LABEL_DIR}/{label_file_name(_lidar_field(frame, 'filename', 'SurroundOcc'))}",)
+    label = f"{LABEL_DIR}/{label_file_name(_lidar_field(frame, 'filename', 'SurroundOcc'))}"
+    return (label, *sensor_data_files(frame))
 
 
 def openoccupancy_files(frame: FrameLabels) -> tuple[str, ...]:
-    """OpenOccupancy: ``nuScenes-Occupancy/scene_<scene token>/occupancy/<LiDAR token>.npy``."""
+    """OpenOccupancy: ``nuScenes-Occupancy/scene_<scene token>/occupancy/<LiDAR token>.npy``, and the
+    keyframe's LiDAR sweep at its ``lidar_sensor.filename`` where the frame gives it (:func:`sensor_data_files`)."""
     from occkit.data.openoccupancy import label_rel_path
 
     scene_token = frame.record.get("scene_token")
@@ -191,7 +194,7 @@ def openoccupancy_files(frame: FrameLabels) -> tuple[str, ...]:
             f"frame {frame.token}: OpenOccupancy names its label folders by the nuScenes scene token, and the "
             f"source's annotations have no scene_token: {_need(frame.token, 'scene_token')}"
         )
-    return (label_rel_path(str(scene_token), _lidar_field(frame, "token", "OpenOccupancy")),)
+    return (label_rel_path(str(scene_token), _lidar_field(frame, "token", "OpenOccupancy")), *sensor_data_files(frame))
 
 
 _link = link_inside
@@ -236,6 +239,7 @@ def write_surroundocc(out: Path, frame: FrameLabels) -> None:
     from occkit.data.surroundocc import write_surroundocc_label
 
     write_surroundocc_label(out / surroundocc_files(frame)[0], frame.semantics)
+    _write_sensor_data(out, frame)
     _link_sensors(out, frame)
 
 
@@ -243,6 +247,7 @@ def write_openoccupancy(out: Path, frame: FrameLabels) -> None:
     from occkit.data.openoccupancy import write_openoccupancy_label
 
     write_openoccupancy_label(out / openoccupancy_files(frame)[0], frame.semantics)
+    _write_sensor_data(out, frame)
     _link_sensors(out, frame)
 
 
@@ -334,5 +339,5 @@ def _writer(
 
 
 OCC3D_WRITER = _writer(occ3d_files, write_occ3d, "gt_path", ("mask_lidar", "mask_camera"), ("lidar",))
-SURROUNDOCC_WRITER = _writer(surroundocc_files, write_surroundocc, None, (), map_ids=_nusc_occ_to_occ3d())
-OPENOCCUPANCY_WRITER = _writer(openoccupancy_files, write_openoccupancy, None, (), map_ids=_nusc_occ_to_occ3d())
+SURROUNDOCC_WRITER = _writer(surroundocc_files, write_surroundocc, None, (), ("lidar",), _nusc_occ_to_occ3d())
+OPENOCCUPANCY_WRITER = _writer(openoccupancy_files, write_openoccupancy, None, (), ("lidar",), _nusc_occ_to_occ3d())

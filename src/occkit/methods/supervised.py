@@ -387,8 +387,8 @@ def unfed_losses(cfg: Any, sample: Any) -> list[str]:
     if sup.semantic_2d_weight > 0 and sample.semantics_2d is None:
         out.append(
             f"supervised.semantic_2d_weight={sup.semantic_2d_weight:g}: frame {sample.token} has no 2D semantic maps "
-            "(the synthetic extras' per-camera semantics, with data.load_extras: true), so loss_sem2d is 0 at every "
-            "step: set supervised.semantic_2d_weight=0, or train on frames that have them"
+            "(data.load_extras: true reads the synthetic world's extras and the maps occkit label renders), so "
+            "loss_sem2d is 0 at every step: set supervised.semantic_2d_weight=0, or train on frames that have them"
         )
     return out
 

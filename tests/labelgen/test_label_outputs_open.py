@@ -230,3 +230,43 @@ def test_labels_of_a_recording_with_cameras_carry_each_cameras_map_as_the_layout
         maps = [f for f in files if "/extras/" in f or f.startswith("extras/")]
         assert len(maps) == len(cams) and all((lab / f).is_file() for f in maps)
     assert fmt.open_split(lab, "all", load_extras=False)[0].semantics_2d is None
+
+
+@pytest.mark.parametrize("to", ("surroundocc", "openoccupancy"))
+def test_the_lidar_frame_layouts_carry_each_keyframes_sweep_which_feeds_the_depth_targets(
+    rig, labels, with_cameras, to, one_torch_thread
+):
+    """Each keyframe's LiDAR sweep is written where the index's ``lidar_sensor.filename`` names it (a nuScenes
+    ``.pcd.bin``, among the keyframe's files a rerun checks), and the reader gives it (``load_extras``) as
+    ``Sample.lidar``: the recording's keyframe sweep in the LiDAR frame (these layouts' "ego" frame), from
+    which the depth targets of ``depth_source: depth_map_or_lidar`` are projected into each camera. The labels
+    of the recording without cameras carry it too."""
+    import torch
+
+    from occkit.data.recordings.registry import open_recording
+    from occkit.fileio import read_json
+    from occkit.formats import get_format
+    from occkit.losses.depth import lidar_depth_targets
+
+    fmt = get_format(to)
+    for lab, world in ((with_cameras[to], rig.parent / "w"), (labels[to], rig)):
+        rec = open_recording(world, None, {}).read_scene("scene-0000")
+        ds = fmt.open_split(lab, "all", load_extras=True, load_images=False)
+        state = read_json(lab / ".label" / "scenes" / "scene-0000.json")["infos"]
+        assert len(ds) == len(rec.keyframes) == 2
+        for k in rec.keyframes:
+            sweep = rec.sweeps[k]
+            s = ds[ds.index_of(sweep.token)]
+            rel = ds.info(sweep.token)["lidar_sensor"]["filename"]
+            assert rel in state[sweep.token]["files"] and (lab / rel).is_file() and not (lab / rel).is_symlink()
+            assert s.lidar is not None and s.lidar.shape == (len(sweep.points), 4)
+            np.testing.assert_array_equal(s.lidar[:, :3].numpy(), np.asarray(sweep.points, np.float32))
+            want = np.zeros(len(sweep.points)) if sweep.intensity is None else np.asarray(sweep.intensity)
+            np.testing.assert_allclose(s.lidar[:, 3].numpy(), want, atol=1e-6)
+            if not s.cam_names:  # the recording without cameras: nothing to project into
+                continue
+            hw = tuple(rec.cameras[s.cam_names[0]].image_size)
+            targets = lidar_depth_targets(s.lidar, s.intrinsics, s.T_ego_from_cam, hw, 8, (1.0, 50.0, 1.0))
+            assert targets.shape[0] == len(s.cam_names) == len(rec.cameras)
+            assert all((t >= 0).any() for t in targets), f"{to}: a camera with no depth target"
+        assert fmt.open_split(lab, "all", load_extras=False)[0].lidar is None

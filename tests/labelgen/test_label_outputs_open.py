@@ -241,7 +241,6 @@ def test_the_lidar_frame_layouts_carry_each_keyframes_sweep_which_feeds_the_dept
     ``Sample.lidar``: the recording's keyframe sweep in the LiDAR frame (these layouts' "ego" frame), from
     which the depth targets of ``depth_source: depth_map_or_lidar`` are projected into each camera. The labels
     of the recording without cameras carry it too."""
-    import torch
 
     from occkit.data.recordings.registry import open_recording
     from occkit.fileio import read_json

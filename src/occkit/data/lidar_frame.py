@@ -9,7 +9,8 @@ schema (:mod:`occkit.data.occ3d`) with, per frame, the LiDAR the labels are in::
 
     lidar_sensor: {extrinsic: {translation, rotation} (LiDAR -> ego),
                    token: <the LIDAR_TOP sample_data token>,
-                   filename: "samples/LIDAR_TOP/<name>.pcd.bin"}
+                   filename: "samples/LIDAR_TOP/<name>.pcd.bin"}   (occkit label writes the keyframe's
+                                                            sweep there: the Sample's lidar, load_extras)
     scene_token: <the nuScenes scene token>               (OpenOccupancy's folder names)
     occ_path: <label file, relative to the root>          (optional: overrides the layout's rule)
 

@@ -1,7 +1,8 @@
 """A frame's own LiDAR sweep reaches the label writers as one array, :attr:`FrameLabels.scan` ((N, 4) float32 x y
-z intensity in the LiDAR's frame), from which each layout writes its own files: Occ3D a nuScenes ``.pcd.bin``
-((N, 5), ring 0), the KITTI layouts their velodyne scans. The first form of 0.2.0, ``FrameLabels.sensor_data``
-(``{"lidar": (N, 5) rows}``), is still taken and answered until 0.3.0, with one warning naming the caller."""
+z intensity in the LiDAR's frame), from which each layout writes its own files: the nuScenes family (Occ3D,
+SurroundOcc, OpenOccupancy) a nuScenes ``.pcd.bin`` ((N, 5), ring 0), the KITTI layouts their velodyne scans.
+The first form of 0.2.0, ``FrameLabels.sensor_data`` (``{"lidar": (N, 5) rows}``), is still taken and answered
+until 0.3.0, with one warning naming the caller."""
 
 from __future__ import annotations
 
@@ -36,16 +37,18 @@ def _frame(scan: np.ndarray | None, family: str) -> FrameLabels:
 
 def test_each_layout_writes_the_one_scan_its_own_way(tmp_path):
     from occkit.formats._kitti_labels import KITTI360_WRITER, SEMANTICKITTI_WRITER
-    from occkit.formats._nusc_labels import OCC3D_WRITER, SURROUNDOCC_WRITER
+    from occkit.formats._nusc_labels import OCC3D_WRITER, OPENOCCUPANCY_WRITER, SURROUNDOCC_WRITER
 
     scan = _scan()
     assert "lidar" in OCC3D_WRITER.sensor_data and "lidar" in SEMANTICKITTI_WRITER.sensor_data
-    assert "lidar" in KITTI360_WRITER.sensor_data and "lidar" not in SURROUNDOCC_WRITER.sensor_data
+    assert "lidar" in KITTI360_WRITER.sensor_data and "lidar" in SURROUNDOCC_WRITER.sensor_data
+    assert "lidar" in OPENOCCUPANCY_WRITER.sensor_data
     frame = _frame(scan, "nuscenes")
-    assert OCC3D_WRITER.files(frame)[1] == "samples/LIDAR_TOP/t0.pcd.bin"
-    OCC3D_WRITER.write(tmp_path / "occ3d", frame)
-    rows = np.fromfile(tmp_path / "occ3d" / "samples/LIDAR_TOP/t0.pcd.bin", np.float32).reshape(-1, 5)
-    assert np.array_equal(rows[:, :4], scan) and not rows[:, 4].any()  # nuScenes' rows, ring 0
+    for name, writer in (("occ3d", OCC3D_WRITER), ("surroundocc", SURROUNDOCC_WRITER)):  # the nuScenes family
+        assert writer.files(frame)[1] == "samples/LIDAR_TOP/t0.pcd.bin"
+        writer.write(tmp_path / name, frame)
+        rows = np.fromfile(tmp_path / name / "samples/LIDAR_TOP/t0.pcd.bin", np.float32).reshape(-1, 5)
+        assert np.array_equal(rows[:, :4], scan) and not rows[:, 4].any()  # nuScenes' rows, ring 0
     for writer, rel in ((SEMANTICKITTI_WRITER, "sequences/00/velodyne/000004.bin"),
                         (KITTI360_WRITER, "data_3d_raw/00/velodyne_points/data/0000000004.bin")):  # fmt: skip
         frame = _frame(scan, "kitti")
@@ -53,6 +56,7 @@ def test_each_layout_writes_the_one_scan_its_own_way(tmp_path):
         writer.write(tmp_path / rel.split("/")[0], frame)
         assert np.array_equal(np.fromfile(tmp_path / rel.split("/")[0] / rel, "<f4").reshape(-1, 4), scan)
     assert OCC3D_WRITER.files(_frame(None, "nuscenes")) == ("gts/scene-0/t0/labels.npz",)  # no scan, no file
+    assert len(SURROUNDOCC_WRITER.files(_frame(None, "nuscenes"))) == 1
     assert not any("velodyne" in f for f in SEMANTICKITTI_WRITER.files(_frame(None, "kitti")))
 
 

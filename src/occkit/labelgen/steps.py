@@ -476,10 +476,17 @@ def hull_voxels(
     if (i1 <= i0).any():
         return np.zeros(0, np.int64)
     idx = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(i0, i1)], indexing="ij"), -1).reshape(-1, 3)
+    R, t, n, d = T_box_from_grid[:3, :3], T_box_from_grid[:3, 3], hull.planes[:, :3], hull.planes[:, 3]
+    # a voxel whose lattice lies wholly beyond a facet, or wholly inside every facet, is decided by its centre (the
+    # planes' normals are unit, the frame change rigid; a micrometre of margin): only the others are sampled
+    reach = float(np.linalg.norm(vs * (0.5 - 0.5 / samples))) + 1e-6
+    beyond = ((lo + (idx + 0.5) * vs) @ R.T + t) @ n.T + d
+    share_in = (beyond.max(1) <= -reach).astype(np.float64)
+    edge = np.flatnonzero((beyond.max(1) <= reach) & (share_in == 0))
     off = (np.arange(samples) + 0.5) / samples
     sub = np.stack(np.meshgrid(off, off, off, indexing="ij"), -1).reshape(-1, 3)
-    pts = (lo + (idx[:, None, :] + sub[None]) * vs).reshape(-1, 3)
-    q = pts @ T_box_from_grid[:3, :3].T + T_box_from_grid[:3, 3]
-    inside = (q @ hull.planes[:, :3].T + hull.planes[:, 3] <= 1e-9).all(1).reshape(len(idx), len(sub))
-    idx = idx[inside.mean(1) > share]
+    pts = (lo + (idx[edge, None, :] + sub[None]) * vs).reshape(-1, 3)
+    inside = ((pts @ R.T + t) @ n.T + d <= 1e-9).all(1).reshape(len(edge), len(sub))
+    share_in[edge] = inside.mean(1)
+    idx = idx[share_in > share]
     return (idx[:, 0] * shape[1] + idx[:, 1]) * shape[2] + idx[:, 2]

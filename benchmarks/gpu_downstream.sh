@@ -41,7 +41,13 @@ timed() {  # timed NAME CMD...: runs CMD under what is left of the hard stop; it
 : >"$OUT/times.txt"
 {
   echo "gpu_downstream: $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(hostname), device ${DS_DEVICE:-cuda}"
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -2
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -2
+    # the GPU's load every 10 s: whether the six runs wait for it or for their loaders
+    nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 10 >"$OUT/gpu_util.csv" 2>&1 &
+    SMI=$!
+  fi
+  echo "$(nproc) CPU cores"
   if [ -d .gpucarry ]; then
     timed unpack "$PY" benchmarks/gpu_carry.py --unpack .gpucarry --into "$SITE"
   else
@@ -50,7 +56,7 @@ timed() {  # timed NAME CMD...: runs CMD under what is left of the hard stop; it
   COMMIT=$(cat .gpucarry/COMMIT 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
   echo "commit $COMMIT"
   export PYTHONPATH="src:$SITE${PYTHONPATH:+:$PYTHONPATH}"
-  rm -rf "$ROOT/W" "$ROOT/L"
+  rm -rf "$ROOT/W" "$ROOT/L" "$ROOT/runs"  # a fresh world: runs trained on an earlier one are not resumed
   mkdir -p "$ROOT"
   # shellcheck disable=SC2086  # DS_IMAGE is two numbers
   timed synth "$PY" -m occkit synth --out "$ROOT/W" --scenes "${DS_SCENES:-10}" --frames "${DS_FRAMES:-8}" \
@@ -68,6 +74,7 @@ timed() {  # timed NAME CMD...: runs CMD under what is left of the hard stop; it
         --set "train.device=${DS_DEVICE:-cuda}" "data.workers=${DS_LOADERS:-2}" "train.tensorboard=false"
     }
   echo "gpu_downstream: exit code $? after $(($(date +%s) - START)) s"
+  [ -n "${SMI:-}" ] && kill "$SMI"
 } 2>&1 | tee "$OUT/downstream.log"
 # What the study wrote that is small: its JSON, each run's settings and scores, the logs' last lines.
 if [ -d "$ROOT/runs" ]; then
